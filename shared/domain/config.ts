@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { type BaseE8, type Ppm, parseBase, parsePpm, parseQuote, type QuoteE6 } from './units.ts';
+
+/**
+ * One typed, validated configuration for every rule of the risk model. Inputs are decimal strings
+ * (amounts in quote units, sizes in base units, rates as fractions: "0.005" = 0.5 %), parsed into exact
+ * integers. Unknown keys are errors (a misspelt key must not silently fall back to a default).
+ */
+
+const rate = (what: string, max = '1') =>
+  z.string().transform((s, ctx) => {
+    try {
+      const v = parsePpm(s, what);
+      if (v > parsePpm(max)) throw new Error(`${what}: must be at most ${max}`);
+      return v;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+const quote = (what: string) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return parseQuote(s, what);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+const baseSize = (what: string) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return parseBase(s, what);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+const seconds = z.number().int().positive();
+
+export const marketConfigSchema = z.strictObject({
+  symbol: z.string().regex(/^[A-Z0-9]{2,10}-[A-Z]{3,5}$/, 'symbol like ETH-USD'),
+  /** m: maintenance margin rate (Hyperliquid: half the initial margin at max leverage; dYdX ETH 3 %). */
+  maintenanceMargin: rate('maintenanceMargin', '0.5'),
+  /** Initial margin rate: partial liquidation closes until the remainder is back above it. */
+  initialMargin: rate('initialMargin', '1'),
+  /** Fee on the liquidated notional, paid to the insurance fund (Binance 1.25 % at low tiers, dYdX 1.5 % cap). */
+  liquidationFee: rate('liquidationFee', '0.1'),
+  /** Worst acceptable fill versus the mark for the market layer (dYdX's fillable price widens with insolvency). */
+  slippageBound: rate('slippageBound', '0.5'),
+  /** Largest share of a position closed per step (dYdX 10 %/block, Hyperliquid 20 % slices, Aave 50 %). */
+  maxCloseShare: rate('maxCloseShare', '1'),
+  /** Smallest notional worth a slice (dYdX 1,000 USDC). */
+  minSliceNotional: quote('minSliceNotional'),
+  /** A remainder below this size is closed in full rather than left as dust (Aave v3.3, Maker chost). */
+  dustSize: baseSize('dustSize'),
+  /** Positions above this notional are liquidated in slices (Hyperliquid: 100k USDC). */
+  sliceAboveNotional: quote('sliceAboveNotional'),
+  /** A tick further than this from the last accepted mark trips the circuit breaker (Drift: 10 %). */
+  priceBand: rate('priceBand', '1'),
+  /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
+  indexBand: rate('indexBand', '1'),
+  /** Ticks older than this are stale (Drift: about 60 s). */
+  maxTickAgeSeconds: seconds,
+  /** Ticks this far in the future are refused (clock skew). */
+  maxClockSkewSeconds: seconds,
+});
+
+export const auctionConfigSchema = z.strictObject({
+  /** Start price = mark * buf for a sell-side lot (Maker: 1.2-1.3); a buy-side lot starts at mark / buf. */
+  buf: rate('buf', '10'),
+  curve: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('stairstep'), cut: rate('cut', '1'), stepSeconds: seconds }),
+    z.strictObject({ kind: z.literal('linear'), tauSeconds: seconds }),
+  ]),
+  /** Reset when the auction is older than tail (Maker: 90-140 min). */
+  tailSeconds: seconds,
+  /** Reset when price / top falls below cusp (Maker: 0.4). */
+  cusp: rate('cusp', '1'),
+  /** Liquidation penalty (Maker chop 13 %): the auction never collects more than debt + penalty. */
+  penalty: rate('penalty', '1'),
+  /** The auction's floor as a share of the mark: no fill below it, ever (never a zero-price fill). */
+  floor: rate('floor', '1'),
+  /** Resets before the remainder goes to the fund. */
+  maxResets: z.number().int().min(0).max(100),
+});
+
+export const insuranceConfigSchema = z.strictObject({
+  /** Most the fund may pay out within one window (dYdX: 1M USDC per block). */
+  drawCapPerWindow: quote('drawCapPerWindow'),
+  windowSeconds: seconds,
+  /** Balance the fund never goes below (zero at least). */
+  floor: quote('floor'),
+});
+
+export const riskConfigSchema = z.strictObject({
+  markets: z.array(marketConfigSchema).min(1),
+  auction: auctionConfigSchema,
+  insurance: insuranceConfigSchema,
+});
+
+export type MarketConfig = z.output<typeof marketConfigSchema>;
+export type AuctionConfig = z.output<typeof auctionConfigSchema>;
+export type InsuranceConfig = z.output<typeof insuranceConfigSchema>;
+export type RiskConfig = z.output<typeof riskConfigSchema>;
+export type RiskConfigInput = z.input<typeof riskConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const marketDefaults = {
+  maintenanceMargin: '0.025',
+  initialMargin: '0.05',
+  liquidationFee: '0.01',
+  slippageBound: '0.03',
+  maxCloseShare: '0.25',
+  minSliceNotional: '1000',
+  sliceAboveNotional: '100000',
+  priceBand: '0.15',
+  indexBand: '0.10',
+  maxTickAgeSeconds: 60,
+  maxClockSkewSeconds: 5,
+} as const;
+
+/** Defaults drawn from the reference systems (see docs in each field above). */
+export const DEFAULT_RISK_CONFIG_INPUT: RiskConfigInput = {
+  markets: [
+    { symbol: 'ETH-USD', dustSize: '0.001', ...marketDefaults },
+    { symbol: 'BTC-USD', dustSize: '0.0001', ...marketDefaults },
+  ],
+  auction: {
+    buf: '1.02',
+    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 90 },
+    tailSeconds: 3600,
+    cusp: '0.6',
+    penalty: '0.13',
+    floor: '0.5',
+    maxResets: 2,
+  },
+  insurance: { drawCapPerWindow: '1000000', windowSeconds: 3600, floor: '0' },
+};
+
+/** Validates a configuration; throws ConfigError listing every problem with its path. */
+export function parseRiskConfig(input: unknown): RiskConfig {
+  const result = riskConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid risk config: ${problems.join('; ')}`);
+  }
+  const config = result.data;
+  const symbols = new Set<string>();
+  for (const m of config.markets) {
+    if (symbols.has(m.symbol))
+      throw new ConfigError(`invalid risk config: market ${m.symbol} is listed twice`);
+    symbols.add(m.symbol);
+    if (m.maintenanceMargin <= 0n) throw new ConfigError(`${m.symbol}: maintenanceMargin must be > 0`);
+    if (m.initialMargin <= m.maintenanceMargin) {
+      throw new ConfigError(`${m.symbol}: initialMargin must be greater than maintenanceMargin`);
+    }
+    if (m.maxCloseShare <= 0n) throw new ConfigError(`${m.symbol}: maxCloseShare must be > 0`);
+  }
+  return config;
+}
+
+export const DEFAULT_RISK_CONFIG: RiskConfig = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);
+
+export function marketConfig(config: RiskConfig, symbol: string): MarketConfig {
+  const market = config.markets.find((m) => m.symbol === symbol);
+  if (!market) throw new ConfigError(`unknown market ${symbol}`);
+  return market;
+}
+
+/** Max leverage a market allows: 1 / initial margin, rounded down. */
+export const maxLeverage = (m: MarketConfig): bigint => 1_000_000n / m.initialMargin;
+
+export type { BaseE8, Ppm, QuoteE6 };

@@ -1,0 +1,50 @@
+import type { BaseE8, PriceE8, QuoteE6 } from './units.ts';
+
+/** The core records of the backstop. Units are in the types (see units.ts). */
+
+export type Side = 'LONG' | 'SHORT';
+
+/** OPEN positions are in the liquidation-price index; LIQUIDATING and CLOSED ones are not. */
+export type PositionState = 'OPEN' | 'LIQUIDATING' | 'CLOSED';
+
+export interface Position {
+  readonly id: string;
+  readonly traderId: string;
+  readonly symbol: string;
+  readonly side: Side;
+  /** Open size, always > 0 while OPEN or LIQUIDATING. */
+  readonly size: BaseE8;
+  readonly entryPrice: PriceE8;
+  /** Isolated margin posted for this position (realized PnL of partial closes flows into it). */
+  readonly collateral: QuoteE6;
+  readonly state: PositionState;
+  /** Optimistic-concurrency version: every write is conditional on it. */
+  readonly version: number;
+}
+
+export interface Fill {
+  readonly price: PriceE8;
+  readonly size: BaseE8;
+}
+
+/** Terminal states of a liquidation: exactly one is reached, once. */
+export const TERMINAL_STATES = [
+  'SETTLED_MARKET',
+  'SETTLED_AUCTION',
+  'SETTLED_INSURANCE',
+  'SETTLED_ADL',
+  'CANCELLED',
+] as const;
+export type TerminalState = (typeof TERMINAL_STATES)[number];
+
+/**
+ * A liquidation moves forward only: QUEUED -> MARKET_EXECUTED -> (AUCTION ->) terminal.
+ * Every transition is a conditional write on the previous state, so a redelivered message resumes.
+ */
+export type LiquidationState = 'QUEUED' | 'MARKET_EXECUTED' | 'AUCTION' | 'SETTLING' | TerminalState;
+
+export const isTerminal = (state: LiquidationState): state is TerminalState =>
+  (TERMINAL_STATES as readonly string[]).includes(state);
+
+/** The layer that settled (part of) a liquidation; ordered as the waterfall runs. */
+export type Layer = 'market' | 'auction' | 'insurance' | 'adl';

@@ -1,0 +1,162 @@
+/**
+ * Exact fixed-point units. Every amount that moves money is a bigint scaled by a power of ten that is
+ * defined here once; the type alias names the unit so a signature reads like `collateral: QuoteE6`.
+ *
+ *   QuoteE6  quote currency (USD) in 1e-6 units        1 USD        = 1_000_000n
+ *   BaseE8   base size (ETH, BTC) in 1e-8 units        1 ETH        = 100_000_000n
+ *   PriceE8  quote per base in 1e-8 units              1520.5 USD   = 152_050_000_000n
+ *   Ppm      dimensionless rate in 1e-6 (parts/mill.)  0.5 %        = 5_000n
+ *   Bps      dimensionless rate in 1e-4 (basis points) 0.5 %        = 50n
+ *
+ * size(BaseE8) * price(PriceE8) is in 1e-16 quote; dividing by NOTIONAL_TO_QUOTE (1e10) gives QuoteE6.
+ * Every division names its rounding; callers choose the direction that favours the insurance fund.
+ */
+
+export type QuoteE6 = bigint;
+export type BaseE8 = bigint;
+export type PriceE8 = bigint;
+export type Ppm = bigint;
+export type Bps = bigint;
+
+export const QUOTE_DECIMALS = 6;
+export const BASE_DECIMALS = 8;
+export const PRICE_DECIMALS = 8;
+export const PPM_DECIMALS = 6;
+export const BPS_DECIMALS = 4;
+
+export const QUOTE_SCALE = 10n ** 6n;
+export const BASE_SCALE = 10n ** 8n;
+export const PRICE_SCALE = 10n ** 8n;
+export const PPM_SCALE = 10n ** 6n;
+export const BPS_SCALE = 10n ** 4n;
+/** size(1e-8) * price(1e-8) = 1e-16 quote; / 1e10 = 1e-6 quote. */
+export const NOTIONAL_TO_QUOTE = (BASE_SCALE * PRICE_SCALE) / QUOTE_SCALE;
+
+export type Rounding = 'floor' | 'ceil';
+
+export class UnitError extends Error {
+  override readonly name = 'UnitError';
+}
+
+/** Integer division with an explicit rounding direction (toward -inf or +inf), valid for any signs. */
+export function div(numerator: bigint, denominator: bigint, rounding: Rounding): bigint {
+  if (denominator === 0n) throw new UnitError('units/division-by-zero');
+  let q = numerator / denominator;
+  const r = numerator % denominator;
+  if (r !== 0n) {
+    const negative = numerator < 0n !== denominator < 0n;
+    if (rounding === 'floor' && negative) q -= 1n;
+    if (rounding === 'ceil' && !negative) q += 1n;
+  }
+  return q;
+}
+
+/** a * b / d with one rounding at the end (no intermediate loss). */
+export function mulDiv(a: bigint, b: bigint, d: bigint, rounding: Rounding): bigint {
+  return div(a * b, d, rounding);
+}
+
+/** Quote value of size * price, rounded as asked. */
+export function notionalQuote(size: BaseE8, price: PriceE8, rounding: Rounding): QuoteE6 {
+  return div(size * price, NOTIONAL_TO_QUOTE, rounding);
+}
+
+/** amount * rate, rate in ppm. */
+export function applyPpm(amount: bigint, rate: Ppm, rounding: Rounding): bigint {
+  return div(amount * rate, PPM_SCALE, rounding);
+}
+
+/** amount * rate, rate in bps. */
+export function applyBps(amount: bigint, rate: Bps, rounding: Rounding): bigint {
+  return div(amount * rate, BPS_SCALE, rounding);
+}
+
+export const minBig = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+export const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+export const absBig = (a: bigint): bigint => (a < 0n ? -a : a);
+
+export interface ParseOptions {
+  /** Refuse negative values (default true: most amounts are non-negative). */
+  readonly allowNegative?: boolean;
+  /** Refuse zero. */
+  readonly positive?: boolean;
+  /** Round extra decimals instead of refusing them (off by default: extra precision is an input error). */
+  readonly rounding?: Rounding;
+}
+
+const DECIMAL = /^([+-])?(\d+)(?:\.(\d+))?$/;
+const MAX_INPUT_LENGTH = 80;
+
+/**
+ * Parses a plain decimal string ("1520.5", "-0.25") into a scaled integer.
+ * Refuses NaN, Infinity, exponent notation, empty strings, separators and more decimals than the unit has.
+ */
+export function parseDecimal(
+  input: string,
+  decimals: number,
+  what: string,
+  options: ParseOptions = {},
+): bigint {
+  if (typeof input !== 'string')
+    throw new UnitError(`${what}: expected a decimal string, got ${typeof input}`);
+  const text = input.trim();
+  if (text.length === 0) throw new UnitError(`${what}: empty value`);
+  if (text.length > MAX_INPUT_LENGTH)
+    throw new UnitError(`${what}: value longer than ${MAX_INPUT_LENGTH} characters`);
+  if (/^[+-]?(nan|inf|infinity)$/i.test(text))
+    throw new UnitError(`${what}: "${text}" is not a finite number`);
+  if (/e/i.test(text)) throw new UnitError(`${what}: exponent notation is not supported ("${text}")`);
+  const match = DECIMAL.exec(text);
+  if (!match) throw new UnitError(`${what}: "${text}" is not a plain decimal number`);
+  const [, sign, whole = '0', fraction = ''] = match;
+  let scaled: bigint;
+  if (fraction.length > decimals) {
+    if (!options.rounding) {
+      throw new UnitError(`${what}: "${text}" has ${fraction.length} decimals, at most ${decimals} allowed`);
+    }
+    const exact = BigInt(whole + fraction);
+    scaled = div(
+      exact,
+      10n ** BigInt(fraction.length - decimals),
+      sign === '-' ? flip(options.rounding) : options.rounding,
+    );
+  } else {
+    scaled = BigInt(whole + fraction.padEnd(decimals, '0'));
+  }
+  if (sign === '-') scaled = -scaled;
+  if (scaled < 0n && !options.allowNegative) throw new UnitError(`${what}: must not be negative ("${text}")`);
+  if (scaled === 0n && options.positive)
+    throw new UnitError(`${what}: must be greater than zero ("${text}")`);
+  return scaled;
+}
+
+const flip = (r: Rounding): Rounding => (r === 'floor' ? 'ceil' : 'floor');
+
+/** Formats a scaled integer as a decimal string without trailing zeros ("1520.5", "-0.25", "0"). */
+export function formatDecimal(value: bigint, decimals: number): string {
+  const negative = value < 0n;
+  const digits = (negative ? -value : value).toString().padStart(decimals + 1, '0');
+  const whole = digits.slice(0, digits.length - decimals);
+  const fraction = digits.slice(digits.length - decimals).replace(/0+$/, '');
+  return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
+}
+
+export const parseQuote = (s: string, what = 'quote amount', o?: ParseOptions): QuoteE6 =>
+  parseDecimal(s, QUOTE_DECIMALS, what, o);
+export const parseBase = (s: string, what = 'base size', o?: ParseOptions): BaseE8 =>
+  parseDecimal(s, BASE_DECIMALS, what, o);
+export const parsePrice = (s: string, what = 'price', o?: ParseOptions): PriceE8 =>
+  parseDecimal(s, PRICE_DECIMALS, what, { positive: true, ...o });
+export const parsePpm = (s: string, what = 'rate', o?: ParseOptions): Ppm =>
+  parseDecimal(s, PPM_DECIMALS, what, o);
+
+export const formatQuote = (v: QuoteE6): string => formatDecimal(v, QUOTE_DECIMALS);
+export const formatBase = (v: BaseE8): string => formatDecimal(v, BASE_DECIMALS);
+export const formatPrice = (v: PriceE8): string => formatDecimal(v, PRICE_DECIMALS);
+export const formatPpm = (v: Ppm): string => formatDecimal(v, PPM_DECIMALS);
+
+/** Shorthands for tests and defaults: usd('1520.5'), base('0.1'), price('195'). */
+export const usd = (s: string): QuoteE6 => parseQuote(s, 'usd', { allowNegative: true });
+export const base = (s: string): BaseE8 => parseBase(s);
+export const price = (s: string): PriceE8 => parsePrice(s);
+export const ppm = (s: string): Ppm => parsePpm(s);

@@ -1,0 +1,295 @@
+import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
+import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
+
+/**
+ * Ports: what the services need from the outside world. Two families of adapters implement them, the AWS
+ * adapters (DynamoDB, SQS, EventBridge) and the embedded in-process adapters (crash replay, fast tests), and
+ * both pass the same contract suite (test/contract), so their semantics cannot drift.
+ *
+ * Conventions:
+ * - Every state change is conditional. A failed condition throws ConditionFailedError; the caller decides
+ *   whether that means "someone else did it" (idempotent skip) or a real conflict.
+ * - Transient faults (throttling, timeouts) throw anything else and end in a retry.
+ */
+
+export class ConditionFailedError extends Error {
+  override readonly name = 'ConditionFailedError';
+}
+
+/** A deliberate process death injected by tests between two side effects (see CrashHook). */
+export class InjectedCrash extends Error {
+  override readonly name = 'InjectedCrash';
+}
+
+/** Called by adapters right after each side effect; tests throw InjectedCrash from it at chosen points. */
+export type CrashHook = (point: string) => void;
+
+// --- Positions -------------------------------------------------------------------------------------------
+
+export interface PositionRecord extends Position {
+  /** Index key of an OPEN position: the price at or beyond which it is liquidatable. */
+  readonly liquidationPrice: PriceE8;
+}
+
+export interface CrossedPage {
+  readonly positions: readonly PositionRecord[];
+  /** Present when more positions may cross: pass it back to continue. */
+  readonly cursor?: string;
+}
+
+export interface PositionRepository {
+  get(id: string): Promise<PositionRecord | undefined>;
+  /** Creates an OPEN position (fails if the id exists). */
+  create(position: PositionRecord): Promise<void>;
+  /**
+   * OPEN positions of a market side whose liquidation price the mark crosses: longs with
+   * liquidationPrice >= mark, shorts with liquidationPrice <= mark. Ordered from the most endangered.
+   */
+  queryCrossed(
+    symbol: string,
+    side: Side,
+    mark: PriceE8,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage>;
+  /** Replaces the position if its version is `expectedVersion` (the new record carries version + 1). */
+  replace(next: PositionRecord, expectedVersion: number): Promise<void>;
+}
+
+// --- Markets ---------------------------------------------------------------------------------------------
+
+export interface AcceptedTick {
+  readonly sequence: number;
+  readonly markPrice: PriceE8;
+  readonly indexPrice?: PriceE8;
+  /** Event time, epoch ms. */
+  readonly timestampMs: number;
+}
+
+export interface MarketState {
+  readonly symbol: string;
+  readonly lastTick?: AcceptedTick;
+  /** Sequence of an accepted tick whose liquidations may not all be enqueued yet (crash recovery). */
+  readonly pendingSequence?: number;
+  readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: AcceptedTick };
+}
+
+export interface MarketRepository {
+  get(symbol: string): Promise<MarketState | undefined>;
+  /**
+   * Records `tick` as the last accepted tick if the stored last sequence is `expectedLastSequence`
+   * (undefined: none yet). `pending` marks that its liquidations are still being enqueued.
+   */
+  acceptTick(
+    symbol: string,
+    tick: AcceptedTick,
+    expectedLastSequence: number | undefined,
+    pending: boolean,
+  ): Promise<void>;
+  /** Clears the pending mark of `sequence` (no-op if another sequence is pending). */
+  clearPending(symbol: string, sequence: number): Promise<void>;
+  tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void>;
+  resetBreaker(symbol: string): Promise<void>;
+}
+
+// --- Liquidations ----------------------------------------------------------------------------------------
+
+export interface LiquidationEvent {
+  readonly atMs: number;
+  readonly state: LiquidationState;
+  readonly note?: string;
+}
+
+export interface LiquidationRecord {
+  /** Deterministic: `${positionId}:${positionVersion}`, so a duplicate can never start a second one. */
+  readonly id: string;
+  readonly positionId: string;
+  readonly symbol: string;
+  readonly side: Side;
+  readonly state: LiquidationState;
+  /** Tick that triggered it: `${symbol}#${sequence}`. */
+  readonly tickKey: string;
+  readonly triggerMark: PriceE8;
+  /** Size still to be closed by the later layers. */
+  readonly remainingSize: BaseE8;
+  readonly marketFills: readonly Fill[];
+  readonly auctionFills: readonly (Fill & { readonly providerId: string })[];
+  /** Amounts settled per layer (positive: paid into the fund / by the layer; see the waterfall). */
+  readonly settlement?: Readonly<Record<string, string>>;
+  readonly history: readonly LiquidationEvent[];
+  readonly version: number;
+}
+
+export interface LiquidationRepository {
+  get(id: string): Promise<LiquidationRecord | undefined>;
+  /**
+   * Atomically moves the position OPEN -> LIQUIDATING (conditional on its version) and creates the
+   * liquidation in state QUEUED (conditional on its absence). Throws ConditionFailedError if either fails.
+   */
+  begin(position: PositionRecord, liquidation: LiquidationRecord): Promise<void>;
+  /** Replaces the liquidation if its version is `expectedVersion` (the new record carries version + 1). */
+  replace(next: LiquidationRecord, expectedVersion: number): Promise<void>;
+  /** Atomically replaces the liquidation and its position (both conditional on their versions). */
+  replaceWithPosition(
+    next: LiquidationRecord,
+    expectedVersion: number,
+    position: PositionRecord,
+    expectedPositionVersion: number,
+  ): Promise<void>;
+  /** Liquidations started by one tick (crash recovery of the enqueue step). */
+  listByTick(tickKey: string): Promise<readonly LiquidationRecord[]>;
+}
+
+// --- Messages --------------------------------------------------------------------------------------------
+
+export interface LiquidationMessage {
+  readonly liquidationId: string;
+}
+
+export interface AuctionStepMessage {
+  readonly auctionId: string;
+  readonly step: number;
+}
+
+export interface LiquidationQueue {
+  /** Sends messages; throws if any entry could not be sent after the adapter's retries. */
+  sendLiquidations(messages: readonly LiquidationMessage[]): Promise<void>;
+}
+
+export interface AuctionScheduler {
+  /** Delivers the step message after `delaySeconds` (at most 900). */
+  scheduleStep(message: AuctionStepMessage, delaySeconds: number): Promise<void>;
+}
+
+// --- Venue -----------------------------------------------------------------------------------------------
+
+export interface OrderRequest {
+  /** Client order id: the venue must not execute the same id twice (idempotent placement). */
+  readonly clientOrderId: string;
+  readonly symbol: string;
+  /** SELL closes a long, BUY closes a short. */
+  readonly direction: 'BUY' | 'SELL';
+  readonly size: BaseE8;
+  /** Worst acceptable price: IOC, fills stop at this level. */
+  readonly limitPrice: PriceE8;
+}
+
+export interface OrderResult {
+  readonly clientOrderId: string;
+  readonly fills: readonly Fill[];
+  readonly status: 'FILLED' | 'PARTIAL' | 'NONE';
+}
+
+/** Raised for a rejection or timeout; the consumer retries within a bound, then hands over to the auction. */
+export class VenueError extends Error {
+  override readonly name = 'VenueError';
+  constructor(
+    message: string,
+    readonly kind: 'timeout' | 'rejected' | 'unavailable',
+  ) {
+    super(message);
+  }
+}
+
+export interface Venue {
+  /** Immediate-or-cancel order. Repeating a clientOrderId returns the first result, never a second execution. */
+  placeIoc(order: OrderRequest): Promise<OrderResult>;
+  /** Best bid and ask now, if there is a book. */
+  quote(symbol: string): Promise<{ bid?: PriceE8; ask?: PriceE8 }>;
+}
+
+// --- Ledger ----------------------------------------------------------------------------------------------
+
+export interface JournalEntry {
+  readonly account: string;
+  /** Unique per account: applying the same key twice is a no-op that returns the first entry. */
+  readonly idempotencyKey: string;
+  /** Signed change of the account's balance. */
+  readonly amount: QuoteE6;
+  readonly balanceBefore: QuoteE6;
+  readonly balanceAfter: QuoteE6;
+  readonly kind: string;
+  readonly reference: string;
+  readonly atMs: number;
+  readonly sequence: number;
+}
+
+export interface LedgerMovement {
+  readonly account: string;
+  readonly idempotencyKey: string;
+  readonly amount: QuoteE6;
+  readonly kind: string;
+  readonly reference: string;
+  readonly atMs: number;
+  /** A debit that would take the balance below this is refused (ConditionFailedError). */
+  readonly floor: QuoteE6;
+  /** Draw-window accounting for debits: window start and the cap on the window's total draws. */
+  readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
+}
+
+export interface AccountBalance {
+  readonly account: string;
+  readonly balance: QuoteE6;
+  readonly sequence: number;
+  readonly windowStartMs: number;
+  readonly windowDrawn: QuoteE6;
+}
+
+export interface Ledger {
+  balance(account: string): Promise<AccountBalance>;
+  /**
+   * One atomic movement: balance update (conditional on floor and draw cap) plus the journal entry keyed by
+   * the idempotency key. Re-applying a key returns the original entry and changes nothing.
+   */
+  apply(movement: LedgerMovement): Promise<JournalEntry>;
+  journal(account: string): Promise<readonly JournalEntry[]>;
+}
+
+// --- Providers and auctions ------------------------------------------------------------------------------
+
+export interface ProviderRecord {
+  readonly id: string;
+  /** Capital still committed and unused. */
+  readonly capital: QuoteE6;
+  /** Largest discount to the mark the provider accepts, in ppm. */
+  readonly maxDiscountPpm: bigint;
+  /** Largest lot per auction, in base units. */
+  readonly maxLot: BaseE8;
+  readonly symbols: readonly string[];
+  readonly version: number;
+}
+
+export interface ProviderRepository {
+  list(symbol: string): Promise<readonly ProviderRecord[]>;
+  get(id: string): Promise<ProviderRecord | undefined>;
+  put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void>;
+}
+
+export interface AuctionRecord {
+  readonly id: string;
+  readonly liquidationId: string;
+  readonly symbol: string;
+  /** SELL: the auction sells base (closing a long); BUY: it buys base (closing a short). */
+  readonly direction: 'BUY' | 'SELL';
+  readonly lot: BaseE8;
+  readonly remainingLot: BaseE8;
+  readonly top: PriceE8;
+  readonly startedAtMs: number;
+  readonly resets: number;
+  readonly step: number;
+  readonly state: 'RUNNING' | 'CLEARED' | 'EXHAUSTED';
+  readonly fills: readonly (Fill & { readonly providerId: string })[];
+  readonly version: number;
+}
+
+export interface AuctionRepository {
+  get(id: string): Promise<AuctionRecord | undefined>;
+  create(auction: AuctionRecord): Promise<void>;
+  replace(next: AuctionRecord, expectedVersion: number): Promise<void>;
+}
+
+// --- Clock -----------------------------------------------------------------------------------------------
+
+export interface Clock {
+  nowMs(): number;
+}

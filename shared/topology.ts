@@ -1,0 +1,253 @@
+/**
+ * The one description of what the backstop runs on: tables, queues, the tick bus, functions, their triggers
+ * and their grants. The CDK stack (infra/) and the local runs (emulator resources and the local runner)
+ * are both built from this, so they cannot drift apart. Pure data: no AWS SDK, no CDK.
+ */
+
+export type KeyType = 'S' | 'N';
+export interface KeyDef {
+  readonly name: string;
+  readonly type: KeyType;
+}
+export interface IndexDef {
+  readonly name: string;
+  readonly partitionKey: KeyDef;
+  readonly sortKey?: KeyDef;
+  /** Attributes copied into the index (keys are always there). */
+  readonly projection: 'ALL' | 'KEYS_ONLY' | readonly string[];
+}
+export interface TableDef {
+  readonly id: TableId;
+  readonly partitionKey: KeyDef;
+  readonly sortKey?: KeyDef;
+  readonly indexes: readonly IndexDef[];
+  /** Money lives here: never deleted with the stack. */
+  readonly retain: boolean;
+  readonly purpose: string;
+}
+
+export type TableId = 'positions' | 'markets' | 'liquidations' | 'auctions' | 'ledger' | 'providers';
+
+/**
+ * Positions index: partition `liqKey` = `${symbol}#${side}#${shard}`, sort `liqPrice` (N, PriceE8 integer).
+ * Only OPEN positions carry these two attributes, so the index is sparse and a tick's crossing set is one
+ * range query per shard: longs with liqPrice >= mark, shorts with liqPrice <= mark.
+ *
+ * Shard count 1 by default: a GSI partition takes 1,000 writes/s, and index writes happen only when a
+ * position opens, changes or starts liquidating. Even the 10-11 Oct 2025 cascade (about 9.3B USD in 4 h on
+ * the largest venue) is a few hundred liquidations per second per market, below one partition, and each
+ * extra shard adds a Query to every tick. Raise `POSITION_INDEX_SHARDS` for a market that opens more than
+ * about 800 positions per second.
+ */
+export const POSITION_INDEX = 'byLiquidationPrice';
+export const DEFAULT_POSITION_INDEX_SHARDS = 1;
+
+export const TABLES: readonly TableDef[] = [
+  {
+    id: 'positions',
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [
+      {
+        name: POSITION_INDEX,
+        partitionKey: { name: 'liqKey', type: 'S' },
+        sortKey: { name: 'liqPrice', type: 'N' },
+        projection: 'ALL',
+      },
+    ],
+    retain: true,
+    purpose: 'isolated-margin positions; sparse index of OPEN positions by liquidation price',
+  },
+  {
+    id: 'markets',
+    partitionKey: { name: 'symbol', type: 'S' },
+    indexes: [],
+    retain: false,
+    purpose: 'last accepted tick per symbol and circuit-breaker state',
+  },
+  {
+    id: 'liquidations',
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [],
+    retain: true,
+    purpose: 'one item per liquidation: state, fills, settlement and history',
+  },
+  {
+    id: 'auctions',
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [],
+    retain: true,
+    purpose: 'Dutch auctions of the remainders the market could not absorb',
+  },
+  {
+    id: 'ledger',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    indexes: [],
+    retain: true,
+    purpose: 'insurance fund: balance items and the immutable journal (double entry)',
+  },
+  {
+    id: 'providers',
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [],
+    retain: true,
+    purpose: 'backstop liquidity providers: committed capital and standing bid terms',
+  },
+];
+
+export type QueueId = 'liquidations' | 'auctionSteps' | 'tickDeadLetters';
+export interface QueueDef {
+  readonly id: QueueId;
+  /** Dead-letter queue for messages that still fail after maxReceiveCount receives. */
+  readonly deadLetter?: { readonly maxReceiveCount: number };
+  readonly purpose: string;
+}
+
+export const QUEUES: readonly QueueDef[] = [
+  {
+    id: 'liquidations',
+    deadLetter: { maxReceiveCount: 5 },
+    purpose: 'positions that crossed their liquidation price, one message per liquidation',
+  },
+  {
+    /**
+     * The auction's clock: each step is a message with DelaySeconds (<= 900 s). SQS delays run on moto,
+     * LocalStack and AWS alike, unlike EventBridge Scheduler, which moto stores but never fires.
+     */
+    id: 'auctionSteps',
+    deadLetter: { maxReceiveCount: 5 },
+    purpose: 'delayed messages that advance each Dutch auction one step',
+  },
+  {
+    id: 'tickDeadLetters',
+    purpose: 'tick events that EventBridge could not deliver to margin-check after its retries',
+  },
+];
+
+export const TICK_BUS = { name: 'ticks', source: 'backstop.prices', detailType: 'PriceTick' } as const;
+
+export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
+export type Trigger =
+  | { readonly kind: 'tickRule' }
+  | {
+      readonly kind: 'queue';
+      readonly queue: QueueId;
+      readonly batchSize: number;
+      readonly batchWindowSeconds: number;
+      readonly maxConcurrency: number;
+    }
+  | { readonly kind: 'schedule'; readonly everyMinutes: number }
+  | { readonly kind: 'iamInvoke' };
+
+export type Access = 'read' | 'write' | 'readWrite' | 'send' | 'consume';
+export interface Grant {
+  readonly table?: TableId;
+  readonly queue?: QueueId;
+  readonly access: Access;
+}
+
+export interface FunctionDef {
+  readonly id: FunctionId;
+  /** Folder under functions/ holding index.ts with an exported `handler`. */
+  readonly folder: string;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+  readonly trigger: Trigger;
+  readonly grants: readonly Grant[];
+  readonly purpose: string;
+}
+
+export const FUNCTIONS: readonly FunctionDef[] = [
+  {
+    id: 'marginCheck',
+    folder: 'margin-check',
+    timeoutSeconds: 30,
+    memoryMb: 1024,
+    trigger: { kind: 'tickRule' },
+    grants: [
+      { table: 'markets', access: 'readWrite' },
+      { table: 'positions', access: 'readWrite' },
+      { table: 'liquidations', access: 'write' },
+      { queue: 'liquidations', access: 'send' },
+    ],
+    purpose: 'validates a tick, finds the positions it crosses and enqueues their liquidations',
+  },
+  {
+    id: 'liquidationConsumer',
+    folder: 'liquidation-consumer',
+    timeoutSeconds: 60,
+    memoryMb: 1024,
+    trigger: {
+      kind: 'queue',
+      queue: 'liquidations',
+      batchSize: 10,
+      batchWindowSeconds: 1,
+      maxConcurrency: 20,
+    },
+    grants: [
+      { table: 'markets', access: 'read' },
+      { table: 'positions', access: 'readWrite' },
+      { table: 'liquidations', access: 'readWrite' },
+      { table: 'auctions', access: 'readWrite' },
+      { table: 'ledger', access: 'readWrite' },
+      { queue: 'auctionSteps', access: 'send' },
+    ],
+    purpose: 'closes a position on the market within the slippage bound and hands the rest to the auction',
+  },
+  {
+    id: 'auction',
+    folder: 'auction',
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    trigger: {
+      kind: 'queue',
+      queue: 'auctionSteps',
+      batchSize: 10,
+      batchWindowSeconds: 0,
+      maxConcurrency: 10,
+    },
+    grants: [
+      { table: 'markets', access: 'read' },
+      { table: 'positions', access: 'readWrite' },
+      { table: 'liquidations', access: 'readWrite' },
+      { table: 'auctions', access: 'readWrite' },
+      { table: 'providers', access: 'readWrite' },
+      { table: 'ledger', access: 'readWrite' },
+      { queue: 'auctionSteps', access: 'send' },
+    ],
+    purpose: 'steps Dutch auctions, clears them against provider bids, settles fund and ADL',
+  },
+  {
+    id: 'ledgerReconcile',
+    folder: 'ledger-reconcile',
+    timeoutSeconds: 300,
+    memoryMb: 512,
+    trigger: { kind: 'schedule', everyMinutes: 5 },
+    grants: [{ table: 'ledger', access: 'read' }],
+    purpose: 'recomputes fund balances from the journal and reports any difference',
+  },
+  {
+    id: 'admin',
+    folder: 'admin',
+    timeoutSeconds: 30,
+    memoryMb: 256,
+    trigger: { kind: 'iamInvoke' },
+    grants: [
+      { table: 'ledger', access: 'readWrite' },
+      { table: 'providers', access: 'readWrite' },
+      { table: 'positions', access: 'readWrite' },
+    ],
+    purpose: 'fund deposits and withdrawals, provider registration, position seeding (IAM only)',
+  },
+];
+
+/** Environment variable that carries a resource's physical name into a function. */
+export const tableEnv = (id: TableId): string =>
+  `TABLE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+export const queueEnv = (id: QueueId): string =>
+  `QUEUE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_URL`;
+export const TICK_BUS_ENV = 'TICK_BUS_NAME';
+export const RISK_CONFIG_ENV = 'RISK_CONFIG';
+
+/** Physical names for a stage, used by local runs (CDK lets CloudFormation name things and exports them). */
+export const physicalName = (stage: string, id: string): string => `backstop-${stage}-${id}`;
