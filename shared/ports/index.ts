@@ -293,3 +293,44 @@ export interface AuctionRepository {
 export interface Clock {
   nowMs(): number;
 }
+
+// --- Queue transport -------------------------------------------------------------------------------------
+
+export interface ReceivedMessage {
+  readonly messageId: string;
+  readonly body: string;
+  readonly receiptHandle: string;
+  /** How many times this message has been received, this time included (SQS ApproximateReceiveCount). */
+  readonly receiveCount: number;
+  readonly sentAtMs: number;
+}
+
+/**
+ * SQS semantics, which the embedded queue reproduces: at-least-once delivery, a received message is invisible
+ * for the visibility timeout and comes back unless deleted, per-message delay, and after maxReceiveCount
+ * receives the message moves to the dead-letter queue instead of being delivered again.
+ */
+export interface QueueTransport {
+  readonly name: string;
+  send(body: string, delaySeconds?: number): Promise<void>;
+  /** Up to 10 bodies per call on SQS; adapters split larger lists. Throws if an entry still fails after retries. */
+  sendBatch(bodies: readonly string[]): Promise<void>;
+  receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]>;
+  delete(receiptHandle: string): Promise<void>;
+  changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void>;
+  /** Visible and in-flight message counts (approximate on SQS). */
+  depth(): Promise<{ readonly visible: number; readonly inFlight: number; readonly delayed: number }>;
+}
+
+/** Everything the services use, as one bundle; both adapter families build one. */
+export interface Adapters {
+  readonly positions: PositionRepository;
+  readonly markets: MarketRepository;
+  readonly liquidations: LiquidationRepository;
+  readonly auctions: AuctionRepository;
+  readonly providers: ProviderRepository;
+  readonly ledger: Ledger;
+  readonly liquidationQueue: QueueTransport;
+  readonly auctionQueue: QueueTransport;
+  readonly clock: Clock;
+}
