@@ -124,7 +124,13 @@ export const QUEUES: readonly QueueDef[] = [
   },
 ];
 
-export const TICK_BUS = { name: 'ticks', source: 'backstop.prices', detailType: 'PriceTick' } as const;
+export const TICK_BUS = {
+  name: 'ticks',
+  source: 'backstop.prices',
+  detailType: 'PriceTick',
+  /** Re-emitted by margin-check when a tick crosses more positions than one invocation starts. */
+  continuationDetailType: 'PriceTickContinuation',
+} as const;
 
 export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
 export type Trigger =

@@ -117,6 +117,8 @@ export interface LiquidationRecord {
   /** Amounts settled per layer (positive: paid into the fund / by the layer; see the waterfall). */
   readonly settlement?: Readonly<Record<string, string>>;
   readonly history: readonly LiquidationEvent[];
+  /** Service-owned JSON (bigints as decimal strings), opaque to adapters: stored and returned as is. */
+  readonly context?: string;
   readonly version: number;
 }
 
@@ -334,3 +336,49 @@ export interface Adapters {
   readonly auctionQueue: QueueTransport;
   readonly clock: Clock;
 }
+
+// --- Atomic multi-record writes --------------------------------------------------------------------------
+
+/** One conditional put inside a transaction; expectedVersion undefined means "must not exist yet". */
+export type Write =
+  | {
+      readonly kind: 'position';
+      readonly record: PositionRecord;
+      readonly expectedVersion: number | undefined;
+    }
+  | {
+      readonly kind: 'liquidation';
+      readonly record: LiquidationRecord;
+      readonly expectedVersion: number | undefined;
+    }
+  | { readonly kind: 'auction'; readonly record: AuctionRecord; readonly expectedVersion: number | undefined }
+  | {
+      readonly kind: 'provider';
+      readonly record: ProviderRecord;
+      readonly expectedVersion: number | undefined;
+    };
+
+/** At most this many writes per commit (DynamoDB TransactWriteItems limit). */
+export const MAX_WRITES_PER_COMMIT = 100;
+
+export interface Transactor {
+  /** All writes or none: throws ConditionFailedError (nothing written) if any version condition fails. */
+  commit(writes: readonly Write[]): Promise<void>;
+}
+
+// --- Telemetry -------------------------------------------------------------------------------------------
+
+/** Metrics and structured events, bound to Powertools in Lambda and to in-memory counters in the replay. */
+export interface Telemetry {
+  count(metric: string, value?: number, dimensions?: Readonly<Record<string, string>>): void;
+  observe(metric: string, value: number, dimensions?: Readonly<Record<string, string>>): void;
+  info(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+export const silentTelemetry: Telemetry = {
+  count: () => {},
+  observe: () => {},
+  info: () => {},
+  warn: () => {},
+};

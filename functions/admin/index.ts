@@ -1,0 +1,30 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import { formatQuote } from '../../shared/domain/units.ts';
+import { logger, tracer } from '../../shared/lambda/runtime.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
+
+/**
+ * IAM-only administration (no URL, no public trigger): fund deposits and withdrawals, provider registration,
+ * position seeding. Refusals come back as { ok: false, reason } and change nothing; logs carry the action and
+ * the outcome, never the whole request.
+ */
+export async function admin(event: unknown) {
+  const { adapters, config } = wiring();
+  const result = await handleAdmin(event, { ...adapters, config, nowMs: () => adapters.clock.nowMs() });
+  const action =
+    typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
+  logger.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
+  if (result.ok && result.entry) {
+    return {
+      ok: true,
+      balanceAfter: formatQuote(result.entry.balanceAfter),
+      sequence: result.entry.sequence,
+    };
+  }
+  return result;
+}
+
+export const handler = middy(admin).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger));

@@ -1,0 +1,35 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import { processAuctionStep } from '../../shared/services/auction.ts';
+
+const processor = new BatchProcessor(EventType.SQS);
+
+/** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
+async function recordHandler(record: SQSRecord): Promise<void> {
+  const message = parseAuctionStepMessage(record.body);
+  logger.appendKeys({ correlation_id: message.auctionId });
+  try {
+    const outcome = await processAuctionStep(message, wiring().settlement);
+    logger.info('auction step processed', { step: message.step, ...outcome });
+  } catch (error) {
+    logger.error('auction step failed; it will be retried', { error: error as Error });
+    throw error;
+  } finally {
+    logger.removeKeys(['correlation_id']);
+  }
+}
+
+export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
+  processPartialResponse(event, recordHandler, processor);
+
+export const handler = middy(consume)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

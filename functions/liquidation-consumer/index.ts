@@ -1,0 +1,42 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
+
+const processor = new BatchProcessor(EventType.SQS);
+
+/**
+ * One liquidation per record. A record that throws is reported as a batch item failure: SQS redelivers it after
+ * the visibility timeout and, after maxReceiveCount receives, moves it to the DLQ (which alarms). The liquidation
+ * id is the correlation id of every log line written while the record is processed.
+ */
+async function recordHandler(record: SQSRecord): Promise<void> {
+  const { liquidationId } = parseLiquidationMessage(record.body);
+  logger.appendKeys({
+    correlation_id: liquidationId,
+    receiveCount: record.attributes.ApproximateReceiveCount,
+  });
+  try {
+    const outcome = await processLiquidation(liquidationId, wiring().settlement);
+    logger.info('liquidation processed', { state: outcome.state });
+  } catch (error) {
+    logger.error('liquidation failed; it will be retried', { error: error as Error });
+    throw error;
+  } finally {
+    logger.removeKeys(['correlation_id', 'receiveCount']);
+  }
+}
+
+export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
+  processPartialResponse(event, recordHandler, processor);
+
+export const handler = middy(consume)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

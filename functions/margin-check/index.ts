@@ -1,0 +1,52 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { z } from 'zod';
+import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { handleTick, type TickOutcome } from '../../shared/services/margin-check.ts';
+import { TICK_BUS } from '../../shared/topology.ts';
+
+/** Most positions started per invocation; more are continued by a follow-up event, never dropped. */
+const MAX_POSITIONS_PER_INVOCATION = 500;
+
+type TickEvent = z.infer<typeof EventBridgeSchema>;
+
+/**
+ * EventBridge PriceTick -> margin check. A malformed or refused tick is acknowledged with its reason (a retry
+ * would not make it valid); an infrastructure failure throws, so EventBridge retries and then dead-letters it.
+ */
+export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
+  const { adapters, config, telemetry } = wiring();
+  const parsed = parseTickDetail(event.detail);
+  if (!parsed.ok) {
+    telemetry.count(METRICS.TicksRejected.name, 1, {
+      Reason: parsed.reason.split(':')[0] ?? 'tick/malformed',
+    });
+    logger.warn('tick rejected', { reason: parsed.reason });
+    return { status: 'rejected', reason: parsed.reason, detail: 'malformed' };
+  }
+  const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
+  const outcome = await handleTick(
+    parsed.tick,
+    { ...adapters, config, telemetry, maxPositionsPerInvocation: MAX_POSITIONS_PER_INVOCATION },
+    adapters.clock.nowMs(),
+    continuation,
+  );
+  if (outcome.status === 'accepted' && outcome.needsContinuation) {
+    await wiring().putContinuation(event.detail);
+  }
+  logger.info('tick handled', { symbol: parsed.tick.symbol, sequence: parsed.tick.sequence, ...outcome });
+  return outcome;
+}
+
+export const handler = middy(marginCheck)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
+  .use(parser({ schema: EventBridgeSchema }));

@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import {
+  ConfigError,
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+  type RiskConfigInput,
+} from '../shared/domain/config.ts';
+import { FUNCTIONS, type FunctionId, QUEUES, type QueueId } from '../shared/topology.ts';
+
+/**
+ * Deployment configuration, read from CDK context keys under the `backstop:` prefix
+ * (`cdk deploy -c backstop:stage=prod -c backstop:alarmEmail=ops@example.com`, or cdk.json / cdk.context.json).
+ * The prefix keeps our keys apart from CDK's own (feature flags, aws:cdk:*), so an unknown `backstop:` key
+ * is an error instead of a silently ignored typo. CLI values arrive as strings: numbers are coerced and
+ * objects / lists may be given as JSON.
+ */
+export const CONTEXT_PREFIX = 'backstop:';
+
+export class InfraConfigError extends Error {
+  override readonly name = 'InfraConfigError';
+}
+
+/** Retention values CloudWatch Logs accepts. */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+const FUNCTION_IDS = FUNCTIONS.map((f) => f.id) as [FunctionId, ...FunctionId[]];
+
+const fromString = (v: unknown): unknown =>
+  typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v;
+const num = <T extends z.ZodType>(schema: T) => z.preprocess(fromString, schema);
+const json = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v, ctx) => {
+    if (typeof v !== 'string' || !/^\s*[[{]/.test(v)) return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+      return z.NEVER;
+    }
+  }, schema);
+/** A JSON list, or a comma-separated string (`feedPrincipals=111122223333,arn:aws:iam::...`). */
+const list = <T extends z.ZodType>(schema: T) =>
+  json(
+    z.preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : v,
+      schema,
+    ),
+  );
+
+const ACCOUNT_ID = /^\d{12}$/;
+const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+const principal = z
+  .string()
+  .refine((s) => ACCOUNT_ID.test(s) || ROLE_ARN.test(s), 'must be a 12-digit account id or an IAM role ARN');
+
+const schema = z.strictObject({
+  /** Names the stack (Backstop-<stage>), the tick bus and the dashboard. */
+  stage: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{0,11}$/, 'lower-case letters and digits, starting with a letter, at most 12')
+    .default('dev'),
+  /** Risk config input (decimal strings, see shared/domain/config.ts); validated here, passed as JSON. */
+  riskConfig: json(z.unknown()).optional(),
+  logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  logRetentionDays: num(
+    z.number().refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+      message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    }),
+  ).default(30),
+  tickArchiveRetentionDays: num(z.number().int().min(1).max(3650)).default(30),
+  /** Who may put ticks on the bus besides this account: account ids and/or role ARNs (JSON list or a,b,c). */
+  feedPrincipals: list(z.array(principal)).default([]),
+  /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */
+  maxReceiveCount: num(z.number().int().min(1).max(1000)).optional(),
+  /** EventBridge (and async Lambda) give up on a tick this old; Lambda caps it at 6 h. */
+  tickMaxEventAgeSeconds: num(z.number().int().min(60).max(21_600)).default(120),
+  tickRetryAttempts: num(z.number().int().min(0).max(185)).default(3),
+  alarmLiquidationQueueAgeSeconds: num(z.number().int().min(1)).default(120),
+  /** Whole quote units (same unit as the InsuranceFundBalance metric). */
+  alarmInsuranceFundMin: num(z.number().min(0)).default(100_000),
+  /** Whole quote units; the alarm fires when the reconcile difference is above this. */
+  alarmLedgerDifference: num(z.number().min(0)).default(0),
+  /** Errors per function per 5 minutes that raise the alarm. */
+  alarmFunctionErrors: num(z.number().int().min(1)).default(1),
+  alarmEmail: z.email().optional(),
+  alarmTopicArn: z
+    .string()
+    .regex(/^arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, 'must be an SNS topic ARN')
+    .optional(),
+  reservedConcurrency: json(
+    z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
+  ).default({}),
+});
+
+export type ContextInput = z.input<typeof schema>;
+type Parsed = z.output<typeof schema>;
+
+export interface InfraConfig extends Omit<Parsed, 'riskConfig'> {
+  readonly riskConfigInput: RiskConfigInput;
+  /** JSON of riskConfigInput: the RISK_CONFIG environment variable. */
+  readonly riskConfigJson: string;
+}
+
+/** Reads every `backstop:` key of the CDK context; throws InfraConfigError listing every problem. */
+export function loadConfig(context: Readonly<Record<string, unknown>>): InfraConfig {
+  const ours: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(context)) {
+    if (key.startsWith(CONTEXT_PREFIX)) ours[key.slice(CONTEXT_PREFIX.length)] = value;
+  }
+  const result = schema.safeParse(ours);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) =>
+      i.code === 'unrecognized_keys'
+        ? `unknown context key(s) ${i.keys.map((k) => CONTEXT_PREFIX + k).join(', ')}; known: ${Object.keys(
+            schema.shape,
+          )
+            .map((k) => CONTEXT_PREFIX + k)
+            .join(', ')}`
+        : `${CONTEXT_PREFIX}${i.path.join('.')}: ${i.message}`,
+    );
+    throw new InfraConfigError(`invalid CDK context: ${problems.join('; ')}`);
+  }
+  const { riskConfig, ...rest } = result.data;
+  if (rest.alarmEmail && rest.alarmTopicArn) {
+    throw new InfraConfigError(
+      `invalid CDK context: set ${CONTEXT_PREFIX}alarmEmail (a new topic) or ${CONTEXT_PREFIX}alarmTopicArn (an existing one), not both`,
+    );
+  }
+  const riskConfigInput = (riskConfig ?? DEFAULT_RISK_CONFIG_INPUT) as RiskConfigInput;
+  try {
+    parseRiskConfig(riskConfigInput);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new InfraConfigError(`${CONTEXT_PREFIX}riskConfig: ${e.message}`);
+    throw e;
+  }
+  return { ...rest, riskConfigInput, riskConfigJson: JSON.stringify(riskConfigInput) };
+}
+
+/** Receives before a message moves to its queue's dead-letter queue. */
+export const maxReceiveCount = (config: InfraConfig, queue: QueueId): number | undefined => {
+  const def = QUEUES.find((q) => q.id === queue)?.deadLetter;
+  return def ? (config.maxReceiveCount ?? def.maxReceiveCount) : undefined;
+};

@@ -1,0 +1,276 @@
+import { join } from 'node:path';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from '../../shared/metrics.ts';
+import {
+  FUNCTIONS,
+  type FunctionDef,
+  type FunctionId,
+  type Grant,
+  QUEUES,
+  type QueueId,
+  queueEnv,
+  RISK_CONFIG_ENV,
+  TABLES,
+  type TableId,
+  TICK_BUS_ENV,
+  tableEnv,
+} from '../../shared/topology.ts';
+import type { InfraConfig } from '../config.ts';
+import type { QueuePair } from './queues.ts';
+import { TICK_PATTERN } from './tick-bus.ts';
+
+/** Lambda's limit on the total size of a function's environment variables. */
+const MAX_ENVIRONMENT_BYTES = 4096;
+
+/**
+ * esbuild on the host (never Docker), one ESM file per function. The banner gives ESM bundles a
+ * `require`, which esbuild's CJS interop calls for the CommonJS dependencies it inlines.
+ */
+const bundling = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  forceDockerBundling: false,
+  // The nodejs24.x runtime ships AWS SDK v3; not bundling it keeps the package and cold start small.
+  externalModules: ['@aws-sdk/*'],
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+};
+
+export interface FunctionsProps {
+  readonly config: InfraConfig;
+  readonly projectRoot: string;
+  readonly tables: Record<TableId, Table>;
+  readonly queues: Record<QueueId, QueuePair>;
+  readonly tickBus: EventBus;
+}
+
+const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
+
+/** Every function gets every resource name: one environment shape for the adapter bundle. Names are not access. */
+function environment(props: FunctionsProps): Record<string, string> {
+  const env: Record<string, string> = {
+    POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    POWERTOOLS_LOG_LEVEL: props.config.logLevel,
+    NODE_OPTIONS: '--enable-source-maps',
+    [TICK_BUS_ENV]: props.tickBus.eventBusName,
+    [RISK_CONFIG_ENV]: props.config.riskConfigJson,
+  };
+  for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
+  for (const q of QUEUES) env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;
+  return env;
+}
+
+function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
+  if (grant.table) {
+    const table = props.tables[grant.table];
+    if (grant.access === 'read') table.grantReadData(fn);
+    else if (grant.access === 'write') table.grantWriteData(fn);
+    else if (grant.access === 'readWrite') table.grantReadWriteData(fn);
+    else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);
+  } else if (grant.queue) {
+    const queue = props.queues[grant.queue].queue;
+    if (grant.access === 'send') queue.grantSendMessages(fn);
+    else if (grant.access === 'consume') queue.grantConsumeMessages(fn);
+    else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to queue ${grant.queue}`);
+  } else {
+    throw new Error(`topology: ${owner}: a grant names neither a table nor a queue`);
+  }
+}
+
+/**
+ * The tick rule: PriceTick events from the feed invoke margin-check. EventBridge retries delivery up to
+ * tickRetryAttempts times within tickMaxEventAgeSeconds, then puts the event on tickDeadLetters. Lambda then
+ * invokes asynchronously: a tick whose handler still throws after Lambda's retries also lands on
+ * tickDeadLetters (on-failure destination), so no tick is dropped silently.
+ * A tick older than the market's maxTickAgeSeconds is stale anyway; the age cap keeps retries short.
+ */
+function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProps): void {
+  const { config } = props;
+  const deadLetters = props.queues.tickDeadLetters.queue;
+  const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
+  new Rule(scope, 'PriceTickRule', {
+    eventBus: props.tickBus,
+    description: 'PriceTick events to margin-check',
+    eventPattern: TICK_PATTERN,
+    targets: [
+      new LambdaFunction(fn, {
+        deadLetterQueue: deadLetters,
+        maxEventAge,
+        retryAttempts: config.tickRetryAttempts,
+      }),
+    ],
+  });
+  fn.configureAsyncInvoke({ onFailure: new SqsDestination(deadLetters), maxEventAge, retryAttempts: 2 });
+}
+
+function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {
+  const trigger = def.trigger;
+  switch (trigger.kind) {
+    case 'tickRule':
+      wireTickRule(scope, fn, props);
+      return;
+    case 'queue':
+      // Partial batch responses: one failed record is retried alone instead of the whole batch.
+      fn.addEventSource(
+        new SqsEventSource(props.queues[trigger.queue].queue, {
+          batchSize: trigger.batchSize,
+          ...(trigger.batchWindowSeconds > 0
+            ? { maxBatchingWindow: Duration.seconds(trigger.batchWindowSeconds) }
+            : {}),
+          maxConcurrency: trigger.maxConcurrency,
+          reportBatchItemFailures: true,
+        }),
+      );
+      return;
+    case 'schedule': {
+      // A missed run is superseded by the next one: retry briefly, never past the next run.
+      const every = Duration.minutes(trigger.everyMinutes);
+      const rule = new Rule(scope, `${pascal(def.id)}Schedule`, {
+        description: `Runs ${def.folder} every ${trigger.everyMinutes} minutes`,
+        schedule: Schedule.rate(every),
+        targets: [new LambdaFunction(fn, { maxEventAge: every, retryAttempts: 2 })],
+      });
+      Validations.of(rule).acknowledge({
+        id: 'Serverless-EventBusDLQ',
+        reason:
+          'A scheduled event carries no data, only "run now"; an undelivered one is replaced by the next run, so a DLQ would hold nothing to replay.',
+      });
+      fn.configureAsyncInvoke({ maxEventAge: every, retryAttempts: 0 });
+      return;
+    }
+    case 'iamInvoke':
+      // No trigger and no function URL: only IAM principals allowed lambda:InvokeFunction can call it.
+      return;
+  }
+}
+
+export function createFunctions(scope: Construct, props: FunctionsProps): Record<FunctionId, NodejsFunction> {
+  const { config } = props;
+  const env = environment(props);
+  const envBytes = Object.entries(env).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  if (envBytes > MAX_ENVIRONMENT_BYTES) {
+    throw new Error(
+      `function environment is ${envBytes} bytes, above Lambda's ${MAX_ENVIRONMENT_BYTES}: shrink the risk config`,
+    );
+  }
+  const functions = {} as Record<FunctionId, NodejsFunction>;
+  for (const def of FUNCTIONS) {
+    const id = pascal(def.id);
+    // A log group we own: retention without the custom-resource Lambda that `logRetention` creates.
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: config.logRetentionDays as RetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Own role instead of AWSLambdaBasicExecutionRole, whose logs actions apply to every log group.
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${def.folder}: ${def.purpose}`.slice(0, 1000),
+    });
+    role.addToPolicy(
+      new PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    const reserved = config.reservedConcurrency[def.id];
+    const fn = new NodejsFunction(scope, id, {
+      projectRoot: props.projectRoot,
+      depsLockFilePath: join(props.projectRoot, 'package-lock.json'),
+      entry: join(props.projectRoot, 'functions', def.folder, 'index.ts'),
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: def.memoryMb,
+      timeout: Duration.seconds(def.timeoutSeconds),
+      description: def.purpose.slice(0, 256),
+      role,
+      logGroup,
+      tracing: Tracing.ACTIVE,
+      environment: env,
+      ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
+      bundling,
+    });
+    for (const grant of def.grants) applyGrant(fn, grant, props, def.id);
+    wireTrigger(scope, def, fn, props);
+    acknowledgeFunctionFindings(fn, role, def, props);
+    functions[def.id] = fn;
+  }
+  return functions;
+}
+
+/** cdk-nag findings that are by design for these functions; each reason says why. */
+function acknowledgeFunctionFindings(
+  fn: NodejsFunction,
+  role: Role,
+  def: FunctionDef,
+  props: FunctionsProps,
+): void {
+  const policy = Validations.of(role);
+  policy.acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      'Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level permissions; every other statement names its resources.',
+  });
+  const stack = Stack.of(fn);
+  for (const grant of def.grants) {
+    if (!grant.table) continue;
+    const table = props.tables[grant.table];
+    if (!TABLES.find((t) => t.id === grant.table)?.indexes.length) continue;
+    const logicalId = stack.getLogicalId(table.node.defaultChild as never);
+    policy.acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>/index/*]`,
+      reason: `The ${grant.table} table's own indexes (table ARN + /index/*), granted by CDK's table grants; the only index is the topology's, no other table is covered.`,
+    });
+  }
+  const fnAck = Validations.of(fn);
+  switch (def.trigger.kind) {
+    case 'queue':
+      fnAck.acknowledge({
+        id: 'Serverless-LambdaDLQ',
+        reason: `Invoked synchronously by the SQS event source only; failed records return to the ${def.trigger.queue} queue, whose redrive policy moves them to its dead-letter queue.`,
+      });
+      fnAck.acknowledge({
+        id: 'Serverless-LambdaEventSourceMappingDestination',
+        reason:
+          'SQS event source mappings take no on-failure destination; the source queue redrive policy (maxReceiveCount to a DLQ) is the failure destination.',
+      });
+      return;
+    case 'tickRule':
+      fnAck.acknowledge({
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'Failed async invocations go to the tickDeadLetters queue through an on-failure destination, which supersedes the legacy function DLQ.',
+      });
+      return;
+    case 'schedule':
+      for (const id of ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination']) {
+        fnAck.acknowledge({
+          id,
+          reason:
+            'Scheduled and idempotent: a failed run is superseded by the next run minutes later, and the function errors alarm reports it; a dead letter would hold nothing worth replaying.',
+        });
+      }
+      return;
+    case 'iamInvoke':
+      fnAck.acknowledge({
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'Invoked synchronously by operators through IAM (RequestResponse); the caller receives the error, there is no async event to keep.',
+      });
+      return;
+  }
+}

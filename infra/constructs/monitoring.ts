@@ -1,0 +1,299 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  Metric,
+  SingleValueWidget,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import {
+  LIQUIDATION_LAYERS,
+  METRICS,
+  METRICS_NAMESPACE,
+  METRICS_SERVICE,
+  type MetricSpec,
+} from '../../shared/metrics.ts';
+import { FUNCTIONS, type FunctionId, physicalName, QUEUES, type QueueId } from '../../shared/topology.ts';
+import type { InfraConfig } from '../config.ts';
+import { isDeadLetterSink, type QueuePair } from './queues.ts';
+
+export interface MonitoringProps {
+  readonly config: InfraConfig;
+  readonly queues: Record<QueueId, QueuePair>;
+  readonly functions: Record<FunctionId, NodejsFunction>;
+}
+
+const FIVE_MINUTES = Duration.minutes(5);
+const ONE_MINUTE = Duration.minutes(1);
+
+/** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
+export function businessMetric(
+  spec: MetricSpec,
+  options: { statistic?: string; period?: Duration; dimension?: string; label?: string } = {},
+): Metric {
+  if (spec.dimension && options.dimension === undefined) {
+    throw new Error(`${spec.name} is emitted with dimension ${spec.dimension}: name its value`);
+  }
+  const statistic = options.statistic ?? (spec.kind === 'counter' ? 'Sum' : 'Average');
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: spec.name,
+    dimensionsMap: {
+      service: METRICS_SERVICE,
+      ...(spec.dimension && options.dimension !== undefined ? { [spec.dimension]: options.dimension } : {}),
+    },
+    statistic,
+    period: options.period ?? FIVE_MINUTES,
+    ...(options.label ? { label: options.label } : {}),
+  });
+}
+
+/** Every value of a dimension that was ever emitted (SEARCH): Reason values are open-ended. */
+const byDimension = (spec: MetricSpec & { dimension: string }, statistic: string): MathExpression =>
+  new MathExpression({
+    expression: `SEARCH('{${METRICS_NAMESPACE},${spec.dimension},service} MetricName="${spec.name}" service="${METRICS_SERVICE}"', '${statistic}', 300)`,
+    usingMetrics: {},
+    label: `${spec.name} by ${spec.dimension}`,
+    period: FIVE_MINUTES,
+  });
+
+const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
+
+/** Dashboard and alarms; alarms notify the SNS topic when one is configured. */
+export class Monitoring extends Construct {
+  readonly dashboard: Dashboard;
+  readonly alarms: Alarm[] = [];
+  readonly topic?: ITopic;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const { config } = props;
+    this.topic = this.alarmTopic(config);
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: physicalName(config.stage, 'dashboard'),
+      defaultInterval: Duration.hours(3),
+    });
+    this.businessAlarms(config);
+    this.queueAlarms(props);
+    this.functionAlarms(props);
+    this.widgets(props);
+  }
+
+  private alarmTopic(config: InfraConfig): ITopic | undefined {
+    if (config.alarmTopicArn) return Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
+    if (!config.alarmEmail) return undefined;
+    const topic = new Topic(this, 'AlarmTopic', {
+      displayName: `Backstop ${config.stage} alarms`,
+      enforceSSL: true,
+    });
+    topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    Validations.of(topic).acknowledge({
+      id: 'Serverless-SNSRedrivePolicy',
+      reason:
+        'The only subscription is an operator email; an undelivered alarm email stays visible as the alarm state in CloudWatch, so a dead-letter queue would add nothing.',
+    });
+    return topic;
+  }
+
+  private alarm(
+    id: string,
+    metric: IMetric,
+    description: string,
+    threshold: number,
+    comparisonOperator: ComparisonOperator,
+    options: { treatMissingData?: TreatMissingData; evaluationPeriods?: number } = {},
+  ): Alarm {
+    const alarm = new Alarm(this, id, {
+      metric,
+      threshold,
+      comparisonOperator,
+      evaluationPeriods: options.evaluationPeriods ?? 1,
+      treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
+      alarmDescription: description,
+    });
+    if (this.topic) {
+      alarm.addAlarmAction(new SnsAction(this.topic));
+      alarm.addOkAction(new SnsAction(this.topic));
+    }
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  private businessAlarms(config: InfraConfig): void {
+    const GTE = ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD;
+    this.alarm(
+      'InsuranceFundLowAlarm',
+      businessMetric(METRICS.InsuranceFundBalance, { statistic: 'Minimum' }),
+      `Insurance fund balance below ${config.alarmInsuranceFundMin} quote units`,
+      config.alarmInsuranceFundMin,
+      ComparisonOperator.LESS_THAN_THRESHOLD,
+      // No data means no balance change and no reconcile run: the reconcile errors alarm covers that.
+      { treatMissingData: TreatMissingData.MISSING },
+    );
+    this.alarm(
+      'AdlAlarm',
+      businessMetric(METRICS.AdlEvents),
+      'Auto-deleveraging happened: the auction and the insurance fund did not cover a liquidation',
+      1,
+      GTE,
+    );
+    this.alarm(
+      'BadDebtAlarm',
+      businessMetric(METRICS.BadDebt),
+      'A loss was left that no layer covered',
+      0,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
+    this.alarm(
+      'LedgerReconcileAlarm',
+      businessMetric(METRICS.LedgerReconcileDifference, { statistic: 'Maximum' }),
+      `Ledger balances differ from the journal by more than ${config.alarmLedgerDifference} quote units`,
+      config.alarmLedgerDifference,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
+    this.alarm(
+      'CircuitBreakerAlarm',
+      businessMetric(METRICS.CircuitBreakerTripped),
+      'A market halted: a tick jumped past the price band',
+      1,
+      GTE,
+    );
+  }
+
+  private queueAlarms(props: MonitoringProps): void {
+    for (const q of QUEUES) {
+      const pair = props.queues[q.id];
+      const deadLetters: Array<[string, Queue]> = pair.deadLetter
+        ? [[`${pascal(q.id)}DlqAlarm`, pair.deadLetter]]
+        : [];
+      if (isDeadLetterSink(q)) deadLetters.push([`${pascal(q.id)}Alarm`, pair.queue]);
+      for (const [id, dlq] of deadLetters) {
+        this.alarm(
+          id,
+          dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
+          `Messages in the ${q.id} dead-letter queue: they failed every retry and wait for a redrive`,
+          1,
+          ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        );
+      }
+    }
+    this.alarm(
+      'LiquidationQueueAgeAlarm',
+      props.queues.liquidations.queue.metricApproximateAgeOfOldestMessage({
+        statistic: 'Maximum',
+        period: ONE_MINUTE,
+      }),
+      `A liquidation waited more than ${props.config.alarmLiquidationQueueAgeSeconds} s: consumers are behind or failing`,
+      props.config.alarmLiquidationQueueAgeSeconds,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+      { evaluationPeriods: 2 },
+    );
+  }
+
+  private functionAlarms(props: MonitoringProps): void {
+    for (const def of FUNCTIONS) {
+      this.alarm(
+        `${pascal(def.id)}ErrorsAlarm`,
+        props.functions[def.id].metricErrors({ statistic: 'Sum', period: FIVE_MINUTES }),
+        `${def.folder} threw ${props.config.alarmFunctionErrors} or more errors in 5 minutes`,
+        props.config.alarmFunctionErrors,
+        ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      );
+    }
+  }
+
+  private widgets(props: MonitoringProps): void {
+    const m = (spec: MetricSpec, statistic?: string) => businessMetric(spec, statistic ? { statistic } : {});
+    const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
+      new GraphWidget({ title, left, right, width: 8, height: 6 });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# Backstop ${props.config.stage}\nBusiness metrics (namespace ${METRICS_NAMESPACE}), queues, functions.`,
+        width: 24,
+        height: 1,
+      }),
+    );
+    this.dashboard.addWidgets(
+      graph('Ticks', [m(METRICS.TicksAccepted), m(METRICS.PositionsChecked)]),
+      graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum')]),
+      graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Liquidations settled by layer',
+        LIQUIDATION_LAYERS.map((layer) =>
+          businessMetric(METRICS.LiquidationsSettled, { dimension: layer, label: layer }),
+        ),
+      ),
+      graph('Slippage (bps)', [m(METRICS.SlippageBps, 'p50'), m(METRICS.SlippageBps, 'p99')]),
+      graph('Auction duration (s)', [
+        m(METRICS.AuctionDurationSeconds, 'p50'),
+        m(METRICS.AuctionDurationSeconds, 'p99'),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      new SingleValueWidget({
+        title: 'Insurance fund balance',
+        metrics: [m(METRICS.InsuranceFundBalance, 'Minimum')],
+        width: 8,
+        height: 6,
+      }),
+      graph(
+        'Fund draws, bad debt, ADL',
+        [m(METRICS.InsuranceFundDraws), m(METRICS.AdlEvents)],
+        [m(METRICS.BadDebt)],
+      ),
+      graph('Safety', [m(METRICS.CircuitBreakerTripped)], [m(METRICS.LedgerReconcileDifference, 'Maximum')]),
+    );
+    const depth: IMetric[] = [];
+    const age: IMetric[] = [];
+    const dlqDepth: IMetric[] = [];
+    for (const q of QUEUES) {
+      const pair = props.queues[q.id];
+      depth.push(pair.queue.metricApproximateNumberOfMessagesVisible({ label: q.id, statistic: 'Maximum' }));
+      age.push(pair.queue.metricApproximateAgeOfOldestMessage({ label: q.id, statistic: 'Maximum' }));
+      const dlq = pair.deadLetter ?? (isDeadLetterSink(q) ? pair.queue : undefined);
+      if (dlq) {
+        dlqDepth.push(
+          dlq.metricApproximateNumberOfMessagesVisible({
+            label: pair.deadLetter ? `${q.id} DLQ` : q.id,
+            statistic: 'Maximum',
+          }),
+        );
+      }
+    }
+    this.dashboard.addWidgets(
+      graph('Queue depth', depth),
+      graph('Age of oldest message (s)', age),
+      graph('Dead-letter queue depth', dlqDepth),
+    );
+    const fns = FUNCTIONS.map((def) => ({ def, fn: props.functions[def.id] }));
+    this.dashboard.addWidgets(
+      graph(
+        'Function errors',
+        fns.map(({ def, fn }) => fn.metricErrors({ label: def.folder, statistic: 'Sum' })),
+      ),
+      graph(
+        'Function throttles',
+        fns.map(({ def, fn }) => fn.metricThrottles({ label: def.folder, statistic: 'Sum' })),
+      ),
+      graph(
+        'Function duration p99 (ms)',
+        fns.map(({ def, fn }) => fn.metricDuration({ label: def.folder, statistic: 'p99' })),
+      ),
+    );
+    this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
+  }
+}

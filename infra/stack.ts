@@ -1,0 +1,93 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import type { EventBus } from 'aws-cdk-lib/aws-events';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { Construct } from 'constructs';
+import {
+  FUNCTIONS,
+  type FunctionId,
+  QUEUES,
+  type QueueId,
+  TABLES,
+  type TableId,
+} from '../shared/topology.ts';
+import type { InfraConfig } from './config.ts';
+import { createFunctions } from './constructs/functions.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { createQueues, type QueuePair } from './constructs/queues.ts';
+import { createTables } from './constructs/tables.ts';
+import { createTickBus } from './constructs/tick-bus.ts';
+import {
+  deadLetterQueueArnKey,
+  deadLetterQueueUrlKey,
+  functionArnKey,
+  functionNameKey,
+  OUTPUT_KEYS,
+  queueArnKey,
+  queueUrlKey,
+  tableArnKey,
+  tableNameKey,
+} from './outputs.ts';
+
+export interface BackstopStackProps extends StackProps {
+  readonly config: InfraConfig;
+  /** Repository root: functions/<folder>/index.ts entries and package-lock.json live there. */
+  readonly projectRoot: string;
+}
+
+/** Everything the backstop runs on, generated from shared/topology.ts. */
+export class BackstopStack extends Stack {
+  readonly tables: Record<TableId, Table>;
+  readonly queues: Record<QueueId, QueuePair>;
+  readonly functions: Record<FunctionId, NodejsFunction>;
+  readonly tickBus: EventBus;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: BackstopStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const tables = createTables(this);
+    const queues = createQueues(this, config);
+    const { bus, archive } = createTickBus(this, config);
+    const functions = createFunctions(this, {
+      config,
+      projectRoot: props.projectRoot,
+      tables,
+      queues,
+      tickBus: bus,
+    });
+    const monitoring = new Monitoring(this, 'Monitoring', { config, queues, functions });
+    this.tables = tables;
+    this.queues = queues;
+    this.functions = functions;
+    this.tickBus = bus;
+    this.monitoring = monitoring;
+
+    // Outputs sit directly on the stack so their logical ids are exactly the keys (no hash suffix).
+    const out = (key: string, value: string, description?: string) =>
+      new CfnOutput(this, key, { value, ...(description ? { description } : {}) });
+    out(OUTPUT_KEYS.stage, config.stage);
+    out(OUTPUT_KEYS.tickBusName, bus.eventBusName, 'put PriceTick events here');
+    out(OUTPUT_KEYS.tickBusArn, bus.eventBusArn);
+    out(OUTPUT_KEYS.tickArchiveName, archive.archiveName);
+    out(OUTPUT_KEYS.dashboardName, monitoring.dashboard.dashboardName);
+    if (monitoring.topic) out(OUTPUT_KEYS.alarmTopicArn, monitoring.topic.topicArn);
+    for (const t of TABLES) {
+      out(tableNameKey(t.id), tables[t.id].tableName);
+      out(tableArnKey(t.id), tables[t.id].tableArn);
+    }
+    for (const q of QUEUES) {
+      const pair = queues[q.id];
+      out(queueUrlKey(q.id), pair.queue.queueUrl);
+      out(queueArnKey(q.id), pair.queue.queueArn);
+      if (pair.deadLetter) {
+        out(deadLetterQueueUrlKey(q.id), pair.deadLetter.queueUrl);
+        out(deadLetterQueueArnKey(q.id), pair.deadLetter.queueArn);
+      }
+    }
+    for (const f of FUNCTIONS) {
+      out(functionNameKey(f.id), functions[f.id].functionName);
+      out(functionArnKey(f.id), functions[f.id].functionArn);
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AuctionRecord, AuctionRepository, CrashHook } from '../../ports/index.ts';
+import {
+  CorruptItemError,
+  checkNextVersion,
+  conditional,
+  fillAttr,
+  type Item,
+  N,
+  noCrash,
+  readBig,
+  readFill,
+  readInt,
+  readMaps,
+  readS,
+  S,
+} from './codec.ts';
+
+/** Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. */
+
+const DIRECTIONS = ['BUY', 'SELL'] as const;
+const STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
+
+const oneOf = <T extends string>(item: Item, name: string, allowed: readonly T[]): T => {
+  const value = readS(item, name);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CorruptItemError(`adapter/bad-${name}: ${value}`);
+  return value as T;
+};
+
+export const auctionItem = (a: AuctionRecord): Item => ({
+  id: S(a.id),
+  liquidationId: S(a.liquidationId),
+  symbol: S(a.symbol),
+  direction: S(a.direction),
+  lot: N(a.lot),
+  remainingLot: N(a.remainingLot),
+  top: N(a.top),
+  startedAtMs: N(a.startedAtMs),
+  resets: N(a.resets),
+  step: N(a.step),
+  state: S(a.state),
+  fills: { L: a.fills.map(fillAttr) },
+  version: N(a.version),
+});
+
+export const auctionFromItem = (item: Item): AuctionRecord => ({
+  id: readS(item, 'id'),
+  liquidationId: readS(item, 'liquidationId'),
+  symbol: readS(item, 'symbol'),
+  direction: oneOf(item, 'direction', DIRECTIONS),
+  lot: readBig(item, 'lot'),
+  remainingLot: readBig(item, 'remainingLot'),
+  top: readBig(item, 'top'),
+  startedAtMs: readInt(item, 'startedAtMs'),
+  resets: readInt(item, 'resets'),
+  step: readInt(item, 'step'),
+  state: oneOf(item, 'state', STATES),
+  fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
+  version: readInt(item, 'version'),
+});
+
+export class DynamoAuctionRepository implements AuctionRepository {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly table: string,
+    private readonly crash: CrashHook = noCrash,
+  ) {}
+
+  async get(id: string): Promise<AuctionRecord | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({ TableName: this.table, Key: { id: S(id) }, ConsistentRead: true }),
+    );
+    return out.Item ? auctionFromItem(out.Item) : undefined;
+  }
+
+  async create(auction: AuctionRecord): Promise<void> {
+    await conditional('auctions/exists', () =>
+      this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: auctionItem(auction),
+          ConditionExpression: 'attribute_not_exists(id)',
+        }),
+      ),
+    );
+    this.crash('auctions.create');
+  }
+
+  async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
+    checkNextVersion('auctions', next.version, expectedVersion);
+    await conditional('auctions/version', () =>
+      this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: auctionItem(next),
+          ConditionExpression: 'version = :expected',
+          ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+        }),
+      ),
+    );
+    this.crash('auctions.replace');
+  }
+}

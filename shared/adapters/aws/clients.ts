@@ -1,0 +1,125 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+
+/**
+ * The one place that builds AWS SDK v3 clients. Retries use the SDK's standard mode (exponential backoff
+ * with jitter for throttling and transient faults); every call is counted per operation for benchmarks.
+ */
+
+export interface AwsClientConfig {
+  readonly region: string;
+  /** Emulator endpoint (moto, LocalStack); absent on AWS. */
+  readonly endpoint?: string;
+  /** Explicit credentials (any non-empty pair for an emulator); absent: the default provider chain. */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** Attempts per call including the first (SDK standard mode default: 3). */
+  readonly maxAttempts?: number;
+}
+
+/** API calls and attempts per `service.Operation` (for example `dynamodb.TransactWriteItems`). */
+export class ApiCallCounter {
+  private readonly calls = new Map<string, number>();
+  private readonly attempts = new Map<string, number>();
+
+  record(operation: string, attempts: number): void {
+    this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);
+    this.attempts.set(operation, (this.attempts.get(operation) ?? 0) + attempts);
+  }
+
+  /** Calls per operation, sorted by name. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.calls].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  /** Attempts per operation (calls plus SDK retries). */
+  attemptsSnapshot(): Record<string, number> {
+    return Object.fromEntries([...this.attempts].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  total(): number {
+    let sum = 0;
+    for (const n of this.calls.values()) sum += n;
+    return sum;
+  }
+
+  reset(): void {
+    this.calls.clear();
+    this.attempts.clear();
+  }
+}
+
+export interface AwsClients {
+  readonly dynamo: DynamoDBClient;
+  readonly sqs: SQSClient;
+  readonly events: EventBridgeClient;
+  readonly counter: ApiCallCounter;
+  readonly config: AwsClientConfig;
+  /** Closes the HTTP connection pools. */
+  destroy(): void;
+}
+
+interface CountedOutput {
+  readonly output?: { readonly $metadata?: { readonly attempts?: number } };
+}
+
+/** Initialize-step middleware: runs once per logical call, after the retries have finished. */
+const counting =
+  (service: string, counter: ApiCallCounter) =>
+  <I, O extends CountedOutput>(next: (args: I) => Promise<O>, context: { readonly commandName?: string }) =>
+  async (args: I): Promise<O> => {
+    const operation = `${service}.${(context.commandName ?? 'unknown').replace(/Command$/, '')}`;
+    try {
+      const result = await next(args);
+      counter.record(operation, result.output?.$metadata?.attempts ?? 1);
+      return result;
+    } catch (error) {
+      const attempts = (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+      counter.record(operation, attempts);
+      throw error;
+    }
+  };
+
+const COUNTER_MIDDLEWARE = { step: 'initialize', name: 'backstopApiCallCounter' } as const;
+
+export function createAwsClients(config: AwsClientConfig, counter = new ApiCallCounter()): AwsClients {
+  const common = {
+    region: config.region,
+    retryMode: 'standard',
+    maxAttempts: config.maxAttempts ?? 3,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    ...(config.credentials ? { credentials: config.credentials } : {}),
+  } as const;
+  const dynamo = new DynamoDBClient(common);
+  const sqs = new SQSClient(common);
+  const events = new EventBridgeClient(common);
+  dynamo.middlewareStack.add(counting('dynamodb', counter), COUNTER_MIDDLEWARE);
+  sqs.middlewareStack.add(counting('sqs', counter), COUNTER_MIDDLEWARE);
+  events.middlewareStack.add(counting('events', counter), COUNTER_MIDDLEWARE);
+  return {
+    dynamo,
+    sqs,
+    events,
+    counter,
+    config,
+    destroy: () => {
+      dynamo.destroy();
+      sqs.destroy();
+      events.destroy();
+    },
+  };
+}
+
+/** Client config for a local emulator: fake credentials, us-east-1 unless told otherwise. */
+export const localClientConfig = (endpoint: string, region = 'us-east-1'): AwsClientConfig => ({
+  region,
+  endpoint,
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+});
+
+/** Client config from the Lambda environment: AWS_REGION, optional AWS_ENDPOINT_URL for emulators. */
+export function clientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsClientConfig {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error('AWS_REGION environment variable is not set');
+  return { region, ...(env.AWS_ENDPOINT_URL ? { endpoint: env.AWS_ENDPOINT_URL } : {}) };
+}

@@ -1,0 +1,149 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { Fill } from '../../domain/model.ts';
+import { ConditionFailedError } from '../../ports/index.ts';
+
+/**
+ * DynamoDB attribute codecs. Money, sizes and prices are bigints stored as N: the SDK carries N as a decimal
+ * string, exact up to 38 digits, so no JS number ever holds an amount. Counters (versions, sequences, epoch
+ * ms) are safe integers.
+ */
+
+export type Item = Record<string, AttributeValue>;
+
+/** An item that does not decode: a bug or a foreign writer, never retried into success. */
+export class CorruptItemError extends Error {
+  override readonly name = 'CorruptItemError';
+}
+
+/** Bad input handed to an adapter (for example a next record whose version is not expected + 1). */
+export class AdapterInputError extends Error {
+  override readonly name = 'AdapterInputError';
+}
+
+export const S = (value: string): AttributeValue => ({ S: value });
+
+export const N = (value: bigint | number): AttributeValue => {
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+    throw new AdapterInputError(`adapter/not-an-integer: ${value}`);
+  }
+  return { N: value.toString() };
+};
+
+const attr = (item: Item, name: string): AttributeValue => {
+  const value = item[name];
+  if (value === undefined) throw new CorruptItemError(`adapter/missing-attribute: ${name}`);
+  return value;
+};
+
+export function readS(item: Item, name: string): string {
+  const value = attr(item, name);
+  if (value.S === undefined) throw new CorruptItemError(`adapter/not-a-string: ${name}`);
+  return value.S;
+}
+
+export function readBig(item: Item, name: string): bigint {
+  const value = attr(item, name);
+  if (value.N === undefined || !/^-?\d+$/.test(value.N)) {
+    throw new CorruptItemError(`adapter/not-an-integer: ${name}`);
+  }
+  return BigInt(value.N);
+}
+
+export function readInt(item: Item, name: string): number {
+  const big = readBig(item, name);
+  const value = Number(big);
+  if (!Number.isSafeInteger(value)) throw new CorruptItemError(`adapter/unsafe-integer: ${name}`);
+  return value;
+}
+
+export const optS = (item: Item, name: string): string | undefined =>
+  item[name] === undefined ? undefined : readS(item, name);
+export const optBig = (item: Item, name: string): bigint | undefined =>
+  item[name] === undefined ? undefined : readBig(item, name);
+export const optInt = (item: Item, name: string): number | undefined =>
+  item[name] === undefined ? undefined : readInt(item, name);
+
+export function readMap(item: Item, name: string): Item {
+  const value = attr(item, name);
+  if (value.M === undefined) throw new CorruptItemError(`adapter/not-a-map: ${name}`);
+  return value.M;
+}
+
+export function readList(item: Item, name: string): AttributeValue[] {
+  const value = attr(item, name);
+  if (value.L === undefined) throw new CorruptItemError(`adapter/not-a-list: ${name}`);
+  return value.L;
+}
+
+export const readMaps = (item: Item, name: string): Item[] =>
+  readList(item, name).map((v) => {
+    if (v.M === undefined) throw new CorruptItemError(`adapter/not-a-map: ${name}[]`);
+    return v.M;
+  });
+
+export const fillAttr = (fill: Fill & { readonly providerId?: string }): AttributeValue => ({
+  M: {
+    price: N(fill.price),
+    size: N(fill.size),
+    ...(fill.providerId === undefined ? {} : { providerId: S(fill.providerId) }),
+  },
+});
+
+export const readFill = (m: Item): Fill => ({ price: readBig(m, 'price'), size: readBig(m, 'size') });
+
+export const strings = (values: readonly string[]): AttributeValue => ({ L: values.map(S) });
+
+export const readStrings = (item: Item, name: string): string[] =>
+  readList(item, name).map((v) => {
+    if (v.S === undefined) throw new CorruptItemError(`adapter/not-a-string: ${name}[]`);
+    return v.S;
+  });
+
+/** A next record must carry the expected version + 1 (ports: optimistic concurrency). */
+export function checkNextVersion(what: string, next: number, expected: number): void {
+  if (next !== expected + 1) {
+    throw new AdapterInputError(`${what}/bad-version: next version ${next} must be ${expected} + 1`);
+  }
+}
+
+const errorName = (error: unknown): string | undefined =>
+  typeof error === 'object' && error !== null ? (error as { name?: string }).name : undefined;
+
+export const isConditionalCheckFailed = (error: unknown): boolean =>
+  errorName(error) === 'ConditionalCheckFailedException';
+
+/** Codes of a cancelled TransactWriteItems, in item order ('None' for items that passed); else undefined. */
+export function cancellationCodes(error: unknown): string[] | undefined {
+  if (errorName(error) !== 'TransactionCanceledException') return undefined;
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.map((r) => r.Code ?? 'None');
+}
+
+/** Runs a conditional write; a failed condition becomes ConditionFailedError(reason). */
+export async function conditional<T>(reason: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isConditionalCheckFailed(error)) throw new ConditionFailedError(reason);
+    const codes = cancellationCodes(error);
+    // Only condition failures map to ConditionFailedError; TransactionConflict and throttling stay transient.
+    if (codes?.includes('ConditionalCheckFailed')) throw new ConditionFailedError(`${reason} (${codes})`);
+    throw error;
+  }
+}
+
+/** Opaque pagination cursor: the LastEvaluatedKey as base64url JSON. */
+export const encodeCursor = (key: Item): string => Buffer.from(JSON.stringify(key)).toString('base64url');
+
+export function decodeCursor(cursor: string): Item {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a map');
+    return parsed as Item;
+  } catch {
+    throw new AdapterInputError('adapter/bad-cursor: not a cursor returned by this adapter');
+  }
+}
+
+/** Default crash hook: no injected crashes. */
+export const noCrash = (_point: string): void => {};

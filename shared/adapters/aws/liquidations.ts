@@ -1,0 +1,318 @@
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  TransactWriteItemsCommand,
+  type Update,
+} from '@aws-sdk/client-dynamodb';
+import type { LiquidationState } from '../../domain/model.ts';
+import type {
+  CrashHook,
+  LiquidationEvent,
+  LiquidationRecord,
+  LiquidationRepository,
+  PositionRecord,
+} from '../../ports/index.ts';
+import {
+  AdapterInputError,
+  CorruptItemError,
+  checkNextVersion,
+  conditional,
+  fillAttr,
+  type Item,
+  N,
+  noCrash,
+  optS,
+  readBig,
+  readFill,
+  readInt,
+  readMap,
+  readMaps,
+  readS,
+  S,
+} from './codec.ts';
+import { positionItem, readSide } from './positions.ts';
+
+/**
+ * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
+ * in the same transaction, to one of TICK_INDEX_SHARDS tick-index items (`~tick~<tickKey>~<shard>`, a string
+ * set `ids`) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, 400 KB limit:
+ * about 8k ids per shard); listByTick reads the shards and then the liquidations in one BatchGet each.
+ */
+
+export const TICK_INDEX_SHARDS = 8;
+const TICK_PREFIX = '~tick~';
+const BATCH_GET_MAX = 100;
+
+const STATES: readonly LiquidationState[] = [
+  'QUEUED',
+  'MARKET_EXECUTED',
+  'AUCTION',
+  'SETTLING',
+  'SETTLED_MARKET',
+  'SETTLED_AUCTION',
+  'SETTLED_INSURANCE',
+  'SETTLED_ADL',
+  'CANCELLED',
+];
+
+const readState = (item: Item, name: string): LiquidationState => {
+  const value = readS(item, name);
+  if (!(STATES as readonly string[]).includes(value))
+    throw new CorruptItemError(`adapter/bad-state: ${value}`);
+  return value as LiquidationState;
+};
+
+/** FNV-1a, 32 bit: a stable shard for a liquidation id. */
+const shardOf = (id: string): number => {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % TICK_INDEX_SHARDS;
+};
+
+const tickIndexId = (tickKey: string, shard: number): string => `${TICK_PREFIX}${tickKey}~${shard}`;
+
+/** Transaction items adding new liquidations to their tick indexes: one Update per shard item touched. */
+export function tickIndexUpdates(table: string, liquidations: readonly LiquidationRecord[]): Update[] {
+  const byItem = new Map<string, string[]>();
+  for (const l of liquidations) {
+    const id = tickIndexId(l.tickKey, shardOf(l.id));
+    byItem.set(id, [...(byItem.get(id) ?? []), l.id]);
+  }
+  return [...byItem].map(([id, ids]) => ({
+    TableName: table,
+    Key: { id: S(id) },
+    UpdateExpression: 'ADD ids :ids SET kind = :kind',
+    ExpressionAttributeValues: { ':ids': { SS: ids }, ':kind': S('tickIndex') },
+  }));
+}
+
+/** Liquidation ids may not collide with the tick-index items. */
+export function checkLiquidationId(id: string): void {
+  if (!id) throw new AdapterInputError('liquidations/bad-id: empty id');
+  if (id.startsWith(TICK_PREFIX)) {
+    throw new AdapterInputError(`liquidations/bad-id: ids may not start with ${TICK_PREFIX}`);
+  }
+}
+
+export function liquidationItem(l: LiquidationRecord): Item {
+  return {
+    id: S(l.id),
+    positionId: S(l.positionId),
+    symbol: S(l.symbol),
+    side: S(l.side),
+    state: S(l.state),
+    tickKey: S(l.tickKey),
+    triggerMark: N(l.triggerMark),
+    remainingSize: N(l.remainingSize),
+    marketFills: { L: l.marketFills.map(fillAttr) },
+    auctionFills: { L: l.auctionFills.map(fillAttr) },
+    ...(l.settlement === undefined
+      ? {}
+      : { settlement: { M: Object.fromEntries(Object.entries(l.settlement).map(([k, v]) => [k, S(v)])) } }),
+    history: {
+      L: l.history.map(
+        (e): AttributeValue => ({
+          M: { atMs: N(e.atMs), state: S(e.state), ...(e.note === undefined ? {} : { note: S(e.note) }) },
+        }),
+      ),
+    },
+    ...(l.context === undefined ? {} : { context: S(l.context) }),
+    version: N(l.version),
+  };
+}
+
+export function liquidationFromItem(item: Item): LiquidationRecord {
+  const context = optS(item, 'context');
+  const settlement =
+    item.settlement === undefined
+      ? undefined
+      : Object.fromEntries(
+          Object.keys(readMap(item, 'settlement')).map((k) => [k, readS(readMap(item, 'settlement'), k)]),
+        );
+  return {
+    id: readS(item, 'id'),
+    positionId: readS(item, 'positionId'),
+    symbol: readS(item, 'symbol'),
+    side: readSide(item),
+    state: readState(item, 'state'),
+    tickKey: readS(item, 'tickKey'),
+    triggerMark: readBig(item, 'triggerMark'),
+    remainingSize: readBig(item, 'remainingSize'),
+    marketFills: readMaps(item, 'marketFills').map(readFill),
+    auctionFills: readMaps(item, 'auctionFills').map((m) => ({
+      ...readFill(m),
+      providerId: readS(m, 'providerId'),
+    })),
+    ...(settlement === undefined ? {} : { settlement }),
+    history: readMaps(item, 'history').map((m): LiquidationEvent => {
+      const note = optS(m, 'note');
+      return {
+        atMs: readInt(m, 'atMs'),
+        state: readState(m, 'state'),
+        ...(note === undefined ? {} : { note }),
+      };
+    }),
+    ...(context === undefined ? {} : { context }),
+    version: readInt(item, 'version'),
+  };
+}
+
+export class DynamoLiquidationRepository implements LiquidationRepository {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly tables: { readonly liquidations: string; readonly positions: string },
+    private readonly crash: CrashHook = noCrash,
+  ) {}
+
+  async get(id: string): Promise<LiquidationRecord | undefined> {
+    if (id.startsWith(TICK_PREFIX)) return undefined;
+    const out = await this.dynamo.send(
+      new GetItemCommand({ TableName: this.tables.liquidations, Key: { id: S(id) }, ConsistentRead: true }),
+    );
+    return out.Item ? liquidationFromItem(out.Item) : undefined;
+  }
+
+  /**
+   * One transaction: position OPEN@v -> LIQUIDATING@v+1 (leaving the index), liquidation put if absent, and
+   * its id added to the tick index. `position` is the OPEN record as read.
+   */
+  async begin(position: PositionRecord, liquidation: LiquidationRecord): Promise<void> {
+    if (position.state !== 'OPEN') {
+      throw new AdapterInputError(
+        `liquidations/position-not-open: pass the OPEN record as read (${position.state})`,
+      );
+    }
+    if (liquidation.positionId !== position.id) {
+      throw new AdapterInputError(
+        'liquidations/position-mismatch: liquidation.positionId must be position.id',
+      );
+    }
+    if (liquidation.state !== 'QUEUED') {
+      throw new AdapterInputError(
+        `liquidations/not-queued: ${liquidation.id} starts in ${liquidation.state}`,
+      );
+    }
+    checkLiquidationId(liquidation.id);
+    await conditional('liquidations/begin', () =>
+      this.dynamo.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tables.positions,
+                Key: { id: S(position.id) },
+                UpdateExpression: 'SET #state = :liquidating, version = :next REMOVE liqKey, liqPrice',
+                ConditionExpression: 'version = :expected AND #state = :open',
+                ExpressionAttributeNames: { '#state': 'state' },
+                ExpressionAttributeValues: {
+                  ':liquidating': S('LIQUIDATING'),
+                  ':open': S('OPEN'),
+                  ':next': N(position.version + 1),
+                  ':expected': N(position.version),
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.tables.liquidations,
+                Item: liquidationItem(liquidation),
+                ConditionExpression: 'attribute_not_exists(id)',
+              },
+            },
+            ...tickIndexUpdates(this.tables.liquidations, [liquidation]).map((Update) => ({ Update })),
+          ],
+        }),
+      ),
+    );
+    this.crash('liquidations.begin');
+  }
+
+  async replace(next: LiquidationRecord, expectedVersion: number): Promise<void> {
+    checkNextVersion('liquidations', next.version, expectedVersion);
+    await conditional('liquidations/version', () =>
+      this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.tables.liquidations,
+          Item: liquidationItem(next),
+          ConditionExpression: 'version = :expected',
+          ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+        }),
+      ),
+    );
+    this.crash('liquidations.replace');
+  }
+
+  async replaceWithPosition(
+    next: LiquidationRecord,
+    expectedVersion: number,
+    position: PositionRecord,
+    expectedPositionVersion: number,
+  ): Promise<void> {
+    checkNextVersion('liquidations', next.version, expectedVersion);
+    checkNextVersion('positions', position.version, expectedPositionVersion);
+    await conditional('liquidations/version', () =>
+      this.dynamo.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tables.liquidations,
+                Item: liquidationItem(next),
+                ConditionExpression: 'version = :expected',
+                ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+              },
+            },
+            {
+              Put: {
+                TableName: this.tables.positions,
+                Item: positionItem(position),
+                ConditionExpression: 'version = :expected',
+                ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
+              },
+            },
+          ],
+        }),
+      ),
+    );
+    this.crash('liquidations.replaceWithPosition');
+  }
+
+  async listByTick(tickKey: string): Promise<readonly LiquidationRecord[]> {
+    const shardKeys = Array.from({ length: TICK_INDEX_SHARDS }, (_, s) => ({
+      id: S(tickIndexId(tickKey, s)),
+    }));
+    const ids = (await this.batchGet(shardKeys)).flatMap((item) => (item.ids?.SS ? item.ids.SS : []));
+    const records: LiquidationRecord[] = [];
+    for (let i = 0; i < ids.length; i += BATCH_GET_MAX) {
+      const keys = ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) }));
+      records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
+    }
+    return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** BatchGetItem (consistent) that retries unprocessed keys; at most 100 keys. */
+  private async batchGet(keys: Item[]): Promise<Item[]> {
+    const items: Item[] = [];
+    let pending: Item[] = keys;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new Error('liquidations/batch-get-unprocessed: keys still unprocessed');
+        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+      }
+      const out = await this.dynamo.send(
+        new BatchGetItemCommand({
+          RequestItems: { [this.tables.liquidations]: { Keys: pending, ConsistentRead: true } },
+        }),
+      );
+      items.push(...(out.Responses?.[this.tables.liquidations] ?? []));
+      pending = out.UnprocessedKeys?.[this.tables.liquidations]?.Keys ?? [];
+    }
+    return items;
+  }
+}

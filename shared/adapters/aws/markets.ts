@@ -1,0 +1,157 @@
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import type { AcceptedTick, CrashHook, MarketRepository, MarketState } from '../../ports/index.ts';
+import {
+  conditional,
+  type Item,
+  isConditionalCheckFailed,
+  N,
+  noCrash,
+  optBig,
+  optInt,
+  readBig,
+  readInt,
+  readMap,
+  readS,
+  S,
+} from './codec.ts';
+
+/**
+ * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
+ * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set.
+ */
+
+const tickAttr = (tick: AcceptedTick): AttributeValue => ({
+  M: {
+    sequence: N(tick.sequence),
+    markPrice: N(tick.markPrice),
+    timestampMs: N(tick.timestampMs),
+    ...(tick.indexPrice === undefined ? {} : { indexPrice: N(tick.indexPrice) }),
+  },
+});
+
+const readTick = (m: Item): AcceptedTick => {
+  const indexPrice = optBig(m, 'indexPrice');
+  return {
+    sequence: readInt(m, 'sequence'),
+    markPrice: readBig(m, 'markPrice'),
+    timestampMs: readInt(m, 'timestampMs'),
+    ...(indexPrice === undefined ? {} : { indexPrice }),
+  };
+};
+
+export function marketFromItem(item: Item): MarketState {
+  const pendingSequence = optInt(item, 'pendingSequence');
+  const breaker = item.breaker === undefined ? undefined : readMap(item, 'breaker');
+  return {
+    symbol: readS(item, 'symbol'),
+    ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
+    ...(pendingSequence === undefined ? {} : { pendingSequence }),
+    ...(breaker === undefined
+      ? {}
+      : {
+          breaker: {
+            reason: readS(breaker, 'reason'),
+            trippedAtMs: readInt(breaker, 'trippedAtMs'),
+            tick: readTick(readMap(breaker, 'tick')),
+          },
+        }),
+  };
+}
+
+export class DynamoMarketRepository implements MarketRepository {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly table: string,
+    private readonly crash: CrashHook = noCrash,
+  ) {}
+
+  async get(symbol: string): Promise<MarketState | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({ TableName: this.table, Key: { symbol: S(symbol) }, ConsistentRead: true }),
+    );
+    return out.Item ? marketFromItem(out.Item) : undefined;
+  }
+
+  /** pending: sets pendingSequence to this tick's sequence; not pending: removes any pending mark. */
+  async acceptTick(
+    symbol: string,
+    tick: AcceptedTick,
+    expectedLastSequence: number | undefined,
+    pending: boolean,
+  ): Promise<void> {
+    const values: Record<string, AttributeValue> = { ':tick': tickAttr(tick), ':seq': N(tick.sequence) };
+    if (expectedLastSequence !== undefined) values[':expected'] = N(expectedLastSequence);
+    await conditional('markets/sequence', () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq' : ' REMOVE pendingSequence'}`,
+          // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
+          ConditionExpression:
+            expectedLastSequence === undefined
+              ? 'attribute_not_exists(lastSequence)'
+              : 'lastSequence = :expected',
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+    this.crash('markets.acceptTick');
+  }
+
+  async clearPending(symbol: string, sequence: number): Promise<void> {
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: 'REMOVE pendingSequence',
+          ConditionExpression: 'pendingSequence = :seq',
+          ExpressionAttributeValues: { ':seq': N(sequence) },
+        }),
+      );
+    } catch (error) {
+      // Another sequence (or none) is pending: nothing to clear.
+      if (isConditionalCheckFailed(error)) return;
+      throw error;
+    }
+    this.crash('markets.clearPending');
+  }
+
+  /** Keeps the first trip while the breaker stays tripped (its reason and time start the cool-down). */
+  async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
+    await this.dynamo.send(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET breaker = if_not_exists(breaker, :breaker)',
+        ExpressionAttributeValues: {
+          ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
+        },
+      }),
+    );
+    this.crash('markets.tripBreaker');
+  }
+
+  async resetBreaker(symbol: string): Promise<void> {
+    await this.dynamo
+      .send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: 'REMOVE breaker',
+          ConditionExpression: 'attribute_exists(symbol)',
+        }),
+      )
+      .catch((error: unknown) => {
+        // No market item: nothing to reset (and no empty item created).
+        if (!isConditionalCheckFailed(error)) throw error;
+      });
+    this.crash('markets.resetBreaker');
+  }
+}

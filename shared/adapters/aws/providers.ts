@@ -1,0 +1,92 @@
+import { type DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { CrashHook, ProviderRecord, ProviderRepository } from '../../ports/index.ts';
+import {
+  conditional,
+  type Item,
+  N,
+  noCrash,
+  readBig,
+  readInt,
+  readS,
+  readStrings,
+  S,
+  strings,
+} from './codec.ts';
+
+/**
+ * Providers table, pk `id`. list(symbol) is a consistent Scan filtered in code: the providers are a short,
+ * admin-registered list (tens of items), so an index per symbol would cost more than it saves.
+ */
+
+export const providerItem = (p: ProviderRecord): Item => ({
+  id: S(p.id),
+  capital: N(p.capital),
+  maxDiscountPpm: N(p.maxDiscountPpm),
+  maxLot: N(p.maxLot),
+  symbols: strings(p.symbols),
+  version: N(p.version),
+});
+
+export const providerFromItem = (item: Item): ProviderRecord => ({
+  id: readS(item, 'id'),
+  capital: readBig(item, 'capital'),
+  maxDiscountPpm: readBig(item, 'maxDiscountPpm'),
+  maxLot: readBig(item, 'maxLot'),
+  symbols: readStrings(item, 'symbols'),
+  version: readInt(item, 'version'),
+});
+
+export class DynamoProviderRepository implements ProviderRepository {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly table: string,
+    private readonly crash: CrashHook = noCrash,
+  ) {}
+
+  /** Providers quoting `symbol`, ordered by id. */
+  async list(symbol: string): Promise<readonly ProviderRecord[]> {
+    const providers: ProviderRecord[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new ScanCommand({
+          TableName: this.table,
+          ConsistentRead: true,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        const provider = providerFromItem(item);
+        if (provider.symbols.includes(symbol)) providers.push(provider);
+      }
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return providers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async get(id: string): Promise<ProviderRecord | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({ TableName: this.table, Key: { id: S(id) }, ConsistentRead: true }),
+    );
+    return out.Item ? providerFromItem(out.Item) : undefined;
+  }
+
+  /** expectedVersion undefined: create (fails if the id exists); else replace if the stored version matches. */
+  async put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void> {
+    await conditional(expectedVersion === undefined ? 'providers/exists' : 'providers/version', () =>
+      this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: providerItem(provider),
+          ...(expectedVersion === undefined
+            ? { ConditionExpression: 'attribute_not_exists(id)' }
+            : {
+                ConditionExpression: 'version = :expected',
+                ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+              }),
+        }),
+      ),
+    );
+    this.crash('providers.put');
+  }
+}

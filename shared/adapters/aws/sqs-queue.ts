@@ -1,0 +1,203 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { CrashHook, QueueTransport, ReceivedMessage } from '../../ports/index.ts';
+import { AdapterInputError, noCrash } from './codec.ts';
+
+/**
+ * QueueTransport on an SQS standard queue. Batches are split into SendMessageBatch calls of at most 10
+ * entries and 256 KiB; entries that fail for a server-side reason are resent (with backoff) up to
+ * `batchRetries` times, and any entry still failing, or refused as the sender's fault, throws QueueSendError.
+ */
+
+export const SQS_MAX_BATCH = 10;
+export const SQS_MAX_BATCH_BYTES = 256 * 1024;
+export const SQS_MAX_DELAY_SECONDS = 900;
+
+export interface SendFailure {
+  readonly index: number;
+  readonly code: string;
+  readonly message: string;
+  readonly senderFault: boolean;
+}
+
+export class QueueSendError extends Error {
+  override readonly name = 'QueueSendError';
+  constructor(
+    message: string,
+    readonly failures: readonly SendFailure[],
+  ) {
+    super(message);
+  }
+}
+
+export interface SqsQueueOptions {
+  readonly url: string;
+  /** Defaults to the last segment of the URL. */
+  readonly name?: string;
+  /** Long polling on receive (0: short poll, the default, right for emulators and the local runner). */
+  readonly waitTimeSeconds?: number;
+  /** Resends of failed batch entries before giving up (default 3). */
+  readonly batchRetries?: number;
+  readonly crash?: CrashHook;
+  /** Crash point prefix: `${crashPrefix}.send` / `.sendBatch` / `.delete` (default: the queue name). */
+  readonly crashPrefix?: string;
+}
+
+const checkDelay = (delaySeconds: number): void => {
+  if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > SQS_MAX_DELAY_SECONDS) {
+    throw new AdapterInputError(
+      `queue/bad-delay: ${delaySeconds} (0..${SQS_MAX_DELAY_SECONDS} whole seconds)`,
+    );
+  }
+};
+
+/** Splits bodies into SQS batches: at most 10 entries and 256 KiB of bodies each. */
+export function splitBatches(bodies: readonly string[]): { index: number; body: string }[][] {
+  const batches: { index: number; body: string }[][] = [];
+  let current: { index: number; body: string }[] = [];
+  let bytes = 0;
+  bodies.forEach((body, index) => {
+    const size = Buffer.byteLength(body, 'utf8');
+    if (size > SQS_MAX_BATCH_BYTES) throw new AdapterInputError(`queue/message-too-large: entry ${index}`);
+    if (current.length === SQS_MAX_BATCH || bytes + size > SQS_MAX_BATCH_BYTES) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push({ index, body });
+    bytes += size;
+  });
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+export class SqsQueueTransport implements QueueTransport {
+  readonly name: string;
+  readonly url: string;
+  private readonly crash: CrashHook;
+  private readonly crashPrefix: string;
+
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly options: SqsQueueOptions,
+  ) {
+    this.url = options.url;
+    this.name = options.name ?? options.url.split('/').pop() ?? options.url;
+    this.crash = options.crash ?? noCrash;
+    this.crashPrefix = options.crashPrefix ?? this.name;
+  }
+
+  async send(body: string, delaySeconds = 0): Promise<void> {
+    checkDelay(delaySeconds);
+    await this.sqs.send(
+      new SendMessageCommand({ QueueUrl: this.url, MessageBody: body, DelaySeconds: delaySeconds }),
+    );
+    this.crash(`${this.crashPrefix}.send`);
+  }
+
+  async sendBatch(bodies: readonly string[]): Promise<void> {
+    for (const batch of splitBatches(bodies)) {
+      await this.sendOneBatch(batch);
+      this.crash(`${this.crashPrefix}.sendBatch`);
+    }
+  }
+
+  private async sendOneBatch(batch: readonly { index: number; body: string }[]): Promise<void> {
+    let pending = batch;
+    const retries = this.options.batchRetries ?? 3;
+    for (let attempt = 0; ; attempt++) {
+      const entries: SendMessageBatchRequestEntry[] = pending.map((e) => ({
+        Id: String(e.index),
+        MessageBody: e.body,
+      }));
+      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries }));
+      const failed = out.Failed ?? [];
+      if (failed.length === 0) return;
+      const failures: SendFailure[] = failed.map((f) => ({
+        index: Number(f.Id),
+        code: f.Code ?? 'unknown',
+        message: f.Message ?? '',
+        senderFault: f.SenderFault ?? false,
+      }));
+      const summary = failures.map((f) => `#${f.index} ${f.code}`).join(', ');
+      if (failures.some((f) => f.senderFault)) {
+        throw new QueueSendError(`queue/send-refused: ${this.name}: ${summary}`, failures);
+      }
+      if (attempt >= retries) {
+        throw new QueueSendError(
+          `queue/send-failed: ${this.name} after ${retries} retries: ${summary}`,
+          failures,
+        );
+      }
+      const again = new Set(failures.map((f) => f.index));
+      pending = pending.filter((e) => again.has(e.index));
+      await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+    }
+  }
+
+  async receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.url,
+        MaxNumberOfMessages: Math.min(Math.max(1, Math.floor(maxMessages)), SQS_MAX_BATCH),
+        VisibilityTimeout: visibilityTimeoutSeconds,
+        WaitTimeSeconds: this.options.waitTimeSeconds ?? 0,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+      }),
+    );
+    return (out.Messages ?? []).map((m) => {
+      if (!m.MessageId || m.ReceiptHandle === undefined || m.Body === undefined) {
+        throw new Error(`queue/bad-message: ${this.name} returned a message without id, handle or body`);
+      }
+      return {
+        messageId: m.MessageId,
+        body: m.Body,
+        receiptHandle: m.ReceiptHandle,
+        receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
+        sentAtMs: Number(m.Attributes?.SentTimestamp ?? '0'),
+      };
+    });
+  }
+
+  async delete(receiptHandle: string): Promise<void> {
+    await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.url, ReceiptHandle: receiptHandle }));
+    this.crash(`${this.crashPrefix}.delete`);
+  }
+
+  async changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void> {
+    await this.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.url,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: visibilityTimeoutSeconds,
+      }),
+    );
+  }
+
+  async depth(): Promise<{ readonly visible: number; readonly inFlight: number; readonly delayed: number }> {
+    const out = await this.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: this.url,
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
+    );
+    const a = out.Attributes ?? {};
+    return {
+      visible: Number(a.ApproximateNumberOfMessages ?? '0'),
+      inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? '0'),
+      delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? '0'),
+    };
+  }
+}

@@ -1,0 +1,83 @@
+import {
+  type DynamoDBClient,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
+import { type CrashHook, MAX_WRITES_PER_COMMIT, type Transactor, type Write } from '../../ports/index.ts';
+import type { TableId } from '../../topology.ts';
+import { auctionItem } from './auctions.ts';
+import { AdapterInputError, checkNextVersion, conditional, type Item, N, noCrash } from './codec.ts';
+import { checkLiquidationId, liquidationItem, tickIndexUpdates } from './liquidations.ts';
+import { positionItem } from './positions.ts';
+import { providerItem } from './providers.ts';
+
+/**
+ * Transactor on one TransactWriteItems: each write is a Put conditional on the stored version (or on
+ * absence). A new liquidation (a slice) also joins its tick index (see liquidations.ts), so listByTick sees
+ * it. Positions, liquidations and auctions must carry expectedVersion + 1 (providers: no fixed step).
+ */
+export class AwsTransactor implements Transactor {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly tables: Readonly<Record<TableId, string>>,
+    private readonly crash: CrashHook = noCrash,
+  ) {}
+
+  async commit(writes: readonly Write[]): Promise<void> {
+    if (writes.length === 0) return;
+    const keys = new Set(writes.map((w) => `${w.kind}:${w.record.id}`));
+    if (keys.size !== writes.length) {
+      throw new AdapterInputError('transactor/duplicate-record: one record written twice in a commit');
+    }
+    const created = writes.flatMap((w) =>
+      w.kind === 'liquidation' && w.expectedVersion === undefined ? [w.record] : [],
+    );
+    const items = [
+      ...writes.map((w) => this.item(w)),
+      ...tickIndexUpdates(this.tables.liquidations, created).map((Update) => ({ Update })),
+    ];
+    if (items.length > MAX_WRITES_PER_COMMIT) {
+      throw new AdapterInputError(
+        `transactor/too-many-writes: ${items.length} items (tick index included), at most ${MAX_WRITES_PER_COMMIT}`,
+      );
+    }
+    await conditional('transactor/version', () =>
+      this.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items })),
+    );
+    this.crash('transactor.commit');
+  }
+
+  private item(write: Write): TransactWriteItem {
+    const put = (table: string, item: Item, expectedVersion: number | undefined): TransactWriteItem => ({
+      Put: {
+        TableName: table,
+        Item: item,
+        ...(expectedVersion === undefined
+          ? { ConditionExpression: 'attribute_not_exists(id)' }
+          : {
+              ConditionExpression: 'version = :expected',
+              ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+            }),
+      },
+    });
+    const { expectedVersion } = write;
+    switch (write.kind) {
+      case 'position':
+        if (expectedVersion !== undefined)
+          checkNextVersion('positions', write.record.version, expectedVersion);
+        return put(this.tables.positions, positionItem(write.record), expectedVersion);
+      case 'liquidation':
+        checkLiquidationId(write.record.id);
+        if (expectedVersion !== undefined) {
+          checkNextVersion('liquidations', write.record.version, expectedVersion);
+        }
+        return put(this.tables.liquidations, liquidationItem(write.record), expectedVersion);
+      case 'auction':
+        if (expectedVersion !== undefined)
+          checkNextVersion('auctions', write.record.version, expectedVersion);
+        return put(this.tables.auctions, auctionItem(write.record), expectedVersion);
+      case 'provider':
+        return put(this.tables.providers, providerItem(write.record), expectedVersion);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import type { QuoteE6 } from '../../domain/units.ts';
+import {
+  type AccountBalance,
+  ConditionFailedError,
+  type JournalEntry,
+  type Ledger,
+  type LedgerMovement,
+} from '../../ports/index.ts';
+import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
+
+/** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
+export class LedgerIdempotencyConflictError extends Error {
+  override readonly name = 'LedgerIdempotencyConflictError';
+}
+
+/**
+ * Insurance-fund ledger: one balance item per account and an append-only journal. `apply` is atomic:
+ *
+ *   balanceAfter = balanceBefore + amount
+ *   refused (ConditionFailedError) when amount < 0 and balanceAfter < floor          ('ledger/below-floor')
+ *   for a debit with a drawWindow: drawn' = (stored window start === windowStartMs ? drawn : 0) - amount,
+ *   refused when drawn' > cap                                                         ('ledger/draw-cap')
+ *
+ * Credits are never refused (the floor guards debits, per the port) and do not touch the draw window.
+ * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
+ * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict').
+ */
+export class EmbeddedLedger implements Ledger {
+  readonly #balances = new Map<string, AccountBalance>();
+  readonly #journals = new Map<string, JournalEntry[]>();
+  /** `${account}\u0000${idempotencyKey}` -> entry. */
+  readonly #byKey = new Map<string, JournalEntry>();
+  readonly #hook: HookRef;
+
+  constructor(hook: HookRef = {}) {
+    this.#hook = hook;
+  }
+
+  async balance(account: string): Promise<AccountBalance> {
+    return this.#balance(account);
+  }
+
+  async apply(movement: LedgerMovement): Promise<JournalEntry> {
+    checkMovement(movement);
+    const { account, idempotencyKey, amount } = movement;
+    const existing = this.#byKey.get(`${account}\u0000${idempotencyKey}`);
+    if (existing) {
+      if (existing.amount !== amount) {
+        throw new LedgerIdempotencyConflictError(
+          `ledger/idempotency-conflict: ${account} ${idempotencyKey} was applied with ${existing.amount}, not ${amount}`,
+        );
+      }
+      return existing;
+    }
+    const before = this.#balance(account);
+    const balanceAfter = before.balance + amount;
+    let windowStartMs = before.windowStartMs;
+    let windowDrawn = before.windowDrawn;
+    if (amount < 0n) {
+      if (balanceAfter < movement.floor) {
+        throw new ConditionFailedError(
+          `ledger/below-floor: ${account} would go to ${balanceAfter}, floor ${movement.floor}`,
+        );
+      }
+      const window = movement.drawWindow;
+      if (window) {
+        const drawn = (window.windowStartMs === before.windowStartMs ? before.windowDrawn : 0n) - amount;
+        if (drawn > window.cap) {
+          throw new ConditionFailedError(
+            `ledger/draw-cap: ${account} would draw ${drawn} in the window, cap ${window.cap}`,
+          );
+        }
+        windowStartMs = window.windowStartMs;
+        windowDrawn = drawn;
+      }
+    }
+    const sequence = before.sequence + 1;
+    const entry: JournalEntry = Object.freeze({
+      account,
+      idempotencyKey,
+      amount,
+      balanceBefore: before.balance,
+      balanceAfter,
+      kind: movement.kind,
+      reference: movement.reference,
+      atMs: movement.atMs,
+      sequence,
+    });
+    this.#balances.set(
+      account,
+      Object.freeze({ account, balance: balanceAfter, sequence, windowStartMs, windowDrawn }),
+    );
+    getOrCreate(this.#journals, account, () => []).push(entry);
+    this.#byKey.set(`${account}\u0000${idempotencyKey}`, entry);
+    fire(this.#hook, 'ledger.apply');
+    return entry;
+  }
+
+  async journal(account: string): Promise<readonly JournalEntry[]> {
+    return [...(this.#journals.get(account) ?? [])];
+  }
+
+  #balance(account: string): AccountBalance {
+    return (
+      this.#balances.get(account) ?? { account, balance: 0n, sequence: 0, windowStartMs: 0, windowDrawn: 0n }
+    );
+  }
+}
+
+function checkMovement(m: LedgerMovement): void {
+  requireId(m?.account, 'ledger');
+  if (typeof m.idempotencyKey !== 'string' || m.idempotencyKey.length === 0) {
+    throw new EmbeddedInputError('ledger/bad-idempotency-key: must be a non-empty string');
+  }
+  const amounts: [string, QuoteE6 | undefined][] = [
+    ['amount', m.amount],
+    ['floor', m.floor],
+  ];
+  if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
+  for (const [what, v] of amounts) {
+    if (typeof v !== 'bigint') throw new EmbeddedInputError(`ledger/bad-${what}: must be a bigint QuoteE6`);
+  }
+  if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs)) {
+    throw new EmbeddedInputError('ledger/bad-window: windowStartMs must be an integer epoch ms');
+  }
+}

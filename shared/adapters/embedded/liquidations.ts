@@ -1,0 +1,132 @@
+import {
+  ConditionFailedError,
+  type LiquidationRecord,
+  type LiquidationRepository,
+  type PositionRecord,
+} from '../../ports/index.ts';
+import {
+  EmbeddedInputError,
+  fire,
+  frozenCopy,
+  getOrCreate,
+  type HookRef,
+  requireId,
+  requireVersionBump,
+} from './internal.ts';
+import type { EmbeddedPositionRepository } from './positions.ts';
+
+const byId = (a: LiquidationRecord, b: LiquidationRecord): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * Liquidations, sharing the position store for the two transactions. Like TransactWriteItems, every
+ * condition of a transaction is checked before anything is written (and without yielding to other calls),
+ * so a failure writes nothing. listByTick returns a tick's liquidations ordered by id, as the AWS adapter.
+ */
+export class EmbeddedLiquidationRepository implements LiquidationRepository {
+  readonly #records = new Map<string, LiquidationRecord>();
+  /** tickKey -> liquidation ids (the tickKey of a liquidation never changes). */
+  readonly #byTick = new Map<string, string[]>();
+  readonly #positions: EmbeddedPositionRepository;
+  readonly #hook: HookRef;
+
+  constructor(positions: EmbeddedPositionRepository, hook: HookRef = {}) {
+    this.#positions = positions;
+    this.#hook = hook;
+  }
+
+  async get(id: string): Promise<LiquidationRecord | undefined> {
+    return this.#records.get(id);
+  }
+
+  /**
+   * `position` is the OPEN record as read (version v): the stored position must still be at version v and
+   * OPEN; it becomes { ...stored, state: 'LIQUIDATING', version: v + 1 } and leaves the index. The
+   * liquidation (state QUEUED) must not exist yet.
+   */
+  async begin(position: PositionRecord, liquidation: LiquidationRecord): Promise<void> {
+    if (position?.state !== 'OPEN') {
+      throw new EmbeddedInputError(
+        `liquidations/position-not-open: pass the OPEN record as read (${position?.state})`,
+      );
+    }
+    if (liquidation?.positionId !== position.id) {
+      throw new EmbeddedInputError(
+        `liquidations/position-mismatch: ${liquidation?.id} is for ${liquidation?.positionId}, not ${position.id}`,
+      );
+    }
+    if (liquidation.state !== 'QUEUED') {
+      throw new EmbeddedInputError(
+        `liquidations/not-queued: ${liquidation.id} starts in ${liquidation.state}`,
+      );
+    }
+    const stored = this.#positions.peek(position.id);
+    if (!stored || stored.version !== position.version || stored.state !== 'OPEN') {
+      throw new ConditionFailedError(
+        `liquidations/position-changed: ${position.id} is not OPEN at version ${position.version}`,
+      );
+    }
+    this.checkWrite(liquidation, undefined);
+    this.#positions.write(stored, { ...stored, state: 'LIQUIDATING', version: stored.version + 1 });
+    this.store(liquidation, true);
+    fire(this.#hook, 'liquidations.begin');
+  }
+
+  async replace(next: LiquidationRecord, expectedVersion: number): Promise<void> {
+    this.checkWrite(next, expectedVersion);
+    this.store(next, false);
+    fire(this.#hook, 'liquidations.replace');
+  }
+
+  async replaceWithPosition(
+    next: LiquidationRecord,
+    expectedVersion: number,
+    position: PositionRecord,
+    expectedPositionVersion: number,
+  ): Promise<void> {
+    this.checkWrite(next, expectedVersion);
+    const currentPosition = this.#positions.checkReplace(position, expectedPositionVersion);
+    this.store(next, false);
+    this.#positions.write(currentPosition, position);
+    fire(this.#hook, 'liquidations.replaceWithPosition');
+  }
+
+  async listByTick(tickKey: string): Promise<readonly LiquidationRecord[]> {
+    return (this.#byTick.get(tickKey) ?? []).map((id) => this.#records.get(id)!).sort(byId);
+  }
+
+  /** Every liquidation in creation order (reports of the simulation). */
+  all(): LiquidationRecord[] {
+    return [...this.#records.values()];
+  }
+
+  /**
+   * Condition of a write: absent when expectedVersion is undefined, else stored at that version (and the
+   * new record carries version + 1 and keeps its position and tickKey).
+   */
+  checkWrite(next: LiquidationRecord, expectedVersion: number | undefined): void {
+    requireId(next?.id, 'liquidations');
+    const current = this.#records.get(next.id);
+    if (expectedVersion === undefined) {
+      if (current) throw new ConditionFailedError(`liquidations/exists: ${next.id}`);
+      return;
+    }
+    requireVersionBump(next, expectedVersion, 'liquidations');
+    if (!current) throw new ConditionFailedError(`liquidations/not-found: ${next.id}`);
+    if (current.version !== expectedVersion) {
+      throw new ConditionFailedError(
+        `liquidations/version-mismatch: ${next.id} is at version ${current.version}, not ${expectedVersion}`,
+      );
+    }
+    if (next.tickKey !== current.tickKey || next.positionId !== current.positionId) {
+      throw new EmbeddedInputError(
+        `liquidations/immutable-key: ${next.id} cannot change its tickKey or position`,
+      );
+    }
+  }
+
+  /** Stores a checked record; a new one joins its tick's list. */
+  store(next: LiquidationRecord, created: boolean): void {
+    this.#records.set(next.id, frozenCopy(next));
+    if (created) getOrCreate(this.#byTick, next.tickKey, () => []).push(next.id);
+  }
+}

@@ -1,0 +1,216 @@
+import type { Side } from '../../domain/model.ts';
+import type { PriceE8 } from '../../domain/units.ts';
+import {
+  ConditionFailedError,
+  type CrossedPage,
+  type PositionRecord,
+  type PositionRepository,
+} from '../../ports/index.ts';
+import {
+  EmbeddedInputError,
+  fire,
+  getOrCreate,
+  type HookRef,
+  requireId,
+  requireVersionBump,
+} from './internal.ts';
+import { compareKeys, type IndexEntry, type IndexKey, indexKey, SortedIndex } from './sorted-index.ts';
+
+/**
+ * Positions with the sparse liquidation-price index of the DynamoDB GSI: one ordered index per
+ * (symbol, side) holding OPEN positions only. Entries are ordered by an "endangerment key" so the most
+ * endangered position always comes first and a crossing query is a prefix of the index:
+ *
+ *   long:  key = -liquidationPrice, crossed when liquidationPrice >= mark  <=>  key <= -mark
+ *   short: key = +liquidationPrice, crossed when liquidationPrice <= mark  <=>  key <= +mark
+ *
+ * Ties on the price are ordered by id (ascending) so pages are deterministic.
+ */
+
+const endangerment = (side: Side, liquidationPrice: PriceE8): bigint =>
+  side === 'LONG' ? -liquidationPrice : liquidationPrice;
+
+const partition = (symbol: string, side: Side): string => `${symbol}#${side}`;
+
+const SIDES: readonly string[] = ['LONG', 'SHORT'];
+
+function checkRecord(p: PositionRecord): void {
+  requireId(p?.id, 'positions');
+  if (!SIDES.includes(p.side)) throw new EmbeddedInputError(`positions/bad-side: ${String(p.side)}`);
+  if (typeof p.liquidationPrice !== 'bigint') {
+    throw new EmbeddedInputError(`positions/bad-liquidation-price: ${p.id} must carry a bigint PriceE8`);
+  }
+  if (!Number.isSafeInteger(p.version)) throw new EmbeddedInputError(`positions/bad-version: ${p.id}`);
+}
+
+interface Cursor {
+  readonly partition: string;
+  readonly after: IndexKey;
+}
+
+const encodeCursor = (c: Cursor): string =>
+  Buffer.from(JSON.stringify([c.partition, c.after.key.toString(), c.after.id])).toString('base64url');
+
+function decodeCursor(text: string, expectedPartition: string): IndexKey {
+  let parts: unknown;
+  try {
+    parts = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw new EmbeddedInputError('positions/bad-cursor: not a cursor of this index');
+  }
+  if (
+    !Array.isArray(parts) ||
+    parts.length !== 3 ||
+    typeof parts[1] !== 'string' ||
+    !/^-?\d+$/.test(parts[1]) ||
+    typeof parts[2] !== 'string'
+  ) {
+    throw new EmbeddedInputError('positions/bad-cursor: not a cursor of this index');
+  }
+  if (parts[0] !== expectedPartition) {
+    throw new EmbeddedInputError(
+      `positions/bad-cursor: cursor of ${String(parts[0])}, not ${expectedPartition}`,
+    );
+  }
+  return indexKey(BigInt(parts[1]), parts[2]);
+}
+
+export class EmbeddedPositionRepository implements PositionRepository {
+  readonly #records = new Map<string, PositionRecord>();
+  readonly #indexes = new Map<string, SortedIndex<PositionRecord>>();
+  readonly #hook: HookRef;
+
+  constructor(hook: HookRef = {}) {
+    this.#hook = hook;
+  }
+
+  /** Number of stored positions (all states). */
+  get count(): number {
+    return this.#records.size;
+  }
+
+  async get(id: string): Promise<PositionRecord | undefined> {
+    return this.#records.get(id);
+  }
+
+  /** Synchronous read: transactions check and write without yielding, so no other call interleaves. */
+  peek(id: string): PositionRecord | undefined {
+    return this.#records.get(id);
+  }
+
+  async create(position: PositionRecord): Promise<void> {
+    this.checkCreate(position);
+    this.write(undefined, position);
+    fire(this.#hook, 'positions.create');
+  }
+
+  /**
+   * Bulk seeding (1M positions in well under a second): all-or-nothing on duplicate ids, index built with
+   * one sort per (symbol, side). Records are stored as given, like `create`; OPEN ones enter the index.
+   */
+  createMany(positions: readonly PositionRecord[]): void {
+    const added: PositionRecord[] = [];
+    const byPartition = new Map<string, IndexEntry<PositionRecord>[]>();
+    try {
+      for (const p of positions) {
+        checkRecord(p);
+        if (this.#records.has(p.id)) throw new ConditionFailedError(`positions/exists: ${p.id}`);
+        const stored = Object.freeze({ ...p });
+        this.#records.set(p.id, stored);
+        added.push(stored);
+        if (stored.state !== 'OPEN') continue;
+        getOrCreate(byPartition, partition(stored.symbol, stored.side), () => []).push(entryOf(stored));
+      }
+    } catch (error) {
+      for (const p of added) this.#records.delete(p.id);
+      throw error;
+    }
+    for (const [key, entries] of byPartition) this.#index(key).bulkInsert(entries);
+    fire(this.#hook, 'positions.createMany');
+  }
+
+  async queryCrossed(
+    symbol: string,
+    side: Side,
+    mark: PriceE8,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage> {
+    if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
+    if (typeof mark !== 'bigint')
+      throw new EmbeddedInputError('positions/bad-mark: mark must be a bigint PriceE8');
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
+    }
+    const key = partition(symbol, side);
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, key);
+    const index = this.#indexes.get(key);
+    if (!index) return { positions: [] };
+    const { values, more } = index.range(after, endangerment(side, mark), limit);
+    const last = values[values.length - 1];
+    if (!more || !last) return { positions: values };
+    return {
+      positions: values,
+      cursor: encodeCursor({ partition: key, after: entryOf(last) }),
+    };
+  }
+
+  async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
+    const current = this.checkReplace(next, expectedVersion);
+    this.write(current, next);
+    fire(this.#hook, 'positions.replace');
+  }
+
+  /**
+   * Full scan of the book, the reference the index must agree with (benchmarks, property tests):
+   * every OPEN position of the side that the mark crosses, in index order.
+   */
+  scanCrossed(symbol: string, side: Side, mark: PriceE8): PositionRecord[] {
+    const maxKey = endangerment(side, mark);
+    const crossed: IndexEntry<PositionRecord>[] = [];
+    for (const p of this.#records.values()) {
+      if (p.state !== 'OPEN' || p.symbol !== symbol || p.side !== side) continue;
+      if (endangerment(side, p.liquidationPrice) <= maxKey) crossed.push(entryOf(p));
+    }
+    return crossed.sort(compareKeys).map((e) => e.value);
+  }
+
+  /** The condition of `create` (absent id), checked without writing (transactions use it). */
+  checkCreate(position: PositionRecord): void {
+    checkRecord(position);
+    if (this.#records.has(position.id)) throw new ConditionFailedError(`positions/exists: ${position.id}`);
+  }
+
+  /** The version condition of `replace`, checked without writing (transactions use it). */
+  checkReplace(next: PositionRecord, expectedVersion: number): PositionRecord {
+    checkRecord(next);
+    requireVersionBump(next, expectedVersion, 'positions');
+    const current = this.#records.get(next.id);
+    if (!current) throw new ConditionFailedError(`positions/not-found: ${next.id}`);
+    if (current.version !== expectedVersion) {
+      throw new ConditionFailedError(
+        `positions/version-mismatch: ${next.id} is at version ${current.version}, not ${expectedVersion}`,
+      );
+    }
+    return current;
+  }
+
+  /** Stores `next` in place of `current` and moves its index entry (no checks: callers checked). */
+  write(current: PositionRecord | undefined, next: PositionRecord): void {
+    if (current?.state === 'OPEN') {
+      this.#indexes.get(partition(current.symbol, current.side))?.remove(entryOf(current));
+    }
+    const stored = Object.freeze({ ...next });
+    this.#records.set(stored.id, stored);
+    if (stored.state === 'OPEN') this.#index(partition(stored.symbol, stored.side)).insert(entryOf(stored));
+  }
+
+  #index(key: string): SortedIndex<PositionRecord> {
+    return getOrCreate(this.#indexes, key, () => new SortedIndex<PositionRecord>());
+  }
+}
+
+function entryOf(p: PositionRecord): IndexEntry<PositionRecord> {
+  const key = endangerment(p.side, p.liquidationPrice);
+  return { approx: Number(key), key, id: p.id, value: p };
+}

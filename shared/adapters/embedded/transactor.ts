@@ -1,0 +1,77 @@
+import {
+  MAX_WRITES_PER_COMMIT,
+  type PositionRecord,
+  type Transactor,
+  type Write,
+} from '../../ports/index.ts';
+import type { EmbeddedAuctionRepository } from './auctions.ts';
+import { EmbeddedInputError, fire, type HookRef } from './internal.ts';
+import type { EmbeddedLiquidationRepository } from './liquidations.ts';
+import type { EmbeddedPositionRepository } from './positions.ts';
+import type { EmbeddedProviderRepository } from './providers.ts';
+
+export interface TransactorStores {
+  readonly positions: EmbeddedPositionRepository;
+  readonly liquidations: EmbeddedLiquidationRepository;
+  readonly auctions: EmbeddedAuctionRepository;
+  readonly providers: EmbeddedProviderRepository;
+}
+
+/**
+ * All-or-nothing commit of conditional puts, as one TransactWriteItems: every condition (absent id when
+ * expectedVersion is undefined, else the stored version; positions, liquidations and auctions must carry
+ * expectedVersion + 1) is checked first, then every record is written, then 'transactor.commit' fires.
+ * A created liquidation joins its tick's list; a position's index entry follows its new state and price.
+ */
+export class EmbeddedTransactor implements Transactor {
+  readonly #stores: TransactorStores;
+  readonly #hook: HookRef;
+
+  constructor(stores: TransactorStores, hook: HookRef = {}) {
+    this.#stores = stores;
+    this.#hook = hook;
+  }
+
+  async commit(writes: readonly Write[]): Promise<void> {
+    if (writes.length === 0) return;
+    if (writes.length > MAX_WRITES_PER_COMMIT) {
+      throw new EmbeddedInputError(
+        `transactor/too-many-writes: ${writes.length} writes, at most ${MAX_WRITES_PER_COMMIT}`,
+      );
+    }
+    const keys = new Set(writes.map((w) => `${w.kind}:${w.record?.id}`));
+    if (keys.size !== writes.length) {
+      throw new EmbeddedInputError('transactor/duplicate-record: one record written twice in a commit');
+    }
+    const { positions, liquidations, auctions, providers } = this.#stores;
+    const currentPositions = new Map<string, PositionRecord | undefined>();
+    for (const w of writes) {
+      switch (w.kind) {
+        case 'position':
+          if (w.expectedVersion === undefined) {
+            positions.checkCreate(w.record);
+            currentPositions.set(w.record.id, undefined);
+          } else currentPositions.set(w.record.id, positions.checkReplace(w.record, w.expectedVersion));
+          break;
+        case 'liquidation':
+          liquidations.checkWrite(w.record, w.expectedVersion);
+          break;
+        case 'auction':
+          auctions.checkWrite(w.record, w.expectedVersion);
+          break;
+        case 'provider':
+          providers.checkWrite(w.record, w.expectedVersion);
+          break;
+        default:
+          throw new EmbeddedInputError(`transactor/bad-kind: ${(w as { kind: unknown }).kind}`);
+      }
+    }
+    for (const w of writes) {
+      if (w.kind === 'position') positions.write(currentPositions.get(w.record.id), w.record);
+      else if (w.kind === 'liquidation') liquidations.store(w.record, w.expectedVersion === undefined);
+      else if (w.kind === 'auction') auctions.store(w.record);
+      else providers.store(w.record);
+    }
+    fire(this.#hook, 'transactor.commit');
+  }
+}

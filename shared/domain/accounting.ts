@@ -1,0 +1,142 @@
+import type { Fill, Position, Side } from './model.ts';
+import {
+  type BaseE8,
+  div,
+  maxBig,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  type Ppm,
+  type PriceE8,
+  type QuoteE6,
+} from './units.ts';
+
+/**
+ * Settling the close of (part of) an isolated-margin position against fills. Exact values are kept in
+ * E16 units (1e-16 quote = BaseE8 * PriceE8; QuoteE6 * NOTIONAL_TO_QUOTE is E16) and rounded once.
+ */
+
+export type AccountingReason =
+  | 'accounting/bad-position'
+  | 'accounting/bad-fee-rate'
+  | 'accounting/no-fills'
+  | 'accounting/bad-fill'
+  | 'accounting/overfill';
+
+export class AccountingError extends Error {
+  override readonly name = 'AccountingError';
+  constructor(
+    readonly reason: AccountingReason,
+    detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+  }
+}
+
+export type ClosablePosition = Pick<Position, 'side' | 'size' | 'entryPrice' | 'collateral'>;
+
+export interface CloseSettlement {
+  readonly closedSize: BaseE8;
+  /** sum size_i * price_i, floored (informational: the fee is computed from the exact value). */
+  readonly closedNotional: QuoteE6;
+  readonly realizedPnl: QuoteE6;
+  /** Liquidation fee actually collected for the fund (capped by what the trader still has). */
+  readonly fee: QuoteE6;
+  /** Loss beyond the collateral, owed by the backstop layers (fund, then ADL). */
+  readonly shortfall: QuoteE6;
+  readonly remaining: { readonly size: BaseE8; readonly collateral: QuoteE6 };
+  /** Paid out to the trader on a full close (0 on a partial close: the money stays as collateral). */
+  readonly traderPayout: QuoteE6;
+  /** What the counterparty (venue, auction buyer, ADL counterparties) receives: -realizedPnl. */
+  readonly counterpartyFlow: QuoteE6;
+  /** Net flow into the backstop: fee - shortfall (the shortfall is paid by the fund or socialized by ADL). */
+  readonly fundFlow: QuoteE6;
+}
+
+/** Exact PnL in E16 units of closing `size` at `price`: size(price - entry) long, size(entry - price) short. */
+export function pnlE16(side: Side, size: BaseE8, entryPrice: PriceE8, price: PriceE8): bigint {
+  return side === 'LONG' ? size * (price - entryPrice) : size * (entryPrice - price);
+}
+
+export function assertClosablePosition(p: ClosablePosition): void {
+  if (p.side !== 'LONG' && p.side !== 'SHORT')
+    throw new AccountingError('accounting/bad-position', `side ${String(p.side)}`);
+  if (p.size <= 0n) throw new AccountingError('accounting/bad-position', `size ${p.size} must be > 0`);
+  if (p.entryPrice <= 0n)
+    throw new AccountingError('accounting/bad-position', `entry price ${p.entryPrice} must be > 0`);
+  if (p.collateral < 0n)
+    throw new AccountingError('accounting/bad-position', `collateral ${p.collateral} must be >= 0`);
+}
+
+/**
+ * Closes `fills` (total size <= position size) out of an isolated-margin position.
+ *
+ *   pnl16     = sum size_i (price_i - E)  (long; E - price_i short), exact in E16
+ *   pnl       = floor(pnl16 / 1e10) while M + pnl16 >= 0: the trader never gets a sub-unit more;
+ *               ceil(pnl16 / 1e10) under water, so shortfall = floor(exact loss beyond M): the fund never
+ *               pays a sub-unit more than the exact loss. The counterparty pays exactly -pnl either way.
+ *   equity    = M + pnl
+ *   shortfall = max(0, -equity)
+ *   fee       = min(ceil(sum size_i price_i * feeRate), max(0, equity))     (ceil: favours the fund)
+ *   left      = max(0, equity) - fee
+ *   full close: traderPayout = left, remaining = { 0, 0 }
+ *   partial:    traderPayout = 0, remaining = { size - closed, left }  (a shortfall zeroes the remainder first)
+ *
+ * Conservation (exact, every input), with traderChange = traderPayout + remaining.collateral - M:
+ *   traderChange + counterpartyFlow + fee - shortfall = 0,  i.e.  traderChange + counterpartyFlow + fundFlow = 0
+ * where counterpartyFlow = -pnl and fundFlow = fee - shortfall (the shortfall term is what the backstop pays).
+ */
+export function settleClose(
+  position: ClosablePosition,
+  fills: readonly Fill[],
+  feeRate: Ppm,
+): CloseSettlement {
+  assertClosablePosition(position);
+  if (feeRate < 0n || feeRate > PPM_SCALE)
+    throw new AccountingError('accounting/bad-fee-rate', `${feeRate} ppm is outside [0, 1e6]`);
+  if (fills.length === 0) throw new AccountingError('accounting/no-fills', 'a close needs at least one fill');
+
+  let closedSize = 0n;
+  let notional16 = 0n;
+  let pnl16 = 0n;
+  for (const [i, f] of fills.entries()) {
+    if (f.size <= 0n || f.price <= 0n)
+      throw new AccountingError(
+        'accounting/bad-fill',
+        `fill ${i}: size ${f.size} and price ${f.price} must be > 0`,
+      );
+    closedSize += f.size;
+    notional16 += f.size * f.price;
+    pnl16 += pnlE16(position.side, f.size, position.entryPrice, f.price);
+  }
+  if (closedSize > position.size)
+    throw new AccountingError(
+      'accounting/overfill',
+      `fills total ${closedSize} > position size ${position.size}`,
+    );
+
+  const underWater = position.collateral * NOTIONAL_TO_QUOTE + pnl16 < 0n;
+  const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, underWater ? 'ceil' : 'floor');
+  const equity = position.collateral + realizedPnl;
+  const shortfall = equity < 0n ? -equity : 0n;
+  const feeDue = div(notional16 * feeRate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+  const fee = minBig(feeDue, maxBig(0n, equity));
+  const left = maxBig(0n, equity) - fee;
+  const full = closedSize === position.size;
+
+  return {
+    closedSize,
+    closedNotional: div(notional16, NOTIONAL_TO_QUOTE, 'floor'),
+    realizedPnl,
+    fee,
+    shortfall,
+    remaining: full ? { size: 0n, collateral: 0n } : { size: position.size - closedSize, collateral: left },
+    traderPayout: full ? left : 0n,
+    counterpartyFlow: -realizedPnl,
+    fundFlow: fee - shortfall,
+  };
+}
+
+/** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */
+export const traderChange = (position: ClosablePosition, s: CloseSettlement): QuoteE6 =>
+  s.traderPayout + s.remaining.collateral - position.collateral;

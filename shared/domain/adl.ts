@@ -1,0 +1,203 @@
+import { pnlE16 } from './accounting.ts';
+import type { Side } from './model.ts';
+import { type BaseE8, div, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
+
+/**
+ * Auto-deleveraging, CEX style: the profitable positions on the other side, ranked by PnL% x effective
+ * leverage, take over the deleveraged position's remaining size, and the loss left after the fund is
+ * socialized over them. All arithmetic is exact (E16 units, rationals compared by cross multiplication).
+ */
+
+export type AdlReason = 'adl/bad-candidate' | 'adl/duplicate-id' | 'adl/bad-input';
+
+export class AdlError extends Error {
+  override readonly name = 'AdlError';
+  constructor(
+    readonly reason: AdlReason,
+    detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+  }
+}
+
+export interface AdlCandidate {
+  readonly id: string;
+  readonly side: Side;
+  readonly size: BaseE8;
+  readonly entryPrice: PriceE8;
+  readonly collateral: QuoteE6;
+}
+
+/** num / den with num > 0 and den >= 0; den = 0 is +infinity (a profitable position with no collateral). */
+export interface Ratio {
+  readonly num: bigint;
+  readonly den: bigint;
+}
+
+export interface RankedCandidate extends AdlCandidate {
+  /** Unrealized profit at the mark, floored: the most the candidate can ever give. */
+  readonly unrealizedPnl: QuoteE6;
+  readonly score: Ratio;
+}
+
+const opposite = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
+
+/** a > b: negative, a < b: positive (descending sort); cross multiplication, exact. */
+export const compareScoresDesc = (a: Ratio, b: Ratio): number => {
+  const left = a.num * b.den;
+  const right = b.num * a.den;
+  return left > right ? -1 : left < right ? 1 : 0;
+};
+
+const byRank = (a: RankedCandidate, b: RankedCandidate): number =>
+  compareScoresDesc(a.score, b.score) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+function assertCandidate(c: AdlCandidate): void {
+  if (typeof c.id !== 'string' || c.id === '') throw new AdlError('adl/bad-candidate', 'empty id');
+  if (c.side !== 'LONG' && c.side !== 'SHORT')
+    throw new AdlError('adl/bad-candidate', `${c.id}: side ${String(c.side)}`);
+  if (c.size < 0n || c.entryPrice <= 0n || c.collateral < 0n)
+    throw new AdlError('adl/bad-candidate', `${c.id}: size >= 0, entry > 0 and collateral >= 0 required`);
+}
+
+/**
+ * Ranks the positions that can be deleveraged against a `deleveragedSide` position at `mark`:
+ * only the opposite side, size > 0 and strictly in profit at the mark (pnl16 > 0).
+ *
+ *   pnlRatio  = pnl / M
+ *   effLev    = P / |P - bankruptcy| = qP / equity        (|P - bankruptcy| = equity / q, equity = M + pnl)
+ *   score     = pnlRatio * effLev = pnl16 * qP / (M16 * (M16 + pnl16))           all in E16, exact
+ *
+ * Highest score first; equal scores by ascending id, so the order is deterministic.
+ */
+export function rankForAdl(
+  candidates: readonly AdlCandidate[],
+  mark: PriceE8,
+  deleveragedSide: Side,
+): RankedCandidate[] {
+  if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
+  const ids = new Set<string>();
+  const ranked: RankedCandidate[] = [];
+  for (const c of candidates) {
+    assertCandidate(c);
+    if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
+    ids.add(c.id);
+    if (c.side !== opposite(deleveragedSide) || c.size === 0n) continue;
+    const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
+    if (pnl16 <= 0n) continue;
+    const m16 = c.collateral * NOTIONAL_TO_QUOTE;
+    ranked.push({
+      id: c.id,
+      side: c.side,
+      size: c.size,
+      entryPrice: c.entryPrice,
+      collateral: c.collateral,
+      unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
+      score: { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) },
+    });
+  }
+  return ranked.sort(byRank);
+}
+
+export interface AdlInput {
+  /** Loss to socialize (the part of the shortfall the fund refused). */
+  readonly deficit: QuoteE6;
+  /** The position being deleveraged: its side and the size still open (0 when only money is left). */
+  readonly bankruptPosition: { readonly side: Side; readonly size: BaseE8 };
+  /** Candidates; re-ranked at `mark` here, so the order is the rule's whatever the caller passes. */
+  readonly ranked: readonly AdlCandidate[];
+  readonly mark: PriceE8;
+}
+
+export interface AdlFill {
+  readonly id: string;
+  /** Size of the counterparty closed against the deleveraged position (0: profit haircut only). */
+  readonly size: BaseE8;
+  /**
+   * Effective close price: mark -/+ (closing part of pnlGiven) / size, rounded toward the mark. With no fund
+   * contribution the deficit is size * |bankruptcy - mark|, so this is the bankruptcy price. Informational:
+   * the money that moves is pnlGiven.
+   */
+  readonly price: PriceE8;
+  /** Reduction of the counterparty's realized profit versus closing `size` at the mark. */
+  readonly pnlGiven: QuoteE6;
+  /** Part of pnlGiven beyond the profit of the closed size (taken from the rest of its profit). */
+  readonly haircut: QuoteE6;
+}
+
+export interface AdlAllocation {
+  readonly fills: readonly AdlFill[];
+  /** sum of pnlGiven = min(deficit, sum of the candidates' unrealized profit), exactly. */
+  readonly covered: QuoteE6;
+  /** deficit - covered: bad debt nobody could absorb. */
+  readonly uncovered: QuoteE6;
+  readonly closedSize: BaseE8;
+  /** Deleveraged size the opposite side could not take (its open size was too small). */
+  readonly unmatchedSize: BaseE8;
+}
+
+/**
+ * 1. Closes: counterparties take the deleveraged size in rank order, c_j = min(size_j, left).
+ * 2. Deficit over the closes, as one uniform price would spread it: T = min(D, sum cap_j) with
+ *    cap_j = floor(profit of c_j at the mark); g_j = min(cap_j, floor(T c_j / sum c)); the rounding
+ *    remainder goes to the top-ranked with room left, so sum g_j = T exactly and nobody realizes a loss.
+ * 3. If D > T (caps bound, or no size was left), the rest is a haircut on the remaining profit
+ *    (U_j - g_j) in rank order. uncovered = D - everything given.
+ */
+export function allocateAdl(input: AdlInput): AdlAllocation {
+  const { deficit, bankruptPosition, mark } = input;
+  if (deficit < 0n) throw new AdlError('adl/bad-input', `deficit ${deficit} must be >= 0`);
+  if (bankruptPosition.size < 0n)
+    throw new AdlError('adl/bad-input', `size ${bankruptPosition.size} must be >= 0`);
+  const ranked = rankForAdl(input.ranked, mark, bankruptPosition.side);
+
+  let sizeLeft = bankruptPosition.size;
+  const close: bigint[] = [];
+  const cap: bigint[] = [];
+  for (const c of ranked) {
+    const take = minBig(c.size, sizeLeft);
+    sizeLeft -= take;
+    close.push(take);
+    cap.push(take === 0n ? 0n : div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor'));
+  }
+  const closedSize = bankruptPosition.size - sizeLeft;
+  const capTotal = cap.reduce((a, b) => a + b, 0n);
+
+  const fromClose = close.map(() => 0n);
+  const target = minBig(deficit, capTotal);
+  if (target > 0n) {
+    let rest = target;
+    close.forEach((c, j) => {
+      // floor: shares never exceed the target; the remainder is placed below.
+      const share = minBig(cap[j]!, div(target * c, closedSize, 'floor'));
+      fromClose[j] = share;
+      rest -= share;
+    });
+    for (let j = 0; j < ranked.length && rest > 0n; j++) {
+      const extra = minBig(rest, cap[j]! - fromClose[j]!);
+      fromClose[j] = fromClose[j]! + extra;
+      rest -= extra;
+    }
+  }
+
+  let haircutLeft = deficit - target;
+  const haircut = ranked.map((c, j) => {
+    const h = minBig(haircutLeft, c.unrealizedPnl - fromClose[j]!);
+    haircutLeft -= h;
+    return h;
+  });
+
+  const fills: AdlFill[] = [];
+  ranked.forEach((c, j) => {
+    const size = close[j]!;
+    const given = fromClose[j]! + haircut[j]!;
+    if (size === 0n && given === 0n) return;
+    // The counterparty of a bankrupt long is short and buys above the mark; of a bankrupt short, sells below.
+    const delta = size === 0n ? 0n : div(fromClose[j]! * NOTIONAL_TO_QUOTE, size, 'floor');
+    const price = bankruptPosition.side === 'LONG' ? mark + delta : mark - delta;
+    fills.push({ id: c.id, size, price, pnlGiven: given, haircut: haircut[j]! });
+  });
+
+  const covered = deficit - haircutLeft;
+  return { fills, covered, uncovered: haircutLeft, closedSize, unmatchedSize: sizeLeft };
+}

@@ -1,0 +1,116 @@
+import type { MarketConfig } from './config.ts';
+import { equityE16, type MarginPosition } from './margin.ts';
+import {
+  type BaseE8,
+  div,
+  maxBig,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  type Ppm,
+  type PriceE8,
+  type QuoteE6,
+} from './units.ts';
+
+/**
+ * How much of a liquidatable position to close in one step.
+ *
+ * Closing c of size q at the mark P realizes the PnL of c (it stays in the collateral) and pays the fee
+ * f * c * P, so the remainder's equity is equity - fee. The step is the smallest c (rounded up) with
+ *
+ *   equity - f c P >= im (q - c) P   <=>   c >= (im q P - equity) / ((im - f) P)
+ *
+ * then adjusted by the market's slicing rules (see planLiquidationStep).
+ */
+
+export class SizingError extends Error {
+  override readonly name = 'SizingError';
+}
+
+export type SizingReason =
+  /** Closes exactly what restores initial margin. */
+  | 'sizing/restore-initial-margin'
+  /** Raised to minSliceNotional (or to the whole size when that is smaller). */
+  | 'sizing/min-slice'
+  /** Capped at maxCloseShare of the size: a large position is sliced. */
+  | 'sizing/max-close-share'
+  /** The remainder would be dust (below dustSize or minSliceNotional): closed in full. */
+  | 'sizing/dust-remainder'
+  /** equity <= 0: the position is bankrupt. */
+  | 'sizing/insolvent'
+  /** im <= f: every unit closed costs at least as much fee as the margin it frees. */
+  | 'sizing/fee-exceeds-margin-relief'
+  /** equity <= fee on (about) the whole size: no partial close restores initial margin. */
+  | 'sizing/no-partial-restores';
+
+export interface LiquidationStep {
+  /** Size to close now: 0 < size <= position size. */
+  readonly size: BaseE8;
+  /** size == position size. */
+  readonly full: boolean;
+  readonly reason: SizingReason;
+}
+
+/** One QuoteE6 unit in E22 (E16 * ppm) units: the most the fee's ceiling can add to the exact fee. */
+const FEE_ROUNDING_SLACK_E22 = NOTIONAL_TO_QUOTE * PPM_SCALE;
+
+/** fee = f * size * P, ceiled: the fund never collects less than the rate says. */
+export function liquidationFee(size: BaseE8, mark: PriceE8, rate: Ppm): QuoteE6 {
+  return div(rate * size * mark, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+}
+
+/** Exact equity (E16) left after closing `size` at the mark and paying the (ceiled) liquidation fee. */
+export function equityAfterCloseE16(p: MarginPosition, mark: PriceE8, size: BaseE8, feeRate: Ppm): bigint {
+  return equityE16(p, mark) - liquidationFee(size, mark, feeRate) * NOTIONAL_TO_QUOTE;
+}
+
+/**
+ * Plans one liquidation step at `mark` (the close is assumed to fill at the mark and pay market.liquidationFee):
+ * 1. bankrupt (equity <= 0), im <= fee, or no partial close restores initial margin: close in full;
+ * 2. otherwise c = ceil((im q P - equity + 1 unit of fee rounding) / ((im - f) P)), at least one unit;
+ * 3. raised to minSliceNotional / P (ceiled), capped by the size;
+ * 4. if the position's notional exceeds sliceAboveNotional: capped at floor(q * maxCloseShare) (at least one
+ *    unit). The cap wins over the minimum slice: bounded market impact is the point of slicing;
+ * 5. a remainder below dustSize or below minSliceNotional in notional is closed too (no dust left behind;
+ *    this wins over the cap, which is only reachable with a config where slices leave dust).
+ * Small positions are not capped: they close as much as restores initial margin, up to all of it.
+ * Every size rounds up (a larger close favours the fund) except the cap, which rounds down ("never more than").
+ */
+export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: MarketConfig): LiquidationStep {
+  const q = p.size;
+  if (q <= 0n) throw new SizingError(`sizing/empty-position: size ${q}`);
+  if (mark <= 0n) throw new SizingError(`sizing/non-positive-mark: ${mark}`);
+  const im = market.initialMargin;
+  const f = market.liquidationFee;
+  const full = (reason: SizingReason): LiquidationStep => ({ size: q, full: true, reason });
+
+  const eq22 = equityE16(p, mark) * PPM_SCALE;
+  if (eq22 <= 0n) return full('sizing/insolvent');
+  if (im <= f) return full('sizing/fee-exceeds-margin-relief');
+
+  const need = im * q * mark - eq22 + FEE_ROUNDING_SLACK_E22;
+  let size = need <= 0n ? 1n : div(need, (im - f) * mark, 'ceil');
+  if (size >= q) return full('sizing/no-partial-restores');
+  let reason: SizingReason = 'sizing/restore-initial-margin';
+
+  const minSlice16 = market.minSliceNotional * NOTIONAL_TO_QUOTE;
+  if (size * mark < minSlice16) {
+    const minSliceSize = div(minSlice16, mark, 'ceil');
+    size = minBig(minSliceSize, q);
+    reason = 'sizing/min-slice';
+  }
+
+  if (q * mark > market.sliceAboveNotional * NOTIONAL_TO_QUOTE) {
+    const cap = maxBig(div(q * market.maxCloseShare, PPM_SCALE, 'floor'), 1n);
+    if (size > cap) {
+      size = cap;
+      reason = 'sizing/max-close-share';
+    }
+  }
+
+  const rest = q - size;
+  if (rest > 0n && (rest < market.dustSize || rest * mark < minSlice16)) {
+    return full('sizing/dust-remainder');
+  }
+  return { size, full: size === q, reason };
+}

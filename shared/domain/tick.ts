@@ -1,0 +1,160 @@
+import type { MarketConfig } from './config.ts';
+import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
+
+/**
+ * Tick rules: which price ticks may drive liquidations. A tick is checked, in order, for
+ * unknown-symbol, non-positive, duplicate, out-of-order, future, too-old, index-band, then against the
+ * circuit breaker (price-band / breaker-open). Duplicates come first so that a redelivered event is
+ * recognised as such (and acknowledged) whatever its age.
+ *
+ * Circuit breaker: a tick further than priceBand from the last accepted mark trips the breaker instead of
+ * liquidating on what may be a bad print. A bad print does not persist but a real move does, so while the
+ * breaker is open a tick is accepted, closing the breaker, if it is within the band of
+ *   - the last accepted mark ('tick/breaker-reverted': the print was bad), or
+ *   - the tick that tripped the breaker ('tick/breaker-persisted': the move was real).
+ * Otherwise it is rejected with 'tick/breaker-open' and re-arms the breaker with itself (tripBreaker: true),
+ * so a market that keeps moving is followed after two consecutive agreeing prints instead of freezing.
+ * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
+ * an ordering floor, so a redelivery of the bad print can never confirm itself.
+ */
+
+/** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
+export interface Tick {
+  readonly symbol: string;
+  readonly markPrice: PriceE8;
+  readonly indexPrice?: PriceE8;
+  /** Event time, epoch ms. */
+  readonly timestampMs: number;
+  /** Per-symbol feed sequence, strictly increasing. */
+  readonly sequence: number;
+  /** Feed id. */
+  readonly source: string;
+}
+
+/** Structurally the ports' AcceptedTick (the domain does not import ports). */
+export interface TickRecord {
+  readonly sequence: number;
+  readonly markPrice: PriceE8;
+  readonly indexPrice?: PriceE8;
+  readonly timestampMs: number;
+}
+
+/** Structurally the ports' MarketState without its symbol. */
+export interface TickState {
+  readonly lastTick?: TickRecord;
+  readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: TickRecord };
+}
+
+export type TickRejectReason =
+  | 'tick/unknown-symbol'
+  | 'tick/non-positive'
+  | 'tick/duplicate'
+  | 'tick/out-of-order'
+  | 'tick/future'
+  | 'tick/too-old'
+  | 'tick/index-band'
+  | 'tick/price-band'
+  | 'tick/breaker-open';
+
+export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted';
+
+export type TickVerdict =
+  | { readonly verdict: 'accept'; readonly closeBreaker: false }
+  | { readonly verdict: 'accept'; readonly closeBreaker: true; readonly reason: BreakerCloseReason }
+  | {
+      readonly verdict: 'reject';
+      readonly reason: TickRejectReason;
+      /** Trip (or re-arm) the breaker with this tick. */
+      readonly tripBreaker: boolean;
+      /** Human-readable detail for logs. */
+      readonly detail: string;
+    };
+
+/** |a - ref| <= band * ref, exact: |a - ref| * 1e6 <= band(ppm) * ref. */
+export function withinBand(a: PriceE8, ref: PriceE8, band: Ppm): boolean {
+  const diff = a > ref ? a - ref : ref - a;
+  return diff * PPM_SCALE <= band * ref;
+}
+
+const reject = (reason: TickRejectReason, detail: string, tripBreaker = false): TickVerdict => ({
+  verdict: 'reject',
+  reason,
+  tripBreaker,
+  detail,
+});
+
+const ACCEPT: TickVerdict = { verdict: 'accept', closeBreaker: false };
+
+/** The tick as the market state records it once accepted (or as the breaker's tripping tick). */
+export function toTickRecord(tick: Tick): TickRecord {
+  const { sequence, markPrice, indexPrice, timestampMs } = tick;
+  return indexPrice === undefined
+    ? { sequence, markPrice, timestampMs }
+    : { sequence, markPrice, indexPrice, timestampMs };
+}
+
+function checkSequence(tick: Tick, seen: TickRecord | undefined): TickVerdict | undefined {
+  if (!seen) return undefined;
+  if (tick.sequence === seen.sequence) return reject('tick/duplicate', `sequence ${tick.sequence} seen`);
+  if (tick.sequence < seen.sequence) {
+    return reject('tick/out-of-order', `sequence ${tick.sequence} < ${seen.sequence}`);
+  }
+  return undefined;
+}
+
+const fmt = (p: PriceE8 | undefined): string => (p === undefined ? '-' : formatPrice(p));
+
+/**
+ * Decides whether `tick` may drive liquidations, given the market's state and the time now (epoch ms).
+ * Boundaries are inclusive on the accepting side: a tick exactly maxTickAgeSeconds old, exactly
+ * maxClockSkewSeconds ahead, or exactly at a band edge is accepted.
+ */
+export function evaluateTick(
+  tick: Tick,
+  state: TickState,
+  market: MarketConfig | undefined,
+  nowMs: number,
+): TickVerdict {
+  if (!market || market.symbol !== tick.symbol) {
+    return reject('tick/unknown-symbol', `no market configured for ${tick.symbol}`);
+  }
+  if (tick.markPrice <= 0n || (tick.indexPrice !== undefined && tick.indexPrice <= 0n)) {
+    return reject('tick/non-positive', `mark ${fmt(tick.markPrice)}, index ${fmt(tick.indexPrice)}`);
+  }
+
+  const last = state.lastTick;
+  const tripped = state.breaker?.tick;
+  const order = checkSequence(tick, last) ?? checkSequence(tick, tripped);
+  if (order) return order;
+  if (last && tick.timestampMs < last.timestampMs) {
+    return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs}`);
+  }
+
+  if (tick.timestampMs - nowMs > market.maxClockSkewSeconds * 1000) {
+    return reject('tick/future', `timestamp ${tick.timestampMs} is ${tick.timestampMs - nowMs} ms ahead`);
+  }
+  if (nowMs - tick.timestampMs > market.maxTickAgeSeconds * 1000) {
+    return reject('tick/too-old', `timestamp ${tick.timestampMs} is ${nowMs - tick.timestampMs} ms old`);
+  }
+  if (tick.indexPrice !== undefined && !withinBand(tick.markPrice, tick.indexPrice, market.indexBand)) {
+    return reject('tick/index-band', `mark ${fmt(tick.markPrice)} vs index ${fmt(tick.indexPrice)}`);
+  }
+
+  if (tripped) {
+    if (last && withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
+      return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' };
+    }
+    if (withinBand(tick.markPrice, tripped.markPrice, market.priceBand)) {
+      return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-persisted' };
+    }
+    return reject(
+      'tick/breaker-open',
+      `mark ${fmt(tick.markPrice)} agrees with neither ${fmt(last?.markPrice)} nor ${fmt(tripped.markPrice)}`,
+      true,
+    );
+  }
+  if (last && !withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
+    return reject('tick/price-band', `mark ${fmt(tick.markPrice)} vs last ${fmt(last.markPrice)}`, true);
+  }
+  return ACCEPT;
+}

@@ -1,0 +1,319 @@
+import {
+  assertClosablePosition,
+  type ClosablePosition,
+  type CloseSettlement,
+  settleClose,
+} from './accounting.ts';
+import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
+import type { InsuranceConfig, MarketConfig } from './config.ts';
+import { credit, type DebitRefusal, type InsuranceState, planDebit } from './insurance.ts';
+import type { Fill, Layer, TerminalState } from './model.ts';
+import { type BaseE8, formatBase, formatQuote, type PriceE8, type QuoteE6 } from './units.ts';
+
+/**
+ * The liquidation waterfall as one pure decision: given what has happened so far (market fills, auction
+ * fills, the fund's state), say what to do next, and once every layer that had to act has acted, the
+ * settlement plan and the ledger movements that carry it out.
+ *
+ * Layers run in order market -> auction -> insurance -> adl:
+ *   market    IOC fills on the venue within the slippage bound (possibly none)
+ *   auction   Dutch auction of the size the market left (possibly none, when `finished`)
+ *   (close)   all fills are settled as ONE close (settleClose): realized PnL, fee, shortfall
+ *   insurance pays the shortfall within its floor and draw cap (planDebit)
+ *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl)
+ *
+ * Terminal state = the LAST layer in that order that acted. A layer acts when it closes size (market,
+ * auction, adl), pays part of a shortfall (insurance), or is handed a deficit (adl, even one it cannot
+ * cover: the uncovered part is reported as bad debt). Examples: auction closed the rest and the fund paid
+ * a shortfall -> SETTLED_INSURANCE; the fund paid part and ADL the rest -> SETTLED_ADL. CANCELLED only
+ * when the position is no longer liquidatable and nothing executed.
+ *
+ * Money identity at 'settle' (exact): shortfall = insurance.shortfallPaid + adl.covered + adl.uncovered,
+ * and size = market.closedSize + auction.closedSize + adl.closedSize.
+ */
+
+export type NextAction =
+  /** Run the market layer. */
+  | 'execute-market'
+  /** The market left size: start the auction of the remainder. */
+  | 'start-auction'
+  /** An auction is running: ask again after each step. */
+  | 'await-auction'
+  /** ADL must act: call again with the opposite side's open positions in `adlCandidates`. */
+  | 'load-adl-candidates'
+  /** Terminal reached: persist the plan (settlement record) first, then apply `movements`. */
+  | 'settle'
+  /** CANCELLED: put the position back to OPEN; nothing to apply. */
+  | 'cancel'
+  /** Cannot finish: the opposite side cannot take the remaining size (see `reason`). */
+  | 'escalate';
+
+export type WaterfallReason =
+  | 'waterfall/bad-input'
+  | 'waterfall/auction-before-market'
+  | 'waterfall/overfill'
+  | 'waterfall/adl-unmatched-size';
+
+export class WaterfallError extends Error {
+  override readonly name = 'WaterfallError';
+  constructor(
+    readonly reason: WaterfallReason,
+    detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+  }
+}
+
+export interface WaterfallInput {
+  /** Deterministic liquidation id: prefix of every idempotency key. */
+  readonly liquidationId: string;
+  readonly position: ClosablePosition;
+  /** Mark at execution: the ADL closes at it and ranks by it. */
+  readonly mark: PriceE8;
+  readonly market: Pick<MarketConfig, 'liquidationFee'>;
+  /** Caller's re-check at the execution mark (margin.ts); consulted only while nothing has executed. */
+  readonly stillLiquidatable: boolean;
+  /** Absent: the market layer has not run yet. */
+  readonly marketResult?: { readonly fills: readonly Fill[] };
+  /**
+   * Absent: no auction started. `finished`: no further fill will come (cleared or exhausted); fills that
+   * cover the whole remainder end the auction layer whatever `finished` says.
+   */
+  readonly auctionResult?: { readonly fills: readonly Fill[]; readonly finished: boolean };
+  readonly insurance: {
+    readonly account: string;
+    readonly state: InsuranceState;
+    readonly config: InsuranceConfig;
+  };
+  /** Open positions of the market (any side); only needed once ADL has to act. */
+  readonly adlCandidates?: readonly AdlCandidate[];
+  readonly nowMs: number;
+}
+
+/** Same shape as the Ledger port's LedgerMovement (the domain does not import ports). */
+export interface PlannedMovement {
+  readonly account: string;
+  readonly idempotencyKey: string;
+  /** Signed: positive credits the fund, negative debits it. */
+  readonly amount: QuoteE6;
+  readonly kind: 'liquidation-fee' | 'shortfall-payout';
+  readonly reference: string;
+  readonly atMs: number;
+  readonly floor: QuoteE6;
+  readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
+}
+
+export interface LayerAmounts {
+  readonly market: { readonly closedSize: BaseE8 };
+  readonly auction: { readonly closedSize: BaseE8 };
+  readonly insurance: {
+    /** Liquidation fee credited to the fund (0 whenever there is a shortfall). */
+    readonly feeCredited: QuoteE6;
+    readonly shortfallPaid: QuoteE6;
+    readonly refused: QuoteE6;
+    readonly refusal?: DebitRefusal;
+  };
+  readonly adl: {
+    readonly closedSize: BaseE8;
+    readonly deficit: QuoteE6;
+    readonly covered: QuoteE6;
+    /** Bad debt: deficit nobody could absorb. */
+    readonly uncovered: QuoteE6;
+  };
+}
+
+export interface WaterfallDecision {
+  readonly next: NextAction;
+  /** Set with next 'settle' or 'cancel'. */
+  readonly terminal?: TerminalState;
+  /** Layers that acted, in waterfall order (complete only at 'settle'). */
+  readonly acted: readonly Layer[];
+  readonly layers: LayerAmounts;
+  /** The close of the whole position (market, auction and ADL fills), at 'settle'. */
+  readonly settlement?: CloseSettlement;
+  /** Returned to the trader at 'settle' (the position's isolated collateral left over). */
+  readonly traderPayout: QuoteE6;
+  /** Ledger movements to apply at 'settle', keyed `${liquidationId}:fee` and `${liquidationId}:shortfall`. */
+  readonly movements: readonly PlannedMovement[];
+  /** Fund state once `movements` are applied (the input state when there are none). */
+  readonly insuranceNext: InsuranceState;
+  /** Counterparty closes and profit given, at 'settle' when ADL acted. */
+  readonly adl?: AdlAllocation;
+  readonly reason?: WaterfallReason;
+}
+
+const TERMINAL_OF: Readonly<Record<Layer, TerminalState>> = {
+  market: 'SETTLED_MARKET',
+  auction: 'SETTLED_AUCTION',
+  insurance: 'SETTLED_INSURANCE',
+  adl: 'SETTLED_ADL',
+};
+
+function sumSize(fills: readonly Fill[], what: string): BaseE8 {
+  let total = 0n;
+  for (const [i, f] of fills.entries()) {
+    if (f.size <= 0n || f.price <= 0n)
+      throw new WaterfallError('waterfall/bad-input', `${what} fill ${i}: size and price must be > 0`);
+    total += f.size;
+  }
+  return total;
+}
+
+function assertInput(input: WaterfallInput): void {
+  if (typeof input.liquidationId !== 'string' || input.liquidationId === '')
+    throw new WaterfallError('waterfall/bad-input', 'liquidationId is empty');
+  if (input.mark <= 0n) throw new WaterfallError('waterfall/bad-input', `mark ${input.mark} must be > 0`);
+  if (!Number.isSafeInteger(input.nowMs) || input.nowMs < 0)
+    throw new WaterfallError('waterfall/bad-input', `nowMs ${input.nowMs}`);
+  if (input.insurance.account === '')
+    throw new WaterfallError('waterfall/bad-input', 'insurance account is empty');
+  assertClosablePosition(input.position);
+  if (!input.marketResult && input.auctionResult)
+    throw new WaterfallError('waterfall/auction-before-market', 'an auction result without a market result');
+}
+
+/** Decides the next step of one liquidation, and at the end its settlement (see the module comment). */
+export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
+  assertInput(input);
+  const { position, mark, liquidationId: id } = input;
+  const marketFills = input.marketResult?.fills ?? [];
+  const auctionFills = input.auctionResult?.fills ?? [];
+  const marketSize = sumSize(marketFills, 'market');
+  const auctionSize = sumSize(auctionFills, 'auction');
+  if (marketSize + auctionSize > position.size)
+    throw new WaterfallError(
+      'waterfall/overfill',
+      `fills ${marketSize + auctionSize} > size ${position.size}`,
+    );
+  const left = position.size - marketSize - auctionSize;
+
+  const stop = (next: NextAction, extra: Partial<WaterfallDecision> = {}): WaterfallDecision => ({
+    next,
+    acted: [
+      ...(marketSize > 0n ? ['market' as const] : []),
+      ...(auctionSize > 0n ? ['auction' as const] : []),
+    ],
+    layers: {
+      market: { closedSize: marketSize },
+      auction: { closedSize: auctionSize },
+      insurance: { feeCredited: 0n, shortfallPaid: 0n, refused: 0n },
+      adl: { closedSize: 0n, deficit: 0n, covered: 0n, uncovered: 0n },
+    },
+    traderPayout: 0n,
+    movements: [],
+    insuranceNext: input.insurance.state,
+    ...extra,
+  });
+
+  if (marketSize === 0n && auctionSize === 0n && !input.stillLiquidatable)
+    return stop('cancel', { terminal: 'CANCELLED' });
+  if (!input.marketResult) return stop('execute-market');
+  if (left > 0n && !input.auctionResult) return stop('start-auction');
+  if (left > 0n && !input.auctionResult?.finished) return stop('await-auction');
+
+  // Market and auction are done. ADL closes what they left, at the mark, against the opposite side.
+  const candidates = input.adlCandidates;
+  if (left > 0n && !candidates) return stop('load-adl-candidates');
+  if (left > 0n && candidates) {
+    const probe = allocateAdl({
+      deficit: 0n,
+      bankruptPosition: { side: position.side, size: left },
+      ranked: candidates,
+      mark,
+    });
+    if (probe.unmatchedSize > 0n) return stop('escalate', { reason: 'waterfall/adl-unmatched-size' });
+  }
+  const closes: Fill[] = [...marketFills, ...auctionFills];
+  if (left > 0n) closes.push({ price: mark, size: left });
+  const settlement = settleClose(position, closes, input.market.liquidationFee);
+
+  const { account, config } = input.insurance;
+  const movements: PlannedMovement[] = [];
+  const base = { account, reference: id, atMs: input.nowMs, floor: config.floor };
+  let fund = input.insurance.state;
+  if (settlement.fee > 0n) {
+    fund = credit(fund, settlement.fee, 'liquidation-fee').next;
+    movements.push({ ...base, idempotencyKey: `${id}:fee`, amount: settlement.fee, kind: 'liquidation-fee' });
+  }
+  let paid = 0n;
+  let refused = 0n;
+  let refusal: DebitRefusal | undefined;
+  if (settlement.shortfall > 0n) {
+    const debit = planDebit(fund, settlement.shortfall, input.nowMs, config);
+    ({ paid, refused } = debit);
+    refusal = debit.reason;
+    fund = debit.next;
+    if (paid > 0n)
+      movements.push({
+        ...base,
+        idempotencyKey: `${id}:shortfall`,
+        amount: -paid,
+        kind: 'shortfall-payout',
+        drawWindow: { windowStartMs: fund.windowStartMs, cap: config.drawCapPerWindow },
+      });
+  }
+
+  const adlActs = left > 0n || refused > 0n;
+  if (adlActs && !candidates) return stop('load-adl-candidates');
+  const adl =
+    adlActs && candidates
+      ? allocateAdl({
+          deficit: refused,
+          bankruptPosition: { side: position.side, size: left },
+          ranked: candidates,
+          mark,
+        })
+      : undefined;
+
+  const acted: Layer[] = [];
+  if (marketSize > 0n) acted.push('market');
+  if (auctionSize > 0n) acted.push('auction');
+  if (paid > 0n) acted.push('insurance');
+  if (adl) acted.push('adl');
+  const last = acted[acted.length - 1];
+  if (!last) throw new WaterfallError('waterfall/bad-input', 'no layer acted'); // unreachable: size > 0
+
+  return {
+    next: 'settle',
+    terminal: TERMINAL_OF[last],
+    acted,
+    layers: {
+      market: { closedSize: marketSize },
+      auction: { closedSize: auctionSize },
+      insurance: {
+        feeCredited: settlement.fee,
+        shortfallPaid: paid,
+        refused,
+        ...(refusal ? { refusal } : {}),
+      },
+      adl: {
+        closedSize: adl?.closedSize ?? 0n,
+        deficit: refused,
+        covered: adl?.covered ?? 0n,
+        uncovered: adl?.uncovered ?? 0n,
+      },
+    },
+    settlement,
+    traderPayout: settlement.traderPayout,
+    movements,
+    insuranceNext: fund,
+    ...(adl ? { adl } : {}),
+  };
+}
+
+/** The amounts of a decision as decimal strings, for LiquidationRecord.settlement. */
+export function settlementRecord(d: WaterfallDecision): Record<string, string> {
+  const { market, auction, insurance, adl } = d.layers;
+  return {
+    marketClosedSize: formatBase(market.closedSize),
+    auctionClosedSize: formatBase(auction.closedSize),
+    adlClosedSize: formatBase(adl.closedSize),
+    realizedPnl: formatQuote(d.settlement?.realizedPnl ?? 0n),
+    fee: formatQuote(insurance.feeCredited),
+    shortfall: formatQuote(d.settlement?.shortfall ?? 0n),
+    insurancePaid: formatQuote(insurance.shortfallPaid),
+    adlCovered: formatQuote(adl.covered),
+    badDebt: formatQuote(adl.uncovered),
+    traderPayout: formatQuote(d.traderPayout),
+  };
+}

@@ -1,0 +1,55 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
+import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
+import type { Telemetry } from '../ports/index.ts';
+import { RISK_CONFIG_ENV } from '../topology.ts';
+
+/** Powertools instances shared by every handler of a container (created once, at cold start). */
+export const logger = new Logger({ serviceName: METRICS_SERVICE });
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
+export const tracer = new Tracer({ serviceName: METRICS_SERVICE });
+
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name} environment variable is not set`);
+  return value;
+}
+
+/** The risk configuration from RISK_CONFIG (JSON), validated at cold start; the documented defaults otherwise. */
+export function riskConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RiskConfig {
+  const raw = env[RISK_CONFIG_ENV];
+  return raw ? parseRiskConfig(JSON.parse(raw)) : DEFAULT_RISK_CONFIG;
+}
+
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+const UNITS: Record<string, Unit> = {
+  Count: MetricUnit.Count,
+  Seconds: MetricUnit.Seconds,
+  None: MetricUnit.NoUnit,
+};
+const unitOf = (name: string): Unit => {
+  const spec = Object.values(METRICS).find((m) => m.name === name);
+  return UNITS[spec?.unit ?? 'None'] ?? MetricUnit.NoUnit;
+};
+
+/** The services' Telemetry port on Powertools: EMF metrics (flushed by the middleware) and structured logs. */
+export function powertoolsTelemetry(log: Logger = logger, emf: Metrics = metrics): Telemetry {
+  const emit = (name: string, value: number, dimensions?: Readonly<Record<string, string>>) => {
+    if (!dimensions || Object.keys(dimensions).length === 0) {
+      emf.addMetric(name, unitOf(name), value);
+      return;
+    }
+    // A dimension only for this data point: singleMetric flushes on its own with its own dimension set.
+    const single = emf.singleMetric();
+    for (const [key, dimension] of Object.entries(dimensions)) single.addDimension(key, dimension);
+    single.addMetric(name, unitOf(name), value);
+  };
+  return {
+    count: (name, value = 1, dimensions) => emit(name, value, dimensions),
+    observe: (name, value, dimensions) => emit(name, value, dimensions),
+    info: (message, fields) => log.info(message, { ...fields }),
+    warn: (message, fields) => log.warn(message, { ...fields }),
+  };
+}

@@ -1,0 +1,68 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { clientConfigFromEnv } from '../adapters/aws/clients.ts';
+import { adapterNamesFromEnv, createAwsAdapters, createAwsClients } from '../adapters/aws/index.ts';
+import { systemClock } from '../adapters/embedded/clock.ts';
+import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
+import type { RiskConfig } from '../domain/config.ts';
+import type { Adapters, Telemetry } from '../ports/index.ts';
+import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
+import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
+import { powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
+
+export interface LambdaWiring {
+  /** Re-emits a tick's detail as a continuation event on the tick bus. */
+  readonly putContinuation: (detail: unknown) => Promise<void>;
+  readonly adapters: Adapters;
+  readonly config: RiskConfig;
+  readonly telemetry: Telemetry;
+  readonly settlement: SettlementDeps;
+}
+
+let cached: LambdaWiring | undefined;
+
+/**
+ * Builds the AWS adapters from the function's environment once per container (cold start), so a missing
+ * variable fails the first invocation loudly instead of a later write. Tests and the local runner pass their own
+ * environment and call `resetWiring` between stages.
+ */
+export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
+  if (cached) return cached;
+  const config = riskConfigFromEnv(env);
+  const clients = createAwsClients(clientConfigFromEnv(env));
+  const adapters = createAwsAdapters({ clients, names: adapterNamesFromEnv(env), clock: systemClock });
+  const telemetry = powertoolsTelemetry();
+  const settlement: SettlementDeps = {
+    ...adapters,
+    // The simulated order book is the default venue (local runs, tests, demos); a real exchange adapter
+    // implements the same Venue port and replaces it here.
+    venue: new MarkFollowingVenue(adapters.markets, systemClock),
+    config,
+    telemetry,
+    strategy: 'waterfall',
+    insuranceAccount: INSURANCE_ACCOUNT,
+    venueAttempts: 3,
+  };
+  const busName = requireEnv(TICK_BUS_ENV, env);
+  const putContinuation = async (detail: unknown) => {
+    const out = await clients.events.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: busName,
+            Source: TICK_BUS.source,
+            DetailType: TICK_BUS.continuationDetailType,
+            Detail: JSON.stringify(detail),
+          },
+        ],
+      }),
+    );
+    if (out.FailedEntryCount)
+      throw new Error(`continuation/put-failed: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
+  };
+  cached = { adapters, config, telemetry, settlement, putContinuation };
+  return cached;
+}
+
+export function resetWiring(): void {
+  cached = undefined;
+}

@@ -1,0 +1,120 @@
+import type { Layer } from './domain/model.ts';
+
+/**
+ * The business metrics the handlers emit (Powertools Metrics, EMF through the function logs) and the
+ * dashboard and alarms read. One list, so an emitted name and a graphed name cannot drift apart.
+ *
+ * Dimensions: Powertools adds `service` to every metric, so every function runs with the same
+ * POWERTOOLS_SERVICE_NAME (METRICS_SERVICE) and each metric has exactly the dimension set
+ * { service } or { service, <dimension> }. CloudWatch matches the whole set: a metric emitted with any
+ * other extra dimension is a different metric and shows on no graph or alarm.
+ */
+
+export const METRICS_NAMESPACE = 'Backstop';
+/** POWERTOOLS_SERVICE_NAME of every function (the `service` dimension of every metric). */
+export const METRICS_SERVICE = 'backstop';
+
+/** CloudWatch unit names as Powertools' MetricUnit spells them. */
+export type MetricUnitName = 'Count' | 'Seconds' | 'None';
+/** The only extra dimensions in use. */
+export type MetricDimension = 'Reason' | 'Layer';
+
+export interface MetricSpec {
+  readonly name: string;
+  readonly unit: MetricUnitName;
+  /** Extra dimension beside `service`, if any. */
+  readonly dimension?: MetricDimension;
+  /** Gauges are graphed with Minimum/Maximum/Average; counters with Sum. */
+  readonly kind: 'counter' | 'gauge' | 'distribution';
+  readonly help: string;
+}
+
+export const METRICS = {
+  TicksAccepted: {
+    name: 'TicksAccepted',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'ticks that passed validation',
+  },
+  TicksRejected: {
+    name: 'TicksRejected',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Reason',
+    help: 'ticks refused; Reason = the namespaced rejection reason (e.g. tick/stale)',
+  },
+  PositionsChecked: {
+    name: 'PositionsChecked',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'positions read from the liquidation-price index per tick',
+  },
+  LiquidationsEnqueued: {
+    name: 'LiquidationsEnqueued',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'liquidation messages sent',
+  },
+  LiquidationsSettled: {
+    name: 'LiquidationsSettled',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Layer',
+    help: 'liquidations (or parts) settled; Layer = market | auction | insurance | adl',
+  },
+  LiquidationsCancelled: {
+    name: 'LiquidationsCancelled',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'liquidations cancelled (position back above maintenance margin)',
+  },
+  SlippageBps: {
+    name: 'SlippageBps',
+    unit: 'None',
+    kind: 'distribution',
+    help: 'market-layer fill versus mark, in basis points (graphed p50/p99)',
+  },
+  AuctionDurationSeconds: {
+    name: 'AuctionDurationSeconds',
+    unit: 'Seconds',
+    kind: 'distribution',
+    help: 'time from auction start to clearing',
+  },
+  InsuranceFundBalance: {
+    name: 'InsuranceFundBalance',
+    unit: 'None',
+    kind: 'gauge',
+    help: 'fund balance in whole quote units (e.g. USD, not QuoteE6), emitted after each change and by reconcile',
+  },
+  InsuranceFundDraws: {
+    name: 'InsuranceFundDraws',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'payouts from the fund',
+  },
+  BadDebt: {
+    name: 'BadDebt',
+    unit: 'None',
+    kind: 'counter',
+    help: 'loss no layer covered, in whole quote units (summed)',
+  },
+  AdlEvents: { name: 'AdlEvents', unit: 'Count', kind: 'counter', help: 'auto-deleveraging events' },
+  CircuitBreakerTripped: {
+    name: 'CircuitBreakerTripped',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'a tick jumped past the price band and the market halted',
+  },
+  LedgerReconcileDifference: {
+    name: 'LedgerReconcileDifference',
+    unit: 'None',
+    kind: 'gauge',
+    help: 'absolute difference between stored balances and the journal, whole quote units; 0 when healthy',
+  },
+} as const satisfies Record<string, MetricSpec>;
+
+export type MetricKey = keyof typeof METRICS;
+export type MetricName = (typeof METRICS)[MetricKey]['name'];
+
+/** Values of the Layer dimension of LiquidationsSettled, in waterfall order. */
+export const LIQUIDATION_LAYERS: readonly Layer[] = ['market', 'auction', 'insurance', 'adl'];

@@ -1,0 +1,21 @@
+export {
+  BadEventError,
+  eventBridgeEventFromBody,
+  failedMessageIds,
+  type LambdaIdentity,
+  lambdaContext,
+  scheduledEvent,
+  sqsEvent,
+  sqsRecord,
+} from './lambda-events.ts';
+export {
+  createLocalRunner,
+  FunctionTimeoutError,
+  type InvocationError,
+  type LambdaHandler,
+  LocalRunner,
+  type LocalRunnerOptions,
+  RunnerConfigError,
+  RunnerTimeoutError,
+  type RunUntilIdleOptions,
+} from './runner.ts';

@@ -1,0 +1,388 @@
+import type { Context } from 'aws-lambda';
+import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
+import { FUNCTIONS, type FunctionDef, type FunctionId, physicalName, type QueueId } from '../topology.ts';
+import {
+  eventBridgeEventFromBody,
+  failedMessageIds,
+  type LambdaIdentity,
+  lambdaContext,
+  scheduledEvent,
+  sqsEvent,
+  sqsRecord,
+} from './lambda-events.ts';
+
+/**
+ * Gives the project's handlers Lambda's semantics on any QueueTransport (SQS on moto, or embedded queues):
+ * - tickRule: polls the tick queue (bodies are EventBridge events) and invokes the function once per event;
+ * - queue: polls the topology queue, delivers batches of up to batchSize as SQSEvent, deletes the records
+ *   the handler did not report in batchItemFailures (ReportBatchItemFailures on) and leaves the failures to
+ *   reappear after the visibility timeout; a thrown error fails the whole batch. The queue's own redrive
+ *   moves a message to its DLQ after maxReceiveCount receives;
+ * - schedule: invokes the function on a timer.
+ * Not emulated: the batching window (a batch is what one poll returns) and log/trace plumbing.
+ */
+
+/** Any Lambda handler: `(event: SQSEvent, context) => ...` and the like are all assignable to it. */
+export type LambdaHandler = (event: never, context: Context) => unknown;
+type Invocable = (event: unknown, context: Context) => unknown;
+
+export interface InvocationError {
+  readonly functionId: FunctionId;
+  readonly error: unknown;
+  /** Messages of the failed delivery (empty for schedules and direct invocations). */
+  readonly messageIds: readonly string[];
+}
+
+export class RunnerConfigError extends Error {
+  override readonly name = 'RunnerConfigError';
+}
+
+export class RunnerTimeoutError extends Error {
+  override readonly name = 'RunnerTimeoutError';
+}
+
+export class FunctionTimeoutError extends Error {
+  override readonly name = 'FunctionTimeoutError';
+}
+
+export interface LocalRunnerOptions {
+  readonly handlers: Partial<Record<FunctionId, LambdaHandler>>;
+  /** Transports of the queues that trigger functions (topology 'queue' triggers). */
+  readonly queues?: Partial<Record<QueueId, QueueTransport>>;
+  /** The queue a bus rule delivers tick events to (topology 'tickRule' trigger). */
+  readonly tickQueue?: QueueTransport;
+  /** Visibility timeout set on each receive (default: 6 x the function timeout, as the queues have on AWS). */
+  readonly visibilityTimeoutSeconds?: number;
+  /**
+   * Failed records are made visible again after this many seconds (0: retry at once, handy locally).
+   * Default: unset, the record waits out the visibility timeout, which is what Lambda does.
+   */
+  readonly failureVisibilitySeconds?: number;
+  /** Concurrent invocations per queue function (default: the topology's maxConcurrency). */
+  readonly maxConcurrency?: number;
+  /** Concurrent tick invocations (default 1: ticks are handled one at a time, in receive order). */
+  readonly tickConcurrency?: number;
+  /** Schedule timers: false turns them off; a map overrides the period (ms) per function. */
+  readonly schedules?: boolean | Partial<Record<FunctionId, number>>;
+  /** Wait between polls of an empty queue, ms (default 50). */
+  readonly idlePollMs?: number;
+  /** Abandon an invocation after the function's timeout, as Lambda would (default true). */
+  readonly enforceTimeouts?: boolean;
+  readonly stage?: string;
+  readonly region?: string;
+  readonly accountId?: string;
+  /** Source ARNs for SQS records (default: a fake ARN from the queue name). */
+  readonly queueArns?: Partial<Record<QueueId, string>>;
+  /** Called for every failed invocation (they are also kept in `errors`). */
+  readonly onError?: (error: InvocationError) => void;
+}
+
+export interface RunUntilIdleOptions {
+  /** Longest wait, in ms from the call, before RunnerTimeoutError. */
+  readonly deadlineMs: number;
+}
+
+interface Poller {
+  readonly fn: FunctionDef;
+  readonly transport: QueueTransport;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly deliver: (messages: readonly ReceivedMessage[]) => Promise<void>;
+}
+
+const DEFAULT_IDLE_POLL_MS = 50;
+const ERRORS_KEPT = 1_000;
+
+export class LocalRunner {
+  /** Failed invocations, most recent last (at most 1,000 kept). */
+  readonly errors: InvocationError[] = [];
+  /** Invocations per function, failed ones included. */
+  readonly invocations: Partial<Record<FunctionId, number>> = {};
+
+  private readonly pollers: Poller[] = [];
+  private readonly identity: LambdaIdentity;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly active = new Set<Promise<void>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sleepers = new Set<() => void>();
+  /** Bumped on every delivery start and end, so idle detection can see work that came and went. */
+  private activity = 0;
+
+  constructor(private readonly options: LocalRunnerOptions) {
+    this.identity = { region: options.region ?? 'us-east-1', accountId: options.accountId ?? '000000000000' };
+    for (const [id, handler] of Object.entries(options.handlers) as [FunctionId, LambdaHandler][]) {
+      if (!handler) continue;
+      const fn = FUNCTIONS.find((f) => f.id === id);
+      if (!fn) throw new RunnerConfigError(`runner/unknown-function: ${id}`);
+      const trigger = fn.trigger;
+      if (trigger.kind === 'queue') {
+        const transport = options.queues?.[trigger.queue];
+        if (!transport)
+          throw new RunnerConfigError(`runner/missing-queue: ${id} needs queue ${trigger.queue}`);
+        this.pollers.push({
+          fn,
+          transport,
+          batchSize: trigger.batchSize,
+          concurrency: Math.max(
+            1,
+            Math.min(options.maxConcurrency ?? trigger.maxConcurrency, trigger.maxConcurrency),
+          ),
+          deliver: (messages) => this.deliverBatch(fn, trigger.queue, transport, messages),
+        });
+      } else if (trigger.kind === 'tickRule') {
+        const transport = options.tickQueue;
+        if (!transport)
+          throw new RunnerConfigError(`runner/missing-tick-queue: ${id} is triggered by the tick rule`);
+        this.pollers.push({
+          fn,
+          transport,
+          batchSize: 10,
+          concurrency: Math.max(1, options.tickConcurrency ?? 1),
+          deliver: (messages) => this.deliverTicks(fn, transport, messages),
+        });
+      }
+    }
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Starts polling and the schedule timers. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loops = this.pollers.map((p) => this.pollLoop(p));
+    if (this.options.schedules !== false) this.startSchedules();
+  }
+
+  /** Stops polling and timers, then waits for the invocations in flight to finish. */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const wake of this.sleepers) wake();
+    await Promise.all(this.loops);
+    this.loops = [];
+    await Promise.all([...this.active]);
+  }
+
+  /**
+   * Starts the runner if needed and resolves once every polled queue is empty (visible, in flight and
+   * delayed) and no invocation is running, twice in a row; throws RunnerTimeoutError at the deadline.
+   * Failed messages waiting out their visibility timeout count as work, so this waits for their retries.
+   */
+  async runUntilIdle(options: RunUntilIdleOptions): Promise<void> {
+    this.start();
+    const deadline = Date.now() + options.deadlineMs;
+    let quiet = 0;
+    for (;;) {
+      const activityBefore = this.activity;
+      const activeBefore = this.active.size;
+      const depths = await Promise.all(this.pollers.map((p) => p.transport.depth()));
+      const empty = depths.every((d) => d.visible + d.inFlight + d.delayed === 0);
+      const idle = empty && activeBefore === 0 && this.active.size === 0 && this.activity === activityBefore;
+      quiet = idle ? quiet + 1 : 0;
+      if (quiet >= 2) return;
+      if (Date.now() > deadline) {
+        const summary = this.pollers
+          .map((p, i) => `${p.transport.name} ${JSON.stringify(depths[i])}`)
+          .join('; ');
+        throw new RunnerTimeoutError(
+          `runner/not-idle after ${options.deadlineMs} ms: ${this.active.size} in flight; ${summary}`,
+        );
+      }
+      await this.sleep(this.idlePollMs);
+    }
+  }
+
+  /** Invokes a function directly (iamInvoke functions, or a schedule right now); rethrows its error. */
+  async invoke(functionId: FunctionId, event: unknown): Promise<unknown> {
+    const fn = this.functionDef(functionId);
+    return this.track(this.call(fn, event));
+  }
+
+  /** Runs a schedule-triggered function once, now, with a ScheduledEvent. */
+  triggerSchedule(functionId: FunctionId): Promise<unknown> {
+    const fn = this.functionDef(functionId);
+    return this.invoke(functionId, scheduledEvent(this.ruleArn(fn), this.identity, Date.now()));
+  }
+
+  private get idlePollMs(): number {
+    return this.options.idlePollMs ?? DEFAULT_IDLE_POLL_MS;
+  }
+
+  private functionDef(functionId: FunctionId): FunctionDef {
+    const fn = FUNCTIONS.find((f) => f.id === functionId);
+    if (!fn) throw new RunnerConfigError(`runner/unknown-function: ${functionId}`);
+    if (!this.options.handlers[functionId]) throw new RunnerConfigError(`runner/no-handler: ${functionId}`);
+    return fn;
+  }
+
+  private functionName(fn: FunctionDef): string {
+    return physicalName(this.options.stage ?? 'local', fn.id);
+  }
+
+  private ruleArn(fn: FunctionDef): string {
+    return `arn:aws:events:${this.identity.region}:${this.identity.accountId}:rule/${this.functionName(fn)}-schedule`;
+  }
+
+  /** Keeps `work` in the active set until it settles (stop and runUntilIdle wait for it). */
+  private track<T>(work: Promise<T>): Promise<T> {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.active.add(settled);
+    this.activity++;
+    void settled.then(() => {
+      this.active.delete(settled);
+      this.activity++;
+    });
+    return work;
+  }
+
+  /** Waits `ms`, or less if the runner stops. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+
+  private async pollLoop(p: Poller): Promise<void> {
+    const mine = new Set<Promise<void>>();
+    while (this.running) {
+      if (mine.size >= p.concurrency) {
+        await Promise.race(mine);
+        continue;
+      }
+      let messages: readonly ReceivedMessage[];
+      try {
+        messages = await p.transport.receive(p.batchSize, this.visibilityFor(p.fn));
+      } catch (error) {
+        this.record({ functionId: p.fn.id, error, messageIds: [] });
+        await this.sleep(this.idlePollMs);
+        continue;
+      }
+      if (messages.length === 0) {
+        await this.sleep(this.idlePollMs);
+        continue;
+      }
+      const delivery = this.track(p.deliver(messages)).catch((error: unknown) => {
+        this.record({ functionId: p.fn.id, error, messageIds: messages.map((m) => m.messageId) });
+      });
+      mine.add(delivery);
+      void delivery.then(() => mine.delete(delivery));
+    }
+    await Promise.all(mine);
+  }
+
+  private visibilityFor(fn: FunctionDef): number {
+    return this.options.visibilityTimeoutSeconds ?? fn.timeoutSeconds * 6;
+  }
+
+  /** One invocation with Lambda's timeout; errors propagate. */
+  private async call(fn: FunctionDef, event: unknown): Promise<unknown> {
+    const handler = this.options.handlers[fn.id] as Invocable | undefined;
+    if (!handler) throw new RunnerConfigError(`runner/no-handler: ${fn.id}`);
+    this.invocations[fn.id] = (this.invocations[fn.id] ?? 0) + 1;
+    const timeoutMs = fn.timeoutSeconds * 1000;
+    const context = lambdaContext(this.functionName(fn), fn.memoryMb, timeoutMs, this.identity);
+    const run = Promise.resolve().then(() => handler(event, context));
+    if (this.options.enforceTimeouts === false) return run;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new FunctionTimeoutError(`runner/function-timeout: ${fn.id} after ${fn.timeoutSeconds} s`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([run, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async deliverBatch(
+    fn: FunctionDef,
+    queue: QueueId,
+    transport: QueueTransport,
+    messages: readonly ReceivedMessage[],
+  ): Promise<void> {
+    const arn =
+      this.options.queueArns?.[queue] ??
+      `arn:aws:sqs:${this.identity.region}:${this.identity.accountId}:${transport.name}`;
+    const now = Date.now();
+    const event = sqsEvent(messages.map((m) => sqsRecord(m, arn, this.identity, now)));
+    let failed: Set<string>;
+    try {
+      failed = failedMessageIds(await this.call(fn, event), messages);
+    } catch (error) {
+      this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
+      failed = new Set(messages.map((m) => m.messageId));
+    }
+    await Promise.all(messages.map((m) => this.settle(transport, m, !failed.has(m.messageId))));
+  }
+
+  /** EventBridge invokes the target once per event: one invocation per message. */
+  private async deliverTicks(
+    fn: FunctionDef,
+    transport: QueueTransport,
+    messages: readonly ReceivedMessage[],
+  ): Promise<void> {
+    for (const m of messages) {
+      let ok = true;
+      try {
+        await this.call(fn, eventBridgeEventFromBody(m.body, this.identity));
+      } catch (error) {
+        ok = false;
+        this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+      }
+      await this.settle(transport, m, ok);
+    }
+  }
+
+  private async settle(transport: QueueTransport, m: ReceivedMessage, ok: boolean): Promise<void> {
+    if (ok) await transport.delete(m.receiptHandle);
+    else if (this.options.failureVisibilitySeconds !== undefined) {
+      await transport.changeVisibility(m.receiptHandle, this.options.failureVisibilitySeconds);
+    }
+  }
+
+  private startSchedules(): void {
+    const overrides = typeof this.options.schedules === 'object' ? this.options.schedules : {};
+    for (const fn of FUNCTIONS) {
+      if (fn.trigger.kind !== 'schedule' || !this.options.handlers[fn.id]) continue;
+      const periodMs = overrides[fn.id] ?? fn.trigger.everyMinutes * 60_000;
+      const tick = () => {
+        this.timers.delete(timer);
+        if (!this.running) return;
+        const event = scheduledEvent(this.ruleArn(fn), this.identity, Date.now());
+        this.track(this.call(fn, event)).catch((error: unknown) =>
+          this.record({ functionId: fn.id, error, messageIds: [] }),
+        );
+        timer = setTimeout(tick, periodMs);
+        this.timers.add(timer);
+      };
+      let timer = setTimeout(tick, periodMs);
+      this.timers.add(timer);
+    }
+  }
+
+  private record(error: InvocationError): void {
+    this.errors.push(error);
+    if (this.errors.length > ERRORS_KEPT) this.errors.shift();
+    this.options.onError?.(error);
+  }
+}
+
+export const createLocalRunner = (options: LocalRunnerOptions): LocalRunner => new LocalRunner(options);

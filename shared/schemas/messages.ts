@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
+
+/** Queue message bodies. Strict: a message that does not parse is poison and goes to the DLQ with its reason. */
+
+export const liquidationMessageSchema = z.strictObject({
+  liquidationId: z.string().min(3).max(200),
+});
+
+export const auctionStepMessageSchema = z.strictObject({
+  auctionId: z.string().min(3).max(200),
+  step: z.number().int().min(0),
+});
+
+export class PoisonMessageError extends Error {
+  override readonly name = 'PoisonMessageError';
+}
+
+function parseBody<T>(schema: z.ZodType<T>, body: string, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new PoisonMessageError(`${what}/not-json`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new PoisonMessageError(`${what}/malformed: ${issues}`);
+  }
+  return parsed.data;
+}
+
+export const parseLiquidationMessage = (body: string): LiquidationMessage =>
+  parseBody(liquidationMessageSchema, body, 'liquidation-message');
+export const parseAuctionStepMessage = (body: string): AuctionStepMessage =>
+  parseBody(auctionStepMessageSchema, body, 'auction-step-message');
+
+export const encodeMessage = (message: LiquidationMessage | AuctionStepMessage): string =>
+  JSON.stringify(message);

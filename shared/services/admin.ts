@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { isLiquidatable } from '../domain/margin.ts';
+import { parseBase, parsePpm, parsePrice, parseQuote, UnitError } from '../domain/units.ts';
+import type {
+  JournalEntry,
+  Ledger,
+  MarketRepository,
+  PositionRecord,
+  PositionRepository,
+  ProviderRepository,
+} from '../ports/index.ts';
+import { INSURANCE_ACCOUNT } from './context.ts';
+import { withLiquidationPrice } from './margin-check.ts';
+
+/** Admin requests (IAM-only function): every field validated, amounts as decimal strings. */
+const id = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, 'letters, digits and . _ : - only (1-100)');
+const decimal = z.string().max(80);
+export const adminRequestSchema = z.discriminatedUnion('action', [
+  z.strictObject({ action: z.literal('deposit'), amount: decimal, idempotencyKey: id }),
+  z.strictObject({ action: z.literal('withdraw'), amount: decimal, idempotencyKey: id }),
+  z.strictObject({
+    action: z.literal('registerProvider'),
+    id,
+    capital: decimal,
+    maxDiscount: decimal,
+    maxLot: decimal,
+    symbols: z.array(z.string().max(20)).min(1).max(20),
+  }),
+  z.strictObject({
+    action: z.literal('openPosition'),
+    id,
+    traderId: id,
+    symbol: z.string().max(20),
+    side: z.enum(['LONG', 'SHORT']),
+    size: decimal,
+    entryPrice: decimal,
+    collateral: decimal,
+  }),
+]);
+export type AdminRequest = z.input<typeof adminRequestSchema>;
+
+export class AdminInputError extends Error {
+  override readonly name = 'AdminInputError';
+}
+
+export interface AdminDeps {
+  readonly ledger: Ledger;
+  readonly providers: ProviderRepository;
+  readonly positions: PositionRepository;
+  readonly markets: MarketRepository;
+  readonly config: RiskConfig;
+  readonly nowMs: () => number;
+}
+
+export type AdminResult =
+  | { readonly ok: true; readonly entry?: JournalEntry; readonly id?: string }
+  | { readonly ok: false; readonly reason: string };
+
+/** Validates and applies one admin request; bad input is refused with a reason and changes nothing. */
+export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<AdminResult> {
+  const parsed = adminRequestSchema.safeParse(input);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      reason: `admin/invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    };
+  }
+  try {
+    return await apply(parsed.data, deps);
+  } catch (error) {
+    if (error instanceof UnitError || error instanceof AdminInputError)
+      return { ok: false, reason: error.message };
+    throw error;
+  }
+}
+
+async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDeps): Promise<AdminResult> {
+  switch (request.action) {
+    case 'deposit':
+    case 'withdraw': {
+      const amount = parseQuote(request.amount, 'amount', { positive: true });
+      const entry = await deps.ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: `admin:${request.idempotencyKey}`,
+        amount: request.action === 'deposit' ? amount : -amount,
+        kind: request.action,
+        reference: 'admin',
+        atMs: deps.nowMs(),
+        floor: deps.config.insurance.floor,
+      });
+      return { ok: true, entry };
+    }
+    case 'registerProvider': {
+      const existing = await deps.providers.get(request.id);
+      await deps.providers.put(
+        {
+          id: request.id,
+          capital: parseQuote(request.capital, 'capital', { positive: true }),
+          maxDiscountPpm: parsePpm(request.maxDiscount, 'maxDiscount'),
+          maxLot: parseBase(request.maxLot, 'maxLot', { positive: true }),
+          symbols: request.symbols.map((s) => marketConfig(deps.config, s).symbol),
+          version: existing ? existing.version + 1 : 0,
+        },
+        existing?.version,
+      );
+      return { ok: true, id: request.id };
+    }
+    case 'openPosition': {
+      const market = marketConfig(deps.config, request.symbol);
+      const record: PositionRecord = withLiquidationPrice(
+        {
+          id: request.id,
+          traderId: request.traderId,
+          symbol: market.symbol,
+          side: request.side,
+          size: parseBase(request.size, 'size', { positive: true }),
+          entryPrice: parsePrice(request.entryPrice, 'entryPrice'),
+          collateral: parseQuote(request.collateral, 'collateral', { positive: true }),
+          state: 'OPEN',
+          version: 0,
+        },
+        deps.config,
+      );
+      // Every OPEN position must be healthy at the last accepted mark (margin-check relies on it).
+      const mark = (await deps.markets.get(market.symbol))?.lastTick?.markPrice ?? record.entryPrice;
+      if (isLiquidatable(record, mark, market.maintenanceMargin)) {
+        throw new AdminInputError(
+          `admin/liquidatable-at-open: liquidation price ${record.liquidationPrice} vs mark ${mark}`,
+        );
+      }
+      await deps.positions.create(record);
+      return { ok: true, id: record.id };
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import { auctionStatus, nextStepDelaySeconds, resetAuction } from '../domain/auction.ts';
+import { clearAuctionStep } from '../domain/clearing.ts';
+import { marketConfig } from '../domain/config.ts';
+import { isTerminal } from '../domain/model.ts';
+import { notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
+import {
+  type AuctionRecord,
+  type AuctionStepMessage,
+  ConditionFailedError,
+  type LiquidationRecord,
+  type ProviderRecord,
+  type Write,
+} from '../ports/index.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+import { latestMark, type SettlementDeps } from './context.ts';
+import { decideAndSettle, LiquidationNotFoundError, LiquidationStuckError } from './liquidation.ts';
+
+export class AuctionNotFoundError extends Error {
+  override readonly name = 'AuctionNotFoundError';
+}
+
+export type AuctionStepOutcome =
+  | { readonly status: 'stale' }
+  | { readonly status: 'reset' | 'stepped'; readonly nextStep: number; readonly delaySeconds: number }
+  | { readonly status: 'finished'; readonly liquidationState: LiquidationRecord['state'] };
+
+/**
+ * Advances one Dutch auction by one step (the step messages are its clock): reset it when it is past tail or
+ * cusp (at most maxResets times), otherwise clear the current price against the providers' standing bids.
+ * The auction record and the providers' capital change in one transaction, conditional on their versions, so a
+ * duplicate or concurrent step message changes nothing twice. A finished auction (cleared, or exhausted at tail)
+ * hands the liquidation back to the waterfall, which settles the rest with the insurance fund and ADL.
+ */
+export async function processAuctionStep(
+  message: AuctionStepMessage,
+  deps: SettlementDeps,
+): Promise<AuctionStepOutcome> {
+  const auction = await deps.auctions.get(message.auctionId);
+  if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
+  if (auction.state !== 'RUNNING') return finish(auction, deps);
+  if (message.step !== auction.step) return { status: 'stale' };
+
+  const now = deps.clock.nowMs();
+  const config = deps.config.auction;
+  const mark = await latestMark(deps.markets, auction.symbol, auction.top);
+  const status = auctionStatus(auction, mark, now, config);
+
+  if (status.needsReset) {
+    if (auction.resets >= config.maxResets) {
+      const exhausted: AuctionRecord = {
+        ...auction,
+        state: 'EXHAUSTED',
+        step: auction.step + 1,
+        version: auction.version + 1,
+      };
+      if (!(await commit(deps, [{ kind: 'auction', record: exhausted, expectedVersion: auction.version }]))) {
+        return { status: 'stale' };
+      }
+      return finish(exhausted, deps);
+    }
+    const restarted: AuctionRecord = {
+      ...auction,
+      ...resetAuction(auction, mark, now, config),
+      step: auction.step + 1,
+      version: auction.version + 1,
+    };
+    if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
+      return { status: 'stale' };
+    }
+    return schedule(restarted, now, deps, 'reset');
+  }
+
+  const market = marketConfig(deps.config, auction.symbol);
+  const providers = await deps.providers.list(auction.symbol);
+  const clearing = clearAuctionStep({
+    direction: auction.direction,
+    remainingLot: auction.remainingLot,
+    price: status.price,
+    mark,
+    // Maker's tab: never collect more than the lot is worth at top plus the penalty.
+    debt: notionalQuote(
+      auction.remainingLot,
+      (auction.top * (PPM_SCALE + config.penalty)) / PPM_SCALE,
+      'ceil',
+    ),
+    dust: market.dustSize,
+    providers: providers.map((p) => ({
+      id: p.id,
+      capital: p.capital,
+      maxDiscountPpm: p.maxDiscountPpm,
+      maxLot: p.maxLot,
+    })),
+  });
+
+  const done = clearing.remainingLot === 0n || clearing.debtCovered;
+  const next: AuctionRecord = {
+    ...auction,
+    remainingLot: clearing.remainingLot,
+    fills: [
+      ...auction.fills,
+      ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size })),
+    ],
+    state: done ? 'CLEARED' : 'RUNNING',
+    step: auction.step + 1,
+    version: auction.version + 1,
+  };
+  const writes: Write[] = [{ kind: 'auction', record: next, expectedVersion: auction.version }];
+  for (const fill of clearing.fills) {
+    const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
+    writes.push({
+      kind: 'provider',
+      // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY).
+      record: { ...provider, capital: provider.capital - fill.cost, version: provider.version + 1 },
+      expectedVersion: provider.version,
+    });
+  }
+  if (!(await commit(deps, writes))) return { status: 'stale' };
+  if (done) return finish(next, deps);
+  return schedule(next, now, deps, 'stepped');
+}
+
+async function schedule(
+  auction: AuctionRecord,
+  now: number,
+  deps: SettlementDeps,
+  status: 'reset' | 'stepped',
+): Promise<AuctionStepOutcome> {
+  const delaySeconds = nextStepDelaySeconds(auction, now, deps.config.auction);
+  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: auction.step }), delaySeconds);
+  return { status, nextStep: auction.step, delaySeconds };
+}
+
+/** Hands a finished auction's liquidation to the waterfall until it reaches its terminal state. */
+async function finish(auction: AuctionRecord, deps: SettlementDeps): Promise<AuctionStepOutcome> {
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const liquidation = await deps.liquidations.get(auction.liquidationId);
+    if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
+    if (isTerminal(liquidation.state)) {
+      if (attempt > 0) {
+        deps.telemetry.observe(
+          METRICS.AuctionDurationSeconds.name,
+          Math.max(0, Math.round((deps.clock.nowMs() - auction.startedAtMs) / 1000)),
+        );
+      }
+      return { status: 'finished', liquidationState: liquidation.state };
+    }
+    await decideAndSettle(liquidation, deps, auction);
+  }
+  throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
+}
+
+async function commit(deps: SettlementDeps, writes: readonly Write[]): Promise<boolean> {
+  try {
+    await deps.transactor.commit(writes);
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,113 @@
+import type { AdlCandidate } from '../domain/adl.ts';
+import type { RiskConfig } from '../domain/config.ts';
+import type { InsuranceState } from '../domain/insurance.ts';
+import type { Fill, Side } from '../domain/model.ts';
+import type { BaseE8, PriceE8 } from '../domain/units.ts';
+import type {
+  AuctionRepository,
+  Clock,
+  Ledger,
+  LiquidationRecord,
+  LiquidationRepository,
+  MarketRepository,
+  PositionRecord,
+  PositionRepository,
+  ProviderRepository,
+  QueueTransport,
+  Telemetry,
+  Transactor,
+  Venue,
+} from '../ports/index.ts';
+
+/** What the liquidation and auction services need. */
+export interface SettlementDeps {
+  readonly positions: PositionRepository;
+  readonly markets: MarketRepository;
+  readonly liquidations: LiquidationRepository;
+  readonly auctions: AuctionRepository;
+  readonly providers: ProviderRepository;
+  readonly ledger: Ledger;
+  readonly transactor: Transactor;
+  readonly liquidationQueue: QueueTransport;
+  readonly auctionQueue: QueueTransport;
+  readonly venue: Venue;
+  readonly clock: Clock;
+  readonly config: RiskConfig;
+  readonly telemetry: Telemetry;
+  /** 'market-only' dumps every liquidation into the book whatever the price (the comparison baseline). */
+  readonly strategy: 'waterfall' | 'market-only';
+  /** Ledger account of the insurance fund. */
+  readonly insuranceAccount: string;
+  /** Attempts at the venue before the remainder goes to the auction. */
+  readonly venueAttempts: number;
+}
+
+export const INSURANCE_ACCOUNT = 'insurance-fund';
+
+/**
+ * What a liquidation remembers between steps, beyond the record's own fields. Stored in
+ * LiquidationRecord.context as JSON with bigints as decimal strings; owned by the services only.
+ */
+export interface LiquidationContext {
+  /** Size this liquidation closes (a slice, or the whole position). */
+  readonly plannedSize: BaseE8;
+  /** Mark at execution (the re-check and the slippage reference). */
+  readonly executionMark: PriceE8;
+  readonly auctionId?: string;
+  /** Set once the settlement inputs are frozen: a retry recomputes the very same plan from them. */
+  readonly settle?: {
+    readonly insurance: InsuranceState;
+    readonly nowMs: number;
+    readonly mark: PriceE8;
+    readonly candidates?: readonly (AdlCandidate & { readonly version: number })[];
+    readonly auctionFills: readonly Fill[];
+  };
+  /** The next slice of the same position, started atomically with this one's settlement. */
+  readonly nextLiquidationId?: string;
+}
+
+const BIGINT_TAG = /^-?\d+n$/;
+
+export function encodeContext(context: LiquidationContext): string {
+  return JSON.stringify(context, (_key, value) => (typeof value === 'bigint' ? `${value}n` : value));
+}
+
+export function decodeContext(record: LiquidationRecord): LiquidationContext | undefined {
+  if (record.context === undefined) return undefined;
+  return JSON.parse(record.context, (_key, value) =>
+    typeof value === 'string' && BIGINT_TAG.test(value) ? BigInt(value.slice(0, -1)) : value,
+  ) as LiquidationContext;
+}
+
+export const oppositeSide = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
+export const closeDirection = (side: Side): 'BUY' | 'SELL' => (side === 'LONG' ? 'SELL' : 'BUY');
+
+/** Latest accepted mark for a symbol; falls back to `fallback` (the trigger mark) when none is recorded. */
+export async function latestMark(
+  markets: MarketRepository,
+  symbol: string,
+  fallback: PriceE8,
+): Promise<PriceE8> {
+  const state = await markets.get(symbol);
+  return state?.lastTick?.markPrice ?? fallback;
+}
+
+/** Every OPEN position of one side of a market, through the index (ADL candidates; rare, bounded by pages). */
+export async function openPositions(
+  positions: PositionRepository,
+  symbol: string,
+  side: Side,
+  maxPages = 100,
+): Promise<PositionRecord[]> {
+  // Longs are "crossed" when liquidationPrice >= mark: mark 0 returns them all; shorts mirror with a huge mark.
+  const everything = side === 'LONG' ? 0n : 10n ** 30n;
+  const found: PositionRecord[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < maxPages; page++) {
+    const result = await positions.queryCrossed(symbol, side, everything, 1000, cursor);
+    found.push(...result.positions);
+    cursor = result.cursor;
+    if (cursor === undefined) break;
+  }
+  return found;
+}

@@ -1,0 +1,491 @@
+import { settleClose } from '../domain/accounting.ts';
+import type { AdlCandidate } from '../domain/adl.ts';
+import { startPrice } from '../domain/auction.ts';
+import { marketConfig } from '../domain/config.ts';
+import { isLiquidatable } from '../domain/margin.ts';
+import { type Fill, isTerminal, type TerminalState } from '../domain/model.ts';
+import { planLiquidationStep } from '../domain/sizing.ts';
+import {
+  absBig,
+  type BaseE8,
+  BPS_SCALE,
+  div,
+  formatQuote,
+  PPM_SCALE,
+  type PriceE8,
+} from '../domain/units.ts';
+import { decideWaterfall, settlementRecord, type WaterfallDecision } from '../domain/waterfall.ts';
+import { METRICS } from '../metrics.ts';
+import {
+  type AuctionRecord,
+  ConditionFailedError,
+  type LiquidationRecord,
+  type PositionRecord,
+  VenueError,
+  type Write,
+} from '../ports/index.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+import {
+  closeDirection,
+  decodeContext,
+  encodeContext,
+  type LiquidationContext,
+  latestMark,
+  openPositions,
+  oppositeSide,
+  type SettlementDeps,
+} from './context.ts';
+import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
+
+export class LiquidationNotFoundError extends Error {
+  override readonly name = 'LiquidationNotFoundError';
+}
+
+/** A liquidation that cannot progress now (for example ADL has no counterparty): retried, then DLQ + alarm. */
+export class LiquidationStuckError extends Error {
+  override readonly name = 'LiquidationStuckError';
+}
+
+export interface LiquidationOutcome {
+  readonly liquidationId: string;
+  readonly state: LiquidationRecord['state'];
+}
+
+/** Upper bound on state transitions per message: each iteration moves the liquidation forward. */
+const MAX_TRANSITIONS = 8;
+
+/**
+ * Processes one liquidation message: re-check at the latest mark (cancel if healthy), close on the market
+ * within the slippage bound, hand the remainder to the auction, or settle with the ledger. Every step is a
+ * conditional transition of the liquidation record, so a redelivered message resumes where the last attempt
+ * stopped: the venue order has a deterministic client id (never executed twice), ledger movements have
+ * deterministic idempotency keys (never applied twice), and the final writes are one transaction.
+ */
+export async function processLiquidation(
+  liquidationId: string,
+  deps: SettlementDeps,
+): Promise<LiquidationOutcome> {
+  for (let i = 0; i < MAX_TRANSITIONS; i++) {
+    const liquidation = await deps.liquidations.get(liquidationId);
+    if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
+    const done = await advance(liquidation, deps);
+    if (done) return { liquidationId, state: done.state };
+  }
+  throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+}
+
+/** One transition; returns the record when this message has nothing more to do. */
+async function advance(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+): Promise<LiquidationRecord | undefined> {
+  switch (liquidation.state) {
+    case 'QUEUED':
+      await executeMarket(liquidation, deps);
+      return undefined;
+    case 'MARKET_EXECUTED':
+    case 'SETTLING':
+      await decideAndSettle(liquidation, deps);
+      return undefined;
+    case 'AUCTION':
+      // The auction function drives it from here; make sure its step message exists (a crash may have lost it).
+      await ensureAuctionScheduled(liquidation, deps);
+      return liquidation;
+    default:
+      await sendFollowUps(liquidation, deps);
+      return liquidation;
+  }
+}
+
+async function loadPosition(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<PositionRecord> {
+  const position = await deps.positions.get(liquidation.positionId);
+  if (!position) throw new LiquidationStuckError(`liquidation/position-missing: ${liquidation.positionId}`);
+  return position;
+}
+
+const withHistory = (
+  liquidation: LiquidationRecord,
+  state: LiquidationRecord['state'],
+  atMs: number,
+  note?: string,
+): LiquidationRecord => ({
+  ...liquidation,
+  state,
+  history: [...liquidation.history, note === undefined ? { atMs, state } : { atMs, state, note }],
+  version: liquidation.version + 1,
+});
+
+// --- QUEUED: re-check, size, execute on the market ---------------------------------------------------------
+
+async function executeMarket(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
+  const position = await loadPosition(liquidation, deps);
+  const market = marketConfig(deps.config, liquidation.symbol);
+  const mark = await latestMark(deps.markets, liquidation.symbol, liquidation.triggerMark);
+  const now = deps.clock.nowMs();
+
+  if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
+    // Healthy again at the latest mark: nothing executed, the position goes back to the book.
+    const reopened: PositionRecord = { ...position, state: 'OPEN', version: position.version + 1 };
+    const cancelled = withHistory(liquidation, 'CANCELLED', now, `healthy at ${mark}`);
+    await commitOrSkip(deps, [
+      { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
+      { kind: 'position', record: reopened, expectedVersion: position.version },
+    ]);
+    deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
+    return;
+  }
+
+  const plannedSize =
+    deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
+  const direction = closeDirection(position.side);
+  const slip = deps.strategy === 'market-only' ? PPM_SCALE - 1n : market.slippageBound;
+  // Worst acceptable price, rounded toward the mark (a tighter bound protects the fund).
+  const limitPrice =
+    direction === 'SELL'
+      ? div(mark * (PPM_SCALE - slip), PPM_SCALE, 'ceil')
+      : deps.strategy === 'market-only'
+        ? mark * 1000n
+        : div(mark * (PPM_SCALE + slip), PPM_SCALE, 'floor');
+  const fills = await placeWithRetries(deps, {
+    clientOrderId: `${liquidation.id}:market`,
+    symbol: liquidation.symbol,
+    direction,
+    size: plannedSize,
+    limitPrice,
+  });
+
+  const context: LiquidationContext = { plannedSize, executionMark: mark };
+  const executed: LiquidationRecord = {
+    ...withHistory(liquidation, 'MARKET_EXECUTED', now, `filled ${sumSize(fills)} of ${plannedSize}`),
+    marketFills: fills,
+    remainingSize: plannedSize - sumSize(fills),
+    context: encodeContext(context),
+  };
+  await commitOrSkip(deps, [{ kind: 'liquidation', record: executed, expectedVersion: liquidation.version }]);
+  for (const fill of fills) {
+    deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, mark)));
+  }
+}
+
+async function placeWithRetries(
+  deps: SettlementDeps,
+  order: Parameters<SettlementDeps['venue']['placeIoc']>[0],
+): Promise<readonly Fill[]> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= deps.venueAttempts; attempt++) {
+    try {
+      const result = await deps.venue.placeIoc(order);
+      return result.fills;
+    } catch (error) {
+      if (!(error instanceof VenueError)) throw error;
+      lastError = error;
+      deps.telemetry.warn('venue attempt failed', {
+        clientOrderId: order.clientOrderId,
+        attempt,
+        kind: error.kind,
+      });
+    }
+  }
+  // The venue could not take it: the whole planned size goes to the auction instead.
+  deps.telemetry.warn('venue gave up; handing over to the auction', {
+    clientOrderId: order.clientOrderId,
+    error: String(lastError),
+  });
+  return [];
+}
+
+const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);
+
+/** |fill - mark| / mark in basis points, rounded up. */
+export const slippageBps = (fillPrice: PriceE8, mark: PriceE8): bigint =>
+  div(absBig(fillPrice - mark) * BPS_SCALE, mark, 'ceil');
+
+// --- MARKET_EXECUTED / SETTLING: ask the waterfall what comes next -----------------------------------------
+
+function contextOf(liquidation: LiquidationRecord): LiquidationContext {
+  const context = decodeContext(liquidation);
+  if (!context) throw new LiquidationStuckError(`liquidation/no-context: ${liquidation.id}`);
+  return context;
+}
+
+/** The slice being liquidated: its planned size, with all of the position's collateral behind it. */
+const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
+  side: position.side,
+  size: context.plannedSize,
+  entryPrice: position.entryPrice,
+  collateral: position.collateral,
+});
+
+export async function decideAndSettle(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  auction?: AuctionRecord,
+): Promise<void> {
+  const context = contextOf(liquidation);
+  const position = await loadPosition(liquidation, deps);
+  const market = marketConfig(deps.config, liquidation.symbol);
+  const now = deps.clock.nowMs();
+
+  // Frozen inputs (SETTLING) make a retry compute exactly the same plan as the first attempt.
+  const frozen = context.settle;
+  const auctionFills: readonly Fill[] =
+    frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
+  const auctionFinished = auction ? auction.state !== 'RUNNING' : deps.strategy === 'market-only';
+  const insurance = frozen?.insurance ?? (await fundState(deps));
+  const mark = frozen?.mark ?? (await latestMark(deps.markets, liquidation.symbol, context.executionMark));
+  const decide = (candidates?: readonly AdlCandidate[]): WaterfallDecision =>
+    decideWaterfall({
+      liquidationId: liquidation.id,
+      position: sliceOf(position, context),
+      mark,
+      market,
+      stillLiquidatable: true,
+      marketResult: { fills: liquidation.marketFills },
+      ...(auction || frozen || deps.strategy === 'market-only'
+        ? { auctionResult: { fills: auctionFills, finished: frozen ? true : auctionFinished } }
+        : {}),
+      insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
+      ...(candidates ? { adlCandidates: candidates } : {}),
+      nowMs: frozen?.nowMs ?? now,
+    });
+
+  let decision = decide(frozen?.candidates);
+  let candidates = frozen?.candidates;
+  if (decision.next === 'load-adl-candidates') {
+    const open = await openPositions(deps.positions, liquidation.symbol, oppositeSide(liquidation.side));
+    candidates = open.map((p) => ({
+      id: p.id,
+      side: p.side,
+      size: p.size,
+      entryPrice: p.entryPrice,
+      collateral: p.collateral,
+      version: p.version,
+    }));
+    decision = decide(candidates);
+  }
+
+  switch (decision.next) {
+    case 'start-auction':
+      return startAuction(liquidation, context, position, mark, deps);
+    case 'await-auction':
+      return ensureAuctionScheduled(liquidation, deps);
+    case 'escalate':
+      throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
+    case 'settle':
+      break;
+    default:
+      throw new LiquidationStuckError(`liquidation/unexpected-next: ${decision.next} for ${liquidation.id}`);
+  }
+
+  if (!frozen) {
+    // Freeze the inputs before the first ledger movement: from here on every retry applies the same plan.
+    const settling: LiquidationRecord = {
+      ...withHistory(liquidation, 'SETTLING', now),
+      context: encodeContext({
+        ...context,
+        settle: { insurance, nowMs: now, mark, auctionFills, ...(candidates ? { candidates } : {}) },
+      }),
+    };
+    await commitOrSkip(deps, [
+      { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
+    ]);
+    return;
+  }
+  await applySettlement(liquidation, context, position, decision, deps);
+}
+
+async function fundState(deps: SettlementDeps) {
+  const balance = await deps.ledger.balance(deps.insuranceAccount);
+  return { balance: balance.balance, windowStartMs: balance.windowStartMs, windowDrawn: balance.windowDrawn };
+}
+
+async function applySettlement(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  position: PositionRecord,
+  decision: WaterfallDecision,
+  deps: SettlementDeps,
+): Promise<void> {
+  const now = deps.clock.nowMs();
+  const terminal = decision.terminal as TerminalState;
+  for (const movement of decision.movements) {
+    await deps.ledger.apply(movement);
+  }
+
+  const writes: Write[] = [];
+  const remainingSize = position.size - context.plannedSize;
+  let nextLiquidation: LiquidationRecord | undefined;
+  if (remainingSize === 0n) {
+    writes.push({
+      kind: 'position',
+      record: { ...position, state: 'CLOSED', collateral: 0n, version: position.version + 1 },
+      expectedVersion: position.version,
+    });
+  } else {
+    // A partial close: what the slice left of the collateral stays with the remainder (isolated margin).
+    const remainder = withLiquidationPrice(
+      { ...position, size: remainingSize, collateral: decision.traderPayout, version: position.version + 1 },
+      deps.config,
+    );
+    const market = marketConfig(deps.config, position.symbol);
+    const mark = context.settle?.mark ?? context.executionMark;
+    if (isLiquidatable(remainder, mark, market.maintenanceMargin)) {
+      // Still endangered: the next slice starts atomically with this settlement.
+      const stillLiquidating: PositionRecord = { ...remainder, state: 'LIQUIDATING' };
+      nextLiquidation = {
+        ...liquidation,
+        id: liquidationIdOf(stillLiquidating),
+        state: 'QUEUED',
+        triggerMark: mark,
+        remainingSize: remainingSize,
+        marketFills: [],
+        auctionFills: [],
+        history: [{ atMs: now, state: 'QUEUED', note: `next slice of ${liquidation.id}` }],
+        version: 0,
+      };
+      delete (nextLiquidation as { context?: string }).context;
+      delete (nextLiquidation as { settlement?: unknown }).settlement;
+      writes.push({ kind: 'position', record: stillLiquidating, expectedVersion: position.version });
+      writes.push({ kind: 'liquidation', record: nextLiquidation, expectedVersion: undefined });
+    } else {
+      writes.push({
+        kind: 'position',
+        record: { ...remainder, state: 'OPEN' },
+        expectedVersion: position.version,
+      });
+    }
+  }
+
+  for (const fill of decision.adl?.fills ?? []) {
+    writes.push({ kind: 'position', ...(await deleverage(fill, context, deps)) });
+  }
+
+  const settled: LiquidationRecord = {
+    ...withHistory(liquidation, terminal, now, decision.acted.join('>')),
+    settlement: settlementRecord(decision),
+    context: encodeContext({
+      ...context,
+      ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
+    }),
+  };
+  writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
+  await commitOrSkip(deps, writes);
+
+  recordSettlementMetrics(decision, deps);
+  if (nextLiquidation) {
+    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: nextLiquidation.id })]);
+  }
+}
+
+/** An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. */
+async function deleverage(
+  fill: NonNullable<WaterfallDecision['adl']>['fills'][number],
+  context: LiquidationContext,
+  deps: SettlementDeps,
+): Promise<{ record: PositionRecord; expectedVersion: number }> {
+  const frozen = context.settle?.candidates?.find((c) => c.id === fill.id);
+  const current = await deps.positions.get(fill.id);
+  if (!frozen || !current) throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
+  // Applied against the frozen version: a counterparty that changed since makes the commit fail and retry.
+  const mark = context.settle?.mark ?? context.executionMark;
+  const closed =
+    fill.size > 0n
+      ? settleClose(current, [{ price: mark, size: fill.size }], 0n)
+      : { remaining: { size: current.size, collateral: current.collateral }, traderPayout: 0n };
+  const collateral =
+    (fill.size === current.size ? closed.traderPayout : closed.remaining.collateral) - fill.pnlGiven;
+  const size = current.size - fill.size;
+  const base = { ...current, size, collateral, version: frozen.version + 1 };
+  const record =
+    size === 0n
+      ? { ...base, state: 'CLOSED' as const, collateral: 0n }
+      : withLiquidationPrice({ ...base, state: 'OPEN' }, deps.config);
+  deps.telemetry.count(METRICS.AdlEvents.name, 1);
+  return { record, expectedVersion: frozen.version };
+}
+
+function recordSettlementMetrics(decision: WaterfallDecision, deps: SettlementDeps): void {
+  const { telemetry } = deps;
+  for (const layer of decision.acted) telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer });
+  const { insurance, adl } = decision.layers;
+  if (insurance.shortfallPaid > 0n) {
+    telemetry.count(METRICS.InsuranceFundDraws.name, 1);
+  }
+  if (adl.uncovered > 0n) {
+    telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)));
+  }
+  telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(decision.insuranceNext.balance)));
+}
+
+// --- Auction hand-over ---------------------------------------------------------------------------------------
+
+export const auctionIdOf = (liquidationId: string): string => `${liquidationId}:auction`;
+
+async function startAuction(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  position: PositionRecord,
+  mark: PriceE8,
+  deps: SettlementDeps,
+): Promise<void> {
+  const now = deps.clock.nowMs();
+  const direction = closeDirection(position.side);
+  const lot = context.plannedSize - sumSize(liquidation.marketFills);
+  const auction: AuctionRecord = {
+    id: auctionIdOf(liquidation.id),
+    liquidationId: liquidation.id,
+    symbol: liquidation.symbol,
+    direction,
+    lot,
+    remainingLot: lot,
+    top: startPrice(mark, direction, deps.config.auction.buf),
+    startedAtMs: now,
+    resets: 0,
+    step: 0,
+    state: 'RUNNING',
+    fills: [],
+    version: 0,
+  };
+  const inAuction: LiquidationRecord = {
+    ...withHistory(liquidation, 'AUCTION', now, `lot ${lot}`),
+    remainingSize: lot,
+    context: encodeContext({ ...context, auctionId: auction.id }),
+  };
+  await commitOrSkip(deps, [
+    { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
+    { kind: 'auction', record: auction, expectedVersion: undefined },
+  ]);
+  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: 0 }), 0);
+}
+
+async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
+  const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
+  if (auction?.state === 'RUNNING') {
+    await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: auction.step }), 0);
+  }
+}
+
+async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
+  if (!isTerminal(liquidation.state)) return;
+  const next = decodeContext(liquidation)?.nextLiquidationId;
+  if (!next) return;
+  const nextRecord = await deps.liquidations.get(next);
+  if (nextRecord?.state === 'QUEUED') {
+    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: next })]);
+  }
+}
+
+/**
+ * Commits the writes; a failed condition means a concurrent or earlier attempt moved the records first,
+ * which the caller's loop then observes by re-reading (never an effect applied twice).
+ */
+async function commitOrSkip(deps: SettlementDeps, writes: readonly Write[]): Promise<void> {
+  try {
+    await deps.transactor.commit(writes);
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    deps.telemetry.info('concurrent transition observed; re-reading', {
+      records: writes.map((w) => `${w.kind}:${w.record.id}`),
+    });
+  }
+}

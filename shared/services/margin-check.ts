@@ -1,0 +1,237 @@
+import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
+import type { Side } from '../domain/model.ts';
+import { evaluateTick, type Tick, toTickRecord } from '../domain/tick.ts';
+import type { PriceE8 } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
+import {
+  type AcceptedTick,
+  ConditionFailedError,
+  type LiquidationRecord,
+  type LiquidationRepository,
+  type MarketRepository,
+  type MarketState,
+  type PositionRecord,
+  type PositionRepository,
+  type QueueTransport,
+  type Telemetry,
+} from '../ports/index.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+
+export interface MarginCheckDeps {
+  readonly positions: PositionRepository;
+  readonly markets: MarketRepository;
+  readonly liquidations: LiquidationRepository;
+  readonly liquidationQueue: QueueTransport;
+  readonly config: RiskConfig;
+  readonly telemetry: Telemetry;
+  /** Most positions started per invocation; the rest continue in a follow-up invocation, never dropped. */
+  readonly maxPositionsPerInvocation: number;
+}
+
+export type TickOutcome =
+  | { readonly status: 'rejected'; readonly reason: string; readonly detail: string }
+  | {
+      readonly status: 'accepted';
+      /** Positions returned by the index query. */
+      readonly checked: number;
+      /** Liquidations started and enqueued by this invocation. */
+      readonly enqueued: number;
+      /** More crossed positions remain: invoke again with `continuation: true` for the same tick. */
+      readonly needsContinuation: boolean;
+    };
+
+export const liquidationIdOf = (position: PositionRecord): string => `${position.id}:${position.version}`;
+export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol}#${sequence}`;
+
+/**
+ * Handles one price tick: validate it against the market's state (domain tick rules), record it as the last
+ * accepted tick with a conditional write, find the positions the mark crosses with index range queries, re-check
+ * each exactly, start their liquidations (position OPEN -> LIQUIDATING and a QUEUED liquidation, atomically) and
+ * enqueue them.
+ *
+ * Exactly-once enqueueing without losing anything across crashes:
+ * - a tick that crosses positions is recorded with a `pending` mark before any liquidation starts, and the mark
+ *   is cleared only after every message is sent;
+ * - a duplicate tick fails the conditional write and enqueues nothing;
+ * - a retry after a crash (or a continuation) finds its own sequence pending, re-sends the messages of the
+ *   liquidations this tick already started (the consumer is idempotent per liquidation id) and goes on.
+ */
+export async function handleTick(
+  tick: Tick,
+  deps: MarginCheckDeps,
+  nowMs: number,
+  continuation = false,
+): Promise<TickOutcome> {
+  const { markets, telemetry } = deps;
+  const state = await markets.get(tick.symbol);
+
+  if (state?.pendingSequence !== undefined && state.pendingSequence !== tick.sequence) {
+    await finishPendingTick(tick.symbol, state.pendingSequence, deps);
+  }
+  if (state?.pendingSequence === tick.sequence && state.lastTick) {
+    // Our own retry or continuation: the tick was accepted already; finish what it started.
+    return resumeTick(tick.symbol, state.lastTick, deps, true);
+  }
+  if (continuation) {
+    return {
+      status: 'rejected',
+      reason: 'tick/continuation-done',
+      detail: `no pending work for ${tick.sequence}`,
+    };
+  }
+
+  const market = deps.config.markets.find((m) => m.symbol === tick.symbol);
+  const verdict = evaluateTick(tick, state ?? {}, market, nowMs);
+  if (verdict.verdict === 'reject') {
+    telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
+    if (verdict.tripBreaker) {
+      await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs);
+      telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
+      telemetry.warn('circuit breaker tripped', {
+        symbol: tick.symbol,
+        reason: verdict.reason,
+        detail: verdict.detail,
+      });
+    }
+    return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };
+  }
+
+  const accepted = toTickRecord(tick);
+  const sides = sidesToCheck(state, accepted.markPrice, verdict.closeBreaker);
+  const firstPages = await Promise.all(
+    sides.map((side) =>
+      deps.positions.queryCrossed(tick.symbol, side, accepted.markPrice, deps.maxPositionsPerInvocation),
+    ),
+  );
+  const crossed = firstPages.some((page) => page.positions.length > 0);
+  try {
+    await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed);
+  } catch (error) {
+    if (error instanceof ConditionFailedError) {
+      // Another invocation recorded a tick in between: this one is a duplicate or stale now.
+      telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/duplicate' });
+      return { status: 'rejected', reason: 'tick/duplicate', detail: 'lost the race to record the tick' };
+    }
+    throw error;
+  }
+  telemetry.count(METRICS.TicksAccepted.name, 1);
+  if (!crossed) return { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
+  return startLiquidations(tick.symbol, accepted, sides, deps);
+}
+
+/**
+ * Which sides a mark can newly endanger. Every OPEN position is healthy at the last accepted mark (the consumer
+ * re-opens only healthy positions and new positions are checked against it), so a falling mark can only cross
+ * longs and a rising one only shorts. The first tick, and a tick that closes the breaker, check both.
+ */
+function sidesToCheck(
+  state: MarketState | undefined,
+  mark: PriceE8,
+  closesBreaker: boolean,
+): readonly Side[] {
+  const last = state?.lastTick?.markPrice;
+  if (last === undefined || closesBreaker) return ['LONG', 'SHORT'];
+  if (mark < last) return ['LONG'];
+  if (mark > last) return ['SHORT'];
+  return [];
+}
+
+async function resumeTick(
+  symbol: string,
+  tick: AcceptedTick,
+  deps: MarginCheckDeps,
+  resend: boolean,
+): Promise<TickOutcome> {
+  if (resend) await resendStarted(symbol, tick.sequence, deps);
+  return startLiquidations(symbol, tick, ['LONG', 'SHORT'], deps);
+}
+
+async function finishPendingTick(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
+  await resendStarted(symbol, sequence, deps);
+  await deps.markets.clearPending(symbol, sequence);
+}
+
+/** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */
+async function resendStarted(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
+  const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
+  const queued = started.filter((l) => l.state === 'QUEUED');
+  if (queued.length > 0) {
+    await deps.liquidationQueue.sendBatch(queued.map((l) => encodeMessage({ liquidationId: l.id })));
+    deps.telemetry.info('re-sent liquidations of an interrupted tick', {
+      symbol,
+      sequence,
+      count: queued.length,
+    });
+  }
+}
+
+async function startLiquidations(
+  symbol: string,
+  tick: AcceptedTick,
+  sides: readonly Side[],
+  deps: MarginCheckDeps,
+): Promise<TickOutcome> {
+  const { positions, liquidations, telemetry } = deps;
+  const m = marketConfig(deps.config, symbol).maintenanceMargin;
+  const started: LiquidationRecord[] = [];
+  let checked = 0;
+  let needsContinuation = false;
+
+  for (const side of sides) {
+    const budget = deps.maxPositionsPerInvocation - checked;
+    if (budget <= 0) {
+      needsContinuation = true;
+      break;
+    }
+    const page = await positions.queryCrossed(symbol, side, tick.markPrice, budget);
+    checked += page.positions.length;
+    if (page.cursor !== undefined) needsContinuation = true;
+    for (const position of page.positions) {
+      // The index says crossed; the exact re-check guards against a stale index entry.
+      if (position.state !== 'OPEN' || !isLiquidatable(position, tick.markPrice, m)) continue;
+      const liquidation = newLiquidation(position, tick);
+      try {
+        await liquidations.begin(position, liquidation);
+        started.push(liquidation);
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+        // Changed or taken by a concurrent invocation: it is that invocation's to enqueue.
+      }
+    }
+  }
+
+  if (started.length > 0) {
+    await deps.liquidationQueue.sendBatch(started.map((l) => encodeMessage({ liquidationId: l.id })));
+  }
+  if (!needsContinuation) await deps.markets.clearPending(symbol, tick.sequence);
+  telemetry.count(METRICS.PositionsChecked.name, checked);
+  telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);
+  return { status: 'accepted', checked, enqueued: started.length, needsContinuation };
+}
+
+function newLiquidation(position: PositionRecord, tick: AcceptedTick): LiquidationRecord {
+  return {
+    id: liquidationIdOf(position),
+    positionId: position.id,
+    symbol: position.symbol,
+    side: position.side,
+    state: 'QUEUED',
+    tickKey: tickKeyOf(position.symbol, tick.sequence),
+    triggerMark: tick.markPrice,
+    remainingSize: position.size,
+    marketFills: [],
+    auctionFills: [],
+    history: [{ atMs: tick.timestampMs, state: 'QUEUED', note: `crossed at ${tick.markPrice}` }],
+    version: 0,
+  };
+}
+
+/** The index key of an OPEN position (recomputed whenever its size or collateral changes). */
+export function withLiquidationPrice(
+  position: Omit<PositionRecord, 'liquidationPrice'>,
+  config: RiskConfig,
+): PositionRecord {
+  const m = marketConfig(config, position.symbol).maintenanceMargin;
+  return { ...position, liquidationPrice: liquidationPrice(position, m) };
+}

@@ -1,0 +1,58 @@
+import { absBig, formatQuote, type QuoteE6 } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
+import type { Ledger, Telemetry } from '../ports/index.ts';
+
+export interface ReconcileReport {
+  readonly account: string;
+  readonly balance: QuoteE6;
+  readonly journalSum: QuoteE6;
+  readonly entries: number;
+  /** balance - journalSum: anything but 0 is an alarm. */
+  readonly difference: QuoteE6;
+  /** Journal chain problems: a gap in sequences, or an entry whose before/after do not chain. */
+  readonly problems: readonly string[];
+  readonly minBalance: QuoteE6;
+}
+
+/**
+ * Recomputes an account's balance from its immutable journal: the sum of the amounts must equal the stored
+ * balance, sequences must run 1..n without gaps, and each entry's balanceBefore must be the previous
+ * balanceAfter. Reports the lowest balance the journal ever shows (the fund must never go below its floor).
+ */
+export async function reconcileAccount(
+  ledger: Ledger,
+  account: string,
+  telemetry: Telemetry,
+): Promise<ReconcileReport> {
+  const [balance, journal] = await Promise.all([ledger.balance(account), ledger.journal(account)]);
+  let sum = 0n;
+  let minBalance = 0n;
+  const problems: string[] = [];
+  journal.forEach((entry, index) => {
+    if (entry.sequence !== index + 1) problems.push(`sequence ${entry.sequence} at position ${index + 1}`);
+    if (entry.balanceBefore !== sum)
+      problems.push(`entry ${entry.sequence}: balanceBefore ${entry.balanceBefore} != ${sum}`);
+    if (entry.balanceAfter !== entry.balanceBefore + entry.amount) {
+      problems.push(`entry ${entry.sequence}: balanceAfter != balanceBefore + amount`);
+    }
+    sum += entry.amount;
+    if (sum < minBalance) minBalance = sum;
+  });
+  const difference = balance.balance - sum;
+  // Gauges in whole quote units for the dashboard; a broken chain counts as a difference too.
+  const gauge = difference !== 0n ? Number(formatQuote(absBig(difference))) : problems.length > 0 ? 1 : 0;
+  telemetry.observe(METRICS.LedgerReconcileDifference.name, gauge);
+  telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(balance.balance)));
+  if (difference !== 0n || problems.length > 0) {
+    telemetry.warn('ledger does not reconcile', { account, difference: difference.toString(), problems });
+  }
+  return {
+    account,
+    balance: balance.balance,
+    journalSum: sum,
+    entries: journal.length,
+    difference,
+    problems,
+    minBalance,
+  };
+}

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { InfraConfigError, loadConfig, maxReceiveCount } from '../../infra/config.ts';
+import { visibilityTimeoutSeconds } from '../../infra/constructs/queues.ts';
+import {
+  deadLetterQueueUrlKey,
+  functionNameKey,
+  queueUrlKey,
+  stackName,
+  tableNameKey,
+} from '../../infra/outputs.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { FUNCTIONS, QUEUES } from '../../shared/topology.ts';
+
+const CDK_OWN_KEYS = {
+  'cli-telemetry': false,
+  '@aws-cdk/core:checkSecretUsage': true,
+  'aws:cdk:bundling-stacks': [],
+};
+
+describe('loadConfig', () => {
+  it('defaults every value and ignores CDK context keys that are not ours', () => {
+    const config = loadConfig(CDK_OWN_KEYS);
+    expect(config).toMatchObject({
+      stage: 'dev',
+      logLevel: 'INFO',
+      logRetentionDays: 30,
+      tickArchiveRetentionDays: 30,
+      feedPrincipals: [],
+      tickMaxEventAgeSeconds: 120,
+      tickRetryAttempts: 3,
+      alarmLiquidationQueueAgeSeconds: 120,
+      alarmInsuranceFundMin: 100_000,
+      alarmLedgerDifference: 0,
+      alarmFunctionErrors: 1,
+      reservedConcurrency: {},
+    });
+    expect(config.alarmEmail).toBeUndefined();
+    expect(JSON.parse(config.riskConfigJson)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
+  });
+
+  it('coerces CLI strings: numbers, comma lists, JSON objects', () => {
+    const config = loadConfig({
+      'backstop:logRetentionDays': '90',
+      'backstop:maxReceiveCount': '3',
+      'backstop:feedPrincipals': '111122223333, arn:aws:iam::444455556666:role/feed',
+      'backstop:reservedConcurrency': '{"marginCheck": 50}',
+      'backstop:riskConfig': JSON.stringify({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        insurance: { drawCapPerWindow: '5', windowSeconds: 60, floor: '1' },
+      }),
+    });
+    expect(config.logRetentionDays).toBe(90);
+    expect(config.maxReceiveCount).toBe(3);
+    expect(config.feedPrincipals).toEqual(['111122223333', 'arn:aws:iam::444455556666:role/feed']);
+    expect(config.reservedConcurrency).toEqual({ marginCheck: 50 });
+    expect(JSON.parse(config.riskConfigJson).insurance.drawCapPerWindow).toBe('5');
+  });
+
+  it.each([
+    [
+      'an unknown backstop: key',
+      { 'backstop:alarmEmial': 'a@b.co' },
+      /unknown context key\(s\) backstop:alarmEmial/,
+    ],
+    ['a bad stage', { 'backstop:stage': 'Prod!' }, /backstop:stage/],
+    ['a log retention CloudWatch refuses', { 'backstop:logRetentionDays': 31 }, /backstop:logRetentionDays/],
+    [
+      'a principal with a wildcard',
+      { 'backstop:feedPrincipals': ['arn:aws:iam::111122223333:role/*'] },
+      /feedPrincipals/,
+    ],
+    ['a maxReceiveCount of 0', { 'backstop:maxReceiveCount': 0 }, /backstop:maxReceiveCount/],
+    ['a max event age under 60 s', { 'backstop:tickMaxEventAgeSeconds': 59 }, /tickMaxEventAgeSeconds/],
+    [
+      'an unknown function in reservedConcurrency',
+      { 'backstop:reservedConcurrency': { nope: 1 } },
+      /reservedConcurrency/,
+    ],
+    ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON/],
+    [
+      'an invalid risk config',
+      { 'backstop:riskConfig': { ...DEFAULT_RISK_CONFIG_INPUT, extra: 1 } },
+      /backstop:riskConfig: invalid risk config/,
+    ],
+    [
+      'both alarm targets',
+      { 'backstop:alarmEmail': 'a@b.co', 'backstop:alarmTopicArn': 'arn:aws:sns:eu-west-1:111122223333:ops' },
+      /not both/,
+    ],
+  ])('rejects %s with a clear error', (_name, context, message) => {
+    expect(() => loadConfig(context)).toThrow(InfraConfigError);
+    expect(() => loadConfig(context)).toThrow(message);
+  });
+
+  it('accepts the boundaries: 60 s event age, one receive, 185 retries', () => {
+    expect(() =>
+      loadConfig({
+        'backstop:tickMaxEventAgeSeconds': 60,
+        'backstop:maxReceiveCount': 1,
+        'backstop:tickRetryAttempts': 185,
+      }),
+    ).not.toThrow();
+    expect(() => loadConfig({ 'backstop:tickRetryAttempts': 186 })).toThrow(/tickRetryAttempts/);
+  });
+});
+
+describe('derived queue settings', () => {
+  it('takes maxReceiveCount from the topology unless overridden, and none for queues without a DLQ', () => {
+    const defaults = loadConfig({});
+    const overridden = loadConfig({ 'backstop:maxReceiveCount': 2 });
+    for (const q of QUEUES) {
+      expect(maxReceiveCount(defaults, q.id)).toBe(q.deadLetter?.maxReceiveCount);
+      expect(maxReceiveCount(overridden, q.id)).toBe(q.deadLetter ? 2 : undefined);
+    }
+  });
+
+  it('sets visibility to 6x the consumer timeout plus its batching window', () => {
+    for (const f of FUNCTIONS) {
+      if (f.trigger.kind !== 'queue') continue;
+      expect(visibilityTimeoutSeconds(f.trigger.queue)).toBe(
+        6 * f.timeoutSeconds + f.trigger.batchWindowSeconds,
+      );
+    }
+    expect(visibilityTimeoutSeconds('tickDeadLetters')).toBe(30);
+  });
+});
+
+describe('output keys', () => {
+  it('derives keys from topology ids', () => {
+    expect(stackName('dev')).toBe('Backstop-dev');
+    expect(tableNameKey('positions')).toBe('TablePositions');
+    expect(queueUrlKey('auctionSteps')).toBe('QueueAuctionStepsUrl');
+    expect(deadLetterQueueUrlKey('liquidations')).toBe('QueueLiquidationsDlqUrl');
+    expect(functionNameKey('marginCheck')).toBe('FunctionMarginCheckName');
+  });
+});

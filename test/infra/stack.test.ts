@@ -1,0 +1,542 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { addNagChecks } from '../../infra/nag.ts';
+import {
+  deadLetterQueueUrlKey,
+  functionNameKey,
+  OUTPUT_KEYS,
+  queueArnKey,
+  queueUrlKey,
+  stackName,
+  tableNameKey,
+} from '../../infra/outputs.ts';
+import { BackstopStack } from '../../infra/stack.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
+import {
+  FUNCTIONS,
+  type FunctionId,
+  POSITION_INDEX,
+  QUEUES,
+  queueEnv,
+  RISK_CONFIG_ENV,
+  TABLES,
+  type TableId,
+  TICK_BUS,
+  TICK_BUS_ENV,
+  tableEnv,
+} from '../../shared/topology.ts';
+
+// Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
+process.env.CDK_VALIDATION = 'false';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+/** The feature flags cdk.json gives the real app, so the tests see the same template. */
+const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
+  string,
+  unknown
+>;
+const outdirs: string[] = [];
+
+function build(ours: Record<string, unknown> = {}, nag = false) {
+  const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
+  outdirs.push(outdir);
+  const context = { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours };
+  const app = new App({ context, outdir });
+  const config = loadConfig(app.node.getAllContext());
+  const stack = new BackstopStack(app, stackName(config.stage), { config, projectRoot });
+  if (nag) addNagChecks(app);
+  return { app, stack, config };
+}
+
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Principal?: unknown };
+
+const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as never);
+
+describe('BackstopStack template (default config)', () => {
+  let stack: BackstopStack;
+  let template: Template;
+  let resources: Record<string, Resource>;
+  const tableId = (id: TableId) => logicalIdOf(stack, stack.tables[id]);
+  const queueId = (q: Queue) => logicalIdOf(stack, q);
+  const roleIdOf = (fn: FunctionId) => {
+    const props = resources[logicalIdOf(stack, stack.functions[fn])]!.Properties;
+    return (props.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  };
+  const statementsOfRole = (roleId: string): Statement[] =>
+    Object.values(resources)
+      .filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          (r.Properties.Roles as Array<{ Ref: string }>).some((ref) => ref.Ref === roleId),
+      )
+      .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+
+  beforeAll(() => {
+    ({ stack } = build());
+    template = Template.fromStack(stack);
+    resources = template.toJSON().Resources;
+  });
+
+  it('creates one Table (not a GlobalTable) per topology table, on demand, KMS-encrypted, with PITR', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', TABLES.length);
+    template.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
+    for (const def of TABLES) {
+      const t = resources[tableId(def.id)]!;
+      expect(t.Properties).toMatchObject({
+        BillingMode: 'PAY_PER_REQUEST',
+        SSESpecification: { SSEEnabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        KeySchema: [
+          { AttributeName: def.partitionKey.name, KeyType: 'HASH' },
+          ...(def.sortKey ? [{ AttributeName: def.sortKey.name, KeyType: 'RANGE' }] : []),
+        ],
+      });
+    }
+  });
+
+  it('retains and deletion-protects the tables that hold money, and only those', () => {
+    expect(TABLES.find((t) => t.id === 'ledger')?.retain).toBe(true);
+    for (const def of TABLES) {
+      const t = resources[tableId(def.id)]!;
+      expect(t.DeletionPolicy, def.id).toBe(def.retain ? 'Retain' : 'Delete');
+      expect(t.Properties.DeletionProtectionEnabled ?? false, def.id).toBe(def.retain);
+    }
+  });
+
+  it('gives positions the sparse liquidation-price index exactly as the topology has it', () => {
+    expect(resources[tableId('positions')]!.Properties).toMatchObject({
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'liqKey', AttributeType: 'S' },
+        { AttributeName: 'liqPrice', AttributeType: 'N' },
+      ]),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: POSITION_INDEX,
+          KeySchema: [
+            { AttributeName: 'liqKey', KeyType: 'HASH' },
+            { AttributeName: 'liqPrice', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+    for (const def of TABLES.filter((t) => t.id !== 'positions')) {
+      expect(resources[tableId(def.id)]!.Properties.GlobalSecondaryIndexes).toBeUndefined();
+    }
+  });
+
+  it('redrives each work queue to its DLQ after the topology maxReceiveCount; DLQs keep 14 days', () => {
+    for (const def of QUEUES) {
+      const pair = stack.queues[def.id];
+      const props = resources[queueId(pair.queue)]!.Properties;
+      expect(props.SqsManagedSseEnabled, def.id).toBe(true);
+      if (!def.deadLetter) {
+        expect(props.RedrivePolicy).toBeUndefined();
+        expect(props.MessageRetentionPeriod).toBe(14 * 86_400);
+        continue;
+      }
+      expect(props.RedrivePolicy).toEqual({
+        deadLetterTargetArn: { 'Fn::GetAtt': [queueId(pair.deadLetter!), 'Arn'] },
+        maxReceiveCount: def.deadLetter.maxReceiveCount,
+      });
+      expect(resources[queueId(pair.deadLetter!)]!.Properties).toMatchObject({
+        MessageRetentionPeriod: 14 * 86_400,
+        SqsManagedSseEnabled: true,
+      });
+    }
+  });
+
+  it('sets each consumed queue visibility timeout to at least 6x its consumer timeout', () => {
+    for (const fn of FUNCTIONS) {
+      if (fn.trigger.kind !== 'queue') continue;
+      const visibility = resources[queueId(stack.queues[fn.trigger.queue].queue)]!.Properties
+        .VisibilityTimeout as number;
+      expect(visibility, fn.id).toBeGreaterThanOrEqual(6 * fn.timeoutSeconds);
+    }
+  });
+
+  it('denies non-TLS access on every queue', () => {
+    const queues = template.findResources('AWS::SQS::Queue');
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    for (const id of Object.keys(queues)) {
+      const policy = policies.find((p) =>
+        (p.Properties.Queues as Array<{ Ref: string }>).some((q) => q.Ref === id),
+      );
+      expect(policy, id).toBeDefined();
+      expect(JSON.stringify(policy)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('maps every queue trigger to an SQS event source with partial batch failures and max concurrency', () => {
+    const queueTriggered = FUNCTIONS.filter((f) => f.trigger.kind === 'queue');
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', queueTriggered.length);
+    for (const fn of queueTriggered) {
+      if (fn.trigger.kind !== 'queue') continue;
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { Ref: logicalIdOf(stack, stack.functions[fn.id]) },
+        EventSourceArn: { 'Fn::GetAtt': [queueId(stack.queues[fn.trigger.queue].queue), 'Arn'] },
+        BatchSize: fn.trigger.batchSize,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ScalingConfig: { MaximumConcurrency: fn.trigger.maxConcurrency },
+        ...(fn.trigger.batchWindowSeconds > 0
+          ? { MaximumBatchingWindowInSeconds: fn.trigger.batchWindowSeconds }
+          : {}),
+      });
+    }
+  });
+
+  it('runs every function on nodejs24.x, arm64, active tracing, its own log group, the topology sizes', () => {
+    template.resourceCountIs('AWS::Lambda::Function', FUNCTIONS.length);
+    for (const def of FUNCTIONS) {
+      const props = resources[logicalIdOf(stack, stack.functions[def.id])]!.Properties;
+      expect(props).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        TracingConfig: { Mode: 'Active' },
+        MemorySize: def.memoryMb,
+        Timeout: def.timeoutSeconds,
+      });
+      const logGroup = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(resources[logGroup]).toMatchObject({
+        Type: 'AWS::Logs::LogGroup',
+        Properties: { RetentionInDays: 30 },
+      });
+    }
+    // `logRetention` would add a custom-resource Lambda; log groups with a retention do not.
+    template.resourceCountIs('Custom::LogRetention', 0);
+  });
+
+  it('passes every table and queue name, the bus, the risk config and Powertools settings', () => {
+    for (const def of FUNCTIONS) {
+      const env = (
+        resources[logicalIdOf(stack, stack.functions[def.id])]!.Properties.Environment as {
+          Variables: Record<string, unknown>;
+        }
+      ).Variables;
+      for (const t of TABLES) expect(env[tableEnv(t.id)]).toEqual({ Ref: tableId(t.id) });
+      for (const q of QUEUES) expect(env[queueEnv(q.id)]).toEqual({ Ref: queueId(stack.queues[q.id].queue) });
+      expect(env[TICK_BUS_ENV]).toEqual({ Ref: logicalIdOf(stack, stack.tickBus) });
+      expect(JSON.parse(env[RISK_CONFIG_ENV] as string)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
+      expect(env).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: 'backstop',
+        POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      });
+    }
+  });
+
+  it('routes PriceTick events to margin-check with a retry policy and the tick DLQ', () => {
+    const deadLetters = queueId(stack.queues.tickDeadLetters.queue);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: logicalIdOf(stack, stack.tickBus) },
+      EventPattern: { source: [TICK_BUS.source], 'detail-type': [TICK_BUS.detailType] },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.marginCheck), 'Arn'] },
+          RetryPolicy: { MaximumEventAgeInSeconds: 120, MaximumRetryAttempts: 3 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [deadLetters, 'Arn'] } },
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalIdOf(stack, stack.functions.marginCheck) },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [deadLetters, 'Arn'] } } },
+    });
+    // EventBridge may write to the DLQ only for this rule.
+    const dlqPolicy = Object.values(template.findResources('AWS::SQS::QueuePolicy')).find((p) =>
+      (p.Properties.Queues as Array<{ Ref: string }>).some((q) => q.Ref === deadLetters),
+    );
+    expect(JSON.stringify(dlqPolicy)).toContain('events.amazonaws.com');
+    expect(JSON.stringify(dlqPolicy)).toContain('aws:SourceArn');
+  });
+
+  it('schedules ledger-reconcile and gives admin no trigger, URL or resource permission', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.ledgerReconcile), 'Arn'] },
+        }),
+      ],
+    });
+    template.resourceCountIs('AWS::Lambda::Url', 0);
+    const adminId = logicalIdOf(stack, stack.functions.admin);
+    const adminPermissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter((p) =>
+      JSON.stringify(p.Properties.FunctionName).includes(adminId),
+    );
+    expect(adminPermissions).toEqual([]);
+  });
+
+  it('lets only this account put events on the bus, only with the tick source, and archives ticks', () => {
+    const bus = resources[logicalIdOf(stack, stack.tickBus)]!.Properties;
+    expect(bus.Name).toBe('backstop-dev-ticks');
+    const statements = (bus.Policy as { Statement: Statement[] }).Statement;
+    expect(statements).toHaveLength(2);
+    const [allow, deny] = statements;
+    expect(allow).toMatchObject({
+      Effect: 'Allow',
+      Action: 'events:PutEvents',
+      Condition: { StringEquals: { 'events:source': TICK_BUS.source } },
+    });
+    expect(JSON.stringify(allow!.Principal)).toContain('AWS::AccountId');
+    expect(asList((allow!.Principal as { AWS: unknown }).AWS)).toHaveLength(1);
+    expect(deny).toMatchObject({
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'events:PutEvents',
+      Condition: { StringNotEquals: { 'events:source': TICK_BUS.source } },
+    });
+    template.hasResourceProperties('AWS::Events::Archive', {
+      SourceArn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.tickBus), 'Arn'] },
+      RetentionDays: 30,
+      EventPattern: { source: [TICK_BUS.source] },
+    });
+  });
+
+  it('grants each function exactly its topology grants', () => {
+    const tableLevel = (actions: Set<string>) => {
+      const read = actions.has('dynamodb:Query') && actions.has('dynamodb:GetItem');
+      const write = actions.has('dynamodb:PutItem') && actions.has('dynamodb:UpdateItem');
+      return read && write ? 'readWrite' : read ? 'read' : write ? 'write' : 'none';
+    };
+    for (const def of FUNCTIONS) {
+      const byResource = new Map<string, Set<string>>();
+      for (const s of statementsOfRole(roleIdOf(def.id))) {
+        for (const r of asList(s.Resource)) {
+          const id = JSON.stringify(r).match(/"(?:Fn::GetAtt|Ref)":\["?([A-Za-z0-9]+)/)?.[1];
+          if (!id) continue;
+          const set = byResource.get(id) ?? new Set<string>();
+          for (const a of asList(s.Action)) set.add(a);
+          byResource.set(id, set);
+        }
+      }
+      for (const t of TABLES) {
+        const grant = def.grants.find((g) => g.table === t.id);
+        expect(tableLevel(byResource.get(tableId(t.id)) ?? new Set()), `${def.id} -> ${t.id}`).toBe(
+          grant?.access ?? 'none',
+        );
+      }
+      for (const q of QUEUES) {
+        const actions = byResource.get(queueId(stack.queues[q.id].queue)) ?? new Set<string>();
+        const send =
+          def.grants.some((g) => g.queue === q.id && g.access === 'send') ||
+          // Derived: margin-check's async on-failure destination (see infra/constructs/functions.ts).
+          (def.id === 'marginCheck' && q.id === 'tickDeadLetters');
+        const consume = def.trigger.kind === 'queue' && def.trigger.queue === q.id;
+        expect(actions.has('sqs:SendMessage'), `${def.id} send ${q.id}`).toBe(send);
+        expect(actions.has('sqs:ReceiveMessage'), `${def.id} consume ${q.id}`).toBe(consume);
+      }
+    }
+  });
+
+  it('has no wildcard actions and no wildcard resources outside a documented allow-list', () => {
+    // X-Ray trace writes accept only Resource "*"; CDK table grants cover the table's own indexes.
+    const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+    const positionsIndexes = JSON.stringify({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId('positions'), 'Arn'] }, '/index/*']],
+    });
+    const statements = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::Role')
+      .flatMap((r) => [
+        ...((r.Properties.PolicyDocument as { Statement: Statement[] } | undefined)?.Statement ?? []),
+        ...(
+          (r.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }> | undefined) ?? []
+        ).flatMap((p) => p.PolicyDocument.Statement),
+      ]);
+    expect(statements.length).toBeGreaterThan(10);
+    for (const s of statements) {
+      expect(s.Effect).toBe('Allow');
+      for (const a of asList(s.Action)) expect(a, JSON.stringify(s)).not.toContain('*');
+      for (const r of asList(s.Resource)) {
+        const text = JSON.stringify(r);
+        if (!text.includes('*')) continue;
+        const allowed =
+          (r === '*' && asList(s.Action).every((a) => xray.has(a))) || text === positionsIndexes;
+        expect(allowed, `wildcard resource ${text} for ${JSON.stringify(s.Action)}`).toBe(true);
+      }
+    }
+  });
+
+  it('alarms on every DLQ, liquidation queue age, fund balance, ADL, reconcile, breaker and function errors', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    const on = (metricName: string, namespace: string) =>
+      alarms.filter((a) => a.MetricName === metricName && a.Namespace === namespace);
+    const dlqs = [
+      ...QUEUES.flatMap((q) => (stack.queues[q.id].deadLetter ? [stack.queues[q.id].deadLetter!] : [])),
+      stack.queues.tickDeadLetters.queue,
+    ];
+    const dlqAlarms = on('ApproximateNumberOfMessagesVisible', 'AWS/SQS');
+    for (const dlq of dlqs) {
+      const alarm = dlqAlarms.find((a) => JSON.stringify(a.Dimensions).includes(queueId(dlq)));
+      expect(alarm, queueId(dlq)).toMatchObject({
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+    expect(on('ApproximateAgeOfOldestMessage', 'AWS/SQS')[0]).toMatchObject({
+      Threshold: 120,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(JSON.stringify(on('ApproximateAgeOfOldestMessage', 'AWS/SQS')[0]!.Dimensions)).toContain(
+      queueId(stack.queues.liquidations.queue),
+    );
+    const business = (name: string) => on(name, 'Backstop')[0];
+    expect(business(METRICS.InsuranceFundBalance.name)).toMatchObject({
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 100_000,
+      Statistic: 'Minimum',
+      Dimensions: [{ Name: 'service', Value: 'backstop' }],
+    });
+    expect(business(METRICS.AdlEvents.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
+    expect(business(METRICS.LedgerReconcileDifference.name)).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    const errors = on('Errors', 'AWS/Lambda');
+    for (const def of FUNCTIONS) {
+      const fnId = logicalIdOf(stack, stack.functions[def.id]);
+      expect(
+        errors.some((a) => JSON.stringify(a.Dimensions).includes(fnId)),
+        def.id,
+      ).toBe(true);
+    }
+    // No topic configured: alarms have no actions.
+    expect(alarms.every((a) => a.AlarmActions === undefined)).toBe(true);
+  });
+
+  it('graphs every business metric on the dashboard with its exact dimensions', () => {
+    const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;
+    expect(dashboard.DashboardName).toBe('backstop-dev-dashboard');
+    // The body is a Fn::Join of JSON text and tokens: replace the tokens to parse it.
+    const parts = dashboard.DashboardBody['Fn::Join'][1] as unknown[];
+    const body = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      widgets: Array<{ properties: { metrics?: unknown[][] } }>;
+    };
+    const lines = body.widgets.flatMap((w) => w.properties.metrics ?? []);
+    const business = lines.filter((l) => l[0] === 'Backstop');
+    for (const spec of Object.values(METRICS)) {
+      if ('dimension' in spec) continue;
+      expect(business, spec.name).toContainEqual([
+        'Backstop',
+        spec.name,
+        'service',
+        'backstop',
+        expect.anything(),
+      ]);
+    }
+    for (const layer of LIQUIDATION_LAYERS) {
+      expect(business).toContainEqual([
+        'Backstop',
+        METRICS.LiquidationsSettled.name,
+        'Layer',
+        layer,
+        'service',
+        'backstop',
+        expect.anything(),
+      ]);
+    }
+    expect(JSON.stringify(lines)).toContain(`MetricName=\\"${METRICS.TicksRejected.name}\\"`);
+    for (const stat of ['p50', 'p99']) {
+      expect(business).toContainEqual(['Backstop', 'SlippageBps', 'service', 'backstop', { stat }]);
+    }
+    const queueLines = lines.filter((l) => l[0] === 'AWS/SQS');
+    expect(queueLines.filter((l) => l[1] === 'ApproximateAgeOfOldestMessage')).toHaveLength(QUEUES.length);
+    const lambdaLines = lines.filter((l) => l[0] === 'AWS/Lambda');
+    for (const metric of ['Errors', 'Throttles', 'Duration']) {
+      expect(
+        lambdaLines.filter((l) => l[1] === metric),
+        metric,
+      ).toHaveLength(FUNCTIONS.length);
+    }
+  });
+
+  it('outputs every name and ARN tools need under keys derived from topology ids', () => {
+    const outputs = Object.keys(template.toJSON().Outputs);
+    const expected = [
+      OUTPUT_KEYS.stage,
+      OUTPUT_KEYS.tickBusName,
+      OUTPUT_KEYS.tickBusArn,
+      OUTPUT_KEYS.dashboardName,
+      ...TABLES.map((t) => tableNameKey(t.id)),
+      ...QUEUES.flatMap((q) => [queueUrlKey(q.id), queueArnKey(q.id)]),
+      ...QUEUES.filter((q) => q.deadLetter).map((q) => deadLetterQueueUrlKey(q.id)),
+      ...FUNCTIONS.map((f) => functionNameKey(f.id)),
+    ];
+    expect(outputs).toEqual(expect.arrayContaining(expected));
+    expect(outputs).toContain('TablePositions');
+    expect(outputs).toContain('QueueLiquidationsDlqUrl');
+    expect(outputs).not.toContain(OUTPUT_KEYS.alarmTopicArn);
+  });
+});
+
+describe('BackstopStack template (configured)', () => {
+  it('applies context: feed principals, receive count, retention, email alarms', () => {
+    const { stack } = build({
+      'backstop:stage': 'prod',
+      'backstop:feedPrincipals': '111122223333,arn:aws:iam::444455556666:role/price-feed',
+      'backstop:maxReceiveCount': '3',
+      'backstop:logRetentionDays': '90',
+      'backstop:tickArchiveRetentionDays': 7,
+      'backstop:alarmEmail': 'ops@example.com',
+    });
+    const template = Template.fromStack(stack);
+    const bus = Object.values(template.findResources('AWS::Events::EventBus'))[0]!.Properties;
+    expect(bus.Name).toBe('backstop-prod-ticks');
+    const principals = JSON.stringify(bus.Policy.Statement[0].Principal);
+    expect(principals).toContain('arn:aws:iam::444455556666:role/price-feed');
+    expect(principals).toContain('111122223333');
+    template.hasResourceProperties('AWS::Events::Archive', { RetentionDays: 7 });
+    const redrives = Object.values(template.findResources('AWS::SQS::Queue'))
+      .map((q) => q.Properties.RedrivePolicy)
+      .filter(Boolean);
+    expect(redrives.map((r) => r.maxReceiveCount)).toEqual([3, 3]);
+    const logGroups = Object.values(template.findResources('AWS::Logs::LogGroup'));
+    expect(logGroups.map((g) => g.Properties.RetentionInDays)).toEqual(FUNCTIONS.map(() => 90));
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    const topicId = Object.keys(template.findResources('AWS::SNS::Topic'))[0]!;
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(0);
+    for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    expect(Object.keys(template.toJSON().Outputs)).toContain(OUTPUT_KEYS.alarmTopicArn);
+  });
+});
+
+describe('cdk-nag', () => {
+  it('synthesizes with AwsSolutions and Serverless checks and no unacknowledged finding', () => {
+    const { app } = build({ 'backstop:alarmEmail': 'ops@example.com' }, true);
+    const assembly = app.synth();
+    const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
+      pluginReports: Array<{ summary?: { pluginName?: string }; violations?: unknown[] }>;
+    };
+    const findings = report.pluginReports.flatMap((r) => r.violations ?? []);
+    expect(findings).toEqual([]);
+  });
+
+  it('fails synthesis on an unacknowledged finding (the checks are wired)', () => {
+    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'backstop-nag-')) });
+    outdirs.push(app.outdir);
+    new Queue(new Stack(app, 'Bare'), 'PlainQueue');
+    addNagChecks(app);
+    expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4/);
+  });
+});

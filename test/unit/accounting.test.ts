@@ -1,0 +1,384 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  AccountingError,
+  type ClosablePosition,
+  pnlE16,
+  settleClose,
+  traderChange,
+} from '../../shared/domain/accounting.ts';
+import type { Fill, Side } from '../../shared/domain/model.ts';
+import { base, NOTIONAL_TO_QUOTE, ppm, price, usd } from '../../shared/domain/units.ts';
+
+const RUNS = { numRuns: 400 };
+const FEE = ppm('0.01');
+
+const pos = (side: Side, size: string, entry: string, collateral: string): ClosablePosition => ({
+  side,
+  size: base(size),
+  entryPrice: price(entry),
+  collateral: usd(collateral),
+});
+const fill = (size: string, at: string): Fill => ({ size: base(size), price: price(at) });
+
+describe('settleClose: table', () => {
+  const cases: {
+    name: string;
+    position: ClosablePosition;
+    fills: Fill[];
+    feeRate?: bigint;
+    pnl: string;
+    fee: string;
+    shortfall: string;
+    payout: string;
+    remaining: [string, string];
+  }[] = [
+    {
+      name: 'long profit, full close',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '2100')],
+      pnl: '100',
+      fee: '21',
+      shortfall: '0',
+      payout: '279',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'long loss, solvent',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '1900')],
+      pnl: '-100',
+      fee: '19',
+      shortfall: '0',
+      payout: '81',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'long, fee capped by what is left (over the fee)',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '1810')],
+      pnl: '-190',
+      fee: '10',
+      shortfall: '0',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'long at the bankruptcy price',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '1800')],
+      pnl: '-200',
+      fee: '0',
+      shortfall: '0',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'long under the bankruptcy price',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '1780')],
+      pnl: '-220',
+      fee: '0',
+      shortfall: '20',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'short profit',
+      position: pos('SHORT', '2', '2000', '400'),
+      fills: [fill('2', '1900')],
+      pnl: '200',
+      fee: '38',
+      shortfall: '0',
+      payout: '562',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'short over the bankruptcy price',
+      position: pos('SHORT', '1', '2000', '100'),
+      fills: [fill('1', '2150')],
+      pnl: '-150',
+      fee: '0',
+      shortfall: '50',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'two fills',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('0.5', '2100'), fill('0.5', '1950')],
+      pnl: '25',
+      fee: '20.25',
+      shortfall: '0',
+      payout: '204.75',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'partial close: PnL and fee flow into the remainder',
+      position: pos('LONG', '2', '2000', '300'),
+      fills: [fill('1', '1900')],
+      pnl: '-100',
+      fee: '19',
+      shortfall: '0',
+      payout: '0',
+      remaining: ['1', '181'],
+    },
+    {
+      name: 'partial close under water: remainder collateral to 0 first',
+      position: pos('LONG', '2', '2000', '100'),
+      fills: [fill('1', '1800')],
+      pnl: '-200',
+      fee: '0',
+      shortfall: '100',
+      payout: '0',
+      remaining: ['1', '0'],
+    },
+    {
+      name: 'zero fee rate',
+      position: pos('LONG', '1', '2000', '200'),
+      fills: [fill('1', '2100')],
+      feeRate: 0n,
+      pnl: '100',
+      fee: '0',
+      shortfall: '0',
+      payout: '300',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'sub-unit profit floors to 0 for the trader',
+      position: pos('LONG', '0.00000001', '2000', '1'),
+      fills: [fill('0.00000001', '2001')],
+      feeRate: 0n,
+      pnl: '0',
+      fee: '0',
+      shortfall: '0',
+      payout: '1',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'sub-unit loss while solvent floors against the trader',
+      position: pos('LONG', '0.00000001', '2000', '0.000001'),
+      fills: [fill('0.00000001', '1999')],
+      feeRate: 0n,
+      pnl: '-0.000001',
+      fee: '0',
+      shortfall: '0',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+    {
+      name: 'sub-unit loss under water: the fund does not pay the crumb',
+      position: pos('LONG', '0.00000001', '2000', '0'),
+      fills: [fill('0.00000001', '1999')],
+      feeRate: 0n,
+      pnl: '0',
+      fee: '0',
+      shortfall: '0',
+      payout: '0',
+      remaining: ['0', '0'],
+    },
+  ];
+
+  it.each(cases)('$name', (c) => {
+    const s = settleClose(c.position, c.fills, c.feeRate ?? FEE);
+    expect(s.realizedPnl).toBe(usd(c.pnl));
+    expect(s.fee).toBe(usd(c.fee));
+    expect(s.shortfall).toBe(usd(c.shortfall));
+    expect(s.traderPayout).toBe(usd(c.payout));
+    expect(s.remaining).toEqual({ size: base(c.remaining[0]), collateral: usd(c.remaining[1]) });
+    expect(s.counterpartyFlow).toBe(-s.realizedPnl);
+    expect(s.fundFlow).toBe(s.fee - s.shortfall);
+    expect(traderChange(c.position, s) + s.counterpartyFlow + s.fundFlow).toBe(0n);
+  });
+});
+
+describe('settleClose: rejects bad input', () => {
+  const p = pos('LONG', '1', '2000', '200');
+  it.each([
+    { name: 'no fills', position: p, fills: [], rate: FEE, reason: 'accounting/no-fills' },
+    {
+      name: 'zero-size fill',
+      position: p,
+      fills: [fill('0', '2000')],
+      rate: FEE,
+      reason: 'accounting/bad-fill',
+    },
+    {
+      name: 'zero-price fill',
+      position: p,
+      fills: [{ size: 1n, price: 0n }],
+      rate: FEE,
+      reason: 'accounting/bad-fill',
+    },
+    {
+      name: 'overfill (over the size)',
+      position: p,
+      fills: [fill('0.6', '2000'), fill('0.40000001', '2000')],
+      rate: FEE,
+      reason: 'accounting/overfill',
+    },
+    {
+      name: 'empty position',
+      position: { ...p, size: 0n },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position',
+    },
+    {
+      name: 'negative collateral',
+      position: { ...p, collateral: -1n },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position',
+    },
+    {
+      name: 'fee rate over 1',
+      position: p,
+      fills: [fill('1', '1')],
+      rate: 1_000_001n,
+      reason: 'accounting/bad-fee-rate',
+    },
+    {
+      name: 'negative fee rate',
+      position: p,
+      fills: [fill('1', '1')],
+      rate: -1n,
+      reason: 'accounting/bad-fee-rate',
+    },
+  ])('$name', ({ position, fills, rate, reason }) => {
+    expect(() => settleClose(position, fills, rate)).toThrow(AccountingError);
+    expect(() => settleClose(position, fills, rate)).toThrow(reason);
+  });
+
+  it('accepts fills exactly at the size (at the boundary)', () => {
+    expect(settleClose(p, [fill('0.6', '2000'), fill('0.4', '2000')], FEE).remaining.size).toBe(0n);
+  });
+});
+
+// --- properties -----------------------------------------------------------------------------------------
+
+const sideArb = fc.constantFrom<Side>('LONG', 'SHORT');
+const priceArb = fc.bigInt({ min: 100_000_000n, max: 10_000_000_000_000n }); // 1 .. 100k USD
+const sizeArb = fc.bigInt({ min: 1n, max: 100_000_000_000n }); // up to 1,000 base units
+const fillArb = fc.record({ size: sizeArb, price: priceArb });
+const feeArb = fc.bigInt({ min: 0n, max: 100_000n });
+
+/** A position and fills whose total is at most its size (often exactly it). */
+const closeArb = fc
+  .record({
+    side: sideArb,
+    entryPrice: priceArb,
+    fills: fc.array(fillArb, { minLength: 1, maxLength: 5 }),
+    extra: fc.oneof(fc.constant(0n), sizeArb),
+    collateralShare: fc.bigInt({ min: 0n, max: 1_500_000n }), // ppm of the entry notional
+    feeRate: feeArb,
+  })
+  .map(({ side, entryPrice, fills, extra, collateralShare, feeRate }) => {
+    const size = fills.reduce((a, f) => a + f.size, 0n) + extra;
+    const collateral = (size * entryPrice * collateralShare) / (NOTIONAL_TO_QUOTE * 1_000_000n);
+    return { position: { side, size, entryPrice, collateral }, fills, feeRate };
+  });
+
+const exactPnl16 = (p: ClosablePosition, fills: readonly Fill[]): bigint =>
+  fills.reduce((a, f) => a + pnlE16(p.side, f.size, p.entryPrice, f.price), 0n);
+
+describe('settleClose: properties', () => {
+  it('conserves money exactly: traderChange + counterpartyFlow + fee - shortfall == 0', () => {
+    fc.assert(
+      fc.property(closeArb, ({ position, fills, feeRate }) => {
+        const s = settleClose(position, fills, feeRate);
+        expect(traderChange(position, s) + s.counterpartyFlow + s.fee - s.shortfall).toBe(0n);
+        expect(s.fundFlow).toBe(s.fee - s.shortfall);
+        expect(s.counterpartyFlow).toBe(-s.realizedPnl);
+      }),
+      RUNS,
+    );
+  });
+
+  it('keeps every amount in range and rounds against the trader and for the fund', () => {
+    fc.assert(
+      fc.property(closeArb, ({ position, fills, feeRate }) => {
+        const s = settleClose(position, fills, feeRate);
+        const pnl16 = exactPnl16(position, fills);
+        const equity16 = position.collateral * NOTIONAL_TO_QUOTE + pnl16;
+        expect(s.fee >= 0n && s.shortfall >= 0n && s.traderPayout >= 0n).toBe(true);
+        expect(s.remaining.collateral >= 0n).toBe(true);
+        expect(s.fee > 0n && s.shortfall > 0n).toBe(false);
+        if (equity16 >= 0n) {
+          // the trader never gets a sub-unit more than the exact PnL
+          expect(s.realizedPnl * NOTIONAL_TO_QUOTE <= pnl16).toBe(true);
+          expect(pnl16 - s.realizedPnl * NOTIONAL_TO_QUOTE < NOTIONAL_TO_QUOTE).toBe(true);
+          expect(s.shortfall).toBe(0n);
+        } else {
+          // the fund never pays a sub-unit more than the exact loss
+          expect(s.shortfall).toBe(-equity16 / NOTIONAL_TO_QUOTE);
+        }
+        const closed = fills.reduce((a, f) => a + f.size, 0n);
+        expect(s.closedSize).toBe(closed);
+        if (closed === position.size) {
+          expect(s.remaining).toEqual({ size: 0n, collateral: 0n });
+        } else {
+          expect(s.traderPayout).toBe(0n);
+          expect(s.remaining.size).toBe(position.size - closed);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  /** Bankruptcy price rounded toward the mark (the fund-safe side), computed here from exact amounts. */
+  const bankruptcy = (p: ClosablePosition): bigint => {
+    const perUnit = (p.collateral * NOTIONAL_TO_QUOTE) / p.size;
+    return p.side === 'LONG' ? p.entryPrice - perUnit : p.entryPrice + perUnit;
+  };
+  const solventArb = fc
+    .record({
+      side: sideArb,
+      size: sizeArb,
+      entryPrice: priceArb,
+      share: fc.bigInt({ min: 1_000n, max: 900_000n }),
+    })
+    .map(({ side, size, entryPrice, share }) => ({
+      side,
+      size,
+      entryPrice,
+      collateral: (size * entryPrice * share) / (NOTIONAL_TO_QUOTE * 1_000_000n),
+    }))
+    .filter((p) => bankruptcy(p) > 0n);
+
+  it('a close at the bankruptcy price leaves ~0 and no shortfall', () => {
+    fc.assert(
+      fc.property(solventArb, feeArb, (p, feeRate) => {
+        const s = settleClose(p, [{ size: p.size, price: bankruptcy(p) }], feeRate);
+        expect(s.shortfall).toBe(0n);
+        // what is left (fee + payout) is less than one price tick on the size
+        expect((s.fee + s.traderPayout) * NOTIONAL_TO_QUOTE < p.size).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it('beyond the bankruptcy price the shortfall grows monotonically with the adverse move', () => {
+    fc.assert(
+      fc.property(
+        solventArb,
+        fc.bigInt({ min: 1n, max: 10n ** 12n }),
+        fc.bigInt({ min: 0n, max: 10n ** 12n }),
+        (p, d1, d2) => {
+          const bk = bankruptcy(p);
+          const dir = p.side === 'LONG' ? -1n : 1n;
+          const near = bk + dir * d1;
+          const far = near + dir * d2;
+          fc.pre(far > 0n);
+          const sNear = settleClose(p, [{ size: p.size, price: near }], FEE).shortfall;
+          const sFar = settleClose(p, [{ size: p.size, price: far }], FEE).shortfall;
+          expect(sFar >= sNear).toBe(true);
+          // and it is the exact loss beyond the collateral, floored
+          const loss16 = -(p.collateral * NOTIONAL_TO_QUOTE + pnlE16(p.side, p.size, p.entryPrice, far));
+          expect(sFar).toBe(loss16 / NOTIONAL_TO_QUOTE);
+        },
+      ),
+      RUNS,
+    );
+  });
+});

@@ -1,0 +1,293 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { pnlE16 } from '../../shared/domain/accounting.ts';
+import {
+  type AdlCandidate,
+  AdlError,
+  allocateAdl,
+  compareScoresDesc,
+  rankForAdl,
+} from '../../shared/domain/adl.ts';
+import type { Side } from '../../shared/domain/model.ts';
+import { base, minBig, NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
+
+const RUNS = { numRuns: 300 };
+const MARK = price('2000');
+const cand = (id: string, side: Side, size: string, entry: string, collateral: string): AdlCandidate => ({
+  id,
+  side,
+  size: base(size),
+  entryPrice: price(entry),
+  collateral: usd(collateral),
+});
+
+describe('rankForAdl', () => {
+  const book = [
+    cand('a', 'SHORT', '1', '2200', '220'), // (200/220) * (2000/420) = 4.33
+    cand('b', 'SHORT', '1', '2100', '50'), // (100/50) * (2000/150) = 26.7
+    cand('c', 'SHORT', '2', '2100', '100'), // (200/100) * (4000/300) = 26.7, ties with b
+    cand('d', 'SHORT', '1', '1900', '100'), // losing
+    cand('e', 'SHORT', '1', '2000', '100'), // flat at the mark
+    cand('f', 'LONG', '1', '1500', '100'), // same side as the deleveraged long
+    cand('g', 'SHORT', '0', '2500', '100'), // flat (no size)
+    cand('h', 'SHORT', '1', '2100', '0'), // no collateral: infinite leverage
+  ];
+
+  it('keeps only opposite-side positions in profit, highest score first, ties by id', () => {
+    expect(rankForAdl(book, MARK, 'LONG').map((c) => c.id)).toEqual(['h', 'b', 'c', 'a']);
+  });
+
+  it('ranks longs against a deleveraged short', () => {
+    const longs = [
+      cand('x', 'LONG', '1', '1900', '100'), // (100/100) * (2000/200) = 10
+      cand('y', 'LONG', '1', '1500', '100'), // (500/100) * (2000/600) = 16.7
+      cand('z', 'LONG', '1', '2100', '100'), // losing
+    ];
+    const ranked = rankForAdl([...longs, ...book], MARK, 'SHORT');
+    // f and y are the same position: equal scores, id order
+    expect(ranked.map((c) => c.id)).toEqual(['f', 'y', 'x']);
+    expect(ranked[0]!.unrealizedPnl).toBe(usd('500'));
+  });
+
+  it('is independent of the input order', () => {
+    const reversed = [...book].reverse();
+    expect(rankForAdl(reversed, MARK, 'LONG')).toEqual(rankForAdl(book, MARK, 'LONG'));
+  });
+
+  it.each([
+    { name: 'duplicate id', list: [book[0]!, book[0]!], reason: 'adl/duplicate-id' },
+    { name: 'negative collateral', list: [{ ...book[0]!, collateral: -1n }], reason: 'adl/bad-candidate' },
+    { name: 'zero entry', list: [{ ...book[0]!, entryPrice: 0n }], reason: 'adl/bad-candidate' },
+  ])('rejects $name', ({ list, reason }) => {
+    expect(() => rankForAdl(list, MARK, 'LONG')).toThrow(AdlError);
+    expect(() => rankForAdl(list, MARK, 'LONG')).toThrow(reason);
+  });
+});
+
+describe('allocateAdl: table', () => {
+  const b = cand('b', 'SHORT', '1', '2100', '50');
+  const c = cand('c', 'SHORT', '2', '2100', '100');
+  const x = cand('x', 'SHORT', '1', '2010', '1000'); // 10 profit, low score
+  const y = cand('y', 'SHORT', '1', '2500', '10'); // 500 profit, high score
+  const long = (size: string) => ({ side: 'LONG' as const, size: base(size) });
+
+  it.each([
+    {
+      name: 'nominal deficit: one counterparty fills at the bankruptcy price',
+      input: { deficit: usd('50'), bankruptPosition: long('1'), ranked: [b, c] },
+      fills: [{ id: 'b', size: '1', price: '2050', given: '50', haircut: '0' }],
+      uncovered: '0',
+    },
+    {
+      name: 'pro rata to the closed size',
+      input: { deficit: usd('75'), bankruptPosition: long('1.5'), ranked: [b, c] },
+      fills: [
+        { id: 'b', size: '1', price: '2050', given: '50', haircut: '0' },
+        { id: 'c', size: '0.5', price: '2050', given: '25', haircut: '0' },
+      ],
+      uncovered: '0',
+    },
+    {
+      name: 'rounding remainder to the top-ranked',
+      input: { deficit: 100n, bankruptPosition: long('3'), ranked: [c, b] },
+      fills: [
+        { id: 'b', size: '1', price: '2000.000034', given: '0.000034', haircut: '0' },
+        { id: 'c', size: '2', price: '2000.000033', given: '0.000066', haircut: '0' },
+      ],
+      uncovered: '0',
+    },
+    {
+      name: 'a capped counterparty gives only its profit; the rest moves up the ranking',
+      input: { deficit: usd('200'), bankruptPosition: long('2'), ranked: [x, y] },
+      fills: [
+        { id: 'y', size: '1', price: '2190', given: '190', haircut: '0' },
+        { id: 'x', size: '1', price: '2010', given: '10', haircut: '0' },
+      ],
+      uncovered: '0',
+    },
+    {
+      name: 'no size left: a haircut on profit in rank order',
+      input: { deficit: usd('150'), bankruptPosition: long('0'), ranked: [x, y] },
+      fills: [{ id: 'y', size: '0', price: '2000', given: '150', haircut: '150' }],
+      uncovered: '0',
+    },
+    {
+      name: 'deficit over capacity: uncovered is bad debt',
+      input: { deficit: usd('1000'), bankruptPosition: long('0'), ranked: [x, y] },
+      fills: [
+        { id: 'y', size: '0', price: '2000', given: '500', haircut: '500' },
+        { id: 'x', size: '0', price: '2000', given: '10', haircut: '10' },
+      ],
+      uncovered: '490',
+    },
+    {
+      name: 'closes beyond the closed profit take the rest of the profit as a haircut',
+      input: { deficit: usd('600'), bankruptPosition: long('0.5'), ranked: [y] },
+      fills: [{ id: 'y', size: '0.5', price: '2500', given: '500', haircut: '250' }],
+      uncovered: '100',
+    },
+    {
+      name: 'zero deficit: closes at the mark, nothing given',
+      input: { deficit: 0n, bankruptPosition: long('1'), ranked: [b] },
+      fills: [{ id: 'b', size: '1', price: '2000', given: '0', haircut: '0' }],
+      uncovered: '0',
+    },
+  ])('$name', ({ input, fills, uncovered }) => {
+    const r = allocateAdl({ ...input, mark: MARK });
+    expect(
+      r.fills.map((f) => ({ id: f.id, size: f.size, price: f.price, given: f.pnlGiven, haircut: f.haircut })),
+    ).toEqual(
+      fills.map((f) => ({
+        id: f.id,
+        size: base(f.size),
+        price: price(f.price),
+        given: usd(f.given),
+        haircut: usd(f.haircut),
+      })),
+    );
+    expect(r.uncovered).toBe(usd(uncovered));
+    expect(r.covered).toBe(input.deficit - usd(uncovered));
+  });
+
+  it('reports the size the opposite side cannot take', () => {
+    const r = allocateAdl({ deficit: 0n, bankruptPosition: long('5'), ranked: [b, c], mark: MARK });
+    expect(r.closedSize).toBe(base('3'));
+    expect(r.unmatchedSize).toBe(base('2'));
+  });
+
+  it('rejects a negative deficit or size', () => {
+    expect(() => allocateAdl({ deficit: -1n, bankruptPosition: long('1'), ranked: [b], mark: MARK })).toThrow(
+      'adl/bad-input',
+    );
+    expect(() =>
+      allocateAdl({ deficit: 0n, bankruptPosition: { side: 'LONG', size: -1n }, ranked: [b], mark: MARK }),
+    ).toThrow('adl/bad-input');
+  });
+});
+
+// --- properties -----------------------------------------------------------------------------------------
+
+const sideArb = fc.constantFrom<Side>('LONG', 'SHORT');
+const markArb = fc.bigInt({ min: 100_000_000_000n, max: 10_000_000_000_000n }); // 1k .. 100k USD
+const candidatesArb = (mark: bigint) =>
+  fc.uniqueArray(
+    fc.record({
+      id: fc.string({ minLength: 1, maxLength: 4 }),
+      side: sideArb,
+      size: fc.oneof(
+        { arbitrary: fc.constant(0n), weight: 1 },
+        { arbitrary: fc.bigInt({ min: 1n, max: 1_000_000_000n }), weight: 6 },
+      ),
+      // entries within +-50 % of the mark, often exactly at it (flat)
+      entryPrice: fc.oneof(fc.constant(mark), fc.bigInt({ min: mark / 2n, max: (mark * 3n) / 2n })),
+      collateral: fc.bigInt({ min: 0n, max: 10_000_000_000n }),
+    }),
+    { selector: (c) => c.id, minLength: 1, maxLength: 12 },
+  );
+const scenarioArb = markArb.chain((mark) =>
+  fc.record({
+    mark: fc.constant(mark),
+    candidates: candidatesArb(mark),
+    side: sideArb,
+    size: fc.oneof(
+      { arbitrary: fc.constant(0n), weight: 1 },
+      { arbitrary: fc.bigInt({ min: 1n, max: 2_000_000_000n }), weight: 4 },
+    ),
+    deficit: fc.oneof(
+      { arbitrary: fc.constant(0n), weight: 1 },
+      { arbitrary: fc.bigInt({ min: 1n, max: 1_000_000n }), weight: 2 },
+      { arbitrary: fc.bigInt({ min: 1n, max: 100_000_000_000n }), weight: 3 },
+    ),
+  }),
+);
+
+/** The brief's definition: (pnl / M) * (P / |P - bankruptcy|), bankruptcy = E -/+ M/q, as one rational. */
+const definitionScore = (c: AdlCandidate, mark: bigint) => {
+  const m16 = c.collateral * NOTIONAL_TO_QUOTE;
+  const qBk = c.side === 'LONG' ? c.size * c.entryPrice - m16 : c.size * c.entryPrice + m16; // q * bankruptcy
+  const distance = c.size * mark - qBk; // q * (P - bankruptcy)
+  return {
+    num: pnlE16(c.side, c.size, c.entryPrice, mark) * mark * c.size,
+    den: m16 * (distance < 0n ? -distance : distance),
+  };
+};
+
+describe('ADL: properties', () => {
+  it('ranking: opposite side in profit only, ordered by the exact score, then id', () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ mark, candidates, side }) => {
+        const ranked = rankForAdl(candidates, mark, side);
+        const expectedIds = candidates
+          .filter((c) => c.side !== side && c.size > 0n && pnlE16(c.side, c.size, c.entryPrice, mark) > 0n)
+          .map((c) => c.id)
+          .sort();
+        expect(ranked.map((c) => c.id).sort()).toEqual(expectedIds);
+        for (let i = 1; i < ranked.length; i++) {
+          const order = compareScoresDesc(
+            definitionScore(ranked[i - 1]!, mark),
+            definitionScore(ranked[i]!, mark),
+          );
+          expect(order <= 0).toBe(true);
+          if (order === 0) expect(ranked[i - 1]!.id < ranked[i]!.id).toBe(true);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('allocation: sum given == min(deficit, capacity) exactly, each within its profit, closes greedy', () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ mark, candidates, side, size, deficit }) => {
+        const r = allocateAdl({ deficit, bankruptPosition: { side, size }, ranked: candidates, mark });
+        const ranked = rankForAdl(candidates, mark, side);
+        const byId = new Map(ranked.map((c) => [c.id, c]));
+        const capacity = ranked.reduce((a, c) => a + c.unrealizedPnl, 0n);
+        const given = r.fills.reduce((a, f) => a + f.pnlGiven, 0n);
+        expect(given).toBe(minBig(deficit, capacity));
+        expect(r.covered).toBe(given);
+        expect(r.uncovered).toBe(deficit - given);
+        const rankSize = ranked.reduce((a, c) => a + c.size, 0n);
+        expect(r.closedSize).toBe(minBig(size, rankSize));
+        expect(r.fills.reduce((a, f) => a + f.size, 0n)).toBe(r.closedSize);
+        expect(r.unmatchedSize).toBe(size - r.closedSize);
+        let previousRank = -1;
+        let partialSeen = false;
+        for (const f of r.fills) {
+          const c = byId.get(f.id);
+          expect(c).toBeDefined(); // never a same-side, losing or flat position
+          if (!c) continue;
+          const rank = ranked.indexOf(c);
+          expect(rank > previousRank).toBe(true); // in rank order
+          previousRank = rank;
+          expect(f.pnlGiven >= 0n && f.pnlGiven <= c.unrealizedPnl).toBe(true);
+          expect(f.haircut >= 0n && f.haircut <= f.pnlGiven).toBe(true);
+          expect(f.size <= c.size).toBe(true);
+          // the closed part never realizes a loss: what it gives stays within its profit at the mark
+          const closedProfit16 = pnlE16(c.side, f.size, c.entryPrice, mark);
+          expect((f.pnlGiven - f.haircut) * NOTIONAL_TO_QUOTE <= closedProfit16).toBe(true);
+          if (f.size > 0n) {
+            expect(partialSeen).toBe(false); // only the last closing counterparty is partial
+            if (f.size < c.size) partialSeen = true;
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('allocation does not depend on the order of the candidates', () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ mark, candidates, side, size, deficit }) => {
+        const a = allocateAdl({ deficit, bankruptPosition: { side, size }, ranked: candidates, mark });
+        const b = allocateAdl({
+          deficit,
+          bankruptPosition: { side, size },
+          ranked: [...candidates].reverse(),
+          mark,
+        });
+        expect(b).toEqual(a);
+      }),
+      RUNS,
+    );
+  });
+});

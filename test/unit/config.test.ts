@@ -1,0 +1,152 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  marketConfig,
+  maxLeverage,
+  parseRiskConfig,
+  type RiskConfigInput,
+} from '../../shared/domain/config.ts';
+import { formatPpm, usd } from '../../shared/domain/units.ts';
+
+type MarketInput = RiskConfigInput['markets'][number];
+
+const ETH = DEFAULT_RISK_CONFIG_INPUT.markets[0]!;
+const BTC = DEFAULT_RISK_CONFIG_INPUT.markets[1]!;
+
+/** The default config with its first market patched (JSON-like input: anything goes). */
+function withEth(patch: Record<string, unknown>): unknown {
+  return { ...DEFAULT_RISK_CONFIG_INPUT, markets: [{ ...ETH, ...patch }, BTC] };
+}
+
+describe('parseRiskConfig: defaults', () => {
+  it('parses the default config into exact integers', () => {
+    const eth = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    expect(eth.maintenanceMargin).toBe(25_000n);
+    expect(eth.initialMargin).toBe(50_000n);
+    expect(eth.liquidationFee).toBe(10_000n);
+    expect(eth.minSliceNotional).toBe(usd('1000'));
+    expect(eth.dustSize).toBe(100_000n);
+    expect(eth.maxTickAgeSeconds).toBe(60);
+    expect(DEFAULT_RISK_CONFIG.auction.curve).toEqual({ kind: 'stairstep', cut: 990_000n, stepSeconds: 90 });
+    expect(maxLeverage(eth)).toBe(20n);
+  });
+
+  it('marketConfig refuses an unknown symbol', () => {
+    expect(() => marketConfig(DEFAULT_RISK_CONFIG, 'DOGE-USD')).toThrow(ConfigError);
+    expect(() => marketConfig(DEFAULT_RISK_CONFIG, 'DOGE-USD')).toThrow('unknown market DOGE-USD');
+  });
+});
+
+describe('parseRiskConfig: rejections', () => {
+  const cases: [string, unknown, RegExp][] = [
+    ['unknown root key', { ...DEFAULT_RISK_CONFIG_INPUT, extra: 1 }, /\(root\): Unrecognized key: "extra"/],
+    ['misspelt market key', withEth({ maintenanceMarginRate: '0.03' }), /markets\.0: Unrecognized key/],
+    [
+      'unknown auction key',
+      { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, chip: '0.001' } },
+      /auction: Unrecognized key: "chip"/,
+    ],
+    [
+      'unknown curve key',
+      {
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        auction: {
+          ...DEFAULT_RISK_CONFIG_INPUT.auction,
+          curve: { kind: 'linear', tauSeconds: 60, cut: '0.9' },
+        },
+      },
+      /auction\.curve: Unrecognized key: "cut"/,
+    ],
+    [
+      'rate not a number',
+      withEth({ liquidationFee: 'abc' }),
+      /markets\.0\.liquidationFee: .*not a plain decimal/,
+    ],
+    [
+      'rate as a JSON number',
+      withEth({ liquidationFee: 0.01 }),
+      /markets\.0\.liquidationFee: .*expected string/,
+    ],
+    ['rate in exponent notation', withEth({ priceBand: '1e-1' }), /priceBand: .*exponent notation/],
+    ['negative rate', withEth({ indexBand: '-0.1' }), /indexBand: .*must not be negative/],
+    ['rate with too many decimals', withEth({ liquidationFee: '0.0000001' }), /at most 6 allowed/],
+    ['rate NaN', withEth({ slippageBound: 'NaN' }), /slippageBound: .*not a finite number/],
+    ['rate above its cap', withEth({ maintenanceMargin: '0.6' }), /maintenanceMargin: must be at most 0\.5/],
+    ['fee above its cap', withEth({ liquidationFee: '0.2' }), /liquidationFee: must be at most 0\.1/],
+    ['zero maintenance margin', withEth({ maintenanceMargin: '0' }), /maintenanceMargin must be > 0/],
+    [
+      'initial margin equal to maintenance',
+      withEth({ initialMargin: '0.025' }),
+      /ETH-USD: initialMargin must be greater than maintenanceMargin/,
+    ],
+    [
+      'initial margin below maintenance',
+      withEth({ initialMargin: '0.02' }),
+      /initialMargin must be greater than maintenanceMargin/,
+    ],
+    ['zero close share', withEth({ maxCloseShare: '0' }), /maxCloseShare must be > 0/],
+    [
+      'duplicate markets',
+      { ...DEFAULT_RISK_CONFIG_INPUT, markets: [ETH, BTC, { ...ETH }] },
+      /market ETH-USD is listed twice/,
+    ],
+    ['no markets', { ...DEFAULT_RISK_CONFIG_INPUT, markets: [] }, /markets: /],
+    ['bad symbol', withEth({ symbol: 'eth/usd' }), /symbol like ETH-USD/],
+    ['seconds not an integer', withEth({ maxTickAgeSeconds: 1.5 }), /maxTickAgeSeconds/],
+    ['seconds zero', withEth({ maxClockSkewSeconds: 0 }), /maxClockSkewSeconds/],
+    ['missing field', withEth({ dustSize: undefined }), /markets\.0\.dustSize/],
+    ['not an object', 'config', /invalid risk config/],
+  ];
+
+  it.each(cases)('%s', (_name, input, reason) => {
+    expect(() => parseRiskConfig(input)).toThrow(ConfigError);
+    expect(() => parseRiskConfig(input)).toThrow(reason);
+  });
+
+  it('lists every problem, not only the first', () => {
+    const input = withEth({ liquidationFee: 'x', priceBand: 'y', bogus: true });
+    expect(() => parseRiskConfig(input)).toThrow(
+      /liquidationFee.*; .*priceBand.*; .*bogus|bogus.*liquidationFee/,
+    );
+  });
+});
+
+describe('parseRiskConfig: properties', () => {
+  const rate = (max: bigint) => fc.bigInt({ min: 1n, max });
+
+  it('any valid rates parse and keep their exact value', () => {
+    fc.assert(
+      fc.property(rate(500_000n), rate(1_000_000n), rate(100_000n), (mm, im, fee) => {
+        fc.pre(im > mm);
+        const config = parseRiskConfig(
+          withEth({
+            maintenanceMargin: formatPpm(mm),
+            initialMargin: formatPpm(im),
+            liquidationFee: formatPpm(fee),
+          }),
+        );
+        const eth = marketConfig(config, 'ETH-USD');
+        expect([eth.maintenanceMargin, eth.initialMargin, eth.liquidationFee]).toEqual([mm, im, fee]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('throws only ConfigError for arbitrary market fields', () => {
+    const keys = Object.keys(ETH) as (keyof MarketInput)[];
+    fc.assert(
+      fc.property(fc.constantFrom(...keys), fc.jsonValue(), (key, value) => {
+        try {
+          parseRiskConfig(withEth({ [key]: value }));
+        } catch (e) {
+          expect(e).toBeInstanceOf(ConfigError);
+          expect((e as Error).message).toMatch(/ETH-USD|markets\.0|invalid risk config/);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

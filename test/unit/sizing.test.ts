@@ -1,0 +1,270 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  type MarketConfig,
+  marketConfig,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
+import { equityE16, isLiquidatable, type MarginPosition } from '../../shared/domain/margin.ts';
+import type { Side } from '../../shared/domain/model.ts';
+import {
+  equityAfterCloseE16,
+  liquidationFee,
+  planLiquidationStep,
+  SizingError,
+} from '../../shared/domain/sizing.ts';
+import { base, div, NOTIONAL_TO_QUOTE, PPM_SCALE, price, usd } from '../../shared/domain/units.ts';
+
+const ETH = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+
+/** ETH-USD with some fields overridden, validated through the real config parser. */
+function market(patch: Record<string, unknown>): MarketConfig {
+  const [eth, btc] = DEFAULT_RISK_CONFIG_INPUT.markets;
+  return marketConfig(
+    parseRiskConfig({ ...DEFAULT_RISK_CONFIG_INPUT, markets: [{ ...eth, ...patch }, btc] }),
+    'ETH-USD',
+  );
+}
+
+const pos = (side: Side, size: string, entry: string, collateral: string): MarginPosition => ({
+  side,
+  size: base(size),
+  entryPrice: price(entry),
+  collateral: usd(collateral),
+});
+
+/** Exact: equity after the close (fee ceiled) >= im * remainder * mark. */
+function remainderMeetsInitialMargin(
+  p: MarginPosition,
+  mark: bigint,
+  size: bigint,
+  m: MarketConfig,
+): boolean {
+  const after = equityAfterCloseE16(p, mark, size, m.liquidationFee);
+  return after * PPM_SCALE >= m.initialMargin * (p.size - size) * mark;
+}
+
+describe('liquidationFee', () => {
+  it('is f * size * mark, rounded up', () => {
+    expect(liquidationFee(base('10'), price('970'), ETH.liquidationFee)).toBe(usd('97'));
+    // 1e-8 ETH at 1 USD at 1 %: 1e-10 USD -> one micro-dollar.
+    expect(liquidationFee(1n, price('1'), ETH.liquidationFee)).toBe(1n);
+    expect(liquidationFee(0n, price('1'), ETH.liquidationFee)).toBe(0n);
+  });
+});
+
+describe('planLiquidationStep: one case per reason (defaults: im 5 %, fee 1 %, share 25 %, min slice 1000)', () => {
+  // 10 ETH long from 1000 with 500 USD: at 970 equity is 200 (MM 242.5).
+  const TEN = pos('LONG', '10', '1000', '500');
+  // 200 ETH long from 1000 with 10,000 USD: 200k notional, above the 100k slicing threshold.
+  const BIG = pos('LONG', '200', '1000', '10000');
+
+  const cases: [string, MarginPosition, string, MarketConfig, string, boolean, string | undefined][] = [
+    // [name, position, mark, market, reason, full, exact size]
+    ['insolvent long', TEN, '940', ETH, 'sizing/insolvent', true, '10'],
+    ['insolvent short', pos('SHORT', '10', '1000', '500'), '1060', ETH, 'sizing/insolvent', true, '10'],
+    ['equity exactly zero', TEN, '950', ETH, 'sizing/insolvent', true, '10'],
+    ['equity below the fee on the whole size', TEN, '951', ETH, 'sizing/no-partial-restores', true, '10'],
+    // (0.05 * 10 * 970 - 200) / (0.04 * 970) = 7.34536082...; plus the fee-rounding unit.
+    ['restore initial margin', TEN, '970', ETH, 'sizing/restore-initial-margin', false, undefined],
+    // healthy-ish: 0.5 ETH would do, but a slice is at least 1000 USD = 1 ETH.
+    [
+      'raised to the minimum slice',
+      pos('LONG', '10', '1000', '480'),
+      '1000',
+      ETH,
+      'sizing/min-slice',
+      false,
+      '1',
+    ],
+    // 1 ETH at 974: the minimum slice (1.0267 ETH) exceeds the size: close it all.
+    [
+      'minimum slice above the size',
+      pos('LONG', '1', '1000', '50'),
+      '974',
+      ETH,
+      'sizing/min-slice',
+      true,
+      '1',
+    ],
+    ['large position capped at 25 %', BIG, '970', ETH, 'sizing/max-close-share', false, '50'],
+    ['remainder below dustSize', TEN, '970', market({ dustSize: '3' }), 'sizing/dust-remainder', true, '10'],
+    [
+      'remainder below the minimum slice',
+      TEN,
+      '970',
+      market({ minSliceNotional: '3000' }),
+      'sizing/dust-remainder',
+      true,
+      '10',
+    ],
+    [
+      'fee at least the initial margin',
+      TEN,
+      '970',
+      market({ maintenanceMargin: '0.01', initialMargin: '0.02', liquidationFee: '0.05' }),
+      'sizing/fee-exceeds-margin-relief',
+      true,
+      '10',
+    ],
+  ];
+
+  it.each(cases)('%s', (_name, p, mark, m, reason, full, size) => {
+    const step = planLiquidationStep(p, price(mark), m);
+    expect(step.reason).toBe(reason);
+    expect(step.full).toBe(full);
+    if (size !== undefined) expect(step.size).toBe(base(size));
+  });
+
+  it('restores initial margin with the smallest close, up to the fee-rounding slack', () => {
+    const mark = price('970');
+    const step = planLiquidationStep(TEN, mark, ETH);
+    expect(step.size > base('7.34536082') && step.size <= base('7.34536082') + 30n).toBe(true);
+    expect(remainderMeetsInitialMargin(TEN, mark, step.size, ETH)).toBe(true);
+    expect(remainderMeetsInitialMargin(TEN, mark, base('7.34536082'), ETH)).toBe(false);
+  });
+
+  it('is symmetric for a short', () => {
+    // 10 ETH short from 1000 with 500 USD: at 1030 equity is 200 (MM 257.5).
+    const short = pos('SHORT', '10', '1000', '500');
+    const mark = price('1030');
+    expect(isLiquidatable(short, mark, ETH.maintenanceMargin)).toBe(true);
+    const step = planLiquidationStep(short, mark, ETH);
+    expect(step.reason).toBe('sizing/restore-initial-margin');
+    expect(remainderMeetsInitialMargin(short, mark, step.size, ETH)).toBe(true);
+    expect(remainderMeetsInitialMargin(short, mark, step.size - 100n, ETH)).toBe(false);
+  });
+
+  it.each([
+    [
+      'an empty position',
+      { ...pos('LONG', '1', '1000', '50'), size: 0n },
+      price('1000'),
+      /sizing\/empty-position/,
+    ],
+    ['a zero mark', pos('LONG', '1', '1000', '50'), 0n, /sizing\/non-positive-mark/],
+  ])('refuses %s', (_name, p, mark, reason) => {
+    expect(() => planLiquidationStep(p, mark, ETH)).toThrow(SizingError);
+    expect(() => planLiquidationStep(p, mark, ETH)).toThrow(reason);
+  });
+});
+
+describe('planLiquidationStep: properties', () => {
+  const arbMarket: fc.Arbitrary<MarketConfig> = fc
+    .record({
+      maintenanceMargin: fc.bigInt({ min: 1n, max: 500_000n }),
+      imExtra: fc.bigInt({ min: 1n, max: 500_000n }),
+      liquidationFee: fc.bigInt({ min: 0n, max: 100_000n }),
+      maxCloseShare: fc.bigInt({ min: 1n, max: 1_000_000n }),
+      minSliceNotional: fc.bigInt({ min: 0n, max: usd('20000') }),
+      sliceAboveNotional: fc.bigInt({ min: 0n, max: usd('1000000') }),
+      dustSize: fc.bigInt({ min: 0n, max: base('5') }),
+    })
+    .map(({ imExtra, ...r }) => ({
+      ...ETH,
+      ...r,
+      initialMargin: r.maintenanceMargin + imExtra,
+    }));
+
+  const arbPosition: fc.Arbitrary<MarginPosition> = fc
+    .record({
+      side: fc.constantFrom<Side>('LONG', 'SHORT'),
+      size: fc.bigInt({ min: 1n, max: base('5000') }),
+      entryPrice: fc.bigInt({ min: price('0.01'), max: price('100000') }),
+      share: fc.bigInt({ min: 0n, max: 300_000n }),
+    })
+    .map(({ side, size, entryPrice, share }) => ({
+      side,
+      size,
+      entryPrice,
+      collateral: (size * entryPrice * share) / (NOTIONAL_TO_QUOTE * PPM_SCALE),
+    }));
+
+  /** A mark within +-20 % of entry: where liquidations happen. */
+  const arbCase = fc
+    .tuple(arbPosition, arbMarket, fc.integer({ min: 800_000, max: 1_200_000 }))
+    .map(([p, m, f]) => [p, (p.entryPrice * BigInt(f)) / PPM_SCALE + 1n, m] as const);
+
+  it('0 < size <= position size, and full <=> size == position size', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        const step = planLiquidationStep(p, mark, m);
+        expect(step.size > 0n && step.size <= p.size).toBe(true);
+        expect(step.full).toBe(step.size === p.size);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('leaves nothing, or a non-dust remainder at or above initial margin unless capped by maxCloseShare', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        const step = planLiquidationStep(p, mark, m);
+        const rest = p.size - step.size;
+        if (rest === 0n) return;
+        expect(rest >= m.dustSize).toBe(true);
+        expect(rest * mark >= m.minSliceNotional * NOTIONAL_TO_QUOTE).toBe(true);
+        if (step.reason !== 'sizing/max-close-share') {
+          expect(remainderMeetsInitialMargin(p, mark, step.size, m)).toBe(true);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('slices a large position at maxCloseShare unless the position must go in full', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        const step = planLiquidationStep(p, mark, m);
+        const large = p.size * mark > m.sliceAboveNotional * NOTIONAL_TO_QUOTE;
+        if (!large || step.full) return;
+        const cap = div(p.size * m.maxCloseShare, PPM_SCALE, 'floor');
+        expect(step.size <= (cap > 0n ? cap : 1n)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never slices below minSliceNotional unless it closes everything or is capped', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        const step = planLiquidationStep(p, mark, m);
+        if (step.full || step.reason === 'sizing/max-close-share') return;
+        expect(step.size * mark >= m.minSliceNotional * NOTIONAL_TO_QUOTE).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('closes no more than needed: the size minus the rounding slack would not restore initial margin', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        const step = planLiquidationStep(p, mark, m);
+        if (step.reason !== 'sizing/restore-initial-margin') return;
+        // The fee's ceiling is budgeted as one extra micro-dollar: at most this many extra units.
+        const slack = div(NOTIONAL_TO_QUOTE * PPM_SCALE, (m.initialMargin - m.liquidationFee) * mark, 'ceil');
+        const smaller = step.size - slack - 1n;
+        if (smaller <= 0n) return;
+        const after = equityE16(p, mark) * PPM_SCALE - m.liquidationFee * smaller * mark;
+        expect(after >= m.initialMargin * (p.size - smaller) * mark).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('closes in full when equity is gone', () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        fc.pre(equityE16(p, mark) <= 0n);
+        expect(planLiquidationStep(p, mark, m)).toEqual({
+          size: p.size,
+          full: true,
+          reason: 'sizing/insolvent',
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

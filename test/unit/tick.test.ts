@@ -1,0 +1,576 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
+import {
+  evaluateTick,
+  type Tick,
+  type TickRecord,
+  type TickState,
+  type TickVerdict,
+  toTickRecord,
+  withinBand,
+} from '../../shared/domain/tick.ts';
+import { formatPrice, parsePrice, price } from '../../shared/domain/units.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+
+const ETH = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+const T0 = Date.UTC(2020, 2, 12, 21, 54);
+
+const detail = (patch: Record<string, unknown> = {}): Record<string, unknown> => ({
+  symbol: 'ETH-USD',
+  markPrice: '1520.5',
+  indexPrice: '1520.4',
+  timestamp: '2020-03-12T21:54:00Z',
+  sequence: 7,
+  source: 'binance-perp',
+  ...patch,
+});
+
+describe('parseTickDetail: well-formed details', () => {
+  it('parses prices exactly and an ISO timestamp to epoch ms', () => {
+    expect(parseTickDetail(detail())).toEqual({
+      ok: true,
+      tick: {
+        symbol: 'ETH-USD',
+        markPrice: 152_050_000_000n,
+        indexPrice: 152_040_000_000n,
+        timestampMs: T0,
+        sequence: 7,
+        source: 'binance-perp',
+      },
+    });
+  });
+
+  it.each([
+    ['epoch ms', { timestamp: T0 }, T0],
+    ['ISO with an offset', { timestamp: '2020-03-12T22:54:00+01:00' }, T0],
+    ['ISO with milliseconds', { timestamp: '2020-03-12T21:54:00.250Z' }, T0 + 250],
+    ['epoch zero', { timestamp: 0 }, 0],
+  ])('timestamp as %s', (_name, patch, ms) => {
+    const parsed = parseTickDetail(detail(patch));
+    expect(parsed.ok && parsed.tick.timestampMs).toBe(ms);
+  });
+
+  it('indexPrice is optional and stays absent', () => {
+    const { indexPrice: _, ...rest } = detail();
+    const parsed = parseTickDetail(rest);
+    expect(parsed.ok).toBe(true);
+    expect(parsed.ok && 'indexPrice' in parsed.tick).toBe(false);
+  });
+
+  it('accepts the smallest price and 8 decimals', () => {
+    const parsed = parseTickDetail(detail({ markPrice: '0.00000001', indexPrice: '123.12345678' }));
+    expect(parsed.ok && [parsed.tick.markPrice, parsed.tick.indexPrice]).toEqual([1n, 12_312_345_678n]);
+  });
+});
+
+describe('parseTickDetail: malformed details', () => {
+  const cases: [string, unknown, RegExp][] = [
+    [
+      'price as a JSON number',
+      detail({ markPrice: 1520.5 }),
+      /^tick\/malformed: markPrice: .*expected string/,
+    ],
+    ['NaN', detail({ markPrice: 'NaN' }), /markPrice: "NaN" is not a finite number/],
+    ['Infinity', detail({ indexPrice: 'Infinity' }), /indexPrice: "Infinity" is not a finite number/],
+    ['exponent', detail({ markPrice: '1e3' }), /markPrice: exponent notation/],
+    ['negative', detail({ markPrice: '-1520.5' }), /markPrice: must not be negative/],
+    ['zero', detail({ markPrice: '0' }), /markPrice: must be greater than zero/],
+    ['too many decimals', detail({ markPrice: '1520.123456789' }), /markPrice: .*9 decimals, at most 8/],
+    ['80+ digits', detail({ markPrice: '9'.repeat(85) }), /markPrice: Too big/],
+    ['whitespace', detail({ markPrice: ' 1520.5' }), /markPrice: " 1520.5": surrounding whitespace/],
+    ['plus sign', detail({ indexPrice: '+1520.5' }), /indexPrice: .*explicit "\+" sign/],
+    ['empty price', detail({ markPrice: '' }), /markPrice: Too small/],
+    ['comma', detail({ markPrice: '1,520.5' }), /markPrice: .*not a plain decimal/],
+    ['null index', detail({ indexPrice: null }), /indexPrice: .*expected string/],
+    [
+      'missing markPrice',
+      detail({ markPrice: undefined }),
+      /markPrice: .*expected string, received undefined/,
+    ],
+    ['missing symbol', detail({ symbol: undefined }), /symbol: /],
+    ['missing sequence', detail({ sequence: undefined }), /sequence: /],
+    ['extra field', detail({ confidence: '0.01' }), /\(root\): Unrecognized key: "confidence"/],
+    ['misspelt field', detail({ indexprice: '1' }), /Unrecognized key: "indexprice"/],
+    ['negative sequence', detail({ sequence: -1 }), /sequence: Too small/],
+    ['fractional sequence', detail({ sequence: 1.5 }), /sequence: .*expected int/],
+    ['unsafe sequence', detail({ sequence: 2 ** 53 }), /sequence: /],
+    ['sequence as string', detail({ sequence: '7' }), /sequence: .*expected number/],
+    [
+      'free-text timestamp',
+      detail({ timestamp: 'March 12, 2020' }),
+      /timestamp: .*not an ISO 8601 date-time/,
+    ],
+    ['ISO without zone', detail({ timestamp: '2020-03-12T21:54:00' }), /timestamp: .*not an ISO 8601/],
+    ['impossible date', detail({ timestamp: '2020-02-30T21:54:00Z' }), /timestamp: .*not an ISO 8601/],
+    ['negative epoch', detail({ timestamp: -1 }), /timestamp: epoch milliseconds must be an integer/],
+    ['fractional epoch', detail({ timestamp: 1.5 }), /timestamp: epoch milliseconds/],
+    [
+      'boolean timestamp',
+      detail({ timestamp: true }),
+      /timestamp: expected an ISO 8601 string or epoch milliseconds/,
+    ],
+    ['empty symbol', detail({ symbol: '' }), /symbol: /],
+    ['symbol with a slash', detail({ symbol: 'ETH/USD' }), /symbol: letters, digits/],
+    ['empty source', detail({ source: '' }), /source: Too small/],
+    ['null', null, /^tick\/malformed: \(root\): .*expected object/],
+    ['array', [detail()], /\(root\): .*expected object, received array/],
+    ['string', JSON.stringify(detail()), /\(root\): .*expected object/],
+  ];
+
+  it.each(cases)('%s', (_name, input, reason) => {
+    const parsed = parseTickDetail(input);
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.reason).toMatch(reason);
+    expect(!parsed.ok && parsed.reason).toMatch(/^tick\/malformed: /);
+  });
+
+  it('reports every problem', () => {
+    const parsed = parseTickDetail(detail({ markPrice: '1e3', sequence: -1 }));
+    expect(!parsed.ok && parsed.reason).toMatch(/markPrice: .*; sequence: /);
+  });
+
+  it('does not throw on a hostile object', () => {
+    const hostile = {
+      get symbol(): string {
+        throw new Error('boom');
+      },
+    };
+    const parsed = parseTickDetail(hostile);
+    expect(parsed).toEqual({ ok: false, reason: expect.stringMatching(/^tick\/malformed: /) });
+  });
+});
+
+describe('parseTickDetail: fuzzing', () => {
+  /** Independent oracle for a price string: plain digits, at most 8 decimals, at most 32 chars, > 0. */
+  const priceOk = (v: unknown): boolean =>
+    typeof v === 'string' && v.length <= 32 && /^\d+(\.\d{1,8})?$/.test(v) && /[1-9]/.test(v);
+  const symbolOk = (v: unknown): boolean =>
+    typeof v === 'string' && v.length <= 32 && /^[A-Za-z0-9._-]+$/.test(v);
+  const sourceOk = (v: unknown): boolean => typeof v === 'string' && v.length >= 1 && v.length <= 64;
+  const sequenceOk = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+  const junk = fc.oneof(
+    fc.jsonValue(),
+    fc.constantFrom(null, true, Number.NaN, Number.POSITIVE_INFINITY, -0, 1e21, {}, []),
+  );
+  /** Mostly well-formed values, so that whole details are well-formed often enough. */
+  const mostly = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown>) =>
+    fc.oneof({ arbitrary: good, weight: 6 }, { arbitrary: bad, weight: 1 });
+  const priceValue = mostly(
+    fc.bigInt({ min: 0n, max: 10n ** 24n }).map(formatPrice),
+    fc.oneof(
+      fc.bigInt({ min: 1n, max: 10n ** 12n }).map((v) => `${formatPrice(v)}${v % 10n}`), // maybe 9 decimals
+      fc.bigInt({ min: 1n, max: 10n ** 12n }).map((v) => `-${formatPrice(v)}`),
+      fc.constantFrom(
+        'NaN',
+        'Infinity',
+        '-Infinity',
+        '1e3',
+        '1E-3',
+        '0x1F',
+        '1.',
+        '.5',
+        ' 1',
+        '1 ',
+        '+1',
+        '',
+        '0.000000000',
+      ),
+      fc.stringMatching(/^[1-9]\d{30,90}$/),
+      fc.stringMatching(/^[0-9.eE+-]{1,12}$/),
+      fc.double(),
+      fc.string({ maxLength: 40 }),
+    ),
+  );
+  const symbolValue = mostly(
+    fc.constantFrom('ETH-USD', 'BTC-USD', 'x'),
+    fc.oneof(fc.constantFrom('ETH/USD', '', 'a'.repeat(33)), fc.string({ maxLength: 40 }), junk),
+  );
+  const sourceValue = mostly(
+    fc.string({ minLength: 1, maxLength: 64 }),
+    fc.oneof(fc.constantFrom('', 's'.repeat(65)), fc.string({ maxLength: 70 }), junk),
+  );
+  const sequenceValue = mostly(
+    fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
+    fc.oneof(fc.constantFrom(-1, 1.5, 2 ** 53, Number.NaN, '3'), fc.integer(), junk),
+  );
+  /** Timestamps labelled with the epoch ms they stand for, or undefined when malformed. */
+  const timestampValue: fc.Arbitrary<[unknown, number | undefined]> = fc.oneof(
+    {
+      arbitrary: fc.integer({ min: 0, max: 253_402_300_799_999 }).map((ms): [unknown, number] => [ms, ms]),
+      weight: 3,
+    },
+    {
+      arbitrary: fc
+        .integer({ min: 0, max: 253_402_300_799_999 })
+        .map((ms): [unknown, number] => [new Date(ms).toISOString(), ms]),
+      weight: 3,
+    },
+    fc.constantFrom<[unknown, undefined]>(
+      [-1, undefined],
+      [1.5, undefined],
+      [8.64e15 + 1, undefined],
+      ['2020-13-01T00:00:00Z', undefined],
+      ['2020-03-12 21:54:00Z', undefined],
+      ['1584050040000', undefined],
+      [null, undefined],
+    ),
+    // A string without a "T" cannot be an ISO 8601 date-time.
+    fc
+      .string({ maxLength: 30 })
+      .filter((s) => !s.includes('T'))
+      .map((s): [unknown, undefined] => [s, undefined]),
+  );
+
+  const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { freq: 8, nil: undefined });
+  const arbDetail = fc.record({
+    symbol: maybe(symbolValue),
+    markPrice: maybe(priceValue),
+    indexPrice: maybe(priceValue),
+    timestamp: maybe(timestampValue),
+    sequence: maybe(sequenceValue),
+    source: maybe(sourceValue),
+    // An extra (unknown) key in one detail out of six.
+    extra: fc.oneof(
+      { arbitrary: fc.constant(undefined), weight: 5 },
+      { arbitrary: fc.tuple(fc.constantFrom('confidence', 'mark', 'symbol_', 'Symbol'), junk), weight: 1 },
+    ),
+  });
+
+  it('never throws on arbitrary JSON and rejects it with a reason', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const parsed = parseTickDetail(value);
+        expect(parsed.ok).toBe(false);
+        expect(!parsed.ok && parsed.reason).toMatch(/^tick\/malformed: \S/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('accepts exactly the well-formed details, with the exact values', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(arbDetail, (d) => {
+        const input: Record<string, unknown> = {};
+        if (d.symbol !== undefined) input.symbol = d.symbol;
+        if (d.markPrice !== undefined) input.markPrice = d.markPrice;
+        if (d.indexPrice !== undefined) input.indexPrice = d.indexPrice;
+        if (d.timestamp !== undefined) input.timestamp = d.timestamp[0];
+        if (d.sequence !== undefined) input.sequence = d.sequence;
+        if (d.source !== undefined) input.source = d.source;
+        if (d.extra !== undefined) input[d.extra[0]] = d.extra[1];
+
+        const wellFormed =
+          symbolOk(d.symbol) &&
+          priceOk(d.markPrice) &&
+          (d.indexPrice === undefined || priceOk(d.indexPrice)) &&
+          d.timestamp?.[1] !== undefined &&
+          sequenceOk(d.sequence) &&
+          sourceOk(d.source) &&
+          d.extra === undefined;
+
+        const parsed = parseTickDetail(input);
+        expect(parsed.ok).toBe(wellFormed);
+        if (parsed.ok) {
+          accepted++;
+          expect(parsed.tick.markPrice).toBe(parsePrice(d.markPrice as string));
+          expect(parsed.tick.indexPrice).toBe(
+            d.indexPrice === undefined ? undefined : parsePrice(d.indexPrice as string),
+          );
+          expect(parsed.tick.timestampMs).toBe(d.timestamp?.[1]);
+          expect(parsed.tick.sequence).toBe(d.sequence);
+        } else {
+          expect(parsed.reason).toMatch(/^tick\/malformed: \S/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    // The generators must reach the accepting side too, or the property proves little.
+    expect(accepted).toBeGreaterThan(25);
+  });
+});
+
+// --- evaluateTick ---------------------------------------------------------------------------------------
+
+const NOW = T0 + 10_000;
+const LAST: TickRecord = { sequence: 10, markPrice: price('100'), timestampMs: T0 };
+const TRIPPED: TickRecord = { sequence: 11, markPrice: price('323'), timestampMs: T0 + 1000 };
+const OPEN: TickState = {
+  lastTick: LAST,
+  breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: TRIPPED },
+};
+
+const tick = (patch: Partial<Tick> = {}): Tick => ({
+  symbol: 'ETH-USD',
+  markPrice: price('100'),
+  timestampMs: T0 + 2000,
+  sequence: 12,
+  source: 'test',
+  ...patch,
+});
+
+type Expected = 'accept' | 'reverted' | 'persisted' | `${string}/${string}:trip` | `${string}/${string}`;
+
+function summary(v: TickVerdict): Expected {
+  if (v.verdict === 'accept') {
+    if (!v.closeBreaker) return 'accept';
+    return v.reason === 'tick/breaker-reverted' ? 'reverted' : 'persisted';
+  }
+  return v.tripBreaker ? `${v.reason}:trip` : v.reason;
+}
+
+describe('evaluateTick: every reason at its boundary', () => {
+  const s = (seconds: number) => seconds * 1000;
+  const cases: [string, Tick, TickState, Expected, number?][] = [
+    ['first tick of a market', tick({ markPrice: price('5000') }), {}, 'accept'],
+    ['unknown symbol', tick({ symbol: 'DOGE-USD' }), { lastTick: LAST }, 'tick/unknown-symbol'],
+    ['zero mark', tick({ markPrice: 0n }), { lastTick: LAST }, 'tick/non-positive'],
+    ['negative mark', tick({ markPrice: -1n }), { lastTick: LAST }, 'tick/non-positive'],
+    ['zero index', tick({ indexPrice: 0n }), { lastTick: LAST }, 'tick/non-positive'],
+    ['same sequence', tick({ sequence: 10 }), { lastTick: LAST }, 'tick/duplicate'],
+    [
+      'duplicate wins over too-old',
+      tick({ sequence: 10, timestampMs: T0 }),
+      { lastTick: LAST },
+      'tick/duplicate',
+      T0 + s(3600),
+    ],
+    ['older sequence', tick({ sequence: 9 }), { lastTick: LAST }, 'tick/out-of-order'],
+    [
+      'newer sequence, older timestamp',
+      tick({ timestampMs: T0 - 1 }),
+      { lastTick: LAST },
+      'tick/out-of-order',
+    ],
+    ['newer sequence, same timestamp', tick({ timestampMs: T0 }), { lastTick: LAST }, 'accept'],
+    ['future: at the skew limit', tick({ timestampMs: NOW + s(5) }), { lastTick: LAST }, 'accept'],
+    ['future: one ms over', tick({ timestampMs: NOW + s(5) + 1 }), { lastTick: LAST }, 'tick/future'],
+    ['too old: at the age limit', tick(), { lastTick: LAST }, 'accept', T0 + 2000 + s(60)],
+    ['too old: one ms over', tick(), { lastTick: LAST }, 'tick/too-old', T0 + 2000 + s(60) + 1],
+    // indexBand 10 %: index 100 allows marks in [90, 110].
+    ['index band: at +10 %', tick({ markPrice: price('110'), indexPrice: price('100') }), {}, 'accept'],
+    [
+      'index band: over +10 %',
+      tick({ markPrice: price('110.00000001'), indexPrice: price('100') }),
+      {},
+      'tick/index-band',
+    ],
+    ['index band: at -10 %', tick({ markPrice: price('90'), indexPrice: price('100') }), {}, 'accept'],
+    [
+      'index band: under -10 %',
+      tick({ markPrice: price('89.99999999'), indexPrice: price('100') }),
+      {},
+      'tick/index-band',
+    ],
+    // priceBand 15 %: last 100 allows marks in [85, 115].
+    ['price band: at +15 %', tick({ markPrice: price('115') }), { lastTick: LAST }, 'accept'],
+    [
+      'price band: over +15 %',
+      tick({ markPrice: price('115.00000001') }),
+      { lastTick: LAST },
+      'tick/price-band:trip',
+    ],
+    ['price band: at -15 %', tick({ markPrice: price('85') }), { lastTick: LAST }, 'accept'],
+    [
+      'price band: under -15 %',
+      tick({ markPrice: price('84.99999999') }),
+      { lastTick: LAST },
+      'tick/price-band:trip',
+    ],
+    // Breaker open: last accepted 100, tripped by 323 (seq 11).
+    ['breaker: back within the band of the last mark', tick({ markPrice: price('115') }), OPEN, 'reverted'],
+    [
+      'breaker: within the band of the tripping tick',
+      tick({ markPrice: price('274.55') }),
+      OPEN,
+      'persisted',
+    ],
+    [
+      'breaker: at the upper edge of the tripping band',
+      tick({ markPrice: price('371.45') }),
+      OPEN,
+      'persisted',
+    ],
+    [
+      'breaker: just outside both bands',
+      tick({ markPrice: price('274.54999999') }),
+      OPEN,
+      'tick/breaker-open:trip',
+    ],
+    ['breaker: between the bands', tick({ markPrice: price('200') }), OPEN, 'tick/breaker-open:trip'],
+    [
+      'breaker: redelivered bad print',
+      tick({ sequence: 11, markPrice: price('323') }),
+      OPEN,
+      'tick/duplicate',
+    ],
+    ['breaker: older than the bad print', tick({ sequence: 10.5 }), OPEN, 'tick/out-of-order'],
+    [
+      'breaker: a bad index still rejects first',
+      tick({ markPrice: price('115'), indexPrice: price('300') }),
+      OPEN,
+      'tick/index-band',
+    ],
+    [
+      'breaker without a last tick',
+      tick({ markPrice: price('300') }),
+      { breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: TRIPPED } },
+      'persisted',
+    ],
+  ];
+
+  it.each(cases)('%s', (_name, t, state, expected, now = NOW) => {
+    expect(summary(evaluateTick(t, state, ETH, now))).toBe(expected);
+  });
+
+  it('rejects a tick for a market that is not configured', () => {
+    expect(summary(evaluateTick(tick(), { lastTick: LAST }, undefined, NOW))).toBe('tick/unknown-symbol');
+  });
+
+  it('explains a rejection in human terms', () => {
+    const v = evaluateTick(tick({ markPrice: price('120') }), { lastTick: LAST }, ETH, NOW);
+    expect(v).toEqual({
+      verdict: 'reject',
+      reason: 'tick/price-band',
+      tripBreaker: true,
+      detail: 'mark 120 vs last 100',
+    });
+  });
+
+  it('toTickRecord keeps what the market state needs', () => {
+    expect(toTickRecord(tick({ indexPrice: price('99') }))).toEqual({
+      sequence: 12,
+      markPrice: price('100'),
+      indexPrice: price('99'),
+      timestampMs: T0 + 2000,
+    });
+    expect('indexPrice' in toTickRecord(tick())).toBe(false);
+  });
+});
+
+describe('evaluateTick: properties', () => {
+  it('withinBand is the exact |a - ref| <= band * ref', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 16n }),
+        fc.bigInt({ min: 1n, max: 10n ** 16n }),
+        fc.bigInt({ min: 0n, max: 1_000_000n }),
+        (a, ref, band) => {
+          const diff = a > ref ? a - ref : ref - a;
+          // Compare as rationals: diff / ref <= band / 1e6.
+          expect(withinBand(a, ref, band)).toBe(diff * 1_000_000n <= band * ref);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('with no breaker, a fresh in-order tick is accepted iff within the price band, else trips', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        (last, mark) => {
+          const v = evaluateTick(
+            tick({ markPrice: mark }),
+            { lastTick: { ...LAST, markPrice: last } },
+            ETH,
+            NOW,
+          );
+          const inBand = withinBand(mark, last, ETH.priceBand);
+          expect(summary(v)).toBe(inBand ? 'accept' : 'tick/price-band:trip');
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a print that tripped the breaker can never confirm itself', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 10n ** 14n }), fc.nat({ max: 10 }), (mark, back) => {
+        const bad: TickRecord = { sequence: 11, markPrice: mark, timestampMs: T0 + 1000 };
+        const state: TickState = { lastTick: LAST, breaker: { reason: 'x', trippedAtMs: NOW, tick: bad } };
+        const v = evaluateTick(tick({ sequence: 11 - back, markPrice: mark }), state, ETH, NOW);
+        expect(v.verdict).toBe('reject');
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+// --- Real crash data --------------------------------------------------------------------------------------
+
+describe('ETH-USDT perp, 12-13 March 2020, leg 2 (1-minute closes)', () => {
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const file = path.resolve(repoRoot, '..', 'shared', 'data', 'eth-usdt-perp-2020-03-12-leg2-1m.csv');
+
+  it('rejects the 323.00 print with tick/price-band, closes the breaker on the next close, and nothing else', () => {
+    const rows = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(','));
+    expect(rows).toHaveLength(287);
+
+    // Each minute's close as an event detail (timestamp: the end of the minute), plus the 02:39 high after its close.
+    const details: Record<string, unknown>[] = [];
+    for (const [openMs, openUtc, , high, , close] of rows) {
+      const timestamp = Number(openMs) + 60_000;
+      details.push({
+        symbol: 'ETH-USD',
+        markPrice: close,
+        timestamp,
+        sequence: details.length,
+        source: 'binance',
+      });
+      if (openUtc === '2020-03-13T02:39:00Z') {
+        expect(high).toBe('323.00');
+        details.push({
+          symbol: 'ETH-USD',
+          markPrice: high,
+          timestamp,
+          sequence: details.length,
+          source: 'binance',
+        });
+      }
+    }
+
+    let state: TickState = {};
+    const rejected: { sequence: number; mark: string; verdict: Expected }[] = [];
+    const verdicts: Expected[] = [];
+    for (const d of details) {
+      const parsed = parseTickDetail(d);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      const t = parsed.tick;
+      // The event arrives a second after its timestamp.
+      const verdict = evaluateTick(t, state, ETH, t.timestampMs + 1000);
+      verdicts.push(summary(verdict));
+      if (verdict.verdict === 'accept') {
+        const lastTick = toTickRecord(t);
+        state = verdict.closeBreaker || !state.breaker ? { lastTick } : { ...state, lastTick };
+      } else {
+        rejected.push({ sequence: t.sequence, mark: formatPrice(t.markPrice), verdict: summary(verdict) });
+        if (verdict.tripBreaker) {
+          state = {
+            ...state,
+            breaker: { reason: verdict.reason, trippedAtMs: t.timestampMs, tick: toTickRecord(t) },
+          };
+        }
+      }
+    }
+
+    const badIndex = details.findIndex((d) => d.markPrice === '323.00');
+    expect(rejected).toEqual([{ sequence: badIndex, mark: '323', verdict: 'tick/price-band:trip' }]);
+    // The next real close (02:40, 110.61) is within the band of the last accepted mark (117.44): the print was bad.
+    expect(details[badIndex + 1]?.markPrice).toBe('110.61');
+    expect(verdicts[badIndex + 1]).toBe('reverted');
+    expect(verdicts.filter((v) => v === 'accept')).toHaveLength(details.length - 2);
+    expect(state.breaker).toBeUndefined();
+    expect(state.lastTick?.markPrice).toBe(price('110.61'));
+  });
+});

@@ -1,0 +1,535 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { traderChange } from '../../shared/domain/accounting.ts';
+import type { AdlCandidate } from '../../shared/domain/adl.ts';
+import type { InsuranceConfig } from '../../shared/domain/config.ts';
+import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
+import { base, ppm, price, usd } from '../../shared/domain/units.ts';
+import {
+  decideWaterfall,
+  settlementRecord,
+  type WaterfallDecision,
+  WaterfallError,
+  type WaterfallInput,
+} from '../../shared/domain/waterfall.ts';
+import type { LedgerMovement } from '../../shared/ports/index.ts';
+
+const RUNS = { numRuns: 300 };
+const ID = 'pos-1:3';
+const ACCOUNT = 'insurance:ETH-USD';
+const insuranceConfig: InsuranceConfig = { drawCapPerWindow: usd('1000'), windowSeconds: 3600, floor: 0n };
+const fill = (size: string, at: string): Fill => ({ size: base(size), price: price(at) });
+const short = (id: string, size: string, entry: string, collateral: string): AdlCandidate => ({
+  id,
+  side: 'SHORT',
+  size: base(size),
+  entryPrice: price(entry),
+  collateral: usd(collateral),
+});
+
+/** LONG 1 ETH at 2000 with 200 collateral: bankruptcy 1800. */
+const input = (over: Partial<WaterfallInput> = {}): WaterfallInput => ({
+  liquidationId: ID,
+  position: { side: 'LONG', size: base('1'), entryPrice: price('2000'), collateral: usd('200') },
+  mark: price('1840'),
+  market: { liquidationFee: ppm('0.01') },
+  stillLiquidatable: true,
+  insurance: {
+    account: ACCOUNT,
+    state: { balance: usd('10000'), windowStartMs: 0, windowDrawn: 0n },
+    config: insuranceConfig,
+  },
+  nowMs: 1_000,
+  ...over,
+});
+const fund = (balance: string, cap = '1000') => ({
+  account: ACCOUNT,
+  state: { balance: usd(balance), windowStartMs: 0, windowDrawn: 0n },
+  config: { ...insuranceConfig, drawCapPerWindow: usd(cap) },
+});
+const shorts = [short('s1', '2', '2100', '100'), short('s2', '1', '2050', '500')];
+
+describe('next action before the end', () => {
+  it.each([
+    { name: 'market not run yet', over: {}, next: 'execute-market', terminal: undefined },
+    {
+      name: 'no longer liquidatable before the market',
+      over: { stillLiquidatable: false },
+      next: 'cancel',
+      terminal: 'CANCELLED',
+    },
+    {
+      name: 'market found nothing and no longer liquidatable',
+      over: { stillLiquidatable: false, marketResult: { fills: [] } },
+      next: 'cancel',
+      terminal: 'CANCELLED',
+    },
+    {
+      name: 'market left size',
+      over: { marketResult: { fills: [fill('0.4', '1830')] } },
+      next: 'start-auction',
+      terminal: undefined,
+    },
+    {
+      name: 'market executed part: never cancelled',
+      over: { stillLiquidatable: false, marketResult: { fills: [fill('0.4', '1830')] } },
+      next: 'start-auction',
+      terminal: undefined,
+    },
+    {
+      name: 'auction running',
+      over: { marketResult: { fills: [] }, auctionResult: { fills: [fill('0.1', '1820')], finished: false } },
+      next: 'await-auction',
+      terminal: undefined,
+    },
+    {
+      name: 'auction running without a fill, no longer liquidatable',
+      over: {
+        stillLiquidatable: false,
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: false },
+      },
+      next: 'cancel',
+      terminal: 'CANCELLED',
+    },
+    {
+      name: 'auction finished with size left: ADL needs candidates',
+      over: { marketResult: { fills: [] }, auctionResult: { fills: [fill('0.5', '1820')], finished: true } },
+      next: 'load-adl-candidates',
+      terminal: undefined,
+    },
+    {
+      name: 'fund refuses part of a shortfall: ADL needs candidates',
+      over: { marketResult: { fills: [fill('1', '1750')] }, insurance: fund('20') },
+      next: 'load-adl-candidates',
+      terminal: undefined,
+    },
+    {
+      name: 'opposite side too small for the remaining size',
+      over: {
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: [short('s1', '0.5', '2100', '100')],
+      },
+      next: 'escalate',
+      terminal: undefined,
+    },
+  ] as const)('$name', ({ over, next, terminal }) => {
+    const d = decideWaterfall(input(over));
+    expect(d.next).toBe(next);
+    expect(d.terminal).toBe(terminal);
+    expect(d.movements).toEqual([]);
+    expect(d.insuranceNext).toEqual(input(over).insurance.state);
+    if (next === 'escalate') expect(d.reason).toBe('waterfall/adl-unmatched-size');
+  });
+
+  it.each([
+    {
+      name: 'auction before market',
+      over: { auctionResult: { fills: [], finished: true } },
+      reason: 'waterfall/auction-before-market',
+    },
+    {
+      name: 'overfill',
+      over: {
+        marketResult: { fills: [fill('0.6', '1830')] },
+        auctionResult: { fills: [fill('0.5', '1830')], finished: true },
+      },
+      reason: 'waterfall/overfill',
+    },
+    { name: 'empty id', over: { liquidationId: '' }, reason: 'waterfall/bad-input' },
+    { name: 'zero mark', over: { mark: 0n }, reason: 'waterfall/bad-input' },
+    {
+      name: 'zero-size fill',
+      over: { marketResult: { fills: [fill('0', '1830')] } },
+      reason: 'waterfall/bad-input',
+    },
+  ])('rejects $name', ({ over, reason }) => {
+    expect(() => decideWaterfall(input(over))).toThrow(WaterfallError);
+    expect(() => decideWaterfall(input(over))).toThrow(reason);
+  });
+});
+
+describe('terminal states', () => {
+  const cases: {
+    name: string;
+    over: Partial<WaterfallInput>;
+    terminal: string;
+    acted: Layer[];
+    fee: string;
+    shortfall: string;
+    paid: string;
+    covered: string;
+    badDebt: string;
+    adlSize: string;
+    payout: string;
+  }[] = [
+    {
+      name: 'market closes all, solvent',
+      over: { marketResult: { fills: [fill('1', '1830')] } },
+      terminal: 'SETTLED_MARKET',
+      acted: ['market'],
+      fee: '18.3',
+      shortfall: '0',
+      paid: '0',
+      covered: '0',
+      badDebt: '0',
+      adlSize: '0',
+      payout: '11.7',
+    },
+    {
+      name: 'auction closes the rest, solvent',
+      over: {
+        marketResult: { fills: [fill('0.4', '1830')] },
+        auctionResult: { fills: [fill('0.6', '1820')], finished: true },
+      },
+      terminal: 'SETTLED_AUCTION',
+      acted: ['market', 'auction'],
+      fee: '18.24',
+      shortfall: '0',
+      paid: '0',
+      covered: '0',
+      badDebt: '0',
+      adlSize: '0',
+      payout: '5.76',
+    },
+    {
+      name: 'auction closes the rest, the fund pays the shortfall',
+      over: {
+        marketResult: { fills: [fill('0.5', '1800')] },
+        auctionResult: { fills: [fill('0.5', '1700')], finished: true },
+      },
+      terminal: 'SETTLED_INSURANCE',
+      acted: ['market', 'auction', 'insurance'],
+      fee: '0',
+      shortfall: '50',
+      paid: '50',
+      covered: '0',
+      badDebt: '0',
+      adlSize: '0',
+      payout: '0',
+    },
+    {
+      name: 'market closes all under the bankruptcy price, the fund pays',
+      over: { marketResult: { fills: [fill('1', '1750')] } },
+      terminal: 'SETTLED_INSURANCE',
+      acted: ['market', 'insurance'],
+      fee: '0',
+      shortfall: '50',
+      paid: '50',
+      covered: '0',
+      badDebt: '0',
+      adlSize: '0',
+      payout: '0',
+    },
+    {
+      name: 'fund floor refuses part: ADL socializes it without size',
+      over: { marketResult: { fills: [fill('1', '1750')] }, insurance: fund('20'), adlCandidates: shorts },
+      terminal: 'SETTLED_ADL',
+      acted: ['market', 'insurance', 'adl'],
+      fee: '0',
+      shortfall: '50',
+      paid: '20',
+      covered: '30',
+      badDebt: '0',
+      adlSize: '0',
+      payout: '0',
+    },
+    {
+      name: 'ADL closes what the auction left, at the mark, solvent',
+      over: {
+        mark: price('1780'),
+        marketResult: { fills: [fill('0.5', '1820')] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: shorts,
+      },
+      terminal: 'SETTLED_ADL',
+      acted: ['market', 'adl'],
+      fee: '0',
+      shortfall: '0',
+      paid: '0',
+      covered: '0',
+      badDebt: '0',
+      adlSize: '0.5',
+      payout: '0',
+    },
+    {
+      name: 'nothing on market or auction: fund within its cap, ADL the rest',
+      over: {
+        mark: price('1700'),
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        insurance: fund('10000', '60'),
+        adlCandidates: shorts,
+      },
+      terminal: 'SETTLED_ADL',
+      acted: ['insurance', 'adl'],
+      fee: '0',
+      shortfall: '100',
+      paid: '60',
+      covered: '40',
+      badDebt: '0',
+      adlSize: '1',
+      payout: '0',
+    },
+    {
+      name: 'empty fund, too little profit on the other side: bad debt',
+      over: {
+        marketResult: { fills: [fill('1', '1750')] },
+        insurance: fund('0'),
+        adlCandidates: [short('s3', '1', '1760', '100')],
+      },
+      terminal: 'SETTLED_ADL',
+      acted: ['market', 'adl'],
+      fee: '0',
+      shortfall: '50',
+      paid: '0',
+      covered: '0',
+      badDebt: '50',
+      adlSize: '0',
+      payout: '0',
+    },
+  ];
+
+  it.each(cases)('$name -> $terminal', (c) => {
+    const d = decideWaterfall(input(c.over));
+    expect(d.next).toBe('settle');
+    expect(d.terminal).toBe(c.terminal);
+    expect(d.acted).toEqual(c.acted);
+    expect(d.layers.insurance.feeCredited).toBe(usd(c.fee));
+    expect(d.settlement?.shortfall).toBe(usd(c.shortfall));
+    expect(d.layers.insurance.shortfallPaid).toBe(usd(c.paid));
+    expect(d.layers.adl.covered).toBe(usd(c.covered));
+    expect(d.layers.adl.uncovered).toBe(usd(c.badDebt));
+    expect(d.layers.adl.closedSize).toBe(base(c.adlSize));
+    expect(d.traderPayout).toBe(usd(c.payout));
+  });
+
+  it('plans idempotent ledger movements keyed by the liquidation id', () => {
+    const fee = decideWaterfall(input({ marketResult: { fills: [fill('1', '1830')] } }));
+    expect(fee.movements).toEqual([
+      {
+        account: ACCOUNT,
+        idempotencyKey: `${ID}:fee`,
+        amount: usd('18.3'),
+        kind: 'liquidation-fee',
+        reference: ID,
+        atMs: 1_000,
+        floor: 0n,
+      },
+    ]);
+    const draw = decideWaterfall(input({ nowMs: 7_300_000, marketResult: { fills: [fill('1', '1750')] } }));
+    expect(draw.movements).toEqual([
+      {
+        account: ACCOUNT,
+        idempotencyKey: `${ID}:shortfall`,
+        amount: -usd('50'),
+        kind: 'shortfall-payout',
+        reference: ID,
+        atMs: 7_300_000,
+        floor: 0n,
+        drawWindow: { windowStartMs: 7_200_000, cap: usd('1000') },
+      },
+    ]);
+    expect(draw.insuranceNext).toEqual({
+      balance: usd('9950'),
+      windowStartMs: 7_200_000,
+      windowDrawn: usd('50'),
+    });
+    // the planned movements are the Ledger port's LedgerMovement
+    const asPort: readonly LedgerMovement[] = draw.movements;
+    expect(asPort).toHaveLength(1);
+  });
+
+  it('names the refusing limit and the ADL fills at the effective price', () => {
+    const d = decideWaterfall(input(cases[6]!.over));
+    expect(d.layers.insurance.refusal).toBe('insurance/draw-cap');
+    expect(d.adl?.fills).toEqual([
+      { id: 's1', size: base('1'), price: price('1740'), pnlGiven: usd('40'), haircut: 0n },
+    ]);
+  });
+
+  it('renders the settlement record as decimal strings', () => {
+    const d = decideWaterfall(input(cases[4]!.over));
+    expect(settlementRecord(d)).toMatchObject({
+      marketClosedSize: '1',
+      shortfall: '50',
+      insurancePaid: '20',
+      adlCovered: '30',
+      badDebt: '0',
+    });
+  });
+});
+
+// --- properties -----------------------------------------------------------------------------------------
+
+const sideArb = fc.constantFrom<Side>('LONG', 'SHORT');
+const sizeArb = fc.bigInt({ min: 1n, max: 500_000_000n });
+const ORDER: readonly Layer[] = ['market', 'auction', 'insurance', 'adl'];
+const TERMINAL_LAYER: Record<string, Layer> = {
+  SETTLED_MARKET: 'market',
+  SETTLED_AUCTION: 'auction',
+  SETTLED_INSURANCE: 'insurance',
+  SETTLED_ADL: 'adl',
+};
+
+const scenarioArb = fc
+  .record({
+    side: sideArb,
+    entry: fc.bigInt({ min: 100_000_000_000n, max: 500_000_000_000n }), // 1k .. 5k USD
+    leverage: fc.bigInt({ min: 2n, max: 50n }),
+    markMove: fc.bigInt({ min: -300n, max: 300n }), // per mille
+    marketSizes: fc.array(sizeArb, { maxLength: 3 }),
+    auctionSizes: fc.array(sizeArb, { maxLength: 3 }),
+    leftover: fc.oneof({ arbitrary: fc.constant(0n), weight: 3 }, { arbitrary: sizeArb, weight: 2 }),
+    priceMoves: fc.array(fc.bigInt({ min: -400n, max: 200n }), { minLength: 6, maxLength: 6 }),
+    stage: fc.oneof(
+      { arbitrary: fc.constantFrom('none', 'market', 'auction-running'), weight: 1 },
+      { arbitrary: fc.constant('done'), weight: 4 },
+    ),
+    stillLiquidatable: fc.boolean(),
+    balance: fc.bigInt({ min: 0n, max: 5_000_000_000n }),
+    drawn: fc.bigInt({ min: 0n, max: 3_000_000_000n }),
+    cap: fc.bigInt({ min: 0n, max: 3_000_000_000n }),
+    floor: fc.bigInt({ min: 0n, max: 500_000_000n }),
+    nowMs: fc.integer({ min: 0, max: 10 * 3_600_000 }),
+    candidates: fc.array(
+      fc.record({
+        side: sideArb,
+        size: sizeArb,
+        entryMove: fc.bigInt({ min: -300n, max: 300n }),
+        collateral: sizeArb,
+      }),
+      { maxLength: 5 },
+    ),
+    loadCandidates: fc.oneof(
+      { arbitrary: fc.constant(false), weight: 1 },
+      { arbitrary: fc.constant(true), weight: 4 },
+    ),
+  })
+  .map((s): WaterfallInput => {
+    const filled = [...s.marketSizes, ...s.auctionSizes].reduce((a, b) => a + b, 0n);
+    const size = filled + s.leftover > 0n ? filled + s.leftover : 1n;
+    // the adverse direction is down for a long and up for a short
+    const at = (move: bigint) => (s.entry * (1000n + (s.side === 'LONG' ? move : -move))) / 1000n;
+    const fills = (sizes: bigint[], offset: number): Fill[] =>
+      sizes.map((sz, i) => ({ size: sz, price: at(s.priceMoves[(offset + i) % 6]!) }));
+    const mark = at(s.markMove);
+    const marketResult = s.stage === 'none' ? undefined : { fills: fills(s.marketSizes, 0) };
+    const auctionResult =
+      s.stage === 'auction-running' || s.stage === 'done'
+        ? { fills: fills(s.auctionSizes, 3), finished: s.stage === 'done' }
+        : undefined;
+    return {
+      liquidationId: 'liq-x',
+      position: {
+        side: s.side,
+        size,
+        entryPrice: s.entry,
+        collateral: (size * s.entry) / (s.leverage * 10n ** 10n),
+      },
+      mark,
+      market: { liquidationFee: ppm('0.01') },
+      stillLiquidatable: s.stillLiquidatable,
+      ...(marketResult ? { marketResult } : {}),
+      ...(auctionResult ? { auctionResult } : {}),
+      insurance: {
+        account: ACCOUNT,
+        state: { balance: s.balance, windowStartMs: 0, windowDrawn: s.drawn },
+        config: { drawCapPerWindow: s.cap, windowSeconds: 3600, floor: s.floor },
+      },
+      ...(s.loadCandidates
+        ? {
+            adlCandidates: s.candidates.map((c, i) => ({
+              id: `c${i}`,
+              side: c.side,
+              // large enough, usually, to take the remaining size
+              size: c.size * 20n,
+              entryPrice: (s.entry * (1000n + c.entryMove)) / 1000n,
+              collateral: c.collateral,
+            })),
+          }
+        : {}),
+      nowMs: s.nowMs,
+    };
+  });
+
+const executed = (i: WaterfallInput): bigint =>
+  [...(i.marketResult?.fills ?? []), ...(i.auctionResult?.fills ?? [])].reduce((a, f) => a + f.size, 0n);
+
+describe('waterfall: properties', () => {
+  it('at settle, the layers add up exactly to the size and to the shortfall', () => {
+    fc.assert(
+      fc.property(scenarioArb, (i) => {
+        const d = decideWaterfall(i);
+        fc.pre(d.next === 'settle');
+        const { market, auction, insurance, adl } = d.layers;
+        expect(market.closedSize + auction.closedSize + adl.closedSize).toBe(i.position.size);
+        const s = d.settlement!;
+        expect(insurance.shortfallPaid + adl.covered + adl.uncovered).toBe(s.shortfall);
+        expect(adl.deficit).toBe(insurance.refused);
+        expect(insurance.shortfallPaid + insurance.refused).toBe(s.shortfall);
+        expect(traderChange(i.position, s) + s.counterpartyFlow + s.fee - s.shortfall).toBe(0n);
+        // ledger: movements carry exactly the fee in and the payout out, under unique keys
+        const net = d.movements.reduce((a, m) => a + m.amount, 0n);
+        expect(net).toBe(insurance.feeCredited - insurance.shortfallPaid);
+        expect(d.insuranceNext.balance).toBe(i.insurance.state.balance + net);
+        expect(new Set(d.movements.map((m) => m.idempotencyKey)).size).toBe(d.movements.length);
+        for (const m of d.movements) expect(m.idempotencyKey.startsWith('liq-x:')).toBe(true);
+        expect(d.insuranceNext.balance >= i.insurance.config.floor || insurance.shortfallPaid === 0n).toBe(
+          true,
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('the terminal state is the last layer that acted, and no layer acts after it', () => {
+    fc.assert(
+      fc.property(scenarioArb, (i) => {
+        const d: WaterfallDecision = decideWaterfall(i);
+        fc.pre(d.next === 'settle');
+        const layer = TERMINAL_LAYER[d.terminal!]!;
+        expect(d.acted[d.acted.length - 1]).toBe(layer);
+        const amount: Record<Layer, bigint> = {
+          market: d.layers.market.closedSize,
+          auction: d.layers.auction.closedSize,
+          insurance: d.layers.insurance.shortfallPaid,
+          adl: d.layers.adl.closedSize + d.layers.adl.deficit,
+        };
+        const k = ORDER.indexOf(layer);
+        for (const later of ORDER.slice(k + 1)) expect(amount[later]).toBe(0n);
+        for (const l of ORDER) expect(d.acted.includes(l)).toBe(amount[l] > 0n);
+        expect(d.acted).toEqual(ORDER.filter((l) => d.acted.includes(l))); // in waterfall order
+      }),
+      RUNS,
+    );
+  });
+
+  it('CANCELLED exactly when no longer liquidatable and nothing executed; otherwise the flow goes on', () => {
+    fc.assert(
+      fc.property(scenarioArb, (i) => {
+        const d = decideWaterfall(i);
+        const cancel = !i.stillLiquidatable && executed(i) === 0n;
+        expect(d.terminal === 'CANCELLED').toBe(cancel);
+        expect(d.next === 'cancel').toBe(cancel);
+        if (cancel) expect(d.movements).toEqual([]);
+        if (d.next !== 'settle') expect(d.movements).toEqual([]);
+        if (!i.marketResult && !cancel) expect(d.next).toBe('execute-market');
+        const sizeLeft = executed(i) < i.position.size;
+        if (i.auctionResult && !i.auctionResult.finished && !cancel && sizeLeft)
+          expect(d.next).toBe('await-auction');
+      }),
+      RUNS,
+    );
+  });
+
+  it('is deterministic', () => {
+    fc.assert(
+      fc.property(scenarioArb, (i) => {
+        expect(decideWaterfall(i)).toEqual(decideWaterfall(i));
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
