@@ -38,7 +38,10 @@ export interface ProviderBid {
   readonly id: string;
   /** Unused committed capital. */
   readonly capital: QuoteE6;
-  /** Largest discount to the mark accepted on a SELL lot; largest premium on a BUY lot. */
+  /**
+   * d: the bid stands at mark * (1 - d) on a SELL lot, mark * (1 + d) on a BUY lot; the provider takes once
+   * the auction price reaches it, at the auction price.
+   */
   readonly maxDiscountPpm: bigint;
   readonly maxLot: BaseE8;
 }
@@ -79,10 +82,11 @@ export interface ClearingResult {
 
 /**
  * Fills, in order of best terms, min(remaining, maxLot, floor(capital / price), SELL: floor(debt left / price))
- * from each provider whose terms accept the price:
- *   SELL: price >= mark * (1 - maxDiscount)    BUY: price <= mark * (1 + maxDiscount)
- * Best terms = smallest discount (premium) first, the bid nearest the mark, as a book would rank it;
- * then larger capital; then id, so the result does not depend on the order of `providers`.
+ * from each provider whose bid the auction price has reached (see `accepts`):
+ *   SELL: price <= mark * (1 - maxDiscount)    BUY: price >= mark * (1 + maxDiscount)
+ * Best terms = smallest discount (premium) first, the bid nearest the mark and so the first the auction
+ * reaches, as a book would rank it; then larger capital; then id, so the result does not depend on the
+ * order of `providers`.
  *
  * Dust (Maker's chost): the greedy pass fills as much as any combination could, since every provider takes
  * all it can. If it still leaves 0 < remaining < dust, the last fills are trimmed until exactly dust remains
@@ -144,7 +148,11 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   };
 }
 
-/** Exact, cross-multiplied: price * 1e6 >= mark * (1e6 - d) for SELL, <= mark * (1e6 + d) for BUY. */
+/**
+ * A provider's standing bid sits at mark * (1 - d) for a SELL lot (mark * (1 + d) for a BUY lot): as the Dutch
+ * auction's price falls (rises) it takes the lot once the price reaches its bid, at the auction's price.
+ * Exact, cross-multiplied: price * 1e6 <= mark * (1e6 - d) for SELL, >= mark * (1e6 + d) for BUY.
+ */
 export function accepts(
   provider: ProviderBid,
   direction: AuctionDirection,
@@ -152,8 +160,8 @@ export function accepts(
   mark: PriceE8,
 ): boolean {
   return direction === 'SELL'
-    ? price * PPM_SCALE >= mark * (PPM_SCALE - provider.maxDiscountPpm)
-    : price * PPM_SCALE <= mark * (PPM_SCALE + provider.maxDiscountPpm);
+    ? price * PPM_SCALE <= mark * (PPM_SCALE - provider.maxDiscountPpm)
+    : price * PPM_SCALE >= mark * (PPM_SCALE + provider.maxDiscountPpm);
 }
 
 function byBestTerms(a: ProviderBid, b: ProviderBid): number {

@@ -332,6 +332,7 @@ export interface Adapters {
   readonly auctions: AuctionRepository;
   readonly providers: ProviderRepository;
   readonly ledger: Ledger;
+  readonly transactor: Transactor;
   readonly liquidationQueue: QueueTransport;
   readonly auctionQueue: QueueTransport;
   readonly clock: Clock;

@@ -1,4 +1,4 @@
-import type { Adapters, Clock, CrashHook, Transactor } from '../../ports/index.ts';
+import type { Adapters, Clock, CrashHook } from '../../ports/index.ts';
 import { QUEUES, type QueueId } from '../../topology.ts';
 import { EmbeddedAuctionRepository } from './auctions.ts';
 import { ManualClock } from './clock.ts';
@@ -43,7 +43,7 @@ export interface EmbeddedAdapters extends Adapters {
   readonly auctions: EmbeddedAuctionRepository;
   readonly providers: EmbeddedProviderRepository;
   readonly ledger: EmbeddedLedger;
-  readonly transactor: Transactor & EmbeddedTransactor;
+  readonly transactor: EmbeddedTransactor;
   readonly liquidationQueue: EmbeddedQueue;
   readonly auctionQueue: EmbeddedQueue;
   readonly liquidationDeadLetters: EmbeddedQueue;

@@ -18,8 +18,11 @@ export class LedgerIdempotencyConflictError extends Error {
  *
  *   balanceAfter = balanceBefore + amount
  *   refused (ConditionFailedError) when amount < 0 and balanceAfter < floor          ('ledger/below-floor')
- *   for a debit with a drawWindow: drawn' = (stored window start === windowStartMs ? drawn : 0) - amount,
+ *   for a debit with a drawWindow: drawn' = (windowStartMs > stored start ? 0 : drawn) - amount,
  *   refused when drawn' > cap                                                         ('ledger/draw-cap')
+ *
+ * A later window start opens a new window; an earlier one (a late retry) counts against the stored window,
+ * the stricter reading, in the fund's favour (the AWS adapter's nextBalance does the same).
  *
  * Credits are never refused (the floor guards debits, per the port) and do not touch the draw window.
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
@@ -64,13 +67,14 @@ export class EmbeddedLedger implements Ledger {
       }
       const window = movement.drawWindow;
       if (window) {
-        const drawn = (window.windowStartMs === before.windowStartMs ? before.windowDrawn : 0n) - amount;
+        const opensWindow = window.windowStartMs > before.windowStartMs;
+        const drawn = (opensWindow ? 0n : before.windowDrawn) - amount;
         if (drawn > window.cap) {
           throw new ConditionFailedError(
             `ledger/draw-cap: ${account} would draw ${drawn} in the window, cap ${window.cap}`,
           );
         }
-        windowStartMs = window.windowStartMs;
+        if (opensWindow) windowStartMs = window.windowStartMs;
         windowDrawn = drawn;
       }
     }

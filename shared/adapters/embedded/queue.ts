@@ -59,7 +59,7 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 /**
  * SQS standard-queue semantics in process, on the Clock port (simulated time works):
  * - send: visible after its delay (0-900 s); at-least-once, roughly in order of becoming visible.
- * - receive(n, vt): up to n visible messages, each invisible for vt seconds and back unless deleted;
+ * - receive(n, vt): up to min(n, maxBatch) visible messages, each invisible for vt seconds and back unless deleted;
  *   receiveCount counts every receive. A message already received maxReceiveCount times moves to the
  *   dead-letter queue (keeping its id, body, sentAtMs and receiveCount) on the next receive.
  * - delete: any handle ever issued for the message deletes it; a deleted message's handle is a no-op;
@@ -131,15 +131,17 @@ export class EmbeddedQueue implements QueueTransport {
   }
 
   async receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]> {
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > this.#maxBatch) {
-      throw new QueueError(`queue/bad-max-messages: ${maxMessages} (1-${this.#maxBatch})`);
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) {
+      throw new QueueError(`queue/bad-max-messages: ${maxMessages} (a positive integer)`);
     }
+    // SQS returns at most 10 per call; like the SQS adapter, ask for more and get at most maxBatch.
+    const wanted = Math.min(maxMessages, this.#maxBatch);
     checkSeconds(visibilityTimeoutSeconds, MAX_VISIBILITY_SECONDS, 'queue/bad-visibility-timeout');
     const now = this.#clock.nowMs();
     this.#promote(now);
     const received: ReceivedMessage[] = [];
     let moved = false;
-    while (received.length < maxMessages && this.#head < this.#visible.length) {
+    while (received.length < wanted && this.#head < this.#visible.length) {
       const slot = this.#visible[this.#head]!;
       this.#head += 1;
       const m = slot.message;

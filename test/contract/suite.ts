@@ -1,0 +1,861 @@
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Side } from '../../shared/domain/model.ts';
+import { base, price, usd } from '../../shared/domain/units.ts';
+import {
+  type AcceptedTick,
+  type Adapters,
+  type AuctionRecord,
+  ConditionFailedError,
+  type CrashHook,
+  InjectedCrash,
+  type JournalEntry,
+  type LedgerMovement,
+  type LiquidationRecord,
+  type PositionRecord,
+  type ProviderRecord,
+  type QueueTransport,
+  type ReceivedMessage,
+  type Transactor,
+} from '../../shared/ports/index.ts';
+
+/**
+ * The contract every adapter family passes (embedded and AWS), written once over a harness factory.
+ * Each test gets a fresh harness (fresh state). Time: `advance(ms)` moves a ManualClock for the embedded
+ * queue and does nothing on SQS, where real time passes while `eventually` polls with a deadline.
+ */
+
+export interface ContractHarness {
+  readonly adapters: Adapters;
+  /** The family's Transactor, when it has one. */
+  readonly transactor?: Transactor;
+  readonly deadLetters: Readonly<Record<'liquidations' | 'auctionSteps', QueueTransport>>;
+  /** Lets `ms` of queue time pass (ManualClock); a no-op where time is real. */
+  advance(ms: number): void;
+  close(): Promise<void>;
+}
+
+export type HarnessFactory = (options: { readonly crashHook?: CrashHook }) => Promise<ContractHarness>;
+
+export interface ContractOptions {
+  /** fast-check runs of the property tests (each run costs API calls on an emulator). */
+  readonly propertyRuns: number;
+  /** Longest wait for a message to come back (SQS in real time). */
+  readonly eventuallyMs: number;
+}
+
+/** Polls `probe` until it returns a value, or fails at the deadline. No fixed sleeps. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  deadlineMs: number,
+): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`eventually: ${what} not within ${deadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+// --- Record factories ------------------------------------------------------------------------------------
+
+const position = (over: Partial<PositionRecord> = {}): PositionRecord => ({
+  id: 'pos-1',
+  traderId: 'trader-1',
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  size: base('1.5'),
+  entryPrice: price('2000'),
+  collateral: usd('150'),
+  state: 'OPEN',
+  version: 1,
+  liquidationPrice: price('1900'),
+  ...over,
+});
+
+const liquidation = (p: PositionRecord, over: Partial<LiquidationRecord> = {}): LiquidationRecord => ({
+  id: `${p.id}:${p.version}`,
+  positionId: p.id,
+  symbol: p.symbol,
+  side: p.side,
+  state: 'QUEUED',
+  tickKey: `${p.symbol}#7`,
+  triggerMark: price('1890'),
+  remainingSize: p.size,
+  marketFills: [],
+  auctionFills: [],
+  history: [{ atMs: 1_000, state: 'QUEUED' }],
+  version: 1,
+  ...over,
+});
+
+const auction = (over: Partial<AuctionRecord> = {}): AuctionRecord => ({
+  id: 'auc-1',
+  liquidationId: 'pos-1:1',
+  symbol: 'ETH-USD',
+  direction: 'SELL',
+  lot: base('2'),
+  remainingLot: base('2'),
+  top: price('1950.5'),
+  startedAtMs: 1_584_050_000_000,
+  resets: 0,
+  step: 0,
+  state: 'RUNNING',
+  fills: [],
+  version: 1,
+  ...over,
+});
+
+const provider = (over: Partial<ProviderRecord> = {}): ProviderRecord => ({
+  id: 'lp-1',
+  capital: usd('1000000'),
+  maxDiscountPpm: 50_000n,
+  maxLot: base('100'),
+  symbols: ['ETH-USD'],
+  version: 1,
+  ...over,
+});
+
+const tick = (sequence: number, over: Partial<AcceptedTick> = {}): AcceptedTick => ({
+  sequence,
+  markPrice: price('1520.5'),
+  timestampMs: 1_584_050_040_000 + sequence,
+  ...over,
+});
+
+const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
+  account: 'fund',
+  idempotencyKey: 'k-1',
+  amount: usd('100'),
+  kind: 'deposit',
+  reference: 'ref',
+  atMs: 1_000,
+  floor: 0n,
+  ...over,
+});
+
+const byId = <T extends { readonly id: string }>(xs: readonly T[]): T[] =>
+  [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+/** Beyond 2^53: a JS number would round these. */
+const HUGE = 10n ** 30n;
+const ABOVE_2_53 = 2n ** 53n + 1n;
+
+export function contractSuite(name: string, factory: HarnessFactory, options: ContractOptions): void {
+  describe(`${name} adapter contract`, () => {
+    let h: ContractHarness;
+    let a: Adapters;
+    beforeEach(async () => {
+      h = await factory({});
+      a = h.adapters;
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    describe('positions', () => {
+      it('round-trips every field exactly, beyond 2^53', async () => {
+        const p = position({ size: HUGE, collateral: -HUGE, liquidationPrice: ABOVE_2_53 });
+        await a.positions.create(p);
+        expect(await a.positions.get(p.id)).toEqual(p);
+        expect(await a.positions.get('absent')).toBeUndefined();
+      });
+
+      it('create refuses an existing id and keeps the stored record', async () => {
+        await a.positions.create(position());
+        await expect(a.positions.create(position({ traderId: 'other' }))).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.positions.get('pos-1'))?.traderId).toBe('trader-1');
+      });
+
+      it.each([
+        { case: 'stored version (at)', expected: 1, ok: true },
+        { case: 'older version (under)', expected: 0, ok: false },
+        { case: 'newer version (over)', expected: 2, ok: false },
+      ])('replace with the $case', async ({ expected, ok }) => {
+        await a.positions.create(position());
+        const next = position({ collateral: usd('99'), version: expected + 1 });
+        const write = a.positions.replace(next, expected);
+        if (ok) {
+          await write;
+          expect(await a.positions.get('pos-1')).toEqual(next);
+        } else {
+          await expect(write).rejects.toBeInstanceOf(ConditionFailedError);
+          expect((await a.positions.get('pos-1'))?.version).toBe(1);
+        }
+      });
+
+      it('replace of a missing position fails the condition', async () => {
+        await expect(a.positions.replace(position({ version: 2 }), 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+      });
+
+      const ladder = async (side: Side, prices: string[]) => {
+        for (const [i, p] of prices.entries()) {
+          await a.positions.create(position({ id: `${side}-${i}`, side, liquidationPrice: price(p) }));
+        }
+      };
+      const crossed = async (side: Side, mark: string, symbol = 'ETH-USD') =>
+        (await a.positions.queryCrossed(symbol, side, price(mark), 100)).positions.map((p) =>
+          String(p.liquidationPrice / 10n ** 8n),
+        );
+
+      it.each([
+        { case: 'mark under a liquidation price', mark: '1899.99999999', want: ['2100', '2000', '1900'] },
+        { case: 'mark at a liquidation price', mark: '1900', want: ['2100', '2000', '1900'] },
+        { case: 'mark over a liquidation price', mark: '1900.00000001', want: ['2100', '2000'] },
+      ])('longs: $case, most endangered (highest) first', async ({ mark, want }) => {
+        await ladder('LONG', ['1800', '2100', '1900', '2000']);
+        expect(await crossed('LONG', mark)).toEqual(want);
+      });
+
+      it.each([
+        { case: 'mark under a liquidation price', mark: '2199.99999999', want: ['2100'] },
+        { case: 'mark at a liquidation price', mark: '2200', want: ['2100', '2200'] },
+        { case: 'mark over a liquidation price', mark: '2200.00000001', want: ['2100', '2200'] },
+      ])('shorts: $case, most endangered (lowest) first', async ({ mark, want }) => {
+        await ladder('SHORT', ['2300', '2100', '2200']);
+        expect(await crossed('SHORT', mark)).toEqual(want);
+      });
+
+      it('keeps market sides apart', async () => {
+        await a.positions.create(position({ id: 'eth-long', liquidationPrice: price('1900') }));
+        await a.positions.create(position({ id: 'eth-short', side: 'SHORT', liquidationPrice: price('1000') }));
+        await a.positions.create(position({ id: 'btc-long', symbol: 'BTC-USD', liquidationPrice: price('1900') }));
+        const longs = await a.positions.queryCrossed('ETH-USD', 'LONG', price('1000'), 10);
+        expect(longs.positions.map((p) => p.id)).toEqual(['eth-long']);
+        expect((await a.positions.queryCrossed('ETH-USD', 'SHORT', price('1000'), 10)).positions).toHaveLength(1);
+        expect((await a.positions.queryCrossed('SOL-USD', 'LONG', price('1'), 10)).positions).toEqual([]);
+      });
+
+      it('is sparse: LIQUIDATING and CLOSED positions are not returned; reopened ones are, at their new price', async () => {
+        await ladder('LONG', ['2000', '2100', '2200']);
+        const p0 = (await a.positions.get('LONG-0'))!;
+        const p1 = (await a.positions.get('LONG-1'))!;
+        await a.positions.replace({ ...p0, state: 'LIQUIDATING', version: 2 }, 1);
+        await a.positions.replace({ ...p1, state: 'CLOSED', version: 2 }, 1);
+        expect(await crossed('LONG', '1000')).toEqual(['2200']);
+        await a.positions.replace(
+          { ...p0, state: 'OPEN', version: 3, liquidationPrice: price('2300') },
+          2,
+        );
+        expect(await crossed('LONG', '1000')).toEqual(['2300', '2200']);
+      });
+
+      it('pages through every crossed position once, in order, ties included', async () => {
+        const prices = Array.from({ length: 23 }, (_, i) => String(1500 + (i % 9) * 10));
+        await ladder('LONG', prices);
+        const seen: PositionRecord[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 30; page++) {
+          const out = await a.positions.queryCrossed('ETH-USD', 'LONG', price('1520'), 4, cursor);
+          expect(out.positions.length).toBeLessThanOrEqual(4);
+          seen.push(...out.positions);
+          cursor = out.cursor;
+          if (cursor === undefined) break;
+        }
+        expect(cursor).toBeUndefined();
+        const want = prices.flatMap((p, i) => (Number(p) >= 1520 ? [`LONG-${i}`] : []));
+        expect(seen.map((p) => p.id).sort()).toEqual(want.sort());
+        const liq = seen.map((p) => p.liquidationPrice);
+        expect(liq).toEqual([...liq].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0)));
+      });
+
+      it('orders prices that differ beyond 2^53 exactly', async () => {
+        await a.positions.create(position({ id: 'lo', liquidationPrice: ABOVE_2_53 - 1n }));
+        await a.positions.create(position({ id: 'hi', liquidationPrice: ABOVE_2_53 }));
+        const out = await a.positions.queryCrossed('ETH-USD', 'LONG', ABOVE_2_53, 10);
+        expect(out.positions.map((p) => p.id)).toEqual(['hi']);
+        const all = await a.positions.queryCrossed('ETH-USD', 'LONG', 1n, 10);
+        expect(all.positions.map((p) => p.id)).toEqual(['hi', 'lo']);
+      });
+
+      it('matches a full scan for random books and marks (property)', async () => {
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                side: fc.constantFrom<Side>('LONG', 'SHORT'),
+                liq: fc.bigInt({ min: 1n, max: 40n }),
+                open: fc.boolean(),
+              }),
+              { maxLength: 12 },
+            ),
+            fc.bigInt({ min: 0n, max: 41n }),
+            fc.integer({ min: 1, max: 5 }),
+            async (book, mark, limit) => {
+              const symbol = `P${run++}-USD`;
+              for (const [i, b] of book.entries()) {
+                await a.positions.create(
+                  position({
+                    id: `${symbol}-${i}`,
+                    symbol,
+                    side: b.side,
+                    liquidationPrice: b.liq,
+                    state: b.open ? 'OPEN' : 'CLOSED',
+                  }),
+                );
+              }
+              for (const side of ['LONG', 'SHORT'] as const) {
+                const got: PositionRecord[] = [];
+                let cursor: string | undefined;
+                do {
+                  const out = await a.positions.queryCrossed(symbol, side, mark, limit, cursor);
+                  got.push(...out.positions);
+                  cursor = out.cursor;
+                } while (cursor !== undefined);
+                const want = book.flatMap((b, i) =>
+                  b.open && b.side === side && (side === 'LONG' ? b.liq >= mark : b.liq <= mark)
+                    ? [`${symbol}-${i}`]
+                    : [],
+                );
+                expect(got.map((p) => p.id).sort()).toEqual(want.sort());
+                const keys = got.map((p) => (side === 'LONG' ? -p.liquidationPrice : p.liquidationPrice));
+                expect(keys).toEqual([...keys].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+              }
+            },
+          ),
+          { numRuns: options.propertyRuns },
+        );
+      });
+    });
+
+    describe('markets', () => {
+      it('accepts ticks in sequence, conditional on the last one', async () => {
+        expect(await a.markets.get('ETH-USD')).toBeUndefined();
+        const t1 = tick(1, { indexPrice: price('1520.4') });
+        await a.markets.acceptTick('ETH-USD', t1, undefined, false);
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: t1 });
+        await expect(a.markets.acceptTick('ETH-USD', tick(2), undefined, false)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(a.markets.acceptTick('ETH-USD', tick(2), 0, false)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        const t2 = tick(2, { markPrice: HUGE });
+        await a.markets.acceptTick('ETH-USD', t2, 1, false);
+        expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(t2);
+      });
+
+      it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
+        expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);
+        await a.markets.clearPending('ETH-USD', 2);
+        expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);
+        await a.markets.clearPending('ETH-USD', 1);
+        expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+        await a.markets.clearPending('BTC-USD', 1);
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, true);
+        await a.markets.acceptTick('ETH-USD', tick(3), 2, false);
+        expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+      });
+
+      it('keeps the first breaker trip until reset; a breaker before any tick does not block the first tick', async () => {
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(5), 9_000);
+        await a.markets.tripBreaker('ETH-USD', 'tick/other', tick(6), 9_500);
+        expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
+          reason: 'tick/price-band',
+          trippedAtMs: 9_000,
+          tick: tick(5),
+        });
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        await a.markets.resetBreaker('ETH-USD');
+        await a.markets.resetBreaker('ETH-USD');
+        await a.markets.resetBreaker('NONE-USD');
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(1) });
+      });
+    });
+
+    describe('liquidations', () => {
+      it('begin moves the position to LIQUIDATING@v+1 out of the index and creates the QUEUED liquidation', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        expect(await a.positions.get(p.id)).toEqual({ ...p, state: 'LIQUIDATING', version: 2 });
+        expect(await a.liquidations.get(l.id)).toEqual(l);
+        expect((await a.positions.queryCrossed('ETH-USD', 'LONG', 1n, 10)).positions).toEqual([]);
+      });
+
+      it('begin on a stale position version writes nothing: no liquidation, position unchanged', async () => {
+        const p = position();
+        await a.positions.create(p);
+        await a.positions.replace({ ...p, collateral: usd('1'), version: 2 }, 1);
+        await expect(a.liquidations.begin(p, liquidation(p))).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.liquidations.get(`${p.id}:1`)).toBeUndefined();
+        expect(await a.liquidations.listByTick('ETH-USD#7')).toEqual([]);
+        expect(await a.positions.get(p.id)).toMatchObject({ state: 'OPEN', version: 2 });
+      });
+
+      it('begin when the liquidation exists writes nothing: the position stays OPEN', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const first = liquidation(p);
+        await a.liquidations.begin(p, first);
+        const reopened = { ...p, state: 'OPEN' as const, version: 3 };
+        await a.positions.replace(reopened, 2);
+        const again = liquidation(reopened, { id: first.id, tickKey: 'ETH-USD#8' });
+        await expect(a.liquidations.begin(reopened, again)).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.positions.get(p.id)).toEqual(reopened);
+        expect(await a.liquidations.get(first.id)).toEqual(first);
+        expect(await a.liquidations.listByTick('ETH-USD#8')).toEqual([]);
+      });
+
+      it('replace round-trips fills, settlement, history and context, conditional on the version', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const next: LiquidationRecord = {
+          ...l,
+          state: 'AUCTION',
+          remainingSize: base('0.5'),
+          marketFills: [{ price: price('1888.12345678'), size: base('1') }],
+          auctionFills: [{ price: ABOVE_2_53, size: HUGE, providerId: 'lp-1' }],
+          settlement: { market: '-12.5', insurance: '0' },
+          history: [...l.history, { atMs: 2_000, state: 'AUCTION', note: 'market/slippage' }],
+          context: '{"plannedSize":"150000000"}',
+          version: 2,
+        };
+        await a.liquidations.replace(next, 1);
+        expect(await a.liquidations.get(l.id)).toEqual(next);
+        await expect(a.liquidations.replace({ ...next, version: 3 }, 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(
+          a.liquidations.replace(liquidation(p, { id: 'absent', version: 2 }), 1),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+      });
+
+      it('replaceWithPosition writes both or neither', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const liquidating = { ...p, state: 'LIQUIDATING' as const, version: 2 };
+        const settled = { ...l, state: 'SETTLED_MARKET' as const, version: 2 };
+        const closed = { ...liquidating, state: 'CLOSED' as const, version: 3 };
+        await expect(
+          a.liquidations.replaceWithPosition({ ...settled, version: 4 }, 3, closed, 2),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.positions.get(p.id)).toEqual(liquidating);
+        await expect(
+          a.liquidations.replaceWithPosition(settled, 1, { ...closed, version: 6 }, 5),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.liquidations.get(l.id)).toEqual(l);
+        await a.liquidations.replaceWithPosition(settled, 1, closed, 2);
+        expect(await a.liquidations.get(l.id)).toEqual(settled);
+        expect(await a.positions.get(p.id)).toEqual(closed);
+      });
+
+      it('listByTick returns exactly the liquidations a tick began', async () => {
+        const begun: LiquidationRecord[] = [];
+        for (let i = 0; i < 12; i++) {
+          const p = position({ id: `p${i}`, liquidationPrice: price(String(1800 + i)) });
+          await a.positions.create(p);
+          const l = liquidation(p, { tickKey: i < 9 ? 'ETH-USD#7' : 'ETH-USD#8' });
+          await a.liquidations.begin(p, l);
+          begun.push(l);
+        }
+        expect(byId(await a.liquidations.listByTick('ETH-USD#7'))).toEqual(byId(begun.slice(0, 9)));
+        expect(byId(await a.liquidations.listByTick('ETH-USD#8'))).toEqual(byId(begun.slice(9)));
+        expect(await a.liquidations.listByTick('ETH-USD#9')).toEqual([]);
+      });
+
+      it('transactor commits all writes or none; a new liquidation joins its tick', async (ctx) => {
+        const tx = h.transactor;
+        if (!tx) return ctx.skip();
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const liquidating = { ...p, state: 'LIQUIDATING' as const, version: 2 };
+        const slice = liquidation(liquidating, { id: `${p.id}:2`, tickKey: 'ETH-USD#7' });
+        await expect(
+          tx.commit([
+            { kind: 'liquidation', record: slice, expectedVersion: undefined },
+            { kind: 'auction', record: auction(), expectedVersion: undefined },
+            { kind: 'position', record: { ...liquidating, version: 3 }, expectedVersion: 1 },
+          ]),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.liquidations.get(slice.id)).toBeUndefined();
+        expect(await a.auctions.get('auc-1')).toBeUndefined();
+        await tx.commit([
+          { kind: 'liquidation', record: slice, expectedVersion: undefined },
+          { kind: 'auction', record: auction(), expectedVersion: undefined },
+          { kind: 'position', record: { ...liquidating, version: 3 }, expectedVersion: 2 },
+          { kind: 'provider', record: provider(), expectedVersion: undefined },
+        ]);
+        expect(await a.liquidations.get(slice.id)).toEqual(slice);
+        expect(await a.positions.get(p.id)).toEqual({ ...liquidating, version: 3 });
+        expect(await a.providers.get('lp-1')).toEqual(provider());
+        expect(byId(await a.liquidations.listByTick('ETH-USD#7'))).toEqual(byId([l, slice]));
+      });
+    });
+
+    describe('auctions and providers', () => {
+      it('auction create is conditional on absence, replace on the version', async () => {
+        const x = auction({ fills: [{ price: price('1900'), size: base('0.25'), providerId: 'lp-1' }] });
+        await a.auctions.create(x);
+        expect(await a.auctions.get(x.id)).toEqual(x);
+        await expect(a.auctions.create(x)).rejects.toBeInstanceOf(ConditionFailedError);
+        const next = { ...x, step: 1, remainingLot: base('1.75'), version: 2 };
+        await a.auctions.replace(next, 1);
+        expect(await a.auctions.get(x.id)).toEqual(next);
+        await expect(a.auctions.replace({ ...next, version: 2 }, 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.auctions.get('absent')).toBeUndefined();
+      });
+
+      it('providers: create, versioned put, list by symbol ordered by id', async () => {
+        await a.providers.put(provider({ id: 'lp-b', symbols: ['ETH-USD', 'BTC-USD'] }), undefined);
+        await a.providers.put(provider({ id: 'lp-a' }), undefined);
+        await a.providers.put(provider({ id: 'lp-c', symbols: ['BTC-USD'] }), undefined);
+        await expect(a.providers.put(provider({ id: 'lp-a' }), undefined)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await a.providers.put(provider({ id: 'lp-a', capital: usd('5'), version: 2 }), 1);
+        await expect(a.providers.put(provider({ id: 'lp-a', version: 3 }), 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(a.providers.put(provider({ id: 'lp-x', version: 2 }), 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.providers.list('ETH-USD')).map((p) => p.id)).toEqual(['lp-a', 'lp-b']);
+        expect((await a.providers.list('BTC-USD')).map((p) => p.id)).toEqual(['lp-b', 'lp-c']);
+        expect(await a.providers.list('SOL-USD')).toEqual([]);
+        expect(await a.providers.get('lp-a')).toEqual(provider({ id: 'lp-a', capital: usd('5'), version: 2 }));
+      });
+    });
+
+    describe('ledger', () => {
+      it('an unknown account has a zero balance and an empty journal', async () => {
+        expect(await a.ledger.balance('nobody')).toEqual({
+          account: 'nobody',
+          balance: 0n,
+          sequence: 0,
+          windowStartMs: 0,
+          windowDrawn: 0n,
+        });
+        expect(await a.ledger.journal('nobody')).toEqual([]);
+      });
+
+      it('journals every movement in sequence with balance before and after', async () => {
+        const amounts = [usd('100'), usd('-30.5'), HUGE, -HUGE, usd('0.000001')];
+        for (const [i, amount] of amounts.entries()) {
+          await a.ledger.apply(movement({ idempotencyKey: `z-${i}`, amount, atMs: 1_000 + i }));
+        }
+        const journal = await a.ledger.journal('fund');
+        expect(journal.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5]);
+        expect(journal.map((e) => e.idempotencyKey)).toEqual(['z-0', 'z-1', 'z-2', 'z-3', 'z-4']);
+        let running = 0n;
+        for (const [i, e] of journal.entries()) {
+          expect(e.balanceBefore).toBe(running);
+          expect(e.amount).toBe(amounts[i]);
+          running += e.amount;
+          expect(e.balanceAfter).toBe(running);
+        }
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('69.500001'), sequence: 5 });
+        expect(await a.ledger.journal('other')).toEqual([]);
+      });
+
+      it.each([
+        { case: 'over the balance above the floor', debit: '-100.000001', ok: false },
+        { case: 'exactly down to the floor', debit: '-100', ok: true },
+        { case: 'under the balance above the floor', debit: '-99.999999', ok: true },
+      ])('a debit $case', async ({ debit, ok }) => {
+        await a.ledger.apply(movement({ amount: usd('150') }));
+        const write = a.ledger.apply(
+          movement({ idempotencyKey: 'd', amount: usd(debit), floor: usd('50'), kind: 'draw' }),
+        );
+        if (ok) {
+          expect((await write).balanceAfter).toBe(usd('150') + usd(debit));
+        } else {
+          await expect(write).rejects.toBeInstanceOf(ConditionFailedError);
+          expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('150'), sequence: 1 });
+          expect(await a.ledger.journal('fund')).toHaveLength(1);
+          // A refused key is not consumed.
+          await a.ledger.apply(movement({ idempotencyKey: 'd', amount: usd('-1'), floor: usd('50') }));
+          expect(await a.ledger.journal('fund')).toHaveLength(2);
+        }
+      });
+
+      it('never refuses a credit, even below the floor', async () => {
+        const e = await a.ledger.apply(movement({ amount: usd('10'), floor: usd('1000') }));
+        expect(e.balanceAfter).toBe(usd('10'));
+      });
+
+      it('caps the draws of a window: at the cap, over it, a new window, a stale window', async () => {
+        await a.ledger.apply(movement({ amount: usd('1000') }));
+        const draw = (key: string, amount: string, windowStartMs: number) =>
+          a.ledger.apply(
+            movement({
+              idempotencyKey: key,
+              amount: usd(amount),
+              drawWindow: { windowStartMs, cap: usd('100') },
+            }),
+          );
+        await draw('w1', '-60', 3_600_000);
+        await draw('w2', '-40', 3_600_000);
+        expect(await a.ledger.balance('fund')).toMatchObject({
+          windowStartMs: 3_600_000,
+          windowDrawn: usd('100'),
+        });
+        await expect(draw('w3', '-0.000001', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        // A credit neither counts nor frees room in the window.
+        await a.ledger.apply(
+          movement({ idempotencyKey: 'c', amount: usd('5'), drawWindow: { windowStartMs: 3_600_000, cap: usd('100') } }),
+        );
+        await expect(draw('w4', '-1', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        await draw('w5', '-100', 7_200_000);
+        // A straggler from an older window counts against the current one (in the fund's favour).
+        await expect(draw('w6', '-1', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.ledger.balance('fund')).toMatchObject({
+          balance: usd('805'),
+          windowStartMs: 7_200_000,
+          windowDrawn: usd('100'),
+        });
+      });
+
+      it('re-applying a key returns the first entry and changes nothing; another amount is a conflict', async () => {
+        const first = await a.ledger.apply(movement());
+        const again = await a.ledger.apply(movement({ reference: 'retry', atMs: 9_999 }));
+        expect(again).toEqual(first);
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('100'), sequence: 1 });
+        expect(await a.ledger.journal('fund')).toEqual([first]);
+        await expect(a.ledger.apply(movement({ amount: usd('101') }))).rejects.toThrow(
+          /ledger\/idempotency-conflict/,
+        );
+        // The same key on another account is another movement.
+        expect((await a.ledger.apply(movement({ account: 'other' }))).sequence).toBe(1);
+      });
+
+      it('serialises concurrent movements: one contiguous chain, each key once', async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('1000') }));
+        const keys = Array.from({ length: 8 }, (_, i) => `c-${i}`);
+        const results = await Promise.all([
+          ...keys.map((k, i) => a.ledger.apply(movement({ idempotencyKey: k, amount: usd(String(-(i + 1))) }))),
+          ...keys.map((k, i) => a.ledger.apply(movement({ idempotencyKey: k, amount: usd(String(-(i + 1))) }))),
+        ]);
+        expect(results.slice(0, 8)).toEqual(results.slice(8));
+        const journal = await a.ledger.journal('fund');
+        expect(journal.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        for (let i = 1; i < journal.length; i++) {
+          expect(journal[i]!.balanceBefore).toBe(journal[i - 1]!.balanceAfter);
+        }
+        expect((await a.ledger.balance('fund')).balance).toBe(usd('964'));
+      });
+
+      it('agrees with a reference model on random movements (property)', async () => {
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                amount: fc.bigInt({ min: -60n, max: 60n }),
+                floor: fc.bigInt({ min: -20n, max: 20n }),
+                window: fc.option(fc.record({ start: fc.integer({ min: 0, max: 2 }), cap: fc.bigInt({ min: 0n, max: 80n }) })),
+                key: fc.integer({ min: 0, max: 6 }),
+              }),
+              { maxLength: 10 },
+            ),
+            async (moves) => {
+              const account = `acct-${run++}`;
+              const model = { balance: 0n, windowStartMs: 0, windowDrawn: 0n, journal: [] as JournalEntry[] };
+              for (const m of moves) {
+                const mv = movement({
+                  account,
+                  idempotencyKey: `k${m.key}`,
+                  amount: m.amount,
+                  floor: m.floor,
+                  ...(m.window ? { drawWindow: { windowStartMs: m.window.start * 1000, cap: m.window.cap } } : {}),
+                });
+                const known = model.journal.find((e) => e.idempotencyKey === mv.idempotencyKey);
+                const outcome = await a.ledger.apply(mv).then(
+                  (e) => e,
+                  (error: unknown) => error,
+                );
+                if (known) {
+                  if (known.amount === mv.amount) expect(outcome).toEqual(known);
+                  else expect(outcome).toBeInstanceOf(Error);
+                  continue;
+                }
+                const after = model.balance + mv.amount;
+                let { windowStartMs, windowDrawn } = model;
+                let refused = false;
+                if (mv.amount < 0n) {
+                  refused = after < mv.floor;
+                  if (!refused && mv.drawWindow) {
+                    if (mv.drawWindow.windowStartMs > windowStartMs) {
+                      windowStartMs = mv.drawWindow.windowStartMs;
+                      windowDrawn = 0n;
+                    }
+                    windowDrawn -= mv.amount;
+                    refused = windowDrawn > mv.drawWindow.cap;
+                  }
+                }
+                if (refused) {
+                  expect(outcome).toBeInstanceOf(ConditionFailedError);
+                  continue;
+                }
+                const entry = outcome as JournalEntry;
+                expect(entry).toMatchObject({
+                  balanceBefore: model.balance,
+                  balanceAfter: after,
+                  sequence: model.journal.length + 1,
+                });
+                model.journal.push(entry);
+                if (mv.amount < 0n && mv.drawWindow) Object.assign(model, { windowStartMs, windowDrawn });
+                model.balance = after;
+              }
+              expect(await a.ledger.journal(account)).toEqual(model.journal);
+              expect(await a.ledger.balance(account)).toEqual({
+                account,
+                balance: model.balance,
+                sequence: model.journal.length,
+                windowStartMs: model.windowStartMs,
+                windowDrawn: model.windowDrawn,
+              });
+            },
+          ),
+          { numRuns: options.propertyRuns },
+        );
+      });
+    });
+
+    describe('queues', () => {
+      const receiveOne = (q: QueueTransport, visibility: number) =>
+        eventually(
+          `a message on ${q.name}`,
+          async () => (await q.receive(1, visibility))[0],
+          options.eventuallyMs,
+        );
+
+      it('delivers, hides while in flight, and forgets a deleted message', async () => {
+        const q = a.liquidationQueue;
+        await q.send('{"liquidationId":"p:1"}');
+        expect(await q.depth()).toEqual({ visible: 1, inFlight: 0, delayed: 0 });
+        const m = await receiveOne(q, 30);
+        expect(m).toMatchObject({ body: '{"liquidationId":"p:1"}', receiveCount: 1 });
+        expect(m.sentAtMs).toBeGreaterThan(0);
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
+        expect(await q.receive(10, 30)).toEqual([]);
+        await q.delete(m.receiptHandle);
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+      });
+
+      it('redelivers a message after its visibility timeout, counting receives', async () => {
+        const q = a.liquidationQueue;
+        await q.send('again');
+        const first = await receiveOne(q, 1);
+        expect(await q.receive(10, 1)).toEqual([]);
+        h.advance(1_000);
+        const second = await receiveOne(q, 1);
+        expect(second).toMatchObject({ messageId: first.messageId, body: 'again', receiveCount: 2 });
+        h.advance(1_000);
+        // A stale handle may or may not work on SQS; the latest one must.
+        await q.delete(second.receiptHandle);
+        h.advance(2_000);
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+      });
+
+      it('changeVisibility to 0 releases a message at once', async () => {
+        const q = a.auctionQueue;
+        await q.send('step');
+        const m = await receiveOne(q, 30);
+        await q.changeVisibility(m.receiptHandle, 0);
+        const again = await receiveOne(q, 30);
+        expect(again).toMatchObject({ messageId: m.messageId, receiveCount: 2 });
+      });
+
+      it('holds a delayed message until its delay has passed', async () => {
+        const q = a.auctionQueue;
+        await q.send('{"auctionId":"a","step":1}', 1);
+        expect(await q.receive(10, 30)).toEqual([]);
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
+        h.advance(1_000);
+        const m = await receiveOne(q, 30);
+        expect(m.body).toBe('{"auctionId":"a","step":1}');
+      });
+
+      it('moves a message to the dead-letter queue after maxReceiveCount (5) receives', async () => {
+        const q = a.liquidationQueue;
+        await q.send('poison');
+        const counts: number[] = [];
+        let id = '';
+        for (let i = 0; i < 5; i++) {
+          const m = await receiveOne(q, 0);
+          counts.push(m.receiveCount);
+          id = m.messageId;
+        }
+        expect(counts).toEqual([1, 2, 3, 4, 5]);
+        expect(await q.receive(10, 0)).toEqual([]);
+        const dead = await receiveOne(h.deadLetters.liquidations, 30);
+        expect(dead).toMatchObject({ messageId: id, body: 'poison' });
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+      });
+
+      it('sends batches larger than 10: every body arrives exactly once', async () => {
+        const q = a.liquidationQueue;
+        const bodies = Array.from({ length: 25 }, (_, i) => `{"liquidationId":"p${i}:1"}`);
+        await q.sendBatch(bodies);
+        await q.sendBatch([]);
+        expect((await q.depth()).visible).toBe(25);
+        const got: ReceivedMessage[] = [];
+        await eventually(
+          '25 messages',
+          async () => {
+            const batch = await q.receive(10, 30);
+            expect(batch.length).toBeLessThanOrEqual(10);
+            got.push(...batch);
+            return got.length >= 25 ? true : undefined;
+          },
+          options.eventuallyMs,
+        );
+        expect(got.map((m) => m.body).sort()).toEqual([...bodies].sort());
+        expect(new Set(got.map((m) => m.messageId)).size).toBe(25);
+      });
+
+      it('refuses a delay beyond 900 s', async () => {
+        await expect(a.auctionQueue.send('x', 901)).rejects.toThrow();
+        await expect(a.auctionQueue.send('x', -1)).rejects.toThrow();
+      });
+    });
+  });
+
+  describe(`${name} adapter contract: crash hook`, () => {
+    it('a crash right after a write leaves the write done; the retry finds it', async () => {
+      let armed = true;
+      const points: string[] = [];
+      const hx = await factory({
+        crashHook: (point) => {
+          points.push(point);
+          if (armed && (point === 'ledger.apply' || point === 'liquidations.begin')) {
+            throw new InjectedCrash(point);
+          }
+        },
+      });
+      try {
+        const b = hx.adapters;
+        await expect(b.ledger.apply(movement())).rejects.toBeInstanceOf(InjectedCrash);
+        const p = position();
+        await b.positions.create(p);
+        await expect(b.liquidations.begin(p, liquidation(p))).rejects.toBeInstanceOf(InjectedCrash);
+        armed = false;
+        expect((await b.ledger.apply(movement())).sequence).toBe(1);
+        expect(await b.ledger.journal('fund')).toHaveLength(1);
+        await expect(b.liquidations.begin(p, liquidation(p))).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await b.liquidations.get(`${p.id}:1`)).toBeDefined();
+        expect(points).toEqual(['ledger.apply', 'positions.create', 'liquidations.begin']);
+      } finally {
+        await hx.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,234 @@
+import { describe, expect, it } from 'vitest';
+import { formatQuote, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { InjectedCrash } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/** The services wired on the embedded adapters, one test per waterfall layer and per delivery hazard. */
+
+async function liquidationsOf(p: Pipeline) {
+  return p.adapters.liquidations.all();
+}
+
+async function expectReconciled(p: Pipeline) {
+  const report = await reconcileAccount(p.adapters.ledger, INSURANCE_ACCOUNT, p.telemetry);
+  expect(report.difference).toBe(0n);
+  expect(report.problems).toEqual([]);
+  expect(report.minBalance).toBeGreaterThanOrEqual(0n);
+  return report;
+}
+
+describe('market layer', () => {
+  it('closes a crossed long on the book within the slippage bound and credits the fee to the fund', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const position = await p.open('LONG', '10', '200', '200'); // 10x; liquidation price ~184.62
+    expect(position.liquidationPrice).toBe(parsePrice('184.61538462'));
+
+    const outcome = await p.tick('ETH-USD', '184');
+    expect(outcome).toMatchObject({ status: 'accepted', enqueued: 1 });
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_MARKET');
+    expect(liquidation?.marketFills.length).toBeGreaterThan(0);
+    for (const fill of liquidation?.marketFills ?? []) {
+      expect(fill.price).toBeGreaterThanOrEqual((parsePrice('184') * 97n) / 100n);
+    }
+    const fund = await p.adapters.ledger.balance(INSURANCE_ACCOUNT);
+    expect(fund.balance).toBeGreaterThan(0n);
+    expect(liquidation?.settlement?.fee).toBe(formatQuote(fund.balance));
+    const after = await p.adapters.positions.get(position.id);
+    expect(after?.state === 'CLOSED' || after?.size !== position.size).toBe(true);
+    await expectReconciled(p);
+    expect(p.errors).toEqual([]);
+  });
+
+  it('does not touch a position the tick does not cross', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const position = await p.open('LONG', '10', '200', '200');
+    expect(await p.tick('ETH-USD', '185')).toMatchObject({ status: 'accepted', enqueued: 0 });
+    await p.drain();
+    expect(await liquidationsOf(p)).toEqual([]);
+    expect((await p.adapters.positions.get(position.id))?.state).toBe('OPEN');
+  });
+});
+
+describe('cancellation', () => {
+  it('cancels when the position is healthy again at the latest mark and puts it back in the index', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const position = await p.open('LONG', '10', '200', '200');
+    await p.tick('ETH-USD', '184');
+    await p.tick('ETH-USD', '199'); // recovers before the consumer runs
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('CANCELLED');
+    expect(liquidation?.marketFills).toEqual([]);
+    const after = await p.adapters.positions.get(position.id);
+    expect(after?.state).toBe('OPEN');
+    const crossed = await p.adapters.positions.queryCrossed('ETH-USD', 'LONG', parsePrice('184'), 10);
+    expect(crossed.positions.map((x) => x.id)).toEqual([position.id]);
+    expect(p.telemetry.total('LiquidationsCancelled')).toBe(1);
+  });
+});
+
+describe('ticks', () => {
+  it('rejects a stale (out-of-order) tick and enqueues nothing', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    await p.open('LONG', '10', '200', '200');
+    const outcome = await p.tick('ETH-USD', '150', { sequence: 9 });
+    expect(outcome).toMatchObject({ status: 'rejected', reason: 'tick/out-of-order' });
+    expect((await p.adapters.liquidationQueue.depth()).visible).toBe(0);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('200'));
+  });
+
+  it('enqueues nothing twice for a duplicate tick', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.open('LONG', '10', '200', '200');
+    await p.open('LONG', '5', '200', '100');
+    const first = await p.tick('ETH-USD', '184', { sequence: 2 });
+    const duplicate = await p.tick('ETH-USD', '184', { sequence: 2 });
+    expect(first).toMatchObject({ status: 'accepted', enqueued: 2 });
+    expect(duplicate).toMatchObject({ status: 'rejected', reason: 'tick/duplicate' });
+    expect((await p.adapters.liquidationQueue.depth()).visible).toBe(2);
+  });
+
+  it('trips the circuit breaker on a bad print instead of liquidating', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    const outcome = await p.tick('ETH-USD', '100');
+    expect(outcome).toMatchObject({ status: 'rejected', reason: 'tick/price-band' });
+    expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeDefined();
+    expect(await liquidationsOf(p)).toEqual([]);
+  });
+});
+
+describe('auction layer', () => {
+  it('sells what the empty book cannot take to a provider once the price reaches its bid', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const position = await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.02', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_AUCTION');
+    expect(liquidation?.marketFills).toEqual([]);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    expect(auction?.state).toBe('CLEARED');
+    const filled = auction?.fills.reduce((s, f) => s + f.size, 0n) ?? 0n;
+    expect(filled).toBeGreaterThan(0n);
+    for (const fill of auction?.fills ?? []) {
+      expect(fill.price * 100n).toBeLessThanOrEqual(parsePrice('184') * 98n); // at or below the 2 % bid
+      expect(fill.price).toBeGreaterThan(0n);
+    }
+    const provider = await p.adapters.providers.get('lp-1');
+    expect(provider?.capital).toBeLessThan(parseQuote('100000'));
+    expect((await p.adapters.positions.get(position.id))?.state).not.toBe('LIQUIDATING');
+    await expectReconciled(p);
+  });
+});
+
+describe('insurance and ADL layers', () => {
+  it('pays a shortfall below the bankruptcy price from the fund (SETTLED_INSURANCE)', async () => {
+    const p = createPipeline();
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200'); // bankrupt at 180
+    await p.open('SHORT', '10', '200', '400'); // an ADL counterparty, never needed here
+    await p.tick('ETH-USD', '175'); // gapped through the bankruptcy price
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_INSURANCE');
+    const paid = parseQuote(liquidation?.settlement?.insurancePaid ?? '0');
+    expect(paid).toBeGreaterThan(0n);
+    const fund = await p.adapters.ledger.balance(INSURANCE_ACCOUNT);
+    expect(fund.balance).toBe(parseQuote('100000') - paid);
+    expect(liquidation?.settlement?.badDebt).toBe('0');
+    await expectReconciled(p);
+  });
+
+  it('socializes what an empty fund cannot pay through ADL, exactly (SETTLED_ADL)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    const short = await p.open('SHORT', '10', '200', '400');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_ADL');
+    const shortfall = parseQuote(liquidation?.settlement?.shortfall ?? '0');
+    const covered = parseQuote(liquidation?.settlement?.adlCovered ?? '0');
+    expect(shortfall).toBeGreaterThan(0n);
+    expect(covered + parseQuote(liquidation?.settlement?.badDebt ?? '0')).toBe(shortfall);
+    const counterparty = await p.adapters.positions.get(short.id);
+    expect(counterparty?.version).toBeGreaterThan(short.version);
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+  });
+});
+
+describe('redelivery after a crash', () => {
+  /** A fund-backed crash through the bankruptcy price: touches every service and the ledger. */
+  async function scenario(crashAt?: number) {
+    let count = 0;
+    let crashedAt: string | undefined;
+    const trace: string[] = [];
+    let armed = false;
+    const p = createPipeline({
+      crashHook: (point) => {
+        // Receives and deletes are Lambda's own polling, not side effects of the handlers.
+        if (!armed || /\.(receive|delete|changeVisibility)$/.test(point)) return;
+        trace.push(point);
+        count += 1;
+        if (count === crashAt) {
+          crashedAt = point;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.open('LONG', '10', '200', '200');
+    await p.open('LONG', '40', '200', '1000');
+    await p.open('SHORT', '10', '200', '400');
+    armed = true;
+    try {
+      await p.tick('ETH-USD', '175', { sequence: 2 });
+    } catch (error) {
+      expect(error).toBeInstanceOf(InjectedCrash);
+      await p.tick('ETH-USD', '175', { sequence: 2 }); // EventBridge retries the same event
+    }
+    await p.drain();
+    const liquidations = (await liquidationsOf(p)).map((l) => ({ id: l.id, state: l.state, settlement: l.settlement }));
+    // Redelivery may reorder independent liquidations; each movement must still happen exactly once.
+    const journal = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT))
+      .map((e) => `${e.idempotencyKey}=${e.amount}`)
+      .sort();
+    await expectReconciled(p);
+    return { trace, crashedAt, liquidations, journal };
+  }
+
+  it('ends in the same state as an uninterrupted run whichever side effect the process dies after', async () => {
+    const clean = await scenario();
+    expect(clean.trace.length).toBeGreaterThan(8);
+    expect(clean.liquidations.every((l) => l.state.startsWith('SETTLED_'))).toBe(true);
+    for (let i = 1; i <= clean.trace.length; i++) {
+      const run = await scenario(i);
+      expect(run.crashedAt, `crash #${i}`).toBe(clean.trace[i - 1]);
+      expect(run.liquidations, `after a crash at #${i} (${run.crashedAt})`).toEqual(clean.liquidations);
+      expect(run.journal, `journal after a crash at #${i} (${run.crashedAt})`).toEqual(clean.journal);
+    }
+  });
+});
