@@ -27,7 +27,7 @@ import {
 } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
 import type { QueuePair } from './queues.ts';
-import { TICK_PATTERN } from './tick-bus.ts';
+import { MARGIN_CHECK_PATTERN } from './tick-bus.ts';
 
 /** Lambda's limit on the total size of a function's environment variables. */
 const MAX_ENVIRONMENT_BYTES = 4096;
@@ -104,8 +104,8 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
   const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
   new Rule(scope, 'PriceTickRule', {
     eventBus: props.tickBus,
-    description: 'PriceTick events to margin-check',
-    eventPattern: TICK_PATTERN,
+    description: 'PriceTick events (and margin-check continuations) to margin-check',
+    eventPattern: MARGIN_CHECK_PATTERN,
     targets: [
       new LambdaFunction(fn, {
         deadLetterQueue: deadLetters,
@@ -115,6 +115,8 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
     ],
   });
   fn.configureAsyncInvoke({ onFailure: new SqsDestination(deadLetters), maxEventAge, retryAttempts: 2 });
+  // A tick that crosses more positions than one invocation starts re-emits itself as a continuation.
+  props.tickBus.grantPutEventsTo(fn);
 }
 
 function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {

@@ -23,6 +23,11 @@ const feedPrincipal = (p: string): IPrincipal =>
 
 /** The event pattern of a price tick; the rule and the archive both use it. */
 export const TICK_PATTERN = { source: [TICK_BUS.source], detailType: [TICK_BUS.detailType] };
+/** margin-check also takes its own continuation events (never archived: they are not feed ticks). */
+export const MARGIN_CHECK_PATTERN = {
+  source: [TICK_BUS.source],
+  detailType: [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
+};
 
 /**
  * The custom bus the price feed puts ticks on. Its resource policy:

@@ -174,6 +174,8 @@ export interface OrderRequest {
   readonly size: BaseE8;
   /** Worst acceptable price: IOC, fills stop at this level. */
   readonly limitPrice: PriceE8;
+  /** The mark the caller priced the order against, with its time: a simulated venue follows it; a real one ignores it. */
+  readonly reference?: { readonly mark: PriceE8; readonly atMs: number };
 }
 
 export interface OrderResult {

@@ -43,7 +43,7 @@ export async function processAuctionStep(
 
   const now = deps.clock.nowMs();
   const config = deps.config.auction;
-  const mark = await latestMark(deps.markets, auction.symbol, auction.top);
+  const { mark } = await latestMark(deps.markets, auction.symbol, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
 
   if (status.needsReset) {
@@ -145,7 +145,7 @@ async function finish(auction: AuctionRecord, deps: SettlementDeps): Promise<Auc
       }
       return { status: 'finished', liquidationState: liquidation.state };
     }
-    await decideAndSettle(liquidation, deps, auction);
+    await decideAndSettle(liquidation, deps, auction, {});
   }
   throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
 }

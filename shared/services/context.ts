@@ -82,14 +82,15 @@ export function decodeContext(record: LiquidationRecord): LiquidationContext | u
 export const oppositeSide = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
 export const closeDirection = (side: Side): 'BUY' | 'SELL' => (side === 'LONG' ? 'SELL' : 'BUY');
 
-/** Latest accepted mark for a symbol; falls back to `fallback` (the trigger mark) when none is recorded. */
+/** Latest accepted mark for a symbol and its time; falls back to `fallback` when none is recorded. */
 export async function latestMark(
   markets: MarketRepository,
   symbol: string,
   fallback: PriceE8,
-): Promise<PriceE8> {
-  const state = await markets.get(symbol);
-  return state?.lastTick?.markPrice ?? fallback;
+  nowMs: number,
+): Promise<{ readonly mark: PriceE8; readonly atMs: number }> {
+  const tick = (await markets.get(symbol))?.lastTick;
+  return tick ? { mark: tick.markPrice, atMs: tick.timestampMs } : { mark: fallback, atMs: nowMs };
 }
 
 /** Every OPEN position of one side of a market, through the index (ADL candidates; rare, bounded by pages). */

@@ -2,6 +2,7 @@ import { settleClose } from '../domain/accounting.ts';
 import type { AdlCandidate } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
+import type { InsuranceState } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { type Fill, isTerminal, type TerminalState } from '../domain/model.ts';
 import { planLiquidationStep } from '../domain/sizing.ts';
@@ -54,53 +55,83 @@ export interface LiquidationOutcome {
 /** Upper bound on state transitions per message: each iteration moves the liquidation forward. */
 const MAX_TRANSITIONS = 8;
 
+/** What one message's processing already read or wrote: carried forward instead of read again. */
+interface Carried {
+  position?: PositionRecord;
+  mark?: { readonly mark: PriceE8; readonly atMs: number };
+}
+
+/** One transition: `done` with the record this message leaves, or the record to continue from (unknown: re-read). */
+type Step =
+  | { readonly done: true; readonly record: LiquidationRecord }
+  | { readonly done: false; readonly next?: LiquidationRecord };
+
 /**
  * Processes one liquidation message: re-check at the latest mark (cancel if healthy), close on the market
  * within the slippage bound, hand the remainder to the auction, or settle with the ledger. Every step is a
  * conditional transition of the liquidation record, so a redelivered message resumes where the last attempt
  * stopped: the venue order has a deterministic client id (never executed twice), ledger movements have
  * deterministic idempotency keys (never applied twice), and the final writes are one transaction.
+ * Records this message wrote are carried forward rather than read again (fewer calls per liquidation).
  */
 export async function processLiquidation(
   liquidationId: string,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
+  const carried: Carried = {};
+  let current: LiquidationRecord | undefined;
   for (let i = 0; i < MAX_TRANSITIONS; i++) {
-    const liquidation = await deps.liquidations.get(liquidationId);
-    if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
-    const done = await advance(liquidation, deps);
-    if (done) return { liquidationId, state: done.state };
+    current ??= await deps.liquidations.get(liquidationId);
+    if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
+    const step = await advance(current, deps, carried);
+    if (step.done) return { liquidationId, state: step.record.state };
+    current = step.next;
+    // A concurrent writer moved the records: read them again.
+    if (!current) carried.position = undefined;
   }
   throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
 }
 
-/** One transition; returns the record when this message has nothing more to do. */
 async function advance(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
-): Promise<LiquidationRecord | undefined> {
+  carried: Carried,
+): Promise<Step> {
   switch (liquidation.state) {
     case 'QUEUED':
-      await executeMarket(liquidation, deps);
-      return undefined;
+      return executeMarket(liquidation, deps, carried);
     case 'MARKET_EXECUTED':
     case 'SETTLING':
-      await decideAndSettle(liquidation, deps);
-      return undefined;
+      return decideAndSettle(liquidation, deps, undefined, carried);
     case 'AUCTION':
       // The auction function drives it from here; make sure its step message exists (a crash may have lost it).
       await ensureAuctionScheduled(liquidation, deps);
-      return liquidation;
+      return { done: true, record: liquidation };
     default:
       await sendFollowUps(liquidation, deps);
-      return liquidation;
+      return { done: true, record: liquidation };
   }
 }
 
-async function loadPosition(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<PositionRecord> {
-  const position = await deps.positions.get(liquidation.positionId);
-  if (!position) throw new LiquidationStuckError(`liquidation/position-missing: ${liquidation.positionId}`);
-  return position;
+async function loadPosition(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<PositionRecord> {
+  carried.position ??= await deps.positions.get(liquidation.positionId);
+  if (!carried.position)
+    throw new LiquidationStuckError(`liquidation/position-missing: ${liquidation.positionId}`);
+  return carried.position;
+}
+
+async function markOf(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+  fallback: PriceE8,
+) {
+  carried.mark ??= await latestMark(deps.markets, liquidation.symbol, fallback, deps.clock.nowMs());
+  return carried.mark;
 }
 
 const withHistory = (
@@ -117,22 +148,28 @@ const withHistory = (
 
 // --- QUEUED: re-check, size, execute on the market ---------------------------------------------------------
 
-async function executeMarket(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
-  const position = await loadPosition(liquidation, deps);
+async function executeMarket(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<Step> {
+  const position = await loadPosition(liquidation, deps, carried);
   const market = marketConfig(deps.config, liquidation.symbol);
-  const mark = await latestMark(deps.markets, liquidation.symbol, liquidation.triggerMark);
+  const reference = await markOf(liquidation, deps, carried, liquidation.triggerMark);
+  const { mark } = reference;
   const now = deps.clock.nowMs();
 
   if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
     // Healthy again at the latest mark: nothing executed, the position goes back to the book.
     const reopened: PositionRecord = { ...position, state: 'OPEN', version: position.version + 1 };
     const cancelled = withHistory(liquidation, 'CANCELLED', now, `healthy at ${mark}`);
-    await commitOrSkip(deps, [
+    const committed = await commitOrSkip(deps, [
       { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
       { kind: 'position', record: reopened, expectedVersion: position.version },
     ]);
+    if (!committed) return { done: false };
     deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
-    return;
+    return { done: true, record: cancelled };
   }
 
   const plannedSize =
@@ -152,6 +189,7 @@ async function executeMarket(liquidation: LiquidationRecord, deps: SettlementDep
     direction,
     size: plannedSize,
     limitPrice,
+    reference,
   });
 
   const context: LiquidationContext = { plannedSize, executionMark: mark };
@@ -161,10 +199,17 @@ async function executeMarket(liquidation: LiquidationRecord, deps: SettlementDep
     remainingSize: plannedSize - sumSize(fills),
     context: encodeContext(context),
   };
-  await commitOrSkip(deps, [{ kind: 'liquidation', record: executed, expectedVersion: liquidation.version }]);
+  if (
+    !(await commitOrSkip(deps, [
+      { kind: 'liquidation', record: executed, expectedVersion: liquidation.version },
+    ]))
+  ) {
+    return { done: false };
+  }
   for (const fill of fills) {
     deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, mark)));
   }
+  return { done: false, next: executed };
 }
 
 async function placeWithRetries(
@@ -216,13 +261,17 @@ const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
   collateral: position.collateral,
 });
 
+/** Before the fund is consulted: a plan that needs no fund state is exactly as valid with this one. */
+const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n };
+
 export async function decideAndSettle(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
-  auction?: AuctionRecord,
-): Promise<void> {
+  auction: AuctionRecord | undefined,
+  carried: Carried = {},
+): Promise<Step> {
   const context = contextOf(liquidation);
-  const position = await loadPosition(liquidation, deps);
+  const position = await loadPosition(liquidation, deps, carried);
   const market = marketConfig(deps.config, liquidation.symbol);
   const now = deps.clock.nowMs();
 
@@ -231,9 +280,8 @@ export async function decideAndSettle(
   const auctionFills: readonly Fill[] =
     frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
   const auctionFinished = auction ? auction.state !== 'RUNNING' : deps.strategy === 'market-only';
-  const insurance = frozen?.insurance ?? (await fundState(deps));
-  const mark = frozen?.mark ?? (await latestMark(deps.markets, liquidation.symbol, context.executionMark));
-  const decide = (candidates?: readonly AdlCandidate[]): WaterfallDecision =>
+  const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
+  const decide = (insurance: InsuranceState, candidates?: readonly AdlCandidate[]): WaterfallDecision =>
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
@@ -249,8 +297,20 @@ export async function decideAndSettle(
       nowMs: frozen?.nowMs ?? now,
     });
 
-  let decision = decide(frozen?.candidates);
+  let insurance = frozen?.insurance ?? NO_FUND;
   let candidates = frozen?.candidates;
+  let decision = decide(insurance, candidates);
+  // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
+  // without reading the fund or freezing. Otherwise read the fund (and the ADL candidates) and freeze.
+  const fundInvolved =
+    !frozen &&
+    decision.next !== 'start-auction' &&
+    decision.next !== 'await-auction' &&
+    decision.next !== 'settle';
+  if (fundInvolved) {
+    insurance = await fundState(deps);
+    decision = decide(insurance);
+  }
   if (decision.next === 'load-adl-candidates') {
     const open = await openPositions(deps.positions, liquidation.symbol, oppositeSide(liquidation.side));
     candidates = open.map((p) => ({
@@ -261,14 +321,15 @@ export async function decideAndSettle(
       collateral: p.collateral,
       version: p.version,
     }));
-    decision = decide(candidates);
+    decision = decide(insurance, candidates);
   }
 
   switch (decision.next) {
     case 'start-auction':
       return startAuction(liquidation, context, position, mark, deps);
     case 'await-auction':
-      return ensureAuctionScheduled(liquidation, deps);
+      await ensureAuctionScheduled(liquidation, deps);
+      return { done: true, record: liquidation };
     case 'escalate':
       throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
     case 'settle':
@@ -277,7 +338,7 @@ export async function decideAndSettle(
       throw new LiquidationStuckError(`liquidation/unexpected-next: ${decision.next} for ${liquidation.id}`);
   }
 
-  if (!frozen) {
+  if (!frozen && fundInvolved) {
     // Freeze the inputs before the first ledger movement: from here on every retry applies the same plan.
     const settling: LiquidationRecord = {
       ...withHistory(liquidation, 'SETTLING', now),
@@ -286,12 +347,16 @@ export async function decideAndSettle(
         settle: { insurance, nowMs: now, mark, auctionFills, ...(candidates ? { candidates } : {}) },
       }),
     };
-    await commitOrSkip(deps, [
-      { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
-    ]);
-    return;
+    if (
+      !(await commitOrSkip(deps, [
+        { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
+      ]))
+    ) {
+      return { done: false };
+    }
+    return { done: false, next: settling };
   }
-  await applySettlement(liquidation, context, position, decision, deps);
+  return applySettlement(liquidation, context, position, decision, deps, mark);
 }
 
 async function fundState(deps: SettlementDeps) {
@@ -305,11 +370,13 @@ async function applySettlement(
   position: PositionRecord,
   decision: WaterfallDecision,
   deps: SettlementDeps,
-): Promise<void> {
+  mark: PriceE8,
+): Promise<Step> {
   const now = deps.clock.nowMs();
   const terminal = decision.terminal as TerminalState;
+  let fundBalance: bigint | undefined;
   for (const movement of decision.movements) {
-    await deps.ledger.apply(movement);
+    fundBalance = (await deps.ledger.apply(movement)).balanceAfter;
   }
 
   const writes: Write[] = [];
@@ -328,7 +395,6 @@ async function applySettlement(
       deps.config,
     );
     const market = marketConfig(deps.config, position.symbol);
-    const mark = context.settle?.mark ?? context.executionMark;
     if (isLiquidatable(remainder, mark, market.maintenanceMargin)) {
       // Still endangered: the next slice starts atomically with this settlement.
       const stillLiquidating: PositionRecord = { ...remainder, state: 'LIQUIDATING' };
@@ -369,12 +435,13 @@ async function applySettlement(
     }),
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
-  await commitOrSkip(deps, writes);
+  if (!(await commitOrSkip(deps, writes))) return { done: false };
 
-  recordSettlementMetrics(decision, deps);
+  recordSettlementMetrics(decision, fundBalance, deps);
   if (nextLiquidation) {
     await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: nextLiquidation.id })]);
   }
+  return { done: true, record: settled };
 }
 
 /** An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. */
@@ -404,7 +471,11 @@ async function deleverage(
   return { record, expectedVersion: frozen.version };
 }
 
-function recordSettlementMetrics(decision: WaterfallDecision, deps: SettlementDeps): void {
+function recordSettlementMetrics(
+  decision: WaterfallDecision,
+  fundBalance: bigint | undefined,
+  deps: SettlementDeps,
+): void {
   const { telemetry } = deps;
   for (const layer of decision.acted) telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer });
   const { insurance, adl } = decision.layers;
@@ -414,7 +485,9 @@ function recordSettlementMetrics(decision: WaterfallDecision, deps: SettlementDe
   if (adl.uncovered > 0n) {
     telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)));
   }
-  telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(decision.insuranceNext.balance)));
+  if (fundBalance !== undefined) {
+    telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(fundBalance)));
+  }
 }
 
 // --- Auction hand-over ---------------------------------------------------------------------------------------
@@ -427,7 +500,7 @@ async function startAuction(
   position: PositionRecord,
   mark: PriceE8,
   deps: SettlementDeps,
-): Promise<void> {
+): Promise<Step> {
   const now = deps.clock.nowMs();
   const direction = closeDirection(position.side);
   const lot = context.plannedSize - sumSize(liquidation.marketFills);
@@ -451,11 +524,13 @@ async function startAuction(
     remainingSize: lot,
     context: encodeContext({ ...context, auctionId: auction.id }),
   };
-  await commitOrSkip(deps, [
+  const committed = await commitOrSkip(deps, [
     { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
     { kind: 'auction', record: auction, expectedVersion: undefined },
   ]);
+  if (!committed) return { done: false };
   await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: 0 }), 0);
+  return { done: true, record: inAuction };
 }
 
 async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
@@ -479,13 +554,15 @@ async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDep
  * Commits the writes; a failed condition means a concurrent or earlier attempt moved the records first,
  * which the caller's loop then observes by re-reading (never an effect applied twice).
  */
-async function commitOrSkip(deps: SettlementDeps, writes: readonly Write[]): Promise<void> {
+async function commitOrSkip(deps: SettlementDeps, writes: readonly Write[]): Promise<boolean> {
   try {
     await deps.transactor.commit(writes);
+    return true;
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
     deps.telemetry.info('concurrent transition observed; re-reading', {
       records: writes.map((w) => `${w.kind}:${w.record.id}`),
     });
+    return false;
   }
 }

@@ -241,11 +241,14 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('routes PriceTick events to margin-check with a retry policy and the tick DLQ', () => {
+  it('routes PriceTick events (and continuations) to margin-check with a retry policy and the tick DLQ', () => {
     const deadLetters = queueId(stack.queues.tickDeadLetters.queue);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: logicalIdOf(stack, stack.tickBus) },
-      EventPattern: { source: [TICK_BUS.source], 'detail-type': [TICK_BUS.detailType] },
+      EventPattern: {
+        source: [TICK_BUS.source],
+        'detail-type': [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
+      },
       Targets: [
         Match.objectLike({
           Arn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.marginCheck), 'Arn'] },

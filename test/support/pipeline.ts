@@ -1,4 +1,8 @@
-import { createEmbeddedAdapters, type EmbeddedAdapters, ManualClock } from '../../shared/adapters/embedded/index.ts';
+import {
+  createEmbeddedAdapters,
+  type EmbeddedAdapters,
+  ManualClock,
+} from '../../shared/adapters/embedded/index.ts';
 import { SimulatedVenue } from '../../shared/adapters/venue/simulated.ts';
 import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
 import type { Side } from '../../shared/domain/model.ts';
@@ -14,7 +18,8 @@ import { handleTick, type TickOutcome, withLiquidationPrice } from '../../shared
 /** Telemetry that records what the services emit, for assertions. */
 export class RecordingTelemetry implements Telemetry {
   readonly counts = new Map<string, number>();
-  readonly observations: { metric: string; value: number; dimensions?: Readonly<Record<string, string>> }[] = [];
+  readonly observations: { metric: string; value: number; dimensions?: Readonly<Record<string, string>> }[] =
+    [];
   readonly warnings: string[] = [];
   count(metric: string, value = 1, dimensions?: Readonly<Record<string, string>>): void {
     const key = dimensions ? `${metric}:${Object.values(dimensions).join(',')}` : metric;
@@ -112,7 +117,10 @@ export function createPipeline(options: PipelineOptions = {}) {
       const handled =
         (await deliver(adapters.liquidationQueue, (m) =>
           processLiquidation(parseLiquidationMessage(m.body).liquidationId, deps),
-        )) + (await deliver(adapters.auctionQueue, (m) => processAuctionStep(parseAuctionStepMessage(m.body), deps)));
+        )) +
+        (await deliver(adapters.auctionQueue, (m) =>
+          processAuctionStep(parseAuctionStepMessage(m.body), deps),
+        ));
       if (handled > 0) continue;
       const [l, a] = await Promise.all([adapters.liquidationQueue.depth(), adapters.auctionQueue.depth()]);
       if (l.visible + l.inFlight + l.delayed + a.visible + a.inFlight + a.delayed === 0) return;
@@ -148,7 +156,13 @@ export function createPipeline(options: PipelineOptions = {}) {
     return record;
   }
 
-  async function provider(id: string, capital: string, maxDiscount: string, maxLot: string, symbol = 'ETH-USD') {
+  async function provider(
+    id: string,
+    capital: string,
+    maxDiscount: string,
+    maxLot: string,
+    symbol = 'ETH-USD',
+  ) {
     await adapters.providers.put(
       {
         id,

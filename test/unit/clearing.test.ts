@@ -15,6 +15,8 @@ import {
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
+  PPM_SCALE,
+  type PriceE8,
   ppm,
   price,
   usd,
@@ -29,16 +31,37 @@ const bid = (id: string, capital: string, maxDiscount: string, maxLot: string): 
 const RICH = bid('rich', '1000000000', '0.1', '1000');
 const P1000 = price('1000');
 
-const step = (over: Partial<AuctionStepInput>): AuctionStepInput => ({
-  direction: 'SELL',
-  remainingLot: base('10'),
-  price: P1000,
-  mark: P1000,
-  debt: usd('1000000000'),
-  dust: base('0.001'),
-  providers: [RICH],
-  ...over,
-});
+/**
+ * Unless a test sets the mark, it sits so the price has walked past every bid used here: SELL price = 0.8 mark
+ * (reaches every bid with d <= 20%), BUY price = 1.25 mark (d <= 25%). The terms then do not bind by accident.
+ */
+const pastEveryBid = (direction: 'BUY' | 'SELL', p: PriceE8): PriceE8 =>
+  direction === 'SELL' ? div(p * 5n, 4n, 'ceil') : div(p * 4n, 5n, 'floor');
+
+const step = (over: Partial<AuctionStepInput>): AuctionStepInput => {
+  const direction = over.direction ?? 'SELL';
+  const p = over.price ?? P1000;
+  return {
+    direction,
+    remainingLot: base('10'),
+    price: p,
+    mark: pastEveryBid(direction, p),
+    debt: usd('1000000000'),
+    dust: base('0.001'),
+    providers: [RICH],
+    ...over,
+  };
+};
+
+/**
+ * Independent oracle for `accepts`: the bid rounded to a whole tick toward the side it can be reached from
+ * (SELL floor, BUY ceil); an integer price reaches the exact bid iff it reaches that tick.
+ */
+function reached(p: ProviderBid, direction: 'BUY' | 'SELL', auctionPrice: PriceE8, mark: PriceE8): boolean {
+  return direction === 'SELL'
+    ? auctionPrice <= div(mark * (PPM_SCALE - p.maxDiscountPpm), PPM_SCALE, 'floor')
+    : auctionPrice >= div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil');
+}
 
 const sizes = (r: ClearingResult) => r.fills.map((f) => [f.providerId, f.size]);
 
@@ -53,6 +76,12 @@ function reasonOf(fn: () => unknown): ClearingReason | undefined {
 }
 
 describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Maker tab)', () => {
+  // Price 1000 against a mark of 1250: 20% down, below RICH's bid at 1125, so only the debt binds.
+  it('the default SELL step is below the bid', () => {
+    expect(step({}).mark).toBe(price('1250'));
+    expect(reached(RICH, 'SELL', P1000, price('1250'))).toBe(true);
+  });
+
   const cases: Record<
     string,
     { debt: string; filled: string; collected: string; remaining: string; covered: boolean }
@@ -104,8 +133,24 @@ describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Ma
     });
   }
 
+  it('caps at the debt with the price exactly at the bid, and a tick above it sells nothing', () => {
+    // d = 20% against mark 1250: the bid is exactly 1000.
+    const edge = bid('edge', '1000000000', '0.2', '1000');
+    const at = clearAuctionStep(step({ debt: usd('5000'), providers: [edge] }));
+    expect(sizes(at)).toEqual([['edge', base('5')]]);
+    expect(at.collected).toBe(usd('5000'));
+    expect(at.remainingLot).toBe(base('5'));
+    expect(at.debtCovered).toBe(true);
+    const above = price('1000.00000001');
+    const none = clearAuctionStep(
+      step({ price: above, mark: price('1250'), debt: usd('5000'), providers: [edge] }),
+    );
+    expect(none.fills).toEqual([]);
+    expect(none.debtCovered).toBe(false);
+  });
+
   it('sizes the last slice so its rounded-up cost still fits the debt', () => {
-    const r = clearAuctionStep(step({ price: price('3'), mark: price('3'), debt: usd('10') }));
+    const r = clearAuctionStep(step({ price: price('3'), debt: usd('10') }));
     expect(r.filledSize).toBe(333_333_333n); // floor(10 / 3 * 1e8)
     expect(r.collected).toBe(usd('10')); // ceil(9.99999999) = 10.000000 <= debt
     expect(r.debtCovered).toBe(true);
@@ -129,21 +174,77 @@ describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Ma
   });
 });
 
-describe("clearAuctionStep: a provider's terms (SELL: price >= mark(1 - d); BUY: price <= mark(1 + d))", () => {
-  const five = bid('p', '1000000', '0.05', '100');
-  const cases: Record<string, { dir: 'BUY' | 'SELL'; price: string; fills: boolean }> = {
-    'SELL above the limit': { dir: 'SELL', price: '951', fills: true },
-    'SELL at the limit': { dir: 'SELL', price: '950', fills: true },
-    'SELL beyond the limit': { dir: 'SELL', price: '949.99999999', fills: false },
-    'BUY under the limit': { dir: 'BUY', price: '1049.99999999', fills: true },
-    'BUY at the limit': { dir: 'BUY', price: '1050', fills: true },
-    'BUY beyond the limit': { dir: 'BUY', price: '1050.00000001', fills: false },
+describe("clearAuctionStep: a provider's bid (SELL: takes once price <= mark(1 - d); BUY: price >= mark(1 + d))", () => {
+  // mark 1000, d = 5%: the SELL bid is 950, the BUY bid 1050. Off-tick: mark 1000.00000001 puts the SELL bid at
+  // 950.0000000095 and the BUY bid at 1050.0000000105, between two ticks, so no rounding of the bid may creep in.
+  const OFF = '1000.00000001';
+  const cases: Record<
+    string,
+    { dir: 'BUY' | 'SELL'; price: string; fills: boolean; mark?: string; d?: string }
+  > = {
+    'SELL at the mark: above the bid, not reached yet': { dir: 'SELL', price: '1000', fills: false },
+    'SELL a tick above the bid': { dir: 'SELL', price: '950.00000001', fills: false },
+    'SELL at the bid': { dir: 'SELL', price: '950', fills: true },
+    'SELL a tick below the bid': { dir: 'SELL', price: '949.99999999', fills: true },
+    'SELL far below the bid: takes at the auction price': { dir: 'SELL', price: '500', fills: true },
+    'SELL off-tick bid: the tick above it is not reached': {
+      dir: 'SELL',
+      price: '950.00000001',
+      mark: OFF,
+      fills: false,
+    },
+    'SELL off-tick bid: the tick below it is': { dir: 'SELL', price: '950', mark: OFF, fills: true },
+    'SELL d = 0 bids the mark: takes at the mark': { dir: 'SELL', price: '1000', d: '0', fills: true },
+    'SELL d = 0: not a tick above the mark': { dir: 'SELL', price: '1000.00000001', d: '0', fills: false },
+    'SELL d = 100% bids zero: never reached': { dir: 'SELL', price: '0.00000001', d: '1', fills: false },
+    'BUY at the mark: below the bid, not reached yet': { dir: 'BUY', price: '1000', fills: false },
+    'BUY a tick below the bid': { dir: 'BUY', price: '1049.99999999', fills: false },
+    'BUY at the bid': { dir: 'BUY', price: '1050', fills: true },
+    'BUY a tick above the bid': { dir: 'BUY', price: '1050.00000001', fills: true },
+    'BUY far above the bid: takes at the auction price': { dir: 'BUY', price: '2000', fills: true },
+    'BUY off-tick bid: the tick below it is not reached': {
+      dir: 'BUY',
+      price: '1050.00000001',
+      mark: OFF,
+      fills: false,
+    },
+    'BUY off-tick bid: the tick above it is': { dir: 'BUY', price: '1050.00000002', mark: OFF, fills: true },
+    'BUY d = 0 bids the mark: takes at the mark': { dir: 'BUY', price: '1000', d: '0', fills: true },
+    'BUY d = 0: not a tick below the mark': { dir: 'BUY', price: '999.99999999', d: '0', fills: false },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => {
-      const r = clearAuctionStep(step({ direction: c.dir, price: price(c.price), providers: [five] }));
+      const provider = bid('p', '1000000', c.d ?? '0.05', '100');
+      const at = price(c.price);
+      const mark = price(c.mark ?? '1000');
+      expect(accepts(provider, c.dir, at, mark)).toBe(c.fills);
+      expect(reached(provider, c.dir, at, mark)).toBe(c.fills);
+      const r = clearAuctionStep(step({ direction: c.dir, price: at, mark, providers: [provider] }));
       expect(r.filledSize).toBe(c.fills ? base('10') : 0n);
-      expect(r.fills.every((f) => f.price === price(c.price))).toBe(true);
+      expect(r.fills.map((f) => f.price)).toEqual(c.fills ? [at] : []);
+      if (c.fills)
+        expect(r.collected).toBe(notionalQuote(base('10'), at, c.dir === 'SELL' ? 'ceil' : 'floor'));
+    });
+  }
+
+  // near: d = 3%, far: d = 5%; each takes up to 4 of the 10. The auction reaches the nearer bid first.
+  const book = [bid('far', '1000000', '0.05', '4'), bid('near', '1000000', '0.03', '4')];
+  const walk: Record<string, { dir: 'BUY' | 'SELL'; price: string; fills: string[] }> = {
+    'SELL 980: no bid reached': { dir: 'SELL', price: '980', fills: [] },
+    'SELL 970: the near bid': { dir: 'SELL', price: '970', fills: ['near'] },
+    'SELL 960: still only the near bid': { dir: 'SELL', price: '960', fills: ['near'] },
+    'SELL 950: both, near first': { dir: 'SELL', price: '950', fills: ['near', 'far'] },
+    'BUY 1020: no bid reached': { dir: 'BUY', price: '1020', fills: [] },
+    'BUY 1030: the near bid': { dir: 'BUY', price: '1030', fills: ['near'] },
+    'BUY 1040: still only the near bid': { dir: 'BUY', price: '1040', fills: ['near'] },
+    'BUY 1050: both, near first': { dir: 'BUY', price: '1050', fills: ['near', 'far'] },
+  };
+  for (const [name, c] of Object.entries(walk)) {
+    it(`walks the book: ${name}`, () => {
+      const r = clearAuctionStep(
+        step({ direction: c.dir, price: price(c.price), mark: P1000, providers: book, dust: 0n }),
+      );
+      expect(sizes(r)).toEqual(c.fills.map((id) => [id, base('4')]));
     });
   }
 });
@@ -165,7 +266,6 @@ describe('clearAuctionStep: order, caps and rounding', () => {
       step({
         remainingLot: base('100'),
         price: price('3'),
-        mark: price('3'),
         providers: [bid('lot', '1000', '0', '1'), bid('cap', '100', '0.1', '100')],
       }),
     );
@@ -178,21 +278,24 @@ describe('clearAuctionStep: order, caps and rounding', () => {
   });
 
   it('rounds cost up for what a provider pays (SELL), down for what the backstop pays (BUY)', () => {
-    const tiny = { remainingLot: 1n, price: price('1.5'), mark: price('1.5'), dust: 0n };
+    const tiny = { remainingLot: 1n, price: price('1.5'), dust: 0n };
     expect(clearAuctionStep(step({ ...tiny, direction: 'SELL' })).fills[0]?.cost).toBe(1n);
     expect(clearAuctionStep(step({ ...tiny, direction: 'BUY' })).fills[0]?.cost).toBe(0n);
   });
 
   it('skips providers with nothing to give', () => {
-    const r = clearAuctionStep(
-      step({ providers: [bid('empty', '0', '0', '10'), bid('nolot', '1000', '0', '0')] }),
-    );
+    const providers = [bid('empty', '0', '0', '10'), bid('nolot', '1000', '0', '0')];
+    const input = step({ providers });
+    // Both bids are reached: only capital and maxLot stop them.
+    expect(providers.every((p) => accepts(p, 'SELL', input.price, input.mark))).toBe(true);
+    const r = clearAuctionStep(input);
     expect(r.fills).toEqual([]);
     expect(r.remainingLot).toBe(base('10'));
   });
 });
 
 describe("clearAuctionStep: dust (Maker's chost): never leave 0 < remaining < dust", () => {
+  // Price 1000, mark 1250: below every d = 0 bid (1250), so only dust and maxLot shape the fills.
   const cases: Record<
     string,
     { lot: string; providers: ProviderBid[]; fills: [string, string][]; remaining: string }
@@ -240,6 +343,12 @@ describe("clearAuctionStep: dust (Maker's chost): never leave 0 < remaining < du
       remaining: '0',
     },
     'or not at all': { lot: '2', providers: [bid('a', '1000000', '0', '1')], fills: [], remaining: '2' },
+    'a bid not yet reached does not help take it whole (b bids 625)': {
+      lot: '2',
+      providers: [bid('a', '1000000', '0', '1'), bid('b', '1000000', '0.5', '1')],
+      fills: [],
+      remaining: '2',
+    },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => {
@@ -279,6 +388,14 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
 
 const sameTerms = (p: ProviderBid): ProviderBid => ({ ...p, capital: 10n ** 12n, maxDiscountPpm: 0n });
 
+/** Best terms first: smaller d (the bid the auction reaches first), then larger capital, then id. */
+const betterOrEqual = (a: ProviderBid, b: ProviderBid): boolean =>
+  a.maxDiscountPpm !== b.maxDiscountPpm
+    ? a.maxDiscountPpm < b.maxDiscountPpm
+    : a.capital !== b.capital
+      ? a.capital > b.capital
+      : a.id <= b.id;
+
 describe('clearAuctionStep: properties', () => {
   const providerArb = fc.record({
     id: fc.stringMatching(/^[a-z]{1,3}$/),
@@ -291,6 +408,7 @@ describe('clearAuctionStep: properties', () => {
     maxDiscountPpm: fc.oneof(fc.constantFrom(0n, 10_000n, 50_000n), fc.bigInt({ min: 0n, max: 1_200_000n })),
     maxLot: fc.oneof(fc.bigInt({ min: 0n, max: 10n ** 6n }), fc.bigInt({ min: 0n, max: 10n ** 11n })),
   });
+  // Prices from just above 0 to 2x the mark: each side of every bid, SELL and BUY, is well covered.
   const inputArb: fc.Arbitrary<AuctionStepInput> = fc
     .record({
       direction: fc.constantFrom('BUY' as const, 'SELL' as const),
@@ -306,7 +424,8 @@ describe('clearAuctionStep: properties', () => {
       price: div(rest.mark * priceRatioPpm, 1_000_000n, 'ceil'),
     }));
 
-  it('respects the lot, each maxLot, capital and terms; SELL collects at most debt; no dust left', () => {
+  it('respects the lot, each maxLot, capital and bid; SELL collects at most debt; no dust left', () => {
+    const runsWithFills = { BUY: 0, SELL: 0 };
     fc.assert(
       fc.property(inputArb, (input) => {
         const r = clearAuctionStep(input);
@@ -325,16 +444,36 @@ describe('clearAuctionStep: properties', () => {
           expect(f.price).toBe(input.price);
           expect(accepts(p, input.direction, f.price, input.mark)).toBe(true);
         }
+        // No fill at a price outside a provider's terms, by the independent oracle.
+        const filled = new Set(r.fills.map((f) => f.providerId));
+        for (const p of input.providers) {
+          if (!reached(p, input.direction, input.price, input.mark)) expect(filled.has(p.id)).toBe(false);
+        }
         if (input.direction === 'SELL') expect(r.collected <= input.debt).toBe(true);
         // Covered leaves less than one base unit's price of debt unpaid.
         if (r.debtCovered) expect((input.debt - r.collected) * NOTIONAL_TO_QUOTE < input.price).toBe(true);
-        else expect(r.debtCovered).toBe(false);
+        if (input.direction === 'BUY') expect(r.debtCovered).toBe(false);
         const untouchedSmallLot = r.filledSize === 0n && input.remainingLot < input.dust;
         expect(
           r.remainingLot === 0n || r.remainingLot >= input.dust || r.debtCovered || untouchedSmallLot,
         ).toBe(true);
+        if (r.fills.length > 0) runsWithFills[input.direction]++;
       }),
       { numRuns: 500 },
+    );
+    // Not vacuous: both sides of the book actually fill in a good share of the runs.
+    expect(runsWithFills.SELL).toBeGreaterThan(25);
+    expect(runsWithFills.BUY).toBeGreaterThan(25);
+  });
+
+  it('fills in order of best terms: smaller d (bid reached first), then larger capital, then id', () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const byId = new Map(input.providers.map((p) => [p.id, p]));
+        const filled = clearAuctionStep(input).fills.map((f) => byId.get(f.providerId)!);
+        for (let i = 1; i < filled.length; i++) expect(betterOrEqual(filled[i - 1]!, filled[i]!)).toBe(true);
+      }),
+      { numRuns: 300 },
     );
   });
 
@@ -359,12 +498,13 @@ describe('clearAuctionStep: properties', () => {
     );
   });
 
-  it('fills all it can when neither dust nor debt binds: min(lot, sum of eligible capacity)', () => {
+  it('fills all it can when neither dust nor debt binds: min(lot, capacity of the bids reached)', () => {
     fc.assert(
       fc.property(inputArb, (generated) => {
-        const input = { ...generated, direction: 'BUY' as const, dust: 0n };
+        // A debt no lot here can reach, so for SELL only the bids, capital and maxLot bind.
+        const input = { ...generated, dust: 0n, debt: 10n ** 40n };
         const capacity = input.providers
-          .filter((p) => accepts(p, 'BUY', input.price, input.mark))
+          .filter((p) => reached(p, input.direction, input.price, input.mark))
           .reduce((s, p) => {
             const byCapital = div(p.capital * NOTIONAL_TO_QUOTE, input.price, 'floor');
             return s + minBig(p.maxLot, byCapital);
@@ -373,6 +513,24 @@ describe('clearAuctionStep: properties', () => {
         expect(clearAuctionStep(input).filledSize).toBe(want);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('accepts matches the bid rounded to a tick, and once reached a bid stays reached as the auction walks on', () => {
+    fc.assert(
+      fc.property(
+        providerArb,
+        fc.constantFrom('BUY' as const, 'SELL' as const),
+        fc.bigInt({ min: 1n, max: 10n ** 13n }),
+        fc.bigInt({ min: 2n, max: 2n * 10n ** 13n }),
+        (p, direction, mark, at) => {
+          expect(accepts(p, direction, at, mark)).toBe(reached(p, direction, at, mark));
+          // SELL walks down, BUY up: the next tick on is reached whenever this one is.
+          const next = direction === 'SELL' ? at - 1n : at + 1n;
+          if (accepts(p, direction, at, mark)) expect(accepts(p, direction, next, mark)).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

@@ -4,7 +4,11 @@ import { EmbeddedInputError } from '../../shared/adapters/embedded/internal.ts';
 import { EmbeddedPositionRepository } from '../../shared/adapters/embedded/positions.ts';
 import type { PositionState, Side } from '../../shared/domain/model.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
-import { ConditionFailedError, type PositionRecord, type PositionRepository } from '../../shared/ports/index.ts';
+import {
+  ConditionFailedError,
+  type PositionRecord,
+  type PositionRepository,
+} from '../../shared/ports/index.ts';
 
 const position = (
   id: string,
@@ -50,7 +54,9 @@ describe('embedded positions: conditional writes', () => {
   it('creates once; a second create of the id fails the condition', async () => {
     const repo = new EmbeddedPositionRepository();
     await repo.create(position('a', 'LONG', price('180')));
-    await expect(repo.create(position('a', 'SHORT', price('220')))).rejects.toBeInstanceOf(ConditionFailedError);
+    await expect(repo.create(position('a', 'SHORT', price('220')))).rejects.toBeInstanceOf(
+      ConditionFailedError,
+    );
     expect((await repo.get('a'))?.side).toBe('LONG');
   });
 
@@ -80,7 +86,9 @@ describe('embedded positions: conditional writes', () => {
 
   it('stores copies: mutating the input or the read record cannot change stored state', async () => {
     const repo = new EmbeddedPositionRepository();
-    const input = { ...position('a', 'LONG', price('180')) } as { -readonly [K in keyof PositionRecord]: PositionRecord[K] };
+    const input = { ...position('a', 'LONG', price('180')) } as {
+      -readonly [K in keyof PositionRecord]: PositionRecord[K];
+    };
     await repo.create(input);
     input.size = base('99');
     const read = (await repo.get('a'))!;

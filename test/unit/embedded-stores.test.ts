@@ -89,12 +89,16 @@ function stores() {
 describe('embedded markets', () => {
   it('accepts a first tick only with no expected sequence, then only at the stored sequence', async () => {
     const markets = new EmbeddedMarketRepository();
-    await expect(markets.acceptTick('ETH-USD', tick(1), 0, false)).rejects.toBeInstanceOf(ConditionFailedError);
+    await expect(markets.acceptTick('ETH-USD', tick(1), 0, false)).rejects.toBeInstanceOf(
+      ConditionFailedError,
+    );
     await markets.acceptTick('ETH-USD', tick(1), undefined, false);
     await expect(markets.acceptTick('ETH-USD', tick(2), undefined, false)).rejects.toBeInstanceOf(
       ConditionFailedError,
     );
-    await expect(markets.acceptTick('ETH-USD', tick(2), 0, false)).rejects.toBeInstanceOf(ConditionFailedError);
+    await expect(markets.acceptTick('ETH-USD', tick(2), 0, false)).rejects.toBeInstanceOf(
+      ConditionFailedError,
+    );
     await markets.acceptTick('ETH-USD', tick(2), 1, false);
     expect((await markets.get('ETH-USD'))?.lastTick).toEqual(tick(2));
     expect(await markets.get('BTC-USD')).toBeUndefined();
@@ -142,28 +146,27 @@ describe('embedded liquidations', () => {
     expect((await liquidations.get('p1:3'))?.state).toBe('QUEUED');
   });
 
-  it.each([
-    { name: 'the position moved on', setup: 'stale' },
-    { name: 'the liquidation exists', setup: 'exists' },
-  ])('begin writes nothing when one condition fails: $name', async ({ setup }) => {
+  it('begin writes nothing when the position moved on', async () => {
     const { positions, liquidations } = stores();
     const p = openPosition();
     await positions.create(p);
-    if (setup === 'stale') await positions.replace({ ...p, version: 4 }, 3);
-    else await liquidations.begin(p, liquidation(p));
-    const before = await positions.get('p1');
-    const other = openPosition('p1', setup === 'stale' ? 3 : 4);
-    const attempt = setup === 'stale' ? liquidation(p) : liquidation(p, { tickKey: 'ETH-USD#8' });
-    if (setup === 'exists') {
-      // Reopen the position so only the liquidation's condition can fail.
-      await positions.replace({ ...before!, state: 'OPEN', version: 5 }, 4);
-    }
-    const current = (await positions.get('p1'))!;
-    await expect(liquidations.begin(setup === 'stale' ? other : current, attempt)).rejects.toBeInstanceOf(
-      ConditionFailedError,
-    );
-    expect(await positions.get('p1')).toEqual(current);
-    expect(await liquidations.listByTick('ETH-USD#8')).toEqual([]);
+    await positions.replace({ ...p, version: 4 }, 3);
+    await expect(liquidations.begin(p, liquidation(p))).rejects.toBeInstanceOf(ConditionFailedError);
+    expect(await liquidations.get('p1:3')).toBeUndefined();
+    expect(await liquidations.listByTick('ETH-USD#7')).toEqual([]);
+  });
+
+  it('begin writes nothing when the liquidation exists: the position stays OPEN and indexed', async () => {
+    const { positions, liquidations, transactor } = stores();
+    const p = openPosition();
+    await positions.create(p);
+    await transactor.commit([
+      { kind: 'liquidation', record: liquidation(p, { tickKey: 'ETH-USD#6' }), expectedVersion: undefined },
+    ]);
+    await expect(liquidations.begin(p, liquidation(p))).rejects.toBeInstanceOf(ConditionFailedError);
+    expect(await positions.get('p1')).toEqual(p);
+    expect((await positions.queryCrossed('ETH-USD', 'LONG', price('100'), 10)).positions).toEqual([p]);
+    expect(await liquidations.listByTick('ETH-USD#7')).toEqual([]);
   });
 
   it('begin refuses a position record that is not OPEN or a mismatched liquidation (caller bugs)', async () => {
@@ -193,11 +196,21 @@ describe('embedded liquidations', () => {
     const closed = { ...stored, state: 'CLOSED' as const, version: stored.version + 1 };
     // Position version stale: neither record changes.
     await expect(
-      liquidations.replaceWithPosition({ ...l, state: 'SETTLED_MARKET', version: 2 }, 1, closed, stored.version - 1),
+      liquidations.replaceWithPosition(
+        { ...l, state: 'SETTLED_MARKET', version: 2 },
+        1,
+        closed,
+        stored.version - 1,
+      ),
     ).rejects.toThrow();
     expect((await liquidations.get(l.id))?.state).toBe('MARKET_EXECUTED');
     expect((await positions.get('p1'))?.state).toBe('LIQUIDATING');
-    await liquidations.replaceWithPosition({ ...l, state: 'SETTLED_MARKET', version: 2 }, 1, closed, stored.version);
+    await liquidations.replaceWithPosition(
+      { ...l, state: 'SETTLED_MARKET', version: 2 },
+      1,
+      closed,
+      stored.version,
+    );
     expect((await liquidations.get(l.id))?.state).toBe('SETTLED_MARKET');
     expect((await positions.get('p1'))?.state).toBe('CLOSED');
   });

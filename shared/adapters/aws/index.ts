@@ -15,7 +15,8 @@ import { AwsTransactor } from './transactor.ts';
 /**
  * The AWS adapter family: DynamoDB repositories and ledger, SQS queues. Crash points (for CrashHook) are
  * `<adapter>.<method>` after each write, for example `liquidations.begin`, `ledger.apply`,
- * `liquidationQueue.sendBatch` (after each SendMessageBatch call), `transactor.commit`.
+ * `liquidationQueue.sendBatch` (after each SendMessageBatch call), `liquidationQueue.receive|delete`,
+ * `transactor.commit`: the same names as the embedded bundle.
  */
 
 export interface AwsAdapterOptions {

@@ -28,7 +28,8 @@ import {
  * Ledger table, pk/sk. Balance item `ACCOUNT#<account>` / `BALANCE`; journal entries `ACCOUNT#<account>` /
  * `J#<idempotencyKey>`, immutable. One movement is one TransactWriteItems: the journal put (absent key) and the
  * balance put conditional on the exact sequence and balance read, so the floor and draw-cap checks made on
- * that read hold at commit time. A lost race re-reads and re-checks.
+ * that read hold at commit time. A lost race re-reads and re-checks. A key already journaled returns its
+ * entry (same amount) or throws LedgerIdempotencyConflictError (another amount: a caller bug).
  */
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
@@ -41,7 +42,9 @@ export class LedgerContentionError extends Error {
   override readonly name = 'LedgerContentionError';
 }
 
-const MAX_ATTEMPTS = 10;
+/** Attempts of one movement under contention (every losing attempt saw another movement commit). */
+const MAX_ATTEMPTS = 20;
+const MAX_BACKOFF_MS = 100;
 const BALANCE_SK = 'BALANCE';
 const JOURNAL_PREFIX = 'J#';
 
@@ -171,8 +174,9 @@ export class DynamoLedger implements Ledger {
         const first = await this.entry(movement.account, movement.idempotencyKey);
         if (first) return sameMovement(first, movement);
       }
-      // Lost the race on the balance item: back off a little (jittered) and re-read.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
+      // Lost the race on the balance item: full-jitter backoff, then re-read and re-check.
+      const capMs = Math.min(MAX_BACKOFF_MS, 5 * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * capMs));
     }
     throw new LedgerContentionError(`ledger/contention: ${movement.account} after ${MAX_ATTEMPTS} attempts`);
   }

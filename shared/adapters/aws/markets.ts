@@ -3,6 +3,7 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedTick, CrashHook, MarketRepository, MarketState } from '../../ports/index.ts';
 import {
@@ -105,53 +106,49 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   async clearPending(symbol: string, sequence: number): Promise<void> {
-    try {
-      await this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { symbol: S(symbol) },
-          UpdateExpression: 'REMOVE pendingSequence',
-          ConditionExpression: 'pendingSequence = :seq',
-          ExpressionAttributeValues: { ':seq': N(sequence) },
-        }),
-      );
-    } catch (error) {
-      // Another sequence (or none) is pending: nothing to clear.
-      if (isConditionalCheckFailed(error)) return;
-      throw error;
-    }
-    this.crash('markets.clearPending');
+    // Another sequence (or none) pending: nothing to clear.
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'REMOVE pendingSequence',
+      ConditionExpression: 'pendingSequence = :seq',
+      ExpressionAttributeValues: { ':seq': N(sequence) },
+    });
+    if (done) this.crash('markets.clearPending');
   }
 
-  /** Keeps the first trip while the breaker stays tripped (its reason and time start the cool-down). */
+  /** The first trip wins while the breaker stays tripped (a redelivered tick must not move its time). */
   async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
-    await this.dynamo.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: { symbol: S(symbol) },
-        UpdateExpression: 'SET breaker = if_not_exists(breaker, :breaker)',
-        ExpressionAttributeValues: {
-          ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
-        },
-      }),
-    );
-    this.crash('markets.tripBreaker');
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET breaker = :breaker',
+      ConditionExpression: 'attribute_not_exists(breaker)',
+      ExpressionAttributeValues: {
+        ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
+      },
+    });
+    if (done) this.crash('markets.tripBreaker');
   }
 
   async resetBreaker(symbol: string): Promise<void> {
-    await this.dynamo
-      .send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { symbol: S(symbol) },
-          UpdateExpression: 'REMOVE breaker',
-          ConditionExpression: 'attribute_exists(symbol)',
-        }),
-      )
-      .catch((error: unknown) => {
-        // No market item: nothing to reset (and no empty item created).
-        if (!isConditionalCheckFailed(error)) throw error;
-      });
-    this.crash('markets.resetBreaker');
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'REMOVE breaker',
+      ConditionExpression: 'attribute_exists(breaker)',
+    });
+    if (done) this.crash('markets.resetBreaker');
+  }
+
+  /** An update whose failed condition means "nothing to do": false instead of an error. */
+  private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {
+    try {
+      await this.dynamo.send(new UpdateItemCommand(input));
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
   }
 }

@@ -111,7 +111,7 @@ const errorName = (error: unknown): string | undefined => (error as { name?: str
 
 async function ensureTable(clients: AwsClients, name: string, table: TableDef): Promise<void> {
   try {
-    await clients.dynamo.send(
+    const out = await clients.dynamo.send(
       new CreateTableCommand({
         TableName: name,
         BillingMode: 'PAY_PER_REQUEST',
@@ -128,10 +128,12 @@ async function ensureTable(clients: AwsClients, name: string, table: TableDef): 
           : {}),
       }),
     );
+    // Emulators create tables ACTIVE at once.
+    if (out.TableDescription?.TableStatus === 'ACTIVE') return;
   } catch (error) {
     if (errorName(error) !== 'ResourceInUseException') throw error;
   }
-  // Emulators create tables ACTIVE; AWS takes seconds. Poll with a deadline.
+  // AWS takes seconds: poll with a deadline.
   const deadline = Date.now() + 120_000;
   for (;;) {
     const out = await clients.dynamo.send(new DescribeTableCommand({ TableName: name }));
@@ -181,32 +183,33 @@ export async function createLocalResources(
   stage: string,
   options: LocalResourceOptions = {},
 ): Promise<ResourceNames> {
-  const tables = {} as Record<TableId, string>;
-  await Promise.all(
-    TABLES.map(async (t) => {
-      tables[t.id] = physicalName(stage, t.id);
-      await ensureTable(clients, tables[t.id], t);
-    }),
-  );
+  const tables = Object.fromEntries(TABLES.map((t) => [t.id, physicalName(stage, t.id)])) as Record<
+    TableId,
+    string
+  >;
+  const creatingTables = Promise.all(TABLES.map((t) => ensureTable(clients, tables[t.id], t)));
+  // Awaited at the end; this handler keeps an early queue failure from leaving it unhandled.
+  creatingTables.catch(() => undefined);
 
-  const queues = {} as Record<QueueId, QueueNames>;
-  for (const q of QUEUES) {
-    const visibility = String(options.visibilityTimeoutSeconds ?? visibilityFor(q.id));
-    if (q.deadLetter) {
+  const queueEntries = await Promise.all(
+    QUEUES.map(async (q): Promise<[QueueId, QueueNames]> => {
+      if (!q.deadLetter) {
+        const alone = await ensureQueue(clients, physicalName(stage, q.id), {
+          MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
+        });
+        return [q.id, alone];
+      }
       const dlq = await ensureQueue(clients, physicalName(stage, `${q.id}-dlq`), {
         MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
       });
       const main = await ensureQueue(clients, physicalName(stage, q.id), {
-        VisibilityTimeout: visibility,
+        VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? visibilityFor(q.id)),
         RedrivePolicy: redrive(dlq.arn, q.deadLetter.maxReceiveCount),
       });
-      queues[q.id] = { ...main, dlqUrl: dlq.url, dlqArn: dlq.arn };
-    } else {
-      queues[q.id] = await ensureQueue(clients, physicalName(stage, q.id), {
-        MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
-      });
-    }
-  }
+      return [q.id, { ...main, dlqUrl: dlq.url, dlqArn: dlq.arn }];
+    }),
+  );
+  const queues = Object.fromEntries(queueEntries) as Record<QueueId, QueueNames>;
 
   const busName = physicalName(stage, TICK_BUS.name);
   try {
@@ -252,5 +255,6 @@ export async function createLocalResources(
       ],
     }),
   );
+  await creatingTables;
   return { tables, queues, busName, tickQueueUrl: tickQueue.url, tickQueueArn: tickQueue.arn };
 }

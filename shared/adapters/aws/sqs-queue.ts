@@ -47,7 +47,7 @@ export interface SqsQueueOptions {
   /** Resends of failed batch entries before giving up (default 3). */
   readonly batchRetries?: number;
   readonly crash?: CrashHook;
-  /** Crash point prefix: `${crashPrefix}.send` / `.sendBatch` / `.delete` (default: the queue name). */
+  /** Crash point prefix: `${crashPrefix}.send|sendBatch|receive|delete|changeVisibility` (default: the name). */
   readonly crashPrefix?: string;
 }
 
@@ -153,7 +153,7 @@ export class SqsQueueTransport implements QueueTransport {
         MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       }),
     );
-    return (out.Messages ?? []).map((m) => {
+    const messages = (out.Messages ?? []).map((m) => {
       if (!m.MessageId || m.ReceiptHandle === undefined || m.Body === undefined) {
         throw new Error(`queue/bad-message: ${this.name} returned a message without id, handle or body`);
       }
@@ -165,6 +165,9 @@ export class SqsQueueTransport implements QueueTransport {
         sentAtMs: Number(m.Attributes?.SentTimestamp ?? '0'),
       };
     });
+    // A receive is a side effect too: the messages are now in flight and their receive count grew.
+    if (messages.length > 0) this.crash(`${this.crashPrefix}.receive`);
+    return messages;
   }
 
   async delete(receiptHandle: string): Promise<void> {
@@ -180,6 +183,7 @@ export class SqsQueueTransport implements QueueTransport {
         VisibilityTimeout: visibilityTimeoutSeconds,
       }),
     );
+    this.crash(`${this.crashPrefix}.changeVisibility`);
   }
 
   async depth(): Promise<{ readonly visible: number; readonly inFlight: number; readonly delayed: number }> {

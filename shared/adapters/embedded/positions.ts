@@ -105,8 +105,8 @@ export class EmbeddedPositionRepository implements PositionRepository {
   }
 
   /**
-   * Bulk seeding (1M positions in well under a second): all-or-nothing on duplicate ids, index built with
-   * one sort per (symbol, side). Records are stored as given, like `create`; OPEN ones enter the index.
+   * Bulk seeding: one sort per (symbol, side) instead of one index insert per record; all-or-nothing on
+   * duplicate ids. Records are stored as given, like `create`; OPEN ones enter the index.
    */
   createMany(positions: readonly PositionRecord[]): void {
     const added: PositionRecord[] = [];

@@ -1,0 +1,57 @@
+import { parseArgs } from 'node:util';
+import { parseQuote, type QuoteE6 } from '../shared/domain/units.ts';
+
+/** Command-line parsing helpers: every bad value is a UsageError with one line that says what is wrong. */
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+/** node:util parseArgs in strict mode; its errors (unknown option, missing value) become UsageErrors. */
+export function parseOptions<T extends OptionSpec>(argv: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify.*$/, ''));
+  }
+}
+
+/** A whole number in [min, max]; digits only (no 1e3, no 10.0, no hex). */
+export function intOption(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(value.trim())) {
+    throw new UsageError(`--${name}: "${value}" is not a whole number`);
+  }
+  const n = Number(value.trim());
+  if (n < min || n > max) throw new UsageError(`--${name}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+/** A quote amount in USD ("250000", "1e6" refused), >= 0, exact. */
+export function usdOption(name: string, value: string | undefined): QuoteE6 | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseQuote(value, `--${name}`);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export function choiceOption<C extends string>(
+  name: string,
+  value: string | undefined,
+  choices: readonly C[],
+): C | undefined {
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name}: "${value}" is not one of ${choices.join(', ')}`);
+  }
+  return value as C;
+}

@@ -1,0 +1,135 @@
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import { renderReport } from '../report/html.ts';
+import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../shared/domain/config.ts';
+import { readPriceFile } from '../shared/prices/file.ts';
+import { MAX_POSITIONS } from '../shared/sim/book.ts';
+import { MAX_PROVIDERS } from '../shared/sim/providers.ts';
+import { type SimulationResult, STRATEGIES, type Strategy, summaryJson } from '../shared/sim/results.ts';
+import { prepareSimulation, SIMULATION_DEFAULTS, simulate } from '../shared/sim/setup.ts';
+import { choiceOption, intOption, parseOptions, UsageError, usdOption } from './args.ts';
+import { ProgressBar, type ProgressStream } from './progress.ts';
+import { renderComparison } from './table.ts';
+
+export const SIMULATE_USAGE = `Usage: backstop simulate [options]
+
+Replays a crash through the backstop on the embedded engine and compares the strategy with market-only.
+
+  --prices FILE          price file (header with a time and a close/price/mark column, or Binance klines);
+                         default: the built-in ETH crash of 12-13 March 2020
+  --symbol S             market: ${DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ')} (default: from the file name, else ${SIMULATION_DEFAULTS.symbol})
+  --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
+  --seed N               seed of the book, providers and scenario noise (default ${SIMULATION_DEFAULTS.seed})
+  --strategy S           waterfall | market-only (default waterfall)
+  --fund USD             insurance fund at the start (default ${SIMULATION_DEFAULTS.fund / 1_000_000n})
+  --providers N          backstop liquidity providers (default ${SIMULATION_DEFAULTS.providers})
+  --json                 print one JSON object (the strategy's run) instead of the table
+  --report FILE.html     write the HTML report (runs both strategies)
+  -h, --help             this help
+`;
+
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: ProgressStream;
+}
+
+const OPTIONS = {
+  prices: { type: 'string' },
+  symbol: { type: 'string' },
+  positions: { type: 'string' },
+  seed: { type: 'string' },
+  strategy: { type: 'string' },
+  fund: { type: 'string' },
+  providers: { type: 'string' },
+  json: { type: 'boolean' },
+  report: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The market of a symbol argument ("BTC-USD", "btc") or of a file name that starts with its base asset. */
+export function resolveSymbol(
+  config: RiskConfig,
+  given: string | undefined,
+  file: string | undefined,
+): string {
+  const symbols = config.markets.map((m) => m.symbol);
+  const baseOf = (s: string): string => s.split('-')[0]!;
+  if (given !== undefined) {
+    const wanted = given.trim().toUpperCase();
+    const found = symbols.find((s) => s === wanted || baseOf(s) === wanted);
+    if (!found)
+      throw new UsageError(`--symbol: "${given}" is not a configured market (${symbols.join(', ')})`);
+    return found;
+  }
+  const name = file === undefined ? '' : basename(file).toUpperCase();
+  return symbols.find((s) => new RegExp(`^${baseOf(s)}(?![A-Z])`).test(name)) ?? SIMULATION_DEFAULTS.symbol;
+}
+
+export async function runSimulate(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseOptions(argv, OPTIONS);
+  if (values.help) {
+    io.stdout.write(SIMULATE_USAGE);
+    return 0;
+  }
+  const config = DEFAULT_RISK_CONFIG;
+  const strategy = choiceOption('strategy', values.strategy, STRATEGIES) ?? 'waterfall';
+  const positions = intOption('positions', values.positions, 1, MAX_POSITIONS);
+  const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1);
+  const providers = intOption('providers', values.providers, 0, MAX_PROVIDERS);
+  const fund = usdOption('fund', values.fund);
+  const report = values.report;
+  if (report !== undefined) checkReportPath(report);
+  const symbol = resolveSymbol(config, values.symbol, values.prices);
+  const prices =
+    values.prices === undefined
+      ? undefined
+      : { name: basename(values.prices), points: readPriceFile(values.prices) };
+
+  const prepared = prepareSimulation({
+    symbol,
+    config,
+    ...(prices ? { prices } : {}),
+    ...(positions === undefined ? {} : { positions }),
+    ...(seed === undefined ? {} : { seed }),
+    ...(providers === undefined ? {} : { providers }),
+    ...(fund === undefined ? {} : { fund }),
+  });
+
+  // JSON needs only the strategy's run; the table and the report compare it with market-only.
+  const runs: Strategy[] =
+    values.json && report === undefined
+      ? [strategy]
+      : report !== undefined
+        ? [strategy, strategy === 'waterfall' ? 'market-only' : 'waterfall']
+        : [...new Set<Strategy>([strategy, 'market-only'])];
+  const progress = new ProgressBar(io.stderr);
+  const results: SimulationResult[] = [];
+  try {
+    for (const run of runs) {
+      results.push(await simulate(prepared, run, (done, total) => progress.update(run, done, total)));
+    }
+  } finally {
+    progress.done();
+  }
+
+  const chosen = results[0]!;
+  if (values.json) io.stdout.write(`${JSON.stringify(summaryJson(chosen))}\n`);
+  else io.stdout.write(renderComparison(results));
+  if (report !== undefined) {
+    writeFileSync(report, renderReport(results));
+    io.stderr.write(`report written to ${report}\n`);
+  }
+  return 0;
+}
+
+/** Fails before a long run, not after it: an .html name in a writable directory. */
+function checkReportPath(report: string): void {
+  if (!['.html', '.htm'].includes(extname(report).toLowerCase())) {
+    throw new UsageError(`--report: "${report}" must be an .html file`);
+  }
+  try {
+    accessSync(dirname(resolve(report)), constants.W_OK);
+  } catch {
+    throw new UsageError(`--report: cannot write to the directory of "${report}"`);
+  }
+}

@@ -1,0 +1,82 @@
+import { formatPrice, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
+import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts';
+
+/** The readable summary: one column per strategy run on the same inputs. */
+
+/** 1234567.891 -> "1,234,567.89" (display only: rounded half away from zero to cents). */
+export function formatUsd(value: QuoteE6): string {
+  const negative = value < 0n;
+  const cents = ((negative ? -value : value) + QUOTE_SCALE / 200n) / (QUOTE_SCALE / 100n);
+  const whole = (cents / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${negative ? '-' : ''}${whole}.${(cents % 100n).toString().padStart(2, '0')}`;
+}
+
+const count = (n: number): string => n.toLocaleString('en-US');
+const bps = (n: number): string => n.toFixed(2);
+
+function drawdown(r: SimulationResult): string {
+  const { start, min } = r.insuranceFund;
+  if (start === 0n) return '-';
+  return `${((Number(start - min) / Number(start)) * 100).toFixed(1)} %`;
+}
+
+type Row = readonly [label: string, value: (r: SimulationResult) => string];
+
+const ROWS: readonly (Row | 'rule')[] = [
+  ['liquidations', (r) => count(r.liquidations)],
+  ['  settled by market', (r) => count(r.settledBy.market)],
+  ['  settled by auction', (r) => count(r.settledBy.auction)],
+  ['  settled by insurance', (r) => count(r.settledBy.insurance)],
+  ['  settled by ADL', (r) => count(r.settledBy.adl)],
+  ['  cancelled', (r) => count(r.cancelled)],
+  ['  not terminal', (r) => count(r.nonTerminal)],
+  'rule',
+  ['slippage p50 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p50)],
+  ['slippage p99 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p99)],
+  ['slippage max (bps)', (r) => bps(slippageSummary(r.slippageSamples).max)],
+  ['zero-price fills', (r) => count(r.zeroPriceFills)],
+  ['lowest mark (USD)', (r) => formatPrice(r.markLow)],
+  'rule',
+  ['sold on the market (USD)', (r) => formatUsd(r.marketVolume)],
+  ['sold in auctions (USD)', (r) => formatUsd(r.auctionVolume)],
+  ['closed by ADL (USD)', (r) => formatUsd(r.adlVolume)],
+  'rule',
+  ['insurance fund start', (r) => formatUsd(r.insuranceFund.start)],
+  ['insurance fund end', (r) => formatUsd(r.insuranceFund.end)],
+  ['insurance fund min', (r) => formatUsd(r.insuranceFund.min)],
+  ['fund drawdown', drawdown],
+  ['fees collected', (r) => formatUsd(r.feesCollected)],
+  ['shortfall paid by fund', (r) => formatUsd(r.insurancePaid)],
+  ['BAD DEBT (socialized)', (r) => formatUsd(r.badDebt)],
+  ['  of it uncovered', (r) => formatUsd(r.badDebtUncovered)],
+  'rule',
+  ['conservation error', (r) => formatUsd(r.conservation.error)],
+];
+
+export function renderComparison(results: readonly SimulationResult[]): string {
+  const first = results[0];
+  if (!first) return '';
+  const header = [
+    `Backstop simulation: ${first.scenario}, ${first.symbol}, ${count(first.ticks)} one-minute ticks` +
+      `${first.drainTicks > 0 ? ` (+${first.drainTicks} to finish)` : ''}, price ${formatPrice(first.series.reference[0] ?? 0n)} -> low ${formatPrice(first.priceLow)}`,
+    `${count(first.positions)} positions, seed ${first.seed}, fund ${formatUsd(first.insuranceFund.start)} USD`,
+    '',
+  ];
+  const labelWidth = Math.max(...ROWS.map((r) => (r === 'rule' ? 0 : r[0].length)));
+  const cells = ROWS.map((row) => (row === 'rule' ? [] : results.map((r) => row[1](r))));
+  const widths = results.map((r, i) => Math.max(r.strategy.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (label: string, values: readonly string[]): string =>
+    `${label.padEnd(labelWidth)}  ${values.map((v, i) => v.padStart(widths[i]!)).join('  ')}`.trimEnd();
+  const rule = '-'.repeat(labelWidth + 2 + widths.reduce((a, w) => a + w + 2, -2));
+  const body = ROWS.map((row, i) => (row === 'rule' ? rule : line(row[0], cells[i]!)));
+  return [
+    ...header,
+    line(
+      '',
+      results.map((r) => r.strategy),
+    ),
+    rule,
+    ...body,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,455 @@
+import { createEmbeddedAdapters, type EmbeddedAdapters, ManualClock } from '../adapters/embedded/index.ts';
+import { type SimulatedMarketConfig, SimulatedVenue } from '../adapters/venue/simulated.ts';
+import { settleClose } from '../domain/accounting.ts';
+import type { RiskConfig } from '../domain/config.ts';
+import { isTerminal, type Layer, type Side } from '../domain/model.ts';
+import type { Tick } from '../domain/tick.ts';
+import {
+  div,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  type PriceE8,
+  parseBase,
+  parseQuote,
+  type QuoteE6,
+} from '../domain/units.ts';
+import {
+  type LiquidationRecord,
+  type PositionRecord,
+  type ProviderRecord,
+  type QueueTransport,
+  silentTelemetry,
+  type Telemetry,
+} from '../ports/index.ts';
+import type { PricePoint } from '../prices/parse.ts';
+import { parseAuctionStepMessage, parseLiquidationMessage } from '../schemas/messages.ts';
+import { processAuctionStep } from '../services/auction.ts';
+import { decodeContext, INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
+import { processLiquidation } from '../services/liquidation.ts';
+import { handleTick, type MarginCheckDeps } from '../services/margin-check.ts';
+import {
+  DueTimes,
+  type ObservedOrder,
+  ObservedTransactor,
+  ObservedVenue,
+  type ObservedWrite,
+  WatchedQueue,
+} from './observe.ts';
+import type { Conservation, MinuteSeries, SimulationResult, Strategy } from './results.ts';
+import { isZeroPriceFill, orderSlippage } from './stats.ts';
+
+/**
+ * The replay engine: the services of the Lambdas (handleTick, processLiquidation, processAuctionStep) on the
+ * embedded adapters, with simulated time. Per 1-minute tick:
+ *   1. run every queued message that fell due since the last tick, in time order (auction steps wake at
+ *      their delays; a failed message returns after its visibility timeout, as on SQS);
+ *   2. set the clock to the tick, move the venue's reference to the tick's price, and read the venue's mid:
+ *      the reference moved by our own persisting market impact. That mid is the tick's mark, so forced sells
+ *      deepen the crash they react to;
+ *   3. handleTick (with its continuations) starts and enqueues the liquidations the mark crosses;
+ *   4. drain the liquidation and auction queues at that instant.
+ * After the last price the mark is held (still moving with the decay of our impact) and ticks continue once a
+ * minute until no message is queued, in flight or delayed (bounded by maxDrainMinutes).
+ *
+ * The engine only watches, through decorators of the ports (observe.ts): every commit (terminal states,
+ * settlements, position and provider changes), every market order with its mark, the fund's journal.
+ */
+
+export interface EngineInput {
+  readonly scenario: string;
+  readonly symbol: string;
+  readonly seed: number;
+  readonly points: readonly PricePoint[];
+  readonly book: readonly PositionRecord[];
+  readonly providers: readonly ProviderRecord[];
+  readonly fundStart: QuoteE6;
+  readonly config: RiskConfig;
+  readonly strategy: Strategy;
+  readonly venue?: Partial<SimulatedMarketConfig>;
+  /** Ticks after the last price while work remains (default a day). */
+  readonly maxDrainMinutes?: number;
+  /** handleTick's per-invocation bound (default 1000: bigger ticks continue, as on Lambda). */
+  readonly maxPositionsPerInvocation?: number;
+  readonly telemetry?: Telemetry;
+  /** Called after each tick. */
+  readonly onProgress?: (done: number, total: number) => void;
+  /** Called once at the end with the adapters, to inspect the final records (diagnostics, tests). */
+  readonly inspect?: (adapters: EmbeddedAdapters) => Promise<void> | void;
+}
+
+export class SimulationError extends Error {
+  override readonly name = 'SimulationError';
+}
+
+const MINUTE_MS = 60_000;
+/** Visibility timeout of a received message: a message whose processing threw comes back after it. */
+const VISIBILITY_SECONDS = 30;
+const RECEIVE_BATCH = 10;
+const VENUE_ATTEMPTS = 3;
+const TERMINAL_LAYER: Readonly<Record<string, Layer>> = {
+  SETTLED_MARKET: 'market',
+  SETTLED_AUCTION: 'auction',
+  SETTLED_INSURANCE: 'insurance',
+  SETTLED_ADL: 'adl',
+};
+
+/** pnl16 of closing `size` at `price` against `entry` (E16 units). */
+const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
+  side === 'LONG' ? size * (price - entry) : size * (entry - price);
+
+export async function runSimulation(input: EngineInput): Promise<SimulationResult> {
+  const { symbol, config, strategy } = input;
+  const first = input.points[0];
+  if (!first) throw new SimulationError('simulation/no-prices: at least one price is needed');
+  if (input.fundStart < 0n) throw new SimulationError('simulation/bad-fund: must be >= 0');
+
+  const clock = new ManualClock(first.timestampMs);
+  const adapters = createEmbeddedAdapters({ clock });
+  const telemetry = input.telemetry ?? silentTelemetry;
+  const due = new DueTimes();
+  const venue = new SimulatedVenue({ clock, ...(input.venue ? { defaults: input.venue } : {}) });
+
+  // --- what the engine records -------------------------------------------------------------------------
+  const series: MinuteSeries = {
+    timestampMs: [],
+    reference: [],
+    mark: [],
+    fund: [],
+    started: [],
+    settled: { market: [], auction: [], insurance: [], adl: [], cancelled: [] },
+    badDebt: [],
+  };
+  const bucket = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
+  const settledBy: Record<Layer, number> = { market: 0, auction: 0, insurance: 0, adl: 0 };
+  let cancelled = 0;
+  let badDebt = 0n;
+  let badDebtUncovered = 0n;
+  let fees = 0n;
+  let insurancePaid = 0n;
+  let auctionVolume = 0n;
+  let adlVolume = 0n;
+  let providerCapitalUsed = 0n;
+  let zeroPriceFills = 0;
+  let marketOrders = 0;
+  let marketVolume = 0n;
+  const slippage: number[] = [];
+  const payouts = new Map<string, QuoteE6>();
+  const flows = { venue: 0n, providers: 0n, adl: 0n };
+  const errors: Record<string, number> = {};
+  let currentMark: PriceE8 = first.price;
+  let observerFailure: unknown;
+
+  const onOrder = (o: ObservedOrder): void => {
+    if (o.result.fills.length === 0) return;
+    const mark = o.mark ?? currentMark;
+    marketOrders += 1;
+    slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
+    for (const f of o.result.fills) {
+      marketVolume += div(f.size * f.price, NOTIONAL_TO_QUOTE, 'floor');
+      if (isZeroPriceFill(o.order.direction, f.price, mark)) zeroPriceFills += 1;
+    }
+  };
+
+  const onCommit = (writes: readonly ObservedWrite[]): void => {
+    for (const { write, before } of writes) {
+      if (write.kind === 'provider' && before) {
+        providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
+      }
+      if (
+        write.kind !== 'liquidation' ||
+        !isTerminal(write.record.state) ||
+        write.expectedVersion === undefined
+      ) {
+        continue;
+      }
+      const liquidation = write.record;
+      if (liquidation.state === 'CANCELLED') {
+        cancelled += 1;
+        bucket.cancelled += 1;
+        continue;
+      }
+      const layer = TERMINAL_LAYER[liquidation.state]!;
+      settledBy[layer] += 1;
+      bucket[layer] += 1;
+      settle(liquidation, writes);
+    }
+  };
+
+  /** Books one settlement: amounts, auction fills, payouts and the counterparty side of every close. */
+  const settle = (liquidation: LiquidationRecord, writes: readonly ObservedWrite[]): void => {
+    const s = liquidation.settlement ?? {};
+    const amount = (key: string): QuoteE6 =>
+      s[key] === undefined ? 0n : parseQuote(s[key], key, { allowNegative: true });
+    const uncovered = amount('badDebt');
+    badDebt += amount('adlCovered') + uncovered;
+    badDebtUncovered += uncovered;
+    fees += amount('fee');
+    insurancePaid += amount('insurancePaid');
+    const context = decodeContext(liquidation);
+    const mark = context?.settle?.mark ?? context?.executionMark ?? currentMark;
+
+    for (const { write, before } of writes) {
+      if (write.kind !== 'position' || !before) continue;
+      const previous = before as PositionRecord;
+      const next = write.record;
+      if (next.id === liquidation.positionId) {
+        if (next.state === 'CLOSED') payouts.set(next.id, amount('traderPayout'));
+        // The liquidated close: its counterparties receive -realizedPnl, split by the layer that took each fill.
+        const e = previous.entryPrice;
+        const side = previous.side;
+        let auction16 = 0n;
+        // The auction's fills as the settlement used them (frozen in the context), else the record's own.
+        const auctionFills = context?.settle?.auctionFills ?? liquidation.auctionFills;
+        for (const f of auctionFills) {
+          auction16 += pnl16(side, f.size, e, f.price);
+          auctionVolume += div(f.size * f.price, NOTIONAL_TO_QUOTE, 'floor');
+          if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) zeroPriceFills += 1;
+        }
+        const adlSize = s.adlClosedSize === undefined ? 0n : parseBase(s.adlClosedSize, 'adlClosedSize');
+        adlVolume += div(adlSize * mark, NOTIONAL_TO_QUOTE, 'floor');
+        const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
+        const toAdl = div(-pnl16(side, adlSize, e, mark), NOTIONAL_TO_QUOTE, 'floor');
+        flows.providers += toProviders;
+        flows.adl += toAdl - uncovered;
+        // The venue takes the market fills and the rounding residue of the one rounded realized PnL.
+        flows.venue += -amount('realizedPnl') - toProviders - toAdl;
+      } else if (previous.size > next.size || previous.collateral !== next.collateral) {
+        // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
+        const closed = previous.size - next.size;
+        if (closed > 0n) {
+          const realized = settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
+          flows.adl += -realized;
+        }
+        if (next.state === 'CLOSED') payouts.set(next.id, (payouts.get(next.id) ?? 0n) + next.collateral);
+      }
+    }
+  };
+
+  // --- the world -----------------------------------------------------------------------------------------
+  adapters.positions.createMany(input.book);
+  for (const p of input.providers) await adapters.providers.put(p, undefined);
+  if (input.fundStart > 0n) {
+    await adapters.ledger.apply({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'simulation:fund-start',
+      amount: input.fundStart,
+      kind: 'fund-start',
+      reference: input.scenario,
+      atMs: first.timestampMs,
+      floor: 0n,
+    });
+  }
+
+  const liquidationQueue = new WatchedQueue(adapters.liquidationQueue, clock, due);
+  const auctionQueue = new WatchedQueue(adapters.auctionQueue, clock, due);
+  const deps: SettlementDeps = {
+    positions: adapters.positions,
+    markets: adapters.markets,
+    liquidations: adapters.liquidations,
+    auctions: adapters.auctions,
+    providers: adapters.providers,
+    ledger: adapters.ledger,
+    transactor: new ObservedTransactor(
+      adapters.transactor,
+      adapters.positions,
+      adapters.providers,
+      (writes) => {
+        // An observer bug must stop the run, not pass for a service error that the queue retries.
+        try {
+          onCommit(writes);
+        } catch (error) {
+          observerFailure ??= error;
+        }
+      },
+    ),
+    liquidationQueue,
+    auctionQueue,
+    venue: new ObservedVenue(venue, adapters.markets, clock, onOrder),
+    clock,
+    config,
+    telemetry,
+    strategy,
+    insuranceAccount: INSURANCE_ACCOUNT,
+    venueAttempts: VENUE_ATTEMPTS,
+  };
+  const marginDeps: MarginCheckDeps = {
+    positions: adapters.positions,
+    markets: adapters.markets,
+    liquidations: adapters.liquidations,
+    liquidationQueue,
+    config,
+    telemetry,
+    maxPositionsPerInvocation: input.maxPositionsPerInvocation ?? 1000,
+  };
+
+  const errorSamples: Record<string, string> = {};
+  const fail = (error: unknown): void => {
+    const name = error instanceof Error ? `${error.name}: ${error.message.split(':')[0]}` : 'unknown';
+    errors[name] = (errors[name] ?? 0) + 1;
+    errorSamples[name] ??= error instanceof Error ? (error.stack ?? error.message) : String(error);
+  };
+
+  /** Runs every visible message of `queue` until none is left at this instant. */
+  const drainQueue = async (
+    queue: QueueTransport,
+    run: (body: string) => Promise<unknown>,
+  ): Promise<boolean> => {
+    let worked = false;
+    for (;;) {
+      const messages = await queue.receive(RECEIVE_BATCH, VISIBILITY_SECONDS);
+      if (messages.length === 0) return worked;
+      worked = true;
+      for (const m of messages) {
+        try {
+          await run(m.body);
+          await queue.delete(m.receiptHandle);
+        } catch (error) {
+          // As on Lambda: the message stays, comes back after the visibility timeout, then dead-letters.
+          fail(error);
+        }
+      }
+    }
+  };
+  const drain = async (): Promise<void> => {
+    for (;;) {
+      if (observerFailure) throw new SimulationError(`simulation/observer: ${String(observerFailure)}`);
+      const a = await drainQueue(liquidationQueue, (b) =>
+        processLiquidation(parseLiquidationMessage(b).liquidationId, deps),
+      );
+      const b = await drainQueue(auctionQueue, (b) => processAuctionStep(parseAuctionStepMessage(b), deps));
+      if (!a && !b) return;
+    }
+  };
+  /** Runs the work that falls due strictly before `t`, in time order. */
+  const advanceTo = async (t: number): Promise<void> => {
+    for (;;) {
+      const next = due.nextAfter(clock.nowMs());
+      if (next === undefined || next >= t) break;
+      clock.set(next);
+      await drain();
+    }
+    clock.set(t);
+  };
+
+  const ticksRejected: Record<string, number> = {};
+  let sequence = 0;
+  let priceLow = first.price;
+  let markLow = first.price;
+  const fundBalance = async (): Promise<QuoteE6> =>
+    (await adapters.ledger.balance(INSURANCE_ACCOUNT)).balance;
+
+  const step = async (t: number, reference: PriceE8): Promise<void> => {
+    await advanceTo(t);
+    venue.onTick(symbol, reference, t);
+    const mark = venue.snapshot(symbol)?.mid ?? reference;
+    sequence += 1;
+    const tick: Tick = { symbol, markPrice: mark, timestampMs: t, sequence, source: 'simulation' };
+    let outcome = await handleTick(tick, marginDeps, t);
+    let started = 0;
+    if (outcome.status === 'rejected') {
+      ticksRejected[outcome.reason] = (ticksRejected[outcome.reason] ?? 0) + 1;
+    } else {
+      currentMark = mark;
+      started += outcome.enqueued;
+      while (outcome.status === 'accepted' && outcome.needsContinuation) {
+        outcome = await handleTick(tick, marginDeps, t, true);
+        if (outcome.status === 'accepted') started += outcome.enqueued;
+      }
+    }
+    await drain();
+    priceLow = minBig(priceLow, reference);
+    markLow = minBig(markLow, mark);
+    series.timestampMs.push(t);
+    series.reference.push(reference);
+    series.mark.push(mark);
+    series.started.push(started);
+    series.fund.push(await fundBalance());
+    for (const key of Object.keys(bucket) as (keyof typeof bucket)[]) {
+      series.settled[key].push(bucket[key]);
+      bucket[key] = 0;
+    }
+    series.badDebt.push(badDebt);
+  };
+
+  const total = input.points.length;
+  for (const [i, point] of input.points.entries()) {
+    await step(point.timestampMs, point.price);
+    input.onProgress?.(i + 1, total);
+  }
+
+  // Hold the last price until every liquidation is terminal (auctions run for up to tail * (resets + 1)).
+  const last = input.points[input.points.length - 1]!;
+  const maxDrain = input.maxDrainMinutes ?? 24 * 60;
+  let drainTicks = 0;
+  const idle = async (): Promise<boolean> => {
+    for (const q of [liquidationQueue, auctionQueue]) {
+      const d = await q.depth();
+      if (d.visible + d.inFlight + d.delayed > 0) return false;
+    }
+    return true;
+  };
+  while (drainTicks < maxDrain && !(await idle())) {
+    drainTicks += 1;
+    await step(last.timestampMs + drainTicks * MINUTE_MS, last.price);
+  }
+
+  // --- the summary ---------------------------------------------------------------------------------------
+  const all = adapters.liquidations.all();
+  const nonTerminal = all.filter((l) => !isTerminal(l.state)).length;
+  let traders = 0n;
+  for (const initial of input.book) {
+    const final = (await adapters.positions.get(initial.id))!;
+    const wealth = final.state === 'CLOSED' ? (payouts.get(final.id) ?? 0n) : final.collateral;
+    traders += wealth - initial.collateral;
+  }
+  const fundEnd = await fundBalance();
+  const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
+  let fundMin = input.fundStart;
+  for (const entry of journal) if (entry.balanceAfter < fundMin) fundMin = entry.balanceAfter;
+  const conservation: Conservation = {
+    traders,
+    fund: fundEnd - input.fundStart,
+    venue: flows.venue,
+    providers: flows.providers,
+    adl: flows.adl,
+    error: traders + (fundEnd - input.fundStart) + flows.venue + flows.providers + flows.adl,
+  };
+  const dead =
+    (await adapters.liquidationDeadLetters.depth()).visible +
+    (await adapters.auctionDeadLetters.depth()).visible;
+  await input.inspect?.(adapters);
+
+  return {
+    scenario: input.scenario,
+    symbol,
+    strategy,
+    seed: input.seed,
+    ticks: total,
+    drainTicks,
+    ticksRejected,
+    positions: input.book.length,
+    liquidations: all.length,
+    settledBy,
+    cancelled,
+    nonTerminal,
+    badDebt,
+    badDebtUncovered,
+    insuranceFund: { start: input.fundStart, end: fundEnd, min: fundMin },
+    feesCollected: fees,
+    insurancePaid,
+    slippageSamples: slippage.sort((a, b) => a - b),
+    zeroPriceFills,
+    marketOrders,
+    marketVolume,
+    auctionVolume,
+    adlVolume,
+    providerCapitalUsed,
+    priceLow,
+    markLow,
+    conservation,
+    errors,
+    errorSamples,
+    deadLetters: dead,
+    series,
+  };
+}

@@ -1,0 +1,127 @@
+import type { Layer } from '../domain/model.ts';
+import { formatPrice, formatQuote, type PriceE8, type QuoteE6 } from '../domain/units.ts';
+import { SLIPPAGE_UNITS_PER_BP } from './stats.ts';
+
+/** What one simulation run produced: the summary (JSON) and the per-minute series (report). */
+
+export type Strategy = 'waterfall' | 'market-only';
+export const STRATEGIES: readonly Strategy[] = ['waterfall', 'market-only'];
+
+/** Per-minute series, one entry per tick (price ticks, then the ticks that drain the remaining work). */
+export interface MinuteSeries {
+  readonly timestampMs: number[];
+  /** External price (file or scenario). */
+  readonly reference: PriceE8[];
+  /** Mark fed to the margin check: the venue's mid, the reference moved by our own impact. */
+  readonly mark: PriceE8[];
+  readonly fund: QuoteE6[];
+  /** Liquidations started by the tick. */
+  readonly started: number[];
+  /** Liquidations that reached a terminal state during the minute, by state. */
+  readonly settled: Record<Layer | 'cancelled', number[]>;
+  /** Cumulative bad debt at the end of the minute. */
+  readonly badDebt: QuoteE6[];
+}
+
+export interface Conservation {
+  /** Traders' wealth change: collateral left in open positions plus payouts, minus the collateral they started with. */
+  readonly traders: QuoteE6;
+  readonly fund: QuoteE6;
+  /** Counterparty of market fills (receives -realized PnL of what it bought or sold), with rounding residues. */
+  readonly venue: QuoteE6;
+  /** Counterparty of auction fills. */
+  readonly providers: QuoteE6;
+  /** ADL: counterparty of the closes at the mark, minus the loss nobody covered. */
+  readonly adl: QuoteE6;
+  /** traders + fund + venue + providers + adl: must be 0. */
+  readonly error: QuoteE6;
+}
+
+export interface SimulationResult {
+  readonly scenario: string;
+  readonly symbol: string;
+  readonly strategy: Strategy;
+  readonly seed: number;
+  readonly ticks: number;
+  readonly drainTicks: number;
+  readonly ticksRejected: Readonly<Record<string, number>>;
+  readonly positions: number;
+  readonly liquidations: number;
+  readonly settledBy: Readonly<Record<Layer, number>>;
+  readonly cancelled: number;
+  readonly nonTerminal: number;
+  /** Shortfall the insurance fund did not pay: socialized through ADL or left uncovered. */
+  readonly badDebt: QuoteE6;
+  /** The part of badDebt that even ADL could not cover. */
+  readonly badDebtUncovered: QuoteE6;
+  readonly insuranceFund: { readonly start: QuoteE6; readonly end: QuoteE6; readonly min: QuoteE6 };
+  readonly feesCollected: QuoteE6;
+  readonly insurancePaid: QuoteE6;
+  /** Slippage samples (one per market order that filled), hundredths of a basis point, ascending. */
+  readonly slippageSamples: readonly number[];
+  readonly zeroPriceFills: number;
+  readonly marketOrders: number;
+  readonly marketVolume: QuoteE6;
+  readonly auctionVolume: QuoteE6;
+  readonly adlVolume: QuoteE6;
+  readonly providerCapitalUsed: QuoteE6;
+  readonly priceLow: PriceE8;
+  readonly markLow: PriceE8;
+  readonly conservation: Conservation;
+  /** Service errors by name (each one is a retried message, as on Lambda). */
+  readonly errors: Readonly<Record<string, number>>;
+  /** First occurrence of each error, with its stack (diagnostics; not in the JSON summary). */
+  readonly errorSamples: Readonly<Record<string, string>>;
+  readonly deadLetters: number;
+  readonly series: MinuteSeries;
+}
+
+const bps = (units: number): number => units / SLIPPAGE_UNITS_PER_BP;
+
+export function slippageSummary(samples: readonly number[]): { p50: number; p99: number; max: number } {
+  const at = (p: number): number => {
+    if (samples.length === 0) return 0;
+    const rank = Math.max(1, Math.ceil((p / 100) * samples.length));
+    return samples[Math.min(rank, samples.length) - 1]!;
+  };
+  return { p50: bps(at(50)), p99: bps(at(99)), max: bps(samples[samples.length - 1] ?? 0) };
+}
+
+/** The summary as plain JSON: amounts as decimal strings in quote units, slippage in basis points. */
+export function summaryJson(r: SimulationResult): Record<string, unknown> {
+  const q = formatQuote;
+  return {
+    scenario: r.scenario,
+    symbol: r.symbol,
+    strategy: r.strategy,
+    seed: r.seed,
+    ticks: r.ticks,
+    drainTicks: r.drainTicks,
+    ticksRejected: r.ticksRejected,
+    positions: r.positions,
+    liquidations: r.liquidations,
+    settledBy: r.settledBy,
+    cancelled: r.cancelled,
+    nonTerminal: r.nonTerminal,
+    badDebt: q(r.badDebt),
+    badDebtUncovered: q(r.badDebtUncovered),
+    insuranceFund: {
+      start: q(r.insuranceFund.start),
+      end: q(r.insuranceFund.end),
+      min: q(r.insuranceFund.min),
+    },
+    feesCollected: q(r.feesCollected),
+    insurancePaid: q(r.insurancePaid),
+    slippageBps: slippageSummary(r.slippageSamples),
+    zeroPriceFills: r.zeroPriceFills,
+    marketOrders: r.marketOrders,
+    volume: { market: q(r.marketVolume), auction: q(r.auctionVolume), adl: q(r.adlVolume) },
+    providerCapitalUsed: q(r.providerCapitalUsed),
+    priceLow: formatPrice(r.priceLow),
+    markLow: formatPrice(r.markLow),
+    conservationError: q(r.conservation.error),
+    conservation: Object.fromEntries(Object.entries(r.conservation).map(([k, v]) => [k, q(v)])),
+    errors: r.errors,
+    deadLetters: r.deadLetters,
+  };
+}

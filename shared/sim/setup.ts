@@ -1,0 +1,101 @@
+import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../domain/config.ts';
+import { QUOTE_SCALE, type QuoteE6 } from '../domain/units.ts';
+import type { SimulatedMarketConfig } from '../adapters/venue/simulated.ts';
+import type { PricePoint } from '../prices/parse.ts';
+import { type BookParams, DEFAULT_BOOK_PARAMS, generateBook } from './book.ts';
+import { type EngineInput, runSimulation } from './engine.ts';
+import { DEFAULT_PROVIDER_PARAMS, generateProviders } from './providers.ts';
+import type { SimulationResult, Strategy } from './results.ts';
+import { builtInScenario } from './scenario.ts';
+
+/**
+ * One simulation setup, shared by the CLI, the tests and the report: the price path (a file or the built-in
+ * scenario), the book, the providers and the fund, all from one seed. Both strategies run on identical inputs.
+ */
+
+export interface SimulationOptions {
+  /** A parsed price file; absent: the built-in scenario. */
+  readonly prices?: { readonly name: string; readonly points: readonly PricePoint[] };
+  /** Market (must be configured); default ETH-USD. */
+  readonly symbol?: string;
+  readonly positions?: number;
+  readonly seed?: number;
+  /** Insurance fund at the start. */
+  readonly fund?: QuoteE6;
+  readonly providers?: number;
+  /** Capital committed by all providers together, USD. */
+  readonly providerCapitalUsd?: number;
+  readonly config?: RiskConfig;
+  readonly book?: Partial<Omit<BookParams, 'symbol' | 'positions' | 'startPrice' | 'seed'>>;
+  readonly providerTerms?: Partial<typeof DEFAULT_PROVIDER_PARAMS>;
+  /** Overrides of the simulated venue's market model. */
+  readonly venue?: Partial<SimulatedMarketConfig>;
+}
+
+/**
+ * Defaults, sized so `npm run demo` takes a few seconds: 20k positions (about 28M USD of open interest at the
+ * first price), a 250k USD insurance fund and 8 providers with 5M USD of committed capital.
+ */
+export const SIMULATION_DEFAULTS = {
+  symbol: 'ETH-USD',
+  positions: 20_000,
+  seed: 1,
+  fund: 250_000n * QUOTE_SCALE,
+  providers: 8,
+  providerCapitalUsd: 5_000_000,
+} as const;
+
+export type PreparedSimulation = Omit<EngineInput, 'strategy' | 'onProgress' | 'telemetry'>;
+
+export function prepareSimulation(options: SimulationOptions = {}): PreparedSimulation {
+  const config = options.config ?? DEFAULT_RISK_CONFIG;
+  const symbol = options.symbol ?? SIMULATION_DEFAULTS.symbol;
+  marketConfig(config, symbol);
+  const seed = options.seed ?? SIMULATION_DEFAULTS.seed;
+  const scenario =
+    options.prices ??
+    (() => {
+      const s = builtInScenario(seed);
+      return { name: s.name, points: s.points };
+    })();
+  const startPrice = scenario.points[0]!.price;
+  const book = generateBook(
+    {
+      ...DEFAULT_BOOK_PARAMS,
+      ...options.book,
+      symbol,
+      positions: options.positions ?? SIMULATION_DEFAULTS.positions,
+      startPrice,
+      seed,
+    },
+    config,
+  );
+  const providers = generateProviders({
+    ...DEFAULT_PROVIDER_PARAMS,
+    ...options.providerTerms,
+    symbol,
+    count: options.providers ?? SIMULATION_DEFAULTS.providers,
+    totalCapitalUsd: options.providerCapitalUsd ?? SIMULATION_DEFAULTS.providerCapitalUsd,
+    startPrice,
+    seed,
+  });
+  return {
+    scenario: scenario.name,
+    symbol,
+    seed,
+    points: scenario.points,
+    book,
+    providers,
+    fundStart: options.fund ?? SIMULATION_DEFAULTS.fund,
+    config,
+    ...(options.venue ? { venue: options.venue } : {}),
+  };
+}
+
+export function simulate(
+  prepared: PreparedSimulation,
+  strategy: Strategy,
+  onProgress?: (done: number, total: number) => void,
+): Promise<SimulationResult> {
+  return runSimulation({ ...prepared, strategy, ...(onProgress ? { onProgress } : {}) });
+}

@@ -1,0 +1,24 @@
+import { createEmbeddedAdapters, ManualClock } from '../../shared/adapters/embedded/index.ts';
+import type { Transactor } from '../../shared/ports/index.ts';
+import { contractSuite } from './suite.ts';
+
+/** The embedded adapters on a ManualClock: queue time moves only through `advance`. */
+contractSuite(
+  'embedded',
+  async ({ crashHook }) => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const adapters = createEmbeddedAdapters({ clock, ...(crashHook ? { crashHook } : {}) });
+    const transactor = (adapters as { readonly transactor?: Transactor }).transactor;
+    return {
+      adapters,
+      ...(transactor ? { transactor } : {}),
+      deadLetters: {
+        liquidations: adapters.liquidationDeadLetters,
+        auctionSteps: adapters.auctionDeadLetters,
+      },
+      advance: (ms) => clock.advance(ms),
+      close: async () => {},
+    };
+  },
+  { propertyRuns: 200, eventuallyMs: 1_000 },
+);

@@ -1,0 +1,302 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { EventBridgeEvent, ScheduledEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AwsClients,
+  createAwsClients,
+  createAwsQueueTransports,
+  createLocalResources,
+  type LocalQueueTransports,
+  localClientConfig,
+  type ResourceNames,
+} from '../../shared/adapters/aws/index.ts';
+import { EmbeddedQueue, ManualClock } from '../../shared/adapters/embedded/index.ts';
+import type { ReceivedMessage } from '../../shared/ports/index.ts';
+import { createLocalRunner, failedMessageIds, type LocalRunner } from '../../shared/runner/index.ts';
+import { TICK_BUS } from '../../shared/topology.ts';
+import { eventually } from '../contract/suite.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+
+/** The local runner against moto: bus -> rule -> tick queue -> margin-check, SQS batches, DLQ redrive. */
+
+const DEADLINE_MS = 15_000;
+
+let moto: MotoServer | undefined;
+let clients: AwsClients;
+let stages = 0;
+let names: ResourceNames;
+let queues: LocalQueueTransports;
+let runner: LocalRunner | undefined;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  clients = createAwsClients(localClientConfig(moto.endpoint));
+});
+
+afterAll(async () => {
+  clients?.destroy();
+  await moto?.stop();
+});
+
+beforeEach(async () => {
+  names = await createLocalResources(clients, `runner${stages++}`);
+  queues = createAwsQueueTransports(clients, names);
+});
+
+afterEach(async () => {
+  await runner?.stop();
+  runner = undefined;
+});
+
+const drain = async (q: LocalQueueTransports['tickQueue']): Promise<ReceivedMessage[]> => {
+  const got: ReceivedMessage[] = [];
+  for (let batch = await q.receive(10, 30); batch.length > 0; batch = await q.receive(10, 30))
+    got.push(...batch);
+  return got;
+};
+
+describe('local runner on moto', () => {
+  it('delivers a PriceTick put on the bus to margin-check as an EventBridge event; other sources never arrive', async () => {
+    const seen: EventBridgeEvent<string, unknown>[] = [];
+    runner = createLocalRunner({
+      handlers: {
+        marginCheck: async (event: EventBridgeEvent<'PriceTick', unknown>) => void seen.push(event),
+      },
+      tickQueue: queues.tickQueue,
+      idlePollMs: 20,
+    });
+    const detail = { symbol: 'ETH-USD', markPrice: '1520.5', sequence: 7 };
+    const out = await clients.events.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: names.busName,
+            Source: TICK_BUS.source,
+            DetailType: TICK_BUS.detailType,
+            Detail: JSON.stringify(detail),
+          },
+          { EventBusName: names.busName, Source: 'someone.else', DetailType: 'PriceTick', Detail: '{}' },
+        ],
+      }),
+    );
+    expect(out.FailedEntryCount ?? 0).toBe(0);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ source: TICK_BUS.source, 'detail-type': 'PriceTick', detail });
+    expect(seen[0]?.account).toMatch(/^\d{12}$/);
+    expect(runner.errors).toEqual([]);
+  });
+
+  it('a partial batch failure redelivers only the failed record, after the visibility timeout', async () => {
+    const deliveries: string[] = [];
+    let failed = false;
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: async (event: SQSEvent): Promise<SQSBatchResponse> => {
+          const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+          for (const r of event.Records) {
+            deliveries.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+            if (r.body === 'b' && !failed) {
+              failed = true;
+              batchItemFailures.push({ itemIdentifier: r.messageId });
+            }
+          }
+          return { batchItemFailures };
+        },
+      },
+      queues: queues.queues,
+      // Lambda's behaviour: the failed record waits out the visibility timeout (1 s here).
+      visibilityTimeoutSeconds: 1,
+      idlePollMs: 20,
+    });
+    await queues.queues.liquidations.sendBatch(['a', 'b', 'c']);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(deliveries.sort()).toEqual(['a#1', 'b#1', 'b#2', 'c#1']);
+    expect(await queues.deadLetters.liquidations?.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+  });
+
+  it('a thrown error fails the whole batch: every record comes back', async () => {
+    const deliveries: string[] = [];
+    let threw = false;
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: async (event: SQSEvent) => {
+          for (const r of event.Records) deliveries.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+          if (!threw) {
+            threw = true;
+            throw new Error('transient');
+          }
+        },
+      },
+      queues: queues.queues,
+      failureVisibilitySeconds: 0,
+      idlePollMs: 20,
+    });
+    await queues.queues.liquidations.sendBatch(['a', 'b']);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(deliveries.sort()).toEqual(['a#1', 'a#2', 'b#1', 'b#2']);
+    expect(runner.errors).toHaveLength(1);
+  });
+
+  it('a poison message ends in the dead-letter queue after maxReceiveCount (5) receives', async () => {
+    const counts: string[] = [];
+    let good = 0;
+    runner = createLocalRunner({
+      handlers: {
+        auction: async (event: SQSEvent): Promise<SQSBatchResponse> => ({
+          batchItemFailures: event.Records.flatMap((r) => {
+            if (r.body !== 'poison') {
+              good++;
+              return [];
+            }
+            counts.push(r.attributes.ApproximateReceiveCount);
+            return [{ itemIdentifier: r.messageId }];
+          }),
+        }),
+      },
+      queues: queues.queues,
+      failureVisibilitySeconds: 0,
+      idlePollMs: 20,
+    });
+    await queues.queues.auctionSteps.sendBatch(['poison', 'fine']);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(counts).toEqual(['1', '2', '3', '4', '5']);
+    expect(good).toBe(1);
+    const dead = await drain(queues.deadLetters.auctionSteps!);
+    expect(dead.map((m) => m.body)).toEqual(['poison']);
+  });
+
+  it('runUntilIdle waits for delayed messages', async () => {
+    const bodies: string[] = [];
+    runner = createLocalRunner({
+      handlers: { auction: async (event: SQSEvent) => void bodies.push(...event.Records.map((r) => r.body)) },
+      queues: queues.queues,
+      idlePollMs: 20,
+    });
+    await queues.queues.auctionSteps.send('later', 1);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(bodies).toEqual(['later']);
+  });
+
+  it('stop() lets the invocation in flight finish and delete its message', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let entered = false;
+    let finished = false;
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: async () => {
+          entered = true;
+          await gate;
+          finished = true;
+        },
+      },
+      queues: queues.queues,
+      idlePollMs: 20,
+    });
+    runner.start();
+    await queues.queues.liquidations.send('slow');
+    await eventually('the handler to start', async () => (entered ? true : undefined), DEADLINE_MS);
+    let stopped = false;
+    const stopping = runner.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(finished).toBe(true);
+    expect(await queues.queues.liquidations.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+  });
+
+  it('invokes schedule-triggered functions on a timer with a ScheduledEvent', async () => {
+    const events: ScheduledEvent[] = [];
+    runner = createLocalRunner({
+      handlers: { ledgerReconcile: async (event: ScheduledEvent) => void events.push(event) },
+      schedules: { ledgerReconcile: 20 },
+    });
+    runner.start();
+    await eventually('two scheduled runs', async () => (events.length >= 2 ? true : undefined), DEADLINE_MS);
+    await runner.stop();
+    expect(events[0]).toMatchObject({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+  });
+
+  it('refuses a handler whose trigger has no transport', () => {
+    expect(() => createLocalRunner({ handlers: { marginCheck: async () => {} } })).toThrow(
+      /runner\/missing-tick-queue/,
+    );
+    expect(() => createLocalRunner({ handlers: { auction: async () => {} }, queues: {} })).toThrow(
+      /runner\/missing-queue/,
+    );
+  });
+});
+
+describe('local runner on embedded queues', () => {
+  it('runs on any QueueTransport: partial failure and DLQ on an embedded queue', async () => {
+    const clock = new ManualClock(1_000);
+    const dlq = new EmbeddedQueue({ name: 'auctionSteps-dlq', clock });
+    const q = new EmbeddedQueue({
+      name: 'auctionSteps',
+      clock,
+      deadLetter: { queue: dlq, maxReceiveCount: 2 },
+    });
+    const seen: string[] = [];
+    const embedded = createLocalRunner({
+      handlers: {
+        auction: async (event: SQSEvent): Promise<SQSBatchResponse> => ({
+          batchItemFailures: event.Records.flatMap((r) => {
+            seen.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+            return r.body === 'bad' ? [{ itemIdentifier: r.messageId }] : [];
+          }),
+        }),
+      },
+      queues: { auctionSteps: q },
+      failureVisibilitySeconds: 0,
+      idlePollMs: 5,
+    });
+    await q.sendBatch(['ok', 'bad']);
+    await embedded.runUntilIdle({ deadlineMs: 5_000 });
+    await embedded.stop();
+    expect(seen.sort()).toEqual(['bad#1', 'bad#2', 'ok#1']);
+    expect((await dlq.receive(10, 30)).map((m) => m.body)).toEqual(['bad']);
+  });
+});
+
+describe('failedMessageIds: Lambda partial batch response rules', () => {
+  const batch = ['m1', 'm2'].map(
+    (messageId): ReceivedMessage => ({
+      messageId,
+      body: 'x',
+      receiptHandle: messageId,
+      receiveCount: 1,
+      sentAtMs: 0,
+    }),
+  );
+  it.each([
+    { case: 'no response', response: undefined, failed: [] },
+    { case: 'null response', response: null, failed: [] },
+    { case: 'no batchItemFailures', response: {}, failed: [] },
+    { case: 'empty batchItemFailures', response: { batchItemFailures: [] }, failed: [] },
+    { case: 'one failure', response: { batchItemFailures: [{ itemIdentifier: 'm2' }] }, failed: ['m2'] },
+    {
+      case: 'unknown identifier',
+      response: { batchItemFailures: [{ itemIdentifier: 'zz' }] },
+      failed: ['m1', 'm2'],
+    },
+    {
+      case: 'empty identifier',
+      response: { batchItemFailures: [{ itemIdentifier: '' }] },
+      failed: ['m1', 'm2'],
+    },
+    {
+      case: 'null identifier',
+      response: { batchItemFailures: [{ itemIdentifier: null }] },
+      failed: ['m1', 'm2'],
+    },
+    { case: 'not a list', response: { batchItemFailures: 'm1' }, failed: ['m1', 'm2'] },
+  ])('$case', ({ response, failed }) => {
+    expect([...failedMessageIds(response, batch)].sort()).toEqual(failed);
+  });
+});
