@@ -123,7 +123,8 @@ export class LocalRunner {
         this.pollers.push({
           fn,
           transport,
-          batchSize: trigger.batchSize,
+          // One receive returns at most 10 messages; larger Lambda batches need a batching window (not emulated).
+          batchSize: Math.min(trigger.batchSize, 10),
           concurrency: Math.max(
             1,
             Math.min(options.maxConcurrency ?? trigger.maxConcurrency, trigger.maxConcurrency),

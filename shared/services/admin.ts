@@ -1,14 +1,15 @@
 import { z } from 'zod';
-import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { parseBase, parsePpm, parsePrice, parseQuote, UnitError } from '../domain/units.ts';
-import type {
-  JournalEntry,
-  Ledger,
-  MarketRepository,
-  PositionRecord,
-  PositionRepository,
-  ProviderRepository,
+import {
+  ConditionFailedError,
+  type JournalEntry,
+  type Ledger,
+  type MarketRepository,
+  type PositionRecord,
+  type PositionRepository,
+  type ProviderRepository,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { withLiquidationPrice } from './margin-check.ts';
@@ -69,8 +70,12 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
   try {
     return await apply(parsed.data, deps);
   } catch (error) {
-    if (error instanceof UnitError || error instanceof AdminInputError)
+    if (error instanceof UnitError || error instanceof AdminInputError || error instanceof ConfigError) {
       return { ok: false, reason: error.message };
+    }
+    if (error instanceof ConditionFailedError) {
+      return { ok: false, reason: `admin/insufficient-funds or concurrent change: ${error.message}` };
+    }
     throw error;
   }
 }

@@ -144,10 +144,13 @@ export class SqsQueueTransport implements QueueTransport {
   }
 
   async receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]> {
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > SQS_MAX_BATCH) {
+      throw new AdapterInputError(`queue/bad-max-messages: ${maxMessages} (1-${SQS_MAX_BATCH})`);
+    }
     const out = await this.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.url,
-        MaxNumberOfMessages: Math.min(Math.max(1, Math.floor(maxMessages)), SQS_MAX_BATCH),
+        MaxNumberOfMessages: maxMessages,
         VisibilityTimeout: visibilityTimeoutSeconds,
         WaitTimeSeconds: this.options.waitTimeSeconds ?? 0,
         MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { parseQuote } from '../../shared/domain/units.ts';
+import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+function setup() {
+  const p = createPipeline();
+  const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+  return { p, run: (request: AdminRequest | unknown) => handleAdmin(request, deps) };
+}
+
+describe('admin requests', () => {
+  it('deposits and withdraws with idempotency keys, and the journal reconciles', async () => {
+    const { p, run } = setup();
+    expect(await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' })).toMatchObject({
+      ok: true,
+    });
+    expect(await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' })).toMatchObject({
+      ok: true,
+    });
+    expect(await run({ action: 'withdraw', amount: '0.5', idempotencyKey: 'w1' })).toMatchObject({
+      ok: true,
+    });
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('1000'));
+    const report = await reconcileAccount(p.adapters.ledger, INSURANCE_ACCOUNT, p.telemetry);
+    expect(report).toMatchObject({ difference: 0n, entries: 2, problems: [] });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['unknown action', { action: 'mint', amount: '1' }, /admin\/invalid/],
+    ['extra field', { action: 'deposit', amount: '1', idempotencyKey: 'k', to: 'me' }, /admin\/invalid/],
+    ['exponent amount', { action: 'deposit', amount: '1e6', idempotencyKey: 'k' }, /exponent/],
+    ['negative amount', { action: 'deposit', amount: '-5', idempotencyKey: 'k' }, /negative/],
+    ['zero amount', { action: 'withdraw', amount: '0', idempotencyKey: 'k' }, /greater than zero/],
+    ['too many decimals', { action: 'deposit', amount: '1.0000001', idempotencyKey: 'k' }, /decimals/],
+    ['bad key', { action: 'deposit', amount: '1', idempotencyKey: 'a b' }, /admin\/invalid/],
+    [
+      'unknown market',
+      {
+        action: 'registerProvider',
+        id: 'lp',
+        capital: '1',
+        maxDiscount: '0.1',
+        maxLot: '1',
+        symbols: ['DOGE-USD'],
+      },
+      /unknown market/,
+    ],
+    ['not an object', 'deposit 5', /admin\/invalid/],
+  ])('refuses %s with a reason and changes nothing', async (_name, request, reason) => {
+    const { p, run } = setup();
+    const result = await run(request);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.reason).toMatch(reason);
+    expect(await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).toEqual([]);
+    expect(await p.adapters.providers.list('ETH-USD')).toEqual([]);
+  });
+
+  it('refuses a withdrawal below the floor with a reason', async () => {
+    const { p, run } = setup();
+    await run({ action: 'deposit', amount: '10', idempotencyKey: 'd1' });
+    const result = await run({ action: 'withdraw', amount: '10.000001', idempotencyKey: 'w1' });
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/insufficient-funds/) });
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
+  });
+
+  it('registers a provider and opens a healthy position, refusing one already liquidatable', async () => {
+    const { p, run } = setup();
+    await p.tick('ETH-USD', '200');
+    expect(
+      await run({
+        action: 'registerProvider',
+        id: 'lp-1',
+        capital: '50000',
+        maxDiscount: '0.05',
+        maxLot: '100',
+        symbols: ['ETH-USD'],
+      }),
+    ).toEqual({ ok: true, id: 'lp-1' });
+    expect((await p.adapters.providers.get('lp-1'))?.capital).toBe(parseQuote('50000'));
+    const open = {
+      action: 'openPosition',
+      id: 'p1',
+      traderId: 't1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: '1',
+      entryPrice: '200',
+      collateral: '20',
+    };
+    expect(await run(open)).toEqual({ ok: true, id: 'p1' });
+    const underwater = { ...open, id: 'p2', entryPrice: '230' };
+    expect(await run(underwater)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/liquidatable-at-open/),
+    });
+    expect(await p.adapters.positions.get('p2')).toBeUndefined();
+  });
+});
