@@ -21,7 +21,7 @@ Replays a crash through the backstop on the embedded engine and compares the str
   --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
   --seed N               seed of the book, providers and scenario noise (default ${SIMULATION_DEFAULTS.seed})
   --strategy S           waterfall | market-only (default waterfall)
-  --fund USD             insurance fund at the start (default ${SIMULATION_DEFAULTS.fund / 1_000_000n})
+  --fund USD             insurance fund at the start (default 0.75 % of the book's open interest)
   --providers N          backstop liquidity providers (default ${SIMULATION_DEFAULTS.providers})
   --json                 print one JSON object (the strategy's run) instead of the table
   --report FILE.html     write the HTML report (runs both strategies)

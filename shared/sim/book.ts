@@ -13,9 +13,9 @@ import { Rng } from './random.ts';
  *   long/short account ratios were well above 1 before 12 March 2020).
  * - Notional (USD): Pareto(xm = `minNotionalUsd`, alpha = `notionalAlpha`), capped at `maxNotionalUsd`.
  *   alpha 1.2 is the "many small, a few large" shape of exchange account sizes: with the defaults
- *   (xm 1,000 USD) the median is about 1,800 USD, the top 1 % of positions hold over a third of the open
- *   interest, and the largest reach the cap, large enough to be liquidated in slices. 20k positions hold
- *   about 100M USD of open interest; the simulated venue moves 1 % for about 0.3M USD (its config.ts).
+ *   (xm 250 USD) the median is about 440 USD, the top 1 % of positions hold over a third of the open
+ *   interest, and the largest are several hundred thousand USD, liquidated in slices. 20k positions hold
+ *   about 26M USD of open interest; the simulated venue moves 1 % for about 0.3M USD (its config.ts).
  * - Leverage: log-normal with median `leverageMedian` (5x) and log-sd `leverageSigma` (0.7): about 90 %
  *   between 2x and 20x, about 10 % below 2x, and a tail up to the market's maximum 1 / initialMargin where
  *   it is clamped (about 2 % sit at the maximum, like real books). At least 1.1x.
@@ -42,7 +42,7 @@ export interface BookParams {
 
 export const DEFAULT_BOOK_PARAMS: Omit<BookParams, 'symbol' | 'positions' | 'startPrice' | 'seed'> = {
   longShare: 0.7,
-  minNotionalUsd: 1000,
+  minNotionalUsd: 250,
   notionalAlpha: 1.2,
   maxNotionalUsd: 2_000_000,
   leverageMedian: 5,

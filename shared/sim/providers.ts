@@ -5,7 +5,7 @@ import { Rng } from './random.ts';
 /**
  * Backstop liquidity providers with committed capital and standing bid terms:
  * - capital: `totalCapitalUsd` split with weights Pareto(1, 1.5): a few large market makers, a long tail;
- * - maxDiscountPpm: uniform between `minDiscount` and `maxDiscount` of the mark (2 % to 12 %): the deepest
+ * - maxDiscountPpm: uniform between `minDiscount` and `maxDiscount` of the mark (0.5 % to 5 %): the deepest
  *   discount at which a provider still takes a lot (clearing fills the smallest discounts first);
  * - maxLot: `lotShare` of its capital at the first price, in base units: no single auction takes all of it.
  * Deterministic per seed.

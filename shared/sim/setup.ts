@@ -1,5 +1,6 @@
 import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../domain/config.ts';
-import { QUOTE_SCALE, type QuoteE6 } from '../domain/units.ts';
+import { NOTIONAL_TO_QUOTE, type PriceE8, QUOTE_SCALE, type QuoteE6 } from '../domain/units.ts';
+import type { PositionRecord } from '../ports/index.ts';
 import type { SimulatedMarketConfig } from '../adapters/venue/simulated.ts';
 import type { PricePoint } from '../prices/parse.ts';
 import { type BookParams, DEFAULT_BOOK_PARAMS, generateBook } from './book.ts';
@@ -20,10 +21,10 @@ export interface SimulationOptions {
   readonly symbol?: string;
   readonly positions?: number;
   readonly seed?: number;
-  /** Insurance fund at the start. */
+  /** Insurance fund at the start (default: a share of the open interest). */
   readonly fund?: QuoteE6;
   readonly providers?: number;
-  /** Capital committed by all providers together, USD. */
+  /** Capital committed by all providers together, USD (default: a share of the open interest). */
   readonly providerCapitalUsd?: number;
   readonly config?: RiskConfig;
   readonly book?: Partial<Omit<BookParams, 'symbol' | 'positions' | 'startPrice' | 'seed'>>;
@@ -33,17 +34,28 @@ export interface SimulationOptions {
 }
 
 /**
- * Defaults, sized so `npm run demo` takes a few seconds: 20k positions (about 28M USD of open interest at the
- * first price), a 250k USD insurance fund and 8 providers with 5M USD of committed capital.
+ * Defaults, sized so `npm run demo` takes a few seconds: 20k positions (about 26M USD of open interest at the
+ * first price). The fund and the providers' capital scale with the book's open interest (OI) unless given:
+ * a fund of 0.75 % of OI (about 200k USD for the default book: enough for the waterfall through the built-in
+ * crash, not for market-only liquidation) and providers committing 20 % of OI (about 5M USD).
  */
 export const SIMULATION_DEFAULTS = {
   symbol: 'ETH-USD',
   positions: 20_000,
   seed: 1,
-  fund: 250_000n * QUOTE_SCALE,
   providers: 8,
-  providerCapitalUsd: 5_000_000,
+  /** Fund at the start, ppm of the open interest. */
+  fundPpmOfOpenInterest: 7_500n,
+  /** Capital all providers commit, ppm of the open interest. */
+  providerCapitalPpmOfOpenInterest: 200_000n,
 } as const;
+
+/** Sum of |size| * price over the book at `price`, in QuoteE6 (floored). */
+export function openInterest(book: readonly PositionRecord[], price: PriceE8): QuoteE6 {
+  let e16 = 0n;
+  for (const p of book) e16 += p.size * price;
+  return e16 / NOTIONAL_TO_QUOTE;
+}
 
 export type PreparedSimulation = Omit<EngineInput, 'strategy' | 'onProgress' | 'telemetry'>;
 
@@ -70,12 +82,15 @@ export function prepareSimulation(options: SimulationOptions = {}): PreparedSimu
     },
     config,
   );
+  const oi = openInterest(book, startPrice);
+  const share = (ppm: bigint): QuoteE6 => (oi * ppm) / 1_000_000n / QUOTE_SCALE;
   const providers = generateProviders({
     ...DEFAULT_PROVIDER_PARAMS,
     ...options.providerTerms,
     symbol,
     count: options.providers ?? SIMULATION_DEFAULTS.providers,
-    totalCapitalUsd: options.providerCapitalUsd ?? SIMULATION_DEFAULTS.providerCapitalUsd,
+    totalCapitalUsd:
+      options.providerCapitalUsd ?? Number(share(SIMULATION_DEFAULTS.providerCapitalPpmOfOpenInterest)),
     startPrice,
     seed,
   });
@@ -86,7 +101,8 @@ export function prepareSimulation(options: SimulationOptions = {}): PreparedSimu
     points: scenario.points,
     book,
     providers,
-    fundStart: options.fund ?? SIMULATION_DEFAULTS.fund,
+    // Whole USD: a default fund reads as a round number in the summary.
+    fundStart: options.fund ?? share(SIMULATION_DEFAULTS.fundPpmOfOpenInterest) * QUOTE_SCALE,
     config,
     ...(options.venue ? { venue: options.venue } : {}),
   };

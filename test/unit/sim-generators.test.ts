@@ -216,8 +216,8 @@ describe('providers', () => {
     expect(providers.reduce((a, p) => a + p.capital, 0n)).toBe(5_000_000n * QUOTE_SCALE);
     for (const p of providers) {
       expect(p.capital).toBeGreaterThan(0n);
-      expect(p.maxDiscountPpm).toBeGreaterThanOrEqual(20_000n);
-      expect(p.maxDiscountPpm).toBeLessThanOrEqual(120_000n);
+      expect(p.maxDiscountPpm).toBeGreaterThanOrEqual(5_000n);
+      expect(p.maxDiscountPpm).toBeLessThanOrEqual(50_000n);
       expect(p.maxLot).toBeGreaterThan(0n);
       // maxLot is a quarter of the capital at the first price, rounded down.
       expect(p.maxLot * params.startPrice).toBeLessThanOrEqual((p.capital * NOTIONAL_TO_QUOTE) / 4n);

@@ -1,0 +1,142 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  type AwsClients,
+  createAwsClients,
+  createAwsQueueTransports,
+  createLocalResources,
+  localClientConfig,
+  type ResourceNames,
+} from '../adapters/aws/index.ts';
+import type { RiskConfigInput } from '../domain/config.ts';
+import { resetWiring } from '../lambda/wiring.ts';
+import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
+import {
+  FUNCTIONS,
+  type FunctionId,
+  QUEUES,
+  queueEnv,
+  RISK_CONFIG_ENV,
+  TABLES,
+  TICK_BUS,
+  TICK_BUS_ENV,
+  tableEnv,
+} from '../topology.ts';
+
+/**
+ * The whole stack on a local AWS emulator (moto, or LocalStack without Lambda): resources created from the
+ * topology, the project's real handlers invoked by the local runner with Lambda's semantics. Used by
+ * `backstop local up` and by the end-to-end tests.
+ */
+
+export interface LocalStackOptions {
+  readonly endpoint: string;
+  readonly stage: string;
+  readonly region?: string;
+  /** Risk configuration given to the functions (RISK_CONFIG), e.g. a fast auction for tests. */
+  readonly riskConfig?: RiskConfigInput;
+  /** Retry failed records at once instead of after the visibility timeout (local convenience). */
+  readonly fastRetries?: boolean;
+  /** Schedules (ledger-reconcile) on timers; off by default in tests. */
+  readonly schedules?: boolean;
+}
+
+export interface LocalStack {
+  readonly names: ResourceNames;
+  readonly clients: AwsClients;
+  readonly runner: LocalRunner;
+  readonly env: Readonly<Record<string, string>>;
+  readonly handlers: Readonly<Record<FunctionId, LambdaHandler>>;
+  /** Puts PriceTick events on the bus, 10 per call; returns the failed entries' error codes. */
+  putTicks(details: readonly unknown[]): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** The environment each function gets in the CDK stack, for local names. */
+export function functionEnvironment(
+  names: ResourceNames,
+  endpoint: string,
+  region: string,
+  riskConfig?: RiskConfigInput,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    AWS_REGION: region,
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'local',
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
+    [TICK_BUS_ENV]: names.busName,
+    POWERTOOLS_SERVICE_NAME: 'backstop',
+    POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
+    // The runner is not Lambda: no X-Ray daemon to send traces to.
+    POWERTOOLS_TRACE_ENABLED: 'false',
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+  };
+  for (const table of TABLES) env[tableEnv(table.id)] = names.tables[table.id];
+  for (const queue of QUEUES) env[queueEnv(queue.id)] = names.queues[queue.id].url;
+  if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);
+  return env;
+}
+
+/** Imports every function's handler from functions/<folder>/index.ts (the files the CDK stack bundles). */
+export async function loadHandlers(): Promise<Record<FunctionId, LambdaHandler>> {
+  const entries = await Promise.all(
+    FUNCTIONS.map(async (fn) => {
+      const module = (await import(`../../functions/${fn.folder}/index.ts`)) as { handler: LambdaHandler };
+      return [fn.id, module.handler] as const;
+    }),
+  );
+  return Object.fromEntries(entries) as Record<FunctionId, LambdaHandler>;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const region = options.region ?? 'us-east-1';
+  const clients = createAwsClients(localClientConfig(options.endpoint, region));
+  const names = await createLocalResources(clients, options.stage);
+  const env = functionEnvironment(names, options.endpoint, region, options.riskConfig);
+  // The handlers read their configuration from the process environment, as in Lambda.
+  Object.assign(process.env, env);
+  resetWiring();
+  const handlers = await loadHandlers();
+  const transports = createAwsQueueTransports(clients, names);
+  const runner = createLocalRunner({
+    handlers,
+    queues: transports.queues,
+    tickQueue: transports.tickQueue,
+    schedules: options.schedules ?? false,
+    stage: options.stage,
+    region,
+    ...(options.fastRetries ? { failureVisibilitySeconds: 0 } : {}),
+  });
+  runner.start();
+
+  async function putTicks(details: readonly unknown[]): Promise<string[]> {
+    const failures: string[] = [];
+    for (let i = 0; i < details.length; i += 10) {
+      const out = await clients.events.send(
+        new PutEventsCommand({
+          Entries: details.slice(i, i + 10).map((detail) => ({
+            EventBusName: names.busName,
+            Source: TICK_BUS.source,
+            DetailType: TICK_BUS.detailType,
+            Detail: JSON.stringify(detail),
+          })),
+        }),
+      );
+      for (const entry of out.Entries ?? []) if (entry.ErrorCode) failures.push(entry.ErrorCode);
+    }
+    return failures;
+  }
+
+  return {
+    names,
+    clients,
+    runner,
+    env,
+    handlers,
+    putTicks,
+    stop: async () => {
+      await runner.stop();
+      resetWiring();
+      clients.destroy();
+    },
+  };
+}

@@ -1,0 +1,289 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createAwsAdapters, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
+import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
+import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
+import { createLocalRunner } from '../../shared/runner/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
+import type { FunctionId } from '../../shared/topology.ts';
+import { startMoto } from '../support/moto.ts';
+
+/**
+ * End to end through real AWS APIs on moto: PutEvents on the tick bus, the bus rule, SQS, DynamoDB transactions,
+ * with the project's own handlers invoked by the local runner. One stage per test, so tests cannot interfere.
+ */
+
+type Moto = Awaited<ReturnType<typeof startMoto>>;
+let moto: Moto;
+let stageCounter = 0;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+
+/** A fast auction (1 s steps) so auction tests finish in seconds; everything else as in production. */
+const FAST_AUCTION: RiskConfigInput = {
+  ...DEFAULT_RISK_CONFIG_INPUT,
+  auction: {
+    ...DEFAULT_RISK_CONFIG_INPUT.auction,
+    buf: '1',
+    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
+  },
+};
+
+async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Promise<void>): Promise<void> {
+  stageCounter += 1;
+  const stack = await startLocalStack({
+    endpoint: moto.endpoint,
+    stage: `e2e${stageCounter}`,
+    riskConfig,
+    fastRetries: true,
+  });
+  const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
+  let sequence = 0;
+  const ctx: Context = {
+    stack,
+    adapters,
+    async tick(price: string) {
+      sequence += 1;
+      const failures = await stack.putTicks([
+        { symbol: 'ETH-USD', markPrice: price, timestamp: Date.now(), sequence, source: 'e2e' },
+      ]);
+      expect(failures).toEqual([]);
+      await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+    },
+    async admin(request: unknown) {
+      const result = (await (stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>)(
+        request,
+        lambdaContextStub,
+      )) as { ok: boolean; reason?: string };
+      expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
+    },
+    async liquidations() {
+      const ids = await liquidationIds(stack);
+      return Promise.all(ids.map(async (id) => (await adapters.liquidations.get(id)) as LiquidationRecord));
+    },
+  };
+  try {
+    await body(ctx);
+    expect(stack.runner.errors.map((e) => String(e.error))).toEqual([]);
+  } finally {
+    await stack.stop();
+  }
+}
+
+interface Context {
+  readonly stack: LocalStack;
+  readonly adapters: ReturnType<typeof createAwsAdapters>;
+  tick(price: string): Promise<void>;
+  admin(request: unknown): Promise<void>;
+  liquidations(): Promise<LiquidationRecord[]>;
+}
+
+const lambdaContextStub = {
+  functionName: 'admin',
+  awsRequestId: 'e2e',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:admin',
+  getRemainingTimeInMillis: () => 30_000,
+};
+
+/** Every liquidation id of a stage, from the ticks' index items (no scan of the book). */
+async function liquidationIds(stack: LocalStack): Promise<string[]> {
+  const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
+  const ids = new Set<string>();
+  for (let sequence = 1; sequence <= 10; sequence++) {
+    for (const l of await adapters.liquidations.listByTick(`ETH-USD#${sequence}`)) ids.add(l.id);
+  }
+  return [...ids].sort();
+}
+
+const tickDetail = (price: string, sequence: number) => ({
+  symbol: 'ETH-USD',
+  markPrice: price,
+  timestamp: Date.now(),
+  sequence,
+  source: 'e2e',
+});
+
+/** Runs only some functions until every queue is idle, then stops them (to order steps deterministically). */
+async function runPhase(stack: LocalStack, functions: readonly FunctionId[]): Promise<void> {
+  const transports = createAwsQueueTransports(stack.clients, stack.names);
+  const runner = createLocalRunner({
+    handlers: Object.fromEntries(functions.map((id) => [id, stack.handlers[id]])),
+    queues: transports.queues,
+    tickQueue: transports.tickQueue,
+    failureVisibilitySeconds: 0,
+  });
+  runner.start();
+  try {
+    await runner.runUntilIdle({ deadlineMs: 60_000 });
+    expect(runner.errors.map((e) => String(e.error))).toEqual([]);
+  } finally {
+    await runner.stop();
+  }
+}
+
+const open = (id: string, side: 'LONG' | 'SHORT', size: string, entry: string, collateral: string) => ({
+  action: 'openPosition',
+  id,
+  traderId: `t-${id}`,
+  symbol: 'ETH-USD',
+  side,
+  size,
+  entryPrice: entry,
+  collateral,
+});
+
+describe('pipeline on moto', () => {
+  it('settles on the market: tick on the bus -> margin-check -> SQS -> consumer -> ledger', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      const emf = vi.spyOn(process.stdout, 'write');
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.tick('184');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_MARKET');
+      const fund = await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT);
+      expect(fund.balance).toBe(parseQuote(liquidation?.settlement?.fee ?? 'x'));
+      expect((await ctx.adapters.positions.get('p1'))?.state).not.toBe('LIQUIDATING');
+      // The handlers' EMF metrics for the dashboard.
+      const printed = emf.mock.calls.map((c) => String(c[0])).join('');
+      emf.mockRestore();
+      for (const metric of ['TicksAccepted', 'LiquidationsEnqueued', 'LiquidationsSettled']) {
+        expect(printed).toContain(`"${metric}"`);
+      }
+    });
+  });
+
+  it('cancels when the next tick makes the position healthy before the consumer runs', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.stack.runner.stop();
+      // Both ticks are handled before any consumer runs: the consumer re-checks at the latest mark.
+      await ctx.stack.putTicks([tickDetail('184', 2), tickDetail('199', 3)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+      await runPhase(ctx.stack, ['liquidationConsumer']);
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('CANCELLED');
+      expect(liquidation?.marketFills).toEqual([]);
+      const position = await ctx.adapters.positions.get('p1');
+      expect(position?.state).toBe('OPEN');
+      const crossed = await ctx.adapters.positions.queryCrossed('ETH-USD', 'LONG', parsePrice('184'), 10);
+      expect(crossed.positions.map((p) => p.id)).toEqual(['p1']);
+    });
+  });
+
+  it('finishes a liquidation exactly once when the consumer dies between two steps', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.stack.runner.stop();
+      await ctx.stack.putTicks([tickDetail('175', 2)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+
+      // A consumer that dies right after its ledger movement, before recording the settlement.
+      const crashing = createAwsAdapters({
+        clients: ctx.stack.clients,
+        names: ctx.stack.names,
+        clock: systemClock,
+        crashHook: (point) => {
+          if (point === 'ledger.apply') throw new InjectedCrash(point);
+        },
+      });
+      const queue = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.liquidations;
+      const [message] = await queue.receive(1, 30);
+      expect(message).toBeDefined();
+      const deps = { ...wiring().settlement, ...crashing };
+      const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
+      await expect(processLiquidation(liquidationId, deps)).rejects.toBeInstanceOf(InjectedCrash);
+      expect((await ctx.adapters.liquidations.get(liquidationId))?.state).toBe('SETTLING');
+      await queue.changeVisibility(message!.receiptHandle, 0); // the visibility timeout runs out
+
+      await runPhase(ctx.stack, ['liquidationConsumer']);
+      const liquidation = await ctx.adapters.liquidations.get(liquidationId);
+      expect(liquidation?.state).toBe('SETTLED_INSURANCE');
+      const journal = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
+      expect(journal.map((e) => e.idempotencyKey)).toEqual(['admin:seed', `${liquidationId}:shortfall`]);
+    });
+  });
+
+  it('refuses a stale tick and a duplicate tick without enqueueing anything twice', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      const tick = { symbol: 'ETH-USD', markPrice: '184', timestamp: Date.now(), sequence: 5, source: 'e2e' };
+      await ctx.stack.putTicks([tick, tick, { ...tick, sequence: 4, markPrice: '150' }]);
+      await ctx.stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+      const liquidations = await ctx.adapters.liquidations.listByTick('ETH-USD#5');
+      expect(liquidations).toHaveLength(1);
+      expect(await ctx.adapters.liquidations.listByTick('ETH-USD#4')).toEqual([]);
+      expect(liquidations[0]?.state).toBe('SETTLED_MARKET');
+      const market = await ctx.adapters.markets.get('ETH-USD');
+      expect(market?.lastTick?.sequence).toBe(5);
+    });
+  });
+
+  it('hands what the market cannot take within the bound to the auction (SETTLED_AUCTION)', async () => {
+    const noMarket: RiskConfigInput = {
+      ...FAST_AUCTION,
+      markets: FAST_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+    };
+    await withStack(noMarket, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin({
+        action: 'registerProvider',
+        id: 'lp-1',
+        capital: '100000',
+        maxDiscount: '0.01',
+        maxLot: '100',
+        symbols: ['ETH-USD'],
+      });
+      await ctx.tick('184');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_AUCTION');
+      const auction = await ctx.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect(auction?.state).toBe('CLEARED');
+      expect((await ctx.adapters.providers.get('lp-1'))?.capital).toBeLessThan(parseQuote('100000'));
+    });
+  });
+
+  it('pays a gap below the bankruptcy price from the fund (SETTLED_INSURANCE)', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.tick('175');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_INSURANCE');
+      const journal = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
+      expect(journal.map((e) => e.idempotencyKey)).toEqual(['admin:seed', `${liquidation?.id}:shortfall`]);
+      expect(journal.at(-1)?.balanceAfter).toBe(
+        parseQuote('100000') - parseQuote(liquidation?.settlement?.insurancePaid ?? 'x'),
+      );
+    });
+  });
+
+  it('socializes what an empty fund cannot pay through ADL (SETTLED_ADL)', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(open('s1', 'SHORT', '10', '200', '400'));
+      await ctx.tick('175');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_ADL');
+      const counterparty = await ctx.adapters.positions.get('s1');
+      expect(counterparty?.version).toBeGreaterThan(0);
+      expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+    });
+  });
+});
