@@ -9,10 +9,24 @@ export class UsageError extends Error {
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
-/** node:util parseArgs in strict mode; its errors (unknown option, missing value) become UsageErrors. */
+/**
+ * node:util parseArgs in strict mode; its errors (unknown option, missing value) become UsageErrors. A value
+ * that looks like a negative number ("--seed -1") is kept as the value, so the check of that option can say
+ * what is wrong with it.
+ */
 export function parseOptions<T extends OptionSpec>(argv: readonly string[], options: T) {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    const next = argv[i + 1];
+    const spec = token.startsWith('--') ? options[token.slice(2)] : undefined;
+    if (spec?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${token}=${next}`);
+      i++;
+    } else args.push(token);
+  }
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify.*$/, ''));
   }

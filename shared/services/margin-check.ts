@@ -7,6 +7,7 @@ import { METRICS } from '../metrics.ts';
 import {
   type AcceptedTick,
   ConditionFailedError,
+  type CrossedPage,
   type LiquidationRecord,
   type LiquidationRepository,
   type MarketRepository,
@@ -117,7 +118,8 @@ export async function handleTick(
   }
   telemetry.count(METRICS.TicksAccepted.name, 1);
   if (!crossed) return { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
-  return startLiquidations(tick.symbol, accepted, sides, deps);
+  // The pages read before recording the tick are still what the index holds: start from them.
+  return startLiquidations(tick.symbol, accepted, sides, deps, firstPages);
 }
 
 /**
@@ -171,6 +173,7 @@ async function startLiquidations(
   tick: AcceptedTick,
   sides: readonly Side[],
   deps: MarginCheckDeps,
+  firstPages?: readonly CrossedPage[],
 ): Promise<TickOutcome> {
   const { positions, liquidations, telemetry } = deps;
   const m = marketConfig(deps.config, symbol).maintenanceMargin;
@@ -178,13 +181,13 @@ async function startLiquidations(
   let checked = 0;
   let needsContinuation = false;
 
-  for (const side of sides) {
+  for (const [index, side] of sides.entries()) {
     const budget = deps.maxPositionsPerInvocation - checked;
     if (budget <= 0) {
       needsContinuation = true;
       break;
     }
-    const page = await positions.queryCrossed(symbol, side, tick.markPrice, budget);
+    const page = firstPages?.[index] ?? (await positions.queryCrossed(symbol, side, tick.markPrice, budget));
     checked += page.positions.length;
     if (page.cursor !== undefined) needsContinuation = true;
     for (const position of page.positions) {

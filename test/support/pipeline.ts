@@ -3,7 +3,7 @@ import {
   type EmbeddedAdapters,
   ManualClock,
 } from '../../shared/adapters/embedded/index.ts';
-import { SimulatedVenue } from '../../shared/adapters/venue/simulated.ts';
+import { SimulatedVenue, type SimulatedVenueOptions } from '../../shared/adapters/venue/simulated.ts';
 import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
@@ -13,7 +13,13 @@ import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/s
 import { processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
-import { handleTick, type TickOutcome, withLiquidationPrice } from '../../shared/services/margin-check.ts';
+import {
+  handleTick,
+  type MarginCheckDeps,
+  type TickOutcome,
+  withLiquidationPrice,
+} from '../../shared/services/margin-check.ts';
+import { CountingVenue, checkInvariants, Observer, uncoveredAtTick } from './invariants.ts';
 
 /** Telemetry that records what the services emit, for assertions. */
 export class RecordingTelemetry implements Telemetry {
@@ -45,6 +51,15 @@ export interface PipelineOptions {
   readonly config?: RiskConfig;
   readonly strategy?: 'waterfall' | 'market-only';
   readonly crashHook?: CrashHook;
+  /** Venue attempts per market order before the auction takes over (default 3). */
+  readonly venueAttempts?: number;
+  /** handleTick's bound per invocation (default 500); tick() follows the continuations. */
+  readonly maxPositionsPerInvocation?: number;
+  readonly maxReceiveCount?: Partial<Record<'liquidations' | 'auctionSteps', number>>;
+  /** Market model of the simulated venue (default: its defaults). */
+  readonly venue?: Omit<SimulatedVenueOptions, 'clock'>;
+  /** Clock start, epoch ms (default T0). */
+  readonly startMs?: number;
 }
 
 /**
@@ -53,44 +68,91 @@ export interface PipelineOptions {
  * semantics (visibility timeout, redelivery, DLQ) from the embedded queues.
  */
 export function createPipeline(options: PipelineOptions = {}) {
-  const clock = new ManualClock(T0);
+  const clock = new ManualClock(options.startMs ?? T0);
   const adapters: EmbeddedAdapters = createEmbeddedAdapters({
     clock,
     ...(options.crashHook ? { crashHook: options.crashHook } : {}),
+    ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
   });
-  const venue = new SimulatedVenue({ clock });
+  // Watches every write and every order for the invariant checks; the services see the same ports.
+  const observer = new Observer(adapters);
+  const venue = new SimulatedVenue({ clock, ...options.venue });
+  const orders = new CountingVenue(venue);
   const config = options.config ?? DEFAULT_RISK_CONFIG;
   const telemetry = new RecordingTelemetry();
   const deps: SettlementDeps = {
     ...adapters,
-    venue,
+    venue: orders,
     config,
     telemetry,
     strategy: options.strategy ?? 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
-    venueAttempts: 3,
+    venueAttempts: options.venueAttempts ?? 3,
+  };
+  const marginDeps: MarginCheckDeps = {
+    ...adapters,
+    config,
+    telemetry,
+    maxPositionsPerInvocation: options.maxPositionsPerInvocation ?? 500,
   };
   let sequence = 0;
   const venueSequence = new Map<string, number>();
   const errors: string[] = [];
+  /** Accepted ticks, and OPEN positions still liquidatable at an accepted tick's mark once it was handled. */
+  const accepted: { symbol: string; sequence: number; markPrice: bigint }[] = [];
+  const skipped: string[] = [];
 
   async function tick(symbol: string, price: string, extra: Partial<Tick> = {}): Promise<TickOutcome> {
     sequence += 1;
     const markPrice = parsePrice(price);
-    const t: Tick = {
+    return deliverTick({
       symbol,
       markPrice,
       timestampMs: clock.nowMs(),
       sequence,
       source: 'test',
       ...extra,
-    };
+    });
+  }
+
+  /**
+   * Delivers one tick event as EventBridge would invoke margin-check, following its continuations; an accepted
+   * tick is then checked against the whole book (nothing it crosses may be left OPEN: `skipped`).
+   */
+  async function deliverTick(t: Tick): Promise<TickOutcome> {
     // The market moves once per price, however often the feed delivers it.
-    if (t.sequence > (venueSequence.get(symbol) ?? -1)) {
-      venueSequence.set(symbol, t.sequence);
-      venue.onTick(symbol, markPrice, clock.nowMs());
+    if (t.sequence > (venueSequence.get(t.symbol) ?? -1) && t.markPrice > 0n) {
+      venueSequence.set(t.symbol, t.sequence);
+      venue.onTick(t.symbol, t.markPrice, clock.nowMs());
     }
-    return handleTick(t, { ...adapters, config, telemetry, maxPositionsPerInvocation: 500 }, clock.nowMs());
+    const first = await handleTick(t, marginDeps, clock.nowMs());
+    if (first.status !== 'accepted') return first;
+    let { checked, enqueued } = first;
+    let outcome: TickOutcome = first;
+    while (outcome.status === 'accepted' && outcome.needsContinuation) {
+      outcome = await handleTick(t, marginDeps, clock.nowMs(), true);
+      if (outcome.status === 'accepted') {
+        checked += outcome.checked;
+        enqueued += outcome.enqueued;
+      }
+    }
+    accepted.push({ symbol: t.symbol, sequence: t.sequence, markPrice: t.markPrice });
+    for (const miss of uncoveredAtTick(adapters, config, t.symbol, t.markPrice))
+      skipped.push(`${t.symbol}#${t.sequence}: ${miss}`);
+    return { status: 'accepted', checked, enqueued, needsContinuation: false };
+  }
+
+  /** The Lambda handlers' work for one received message of each queue. */
+  const handlers = {
+    liquidation: (m: ReceivedMessage) =>
+      processLiquidation(parseLiquidationMessage(m.body).liquidationId, deps),
+    auction: (m: ReceivedMessage) => processAuctionStep(parseAuctionStepMessage(m.body), deps),
+  };
+
+  /** No message visible, in flight or delayed on either queue. */
+  async function idle(): Promise<boolean> {
+    const [l, a] = await Promise.all([adapters.liquidationQueue.depth(), adapters.auctionQueue.depth()]);
+    return l.visible + l.inFlight + l.delayed + a.visible + a.inFlight + a.delayed === 0;
   }
 
   async function deliver(
@@ -115,15 +177,10 @@ export function createPipeline(options: PipelineOptions = {}) {
     const deadline = clock.nowMs() + maxSeconds * 1000;
     while (clock.nowMs() <= deadline) {
       const handled =
-        (await deliver(adapters.liquidationQueue, (m) =>
-          processLiquidation(parseLiquidationMessage(m.body).liquidationId, deps),
-        )) +
-        (await deliver(adapters.auctionQueue, (m) =>
-          processAuctionStep(parseAuctionStepMessage(m.body), deps),
-        ));
+        (await deliver(adapters.liquidationQueue, handlers.liquidation)) +
+        (await deliver(adapters.auctionQueue, handlers.auction));
       if (handled > 0) continue;
-      const [l, a] = await Promise.all([adapters.liquidationQueue.depth(), adapters.auctionQueue.depth()]);
-      if (l.visible + l.inFlight + l.delayed + a.visible + a.inFlight + a.delayed === 0) return;
+      if (await idle()) return;
       clock.advance(1000);
     }
     throw new Error('pipeline did not drain before the deadline');
@@ -188,7 +245,44 @@ export function createPipeline(options: PipelineOptions = {}) {
     });
   }
 
-  return { clock, adapters, venue, config, telemetry, deps, tick, drain, open, provider, fund, errors };
+  /** Every invariant of issue 7 over the records so far (see invariants.ts), plus the per-tick `skipped`. */
+  async function check(allowedDeadLetters = 0) {
+    const report = await checkInvariants({
+      adapters,
+      config,
+      observer,
+      venue: orders,
+      insuranceAccount: INSURANCE_ACCOUNT,
+      allowedDeadLetters,
+    });
+    report.violations.push(...skipped.map((s) => `skipped: ${s}`));
+    return report;
+  }
+
+  return {
+    clock,
+    adapters,
+    venue,
+    config,
+    telemetry,
+    deps,
+    tick,
+    drain,
+    open,
+    provider,
+    fund,
+    errors,
+    // Additions for the stress suite (test/stress).
+    marginDeps,
+    observer,
+    orders,
+    accepted,
+    skipped,
+    deliverTick,
+    handlers,
+    idle,
+    check,
+  };
 }
 
 export type Pipeline = ReturnType<typeof createPipeline>;

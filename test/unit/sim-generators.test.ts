@@ -71,7 +71,7 @@ describe('built-in scenario', () => {
     const first = Date.parse(ETH_MARCH_2020_ANCHORS[0]!.at);
     const last = Date.parse(ETH_MARCH_2020_ANCHORS[ETH_MARCH_2020_ANCHORS.length - 1]!.at);
     expect(s.points).toHaveLength((last - first) / 60_000 + 1);
-    s.points.forEach((p, i) => expect(p.timestampMs).toBe(first + i * 60_000));
+    for (const [i, p] of s.points.entries()) expect(p.timestampMs).toBe(first + i * 60_000);
     const byTime = new Map(s.points.map((p) => [p.timestampMs, p.price]));
     for (const a of ETH_MARCH_2020_ANCHORS) {
       expect(byTime.get(Date.parse(a.at))).toBe(price(String(a.price)));
@@ -79,7 +79,8 @@ describe('built-in scenario', () => {
   });
 
   it('is the crash of the published facts: about 195 down to about 90, in whole cents', () => {
-    const low = s.points.reduce((m, p) => (p.price < m ? p.price : m), s.points[0]!.price);
+    let low = s.points[0]!.price;
+    for (const p of s.points) if (p.price < low) low = p.price;
     expect(s.points[0]!.price).toBe(price('195'));
     expect(low).toBeGreaterThanOrEqual(price('80'));
     expect(low).toBeLessThanOrEqual(price('90'));

@@ -1,0 +1,722 @@
+import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { isLiquidatable } from '../../shared/domain/margin.ts';
+import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
+import {
+  div,
+  maxBig,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  type PriceE8,
+  parseBase,
+  parseQuote,
+  type QuoteE6,
+} from '../../shared/domain/units.ts';
+import {
+  type AuctionRecord,
+  type LiquidationRecord,
+  type OrderRequest,
+  type OrderResult,
+  type PositionRecord,
+  type ProviderRecord,
+  type Venue,
+  VenueError,
+} from '../../shared/ports/index.ts';
+import { decodeContext } from '../../shared/services/context.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+
+/**
+ * The invariants of issue 7, checked from the records after a scenario: an Observer logs every write the
+ * embedded stores make (grouped by atomic operation) and every venue order, and checkInvariants re-derives the
+ * money from those records alone, exactly in bigint, then checks states, effects and health. It returns the
+ * figures for docs/RELIABILITY.md and a list of violations (empty when every invariant holds).
+ */
+
+// --- Observation -------------------------------------------------------------------------------------------
+
+export type RecordKind = 'position' | 'liquidation' | 'auction' | 'provider';
+
+export interface LoggedWrite {
+  readonly kind: RecordKind;
+  /** The record replaced (undefined: created). */
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+/** Writes applied by one atomic operation (a transaction, a begin, a single put). */
+export interface WriteGroup {
+  readonly id: number;
+  readonly writes: LoggedWrite[];
+}
+
+export interface OrderLog {
+  readonly order: OrderRequest;
+  /** Calls to placeIoc with this client order id (retries and redeliveries included). */
+  calls: number;
+  errors: number;
+  /** The venue executed the order (an answer was returned, or the timeout came after the execution). */
+  executed: boolean;
+  /** Fills of the execution, when an answer was seen. */
+  result?: OrderResult;
+  /** Calls that returned a different answer than the first (the venue broke idempotency). */
+  mismatches: number;
+}
+
+/** Forwards to the venue and logs every order by client order id. */
+export class CountingVenue implements Venue {
+  readonly orders = new Map<string, OrderLog>();
+
+  constructor(readonly inner: Venue) {}
+
+  async placeIoc(order: OrderRequest): Promise<OrderResult> {
+    let log = this.orders.get(order.clientOrderId);
+    if (!log) {
+      log = { order, calls: 0, errors: 0, executed: false, mismatches: 0 };
+      this.orders.set(order.clientOrderId, log);
+    }
+    log.calls += 1;
+    try {
+      const result = await this.inner.placeIoc(order);
+      if (log.result && !sameFills(log.result.fills, result.fills)) log.mismatches += 1;
+      log.result ??= result;
+      log.executed = true;
+      return result;
+    } catch (error) {
+      log.errors += 1;
+      // The simulated venue's 'timeout-after-fill' executes, then loses the answer (simulated.ts says so).
+      if (error instanceof VenueError && /executed, answer lost/.test(error.message)) log.executed = true;
+      throw error;
+    }
+  }
+
+  quote(symbol: string): ReturnType<Venue['quote']> {
+    return this.inner.quote(symbol);
+  }
+}
+
+/**
+ * Logs every write of an embedded bundle by patching its stores' write paths (positions.write and createMany,
+ * liquidations.store, auctions.store, providers.store), grouped by the atomic operation that made them.
+ * The services see the same objects: nothing changes for them.
+ */
+export class Observer {
+  readonly groups: WriteGroup[] = [];
+  /** Every stored version of each position, in write order (the first is its creation). */
+  readonly positionHistory = new Map<string, PositionRecord[]>();
+  #group: WriteGroup | undefined;
+  #groupDepth = 0;
+  #nextGroup = 1;
+  readonly #last = new Map<string, unknown>();
+
+  constructor(adapters: EmbeddedAdapters) {
+    const { positions, liquidations, auctions, providers, transactor } = adapters;
+
+    const write = positions.write.bind(positions);
+    positions.write = (current, next) => {
+      write(current, next);
+      this.#log('position', next.id, next);
+    };
+    const createMany = positions.createMany.bind(positions);
+    positions.createMany = (records) => {
+      createMany(records);
+      this.#atomic(() => {
+        for (const r of records) this.#log('position', r.id, r);
+      });
+    };
+    const store = liquidations.store.bind(liquidations);
+    liquidations.store = (next, created) => {
+      store(next, created);
+      this.#log('liquidation', next.id, next);
+    };
+    const storeAuction = auctions.store.bind(auctions);
+    auctions.store = (next) => {
+      storeAuction(next);
+      this.#log('auction', next.id, next);
+    };
+    const storeProvider = providers.store.bind(providers);
+    providers.store = (next) => {
+      storeProvider(next);
+      this.#log('provider', next.id, next);
+    };
+    // The embedded stores write synchronously inside these calls: tag what they write as one group.
+    this.#wrapAtomic(transactor, 'commit');
+    this.#wrapAtomic(liquidations, 'begin');
+    this.#wrapAtomic(liquidations, 'replaceWithPosition');
+  }
+
+  /** The stored version `version` of a position, if it was ever written. */
+  positionAt(id: string, version: number): PositionRecord | undefined {
+    return this.positionHistory.get(id)?.find((p) => p.version === version);
+  }
+
+  #wrapAtomic<T extends object, K extends keyof T>(target: T, method: K): void {
+    const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+    (target as Record<K, unknown>)[method] = (...args: unknown[]) => {
+      let result: Promise<unknown> | undefined;
+      this.#atomic(() => {
+        result = original(...args);
+      });
+      return result;
+    };
+  }
+
+  #atomic(run: () => void): void {
+    if (this.#groupDepth === 0) this.#group = undefined;
+    this.#groupDepth += 1;
+    try {
+      run();
+    } finally {
+      this.#groupDepth -= 1;
+      if (this.#groupDepth === 0) this.#group = undefined;
+    }
+  }
+
+  #log(kind: RecordKind, id: string, after: unknown): void {
+    const key = `${kind}:${id}`;
+    const before = this.#last.get(key);
+    this.#last.set(key, after);
+    let group = this.#groupDepth > 0 ? this.#group : undefined;
+    if (!group) {
+      group = { id: this.#nextGroup++, writes: [] };
+      this.groups.push(group);
+      if (this.#groupDepth > 0) this.#group = group;
+    }
+    group.writes.push({ kind, before, after });
+    if (kind === 'position') {
+      const p = after as PositionRecord;
+      let history = this.positionHistory.get(p.id);
+      if (!history) {
+        history = [];
+        this.positionHistory.set(p.id, history);
+      }
+      history.push(p);
+    }
+  }
+}
+
+// --- Per-tick check ----------------------------------------------------------------------------------------
+
+/**
+ * After an accepted tick (and its continuations), no OPEN position of the market may be liquidatable at the
+ * tick's mark: the margin check must have started every one the mark crosses. A full scan of the book.
+ */
+export function uncoveredAtTick(
+  adapters: EmbeddedAdapters,
+  config: RiskConfig,
+  symbol: string,
+  mark: PriceE8,
+): string[] {
+  const m = marketConfig(config, symbol).maintenanceMargin;
+  const found: string[] = [];
+  for (const side of ['LONG', 'SHORT'] as const) {
+    // scanCrossed uses the stored liquidation price; the exact re-check below is the authority.
+    const everything = side === 'LONG' ? 0n : 10n ** 30n;
+    for (const p of adapters.positions.scanCrossed(symbol, side, everything)) {
+      if (isLiquidatable(p, mark, m)) found.push(`${p.id} (v${p.version}) liquidatable at ${mark}`);
+    }
+  }
+  return found;
+}
+
+// --- The report --------------------------------------------------------------------------------------------
+
+export interface Conservation {
+  /** Traders' wealth change: collateral of unclosed positions plus payouts, minus collateral at creation. */
+  readonly traders: QuoteE6;
+  /** The fund's liquidation flows (fees in, shortfall payouts out) from its journal. */
+  readonly fund: QuoteE6;
+  /** Venue: counterparty of the market fills (receives -realized PnL), with the rounding residue of each close. */
+  readonly venue: QuoteE6;
+  /** Providers: counterparty of the auction fills. */
+  readonly providers: QuoteE6;
+  /** ADL: counterparty of the closes at the mark, both the bankrupt position's and its counterparties'. */
+  readonly adl: QuoteE6;
+  /** Loss nobody absorbed (settlement badDebt): an IOU, so the flows above sum to it. */
+  readonly badDebt: QuoteE6;
+  /** traders + fund + venue + providers + adl - badDebt: must be 0. */
+  readonly error: QuoteE6;
+}
+
+export interface InvariantReport {
+  readonly violations: string[];
+  readonly figures: {
+    readonly positions: number;
+    readonly liquidations: number;
+    readonly byState: Record<string, number>;
+    readonly inFlight: number;
+    readonly deadLetters: number;
+    readonly venueOrders: number;
+    readonly venueCalls: number;
+    readonly venueExecutions: number;
+    readonly journalEntries: number;
+    readonly feesCollected: QuoteE6;
+    readonly insurancePaid: QuoteE6;
+    readonly adlCovered: QuoteE6;
+    readonly badDebt: QuoteE6;
+    readonly fundBalance: QuoteE6;
+    readonly fundMin: QuoteE6;
+    /** Largest total drawn within one draw window. */
+    readonly maxWindowDraw: QuoteE6;
+    readonly auctions: number;
+    readonly auctionFills: number;
+    readonly providerCapitalUsed: QuoteE6;
+    /** ADL counterparties closed in full: their payouts are recorded nowhere and were derived (see report). */
+    readonly adlFullClosesDerived: number;
+    readonly conservation: Conservation;
+  };
+}
+
+export interface CheckInput {
+  readonly adapters: EmbeddedAdapters;
+  readonly config: RiskConfig;
+  readonly observer: Observer;
+  readonly venue: CountingVenue;
+  readonly insuranceAccount: string;
+  /** Dead-lettered messages this scenario expects (default 0: any is a violation). */
+  readonly allowedDeadLetters?: number;
+}
+
+const FUND_KINDS = new Set(['liquidation-fee', 'shortfall-payout']);
+
+const q = (s: string | undefined, what: string): QuoteE6 =>
+  s === undefined ? 0n : parseQuote(s, what, { allowNegative: true });
+const b = (s: string | undefined, what: string): bigint => (s === undefined ? 0n : parseBase(s, what));
+
+const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
+  side === 'LONG' ? size * (price - entry) : size * (entry - price);
+
+/** Realized PnL of a close, rounded as accounting.ts documents: floor, or ceil once under water. */
+const realized = (collateral: QuoteE6, p16: bigint): QuoteE6 =>
+  div(p16, NOTIONAL_TO_QUOTE, collateral * NOTIONAL_TO_QUOTE + p16 < 0n ? 'ceil' : 'floor');
+
+const sumSize = (fills: readonly Fill[]): bigint => fills.reduce((t, f) => t + f.size, 0n);
+
+function sameFills(a: readonly Fill[], b: readonly Fill[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.price === b[i]?.price && f.size === b[i]?.size);
+}
+
+/** Checks every invariant of issue 7 from the records; see the module comment. */
+export async function checkInvariants(input: CheckInput): Promise<InvariantReport> {
+  const { adapters, config, observer, insuranceAccount } = input;
+  const violations: string[] = [];
+  const fail = (message: string): void => {
+    // Thousands of copies of one fault would bury the others: keep a sample.
+    if (violations.length < 200) violations.push(message);
+  };
+
+  const liquidations = adapters.liquidations.all();
+  const byId = new Map(liquidations.map((l) => [l.id, l]));
+  const auctions = new Map(adapters.auctions.all().map((a) => [a.id, a]));
+  const byState: Record<string, number> = {};
+  for (const l of liquidations) byState[l.state] = (byState[l.state] ?? 0) + 1;
+
+  // --- the journal: one entry per key, balances chain, floor and draw cap -----------------------------------
+  const report = await reconcileAccount(adapters.ledger, insuranceAccount, {
+    count: () => {},
+    observe: () => {},
+    info: () => {},
+    warn: () => {},
+  });
+  if (report.difference !== 0n) fail(`ledger: balance differs from its journal by ${report.difference}`);
+  for (const problem of report.problems) fail(`ledger: ${problem}`);
+  const { floor, drawCapPerWindow, windowSeconds } = config.insurance;
+  if (report.minBalance < 0n) fail(`ledger: the fund went to ${report.minBalance}, below zero`);
+  const journal = await adapters.ledger.journal(insuranceAccount);
+  const keys = new Set<string>();
+  const fundByReference = new Map<string, { fee: QuoteE6; paid: QuoteE6; entries: number }>();
+  let fundFlow = 0n;
+  let windowStart = -1;
+  let windowDrawn = 0n;
+  let maxWindowDraw = 0n;
+  const windowMs = windowSeconds * 1000;
+  for (const e of journal) {
+    if (keys.has(e.idempotencyKey)) fail(`ledger: idempotency key ${e.idempotencyKey} applied twice`);
+    keys.add(e.idempotencyKey);
+    if (!FUND_KINDS.has(e.kind)) continue;
+    fundFlow += e.amount;
+    const f = fundByReference.get(e.reference) ?? { fee: 0n, paid: 0n, entries: 0 };
+    if (e.kind === 'liquidation-fee') f.fee += e.amount;
+    else f.paid -= e.amount;
+    f.entries += 1;
+    fundByReference.set(e.reference, f);
+    if (e.amount < 0n) {
+      // The ledger's window rule: a later window start opens a new window, an earlier one counts in the current.
+      const start = Math.floor(e.atMs / windowMs) * windowMs;
+      if (start > windowStart) {
+        windowStart = start;
+        windowDrawn = 0n;
+      }
+      windowDrawn -= e.amount;
+      maxWindowDraw = maxBig(maxWindowDraw, windowDrawn);
+      if (windowDrawn > drawCapPerWindow)
+        fail(`ledger: window ${windowStart} drew ${windowDrawn}, cap ${drawCapPerWindow}`);
+      if (e.balanceAfter < floor) fail(`ledger: debit ${e.idempotencyKey} left ${e.balanceAfter} < floor`);
+    }
+  }
+
+  // --- venue: one execution per client order id, fills recorded exactly once ---------------------------------
+  let venueCalls = 0;
+  let venueExecutions = 0;
+  const orderOf = new Map<string, OrderLog>();
+  for (const [clientOrderId, log] of input.venue.orders) {
+    venueCalls += log.calls;
+    if (log.executed) venueExecutions += 1;
+    if (log.mismatches > 0) fail(`venue: ${clientOrderId} answered differently on a repeat`);
+    const match = /^(.*):market$/.exec(clientOrderId);
+    const owner = match?.[1];
+    if (!owner || !byId.has(owner)) {
+      fail(`venue: order ${clientOrderId} belongs to no liquidation`);
+      continue;
+    }
+    orderOf.set(owner, log);
+  }
+  for (const l of liquidations) {
+    const log = orderOf.get(l.id);
+    if (l.state === 'QUEUED') continue;
+    const executedFills = log?.executed ? log.result?.fills : [];
+    if (log?.executed && !log.result) {
+      fail(
+        `venue: ${l.id}'s order executed but its answer was lost; the record holds ${l.marketFills.length} fills`,
+      );
+      continue;
+    }
+    if (l.state === 'CANCELLED') {
+      if (executedFills && executedFills.length > 0)
+        fail(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
+      continue;
+    }
+    if (!sameFills(l.marketFills, executedFills ?? []))
+      fail(
+        `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(executedFills ?? [])}`,
+      );
+  }
+
+  // --- settlements: each once, money re-derived from the records --------------------------------------------
+  const terminalWrites = new Map<string, number>();
+  let traders = 0n;
+  let venue = 0n;
+  let providers = 0n;
+  let adl = 0n;
+  let badDebt = 0n;
+  let fees = 0n;
+  let paid = 0n;
+  let covered = 0n;
+  let adlFullClosesDerived = 0;
+  /** Payouts of positions closed by a settlement, by position id. */
+  const payouts = new Map<string, QuoteE6>();
+  const m = (symbol: string) => marketConfig(config, symbol);
+
+  for (const group of observer.groups) {
+    const settled = group.writes.find(
+      (w) =>
+        w.kind === 'liquidation' &&
+        isTerminal((w.after as LiquidationRecord).state) &&
+        (w.before === undefined || !isTerminal((w.before as LiquidationRecord).state)),
+    );
+    if (!settled) continue;
+    const l = settled.after as LiquidationRecord;
+    terminalWrites.set(l.id, (terminalWrites.get(l.id) ?? 0) + 1);
+    const positionWrites = group.writes.filter((w) => w.kind === 'position');
+    const own = positionWrites.find((w) => (w.after as PositionRecord).id === l.positionId);
+    if (!own?.before) {
+      fail(`settle: ${l.id} reached ${l.state} without writing its position`);
+      continue;
+    }
+    const before = own.before as PositionRecord;
+    const after = own.after as PositionRecord;
+    if (l.state === 'CANCELLED') {
+      if (after.state !== 'OPEN' || after.size !== before.size || after.collateral !== before.collateral)
+        fail(
+          `cancel: ${l.id} changed its position (${before.size}/${before.collateral} -> ${after.state} ${after.size}/${after.collateral})`,
+        );
+      if (positionWrites.length !== 1) fail(`cancel: ${l.id} wrote other positions`);
+      continue;
+    }
+
+    const context = decodeContext(l);
+    if (!context) {
+      fail(`settle: ${l.id} has no context`);
+      continue;
+    }
+    const s = l.settlement ?? {};
+    const mark = context.settle?.mark ?? context.executionMark;
+    const auction = context.auctionId ? auctions.get(context.auctionId) : undefined;
+    const auctionFills: readonly Fill[] = context.settle?.auctionFills ?? auction?.fills ?? [];
+    const adlSize = b(s.adlClosedSize, 'adlClosedSize');
+    const planned = context.plannedSize;
+    const closed = sumSize(l.marketFills) + sumSize(auctionFills) + adlSize;
+    if (closed !== planned) fail(`settle: ${l.id} closed ${closed}, planned ${planned}`);
+    if (
+      sumSize(l.marketFills) !== b(s.marketClosedSize, 'm') ||
+      sumSize(auctionFills) !== b(s.auctionClosedSize, 'a')
+    )
+      fail(`settle: ${l.id} layer sizes disagree with its fills`);
+
+    // The close of the slice, derived from the fills alone (accounting.ts rules).
+    const market16 = l.marketFills.reduce(
+      (t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price),
+      0n,
+    );
+    const auction16 = auctionFills.reduce(
+      (t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price),
+      0n,
+    );
+    const adl16 = pnl16(before.side, adlSize, before.entryPrice, mark);
+    const notional16 =
+      [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
+    const pnl = realized(before.collateral, market16 + auction16 + adl16);
+    const equity = before.collateral + pnl;
+    const shortfall = maxBig(0n, -equity);
+    const feeDue = div(notional16 * m(l.symbol).liquidationFee, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+    const fee = minBig(feeDue, maxBig(0n, equity));
+    const payout = maxBig(0n, equity) - fee;
+    const recorded = {
+      pnl: q(s.realizedPnl, 'realizedPnl'),
+      fee: q(s.fee, 'fee'),
+      shortfall: q(s.shortfall, 'shortfall'),
+      paid: q(s.insurancePaid, 'insurancePaid'),
+      covered: q(s.adlCovered, 'adlCovered'),
+      badDebt: q(s.badDebt, 'badDebt'),
+      payout: q(s.traderPayout, 'traderPayout'),
+    };
+    if (
+      recorded.pnl !== pnl ||
+      recorded.fee !== fee ||
+      recorded.shortfall !== shortfall ||
+      recorded.payout !== payout
+    )
+      fail(
+        `settle: ${l.id} records pnl/fee/shortfall/payout ${recorded.pnl}/${recorded.fee}/${recorded.shortfall}/${recorded.payout}, fills give ${pnl}/${fee}/${shortfall}/${payout}`,
+      );
+    if (recorded.paid + recorded.covered + recorded.badDebt !== shortfall)
+      fail(
+        `settle: ${l.id} shortfall ${shortfall} != paid ${recorded.paid} + adl ${recorded.covered} + bad debt ${recorded.badDebt}`,
+      );
+    const ledger = fundByReference.get(l.id) ?? { fee: 0n, paid: 0n, entries: 0 };
+    if (ledger.fee !== recorded.fee || ledger.paid !== recorded.paid)
+      fail(
+        `settle: ${l.id} journal fee/paid ${ledger.fee}/${ledger.paid}, settlement ${recorded.fee}/${recorded.paid}`,
+      );
+    fees += recorded.fee;
+    paid += recorded.paid;
+    covered += recorded.covered;
+    badDebt += recorded.badDebt;
+
+    // The trader: the slice's collateral becomes the payout (full close) or stays with the remainder.
+    traders += payout - before.collateral;
+    if (after.state === 'CLOSED') {
+      if (after.size !== before.size - planned && after.size !== before.size)
+        fail(`settle: ${l.id} closed its position at size ${after.size}`);
+      if (before.size !== planned)
+        fail(`settle: ${l.id} closed a position of ${before.size} with a slice of ${planned}`);
+      payouts.set(after.id, (payouts.get(after.id) ?? 0n) + payout);
+    } else if (after.size !== before.size - planned || after.collateral !== payout) {
+      fail(
+        `settle: ${l.id} left a remainder ${after.size}/${after.collateral}, expected ${before.size - planned}/${payout}`,
+      );
+    }
+    // Its counterparties receive -pnl: providers their fills, ADL its size at the mark, the venue the rest.
+    const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
+    const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
+    providers += toProviders;
+    adl += toAdl;
+    venue += -pnl - toProviders - toAdl;
+
+    // ADL counterparties: close `taken` at the mark and give up profit (sum given = adlCovered).
+    let taken = 0n;
+    let givenPartial = 0n;
+    let fullCloses = 0n;
+    let fullCollateral = 0n;
+    const fullIds: string[] = [];
+    for (const w of positionWrites) {
+      const c = w.after as PositionRecord;
+      if (c.id === l.positionId) continue;
+      const cb = w.before as PositionRecord | undefined;
+      if (!cb) {
+        fail(`adl: ${l.id} created position ${c.id}`);
+        continue;
+      }
+      const size = cb.size - c.size;
+      taken += size;
+      const pc = realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, mark));
+      adl += -pc;
+      if (c.state === 'CLOSED') {
+        fullCloses += cb.collateral + pc;
+        fullCollateral += cb.collateral;
+        fullIds.push(c.id);
+      } else {
+        const given = cb.collateral + pc - c.collateral;
+        if (given < 0n) fail(`adl: ${c.id} received ${-given} in ${l.id}`);
+        givenPartial += given;
+        traders += c.collateral - cb.collateral;
+      }
+    }
+    if (taken !== adlSize) fail(`adl: ${l.id} counterparties took ${taken}, settlement says ${adlSize}`);
+    if (fullIds.length === 0) {
+      if (givenPartial !== recorded.covered)
+        fail(`adl: ${l.id} counterparties gave ${givenPartial}, settlement says ${recorded.covered}`);
+    } else {
+      // A counterparty closed in full keeps no collateral and its payout is recorded nowhere: derive the
+      // payouts of the full closes together from sum given = adlCovered (see the report's caveat).
+      const givenFull = recorded.covered - givenPartial;
+      if (givenFull < 0n) fail(`adl: ${l.id} partial counterparties gave more than adlCovered`);
+      const derived = fullCloses - givenFull;
+      traders += derived - fullCollateral;
+      for (const id of fullIds) payouts.set(id, payouts.get(id) ?? 0n);
+      payouts.set(fullIds[0]!, (payouts.get(fullIds[0]!) ?? 0n) + derived);
+      adlFullClosesDerived += fullIds.length;
+    }
+  }
+  for (const [id, count] of terminalWrites)
+    if (count !== 1) fail(`settle: ${id} reached a terminal state ${count} times`);
+
+  // Traders again, globally: every position's wealth now against its collateral at creation.
+  let tradersGlobal = 0n;
+  let positions = 0;
+  for (const [id, history] of observer.positionHistory) {
+    positions += 1;
+    const first = history[0]!;
+    const last = history[history.length - 1]!;
+    const stored = await adapters.positions.get(id);
+    if (stored?.version !== last.version) fail(`observer: position ${id} was written outside the log`);
+    let wealth = last.collateral;
+    if (last.state === 'CLOSED') {
+      const payout = payouts.get(id);
+      if (payout === undefined) fail(`lost: position ${id} is CLOSED without a settlement`);
+      wealth = payout ?? 0n;
+    }
+    tradersGlobal += wealth - first.collateral;
+  }
+  if (tradersGlobal !== traders)
+    fail(`traders: positions now hold ${tradersGlobal} more than at creation, settlements say ${traders}`);
+
+  // --- providers: capital consumed = the cost of every auction fill, once ------------------------------------
+  let providerCapitalUsed = 0n;
+  const firstProvider = new Map<string, ProviderRecord>();
+  const lastProvider = new Map<string, ProviderRecord>();
+  let auctionFillCount = 0;
+  let auctionCost = 0n;
+  for (const group of observer.groups) {
+    for (const w of group.writes) {
+      if (w.kind !== 'provider') continue;
+      const p = w.after as ProviderRecord;
+      if (!firstProvider.has(p.id)) firstProvider.set(p.id, p);
+      lastProvider.set(p.id, p);
+    }
+  }
+  for (const [id, first] of firstProvider)
+    providerCapitalUsed += first.capital - lastProvider.get(id)!.capital;
+  for (const a of auctions.values()) {
+    auctionFillCount += a.fills.length;
+    const filled = sumSize(a.fills);
+    if (filled !== a.lot - a.remainingLot)
+      fail(`auction: ${a.id} filled ${filled} of a lot ${a.lot} leaving ${a.remainingLot}`);
+    for (const f of a.fills)
+      auctionCost += div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
+  }
+  if (providerCapitalUsed !== auctionCost)
+    fail(`providers: capital used ${providerCapitalUsed}, auction fills cost ${auctionCost}`);
+
+  // --- states: terminal once, or progressing with a message in flight; nothing lost --------------------------
+  const pendingLiquidations = new Set<string>();
+  for (const m of adapters.liquidationQueue.pending())
+    pendingLiquidations.add(bodyField(m.body, 'liquidationId'));
+  const pendingAuctions = new Set<string>();
+  for (const m of adapters.auctionQueue.pending()) pendingAuctions.add(bodyField(m.body, 'auctionId'));
+  const deadLetters =
+    adapters.liquidationDeadLetters.pending().length + adapters.auctionDeadLetters.pending().length;
+  if (deadLetters > (input.allowedDeadLetters ?? 0)) {
+    const sample = [...adapters.liquidationDeadLetters.pending(), ...adapters.auctionDeadLetters.pending()]
+      .slice(0, 3)
+      .map((d) => d.body);
+    fail(`dead letters: ${deadLetters} messages (${sample.join(', ')})`);
+  }
+  let inFlight = 0;
+  const openLiquidationOf = new Map<string, string[]>();
+  for (const l of liquidations) {
+    if (isTerminal(l.state)) continue;
+    inFlight += 1;
+    const list = openLiquidationOf.get(l.positionId) ?? [];
+    list.push(l.id);
+    openLiquidationOf.set(l.positionId, list);
+    const auctionId = decodeContext(l)?.auctionId;
+    const auction: AuctionRecord | undefined = auctionId ? auctions.get(auctionId) : undefined;
+    const progressing =
+      pendingLiquidations.has(l.id) ||
+      (l.state === 'AUCTION' && auction !== undefined && pendingAuctions.has(auction.id)) ||
+      (l.state === 'QUEUED' && (await tickPending(adapters, l)));
+    if (!progressing) fail(`stranded: ${l.id} is ${l.state} with no message in flight`);
+  }
+  for (const [id, history] of observer.positionHistory) {
+    const last = history[history.length - 1]!;
+    const open = openLiquidationOf.get(id) ?? [];
+    if (last.state === 'LIQUIDATING' && open.length !== 1)
+      fail(`lost: position ${id} is LIQUIDATING with ${open.length} liquidations in progress`);
+    if (last.state !== 'LIQUIDATING' && open.length > 0)
+      fail(`orphan: ${open.join(', ')} in progress for ${last.state} position ${id}`);
+  }
+
+  // --- health: no liquidation of a position healthy at the price it used -----------------------------------
+  for (const l of liquidations) {
+    if (l.state === 'CANCELLED' || l.state === 'QUEUED') continue;
+    const context = decodeContext(l);
+    const version = Number(l.id.slice(l.id.lastIndexOf(':') + 1));
+    const at = observer.positionAt(l.positionId, version);
+    if (!context || !at) {
+      fail(`health: cannot find ${l.id}'s position at version ${version}`);
+      continue;
+    }
+    if (!isLiquidatable(at, context.executionMark, m(l.symbol).maintenanceMargin))
+      fail(`health: ${l.id} executed at ${context.executionMark} where its position was healthy`);
+  }
+
+  const fund = await adapters.ledger.balance(insuranceAccount);
+  const error = traders + fundFlow + venue + providers + adl - badDebt;
+  if (error !== 0n) fail(`conservation: flows sum to ${error}, not 0`);
+  return {
+    violations,
+    figures: {
+      positions,
+      liquidations: liquidations.length,
+      byState,
+      inFlight,
+      deadLetters,
+      venueOrders: input.venue.orders.size,
+      venueCalls,
+      venueExecutions,
+      journalEntries: journal.length,
+      feesCollected: fees,
+      insurancePaid: paid,
+      adlCovered: covered,
+      badDebt,
+      fundBalance: fund.balance,
+      fundMin: report.minBalance,
+      maxWindowDraw,
+      auctions: auctions.size,
+      auctionFills: auctionFillCount,
+      providerCapitalUsed,
+      adlFullClosesDerived,
+      conservation: { traders, fund: fundFlow, venue, providers, adl, badDebt, error },
+    },
+  };
+}
+
+/** A QUEUED liquidation whose tick is still pending: the tick's retry re-sends its message. */
+async function tickPending(adapters: EmbeddedAdapters, l: LiquidationRecord): Promise<boolean> {
+  const state = await adapters.markets.get(l.symbol);
+  return state?.pendingSequence !== undefined && l.tickKey === `${l.symbol}#${state.pendingSequence}`;
+}
+
+function bodyField(body: string, field: string): string {
+  try {
+    const value = (JSON.parse(body) as Record<string, unknown>)[field];
+    return typeof value === 'string' ? value : '';
+  } catch {
+    return '';
+  }
+}
+
+function fmtFills(fills: readonly Fill[]): string {
+  return `[${fills.map((f) => `${f.size}@${f.price}`).join(' ')}]`;
+}

@@ -1,0 +1,169 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../cli/args.ts';
+import { main } from '../../cli/main.ts';
+import { ProgressBar } from '../../cli/progress.ts';
+import { resolveSymbol } from '../../cli/simulate.ts';
+import { formatUsd } from '../../cli/table.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { usd } from '../../shared/domain/units.ts';
+
+/** Runs the CLI in process with captured streams. */
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
+  });
+  return { code, stdout, stderr };
+}
+
+describe('backstop CLI: bad arguments are one line on stderr and exit code 2', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+  const bad = path.join(dir, 'bad.csv');
+  writeFileSync(bad, 'time,close\n1584003720,1\n1584003780,oops\n');
+  const cases: [string, string[], RegExp][] = [
+    ['no command', [], /^Usage: backstop/],
+    ['an unknown command', ['replay-all'], /^backstop: unknown command "replay-all"/],
+    ['an unknown option', ['simulate', '--bogus'], /^backstop: Unknown option '--bogus'/],
+    ['a missing value', ['simulate', '--seed'], /^backstop: Option '--seed <value>' argument missing/],
+    [
+      'a non-numeric count',
+      ['simulate', '--positions', 'many'],
+      /^backstop: --positions: "many" is not a whole number/,
+    ],
+    ['zero positions', ['simulate', '--positions', '0'], /^backstop: --positions: 0 is outside 1\.\.1000000/],
+    ['too many positions', ['simulate', '--positions', '1000001'], /outside 1\.\.1000000/],
+    ['a negative seed', ['simulate', '--seed', '-1'], /--seed: "-1" is not a whole number/],
+    ['exponent notation', ['simulate', '--positions', '1e3'], /"1e3" is not a whole number/],
+    [
+      'an unknown strategy',
+      ['simulate', '--strategy', 'yolo'],
+      /--strategy: "yolo" is not one of waterfall, market-only/,
+    ],
+    ['a negative fund', ['simulate', '--fund', '-5'], /--fund: must not be negative/],
+    [
+      'a fund with too many decimals',
+      ['simulate', '--fund', '1.0000001'],
+      /--fund: "1.0000001" has 7 decimals/,
+    ],
+    [
+      'an unknown market',
+      ['simulate', '--symbol', 'DOGE-USD'],
+      /--symbol: "DOGE-USD" is not a configured market/,
+    ],
+    [
+      'a report that is not HTML',
+      ['simulate', '--report', 'out.txt'],
+      /--report: "out.txt" must be an \.html file/,
+    ],
+    [
+      'a report in a missing directory',
+      ['simulate', '--report', '/nonexistent/x.html'],
+      /--report: cannot write/,
+    ],
+    [
+      'a missing price file',
+      ['simulate', '--prices', '/nonexistent.csv'],
+      /prices\/unreadable: \/nonexistent\.csv/,
+    ],
+    ['a malformed price file', ['simulate', '--prices', bad], /prices\/bad-price: .*bad\.csv: line 3: /],
+  ];
+  for (const [name, argv, message] of cases) {
+    it(`refuses ${name}`, async () => {
+      const r = await cli(...argv);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(message);
+      if (argv.length > 0) expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+
+  it('prints help on stdout with exit code 0', async () => {
+    const r = await cli('simulate', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: backstop simulate/);
+    expect((await cli('--help')).stdout).toMatch(/^Usage: backstop <command>/);
+  });
+});
+
+describe('backstop simulate', () => {
+  it('prints one JSON object with --json, and a comparison table without it', async () => {
+    const json = await cli('simulate', '--positions', '300', '--seed', '5', '--json');
+    expect(json.code).toBe(0);
+    expect(json.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed).toMatchObject({ strategy: 'waterfall', positions: 300, seed: 5, symbol: 'ETH-USD' });
+    expect(parsed.conservationError).toBe('0');
+
+    const table = await cli('simulate', '--positions', '300', '--seed', '5', '--strategy', 'waterfall');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/waterfall\s+market-only/);
+    expect(table.stdout).toMatch(/BAD DEBT \(socialized\)/);
+    expect(table.stdout).toContain('300 positions, seed 5');
+  });
+
+  it('runs a price file in any supported layout, for the market its name says', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+    const file = path.join(dir, 'btc-crash.csv');
+    const rows = Array.from({ length: 30 }, (_, i) => `${1584003720 + i * 60},${(7000 - i * 40).toFixed(2)}`);
+    writeFileSync(file, `time,price\n${rows.join('\n')}\n`);
+    const r = await cli('simulate', '--prices', file, '--positions', '200', '--json', '--fund', '1000.5');
+    expect(r.code).toBe(0);
+    const parsed = JSON.parse(r.stdout);
+    expect(parsed).toMatchObject({ symbol: 'BTC-USD', scenario: 'btc-crash.csv', ticks: 30 });
+    expect(parsed.insuranceFund.start).toBe('1000.5');
+  });
+});
+
+describe('helpers', () => {
+  it('resolves markets from --symbol or the file name', () => {
+    const cases: [string | undefined, string | undefined, string][] = [
+      [undefined, undefined, 'ETH-USD'],
+      ['BTC-USD', undefined, 'BTC-USD'],
+      ['btc', undefined, 'BTC-USD'],
+      ['eth-usd', 'btc.csv', 'ETH-USD'],
+      [undefined, '/data/btc-usdt-perp-2020-03-12-leg1-1m.csv', 'BTC-USD'],
+      [undefined, 'ETH_1m.csv', 'ETH-USD'],
+      [undefined, 'ethereum.csv', 'ETH-USD'],
+      [undefined, 'btcusdt.csv', 'ETH-USD'],
+    ];
+    for (const [given, file, expected] of cases)
+      expect(resolveSymbol(DEFAULT_RISK_CONFIG, given, file)).toBe(expected);
+    expect(() => resolveSymbol(DEFAULT_RISK_CONFIG, 'ETHBTC', undefined)).toThrow(UsageError);
+  });
+
+  it('formats USD for the table, rounded to cents', () => {
+    const cases: [string, string][] = [
+      ['0', '0.00'],
+      ['1234567.891', '1,234,567.89'],
+      ['0.005', '0.01'],
+      ['0.004999', '0.00'],
+      ['-1000', '-1,000.00'],
+    ];
+    for (const [value, text] of cases) expect(formatUsd(usd(value))).toBe(text);
+  });
+
+  it('draws progress only on a terminal and only after a second, and erases it', () => {
+    let now = 0;
+    const out: string[] = [];
+    const tty = new ProgressBar({ isTTY: true, write: (t) => out.push(t) }, () => now);
+    tty.update('waterfall', 1, 10);
+    expect(out).toEqual([]);
+    now = 1500;
+    tty.update('waterfall', 5, 10);
+    expect(out.join('')).toContain(' 50%');
+    tty.done();
+    expect(out[out.length - 1]).toMatch(/^\r\s+\r$/);
+
+    const pipe: string[] = [];
+    const notTty = new ProgressBar({ isTTY: false, write: (t) => pipe.push(t) }, () => 5000);
+    notTty.update('waterfall', 5, 10);
+    notTty.done();
+    expect(pipe).toEqual([]);
+  });
+});
