@@ -1,7 +1,7 @@
+import type { SimulatedMarketConfig } from '../adapters/venue/simulated.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { NOTIONAL_TO_QUOTE, type PriceE8, QUOTE_SCALE, type QuoteE6 } from '../domain/units.ts';
 import type { PositionRecord } from '../ports/index.ts';
-import type { SimulatedMarketConfig } from '../adapters/venue/simulated.ts';
 import type { PricePoint } from '../prices/parse.ts';
 import { type BookParams, DEFAULT_BOOK_PARAMS, generateBook } from './book.ts';
 import { type EngineInput, runSimulation } from './engine.ts';

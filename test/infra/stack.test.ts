@@ -348,6 +348,21 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
+  it('lets only margin-check put events (its continuations), and only on the tick bus', () => {
+    const busId = logicalIdOf(stack, stack.tickBus);
+    for (const def of FUNCTIONS) {
+      const puts = statementsOfRole(roleIdOf(def.id)).filter((s) =>
+        asList(s.Action).includes('events:PutEvents'),
+      );
+      if (def.id === 'marginCheck') {
+        expect(puts).toHaveLength(1);
+        expect(JSON.stringify(puts[0]?.Resource)).toContain(busId);
+      } else {
+        expect(puts, def.id).toEqual([]);
+      }
+    }
+  });
+
   it('has no wildcard actions and no wildcard resources outside a documented allow-list', () => {
     // X-Ray trace writes accept only Resource "*"; CDK table grants cover the table's own indexes.
     const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);

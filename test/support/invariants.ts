@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { isLiquidatable } from '../../shared/domain/margin.ts';
@@ -719,4 +721,19 @@ function bodyField(body: string, field: string): string {
 
 function fmtFills(fills: readonly Fill[]): string {
   return `[${fills.map((f) => `${f.size}@${f.price}`).join(' ')}]`;
+}
+
+/** JSON with bigints as decimal strings. */
+export const toJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+
+/**
+ * Figures of one scenario for docs/RELIABILITY.md: written to `$STRESS_FIGURES/<name>.json` when that
+ * directory is set (npm run test:stress), otherwise nothing is written.
+ */
+export function recordFigures(name: string, figures: unknown): void {
+  const dir = process.env.STRESS_FIGURES;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), `${toJson(figures)}\n`);
 }

@@ -4,10 +4,18 @@ import {
   ManualClock,
 } from '../../shared/adapters/embedded/index.ts';
 import { SimulatedVenue, type SimulatedVenueOptions } from '../../shared/adapters/venue/simulated.ts';
-import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { isLiquidatable } from '../../shared/domain/margin.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
-import { parseBase, parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import {
+  NOTIONAL_TO_QUOTE,
+  PRICE_SCALE,
+  parseBase,
+  parsePpm,
+  parsePrice,
+  parseQuote,
+} from '../../shared/domain/units.ts';
 import type { CrashHook, PositionRecord, ReceivedMessage, Telemetry } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
@@ -19,6 +27,7 @@ import {
   type TickOutcome,
   withLiquidationPrice,
 } from '../../shared/services/margin-check.ts';
+import { Rng } from '../../shared/sim/random.ts';
 import { CountingVenue, checkInvariants, Observer, uncoveredAtTick } from './invariants.ts';
 
 /** Telemetry that records what the services emit, for assertions. */
@@ -245,6 +254,11 @@ export function createPipeline(options: PipelineOptions = {}) {
     });
   }
 
+  /** Bulk-creates positions (OPEN ones must be healthy at the last accepted mark, as admin requires). */
+  function seed(records: readonly PositionRecord[]): void {
+    adapters.positions.createMany(records);
+  }
+
   /** Every invariant of issue 7 over the records so far (see invariants.ts), plus the per-tick `skipped`. */
   async function check(allowedDeadLetters = 0) {
     const report = await checkInvariants({
@@ -279,6 +293,7 @@ export function createPipeline(options: PipelineOptions = {}) {
     accepted,
     skipped,
     deliverTick,
+    seed,
     handlers,
     idle,
     check,
@@ -286,3 +301,61 @@ export function createPipeline(options: PipelineOptions = {}) {
 }
 
 export type Pipeline = ReturnType<typeof createPipeline>;
+
+export interface BookSpec {
+  readonly count: number;
+  readonly seed: number;
+  /** Price every entry is drawn around, and at which every position must be healthy. */
+  readonly price: string;
+  readonly symbol?: string;
+  /** Share of longs (default 0.7: books lean long into a sell-off). */
+  readonly longShare?: number;
+  /** Leverage drawn uniformly in [min, max] (default 2x to 19x; the market allows 20x). */
+  readonly minLeverage?: number;
+  readonly maxLeverage?: number;
+  /** Notional in USD, log-uniform in [min, max] (default 1,000 to 50,000). */
+  readonly minNotional?: number;
+  readonly maxNotional?: number;
+  readonly idPrefix?: string;
+}
+
+/**
+ * A seeded book of isolated-margin positions around `price` (entries within about 1 % of it), all healthy at
+ * `price`. Floats only shape the draws; the records are exact bigints. Ids are `${prefix}${i}`.
+ */
+export function syntheticBook(spec: BookSpec, config: RiskConfig = DEFAULT_RISK_CONFIG): PositionRecord[] {
+  const symbol = spec.symbol ?? 'ETH-USD';
+  const m = marketConfig(config, symbol).maintenanceMargin;
+  const mark = parsePrice(spec.price);
+  const rng = new Rng(spec.seed);
+  const center = Number(mark) / Number(PRICE_SCALE);
+  const [minLev, maxLev] = [spec.minLeverage ?? 2, spec.maxLeverage ?? 19];
+  const [minNotional, maxNotional] = [spec.minNotional ?? 1000, spec.maxNotional ?? 50_000];
+  const book: PositionRecord[] = [];
+  for (let i = 1; book.length < spec.count; i++) {
+    const side: Side = rng.chance(spec.longShare ?? 0.7) ? 'LONG' : 'SHORT';
+    const notional = rng.logUniform(minNotional, maxNotional);
+    const leverage = rng.uniform(minLev, maxLev);
+    const entryCents = Math.max(1, Math.round(center * (1 + 0.004 * rng.normal()) * 100));
+    const entryPrice = BigInt(entryCents) * (PRICE_SCALE / 100n);
+    const size = (BigInt(Math.floor(notional * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice;
+    const collateral = BigInt(Math.ceil((notional / leverage) * 1e6));
+    if (size <= 0n) continue;
+    const record = withLiquidationPrice(
+      {
+        id: `${spec.idPrefix ?? 'b'}${i}`,
+        traderId: `trader-${i}`,
+        symbol,
+        side,
+        size,
+        entryPrice,
+        collateral,
+        state: 'OPEN',
+        version: 0,
+      },
+      config,
+    );
+    if (!isLiquidatable(record, mark, m)) book.push(record);
+  }
+  return book;
+}
