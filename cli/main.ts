@@ -2,10 +2,18 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../shared/domain/config.ts';
 import { UnitError } from '../shared/domain/units.ts';
+import { SeedFileError } from '../shared/local/seed.ts';
+import { TickInputError } from '../shared/local/ticks.ts';
 import { PriceFileError } from '../shared/prices/parse.ts';
 import { BookError } from '../shared/sim/book.ts';
 import { ProviderParamsError } from '../shared/sim/providers.ts';
 import { UsageError } from './args.ts';
+import { OperatorInputError } from './ops/common.ts';
+import { runDlq } from './ops/dlq.ts';
+import { runInject, runReplay } from './ops/events.ts';
+import { runLocal } from './ops/local.ts';
+import { runFund, runSeed } from './ops/seed.ts';
+import { runStatus } from './ops/status.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
 
 /**
@@ -17,16 +25,42 @@ export const USAGE = `Usage: backstop <command> [options]
 
 Commands:
   simulate   replay a crash through the backstop and compare it with market-only liquidation
+  local      local up | local down: the whole stack on the local AWS emulator (moto)
+  seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
+  fund       fund deposit | fund withdraw: move money in or out of the insurance fund
+  inject     inject tick: put one price tick on the bus
+  replay     replay a price file as ticks (paced or at max speed)
+  status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
+  dlq        dlq list | dlq redrive: dead-lettered messages, why they failed, send them back
+
+Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 
 Run "backstop <command> --help" for the options of a command.
 `;
 
 const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => Promise<number>>> = {
   simulate: runSimulate,
+  local: runLocal,
+  seed: runSeed,
+  fund: runFund,
+  inject: runInject,
+  replay: runReplay,
+  status: runStatus,
+  dlq: runDlq,
 };
 
 /** Errors that mean "the input is wrong", reported as one line with exit code 2. */
-const INPUT_ERRORS = [UsageError, PriceFileError, UnitError, ConfigError, BookError, ProviderParamsError];
+const INPUT_ERRORS = [
+  UsageError,
+  PriceFileError,
+  UnitError,
+  ConfigError,
+  BookError,
+  ProviderParamsError,
+  OperatorInputError,
+  SeedFileError,
+  TickInputError,
+];
 
 export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {
   const [command, ...rest] = argv;

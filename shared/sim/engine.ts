@@ -1,20 +1,10 @@
 import { createEmbeddedAdapters, type EmbeddedAdapters, ManualClock } from '../adapters/embedded/index.ts';
 import { type SimulatedMarketConfig, SimulatedVenue } from '../adapters/venue/simulated.ts';
-import { settleClose } from '../domain/accounting.ts';
 import type { RiskConfig } from '../domain/config.ts';
-import { isTerminal, type Layer, type Side } from '../domain/model.ts';
+import { isTerminal } from '../domain/model.ts';
 import type { Tick } from '../domain/tick.ts';
+import { minBig, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import {
-  div,
-  minBig,
-  NOTIONAL_TO_QUOTE,
-  type PriceE8,
-  parseBase,
-  parseQuote,
-  type QuoteE6,
-} from '../domain/units.ts';
-import {
-  type LiquidationRecord,
   type PositionRecord,
   type ProviderRecord,
   type QueueTransport,
@@ -24,19 +14,12 @@ import {
 import type { PricePoint } from '../prices/parse.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../schemas/messages.ts';
 import { processAuctionStep } from '../services/auction.ts';
-import { decodeContext, INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
+import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
 import { processLiquidation } from '../services/liquidation.ts';
 import { handleTick, type MarginCheckDeps } from '../services/margin-check.ts';
-import {
-  DueTimes,
-  type ObservedOrder,
-  ObservedTransactor,
-  ObservedVenue,
-  type ObservedWrite,
-  WatchedQueue,
-} from './observe.ts';
-import type { Conservation, MinuteSeries, SimulationResult, Strategy } from './results.ts';
-import { isZeroPriceFill, orderSlippage } from './stats.ts';
+import { DueTimes, ObservedTransactor, ObservedVenue, WatchedQueue } from './observe.ts';
+import { SimulationRecorder } from './recorder.ts';
+import type { MinuteSeries, SimulationResult, Strategy } from './results.ts';
 
 /**
  * The replay engine: the services of the Lambdas (handleTick, processLiquidation, processAuctionStep) on the
@@ -86,16 +69,6 @@ const MINUTE_MS = 60_000;
 const VISIBILITY_SECONDS = 30;
 const RECEIVE_BATCH = 10;
 const VENUE_ATTEMPTS = 3;
-const TERMINAL_LAYER: Readonly<Record<string, Layer>> = {
-  SETTLED_MARKET: 'market',
-  SETTLED_AUCTION: 'auction',
-  SETTLED_INSURANCE: 'insurance',
-  SETTLED_ADL: 'adl',
-};
-
-/** pnl16 of closing `size` at `price` against `entry` (E16 units). */
-const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
-  side === 'LONG' ? size * (price - entry) : size * (entry - price);
 
 export async function runSimulation(input: EngineInput): Promise<SimulationResult> {
   const { symbol, config, strategy } = input;
@@ -109,7 +82,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   const due = new DueTimes();
   const venue = new SimulatedVenue({ clock, ...(input.venue ? { defaults: input.venue } : {}) });
 
-  // --- what the engine records -------------------------------------------------------------------------
+  const recorder = new SimulationRecorder(first.price);
   const series: MinuteSeries = {
     timestampMs: [],
     reference: [],
@@ -119,111 +92,9 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     settled: { market: [], auction: [], insurance: [], adl: [], cancelled: [] },
     badDebt: [],
   };
-  const bucket = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
-  const settledBy: Record<Layer, number> = { market: 0, auction: 0, insurance: 0, adl: 0 };
-  let cancelled = 0;
-  let badDebt = 0n;
-  let badDebtUncovered = 0n;
-  let fees = 0n;
-  let insurancePaid = 0n;
-  let auctionVolume = 0n;
-  let adlVolume = 0n;
-  let providerCapitalUsed = 0n;
-  let zeroPriceFills = 0;
-  let marketOrders = 0;
-  let marketVolume = 0n;
-  const slippage: number[] = [];
-  const payouts = new Map<string, QuoteE6>();
-  const flows = { venue: 0n, providers: 0n, adl: 0n };
   const errors: Record<string, number> = {};
-  let currentMark: PriceE8 = first.price;
+  const errorSamples: Record<string, string> = {};
   let observerFailure: unknown;
-
-  const onOrder = (o: ObservedOrder): void => {
-    if (o.result.fills.length === 0) return;
-    const mark = o.mark ?? currentMark;
-    marketOrders += 1;
-    slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
-    for (const f of o.result.fills) {
-      marketVolume += div(f.size * f.price, NOTIONAL_TO_QUOTE, 'floor');
-      if (isZeroPriceFill(o.order.direction, f.price, mark)) zeroPriceFills += 1;
-    }
-  };
-
-  const onCommit = (writes: readonly ObservedWrite[]): void => {
-    for (const { write, before } of writes) {
-      if (write.kind === 'provider' && before) {
-        providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
-      }
-      if (
-        write.kind !== 'liquidation' ||
-        !isTerminal(write.record.state) ||
-        write.expectedVersion === undefined
-      ) {
-        continue;
-      }
-      const liquidation = write.record;
-      if (liquidation.state === 'CANCELLED') {
-        cancelled += 1;
-        bucket.cancelled += 1;
-        continue;
-      }
-      const layer = TERMINAL_LAYER[liquidation.state]!;
-      settledBy[layer] += 1;
-      bucket[layer] += 1;
-      settle(liquidation, writes);
-    }
-  };
-
-  /** Books one settlement: amounts, auction fills, payouts and the counterparty side of every close. */
-  const settle = (liquidation: LiquidationRecord, writes: readonly ObservedWrite[]): void => {
-    const s = liquidation.settlement ?? {};
-    const amount = (key: string): QuoteE6 =>
-      s[key] === undefined ? 0n : parseQuote(s[key], key, { allowNegative: true });
-    const uncovered = amount('badDebt');
-    badDebt += amount('adlCovered') + uncovered;
-    badDebtUncovered += uncovered;
-    fees += amount('fee');
-    insurancePaid += amount('insurancePaid');
-    const context = decodeContext(liquidation);
-    const mark = context?.settle?.mark ?? context?.executionMark ?? currentMark;
-
-    for (const { write, before } of writes) {
-      if (write.kind !== 'position' || !before) continue;
-      const previous = before as PositionRecord;
-      const next = write.record;
-      if (next.id === liquidation.positionId) {
-        if (next.state === 'CLOSED') payouts.set(next.id, amount('traderPayout'));
-        // The liquidated close: its counterparties receive -realizedPnl, split by the layer that took each fill.
-        const e = previous.entryPrice;
-        const side = previous.side;
-        let auction16 = 0n;
-        // The auction's fills as the settlement used them (frozen in the context), else the record's own.
-        const auctionFills = context?.settle?.auctionFills ?? liquidation.auctionFills;
-        for (const f of auctionFills) {
-          auction16 += pnl16(side, f.size, e, f.price);
-          auctionVolume += div(f.size * f.price, NOTIONAL_TO_QUOTE, 'floor');
-          if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) zeroPriceFills += 1;
-        }
-        const adlSize = s.adlClosedSize === undefined ? 0n : parseBase(s.adlClosedSize, 'adlClosedSize');
-        adlVolume += div(adlSize * mark, NOTIONAL_TO_QUOTE, 'floor');
-        const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
-        const toAdl = div(-pnl16(side, adlSize, e, mark), NOTIONAL_TO_QUOTE, 'floor');
-        flows.providers += toProviders;
-        flows.adl += toAdl - uncovered;
-        // The venue takes the market fills and the rounding residue of the one rounded realized PnL.
-        flows.venue += -amount('realizedPnl') - toProviders - toAdl;
-      } else if (previous.size > next.size || previous.collateral !== next.collateral) {
-        // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
-        const closed = previous.size - next.size;
-        if (closed > 0n) {
-          const realized = settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
-          flows.adl += -realized;
-        }
-        if (next.state === 'CLOSED') payouts.set(next.id, (payouts.get(next.id) ?? 0n) + next.collateral);
-      }
-    }
-  };
 
   // --- the world -----------------------------------------------------------------------------------------
   adapters.positions.createMany(input.book);
@@ -256,7 +127,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
       (writes) => {
         // An observer bug must stop the run, not pass for a service error that the queue retries.
         try {
-          onCommit(writes);
+          recorder.onCommit(writes);
         } catch (error) {
           observerFailure ??= error;
         }
@@ -264,7 +135,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     ),
     liquidationQueue,
     auctionQueue,
-    venue: new ObservedVenue(venue, adapters.markets, clock, onOrder),
+    venue: new ObservedVenue(venue, adapters.markets, clock, (o) => recorder.onOrder(o)),
     clock,
     config,
     telemetry,
@@ -282,7 +153,6 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     maxPositionsPerInvocation: input.maxPositionsPerInvocation ?? 1000,
   };
 
-  const errorSamples: Record<string, string> = {};
   const fail = (error: unknown): void => {
     const name = error instanceof Error ? `${error.name}: ${error.message.split(':')[0]}` : 'unknown';
     errors[name] = (errors[name] ?? 0) + 1;
@@ -349,7 +219,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     if (outcome.status === 'rejected') {
       ticksRejected[outcome.reason] = (ticksRejected[outcome.reason] ?? 0) + 1;
     } else {
-      currentMark = mark;
+      recorder.mark = mark;
       started += outcome.enqueued;
       while (outcome.status === 'accepted' && outcome.needsContinuation) {
         outcome = await handleTick(tick, marginDeps, t, true);
@@ -364,11 +234,9 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     series.mark.push(mark);
     series.started.push(started);
     series.fund.push(await fundBalance());
-    for (const key of Object.keys(bucket) as (keyof typeof bucket)[]) {
-      series.settled[key].push(bucket[key]);
-      bucket[key] = 0;
-    }
-    series.badDebt.push(badDebt);
+    const minute = recorder.takeMinute();
+    for (const key of Object.keys(minute) as (keyof typeof minute)[]) series.settled[key].push(minute[key]);
+    series.badDebt.push(recorder.badDebt);
   };
 
   const total = input.points.length;
@@ -398,22 +266,12 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   const nonTerminal = all.filter((l) => !isTerminal(l.state)).length;
   let traders = 0n;
   for (const initial of input.book) {
-    const final = (await adapters.positions.get(initial.id))!;
-    const wealth = final.state === 'CLOSED' ? (payouts.get(final.id) ?? 0n) : final.collateral;
-    traders += wealth - initial.collateral;
+    traders += recorder.wealthOf((await adapters.positions.get(initial.id))!) - initial.collateral;
   }
   const fundEnd = await fundBalance();
   const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
   let fundMin = input.fundStart;
   for (const entry of journal) if (entry.balanceAfter < fundMin) fundMin = entry.balanceAfter;
-  const conservation: Conservation = {
-    traders,
-    fund: fundEnd - input.fundStart,
-    venue: flows.venue,
-    providers: flows.providers,
-    adl: flows.adl,
-    error: traders + (fundEnd - input.fundStart) + flows.venue + flows.providers + flows.adl,
-  };
   const dead =
     (await adapters.liquidationDeadLetters.depth()).visible +
     (await adapters.auctionDeadLetters.depth()).visible;
@@ -429,24 +287,24 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     ticksRejected,
     positions: input.book.length,
     liquidations: all.length,
-    settledBy,
-    cancelled,
+    settledBy: recorder.settledBy,
+    cancelled: recorder.cancelled,
     nonTerminal,
-    badDebt,
-    badDebtUncovered,
+    badDebt: recorder.badDebt,
+    badDebtUncovered: recorder.badDebtUncovered,
     insuranceFund: { start: input.fundStart, end: fundEnd, min: fundMin },
-    feesCollected: fees,
-    insurancePaid,
-    slippageSamples: slippage.sort((a, b) => a - b),
-    zeroPriceFills,
-    marketOrders,
-    marketVolume,
-    auctionVolume,
-    adlVolume,
-    providerCapitalUsed,
+    feesCollected: recorder.fees,
+    insurancePaid: recorder.insurancePaid,
+    slippageSamples: recorder.slippage.sort((a, b) => a - b),
+    zeroPriceFills: recorder.zeroPriceFills,
+    marketOrders: recorder.marketOrders,
+    marketVolume: recorder.marketVolume,
+    auctionVolume: recorder.auctionVolume,
+    adlVolume: recorder.adlVolume,
+    providerCapitalUsed: recorder.providerCapitalUsed,
     priceLow,
     markLow,
-    conservation,
+    conservation: recorder.conservation(traders, fundEnd - input.fundStart),
     errors,
     errorSamples,
     deadLetters: dead,

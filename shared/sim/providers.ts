@@ -26,8 +26,8 @@ export const DEFAULT_PROVIDER_PARAMS: Omit<
   ProviderParams,
   'symbol' | 'count' | 'totalCapitalUsd' | 'startPrice' | 'seed'
 > = {
-  minDiscount: 0.02,
-  maxDiscount: 0.12,
+  minDiscount: 0.005,
+  maxDiscount: 0.05,
   lotShare: 0.25,
 };
 

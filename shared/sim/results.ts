@@ -1,6 +1,6 @@
 import type { Layer } from '../domain/model.ts';
 import { formatPrice, formatQuote, type PriceE8, type QuoteE6 } from '../domain/units.ts';
-import { SLIPPAGE_UNITS_PER_BP } from './stats.ts';
+import { percentile, SLIPPAGE_UNITS_PER_BP } from './stats.ts';
 
 /** What one simulation run produced: the summary (JSON) and the per-minute series (report). */
 
@@ -78,13 +78,13 @@ export interface SimulationResult {
 
 const bps = (units: number): number => units / SLIPPAGE_UNITS_PER_BP;
 
+/** Nearest-rank p50, p99 and the maximum of the (ascending) slippage samples, in basis points. */
 export function slippageSummary(samples: readonly number[]): { p50: number; p99: number; max: number } {
-  const at = (p: number): number => {
-    if (samples.length === 0) return 0;
-    const rank = Math.max(1, Math.ceil((p / 100) * samples.length));
-    return samples[Math.min(rank, samples.length) - 1]!;
+  return {
+    p50: bps(percentile(samples, 50)),
+    p99: bps(percentile(samples, 99)),
+    max: bps(percentile(samples, 100)),
   };
-  return { p50: bps(at(50)), p99: bps(at(99)), max: bps(samples[samples.length - 1] ?? 0) };
 }
 
 /** The summary as plain JSON: amounts as decimal strings in quote units, slippage in basis points. */

@@ -578,6 +578,13 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   let positions = 0;
   for (const [id, history] of observer.positionHistory) {
     positions += 1;
+    for (const v of history) {
+      // A record the domain would refuse (accounting.ts, adl.ts): negative collateral or an empty open size.
+      if (v.collateral < 0n)
+        fail(`record: position ${id} v${v.version} holds collateral ${v.collateral} < 0`);
+      if (v.state !== 'CLOSED' && v.size <= 0n)
+        fail(`record: position ${id} v${v.version} is ${v.state} with size ${v.size}`);
+    }
     const first = history[0]!;
     const last = history[history.length - 1]!;
     const stored = await adapters.positions.get(id);

@@ -195,6 +195,22 @@ export function createPipeline(options: PipelineOptions = {}) {
     throw new Error('pipeline did not drain before the deadline');
   }
 
+  /**
+   * Delivers what falls due until the clock reaches `untilMs` (same delivery as drain), then sets the clock there:
+   * queued work runs between the ticks of a replay instead of jumping the clock past the next one.
+   */
+  async function runUntil(untilMs: number): Promise<void> {
+    for (;;) {
+      const handled =
+        (await deliver(adapters.liquidationQueue, handlers.liquidation)) +
+        (await deliver(adapters.auctionQueue, handlers.auction));
+      if (handled > 0) continue;
+      if (clock.nowMs() + 1000 > untilMs) break;
+      clock.advance(1000);
+    }
+    if (clock.nowMs() < untilMs) clock.set(untilMs);
+  }
+
   let positionCount = 0;
   async function open(
     side: Side,
@@ -293,6 +309,7 @@ export function createPipeline(options: PipelineOptions = {}) {
     accepted,
     skipped,
     deliverTick,
+    runUntil,
     seed,
     handlers,
     idle,

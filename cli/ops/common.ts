@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs';
+import { type AdapterNames, createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import {
+  type Deployment,
+  openDeployment,
+  TARGET_KINDS,
+  TargetError,
+  type TargetKind,
+} from '../../shared/local/deployment.ts';
+import { MotoNotInstalledError, MotoPortInUseError } from '../../shared/local/moto.ts';
+import { LocalStateError } from '../../shared/local/state.ts';
+import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
+import type { CliIo } from '../simulate.ts';
+
+/** What the operator commands share: target options, positional arguments, one-line failures. */
+
+export type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
+
+/** Input that is wrong but only known after parsing (a market without a price, a refused withdrawal): exit 2. */
+export class OperatorInputError extends Error {
+  override readonly name = 'OperatorInputError';
+}
+
+export const TARGET_OPTIONS = {
+  target: { type: 'string' },
+  endpoint: { type: 'string' },
+  stage: { type: 'string' },
+  region: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+export const TARGET_USAGE = `Target (every command):
+  --target T             local (default: the emulator of backstop local up), localstack, aws
+  --endpoint URL         emulator endpoint (local: from .backstop/local.json; localstack: AWS_ENDPOINT_URL
+                         or http://localhost:4566)
+  --stage S              stage (local: the one local up runs, else "local"; localstack/aws: "dev")
+  --region R             region (local/localstack: us-east-1; aws: AWS_REGION or your profile's)
+  -h, --help             this help
+`;
+
+/**
+ * Splits positional words (subcommand, file) from options, then parses the options strictly. A string
+ * option takes the next word as its value unless it is an option, so "--price -1" reaches the option's
+ * own check and "--symbol --price 1" says the value is missing.
+ */
+export function parseCommand<T extends OptionSpec>(argv: readonly string[], spec: T) {
+  const positionals: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!token.startsWith('-') || token === '-') {
+      positionals.push(token);
+      continue;
+    }
+    const name = token.startsWith('--') ? token.slice(2) : '';
+    const next = argv[i + 1];
+    if (
+      !name.includes('=') &&
+      spec[name]?.type === 'string' &&
+      next !== undefined &&
+      !next.startsWith('--')
+    ) {
+      options.push(`--${name}=${argv[++i]!}`);
+    } else options.push(token);
+  }
+  return { positionals, values: parseOptions(options, spec).values };
+}
+
+/** The subcommand (first positional) among `choices`. */
+export function subcommand<C extends string>(
+  command: string,
+  positionals: readonly string[],
+  choices: readonly C[],
+): C {
+  const word = positionals[0];
+  if (word === undefined) throw new UsageError(`${command}: missing subcommand (${choices.join(' | ')})`);
+  if (!(choices as readonly string[]).includes(word)) {
+    throw new UsageError(`${command}: unknown subcommand "${word}" (${choices.join(' | ')})`);
+  }
+  return word as C;
+}
+
+export function noMorePositionals(command: string, positionals: readonly string[], expected: number): void {
+  if (positionals.length > expected) {
+    throw new UsageError(`${command}: unexpected argument "${positionals[expected]}"`);
+  }
+}
+
+const STAGE = /^[a-z][a-z0-9-]{0,30}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+export interface TargetValues {
+  readonly target?: string;
+  readonly endpoint?: string;
+  readonly stage?: string;
+  readonly region?: string;
+}
+
+/** Checks the target options (UsageError) and opens the deployment (TargetError if it cannot be used). */
+export async function openTarget(values: TargetValues): Promise<Deployment> {
+  const kind: TargetKind = choiceOption('target', values.target, TARGET_KINDS) ?? 'local';
+  if (values.stage !== undefined && !STAGE.test(values.stage)) {
+    throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
+  }
+  if (values.region !== undefined && !REGION.test(values.region)) {
+    throw new UsageError(`--region: "${values.region}" is not an AWS region like us-east-1`);
+  }
+  if (values.endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(values.endpoint)) {
+    throw new UsageError(`--endpoint: "${values.endpoint}" is not an http(s) URL`);
+  }
+  if (kind === 'aws' && values.endpoint !== undefined) {
+    throw new UsageError('--endpoint: not with --target aws (use --target localstack for an emulator)');
+  }
+  return openDeployment({
+    kind,
+    ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
+    ...(values.stage === undefined ? {} : { stage: values.stage }),
+    ...(values.region === undefined ? {} : { region: values.region }),
+  });
+}
+
+/** Opens the target, runs `body`, always closes the clients. */
+export async function withTarget<T>(
+  values: TargetValues,
+  body: (deployment: Deployment) => Promise<T>,
+): Promise<T> {
+  const deployment = await openTarget(values);
+  try {
+    return await body(deployment);
+  } finally {
+    deployment.close();
+  }
+}
+
+/**
+ * The risk configuration the deployment's functions run with: --config FILE, else what local up recorded,
+ * else the defaults. On AWS the functions' RISK_CONFIG is not readable from here (no Lambda SDK): pass the
+ * file the stack was deployed with when it is not the default.
+ */
+export function riskConfigFor(deployment: Deployment, file: string | undefined): RiskConfig {
+  if (file !== undefined) return readRiskConfigFile(file);
+  if (deployment.recordedRiskConfig !== undefined) return parseRiskConfig(deployment.recordedRiskConfig);
+  return DEFAULT_RISK_CONFIG;
+}
+
+export function readRiskConfigFile(file: string): RiskConfig {
+  return parseRiskConfig(readJsonFile(file, '--config'));
+}
+
+export function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what}: ${file} is not JSON`);
+  }
+}
+
+/** The AWS adapters of a deployment (wall clock). */
+export const adaptersOf = (deployment: Deployment) =>
+  createAwsAdapters({
+    clients: deployment.clients,
+    names: deployment.names as AdapterNames,
+    clock: systemClock,
+  });
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+
+/**
+ * One line for a failure of the environment (target, network, credentials, emulator), or undefined for
+ * anything else (a bug, reported by main as an internal error).
+ */
+export function environmentFailure(error: unknown): string | undefined {
+  if (
+    error instanceof TargetError ||
+    error instanceof LocalStateError ||
+    error instanceof MotoNotInstalledError ||
+    error instanceof MotoPortInUseError
+  ) {
+    return error.message;
+  }
+  if (!(error instanceof Error)) return undefined;
+  const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
+  const code = e.code ?? e.cause?.code;
+  if (code && NETWORK_CODES.has(code)) return `cannot reach the target (${code}): ${firstLine(e.message)}`;
+  if (e.name === 'TimeoutError') return `the target did not answer in time: ${firstLine(e.message)}`;
+  if (e.name === 'CredentialsProviderError') {
+    return 'no AWS credentials (environment, profile, SSO or instance role): configure them or use --target local';
+  }
+  // Any other AWS service error (access denied, missing table, throttling): its name and message.
+  if (e.$metadata !== undefined) return `AWS ${e.name}: ${firstLine(e.message)}`;
+  return undefined;
+}
+
+const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
+
+/** Wraps an operator command: environment failures become one line on stderr and exit code 1. */
+export const operatorCommand =
+  (run: Command): Command =>
+  async (argv, io) => {
+    try {
+      return await run(argv, io);
+    } catch (error) {
+      const line = environmentFailure(error);
+      if (line === undefined) throw error;
+      io.stderr.write(`backstop: ${line}\n`);
+      return 1;
+    }
+  };

@@ -1,0 +1,72 @@
+import { DLQ_IDS, type DlqId, listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { choiceOption, intOption } from '../args.ts';
+import {
+  type Command,
+  noMorePositionals,
+  operatorCommand,
+  parseCommand,
+  subcommand,
+  TARGET_OPTIONS,
+  TARGET_USAGE,
+  withTarget,
+} from './common.ts';
+
+/** `dlq list|redrive`: what failed and why, and sending it back once the cause is fixed. */
+
+export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--json]
+
+  list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
+            note, the auction step, EventBridge's delivery error); they stay in the queue
+  redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
+            each from the DLQ only once resent
+  --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
+  --max N                most messages per queue (default 100 for list, 1000 for redrive)
+  --json                 JSON instead of text
+${TARGET_USAGE}`;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  queue: { type: 'string' },
+  max: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export const runDlq: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, OPTIONS);
+  if (values.help) {
+    io.stdout.write(DLQ_USAGE);
+    return 0;
+  }
+  const action = subcommand('dlq', positionals, ['list', 'redrive'] as const);
+  noMorePositionals('dlq', positionals, 1);
+  const only = choiceOption('queue', values.queue, DLQ_IDS);
+  const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
+  const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? 100 : 1000);
+  return withTarget(values, async (deployment) => {
+    if (action === 'list') {
+      const lists = await Promise.all(queues.map((q) => listDeadLetters(deployment, q, max)));
+      const messages = lists.flat();
+      if (values.json) io.stdout.write(`${JSON.stringify({ messages })}\n`);
+      else {
+        for (const [i, q] of queues.entries()) io.stdout.write(`${q}: ${lists[i]!.length} message(s)\n`);
+        for (const m of messages) {
+          io.stdout.write(
+            `  [${m.queue}] ${m.messageId} received ${m.receiveCount}x, sent ${m.sentAt ?? '?'}\n` +
+              `    reason: ${m.reason}\n    body: ${m.body.slice(0, 300)}\n`,
+          );
+        }
+      }
+      return 0;
+    }
+    const outcomes = [];
+    for (const q of queues) outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max)) });
+    if (values.json) io.stdout.write(`${JSON.stringify({ redriven: outcomes })}\n`);
+    else {
+      for (const o of outcomes) {
+        io.stdout.write(`${o.queue}: ${o.moved} sent back, ${o.failed.length} left in the DLQ\n`);
+        for (const f of o.failed.slice(0, 10)) io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);
+      }
+    }
+    return outcomes.some((o) => o.failed.length > 0) ? 1 : 0;
+  });
+});

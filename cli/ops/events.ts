@@ -1,0 +1,206 @@
+import { basename } from 'node:path';
+import { parsePrice } from '../../shared/domain/units.ts';
+import {
+  nextSequence,
+  parseSpeed,
+  putEntries,
+  type ReplayOutcome,
+  replayPrices,
+  TICK_SOURCE,
+  tickDetail,
+  tickEntry,
+} from '../../shared/local/ticks.ts';
+import { readPriceFile } from '../../shared/prices/file.ts';
+import { parseTime } from '../../shared/prices/parse.ts';
+import { UsageError } from '../args.ts';
+import { ProgressBar } from '../progress.ts';
+import { resolveSymbol } from '../simulate.ts';
+import {
+  adaptersOf,
+  type Command,
+  noMorePositionals,
+  operatorCommand,
+  parseCommand,
+  riskConfigFor,
+  subcommand,
+  TARGET_OPTIONS,
+  TARGET_USAGE,
+  withTarget,
+} from './common.ts';
+
+/** `inject tick` (one PriceTick on the bus) and `replay FILE` (a price file as ticks, paced or at max speed). */
+
+export const INJECT_USAGE = `Usage: backstop inject tick --symbol ETH-USD --price 1520.5 [options]
+
+Puts one PriceTick on the tick bus and prints the entry it sent.
+  --symbol S             market symbol (required)
+  --price P              mark price, plain decimal (required)
+  --index P              index price
+  --ts T                 event time: ISO 8601 or epoch seconds / milliseconds (default: now)
+  --sequence N           feed sequence (default: the market's last sequence + 1, or epoch ms for a new market)
+  --source S             feed id (default ${TICK_SOURCE})
+${TARGET_USAGE}`;
+
+export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max]
+
+Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the accepted and
+refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
+price column (close, price, mark), or Binance's 12-column klines. Each tick is stamped with the time it is
+sent (the file's times set the pacing) and sequences continue from the market's last one.
+  --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
+  --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
+  --source S             feed id (default ${TICK_SOURCE})
+  --json                 print the outcome as one JSON object
+${TARGET_USAGE}`;
+
+const INJECT_OPTIONS = {
+  ...TARGET_OPTIONS,
+  symbol: { type: 'string' },
+  price: { type: 'string' },
+  index: { type: 'string' },
+  ts: { type: 'string' },
+  sequence: { type: 'string' },
+  source: { type: 'string' },
+} as const;
+
+const REPLAY_OPTIONS = {
+  ...TARGET_OPTIONS,
+  symbol: { type: 'string' },
+  speed: { type: 'string' },
+  source: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+const checkPrice = (name: string, value: string): string => {
+  try {
+    parsePrice(value, `--${name}`);
+    return value.trim();
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+};
+
+/** --ts: ISO 8601 or epoch seconds / milliseconds (the price files' rules), as epoch ms. */
+export function timeOption(value: string): number {
+  try {
+    return parseTime(value.trim(), 0);
+  } catch {
+    throw new UsageError(`--ts: "${value}" is not ISO 8601 or epoch seconds / milliseconds`);
+  }
+}
+
+export const runInject: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, INJECT_OPTIONS);
+  if (values.help) {
+    io.stdout.write(INJECT_USAGE);
+    return 0;
+  }
+  subcommand('inject', positionals, ['tick'] as const);
+  noMorePositionals('inject', positionals, 1);
+  if (values.symbol === undefined) throw new UsageError('inject tick: --symbol is required');
+  if (values.price === undefined) throw new UsageError('inject tick: --price is required');
+  const markPrice = checkPrice('price', values.price);
+  const indexPrice = values.index === undefined ? undefined : checkPrice('index', values.index);
+  const timestampMs = values.ts === undefined ? undefined : timeOption(values.ts);
+  if (values.sequence !== undefined && !/^\d{1,16}$/.test(values.sequence)) {
+    throw new UsageError(`--sequence: "${values.sequence}" is not a whole number`);
+  }
+  const given = values.sequence === undefined ? undefined : Number(values.sequence);
+  if (given !== undefined && !Number.isSafeInteger(given)) throw new UsageError('--sequence: too large');
+  const symbol = values.symbol;
+  return withTarget(values, async (deployment) => {
+    const now = Date.now();
+    const sequence = given ?? (await nextSequence(adaptersOf(deployment).markets, symbol, now));
+    const detail = tickDetail({
+      symbol,
+      markPrice,
+      ...(indexPrice === undefined ? {} : { indexPrice }),
+      timestampMs: timestampMs ?? now,
+      sequence,
+      ...(values.source === undefined ? {} : { source: values.source }),
+    });
+    const entry = tickEntry(deployment.names.busName, detail);
+    const outcome = await putEntries(deployment.clients.events, [entry]);
+    const refused = outcome.rejected[0];
+    io.stdout.write(
+      `${JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null }, null, 2)}\n`,
+    );
+    if (refused) {
+      io.stderr.write(`backstop: the bus refused the tick: ${refused.code} ${refused.message}\n`);
+      return 1;
+    }
+    return 0;
+  });
+});
+
+export const runReplay: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, REPLAY_OPTIONS);
+  if (values.help) {
+    io.stdout.write(REPLAY_USAGE);
+    return 0;
+  }
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError('replay: missing the price file (backstop replay FILE.csv)');
+  noMorePositionals('replay', positionals, 1);
+  const speed = parseSpeedOption(values.speed ?? '60x');
+  const points = readPriceFile(file);
+  return withTarget(values, async (deployment) => {
+    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file);
+    const firstSequence = await nextSequence(adaptersOf(deployment).markets, symbol, Date.now());
+    const progress = new ProgressBar(io.stderr);
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal);
+    let outcome: ReplayOutcome;
+    try {
+      outcome = await replayPrices({
+        points,
+        symbol,
+        busName: deployment.names.busName,
+        events: deployment.clients.events,
+        speed,
+        firstSequence,
+        ...(values.source === undefined ? {} : { source: values.source }),
+        onProgress: (sent, total) => progress.update('replay', sent, total),
+        signal: abort.signal,
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      progress.done();
+    }
+    const summary = {
+      file: basename(file),
+      symbol,
+      speed: values.speed ?? '60x',
+      total: outcome.total,
+      sent: outcome.sent,
+      accepted: outcome.accepted,
+      rejected: outcome.rejected.length,
+      firstSequence: outcome.firstSequence,
+      lastSequence: outcome.lastSequence,
+      rejections: outcome.rejected
+        .slice(0, 20)
+        .map((r) => ({ ...r, sequence: outcome.firstSequence + r.index })),
+    };
+    if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
+    else {
+      io.stdout.write(
+        `replayed ${summary.sent} of ${summary.total} prices of ${summary.file} as ${symbol} ticks ` +
+          `(sequences ${summary.firstSequence}..${summary.lastSequence}, speed ${summary.speed}): ` +
+          `${summary.accepted} accepted, ${summary.rejected} refused by the bus\n`,
+      );
+      for (const r of summary.rejections)
+        io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
+    }
+    if (abort.signal.aborted) return 130;
+    return outcome.rejected.length > 0 ? 1 : 0;
+  });
+});
+
+function parseSpeedOption(text: string) {
+  try {
+    return parseSpeed(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}

@@ -1,0 +1,295 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseRiskConfig, type RiskConfigInput } from '../../shared/domain/config.ts';
+import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
+import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
+import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
+import {
+  isAlive,
+  LOCAL_LOG,
+  type LocalRecord,
+  localRecordPath,
+  readLocalRecord,
+  removeLocalRecord,
+  stateDir,
+  writeLocalRecord,
+} from '../../shared/local/state.ts';
+import type { InvocationError } from '../../shared/runner/index.ts';
+import { intOption, UsageError } from '../args.ts';
+import type { CliIo } from '../simulate.ts';
+import {
+  type Command,
+  noMorePositionals,
+  operatorCommand,
+  parseCommand,
+  readJsonFile,
+  subcommand,
+} from './common.ts';
+
+export const DEFAULT_LOCAL_PORT = 4599;
+
+export const LOCAL_USAGE = `Usage: backstop local up [options] | backstop local down
+
+  up     starts the local AWS emulator (moto from .venv, on 127.0.0.1), creates every table, queue and the
+         tick bus of the stage, and runs the project's handlers with the local runner until Ctrl-C
+  down   stops a stack started with --detach (or by another terminal)
+
+Options of up:
+  --port N               emulator port (default ${DEFAULT_LOCAL_PORT}; 0: any free port)
+  --stage S              stage name (default ${DEFAULT_LOCAL_STAGE})
+  --region R             region (default us-east-1)
+  --config FILE.json     risk configuration the handlers run with (default: the built-in defaults)
+  --lambda-retries       failed records wait out the visibility timeout, as on Lambda (default: retry at once)
+  --detach               run in the background; the endpoint and pid go to .backstop/local.json
+  -h, --help             this help
+
+The other commands find the running stack through .backstop/local.json (BACKSTOP_STATE_DIR moves it).
+`;
+
+const DETACH_DEADLINE_MS = 120_000;
+const STOP_DEADLINE_MS = 60_000;
+const WATCH_MS = 1_000;
+const LAUNCHER = fileURLToPath(new URL('../../bin/backstop.mjs', import.meta.url));
+/** Set for the background child of --detach: where its output goes (recorded for the operator). */
+const LOG_ENV = 'BACKSTOP_LOCAL_LOG';
+
+const OPTIONS = {
+  port: { type: 'string' },
+  stage: { type: 'string' },
+  region: { type: 'string' },
+  config: { type: 'string' },
+  'lambda-retries': { type: 'boolean' },
+  detach: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface UpOptions {
+  readonly port: number;
+  readonly stage: string;
+  readonly region: string;
+  readonly configFile?: string;
+  readonly riskConfig?: RiskConfigInput;
+  readonly lambdaRetries: boolean;
+}
+
+export const runLocal: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, OPTIONS);
+  if (values.help) {
+    io.stdout.write(LOCAL_USAGE);
+    return 0;
+  }
+  const action = subcommand('local', positionals, ['up', 'down'] as const);
+  noMorePositionals('local', positionals, 1);
+  const dir = stateDir();
+  if (action === 'down') {
+    for (const name of ['port', 'stage', 'region', 'config', 'detach', 'lambda-retries'] as const) {
+      if (values[name] !== undefined) throw new UsageError(`local down: --${name} is an option of local up`);
+    }
+    return down(dir, io);
+  }
+  if (values.stage !== undefined && !/^[a-z][a-z0-9-]{0,30}$/.test(values.stage)) {
+    throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
+  }
+  let riskConfig: RiskConfigInput | undefined;
+  if (values.config !== undefined) {
+    riskConfig = readJsonFile(values.config, '--config') as RiskConfigInput;
+    parseRiskConfig(riskConfig);
+  }
+  const options: UpOptions = {
+    port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
+    stage: values.stage ?? DEFAULT_LOCAL_STAGE,
+    region: values.region ?? 'us-east-1',
+    ...(values.config === undefined ? {} : { configFile: resolve(values.config) }),
+    ...(riskConfig === undefined ? {} : { riskConfig }),
+    lambdaRetries: values['lambda-retries'] ?? false,
+  };
+  const running = readLocalRecord(dir);
+  if (running && isAlive(running.pid)) {
+    throw new TargetError(
+      `a local stack is already running (pid ${running.pid}, ${running.endpoint}): stop it with backstop local down`,
+    );
+  }
+  motoCommand(); // fails early, with the setup hint, when the emulator is not installed
+  return values.detach ? detach(dir, options, io) : up(dir, options, io);
+});
+
+/** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
+async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
+  const moto = await startMoto({ port: options.port, ownProcessGroup: true });
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({
+      endpoint: moto.endpoint,
+      stage: options.stage,
+      region: options.region,
+      ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
+      fastRetries: !options.lambdaRetries,
+      schedules: true,
+    });
+  } catch (error) {
+    await moto.stop();
+    throw error;
+  }
+  const record: LocalRecord = {
+    pid: process.pid,
+    motoPid: moto.pid,
+    endpoint: moto.endpoint,
+    stage: options.stage,
+    region: options.region,
+    startedAt: new Date().toISOString(),
+    ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
+    ...(process.env[LOG_ENV] ? { log: process.env[LOG_ENV] } : {}),
+  };
+  writeLocalRecord(dir, record);
+  io.stdout.write(
+    `backstop local stack up: endpoint ${moto.endpoint}, stage ${options.stage} (pid ${process.pid}); Ctrl-C stops it\n`,
+  );
+  const reason = await untilStopped(stack, moto, io);
+  io.stdout.write(`stopping (${reason})...\n`);
+  try {
+    await stack.stop();
+  } finally {
+    await moto.stop();
+    removeLocalRecord(dir, process.pid);
+  }
+  io.stdout.write('backstop local stack stopped\n');
+  return reason === 'emulator exited' ? 1 : 0;
+}
+
+/** Resolves on the first SIGINT / SIGTERM or when the emulator dies; reports runner errors meanwhile. */
+function untilStopped(stack: LocalStack, moto: MotoServer, io: CliIo): Promise<string> {
+  const printed = new WeakSet<InvocationError>();
+  return new Promise((resolveStop) => {
+    const finish = (reason: string) => {
+      clearInterval(watch);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // A second Ctrl-C while stopping: stop the emulator and leave at once.
+      const force = () => {
+        void moto.stop().finally(() => process.exit(130));
+      };
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      resolveStop(reason);
+    };
+    const onSignal = (signal: NodeJS.Signals) => finish(signal);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const watch = setInterval(() => {
+      for (const error of stack.runner.errors) {
+        if (printed.has(error)) continue;
+        printed.add(error);
+        const message = error.error instanceof Error ? error.error.message : String(error.error);
+        io.stderr.write(`runner: ${error.functionId}: ${message.split('\n')[0]}\n`);
+      }
+      if (!moto.running()) finish('emulator exited');
+    }, WATCH_MS);
+  });
+}
+
+/** Starts `local up` as a background process and returns once it is ready (or has failed). */
+async function detach(dir: string, options: UpOptions, io: CliIo): Promise<number> {
+  mkdirSync(dir, { recursive: true });
+  const log = join(dir, LOCAL_LOG);
+  const fd = openSync(log, 'a');
+  const args = [
+    LAUNCHER,
+    'local',
+    'up',
+    '--port',
+    String(options.port),
+    '--stage',
+    options.stage,
+    '--region',
+    options.region,
+    ...(options.configFile ? ['--config', options.configFile] : []),
+    ...(options.lambdaRetries ? ['--lambda-retries'] : []),
+  ];
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, BACKSTOP_STATE_DIR: dir, [LOG_ENV]: log },
+  });
+  closeSync(fd);
+  let exitCode: number | null = null;
+  child.once('exit', (code) => {
+    exitCode = code ?? 1;
+  });
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new TargetError('could not start the background process');
+  const deadline = Date.now() + DETACH_DEADLINE_MS;
+  for (;;) {
+    const record = readLocalRecord(dir);
+    if (record?.pid === pid) {
+      io.stdout.write(
+        `backstop local stack running in the background: endpoint ${record.endpoint}, stage ${record.stage} ` +
+          `(pid ${pid}, log ${log}); stop it with backstop local down\n`,
+      );
+      return 0;
+    }
+    if (exitCode !== null) throw new TargetError(`local up failed in the background: ${lastLine(log)}`);
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGTERM');
+      throw new TargetError(`local up was not ready within ${DETACH_DEADLINE_MS / 1000} s (log ${log})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    return lines.at(-1)?.replace(/^backstop: /, '') ?? '(empty log)';
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** On Linux, a pid whose command line is not backstop's is someone else's (the pid was reused). */
+function looksLikeLocalUp(pid: number): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('local') && /backstop|cli[/\\]main/.test(cmdline);
+  } catch {
+    return true;
+  }
+}
+
+async function waitGone(pid: number, deadlineMs: number): Promise<boolean> {
+  const deadline = Date.now() + deadlineMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+/** Stops the recorded stack (SIGTERM: the same clean stop as Ctrl-C) and waits for it to exit. */
+async function down(dir: string, io: CliIo): Promise<number> {
+  const record = readLocalRecord(dir);
+  if (!record) {
+    io.stdout.write('no local stack is running\n');
+    return 0;
+  }
+  if (!isAlive(record.pid) || !looksLikeLocalUp(record.pid)) {
+    // The stack died without cleaning up: its emulator may still be there.
+    if (isAlive(record.motoPid) && (await motoAnswers(record.endpoint)))
+      process.kill(record.motoPid, 'SIGTERM');
+    rmSync(localRecordPath(dir), { force: true });
+    io.stdout.write(`the local stack (pid ${record.pid}) was not running; removed its record\n`);
+    return 0;
+  }
+  process.kill(record.pid, 'SIGTERM');
+  if (!(await waitGone(record.pid, STOP_DEADLINE_MS))) {
+    throw new TargetError(
+      `the local stack (pid ${record.pid}) did not stop within ${STOP_DEADLINE_MS / 1000} s`,
+    );
+  }
+  await waitGone(record.motoPid, 10_000);
+  removeLocalRecord(dir, record.pid);
+  io.stdout.write(`backstop local stack stopped (pid ${record.pid}, ${record.endpoint})\n`);
+  return 0;
+}

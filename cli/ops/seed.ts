@@ -1,0 +1,316 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { formatPrice, formatQuote, type PriceE8, parsePrice } from '../../shared/domain/units.ts';
+import type { Deployment } from '../../shared/local/deployment.ts';
+import {
+  applyAdmin,
+  openPositionRequest,
+  positionsFromFile,
+  registerProviderRequest,
+  type SeedOutcome,
+} from '../../shared/local/seed.ts';
+import type { MarketRepository } from '../../shared/ports/index.ts';
+import { type AdminDeps, handleAdmin } from '../../shared/services/admin.ts';
+import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
+import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
+import { intOption, UsageError, usdOption } from '../args.ts';
+import { ProgressBar } from '../progress.ts';
+import type { CliIo } from '../simulate.ts';
+import {
+  adaptersOf,
+  type Command,
+  noMorePositionals,
+  OperatorInputError,
+  operatorCommand,
+  parseCommand,
+  riskConfigFor,
+  subcommand,
+  TARGET_OPTIONS,
+  TARGET_USAGE,
+  withTarget,
+} from './common.ts';
+
+/**
+ * `seed positions|providers` and `fund deposit|withdraw`: every write goes through the admin service
+ * (handleAdmin: the admin function's validation) on the target's tables. On AWS too: the admin function is
+ * IAM-only and the Lambda SDK is not bundled, so the CLI applies the same requests with the AWS adapters
+ * under the caller's credentials.
+ */
+
+export const SEED_USAGE = `Usage: backstop seed positions [options] | backstop seed providers [options]
+
+positions: a synthetic book (Pareto notionals, log-normal leverage, 70 % long) per market, or a file
+  --count N              positions per market (default 1000)
+  --markets A,B          markets (default ETH-USD)
+  --seed N               seed (default 1); position ids are s<seed>-<market>-p<n>, so a re-run adds nothing
+  --price P | M=P,M=P    price the book is built around (default: the market's last accepted mark)
+  --leverage-median X    median leverage (default ${DEFAULT_BOOK_PARAMS.leverageMedian})
+  --leverage-sigma X     log-sd of leverage (default ${DEFAULT_BOOK_PARAMS.leverageSigma})
+  --long-share X         share of longs, 0..1 (default ${DEFAULT_BOOK_PARAMS.longShare})
+  --file F.csv|F.json    positions from a file instead (columns id,traderId,symbol,side,size,entryPrice,collateral)
+providers: backstop liquidity providers with committed capital and standing bids
+  --count N              providers per market (default 8)
+  --capital USD          capital of all providers of a market together (default 5000000)
+  --markets, --seed, --price as above
+Both:
+  --config FILE.json     risk configuration of the deployment (local: what local up runs with; aws: the
+                         deployed one, default the built-in defaults)
+${TARGET_USAGE}`;
+
+export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K]
+
+  --amount USD           amount, exact decimal (e.g. 250000 or 1234.56)
+  --key K                idempotency key: the same key twice moves the money once (default: a new key)
+  --config FILE.json     risk configuration (the withdrawal floor)
+${TARGET_USAGE}`;
+
+const SEED_OPTIONS = {
+  ...TARGET_OPTIONS,
+  count: { type: 'string' },
+  markets: { type: 'string' },
+  seed: { type: 'string' },
+  price: { type: 'string' },
+  file: { type: 'string' },
+  capital: { type: 'string' },
+  'leverage-median': { type: 'string' },
+  'leverage-sigma': { type: 'string' },
+  'long-share': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+const FUND_OPTIONS = {
+  ...TARGET_OPTIONS,
+  amount: { type: 'string' },
+  key: { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+const DEFAULT_POSITIONS = 1000;
+const DEFAULT_PROVIDERS = 8;
+const DEFAULT_PROVIDER_CAPITAL_USD = 5_000_000;
+
+/** A positive decimal option within (0, max], for distribution parameters. */
+function ratioOption(name: string, value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,6}(\.\d{1,6})?$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!(n > 0 && n <= max)) throw new UsageError(`--${name}: "${value}" is not a number in (0, ${max}]`);
+  return n;
+}
+
+/** --markets as a list of symbols (upper-cased, no repeats); checked against the configuration later. */
+export function marketsOption(value: string | undefined): string[] {
+  const symbols = (value ?? 'ETH-USD').split(',').map((s) => s.trim().toUpperCase());
+  if (symbols.some((s) => s === '')) throw new UsageError('--markets: an empty market name');
+  if (new Set(symbols).size !== symbols.length) throw new UsageError('--markets: a market is listed twice');
+  return symbols;
+}
+
+function checkMarkets(config: RiskConfig, symbols: readonly string[]): void {
+  for (const s of symbols) {
+    if (!config.markets.some((m) => m.symbol === s)) {
+      throw new OperatorInputError(
+        `--markets: "${s}" is not a configured market (${config.markets.map((m) => m.symbol).join(', ')})`,
+      );
+    }
+  }
+}
+
+/** --price: one price for a single market, or SYMBOL=PRICE pairs. */
+export function pricesOption(value: string | undefined, markets: readonly string[]): Map<string, PriceE8> {
+  const prices = new Map<string, PriceE8>();
+  if (value === undefined) return prices;
+  const parse = (text: string): PriceE8 => {
+    try {
+      return parsePrice(text, '--price');
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  };
+  if (!value.includes('=')) {
+    if (markets.length !== 1)
+      throw new UsageError('--price: give one price per market, as ETH-USD=1500,BTC-USD=60000');
+    prices.set(markets[0]!, parse(value));
+    return prices;
+  }
+  for (const pair of value.split(',')) {
+    const [symbol = '', price = ''] = pair.split('=').map((s) => s.trim());
+    if (!markets.includes(symbol.toUpperCase())) {
+      throw new UsageError(`--price: "${symbol}" is not one of the markets (${markets.join(', ')})`);
+    }
+    prices.set(symbol.toUpperCase(), parse(price));
+  }
+  return prices;
+}
+
+/** The price a market's book or lots are built around: --price, else its last accepted mark. */
+async function startPrice(
+  markets: MarketRepository,
+  symbol: string,
+  given: Map<string, PriceE8>,
+): Promise<PriceE8> {
+  const price = given.get(symbol) ?? (await markets.get(symbol))?.lastTick?.markPrice;
+  if (price === undefined) {
+    throw new OperatorInputError(`no price for ${symbol} yet: pass --price, or inject a tick first`);
+  }
+  return price;
+}
+
+const adminDeps = (deployment: Deployment, config: RiskConfig): AdminDeps => {
+  const adapters = adaptersOf(deployment);
+  return { ...adapters, config, nowMs: () => Date.now() };
+};
+
+function report(io: CliIo, what: string, outcome: SeedOutcome): number {
+  io.stdout.write(
+    `${what}: ${outcome.created} written, ${outcome.existing} already there, ${outcome.failed.length} refused\n`,
+  );
+  for (const f of outcome.failed.slice(0, 10)) io.stderr.write(`  ${f.id}: ${f.reason}\n`);
+  if (outcome.failed.length > 10) io.stderr.write(`  ... and ${outcome.failed.length - 10} more\n`);
+  return outcome.failed.length > 0 ? 1 : 0;
+}
+
+export const runSeed: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, SEED_OPTIONS);
+  if (values.help) {
+    io.stdout.write(SEED_USAGE);
+    return 0;
+  }
+  const what = subcommand('seed', positionals, ['positions', 'providers'] as const);
+  noMorePositionals('seed', positionals, 1);
+  if (what === 'providers') {
+    for (const name of ['file', 'leverage-median', 'leverage-sigma', 'long-share'] as const) {
+      if (values[name] !== undefined)
+        throw new UsageError(`seed providers: --${name} is an option of seed positions`);
+    }
+  } else if (values.capital !== undefined) {
+    throw new UsageError('seed positions: --capital is an option of seed providers');
+  }
+  if (values.file !== undefined) {
+    for (const name of ['count', 'markets', 'seed', 'price'] as const) {
+      if (values[name] !== undefined)
+        throw new UsageError(`--${name}: not with --file (the file lists the positions)`);
+    }
+  }
+  const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1) ?? 1;
+  const count = intOption(
+    'count',
+    values.count,
+    what === 'positions' ? 1 : 0,
+    what === 'positions' ? MAX_POSITIONS : MAX_PROVIDERS,
+  );
+  const book = {
+    leverageMedian:
+      ratioOption('leverage-median', values['leverage-median'], 100) ?? DEFAULT_BOOK_PARAMS.leverageMedian,
+    leverageSigma:
+      ratioOption('leverage-sigma', values['leverage-sigma'], 10) ?? DEFAULT_BOOK_PARAMS.leverageSigma,
+    longShare: ratioOption('long-share', values['long-share'], 1) ?? DEFAULT_BOOK_PARAMS.longShare,
+  };
+  const capital = usdOption('capital', values.capital);
+  const fileText =
+    values.file === undefined
+      ? undefined
+      : (() => {
+          try {
+            return readFileSync(values.file, 'utf8');
+          } catch (error) {
+            throw new UsageError(
+              `--file: cannot read ${values.file} (${(error as NodeJS.ErrnoException).code})`,
+            );
+          }
+        })();
+  const format = values.file !== undefined && extname(values.file).toLowerCase() === '.json' ? 'json' : 'csv';
+  const markets = marketsOption(values.markets);
+  const given = pricesOption(values.price, markets);
+
+  return withTarget(values, async (deployment) => {
+    const config = riskConfigFor(deployment, values.config);
+    const deps = adminDeps(deployment, config);
+    const progress = new ProgressBar(io.stderr);
+    const onProgress = (done: number, total: number) => progress.update(what, done, total);
+    try {
+      if (fileText !== undefined) {
+        const requests = positionsFromFile(fileText, format, values.file!);
+        for (const r of requests) marketConfig(config, r.symbol);
+        return report(io, `positions from ${values.file}`, await applyAdmin(requests, deps, { onProgress }));
+      }
+      checkMarkets(config, markets);
+      let failed = 0;
+      for (const symbol of markets) {
+        const price = await startPrice(deps.markets, symbol, given);
+        if (what === 'positions') {
+          const positions = generateBook(
+            {
+              ...DEFAULT_BOOK_PARAMS,
+              ...book,
+              symbol,
+              positions: count ?? DEFAULT_POSITIONS,
+              startPrice: price,
+              seed,
+            },
+            config,
+          ).map((p) => ({ ...p, id: `s${seed}-${p.id}`, traderId: `s${seed}-${p.traderId}` }));
+          const oi = openInterestUsd(positions, price);
+          const outcome = await applyAdmin(positions.map(openPositionRequest), deps, { onProgress });
+          progress.done();
+          failed += report(
+            io,
+            `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} USD)`,
+            outcome,
+          );
+        } else {
+          const totalUsd =
+            capital === undefined ? DEFAULT_PROVIDER_CAPITAL_USD : Number(formatQuote(capital));
+          const providers = generateProviders({
+            ...DEFAULT_PROVIDER_PARAMS,
+            symbol,
+            count: count ?? DEFAULT_PROVIDERS,
+            totalCapitalUsd: totalUsd,
+            startPrice: price,
+            seed,
+          }).map((p) => ({ ...p, id: `lp-${symbol}-${p.id.replace(/^provider-/, '')}` }));
+          const outcome = await applyAdmin(providers.map(registerProviderRequest), deps, { onProgress });
+          progress.done();
+          failed += report(
+            io,
+            `${symbol} providers (${totalUsd} USD committed, lots at ${formatPrice(price)})`,
+            outcome,
+          );
+        }
+      }
+      return failed > 0 ? 1 : 0;
+    } finally {
+      progress.done();
+    }
+  });
+});
+
+export const runFund: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, FUND_OPTIONS);
+  if (values.help) {
+    io.stdout.write(FUND_USAGE);
+    return 0;
+  }
+  const action = subcommand('fund', positionals, ['deposit', 'withdraw'] as const);
+  noMorePositionals('fund', positionals, 1);
+  if (values.amount === undefined) throw new UsageError(`fund ${action}: --amount is required`);
+  const amount = usdOption('amount', values.amount)!;
+  if (amount <= 0n) throw new UsageError('--amount: must be greater than zero');
+  const key = values.key ?? `cli-${Date.now()}-${process.pid}`;
+  if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))
+    throw new UsageError(`--key: letters, digits and . _ : - only (1-100)`);
+  return withTarget(values, async (deployment) => {
+    const config = riskConfigFor(deployment, values.config);
+    const result = await handleAdmin(
+      { action, amount: formatQuote(amount), idempotencyKey: key },
+      adminDeps(deployment, config),
+    );
+    if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
+    const entry = result.entry!;
+    io.stdout.write(
+      `fund ${action} ${formatQuote(amount)} USD: balance ${formatQuote(entry.balanceAfter)} USD ` +
+        `(journal entry ${entry.sequence}, key ${key})\n`,
+    );
+    return 0;
+  });
+});

@@ -1,0 +1,129 @@
+import { parseQuote } from '../../shared/domain/units.ts';
+import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
+import { intOption } from '../args.ts';
+import { formatUsd } from '../table.ts';
+import {
+  type Command,
+  noMorePositionals,
+  operatorCommand,
+  parseCommand,
+  TARGET_OPTIONS,
+  TARGET_USAGE,
+  withTarget,
+} from './common.ts';
+
+/** `status`: positions, liquidations, auctions, queues, the insurance fund and the circuit breakers. */
+
+export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interval S]]
+
+Positions by state, liquidations by state, open auctions, queue and dead-letter depths, the insurance fund
+(balance, reconciliation, last journal entries) and the circuit breakers.
+  --json                 one JSON object (with --watch: one per line); amounts are decimal strings
+  --watch                refresh until Ctrl-C
+  --interval S           seconds between refreshes (default 2)
+${TARGET_USAGE}`;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  json: { type: 'boolean' },
+  watch: { type: 'boolean' },
+  interval: { type: 'string' },
+} as const;
+
+const nonZero = (counts: Record<string, number>): string => {
+  const parts = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${state} ${n}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+};
+
+const usd = (decimal: string): string => formatUsd(parseQuote(decimal, 'amount', { allowNegative: true }));
+
+/** The readable status. */
+export function renderStatus(s: StatusReport): string {
+  const t = s.target;
+  const lines = [
+    `backstop status: ${t.kind} stage ${t.stage}${t.endpoint ? ` (${t.endpoint})` : ` (${t.region})`} at ${s.at}`,
+    `positions       ${nonZero(s.positions)}`,
+    `liquidations    ${s.liquidations.total} total, ${s.liquidations.nonTerminal} not terminal: ${nonZero(s.liquidations.byState)}`,
+    `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
+  ];
+  const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>
+    `${name} ${q.depth}${q.inFlight ? ` +${q.inFlight} in flight` : ''}${q.delayed ? ` +${q.delayed} delayed` : ''}`;
+  const entries = Object.entries(s.queues);
+  const isDlq = ([name]: [string, unknown]) => name.endsWith('Dlq') || name === 'tickDeadLetters';
+  lines.push(
+    `queues          ${entries
+      .filter((e) => !isDlq(e))
+      .map(queue)
+      .join(', ')}${s.drained ? ' (drained)' : ''}`,
+  );
+  lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
+  const f = s.insuranceFund;
+  lines.push(
+    `insurance fund  ${usd(f.balance)} USD, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${f.difference})`}, ` +
+      `${f.entries} journal entries, lowest ${usd(f.minBalance)} USD`,
+  );
+  for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
+  for (const e of f.lastEntries) {
+    lines.push(
+      `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference})`,
+    );
+  }
+  const markets = Object.entries(s.markets);
+  if (markets.length === 0) lines.push('markets         no tick accepted yet');
+  for (const [symbol, m] of markets) {
+    const breaker = m.breaker
+      ? `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`
+      : 'breaker closed';
+    lines.push(
+      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}), ${breaker}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const runStatus: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, OPTIONS);
+  if (values.help) {
+    io.stdout.write(STATUS_USAGE);
+    return 0;
+  }
+  noMorePositionals('status', positionals, 0);
+  const intervalMs = (intOption('interval', values.interval, 1, 3600) ?? 2) * 1000;
+  const write = (report: StatusReport) =>
+    io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report));
+  return withTarget(values, async (deployment) => {
+    if (!values.watch) {
+      write(await collectStatus(deployment));
+      return 0;
+    }
+    let stopped = false;
+    let wake: () => void = () => {};
+    const onSignal = () => {
+      stopped = true;
+      wake();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      while (!stopped) {
+        const report = await collectStatus(deployment);
+        // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
+        if (!values.json && 'isTTY' in io.stdout && io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
+        write(report);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, intervalMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    return 0;
+  });
+});

@@ -1,0 +1,293 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import {
+  deadLetterQueueUrlKey,
+  OUTPUT_KEYS,
+  queueUrlKey,
+  stackName,
+  tableNameKey,
+} from '../../infra/outputs.ts';
+import {
+  type AdapterNames,
+  type AwsClients,
+  createAwsClients,
+  localClientConfig,
+} from '../adapters/aws/index.ts';
+import { LOCAL_TICK_QUEUE } from '../adapters/aws/resources.ts';
+import { physicalName, QUEUES, type QueueId, TABLES, type TableId, TICK_BUS } from '../topology.ts';
+import { isAlive, readLocalRecord, stateDir } from './state.ts';
+
+/**
+ * Where a command acts: the local emulator started by `backstop local up` (moto), a LocalStack with the CDK
+ * stack deployed, or the stack in an AWS account. Local names follow the topology's physical names; LocalStack
+ * and AWS names come from the stack's CloudFormation outputs (infra/outputs.ts), so nothing is guessed.
+ */
+
+export type TargetKind = 'local' | 'localstack' | 'aws';
+export const TARGET_KINDS: readonly TargetKind[] = ['local', 'localstack', 'aws'];
+
+/** LocalStack's edge port on this machine (AWS_ENDPOINT_URL overrides it, --endpoint overrides both). */
+export const LOCALSTACK_ENDPOINT = 'http://localhost:4566';
+export const DEFAULT_LOCAL_STAGE = 'local';
+/** The CDK app's default stage (infra/config.ts). */
+export const DEFAULT_DEPLOYED_STAGE = 'dev';
+
+/** The target cannot be used: not running, not deployed, unreachable, no credentials. One line, no stack. */
+export class TargetError extends Error {
+  override readonly name = 'TargetError';
+}
+
+export interface QueueUrls {
+  readonly url: string;
+  readonly dlqUrl?: string;
+}
+
+export interface DeploymentNames extends AdapterNames {
+  readonly tables: Readonly<Record<TableId, string>>;
+  readonly queues: Readonly<Record<QueueId, QueueUrls>>;
+  readonly busName: string;
+  /** Local emulator only: the queue the bus rule feeds and the runner polls. */
+  readonly tickQueueUrl?: string;
+  readonly dashboardName?: string;
+  readonly archiveName?: string;
+  readonly busArn?: string;
+}
+
+export interface Deployment {
+  readonly kind: TargetKind;
+  readonly stage: string;
+  readonly region: string;
+  /** Emulator endpoint; absent on AWS. */
+  readonly endpoint?: string;
+  readonly clients: AwsClients;
+  readonly names: DeploymentNames;
+  /** Risk configuration input recorded by `local up` (local only). */
+  readonly recordedRiskConfig?: unknown;
+  close(): void;
+}
+
+export interface TargetOptions {
+  readonly kind: TargetKind;
+  readonly endpoint?: string;
+  readonly stage?: string;
+  readonly region?: string;
+  /** Folder of local.json (default .backstop, or BACKSTOP_STATE_DIR). */
+  readonly stateDir?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Fails with one clear line unless something answers HTTP on `endpoint` within the timeout. */
+export async function probeEndpoint(endpoint: string, hint: string, timeoutMs = 3_000): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new TargetError(`--endpoint: "${endpoint}" is not a URL`);
+  }
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    const why = cause?.code ?? (error as Error).name;
+    throw new TargetError(`cannot reach ${endpoint} (${why}): ${hint}`);
+  }
+}
+
+/** Names of a local stage: the topology's physical names; queue URLs asked from the emulator. */
+export async function localNames(clients: AwsClients, stage: string): Promise<DeploymentNames> {
+  const url = async (name: string): Promise<string> => {
+    try {
+      const out = await clients.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      if (!out.QueueUrl) throw new Error('no url');
+      return out.QueueUrl;
+    } catch (error) {
+      if (isMissingQueue(error)) {
+        throw new TargetError(
+          `stage "${stage}" has no queue ${name} on ${clients.config.endpoint}: start it with backstop local up --stage ${stage}`,
+        );
+      }
+      throw error;
+    }
+  };
+  const tables = Object.fromEntries(TABLES.map((t) => [t.id, physicalName(stage, t.id)])) as Record<
+    TableId,
+    string
+  >;
+  const queueEntries = await Promise.all(
+    QUEUES.map(async (q): Promise<[QueueId, QueueUrls]> => {
+      const main = await url(physicalName(stage, q.id));
+      if (!q.deadLetter) return [q.id, { url: main }];
+      return [q.id, { url: main, dlqUrl: await url(physicalName(stage, `${q.id}-dlq`)) }];
+    }),
+  );
+  return {
+    tables,
+    queues: Object.fromEntries(queueEntries) as Record<QueueId, QueueUrls>,
+    busName: physicalName(stage, TICK_BUS.name),
+    tickQueueUrl: await url(physicalName(stage, LOCAL_TICK_QUEUE)),
+  };
+}
+
+const isMissingQueue = (error: unknown): boolean => {
+  const name = (error as { name?: string }).name ?? '';
+  return name === 'QueueDoesNotExist' || name.includes('NonExistentQueue');
+};
+
+/** Deployment names from the stack's outputs; a missing output is a TargetError naming it. */
+export function namesFromOutputs(outputs: Readonly<Record<string, string>>, stage: string): DeploymentNames {
+  const need = (key: string): string => {
+    const value = outputs[key];
+    if (!value) throw new TargetError(`stack ${stackName(stage)} has no output ${key}: redeploy it`);
+    return value;
+  };
+  const tables = Object.fromEntries(TABLES.map((t) => [t.id, need(tableNameKey(t.id))])) as Record<
+    TableId,
+    string
+  >;
+  const queues = Object.fromEntries(
+    QUEUES.map((q) => [
+      q.id,
+      q.deadLetter
+        ? { url: need(queueUrlKey(q.id)), dlqUrl: need(deadLetterQueueUrlKey(q.id)) }
+        : { url: need(queueUrlKey(q.id)) },
+    ]),
+  ) as Record<QueueId, QueueUrls>;
+  const optional = (key: string) => (outputs[key] ? outputs[key] : undefined);
+  const dashboardName = optional(OUTPUT_KEYS.dashboardName);
+  const archiveName = optional(OUTPUT_KEYS.tickArchiveName);
+  const busArn = optional(OUTPUT_KEYS.tickBusArn);
+  return {
+    tables,
+    queues,
+    busName: need(OUTPUT_KEYS.tickBusName),
+    ...(dashboardName ? { dashboardName } : {}),
+    ...(archiveName ? { archiveName } : {}),
+    ...(busArn ? { busArn } : {}),
+  };
+}
+
+/** Outputs of Backstop-<stage> (DescribeStacks). */
+export async function stackOutputs(
+  cfn: CloudFormationClient,
+  stage: string,
+): Promise<Record<string, string>> {
+  const name = stackName(stage);
+  try {
+    const out = await cfn.send(new DescribeStacksCommand({ StackName: name }));
+    const stack = out.Stacks?.[0];
+    if (!stack) throw new TargetError(`stack ${name} not found`);
+    return Object.fromEntries(
+      (stack.Outputs ?? []).flatMap((o) =>
+        o.OutputKey && o.OutputValue ? [[o.OutputKey, o.OutputValue]] : [],
+      ),
+    );
+  } catch (error) {
+    if (/does not exist/i.test((error as Error).message ?? '')) {
+      throw new TargetError(`stack ${name} is not deployed here: deploy it, or pass --stage`);
+    }
+    throw error;
+  }
+}
+
+/** Endpoint of a LocalStack target: --endpoint, else AWS_ENDPOINT_URL, else localhost:4566. */
+export const localstackEndpoint = (given: string | undefined, env: NodeJS.ProcessEnv = process.env): string =>
+  given ?? env.AWS_ENDPOINT_URL ?? LOCALSTACK_ENDPOINT;
+
+/** Resolves a target into clients and names; TargetError when it cannot be used. */
+export async function openDeployment(options: TargetOptions): Promise<Deployment> {
+  const env = options.env ?? process.env;
+  if (options.kind === 'local') return openLocal(options, env);
+
+  const endpoint =
+    options.kind === 'localstack' ? localstackEndpoint(options.endpoint, env) : options.endpoint;
+  const stage = options.stage ?? DEFAULT_DEPLOYED_STAGE;
+  if (endpoint) {
+    await probeEndpoint(
+      endpoint,
+      options.kind === 'localstack' ? 'is LocalStack running (it needs Docker)?' : 'check --endpoint',
+    );
+  }
+  const region =
+    options.region ??
+    env.AWS_REGION ??
+    env.AWS_DEFAULT_REGION ??
+    (endpoint ? 'us-east-1' : await defaultRegion());
+  const credentials = endpoint ? { accessKeyId: 'test', secretAccessKey: 'test' } : undefined;
+  const cfn = new CloudFormationClient({
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+  try {
+    const names = namesFromOutputs(await stackOutputs(cfn, stage), stage);
+    const clients = createAwsClients({
+      region,
+      ...(endpoint ? { endpoint } : {}),
+      ...(credentials ? { credentials } : {}),
+    });
+    return {
+      kind: options.kind,
+      stage,
+      region,
+      ...(endpoint ? { endpoint } : {}),
+      clients,
+      names,
+      close: () => clients.destroy(),
+    };
+  } finally {
+    cfn.destroy();
+  }
+}
+
+/** The SDK's own region resolution (profile config included); TargetError if there is none. */
+async function defaultRegion(): Promise<string> {
+  const probe = new CloudFormationClient({});
+  try {
+    return await probe.config.region();
+  } catch {
+    throw new TargetError('no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)');
+  } finally {
+    probe.destroy();
+  }
+}
+
+async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promise<Deployment> {
+  const dir = options.stateDir ?? stateDir(env);
+  const record = readLocalRecord(dir);
+  let endpoint = options.endpoint;
+  if (endpoint === undefined) {
+    if (!record) {
+      throw new TargetError(
+        'no local stack is running: start one with backstop local up (or pass --endpoint)',
+      );
+    }
+    if (!isAlive(record.pid)) {
+      throw new TargetError(
+        `the local stack recorded in ${dir} (pid ${record.pid}) is not running: start it with backstop local up`,
+      );
+    }
+    endpoint = record.endpoint;
+  }
+  const fromRecord = record && record.endpoint === endpoint ? record : undefined;
+  const stage = options.stage ?? fromRecord?.stage ?? DEFAULT_LOCAL_STAGE;
+  const region = options.region ?? fromRecord?.region ?? 'us-east-1';
+  await probeEndpoint(endpoint, 'is backstop local up running?');
+  const clients = createAwsClients(localClientConfig(endpoint, region));
+  try {
+    const names = await localNames(clients, stage);
+    return {
+      kind: 'local',
+      stage,
+      region,
+      endpoint,
+      clients,
+      names,
+      ...(fromRecord?.riskConfig === undefined ? {} : { recordedRiskConfig: fromRecord.riskConfig }),
+      close: () => clients.destroy(),
+    };
+  } catch (error) {
+    clients.destroy();
+    throw error;
+  }
+}

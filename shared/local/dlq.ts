@@ -1,0 +1,224 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
+import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
+import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
+import { auctionStepMessageSchema, liquidationMessageSchema } from '../schemas/messages.ts';
+import type { Deployment } from './deployment.ts';
+
+/**
+ * Dead-letter queues: list what is in them and why, and send the messages back once the cause is fixed.
+ * SQS's StartMessageMoveTask is not on every emulator (moto lacks it), so a redrive is receive, resend,
+ * delete: at-least-once, like every delivery here (the consumers are idempotent per liquidation / step).
+ * Liquidation and auction-step messages go back to their work queue; a tick the bus could not deliver goes
+ * back on the bus (PutEvents with its original detail), which is what margin-check consumes everywhere.
+ */
+
+export const DLQ_IDS = ['liquidations', 'auctionSteps', 'tickDeadLetters'] as const;
+export type DlqId = (typeof DLQ_IDS)[number];
+
+export interface DeadLetter {
+  readonly queue: DlqId;
+  readonly messageId: string;
+  readonly body: string;
+  /** Receives so far (on the work queue before it was dead-lettered, and on the DLQ). */
+  readonly receiveCount: number;
+  readonly sentAt: string | null;
+  /** Why it failed, as far as the records tell: the liquidation's state and last note, EventBridge's error. */
+  readonly reason: string;
+}
+
+/** How long listed messages stay hidden while the listing runs (they are released right after). */
+const PEEK_VISIBILITY_SECONDS = 30;
+const RECEIVE_BATCH = 10;
+
+export function dlqUrl(deployment: Deployment, queue: DlqId): string {
+  const q = deployment.names.queues[queue];
+  const url = queue === 'tickDeadLetters' ? q.url : q.dlqUrl;
+  if (!url) throw new Error(`dlq/no-queue: ${queue} has no dead-letter queue`);
+  return url;
+}
+
+async function receive(deployment: Deployment, url: string, max: number): Promise<Message[]> {
+  const out = await deployment.clients.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: url,
+      MaxNumberOfMessages: Math.min(RECEIVE_BATCH, max),
+      VisibilityTimeout: PEEK_VISIBILITY_SECONDS,
+      WaitTimeSeconds: 0,
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+      MessageAttributeNames: ['All'],
+    }),
+  );
+  return out.Messages ?? [];
+}
+
+/** Up to `max` messages of a DLQ with their reasons; they stay in the queue. */
+export async function listDeadLetters(
+  deployment: Deployment,
+  queue: DlqId,
+  max = 100,
+): Promise<DeadLetter[]> {
+  const url = dlqUrl(deployment, queue);
+  const seen: Message[] = [];
+  try {
+    for (;;) {
+      const batch = await receive(deployment, url, max - seen.length);
+      const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+      seen.push(...fresh);
+      if (batch.length === 0 || fresh.length === 0 || seen.length >= max) break;
+    }
+    return await Promise.all(seen.map((m) => describe(deployment, queue, m)));
+  } finally {
+    await release(deployment, url, seen);
+  }
+}
+
+/** Makes peeked messages visible again at once. */
+async function release(deployment: Deployment, url: string, messages: readonly Message[]): Promise<void> {
+  for (let i = 0; i < messages.length; i += RECEIVE_BATCH) {
+    const entries = messages
+      .slice(i, i + RECEIVE_BATCH)
+      .filter((m) => m.ReceiptHandle)
+      .map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 }));
+    if (entries.length > 0) {
+      await deployment.clients.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }),
+      );
+    }
+  }
+}
+
+const parseJson = (body: string): unknown => {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+};
+
+async function describe(deployment: Deployment, queue: DlqId, m: Message): Promise<DeadLetter> {
+  const body = m.Body ?? '';
+  const sent = Number(m.Attributes?.SentTimestamp ?? Number.NaN);
+  return {
+    queue,
+    messageId: m.MessageId ?? '',
+    body,
+    receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '0'),
+    sentAt: Number.isFinite(sent) ? new Date(sent).toISOString() : null,
+    reason: await reasonOf(deployment, queue, body, m),
+  };
+}
+
+async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: Message): Promise<string> {
+  const { dynamo } = deployment.clients;
+  const tables = deployment.names.tables;
+  const json = parseJson(body);
+  if (queue === 'liquidations') {
+    const parsed = liquidationMessageSchema.safeParse(json);
+    if (!parsed.success) return 'poison: not a liquidation message';
+    const repo = new DynamoLiquidationRepository(dynamo, {
+      liquidations: tables.liquidations,
+      positions: tables.positions,
+    });
+    const record = await repo.get(parsed.data.liquidationId);
+    if (!record) return `liquidation ${parsed.data.liquidationId} not found`;
+    const last = record.history.at(-1);
+    return `liquidation ${record.id} in ${record.state}${last?.note ? `: ${last.note}` : ''}`;
+  }
+  if (queue === 'auctionSteps') {
+    const parsed = auctionStepMessageSchema.safeParse(json);
+    if (!parsed.success) return 'poison: not an auction step message';
+    const auction = await new DynamoAuctionRepository(dynamo, tables.auctions).get(parsed.data.auctionId);
+    if (!auction) return `auction ${parsed.data.auctionId} not found`;
+    return `auction ${auction.id} step ${parsed.data.step} (at step ${auction.step}, ${auction.state}) of liquidation ${auction.liquidationId}`;
+  }
+  // EventBridge adds the delivery error as message attributes on AWS.
+  const code = m.MessageAttributes?.ERROR_CODE?.StringValue;
+  const message = m.MessageAttributes?.ERROR_MESSAGE?.StringValue;
+  const event = json as { detail?: { symbol?: unknown; sequence?: unknown } } | undefined;
+  const tick = event?.detail
+    ? `tick ${String(event.detail.symbol)} #${String(event.detail.sequence)}`
+    : 'event';
+  return code || message
+    ? `${tick}: ${[code, message].filter(Boolean).join(': ')}`
+    : `${tick}: margin-check failed on every retry`;
+}
+
+export interface RedriveOutcome {
+  readonly moved: number;
+  /** Messages that could not be sent back (left in the DLQ). */
+  readonly failed: readonly { readonly messageId: string; readonly reason: string }[];
+}
+
+/** Sends up to `max` messages of a DLQ back where they came from, each deleted only once resent. */
+export async function redriveDeadLetters(
+  deployment: Deployment,
+  queue: DlqId,
+  max = 1000,
+): Promise<RedriveOutcome> {
+  const url = dlqUrl(deployment, queue);
+  let moved = 0;
+  const failed: { messageId: string; reason: string }[] = [];
+  const left: Message[] = [];
+  try {
+    while (moved + failed.length < max) {
+      const batch = await receive(deployment, url, max - moved - failed.length);
+      if (batch.length === 0) break;
+      for (const m of batch) {
+        try {
+          await resend(deployment, queue, m.Body ?? '');
+          await deployment.clients.sqs.send(
+            new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }),
+          );
+          moved += 1;
+        } catch (error) {
+          failed.push({ messageId: m.MessageId ?? '', reason: (error as Error).message });
+          left.push(m);
+        }
+      }
+    }
+  } finally {
+    await release(deployment, url, left);
+  }
+  return { moved, failed };
+}
+
+async function resend(deployment: Deployment, queue: DlqId, body: string): Promise<void> {
+  const { sqs, events } = deployment.clients;
+  if (queue !== 'tickDeadLetters') {
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: deployment.names.queues[queue].url, MessageBody: body }),
+    );
+    return;
+  }
+  const event = parseJson(body) as
+    | { source?: unknown; 'detail-type'?: unknown; detail?: unknown }
+    | undefined;
+  if (
+    typeof event?.source !== 'string' ||
+    typeof event['detail-type'] !== 'string' ||
+    event.detail === undefined
+  ) {
+    throw new Error('dlq/not-an-event: the body is not an EventBridge event');
+  }
+  const out = await events.send(
+    new PutEventsCommand({
+      Entries: [
+        {
+          EventBusName: deployment.names.busName,
+          Source: event.source,
+          DetailType: event['detail-type'],
+          Detail: JSON.stringify(event.detail),
+        },
+      ],
+    }),
+  );
+  const entry = out.Entries?.[0];
+  if (!entry || entry.ErrorCode) throw new Error(`dlq/put-failed: ${entry?.ErrorCode ?? 'no result'}`);
+}

@@ -1,0 +1,150 @@
+import { formatBase, formatPpm, formatPrice, formatQuote } from '../domain/units.ts';
+import type { PositionRecord, ProviderRecord } from '../ports/index.ts';
+import { type AdminDeps, type AdminRequest, adminRequestSchema, handleAdmin } from '../services/admin.ts';
+
+/**
+ * Seeding a deployment through the admin service (the same validation as the admin function): synthetic books
+ * and providers from shared/sim, or positions from a CSV / JSON file. Every request is checked before the
+ * first write, so a bad file changes nothing.
+ */
+
+export class SeedFileError extends Error {
+  override readonly name = 'SeedFileError';
+}
+
+type OpenPosition = Extract<AdminRequest, { action: 'openPosition' }>;
+type RegisterProvider = Extract<AdminRequest, { action: 'registerProvider' }>;
+
+/** Columns of a positions CSV (header required, any order; traderId optional). */
+export const POSITION_COLUMNS = [
+  'id',
+  'traderId',
+  'symbol',
+  'side',
+  'size',
+  'entryPrice',
+  'collateral',
+] as const;
+const REQUIRED_COLUMNS = POSITION_COLUMNS.filter((c) => c !== 'traderId');
+
+export const openPositionRequest = (p: PositionRecord): OpenPosition => ({
+  action: 'openPosition',
+  id: p.id,
+  traderId: p.traderId,
+  symbol: p.symbol,
+  side: p.side,
+  size: formatBase(p.size),
+  entryPrice: formatPrice(p.entryPrice),
+  collateral: formatQuote(p.collateral),
+});
+
+export const registerProviderRequest = (p: ProviderRecord): RegisterProvider => ({
+  action: 'registerProvider',
+  id: p.id,
+  capital: formatQuote(p.capital),
+  maxDiscount: formatPpm(p.maxDiscountPpm),
+  maxLot: formatBase(p.maxLot),
+  symbols: [...p.symbols],
+});
+
+/** Checks a request against the admin schema; the reason names the row. */
+function checked(raw: Record<string, unknown>, where: string): OpenPosition {
+  const request = { action: 'openPosition', ...raw, traderId: raw.traderId || `trader-${String(raw.id)}` };
+  const parsed = adminRequestSchema.safeParse(request);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; ');
+    throw new SeedFileError(`seed/bad-row: ${where}: ${issues}`);
+  }
+  return parsed.data as OpenPosition;
+}
+
+/** Positions from a CSV (header row naming POSITION_COLUMNS) or a JSON array of objects with those fields. */
+export function positionsFromFile(text: string, format: 'csv' | 'json', file: string): OpenPosition[] {
+  return format === 'json' ? fromJson(text, file) : fromCsv(text, file);
+}
+
+function fromJson(text: string, file: string): OpenPosition[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new SeedFileError(`seed/not-json: ${file}: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(json))
+    throw new SeedFileError(`seed/not-a-list: ${file}: expected a JSON array of positions`);
+  return json.map((row, i) => {
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      throw new SeedFileError(`seed/bad-row: ${file}: entry ${i + 1}: not an object`);
+    }
+    return checked(row as Record<string, unknown>, `${file}: entry ${i + 1}`);
+  });
+}
+
+function fromCsv(text: string, file: string): OpenPosition[] {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  let header: string[] | undefined;
+  const rows: OpenPosition[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    const cells = line.split(',').map((c) => c.trim());
+    if (!header) {
+      header = cells;
+      const missing = REQUIRED_COLUMNS.filter((c) => !cells.includes(c));
+      if (missing.length > 0) {
+        throw new SeedFileError(
+          `seed/no-header: ${file}: line ${i + 1}: missing column(s) ${missing.join(', ')}`,
+        );
+      }
+      return;
+    }
+    if (cells.length !== header.length) {
+      throw new SeedFileError(
+        `seed/bad-row: ${file}: line ${i + 1}: ${cells.length} columns, expected ${header.length}`,
+      );
+    }
+    const raw = Object.fromEntries(header.map((name, c) => [name, cells[c]]));
+    rows.push(checked(raw, `${file}: line ${i + 1}`));
+  });
+  if (rows.length === 0) throw new SeedFileError(`seed/empty: ${file}: no positions`);
+  return rows;
+}
+
+export interface SeedOutcome {
+  readonly created: number;
+  /** Already there (same id): seeding the same book twice is harmless. */
+  readonly existing: number;
+  readonly failed: readonly { readonly id: string; readonly reason: string }[];
+}
+
+export interface ApplyOptions {
+  /** Requests in flight at once (default 16). */
+  readonly concurrency?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** Applies admin requests through handleAdmin, a few at a time; refusals are collected, not thrown. */
+export async function applyAdmin(
+  requests: readonly AdminRequest[],
+  deps: AdminDeps,
+  options: ApplyOptions = {},
+): Promise<SeedOutcome> {
+  let created = 0;
+  let existing = 0;
+  let done = 0;
+  const failed: { id: string; reason: string }[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < requests.length) {
+      const request = requests[next++]!;
+      const result = await handleAdmin(request, deps);
+      if (result.ok) created += 1;
+      else if (result.reason.includes('positions/exists')) existing += 1;
+      else failed.push({ id: 'id' in request ? request.id : request.action, reason: result.reason });
+      done += 1;
+      options.onProgress?.(done, requests.length);
+    }
+  };
+  const workers = Math.max(1, Math.min(options.concurrency ?? 16, requests.length));
+  await Promise.all(Array.from({ length: workers }, worker));
+  return { created, existing, failed };
+}

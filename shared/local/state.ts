@@ -1,0 +1,89 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * What `backstop local up` records in `.backstop/local.json` while it runs, so the other commands find the
+ * emulator (endpoint, stage) and the configuration the functions run with, and `local down` finds the
+ * process. Written once the stack is ready, removed when it stops. BACKSTOP_STATE_DIR moves the folder
+ * (tests use a temporary one so they never touch a developer's running stack).
+ */
+
+export const localRecordSchema = z.strictObject({
+  /** The `local up` process (runner and emulator owner). */
+  pid: z.number().int().positive(),
+  motoPid: z.number().int().nonnegative(),
+  endpoint: z.string().regex(/^https?:\/\/\S+$/),
+  stage: z.string().min(1),
+  region: z.string().min(1),
+  startedAt: z.string(),
+  /** Risk configuration input the handlers run with (absent: the defaults). */
+  riskConfig: z.unknown().optional(),
+  /** Log file of a detached run. */
+  log: z.string().optional(),
+});
+export type LocalRecord = z.infer<typeof localRecordSchema>;
+
+export class LocalStateError extends Error {
+  override readonly name = 'LocalStateError';
+}
+
+export const LOCAL_FILE = 'local.json';
+export const LOCAL_LOG = 'local.log';
+
+export const stateDir = (env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string =>
+  env.BACKSTOP_STATE_DIR ?? join(cwd, '.backstop');
+
+export const localRecordPath = (dir: string): string => join(dir, LOCAL_FILE);
+
+export function readLocalRecord(dir: string): LocalRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(localRecordPath(dir), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new LocalStateError(`local/unreadable: ${localRecordPath(dir)}: ${(error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new LocalStateError(`local/corrupt: ${localRecordPath(dir)} is not JSON (delete it)`);
+  }
+  const parsed = localRecordSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new LocalStateError(
+      `local/corrupt: ${localRecordPath(dir)} is not a local stack record (delete it)`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Writes the record atomically (a reader never sees half a file). */
+export function writeLocalRecord(dir: string, record: LocalRecord): void {
+  mkdirSync(dir, { recursive: true });
+  const path = localRecordPath(dir);
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`);
+  renameSync(temporary, path);
+}
+
+/** Removes the record if it is `pid`'s (a newer stack's record is left alone). */
+export function removeLocalRecord(dir: string, pid: number): void {
+  try {
+    if (readLocalRecord(dir)?.pid !== pid) return;
+  } catch {
+    return;
+  }
+  rmSync(localRecordPath(dir), { force: true });
+}
+
+/** Whether a process exists (signal 0 checks without signalling; EPERM means it exists, not ours). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

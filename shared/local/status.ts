@@ -1,0 +1,278 @@
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoLedger } from '../adapters/aws/ledger.ts';
+import { marketFromItem } from '../adapters/aws/markets.ts';
+import { isTerminal, type LiquidationState, type PositionState, TERMINAL_STATES } from '../domain/model.ts';
+import { formatPrice, formatQuote } from '../domain/units.ts';
+import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../services/context.ts';
+import { reconcileAccount } from '../services/reconcile.ts';
+import type { Deployment, DeploymentNames } from './deployment.ts';
+
+/**
+ * One snapshot of a deployment for operators and scripts (`backstop status --json`). The shape is stable:
+ * every state is present (0 when empty), amounts are decimal strings, times ISO 8601.
+ *
+ * Counting positions, liquidations and auctions by state Scans those tables. That is fine for an operator
+ * tool run by hand or every few seconds; nothing on the liquidation path ever scans (it queries the sparse
+ * index), and the Scans read only the `state` attribute.
+ */
+
+export const POSITION_STATES: readonly PositionState[] = ['OPEN', 'LIQUIDATING', 'CLOSED'];
+export const LIQUIDATION_STATES: readonly LiquidationState[] = [
+  'QUEUED',
+  'MARKET_EXECUTED',
+  'AUCTION',
+  'SETTLING',
+  ...TERMINAL_STATES,
+];
+export const AUCTION_STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
+/** Journal entries shown in the status (the newest last). */
+export const LAST_ENTRIES = 5;
+const SNAPSHOT_ATTEMPTS = 5;
+const newest = (journal: readonly { sequence: number }[]): number => journal.at(-1)?.sequence ?? 0;
+
+export interface QueueDepth {
+  /** Visible messages (ApproximateNumberOfMessages). */
+  readonly depth: number;
+  /** Received, not yet deleted (ApproximateNumberOfMessagesNotVisible). */
+  readonly inFlight: number;
+  /** Sent with a delay not yet over (auction steps). */
+  readonly delayed: number;
+}
+
+export interface JournalLine {
+  readonly sequence: number;
+  readonly kind: string;
+  readonly amount: string;
+  readonly balanceAfter: string;
+  readonly reference: string;
+  readonly at: string;
+}
+
+export interface MarketStatus {
+  readonly lastSequence: number | null;
+  readonly mark: string | null;
+  readonly at: string | null;
+  readonly pendingSequence: number | null;
+  readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
+}
+
+export interface StatusReport {
+  readonly target: {
+    readonly kind: string;
+    readonly stage: string;
+    readonly region: string;
+    readonly endpoint: string | null;
+  };
+  readonly at: string;
+  readonly positions: Record<PositionState, number>;
+  readonly liquidations: {
+    readonly byState: Record<LiquidationState, number>;
+    readonly total: number;
+    readonly nonTerminal: number;
+  };
+  readonly auctions: {
+    readonly byState: Record<(typeof AUCTION_STATES)[number], number>;
+    readonly open: number;
+  };
+  /** Work queues (ticks: the local tick queue, emulator only) and dead-letter queues (`...Dlq`, tickDeadLetters). */
+  readonly queues: Record<string, QueueDepth>;
+  /** Messages in every dead-letter queue together. */
+  readonly dlqMessages: number;
+  /** No message waits in any work queue (visible, in flight or delayed). */
+  readonly drained: boolean;
+  readonly insuranceFund: {
+    readonly account: string;
+    readonly balance: string;
+    /** Stored balance equals the journal's sum and the journal chains without gaps. */
+    readonly reconciled: boolean;
+    readonly difference: string;
+    /** Lowest balance the journal ever shows (0 before the first entry). */
+    readonly minBalance: string;
+    readonly entries: number;
+    readonly problems: readonly string[];
+    readonly lastEntries: readonly JournalLine[];
+  };
+  /** Per market: the last accepted tick and the circuit breaker (null when closed). */
+  readonly markets: Record<string, MarketStatus>;
+  readonly breakersOpen: number;
+}
+
+/** Counts of one attribute's values over a whole table (paginated Scan reading that attribute only). */
+export async function countByAttribute(
+  dynamo: DynamoDBClient,
+  table: string,
+  attribute: string,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        ProjectionExpression: '#a',
+        // Only records: helper items sharing the table (the liquidations' tick index) have no state.
+        FilterExpression: 'attribute_exists(#a)',
+        ExpressionAttributeNames: { '#a': attribute },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      const value = item[attribute]?.S ?? '(not a string)';
+      counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return counts;
+}
+
+async function scanMarkets(dynamo: DynamoDBClient, table: string): Promise<MarketState[]> {
+  const markets: MarketState[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
+    );
+    markets.push(...(out.Items ?? []).map(marketFromItem));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return markets.sort((a, b) => a.symbol.localeCompare(b.symbol));
+}
+
+export async function queueDepth(sqs: SQSClient, url: string): Promise<QueueDepth> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  return {
+    depth: Number(a.ApproximateNumberOfMessages ?? '0'),
+    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? '0'),
+    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? '0'),
+  };
+}
+
+/** Queue ids in the report: work queues first, then the dead-letter queues. */
+export function reportQueues(names: DeploymentNames): {
+  work: [string, string][];
+  deadLetters: [string, string][];
+} {
+  const work: [string, string][] = [];
+  const deadLetters: [string, string][] = [];
+  if (names.tickQueueUrl) work.push(['ticks', names.tickQueueUrl]);
+  work.push(['liquidations', names.queues.liquidations.url], ['auctionSteps', names.queues.auctionSteps.url]);
+  for (const id of ['liquidations', 'auctionSteps'] as const) {
+    const dlq = names.queues[id].dlqUrl;
+    if (dlq) deadLetters.push([`${id}Dlq`, dlq]);
+  }
+  deadLetters.push(['tickDeadLetters', names.queues.tickDeadLetters.url]);
+  return { work, deadLetters };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const total = (d: QueueDepth): number => d.depth + d.inFlight + d.delayed;
+
+function fill<K extends string>(keys: readonly K[], counts: Map<string, number>): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, counts.get(k) ?? 0])) as Record<K, number>;
+}
+
+function marketStatus(m: MarketState): MarketStatus {
+  return {
+    lastSequence: m.lastTick?.sequence ?? null,
+    mark: m.lastTick ? formatPrice(m.lastTick.markPrice) : null,
+    at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
+    pendingSequence: m.pendingSequence ?? null,
+    breaker: m.breaker
+      ? {
+          reason: m.breaker.reason,
+          trippedAt: iso(m.breaker.trippedAtMs),
+          mark: formatPrice(m.breaker.tick.markPrice),
+        }
+      : null,
+  };
+}
+
+/** Reads everything the status shows, in parallel. */
+export async function collectStatus(deployment: Deployment, nowMs = Date.now()): Promise<StatusReport> {
+  const { clients, names } = deployment;
+  const { dynamo, sqs } = clients;
+  const ledger = new DynamoLedger(dynamo, names.tables.ledger);
+  const { work, deadLetters } = reportQueues(names);
+  const [positions, liquidations, auctions, markets, depths, fund] = await Promise.all([
+    countByAttribute(dynamo, names.tables.positions, 'state'),
+    countByAttribute(dynamo, names.tables.liquidations, 'state'),
+    countByAttribute(dynamo, names.tables.auctions, 'state'),
+    scanMarkets(dynamo, names.tables.markets),
+    Promise.all(
+      [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
+    ),
+    fundStatus(ledger),
+  ]);
+  const byState = fill(LIQUIDATION_STATES, liquidations);
+  const liquidationTotal = [...liquidations.values()].reduce((a, b) => a + b, 0);
+  const terminal = [...liquidations].reduce(
+    (sum, [state, n]) => sum + (isTerminal(state as LiquidationState) ? n : 0),
+    0,
+  );
+  const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
+  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m)]));
+  return {
+    target: {
+      kind: deployment.kind,
+      stage: deployment.stage,
+      region: deployment.region,
+      endpoint: deployment.endpoint ?? null,
+    },
+    at: iso(nowMs),
+    positions: fill(POSITION_STATES, positions),
+    liquidations: { byState, total: liquidationTotal, nonTerminal: liquidationTotal - terminal },
+    auctions: { byState: fill(AUCTION_STATES, auctions), open: auctions.get('RUNNING') ?? 0 },
+    queues,
+    dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
+    drained: work.every(([id]) => total(queues[id]!) === 0),
+    insuranceFund: fund,
+    markets: marketMap,
+    breakersOpen: markets.filter((m) => m.breaker).length,
+  };
+}
+
+async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']> {
+  // A consistent snapshot while movements commit: the balance first, then the journal; retried if an entry
+  // landed in between (journal entries are immutable and numbered, so "no newer entry" is a clean cut).
+  let balance = await ledger.balance(INSURANCE_ACCOUNT);
+  let journal = await ledger.journal(INSURANCE_ACCOUNT);
+  for (let attempt = 0; attempt < SNAPSHOT_ATTEMPTS && newest(journal) > balance.sequence; attempt++) {
+    balance = await ledger.balance(INSURANCE_ACCOUNT);
+    journal = await ledger.journal(INSURANCE_ACCOUNT);
+  }
+  const snapshot: Ledger = {
+    balance: async () => balance,
+    apply: (m) => ledger.apply(m),
+    journal: async () => journal,
+  };
+  const report = await reconcileAccount(snapshot, INSURANCE_ACCOUNT, silentTelemetry);
+  return {
+    account: INSURANCE_ACCOUNT,
+    balance: formatQuote(report.balance),
+    reconciled: report.difference === 0n && report.problems.length === 0,
+    difference: formatQuote(report.difference),
+    minBalance: formatQuote(report.minBalance),
+    entries: report.entries,
+    problems: report.problems,
+    lastEntries: journal.slice(-LAST_ENTRIES).map((e) => ({
+      sequence: e.sequence,
+      kind: e.kind,
+      amount: formatQuote(e.amount),
+      balanceAfter: formatQuote(e.balanceAfter),
+      reference: e.reference,
+      at: iso(e.atMs),
+    })),
+  };
+}

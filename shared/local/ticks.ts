@@ -1,0 +1,218 @@
+import {
+  type EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsRequestEntry,
+} from '@aws-sdk/client-eventbridge';
+import { formatPrice } from '../domain/units.ts';
+import type { MarketRepository } from '../ports/index.ts';
+import type { PricePoint } from '../prices/parse.ts';
+import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
+import { TICK_BUS } from '../topology.ts';
+
+/**
+ * Putting PriceTick events on the tick bus from outside (operator injection, file replays): the detail is
+ * checked against the same schema margin-check parses, entries go 10 per PutEvents (the API's limit), and
+ * every entry's outcome is reported.
+ */
+
+export const TICK_SOURCE = 'backstop-cli';
+export const PUT_EVENTS_BATCH = 10;
+
+export class TickInputError extends Error {
+  override readonly name = 'TickInputError';
+}
+
+export interface TickFields {
+  readonly symbol: string;
+  readonly markPrice: string;
+  readonly indexPrice?: string;
+  readonly timestampMs: number;
+  readonly sequence: number;
+  readonly source?: string;
+}
+
+/** A PriceTick detail, validated as margin-check will parse it (TickInputError with the reason if not). */
+export function tickDetail(fields: TickFields): PriceTickDetail {
+  const detail: PriceTickDetail = {
+    symbol: fields.symbol,
+    markPrice: fields.markPrice,
+    ...(fields.indexPrice === undefined ? {} : { indexPrice: fields.indexPrice }),
+    timestamp: fields.timestampMs,
+    sequence: fields.sequence,
+    source: fields.source ?? TICK_SOURCE,
+  };
+  const parsed = priceTickDetailSchema.safeParse(detail);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new TickInputError(`tick/malformed: ${issues.join('; ')}`);
+  }
+  return detail;
+}
+
+/** The PutEvents entry of a tick detail on `busName`. */
+export const tickEntry = (busName: string, detail: PriceTickDetail): PutEventsRequestEntry => ({
+  EventBusName: busName,
+  Source: TICK_BUS.source,
+  DetailType: TICK_BUS.detailType,
+  Detail: JSON.stringify(detail),
+});
+
+/**
+ * The sequence after everything the market has seen: max(last accepted, breaker tick, pending) + 1; a market
+ * with no tick yet starts at `nowMs` (epoch ms), above any sequence an earlier clock-based feed used.
+ */
+export async function nextSequence(
+  markets: MarketRepository,
+  symbol: string,
+  nowMs: number,
+): Promise<number> {
+  const state = await markets.get(symbol);
+  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence, state?.pendingSequence].filter(
+    (s): s is number => s !== undefined,
+  );
+  return seen.length === 0 ? nowMs : Math.max(...seen) + 1;
+}
+
+export interface PutOutcome {
+  readonly accepted: number;
+  /** Refused entries: index in the input, and EventBridge's code and message. */
+  readonly rejected: readonly { readonly index: number; readonly code: string; readonly message: string }[];
+  readonly eventIds: readonly string[];
+}
+
+/** PutEvents in batches of 10; entries the bus refuses are reported, not retried. */
+export async function putEntries(
+  events: EventBridgeClient,
+  entries: readonly PutEventsRequestEntry[],
+): Promise<PutOutcome> {
+  let accepted = 0;
+  const rejected: { index: number; code: string; message: string }[] = [];
+  const eventIds: string[] = [];
+  for (let start = 0; start < entries.length; start += PUT_EVENTS_BATCH) {
+    const batch = entries.slice(start, start + PUT_EVENTS_BATCH);
+    const out = await events.send(new PutEventsCommand({ Entries: [...batch] }));
+    (out.Entries ?? []).forEach((entry, i) => {
+      if (entry.ErrorCode) {
+        rejected.push({ index: start + i, code: entry.ErrorCode, message: entry.ErrorMessage ?? '' });
+      } else {
+        accepted += 1;
+        if (entry.EventId) eventIds.push(entry.EventId);
+      }
+    });
+  }
+  return { accepted, rejected, eventIds };
+}
+
+// --- Replays ---------------------------------------------------------------------------------------------
+
+export type ReplaySpeed = { readonly kind: 'max' } | { readonly kind: 'factor'; readonly factor: number };
+
+/** "max" or "<n>x" (60x: a minute of the file per second; 1x: real time); up to 1,000,000x. */
+export function parseSpeed(text: string): ReplaySpeed {
+  const value = text.trim().toLowerCase();
+  if (value === 'max') return { kind: 'max' };
+  const match = /^(\d{1,7}(?:\.\d{1,3})?)x$/.exec(value);
+  const factor = match ? Number(match[1]) : Number.NaN;
+  if (!(factor > 0) || factor > 1_000_000) {
+    throw new TickInputError(`--speed: "${text}" is not "max" or a factor like 60x (0 < factor <= 1000000)`);
+  }
+  return { kind: 'factor', factor };
+}
+
+/** When each point is due, in ms after the replay starts: (t_i - t_0) / factor, or 0 at max speed. */
+export function dueOffsets(points: readonly PricePoint[], speed: ReplaySpeed): number[] {
+  const t0 = points[0]?.timestampMs ?? 0;
+  return points.map((p) => (speed.kind === 'max' ? 0 : (p.timestampMs - t0) / speed.factor));
+}
+
+/**
+ * Batches to send: consecutive points due at the same moment (`dueOffsets` equal within `windowMs`), at most
+ * 10 each, so a paced replay sends each minute's tick when it is due and a max-speed one sends 10 at a time.
+ */
+export function replayBatches(
+  offsets: readonly number[],
+  windowMs = 0,
+): { start: number; end: number; dueMs: number }[] {
+  const batches: { start: number; end: number; dueMs: number }[] = [];
+  let start = 0;
+  while (start < offsets.length) {
+    const dueMs = offsets[start]!;
+    let end = start + 1;
+    while (end < offsets.length && end - start < PUT_EVENTS_BATCH && offsets[end]! - dueMs <= windowMs) end++;
+    batches.push({ start, end, dueMs });
+    start = end;
+  }
+  return batches;
+}
+
+export interface ReplayOptions {
+  readonly points: readonly PricePoint[];
+  readonly symbol: string;
+  readonly busName: string;
+  readonly events: EventBridgeClient;
+  readonly speed: ReplaySpeed;
+  /** Sequence of the first point; each next point gets the next integer. */
+  readonly firstSequence: number;
+  readonly source?: string;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly onProgress?: (sent: number, total: number) => void;
+  /** Stops early (Ctrl-C): the points not sent yet are reported as not sent. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ReplayOutcome extends PutOutcome {
+  readonly total: number;
+  readonly sent: number;
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+}
+
+/**
+ * Replays price points as ticks. Each tick's timestamp is the time it is sent, so the market sees a live feed
+ * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale).
+ */
+export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const offsets = dueOffsets(options.points, options.speed);
+  const started = now();
+  let sent = 0;
+  let accepted = 0;
+  const rejected: { index: number; code: string; message: string }[] = [];
+  const eventIds: string[] = [];
+  for (const batch of replayBatches(offsets, 5)) {
+    if (options.signal?.aborted) break;
+    const wait = started + batch.dueMs - now();
+    if (wait > 0) await sleep(wait);
+    if (options.signal?.aborted) break;
+    const sendMs = now();
+    const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
+      tickEntry(
+        options.busName,
+        tickDetail({
+          symbol: options.symbol,
+          markPrice: formatPrice(point.price),
+          timestampMs: sendMs,
+          sequence: options.firstSequence + batch.start + i,
+          ...(options.source ? { source: options.source } : {}),
+        }),
+      ),
+    );
+    const outcome = await putEntries(options.events, entries);
+    accepted += outcome.accepted;
+    rejected.push(...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start })));
+    eventIds.push(...outcome.eventIds);
+    sent = batch.end;
+    options.onProgress?.(sent, options.points.length);
+  }
+  return {
+    total: options.points.length,
+    sent,
+    accepted,
+    rejected,
+    eventIds,
+    firstSequence: options.firstSequence,
+    lastSequence: options.firstSequence + Math.max(0, sent - 1),
+  };
+}

@@ -1,0 +1,185 @@
+import { settleClose } from '../domain/accounting.ts';
+import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
+import {
+  div,
+  NOTIONAL_TO_QUOTE,
+  type PriceE8,
+  parseBase,
+  parseQuote,
+  type QuoteE6,
+} from '../domain/units.ts';
+import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
+import { decodeContext } from '../services/context.ts';
+import type { ObservedOrder, ObservedWrite } from './observe.ts';
+import type { Conservation } from './results.ts';
+import { isZeroPriceFill, orderSlippage } from './stats.ts';
+
+/**
+ * What the engine learns from watching the services: terminal states, settlement amounts, market orders,
+ * auction fills, provider capital, and the counterparty side of every close for the conservation check.
+ *
+ * Conservation, exact in QuoteE6. Each close pays its counterparty -realizedPnl (accounting.ts: "the
+ * counterparty pays exactly -pnl"); the counterparty is the venue for market fills, the providers for auction
+ * fills, and the ADL counterparties for the size closed at the mark, who in turn close their own positions at
+ * the mark against the rest of the market (the venue side). The loss nobody covered (uncovered bad debt) is
+ * what those counterparties were never paid. With the traders measured from the final position records
+ * (collateral left, plus payouts on close) and the fund from its ledger:
+ *   traders + fund + venue + providers + adl = 0
+ * so any money a service creates or loses (a payout dropped, a movement applied twice) shows as an error.
+ */
+
+const TERMINAL_LAYER: Readonly<Record<string, Layer>> = {
+  SETTLED_MARKET: 'market',
+  SETTLED_AUCTION: 'auction',
+  SETTLED_INSURANCE: 'insurance',
+  SETTLED_ADL: 'adl',
+};
+
+/** pnl16 of closing `size` at `price` against `entry` (E16 units). */
+const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
+  side === 'LONG' ? size * (price - entry) : size * (entry - price);
+
+const notional = (size: bigint, price: PriceE8): QuoteE6 => div(size * price, NOTIONAL_TO_QUOTE, 'floor');
+
+export type MinuteCounts = Record<Layer | 'cancelled', number>;
+
+export class SimulationRecorder {
+  readonly settledBy: Record<Layer, number> = { market: 0, auction: 0, insurance: 0, adl: 0 };
+  cancelled = 0;
+  badDebt = 0n;
+  badDebtUncovered = 0n;
+  fees = 0n;
+  insurancePaid = 0n;
+  marketOrders = 0;
+  marketVolume = 0n;
+  auctionVolume = 0n;
+  adlVolume = 0n;
+  providerCapitalUsed = 0n;
+  zeroPriceFills = 0;
+  /** One sample per market order that filled, hundredths of a basis point. */
+  readonly slippage: number[] = [];
+  /** Terminal states since the last takeMinute(). */
+  #minute: MinuteCounts = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
+  /** Payouts to traders whose position closed, by position id. */
+  readonly #payouts = new Map<string, QuoteE6>();
+  readonly #flows = { venue: 0n, providers: 0n, adl: 0n };
+  /** Last accepted mark: the reference when a record does not carry one. */
+  mark: PriceE8;
+
+  constructor(firstMark: PriceE8) {
+    this.mark = firstMark;
+  }
+
+  onOrder(o: ObservedOrder): void {
+    if (o.result.fills.length === 0) return;
+    const mark = o.mark ?? this.mark;
+    this.marketOrders += 1;
+    this.slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
+    for (const f of o.result.fills) {
+      this.marketVolume += notional(f.size, f.price);
+      if (isZeroPriceFill(o.order.direction, f.price, mark)) this.zeroPriceFills += 1;
+    }
+  }
+
+  onCommit(writes: readonly ObservedWrite[]): void {
+    for (const { write, before } of writes) {
+      if (write.kind === 'provider' && before) {
+        this.providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
+      }
+      // A terminal state is written once, as a transition (never as a creation).
+      if (
+        write.kind !== 'liquidation' ||
+        write.expectedVersion === undefined ||
+        !isTerminal(write.record.state)
+      ) {
+        continue;
+      }
+      if (write.record.state === 'CANCELLED') {
+        this.cancelled += 1;
+        this.#minute.cancelled += 1;
+        continue;
+      }
+      const layer = TERMINAL_LAYER[write.record.state]!;
+      this.settledBy[layer] += 1;
+      this.#minute[layer] += 1;
+      this.#settle(write.record, writes);
+    }
+  }
+
+  /** Terminal states counted since the previous call. */
+  takeMinute(): MinuteCounts {
+    const counts = this.#minute;
+    this.#minute = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
+    return counts;
+  }
+
+  /** What a trader holds at the end: the payout of a closed position, else the collateral still posted. */
+  wealthOf(final: PositionRecord): QuoteE6 {
+    return final.state === 'CLOSED' ? (this.#payouts.get(final.id) ?? 0n) : final.collateral;
+  }
+
+  conservation(traders: QuoteE6, fund: QuoteE6): Conservation {
+    const { venue, providers, adl } = this.#flows;
+    return { traders, fund, venue, providers, adl, error: traders + fund + venue + providers + adl };
+  }
+
+  #settle(liquidation: LiquidationRecord, writes: readonly ObservedWrite[]): void {
+    const s = liquidation.settlement ?? {};
+    const amount = (key: string): QuoteE6 =>
+      s[key] === undefined ? 0n : parseQuote(s[key], key, { allowNegative: true });
+    const uncovered = amount('badDebt');
+    this.badDebt += amount('adlCovered') + uncovered;
+    this.badDebtUncovered += uncovered;
+    this.fees += amount('fee');
+    this.insurancePaid += amount('insurancePaid');
+    const context = decodeContext(liquidation);
+    const mark = context?.settle?.mark ?? context?.executionMark ?? this.mark;
+
+    for (const { write, before } of writes) {
+      if (write.kind !== 'position' || !before) continue;
+      const previous = before as PositionRecord;
+      const next = write.record;
+      if (next.id === liquidation.positionId) {
+        if (next.state === 'CLOSED') this.#payouts.set(next.id, amount('traderPayout'));
+        const auctionFills = context?.settle?.auctionFills ?? liquidation.auctionFills;
+        this.#liquidatedClose(liquidation, auctionFills, previous, mark, amount('realizedPnl'), uncovered);
+      } else if (previous.size > next.size || previous.collateral !== next.collateral) {
+        // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
+        const closed = previous.size - next.size;
+        if (closed > 0n) {
+          this.#flows.adl -= settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
+        }
+        if (next.state === 'CLOSED')
+          this.#payouts.set(next.id, (this.#payouts.get(next.id) ?? 0n) + next.collateral);
+      }
+    }
+  }
+
+  /** The counterparties of the liquidated close receive -realizedPnl, split by the layer that took each fill. */
+  #liquidatedClose(
+    liquidation: LiquidationRecord,
+    /** The auction's fills as the settlement used them (frozen in the context), else the record's own. */
+    auctionFills: readonly Fill[],
+    position: PositionRecord,
+    mark: PriceE8,
+    realizedPnl: QuoteE6,
+    uncovered: QuoteE6,
+  ): void {
+    const { side, entryPrice } = position;
+    let auction16 = 0n;
+    for (const f of auctionFills) {
+      auction16 += pnl16(side, f.size, entryPrice, f.price);
+      this.auctionVolume += notional(f.size, f.price);
+      if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;
+    }
+    const s = liquidation.settlement ?? {};
+    const adlSize = s.adlClosedSize === undefined ? 0n : parseBase(s.adlClosedSize, 'adlClosedSize');
+    this.adlVolume += notional(adlSize, mark);
+    const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
+    const toAdl = div(-pnl16(side, adlSize, entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor');
+    this.#flows.providers += toProviders;
+    this.#flows.adl += toAdl - uncovered;
+    // The venue takes the market fills and the rounding residue of the one rounded realized PnL.
+    this.#flows.venue += -realizedPnl - toProviders - toAdl;
+  }
+}
