@@ -1,6 +1,6 @@
 import { pnlE16 } from './accounting.ts';
 import type { Side } from './model.ts';
-import { type BaseE8, div, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
+import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
  * Auto-deleveraging, CEX style: the profitable positions on the other side, ranked by PnL% x effective
@@ -142,7 +142,8 @@ export interface AdlAllocation {
  *    cap_j = floor(profit of c_j at the mark); g_j = min(cap_j, floor(T c_j / sum c)); the rounding
  *    remainder goes to the top-ranked with room left, so sum g_j = T exactly and nobody realizes a loss.
  * 3. If D > T (caps bound, or no size was left), the rest is a haircut on the remaining profit
- *    (U_j - g_j) in rank order. uncovered = D - everything given.
+ *    (U_j - g_j) in rank order, at most the candidate's collateral + cap_j - g_j so its collateral after the
+ *    close stays >= 0. uncovered = D - everything given.
  */
 export function allocateAdl(input: AdlInput): AdlAllocation {
   const { deficit, bankruptPosition, mark } = input;
@@ -182,7 +183,10 @@ export function allocateAdl(input: AdlInput): AdlAllocation {
 
   let haircutLeft = deficit - target;
   const haircut = ranked.map((c, j) => {
-    const h = minBig(haircutLeft, c.unrealizedPnl - fromClose[j]!);
+    // Never more than the rest of its profit, nor more than its collateral plus the profit it realizes now:
+    // the counterparty's collateral after ADL stays >= 0 (a negative collateral would corrupt its margin).
+    const room = minBig(c.unrealizedPnl - fromClose[j]!, c.collateral + cap[j]! - fromClose[j]!);
+    const h = minBig(haircutLeft, maxBig(0n, room));
     haircutLeft -= h;
     return h;
   });

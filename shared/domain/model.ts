@@ -38,10 +38,17 @@ export const TERMINAL_STATES = [
 export type TerminalState = (typeof TERMINAL_STATES)[number];
 
 /**
- * A liquidation moves forward only: QUEUED -> MARKET_EXECUTED -> (AUCTION ->) terminal.
- * Every transition is a conditional write on the previous state, so a redelivered message resumes.
+ * A liquidation moves forward only: QUEUED -> EXECUTING (claimed: its market order is fixed) -> (AUCTION ->)
+ * (SETTLING: inputs frozen ->) terminal. MARKET_EXECUTED is read for records written before EXECUTING existed.
+ * Every transition is a conditional write on the previous version, so a redelivered message resumes.
  */
-export type LiquidationState = 'QUEUED' | 'MARKET_EXECUTED' | 'AUCTION' | 'SETTLING' | TerminalState;
+export type LiquidationState =
+  | 'QUEUED'
+  | 'EXECUTING'
+  | 'MARKET_EXECUTED'
+  | 'AUCTION'
+  | 'SETTLING'
+  | TerminalState;
 
 export const isTerminal = (state: LiquidationState): state is TerminalState =>
   (TERMINAL_STATES as readonly string[]).includes(state);

@@ -1,6 +1,11 @@
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { clientConfigFromEnv } from '../adapters/aws/clients.ts';
-import { adapterNamesFromEnv, createAwsAdapters, createAwsClients } from '../adapters/aws/index.ts';
+import {
+  type AwsClients,
+  adapterNamesFromEnv,
+  createAwsAdapters,
+  createAwsClients,
+} from '../adapters/aws/index.ts';
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
 import type { RiskConfig } from '../domain/config.ts';
@@ -19,6 +24,13 @@ export interface LambdaWiring {
 }
 
 let cached: LambdaWiring | undefined;
+let instrument: ((clients: AwsClients) => void) | undefined;
+
+/** Benchmarks: called with the handlers' AWS clients when the wiring is next built (counts their calls). */
+export function instrumentAwsClients(hook: ((clients: AwsClients) => void) | undefined): void {
+  instrument = hook;
+  cached = undefined;
+}
 
 /**
  * Builds the AWS adapters from the function's environment once per container (cold start), so a missing
@@ -29,6 +41,7 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
   if (cached) return cached;
   const config = riskConfigFromEnv(env);
   const clients = createAwsClients(clientConfigFromEnv(env));
+  instrument?.(clients);
   const adapters = createAwsAdapters({ clients, names: adapterNamesFromEnv(env), clock: systemClock });
   const telemetry = powertoolsTelemetry();
   const settlement: SettlementDeps = {

@@ -239,6 +239,11 @@ export interface AccountBalance {
   readonly windowDrawn: QuoteE6;
 }
 
+/** The idempotency key was applied before with another amount: a bug or a replayed plan that changed. */
+export class LedgerIdempotencyConflictError extends Error {
+  override readonly name = 'LedgerIdempotencyConflictError';
+}
+
 export interface Ledger {
   balance(account: string): Promise<AccountBalance>;
   /**

@@ -6,6 +6,7 @@ import {
   ConditionFailedError,
   type JournalEntry,
   type Ledger,
+  LedgerIdempotencyConflictError,
   type MarketRepository,
   type PositionRecord,
   type PositionRepository,
@@ -72,6 +73,9 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
   } catch (error) {
     if (error instanceof UnitError || error instanceof AdminInputError || error instanceof ConfigError) {
       return { ok: false, reason: error.message };
+    }
+    if (error instanceof LedgerIdempotencyConflictError) {
+      return { ok: false, reason: `admin/idempotency-key-reused: ${error.message}` };
     }
     if (error instanceof ConditionFailedError) {
       return { ok: false, reason: `admin/insufficient-funds or concurrent change: ${error.message}` };

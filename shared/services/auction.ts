@@ -65,10 +65,13 @@ export async function processAuctionStep(
       step: auction.step + 1,
       version: auction.version + 1,
     };
+    // Scheduled before the commit: a death in between redelivers this step, which runs again; the spare
+    // message of the next step is then stale (its step number no longer matches) and dies.
+    const outcome = await schedule(restarted, now, deps, 'reset');
     if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
       return { status: 'stale' };
     }
-    return schedule(restarted, now, deps, 'reset');
+    return outcome;
   }
 
   const market = marketConfig(deps.config, auction.symbol);
@@ -115,9 +118,10 @@ export async function processAuctionStep(
       expectedVersion: provider.version,
     });
   }
+  // The next step is scheduled before the commit, for the same reason as a reset's.
+  const outcome = done ? undefined : await schedule(next, now, deps, 'stepped');
   if (!(await commit(deps, writes))) return { status: 'stale' };
-  if (done) return finish(next, deps);
-  return schedule(next, now, deps, 'stepped');
+  return outcome ?? finish(next, deps);
 }
 
 async function schedule(

@@ -51,14 +51,27 @@ export const INSURANCE_ACCOUNT = 'insurance-fund';
 export interface LiquidationContext {
   /** Size this liquidation closes (a slice, or the whole position). */
   readonly plannedSize: BaseE8;
-  /** Mark at execution (the re-check and the slippage reference). */
+  /** Mark at execution (the re-check and the slippage reference) and its time. */
   readonly executionMark: PriceE8;
+  readonly executionMarkAtMs?: number;
+  /** Worst acceptable price of the market order (fixed at the claim, so a retry places the same order). */
+  readonly limitPrice?: PriceE8;
+  /** Version of the LIQUIDATING position this liquidation works on; any other version means a stale reader. */
+  readonly positionVersion?: number;
   readonly auctionId?: string;
   /** Set once the settlement inputs are frozen: a retry recomputes the very same plan from them. */
   readonly settle?: {
     readonly insurance: InsuranceState;
     readonly nowMs: number;
     readonly mark: PriceE8;
+    /** The liquidated position as the plan saw it. */
+    readonly position: {
+      readonly size: BaseE8;
+      readonly collateral: bigint;
+      readonly entryPrice: PriceE8;
+      readonly version: number;
+    };
+    /** Only the counterparties the plan uses, in rank order (bounded by one transaction). */
     readonly candidates?: readonly (AdlCandidate & { readonly version: number })[];
     readonly auctionFills: readonly Fill[];
   };

@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import type { AdlCandidate } from '../domain/adl.ts';
+import { type AdlCandidate, rankForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -99,6 +99,8 @@ async function advance(
 ): Promise<Step> {
   switch (liquidation.state) {
     case 'QUEUED':
+      return claim(liquidation, deps, carried);
+    case 'EXECUTING':
       return executeMarket(liquidation, deps, carried);
     case 'MARKET_EXECUTED':
     case 'SETTLING':
@@ -146,13 +148,14 @@ const withHistory = (
   version: liquidation.version + 1,
 });
 
-// --- QUEUED: re-check, size, execute on the market ---------------------------------------------------------
+// --- QUEUED: re-check and claim; EXECUTING: the market order --------------------------------------------
 
-async function executeMarket(
-  liquidation: LiquidationRecord,
-  deps: SettlementDeps,
-  carried: Carried,
-): Promise<Step> {
+/**
+ * Re-checks at the latest mark and either cancels (healthy again) or claims the liquidation (QUEUED ->
+ * EXECUTING) with its market order fixed: size, limit and reference. Cancelling is only possible from QUEUED,
+ * so once any consumer may have placed the order nobody can cancel it away.
+ */
+async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carried: Carried): Promise<Step> {
   const position = await loadPosition(liquidation, deps, carried);
   const market = marketConfig(deps.config, liquidation.symbol);
   const reference = await markOf(liquidation, deps, carried, liquidation.triggerMark);
@@ -183,47 +186,86 @@ async function executeMarket(
       : deps.strategy === 'market-only'
         ? mark * 1000n
         : div(mark * (PPM_SCALE + slip), PPM_SCALE, 'floor');
-  const fills = await placeWithRetries(deps, {
-    clientOrderId: `${liquidation.id}:market`,
-    symbol: liquidation.symbol,
-    direction,
-    size: plannedSize,
+  const context: LiquidationContext = {
+    plannedSize,
+    executionMark: mark,
+    executionMarkAtMs: reference.atMs,
     limitPrice,
-    reference,
-  });
-
-  const context: LiquidationContext = { plannedSize, executionMark: mark };
-  const executed: LiquidationRecord = {
-    ...withHistory(liquidation, 'MARKET_EXECUTED', now, `filled ${sumSize(fills)} of ${plannedSize}`),
-    marketFills: fills,
-    remainingSize: plannedSize - sumSize(fills),
+    positionVersion: position.version,
+  };
+  const claimed: LiquidationRecord = {
+    ...withHistory(liquidation, 'EXECUTING', now, `size ${plannedSize} limit ${limitPrice}`),
+    remainingSize: plannedSize,
     context: encodeContext(context),
   };
   if (
     !(await commitOrSkip(deps, [
-      { kind: 'liquidation', record: executed, expectedVersion: liquidation.version },
+      { kind: 'liquidation', record: claimed, expectedVersion: liquidation.version },
     ]))
   ) {
     return { done: false };
   }
-  for (const fill of fills) {
-    deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, mark)));
-  }
-  return { done: false, next: executed };
+  return { done: false, next: claimed };
 }
 
+/**
+ * Places the claimed order (a retry places the same client order id: the venue never executes it twice) and
+ * hands the fills to the waterfall in memory; they are stored with the next transition, which is conditional
+ * on this record's version.
+ */
+async function executeMarket(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<Step> {
+  const context = contextOf(liquidation);
+  const fills = await placeWithRetries(deps, {
+    clientOrderId: `${liquidation.id}:market`,
+    symbol: liquidation.symbol,
+    direction: closeDirection(liquidation.side),
+    size: context.plannedSize,
+    limitPrice: context.limitPrice ?? context.executionMark,
+    reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
+  });
+  for (const fill of fills) {
+    deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, context.executionMark)));
+  }
+  const executed: LiquidationRecord = {
+    ...liquidation,
+    state: 'MARKET_EXECUTED',
+    marketFills: fills,
+    remainingSize: context.plannedSize - sumSize(fills),
+    history: [
+      ...liquidation.history,
+      {
+        atMs: deps.clock.nowMs(),
+        state: 'MARKET_EXECUTED',
+        note: `filled ${sumSize(fills)} of ${context.plannedSize}`,
+      },
+    ],
+    // Not stored yet: the next commit expects the stored version.
+    version: liquidation.version,
+  };
+  return decideAndSettle(executed, deps, undefined, carried);
+}
+
+/**
+ * IOC with bounded retries of the same client order id. A rejection or an unavailable venue means the order did
+ * not execute: after the attempts the whole size goes to the auction. A timeout means it may have: handing over
+ * then could sell the size twice, so it throws and the redelivered message asks the venue again (same id).
+ */
 async function placeWithRetries(
   deps: SettlementDeps,
   order: Parameters<SettlementDeps['venue']['placeIoc']>[0],
 ): Promise<readonly Fill[]> {
-  let lastError: unknown;
+  let timedOut: VenueError | undefined;
   for (let attempt = 1; attempt <= deps.venueAttempts; attempt++) {
     try {
       const result = await deps.venue.placeIoc(order);
       return result.fills;
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
-      lastError = error;
+      if (error.kind === 'timeout') timedOut = error;
       deps.telemetry.warn('venue attempt failed', {
         clientOrderId: order.clientOrderId,
         attempt,
@@ -231,10 +273,9 @@ async function placeWithRetries(
       });
     }
   }
-  // The venue could not take it: the whole planned size goes to the auction instead.
-  deps.telemetry.warn('venue gave up; handing over to the auction', {
+  if (timedOut) throw timedOut;
+  deps.telemetry.warn('venue refused the order; handing over to the auction', {
     clientOrderId: order.clientOrderId,
-    error: String(lastError),
   });
   return [];
 }
@@ -264,6 +305,11 @@ const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
 /** Before the fund is consulted: a plan that needs no fund state is exactly as valid with this one. */
 const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n };
 
+/** Counterparties one settlement may touch: with the liquidation and its position, one transaction (<= 100). */
+export const MAX_ADL_COUNTERPARTIES = 90;
+
+type FrozenInputs = NonNullable<LiquidationContext['settle']>;
+
 export async function decideAndSettle(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
@@ -271,12 +317,18 @@ export async function decideAndSettle(
   carried: Carried = {},
 ): Promise<Step> {
   const context = contextOf(liquidation);
-  const position = await loadPosition(liquidation, deps, carried);
+  const live = await loadPosition(liquidation, deps, carried);
+  const frozen = context.settle;
+  // A reader holding an old liquidation record sees a position that has moved on: never plan from it.
+  const expectedVersion = frozen?.position.version ?? context.positionVersion;
+  if (live.state !== 'LIQUIDATING' || (expectedVersion !== undefined && live.version !== expectedVersion)) {
+    carried.position = undefined;
+    return { done: false };
+  }
+  const position: PositionRecord = frozen ? { ...live, ...frozen.position } : live;
   const market = marketConfig(deps.config, liquidation.symbol);
   const now = deps.clock.nowMs();
 
-  // Frozen inputs (SETTLING) make a retry compute exactly the same plan as the first attempt.
-  const frozen = context.settle;
   const auctionFills: readonly Fill[] =
     frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
   const auctionFinished = auction ? auction.state !== 'RUNNING' : deps.strategy === 'market-only';
@@ -297,23 +349,46 @@ export async function decideAndSettle(
       nowMs: frozen?.nowMs ?? now,
     });
 
-  let insurance = frozen?.insurance ?? NO_FUND;
-  let candidates = frozen?.candidates;
-  let decision = decide(insurance, candidates);
+  if (frozen) {
+    const decision = decide(frozen.insurance, frozen.candidates);
+    if (decision.next !== 'settle') {
+      throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
+    }
+    return applySettlement(liquidation, context, position, decision, deps, mark);
+  }
+
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
   // without reading the fund or freezing. Otherwise read the fund (and the ADL candidates) and freeze.
-  const fundInvolved =
-    !frozen &&
-    decision.next !== 'start-auction' &&
-    decision.next !== 'await-auction' &&
-    decision.next !== 'settle';
-  if (fundInvolved) {
-    insurance = await fundState(deps);
-    decision = decide(insurance);
+  const decision = decide(NO_FUND);
+  switch (decision.next) {
+    case 'start-auction':
+      return startAuction(liquidation, context, position, mark, deps);
+    case 'await-auction':
+      await ensureAuctionScheduled(liquidation, deps);
+      return { done: true, record: liquidation };
+    case 'settle':
+      return applySettlement(liquidation, context, position, decision, deps, mark);
+    default:
+      return freeze(liquidation, context, position, { mark, nowMs: now, auctionFills }, decide, deps);
   }
+}
+
+/** Reads the fund and the ADL candidates, and stores them with the liquidation (SETTLING) before any movement. */
+async function freeze(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  position: PositionRecord,
+  base: { readonly mark: PriceE8; readonly nowMs: number; readonly auctionFills: readonly Fill[] },
+  decide: (insurance: InsuranceState, candidates?: readonly AdlCandidate[]) => WaterfallDecision,
+  deps: SettlementDeps,
+  keep?: { readonly insurance: InsuranceState },
+): Promise<Step> {
+  const insurance = keep?.insurance ?? (await fundState(deps));
+  let decision = decide(insurance);
+  let candidates: (AdlCandidate & { version: number })[] | undefined;
   if (decision.next === 'load-adl-candidates') {
     const open = await openPositions(deps.positions, liquidation.symbol, oppositeSide(liquidation.side));
-    candidates = open.map((p) => ({
+    const all = open.map((p) => ({
       id: p.id,
       side: p.side,
       size: p.size,
@@ -321,42 +396,80 @@ export async function decideAndSettle(
       collateral: p.collateral,
       version: p.version,
     }));
+    decision = decide(insurance, all);
+    // Freeze only the counterparties the plan uses, in rank order: the same plan, a bounded record.
+    const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
+    const ranked = rankForAdl(all, base.mark, liquidation.side).filter((c) => used.has(c.id));
+    const byId = new Map(all.map((c) => [c.id, c]));
+    candidates = ranked.slice(0, MAX_ADL_COUNTERPARTIES).map((c) => byId.get(c.id)!);
     decision = decide(insurance, candidates);
   }
-
-  switch (decision.next) {
-    case 'start-auction':
-      return startAuction(liquidation, context, position, mark, deps);
-    case 'await-auction':
-      await ensureAuctionScheduled(liquidation, deps);
-      return { done: true, record: liquidation };
-    case 'escalate':
-      throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
-    case 'settle':
-      break;
-    default:
-      throw new LiquidationStuckError(`liquidation/unexpected-next: ${decision.next} for ${liquidation.id}`);
+  if (decision.next === 'escalate') {
+    throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
   }
-
-  if (!frozen && fundInvolved) {
-    // Freeze the inputs before the first ledger movement: from here on every retry applies the same plan.
-    const settling: LiquidationRecord = {
-      ...withHistory(liquidation, 'SETTLING', now),
-      context: encodeContext({
-        ...context,
-        settle: { insurance, nowMs: now, mark, auctionFills, ...(candidates ? { candidates } : {}) },
-      }),
-    };
-    if (
-      !(await commitOrSkip(deps, [
-        { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
-      ]))
-    ) {
-      return { done: false };
-    }
-    return { done: false, next: settling };
+  if (decision.next !== 'settle') {
+    throw new LiquidationStuckError(`liquidation/unexpected-next: ${decision.next} for ${liquidation.id}`);
   }
-  return applySettlement(liquidation, context, position, decision, deps, mark);
+  const settle: FrozenInputs = {
+    insurance,
+    nowMs: base.nowMs,
+    mark: base.mark,
+    position: {
+      size: position.size,
+      collateral: position.collateral,
+      entryPrice: position.entryPrice,
+      version: position.version,
+    },
+    auctionFills: base.auctionFills,
+    ...(candidates ? { candidates } : {}),
+  };
+  const settling: LiquidationRecord = {
+    ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
+    context: encodeContext({ ...context, settle }),
+  };
+  if (
+    !(await commitOrSkip(deps, [
+      { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
+    ]))
+  ) {
+    return { done: false };
+  }
+  return { done: false, next: settling };
+}
+
+/** Frozen inputs that no longer hold: fresh ones, keeping what already-applied movements were computed from. */
+async function refreeze(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  position: PositionRecord,
+  deps: SettlementDeps,
+  keepInsurance: boolean,
+): Promise<Step> {
+  const frozen = context.settle!;
+  const market = marketConfig(deps.config, liquidation.symbol);
+  const decide = (insurance: InsuranceState, candidates?: readonly AdlCandidate[]) =>
+    decideWaterfall({
+      liquidationId: liquidation.id,
+      position: sliceOf(position, context),
+      mark: frozen.mark,
+      market,
+      stillLiquidatable: true,
+      marketResult: { fills: liquidation.marketFills },
+      auctionResult: { fills: frozen.auctionFills, finished: true },
+      insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
+      ...(candidates ? { adlCandidates: candidates } : {}),
+      nowMs: frozen.nowMs,
+    });
+  const { settle: _stale, ...unfrozen } = context;
+  return freeze(
+    liquidation,
+    unfrozen,
+    position,
+    { mark: frozen.mark, nowMs: frozen.nowMs, auctionFills: frozen.auctionFills },
+    decide,
+    deps,
+    { insurance: keepInsurance ? frozen.insurance : await fundState(deps) },
+  );
 }
 
 async function fundState(deps: SettlementDeps) {
@@ -376,9 +489,18 @@ async function applySettlement(
   const terminal = decision.terminal as TerminalState;
   let fundBalance: bigint | undefined;
   for (const movement of decision.movements) {
-    fundBalance = (await deps.ledger.apply(movement)).balanceAfter;
+    try {
+      fundBalance = (await deps.ledger.apply(movement)).balanceAfter;
+    } catch (error) {
+      // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
+      // (nothing applied), so plan again from the fund as it is now.
+      if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
+        deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
+        return refreeze(liquidation, context, position, deps, false);
+      }
+      throw error;
+    }
   }
-
   const writes: Write[] = [];
   const remainingSize = position.size - context.plannedSize;
   let nextLiquidation: LiquidationRecord | undefined;
@@ -435,7 +557,15 @@ async function applySettlement(
     }),
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
-  if (!(await commitOrSkip(deps, writes))) return { done: false };
+  if (!(await commitOrSkip(deps, writes))) {
+    const current = await deps.liquidations.get(liquidation.id);
+    if (context.settle?.candidates && current?.version === liquidation.version) {
+      // Nobody moved the liquidation: an ADL counterparty changed. Its money was planned from the frozen fund
+      // state and is already applied, so keep that and take fresh counterparties.
+      return refreeze(liquidation, context, position, deps, true);
+    }
+    return { done: false };
+  }
 
   recordSettlementMetrics(decision, fundBalance, deps);
   if (nextLiquidation) {

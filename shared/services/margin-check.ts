@@ -64,6 +64,29 @@ export async function handleTick(
   nowMs: number,
   continuation = false,
 ): Promise<TickOutcome> {
+  // A tick that loses the race to record itself is judged again against what won: it may still be the newer.
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await handleTickOnce(tick, deps, nowMs, continuation);
+    if (outcome !== LOST_RACE) return outcome;
+    if (attempt >= 3) {
+      deps.telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/contended' });
+      return {
+        status: 'rejected',
+        reason: 'tick/contended',
+        detail: 'lost the race to record the tick 3 times',
+      };
+    }
+  }
+}
+
+const LOST_RACE = Symbol('lost-race');
+
+async function handleTickOnce(
+  tick: Tick,
+  deps: MarginCheckDeps,
+  nowMs: number,
+  continuation: boolean,
+): Promise<TickOutcome | typeof LOST_RACE> {
   const { markets, telemetry } = deps;
   const state = await markets.get(tick.symbol);
 
@@ -109,12 +132,14 @@ export async function handleTick(
   try {
     await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed);
   } catch (error) {
-    if (error instanceof ConditionFailedError) {
-      // Another invocation recorded a tick in between: this one is a duplicate or stale now.
-      telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/duplicate' });
-      return { status: 'rejected', reason: 'tick/duplicate', detail: 'lost the race to record the tick' };
-    }
+    // Another invocation recorded a tick in between: evaluate again against it.
+    if (error instanceof ConditionFailedError) return LOST_RACE;
     throw error;
+  }
+  if (verdict.closeBreaker) {
+    // The move was confirmed (or the bad print reverted): later ticks are judged against this mark again.
+    await markets.resetBreaker(tick.symbol);
+    telemetry.info('circuit breaker closed', { symbol: tick.symbol, reason: verdict.reason });
   }
   telemetry.count(METRICS.TicksAccepted.name, 1);
   if (!crossed) return { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };

@@ -211,15 +211,20 @@ describe('redelivery after a crash', () => {
       await p.tick('ETH-USD', price, { sequence: 2 }); // EventBridge retries the same event
     }
     await p.drain();
-    const liquidations = (await liquidationsOf(p)).map((l) => ({
-      id: l.id,
-      state: l.state,
-      settlement: l.settlement,
-    }));
-    // Redelivery may reorder independent liquidations; each movement must still happen exactly once.
-    const journal = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT))
-      .map((e) => `${e.idempotencyKey}=${e.amount}`)
-      .sort();
+    const records = await liquidationsOf(p);
+    const liquidations = records.map((l) => ({ id: l.id, state: l.state }));
+    // Redelivery may reorder independent liquidations (and so their fills on the impacted book); each
+    // movement must still happen exactly once, with the amount its settlement says.
+    const entries = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+    const journal = entries.map((e) => e.idempotencyKey).sort();
+    for (const l of records) {
+      const paid = entries.find((e) => e.idempotencyKey === `${l.id}:shortfall`)?.amount ?? 0n;
+      expect(-paid).toBe(parseQuote(l.settlement?.insurancePaid ?? '0'));
+      const fee = entries.find((e) => e.idempotencyKey === `${l.id}:fee`)?.amount ?? 0n;
+      expect(fee).toBe(parseQuote(l.settlement?.fee ?? '0'));
+    }
+    // One execution per client order id, however often it was asked.
+    for (const [id, log] of p.orders.orders) expect(log.mismatches, id).toBe(0);
     await expectReconciled(p);
     return { trace, crashedAt, liquidations, journal };
   }

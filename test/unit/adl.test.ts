@@ -9,7 +9,7 @@ import {
   rankForAdl,
 } from '../../shared/domain/adl.ts';
 import type { Side } from '../../shared/domain/model.ts';
-import { base, minBig, NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
+import { base, maxBig, minBig, NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
 
 const RUNS = { numRuns: 300 };
 const MARK = price('2000');
@@ -106,25 +106,30 @@ describe('allocateAdl: table', () => {
       uncovered: '0',
     },
     {
-      name: 'no size left: a haircut on profit in rank order',
-      input: { deficit: usd('150'), bankruptPosition: long('0'), ranked: [x, y] },
-      fills: [{ id: 'y', size: '0', price: '2000', given: '150', haircut: '150' }],
+      name: 'no size left: a haircut on profit in rank order, never beyond a collateral',
+      input: { deficit: usd('15'), bankruptPosition: long('0'), ranked: [x, y] },
+      fills: [
+        { id: 'y', size: '0', price: '2000', given: '10', haircut: '10' },
+        { id: 'x', size: '0', price: '2000', given: '5', haircut: '5' },
+      ],
       uncovered: '0',
     },
     {
       name: 'deficit over capacity: uncovered is bad debt',
       input: { deficit: usd('1000'), bankruptPosition: long('0'), ranked: [x, y] },
       fills: [
-        { id: 'y', size: '0', price: '2000', given: '500', haircut: '500' },
+        // y's haircut stops at its collateral (10), x's at its profit (10)
+        { id: 'y', size: '0', price: '2000', given: '10', haircut: '10' },
         { id: 'x', size: '0', price: '2000', given: '10', haircut: '10' },
       ],
-      uncovered: '490',
+      uncovered: '980',
     },
     {
       name: 'closes beyond the closed profit take the rest of the profit as a haircut',
       input: { deficit: usd('600'), bankruptPosition: long('0.5'), ranked: [y] },
-      fills: [{ id: 'y', size: '0.5', price: '2500', given: '500', haircut: '250' }],
-      uncovered: '100',
+      // 250 from the close; the haircut stops at collateral 10 + 250 realized - 250 given
+      fills: [{ id: 'y', size: '0.5', price: '2500', given: '260', haircut: '10' }],
+      uncovered: '340',
     },
     {
       name: 'zero deficit: closes at the mark, nothing given',
@@ -241,7 +246,14 @@ describe('ADL: properties', () => {
         const r = allocateAdl({ deficit, bankruptPosition: { side, size }, ranked: candidates, mark });
         const ranked = rankForAdl(candidates, mark, side);
         const byId = new Map(ranked.map((c) => [c.id, c]));
-        const capacity = ranked.reduce((a, c) => a + c.unrealizedPnl, 0n);
+        // Each gives at most its profit, and at most its collateral plus the profit of what it closes.
+        let sizeLeft = size;
+        const capacity = ranked.reduce((a, c) => {
+          const take = minBig(c.size, sizeLeft);
+          sizeLeft -= take;
+          const closed = take === 0n ? 0n : pnlE16(c.side, take, c.entryPrice, mark) / NOTIONAL_TO_QUOTE;
+          return a + minBig(c.unrealizedPnl, maxBig(0n, c.collateral + closed));
+        }, 0n);
         const given = r.fills.reduce((a, f) => a + f.pnlGiven, 0n);
         expect(given).toBe(minBig(deficit, capacity));
         expect(r.covered).toBe(given);

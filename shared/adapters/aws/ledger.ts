@@ -10,6 +10,7 @@ import {
   type CrashHook,
   type JournalEntry,
   type Ledger,
+  LedgerIdempotencyConflictError,
   type LedgerMovement,
 } from '../../ports/index.ts';
 import {
@@ -33,9 +34,7 @@ import {
  */
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
-export class LedgerIdempotencyConflictError extends Error {
-  override readonly name = 'LedgerIdempotencyConflictError';
-}
+export { LedgerIdempotencyConflictError };
 
 /** Too many concurrent writers on one account: transient, the caller's retry will run it again. */
 export class LedgerContentionError extends Error {

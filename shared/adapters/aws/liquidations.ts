@@ -48,6 +48,7 @@ const BATCH_GET_MAX = 100;
 
 const STATES: readonly LiquidationState[] = [
   'QUEUED',
+  'EXECUTING',
   'MARKET_EXECUTED',
   'AUCTION',
   'SETTLING',

@@ -4,14 +4,13 @@ import {
   ConditionFailedError,
   type JournalEntry,
   type Ledger,
+  LedgerIdempotencyConflictError,
   type LedgerMovement,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
-export class LedgerIdempotencyConflictError extends Error {
-  override readonly name = 'LedgerIdempotencyConflictError';
-}
+export { LedgerIdempotencyConflictError };
 
 /**
  * Insurance-fund ledger: one balance item per account and an append-only journal. `apply` is atomic:

@@ -1,0 +1,425 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import {
+  deadLetterQueueUrlKey,
+  OUTPUT_KEYS,
+  queueUrlKey,
+  stackName,
+  tableNameKey,
+} from '../../infra/outputs.ts';
+import {
+  type AwsClients,
+  createAwsAdapters,
+  createAwsClients,
+  createLocalResources,
+  localClientConfig,
+  type ResourceNames,
+} from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import type { StatusReport } from '../../shared/local/status.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import { QUEUES, TABLES } from '../../shared/topology.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+
+/**
+ * The operator commands against a real emulator (one moto for this file, one stage per test): status shape,
+ * seeding and funding through the admin service, tick injection, DLQ list and redrive, and a LocalStack-style
+ * target found from CloudFormation outputs. The CLI runs in process with --endpoint (no local up needed).
+ */
+
+let moto: MotoServer;
+let clients: AwsClients;
+const saved = { ...process.env };
+const dir = mkdtempSync(path.join(tmpdir(), 'backstop-cli-moto-'));
+let stageCounter = 0;
+
+beforeAll(async () => {
+  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
+  moto = await startMoto();
+  clients = createAwsClients(localClientConfig(moto.endpoint));
+});
+afterAll(async () => {
+  clients?.destroy();
+  await moto?.stop();
+  process.env = saved;
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
+  });
+  return { code, stdout, stderr };
+}
+
+async function newStage(): Promise<{ stage: string; names: ResourceNames; at: string[] }> {
+  stageCounter += 1;
+  const stage = `cli${stageCounter}`;
+  const names = await createLocalResources(clients, stage);
+  return { stage, names, at: ['--endpoint', moto.endpoint, '--stage', stage] };
+}
+
+async function status(at: string[]): Promise<StatusReport> {
+  const run = await cli('status', '--json', ...at);
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as StatusReport;
+}
+
+const adapters = (names: ResourceNames) => createAwsAdapters({ clients, names, clock: systemClock });
+
+describe('status', () => {
+  it('has the stable JSON shape, every state present, on an empty stage', async () => {
+    const { stage, at } = await newStage();
+    const report = await status(at);
+    expect(Object.keys(report)).toEqual([
+      'target',
+      'at',
+      'positions',
+      'liquidations',
+      'auctions',
+      'queues',
+      'dlqMessages',
+      'drained',
+      'insuranceFund',
+      'markets',
+      'breakersOpen',
+    ]);
+    expect(report.target).toEqual({ kind: 'local', stage, region: 'us-east-1', endpoint: moto.endpoint });
+    expect(report.positions).toEqual({ OPEN: 0, LIQUIDATING: 0, CLOSED: 0 });
+    expect(report.liquidations).toEqual({
+      byState: {
+        QUEUED: 0,
+        MARKET_EXECUTED: 0,
+        AUCTION: 0,
+        SETTLING: 0,
+        SETTLED_MARKET: 0,
+        SETTLED_AUCTION: 0,
+        SETTLED_INSURANCE: 0,
+        SETTLED_ADL: 0,
+        CANCELLED: 0,
+      },
+      total: 0,
+      nonTerminal: 0,
+    });
+    const zero = { depth: 0, inFlight: 0, delayed: 0 };
+    expect(report.queues).toEqual({
+      ticks: zero,
+      liquidations: zero,
+      auctionSteps: zero,
+      liquidationsDlq: zero,
+      auctionStepsDlq: zero,
+      tickDeadLetters: zero,
+    });
+    expect(report).toMatchObject({ dlqMessages: 0, drained: true, markets: {}, breakersOpen: 0 });
+    expect(report.insuranceFund).toMatchObject({
+      balance: '0',
+      reconciled: true,
+      minBalance: '0',
+      entries: 0,
+    });
+    const text = await cli('status', ...at);
+    expect(text.stdout).toMatch(/^backstop status: local stage cli\d+ /);
+  });
+
+  it('says which stage has no resources', async () => {
+    const run = await cli('status', '--endpoint', moto.endpoint, '--stage', 'nothing');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^backstop: stage "nothing" has no queue backstop-nothing-.* start it with backstop local up --stage nothing\n$/,
+    );
+  });
+});
+
+describe('seed, fund and inject through the admin service and the bus', () => {
+  it('seeds a book, providers and a file, funds the fund and shows it all in status', async () => {
+    const { names, at } = await newStage();
+    const noPrice = await cli('seed', 'positions', '--count', '5', ...at);
+    expect(noPrice).toMatchObject({
+      code: 2,
+      stderr: 'backstop: no price for ETH-USD yet: pass --price, or inject a tick first\n',
+    });
+    const unknown = await cli('seed', 'positions', '--markets', 'DOGE-USD', '--price', '1', ...at);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/"DOGE-USD" is not a configured market \(ETH-USD, BTC-USD\)/);
+
+    const book = await cli('seed', 'positions', '--count', '20', '--price', '1500', '--seed', '3', ...at);
+    expect(book.code, book.stderr).toBe(0);
+    expect(book.stdout).toMatch(
+      /^ETH-USD positions around 1500 .*: 20 written, 0 already there, 0 refused\n$/,
+    );
+    const again = await cli('seed', 'positions', '--count', '20', '--price', '1500', '--seed', '3', ...at);
+    expect(again.stdout).toContain('0 written, 20 already there, 0 refused');
+    const providers = await cli(
+      'seed',
+      'providers',
+      '--count',
+      '3',
+      '--capital',
+      '300000',
+      '--price',
+      '1500',
+      ...at,
+    );
+    expect(providers.stdout).toContain('3 written');
+    const listed = await adapters(names).providers.list('ETH-USD');
+    expect(listed.map((p) => p.id).sort()).toEqual(['lp-ETH-USD-001', 'lp-ETH-USD-002', 'lp-ETH-USD-003']);
+    expect(listed.reduce((sum, p) => sum + p.capital, 0n)).toBe(300_000_000_000n);
+
+    const file = path.join(dir, 'book.csv');
+    writeFileSync(
+      file,
+      'id,symbol,side,size,entryPrice,collateral\nf1,ETH-USD,LONG,1,1500,300\nf2,BTC-USD,SHORT,0.1,60000,600\n',
+    );
+    const fromFile = await cli('seed', 'positions', '--file', file, ...at);
+    expect(fromFile.stdout).toContain('2 written');
+    expect((await adapters(names).positions.get('f2'))?.liquidationPrice).toBeGreaterThan(
+      parsePrice('60000'),
+    );
+
+    expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toBe(
+      'fund deposit 1000.5 USD: balance 1000.5 USD (journal entry 1, key k1)\n',
+    );
+    // The same key again moves nothing.
+    expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toContain(
+      'journal entry 1',
+    );
+    const refused = await cli('fund', 'withdraw', '--amount', '5000', ...at);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^backstop: fund withdraw refused: .*ledger\/below-floor\n$/);
+    expect((await cli('fund', 'withdraw', '--amount', '0.5', ...at)).code).toBe(0);
+
+    const report = await status(at);
+    expect(report.positions).toEqual({ OPEN: 22, LIQUIDATING: 0, CLOSED: 0 });
+    expect(report.insuranceFund).toMatchObject({
+      balance: '1000',
+      reconciled: true,
+      entries: 2,
+      minBalance: '0',
+    });
+    expect(report.insuranceFund.lastEntries.map((e) => [e.kind, e.amount, e.balanceAfter])).toEqual([
+      ['deposit', '1000.5', '1000.5'],
+      ['withdraw', '-0.5', '1000'],
+    ]);
+  });
+
+  it('injects ticks on the bus, numbering them after the market, and shows breakers', async () => {
+    const { names, at } = await newStage();
+    const first = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1520.5', ...at);
+    expect(first.code, first.stderr).toBe(0);
+    const sent = JSON.parse(first.stdout) as {
+      entry: { EventBusName: string; Detail: Record<string, unknown> };
+      eventId: string;
+    };
+    expect(sent.entry.EventBusName).toBe(names.busName);
+    expect(sent.entry.Detail).toMatchObject({
+      symbol: 'ETH-USD',
+      markPrice: '1520.5',
+      source: 'backstop-cli',
+    });
+    expect(sent.entry.Detail.sequence).toBeGreaterThan(1_700_000_000_000); // a new market: epoch ms
+    expect(sent.eventId).toBeTruthy();
+
+    const markets = adapters(names).markets;
+    const tick = { sequence: 41, markPrice: parsePrice('1500'), timestampMs: Date.now() };
+    await markets.acceptTick('ETH-USD', tick, undefined, false);
+    const next = await cli(
+      'inject',
+      'tick',
+      '--symbol',
+      'ETH-USD',
+      '--price',
+      '1501',
+      '--index',
+      '1500.5',
+      ...at,
+    );
+    expect(JSON.parse(next.stdout).entry.Detail).toMatchObject({ sequence: 42, indexPrice: '1500.5' });
+    const given = await cli(
+      'inject',
+      'tick',
+      '--symbol',
+      'ETH-USD',
+      '--price',
+      '1',
+      '--sequence',
+      '7',
+      '--ts',
+      '2026-01-01T00:00:00Z',
+      ...at,
+    );
+    expect(JSON.parse(given.stdout).entry.Detail).toMatchObject({
+      sequence: 7,
+      timestamp: Date.UTC(2026, 0, 1),
+    });
+
+    await markets.tripBreaker(
+      'ETH-USD',
+      'tick/price-band',
+      { ...tick, sequence: 43, markPrice: parsePrice('900') },
+      Date.now(),
+    );
+    const report = await status(at);
+    // Nothing runs the handlers here: the three ticks wait in the rule's queue.
+    expect(report.queues.ticks?.depth).toBe(3);
+    expect(report.drained).toBe(false);
+    expect(report.breakersOpen).toBe(1);
+    expect(report.markets['ETH-USD']).toMatchObject({
+      lastSequence: 41,
+      mark: '1500',
+      breaker: { reason: 'tick/price-band', mark: '900' },
+    });
+  });
+});
+
+describe('dlq list and redrive on moto', () => {
+  it('lists why messages failed, keeps them, then sends them back where they came from', async () => {
+    const { names, at } = await newStage();
+    const a = adapters(names);
+    const seeded = await cli('seed', 'positions', '--file', writeBook(), ...at);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    const position = (await a.positions.get('d1'))!;
+    const liquidation: LiquidationRecord = {
+      id: 'd1:0',
+      positionId: 'd1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#1',
+      triggerMark: parsePrice('1200'),
+      remainingSize: position.size,
+      marketFills: [],
+      auctionFills: [],
+      history: [{ atMs: Date.now(), state: 'QUEUED', note: 'crossed at 1200' }],
+      version: 0,
+    };
+    await a.liquidations.begin(position, liquidation);
+    const send = (url: string, body: string) =>
+      clients.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+    await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'd1:0' }));
+    await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'gone:0' }));
+    await send(names.queues.liquidations.dlqUrl!, 'not json');
+    const event = {
+      version: '0',
+      id: 'e1',
+      source: 'backstop.prices',
+      'detail-type': 'PriceTick',
+      detail: { symbol: 'ETH-USD', markPrice: '1500', timestamp: Date.now(), sequence: 3, source: 'feed' },
+    };
+    await send(names.queues.tickDeadLetters.url, JSON.stringify(event));
+    await send(names.queues.tickDeadLetters.url, '{"not":"an event"}');
+
+    const list = async () => {
+      const run = await cli('dlq', 'list', '--json', ...at);
+      expect(run.code, run.stderr).toBe(0);
+      return (
+        JSON.parse(run.stdout) as { messages: { queue: string; reason: string; receiveCount: number }[] }
+      ).messages;
+    };
+    const listed = await list();
+    expect(listed.map((m) => [m.queue, m.reason]).sort()).toEqual([
+      ['liquidations', 'liquidation d1:0 in QUEUED: crossed at 1200'],
+      ['liquidations', 'liquidation gone:0 not found'],
+      ['liquidations', 'poison: not a liquidation message'],
+      ['tickDeadLetters', 'event: margin-check failed on every retry'],
+      ['tickDeadLetters', 'tick ETH-USD #3: margin-check failed on every retry'],
+    ]);
+    // Listing leaves them in place (visible again at once).
+    expect(await list()).toHaveLength(5);
+    expect((await status(at)).dlqMessages).toBe(5);
+    const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
+    expect(text.stdout).toMatch(/^liquidations: 3 message\(s\)\n/);
+
+    const redrive = await cli('dlq', 'redrive', '--json', ...at);
+    expect(redrive.code).toBe(1); // the non-event body cannot go back on the bus
+    const outcome = JSON.parse(redrive.stdout) as {
+      redriven: { queue: string; moved: number; failed: unknown[] }[];
+    };
+    expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.length])).toEqual([
+      ['liquidations', 3, 0],
+      ['auctionSteps', 0, 0],
+      ['tickDeadLetters', 1, 1],
+    ]);
+    const report = await status(at);
+    expect(report.queues.liquidations?.depth).toBe(3);
+    expect(report.queues.liquidationsDlq?.depth).toBe(0);
+    // The tick went back on the bus, whose rule delivers it to the runner's queue.
+    expect(report.queues.ticks?.depth).toBe(1);
+    expect(report.dlqMessages).toBe(1);
+  });
+});
+
+function writeBook(): string {
+  const file = path.join(dir, `dlq-${stageCounter}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify([
+      { id: 'd1', symbol: 'ETH-USD', side: 'LONG', size: '1', entryPrice: '1500', collateral: '300' },
+    ]),
+  );
+  return file;
+}
+
+describe('a deployed stack found from its CloudFormation outputs (--target localstack)', () => {
+  it('reads the names from the outputs of Backstop-<stage>', async () => {
+    const { names } = await newStage();
+    const stage = `cfn${stageCounter}`;
+    const outputs: Record<string, { Value: string }> = {
+      [OUTPUT_KEYS.tickBusName]: { Value: names.busName },
+      [OUTPUT_KEYS.stage]: { Value: stage },
+    };
+    for (const t of TABLES) outputs[tableNameKey(t.id)] = { Value: names.tables[t.id] };
+    for (const q of QUEUES) {
+      outputs[queueUrlKey(q.id)] = { Value: names.queues[q.id].url };
+      const dlq = names.queues[q.id].dlqUrl;
+      if (dlq) outputs[deadLetterQueueUrlKey(q.id)] = { Value: dlq };
+    }
+    const cfn = new CloudFormationClient({
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    await cfn.send(
+      new CreateStackCommand({
+        StackName: stackName(stage),
+        TemplateBody: JSON.stringify({
+          Resources: { Marker: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `marker-${stage}` } } },
+          Outputs: outputs,
+        }),
+      }),
+    );
+    cfn.destroy();
+    const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--region', 'us-east-1'];
+    const report = await status([...target, '--stage', stage]);
+    expect(report.target).toEqual({
+      kind: 'localstack',
+      stage,
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+    });
+    // No local tick queue on a deployed stack: EventBridge invokes margin-check directly.
+    expect(Object.keys(report.queues)).toEqual([
+      'liquidations',
+      'auctionSteps',
+      'liquidationsDlq',
+      'auctionStepsDlq',
+      'tickDeadLetters',
+    ]);
+    const fund = await cli('fund', 'deposit', '--amount', '10', ...target, '--stage', stage);
+    expect(fund.code, fund.stderr).toBe(0);
+    expect((await status([...target, '--stage', stage])).insuranceFund.balance).toBe('10');
+
+    const missing = await cli('status', ...target, '--stage', 'absent');
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: `backstop: stack ${stackName('absent')} is not deployed here: deploy it, or pass --stage\n`,
+    });
+  });
+});

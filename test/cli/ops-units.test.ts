@@ -1,0 +1,515 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { environmentFailure, parseCommand } from '../../cli/ops/common.ts';
+import { pricesOption } from '../../cli/ops/seed.ts';
+import { renderStatus } from '../../cli/ops/status.ts';
+import {
+  deadLetterQueueUrlKey,
+  OUTPUT_KEYS,
+  queueUrlKey,
+  stackName,
+  tableNameKey,
+} from '../../infra/outputs.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import {
+  DEFAULT_DEPLOYED_STAGE,
+  localstackEndpoint,
+  namesFromOutputs,
+  TargetError,
+} from '../../shared/local/deployment.ts';
+import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
+import { positionsFromFile, SeedFileError } from '../../shared/local/seed.ts';
+import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
+import type { StatusReport } from '../../shared/local/status.ts';
+import {
+  dueOffsets,
+  nextSequence,
+  parseSpeed,
+  replayBatches,
+  replayPrices,
+  TickInputError,
+  tickDetail,
+} from '../../shared/local/ticks.ts';
+import type { MarketRepository, MarketState } from '../../shared/ports/index.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MINUTE = 60_000;
+const T0 = Date.UTC(2020, 2, 12, 21, 54);
+const points = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    timestampMs: T0 + i * MINUTE,
+    price: parsePrice(String(130 - i / 10)),
+  }));
+
+describe('parseCommand: positional words and strict options', () => {
+  const spec = { price: { type: 'string' }, json: { type: 'boolean' } } as const;
+  it('separates the subcommand and file from options, in any order', () => {
+    const { positionals, values } = parseCommand(['up', '--price', '5', 'file.csv', '--json'], spec);
+    expect(positionals).toEqual(['up', 'file.csv']);
+    expect(values).toEqual({ price: '5', json: true });
+  });
+  it('keeps a negative value for the option to refuse, and "--" ends the options', () => {
+    expect(parseCommand(['--price', '-1'], spec).values.price).toBe('-1');
+    expect(parseCommand(['--price=7', '--', '--json'], spec)).toEqual({
+      positionals: ['--json'],
+      values: { price: '7' },
+    });
+  });
+});
+
+describe('replay pacing', () => {
+  it.each([
+    ['max', { kind: 'max' }],
+    ['60x', { kind: 'factor', factor: 60 }],
+    ['1x', { kind: 'factor', factor: 1 }],
+    ['0.5x', { kind: 'factor', factor: 0.5 }],
+    ['1000000x', { kind: 'factor', factor: 1_000_000 }],
+  ])('accepts %s', (text, speed) => {
+    expect(parseSpeed(text)).toEqual(speed);
+  });
+  it.each(['0x', 'x', '60', 'fast', '1000001x', '-2x', '1e3x'])('refuses %s', (text) => {
+    expect(() => parseSpeed(text)).toThrow(TickInputError);
+  });
+
+  it('sends max speed in batches of 10 and a paced 1-minute file one tick per due time', () => {
+    const max = replayBatches(dueOffsets(points(287), { kind: 'max' }));
+    expect(max).toHaveLength(29);
+    expect(max.at(-1)).toEqual({ start: 280, end: 287, dueMs: 0 });
+    const paced = replayBatches(dueOffsets(points(5), { kind: 'factor', factor: 60 }), 5);
+    expect(paced.map((b) => [b.start, b.end, b.dueMs])).toEqual([
+      [0, 1, 0],
+      [1, 2, 1000],
+      [2, 3, 2000],
+      [3, 4, 3000],
+      [4, 5, 4000],
+    ]);
+  });
+
+  it.each([
+    [
+      'under the window',
+      [0, 4, 9],
+      [
+        [0, 2],
+        [2, 3],
+      ],
+    ],
+    [
+      'at the window',
+      [0, 5, 9],
+      [
+        [0, 2],
+        [2, 3],
+      ],
+    ],
+    [
+      'over the window',
+      [0, 6, 9],
+      [
+        [0, 1],
+        [1, 3],
+      ],
+    ],
+  ])('groups ticks due within 5 ms: %s', (_name, offsets, expected) => {
+    expect(replayBatches(offsets as number[], 5).map((b) => [b.start, b.end])).toEqual(expected);
+  });
+
+  it('covers every point exactly once, in order, at most 10 per batch (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(10_000), { maxLength: 200 }), fc.nat(50), (raw, window) => {
+        const offsets = [...raw].sort((a, b) => a - b);
+        const batches = replayBatches(offsets, window);
+        let next = 0;
+        for (const b of batches) {
+          expect(b.start).toBe(next);
+          expect(b.end - b.start).toBeGreaterThanOrEqual(1);
+          expect(b.end - b.start).toBeLessThanOrEqual(10);
+          next = b.end;
+        }
+        expect(next).toBe(offsets.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('stamps ticks with the send time, numbers them in order and reports refused entries', async () => {
+    let clock = 1_000_000;
+    const sleeps: number[] = [];
+    const sent: { Detail?: string; EventBusName?: string }[][] = [];
+    const events = {
+      send: async (command: { input: { Entries: { Detail?: string; EventBusName?: string }[] } }) => {
+        sent.push(command.input.Entries);
+        return {
+          Entries: command.input.Entries.map((_, i) =>
+            sent.length === 2 && i === 0
+              ? { ErrorCode: 'ThrottlingException', ErrorMessage: 'slow down' }
+              : { EventId: `e${i}` },
+          ),
+        };
+      },
+    } as unknown as EventBridgeClient;
+    const outcome = await replayPrices({
+      points: points(3),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'factor', factor: 60 },
+      firstSequence: 41,
+      now: () => clock,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        clock += ms;
+      },
+    });
+    expect(sleeps).toEqual([1000, 1000]);
+    const details = sent.flat().map((e) => JSON.parse(e.Detail!));
+    expect(details.map((d) => [d.sequence, d.timestamp, d.markPrice])).toEqual([
+      [41, 1_000_000, '130'],
+      [42, 1_001_000, '129.9'],
+      [43, 1_002_000, '129.8'],
+    ]);
+    expect(sent.flat().every((e) => e.EventBusName === 'bus')).toBe(true);
+    expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
+    expect(outcome.rejected).toEqual([{ index: 1, code: 'ThrottlingException', message: 'slow down' }]);
+  });
+
+  it('stops at once when aborted and says how far it got', async () => {
+    const abort = new AbortController();
+    const events = {
+      send: async (command: { input: { Entries: unknown[] } }) => {
+        abort.abort();
+        return { Entries: command.input.Entries.map(() => ({ EventId: 'x' })) };
+      },
+    } as unknown as EventBridgeClient;
+    const outcome = await replayPrices({
+      points: points(25),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      signal: abort.signal,
+    });
+    expect(outcome).toMatchObject({ total: 25, sent: 10, accepted: 10, lastSequence: 10 });
+  });
+});
+
+describe('ticks', () => {
+  it('refuses a detail margin-check would refuse, with the reason', () => {
+    expect(() => tickDetail({ symbol: 'ETH USD', markPrice: '1', timestampMs: 0, sequence: 1 })).toThrow(
+      /tick\/malformed: symbol/,
+    );
+    expect(() => tickDetail({ symbol: 'ETH-USD', markPrice: ' 1', timestampMs: 0, sequence: 1 })).toThrow(
+      /markPrice/,
+    );
+    const detail = tickDetail({
+      symbol: 'ETH-USD',
+      markPrice: '1520.5',
+      indexPrice: '1520',
+      timestampMs: 5,
+      sequence: 9,
+    });
+    expect(parseTickDetail(detail).ok).toBe(true);
+  });
+
+  const market = (state: Partial<MarketState> | undefined): MarketRepository =>
+    ({
+      get: async () => (state ? { symbol: 'ETH-USD', ...state } : undefined),
+    }) as unknown as MarketRepository;
+  const tick = (sequence: number) => ({ sequence, markPrice: 1n, timestampMs: 0 });
+  it.each([
+    ['a new market starts at epoch ms', undefined, 1_700_000_000_000],
+    ['after the last accepted tick', { lastTick: tick(5) }, 6],
+    [
+      'after a breaker tick beyond it',
+      { lastTick: tick(5), breaker: { reason: 'x', trippedAtMs: 0, tick: tick(9) } },
+      10,
+    ],
+    ['after a pending tick', { lastTick: tick(5), pendingSequence: 7 }, 8],
+  ])('next sequence: %s', async (_name, state, expected) => {
+    expect(await nextSequence(market(state), 'ETH-USD', 1_700_000_000_000)).toBe(expected);
+  });
+
+  it('examples/tick.json is a ready PutEvents entries file for the dev stack', () => {
+    const entries = JSON.parse(readFileSync(path.join(repoRoot, 'examples', 'tick.json'), 'utf8'));
+    expect(entries).toHaveLength(1);
+    const [entry] = entries;
+    expect(entry).toMatchObject({
+      EventBusName: physicalName(DEFAULT_DEPLOYED_STAGE, TICK_BUS.name),
+      Source: TICK_BUS.source,
+      DetailType: TICK_BUS.detailType,
+    });
+    expect(parseTickDetail(JSON.parse(entry.Detail))).toMatchObject({
+      ok: true,
+      tick: { symbol: 'ETH-USD' },
+    });
+  });
+});
+
+describe('seed files', () => {
+  const header = 'id,traderId,symbol,side,size,entryPrice,collateral';
+  it('reads CSV rows (any column order, traderId optional) and JSON arrays', () => {
+    const csv = positionsFromFile(
+      `symbol,id,side,size,entryPrice,collateral\nETH-USD,a1,LONG,1.5,1500,300\n\n# note\nETH-USD,a2,SHORT,2,1490.5,400\n`,
+      'csv',
+      'f.csv',
+    );
+    expect(csv.map((r) => [r.id, r.traderId, r.side, r.size])).toEqual([
+      ['a1', 'trader-a1', 'LONG', '1.5'],
+      ['a2', 'trader-a2', 'SHORT', '2'],
+    ]);
+    const json = positionsFromFile(
+      JSON.stringify([
+        {
+          id: 'j1',
+          traderId: 't',
+          symbol: 'BTC-USD',
+          side: 'LONG',
+          size: '0.1',
+          entryPrice: '60000',
+          collateral: '600',
+        },
+      ]),
+      'json',
+      'f.json',
+    );
+    expect(json[0]).toMatchObject({ action: 'openPosition', id: 'j1', traderId: 't' });
+  });
+  it.each([
+    [
+      'a missing column',
+      'id,symbol,side,size,entryPrice\nx,ETH-USD,LONG,1,1',
+      'csv',
+      /seed\/no-header: f: line 1: missing column\(s\) collateral/,
+    ],
+    [
+      'a short row',
+      `${header}\na,t,ETH-USD,LONG,1,1500,300\nb,t,ETH-USD,LONG,1`,
+      'csv',
+      /seed\/bad-row: f: line 3: 5 columns, expected 7/,
+    ],
+    ['a bad side', `${header}\na,t,ETH-USD,UP,1,1500,300`, 'csv', /f: line 2: side: /],
+    ['no rows', `${header}\n`, 'csv', /seed\/empty/],
+    ['not JSON', '[{', 'json', /seed\/not-json/],
+    ['not a list', '{}', 'json', /seed\/not-a-list/],
+    [
+      'a bad entry',
+      '[{"id":"a","symbol":"ETH-USD","side":"LONG","size":"1","entryPrice":"1","collateral":"1"}, 5]',
+      'json',
+      /f: entry 2: not an object/,
+    ],
+  ])('refuses %s with where it is', (_name, text, format, pattern) => {
+    expect(() => positionsFromFile(text, format as 'csv' | 'json', 'f')).toThrow(SeedFileError);
+    expect(() => positionsFromFile(text, format as 'csv' | 'json', 'f')).toThrow(pattern);
+  });
+  it('--price: one price, or one per market', () => {
+    expect(pricesOption('1500', ['ETH-USD']).get('ETH-USD')).toBe(parsePrice('1500'));
+    const both = pricesOption('eth-usd=1500, BTC-USD=60000', ['ETH-USD', 'BTC-USD']);
+    expect([...both.entries()]).toEqual([
+      ['ETH-USD', parsePrice('1500')],
+      ['BTC-USD', parsePrice('60000')],
+    ]);
+  });
+});
+
+describe('targets', () => {
+  const outputs: Record<string, string> = {
+    [OUTPUT_KEYS.tickBusName]: 'bus',
+    [OUTPUT_KEYS.dashboardName]: 'dash',
+    [OUTPUT_KEYS.tickArchiveName]: 'archive',
+  };
+  for (const t of TABLES) outputs[tableNameKey(t.id)] = `table-${t.id}`;
+  for (const q of QUEUES) {
+    outputs[queueUrlKey(q.id)] = `url-${q.id}`;
+    if (q.deadLetter) outputs[deadLetterQueueUrlKey(q.id)] = `dlq-${q.id}`;
+  }
+
+  it('names a deployed stack from its CloudFormation outputs', () => {
+    const names = namesFromOutputs(outputs, 'dev');
+    expect(names.tables.ledger).toBe('table-ledger');
+    expect(names.queues.liquidations).toEqual({ url: 'url-liquidations', dlqUrl: 'dlq-liquidations' });
+    expect(names.queues.tickDeadLetters).toEqual({ url: 'url-tickDeadLetters' });
+    expect(names).toMatchObject({ busName: 'bus', dashboardName: 'dash', archiveName: 'archive' });
+    expect(names.tickQueueUrl).toBeUndefined();
+  });
+  it('names the missing output when the stack lacks one', () => {
+    const { [queueUrlKey('auctionSteps')]: _, ...missing } = outputs;
+    expect(() => namesFromOutputs(missing, 'qa')).toThrow(TargetError);
+    expect(() => namesFromOutputs(missing, 'qa')).toThrow(
+      `stack ${stackName('qa')} has no output QueueAuctionStepsUrl`,
+    );
+  });
+  it('finds LocalStack at --endpoint, else AWS_ENDPOINT_URL, else localhost:4566', () => {
+    expect(localstackEndpoint('http://h:1', { AWS_ENDPOINT_URL: 'http://e:2' })).toBe('http://h:1');
+    expect(localstackEndpoint(undefined, { AWS_ENDPOINT_URL: 'http://e:2' })).toBe('http://e:2');
+    expect(localstackEndpoint(undefined, {})).toBe('http://localhost:4566');
+  });
+
+  it('localstack-deploy.sh points the CDK CLI at LocalStack with fake credentials (dry run)', () => {
+    const run = spawnSync(
+      'bash',
+      ['scripts/localstack-deploy.sh', '--dry-run', '--stage', 'qa', '--hotswap'],
+      {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH, AWS_PROFILE: 'production', AWS_SESSION_TOKEN: 'secret' },
+        encoding: 'utf8',
+      },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout.trim().split('\n')).toEqual([
+      'AWS_ENDPOINT_URL=http://localhost:4566',
+      'AWS_ENDPOINT_URL_S3=http://s3.localhost.localstack.cloud:4566',
+      'AWS_ACCESS_KEY_ID=test',
+      'AWS_SECRET_ACCESS_KEY=test',
+      'AWS_REGION=us-east-1',
+      'AWS_DEFAULT_REGION=us-east-1',
+      'CDK_DEFAULT_ACCOUNT=000000000000',
+      'CDK_DEFAULT_REGION=us-east-1',
+      'node_modules/.bin/cdk bootstrap aws://000000000000/us-east-1',
+      'node_modules/.bin/cdk deploy Backstop-qa -c backstop:stage=qa --require-approval never --hotswap',
+    ]);
+    expect(run.stdout).not.toContain('production');
+    const custom = spawnSync('bash', ['scripts/localstack-deploy.sh', '--dry-run'], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, LOCALSTACK_ENDPOINT: 'http://ls:4566', AWS_REGION: 'eu-west-1' },
+      encoding: 'utf8',
+    });
+    expect(custom.stdout).toContain('AWS_ENDPOINT_URL=http://ls:4566\n');
+    expect(custom.stdout).toContain(`cdk deploy ${stackName(DEFAULT_DEPLOYED_STAGE)} `);
+    expect(custom.stdout).toContain('bootstrap aws://000000000000/eu-west-1');
+    const bad = spawnSync('bash', ['scripts/localstack-deploy.sh', '--stage', 'Prod'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--stage "Prod"/);
+  });
+
+  it('says how to install the emulator when there is none', () => {
+    const path = process.env.PATH;
+    process.env.PATH = mkdtempSync(`${tmpdir()}/empty-`);
+    try {
+      expect(() => motoCommand(mkdtempSync(`${tmpdir()}/root-`))).toThrow(MotoNotInstalledError);
+      expect(() => motoCommand(mkdtempSync(`${tmpdir()}/root-`))).toThrow(
+        /run: bash scripts\/setup-emulator\.sh/,
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('maps environment failures to one line and leaves bugs alone', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+    expect(environmentFailure(refused)).toBe(
+      'cannot reach the target (ECONNREFUSED): connect ECONNREFUSED 127.0.0.1:9',
+    );
+    const denied = Object.assign(new Error('User is not authorized\nmore'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(environmentFailure(denied)).toBe('AWS AccessDeniedException: User is not authorized');
+    expect(environmentFailure(new TypeError('x is undefined'))).toBeUndefined();
+  });
+});
+
+describe('local.json', () => {
+  it('round-trips and is removed only by the process it names', () => {
+    const dir = mkdtempSync(`${tmpdir()}/state-`);
+    const record = {
+      pid: 4242,
+      motoPid: 4243,
+      endpoint: 'http://127.0.0.1:4599',
+      stage: 'local',
+      region: 'us-east-1',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      riskConfig: { markets: [] },
+    };
+    writeLocalRecord(dir, record);
+    expect(readLocalRecord(dir)).toEqual(record);
+    removeLocalRecord(dir, 1);
+    expect(readLocalRecord(dir)).toEqual(record);
+    removeLocalRecord(dir, 4242);
+    expect(readLocalRecord(dir)).toBeUndefined();
+  });
+});
+
+describe('status rendering', () => {
+  const zero = { depth: 0, inFlight: 0, delayed: 0 };
+  const report: StatusReport = {
+    target: { kind: 'local', stage: 'local', region: 'us-east-1', endpoint: 'http://127.0.0.1:4599' },
+    at: '2026-01-01T00:00:00.000Z',
+    positions: { OPEN: 7, LIQUIDATING: 1, CLOSED: 2 },
+    liquidations: {
+      byState: {
+        QUEUED: 0,
+        MARKET_EXECUTED: 0,
+        AUCTION: 1,
+        SETTLING: 0,
+        SETTLED_MARKET: 2,
+        SETTLED_AUCTION: 0,
+        SETTLED_INSURANCE: 0,
+        SETTLED_ADL: 0,
+        CANCELLED: 0,
+      },
+      total: 3,
+      nonTerminal: 1,
+    },
+    auctions: { byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 },
+    queues: {
+      ticks: zero,
+      liquidations: zero,
+      auctionSteps: { depth: 0, inFlight: 0, delayed: 1 },
+      liquidationsDlq: { depth: 2, inFlight: 0, delayed: 0 },
+      auctionStepsDlq: zero,
+      tickDeadLetters: zero,
+    },
+    dlqMessages: 2,
+    drained: false,
+    insuranceFund: {
+      account: 'insurance-fund',
+      balance: '250000.5',
+      reconciled: true,
+      difference: '0',
+      minBalance: '0',
+      entries: 1,
+      problems: [],
+      lastEntries: [
+        {
+          sequence: 1,
+          kind: 'deposit',
+          amount: '250000.5',
+          balanceAfter: '250000.5',
+          reference: 'admin',
+          at: '2026-01-01T00:00:00.000Z',
+        },
+      ],
+    },
+    markets: {
+      'ETH-USD': {
+        lastSequence: 12,
+        mark: '1520.5',
+        at: '2026-01-01T00:00:00.000Z',
+        pendingSequence: null,
+        breaker: { reason: 'tick/price-band', trippedAt: '2026-01-01T00:00:00.000Z', mark: '900' },
+      },
+    },
+    breakersOpen: 1,
+  };
+  it('shows every part on its own line', () => {
+    const text = renderStatus(report);
+    expect(text).toContain('positions       OPEN 7, LIQUIDATING 1, CLOSED 2');
+    expect(text).toContain('liquidations    3 total, 1 not terminal: AUCTION 1, SETTLED_MARKET 2');
+    expect(text).toContain('auctionSteps 0 +1 delayed');
+    expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
+    expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, lowest 0.00 USD');
+    expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
+  });
+});
