@@ -123,7 +123,8 @@ class TickDriver {
     const { liquidations, positions, liquidationQueue } = this.adapters;
     for (const l of await liquidations.listByTick(tickKeyOf(BENCH_SYMBOL, this.#sequence))) {
       const p = positions.peek(l.positionId);
-      if (p?.state === 'LIQUIDATING') await positions.replace({ ...p, state: 'OPEN', version: p.version + 1 }, p.version);
+      if (p?.state === 'LIQUIDATING')
+        await positions.replace({ ...p, state: 'OPEN', version: p.version + 1 }, p.version);
     }
     for (;;) {
       const messages = await liquidationQueue.receive(10, 60);
@@ -150,7 +151,8 @@ async function msPerTick(
   for (;;) {
     await driver.tick(resting);
     const { ms, value: started } = await timeAsync(() => driver.tick(mark));
-    if (started !== crossed) throw new Error(`bench/crossed-mismatch: started ${started}, expected ${crossed}`);
+    if (started !== crossed)
+      throw new Error(`bench/crossed-mismatch: started ${started}, expected ${crossed}`);
     if (crossed > 0) await driver.undoLastTick();
     if (deadline === Number.POSITIVE_INFINITY) {
       warm += 1;
@@ -176,7 +178,13 @@ export async function benchMarginCheck(options: MarginCheckOptions): Promise<Mar
       if (crossed > book.longPrices.length) continue;
       const indexMsPerTick = await msPerTick(driver.use(adapters.positions), book, crossed, options.budgetMs);
       const scanMsPerTick = await msPerTick(driver.use(scan), book, crossed, options.budgetMs);
-      const row = { positions: size, crossed, indexMsPerTick, scanMsPerTick, ratio: scanMsPerTick / indexMsPerTick };
+      const row = {
+        positions: size,
+        crossed,
+        indexMsPerTick,
+        scanMsPerTick,
+        ratio: scanMsPerTick / indexMsPerTick,
+      };
       options.log?.(
         `margin check ${size} positions, ${crossed} crossed: index ${indexMsPerTick.toFixed(4)} ms, scan ${scanMsPerTick.toFixed(2)} ms, x${row.ratio.toFixed(0)}`,
       );

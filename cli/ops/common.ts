@@ -215,10 +215,17 @@ export function environmentFailure(error: unknown): string | undefined {
 
 const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
 
+function quietOnClosedPipe(error: NodeJS.ErrnoException): void {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+}
+
 /** Wraps an operator command: environment failures become one line on stderr and exit code 1. */
 export const operatorCommand =
   (run: Command): Command =>
   async (argv, io) => {
+    // `backstop status | head`: a closed pipe ends the command quietly, as for any Unix tool.
+    if (io.stdout === process.stdout) process.stdout.once('error', quietOnClosedPipe);
     try {
       return await run(argv, io);
     } catch (error) {

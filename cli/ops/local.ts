@@ -181,12 +181,19 @@ function untilStopped(stack: LocalStack, moto: MotoServer, io: CliIo): Promise<s
       for (const error of stack.runner.errors) {
         if (printed.has(error)) continue;
         printed.add(error);
-        const message = error.error instanceof Error ? error.error.message : String(error.error);
-        io.stderr.write(`runner: ${error.functionId}: ${message.split('\n')[0]}\n`);
+        io.stderr.write(`runner: ${error.functionId}: ${describeFailure(error.error)}\n`);
       }
       if (!moto.running()) finish('emulator exited');
     }, WATCH_MS);
   });
+}
+
+/** One line for a failed invocation; a failed batch names its first record's error, not just "all failed". */
+export function describeFailure(error: unknown): string {
+  const first = (error as { recordErrors?: readonly unknown[] } | undefined)?.recordErrors?.[0];
+  const cause = first instanceof Error ? first : error;
+  const text = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  return text.split('\n')[0]!.slice(0, 300);
 }
 
 /** Starts `local up` as a background process and returns once it is ready (or has failed). */

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
-import { formatPrice, formatQuote, type PriceE8, parsePrice } from '../../shared/domain/units.ts';
+import {
+  formatPrice,
+  formatQuote,
+  type PriceE8,
+  parsePrice,
+  QUOTE_SCALE,
+} from '../../shared/domain/units.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import {
   applyAdmin,
@@ -207,6 +213,9 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
     longShare: ratioOption('long-share', values['long-share'], 1) ?? DEFAULT_BOOK_PARAMS.longShare,
   };
   const capital = usdOption('capital', values.capital);
+  // The generator splits whole dollars; a fraction would be rounded away silently.
+  if (capital !== undefined && capital % QUOTE_SCALE !== 0n)
+    throw new UsageError('--capital: whole USD only');
   const fileText =
     values.file === undefined
       ? undefined
@@ -260,7 +269,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
           );
         } else {
           const totalUsd =
-            capital === undefined ? DEFAULT_PROVIDER_CAPITAL_USD : Number(formatQuote(capital));
+            capital === undefined ? DEFAULT_PROVIDER_CAPITAL_USD : Number(capital / QUOTE_SCALE);
           const providers = generateProviders({
             ...DEFAULT_PROVIDER_PARAMS,
             symbol,

@@ -75,6 +75,41 @@ export function rankForAdl(
   mark: PriceE8,
   deleveragedSide: Side,
 ): RankedCandidate[] {
+  return scoreForAdl(candidates, mark, deleveragedSide).sort(byRank);
+}
+
+/**
+ * The first `count` of rankForAdl's order, without sorting everything: one pass keeping the best `count`
+ * (ADL touches only as many counterparties as one transaction holds, out of a whole side of the book).
+ */
+export function topForAdl(
+  candidates: readonly AdlCandidate[],
+  mark: PriceE8,
+  deleveragedSide: Side,
+  count: number,
+): RankedCandidate[] {
+  if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
+  const top: RankedCandidate[] = [];
+  for (const c of scoreForAdl(candidates, mark, deleveragedSide)) {
+    if (top.length === count && (count === 0 || byRank(c, top[count - 1]!) >= 0)) continue;
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byRank(top[mid]!, c) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    top.splice(lo, 0, c);
+    if (top.length > count) top.pop();
+  }
+  return top;
+}
+
+function scoreForAdl(
+  candidates: readonly AdlCandidate[],
+  mark: PriceE8,
+  deleveragedSide: Side,
+): RankedCandidate[] {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
   const ids = new Set<string>();
   const ranked: RankedCandidate[] = [];
@@ -96,7 +131,7 @@ export function rankForAdl(
       score: { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) },
     });
   }
-  return ranked.sort(byRank);
+  return ranked;
 }
 
 export interface AdlInput {

@@ -2,7 +2,7 @@ import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
-import { isTerminal, type LiquidationState, type PositionState, TERMINAL_STATES } from '../domain/model.ts';
+import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
@@ -18,14 +18,22 @@ import type { Deployment, DeploymentNames } from './deployment.ts';
  * index), and the Scans read only the `state` attribute.
  */
 
-export const POSITION_STATES: readonly PositionState[] = ['OPEN', 'LIQUIDATING', 'CLOSED'];
-export const LIQUIDATION_STATES: readonly LiquidationState[] = [
-  'QUEUED',
-  'MARKET_EXECUTED',
-  'AUCTION',
-  'SETTLING',
-  ...TERMINAL_STATES,
-];
+// Records keyed by every state: the compiler flags a state added to the model and missing here.
+const POSITION_STATE_SET: Record<PositionState, true> = { OPEN: true, LIQUIDATING: true, CLOSED: true };
+const LIQUIDATION_STATE_SET: Record<LiquidationState, true> = {
+  QUEUED: true,
+  EXECUTING: true,
+  MARKET_EXECUTED: true,
+  AUCTION: true,
+  SETTLING: true,
+  SETTLED_MARKET: true,
+  SETTLED_AUCTION: true,
+  SETTLED_INSURANCE: true,
+  SETTLED_ADL: true,
+  CANCELLED: true,
+};
+export const POSITION_STATES = Object.keys(POSITION_STATE_SET) as PositionState[];
+export const LIQUIDATION_STATES = Object.keys(LIQUIDATION_STATE_SET) as LiquidationState[];
 export const AUCTION_STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
 /** Journal entries shown in the status (the newest last). */
 export const LAST_ENTRIES = 5;

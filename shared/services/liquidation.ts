@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, rankForAdl } from '../domain/adl.ts';
+import { type AdlCandidate, topForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -307,6 +307,8 @@ const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n
 
 /** Counterparties one settlement may touch: with the liquidation and its position, one transaction (<= 100). */
 export const MAX_ADL_COUNTERPARTIES = 90;
+/** Best-ranked counterparties a plan considers before keeping the ones it uses. */
+const ADL_CANDIDATES_CONSIDERED = 2_000;
 
 type FrozenInputs = NonNullable<LiquidationContext['settle']>;
 
@@ -386,22 +388,33 @@ async function freeze(
   const insurance = keep?.insurance ?? (await fundState(deps));
   let decision = decide(insurance);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
-  if (decision.next === 'load-adl-candidates') {
+  const closedSize = sumSize(liquidation.marketFills) + sumSize(base.auctionFills);
+  if (
+    decision.next === 'load-adl-candidates' &&
+    deps.strategy === 'market-only' &&
+    closedSize === context.plannedSize
+  ) {
+    // The baseline has no ADL: a deficit the fund refuses stays bad debt. (ADL still takes size the book could
+    // not, or the position would never close.)
+    candidates = [];
+    decision = decide(insurance, candidates);
+  } else if (decision.next === 'load-adl-candidates') {
     const open = await openPositions(deps.positions, liquidation.symbol, oppositeSide(liquidation.side));
-    const all = open.map((p) => ({
-      id: p.id,
-      side: p.side,
-      size: p.size,
-      entryPrice: p.entryPrice,
-      collateral: p.collateral,
-      version: p.version,
+    // Plan over the best-ranked part of the side (a full sort of every position is the cost to avoid), then
+    // freeze only the counterparties the plan uses, at most what one transaction holds.
+    const top = topForAdl(open, base.mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
+    const versions = new Map(open.map((p) => [p.id, p.version]));
+    const ranked = top.map((c) => ({
+      id: c.id,
+      side: c.side,
+      size: c.size,
+      entryPrice: c.entryPrice,
+      collateral: c.collateral,
+      version: versions.get(c.id)!,
     }));
-    decision = decide(insurance, all);
-    // Freeze only the counterparties the plan uses, in rank order: the same plan, a bounded record.
+    decision = decide(insurance, ranked);
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
-    const ranked = rankForAdl(all, base.mark, liquidation.side).filter((c) => used.has(c.id));
-    const byId = new Map(all.map((c) => [c.id, c]));
-    candidates = ranked.slice(0, MAX_ADL_COUNTERPARTIES).map((c) => byId.get(c.id)!);
+    candidates = ranked.filter((c) => used.has(c.id)).slice(0, MAX_ADL_COUNTERPARTIES);
     decision = decide(insurance, candidates);
   }
   if (decision.next === 'escalate') {

@@ -77,6 +77,16 @@ async function status(): Promise<StatusReport> {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A failure that says what was left: the counts, the dead letters and the runner's last errors. */
+async function failure(what: string, report: StatusReport): Promise<Error> {
+  const dlq = await backstop('dlq', 'list', '--max', '5');
+  const errors = stackOutput.split('\n').filter((line) => line.startsWith('runner: '));
+  return new Error(
+    `${what}: liquidations ${JSON.stringify(report.liquidations)}, auctions ${JSON.stringify(report.auctions)}, ` +
+      `dead letters ${report.dlqMessages}\n${dlq.stdout}\nlast runner errors:\n${errors.slice(-5).join('\n')}`,
+  );
+}
+
 beforeAll(async () => {
   const configFile = path.join(dir, 'risk.json');
   writeFileSync(configFile, JSON.stringify(CONFIG));
@@ -139,10 +149,9 @@ describe('backstop local up: the March 2020 crash end to end on the emulator', (
       quiet = done ? quiet + 1 : 0;
       stuck = report.drained && report.liquidations.nonTerminal > 0 ? stuck + 1 : 0;
       if (quiet >= 2) break;
-      if (stuck >= 3) throw new Error(`stuck: no message left but ${JSON.stringify(report.liquidations)}`);
-      if (Date.now() > deadline) {
-        throw new Error(`not drained after ${DRAIN_DEADLINE_MS / 1000} s: ${JSON.stringify(report)}`);
-      }
+      if (stuck >= 3) throw await failure('stuck: no message left', report);
+      if (Date.now() > deadline)
+        throw await failure(`not drained after ${DRAIN_DEADLINE_MS / 1000} s`, report);
       await pause(POLL_MS);
       report = await status();
     }

@@ -97,6 +97,7 @@ describe('status', () => {
     expect(report.liquidations).toEqual({
       byState: {
         QUEUED: 0,
+        EXECUTING: 0,
         MARKET_EXECUTED: 0,
         AUCTION: 0,
         SETTLING: 0,

@@ -450,6 +450,7 @@ describe('status rendering', () => {
     liquidations: {
       byState: {
         QUEUED: 0,
+        EXECUTING: 0,
         MARKET_EXECUTED: 0,
         AUCTION: 1,
         SETTLING: 0,

@@ -140,9 +140,10 @@ describe('scenario 7: exhaustion', () => {
     });
   });
 
-  it.fails('BUG adl-haircut-twice: a counterparty haircut by two ADLs never holds negative collateral', async () => {
-    // deleverage() takes pnlGiven out of collateral. A haircut of profit the position has not realized (its
-    // entry is unchanged) can exceed the collateral, and a second ADL ranks it on the same unrealized profit.
+  it('adl-haircut-twice: a counterparty haircut by two ADLs never holds negative collateral', async () => {
+    // Formerly deleverage() took pnlGiven out of collateral, beyond what the position realized: collateral went
+    // negative and a second ADL ranked the same unrealized profit again. adl.ts now caps each haircut at
+    // collateral + the profit realized by the close.
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');

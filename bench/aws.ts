@@ -1,0 +1,349 @@
+import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../shared/domain/config.ts';
+import { PRICE_SCALE } from '../shared/domain/units.ts';
+import type { FunctionId } from '../shared/topology.ts';
+import { type CapacityMeter, diffUsage, totalCalls, type Usage } from './capacity.ts';
+import { AWS_PRICES, type CostBreakdown, costOf, scaleCost, type UnitWork } from './pricing.ts';
+import { BenchStage, ladder, markFor, memoryOf, SYMBOL } from './stage.ts';
+import { significant } from './timing.ts';
+
+/**
+ * Part 3: AWS API calls per unit of work, counted on the handlers' own SDK clients against the emulator, phase by
+ * phase: a tick that crosses nothing; ticks that cross k positions (margin-check alone, then the consumers
+ * settle what they started); one stage per waterfall layer (market, auction, insurance fund).
+ *
+ * A liquidation's count is its marginal share of the tick that started it (the calls the tick made beyond a tick
+ * that crosses nothing, divided by k) plus the calls that settle it. The fixed calls of the tick are in
+ * tickNoCross, which every tick pays whether it crosses or not: calls = tickNoCross * ticks +
+ * tickPerCrossed * crossed + settlement calls * liquidations.
+ */
+
+export interface ApiCallsResult {
+  readonly tickNoCross: number;
+  readonly tickPerCrossed: number;
+  readonly liquidationMarket: number;
+  readonly liquidationAuction: number;
+  readonly liquidationInsurance: number;
+  readonly detail: {
+    readonly tickNoCrossByOperation: Record<string, number>;
+    readonly crossing: readonly CrossingRow[];
+    readonly layers: Record<Layer, LayerRow>;
+  };
+  readonly cost: {
+    readonly prices: typeof AWS_PRICES;
+    readonly assumptions: readonly string[];
+    readonly perMillionTicks: CostBreakdown;
+    readonly perThousandLiquidations: Record<Layer, CostBreakdown>;
+  };
+}
+
+export type Layer = 'market' | 'auction' | 'insurance';
+
+export interface CrossingRow {
+  readonly crossed: number;
+  /** Calls of the tick (margin-check, its continuations included). */
+  readonly tickCalls: number;
+  /** Settlement calls per liquidation (consumer and auction). */
+  readonly settleCallsPerLiquidation: number;
+  readonly states: Record<string, number>;
+}
+
+export interface LayerRow {
+  readonly liquidations: number;
+  readonly tickSharePerLiquidation: number;
+  readonly settleCallsPerLiquidation: number;
+  readonly perLiquidation: number;
+  readonly byOperation: Record<string, number>;
+  readonly states: Record<string, number>;
+}
+
+export interface AwsCallsOptions {
+  readonly endpoint: string;
+  readonly meter: CapacityMeter;
+  readonly noCrossTicks: number;
+  /** Crossing sizes, ascending; the largest gives tickPerCrossed. */
+  readonly crossed: readonly number[];
+  /** Liquidations per waterfall layer stage. */
+  readonly perLayer: number;
+  readonly stagePrefix: string;
+  readonly log?: (line: string) => void;
+}
+
+const FAST_AUCTION: RiskConfigInput = {
+  ...DEFAULT_RISK_CONFIG_INPUT,
+  auction: {
+    ...DEFAULT_RISK_CONFIG_INPUT.auction,
+    buf: '1',
+    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
+  },
+};
+/** A market that takes nothing within the bound: every liquidation goes to the auction. */
+const NO_MARKET: RiskConfigInput = {
+  ...FAST_AUCTION,
+  markets: FAST_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+};
+
+const SETTLE: readonly FunctionId[] = ['liquidationConsumer', 'auction'];
+
+/** Work measured over one phase of a stage. */
+interface PhaseWork {
+  readonly usage: Usage;
+  readonly invocations: Map<FunctionId, { count: number; totalMs: number }>;
+}
+
+async function measurePhase(
+  stage: BenchStage,
+  meter: CapacityMeter,
+  run: () => Promise<void>,
+): Promise<PhaseWork> {
+  const before = meter.snapshot();
+  const invBefore = stage.invocations();
+  await run();
+  const invocations = new Map<FunctionId, { count: number; totalMs: number }>();
+  for (const [id, after] of stage.invocations()) {
+    const b = invBefore.get(id) ?? { count: 0, totalMs: 0 };
+    if (after.count > b.count)
+      invocations.set(id, { count: after.count - b.count, totalMs: after.totalMs - b.totalMs });
+  }
+  return { usage: diffUsage(meter.snapshot(), before), invocations };
+}
+
+/** One unit's share of a phase (divide by `units`), in the pricing model's terms. */
+function unitWork(work: PhaseWork, units: number, busEvents: number): UnitWork {
+  const calls: Record<string, number> = {};
+  for (const [op, n] of Object.entries(work.usage.calls)) calls[op] = n / units;
+  let requests = 0;
+  let gbSeconds = 0;
+  let pollerRequests = 0;
+  for (const [id, t] of work.invocations) {
+    requests += t.count;
+    gbSeconds += (memoryOf(id) / 1024) * (t.totalMs / 1000);
+    if (id !== 'marginCheck') pollerRequests += 2 * t.count;
+  }
+  return {
+    usage: { calls, readUnits: work.usage.readUnits / units, writeUnits: work.usage.writeUnits / units },
+    lambdaRequests: requests / units,
+    lambdaGbSeconds: gbSeconds / units,
+    busEvents,
+    pollerRequests: pollerRequests / units,
+  };
+}
+
+/** a - b (b scaled by `times`), operation by operation. */
+function subtractWork(a: UnitWork, b: UnitWork, times: number): UnitWork {
+  const calls = { ...a.usage.calls };
+  for (const [op, n] of Object.entries(b.usage.calls)) calls[op] = (calls[op] ?? 0) - n * times;
+  return {
+    usage: {
+      calls,
+      readUnits: a.usage.readUnits - b.usage.readUnits * times,
+      writeUnits: a.usage.writeUnits - b.usage.writeUnits * times,
+    },
+    lambdaRequests: a.lambdaRequests - b.lambdaRequests * times,
+    lambdaGbSeconds: a.lambdaGbSeconds - b.lambdaGbSeconds * times,
+    busEvents: a.busEvents - b.busEvents * times,
+    pollerRequests: a.pollerRequests - b.pollerRequests * times,
+  };
+}
+
+function addWork(a: UnitWork, b: UnitWork): UnitWork {
+  return subtractWork(a, b, -1);
+}
+
+async function liquidationStates(stage: BenchStage, sequence: number): Promise<Record<string, number>> {
+  const states: Record<string, number> = {};
+  for (const l of await stage.adapters.liquidations.listByTick(`${SYMBOL}#${sequence}`)) {
+    states[l.state] = (states[l.state] ?? 0) + 1;
+  }
+  return states;
+}
+
+const count = (states: Record<string, number>): number => Object.values(states).reduce((a, b) => a + b, 0);
+
+function requireAll(states: Record<string, number>, expected: number, terminal: string, what: string): void {
+  if ((states[terminal] ?? 0) !== expected) {
+    throw new Error(`bench/${what}: expected ${expected} ${terminal}, got ${JSON.stringify(states)}`);
+  }
+}
+
+const USD = PRICE_SCALE;
+
+/** Ticks that cross nothing and ticks that cross k positions, all settled on the market. */
+async function measureTicks(options: AwsCallsOptions) {
+  const { meter } = options;
+  const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}ticks`);
+  try {
+    await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
+    await stage.putTick(200n * USD);
+    await stage.phase(['marginCheck']);
+
+    const total = options.crossed.reduce((a, b) => a + b, 0);
+    const book = ladder('calls', total, 195, 190);
+    await stage.seed(book);
+
+    const noCross = await measurePhase(stage, meter, async () => {
+      for (let i = 0; i < options.noCrossTicks; i++) {
+        await stage.putTick(i % 2 === 0 ? 19_990n * (USD / 100n) : 200n * USD);
+        await stage.phase(['marginCheck']);
+      }
+    });
+    const tickNoCross = totalCalls(noCross.usage) / options.noCrossTicks;
+    options.log?.(`aws calls: tick crossing nothing ${tickNoCross} ${JSON.stringify(noCross.usage.calls)}`);
+
+    const rows: CrossingRow[] = [];
+    const phases: { crossed: number; tick: PhaseWork; settle: PhaseWork }[] = [];
+    let from = 0;
+    for (const k of options.crossed) {
+      const group = book.slice(from, from + k);
+      from += k;
+      let sequence = 0;
+      const tick = await measurePhase(stage, meter, async () => {
+        sequence = await stage.putTick(markFor(group));
+        await stage.phase(['marginCheck']);
+      });
+      const started = count(await liquidationStates(stage, sequence));
+      if (started !== k) throw new Error(`bench/crossing: tick started ${started}, expected ${k}`);
+      const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
+      const states = await liquidationStates(stage, sequence);
+      requireAll(states, k, 'SETTLED_MARKET', 'market-settlement');
+      rows.push({
+        crossed: k,
+        tickCalls: totalCalls(tick.usage),
+        settleCallsPerLiquidation: significant(totalCalls(settle.usage) / k),
+        states,
+      });
+      phases.push({ crossed: k, tick, settle });
+      options.log?.(
+        `aws calls: tick crossing ${k}: ${totalCalls(tick.usage)} calls; ${totalCalls(settle.usage) / k} per settlement`,
+      );
+    }
+    return { tickNoCross, noCross, rows, phases };
+  } finally {
+    await stage.close();
+  }
+}
+
+/** k liquidations settled by one layer of the waterfall, started by one tick. */
+async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'market'>) {
+  const { meter } = options;
+  const k = options.perLayer;
+  const stage = await BenchStage.open(
+    options.endpoint,
+    `${options.stagePrefix}${layer}`,
+    layer === 'auction' ? NO_MARKET : DEFAULT_RISK_CONFIG_INPUT,
+  );
+  try {
+    if (layer === 'auction') {
+      await stage.admin({
+        action: 'registerProvider',
+        id: 'lp-bench',
+        capital: '10000000',
+        maxDiscount: '0.01',
+        maxLot: '1000',
+        symbols: [SYMBOL],
+      });
+    } else {
+      await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
+    }
+    await stage.putTick(200n * USD);
+    await stage.phase(['marginCheck']);
+    const book = ladder(layer, k, 195, 190);
+    await stage.seed(book);
+    // The insurance stage gaps through every bankruptcy price (about 185-190 USD): the fund pays the rest.
+    const mark = layer === 'insurance' ? 175n * USD : markFor(book);
+    let sequence = 0;
+    const tick = await measurePhase(stage, meter, async () => {
+      sequence = await stage.putTick(mark);
+      await stage.phase(['marginCheck']);
+    });
+    const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
+    const states = await liquidationStates(stage, sequence);
+    requireAll(
+      states,
+      k,
+      layer === 'auction' ? 'SETTLED_AUCTION' : 'SETTLED_INSURANCE',
+      `${layer}-settlement`,
+    );
+    return { tick, settle, states };
+  } finally {
+    await stage.close();
+  }
+}
+
+export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsResult> {
+  const ticks = await measureTicks(options);
+  const largest = ticks.phases[ticks.phases.length - 1]!;
+  const k = largest.crossed;
+  const tickPerCrossed = (totalCalls(largest.tick.usage) - ticks.tickNoCross) / k;
+
+  const noCrossUnit = unitWork(ticks.noCross, options.noCrossTicks, 1);
+  // The marginal work of one crossed position: its share of the crossing tick beyond a tick that crosses nothing
+  // (the tick's own invocation and bus event are paid by tickNoCross).
+  const marginalTick = (tick: PhaseWork, crossed: number): UnitWork =>
+    subtractWork(unitWork(tick, crossed, 1 / crossed), noCrossUnit, 1 / crossed);
+
+  const layers = {} as Record<Layer, LayerRow>;
+  const costs = {} as Record<Layer, CostBreakdown>;
+  const layerRow = (
+    layer: Layer,
+    tick: PhaseWork,
+    settle: PhaseWork,
+    liquidations: number,
+    states: Record<string, number>,
+  ) => {
+    const tickShare = (totalCalls(tick.usage) - ticks.tickNoCross) / liquidations;
+    const settleCalls = totalCalls(settle.usage) / liquidations;
+    const byOperation: Record<string, number> = {};
+    for (const [op, n] of Object.entries(settle.usage.calls)) byOperation[op] = significant(n / liquidations);
+    layers[layer] = {
+      liquidations,
+      tickSharePerLiquidation: significant(tickShare),
+      settleCallsPerLiquidation: significant(settleCalls),
+      perLiquidation: significant(tickShare + settleCalls),
+      byOperation,
+      states,
+    };
+    const work = addWork(marginalTick(tick, liquidations), unitWork(settle, liquidations, 0));
+    costs[layer] = scaleCost(costOf(work), 1000);
+    options.log?.(
+      `aws calls: ${layer} ${layers[layer].perLiquidation} per liquidation ${JSON.stringify(byOperation)}`,
+    );
+  };
+
+  layerRow('market', largest.tick, largest.settle, k, ticks.rows[ticks.rows.length - 1]!.states);
+  for (const layer of ['auction', 'insurance'] as const) {
+    const measured = await measureLayer(options, layer);
+    layerRow(layer, measured.tick, measured.settle, options.perLayer, measured.states);
+  }
+
+  return {
+    tickNoCross: significant(ticks.tickNoCross),
+    tickPerCrossed: significant(tickPerCrossed),
+    liquidationMarket: layers.market.perLiquidation,
+    liquidationAuction: layers.auction.perLiquidation,
+    liquidationInsurance: layers.insurance.perLiquidation,
+    detail: {
+      tickNoCrossByOperation: Object.fromEntries(
+        Object.entries(ticks.noCross.usage.calls).map(([op, n]) => [
+          op,
+          significant(n / options.noCrossTicks),
+        ]),
+      ),
+      crossing: ticks.rows,
+      layers,
+    },
+    cost: {
+      prices: AWS_PRICES,
+      assumptions: COST_ASSUMPTIONS,
+      perMillionTicks: scaleCost(costOf(noCrossUnit), 1_000_000),
+      perThousandLiquidations: costs,
+    },
+  };
+}
+
+export const COST_ASSUMPTIONS: readonly string[] = [
+  'one custom event per tick on the bus (the price feed PutEvents), one margin-check invocation per tick',
+  'DynamoDB on-demand request units estimated from the item sizes each call wrote or read (see bench/capacity.ts)',
+  'Lambda duration: mean wall time of each handler measured against the emulator, arm64 price, memory from the topology',
+  "two SQS requests per queue-triggered invocation for Lambda's poller (ReceiveMessage, DeleteMessageBatch)",
+  'idle costs (pollers long-polling empty queues, storage, CloudWatch) are fixed per month and left out',
+];

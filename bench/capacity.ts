@@ -1,0 +1,194 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { AwsClients } from '../shared/adapters/aws/index.ts';
+
+/**
+ * Counts the handlers' AWS API calls and estimates the DynamoDB request units they consume, with an SDK
+ * middleware on the clients the Lambda wiring builds (see instrumentAwsClients in shared/lambda/wiring.ts).
+ *
+ * Calls come from the project's own ApiCallCounter (one per client bundle; this sums them). Request units follow
+ * DynamoDB's published rules, from the items each call writes or returns:
+ *   write: ceil(item / 1 KB) WRU per item (2x inside TransactWriteItems); an update or delete counts as 1 KB;
+ *          a write to the positions table also writes its liquidation-price index (projection ALL): + ceil(item / 1 KB);
+ *   read:  ceil(bytes / 4 KB) RRU, x0.5 when eventually consistent (every index query), 2x in transactions;
+ *          a read that finds nothing still costs the minimum unit.
+ * Item size = sum of attribute name and value sizes (strings in UTF-8 bytes, numbers about 1 byte per 2 digits
+ * plus 1, lists and maps 3 bytes plus 1 per element). Failed conditional writes still consume their units.
+ */
+
+export interface Usage {
+  /** API calls per `service.Operation`. */
+  readonly calls: Record<string, number>;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+}
+
+export const EMPTY_USAGE: Usage = { calls: {}, readUnits: 0, writeUnits: 0 };
+
+export function totalCalls(u: Usage): number {
+  let sum = 0;
+  for (const n of Object.values(u.calls)) sum += n;
+  return sum;
+}
+
+export function diffUsage(after: Usage, before: Usage): Usage {
+  const calls: Record<string, number> = {};
+  for (const [op, n] of Object.entries(after.calls)) {
+    const d = n - (before.calls[op] ?? 0);
+    if (d !== 0) calls[op] = d;
+  }
+  return {
+    calls,
+    readUnits: after.readUnits - before.readUnits,
+    writeUnits: after.writeUnits - before.writeUnits,
+  };
+}
+
+type Item = Record<string, AttributeValue>;
+
+const utf8 = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+function valueBytes(v: AttributeValue): number {
+  if (v.S !== undefined) return utf8(v.S);
+  if (v.N !== undefined) return numberBytes(v.N);
+  if (v.B !== undefined) return v.B.byteLength;
+  if (v.BOOL !== undefined || v.NULL !== undefined) return 1;
+  if (v.SS !== undefined) return v.SS.reduce((a, s) => a + utf8(s), 0);
+  if (v.NS !== undefined) return v.NS.reduce((a, n) => a + numberBytes(n), 0);
+  if (v.L !== undefined) return 3 + v.L.reduce((a, e) => a + 1 + valueBytes(e), 0);
+  if (v.M !== undefined)
+    return 3 + Object.entries(v.M).reduce((a, [k, e]) => a + 1 + utf8(k) + valueBytes(e), 0);
+  return 1;
+}
+
+function numberBytes(n: string): number {
+  const digits = n.replace(/^-/, '').replace(/\./, '').replace(/^0+/, '').replace(/0+$/, '');
+  return Math.ceil(Math.max(1, digits.length) / 2) + 1;
+}
+
+export function itemBytes(item: Item | undefined): number {
+  if (!item) return 0;
+  let bytes = 0;
+  for (const [name, value] of Object.entries(item)) bytes += utf8(name) + valueBytes(value);
+  return bytes;
+}
+
+const KB = 1024;
+const writeUnitsOf = (bytes: number): number => Math.max(1, Math.ceil(bytes / KB));
+const readUnitsOf = (bytes: number): number => Math.max(1, Math.ceil(bytes / (4 * KB)));
+
+interface DynamoInput {
+  readonly TableName?: string;
+  readonly IndexName?: string;
+  readonly Item?: Item;
+  readonly ConsistentRead?: boolean;
+  readonly TransactItems?: readonly {
+    readonly Put?: { readonly TableName?: string; readonly Item?: Item };
+    readonly Update?: { readonly TableName?: string };
+    readonly Delete?: { readonly TableName?: string };
+    readonly ConditionCheck?: { readonly TableName?: string };
+    readonly Get?: { readonly TableName?: string };
+  }[];
+  readonly RequestItems?: Record<string, { readonly ConsistentRead?: boolean }>;
+}
+
+interface DynamoOutput {
+  readonly Item?: Item;
+  readonly Items?: readonly Item[];
+  readonly Responses?: Record<string, readonly Item[]> | readonly { readonly Item?: Item }[];
+}
+
+export class CapacityMeter {
+  readonly #bundles: AwsClients[] = [];
+  #readUnits = 0;
+  #writeUnits = 0;
+
+  constructor(private readonly positionsTableSuffix = '-positions') {}
+
+  /** Counts this client bundle's calls from now on (its ApiCallCounter) and meters its DynamoDB units. */
+  attach(clients: AwsClients): void {
+    this.#bundles.push(clients);
+    clients.dynamo.middlewareStack.add(
+      ((
+        next: (args: { input: DynamoInput }) => Promise<{ output: DynamoOutput }>,
+        context: { commandName?: string },
+      ) =>
+        async (args: { input: DynamoInput }) => {
+          const operation = (context.commandName ?? '').replace(/Command$/, '');
+          try {
+            const result = await next(args);
+            this.#meter(operation, args.input, result.output);
+            return result;
+          } catch (error) {
+            // A refused condition consumed its write units; reads that fail consume nothing we can see.
+            this.#meter(operation, args.input, {});
+            throw error;
+          }
+        }) as never,
+      { step: 'initialize', name: 'benchCapacityMeter' },
+    );
+  }
+
+  snapshot(): Usage {
+    const calls: Record<string, number> = {};
+    for (const b of this.#bundles) {
+      for (const [op, n] of Object.entries(b.counter.snapshot())) calls[op] = (calls[op] ?? 0) + n;
+    }
+    return { calls, readUnits: this.#readUnits, writeUnits: this.#writeUnits };
+  }
+
+  #isPositions(table: string | undefined): boolean {
+    return table?.endsWith(this.positionsTableSuffix) ?? false;
+  }
+
+  /** Units of one write of `bytes` (1 KB when unknown) to `table`, with its index copy for positions. */
+  #write(table: string | undefined, bytes: number | undefined, factor: number): void {
+    const units = writeUnitsOf(bytes ?? KB);
+    this.#writeUnits += factor * units;
+    if (this.#isPositions(table)) this.#writeUnits += units;
+  }
+
+  #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {
+    switch (operation) {
+      case 'PutItem':
+        this.#write(input.TableName, itemBytes(input.Item), 1);
+        return;
+      case 'UpdateItem':
+      case 'DeleteItem':
+        this.#write(input.TableName, undefined, 1);
+        return;
+      case 'TransactWriteItems':
+        for (const t of input.TransactItems ?? []) {
+          if (t.Put) this.#write(t.Put.TableName, itemBytes(t.Put.Item), 2);
+          else if (t.Update) this.#write(t.Update.TableName, undefined, 2);
+          else if (t.Delete) this.#write(t.Delete.TableName, undefined, 2);
+          else if (t.ConditionCheck) this.#writeUnits += 2;
+        }
+        return;
+      case 'GetItem':
+        this.#readUnits += readUnitsOf(itemBytes(output.Item)) * (input.ConsistentRead ? 1 : 0.5);
+        return;
+      case 'Query':
+      case 'Scan': {
+        const bytes = (output.Items ?? []).reduce((a, i) => a + itemBytes(i), 0);
+        const consistent = input.ConsistentRead === true && input.IndexName === undefined;
+        this.#readUnits += readUnitsOf(bytes) * (consistent ? 1 : 0.5);
+        return;
+      }
+      case 'BatchGetItem': {
+        const responses = (output.Responses ?? {}) as Record<string, readonly Item[]>;
+        for (const [table, items] of Object.entries(responses)) {
+          const factor = input.RequestItems?.[table]?.ConsistentRead ? 1 : 0.5;
+          for (const item of items) this.#readUnits += readUnitsOf(itemBytes(item)) * factor;
+        }
+        return;
+      }
+      case 'TransactGetItems': {
+        const responses = (output.Responses ?? []) as readonly { readonly Item?: Item }[];
+        for (const r of responses) this.#readUnits += 2 * readUnitsOf(itemBytes(r.Item));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}

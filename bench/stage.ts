@@ -1,0 +1,196 @@
+import {
+  type AwsAdapters,
+  createAwsAdapters,
+  createAwsQueueTransports,
+} from '../shared/adapters/aws/index.ts';
+import { systemClock } from '../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfigInput } from '../shared/domain/config.ts';
+import {
+  BASE_SCALE,
+  formatPrice,
+  minBig,
+  PRICE_SCALE,
+  type PriceE8,
+  QUOTE_SCALE,
+} from '../shared/domain/units.ts';
+import { type LocalStack, startLocalStack } from '../shared/local/stack.ts';
+import type { PositionRecord } from '../shared/ports/index.ts';
+import { createLocalRunner, type LambdaHandler } from '../shared/runner/index.ts';
+import { withLiquidationPrice } from '../shared/services/margin-check.ts';
+import { FUNCTIONS, type FunctionId } from '../shared/topology.ts';
+
+/**
+ * One local stage on the emulator for the AWS benchmarks: resources from the topology and the project's handlers,
+ * driven in phases (only the functions a phase names run, until their queues are idle) so every API call can be
+ * attributed to a tick or to the liquidations it started. Handlers are wrapped to time each invocation.
+ */
+
+export const SYMBOL = 'ETH-USD';
+const PHASE_DEADLINE_MS = 15 * 60_000;
+const SEED_CONCURRENCY = 8;
+
+export interface Invocations {
+  readonly count: number;
+  readonly totalMs: number;
+}
+
+export class BenchStage {
+  #sequence = 0;
+  readonly #timings = new Map<FunctionId, { count: number; totalMs: number }>();
+  readonly handlers: Record<FunctionId, LambdaHandler>;
+  readonly adapters: AwsAdapters;
+
+  private constructor(
+    readonly stack: LocalStack,
+    readonly name: string,
+  ) {
+    this.adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
+    this.handlers = Object.fromEntries(
+      (Object.entries(stack.handlers) as [FunctionId, LambdaHandler][]).map(([id, h]) => [
+        id,
+        this.#timed(id, h),
+      ]),
+    ) as Record<FunctionId, LambdaHandler>;
+  }
+
+  static async open(endpoint: string, stage: string, config?: RiskConfigInput): Promise<BenchStage> {
+    const stack = await startLocalStack({
+      endpoint,
+      stage,
+      fastRetries: true,
+      ...(config ? { riskConfig: config } : {}),
+    });
+    // Phases run their own runners; the stack's would take every message.
+    await stack.runner.stop();
+    return new BenchStage(stack, stage);
+  }
+
+  /** Invocations and their total wall time per function since the stage opened. */
+  invocations(): Map<FunctionId, Invocations> {
+    return new Map([...this.#timings].map(([id, t]) => [id, { ...t }]));
+  }
+
+  #timed(id: FunctionId, handler: LambdaHandler): LambdaHandler {
+    const call = handler as unknown as (event: unknown, context: unknown) => Promise<unknown>;
+    return (async (event: unknown, context: unknown) => {
+      const start = performance.now();
+      try {
+        return await call(event, context);
+      } finally {
+        const t = this.#timings.get(id) ?? { count: 0, totalMs: 0 };
+        t.count += 1;
+        t.totalMs += performance.now() - start;
+        this.#timings.set(id, t);
+      }
+    }) as unknown as LambdaHandler;
+  }
+
+  async admin(request: unknown): Promise<void> {
+    const call = this.stack.handlers.admin as unknown as (e: unknown, c: unknown) => Promise<unknown>;
+    const result = (await call(request, LAMBDA_CONTEXT)) as { ok: boolean; reason?: string };
+    if (!result.ok) throw new Error(`bench/admin-refused: ${JSON.stringify(result)}`);
+  }
+
+  /** Puts one tick on the bus now; returns its sequence. */
+  async putTick(mark: PriceE8): Promise<number> {
+    this.#sequence += 1;
+    const failures = await this.stack.putTicks([
+      {
+        symbol: SYMBOL,
+        markPrice: formatPrice(mark),
+        timestamp: Date.now(),
+        sequence: this.#sequence,
+        source: 'bench',
+      },
+    ]);
+    if (failures.length > 0) throw new Error(`bench/put-failed: ${failures.join(', ')}`);
+    return this.#sequence;
+  }
+
+  /** Runs only `functions` until their queues are idle; throws if any invocation failed. */
+  async phase(functions: readonly FunctionId[]): Promise<void> {
+    const runner = this.runner(functions);
+    runner.start();
+    try {
+      await runner.runUntilIdle({ deadlineMs: PHASE_DEADLINE_MS });
+    } finally {
+      await runner.stop();
+    }
+    if (runner.errors.length > 0) {
+      throw new Error(`bench/invocation-failed: ${runner.errors.map((e) => String(e.error)).join('; ')}`);
+    }
+  }
+
+  /** A runner of `functions` (timed handlers) on this stage's queues; the caller starts and stops it. */
+  runner(functions: readonly FunctionId[], wrap: Partial<Record<FunctionId, LambdaHandler>> = {}) {
+    const transports = createAwsQueueTransports(this.stack.clients, this.stack.names);
+    return createLocalRunner({
+      handlers: Object.fromEntries(functions.map((id) => [id, wrap[id] ?? this.handlers[id]])),
+      queues: transports.queues,
+      tickQueue: transports.tickQueue,
+      failureVisibilitySeconds: 0,
+      schedules: false,
+      stage: this.name,
+    });
+  }
+
+  /** Creates positions directly in the table (the benchmark's own client: not counted as handler calls). */
+  async seed(positions: readonly PositionRecord[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < positions.length) {
+        const p = positions[next++]!;
+        await this.adapters.positions.create(p);
+      }
+    };
+    await Promise.all(Array.from({ length: SEED_CONCURRENCY }, worker));
+  }
+
+  async close(): Promise<void> {
+    await this.stack.stop();
+  }
+}
+
+const LAMBDA_CONTEXT = {
+  functionName: 'admin',
+  awsRequestId: 'bench',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:admin',
+  getRemainingTimeInMillis: () => 30_000,
+};
+
+export const memoryOf = (id: FunctionId): number => FUNCTIONS.find((f) => f.id === id)?.memoryMb ?? 1024;
+
+/**
+ * `count` longs of 1 ETH entered at 200 USD whose liquidation prices step evenly from `topUsd` down to
+ * `bottomUsd` (collateral = 200 - (1 - m) * L), most endangered first.
+ */
+export function ladder(prefix: string, count: number, topUsd: number, bottomUsd: number): PositionRecord[] {
+  // Floats only place the targets; the records are exact (withLiquidationPrice).
+  const m = Number(marketConfig(DEFAULT_RISK_CONFIG, SYMBOL).maintenanceMargin) / 1e6;
+  const out: PositionRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const target = count === 1 ? topUsd : topUsd - ((topUsd - bottomUsd) * i) / (count - 1);
+    const collateralUsd = 200 - (1 - m) * target;
+    out.push(
+      withLiquidationPrice(
+        {
+          id: `${prefix}-${String(i).padStart(5, '0')}`,
+          traderId: `t-${prefix}-${i}`,
+          symbol: SYMBOL,
+          side: 'LONG',
+          size: BASE_SCALE,
+          entryPrice: 200n * PRICE_SCALE,
+          collateral: BigInt(Math.round(collateralUsd * Number(QUOTE_SCALE))),
+          state: 'OPEN',
+          version: 0,
+        },
+        DEFAULT_RISK_CONFIG,
+      ),
+    );
+  }
+  return out.sort((a, b) => (a.liquidationPrice > b.liquidationPrice ? -1 : 1));
+}
+
+/** The lowest liquidation price of a group: a falling tick there crosses the whole group and nothing below. */
+export const markFor = (group: readonly PositionRecord[]): PriceE8 =>
+  group.reduce((low, p) => minBig(low, p.liquidationPrice), group[0]!.liquidationPrice);

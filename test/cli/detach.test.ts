@@ -1,0 +1,81 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import { motoAnswers } from '../../shared/local/moto.ts';
+import { isAlive, readLocalRecord } from '../../shared/local/state.ts';
+
+/** `local up --detach` runs the stack in the background, `local down` stops it; a failed start says why. */
+
+const dir = mkdtempSync(path.join(tmpdir(), 'backstop-detach-'));
+const saved = { ...process.env };
+
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
+  });
+  return { code, stdout, stderr };
+}
+
+beforeAll(() => {
+  process.env.BACKSTOP_STATE_DIR = dir;
+});
+afterAll(async () => {
+  const record = readLocalRecord(dir);
+  if (record && isAlive(record.pid)) await cli('local', 'down');
+  process.env = saved;
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('local up --detach and local down', () => {
+  it('starts in the background, answers status, and stops with its emulator', async () => {
+    const up = await cli('local', 'up', '--detach', '--port', '0', '--stage', 'bg');
+    expect(up.code, up.stderr).toBe(0);
+    const record = readLocalRecord(dir)!;
+    expect(up.stdout).toContain(`endpoint ${record.endpoint}, stage bg (pid ${record.pid}`);
+    expect(record.log).toBe(path.join(dir, 'local.log'));
+    expect(isAlive(record.pid)).toBe(true);
+
+    const status = await cli('status', '--json');
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).target).toMatchObject({
+      kind: 'local',
+      stage: 'bg',
+      endpoint: record.endpoint,
+    });
+    const again = await cli('local', 'up', '--detach', '--port', '0');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already running/);
+
+    const down = await cli('local', 'down');
+    expect(down).toMatchObject({
+      code: 0,
+      stdout: `backstop local stack stopped (pid ${record.pid}, ${record.endpoint})\n`,
+    });
+    expect(readLocalRecord(dir)).toBeUndefined();
+    expect(isAlive(record.pid)).toBe(false);
+    expect(await motoAnswers(record.endpoint)).toBe(false);
+    expect(readFileSync(record.log!, 'utf8')).toContain('backstop local stack stopped');
+  }, 120_000);
+
+  it('reports why a background start failed, in one line', async () => {
+    const server: Server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const up = await cli('local', 'up', '--detach', '--port', String(port));
+      expect(up.code).toBe(1);
+      expect(up.stderr).toBe(
+        `backstop: local up failed in the background: port ${port} is in use: pass another --port (0: any)\n`,
+      );
+      expect(readLocalRecord(dir)).toBeUndefined();
+    } finally {
+      server.close();
+    }
+  }, 60_000);
+});
