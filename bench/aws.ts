@@ -1,7 +1,7 @@
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../shared/domain/config.ts';
 import { PRICE_SCALE } from '../shared/domain/units.ts';
 import type { FunctionId } from '../shared/topology.ts';
-import { type CapacityMeter, diffUsage, totalCalls, type Usage } from './capacity.ts';
+import { addUsage, type CapacityMeter, diffUsage, EMPTY_USAGE, totalCalls, type Usage } from './capacity.ts';
 import { AWS_PRICES, type CostBreakdown, costOf, scaleCost, type UnitWork } from './pricing.ts';
 import { BenchStage, ladder, markFor, memoryOf, SYMBOL } from './stage.ts';
 import { significant } from './timing.ts';
@@ -53,6 +53,8 @@ export interface LayerRow {
   readonly settleCallsPerLiquidation: number;
   readonly perLiquidation: number;
   readonly byOperation: Record<string, number>;
+  /** DynamoDB calls per operation and table(s), per liquidation. */
+  readonly byTable: Record<string, number>;
   readonly states: Record<string, number>;
 }
 
@@ -222,7 +224,12 @@ async function measureTicks(options: AwsCallsOptions) {
   }
 }
 
-/** k liquidations settled by one layer of the waterfall, started by one tick. */
+/**
+ * k liquidations settled by one layer of the waterfall. The fund's: one tick gaps through every bankruptcy price.
+ * The auction's: one position per tick, each settled before the next tick, because concurrent auctions that
+ * clear against the same provider conflict on its record and the loser is left RUNNING (reported in
+ * docs/PERFORMANCE.md); one at a time measures the calls of an auction that clears.
+ */
 async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'market'>) {
   const { meter } = options;
   const k = options.perLayer;
@@ -248,25 +255,48 @@ async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'mar
     await stage.phase(['marginCheck']);
     const book = ladder(layer, k, 195, 190);
     await stage.seed(book);
-    // The insurance stage gaps through every bankruptcy price (about 185-190 USD): the fund pays the rest.
-    const mark = layer === 'insurance' ? 175n * USD : markFor(book);
-    let sequence = 0;
-    const tick = await measurePhase(stage, meter, async () => {
-      sequence = await stage.putTick(mark);
-      await stage.phase(['marginCheck']);
-    });
-    const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
-    const states = await liquidationStates(stage, sequence);
+    // The fund's stage gaps through every bankruptcy price (about 185-190 USD): the fund pays the rest.
+    const groups =
+      layer === 'insurance' ? [{ mark: 175n * USD }] : book.map((p) => ({ mark: p.liquidationPrice }));
+    const sequences: number[] = [];
+    const works: { tick: PhaseWork; settle: PhaseWork }[] = [];
+    for (const g of groups) {
+      const tick = await measurePhase(stage, meter, async () => {
+        sequences.push(await stage.putTick(g.mark));
+        await stage.phase(['marginCheck']);
+      });
+      const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
+      works.push({ tick, settle });
+    }
+    const states: Record<string, number> = {};
+    for (const sequence of sequences) {
+      for (const [state, n] of Object.entries(await liquidationStates(stage, sequence))) {
+        states[state] = (states[state] ?? 0) + n;
+      }
+    }
     requireAll(
       states,
       k,
       layer === 'auction' ? 'SETTLED_AUCTION' : 'SETTLED_INSURANCE',
       `${layer}-settlement`,
     );
-    return { tick, settle, states };
+    return { settle: sumPhases(works.map((w) => w.settle)), states };
   } finally {
     await stage.close();
   }
+}
+
+function sumPhases(phases: readonly PhaseWork[]): PhaseWork {
+  let usage: Usage = EMPTY_USAGE;
+  const invocations = new Map<FunctionId, { count: number; totalMs: number }>();
+  for (const p of phases) {
+    usage = addUsage(usage, p.usage);
+    for (const [id, t] of p.invocations) {
+      const sum = invocations.get(id) ?? { count: 0, totalMs: 0 };
+      invocations.set(id, { count: sum.count + t.count, totalMs: sum.totalMs + t.totalMs });
+    }
+  }
+  return { usage, invocations };
 }
 
 export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsResult> {
@@ -283,36 +313,41 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
 
   const layers = {} as Record<Layer, LayerRow>;
   const costs = {} as Record<Layer, CostBreakdown>;
+  // Every layer's liquidation carries the same marginal share of its tick: the largest crossing measured.
+  const tickWork = marginalTick(largest.tick, k);
   const layerRow = (
     layer: Layer,
-    tick: PhaseWork,
     settle: PhaseWork,
     liquidations: number,
     states: Record<string, number>,
   ) => {
-    const tickShare = (totalCalls(tick.usage) - ticks.tickNoCross) / liquidations;
+    const tickShare = tickPerCrossed;
     const settleCalls = totalCalls(settle.usage) / liquidations;
     const byOperation: Record<string, number> = {};
     for (const [op, n] of Object.entries(settle.usage.calls)) byOperation[op] = significant(n / liquidations);
+    const byTable: Record<string, number> = {};
+    for (const [t, n] of Object.entries(settle.usage.tables ?? {}))
+      byTable[t] = significant(n / liquidations);
     layers[layer] = {
       liquidations,
       tickSharePerLiquidation: significant(tickShare),
       settleCallsPerLiquidation: significant(settleCalls),
       perLiquidation: significant(tickShare + settleCalls),
       byOperation,
+      byTable,
       states,
     };
-    const work = addWork(marginalTick(tick, liquidations), unitWork(settle, liquidations, 0));
+    const work = addWork(tickWork, unitWork(settle, liquidations, 0));
     costs[layer] = scaleCost(costOf(work), 1000);
     options.log?.(
-      `aws calls: ${layer} ${layers[layer].perLiquidation} per liquidation ${JSON.stringify(byOperation)}`,
+      `aws calls: ${layer} ${layers[layer].perLiquidation} per liquidation ${JSON.stringify(byTable)}`,
     );
   };
 
-  layerRow('market', largest.tick, largest.settle, k, ticks.rows[ticks.rows.length - 1]!.states);
+  layerRow('market', largest.settle, k, ticks.rows[ticks.rows.length - 1]!.states);
   for (const layer of ['auction', 'insurance'] as const) {
     const measured = await measureLayer(options, layer);
-    layerRow(layer, measured.tick, measured.settle, options.perLayer, measured.states);
+    layerRow(layer, measured.settle, options.perLayer, measured.states);
   }
 
   return {

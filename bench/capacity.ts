@@ -18,6 +18,8 @@ import type { AwsClients } from '../shared/adapters/aws/index.ts';
 export interface Usage {
   /** API calls per `service.Operation`. */
   readonly calls: Record<string, number>;
+  /** DynamoDB calls per `Operation table[+table]` (which records a unit of work touches). */
+  readonly tables?: Record<string, number>;
   readonly readUnits: number;
   readonly writeUnits: number;
 }
@@ -30,17 +32,50 @@ export function totalCalls(u: Usage): number {
   return sum;
 }
 
-export function diffUsage(after: Usage, before: Usage): Usage {
-  const calls: Record<string, number> = {};
-  for (const [op, n] of Object.entries(after.calls)) {
-    const d = n - (before.calls[op] ?? 0);
-    if (d !== 0) calls[op] = d;
+function combine(
+  a: Record<string, number> | undefined,
+  b: Record<string, number> | undefined,
+  sign: number,
+): Record<string, number> {
+  const out = { ...a };
+  for (const [key, n] of Object.entries(b ?? {})) {
+    const v = (out[key] ?? 0) + sign * n;
+    if (v === 0) delete out[key];
+    else out[key] = v;
   }
+  return out;
+}
+
+export function addUsage(a: Usage, b: Usage): Usage {
   return {
-    calls,
+    calls: combine(a.calls, b.calls, 1),
+    tables: combine(a.tables, b.tables, 1),
+    readUnits: a.readUnits + b.readUnits,
+    writeUnits: a.writeUnits + b.writeUnits,
+  };
+}
+
+export function diffUsage(after: Usage, before: Usage): Usage {
+  return {
+    calls: combine(after.calls, before.calls, -1),
+    tables: combine(after.tables, before.tables, -1),
     readUnits: after.readUnits - before.readUnits,
     writeUnits: after.writeUnits - before.writeUnits,
   };
+}
+
+/** `backstop-<stage>-positions` -> `positions`. */
+const shortTable = (name: string | undefined): string => name?.split('-').pop() ?? '?';
+
+function tablesOf(input: DynamoInput): string {
+  if (input.TransactItems) {
+    return input.TransactItems.map((t) => {
+      const [kind, body] = Object.entries(t)[0] ?? ['?', {}];
+      return `${kind}:${shortTable((body as { TableName?: string }).TableName)}`;
+    }).join('+');
+  }
+  if (input.RequestItems) return Object.keys(input.RequestItems).map(shortTable).join('+');
+  return `${shortTable(input.TableName)}${input.IndexName ? `/${input.IndexName}` : ''}`;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -99,6 +134,7 @@ interface DynamoOutput {
 
 export class CapacityMeter {
   readonly #bundles: AwsClients[] = [];
+  readonly #tables = new Map<string, number>();
   #readUnits = 0;
   #writeUnits = 0;
 
@@ -133,7 +169,12 @@ export class CapacityMeter {
     for (const b of this.#bundles) {
       for (const [op, n] of Object.entries(b.counter.snapshot())) calls[op] = (calls[op] ?? 0) + n;
     }
-    return { calls, readUnits: this.#readUnits, writeUnits: this.#writeUnits };
+    return {
+      calls,
+      tables: Object.fromEntries(this.#tables),
+      readUnits: this.#readUnits,
+      writeUnits: this.#writeUnits,
+    };
   }
 
   #isPositions(table: string | undefined): boolean {
@@ -148,6 +189,8 @@ export class CapacityMeter {
   }
 
   #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {
+    const target = `${operation} ${tablesOf(input)}`;
+    this.#tables.set(target, (this.#tables.get(target) ?? 0) + 1);
     switch (operation) {
       case 'PutItem':
         this.#write(input.TableName, itemBytes(input.Item), 1);

@@ -1,3 +1,5 @@
+// First: sets the handlers' log level before their modules load.
+import './quiet.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

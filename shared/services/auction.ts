@@ -36,6 +36,29 @@ export async function processAuctionStep(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
+  // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
+  // auction changed meanwhile (the step must still happen: run it again on fresh records).
+  for (let attempt = 1; attempt <= MAX_STEP_ATTEMPTS; attempt++) {
+    const outcome = await stepOnce(message, deps);
+    if (outcome !== CONFLICT) return outcome;
+    const auction = await deps.auctions.get(message.auctionId);
+    if (auction?.state !== 'RUNNING' || auction.step !== message.step) return { status: 'stale' };
+  }
+  // Still contended: SQS redelivers the step message and it runs again then.
+  throw new AuctionContentionError(`auction/contended: ${message.auctionId} step ${message.step}`);
+}
+
+const MAX_STEP_ATTEMPTS = 5;
+const CONFLICT = Symbol('conflict');
+
+export class AuctionContentionError extends Error {
+  override readonly name = 'AuctionContentionError';
+}
+
+async function stepOnce(
+  message: AuctionStepMessage,
+  deps: SettlementDeps,
+): Promise<AuctionStepOutcome | typeof CONFLICT> {
   const auction = await deps.auctions.get(message.auctionId);
   if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
   if (auction.state !== 'RUNNING') return finish(auction, deps);
@@ -55,7 +78,7 @@ export async function processAuctionStep(
         version: auction.version + 1,
       };
       if (!(await commit(deps, [{ kind: 'auction', record: exhausted, expectedVersion: auction.version }]))) {
-        return { status: 'stale' };
+        return CONFLICT;
       }
       return finish(exhausted, deps);
     }
@@ -69,7 +92,7 @@ export async function processAuctionStep(
     // message of the next step is then stale (its step number no longer matches) and dies.
     const outcome = await schedule(restarted, now, deps, 'reset');
     if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
-      return { status: 'stale' };
+      return CONFLICT;
     }
     return outcome;
   }
@@ -120,7 +143,7 @@ export async function processAuctionStep(
   }
   // The next step is scheduled before the commit, for the same reason as a reset's.
   const outcome = done ? undefined : await schedule(next, now, deps, 'stepped');
-  if (!(await commit(deps, writes))) return { status: 'stale' };
+  if (!(await commit(deps, writes))) return CONFLICT;
   return outcome ?? finish(next, deps);
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,7 @@ beforeAll(() => {
 });
 afterAll(() => {
   process.env = saved;
+  rmSync(dir, { recursive: true, force: true });
 });
 
 function expectOneLine(run: { stdout: string; stderr: string }, pattern: RegExp): void {
@@ -68,6 +69,7 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--count: not with --file/,
     ],
     ['a book option on providers', ['seed', 'providers', '--long-share', '0.5'], /option of seed positions/],
+    ['fractional capital', ['seed', 'providers', '--capital', '10.5'], /--capital: whole USD only/],
     [
       'capital on positions',
       ['seed', 'positions', '--capital', '5'],

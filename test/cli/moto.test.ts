@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
@@ -48,6 +48,7 @@ afterAll(async () => {
   clients?.destroy();
   await moto?.stop();
   process.env = saved;
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

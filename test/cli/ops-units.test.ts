@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { environmentFailure, parseCommand } from '../../cli/ops/common.ts';
 import { pricesOption } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
@@ -39,6 +39,16 @@ import {
 import type { MarketRepository, MarketState } from '../../shared/ports/index.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
+
+const made: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MINUTE = 60_000;
@@ -395,12 +405,10 @@ describe('targets', () => {
 
   it('says how to install the emulator when there is none', () => {
     const path = process.env.PATH;
-    process.env.PATH = mkdtempSync(`${tmpdir()}/empty-`);
+    process.env.PATH = tempDir('empty-');
     try {
-      expect(() => motoCommand(mkdtempSync(`${tmpdir()}/root-`))).toThrow(MotoNotInstalledError);
-      expect(() => motoCommand(mkdtempSync(`${tmpdir()}/root-`))).toThrow(
-        /run: bash scripts\/setup-emulator\.sh/,
-      );
+      expect(() => motoCommand(tempDir('root-'))).toThrow(MotoNotInstalledError);
+      expect(() => motoCommand(tempDir('root-'))).toThrow(/run: bash scripts\/setup-emulator\.sh/);
     } finally {
       process.env.PATH = path;
     }
@@ -422,7 +430,7 @@ describe('targets', () => {
 
 describe('local.json', () => {
   it('round-trips and is removed only by the process it names', () => {
-    const dir = mkdtempSync(`${tmpdir()}/state-`);
+    const dir = tempDir('state-');
     const record = {
       pid: 4242,
       motoPid: 4243,

@@ -41,8 +41,8 @@ interface World {
 
 const WORLDS: readonly World[] = [
   {
-    // Empty book: both longs go to auction. lp-1 takes at most 20 of the 30-lot; the rest resets, exhausts and
-    // is closed against the short by ADL. The 10-lot clears whole.
+    // Empty book: both longs go to auction. lp-1 takes at most 20 per step: 20 of the 30-lot and the 10-lot at
+    // one step, the last 10 a step later. The fund (cap 30) and an ADL haircut of the short cover the shortfall.
     name: 'auction',
     crashTo: '184',
     async build(p) {
