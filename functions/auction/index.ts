@@ -26,8 +26,10 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   }
 }
 
+/** Steps of one batch run one after another: auctions clear against the same providers, so in parallel
+ * they would only contend for the same provider records. */
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, recordHandler, processor);
+  processPartialResponse(event, recordHandler, processor, { processInParallel: false });
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
-import { InjectedCrash } from '../../shared/ports/index.ts';
+import { ConditionFailedError, InjectedCrash } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
@@ -112,13 +112,10 @@ const WORLDS: readonly World[] = [
  *   redelivery: dead-lettered, the position stuck LIQUIDATING. No crash needed, only Lambda concurrency.
  * - newer-tick-dropped: margin-check refused the tick that lost the acceptTick race as 'tick/duplicate', even
  *   when it was the newer one: its price was never applied.
- *
- * And one open bug (reported), tolerated by its exact symptom in its scenario; its it.fails test below passes
- * while the bug is there and fails once it is fixed (then flip it to it() and drop the tolerance):
- * - auction-provider-conflict: two auctions clear against the same provider at once (two invocations of the
- *   auction function). The loser's commit fails on the provider's version; processAuctionStep returns 'stale',
- *   so its message is deleted, and the next-step message it sent before the commit is stale too (its step was
- *   never committed). The auction stays RUNNING with no message and its liquidation never settles.
+ * - auction-provider-conflict: two auctions cleared against the same provider at once (two invocations of the
+ *   auction function). The loser's commit failed on the provider's version; processAuctionStep returned 'stale',
+ *   so its message was deleted, and the next-step message it sent before the commit was stale too (its step was
+ *   never committed). The auction stayed RUNNING with no message and its liquidation never settled.
  */
 type Bug =
   | 'stale-position-plan'
@@ -419,6 +416,17 @@ async function sharedProviderRace(k: number) {
   await p.tick('ETH-USD', '184', { sequence: 2 });
   expect(p.adapters.liquidations.all()).toHaveLength(2);
   const rejections: string[] = [];
+  // Commits refused on a provider's version: the loser of the race, which must run its step again.
+  let providerConflicts = 0;
+  const commit = p.adapters.transactor.commit.bind(p.adapters.transactor);
+  p.adapters.transactor.commit = async (writes) => {
+    try {
+      return await commit(writes);
+    } catch (error) {
+      if (error instanceof ConditionFailedError && /^providers\//.test(error.message)) providerConflicts += 1;
+      throw error;
+    }
+  };
   for (let guard = 0; guard < 1000; guard++) {
     const liquidations = await p.adapters.liquidationQueue.receive(10, 30);
     for (const m of liquidations) {
@@ -441,13 +449,16 @@ async function sharedProviderRace(k: number) {
     rejections.push(...rejectionsOf(results));
   }
   const report = await p.check();
-  return { report, rejections, fills: p.adapters.auctions.all().reduce((t, a) => t + a.fills.length, 0) };
+  const fills = p.adapters.auctions.all().reduce((t, a) => t + a.fills.length, 0);
+  return { report, rejections, fills, providerConflicts };
 }
 
 const sharedProvider = memo(async () => {
   const c = classifier();
+  let contended = 0;
   for (let k = 0; k <= 60; k++) {
     const r = await sharedProviderRace(k);
+    if (r.providerConflicts > 0) contended += 1;
     const v = r.report.violations;
     const outcome =
       r.rejections.length === 0 &&
@@ -457,7 +468,7 @@ const sharedProvider = memo(async () => {
         : judge(v, r.rejections);
     c.add(`second ${k} late`, outcome === 'clean' && r.fills < 2 ? `only ${r.fills} auction fills` : outcome);
   }
-  return c;
+  return Object.assign(c, { contended });
 });
 
 // --- two ticks of one market at once ---------------------------------------------------------------------------
@@ -571,12 +582,15 @@ describe('scenario 3: races', () => {
 
   it('two auctions clear against one provider at once: both finish, the provider pays once per fill', async () => {
     const c = await sharedProvider();
-    // Tolerated: the known symptom of auction-provider-conflict only (see the BUG test).
     expect(c.unexpected).toEqual([]);
-    expect(c.clean).toBeGreaterThan(0);
+    expect(c.known).toEqual({});
+    expect(c.clean).toBe(61);
+    // The race really happens: in some interleavings one step's commit lost on the provider and ran again.
+    expect(c.contended).toBeGreaterThan(0);
     recordFigures('3-races-shared-provider', {
       interleavings: c.runs,
       clean: c.clean,
+      providerConflicts: c.contended,
       knownBugRuns: c.known,
     });
   });
@@ -616,7 +630,7 @@ describe('scenario 3: fixed bugs stay fixed', () => {
     expect(c.known['newer-tick-dropped'] ?? 0).toBe(0);
   });
 
-  it.fails('BUG auction-provider-conflict: an auction that loses a provider race still finishes', async () => {
+  it('auction-provider-conflict: an auction that loses a provider race still finishes', async () => {
     const c = await sharedProvider();
     expect(c.known['auction-provider-conflict'] ?? 0).toBe(0);
   });

@@ -1,0 +1,145 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
+import { itemBytes } from '../../bench/capacity.ts';
+import type { BenchResults } from '../../bench/results.ts';
+import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+
+/**
+ * The benchmark must not rot: `BENCH_SHORT=1 npm run bench` (small sizes, the emulator included) runs here and its
+ * results keep the shape scripts read, with sane values. Timing thresholds are not asserted (they flake on shared
+ * machines); orders of magnitude that cannot flake are.
+ */
+
+const ROOT = join(import.meta.dirname, '..', '..');
+let outDir: string;
+let results: BenchResults;
+let markdown: string;
+
+function runShortBench(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_SHORT: '1', BENCH_OUT_DIR: dir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`bench exited with ${code}:\n${stderr.slice(-4000)}`)),
+    );
+  });
+}
+
+beforeAll(async () => {
+  outDir = mkdtempSync(join(tmpdir(), 'bench-'));
+  await runShortBench(outDir);
+  results = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as BenchResults;
+  markdown = readFileSync(join(outDir, 'RESULTS.md'), 'utf8');
+}, 300_000);
+
+afterAll(() => {
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
+
+describe('npm run bench (short)', () => {
+  it('writes every key of the stable shape', () => {
+    expect(Object.keys(results).sort()).toEqual(
+      ['apiCalls', 'evaluationsPerSecond', 'latencyMs', 'machine', 'marginCheck', 'replay'].sort(),
+    );
+    for (const row of results.marginCheck) {
+      expect(Object.keys(row).sort()).toEqual(
+        ['crossed', 'indexMsPerTick', 'positions', 'ratio', 'scanMsPerTick'].sort(),
+      );
+    }
+    expect(results.replay).toMatchObject({
+      positions: expect.any(Number),
+      ticks: expect.any(Number),
+      liquidations: expect.any(Number),
+      seconds: expect.any(Number),
+    });
+    expect(results.apiCalls).toMatchObject({
+      tickNoCross: expect.any(Number),
+      tickPerCrossed: expect.any(Number),
+      liquidationMarket: expect.any(Number),
+      liquidationAuction: expect.any(Number),
+      liquidationInsurance: expect.any(Number),
+    });
+    expect(results.latencyMs).toMatchObject({
+      enqueueP50: expect.any(Number),
+      enqueueP99: expect.any(Number),
+      settleP50: expect.any(Number),
+      settleP99: expect.any(Number),
+    });
+    expect(results.machine.mode).toBe('short');
+    expect(results.machine.cores).toBeGreaterThan(0);
+  });
+
+  it('measures every book size and crossing, with the index ahead of the scan on large books', () => {
+    const sizes = [...new Set(results.marginCheck.map((r) => r.positions))];
+    const crossings = [...new Set(results.marginCheck.map((r) => r.crossed))];
+    expect(results.marginCheck).toHaveLength(sizes.length * crossings.length);
+    for (const row of results.marginCheck) {
+      expect(row.indexMsPerTick).toBeGreaterThan(0);
+      expect(row.ratio).toBeCloseTo(row.scanMsPerTick / row.indexMsPerTick, 1);
+      // 100k positions, few crossed: the scan reads 100k records, the index a handful (thousands of times apart).
+      if (row.positions >= 100_000 && row.crossed <= 10) expect(row.ratio).toBeGreaterThan(10);
+    }
+    expect(results.evaluationsPerSecond).toBeGreaterThan(100_000);
+  });
+
+  it('replays both ETH legs to the end', () => {
+    expect(results.replay.ticks).toBeGreaterThanOrEqual(148 + 287);
+    expect(results.replay.liquidations).toBeGreaterThan(0);
+    expect(results.replay.seconds).toBeGreaterThan(0);
+  });
+
+  it('counts the AWS calls of each unit of work within the targets the design guarantees', () => {
+    const a = results.apiCalls!;
+    expect(a.tickNoCross).toBeLessThanOrEqual(3);
+    expect(a.tickPerCrossed).toBeGreaterThan(0);
+    for (const n of [a.liquidationMarket, a.liquidationAuction, a.liquidationInsurance]) {
+      expect(n).toBeGreaterThan(a.tickPerCrossed);
+    }
+  });
+
+  it('orders the latencies: a liquidation settles after it is enqueued', () => {
+    const l = results.latencyMs!;
+    expect(l.enqueueP50).toBeGreaterThanOrEqual(0);
+    expect(l.enqueueP99).toBeGreaterThanOrEqual(l.enqueueP50);
+    expect(l.settleP50).toBeGreaterThanOrEqual(l.enqueueP50);
+    expect(l.settleP99).toBeGreaterThanOrEqual(l.settleP50);
+  });
+
+  it('renders the markdown tables', () => {
+    for (const heading of ['## Targets', '## 1.', '## 2.', '## 3.', '## 4.'])
+      expect(markdown).toContain(heading);
+    expect(markdown).toContain('| positions | crossed |');
+  });
+});
+
+describe('benchmark building blocks', () => {
+  it.each([0, 1, 10, 100])('a tick at markCrossing(book, %i) crosses exactly that many longs', async (k) => {
+    const book = syntheticBook(2_000);
+    const adapters = createEmbeddedAdapters();
+    adapters.positions.createMany(book.positions);
+    const page = await adapters.positions.queryCrossed('ETH-USD', 'LONG', markCrossing(book, k), 5_000);
+    expect(page.positions).toHaveLength(k);
+    const resting = await adapters.positions.queryCrossed('ETH-USD', 'SHORT', restingMark(book), 5_000);
+    expect(resting.positions).toHaveLength(0);
+  });
+
+  it('sizes DynamoDB items by the published rules (names + values, numbers by digits)', () => {
+    // 'id' (2) + 'abc' (3) + 'n' (1) + 12345 (3 digits pairs: ceil(5/2) + 1 = 4) = 10 bytes.
+    expect(itemBytes({ id: { S: 'abc' }, n: { N: '12345' } })).toBe(10);
+    // A list: 3 bytes + 1 per element + elements.
+    expect(itemBytes({ l: { L: [{ S: 'ab' }, { BOOL: true }] } })).toBe(1 + 3 + (1 + 2) + (1 + 1));
+    expect(itemBytes(undefined)).toBe(0);
+  });
+});
