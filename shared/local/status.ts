@@ -2,6 +2,7 @@ import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
+import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
@@ -149,22 +150,8 @@ async function scanMarkets(dynamo: DynamoDBClient, table: string): Promise<Marke
 }
 
 export async function queueDepth(sqs: SQSClient, url: string): Promise<QueueDepth> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  const a = out.Attributes ?? {};
-  return {
-    depth: Number(a.ApproximateNumberOfMessages ?? '0'),
-    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? '0'),
-    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? '0'),
-  };
+  const { visible, inFlight, delayed } = await new SqsQueueTransport(sqs, { url }).depth();
+  return { depth: visible, inFlight, delayed };
 }
 
 /** Queue ids in the report: work queues first, then the dead-letter queues. */

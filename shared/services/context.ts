@@ -4,34 +4,18 @@ import type { InsuranceState } from '../domain/insurance.ts';
 import type { Fill, Side } from '../domain/model.ts';
 import type { BaseE8, PriceE8 } from '../domain/units.ts';
 import type {
-  AuctionRepository,
-  Clock,
-  Ledger,
+  Adapters,
   LiquidationRecord,
-  LiquidationRepository,
   MarketRepository,
   PositionRecord,
   PositionRepository,
-  ProviderRepository,
-  QueueTransport,
   Telemetry,
-  Transactor,
   Venue,
 } from '../ports/index.ts';
 
-/** What the liquidation and auction services need. */
-export interface SettlementDeps {
-  readonly positions: PositionRepository;
-  readonly markets: MarketRepository;
-  readonly liquidations: LiquidationRepository;
-  readonly auctions: AuctionRepository;
-  readonly providers: ProviderRepository;
-  readonly ledger: Ledger;
-  readonly transactor: Transactor;
-  readonly liquidationQueue: QueueTransport;
-  readonly auctionQueue: QueueTransport;
+/** What the liquidation and auction services need: the adapter bundle, a venue and the rules. */
+export interface SettlementDeps extends Adapters {
   readonly venue: Venue;
-  readonly clock: Clock;
   readonly config: RiskConfig;
   readonly telemetry: Telemetry;
   /** 'market-only' dumps every liquidation into the book whatever the price (the comparison baseline). */
