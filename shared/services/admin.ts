@@ -72,7 +72,10 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
     return await apply(parsed.data, deps);
   } catch (error) {
     if (error instanceof UnitError || error instanceof AdminInputError || error instanceof ConfigError) {
-      return { ok: false, reason: error.message };
+      return {
+        ok: false,
+        reason: error.message.startsWith('admin/') ? error.message : `admin/invalid-value: ${error.message}`,
+      };
     }
     if (error instanceof LedgerIdempotencyConflictError) {
       return { ok: false, reason: `admin/idempotency-key-reused: ${error.message}` };

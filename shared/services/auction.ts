@@ -88,8 +88,9 @@ async function stepOnce(
       step: auction.step + 1,
       version: auction.version + 1,
     };
-    // Scheduled before the commit: a death in between redelivers this step, which runs again; the spare
-    // message of the next step is then stale (its step number no longer matches) and dies.
+    // Scheduled before the commit, so the next step can never be lost: a death in between redelivers this
+    // step, which runs again and schedules once more. Of the two next-step messages the first to arrive after
+    // the commit runs the step; the other no longer matches the step number and dies.
     const outcome = await schedule(restarted, now, deps, 'reset');
     if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
       return CONFLICT;
