@@ -208,7 +208,11 @@ export interface EvaluationResult {
   readonly runs: readonly number[];
 }
 
-/** Exact evaluations (isLiquidatable) per second on one core, over a mixed book at a mark near the crowd. */
+/**
+ * Exact evaluations (isLiquidatable) per second on one core, over a mixed book at a mark near the crowd. The
+ * default working set (10k positions) stays in cache, so this is the arithmetic's rate; a pass over a large book is
+ * bounded by memory instead, which the scan column of the margin-check table shows.
+ */
 export function benchEvaluations(options: EvaluationOptions): EvaluationResult {
   const book = syntheticBook(options.positions);
   const positions = book.positions;

@@ -82,7 +82,7 @@ export function judgeTargets(r: BenchResults): Target[] {
 
 const verdict = (met: boolean | undefined): string =>
   met === undefined ? 'not judged' : met ? 'met' : 'MISSED';
-const usd = (n: number): string => `$${n < 0.01 ? n.toPrecision(2) : n.toFixed(2)}`;
+const usd = (n: number): string => (n === 0 ? '$0' : `$${n >= 1 ? n.toFixed(2) : n.toPrecision(2)}`);
 
 /** The markdown tables of bench/RESULTS.md. */
 export function renderMarkdown(r: BenchResults): string {
