@@ -9,8 +9,6 @@ import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
 
-const processor = new BatchProcessor(EventType.SQS);
-
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
   const message = parseAuctionStepMessage(record.body);
@@ -29,7 +27,11 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 /** Steps of one batch run one after another: auctions clear against the same providers, so in parallel
  * they would only contend for the same provider records. */
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, recordHandler, processor, { processInParallel: false });
+  // One processor per invocation: a shared one mixes the records and failures of concurrent invocations
+  // (the local runner runs several in one process).
+  processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+    processInParallel: false,
+  });
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

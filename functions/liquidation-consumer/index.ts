@@ -9,8 +9,6 @@ import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 
-const processor = new BatchProcessor(EventType.SQS);
-
 /**
  * One liquidation per record. A record that throws is reported as a batch item failure: SQS redelivers it after
  * the visibility timeout and, after maxReceiveCount receives, moves it to the DLQ (which alarms). The liquidation
@@ -34,7 +32,9 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 }
 
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, recordHandler, processor);
+  // One processor per invocation: a shared one mixes the records and failures of concurrent invocations
+  // (the local runner runs several in one process).
+  processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS));
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

@@ -2,7 +2,7 @@ import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
 import { evaluateTick, type Tick, toTickRecord } from '../domain/tick.ts';
-import type { PriceE8 } from '../domain/units.ts';
+import { formatPrice, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AcceptedTick,
@@ -250,7 +250,7 @@ function newLiquidation(position: PositionRecord, tick: AcceptedTick): Liquidati
     remainingSize: position.size,
     marketFills: [],
     auctionFills: [],
-    history: [{ atMs: tick.timestampMs, state: 'QUEUED', note: `crossed at ${tick.markPrice}` }],
+    history: [{ atMs: tick.timestampMs, state: 'QUEUED', note: `crossed at ${formatPrice(tick.markPrice)}` }],
     version: 0,
   };
 }

@@ -1,0 +1,487 @@
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  type AwsAdapters,
+  type AwsClients,
+  createAwsAdapters,
+  createAwsQueueTransports,
+} from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { isTerminal } from '../../shared/domain/model.ts';
+import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
+import type { Deployment } from '../../shared/local/deployment.ts';
+import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
+import { type LiquidationRecord, silentTelemetry } from '../../shared/ports/index.ts';
+import { createLocalRunner, type InvocationError, type LambdaHandler } from '../../shared/runner/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import type { FunctionId } from '../../shared/topology.ts';
+import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
+import { recordFigures } from '../support/invariants.ts';
+import { startMoto } from '../support/moto.ts';
+
+/**
+ * Issue 7, scenario 5: AWS faults against the emulator (moto), with the real handlers run by the local runner.
+ * Faults are injected with SDK middleware into the handlers' own clients (instrumentAwsClients), below the SDK's
+ * retry loop, so the SDK retries, the adapters' own retries and SQS redelivery all meet them as they would on AWS.
+ * After every scenario: every liquidation terminal, the fund's ledger reconciles, one journal entry per
+ * idempotency key, no message left in any queue or DLQ (unless the scenario puts it there).
+ */
+
+// The handlers log every injected failure at ERROR; the runner keeps them (asserted below), so keep the output short.
+const logLevel = vi.hoisted(() => {
+  const before = process.env.POWERTOOLS_LOG_LEVEL;
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+  return { before };
+});
+
+type Moto = Awaited<ReturnType<typeof startMoto>>;
+let moto: Moto;
+let stageCounter = 0;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+  if (logLevel.before === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
+  else process.env.POWERTOOLS_LOG_LEVEL = logLevel.before;
+});
+
+const DEADLINE_MS = 60_000;
+const ALL_FUNCTIONS: readonly FunctionId[] = ['marginCheck', 'liquidationConsumer', 'auction'];
+
+/** Three longs a fall to 180 makes liquidatable (maintenance margin 2.5%): one underwater, two not. */
+const POSITIONS = [
+  { id: 'p1', size: '10', collateral: '200' },
+  { id: 'p2', size: '10', collateral: '220' },
+  { id: 'p3', size: '5', collateral: '110' },
+] as const;
+
+interface Ctx {
+  readonly stack: LocalStack;
+  /** Adapters on clean clients, to read the final state. */
+  readonly adapters: AwsAdapters;
+  readonly faults: FaultInjector;
+  readonly deployment: Deployment;
+  /** The handlers' clients once faults are injected (their counter gives calls and SDK attempts). */
+  handlerClients?: AwsClients;
+  /** Installs faults into the handlers' clients from their next invocation on. */
+  inject(install: (clients: AwsClients, faults: FaultInjector) => void): void;
+  /** Puts ticks on the bus (sequence given) and runs every queue function until idle. */
+  ticks(...prices: readonly [price: string, sequence: number][]): Promise<Phase>;
+}
+
+const lambdaContextStub = {
+  functionName: 'admin',
+  awsRequestId: 'aws-faults',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:admin',
+  getRemainingTimeInMillis: () => 30_000,
+};
+
+const tickDetail = (price: string, sequence: number) => ({
+  symbol: 'ETH-USD',
+  markPrice: price,
+  timestamp: Date.now(),
+  sequence,
+  source: 'aws-faults',
+});
+
+async function withStack(body: (ctx: Ctx) => Promise<void>): Promise<void> {
+  stageCounter += 1;
+  const stage = `fault${stageCounter}`;
+  const stack = await startLocalStack({
+    endpoint: moto.endpoint,
+    stage,
+    riskConfig: DEFAULT_RISK_CONFIG_INPUT,
+    fastRetries: true,
+  });
+  const faults = new FaultInjector();
+  const ctx: Ctx = {
+    stack,
+    adapters: createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock }),
+    faults,
+    deployment: {
+      kind: 'local',
+      stage,
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+      clients: stack.clients,
+      names: stack.names,
+      close: () => {},
+    },
+    inject(install) {
+      instrumentAwsClients((clients) => {
+        ctx.handlerClients = clients;
+        install(clients, faults);
+      });
+    },
+    async ticks(...prices) {
+      expect(await stack.putTicks(prices.map(([p, s]) => tickDetail(p, s)))).toEqual([]);
+      return runPhase(stack, ALL_FUNCTIONS);
+    },
+  };
+  try {
+    // The stack's own runner invokes functions concurrently; phases below run one invocation at a time.
+    await stack.runner.stop();
+    // Seed without faults: a funded insurance fund, a first mark, three positions.
+    await admin(stack, { action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+    expect(errorTexts((await ctx.ticks(['200', 1])).errors)).toEqual([]);
+    for (const p of POSITIONS) {
+      await admin(stack, {
+        action: 'openPosition',
+        id: p.id,
+        traderId: `t-${p.id}`,
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        size: p.size,
+        entryPrice: '200',
+        collateral: p.collateral,
+      });
+    }
+    await body(ctx);
+  } finally {
+    instrumentAwsClients(undefined);
+    await stack.stop();
+  }
+}
+
+async function admin(stack: LocalStack, request: unknown): Promise<void> {
+  const result = await (stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>)(
+    request,
+    lambdaContextStub,
+  );
+  expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
+}
+
+interface Phase {
+  readonly errors: readonly InvocationError[];
+  /** ApproximateReceiveCount of every SQS record delivered, by message id. */
+  readonly receives: ReadonlyMap<string, readonly number[]>;
+}
+
+/** Runs only some functions until their queues are idle (records every delivery), then stops them. */
+async function runPhase(stack: LocalStack, functions: readonly FunctionId[]): Promise<Phase> {
+  const transports = createAwsQueueTransports(stack.clients, stack.names);
+  const receives = new Map<string, number[]>();
+  const observed = (handler: LambdaHandler): LambdaHandler =>
+    ((event: SQSEvent, context: Context) => {
+      for (const r of event.Records ?? []) {
+        receives.set(r.messageId, [
+          ...(receives.get(r.messageId) ?? []),
+          Number(r.attributes.ApproximateReceiveCount),
+        ]);
+      }
+      return (handler as (e: unknown, c: unknown) => unknown)(event, context);
+    }) as LambdaHandler;
+  const runner = createLocalRunner({
+    handlers: Object.fromEntries(functions.map((id) => [id, observed(stack.handlers[id])])),
+    queues: transports.queues,
+    tickQueue: transports.tickQueue,
+    failureVisibilitySeconds: 0,
+    // One invocation at a time per function, as one Lambda execution environment: the handlers keep a module-level
+    // Powertools BatchProcessor whose state concurrent invocations in one process would share (see the report).
+    maxConcurrency: 1,
+  });
+  runner.start();
+  try {
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    return { errors: [...runner.errors], receives };
+  } finally {
+    await runner.stop();
+  }
+}
+
+async function liquidationsOf(ctx: Ctx): Promise<LiquidationRecord[]> {
+  const found: LiquidationRecord[] = [];
+  for (let sequence = 1; sequence <= 5; sequence++) {
+    found.push(...(await ctx.adapters.liquidations.listByTick(`ETH-USD#${sequence}`)));
+  }
+  return found.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+async function queueDepths(ctx: Ctx): Promise<Record<string, number>> {
+  const transports = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names);
+  const all = {
+    liquidations: transports.queues.liquidations,
+    auctionSteps: transports.queues.auctionSteps,
+    liquidationsDlq: transports.deadLetters.liquidations,
+    auctionStepsDlq: transports.deadLetters.auctionSteps,
+    ticks: transports.tickQueue,
+  };
+  const depths: Record<string, number> = {};
+  for (const [name, queue] of Object.entries(all)) {
+    if (!queue) continue;
+    const d = await queue.depth();
+    depths[name] = d.visible + d.inFlight + d.delayed;
+  }
+  return depths;
+}
+
+/**
+ * The invariants after a scenario: one terminal liquidation per position, none left LIQUIDATING, the fund's
+ * journal reconciles with one entry per idempotency key (and one per liquidation effect), queues drained.
+ */
+async function expectSettledOnce(ctx: Ctx, expectedDlq = 0): Promise<LiquidationRecord[]> {
+  const liquidations = await liquidationsOf(ctx);
+  expect(liquidations.map((l) => l.positionId)).toEqual(POSITIONS.map((p) => p.id));
+  for (const l of liquidations) {
+    expect(isTerminal(l.state), `${l.id} in ${l.state}`).toBe(true);
+    expect((await ctx.adapters.positions.get(l.positionId))?.state).not.toBe('LIQUIDATING');
+  }
+  const report = await reconcileAccount(ctx.adapters.ledger, INSURANCE_ACCOUNT, silentTelemetry);
+  expect(report.difference).toBe(0n);
+  expect(report.problems).toEqual([]);
+  expect(report.minBalance).toBeGreaterThanOrEqual(0n);
+  const keys = (await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey);
+  expect(new Set(keys).size).toBe(keys.length);
+  expect(keys[0]).toBe('admin:seed');
+  // Every other movement belongs to one of this tick's liquidations.
+  for (const key of keys.slice(1)) {
+    expect(
+      liquidations.some((l) => key.startsWith(`${l.id}:`)),
+      key,
+    ).toBe(true);
+  }
+  const depths = await queueDepths(ctx);
+  expect(depths).toEqual({
+    liquidations: 0,
+    auctionSteps: 0,
+    liquidationsDlq: expectedDlq,
+    auctionStepsDlq: 0,
+    ticks: 0,
+  });
+  return liquidations;
+}
+
+/** An error with a cancelled transaction's reason codes, e.g. `TransactionCanceledException: ... [TransactionConflict]`. */
+const describeError = (error: unknown): string => {
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+  return reasons ? `${String(error)} [${reasons.map((r) => r.Code).join(',')}]` : String(error);
+};
+
+/** Each failed record's error (a batch whose records all failed reports them inside FullBatchFailureError). */
+const errorTexts = (errors: readonly InvocationError[]): string[] =>
+  errors.flatMap((e) => {
+    const inner = (e.error as { recordErrors?: unknown[] }).recordErrors;
+    return inner ? inner.map(describeError) : [describeError(e.error)];
+  });
+
+/** Figures for docs/RELIABILITY.md (written when STRESS_FIGURES is set). */
+async function recordScenario(
+  ctx: Ctx,
+  name: string,
+  liquidations: readonly LiquidationRecord[],
+  errors: readonly InvocationError[],
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  const journal = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
+  recordFigures(`5-aws-faults-${name}`, {
+    injected: ctx.faults.injected,
+    handlerApiCalls: ctx.handlerClients?.counter.snapshot(),
+    handlerApiAttempts: ctx.handlerClients?.counter.attemptsSnapshot(),
+    failedRecords: errorTexts(errors).length,
+    states: liquidations.map((l) => `${l.id} ${l.state}`),
+    fundJournalEntries: journal.length,
+    fundBalance: journal.at(-1)?.balanceAfter,
+    ...extra,
+  });
+}
+
+describe('AWS faults on moto (issue 7, scenario 5)', () => {
+  it('throttling bursts on TransactWriteItems and UpdateItem: SDK retries and redelivery finish once', async () => {
+    await withStack(async (ctx) => {
+      // 4 throttled TransactWriteItems: the first call exhausts its 3 attempts (its delivery fails and is
+      // redelivered), the next call succeeds on its 2nd attempt; 2 throttled UpdateItems are absorbed by the SDK.
+      ctx.inject((clients, faults) =>
+        faults.failCalls(clients, [
+          { operation: 'TransactWriteItems', times: 4, error: throttled },
+          { operation: 'UpdateItem', times: 2, error: throttled },
+        ]),
+      );
+      const run = await ctx.ticks(['180', 2]);
+      expect(ctx.faults.injected).toEqual({ TransactWriteItems: 4, UpdateItem: 2 });
+      // Only the call that ran out of SDK attempts surfaced (failing its tick, which was redelivered).
+      expect(run.errors.map((e) => e.functionId)).toEqual(['marginCheck']);
+      expect(errorTexts(run.errors)[0]).toContain('ProvisionedThroughputExceededException');
+      const attempts = ctx.handlerClients?.counter.attemptsSnapshot() ?? {};
+      const calls = ctx.handlerClients?.counter.snapshot() ?? {};
+      expect((attempts['dynamodb.UpdateItem'] ?? 0) - (calls['dynamodb.UpdateItem'] ?? 0)).toBe(2);
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'throttling', liquidations, run.errors);
+    });
+  });
+
+  it("transaction conflicts on the consumer's commits: redelivery finishes, exactly once", async () => {
+    await withStack(async (ctx) => {
+      expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
+      const margin = await runPhase(ctx.stack, ['marginCheck']);
+      expect(errorTexts(margin.errors)).toEqual([]);
+      // Faults only for the consumer: its next 6 transactions are cancelled with TransactionConflict.
+      ctx.inject((clients, faults) =>
+        faults.failCalls(clients, [
+          { operation: 'TransactWriteItems', times: 6, error: transactionConflict },
+        ]),
+      );
+      const consumer = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+      expect(ctx.faults.injected).toEqual({ TransactWriteItems: 6 });
+      for (const e of errorTexts(consumer.errors))
+        expect(e).toMatch(/TransactionConflict|ledger\/contention/);
+      // Some delivery was retried because of the conflicts, and every message was finally deleted.
+      const receiveCounts = [...consumer.receives.values()].map((r) => Math.max(...r));
+      expect(receiveCounts.length).toBe(POSITIONS.length);
+      expect(Math.max(...receiveCounts)).toBeGreaterThan(1);
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'conflicts', liquidations, consumer.errors, { receiveCounts });
+    });
+  });
+
+  it('a failed SendMessageBatch entry is resent by the transport; the liquidation is not lost', async () => {
+    await withStack(async (ctx) => {
+      // The margin-check's batch holds all three liquidations: p2's entry fails once (server side).
+      ctx.inject((clients, faults) =>
+        faults.failBatchEntries(clients, { times: 1, matches: (e) => (e.MessageBody ?? '').includes('p2:') }),
+      );
+      const run = await ctx.ticks(['180', 2]);
+      expect(ctx.faults.injected).toEqual({ 'SendMessageBatch.entry': 1 });
+      expect(errorTexts(run.errors)).toEqual([]);
+      // The transport resent only the failed entry: two SendMessageBatch calls for the tick.
+      expect(ctx.handlerClients?.counter.snapshot()['sqs.SendMessageBatch']).toBe(2);
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'batch-entry-resent', liquidations, run.errors);
+    });
+  });
+
+  it('an entry failing past the transport retries fails the tick; its retry re-sends, nothing lost', async () => {
+    await withStack(async (ctx) => {
+      // 4 failures = the first send and its 3 resends: the tick invocation fails and the tick is redelivered.
+      ctx.inject((clients, faults) =>
+        faults.failBatchEntries(clients, { times: 4, matches: (e) => (e.MessageBody ?? '').includes('p2:') }),
+      );
+      const { errors } = await ctx.ticks(['180', 2]);
+      expect(ctx.faults.injected).toEqual({ 'SendMessageBatch.entry': 4 });
+      expect(errors.map((e) => e.functionId)).toEqual(['marginCheck']);
+      expect(String(errors[0]?.error)).toContain('queue/send-failed');
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'batch-entry-tick-retried', liquidations, errors);
+    });
+  });
+
+  it('a consumer that times out after settling, before deleting: redelivered after the visibility timeout, settled once', async () => {
+    await withStack(async (ctx) => {
+      expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
+      expect(errorTexts((await runPhase(ctx.stack, ['marginCheck'])).errors)).toEqual([]);
+      const queue = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.liquidations;
+      const [message] = await queue.receive(1, 30);
+      expect(message?.receiveCount).toBe(1);
+      const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
+      // The work is done, then the function times out: no delete. The visibility timeout is shortened to 1 s.
+      const first = await processLiquidation(liquidationId, wiring().settlement);
+      expect(isTerminal(first.state)).toBe(true);
+      const journalBefore = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
+      await queue.changeVisibility(message!.receiptHandle, 1);
+
+      const consumer = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+      expect(errorTexts(consumer.errors)).toEqual([]);
+      // Redelivered once the timeout ran out (2nd receive), and acknowledged without doing anything again.
+      expect(consumer.receives.get(message!.messageId)).toEqual([2]);
+      const after = await ctx.adapters.liquidations.get(liquidationId);
+      expect(after?.state).toBe(first.state);
+      const journalAfter = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
+      const own = (j: typeof journalAfter) =>
+        j.filter((e) => e.idempotencyKey.startsWith(`${liquidationId}:`));
+      expect(own(journalAfter)).toEqual(own(journalBefore));
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'visibility-timeout', liquidations, consumer.errors, {
+        redeliveredReceiveCount: 2,
+        visibilityTimeoutSeconds: 1,
+      });
+    });
+  });
+
+  it('poison messages end in the DLQ after maxReceiveCount receives with their reason; redrive sends them back', async () => {
+    await withStack(async (ctx) => {
+      const poison = ['{"liquidationId": "p1:0"', '{"liquidationId": 42}'];
+      for (const body of poison) {
+        await ctx.stack.clients.sqs.send(
+          new SendMessageCommand({ QueueUrl: ctx.stack.names.queues.liquidations.url, MessageBody: body }),
+        );
+      }
+      const first = await runPhase(ctx.stack, ['liquidationConsumer']);
+      // maxReceiveCount 5: five failed deliveries each, then SQS moves them to the DLQ.
+      expect([...first.receives.values()]).toEqual(poison.map(() => [1, 2, 3, 4, 5]));
+      const errors = errorTexts(first.errors);
+      expect(errors.filter((e) => e.includes('liquidation-message/not-json'))).toHaveLength(5);
+      expect(errors.filter((e) => e.includes('liquidation-message/malformed: liquidationId'))).toHaveLength(
+        5,
+      );
+      expect(errors).toHaveLength(10);
+      const dead = await listDeadLetters(ctx.deployment, 'liquidations');
+      expect(dead.map((d) => d.body).sort()).toEqual([...poison].sort());
+      for (const d of dead) {
+        expect(d.reason).toBe('poison: not a liquidation message');
+        expect(d.receiveCount).toBeGreaterThanOrEqual(5);
+      }
+      const failedIds = new Set(first.errors.flatMap((e) => e.messageIds));
+      expect(failedIds).toEqual(new Set(dead.map((d) => d.messageId)));
+
+      // Redrive: back on the work queue, they fail five more times and are dead-lettered again (nothing lost).
+      expect(await redriveDeadLetters(ctx.deployment, 'liquidations')).toEqual({ moved: 2, failed: [] });
+      const second = await runPhase(ctx.stack, ['liquidationConsumer']);
+      expect(errorTexts(second.errors)).toHaveLength(10);
+      const again = await listDeadLetters(ctx.deployment, 'liquidations');
+      expect(again.map((d) => d.body).sort()).toEqual([...poison].sort());
+      // The liquidation a poison body names was never touched.
+      expect(await ctx.adapters.liquidations.get('p1:0')).toBeUndefined();
+      recordFigures('5-aws-faults-poison', {
+        poisonMessages: poison.length,
+        failedRecords: errorTexts([...first.errors, ...second.errors]).length,
+        deadLetters: dead.map((d) => ({ receiveCount: d.receiveCount, reason: d.reason })),
+        redriven: 2,
+      });
+    });
+  });
+
+  it('a valid liquidation dead-lettered by a persistent fault is recovered by redrive once the fault is gone', async () => {
+    await withStack(async (ctx) => {
+      expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
+      expect(errorTexts((await runPhase(ctx.stack, ['marginCheck'])).errors)).toEqual([]);
+      // Every consumer transaction conflicts until the fault is cleared: all three messages dead-letter.
+      ctx.inject((clients, faults) =>
+        faults.failCalls(clients, [
+          { operation: 'TransactWriteItems', times: Number.POSITIVE_INFINITY, error: transactionConflict },
+        ]),
+      );
+      const failing = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+      // Each message delivered maxReceiveCount (5) times, each delivery failing on the injected conflict.
+      expect([...failing.receives.values()]).toEqual(POSITIONS.map(() => [1, 2, 3, 4, 5]));
+      expect(errorTexts(failing.errors)).toHaveLength(5 * POSITIONS.length);
+      for (const e of errorTexts(failing.errors)) expect(e).toMatch(/TransactionConflict|ledger\/contention/);
+      const dead = await listDeadLetters(ctx.deployment, 'liquidations');
+      expect(dead).toHaveLength(POSITIONS.length);
+      for (const d of dead) {
+        expect(d.receiveCount).toBeGreaterThanOrEqual(5);
+        expect(d.reason).toMatch(/^liquidation p\d:\d+ in [A-Z_]+/);
+      }
+      const stuck = await liquidationsOf(ctx);
+      expect(stuck.filter((l) => isTerminal(l.state))).toEqual([]);
+
+      // The fault is fixed (`backstop dlq redrive`): every message goes back and settles once.
+      ctx.faults.disable();
+      expect(await redriveDeadLetters(ctx.deployment, 'liquidations')).toEqual({
+        moved: POSITIONS.length,
+        failed: [],
+      });
+      const recovered = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+      expect(errorTexts(recovered.errors)).toEqual([]);
+      const liquidations = await expectSettledOnce(ctx);
+      await recordScenario(ctx, 'dlq-redrive-recovers', liquidations, failing.errors, {
+        deadLettered: dead.map((d) => ({ receiveCount: d.receiveCount, reason: d.reason })),
+      });
+    });
+  });
+});
