@@ -1,18 +1,20 @@
 import { basename } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { readPriceFile } from '../shared/prices/file.ts';
 import { prepareSimulation, simulate } from '../shared/sim/setup.ts';
 import { significant } from './timing.ts';
 
 /**
  * Part 2: replay throughput of the crash engine (the Lambdas' services on the embedded adapters, simulated time):
- * each ETH leg of 12 March 2020 replayed with its own book of `positions`, waterfall strategy. Time is the
- * replay alone (book generation and file parsing are reported apart); ticks include the ticks after the last
- * price that the engine runs until every liquidation is terminal.
+ * each ETH leg of 12 March 2020 replayed with its own book of `positions`, waterfall strategy. Per leg, `seconds`
+ * is the replay alone (book generation and file parsing are `prepareSeconds`); the total is the wall time of it
+ * all. Ticks include the ticks after the last price that the engine runs until every liquidation is terminal.
  */
 
+/** The two legs of the 12 March 2020 crash, files of ../shared/data (read-only, never copied here). */
 export const ETH_LEGS = [
-  '../shared/data/eth-usdt-perp-2020-03-12-leg1-1m.csv',
-  '../shared/data/eth-usdt-perp-2020-03-12-leg2-1m.csv',
+  'eth-usdt-perp-2020-03-12-leg1-1m.csv',
+  'eth-usdt-perp-2020-03-12-leg2-1m.csv',
 ] as const;
 
 export interface ReplayLeg {
@@ -30,50 +32,81 @@ export interface ReplayResult {
   readonly positions: number;
   readonly ticks: number;
   readonly liquidations: number;
-  /** Replay time of both legs together. */
+  /** Wall time of the whole replay (all legs; in parallel when `parallel`), book generation included. */
   readonly seconds: number;
   readonly ticksPerSecond: number;
   readonly liquidationsPerSecond: number;
+  /** Legs ran in parallel worker threads, one per leg. */
+  readonly parallel: boolean;
   readonly legs: readonly ReplayLeg[];
 }
 
 export interface ReplayOptions {
   readonly files: readonly string[];
   readonly positions: number;
+  readonly parallel: boolean;
   readonly log?: (line: string) => void;
 }
 
+/** Replays one leg with its own book; seconds count the replay alone. */
+export async function replayLeg(file: string, positions: number): Promise<ReplayLeg> {
+  const t0 = performance.now();
+  const points = readPriceFile(file);
+  const prepared = prepareSimulation({
+    symbol: 'ETH-USD',
+    prices: { name: basename(file), points },
+    positions,
+  });
+  const t1 = performance.now();
+  const result = await simulate(prepared, 'waterfall');
+  const seconds = (performance.now() - t1) / 1000;
+  return {
+    file: basename(file),
+    priceTicks: result.ticks,
+    drainTicks: result.drainTicks,
+    liquidations: result.liquidations,
+    settledBy: { ...result.settledBy, cancelled: result.cancelled },
+    errors: Object.values(result.errors).reduce((a, b) => a + b, 0),
+    seconds: significant(seconds),
+    prepareSeconds: significant((t1 - t0) / 1000),
+  };
+}
+
+/** Runs a leg in a worker thread (the worker inherits this process's loader flags, so it runs TypeScript). */
+function replayInWorker(file: string, positions: number): Promise<ReplayLeg> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./replay-worker.ts', import.meta.url), {
+      workerData: { file, positions },
+    });
+    let leg: ReplayLeg | undefined;
+    worker.once('message', (message: ReplayLeg) => {
+      leg = message;
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) =>
+      leg ? resolve(leg) : reject(new Error(`bench/replay-worker: ${basename(file)} exited with ${code}`)),
+    );
+  });
+}
+
+/**
+ * Replays every leg, one worker thread per leg when `parallel` (the target is for a 2-core machine: the legs are
+ * independent, each single-threaded); `seconds` is the wall time of them all.
+ */
 export async function benchReplay(options: ReplayOptions): Promise<ReplayResult> {
-  const legs: ReplayLeg[] = [];
-  for (const file of options.files) {
-    const t0 = performance.now();
-    const points = readPriceFile(file);
-    const prepared = prepareSimulation({
-      symbol: 'ETH-USD',
-      prices: { name: basename(file), points },
-      positions: options.positions,
-    });
-    const t1 = performance.now();
-    const result = await simulate(prepared, 'waterfall');
-    const seconds = (performance.now() - t1) / 1000;
-    const errors = Object.values(result.errors).reduce((a, b) => a + b, 0);
-    legs.push({
-      file: basename(file),
-      priceTicks: result.ticks,
-      drainTicks: result.drainTicks,
-      liquidations: result.liquidations,
-      settledBy: { ...result.settledBy, cancelled: result.cancelled },
-      errors,
-      seconds: significant(seconds),
-      prepareSeconds: significant((t1 - t0) / 1000),
-    });
+  const start = performance.now();
+  const legs = options.parallel
+    ? await Promise.all(options.files.map((f) => replayInWorker(f, options.positions)))
+    : [];
+  if (!options.parallel) for (const f of options.files) legs.push(await replayLeg(f, options.positions));
+  const seconds = (performance.now() - start) / 1000;
+  for (const leg of legs) {
     options.log?.(
-      `replay ${basename(file)}: ${result.ticks}+${result.drainTicks} ticks, ${result.liquidations} liquidations in ${seconds.toFixed(2)} s`,
+      `replay ${leg.file}: ${leg.priceTicks}+${leg.drainTicks} ticks, ${leg.liquidations} liquidations in ${leg.seconds} s`,
     );
   }
   const ticks = legs.reduce((a, l) => a + l.priceTicks + l.drainTicks, 0);
   const liquidations = legs.reduce((a, l) => a + l.liquidations, 0);
-  const seconds = legs.reduce((a, l) => a + l.seconds, 0);
   return {
     positions: options.positions,
     ticks,
@@ -81,6 +114,7 @@ export async function benchReplay(options: ReplayOptions): Promise<ReplayResult>
     seconds: significant(seconds),
     ticksPerSecond: significant(ticks / seconds),
     liquidationsPerSecond: significant(liquidations / seconds),
+    parallel: options.parallel,
     legs,
   };
 }

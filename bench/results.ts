@@ -134,7 +134,7 @@ export function renderMarkdown(r: BenchResults): string {
   }
   out.push(
     '',
-    `Both legs: ${fmt(rp.ticks)} ticks and ${fmt(rp.liquidations)} liquidations in **${fmt(rp.seconds, 2)} s** (${fmt(rp.ticksPerSecond, 1)} ticks/s, ${fmt(rp.liquidationsPerSecond)} liquidations/s).`,
+    `Both legs${rp.parallel ? ' (one worker thread each, in parallel)' : ' (one after the other)'}: ${fmt(rp.ticks)} ticks and ${fmt(rp.liquidations)} liquidations in **${fmt(rp.seconds, 2)} s** wall time, books included (${fmt(rp.ticksPerSecond, 1)} ticks/s, ${fmt(rp.liquidationsPerSecond)} liquidations/s).`,
     '',
   );
 

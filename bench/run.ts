@@ -3,11 +3,8 @@ import './quiet.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { instrumentAwsClients } from '../shared/lambda/wiring.ts';
-import { MotoNotInstalledError, SETUP_HINT, startMoto } from '../shared/local/moto.ts';
-import { type ApiCallsResult, benchAwsCalls } from './aws.ts';
-import { CapacityMeter } from './capacity.ts';
-import { benchLatency, type LatencyResult } from './latency.ts';
+import type { ApiCallsResult } from './aws.ts';
+import type { LatencyResult } from './latency.ts';
 import { machineInfo, withEndLoad } from './machine.ts';
 import { benchEvaluations, benchMarginCheck } from './margin.ts';
 import { benchReplay, ETH_LEGS } from './replay.ts';
@@ -20,6 +17,7 @@ import { significant } from './timing.ts';
  *   BENCH_OUT_DIR=dir   where to write the results (default: this folder)
  *   BENCH_SKIP_AWS=1    skip parts 3 and 4 (they start a moto server: bash scripts/setup-emulator.sh)
  *   BENCH_DATA_DIR=dir  the price files (default: ../shared/data beside the repository)
+ *   BENCH_REPLAY_SERIAL=1  replay the legs one after the other (default: one worker thread per leg)
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -90,8 +88,10 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv = process.env): Promi
 
   const dataDir = env.BENCH_DATA_DIR ?? resolve(ROOT, '..', 'shared', 'data');
   const replay = await benchReplay({
-    files: ETH_LEGS.map((f) => join(dataDir, f.split('/').pop()!)),
+    files: ETH_LEGS.map((f) => join(dataDir, f)),
     positions: sizes.replayPositions,
+    // One worker per leg on a multi-core machine (the target is for 2 cores); BENCH_REPLAY_SERIAL=1: one thread.
+    parallel: machine.cores >= 2 && env.BENCH_REPLAY_SERIAL !== '1',
     log,
   });
 
@@ -99,41 +99,10 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv = process.env): Promi
   let latencyMs: LatencyResult | null = null;
   if (env.BENCH_SKIP_AWS === '1') log('parts 3 and 4 skipped (BENCH_SKIP_AWS=1)');
   else {
-    let moto: Awaited<ReturnType<typeof startMoto>>;
-    try {
-      moto = await startMoto();
-    } catch (error) {
-      if (error instanceof MotoNotInstalledError) {
-        throw new Error(
-          `bench/no-emulator: parts 3 and 4 need moto (${SETUP_HINT}), or set BENCH_SKIP_AWS=1`,
-        );
-      }
-      throw error;
-    }
-    const meter = new CapacityMeter();
-    instrumentAwsClients((clients) => meter.attach(clients));
-    const prefix = `b${Date.now().toString(36)}`;
-    try {
-      apiCalls = await benchAwsCalls({
-        endpoint: moto.endpoint,
-        meter,
-        noCrossTicks: sizes.noCrossTicks,
-        crossed: sizes.callsCrossed,
-        perLayer: sizes.perLayer,
-        stagePrefix: prefix,
-        log,
-      });
-      latencyMs = await benchLatency({
-        endpoint: moto.endpoint,
-        positions: sizes.latency.positions,
-        ticks: sizes.latency.ticks,
-        stage: `${prefix}latency`,
-        log,
-      });
-    } finally {
-      instrumentAwsClients(undefined);
-      await moto.stop();
-    }
+    // Loaded only now: the Lambda modules bring Powertools' tracer, whose async hooks slow every await of the
+    // in-process parts above about threefold.
+    const aws = await import('./aws-run.ts');
+    ({ apiCalls, latencyMs } = await aws.runAwsParts(sizes, log));
   }
 
   return {
