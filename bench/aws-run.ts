@@ -5,7 +5,7 @@ import { CapacityMeter } from './capacity.ts';
 import { benchLatency, type LatencyResult } from './latency.ts';
 
 /**
- * Parts 3 and 4 on a moto server of their own. Imported lazily by run.ts: the Lambda modules bring Powertools'
+ * Parts 3 and 4, each on a moto server of its own. Imported lazily by run.ts: the Lambda modules bring Powertools'
  * tracer, whose async hooks would slow the in-process parts measured before.
  */
 
@@ -13,13 +13,10 @@ export interface AwsSizes {
   readonly noCrossTicks: number;
   readonly callsCrossed: readonly number[];
   readonly perLayer: number;
-  readonly latency: { readonly positions: number; readonly ticks: number };
+  readonly latency: { readonly bursts: number; readonly positionsPerBurst: number };
 }
 
-export async function runAwsParts(
-  sizes: AwsSizes,
-  log: (line: string) => void,
-): Promise<{ apiCalls: ApiCallsResult; latencyMs: LatencyResult }> {
+async function withMoto<T>(run: (endpoint: string) => Promise<T>): Promise<T> {
   let moto: Awaited<ReturnType<typeof startMoto>>;
   try {
     moto = await startMoto();
@@ -29,29 +26,43 @@ export async function runAwsParts(
     }
     throw error;
   }
-  const meter = new CapacityMeter();
-  instrumentAwsClients((clients) => meter.attach(clients));
-  const prefix = `b${Date.now().toString(36)}`;
   try {
-    const apiCalls = await benchAwsCalls({
-      endpoint: moto.endpoint,
-      meter,
-      noCrossTicks: sizes.noCrossTicks,
-      crossed: sizes.callsCrossed,
-      perLayer: sizes.perLayer,
-      stagePrefix: prefix,
-      log,
-    });
-    const latencyMs = await benchLatency({
-      endpoint: moto.endpoint,
-      positions: sizes.latency.positions,
-      ticks: sizes.latency.ticks,
-      stage: `${prefix}latency`,
-      log,
-    });
-    return { apiCalls, latencyMs };
+    return await run(moto.endpoint);
   } finally {
-    instrumentAwsClients(undefined);
     await moto.stop();
   }
+}
+
+const stagePrefix = (): string => `b${Date.now().toString(36)}`;
+
+export function runApiCalls(sizes: AwsSizes, log: (line: string) => void): Promise<ApiCallsResult> {
+  return withMoto(async (endpoint) => {
+    const meter = new CapacityMeter();
+    instrumentAwsClients((clients) => meter.attach(clients));
+    try {
+      return await benchAwsCalls({
+        endpoint,
+        meter,
+        noCrossTicks: sizes.noCrossTicks,
+        crossed: sizes.callsCrossed,
+        perLayer: sizes.perLayer,
+        stagePrefix: stagePrefix(),
+        log,
+      });
+    } finally {
+      instrumentAwsClients(undefined);
+    }
+  });
+}
+
+export function runLatency(sizes: AwsSizes, log: (line: string) => void): Promise<LatencyResult> {
+  return withMoto((endpoint) =>
+    benchLatency({
+      endpoint,
+      bursts: sizes.latency.bursts,
+      positionsPerBurst: sizes.latency.positionsPerBurst,
+      stage: `${stagePrefix()}latency`,
+      log,
+    }),
+  );
 }

@@ -1,4 +1,5 @@
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../shared/domain/config.ts';
+import { isTerminal, type LiquidationState } from '../shared/domain/model.ts';
 import { PRICE_SCALE } from '../shared/domain/units.ts';
 import type { FunctionId } from '../shared/topology.ts';
 import { addUsage, type CapacityMeter, diffUsage, EMPTY_USAGE, totalCalls, type Usage } from './capacity.ts';
@@ -8,13 +9,14 @@ import { significant } from './timing.ts';
 
 /**
  * Part 3: AWS API calls per unit of work, counted on the handlers' own SDK clients against the emulator, phase by
- * phase: a tick that crosses nothing; ticks that cross k positions (margin-check alone, then the consumers
- * settle what they started); one stage per waterfall layer (market, auction, insurance fund).
+ * phase: a tick that crosses nothing; ticks that cross k positions (margin-check alone, then the consumers settle
+ * all k at once: the contended case); one stage per waterfall layer settling liquidations one at a time.
  *
- * A liquidation's count is its marginal share of the tick that started it (the calls the tick made beyond a tick
- * that crosses nothing, divided by k) plus the calls that settle it. The fixed calls of the tick are in
- * tickNoCross, which every tick pays whether it crosses or not: calls = tickNoCross * ticks +
- * tickPerCrossed * crossed + settlement calls * liquidations.
+ * A liquidation's count is its marginal share of the tick that started it (the calls of a tick crossing the
+ * largest k beyond a tick that crosses nothing, divided by k) plus the calls that settle it alone. The fixed calls
+ * of the tick are in tickNoCross, paid by every tick whether it crosses or not:
+ *   calls = tickNoCross * ticks + tickPerCrossed * crossed + settlement calls * liquidations
+ * plus, in bursts, the retries of the fund's contended ledger item (detail.crossing).
  */
 
 export interface ApiCallsResult {
@@ -25,8 +27,12 @@ export interface ApiCallsResult {
   readonly liquidationInsurance: number;
   readonly detail: {
     readonly tickNoCrossByOperation: Record<string, number>;
+    /** Estimated DynamoDB request units of a tick that crosses nothing. */
+    readonly tickNoCrossUnits: { readonly read: number; readonly write: number };
     readonly crossing: readonly CrossingRow[];
     readonly layers: Record<Layer, LayerRow>;
+    /** Invocations that failed and were retried (ledger contention on the fund's item, mostly). */
+    readonly failedInvocations: number;
   };
   readonly cost: {
     readonly prices: typeof AWS_PRICES;
@@ -55,6 +61,9 @@ export interface LayerRow {
   readonly byOperation: Record<string, number>;
   /** DynamoDB calls per operation and table(s), per liquidation. */
   readonly byTable: Record<string, number>;
+  /** Estimated DynamoDB request units of the settlement, per liquidation. */
+  readonly readUnits: number;
+  readonly writeUnits: number;
   readonly states: Record<string, number>;
 }
 
@@ -161,9 +170,23 @@ async function liquidationStates(stage: BenchStage, sequence: number): Promise<R
 
 const count = (states: Record<string, number>): number => Object.values(states).reduce((a, b) => a + b, 0);
 
-function requireAll(states: Record<string, number>, expected: number, terminal: string, what: string): void {
-  if ((states[terminal] ?? 0) !== expected) {
-    throw new Error(`bench/${what}: expected ${expected} ${terminal}, got ${JSON.stringify(states)}`);
+/**
+ * Every liquidation terminal, and at least 90 % in the layer the scenario drives them to: a large burst sold on the
+ * simulated book can push a few past their bankruptcy price (the fund then pays); their calls stay in the average.
+ */
+function requireLayer(
+  states: Record<string, number>,
+  expected: number,
+  terminal: string,
+  what: string,
+): void {
+  const terminalCount = Object.entries(states)
+    .filter(([state]) => isTerminal(state as LiquidationState))
+    .reduce((a, [, n]) => a + n, 0);
+  if (terminalCount !== expected || (states[terminal] ?? 0) < 0.9 * expected) {
+    throw new Error(
+      `bench/${what}: expected ${expected} terminal, mostly ${terminal}; got ${JSON.stringify(states)}`,
+    );
   }
 }
 
@@ -204,9 +227,11 @@ async function measureTicks(options: AwsCallsOptions) {
       });
       const started = count(await liquidationStates(stage, sequence));
       if (started !== k) throw new Error(`bench/crossing: tick started ${started}, expected ${k}`);
-      const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
+      const settle = await measurePhase(stage, meter, async () => {
+        await stage.phase(SETTLE);
+      });
       const states = await liquidationStates(stage, sequence);
-      requireAll(states, k, 'SETTLED_MARKET', 'market-settlement');
+      requireLayer(states, k, 'SETTLED_MARKET', 'market-settlement');
       rows.push({
         crossed: k,
         tickCalls: totalCalls(tick.usage),
@@ -218,19 +243,21 @@ async function measureTicks(options: AwsCallsOptions) {
         `aws calls: tick crossing ${k}: ${totalCalls(tick.usage)} calls; ${totalCalls(settle.usage) / k} per settlement`,
       );
     }
-    return { tickNoCross, noCross, rows, phases };
+    return { tickNoCross, noCross, rows, phases, failed: stage.failedInvocations };
   } finally {
     await stage.close();
   }
 }
 
 /**
- * k liquidations settled by one layer of the waterfall. The fund's: one tick gaps through every bankruptcy price.
- * The auction's: one position per tick, each settled before the next tick, because concurrent auctions that
- * clear against the same provider conflict on its record and the loser is left RUNNING (reported in
- * docs/PERFORMANCE.md); one at a time measures the calls of an auction that clears.
+ * `perLayer` liquidations settled by one layer of the waterfall, one at a time: a position is opened, a tick
+ * crosses it (at its liquidation price; for the fund, at 175 USD, through its bankruptcy price near 190), it
+ * settles, the mark returns to 200 and the next one opens. One at a time measures the calls of the design, without
+ * the retries of a contended fund item (the crossing table of measureTicks shows those), and sidesteps concurrent
+ * auctions that clear against the same provider: they conflict on its record and the loser is left RUNNING
+ * (reported in docs/PERFORMANCE.md).
  */
-async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'market'>) {
+async function measureLayer(options: AwsCallsOptions, layer: Layer) {
   const { meter } = options;
   const k = options.perLayer;
   const stage = await BenchStage.open(
@@ -251,22 +278,25 @@ async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'mar
     } else {
       await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
     }
-    await stage.putTick(200n * USD);
+    const resting = 200n * USD;
+    await stage.putTick(resting);
     await stage.phase(['marginCheck']);
-    const book = ladder(layer, k, 195, 190);
-    await stage.seed(book);
-    // The fund's stage gaps through every bankruptcy price (about 185-190 USD): the fund pays the rest.
-    const groups =
-      layer === 'insurance' ? [{ mark: 175n * USD }] : book.map((p) => ({ mark: p.liquidationPrice }));
+    const book = ladder(layer, k, 192, 190);
     const sequences: number[] = [];
-    const works: { tick: PhaseWork; settle: PhaseWork }[] = [];
-    for (const g of groups) {
-      const tick = await measurePhase(stage, meter, async () => {
-        sequences.push(await stage.putTick(g.mark));
+    const settles: PhaseWork[] = [];
+    for (const position of book) {
+      await stage.seed([position]);
+      await measurePhase(stage, meter, async () => {
+        sequences.push(await stage.putTick(layer === 'insurance' ? 175n * USD : position.liquidationPrice));
         await stage.phase(['marginCheck']);
       });
-      const settle = await measurePhase(stage, meter, () => stage.phase(SETTLE));
-      works.push({ tick, settle });
+      settles.push(
+        await measurePhase(stage, meter, async () => {
+          await stage.phase(SETTLE);
+        }),
+      );
+      await stage.putTick(resting);
+      await stage.phase(['marginCheck']);
     }
     const states: Record<string, number> = {};
     for (const sequence of sequences) {
@@ -274,17 +304,18 @@ async function measureLayer(options: AwsCallsOptions, layer: Exclude<Layer, 'mar
         states[state] = (states[state] ?? 0) + n;
       }
     }
-    requireAll(
-      states,
-      k,
-      layer === 'auction' ? 'SETTLED_AUCTION' : 'SETTLED_INSURANCE',
-      `${layer}-settlement`,
-    );
-    return { settle: sumPhases(works.map((w) => w.settle)), states };
+    requireLayer(states, k, TERMINAL_OF[layer], `${layer}-settlement`);
+    return { settle: sumPhases(settles), states, failed: stage.failedInvocations };
   } finally {
     await stage.close();
   }
 }
+
+const TERMINAL_OF: Record<Layer, string> = {
+  market: 'SETTLED_MARKET',
+  auction: 'SETTLED_AUCTION',
+  insurance: 'SETTLED_INSURANCE',
+};
 
 function sumPhases(phases: readonly PhaseWork[]): PhaseWork {
   let usage: Usage = EMPTY_USAGE;
@@ -335,6 +366,8 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
       perLiquidation: significant(tickShare + settleCalls),
       byOperation,
       byTable,
+      readUnits: significant(settle.usage.readUnits / liquidations),
+      writeUnits: significant(settle.usage.writeUnits / liquidations),
       states,
     };
     const work = addWork(tickWork, unitWork(settle, liquidations, 0));
@@ -344,9 +377,10 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
     );
   };
 
-  layerRow('market', largest.settle, k, ticks.rows[ticks.rows.length - 1]!.states);
-  for (const layer of ['auction', 'insurance'] as const) {
+  let failedInvocations = ticks.failed;
+  for (const layer of ['market', 'auction', 'insurance'] as const) {
     const measured = await measureLayer(options, layer);
+    failedInvocations += measured.failed;
     layerRow(layer, measured.settle, options.perLayer, measured.states);
   }
 
@@ -363,8 +397,13 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
           significant(n / options.noCrossTicks),
         ]),
       ),
+      tickNoCrossUnits: {
+        read: significant(ticks.noCross.usage.readUnits / options.noCrossTicks),
+        write: significant(ticks.noCross.usage.writeUnits / options.noCrossTicks),
+      },
       crossing: ticks.rows,
       layers,
+      failedInvocations,
     },
     cost: {
       prices: AWS_PRICES,

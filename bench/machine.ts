@@ -48,7 +48,7 @@ export function machineInfo(mode: 'full' | 'short', now: Date): MachineInfo {
   };
 }
 
-export const withEndLoad = (m: MachineInfo): MachineInfo => ({
+export const withEndLoad = <T extends MachineInfo>(m: T): T => ({
   ...m,
   loadAverageEnd: loadavg().map((l) => round(l)),
 });

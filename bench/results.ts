@@ -7,16 +7,20 @@ import type { ReplayResult } from './replay.ts';
 
 /**
  * The shape of bench/results.json that scripts read. The issue's keys are fixed; the objects carry more detail
- * beside them. Parts 3 and 4 are null when the run skipped the emulator (BENCH_SKIP_AWS=1).
+ * beside them. A part never measured in this output folder is empty or null (BENCH_SKIP_AWS=1, BENCH_PARTS).
  */
 export interface BenchResults {
   readonly marginCheck: readonly MarginCheckRow[];
   /** Exact evaluations (isLiquidatable) per second on one core, best run. */
   readonly evaluationsPerSecond: number;
-  readonly replay: ReplayResult;
+  readonly replay: ReplayResult | null;
   readonly apiCalls: ApiCallsResult | null;
   readonly latencyMs: LatencyResult | null;
-  readonly machine: MachineInfo & { readonly evaluationRunsPerSecond: readonly number[] };
+  readonly machine: MachineInfo & {
+    readonly evaluationRunsPerSecond: readonly number[];
+    /** When each part was measured, and the load average then (a partial run keeps older parts). */
+    readonly parts: Record<string, { readonly date: string; readonly loadAverage: readonly number[] }>;
+  };
 }
 
 export interface Target {
@@ -34,8 +38,8 @@ export function judgeTargets(r: BenchResults): Target[] {
   const rows = r.marginCheck;
   const at = (positions: number, crossed: number) =>
     rows.find((x) => x.positions === positions && x.crossed === crossed);
-  const largest = Math.max(...rows.map((x) => x.positions));
-  const smallest = Math.min(...rows.map((x) => x.positions));
+  const largest = rows.length ? Math.max(...rows.map((x) => x.positions)) : 0;
+  const smallest = rows.length ? Math.min(...rows.map((x) => x.positions)) : 0;
   const big = at(largest, 0);
   const small = at(smallest, 0);
   const flat = big && small ? big.indexMsPerTick / small.indexMsPerTick : undefined;
@@ -55,14 +59,14 @@ export function judgeTargets(r: BenchResults): Target[] {
     {
       name: 'exact evaluations per second, one core',
       goal: '>= 8,000,000',
-      measured: fmt(r.evaluationsPerSecond),
-      met: r.evaluationsPerSecond >= 8_000_000,
+      measured: r.evaluationsPerSecond > 0 ? fmt(r.evaluationsPerSecond) : 'n/a',
+      met: r.evaluationsPerSecond > 0 ? r.evaluationsPerSecond >= 8_000_000 : undefined,
     },
     {
-      name: `replay of both ETH legs, ${fmt(r.replay.positions)} positions`,
+      name: `replay of both ETH legs, ${r.replay ? fmt(r.replay.positions) : '?'} positions`,
       goal: '< 5 s (2 cores)',
-      measured: `${fmt(r.replay.seconds, 2)} s`,
-      met: r.replay.positions >= 100_000 ? r.replay.seconds < 5 : undefined,
+      measured: r.replay ? `${fmt(r.replay.seconds, 2)} s` : 'n/a',
+      met: r.replay && r.replay.positions >= 100_000 ? r.replay.seconds < 5 : undefined,
     },
     {
       name: 'AWS calls, tick crossing nothing',
@@ -121,22 +125,24 @@ export function renderMarkdown(r: BenchResults): string {
   );
 
   const rp = r.replay;
-  out.push(
-    '## 2. Replay throughput (embedded engine, waterfall)',
-    '',
-    '| leg | positions | price ticks | drain ticks | liquidations | errors | replay s | book s |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-  );
-  for (const leg of rp.legs) {
+  out.push('## 2. Replay throughput (embedded engine, waterfall)', '');
+  if (!rp) out.push('Not measured.', '');
+  else {
     out.push(
-      `| ${leg.file} | ${fmt(rp.positions)} | ${leg.priceTicks} | ${leg.drainTicks} | ${fmt(leg.liquidations)} | ${leg.errors} | ${fmt(leg.seconds, 2)} | ${fmt(leg.prepareSeconds, 2)} |`,
+      '| leg | positions | price ticks | drain ticks | liquidations | errors | replay s | book s |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const leg of rp.legs) {
+      out.push(
+        `| ${leg.file} | ${fmt(rp.positions)} | ${leg.priceTicks} | ${leg.drainTicks} | ${fmt(leg.liquidations)} | ${leg.errors} | ${fmt(leg.seconds, 2)} | ${fmt(leg.prepareSeconds, 2)} |`,
+      );
+    }
+    out.push(
+      '',
+      `Both legs${rp.parallel ? ' (one worker thread each, in parallel)' : ' (one after the other)'}: ${fmt(rp.ticks)} ticks and ${fmt(rp.liquidations)} liquidations in **${fmt(rp.seconds, 2)} s** wall time, books included (${fmt(rp.ticksPerSecond, 1)} ticks/s, ${fmt(rp.liquidationsPerSecond)} liquidations/s).`,
+      '',
     );
   }
-  out.push(
-    '',
-    `Both legs${rp.parallel ? ' (one worker thread each, in parallel)' : ' (one after the other)'}: ${fmt(rp.ticks)} ticks and ${fmt(rp.liquidations)} liquidations in **${fmt(rp.seconds, 2)} s** wall time, books included (${fmt(rp.ticksPerSecond, 1)} ticks/s, ${fmt(rp.liquidationsPerSecond)} liquidations/s).`,
-    '',
-  );
 
   const a = r.apiCalls;
   out.push('## 3. AWS API calls per unit of work (handlers on the emulator)', '');
@@ -173,7 +179,13 @@ export function renderMarkdown(r: BenchResults): string {
     for (const layer of ['market', 'auction', 'insurance'] as const) {
       out.push(costRow(`per thousand liquidations (${layer})`, a.cost.perThousandLiquidations[layer]));
     }
-    out.push('', `Assumptions: ${a.cost.assumptions.join('; ')}.`, '');
+    out.push(
+      '',
+      `Assumptions: ${a.cost.assumptions.join('; ')}.`,
+      '',
+      `Failed invocations retried during these phases: ${a.detail.failedInvocations}.`,
+      '',
+    );
   }
 
   const l = r.latencyMs;
@@ -186,9 +198,11 @@ export function renderMarkdown(r: BenchResults): string {
       `| tick put -> liquidation enqueued | ${fmt(l.enqueueP50)} | ${fmt(l.enqueueP99)} |`,
       `| tick put -> settled | ${fmt(l.settleP50)} | ${fmt(l.settleP99)} |`,
       '',
-      `${fmt(l.liquidations)} liquidations from ${l.ticks} ticks (${Object.entries(l.states)
+      `${fmt(l.liquidations)} liquidations in ${l.bursts} bursts of ${l.positionsPerBurst} (one tick each, on a fresh stage; ${Object.entries(
+        l.states,
+      )
         .map(([s, n]) => `${s} ${n}`)
-        .join(', ')}), ${fmt(l.wallSeconds, 1)} s from the first tick to the last settlement.`,
+        .join(', ')}); ${l.failedInvocations} failed invocations were retried.`,
       '',
     );
   }
