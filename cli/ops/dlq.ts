@@ -16,7 +16,8 @@ import {
 export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--json]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
-            note, the auction step, EventBridge's delivery error); they stay in the queue
+            note or the auction step, with the error recorded at the last failed receive; EventBridge's
+            delivery error); they stay in the queue
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
             each from the DLQ only once resent
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)

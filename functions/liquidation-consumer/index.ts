@@ -4,6 +4,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { failureOf, noteFailure } from '../../shared/lambda/failures.ts';
 import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -25,6 +26,14 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     logger.info('liquidation processed', { state: outcome.state });
   } catch (error) {
     logger.error('liquidation failed; it will be retried', { error: error as Error });
+    // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
+    const { adapters } = wiring();
+    await noteFailure(
+      'liquidation',
+      liquidationId,
+      failureOf(error, record, adapters.clock.nowMs()),
+      (id, f) => adapters.liquidations.recordFailure(id, f),
+    );
     throw error;
   } finally {
     logger.removeKeys(['correlation_id', 'receiveCount']);

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
+import type { ProcessingFailure } from '../ports/index.ts';
 import { auctionStepMessageSchema, liquidationMessageSchema } from '../schemas/messages.ts';
 import type { Deployment } from './deployment.ts';
 
@@ -29,7 +30,10 @@ export interface DeadLetter {
   /** Receives so far (on the work queue before it was dead-lettered, and on the DLQ). */
   readonly receiveCount: number;
   readonly sentAt: string | null;
-  /** Why it failed, as far as the records tell: the liquidation's state and last note, EventBridge's error. */
+  /**
+   * Why it failed, as far as the records tell: the liquidation's (or auction's) state and last note with the
+   * error its handler recorded on the last failed delivery; EventBridge's error for a tick.
+   */
   readonly reason: string;
 }
 
@@ -129,14 +133,18 @@ async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: M
     const record = await repo.get(parsed.data.liquidationId);
     if (!record) return `liquidation ${parsed.data.liquidationId} not found`;
     const last = record.history.at(-1);
-    return `liquidation ${record.id} in ${record.state}${last?.note ? `: ${last.note}` : ''}`;
+    const where = `liquidation ${record.id} in ${record.state}${last?.note ? `: ${last.note}` : ''}`;
+    return withFailure(where, record.lastFailure);
   }
   if (queue === 'auctionSteps') {
     const parsed = auctionStepMessageSchema.safeParse(json);
     if (!parsed.success) return 'poison: not an auction step message';
     const auction = await new DynamoAuctionRepository(dynamo, tables.auctions).get(parsed.data.auctionId);
     if (!auction) return `auction ${parsed.data.auctionId} not found`;
-    return `auction ${auction.id} step ${parsed.data.step} (at step ${auction.step}, ${auction.state}) of liquidation ${auction.liquidationId}`;
+    return withFailure(
+      `auction ${auction.id} step ${parsed.data.step} (at step ${auction.step}, ${auction.state}) of liquidation ${auction.liquidationId}`,
+      auction.lastFailure,
+    );
   }
   // EventBridge adds the delivery error as message attributes on AWS.
   const code = m.MessageAttributes?.ERROR_CODE?.StringValue;
@@ -149,6 +157,12 @@ async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: M
     ? `${tick}: ${[code, message].filter(Boolean).join(': ')}`
     : `${tick}: margin-check failed on every retry`;
 }
+
+/** Where the record stands, then the error its handler recorded on the last failed delivery (if any). */
+const withFailure = (where: string, failure: ProcessingFailure | undefined): string =>
+  failure
+    ? `${where}; last failure (receive ${failure.attempt}, ${new Date(failure.atMs).toISOString()}): ${failure.reason}`
+    : where;
 
 export interface RedriveOutcome {
   readonly moved: number;

@@ -100,6 +100,18 @@ export interface LiquidationEvent {
   readonly note?: string;
 }
 
+/**
+ * The last failed attempt at processing a record's message, recorded by the Lambda handler so that a
+ * dead-lettered message's record says why (the error itself is otherwise only in the function's log).
+ */
+export interface ProcessingFailure {
+  /** The error's name and message (handler-truncated). */
+  readonly reason: string;
+  /** SQS ApproximateReceiveCount of the failed delivery (0: unknown). */
+  readonly attempt: number;
+  readonly atMs: number;
+}
+
 export interface LiquidationRecord {
   /** Deterministic: `${positionId}:${positionVersion}`, so a duplicate can never start a second one. */
   readonly id: string;
@@ -119,6 +131,8 @@ export interface LiquidationRecord {
   readonly history: readonly LiquidationEvent[];
   /** Service-owned JSON (bigints as decimal strings), opaque to adapters: stored and returned as is. */
   readonly context?: string;
+  /** Set only by recordFailure; carried along by replaces (records are spread), dropped when a record is created. */
+  readonly lastFailure?: ProcessingFailure;
   readonly version: number;
 }
 
@@ -140,6 +154,12 @@ export interface LiquidationRepository {
   ): Promise<void>;
   /** Liquidations started by one tick (crash recovery of the enqueue step). */
   listByTick(tickKey: string): Promise<readonly LiquidationRecord[]>;
+  /**
+   * Sets lastFailure of an existing liquidation (ConditionFailedError if absent) and nothing else: neither the
+   * state nor the version moves, so it never conflicts with a transition. A transition made concurrently from
+   * an earlier read may overwrite it, which is fine: the record has moved on.
+   */
+  recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
 }
 
 // --- Messages --------------------------------------------------------------------------------------------
@@ -288,6 +308,8 @@ export interface AuctionRecord {
   readonly step: number;
   readonly state: 'RUNNING' | 'CLEARED' | 'EXHAUSTED';
   readonly fills: readonly (Fill & { readonly providerId: string })[];
+  /** As on LiquidationRecord: the last failed step, set only by recordFailure. */
+  readonly lastFailure?: ProcessingFailure;
   readonly version: number;
 }
 
@@ -295,6 +317,8 @@ export interface AuctionRepository {
   get(id: string): Promise<AuctionRecord | undefined>;
   create(auction: AuctionRecord): Promise<void>;
   replace(next: AuctionRecord, expectedVersion: number): Promise<void>;
+  /** As LiquidationRepository.recordFailure. */
+  recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
 }
 
 // --- Clock -----------------------------------------------------------------------------------------------
@@ -331,8 +355,20 @@ export interface QueueTransport {
   depth(): Promise<{ readonly visible: number; readonly inFlight: number; readonly delayed: number }>;
 }
 
+// --- Reads served together ----------------------------------------------------------------------------
+
+/** Records that one round trip reads together (on DynamoDB one BatchGetItem), each strongly consistent. */
+export interface BatchReader {
+  /** A position and the state of its market, as the consumer's re-check needs them. */
+  positionAndMarket(
+    positionId: string,
+    symbol: string,
+  ): Promise<{ readonly position: PositionRecord | undefined; readonly market: MarketState | undefined }>;
+}
+
 /** Everything the services use, as one bundle; both adapter families build one. */
 export interface Adapters {
+  readonly reader: BatchReader;
   readonly positions: PositionRepository;
   readonly markets: MarketRepository;
   readonly liquidations: LiquidationRepository;

@@ -7,6 +7,7 @@ import type {
   Adapters,
   LiquidationRecord,
   MarketRepository,
+  MarketState,
   PositionRecord,
   PositionRepository,
   Telemetry,
@@ -86,7 +87,16 @@ export async function latestMark(
   fallback: PriceE8,
   nowMs: number,
 ): Promise<{ readonly mark: PriceE8; readonly atMs: number }> {
-  const tick = (await markets.get(symbol))?.lastTick;
+  return markOfMarket(await markets.get(symbol), fallback, nowMs);
+}
+
+/** The mark of a market's last accepted tick, or `fallback` (now) before its first. */
+export function markOfMarket(
+  market: MarketState | undefined,
+  fallback: PriceE8,
+  nowMs: number,
+): { readonly mark: PriceE8; readonly atMs: number } {
+  const tick = market?.lastTick;
   return tick ? { mark: tick.markPrice, atMs: tick.timestampMs } : { mark: fallback, atMs: nowMs };
 }
 

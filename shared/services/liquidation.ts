@@ -32,6 +32,7 @@ import {
   encodeContext,
   type LiquidationContext,
   latestMark,
+  markOfMarket,
   openPositions,
   oppositeSide,
   type SettlementDeps,
@@ -126,6 +127,21 @@ async function loadPosition(
   return carried.position;
 }
 
+/** The position and the latest mark in one read when neither is carried (one call per liquidation saved). */
+async function loadClaimInputs(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<void> {
+  if (carried.position || carried.mark) return;
+  const { position, market } = await deps.reader.positionAndMarket(
+    liquidation.positionId,
+    liquidation.symbol,
+  );
+  carried.position = position;
+  carried.mark = markOfMarket(market, liquidation.triggerMark, deps.clock.nowMs());
+}
+
 async function markOf(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
@@ -156,6 +172,7 @@ const withHistory = (
  * so once any consumer may have placed the order nobody can cancel it away.
  */
 async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carried: Carried): Promise<Step> {
+  await loadClaimInputs(liquidation, deps, carried);
   const position = await loadPosition(liquidation, deps, carried);
   const market = marketConfig(deps.config, liquidation.symbol);
   const reference = await markOf(liquidation, deps, carried, liquidation.triggerMark);

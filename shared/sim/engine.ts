@@ -114,6 +114,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   const liquidationQueue = new WatchedQueue(adapters.liquidationQueue, clock, due);
   const auctionQueue = new WatchedQueue(adapters.auctionQueue, clock, due);
   const deps: SettlementDeps = {
+    reader: adapters.reader,
     positions: adapters.positions,
     markets: adapters.markets,
     liquidations: adapters.liquidations,

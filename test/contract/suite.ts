@@ -374,6 +374,29 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
+    describe('batch reader', () => {
+      it('reads a position and its market together, each as stored, and says which is missing', async () => {
+        expect(await a.reader.positionAndMarket('pos-1', 'ETH-USD')).toEqual({
+          position: undefined,
+          market: undefined,
+        });
+        const p = position({ size: HUGE, liquidationPrice: ABOVE_2_53 });
+        await a.positions.create(p);
+        expect(await a.reader.positionAndMarket('pos-1', 'ETH-USD')).toEqual({
+          position: p,
+          market: undefined,
+        });
+        const t1 = tick(1, { markPrice: HUGE });
+        await a.markets.acceptTick('ETH-USD', t1, undefined, true);
+        expect(await a.reader.positionAndMarket('pos-1', 'ETH-USD')).toEqual({
+          position: p,
+          market: await a.markets.get('ETH-USD'),
+        });
+        expect((await a.reader.positionAndMarket('pos-2', 'ETH-USD')).market?.lastTick).toEqual(t1);
+        expect((await a.reader.positionAndMarket('pos-1', 'BTC-USD')).position).toEqual(p);
+      });
+    });
+
     describe('liquidations', () => {
       it('begin moves the position to LIQUIDATING@v+1 out of the index and creates the QUEUED liquidation', async () => {
         const p = position();
@@ -470,6 +493,54 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.liquidations.listByTick('ETH-USD#9')).toEqual([]);
       });
 
+      it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const failure = { reason: 'VenueError: venue/timeout: pos-1:1:market', attempt: 5, atMs: 2_000 };
+        await a.liquidations.recordFailure(l.id, failure);
+        // Only lastFailure changed: same state, same version, so a transition read before still commits.
+        expect(await a.liquidations.get(l.id)).toEqual({ ...l, lastFailure: failure });
+        const later = { reason: 'liquidation/position-missing: pos-1', attempt: 6, atMs: 3_000 };
+        await a.liquidations.recordFailure(l.id, later);
+        expect((await a.liquidations.get(l.id))?.lastFailure).toEqual(later);
+        // The next write of the record carries it along (the services spread the record they read).
+        const read = (await a.liquidations.get(l.id))!;
+        const executing = { ...read, state: 'EXECUTING' as const, version: 2 };
+        await a.liquidations.replace(executing, 1);
+        expect(await a.liquidations.get(l.id)).toEqual(executing);
+        // A replace from a read taken before the failure was recorded drops it: the record has moved on.
+        await a.liquidations.replace({ ...l, state: 'MARKET_EXECUTED', version: 3 }, 2);
+        expect((await a.liquidations.get(l.id))?.lastFailure).toBeUndefined();
+        // A record created from a failed one (a next slice spreads its parent) starts clean.
+        const slice = { ...executing, id: `${p.id}:9`, state: 'QUEUED' as const, version: 0 };
+        await a.transactor.commit([{ kind: 'liquidation', record: slice, expectedVersion: undefined }]);
+        const { lastFailure: _none, ...clean } = slice;
+        expect(await a.liquidations.get(slice.id)).toEqual(clean);
+        // Never creates a record.
+        await expect(a.liquidations.recordFailure('absent:1', failure)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.liquidations.get('absent:1')).toBeUndefined();
+      });
+
+      it('recordFailure refuses a bad failure and writes nothing', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        for (const bad of [
+          { reason: '', attempt: 1, atMs: 1 },
+          { reason: 'x'.repeat(1001), attempt: 1, atMs: 1 },
+          { reason: 'x', attempt: 1.5, atMs: 1 },
+          { reason: 'x', attempt: 1, atMs: -1 },
+        ]) {
+          await expect(a.liquidations.recordFailure(l.id, bad)).rejects.toThrow(/bad-failure/);
+        }
+        expect(await a.liquidations.get(l.id)).toEqual(l);
+      });
+
       it('transactor commits all writes or none; a new liquidation joins its tick', async (ctx) => {
         const tx = h.transactor;
         if (!tx) return ctx.skip();
@@ -514,6 +585,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           ConditionFailedError,
         );
         expect(await a.auctions.get('absent')).toBeUndefined();
+      });
+
+      it('auction recordFailure sets lastFailure alone, kept by the next replace; never creates', async () => {
+        const x = auction();
+        await a.auctions.create(x);
+        const failure = { reason: 'ledger/contention: fund', attempt: 3, atMs: 5_000 };
+        await a.auctions.recordFailure(x.id, failure);
+        expect(await a.auctions.get(x.id)).toEqual({ ...x, lastFailure: failure });
+        const next = { ...(await a.auctions.get(x.id))!, step: 1, version: 2 };
+        await a.auctions.replace(next, 1);
+        expect(await a.auctions.get(x.id)).toEqual(next);
+        await expect(a.auctions.recordFailure('absent', failure)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.auctions.get('absent')).toBeUndefined();
+        await expect(a.auctions.recordFailure(x.id, { ...failure, reason: '' })).rejects.toThrow(
+          /bad-failure/,
+        );
       });
 
       it('providers: create, versioned put, list by symbol ordered by id', async () => {

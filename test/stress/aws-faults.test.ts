@@ -8,7 +8,7 @@ import {
   createAwsQueueTransports,
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { isTerminal } from '../../shared/domain/model.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
@@ -91,13 +91,27 @@ const tickDetail = (price: string, sequence: number) => ({
   source: 'aws-faults',
 });
 
-async function withStack(body: (ctx: Ctx) => Promise<void>): Promise<void> {
+/** The slippage bound keeps the market out (every slice goes to the auction); 1 s auction steps. */
+const AUCTION_ONLY: RiskConfigInput = {
+  ...DEFAULT_RISK_CONFIG_INPUT,
+  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+  auction: {
+    ...DEFAULT_RISK_CONFIG_INPUT.auction,
+    buf: '1',
+    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
+  },
+};
+
+async function withStack(
+  body: (ctx: Ctx) => Promise<void>,
+  riskConfig: RiskConfigInput = DEFAULT_RISK_CONFIG_INPUT,
+): Promise<void> {
   stageCounter += 1;
   const stage = `fault${stageCounter}`;
   const stack = await startLocalStack({
     endpoint: moto.endpoint,
     stage,
-    riskConfig: DEFAULT_RISK_CONFIG_INPUT,
+    riskConfig,
     fastRetries: true,
   });
   const faults = new FaultInjector();
@@ -463,12 +477,21 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       for (const e of errorTexts(failing.errors)) expect(e).toMatch(/TransactionConflict|ledger\/contention/);
       const dead = await listDeadLetters(ctx.deployment, 'liquidations');
       expect(dead).toHaveLength(POSITIONS.length);
+      // `dlq list` gives the error itself, recorded by the consumer on the record at the last (5th) receive,
+      // not only where the record stands.
+      const failure = /(TransactionCanceledException: .*TransactionConflict|ledger\/contention)/;
       for (const d of dead) {
         expect(d.receiveCount).toBeGreaterThanOrEqual(5);
         expect(d.reason).toMatch(/^liquidation p\d:\d+ in [A-Z_]+/);
+        expect(d.reason).toMatch(
+          new RegExp(`; last failure \\(receive 5, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): ${failure.source}`),
+        );
       }
       const stuck = await liquidationsOf(ctx);
       expect(stuck.filter((l) => isTerminal(l.state))).toEqual([]);
+      for (const l of stuck) {
+        expect(l.lastFailure, l.id).toMatchObject({ attempt: 5, reason: expect.stringMatching(failure) });
+      }
 
       // The fault is fixed (`backstop dlq redrive`): every message goes back and settles once.
       ctx.faults.disable();
@@ -483,5 +506,54 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
         deadLettered: dead.map((d) => ({ receiveCount: d.receiveCount, reason: d.reason })),
       });
     });
+  });
+
+  it('a dead-lettered auction step shows its recorded error in `dlq list`; redrive finishes the auction', async () => {
+    await withStack(async (ctx) => {
+      await admin(ctx.stack, {
+        action: 'registerProvider',
+        id: 'lp-1',
+        capital: '100000',
+        maxDiscount: '0.01',
+        maxLot: '100',
+        symbols: ['ETH-USD'],
+      });
+      // A mark just past p1's liquidation price only: its slice goes to the auction.
+      expect(await ctx.stack.putTicks([tickDetail('184', 2)])).toEqual([]);
+      expect(errorTexts((await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer'])).errors)).toEqual(
+        [],
+      );
+      const [inAuction] = await liquidationsOf(ctx);
+      expect(inAuction?.state).toBe('AUCTION');
+      const auctionId = `${inAuction?.id}:auction`;
+      ctx.inject((clients, faults) =>
+        faults.failCalls(clients, [
+          { operation: 'TransactWriteItems', times: Number.POSITIVE_INFINITY, error: transactionConflict },
+        ]),
+      );
+      const failing = await runPhase(ctx.stack, ['auction']);
+      // Step 0 delivered maxReceiveCount times; each delivery scheduled step 1 before its failing commit, and
+      // those messages no longer match the auction's step (received once, stale, deleted).
+      const receives = [...failing.receives.values()];
+      expect(receives.filter((r) => r.length > 1)).toEqual([[1, 2, 3, 4, 5]]);
+      expect(receives.filter((r) => r.length === 1)).toEqual(Array(5).fill([1]));
+      const [dead, ...more] = await listDeadLetters(ctx.deployment, 'auctionSteps');
+      expect(more).toEqual([]);
+      expect(dead?.reason).toMatch(
+        new RegExp(
+          `^auction ${auctionId} step 0 \\(at step 0, RUNNING\\) of liquidation ${inAuction?.id}; ` +
+            'last failure \\(receive 5, [^)]+\\): .*TransactionConflict',
+        ),
+      );
+      expect((await ctx.adapters.auctions.get(auctionId))?.lastFailure).toMatchObject({ attempt: 5 });
+
+      ctx.faults.disable();
+      expect(await redriveDeadLetters(ctx.deployment, 'auctionSteps')).toEqual({ moved: 1, failed: [] });
+      const recovered = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+      expect(errorTexts(recovered.errors)).toEqual([]);
+      expect((await ctx.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+      expect((await ctx.adapters.liquidations.get(inAuction!.id))?.state).toBe('SETTLED_AUCTION');
+      expect(await queueDepths(ctx)).toMatchObject({ auctionSteps: 0, auctionStepsDlq: 0, liquidations: 0 });
+    }, AUCTION_ONLY);
   });
 });

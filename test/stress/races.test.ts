@@ -40,6 +40,7 @@ function delayed<T extends object>(target: T, pause: Pause): T {
 function delayedDeps<D extends SettlementDeps | MarginCheckDeps>(deps: D, pause: Pause): D {
   const out: Record<string, unknown> = { ...deps };
   for (const key of [
+    'reader',
     'positions',
     'markets',
     'liquidations',

@@ -1,13 +1,20 @@
-import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { AuctionRecord, AuctionRepository, CrashHook } from '../../ports/index.ts';
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import type { AuctionRecord, AuctionRepository, CrashHook, ProcessingFailure } from '../../ports/index.ts';
 import {
   CorruptItemError,
   checkNextVersion,
   conditional,
+  failureAttr,
   fillAttr,
   type Item,
   N,
   noCrash,
+  optFailure,
   readBig,
   readFill,
   readInt,
@@ -41,24 +48,29 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   step: N(a.step),
   state: S(a.state),
   fills: { L: a.fills.map(fillAttr) },
+  ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
   version: N(a.version),
 });
 
-export const auctionFromItem = (item: Item): AuctionRecord => ({
-  id: readS(item, 'id'),
-  liquidationId: readS(item, 'liquidationId'),
-  symbol: readS(item, 'symbol'),
-  direction: oneOf(item, 'direction', DIRECTIONS),
-  lot: readBig(item, 'lot'),
-  remainingLot: readBig(item, 'remainingLot'),
-  top: readBig(item, 'top'),
-  startedAtMs: readInt(item, 'startedAtMs'),
-  resets: readInt(item, 'resets'),
-  step: readInt(item, 'step'),
-  state: oneOf(item, 'state', STATES),
-  fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
-  version: readInt(item, 'version'),
-});
+export const auctionFromItem = (item: Item): AuctionRecord => {
+  const lastFailure = optFailure(item);
+  return {
+    id: readS(item, 'id'),
+    liquidationId: readS(item, 'liquidationId'),
+    symbol: readS(item, 'symbol'),
+    direction: oneOf(item, 'direction', DIRECTIONS),
+    lot: readBig(item, 'lot'),
+    remainingLot: readBig(item, 'remainingLot'),
+    top: readBig(item, 'top'),
+    startedAtMs: readInt(item, 'startedAtMs'),
+    resets: readInt(item, 'resets'),
+    step: readInt(item, 'step'),
+    state: oneOf(item, 'state', STATES),
+    fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
+    ...(lastFailure === undefined ? {} : { lastFailure }),
+    version: readInt(item, 'version'),
+  };
+};
 
 export class DynamoAuctionRepository implements AuctionRepository {
   constructor(
@@ -100,5 +112,21 @@ export class DynamoAuctionRepository implements AuctionRepository {
       ),
     );
     this.crash('auctions.replace');
+  }
+
+  /** UpdateItem of lastFailure alone, on an existing item: no version condition, so no step is fought. */
+  async recordFailure(id: string, failure: ProcessingFailure): Promise<void> {
+    await conditional(`auctions/not-found: ${id}`, () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET lastFailure = :failure',
+          ConditionExpression: 'attribute_exists(id)',
+          ExpressionAttributeValues: { ':failure': failureAttr('auctions', failure) },
+        }),
+      ),
+    );
+    this.crash('auctions.recordFailure');
   }
 }

@@ -1,6 +1,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Fill } from '../../domain/model.ts';
-import { ConditionFailedError } from '../../ports/index.ts';
+import { ConditionFailedError, type ProcessingFailure } from '../../ports/index.ts';
 
 /**
  * DynamoDB attribute codecs. Money, sizes and prices are bigints stored as N: the SDK carries N as a decimal
@@ -99,6 +99,26 @@ export const readStrings = (item: Item, name: string): string[] =>
     return v.S;
   });
 
+/** Longest recorded failure reason: a DynamoDB item holds at most 400 KB, and a reason is a line, not a dump. */
+export const MAX_FAILURE_REASON = 1000;
+
+/** A lastFailure map; bad input (empty or oversized reason, non-integer counters) is refused. */
+export function failureAttr(what: string, f: ProcessingFailure): AttributeValue {
+  if (typeof f?.reason !== 'string' || f.reason.length === 0 || f.reason.length > MAX_FAILURE_REASON) {
+    throw new AdapterInputError(`${what}/bad-failure: reason must be 1-${MAX_FAILURE_REASON} characters`);
+  }
+  if (!Number.isSafeInteger(f.attempt) || f.attempt < 0 || !Number.isSafeInteger(f.atMs) || f.atMs < 0) {
+    throw new AdapterInputError(`${what}/bad-failure: attempt and atMs must be non-negative integers`);
+  }
+  return { M: { reason: S(f.reason), attempt: N(f.attempt), atMs: N(f.atMs) } };
+}
+
+export function optFailure(item: Item): ProcessingFailure | undefined {
+  if (item.lastFailure === undefined) return undefined;
+  const m = readMap(item, 'lastFailure');
+  return { reason: readS(m, 'reason'), attempt: readInt(m, 'attempt'), atMs: readInt(m, 'atMs') };
+}
+
 /** A next record must carry the expected version + 1 (ports: optimistic concurrency). */
 export function checkNextVersion(what: string, next: number, expected: number): void {
   if (next !== expected + 1) {
@@ -114,9 +134,15 @@ export const isConditionalCheckFailed = (error: unknown): boolean =>
 
 /** Codes of a cancelled TransactWriteItems, in item order ('None' for items that passed); else undefined. */
 export function cancellationCodes(error: unknown): string[] | undefined {
+  return cancellationReasons(error)?.map((r) => r.Code ?? 'None');
+}
+
+/** A cancelled transaction's reasons, one per item, with the stored item where ALL_OLD asked for it. */
+export function cancellationReasons(
+  error: unknown,
+): readonly { readonly Code?: string; readonly Item?: Item }[] | undefined {
   if (errorName(error) !== 'TransactionCanceledException') return undefined;
-  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-  return reasons.map((r) => r.Code ?? 'None');
+  return (error as { CancellationReasons?: { Code?: string; Item?: Item }[] }).CancellationReasons ?? [];
 }
 
 /** Runs a conditional write; a failed condition becomes ConditionFailedError(reason). */

@@ -8,6 +8,7 @@ import { DynamoLiquidationRepository } from './liquidations.ts';
 import { DynamoMarketRepository } from './markets.ts';
 import { DynamoPositionRepository } from './positions.ts';
 import { DynamoProviderRepository } from './providers.ts';
+import { DynamoBatchReader } from './reader.ts';
 import type { AdapterNames, ResourceNames } from './resources.ts';
 import { SqsQueueTransport } from './sqs-queue.ts';
 import { AwsTransactor } from './transactor.ts';
@@ -35,6 +36,10 @@ export function createAwsAdapters(options: AwsAdapterOptions): AwsAdapters {
   const crash = options.crashHook ?? noCrash;
   const { dynamo } = clients;
   return {
+    reader: new DynamoBatchReader(dynamo, {
+      positions: names.tables.positions,
+      markets: names.tables.markets,
+    }),
     positions: new DynamoPositionRepository(dynamo, names.tables.positions, crash),
     markets: new DynamoMarketRepository(dynamo, names.tables.markets, crash),
     liquidations: new DynamoLiquidationRepository(

@@ -15,7 +15,7 @@ import {
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
-  cancellationCodes,
+  cancellationReasons,
   type Item,
   N,
   noCrash,
@@ -29,8 +29,9 @@ import {
  * Ledger table, pk/sk. Balance item `ACCOUNT#<account>` / `BALANCE`; journal entries `ACCOUNT#<account>` /
  * `J#<idempotencyKey>`, immutable. One movement is one TransactWriteItems: the journal put (absent key) and the
  * balance put conditional on the exact sequence and balance read, so the floor and draw-cap checks made on
- * that read hold at commit time. A lost race re-reads and re-checks. A key already journaled returns its
- * entry (same amount) or throws LedgerIdempotencyConflictError (another amount: a caller bug).
+ * that read hold at commit time. A lost race re-reads and re-checks. A key already journaled (its put's
+ * condition fails, or the check refuses it now) returns its entry (same amount) or throws
+ * LedgerIdempotencyConflictError (another amount: a caller bug).
  */
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
@@ -127,6 +128,9 @@ function sameMovement(entry: JournalEntry, movement: LedgerMovement): JournalEnt
 }
 
 export class DynamoLedger implements Ledger {
+  /** The balance item as this container last read or wrote it, per account: a hint, checked by every write. */
+  readonly #lastSeen = new Map<string, AccountBalance>();
+
   constructor(
     private readonly dynamo: DynamoDBClient,
     private readonly table: string,
@@ -134,6 +138,12 @@ export class DynamoLedger implements Ledger {
   ) {}
 
   async balance(account: string): Promise<AccountBalance> {
+    const stored = await this.#read(account);
+    this.#lastSeen.set(account, stored);
+    return stored;
+  }
+
+  async #read(account: string): Promise<AccountBalance> {
     const out = await this.dynamo.send(
       new GetItemCommand({
         TableName: this.table,
@@ -147,12 +157,28 @@ export class DynamoLedger implements Ledger {
   async apply(movement: LedgerMovement): Promise<JournalEntry> {
     if (!movement.account) throw new AdapterInputError('ledger/empty-account');
     if (!movement.idempotencyKey) throw new AdapterInputError('ledger/empty-idempotency-key');
+    // No read of the key first: the journal put's condition detects a key already applied. The balance this
+    // container last saw stands in for a read; the balance put's condition checks it, and a stale one comes
+    // back with the stored item (ALL_OLD) to try again on. So a first application is usually one transaction.
+    let current = this.#lastSeen.get(movement.account);
+    let fresh = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const existing = await this.entry(movement.account, movement.idempotencyKey);
-      if (existing) return sameMovement(existing, movement);
-      const current = await this.balance(movement.account);
+      if (!current) {
+        current = await this.balance(movement.account);
+        fresh = true;
+      }
       const next = nextBalance(current, movement);
-      if ('refused' in next) throw new ConditionFailedError(next.refused);
+      if ('refused' in next) {
+        if (!fresh) {
+          // Judged on what this container last saw: judge again on the stored balance.
+          current = undefined;
+          continue;
+        }
+        // A debit applied before may be refused now (the fund has moved on): it is still a success.
+        const existing = await this.entry(movement.account, movement.idempotencyKey);
+        if (existing) return sameMovement(existing, movement);
+        throw new ConditionFailedError(next.refused);
+      }
       const entry: JournalEntry = {
         account: movement.account,
         idempotencyKey: movement.idempotencyKey,
@@ -165,17 +191,25 @@ export class DynamoLedger implements Ledger {
         sequence: next.sequence,
       };
       const outcome = await this.commit(entry, current, next);
-      if (outcome === 'committed') {
+      if (outcome.kind === 'committed') {
+        this.#lastSeen.set(movement.account, next);
         this.crash('ledger.apply');
         return entry;
       }
-      if (outcome === 'duplicate') {
+      if (outcome.kind === 'duplicate') {
         const first = await this.entry(movement.account, movement.idempotencyKey);
         if (first) return sameMovement(first, movement);
       }
-      // Lost the race on the balance item: full-jitter backoff, then re-read and re-check.
-      const capMs = Math.min(MAX_BACKOFF_MS, 5 * 2 ** attempt);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * capMs));
+      // Lost the race on the balance item: try again on the stored balance (returned with the failed condition,
+      // else read), after a full-jitter backoff when another transaction held the item.
+      current = outcome.kind === 'stale' ? outcome.stored : undefined;
+      fresh = current !== undefined;
+      if (current) this.#lastSeen.set(movement.account, current);
+      else this.#lastSeen.delete(movement.account);
+      if (outcome.kind === 'conflict') {
+        const capMs = Math.min(MAX_BACKOFF_MS, 5 * 2 ** attempt);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * capMs));
+      }
     }
     throw new LedgerContentionError(`ledger/contention: ${movement.account} after ${MAX_ATTEMPTS} attempts`);
   }
@@ -215,7 +249,10 @@ export class DynamoLedger implements Ledger {
     entry: JournalEntry,
     current: AccountBalance,
     next: AccountBalance,
-  ): Promise<'committed' | 'duplicate' | 'conflict'> {
+  ): Promise<
+    | { readonly kind: 'committed' | 'duplicate' | 'conflict' }
+    | { readonly kind: 'stale'; readonly stored: AccountBalance }
+  > {
     const balanceItem: Item = {
       pk: S(pkOf(entry.account)),
       sk: S(BALANCE_SK),
@@ -243,16 +280,31 @@ export class DynamoLedger implements Ledger {
                 ConditionExpression: 'attribute_not_exists(sk)',
               },
             },
-            { Put: { TableName: this.table, Item: balanceItem, ...balanceGuard } },
+            {
+              Put: {
+                TableName: this.table,
+                Item: balanceItem,
+                ...balanceGuard,
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              },
+            },
           ],
         }),
       );
-      return 'committed';
+      return { kind: 'committed' };
     } catch (error) {
-      const codes = cancellationCodes(error);
-      if (!codes) throw error;
-      if (codes[0] === 'ConditionalCheckFailed') return 'duplicate';
-      if (codes[1] === 'ConditionalCheckFailed' || codes.includes('TransactionConflict')) return 'conflict';
+      const reasons = cancellationReasons(error);
+      if (!reasons) throw error;
+      const codes = reasons.map((r) => r.Code ?? 'None');
+      if (codes[0] === 'ConditionalCheckFailed') return { kind: 'duplicate' };
+      if (codes[1] === 'ConditionalCheckFailed') {
+        const stored = reasons[1]?.Item;
+        return {
+          kind: 'stale',
+          stored: stored ? balanceFromItem(entry.account, stored) : emptyBalance(entry.account),
+        };
+      }
+      if (codes.includes('TransactionConflict')) return { kind: 'conflict' };
       throw error;
     }
   }

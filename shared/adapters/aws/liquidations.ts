@@ -6,6 +6,7 @@ import {
   PutItemCommand,
   TransactWriteItemsCommand,
   type Update,
+  UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { LiquidationState } from '../../domain/model.ts';
 import type {
@@ -14,16 +15,19 @@ import type {
   LiquidationRecord,
   LiquidationRepository,
   PositionRecord,
+  ProcessingFailure,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
   CorruptItemError,
   checkNextVersion,
   conditional,
+  failureAttr,
   fillAttr,
   type Item,
   N,
   noCrash,
+  optFailure,
   optS,
   readBig,
   readFill,
@@ -124,12 +128,20 @@ export function liquidationItem(l: LiquidationRecord): Item {
       ),
     },
     ...(l.context === undefined ? {} : { context: S(l.context) }),
+    ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
     version: N(l.version),
   };
 }
 
+/** The item of a record being created: a failure belongs to the record that had it, not to a new slice. */
+export function newLiquidationItem(l: LiquidationRecord): Item {
+  const { lastFailure: _dropped, ...fresh } = l;
+  return liquidationItem(fresh);
+}
+
 export function liquidationFromItem(item: Item): LiquidationRecord {
   const context = optS(item, 'context');
+  const lastFailure = optFailure(item);
   const settlement =
     item.settlement === undefined
       ? undefined
@@ -160,6 +172,7 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
       };
     }),
     ...(context === undefined ? {} : { context }),
+    ...(lastFailure === undefined ? {} : { lastFailure }),
     version: readInt(item, 'version'),
   };
 }
@@ -222,7 +235,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
             {
               Put: {
                 TableName: this.tables.liquidations,
-                Item: liquidationItem(liquidation),
+                Item: newLiquidationItem(liquidation),
                 ConditionExpression: 'attribute_not_exists(id)',
               },
             },
@@ -282,6 +295,23 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
       ),
     );
     this.crash('liquidations.replaceWithPosition');
+  }
+
+  /** UpdateItem of lastFailure alone, on an existing item: no version condition, so no transition is fought. */
+  async recordFailure(id: string, failure: ProcessingFailure): Promise<void> {
+    checkLiquidationId(id);
+    await conditional(`liquidations/not-found: ${id}`, () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.tables.liquidations,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET lastFailure = :failure',
+          ConditionExpression: 'attribute_exists(id)',
+          ExpressionAttributeValues: { ':failure': failureAttr('liquidations', failure) },
+        }),
+      ),
+    );
+    this.crash('liquidations.recordFailure');
   }
 
   async listByTick(tickKey: string): Promise<readonly LiquidationRecord[]> {

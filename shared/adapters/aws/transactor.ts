@@ -7,7 +7,7 @@ import { type CrashHook, MAX_WRITES_PER_COMMIT, type Transactor, type Write } fr
 import type { TableId } from '../../topology.ts';
 import { auctionItem } from './auctions.ts';
 import { AdapterInputError, checkNextVersion, conditional, type Item, N, noCrash } from './codec.ts';
-import { checkLiquidationId, liquidationItem, tickIndexUpdates } from './liquidations.ts';
+import { checkLiquidationId, liquidationItem, newLiquidationItem, tickIndexUpdates } from './liquidations.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
 
@@ -71,7 +71,11 @@ export class AwsTransactor implements Transactor {
         if (expectedVersion !== undefined) {
           checkNextVersion('liquidations', write.record.version, expectedVersion);
         }
-        return put(this.tables.liquidations, liquidationItem(write.record), expectedVersion);
+        return put(
+          this.tables.liquidations,
+          expectedVersion === undefined ? newLiquidationItem(write.record) : liquidationItem(write.record),
+          expectedVersion,
+        );
       case 'auction':
         if (expectedVersion !== undefined)
           checkNextVersion('auctions', write.record.version, expectedVersion);

@@ -1,5 +1,10 @@
-import { type AuctionRecord, type AuctionRepository, ConditionFailedError } from '../../ports/index.ts';
-import { fire, frozenCopy, type HookRef, requireId, requireVersionBump } from './internal.ts';
+import {
+  type AuctionRecord,
+  type AuctionRepository,
+  ConditionFailedError,
+  type ProcessingFailure,
+} from '../../ports/index.ts';
+import { fire, frozenCopy, type HookRef, requireFailure, requireId, requireVersionBump } from './internal.ts';
 
 /** Dutch auctions: create is conditional on absence, replace on the version. */
 export class EmbeddedAuctionRepository implements AuctionRepository {
@@ -24,6 +29,15 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     this.checkWrite(next, expectedVersion);
     this.store(next);
     fire(this.#hook, 'auctions.replace');
+  }
+
+  async recordFailure(id: string, failure: ProcessingFailure): Promise<void> {
+    requireId(id, 'auctions');
+    requireFailure(failure, 'auctions');
+    const current = this.#records.get(id);
+    if (!current) throw new ConditionFailedError(`auctions/not-found: ${id}`);
+    this.#records.set(id, frozenCopy({ ...current, lastFailure: failure }));
+    fire(this.#hook, 'auctions.recordFailure');
   }
 
   /** Every auction in creation order (reports of the simulation). */

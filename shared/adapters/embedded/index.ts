@@ -86,9 +86,16 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
   const liquidations = new EmbeddedLiquidationRepository(positions, hook);
   const auctions = new EmbeddedAuctionRepository(hook);
   const providers = new EmbeddedProviderRepository(hook);
+  const markets = new EmbeddedMarketRepository(hook);
   return {
+    reader: {
+      positionAndMarket: async (positionId, symbol) => ({
+        position: await positions.get(positionId),
+        market: await markets.get(symbol),
+      }),
+    },
     positions,
-    markets: new EmbeddedMarketRepository(hook),
+    markets,
     liquidations,
     auctions,
     providers,

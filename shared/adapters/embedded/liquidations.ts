@@ -3,6 +3,7 @@ import {
   type LiquidationRecord,
   type LiquidationRepository,
   type PositionRecord,
+  type ProcessingFailure,
 } from '../../ports/index.ts';
 import {
   EmbeddedInputError,
@@ -10,6 +11,7 @@ import {
   frozenCopy,
   getOrCreate,
   type HookRef,
+  requireFailure,
   requireId,
   requireVersionBump,
 } from './internal.ts';
@@ -94,6 +96,15 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     return (this.#byTick.get(tickKey) ?? []).map((id) => this.#records.get(id)!).sort(byId);
   }
 
+  async recordFailure(id: string, failure: ProcessingFailure): Promise<void> {
+    requireId(id, 'liquidations');
+    requireFailure(failure, 'liquidations');
+    const current = this.#records.get(id);
+    if (!current) throw new ConditionFailedError(`liquidations/not-found: ${id}`);
+    this.#records.set(id, frozenCopy({ ...current, lastFailure: failure }));
+    fire(this.#hook, 'liquidations.recordFailure');
+  }
+
   /** Every liquidation in creation order (reports of the simulation). */
   all(): LiquidationRecord[] {
     return [...this.#records.values()];
@@ -124,9 +135,15 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     }
   }
 
-  /** Stores a checked record; a new one joins its tick's list. */
+  /**
+   * Stores a checked record; a new one joins its tick's list and starts without a failure (a failure belongs
+   * to the record that had it, not to a slice spread from it).
+   */
   store(next: LiquidationRecord, created: boolean): void {
-    this.#records.set(next.id, frozenCopy(next));
-    if (created) getOrCreate(this.#byTick, next.tickKey, () => []).push(next.id);
+    if (created) {
+      const { lastFailure: _dropped, ...fresh } = next;
+      this.#records.set(next.id, frozenCopy(fresh));
+      getOrCreate(this.#byTick, next.tickKey, () => []).push(next.id);
+    } else this.#records.set(next.id, frozenCopy(next));
   }
 }

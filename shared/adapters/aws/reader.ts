@@ -1,0 +1,61 @@
+import { BatchGetItemCommand, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
+import type { BatchReader, MarketState, PositionRecord } from '../../ports/index.ts';
+import { type Item, S } from './codec.ts';
+import { marketFromItem } from './markets.ts';
+import { positionFromItem } from './positions.ts';
+
+/** BatchGetItem's limit of keys per call. */
+export const BATCH_GET_MAX = 100;
+const MAX_UNPROCESSED_ROUNDS = 8;
+
+/**
+ * One BatchGetItem over several tables (at most 100 keys), strongly consistent, retrying unprocessed keys with
+ * backoff (DynamoDB returns them under throttling); the items found, by table.
+ */
+export async function batchGetConsistent(
+  dynamo: DynamoDBClient,
+  keysByTable: Readonly<Record<string, readonly Item[]>>,
+): Promise<Record<string, Item[]>> {
+  const found: Record<string, Item[]> = Object.fromEntries(Object.keys(keysByTable).map((t) => [t, []]));
+  let pending: Record<string, KeysAndAttributes> = Object.fromEntries(
+    Object.entries(keysByTable)
+      .filter(([, keys]) => keys.length > 0)
+      .map(([table, keys]) => [table, { Keys: [...keys], ConsistentRead: true }]),
+  );
+  for (let round = 0; Object.keys(pending).length > 0; round++) {
+    if (round > 0) {
+      if (round > MAX_UNPROCESSED_ROUNDS)
+        throw new Error('dynamodb/batch-get-unprocessed: keys still unprocessed');
+      await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
+    }
+    const out = await dynamo.send(new BatchGetItemCommand({ RequestItems: pending }));
+    for (const [table, items] of Object.entries(out.Responses ?? {})) found[table]?.push(...items);
+    pending = out.UnprocessedKeys ?? {};
+  }
+  return found;
+}
+
+/** The consumer's re-check inputs in one round trip instead of two GetItem calls. */
+export class DynamoBatchReader implements BatchReader {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly tables: { readonly positions: string; readonly markets: string },
+  ) {}
+
+  async positionAndMarket(
+    positionId: string,
+    symbol: string,
+  ): Promise<{ position: PositionRecord | undefined; market: MarketState | undefined }> {
+    const { positions, markets } = this.tables;
+    const found = await batchGetConsistent(this.dynamo, {
+      [positions]: [{ id: S(positionId) }],
+      [markets]: [{ symbol: S(symbol) }],
+    });
+    const position = found[positions]?.[0];
+    const market = found[markets]?.[0];
+    return {
+      position: position ? positionFromItem(position) : undefined,
+      market: market ? marketFromItem(market) : undefined,
+    };
+  }
+}

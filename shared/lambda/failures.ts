@@ -1,0 +1,49 @@
+import type { SQSRecord } from 'aws-lambda';
+import type { ProcessingFailure } from '../ports/index.ts';
+import { logger } from './runtime.ts';
+
+/** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
+const MAX_REASON_CHARS = 300;
+
+/** `Name: message` of a thrown value (the name only when it adds something), on one line, cut to size. */
+export function failureReason(error: unknown): string {
+  const name = error instanceof Error ? error.name : typeof error;
+  let message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
+  // A cancelled transaction says why only in its reason codes (TransactionConflict, ConditionalCheckFailed).
+  const codes = (error as { CancellationReasons?: { Code?: string }[] } | null)?.CancellationReasons;
+  if (Array.isArray(codes)) message += ` [${codes.map((c) => c.Code ?? 'None').join(',')}]`;
+  const reason = !message
+    ? name
+    : name === 'Error' || message.startsWith(name)
+      ? message
+      : `${name}: ${message}`;
+  return reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS - 1)}…` : reason;
+}
+
+/** The failure of one SQS delivery: its error and ApproximateReceiveCount (0 when absent). */
+export function failureOf(error: unknown, record: SQSRecord, atMs: number): ProcessingFailure {
+  const attempt = Number(record.attributes?.ApproximateReceiveCount);
+  return {
+    reason: failureReason(error),
+    attempt: Number.isSafeInteger(attempt) && attempt > 0 ? attempt : 0,
+    atMs,
+  };
+}
+
+/**
+ * Records a failure on its record before the handler rethrows. Best effort: the message is retried (and
+ * dead-lettered) either way, so a failure to record (the record does not exist, the table is throttled) is
+ * logged and must not replace the original error.
+ */
+export async function noteFailure(
+  what: 'liquidation' | 'auction',
+  id: string,
+  failure: ProcessingFailure,
+  record: (id: string, failure: ProcessingFailure) => Promise<void>,
+): Promise<void> {
+  try {
+    await record(id, failure);
+  } catch (error) {
+    logger.warn(`could not record the ${what}'s failure`, { id, reason: failureReason(error) });
+  }
+}

@@ -1,0 +1,157 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { stackName } from '../../infra/outputs.ts';
+import { BackstopStack } from '../../infra/stack.ts';
+import { FUNCTIONS } from '../../shared/topology.ts';
+
+/**
+ * Issue 7, security: no secret in any Lambda function's environment. Every variable of every function in the
+ * synthesized template is listed below with why it is harmless; a new variable fails the test until it is
+ * reviewed and added. Names that sound secret and values that look like credentials fail whatever the list says.
+ */
+
+process.env.CDK_VALIDATION = 'false';
+
+/** Every variable a function has, and why it may be there. None grants access: IAM does, per function. */
+const DOCUMENTED: Readonly<Record<string, string>> = {
+  POWERTOOLS_SERVICE_NAME: 'a label on logs, metrics and traces (backstop)',
+  POWERTOOLS_METRICS_NAMESPACE: 'the CloudWatch namespace of the metrics (Backstop)',
+  POWERTOOLS_LOG_LEVEL: 'the log level (INFO by default)',
+  NODE_OPTIONS: 'runtime flag --enable-source-maps (readable stack traces)',
+  TICK_BUS_NAME: "the tick bus's name (a Ref): margin-check puts continuations on it",
+  RISK_CONFIG: 'the public risk parameters (margins, slippage bounds, auction curve, fund caps) as JSON',
+  TABLE_POSITIONS: 'a table name (a Ref); reading or writing it takes the IAM grant',
+  TABLE_MARKETS: 'a table name (a Ref)',
+  TABLE_LIQUIDATIONS: 'a table name (a Ref)',
+  TABLE_AUCTIONS: 'a table name (a Ref)',
+  TABLE_LEDGER: 'a table name (a Ref)',
+  TABLE_PROVIDERS: 'a table name (a Ref)',
+  QUEUE_LIQUIDATIONS_URL: 'a queue URL (a Ref); sending or receiving takes the IAM grant',
+  QUEUE_AUCTION_STEPS_URL: 'a queue URL (a Ref)',
+  QUEUE_TICK_DEAD_LETTERS_URL: 'a queue URL (a Ref)',
+};
+
+const SECRET_NAME = /SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY/i;
+
+/** What a credential looks like, by kind. */
+const CREDENTIAL_VALUES: Readonly<Record<string, RegExp>> = {
+  'AWS access key id': /\b(AKIA|ASIA)[A-Z0-9]{16}\b/,
+  'PEM block': /-----BEGIN [A-Z ]+-----/,
+  JWT: /\beyJ[\w-]{8,}\.[\w-]{8,}\./,
+  'hex blob': /\b[0-9a-fA-F]{32,}\b/,
+};
+
+/** 32+ base64 characters mixing upper case, lower case and digits (an AWS secret key is 40 of them). */
+const isBase64Blob = (s: string): boolean =>
+  (s.match(/[A-Za-z0-9+/_-]{32,}={0,2}/g) ?? []).some(
+    (run) => /[A-Z]/.test(run) && /[a-z]/.test(run) && /\d/.test(run),
+  );
+
+/** Why a literal value looks like a credential, or undefined. */
+function credentialLike(value: string): string | undefined {
+  for (const [kind, pattern] of Object.entries(CREDENTIAL_VALUES)) if (pattern.test(value)) return kind;
+  return isBase64Blob(value) ? 'base64 blob' : undefined;
+}
+
+/**
+ * The literal strings of a template value. A Ref or Fn::GetAtt names a resource (its logical id is no data);
+ * the parts of Fn::Join / Fn::Sub and every other string are literal.
+ */
+function literals(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(literals);
+  if (typeof value !== 'object' || value === null) return [];
+  const obj = value as Record<string, unknown>;
+  if ('Ref' in obj || 'Fn::GetAtt' in obj) return [];
+  return Object.values(obj).flatMap(literals);
+}
+
+/** Keys at every depth of a JSON value (a secret could hide inside RISK_CONFIG). */
+const keysOf = (value: unknown): string[] =>
+  typeof value !== 'object' || value === null
+    ? []
+    : Array.isArray(value)
+      ? value.flatMap(keysOf)
+      : Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)]);
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
+  string,
+  unknown
+>;
+let outdir: string;
+type Resource = { Type: string; Properties: Record<string, unknown> };
+let functions: [string, Record<string, unknown>][];
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'backstop-secrets-'));
+  const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
+  const config = loadConfig(app.node.getAllContext());
+  const stack = new BackstopStack(app, stackName(config.stage), { config, projectRoot });
+  const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
+  functions = Object.entries(resources)
+    .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+    .map(([id, r]) => [
+      id,
+      (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
+    ]);
+});
+
+afterAll(() => {
+  rmSync(outdir, { recursive: true, force: true });
+});
+
+describe('Lambda environments hold no secrets (issue 7)', () => {
+  it('the detector flags credential-shaped values and passes the harmless ones', () => {
+    const flagged: Record<string, string> = {
+      AKIAIOSFODNN7EXAMPLE: 'AWS access key id',
+      'ASIAY34FZKBOKMUTVV7A rest': 'AWS access key id',
+      '-----BEGIN RSA PRIVATE KEY-----\nMIIE': 'PEM block',
+      'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig': 'JWT',
+      c0ffee254729296a45a3885639ac7e10f9d54979c0ffee254729296a45a38856: 'hex blob',
+      'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY': 'base64 blob',
+    };
+    for (const [value, kind] of Object.entries(flagged)) expect(credentialLike(value), value).toBe(kind);
+    for (const harmless of ['backstop', 'Backstop', 'INFO', '--enable-source-maps', '{"buf":"1.05"}']) {
+      expect(credentialLike(harmless), harmless).toBeUndefined();
+    }
+    expect(
+      literals({ 'Fn::Join': ['', ['https://', { Ref: 'QueueWithAVeryLongLogicalId0123ABCD' }]] }),
+    ).toEqual(['', 'https://']);
+  });
+
+  it('every function has only the documented variables, none named like a secret', () => {
+    // Only the project's functions: no CDK helper Lambda (log retention, custom resources) with its own environment.
+    expect(functions.length).toBe(FUNCTIONS.length);
+    for (const name of Object.keys(DOCUMENTED)) expect(name).not.toMatch(SECRET_NAME);
+    for (const [id, variables] of functions) {
+      for (const name of Object.keys(variables)) {
+        expect(name, `${id}.${name}`).not.toMatch(SECRET_NAME);
+        expect(DOCUMENTED, `${id}.${name} is not documented in this test`).toHaveProperty(name);
+      }
+    }
+    // The list is not stale: every documented variable is still in use.
+    const used = new Set(functions.flatMap(([, v]) => Object.keys(v)));
+    expect([...used].sort()).toEqual(Object.keys(DOCUMENTED).sort());
+  });
+
+  it('no literal value looks like a credential, RISK_CONFIG included (its keys too)', () => {
+    for (const [id, variables] of functions) {
+      for (const [name, value] of Object.entries(variables)) {
+        for (const literal of literals(value)) {
+          expect(credentialLike(literal), `${id}.${name}: ${literal.slice(0, 40)}`).toBeUndefined();
+        }
+      }
+      const risk = variables.RISK_CONFIG;
+      expect(typeof risk, `${id}.RISK_CONFIG`).toBe('string');
+      for (const key of keysOf(JSON.parse(risk as string)))
+        expect(key, `${id}.RISK_CONFIG`).not.toMatch(SECRET_NAME);
+    }
+  });
+});

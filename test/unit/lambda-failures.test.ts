@@ -1,0 +1,76 @@
+import type { SQSRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { failureOf, failureReason, noteFailure } from '../../shared/lambda/failures.ts';
+import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
+
+/** What the consumers record on a liquidation or auction when a delivery fails (shown by `backstop dlq list`). */
+
+const cancelled = Object.assign(new Error('Transaction cancelled, please refer cancellation reasons'), {
+  name: 'TransactionCanceledException',
+  CancellationReasons: [{ Code: 'None' }, { Code: 'TransactionConflict' }],
+});
+
+const sqsRecord = (receiveCount?: string): SQSRecord =>
+  ({ attributes: receiveCount === undefined ? {} : { ApproximateReceiveCount: receiveCount } }) as SQSRecord;
+
+describe('failureReason', () => {
+  const cases: Record<string, [unknown, string]> = {
+    'a plain Error: its message': [
+      new Error('liquidation/position-missing: p1'),
+      'liquidation/position-missing: p1',
+    ],
+    'a named error: name and message': [
+      new VenueError('venue/timeout: p1:0:market', 'timeout'),
+      'VenueError: venue/timeout: p1:0:market',
+    ],
+    'a message that starts with the name: once': [
+      new ConditionFailedError('ConditionFailedError x'),
+      'ConditionFailedError x',
+    ],
+    'a cancelled transaction: with its reason codes': [
+      cancelled,
+      'TransactionCanceledException: Transaction cancelled, please refer cancellation reasons [None,TransactionConflict]',
+    ],
+    'an empty message: the name': [new ConditionFailedError(''), 'ConditionFailedError'],
+    'a thrown string': ['boom', 'string: boom'],
+    'several lines: one': [new Error('a\n  b'), 'a b'],
+  };
+  for (const [name, [error, reason]] of Object.entries(cases)) {
+    it(name, () => expect(failureReason(error)).toBe(reason));
+  }
+
+  it('cuts a long message to 300 characters', () => {
+    const reason = failureReason(new Error('x'.repeat(5000)));
+    expect(reason).toHaveLength(300);
+    expect(reason.endsWith('…')).toBe(true);
+  });
+});
+
+describe('failureOf', () => {
+  it('takes the attempt from ApproximateReceiveCount, 0 when absent or not a count', () => {
+    const error = new Error('e');
+    expect(failureOf(error, sqsRecord('5'), 1_000)).toEqual({ reason: 'e', attempt: 5, atMs: 1_000 });
+    expect(failureOf(error, sqsRecord(), 1_000).attempt).toBe(0);
+    expect(failureOf(error, sqsRecord('x'), 1_000).attempt).toBe(0);
+  });
+});
+
+describe('noteFailure', () => {
+  const failure: ProcessingFailure = { reason: 'e', attempt: 1, atMs: 1 };
+
+  it('records the failure on the record', async () => {
+    const recorded: [string, ProcessingFailure][] = [];
+    await noteFailure('liquidation', 'p1:0', failure, async (id, f) => {
+      recorded.push([id, f]);
+    });
+    expect(recorded).toEqual([['p1:0', failure]]);
+  });
+
+  it('a failure to record never replaces the error being handled (the message is retried anyway)', async () => {
+    await expect(
+      noteFailure('auction', 'p1:0:auction', failure, async () => {
+        throw new ConditionFailedError('auctions/not-found: p1:0:auction');
+      }),
+    ).resolves.toBeUndefined();
+  });
+});
