@@ -17,6 +17,7 @@ import {
 } from '../../shared/domain/units.ts';
 import {
   type AuctionRecord,
+  type JournalEntry,
   type LiquidationRecord,
   type OrderRequest,
   type OrderResult,
@@ -25,7 +26,7 @@ import {
   type Venue,
   VenueError,
 } from '../../shared/ports/index.ts';
-import { decodeContext } from '../../shared/services/context.ts';
+import { decodeContext, type LiquidationContext } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 
 /**
@@ -298,6 +299,206 @@ function sameFills(a: readonly Fill[], b: readonly Fill[]): boolean {
   return a.length === b.length && a.every((f, i) => f.price === b[i]?.price && f.size === b[i]?.size);
 }
 
+/** One settlement's close, re-derived from its fills alone (accounting.ts rules), and who took the other side. */
+export interface DerivedClose {
+  readonly pnl: QuoteE6;
+  readonly fee: QuoteE6;
+  readonly shortfall: QuoteE6;
+  readonly payout: QuoteE6;
+  /** What the counterparties received (-pnl split): providers their fills, ADL its size at the mark, the venue the rest. */
+  readonly toProviders: QuoteE6;
+  readonly toAdl: QuoteE6;
+  readonly toVenue: QuoteE6;
+  readonly adlSize: bigint;
+  /** Mark the ADL layer closed at. */
+  readonly mark: PriceE8;
+}
+
+export interface SettlementCheck {
+  readonly close: DerivedClose;
+  /** The settlement record's amounts. */
+  readonly recorded: Readonly<
+    Record<'pnl' | 'fee' | 'shortfall' | 'paid' | 'covered' | 'badDebt' | 'payout', QuoteE6>
+  >;
+  readonly planned: bigint;
+  readonly problems: string[];
+}
+
+/**
+ * Re-derives a settled (not cancelled) liquidation's close from its fills and the position it started from, and
+ * compares it with the settlement record: sizes per layer, pnl, fee, shortfall, payout, shortfall split.
+ */
+export function checkSettlement(
+  l: LiquidationRecord,
+  context: LiquidationContext,
+  before: Pick<PositionRecord, 'side' | 'entryPrice' | 'collateral'>,
+  auction: AuctionRecord | undefined,
+  config: RiskConfig,
+): SettlementCheck {
+  const problems: string[] = [];
+  const s = l.settlement ?? {};
+  const mark = context.settle?.mark ?? context.executionMark;
+  const auctionFills: readonly Fill[] = context.settle?.auctionFills ?? auction?.fills ?? [];
+  const adlSize = b(s.adlClosedSize, 'adlClosedSize');
+  const planned = context.plannedSize;
+  const closed = sumSize(l.marketFills) + sumSize(auctionFills) + adlSize;
+  if (closed !== planned) problems.push(`settle: ${l.id} closed ${closed}, planned ${planned}`);
+  if (
+    sumSize(l.marketFills) !== b(s.marketClosedSize, 'm') ||
+    sumSize(auctionFills) !== b(s.auctionClosedSize, 'a')
+  )
+    problems.push(`settle: ${l.id} layer sizes disagree with its fills`);
+
+  const fillsPnl16 = (fills: readonly Fill[]) =>
+    fills.reduce((t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price), 0n);
+  const auction16 = fillsPnl16(auctionFills);
+  const adl16 = pnl16(before.side, adlSize, before.entryPrice, mark);
+  const notional16 =
+    [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
+  const pnl = realized(before.collateral, fillsPnl16(l.marketFills) + auction16 + adl16);
+  const equity = before.collateral + pnl;
+  const shortfall = maxBig(0n, -equity);
+  const feePpm = marketConfig(config, l.symbol).liquidationFee;
+  const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+  const fee = minBig(feeDue, maxBig(0n, equity));
+  const payout = maxBig(0n, equity) - fee;
+  const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
+  const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
+  const recorded = {
+    pnl: q(s.realizedPnl, 'realizedPnl'),
+    fee: q(s.fee, 'fee'),
+    shortfall: q(s.shortfall, 'shortfall'),
+    paid: q(s.insurancePaid, 'insurancePaid'),
+    covered: q(s.adlCovered, 'adlCovered'),
+    badDebt: q(s.badDebt, 'badDebt'),
+    payout: q(s.traderPayout, 'traderPayout'),
+  };
+  if (
+    recorded.pnl !== pnl ||
+    recorded.fee !== fee ||
+    recorded.shortfall !== shortfall ||
+    recorded.payout !== payout
+  )
+    problems.push(
+      `settle: ${l.id} records pnl/fee/shortfall/payout ${recorded.pnl}/${recorded.fee}/${recorded.shortfall}/${recorded.payout}, fills give ${pnl}/${fee}/${shortfall}/${payout}`,
+    );
+  if (recorded.paid + recorded.covered + recorded.badDebt !== shortfall)
+    problems.push(
+      `settle: ${l.id} shortfall ${shortfall} != paid ${recorded.paid} + adl ${recorded.covered} + bad debt ${recorded.badDebt}`,
+    );
+  const close = {
+    pnl,
+    fee,
+    shortfall,
+    payout,
+    toProviders,
+    toAdl,
+    toVenue: -pnl - toProviders - toAdl,
+    adlSize,
+    mark,
+  };
+  return { close, recorded, planned, problems };
+}
+
+export interface JournalFlows {
+  /** Sum of the fund's liquidation flows (fees in, shortfall payouts out). */
+  readonly fundFlow: QuoteE6;
+  /** Fee and payout per liquidation id (the entries' reference). */
+  readonly byReference: Map<string, { fee: QuoteE6; paid: QuoteE6; entries: number }>;
+  /** Idempotency keys applied more than once. */
+  readonly problems: string[];
+}
+
+/** The fund's journal summed per liquidation, each idempotency key once. */
+export function journalFlows(journal: readonly JournalEntry[]): JournalFlows {
+  const keys = new Set<string>();
+  const byReference = new Map<string, { fee: QuoteE6; paid: QuoteE6; entries: number }>();
+  const problems: string[] = [];
+  let fundFlow = 0n;
+  for (const e of journal) {
+    if (keys.has(e.idempotencyKey))
+      problems.push(`ledger: idempotency key ${e.idempotencyKey} applied twice`);
+    keys.add(e.idempotencyKey);
+    if (!FUND_KINDS.has(e.kind)) continue;
+    fundFlow += e.amount;
+    const f = byReference.get(e.reference) ?? { fee: 0n, paid: 0n, entries: 0 };
+    if (e.kind === 'liquidation-fee') f.fee += e.amount;
+    else f.paid -= e.amount;
+    f.entries += 1;
+    byReference.set(e.reference, f);
+  }
+  return { fundFlow, byReference, problems };
+}
+
+/**
+ * One execution per client order id (`<liquidation id>:market`), the same answer on every repeat, and each
+ * liquidation's recorded market fills equal to what the venue executed (none for a cancelled one).
+ */
+export function checkVenueOrders(
+  venue: CountingVenue,
+  liquidations: readonly LiquidationRecord[],
+): { calls: number; executions: number; problems: string[] } {
+  const problems: string[] = [];
+  const byId = new Set(liquidations.map((l) => l.id));
+  let calls = 0;
+  let executions = 0;
+  const orderOf = new Map<string, OrderLog>();
+  for (const [clientOrderId, log] of venue.orders) {
+    calls += log.calls;
+    if (log.executed) executions += 1;
+    if (log.mismatches > 0) problems.push(`venue: ${clientOrderId} answered differently on a repeat`);
+    const owner = /^(.*):market$/.exec(clientOrderId)?.[1];
+    if (!owner || !byId.has(owner)) {
+      problems.push(`venue: order ${clientOrderId} belongs to no liquidation`);
+      continue;
+    }
+    orderOf.set(owner, log);
+  }
+  for (const l of liquidations) {
+    const log = orderOf.get(l.id);
+    // EXECUTING: the order may have been placed; its fills are stored by the next transition, which its message
+    // (checked by the caller: progressing, or a dead letter) still has to make.
+    if (l.state === 'QUEUED' || l.state === 'EXECUTING') continue;
+    const executedFills = log?.executed ? log.result?.fills : [];
+    if (log?.executed && !log.result) {
+      problems.push(
+        `venue: ${l.id}'s order executed but its answer was lost; the record holds ${l.marketFills.length} fills`,
+      );
+      continue;
+    }
+    if (l.state === 'CANCELLED') {
+      if (executedFills && executedFills.length > 0)
+        problems.push(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
+      continue;
+    }
+    if (!sameFills(l.marketFills, executedFills ?? []))
+      problems.push(
+        `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(executedFills ?? [])}`,
+      );
+  }
+  return { calls, executions, problems };
+}
+
+/** Auction fills against their lots, and what the fills cost the providers (capital they must have used). */
+export function checkAuctions(auctions: Iterable<AuctionRecord>): {
+  fills: number;
+  cost: QuoteE6;
+  problems: string[];
+} {
+  const problems: string[] = [];
+  let fills = 0;
+  let cost = 0n;
+  for (const a of auctions) {
+    fills += a.fills.length;
+    const filled = sumSize(a.fills);
+    if (filled !== a.lot - a.remainingLot)
+      problems.push(`auction: ${a.id} filled ${filled} of a lot ${a.lot} leaving ${a.remainingLot}`);
+    for (const f of a.fills)
+      cost += div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
+  }
+  return { fills, cost, problems };
+}
+
 /** Checks every invariant of issue 7 from the records; see the module comment. */
 export async function checkInvariants(input: CheckInput): Promise<InvariantReport> {
   const { adapters, config, observer, insuranceAccount } = input;
@@ -308,7 +509,6 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   };
 
   const liquidations = adapters.liquidations.all();
-  const byId = new Map(liquidations.map((l) => [l.id, l]));
   const auctions = new Map(adapters.auctions.all().map((a) => [a.id, a]));
   const byState: Record<string, number> = {};
   for (const l of liquidations) byState[l.state] = (byState[l.state] ?? 0) + 1;
@@ -325,76 +525,33 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   const { floor, drawCapPerWindow, windowSeconds } = config.insurance;
   if (report.minBalance < 0n) fail(`ledger: the fund went to ${report.minBalance}, below zero`);
   const journal = await adapters.ledger.journal(insuranceAccount);
-  const keys = new Set<string>();
-  const fundByReference = new Map<string, { fee: QuoteE6; paid: QuoteE6; entries: number }>();
-  let fundFlow = 0n;
+  const { fundFlow, byReference: fundByReference, problems: journalProblems } = journalFlows(journal);
+  for (const problem of journalProblems) fail(problem);
   let windowStart = -1;
   let windowDrawn = 0n;
   let maxWindowDraw = 0n;
   const windowMs = windowSeconds * 1000;
   for (const e of journal) {
-    if (keys.has(e.idempotencyKey)) fail(`ledger: idempotency key ${e.idempotencyKey} applied twice`);
-    keys.add(e.idempotencyKey);
-    if (!FUND_KINDS.has(e.kind)) continue;
-    fundFlow += e.amount;
-    const f = fundByReference.get(e.reference) ?? { fee: 0n, paid: 0n, entries: 0 };
-    if (e.kind === 'liquidation-fee') f.fee += e.amount;
-    else f.paid -= e.amount;
-    f.entries += 1;
-    fundByReference.set(e.reference, f);
-    if (e.amount < 0n) {
-      // The ledger's window rule: a later window start opens a new window, an earlier one counts in the current.
-      const start = Math.floor(e.atMs / windowMs) * windowMs;
-      if (start > windowStart) {
-        windowStart = start;
-        windowDrawn = 0n;
-      }
-      windowDrawn -= e.amount;
-      maxWindowDraw = maxBig(maxWindowDraw, windowDrawn);
-      if (windowDrawn > drawCapPerWindow)
-        fail(`ledger: window ${windowStart} drew ${windowDrawn}, cap ${drawCapPerWindow}`);
-      if (e.balanceAfter < floor) fail(`ledger: debit ${e.idempotencyKey} left ${e.balanceAfter} < floor`);
+    if (!FUND_KINDS.has(e.kind) || e.amount >= 0n) continue;
+    // The ledger's window rule: a later window start opens a new window, an earlier one counts in the current.
+    const start = Math.floor(e.atMs / windowMs) * windowMs;
+    if (start > windowStart) {
+      windowStart = start;
+      windowDrawn = 0n;
     }
+    windowDrawn -= e.amount;
+    maxWindowDraw = maxBig(maxWindowDraw, windowDrawn);
+    if (windowDrawn > drawCapPerWindow)
+      fail(`ledger: window ${windowStart} drew ${windowDrawn}, cap ${drawCapPerWindow}`);
+    if (e.balanceAfter < floor) fail(`ledger: debit ${e.idempotencyKey} left ${e.balanceAfter} < floor`);
   }
 
-  // --- venue: one execution per client order id, fills recorded exactly once ---------------------------------
-  let venueCalls = 0;
-  let venueExecutions = 0;
-  const orderOf = new Map<string, OrderLog>();
-  for (const [clientOrderId, log] of input.venue.orders) {
-    venueCalls += log.calls;
-    if (log.executed) venueExecutions += 1;
-    if (log.mismatches > 0) fail(`venue: ${clientOrderId} answered differently on a repeat`);
-    const match = /^(.*):market$/.exec(clientOrderId);
-    const owner = match?.[1];
-    if (!owner || !byId.has(owner)) {
-      fail(`venue: order ${clientOrderId} belongs to no liquidation`);
-      continue;
-    }
-    orderOf.set(owner, log);
-  }
-  for (const l of liquidations) {
-    const log = orderOf.get(l.id);
-    // EXECUTING: the order may have been placed; its fills are stored by the next transition, which its message
-    // (checked below: progressing, or a dead letter) still has to make.
-    if (l.state === 'QUEUED' || l.state === 'EXECUTING') continue;
-    const executedFills = log?.executed ? log.result?.fills : [];
-    if (log?.executed && !log.result) {
-      fail(
-        `venue: ${l.id}'s order executed but its answer was lost; the record holds ${l.marketFills.length} fills`,
-      );
-      continue;
-    }
-    if (l.state === 'CANCELLED') {
-      if (executedFills && executedFills.length > 0)
-        fail(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
-      continue;
-    }
-    if (!sameFills(l.marketFills, executedFills ?? []))
-      fail(
-        `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(executedFills ?? [])}`,
-      );
-  }
+  const {
+    calls: venueCalls,
+    executions: venueExecutions,
+    problems: venueProblems,
+  } = checkVenueOrders(input.venue, liquidations);
+  for (const problem of venueProblems) fail(problem);
 
   // --- settlements: each once, money re-derived from the records --------------------------------------------
   const terminalWrites = new Map<string, number>();
@@ -443,60 +600,10 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       fail(`settle: ${l.id} has no context`);
       continue;
     }
-    const s = l.settlement ?? {};
-    const mark = context.settle?.mark ?? context.executionMark;
     const auction = context.auctionId ? auctions.get(context.auctionId) : undefined;
-    const auctionFills: readonly Fill[] = context.settle?.auctionFills ?? auction?.fills ?? [];
-    const adlSize = b(s.adlClosedSize, 'adlClosedSize');
-    const planned = context.plannedSize;
-    const closed = sumSize(l.marketFills) + sumSize(auctionFills) + adlSize;
-    if (closed !== planned) fail(`settle: ${l.id} closed ${closed}, planned ${planned}`);
-    if (
-      sumSize(l.marketFills) !== b(s.marketClosedSize, 'm') ||
-      sumSize(auctionFills) !== b(s.auctionClosedSize, 'a')
-    )
-      fail(`settle: ${l.id} layer sizes disagree with its fills`);
-
-    // The close of the slice, derived from the fills alone (accounting.ts rules).
-    const market16 = l.marketFills.reduce(
-      (t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price),
-      0n,
-    );
-    const auction16 = auctionFills.reduce(
-      (t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price),
-      0n,
-    );
-    const adl16 = pnl16(before.side, adlSize, before.entryPrice, mark);
-    const notional16 =
-      [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
-    const pnl = realized(before.collateral, market16 + auction16 + adl16);
-    const equity = before.collateral + pnl;
-    const shortfall = maxBig(0n, -equity);
-    const feeDue = div(notional16 * m(l.symbol).liquidationFee, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
-    const fee = minBig(feeDue, maxBig(0n, equity));
-    const payout = maxBig(0n, equity) - fee;
-    const recorded = {
-      pnl: q(s.realizedPnl, 'realizedPnl'),
-      fee: q(s.fee, 'fee'),
-      shortfall: q(s.shortfall, 'shortfall'),
-      paid: q(s.insurancePaid, 'insurancePaid'),
-      covered: q(s.adlCovered, 'adlCovered'),
-      badDebt: q(s.badDebt, 'badDebt'),
-      payout: q(s.traderPayout, 'traderPayout'),
-    };
-    if (
-      recorded.pnl !== pnl ||
-      recorded.fee !== fee ||
-      recorded.shortfall !== shortfall ||
-      recorded.payout !== payout
-    )
-      fail(
-        `settle: ${l.id} records pnl/fee/shortfall/payout ${recorded.pnl}/${recorded.fee}/${recorded.shortfall}/${recorded.payout}, fills give ${pnl}/${fee}/${shortfall}/${payout}`,
-      );
-    if (recorded.paid + recorded.covered + recorded.badDebt !== shortfall)
-      fail(
-        `settle: ${l.id} shortfall ${shortfall} != paid ${recorded.paid} + adl ${recorded.covered} + bad debt ${recorded.badDebt}`,
-      );
+    const { close, recorded, planned, problems } = checkSettlement(l, context, before, auction, config);
+    for (const problem of problems) fail(problem);
+    const { payout } = close;
     const ledger = fundByReference.get(l.id) ?? { fee: 0n, paid: 0n, entries: 0 };
     if (ledger.fee !== recorded.fee || ledger.paid !== recorded.paid)
       fail(
@@ -520,12 +627,9 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
         `settle: ${l.id} left a remainder ${after.size}/${after.collateral}, expected ${before.size - planned}/${payout}`,
       );
     }
-    // Its counterparties receive -pnl: providers their fills, ADL its size at the mark, the venue the rest.
-    const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
-    const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
-    providers += toProviders;
-    adl += toAdl;
-    venue += -pnl - toProviders - toAdl;
+    providers += close.toProviders;
+    adl += close.toAdl;
+    venue += close.toVenue;
 
     // ADL counterparties: close `taken` at the mark and give up profit (sum given = adlCovered).
     let taken = 0n;
@@ -543,7 +647,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       }
       const size = cb.size - c.size;
       taken += size;
-      const pc = realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, mark));
+      const pc = realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, close.mark));
       adl += -pc;
       if (c.state === 'CLOSED') {
         fullCloses += cb.collateral + pc;
@@ -556,7 +660,8 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
         traders += c.collateral - cb.collateral;
       }
     }
-    if (taken !== adlSize) fail(`adl: ${l.id} counterparties took ${taken}, settlement says ${adlSize}`);
+    if (taken !== close.adlSize)
+      fail(`adl: ${l.id} counterparties took ${taken}, settlement says ${close.adlSize}`);
     if (fullIds.length === 0) {
       if (givenPartial !== recorded.covered)
         fail(`adl: ${l.id} counterparties gave ${givenPartial}, settlement says ${recorded.covered}`);
@@ -606,8 +711,6 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   let providerCapitalUsed = 0n;
   const firstProvider = new Map<string, ProviderRecord>();
   const lastProvider = new Map<string, ProviderRecord>();
-  let auctionFillCount = 0;
-  let auctionCost = 0n;
   for (const group of observer.groups) {
     for (const w of group.writes) {
       if (w.kind !== 'provider') continue;
@@ -618,14 +721,12 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   }
   for (const [id, first] of firstProvider)
     providerCapitalUsed += first.capital - lastProvider.get(id)!.capital;
-  for (const a of auctions.values()) {
-    auctionFillCount += a.fills.length;
-    const filled = sumSize(a.fills);
-    if (filled !== a.lot - a.remainingLot)
-      fail(`auction: ${a.id} filled ${filled} of a lot ${a.lot} leaving ${a.remainingLot}`);
-    for (const f of a.fills)
-      auctionCost += div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
-  }
+  const {
+    fills: auctionFillCount,
+    cost: auctionCost,
+    problems: auctionProblems,
+  } = checkAuctions(auctions.values());
+  for (const problem of auctionProblems) fail(problem);
   if (providerCapitalUsed !== auctionCost)
     fail(`providers: capital used ${providerCapitalUsed}, auction fills cost ${auctionCost}`);
 
