@@ -1,5 +1,5 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
