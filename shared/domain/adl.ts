@@ -80,7 +80,8 @@ export function rankForAdl(
 
 /**
  * The first `count` of rankForAdl's order, without sorting everything: one pass keeping the best `count`
- * (ADL touches only as many counterparties as one transaction holds, out of a whole side of the book).
+ * (ADL touches only as many counterparties as one transaction holds, out of a whole side of the book). A
+ * candidate that cannot enter the kept list costs its score and one comparison, nothing more.
  */
 export function topForAdl(
   candidates: readonly AdlCandidate[],
@@ -89,21 +90,46 @@ export function topForAdl(
   count: number,
 ): RankedCandidate[] {
   if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
+  if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
+  const side = opposite(deleveragedSide);
+  const ids = new Set<string>();
   const top: RankedCandidate[] = [];
-  for (const c of scoreForAdl(candidates, mark, deleveragedSide)) {
-    if (top.length === count && (count === 0 || byRank(c, top[count - 1]!) >= 0)) continue;
+  for (const c of candidates) {
+    assertCandidate(c);
+    if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
+    ids.add(c.id);
+    if (c.side !== side || c.size === 0n) continue;
+    const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
+    if (pnl16 <= 0n) continue;
+    const m16 = c.collateral * NOTIONAL_TO_QUOTE;
+    const score: Ratio = { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) };
+    if (top.length === count) {
+      const last = top[count - 1];
+      if (!last || (compareScoresDesc(score, last.score) || (c.id < last.id ? -1 : 1)) >= 0) continue;
+    }
+    const ranked = rankedOf(c, pnl16, score);
     let lo = 0;
     let hi = top.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (byRank(top[mid]!, c) <= 0) lo = mid + 1;
+      if (byRank(top[mid]!, ranked) <= 0) lo = mid + 1;
       else hi = mid;
     }
-    top.splice(lo, 0, c);
+    top.splice(lo, 0, ranked);
     if (top.length > count) top.pop();
   }
   return top;
 }
+
+const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate => ({
+  id: c.id,
+  side: c.side,
+  size: c.size,
+  entryPrice: c.entryPrice,
+  collateral: c.collateral,
+  unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
+  score,
+});
 
 function scoreForAdl(
   candidates: readonly AdlCandidate[],
@@ -121,15 +147,7 @@ function scoreForAdl(
     const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
     if (pnl16 <= 0n) continue;
     const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-    ranked.push({
-      id: c.id,
-      side: c.side,
-      size: c.size,
-      entryPrice: c.entryPrice,
-      collateral: c.collateral,
-      unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
-      score: { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) },
-    });
+    ranked.push(rankedOf(c, pnl16, { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) }));
   }
   return ranked;
 }

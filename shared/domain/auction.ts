@@ -105,8 +105,22 @@ export class StairstepExponentialDecrease implements PriceCurve {
   }
 }
 
+/** Memo of powUp: a curve asks for the same few (base, step) pairs at every step of every auction. */
+const POW_MEMO = new Map<string, bigint>();
+const POW_MEMO_MAX = 4_096;
+
 /** base^k in FACTOR_SCALE fixed point, every product rounded up (exponentiation by squaring). */
 function powUp(baseFixed: bigint, k: bigint): bigint {
+  const key = `${baseFixed}^${k}`;
+  const known = POW_MEMO.get(key);
+  if (known !== undefined) return known;
+  const result = powUpUncached(baseFixed, k);
+  if (POW_MEMO.size >= POW_MEMO_MAX) POW_MEMO.clear();
+  POW_MEMO.set(key, result);
+  return result;
+}
+
+function powUpUncached(baseFixed: bigint, k: bigint): bigint {
   let result = FACTOR_SCALE;
   let square = baseFixed;
   let e = k;

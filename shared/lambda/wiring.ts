@@ -10,6 +10,7 @@ import { systemClock } from '../adapters/embedded/clock.ts';
 import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import type { Adapters, Telemetry } from '../ports/index.ts';
+import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
 import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
 import { powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
@@ -54,6 +55,8 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     strategy: 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: 3,
+    // Kept by the container between invocations, like the SDK clients.
+    adlSnapshots: new AdlSnapshots(),
   };
   const busName = requireEnv(TICK_BUS_ENV, env);
   const putContinuation = async (detail: unknown) => {

@@ -364,6 +364,8 @@ export interface BatchReader {
     positionId: string,
     symbol: string,
   ): Promise<{ readonly position: PositionRecord | undefined; readonly market: MarketState | undefined }>;
+  /** The positions of `ids` that exist, in no particular order (DynamoDB: BatchGetItem, 100 keys a call). */
+  positions(ids: readonly string[]): Promise<readonly PositionRecord[]>;
 }
 
 /** Everything the services use, as one bundle; both adapter families build one. */

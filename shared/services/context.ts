@@ -13,6 +13,7 @@ import type {
   Telemetry,
   Venue,
 } from '../ports/index.ts';
+import type { AdlSnapshots } from './adl-snapshots.ts';
 
 /** What the liquidation and auction services need: the adapter bundle, a venue and the rules. */
 export interface SettlementDeps extends Adapters {
@@ -25,6 +26,8 @@ export interface SettlementDeps extends Adapters {
   readonly insuranceAccount: string;
   /** Attempts at the venue before the remainder goes to the auction. */
   readonly venueAttempts: number;
+  /** ADL rankings kept between settlements at one mark (absent: every ADL settlement reads its whole side). */
+  readonly adlSnapshots?: AdlSnapshots;
 }
 
 export const INSURANCE_ACCOUNT = 'insurance-fund';

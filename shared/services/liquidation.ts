@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, topForAdl } from '../domain/adl.ts';
+import { type AdlCandidate, type RankedCandidate, topForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -324,8 +324,8 @@ const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n
 
 /** Counterparties one settlement may touch: with the liquidation and its position, one transaction (<= 100). */
 export const MAX_ADL_COUNTERPARTIES = 90;
-/** Best-ranked counterparties a plan considers before keeping the ones it uses. */
-const ADL_CANDIDATES_CONSIDERED = 2_000;
+/** Best-ranked counterparties a plan considers before keeping the ones it uses (the ADL queue's length). */
+const ADL_CANDIDATES_CONSIDERED = 400;
 
 type FrozenInputs = NonNullable<LiquidationContext['settle']>;
 
@@ -416,20 +416,10 @@ async function freeze(
     candidates = [];
     decision = decide(insurance, candidates);
   } else if (decision.next === 'load-adl-candidates') {
-    const open = await openPositions(deps.positions, liquidation.symbol, oppositeSide(liquidation.side));
-    // Plan over the best-ranked part of the side (a full sort of every position is the cost to avoid), then
-    // freeze only the counterparties the plan uses, at most what one transaction holds.
-    const top = topForAdl(open, base.mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
-    const versions = new Map(open.map((p) => [p.id, p.version]));
-    const ranked = top.map((c) => ({
-      id: c.id,
-      side: c.side,
-      size: c.size,
-      entryPrice: c.entryPrice,
-      collateral: c.collateral,
-      version: versions.get(c.id)!,
-    }));
-    decision = decide(insurance, ranked);
+    const queue = await adlQueue(liquidation, base.mark, deps, (c) => decide(insurance, c));
+    const ranked = queue.ranked;
+    decision = queue.decision;
+    // Freeze only the counterparties the plan uses, at most what one transaction holds.
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
     candidates = ranked.filter((c) => used.has(c.id)).slice(0, MAX_ADL_COUNTERPARTIES);
     decision = decide(insurance, candidates);
@@ -500,6 +490,56 @@ async function refreeze(
     deps,
     { insurance: keepInsurance ? frozen.insurance : await fundState(deps) },
   );
+}
+
+type VersionedCandidate = AdlCandidate & { readonly version: number };
+
+/** Ranked candidates with the version of the record each was ranked from (the freeze commits against it). */
+function versioned(
+  top: readonly RankedCandidate[],
+  records: readonly PositionRecord[],
+): VersionedCandidate[] {
+  const versions = new Map(records.map((p) => [p.id, p.version]));
+  return top.map((c) => ({
+    id: c.id,
+    side: c.side,
+    size: c.size,
+    entryPrice: c.entryPrice,
+    collateral: c.collateral,
+    version: versions.get(c.id)!,
+  }));
+}
+
+/**
+ * The ADL queue: the opposite side's best-ranked open positions at `mark`, ADL_CANDIDATES_CONSIDERED of them
+ * (a full sort of every position is the cost to avoid). Ranked from a read of the whole side once per mark and
+ * container (AdlSnapshots, renewed after a short time, as exchanges refresh their ADL queues); each plan
+ * re-reads the queue's records, so the money always moves on the positions as they are. A queue that can no
+ * longer take the size is ranked again from the whole side.
+ */
+async function adlQueue(
+  liquidation: LiquidationRecord,
+  mark: PriceE8,
+  deps: SettlementDeps,
+  plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
+): Promise<{ readonly ranked: VersionedCandidate[]; readonly decision: WaterfallDecision }> {
+  const { symbol } = liquidation;
+  const side = oppositeSide(liquidation.side);
+  const now = deps.clock.nowMs();
+  const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
+  if (cached) {
+    const fresh = (await deps.reader.positions(cached.ids)).filter(
+      (p) => p.state === 'OPEN' && p.symbol === symbol && p.side === side,
+    );
+    const ranked = versioned(topForAdl(fresh, mark, liquidation.side, fresh.length), fresh);
+    const decision = plan(ranked);
+    if (decision.next === 'settle') return { ranked, decision };
+  }
+  const open = await openPositions(deps.positions, symbol, side);
+  const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
+  deps.adlSnapshots?.put(symbol, side, { mark, takenAtMs: now, ids: top.map((c) => c.id) });
+  const ranked = versioned(top, open);
+  return { ranked, decision: plan(ranked) };
 }
 
 async function fundState(deps: SettlementDeps) {

@@ -13,6 +13,7 @@ import {
 } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../schemas/messages.ts';
+import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { processAuctionStep } from '../services/auction.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
 import { processLiquidation } from '../services/liquidation.ts';
@@ -143,6 +144,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     strategy,
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: VENUE_ATTEMPTS,
+    adlSnapshots: new AdlSnapshots(),
   };
   const marginDeps: MarginCheckDeps = {
     positions: adapters.positions,

@@ -395,6 +395,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.reader.positionAndMarket('pos-2', 'ETH-USD')).market?.lastTick).toEqual(t1);
         expect((await a.reader.positionAndMarket('pos-1', 'BTC-USD')).position).toEqual(p);
       });
+
+      it('reads many positions at once, beyond one call of 100 keys, skipping absent and repeated ids', async () => {
+        const created = Array.from({ length: 130 }, (_, i) => position({ id: `p-${i}`, version: i + 1 }));
+        for (const p of created) await a.positions.create(p);
+        const ids = [...created.map((p) => p.id), 'absent', 'p-7'];
+        expect(byId(await a.reader.positions(ids))).toEqual(byId(created));
+        expect(await a.reader.positions([])).toEqual([]);
+      });
     });
 
     describe('liquidations', () => {

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatQuote, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
+import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 
 /** The services wired on the embedded adapters, one test per waterfall layer and per delivery hazard. */
 
@@ -176,6 +177,50 @@ describe('insurance and ADL layers', () => {
     const counterparty = await p.adapters.positions.get(short.id);
     expect(counterparty?.version).toBeGreaterThan(short.version);
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+  });
+});
+
+describe('ADL queue (AdlSnapshots)', () => {
+  /** Four longs gap through bankruptcy at one mark with an empty fund; six shorts in profit take it. */
+  async function cascade(adlSnapshots?: AdlSnapshots) {
+    const p = createPipeline(adlSnapshots ? { adlSnapshots } : {});
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
+    for (let i = 0; i < 6; i++) await p.open('SHORT', `${3 + i}`, `${200 + i}`, `${300 + 50 * i}`);
+    const sideReads = vi.spyOn(p.adapters.positions, 'queryCrossed');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    const shortSideReads = sideReads.mock.calls.filter(([, side]) => side === 'SHORT').length;
+    const settled = (await liquidationsOf(p)).map((l) => ({ state: l.state, settlement: l.settlement }));
+    return { p, shortSideReads, settled };
+  }
+
+  it('reads the opposite side once per mark and settles exactly as reading it every time', async () => {
+    const everyTime = await cascade();
+    const queued = await cascade(new AdlSnapshots());
+    expect(everyTime.settled.filter((s) => s.state === 'SETTLED_ADL')).toHaveLength(4);
+    expect(everyTime.shortSideReads).toBe(4);
+    expect(queued.shortSideReads).toBe(1);
+    // The same money: later settlements planned on the counterparties as earlier ADLs left them.
+    expect(queued.settled).toEqual(everyTime.settled);
+    for (const id of (
+      await everyTime.p.adapters.positions.queryCrossed('ETH-USD', 'SHORT', 10n ** 30n, 100)
+    ).positions.map((x) => x.id)) {
+      expect(await queued.p.adapters.positions.get(id)).toEqual(await everyTime.p.adapters.positions.get(id));
+    }
+    await expectReconciled(queued.p);
+  });
+
+  it('serves a queue only at its own mark and while fresh', () => {
+    const queue = new AdlSnapshots(2_000);
+    const mark = parsePrice('175');
+    queue.put('ETH-USD', 'SHORT', { mark, takenAtMs: T0, ids: ['s-1', 's-2'] });
+    expect(queue.get('ETH-USD', 'SHORT', mark, T0 + 2_000)?.ids).toEqual(['s-1', 's-2']);
+    expect(queue.get('ETH-USD', 'SHORT', mark, T0 + 2_001)).toBeUndefined();
+    expect(queue.get('ETH-USD', 'SHORT', mark, T0 - 1)).toBeUndefined();
+    expect(queue.get('ETH-USD', 'SHORT', mark + 1n, T0)).toBeUndefined();
+    expect(queue.get('ETH-USD', 'LONG', mark, T0)).toBeUndefined();
+    expect(queue.get('BTC-USD', 'SHORT', mark, T0)).toBeUndefined();
   });
 });
 

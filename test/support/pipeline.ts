@@ -18,6 +18,7 @@ import {
 } from '../../shared/domain/units.ts';
 import type { CrashHook, PositionRecord, ReceivedMessage, Telemetry } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import type { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
@@ -69,6 +70,8 @@ export interface PipelineOptions {
   readonly venue?: Omit<SimulatedVenueOptions, 'clock'>;
   /** Clock start, epoch ms (default T0). */
   readonly startMs?: number;
+  /** ADL queues kept between settlements (default none: every ADL settlement reads its whole side). */
+  readonly adlSnapshots?: AdlSnapshots;
 }
 
 /**
@@ -97,6 +100,7 @@ export function createPipeline(options: PipelineOptions = {}) {
     strategy: options.strategy ?? 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: options.venueAttempts ?? 3,
+    ...(options.adlSnapshots ? { adlSnapshots: options.adlSnapshots } : {}),
   };
   const marginDeps: MarginCheckDeps = {
     ...adapters,

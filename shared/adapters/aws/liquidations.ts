@@ -1,6 +1,5 @@
 import {
   type AttributeValue,
-  BatchGetItemCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -38,6 +37,7 @@ import {
   S,
 } from './codec.ts';
 import { positionItem, readSide } from './positions.ts';
+import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
@@ -48,7 +48,6 @@ import { positionItem, readSide } from './positions.ts';
 
 export const TICK_INDEX_SHARDS = 8;
 const TICK_PREFIX = '~tick~';
-const BATCH_GET_MAX = 100;
 
 const STATES: readonly LiquidationState[] = [
   'QUEUED',
@@ -329,21 +328,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
 
   /** BatchGetItem (consistent) that retries unprocessed keys; at most 100 keys. */
   private async batchGet(keys: Item[]): Promise<Item[]> {
-    const items: Item[] = [];
-    let pending: Item[] = keys;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 8) throw new Error('liquidations/batch-get-unprocessed: keys still unprocessed');
-        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
-      }
-      const out = await this.dynamo.send(
-        new BatchGetItemCommand({
-          RequestItems: { [this.tables.liquidations]: { Keys: pending, ConsistentRead: true } },
-        }),
-      );
-      items.push(...(out.Responses?.[this.tables.liquidations] ?? []));
-      pending = out.UnprocessedKeys?.[this.tables.liquidations]?.Keys ?? [];
-    }
-    return items;
+    const found = await batchGetConsistent(this.dynamo, { [this.tables.liquidations]: keys });
+    return found[this.tables.liquidations] ?? [];
   }
 }

@@ -58,4 +58,15 @@ export class DynamoBatchReader implements BatchReader {
       market: market ? marketFromItem(market) : undefined,
     };
   }
+
+  async positions(ids: readonly string[]): Promise<readonly PositionRecord[]> {
+    const unique = [...new Set(ids)];
+    const found: PositionRecord[] = [];
+    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
+      const keys = unique.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) }));
+      const items = await batchGetConsistent(this.dynamo, { [this.tables.positions]: keys });
+      found.push(...(items[this.tables.positions] ?? []).map(positionFromItem));
+    }
+    return found;
+  }
 }

@@ -1,4 +1,4 @@
-import type { Adapters, Clock, CrashHook } from '../../ports/index.ts';
+import type { Adapters, Clock, CrashHook, PositionRecord } from '../../ports/index.ts';
 import { QUEUES, type QueueId } from '../../topology.ts';
 import { EmbeddedAuctionRepository } from './auctions.ts';
 import { ManualClock } from './clock.ts';
@@ -93,6 +93,14 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
         position: await positions.get(positionId),
         market: await markets.get(symbol),
       }),
+      positions: async (ids) => {
+        const found: PositionRecord[] = [];
+        for (const id of new Set(ids)) {
+          const p = await positions.get(id);
+          if (p) found.push(p);
+        }
+        return found;
+      },
     },
     positions,
     markets,

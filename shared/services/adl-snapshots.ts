@@ -1,0 +1,37 @@
+import type { Side } from '../domain/model.ts';
+import type { PriceE8 } from '../domain/units.ts';
+
+/**
+ * The ADL queue of one market side at one mark: the best-ranked ids, as a read of the whole side found them.
+ * Settlements at the same mark plan from these ids' fresh records instead of reading the whole side again
+ * (an ADL settlement cost O(side) reads; a crash settles thousands at a handful of marks).
+ */
+export interface AdlSnapshot {
+  readonly mark: PriceE8;
+  readonly takenAtMs: number;
+  /** Ids in rank order at `mark` when taken. */
+  readonly ids: readonly string[];
+}
+
+/** Per-container snapshots (a hint: every plan re-reads and re-ranks the records it uses). */
+export class AdlSnapshots {
+  readonly #entries = new Map<string, AdlSnapshot>();
+
+  /**
+   * @param maxAgeMs how long a snapshot serves (positions opened or changed by traders meanwhile are missed
+   *   until then; ADL's own changes are re-read)
+   */
+  constructor(readonly maxAgeMs = 2_000) {}
+
+  /** The snapshot of (symbol, side) taken at exactly `mark`, if still fresh. */
+  get(symbol: string, side: Side, mark: PriceE8, nowMs: number): AdlSnapshot | undefined {
+    const entry = this.#entries.get(`${symbol}|${side}`);
+    if (!entry || entry.mark !== mark) return undefined;
+    if (nowMs - entry.takenAtMs > this.maxAgeMs || nowMs < entry.takenAtMs) return undefined;
+    return entry;
+  }
+
+  put(symbol: string, side: Side, snapshot: AdlSnapshot): void {
+    this.#entries.set(`${symbol}|${side}`, snapshot);
+  }
+}
