@@ -201,12 +201,14 @@ export class DynamoLedger implements Ledger {
         if (first) return sameMovement(first, movement);
       }
       // Lost the race on the balance item: try again on the stored balance (returned with the failed condition,
-      // else read), after a full-jitter backoff when another transaction held the item.
+      // else read). A hint that was merely stale retries at once; a race with other writers backs off (full
+      // jitter), or a crowd of settlements would keep colliding on the one item.
+      const hintWasStale = outcome.kind === 'stale' && attempt === 0 && !fresh;
       current = outcome.kind === 'stale' ? outcome.stored : undefined;
       fresh = current !== undefined;
       if (current) this.#lastSeen.set(movement.account, current);
       else this.#lastSeen.delete(movement.account);
-      if (outcome.kind === 'conflict') {
+      if (!hintWasStale) {
         const capMs = Math.min(MAX_BACKOFF_MS, 5 * 2 ** attempt);
         await new Promise((resolve) => setTimeout(resolve, Math.random() * capMs));
       }
