@@ -134,15 +134,9 @@ export const isConditionalCheckFailed = (error: unknown): boolean =>
 
 /** Codes of a cancelled TransactWriteItems, in item order ('None' for items that passed); else undefined. */
 export function cancellationCodes(error: unknown): string[] | undefined {
-  return cancellationReasons(error)?.map((r) => r.Code ?? 'None');
-}
-
-/** A cancelled transaction's reasons, one per item, with the stored item where ALL_OLD asked for it. */
-export function cancellationReasons(
-  error: unknown,
-): readonly { readonly Code?: string; readonly Item?: Item }[] | undefined {
   if (errorName(error) !== 'TransactionCanceledException') return undefined;
-  return (error as { CancellationReasons?: { Code?: string; Item?: Item }[] }).CancellationReasons ?? [];
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.map((r) => r.Code ?? 'None');
 }
 
 /** Runs a conditional write; a failed condition becomes ConditionFailedError(reason). */
