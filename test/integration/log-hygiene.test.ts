@@ -2,11 +2,11 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import { listDeadLetters } from '../../shared/local/dlq.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { startMoto } from '../support/moto.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /**
  * Issue 7, security: logs never contain whole account records or request credentials. The real handlers
@@ -52,15 +52,7 @@ const DEPOSIT = { amount: ['100007.654321', '100007654321'], key: 'seed-hyg-5d1e
 const SMUGGLED_TOKEN = 'Bearer hyg-9d8c7b6a5f4e3d2c1b0a';
 
 /** A market the slippage bound keeps out (the auction takes the slice) and a fast auction. */
-const RISK: RiskConfigInput = {
-  ...DEFAULT_RISK_CONFIG_INPUT,
-  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
-  auction: {
-    ...DEFAULT_RISK_CONFIG_INPUT.auction,
-    buf: '1',
-    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
-  },
-};
+const RISK = AUCTION_ONLY;
 
 // --- Capture ---------------------------------------------------------------------------------------------
 

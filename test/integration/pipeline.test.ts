@@ -11,6 +11,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import type { FunctionId } from '../../shared/topology.ts';
 import { startMoto } from '../support/moto.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /**
  * End to end through real AWS APIs on moto: PutEvents on the tick bus, the bus rule, SQS, DynamoDB transactions,
@@ -29,15 +30,6 @@ afterAll(async () => {
 });
 
 /** A fast auction (1 s steps) so auction tests finish in seconds; everything else as in production. */
-const FAST_AUCTION: RiskConfigInput = {
-  ...DEFAULT_RISK_CONFIG_INPUT,
-  auction: {
-    ...DEFAULT_RISK_CONFIG_INPUT.auction,
-    buf: '1',
-    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
-  },
-};
-
 async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Promise<void>): Promise<void> {
   stageCounter += 1;
   const stack = await startLocalStack({
@@ -233,11 +225,7 @@ describe('pipeline on moto', () => {
   });
 
   it('hands what the market cannot take within the bound to the auction (SETTLED_AUCTION)', async () => {
-    const noMarket: RiskConfigInput = {
-      ...FAST_AUCTION,
-      markets: FAST_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
-    };
-    await withStack(noMarket, async (ctx) => {
+    await withStack(AUCTION_ONLY, async (ctx) => {
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
       await ctx.admin({

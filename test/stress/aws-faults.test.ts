@@ -23,6 +23,7 @@ import type { FunctionId } from '../../shared/topology.ts';
 import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
 import { recordFigures } from '../support/invariants.ts';
 import { startMoto } from '../support/moto.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /**
  * Issue 7, scenario 5: AWS faults against the emulator (moto), with the real handlers run by the local runner.
@@ -90,17 +91,6 @@ const tickDetail = (price: string, sequence: number) => ({
   sequence,
   source: 'aws-faults',
 });
-
-/** The slippage bound keeps the market out (every slice goes to the auction); 1 s auction steps. */
-const AUCTION_ONLY: RiskConfigInput = {
-  ...DEFAULT_RISK_CONFIG_INPUT,
-  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
-  auction: {
-    ...DEFAULT_RISK_CONFIG_INPUT.auction,
-    buf: '1',
-    curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 1 },
-  },
-};
 
 async function withStack(
   body: (ctx: Ctx) => Promise<void>,
