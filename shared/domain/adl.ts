@@ -90,19 +90,8 @@ export function topForAdl(
   count: number,
 ): RankedCandidate[] {
   if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
-  if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
-  const side = opposite(deleveragedSide);
-  const ids = new Set<string>();
   const top: RankedCandidate[] = [];
-  for (const c of candidates) {
-    assertCandidate(c);
-    if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
-    ids.add(c.id);
-    if (c.side !== side || c.size === 0n) continue;
-    const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
-    if (pnl16 <= 0n) continue;
-    const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-    const score: Ratio = { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) };
+  for (const { candidate: c, pnl16, score } of scored(candidates, mark, deleveragedSide)) {
     if (top.length === count) {
       const last = top[count - 1];
       if (!last || (compareScoresDesc(score, last.score) || (c.id < last.id ? -1 : 1)) >= 0) continue;
@@ -131,25 +120,31 @@ const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate
   score,
 });
 
-function scoreForAdl(
+const scoreForAdl = (candidates: readonly AdlCandidate[], mark: PriceE8, deleveragedSide: Side) =>
+  Array.from(scored(candidates, mark, deleveragedSide), (s) => rankedOf(s.candidate, s.pnl16, s.score));
+
+/**
+ * Validates every candidate (shape, unique id) and yields the rankable ones with their profit and score, without
+ * building a ranked record (topForAdl builds one only for the candidates it keeps).
+ */
+function* scored(
   candidates: readonly AdlCandidate[],
   mark: PriceE8,
   deleveragedSide: Side,
-): RankedCandidate[] {
+): Generator<{ readonly candidate: AdlCandidate; readonly pnl16: bigint; readonly score: Ratio }> {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
+  const side = opposite(deleveragedSide);
   const ids = new Set<string>();
-  const ranked: RankedCandidate[] = [];
   for (const c of candidates) {
     assertCandidate(c);
     if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
     ids.add(c.id);
-    if (c.side !== opposite(deleveragedSide) || c.size === 0n) continue;
+    if (c.side !== side || c.size === 0n) continue;
     const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
     if (pnl16 <= 0n) continue;
     const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-    ranked.push(rankedOf(c, pnl16, { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) }));
+    yield { candidate: c, pnl16, score: { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) } };
   }
-  return ranked;
 }
 
 export interface AdlInput {

@@ -112,6 +112,20 @@ export interface ProcessingFailure {
   readonly atMs: number;
 }
 
+/** Longest recorded failure reason: a reason is a line for an operator, not a dump (and items are bounded). */
+export const MAX_FAILURE_REASON = 1000;
+
+/** What is wrong with a failure to record (both adapter families refuse it with this), or undefined. */
+export function processingFailureProblem(f: ProcessingFailure): string | undefined {
+  if (typeof f?.reason !== 'string' || f.reason.length === 0 || f.reason.length > MAX_FAILURE_REASON) {
+    return `reason must be 1-${MAX_FAILURE_REASON} characters`;
+  }
+  if (!Number.isSafeInteger(f.attempt) || f.attempt < 0 || !Number.isSafeInteger(f.atMs) || f.atMs < 0) {
+    return 'attempt and atMs must be non-negative integers';
+  }
+  return undefined;
+}
+
 export interface LiquidationRecord {
   /** Deterministic: `${positionId}:${positionVersion}`, so a duplicate can never start a second one. */
   readonly id: string;

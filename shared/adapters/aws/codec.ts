@@ -1,6 +1,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Fill } from '../../domain/model.ts';
-import { ConditionFailedError, type ProcessingFailure } from '../../ports/index.ts';
+import { ConditionFailedError, type ProcessingFailure, processingFailureProblem } from '../../ports/index.ts';
 
 /**
  * DynamoDB attribute codecs. Money, sizes and prices are bigints stored as N: the SDK carries N as a decimal
@@ -99,17 +99,10 @@ export const readStrings = (item: Item, name: string): string[] =>
     return v.S;
   });
 
-/** Longest recorded failure reason: a DynamoDB item holds at most 400 KB, and a reason is a line, not a dump. */
-export const MAX_FAILURE_REASON = 1000;
-
 /** A lastFailure map; bad input (empty or oversized reason, non-integer counters) is refused. */
 export function failureAttr(what: string, f: ProcessingFailure): AttributeValue {
-  if (typeof f?.reason !== 'string' || f.reason.length === 0 || f.reason.length > MAX_FAILURE_REASON) {
-    throw new AdapterInputError(`${what}/bad-failure: reason must be 1-${MAX_FAILURE_REASON} characters`);
-  }
-  if (!Number.isSafeInteger(f.attempt) || f.attempt < 0 || !Number.isSafeInteger(f.atMs) || f.atMs < 0) {
-    throw new AdapterInputError(`${what}/bad-failure: attempt and atMs must be non-negative integers`);
-  }
+  const problem = processingFailureProblem(f);
+  if (problem) throw new AdapterInputError(`${what}/bad-failure: ${problem}`);
   return { M: { reason: S(f.reason), attempt: N(f.attempt), atMs: N(f.atMs) } };
 }
 

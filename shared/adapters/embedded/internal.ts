@@ -1,4 +1,4 @@
-import type { CrashHook, ProcessingFailure } from '../../ports/index.ts';
+import { type CrashHook, type ProcessingFailure, processingFailureProblem } from '../../ports/index.ts';
 
 /**
  * Helpers shared by the embedded adapters: the crash hook they fire after each side effect, deep frozen
@@ -56,17 +56,9 @@ export function requireVersionBump(
   }
 }
 
-/** Longest recorded failure reason, as on DynamoDB (see aws/codec.ts). */
-const MAX_FAILURE_REASON = 1000;
-
 export function requireFailure(failure: ProcessingFailure, what: string): void {
-  const f = failure;
-  if (typeof f?.reason !== 'string' || f.reason.length === 0 || f.reason.length > MAX_FAILURE_REASON) {
-    throw new EmbeddedInputError(`${what}/bad-failure: reason must be 1-${MAX_FAILURE_REASON} characters`);
-  }
-  if (!Number.isSafeInteger(f.attempt) || f.attempt < 0 || !Number.isSafeInteger(f.atMs) || f.atMs < 0) {
-    throw new EmbeddedInputError(`${what}/bad-failure: attempt and atMs must be non-negative integers`);
-  }
+  const problem = processingFailureProblem(failure);
+  if (problem) throw new EmbeddedInputError(`${what}/bad-failure: ${problem}`);
 }
 
 /** map.get(key), first storing make() when absent. */
