@@ -99,6 +99,12 @@ export const METRICS = {
     help: 'loss no layer covered, in whole quote units (summed)',
   },
   AdlEvents: { name: 'AdlEvents', unit: 'Count', kind: 'counter', help: 'auto-deleveraging events' },
+  LastResortOrders: {
+    name: 'LastResortOrders',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'market orders without a price bound: no layer could close any of a slice',
+  },
   CircuitBreakerTripped: {
     name: 'CircuitBreakerTripped',
     unit: 'Count',

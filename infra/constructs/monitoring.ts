@@ -150,6 +150,13 @@ export class Monitoring extends Construct {
       GTE,
     );
     this.alarm(
+      'LastResortAlarm',
+      businessMetric(METRICS.LastResortOrders),
+      'A slice was closed at any price: market, auction and ADL could not take any of it',
+      1,
+      GTE,
+    );
+    this.alarm(
       'BadDebtAlarm',
       businessMetric(METRICS.BadDebt),
       'A loss was left that no layer covered',
@@ -252,7 +259,7 @@ export class Monitoring extends Construct {
       }),
       graph(
         'Fund draws, bad debt, ADL',
-        [m(METRICS.InsuranceFundDraws), m(METRICS.AdlEvents)],
+        [m(METRICS.InsuranceFundDraws), m(METRICS.AdlEvents), m(METRICS.LastResortOrders)],
         [m(METRICS.BadDebt)],
       ),
       graph('Safety', [m(METRICS.CircuitBreakerTripped)], [m(METRICS.LedgerReconcileDifference, 'Maximum')]),

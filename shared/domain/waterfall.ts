@@ -21,6 +21,12 @@ import { type BaseE8, formatBase, formatQuote, type PriceE8, type QuoteE6 } from
  *   (close)   all fills are settled as ONE close (settleClose): realized PnL, fee, shortfall
  *   insurance pays the shortfall within its floor and draw cap (planDebit)
  *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl)
+ *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
+ *             the slice settles what was closed and the rest goes to the position's next slice
+ *   last resort  when no layer can close anything of the slice (nothing filled within the slippage bound, the
+ *             auction found no bid, the other side holds no profit), a market order without a price bound:
+ *             the fills count as market fills, their shortfall goes to the fund and ADL like any other;
+ *             when even that fills nothing, 'escalate' (the caller retries, then dead-letters with an alarm)
  *
  * Terminal state = the LAST layer in that order that acted. A layer acts when it closes size (market,
  * auction, adl), pays part of a shortfall (insurance), or is handed a deficit (adl, even one it cannot
@@ -29,7 +35,7 @@ import { type BaseE8, formatBase, formatQuote, type PriceE8, type QuoteE6 } from
  * when the position is no longer liquidatable and nothing executed.
  *
  * Money identity at 'settle' (exact): shortfall = insurance.shortfallPaid + adl.covered + adl.uncovered,
- * and size = market.closedSize + auction.closedSize + adl.closedSize.
+ * and size = market.closedSize + auction.closedSize + adl.closedSize + carriedSize.
  */
 
 export type NextAction =
@@ -41,18 +47,20 @@ export type NextAction =
   | 'await-auction'
   /** ADL must act: call again with the opposite side's open positions in `adlCandidates`. */
   | 'load-adl-candidates'
+  /** Nothing could close any of the slice: place a market order of `lastResortSize` without a price bound. */
+  | 'execute-last-resort'
   /** Terminal reached: persist the plan (settlement record) first, then apply `movements`. */
   | 'settle'
   /** CANCELLED: put the position back to OPEN; nothing to apply. */
   | 'cancel'
-  /** Cannot finish: the opposite side cannot take the remaining size (see `reason`). */
+  /** Cannot finish: not even the last-resort order filled anything (see `reason`). */
   | 'escalate';
 
 export type WaterfallReason =
   | 'waterfall/bad-input'
   | 'waterfall/auction-before-market'
   | 'waterfall/overfill'
-  | 'waterfall/adl-unmatched-size';
+  | 'waterfall/no-liquidity';
 
 export class WaterfallError extends Error {
   override readonly name = 'WaterfallError';
@@ -80,6 +88,8 @@ export interface WaterfallInput {
    * cover the whole remainder end the auction layer whatever `finished` says.
    */
   readonly auctionResult?: { readonly fills: readonly Fill[]; readonly finished: boolean };
+  /** Fills of the last-resort market order; present once it was placed (possibly empty). */
+  readonly lastResortResult?: { readonly fills: readonly Fill[] };
   readonly insurance: {
     readonly account: string;
     readonly state: InsuranceState;
@@ -104,7 +114,8 @@ export interface PlannedMovement {
 }
 
 export interface LayerAmounts {
-  readonly market: { readonly closedSize: BaseE8 };
+  /** closedSize includes the last-resort order's fills (lastResortSize of it). */
+  readonly market: { readonly closedSize: BaseE8; readonly lastResortSize: BaseE8 };
   readonly auction: { readonly closedSize: BaseE8 };
   readonly insurance: {
     /** Liquidation fee credited to the fund (0 whenever there is a shortfall). */
@@ -133,6 +144,13 @@ export interface WaterfallDecision {
   readonly settlement?: CloseSettlement;
   /** Returned to the trader at 'settle' (the position's isolated collateral left over). */
   readonly traderPayout: QuoteE6;
+  /**
+   * Size of the slice left open at 'settle' (ADL could not take it): it stays with the position, and so does
+   * `traderPayout` (the slice settles as the size it closed). 0 when the slice closed whole.
+   */
+  readonly carriedSize: BaseE8;
+  /** Size for the last-resort order, with next 'execute-last-resort'. */
+  readonly lastResortSize?: BaseE8;
   /** Ledger movements to apply at 'settle', keyed `${liquidationId}:fee` and `${liquidationId}:shortfall`. */
   readonly movements: readonly PlannedMovement[];
   /** Fund state once `movements` are applied (the input state when there are none). */
@@ -176,8 +194,10 @@ function assertInput(input: WaterfallInput): void {
 export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   assertInput(input);
   const { position, mark, liquidationId: id } = input;
-  const marketFills = input.marketResult?.fills ?? [];
+  const lastResortFills = input.lastResortResult?.fills ?? [];
+  const marketFills = [...(input.marketResult?.fills ?? []), ...lastResortFills];
   const auctionFills = input.auctionResult?.fills ?? [];
+  const lastResortSize = sumSize(lastResortFills, 'last-resort');
   const marketSize = sumSize(marketFills, 'market');
   const auctionSize = sumSize(auctionFills, 'auction');
   if (marketSize + auctionSize > position.size)
@@ -194,12 +214,13 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
       ...(auctionSize > 0n ? ['auction' as const] : []),
     ],
     layers: {
-      market: { closedSize: marketSize },
+      market: { closedSize: marketSize, lastResortSize },
       auction: { closedSize: auctionSize },
       insurance: { feeCredited: 0n, shortfallPaid: 0n, refused: 0n },
       adl: { closedSize: 0n, deficit: 0n, covered: 0n, uncovered: 0n },
     },
     traderPayout: 0n,
+    carriedSize: 0n,
     movements: [],
     insuranceNext: input.insurance.state,
     ...extra,
@@ -208,24 +229,34 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   if (marketSize === 0n && auctionSize === 0n && !input.stillLiquidatable)
     return stop('cancel', { terminal: 'CANCELLED' });
   if (!input.marketResult) return stop('execute-market');
+  if (input.lastResortResult && !input.auctionResult)
+    throw new WaterfallError('waterfall/bad-input', 'a last-resort result before the auction layer ended');
   if (left > 0n && !input.auctionResult) return stop('start-auction');
   if (left > 0n && !input.auctionResult?.finished) return stop('await-auction');
 
-  // Market and auction are done. ADL closes what they left, at the mark, against the opposite side.
+  // Market and auction are done. ADL closes what it can of the rest, at the mark, against the opposite side.
   const candidates = input.adlCandidates;
   if (left > 0n && !candidates) return stop('load-adl-candidates');
+  let adlSize = 0n;
   if (left > 0n && candidates) {
-    const probe = allocateAdl({
+    adlSize = allocateAdl({
       deficit: 0n,
       bankruptPosition: { side: position.side, size: left },
       ranked: candidates,
       mark,
-    });
-    if (probe.unmatchedSize > 0n) return stop('escalate', { reason: 'waterfall/adl-unmatched-size' });
+    }).closedSize;
+    if (marketSize + auctionSize + adlSize === 0n) {
+      if (!input.lastResortResult) return stop('execute-last-resort', { lastResortSize: left });
+      return stop('escalate', { reason: 'waterfall/no-liquidity' });
+    }
   }
+  const carriedSize = left - adlSize;
   const closes: Fill[] = [...marketFills, ...auctionFills];
-  if (left > 0n) closes.push({ price: mark, size: left });
-  const settlement = settleClose(position, closes, input.market.liquidationFee);
+  if (adlSize > 0n) closes.push({ price: mark, size: adlSize });
+  // The slice settles as the size it closed, with all its collateral behind it (what is left stays with the
+  // carried size, as with any slice).
+  const settled = carriedSize > 0n ? { ...position, size: position.size - carriedSize } : position;
+  const settlement = settleClose(settled, closes, input.market.liquidationFee);
 
   const { account, config } = input.insurance;
   const movements: PlannedMovement[] = [];
@@ -253,13 +284,13 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
       });
   }
 
-  const adlActs = left > 0n || refused > 0n;
+  const adlActs = adlSize > 0n || refused > 0n;
   if (adlActs && !candidates) return stop('load-adl-candidates');
   const adl =
     adlActs && candidates
       ? allocateAdl({
           deficit: refused,
-          bankruptPosition: { side: position.side, size: left },
+          bankruptPosition: { side: position.side, size: adlSize },
           ranked: candidates,
           mark,
         })
@@ -278,7 +309,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     terminal: TERMINAL_OF[last],
     acted,
     layers: {
-      market: { closedSize: marketSize },
+      market: { closedSize: marketSize, lastResortSize },
       auction: { closedSize: auctionSize },
       insurance: {
         feeCredited: settlement.fee,
@@ -295,6 +326,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     },
     settlement,
     traderPayout: settlement.traderPayout,
+    carriedSize,
     movements,
     insuranceNext: fund,
     ...(adl ? { adl } : {}),
@@ -306,8 +338,10 @@ export function settlementRecord(d: WaterfallDecision): Record<string, string> {
   const { market, auction, insurance, adl } = d.layers;
   return {
     marketClosedSize: formatBase(market.closedSize),
+    lastResortClosedSize: formatBase(market.lastResortSize),
     auctionClosedSize: formatBase(auction.closedSize),
     adlClosedSize: formatBase(adl.closedSize),
+    carriedSize: formatBase(d.carriedSize),
     realizedPnl: formatQuote(d.settlement?.realizedPnl ?? 0n),
     fee: formatQuote(insurance.feeCredited),
     shortfall: formatQuote(d.settlement?.shortfall ?? 0n),

@@ -62,6 +62,8 @@ export interface LiquidationContext {
     /** Only the counterparties the plan uses, in rank order (bounded by one transaction). */
     readonly candidates?: readonly (AdlCandidate & { readonly version: number })[];
     readonly auctionFills: readonly Fill[];
+    /** Fills of the last-resort market order, once placed. */
+    readonly lastResortFills?: readonly Fill[];
   };
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;

@@ -299,6 +299,33 @@ async function placeWithRetries(
 
 const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);
 
+/**
+ * The waterfall's last resort: no layer could close any of the slice, so a market order without a price bound
+ * (its own client order id: placed once whatever the retries). Its shortfall goes to the fund and ADL.
+ */
+async function placeLastResort(
+  liquidation: LiquidationRecord,
+  size: BaseE8,
+  deps: SettlementDeps,
+): Promise<readonly Fill[]> {
+  const context = contextOf(liquidation);
+  const direction = closeDirection(liquidation.side);
+  deps.telemetry.warn('no layer closed any of the slice; last-resort market order', {
+    liquidationId: liquidation.id,
+    size: size.toString(),
+  });
+  const fills = await placeWithRetries(deps, {
+    clientOrderId: `${liquidation.id}:last-resort`,
+    symbol: liquidation.symbol,
+    direction,
+    size,
+    limitPrice: direction === 'SELL' ? 1n : context.executionMark * 1000n,
+    reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
+  });
+  deps.telemetry.count(METRICS.LastResortOrders.name, 1);
+  return fills;
+}
+
 /** |fill - mark| / mark in basis points, rounded up. */
 export const slippageBps = (fillPrice: PriceE8, mark: PriceE8): bigint =>
   div(absBig(fillPrice - mark) * BPS_SCALE, mark, 'ceil');
@@ -352,7 +379,7 @@ export async function decideAndSettle(
     frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
   const auctionFinished = auction ? auction.state !== 'RUNNING' : deps.strategy === 'market-only';
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
-  const decide = (insurance: InsuranceState, candidates?: readonly AdlCandidate[]): WaterfallDecision =>
+  const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
@@ -365,11 +392,12 @@ export async function decideAndSettle(
         : {}),
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
+      ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen?.nowMs ?? now,
     });
 
   if (frozen) {
-    const decision = decide(frozen.insurance, frozen.candidates);
+    const decision = decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
@@ -392,18 +420,33 @@ export async function decideAndSettle(
   }
 }
 
-/** Reads the fund and the ADL candidates, and stores them with the liquidation (SETTLING) before any movement. */
+type Decide = (
+  insurance: InsuranceState,
+  candidates?: readonly AdlCandidate[],
+  lastResort?: readonly Fill[],
+) => WaterfallDecision;
+
+/**
+ * Reads the fund and the ADL candidates, and stores them with the liquidation (SETTLING) before any movement.
+ * When no layer could close any of the slice, the last-resort order is placed here and its fills frozen too.
+ */
 async function freeze(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
   position: PositionRecord,
-  base: { readonly mark: PriceE8; readonly nowMs: number; readonly auctionFills: readonly Fill[] },
-  decide: (insurance: InsuranceState, candidates?: readonly AdlCandidate[]) => WaterfallDecision,
+  base: {
+    readonly mark: PriceE8;
+    readonly nowMs: number;
+    readonly auctionFills: readonly Fill[];
+    readonly lastResortFills?: readonly Fill[];
+  },
+  decide: Decide,
   deps: SettlementDeps,
   keep?: { readonly insurance: InsuranceState },
 ): Promise<Step> {
   const insurance = keep?.insurance ?? (await fundState(deps));
-  let decision = decide(insurance);
+  let lastResortFills = base.lastResortFills;
+  let decision = decide(insurance, undefined, lastResortFills);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
   const closedSize = sumSize(liquidation.marketFills) + sumSize(base.auctionFills);
   if (
@@ -414,15 +457,20 @@ async function freeze(
     // The baseline has no ADL: a deficit the fund refuses stays bad debt. (ADL still takes size the book could
     // not, or the position would never close.)
     candidates = [];
-    decision = decide(insurance, candidates);
+    decision = decide(insurance, candidates, lastResortFills);
   } else if (decision.next === 'load-adl-candidates') {
-    const queue = await adlQueue(liquidation, base.mark, deps, (c) => decide(insurance, c));
+    const queue = await adlQueue(liquidation, base.mark, deps, (c) => decide(insurance, c, lastResortFills));
     const ranked = queue.ranked;
     decision = queue.decision;
-    // Freeze only the counterparties the plan uses, at most what one transaction holds.
+    // Freeze only the counterparties the plan uses, at most what one transaction holds (the size the rest
+    // would have taken is carried to the next slice).
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
     candidates = ranked.filter((c) => used.has(c.id)).slice(0, MAX_ADL_COUNTERPARTIES);
-    decision = decide(insurance, candidates);
+    decision = decide(insurance, candidates, lastResortFills);
+  }
+  if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
+    lastResortFills = await placeLastResort(liquidation, decision.lastResortSize ?? 0n, deps);
+    decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
     throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
@@ -442,6 +490,7 @@ async function freeze(
     },
     auctionFills: base.auctionFills,
     ...(candidates ? { candidates } : {}),
+    ...(lastResortFills ? { lastResortFills } : {}),
   };
   const settling: LiquidationRecord = {
     ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
@@ -467,7 +516,7 @@ async function refreeze(
 ): Promise<Step> {
   const frozen = context.settle!;
   const market = marketConfig(deps.config, liquidation.symbol);
-  const decide = (insurance: InsuranceState, candidates?: readonly AdlCandidate[]) =>
+  const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
@@ -478,6 +527,7 @@ async function refreeze(
       auctionResult: { fills: frozen.auctionFills, finished: true },
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
+      ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen.nowMs,
     });
   const { settle: _stale, ...unfrozen } = context;
@@ -485,7 +535,13 @@ async function refreeze(
     liquidation,
     unfrozen,
     position,
-    { mark: frozen.mark, nowMs: frozen.nowMs, auctionFills: frozen.auctionFills },
+    {
+      mark: frozen.mark,
+      nowMs: frozen.nowMs,
+      auctionFills: frozen.auctionFills,
+      // An executed last-resort order stays executed, whatever the fresh plan.
+      ...(frozen.lastResortFills ? { lastResortFills: frozen.lastResortFills } : {}),
+    },
     decide,
     deps,
     { insurance: keepInsurance ? frozen.insurance : await fundState(deps) },
@@ -533,7 +589,7 @@ async function adlQueue(
     );
     const ranked = versioned(topForAdl(fresh, mark, liquidation.side, fresh.length), fresh);
     const decision = plan(ranked);
-    if (decision.next === 'settle') return { ranked, decision };
+    if (decision.next === 'settle' && decision.carriedSize === 0n) return { ranked, decision };
   }
   const open = await openPositions(deps.positions, symbol, side);
   const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
@@ -572,7 +628,8 @@ async function applySettlement(
     }
   }
   const writes: Write[] = [];
-  const remainingSize = position.size - context.plannedSize;
+  // What ADL could not take (decision.carriedSize) stays with the position, as does the collateral left.
+  const remainingSize = position.size - context.plannedSize + decision.carriedSize;
   let nextLiquidation: LiquidationRecord | undefined;
   if (remainingSize === 0n) {
     writes.push({
@@ -618,8 +675,11 @@ async function applySettlement(
     writes.push({ kind: 'position', ...(await deleverage(fill, context, deps)) });
   }
 
+  const lastResortFills = context.settle?.lastResortFills ?? [];
   const settled: LiquidationRecord = {
     ...withHistory(liquidation, terminal, now, decision.acted.join('>')),
+    // The last-resort order's fills are market fills (the record's fills re-derive the settlement).
+    ...(lastResortFills.length > 0 ? { marketFills: [...liquidation.marketFills, ...lastResortFills] } : {}),
     settlement: settlementRecord(decision),
     context: encodeContext({
       ...context,

@@ -422,6 +422,7 @@ describe('BackstopStack template (default config)', () => {
       Dimensions: [{ Name: 'service', Value: 'backstop' }],
     });
     expect(business(METRICS.AdlEvents.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
+    expect(business(METRICS.LastResortOrders.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
     expect(business(METRICS.LedgerReconcileDifference.name)).toMatchObject({
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',

@@ -1,10 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
-import { formatQuote, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
+import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /** The services wired on the embedded adapters, one test per waterfall layer and per delivery hazard. */
 
@@ -221,6 +223,76 @@ describe('ADL queue (AdlSnapshots)', () => {
     expect(queue.get('ETH-USD', 'SHORT', mark + 1n, T0)).toBeUndefined();
     expect(queue.get('ETH-USD', 'LONG', mark, T0)).toBeUndefined();
     expect(queue.get('BTC-USD', 'SHORT', mark, T0)).toBeUndefined();
+  });
+});
+
+describe('what ADL cannot take', () => {
+  it('carries the size more counterparties than one transaction holds would take to the next slice', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '50', '200', '1000'); // bankrupt at 180
+    // 200 shorts of 0.5 in profit: ADL needs 100 of them for the 50, one transaction holds 90.
+    for (let i = 0; i < 200; i++) await p.open('SHORT', '0.5', '200', '50');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+
+    const slices = await liquidationsOf(p);
+    const carried = slices.filter(
+      (l) => l.settlement?.carriedSize !== undefined && l.settlement.carriedSize !== '0',
+    );
+    expect(carried.length).toBeGreaterThan(0);
+    for (const l of slices) expect(['SETTLED_ADL', 'SETTLED_INSURANCE', 'SETTLED_MARKET']).toContain(l.state);
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('CLOSED');
+    const adlTotal = slices.reduce((t, l) => t + parseBase(l.settlement?.adlClosedSize ?? '0'), 0n);
+    expect(adlTotal).toBe(parseBase('50'));
+    expect(p.errors).toEqual([]);
+    const report = await p.check();
+    expect(report.violations).toEqual([]);
+    await expectReconciled(p);
+  });
+
+  it('closes at any price when market, auction and ADL can take none of a slice (the last resort)', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200'); // 10x: liquidation ~184.6, bankrupt at 180
+    await p.open('SHORT', '10', '150', '400'); // the other side holds no profit at 184
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    const slices = await liquidationsOf(p);
+    expect(slices.length).toBeGreaterThan(0);
+    for (const l of slices) {
+      expect(l.state).toMatch(/^SETTLED_(MARKET|INSURANCE)$/);
+      expect(parseBase(l.settlement?.lastResortClosedSize ?? '0')).toBeGreaterThan(0n);
+      expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
+    }
+    expect(p.telemetry.total('LastResortOrders')).toBe(slices.length);
+    const lastResortOrders = [...p.orders.orders.keys()].filter((id) => id.endsWith(':last-resort'));
+    expect(lastResortOrders).toHaveLength(slices.length);
+    expect((await p.adapters.positions.get(long.id))?.state).not.toBe('LIQUIDATING');
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+    await expectReconciled(p);
+  });
+
+  it('dead-letters a slice that nothing at all can close, with the reason, and changes nothing', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), maxReceiveCount: { auctionSteps: 2 } });
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    // The auction ended without a bid; its last step asked for the last resort, which the empty book refused.
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('AUCTION');
+    expect(p.errors).toHaveLength(2);
+    for (const error of p.errors) expect(error).toContain('waterfall/no-liquidity');
+    expect(p.adapters.auctionDeadLetters.pending()).toHaveLength(1);
+    expect(p.telemetry.total('LastResortOrders')).toBe(2);
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
   });
 });
 

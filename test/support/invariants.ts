@@ -320,6 +320,7 @@ export interface SettlementCheck {
   readonly recorded: Readonly<
     Record<'pnl' | 'fee' | 'shortfall' | 'paid' | 'covered' | 'badDebt' | 'payout', QuoteE6>
   >;
+  /** Size the slice closed: its planned size less what it carried back to the position. */
   readonly planned: bigint;
   readonly problems: string[];
 }
@@ -340,9 +341,12 @@ export function checkSettlement(
   const mark = context.settle?.mark ?? context.executionMark;
   const auctionFills: readonly Fill[] = context.settle?.auctionFills ?? auction?.fills ?? [];
   const adlSize = b(s.adlClosedSize, 'adlClosedSize');
-  const planned = context.plannedSize;
+  // A slice may hand what ADL could not take back to the position: it settled as the size it closed.
+  const carried = s.carriedSize === undefined ? 0n : b(s.carriedSize, 'carriedSize');
+  const planned = context.plannedSize - carried;
   const closed = sumSize(l.marketFills) + sumSize(auctionFills) + adlSize;
-  if (closed !== planned) problems.push(`settle: ${l.id} closed ${closed}, planned ${planned}`);
+  if (closed !== planned)
+    problems.push(`settle: ${l.id} closed ${closed} + carried ${carried}, planned ${context.plannedSize}`);
   if (
     sumSize(l.marketFills) !== b(s.marketClosedSize, 'm') ||
     sumSize(auctionFills) !== b(s.auctionClosedSize, 'a')
@@ -431,8 +435,9 @@ export function journalFlows(journal: readonly JournalEntry[]): JournalFlows {
 }
 
 /**
- * One execution per client order id (`<liquidation id>:market`), the same answer on every repeat, and each
- * liquidation's recorded market fills equal to what the venue executed (none for a cancelled one).
+ * One execution per client order id (`<liquidation id>:market`, and `:last-resort` for the waterfall's last
+ * resort), the same answer on every repeat, and each liquidation's recorded market fills equal to what the venue
+ * executed (none for a cancelled one; a settled one's include its last-resort fills).
  */
 export function checkVenueOrders(
   venue: CountingVenue,
@@ -443,16 +448,17 @@ export function checkVenueOrders(
   let calls = 0;
   let executions = 0;
   const orderOf = new Map<string, OrderLog>();
+  const lastResortOf = new Map<string, OrderLog>();
   for (const [clientOrderId, log] of venue.orders) {
     calls += log.calls;
     if (log.executed) executions += 1;
     if (log.mismatches > 0) problems.push(`venue: ${clientOrderId} answered differently on a repeat`);
-    const owner = /^(.*):market$/.exec(clientOrderId)?.[1];
+    const [, owner, kind] = /^(.*):(market|last-resort)$/.exec(clientOrderId) ?? [];
     if (!owner || !byId.has(owner)) {
       problems.push(`venue: order ${clientOrderId} belongs to no liquidation`);
       continue;
     }
-    orderOf.set(owner, log);
+    (kind === 'market' ? orderOf : lastResortOf).set(owner, log);
   }
   for (const l of liquidations) {
     const log = orderOf.get(l.id);
@@ -471,9 +477,13 @@ export function checkVenueOrders(
         problems.push(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
       continue;
     }
-    if (!sameFills(l.marketFills, executedFills ?? []))
+    const lastResort = lastResortOf.get(l.id);
+    const lastResortFills =
+      isTerminal(l.state) && lastResort?.executed ? (lastResort.result?.fills ?? []) : [];
+    const expected = [...(executedFills ?? []), ...lastResortFills];
+    if (!sameFills(l.marketFills, expected))
       problems.push(
-        `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(executedFills ?? [])}`,
+        `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(expected)}`,
       );
   }
   return { calls, executions, problems };

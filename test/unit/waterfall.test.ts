@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { traderChange } from '../../shared/domain/accounting.ts';
-import type { AdlCandidate } from '../../shared/domain/adl.ts';
+import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
 import type { InsuranceConfig } from '../../shared/domain/config.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { base, ppm, price, usd } from '../../shared/domain/units.ts';
@@ -105,11 +105,22 @@ describe('next action before the end', () => {
       terminal: undefined,
     },
     {
-      name: 'opposite side too small for the remaining size',
+      name: 'nothing closed and no counterparty in profit: the last resort',
       over: {
         marketResult: { fills: [] },
         auctionResult: { fills: [], finished: true },
-        adlCandidates: [short('s1', '0.5', '2100', '100')],
+        adlCandidates: [short('s1', '3', '1500', '100')],
+      },
+      next: 'execute-last-resort',
+      terminal: undefined,
+    },
+    {
+      name: 'the last resort filled nothing either',
+      over: {
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        lastResortResult: { fills: [] },
+        adlCandidates: [],
       },
       next: 'escalate',
       terminal: undefined,
@@ -120,7 +131,14 @@ describe('next action before the end', () => {
     expect(d.terminal).toBe(terminal);
     expect(d.movements).toEqual([]);
     expect(d.insuranceNext).toEqual(input(over).insurance.state);
-    if (next === 'escalate') expect(d.reason).toBe('waterfall/adl-unmatched-size');
+    if (next === 'escalate') expect(d.reason).toBe('waterfall/no-liquidity');
+    if (next === 'execute-last-resort') expect(d.lastResortSize).toBe(base('1'));
+  });
+
+  it('a last-resort result before the auction layer ended is refused', () => {
+    expect(() =>
+      decideWaterfall(input({ marketResult: { fills: [] }, lastResortResult: { fills: [] } })),
+    ).toThrow('waterfall/bad-input');
   });
 
   it.each([
@@ -402,6 +420,7 @@ const scenarioArb = fc
       }),
       { maxLength: 5 },
     ),
+    lastResortPercent: fc.option(fc.bigInt({ min: 0n, max: 100n })),
     loadCandidates: fc.oneof(
       { arbitrary: fc.constant(false), weight: 1 },
       { arbitrary: fc.constant(true), weight: 4 },
@@ -415,6 +434,11 @@ const scenarioArb = fc
     const fills = (sizes: bigint[], offset: number): Fill[] =>
       sizes.map((sz, i) => ({ size: sz, price: at(s.priceMoves[(offset + i) % 6]!) }));
     const mark = at(s.markMove);
+    const lastResortSize = s.lastResortPercent === null ? 0n : (s.leftover * s.lastResortPercent) / 100n;
+    const lastResortResult =
+      s.stage === 'done' && s.lastResortPercent !== null
+        ? { fills: lastResortSize > 0n ? [{ size: lastResortSize, price: at(s.priceMoves[5]!) }] : [] }
+        : undefined;
     const marketResult = s.stage === 'none' ? undefined : { fills: fills(s.marketSizes, 0) };
     const auctionResult =
       s.stage === 'auction-running' || s.stage === 'done'
@@ -433,6 +457,7 @@ const scenarioArb = fc
       stillLiquidatable: s.stillLiquidatable,
       ...(marketResult ? { marketResult } : {}),
       ...(auctionResult ? { auctionResult } : {}),
+      ...(lastResortResult ? { lastResortResult } : {}),
       insurance: {
         account: ACCOUNT,
         state: { balance: s.balance, windowStartMs: 0, windowDrawn: s.drawn },
@@ -455,7 +480,11 @@ const scenarioArb = fc
   });
 
 const executed = (i: WaterfallInput): bigint =>
-  [...(i.marketResult?.fills ?? []), ...(i.auctionResult?.fills ?? [])].reduce((a, f) => a + f.size, 0n);
+  [
+    ...(i.marketResult?.fills ?? []),
+    ...(i.auctionResult?.fills ?? []),
+    ...(i.lastResortResult?.fills ?? []),
+  ].reduce((a, f) => a + f.size, 0n);
 
 describe('waterfall: properties', () => {
   it('at settle, the layers add up exactly to the size and to the shortfall', () => {
@@ -464,7 +493,17 @@ describe('waterfall: properties', () => {
         const d = decideWaterfall(i);
         fc.pre(d.next === 'settle');
         const { market, auction, insurance, adl } = d.layers;
-        expect(market.closedSize + auction.closedSize + adl.closedSize).toBe(i.position.size);
+        expect(market.closedSize + auction.closedSize + adl.closedSize + d.carriedSize).toBe(i.position.size);
+        expect(d.settlement!.closedSize).toBe(i.position.size - d.carriedSize);
+        expect(d.settlement!.closedSize > 0n).toBe(true);
+        // Size is carried only when the ranked counterparties had no more to give.
+        if (d.carriedSize > 0n) {
+          const capacity = rankForAdl(i.adlCandidates ?? [], i.mark, i.position.side).reduce(
+            (a, c) => a + c.size,
+            0n,
+          );
+          expect(adl.closedSize).toBe(capacity);
+        }
         const s = d.settlement!;
         expect(insurance.shortfallPaid + adl.covered + adl.uncovered).toBe(s.shortfall);
         expect(adl.deficit).toBe(insurance.refused);
@@ -511,6 +550,9 @@ describe('waterfall: properties', () => {
       fc.property(scenarioArb, (i) => {
         const d = decideWaterfall(i);
         const cancel = !i.stillLiquidatable && executed(i) === 0n;
+        // Nothing closed, no counterparty: the last resort is asked for exactly once, then escalation.
+        if (d.next === 'execute-last-resort') expect(i.lastResortResult).toBeUndefined();
+        if (d.next === 'escalate') expect(i.lastResortResult?.fills ?? []).toEqual([]);
         expect(d.terminal === 'CANCELLED').toBe(cancel);
         expect(d.next === 'cancel').toBe(cancel);
         if (cancel) expect(d.movements).toEqual([]);
@@ -531,5 +573,56 @@ describe('waterfall: properties', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('size ADL cannot take', () => {
+  it('settles what the counterparties take and carries the rest to the next slice', () => {
+    // 0.5 left after the auction; the one short in profit holds 0.2.
+    const d = decideWaterfall(
+      input({
+        marketResult: { fills: [fill('0.3', '1830')] },
+        auctionResult: { fills: [fill('0.2', '1825')], finished: true },
+        adlCandidates: [short('s1', '0.2', '2100', '100'), short('s2', '5', '1500', '100')],
+      }),
+    );
+    expect(d.next).toBe('settle');
+    expect(d.terminal).toBe('SETTLED_ADL');
+    expect(d.layers.adl.closedSize).toBe(base('0.2'));
+    expect(d.carriedSize).toBe(base('0.3'));
+    expect(d.settlement?.closedSize).toBe(base('0.7'));
+    // The closed 0.7 settles with all 200 of collateral, and what is left stays with the carried 0.3:
+    // pnl 0.3(1830-2000) + 0.2(1825-2000) + 0.2(1840-2000) = -118, fee 1% of 549+365+368 = 12.82.
+    expect(d.traderPayout).toBe(usd('69.18'));
+    expect(settlementRecord(d).carriedSize).toBe('0.3');
+  });
+
+  it('carries everything left when the market or the auction closed some and ADL can take none', () => {
+    const d = decideWaterfall(
+      input({
+        marketResult: { fills: [fill('0.4', '1830')] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: [],
+      }),
+    );
+    expect(d.next).toBe('settle');
+    expect(d.terminal).toBe('SETTLED_MARKET');
+    expect(d.carriedSize).toBe(base('0.6'));
+    expect(d.acted).toEqual(['market']);
+  });
+
+  it('counts last-resort fills as market fills, and carries what they left', () => {
+    const d = decideWaterfall(
+      input({
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        lastResortResult: { fills: [fill('0.6', '1700')] },
+        adlCandidates: [],
+      }),
+    );
+    expect(d.next).toBe('settle');
+    expect(d.layers.market).toEqual({ closedSize: base('0.6'), lastResortSize: base('0.6') });
+    expect(d.carriedSize).toBe(base('0.4'));
+    expect(settlementRecord(d).lastResortClosedSize).toBe('0.6');
   });
 });
