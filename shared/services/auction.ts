@@ -27,7 +27,8 @@ export type AuctionStepOutcome =
 
 /**
  * Advances one Dutch auction by one step (the step messages are its clock): reset it when it is past tail or
- * cusp (at most maxResets times), otherwise clear the current price against the providers' standing bids.
+ * cusp (at most maxResets times), otherwise clear the current price against the providers' standing bids. An
+ * auction that no provider can take any more (no capital or lot room left) ends at once, EXHAUSTED.
  * The auction record and the providers' capital change in one transaction, conditional on their versions, so a
  * duplicate or concurrent step message changes nothing twice. A finished auction (cleared, or exhausted at tail)
  * hands the liquidation back to the waterfall, which settles the rest with the insurance fund and ADL.
@@ -68,20 +69,25 @@ async function stepOnce(
   const config = deps.config.auction;
   const { mark } = await latestMark(deps.markets, auction.symbol, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
+  const providers = await deps.providers.list(auction.symbol);
 
-  if (status.needsReset) {
-    if (auction.resets >= config.maxResets) {
-      const exhausted: AuctionRecord = {
-        ...auction,
-        state: 'EXHAUSTED',
-        step: auction.step + 1,
-        version: auction.version + 1,
-      };
-      if (!(await commit(deps, [{ kind: 'auction', record: exhausted, expectedVersion: auction.version }]))) {
-        return CONFLICT;
-      }
-      return finish(exhausted, deps);
+  // Walking the rest of the curve (and resetting it) cannot fill anything when no provider has capital or
+  // room left: the waterfall's next layers take over now, not at tail.
+  const anyBidder = providers.some((p) => canBid(p));
+  if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
+    const exhausted: AuctionRecord = {
+      ...auction,
+      state: 'EXHAUSTED',
+      step: auction.step + 1,
+      version: auction.version + 1,
+    };
+    if (!(await commit(deps, [{ kind: 'auction', record: exhausted, expectedVersion: auction.version }]))) {
+      return CONFLICT;
     }
+    if (!anyBidder) deps.telemetry.info('no provider can bid; auction ended', { auctionId: auction.id });
+    return finish(exhausted, deps);
+  }
+  if (status.needsReset) {
     const restarted: AuctionRecord = {
       ...auction,
       ...resetAuction(auction, mark, now, config),
@@ -99,7 +105,6 @@ async function stepOnce(
   }
 
   const market = marketConfig(deps.config, auction.symbol);
-  const providers = await deps.providers.list(auction.symbol);
   const clearing = clearAuctionStep({
     direction: auction.direction,
     remainingLot: auction.remainingLot,
@@ -147,6 +152,9 @@ async function stepOnce(
   if (!(await commit(deps, writes))) return CONFLICT;
   return outcome ?? finish(next, deps);
 }
+
+/** A provider that could still take some of a lot: capital left and a lot size above zero. */
+const canBid = (p: ProviderRecord): boolean => p.capital > 0n && p.maxLot > 0n;
 
 async function schedule(
   auction: AuctionRecord,

@@ -634,7 +634,13 @@ async function applySettlement(
   if (remainingSize === 0n) {
     writes.push({
       kind: 'position',
-      record: { ...position, state: 'CLOSED', collateral: 0n, version: position.version + 1 },
+      record: {
+        ...position,
+        state: 'CLOSED',
+        collateral: 0n,
+        closedPayout: decision.traderPayout,
+        version: position.version + 1,
+      },
       expectedVersion: position.version,
     });
   } else {
@@ -725,7 +731,7 @@ async function deleverage(
   const base = { ...current, size, collateral, version: frozen.version + 1 };
   const record =
     size === 0n
-      ? { ...base, state: 'CLOSED' as const, collateral: 0n }
+      ? { ...base, state: 'CLOSED' as const, collateral: 0n, closedPayout: collateral }
       : withLiquidationPrice({ ...base, state: 'OPEN' }, deps.config);
   deps.telemetry.count(METRICS.AdlEvents.name, 1);
   return { record, expectedVersion: frozen.version };

@@ -150,7 +150,7 @@ export class SimulationRecorder {
           this.#flows.adl -= settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
         }
         if (next.state === 'CLOSED')
-          this.#payouts.set(next.id, (this.#payouts.get(next.id) ?? 0n) + next.collateral);
+          this.#payouts.set(next.id, (this.#payouts.get(next.id) ?? 0n) + (next.closedPayout ?? 0n));
       }
     }
   }

@@ -163,6 +163,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.positions.get('absent')).toBeUndefined();
       });
 
+      it('keeps the payout of a closed position', async () => {
+        await a.positions.create(position());
+        const closed = position({ state: 'CLOSED', collateral: 0n, closedPayout: ABOVE_2_53, version: 2 });
+        await a.positions.replace(closed, 1);
+        expect(await a.positions.get('pos-1')).toEqual(closed);
+      });
+
       it('create refuses an existing id and keeps the stored record', async () => {
         await a.positions.create(position());
         await expect(a.positions.create(position({ traderId: 'other' }))).rejects.toBeInstanceOf(

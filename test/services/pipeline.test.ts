@@ -140,6 +140,36 @@ describe('auction layer', () => {
     expect((await p.adapters.positions.get(position.id))?.state).not.toBe('LIQUIDATING');
     await expectReconciled(p);
   });
+
+  it.each([
+    { name: 'no provider registered', provider: undefined },
+    { name: 'the only provider has no capital left', provider: { capital: '0', maxLot: '100' } },
+    { name: 'the only provider takes no lot', provider: { capital: '100000', maxLot: '0' } },
+  ])('ends an auction at its first step when nobody can bid ($name)', async ({ provider }) => {
+    // A 6 % half-spread: nothing fills within the 3 % slippage bound, the last resort fills at any price.
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+    });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '150', '400'); // no ADL counterparty in profit
+    if (provider) await p.provider('lp-1', provider.capital, '0.02', provider.maxLot);
+    await p.tick('ETH-USD', '184');
+    const start = p.clock.nowMs();
+    await p.drain();
+
+    const slices = await liquidationsOf(p);
+    expect(slices.length).toBeGreaterThan(0);
+    for (const l of slices) {
+      const auction = await p.adapters.auctions.get(`${l.id}:auction`);
+      expect(auction).toMatchObject({ state: 'EXHAUSTED', step: 1, resets: 0, fills: [] });
+      expect(l.state).toMatch(/^SETTLED_/);
+    }
+    expect(p.errors).toEqual([]);
+    // The curve was not walked: the default one (90 s steps, 1 h tail, 2 resets) would take hours.
+    expect(p.clock.nowMs() - start).toBeLessThan(60_000);
+  });
 });
 
 describe('insurance and ADL layers', () => {

@@ -264,8 +264,6 @@ export interface InvariantReport {
     readonly auctions: number;
     readonly auctionFills: number;
     readonly providerCapitalUsed: QuoteE6;
-    /** ADL counterparties closed in full: their payouts are recorded nowhere and were derived (see report). */
-    readonly adlFullClosesDerived: number;
     readonly conservation: Conservation;
   };
 }
@@ -573,7 +571,6 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   let fees = 0n;
   let paid = 0n;
   let covered = 0n;
-  let adlFullClosesDerived = 0;
   /** Payouts of positions closed by a settlement, by position id. */
   const payouts = new Map<string, QuoteE6>();
   const m = (symbol: string) => marketConfig(config, symbol);
@@ -643,10 +640,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
 
     // ADL counterparties: close `taken` at the mark and give up profit (sum given = adlCovered).
     let taken = 0n;
-    let givenPartial = 0n;
-    let fullCloses = 0n;
-    let fullCollateral = 0n;
-    const fullIds: string[] = [];
+    let givenTotal = 0n;
     for (const w of positionWrites) {
       const c = w.after as PositionRecord;
       if (c.id === l.positionId) continue;
@@ -659,33 +653,22 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       taken += size;
       const pc = realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, close.mark));
       adl += -pc;
+      // A counterparty closed in full keeps no collateral: what it was paid is on its record.
+      let kept = c.collateral;
       if (c.state === 'CLOSED') {
-        fullCloses += cb.collateral + pc;
-        fullCollateral += cb.collateral;
-        fullIds.push(c.id);
-      } else {
-        const given = cb.collateral + pc - c.collateral;
-        if (given < 0n) fail(`adl: ${c.id} received ${-given} in ${l.id}`);
-        givenPartial += given;
-        traders += c.collateral - cb.collateral;
+        if (c.closedPayout === undefined) fail(`adl: ${c.id} closed in ${l.id} without a recorded payout`);
+        kept = c.closedPayout ?? 0n;
+        payouts.set(c.id, (payouts.get(c.id) ?? 0n) + kept);
       }
+      const given = cb.collateral + pc - kept;
+      if (given < 0n) fail(`adl: ${c.id} received ${-given} in ${l.id}`);
+      givenTotal += given;
+      traders += kept - cb.collateral;
     }
     if (taken !== close.adlSize)
       fail(`adl: ${l.id} counterparties took ${taken}, settlement says ${close.adlSize}`);
-    if (fullIds.length === 0) {
-      if (givenPartial !== recorded.covered)
-        fail(`adl: ${l.id} counterparties gave ${givenPartial}, settlement says ${recorded.covered}`);
-    } else {
-      // A counterparty closed in full keeps no collateral and its payout is recorded nowhere: derive the
-      // payouts of the full closes together from sum given = adlCovered (see the report's caveat).
-      const givenFull = recorded.covered - givenPartial;
-      if (givenFull < 0n) fail(`adl: ${l.id} partial counterparties gave more than adlCovered`);
-      const derived = fullCloses - givenFull;
-      traders += derived - fullCollateral;
-      for (const id of fullIds) payouts.set(id, payouts.get(id) ?? 0n);
-      payouts.set(fullIds[0]!, (payouts.get(fullIds[0]!) ?? 0n) + derived);
-      adlFullClosesDerived += fullIds.length;
-    }
+    if (givenTotal !== recorded.covered)
+      fail(`adl: ${l.id} counterparties gave ${givenTotal}, settlement says ${recorded.covered}`);
   }
   for (const [id, count] of terminalWrites)
     if (count !== 1) fail(`settle: ${id} reached a terminal state ${count} times`);
@@ -818,7 +801,6 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       auctions: auctions.size,
       auctionFills: auctionFillCount,
       providerCapitalUsed,
-      adlFullClosesDerived,
       conservation: { traders, fund: fundFlow, venue, providers, adl, badDebt, error },
     },
   };

@@ -13,6 +13,7 @@ import {
   type Item,
   N,
   noCrash,
+  optBig,
   readBig,
   readInt,
   readS,
@@ -49,6 +50,7 @@ export function positionItem(p: PositionRecord): Item {
     state: S(p.state),
     version: N(p.version),
     liquidationPrice: N(p.liquidationPrice),
+    ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
     ...(p.state === 'OPEN'
       ? { liqKey: S(positionIndexKey(p.symbol, p.side)), liqPrice: N(p.liquidationPrice) }
       : {}),
@@ -59,6 +61,7 @@ export function positionFromItem(item: Item): PositionRecord {
   const state = readS(item, 'state');
   if (!(STATES as readonly string[]).includes(state))
     throw new CorruptItemError(`adapter/bad-state: ${state}`);
+  const closedPayout = optBig(item, 'closedPayout');
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),
@@ -70,6 +73,7 @@ export function positionFromItem(item: Item): PositionRecord {
     state: state as PositionState,
     version: readInt(item, 'version'),
     liquidationPrice: readBig(item, 'liquidationPrice'),
+    ...(closedPayout !== undefined ? { closedPayout } : {}),
   };
 }
 
