@@ -11,7 +11,6 @@ import { UsageError } from './args.ts';
 import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
 import { runInject, runReplay } from './ops/events.ts';
-import { runLocal } from './ops/local.ts';
 import { runFund, runSeed } from './ops/seed.ts';
 import { runStatus } from './ops/status.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
@@ -40,7 +39,9 @@ Run "backstop <command> --help" for the options of a command.
 
 const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => Promise<number>>> = {
   simulate: runSimulate,
-  local: runLocal,
+  // Loaded on demand: the local runner brings the Lambda handlers, whose tracer turns on async hooks for the
+  // whole process (every promise then costs about 10x: the crash replay would pay it for nothing).
+  local: async (argv, io) => (await import('./ops/local.ts')).runLocal(argv, io),
   seed: runSeed,
   fund: runFund,
   inject: runInject,
