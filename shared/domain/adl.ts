@@ -147,6 +147,13 @@ function* scored(
   }
 }
 
+/** Whether ADL may take size from `c` against a `deleveragedSide` position at `mark` (rankForAdl's filter). */
+export function canDeleverage(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): boolean {
+  return (
+    c.side === opposite(deleveragedSide) && c.size > 0n && pnlE16(c.side, c.size, c.entryPrice, mark) > 0n
+  );
+}
+
 export interface AdlInput {
   /** Loss to socialize (the part of the shortfall the fund refused). */
   readonly deficit: QuoteE6;

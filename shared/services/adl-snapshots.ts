@@ -34,4 +34,12 @@ export class AdlSnapshots {
   put(symbol: string, side: Side, snapshot: AdlSnapshot): void {
     this.#entries.set(`${symbol}|${side}`, snapshot);
   }
+
+  /** Drops ids that can no longer be deleveraged at the snapshot's mark (closed, or no profit left). */
+  forget(symbol: string, side: Side, ids: ReadonlySet<string>): void {
+    const key = `${symbol}|${side}`;
+    const entry = this.#entries.get(key);
+    if (!entry || ids.size === 0) return;
+    this.#entries.set(key, { ...entry, ids: entry.ids.filter((id) => !ids.has(id)) });
+  }
 }

@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, type RankedCandidate, topForAdl } from '../domain/adl.ts';
+import { type AdlCandidate, canDeleverage, type RankedCandidate, topForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -460,13 +460,13 @@ async function freeze(
     decision = decide(insurance, candidates, lastResortFills);
   } else if (decision.next === 'load-adl-candidates') {
     const queue = await adlQueue(liquidation, base.mark, deps, (c) => decide(insurance, c, lastResortFills));
-    const ranked = queue.ranked;
     decision = queue.decision;
-    // Freeze only the counterparties the plan uses, at most what one transaction holds (the size the rest
-    // would have taken is carried to the next slice).
+    // Freeze only the counterparties the plan uses (the queue's best, at most what one transaction holds: the
+    // size the others would have taken is carried to the next slice). They are a prefix of the rank order, so
+    // the plan on them alone is the same plan.
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
-    candidates = ranked.filter((c) => used.has(c.id)).slice(0, MAX_ADL_COUNTERPARTIES);
-    decision = decide(insurance, candidates, lastResortFills);
+    candidates = queue.ranked.filter((c) => used.has(c.id));
+    if (candidates.length < queue.ranked.length) decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     lastResortFills = await placeLastResort(liquidation, decision.lastResortSize ?? 0n, deps);
@@ -570,8 +570,9 @@ function versioned(
  * The ADL queue: the opposite side's best-ranked open positions at `mark`, ADL_CANDIDATES_CONSIDERED of them
  * (a full sort of every position is the cost to avoid). Ranked from a read of the whole side once per mark and
  * container (AdlSnapshots, renewed after a short time, as exchanges refresh their ADL queues); each plan
- * re-reads the queue's records, so the money always moves on the positions as they are. A queue that can no
- * longer take the size is ranked again from the whole side.
+ * re-reads the queue's records, so the money always moves on the positions as they are, and plans with the
+ * best MAX_ADL_COUNTERPARTIES of them. A queue with fewer left than that, which can no longer take the size,
+ * is ranked again from the whole side.
  */
 async function adlQueue(
   liquidation: LiquidationRecord,
@@ -584,17 +585,32 @@ async function adlQueue(
   const now = deps.clock.nowMs();
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
-    const fresh = (await deps.reader.positions(cached.ids)).filter(
-      (p) => p.state === 'OPEN' && p.symbol === symbol && p.side === side,
-    );
-    const ranked = versioned(topForAdl(fresh, mark, liquidation.side, fresh.length), fresh);
+    // Read the queue from its head until one transaction's worth can be deleveraged; ids that no longer can
+    // (closed, no profit left) leave the queue, so the next plan does not read them again.
+    const fresh: PositionRecord[] = [];
+    const gone = new Set<string>();
+    for (let at = 0; fresh.length < MAX_ADL_COUNTERPARTIES && at < cached.ids.length; ) {
+      const ids = cached.ids.slice(at, at + MAX_ADL_COUNTERPARTIES - fresh.length);
+      at += ids.length;
+      const records = new Map((await deps.reader.positions(ids)).map((p) => [p.id, p] as const));
+      for (const id of ids) {
+        const p = records.get(id);
+        if (p?.state === 'OPEN' && p.symbol === symbol && canDeleverage(p, mark, liquidation.side))
+          fresh.push(p);
+        else gone.add(id);
+      }
+    }
+    deps.adlSnapshots?.forget(symbol, side, gone);
+    const ranked = versioned(topForAdl(fresh, mark, liquidation.side, MAX_ADL_COUNTERPARTIES), fresh);
     const decision = plan(ranked);
-    if (decision.next === 'settle' && decision.carriedSize === 0n) return { ranked, decision };
+    const queueSpent = ranked.length < MAX_ADL_COUNTERPARTIES;
+    if (decision.next === 'settle' && (decision.carriedSize === 0n || !queueSpent))
+      return { ranked, decision };
   }
   const open = await openPositions(deps.positions, symbol, side);
   const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
   deps.adlSnapshots?.put(symbol, side, { mark, takenAtMs: now, ids: top.map((c) => c.id) });
-  const ranked = versioned(top, open);
+  const ranked = versioned(top.slice(0, MAX_ADL_COUNTERPARTIES), open);
   return { ranked, decision: plan(ranked) };
 }
 
@@ -677,8 +693,15 @@ async function applySettlement(
     }
   }
 
-  for (const fill of decision.adl?.fills ?? []) {
-    writes.push({ kind: 'position', ...(await deleverage(fill, context, deps)) });
+  const adlFills = decision.adl?.fills ?? [];
+  if (adlFills.length > 0) {
+    // One batch read of the counterparties (not one read each: up to 90 per settlement).
+    const current = new Map(
+      (await deps.reader.positions(adlFills.map((f) => f.id))).map((p) => [p.id, p] as const),
+    );
+    for (const fill of adlFills) {
+      writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), context, deps) });
+    }
   }
 
   const lastResortFills = context.settle?.lastResortFills ?? [];
@@ -711,13 +734,13 @@ async function applySettlement(
 }
 
 /** An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. */
-async function deleverage(
+function deleverage(
   fill: NonNullable<WaterfallDecision['adl']>['fills'][number],
+  current: PositionRecord | undefined,
   context: LiquidationContext,
   deps: SettlementDeps,
-): Promise<{ record: PositionRecord; expectedVersion: number }> {
+): { record: PositionRecord; expectedVersion: number } {
   const frozen = context.settle?.candidates?.find((c) => c.id === fill.id);
-  const current = await deps.positions.get(fill.id);
   if (!frozen || !current) throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
   // Applied against the frozen version: a counterparty that changed since makes the commit fail and retry.
   const mark = context.settle?.mark ?? context.executionMark;
