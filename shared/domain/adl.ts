@@ -75,7 +75,12 @@ export function rankForAdl(
   mark: PriceE8,
   deleveragedSide: Side,
 ): RankedCandidate[] {
-  return scoreForAdl(candidates, mark, deleveragedSide).sort(byRank);
+  const scored = scoreForAdl(candidates, mark, deleveragedSide);
+  // Callers usually pass a ranked list (the ADL queue's order): checking it costs n - 1 comparisons, not a sort.
+  for (let i = 1; i < scored.length; i++) {
+    if (byRank(scored[i - 1]!, scored[i]!) > 0) return scored.sort(byRank);
+  }
+  return scored;
 }
 
 /**

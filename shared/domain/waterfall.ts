@@ -238,13 +238,15 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   const candidates = input.adlCandidates;
   if (left > 0n && !candidates) return stop('load-adl-candidates');
   let adlSize = 0n;
+  let probe: AdlAllocation | undefined;
   if (left > 0n && candidates) {
-    adlSize = allocateAdl({
+    probe = allocateAdl({
       deficit: 0n,
       bankruptPosition: { side: position.side, size: left },
       ranked: candidates,
       mark,
-    }).closedSize;
+    });
+    adlSize = probe.closedSize;
     if (marketSize + auctionSize + adlSize === 0n) {
       if (!input.lastResortResult) return stop('execute-last-resort', { lastResortSize: left });
       return stop('escalate', { reason: 'waterfall/no-liquidity' });
@@ -286,15 +288,18 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
 
   const adlActs = adlSize > 0n || refused > 0n;
   if (adlActs && !candidates) return stop('load-adl-candidates');
+  // With no deficit the probe is the allocation: the same closes, nothing to socialize.
   const adl =
-    adlActs && candidates
-      ? allocateAdl({
-          deficit: refused,
-          bankruptPosition: { side: position.side, size: adlSize },
-          ranked: candidates,
-          mark,
-        })
-      : undefined;
+    adlActs && candidates && refused === 0n && probe
+      ? probe
+      : adlActs && candidates
+        ? allocateAdl({
+            deficit: refused,
+            bankruptPosition: { side: position.side, size: adlSize },
+            ranked: candidates,
+            mark,
+          })
+        : undefined;
 
   const acted: Layer[] = [];
   if (marketSize > 0n) acted.push('market');
