@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
-import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
@@ -258,6 +258,32 @@ describe('pipeline on moto', () => {
       expect(journal.at(-1)?.balanceAfter).toBe(
         parseQuote('100000') - parseQuote(liquidation?.settlement?.insurancePaid ?? 'x'),
       );
+    });
+  });
+
+  it('closes at any price when market, auction and ADL can take none of it (the last resort)', async () => {
+    await withStack(AUCTION_ONLY, async (ctx) => {
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(open('s1', 'SHORT', '1', '180', '400')); // no profit at 184: no ADL counterparty
+      await ctx.tick('184');
+      const slices = await ctx.liquidations();
+      expect(slices.length).toBeGreaterThan(0);
+      for (const l of slices) {
+        expect(l.state).toMatch(/^SETTLED_(MARKET|INSURANCE)$/);
+        expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
+        expect(parseBase(l.settlement?.lastResortClosedSize ?? '0')).toBeGreaterThan(0n);
+        // No provider: the auction ended at its first step instead of walking its curve.
+        expect(await ctx.adapters.auctions.get(`${l.id}:auction`)).toMatchObject({
+          state: 'EXHAUSTED',
+          step: 1,
+        });
+      }
+      const position = await ctx.adapters.positions.get('p1');
+      expect(position?.state).not.toBe('LIQUIDATING');
+      if (position?.state === 'CLOSED') expect(position.closedPayout).toBeDefined();
+      expect((await ctx.adapters.positions.get('s1'))?.version).toBe(0);
     });
   });
 
