@@ -65,6 +65,8 @@ export interface LiquidationContext {
     /** Fills of the last-resort market order, once placed. */
     readonly lastResortFills?: readonly Fill[];
   };
+  /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
+  readonly lastResortAttempt?: number;
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;
 }

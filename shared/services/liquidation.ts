@@ -301,11 +301,13 @@ const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => t
 
 /**
  * The waterfall's last resort: no layer could close any of the slice, so a market order without a price bound
- * (its own client order id: placed once whatever the retries). Its shortfall goes to the fund and ADL.
+ * (its own client order id per attempt: placed once whatever the retries; a new attempt only after one that
+ * filled nothing). Its shortfall goes to the fund and ADL.
  */
 async function placeLastResort(
   liquidation: LiquidationRecord,
   size: BaseE8,
+  attempt: number,
   deps: SettlementDeps,
 ): Promise<readonly Fill[]> {
   const context = contextOf(liquidation);
@@ -315,7 +317,7 @@ async function placeLastResort(
     size: size.toString(),
   });
   const fills = await placeWithRetries(deps, {
-    clientOrderId: `${liquidation.id}:last-resort`,
+    clientOrderId: `${liquidation.id}:last-resort:${attempt}`,
     symbol: liquidation.symbol,
     direction,
     size,
@@ -469,7 +471,23 @@ async function freeze(
     if (candidates.length < queue.ranked.length) decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
-    lastResortFills = await placeLastResort(liquidation, decision.lastResortSize ?? 0n, deps);
+    const attempt = context.lastResortAttempt ?? 0;
+    lastResortFills = await placeLastResort(liquidation, decision.lastResortSize ?? 0n, attempt, deps);
+    if (lastResortFills.length === 0) {
+      // Nothing executed, so a later delivery may place a new order (the book may have refilled by then);
+      // recorded before giving up, so that order gets a new client order id.
+      const next: LiquidationRecord = {
+        ...withHistory(
+          liquidation,
+          liquidation.state,
+          deps.clock.nowMs(),
+          `last resort ${attempt} filled nothing`,
+        ),
+        context: encodeContext({ ...context, lastResortAttempt: attempt + 1 }),
+      };
+      await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
+      throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
+    }
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {

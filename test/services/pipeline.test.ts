@@ -298,7 +298,7 @@ describe('what ADL cannot take', () => {
       expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
     }
     expect(p.telemetry.total('LastResortOrders')).toBe(slices.length);
-    const lastResortOrders = [...p.orders.orders.keys()].filter((id) => id.endsWith(':last-resort'));
+    const lastResortOrders = [...p.orders.orders.keys()].filter((id) => id.endsWith(':last-resort:0'));
     expect(lastResortOrders).toHaveLength(slices.length);
     expect((await p.adapters.positions.get(long.id))?.state).not.toBe('LIQUIDATING');
     expect(p.errors).toEqual([]);
@@ -306,7 +306,7 @@ describe('what ADL cannot take', () => {
     await expectReconciled(p);
   });
 
-  it('dead-letters a slice that nothing at all can close, with the reason, and changes nothing', async () => {
+  it('dead-letters a slice that nothing at all can close, with the reason; a redrive tries a new order', async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), maxReceiveCount: { auctionSteps: 2 } });
     await p.tick('ETH-USD', '200');
     const long = await p.open('LONG', '10', '200', '200');
@@ -323,6 +323,26 @@ describe('what ADL cannot take', () => {
     expect(p.telemetry.total('LastResortOrders')).toBe(2);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+    // Each delivery placed one new order (an IOC that filled nothing executed nothing), recorded before it gave up.
+    const id = liquidation!.id;
+    expect([...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`))).toEqual([
+      `${id}:last-resort:0`,
+      `${id}:last-resort:1`,
+    ]);
+    expect(liquidation?.context).toContain('"lastResortAttempt":2');
+
+    // The book is back; the operator redrives the dead letter: the next attempt closes it.
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    for (const m of await p.adapters.auctionDeadLetters.receive(10, 30)) {
+      await p.adapters.auctionQueue.send(m.body);
+      await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
+    }
+    await p.drain();
+    const [settled] = await liquidationsOf(p);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    expect(p.orders.orders.get(`${id}:last-resort:2`)?.executed).toBe(true);
+    expect(settled?.settlement?.lastResortClosedSize).not.toBe('0');
+    expect((await p.check()).violations).toEqual([]);
   });
 });
 

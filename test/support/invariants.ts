@@ -446,17 +446,19 @@ export function checkVenueOrders(
   let calls = 0;
   let executions = 0;
   const orderOf = new Map<string, OrderLog>();
-  const lastResortOf = new Map<string, OrderLog>();
+  // In attempt order: only the last one may have filled (a new attempt follows one that filled nothing).
+  const lastResortOf = new Map<string, OrderLog[]>();
   for (const [clientOrderId, log] of venue.orders) {
     calls += log.calls;
     if (log.executed) executions += 1;
     if (log.mismatches > 0) problems.push(`venue: ${clientOrderId} answered differently on a repeat`);
-    const [, owner, kind] = /^(.*):(market|last-resort)$/.exec(clientOrderId) ?? [];
+    const [, owner, kind] = /^(.*):(market|last-resort:\d+)$/.exec(clientOrderId) ?? [];
     if (!owner || !byId.has(owner)) {
       problems.push(`venue: order ${clientOrderId} belongs to no liquidation`);
       continue;
     }
-    (kind === 'market' ? orderOf : lastResortOf).set(owner, log);
+    if (kind === 'market') orderOf.set(owner, log);
+    else lastResortOf.set(owner, [...(lastResortOf.get(owner) ?? []), log]);
   }
   for (const l of liquidations) {
     const log = orderOf.get(l.id);
@@ -475,9 +477,9 @@ export function checkVenueOrders(
         problems.push(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
       continue;
     }
-    const lastResort = lastResortOf.get(l.id);
-    const lastResortFills =
-      isTerminal(l.state) && lastResort?.executed ? (lastResort.result?.fills ?? []) : [];
+    const lastResortFills = isTerminal(l.state)
+      ? (lastResortOf.get(l.id) ?? []).flatMap((o) => (o.executed ? (o.result?.fills ?? []) : []))
+      : [];
     const expected = [...(executedFills ?? []), ...lastResortFills];
     if (!sameFills(l.marketFills, expected))
       problems.push(
