@@ -193,6 +193,9 @@ async function resendStarted(symbol: string, sequence: number, deps: MarginCheck
   }
 }
 
+/** Liquidations begun together, then enqueued with one SendMessageBatch (its limit: 10 entries). */
+const BEGIN_BATCH = 10;
+
 async function startLiquidations(
   symbol: string,
   tick: AcceptedTick,
@@ -215,23 +218,27 @@ async function startLiquidations(
     const page = firstPages?.[index] ?? (await positions.queryCrossed(symbol, side, tick.markPrice, budget));
     checked += page.positions.length;
     if (page.cursor !== undefined) needsContinuation = true;
-    for (const position of page.positions) {
-      // The index says crossed; the exact re-check guards against a stale index entry.
-      if (position.state !== 'OPEN' || !isLiquidatable(position, tick.markPrice, m)) continue;
-      const liquidation = newLiquidation(position, tick);
-      try {
-        await liquidations.begin(position, liquidation);
-        started.push(liquidation);
-      } catch (error) {
-        if (!(error instanceof ConditionFailedError)) throw error;
-        // Changed or taken by a concurrent invocation: it is that invocation's to enqueue.
+    // The index says crossed; the exact re-check guards against a stale index entry.
+    const crossed = page.positions.filter((p) => p.state === 'OPEN' && isLiquidatable(p, tick.markPrice, m));
+    // A batch at a time: its transactions run together and its messages leave before the next batch starts, so
+    // the first liquidations are enqueued after one round trip, not after all of them.
+    for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {
+      const batch = crossed.slice(at, at + BEGIN_BATCH).map((p) => newLiquidation(p, tick));
+      const results = await Promise.allSettled(batch.map((l, i) => liquidations.begin(crossed[at + i]!, l)));
+      for (const result of results) {
+        // A failed condition: changed or taken by a concurrent invocation, which enqueues it. Anything else fails
+        // the tick, which stays pending: its retry re-sends what was begun, in order, and goes on.
+        if (result.status === 'rejected' && !(result.reason instanceof ConditionFailedError))
+          throw result.reason;
+      }
+      const begun = batch.filter((_, i) => results[i]!.status === 'fulfilled');
+      if (begun.length > 0) {
+        await deps.liquidationQueue.sendBatch(begun.map((l) => encodeMessage({ liquidationId: l.id })));
+        started.push(...begun);
       }
     }
   }
 
-  if (started.length > 0) {
-    await deps.liquidationQueue.sendBatch(started.map((l) => encodeMessage({ liquidationId: l.id })));
-  }
   if (!needsContinuation) await deps.markets.clearPending(symbol, tick.sequence);
   telemetry.count(METRICS.PositionsChecked.name, checked);
   telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);

@@ -299,16 +299,17 @@ async function recordScenario(
 describe('AWS faults on moto (issue 7, scenario 5)', () => {
   it('throttling bursts on TransactWriteItems and UpdateItem: SDK retries and redelivery finish once', async () => {
     await withStack(async (ctx) => {
-      // 4 throttled TransactWriteItems: the first call exhausts its 3 attempts (its delivery fails and is
-      // redelivered), the next call succeeds on its 2nd attempt; 2 throttled UpdateItems are absorbed by the SDK.
+      // 9 throttled TransactWriteItems: the tick begins its three liquidations together and each exhausts its 3
+      // attempts (the delivery fails and is redelivered, then they begin); 2 throttled UpdateItems are absorbed
+      // by the SDK.
       ctx.inject((clients, faults) =>
         faults.failCalls(clients, [
-          { operation: 'TransactWriteItems', times: 4, error: throttled },
+          { operation: 'TransactWriteItems', times: 9, error: throttled },
           { operation: 'UpdateItem', times: 2, error: throttled },
         ]),
       );
       const run = await ctx.ticks(['180', 2]);
-      expect(ctx.faults.injected).toEqual({ TransactWriteItems: 4, UpdateItem: 2 });
+      expect(ctx.faults.injected).toEqual({ TransactWriteItems: 9, UpdateItem: 2 });
       // Only the call that ran out of SDK attempts surfaced (failing its tick, which was redelivered).
       expect(run.errors.map((e) => e.functionId)).toEqual(['marginCheck']);
       expect(errorTexts(run.errors)[0]).toContain('ProvisionedThroughputExceededException');
