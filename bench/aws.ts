@@ -1,6 +1,11 @@
-import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  type RiskConfigInput,
+} from '../shared/domain/config.ts';
 import { isTerminal, type LiquidationState } from '../shared/domain/model.ts';
-import { PRICE_SCALE } from '../shared/domain/units.ts';
+import { BASE_SCALE, PRICE_SCALE, QUOTE_SCALE } from '../shared/domain/units.ts';
+import { withLiquidationPrice } from '../shared/services/margin-check.ts';
 import type { FunctionId } from '../shared/topology.ts';
 import { addUsage, type CapacityMeter, diffUsage, EMPTY_USAGE, totalCalls, type Usage } from './capacity.ts';
 import { AWS_PRICES, type CostBreakdown, costOf, scaleCost, type UnitWork } from './pricing.ts';
@@ -25,6 +30,8 @@ export interface ApiCallsResult {
   readonly liquidationMarket: number;
   readonly liquidationAuction: number;
   readonly liquidationInsurance: number;
+  /** Settled by ADL: an empty fund, the shortfall socialized over profitable shorts. */
+  readonly liquidationAdl: number;
   readonly detail: {
     readonly tickNoCrossByOperation: Record<string, number>;
     /** Estimated DynamoDB request units of a tick that crosses nothing. */
@@ -42,7 +49,7 @@ export interface ApiCallsResult {
   };
 }
 
-export type Layer = 'market' | 'auction' | 'insurance';
+export type Layer = 'market' | 'auction' | 'insurance' | 'adl';
 
 export interface CrossingRow {
   readonly crossed: number;
@@ -275,6 +282,26 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
         maxLot: '1000',
         symbols: [SYMBOL],
       });
+    } else if (layer === 'adl') {
+      // No fund: every shortfall goes to ADL, over ten shorts that are in profit at 175.
+      await stage.seed(
+        Array.from({ length: 10 }, (_, i) =>
+          withLiquidationPrice(
+            {
+              id: `adl-short-${i}`,
+              traderId: `t-adl-short-${i}`,
+              symbol: SYMBOL,
+              side: 'SHORT',
+              size: 5n * BASE_SCALE,
+              entryPrice: 200n * PRICE_SCALE,
+              collateral: 500n * QUOTE_SCALE,
+              state: 'OPEN',
+              version: 0,
+            },
+            DEFAULT_RISK_CONFIG,
+          ),
+        ),
+      );
     } else {
       await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
     }
@@ -287,7 +314,8 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
     for (const position of book) {
       await stage.seed([position]);
       await measurePhase(stage, meter, async () => {
-        sequences.push(await stage.putTick(layer === 'insurance' ? 175n * USD : position.liquidationPrice));
+        const gap = layer === 'insurance' || layer === 'adl';
+        sequences.push(await stage.putTick(gap ? 175n * USD : position.liquidationPrice));
         await stage.phase(['marginCheck']);
       });
       settles.push(
@@ -315,6 +343,7 @@ const TERMINAL_OF: Record<Layer, string> = {
   market: 'SETTLED_MARKET',
   auction: 'SETTLED_AUCTION',
   insurance: 'SETTLED_INSURANCE',
+  adl: 'SETTLED_ADL',
 };
 
 function sumPhases(phases: readonly PhaseWork[]): PhaseWork {
@@ -378,7 +407,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
   };
 
   let failedInvocations = ticks.failed;
-  for (const layer of ['market', 'auction', 'insurance'] as const) {
+  for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
     const measured = await measureLayer(options, layer);
     failedInvocations += measured.failed;
     layerRow(layer, measured.settle, options.perLayer, measured.states);
@@ -390,6 +419,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
     liquidationMarket: layers.market.perLiquidation,
     liquidationAuction: layers.auction.perLiquidation,
     liquidationInsurance: layers.insurance.perLiquidation,
+    liquidationAdl: layers.adl.perLiquidation,
     detail: {
       tickNoCrossByOperation: Object.fromEntries(
         Object.entries(ticks.noCross.usage.calls).map(([op, n]) => [

@@ -34,6 +34,13 @@ const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** The issue's targets, judged on these results (undefined: the part did not run or the size was not measured). */
+const LAYER_NAME = {
+  market: 'the market',
+  auction: 'the auction',
+  insurance: 'the fund',
+  adl: 'ADL',
+} as const;
+
 export function judgeTargets(r: BenchResults): Target[] {
   const rows = r.marginCheck;
   const at = (positions: number, crossed: number) =>
@@ -154,10 +161,11 @@ export function renderMarkdown(r: BenchResults): string {
       `| tick crossing nothing | ${a.tickNoCross} | ${ops(a.detail.tickNoCrossByOperation)} |`,
       `| each position a tick crosses (marginal) | ${a.tickPerCrossed} | |`,
     );
-    for (const layer of ['market', 'auction', 'insurance'] as const) {
+    for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
       const l = a.detail.layers[layer];
+      if (!l) continue; // results of a run before the ADL row existed
       out.push(
-        `| liquidation settled by the ${layer === 'insurance' ? 'fund' : layer} | ${l.perLiquidation} | tick share ${l.tickSharePerLiquidation} + settlement ${l.settleCallsPerLiquidation}: ${ops(l.byOperation)} |`,
+        `| liquidation settled by ${LAYER_NAME[layer]} | ${l.perLiquidation} | tick share ${l.tickSharePerLiquidation} + settlement ${l.settleCallsPerLiquidation}: ${ops(l.byOperation)} |`,
       );
     }
     out.push(
@@ -176,8 +184,9 @@ export function renderMarkdown(r: BenchResults): string {
       '|---|---:|---:|---:|---:|---:|---:|',
       costRow('per million ticks (crossing nothing)', a.cost.perMillionTicks),
     );
-    for (const layer of ['market', 'auction', 'insurance'] as const) {
-      out.push(costRow(`per thousand liquidations (${layer})`, a.cost.perThousandLiquidations[layer]));
+    for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
+      const cost = a.cost.perThousandLiquidations[layer];
+      if (cost) out.push(costRow(`per thousand liquidations (${layer})`, cost));
     }
     out.push(
       '',

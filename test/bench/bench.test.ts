@@ -70,6 +70,7 @@ describe('npm run bench (short)', () => {
       liquidationMarket: expect.any(Number),
       liquidationAuction: expect.any(Number),
       liquidationInsurance: expect.any(Number),
+      liquidationAdl: expect.any(Number),
     });
     expect(results.latencyMs).toMatchObject({
       enqueueP50: expect.any(Number),
@@ -107,7 +108,7 @@ describe('npm run bench (short)', () => {
     const a = results.apiCalls!;
     expect(a.tickNoCross).toBeLessThanOrEqual(3);
     expect(a.tickPerCrossed).toBeGreaterThan(0);
-    for (const n of [a.liquidationMarket, a.liquidationAuction, a.liquidationInsurance]) {
+    for (const n of [a.liquidationMarket, a.liquidationAuction, a.liquidationInsurance, a.liquidationAdl]) {
       expect(n).toBeGreaterThan(a.tickPerCrossed);
     }
   });
