@@ -300,6 +300,29 @@ async function placeWithRetries(
 const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);
 
 /**
+ * Places the last-resort order and returns its fills; when it fills nothing, records the attempt and throws
+ * `waterfall/no-liquidity` (retried, then dead-lettered). An order that filled nothing executed nothing, so the
+ * next delivery may place a new one (the book may have refilled by then) under the next attempt's id.
+ */
+async function lastResort(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  size: BaseE8,
+  deps: SettlementDeps,
+): Promise<readonly Fill[]> {
+  const attempt = context.lastResortAttempt ?? 0;
+  const fills = await placeLastResort(liquidation, size, attempt, deps);
+  if (fills.length > 0) return fills;
+  const note = `last resort ${attempt} filled nothing`;
+  const next: LiquidationRecord = {
+    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), note),
+    context: encodeContext({ ...context, lastResortAttempt: attempt + 1 }),
+  };
+  await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
+  throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
+}
+
+/**
  * The waterfall's last resort: no layer could close any of the slice, so a market order without a price bound
  * (its own client order id per attempt: placed once whatever the retries; a new attempt only after one that
  * filled nothing). Its shortfall goes to the fund and ADL.
@@ -471,23 +494,7 @@ async function freeze(
     if (candidates.length < queue.ranked.length) decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
-    const attempt = context.lastResortAttempt ?? 0;
-    lastResortFills = await placeLastResort(liquidation, decision.lastResortSize ?? 0n, attempt, deps);
-    if (lastResortFills.length === 0) {
-      // Nothing executed, so a later delivery may place a new order (the book may have refilled by then);
-      // recorded before giving up, so that order gets a new client order id.
-      const next: LiquidationRecord = {
-        ...withHistory(
-          liquidation,
-          liquidation.state,
-          deps.clock.nowMs(),
-          `last resort ${attempt} filled nothing`,
-        ),
-        context: encodeContext({ ...context, lastResortAttempt: attempt + 1 }),
-      };
-      await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
-      throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
-    }
+    lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, deps);
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
