@@ -38,6 +38,7 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['lowest mark (USD)', (r) => formatPrice(r.markLow)],
   'rule',
   ['sold on the market (USD)', (r) => formatUsd(r.marketVolume)],
+  ['  last resort (USD)', (r) => formatUsd(r.lastResortVolume)],
   ['sold in auctions (USD)', (r) => formatUsd(r.auctionVolume)],
   ['closed by ADL (USD)', (r) => formatUsd(r.adlVolume)],
   'rule',

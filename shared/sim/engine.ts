@@ -302,6 +302,8 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     zeroPriceFills: recorder.zeroPriceFills,
     marketOrders: recorder.marketOrders,
     marketVolume: recorder.marketVolume,
+    lastResortOrders: recorder.lastResortOrders,
+    lastResortVolume: recorder.lastResortVolume,
     auctionVolume: recorder.auctionVolume,
     adlVolume: recorder.adlVolume,
     providerCapitalUsed: recorder.providerCapitalUsed,

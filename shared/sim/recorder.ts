@@ -52,6 +52,9 @@ export class SimulationRecorder {
   insurancePaid = 0n;
   marketOrders = 0;
   marketVolume = 0n;
+  /** The waterfall's last resort: market orders without a price bound (part of marketOrders and marketVolume). */
+  lastResortOrders = 0;
+  lastResortVolume = 0n;
   auctionVolume = 0n;
   adlVolume = 0n;
   providerCapitalUsed = 0n;
@@ -74,9 +77,12 @@ export class SimulationRecorder {
     if (o.result.fills.length === 0) return;
     const mark = o.mark ?? this.mark;
     this.marketOrders += 1;
+    const lastResort = o.order.clientOrderId.includes(':last-resort:');
+    if (lastResort) this.lastResortOrders += 1;
     this.slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
     for (const f of o.result.fills) {
       this.marketVolume += notional(f.size, f.price);
+      if (lastResort) this.lastResortVolume += notional(f.size, f.price);
       if (isZeroPriceFill(o.order.direction, f.price, mark)) this.zeroPriceFills += 1;
     }
   }

@@ -62,6 +62,9 @@ export interface SimulationResult {
   readonly zeroPriceFills: number;
   readonly marketOrders: number;
   readonly marketVolume: QuoteE6;
+  /** Market orders of the waterfall's last resort (no price bound) and what they sold; part of the above. */
+  readonly lastResortOrders: number;
+  readonly lastResortVolume: QuoteE6;
   readonly auctionVolume: QuoteE6;
   readonly adlVolume: QuoteE6;
   readonly providerCapitalUsed: QuoteE6;
@@ -115,7 +118,13 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
     slippageBps: slippageSummary(r.slippageSamples),
     zeroPriceFills: r.zeroPriceFills,
     marketOrders: r.marketOrders,
-    volume: { market: q(r.marketVolume), auction: q(r.auctionVolume), adl: q(r.adlVolume) },
+    lastResortOrders: r.lastResortOrders,
+    volume: {
+      market: q(r.marketVolume),
+      lastResort: q(r.lastResortVolume),
+      auction: q(r.auctionVolume),
+      adl: q(r.adlVolume),
+    },
     providerCapitalUsed: q(r.providerCapitalUsed),
     priceLow: formatPrice(r.priceLow),
     markLow: formatPrice(r.markLow),

@@ -148,6 +148,22 @@ describe('runSimulation', () => {
     expect(marketOnly.auctionVolume).toBe(0n);
   });
 
+  it('reports the last resort: a thin book, no bid, no short in profit', async () => {
+    const venue = { poolQuoteReserve: 2_000_000 };
+    // The only short entered below the crash's low: it never holds a profit ADL could take size from.
+    const book = [
+      position('whale', 'LONG', '2000', '100', '20000'),
+      position('s', 'SHORT', '10', '80', '500'),
+    ];
+    const r = await runSimulation(input({ venue, book, points: path([100, 85, 85], 20) }));
+    expectClean(r);
+    expect(r.lastResortOrders).toBeGreaterThan(0);
+    expect(r.lastResortVolume).toBeGreaterThan(0n);
+    expect(r.lastResortVolume).toBeLessThanOrEqual(r.marketVolume);
+    expect(r.auctionVolume).toBe(0n);
+    expect(summaryJson(r)).toMatchObject({ lastResortOrders: r.lastResortOrders });
+  });
+
   it('keeps ticking after the last price until every auction has finished', async () => {
     const venue = { poolQuoteReserve: 2_000_000 };
     const book = [
