@@ -5,6 +5,7 @@ import {
   type AdlCandidate,
   AdlError,
   allocateAdl,
+  canDeleverage,
   compareScoresDesc,
   rankForAdl,
 } from '../../shared/domain/adl.ts';
@@ -217,6 +218,13 @@ const definitionScore = (c: AdlCandidate, mark: bigint) => {
   };
 };
 
+/** Ids canDeleverage accepts: the same filter as the ranking's. */
+const canDeleverageAll = (candidates: readonly AdlCandidate[], mark: bigint, side: Side) =>
+  candidates
+    .filter((c) => canDeleverage(c, mark, side))
+    .map((c) => c.id)
+    .sort();
+
 describe('ADL: properties', () => {
   it('ranking: opposite side in profit only, ordered by the exact score, then id', () => {
     fc.assert(
@@ -227,6 +235,10 @@ describe('ADL: properties', () => {
           .map((c) => c.id)
           .sort();
         expect(ranked.map((c) => c.id).sort()).toEqual(expectedIds);
+        // A ranked list passed again (the ADL queue's order) keeps its order, as does its reverse once ranked.
+        expect(rankForAdl(ranked, mark, side)).toEqual(ranked);
+        expect(rankForAdl([...ranked].reverse(), mark, side)).toEqual(ranked);
+        expect(canDeleverageAll(candidates, mark, side)).toEqual(expectedIds);
         for (let i = 1; i < ranked.length; i++) {
           const order = compareScoresDesc(
             definitionScore(ranked[i - 1]!, mark),
