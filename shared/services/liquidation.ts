@@ -311,7 +311,7 @@ async function lastResort(
   deps: SettlementDeps,
 ): Promise<readonly Fill[]> {
   const attempt = context.lastResortAttempt ?? 0;
-  const fills = await placeLastResort(liquidation, size, attempt, deps);
+  const fills = await placeLastResort(liquidation, context, size, attempt, deps);
   if (fills.length > 0) return fills;
   const note = `last resort ${attempt} filled nothing`;
   const next: LiquidationRecord = {
@@ -329,11 +329,11 @@ async function lastResort(
  */
 async function placeLastResort(
   liquidation: LiquidationRecord,
+  context: LiquidationContext,
   size: BaseE8,
   attempt: number,
   deps: SettlementDeps,
 ): Promise<readonly Fill[]> {
-  const context = contextOf(liquidation);
   const direction = closeDirection(liquidation.side);
   deps.telemetry.warn('no layer closed any of the slice; last-resort market order', {
     liquidationId: liquidation.id,
