@@ -288,18 +288,20 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
 
   const adlActs = adlSize > 0n || refused > 0n;
   if (adlActs && !candidates) return stop('load-adl-candidates');
-  // With no deficit the probe is the allocation: the same closes, nothing to socialize.
-  const adl =
-    adlActs && candidates && refused === 0n && probe
-      ? probe
-      : adlActs && candidates
-        ? allocateAdl({
+  // Closes of the size left, as the probe took them (what they cannot take is `unmatchedSize`, carried); with no
+  // deficit the probe is the allocation itself.
+  let adl: AdlAllocation | undefined;
+  if (adlActs && candidates) {
+    adl =
+      refused === 0n && probe
+        ? probe
+        : allocateAdl({
             deficit: refused,
-            bankruptPosition: { side: position.side, size: adlSize },
+            bankruptPosition: { side: position.side, size: left },
             ranked: candidates,
             mark,
-          })
-        : undefined;
+          });
+  }
 
   const acted: Layer[] = [];
   if (marketSize > 0n) acted.push('market');

@@ -299,6 +299,12 @@ async function placeWithRetries(
 
 const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);
 
+/** Client order id of a liquidation's last-resort order, one per attempt. */
+export const lastResortOrderId = (liquidationId: string, attempt: number): string =>
+  `${liquidationId}:last-resort:${attempt}`;
+export const isLastResortOrderId = (clientOrderId: string): boolean =>
+  /:last-resort:\d+$/.test(clientOrderId);
+
 /**
  * Places the last-resort order and returns its fills; when it fills nothing, records the attempt and throws
  * `waterfall/no-liquidity` (retried, then dead-lettered). An order that filled nothing executed nothing, so the
@@ -340,7 +346,7 @@ async function placeLastResort(
     size: size.toString(),
   });
   const fills = await placeWithRetries(deps, {
-    clientOrderId: `${liquidation.id}:last-resort:${attempt}`,
+    clientOrderId: lastResortOrderId(liquidation.id, attempt),
     symbol: liquidation.symbol,
     direction,
     size,

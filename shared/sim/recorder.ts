@@ -10,6 +10,7 @@ import {
 } from '../domain/units.ts';
 import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import { decodeContext } from '../services/context.ts';
+import { isLastResortOrderId } from '../services/liquidation.ts';
 import type { ObservedOrder, ObservedWrite } from './observe.ts';
 import type { Conservation } from './results.ts';
 import { isZeroPriceFill, orderSlippage } from './stats.ts';
@@ -77,7 +78,7 @@ export class SimulationRecorder {
     if (o.result.fills.length === 0) return;
     const mark = o.mark ?? this.mark;
     this.marketOrders += 1;
-    const lastResort = o.order.clientOrderId.includes(':last-resort:');
+    const lastResort = isLastResortOrderId(o.order.clientOrderId);
     if (lastResort) this.lastResortOrders += 1;
     this.slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
     for (const f of o.result.fills) {
