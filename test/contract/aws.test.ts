@@ -124,4 +124,28 @@ describe('aws ledger across containers', () => {
       counted.destroy();
     }
   });
+
+  it('takes turns within one container: concurrent movements cost one read and one transaction each', async () => {
+    if (!clients || !moto) throw new Error('moto did not start');
+    const names = await (nextStage ?? prepareStage(clients));
+    nextStage = prepareStage(clients);
+    const counter = new ApiCallCounter();
+    const counted = createAwsClients(localClientConfig(moto.endpoint), counter);
+    try {
+      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      // 30 credits and, in their midst, a draw the floor refuses: it fails alone, the others still take turns.
+      const credits = Array.from({ length: 30 }, (_, i) => ledger.apply(movement(`c${i}`, usd('10'))));
+      const refused = ledger.apply(movement('too-much', usd('-1000000')));
+      await Promise.all(credits);
+      await expect(refused).rejects.toBeInstanceOf(ConditionFailedError);
+      // No movement lost a race on the balance item: one read and one transaction per credit, and the
+      // refused draw's read and the look-up of its key.
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 32, 'dynamodb.TransactWriteItems': 30 });
+      const journal = await ledger.journal('fund');
+      expect(journal.map((e) => e.sequence)).toEqual(journal.map((_, i) => i + 1));
+      expect((await ledger.balance('fund')).balance).toBe(usd('300'));
+    } finally {
+      counted.destroy();
+    }
+  });
 });
