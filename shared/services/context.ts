@@ -71,17 +71,34 @@ export interface LiquidationContext {
   readonly nextLiquidationId?: string;
 }
 
+/**
+ * Bigints are stored as decimal strings tagged with a trailing "n". A string that would read as a tag (a
+ * position id "42n") or that starts with the escape is stored behind a leading backslash, removed on decoding, so
+ * every string comes back as itself.
+ */
 const BIGINT_TAG = /^-?\d+n$/;
+const ESCAPE = '\\';
+
+const encodeValue = (_key: string, value: unknown): unknown => {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string' && (BIGINT_TAG.test(value) || value.startsWith(ESCAPE)))
+    return ESCAPE + value;
+  return value;
+};
+
+const decodeValue = (_key: string, value: unknown): unknown => {
+  if (typeof value !== 'string') return value;
+  if (value.startsWith(ESCAPE)) return value.slice(1);
+  return BIGINT_TAG.test(value) ? BigInt(value.slice(0, -1)) : value;
+};
 
 export function encodeContext(context: LiquidationContext): string {
-  return JSON.stringify(context, (_key, value) => (typeof value === 'bigint' ? `${value}n` : value));
+  return JSON.stringify(context, encodeValue);
 }
 
 export function decodeContext(record: LiquidationRecord): LiquidationContext | undefined {
   if (record.context === undefined) return undefined;
-  return JSON.parse(record.context, (_key, value) =>
-    typeof value === 'string' && BIGINT_TAG.test(value) ? BigInt(value.slice(0, -1)) : value,
-  ) as LiquidationContext;
+  return JSON.parse(record.context, decodeValue) as LiquidationContext;
 }
 
 export const oppositeSide = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');

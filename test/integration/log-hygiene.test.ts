@@ -251,7 +251,10 @@ describe('logs hold no whole records and no credentials (issue 7)', () => {
   it('the flow ran: liquidated through the auction, the bad message failed five times', async () => {
     const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
     const [liquidation] = await adapters.liquidations.listByTick('ETH-USD#2');
-    expect(liquidation?.state).toBe('SETTLED_AUCTION');
+    // The auction's price falls with wall time: a step that runs late on a busy machine clears below the
+    // bankruptcy price and the fund tops it up (SETTLED_INSURANCE). Either way the auction took the whole lot.
+    expect(['SETTLED_AUCTION', 'SETTLED_INSURANCE']).toContain(liquidation?.state);
+    expect(liquidation?.settlement?.auctionClosedSize).toBe(POSITION.size[0]);
     expect((await adapters.auctions.get(`${liquidation?.id}:auction`))?.state).toBe('CLEARED');
     const messages = lines.map((l) => (parseJson(l) as { message?: string } | undefined)?.message);
     for (const expected of [

@@ -1,0 +1,70 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import { decodeContext, encodeContext, type LiquidationContext } from '../../shared/services/context.ts';
+
+/** The liquidation context survives its JSON form exactly: bigints stay bigints, every string stays itself. */
+
+const roundTrip = (context: LiquidationContext): LiquidationContext | undefined =>
+  decodeContext({ context: encodeContext(context) } as LiquidationRecord);
+
+const big = fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n });
+// Strings that look like the bigint tag or start with the escape, among any others.
+const text = fc.oneof(
+  fc.string(),
+  big.map((n) => `${n}n`),
+  fc.string().map((s) => `\\${s}`),
+  fc.constantFrom('42n', '-7n', '\\42n', '\\\\', '\\', 'n', '-n', '0n'),
+);
+
+const context = fc.record({
+  plannedSize: big,
+  executionMark: big,
+  auctionId: text,
+  nextLiquidationId: text,
+  settle: fc.record({
+    insurance: fc.record({ balance: big, windowStartMs: fc.nat(), windowDrawn: big }),
+    nowMs: fc.nat(),
+    mark: big,
+    position: fc.record({ size: big, collateral: big, entryPrice: big, version: fc.nat() }),
+    candidates: fc.array(
+      fc.record({
+        id: text,
+        side: fc.constantFrom('LONG' as const, 'SHORT' as const),
+        size: big,
+        entryPrice: big,
+        collateral: big,
+        version: fc.nat(),
+      }),
+      { maxLength: 5 },
+    ),
+    auctionFills: fc.array(fc.record({ price: big, size: big }), { maxLength: 3 }),
+  }),
+});
+
+describe('liquidation context encoding', () => {
+  it('round-trips any context, ids that read like a bigint tag included', () => {
+    fc.assert(
+      fc.property(context, (c) => {
+        expect(roundTrip(c)).toEqual(c);
+      }),
+    );
+  });
+
+  it('keeps a position id "42n" a string and 42n a bigint', () => {
+    const c: LiquidationContext = {
+      plannedSize: 42n,
+      executionMark: 1n,
+      nextLiquidationId: '42n',
+      auctionId: '\\42n',
+    };
+    const decoded = roundTrip(c)!;
+    expect(decoded.plannedSize).toBe(42n);
+    expect(decoded.nextLiquidationId).toBe('42n');
+    expect(decoded.auctionId).toBe('\\42n');
+  });
+
+  it('reads a record without a context as none', () => {
+    expect(decodeContext({} as LiquidationRecord)).toBeUndefined();
+  });
+});
