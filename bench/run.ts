@@ -126,7 +126,11 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv, outDir: string): Pro
   for (const part of parts) {
     try {
       await runPart(part, sizes, env, machine.cores, results);
-      results.machine.parts[part] = { date: new Date().toISOString(), loadAverage: loadAverage() };
+      results.machine.parts[part] = {
+        date: new Date().toISOString(),
+        loadAverage: loadAverage(),
+        cpu: results.machine.cpu,
+      };
       save();
     } catch (error) {
       failures.push(`${part}: ${error instanceof Error ? error.message : String(error)}`);

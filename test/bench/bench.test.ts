@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
 import { itemBytes } from '../../bench/capacity.ts';
-import type { BenchResults } from '../../bench/results.ts';
+import { type BenchResults, renderMarkdown } from '../../bench/results.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 
 /**
@@ -125,6 +125,18 @@ describe('npm run bench (short)', () => {
     for (const heading of ['## Targets', '## 1.', '## 2.', '## 3.', '## 4.'])
       expect(markdown).toContain(heading);
     expect(markdown).toContain('| positions | crossed |');
+    // One run measured every part: no line about parts from other runs, and each part knows its machine.
+    expect(markdown).not.toContain('Parts measured in separate runs');
+    for (const part of Object.values(results.machine.parts)) expect(part.cpu).toBe(results.machine.cpu);
+  });
+
+  it('says when and where each part was measured once a partial run kept older parts', () => {
+    const older = { date: '2026-01-01T10:00:00.000Z', loadAverage: [1, 1, 1], cpu: 'older cpu' };
+    const mixed = renderMarkdown({
+      ...results,
+      machine: { ...results.machine, parts: { ...results.machine.parts, replay: older } },
+    });
+    expect(mixed).toMatch(/Parts measured in separate runs: replay 2026-01-01T10:00:00.000Z \(older cpu\); /);
   });
 });
 
