@@ -11,7 +11,7 @@ import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import type { Adapters, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
-import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
+import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
 import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
 import { powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
 
@@ -57,6 +57,8 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     venueAttempts: 3,
     // Kept by the container between invocations, like the SDK clients.
     adlSnapshots: new AdlSnapshots(),
+    // A batch's records run in parallel, and concurrent auctions clear against the same providers.
+    backoff: jitteredBackoff,
   };
   const busName = requireEnv(TICK_BUS_ENV, env);
   const putContinuation = async (detail: unknown) => {

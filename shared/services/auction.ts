@@ -40,6 +40,7 @@ export async function processAuctionStep(
   // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
   // auction changed meanwhile (the step must still happen: run it again on fresh records).
   for (let attempt = 1; attempt <= MAX_STEP_ATTEMPTS; attempt++) {
+    if (attempt > 1) await deps.backoff?.(attempt);
     const outcome = await stepOnce(message, deps);
     if (outcome !== CONFLICT) return outcome;
     const auction = await deps.auctions.get(message.auctionId);
@@ -49,7 +50,8 @@ export async function processAuctionStep(
   throw new AuctionContentionError(`auction/contended: ${message.auctionId} step ${message.step}`);
 }
 
-const MAX_STEP_ATTEMPTS = 5;
+/** Attempts in one delivery: a step still contended after them waits for SQS's redelivery (the visibility timeout). */
+const MAX_STEP_ATTEMPTS = 8;
 const CONFLICT = Symbol('conflict');
 
 export class AuctionContentionError extends Error {

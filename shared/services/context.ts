@@ -28,7 +28,16 @@ export interface SettlementDeps extends Adapters {
   readonly venueAttempts: number;
   /** ADL rankings kept between settlements at one mark (absent: every ADL settlement reads its whole side). */
   readonly adlSnapshots?: AdlSnapshots;
+  /**
+   * Waits before attempt `attempt` (2, 3, ...) of a step that lost a race on shared records (a provider's capital),
+   * so concurrent losers spread out instead of colliding again. Absent: retry at once (the sequential engine).
+   */
+  readonly backoff?: (attempt: number) => Promise<void>;
 }
+
+/** Full-jitter exponential backoff: a random wait up to 25 ms x 2^attempt, at most 400 ms. */
+export const jitteredBackoff = (attempt: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(400, 25 * 2 ** attempt)));
 
 export const INSURANCE_ACCOUNT = 'insurance-fund';
 

@@ -177,12 +177,18 @@ describe('backstop local up: the March 2020 crash end to end on the emulator', (
     expect(report.markets['ETH-USD']?.mark).toBe('110.61'); // the file's last close was accepted
 
     // Stop: local down signals the stack, which stops its runner and the emulator, and exits 0.
+    // Failed invocations while the crash ran: only a race on shared records (concurrent auctions on one
+    // provider, settlements on the fund) that outlasted its in-process retries, retried by SQS and finished
+    // above. Anything else (a timeout, a bug) fails here.
+    for (const line of runnerErrors) expect(line).toMatch(/^runner: \w+: (Auction|Ledger)ContentionError: /);
+    const errorsBeforeStop = runnerErrors.length;
     const record = readLocalRecord(dir)!;
     const down = await backstop('local', 'down');
     expect(down.code, down.stderr).toBe(0);
     expect(await stackExit).toBe(0);
     expect(stackOutput).toContain('backstop local stack stopped');
-    expect(runnerErrors).toEqual([]);
+    // A clean stop: the runner stops before the emulator, so no invocation fails on the way down.
+    expect(runnerErrors.slice(errorsBeforeStop)).toEqual([]);
     expect(existsSync(path.join(dir, 'local.json'))).toBe(false);
     expect(isAlive(record.motoPid)).toBe(false);
     expect(await motoAnswers(record.endpoint)).toBe(false);

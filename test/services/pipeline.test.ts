@@ -2,7 +2,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
+import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
+import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
@@ -139,6 +141,85 @@ describe('auction layer', () => {
     expect(provider?.capital).toBeLessThan(parseQuote('100000'));
     expect((await p.adapters.positions.get(position.id))?.state).not.toBe('LIQUIDATING');
     await expectReconciled(p);
+  });
+
+  /**
+   * Concurrent auctions clear against the same providers: a step whose provider was changed by another auction
+   * between its read and its commit runs again on fresh records, after a backoff, within the same delivery.
+   */
+  async function contendedStep(conflicts: number) {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.01', '100');
+    await p.tick('ETH-USD', '184');
+    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) await p.handlers.liquidation(m);
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('AUCTION');
+    const auctionId = `${liquidation?.id}:auction`;
+    // Another auction's fill: the provider's version moves on just before each of this step's commits.
+    let left = conflicts;
+    const rival: typeof p.deps.transactor = {
+      commit: async (writes) => {
+        const provider = writes.find((w) => w.kind === 'provider');
+        if (provider && left > 0) {
+          left -= 1;
+          const stored = (await p.adapters.providers.get(provider.record.id))!;
+          await p.adapters.transactor.commit([
+            {
+              kind: 'provider',
+              record: { ...stored, version: stored.version + 1 },
+              expectedVersion: stored.version,
+            },
+          ]);
+        }
+        return p.adapters.transactor.commit(writes);
+      },
+    };
+    const waits: number[] = [];
+    const deps = {
+      ...p.deps,
+      transactor: rival,
+      backoff: async (attempt: number) => {
+        waits.push(attempt);
+      },
+    };
+    // Step until the price reaches the provider's bid (1 s steps of 1 %: the 1 % bid at the first).
+    let outcome: unknown;
+    for (
+      let second = 0;
+      second < 5 && (await p.adapters.auctions.get(auctionId))?.state === 'RUNNING';
+      second++
+    ) {
+      p.clock.advance(1_000);
+      for (const m of await p.adapters.auctionQueue.receive(10, 30)) {
+        outcome = await processAuctionStep(parseAuctionStepMessage(m.body), deps).catch(
+          (error: unknown) => error,
+        );
+        if (outcome instanceof Error) return { p, auctionId, waits, outcome };
+        await p.adapters.auctionQueue.delete(m.receiptHandle);
+      }
+    }
+    return { p, auctionId, waits, outcome };
+  }
+
+  it('runs a step that lost races on a provider again after a backoff, in the same delivery', async () => {
+    const { p, auctionId, waits, outcome } = await contendedStep(3);
+    expect(outcome).not.toBeInstanceOf(Error);
+    expect(waits).toEqual([2, 3, 4]);
+    const auction = await p.adapters.auctions.get(auctionId);
+    expect(auction?.state).toBe('CLEARED');
+    // Filled once, whatever the lost races: one fill, and the provider's capital consumed by it.
+    expect(auction?.fills).toHaveLength(1);
+    expect((await p.adapters.providers.get('lp-1'))?.capital).toBeLessThan(parseQuote('100000'));
+  });
+
+  it('gives a step still contended after eight attempts back to SQS (redelivered later)', async () => {
+    const { p, auctionId, waits, outcome } = await contendedStep(Number.POSITIVE_INFINITY);
+    expect(outcome).toBeInstanceOf(AuctionContentionError);
+    expect(waits).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('RUNNING');
+    expect((await p.adapters.providers.get('lp-1'))?.capital).toBe(parseQuote('100000'));
   });
 
   it.each([
