@@ -111,7 +111,7 @@ export function renderMarkdown(r: BenchResults): string {
   );
   // A partial run (BENCH_PARTS) keeps the other parts' earlier results: say when and where each was measured.
   const parts = Object.entries(m.parts ?? {}).sort(([, a], [, b]) => a.date.localeCompare(b.date));
-  if (new Set(parts.map(([, p]) => p.date.slice(0, 16))).size > 1) {
+  if (parts.some(([, p]) => p.date < m.date)) {
     out.push(
       `Parts measured in separate runs: ${parts.map(([name, p]) => `${name} ${p.date}${p.cpu ? ` (${p.cpu})` : ''}`).join('; ')}.`,
       '',
