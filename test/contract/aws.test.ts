@@ -85,15 +85,32 @@ describe('aws ledger across containers', () => {
     floor,
   });
 
-  it('chains movements of two containers on the stored balance, one read and one transaction each', async () => {
+  /** A fresh stage, and clients on it whose calls are counted (closed afterwards). */
+  async function withCountedStage(
+    run: (stage: {
+      names: ResourceNames;
+      /** Uncounted clients: another container. */
+      plain: AwsClients;
+      counter: ApiCallCounter;
+      counted: AwsClients;
+    }) => Promise<void>,
+  ): Promise<void> {
     if (!clients || !moto) throw new Error('moto did not start');
     const names = await (nextStage ?? prepareStage(clients));
     nextStage = prepareStage(clients);
     const counter = new ApiCallCounter();
     const counted = createAwsClients(localClientConfig(moto.endpoint), counter);
     try {
+      await run({ names, plain: clients, counter, counted });
+    } finally {
+      counted.destroy();
+    }
+  }
+
+  it('chains movements of two containers on the stored balance, one read and one transaction each', () =>
+    withCountedStage(async ({ names, plain, counter, counted }) => {
       const a = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
-      const b = createAwsAdapters({ clients, names, clock: systemClock }).ledger;
+      const b = createAwsAdapters({ clients: plain, names, clock: systemClock }).ledger;
       await a.apply(movement('a1', usd('100')));
       await b.apply(movement('b1', usd('1000')));
       counter.reset();
@@ -120,18 +137,10 @@ describe('aws ledger across containers', () => {
       const balance = await b.balance('fund');
       expect(balance.balance).toBe(usd('5'));
       expect(balance.sequence).toBe(journal.length);
-    } finally {
-      counted.destroy();
-    }
-  });
+    }));
 
-  it('takes turns within one container: concurrent movements cost one read and one transaction each', async () => {
-    if (!clients || !moto) throw new Error('moto did not start');
-    const names = await (nextStage ?? prepareStage(clients));
-    nextStage = prepareStage(clients);
-    const counter = new ApiCallCounter();
-    const counted = createAwsClients(localClientConfig(moto.endpoint), counter);
-    try {
+  it('takes turns within one container: concurrent movements cost one read and one transaction each', () =>
+    withCountedStage(async ({ names, counter, counted }) => {
       const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
       // 30 credits and, in their midst, a draw the floor refuses: it fails alone, the others still take turns.
       const credits = Array.from({ length: 30 }, (_, i) => ledger.apply(movement(`c${i}`, usd('10'))));
@@ -144,8 +153,5 @@ describe('aws ledger across containers', () => {
       const journal = await ledger.journal('fund');
       expect(journal.map((e) => e.sequence)).toEqual(journal.map((_, i) => i + 1));
       expect((await ledger.balance('fund')).balance).toBe(usd('300'));
-    } finally {
-      counted.destroy();
-    }
-  });
+    }));
 });
