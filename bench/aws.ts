@@ -49,7 +49,9 @@ export interface ApiCallsResult {
   };
 }
 
-export type Layer = 'market' | 'auction' | 'insurance' | 'adl';
+/** The layers whose settlements are counted, one stage each. */
+export const LAYERS = ['market', 'auction', 'insurance', 'adl'] as const;
+export type Layer = (typeof LAYERS)[number];
 
 export interface CrossingRow {
   readonly crossed: number;
@@ -407,7 +409,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
   };
 
   let failedInvocations = ticks.failed;
-  for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
+  for (const layer of LAYERS) {
     const measured = await measureLayer(options, layer);
     failedInvocations += measured.failed;
     layerRow(layer, measured.settle, options.perLayer, measured.states);

@@ -1,4 +1,4 @@
-import type { ApiCallsResult } from './aws.ts';
+import type { ApiCallsResult, Layer } from './aws.ts';
 import type { LatencyResult } from './latency.ts';
 import type { MachineInfo } from './machine.ts';
 import type { MarginCheckRow } from './margin.ts';
@@ -36,14 +36,16 @@ export interface Target {
 const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-/** The issue's targets, judged on these results (undefined: the part did not run or the size was not measured). */
-const LAYER_NAME = {
+/** How the tables name each settlement layer, in the order they are shown. */
+const LAYER_NAME: Readonly<Record<Layer, string>> = {
   market: 'the market',
   auction: 'the auction',
   insurance: 'the fund',
   adl: 'ADL',
-} as const;
+};
+const LAYERS = Object.keys(LAYER_NAME) as Layer[];
 
+/** The issue's targets, judged on these results (undefined: the part did not run or the size was not measured). */
 export function judgeTargets(r: BenchResults): Target[] {
   const rows = r.marginCheck;
   const at = (positions: number, crossed: number) =>
@@ -172,7 +174,7 @@ export function renderMarkdown(r: BenchResults): string {
       `| tick crossing nothing | ${a.tickNoCross} | ${ops(a.detail.tickNoCrossByOperation)} |`,
       `| each position a tick crosses (marginal) | ${a.tickPerCrossed} | |`,
     );
-    for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
+    for (const layer of LAYERS) {
       const l = a.detail.layers[layer];
       if (!l) continue; // results of a run before the ADL row existed
       out.push(
@@ -195,7 +197,7 @@ export function renderMarkdown(r: BenchResults): string {
       '|---|---:|---:|---:|---:|---:|---:|',
       costRow('per million ticks (crossing nothing)', a.cost.perMillionTicks),
     );
-    for (const layer of ['market', 'auction', 'insurance', 'adl'] as const) {
+    for (const layer of LAYERS) {
       const cost = a.cost.perThousandLiquidations[layer];
       if (cost) out.push(costRow(`per thousand liquidations (${layer})`, cost));
     }
