@@ -32,7 +32,15 @@ export interface AdlCandidate {
 export interface Ratio {
   readonly num: bigint;
   readonly den: bigint;
+  /**
+   * num / den as a double (relative error below 1e-15): orders two scores without multiplying bigints unless
+   * they are within APPROX_TIE of each other. The order is the exact one either way.
+   */
+  readonly approx?: number;
 }
+
+/** Scores closer than this (relative) are compared exactly; far above the doubles' error. */
+const APPROX_TIE = 1e-9;
 
 export interface RankedCandidate extends AdlCandidate {
   /** Unrealized profit at the mark, floored: the most the candidate can ever give. */
@@ -44,6 +52,12 @@ const opposite = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
 
 /** a > b: negative, a < b: positive (descending sort); cross multiplication, exact. */
 export const compareScoresDesc = (a: Ratio, b: Ratio): number => {
+  if (a.approx !== undefined && b.approx !== undefined) {
+    const gap = a.approx - b.approx;
+    // Infinite or tied approximations fail this test (NaN, or too close) and fall through to the exact order.
+    if (Math.abs(gap) > APPROX_TIE * Math.max(Math.abs(a.approx), Math.abs(b.approx)))
+      return gap > 0 ? -1 : 1;
+  }
   const left = a.num * b.den;
   const right = b.num * a.den;
   return left > right ? -1 : left < right ? 1 : 0;
@@ -148,7 +162,9 @@ function* scored(
     const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
     if (pnl16 <= 0n) continue;
     const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-    yield { candidate: c, pnl16, score: { num: pnl16 * c.size * mark, den: m16 * (m16 + pnl16) } };
+    const num = pnl16 * c.size * mark;
+    const den = m16 * (m16 + pnl16);
+    yield { candidate: c, pnl16, score: { num, den, approx: Number(num) / Number(den) } };
   }
 }
 

@@ -633,7 +633,7 @@ async function adlQueue(
     }
     deps.adlSnapshots?.forget(symbol, side, gone);
     const ranked = versioned(topForAdl(fresh, mark, liquidation.side, MAX_ADL_COUNTERPARTIES), fresh);
-    const decision = plan(ranked);
+    const decision = planOnPrefix(ranked, plan);
     const queueSpent = ranked.length < MAX_ADL_COUNTERPARTIES;
     if (decision.next === 'settle' && (decision.carriedSize === 0n || !queueSpent))
       return { ranked, decision };
@@ -642,8 +642,29 @@ async function adlQueue(
   const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
   deps.adlSnapshots?.put(symbol, side, { mark, takenAtMs: now, ids: top.map((c) => c.id) });
   const ranked = versioned(top.slice(0, MAX_ADL_COUNTERPARTIES), open);
-  return { ranked, decision: plan(ranked) };
+  return { ranked, decision: planOnPrefix(ranked, plan) };
 }
+
+/**
+ * The plan on all of `ranked`, computed on the fewest of them that give it: ADL takes counterparties in rank
+ * order, so once a prefix takes the whole size and covers the whole deficit, the others get nothing
+ * (allocateAdl). A settlement usually needs a few of the queue, and each plan ranks what it is given.
+ */
+function planOnPrefix(
+  ranked: readonly VersionedCandidate[],
+  plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
+): WaterfallDecision {
+  for (let n = Math.min(FIRST_PLAN_PREFIX, ranked.length); ; n = Math.min(n * 4, ranked.length)) {
+    const decision = plan(n === ranked.length ? ranked : ranked.slice(0, n));
+    const allTaken =
+      decision.next === 'settle' &&
+      (!decision.adl || (decision.adl.unmatchedSize === 0n && decision.adl.uncovered === 0n));
+    if (allTaken || n === ranked.length) return decision;
+  }
+}
+
+/** Counterparties in the first plan: most settlements need one to three. */
+const FIRST_PLAN_PREFIX = 4;
 
 async function fundState(deps: SettlementDeps) {
   const balance = await deps.ledger.balance(deps.insuranceAccount);

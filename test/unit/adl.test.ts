@@ -314,4 +314,51 @@ describe('ADL: properties', () => {
       RUNS,
     );
   });
+
+  it('an allocation that a prefix of the ranking settles whole is the allocation on the whole ranking', () => {
+    // The settlement plans on the fewest of the ADL queue that give the plan (planOnPrefix relies on this).
+    fc.assert(
+      fc.property(scenarioArb, fc.nat(12), ({ mark, candidates, side, size, deficit }, cut) => {
+        const ranked = rankForAdl(candidates, mark, side);
+        const input = { deficit, bankruptPosition: { side, size }, mark };
+        const onPrefix = allocateAdl({ ...input, ranked: ranked.slice(0, cut) });
+        if (onPrefix.unmatchedSize === 0n && onPrefix.uncovered === 0n)
+          expect(onPrefix).toEqual(allocateAdl({ ...input, ranked }));
+      }),
+      RUNS,
+    );
+  });
+
+  it('scores compare by their doubles only when far apart: the order is the exact one, near ties included', () => {
+    const ratioArb = fc.record({
+      num: fc.bigInt({ min: 1n, max: 10n ** 40n }),
+      den: fc.bigInt({ min: 0n, max: 10n ** 40n }),
+    });
+    const withApprox = (r: { num: bigint; den: bigint }) => ({ ...r, approx: Number(r.num) / Number(r.den) });
+    const nearArb = ratioArb.chain((a) =>
+      fc.record({
+        a: fc.constant(a),
+        // b within a few units of a on either side: doubles equal or closer than their error
+        b: fc
+          .record({ dn: fc.bigInt({ min: -3n, max: 3n }), dd: fc.bigInt({ min: -3n, max: 3n }) })
+          .map(({ dn, dd }) => ({
+            num: a.num + dn > 0n ? a.num + dn : a.num,
+            den: a.den + dd >= 0n ? a.den + dd : a.den,
+          })),
+      }),
+    );
+    // (n + 1) / n against (m + 1) / m for huge n, m: the exact order is n's against m's, the doubles' a coin toss.
+    const barelyAboveOneArb = fc
+      .tuple(fc.bigInt({ min: 2n ** 55n, max: 2n ** 62n }), fc.bigInt({ min: 2n ** 55n, max: 2n ** 62n }))
+      .map(([n, m]) => ({ a: { num: n + 1n, den: n }, b: { num: m + 1n, den: m } }));
+    fc.assert(
+      fc.property(
+        fc.oneof(nearArb, barelyAboveOneArb, fc.record({ a: ratioArb, b: ratioArb })),
+        ({ a, b }) => {
+          expect(compareScoresDesc(withApprox(a), withApprox(b))).toBe(compareScoresDesc(a, b));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });
