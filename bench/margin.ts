@@ -111,8 +111,8 @@ class TickDriver {
     let outcome = await handleTick(tick, this.#deps, this.#now);
     if (outcome.status !== 'accepted') throw new Error(`bench/tick-rejected: ${outcome.reason}`);
     let started = outcome.enqueued;
-    while (outcome.status === 'accepted' && outcome.needsContinuation) {
-      outcome = await handleTick(tick, this.#deps, this.#now, true);
+    for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++) {
+      outcome = await handleTick(tick, this.#deps, this.#now, segment);
       if (outcome.status === 'accepted') started += outcome.enqueued;
     }
     return started;

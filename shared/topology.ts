@@ -254,6 +254,8 @@ export const queueEnv = (id: QueueId): string =>
   `QUEUE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_URL`;
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
 export const RISK_CONFIG_ENV = 'RISK_CONFIG';
+/** Optional: positions margin-check starts per invocation before it continues the tick (default 500). */
+export const MAX_POSITIONS_ENV = 'MARGIN_CHECK_MAX_POSITIONS';
 
 /** Physical names for a stage, used by local runs (CDK lets CloudFormation name things and exports them). */
 export const physicalName = (stage: string, id: string): string => `backstop-${stage}-${id}`;

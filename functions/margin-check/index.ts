@@ -12,9 +12,6 @@ import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { handleTick, type TickOutcome } from '../../shared/services/margin-check.ts';
 import { TICK_BUS } from '../../shared/topology.ts';
 
-/** Most positions started per invocation; more are continued by a follow-up event, never dropped. */
-const MAX_POSITIONS_PER_INVOCATION = 500;
-
 type TickEvent = z.infer<typeof EventBridgeSchema>;
 
 /**
@@ -22,8 +19,9 @@ type TickEvent = z.infer<typeof EventBridgeSchema>;
  * would not make it valid); an infrastructure failure throws, so EventBridge retries and then dead-letters it.
  */
 export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
-  const { adapters, config, telemetry } = wiring();
-  const parsed = parseTickDetail(event.detail);
+  const { adapters, config, telemetry, maxPositionsPerInvocation } = wiring();
+  const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
+  const parsed = parseTickDetail(event.detail, continuation);
   if (!parsed.ok) {
     telemetry.count(METRICS.TicksRejected.name, 1, {
       Reason: parsed.reason.split(':')[0] ?? 'tick/malformed',
@@ -31,15 +29,16 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
     logger.warn('tick rejected', { reason: parsed.reason });
     return { status: 'rejected', reason: parsed.reason, detail: 'malformed' };
   }
-  const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
   const outcome = await handleTick(
     parsed.tick,
-    { ...adapters, config, telemetry, maxPositionsPerInvocation: MAX_POSITIONS_PER_INVOCATION },
+    { ...adapters, config, telemetry, maxPositionsPerInvocation },
     adapters.clock.nowMs(),
-    continuation,
+    parsed.segment,
   );
   if (outcome.status === 'accepted' && outcome.needsContinuation) {
-    await wiring().putContinuation(event.detail);
+    // Put only after every message of this invocation was sent: the next segment need not re-send them.
+    const { segment: _, ...tickDetail } = event.detail as Record<string, unknown>;
+    await wiring().putContinuation({ ...tickDetail, segment: parsed.segment + 1 });
   }
   logger.info('tick handled', { symbol: parsed.tick.symbol, sequence: parsed.tick.sequence, ...outcome });
   return outcome;

@@ -4,7 +4,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
-import { RISK_CONFIG_ENV } from '../topology.ts';
+import { MAX_POSITIONS_ENV, RISK_CONFIG_ENV } from '../topology.ts';
 
 /** Powertools instances shared by every handler of a container (created once, at cold start). */
 export const logger = new Logger({ serviceName: METRICS_SERVICE });
@@ -16,6 +16,19 @@ export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): 
   if (!value) throw new Error(`${name} environment variable is not set`);
   return value;
 }
+
+/** Positions margin-check starts per invocation (MARGIN_CHECK_MAX_POSITIONS, 1-10,000); 500 when unset. */
+export function maxPositionsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[MAX_POSITIONS_ENV];
+  if (raw === undefined || raw === '') return DEFAULT_MAX_POSITIONS;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1 || value > 10_000)
+    throw new Error(`${MAX_POSITIONS_ENV} must be an integer from 1 to 10000, got "${raw}"`);
+  return value;
+}
+
+/** Bounds one invocation's work well inside its timeout; more is continued by a follow-up event, never dropped. */
+const DEFAULT_MAX_POSITIONS = 500;
 
 /** The risk configuration from RISK_CONFIG (JSON), validated at cold start; the documented defaults otherwise. */
 export function riskConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RiskConfig {

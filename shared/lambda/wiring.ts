@@ -13,7 +13,7 @@ import type { Adapters, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
 import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
-import { powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
+import { maxPositionsFromEnv, powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
 
 export interface LambdaWiring {
   /** Re-emits a tick's detail as a continuation event on the tick bus. */
@@ -22,6 +22,8 @@ export interface LambdaWiring {
   readonly config: RiskConfig;
   readonly telemetry: Telemetry;
   readonly settlement: SettlementDeps;
+  /** Positions margin-check starts per invocation. */
+  readonly maxPositionsPerInvocation: number;
 }
 
 let cached: LambdaWiring | undefined;
@@ -77,7 +79,8 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     if (out.FailedEntryCount)
       throw new Error(`continuation/put-failed: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
   };
-  cached = { adapters, config, telemetry, settlement, putContinuation };
+  const maxPositionsPerInvocation = maxPositionsFromEnv(env);
+  cached = { adapters, config, telemetry, settlement, putContinuation, maxPositionsPerInvocation };
   return cached;
 }
 

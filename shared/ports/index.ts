@@ -71,6 +71,8 @@ export interface MarketState {
   readonly lastTick?: AcceptedTick;
   /** Sequence of an accepted tick whose liquidations may not all be enqueued yet (crash recovery). */
   readonly pendingSequence?: number;
+  /** Highest continuation of the pending tick claimed so far (claimSegment); absent before the first. */
+  readonly pendingSegment?: number;
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: AcceptedTick };
 }
 
@@ -88,6 +90,12 @@ export interface MarketRepository {
   ): Promise<void>;
   /** Clears the pending mark of `sequence` (no-op if another sequence is pending). */
   clearPending(symbol: string, sequence: number): Promise<void>;
+  /**
+   * Claims continuation `segment` (>= 1) of the pending tick `sequence`: true when `sequence` is pending and no
+   * segment >= `segment` was claimed before (the first attempt of this continuation), false otherwise (a retry
+   * or duplicate of it, or the tick is no longer pending).
+   */
+  claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
   tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void>;
   resetBreaker(symbol: string): Promise<void>;
 }

@@ -71,14 +71,24 @@ export const priceTickDetailSchema = z.strictObject({
 
 export type PriceTickDetail = z.input<typeof priceTickDetailSchema>;
 
+/** A PriceTickContinuation's detail: the tick's, with the segment (n-th continuation of the tick, n >= 1). */
+export const tickContinuationDetailSchema = priceTickDetailSchema.extend({
+  segment: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});
+
+export type TickContinuationDetail = z.input<typeof tickContinuationDetailSchema>;
+
 export type ParsedTick =
-  | { readonly ok: true; readonly tick: Tick }
+  | { readonly ok: true; readonly tick: Tick; readonly segment: number }
   | { readonly ok: false; readonly reason: string };
 
-/** Parses an event detail into a domain Tick; never throws. Reasons read 'tick/malformed: <path>: <problem>'. */
-export function parseTickDetail(input: unknown): ParsedTick {
+/**
+ * Parses an event detail into a domain Tick; never throws. Reasons read 'tick/malformed: <path>: <problem>'.
+ * A continuation's detail (`continuation`) also carries its segment; a tick's own event is segment 0.
+ */
+export function parseTickDetail(input: unknown, continuation = false): ParsedTick {
   try {
-    const parsed = priceTickDetailSchema.safeParse(input);
+    const parsed = (continuation ? tickContinuationDetailSchema : priceTickDetailSchema).safeParse(input);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
       return { ok: false, reason: `tick/malformed: ${issues.join('; ')}` };
@@ -92,7 +102,7 @@ export function parseTickDetail(input: unknown): ParsedTick {
       sequence: d.sequence,
       source: d.source,
     };
-    return { ok: true, tick };
+    return { ok: true, tick, segment: 'segment' in d && typeof d.segment === 'number' ? d.segment : 0 };
   } catch (e) {
     // Defence in depth: a hostile object (throwing getter, proxy) must not crash the handler.
     return { ok: false, reason: `tick/malformed: ${(e as Error)?.message ?? String(e)}` };

@@ -38,7 +38,7 @@ export type TickOutcome =
       readonly checked: number;
       /** Liquidations started and enqueued by this invocation. */
       readonly enqueued: number;
-      /** More crossed positions remain: invoke again with `continuation: true` for the same tick. */
+      /** More crossed positions remain: invoke again for the same tick with the next segment. */
       readonly needsContinuation: boolean;
     };
 
@@ -55,18 +55,23 @@ export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol
  * - a tick that crosses positions is recorded with a `pending` mark before any liquidation starts, and the mark
  *   is cleared only after every message is sent;
  * - a duplicate tick fails the conditional write and enqueues nothing;
- * - a retry after a crash (or a continuation) finds its own sequence pending, re-sends the messages of the
- *   liquidations this tick already started (the consumer is idempotent per liquidation id) and goes on.
+ * - a retry after a crash finds its own sequence pending, re-sends the messages of the liquidations this tick
+ *   already started (the consumer is idempotent per liquidation id) and goes on;
+ * - a continuation (segment n >= 1) follows an invocation that sent every message it started: its first
+ *   attempt claims segment n and goes on without re-sending; a retry of it finds n claimed and re-sends. (Every
+ *   continuation re-sending every still-queued liquidation read the whole tick each time: quadratic in a crash.)
+ *
+ * @param segment 0 for the tick's own event, n for its n-th continuation
  */
 export async function handleTick(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
-  continuation = false,
+  segment = 0,
 ): Promise<TickOutcome> {
   // A tick that loses the race to record itself is judged again against what won: it may still be the newer.
   for (let attempt = 1; ; attempt++) {
-    const outcome = await handleTickOnce(tick, deps, nowMs, continuation);
+    const outcome = await handleTickOnce(tick, deps, nowMs, segment);
     if (outcome !== LOST_RACE) return outcome;
     if (attempt >= 3) {
       deps.telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/contended' });
@@ -85,7 +90,7 @@ async function handleTickOnce(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
-  continuation: boolean,
+  segment: number,
 ): Promise<TickOutcome | typeof LOST_RACE> {
   const { markets, telemetry } = deps;
   const state = await markets.get(tick.symbol);
@@ -95,9 +100,10 @@ async function handleTickOnce(
   }
   if (state?.pendingSequence === tick.sequence && state.lastTick) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
-    return resumeTick(tick.symbol, state.lastTick, deps, true);
+    const retry = segment === 0 || !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
+    return resumeTick(tick.symbol, state.lastTick, deps, retry);
   }
-  if (continuation) {
+  if (segment > 0) {
     return {
       status: 'rejected',
       reason: 'tick/continuation-done',

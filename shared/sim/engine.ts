@@ -224,8 +224,8 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     } else {
       recorder.mark = mark;
       started += outcome.enqueued;
-      while (outcome.status === 'accepted' && outcome.needsContinuation) {
-        outcome = await handleTick(tick, marginDeps, t, true);
+      for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++) {
+        outcome = await handleTick(tick, marginDeps, t, segment);
         if (outcome.status === 'accepted') started += outcome.enqueued;
       }
     }

@@ -365,6 +365,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
       });
 
+      it('claims each continuation segment of the pending tick once, in order; a new tick or clearing forgets them', async () => {
+        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(false); // no market yet
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
+        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(true);
+        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(false); // its retry
+        expect(await a.markets.claimSegment('ETH-USD', 2, 2)).toBe(false); // not the pending sequence
+        expect(await a.markets.claimSegment('ETH-USD', 1, 3)).toBe(true);
+        expect(await a.markets.claimSegment('ETH-USD', 1, 2)).toBe(false); // older than the last claim
+        expect((await a.markets.get('ETH-USD'))?.pendingSegment).toBe(3);
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, true);
+        expect((await a.markets.get('ETH-USD'))?.pendingSegment).toBeUndefined();
+        expect(await a.markets.claimSegment('ETH-USD', 2, 1)).toBe(true);
+        await a.markets.clearPending('ETH-USD', 2);
+        expect(await a.markets.get('ETH-USD')).not.toHaveProperty('pendingSegment');
+        expect(await a.markets.claimSegment('ETH-USD', 2, 2)).toBe(false); // no longer pending
+        await expect(a.markets.claimSegment('ETH-USD', 2, 0)).rejects.toThrow(/markets\/bad-segment/);
+      });
+
       it('keeps the first breaker trip until reset; a breaker before any tick does not block the first tick', async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(5), 9_000);
         await a.markets.tripBreaker('ETH-USD', 'tick/other', tick(6), 9_500);

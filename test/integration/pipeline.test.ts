@@ -9,7 +9,7 @@ import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.
 import { createLocalRunner } from '../../shared/runner/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
-import type { FunctionId } from '../../shared/topology.ts';
+import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
 import { startMoto } from '../support/moto.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
@@ -152,6 +152,24 @@ describe('pipeline on moto', () => {
         expect(printed).toContain(`"${metric}"`);
       }
     });
+  });
+
+  it('continues a tick that crosses more than one invocation starts, through continuation events on the bus', async () => {
+    process.env[MAX_POSITIONS_ENV] = '2';
+    try {
+      await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+        await ctx.tick('200');
+        for (let i = 1; i <= 5; i++) await ctx.admin(open(`p${i}`, 'LONG', '10', '200', '200'));
+        await ctx.tick('184'); // three invocations: segments 0, 1 and 2
+        const liquidations = await ctx.liquidations();
+        expect(liquidations.map((l) => l.positionId).sort()).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+        for (const l of liquidations) expect(l.state).toBe('SETTLED_MARKET');
+        const market = await ctx.adapters.markets.get('ETH-USD');
+        expect(market?.pendingSequence).toBeUndefined();
+      });
+    } finally {
+      delete process.env[MAX_POSITIONS_ENV];
+    }
   });
 
   it('cancels when the next tick makes the position healthy before the consumer runs', async () => {

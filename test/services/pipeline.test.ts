@@ -2,10 +2,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
-import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -102,6 +103,59 @@ describe('ticks', () => {
     expect(first).toMatchObject({ status: 'accepted', enqueued: 2 });
     expect(duplicate).toMatchObject({ status: 'rejected', reason: 'tick/duplicate' });
     expect((await p.adapters.liquidationQueue.depth()).visible).toBe(2);
+  });
+
+  it('a tick continued over several invocations sends each liquidation once (a continuation re-sends nothing)', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 2 });
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 7; i++) await p.open('LONG', '10', '200', '200');
+    expect(await p.tick('ETH-USD', '184')).toMatchObject({ status: 'accepted', enqueued: 7 });
+    // Four invocations (2 + 2 + 2 + 1): each continuation re-sending the queued ones would make 7 + 2 + 4 + 6.
+    expect(p.adapters.liquidationQueue.pending()).toHaveLength(7);
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+  });
+
+  it('a continuation that died after starting a liquidation re-sends on its retry: nothing is lost', async () => {
+    let armed = false;
+    const p = createPipeline({
+      maxPositionsPerInvocation: 2,
+      crashHook: (point) => {
+        if (armed && point === 'liquidations.begin') {
+          armed = false;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 5; i++) await p.open('LONG', '10', '200', '200');
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('184'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 2,
+      source: 'test',
+    };
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({
+      enqueued: 2,
+      needsContinuation: true,
+    });
+    armed = true;
+    // Segment 1 claims itself, starts a liquidation and dies before sending its message.
+    await expect(handleTick(tick, p.marginDeps, p.clock.nowMs(), 1)).rejects.toBeInstanceOf(InjectedCrash);
+    const ids = () =>
+      new Set(
+        p.adapters.liquidationQueue.pending().map((m) => parseLiquidationMessage(m.body).liquidationId),
+      );
+    expect(ids().size).toBe(2);
+    // Its retry (the same segment) finds the segment claimed and re-sends what the tick started and left queued.
+    let outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), 1);
+    for (let segment = 2; outcome.status === 'accepted' && outcome.needsContinuation; segment++)
+      outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), segment);
+    const started = (await p.adapters.liquidations.listByTick('ETH-USD#2')).map((l) => l.id);
+    expect(started).toHaveLength(5);
+    expect([...ids()].sort()).toEqual([...started].sort());
+    await p.drain();
+    expect(p.errors).toEqual([]);
   });
 
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {

@@ -142,8 +142,8 @@ export function createPipeline(options: PipelineOptions = {}) {
     if (first.status !== 'accepted') return first;
     let { checked, enqueued } = first;
     let outcome: TickOutcome = first;
-    while (outcome.status === 'accepted' && outcome.needsContinuation) {
-      outcome = await handleTick(t, marginDeps, clock.nowMs(), true);
+    for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++) {
+      outcome = await handleTick(t, marginDeps, clock.nowMs(), segment);
       if (outcome.status === 'accepted') {
         checked += outcome.checked;
         enqueued += outcome.enqueued;

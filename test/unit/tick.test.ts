@@ -41,6 +41,25 @@ describe('parseTickDetail: well-formed details', () => {
         sequence: 7,
         source: 'binance-perp',
       },
+      segment: 0,
+    });
+  });
+
+  it('a continuation carries its segment (>= 1); the tick event itself may not', () => {
+    const parsed = parseTickDetail(detail({ segment: 3 }), true);
+    expect(parsed.ok && parsed.segment).toBe(3);
+    expect(parseTickDetail(detail(), true)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('segment'),
+    });
+    expect(parseTickDetail(detail({ segment: 0 }), true)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('segment'),
+    });
+    expect(parseTickDetail(detail({ segment: 1.5 }), true)).toMatchObject({ ok: false });
+    expect(parseTickDetail(detail({ segment: 2 }))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('segment'),
     });
   });
 

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedTick, CrashHook, MarketRepository, MarketState } from '../../ports/index.ts';
 import {
+  AdapterInputError,
   conditional,
   type Item,
   isConditionalCheckFailed,
@@ -47,11 +48,13 @@ const readTick = (m: Item): AcceptedTick => {
 
 export function marketFromItem(item: Item): MarketState {
   const pendingSequence = optInt(item, 'pendingSequence');
+  const pendingSegment = optInt(item, 'pendingSegment');
   const breaker = item.breaker === undefined ? undefined : readMap(item, 'breaker');
   return {
     symbol: readS(item, 'symbol'),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
+    ...(pendingSegment === undefined ? {} : { pendingSegment }),
     ...(breaker === undefined
       ? {}
       : {
@@ -92,7 +95,7 @@ export class DynamoMarketRepository implements MarketRepository {
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq' : ' REMOVE pendingSequence'}`,
+          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}`,
           // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
           ConditionExpression:
             expectedLastSequence === undefined
@@ -110,11 +113,28 @@ export class DynamoMarketRepository implements MarketRepository {
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
-      UpdateExpression: 'REMOVE pendingSequence',
+      UpdateExpression: 'REMOVE pendingSequence, pendingSegment',
       ConditionExpression: 'pendingSequence = :seq',
       ExpressionAttributeValues: { ':seq': N(sequence) },
     });
     if (done) this.crash('markets.clearPending');
+  }
+
+  async claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean> {
+    if (!Number.isSafeInteger(segment) || segment < 1)
+      throw new AdapterInputError(
+        `markets/bad-segment: a continuation segment is an integer >= 1, got ${segment}`,
+      );
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET pendingSegment = :segment',
+      ConditionExpression:
+        'pendingSequence = :seq AND (attribute_not_exists(pendingSegment) OR pendingSegment < :segment)',
+      ExpressionAttributeValues: { ':seq': N(sequence), ':segment': N(segment) },
+    });
+    if (done) this.crash('markets.claimSegment');
+    return done;
   }
 
   /** The first trip wins while the breaker stays tripped (a redelivered tick must not move its time). */

@@ -4,13 +4,16 @@ import {
   type MarketRepository,
   type MarketState,
 } from '../../ports/index.ts';
-import { fire, frozenCopy, type HookRef, requireId } from './internal.ts';
+import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from './internal.ts';
 
 /**
  * Market state per symbol. Semantics pinned here (the AWS adapter must match):
  * - acceptTick: condition "stored lastTick.sequence === expectedLastSequence" (undefined: no tick yet);
  *   sets lastTick, and sets pendingSequence to the tick's sequence when `pending`, removes it otherwise.
- * - clearPending: removes pendingSequence only when it equals `sequence`; otherwise a no-op (no hook).
+ * - clearPending: removes pendingSequence (and pendingSegment) only when it equals `sequence`; otherwise a
+ *   no-op (no hook).
+ * - claimSegment: sets pendingSegment when pendingSequence === sequence and pendingSegment (absent: 0) <
+ *   segment; otherwise returns false and changes nothing (no hook).
  * - tripBreaker: the first trip wins; tripping a tripped breaker is a no-op (redelivered ticks).
  * - resetBreaker: removes the breaker; a no-op when none.
  */
@@ -45,6 +48,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
       symbol,
       lastTick: tick,
       pendingSequence: pending ? tick.sequence : undefined,
+      pendingSegment: undefined,
     });
     fire(this.#hook, 'markets.acceptTick');
   }
@@ -52,8 +56,18 @@ export class EmbeddedMarketRepository implements MarketRepository {
   async clearPending(symbol: string, sequence: number): Promise<void> {
     const current = this.#states.get(symbol);
     if (current?.pendingSequence !== sequence) return;
-    this.#set({ ...current, pendingSequence: undefined });
+    this.#set({ ...current, pendingSequence: undefined, pendingSegment: undefined });
     fire(this.#hook, 'markets.clearPending');
+  }
+
+  async claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean> {
+    requireSegment(segment);
+    const current = this.#states.get(symbol);
+    if (!current || current.pendingSequence !== sequence || (current.pendingSegment ?? 0) >= segment)
+      return false;
+    this.#set({ ...current, pendingSegment: segment });
+    fire(this.#hook, 'markets.claimSegment');
+    return true;
   }
 
   async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
@@ -74,4 +88,11 @@ export class EmbeddedMarketRepository implements MarketRepository {
   #set(state: MarketState): void {
     this.#states.set(state.symbol, frozenCopy(state));
   }
+}
+
+function requireSegment(segment: number): void {
+  if (!Number.isSafeInteger(segment) || segment < 1)
+    throw new EmbeddedInputError(
+      `markets/bad-segment: a continuation segment is an integer >= 1, got ${segment}`,
+    );
 }
