@@ -38,7 +38,8 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
   if (outcome.status === 'accepted' && outcome.needsContinuation) {
     // Put only after every message of this invocation was sent: the next segment need not re-send them.
     const { segment: _, ...tickDetail } = event.detail as Record<string, unknown>;
-    await wiring().putContinuation({ ...tickDetail, segment: parsed.segment + 1 });
+    const next = parsed.segment === 'unknown' ? {} : { segment: parsed.segment + 1 };
+    await wiring().putContinuation({ ...tickDetail, ...next });
   }
   logger.info('tick handled', { symbol: parsed.tick.symbol, sequence: parsed.tick.sequence, ...outcome });
   return outcome;

@@ -19,6 +19,12 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
+/**
+ * Which invocation of a tick's margin check this is: 0, the tick's own event; n >= 1, its n-th continuation;
+ * 'unknown', a continuation that carries no segment (put before segments existed).
+ */
+export type TickSegment = number | 'unknown';
+
 export interface Tick {
   readonly symbol: string;
   readonly markPrice: PriceE8;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Tick } from '../domain/tick.ts';
+import type { Tick, TickSegment } from '../domain/tick.ts';
 import { parsePrice } from '../domain/units.ts';
 
 /**
@@ -71,15 +71,18 @@ export const priceTickDetailSchema = z.strictObject({
 
 export type PriceTickDetail = z.input<typeof priceTickDetailSchema>;
 
-/** A PriceTickContinuation's detail: the tick's, with the segment (n-th continuation of the tick, n >= 1). */
+/**
+ * A PriceTickContinuation's detail: the tick's, with the segment (n-th continuation of the tick, n >= 1). Without
+ * one it is a continuation put by a version before segments (in flight across a deploy): its segment is unknown.
+ */
 export const tickContinuationDetailSchema = priceTickDetailSchema.extend({
-  segment: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  segment: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 export type TickContinuationDetail = z.input<typeof tickContinuationDetailSchema>;
 
 export type ParsedTick =
-  | { readonly ok: true; readonly tick: Tick; readonly segment: number }
+  | { readonly ok: true; readonly tick: Tick; readonly segment: TickSegment }
   | { readonly ok: false; readonly reason: string };
 
 /**
@@ -102,7 +105,12 @@ export function parseTickDetail(input: unknown, continuation = false): ParsedTic
       sequence: d.sequence,
       source: d.source,
     };
-    return { ok: true, tick, segment: 'segment' in d && typeof d.segment === 'number' ? d.segment : 0 };
+    const segment = !continuation
+      ? 0
+      : 'segment' in d && typeof d.segment === 'number'
+        ? d.segment
+        : 'unknown';
+    return { ok: true, tick, segment };
   } catch (e) {
     // Defence in depth: a hostile object (throwing getter, proxy) must not crash the handler.
     return { ok: false, reason: `tick/malformed: ${(e as Error)?.message ?? String(e)}` };

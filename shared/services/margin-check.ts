@@ -1,7 +1,7 @@
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
-import { evaluateTick, type Tick, toTickRecord } from '../domain/tick.ts';
+import { evaluateTick, type Tick, type TickSegment, toTickRecord } from '../domain/tick.ts';
 import { formatPrice, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
@@ -61,13 +61,13 @@ export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol
  *   attempt claims segment n and goes on without re-sending; a retry of it finds n claimed and re-sends. (Every
  *   continuation re-sending every still-queued liquidation read the whole tick each time: quadratic in a crash.)
  *
- * @param segment 0 for the tick's own event, n for its n-th continuation
+ * @param segment 0 for the tick's own event, n for its n-th continuation ('unknown': re-send, as a retry)
  */
 export async function handleTick(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
-  segment = 0,
+  segment: TickSegment = 0,
 ): Promise<TickOutcome> {
   // A tick that loses the race to record itself is judged again against what won: it may still be the newer.
   for (let attempt = 1; ; attempt++) {
@@ -90,7 +90,7 @@ async function handleTickOnce(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
-  segment: number,
+  segment: TickSegment,
 ): Promise<TickOutcome | typeof LOST_RACE> {
   const { markets, telemetry } = deps;
   const state = await markets.get(tick.symbol);
@@ -100,10 +100,13 @@ async function handleTickOnce(
   }
   if (state?.pendingSequence === tick.sequence && state.lastTick) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
-    const retry = segment === 0 || !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
+    const retry =
+      segment === 0 ||
+      segment === 'unknown' ||
+      !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
     return resumeTick(tick.symbol, state.lastTick, deps, retry);
   }
-  if (segment > 0) {
+  if (segment !== 0) {
     return {
       status: 'rejected',
       reason: 'tick/continuation-done',

@@ -158,6 +158,30 @@ describe('ticks', () => {
     expect(p.errors).toEqual([]);
   });
 
+  it('a continuation of unknown segment (put before segments, in flight across a deploy) re-sends and goes on', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 2 });
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 3; i++) await p.open('LONG', '10', '200', '200');
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('184'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 2,
+      source: 'test',
+    };
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs(), 'unknown')).toMatchObject({
+      enqueued: 1,
+      needsContinuation: false,
+    });
+    // The two of the first invocation sent again (harmless: the consumer is idempotent), and the third.
+    expect(p.adapters.liquidationQueue.pending()).toHaveLength(5);
+    await p.drain();
+    expect((await p.adapters.liquidations.all()).map((l) => l.state)).toEqual(
+      Array(3).fill('SETTLED_MARKET'),
+    );
+  });
+
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
