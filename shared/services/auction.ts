@@ -2,7 +2,14 @@ import { auctionStatus, nextStepDelaySeconds, resetAuction } from '../domain/auc
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
-import { notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import {
+  type BaseE8,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  notionalQuote,
+  PPM_SCALE,
+  type PriceE8,
+} from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -72,10 +79,15 @@ async function stepOnce(
   const { mark } = await latestMark(deps.markets, auction.symbol, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
+  const market = marketConfig(deps.config, auction.symbol);
 
-  // Walking the rest of the curve (and resetting it) cannot fill anything when no provider has capital or
-  // room left: the waterfall's next layers take over now, not at tail.
-  const anyBidder = providers.some((p) => canBid(p));
+  // Walking the rest of the curve (and resetting it) fills nothing worth having when no provider has the capital
+  // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
+  // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
+  // unit's price of capital: such crumbs kept every auction stepping to its tail.)
+  const smallest = minBig(market.dustSize, auction.remainingLot);
+  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
+  const anyBidder = providers.some((p) => canBid(p, smallest, bestPrice));
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
       ...auction,
@@ -106,7 +118,6 @@ async function stepOnce(
     return outcome;
   }
 
-  const market = marketConfig(deps.config, auction.symbol);
   const clearing = clearAuctionStep({
     direction: auction.direction,
     remainingLot: auction.remainingLot,
@@ -155,8 +166,9 @@ async function stepOnce(
   return outcome ?? finish(next, deps);
 }
 
-/** A provider that could still take some of a lot: capital left and a lot size above zero. */
-const canBid = (p: ProviderRecord): boolean => p.capital > 0n && p.maxLot > 0n;
+/** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */
+const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
+  p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
 
 async function schedule(
   auction: AuctionRecord,

@@ -304,6 +304,9 @@ describe('auction layer', () => {
     { name: 'no provider registered', provider: undefined },
     { name: 'the only provider has no capital left', provider: { capital: '0', maxLot: '100' } },
     { name: 'the only provider takes no lot', provider: { capital: '100000', maxLot: '0' } },
+    // Dust is 0.001 ETH and the floor half the mark (92 USD): a dust-sized piece costs 0.092 USD there.
+    { name: 'the only provider holds crumbs', provider: { capital: '0.091999', maxLot: '100' } },
+    { name: 'the only provider takes less than dust', provider: { capital: '100000', maxLot: '0.0009' } },
   ])('ends an auction at its first step when nobody can bid ($name)', async ({ provider }) => {
     // A 6 % half-spread: nothing fills within the 3 % slippage bound, the last resort fills at any price.
     const p = createPipeline({
@@ -328,6 +331,29 @@ describe('auction layer', () => {
     expect(p.errors).toEqual([]);
     // The curve was not walked: the default one (90 s steps, 1 h tail, 2 resets) would take hours.
     expect(p.clock.nowMs() - start).toBeLessThan(60_000);
+  });
+
+  it('keeps stepping for a provider with the capital for a dust-sized piece at the floor, which then buys', async () => {
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+    });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '150', '400');
+    await p.provider('lp-1', '0.092', '0.02', '100');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    const auctions = await Promise.all(
+      (await liquidationsOf(p)).map((l) => p.adapters.auctions.get(`${l.id}:auction`)),
+    );
+    const fills = auctions.flatMap((a) => a?.fills ?? []);
+    // It takes what its capital buys once the price reaches its bid (above the floor: less than dust), and
+    // the crumbs it keeps end the auction at the next step.
+    expect(fills).toHaveLength(1);
+    expect(fills[0]!.size).toBeGreaterThan(0n);
+    expect((await p.adapters.providers.get('lp-1'))!.capital * 10n ** 10n).toBeLessThan(fills[0]!.price);
+    expect(p.errors).toEqual([]);
   });
 });
 
