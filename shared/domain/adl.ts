@@ -129,6 +129,22 @@ export function topForAdl(
   return top;
 }
 
+/**
+ * One candidate as rankForAdl ranks it against a `deleveragedSide` position at `mark`, or undefined when it
+ * cannot be deleveraged (canDeleverage). Validates it as rankForAdl does.
+ */
+export function rankCandidate(
+  c: AdlCandidate,
+  mark: PriceE8,
+  deleveragedSide: Side,
+): RankedCandidate | undefined {
+  for (const s of scored([c], mark, deleveragedSide)) return rankedOf(s.candidate, s.pnl16, s.score);
+  return undefined;
+}
+
+/** rankForAdl's order: highest score first, equal scores by ascending id. */
+export const compareRanked = (a: RankedCandidate, b: RankedCandidate): number => byRank(a, b);
+
 const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate => ({
   id: c.id,
   side: c.side,

@@ -1,3 +1,4 @@
+import type { RankedCandidate } from '../domain/adl.ts';
 import type { Side } from '../domain/model.ts';
 import type { PriceE8 } from '../domain/units.ts';
 
@@ -11,6 +12,11 @@ export interface AdlSnapshot {
   readonly takenAtMs: number;
   /** Ids in rank order at `mark` when taken. */
   readonly ids: readonly string[];
+  /**
+   * Rankings at `mark` of records the plans read, by id, with the version they were ranked at: a record still at
+   * that version ranks the same (undefined: it could not be deleveraged), so a plan scores only what changed.
+   */
+  readonly ranks: Map<string, { readonly version: number; readonly ranked: RankedCandidate | undefined }>;
 }
 
 /** Per-container snapshots (a hint: every plan re-reads and re-ranks the records it uses). */
@@ -31,8 +37,8 @@ export class AdlSnapshots {
     return entry;
   }
 
-  put(symbol: string, side: Side, snapshot: AdlSnapshot): void {
-    this.#entries.set(`${symbol}|${side}`, snapshot);
+  put(symbol: string, side: Side, snapshot: Omit<AdlSnapshot, 'ranks'>): void {
+    this.#entries.set(`${symbol}|${side}`, { ...snapshot, ranks: new Map() });
   }
 
   /** Drops ids that can no longer be deleveraged at the snapshot's mark (closed, or no profit left). */

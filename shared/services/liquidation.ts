@@ -1,10 +1,16 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, canDeleverage, type RankedCandidate, topForAdl } from '../domain/adl.ts';
+import {
+  type AdlCandidate,
+  compareRanked,
+  type RankedCandidate,
+  rankCandidate,
+  topForAdl,
+} from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
-import { type Fill, isTerminal, type TerminalState } from '../domain/model.ts';
+import { type Fill, isTerminal, type Side, type TerminalState } from '../domain/model.ts';
 import { planLiquidationStep } from '../domain/sizing.ts';
 import {
   absBig,
@@ -26,6 +32,7 @@ import {
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
+import type { AdlSnapshot } from './adl-snapshots.ts';
 import {
   closeDirection,
   decodeContext,
@@ -581,6 +588,27 @@ async function refreeze(
 
 type VersionedCandidate = AdlCandidate & { readonly version: number };
 
+/** A record's ranking at the queue's mark, scored once per version of the record while the queue serves. */
+function rankAtQueueMark(
+  p: PositionRecord,
+  queue: AdlSnapshot,
+  deleveragedSide: Side,
+): RankedCandidate | undefined {
+  const kept = queue.ranks.get(p.id);
+  if (kept?.version === p.version) return kept.ranked;
+  const ranked = rankCandidate(p, queue.mark, deleveragedSide);
+  queue.ranks.set(p.id, { version: p.version, ranked });
+  return ranked;
+}
+
+const candidateOf = (c: RankedCandidate): AdlCandidate => ({
+  id: c.id,
+  side: c.side,
+  size: c.size,
+  entryPrice: c.entryPrice,
+  collateral: c.collateral,
+});
+
 /** Ranked candidates with the version of the record each was ranked from (the freeze commits against it). */
 function versioned(
   top: readonly RankedCandidate[],
@@ -618,7 +646,7 @@ async function adlQueue(
   if (cached) {
     // Read the queue from its head until one transaction's worth can be deleveraged; ids that no longer can
     // (closed, no profit left) leave the queue, so the next plan does not read them again.
-    const fresh: PositionRecord[] = [];
+    const fresh: { readonly ranked: RankedCandidate; readonly version: number }[] = [];
     const gone = new Set<string>();
     for (let at = 0; fresh.length < MAX_ADL_COUNTERPARTIES && at < cached.ids.length; ) {
       const ids = cached.ids.slice(at, at + MAX_ADL_COUNTERPARTIES - fresh.length);
@@ -626,13 +654,19 @@ async function adlQueue(
       const records = new Map((await deps.reader.positions(ids)).map((p) => [p.id, p] as const));
       for (const id of ids) {
         const p = records.get(id);
-        if (p?.state === 'OPEN' && p.symbol === symbol && canDeleverage(p, mark, liquidation.side))
-          fresh.push(p);
+        const ranked =
+          p?.state === 'OPEN' && p.symbol === symbol
+            ? rankAtQueueMark(p, cached, liquidation.side)
+            : undefined;
+        if (ranked) fresh.push({ ranked, version: p!.version });
         else gone.add(id);
       }
     }
     deps.adlSnapshots?.forget(symbol, side, gone);
-    const ranked = versioned(topForAdl(fresh, mark, liquidation.side, MAX_ADL_COUNTERPARTIES), fresh);
+    // At most one transaction's worth was read: rank all of it (topForAdl's order, from the kept rankings).
+    const ranked = fresh
+      .sort((a, b) => compareRanked(a.ranked, b.ranked))
+      .map(({ ranked: c, version }) => ({ ...candidateOf(c), version }));
     const decision = planOnPrefix(ranked, plan);
     const queueSpent = ranked.length < MAX_ADL_COUNTERPARTIES;
     if (decision.next === 'settle' && (decision.carriedSize === 0n || !queueSpent))

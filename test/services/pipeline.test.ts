@@ -428,6 +428,31 @@ describe('ADL queue (AdlSnapshots)', () => {
     await expectReconciled(queued.p);
   });
 
+  it('plans on a counterparty as the settlements before left it, also when it ranked it before', async () => {
+    // The 35 ETH short ranks first and takes the longs' sizes one after another: each plan must see what it
+    // has left (a ranking kept from before it changed would plan on 35 ETH to the end).
+    async function run(adlSnapshots?: AdlSnapshots) {
+      const p = createPipeline(adlSnapshots ? { adlSnapshots } : {});
+      await p.tick('ETH-USD', '200');
+      for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
+      const big = await p.open('SHORT', '35', '210', '2000');
+      await p.open('SHORT', '20', '201', '2000');
+      p.venue.faults.emptyBooks.add('ETH-USD'); // nor market nor auction (no provider): ADL takes the sizes
+      await p.tick('ETH-USD', '175');
+      await p.drain();
+      const settled = (await liquidationsOf(p)).map((l) => ({ state: l.state, settlement: l.settlement }));
+      return { p, settled, big: await p.adapters.positions.get(big.id) };
+    }
+    const everyTime = await run();
+    const queued = await run(new AdlSnapshots());
+    expect(everyTime.settled.filter((s) => s.state === 'SETTLED_ADL')).toHaveLength(4);
+    expect(everyTime.big?.size).toBe(parseBase('5')); // three longs' 10 ETH each; the fourth's went elsewhere
+    expect(queued.settled).toEqual(everyTime.settled);
+    expect(queued.big).toEqual(everyTime.big);
+    expect(queued.p.errors).toEqual([]);
+    await expectReconciled(queued.p);
+  });
+
   it('serves a queue only at its own mark and while fresh', () => {
     const queue = new AdlSnapshots(2_000);
     const mark = parsePrice('175');
