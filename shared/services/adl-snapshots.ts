@@ -1,4 +1,4 @@
-import type { RankedCandidate } from '../domain/adl.ts';
+import type { AdlCandidate, RankedCandidate } from '../domain/adl.ts';
 import type { Side } from '../domain/model.ts';
 import type { PriceE8 } from '../domain/units.ts';
 
@@ -14,9 +14,16 @@ export interface AdlSnapshot {
   readonly ids: readonly string[];
   /**
    * Rankings at `mark` of records the plans read, by id, with the version they were ranked at: a record still at
-   * that version ranks the same (undefined: it could not be deleveraged), so a plan scores only what changed.
+   * that version ranks the same, so a plan scores only what changed.
    */
-  readonly ranks: Map<string, { readonly version: number; readonly ranked: RankedCandidate | undefined }>;
+  readonly ranks: Map<string, QueuedRanking>;
+}
+
+/** A record's ranking at the queue's mark, and the candidate a plan takes from it (none: not deleverageable). */
+export interface QueuedRanking {
+  readonly version: number;
+  readonly ranked?: RankedCandidate;
+  readonly candidate?: AdlCandidate & { readonly version: number };
 }
 
 /** Per-container snapshots (a hint: every plan re-reads and re-ranks the records it uses). */

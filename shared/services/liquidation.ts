@@ -32,7 +32,7 @@ import {
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import type { AdlSnapshot } from './adl-snapshots.ts';
+import type { AdlSnapshot, QueuedRanking } from './adl-snapshots.ts';
 import {
   closeDirection,
   decodeContext,
@@ -589,24 +589,24 @@ async function refreeze(
 type VersionedCandidate = AdlCandidate & { readonly version: number };
 
 /** A record's ranking at the queue's mark, scored once per version of the record while the queue serves. */
-function rankAtQueueMark(
-  p: PositionRecord,
-  queue: AdlSnapshot,
-  deleveragedSide: Side,
-): RankedCandidate | undefined {
+function rankAtQueueMark(p: PositionRecord, queue: AdlSnapshot, deleveragedSide: Side): QueuedRanking {
   const kept = queue.ranks.get(p.id);
-  if (kept?.version === p.version) return kept.ranked;
+  if (kept?.version === p.version) return kept;
   const ranked = rankCandidate(p, queue.mark, deleveragedSide);
-  queue.ranks.set(p.id, { version: p.version, ranked });
-  return ranked;
+  const ranking: QueuedRanking = ranked
+    ? { version: p.version, ranked, candidate: versionedOf(ranked, p.version) }
+    : { version: p.version };
+  queue.ranks.set(p.id, ranking);
+  return ranking;
 }
 
-const candidateOf = (c: RankedCandidate): AdlCandidate => ({
+const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate => ({
   id: c.id,
   side: c.side,
   size: c.size,
   entryPrice: c.entryPrice,
   collateral: c.collateral,
+  version,
 });
 
 /** Ranked candidates with the version of the record each was ranked from (the freeze commits against it). */
@@ -614,15 +614,9 @@ function versioned(
   top: readonly RankedCandidate[],
   records: readonly PositionRecord[],
 ): VersionedCandidate[] {
-  const versions = new Map(records.map((p) => [p.id, p.version]));
-  return top.map((c) => ({
-    id: c.id,
-    side: c.side,
-    size: c.size,
-    entryPrice: c.entryPrice,
-    collateral: c.collateral,
-    version: versions.get(c.id)!,
-  }));
+  const versions = new Map(top.map((c) => [c.id, -1]));
+  for (const p of records) if (versions.has(p.id)) versions.set(p.id, p.version);
+  return top.map((c) => versionedOf(c, versions.get(c.id)!));
 }
 
 /**
@@ -646,7 +640,7 @@ async function adlQueue(
   if (cached) {
     // Read the queue from its head until one transaction's worth can be deleveraged; ids that no longer can
     // (closed, no profit left) leave the queue, so the next plan does not read them again.
-    const fresh: { readonly ranked: RankedCandidate; readonly version: number }[] = [];
+    const fresh: Required<QueuedRanking>[] = [];
     const gone = new Set<string>();
     for (let at = 0; fresh.length < MAX_ADL_COUNTERPARTIES && at < cached.ids.length; ) {
       const ids = cached.ids.slice(at, at + MAX_ADL_COUNTERPARTIES - fresh.length);
@@ -654,19 +648,17 @@ async function adlQueue(
       const records = new Map((await deps.reader.positions(ids)).map((p) => [p.id, p] as const));
       for (const id of ids) {
         const p = records.get(id);
-        const ranked =
+        const ranking =
           p?.state === 'OPEN' && p.symbol === symbol
             ? rankAtQueueMark(p, cached, liquidation.side)
             : undefined;
-        if (ranked) fresh.push({ ranked, version: p!.version });
+        if (ranking?.ranked) fresh.push(ranking as Required<QueuedRanking>);
         else gone.add(id);
       }
     }
     deps.adlSnapshots?.forget(symbol, side, gone);
     // At most one transaction's worth was read: rank all of it (topForAdl's order, from the kept rankings).
-    const ranked = fresh
-      .sort((a, b) => compareRanked(a.ranked, b.ranked))
-      .map(({ ranked: c, version }) => ({ ...candidateOf(c), version }));
+    const ranked = fresh.sort((a, b) => compareRanked(a.ranked, b.ranked)).map((r) => r.candidate);
     const decision = planOnPrefix(ranked, plan);
     const queueSpent = ranked.length < MAX_ADL_COUNTERPARTIES;
     if (decision.next === 'settle' && (decision.carriedSize === 0n || !queueSpent))
