@@ -102,12 +102,37 @@ const decodeValue = (_key: string, value: unknown): unknown => {
 };
 
 export function encodeContext(context: LiquidationContext): string {
-  return JSON.stringify(context, encodeValue);
+  const text = JSON.stringify(context, encodeValue);
+  remember(text, context);
+  return text;
 }
 
 export function decodeContext(record: LiquidationRecord): LiquidationContext | undefined {
   if (record.context === undefined) return undefined;
-  return JSON.parse(record.context, decodeValue) as LiquidationContext;
+  const known = recent.get(record.context);
+  if (known) return known;
+  const context = parseContext(record.context);
+  remember(record.context, context);
+  return context;
+}
+
+/** encodeContext's inverse, always parsing (decodeContext serves what it encoded or parsed lately). */
+export function parseContext(text: string): LiquidationContext {
+  return JSON.parse(text, decodeValue) as LiquidationContext;
+}
+
+/**
+ * Contexts this container encoded or decoded lately, by their text: a liquidation's next step reads back the
+ * context its last step wrote (a settlement decoded each one about five times). Contexts are never changed
+ * in place (readonly throughout), so one object can serve every reader; one encoded carries at most keys whose
+ * value is undefined where its decoding has none, which no reader tells apart.
+ */
+const recent = new Map<string, LiquidationContext>();
+const RECENT_CONTEXTS = 512;
+
+function remember(text: string, context: LiquidationContext): void {
+  if (recent.size >= RECENT_CONTEXTS) recent.delete(recent.keys().next().value as string);
+  recent.set(text, context);
 }
 
 export const oppositeSide = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');

@@ -1,12 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { decodeContext, encodeContext, type LiquidationContext } from '../../shared/services/context.ts';
+import {
+  decodeContext,
+  encodeContext,
+  type LiquidationContext,
+  parseContext,
+} from '../../shared/services/context.ts';
 
 /** The liquidation context survives its JSON form exactly: bigints stay bigints, every string stays itself. */
 
-const roundTrip = (context: LiquidationContext): LiquidationContext | undefined =>
-  decodeContext({ context: encodeContext(context) } as LiquidationRecord);
+const roundTrip = (context: LiquidationContext): LiquidationContext => parseContext(encodeContext(context));
 
 const big = fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n });
 // Strings that look like the bigint tag or start with the escape, among any others.
@@ -65,6 +69,17 @@ describe('liquidation context encoding', () => {
   });
 
   it('reads a record without a context as none', () => {
+    expect(decodeContext({} as LiquidationRecord)).toBeUndefined();
+  });
+
+  it('serves a context it encoded or parsed lately without parsing it again, and parses any other', () => {
+    const c: LiquidationContext = { plannedSize: 5n, executionMark: 7n, auctionId: 'a-1' };
+    const text = encodeContext(c);
+    expect(decodeContext({ context: text } as LiquidationRecord)).toBe(c);
+    const other = '{"plannedSize":"6n","executionMark":"8n","auctionId":"a-2"}';
+    const parsed = decodeContext({ context: other } as LiquidationRecord);
+    expect(parsed).toEqual({ plannedSize: 6n, executionMark: 8n, auctionId: 'a-2' });
+    expect(decodeContext({ context: other } as LiquidationRecord)).toBe(parsed);
     expect(decodeContext({} as LiquidationRecord)).toBeUndefined();
   });
 });
