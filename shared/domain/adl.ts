@@ -110,7 +110,15 @@ export function topForAdl(
 ): RankedCandidate[] {
   if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
   const top: RankedCandidate[] = [];
-  for (const { candidate: c, pnl16, score } of scored(candidates, mark, deleveragedSide)) {
+  // Once the list is full, a candidate whose estimate is clearly below the last kept score is passed over
+  // without its exact score (most of a whole side).
+  const clearlyOut = (c: AdlCandidate): boolean => {
+    const last = top.length === count ? top[count - 1]?.score.approx : undefined;
+    if (last === undefined) return false;
+    const estimate = estimateScore(c, mark);
+    return estimate !== undefined && estimate < last * (1 - APPROX_TIE);
+  };
+  for (const { candidate: c, pnl16, score } of scored(candidates, mark, deleveragedSide, clearlyOut)) {
     if (top.length === count) {
       const last = top[count - 1];
       if (!last || (compareScoresDesc(score, last.score) || (c.id < last.id ? -1 : 1)) >= 0) continue;
@@ -166,6 +174,7 @@ function* scored(
   candidates: readonly AdlCandidate[],
   mark: PriceE8,
   deleveragedSide: Side,
+  skip?: (c: AdlCandidate) => boolean,
 ): Generator<{ readonly candidate: AdlCandidate; readonly pnl16: bigint; readonly score: Ratio }> {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
   const side = opposite(deleveragedSide);
@@ -174,7 +183,7 @@ function* scored(
     assertCandidate(c);
     if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
     ids.add(c.id);
-    if (c.side !== side || c.size === 0n) continue;
+    if (c.side !== side || c.size === 0n || skip?.(c)) continue;
     const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
     if (pnl16 <= 0n) continue;
     const m16 = c.collateral * NOTIONAL_TO_QUOTE;
@@ -183,6 +192,23 @@ function* scored(
     yield { candidate: c, pnl16, score: { num, den, approx: Number(num) / Number(den) } };
   }
 }
+
+/**
+ * The score in doubles from the candidate's fields, within a relative 1e-14 of the exact one, or undefined when
+ * an input is beyond 2^53 (its conversion would not be exact). Profit's sign is exact: mark - entry is.
+ */
+function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefined {
+  if (c.size > MAX_EXACT || c.entryPrice > MAX_EXACT || mark > MAX_EXACT || c.collateral > MAX_EXACT)
+    return undefined;
+  const size = Number(c.size);
+  const move = c.side === 'LONG' ? Number(mark) - Number(c.entryPrice) : Number(c.entryPrice) - Number(mark);
+  const pnl16 = size * move;
+  if (pnl16 <= 0) return 0;
+  const m16 = Number(c.collateral) * 1e10;
+  return (pnl16 * size * Number(mark)) / (m16 * (m16 + pnl16));
+}
+
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Whether ADL may take size from `c` against a `deleveragedSide` position at `mark` (rankForAdl's filter). */
 export function canDeleverage(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): boolean {

@@ -8,6 +8,7 @@ import {
   canDeleverage,
   compareScoresDesc,
   rankForAdl,
+  topForAdl,
 } from '../../shared/domain/adl.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import { base, maxBig, minBig, NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
@@ -359,6 +360,50 @@ describe('ADL: properties', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+
+  it('topForAdl keeps exactly the first count of the ranking, ties and near ties included', () => {
+    // Clones (equal scores, other ids) and near clones (one unit of collateral apart) around random candidates,
+    // and fields beyond 2^53 (no estimate: the exact score decides).
+    const bookArb = markArb.chain((mark) =>
+      fc.record({
+        mark: fc.constant(mark),
+        side: sideArb,
+        count: fc.nat(14),
+        candidates: candidatesArb(mark).chain((list) =>
+          fc
+            .array(
+              fc.record({ of: fc.nat(list.length - 1), kind: fc.constantFrom('clone', 'near', 'huge') }),
+              {
+                maxLength: 12,
+              },
+            )
+            .map((extra) => [
+              ...list,
+              ...extra.map(({ of, kind }, i) => {
+                const c = list[of]!;
+                if (kind === 'clone') return { ...c, id: `clone-${i}` };
+                if (kind === 'near') return { ...c, id: `near-${i}`, collateral: c.collateral + 1n };
+                return {
+                  ...c,
+                  id: `huge-${i}`,
+                  size: c.size * 2n ** 60n,
+                  collateral: c.collateral * 2n ** 60n,
+                };
+              }),
+            ]),
+        ),
+      }),
+    );
+    fc.assert(
+      fc.property(bookArb, ({ mark, side, count, candidates }) => {
+        const shuffled = [...candidates].reverse();
+        expect(topForAdl(shuffled, mark, side, count)).toEqual(
+          rankForAdl(candidates, mark, side).slice(0, count),
+        );
+      }),
+      RUNS,
     );
   });
 });
