@@ -82,6 +82,15 @@ describe('cancellation', () => {
   });
 });
 
+/** The pipeline's second tick at `price`, to invoke handleTick by hand (segment by segment). */
+const secondTick = (p: Pipeline, price: string) => ({
+  symbol: 'ETH-USD',
+  markPrice: parsePrice(price),
+  timestampMs: p.clock.nowMs(),
+  sequence: 2,
+  source: 'test',
+});
+
 describe('ticks', () => {
   it('rejects a stale (out-of-order) tick and enqueues nothing', async () => {
     const p = createPipeline();
@@ -128,13 +137,7 @@ describe('ticks', () => {
     });
     await p.tick('ETH-USD', '200');
     for (let i = 0; i < 5; i++) await p.open('LONG', '10', '200', '200');
-    const tick = {
-      symbol: 'ETH-USD',
-      markPrice: parsePrice('184'),
-      timestampMs: p.clock.nowMs(),
-      sequence: 2,
-      source: 'test',
-    };
+    const tick = secondTick(p, '184');
     expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({
       enqueued: 2,
       needsContinuation: true,
@@ -162,13 +165,7 @@ describe('ticks', () => {
     const p = createPipeline({ maxPositionsPerInvocation: 2 });
     await p.tick('ETH-USD', '200');
     for (let i = 0; i < 3; i++) await p.open('LONG', '10', '200', '200');
-    const tick = {
-      symbol: 'ETH-USD',
-      markPrice: parsePrice('184'),
-      timestampMs: p.clock.nowMs(),
-      sequence: 2,
-      source: 'test',
-    };
+    const tick = secondTick(p, '184');
     expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
     expect(await handleTick(tick, p.marginDeps, p.clock.nowMs(), 'unknown')).toMatchObject({
       enqueued: 1,
