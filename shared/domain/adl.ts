@@ -151,7 +151,7 @@ export function rankCandidate(
 }
 
 /** rankForAdl's order: highest score first, equal scores by ascending id. */
-export const compareRanked = (a: RankedCandidate, b: RankedCandidate): number => byRank(a, b);
+export const compareRanked: (a: RankedCandidate, b: RankedCandidate) => number = byRank;
 
 const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate => ({
   id: c.id,

@@ -79,8 +79,6 @@ export const tickContinuationDetailSchema = priceTickDetailSchema.extend({
   segment: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
-export type TickContinuationDetail = z.input<typeof tickContinuationDetailSchema>;
-
 export type ParsedTick =
   | { readonly ok: true; readonly tick: Tick; readonly segment: TickSegment }
   | { readonly ok: false; readonly reason: string };
