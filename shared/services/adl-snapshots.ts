@@ -1,58 +1,104 @@
-import type { AdlCandidate, RankedCandidate } from '../domain/adl.ts';
+import { type AdlCandidate, compareRanked, type RankedCandidate } from '../domain/adl.ts';
 import type { Side } from '../domain/model.ts';
 import type { PriceE8 } from '../domain/units.ts';
+import type { PositionRecord } from '../ports/index.ts';
+
+/** A counterparty a plan may take, with the version of the record it was ranked from (the freeze commits against it). */
+export type VersionedCandidate = AdlCandidate & { readonly version: number };
+
+/** A record's ranking at the queue's mark, as of the version it was read at. */
+export interface QueuedEntry {
+  readonly ranked: RankedCandidate;
+  readonly candidate: VersionedCandidate;
+}
 
 /**
- * The ADL queue of one market side at one mark: the best-ranked ids, as a read of the whole side found them.
- * Settlements at the same mark plan from these ids' fresh records instead of reading the whole side again
- * (an ADL settlement cost O(side) reads; a crash settles thousands at a handful of marks).
+ * The ADL queue of one market side at one mark: the best-ranked positions, as a read of the whole side found
+ * them, kept in rank order as plans read them again. Settlements at the same mark plan from it instead of
+ * reading the whole side (an ADL settlement cost O(side) reads; a crash settles thousands at a handful of
+ * marks), and each plan reads only the head it uses: a record is ranked as of its last read, so the head is
+ * exact for every record read since it last changed.
  */
-export interface AdlSnapshot {
-  readonly mark: PriceE8;
-  readonly takenAtMs: number;
-  /** Ids in rank order at `mark` when taken. */
-  readonly ids: readonly string[];
+export class AdlQueue {
+  readonly #entries: QueuedEntry[];
+
+  /** @param entries ranked at `mark`, in rank order */
+  constructor(
+    readonly mark: PriceE8,
+    readonly takenAtMs: number,
+    entries: readonly QueuedEntry[],
+  ) {
+    this.#entries = [...entries];
+  }
+
+  get length(): number {
+    return this.#entries.length;
+  }
+
+  get ids(): string[] {
+    return this.#entries.map((e) => e.candidate.id);
+  }
+
   /**
-   * Rankings at `mark` of records the plans read, by id, with the version they were ranked at: a record still at
-   * that version ranks the same, so a plan scores only what changed.
+   * The best `n` of the queue (fewer when it holds fewer), each read in this plan (`seen`: ids read so far):
+   * reads the head's unread records, drops the ones that can no longer be deleveraged (`rank` gives
+   * undefined), moves the ones that changed to their new rank, and repeats until the head is all read.
    */
-  readonly ranks: Map<string, QueuedRanking>;
+  async head(
+    n: number,
+    seen: Set<string>,
+    read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
+    rank: (record: PositionRecord) => QueuedEntry | undefined,
+  ): Promise<QueuedEntry[]> {
+    for (;;) {
+      const head = this.#entries.slice(0, n);
+      const unread = head.filter((e) => !seen.has(e.candidate.id)).map((e) => e.candidate.id);
+      if (unread.length === 0) return head;
+      const records = new Map((await read(unread)).map((p) => [p.id, p] as const));
+      for (const id of unread) {
+        seen.add(id);
+        const at = this.#entries.findIndex((e) => e.candidate.id === id);
+        if (at < 0) continue; // a concurrent plan on this queue already moved it
+        const record = records.get(id);
+        if (record?.version === this.#entries[at]!.candidate.version) continue;
+        this.#entries.splice(at, 1);
+        const moved = record ? rank(record) : undefined;
+        if (moved) this.#insert(moved);
+      }
+    }
+  }
+
+  #insert(entry: QueuedEntry): void {
+    let lo = 0;
+    let hi = this.#entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareRanked(this.#entries[mid]!.ranked, entry.ranked) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.#entries.splice(lo, 0, entry);
+  }
 }
 
-/** A record's ranking at the queue's mark, and the candidate a plan takes from it (none: not deleverageable). */
-export interface QueuedRanking {
-  readonly version: number;
-  readonly ranked?: RankedCandidate;
-  readonly candidate?: AdlCandidate & { readonly version: number };
-}
-
-/** Per-container snapshots (a hint: every plan re-reads and re-ranks the records it uses). */
+/** Per-container ADL queues, one per market side (a hint: every plan re-reads the records it uses). */
 export class AdlSnapshots {
-  readonly #entries = new Map<string, AdlSnapshot>();
+  readonly #entries = new Map<string, AdlQueue>();
 
   /**
-   * @param maxAgeMs how long a snapshot serves (positions opened or changed by traders meanwhile are missed
-   *   until then; ADL's own changes are re-read)
+   * @param maxAgeMs how long a queue serves (positions opened or changed by traders meanwhile are missed
+   *   until then, unless a plan reads them; ADL's own changes are re-read)
    */
   constructor(readonly maxAgeMs = 2_000) {}
 
-  /** The snapshot of (symbol, side) taken at exactly `mark`, if still fresh. */
-  get(symbol: string, side: Side, mark: PriceE8, nowMs: number): AdlSnapshot | undefined {
+  /** The queue of (symbol, side) taken at exactly `mark`, if still fresh. */
+  get(symbol: string, side: Side, mark: PriceE8, nowMs: number): AdlQueue | undefined {
     const entry = this.#entries.get(`${symbol}|${side}`);
     if (!entry || entry.mark !== mark) return undefined;
     if (nowMs - entry.takenAtMs > this.maxAgeMs || nowMs < entry.takenAtMs) return undefined;
     return entry;
   }
 
-  put(symbol: string, side: Side, snapshot: Omit<AdlSnapshot, 'ranks'>): void {
-    this.#entries.set(`${symbol}|${side}`, { ...snapshot, ranks: new Map() });
-  }
-
-  /** Drops ids that can no longer be deleveraged at the snapshot's mark (closed, or no profit left). */
-  forget(symbol: string, side: Side, ids: ReadonlySet<string>): void {
-    const key = `${symbol}|${side}`;
-    const entry = this.#entries.get(key);
-    if (!entry || ids.size === 0) return;
-    this.#entries.set(key, { ...entry, ids: entry.ids.filter((id) => !ids.has(id)) });
+  put(symbol: string, side: Side, queue: AdlQueue): void {
+    this.#entries.set(`${symbol}|${side}`, queue);
   }
 }

@@ -1,11 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import {
-  type AdlCandidate,
-  compareRanked,
-  type RankedCandidate,
-  rankCandidate,
-  topForAdl,
-} from '../domain/adl.ts';
+import { type AdlCandidate, type RankedCandidate, rankCandidate, topForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -32,7 +26,7 @@ import {
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import type { AdlSnapshot, QueuedRanking } from './adl-snapshots.ts';
+import { AdlQueue, type QueuedEntry, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
   decodeContext,
@@ -390,7 +384,7 @@ const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n
 /** Counterparties one settlement may touch: with the liquidation and its position, one transaction (<= 100). */
 export const MAX_ADL_COUNTERPARTIES = 90;
 /** Best-ranked counterparties a plan considers before keeping the ones it uses (the ADL queue's length). */
-const ADL_CANDIDATES_CONSIDERED = 400;
+const ADL_CANDIDATES_CONSIDERED = 2000;
 
 type FrozenInputs = NonNullable<LiquidationContext['settle']>;
 
@@ -586,18 +580,16 @@ async function refreeze(
   );
 }
 
-type VersionedCandidate = AdlCandidate & { readonly version: number };
-
-/** A record's ranking at the queue's mark, scored once per version of the record while the queue serves. */
-function rankAtQueueMark(p: PositionRecord, queue: AdlSnapshot, deleveragedSide: Side): QueuedRanking {
-  const kept = queue.ranks.get(p.id);
-  if (kept?.version === p.version) return kept;
-  const ranked = rankCandidate(p, queue.mark, deleveragedSide);
-  const ranking: QueuedRanking = ranked
-    ? { version: p.version, ranked, candidate: versionedOf(ranked, p.version) }
-    : { version: p.version };
-  queue.ranks.set(p.id, ranking);
-  return ranking;
+/** A record's ranking at the queue's mark (undefined: it cannot be deleveraged there). */
+function rankAtMark(
+  p: PositionRecord,
+  symbol: string,
+  mark: PriceE8,
+  deleveragedSide: Side,
+): QueuedEntry | undefined {
+  if (p.state !== 'OPEN' || p.symbol !== symbol) return undefined;
+  const ranked = rankCandidate(p, mark, deleveragedSide);
+  return ranked ? { ranked, candidate: versionedOf(ranked, p.version) } : undefined;
 }
 
 const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate => ({
@@ -609,23 +601,13 @@ const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate =>
   version,
 });
 
-/** Ranked candidates with the version of the record each was ranked from (the freeze commits against it). */
-function versioned(
-  top: readonly RankedCandidate[],
-  records: readonly PositionRecord[],
-): VersionedCandidate[] {
-  const versions = new Map(top.map((c) => [c.id, -1]));
-  for (const p of records) if (versions.has(p.id)) versions.set(p.id, p.version);
-  return top.map((c) => versionedOf(c, versions.get(c.id)!));
-}
-
 /**
  * The ADL queue: the opposite side's best-ranked open positions at `mark`, ADL_CANDIDATES_CONSIDERED of them
  * (a full sort of every position is the cost to avoid). Ranked from a read of the whole side once per mark and
  * container (AdlSnapshots, renewed after a short time, as exchanges refresh their ADL queues); each plan
- * re-reads the queue's records, so the money always moves on the positions as they are, and plans with the
- * best MAX_ADL_COUNTERPARTIES of them. A queue with fewer left than that, which can no longer take the size,
- * is ranked again from the whole side.
+ * re-reads the head of the queue it uses, so the money always moves on the positions as they are, and plans
+ * with at most MAX_ADL_COUNTERPARTIES of them. A queue too short to take the size is ranked again from the
+ * whole side.
  */
 async function adlQueue(
   liquidation: LiquidationRecord,
@@ -636,56 +618,49 @@ async function adlQueue(
   const { symbol } = liquidation;
   const side = oppositeSide(liquidation.side);
   const now = deps.clock.nowMs();
+  const read = (ids: readonly string[]) => deps.reader.positions(ids);
+  const rank = (p: PositionRecord) => rankAtMark(p, symbol, mark, liquidation.side);
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
-    // Read the queue from its head until one transaction's worth can be deleveraged; ids that no longer can
-    // (closed, no profit left) leave the queue, so the next plan does not read them again.
-    const fresh: Required<QueuedRanking>[] = [];
-    const gone = new Set<string>();
-    for (let at = 0; fresh.length < MAX_ADL_COUNTERPARTIES && at < cached.ids.length; ) {
-      const ids = cached.ids.slice(at, at + MAX_ADL_COUNTERPARTIES - fresh.length);
-      at += ids.length;
-      const records = new Map((await deps.reader.positions(ids)).map((p) => [p.id, p] as const));
-      for (const id of ids) {
-        const p = records.get(id);
-        const ranking =
-          p?.state === 'OPEN' && p.symbol === symbol
-            ? rankAtQueueMark(p, cached, liquidation.side)
-            : undefined;
-        if (ranking?.ranked) fresh.push(ranking as Required<QueuedRanking>);
-        else gone.add(id);
-      }
-    }
-    deps.adlSnapshots?.forget(symbol, side, gone);
-    // At most one transaction's worth was read: rank all of it (topForAdl's order, from the kept rankings).
-    const ranked = fresh.sort((a, b) => compareRanked(a.ranked, b.ranked)).map((r) => r.candidate);
-    const decision = planOnPrefix(ranked, plan);
-    const queueSpent = ranked.length < MAX_ADL_COUNTERPARTIES;
-    if (decision.next === 'settle' && (decision.carriedSize === 0n || !queueSpent))
-      return { ranked, decision };
+    const planned = await planOnPrefix(cached, new Set(), read, rank, plan);
+    if (planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent))
+      return planned;
   }
   const open = await openPositions(deps.positions, symbol, side);
   const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
-  deps.adlSnapshots?.put(symbol, side, { mark, takenAtMs: now, ids: top.map((c) => c.id) });
-  const ranked = versioned(top.slice(0, MAX_ADL_COUNTERPARTIES), open);
-  return { ranked, decision: planOnPrefix(ranked, plan) };
+  const versions = new Map(top.map((c) => [c.id, -1]));
+  for (const p of open) if (versions.has(p.id)) versions.set(p.id, p.version);
+  const queue = new AdlQueue(
+    mark,
+    now,
+    top.map((ranked) => ({ ranked, candidate: versionedOf(ranked, versions.get(ranked.id)!) })),
+  );
+  deps.adlSnapshots?.put(symbol, side, queue);
+  // Every record of the queue was read just now.
+  return planOnPrefix(queue, new Set(queue.ids), read, rank, plan);
 }
 
 /**
- * The plan on all of `ranked`, computed on the fewest of them that give it: ADL takes counterparties in rank
- * order, so once a prefix takes the whole size and covers the whole deficit, the others get nothing
- * (allocateAdl). A settlement usually needs a few of the queue, and each plan ranks what it is given.
+ * The plan on the queue's best MAX_ADL_COUNTERPARTIES, computed on the fewest of them that give it: ADL takes
+ * counterparties in rank order, so once a prefix takes the whole size and covers the whole deficit, the others
+ * get nothing (allocateAdl). A settlement usually needs a few, and reads and ranks only those. `spent`: the
+ * queue held fewer than MAX_ADL_COUNTERPARTIES.
  */
-function planOnPrefix(
-  ranked: readonly VersionedCandidate[],
+async function planOnPrefix(
+  queue: AdlQueue,
+  seen: Set<string>,
+  read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
+  rank: (p: PositionRecord) => QueuedEntry | undefined,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
-): WaterfallDecision {
-  for (let n = Math.min(FIRST_PLAN_PREFIX, ranked.length); ; n = Math.min(n * 4, ranked.length)) {
-    const decision = plan(n === ranked.length ? ranked : ranked.slice(0, n));
+): Promise<{ ranked: VersionedCandidate[]; decision: WaterfallDecision; spent: boolean }> {
+  for (let n = FIRST_PLAN_PREFIX; ; n = Math.min(n * 4, MAX_ADL_COUNTERPARTIES)) {
+    const ranked = (await queue.head(n, seen, read, rank)).map((e) => e.candidate);
+    const decision = plan(ranked);
     const allTaken =
       decision.next === 'settle' &&
       (!decision.adl || (decision.adl.unmatchedSize === 0n && decision.adl.uncovered === 0n));
-    if (allTaken || n === ranked.length) return decision;
+    const spent = ranked.length < n;
+    if (allTaken || spent || n === MAX_ADL_COUNTERPARTIES) return { ranked, decision, spent };
   }
 }
 

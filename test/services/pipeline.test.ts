@@ -3,7 +3,7 @@ import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
-import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
+import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
@@ -453,8 +453,9 @@ describe('ADL queue (AdlSnapshots)', () => {
   it('serves a queue only at its own mark and while fresh', () => {
     const queue = new AdlSnapshots(2_000);
     const mark = parsePrice('175');
-    queue.put('ETH-USD', 'SHORT', { mark, takenAtMs: T0, ids: ['s-1', 's-2'] });
-    expect(queue.get('ETH-USD', 'SHORT', mark, T0 + 2_000)?.ids).toEqual(['s-1', 's-2']);
+    const taken = new AdlQueue(mark, T0, []);
+    queue.put('ETH-USD', 'SHORT', taken);
+    expect(queue.get('ETH-USD', 'SHORT', mark, T0 + 2_000)).toBe(taken);
     expect(queue.get('ETH-USD', 'SHORT', mark, T0 + 2_001)).toBeUndefined();
     expect(queue.get('ETH-USD', 'SHORT', mark, T0 - 1)).toBeUndefined();
     expect(queue.get('ETH-USD', 'SHORT', mark + 1n, T0)).toBeUndefined();
