@@ -105,18 +105,23 @@ export class StairstepExponentialDecrease implements PriceCurve {
   }
 }
 
-/** Memo of powUp: a curve asks for the same few (base, step) pairs at every step of every auction. */
-const POW_MEMO = new Map<string, bigint>();
+/** Memo of powUp by base, then k: a curve asks for the same few (base, step) pairs at every step of every auction. */
+const POW_MEMO = new Map<bigint, Map<bigint, bigint>>();
 const POW_MEMO_MAX = 4_096;
 
 /** base^k in FACTOR_SCALE fixed point, every product rounded up (exponentiation by squaring). */
 function powUp(baseFixed: bigint, k: bigint): bigint {
-  const key = `${baseFixed}^${k}`;
-  const known = POW_MEMO.get(key);
+  let powers = POW_MEMO.get(baseFixed);
+  if (!powers) {
+    if (POW_MEMO.size >= POW_MEMO_MAX) POW_MEMO.clear();
+    powers = new Map();
+    POW_MEMO.set(baseFixed, powers);
+  }
+  const known = powers.get(k);
   if (known !== undefined) return known;
   const result = powUpUncached(baseFixed, k);
-  if (POW_MEMO.size >= POW_MEMO_MAX) POW_MEMO.clear();
-  POW_MEMO.set(key, result);
+  if (powers.size >= POW_MEMO_MAX) powers.clear();
+  powers.set(k, result);
   return result;
 }
 

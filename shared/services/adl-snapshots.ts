@@ -52,18 +52,26 @@ export class AdlQueue {
   ): Promise<QueuedEntry[]> {
     for (;;) {
       const head = this.#entries.slice(0, n);
-      const unread = head.filter((e) => !seen.has(e.candidate.id)).map((e) => e.candidate.id);
+      const unread = head.filter((e) => !seen.has(e.candidate.id));
       if (unread.length === 0) return head;
-      const records = new Map((await read(unread)).map((p) => [p.id, p] as const));
-      for (const id of unread) {
-        seen.add(id);
-        const at = this.#entries.findIndex((e) => e.candidate.id === id);
-        if (at < 0) continue; // a concurrent plan on this queue already moved it
-        const record = records.get(id);
-        if (record?.version === this.#entries[at]!.candidate.version) continue;
-        this.#entries.splice(at, 1);
-        const moved = record ? rank(record) : undefined;
-        if (moved) this.#insert(moved);
+      const records = new Map((await read(unread.map((e) => e.candidate.id))).map((p) => [p.id, p] as const));
+      const moved: QueuedEntry[] = [];
+      const stale = new Set<QueuedEntry>();
+      for (const entry of unread) {
+        seen.add(entry.candidate.id);
+        const record = records.get(entry.candidate.id);
+        if (record?.version === entry.candidate.version) continue;
+        stale.add(entry);
+        const ranked = record ? rank(record) : undefined;
+        if (ranked) moved.push(ranked);
+      }
+      if (stale.size > 0) {
+        // Stale entries sit in the head (a concurrent plan on this queue may have moved or dropped them).
+        for (let i = 0; stale.size > 0 && i < this.#entries.length; ) {
+          if (stale.delete(this.#entries[i]!)) this.#entries.splice(i, 1);
+          else i++;
+        }
+        for (const entry of moved) this.#insert(entry);
       }
     }
   }

@@ -88,12 +88,37 @@ export interface LiquidationContext {
 const BIGINT_TAG = /^-?\d+n$/;
 const ESCAPE = '\\';
 
-const encodeValue = (_key: string, value: unknown): unknown => {
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'string' && (BIGINT_TAG.test(value) || value.startsWith(ESCAPE)))
-    return ESCAPE + value;
-  return value;
-};
+/** A string as stored: behind the escape when it would read as a bigint tag or starts with the escape. */
+const storedString = (value: string): string =>
+  (value.endsWith('n') && BIGINT_TAG.test(value)) || value.startsWith(ESCAPE) ? ESCAPE + value : value;
+
+/**
+ * JSON.stringify(value, replacer) for the tagged form, written out: a replacer function costs a call per key,
+ * and contexts are encoded at every transition. Same text, key order and omissions as JSON.stringify.
+ */
+function toJson(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'bigint':
+      return `"${value}n"`;
+    case 'string':
+      return JSON.stringify(storedString(value));
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return `[${value.map((v) => toJson(v) ?? 'null').join(',')}]`;
+      let out = '';
+      for (const key of Object.keys(value)) {
+        const v = toJson((value as Record<string, unknown>)[key]);
+        if (v !== undefined) out += `${out ? ',' : ''}${JSON.stringify(key)}:${v}`;
+      }
+      return `{${out}}`;
+    }
+    default:
+      return undefined; // undefined, functions and symbols are left out, as JSON.stringify does
+  }
+}
 
 const decodeValue = (_key: string, value: unknown): unknown => {
   if (typeof value !== 'string') return value;
@@ -102,7 +127,7 @@ const decodeValue = (_key: string, value: unknown): unknown => {
 };
 
 export function encodeContext(context: LiquidationContext): string {
-  const text = JSON.stringify(context, encodeValue);
+  const text = toJson(context) as string;
   remember(text, context);
   return text;
 }

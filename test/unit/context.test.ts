@@ -46,7 +46,25 @@ const context = fc.record({
   }),
 });
 
+/** The encoding as JSON.stringify writes it with a replacer: the reference for the written-out encoder. */
+const BIGINT_TAG = /^-?\d+n$/;
+const reference = (c: LiquidationContext): string =>
+  JSON.stringify(c, (_key, value: unknown) => {
+    if (typeof value === 'bigint') return `${value}n`;
+    if (typeof value === 'string' && (BIGINT_TAG.test(value) || value.startsWith('\\'))) return `\\${value}`;
+    return value;
+  });
+
 describe('liquidation context encoding', () => {
+  it('writes the text JSON.stringify writes with the tagging replacer (undefined fields left out)', () => {
+    const withHoles = context.map((c) => ({ ...c, limitPrice: undefined, lastResortAttempt: 2 }));
+    fc.assert(
+      fc.property(fc.oneof(context, withHoles), (c) => {
+        expect(encodeContext(c)).toBe(reference(c));
+      }),
+    );
+  });
+
   it('round-trips any context, ids that read like a bigint tag included', () => {
     fc.assert(
       fc.property(context, (c) => {

@@ -20,28 +20,21 @@ export function fire(hook: HookRef, point: string): void {
   hook.current?.(point);
 }
 
-/** Values frozenCopy made: frozen at every level already, so a record built from them shares them. */
-const deeplyFrozen = new WeakSet<object>();
-
 /**
  * Deep copy of plain data (objects, arrays, primitives including bigint), frozen at every level. Undefined
- * properties are dropped, as DynamoDB's marshaller drops them, so a read never shows `key: undefined`. Parts
- * that are themselves results of frozenCopy (a stored record's history, its fills) are shared, not copied.
+ * properties are dropped, as DynamoDB's marshaller drops them, so a read never shows `key: undefined`. A frozen
+ * value is kept as it is, not copied: the stores only ever hold values frozen at every level by this function,
+ * so a record built from a stored one (its history, its fills) shares those parts.
  */
 export function frozenCopy<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || deeplyFrozen.has(value)) return value;
-  let out: object;
-  if (Array.isArray(value)) out = Object.freeze(value.map(frozenCopy));
-  else {
-    const copy: Record<string, unknown> = {};
-    for (const key of Object.keys(value)) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) copy[key] = frozenCopy(v);
-    }
-    out = Object.freeze(copy);
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy)) as T;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = frozenCopy(v);
   }
-  deeplyFrozen.add(out);
-  return out as T;
+  return Object.freeze(out) as T;
 }
 
 export function requireId(id: unknown, what: string): asserts id is string {
