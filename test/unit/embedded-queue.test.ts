@@ -98,6 +98,12 @@ describe('embedded queue: delivery', () => {
     await queue.delete(first!.receiptHandle);
     expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
     await expect(queue.delete('work:nope')).rejects.toBeInstanceOf(QueueError);
+    // A handle of a deleted message still means that message: no visibility change, a no-op delete.
+    await expect(queue.changeVisibility(first!.receiptHandle, 5)).rejects.toThrow(
+      /queue\/message-not-inflight/,
+    );
+    await expect(queue.delete('work:999')).rejects.toThrow(/queue\/receipt-handle-invalid/);
+    await expect(queue.delete('other:1')).rejects.toThrow(/queue\/receipt-handle-invalid/);
   });
 });
 

@@ -46,6 +46,8 @@ interface Message {
   token: number;
   /** Latest receipt handle: only it may change the visibility. */
   handle?: string;
+  /** Every handle issued for it while live (forgotten once it is deleted or dead-lettered). */
+  handles?: string[];
 }
 
 interface Slot {
@@ -79,6 +81,7 @@ export class EmbeddedQueue implements QueueTransport {
   readonly #timers = new TimerHeap<Slot>();
   #visible: Slot[] = [];
   #head = 0;
+  /** Handles of live messages. A handle this queue issued that is not here belongs to a message gone for good. */
   readonly #handles = new Map<string, Message>();
   /** Messages neither deleted nor moved to the dead-letter queue, in send order. */
   readonly #live = new Set<Message>();
@@ -152,6 +155,7 @@ export class EmbeddedQueue implements QueueTransport {
         m.state = 'deadLettered';
         m.token += 1;
         this.#live.delete(m);
+        this.#forgetHandles(m);
         dlq.queue.#acceptDeadLetter(m);
         moved = true;
         continue;
@@ -159,6 +163,8 @@ export class EmbeddedQueue implements QueueTransport {
       m.receiveCount += 1;
       m.handle = `${this.name}:${++this.#handleSeq}`;
       this.#handles.set(m.handle, m);
+      if (m.handles) m.handles.push(m.handle);
+      else m.handles = [m.handle];
       this.#schedule(m, 'inFlight', now + visibilityTimeoutSeconds * 1000);
       received.push({
         messageId: m.messageId,
@@ -175,19 +181,27 @@ export class EmbeddedQueue implements QueueTransport {
 
   async delete(receiptHandle: string): Promise<void> {
     const m = this.#handles.get(receiptHandle);
-    if (!m) throw new QueueError(`queue/receipt-handle-invalid: ${this.name}: ${receiptHandle}`);
-    if (m.state === 'deleted' || m.state === 'deadLettered') return;
-    this.#counts[m.state] -= 1;
+    if (!m) {
+      if (this.#issued(receiptHandle)) return; // its message is already deleted or dead-lettered
+      throw new QueueError(`queue/receipt-handle-invalid: ${this.name}: ${receiptHandle}`);
+    }
+    this.#counts[m.state as 'visible' | 'inFlight' | 'delayed'] -= 1;
     m.state = 'deleted';
     m.token += 1;
     this.#live.delete(m);
+    this.#forgetHandles(m);
     fire(this.#hook, `${this.#label}.delete`);
   }
 
   async changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void> {
     checkSeconds(visibilityTimeoutSeconds, MAX_VISIBILITY_SECONDS, 'queue/bad-visibility-timeout');
     const m = this.#handles.get(receiptHandle);
-    if (!m) throw new QueueError(`queue/receipt-handle-invalid: ${this.name}: ${receiptHandle}`);
+    if (!m) {
+      if (this.#issued(receiptHandle)) {
+        throw new QueueError(`queue/message-not-inflight: ${this.name}: deleted (${receiptHandle})`);
+      }
+      throw new QueueError(`queue/receipt-handle-invalid: ${this.name}: ${receiptHandle}`);
+    }
     if (m.state !== 'inFlight' || m.handle !== receiptHandle) {
       throw new QueueError(`queue/message-not-inflight: ${this.name}: ${m.messageId}`);
     }
@@ -227,6 +241,20 @@ export class EmbeddedQueue implements QueueTransport {
     this.#live.add(m);
     if (delaySeconds > 0) this.#schedule(m, 'delayed', this.#clock.nowMs() + delaySeconds * 1000);
     else this.#makeVisible(m);
+  }
+
+  /** A handle this queue issued (handles are `${name}:${sequence}`), whether or not its message is still live. */
+  #issued(receiptHandle: string): boolean {
+    const prefix = `${this.name}:`;
+    if (!receiptHandle.startsWith(prefix)) return false;
+    const seq = receiptHandle.slice(prefix.length);
+    return /^[1-9]\d*$/.test(seq) && Number(seq) <= this.#handleSeq;
+  }
+
+  /** A message gone for good keeps no handle alive: the map holds live messages only. */
+  #forgetHandles(m: Message): void {
+    for (const h of m.handles ?? []) this.#handles.delete(h);
+    delete m.handles;
   }
 
   #acceptDeadLetter(from: Message): void {
