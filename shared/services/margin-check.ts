@@ -60,6 +60,8 @@ export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol
  * - a continuation (segment n >= 1) follows an invocation that sent every message it started: its first
  *   attempt claims segment n and goes on without re-sending; a retry of it finds n claimed and re-sends. (Every
  *   continuation re-sending every still-queued liquidation read the whole tick each time: quadratic in a crash.)
+ * - a tick that finds an earlier one still pending (its continuation lost) re-sends what that one started and
+ *   checks both sides at its own mark, so what the lost segments held is started if it is still crossed.
  *
  * @param segment 0 for the tick's own event, n for its n-th continuation ('unknown': re-send, as a retry)
  */
@@ -95,9 +97,8 @@ async function handleTickOnce(
   const { markets, telemetry } = deps;
   const state = await markets.get(tick.symbol);
 
-  if (state?.pendingSequence !== undefined && state.pendingSequence !== tick.sequence) {
-    await finishPendingTick(tick.symbol, state.pendingSequence, deps);
-  }
+  const interrupted = state?.pendingSequence !== undefined && state.pendingSequence !== tick.sequence;
+  if (interrupted) await finishPendingTick(tick.symbol, state.pendingSequence!, deps);
   if (state?.pendingSequence === tick.sequence && state.lastTick) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =
@@ -131,7 +132,8 @@ async function handleTickOnce(
   }
 
   const accepted = toTickRecord(tick);
-  const sides = sidesToCheck(state, accepted.markPrice, verdict.closeBreaker);
+  // A tick left pending (its continuation never came) may have left crossed positions OPEN on either side.
+  const sides = sidesToCheck(state, accepted.markPrice, verdict.closeBreaker || interrupted);
   const firstPages = await Promise.all(
     sides.map((side) =>
       deps.positions.queryCrossed(tick.symbol, side, accepted.markPrice, deps.maxPositionsPerInvocation),
@@ -159,15 +161,12 @@ async function handleTickOnce(
 /**
  * Which sides a mark can newly endanger. Every OPEN position is healthy at the last accepted mark (the consumer
  * re-opens only healthy positions and new positions are checked against it), so a falling mark can only cross
- * longs and a rising one only shorts. The first tick, and a tick that closes the breaker, check both.
+ * longs and a rising one only shorts. The first tick, a tick that closes the breaker and a tick after one that
+ * never finished (`both`) check both.
  */
-function sidesToCheck(
-  state: MarketState | undefined,
-  mark: PriceE8,
-  closesBreaker: boolean,
-): readonly Side[] {
+function sidesToCheck(state: MarketState | undefined, mark: PriceE8, both: boolean): readonly Side[] {
   const last = state?.lastTick?.markPrice;
-  if (last === undefined || closesBreaker) return ['LONG', 'SHORT'];
+  if (last === undefined || both) return ['LONG', 'SHORT'];
   if (mark < last) return ['LONG'];
   if (mark > last) return ['SHORT'];
   return [];

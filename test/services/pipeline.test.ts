@@ -179,6 +179,28 @@ describe('ticks', () => {
     );
   });
 
+  it('a tick after one whose continuation never came checks both sides: what the lost segments held is not left OPEN', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 2 });
+    await p.tick('ETH-USD', '200');
+    const longs = [];
+    for (let i = 0; i < 5; i++) longs.push(await p.open('LONG', '10', '200', '200')); // liquidatable below ~184.6
+    // The tick at 180 starts two and asks for a continuation that never comes (its event was lost).
+    expect(await handleTick(secondTick(p, '180'), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      enqueued: 2,
+      needsContinuation: true,
+    });
+    // The next tick bounces to 182: up, so only shorts could be newly crossed, were every OPEN position healthy
+    // at 180. Three longs crossed at 180 were never reached, and 182 still crosses them.
+    expect(await p.tick('ETH-USD', '182', { sequence: 3 })).toMatchObject({
+      status: 'accepted',
+      enqueued: 3,
+    });
+    for (const long of longs) expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+    await p.drain();
+    expect(p.errors).toEqual([]);
+  });
+
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
