@@ -25,6 +25,11 @@ export interface ReplayLeg {
   readonly settledBy: Readonly<Record<string, number>>;
   readonly errors: number;
   readonly seconds: number;
+  /**
+   * CPU time of the leg's thread during the replay (user + system; the garbage collector's helper threads are
+   * not in it): steadier than `seconds` on a shared machine, so the figure to compare across runs.
+   */
+  readonly cpuSeconds: number;
   readonly prepareSeconds: number;
 }
 
@@ -58,7 +63,9 @@ export async function replayLeg(file: string, positions: number): Promise<Replay
     positions,
   });
   const t1 = performance.now();
+  const cpu0 = process.threadCpuUsage();
   const result = await simulate(prepared, 'waterfall');
+  const cpu = process.threadCpuUsage(cpu0);
   const seconds = (performance.now() - t1) / 1000;
   return {
     file: basename(file),
@@ -68,6 +75,7 @@ export async function replayLeg(file: string, positions: number): Promise<Replay
     settledBy: { ...result.settledBy, cancelled: result.cancelled },
     errors: Object.values(result.errors).reduce((a, b) => a + b, 0),
     seconds: significant(seconds),
+    cpuSeconds: significant((cpu.user + cpu.system) / 1e6),
     prepareSeconds: significant((t1 - t0) / 1000),
   };
 }

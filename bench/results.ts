@@ -149,12 +149,12 @@ export function renderMarkdown(r: BenchResults): string {
   if (!rp) out.push('Not measured.', '');
   else {
     out.push(
-      '| leg | positions | price ticks | drain ticks | liquidations | errors | replay s | book s |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| leg | positions | price ticks | drain ticks | liquidations | errors | replay s | replay CPU s | book s |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const leg of rp.legs) {
       out.push(
-        `| ${leg.file} | ${fmt(rp.positions)} | ${leg.priceTicks} | ${leg.drainTicks} | ${fmt(leg.liquidations)} | ${leg.errors} | ${fmt(leg.seconds, 2)} | ${fmt(leg.prepareSeconds, 2)} |`,
+        `| ${leg.file} | ${fmt(rp.positions)} | ${leg.priceTicks} | ${leg.drainTicks} | ${fmt(leg.liquidations)} | ${leg.errors} | ${fmt(leg.seconds, 2)} | ${leg.cpuSeconds === undefined ? 'n/a' : fmt(leg.cpuSeconds, 2)} | ${fmt(leg.prepareSeconds, 2)} |`,
       );
     }
     out.push(

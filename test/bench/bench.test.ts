@@ -102,6 +102,11 @@ describe('npm run bench (short)', () => {
     expect(replay.liquidations).toBeGreaterThan(0);
     expect(replay.seconds).toBeGreaterThan(0);
     expect(replay.legs.map((l) => l.errors)).toEqual([0, 0]);
+    // Each leg's own thread time: the replay's CPU (more than none, never more than one core's wall time allows).
+    for (const leg of replay.legs) {
+      expect(leg.cpuSeconds).toBeGreaterThan(0);
+      expect(leg.cpuSeconds).toBeLessThanOrEqual(leg.seconds * 1.05 + 0.05);
+    }
   });
 
   it('counts the AWS calls of each unit of work within the targets the design guarantees', () => {
