@@ -96,17 +96,15 @@ export interface ClearingResult {
 export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   validate(input);
   const { direction, price, mark, debt, dust } = input;
+  // size <= floor(q * 1e10 / price) <=> ceil(size * price / 1e10) <= q: the largest size whose cost fits q.
+  const sizeFor = (quote: QuoteE6): BaseE8 => div(quote * NOTIONAL_TO_QUOTE, price, 'floor');
   // Most steps of an auction come before the price reaches any bid: nothing fills (no sort, no sizing).
   if (!input.providers.some((p) => accepts(p, direction, price, mark))) {
     const remainingLot = input.remainingLot;
-    const debtCovered =
-      direction === 'SELL' &&
-      (debt === 0n || (remainingLot > 0n && div(debt * NOTIONAL_TO_QUOTE, price, 'floor') === 0n));
+    const debtCovered = direction === 'SELL' && (debt === 0n || (remainingLot > 0n && sizeFor(debt) === 0n));
     return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered };
   }
   const rounding: Rounding = direction === 'SELL' ? 'ceil' : 'floor';
-  // size <= floor(q * 1e10 / price) <=> ceil(size * price / 1e10) <= q: the largest size whose cost fits q.
-  const sizeFor = (quote: QuoteE6): BaseE8 => div(quote * NOTIONAL_TO_QUOTE, price, 'floor');
 
   const sizes = new Map<string, BaseE8>();
   const order: ProviderBid[] = [];

@@ -55,23 +55,30 @@ export class AdlQueue {
       const unread = head.filter((e) => !seen.has(e.candidate.id));
       if (unread.length === 0) return head;
       const records = new Map((await read(unread.map((e) => e.candidate.id))).map((p) => [p.id, p] as const));
-      const moved: QueuedEntry[] = [];
-      const stale = new Set<QueuedEntry>();
+      // Each changed entry and its ranking now (none: it leaves the queue).
+      const stale = new Map<QueuedEntry, QueuedEntry | undefined>();
       for (const entry of unread) {
         seen.add(entry.candidate.id);
         const record = records.get(entry.candidate.id);
         if (record?.version === entry.candidate.version) continue;
-        stale.add(entry);
-        const ranked = record ? rank(record) : undefined;
-        if (ranked) moved.push(ranked);
+        stale.set(entry, record ? rank(record) : undefined);
       }
       if (stale.size > 0) {
-        // Stale entries sit in the head (a concurrent plan on this queue may have moved or dropped them).
-        for (let i = 0; stale.size > 0 && i < this.#entries.length; ) {
-          if (stale.delete(this.#entries[i]!)) this.#entries.splice(i, 1);
-          else i++;
+        // Stale entries sit in the head, unless a concurrent plan on this queue (a batch's records run in
+        // parallel) removed them first, and then put back its own ranking: only what this plan removes is
+        // put back, so an id is never queued twice.
+        const removed: QueuedEntry[] = [];
+        for (let i = 0; removed.length < stale.size && i < this.#entries.length; ) {
+          const entry = this.#entries[i]!;
+          if (stale.has(entry)) {
+            this.#entries.splice(i, 1);
+            removed.push(entry);
+          } else i++;
         }
-        for (const entry of moved) this.#insert(entry);
+        for (const entry of removed) {
+          const moved = stale.get(entry);
+          if (moved) this.#insert(moved);
+        }
       }
     }
   }

@@ -93,8 +93,8 @@ const storedString = (value: string): string =>
   (value.endsWith('n') && BIGINT_TAG.test(value)) || value.startsWith(ESCAPE) ? ESCAPE + value : value;
 
 /**
- * The value with bigints as tagged strings and strings as stored, for a plain JSON.stringify: three times faster
- * than a replacer function, which costs a call per key (contexts are encoded at every transition).
+ * The value with bigints as tagged strings and strings as stored, for a plain JSON.stringify: about twice as fast
+ * as a replacer function, which costs a call per key (contexts are encoded at every transition).
  */
 function tagged(value: unknown): unknown {
   switch (typeof value) {

@@ -97,8 +97,9 @@ async function handleTickOnce(
   const { markets, telemetry } = deps;
   const state = await markets.get(tick.symbol);
 
-  const interrupted = state?.pendingSequence !== undefined && state.pendingSequence !== tick.sequence;
-  if (interrupted) await finishPendingTick(tick.symbol, state.pendingSequence!, deps);
+  const pending = state?.pendingSequence;
+  const interrupted = pending !== undefined && pending !== tick.sequence;
+  if (interrupted) await finishPendingTick(tick.symbol, pending, deps);
   if (state?.pendingSequence === tick.sequence && state.lastTick) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =

@@ -98,6 +98,33 @@ describe('AdlQueue', () => {
     expect(queue.length).toBe(98);
   });
 
+  it('never queues an id twice when two plans on one queue find the same record changed (parallel records)', async () => {
+    const records = book();
+    const { queue } = queueOf(records);
+    const best = exactHead(records, 1)[0]!;
+    const was = records.get(best)!;
+    records.set(best, { ...was, entryPrice: parsePrice('161'), version: was.version + 1 });
+    // Both plans read before either moves anything: their reads resolve only once both have asked.
+    let release!: () => void;
+    const bothAsked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let asked = 0;
+    const read = async (ids: readonly string[]) => {
+      if (++asked === 2) release();
+      await bothAsked;
+      return ids.flatMap((id) => (records.has(id) ? [records.get(id)!] : []));
+    };
+    const [a, b] = await Promise.all([
+      queue.head(4, new Set(), read, rank),
+      queue.head(4, new Set(), read, rank),
+    ]);
+    expect(a.map((e) => e.candidate.id)).toEqual(exactHead(records, 4));
+    expect(b.map((e) => e.candidate.id)).toEqual(exactHead(records, 4));
+    expect(new Set(queue.ids).size).toBe(queue.length);
+    expect(queue.ids.filter((id) => id === best)).toHaveLength(1);
+  });
+
   it('gives fewer than asked when the queue holds fewer', async () => {
     const records = new Map([short(1, '170', '50'), short(2, '180', '50')].map((p) => [p.id, p]));
     const { queue, read } = queueOf(records);
