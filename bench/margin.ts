@@ -86,6 +86,8 @@ class TickDriver {
       markets: adapters.markets,
       liquidations: adapters.liquidations,
       liquidationQueue: adapters.liquidationQueue,
+      auctions: adapters.auctions,
+      auctionQueue: adapters.auctionQueue,
       config: DEFAULT_RISK_CONFIG,
       telemetry: silentTelemetry,
       maxPositionsPerInvocation: MAX_PER_INVOCATION,

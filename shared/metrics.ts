@@ -80,6 +80,12 @@ export const METRICS = {
     kind: 'distribution',
     help: 'time from auction start to clearing',
   },
+  AuctionsWoken: {
+    name: 'AuctionsWoken',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'sleeping auctions a tick woke (their mark reached the price of a standing bid sooner than planned)',
+  },
   InsuranceFundBalance: {
     name: 'InsuranceFundBalance',
     unit: 'None',

@@ -40,6 +40,12 @@ export type TableId = 'positions' | 'markets' | 'liquidations' | 'auctions' | 'l
  * about 800 positions per second.
  */
 export const POSITION_INDEX = 'byLiquidationPrice';
+/**
+ * Auctions index: partition `wakeKey` = `${symbol}#${direction}`, sort `wakeMark` (N, PriceE8 integer), present
+ * only on RUNNING auctions asleep past a step (sparse). A tick that reaches a side's wake mark reads the
+ * sleepers it reached as one range query: SELL wakeMark <= mark, BUY wakeMark >= mark.
+ */
+export const AUCTION_WAKE_INDEX = 'byWakeMark';
 export const DEFAULT_POSITION_INDEX_SHARDS = 1;
 
 export const TABLES: readonly TableDef[] = [
@@ -74,7 +80,14 @@ export const TABLES: readonly TableDef[] = [
   {
     id: 'auctions',
     partitionKey: { name: 'id', type: 'S' },
-    indexes: [],
+    indexes: [
+      {
+        name: AUCTION_WAKE_INDEX,
+        partitionKey: { name: 'wakeKey', type: 'S' },
+        sortKey: { name: 'wakeMark', type: 'N' },
+        projection: ['step'],
+      },
+    ],
     retain: true,
     purpose: 'Dutch auctions of the remainders the market could not absorb',
   },
@@ -174,9 +187,12 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'markets', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
       { table: 'liquidations', access: 'write' },
+      { table: 'auctions', access: 'read' },
       { queue: 'liquidations', access: 'send' },
+      { queue: 'auctionSteps', access: 'send' },
     ],
-    purpose: 'validates a tick, finds the positions it crosses and enqueues their liquidations',
+    purpose:
+      'validates a tick, finds the positions it crosses and enqueues their liquidations; wakes sleeping auctions',
   },
   {
     id: 'liquidationConsumer',
@@ -213,7 +229,7 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       maxConcurrency: 10,
     },
     grants: [
-      { table: 'markets', access: 'read' },
+      { table: 'markets', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
       { table: 'liquidations', access: 'readWrite' },
       { table: 'auctions', access: 'readWrite' },

@@ -160,7 +160,7 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
  * Exact, cross-multiplied: price * 1e6 <= mark * (1e6 - d) for SELL, >= mark * (1e6 + d) for BUY.
  */
 export function accepts(
-  provider: ProviderBid,
+  provider: Pick<ProviderBid, 'maxDiscountPpm'>,
   direction: AuctionDirection,
   price: PriceE8,
   mark: PriceE8,

@@ -74,6 +74,11 @@ export interface MarketState {
   /** Highest continuation of the pending tick claimed so far (claimSegment); absent before the first. */
   readonly pendingSegment?: number;
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: AcceptedTick };
+  /**
+   * Per auction direction, a wake mark that covers every sleeping auction of the market: SELL, at most the lowest
+   * of theirs; BUY, at least the highest. A tick whose mark reaches it wakes the auctions whose own mark it reached.
+   */
+  readonly wakeMarks?: { readonly SELL?: PriceE8; readonly BUY?: PriceE8 };
 }
 
 export interface MarketRepository {
@@ -98,6 +103,21 @@ export interface MarketRepository {
   claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
   tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void>;
   resetBreaker(symbol: string): Promise<void>;
+  /**
+   * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:
+   * below it), otherwise a no-op. Creates the market's item if needed.
+   */
+  coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void>;
+  /**
+   * Replaces the side's wake mark when it is still `expected` (undefined `next` removes it): true when it was
+   * replaced, false when a sleeper covered its own mark in between (which must then stay).
+   */
+  replaceWakeMark(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    expected: PriceE8,
+    next: PriceE8 | undefined,
+  ): Promise<boolean>;
 }
 
 // --- Liquidations ----------------------------------------------------------------------------------------
@@ -332,7 +352,15 @@ export interface AuctionRecord {
   readonly fills: readonly (Fill & { readonly providerId: string })[];
   /** As on LiquidationRecord: the last failed step, set only by recordFailure. */
   readonly lastFailure?: ProcessingFailure;
+  /** RUNNING and asleep past a step: a tick whose mark reaches this wakes it (see domain/sleep.ts). */
+  readonly wakeMark?: PriceE8;
   readonly version: number;
+}
+
+/** A sleeping auction a tick wakes: its id and the step its next message carries. */
+export interface Sleeper {
+  readonly id: string;
+  readonly step: number;
 }
 
 export interface AuctionRepository {
@@ -341,6 +369,16 @@ export interface AuctionRepository {
   replace(next: AuctionRecord, expectedVersion: number): Promise<void>;
   /** As LiquidationRepository.recordFailure. */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
+  /**
+   * The sleeping auctions of one market side whose wake mark `mark` reached (`due`, any order), and the nearest
+   * wake mark it did not reach (`next`). On DynamoDB a sparse index (eventually consistent: a sleeper written
+   * a moment ago may be missing and then wakes on its own timer).
+   */
+  sleepers(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    mark: PriceE8,
+  ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }>;
 }
 
 // --- Clock -----------------------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
-import { auctionStatus, nextStepDelaySeconds, resetAuction } from '../domain/auction.ts';
+import { auctionStatus, resetAuction } from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
+import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
 import {
   type BaseE8,
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
   PPM_SCALE,
+  type Ppm,
   type PriceE8,
 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
@@ -16,11 +18,12 @@ import {
   type AuctionStepMessage,
   ConditionFailedError,
   type LiquidationRecord,
+  type MarketState,
   type ProviderRecord,
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import { latestMark, type SettlementDeps } from './context.ts';
+import { markOfMarket, type SettlementDeps } from './context.ts';
 import { decideAndSettle, LiquidationNotFoundError, LiquidationStuckError } from './liquidation.ts';
 
 export class AuctionNotFoundError extends Error {
@@ -76,7 +79,8 @@ async function stepOnce(
 
   const now = deps.clock.nowMs();
   const config = deps.config.auction;
-  const { mark } = await latestMark(deps.markets, auction.symbol, auction.top, now);
+  const marketState = await deps.markets.get(auction.symbol);
+  const { mark } = markOfMarket(marketState, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
   const market = marketConfig(deps.config, auction.symbol);
@@ -90,7 +94,7 @@ async function stepOnce(
   const anyBidder = providers.some((p) => canBid(p, smallest, bestPrice));
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
-      ...auction,
+      ...awake(auction),
       state: 'EXHAUSTED',
       step: auction.step + 1,
       version: auction.version + 1,
@@ -102,19 +106,22 @@ async function stepOnce(
     return finish(exhausted, deps);
   }
   if (status.needsReset) {
+    const reset = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
+    const sleep = planSleep(reset, mark, now, config, bestDiscount(providers, smallest, bestPrice));
     const restarted: AuctionRecord = {
-      ...auction,
-      ...resetAuction(auction, mark, now, config),
+      ...reset,
+      ...(sleep.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
       step: auction.step + 1,
       version: auction.version + 1,
     };
     // Scheduled before the commit, so the next step can never be lost: a death in between redelivers this
     // step, which runs again and schedules once more. Of the two next-step messages the first to arrive after
     // the commit runs the step; the other no longer matches the step number and dies.
-    const outcome = await schedule(restarted, now, deps, 'reset');
+    const outcome = await schedule(restarted, sleep, deps, 'reset');
     if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
       return CONFLICT;
     }
+    await coverWake(restarted, marketState, deps);
     return outcome;
   }
 
@@ -139,8 +146,32 @@ async function stepOnce(
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;
+  const filled = new Map<string, ProviderRecord>();
+  for (const fill of clearing.fills) {
+    const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
+    // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY).
+    filled.set(provider.id, {
+      ...provider,
+      capital: provider.capital - fill.cost,
+      version: provider.version + 1,
+    });
+  }
+  const sleep = done
+    ? undefined
+    : planSleep(
+        auction,
+        mark,
+        now,
+        config,
+        bestDiscount(
+          providers.map((p) => filled.get(p.id) ?? p),
+          minBig(market.dustSize, clearing.remainingLot),
+          bestPrice,
+        ),
+      );
   const next: AuctionRecord = {
-    ...auction,
+    ...awake(auction),
+    ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
     fills: [
       ...auction.fills,
@@ -151,19 +182,52 @@ async function stepOnce(
     version: auction.version + 1,
   };
   const writes: Write[] = [{ kind: 'auction', record: next, expectedVersion: auction.version }];
-  for (const fill of clearing.fills) {
-    const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
-    writes.push({
-      kind: 'provider',
-      // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY).
-      record: { ...provider, capital: provider.capital - fill.cost, version: provider.version + 1 },
-      expectedVersion: provider.version,
-    });
+  for (const record of filled.values()) {
+    writes.push({ kind: 'provider', record, expectedVersion: record.version - 1 });
   }
   // The next step is scheduled before the commit, for the same reason as a reset's.
-  const outcome = done ? undefined : await schedule(next, now, deps, 'stepped');
+  const outcome = sleep === undefined ? undefined : await schedule(next, sleep, deps, 'stepped');
   if (!(await commit(deps, writes))) return CONFLICT;
-  return outcome ?? finish(next, deps);
+  if (outcome === undefined) return finish(next, deps);
+  await coverWake(next, marketState, deps);
+  return outcome;
+}
+
+/** The record without its wake mark: awake, or no longer RUNNING. */
+function awake({ wakeMark: _, ...auction }: AuctionRecord): AuctionRecord {
+  return auction;
+}
+
+/** The smallest discount (premium) among the providers that could still take a piece: the first bid reached. */
+function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {
+  let best: Ppm | undefined;
+  for (const p of providers) {
+    if (canBid(p, size, price) && (best === undefined || p.maxDiscountPpm < best)) best = p.maxDiscountPpm;
+  }
+  return best;
+}
+
+/**
+ * After the commit: the market's wake mark must cover the sleeper's, or no tick would wake it. Failing here
+ * only costs the early wake (the step message still comes when planned), so it is reported, not retried.
+ */
+async function coverWake(
+  auction: AuctionRecord,
+  market: MarketState | undefined,
+  deps: SettlementDeps,
+): Promise<void> {
+  const { wakeMark, direction, symbol } = auction;
+  if (wakeMark === undefined) return;
+  const covering = market?.wakeMarks?.[direction];
+  if (covering !== undefined && earlierWake(direction, covering, wakeMark) === covering) return;
+  try {
+    await deps.markets.coverWakeMark(symbol, direction, wakeMark);
+  } catch (error) {
+    deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {
+      auctionId: auction.id,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
 }
 
 /** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */
@@ -172,11 +236,10 @@ const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
 
 async function schedule(
   auction: AuctionRecord,
-  now: number,
+  { delaySeconds }: AuctionSleep,
   deps: SettlementDeps,
   status: 'reset' | 'stepped',
 ): Promise<AuctionStepOutcome> {
-  const delaySeconds = nextStepDelaySeconds(auction, now, deps.config.auction);
   await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: auction.step }), delaySeconds);
   return { status, nextStep: auction.step, delaySeconds };
 }

@@ -1,11 +1,13 @@
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
+import { wakes } from '../domain/sleep.ts';
 import { evaluateTick, type Tick, type TickSegment, toTickRecord } from '../domain/tick.ts';
 import { formatPrice, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AcceptedTick,
+  type AuctionRepository,
   ConditionFailedError,
   type CrossedPage,
   type LiquidationRecord,
@@ -24,6 +26,9 @@ export interface MarginCheckDeps {
   readonly markets: MarketRepository;
   readonly liquidations: LiquidationRepository;
   readonly liquidationQueue: QueueTransport;
+  /** Sleeping auctions a tick wakes, and the queue their step messages go to. */
+  readonly auctions: Pick<AuctionRepository, 'sleepers'>;
+  readonly auctionQueue: QueueTransport;
   readonly config: RiskConfig;
   readonly telemetry: Telemetry;
   /** Most positions started per invocation; the rest continue in a follow-up invocation, never dropped. */
@@ -154,9 +159,43 @@ async function handleTickOnce(
     telemetry.info('circuit breaker closed', { symbol: tick.symbol, reason: verdict.reason });
   }
   telemetry.count(METRICS.TicksAccepted.name, 1);
+  await wakeSleepers(tick.symbol, state, accepted.markPrice, deps);
   if (!crossed) return { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // The pages read before recording the tick are still what the index holds: start from them.
   return startLiquidations(tick.symbol, accepted, sides, deps, firstPages);
+}
+
+/**
+ * Wakes the sleeping auctions whose wake mark the accepted mark reached (domain/sleep.ts): their step messages
+ * go out now instead of when planned. Costs calls only when the mark reaches a side's wake mark (the sleepers
+ * it reached, their messages, one conditional update). A failure costs only the early wake: the auctions still
+ * step when their own messages come, so it is reported and the tick goes on.
+ */
+async function wakeSleepers(
+  symbol: string,
+  state: MarketState | undefined,
+  mark: PriceE8,
+  deps: MarginCheckDeps,
+): Promise<void> {
+  for (const direction of ['SELL', 'BUY'] as const) {
+    const wakeMark = state?.wakeMarks?.[direction];
+    if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
+    try {
+      const { due, next } = await deps.auctions.sleepers(symbol, direction, mark);
+      if (due.length > 0) {
+        await deps.auctionQueue.sendBatch(due.map((s) => encodeMessage({ auctionId: s.id, step: s.step })));
+      }
+      // Conditional on the mark read: a sleeper that covered its own mark meanwhile keeps it.
+      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
+      deps.telemetry.count(METRICS.AuctionsWoken.name, due.length);
+    } catch (error) {
+      deps.telemetry.warn('sleeping auctions not woken; they step when their messages come', {
+        symbol,
+        direction,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
 }
 
 /**

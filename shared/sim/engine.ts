@@ -151,6 +151,8 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     markets: adapters.markets,
     liquidations: adapters.liquidations,
     liquidationQueue,
+    auctions: adapters.auctions,
+    auctionQueue,
     config,
     telemetry,
     maxPositionsPerInvocation: input.maxPositionsPerInvocation ?? 1000,

@@ -638,6 +638,80 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
       });
 
+      it('sleepers: RUNNING auctions with a wake mark, per market side, reached as SELL <= mark and BUY >= mark', async () => {
+        const at = (id: string, over: Partial<AuctionRecord>) =>
+          auction({ id, liquidationId: `${id}:1`, ...over });
+        // Beyond 2^53 and 1e22 as well: compared exactly.
+        const big = 10n ** 24n + 1n;
+        await a.auctions.create(at('s-1', { wakeMark: price('1000') }));
+        await a.auctions.create(at('s-2', { wakeMark: price('1100'), step: 4 }));
+        await a.auctions.create(at('s-3', { wakeMark: big }));
+        await a.auctions.create(at('s-4', {})); // awake: not a sleeper
+        await a.auctions.create(at('b-1', { direction: 'BUY', wakeMark: price('900') }));
+        await a.auctions.create(at('b-2', { direction: 'BUY', wakeMark: price('800'), step: 2 }));
+        await a.auctions.create(at('o-1', { symbol: 'BTC-USD', wakeMark: price('10') }));
+        const ids = (r: { due: readonly { id: string; step: number }[] }) =>
+          [...r.due].sort((x, y) => (x.id < y.id ? -1 : 1));
+
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('999'))).toEqual({
+          due: [],
+          next: price('1000'),
+        });
+        const sell = await a.auctions.sleepers('ETH-USD', 'SELL', price('1100'));
+        expect(ids(sell)).toEqual([
+          { id: 's-1', step: 0 },
+          { id: 's-2', step: 4 },
+        ]);
+        expect(sell.next).toBe(big);
+        expect(ids(await a.auctions.sleepers('ETH-USD', 'SELL', big))).toHaveLength(3);
+        expect((await a.auctions.sleepers('ETH-USD', 'SELL', big)).next).toBeUndefined();
+
+        const buy = await a.auctions.sleepers('ETH-USD', 'BUY', price('850'));
+        expect(ids(buy)).toEqual([{ id: 'b-1', step: 0 }]);
+        expect(buy.next).toBe(price('800'));
+        expect(await a.auctions.sleepers('SOL-USD', 'BUY', price('1'))).toEqual({ due: [], next: undefined });
+
+        // A replace moves the entry (new mark, new step); a finished or awake auction leaves the index.
+        await a.auctions.replace(
+          { ...(await a.auctions.get('s-1'))!, wakeMark: price('1200'), step: 1, version: 2 },
+          1,
+        );
+        const { wakeMark: _, ...woken } = (await a.auctions.get('s-2'))!;
+        await a.auctions.replace({ ...woken, step: 5, version: 2 }, 1);
+        await a.auctions.replace({ ...(await a.auctions.get('b-1'))!, state: 'CLEARED', version: 2 }, 1);
+        const after = await a.auctions.sleepers('ETH-USD', 'SELL', price('1150'));
+        expect(after).toEqual({ due: [], next: price('1200') });
+        expect(ids(await a.auctions.sleepers('ETH-USD', 'BUY', price('1')))).toEqual([
+          { id: 'b-2', step: 2 },
+        ]);
+        expect((await a.auctions.get('b-1'))?.wakeMark).toBe(price('900'));
+      });
+
+      it('market wake marks: covered towards the earlier wake per side, replaced only from the value read', async () => {
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100')); // covered already
+        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('900'));
+        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('950'));
+        expect((await a.markets.get('ETH-USD'))?.wakeMarks).toEqual({
+          SELL: price('1000'),
+          BUY: price('950'),
+        });
+        // The item exists now but has no tick: the first tick is still accepted.
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('990'));
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('1000'), price('2000'))).toBe(false);
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'))).toBe(true);
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'BUY', price('950'), undefined)).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          wakeMarks: { SELL: price('2000') },
+        });
+        expect(await a.markets.replaceWakeMark('NONE-USD', 'SELL', price('1'), undefined)).toBe(false);
+        await expect(a.markets.coverWakeMark('ETH-USD', 'SELL', 0n)).rejects.toThrow(/bad-wake-mark/);
+        expect((await a.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: price('2000') });
+      });
+
       it('providers: create, versioned put, list by symbol ordered by id', async () => {
         await a.providers.put(provider({ id: 'lp-b', symbols: ['ETH-USD', 'BTC-USD'] }), undefined);
         await a.providers.put(provider({ id: 'lp-a' }), undefined);

@@ -21,6 +21,7 @@ import { BackstopStack } from '../../infra/stack.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
 import {
+  AUCTION_WAKE_INDEX,
   FUNCTIONS,
   type FunctionId,
   POSITION_INDEX,
@@ -118,7 +119,7 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('gives positions the sparse liquidation-price index exactly as the topology has it', () => {
+  it('gives positions and auctions their sparse indexes exactly as the topology has them', () => {
     expect(resources[tableId('positions')]!.Properties).toMatchObject({
       AttributeDefinitions: expect.arrayContaining([
         { AttributeName: 'liqKey', AttributeType: 'S' },
@@ -135,7 +136,23 @@ describe('BackstopStack template (default config)', () => {
         },
       ],
     });
-    for (const def of TABLES.filter((t) => t.id !== 'positions')) {
+    expect(resources[tableId('auctions')]!.Properties).toMatchObject({
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'wakeKey', AttributeType: 'S' },
+        { AttributeName: 'wakeMark', AttributeType: 'N' },
+      ]),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: AUCTION_WAKE_INDEX,
+          KeySchema: [
+            { AttributeName: 'wakeKey', KeyType: 'HASH' },
+            { AttributeName: 'wakeMark', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['step'] },
+        },
+      ],
+    });
+    for (const def of TABLES.filter((t) => t.id !== 'positions' && t.id !== 'auctions')) {
       expect(resources[tableId(def.id)]!.Properties.GlobalSecondaryIndexes).toBeUndefined();
     }
   });
@@ -366,9 +383,11 @@ describe('BackstopStack template (default config)', () => {
   it('has no wildcard actions and no wildcard resources outside a documented allow-list', () => {
     // X-Ray trace writes accept only Resource "*"; CDK table grants cover the table's own indexes.
     const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
-    const positionsIndexes = JSON.stringify({
-      'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId('positions'), 'Arn'] }, '/index/*']],
-    });
+    const tableIndexes = new Set(
+      TABLES.filter((t) => t.indexes.length > 0).map((t) =>
+        JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId(t.id), 'Arn'] }, '/index/*']] }),
+      ),
+    );
     const statements = Object.values(resources)
       .filter((r) => r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::Role')
       .flatMap((r) => [
@@ -384,8 +403,7 @@ describe('BackstopStack template (default config)', () => {
       for (const r of asList(s.Resource)) {
         const text = JSON.stringify(r);
         if (!text.includes('*')) continue;
-        const allowed =
-          (r === '*' && asList(s.Action).every((a) => xray.has(a))) || text === positionsIndexes;
+        const allowed = (r === '*' && asList(s.Action).every((a) => xray.has(a))) || tableIndexes.has(text);
         expect(allowed, `wildcard resource ${text} for ${JSON.stringify(s.Action)}`).toBe(true);
       }
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { parseRiskConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
@@ -372,6 +373,97 @@ describe('auction layer', () => {
     expect(fills).toHaveLength(1);
     expect(fills[0]!.size).toBeGreaterThan(0n);
     expect((await p.adapters.providers.get('lp-1'))!.capital * 10n ** 10n).toBeLessThan(fills[0]!.price);
+    expect(p.errors).toEqual([]);
+  });
+});
+
+describe('sleeping auctions', () => {
+  /** The default 90 s stairstep from mark * 1.02, no market layer, one provider bidding 10 % under the mark. */
+  async function sleeper() {
+    const p = createPipeline({
+      config: parseRiskConfig({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+      }),
+    });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.10', '100');
+    await p.tick('ETH-USD', '184');
+    const startedAt = p.clock.nowMs();
+    await p.runUntil(startedAt + 1000);
+    const [liquidation] = await liquidationsOf(p);
+    const auctionId = `${liquidation?.id}:auction`;
+    return { p, auctionId, startedAt, auction: async () => (await p.adapters.auctions.get(auctionId))! };
+  }
+
+  it('sleeps through the steps its best bid cannot reach at this mark, with the mark that would reach one sooner', async () => {
+    const { p, auction, startedAt } = await sleeper();
+    // top 187.68 reaches the bid (165.6) at step 13: the step message waits the 900 s it can (10 steps).
+    const asleep = await auction();
+    expect(asleep.state).toBe('RUNNING');
+    expect(asleep.step).toBe(1);
+    expect(asleep.fills).toEqual([]);
+    // Step 9 (the last slept through) costs 187.68 * 0.99^9 = 171.45: the bid reaches it from a mark of 190.5.
+    expect(asleep.wakeMark).toBeGreaterThan(parsePrice('190.4'));
+    expect(asleep.wakeMark).toBeLessThan(parsePrice('190.6'));
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: asleep.wakeMark });
+    expect(await p.adapters.auctionQueue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
+
+    // A mark that falls or stays below the wake mark leaves it asleep: no step for 899 s.
+    await p.runUntil(startedAt + 300_000);
+    await p.tick('ETH-USD', '186');
+    await p.runUntil(startedAt + 899_000);
+    expect((await auction()).step).toBe(1);
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(0);
+    // Then it steps, at the mark of then, and sleeps again.
+    await p.runUntil(startedAt + 902_000);
+    expect((await auction()).step).toBe(2);
+    expect(p.errors).toEqual([]);
+  });
+
+  it('a tick whose mark reaches the wake mark wakes it at once; it fills at once when the bid reaches the price', async () => {
+    const { p, auction, startedAt } = await sleeper();
+    await p.runUntil(startedAt + 600_000);
+    // 193 passes the wake mark (190.5), but the bid (173.7) is short of step 6 (176.70) and step 7 (174.93): it
+    // sleeps through step 7 to step 8 (173.18), now woken from 174.93 / 0.9 = 194.37.
+    await p.tick('ETH-USD', '193');
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
+    await p.runUntil(startedAt + 601_000);
+    const again = await auction();
+    expect(again).toMatchObject({ state: 'RUNNING', step: 2, fills: [] });
+    expect(again.wakeMark).toBeGreaterThan(parsePrice('194.3'));
+    expect(again.wakeMark).toBeLessThan(parsePrice('194.4'));
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: again.wakeMark });
+    // 200: the bid (180) takes step 6's price.
+    await p.tick('ETH-USD', '200');
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(2);
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toBeUndefined();
+    await p.runUntil(startedAt + 602_000);
+    const woken = await auction();
+    expect(woken.state).toBe('CLEARED');
+    expect(woken.fills.length).toBeGreaterThan(0);
+    for (const fill of woken.fills) expect(fill.price * 10n).toBeLessThanOrEqual(parsePrice('200') * 9n);
+    // The messages it slept on find their steps taken and change nothing.
+    await p.drain();
+    expect((await auction()).state).toBe('CLEARED');
+    expect(p.errors).toEqual([]);
+    await expectReconciled(p);
+  });
+
+  it('a wake that fails is reported and the tick goes on: the auction steps when its message comes', async () => {
+    const { p, auction, startedAt } = await sleeper();
+    const sleepers = vi
+      .spyOn(p.adapters.auctions, 'sleepers')
+      .mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
+    await p.runUntil(startedAt + 600_000);
+    const outcome = await p.tick('ETH-USD', '195');
+    expect(outcome.status).toBe('accepted');
+    expect(sleepers).toHaveBeenCalledTimes(1);
+    expect(p.telemetry.warnings).toContain('sleeping auctions not woken; they step when their messages come');
+    expect((await auction()).step).toBe(1);
+    await p.runUntil(startedAt + 902_000);
+    expect((await auction()).state).toBe('CLEARED');
     expect(p.errors).toEqual([]);
   });
 });

@@ -2,9 +2,19 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
+  type QueryCommandInput,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { AuctionRecord, AuctionRepository, CrashHook, ProcessingFailure } from '../../ports/index.ts';
+import type { PriceE8 } from '../../domain/units.ts';
+import type {
+  AuctionRecord,
+  AuctionRepository,
+  CrashHook,
+  ProcessingFailure,
+  Sleeper,
+} from '../../ports/index.ts';
+import { AUCTION_WAKE_INDEX } from '../../topology.ts';
 import {
   CorruptItemError,
   checkNextVersion,
@@ -14,6 +24,7 @@ import {
   type Item,
   N,
   noCrash,
+  optBig,
   optFailure,
   readBig,
   readFill,
@@ -23,7 +34,10 @@ import {
   S,
 } from './codec.ts';
 
-/** Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. */
+/**
+ * Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. A sleeping
+ * RUNNING auction carries `wakeKey` and `wakeMark`, the keys of the sparse `byWakeMark` index.
+ */
 
 const DIRECTIONS = ['BUY', 'SELL'] as const;
 const STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
@@ -49,11 +63,18 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   state: S(a.state),
   fills: { L: a.fills.map(fillAttr) },
   ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
+  ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
+  ...(a.wakeMark === undefined || a.state !== 'RUNNING'
+    ? {}
+    : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
   version: N(a.version),
 });
 
+const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
+
 export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);
+  const wakeMark = optBig(item, 'wakeMark');
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -68,6 +89,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     state: oneOf(item, 'state', STATES),
     fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
     ...(lastFailure === undefined ? {} : { lastFailure }),
+    ...(wakeMark === undefined ? {} : { wakeMark }),
     version: readInt(item, 'version'),
   };
 };
@@ -128,5 +150,34 @@ export class DynamoAuctionRepository implements AuctionRepository {
       ),
     );
     this.crash('auctions.recordFailure');
+  }
+
+  /** Two queries of the sparse index: every sleeper reached (paged), then the nearest one not reached. */
+  async sleepers(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    mark: PriceE8,
+  ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
+    const sell = direction === 'SELL';
+    const query = (condition: string): QueryCommandInput => ({
+      TableName: this.table,
+      IndexName: AUCTION_WAKE_INDEX,
+      KeyConditionExpression: `wakeKey = :key AND wakeMark ${condition} :mark`,
+      ExpressionAttributeValues: { ':key': S(wakeKeyOf(symbol, direction)), ':mark': N(mark) },
+    });
+    const due: Sleeper[] = [];
+    let start: QueryCommandInput['ExclusiveStartKey'];
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({ ...query(sell ? '<=' : '>='), ...(start ? { ExclusiveStartKey: start } : {}) }),
+      );
+      for (const item of out.Items ?? []) due.push({ id: readS(item, 'id'), step: readInt(item, 'step') });
+      start = out.LastEvaluatedKey;
+    } while (start);
+    const nearest = await this.dynamo.send(
+      new QueryCommand({ ...query(sell ? '>' : '<'), ScanIndexForward: sell, Limit: 1 }),
+    );
+    const item = nearest.Items?.[0];
+    return { due, next: item ? readBig(item, 'wakeMark') : undefined };
   }
 }

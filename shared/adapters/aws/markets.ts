@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
+import type { PriceE8 } from '../../domain/units.ts';
 import type { AcceptedTick, CrashHook, MarketRepository, MarketState } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -24,8 +25,16 @@ import {
 
 /**
  * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
- * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set.
+ * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
+ * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`.
  */
+
+const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
+
+function requireWakeMark(mark: PriceE8): void {
+  if (typeof mark !== 'bigint' || mark <= 0n)
+    throw new AdapterInputError(`markets/bad-wake-mark: a wake mark is a positive price, got ${mark}`);
+}
 
 const tickAttr = (tick: AcceptedTick): AttributeValue => ({
   M: {
@@ -50,6 +59,8 @@ export function marketFromItem(item: Item): MarketState {
   const pendingSequence = optInt(item, 'pendingSequence');
   const pendingSegment = optInt(item, 'pendingSegment');
   const breaker = item.breaker === undefined ? undefined : readMap(item, 'breaker');
+  const SELL = optBig(item, wakeAttr('SELL'));
+  const BUY = optBig(item, wakeAttr('BUY'));
   return {
     symbol: readS(item, 'symbol'),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
@@ -64,6 +75,9 @@ export function marketFromItem(item: Item): MarketState {
             tick: readTick(readMap(breaker, 'tick')),
           },
         }),
+    ...(SELL === undefined && BUY === undefined
+      ? {}
+      : { wakeMarks: { ...(SELL === undefined ? {} : { SELL }), ...(BUY === undefined ? {} : { BUY }) } }),
   };
 }
 
@@ -159,6 +173,41 @@ export class DynamoMarketRepository implements MarketRepository {
       ConditionExpression: 'attribute_exists(breaker)',
     });
     if (done) this.crash('markets.resetBreaker');
+  }
+
+  async coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void> {
+    requireWakeMark(wakeMark);
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET #wake = :wake',
+      ConditionExpression: `attribute_not_exists(#wake) OR #wake ${direction === 'SELL' ? '>' : '<'} :wake`,
+      ExpressionAttributeNames: { '#wake': wakeAttr(direction) },
+      ExpressionAttributeValues: { ':wake': N(wakeMark) },
+    });
+    if (done) this.crash('markets.coverWakeMark');
+  }
+
+  async replaceWakeMark(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    expected: PriceE8,
+    next: PriceE8 | undefined,
+  ): Promise<boolean> {
+    if (next !== undefined) requireWakeMark(next);
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: next === undefined ? 'REMOVE #wake' : 'SET #wake = :next',
+      ConditionExpression: '#wake = :expected',
+      ExpressionAttributeNames: { '#wake': wakeAttr(direction) },
+      ExpressionAttributeValues: {
+        ':expected': N(expected),
+        ...(next === undefined ? {} : { ':next': N(next) }),
+      },
+    });
+    if (done) this.crash('markets.replaceWakeMark');
+    return done;
   }
 
   /** An update whose failed condition means "nothing to do": false instead of an error. */

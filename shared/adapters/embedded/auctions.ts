@@ -1,14 +1,22 @@
+import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AuctionRecord,
   type AuctionRepository,
   ConditionFailedError,
   type ProcessingFailure,
+  type Sleeper,
 } from '../../ports/index.ts';
 import { fire, frozenCopy, type HookRef, requireFailure, requireId, requireVersionBump } from './internal.ts';
+import { type IndexKey, indexKey, SortedIndex } from './sorted-index.ts';
 
-/** Dutch auctions: create is conditional on absence, replace on the version. */
+/**
+ * Dutch auctions: create is conditional on absence, replace on the version. Sleepers (RUNNING with a wake mark)
+ * are indexed per market side like the AWS adapter's sparse index, BUY by the negated mark so that both
+ * sides read "reached" as a prefix.
+ */
 export class EmbeddedAuctionRepository implements AuctionRepository {
   readonly #records = new Map<string, AuctionRecord>();
+  readonly #sleepers = new Map<string, SortedIndex<Sleeper>>();
   readonly #hook: HookRef;
 
   constructor(hook: HookRef = {}) {
@@ -40,6 +48,21 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     fire(this.#hook, 'auctions.recordFailure');
   }
 
+  async sleepers(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    mark: PriceE8,
+  ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
+    const index = this.#sleepers.get(sideKey(symbol, direction));
+    if (!index) return { due: [], next: undefined };
+    const limit = direction === 'SELL' ? mark : -mark;
+    const due = index.range(undefined, limit, Number.MAX_SAFE_INTEGER).values;
+    // Entries strictly after (limit, the highest id): the first whose key is above limit.
+    const [nearest] = index.range({ approx: Number(limit), key: limit, id: '\u{10FFFF}' }, MAX_KEY, 1).values;
+    const next = nearest ? this.#records.get(nearest.id)?.wakeMark : undefined;
+    return { due, next };
+  }
+
   /** Every auction in creation order (reports of the simulation). */
   all(): AuctionRecord[] {
     return [...this.#records.values()];
@@ -62,8 +85,29 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     }
   }
 
-  /** Stores a checked record (a frozen deep copy). */
+  /** Stores a checked record (a frozen deep copy) and moves its sleeper entry. */
   store(next: AuctionRecord): void {
-    this.#records.set(next.id, frozenCopy(next));
+    const current = this.#records.get(next.id);
+    if (current?.wakeMark !== undefined) this.#index(current).remove(sleeperKey(current));
+    const stored = frozenCopy(next);
+    this.#records.set(next.id, stored);
+    if (stored.wakeMark !== undefined && stored.state === 'RUNNING') {
+      this.#index(stored).insert({ ...sleeperKey(stored), value: { id: stored.id, step: stored.step } });
+    }
+  }
+
+  #index(auction: AuctionRecord): SortedIndex<Sleeper> {
+    const key = sideKey(auction.symbol, auction.direction);
+    let index = this.#sleepers.get(key);
+    if (!index) {
+      index = new SortedIndex();
+      this.#sleepers.set(key, index);
+    }
+    return index;
   }
 }
+
+const MAX_KEY = 2n ** 256n;
+const sideKey = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
+const sleeperKey = (a: AuctionRecord): IndexKey =>
+  indexKey(a.direction === 'SELL' ? (a.wakeMark as PriceE8) : -(a.wakeMark as PriceE8), a.id);

@@ -1,3 +1,5 @@
+import { earlierWake } from '../../domain/sleep.ts';
+import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
   ConditionFailedError,
@@ -16,6 +18,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   segment; otherwise returns false and changes nothing (no hook).
  * - tripBreaker: the first trip wins; tripping a tripped breaker is a no-op (redelivered ticks).
  * - resetBreaker: removes the breaker; a no-op when none.
+ * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher);
+ *   a no-op (no hook) when it already covers it. replaceWakeMark: only when it equals `expected`.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();
@@ -85,9 +89,40 @@ export class EmbeddedMarketRepository implements MarketRepository {
     fire(this.#hook, 'markets.resetBreaker');
   }
 
+  async coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void> {
+    requireId(symbol, 'markets');
+    requireMark(wakeMark);
+    const current = this.#states.get(symbol);
+    const stored = current?.wakeMarks?.[direction];
+    if (stored !== undefined && earlierWake(direction, stored, wakeMark) === stored) return;
+    this.#set({ ...current, symbol, wakeMarks: { ...current?.wakeMarks, [direction]: wakeMark } });
+    fire(this.#hook, 'markets.coverWakeMark');
+  }
+
+  async replaceWakeMark(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    expected: PriceE8,
+    next: PriceE8 | undefined,
+  ): Promise<boolean> {
+    if (next !== undefined) requireMark(next);
+    const current = this.#states.get(symbol);
+    if (!current || current.wakeMarks?.[direction] !== expected) return false;
+    const { [direction]: _replaced, ...others } = current.wakeMarks;
+    const wakeMarks = next === undefined ? others : { ...others, [direction]: next };
+    this.#set({ ...current, wakeMarks: Object.keys(wakeMarks).length > 0 ? wakeMarks : undefined });
+    fire(this.#hook, 'markets.replaceWakeMark');
+    return true;
+  }
+
   #set(state: MarketState): void {
     this.#states.set(state.symbol, frozenCopy(state));
   }
+}
+
+function requireMark(mark: PriceE8): void {
+  if (typeof mark !== 'bigint' || mark <= 0n)
+    throw new EmbeddedInputError(`markets/bad-wake-mark: a wake mark is a positive price, got ${mark}`);
 }
 
 function requireSegment(segment: number): void {

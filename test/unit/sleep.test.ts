@@ -1,0 +1,146 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type AuctionDirection,
+  auctionStatus,
+  nextStepDelaySeconds,
+  startPrice,
+} from '../../shared/domain/auction.ts';
+import { accepts } from '../../shared/domain/clearing.ts';
+import { type AuctionConfig, DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { earlierWake, planSleep, wakes } from '../../shared/domain/sleep.ts';
+import { div, PPM_SCALE, ppm, price } from '../../shared/domain/units.ts';
+
+const config = (over: Partial<AuctionConfig> = {}): AuctionConfig => ({
+  ...DEFAULT_RISK_CONFIG.auction,
+  ...over,
+});
+const stair = config({ curve: { kind: 'stairstep', cut: ppm('0.99'), stepSeconds: 90 }, tailSeconds: 3600 });
+const MARK = price('1000');
+const sellAt = (mark: bigint, startedAtMs = 0) => ({
+  direction: 'SELL' as const,
+  top: startPrice(mark, 'SELL', stair.buf),
+  startedAtMs,
+});
+
+describe('planSleep: the next step worth taking at this mark, and the mark that wakes the auction sooner', () => {
+  it('a SELL lot sleeps until the stairstep reaches the best bid; its wake mark is the bid of the step before', () => {
+    // top 1020 (buf 1.02); bid at 950 (5 %): 1020 * 0.99^7 = 951.1 > 950 >= 1020 * 0.99^8 = 941.6.
+    const auction = sellAt(MARK);
+    const sleep = planSleep(auction, MARK, 0, stair, ppm('0.05'));
+    expect(sleep.delaySeconds).toBe(8 * 90);
+    const curveAt7 = div(auction.top * ppm('0.99') ** 7n, PPM_SCALE ** 7n, 'ceil');
+    expect(sleep.wakeMark).toBe(div(curveAt7 * PPM_SCALE, ppm('0.95'), 'ceil'));
+    // Just below it the bid does not reach step 7's price; at it, it does.
+    const priceAt7 = auctionStatus(auction, MARK, 7 * 90_000, stair).price;
+    expect(priceAt7).toBe(curveAt7);
+    expect(accepts({ maxDiscountPpm: ppm('0.05') }, 'SELL', priceAt7, sleep.wakeMark as bigint)).toBe(true);
+    expect(accepts({ maxDiscountPpm: ppm('0.05') }, 'SELL', priceAt7, (sleep.wakeMark as bigint) - 1n)).toBe(
+      false,
+    );
+  });
+
+  it('a bid reached at the next step: the plain step delay, nothing to wake', () => {
+    // Seven steps in, step 8 is the one the 5 % bid takes (see above).
+    const sleep = planSleep(sellAt(MARK), MARK, 7 * 90_000, stair, ppm('0.05'));
+    expect(sleep).toEqual({ delaySeconds: 90, wakeMark: undefined });
+  });
+
+  it('no bidder: sleeps the 900 s a message can wait (or until past tail), nothing to wake', () => {
+    expect(planSleep(sellAt(MARK), MARK, 0, stair, undefined)).toEqual({
+      delaySeconds: 900,
+      wakeMark: undefined,
+    });
+    expect(planSleep(sellAt(MARK), MARK, 3_000_000, stair, undefined)).toEqual({
+      delaySeconds: 601,
+      wakeMark: undefined,
+    });
+  });
+
+  it('a reset (cusp) ends the sleep even when no bid is near', () => {
+    // cusp 0.97: 0.99^3 = 0.9703 >= 0.97 > 0.99^4, so step 4 must reset.
+    const cfg = config({ ...stair, cusp: ppm('0.97') });
+    const sleep = planSleep(sellAt(MARK), MARK, 0, cfg, ppm('0.5'));
+    expect(sleep.delaySeconds).toBe(4 * 90);
+  });
+
+  it('a BUY lot mirrors it: sleeps until the rising price reaches mark * (1 + d), woken by a lower mark', () => {
+    const auction = { direction: 'BUY' as const, top: startPrice(MARK, 'BUY', stair.buf), startedAtMs: 0 };
+    const sleep = planSleep(auction, MARK, 0, stair, ppm('0.05'));
+    expect(sleep.delaySeconds).toBeGreaterThan(90);
+    expect(sleep.wakeMark).toBeLessThan(MARK);
+    expect(wakes('BUY', sleep.wakeMark as bigint, MARK)).toBe(false);
+    expect(wakes('BUY', sleep.wakeMark as bigint, sleep.wakeMark as bigint)).toBe(true);
+  });
+
+  it('earlierWake keeps the mark that wakes first: the lower SELL, the higher BUY', () => {
+    expect(earlierWake('SELL', 5n, 7n)).toBe(5n);
+    expect(earlierWake('BUY', 5n, 7n)).toBe(7n);
+  });
+
+  it('property: wakes at the first step due at this mark, and every mark that takes a skipped step wakes it', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom<AuctionDirection>('SELL', 'BUY'),
+        fc.integer({ min: 900_000, max: 999_000 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.integer({ min: 60, max: 7_200 }),
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.integer({ min: 500, max: 2_000 }),
+        fc.nat(8_000_000),
+        fc.integer({ min: 1, max: 3_000 }),
+        (direction, cut, step, tail, discount, markPermille, elapsed, otherPermille) => {
+          const cfg = config({
+            curve: { kind: 'stairstep', cut: BigInt(cut), stepSeconds: step },
+            tailSeconds: tail,
+            cusp: ppm('0.3'),
+            floor: ppm('0.1'),
+          });
+          const start = price('1000');
+          const auction = { direction, top: startPrice(start, direction, cfg.buf), startedAtMs: 0 };
+          const mark = (start * BigInt(markPermille)) / 1000n;
+          const d = BigInt(discount);
+          const sleep = planSleep(auction, mark, elapsed, cfg, d);
+          expect(sleep.delaySeconds).toBeGreaterThanOrEqual(nextStepDelaySeconds(auction, elapsed, cfg));
+          expect(sleep.delaySeconds).toBeLessThanOrEqual(900);
+
+          // Reference: walk every boundary up to the wake.
+          const due = (k: number, m: bigint) => {
+            const s = auctionStatus(auction, m, k * step * 1000, cfg);
+            return s.needsReset || accepts({ maxDiscountPpm: d }, direction, s.price, m);
+          };
+          const stepMs = step * 1000;
+          const first = Math.floor(elapsed / stepMs) + 1;
+          const wakeAt = elapsed + sleep.delaySeconds * 1000;
+          // The message lands in step wakeStep: it sleeps through every boundary before that one.
+          const wakeStep = Math.floor(wakeAt / stepMs);
+          const skipped: number[] = [];
+          for (let k = first; k < wakeStep; k++) skipped.push(k);
+          for (const k of skipped) expect(due(k, mark)).toBe(false);
+          // It sleeps to a due step, or as long as a message can wait, or to the first second past tail.
+          const byTime = sleep.delaySeconds === 900 || Math.floor(wakeAt / 1000) === tail + 1;
+          if (!byTime) expect(due(wakeStep, mark)).toBe(true);
+
+          const takes = (m: bigint) =>
+            skipped.some((k) => {
+              const s = auctionStatus(auction, m, k * stepMs, cfg);
+              return accepts({ maxDiscountPpm: d }, direction, s.price, m);
+            });
+          // Exact (the floor is far below the bids here): at the wake mark a skipped step is taken, one unit short not.
+          if (sleep.wakeMark !== undefined) {
+            expect(takes(sleep.wakeMark)).toBe(true);
+            expect(takes(sleep.wakeMark + (direction === 'SELL' ? -1n : 1n))).toBe(false);
+          }
+          // Soundness of the wake mark: any other mark that would take a skipped step reaches it.
+          const other = (start * BigInt(otherPermille)) / 1000n;
+          if (other <= 0n) return;
+          if (takes(other)) {
+            expect(sleep.wakeMark).toBeDefined();
+            expect(wakes(direction, sleep.wakeMark as bigint, other)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
