@@ -357,10 +357,11 @@ export interface AuctionRecord {
   readonly version: number;
 }
 
-/** A sleeping auction a tick wakes: its id and the step its next message carries. */
+/** A sleeping auction a tick wakes: its id, the step its next message carries, and its wake mark. */
 export interface Sleeper {
   readonly id: string;
   readonly step: number;
+  readonly wakeMark: PriceE8;
 }
 
 export interface AuctionRepository {
@@ -370,14 +371,16 @@ export interface AuctionRepository {
   /** As LiquidationRepository.recordFailure. */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
   /**
-   * The sleeping auctions of one market side whose wake mark `mark` reached (`due`, any order), and the nearest
-   * wake mark it did not reach (`next`). On DynamoDB a sparse index (eventually consistent: a sleeper written
-   * a moment ago may be missing and then wakes on its own timer).
+   * The sleeping auctions of one market side in wake order (SELL: lowest wake mark first; BUY: highest): `due`,
+   * the first of them whose wake mark `mark` reached, at most `limit`; `next`, the wake mark of the one after
+   * them, reached or not (undefined: none). On DynamoDB one query of a sparse index, eventually consistent: a
+   * sleeper written a moment ago may be missing and then wakes on its own timer.
    */
   sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
     mark: PriceE8,
+    limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }>;
 }
 

@@ -33,6 +33,8 @@ export interface MarginCheckDeps {
   readonly telemetry: Telemetry;
   /** Most positions started per invocation; the rest continue in a follow-up invocation, never dropped. */
   readonly maxPositionsPerInvocation: number;
+  /** Most sleeping auctions woken per side and tick (default MAX_WAKES_PER_TICK). */
+  readonly maxWakesPerTick?: number;
 }
 
 export type TickOutcome =
@@ -159,17 +161,29 @@ async function handleTickOnce(
     telemetry.info('circuit breaker closed', { symbol: tick.symbol, reason: verdict.reason });
   }
   telemetry.count(METRICS.TicksAccepted.name, 1);
-  await wakeSleepers(tick.symbol, state, accepted.markPrice, deps);
-  if (!crossed) return { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // The pages read before recording the tick are still what the index holds: start from them.
-  return startLiquidations(tick.symbol, accepted, sides, deps, firstPages);
+  const outcome: TickOutcome = crossed
+    ? await startLiquidations(tick.symbol, accepted, sides, deps, firstPages)
+    : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
+  // After the liquidations: waking auctions must not delay the positions this mark endangers.
+  await wakeSleepers(tick.symbol, state, accepted.markPrice, deps);
+  return outcome;
 }
 
 /**
+ * Sleepers one tick wakes per side; the rest wake at the next tick (the side's wake mark stays reached). The
+ * 2020 replay wakes more than 10,000 at once after a bounce; 50,000 are about 5 MB of index reads and 5,000
+ * SendMessageBatch calls, 25 in flight: a few seconds of the 30 s margin-check may take, after its liquidations.
+ */
+export const MAX_WAKES_PER_TICK = 50_000;
+/** SendMessageBatch calls in flight at once while waking. */
+const WAKE_SENDS_IN_FLIGHT = 25;
+
+/**
  * Wakes the sleeping auctions whose wake mark the accepted mark reached (domain/sleep.ts): their step messages
- * go out now instead of when planned. Costs calls only when the mark reaches a side's wake mark (the sleepers
- * it reached, their messages, one conditional update). A failure costs only the early wake: the auctions still
- * step when their own messages come, so it is reported and the tick goes on.
+ * go out now instead of when planned. Costs calls only when the mark reaches a side's wake mark: one query of
+ * the sleepers, their messages (batches of 10, several in flight), one conditional update. A failure costs only
+ * the early wake: the auctions still step when their own messages come, so it is reported and the tick goes on.
  */
 async function wakeSleepers(
   symbol: string,
@@ -181,10 +195,19 @@ async function wakeSleepers(
     const wakeMark = state?.wakeMarks?.[direction];
     if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
     try {
-      const { due, next } = await deps.auctions.sleepers(symbol, direction, mark);
-      if (due.length > 0) {
-        await deps.auctionQueue.sendBatch(due.map((s) => encodeMessage({ auctionId: s.id, step: s.step })));
+      const { due, next } = await deps.auctions.sleepers(
+        symbol,
+        direction,
+        mark,
+        deps.maxWakesPerTick ?? MAX_WAKES_PER_TICK,
+      );
+      const bodies = due.map((s) => encodeMessage({ auctionId: s.id, step: s.step }));
+      const perSend = 10 * Math.ceil(bodies.length / 10 / WAKE_SENDS_IN_FLIGHT);
+      const sends: Promise<void>[] = [];
+      for (let at = 0; at < bodies.length; at += perSend) {
+        sends.push(deps.auctionQueue.sendBatch(bodies.slice(at, at + perSend)));
       }
+      await Promise.all(sends);
       // Conditional on the mark read: a sleeper that covered its own mark meanwhile keeps it.
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
       deps.telemetry.count(METRICS.AuctionsWoken.name, due.length);

@@ -638,7 +638,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
       });
 
-      it('sleepers: RUNNING auctions with a wake mark, per market side, reached as SELL <= mark and BUY >= mark', async () => {
+      it('sleepers: RUNNING auctions with a wake mark per market side, in wake order, due while the mark reached them', async () => {
         const at = (id: string, over: Partial<AuctionRecord>) =>
           auction({ id, liquidationId: `${id}:1`, ...over });
         // Beyond 2^53 and 1e22 as well: compared exactly.
@@ -650,26 +650,42 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.auctions.create(at('b-1', { direction: 'BUY', wakeMark: price('900') }));
         await a.auctions.create(at('b-2', { direction: 'BUY', wakeMark: price('800'), step: 2 }));
         await a.auctions.create(at('o-1', { symbol: 'BTC-USD', wakeMark: price('10') }));
-        const ids = (r: { due: readonly { id: string; step: number }[] }) =>
-          [...r.due].sort((x, y) => (x.id < y.id ? -1 : 1));
+        const s1 = { id: 's-1', step: 0, wakeMark: price('1000') };
+        const s2 = { id: 's-2', step: 4, wakeMark: price('1100') };
 
-        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('999'))).toEqual({
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('999'), 10)).toEqual({
           due: [],
           next: price('1000'),
         });
-        const sell = await a.auctions.sleepers('ETH-USD', 'SELL', price('1100'));
-        expect(ids(sell)).toEqual([
-          { id: 's-1', step: 0 },
-          { id: 's-2', step: 4 },
-        ]);
-        expect(sell.next).toBe(big);
-        expect(ids(await a.auctions.sleepers('ETH-USD', 'SELL', big))).toHaveLength(3);
-        expect((await a.auctions.sleepers('ETH-USD', 'SELL', big)).next).toBeUndefined();
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('1100'), 10)).toEqual({
+          due: [s1, s2],
+          next: big,
+        });
+        // A limit leaves the rest for the next tick: next is the first one left, reached or not.
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('1100'), 1)).toEqual({
+          due: [s1],
+          next: price('1100'),
+        });
+        const all = await a.auctions.sleepers('ETH-USD', 'SELL', big, 10);
+        expect(all.due.map((x) => x.id)).toEqual(['s-1', 's-2', 's-3']);
+        expect(all.next).toBeUndefined();
 
-        const buy = await a.auctions.sleepers('ETH-USD', 'BUY', price('850'));
-        expect(ids(buy)).toEqual([{ id: 'b-1', step: 0 }]);
-        expect(buy.next).toBe(price('800'));
-        expect(await a.auctions.sleepers('SOL-USD', 'BUY', price('1'))).toEqual({ due: [], next: undefined });
+        expect(await a.auctions.sleepers('ETH-USD', 'BUY', price('850'), 10)).toEqual({
+          due: [{ id: 'b-1', step: 0, wakeMark: price('900') }],
+          next: price('800'),
+        });
+        // Reached exactly: due on both sides.
+        const exactly = await a.auctions.sleepers('ETH-USD', 'BUY', price('800'), 10);
+        expect(exactly.due.map((x) => x.id)).toEqual(['b-1', 'b-2']);
+        expect(await a.auctions.sleepers('ETH-USD', 'BUY', price('900.00000001'), 10)).toEqual({
+          due: [],
+          next: price('900'),
+        });
+        expect(await a.auctions.sleepers('SOL-USD', 'BUY', price('1'), 10)).toEqual({
+          due: [],
+          next: undefined,
+        });
+        await expect(a.auctions.sleepers('ETH-USD', 'BUY', price('1'), 0)).rejects.toThrow(/bad-limit/);
 
         // A replace moves the entry (new mark, new step); a finished or awake auction leaves the index.
         await a.auctions.replace(
@@ -679,11 +695,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const { wakeMark: _, ...woken } = (await a.auctions.get('s-2'))!;
         await a.auctions.replace({ ...woken, step: 5, version: 2 }, 1);
         await a.auctions.replace({ ...(await a.auctions.get('b-1'))!, state: 'CLEARED', version: 2 }, 1);
-        const after = await a.auctions.sleepers('ETH-USD', 'SELL', price('1150'));
-        expect(after).toEqual({ due: [], next: price('1200') });
-        expect(ids(await a.auctions.sleepers('ETH-USD', 'BUY', price('1')))).toEqual([
-          { id: 'b-2', step: 2 },
-        ]);
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('1150'), 10)).toEqual({
+          due: [],
+          next: price('1200'),
+        });
+        expect(await a.auctions.sleepers('ETH-USD', 'BUY', price('1'), 10)).toEqual({
+          due: [{ id: 'b-2', step: 2, wakeMark: price('800') }],
+          next: undefined,
+        });
         expect((await a.auctions.get('b-1'))?.wakeMark).toBe(price('900'));
       });
 

@@ -451,6 +451,50 @@ describe('sleeping auctions', () => {
     await expectReconciled(p);
   });
 
+  it('a tick wakes at most maxWakesPerTick sleepers per side, those reached first; the next tick wakes the rest', async () => {
+    const MAX_WAKES_PER_TICK = 25;
+    const p = createPipeline({ maxWakesPerTick: MAX_WAKES_PER_TICK });
+    await p.tick('ETH-USD', '200');
+    const count = MAX_WAKES_PER_TICK + 2;
+    for (let i = 0; i < count; i++) {
+      const wakeMark = parsePrice('201') + BigInt(i);
+      await p.adapters.auctions.create({
+        id: `a-${String(i).padStart(4, '0')}`,
+        liquidationId: `l-${i}`,
+        symbol: 'ETH-USD',
+        direction: 'SELL',
+        lot: parseBase('1'),
+        remainingLot: parseBase('1'),
+        top: parsePrice('204'),
+        startedAtMs: T0,
+        resets: 0,
+        step: 3,
+        state: 'RUNNING',
+        fills: [],
+        wakeMark,
+        version: 0,
+      });
+      await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', wakeMark);
+    }
+    await p.tick('ETH-USD', '210');
+    const first = await p.adapters.auctionQueue.receive(10, 30);
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(MAX_WAKES_PER_TICK);
+    expect((await p.adapters.auctionQueue.depth()).visible + first.length).toBe(MAX_WAKES_PER_TICK);
+    expect(parseAuctionStepMessage(first[0]!.body)).toEqual({ auctionId: 'a-0000', step: 3 });
+    // The side's wake mark is the first one left: still reached, so the next tick goes on.
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(
+      parsePrice('201') + BigInt(MAX_WAKES_PER_TICK),
+    );
+    // Their steps run (here: as a step that wakes up and stays awake writes them) before the next tick.
+    for (let i = 0; i < MAX_WAKES_PER_TICK; i++) {
+      const { wakeMark: _, ...woken } = (await p.adapters.auctions.get(`a-${String(i).padStart(4, '0')}`))!;
+      await p.adapters.auctions.replace({ ...woken, step: 4, version: 1 }, 0);
+    }
+    await p.tick('ETH-USD', '210.5');
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(count);
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toBeUndefined();
+  });
+
   it('a wake that fails is reported and the tick goes on: the auction steps when its message comes', async () => {
     const { p, auction, startedAt } = await sleeper();
     const sleepers = vi

@@ -65,6 +65,7 @@ export interface PipelineOptions {
   readonly venueAttempts?: number;
   /** handleTick's bound per invocation (default 500); tick() follows the continuations. */
   readonly maxPositionsPerInvocation?: number;
+  readonly maxWakesPerTick?: number;
   readonly maxReceiveCount?: Partial<Record<'liquidations' | 'auctionSteps', number>>;
   /** Market model of the simulated venue (default: its defaults). */
   readonly venue?: Omit<SimulatedVenueOptions, 'clock'>;
@@ -107,6 +108,7 @@ export function createPipeline(options: PipelineOptions = {}) {
     config,
     telemetry,
     maxPositionsPerInvocation: options.maxPositionsPerInvocation ?? 500,
+    ...(options.maxWakesPerTick === undefined ? {} : { maxWakesPerTick: options.maxWakesPerTick }),
   };
   let sequence = 0;
   const venueSequence = new Map<string, number>();

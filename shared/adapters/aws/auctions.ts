@@ -1,9 +1,9 @@
 import {
+  type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  type QueryCommandInput,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { PriceE8 } from '../../domain/units.ts';
@@ -16,6 +16,7 @@ import type {
 } from '../../ports/index.ts';
 import { AUCTION_WAKE_INDEX } from '../../topology.ts';
 import {
+  AdapterInputError,
   CorruptItemError,
   checkNextVersion,
   conditional,
@@ -152,32 +153,45 @@ export class DynamoAuctionRepository implements AuctionRepository {
     this.crash('auctions.recordFailure');
   }
 
-  /** Two queries of the sparse index: every sleeper reached (paged), then the nearest one not reached. */
+  /**
+   * Reads only what it returns: the sleepers reached, in wake order (paged, up to limit + 1), then, unless one
+   * more than the limit was reached, the nearest one not reached (a query of one item).
+   */
   async sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
     mark: PriceE8,
+    limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new AdapterInputError(`auctions/bad-limit: a limit is an integer >= 1, got ${limit}`);
     const sell = direction === 'SELL';
-    const query = (condition: string): QueryCommandInput => ({
-      TableName: this.table,
-      IndexName: AUCTION_WAKE_INDEX,
-      KeyConditionExpression: `wakeKey = :key AND wakeMark ${condition} :mark`,
-      ExpressionAttributeValues: { ':key': S(wakeKeyOf(symbol, direction)), ':mark': N(mark) },
-    });
-    const due: Sleeper[] = [];
-    let start: QueryCommandInput['ExclusiveStartKey'];
-    do {
-      const out = await this.dynamo.send(
-        new QueryCommand({ ...query(sell ? '<=' : '>='), ...(start ? { ExclusiveStartKey: start } : {}) }),
+    const query = (reached: boolean, max: number, start?: Record<string, AttributeValue>) =>
+      this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: AUCTION_WAKE_INDEX,
+          KeyConditionExpression: `wakeKey = :key AND wakeMark ${reached ? (sell ? '<=' : '>=') : sell ? '>' : '<'} :mark`,
+          ExpressionAttributeValues: { ':key': S(wakeKeyOf(symbol, direction)), ':mark': N(mark) },
+          ScanIndexForward: sell,
+          Limit: max,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
       );
-      for (const item of out.Items ?? []) due.push({ id: readS(item, 'id'), step: readInt(item, 'step') });
+    const sleeperOf = (item: Item): Sleeper => ({
+      id: readS(item, 'id'),
+      step: readInt(item, 'step'),
+      wakeMark: readBig(item, 'wakeMark'),
+    });
+    const reached: Sleeper[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await query(true, limit + 1 - reached.length, start);
+      for (const item of out.Items ?? []) reached.push(sleeperOf(item));
       start = out.LastEvaluatedKey;
-    } while (start);
-    const nearest = await this.dynamo.send(
-      new QueryCommand({ ...query(sell ? '>' : '<'), ScanIndexForward: sell, Limit: 1 }),
-    );
-    const item = nearest.Items?.[0];
-    return { due, next: item ? readBig(item, 'wakeMark') : undefined };
+    } while (start && reached.length <= limit);
+    if (reached.length > limit) return { due: reached.slice(0, limit), next: reached[limit]?.wakeMark };
+    const [nearest] = (await query(false, 1)).Items ?? [];
+    return { due: reached, next: nearest ? readBig(nearest, 'wakeMark') : undefined };
   }
 }

@@ -1,3 +1,4 @@
+import { wakes } from '../../domain/sleep.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AuctionRecord,
@@ -6,7 +7,15 @@ import {
   type ProcessingFailure,
   type Sleeper,
 } from '../../ports/index.ts';
-import { fire, frozenCopy, type HookRef, requireFailure, requireId, requireVersionBump } from './internal.ts';
+import {
+  EmbeddedInputError,
+  fire,
+  frozenCopy,
+  type HookRef,
+  requireFailure,
+  requireId,
+  requireVersionBump,
+} from './internal.ts';
 import { type IndexKey, indexKey, SortedIndex } from './sorted-index.ts';
 
 /**
@@ -52,15 +61,18 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     symbol: string,
     direction: 'BUY' | 'SELL',
     mark: PriceE8,
+    limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
+    requireLimit(limit);
     const index = this.#sleepers.get(sideKey(symbol, direction));
     if (!index) return { due: [], next: undefined };
-    const limit = direction === 'SELL' ? mark : -mark;
-    const due = index.range(undefined, limit, Number.MAX_SAFE_INTEGER).values;
-    // Entries strictly after (limit, the highest id): the first whose key is above limit.
-    const [nearest] = index.range({ approx: Number(limit), key: limit, id: '\u{10FFFF}' }, MAX_KEY, 1).values;
-    const next = nearest ? this.#records.get(nearest.id)?.wakeMark : undefined;
-    return { due, next };
+    const { values } = index.range(undefined, MAX_KEY, limit + 1);
+    const due: Sleeper[] = [];
+    for (const sleeper of values) {
+      if (due.length === limit || !wakes(direction, sleeper.wakeMark, mark)) break;
+      due.push(sleeper);
+    }
+    return { due, next: values[due.length]?.wakeMark };
   }
 
   /** Every auction in creation order (reports of the simulation). */
@@ -92,7 +104,8 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const stored = frozenCopy(next);
     this.#records.set(next.id, stored);
     if (stored.wakeMark !== undefined && stored.state === 'RUNNING') {
-      this.#index(stored).insert({ ...sleeperKey(stored), value: { id: stored.id, step: stored.step } });
+      const value = { id: stored.id, step: stored.step, wakeMark: stored.wakeMark };
+      this.#index(stored).insert({ ...sleeperKey(stored), value });
     }
   }
 
@@ -111,3 +124,8 @@ const MAX_KEY = 2n ** 256n;
 const sideKey = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
 const sleeperKey = (a: AuctionRecord): IndexKey =>
   indexKey(a.direction === 'SELL' ? (a.wakeMark as PriceE8) : -(a.wakeMark as PriceE8), a.id);
+
+function requireLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new EmbeddedInputError(`auctions/bad-limit: a limit is an integer >= 1, got ${limit}`);
+}
