@@ -1,4 +1,4 @@
-import { wakes } from '../../domain/sleep.ts';
+import { earlierWake, wakes } from '../../domain/sleep.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AuctionRecord,
@@ -16,16 +16,17 @@ import {
   requireId,
   requireVersionBump,
 } from './internal.ts';
-import { type IndexKey, indexKey, SortedIndex } from './sorted-index.ts';
 
 /**
  * Dutch auctions: create is conditional on absence, replace on the version. Sleepers (RUNNING with a wake mark)
- * are indexed per market side like the AWS adapter's sparse index, BUY by the negated mark so that both
- * sides read "reached" as a prefix.
+ * are kept per market side like the AWS adapter's sparse index; they are written at nearly every step and read
+ * only when a tick reaches the side's wake mark, so a read sorts what it returns instead of every write keeping
+ * an order.
  */
 export class EmbeddedAuctionRepository implements AuctionRepository {
   readonly #records = new Map<string, AuctionRecord>();
-  readonly #sleepers = new Map<string, SortedIndex<Sleeper>>();
+  /** Sleepers by market side, then id: a tick reads them only when it reaches the side's wake mark. */
+  readonly #sleepers = new Map<string, Map<string, Sleeper>>();
   readonly #hook: HookRef;
 
   constructor(hook: HookRef = {}) {
@@ -64,15 +65,22 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
     requireLimit(limit);
-    const index = this.#sleepers.get(sideKey(symbol, direction));
-    if (!index) return { due: [], next: undefined };
-    const { values } = index.range(undefined, MAX_KEY, limit + 1);
-    const due: Sleeper[] = [];
-    for (const sleeper of values) {
-      if (due.length === limit || !wakes(direction, sleeper.wakeMark, mark)) break;
-      due.push(sleeper);
+    const side = this.#sleepers.get(sideKey(symbol, direction));
+    if (!side) return { due: [], next: undefined };
+    // Only the reached ones are sorted; the nearest one not reached is one pass.
+    const reached: Sleeper[] = [];
+    let nearest: PriceE8 | undefined;
+    for (const sleeper of side.values()) {
+      if (wakes(direction, sleeper.wakeMark, mark)) reached.push(sleeper);
+      else if (
+        nearest === undefined ||
+        earlierWake(direction, sleeper.wakeMark, nearest) === sleeper.wakeMark
+      )
+        nearest = sleeper.wakeMark;
     }
-    return { due, next: values[due.length]?.wakeMark };
+    reached.sort((a, b) => wakeOrder(direction, a, b));
+    if (reached.length > limit) return { due: reached.slice(0, limit), next: reached[limit]!.wakeMark };
+    return { due: reached, next: nearest };
   }
 
   /** Every auction in creation order (reports of the simulation). */
@@ -99,31 +107,28 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
 
   /** Stores a checked record (a frozen deep copy) and moves its sleeper entry. */
   store(next: AuctionRecord): void {
-    const current = this.#records.get(next.id);
-    if (current?.wakeMark !== undefined) this.#index(current).remove(sleeperKey(current));
     const stored = frozenCopy(next);
     this.#records.set(next.id, stored);
+    const key = sideKey(stored.symbol, stored.direction);
+    let side = this.#sleepers.get(key);
     if (stored.wakeMark !== undefined && stored.state === 'RUNNING') {
-      const value = { id: stored.id, step: stored.step, wakeMark: stored.wakeMark };
-      this.#index(stored).insert({ ...sleeperKey(stored), value });
+      if (!side) {
+        side = new Map();
+        this.#sleepers.set(key, side);
+      }
+      side.set(stored.id, { id: stored.id, step: stored.step, wakeMark: stored.wakeMark });
+    } else {
+      side?.delete(stored.id);
     }
-  }
-
-  #index(auction: AuctionRecord): SortedIndex<Sleeper> {
-    const key = sideKey(auction.symbol, auction.direction);
-    let index = this.#sleepers.get(key);
-    if (!index) {
-      index = new SortedIndex();
-      this.#sleepers.set(key, index);
-    }
-    return index;
   }
 }
 
-const MAX_KEY = 2n ** 256n;
 const sideKey = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
-const sleeperKey = (a: AuctionRecord): IndexKey =>
-  indexKey(a.direction === 'SELL' ? (a.wakeMark as PriceE8) : -(a.wakeMark as PriceE8), a.id);
+/** Wake order: SELL lowest wake mark first, BUY highest; then id, so ties come out the same every time. */
+function wakeOrder(direction: 'BUY' | 'SELL', a: Sleeper, b: Sleeper): number {
+  if (a.wakeMark !== b.wakeMark) return a.wakeMark < b.wakeMark === (direction === 'SELL') ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
 
 function requireLimit(limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 1)
