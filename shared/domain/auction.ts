@@ -222,9 +222,20 @@ export function auctionStatus(
   nowMs: number,
   config: AuctionConfig,
 ): AuctionStatus {
+  return auctionStatusOn(curveFromConfig(config, auction.direction), auction, mark, nowMs, config);
+}
+
+/** auctionStatus on a curve built once from `config` (a planner reads many instants of one auction). */
+export function auctionStatusOn(
+  curve: PriceCurve,
+  auction: AuctionState,
+  mark: PriceE8,
+  nowMs: number,
+  config: AuctionConfig,
+): AuctionStatus {
   checkMark(mark);
   const elapsedSeconds = Math.floor(elapsedMs(auction.startedAtMs, nowMs) / 1000);
-  const curvePrice = curveFromConfig(config, auction.direction).price(auction.top, elapsedSeconds);
+  const curvePrice = curve.price(auction.top, elapsedSeconds);
   // Exact cross-multiplied comparisons: no rounding in the reset test.
   const pastCusp =
     auction.direction === 'SELL'

@@ -1,6 +1,8 @@
 import {
   type AuctionState,
-  auctionStatus,
+  type AuctionStatus,
+  auctionStatusOn,
+  curveFromConfig,
   MAX_STEP_DELAY_SECONDS,
   nextStepDelaySeconds,
   stepSeconds,
@@ -52,14 +54,26 @@ export function planSleep(
   if (elapsed < pastTailMs) limitMs = Math.min(limitMs, pastTailMs);
 
   const bid = bestDiscountPpm === undefined ? undefined : { maxDiscountPpm: bestDiscountPpm };
+  const curve = curveFromConfig(config, auction.direction);
+  const statuses = new Map<number, AuctionStatus>();
+  const statusAt = (k: number): AuctionStatus => {
+    let status = statuses.get(k);
+    if (!status) {
+      status = auctionStatusOn(curve, auction, mark, auction.startedAtMs + k * stepMs, config);
+      statuses.set(k, status);
+    }
+    return status;
+  };
   const due = (k: number): boolean => {
-    const status = auctionStatus(auction, mark, auction.startedAtMs + k * stepMs, config);
+    const status = statusAt(k);
     return status.needsReset || (bid !== undefined && accepts(bid, auction.direction, status.price, mark));
   };
   let lo = Math.floor(elapsed / stepMs) + 1;
   const first = lo;
   let hi = Math.floor(limitMs / stepMs) + 1;
   const none = hi;
+  // The next step is due as often as not (a bid near, a reset): one look before the bisection.
+  if (lo < hi && due(lo)) hi = lo;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (due(mid)) hi = mid;
@@ -73,12 +87,7 @@ export function planSleep(
   // The message lands in step floor(arrival / step): every boundary before that one is slept through.
   const lastSkipped = Math.floor((elapsed + delaySeconds * 1000) / stepMs) - 1;
   if (lastSkipped < first || bestDiscountPpm === undefined) return { delaySeconds, wakeMark: undefined };
-  const curvePrice = auctionStatus(
-    auction,
-    mark,
-    auction.startedAtMs + lastSkipped * stepMs,
-    config,
-  ).curvePrice;
+  const { curvePrice } = statusAt(lastSkipped);
   return { delaySeconds, wakeMark: wakeMarkFor(auction.direction, curvePrice, bestDiscountPpm) };
 }
 
