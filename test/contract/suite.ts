@@ -754,6 +754,22 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
+    describe('providers listed again after a write', () => {
+      it('a list reflects every put since the last one: new capital, a symbol dropped or added', async () => {
+        await a.providers.put(provider({ id: 'lp-a' }), undefined);
+        await a.providers.put(provider({ id: 'lp-b', symbols: ['ETH-USD', 'BTC-USD'] }), undefined);
+        expect((await a.providers.list('ETH-USD')).map((p) => p.id)).toEqual(['lp-a', 'lp-b']);
+        expect((await a.providers.list('BTC-USD')).map((p) => p.id)).toEqual(['lp-b']);
+        await a.providers.put(provider({ id: 'lp-a', capital: usd('7'), version: 2 }), 1);
+        await a.providers.put(provider({ id: 'lp-b', symbols: ['BTC-USD'], version: 2 }), 1);
+        await a.providers.put(provider({ id: 'lp-c', symbols: ['BTC-USD'] }), undefined);
+        expect(await a.providers.list('ETH-USD')).toEqual([
+          provider({ id: 'lp-a', capital: usd('7'), version: 2 }),
+        ]);
+        expect((await a.providers.list('BTC-USD')).map((p) => p.id)).toEqual(['lp-b', 'lp-c']);
+      });
+    });
+
     describe('ledger', () => {
       it('an unknown account has a zero balance and an empty journal', async () => {
         expect(await a.ledger.balance('nobody')).toEqual({

@@ -8,6 +8,8 @@ import { fire, frozenCopy, type HookRef, requireId } from './internal.ts';
  */
 export class EmbeddedProviderRepository implements ProviderRepository {
   readonly #records = new Map<string, ProviderRecord>();
+  /** list's answers until a write changes them: every auction step lists, a fill writes. */
+  readonly #bySymbol = new Map<string, readonly ProviderRecord[]>();
   readonly #hook: HookRef;
 
   constructor(hook: HookRef = {}) {
@@ -15,9 +17,16 @@ export class EmbeddedProviderRepository implements ProviderRepository {
   }
 
   async list(symbol: string): Promise<readonly ProviderRecord[]> {
-    return [...this.#records.values()]
-      .filter((p) => p.symbols.includes(symbol))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let listed = this.#bySymbol.get(symbol);
+    if (!listed) {
+      listed = Object.freeze(
+        [...this.#records.values()]
+          .filter((p) => p.symbols.includes(symbol))
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      );
+      this.#bySymbol.set(symbol, listed);
+    }
+    return listed;
   }
 
   async get(id: string): Promise<ProviderRecord | undefined> {
@@ -45,6 +54,8 @@ export class EmbeddedProviderRepository implements ProviderRepository {
 
   /** Stores a checked record (a frozen deep copy). */
   store(provider: ProviderRecord): void {
+    const previous = this.#records.get(provider.id);
+    for (const symbol of [...(previous?.symbols ?? []), ...provider.symbols]) this.#bySymbol.delete(symbol);
     this.#records.set(provider.id, frozenCopy(provider));
   }
 }
