@@ -1,3 +1,5 @@
+import type { AdlCandidate } from '../domain/adl.ts';
+import type { InsuranceState } from '../domain/insurance.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
 
@@ -143,6 +145,45 @@ export interface ProcessingFailure {
 /** Longest recorded failure reason: a reason is a line for an operator, not a dump (and items are bounded). */
 export const MAX_FAILURE_REASON = 1000;
 
+/**
+ * What a liquidation remembers between steps, beyond the record's own fields. Owned by the services; adapters
+ * store it whole (DynamoDB: one JSON attribute, schemas/context.ts) and return it exactly.
+ */
+export interface LiquidationContext {
+  /** Size this liquidation closes (a slice, or the whole position). */
+  readonly plannedSize: BaseE8;
+  /** Mark at execution (the re-check and the slippage reference) and its time. */
+  readonly executionMark: PriceE8;
+  readonly executionMarkAtMs?: number;
+  /** Worst acceptable price of the market order (fixed at the claim, so a retry places the same order). */
+  readonly limitPrice?: PriceE8;
+  /** Version of the LIQUIDATING position this liquidation works on; any other version means a stale reader. */
+  readonly positionVersion?: number;
+  readonly auctionId?: string;
+  /** Set once the settlement inputs are frozen: a retry recomputes the very same plan from them. */
+  readonly settle?: {
+    readonly insurance: InsuranceState;
+    readonly nowMs: number;
+    readonly mark: PriceE8;
+    /** The liquidated position as the plan saw it. */
+    readonly position: {
+      readonly size: BaseE8;
+      readonly collateral: bigint;
+      readonly entryPrice: PriceE8;
+      readonly version: number;
+    };
+    /** Only the counterparties the plan uses, in rank order (bounded by one transaction). */
+    readonly candidates?: readonly (AdlCandidate & { readonly version: number })[];
+    readonly auctionFills: readonly Fill[];
+    /** Fills of the last-resort market order, once placed. */
+    readonly lastResortFills?: readonly Fill[];
+  };
+  /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
+  readonly lastResortAttempt?: number;
+  /** The next slice of the same position, started atomically with this one's settlement. */
+  readonly nextLiquidationId?: string;
+}
+
 /** What is wrong with a failure to record (both adapter families refuse it with this), or undefined. */
 export function processingFailureProblem(f: ProcessingFailure): string | undefined {
   if (typeof f?.reason !== 'string' || f.reason.length === 0 || f.reason.length > MAX_FAILURE_REASON) {
@@ -171,8 +212,8 @@ export interface LiquidationRecord {
   /** Amounts settled per layer (positive: paid into the fund / by the layer; see the waterfall). */
   readonly settlement?: Readonly<Record<string, string>>;
   readonly history: readonly LiquidationEvent[];
-  /** Service-owned JSON (bigints as decimal strings), opaque to adapters: stored and returned as is. */
-  readonly context?: string;
+  /** Service-owned state between steps, stored and returned exactly (see LiquidationContext). */
+  readonly context?: LiquidationContext;
   /** Set only by recordFailure; carried along by replaces (records are spread), dropped when a record is created. */
   readonly lastFailure?: ProcessingFailure;
   readonly version: number;

@@ -29,8 +29,6 @@ import { encodeMessage } from '../schemas/messages.ts';
 import { AdlQueue, type QueuedEntry, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
-  decodeContext,
-  encodeContext,
   type LiquidationContext,
   latestMark,
   markOfMarket,
@@ -214,7 +212,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   const claimed: LiquidationRecord = {
     ...withHistory(liquidation, 'EXECUTING', now, `size ${plannedSize} limit ${limitPrice}`),
     remainingSize: plannedSize,
-    context: encodeContext(context),
+    context,
   };
   if (
     !(await commitOrSkip(deps, [
@@ -323,7 +321,7 @@ async function lastResort(
   const note = `last resort ${attempt} filled nothing`;
   const next: LiquidationRecord = {
     ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), note),
-    context: encodeContext({ ...context, lastResortAttempt: attempt + 1 }),
+    context: { ...context, lastResortAttempt: attempt + 1 },
   };
   await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
   throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
@@ -365,7 +363,7 @@ export const slippageBps = (fillPrice: PriceE8, mark: PriceE8): bigint =>
 // --- MARKET_EXECUTED / SETTLING: ask the waterfall what comes next -----------------------------------------
 
 function contextOf(liquidation: LiquidationRecord): LiquidationContext {
-  const context = decodeContext(liquidation);
+  const context = liquidation.context;
   if (!context) throw new LiquidationStuckError(`liquidation/no-context: ${liquidation.id}`);
   return context;
 }
@@ -526,7 +524,7 @@ async function freeze(
   };
   const settling: LiquidationRecord = {
     ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
-    context: encodeContext({ ...context, settle }),
+    context: { ...context, settle },
   };
   if (
     !(await commitOrSkip(deps, [
@@ -733,7 +731,7 @@ async function applySettlement(
         history: [{ atMs: now, state: 'QUEUED', note: `next slice of ${liquidation.id}` }],
         version: 0,
       };
-      delete (nextLiquidation as { context?: string }).context;
+      delete (nextLiquidation as { context?: unknown }).context;
       delete (nextLiquidation as { settlement?: unknown }).settlement;
       writes.push({ kind: 'position', record: stillLiquidating, expectedVersion: position.version });
       writes.push({ kind: 'liquidation', record: nextLiquidation, expectedVersion: undefined });
@@ -763,10 +761,10 @@ async function applySettlement(
     // The last-resort order's fills are market fills (the record's fills re-derive the settlement).
     ...(lastResortFills.length > 0 ? { marketFills: [...liquidation.marketFills, ...lastResortFills] } : {}),
     settlement: settlementRecord(decision),
-    context: encodeContext({
+    context: {
       ...context,
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
-    }),
+    },
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
   if (!(await commitOrSkip(deps, writes))) {
@@ -864,7 +862,7 @@ async function startAuction(
   const inAuction: LiquidationRecord = {
     ...withHistory(liquidation, 'AUCTION', now, `lot ${lot}`),
     remainingSize: lot,
-    context: encodeContext({ ...context, auctionId: auction.id }),
+    context: { ...context, auctionId: auction.id },
   };
   const committed = await commitOrSkip(deps, [
     { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
@@ -884,7 +882,7 @@ async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: Sett
 
 async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
   if (!isTerminal(liquidation.state)) return;
-  const next = decodeContext(liquidation)?.nextLiquidationId;
+  const next = liquidation.context?.nextLiquidationId;
   if (!next) return;
   const nextRecord = await deps.liquidations.get(next);
   if (nextRecord?.state === 'QUEUED') {

@@ -9,7 +9,6 @@ import {
   type QuoteE6,
 } from '../domain/units.ts';
 import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
-import { decodeContext } from '../services/context.ts';
 import { isLastResortOrderId } from '../services/liquidation.ts';
 import type { ObservedOrder, ObservedWrite } from './observe.ts';
 import type { Conservation } from './results.ts';
@@ -139,7 +138,7 @@ export class SimulationRecorder {
     this.badDebtUncovered += uncovered;
     this.fees += amount('fee');
     this.insurancePaid += amount('insurancePaid');
-    const context = decodeContext(liquidation);
+    const context = liquidation.context;
     const mark = context?.settle?.mark ?? context?.executionMark ?? this.mark;
 
     for (const { write, before } of writes) {

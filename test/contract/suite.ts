@@ -478,7 +478,20 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           auctionFills: [{ price: ABOVE_2_53, size: HUGE, providerId: 'lp-1' }],
           settlement: { market: '-12.5', insurance: '0' },
           history: [...l.history, { atMs: 2_000, state: 'AUCTION', note: 'market/slippage' }],
-          context: '{"plannedSize":"150000000"}',
+          // Exact beyond 2^53, ids that read like a bigint tag kept strings, undefined fields dropped.
+          context: {
+            plannedSize: HUGE,
+            executionMark: ABOVE_2_53,
+            auctionId: '42n',
+            nextLiquidationId: '\\x',
+            settle: {
+              insurance: { balance: -5n, windowStartMs: 3_000, windowDrawn: 0n },
+              nowMs: 3_000,
+              mark: price('1888'),
+              position: { size: HUGE, collateral: 1n, entryPrice: price('2000'), version: 4 },
+              auctionFills: [{ price: price('1800'), size: base('0.25') }],
+            },
+          },
           version: 2,
         };
         await a.liquidations.replace(next, 1);

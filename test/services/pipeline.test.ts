@@ -695,7 +695,7 @@ describe('what ADL cannot take', () => {
       `${id}:last-resort:0`,
       `${id}:last-resort:1`,
     ]);
-    expect(liquidation?.context).toContain('"lastResortAttempt":2');
+    expect(liquidation?.context?.lastResortAttempt).toBe(2);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
     p.venue.faults.emptyBooks.delete('ETH-USD');

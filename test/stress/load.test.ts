@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
-import { decodeContext } from '../../shared/services/context.ts';
+import { encodeContext } from '../../shared/schemas/context.ts';
 import { MAX_ADL_COUNTERPARTIES } from '../../shared/services/liquidation.ts';
 import { recordFigures, toJson } from '../support/invariants.ts';
 import { createPipeline, syntheticBook } from '../support/pipeline.ts';
@@ -96,8 +96,10 @@ describe('scenario 8: load', () => {
     const liquidation = p.adapters.liquidations.all().find((l) => l.positionId === 'p1');
     expect(liquidation?.state).toBe('SETTLED_ADL');
     // The context attribute alone (the frozen candidates), a lower bound of the item's size.
-    expect(liquidation?.context?.length ?? 0).toBeLessThan(400 * 1024);
-    const candidates = decodeContext(liquidation!)?.settle?.candidates ?? [];
+    // As DynamoDB stores it: one JSON attribute of a 400 KB item.
+    const contextBytes = liquidation?.context ? encodeContext(liquidation.context).length : 0;
+    expect(contextBytes).toBeLessThan(400 * 1024);
+    const candidates = liquidation!.context?.settle?.candidates ?? [];
     expect(candidates.length).toBeGreaterThan(0);
     expect(candidates.length).toBeLessThanOrEqual(MAX_ADL_COUNTERPARTIES);
     const report = await p.check();
@@ -105,7 +107,7 @@ describe('scenario 8: load', () => {
     recordFigures('8-load-adl-freeze', {
       oppositeSide: 4000,
       frozenCandidates: candidates.length,
-      contextBytes: liquidation?.context?.length,
+      contextBytes,
     });
   });
 });

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import type { VenueFault } from '../../shared/adapters/venue/simulated.ts';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { type BaseE8, div, PPM_SCALE, parseBase } from '../../shared/domain/units.ts';
-import { decodeContext } from '../../shared/services/context.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
 import { Rng } from '../../shared/sim/random.ts';
 import { recordFigures } from '../support/invariants.ts';
@@ -93,7 +92,7 @@ describe('scenario 4: venue faults', () => {
       }
       for (const l of p.adapters.liquidations.all()) {
         if (l.state === 'CANCELLED') continue;
-        const context = decodeContext(l)!;
+        const context = l.context!;
         const filled = l.marketFills.reduce((t, f) => t + f.size, 0n);
         // Within the slippage bound of the mark the order was priced against.
         const limit = div(context.executionMark * (PPM_SCALE - market.slippageBound), PPM_SCALE, 'ceil');

@@ -15,7 +15,7 @@ import {
   type PositionRecord,
   silentTelemetry,
 } from '../../shared/ports/index.ts';
-import { decodeContext, INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import {
   type CountingVenue,
@@ -124,7 +124,7 @@ async function readLiquidations(input: StoredCheckInput): Promise<Map<string, Li
     for (const l of await input.adapters.liquidations.listByTick(key)) found.set(l.id, l);
   const next = [...found.values()];
   while (next.length > 0) {
-    const id = decodeContext(next.pop()!)?.nextLiquidationId;
+    const id = next.pop()!.context?.nextLiquidationId;
     if (!id || found.has(id)) continue;
     const l = await input.adapters.liquidations.get(id);
     if (l) {
@@ -194,7 +194,7 @@ export async function checkStoredInvariants(input: StoredCheckInput): Promise<St
     };
     for (const l of list) {
       if (!isTerminal(l.state) || l.state === 'CANCELLED') continue;
-      const context = decodeContext(l);
+      const context = l.context;
       if (!context) {
         fail(`settle: ${l.id} is ${l.state} without a context`);
         break;

@@ -26,7 +26,7 @@ import {
   type Venue,
   VenueError,
 } from '../../shared/ports/index.ts';
-import { decodeContext, type LiquidationContext } from '../../shared/services/context.ts';
+import type { LiquidationContext } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 
 /**
@@ -604,7 +604,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       continue;
     }
 
-    const context = decodeContext(l);
+    const context = l.context;
     if (!context) {
       fail(`settle: ${l.id} has no context`);
       continue;
@@ -747,7 +747,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     const list = openLiquidationOf.get(l.positionId) ?? [];
     list.push(l.id);
     openLiquidationOf.set(l.positionId, list);
-    const auctionId = decodeContext(l)?.auctionId;
+    const auctionId = l.context?.auctionId;
     const auction: AuctionRecord | undefined = auctionId ? auctions.get(auctionId) : undefined;
     const progressing =
       pendingLiquidations.has(l.id) ||
@@ -767,7 +767,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   // --- health: no liquidation of a position healthy at the price it used -----------------------------------
   for (const l of liquidations) {
     if (l.state === 'CANCELLED' || l.state === 'QUEUED') continue;
-    const context = decodeContext(l);
+    const context = l.context;
     const version = Number(l.id.slice(l.id.lastIndexOf(':') + 1));
     const at = observer.positionAt(l.positionId, version);
     if (!context || !at) {

@@ -1,12 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import {
-  decodeContext,
-  encodeContext,
-  type LiquidationContext,
-  parseContext,
-} from '../../shared/services/context.ts';
+import type { LiquidationContext } from '../../shared/ports/index.ts';
+import { contextFromText, encodeContext, parseContext } from '../../shared/schemas/context.ts';
 
 /** The liquidation context survives its JSON form exactly: bigints stay bigints, every string stays itself. */
 
@@ -86,18 +81,13 @@ describe('liquidation context encoding', () => {
     expect(decoded.auctionId).toBe('\\42n');
   });
 
-  it('reads a record without a context as none', () => {
-    expect(decodeContext({} as LiquidationRecord)).toBeUndefined();
-  });
-
   it('serves a context it encoded or parsed lately without parsing it again, and parses any other', () => {
     const c: LiquidationContext = { plannedSize: 5n, executionMark: 7n, auctionId: 'a-1' };
     const text = encodeContext(c);
-    expect(decodeContext({ context: text } as LiquidationRecord)).toBe(c);
+    expect(contextFromText(text)).toBe(c);
     const other = '{"plannedSize":"6n","executionMark":"8n","auctionId":"a-2"}';
-    const parsed = decodeContext({ context: other } as LiquidationRecord);
+    const parsed = contextFromText(other);
     expect(parsed).toEqual({ plannedSize: 6n, executionMark: 8n, auctionId: 'a-2' });
-    expect(decodeContext({ context: other } as LiquidationRecord)).toBe(parsed);
-    expect(decodeContext({} as LiquidationRecord)).toBeUndefined();
+    expect(contextFromText(other)).toBe(parsed);
   });
 });

@@ -10,12 +10,14 @@ import {
 import type { LiquidationState } from '../../domain/model.ts';
 import type {
   CrashHook,
+  LiquidationContext,
   LiquidationEvent,
   LiquidationRecord,
   LiquidationRepository,
   PositionRecord,
   ProcessingFailure,
 } from '../../ports/index.ts';
+import { contextFromText, encodeContext } from '../../schemas/context.ts';
 import {
   AdapterInputError,
   CorruptItemError,
@@ -126,7 +128,7 @@ export function liquidationItem(l: LiquidationRecord): Item {
         }),
       ),
     },
-    ...(l.context === undefined ? {} : { context: S(l.context) }),
+    ...(l.context === undefined ? {} : { context: S(encodeContext(l.context)) }),
     ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
     version: N(l.version),
   };
@@ -138,8 +140,20 @@ export function newLiquidationItem(l: LiquidationRecord): Item {
   return liquidationItem(fresh);
 }
 
+/** A stored context, or CorruptItemError when its text is not one. */
+function readContext(text: string): LiquidationContext {
+  try {
+    return contextFromText(text);
+  } catch (error) {
+    throw new CorruptItemError(
+      `adapter/bad-context: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
 export function liquidationFromItem(item: Item): LiquidationRecord {
-  const context = optS(item, 'context');
+  const contextText = optS(item, 'context');
+  const context = contextText === undefined ? undefined : readContext(contextText);
   const lastFailure = optFailure(item);
   const settlement =
     item.settlement === undefined
