@@ -30,7 +30,8 @@ export interface AuctionSleep {
 
 /**
  * Plans the next step after `nowMs`. Boundary k (k steps after the start) is due when the auction needs a reset
- * there or, at `mark`, its price reaches the best bid (`bestDiscountPpm`, undefined when no provider can bid).
+ * there or, at `mark`, its price reaches the best bid (`bestDiscountPpm`); with no provider left to bid
+ * (undefined) the next step is, and ends it.
  * Both are monotone in k (the curve never turns back and tail only comes closer), so the first due boundary is
  * found by bisection over the boundaries within the 900 s a delayed message can wait.
  *
@@ -47,13 +48,15 @@ export function planSleep(
   bestDiscountPpm: Ppm | undefined,
 ): AuctionSleep {
   const everyStep = nextStepDelaySeconds(auction, nowMs, config);
+  // No bidder: the next step ends the auction (its lot goes to the fund and ADL at the mark of then).
+  if (bestDiscountPpm === undefined) return { delaySeconds: everyStep, wakeMark: undefined };
   const elapsed = Math.max(0, nowMs - auction.startedAtMs);
   const stepMs = stepSeconds(config) * 1000;
   const pastTailMs = (config.tailSeconds + 1) * 1000;
   let limitMs = elapsed + MAX_STEP_DELAY_SECONDS * 1000;
   if (elapsed < pastTailMs) limitMs = Math.min(limitMs, pastTailMs);
 
-  const bid = bestDiscountPpm === undefined ? undefined : { maxDiscountPpm: bestDiscountPpm };
+  const bid = { maxDiscountPpm: bestDiscountPpm };
   const curve = curveFromConfig(config, auction.direction);
   const statuses = new Map<number, AuctionStatus>();
   const statusAt = (k: number): AuctionStatus => {
@@ -66,7 +69,7 @@ export function planSleep(
   };
   const due = (k: number): boolean => {
     const status = statusAt(k);
-    return status.needsReset || (bid !== undefined && accepts(bid, auction.direction, status.price, mark));
+    return status.needsReset || accepts(bid, auction.direction, status.price, mark);
   };
   let lo = Math.floor(elapsed / stepMs) + 1;
   const first = lo;
@@ -86,7 +89,7 @@ export function planSleep(
   );
   // The message lands in step floor(arrival / step): every boundary before that one is slept through.
   const lastSkipped = Math.floor((elapsed + delaySeconds * 1000) / stepMs) - 1;
-  if (lastSkipped < first || bestDiscountPpm === undefined) return { delaySeconds, wakeMark: undefined };
+  if (lastSkipped < first) return { delaySeconds, wakeMark: undefined };
   const { curvePrice } = statusAt(lastSkipped);
   return { delaySeconds, wakeMark: wakeMarkFor(auction.direction, curvePrice, bestDiscountPpm) };
 }

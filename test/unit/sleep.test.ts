@@ -46,13 +46,14 @@ describe('planSleep: the next step worth taking at this mark, and the mark that 
     expect(sleep).toEqual({ delaySeconds: 90, wakeMark: undefined });
   });
 
-  it('no bidder: sleeps the 900 s a message can wait (or until past tail), nothing to wake', () => {
+  it('no bidder left (this step spent the last): the next step, which ends the auction; nothing to wake', () => {
     expect(planSleep(sellAt(MARK), MARK, 0, stair, undefined)).toEqual({
-      delaySeconds: 900,
+      delaySeconds: 90,
       wakeMark: undefined,
     });
-    expect(planSleep(sellAt(MARK), MARK, 3_000_000, stair, undefined)).toEqual({
-      delaySeconds: 601,
+    // Ten seconds before tail: the step at 3,600 s.
+    expect(planSleep(sellAt(MARK), MARK, 3_590_000, stair, undefined)).toEqual({
+      delaySeconds: 10,
       wakeMark: undefined,
     });
   });
