@@ -258,8 +258,13 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'ledger', access: 'readWrite' },
       { table: 'providers', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
+      // openPosition checks the position against the last mark; registerProvider wakes sleeping auctions.
+      { table: 'markets', access: 'read' },
+      { table: 'auctions', access: 'read' },
+      { queue: 'auctionSteps', access: 'send' },
     ],
-    purpose: 'fund deposits and withdrawals, provider registration, position seeding (IAM only)',
+    purpose:
+      'fund deposits and withdrawals, provider registration (wakes sleeping auctions), position seeding (IAM only)',
   },
 ];
 

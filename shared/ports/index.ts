@@ -413,14 +413,14 @@ export interface AuctionRepository {
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
   /**
    * The sleeping auctions of one market side in wake order (SELL: lowest wake mark first; BUY: highest): `due`,
-   * the first of them whose wake mark `mark` reached, at most `limit`; `next`, the wake mark of the one after
-   * them, reached or not (undefined: none). On DynamoDB one query of a sparse index, eventually consistent: a
+   * the first of them whose wake mark `mark` reached (every one when `mark` is undefined), at most `limit`;
+   * `next`, the wake mark of the one after them, reached or not (undefined: none). On DynamoDB one query of a sparse index, eventually consistent: a
    * sleeper written a moment ago may be missing and then wakes on its own timer.
    */
   sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
-    mark: PriceE8,
+    mark: PriceE8 | undefined,
     limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }>;
 }

@@ -14,6 +14,7 @@ import {
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { withLiquidationPrice } from './margin-check.ts';
+import { type WakeDeps, wakeSleepers } from './wake.ts';
 
 /** Admin requests (IAM-only function): every field validated, amounts as decimal strings. */
 const id = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, 'letters, digits and . _ : - only (1-100)');
@@ -46,7 +47,7 @@ export class AdminInputError extends Error {
   override readonly name = 'AdminInputError';
 }
 
-export interface AdminDeps {
+export interface AdminDeps extends WakeDeps {
   readonly ledger: Ledger;
   readonly providers: ProviderRepository;
   readonly positions: PositionRepository;
@@ -56,7 +57,13 @@ export interface AdminDeps {
 }
 
 export type AdminResult =
-  | { readonly ok: true; readonly entry?: JournalEntry; readonly id?: string }
+  | {
+      readonly ok: true;
+      readonly entry?: JournalEntry;
+      readonly id?: string;
+      /** registerProvider: sleeping auctions woken to see the new terms (undefined: the wake failed). */
+      readonly woken?: number;
+    }
   | { readonly ok: false; readonly reason: string };
 
 /** Validates and applies one admin request; bad input is refused with a reason and changes nothing. */
@@ -116,7 +123,11 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         },
         existing?.version,
       );
-      return { ok: true, id: request.id };
+      const woken = await wakeForNewBids(
+        request.symbols.map((s) => marketConfig(deps.config, s).symbol),
+        deps,
+      );
+      return { ok: true, id: request.id, woken };
     }
     case 'openPosition': {
       const market = marketConfig(deps.config, request.symbol);
@@ -144,5 +155,24 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       await deps.positions.create(record);
       return { ok: true, id: record.id };
     }
+  }
+}
+
+/**
+ * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
+ * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again.
+ * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps.
+ */
+async function wakeForNewBids(symbols: readonly string[], deps: AdminDeps): Promise<number | undefined> {
+  try {
+    let woken = 0;
+    for (const symbol of symbols) {
+      for (const direction of ['SELL', 'BUY'] as const) {
+        woken += (await wakeSleepers(deps, symbol, direction, undefined)).woken;
+      }
+    }
+    return woken;
+  } catch {
+    return undefined;
   }
 }

@@ -20,6 +20,7 @@ import {
   type Telemetry,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
+import { wakeSleepers as wake } from './wake.ts';
 
 export interface MarginCheckDeps {
   readonly positions: PositionRepository;
@@ -33,7 +34,7 @@ export interface MarginCheckDeps {
   readonly telemetry: Telemetry;
   /** Most positions started per invocation; the rest continue in a follow-up invocation, never dropped. */
   readonly maxPositionsPerInvocation: number;
-  /** Most sleeping auctions woken per side and tick (default MAX_WAKES_PER_TICK). */
+  /** Most sleeping auctions woken per side and tick (default MAX_WAKES_PER_CALL). */
   readonly maxWakesPerTick?: number;
 }
 
@@ -171,18 +172,10 @@ async function handleTickOnce(
 }
 
 /**
- * Sleepers one tick wakes per side; the rest wake at the next tick (the side's wake mark stays reached). The
- * 2020 replay wakes more than 10,000 at once after a bounce; 50,000 are about 5 MB of index reads and 5,000
- * SendMessageBatch calls, 25 in flight: a few seconds of the 30 s margin-check may take, after its liquidations.
- */
-export const MAX_WAKES_PER_TICK = 50_000;
-/** SendMessageBatch calls in flight at once while waking. */
-const WAKE_SENDS_IN_FLIGHT = 25;
-
-/**
  * Wakes the sleeping auctions whose wake mark the accepted mark reached (domain/sleep.ts): their step messages
- * go out now instead of when planned. Costs calls only when the mark reaches a side's wake mark: one query of
- * the sleepers, their messages (batches of 10, several in flight), one conditional update. A failure costs only
+ * go out now instead of when planned (services/wake.ts). Costs calls only when the mark reaches a side's wake
+ * mark: one or two queries of the sleepers, their messages (batches of 10, several in flight), one conditional
+ * update. A failure costs only
  * the early wake: the auctions still step when their own messages come, so it is reported and the tick goes on.
  */
 async function wakeSleepers(
@@ -195,22 +188,10 @@ async function wakeSleepers(
     const wakeMark = state?.wakeMarks?.[direction];
     if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
     try {
-      const { due, next } = await deps.auctions.sleepers(
-        symbol,
-        direction,
-        mark,
-        deps.maxWakesPerTick ?? MAX_WAKES_PER_TICK,
-      );
-      const bodies = due.map((s) => encodeMessage({ auctionId: s.id, step: s.step }));
-      const perSend = 10 * Math.ceil(bodies.length / 10 / WAKE_SENDS_IN_FLIGHT);
-      const sends: Promise<void>[] = [];
-      for (let at = 0; at < bodies.length; at += perSend) {
-        sends.push(deps.auctionQueue.sendBatch(bodies.slice(at, at + perSend)));
-      }
-      await Promise.all(sends);
+      const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
       // Conditional on the mark read: a sleeper that covered its own mark meanwhile keeps it.
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
-      deps.telemetry.count(METRICS.AuctionsWoken.name, due.length);
+      deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {
       deps.telemetry.warn('sleeping auctions not woken; they step when their messages come', {
         symbol,

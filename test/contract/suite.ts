@@ -679,6 +679,15 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           due: [s1],
           next: price('1100'),
         });
+        // Without a mark: every sleeper of the side, in wake order.
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', undefined, 2)).toEqual({
+          due: [s1, s2],
+          next: big,
+        });
+        expect((await a.auctions.sleepers('ETH-USD', 'BUY', undefined, 10)).due.map((x) => x.id)).toEqual([
+          'b-1',
+          'b-2',
+        ]);
         const all = await a.auctions.sleepers('ETH-USD', 'SELL', big, 10);
         expect(all.due.map((x) => x.id)).toEqual(['s-1', 's-2', 's-3']);
         expect(all.next).toBeUndefined();

@@ -78,7 +78,7 @@ describe('admin requests', () => {
         maxLot: '100',
         symbols: ['ETH-USD'],
       }),
-    ).toEqual({ ok: true, id: 'lp-1' });
+    ).toEqual({ ok: true, id: 'lp-1', woken: 0 });
     expect((await p.adapters.providers.get('lp-1'))?.capital).toBe(parseQuote('50000'));
     const open = {
       action: 'openPosition',

@@ -5,6 +5,7 @@ import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
@@ -493,6 +494,33 @@ describe('sleeping auctions', () => {
     await p.tick('ETH-USD', '210.5');
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(count);
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toBeUndefined();
+  });
+
+  it('a provider registered (or changed) through admin wakes every sleeper of its markets: they see its bid now', async () => {
+    const { p, auction, startedAt } = await sleeper();
+    await p.runUntil(startedAt + 200_000);
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    // A 1 % bid (182.16 at the mark of 184) is short of step 2's price (183.95) and reached by step 3's (182.1).
+    const result = await handleAdmin(
+      {
+        action: 'registerProvider',
+        id: 'lp-2',
+        capital: '100000',
+        maxDiscount: '0.01',
+        maxLot: '100',
+        symbols: ['ETH-USD'],
+      },
+      deps,
+    );
+    expect(result).toMatchObject({ ok: true, id: 'lp-2', woken: 1 });
+    await p.runUntil(startedAt + 201_000);
+    // Woken (it slept towards step 10), it plans again on the new bid: step 3, at 270 s.
+    expect(await auction()).toMatchObject({ state: 'RUNNING', step: 2, fills: [] });
+    await p.runUntil(startedAt + 271_000);
+    const taken = await auction();
+    expect(taken.state).toBe('CLEARED');
+    expect(taken.fills.map((f) => f.providerId)).toEqual(['lp-2']);
+    expect(p.errors).toEqual([]);
   });
 
   it('a wake that fails is reported and the tick goes on: the auction steps when its message comes', async () => {

@@ -160,7 +160,7 @@ export class DynamoAuctionRepository implements AuctionRepository {
   async sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
-    mark: PriceE8,
+    mark: PriceE8 | undefined,
     limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
     if (!Number.isSafeInteger(limit) || limit < 1)
@@ -171,8 +171,14 @@ export class DynamoAuctionRepository implements AuctionRepository {
         new QueryCommand({
           TableName: this.table,
           IndexName: AUCTION_WAKE_INDEX,
-          KeyConditionExpression: `wakeKey = :key AND wakeMark ${reached ? (sell ? '<=' : '>=') : sell ? '>' : '<'} :mark`,
-          ExpressionAttributeValues: { ':key': S(wakeKeyOf(symbol, direction)), ':mark': N(mark) },
+          KeyConditionExpression:
+            mark === undefined
+              ? 'wakeKey = :key'
+              : `wakeKey = :key AND wakeMark ${reached ? (sell ? '<=' : '>=') : sell ? '>' : '<'} :mark`,
+          ExpressionAttributeValues: {
+            ':key': S(wakeKeyOf(symbol, direction)),
+            ...(mark === undefined ? {} : { ':mark': N(mark) }),
+          },
           ScanIndexForward: sell,
           Limit: max,
           ...(start ? { ExclusiveStartKey: start } : {}),
@@ -191,6 +197,7 @@ export class DynamoAuctionRepository implements AuctionRepository {
       start = out.LastEvaluatedKey;
     } while (start && reached.length <= limit);
     if (reached.length > limit) return { due: reached.slice(0, limit), next: reached[limit]?.wakeMark };
+    if (mark === undefined) return { due: reached, next: undefined };
     const [nearest] = (await query(false, 1)).Items ?? [];
     return { due: reached, next: nearest ? readBig(nearest, 'wakeMark') : undefined };
   }

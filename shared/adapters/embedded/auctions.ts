@@ -61,7 +61,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
   async sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
-    mark: PriceE8,
+    mark: PriceE8 | undefined,
     limit: number,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
     requireLimit(limit);
@@ -71,7 +71,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const reached: Sleeper[] = [];
     let nearest: PriceE8 | undefined;
     for (const sleeper of side.values()) {
-      if (wakes(direction, sleeper.wakeMark, mark)) reached.push(sleeper);
+      if (mark === undefined || wakes(direction, sleeper.wakeMark, mark)) reached.push(sleeper);
       else if (
         nearest === undefined ||
         earlierWake(direction, sleeper.wakeMark, nearest) === sleeper.wakeMark

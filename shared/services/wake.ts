@@ -1,0 +1,41 @@
+import type { PriceE8 } from '../domain/units.ts';
+import type { AuctionRepository, QueueTransport } from '../ports/index.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+
+/**
+ * Sleepers one call wakes per market side; the rest wake at the next call. The 2020 replay wakes more than
+ * 10,000 at once after a bounce; 50,000 are about 5 MB of index reads and 5,000 SendMessageBatch calls, 25 in
+ * flight: a few seconds of a function's time.
+ */
+export const MAX_WAKES_PER_CALL = 50_000;
+/** SendMessageBatch calls in flight at once while waking. */
+const SENDS_IN_FLIGHT = 25;
+
+export interface WakeDeps {
+  readonly auctions: Pick<AuctionRepository, 'sleepers'>;
+  readonly auctionQueue: QueueTransport;
+}
+
+/**
+ * Sends the step messages of the sleeping auctions of one market side whose wake mark `mark` reached (every
+ * sleeper when `mark` is undefined), at most `limit`, in wake order. A woken auction's step number dedupes the
+ * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
+ * Returns how many were woken and the wake mark of the first one left (reached or not).
+ */
+export async function wakeSleepers(
+  deps: WakeDeps,
+  symbol: string,
+  direction: 'BUY' | 'SELL',
+  mark: PriceE8 | undefined,
+  limit: number = MAX_WAKES_PER_CALL,
+): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
+  const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
+  const bodies = due.map((s) => encodeMessage({ auctionId: s.id, step: s.step }));
+  const perSend = 10 * Math.ceil(bodies.length / 10 / SENDS_IN_FLIGHT);
+  const sends: Promise<void>[] = [];
+  for (let at = 0; at < bodies.length; at += perSend) {
+    sends.push(deps.auctionQueue.sendBatch(bodies.slice(at, at + perSend)));
+  }
+  await Promise.all(sends);
+  return { woken: due.length, next };
+}
