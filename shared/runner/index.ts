@@ -10,6 +10,7 @@ export {
 } from './lambda-events.ts';
 export {
   createLocalRunner,
+  currentFunction,
   FunctionTimeoutError,
   type InvocationError,
   type LambdaHandler,

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context } from 'aws-lambda';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
 import { FUNCTIONS, type FunctionDef, type FunctionId, physicalName, type QueueId } from '../topology.ts';
@@ -21,6 +22,14 @@ import {
  * - schedule: invokes the function on a timer.
  * Not emulated: the batching window (a batch is what one poll returns) and log/trace plumbing.
  */
+
+const invocation = new AsyncLocalStorage<FunctionId>();
+
+/**
+ * The function whose invocation the caller runs in (undefined outside one): lets instrumentation attribute an
+ * AWS call to the function that made it, as IAM would (the local runner hosts every function in one process).
+ */
+export const currentFunction = (): FunctionId | undefined => invocation.getStore();
 
 /** Any Lambda handler: `(event: SQSEvent, context) => ...` and the like are all assignable to it. */
 export type LambdaHandler = (event: never, context: Context) => unknown;
@@ -296,7 +305,7 @@ export class LocalRunner {
     this.invocations[fn.id] = (this.invocations[fn.id] ?? 0) + 1;
     const timeoutMs = fn.timeoutSeconds * 1000;
     const context = lambdaContext(this.functionName(fn), fn.memoryMb, timeoutMs, this.identity);
-    const run = Promise.resolve().then(() => handler(event, context));
+    const run = Promise.resolve().then(() => invocation.run(fn.id, () => handler(event, context)));
     if (this.options.enforceTimeouts === false) return run;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

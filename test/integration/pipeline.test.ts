@@ -3,13 +3,14 @@ import { createAwsAdapters, createAwsQueueTransports } from '../../shared/adapte
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
-import { wiring } from '../../shared/lambda/wiring.ts';
+import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
 import { createLocalRunner } from '../../shared/runner/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
+import { GrantRecorder } from '../support/grants.ts';
 import { startMoto } from '../support/moto.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
@@ -22,10 +23,15 @@ type Moto = Awaited<ReturnType<typeof startMoto>>;
 let moto: Moto;
 let stageCounter = 0;
 
+/** Every call the handlers make in this file's scenarios, checked against the topology's grants at the end. */
+const grants = new GrantRecorder();
+
 beforeAll(async () => {
   moto = await startMoto();
+  instrumentAwsClients((clients) => grants.attach(clients));
 });
 afterAll(async () => {
+  instrumentAwsClients(undefined);
   await moto?.stop();
 });
 
@@ -38,6 +44,7 @@ async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Pr
     riskConfig,
     fastRetries: true,
   });
+  grants.forStage(stack.names);
   const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
   let sequence = 0;
   const ctx: Context = {
@@ -52,10 +59,8 @@ async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Pr
       await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
     },
     async admin(request: unknown) {
-      const result = (await (stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>)(
-        request,
-        lambdaContextStub,
-      )) as { ok: boolean; reason?: string };
+      // Through the runner, as an IAM invoke: its calls are attributed to the admin function.
+      const result = (await stack.runner.invoke('admin', request)) as { ok: boolean; reason?: string };
       expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
     },
     async liquidations() {
@@ -66,6 +71,8 @@ async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Pr
   try {
     await body(ctx);
     expect(stack.runner.errors.map((e) => String(e.error))).toEqual([]);
+    // IAM as the stack would apply it (moto does not): the topology grants every call a handler made.
+    expect(grants.ungranted()).toEqual([]);
   } finally {
     await stack.stop();
   }
@@ -78,13 +85,6 @@ interface Context {
   admin(request: unknown): Promise<void>;
   liquidations(): Promise<LiquidationRecord[]>;
 }
-
-const lambdaContextStub = {
-  functionName: 'admin',
-  awsRequestId: 'e2e',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:admin',
-  getRemainingTimeInMillis: () => 30_000,
-};
 
 /** Every liquidation id of a stage, from the ticks' index items (no scan of the book). */
 async function liquidationIds(stack: LocalStack): Promise<string[]> {
@@ -150,6 +150,16 @@ describe('pipeline on moto', () => {
       emf.mockRestore();
       for (const metric of ['TicksAccepted', 'LiquidationsEnqueued', 'LiquidationsSettled']) {
         expect(printed).toContain(`"${metric}"`);
+      }
+      // The grants check sees the handlers' calls, by function (admin's through the runner's invoke).
+      for (const use of [
+        'marginCheck write liquidations',
+        'marginCheck send liquidations',
+        'liquidationConsumer write ledger',
+        'admin read markets',
+        'admin write positions',
+      ]) {
+        expect([...grants.uses]).toContain(use);
       }
     });
   });
