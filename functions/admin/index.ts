@@ -17,6 +17,11 @@ export async function admin(event: unknown) {
   const action =
     typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
   logger.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
+  if (result.ok && result.wakeError) {
+    logger.warn('provider registered; sleeping auctions not woken, they see it when they step', {
+      error: result.wakeError,
+    });
+  }
   if (result.ok && result.entry) {
     return {
       ok: true,

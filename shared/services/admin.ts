@@ -61,8 +61,10 @@ export type AdminResult =
       readonly ok: true;
       readonly entry?: JournalEntry;
       readonly id?: string;
-      /** registerProvider: sleeping auctions woken to see the new terms (undefined: the wake failed). */
+      /** registerProvider: sleeping auctions woken to see the new terms. */
       readonly woken?: number;
+      /** registerProvider: why the wake failed (the provider is registered; sleepers see it when they step). */
+      readonly wakeError?: string;
     }
   | { readonly ok: false; readonly reason: string };
 
@@ -123,11 +125,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         },
         existing?.version,
       );
-      const woken = await wakeForNewBids(
-        request.symbols.map((s) => marketConfig(deps.config, s).symbol),
-        deps,
-      );
-      return { ok: true, id: request.id, woken };
+      const symbols = request.symbols.map((s) => marketConfig(deps.config, s).symbol);
+      return { ok: true, id: request.id, ...(await wakeForNewBids(symbols, deps)) };
     }
     case 'openPosition': {
       const market = marketConfig(deps.config, request.symbol);
@@ -163,16 +162,19 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
  * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again.
  * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps.
  */
-async function wakeForNewBids(symbols: readonly string[], deps: AdminDeps): Promise<number | undefined> {
+async function wakeForNewBids(
+  symbols: readonly string[],
+  deps: AdminDeps,
+): Promise<{ woken: number; wakeError?: string }> {
+  let woken = 0;
   try {
-    let woken = 0;
     for (const symbol of symbols) {
       for (const direction of ['SELL', 'BUY'] as const) {
         woken += (await wakeSleepers(deps, symbol, direction, undefined)).woken;
       }
     }
-    return woken;
-  } catch {
-    return undefined;
+    return { woken };
+  } catch (error) {
+    return { woken, wakeError: error instanceof Error ? error.message : String(error) };
   }
 }

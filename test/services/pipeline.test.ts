@@ -523,6 +523,25 @@ describe('sleeping auctions', () => {
     expect(p.errors).toEqual([]);
   });
 
+  it('a failed wake after a provider registration says why; the provider is registered all the same', async () => {
+    const { p } = await sleeper();
+    vi.spyOn(p.adapters.auctions, 'sleepers').mockRejectedValueOnce(new Error('ThrottlingException'));
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const result = await handleAdmin(
+      {
+        action: 'registerProvider',
+        id: 'lp-2',
+        capital: '1000',
+        maxDiscount: '0.01',
+        maxLot: '1',
+        symbols: ['ETH-USD'],
+      },
+      deps,
+    );
+    expect(result).toEqual({ ok: true, id: 'lp-2', woken: 0, wakeError: 'ThrottlingException' });
+    expect(await p.adapters.providers.get('lp-2')).toMatchObject({ id: 'lp-2', version: 0 });
+  });
+
   it('a wake that fails is reported and the tick goes on: the auction steps when its message comes', async () => {
     const { p, auction, startedAt } = await sleeper();
     const sleepers = vi
