@@ -86,6 +86,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'sleeping auctions a tick woke (their mark reached the price of a standing bid sooner than planned)',
   },
+  AuctionWakeFailures: {
+    name: 'AuctionWakeFailures',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned',
+  },
   InsuranceFundBalance: {
     name: 'InsuranceFundBalance',
     unit: 'None',

@@ -91,7 +91,8 @@ async function stepOnce(
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
   const smallest = minBig(market.dustSize, auction.remainingLot);
   const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
-  const anyBidder = providers.some((p) => canBid(p, smallest, bestPrice));
+  const best = bestDiscount(providers, smallest, bestPrice);
+  const anyBidder = best !== undefined;
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
       ...awake(auction),
@@ -107,7 +108,7 @@ async function stepOnce(
   }
   if (status.needsReset) {
     const reset = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
-    const sleep = planSleep(reset, mark, now, config, bestDiscount(providers, smallest, bestPrice));
+    const sleep = planSleep(reset, mark, now, config, best);
     const restarted: AuctionRecord = {
       ...reset,
       ...(sleep.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
@@ -223,6 +224,7 @@ async function coverWake(
   try {
     await deps.markets.coverWakeMark(symbol, direction, wakeMark);
   } catch (error) {
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),

@@ -193,6 +193,7 @@ async function wakeSleepers(
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
       deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {
+      deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
       deps.telemetry.warn('sleeping auctions not woken; they step when their messages come', {
         symbol,
         direction,

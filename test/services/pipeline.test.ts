@@ -552,6 +552,7 @@ describe('sleeping auctions', () => {
     expect(outcome.status).toBe('accepted');
     expect(sleepers).toHaveBeenCalledTimes(1);
     expect(p.telemetry.warnings).toContain('sleeping auctions not woken; they step when their messages come');
+    expect(p.telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(1);
     expect((await auction()).step).toBe(1);
     await p.runUntil(startedAt + 902_000);
     expect((await auction()).state).toBe('CLEARED');
