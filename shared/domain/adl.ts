@@ -46,6 +46,31 @@ export interface RankedCandidate extends AdlCandidate {
   /** Unrealized profit at the mark, floored: the most the candidate can ever give. */
   readonly unrealizedPnl: QuoteE6;
   readonly score: Ratio;
+  /** What this module ranked it from (set only here): a later ranking at the same mark reuses the score. */
+  readonly [RANKED_FROM]?: RankBasis;
+}
+
+/** Module-private key: a ranking cannot be forged from outside, and a copy changed since keeps a stale basis. */
+const RANKED_FROM: unique symbol = Symbol('adl.rankedFrom');
+
+interface RankBasis {
+  readonly mark: PriceE8;
+  readonly deleveragedSide: Side;
+  readonly candidate: AdlCandidate;
+}
+
+/** `c` was ranked by this module at `mark` against `deleveragedSide`, from exactly the fields it has now. */
+function rankedAt(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): c is RankedCandidate {
+  const basis = (c as RankedCandidate)[RANKED_FROM];
+  if (basis === undefined || basis.mark !== mark || basis.deleveragedSide !== deleveragedSide) return false;
+  const from = basis.candidate;
+  return (
+    from.id === c.id &&
+    from.side === c.side &&
+    from.size === c.size &&
+    from.entryPrice === c.entryPrice &&
+    from.collateral === c.collateral
+  );
 }
 
 const opposite = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
@@ -89,7 +114,9 @@ export function rankForAdl(
   mark: PriceE8,
   deleveragedSide: Side,
 ): RankedCandidate[] {
-  const scored = scoreForAdl(candidates, mark, deleveragedSide);
+  const scored = candidates.every((c) => rankedAt(c, mark, deleveragedSide))
+    ? rankedAgain(candidates, mark)
+    : scoreForAdl(candidates, mark, deleveragedSide);
   // Callers usually pass a ranked list (the ADL queue's order): checking it costs n - 1 comparisons, not a sort.
   for (let i = 1; i < scored.length; i++) {
     if (byRank(scored[i - 1]!, scored[i]!) > 0) return scored.sort(byRank);
@@ -118,12 +145,13 @@ export function topForAdl(
     const estimate = estimateScore(c, mark);
     return estimate !== undefined && estimate < last * (1 - APPROX_TIE);
   };
-  for (const { candidate: c, pnl16, score } of scored(candidates, mark, deleveragedSide, clearlyOut)) {
+  for (const s of scored(candidates, mark, deleveragedSide, clearlyOut)) {
     if (top.length === count) {
       const last = top[count - 1];
-      if (!last || (compareScoresDesc(score, last.score) || (c.id < last.id ? -1 : 1)) >= 0) continue;
+      if (!last || (compareScoresDesc(s.score, last.score) || (s.candidate.id < last.id ? -1 : 1)) >= 0)
+        continue;
     }
-    const ranked = rankedOf(c, pnl16, score);
+    const ranked = rankedOf(s, mark, deleveragedSide);
     let lo = 0;
     let hi = top.length;
     while (lo < hi) {
@@ -146,14 +174,29 @@ export function rankCandidate(
   mark: PriceE8,
   deleveragedSide: Side,
 ): RankedCandidate | undefined {
-  for (const s of scored([c], mark, deleveragedSide)) return rankedOf(s.candidate, s.pnl16, s.score);
+  for (const s of scored([c], mark, deleveragedSide)) return rankedOf(s, mark, deleveragedSide);
   return undefined;
+}
+
+/** Candidates this module ranked at `mark`: their scores stand; only the checks of a ranking are repeated. */
+function rankedAgain(candidates: readonly RankedCandidate[], mark: PriceE8): RankedCandidate[] {
+  if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
+  const ids = new Set<string>();
+  for (const c of candidates) {
+    if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
+    ids.add(c.id);
+  }
+  return [...candidates];
 }
 
 /** rankForAdl's order: highest score first, equal scores by ascending id. */
 export const compareRanked: (a: RankedCandidate, b: RankedCandidate) => number = byRank;
 
-const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate => ({
+const rankedOf = (
+  { candidate: c, pnl16, score }: Scored,
+  mark: PriceE8,
+  deleveragedSide: Side,
+): RankedCandidate => ({
   id: c.id,
   side: c.side,
   size: c.size,
@@ -161,10 +204,17 @@ const rankedOf = (c: AdlCandidate, pnl16: bigint, score: Ratio): RankedCandidate
   collateral: c.collateral,
   unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
   score,
+  [RANKED_FROM]: { mark, deleveragedSide, candidate: c },
 });
 
 const scoreForAdl = (candidates: readonly AdlCandidate[], mark: PriceE8, deleveragedSide: Side) =>
-  Array.from(scored(candidates, mark, deleveragedSide), (s) => rankedOf(s.candidate, s.pnl16, s.score));
+  Array.from(scored(candidates, mark, deleveragedSide), (s) => rankedOf(s, mark, deleveragedSide));
+
+interface Scored {
+  readonly candidate: AdlCandidate;
+  readonly pnl16: bigint;
+  readonly score: Ratio;
+}
 
 /**
  * Validates every candidate (shape, unique id) and yields the rankable ones with their profit and score, without
@@ -175,7 +225,7 @@ function* scored(
   mark: PriceE8,
   deleveragedSide: Side,
   skip?: (c: AdlCandidate) => boolean,
-): Generator<{ readonly candidate: AdlCandidate; readonly pnl16: bigint; readonly score: Ratio }> {
+): Generator<Scored> {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
   const side = opposite(deleveragedSide);
   const ids = new Set<string>();
@@ -222,7 +272,10 @@ export interface AdlInput {
   readonly deficit: QuoteE6;
   /** The position being deleveraged: its side and the size still open (0 when only money is left). */
   readonly bankruptPosition: { readonly side: Side; readonly size: BaseE8 };
-  /** Candidates; re-ranked at `mark` here, so the order is the rule's whatever the caller passes. */
+  /**
+   * Candidates; ranked at `mark` here, so the order is the rule's whatever the caller passes (the scores of
+   * candidates this module ranked at `mark`, unchanged since, are reused).
+   */
   readonly ranked: readonly AdlCandidate[];
   readonly mark: PriceE8;
 }

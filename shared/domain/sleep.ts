@@ -71,18 +71,13 @@ export function planSleep(
     const status = statusAt(k);
     return status.needsReset || accepts(bid, auction.direction, status.price, mark);
   };
-  let lo = Math.floor(elapsed / stepMs) + 1;
-  const first = lo;
-  let hi = Math.floor(limitMs / stepMs) + 1;
-  const none = hi;
-  // The next step is due as often as not (a bid near, a reset): one look before the bisection.
-  if (lo < hi && due(lo)) hi = lo;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (due(mid)) hi = mid;
-    else lo = mid + 1;
-  }
-  const wakeMs = lo < none ? lo * stepMs : limitMs;
+  const first = Math.floor(elapsed / stepMs) + 1;
+  const none = Math.floor(limitMs / stepMs) + 1;
+  // A guess from the curve in doubles narrows the search (due is checked, never assumed); without one, the
+  // next step (due as often as not: a bid near, a reset).
+  const guess = firstDueGuess(config, auction, mark, bestDiscountPpm, stepMs) ?? first;
+  const wake = firstTrue(first, none, due, guess);
+  const wakeMs = wake < none ? wake * stepMs : limitMs;
   const delaySeconds = Math.min(
     MAX_STEP_DELAY_SECONDS,
     Math.max(everyStep, Math.ceil((wakeMs - elapsed) / 1000)),
@@ -92,6 +87,58 @@ export function planSleep(
   if (lastSkipped < first) return { delaySeconds, wakeMark: undefined };
   const { curvePrice } = statusAt(lastSkipped);
   return { delaySeconds, wakeMark: wakeMarkFor(auction.direction, curvePrice, bestDiscountPpm) };
+}
+
+/**
+ * The first k in [lo, hi) at which the monotone `pred` holds (hi if none), by bisection. A guess narrows it
+ * exactly, right or wrong: a right one and the k before it settle it in two looks.
+ */
+export function firstTrue(lo: number, hi: number, pred: (k: number) => boolean, guess?: number): number {
+  if (guess !== undefined && lo < hi) {
+    const g = Math.min(Math.max(guess, lo), hi - 1);
+    if (pred(g)) {
+      hi = g;
+      if (g > lo && !pred(g - 1)) lo = g;
+    } else {
+      lo = g + 1;
+      if (lo < hi && pred(lo)) hi = lo;
+    }
+  }
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * The stairstep curve's first due boundary, in doubles: the first k at which top * cut^k has fallen (SELL) or
+ * top / cut^k risen (BUY) to the bid at `mark`, passed the cusp, or passed tail. Only a guess for planSleep's
+ * search; undefined for other curves or inputs beyond doubles' reach.
+ */
+function firstDueGuess(
+  config: AuctionConfig,
+  auction: AuctionState,
+  mark: PriceE8,
+  discountPpm: Ppm,
+  stepMs: number,
+): number | undefined {
+  if (config.curve.kind !== 'stairstep') return undefined;
+  const logCut = Math.log(Number(config.curve.cut) / 1e6);
+  if (!(logCut < 0)) return undefined;
+  const top = Number(auction.top);
+  const bid = auction.direction === 'SELL' ? 1 - Number(discountPpm) / 1e6 : 1 + Number(discountPpm) / 1e6;
+  // cut^k <= bid * mark / top (SELL) or top / (bid * mark) (BUY).
+  const ratio = auction.direction === 'SELL' ? (bid * Number(mark)) / top : top / (bid * Number(mark));
+  const accept = ratio >= 1 ? 0 : ratio > 0 ? Math.ceil(Math.log(ratio) / logCut) : Number.POSITIVE_INFINITY;
+  const cusp =
+    Number(config.cusp) > 0
+      ? Math.floor(Math.log(Number(config.cusp) / 1e6) / logCut) + 1
+      : Number.POSITIVE_INFINITY;
+  const tail = Math.floor((config.tailSeconds * 1000) / stepMs) + 1;
+  const k = Math.min(accept, cusp, tail);
+  return Number.isFinite(k) ? k : undefined;
 }
 
 /** SELL: the lowest mark whose bid (mark * (1 - d)) the price reaches; BUY: the highest (mark * (1 + d)). */

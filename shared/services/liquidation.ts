@@ -495,8 +495,15 @@ async function freeze(
     // size the others would have taken is carried to the next slice). They are a prefix of the rank order, so
     // the plan on them alone is the same plan.
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
-    candidates = queue.ranked.filter((c) => used.has(c.id));
-    if (candidates.length < queue.ranked.length) decision = decide(insurance, candidates, lastResortFills);
+    const kept = queue.head.filter((e) => used.has(e.candidate.id));
+    candidates = kept.map((e) => e.candidate);
+    if (kept.length < queue.head.length) {
+      decision = decide(
+        insurance,
+        kept.map((e) => e.ranked),
+        lastResortFills,
+      );
+    }
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, deps);
@@ -612,7 +619,7 @@ async function adlQueue(
   mark: PriceE8,
   deps: SettlementDeps,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
-): Promise<{ readonly ranked: VersionedCandidate[]; readonly decision: WaterfallDecision }> {
+): Promise<{ readonly head: QueuedEntry[]; readonly decision: WaterfallDecision }> {
   const { symbol } = liquidation;
   const side = oppositeSide(liquidation.side);
   const now = deps.clock.nowMs();
@@ -650,15 +657,16 @@ async function planOnPrefix(
   read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
   rank: (p: PositionRecord) => QueuedEntry | undefined,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
-): Promise<{ ranked: VersionedCandidate[]; decision: WaterfallDecision; spent: boolean }> {
+): Promise<{ head: QueuedEntry[]; decision: WaterfallDecision; spent: boolean }> {
   for (let n = FIRST_PLAN_PREFIX; ; n = Math.min(n * 4, MAX_ADL_COUNTERPARTIES)) {
-    const ranked = (await queue.head(n, seen, read, rank)).map((e) => e.candidate);
-    const decision = plan(ranked);
+    const head = await queue.head(n, seen, read, rank);
+    // The queue's rankings, made at this mark: the plan reuses their scores.
+    const decision = plan(head.map((e) => e.ranked));
     const allTaken =
       decision.next === 'settle' &&
       (!decision.adl || (decision.adl.unmatchedSize === 0n && decision.adl.uncovered === 0n));
-    const spent = ranked.length < n;
-    if (allTaken || spent || n === MAX_ADL_COUNTERPARTIES) return { ranked, decision, spent };
+    const spent = head.length < n;
+    if (allTaken || spent || n === MAX_ADL_COUNTERPARTIES) return { head, decision, spent };
   }
 }
 

@@ -5,10 +5,11 @@ import {
   auctionStatus,
   nextStepDelaySeconds,
   startPrice,
+  stepSeconds,
 } from '../../shared/domain/auction.ts';
 import { accepts } from '../../shared/domain/clearing.ts';
 import { type AuctionConfig, DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import { earlierWake, planSleep, wakes } from '../../shared/domain/sleep.ts';
+import { earlierWake, firstTrue, planSleep, wakes } from '../../shared/domain/sleep.ts';
 import { div, PPM_SCALE, ppm, price } from '../../shared/domain/units.ts';
 
 const config = (over: Partial<AuctionConfig> = {}): AuctionConfig => ({
@@ -142,6 +143,75 @@ describe('planSleep: the next step worth taking at this mark, and the mark that 
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('firstTrue: the first k where a monotone predicate holds, whatever the guess (right, wrong or out of range)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: -5, max: 110 }),
+        fc.option(fc.integer({ min: -5, max: 110 }), { nil: undefined }),
+        (lo, width, threshold, guess) => {
+          const hi = lo + width;
+          const looked: number[] = [];
+          const pred = (k: number) => {
+            expect(k >= lo && k < hi).toBe(true);
+            looked.push(k);
+            return k >= threshold;
+          };
+          expect(firstTrue(lo, hi, pred, guess)).toBe(Math.min(Math.max(threshold, lo), hi));
+          // A right guess settles it in at most two looks.
+          if (guess === threshold && threshold > lo && threshold < hi) expect(looked.length).toBe(2);
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('property: the first due step whatever the floor, cusp and curve (its guess in doubles is only a guess)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom<AuctionDirection>('SELL', 'BUY'),
+        fc.oneof(
+          fc.integer({ min: 500_000, max: 999_999 }).map((cut) => ({ kind: 'stairstep' as const, cut })),
+          fc.integer({ min: 60, max: 20_000 }).map((tau) => ({ kind: 'linear' as const, tau })),
+        ),
+        fc.integer({ min: 1, max: 300 }),
+        fc.integer({ min: 0, max: 990_000 }),
+        fc.integer({ min: 0, max: 990_000 }),
+        fc.integer({ min: 0, max: 500_000 }),
+        fc.integer({ min: 200, max: 3_000 }),
+        fc.nat(3_000_000),
+        (direction, shape, step, floor, cusp, discount, markPermille, elapsed) => {
+          const cfg = config({
+            curve:
+              shape.kind === 'stairstep'
+                ? { kind: 'stairstep', cut: BigInt(shape.cut), stepSeconds: step }
+                : { kind: 'linear', tauSeconds: shape.tau },
+            tailSeconds: 3_600,
+            cusp: BigInt(cusp),
+            floor: BigInt(floor),
+          });
+          const start = price('1000');
+          const auction = { direction, top: startPrice(start, direction, cfg.buf), startedAtMs: 0 };
+          const mark = (start * BigInt(markPermille)) / 1000n;
+          const d = BigInt(discount);
+          const sleep = planSleep(auction, mark, elapsed, cfg, d);
+          const stepMs = stepSeconds(cfg) * 1000;
+          const due = (k: number) => {
+            const s = auctionStatus(auction, mark, k * stepMs, cfg);
+            return s.needsReset || accepts({ maxDiscountPpm: d }, direction, s.price, mark);
+          };
+          const wakeAt = elapsed + sleep.delaySeconds * 1000;
+          const wakeStep = Math.floor(wakeAt / stepMs);
+          for (let k = Math.floor(elapsed / stepMs) + 1; k < wakeStep; k++) expect(due(k)).toBe(false);
+          const byTime = sleep.delaySeconds === 900 || Math.floor(wakeAt / 1000) === cfg.tailSeconds + 1;
+          if (!byTime) expect(due(wakeStep)).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });
