@@ -46,31 +46,24 @@ export interface RankedCandidate extends AdlCandidate {
   /** Unrealized profit at the mark, floored: the most the candidate can ever give. */
   readonly unrealizedPnl: QuoteE6;
   readonly score: Ratio;
-  /** What this module ranked it from (set only here): a later ranking at the same mark reuses the score. */
-  readonly [RANKED_FROM]?: RankBasis;
+  /** Where this module ranked it (set only here): a later ranking at the same mark reuses the score. */
+  readonly [RANKED_AT]?: RankMark;
 }
 
-/** Module-private key: a ranking cannot be forged from outside, and a copy changed since keeps a stale basis. */
-const RANKED_FROM: unique symbol = Symbol('adl.rankedFrom');
+/** Module-private key: a ranking cannot be forged from outside, and a copy (changed or not) is ranked again. */
+const RANKED_AT: unique symbol = Symbol('adl.rankedAt');
 
-interface RankBasis {
+interface RankMark {
   readonly mark: PriceE8;
   readonly deleveragedSide: Side;
-  readonly candidate: AdlCandidate;
+  /** The ranked object itself: a spread copy carries the key but is not this object. */
+  readonly ranked: RankedCandidate;
 }
 
-/** `c` was ranked by this module at `mark` against `deleveragedSide`, from exactly the fields it has now. */
+/** `c` is a ranking this module made at `mark` against `deleveragedSide` (the very object, not a copy). */
 function rankedAt(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): c is RankedCandidate {
-  const basis = (c as RankedCandidate)[RANKED_FROM];
-  if (basis === undefined || basis.mark !== mark || basis.deleveragedSide !== deleveragedSide) return false;
-  const from = basis.candidate;
-  return (
-    from.id === c.id &&
-    from.side === c.side &&
-    from.size === c.size &&
-    from.entryPrice === c.entryPrice &&
-    from.collateral === c.collateral
-  );
+  const at = (c as RankedCandidate)[RANKED_AT];
+  return at !== undefined && at.ranked === c && at.mark === mark && at.deleveragedSide === deleveragedSide;
 }
 
 const opposite = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
@@ -192,20 +185,19 @@ function rankedAgain(candidates: readonly RankedCandidate[], mark: PriceE8): Ran
 /** rankForAdl's order: highest score first, equal scores by ascending id. */
 export const compareRanked: (a: RankedCandidate, b: RankedCandidate) => number = byRank;
 
-const rankedOf = (
-  { candidate: c, pnl16, score }: Scored,
-  mark: PriceE8,
-  deleveragedSide: Side,
-): RankedCandidate => ({
-  id: c.id,
-  side: c.side,
-  size: c.size,
-  entryPrice: c.entryPrice,
-  collateral: c.collateral,
-  unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
-  score,
-  [RANKED_FROM]: { mark, deleveragedSide, candidate: c },
-});
+const rankedOf = ({ candidate: c, pnl16, score }: Scored, mark: PriceE8, deleveragedSide: Side) => {
+  const ranked: { -readonly [K in keyof RankedCandidate]: RankedCandidate[K] } = {
+    id: c.id,
+    side: c.side,
+    size: c.size,
+    entryPrice: c.entryPrice,
+    collateral: c.collateral,
+    unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
+    score,
+  };
+  ranked[RANKED_AT] = { mark, deleveragedSide, ranked };
+  return ranked as RankedCandidate;
+};
 
 const scoreForAdl = (candidates: readonly AdlCandidate[], mark: PriceE8, deleveragedSide: Side) =>
   Array.from(scored(candidates, mark, deleveragedSide), (s) => rankedOf(s, mark, deleveragedSide));

@@ -56,6 +56,23 @@ describe('rankForAdl', () => {
     expect(rankForAdl(reversed, MARK, 'LONG')).toEqual(rankForAdl(book, MARK, 'LONG'));
   });
 
+  it('reuses its own rankings at the same mark, and ranks again a copy changed since, or another mark', () => {
+    const ranked = rankForAdl(book, MARK, 'LONG');
+    const again = rankForAdl(ranked, MARK, 'LONG');
+    expect(again).toEqual(ranked);
+    expect(again[0]!.score).toBe(ranked[0]!.score); // reused, not recomputed
+    // b's copy with more collateral (its ranking spread along) scores below a: it must not keep b's score.
+    const changed = ranked.map((c) => (c.id === 'b' ? { ...c, collateral: usd('1000') } : c));
+    const fresh = book.map((c) => (c.id === 'b' ? { ...c, collateral: usd('1000') } : c));
+    expect(rankForAdl(changed, MARK, 'LONG')).toEqual(rankForAdl(fresh, MARK, 'LONG'));
+    expect(rankForAdl(changed, MARK, 'LONG').map((c) => c.id)).toEqual(['h', 'c', 'a', 'b']);
+    // At another mark the scores are another's.
+    const other = price('1900');
+    const same = book.filter((c) => ranked.some((r) => r.id === c.id));
+    expect(rankForAdl(ranked, other, 'LONG')).toEqual(rankForAdl(same, other, 'LONG'));
+    expect(() => rankForAdl([ranked[0]!, ranked[0]!], MARK, 'LONG')).toThrow('adl/duplicate-id');
+  });
+
   it.each([
     { name: 'duplicate id', list: [book[0]!, book[0]!], reason: 'adl/duplicate-id' },
     { name: 'negative collateral', list: [{ ...book[0]!, collateral: -1n }], reason: 'adl/bad-candidate' },
