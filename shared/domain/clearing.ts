@@ -176,16 +176,16 @@ function byBestTerms(a: ProviderBid, b: ProviderBid): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+function requireNonNegative(what: string, value: bigint): void {
+  if (value < 0n) throw new ClearingError('clearing/invalid-amount', `${what} ${value} is negative`);
+}
+
 function validate(input: AuctionStepInput): void {
   if (input.price <= 0n) throw new ClearingError('clearing/non-positive-price', `price ${input.price}`);
   if (input.mark <= 0n) throw new ClearingError('clearing/non-positive-mark', `mark ${input.mark}`);
-  for (const [what, value] of [
-    ['remainingLot', input.remainingLot],
-    ['debt', input.debt],
-    ['dust', input.dust],
-  ] as const) {
-    if (value < 0n) throw new ClearingError('clearing/invalid-amount', `${what} ${value} is negative`);
-  }
+  requireNonNegative('remainingLot', input.remainingLot);
+  requireNonNegative('debt', input.debt);
+  requireNonNegative('dust', input.dust);
   const ids = new Set<string>();
   for (const p of input.providers) {
     if (typeof p.id !== 'string' || p.id.length === 0) {

@@ -138,12 +138,7 @@ async function stepOnce(
       'ceil',
     ),
     dust: market.dustSize,
-    providers: providers.map((p) => ({
-      id: p.id,
-      capital: p.capital,
-      maxDiscountPpm: p.maxDiscountPpm,
-      maxLot: p.maxLot,
-    })),
+    providers,
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EmbeddedAuctionRepository } from '../../shared/adapters/embedded/auctions.ts';
+import { frozenCopy } from '../../shared/adapters/embedded/internal.ts';
 import { EmbeddedLiquidationRepository } from '../../shared/adapters/embedded/liquidations.ts';
 import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
 import { EmbeddedPositionRepository } from '../../shared/adapters/embedded/positions.ts';
@@ -240,6 +241,30 @@ describe('embedded liquidations', () => {
     const read = (await liquidations.get('p1:3'))!;
     expect(read.history).toHaveLength(1);
     expect(() => (read.history as unknown[]).push(1)).toThrow(TypeError);
+  });
+});
+
+describe('frozenCopy (what the embedded stores keep)', () => {
+  it('copies plain data deep, frozen at every level; frozen parts are shared, not copied', () => {
+    const shared = Object.freeze({ price: 1n });
+    const input = { a: 1n, nested: { list: [{ b: 'x' }], shared }, text: 's' };
+    const copy = frozenCopy(input);
+    expect(copy).toEqual(input);
+    expect(copy).not.toBe(input);
+    expect(copy.nested.list[0]).not.toBe(input.nested.list[0]);
+    expect(copy.nested.shared).toBe(shared);
+    expect(
+      Object.isFrozen(copy) && Object.isFrozen(copy.nested) && Object.isFrozen(copy.nested.list[0]),
+    ).toBe(true);
+    input.nested.list[0]!.b = 'changed';
+    expect(copy.nested.list[0]!.b).toBe('x');
+  });
+
+  it('leaves out undefined properties at every level, as DynamoDB marshalling does', () => {
+    const copy = frozenCopy({ a: 1, gone: undefined, nested: { b: 2, gone: undefined } });
+    expect(Object.keys(copy)).toEqual(['a', 'nested']);
+    expect(Object.keys(copy.nested)).toEqual(['b']);
+    expect(Object.isFrozen(copy.nested)).toBe(true);
   });
 });
 

@@ -39,8 +39,8 @@ export class EmbeddedTransactor implements Transactor {
         `transactor/too-many-writes: ${writes.length} writes, at most ${MAX_WRITES_PER_COMMIT}`,
       );
     }
-    const keys = new Set(writes.map((w) => `${w.kind}:${w.record?.id}`));
-    if (keys.size !== writes.length) {
+    const keys = writes.length === 1 ? undefined : new Set(writes.map((w) => `${w.kind}:${w.record?.id}`));
+    if (keys && keys.size !== writes.length) {
       throw new EmbeddedInputError('transactor/duplicate-record: one record written twice in a commit');
     }
     const { positions, liquidations, auctions, providers } = this.#stores;
