@@ -138,11 +138,11 @@ export function topForAdl(
     const estimate = estimateScore(c, mark);
     return estimate !== undefined && estimate < last * (1 - APPROX_TIE);
   };
-  for (const s of scored(candidates, mark, deleveragedSide, clearlyOut)) {
+  const keep = (s: Scored): void => {
     if (top.length === count) {
       const last = top[count - 1];
       if (!last || (compareScoresDesc(s.score, last.score) || (s.candidate.id < last.id ? -1 : 1)) >= 0)
-        continue;
+        return;
     }
     const ranked = rankedOf(s, mark, deleveragedSide);
     let lo = 0;
@@ -154,7 +154,8 @@ export function topForAdl(
     }
     top.splice(lo, 0, ranked);
     if (top.length > count) top.pop();
-  }
+  };
+  scored(candidates, mark, deleveragedSide, keep, clearlyOut);
   return top;
 }
 
@@ -167,8 +168,11 @@ export function rankCandidate(
   mark: PriceE8,
   deleveragedSide: Side,
 ): RankedCandidate | undefined {
-  for (const s of scored([c], mark, deleveragedSide)) return rankedOf(s, mark, deleveragedSide);
-  return undefined;
+  let ranked: RankedCandidate | undefined;
+  scored([c], mark, deleveragedSide, (s) => {
+    ranked = rankedOf(s, mark, deleveragedSide);
+  });
+  return ranked;
 }
 
 /** Candidates this module ranked at `mark`: their scores stand; only the checks of a ranking are repeated. */
@@ -199,8 +203,11 @@ const rankedOf = ({ candidate: c, pnl16, score }: Scored, mark: PriceE8, delever
   return ranked as RankedCandidate;
 };
 
-const scoreForAdl = (candidates: readonly AdlCandidate[], mark: PriceE8, deleveragedSide: Side) =>
-  Array.from(scored(candidates, mark, deleveragedSide), (s) => rankedOf(s, mark, deleveragedSide));
+function scoreForAdl(candidates: readonly AdlCandidate[], mark: PriceE8, deleveragedSide: Side) {
+  const ranked: RankedCandidate[] = [];
+  scored(candidates, mark, deleveragedSide, (s) => ranked.push(rankedOf(s, mark, deleveragedSide)));
+  return ranked;
+}
 
 interface Scored {
   readonly candidate: AdlCandidate;
@@ -209,15 +216,17 @@ interface Scored {
 }
 
 /**
- * Validates every candidate (shape, unique id) and yields the rankable ones with their profit and score, without
- * building a ranked record (topForAdl builds one only for the candidates it keeps).
+ * Validates every candidate (shape, unique id) and passes the rankable ones to `take` with their profit and
+ * score, without building a ranked record (topForAdl builds one only for the candidates it keeps). A plain
+ * loop, not a generator: a whole side of the book goes through it.
  */
-function* scored(
+function scored(
   candidates: readonly AdlCandidate[],
   mark: PriceE8,
   deleveragedSide: Side,
+  take: (s: Scored) => void,
   skip?: (c: AdlCandidate) => boolean,
-): Generator<Scored> {
+): void {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
   const side = opposite(deleveragedSide);
   const ids = new Set<string>();
@@ -226,13 +235,19 @@ function* scored(
     if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
     ids.add(c.id);
     if (c.side !== side || c.size === 0n || skip?.(c)) continue;
-    const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
-    if (pnl16 <= 0n) continue;
-    const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-    const num = pnl16 * c.size * mark;
-    const den = m16 * (m16 + pnl16);
-    yield { candidate: c, pnl16, score: { num, den, approx: Number(num) / Number(den) } };
+    const s = scoreOf(c, mark);
+    if (s) take(s);
   }
+}
+
+/** A checked candidate's profit and score at `mark`; undefined when it is not in profit there. */
+function scoreOf(c: AdlCandidate, mark: PriceE8): Scored | undefined {
+  const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
+  if (pnl16 <= 0n) return undefined;
+  const m16 = c.collateral * NOTIONAL_TO_QUOTE;
+  const num = pnl16 * c.size * mark;
+  const den = m16 * (m16 + pnl16);
+  return { candidate: c, pnl16, score: { num, den, approx: Number(num) / Number(den) } };
 }
 
 /**

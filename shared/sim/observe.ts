@@ -30,8 +30,10 @@ export class DueTimes {
     let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (items[parent]! <= items[i]!) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      const here = items[i]!;
+      if (items[parent]! <= here) break;
+      items[i] = items[parent]!;
+      items[parent] = here;
       i = parent;
     }
   }
@@ -55,7 +57,9 @@ export class DueTimes {
       if (l < items.length && items[l]! < items[m]!) m = l;
       if (r < items.length && items[r]! < items[m]!) m = r;
       if (m === i) break;
-      [items[i], items[m]] = [items[m]!, items[i]!];
+      const here = items[i]!;
+      items[i] = items[m]!;
+      items[m] = here;
       i = m;
     }
   }
