@@ -207,10 +207,13 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       maxConcurrency: 20,
     },
     grants: [
-      { table: 'markets', access: 'read' },
+      // A new auction's first step is planned at its start: it reads the providers' bids and covers its wake
+      // mark on the market.
+      { table: 'markets', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
       { table: 'liquidations', access: 'readWrite' },
       { table: 'auctions', access: 'readWrite' },
+      { table: 'providers', access: 'read' },
       { table: 'ledger', access: 'readWrite' },
       { queue: 'auctionSteps', access: 'send' },
     ],

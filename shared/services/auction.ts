@@ -2,29 +2,21 @@ import { auctionStatus, resetAuction } from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
-import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
-import {
-  type BaseE8,
-  minBig,
-  NOTIONAL_TO_QUOTE,
-  notionalQuote,
-  PPM_SCALE,
-  type Ppm,
-  type PriceE8,
-} from '../domain/units.ts';
+import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
+import { minBig, notionalQuote, PPM_SCALE } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
   type AuctionStepMessage,
   ConditionFailedError,
   type LiquidationRecord,
-  type MarketState,
   type ProviderRecord,
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
 import { decideAndSettle, LiquidationNotFoundError, LiquidationStuckError } from './liquidation.ts';
+import { bestDiscount, coverWake } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -193,43 +185,6 @@ async function stepOnce(
 function awake({ wakeMark: _, ...auction }: AuctionRecord): AuctionRecord {
   return auction;
 }
-
-/** The smallest discount (premium) among the providers that could still take a piece: the first bid reached. */
-function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {
-  let best: Ppm | undefined;
-  for (const p of providers) {
-    if (canBid(p, size, price) && (best === undefined || p.maxDiscountPpm < best)) best = p.maxDiscountPpm;
-  }
-  return best;
-}
-
-/**
- * After the commit: the market's wake mark must cover the sleeper's, or no tick would wake it. Failing here
- * only costs the early wake (the step message still comes when planned), so it is reported, not retried.
- */
-async function coverWake(
-  auction: AuctionRecord,
-  market: MarketState | undefined,
-  deps: SettlementDeps,
-): Promise<void> {
-  const { wakeMark, direction, symbol } = auction;
-  if (wakeMark === undefined) return;
-  const covering = market?.wakeMarks?.[direction];
-  if (covering !== undefined && earlierWake(direction, covering, wakeMark) === covering) return;
-  try {
-    await deps.markets.coverWakeMark(symbol, direction, wakeMark);
-  } catch (error) {
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
-    deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {
-      auctionId: auction.id,
-      error: error instanceof Error ? error.message : String(error),
-    });
-  }
-}
-
-/** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */
-const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
-  p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
 
 async function schedule(
   auction: AuctionRecord,

@@ -21,6 +21,7 @@ import {
   type AuctionRecord,
   ConditionFailedError,
   type LiquidationRecord,
+  type MarketState,
   type PositionRecord,
   VenueError,
   type Write,
@@ -37,6 +38,7 @@ import {
   type SettlementDeps,
 } from './context.ts';
 import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
+import { coverWake, firstStepSleep } from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
   override readonly name = 'LiquidationNotFoundError';
@@ -59,6 +61,8 @@ const MAX_TRANSITIONS = 8;
 interface Carried {
   position?: PositionRecord;
   mark?: { readonly mark: PriceE8; readonly atMs: number };
+  /** The market record as the claim read it (its wake marks spare a new auction's cover when they hold). */
+  market?: MarketState;
 }
 
 /** One transition: `done` with the record this message leaves, or the record to continue from (unknown: re-read). */
@@ -138,6 +142,7 @@ async function loadClaimInputs(
     liquidation.symbol,
   );
   carried.position = position;
+  carried.market = market;
   carried.mark = markOfMarket(market, liquidation.triggerMark, deps.clock.nowMs());
 }
 
@@ -439,7 +444,7 @@ export async function decideAndSettle(
   const decision = decide(NO_FUND);
   switch (decision.next) {
     case 'start-auction':
-      return startAuction(liquidation, context, position, mark, deps);
+      return startAuction(liquidation, context, position, mark, deps, carried.market);
     case 'await-auction':
       await ensureAuctionScheduled(liquidation, deps);
       return { done: true, record: liquidation };
@@ -842,17 +847,23 @@ function recordSettlementMetrics(
 
 export const auctionIdOf = (liquidationId: string): string => `${liquidationId}:auction`;
 
+/**
+ * Starts the auction of what the market left. Its first step is planned here (firstStepSleep): a new auction
+ * opens beyond the mark, where no bid stands, so the step message goes out for the step its best bid makes
+ * due and the auction sleeps until then, woken sooner by a tick that reaches its wake mark.
+ */
 async function startAuction(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
   position: PositionRecord,
   mark: PriceE8,
   deps: SettlementDeps,
+  market: MarketState | undefined,
 ): Promise<Step> {
   const now = deps.clock.nowMs();
   const direction = closeDirection(position.side);
   const lot = context.plannedSize - sumSize(liquidation.marketFills);
-  const auction: AuctionRecord = {
+  const opening: AuctionRecord = {
     id: auctionIdOf(liquidation.id),
     liquidationId: liquidation.id,
     symbol: liquidation.symbol,
@@ -867,6 +878,15 @@ async function startAuction(
     fills: [],
     version: 0,
   };
+  const sleep = firstStepSleep(
+    opening,
+    mark,
+    now,
+    deps.config,
+    await deps.providers.list(liquidation.symbol),
+  );
+  const auction: AuctionRecord =
+    sleep?.wakeMark === undefined ? opening : { ...opening, wakeMark: sleep.wakeMark };
   const inAuction: LiquidationRecord = {
     ...withHistory(liquidation, 'AUCTION', now, `lot ${lot}`),
     remainingSize: lot,
@@ -877,7 +897,9 @@ async function startAuction(
     { kind: 'auction', record: auction, expectedVersion: undefined },
   ]);
   if (!committed) return { done: false };
-  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: 0 }), 0);
+  // Lost with a crash here, the message is sent again by the redelivered liquidation (ensureAuctionScheduled).
+  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: 0 }), sleep?.delaySeconds ?? 0);
+  await coverWake(auction, market, deps);
   return { done: true, record: inAuction };
 }
 

@@ -400,10 +400,11 @@ describe('sleeping auctions', () => {
 
   it('sleeps through the steps its best bid cannot reach at this mark, with the mark that would reach one sooner', async () => {
     const { p, auction, startedAt } = await sleeper();
-    // top 187.68 reaches the bid (165.6) at step 13: the step message waits the 900 s it can (10 steps).
+    // top 187.68 reaches the bid (165.6) at step 13: its first step message, planned as it starts, waits the
+    // 900 s it can (10 steps). No step has run.
     const asleep = await auction();
     expect(asleep.state).toBe('RUNNING');
-    expect(asleep.step).toBe(1);
+    expect(asleep.step).toBe(0);
     expect(asleep.fills).toEqual([]);
     // Step 9 (the last slept through) costs 187.68 * 0.99^9 = 171.45: the bid reaches it from a mark of 190.5.
     expect(asleep.wakeMark).toBeGreaterThan(parsePrice('190.4'));
@@ -415,11 +416,11 @@ describe('sleeping auctions', () => {
     await p.runUntil(startedAt + 300_000);
     await p.tick('ETH-USD', '186');
     await p.runUntil(startedAt + 899_000);
-    expect((await auction()).step).toBe(1);
+    expect((await auction()).step).toBe(0);
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(0);
     // Then it steps, at the mark of then, and sleeps again.
     await p.runUntil(startedAt + 902_000);
-    expect((await auction()).step).toBe(2);
+    expect((await auction()).step).toBe(1);
     expect(p.errors).toEqual([]);
   });
 
@@ -432,7 +433,7 @@ describe('sleeping auctions', () => {
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
     await p.runUntil(startedAt + 601_000);
     const again = await auction();
-    expect(again).toMatchObject({ state: 'RUNNING', step: 2, fills: [] });
+    expect(again).toMatchObject({ state: 'RUNNING', step: 1, fills: [] });
     expect(again.wakeMark).toBeGreaterThan(parsePrice('194.3'));
     expect(again.wakeMark).toBeLessThan(parsePrice('194.4'));
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: again.wakeMark });
@@ -515,7 +516,7 @@ describe('sleeping auctions', () => {
     expect(result).toMatchObject({ ok: true, id: 'lp-2', woken: 1 });
     await p.runUntil(startedAt + 201_000);
     // Woken (it slept towards step 10), it plans again on the new bid: step 3, at 270 s.
-    expect(await auction()).toMatchObject({ state: 'RUNNING', step: 2, fills: [] });
+    expect(await auction()).toMatchObject({ state: 'RUNNING', step: 1, fills: [] });
     await p.runUntil(startedAt + 271_000);
     const taken = await auction();
     expect(taken.state).toBe('CLEARED');
@@ -553,7 +554,7 @@ describe('sleeping auctions', () => {
     expect(sleepers).toHaveBeenCalledTimes(1);
     expect(p.telemetry.warnings).toContain('sleeping auctions not woken; they step when their messages come');
     expect(p.telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(1);
-    expect((await auction()).step).toBe(1);
+    expect((await auction()).step).toBe(0);
     await p.runUntil(startedAt + 902_000);
     expect((await auction()).state).toBe('CLEARED');
     expect(p.errors).toEqual([]);

@@ -1,0 +1,78 @@
+import { auctionStatus } from '../domain/auction.ts';
+import { accepts } from '../domain/clearing.ts';
+import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
+import { type BaseE8, minBig, NOTIONAL_TO_QUOTE, type Ppm, type PriceE8 } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
+import type { AuctionRecord, MarketState, ProviderRecord } from '../ports/index.ts';
+import type { SettlementDeps } from './context.ts';
+
+/**
+ * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
+ * the plan of a new auction's first step, and the market's wake mark that must cover a sleeper's.
+ */
+
+/** The smallest discount (premium) among the providers that could still take a piece: the first bid reached. */
+export function bestDiscount(
+  providers: readonly ProviderRecord[],
+  size: BaseE8,
+  price: PriceE8,
+): Ppm | undefined {
+  let best: Ppm | undefined;
+  for (const p of providers) {
+    if (canBid(p, size, price) && (best === undefined || p.maxDiscountPpm < best)) best = p.maxDiscountPpm;
+  }
+  return best;
+}
+
+/** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */
+const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
+  p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
+
+/**
+ * The first step of a new auction, planned as it starts: it opens beyond the mark (above for SELL, below for
+ * BUY), where no bid stands, so its first step would fill nothing and only plan the sleep. Undefined: step at
+ * once (no provider can bid, which ends it, or the start price already reaches the best bid).
+ */
+export function firstStepSleep(
+  auction: AuctionRecord,
+  mark: PriceE8,
+  nowMs: number,
+  config: RiskConfig,
+  providers: readonly ProviderRecord[],
+): AuctionSleep | undefined {
+  const status = auctionStatus(auction, mark, nowMs, config.auction);
+  if (status.needsReset) return undefined;
+  const smallest = minBig(marketConfig(config, auction.symbol).dustSize, auction.remainingLot);
+  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
+  const best = bestDiscount(providers, smallest, bestPrice);
+  if (best === undefined || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
+    return undefined;
+  }
+  return planSleep(auction, mark, nowMs, config.auction, best);
+}
+
+/**
+ * After the commit: the market's wake mark must cover the sleeper's, or no tick would wake it. Failing here
+ * only costs the early wake (the step message still comes when planned), so it is reported, not retried.
+ * `market`: the market record as read, to skip an update it already covers (undefined: update).
+ */
+export async function coverWake(
+  auction: AuctionRecord,
+  market: MarketState | undefined,
+  deps: Pick<SettlementDeps, 'markets' | 'telemetry'>,
+): Promise<void> {
+  const { wakeMark, direction, symbol } = auction;
+  if (wakeMark === undefined) return;
+  const covering = market?.wakeMarks?.[direction];
+  if (covering !== undefined && earlierWake(direction, covering, wakeMark) === covering) return;
+  try {
+    await deps.markets.coverWakeMark(symbol, direction, wakeMark);
+  } catch (error) {
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {
+      auctionId: auction.id,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
