@@ -15,7 +15,12 @@ import {
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
-import { decideAndSettle, LiquidationNotFoundError, LiquidationStuckError } from './liquidation.ts';
+import {
+  type Carried,
+  decideAndSettle,
+  LiquidationNotFoundError,
+  LiquidationStuckError,
+} from './liquidation.ts';
 import { bestDiscount, coverWake } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
@@ -198,6 +203,8 @@ async function schedule(
 
 /** Hands a finished auction's liquidation to the waterfall until it reaches its terminal state. */
 async function finish(auction: AuctionRecord, deps: SettlementDeps): Promise<AuctionStepOutcome> {
+  // What one transition leaves for the next (a frozen plan), as processLiquidation carries it.
+  const carried: Carried = {};
   for (let attempt = 0; attempt < 6; attempt++) {
     const liquidation = await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
@@ -210,7 +217,9 @@ async function finish(auction: AuctionRecord, deps: SettlementDeps): Promise<Auc
       }
       return { status: 'finished', liquidationState: liquidation.state };
     }
-    await decideAndSettle(liquidation, deps, auction, {});
+    const step = await decideAndSettle(liquidation, deps, auction, carried);
+    // A concurrent writer moved the records: read them again.
+    if (!step.done && !step.next) carried.position = undefined;
   }
   throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
 }

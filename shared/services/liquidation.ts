@@ -58,11 +58,17 @@ export interface LiquidationOutcome {
 const MAX_TRANSITIONS = 8;
 
 /** What one message's processing already read or wrote: carried forward instead of read again. */
-interface Carried {
+export interface Carried {
   position?: PositionRecord;
   mark?: { readonly mark: PriceE8; readonly atMs: number };
   /** The market record as the claim read it (its wake marks spare a new auction's cover when they hold). */
   market?: MarketState;
+  /** The plan a freeze just stored with the record of this version: the frozen inputs give it again. */
+  frozenPlan?: {
+    readonly liquidationId: string;
+    readonly version: number;
+    readonly decision: WaterfallDecision;
+  };
 }
 
 /** One transition: `done` with the record this message leaves, or the record to continue from (unknown: re-read). */
@@ -432,7 +438,11 @@ export async function decideAndSettle(
     });
 
   if (frozen) {
-    const decision = decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
+    const planned = carried.frozenPlan;
+    const decision =
+      planned?.liquidationId === liquidation.id && planned.version === liquidation.version
+        ? planned.decision
+        : decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
@@ -451,7 +461,15 @@ export async function decideAndSettle(
     case 'settle':
       return applySettlement(liquidation, context, position, decision, deps, mark);
     default:
-      return freeze(liquidation, context, position, { mark, nowMs: now, auctionFills }, decide, deps);
+      return freeze(
+        liquidation,
+        context,
+        position,
+        { mark, nowMs: now, auctionFills },
+        decide,
+        deps,
+        carried,
+      );
   }
 }
 
@@ -477,6 +495,7 @@ async function freeze(
   },
   decide: Decide,
   deps: SettlementDeps,
+  carried?: Carried,
   keep?: { readonly insurance: InsuranceState },
 ): Promise<Step> {
   const insurance = keep?.insurance ?? (await fundState(deps));
@@ -545,6 +564,8 @@ async function freeze(
   ) {
     return { done: false };
   }
+  // The next transition settles from these frozen inputs, which give this plan again: it need not be redone.
+  if (carried) carried.frozenPlan = { liquidationId: settling.id, version: settling.version, decision };
   return { done: false, next: settling };
 }
 
@@ -586,6 +607,7 @@ async function refreeze(
     },
     decide,
     deps,
+    undefined,
     { insurance: keepInsurance ? frozen.insurance : await fundState(deps) },
   );
 }
