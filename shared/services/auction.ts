@@ -3,7 +3,7 @@ import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { minBig, notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { notionalQuote, PPM_SCALE } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -21,7 +21,7 @@ import {
   LiquidationNotFoundError,
   LiquidationStuckError,
 } from './liquidation.ts';
-import { bestDiscount, coverWake } from './sleeping.ts';
+import { bestBid, coverWake } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -86,9 +86,7 @@ async function stepOnce(
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  const smallest = minBig(market.dustSize, auction.remainingLot);
-  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
-  const best = bestDiscount(providers, smallest, bestPrice);
+  const best = bestBid(auction, status, providers, deps.config, auction.remainingLot);
   const anyBidder = best !== undefined;
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
@@ -156,10 +154,12 @@ async function stepOnce(
         mark,
         now,
         config,
-        bestDiscount(
+        bestBid(
+          auction,
+          status,
           providers.map((p) => filled.get(p.id) ?? p),
-          minBig(market.dustSize, clearing.remainingLot),
-          bestPrice,
+          deps.config,
+          clearing.remainingLot,
         ),
       );
   const next: AuctionRecord = {

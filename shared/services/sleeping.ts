@@ -1,4 +1,4 @@
-import { auctionStatus } from '../domain/auction.ts';
+import { type AuctionStatus, auctionStatus } from '../domain/auction.ts';
 import { accepts } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
@@ -12,12 +12,24 @@ import type { SettlementDeps } from './context.ts';
  * the plan of a new auction's first step, and the market's wake mark that must cover a sleeper's.
  */
 
-/** The smallest discount (premium) among the providers that could still take a piece: the first bid reached. */
-export function bestDiscount(
+/**
+ * The first bid the auction can reach: the smallest discount (premium) among the providers with the capital and
+ * room for a dust-sized piece of `remainingLot` (or all of it, if smaller) at the best price the auction still
+ * offers (SELL: its floor; BUY: now, its price only rises). Undefined: nobody can bid any more.
+ */
+export function bestBid(
+  auction: Pick<AuctionRecord, 'direction' | 'symbol'>,
+  status: AuctionStatus,
   providers: readonly ProviderRecord[],
-  size: BaseE8,
-  price: PriceE8,
+  config: RiskConfig,
+  remainingLot: BaseE8,
 ): Ppm | undefined {
+  const smallest = minBig(marketConfig(config, auction.symbol).dustSize, remainingLot);
+  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
+  return bestDiscount(providers, smallest, bestPrice);
+}
+
+function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {
   let best: Ppm | undefined;
   for (const p of providers) {
     if (canBid(p, size, price) && (best === undefined || p.maxDiscountPpm < best)) best = p.maxDiscountPpm;
@@ -43,9 +55,7 @@ export function firstStepSleep(
 ): AuctionSleep | undefined {
   const status = auctionStatus(auction, mark, nowMs, config.auction);
   if (status.needsReset) return undefined;
-  const smallest = minBig(marketConfig(config, auction.symbol).dustSize, auction.remainingLot);
-  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
-  const best = bestDiscount(providers, smallest, bestPrice);
+  const best = bestBid(auction, status, providers, config, auction.remainingLot);
   if (best === undefined || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
     return undefined;
   }
