@@ -273,6 +273,40 @@ describe('pipeline on moto', () => {
     });
   });
 
+  it('wakes a sleeping auction when a tick reaches its wake mark (the wake index on moto, the calls as granted)', async () => {
+    await withStack(AUCTION_ONLY, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      // Bids 30 % under the mark: from 184, the 1 s stairstep reaches it at step 36.
+      await ctx.admin({
+        action: 'registerProvider',
+        id: 'lp-1',
+        capital: '100000',
+        maxDiscount: '0.30',
+        maxLot: '100',
+        symbols: ['ETH-USD'],
+      });
+      await ctx.stack.runner.stop();
+      await ctx.stack.putTicks([tickDetail('184', 2)]);
+      await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
+      // The auction sleeps from its start: the liquidation function planned its first step and covered its mark.
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('AUCTION');
+      const auction = await ctx.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect(auction).toMatchObject({ state: 'RUNNING', step: 0 });
+      expect(auction?.wakeMark).toBeDefined();
+      expect((await ctx.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(auction?.wakeMark);
+      const steps = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.auctionSteps;
+      expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
+
+      // The bounce: a mark past the wake mark; margin-check reads the sleepers' index and sends the step now.
+      await ctx.stack.putTicks([tickDetail('190', 3)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+      expect(await steps.depth()).toMatchObject({ visible: 1, delayed: 1 });
+      expect((await ctx.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBeUndefined();
+    });
+  });
+
   it('pays a gap below the bankruptcy price from the fund (SETTLED_INSURANCE)', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
       await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
