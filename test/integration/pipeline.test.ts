@@ -122,6 +122,16 @@ async function runPhase(stack: LocalStack, functions: readonly FunctionId[]): Pr
   }
 }
 
+/** A provider with 100,000 USD of capital bidding `maxDiscount` under the mark on ETH-USD. */
+const provider = (id: string, maxDiscount: string) => ({
+  action: 'registerProvider',
+  id,
+  capital: '100000',
+  maxDiscount,
+  maxLot: '100',
+  symbols: ['ETH-USD'],
+});
+
 const open = (id: string, side: 'LONG' | 'SHORT', size: string, entry: string, collateral: string) => ({
   action: 'openPosition',
   id,
@@ -256,14 +266,7 @@ describe('pipeline on moto', () => {
     await withStack(AUCTION_ONLY, async (ctx) => {
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      await ctx.admin({
-        action: 'registerProvider',
-        id: 'lp-1',
-        capital: '100000',
-        maxDiscount: '0.01',
-        maxLot: '100',
-        symbols: ['ETH-USD'],
-      });
+      await ctx.admin(provider('lp-1', '0.01'));
       await ctx.tick('184');
       const [liquidation] = await ctx.liquidations();
       expect(liquidation?.state).toBe('SETTLED_AUCTION');
@@ -278,14 +281,7 @@ describe('pipeline on moto', () => {
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
       // Bids 30 % under the mark: from 184, the 1 s stairstep reaches it at step 36.
-      await ctx.admin({
-        action: 'registerProvider',
-        id: 'lp-1',
-        capital: '100000',
-        maxDiscount: '0.30',
-        maxLot: '100',
-        symbols: ['ETH-USD'],
-      });
+      await ctx.admin(provider('lp-1', '0.30'));
       await ctx.stack.runner.stop();
       await ctx.stack.putTicks([tickDetail('184', 2)]);
       await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
