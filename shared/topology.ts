@@ -158,10 +158,13 @@ export type Trigger =
   | { readonly kind: 'schedule'; readonly everyMinutes: number }
   | { readonly kind: 'iamInvoke' };
 
-export type Access = 'read' | 'write' | 'readWrite' | 'send' | 'consume';
+export type Access = 'read' | 'write' | 'readWrite' | 'send' | 'consume' | 'put';
+/** The event buses a function may put events on (`put`). */
+export type BusId = typeof TICK_BUS.name;
 export interface Grant {
   readonly table?: TableId;
   readonly queue?: QueueId;
+  readonly bus?: BusId;
   readonly access: Access;
 }
 
@@ -190,6 +193,8 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'auctions', access: 'read' },
       { queue: 'liquidations', access: 'send' },
       { queue: 'auctionSteps', access: 'send' },
+      // A tick that crosses more positions than one invocation starts re-emits itself as a continuation.
+      { bus: 'ticks', access: 'put' },
     ],
     purpose:
       'validates a tick, finds the positions it crosses and enqueues their liquidations; wakes sleeping auctions',

@@ -86,8 +86,11 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
     if (grant.access === 'send') queue.grantSendMessages(fn);
     else if (grant.access === 'consume') queue.grantConsumeMessages(fn);
     else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to queue ${grant.queue}`);
+  } else if (grant.bus) {
+    if (grant.access === 'put') props.tickBus.grantPutEventsTo(fn);
+    else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to bus ${grant.bus}`);
   } else {
-    throw new Error(`topology: ${owner}: a grant names neither a table nor a queue`);
+    throw new Error(`topology: ${owner}: a grant names no table, queue or bus`);
   }
 }
 
@@ -115,8 +118,6 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
     ],
   });
   fn.configureAsyncInvoke({ onFailure: new SqsDestination(deadLetters), maxEventAge, retryAttempts: 2 });
-  // A tick that crosses more positions than one invocation starts re-emits itself as a continuation.
-  props.tickBus.grantPutEventsTo(fn);
 }
 
 function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {

@@ -365,13 +365,15 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('lets only margin-check put events (its continuations), and only on the tick bus', () => {
+  it('lets only the functions the topology grants put events (margin-check, its continuations), only on the tick bus', () => {
     const busId = logicalIdOf(stack, stack.tickBus);
+    const putters = FUNCTIONS.filter((f) => f.grants.some((g) => g.bus === 'ticks' && g.access === 'put'));
+    expect(putters.map((f) => f.id)).toEqual(['marginCheck']);
     for (const def of FUNCTIONS) {
       const puts = statementsOfRole(roleIdOf(def.id)).filter((s) =>
         asList(s.Action).includes('events:PutEvents'),
       );
-      if (def.id === 'marginCheck') {
+      if (putters.includes(def)) {
         expect(puts).toHaveLength(1);
         expect(JSON.stringify(puts[0]?.Resource)).toContain(busId);
       } else {

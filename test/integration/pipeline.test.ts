@@ -186,6 +186,8 @@ describe('pipeline on moto', () => {
         for (const l of liquidations) expect(l.state).toBe('SETTLED_MARKET');
         const market = await ctx.adapters.markets.get('ETH-USD');
         expect(market?.pendingSequence).toBeUndefined();
+        // The continuations' PutEvents are margin-check's, on the tick bus: the grants check covers them.
+        expect([...grants.uses]).toContain('marginCheck put ticks');
       });
     } finally {
       delete process.env[MAX_POSITIONS_ENV];

@@ -3,20 +3,22 @@ import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 import { currentFunction } from '../../shared/runner/index.ts';
 import {
   type Access,
+  type BusId,
   FUNCTIONS,
   type FunctionId,
   type QueueId,
   type TableId,
+  TICK_BUS,
 } from '../../shared/topology.ts';
 
 /**
- * What each function's handler touched, as IAM sees it: every DynamoDB and SQS call the handlers' own clients
+ * What each function's handler touched, as IAM sees it: every DynamoDB, SQS and EventBridge call the handlers' own clients
  * make inside an invocation of the local runner, by function, resource and kind of access. moto does not
  * enforce IAM, so this is how the local runs check that the topology's grants (the CDK stack's policies) cover
  * every call a function makes.
  */
 
-type Kind = 'read' | 'write' | 'send';
+type Kind = 'read' | 'write' | 'send' | 'put';
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
 
@@ -56,6 +58,7 @@ export class GrantRecorder {
       };
     clients.dynamo.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
     clients.sqs.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
+    clients.events.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
   }
 
   /** Uses the topology does not grant, as readable lines (empty when every call is covered). */
@@ -63,10 +66,12 @@ export class GrantRecorder {
     const allows = (fn: FunctionId, kind: Kind, resource: string): boolean => {
       const def = FUNCTIONS.find((f) => f.id === fn)!;
       const covers = (access: Access): boolean =>
-        kind === 'send'
-          ? access === 'send'
+        kind === 'send' || kind === 'put'
+          ? access === kind
           : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
-      return def.grants.some((g) => (g.table === resource || g.queue === resource) && covers(g.access));
+      return def.grants.some(
+        (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
+      );
     };
     return [...this.uses].filter((use) => {
       const [fn, kind, resource] = use.split(' ') as [FunctionId, Kind, string];
@@ -100,12 +105,25 @@ export class GrantRecorder {
     }
     if (command === 'SendMessage' || command === 'SendMessageBatch')
       return [['send', this.#queueId(String(input.QueueUrl))]];
+    if (command === 'PutEvents') {
+      return ((input.Entries as { EventBusName?: string }[]) ?? []).map((e) => [
+        'put',
+        this.#busId(e.EventBusName),
+      ]);
+    }
     return [];
   }
 
   #tableId(name: string): TableId | string {
     const tables = this.#names!.tables;
     return (Object.keys(tables) as TableId[]).find((id) => tables[id] === name) ?? `unknown-table:${name}`;
+  }
+
+  /** An entry without a bus name goes to the account's default bus, which no function is granted. */
+  #busId(name: string | undefined): BusId | string {
+    return name !== undefined && name === this.#names!.busName
+      ? TICK_BUS.name
+      : `unknown-bus:${name ?? 'default'}`;
   }
 
   #queueId(url: string): QueueId | string {
