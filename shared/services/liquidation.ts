@@ -68,6 +68,8 @@ export interface Carried {
     readonly liquidationId: string;
     readonly version: number;
     readonly decision: WaterfallDecision;
+    /** The ADL counterparties' records as the plan read them, at the versions it froze. */
+    readonly counterparties?: ReadonlyMap<string, PositionRecord>;
   };
 }
 
@@ -439,14 +441,22 @@ export async function decideAndSettle(
 
   if (frozen) {
     const planned = carried.frozenPlan;
-    const decision =
-      planned?.liquidationId === liquidation.id && planned.version === liquidation.version
-        ? planned.decision
-        : decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
+    const fresh = planned?.liquidationId === liquidation.id && planned.version === liquidation.version;
+    const decision = fresh
+      ? planned.decision
+      : decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
-    return applySettlement(liquidation, context, position, decision, deps, mark);
+    return applySettlement(
+      liquidation,
+      context,
+      position,
+      decision,
+      deps,
+      mark,
+      fresh ? planned.counterparties : undefined,
+    );
   }
 
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
@@ -502,6 +512,7 @@ async function freeze(
   let lastResortFills = base.lastResortFills;
   let decision = decide(insurance, undefined, lastResortFills);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
+  let counterparties: Map<string, PositionRecord> | undefined;
   const closedSize = sumSize(liquidation.marketFills) + sumSize(base.auctionFills);
   if (
     decision.next === 'load-adl-candidates' &&
@@ -521,6 +532,11 @@ async function freeze(
     const used = new Set((decision.adl?.fills ?? []).map((f) => f.id));
     const kept = queue.head.filter((e) => used.has(e.candidate.id));
     candidates = kept.map((e) => e.candidate);
+    counterparties = new Map();
+    for (const { candidate } of kept) {
+      const record = queue.records.get(candidate.id);
+      if (record?.version === candidate.version) counterparties.set(candidate.id, record);
+    }
     if (kept.length < queue.head.length) {
       decision = decide(
         insurance,
@@ -565,7 +581,14 @@ async function freeze(
     return { done: false };
   }
   // The next transition settles from these frozen inputs, which give this plan again: it need not be redone.
-  if (carried) carried.frozenPlan = { liquidationId: settling.id, version: settling.version, decision };
+  if (carried) {
+    carried.frozenPlan = {
+      liquidationId: settling.id,
+      version: settling.version,
+      decision,
+      ...(counterparties ? { counterparties } : {}),
+    };
+  }
   return { done: false, next: settling };
 }
 
@@ -646,22 +669,36 @@ async function adlQueue(
   mark: PriceE8,
   deps: SettlementDeps,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
-): Promise<{ readonly head: QueuedEntry[]; readonly decision: WaterfallDecision }> {
+): Promise<{
+  readonly head: QueuedEntry[];
+  readonly decision: WaterfallDecision;
+  /** The records this plan read, by id (the settlement deleverages them without reading them again). */
+  readonly records: ReadonlyMap<string, PositionRecord>;
+}> {
   const { symbol } = liquidation;
   const side = oppositeSide(liquidation.side);
   const now = deps.clock.nowMs();
-  const read = (ids: readonly string[]) => deps.reader.positions(ids);
+  const records = new Map<string, PositionRecord>();
+  const read = async (ids: readonly string[]) => {
+    const found = await deps.reader.positions(ids);
+    for (const p of found) records.set(p.id, p);
+    return found;
+  };
   const rank = (p: PositionRecord) => rankAtMark(p, symbol, mark, liquidation.side);
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
     const planned = await planOnPrefix(cached, new Set(), read, rank, plan);
     if (planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent))
-      return planned;
+      return { ...planned, records };
   }
   const open = await openPositions(deps.positions, symbol, side);
   const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
   const versions = new Map(top.map((c) => [c.id, -1]));
-  for (const p of open) if (versions.has(p.id)) versions.set(p.id, p.version);
+  for (const p of open) {
+    if (!versions.has(p.id)) continue;
+    versions.set(p.id, p.version);
+    records.set(p.id, p);
+  }
   const queue = new AdlQueue(
     mark,
     now,
@@ -669,7 +706,7 @@ async function adlQueue(
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.
-  return planOnPrefix(queue, new Set(queue.ids), read, rank, plan);
+  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, plan)), records };
 }
 
 /**
@@ -712,6 +749,7 @@ async function applySettlement(
   decision: WaterfallDecision,
   deps: SettlementDeps,
   mark: PriceE8,
+  counterparties?: ReadonlyMap<string, PositionRecord>,
 ): Promise<Step> {
   const now = deps.clock.nowMs();
   const terminal = decision.terminal as TerminalState;
@@ -781,10 +819,11 @@ async function applySettlement(
 
   const adlFills = decision.adl?.fills ?? [];
   if (adlFills.length > 0) {
-    // One batch read of the counterparties (not one read each: up to 90 per settlement).
-    const current = new Map(
-      (await deps.reader.positions(adlFills.map((f) => f.id))).map((p) => [p.id, p] as const),
-    );
+    // The records the plan read at the versions it froze (the commit checks them), or one batch read of the
+    // counterparties (not one read each: up to 90 per settlement).
+    const current = new Map(counterparties);
+    const unread = adlFills.filter((f) => !current.has(f.id)).map((f) => f.id);
+    if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
     for (const fill of adlFills) {
       writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), context, deps) });
     }

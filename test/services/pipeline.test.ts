@@ -599,6 +599,23 @@ describe('insurance and ADL layers', () => {
     expect(counterparty?.version).toBeGreaterThan(short.version);
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
   });
+
+  it('deleverages the counterparty records its plan read, without reading them again', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    const short = await p.open('SHORT', '10', '200', '400');
+    const reads = vi.spyOn(p.adapters.reader, 'positions');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_ADL');
+    const counterparty = await p.adapters.positions.get(short.id);
+    expect(counterparty?.version).toBe(short.version + 1);
+    // The plan read the side (the queue's records); the settlement wrote on those, at the versions it froze.
+    expect(reads.mock.calls.filter(([ids]) => ids.includes(short.id))).toEqual([]);
+  });
 });
 
 describe('ADL queue (AdlSnapshots)', () => {
