@@ -43,6 +43,12 @@ export interface ReplayResult {
   readonly liquidations: number;
   /** Wall time of the whole replay (all legs; in parallel when `parallel`), book generation included. */
   readonly seconds: number;
+  /**
+   * CPU time of the whole process over the replay (user + system): the legs' threads and the helper threads
+   * of the garbage collector and the compiler, which share the cores with them. The wall time cannot be less
+   * than this divided by the cores.
+   */
+  readonly processCpuSeconds: number;
   readonly ticksPerSecond: number;
   readonly liquidationsPerSecond: number;
   /** Legs ran in parallel worker threads, one per leg. */
@@ -128,11 +134,13 @@ function replayInWorker(bundle: string, file: string, positions: number): Promis
 export async function benchReplay(options: ReplayOptions): Promise<ReplayResult> {
   const bundle = options.parallel ? bundleWorker() : undefined;
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const legs = bundle
     ? await Promise.all(options.files.map((f) => replayInWorker(bundle, f, options.positions)))
     : [];
   if (!options.parallel) for (const f of options.files) legs.push(await replayLeg(f, options.positions));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   for (const leg of legs) {
     options.log?.(
       `replay ${leg.file}: ${leg.priceTicks}+${leg.drainTicks} ticks, ${leg.liquidations} liquidations in ${leg.seconds} s`,
@@ -145,6 +153,7 @@ export async function benchReplay(options: ReplayOptions): Promise<ReplayResult>
     ticks,
     liquidations,
     seconds: significant(seconds),
+    processCpuSeconds: significant((cpu.user + cpu.system) / 1e6),
     ticksPerSecond: significant(ticks / seconds),
     liquidationsPerSecond: significant(liquidations / seconds),
     parallel: options.parallel,

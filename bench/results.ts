@@ -160,6 +160,12 @@ export function renderMarkdown(r: BenchResults): string {
     out.push(
       '',
       `Both legs${rp.parallel ? ' (one worker thread each, in parallel)' : ' (one after the other)'}: ${fmt(rp.ticks)} ticks and ${fmt(rp.liquidations)} liquidations in **${fmt(rp.seconds, 2)} s** wall time, books included (${fmt(rp.ticksPerSecond, 1)} ticks/s, ${fmt(rp.liquidationsPerSecond)} liquidations/s).`,
+      ...(rp.processCpuSeconds === undefined
+        ? []
+        : [
+            '',
+            `The process used ${fmt(rp.processCpuSeconds, 2)} s of CPU meanwhile: the legs' threads (replay CPU above) and the garbage collector's and compiler's helper threads, on the same cores.`,
+          ]),
       '',
     );
   }

@@ -107,6 +107,9 @@ describe('npm run bench (short)', () => {
       expect(leg.cpuSeconds).toBeGreaterThan(0);
       expect(leg.cpuSeconds).toBeLessThanOrEqual(leg.seconds * 1.05 + 0.05);
     }
+    // The process's CPU holds the legs' threads and their helpers (rounding to 4 significant digits aside).
+    const legsCpu = replay.legs.reduce((a, l) => a + l.cpuSeconds, 0);
+    expect(replay.processCpuSeconds).toBeGreaterThanOrEqual(legsCpu * 0.999);
   });
 
   it('counts the AWS calls of each unit of work within the targets the design guarantees', () => {
