@@ -8,7 +8,7 @@ import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
 import type { InsuranceConfig, MarketConfig } from './config.ts';
 import { credit, type DebitRefusal, type InsuranceState, planDebit } from './insurance.ts';
 import type { Fill, Layer, TerminalState } from './model.ts';
-import { type BaseE8, formatBase, formatQuote, type PriceE8, type QuoteE6 } from './units.ts';
+import type { BaseE8, PriceE8, QuoteE6 } from './units.ts';
 
 /**
  * The liquidation waterfall as one pure decision: given what has happened so far (market fills, auction
@@ -340,21 +340,58 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   };
 }
 
-/** The amounts of a decision as decimal strings, for LiquidationRecord.settlement. */
-export function settlementRecord(d: WaterfallDecision): Record<string, string> {
+/**
+ * What a settlement did, per layer, as LiquidationRecord.settlement keeps it: sizes in base units, amounts in
+ * quote units (positive: paid into the fund or by the layer).
+ */
+export interface SettlementAmounts {
+  readonly marketClosedSize: BaseE8;
+  /** Part of marketClosedSize: the last resort's unbounded order. */
+  readonly lastResortClosedSize: BaseE8;
+  readonly auctionClosedSize: BaseE8;
+  readonly adlClosedSize: BaseE8;
+  /** Left with the position for its next slice (what ADL's counterparties could not take). */
+  readonly carriedSize: BaseE8;
+  readonly realizedPnl: QuoteE6;
+  readonly fee: QuoteE6;
+  readonly shortfall: QuoteE6;
+  readonly insurancePaid: QuoteE6;
+  readonly adlCovered: QuoteE6;
+  readonly badDebt: QuoteE6;
+  readonly traderPayout: QuoteE6;
+}
+
+/** The unit of each settlement amount: base-unit sizes or quote-unit money (stores encode by it). */
+export const SETTLEMENT_UNITS: Readonly<Record<keyof SettlementAmounts, 'base' | 'quote'>> = {
+  marketClosedSize: 'base',
+  lastResortClosedSize: 'base',
+  auctionClosedSize: 'base',
+  adlClosedSize: 'base',
+  carriedSize: 'base',
+  realizedPnl: 'quote',
+  fee: 'quote',
+  shortfall: 'quote',
+  insurancePaid: 'quote',
+  adlCovered: 'quote',
+  badDebt: 'quote',
+  traderPayout: 'quote',
+};
+
+/** The amounts of a decision, for LiquidationRecord.settlement. */
+export function settlementRecord(d: WaterfallDecision): SettlementAmounts {
   const { market, auction, insurance, adl } = d.layers;
   return {
-    marketClosedSize: formatBase(market.closedSize),
-    lastResortClosedSize: formatBase(market.lastResortSize),
-    auctionClosedSize: formatBase(auction.closedSize),
-    adlClosedSize: formatBase(adl.closedSize),
-    carriedSize: formatBase(d.carriedSize),
-    realizedPnl: formatQuote(d.settlement?.realizedPnl ?? 0n),
-    fee: formatQuote(insurance.feeCredited),
-    shortfall: formatQuote(d.settlement?.shortfall ?? 0n),
-    insurancePaid: formatQuote(insurance.shortfallPaid),
-    adlCovered: formatQuote(adl.covered),
-    badDebt: formatQuote(adl.uncovered),
-    traderPayout: formatQuote(d.traderPayout),
+    marketClosedSize: market.closedSize,
+    lastResortClosedSize: market.lastResortSize,
+    auctionClosedSize: auction.closedSize,
+    adlClosedSize: adl.closedSize,
+    carriedSize: d.carriedSize,
+    realizedPnl: d.settlement?.realizedPnl ?? 0n,
+    fee: insurance.feeCredited,
+    shortfall: d.settlement?.shortfall ?? 0n,
+    insurancePaid: insurance.shortfallPaid,
+    adlCovered: adl.covered,
+    badDebt: adl.uncovered,
+    traderPayout: d.traderPayout,
   };
 }

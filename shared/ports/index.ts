@@ -2,6 +2,7 @@ import type { AdlCandidate } from '../domain/adl.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
+import type { SettlementAmounts } from '../domain/waterfall.ts';
 
 /**
  * Ports: what the services need from the outside world. Two families of adapters implement them, the AWS
@@ -210,7 +211,7 @@ export interface LiquidationRecord {
   readonly marketFills: readonly Fill[];
   readonly auctionFills: readonly (Fill & { readonly providerId: string })[];
   /** Amounts settled per layer (positive: paid into the fund / by the layer; see the waterfall). */
-  readonly settlement?: Readonly<Record<string, string>>;
+  readonly settlement?: SettlementAmounts;
   readonly history: readonly LiquidationEvent[];
   /** Service-owned state between steps, stored and returned exactly (see LiquidationContext). */
   readonly context?: LiquidationContext;

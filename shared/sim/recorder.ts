@@ -1,15 +1,10 @@
 import { settleClose } from '../domain/accounting.ts';
 import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
-import {
-  div,
-  NOTIONAL_TO_QUOTE,
-  type PriceE8,
-  parseBase,
-  parseQuote,
-  type QuoteE6,
-} from '../domain/units.ts';
+import { div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from '../domain/units.ts';
+import type { SettlementAmounts } from '../domain/waterfall.ts';
 import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import { isLastResortOrderId } from '../services/liquidation.ts';
+import { SimulationError } from './engine.ts';
 import type { ObservedOrder, ObservedWrite } from './observe.ts';
 import type { Conservation } from './results.ts';
 import { isZeroPriceFill, orderSlippage } from './stats.ts';
@@ -130,14 +125,13 @@ export class SimulationRecorder {
   }
 
   #settle(liquidation: LiquidationRecord, writes: readonly ObservedWrite[]): void {
-    const s = liquidation.settlement ?? {};
-    const amount = (key: string): QuoteE6 =>
-      s[key] === undefined ? 0n : parseQuote(s[key], key, { allowNegative: true });
-    const uncovered = amount('badDebt');
-    this.badDebt += amount('adlCovered') + uncovered;
+    const s = liquidation.settlement;
+    if (!s) throw new SimulationError(`simulation/no-settlement: ${liquidation.id} is terminal without one`);
+    const uncovered = s.badDebt;
+    this.badDebt += s.adlCovered + uncovered;
     this.badDebtUncovered += uncovered;
-    this.fees += amount('fee');
-    this.insurancePaid += amount('insurancePaid');
+    this.fees += s.fee;
+    this.insurancePaid += s.insurancePaid;
     const context = liquidation.context;
     const mark = context?.settle?.mark ?? context?.executionMark ?? this.mark;
 
@@ -146,9 +140,9 @@ export class SimulationRecorder {
       const previous = before as PositionRecord;
       const next = write.record;
       if (next.id === liquidation.positionId) {
-        if (next.state === 'CLOSED') this.#payouts.set(next.id, amount('traderPayout'));
+        if (next.state === 'CLOSED') this.#payouts.set(next.id, s.traderPayout);
         const auctionFills = context?.settle?.auctionFills ?? liquidation.auctionFills;
-        this.#liquidatedClose(liquidation, auctionFills, previous, mark, amount('realizedPnl'), uncovered);
+        this.#liquidatedClose(s, auctionFills, previous, mark, uncovered);
       } else if (previous.size > next.size || previous.collateral !== next.collateral) {
         // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
         const closed = previous.size - next.size;
@@ -163,12 +157,11 @@ export class SimulationRecorder {
 
   /** The counterparties of the liquidated close receive -realizedPnl, split by the layer that took each fill. */
   #liquidatedClose(
-    liquidation: LiquidationRecord,
+    { adlClosedSize: adlSize, realizedPnl }: SettlementAmounts,
     /** The auction's fills as the settlement used them (frozen in the context), else the record's own. */
     auctionFills: readonly Fill[],
     position: PositionRecord,
     mark: PriceE8,
-    realizedPnl: QuoteE6,
     uncovered: QuoteE6,
   ): void {
     const { side, entryPrice } = position;
@@ -178,8 +171,6 @@ export class SimulationRecorder {
       this.auctionVolume += notional(f.size, f.price);
       if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;
     }
-    const s = liquidation.settlement ?? {};
-    const adlSize = s.adlClosedSize === undefined ? 0n : parseBase(s.adlClosedSize, 'adlClosedSize');
     this.adlVolume += notional(adlSize, mark);
     const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
     const toAdl = div(-pnl16(side, adlSize, entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor');

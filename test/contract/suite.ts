@@ -476,7 +476,20 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           remainingSize: base('0.5'),
           marketFills: [{ price: price('1888.12345678'), size: base('1') }],
           auctionFills: [{ price: ABOVE_2_53, size: HUGE, providerId: 'lp-1' }],
-          settlement: { market: '-12.5', insurance: '0' },
+          settlement: {
+            marketClosedSize: base('1'),
+            lastResortClosedSize: 0n,
+            auctionClosedSize: HUGE,
+            adlClosedSize: 0n,
+            carriedSize: base('0.5'),
+            realizedPnl: -ABOVE_2_53,
+            fee: 0n,
+            shortfall: ABOVE_2_53,
+            insurancePaid: 1n,
+            adlCovered: ABOVE_2_53 - 2n,
+            badDebt: 1n,
+            traderPayout: 0n,
+          },
           history: [...l.history, { atMs: 2_000, state: 'AUCTION', note: 'market/slippage' }],
           // Exact beyond 2^53, ids that read like a bigint tag kept strings, undefined fields dropped.
           context: {

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
-import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -46,7 +46,7 @@ describe('market layer', () => {
     }
     const fund = await p.adapters.ledger.balance(INSURANCE_ACCOUNT);
     expect(fund.balance).toBeGreaterThan(0n);
-    expect(liquidation?.settlement?.fee).toBe(formatQuote(fund.balance));
+    expect(liquidation?.settlement?.fee).toBe(fund.balance);
     const after = await p.adapters.positions.get(position.id);
     expect(after?.state === 'CLOSED' || after?.size !== position.size).toBe(true);
     await expectReconciled(p);
@@ -573,11 +573,11 @@ describe('insurance and ADL layers', () => {
 
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.state).toBe('SETTLED_INSURANCE');
-    const paid = parseQuote(liquidation?.settlement?.insurancePaid ?? '0');
+    const paid = liquidation!.settlement!.insurancePaid;
     expect(paid).toBeGreaterThan(0n);
     const fund = await p.adapters.ledger.balance(INSURANCE_ACCOUNT);
     expect(fund.balance).toBe(parseQuote('100000') - paid);
-    expect(liquidation?.settlement?.badDebt).toBe('0');
+    expect(liquidation!.settlement!.badDebt).toBe(0n);
     await expectReconciled(p);
   });
 
@@ -591,10 +591,10 @@ describe('insurance and ADL layers', () => {
 
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.state).toBe('SETTLED_ADL');
-    const shortfall = parseQuote(liquidation?.settlement?.shortfall ?? '0');
-    const covered = parseQuote(liquidation?.settlement?.adlCovered ?? '0');
+    const shortfall = liquidation!.settlement!.shortfall;
+    const covered = liquidation!.settlement!.adlCovered;
     expect(shortfall).toBeGreaterThan(0n);
-    expect(covered + parseQuote(liquidation?.settlement?.badDebt ?? '0')).toBe(shortfall);
+    expect(covered + liquidation!.settlement!.badDebt).toBe(shortfall);
     const counterparty = await p.adapters.positions.get(short.id);
     expect(counterparty?.version).toBeGreaterThan(short.version);
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
@@ -699,13 +699,11 @@ describe('what ADL cannot take', () => {
     await p.drain();
 
     const slices = await liquidationsOf(p);
-    const carried = slices.filter(
-      (l) => l.settlement?.carriedSize !== undefined && l.settlement.carriedSize !== '0',
-    );
+    const carried = slices.filter((l) => l.settlement !== undefined && l.settlement.carriedSize !== 0n);
     expect(carried.length).toBeGreaterThan(0);
     for (const l of slices) expect(['SETTLED_ADL', 'SETTLED_INSURANCE', 'SETTLED_MARKET']).toContain(l.state);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('CLOSED');
-    const adlTotal = slices.reduce((t, l) => t + parseBase(l.settlement?.adlClosedSize ?? '0'), 0n);
+    const adlTotal = slices.reduce((t, l) => t + (l.settlement?.adlClosedSize ?? 0n), 0n);
     expect(adlTotal).toBe(parseBase('50'));
     expect(p.errors).toEqual([]);
     const report = await p.check();
@@ -726,7 +724,7 @@ describe('what ADL cannot take', () => {
     expect(slices.length).toBeGreaterThan(0);
     for (const l of slices) {
       expect(l.state).toMatch(/^SETTLED_(MARKET|INSURANCE)$/);
-      expect(parseBase(l.settlement?.lastResortClosedSize ?? '0')).toBeGreaterThan(0n);
+      expect(l.settlement!.lastResortClosedSize).toBeGreaterThan(0n);
       expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
     }
     expect(p.telemetry.total('LastResortOrders')).toBe(slices.length);
@@ -773,7 +771,7 @@ describe('what ADL cannot take', () => {
     const [settled] = await liquidationsOf(p);
     expect(settled?.state).toMatch(/^SETTLED_/);
     expect(p.orders.orders.get(`${id}:last-resort:2`)?.executed).toBe(true);
-    expect(settled?.settlement?.lastResortClosedSize).not.toBe('0');
+    expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
     expect((await p.check()).violations).toEqual([]);
   });
 });
@@ -818,9 +816,9 @@ describe('redelivery after a crash', () => {
     const journal = entries.map((e) => e.idempotencyKey).sort();
     for (const l of records) {
       const paid = entries.find((e) => e.idempotencyKey === `${l.id}:shortfall`)?.amount ?? 0n;
-      expect(-paid).toBe(parseQuote(l.settlement?.insurancePaid ?? '0'));
+      expect(-paid).toBe(l.settlement!.insurancePaid);
       const fee = entries.find((e) => e.idempotencyKey === `${l.id}:fee`)?.amount ?? 0n;
-      expect(fee).toBe(parseQuote(l.settlement?.fee ?? '0'));
+      expect(fee).toBe(l.settlement!.fee);
     }
     // One execution per client order id, however often it was asked.
     for (const [id, log] of p.orders.orders) expect(log.mismatches, id).toBe(0);

@@ -73,12 +73,7 @@ function outcome(p: Pipeline, journal: readonly { amount: bigint }[]) {
   const liquidations = p.adapters.liquidations.all();
   const totals: Record<string, bigint> = {};
   for (const l of liquidations) {
-    for (const [key, value] of Object.entries(l.settlement ?? {})) {
-      const scaled = value.includes('.') ? value : `${value}.0`;
-      // Sizes have 8 decimals, money 6: summing the decimal strings exactly as 1e-8 units covers both.
-      const [whole, fraction = ''] = scaled.split('.');
-      totals[key] = (totals[key] ?? 0n) + BigInt(`${whole}${fraction.padEnd(8, '0')}`);
-    }
+    for (const [key, value] of Object.entries(l.settlement ?? {})) totals[key] = (totals[key] ?? 0n) + value;
   }
   const auctionFills = (l: LiquidationRecord): readonly Fill[] =>
     p.adapters.auctions.all().find((a) => a.liquidationId === l.id)?.fills ?? [];

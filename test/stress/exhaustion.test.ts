@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseQuote, type QuoteE6 } from '../../shared/domain/units.ts';
+import type { SettlementAmounts } from '../../shared/domain/waterfall.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { recordFigures } from '../support/invariants.ts';
 import { createPipeline, syntheticBook } from '../support/pipeline.ts';
@@ -29,8 +30,10 @@ const FLOOR = parseQuote('1000');
 const HOUR = 3_600_000;
 
 const sum = (values: readonly QuoteE6[]): QuoteE6 => values.reduce((t, v) => t + v, 0n);
-const amount = (s: Record<string, string> | undefined, key: string): QuoteE6 =>
-  parseQuote(s?.[key] ?? '0', key, { allowNegative: true });
+const amount = (s: SettlementAmounts | undefined, key: keyof SettlementAmounts): QuoteE6 => {
+  if (!s) throw new Error(`no settlement amounts (for ${key})`);
+  return s[key];
+};
 
 describe('scenario 7: exhaustion', () => {
   it('draws stop exactly at the cap, then exactly at the floor; ADL takes the rest, exactly', async () => {

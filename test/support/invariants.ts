@@ -11,10 +11,9 @@ import {
   NOTIONAL_TO_QUOTE,
   PPM_SCALE,
   type PriceE8,
-  parseBase,
-  parseQuote,
   type QuoteE6,
 } from '../../shared/domain/units.ts';
+import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
 import {
   type AuctionRecord,
   type JournalEntry,
@@ -280,9 +279,10 @@ export interface CheckInput {
 
 const FUND_KINDS = new Set(['liquidation-fee', 'shortfall-payout']);
 
-const q = (s: string | undefined, what: string): QuoteE6 =>
-  s === undefined ? 0n : parseQuote(s, what, { allowNegative: true });
-const b = (s: string | undefined, what: string): bigint => (s === undefined ? 0n : parseBase(s, what));
+/** What a settled record without its amounts is checked as (and reported). */
+const NO_SETTLEMENT: SettlementAmounts = Object.fromEntries(
+  Object.keys(SETTLEMENT_UNITS).map((k) => [k, 0n]),
+) as unknown as SettlementAmounts;
 
 const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
   side === 'LONG' ? size * (price - entry) : size * (entry - price);
@@ -335,20 +335,18 @@ export function checkSettlement(
   config: RiskConfig,
 ): SettlementCheck {
   const problems: string[] = [];
-  const s = l.settlement ?? {};
+  if (!l.settlement) problems.push(`settle: ${l.id} is ${l.state} without settlement amounts`);
+  const s = l.settlement ?? NO_SETTLEMENT;
   const mark = context.settle?.mark ?? context.executionMark;
   const auctionFills: readonly Fill[] = context.settle?.auctionFills ?? auction?.fills ?? [];
-  const adlSize = b(s.adlClosedSize, 'adlClosedSize');
+  const adlSize = s.adlClosedSize;
   // A slice may hand what ADL could not take back to the position: it settled as the size it closed.
-  const carried = s.carriedSize === undefined ? 0n : b(s.carriedSize, 'carriedSize');
+  const carried = s.carriedSize;
   const planned = context.plannedSize - carried;
   const closed = sumSize(l.marketFills) + sumSize(auctionFills) + adlSize;
   if (closed !== planned)
     problems.push(`settle: ${l.id} closed ${closed} + carried ${carried}, planned ${context.plannedSize}`);
-  if (
-    sumSize(l.marketFills) !== b(s.marketClosedSize, 'm') ||
-    sumSize(auctionFills) !== b(s.auctionClosedSize, 'a')
-  )
+  if (sumSize(l.marketFills) !== s.marketClosedSize || sumSize(auctionFills) !== s.auctionClosedSize)
     problems.push(`settle: ${l.id} layer sizes disagree with its fills`);
 
   const fillsPnl16 = (fills: readonly Fill[]) =>
@@ -367,13 +365,13 @@ export function checkSettlement(
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
   const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
   const recorded = {
-    pnl: q(s.realizedPnl, 'realizedPnl'),
-    fee: q(s.fee, 'fee'),
-    shortfall: q(s.shortfall, 'shortfall'),
-    paid: q(s.insurancePaid, 'insurancePaid'),
-    covered: q(s.adlCovered, 'adlCovered'),
-    badDebt: q(s.badDebt, 'badDebt'),
-    payout: q(s.traderPayout, 'traderPayout'),
+    pnl: s.realizedPnl,
+    fee: s.fee,
+    shortfall: s.shortfall,
+    paid: s.insurancePaid,
+    covered: s.adlCovered,
+    badDebt: s.badDebt,
+    payout: s.traderPayout,
   };
   if (
     recorded.pnl !== pnl ||

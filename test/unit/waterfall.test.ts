@@ -367,14 +367,14 @@ describe('terminal states', () => {
     ]);
   });
 
-  it('renders the settlement record as decimal strings', () => {
+  it('records the settlement amounts in their units', () => {
     const d = decideWaterfall(input(cases[4]!.over));
     expect(settlementRecord(d)).toMatchObject({
-      marketClosedSize: '1',
-      shortfall: '50',
-      insurancePaid: '20',
-      adlCovered: '30',
-      badDebt: '0',
+      marketClosedSize: base('1'),
+      shortfall: usd('50'),
+      insurancePaid: usd('20'),
+      adlCovered: usd('30'),
+      badDebt: 0n,
     });
   });
 });
@@ -594,7 +594,7 @@ describe('size ADL cannot take', () => {
     // The closed 0.7 settles with all 200 of collateral, and what is left stays with the carried 0.3:
     // pnl 0.3(1830-2000) + 0.2(1825-2000) + 0.2(1840-2000) = -118, fee 1% of 549+365+368 = 12.82.
     expect(d.traderPayout).toBe(usd('69.18'));
-    expect(settlementRecord(d).carriedSize).toBe('0.3');
+    expect(settlementRecord(d).carriedSize).toBe(base('0.3'));
   });
 
   it('carries everything left when the market or the auction closed some and ADL can take none', () => {
@@ -623,6 +623,6 @@ describe('size ADL cannot take', () => {
     expect(d.next).toBe('settle');
     expect(d.layers.market).toEqual({ closedSize: base('0.6'), lastResortSize: base('0.6') });
     expect(d.carriedSize).toBe(base('0.4'));
-    expect(settlementRecord(d).lastResortClosedSize).toBe('0.6');
+    expect(settlementRecord(d).lastResortClosedSize).toBe(base('0.6'));
   });
 });

@@ -8,6 +8,8 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { LiquidationState } from '../../domain/model.ts';
+import { parseBase, parseQuote } from '../../domain/units.ts';
+import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
 import type {
   CrashHook,
   LiquidationContext,
@@ -118,9 +120,7 @@ export function liquidationItem(l: LiquidationRecord): Item {
     remainingSize: N(l.remainingSize),
     marketFills: { L: l.marketFills.map(fillAttr) },
     auctionFills: { L: l.auctionFills.map(fillAttr) },
-    ...(l.settlement === undefined
-      ? {}
-      : { settlement: { M: Object.fromEntries(Object.entries(l.settlement).map(([k, v]) => [k, S(v)])) } }),
+    ...(l.settlement === undefined ? {} : { settlement: settlementAttr(l.settlement) }),
     history: {
       L: l.history.map(
         (e): AttributeValue => ({
@@ -133,6 +133,36 @@ export function liquidationItem(l: LiquidationRecord): Item {
     version: N(l.version),
   };
 }
+
+/** Settlement amounts as scaled integers, like every other amount of the record. */
+function settlementAttr(s: SettlementAmounts): AttributeValue {
+  const M: Item = {};
+  for (const key of SETTLEMENT_KEYS) M[key] = N(s[key]);
+  return { M };
+}
+
+/** Scaled integers; decimal strings (what versions before typed settlements wrote) are parsed in their unit. */
+function readSettlement(m: Item): SettlementAmounts {
+  const amounts: Partial<Record<keyof SettlementAmounts, bigint>> = {};
+  for (const key of SETTLEMENT_KEYS) {
+    const value = m[key];
+    if (value?.S === undefined) {
+      amounts[key] = readBig(m, key);
+      continue;
+    }
+    try {
+      amounts[key] =
+        SETTLEMENT_UNITS[key] === 'base'
+          ? parseBase(value.S, key)
+          : parseQuote(value.S, key, { allowNegative: true });
+    } catch (error) {
+      throw new CorruptItemError(`adapter/bad-settlement: ${error instanceof Error ? error.message : error}`);
+    }
+  }
+  return amounts as SettlementAmounts;
+}
+
+const SETTLEMENT_KEYS = Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[];
 
 /** The item of a record being created: a failure belongs to the record that had it, not to a new slice. */
 export function newLiquidationItem(l: LiquidationRecord): Item {
@@ -155,12 +185,7 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
   const contextText = optS(item, 'context');
   const context = contextText === undefined ? undefined : readContext(contextText);
   const lastFailure = optFailure(item);
-  const settlement =
-    item.settlement === undefined
-      ? undefined
-      : Object.fromEntries(
-          Object.keys(readMap(item, 'settlement')).map((k) => [k, readS(readMap(item, 'settlement'), k)]),
-        );
+  const settlement = item.settlement === undefined ? undefined : readSettlement(readMap(item, 'settlement'));
   return {
     id: readS(item, 'id'),
     positionId: readS(item, 'positionId'),
