@@ -4,9 +4,7 @@ import type {
   OrderRequest,
   OrderResult,
   PositionRecord,
-  PositionRepository,
   ProviderRecord,
-  ProviderRepository,
   QueueTransport,
   ReceivedMessage,
   Transactor,
@@ -117,12 +115,17 @@ export interface ObservedWrite {
   readonly before: PositionRecord | ProviderRecord | undefined;
 }
 
+/** Synchronous reads of the stores a transactor writes (the embedded ones: no call yields in between). */
+export interface StorePeek {
+  peek(id: string): PositionRecord | ProviderRecord | undefined;
+}
+
 /** A transactor that reports every successful commit, with the previous version of each position and provider. */
 export class ObservedTransactor implements Transactor {
   constructor(
     private readonly inner: Transactor,
-    private readonly positions: PositionRepository,
-    private readonly providers: ProviderRepository,
+    private readonly positions: StorePeek,
+    private readonly providers: StorePeek,
     private readonly onCommit: (writes: readonly ObservedWrite[]) => void,
   ) {}
 
@@ -131,9 +134,9 @@ export class ObservedTransactor implements Transactor {
     for (const write of writes) {
       const previous =
         write.kind === 'position'
-          ? await this.positions.get(write.record.id)
+          ? this.positions.peek(write.record.id)
           : write.kind === 'provider'
-            ? await this.providers.get(write.record.id)
+            ? this.providers.peek(write.record.id)
             : undefined;
       before.push({ write, before: previous });
     }

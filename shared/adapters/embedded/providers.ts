@@ -33,6 +33,11 @@ export class EmbeddedProviderRepository implements ProviderRepository {
     return this.#records.get(id);
   }
 
+  /** Synchronous read, for observers that look at the stores between calls. */
+  peek(id: string): ProviderRecord | undefined {
+    return this.#records.get(id);
+  }
+
   async put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void> {
     this.checkWrite(provider, expectedVersion);
     this.store(provider);
