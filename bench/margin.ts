@@ -60,6 +60,10 @@ export class ScanningPositions implements PositionRepository {
   replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     return this.inner.replace(next, expectedVersion);
   }
+  /** Margin checks never read a whole side (ADL does): the index's answer. */
+  queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
+    return this.inner.queryOpen(symbol, side, limit, cursor);
+  }
   async queryCrossed(
     symbol: string,
     side: Side,

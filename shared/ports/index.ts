@@ -55,6 +55,11 @@ export interface PositionRepository {
     limit: number,
     cursor?: string,
   ): Promise<CrossedPage>;
+  /**
+   * Every OPEN position of a market side, the safest first (farthest from its liquidation price): how ADL reads
+   * a side, whose candidates are the positions in profit, while those nearest liquidation mostly are not.
+   */
+  queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage>;
   /** Replaces the position if its version is `expectedVersion` (the new record carries version + 1). */
   replace(next: PositionRecord, expectedVersion: number): Promise<void>;
 }

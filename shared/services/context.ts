@@ -64,19 +64,21 @@ export function markOfMarket(
   return tick ? { mark: tick.markPrice, atMs: tick.timestampMs } : { mark: fallback, atMs: nowMs };
 }
 
-/** Every OPEN position of one side of a market, through the index (ADL candidates; rare, bounded by pages). */
+/**
+ * The OPEN positions of one side of a market, through the index, safest first (ADL candidates; rare). At most
+ * `maxPages` of 1,000: on a larger side the ones left unread are those nearest liquidation, mostly at a loss
+ * and so never ADL's.
+ */
 export async function openPositions(
   positions: PositionRepository,
   symbol: string,
   side: Side,
   maxPages = 100,
 ): Promise<PositionRecord[]> {
-  // Longs are "crossed" when liquidationPrice >= mark: mark 0 returns them all; shorts mirror with a huge mark.
-  const everything = side === 'LONG' ? 0n : 10n ** 30n;
   const found: PositionRecord[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < maxPages; page++) {
-    const result = await positions.queryCrossed(symbol, side, everything, 1000, cursor);
+    const result = await positions.queryOpen(symbol, side, 1000, cursor);
     found.push(...result.positions);
     cursor = result.cursor;
     if (cursor === undefined) break;

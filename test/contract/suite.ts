@@ -284,6 +284,38 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(all.positions.map((p) => p.id)).toEqual(['hi', 'lo']);
       });
 
+      it('reads a whole side the safest first (ADL): longs lowest, shorts highest liquidation price', async () => {
+        await ladder('LONG', ['1800', '2100', '1900', '2000']);
+        await ladder('SHORT', ['2300', '2100', '2200']);
+        const p1 = (await a.positions.get('LONG-1'))!;
+        await a.positions.replace({ ...p1, state: 'LIQUIDATING', version: 2 }, 1);
+        const open = async (side: Side) =>
+          (await a.positions.queryOpen('ETH-USD', side, 100)).positions.map((p) =>
+            String(p.liquidationPrice / 10n ** 8n),
+          );
+        expect(await open('LONG')).toEqual(['1800', '1900', '2000']);
+        expect(await open('SHORT')).toEqual(['2300', '2200', '2100']);
+        expect((await a.positions.queryOpen('SOL-USD', 'LONG', 10)).positions).toEqual([]);
+      });
+
+      it('pages through a whole side once, the safest first, ties included', async () => {
+        const prices = Array.from({ length: 23 }, (_, i) => String(1500 + (i % 9) * 10));
+        await ladder('SHORT', prices);
+        const seen: PositionRecord[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 30; page++) {
+          const out = await a.positions.queryOpen('ETH-USD', 'SHORT', 4, cursor);
+          expect(out.positions.length).toBeLessThanOrEqual(4);
+          seen.push(...out.positions);
+          cursor = out.cursor;
+          if (cursor === undefined) break;
+        }
+        expect(cursor).toBeUndefined();
+        expect(seen.map((p) => p.id).sort()).toEqual(prices.map((_, i) => `SHORT-${i}`).sort());
+        const liq = seen.map((p) => p.liquidationPrice);
+        expect(liq).toEqual([...liq].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0)));
+      });
+
       it('matches a full scan for random books and marks (property)', async () => {
         let run = 0;
         await fc.assert(

@@ -7,7 +7,7 @@ import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/s
 import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
-import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { INSURANCE_ACCOUNT, openPositions } from '../../shared/services/context.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
@@ -625,7 +625,7 @@ describe('ADL queue (AdlSnapshots)', () => {
     await p.tick('ETH-USD', '200');
     for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
     for (let i = 0; i < 6; i++) await p.open('SHORT', `${3 + i}`, `${200 + i}`, `${300 + 50 * i}`);
-    const sideReads = vi.spyOn(p.adapters.positions, 'queryCrossed');
+    const sideReads = vi.spyOn(p.adapters.positions, 'queryOpen');
     await p.tick('ETH-USD', '175');
     await p.drain();
     const shortSideReads = sideReads.mock.calls.filter(([, side]) => side === 'SHORT').length;
@@ -672,6 +672,19 @@ describe('ADL queue (AdlSnapshots)', () => {
     expect(queued.big).toEqual(everyTime.big);
     expect(queued.p.errors).toEqual([]);
     await expectReconciled(queued.p);
+  });
+
+  it('reads a side the safest first, so a side beyond its page cap loses those nearest liquidation', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    // 1,500 shorts, leverage rising with the index: the first are the safest (highest liquidation price).
+    for (let i = 0; i < 1500; i++) await p.open('SHORT', '1', '200', String(1550 - i));
+    const all = await openPositions(p.adapters.positions, 'ETH-USD', 'SHORT');
+    const oneAPage = await openPositions(p.adapters.positions, 'ETH-USD', 'SHORT', 1);
+    expect(all).toHaveLength(1500);
+    expect(oneAPage).toHaveLength(1000);
+    const byPrice = [...all].sort((a, b) => (a.liquidationPrice > b.liquidationPrice ? -1 : 1));
+    expect(oneAPage.map((x) => x.id)).toEqual(byPrice.slice(0, 1000).map((x) => x.id));
   });
 
   it('serves a queue only at its own mark and while fresh', () => {

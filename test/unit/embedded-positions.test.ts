@@ -301,6 +301,20 @@ describe('embedded positions: the index agrees with a full scan', () => {
       const { ids, pages } = await allPages(repo, 'ETH-USD', side, 500n, 333);
       expect(ids).toEqual(repo.scanCrossed('ETH-USD', side, 500n).map((p) => p.id));
       expect(pages).toBeGreaterThan(1);
+      // The whole side, safest first: the index read from its end, page after page across chunks.
+      const everything = side === 'LONG' ? 0n : 10n ** 30n;
+      const whole = repo.scanCrossed('ETH-USD', side, everything).map((p) => p.id);
+      for (const limit of [1, 333, 1000, 5000]) {
+        const safest: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await repo.queryOpen('ETH-USD', side, limit, cursor);
+          expect(page.positions.length).toBeLessThanOrEqual(limit);
+          safest.push(...page.positions.map((p) => p.id));
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+        expect(safest).toEqual([...whole].reverse());
+      }
     }
   });
 });

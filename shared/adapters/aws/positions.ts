@@ -141,6 +141,28 @@ export class DynamoPositionRepository implements PositionRepository {
     return out.LastEvaluatedKey ? { positions, cursor: encodeCursor(out.LastEvaluatedKey) } : { positions };
   }
 
+  async queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new AdapterInputError(`positions/bad-limit: ${limit}`);
+    }
+    const out = await this.dynamo.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: POSITION_INDEX,
+        KeyConditionExpression: 'liqKey = :key',
+        FilterExpression: '#state = :open',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':key': S(positionIndexKey(symbol, side)), ':open': S('OPEN') },
+        // Safest first: longs from the lowest liquidation price, shorts from the highest.
+        ScanIndexForward: side === 'LONG',
+        Limit: limit,
+        ...(cursor === undefined ? {} : { ExclusiveStartKey: decodeCursor(cursor) }),
+      }),
+    );
+    const positions = (out.Items ?? []).map(positionFromItem);
+    return out.LastEvaluatedKey ? { positions, cursor: encodeCursor(out.LastEvaluatedKey) } : { positions };
+  }
+
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('positions', next.version, expectedVersion);
     await conditional('positions/version', () =>

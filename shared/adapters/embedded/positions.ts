@@ -155,6 +155,22 @@ export class EmbeddedPositionRepository implements PositionRepository {
     };
   }
 
+  async queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
+    if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
+    }
+    const key = partition(symbol, side);
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, key);
+    const index = this.#indexes.get(key);
+    if (!index) return { positions: [] };
+    // The index runs from the most endangered: the safest come from its end.
+    const { values, more } = index.rangeFromEnd(before, limit);
+    const last = values[values.length - 1];
+    if (!more || !last) return { positions: values };
+    return { positions: values, cursor: encodeCursor({ partition: key, after: entryOf(last) }) };
+  }
+
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     const current = this.checkReplace(next, expectedVersion);
     this.write(current, next);
