@@ -254,7 +254,7 @@ describe('logs hold no whole records and no credentials (issue 7)', () => {
     // The auction's price falls with wall time: a step that runs late on a busy machine clears below the
     // bankruptcy price and the fund tops it up (SETTLED_INSURANCE). Either way the auction took the whole lot.
     expect(['SETTLED_AUCTION', 'SETTLED_INSURANCE']).toContain(liquidation?.state);
-    expect(liquidation?.settlement?.auctionClosedSize).toBe(POSITION.size[0]);
+    expect(liquidation?.settlement?.auctionClosedSize).toBe(BigInt(POSITION.size[1]));
     expect((await adapters.auctions.get(`${liquidation?.id}:auction`))?.state).toBe('CLEARED');
     const messages = lines.map((l) => (parseJson(l) as { message?: string } | undefined)?.message);
     for (const expected of [
