@@ -10,6 +10,7 @@ import {
   type AuctionStepMessage,
   ConditionFailedError,
   type LiquidationRecord,
+  type MarketState,
   type ProviderRecord,
   type Write,
 } from '../ports/index.ts';
@@ -99,7 +100,7 @@ async function stepOnce(
       return CONFLICT;
     }
     if (!anyBidder) deps.telemetry.info('no provider can bid; auction ended', { auctionId: auction.id });
-    return finish(exhausted, deps);
+    return finish(exhausted, deps, marketState);
   }
   if (status.needsReset) {
     const reset = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
@@ -181,7 +182,7 @@ async function stepOnce(
   // The next step is scheduled before the commit, for the same reason as a reset's.
   const outcome = sleep === undefined ? undefined : await schedule(next, sleep, deps, 'stepped');
   if (!(await commit(deps, writes))) return CONFLICT;
-  if (outcome === undefined) return finish(next, deps);
+  if (outcome === undefined) return finish(next, deps, marketState);
   await coverWake(next, marketState, deps);
   return outcome;
 }
@@ -201,10 +202,19 @@ async function schedule(
   return { status, nextStep: auction.step, delaySeconds };
 }
 
-/** Hands a finished auction's liquidation to the waterfall until it reaches its terminal state. */
-async function finish(auction: AuctionRecord, deps: SettlementDeps): Promise<AuctionStepOutcome> {
-  // What one transition leaves for the next (a frozen plan), as processLiquidation carries it.
+/**
+ * Hands a finished auction's liquidation to the waterfall until it reaches its terminal state. `market`: the
+ * market record the step just read, whose mark the settlement uses instead of reading it again.
+ */
+async function finish(
+  auction: AuctionRecord,
+  deps: SettlementDeps,
+  market?: MarketState,
+): Promise<AuctionStepOutcome> {
+  // What one transition leaves for the next (a frozen plan, the mark), as processLiquidation carries it.
   const carried: Carried = {};
+  const tick = market?.lastTick;
+  if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
   for (let attempt = 0; attempt < 6; attempt++) {
     const liquidation = await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);

@@ -242,6 +242,30 @@ describe('auction layer', () => {
     await expectReconciled(p);
   });
 
+  it('settles an auction its step cleared with the mark the step read, without reading the market again', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.01', '100');
+    await p.tick('ETH-USD', '184');
+    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) await p.handlers.liquidation(m);
+    const marketReads = vi.spyOn(p.adapters.markets, 'get');
+    const finishing: number[] = [];
+    for (let second = 0; second < 10 && finishing.length === 0; second++) {
+      p.clock.advance(1_000);
+      for (const m of await p.adapters.auctionQueue.receive(10, 30)) {
+        const before = marketReads.mock.calls.length;
+        const outcome = await processAuctionStep(parseAuctionStepMessage(m.body), p.deps);
+        if (outcome.status === 'finished') finishing.push(marketReads.mock.calls.length - before);
+        await p.adapters.auctionQueue.delete(m.receiptHandle);
+      }
+    }
+    expect(finishing).toEqual([1]);
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_AUCTION');
+    await expectReconciled(p);
+  });
+
   /**
    * Concurrent auctions clear against the same providers: a step whose provider was changed by another auction
    * between its read and its commit runs again on fresh records, after a backoff, within the same delivery.
