@@ -215,8 +215,10 @@ async function finish(
   const carried: Carried = {};
   const tick = market?.lastTick;
   if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
+  // The record each transition leaves is carried too; undefined: read it (first, or after a lost race).
+  let liquidation: LiquidationRecord | undefined;
   for (let attempt = 0; attempt < 6; attempt++) {
-    const liquidation = await deps.liquidations.get(auction.liquidationId);
+    liquidation ??= await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
     if (isTerminal(liquidation.state)) {
       if (attempt > 0) {
@@ -228,8 +230,9 @@ async function finish(
       return { status: 'finished', liquidationState: liquidation.state };
     }
     const step = await decideAndSettle(liquidation, deps, auction, carried);
+    liquidation = step.done ? step.record : step.next;
     // A concurrent writer moved the records: read them again.
-    if (!step.done && !step.next) carried.position = undefined;
+    if (!liquidation) carried.position = undefined;
   }
   throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
 }

@@ -242,7 +242,7 @@ describe('auction layer', () => {
     await expectReconciled(p);
   });
 
-  it('settles an auction its step cleared with the mark the step read, without reading the market again', async () => {
+  it('settles an auction its step cleared with the mark the step read, reading neither it nor the settled record again', async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
@@ -250,17 +250,25 @@ describe('auction layer', () => {
     await p.tick('ETH-USD', '184');
     for (const m of await p.adapters.liquidationQueue.receive(10, 30)) await p.handlers.liquidation(m);
     const marketReads = vi.spyOn(p.adapters.markets, 'get');
-    const finishing: number[] = [];
+    const liquidationReads = vi.spyOn(p.adapters.liquidations, 'get');
+    const finishing: { markets: number; liquidations: number }[] = [];
     for (let second = 0; second < 10 && finishing.length === 0; second++) {
       p.clock.advance(1_000);
       for (const m of await p.adapters.auctionQueue.receive(10, 30)) {
-        const before = marketReads.mock.calls.length;
+        marketReads.mockClear();
+        liquidationReads.mockClear();
         const outcome = await processAuctionStep(parseAuctionStepMessage(m.body), p.deps);
-        if (outcome.status === 'finished') finishing.push(marketReads.mock.calls.length - before);
+        if (outcome.status === 'finished') {
+          finishing.push({
+            markets: marketReads.mock.calls.length,
+            liquidations: liquidationReads.mock.calls.length,
+          });
+        }
         await p.adapters.auctionQueue.delete(m.receiptHandle);
       }
     }
-    expect(finishing).toEqual([1]);
+    // The step's read of the market, and one read of the liquidation it hands to the waterfall.
+    expect(finishing).toEqual([{ markets: 1, liquidations: 1 }]);
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.state).toBe('SETTLED_AUCTION');
     await expectReconciled(p);
