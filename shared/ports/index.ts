@@ -358,8 +358,10 @@ export interface Ledger {
   /**
    * One atomic movement: balance update (conditional on floor and draw cap) plus the journal entry keyed by
    * the idempotency key. Re-applying a key returns the original entry and changes nothing.
+   * `known`: the account as the caller just read it (balance()); a ledger that must read the balance before
+   * writing may write on it instead, once: a stale one only fails the write's condition and is read again.
    */
-  apply(movement: LedgerMovement): Promise<JournalEntry>;
+  apply(movement: LedgerMovement, known?: AccountBalance): Promise<JournalEntry>;
   journal(account: string): Promise<readonly JournalEntry[]>;
 }
 

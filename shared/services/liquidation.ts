@@ -18,6 +18,7 @@ import {
 import { decideWaterfall, settlementRecord, type WaterfallDecision } from '../domain/waterfall.ts';
 import { METRICS } from '../metrics.ts';
 import {
+  type AccountBalance,
   type AuctionRecord,
   ConditionFailedError,
   type LiquidationRecord,
@@ -68,9 +69,16 @@ export interface Carried {
     readonly liquidationId: string;
     readonly version: number;
     readonly decision: WaterfallDecision;
-    /** The ADL counterparties' records as the plan read them, at the versions it froze. */
-    readonly counterparties?: ReadonlyMap<string, PositionRecord>;
+    readonly reads: PlanReads;
   };
+}
+
+/** What a plan read, for its settlement to write on instead of reading it again (the writes' conditions hold it). */
+interface PlanReads {
+  /** The ADL counterparties' records, at the versions the plan froze. */
+  readonly counterparties?: ReadonlyMap<string, PositionRecord>;
+  /** The fund's account as the plan read it. */
+  readonly fund?: AccountBalance;
 }
 
 /** One transition: `done` with the record this message leaves, or the record to continue from (unknown: re-read). */
@@ -448,15 +456,7 @@ export async function decideAndSettle(
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
-    return applySettlement(
-      liquidation,
-      context,
-      position,
-      decision,
-      deps,
-      mark,
-      fresh ? planned.counterparties : undefined,
-    );
+    return applySettlement(liquidation, context, position, decision, deps, mark, fresh ? planned.reads : {});
   }
 
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
@@ -508,7 +508,8 @@ async function freeze(
   carried?: Carried,
   keep?: { readonly insurance: InsuranceState },
 ): Promise<Step> {
-  const insurance = keep?.insurance ?? (await fundState(deps));
+  const fund = keep ? undefined : await deps.ledger.balance(deps.insuranceAccount);
+  const insurance = keep?.insurance ?? insuranceStateOf(fund!);
   let lastResortFills = base.lastResortFills;
   let decision = decide(insurance, undefined, lastResortFills);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
@@ -586,7 +587,7 @@ async function freeze(
       liquidationId: settling.id,
       version: settling.version,
       decision,
-      ...(counterparties ? { counterparties } : {}),
+      reads: { ...(counterparties ? { counterparties } : {}), ...(fund ? { fund } : {}) },
     };
   }
   return { done: false, next: settling };
@@ -631,7 +632,11 @@ async function refreeze(
     decide,
     deps,
     undefined,
-    { insurance: keepInsurance ? frozen.insurance : await fundState(deps) },
+    {
+      insurance: keepInsurance
+        ? frozen.insurance
+        : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount)),
+    },
   );
 }
 
@@ -737,10 +742,11 @@ async function planOnPrefix(
 /** Counterparties in the first plan: most settlements need one to three. */
 const FIRST_PLAN_PREFIX = 4;
 
-async function fundState(deps: SettlementDeps) {
-  const balance = await deps.ledger.balance(deps.insuranceAccount);
-  return { balance: balance.balance, windowStartMs: balance.windowStartMs, windowDrawn: balance.windowDrawn };
-}
+const insuranceStateOf = (fund: AccountBalance): InsuranceState => ({
+  balance: fund.balance,
+  windowStartMs: fund.windowStartMs,
+  windowDrawn: fund.windowDrawn,
+});
 
 async function applySettlement(
   liquidation: LiquidationRecord,
@@ -749,14 +755,17 @@ async function applySettlement(
   decision: WaterfallDecision,
   deps: SettlementDeps,
   mark: PriceE8,
-  counterparties?: ReadonlyMap<string, PositionRecord>,
+  reads: PlanReads = {},
 ): Promise<Step> {
   const now = deps.clock.nowMs();
   const terminal = decision.terminal as TerminalState;
   let fundBalance: bigint | undefined;
+  // The plan's read of the fund serves its first movement only: each one moves the account on.
+  let known = reads.fund;
   for (const movement of decision.movements) {
     try {
-      fundBalance = (await deps.ledger.apply(movement)).balanceAfter;
+      fundBalance = (await deps.ledger.apply(movement, known)).balanceAfter;
+      known = undefined;
     } catch (error) {
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
       // (nothing applied), so plan again from the fund as it is now.
@@ -821,7 +830,7 @@ async function applySettlement(
   if (adlFills.length > 0) {
     // The records the plan read at the versions it froze (the commit checks them), or one batch read of the
     // counterparties (not one read each: up to 90 per settlement).
-    const current = new Map(counterparties);
+    const current = new Map(reads.counterparties);
     const unread = adlFills.filter((f) => !current.has(f.id)).map((f) => f.id);
     if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
     for (const fill of adlFills) {

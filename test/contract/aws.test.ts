@@ -139,6 +139,38 @@ describe('aws ledger across containers', () => {
       expect(balance.sequence).toBe(journal.length);
     }));
 
+  it("writes on the caller's fresh read of the balance; a stale one costs a read, never a wrong balance", () =>
+    withCountedStage(async ({ names, plain, counter, counted }) => {
+      const a = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      const b = createAwsAdapters({ clients: plain, names, clock: systemClock }).ledger;
+      await b.apply(movement('b1', usd('1000')));
+      const fresh = await a.balance('fund');
+      counter.reset();
+      expect((await a.apply(movement('a1', usd('-100')), fresh)).balanceAfter).toBe(usd('900'));
+      expect(counter.snapshot()).toEqual({ 'dynamodb.TransactWriteItems': 1 });
+
+      // Another container moved the fund after this read: the write's condition fails, the balance is read.
+      const stale = await a.balance('fund');
+      await b.apply(movement('b2', usd('-850')));
+      counter.reset();
+      expect((await a.apply(movement('a2', usd('10')), stale)).balanceBefore).toBe(usd('50'));
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 1, 'dynamodb.TransactWriteItems': 2 });
+      // A draw the stale read would allow and the fund refuses is refused, after a read.
+      const before = await a.balance('fund');
+      await b.apply(movement('b3', usd('-60')));
+      await expect(a.apply(movement('a3', usd('-1')), before)).rejects.toBeInstanceOf(ConditionFailedError);
+      // A draw the stale read would refuse and the fund allows is applied, after a read.
+      const poor = await a.balance('fund');
+      await b.apply(movement('b4', usd('1000')));
+      expect((await a.apply(movement('a4', usd('-500')), poor)).balanceAfter).toBe(usd('500'));
+      // This process saw the account move on (its own movement): an older read is not even tried.
+      counter.reset();
+      expect((await a.apply(movement('a5', usd('1')), poor)).balanceBefore).toBe(usd('500'));
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 1, 'dynamodb.TransactWriteItems': 1 });
+      const balance = await b.balance('fund');
+      expect(balance.balance).toBe(usd('501'));
+    }));
+
   it('takes turns within one container: concurrent movements cost one read and one transaction each', () =>
     withCountedStage(async ({ names, counter, counted }) => {
       const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
