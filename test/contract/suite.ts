@@ -8,6 +8,7 @@ import {
   type AuctionRecord,
   ConditionFailedError,
   type CrashHook,
+  type CrossedPage,
   InjectedCrash,
   type JournalEntry,
   type LedgerMovement,
@@ -201,6 +202,20 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
       });
 
+      /** Every page of a query, concatenated: each at most `limit` long, the last without a cursor (30 at most). */
+      const everyPage = async (limit: number, query: (cursor?: string) => Promise<CrossedPage>) => {
+        const seen: PositionRecord[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 30; page++) {
+          const out = await query(cursor);
+          expect(out.positions.length).toBeLessThanOrEqual(limit);
+          seen.push(...out.positions);
+          cursor = out.cursor;
+          if (cursor === undefined) break;
+        }
+        expect(cursor).toBeUndefined();
+        return seen;
+      };
       const ladder = async (side: Side, prices: string[]) => {
         for (const [i, p] of prices.entries()) {
           await a.positions.create(position({ id: `${side}-${i}`, side, liquidationPrice: price(p) }));
@@ -259,16 +274,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('pages through every crossed position once, in order, ties included', async () => {
         const prices = Array.from({ length: 23 }, (_, i) => String(1500 + (i % 9) * 10));
         await ladder('LONG', prices);
-        const seen: PositionRecord[] = [];
-        let cursor: string | undefined;
-        for (let page = 0; page < 30; page++) {
-          const out = await a.positions.queryCrossed('ETH-USD', 'LONG', price('1520'), 4, cursor);
-          expect(out.positions.length).toBeLessThanOrEqual(4);
-          seen.push(...out.positions);
-          cursor = out.cursor;
-          if (cursor === undefined) break;
-        }
-        expect(cursor).toBeUndefined();
+        const seen = await everyPage(4, (cursor) =>
+          a.positions.queryCrossed('ETH-USD', 'LONG', price('1520'), 4, cursor),
+        );
         const want = prices.flatMap((p, i) => (Number(p) >= 1520 ? [`LONG-${i}`] : []));
         expect(seen.map((p) => p.id).sort()).toEqual(want.sort());
         const liq = seen.map((p) => p.liquidationPrice);
@@ -301,16 +309,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('pages through a whole side once, the safest first, ties included', async () => {
         const prices = Array.from({ length: 23 }, (_, i) => String(1500 + (i % 9) * 10));
         await ladder('SHORT', prices);
-        const seen: PositionRecord[] = [];
-        let cursor: string | undefined;
-        for (let page = 0; page < 30; page++) {
-          const out = await a.positions.queryOpen('ETH-USD', 'SHORT', 4, cursor);
-          expect(out.positions.length).toBeLessThanOrEqual(4);
-          seen.push(...out.positions);
-          cursor = out.cursor;
-          if (cursor === undefined) break;
-        }
-        expect(cursor).toBeUndefined();
+        const seen = await everyPage(4, (cursor) => a.positions.queryOpen('ETH-USD', 'SHORT', 4, cursor));
         expect(seen.map((p) => p.id).sort()).toEqual(prices.map((_, i) => `SHORT-${i}`).sort());
         const liq = seen.map((p) => p.liquidationPrice);
         expect(liq).toEqual([...liq].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0)));

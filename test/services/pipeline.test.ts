@@ -242,13 +242,19 @@ describe('auction layer', () => {
     await expectReconciled(p);
   });
 
-  it('settles an auction its step cleared with the mark the step read, reading neither it nor the settled record again', async () => {
+  /** A liquidation handed to an auction of 1 s steps whose one provider bids 1 % under the mark. */
+  async function auctionStarted(): Promise<Pipeline> {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
     await p.provider('lp-1', '100000', '0.01', '100');
     await p.tick('ETH-USD', '184');
     for (const m of await p.adapters.liquidationQueue.receive(10, 30)) await p.handlers.liquidation(m);
+    return p;
+  }
+
+  it('settles an auction its step cleared with the mark the step read, reading neither it nor the settled record again', async () => {
+    const p = await auctionStarted();
     const marketReads = vi.spyOn(p.adapters.markets, 'get');
     const liquidationReads = vi.spyOn(p.adapters.liquidations, 'get');
     const finishing: { markets: number; liquidations: number }[] = [];
@@ -279,12 +285,7 @@ describe('auction layer', () => {
    * between its read and its commit runs again on fresh records, after a backoff, within the same delivery.
    */
   async function contendedStep(conflicts: number) {
-    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
-    await p.provider('lp-1', '100000', '0.01', '100');
-    await p.tick('ETH-USD', '184');
-    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) await p.handlers.liquidation(m);
+    const p = await auctionStarted();
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.state).toBe('AUCTION');
     const auctionId = `${liquidation?.id}:auction`;

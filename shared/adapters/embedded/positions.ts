@@ -136,36 +136,37 @@ export class EmbeddedPositionRepository implements PositionRepository {
     limit: number,
     cursor?: string,
   ): Promise<CrossedPage> {
-    if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
     if (typeof mark !== 'bigint')
       throw new EmbeddedInputError('positions/bad-mark: mark must be a bigint PriceE8');
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
-    }
-    const key = partition(symbol, side);
-    const after = cursor === undefined ? undefined : decodeCursor(cursor, key);
-    const index = this.#indexes.get(key);
-    if (!index) return { positions: [] };
-    const { values, more } = index.range(after, endangerment(side, mark), limit);
-    const last = values[values.length - 1];
-    if (!more || !last) return { positions: values };
-    return {
-      positions: values,
-      cursor: encodeCursor({ partition: key, after: entryOf(last) }),
-    };
+    const maxKey = endangerment(side, mark);
+    return this.#page(symbol, side, limit, cursor, (index, after) => index.range(after, maxKey, limit));
   }
 
   async queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
+    // The index runs from the most endangered: the safest come from its end.
+    return this.#page(symbol, side, limit, cursor, (index, before) => index.rangeFromEnd(before, limit));
+  }
+
+  /** One page of a side's index read by `read` from the cursor's entry (its last position), with the next cursor. */
+  #page(
+    symbol: string,
+    side: Side,
+    limit: number,
+    cursor: string | undefined,
+    read: (
+      index: SortedIndex<PositionRecord>,
+      from: IndexKey | undefined,
+    ) => { values: PositionRecord[]; more: boolean },
+  ): CrossedPage {
     if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
     }
     const key = partition(symbol, side);
-    const before = cursor === undefined ? undefined : decodeCursor(cursor, key);
+    const from = cursor === undefined ? undefined : decodeCursor(cursor, key);
     const index = this.#indexes.get(key);
     if (!index) return { positions: [] };
-    // The index runs from the most endangered: the safest come from its end.
-    const { values, more } = index.rangeFromEnd(before, limit);
+    const { values, more } = read(index, from);
     const last = values[values.length - 1];
     if (!more || !last) return { positions: values };
     return { positions: values, cursor: encodeCursor({ partition: key, after: entryOf(last) }) };
