@@ -128,19 +128,29 @@ export function topForAdl(
   deleveragedSide: Side,
   count: number,
 ): RankedCandidate[] {
+  return topEntriesForAdl(candidates, mark, deleveragedSide, count).map((e) => e.ranked);
+}
+
+/** topForAdl, each ranking with the candidate it was made from (a caller's record, with all its fields). */
+export function topEntriesForAdl<T extends AdlCandidate>(
+  candidates: readonly T[],
+  mark: PriceE8,
+  deleveragedSide: Side,
+  count: number,
+): { readonly ranked: RankedCandidate; readonly candidate: T }[] {
   if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
-  const top: RankedCandidate[] = [];
+  const top: { readonly ranked: RankedCandidate; readonly candidate: T }[] = [];
   // Once the list is full, a candidate whose estimate is clearly below the last kept score is passed over
   // without its exact score (most of a whole side).
   const clearlyOut = (c: AdlCandidate): boolean => {
-    const last = top.length === count ? top[count - 1]?.score.approx : undefined;
+    const last = top.length === count ? top[count - 1]?.ranked.score.approx : undefined;
     if (last === undefined) return false;
     const estimate = estimateScore(c, mark);
     return estimate !== undefined && estimate < last * (1 - APPROX_TIE);
   };
   const keep = (s: Scored): void => {
     if (top.length === count) {
-      const last = top[count - 1];
+      const last = top[count - 1]?.ranked;
       if (!last || (compareScoresDesc(s.score, last.score) || (s.candidate.id < last.id ? -1 : 1)) >= 0)
         return;
     }
@@ -149,10 +159,11 @@ export function topForAdl(
     let hi = top.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (byRank(top[mid]!, ranked) <= 0) lo = mid + 1;
+      if (byRank(top[mid]!.ranked, ranked) <= 0) lo = mid + 1;
       else hi = mid;
     }
-    top.splice(lo, 0, ranked);
+    // scored passes the very objects it was given.
+    top.splice(lo, 0, { ranked, candidate: s.candidate as T });
     if (top.length > count) top.pop();
   };
   scored(candidates, mark, deleveragedSide, keep, clearlyOut);

@@ -72,7 +72,11 @@ async function stepOnce(
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
   const auction = await deps.auctions.get(message.auctionId);
   if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
-  if (auction.state !== 'RUNNING') return finish(auction, deps);
+  if (auction.state !== 'RUNNING') {
+    // The step that ended it (auction.step - 1, and the woken twin of that step) finishes the settlement, or
+    // its redelivery does; an older message is an orphan a wake left behind and has nothing to finish.
+    return message.step < auction.step - 1 ? { status: 'stale' } : finish(auction, deps);
+  }
   if (message.step !== auction.step) return { status: 'stale' };
 
   const now = deps.clock.nowMs();

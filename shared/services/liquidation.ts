@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, type RankedCandidate, rankCandidate, topForAdl } from '../domain/adl.ts';
+import { type AdlCandidate, type RankedCandidate, rankCandidate, topEntriesForAdl } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -697,17 +697,12 @@ async function adlQueue(
       return { ...planned, records };
   }
   const open = await openPositions(deps.positions, symbol, side);
-  const top = topForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
-  const versions = new Map(top.map((c) => [c.id, -1]));
-  for (const p of open) {
-    if (!versions.has(p.id)) continue;
-    versions.set(p.id, p.version);
-    records.set(p.id, p);
-  }
+  const top = topEntriesForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
+  for (const { candidate: p } of top) records.set(p.id, p);
   const queue = new AdlQueue(
     mark,
     now,
-    top.map((ranked) => ({ ranked, candidate: versionedOf(ranked, versions.get(ranked.id)!) })),
+    top.map(({ ranked, candidate: p }) => ({ ranked, candidate: versionedOf(ranked, p.version) })),
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.

@@ -479,9 +479,32 @@ describe('sleeping auctions', () => {
     expect(woken.state).toBe('CLEARED');
     expect(woken.fills.length).toBeGreaterThan(0);
     for (const fill of woken.fills) expect(fill.price * 10n).toBeLessThanOrEqual(parsePrice('200') * 9n);
-    // The messages it slept on find their steps taken and change nothing.
+    // The messages it slept on find their steps taken and change nothing: an older step's is an orphan and
+    // reads nothing more; the step that ended it (redelivered) finds the settlement done.
+    const liquidationId = woken.liquidationId;
+    const settled = await p.adapters.liquidations.get(liquidationId);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    const read: string[] = [];
+    const watched = {
+      ...p.deps,
+      liquidations: {
+        ...p.deps.liquidations,
+        get: async (id: string) => {
+          read.push(id);
+          return p.deps.liquidations.get(id);
+        },
+      },
+    };
+    expect(await processAuctionStep({ auctionId: woken.id, step: 0 }, watched)).toEqual({ status: 'stale' });
+    expect(read).toEqual([]);
+    expect(await processAuctionStep({ auctionId: woken.id, step: woken.step - 1 }, watched)).toEqual({
+      status: 'finished',
+      liquidationState: settled?.state,
+    });
+    expect(read).toEqual([liquidationId]);
     await p.drain();
-    expect((await auction()).state).toBe('CLEARED');
+    expect(await auction()).toEqual(woken);
+    expect(await p.adapters.liquidations.get(liquidationId)).toEqual(settled);
     expect(p.errors).toEqual([]);
     await expectReconciled(p);
   });

@@ -8,6 +8,7 @@ import {
   canDeleverage,
   compareScoresDesc,
   rankForAdl,
+  topEntriesForAdl,
   topForAdl,
 } from '../../shared/domain/adl.ts';
 import type { Side } from '../../shared/domain/model.ts';
@@ -419,6 +420,10 @@ describe('ADL: properties', () => {
         expect(topForAdl(shuffled, mark, side, count)).toEqual(
           rankForAdl(candidates, mark, side).slice(0, count),
         );
+        // Each ranking with the very candidate object it was made from.
+        for (const { ranked, candidate } of topEntriesForAdl(shuffled, mark, side, count)) {
+          expect(candidate).toBe(shuffled.find((c) => c.id === ranked.id));
+        }
       }),
       RUNS,
     );

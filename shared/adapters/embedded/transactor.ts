@@ -39,8 +39,7 @@ export class EmbeddedTransactor implements Transactor {
         `transactor/too-many-writes: ${writes.length} writes, at most ${MAX_WRITES_PER_COMMIT}`,
       );
     }
-    const keys = writes.length === 1 ? undefined : new Set(writes.map((w) => `${w.kind}:${w.record?.id}`));
-    if (keys && keys.size !== writes.length) {
+    if (writesOneRecordTwice(writes)) {
       throw new EmbeddedInputError('transactor/duplicate-record: one record written twice in a commit');
     }
     const { positions, liquidations, auctions, providers } = this.#stores;
@@ -74,4 +73,15 @@ export class EmbeddedTransactor implements Transactor {
     }
     fire(this.#hook, 'transactor.commit');
   }
+}
+
+/** Pairwise, without building keys: a commit holds a handful of writes (at most MAX_WRITES_PER_COMMIT). */
+function writesOneRecordTwice(writes: readonly Write[]): boolean {
+  for (let i = 1; i < writes.length; i++) {
+    const { kind, record } = writes[i]!;
+    for (let j = 0; j < i; j++) {
+      if (writes[j]!.kind === kind && writes[j]!.record?.id === record?.id) return true;
+    }
+  }
+  return false;
 }
