@@ -89,14 +89,15 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
   const markets = new EmbeddedMarketRepository(hook);
   return {
     reader: {
+      // Synchronous reads inside: one await per call, as one BatchGetItem.
       positionAndMarket: async (positionId, symbol) => ({
-        position: await positions.get(positionId),
+        position: positions.peek(positionId),
         market: await markets.get(symbol),
       }),
       positions: async (ids) => {
         const found: PositionRecord[] = [];
         for (const id of new Set(ids)) {
-          const p = await positions.get(id);
+          const p = positions.peek(id);
           if (p) found.push(p);
         }
         return found;
