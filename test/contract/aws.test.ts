@@ -9,9 +9,14 @@ import {
   localClientConfig,
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
+import { MAX_MOVEMENTS_PER_TRANSACTION } from '../../shared/adapters/aws/ledger.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { usd } from '../../shared/domain/units.ts';
-import { ConditionFailedError, type LedgerMovement } from '../../shared/ports/index.ts';
+import {
+  ConditionFailedError,
+  LedgerIdempotencyConflictError,
+  type LedgerMovement,
+} from '../../shared/ports/index.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { contractSuite } from './suite.ts';
 
@@ -171,19 +176,80 @@ describe('aws ledger across containers', () => {
       expect(balance.balance).toBe(usd('501'));
     }));
 
-  it('takes turns within one container: concurrent movements cost one read and one transaction each', () =>
+  it('commits concurrent movements of one container together: one read and one transaction for a burst', () =>
     withCountedStage(async ({ names, counter, counted }) => {
       const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
-      // 30 credits and, in their midst, a draw the floor refuses: it fails alone, the others still take turns.
+      // 30 credits and, in their midst, a draw the floor refuses: it fails alone, the others commit together.
       const credits = Array.from({ length: 30 }, (_, i) => ledger.apply(movement(`c${i}`, usd('10'))));
       const refused = ledger.apply(movement('too-much', usd('-1000000')));
-      await Promise.all(credits);
+      const entries = await Promise.all(credits);
       await expect(refused).rejects.toBeInstanceOf(ConditionFailedError);
-      // No movement lost a race on the balance item: one read and one transaction per credit, and the
-      // refused draw's read and the look-up of its key.
-      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 32, 'dynamodb.TransactWriteItems': 30 });
+      // One read of the balance, the look-up of the refused draw's key, one transaction for the 30.
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 2, 'dynamodb.TransactWriteItems': 1 });
+      // Applied in the order asked, each on the balance the ones before it left.
+      expect(entries.map((e) => e.sequence)).toEqual(entries.map((_, i) => i + 1));
       const journal = await ledger.journal('fund');
-      expect(journal.map((e) => e.sequence)).toEqual(journal.map((_, i) => i + 1));
+      expect(journal).toEqual(entries);
       expect((await ledger.balance('fund')).balance).toBe(usd('300'));
+    }));
+
+  it(`carries at most ${MAX_MOVEMENTS_PER_TRANSACTION} movements per transaction; a larger burst takes more`, () =>
+    withCountedStage(async ({ names, counter, counted }) => {
+      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      const count = 2 * MAX_MOVEMENTS_PER_TRANSACTION + 7;
+      const entries = await Promise.all(
+        Array.from({ length: count }, (_, i) => ledger.apply(movement(`c${i}`, usd('1')))),
+      );
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 3, 'dynamodb.TransactWriteItems': 3 });
+      expect(entries.map((e) => e.sequence)).toEqual(entries.map((_, i) => i + 1));
+      expect(await ledger.balance('fund')).toMatchObject({ balance: usd(String(count)), sequence: count });
+    }));
+
+  it('judges each movement of a burst on the balance the ones before it leave, in the order asked', () =>
+    withCountedStage(async ({ names, counted }) => {
+      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      const [early, credit, late] = await Promise.allSettled([
+        ledger.apply(movement('early-draw', usd('-50'))),
+        ledger.apply(movement('credit', usd('100'))),
+        ledger.apply(movement('late-draw', usd('-50'))),
+      ]);
+      expect(early.status === 'rejected' && early.reason).toBeInstanceOf(ConditionFailedError);
+      expect(credit.status === 'fulfilled' && credit.value).toMatchObject({
+        sequence: 1,
+        balanceAfter: usd('100'),
+      });
+      expect(late.status === 'fulfilled' && late.value).toMatchObject({
+        sequence: 2,
+        balanceAfter: usd('50'),
+      });
+      expect((await ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['credit', 'late-draw']);
+    }));
+
+  it('a key applied before, in a burst of new ones, returns its first entry; the others still commit', () =>
+    withCountedStage(async ({ names, plain, counter, counted }) => {
+      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      // Applied by another container: this one cannot know it before its transaction finds the key.
+      const other = createAwsAdapters({ clients: plain, names, clock: systemClock }).ledger;
+      const first = await other.apply(movement('x', usd('5')));
+      counter.reset();
+      const [a, again, b] = await Promise.all([
+        ledger.apply(movement('a', usd('1'))),
+        ledger.apply(movement('x', usd('5'))),
+        ledger.apply(movement('b', usd('2'))),
+      ]);
+      expect(again).toEqual(first);
+      expect([a?.sequence, b?.sequence]).toEqual([2, 3]);
+      // The transaction that found the key, its look-up, a read and the transaction of the others.
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 3, 'dynamodb.TransactWriteItems': 2 });
+      // The same key with another amount is a caller bug, in a burst as alone; the other movement commits.
+      const [c, conflict] = await Promise.allSettled([
+        ledger.apply(movement('c', usd('1'))),
+        ledger.apply(movement('x', usd('6'))),
+      ]);
+      expect(c.status === 'fulfilled' && c.value.sequence).toBe(4);
+      expect(conflict.status === 'rejected' && conflict.reason).toBeInstanceOf(
+        LedgerIdempotencyConflictError,
+      );
+      expect(await ledger.balance('fund')).toMatchObject({ balance: usd('9'), sequence: 4 });
     }));
 });
