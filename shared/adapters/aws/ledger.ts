@@ -223,7 +223,9 @@ export class DynamoLedger implements Ledger {
         // Judged on the caller's read, which may be stale: judge again on a fresh one.
         if (refused.length > 0 && onHint) continue;
         // A debit applied before may be refused now (the fund has moved on): it is still a success.
-        for (const { pending, reason } of refused) await this.#refuse(pending, reason);
+        for (const { pending, reason } of refused) {
+          if (!(await this.#answerIfApplied(pending))) pending.reject(new ConditionFailedError(reason));
+        }
         open = entries.map((e) => e.pending);
         if (open.length === 0) return;
         const outcome = await this.commit(
@@ -238,19 +240,12 @@ export class DynamoLedger implements Ledger {
           return;
         }
         // Keys applied before (their puts' conditions failed) return their first entries.
-        const settled = new Set<Pending>();
+        const answered = new Set<Pending>();
         for (const index of outcome.duplicates) {
           const { pending } = entries[index]!;
-          const applied = await this.entry(account, pending.movement.idempotencyKey);
-          if (!applied) continue;
-          settled.add(pending);
-          try {
-            pending.resolve(sameMovement(applied, pending.movement));
-          } catch (error) {
-            pending.reject(error);
-          }
+          if (await this.#answerIfApplied(pending)) answered.add(pending);
         }
-        open = open.filter((pending) => !settled.has(pending));
+        open = open.filter((pending) => !answered.has(pending));
         // A stale read of the caller's, or keys found applied: read again at once, no crowd to wait for.
         if (onHint || !outcome.lostRace) continue;
         // Lost the race on the balance item: full-jitter backoff, then re-read and re-check. The base is long
@@ -267,16 +262,20 @@ export class DynamoLedger implements Ledger {
     }
   }
 
-  /** A refused movement: its first entry if its key was applied before, else the refusal. */
-  async #refuse(pending: Pending, reason: string): Promise<void> {
+  /**
+   * When the movement's key was applied before, answers its caller with the first entry (or the conflict of
+   * another amount) and returns true; a failed look-up is its caller's error too.
+   */
+  async #answerIfApplied(pending: Pending): Promise<boolean> {
     const { movement } = pending;
     try {
-      const existing = await this.entry(movement.account, movement.idempotencyKey);
-      if (existing) pending.resolve(sameMovement(existing, movement));
-      else pending.reject(new ConditionFailedError(reason));
+      const applied = await this.entry(movement.account, movement.idempotencyKey);
+      if (!applied) return false;
+      pending.resolve(sameMovement(applied, movement));
     } catch (error) {
       pending.reject(error);
     }
+    return true;
   }
 
   /** Entries of an account in sequence order. */
