@@ -260,6 +260,8 @@ export interface LiquidationMessage {
 export interface AuctionStepMessage {
   readonly auctionId: string;
   readonly step: number;
+  /** The auction's market: the step reads the auction and the market in one call (absent: one after the other). */
+  readonly symbol?: string;
 }
 
 export interface LiquidationQueue {
@@ -478,6 +480,11 @@ export interface BatchReader {
   ): Promise<{ readonly position: PositionRecord | undefined; readonly market: MarketState | undefined }>;
   /** The positions of `ids` that exist, in no particular order (DynamoDB: BatchGetItem, 100 keys a call). */
   positions(ids: readonly string[]): Promise<readonly PositionRecord[]>;
+  /** An auction and the state of a market, as an auction step needs them. */
+  auctionAndMarket(
+    auctionId: string,
+    symbol: string,
+  ): Promise<{ readonly auction: AuctionRecord | undefined; readonly market: MarketState | undefined }>;
 }
 
 /** Everything the services use, as one bundle; both adapter families build one. */

@@ -10,6 +10,7 @@ export const liquidationMessageSchema = z.strictObject({
 export const auctionStepMessageSchema = z.strictObject({
   auctionId: z.string().min(3).max(200),
   step: z.number().int().min(0),
+  symbol: z.string().min(1).max(40).optional(),
 });
 
 export class PoisonMessageError extends Error {
@@ -38,3 +39,10 @@ export const parseAuctionStepMessage = (body: string): AuctionStepMessage =>
 
 export const encodeMessage = (message: LiquidationMessage | AuctionStepMessage): string =>
   JSON.stringify(message);
+
+/** The message of an auction's current step. */
+export const stepMessageOf = (auction: {
+  readonly id: string;
+  readonly step: number;
+  readonly symbol: string;
+}): AuctionStepMessage => ({ auctionId: auction.id, step: auction.step, symbol: auction.symbol });

@@ -14,7 +14,7 @@ import {
   type ProviderRecord,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage } from '../schemas/messages.ts';
+import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
 import {
   type Carried,
@@ -70,18 +70,23 @@ async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
-  const auction = await deps.auctions.get(message.auctionId);
+  // The message names the market (every sender since it could): one read for the auction and its market.
+  const read = message.symbol
+    ? await deps.reader.auctionAndMarket(message.auctionId, message.symbol)
+    : { auction: await deps.auctions.get(message.auctionId), market: undefined };
+  const { auction } = read;
   if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
+  const marketRead = read.market?.symbol === auction.symbol ? read.market : undefined;
   if (auction.state !== 'RUNNING') {
     // The step that ended it (auction.step - 1, and the woken twin of that step) finishes the settlement, or
     // its redelivery does; an older message is an orphan a wake left behind and has nothing to finish.
-    return message.step < auction.step - 1 ? { status: 'stale' } : finish(auction, deps);
+    return message.step < auction.step - 1 ? { status: 'stale' } : finish(auction, deps, marketRead);
   }
   if (message.step !== auction.step) return { status: 'stale' };
 
   const now = deps.clock.nowMs();
   const config = deps.config.auction;
-  const marketState = await deps.markets.get(auction.symbol);
+  const marketState = marketRead ?? (await deps.markets.get(auction.symbol));
   const { mark } = markOfMarket(marketState, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
@@ -202,7 +207,7 @@ async function schedule(
   deps: SettlementDeps,
   status: 'reset' | 'stepped',
 ): Promise<AuctionStepOutcome> {
-  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: auction.step }), delaySeconds);
+  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), delaySeconds);
   return { status, nextStep: auction.step, delaySeconds };
 }
 

@@ -27,7 +27,7 @@ import {
   VenueError,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage } from '../schemas/messages.ts';
+import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import { AdlQueue, type QueuedEntry, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
@@ -963,7 +963,7 @@ async function startAuction(
   ]);
   if (!committed) return { done: false };
   // Lost with a crash here, the message is sent again by the redelivered liquidation (ensureAuctionScheduled).
-  await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: 0 }), sleep?.delaySeconds ?? 0);
+  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), sleep?.delaySeconds ?? 0);
   await coverWake(auction, market, deps);
   return { done: true, record: inAuction };
 }
@@ -971,7 +971,7 @@ async function startAuction(
 async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
   const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
   if (auction?.state === 'RUNNING') {
-    await deps.auctionQueue.send(encodeMessage({ auctionId: auction.id, step: auction.step }), 0);
+    await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), 0);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { PriceE8 } from '../domain/units.ts';
 import type { AuctionRepository, QueueTransport } from '../ports/index.ts';
-import { encodeMessage } from '../schemas/messages.ts';
+import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 
 /**
  * Sleepers one call wakes per market side; the rest wake at the next call. The 2020 replay wakes more than
@@ -30,7 +30,7 @@ export async function wakeSleepers(
   limit: number = MAX_WAKES_PER_CALL,
 ): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
   const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
-  const bodies = due.map((s) => encodeMessage({ auctionId: s.id, step: s.step }));
+  const bodies = due.map((s) => encodeMessage(stepMessageOf({ ...s, symbol })));
   const perSend = 10 * Math.ceil(bodies.length / 10 / SENDS_IN_FLIGHT);
   const sends: Promise<void>[] = [];
   for (let at = 0; at < bodies.length; at += perSend) {

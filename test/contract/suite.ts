@@ -452,6 +452,29 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.reader.positionAndMarket('pos-1', 'BTC-USD')).position).toEqual(p);
       });
 
+      it('reads an auction and a market together, each as stored, and says which is missing', async () => {
+        expect(await a.reader.auctionAndMarket('auc-1', 'ETH-USD')).toEqual({
+          auction: undefined,
+          market: undefined,
+        });
+        const x = auction({ id: 'auc-1', wakeMark: ABOVE_2_53 });
+        await a.auctions.create(x);
+        expect(await a.reader.auctionAndMarket('auc-1', 'ETH-USD')).toEqual({
+          auction: x,
+          market: undefined,
+        });
+        await a.markets.acceptTick('ETH-USD', tick(1, { markPrice: HUGE }), undefined, true);
+        expect(await a.reader.auctionAndMarket('auc-1', 'ETH-USD')).toEqual({
+          auction: x,
+          market: await a.markets.get('ETH-USD'),
+        });
+        expect((await a.reader.auctionAndMarket('auc-2', 'ETH-USD')).market?.lastTick?.markPrice).toBe(HUGE);
+        expect(await a.reader.auctionAndMarket('auc-1', 'BTC-USD')).toEqual({
+          auction: x,
+          market: undefined,
+        });
+      });
+
       it('reads many positions at once, beyond one call of 100 keys, skipping absent and repeated ids', async () => {
         const created = Array.from({ length: 130 }, (_, i) => position({ id: `p-${i}`, version: i + 1 }));
         for (const p of created) await a.positions.create(p);

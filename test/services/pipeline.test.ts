@@ -494,14 +494,33 @@ describe('sleeping auctions', () => {
           return p.deps.liquidations.get(id);
         },
       },
+      auctions: {
+        ...p.deps.auctions,
+        get: async (id: string) => {
+          read.push(`auction ${id}`);
+          return p.deps.auctions.get(id);
+        },
+      },
+      reader: {
+        ...p.deps.reader,
+        auctionAndMarket: async (id: string, symbol: string) => {
+          read.push(`auction ${id} and market ${symbol}`);
+          return p.deps.reader.auctionAndMarket(id, symbol);
+        },
+      },
     };
-    expect(await processAuctionStep({ auctionId: woken.id, step: 0 }, watched)).toEqual({ status: 'stale' });
-    expect(read).toEqual([]);
-    expect(await processAuctionStep({ auctionId: woken.id, step: woken.step - 1 }, watched)).toEqual({
-      status: 'finished',
-      liquidationState: settled?.state,
-    });
-    expect(read).toEqual([liquidationId]);
+    const orphan = { auctionId: woken.id, step: 0, symbol: 'ETH-USD' };
+    expect(await processAuctionStep(orphan, watched)).toEqual({ status: 'stale' });
+    expect(read).toEqual([`auction ${woken.id} and market ETH-USD`]);
+    // The ending step, as sent (with its market) and as earlier versions sent it (without).
+    const finished = { status: 'finished', liquidationState: settled?.state };
+    read.length = 0;
+    const ending = { auctionId: woken.id, step: woken.step - 1 };
+    expect(await processAuctionStep({ ...ending, symbol: 'ETH-USD' }, watched)).toEqual(finished);
+    expect(read).toEqual([`auction ${woken.id} and market ETH-USD`, liquidationId]);
+    read.length = 0;
+    expect(await processAuctionStep(ending, watched)).toEqual(finished);
+    expect(read).toEqual([`auction ${woken.id}`, liquidationId]);
     await p.drain();
     expect(await auction()).toEqual(woken);
     expect(await p.adapters.liquidations.get(liquidationId)).toEqual(settled);
@@ -538,7 +557,11 @@ describe('sleeping auctions', () => {
     const first = await p.adapters.auctionQueue.receive(10, 30);
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(MAX_WAKES_PER_TICK);
     expect((await p.adapters.auctionQueue.depth()).visible + first.length).toBe(MAX_WAKES_PER_TICK);
-    expect(parseAuctionStepMessage(first[0]!.body)).toEqual({ auctionId: 'a-0000', step: 3 });
+    expect(parseAuctionStepMessage(first[0]!.body)).toEqual({
+      auctionId: 'a-0000',
+      step: 3,
+      symbol: 'ETH-USD',
+    });
     // The side's wake mark is the first one left: still reached, so the next tick goes on.
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(
       parsePrice('201') + BigInt(MAX_WAKES_PER_TICK),

@@ -39,6 +39,7 @@ export function createAwsAdapters(options: AwsAdapterOptions): AwsAdapters {
     reader: new DynamoBatchReader(dynamo, {
       positions: names.tables.positions,
       markets: names.tables.markets,
+      auctions: names.tables.auctions,
     }),
     positions: new DynamoPositionRepository(dynamo, names.tables.positions, crash),
     markets: new DynamoMarketRepository(dynamo, names.tables.markets, crash),

@@ -1,5 +1,6 @@
 import { BatchGetItemCommand, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
-import type { BatchReader, MarketState, PositionRecord } from '../../ports/index.ts';
+import type { AuctionRecord, BatchReader, MarketState, PositionRecord } from '../../ports/index.ts';
+import { auctionFromItem } from './auctions.ts';
 import { type Item, S } from './codec.ts';
 import { marketFromItem } from './markets.ts';
 import { positionFromItem } from './positions.ts';
@@ -35,12 +36,33 @@ export async function batchGetConsistent(
   return found;
 }
 
-/** The consumer's re-check inputs in one round trip instead of two GetItem calls. */
+/** A record and its market in one round trip instead of two GetItem calls (the consumer's re-check, a step). */
 export class DynamoBatchReader implements BatchReader {
   constructor(
     private readonly dynamo: DynamoDBClient,
-    private readonly tables: { readonly positions: string; readonly markets: string },
+    private readonly tables: {
+      readonly positions: string;
+      readonly markets: string;
+      readonly auctions: string;
+    },
   ) {}
+
+  async auctionAndMarket(
+    auctionId: string,
+    symbol: string,
+  ): Promise<{ auction: AuctionRecord | undefined; market: MarketState | undefined }> {
+    const { auctions, markets } = this.tables;
+    const found = await batchGetConsistent(this.dynamo, {
+      [auctions]: [{ id: S(auctionId) }],
+      [markets]: [{ symbol: S(symbol) }],
+    });
+    const auction = found[auctions]?.[0];
+    const market = found[markets]?.[0];
+    return {
+      auction: auction ? auctionFromItem(auction) : undefined,
+      market: market ? marketFromItem(market) : undefined,
+    };
+  }
 
   async positionAndMarket(
     positionId: string,

@@ -94,6 +94,10 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
         position: positions.peek(positionId),
         market: await markets.get(symbol),
       }),
+      auctionAndMarket: async (auctionId, symbol) => ({
+        auction: await auctions.get(auctionId),
+        market: await markets.get(symbol),
+      }),
       positions: async (ids) => {
         const found: PositionRecord[] = [];
         for (const id of new Set(ids)) {

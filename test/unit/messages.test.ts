@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import {
+  encodeMessage,
+  PoisonMessageError,
+  parseAuctionStepMessage,
+  stepMessageOf,
+} from '../../shared/schemas/messages.ts';
+
+describe('auction step messages', () => {
+  it('name the auction, its step and its market; a message without the market still parses', () => {
+    const sent = stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' });
+    expect(parseAuctionStepMessage(encodeMessage(sent))).toEqual({
+      auctionId: 'l-1:auction',
+      step: 4,
+      symbol: 'ETH-USD',
+    });
+    expect(parseAuctionStepMessage('{"auctionId":"l-1:auction","step":4}')).toEqual({
+      auctionId: 'l-1:auction',
+      step: 4,
+    });
+  });
+
+  it.each([
+    ['an empty market', '{"auctionId":"l-1:auction","step":4,"symbol":""}', /malformed: symbol/],
+    ['a market that is not a string', '{"auctionId":"l-1:auction","step":4,"symbol":7}', /malformed: symbol/],
+    ['an unknown field', '{"auctionId":"l-1:auction","step":4,"market":"ETH-USD"}', /malformed/],
+    ['a negative step', '{"auctionId":"l-1:auction","step":-1}', /malformed: step/],
+    ['no JSON', 'step 4', /auction-step-message\/not-json/],
+  ])('refuses %s as poison, with the reason', (_what, body, reason) => {
+    expect(() => parseAuctionStepMessage(body)).toThrow(PoisonMessageError);
+    expect(() => parseAuctionStepMessage(body)).toThrow(reason);
+  });
+});
