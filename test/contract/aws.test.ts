@@ -228,79 +228,84 @@ describe('aws ledger across containers', () => {
       expect((await ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['credit', 'late-draw']);
     }));
 
-  it('a burst commits as its movements would one after the other, in the order asked (property)', () =>
-    withCountedStage(async ({ names, counter, counted }) => {
-      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
-      let run = 0;
-      await fc.assert(
-        fc.asyncProperty(
-          // Bursts of movements with distinct keys; keys repeat across bursts (applied before, or refused).
-          fc.array(
-            fc.uniqueArray(
-              fc.record({
-                key: fc.integer({ min: 0, max: 9 }),
-                amount: fc.bigInt({ min: -40n, max: 40n }),
-                floor: fc.bigInt({ min: -10n, max: 10n }),
-              }),
-              { selector: (m) => m.key, maxLength: 8 },
-            ),
-            { minLength: 1, maxLength: 4 },
-          ),
-          async (bursts) => {
-            const account = `burst-${run++}`;
-            const model = { balance: 0n, journal: [] as JournalEntry[] };
-            counter.reset();
-            for (const burst of bursts) {
-              const movements = burst.map(
-                (m): LedgerMovement => ({
-                  account,
-                  idempotencyKey: `k${m.key}`,
-                  amount: m.amount,
-                  kind: 'test',
-                  reference: `k${m.key}`,
-                  atMs: 1_000,
-                  floor: m.floor,
+  it(
+    'a burst commits as its movements would one after the other, in the order asked (property)',
+    () =>
+      withCountedStage(async ({ names, counter, counted }) => {
+        const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            // Bursts of movements with distinct keys; keys repeat across bursts (applied before, or refused).
+            fc.array(
+              fc.uniqueArray(
+                fc.record({
+                  key: fc.integer({ min: 0, max: 9 }),
+                  amount: fc.bigInt({ min: -40n, max: 40n }),
+                  floor: fc.bigInt({ min: -10n, max: 10n }),
                 }),
-              );
-              const outcomes = await Promise.allSettled(movements.map((m) => ledger.apply(m)));
-              movements.forEach((m, i) => {
-                const outcome = outcomes[i]!;
-                const applied = model.journal.find((e) => e.idempotencyKey === m.idempotencyKey);
-                if (applied) {
-                  if (applied.amount === m.amount)
-                    expect(outcome).toEqual({ status: 'fulfilled', value: applied });
-                  else expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(Error);
-                  return;
-                }
-                const after = model.balance + m.amount;
-                if (m.amount < 0n && after < m.floor) {
-                  expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(
-                    ConditionFailedError,
-                  );
-                  return;
-                }
-                const entry = outcome.status === 'fulfilled' ? outcome.value : undefined;
-                expect(entry).toMatchObject({
-                  idempotencyKey: m.idempotencyKey,
-                  balanceBefore: model.balance,
-                  balanceAfter: after,
-                  sequence: model.journal.length + 1,
+                { selector: (m) => m.key, maxLength: 6 },
+              ),
+              { minLength: 1, maxLength: 3 },
+            ),
+            async (bursts) => {
+              const account = `burst-${run++}`;
+              const model = { balance: 0n, journal: [] as JournalEntry[] };
+              counter.reset();
+              for (const burst of bursts) {
+                const movements = burst.map(
+                  (m): LedgerMovement => ({
+                    account,
+                    idempotencyKey: `k${m.key}`,
+                    amount: m.amount,
+                    kind: 'test',
+                    reference: `k${m.key}`,
+                    atMs: 1_000,
+                    floor: m.floor,
+                  }),
+                );
+                const outcomes = await Promise.allSettled(movements.map((m) => ledger.apply(m)));
+                movements.forEach((m, i) => {
+                  const outcome = outcomes[i]!;
+                  const applied = model.journal.find((e) => e.idempotencyKey === m.idempotencyKey);
+                  if (applied) {
+                    if (applied.amount === m.amount)
+                      expect(outcome).toEqual({ status: 'fulfilled', value: applied });
+                    else expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(Error);
+                    return;
+                  }
+                  const after = model.balance + m.amount;
+                  if (m.amount < 0n && after < m.floor) {
+                    expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(
+                      ConditionFailedError,
+                    );
+                    return;
+                  }
+                  const entry = outcome.status === 'fulfilled' ? outcome.value : undefined;
+                  expect(entry).toMatchObject({
+                    idempotencyKey: m.idempotencyKey,
+                    balanceBefore: model.balance,
+                    balanceAfter: after,
+                    sequence: model.journal.length + 1,
+                  });
+                  model.journal.push(entry!);
+                  model.balance = after;
                 });
-                model.journal.push(entry!);
-                model.balance = after;
-              });
-            }
-            expect(await ledger.journal(account)).toEqual(model.journal);
-            expect((await ledger.balance(account)).balance).toBe(model.balance);
-            // One transaction a burst, and one more when it holds keys applied before.
-            expect(counter.snapshot()['dynamodb.TransactWriteItems'] ?? 0).toBeLessThanOrEqual(
-              2 * bursts.length,
-            );
-          },
-        ),
-        { numRuns: 15 },
-      );
-    }));
+              }
+              expect(await ledger.journal(account)).toEqual(model.journal);
+              expect((await ledger.balance(account)).balance).toBe(model.balance);
+              // One transaction a burst, and one more when it holds keys applied before.
+              expect(counter.snapshot()['dynamodb.TransactWriteItems'] ?? 0).toBeLessThanOrEqual(
+                2 * bursts.length,
+              );
+            },
+          ),
+          { numRuns: 10 },
+        );
+      }),
+    // Hundreds of calls on the one emulator the whole suite shares.
+    180_000,
+  );
 
   it('a key applied before, in a burst of new ones, returns its first entry; the others still commit', () =>
     withCountedStage(async ({ names, plain, counter, counted }) => {
