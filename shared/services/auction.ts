@@ -70,7 +70,7 @@ async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
-  // The message names the market (every sender since it could): one read for the auction and its market.
+  // Messages name the market (those of earlier versions do not): one read for the auction and its market.
   const read = message.symbol
     ? await deps.reader.auctionAndMarket(message.auctionId, message.symbol)
     : { auction: await deps.auctions.get(message.auctionId), market: undefined };
