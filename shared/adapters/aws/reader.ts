@@ -51,32 +51,44 @@ export class DynamoBatchReader implements BatchReader {
     auctionId: string,
     symbol: string,
   ): Promise<{ auction: AuctionRecord | undefined; market: MarketState | undefined }> {
-    const { auctions, markets } = this.tables;
-    const found = await batchGetConsistent(this.dynamo, {
-      [auctions]: [{ id: S(auctionId) }],
-      [markets]: [{ symbol: S(symbol) }],
-    });
-    const auction = found[auctions]?.[0];
-    const market = found[markets]?.[0];
-    return {
-      auction: auction ? auctionFromItem(auction) : undefined,
-      market: market ? marketFromItem(market) : undefined,
-    };
+    const { record, market } = await this.#withMarket(
+      this.tables.auctions,
+      auctionId,
+      auctionFromItem,
+      symbol,
+    );
+    return { auction: record, market };
   }
 
   async positionAndMarket(
     positionId: string,
     symbol: string,
   ): Promise<{ position: PositionRecord | undefined; market: MarketState | undefined }> {
-    const { positions, markets } = this.tables;
+    const { record, market } = await this.#withMarket(
+      this.tables.positions,
+      positionId,
+      positionFromItem,
+      symbol,
+    );
+    return { position: record, market };
+  }
+
+  /** The record `id` of `table` (keyed by id) and the market `symbol`, in one BatchGetItem. */
+  async #withMarket<T>(
+    table: string,
+    id: string,
+    fromItem: (item: Item) => T,
+    symbol: string,
+  ): Promise<{ record: T | undefined; market: MarketState | undefined }> {
+    const { markets } = this.tables;
     const found = await batchGetConsistent(this.dynamo, {
-      [positions]: [{ id: S(positionId) }],
+      [table]: [{ id: S(id) }],
       [markets]: [{ symbol: S(symbol) }],
     });
-    const position = found[positions]?.[0];
+    const record = found[table]?.[0];
     const market = found[markets]?.[0];
     return {
-      position: position ? positionFromItem(position) : undefined,
+      record: record ? fromItem(record) : undefined,
       market: market ? marketFromItem(market) : undefined,
     };
   }
