@@ -86,6 +86,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'sleeping auctions a tick woke (their mark reached the price of a standing bid sooner than planned)',
   },
+  AuctionsSkipped: {
+    name: 'AuctionsSkipped',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'remainders no provider could bid on: they went to the fund and ADL without an auction',
+  },
   AuctionWakeFailures: {
     name: 'AuctionWakeFailures',
     unit: 'Count',

@@ -236,7 +236,11 @@ export class Monitoring extends Construct {
       graph('Ticks', [m(METRICS.TicksAccepted), m(METRICS.PositionsChecked)]),
       graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
-      graph('Auctions woken by ticks', [m(METRICS.AuctionsWoken), m(METRICS.AuctionWakeFailures)]),
+      graph('Auctions woken by ticks, skipped for want of a bidder', [
+        m(METRICS.AuctionsWoken),
+        m(METRICS.AuctionWakeFailures),
+        m(METRICS.AuctionsSkipped),
+      ]),
     );
     this.dashboard.addWidgets(
       graph(

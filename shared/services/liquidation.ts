@@ -39,7 +39,7 @@ import {
   type SettlementDeps,
 } from './context.ts';
 import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
-import { coverWake, firstStepSleep } from './sleeping.ts';
+import { type AuctionOpening, coverWake, planOpening } from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
   override readonly name = 'LiquidationNotFoundError';
@@ -428,7 +428,9 @@ export async function decideAndSettle(
 
   const auctionFills: readonly Fill[] =
     frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
-  const auctionFinished = auction ? auction.state !== 'RUNNING' : deps.strategy === 'market-only';
+  // The auction layer has run (or is running) when there is an auction, or no auction to run.
+  let auctionRan = auction !== undefined || frozen !== undefined || deps.strategy === 'market-only';
+  let auctionFinished = frozen !== undefined || (auction ? auction.state !== 'RUNNING' : auctionRan);
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
@@ -438,9 +440,7 @@ export async function decideAndSettle(
       market,
       stillLiquidatable: true,
       marketResult: { fills: liquidation.marketFills },
-      ...(auction || frozen || deps.strategy === 'market-only'
-        ? { auctionResult: { fills: auctionFills, finished: frozen ? true : auctionFinished } }
-        : {}),
+      ...(auctionRan ? { auctionResult: { fills: auctionFills, finished: auctionFinished } } : {}),
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
@@ -461,10 +461,19 @@ export async function decideAndSettle(
 
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
   // without reading the fund or freezing. Otherwise read the fund (and the ADL candidates) and freeze.
-  const decision = decide(NO_FUND);
+  let decision = decide(NO_FUND);
+  if (decision.next === 'start-auction') {
+    const opening = openingAuction(liquidation, context, position, mark, deps);
+    const plan = planOpening(opening, mark, now, deps.config, await deps.providers.list(liquidation.symbol));
+    if (plan.kind !== 'no-bidder')
+      return startAuction(liquidation, context, opening, plan, deps, carried.market);
+    // Its first step would end it unfilled: the fund and ADL take the rest now, not a message later.
+    deps.telemetry.count(METRICS.AuctionsSkipped.name, 1);
+    auctionRan = true;
+    auctionFinished = true;
+    decision = decide(NO_FUND);
+  }
   switch (decision.next) {
-    case 'start-auction':
-      return startAuction(liquidation, context, position, mark, deps, carried.market);
     case 'await-auction':
       await ensureAuctionScheduled(liquidation, deps);
       return { done: true, record: liquidation };
@@ -912,23 +921,17 @@ function recordSettlementMetrics(
 
 export const auctionIdOf = (liquidationId: string): string => `${liquidationId}:auction`;
 
-/**
- * Starts the auction of what the market left. Its first step is planned here (firstStepSleep): a new auction
- * opens beyond the mark, where no bid stands, so the step message goes out for the step its best bid makes
- * due and the auction sleeps until then, woken sooner by a tick that reaches its wake mark.
- */
-async function startAuction(
+/** The auction of what the market left, as it opens. */
+function openingAuction(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
   position: PositionRecord,
   mark: PriceE8,
   deps: SettlementDeps,
-  market: MarketState | undefined,
-): Promise<Step> {
-  const now = deps.clock.nowMs();
+): AuctionRecord {
   const direction = closeDirection(position.side);
   const lot = context.plannedSize - sumSize(liquidation.marketFills);
-  const opening: AuctionRecord = {
+  return {
     id: auctionIdOf(liquidation.id),
     liquidationId: liquidation.id,
     symbol: liquidation.symbol,
@@ -936,25 +939,34 @@ async function startAuction(
     lot,
     remainingLot: lot,
     top: startPrice(mark, direction, deps.config.auction.buf),
-    startedAtMs: now,
+    startedAtMs: deps.clock.nowMs(),
     resets: 0,
     step: 0,
     state: 'RUNNING',
     fills: [],
     version: 0,
   };
-  const sleep = firstStepSleep(
-    opening,
-    mark,
-    now,
-    deps.config,
-    await deps.providers.list(liquidation.symbol),
-  );
+}
+
+/**
+ * Starts the auction of what the market left. Its first step is planned here (planOpening): a new auction
+ * opens beyond the mark, where no bid stands, so the step message goes out for the step its best bid makes
+ * due and the auction sleeps until then, woken sooner by a tick that reaches its wake mark.
+ */
+async function startAuction(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  opening: AuctionRecord,
+  plan: Exclude<AuctionOpening, { kind: 'no-bidder' }>,
+  deps: SettlementDeps,
+  market: MarketState | undefined,
+): Promise<Step> {
+  const sleep = plan.kind === 'sleep' ? plan.sleep : undefined;
   const auction: AuctionRecord =
     sleep?.wakeMark === undefined ? opening : { ...opening, wakeMark: sleep.wakeMark };
   const inAuction: LiquidationRecord = {
-    ...withHistory(liquidation, 'AUCTION', now, `lot ${lot}`),
-    remainingSize: lot,
+    ...withHistory(liquidation, 'AUCTION', opening.startedAtMs, `lot ${opening.lot}`),
+    remainingSize: opening.lot,
     context: { ...context, auctionId: auction.id },
   };
   const committed = await commitOrSkip(deps, [

@@ -41,25 +41,32 @@ function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price:
 const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
   p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
 
+/** How a new auction begins: no provider can bid on it, its first step is due at once, or it sleeps first. */
+export type AuctionOpening =
+  | { readonly kind: 'no-bidder' }
+  | { readonly kind: 'step-now' }
+  | { readonly kind: 'sleep'; readonly sleep: AuctionSleep };
+
 /**
  * The first step of a new auction, planned as it starts: it opens beyond the mark (above for SELL, below for
- * BUY), where no bid stands, so its first step would fill nothing and only plan the sleep. Undefined: step at
- * once (no provider can bid, which ends it, or the start price already reaches the best bid).
+ * BUY), where no bid stands, so its first step would fill nothing and only plan the sleep. 'no-bidder': no
+ * provider has the capital and room for a dust-sized piece at the best price it will offer (its first step
+ * would end it); 'step-now': a reset is due or the start price already reaches the best bid.
  */
-export function firstStepSleep(
+export function planOpening(
   auction: AuctionRecord,
   mark: PriceE8,
   nowMs: number,
   config: RiskConfig,
   providers: readonly ProviderRecord[],
-): AuctionSleep | undefined {
+): AuctionOpening {
   const status = auctionStatus(auction, mark, nowMs, config.auction);
-  if (status.needsReset) return undefined;
   const best = bestBid(auction, status, providers, config, auction.remainingLot);
-  if (best === undefined || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
-    return undefined;
+  if (best === undefined) return { kind: 'no-bidder' };
+  if (status.needsReset || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
+    return { kind: 'step-now' };
   }
-  return planSleep(auction, mark, nowMs, config.auction, best);
+  return { kind: 'sleep', sleep: planSleep(auction, mark, nowMs, config.auction, best) };
 }
 
 /**

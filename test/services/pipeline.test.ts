@@ -361,30 +361,68 @@ describe('auction layer', () => {
     // Dust is 0.001 ETH and the floor half the mark (92 USD): a dust-sized piece costs 0.092 USD there.
     { name: 'the only provider holds crumbs', provider: { capital: '0.091999', maxLot: '100' } },
     { name: 'the only provider takes less than dust', provider: { capital: '100000', maxLot: '0.0009' } },
-  ])('ends an auction at its first step when nobody can bid ($name)', async ({ provider }) => {
-    // A 6 % half-spread: nothing fills within the 3 % slippage bound, the last resort fills at any price.
+  ])(
+    'starts no auction when nobody can bid ($name): the fund and ADL take the rest at once',
+    async ({ provider }) => {
+      // A 6 % half-spread: nothing fills within the 3 % slippage bound, the last resort fills at any price.
+      const p = createPipeline({
+        venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+      });
+      await p.fund('100000');
+      await p.tick('ETH-USD', '200');
+      await p.open('LONG', '10', '200', '200');
+      await p.open('SHORT', '10', '150', '400'); // no ADL counterparty in profit
+      if (provider) await p.provider('lp-1', provider.capital, '0.02', provider.maxLot);
+      await p.tick('ETH-USD', '184');
+      const start = p.clock.nowMs();
+      await p.drain();
+
+      const slices = await liquidationsOf(p);
+      expect(slices.length).toBeGreaterThan(0);
+      for (const l of slices) {
+        expect(await p.adapters.auctions.get(`${l.id}:auction`)).toBeUndefined();
+        expect(l.history.map((h) => h.state)).not.toContain('AUCTION');
+        expect(l.state).toMatch(/^SETTLED_/);
+      }
+      expect(p.telemetry.total(METRICS.AuctionsSkipped.name)).toBe(slices.length);
+      expect(p.errors).toEqual([]);
+      expect(p.clock.nowMs() - start).toBeLessThan(60_000);
+      expect((await p.check()).violations).toEqual([]);
+    },
+  );
+
+  it('ends an auction at its first step when its bidder withdrew while it slept', async () => {
     const p = createPipeline({
       venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
     });
     await p.fund('100000');
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
-    await p.open('SHORT', '10', '150', '400'); // no ADL counterparty in profit
-    if (provider) await p.provider('lp-1', provider.capital, '0.02', provider.maxLot);
+    await p.open('SHORT', '10', '150', '400');
+    await p.provider('lp-1', '100000', '0.02', '100');
     await p.tick('ETH-USD', '184');
+    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
+      await p.handlers.liquidation(m);
+      await p.adapters.liquidationQueue.delete(m.receiptHandle);
+    }
+    const [started] = await liquidationsOf(p);
+    expect(started?.state).toBe('AUCTION');
+    await p.withdrawBids('lp-1');
     const start = p.clock.nowMs();
     await p.drain();
 
     const slices = await liquidationsOf(p);
-    expect(slices.length).toBeGreaterThan(0);
     for (const l of slices) {
       const auction = await p.adapters.auctions.get(`${l.id}:auction`);
-      expect(auction).toMatchObject({ state: 'EXHAUSTED', step: 1, resets: 0, fills: [] });
+      if (l.id === started?.id) {
+        expect(auction).toMatchObject({ state: 'EXHAUSTED', step: 1, resets: 0, fills: [] });
+      }
       expect(l.state).toMatch(/^SETTLED_/);
     }
     expect(p.errors).toEqual([]);
     // The curve was not walked: the default one (90 s steps, 1 h tail, 2 resets) would take hours.
-    expect(p.clock.nowMs() - start).toBeLessThan(60_000);
+    expect(p.clock.nowMs() - start).toBeLessThan(60 * 60_000);
+    expect((await p.check()).violations).toEqual([]);
   });
 
   it('keeps stepping for a provider with the capital for a dust-sized piece at the floor, which then buys', async () => {
@@ -829,19 +867,20 @@ describe('what ADL cannot take', () => {
   });
 
   it('dead-letters a slice that nothing at all can close, with the reason; a redrive tries a new order', async () => {
-    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), maxReceiveCount: { auctionSteps: 2 } });
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), maxReceiveCount: { liquidations: 2 } });
     await p.tick('ETH-USD', '200');
     const long = await p.open('LONG', '10', '200', '200');
     p.venue.faults.emptyBooks.add('ETH-USD');
     await p.tick('ETH-USD', '184');
     await p.drain();
 
-    // The auction ended without a bid; its last step asked for the last resort, which the empty book refused.
+    // No provider to bid: no auction; the consumer asked for the last resort, which the empty book refused.
     const [liquidation] = await liquidationsOf(p);
-    expect(liquidation?.state).toBe('AUCTION');
+    expect(liquidation?.state).toBe('MARKET_EXECUTED');
+    expect(p.adapters.auctions.all()).toEqual([]);
     expect(p.errors).toHaveLength(2);
     for (const error of p.errors) expect(error).toContain('waterfall/no-liquidity');
-    expect(p.adapters.auctionDeadLetters.pending()).toHaveLength(1);
+    expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(1);
     expect(p.telemetry.total('LastResortOrders')).toBe(2);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
@@ -855,9 +894,9 @@ describe('what ADL cannot take', () => {
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
     p.venue.faults.emptyBooks.delete('ETH-USD');
-    for (const m of await p.adapters.auctionDeadLetters.receive(10, 30)) {
-      await p.adapters.auctionQueue.send(m.body);
-      await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
+    for (const m of await p.adapters.liquidationDeadLetters.receive(10, 30)) {
+      await p.adapters.liquidationQueue.send(m.body);
+      await p.adapters.liquidationDeadLetters.delete(m.receiptHandle);
     }
     await p.drain();
     const [settled] = await liquidationsOf(p);

@@ -261,9 +261,9 @@ const shortAuctions = parseRiskConfig({
 });
 
 /**
- * A long whose auction finds no provider: it exhausts, ADL closes the lot at the mark, and the trader keeps
- * equity (fee 16.4, no shortfall). The process dies right after freezing the settlement (SETTLING), so the step
- * message comes back; two consumers receive it at once.
+ * A long whose auction's only bidder withdraws while it sleeps: it exhausts, ADL closes the lot at the mark, and
+ * the trader keeps equity (fee 16.4, no shortfall). The process dies right after freezing the settlement
+ * (SETTLING), so the step message comes back; two consumers receive it at once.
  */
 async function finishersRace(k: number) {
   let armed = true;
@@ -283,12 +283,18 @@ async function finishersRace(k: number) {
   await p.fund('1000');
   await p.open('LONG', '10', '200', '400');
   await p.open('SHORT', '20', '200', '1000');
+  await p.provider('lp-1', '100000', '0.02', '100');
   p.venue.faults.emptyBooks.add('ETH-USD');
   p.clock.advance(1000);
   await p.tick('ETH-USD', '180', { sequence: 2 });
   p.clock.advance(1000);
   await p.tick('ETH-USD', '164', { sequence: 3 });
+  let withdrawn = false;
   for (let guard = 0; guard < 10_000 && !frozen; guard++) {
+    if (!withdrawn && p.adapters.auctions.all().length > 0) {
+      await p.withdrawBids('lp-1');
+      withdrawn = true;
+    }
     let handled = 0;
     for (const [queue, handle] of [
       [p.adapters.liquidationQueue, p.handlers.liquidation],

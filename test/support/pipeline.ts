@@ -264,6 +264,13 @@ export function createPipeline(options: PipelineOptions = {}) {
     );
   }
 
+  /** The provider takes no lot any more (its capital stays): its standing bids can take nothing. */
+  async function withdrawBids(id: string): Promise<void> {
+    const current = await adapters.providers.get(id);
+    if (!current) throw new Error(`no provider ${id}`);
+    await adapters.providers.put({ ...current, maxLot: 0n, version: current.version + 1 }, current.version);
+  }
+
   async function fund(amount: string): Promise<void> {
     await adapters.ledger.apply({
       account: INSURANCE_ACCOUNT,
@@ -306,6 +313,7 @@ export function createPipeline(options: PipelineOptions = {}) {
     drain,
     open,
     provider,
+    withdrawBids,
     fund,
     errors,
     // Additions for the stress suite (test/stress).
