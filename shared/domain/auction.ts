@@ -267,6 +267,19 @@ export function auctionStatusOn(
   };
 }
 
+/**
+ * SELL: the lowest price the auction offers before it must reset, at `mark`: the floor, or the curve's price
+ * at tail or at the cusp, whichever is highest. The cusp bound is the exact threshold, which the last step
+ * before it may lie a little above: lenient, it never leaves out a price the curve reaches.
+ */
+export function lowestSellPrice(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
+  checkMark(mark);
+  const floorPrice = maxBig(1n, div(mark * config.floor, PPM_SCALE, 'ceil'));
+  const atTail = curveFromConfig(config, 'SELL').price(auction.top, config.tailSeconds);
+  const atCusp = div(auction.top * config.cusp, PPM_SCALE, 'ceil');
+  return maxBig(floorPrice, maxBig(atTail, atCusp));
+}
+
 /** Throws 'auction/needs-reset' unless the auction can be taken at its current price (Maker's take guard). */
 export function assertTakeable(status: AuctionStatus): void {
   if (status.needsReset) throw new AuctionError('auction/needs-reset', `cause: ${status.resetCause}`);

@@ -88,10 +88,11 @@ export interface ClearingResult {
  * reaches, as a book would rank it; then larger capital; then id, so the result does not depend on the
  * order of `providers`.
  *
- * Dust (Maker's chost): the greedy pass fills as much as any combination could, since every provider takes
- * all it can. If it still leaves 0 < remaining < dust, the last fills are trimmed until exactly dust remains
- * (a lot below dust is only ever taken whole). So remainingLot ends 0, >= dust, unchanged (the input lot was
- * already below dust and could not be taken whole), or anything once the debt is covered (returned lot).
+ * Dust (Maker's chost): no fill is smaller than dust unless it takes the whole rest of the lot or pays off
+ * the debt (a provider's crumbs of capital or room take nothing). If the greedy pass leaves
+ * 0 < remaining < dust, the last fills are trimmed until at least dust remains (a lot below dust is only ever
+ * taken whole, by one provider). So remainingLot ends 0, >= dust, unchanged (the input lot was already below
+ * dust and no one provider could take it whole), or anything once the debt is covered (returned lot).
  */
 export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   validate(input);
@@ -114,6 +115,9 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
     if (remaining === 0n) break;
     if (!accepts(provider, direction, price, mark)) continue;
     let size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
+    // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room
+    // would otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
+    if (size < minBig(dust, remaining)) continue;
     if (direction === 'SELL') size = minBig(size, sizeFor(debt - collected));
     if (size <= 0n) continue;
     sizes.set(provider.id, size);
@@ -127,14 +131,16 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   const debtCovered =
     direction === 'SELL' && (collected === debt || (remaining > 0n && sizeFor(debt - collected) === 0n));
   if (!debtCovered && remaining > 0n && remaining < dust) {
-    // Trim from the worst terms back; trimming only lowers costs, so no cap can break.
+    // Trim from the worst terms back; trimming only lowers costs, so no cap can break. A fill the trim
+    // would leave below dust goes whole (more than dust then remains, which is allowed).
     let excess = dust - remaining;
     for (let i = order.length - 1; i >= 0 && excess > 0n; i--) {
       const id = order[i]!.id;
       const size = sizes.get(id)!;
-      const cut = minBig(size, excess);
-      sizes.set(id, size - cut);
-      excess -= cut;
+      const kept = size - minBig(size, excess);
+      const left = kept < dust ? 0n : kept;
+      sizes.set(id, left);
+      excess -= minBig(excess, size - left);
     }
   }
 

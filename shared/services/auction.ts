@@ -96,7 +96,7 @@ async function stepOnce(
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  const best = bestBid(auction, status, providers, deps.config, auction.remainingLot);
+  const best = bestBid(auction, status, providers, deps.config, auction.remainingLot, mark);
   const anyBidder = best !== undefined;
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
@@ -170,6 +170,7 @@ async function stepOnce(
           providers.map((p) => filled.get(p.id) ?? p),
           deps.config,
           clearing.remainingLot,
+          mark,
         ),
       );
   const next: AuctionRecord = {

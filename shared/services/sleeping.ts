@@ -1,8 +1,16 @@
-import { type AuctionStatus, auctionStatus } from '../domain/auction.ts';
+import { type AuctionStatus, auctionStatus, lowestSellPrice } from '../domain/auction.ts';
 import { accepts } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
-import { type BaseE8, minBig, NOTIONAL_TO_QUOTE, type Ppm, type PriceE8 } from '../domain/units.ts';
+import {
+  type BaseE8,
+  div,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  type Ppm,
+  type PriceE8,
+} from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import type { AuctionRecord, MarketState, ProviderRecord } from '../ports/index.ts';
 import type { SettlementDeps } from './context.ts';
@@ -13,20 +21,40 @@ import type { SettlementDeps } from './context.ts';
  */
 
 /**
- * The first bid the auction can reach: the smallest discount (premium) among the providers with the capital and
- * room for a dust-sized piece of `remainingLot` (or all of it, if smaller) at the best price the auction still
- * offers (SELL: its floor; BUY: now, its price only rises). Undefined: nobody can bid any more.
+ * The first bid the auction can reach, as a discount (premium) from the mark; undefined: nobody can bid any more.
+ * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller)
+ * and the capital to pay for it at a price the auction still offers: BUY, now (its price only rises); SELL, at
+ * or above the lowest price before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
+ * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark): the clearing
+ * takes no crumbs, so the auction sleeps until then instead of stepping through prices it cannot fill at.
  */
 export function bestBid(
-  auction: Pick<AuctionRecord, 'direction' | 'symbol'>,
+  auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs'>,
   status: AuctionStatus,
   providers: readonly ProviderRecord[],
   config: RiskConfig,
   remainingLot: BaseE8,
+  mark: PriceE8,
 ): Ppm | undefined {
   const smallest = minBig(marketConfig(config, auction.symbol).dustSize, remainingLot);
-  const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
-  return bestDiscount(providers, smallest, bestPrice);
+  if (auction.direction === 'BUY' || smallest <= 0n) {
+    const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
+    return bestDiscount(providers, smallest, bestPrice);
+  }
+  const lowest = lowestSellPrice(auction, mark, config.auction);
+  let best: Ppm | undefined;
+  for (const p of providers) {
+    if (p.maxLot < smallest) continue;
+    // The highest price at which it pays for the piece (clearing's sizeFor, inverted).
+    const payable = div(p.capital * NOTIONAL_TO_QUOTE, smallest, 'floor');
+    if (payable < lowest) continue;
+    const discount =
+      payable * PPM_SCALE >= mark * (PPM_SCALE - p.maxDiscountPpm)
+        ? p.maxDiscountPpm
+        : PPM_SCALE - div(payable * PPM_SCALE, mark, 'floor');
+    if (best === undefined || discount < best) best = discount;
+  }
+  return best;
 }
 
 function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {
@@ -61,7 +89,7 @@ export function planOpening(
   providers: readonly ProviderRecord[],
 ): AuctionOpening {
   const status = auctionStatus(auction, mark, nowMs, config.auction);
-  const best = bestBid(auction, status, providers, config, auction.remainingLot);
+  const best = bestBid(auction, status, providers, config, auction.remainingLot, mark);
   if (best === undefined) return { kind: 'no-bidder' };
   if (status.needsReset || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
     return { kind: 'step-now' };

@@ -334,11 +334,8 @@ describe('pipeline on moto', () => {
         expect(l.state).toMatch(/^SETTLED_(MARKET|INSURANCE)$/);
         expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
         expect(l.settlement!.lastResortClosedSize).toBeGreaterThan(0n);
-        // No provider: the auction ended at its first step instead of walking its curve.
-        expect(await ctx.adapters.auctions.get(`${l.id}:auction`)).toMatchObject({
-          state: 'EXHAUSTED',
-          step: 1,
-        });
+        // No provider: no auction was started, nor its curve walked.
+        expect(await ctx.adapters.auctions.get(`${l.id}:auction`)).toBeUndefined();
       }
       const position = await ctx.adapters.positions.get('p1');
       expect(position?.state).not.toBe('LIQUIDATING');

@@ -360,6 +360,11 @@ describe('auction layer', () => {
     { name: 'the only provider takes no lot', provider: { capital: '100000', maxLot: '0' } },
     // Dust is 0.001 ETH and the floor half the mark (92 USD): a dust-sized piece costs 0.092 USD there.
     { name: 'the only provider holds crumbs', provider: { capital: '0.091999', maxLot: '100' } },
+    // The curve (from 187.68, 1 % a 90 s step) resets at its 1 h tail, at 125.6: 0.1256 USD for dust there.
+    {
+      name: 'the only provider pays for dust only below the lowest price the curve reaches',
+      provider: { capital: '0.12', maxLot: '100' },
+    },
     { name: 'the only provider takes less than dust', provider: { capital: '100000', maxLot: '0.0009' } },
   ])(
     'starts no auction when nobody can bid ($name): the fund and ADL take the rest at once',
@@ -425,7 +430,7 @@ describe('auction layer', () => {
     expect((await p.check()).violations).toEqual([]);
   });
 
-  it('keeps stepping for a provider with the capital for a dust-sized piece at the floor, which then buys', async () => {
+  it('sleeps until the price a provider short of capital can pay, which then buys dust and no crumbs', async () => {
     const p = createPipeline({
       venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
     });
@@ -433,19 +438,26 @@ describe('auction layer', () => {
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
     await p.open('SHORT', '10', '150', '400');
-    await p.provider('lp-1', '0.092', '0.02', '100');
+    // Its bid is 2 % under the mark (180.32), but 0.13 USD pays for dust (0.001 ETH) only at 130 or less.
+    await p.provider('lp-1', '0.13', '0.02', '100');
     await p.tick('ETH-USD', '184');
     await p.drain();
-    const auctions = await Promise.all(
-      (await liquidationsOf(p)).map((l) => p.adapters.auctions.get(`${l.id}:auction`)),
-    );
-    const fills = auctions.flatMap((a) => a?.fills ?? []);
-    // It takes what its capital buys once the price reaches its bid (above the floor: less than dust), and
-    // the crumbs it keeps end the auction at the next step.
+    const auctions = (
+      await Promise.all((await liquidationsOf(p)).map((l) => p.adapters.auctions.get(`${l.id}:auction`)))
+    ).filter((a) => a !== undefined);
+    const fills = auctions.flatMap((a) => a.fills);
     expect(fills).toHaveLength(1);
-    expect(fills[0]!.size).toBeGreaterThan(0n);
-    expect((await p.adapters.providers.get('lp-1'))!.capital * 10n ** 10n).toBeLessThan(fills[0]!.price);
+    // All its capital buys at the first price it can pay: at least dust.
+    expect(fills[0]!.size).toBeGreaterThanOrEqual(parseBase('0.001'));
+    expect(fills[0]!.price).toBeLessThanOrEqual(parsePrice('130'));
+    expect((await p.adapters.providers.get('lp-1'))!.capital).toBeLessThan(parseQuote('0.0002'));
+    // Its crumbs end the auction at the next step.
+    const [auction] = auctions;
+    expect(auction?.state).toBe('EXHAUSTED');
+    // Slept through the 37 steps from 187.68 down to 130 (a message at most every 900 s), not stepped each.
+    expect(auction!.step).toBeLessThan(10);
     expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
   });
 });
 

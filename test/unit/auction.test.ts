@@ -7,6 +7,7 @@ import {
   auctionStatus,
   curveFromConfig,
   LinearDecrease,
+  lowestSellPrice,
   MAX_AUCTION_PRICE,
   MirroredIncrease,
   nextStepDelaySeconds,
@@ -389,6 +390,44 @@ describe('auctionStatus', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+});
+
+describe('lowestSellPrice: the floor, or the curve at tail or at the cusp, whichever is highest', () => {
+  // Linear over 100 s from top 1000: 1000 - 10 t; cusp 0.6 (600), floor half the mark.
+  const base = { curve: { kind: 'linear', tauSeconds: 100 }, cusp: ppm('0.6'), floor: ppm('0.5') } as const;
+  const top = { direction: 'SELL', top: T1000, startedAtMs: 0 } as const;
+  const cases: Record<string, { tail: number; mark: string; lowest: string }> = {
+    'tail comes first (700 at 30 s)': { tail: 30, mark: '1000', lowest: '700' },
+    'the cusp comes first': { tail: 3600, mark: '1000', lowest: '600' },
+    'the floor is higher (half of 1400)': { tail: 3600, mark: '1400', lowest: '700' },
+  };
+  for (const [name, c] of Object.entries(cases)) {
+    it(name, () => {
+      expect(lowestSellPrice(top, price(c.mark), config({ ...base, tailSeconds: c.tail }))).toBe(
+        price(c.lowest),
+      );
+    });
+  }
+
+  it('is never above a price the auction offers before it must reset', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        fc.integer({ min: 1, max: 7200 }),
+        fc.integer({ min: 0, max: 7200 }),
+        fc.constantFrom(ppm('0.99'), ppm('0.9')),
+        fc.constantFrom(0n, ppm('0.4'), ppm('0.6')),
+        (topPrice, mark, tailSeconds, t, cut, cusp) => {
+          const c = config({ curve: { kind: 'stairstep', cut, stepSeconds: 90 }, tailSeconds, cusp });
+          const auction = { direction: 'SELL', top: topPrice, startedAtMs: 0 } as const;
+          const status = auctionStatus(auction, mark, t * 1000, c);
+          if (!status.needsReset) expect(status.price >= lowestSellPrice(auction, mark, c)).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

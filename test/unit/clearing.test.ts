@@ -333,14 +333,38 @@ describe("clearAuctionStep: dust (Maker's chost): never leave 0 < remaining < du
       fills: [['a', '6']],
       remaining: '4',
     },
-    'a lot below dust is taken whole': {
+    'a lot below dust is taken whole, by one provider': {
+      lot: '2',
+      providers: [bid('a', '1000000', '0', '1'), bid('b', '1000000', '0', '2')],
+      fills: [['b', '2']],
+      remaining: '0',
+    },
+    'not in crumbs by several': {
       lot: '2',
       providers: [bid('a', '1000000', '0', '1'), bid('b', '1000000', '0', '1')],
+      fills: [],
+      remaining: '2',
+    },
+    'a provider with room for less than dust takes nothing of a larger lot': {
+      lot: '10',
+      providers: [bid('a', '1000000', '0', '2'), bid('b', '1000000', '0', '6')],
+      fills: [['b', '6']],
+      remaining: '4',
+    },
+    'the whole rest may be below dust': {
+      lot: '10',
+      providers: [bid('a', '1000000', '0', '8'), bid('b', '1000000', '0', '2')],
       fills: [
-        ['a', '1'],
-        ['b', '1'],
+        ['a', '8'],
+        ['b', '2'],
       ],
       remaining: '0',
+    },
+    'a trim that would leave a fill below dust takes it back whole': {
+      lot: '10',
+      providers: [bid('a', '1000000', '0', '5'), bid('b', '1000000', '0', '4')],
+      fills: [['a', '5']],
+      remaining: '5',
     },
     'or not at all': { lot: '2', providers: [bid('a', '1000000', '0', '1')], fills: [], remaining: '2' },
     'a bid not yet reached does not help take it whole (b bids 625)': {
@@ -453,6 +477,12 @@ describe('clearAuctionStep: properties', () => {
         // Covered leaves less than one base unit's price of debt unpaid.
         if (r.debtCovered) expect((input.debt - r.collected) * NOTIONAL_TO_QUOTE < input.price).toBe(true);
         if (input.direction === 'BUY') expect(r.debtCovered).toBe(false);
+        // No crumbs: a fill below dust takes the whole rest of the lot or pays off the debt, and is the last.
+        r.fills.forEach((f, i) => {
+          if (f.size >= input.dust) return;
+          expect(i).toBe(r.fills.length - 1);
+          expect(r.remainingLot === 0n || r.debtCovered).toBe(true);
+        });
         const untouchedSmallLot = r.filledSize === 0n && input.remainingLot < input.dust;
         expect(
           r.remainingLot === 0n || r.remainingLot >= input.dust || r.debtCovered || untouchedSmallLot,
