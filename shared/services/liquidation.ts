@@ -15,7 +15,12 @@ import {
   PPM_SCALE,
   type PriceE8,
 } from '../domain/units.ts';
-import { decideWaterfall, settlementRecord, type WaterfallDecision } from '../domain/waterfall.ts';
+import {
+  decideWaterfall,
+  settlementRecord,
+  type WaterfallDecision,
+  type WaterfallInput,
+} from '../domain/waterfall.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AccountBalance,
@@ -428,9 +433,11 @@ export async function decideAndSettle(
 
   const auctionFills: readonly Fill[] =
     frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
-  // The auction layer has run (or is running) when there is an auction, or no auction to run.
-  let auctionRan = auction !== undefined || frozen !== undefined || deps.strategy === 'market-only';
-  let auctionFinished = frozen !== undefined || (auction ? auction.state !== 'RUNNING' : auctionRan);
+  // Undefined until the auction layer has run (or is running); market-only has none to run.
+  let auctionResult: WaterfallInput['auctionResult'] =
+    auction || frozen || deps.strategy === 'market-only'
+      ? { fills: auctionFills, finished: auction ? auction.state !== 'RUNNING' || !!frozen : true }
+      : undefined;
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
@@ -440,7 +447,7 @@ export async function decideAndSettle(
       market,
       stillLiquidatable: true,
       marketResult: { fills: liquidation.marketFills },
-      ...(auctionRan ? { auctionResult: { fills: auctionFills, finished: auctionFinished } } : {}),
+      ...(auctionResult ? { auctionResult } : {}),
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
@@ -469,8 +476,7 @@ export async function decideAndSettle(
       return startAuction(liquidation, context, opening, plan, deps, carried.market);
     // Its first step would end it unfilled: the fund and ADL take the rest now, not a message later.
     deps.telemetry.count(METRICS.AuctionsSkipped.name, 1);
-    auctionRan = true;
-    auctionFinished = true;
+    auctionResult = { fills: [], finished: true };
     decision = decide(NO_FUND);
   }
   switch (decision.next) {

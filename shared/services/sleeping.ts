@@ -37,6 +37,7 @@ export function bestBid(
   mark: PriceE8,
 ): Ppm | undefined {
   const smallest = minBig(marketConfig(config, auction.symbol).dustSize, remainingLot);
+  // BUY, or no dust to pay for: any provider with the capital at the best price counts.
   if (auction.direction === 'BUY' || smallest <= 0n) {
     const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
     return bestDiscount(providers, smallest, bestPrice);
