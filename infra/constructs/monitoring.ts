@@ -150,6 +150,13 @@ export class Monitoring extends Construct {
       GTE,
     );
     this.alarm(
+      'BackstopLiquidityAlarm',
+      businessMetric(METRICS.AuctionsSkipped),
+      'No provider could bid on a remainder (capital or room spent): the fund and ADL took it without an auction',
+      1,
+      GTE,
+    );
+    this.alarm(
       'LastResortAlarm',
       businessMetric(METRICS.LastResortOrders),
       'A slice was closed at any price: market, auction and ADL could not take any of it',

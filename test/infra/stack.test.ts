@@ -411,7 +411,7 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('alarms on every DLQ, liquidation queue age, fund balance, ADL, reconcile, breaker and function errors', () => {
+  it('alarms on every DLQ, liquidation queue age, fund balance, ADL, spent providers, reconcile, breaker and function errors', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const on = (metricName: string, namespace: string) =>
       alarms.filter((a) => a.MetricName === metricName && a.Namespace === namespace);
@@ -443,6 +443,7 @@ describe('BackstopStack template (default config)', () => {
     });
     expect(business(METRICS.AdlEvents.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
     expect(business(METRICS.LastResortOrders.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
+    expect(business(METRICS.AuctionsSkipped.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
     expect(business(METRICS.LedgerReconcileDifference.name)).toMatchObject({
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
