@@ -105,11 +105,10 @@ async function stepOnce(
       step: auction.step + 1,
       version: auction.version + 1,
     };
-    if (!(await commit(deps, [{ kind: 'auction', record: exhausted, expectedVersion: auction.version }]))) {
-      return CONFLICT;
-    }
-    if (!anyBidder) deps.telemetry.info('no provider can bid; auction ended', { auctionId: auction.id });
-    return finish(exhausted, deps, marketState);
+    if (!anyBidder) deps.telemetry.info('no provider can bid; auction ends', { auctionId: auction.id });
+    return finish(exhausted, deps, marketState, [
+      { kind: 'auction', record: exhausted, expectedVersion: auction.version },
+    ]);
   }
   if (status.needsReset) {
     const reset = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
@@ -189,10 +188,10 @@ async function stepOnce(
   for (const record of filled.values()) {
     writes.push({ kind: 'provider', record, expectedVersion: record.version - 1 });
   }
+  if (sleep === undefined) return finish(next, deps, marketState, writes);
   // The next step is scheduled before the commit, for the same reason as a reset's.
-  const outcome = sleep === undefined ? undefined : await schedule(next, sleep, deps, 'stepped');
+  const outcome = await schedule(next, sleep, deps, 'stepped');
   if (!(await commit(deps, writes))) return CONFLICT;
-  if (outcome === undefined) return finish(next, deps, marketState);
   await coverWake(next, marketState, deps);
   return outcome;
 }
@@ -214,15 +213,18 @@ async function schedule(
 
 /**
  * Hands a finished auction's liquidation to the waterfall until it reaches its terminal state. `market`: the
- * market record the step just read, whose mark the settlement uses instead of reading it again.
+ * market record the step just read, whose mark the settlement uses instead of reading it again. `ending`: the
+ * writes of the step that ends the auction, not committed yet: they go with the liquidation's first
+ * transition (CONFLICT when that fails: the step runs again on fresh records, or finds itself stale).
  */
 async function finish(
   auction: AuctionRecord,
   deps: SettlementDeps,
   market?: MarketState,
-): Promise<AuctionStepOutcome> {
+  ending?: readonly Write[],
+): Promise<AuctionStepOutcome | typeof CONFLICT> {
   // What one transition leaves for the next (a frozen plan, the mark), as processLiquidation carries it.
-  const carried: Carried = {};
+  const carried: Carried = ending ? { pendingWrites: ending } : {};
   const tick = market?.lastTick;
   if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
   // The record each transition leaves is carried too; undefined: read it (first, or after a lost race).
@@ -231,6 +233,8 @@ async function finish(
     liquidation ??= await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
     if (isTerminal(liquidation.state)) {
+      // Settled without this step (not expected): the auction still ends, or the step is stale.
+      if (carried.pendingWrites && !(await commit(deps, carried.pendingWrites))) return CONFLICT;
       if (attempt > 0) {
         deps.telemetry.observe(
           METRICS.AuctionDurationSeconds.name,
@@ -240,6 +244,7 @@ async function finish(
       return { status: 'finished', liquidationState: liquidation.state };
     }
     const step = await decideAndSettle(liquidation, deps, auction, carried);
+    if (!step.done && carried.pendingWrites) return CONFLICT;
     liquidation = step.done ? step.record : step.next;
     // A concurrent writer moved the records: read them again.
     if (!liquidation) carried.position = undefined;

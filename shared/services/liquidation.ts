@@ -76,6 +76,12 @@ export interface Carried {
     readonly decision: WaterfallDecision;
     readonly reads: PlanReads;
   };
+  /**
+   * The writes of the auction step that ended the auction, not committed yet: they go in the transaction that
+   * freezes the settlement (one fewer per liquidation an auction hands to the fund or ADL), or alone before any
+   * other effect (`flushPending`).
+   */
+  pendingWrites?: readonly Write[];
 }
 
 /** What a plan read, for its settlement to write on instead of reading it again (the writes' conditions hold it). */
@@ -463,6 +469,7 @@ export async function decideAndSettle(
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
+    if (!(await flushPending(deps, carried))) return { done: false };
     return applySettlement(liquidation, context, position, decision, deps, mark, fresh ? planned.reads : {});
   }
 
@@ -484,6 +491,7 @@ export async function decideAndSettle(
       await ensureAuctionScheduled(liquidation, deps);
       return { done: true, record: liquidation };
     case 'settle':
+      if (!(await flushPending(deps, carried))) return { done: false };
       return applySettlement(liquidation, context, position, decision, deps, mark);
     default:
       return freeze(
@@ -562,6 +570,8 @@ async function freeze(
     }
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
+    // An order at the venue: the auction's end is committed first.
+    if (carried && !(await flushPending(deps, carried))) return { done: false };
     lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, deps);
     decision = decide(insurance, candidates, lastResortFills);
   }
@@ -591,11 +601,13 @@ async function freeze(
   };
   if (
     !(await commitOrSkip(deps, [
+      ...(carried?.pendingWrites ?? []),
       { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
     ]))
   ) {
     return { done: false };
   }
+  if (carried) carried.pendingWrites = undefined;
   // The next transition settles from these frozen inputs, which give this plan again: it need not be redone.
   if (carried) {
     carried.frozenPlan = {
@@ -1001,6 +1013,14 @@ async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDep
   if (nextRecord?.state === 'QUEUED') {
     await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: next })]);
   }
+}
+
+/** Commits the ending auction step's writes alone (false: a concurrent step committed first). */
+async function flushPending(deps: SettlementDeps, carried: Carried): Promise<boolean> {
+  if (!carried.pendingWrites) return true;
+  if (!(await commitOrSkip(deps, carried.pendingWrites))) return false;
+  carried.pendingWrites = undefined;
+  return true;
 }
 
 /**

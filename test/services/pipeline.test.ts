@@ -430,6 +430,40 @@ describe('auction layer', () => {
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it('ends an auction in the transaction that freezes its settlement with the fund and ADL', async () => {
+    // After every commit: an ended auction whose liquidation is still AUCTION would be a commit of its own.
+    const seen: string[] = [];
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+      crashHook: (point) => {
+        if (point !== 'transactor.commit') return;
+        for (const a of p.adapters.auctions.all()) {
+          const l = p.adapters.liquidations.all().find((x) => x.id === a.liquidationId);
+          seen.push(`${a.state}/${l?.state}`);
+        }
+      },
+    });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '20', '200', '1000'); // in profit at 184: ADL takes what the auction does not
+    await p.provider('lp-1', '100000', '0.02', '100');
+    await p.tick('ETH-USD', '184');
+    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
+      await p.handlers.liquidation(m);
+      await p.adapters.liquidationQueue.delete(m.receiptHandle);
+    }
+    await p.withdrawBids('lp-1');
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.state).toBe('SETTLED_ADL');
+    expect(seen).toContain('EXHAUSTED/SETTLING');
+    expect(seen).not.toContain('EXHAUSTED/AUCTION');
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
   it('sleeps until the price a provider short of capital can pay, which then buys dust and no crumbs', async () => {
     const p = createPipeline({
       venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
