@@ -278,6 +278,28 @@ describe('pipeline on moto', () => {
     });
   });
 
+  it('ends an auction that cleared below the bankruptcy price with the freeze of its fund settlement', async () => {
+    await withStack(AUCTION_ONLY, async (ctx) => {
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200')); // bankrupt at 180
+      // Bids 10 % under the mark: the lot clears at about 165, the fund pays the rest.
+      await ctx.admin(provider('lp-1', '0.10'));
+      await ctx.tick('184');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_INSURANCE');
+      // One TransactWriteItems ended the auction, paid its provider and froze the settlement.
+      const auction = await ctx.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect(auction?.state).toBe('CLEARED');
+      expect(auction?.fills.reduce((sum, f) => sum + f.size, 0n)).toBe(liquidation?.remainingSize);
+      expect((await ctx.adapters.providers.get('lp-1'))?.capital).toBeLessThan(parseQuote('100000'));
+      expect(liquidation?.history.map((h) => h.state)).toEqual(
+        expect.arrayContaining(['AUCTION', 'SETTLING', 'SETTLED_INSURANCE']),
+      );
+      expect(liquidation!.settlement!.insurancePaid).toBeGreaterThan(0n);
+    });
+  });
+
   it('wakes a sleeping auction when a tick reaches its wake mark (the wake index on moto, the calls as granted)', async () => {
     await withStack(AUCTION_ONLY, async (ctx) => {
       await ctx.tick('200');
