@@ -262,6 +262,8 @@ export interface AuctionStepMessage {
   readonly step: number;
   /** The auction's market: the step reads the auction and the market in one call (absent: one after the other). */
   readonly symbol?: string;
+  /** Sent by a tick that woke the auction (its planned message for the same step is still on its way). */
+  readonly woken?: boolean;
 }
 
 export interface LiquidationQueue {
@@ -405,6 +407,11 @@ export interface AuctionRecord {
   readonly lastFailure?: ProcessingFailure;
   /** RUNNING and asleep past a step: a tick whose mark reaches this wakes it (see domain/sleep.ts). */
   readonly wakeMark?: PriceE8;
+  /**
+   * Ended: which of its step's two messages ended it, the one a tick sent ('wake') or the planned one ('plan').
+   * The other finds the auction ended and has nothing to finish (absent in records of earlier versions).
+   */
+  readonly endedBy?: 'wake' | 'plan';
   readonly version: number;
 }
 

@@ -11,6 +11,7 @@ export const auctionStepMessageSchema = z.strictObject({
   auctionId: z.string().min(3).max(200),
   step: z.number().int().min(0),
   symbol: z.string().min(1).max(40).optional(),
+  woken: z.boolean().optional(),
 });
 
 export class PoisonMessageError extends Error {

@@ -78,9 +78,11 @@ async function stepOnce(
   if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
   const marketRead = read.market?.symbol === auction.symbol ? read.market : undefined;
   if (auction.state !== 'RUNNING') {
-    // The step that ended it (auction.step - 1, and the woken twin of that step) finishes the settlement, or
-    // its redelivery does; an older message is an orphan a wake left behind and has nothing to finish.
-    return message.step < auction.step - 1 ? { status: 'stale' } : finish(auction, deps, marketRead);
+    // The message that ended it (step auction.step - 1) finishes the settlement, or its redelivery does. An
+    // older message, or the twin of that step (a tick's wake and the planned message share a step), has
+    // nothing to finish.
+    const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
+    return message.step < auction.step - 1 || twin ? { status: 'stale' } : finish(auction, deps, marketRead);
   }
   if (message.step !== auction.step) return { status: 'stale' };
 
@@ -101,6 +103,7 @@ async function stepOnce(
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
       ...awake(auction),
+      endedBy: enderOf(message),
       state: 'EXHAUSTED',
       step: auction.step + 1,
       version: auction.version + 1,
@@ -180,7 +183,7 @@ async function stepOnce(
       ...auction.fills,
       ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size })),
     ],
-    state: done ? 'CLEARED' : 'RUNNING',
+    ...(done ? { endedBy: enderOf(message), state: 'CLEARED' as const } : { state: 'RUNNING' as const }),
     step: auction.step + 1,
     version: auction.version + 1,
   };
@@ -195,6 +198,8 @@ async function stepOnce(
   await coverWake(next, marketState, deps);
   return outcome;
 }
+
+const enderOf = (message: AuctionStepMessage): 'wake' | 'plan' => (message.woken ? 'wake' : 'plan');
 
 /** The record without its wake mark: awake, or no longer RUNNING. */
 function awake({ wakeMark: _, ...auction }: AuctionRecord): AuctionRecord {

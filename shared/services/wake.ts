@@ -30,7 +30,7 @@ export async function wakeSleepers(
   limit: number = MAX_WAKES_PER_CALL,
 ): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
   const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
-  const bodies = due.map((s) => encodeMessage(stepMessageOf({ ...s, symbol })));
+  const bodies = due.map((s) => encodeMessage({ ...stepMessageOf({ ...s, symbol }), woken: true }));
   const perSend = 10 * Math.ceil(bodies.length / 10 / SENDS_IN_FLIGHT);
   const sends: Promise<void>[] = [];
   for (let at = 0; at < bodies.length; at += perSend) {

@@ -697,6 +697,15 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await expect(a.auctions.replace({ ...next, version: 2 }, 1)).rejects.toBeInstanceOf(
           ConditionFailedError,
         );
+        // Ended, with the message that ended it.
+        for (const [version, endedBy] of [
+          [3, 'wake'],
+          [4, 'plan'],
+        ] as const) {
+          const ended = { ...next, state: 'EXHAUSTED' as const, endedBy, version };
+          await a.auctions.replace(ended, version - 1);
+          expect(await a.auctions.get(x.id)).toEqual(ended);
+        }
         expect(await a.auctions.get('absent')).toBeUndefined();
       });
 

@@ -563,8 +563,10 @@ describe('sleeping auctions', () => {
     expect(woken.state).toBe('CLEARED');
     expect(woken.fills.length).toBeGreaterThan(0);
     for (const fill of woken.fills) expect(fill.price * 10n).toBeLessThanOrEqual(parsePrice('200') * 9n);
-    // The messages it slept on find their steps taken and change nothing: an older step's is an orphan and
-    // reads nothing more; the step that ended it (redelivered) finds the settlement done.
+    // The messages it slept on find their steps taken and change nothing: an older step's is an orphan, and
+    // the planned twin of the woken step that ended it, and neither reads anything more; the woken step that
+    // ended it (redelivered) finds the settlement done.
+    expect(woken.endedBy).toBe('wake');
     const liquidationId = woken.liquidationId;
     const settled = await p.adapters.liquidations.get(liquidationId);
     expect(settled?.state).toMatch(/^SETTLED_/);
@@ -596,10 +598,14 @@ describe('sleeping auctions', () => {
     const orphan = { auctionId: woken.id, step: 0, symbol: 'ETH-USD' };
     expect(await processAuctionStep(orphan, watched)).toEqual({ status: 'stale' });
     expect(read).toEqual([`auction ${woken.id} and market ETH-USD`]);
+    read.length = 0;
+    const twin = { auctionId: woken.id, step: woken.step - 1, symbol: 'ETH-USD' };
+    expect(await processAuctionStep(twin, watched)).toEqual({ status: 'stale' });
+    expect(read).toEqual([`auction ${woken.id} and market ETH-USD`]);
     // The ending step, as sent (with its market) and as earlier versions sent it (without).
     const finished = { status: 'finished', liquidationState: settled?.state };
     read.length = 0;
-    const ending = { auctionId: woken.id, step: woken.step - 1 };
+    const ending = { auctionId: woken.id, step: woken.step - 1, woken: true } as const;
     expect(await processAuctionStep({ ...ending, symbol: 'ETH-USD' }, watched)).toEqual(finished);
     expect(read).toEqual([`auction ${woken.id} and market ETH-USD`, liquidationId]);
     read.length = 0;
@@ -645,6 +651,7 @@ describe('sleeping auctions', () => {
       auctionId: 'a-0000',
       step: 3,
       symbol: 'ETH-USD',
+      woken: true,
     });
     // The side's wake mark is the first one left: still reached, so the next tick goes on.
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(

@@ -20,11 +20,17 @@ describe('auction step messages', () => {
     });
   });
 
+  it("say when a tick's wake sent them", () => {
+    const woken = { ...stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' }), woken: true };
+    expect(parseAuctionStepMessage(encodeMessage(woken))).toEqual(woken);
+  });
+
   it.each([
     ['an empty market', '{"auctionId":"l-1:auction","step":4,"symbol":""}', /malformed: symbol/],
     ['a market that is not a string', '{"auctionId":"l-1:auction","step":4,"symbol":7}', /malformed: symbol/],
     ['an unknown field', '{"auctionId":"l-1:auction","step":4,"market":"ETH-USD"}', /malformed/],
     ['a negative step', '{"auctionId":"l-1:auction","step":-1}', /malformed: step/],
+    ['a wake that is not a flag', '{"auctionId":"l-1:auction","step":4,"woken":"yes"}', /malformed: woken/],
     ['no JSON', 'step 4', /auction-step-message\/not-json/],
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseAuctionStepMessage(body)).toThrow(PoisonMessageError);

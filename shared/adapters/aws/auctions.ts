@@ -42,6 +42,7 @@ import {
 
 const DIRECTIONS = ['BUY', 'SELL'] as const;
 const STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
+const ENDERS = ['wake', 'plan'] as const;
 
 const oneOf = <T extends string>(item: Item, name: string, allowed: readonly T[]): T => {
   const value = readS(item, name);
@@ -65,6 +66,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   fills: { L: a.fills.map(fillAttr) },
   ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
   ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
+  ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
@@ -76,6 +78,7 @@ const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symb
 export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);
   const wakeMark = optBig(item, 'wakeMark');
+  const endedBy = item.endedBy === undefined ? undefined : oneOf(item, 'endedBy', ENDERS);
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -91,6 +94,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
     ...(lastFailure === undefined ? {} : { lastFailure }),
     ...(wakeMark === undefined ? {} : { wakeMark }),
+    ...(endedBy === undefined ? {} : { endedBy }),
     version: readInt(item, 'version'),
   };
 };
