@@ -469,7 +469,6 @@ export async function decideAndSettle(
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
-    if (!(await flushPending(deps, carried))) return { done: false };
     return applySettlement(liquidation, context, position, decision, deps, mark, fresh ? planned.reads : {});
   }
 
@@ -607,9 +606,9 @@ async function freeze(
   ) {
     return { done: false };
   }
-  if (carried) carried.pendingWrites = undefined;
   // The next transition settles from these frozen inputs, which give this plan again: it need not be redone.
   if (carried) {
+    carried.pendingWrites = undefined;
     carried.frozenPlan = {
       liquidationId: settling.id,
       version: settling.version,
