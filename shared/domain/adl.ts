@@ -118,9 +118,8 @@ export function rankForAdl(
 }
 
 /**
- * The first `count` of rankForAdl's order, without sorting everything: one pass keeping the best `count`
- * (ADL touches only as many counterparties as one transaction holds, out of a whole side of the book). A
- * candidate that cannot enter the kept list costs its score and one comparison, nothing more.
+ * The first `count` of rankForAdl's order, without ranking everything exactly (ADL touches only as many
+ * counterparties as one transaction holds, out of a whole side of the book).
  */
 export function topForAdl(
   candidates: readonly AdlCandidate[],
@@ -131,7 +130,12 @@ export function topForAdl(
   return topEntriesForAdl(candidates, mark, deleveragedSide, count).map((e) => e.ranked);
 }
 
-/** topForAdl, each ranking with the candidate it was made from (a caller's record, with all its fields). */
+/**
+ * topForAdl, each ranking with the candidate it was made from (a caller's record, with all its fields).
+ * Two passes: every candidate is checked and its score estimated in doubles; then only those whose estimate
+ * comes near the count-th best estimate get an exact score and a place in the exact order. The estimates are
+ * within 1e-14 of the scores, far inside APPROX_TIE, so no candidate of the exact top `count` is left out.
+ */
 export function topEntriesForAdl<T extends AdlCandidate>(
   candidates: readonly T[],
   mark: PriceE8,
@@ -139,35 +143,46 @@ export function topEntriesForAdl<T extends AdlCandidate>(
   count: number,
 ): { readonly ranked: RankedCandidate; readonly candidate: T }[] {
   if (!Number.isSafeInteger(count) || count < 0) throw new AdlError('adl/bad-input', `count ${count}`);
-  const top: { readonly ranked: RankedCandidate; readonly candidate: T }[] = [];
-  // Once the list is full, a candidate whose estimate is clearly below the last kept score is passed over
-  // without its exact score (most of a whole side).
-  const clearlyOut = (c: AdlCandidate): boolean => {
-    const last = top.length === count ? top[count - 1]?.ranked.score.approx : undefined;
-    if (last === undefined) return false;
+  if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
+  const side = opposite(deleveragedSide);
+  const ids = new Set<string>();
+  const inProfit: T[] = [];
+  // NaN: no estimate (a field beyond 2^53); such a candidate is always scored exactly.
+  const estimates = new Float64Array(candidates.length);
+  let known = 0;
+  for (const c of candidates) {
+    assertCandidate(c);
+    if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
+    ids.add(c.id);
+    if (c.side !== side || c.size === 0n) continue;
     const estimate = estimateScore(c, mark);
-    return estimate !== undefined && estimate < last * (1 - APPROX_TIE);
-  };
-  const keep = (s: Scored): void => {
-    if (top.length === count) {
-      const last = top[count - 1]?.ranked;
-      if (!last || (compareScoresDesc(s.score, last.score) || (s.candidate.id < last.id ? -1 : 1)) >= 0)
-        return;
-    }
-    const ranked = rankedOf(s, mark, deleveragedSide);
-    let lo = 0;
-    let hi = top.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (byRank(top[mid]!.ranked, ranked) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    // scored passes the very objects it was given.
-    top.splice(lo, 0, { ranked, candidate: s.candidate as T });
-    if (top.length > count) top.pop();
-  };
-  scored(candidates, mark, deleveragedSide, keep, clearlyOut);
-  return top;
+    // The estimate's sign is exact: 0 is a candidate not in profit.
+    if (estimate === 0) continue;
+    estimates[inProfit.length] = estimate ?? Number.NaN;
+    inProfit.push(c);
+    if (estimate !== undefined) known++;
+  }
+  const cut =
+    count === 0 ? Number.POSITIVE_INFINITY : countthLargest(estimates, inProfit.length, known, count);
+  const entries: { readonly ranked: RankedCandidate; readonly candidate: T }[] = [];
+  for (let i = 0; i < inProfit.length; i++) {
+    const estimate = estimates[i]!;
+    // Below the cut, count candidates with a known estimate rank above it.
+    if (estimate < cut * (1 - APPROX_TIE)) continue;
+    const s = scoreOf(inProfit[i]!, mark);
+    if (s) entries.push({ ranked: rankedOf(s, mark, deleveragedSide), candidate: s.candidate as T });
+  }
+  entries.sort((a, b) => byRank(a.ranked, b.ranked));
+  if (entries.length > count) entries.length = count;
+  return entries;
+}
+
+/** The count-th largest of the known (non-NaN) estimates among the first `length`; -Infinity if fewer. */
+function countthLargest(estimates: Float64Array, length: number, known: number, count: number): number {
+  if (known < count) return Number.NEGATIVE_INFINITY;
+  // A typed array sorts numerically, NaN last.
+  const sorted = estimates.slice(0, length).sort();
+  return sorted[known - count]!;
 }
 
 /**
