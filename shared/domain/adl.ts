@@ -243,15 +243,13 @@ interface Scored {
 
 /**
  * Validates every candidate (shape, unique id) and passes the rankable ones to `take` with their profit and
- * score, without building a ranked record (topForAdl builds one only for the candidates it keeps). A plain
- * loop, not a generator: a whole side of the book goes through it.
+ * score. A plain loop, not a generator: a whole side of the book can go through it.
  */
 function scored(
   candidates: readonly AdlCandidate[],
   mark: PriceE8,
   deleveragedSide: Side,
   take: (s: Scored) => void,
-  skip?: (c: AdlCandidate) => boolean,
 ): void {
   if (mark <= 0n) throw new AdlError('adl/bad-input', `mark ${mark} must be > 0`);
   const side = opposite(deleveragedSide);
@@ -260,7 +258,7 @@ function scored(
     assertCandidate(c);
     if (ids.has(c.id)) throw new AdlError('adl/duplicate-id', c.id);
     ids.add(c.id);
-    if (c.side !== side || c.size === 0n || skip?.(c)) continue;
+    if (c.side !== side || c.size === 0n) continue;
     const s = scoreOf(c, mark);
     if (s) take(s);
   }
