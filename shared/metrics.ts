@@ -121,7 +121,13 @@ export const METRICS = {
     name: 'LastResortOrders',
     unit: 'Count',
     kind: 'counter',
-    help: 'market orders without a price bound: no layer could close any of a slice',
+    help: 'last-resort market orders (within the wide bound): no layer could close any of a slice',
+  },
+  LastResortWaits: {
+    name: 'LastResortWaits',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
   },
   CircuitBreakerTripped: {
     name: 'CircuitBreakerTripped',

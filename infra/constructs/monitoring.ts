@@ -159,7 +159,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'LastResortAlarm',
       businessMetric(METRICS.LastResortOrders),
-      'A slice was closed at any price: market, auction and ADL could not take any of it',
+      'A slice needed the last resort (a market order within the wide bound): market, auction and ADL could not take any of it',
       1,
       GTE,
     );
@@ -271,7 +271,12 @@ export class Monitoring extends Construct {
       }),
       graph(
         'Fund draws, bad debt, ADL',
-        [m(METRICS.InsuranceFundDraws), m(METRICS.AdlEvents), m(METRICS.LastResortOrders)],
+        [
+          m(METRICS.InsuranceFundDraws),
+          m(METRICS.AdlEvents),
+          m(METRICS.LastResortOrders),
+          m(METRICS.LastResortWaits),
+        ],
         [m(METRICS.BadDebt)],
       ),
       graph('Safety', [m(METRICS.CircuitBreakerTripped)], [m(METRICS.LedgerReconcileDifference, 'Maximum')]),

@@ -48,6 +48,20 @@ export const marketConfigSchema = z.strictObject({
   liquidationFee: rate('liquidationFee', '0.1'),
   /** Worst acceptable fill versus the mark for the market layer (dYdX's fillable price widens with insolvency). */
   slippageBound: rate('slippageBound', '0.5'),
+  /**
+   * Worst acceptable fill versus the mark for the last resort, when no layer could close any of a slice: wider
+   * than slippageBound, never unbounded (a dump at any price is the cascade the backstop exists to stop). What
+   * it leaves goes to the position's next slice, after lastResortCooldownSeconds (Hyperliquid: 30 s between
+   * slices), so the book can refill; when nothing is within it, the liquidation waits (lastResortWaitSeconds).
+   */
+  lastResortSlippageBound: rate('lastResortSlippageBound', '0.5'),
+  /** Delay of the next slice after a last-resort order (an SQS delay: at most 900 s). */
+  lastResortCooldownSeconds: z.number().int().min(0).max(900),
+  /**
+   * Wait after a last-resort attempt that found nothing within the bound, doubled after each further one up to
+   * 900 s: a book our own sells emptied refills as their impact decays.
+   */
+  lastResortWaitSeconds: z.number().int().min(1).max(900),
   /** Largest share of a position closed per step (dYdX 10 %/block, Hyperliquid 20 % slices, Aave 50 %). */
   maxCloseShare: rate('maxCloseShare', '1'),
   /** Smallest notional worth a slice (dYdX 1,000 USDC). */
@@ -114,6 +128,9 @@ const marketDefaults = {
   initialMargin: '0.05',
   liquidationFee: '0.01',
   slippageBound: '0.03',
+  lastResortSlippageBound: '0.10',
+  lastResortCooldownSeconds: 30,
+  lastResortWaitSeconds: 60,
   maxCloseShare: '0.25',
   minSliceNotional: '1000',
   sliceAboveNotional: '100000',
@@ -159,6 +176,9 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       throw new ConfigError(`${m.symbol}: initialMargin must be greater than maintenanceMargin`);
     }
     if (m.maxCloseShare <= 0n) throw new ConfigError(`${m.symbol}: maxCloseShare must be > 0`);
+    if (m.lastResortSlippageBound <= 0n || m.lastResortSlippageBound < m.slippageBound) {
+      throw new ConfigError(`${m.symbol}: lastResortSlippageBound must be > 0 and at least slippageBound`);
+    }
   }
   return config;
 }

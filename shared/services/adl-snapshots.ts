@@ -22,11 +22,17 @@ export interface QueuedEntry {
 export class AdlQueue {
   readonly #entries: QueuedEntry[];
 
-  /** @param entries ranked at `mark`, in rank order */
+  /**
+   * @param entries ranked at `mark`, in rank order
+   * @param complete every position of the side that could be deleveraged at `mark` is in it: ranking the side
+   *   again while the queue serves finds no one else (but for positions traders changed meanwhile, which a
+   *   serving queue misses anyway)
+   */
   constructor(
     readonly mark: PriceE8,
     readonly takenAtMs: number,
     entries: readonly QueuedEntry[],
+    readonly complete = false,
   ) {
     this.#entries = [...entries];
   }

@@ -250,6 +250,9 @@ async function finish(
     }
     const step = await decideAndSettle(liquidation, deps, auction, carried);
     if (!step.done && carried.pendingWrites) return CONFLICT;
+    // Done but not terminal: a last resort waits for the book, and the liquidation's own message comes back.
+    if (step.done && !isTerminal(step.record.state))
+      return { status: 'finished', liquidationState: step.record.state };
     liquidation = step.done ? step.record : step.next;
     // A concurrent writer moved the records: read them again.
     if (!liquidation) carried.position = undefined;

@@ -75,13 +75,23 @@ export async function openPositions(
   side: Side,
   maxPages = 100,
 ): Promise<PositionRecord[]> {
+  return (await readOpenSide(positions, symbol, side, maxPages)).positions;
+}
+
+/** openPositions, and whether they are the whole side (`complete`: no page was left unread). */
+export async function readOpenSide(
+  positions: PositionRepository,
+  symbol: string,
+  side: Side,
+  maxPages = 100,
+): Promise<{ readonly positions: PositionRecord[]; readonly complete: boolean }> {
   const found: PositionRecord[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < maxPages; page++) {
     const result = await positions.queryOpen(symbol, side, 1000, cursor);
     found.push(...result.positions);
     cursor = result.cursor;
-    if (cursor === undefined) break;
+    if (cursor === undefined) return { positions: found, complete: true };
   }
-  return found;
+  return { positions: found, complete: false };
 }

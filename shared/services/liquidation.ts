@@ -39,8 +39,8 @@ import {
   type LiquidationContext,
   latestMark,
   markOfMarket,
-  openPositions,
   oppositeSide,
+  readOpenSide,
   type SettlementDeps,
 } from './context.ts';
 import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
@@ -136,10 +136,16 @@ async function advance(
     case 'MARKET_EXECUTED':
     case 'SETTLING':
       return decideAndSettle(liquidation, deps, undefined, carried);
-    case 'AUCTION':
-      // The auction function drives it from here; make sure its step message exists (a crash may have lost it).
-      await ensureAuctionScheduled(liquidation, deps);
-      return { done: true, record: liquidation };
+    case 'AUCTION': {
+      // The auction function drives it while it runs; make sure its step message exists (a crash may have
+      // lost it). Once it ended, the rest is settled here (a last resort waiting for the book comes back so).
+      const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
+      if (!auction || auction.state === 'RUNNING') {
+        if (auction) await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), 0);
+        return { done: true, record: liquidation };
+      }
+      return decideAndSettle(liquidation, deps, auction, carried);
+    }
     default:
       await sendFollowUps(liquidation, deps);
       return { done: true, record: liquidation };
@@ -337,52 +343,126 @@ export const isLastResortOrderId = (clientOrderId: string): boolean =>
   /:last-resort:\d+$/.test(clientOrderId);
 
 /**
- * Places the last-resort order and returns its fills; when it fills nothing, records the attempt and throws
- * `waterfall/no-liquidity` (retried, then dead-lettered). An order that filled nothing executed nothing, so the
- * next delivery may place a new one (the book may have refilled by then) under the next attempt's id.
+ * Last-resort attempts that may wait for the book before the liquidation fails instead: retried, then
+ * dead-lettered with its reason and an alarm, for an operator (from a first wait of 60 s: about 4 hours).
+ */
+export const LAST_RESORT_WAITS = 20;
+
+/**
+ * Places the last-resort order and returns its fills. When it fills nothing, the attempt is recorded and the
+ * liquidation waits for the book: its message comes back after the market's cooldown, at the mark of then
+ * (undefined returned), LAST_RESORT_WAITS times; after that it throws `waterfall/no-liquidity` (retried, then
+ * dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one under
+ * its own id.
  */
 async function lastResort(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
   size: BaseE8,
+  mark: PriceE8,
   deps: SettlementDeps,
-): Promise<readonly Fill[]> {
+): Promise<readonly Fill[] | undefined> {
   const attempt = context.lastResortAttempt ?? 0;
-  const fills = await placeLastResort(liquidation, context, size, attempt, deps);
+  const fills = await placeLastResort(liquidation, size, mark, attempt, deps);
   if (fills.length > 0) return fills;
-  const note = `last resort ${attempt} filled nothing`;
+  await waitForBook(liquidation, context, deps, `last resort ${attempt} filled nothing`);
+  return undefined;
+}
+
+/**
+ * Records a last-resort attempt that found nothing within the bound and sends the liquidation's message again
+ * after the wait (lastResortWaitSeconds); after LAST_RESORT_WAITS, throws `waterfall/no-liquidity` instead.
+ */
+async function waitForBook(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  deps: SettlementDeps,
+  note: string,
+): Promise<void> {
+  const attempt = context.lastResortAttempt ?? 0;
   const next: LiquidationRecord = {
     ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), note),
     context: { ...context, lastResortAttempt: attempt + 1 },
   };
   await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
-  throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
+  if (attempt + 1 >= LAST_RESORT_WAITS) {
+    throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
+  }
+  deps.telemetry.count(METRICS.LastResortWaits.name, 1);
+  const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
+  await deps.liquidationQueue.send(
+    encodeMessage({ liquidationId: liquidation.id }),
+    lastResortWaitSeconds(firstWait, attempt),
+  );
 }
 
 /**
- * The waterfall's last resort: no layer could close any of the slice, so a market order without a price bound
- * (its own client order id per attempt: placed once whatever the retries; a new attempt only after one that
- * filled nothing). Its shortfall goes to the fund and ADL.
+ * A liquidation waiting for the book looks at the venue's best price first: while it is beyond the last
+ * resort's bound at the latest mark, it waits again without planning (a plan reads the fund and ADL's queue,
+ * which a crash that needs the last resort has spent).
+ */
+async function bookStillBeyondBound(
+  liquidation: LiquidationRecord,
+  mark: PriceE8,
+  deps: SettlementDeps,
+): Promise<boolean> {
+  const direction = closeDirection(liquidation.side);
+  const limit = lastResortLimit(liquidation, direction, mark, deps);
+  const quote = await deps.venue.quote(liquidation.symbol);
+  const best = direction === 'SELL' ? quote.bid : quote.ask;
+  return best === undefined || (direction === 'SELL' ? best < limit : best > limit);
+}
+
+/** The last resort's limit at `mark`: the market's lastResortSlippageBound, rounded toward the mark. */
+function lastResortLimit(
+  liquidation: LiquidationRecord,
+  direction: 'BUY' | 'SELL',
+  mark: PriceE8,
+  deps: SettlementDeps,
+): PriceE8 {
+  // The market-only baseline sells at any price, as naive engines do.
+  if (deps.strategy === 'market-only') return direction === 'SELL' ? 1n : mark * 1000n;
+  const bound = marketConfig(deps.config, liquidation.symbol).lastResortSlippageBound;
+  return direction === 'SELL'
+    ? div(mark * (PPM_SCALE - bound), PPM_SCALE, 'ceil')
+    : div(mark * (PPM_SCALE + bound), PPM_SCALE, 'floor');
+}
+
+/**
+ * How long a last resort that found nothing within its bound waits before attempt `attempt + 1`: the market's
+ * lastResortWaitSeconds, doubled after each attempt, up to SQS's longest delay (a book emptied by a crash
+ * refills over minutes, and selling into it as it does only walks the price down).
+ */
+export const lastResortWaitSeconds = (firstWaitSeconds: number, attempt: number): number =>
+  Math.min(900, firstWaitSeconds * 2 ** Math.min(attempt, 10));
+
+/**
+ * The waterfall's last resort: no layer could close any of the slice, so a market order within the market's
+ * lastResortSlippageBound of the latest mark (its own client order id per attempt: placed once whatever the
+ * retries; a new attempt only after one that filled nothing). Its shortfall goes to the fund and ADL, what it
+ * leaves to the position's next slice. The market-only baseline sells at any price, as naive engines do.
  */
 async function placeLastResort(
   liquidation: LiquidationRecord,
-  context: LiquidationContext,
   size: BaseE8,
+  mark: PriceE8,
   attempt: number,
   deps: SettlementDeps,
 ): Promise<readonly Fill[]> {
   const direction = closeDirection(liquidation.side);
+  const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
   deps.telemetry.warn('no layer closed any of the slice; last-resort market order', {
     liquidationId: liquidation.id,
     size: size.toString(),
+    limitPrice: limitPrice.toString(),
   });
   const fills = await placeWithRetries(deps, {
     clientOrderId: lastResortOrderId(liquidation.id, attempt),
     symbol: liquidation.symbol,
     direction,
     size,
-    limitPrice: direction === 'SELL' ? 1n : context.executionMark * 1000n,
-    reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
+    limitPrice,
+    reference: { mark, atMs: deps.clock.nowMs() },
   });
   deps.telemetry.count(METRICS.LastResortOrders.name, 1);
   return fills;
@@ -445,6 +525,10 @@ export async function decideAndSettle(
       ? { fills: auctionFills, finished: auction ? auction.state !== 'RUNNING' || !!frozen : true }
       : undefined;
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
+  if (!frozen && context.lastResortAttempt && (await bookStillBeyondBound(liquidation, mark, deps))) {
+    await waitForBook(liquidation, context, deps, `book beyond the last resort's bound at ${mark}`);
+    return { done: true, record: liquidation };
+  }
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
@@ -571,7 +655,9 @@ async function freeze(
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     // An order at the venue: the auction's end is committed first.
     if (carried && !(await flushPending(deps, carried))) return { done: false };
-    lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, deps);
+    lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, base.mark, deps);
+    // Nothing within the bound: the liquidation waits for the book (its message comes back).
+    if (!lastResortFills) return { done: true, record: liquidation };
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
@@ -719,16 +805,20 @@ async function adlQueue(
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
     const planned = await planOnPrefix(cached, new Set(), read, rank, plan);
-    if (planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent))
-      return { ...planned, records };
+    const taken =
+      planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent);
+    // A queue that held the whole side has no one else to offer: ranking the side again would find the same
+    // (a crash with the other side spent asked again for every slice).
+    if (taken || cached.complete) return { ...planned, records };
   }
-  const open = await openPositions(deps.positions, symbol, side);
-  const top = topEntriesForAdl(open, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
+  const open = await readOpenSide(deps.positions, symbol, side);
+  const top = topEntriesForAdl(open.positions, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
   for (const { candidate: p } of top) records.set(p.id, p);
   const queue = new AdlQueue(
     mark,
     now,
     top.map(({ ranked, candidate: p }) => ({ ranked, candidate: versionedOf(ranked, p.version) })),
+    open.complete && top.length < ADL_CANDIDATES_CONSIDERED,
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.
@@ -882,9 +972,7 @@ async function applySettlement(
   }
 
   recordSettlementMetrics(decision, fundBalance, deps);
-  if (nextLiquidation) {
-    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: nextLiquidation.id })]);
-  }
+  if (nextLiquidation) await sendNextSlice(nextLiquidation.id, settled, deps);
   return { done: true, record: settled };
 }
 
@@ -991,7 +1079,7 @@ async function startAuction(
     { kind: 'auction', record: auction, expectedVersion: undefined },
   ]);
   if (!committed) return { done: false };
-  // Lost with a crash here, the message is sent again by the redelivered liquidation (ensureAuctionScheduled).
+  // Lost with a crash here, the message is sent again by the redelivered liquidation (its AUCTION case).
   await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), sleep?.delaySeconds ?? 0);
   await coverWake(auction, market, deps);
   return { done: true, record: inAuction };
@@ -1009,9 +1097,25 @@ async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDep
   const next = liquidation.context?.nextLiquidationId;
   if (!next) return;
   const nextRecord = await deps.liquidations.get(next);
-  if (nextRecord?.state === 'QUEUED') {
-    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: next })]);
+  if (nextRecord?.state === 'QUEUED') await sendNextSlice(next, liquidation, deps);
+}
+
+/**
+ * The next slice's message: at once, or after the market's cooldown when this slice needed the last resort
+ * (the book it sold into needs time to refill; selling the rest into it at once would walk the price down).
+ */
+async function sendNextSlice(
+  nextId: string,
+  settled: LiquidationRecord,
+  deps: SettlementDeps,
+): Promise<void> {
+  const body = encodeMessage({ liquidationId: nextId });
+  if ((settled.settlement?.lastResortClosedSize ?? 0n) === 0n) {
+    await deps.liquidationQueue.sendBatch([body]);
+    return;
   }
+  const cooldown = marketConfig(deps.config, settled.symbol).lastResortCooldownSeconds;
+  await deps.liquidationQueue.send(body, cooldown);
 }
 
 /** Commits the ending auction step's writes alone (false: a concurrent step committed first). */
