@@ -343,7 +343,7 @@ describe('pipeline on moto', () => {
     });
   });
 
-  it('closes at any price when market, auction and ADL can take none of it (the last resort)', async () => {
+  it("closes within the last resort's bound when market, auction and ADL can take none of it", async () => {
     await withStack(AUCTION_ONLY, async (ctx) => {
       await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
       await ctx.tick('200');

@@ -8,6 +8,7 @@ import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT, openPositions } from '../../shared/services/context.ts';
+import { LAST_RESORT_WAITS, lastResortWaitSeconds } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
@@ -894,7 +895,7 @@ describe('what ADL cannot take', () => {
     await expectReconciled(p);
   });
 
-  it('closes at any price when market, auction and ADL can take none of a slice (the last resort)', async () => {
+  it("closes within the last resort's bound when market, auction and ADL can take none of a slice", async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.fund('100000');
     await p.tick('ETH-USD', '200');
@@ -911,39 +912,147 @@ describe('what ADL cannot take', () => {
       expect(l.settlement?.lastResortClosedSize).toBe(l.settlement?.marketClosedSize);
     }
     expect(p.telemetry.total('LastResortOrders')).toBe(slices.length);
-    const lastResortOrders = [...p.orders.orders.keys()].filter((id) => id.endsWith(':last-resort:0'));
+    const lastResortOrders = [...p.orders.orders.values()].filter((o) =>
+      o.order.clientOrderId.endsWith(':last-resort:0'),
+    );
     expect(lastResortOrders).toHaveLength(slices.length);
+    // 10 % of the mark at most (the default lastResortSlippageBound), never any price.
+    const limit = parsePrice('165.6');
+    for (const { order, result } of lastResortOrders) {
+      expect(order.limitPrice).toBe(limit);
+      for (const fill of result?.fills ?? []) expect(fill.price).toBeGreaterThanOrEqual(limit);
+    }
     expect((await p.adapters.positions.get(long.id))?.state).not.toBe('LIQUIDATING');
     expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
     await expectReconciled(p);
   });
 
-  it('dead-letters a slice that nothing at all can close, with the reason; a redrive tries a new order', async () => {
+  it('leaves what the last resort cannot fill within its bound to a next slice, after the cooldown', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '150', '400');
+    p.venue.faults.maxFillPerOrder = parseBase('1');
+    await p.tick('ETH-USD', '184');
+    const settledAt = p.clock.nowMs();
+    await p.runUntil(settledAt + 29_000);
+
+    const [first, next, ...none] = await liquidationsOf(p);
+    expect(none).toEqual([]);
+    expect(first?.settlement).toMatchObject({
+      lastResortClosedSize: parseBase('1'),
+      carriedSize: parseBase('9'),
+    });
+    // The book it sold into gets 30 s (lastResortCooldownSeconds) before the next slice sells again.
+    expect(next?.state).toBe('QUEUED');
+    expect(p.adapters.liquidationQueue.pending()).toMatchObject([
+      { body: JSON.stringify({ liquidationId: next?.id }), state: 'delayed' },
+    ]);
+    await p.drain();
+    const slices = await liquidationsOf(p);
+    for (const l of slices) expect(l.state).toMatch(/^SETTLED_/);
+    expect(slices.length).toBeGreaterThan(2);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('waits longer after each attempt that found nothing, up to the longest SQS delay', () => {
+    expect([0, 1, 2, 3, 4, 10, 60].map((attempt) => lastResortWaitSeconds(60, attempt))).toEqual([
+      60, 120, 240, 480, 900, 900, 900,
+    ]);
+    expect(lastResortWaitSeconds(1, 3)).toBe(8);
+  });
+
+  it('waits for the book when nothing is within the bound, without orders while it stays so, then closes', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 10 * 60_000);
+
+    // No bid, no fund, no ADL: the last resort found nothing and waits (60 s, 120 s, 240 s...): no error, no
+    // dead letter, and while the book stays empty no further order.
+    const [waiting] = await liquidationsOf(p);
+    expect(waiting?.state).toBe('MARKET_EXECUTED');
+    expect(waiting?.context?.lastResortAttempt).toBe(4);
+    expect(p.telemetry.total('LastResortWaits')).toBe(4);
+    expect(p.errors).toEqual([]);
+    expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
+    const id = waiting!.id;
+    const ordersOf = () => [...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`));
+    expect(ordersOf()).toEqual([`${id}:last-resort:0`]);
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await p.drain();
+    const [settled] = await liquidationsOf(p);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    expect(ordersOf()).toEqual([`${id}:last-resort:0`, `${id}:last-resort:4`]);
+    expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('waits for the book after an auction that ended unfilled, and settles from the liquidation queue', async () => {
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '150', '400'); // no profit at 184: ADL has no one
+    await p.provider('lp-1', '100000', '0.02', '100');
+    await p.tick('ETH-USD', '184');
+    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
+      await p.handlers.liquidation(m);
+      await p.adapters.liquidationQueue.delete(m.receiptHandle);
+    }
+    const [started] = await liquidationsOf(p);
+    expect(started?.state).toBe('AUCTION');
+    await p.withdrawBids('lp-1');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.runUntil(p.clock.nowMs() + 30 * 60_000);
+
+    const waiting = await p.adapters.liquidations.get(started!.id);
+    expect(waiting?.state).toBe('AUCTION');
+    expect(waiting?.context?.lastResortAttempt).toBeGreaterThan(1);
+    expect((await p.adapters.auctions.get(`${started!.id}:auction`))?.state).toBe('EXHAUSTED');
+    expect(p.errors).toEqual([]);
+
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await p.drain();
+    const settled = await p.adapters.liquidations.get(started!.id);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it("dead-letters a slice after the last resort's waits, with the reason; a redrive tries a new order", async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), maxReceiveCount: { liquidations: 2 } });
     await p.tick('ETH-USD', '200');
     const long = await p.open('LONG', '10', '200', '200');
     p.venue.faults.emptyBooks.add('ETH-USD');
     await p.tick('ETH-USD', '184');
-    await p.drain();
+    await p.drain(6 * 3600);
 
-    // No provider to bid: no auction; the consumer asked for the last resort, which the empty book refused.
+    // No provider to bid: no auction; the last resort found nothing, waited LAST_RESORT_WAITS times, then failed.
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.state).toBe('MARKET_EXECUTED');
     expect(p.adapters.auctions.all()).toEqual([]);
     expect(p.errors).toHaveLength(2);
     for (const error of p.errors) expect(error).toContain('waterfall/no-liquidity');
     expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(1);
-    expect(p.telemetry.total('LastResortOrders')).toBe(2);
+    expect(p.telemetry.total('LastResortWaits')).toBe(LAST_RESORT_WAITS - 1);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
-    // Each delivery placed one new order (an IOC that filled nothing executed nothing), recorded before it gave up.
     const id = liquidation!.id;
     expect([...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`))).toEqual([
       `${id}:last-resort:0`,
-      `${id}:last-resort:1`,
     ]);
-    expect(liquidation?.context?.lastResortAttempt).toBe(2);
+    expect(liquidation?.context?.lastResortAttempt).toBe(LAST_RESORT_WAITS + 1);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
     p.venue.faults.emptyBooks.delete('ETH-USD');
@@ -954,7 +1063,7 @@ describe('what ADL cannot take', () => {
     await p.drain();
     const [settled] = await liquidationsOf(p);
     expect(settled?.state).toMatch(/^SETTLED_/);
-    expect(p.orders.orders.get(`${id}:last-resort:2`)?.executed).toBe(true);
+    expect(p.orders.orders.get(`${id}:last-resort:${LAST_RESORT_WAITS + 1}`)?.executed).toBe(true);
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
     expect((await p.check()).violations).toEqual([]);
   });

@@ -89,6 +89,21 @@ describe('parseRiskConfig: rejections', () => {
     ],
     ['zero close share', withEth({ maxCloseShare: '0' }), /maxCloseShare must be > 0/],
     [
+      'last resort bound tighter than the market layer',
+      withEth({ lastResortSlippageBound: '0.02' }),
+      /lastResortSlippageBound must be > 0 and at least slippageBound/,
+    ],
+    [
+      'last resort wait beyond an SQS delay',
+      withEth({ lastResortWaitSeconds: 901 }),
+      /lastResortWaitSeconds/,
+    ],
+    [
+      'last resort cooldown negative',
+      withEth({ lastResortCooldownSeconds: -1 }),
+      /lastResortCooldownSeconds/,
+    ],
+    [
       'duplicate markets',
       { ...DEFAULT_RISK_CONFIG_INPUT, markets: [ETH, BTC, { ...ETH }] },
       /market ETH-USD is listed twice/,
