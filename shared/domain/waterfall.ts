@@ -24,9 +24,10 @@ import type { BaseE8, PriceE8, QuoteE6 } from './units.ts';
  *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
  *             the slice settles what was closed and the rest goes to the position's next slice
  *   last resort  when no layer can close anything of the slice (nothing filled within the slippage bound, the
- *             auction found no bid, the other side holds no profit), a market order without a price bound:
- *             the fills count as market fills, their shortfall goes to the fund and ADL like any other;
- *             when even that fills nothing, 'escalate' (the caller retries, then dead-letters with an alarm)
+ *             auction found no bid, the other side holds no profit), a market order within the market's wider
+ *             lastResortSlippageBound: the fills count as market fills, their shortfall goes to the fund and
+ *             ADL like any other, what they leave is carried; when it fills nothing, 'escalate' (the caller
+ *             waits for the book and tries again, then retries and dead-letters with an alarm)
  *
  * Terminal state = the LAST layer in that order that acted. A layer acts when it closes size (market,
  * auction, adl), pays part of a shortfall (insurance), or is handed a deficit (adl, even one it cannot
@@ -47,13 +48,13 @@ export type NextAction =
   | 'await-auction'
   /** ADL must act: call again with the opposite side's open positions in `adlCandidates`. */
   | 'load-adl-candidates'
-  /** Nothing could close any of the slice: place a market order of `lastResortSize` without a price bound. */
+  /** Nothing could close any of the slice: a market order of `lastResortSize` within the last resort's bound. */
   | 'execute-last-resort'
   /** Terminal reached: persist the plan (settlement record) first, then apply `movements`. */
   | 'settle'
   /** CANCELLED: put the position back to OPEN; nothing to apply. */
   | 'cancel'
-  /** Cannot finish: not even the last-resort order filled anything (see `reason`). */
+  /** Cannot finish now: the last-resort order filled nothing (see `reason`). */
   | 'escalate';
 
 export type WaterfallReason =
@@ -346,7 +347,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  */
 export interface SettlementAmounts {
   readonly marketClosedSize: BaseE8;
-  /** Part of marketClosedSize: the last resort's unbounded order. */
+  /** Part of marketClosedSize: the last resort's order. */
   readonly lastResortClosedSize: BaseE8;
   readonly auctionClosedSize: BaseE8;
   readonly adlClosedSize: BaseE8;

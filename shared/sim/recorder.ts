@@ -47,7 +47,7 @@ export class SimulationRecorder {
   insurancePaid = 0n;
   marketOrders = 0;
   marketVolume = 0n;
-  /** The waterfall's last resort: market orders without a price bound (part of marketOrders and marketVolume). */
+  /** The waterfall's last resort: market orders within its wide bound (part of marketOrders and marketVolume). */
   lastResortOrders = 0;
   lastResortVolume = 0n;
   auctionVolume = 0n;
