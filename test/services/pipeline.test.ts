@@ -7,7 +7,7 @@ import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/s
 import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
-import { INSURANCE_ACCOUNT, openPositions } from '../../shared/services/context.ts';
+import { INSURANCE_ACCOUNT, openPositions, readOpenSide } from '../../shared/services/context.ts';
 import { LAST_RESORT_WAITS, lastResortWaitSeconds } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -843,6 +843,36 @@ describe('ADL queue (AdlSnapshots)', () => {
     expect(queued.big).toEqual(everyTime.big);
     expect(queued.p.errors).toEqual([]);
     await expectReconciled(queued.p);
+  });
+
+  it('does not rank a side again when its queue held all of it and could not take a slice', async () => {
+    // Four longs gap through bankruptcy; the two shorts in profit take 2 ETH of their 40, then no one is left.
+    const p = createPipeline({ adlSnapshots: new AdlSnapshots() });
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
+    for (let i = 0; i < 2; i++) await p.open('SHORT', '1', '201', '300');
+    await p.open('SHORT', '5', '150', '300'); // at a loss at 175: never a counterparty
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    const sideReads = vi.spyOn(p.adapters.positions, 'queryOpen');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs() + 1_000);
+
+    const slices = await liquidationsOf(p);
+    // ADL took both shorts' sizes; every other slice found the queue spent and went on to the last resort.
+    const adl = slices.reduce((t, l) => t + (l.settlement?.adlClosedSize ?? 0n), 0n);
+    expect(adl).toBe(parseBase('2'));
+    expect(p.telemetry.total('LastResortWaits')).toBeGreaterThanOrEqual(4);
+    expect(sideReads.mock.calls.filter(([, side]) => side === 'SHORT')).toHaveLength(1);
+    expect(p.errors).toEqual([]);
+  });
+
+  it('says whether a read of a side was whole', async () => {
+    const p = createPipeline();
+    for (let i = 0; i < 1500; i++) await p.open('SHORT', '1', '200', String(1550 - i));
+    expect((await readOpenSide(p.adapters.positions, 'ETH-USD', 'SHORT')).complete).toBe(true);
+    const onePage = await readOpenSide(p.adapters.positions, 'ETH-USD', 'SHORT', 1);
+    expect(onePage).toMatchObject({ complete: false });
+    expect(onePage.positions).toHaveLength(1000);
   });
 
   it('reads a side the safest first, so a side beyond its page cap loses those nearest liquidation', async () => {
