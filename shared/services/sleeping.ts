@@ -5,6 +5,7 @@ import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
 import {
   type BaseE8,
   div,
+  maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
   PPM_SCALE,
@@ -22,8 +23,8 @@ import type { SettlementDeps } from './context.ts';
 
 /**
  * The first bid the auction can reach, as a discount (premium) from the mark; undefined: nobody can bid any more.
- * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller)
- * and the capital to pay for it at a price the auction still offers: BUY, now (its price only rises); SELL, at
+ * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller;
+ * one base unit at least, when the market has no dust) and the capital to pay for it at a price the auction still offers: BUY, now (its price only rises); SELL, at
  * or above the lowest price before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
  * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark): the clearing
  * takes no crumbs, so the auction sleeps until then instead of stepping through prices it cannot fill at.
@@ -36,12 +37,10 @@ export function bestBid(
   remainingLot: BaseE8,
   mark: PriceE8,
 ): Ppm | undefined {
-  const smallest = minBig(marketConfig(config, auction.symbol).dustSize, remainingLot);
-  // BUY, or no dust to pay for: any provider with the capital at the best price counts.
-  if (auction.direction === 'BUY' || smallest <= 0n) {
-    const bestPrice = auction.direction === 'SELL' ? (status.floorPrice ?? 1n) : status.price;
-    return bestDiscount(providers, smallest, bestPrice);
-  }
+  // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
+  const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
+  // BUY: any provider with the capital at the best price counts.
+  if (auction.direction === 'BUY') return bestDiscount(providers, smallest, status.price);
   const lowest = lowestSellPrice(auction, mark, config.auction);
   let best: Ppm | undefined;
   for (const p of providers) {
