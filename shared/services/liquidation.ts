@@ -396,23 +396,6 @@ async function waitForBook(
   );
 }
 
-/**
- * A liquidation waiting for the book looks at the venue's best price first: while it is beyond the last
- * resort's bound at the latest mark, it waits again without planning (a plan reads the fund and ADL's queue,
- * which a crash that needs the last resort has spent).
- */
-async function bookStillBeyondBound(
-  liquidation: LiquidationRecord,
-  mark: PriceE8,
-  deps: SettlementDeps,
-): Promise<boolean> {
-  const direction = closeDirection(liquidation.side);
-  const limit = lastResortLimit(liquidation, direction, mark, deps);
-  const quote = await deps.venue.quote(liquidation.symbol);
-  const best = direction === 'SELL' ? quote.bid : quote.ask;
-  return best === undefined || (direction === 'SELL' ? best < limit : best > limit);
-}
-
 /** The last resort's limit at `mark`: the market's lastResortSlippageBound, rounded toward the mark. */
 function lastResortLimit(
   liquidation: LiquidationRecord,
@@ -525,10 +508,6 @@ export async function decideAndSettle(
       ? { fills: auctionFills, finished: auction ? auction.state !== 'RUNNING' || !!frozen : true }
       : undefined;
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
-  if (!frozen && context.lastResortAttempt && (await bookStillBeyondBound(liquidation, mark, deps))) {
-    await waitForBook(liquidation, context, deps, `book beyond the last resort's bound at ${mark}`);
-    return { done: true, record: liquidation };
-  }
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
@@ -543,6 +522,27 @@ export async function decideAndSettle(
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen?.nowMs ?? now,
     });
+
+  if (!frozen && context.lastResortAttempt) {
+    // Waiting for the book: this attempt's order asks it first, and only fills call for a plan (which reads the
+    // fund and ADL's queue, spent when the last resort is needed). A new attempt still comes only after an
+    // order that filled nothing, so a fill of a concurrent delivery is never skipped.
+    if (!(await flushPending(deps, carried))) return { done: false };
+    // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
+    auctionResult = { fills: auctionFills, finished: true };
+    const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
+    const lastResortFills = await lastResort(liquidation, context, left, mark, deps);
+    if (!lastResortFills) return { done: true, record: liquidation };
+    return freeze(
+      liquidation,
+      context,
+      position,
+      { mark, nowMs: now, auctionFills, lastResortFills },
+      decide,
+      deps,
+      carried,
+    );
+  }
 
   if (frozen) {
     const planned = carried.frozenPlan;

@@ -995,7 +995,7 @@ describe('what ADL cannot take', () => {
     expect(lastResortWaitSeconds(1, 3)).toBe(8);
   });
 
-  it('waits for the book when nothing is within the bound, without orders while it stays so, then closes', async () => {
+  it('waits for the book when nothing is within the bound, asking it again at each attempt, then closes', async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.tick('ETH-USD', '200');
     const long = await p.open('LONG', '10', '200', '200');
@@ -1004,7 +1004,7 @@ describe('what ADL cannot take', () => {
     await p.runUntil(p.clock.nowMs() + 10 * 60_000);
 
     // No bid, no fund, no ADL: the last resort found nothing and waits (60 s, 120 s, 240 s...): no error, no
-    // dead letter, and while the book stays empty no further order.
+    // dead letter; each attempt asks the book with its own order first, and plans only on a fill.
     const [waiting] = await liquidationsOf(p);
     expect(waiting?.state).toBe('MARKET_EXECUTED');
     expect(waiting?.context?.lastResortAttempt).toBe(4);
@@ -1013,14 +1013,16 @@ describe('what ADL cannot take', () => {
     expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
     const id = waiting!.id;
     const ordersOf = () => [...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`));
-    expect(ordersOf()).toEqual([`${id}:last-resort:0`]);
+    expect(ordersOf()).toEqual([0, 1, 2, 3].map((n) => `${id}:last-resort:${n}`));
+    for (const o of ordersOf()) expect(p.orders.orders.get(o)?.result?.fills).toEqual([]);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
 
     p.venue.faults.emptyBooks.delete('ETH-USD');
     await p.drain();
     const [settled] = await liquidationsOf(p);
     expect(settled?.state).toMatch(/^SETTLED_/);
-    expect(ordersOf()).toEqual([`${id}:last-resort:0`, `${id}:last-resort:4`]);
+    expect(ordersOf()).toEqual([0, 1, 2, 3, 4].map((n) => `${id}:last-resort:${n}`));
+    expect(p.orders.orders.get(`${id}:last-resort:4`)?.result?.fills.length).toBeGreaterThan(0);
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
     expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
@@ -1079,9 +1081,9 @@ describe('what ADL cannot take', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
     const id = liquidation!.id;
-    expect([...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`))).toEqual([
-      `${id}:last-resort:0`,
-    ]);
+    // One order per attempt, each placed once and empty; the redelivery after the waits tried once more.
+    const orders = [...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`));
+    expect(orders).toEqual(Array.from({ length: LAST_RESORT_WAITS + 1 }, (_, n) => `${id}:last-resort:${n}`));
     expect(liquidation?.context?.lastResortAttempt).toBe(LAST_RESORT_WAITS + 1);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
