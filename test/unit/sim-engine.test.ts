@@ -160,6 +160,8 @@ describe('runSimulation', () => {
     expect(r.lastResortOrders).toBeGreaterThan(0);
     expect(r.lastResortVolume).toBeGreaterThan(0n);
     expect(r.lastResortVolume).toBeLessThanOrEqual(r.marketVolume);
+    // Within the last resort's bound (10 % of the mark), never at any price.
+    expect(slippageSummary(r.slippageSamples).max).toBeLessThanOrEqual(1000);
     expect(r.auctionVolume).toBe(0n);
     expect(summaryJson(r)).toMatchObject({ lastResortOrders: r.lastResortOrders });
   });
