@@ -163,7 +163,7 @@ export function topEntriesForAdl<T extends AdlCandidate>(
     if (estimate !== undefined) known++;
   }
   const cut =
-    count === 0 ? Number.POSITIVE_INFINITY : countthLargest(estimates, inProfit.length, known, count);
+    count === 0 ? Number.POSITIVE_INFINITY : kthLargestKnown(estimates, inProfit.length, known, count);
   const entries: { readonly ranked: RankedCandidate; readonly candidate: T }[] = [];
   for (let i = 0; i < inProfit.length; i++) {
     const estimate = estimates[i]!;
@@ -177,8 +177,8 @@ export function topEntriesForAdl<T extends AdlCandidate>(
   return entries;
 }
 
-/** The count-th largest of the known (non-NaN) estimates among the first `length`; -Infinity if fewer. */
-function countthLargest(estimates: Float64Array, length: number, known: number, count: number): number {
+/** The `count`-th largest of the known (non-NaN) estimates among the first `length`; -Infinity if fewer. */
+function kthLargestKnown(estimates: Float64Array, length: number, known: number, count: number): number {
   if (known < count) return Number.NEGATIVE_INFINITY;
   // A typed array sorts numerically, NaN last.
   const sorted = estimates.slice(0, length).sort();

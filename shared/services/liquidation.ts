@@ -350,10 +350,10 @@ export const LAST_RESORT_WAITS = 20;
 
 /**
  * Places the last-resort order and returns its fills. When it fills nothing, the attempt is recorded and the
- * liquidation waits for the book: its message comes back after the market's cooldown, at the mark of then
- * (undefined returned), LAST_RESORT_WAITS times; after that it throws `waterfall/no-liquidity` (retried, then
- * dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one under
- * its own id.
+ * liquidation waits for the book: its message comes back after lastResortWaitSeconds, at the mark of then
+ * (undefined returned); after LAST_RESORT_WAITS attempts it throws `waterfall/no-liquidity` instead (retried,
+ * then dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one
+ * under its own id.
  */
 async function lastResort(
   liquidation: LiquidationRecord,
@@ -365,23 +365,13 @@ async function lastResort(
   const attempt = context.lastResortAttempt ?? 0;
   const fills = await placeLastResort(liquidation, size, mark, attempt, deps);
   if (fills.length > 0) return fills;
-  await waitForBook(liquidation, context, deps, `last resort ${attempt} filled nothing`);
-  return undefined;
-}
-
-/**
- * Records a last-resort attempt that found nothing within the bound and sends the liquidation's message again
- * after the wait (lastResortWaitSeconds); after LAST_RESORT_WAITS, throws `waterfall/no-liquidity` instead.
- */
-async function waitForBook(
-  liquidation: LiquidationRecord,
-  context: LiquidationContext,
-  deps: SettlementDeps,
-  note: string,
-): Promise<void> {
-  const attempt = context.lastResortAttempt ?? 0;
   const next: LiquidationRecord = {
-    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), note),
+    ...withHistory(
+      liquidation,
+      liquidation.state,
+      deps.clock.nowMs(),
+      `last resort ${attempt} filled nothing`,
+    ),
     context: { ...context, lastResortAttempt: attempt + 1 },
   };
   await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
@@ -394,6 +384,7 @@ async function waitForBook(
     encodeMessage({ liquidationId: liquidation.id }),
     lastResortWaitSeconds(firstWait, attempt),
   );
+  return undefined;
 }
 
 /** The last resort's limit at `mark`: the market's lastResortSlippageBound, rounded toward the mark. */
