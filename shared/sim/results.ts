@@ -62,7 +62,7 @@ export interface SimulationResult {
   readonly zeroPriceFills: number;
   readonly marketOrders: number;
   readonly marketVolume: QuoteE6;
-  /** Market orders of the waterfall's last resort (its wide bound) and what they sold; part of the above. */
+  /** Market orders of the waterfall's last resort (its wide bound) that filled, and what they sold; part of the above. */
   readonly lastResortOrders: number;
   readonly lastResortVolume: QuoteE6;
   readonly auctionVolume: QuoteE6;
