@@ -86,6 +86,14 @@ describe('cancellation', () => {
 });
 
 /** The pipeline's second tick at `price`, to invoke handleTick by hand (segment by segment). */
+/** Delivers the liquidation queue once (the auctions start; their steps wait). */
+async function startLiquidations(p: Pipeline): Promise<void> {
+  for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
+    await p.handlers.liquidation(m);
+    await p.adapters.liquidationQueue.delete(m.receiptHandle);
+  }
+}
+
 const secondTick = (p: Pipeline, price: string) => ({
   symbol: 'ETH-USD',
   markPrice: parsePrice(price),
@@ -407,10 +415,7 @@ describe('auction layer', () => {
     await p.open('SHORT', '10', '150', '400');
     await p.provider('lp-1', '100000', '0.02', '100');
     await p.tick('ETH-USD', '184');
-    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
-      await p.handlers.liquidation(m);
-      await p.adapters.liquidationQueue.delete(m.receiptHandle);
-    }
+    await startLiquidations(p);
     const [started] = await liquidationsOf(p);
     expect(started?.state).toBe('AUCTION');
     await p.withdrawBids('lp-1');
@@ -450,10 +455,7 @@ describe('auction layer', () => {
     await p.open('SHORT', '20', '200', '1000'); // in profit at 184: ADL takes what the auction does not
     await p.provider('lp-1', '100000', '0.02', '100');
     await p.tick('ETH-USD', '184');
-    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
-      await p.handlers.liquidation(m);
-      await p.adapters.liquidationQueue.delete(m.receiptHandle);
-    }
+    await startLiquidations(p);
     await p.withdrawBids('lp-1');
     await p.drain();
 
@@ -1037,10 +1039,7 @@ describe('what ADL cannot take', () => {
     await p.open('SHORT', '10', '150', '400'); // no profit at 184: ADL has no one
     await p.provider('lp-1', '100000', '0.02', '100');
     await p.tick('ETH-USD', '184');
-    for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
-      await p.handlers.liquidation(m);
-      await p.adapters.liquidationQueue.delete(m.receiptHandle);
-    }
+    await startLiquidations(p);
     const [started] = await liquidationsOf(p);
     expect(started?.state).toBe('AUCTION');
     await p.withdrawBids('lp-1');
