@@ -16,13 +16,14 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
  * id is the correlation id of every log line written while the record is processed.
  */
 async function recordHandler(record: SQSRecord): Promise<void> {
-  const { liquidationId } = parseLiquidationMessage(record.body);
+  const message = parseLiquidationMessage(record.body);
+  const { liquidationId } = message;
   logger.appendKeys({
     correlation_id: liquidationId,
     receiveCount: record.attributes.ApproximateReceiveCount,
   });
   try {
-    const outcome = await processLiquidation(liquidationId, wiring().settlement);
+    const outcome = await processLiquidation(message, wiring().settlement);
     logger.info('liquidation processed', { state: outcome.state });
   } catch (error) {
     logger.error('liquidation failed; it will be retried', { error: error as Error });

@@ -255,6 +255,8 @@ export interface LiquidationRepository {
 
 export interface LiquidationMessage {
   readonly liquidationId: string;
+  /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
+  readonly lastResortWaits?: number;
 }
 
 export interface AuctionStepMessage {
@@ -311,8 +313,11 @@ export class VenueError extends Error {
 export interface Venue {
   /** Immediate-or-cancel order. Repeating a clientOrderId returns the first result, never a second execution. */
   placeIoc(order: OrderRequest): Promise<OrderResult>;
-  /** Best bid and ask now, if there is a book. */
-  quote(symbol: string): Promise<{ bid?: PriceE8; ask?: PriceE8 }>;
+  /**
+   * Best bid and ask now, if there is a book. `reference`: the caller's latest mark, as an order's (a venue
+   * that follows the marks needs no read of its own).
+   */
+  quote(symbol: string, reference?: OrderRequest['reference']): Promise<{ bid?: PriceE8; ask?: PriceE8 }>;
 }
 
 // --- Ledger ----------------------------------------------------------------------------------------------

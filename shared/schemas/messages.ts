@@ -5,6 +5,7 @@ import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
 
 export const liquidationMessageSchema = z.strictObject({
   liquidationId: z.string().min(3).max(200),
+  lastResortWaits: z.number().int().min(1).max(1000).optional(),
 });
 
 export const auctionStepMessageSchema = z.strictObject({

@@ -26,6 +26,7 @@ import {
   type AccountBalance,
   type AuctionRecord,
   ConditionFailedError,
+  type LiquidationMessage,
   type LiquidationRecord,
   type MarketState,
   type PositionRecord,
@@ -63,10 +64,13 @@ export interface LiquidationOutcome {
 /** Upper bound on state transitions per message: each iteration moves the liquidation forward. */
 const MAX_TRANSITIONS = 8;
 
+/** A mark with the time of its tick. */
+type MarkAt = { readonly mark: PriceE8; readonly atMs: number };
+
 /** What one message's processing already read or wrote: carried forward instead of read again. */
 export interface Carried {
   position?: PositionRecord;
-  mark?: { readonly mark: PriceE8; readonly atMs: number };
+  mark?: MarkAt;
   /** The market record as the claim read it (its wake marks spare a new auction's cover when they hold). */
   market?: MarketState;
   /** The plan a freeze just stored with the record of this version: the frozen inputs give it again. */
@@ -82,6 +86,8 @@ export interface Carried {
    * other effect (`flushPending`).
    */
   pendingWrites?: readonly Write[];
+  /** The last resort's waits so far, as its message counts them (waits on an empty quote write nothing). */
+  lastResortWaits?: number;
 }
 
 /** What a plan read, for its settlement to write on instead of reading it again (the writes' conditions hold it). */
@@ -106,10 +112,11 @@ type Step =
  * Records this message wrote are carried forward rather than read again (fewer calls per liquidation).
  */
 export async function processLiquidation(
-  liquidationId: string,
+  message: LiquidationMessage,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
-  const carried: Carried = {};
+  const { liquidationId, lastResortWaits } = message;
+  const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
   let current: LiquidationRecord | undefined;
   for (let i = 0; i < MAX_TRANSITIONS; i++) {
     current ??= await deps.liquidations.get(liquidationId);
@@ -351,9 +358,11 @@ export const LAST_RESORT_WAITS = 20;
 /**
  * Places the last-resort order and returns its fills. When it fills nothing, the attempt is recorded and the
  * liquidation waits for the book: its message comes back after lastResortWaitSeconds, at the mark of then
- * (undefined returned); after LAST_RESORT_WAITS attempts it throws `waterfall/no-liquidity` instead (retried,
+ * (undefined returned); after LAST_RESORT_WAITS waits it throws `waterfall/no-liquidity` instead (retried,
  * then dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one
- * under its own id.
+ * under its own id. `askQuoteFirst` (a liquidation already waiting): when the venue's best price is beyond the
+ * limit, no order could fill, so it waits again without an order or a write (its message counts the waits);
+ * a herd of waiting slices then costs the venue a quote each, not an order, and the table nothing.
  */
 async function lastResort(
   liquidation: LiquidationRecord,
@@ -361,30 +370,56 @@ async function lastResort(
   size: BaseE8,
   mark: PriceE8,
   deps: SettlementDeps,
+  carried: Carried,
+  askQuoteFirst = false,
 ): Promise<readonly Fill[] | undefined> {
   const attempt = context.lastResortAttempt ?? 0;
-  const fills = await placeLastResort(liquidation, size, mark, attempt, deps);
-  if (fills.length > 0) return fills;
-  const next: LiquidationRecord = {
-    ...withHistory(
-      liquidation,
-      liquidation.state,
-      deps.clock.nowMs(),
-      `last resort ${attempt} filled nothing`,
-    ),
-    context: { ...context, lastResortAttempt: attempt + 1 },
-  };
-  await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
-  if (attempt + 1 >= LAST_RESORT_WAITS) {
-    throw new LiquidationStuckError(`waterfall/no-liquidity: ${liquidation.id} (last resort ${attempt})`);
+  const direction = closeDirection(liquidation.side);
+  const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
+  // The mark with its tick's time: a venue following the marks takes it as that tick, not as a new one.
+  const reference = carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() };
+  if (!askQuoteFirst || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
+    const fills = await placeLastResort(liquidation, size, limitPrice, reference, attempt, deps);
+    if (fills.length > 0) return fills;
+    const next: LiquidationRecord = {
+      ...withHistory(
+        liquidation,
+        liquidation.state,
+        deps.clock.nowMs(),
+        `last resort ${attempt} filled nothing`,
+      ),
+      context: { ...context, lastResortAttempt: attempt + 1 },
+    };
+    await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
+  }
+  // Every empty order was a wait; the message counts the waits that placed none.
+  const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
+  if (waits + 1 >= LAST_RESORT_WAITS) {
+    throw new LiquidationStuckError(
+      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits)`,
+    );
   }
   deps.telemetry.count(METRICS.LastResortWaits.name, 1);
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
   await deps.liquidationQueue.send(
-    encodeMessage({ liquidationId: liquidation.id }),
-    lastResortWaitSeconds(firstWait, attempt),
+    encodeMessage({ liquidationId: liquidation.id, lastResortWaits: waits + 1 }),
+    lastResortWaitSeconds(firstWait, waits),
   );
   return undefined;
+}
+
+/** Whether the venue's best price on the side the order takes reaches `limitPrice` now. */
+async function bookReaches(
+  symbol: string,
+  direction: 'BUY' | 'SELL',
+  limitPrice: PriceE8,
+  reference: MarkAt,
+  deps: SettlementDeps,
+): Promise<boolean> {
+  const { bid, ask } = await deps.venue.quote(symbol, reference);
+  return direction === 'SELL'
+    ? bid !== undefined && bid >= limitPrice
+    : ask !== undefined && ask <= limitPrice;
 }
 
 /** The last resort's limit at `mark`: the market's lastResortSlippageBound, rounded toward the mark. */
@@ -419,12 +454,12 @@ export const lastResortWaitSeconds = (firstWaitSeconds: number, attempt: number)
 async function placeLastResort(
   liquidation: LiquidationRecord,
   size: BaseE8,
-  mark: PriceE8,
+  limitPrice: PriceE8,
+  reference: MarkAt,
   attempt: number,
   deps: SettlementDeps,
 ): Promise<readonly Fill[]> {
   const direction = closeDirection(liquidation.side);
-  const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
   deps.telemetry.warn('no layer closed any of the slice; last-resort market order', {
     liquidationId: liquidation.id,
     size: size.toString(),
@@ -436,7 +471,7 @@ async function placeLastResort(
     direction,
     size,
     limitPrice,
-    reference: { mark, atMs: deps.clock.nowMs() },
+    reference,
   });
   deps.telemetry.count(METRICS.LastResortOrders.name, 1);
   return fills;
@@ -522,7 +557,7 @@ export async function decideAndSettle(
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
-    const lastResortFills = await lastResort(liquidation, context, left, mark, deps);
+    const lastResortFills = await lastResort(liquidation, context, left, mark, deps, carried, true);
     if (!lastResortFills) return { done: true, record: liquidation };
     return freeze(
       liquidation,
@@ -646,7 +681,14 @@ async function freeze(
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     // An order at the venue: the auction's end is committed first.
     if (carried && !(await flushPending(deps, carried))) return { done: false };
-    lastResortFills = await lastResort(liquidation, context, decision.lastResortSize ?? 0n, base.mark, deps);
+    lastResortFills = await lastResort(
+      liquidation,
+      context,
+      decision.lastResortSize ?? 0n,
+      base.mark,
+      deps,
+      carried ?? {},
+    );
     // Nothing within the bound: the liquidation waits for the book (its message comes back).
     if (!lastResortFills) return { done: true, record: liquidation };
     decision = decide(insurance, candidates, lastResortFills);

@@ -189,7 +189,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     for (;;) {
       if (observerFailure) throw new SimulationError(`simulation/observer: ${String(observerFailure)}`);
       const a = await drainQueue(liquidationQueue, (b) =>
-        processLiquidation(parseLiquidationMessage(b).liquidationId, deps),
+        processLiquidation(parseLiquidationMessage(b), deps),
       );
       const b = await drainQueue(auctionQueue, (b) => processAuctionStep(parseAuctionStepMessage(b), deps));
       if (!a && !b) return;

@@ -175,7 +175,7 @@ export class ObservedVenue implements Venue {
     return result;
   }
 
-  quote(symbol: string): ReturnType<Venue['quote']> {
-    return this.inner.quote(symbol);
+  quote(symbol: string, reference?: OrderRequest['reference']): ReturnType<Venue['quote']> {
+    return this.inner.quote(symbol, reference);
   }
 }

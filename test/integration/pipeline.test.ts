@@ -236,7 +236,7 @@ describe('pipeline on moto', () => {
       expect(message).toBeDefined();
       const deps = { ...wiring().settlement, ...crashing };
       const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
-      await expect(processLiquidation(liquidationId, deps)).rejects.toBeInstanceOf(InjectedCrash);
+      await expect(processLiquidation({ liquidationId }, deps)).rejects.toBeInstanceOf(InjectedCrash);
       expect((await ctx.adapters.liquidations.get(liquidationId))?.state).toBe('SETTLING');
       await queue.changeVisibility(message!.receiptHandle, 0); // the visibility timeout runs out
 

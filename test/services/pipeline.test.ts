@@ -1006,26 +1006,97 @@ describe('what ADL cannot take', () => {
     await p.runUntil(p.clock.nowMs() + 10 * 60_000);
 
     // No bid, no fund, no ADL: the last resort found nothing and waits (60 s, 120 s, 240 s...): no error, no
-    // dead letter; each attempt asks the book with its own order first, and plans only on a fill.
+    // dead letter. Its first order filled nothing; each wait after it asks the book for a quote, finds no
+    // price within the bound, and waits again with no order and no write (its message counts the waits).
     const [waiting] = await liquidationsOf(p);
     expect(waiting?.state).toBe('MARKET_EXECUTED');
-    expect(waiting?.context?.lastResortAttempt).toBe(4);
+    expect(waiting?.context?.lastResortAttempt).toBe(1);
+    expect(waiting?.history.filter((e) => e.note?.startsWith('last resort'))).toHaveLength(1);
     expect(p.telemetry.total('LastResortWaits')).toBe(4);
+    expect(p.orders.quotes).toBe(3);
+    expect(p.adapters.liquidationQueue.pending()).toMatchObject([
+      { body: JSON.stringify({ liquidationId: waiting?.id, lastResortWaits: 4 }), state: 'delayed' },
+    ]);
     expect(p.errors).toEqual([]);
     expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
     const id = waiting!.id;
     const ordersOf = () => [...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`));
-    expect(ordersOf()).toEqual([0, 1, 2, 3].map((n) => `${id}:last-resort:${n}`));
-    for (const o of ordersOf()) expect(p.orders.orders.get(o)?.result?.fills).toEqual([]);
+    expect(ordersOf()).toEqual([`${id}:last-resort:0`]);
+    expect(p.orders.orders.get(`${id}:last-resort:0`)?.result?.fills).toEqual([]);
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
 
+    // The book is back: the next quote finds a bid within the bound, and the attempt's order sells.
     p.venue.faults.emptyBooks.delete('ETH-USD');
     await p.drain();
     const [settled] = await liquidationsOf(p);
     expect(settled?.state).toMatch(/^SETTLED_/);
-    expect(ordersOf()).toEqual([0, 1, 2, 3, 4].map((n) => `${id}:last-resort:${n}`));
-    expect(p.orders.orders.get(`${id}:last-resort:4`)?.result?.fills.length).toBeGreaterThan(0);
+    expect(ordersOf()).toEqual([0, 1].map((n) => `${id}:last-resort:${n}`));
+    expect(p.orders.orders.get(`${id}:last-resort:1`)?.result?.fills.length).toBeGreaterThan(0);
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it.each([
+    { side: 'LONG' as const, crash: '184', quoted: 'bid' as const },
+    { side: 'SHORT' as const, crash: '216', quoted: 'ask' as const },
+  ])(
+    'waits with no order while the best $quoted is beyond the bound ($side)',
+    async ({ side, crash, quoted }) => {
+      // A 15 % half spread: the book has prices, all beyond the last resort's 10 %.
+      const p = createPipeline({
+        config: parseRiskConfig(AUCTION_ONLY),
+        venue: { defaults: { baseHalfSpreadPpm: 150_000, maxHalfSpreadPpm: 150_000 } },
+      });
+      await p.tick('ETH-USD', '200');
+      await p.open(side, '10', '200', '200');
+      await p.tick('ETH-USD', crash);
+      await p.runUntil(p.clock.nowMs() + 10 * 60_000);
+
+      const [waiting] = await liquidationsOf(p);
+      expect(waiting?.state).toBe('MARKET_EXECUTED');
+      expect((await p.venue.quote('ETH-USD'))[quoted]).toBeDefined();
+      const id = waiting!.id;
+      expect([...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`))).toEqual([
+        `${id}:last-resort:0`,
+      ]);
+      expect(p.orders.quotes).toBe(3);
+      expect(p.telemetry.total('LastResortWaits')).toBe(4);
+      expect(waiting?.context?.lastResortAttempt).toBe(1);
+      expect(p.errors).toEqual([]);
+    },
+  );
+
+  it('records the attempt when the book empties between the quote and the order, and waits on', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await startLiquidations(p);
+    const [first] = await liquidationsOf(p);
+    expect(first?.context?.lastResortAttempt).toBe(1);
+
+    // The next wait's quote sees the book back; it is gone again when the attempt's order arrives.
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    p.orders.afterQuote = () => p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.runUntil(p.clock.nowMs() + 61_000);
+    const [raced] = await liquidationsOf(p);
+    expect(p.orders.quotes).toBe(1);
+    expect(p.orders.orders.get(`${first!.id}:last-resort:1`)?.result?.fills).toEqual([]);
+    expect(raced?.context?.lastResortAttempt).toBe(2);
+    expect(raced?.version).toBe(first!.version + 1);
+    expect(p.adapters.liquidationQueue.pending()).toMatchObject([
+      { body: JSON.stringify({ liquidationId: first?.id, lastResortWaits: 2 }), state: 'delayed' },
+    ]);
+
+    // A new attempt's order, under its own id, closes it once the book stays.
+    p.orders.afterQuote = undefined;
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await p.drain();
+    const [settled] = await liquidationsOf(p);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    expect(p.orders.orders.get(`${first!.id}:last-resort:2`)?.result?.fills.length).toBeGreaterThan(0);
     expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
   });
@@ -1048,7 +1119,8 @@ describe('what ADL cannot take', () => {
 
     const waiting = await p.adapters.liquidations.get(started!.id);
     expect(waiting?.state).toBe('AUCTION');
-    expect(waiting?.context?.lastResortAttempt).toBeGreaterThan(1);
+    expect(waiting?.context?.lastResortAttempt).toBe(1);
+    expect(p.telemetry.total('LastResortWaits')).toBeGreaterThan(1);
     expect((await p.adapters.auctions.get(`${started!.id}:auction`))?.state).toBe('EXHAUSTED');
     expect(p.errors).toEqual([]);
 
@@ -1080,10 +1152,13 @@ describe('what ADL cannot take', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
     const id = liquidation!.id;
-    // One order per attempt, each placed once and empty; the redelivery after the waits tried once more.
+    // One order, empty; every wait after it found no bid in a quote and placed none.
     const orders = [...p.orders.orders.keys()].filter((o) => o.startsWith(`${id}:last-resort`));
-    expect(orders).toEqual(Array.from({ length: LAST_RESORT_WAITS + 1 }, (_, n) => `${id}:last-resort:${n}`));
-    expect(liquidation?.context?.lastResortAttempt).toBe(LAST_RESORT_WAITS + 1);
+    expect(orders).toEqual([`${id}:last-resort:0`]);
+    expect(liquidation?.context?.lastResortAttempt).toBe(1);
+    expect(p.adapters.liquidationDeadLetters.pending()).toMatchObject([
+      { body: JSON.stringify({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1 }) },
+    ]);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
     p.venue.faults.emptyBooks.delete('ETH-USD');
@@ -1094,7 +1169,7 @@ describe('what ADL cannot take', () => {
     await p.drain();
     const [settled] = await liquidationsOf(p);
     expect(settled?.state).toMatch(/^SETTLED_/);
-    expect(p.orders.orders.get(`${id}:last-resort:${LAST_RESORT_WAITS + 1}`)?.executed).toBe(true);
+    expect(p.orders.orders.get(`${id}:last-resort:1`)?.executed).toBe(true);
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
     expect((await p.check()).violations).toEqual([]);
   });

@@ -385,7 +385,7 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       expect(message?.receiveCount).toBe(1);
       const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
       // The work is done, then the function times out: no delete. The visibility timeout is shortened to 1 s.
-      const first = await processLiquidation(liquidationId, wiring().settlement);
+      const first = await processLiquidation({ liquidationId }, wiring().settlement);
       expect(isTerminal(first.state)).toBe(true);
       const journalBefore = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
       await queue.changeVisibility(message!.receiptHandle, 1);

@@ -195,8 +195,8 @@ async function raceOne(world: World, a: Pause, b: Pause) {
   const id = liquidation!.id;
   // Two consumers got the same message at once.
   const results = await Promise.allSettled([
-    processLiquidation(id, delayedDeps(p.deps, a)),
-    processLiquidation(id, delayedDeps(p.deps, b)),
+    processLiquidation({ liquidationId: id }, delayedDeps(p.deps, a)),
+    processLiquidation({ liquidationId: id }, delayedDeps(p.deps, b)),
   ]);
   // SQS still holds the tick's message: it is delivered as usual, then the auction runs.
   await p.drain();
@@ -353,10 +353,10 @@ const cancelRace = memo(async () => {
       })();
       const results = await Promise.allSettled([
         processLiquidation(
-          id,
+          { liquidationId: id },
           delayedDeps(p.deps, () => 0),
         ),
-        processLiquidation(id, delayedDeps(p.deps, startLate(k))),
+        processLiquidation({ liquidationId: id }, delayedDeps(p.deps, startLate(k))),
         recovery,
       ]);
       await p.drain();
@@ -390,10 +390,10 @@ const scarceFund = memo(async () => {
     const [a, b] = p.adapters.liquidations.all();
     const results = await Promise.allSettled([
       processLiquidation(
-        a!.id,
+        { liquidationId: a!.id },
         delayedDeps(p.deps, () => 0),
       ),
-      processLiquidation(b!.id, delayedDeps(p.deps, startLate(k))),
+      processLiquidation({ liquidationId: b!.id }, delayedDeps(p.deps, startLate(k))),
     ]);
     await p.drain();
     const report = await p.check();

@@ -92,8 +92,15 @@ export class CountingVenue implements Venue {
     }
   }
 
-  quote(symbol: string): ReturnType<Venue['quote']> {
-    return this.inner.quote(symbol);
+  /** Quotes asked, and a hook run after each answer (a test may change the book between a quote and an order). */
+  quotes = 0;
+  afterQuote: (() => void) | undefined;
+
+  async quote(symbol: string, reference?: OrderRequest['reference']): ReturnType<Venue['quote']> {
+    const answer = await this.inner.quote(symbol, reference);
+    this.quotes += 1;
+    this.afterQuote?.();
+    return answer;
   }
 }
 

@@ -159,8 +159,7 @@ export function createPipeline(options: PipelineOptions = {}) {
 
   /** The Lambda handlers' work for one received message of each queue. */
   const handlers = {
-    liquidation: (m: ReceivedMessage) =>
-      processLiquidation(parseLiquidationMessage(m.body).liquidationId, deps),
+    liquidation: (m: ReceivedMessage) => processLiquidation(parseLiquidationMessage(m.body), deps),
     auction: (m: ReceivedMessage) => processAuctionStep(parseAuctionStepMessage(m.body), deps),
   };
 

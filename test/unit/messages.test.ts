@@ -3,6 +3,7 @@ import {
   encodeMessage,
   PoisonMessageError,
   parseAuctionStepMessage,
+  parseLiquidationMessage,
   stepMessageOf,
 } from '../../shared/schemas/messages.ts';
 
@@ -35,5 +36,24 @@ describe('auction step messages', () => {
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseAuctionStepMessage(body)).toThrow(PoisonMessageError);
     expect(() => parseAuctionStepMessage(body)).toThrow(reason);
+  });
+});
+
+describe('liquidation messages', () => {
+  it("name the liquidation, and a last resort's waits so far when it waits for the book", () => {
+    expect(parseLiquidationMessage('{"liquidationId":"p-1:1"}')).toEqual({ liquidationId: 'p-1:1' });
+    const waiting = { liquidationId: 'p-1:1', lastResortWaits: 3 };
+    expect(parseLiquidationMessage(encodeMessage(waiting))).toEqual(waiting);
+  });
+
+  it.each([
+    ['no waits', '{"liquidationId":"p-1:1","lastResortWaits":0}', /malformed: lastResortWaits/],
+    ['a fraction of a wait', '{"liquidationId":"p-1:1","lastResortWaits":1.5}', /malformed: lastResortWaits/],
+    ['waits as text', '{"liquidationId":"p-1:1","lastResortWaits":"3"}', /malformed: lastResortWaits/],
+    ['an unknown field', '{"liquidationId":"p-1:1","attempt":3}', /malformed/],
+    ['no JSON', 'p-1:1', /liquidation-message\/not-json/],
+  ])('refuses %s as poison, with the reason', (_what, body, reason) => {
+    expect(() => parseLiquidationMessage(body)).toThrow(PoisonMessageError);
+    expect(() => parseLiquidationMessage(body)).toThrow(reason);
   });
 });

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
+import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
+import { MarkFollowingVenue } from '../../shared/adapters/venue/mark-following.ts';
 import {
   DEFAULT_SIMULATED_MARKET,
   SimulatedVenue,
@@ -8,7 +10,7 @@ import {
 } from '../../shared/adapters/venue/simulated.ts';
 import type { Fill } from '../../shared/domain/model.ts';
 import { BASE_SCALE, base, NOTIONAL_TO_QUOTE, price } from '../../shared/domain/units.ts';
-import { type OrderRequest, VenueError } from '../../shared/ports/index.ts';
+import { type MarketRepository, type OrderRequest, VenueError } from '../../shared/ports/index.ts';
 
 const SYMBOL = 'ETH-USD';
 const MARK = price('195');
@@ -93,7 +95,7 @@ describe('simulated venue: the book', () => {
     expect(venue.snapshot(SYMBOL)!.impact).toBe(0);
   });
 
-  it('fills respect limit, size and grids for any order (property)', async () => {
+  it('fills respect limit, size and grids for any order, and fill iff the quote reaches the limit (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom<'BUY' | 'SELL'>('BUY', 'SELL'),
@@ -107,9 +109,14 @@ describe('simulated venue: the book', () => {
             clock.advance(10_000);
           }
           const limit = price(String(limitUsd));
+          const { bid, ask } = await venue.quote(SYMBOL);
           const result = await venue.placeIoc({ ...order(direction, '1', '1'), size, limitPrice: limit });
           const total = filled(result.fills);
           expect(total <= size).toBe(true);
+          // The quote tells whether an order at the limit fills at all: a waiting last resort relies on it.
+          const reaches =
+            direction === 'SELL' ? bid !== undefined && bid >= limit : ask !== undefined && ask <= limit;
+          expect(total > 0n).toBe(reaches);
           expect(result.status).toBe(total === 0n ? 'NONE' : total === size ? 'FILLED' : 'PARTIAL');
           for (const f of result.fills) {
             expect(f.size > 0n).toBe(true);
@@ -280,4 +287,37 @@ it('sells of our size stay far inside the notional arithmetic (sanity of the uni
   const r = await venue.placeIoc(order('SELL', '1', '150'));
   const quote = notional(r.fills) / NOTIONAL_TO_QUOTE;
   expect(quote > 194_000_000n && quote < 195_000_000n).toBe(true);
+});
+
+describe('mark-following venue (deployed and local stacks)', () => {
+  /** A markets table at `mark` whose reads are counted. */
+  async function marketsAt(mark: string) {
+    const markets = new EmbeddedMarketRepository();
+    await markets.acceptTick(
+      SYMBOL,
+      { sequence: 1, markPrice: price(mark), timestampMs: 1_000 },
+      undefined,
+      false,
+    );
+    let reads = 0;
+    const counted: MarketRepository = Object.assign(Object.create(markets), {
+      get: (symbol: string) => {
+        reads += 1;
+        return markets.get(symbol);
+      },
+    });
+    return { markets: counted, reads: () => reads };
+  }
+
+  it("quotes around the caller's mark without a read, or around the last tick's with one", async () => {
+    const { markets, reads } = await marketsAt('195');
+    const venue = new MarkFollowingVenue(markets, new ManualClock(2_000));
+    const atCallers = await venue.quote(SYMBOL, { mark: price('150'), atMs: 1_500 });
+    expect(reads()).toBe(0);
+    expect(atCallers.bid! < price('150') && price('150') < atCallers.ask!).toBe(true);
+
+    const atTick = await new MarkFollowingVenue(markets, new ManualClock(2_000)).quote(SYMBOL);
+    expect(reads()).toBe(1);
+    expect(atTick.bid! < price('195') && price('195') < atTick.ask!).toBe(true);
+  });
 });

@@ -19,26 +19,26 @@ export class MarkFollowingVenue implements Venue {
   }
 
   async placeIoc(order: OrderRequest): Promise<OrderResult> {
-    if (order.reference) {
-      // The caller read the mark already: follow it without another read of the markets table (once per tick,
-      // so repeated orders do not count as price moves in the volatility estimate).
-      if (this.#seen.get(order.symbol) !== order.reference.atMs) {
-        this.#seen.set(order.symbol, order.reference.atMs);
-        this.#venue.onTick(order.symbol, order.reference.mark, order.reference.atMs);
-      }
-    } else {
-      await this.#follow(order.symbol);
-    }
+    await this.#follow(order.symbol, order.reference);
     return this.#venue.placeIoc(order);
   }
 
-  async quote(symbol: string): Promise<{ bid?: bigint; ask?: bigint }> {
-    await this.#follow(symbol);
+  async quote(
+    symbol: string,
+    reference?: OrderRequest['reference'],
+  ): Promise<{ bid?: bigint; ask?: bigint }> {
+    await this.#follow(symbol, reference);
     return this.#venue.quote(symbol);
   }
 
-  async #follow(symbol: string): Promise<void> {
-    const tick = (await this.#markets.get(symbol))?.lastTick;
+  /**
+   * Moves the book to the caller's mark when given (no read of the markets table), else to the market's last
+   * tick; once per tick, so repeated orders do not count as price moves in the volatility estimate.
+   */
+  async #follow(symbol: string, reference?: OrderRequest['reference']): Promise<void> {
+    const tick = reference
+      ? { markPrice: reference.mark, timestampMs: reference.atMs }
+      : (await this.#markets.get(symbol))?.lastTick;
     if (!tick || this.#seen.get(symbol) === tick.timestampMs) return;
     this.#seen.set(symbol, tick.timestampMs);
     this.#venue.onTick(symbol, tick.markPrice, tick.timestampMs);
