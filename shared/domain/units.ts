@@ -41,14 +41,13 @@ export class UnitError extends Error {
 /** Integer division with an explicit rounding direction (toward -inf or +inf), valid for any signs. */
 export function div(numerator: bigint, denominator: bigint, rounding: Rounding): bigint {
   if (denominator === 0n) throw new UnitError('units/division-by-zero');
-  let q = numerator / denominator;
+  const q = numerator / denominator;
+  // Truncation rounds toward zero: already the floor of a positive quotient and the ceiling of a negative one.
+  const negative = numerator < 0n !== denominator < 0n;
+  if ((rounding === 'floor') !== negative) return q;
   // Inexact: a product is cheaper than a second long division (%).
-  if (q * denominator !== numerator) {
-    const negative = numerator < 0n !== denominator < 0n;
-    if (rounding === 'floor' && negative) q -= 1n;
-    if (rounding === 'ceil' && !negative) q += 1n;
-  }
-  return q;
+  if (q * denominator === numerator) return q;
+  return negative ? q - 1n : q + 1n;
 }
 
 /** a * b / d with one rounding at the end (no intermediate loss). */
