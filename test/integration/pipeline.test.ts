@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
+import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
@@ -7,6 +8,7 @@ import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
 import { createLocalRunner } from '../../shared/runner/index.ts';
+import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
@@ -363,6 +365,57 @@ describe('pipeline on moto', () => {
       expect(position?.state).not.toBe('LIQUIDATING');
       if (position?.state === 'CLOSED') expect(position.closedPayout).toBeDefined();
       expect((await ctx.adapters.positions.get('s1'))?.version).toBe(0);
+    });
+  });
+
+  it('waits for the book through delayed SQS messages that count the waits; a wait that finds no price writes nothing', async () => {
+    // Bounds tighter than the simulated book's half spread: neither the market order nor the last resort can fill.
+    const noPriceWithin = {
+      ...AUCTION_ONLY,
+      markets: AUCTION_ONLY.markets.map((m) => ({
+        ...m,
+        lastResortSlippageBound: '0.000001',
+        lastResortWaitSeconds: 1,
+      })),
+    };
+    await withStack(noPriceWithin, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(open('s1', 'SHORT', '1', '180', '400')); // no profit at 184: no ADL counterparty
+      await ctx.stack.runner.stop();
+      await ctx.stack.putTicks([tickDetail('184', 2)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+      // A long poll waits for each delayed message to become visible (no sleep).
+      const queue = new SqsQueueTransport(ctx.stack.clients.sqs, {
+        url: ctx.stack.names.queues.liquidations.url,
+        waitTimeSeconds: 10,
+      });
+      const deliver = async () => {
+        const [message] = await queue.receive(1, 30);
+        expect(message).toBeDefined();
+        const parsed = parseLiquidationMessage(message!.body);
+        await processLiquidation(parsed, wiring().settlement);
+        await queue.delete(message!.receiptHandle);
+        return parsed;
+      };
+
+      // No fill, no provider (no auction), no fund, no ADL: the last resort's first order finds nothing within
+      // its bound, the attempt is recorded with a conditional write, and the message comes back in 1 s.
+      const { liquidationId } = await deliver();
+      const waiting = await ctx.adapters.liquidations.get(liquidationId);
+      expect(waiting?.state).toBe('MARKET_EXECUTED');
+      expect(waiting?.context?.lastResortAttempt).toBe(1);
+      expect(await queue.depth()).toMatchObject({ visible: 0, inFlight: 0 });
+
+      // The next delivery asks the book for a quote, finds no price within the bound, and only sends the next
+      // wait (2 s): no order, no write.
+      expect(await deliver()).toEqual({ liquidationId, lastResortWaits: 1 });
+      const still = await ctx.adapters.liquidations.get(liquidationId);
+      expect(still?.version).toBe(waiting?.version);
+      expect(still?.context?.lastResortAttempt).toBe(1);
+      const [next] = await queue.receive(1, 30);
+      expect(next && parseLiquidationMessage(next.body)).toEqual({ liquidationId, lastResortWaits: 2 });
+      expect((await ctx.adapters.positions.get('p1'))?.state).toBe('LIQUIDATING');
     });
   });
 
