@@ -314,8 +314,9 @@ export interface Venue {
   /** Immediate-or-cancel order. Repeating a clientOrderId returns the first result, never a second execution. */
   placeIoc(order: OrderRequest): Promise<OrderResult>;
   /**
-   * Best bid and ask now, if there is a book. `reference`: the caller's latest mark, as an order's (a venue
-   * that follows the marks needs no read of its own).
+   * Best bid and ask now, if there is a book: the first prices an IOC order would take (a waiting last resort
+   * places no order while they are beyond its bound). `reference`: the caller's latest mark, as an order's (a
+   * venue that follows the marks needs no read of its own).
    */
   quote(symbol: string, reference?: OrderRequest['reference']): Promise<{ bid?: PriceE8; ask?: PriceE8 }>;
 }
