@@ -360,9 +360,10 @@ export const LAST_RESORT_WAITS = 20;
  * liquidation waits for the book: its message comes back after lastResortWaitSeconds, at the mark of then
  * (undefined returned); after LAST_RESORT_WAITS waits it throws `waterfall/no-liquidity` instead (retried,
  * then dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one
- * under its own id. `askQuoteFirst` (a liquidation already waiting): when the venue's best price is beyond the
- * limit, no order could fill, so it waits again without an order or a write (its message counts the waits);
- * a herd of waiting slices then costs the venue a quote each, not an order, and the table nothing.
+ * under its own id. A liquidation already waiting (an attempt filled nothing) asks the venue for a quote first:
+ * while the best price is beyond the limit no order could fill, so it waits again with no order and no write
+ * (its message counts the waits); a herd of waiting slices so costs the venue a quote each, not an order, and
+ * the table nothing.
  */
 async function lastResort(
   liquidation: LiquidationRecord,
@@ -371,14 +372,14 @@ async function lastResort(
   mark: PriceE8,
   deps: SettlementDeps,
   carried: Carried,
-  askQuoteFirst = false,
 ): Promise<readonly Fill[] | undefined> {
   const attempt = context.lastResortAttempt ?? 0;
   const direction = closeDirection(liquidation.side);
   const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
   // The mark with its tick's time: a venue following the marks takes it as that tick, not as a new one.
   const reference = carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() };
-  if (!askQuoteFirst || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
+  const waiting = attempt > 0;
+  if (!waiting || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
     const fills = await placeLastResort(liquidation, size, limitPrice, reference, attempt, deps);
     if (fills.length > 0) return fills;
     const next: LiquidationRecord = {
@@ -557,7 +558,7 @@ export async function decideAndSettle(
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
-    const lastResortFills = await lastResort(liquidation, context, left, mark, deps, carried, true);
+    const lastResortFills = await lastResort(liquidation, context, left, mark, deps, carried);
     if (!lastResortFills) return { done: true, record: liquidation };
     return freeze(
       liquidation,
