@@ -320,4 +320,12 @@ describe('mark-following venue (deployed and local stacks)', () => {
     expect(reads()).toBe(1);
     expect(atTick.bid! < price('195') && price('195') < atTick.ask!).toBe(true);
   });
+
+  it('follows marks forward only: an older mark does not take the book back', async () => {
+    const { markets } = await marketsAt('195');
+    const venue = new MarkFollowingVenue(markets, new ManualClock(2_000));
+    const newer = await venue.quote(SYMBOL, { mark: price('150'), atMs: 1_500 });
+    expect(await venue.quote(SYMBOL, { mark: price('195'), atMs: 1_000 })).toEqual(newer);
+    expect(await venue.quote(SYMBOL)).toEqual(newer); // the table's tick (1,000) is older too
+  });
 });

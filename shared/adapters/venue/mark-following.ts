@@ -33,13 +33,14 @@ export class MarkFollowingVenue implements Venue {
 
   /**
    * Moves the book to the caller's mark when given (no read of the markets table), else to the market's last
-   * tick; once per tick, so repeated orders do not count as price moves in the volatility estimate.
+   * tick; once per tick, so repeated orders do not count as price moves in the volatility estimate, and only
+   * forward: a caller holding an older mark does not take the book back to it.
    */
   async #follow(symbol: string, reference?: OrderRequest['reference']): Promise<void> {
     const tick = reference
       ? { markPrice: reference.mark, timestampMs: reference.atMs }
       : (await this.#markets.get(symbol))?.lastTick;
-    if (!tick || this.#seen.get(symbol) === tick.timestampMs) return;
+    if (!tick || tick.timestampMs <= (this.#seen.get(symbol) ?? Number.NEGATIVE_INFINITY)) return;
     this.#seen.set(symbol, tick.timestampMs);
     this.#venue.onTick(symbol, tick.markPrice, tick.timestampMs);
   }
