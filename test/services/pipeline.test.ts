@@ -85,7 +85,6 @@ describe('cancellation', () => {
   });
 });
 
-/** The pipeline's second tick at `price`, to invoke handleTick by hand (segment by segment). */
 /** Delivers the liquidation queue once (the auctions start; their steps wait). */
 async function startLiquidations(p: Pipeline): Promise<void> {
   for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
@@ -94,6 +93,28 @@ async function startLiquidations(p: Pipeline): Promise<void> {
   }
 }
 
+/**
+ * A pipeline whose long's auction started (its provider bids 2 % under, beyond the 6 % half spread's market
+ * order), then lost its only bidder; the short is at a loss at 184 (no ADL counterparty).
+ */
+async function auctionWhoseBidderLeft(options: { readonly fund?: string } = {}) {
+  const p = createPipeline({
+    venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+  });
+  if (options.fund) await p.fund(options.fund);
+  await p.tick('ETH-USD', '200');
+  await p.open('LONG', '10', '200', '200');
+  await p.open('SHORT', '10', '150', '400');
+  await p.provider('lp-1', '100000', '0.02', '100');
+  await p.tick('ETH-USD', '184');
+  await startLiquidations(p);
+  const [started] = await liquidationsOf(p);
+  expect(started?.state).toBe('AUCTION');
+  await p.withdrawBids('lp-1');
+  return { p, started: started! };
+}
+
+/** The pipeline's second tick at `price`, to invoke handleTick by hand (segment by segment). */
 const secondTick = (p: Pipeline, price: string) => ({
   symbol: 'ETH-USD',
   markPrice: parsePrice(price),
@@ -406,26 +427,14 @@ describe('auction layer', () => {
   );
 
   it('ends an auction at its first step when its bidder withdrew while it slept', async () => {
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
-    });
-    await p.fund('100000');
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
-    await p.open('SHORT', '10', '150', '400');
-    await p.provider('lp-1', '100000', '0.02', '100');
-    await p.tick('ETH-USD', '184');
-    await startLiquidations(p);
-    const [started] = await liquidationsOf(p);
-    expect(started?.state).toBe('AUCTION');
-    await p.withdrawBids('lp-1');
+    const { p, started } = await auctionWhoseBidderLeft({ fund: '100000' });
     const start = p.clock.nowMs();
     await p.drain();
 
     const slices = await liquidationsOf(p);
     for (const l of slices) {
       const auction = await p.adapters.auctions.get(`${l.id}:auction`);
-      if (l.id === started?.id) {
+      if (l.id === started.id) {
         expect(auction).toMatchObject({ state: 'EXHAUSTED', step: 1, resets: 0, fills: [] });
       }
       expect(l.state).toMatch(/^SETTLED_/);
@@ -1102,31 +1111,20 @@ describe('what ADL cannot take', () => {
   });
 
   it('waits for the book after an auction that ended unfilled, and settles from the liquidation queue', async () => {
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
-    });
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
-    await p.open('SHORT', '10', '150', '400'); // no profit at 184: ADL has no one
-    await p.provider('lp-1', '100000', '0.02', '100');
-    await p.tick('ETH-USD', '184');
-    await startLiquidations(p);
-    const [started] = await liquidationsOf(p);
-    expect(started?.state).toBe('AUCTION');
-    await p.withdrawBids('lp-1');
+    const { p, started } = await auctionWhoseBidderLeft();
     p.venue.faults.emptyBooks.add('ETH-USD');
     await p.runUntil(p.clock.nowMs() + 30 * 60_000);
 
-    const waiting = await p.adapters.liquidations.get(started!.id);
+    const waiting = await p.adapters.liquidations.get(started.id);
     expect(waiting?.state).toBe('AUCTION');
     expect(waiting?.context?.lastResortAttempt).toBe(1);
     expect(p.telemetry.total('LastResortWaits')).toBeGreaterThan(1);
-    expect((await p.adapters.auctions.get(`${started!.id}:auction`))?.state).toBe('EXHAUSTED');
+    expect((await p.adapters.auctions.get(`${started.id}:auction`))?.state).toBe('EXHAUSTED');
     expect(p.errors).toEqual([]);
 
     p.venue.faults.emptyBooks.delete('ETH-USD');
     await p.drain();
-    const settled = await p.adapters.liquidations.get(started!.id);
+    const settled = await p.adapters.liquidations.get(started.id);
     expect(settled?.state).toMatch(/^SETTLED_/);
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
     expect(p.errors).toEqual([]);
