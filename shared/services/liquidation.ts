@@ -551,9 +551,10 @@ export async function decideAndSettle(
     });
 
   if (!frozen && context.lastResortAttempt) {
-    // Waiting for the book: this attempt's order asks it first, and only fills call for a plan (which reads the
-    // fund and ADL's queue, spent when the last resort is needed). A new attempt still comes only after an
-    // order that filled nothing, so a fill of a concurrent delivery is never skipped.
+    // Waiting for the book: a quote, then this attempt's order when the quote is within the bound, ask it first,
+    // and only fills call for a plan (which reads the fund and ADL's queue, spent when the last resort is
+    // needed). A new attempt still comes only after an order that filled nothing, so a fill of a concurrent
+    // delivery is never skipped.
     if (!(await flushPending(deps, carried))) return { done: false };
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
