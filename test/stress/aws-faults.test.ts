@@ -21,6 +21,7 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import type { FunctionId } from '../../shared/topology.ts';
 import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
+import { queueDepths } from '../support/emulator-invariants.ts';
 import { recordFigures } from '../support/invariants.ts';
 import { startMoto } from '../support/moto.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -208,24 +209,6 @@ async function liquidationsOf(ctx: Ctx): Promise<LiquidationRecord[]> {
   return found.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-async function queueDepths(ctx: Ctx): Promise<Record<string, number>> {
-  const transports = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names);
-  const all = {
-    liquidations: transports.queues.liquidations,
-    auctionSteps: transports.queues.auctionSteps,
-    liquidationsDlq: transports.deadLetters.liquidations,
-    auctionStepsDlq: transports.deadLetters.auctionSteps,
-    ticks: transports.tickQueue,
-  };
-  const depths: Record<string, number> = {};
-  for (const [name, queue] of Object.entries(all)) {
-    if (!queue) continue;
-    const d = await queue.depth();
-    depths[name] = d.visible + d.inFlight + d.delayed;
-  }
-  return depths;
-}
-
 /**
  * The invariants after a scenario: one terminal liquidation per position, none left LIQUIDATING, the fund's
  * journal reconciles with one entry per idempotency key (and one per liquidation effect), queues drained.
@@ -251,12 +234,13 @@ async function expectSettledOnce(ctx: Ctx, expectedDlq = 0): Promise<Liquidation
       key,
     ).toBe(true);
   }
-  const depths = await queueDepths(ctx);
+  const depths = await queueDepths(ctx.stack.clients, ctx.stack.names);
   expect(depths).toEqual({
     liquidations: 0,
     auctionSteps: 0,
     liquidationsDlq: expectedDlq,
     auctionStepsDlq: 0,
+    tickDeadLetters: 0,
     ticks: 0,
   });
   return liquidations;
@@ -547,7 +531,11 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       expect(errorTexts(recovered.errors)).toEqual([]);
       expect((await ctx.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
       expect((await ctx.adapters.liquidations.get(inAuction!.id))?.state).toBe('SETTLED_AUCTION');
-      expect(await queueDepths(ctx)).toMatchObject({ auctionSteps: 0, auctionStepsDlq: 0, liquidations: 0 });
+      expect(await queueDepths(ctx.stack.clients, ctx.stack.names)).toMatchObject({
+        auctionSteps: 0,
+        auctionStepsDlq: 0,
+        liquidations: 0,
+      });
     }, AUCTION_ONLY);
   });
 });
