@@ -1,11 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { buildSync } from 'esbuild';
 import { readPriceFile } from '../shared/prices/file.ts';
 import { prepareSimulation, simulate } from '../shared/sim/setup.ts';
+import { type CodeLayer, timeByLayer } from './layers.ts';
 import { significant } from './timing.ts';
 
 /**
@@ -35,6 +37,13 @@ export interface ReplayLeg {
    */
   readonly cpuSeconds: number;
   readonly prepareSeconds: number;
+  /**
+   * With BENCH_PROFILE=1: the replay's time by layer of the code (bench/layers.ts), the self time of V8's CPU
+   * profile of the leg's thread. Samples are timed on the wall clock, so with two legs on two cores they also
+   * hold the moments the thread waited for one: read the shares, and compare seconds of unprofiled runs (the
+   * profiler slows the leg by a few per cent).
+   */
+  readonly secondsByLayer?: Readonly<Record<CodeLayer, number>>;
 }
 
 export interface ReplayResult {
@@ -60,11 +69,24 @@ export interface ReplayOptions {
   readonly files: readonly string[];
   readonly positions: number;
   readonly parallel: boolean;
+  /** Profile each leg's replay and report its time by layer (secondsByLayer). */
+  readonly profile?: boolean;
   readonly log?: (line: string) => void;
 }
 
+export interface LegOptions {
+  /** Report the replay's time by layer, from a CPU profile of it. */
+  readonly profile?: boolean;
+  /** The esbuild bundle this code runs from, if any: its module comments name the module of each line. */
+  readonly bundlePath?: string;
+}
+
 /** Replays one leg with its own book; seconds count the replay alone. */
-export async function replayLeg(file: string, positions: number): Promise<ReplayLeg> {
+export async function replayLeg(
+  file: string,
+  positions: number,
+  options: LegOptions = {},
+): Promise<ReplayLeg> {
   const t0 = performance.now();
   const points = readPriceFile(file);
   const prepared = prepareSimulation({
@@ -72,11 +94,16 @@ export async function replayLeg(file: string, positions: number): Promise<Replay
     prices: { name: basename(file), points },
     positions,
   });
+  const profiler = options.profile ? await startProfiler() : undefined;
   const t1 = performance.now();
   const cpu0 = process.threadCpuUsage();
   const result = await simulate(prepared, 'waterfall');
   const cpu = process.threadCpuUsage(cpu0);
   const seconds = (performance.now() - t1) / 1000;
+  const profile = profiler ? await stopProfiler(profiler) : undefined;
+  const bundle = options.bundlePath
+    ? { url: pathToFileURL(options.bundlePath).href, source: readFileSync(options.bundlePath, 'utf8') }
+    : undefined;
   return {
     file: basename(file),
     priceTicks: result.ticks,
@@ -87,7 +114,22 @@ export async function replayLeg(file: string, positions: number): Promise<Replay
     seconds: significant(seconds),
     cpuSeconds: significant((cpu.user + cpu.system) / 1e6),
     prepareSeconds: significant((t1 - t0) / 1000),
+    ...(profile ? { secondsByLayer: timeByLayer(profile, bundle) } : {}),
   };
+}
+
+async function startProfiler(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return session;
+}
+
+async function stopProfiler(session: Session) {
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  return profile;
 }
 
 /**
@@ -113,9 +155,15 @@ function bundleWorker(): string {
 }
 
 /** Runs a leg in a worker thread, from the bundle. */
-function replayInWorker(bundle: string, file: string, positions: number): Promise<ReplayLeg> {
+function replayInWorker(
+  bundle: string,
+  file: string,
+  positions: number,
+  profile: boolean,
+): Promise<ReplayLeg> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(bundle, { workerData: { file, positions }, execArgv: [] });
+    const options: LegOptions = { profile, bundlePath: bundle };
+    const worker = new Worker(bundle, { workerData: { file, positions, options }, execArgv: [] });
     let leg: ReplayLeg | undefined;
     worker.once('message', (message: ReplayLeg) => {
       leg = message;
@@ -136,9 +184,15 @@ export async function benchReplay(options: ReplayOptions): Promise<ReplayResult>
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   const legs = bundle
-    ? await Promise.all(options.files.map((f) => replayInWorker(bundle, f, options.positions)))
+    ? await Promise.all(
+        options.files.map((f) => replayInWorker(bundle, f, options.positions, options.profile === true)),
+      )
     : [];
-  if (!options.parallel) for (const f of options.files) legs.push(await replayLeg(f, options.positions));
+  if (!options.parallel) {
+    for (const f of options.files) {
+      legs.push(await replayLeg(f, options.positions, { profile: options.profile === true }));
+    }
+  }
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
   for (const leg of legs) {

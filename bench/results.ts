@@ -1,5 +1,6 @@
 import type { ApiCallsResult, Layer } from './aws.ts';
 import type { LatencyResult } from './latency.ts';
+import { CODE_LAYER_MEANING, CODE_LAYERS, type CodeLayer } from './layers.ts';
 import type { MachineInfo } from './machine.ts';
 import type { MarginCheckRow } from './margin.ts';
 import type { CostBreakdown } from './pricing.ts';
@@ -167,6 +168,7 @@ export function renderMarkdown(r: BenchResults): string {
             `The process used ${fmt(rp.processCpuSeconds, 2)} s of CPU meanwhile: the legs' threads (replay CPU above) and the garbage collector's and compiler's helper threads, on the same cores.`,
           ]),
       '',
+      ...layerTable(rp.legs),
     );
   }
 
@@ -245,4 +247,25 @@ function ops(byOperation: Record<string, number>): string {
 
 function costRow(label: string, c: CostBreakdown): string {
   return `| ${label} | ${usd(c.dynamodb)} | ${usd(c.sqs)} | ${usd(c.eventBridge)} | ${usd(c.lambdaRequests)} | ${usd(c.lambdaDuration)} | **${usd(c.total)}** |`;
+}
+
+/** The legs' thread time by layer of the code, when the replay was profiled (BENCH_PROFILE=1). */
+function layerTable(legs: ReplayResult['legs']): string[] {
+  const profiled = legs.filter((leg) => leg.secondsByLayer);
+  if (profiled.length === 0) return [];
+  const share = (leg: ReplayResult['legs'][number], layer: CodeLayer) => {
+    const byLayer = leg.secondsByLayer!;
+    const total = CODE_LAYERS.reduce((sum, l) => sum + byLayer[l], 0);
+    return `${fmt(byLayer[layer], 2)} (${total > 0 ? Math.round((100 * byLayer[layer]) / total) : 0} %)`;
+  };
+  return [
+    "Where each leg's thread time went (self time of V8's CPU profile of the replay, by layer of the code; the profiler slows the legs by a few per cent):",
+    '',
+    `| layer | ${profiled.map((leg) => `${leg.file} s`).join(' | ')} |`,
+    `|---|${profiled.map(() => '---:').join('|')}|`,
+    ...CODE_LAYERS.map(
+      (layer) => `| ${CODE_LAYER_MEANING[layer]} | ${profiled.map((leg) => share(leg, layer)).join(' | ')} |`,
+    ),
+    '',
+  ];
 }

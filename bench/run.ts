@@ -19,6 +19,7 @@ import { significant } from './timing.ts';
  *   BENCH_SKIP_AWS=1    skip parts 3 and 4 (they start a moto server: bash scripts/setup-emulator.sh)
  *   BENCH_DATA_DIR=dir  the price files (default: ../shared/data beside the repository)
  *   BENCH_REPLAY_SERIAL=1  replay the legs one after the other (default: one worker thread per leg)
+ *   BENCH_PROFILE=1     profile each replay leg and report its thread's time by layer of the code
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -177,6 +178,7 @@ async function runPart(part: Part, sizes: Sizes, env: NodeJS.ProcessEnv, cores: 
         positions: sizes.replayPositions,
         // One worker per leg on a multi-core machine (the target is for 2 cores).
         parallel: cores >= 2 && env.BENCH_REPLAY_SERIAL !== '1',
+        profile: env.BENCH_PROFILE === '1',
         log,
       });
       return;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
 import { itemBytes } from '../../bench/capacity.ts';
+import { CODE_LAYERS } from '../../bench/layers.ts';
 import { type BenchResults, renderMarkdown } from '../../bench/results.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 
@@ -23,7 +24,7 @@ function runShortBench(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
       cwd: ROOT,
-      env: { ...process.env, BENCH_SHORT: '1', BENCH_OUT_DIR: dir },
+      env: { ...process.env, BENCH_SHORT: '1', BENCH_PROFILE: '1', BENCH_OUT_DIR: dir },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -110,6 +111,20 @@ describe('npm run bench (short)', () => {
     // The process's CPU holds the legs' threads and their helpers (rounding to 4 significant digits aside).
     const legsCpu = replay.legs.reduce((a, l) => a + l.cpuSeconds, 0);
     expect(replay.processCpuSeconds).toBeGreaterThanOrEqual(legsCpu * 0.999);
+  });
+
+  it('profiles each replay leg by layer of the code (BENCH_PROFILE=1)', () => {
+    for (const leg of results.replay!.legs) {
+      const byLayer = leg.secondsByLayer!;
+      expect(Object.keys(byLayer).sort()).toEqual([...CODE_LAYERS].sort());
+      for (const layer of CODE_LAYERS) expect(byLayer[layer]).toBeGreaterThanOrEqual(0);
+      // Every replay runs the services on the embedded adapters and the domain: none of them can be unseen.
+      for (const layer of ['embeddedAdapters', 'services', 'domain'] as const) {
+        expect(byLayer[layer], `${leg.file} ${layer}`).toBeGreaterThan(0);
+      }
+    }
+    expect(markdown).toContain("Where each leg's thread time went");
+    expect(markdown).toContain('| the pure domain (shared/domain) |');
   });
 
   it('counts the AWS calls of each unit of work within the targets the design guarantees', () => {
