@@ -86,7 +86,7 @@ export function timeByLayer(
     const { url, lineNumber, functionName } = node.callFrame;
     let layer: CodeLayer;
     if (functionName === '(garbage collector)') layer = 'collector';
-    else if (bundle && moduleAt && url === bundle.url) layer = layerOfModule(moduleAt(lineNumber) ?? '');
+    else if (moduleAt && url === bundle?.url) layer = layerOfModule(moduleAt(lineNumber) ?? '');
     else layer = layerOfModule(url);
     layerOfNode.set(node.id, layer);
   }

@@ -101,9 +101,6 @@ export async function replayLeg(
   const cpu = process.threadCpuUsage(cpu0);
   const seconds = (performance.now() - t1) / 1000;
   const profile = profiler ? await stopProfiler(profiler) : undefined;
-  const bundle = options.bundlePath
-    ? { url: pathToFileURL(options.bundlePath).href, source: readFileSync(options.bundlePath, 'utf8') }
-    : undefined;
   return {
     file: basename(file),
     priceTicks: result.ticks,
@@ -114,9 +111,12 @@ export async function replayLeg(
     seconds: significant(seconds),
     cpuSeconds: significant((cpu.user + cpu.system) / 1e6),
     prepareSeconds: significant((t1 - t0) / 1000),
-    ...(profile ? { secondsByLayer: timeByLayer(profile, bundle) } : {}),
+    ...(profile ? { secondsByLayer: timeByLayer(profile, bundleOf(options.bundlePath)) } : {}),
   };
 }
+
+const bundleOf = (path: string | undefined) =>
+  path ? { url: pathToFileURL(path).href, source: readFileSync(path, 'utf8') } : undefined;
 
 async function startProfiler(): Promise<Session> {
   const session = new Session();

@@ -259,7 +259,7 @@ function layerTable(legs: ReplayResult['legs']): string[] {
     return `${fmt(byLayer[layer], 2)} (${total > 0 ? Math.round((100 * byLayer[layer]) / total) : 0} %)`;
   };
   return [
-    "Where each leg's thread time went (self time of V8's CPU profile of the replay, by layer of the code; the profiler slows the legs by a few per cent):",
+    "Where each leg's thread time went (self time of V8's CPU profile of the replay, by layer of the code; samples are timed on the wall clock, and the profiler slows the legs by a few per cent):",
     '',
     `| layer | ${profiled.map((leg) => `${leg.file} s`).join(' | ')} |`,
     `|---|${profiled.map(() => '---:').join('|')}|`,
