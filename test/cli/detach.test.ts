@@ -3,24 +3,14 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { motoAnswers } from '../../shared/local/moto.ts';
 import { isAlive, readLocalRecord } from '../../shared/local/state.ts';
+import { cli } from '../support/cli.ts';
 
 /** `local up --detach` runs the stack in the background, `local down` stops it; a failed start says why. */
 
 const dir = mkdtempSync(path.join(tmpdir(), 'backstop-detach-'));
 const saved = { ...process.env };
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
 
 beforeAll(() => {
   process.env.BACKSTOP_STATE_DIR = dir;

@@ -3,24 +3,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { freePort } from '../../shared/local/moto.ts';
 import { writeLocalRecord } from '../../shared/local/state.ts';
+import { cli } from '../support/cli.ts';
 
 /**
  * The operator commands' failures: bad arguments exit 2 and unusable targets exit 1, each with exactly one
  * line on stderr (never a stack trace) and nothing on stdout. All in process, no emulator needed.
  */
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
 
 const dir = mkdtempSync(path.join(tmpdir(), 'backstop-cli-errors-'));
 const stateDir = path.join(dir, 'state');

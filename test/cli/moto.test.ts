@@ -4,7 +4,6 @@ import path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -25,6 +24,7 @@ import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { QUEUES, TABLES } from '../../shared/topology.ts';
+import { cli } from '../support/cli.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 /**
@@ -50,16 +50,6 @@ afterAll(async () => {
   process.env = saved;
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
 
 async function newStage(): Promise<{ stage: string; names: ResourceNames; at: string[] }> {
   stageCounter += 1;

@@ -3,23 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
-import { main } from '../../cli/main.ts';
 import { ProgressBar } from '../../cli/progress.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
 import { formatUsd } from '../../cli/table.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { usd } from '../../shared/domain/units.ts';
+import { cli } from '../support/cli.ts';
 
 /** Runs the CLI in process with captured streams. */
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
 
 describe('backstop CLI: bad arguments are one line on stderr and exit code 2', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
