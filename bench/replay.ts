@@ -63,6 +63,44 @@ export interface ReplayResult {
   /** Legs ran in parallel worker threads, one per leg. */
   readonly parallel: boolean;
   readonly legs: readonly ReplayLeg[];
+  /**
+   * The same replay over smaller books, then this one: how its time grows with the book (the fund and the
+   * providers' capital scale with the book's open interest, the venue's depth does not, so a bigger book is a
+   * harder crash: more of it falls through to ADL and the last resort, the dearest paths).
+   */
+  readonly scaling?: readonly ReplayScalePoint[];
+}
+
+/** One book size of the scaling series: both legs together. */
+export interface ReplayScalePoint {
+  readonly positions: number;
+  readonly liquidations: number;
+  /** Liquidations by how they were settled, both legs together. */
+  readonly settledBy: Readonly<Record<string, number>>;
+  readonly seconds: number;
+  readonly processCpuSeconds: number;
+  /** The legs' threads' CPU together. */
+  readonly legsCpuSeconds: number;
+  /** legsCpuSeconds per liquidation, microseconds. */
+  readonly cpuMicrosPerLiquidation: number;
+}
+
+export function scalePointOf(replay: ReplayResult): ReplayScalePoint {
+  const settledBy: Record<string, number> = {};
+  for (const leg of replay.legs) {
+    for (const [how, n] of Object.entries(leg.settledBy)) settledBy[how] = (settledBy[how] ?? 0) + n;
+  }
+  const legsCpuSeconds = replay.legs.reduce((a, l) => a + l.cpuSeconds, 0);
+  return {
+    positions: replay.positions,
+    liquidations: replay.liquidations,
+    settledBy,
+    seconds: replay.seconds,
+    processCpuSeconds: replay.processCpuSeconds,
+    legsCpuSeconds: significant(legsCpuSeconds),
+    cpuMicrosPerLiquidation:
+      replay.liquidations > 0 ? significant((legsCpuSeconds * 1e6) / replay.liquidations) : 0,
+  };
 }
 
 export interface ReplayOptions {

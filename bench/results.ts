@@ -4,7 +4,7 @@ import { CODE_LAYER_MEANING, CODE_LAYERS, type CodeLayer } from './layers.ts';
 import type { MachineInfo } from './machine.ts';
 import type { MarginCheckRow } from './margin.ts';
 import type { CostBreakdown } from './pricing.ts';
-import type { ReplayResult } from './replay.ts';
+import type { ReplayResult, ReplayScalePoint } from './replay.ts';
 
 /**
  * The shape of bench/results.json that scripts read. The issue's keys are fixed; the objects carry more detail
@@ -168,6 +168,7 @@ export function renderMarkdown(r: BenchResults): string {
             `The process used ${fmt(rp.processCpuSeconds, 2)} s of CPU meanwhile: the legs' threads (replay CPU above) and the garbage collector's and compiler's helper threads, on the same cores.`,
           ]),
       '',
+      ...scalingTable(rp.scaling),
       ...layerTable(rp.legs),
     );
   }
@@ -247,6 +248,25 @@ function ops(byOperation: Record<string, number>): string {
 
 function costRow(label: string, c: CostBreakdown): string {
   return `| ${label} | ${usd(c.dynamodb)} | ${usd(c.sqs)} | ${usd(c.eventBridge)} | ${usd(c.lambdaRequests)} | ${usd(c.lambdaDuration)} | **${usd(c.total)}** |`;
+}
+
+/** How the replay's time grows with the book (both legs at each size). */
+function scalingTable(points: ReplayResult['scaling']): string[] {
+  if (!points?.length) return [];
+  const by = (p: ReplayScalePoint, how: string) => p.settledBy[how] ?? 0;
+  const share = (p: ReplayScalePoint, n: number) =>
+    p.liquidations > 0 ? `${Math.round((100 * n) / p.liquidations)} %` : 'n/a';
+  return [
+    "How it grows with the book (both legs at each size; the fund and the providers' capital scale with the book's open interest, the venue's depth does not, so a bigger book is a harder crash):",
+    '',
+    '| positions | liquidations | by the market or auction | by the fund | by ADL | wall s | process CPU s | legs CPU s | legs CPU per liquidation, us |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...points.map(
+      (p) =>
+        `| ${fmt(p.positions)} | ${fmt(p.liquidations)} | ${share(p, by(p, 'market') + by(p, 'auction'))} | ${share(p, by(p, 'insurance'))} | ${share(p, by(p, 'adl'))} | ${fmt(p.seconds, 2)} | ${fmt(p.processCpuSeconds, 2)} | ${fmt(p.legsCpuSeconds, 2)} | ${fmt(p.cpuMicrosPerLiquidation)} |`,
+    ),
+    '',
+  ];
 }
 
 /** The legs' thread time by layer of the code, when the replay was profiled (BENCH_PROFILE=1). */

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineInfo, withEndLoad } from './machine.ts';
 import { benchEvaluations, benchMarginCheck } from './margin.ts';
-import { benchReplay, ETH_LEGS } from './replay.ts';
+import { benchReplay, ETH_LEGS, type ReplayScalePoint, scalePointOf } from './replay.ts';
 import { type BenchResults, judgeTargets, renderMarkdown } from './results.ts';
 import { significant } from './timing.ts';
 
@@ -31,6 +31,8 @@ interface Sizes {
   readonly budgetMs: number;
   readonly evaluations: { positions: number; runMs: number; runs: number };
   readonly replayPositions: number;
+  /** Smaller books replayed too, for how the replay's time grows with the book. */
+  readonly replayScaling: readonly number[];
   readonly noCrossTicks: number;
   readonly callsCrossed: readonly number[];
   readonly perLayer: number;
@@ -43,6 +45,7 @@ const FULL: Sizes = {
   budgetMs: 1500,
   evaluations: { positions: 10_000, runMs: 1000, runs: 7 },
   replayPositions: 100_000,
+  replayScaling: [25_000, 50_000],
   noCrossTicks: 20,
   callsCrossed: [1, 10, 100],
   perLayer: 20,
@@ -55,6 +58,7 @@ const SHORT: Sizes = {
   budgetMs: 100,
   evaluations: { positions: 10_000, runMs: 150, runs: 3 },
   replayPositions: 2_000,
+  replayScaling: [500, 1_000],
   noCrossTicks: 3,
   callsCrossed: [1, 5],
   perLayer: 3,
@@ -173,14 +177,20 @@ async function runPart(part: Part, sizes: Sizes, env: NodeJS.ProcessEnv, cores: 
     }
     case 'replay': {
       const dataDir = env.BENCH_DATA_DIR ?? resolve(ROOT, '..', 'shared', 'data');
-      results.replay = await benchReplay({
-        files: ETH_LEGS.map((f) => join(dataDir, f)),
-        positions: sizes.replayPositions,
-        // One worker per leg on a multi-core machine (the target is for 2 cores).
-        parallel: cores >= 2 && env.BENCH_REPLAY_SERIAL !== '1',
-        profile: env.BENCH_PROFILE === '1',
-        log,
-      });
+      const replayOf = (positions: number, profile: boolean) =>
+        benchReplay({
+          files: ETH_LEGS.map((f) => join(dataDir, f)),
+          positions,
+          // One worker per leg on a multi-core machine (the target is for 2 cores).
+          parallel: cores >= 2 && env.BENCH_REPLAY_SERIAL !== '1',
+          profile,
+          log,
+        });
+      const replay = await replayOf(sizes.replayPositions, env.BENCH_PROFILE === '1');
+      const smaller: ReplayScalePoint[] = [];
+      for (const positions of sizes.replayScaling)
+        smaller.push(scalePointOf(await replayOf(positions, false)));
+      results.replay = { ...replay, scaling: [...smaller, scalePointOf(replay)] };
       return;
     }
     case 'calls': {

@@ -113,6 +113,32 @@ describe('npm run bench (short)', () => {
     expect(replay.processCpuSeconds).toBeGreaterThanOrEqual(legsCpu * 0.999);
   });
 
+  it('replays smaller books too, ending with the main one, for how the time grows with the book', () => {
+    const replay = results.replay!;
+    const scaling = replay.scaling!;
+    expect(scaling.map((p) => p.positions)).toEqual([500, 1_000, replay.positions]);
+    const main = scaling.at(-1)!;
+    expect(main.liquidations).toBe(replay.liquidations);
+    expect(main.legsCpuSeconds).toBeCloseTo(
+      replay.legs.reduce((a, l) => a + l.cpuSeconds, 0),
+      2,
+    );
+    for (const point of scaling) {
+      expect(point.liquidations).toBeGreaterThan(0);
+      // Every liquidation ends in exactly one terminal state: the settlements add up to the liquidations.
+      expect(Object.values(point.settledBy).reduce((a, b) => a + b, 0)).toBe(point.liquidations);
+      expect(point.cpuMicrosPerLiquidation).toBeCloseTo(
+        (point.legsCpuSeconds * 1e6) / point.liquidations,
+        -1,
+      );
+    }
+    // A bigger book liquidates more of the same crash.
+    expect(scaling[0]!.liquidations).toBeLessThan(scaling[1]!.liquidations);
+    expect(scaling[1]!.liquidations).toBeLessThan(main.liquidations);
+    expect(markdown).toContain('How it grows with the book');
+    expect(markdown).toMatch(/\| 2,000 \| [\d,]+ \| \d+ % \| \d+ % \| \d+ % \|/);
+  });
+
   it('profiles each replay leg by layer of the code (BENCH_PROFILE=1)', () => {
     for (const leg of results.replay!.legs) {
       const byLayer = leg.secondsByLayer!;
