@@ -3,6 +3,7 @@ import {
   type EmbeddedAdapters,
   type EmbeddedPositionRepository,
 } from '../shared/adapters/embedded/index.ts';
+import type { AdlOrder } from '../shared/domain/adl-threshold.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../shared/domain/config.ts';
 import { isLiquidatable } from '../shared/domain/margin.ts';
 import type { Side } from '../shared/domain/model.ts';
@@ -60,9 +61,15 @@ export class ScanningPositions implements PositionRepository {
   replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     return this.inner.replace(next, expectedVersion);
   }
-  /** Margin checks never read a whole side (ADL does): the index's answer. */
-  queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
-    return this.inner.queryOpen(symbol, side, limit, cursor);
+  /** Margin checks never read ADL's orders: the index's answer. */
+  queryAdlOrder(
+    symbol: string,
+    side: Side,
+    order: AdlOrder,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage> {
+    return this.inner.queryAdlOrder(symbol, side, order, limit, cursor);
   }
   async queryCrossed(
     symbol: string,

@@ -41,6 +41,12 @@ export type TableId = 'positions' | 'markets' | 'liquidations' | 'auctions' | 'l
  */
 export const POSITION_INDEX = 'byLiquidationPrice';
 /**
+ * ADL's two orders of a side (shared/domain/adl-threshold.ts), on the same sparse partition `liqKey`: sort
+ * `entryPrice` (N), and sort `adlLeverage` (N, adlLeverageKey of size and collateral), present only when OPEN.
+ * Neither moves with the mark, so the exact top of the ADL ranking is a prefix of each.
+ */
+export const POSITION_ADL_INDEXES = { entry: 'adlByEntryPrice', leverage: 'adlByLeverage' } as const;
+/**
  * Auctions index: partition `wakeKey` = `${symbol}#${direction}`, sort `wakeMark` (N, PriceE8 integer), present
  * only on RUNNING auctions asleep past a step (sparse). A tick that reaches a side's wake mark reads the
  * sleepers it reached as one range query: SELL wakeMark <= mark, BUY wakeMark >= mark.
@@ -59,9 +65,22 @@ export const TABLES: readonly TableDef[] = [
         sortKey: { name: 'liqPrice', type: 'N' },
         projection: 'ALL',
       },
+      {
+        name: POSITION_ADL_INDEXES.entry,
+        partitionKey: { name: 'liqKey', type: 'S' },
+        sortKey: { name: 'entryPrice', type: 'N' },
+        projection: 'ALL',
+      },
+      {
+        name: POSITION_ADL_INDEXES.leverage,
+        partitionKey: { name: 'liqKey', type: 'S' },
+        sortKey: { name: 'adlLeverage', type: 'N' },
+        projection: 'ALL',
+      },
     ],
     retain: true,
-    purpose: 'isolated-margin positions; sparse index of OPEN positions by liquidation price',
+    purpose:
+      'isolated-margin positions; sparse indexes of OPEN positions by liquidation price, and by entry price and leverage for ADL',
   },
   {
     id: 'markets',

@@ -1,4 +1,5 @@
 import type { AdlCandidate } from '../domain/adl.ts';
+import type { AdlOrder } from '../domain/adl-threshold.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
@@ -56,10 +57,17 @@ export interface PositionRepository {
     cursor?: string,
   ): Promise<CrossedPage>;
   /**
-   * Every OPEN position of a market side, the safest first (farthest from its liquidation price): how ADL reads
-   * a side, whose candidates are the positions in profit, while those nearest liquidation mostly are not.
+   * Every OPEN position of a market side in one of ADL's two orders, neither of which moves with the mark
+   * (shared/domain/adl-threshold.ts): 'entry', the most profitable first at any mark (longs by ascending entry
+   * price, shorts descending); 'leverage', by descending adlLeverageKey(size, collateral). Ties in the index's order.
    */
-  queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage>;
+  queryAdlOrder(
+    symbol: string,
+    side: Side,
+    order: AdlOrder,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage>;
   /** Replaces the position if its version is `expectedVersion` (the new record carries version + 1). */
   replace(next: PositionRecord, expectedVersion: number): Promise<void>;
 }

@@ -1,7 +1,36 @@
 import { type AdlCandidate, compareRanked, type RankedCandidate } from '../domain/adl.ts';
+import { type AdlOrder, AdlThreshold, type AdlThresholdResult } from '../domain/adl-threshold.ts';
 import type { Side } from '../domain/model.ts';
 import type { PriceE8 } from '../domain/units.ts';
-import type { PositionRecord } from '../ports/index.ts';
+import type { PositionRecord, PositionRepository } from '../ports/index.ts';
+
+/** Positions per page of each of ADL's two orders. */
+const ADL_ORDER_PAGE = 1000;
+
+/**
+ * The exact top `count` of the ADL ranking of `side` at `mark` against a `deleveragedSide` position, read as
+ * prefixes of the side's two ADL orders in turn (the threshold search of shared/domain/adl-threshold.ts): a
+ * crash's ranking reads a few thousand positions of a side, whatever its size, instead of all of it.
+ */
+export async function readAdlTop(
+  positions: PositionRepository,
+  symbol: string,
+  side: Side,
+  mark: PriceE8,
+  deleveragedSide: Side,
+  count: number,
+): Promise<AdlThresholdResult<PositionRecord>> {
+  const search = new AdlThreshold<PositionRecord>(mark, deleveragedSide, count);
+  const cursors: Record<AdlOrder, string | undefined> = { entry: undefined, leverage: undefined };
+  for (;;) {
+    for (const order of ['entry', 'leverage'] as const) {
+      const page = await positions.queryAdlOrder(symbol, side, order, ADL_ORDER_PAGE, cursors[order]);
+      cursors[order] = page.cursor;
+      search.offer(order, page.positions, page.cursor === undefined);
+    }
+    if (search.done()) return search.result();
+  }
+}
 
 /** A counterparty a plan may take, with the version of the record it was ranked from (the freeze commits against it). */
 export type VersionedCandidate = AdlCandidate & { readonly version: number };

@@ -6,8 +6,6 @@ import type {
   LiquidationContext,
   MarketRepository,
   MarketState,
-  PositionRecord,
-  PositionRepository,
   Telemetry,
   Venue,
 } from '../ports/index.ts';
@@ -62,36 +60,4 @@ export function markOfMarket(
 ): { readonly mark: PriceE8; readonly atMs: number } {
   const tick = market?.lastTick;
   return tick ? { mark: tick.markPrice, atMs: tick.timestampMs } : { mark: fallback, atMs: nowMs };
-}
-
-/**
- * The OPEN positions of one side of a market, through the index, safest first (ADL candidates; rare). At most
- * `maxPages` of 1,000: on a larger side the ones left unread are those nearest liquidation, mostly at a loss
- * and so never ADL's.
- */
-export async function openPositions(
-  positions: PositionRepository,
-  symbol: string,
-  side: Side,
-  maxPages = 100,
-): Promise<PositionRecord[]> {
-  return (await readOpenSide(positions, symbol, side, maxPages)).positions;
-}
-
-/** openPositions, and whether they are the whole side (`complete`: no page was left unread). */
-export async function readOpenSide(
-  positions: PositionRepository,
-  symbol: string,
-  side: Side,
-  maxPages = 100,
-): Promise<{ readonly positions: PositionRecord[]; readonly complete: boolean }> {
-  const found: PositionRecord[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < maxPages; page++) {
-    const result = await positions.queryOpen(symbol, side, 1000, cursor);
-    found.push(...result.positions);
-    cursor = result.cursor;
-    if (cursor === undefined) return { positions: found, complete: true };
-  }
-  return { positions: found, complete: false };
 }

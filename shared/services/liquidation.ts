@@ -1,5 +1,5 @@
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, type RankedCandidate, rankCandidate, topEntriesForAdl } from '../domain/adl.ts';
+import { type AdlCandidate, type RankedCandidate, rankCandidate } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -34,14 +34,13 @@ import {
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
-import { AdlQueue, type QueuedEntry, type VersionedCandidate } from './adl-snapshots.ts';
+import { AdlQueue, type QueuedEntry, readAdlTop, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
   type LiquidationContext,
   latestMark,
   markOfMarket,
   oppositeSide,
-  readOpenSide,
   type SettlementDeps,
 } from './context.ts';
 import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
@@ -846,14 +845,20 @@ async function adlQueue(
     // (a crash with the other side spent asked again for every slice).
     if (taken || cached.complete) return { ...planned, records };
   }
-  const open = await readOpenSide(deps.positions, symbol, side);
-  const top = topEntriesForAdl(open.positions, mark, liquidation.side, ADL_CANDIDATES_CONSIDERED);
-  for (const { candidate: p } of top) records.set(p.id, p);
+  const top = await readAdlTop(
+    deps.positions,
+    symbol,
+    side,
+    mark,
+    liquidation.side,
+    ADL_CANDIDATES_CONSIDERED,
+  );
+  for (const { candidate: p } of top.entries) records.set(p.id, p);
   const queue = new AdlQueue(
     mark,
     now,
-    top.map(({ ranked, candidate: p }) => ({ ranked, candidate: versionedOf(ranked, p.version) })),
-    open.complete && top.length < ADL_CANDIDATES_CONSIDERED,
+    top.entries.map(({ ranked, candidate: p }) => ({ ranked, candidate: versionedOf(ranked, p.version) })),
+    top.complete,
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.

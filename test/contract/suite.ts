@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type AdlOrder, adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import {
@@ -292,27 +293,66 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(all.positions.map((p) => p.id)).toEqual(['hi', 'lo']);
       });
 
-      it('reads a whole side the safest first (ADL): longs lowest, shorts highest liquidation price', async () => {
-        await ladder('LONG', ['1800', '2100', '1900', '2000']);
-        await ladder('SHORT', ['2300', '2100', '2200']);
-        const p1 = (await a.positions.get('LONG-1'))!;
-        await a.positions.replace({ ...p1, state: 'LIQUIDATING', version: 2 }, 1);
-        const open = async (side: Side) =>
-          (await a.positions.queryOpen('ETH-USD', side, 100)).positions.map((p) =>
-            String(p.liquidationPrice / 10n ** 8n),
+      /** Positions of one side with distinct entry prices and collaterals (ADL's two orders). */
+      const adlBook = async (side: Side, rows: readonly { entry: string; collateral: string }[]) => {
+        for (const [i, r] of rows.entries()) {
+          await a.positions.create(
+            position({ id: `${side}-${i}`, side, entryPrice: price(r.entry), collateral: usd(r.collateral) }),
           );
-        expect(await open('LONG')).toEqual(['1800', '1900', '2000']);
-        expect(await open('SHORT')).toEqual(['2300', '2200', '2100']);
-        expect((await a.positions.queryOpen('SOL-USD', 'LONG', 10)).positions).toEqual([]);
+        }
+      };
+      const adlOrder = async (side: Side, order: AdlOrder, symbol = 'ETH-USD') =>
+        (await a.positions.queryAdlOrder(symbol, side, order, 100)).positions.map((p) => p.id);
+
+      it("reads a side in ADL's orders: by entry, the most profitable first; by leverage, the highest first", async () => {
+        const rows = [
+          { entry: '2000', collateral: '300' },
+          { entry: '1800', collateral: '150' },
+          { entry: '2200', collateral: '600' },
+          { entry: '1900', collateral: '100' },
+        ];
+        await adlBook('LONG', rows);
+        await adlBook('SHORT', rows);
+        // Longs profit most from the lowest entry, shorts from the highest; size 1.5 each, so x follows 1 / collateral.
+        expect(await adlOrder('LONG', 'entry')).toEqual(['LONG-1', 'LONG-3', 'LONG-0', 'LONG-2']);
+        expect(await adlOrder('SHORT', 'entry')).toEqual(['SHORT-2', 'SHORT-0', 'SHORT-3', 'SHORT-1']);
+        expect(await adlOrder('LONG', 'leverage')).toEqual(['LONG-3', 'LONG-1', 'LONG-0', 'LONG-2']);
+        expect(await adlOrder('LONG', 'leverage', 'SOL-USD')).toEqual([]);
       });
 
-      it('pages through a whole side once, the safest first, ties included', async () => {
-        const prices = Array.from({ length: 23 }, (_, i) => String(1500 + (i % 9) * 10));
-        await ladder('SHORT', prices);
-        const seen = await everyPage(4, (cursor) => a.positions.queryOpen('ETH-USD', 'SHORT', 4, cursor));
-        expect(seen.map((p) => p.id).sort()).toEqual(prices.map((_, i) => `SHORT-${i}`).sort());
-        const liq = seen.map((p) => p.liquidationPrice);
-        expect(liq).toEqual([...liq].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0)));
+      it("is sparse in ADL's orders too, and a changed position moves to its new place", async () => {
+        await adlBook('SHORT', [
+          { entry: '2000', collateral: '300' },
+          { entry: '2100', collateral: '200' },
+          { entry: '2200', collateral: '100' },
+        ]);
+        const p0 = (await a.positions.get('SHORT-0'))!;
+        const p2 = (await a.positions.get('SHORT-2'))!;
+        await a.positions.replace({ ...p2, state: 'LIQUIDATING', version: 2 }, 1);
+        expect(await adlOrder('SHORT', 'entry')).toEqual(['SHORT-1', 'SHORT-0']);
+        // ADL took most of SHORT-0: a smaller size for the same collateral is less leveraged.
+        await a.positions.replace({ ...p0, size: base('0.1'), version: 2 }, 1);
+        expect(await adlOrder('SHORT', 'leverage')).toEqual(['SHORT-1', 'SHORT-0']);
+        await a.positions.replace({ ...p0, size: base('6'), version: 3 }, 2);
+        expect(await adlOrder('SHORT', 'leverage')).toEqual(['SHORT-0', 'SHORT-1']);
+      });
+
+      it("pages through a whole side once in each of ADL's orders, ties included", async () => {
+        const rows = Array.from({ length: 23 }, (_, i) => ({
+          entry: String(1500 + (i % 9) * 10),
+          collateral: String(100 + (i % 5) * 50),
+        }));
+        await adlBook('SHORT', rows);
+        for (const order of ['entry', 'leverage'] as const) {
+          const seen = await everyPage(4, (cursor) =>
+            a.positions.queryAdlOrder('ETH-USD', 'SHORT', order, 4, cursor),
+          );
+          expect(seen.map((p) => p.id).sort()).toEqual(rows.map((_, i) => `SHORT-${i}`).sort());
+          const keys = seen.map((p) =>
+            order === 'entry' ? -p.entryPrice : -adlLeverageKey(p.size, p.collateral),
+          );
+          expect(keys).toEqual([...keys].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+        }
       });
 
       it('matches a full scan for random books and marks (property)', async () => {

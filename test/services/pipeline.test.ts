@@ -1,13 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
+import { topEntriesForAdl } from '../../shared/domain/adl.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import type { Side } from '../../shared/domain/model.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { InjectedCrash } from '../../shared/ports/index.ts';
+import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
-import { AdlQueue, AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
+import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
-import { INSURANCE_ACCOUNT, openPositions, readOpenSide } from '../../shared/services/context.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { LAST_RESORT_WAITS, lastResortWaitSeconds } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -800,6 +802,10 @@ describe('insurance and ADL layers', () => {
   });
 });
 
+/** Rankings of a side a spy saw: each threshold search starts with the first page of the entry order. */
+const rankings = (calls: readonly unknown[][], side: Side): number =>
+  calls.filter(([, s, order, , cursor]) => s === side && order === 'entry' && cursor === undefined).length;
+
 describe('ADL queue (AdlSnapshots)', () => {
   /** Four longs gap through bankruptcy at one mark with an empty fund; six shorts in profit take it. */
   async function cascade(adlSnapshots?: AdlSnapshots) {
@@ -807,10 +813,10 @@ describe('ADL queue (AdlSnapshots)', () => {
     await p.tick('ETH-USD', '200');
     for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
     for (let i = 0; i < 6; i++) await p.open('SHORT', `${3 + i}`, `${200 + i}`, `${300 + 50 * i}`);
-    const sideReads = vi.spyOn(p.adapters.positions, 'queryOpen');
+    const sideReads = vi.spyOn(p.adapters.positions, 'queryAdlOrder');
     await p.tick('ETH-USD', '175');
     await p.drain();
-    const shortSideReads = sideReads.mock.calls.filter(([, side]) => side === 'SHORT').length;
+    const shortSideReads = rankings(sideReads.mock.calls, 'SHORT');
     const settled = (await liquidationsOf(p)).map((l) => ({ state: l.state, settlement: l.settlement }));
     return { p, shortSideReads, settled };
   }
@@ -864,7 +870,7 @@ describe('ADL queue (AdlSnapshots)', () => {
     for (let i = 0; i < 2; i++) await p.open('SHORT', '1', '201', '300');
     await p.open('SHORT', '5', '150', '300'); // at a loss at 175: never a counterparty
     p.venue.faults.emptyBooks.add('ETH-USD');
-    const sideReads = vi.spyOn(p.adapters.positions, 'queryOpen');
+    const sideReads = vi.spyOn(p.adapters.positions, 'queryAdlOrder');
     await p.tick('ETH-USD', '175');
     await p.runUntil(p.clock.nowMs() + 1_000);
 
@@ -873,30 +879,26 @@ describe('ADL queue (AdlSnapshots)', () => {
     const adl = slices.reduce((t, l) => t + (l.settlement?.adlClosedSize ?? 0n), 0n);
     expect(adl).toBe(parseBase('2'));
     expect(p.telemetry.total('LastResortWaits')).toBeGreaterThanOrEqual(4);
-    expect(sideReads.mock.calls.filter(([, side]) => side === 'SHORT')).toHaveLength(1);
+    expect(rankings(sideReads.mock.calls, 'SHORT')).toBe(1);
     expect(p.errors).toEqual([]);
   });
 
-  it('says whether a read of a side was whole', async () => {
-    const p = createPipeline();
-    for (let i = 0; i < 1500; i++) await p.open('SHORT', '1', '200', String(1550 - i));
-    expect((await readOpenSide(p.adapters.positions, 'ETH-USD', 'SHORT')).complete).toBe(true);
-    const onePage = await readOpenSide(p.adapters.positions, 'ETH-USD', 'SHORT', 1);
-    expect(onePage).toMatchObject({ complete: false });
-    expect(onePage.positions).toHaveLength(1000);
-  });
-
-  it('reads a side the safest first, so a side beyond its page cap loses those nearest liquidation', async () => {
+  it('ranks a side exactly from prefixes of its two ADL orders, whatever its size', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
-    // 1,500 shorts, leverage rising with the index: the first are the safest (highest liquidation price).
-    for (let i = 0; i < 1500; i++) await p.open('SHORT', '1', '200', String(1550 - i));
-    const all = await openPositions(p.adapters.positions, 'ETH-USD', 'SHORT');
-    const oneAPage = await openPositions(p.adapters.positions, 'ETH-USD', 'SHORT', 1);
-    expect(all).toHaveLength(1500);
-    expect(oneAPage).toHaveLength(1000);
-    const byPrice = [...all].sort((a, b) => (a.liquidationPrice > b.liquidationPrice ? -1 : 1));
-    expect(oneAPage.map((x) => x.id)).toEqual(byPrice.slice(0, 1000).map((x) => x.id));
+    // 3,000 shorts in profit at 175: entries and collaterals spread so that neither order alone is the ranking.
+    const side: PositionRecord[] = [];
+    for (let i = 0; i < 3000; i++) {
+      side.push(await p.open('SHORT', '1', String(180 + ((i * 37) % 40)), String(20 + ((i * 53) % 400))));
+    }
+    const reads = vi.spyOn(p.adapters.positions, 'queryAdlOrder');
+    const top = await readAdlTop(p.adapters.positions, 'ETH-USD', 'SHORT', parsePrice('175'), 'LONG', 90);
+    const exact = topEntriesForAdl(side, parsePrice('175'), 'LONG', 90).map((e) => e.candidate.id);
+    expect(top.entries.map((e) => e.candidate.id)).toEqual(exact);
+    expect(top.complete).toBe(false);
+    // Fewer positions read than the side holds (pages of 1,000 of each order, so at most two rounds here).
+    const read = reads.mock.results.length;
+    expect(read).toBeLessThan(6);
   });
 
   it('serves a queue only at its own mark and while fresh', () => {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedInputError } from '../../shared/adapters/embedded/internal.ts';
 import { EmbeddedPositionRepository } from '../../shared/adapters/embedded/positions.ts';
+import { adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
 import type { PositionState, Side } from '../../shared/domain/model.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import {
@@ -289,7 +290,10 @@ describe('embedded positions: the index agrees with a full scan', () => {
   it('holds across chunk splits (thousands of entries, inserted one by one and in bulk)', async () => {
     const repo = new EmbeddedPositionRepository();
     const book = Array.from({ length: 5000 }, (_, i) =>
-      position(`q${i}`, i % 3 === 0 ? 'SHORT' : 'LONG', BigInt((i * 7919) % 997)),
+      position(`q${i}`, i % 3 === 0 ? 'SHORT' : 'LONG', BigInt((i * 7919) % 997), {
+        entryPrice: price(String(150 + ((i * 31) % 101))),
+        collateral: usd(String(5 + ((i * 17) % 89))),
+      }),
     );
     repo.createMany(book.slice(0, 2500));
     for (const p of book.slice(2500)) await repo.create(p);
@@ -301,19 +305,29 @@ describe('embedded positions: the index agrees with a full scan', () => {
       const { ids, pages } = await allPages(repo, 'ETH-USD', side, 500n, 333);
       expect(ids).toEqual(repo.scanCrossed('ETH-USD', side, 500n).map((p) => p.id));
       expect(pages).toBeGreaterThan(1);
-      // The whole side, safest first: the index read from its end, page after page across chunks.
-      const everything = side === 'LONG' ? 0n : 10n ** 30n;
-      const whole = repo.scanCrossed('ETH-USD', side, everything).map((p) => p.id);
-      for (const limit of [1, 333, 1000, 5000]) {
-        const safest: string[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await repo.queryOpen('ETH-USD', side, limit, cursor);
-          expect(page.positions.length).toBeLessThanOrEqual(limit);
-          safest.push(...page.positions.map((p) => p.id));
-          cursor = page.cursor;
-        } while (cursor !== undefined);
-        expect(safest).toEqual([...whole].reverse());
+      // ADL's two orders of the whole side, page after page across chunks, against a sort of the OPEN ones.
+      const open = (await Promise.all(book.map((b) => repo.get(b.id)))).filter((x) => x!.state === 'OPEN');
+      const ofSide = open.filter((x) => x!.side === side) as PositionRecord[];
+      const byKey = (key: (x: PositionRecord) => bigint) =>
+        [...ofSide]
+          .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1))
+          .map((x) => x.id);
+      const want = {
+        entry: byKey((x) => (side === 'LONG' ? x.entryPrice : -x.entryPrice)),
+        leverage: byKey((x) => -adlLeverageKey(x.size, x.collateral)),
+      };
+      for (const order of ['entry', 'leverage'] as const) {
+        for (const limit of [1, 333, 1000, 5000]) {
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await repo.queryAdlOrder('ETH-USD', side, order, limit, cursor);
+            expect(page.positions.length).toBeLessThanOrEqual(limit);
+            seen.push(...page.positions.map((x) => x.id));
+            cursor = page.cursor;
+          } while (cursor !== undefined);
+          expect(seen).toEqual(want[order]);
+        }
       }
     }
   });

@@ -1,8 +1,9 @@
 import { type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
 import type { PositionState, Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { CrashHook, CrossedPage, PositionRecord, PositionRepository } from '../../ports/index.ts';
-import { POSITION_INDEX } from '../../topology.ts';
+import { POSITION_ADL_INDEXES, POSITION_INDEX } from '../../topology.ts';
 import {
   AdapterInputError,
   CorruptItemError,
@@ -22,7 +23,8 @@ import {
 
 /**
  * Positions table, pk `id`. Only OPEN positions carry the index attributes `liqKey` and `liqPrice`, so the
- * `byLiquidationPrice` GSI is sparse: a position that leaves OPEN is written without them and drops out.
+ * `byLiquidationPrice` GSI is sparse: a position that leaves OPEN is written without them and drops out. ADL's
+ * two GSIs share the partition `liqKey`, sorted by `entryPrice` and by `adlLeverage` (only on OPEN positions).
  */
 
 /** Index partition of a market side (one shard, see DEFAULT_POSITION_INDEX_SHARDS in topology.ts). */
@@ -52,7 +54,11 @@ export function positionItem(p: PositionRecord): Item {
     liquidationPrice: N(p.liquidationPrice),
     ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
     ...(p.state === 'OPEN'
-      ? { liqKey: S(positionIndexKey(p.symbol, p.side)), liqPrice: N(p.liquidationPrice) }
+      ? {
+          liqKey: S(positionIndexKey(p.symbol, p.side)),
+          liqPrice: N(p.liquidationPrice),
+          adlLeverage: N(adlLeverageKey(p.size, p.collateral)),
+        }
       : {}),
   };
 }
@@ -141,20 +147,29 @@ export class DynamoPositionRepository implements PositionRepository {
     return out.LastEvaluatedKey ? { positions, cursor: encodeCursor(out.LastEvaluatedKey) } : { positions };
   }
 
-  async queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
+  /** One Query on an ADL index: entry price ascending for longs, descending for shorts; leverage descending. */
+  async queryAdlOrder(
+    symbol: string,
+    side: Side,
+    order: AdlOrder,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage> {
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new AdapterInputError(`positions/bad-limit: ${limit}`);
+    }
+    if (order !== 'entry' && order !== 'leverage') {
+      throw new AdapterInputError(`positions/bad-order: ${String(order)}`);
     }
     const out = await this.dynamo.send(
       new QueryCommand({
         TableName: this.table,
-        IndexName: POSITION_INDEX,
+        IndexName: POSITION_ADL_INDEXES[order],
         KeyConditionExpression: 'liqKey = :key',
         FilterExpression: '#state = :open',
         ExpressionAttributeNames: { '#state': 'state' },
         ExpressionAttributeValues: { ':key': S(positionIndexKey(symbol, side)), ':open': S('OPEN') },
-        // Safest first: longs from the lowest liquidation price, shorts from the highest.
-        ScanIndexForward: side === 'LONG',
+        ScanIndexForward: order === 'entry' && side === 'LONG',
         Limit: limit,
         ...(cursor === undefined ? {} : { ExclusiveStartKey: decodeCursor(cursor) }),
       }),

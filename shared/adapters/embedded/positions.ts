@@ -1,3 +1,4 @@
+import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
 import type { Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
@@ -25,12 +26,24 @@ import { compareKeys, type IndexEntry, type IndexKey, indexKey, SortedIndex } fr
  *   short: key = +liquidationPrice, crossed when liquidationPrice <= mark  <=>  key <= +mark
  *
  * Ties on the price are ordered by id (ascending) so pages are deterministic.
+ *
+ * Two more sparse indexes per (symbol, side) give ADL's orders (PositionRepository.queryAdlOrder): by entry
+ * price, the most profitable first (longs ascending, shorts descending), and by descending leverage key.
  */
 
 const endangerment = (side: Side, liquidationPrice: PriceE8): bigint =>
   side === 'LONG' ? -liquidationPrice : liquidationPrice;
 
 const partition = (symbol: string, side: Side): string => `${symbol}#${side}`;
+
+/** The index keys of ADL's orders, ascending: the first entry is the one ADL reads first. */
+const ADL_KEYS: Readonly<Record<AdlOrder, (p: PositionRecord) => bigint>> = {
+  entry: (p) => (p.side === 'LONG' ? p.entryPrice : -p.entryPrice),
+  leverage: (p) => -adlLeverageKey(p.size, p.collateral),
+};
+const ADL_ORDERS: readonly AdlOrder[] = ['entry', 'leverage'];
+/** Above every key of these indexes (prices and leverage keys stay far below it). */
+const BEYOND_EVERY_KEY = 10n ** 80n;
 
 const SIDES: readonly string[] = ['LONG', 'SHORT'];
 
@@ -78,6 +91,11 @@ function decodeCursor(text: string, expectedPartition: string): IndexKey {
 export class EmbeddedPositionRepository implements PositionRepository {
   readonly #records = new Map<string, PositionRecord>();
   readonly #indexes = new Map<string, SortedIndex<PositionRecord>>();
+  /** ADL's orders, by order then partition. */
+  readonly #adlIndexes: Record<AdlOrder, Map<string, SortedIndex<PositionRecord>>> = {
+    entry: new Map(),
+    leverage: new Map(),
+  };
   readonly #hook: HookRef;
 
   constructor(hook: HookRef = {}) {
@@ -125,7 +143,12 @@ export class EmbeddedPositionRepository implements PositionRepository {
       for (const p of added) this.#records.delete(p.id);
       throw error;
     }
-    for (const [key, entries] of byPartition) this.#index(key).bulkInsert(entries);
+    for (const [key, entries] of byPartition) {
+      this.#index(key).bulkInsert(entries);
+      for (const order of ADL_ORDERS) {
+        this.#adlIndex(order, key).bulkInsert(entries.map((e) => adlEntryOf(order, e.value)));
+      }
+    }
     fire(this.#hook, 'positions.createMany');
   }
 
@@ -142,9 +165,22 @@ export class EmbeddedPositionRepository implements PositionRepository {
     return this.#page(symbol, side, limit, cursor, (index, after) => index.range(after, maxKey, limit));
   }
 
-  async queryOpen(symbol: string, side: Side, limit: number, cursor?: string): Promise<CrossedPage> {
-    // The index runs from the most endangered: the safest come from its end.
-    return this.#page(symbol, side, limit, cursor, (index, before) => index.rangeFromEnd(before, limit));
+  async queryAdlOrder(
+    symbol: string,
+    side: Side,
+    order: AdlOrder,
+    limit: number,
+    cursor?: string,
+  ): Promise<CrossedPage> {
+    if (!ADL_ORDERS.includes(order)) throw new EmbeddedInputError(`positions/bad-order: ${String(order)}`);
+    return this.#page(
+      symbol,
+      side,
+      limit,
+      cursor,
+      (index, after) => index.range(after, BEYOND_EVERY_KEY, limit),
+      { indexes: this.#adlIndexes[order], name: order, entryOf: (p) => adlEntryOf(order, p) },
+    );
   }
 
   /** One page of a side's index read by `read` from the cursor's entry (its last position), with the next cursor. */
@@ -157,19 +193,28 @@ export class EmbeddedPositionRepository implements PositionRepository {
       index: SortedIndex<PositionRecord>,
       from: IndexKey | undefined,
     ) => { values: PositionRecord[]; more: boolean },
+    of: {
+      readonly indexes: Map<string, SortedIndex<PositionRecord>>;
+      readonly name: string;
+      readonly entryOf: (p: PositionRecord) => IndexKey;
+    } = { indexes: this.#indexes, name: 'liq', entryOf },
   ): CrossedPage {
     if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
     }
     const key = partition(symbol, side);
-    const from = cursor === undefined ? undefined : decodeCursor(cursor, key);
-    const index = this.#indexes.get(key);
+    const cursorPartition = `${key}#${of.name}`;
+    const from = cursor === undefined ? undefined : decodeCursor(cursor, cursorPartition);
+    const index = of.indexes.get(key);
     if (!index) return { positions: [] };
     const { values, more } = read(index, from);
     const last = values[values.length - 1];
     if (!more || !last) return { positions: values };
-    return { positions: values, cursor: encodeCursor({ partition: key, after: entryOf(last) }) };
+    return {
+      positions: values,
+      cursor: encodeCursor({ partition: cursorPartition, after: of.entryOf(last) }),
+    };
   }
 
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
@@ -215,16 +260,31 @@ export class EmbeddedPositionRepository implements PositionRepository {
   /** Stores `next` in place of `current` and moves its index entry (no checks: callers checked). */
   write(current: PositionRecord | undefined, next: PositionRecord): void {
     if (current?.state === 'OPEN') {
-      this.#indexes.get(partition(current.symbol, current.side))?.remove(entryOf(current));
+      const key = partition(current.symbol, current.side);
+      this.#indexes.get(key)?.remove(entryOf(current));
+      for (const order of ADL_ORDERS) this.#adlIndexes[order].get(key)?.remove(adlEntryOf(order, current));
     }
     const stored = Object.freeze({ ...next });
     this.#records.set(stored.id, stored);
-    if (stored.state === 'OPEN') this.#index(partition(stored.symbol, stored.side)).insert(entryOf(stored));
+    if (stored.state === 'OPEN') {
+      const key = partition(stored.symbol, stored.side);
+      this.#index(key).insert(entryOf(stored));
+      for (const order of ADL_ORDERS) this.#adlIndex(order, key).insert(adlEntryOf(order, stored));
+    }
   }
 
   #index(key: string): SortedIndex<PositionRecord> {
     return getOrCreate(this.#indexes, key, () => new SortedIndex<PositionRecord>());
   }
+
+  #adlIndex(order: AdlOrder, key: string): SortedIndex<PositionRecord> {
+    return getOrCreate(this.#adlIndexes[order], key, () => new SortedIndex<PositionRecord>());
+  }
+}
+
+function adlEntryOf(order: AdlOrder, p: PositionRecord): IndexEntry<PositionRecord> {
+  const key = ADL_KEYS[order](p);
+  return { approx: Number(key), key, id: p.id, value: p };
 }
 
 function entryOf(p: PositionRecord): IndexEntry<PositionRecord> {

@@ -106,33 +106,6 @@ export class SortedIndex<T> {
     return { values, more: false };
   }
 
-  /**
-   * Entries strictly before `before` (from the end when undefined), last first, at most `limit`, and whether
-   * at least one more precedes them.
-   */
-  rangeFromEnd(before: IndexKey | undefined, limit: number): { values: T[]; more: boolean } {
-    const values: T[] = [];
-    let c = this.#chunks.length - 1;
-    let i = (this.#chunks[c]?.length ?? 0) - 1;
-    if (before) {
-      c = this.#firstChunkNotBelow(before);
-      const chunk = this.#chunks[c];
-      if (chunk) i = lowerBound(chunk, before) - 1;
-      else {
-        c = this.#chunks.length - 1;
-        i = (this.#chunks[c]?.length ?? 0) - 1;
-      }
-    }
-    for (; c >= 0; c -= 1, i = (this.#chunks[c]?.length ?? 0) - 1) {
-      const chunk = this.#chunks[c]!;
-      for (; i >= 0; i -= 1) {
-        if (values.length === limit) return { values, more: true };
-        values.push(chunk[i]!.value);
-      }
-    }
-    return { values, more: false };
-  }
-
   /** All entries in order (tests and compaction). */
   *entries(): IterableIterator<IndexEntry<T>> {
     for (const chunk of this.#chunks) yield* chunk;

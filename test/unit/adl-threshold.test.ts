@@ -1,0 +1,122 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type AdlCandidate, topEntriesForAdl } from '../../shared/domain/adl.ts';
+import {
+  type AdlOrder,
+  AdlThreshold,
+  adlLeverageKey,
+  LEVERAGE_KEY_SCALE,
+  UNBOUNDED_LEVERAGE_KEY,
+} from '../../shared/domain/adl-threshold.ts';
+import type { Side } from '../../shared/domain/model.ts';
+
+/** A side's two ADL orders as an index serves them (ties by id), the most profitable / leveraged first. */
+function orders(side: readonly AdlCandidate[], ofSide: Side): Record<AdlOrder, AdlCandidate[]> {
+  const sortBy = (key: (c: AdlCandidate) => bigint) =>
+    [...side].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
+  return {
+    entry: sortBy((c) => (ofSide === 'LONG' ? c.entryPrice : -c.entryPrice)),
+    leverage: sortBy((c) => -adlLeverageKey(c.size, c.collateral)),
+  };
+}
+
+/** Runs a search page by page, as the service does; returns its result and how many positions it read. */
+function search(side: readonly AdlCandidate[], ofSide: Side, mark: bigint, count: number, page: number) {
+  const deleveraged: Side = ofSide === 'LONG' ? 'SHORT' : 'LONG';
+  const lists = orders(side, ofSide);
+  const threshold = new AdlThreshold<AdlCandidate>(mark, deleveraged, count);
+  let at = 0;
+  for (;;) {
+    for (const order of ['entry', 'leverage'] as const) {
+      const slice = lists[order].slice(at, at + page);
+      threshold.offer(order, slice, at + page >= lists[order].length);
+    }
+    at += page;
+    if (threshold.done()) return { ...threshold.result(), read: Math.min(at, side.length) };
+  }
+}
+
+const markArb = fc.bigInt({ min: 100_000_000_000n, max: 10_000_000_000_000n });
+const sideArb = (ofSide: Side, mark: bigint) =>
+  fc.uniqueArray(
+    fc.record({
+      id: fc.string({ minLength: 1, maxLength: 4 }),
+      side: fc.constant(ofSide),
+      size: fc.bigInt({ min: 1n, max: 1_000_000_000n }),
+      // Often on the same few prices and collaterals: ties in both orders.
+      entryPrice: fc.oneof(
+        fc.constantFrom(mark, mark / 2n, (mark * 3n) / 2n),
+        fc.bigInt({ min: mark / 2n, max: (mark * 3n) / 2n }),
+      ),
+      collateral: fc.oneof(fc.constantFrom(0n, 1n, 1_000_000n), fc.bigInt({ min: 0n, max: 10_000_000_000n })),
+    }),
+    { selector: (c) => c.id, maxLength: 40 },
+  );
+
+describe('exact ADL top from two mark-independent orders (threshold search)', () => {
+  it('finds topEntriesForAdl over the whole side, and says when it holds all of it (property)', () => {
+    fc.assert(
+      fc.property(
+        markArb
+          .chain((mark) =>
+            fc.record({
+              mark: fc.constant(mark),
+              ofSide: fc.constantFrom<Side>('LONG', 'SHORT'),
+              count: fc.integer({ min: 1, max: 12 }),
+              page: fc.integer({ min: 1, max: 7 }),
+            }),
+          )
+          .chain((s) => fc.record({ s: fc.constant(s), side: sideArb(s.ofSide, s.mark) })),
+        ({ s, side }) => {
+          const deleveraged: Side = s.ofSide === 'LONG' ? 'SHORT' : 'LONG';
+          const got = search(side, s.ofSide, s.mark, s.count, s.page);
+          const exact = topEntriesForAdl(side, s.mark, deleveraged, s.count);
+          expect(got.entries.map((e) => e.candidate.id)).toEqual(exact.map((e) => e.candidate.id));
+          const rankable = topEntriesForAdl(side, s.mark, deleveraged, side.length).length;
+          expect(got.complete).toBe(rankable <= s.count);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('reads a prefix of a large side, not all of it', () => {
+    const mark = 100_00000000n;
+    const side: AdlCandidate[] = Array.from({ length: 20_000 }, (_, i) => ({
+      id: `s${i}`,
+      side: 'SHORT',
+      size: 100_000_000n,
+      entryPrice: (101n + BigInt((i * 37) % 50)) * 100_000_000n,
+      collateral: (5n + BigInt((i * 53) % 200)) * 1_000_000n,
+    }));
+    const got = search(side, 'SHORT', mark, 90, 500);
+    expect(got.entries).toHaveLength(90);
+    expect(got.entries.map((e) => e.candidate.id)).toEqual(
+      topEntriesForAdl(side, mark, 'LONG', 90).map((e) => e.candidate.id),
+    );
+    expect(got.read).toBeLessThan(side.length / 4);
+  });
+
+  it('stops at once when the most profitable unseen position is not in profit', () => {
+    const mark = 100n;
+    const side: AdlCandidate[] = [
+      { id: 'a', side: 'LONG', size: 10n, entryPrice: 90n, collateral: 5n },
+      { id: 'b', side: 'LONG', size: 10n, entryPrice: 100n, collateral: 1n },
+      { id: 'c', side: 'LONG', size: 10n, entryPrice: 120n, collateral: 1n },
+    ];
+    const threshold = new AdlThreshold<AdlCandidate>(mark, 'SHORT', 5);
+    threshold.offer('entry', [side[0]!, side[1]!], false);
+    threshold.offer('leverage', [side[1]!], false);
+    expect(threshold.done()).toBe(true);
+    expect(threshold.result()).toMatchObject({ complete: true });
+    expect(threshold.result().entries.map((e) => e.candidate.id)).toEqual(['a']);
+  });
+
+  it('keys leverage from above: ceil(size * scale / collateral), no collateral above every finite key', () => {
+    expect(adlLeverageKey(3n, 2n)).toBe((3n * LEVERAGE_KEY_SCALE + 1n) / 2n);
+    expect(adlLeverageKey(1n, 3n) * 3n).toBeGreaterThanOrEqual(LEVERAGE_KEY_SCALE);
+    expect(adlLeverageKey(1n, 0n)).toBe(UNBOUNDED_LEVERAGE_KEY);
+    expect(adlLeverageKey(10n ** 30n, 1n)).toBe(UNBOUNDED_LEVERAGE_KEY);
+    expect(UNBOUNDED_LEVERAGE_KEY.toString().length).toBeLessThanOrEqual(38);
+  });
+});
