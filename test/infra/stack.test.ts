@@ -24,6 +24,7 @@ import {
   AUCTION_WAKE_INDEX,
   FUNCTIONS,
   type FunctionId,
+  POSITION_ADL_INDEXES,
   POSITION_INDEX,
   QUEUES,
   queueEnv,
@@ -124,6 +125,8 @@ describe('BackstopStack template (default config)', () => {
       AttributeDefinitions: expect.arrayContaining([
         { AttributeName: 'liqKey', AttributeType: 'S' },
         { AttributeName: 'liqPrice', AttributeType: 'N' },
+        { AttributeName: 'entryPrice', AttributeType: 'N' },
+        { AttributeName: 'adlLeverage', AttributeType: 'N' },
       ]),
       GlobalSecondaryIndexes: [
         {
@@ -131,6 +134,23 @@ describe('BackstopStack template (default config)', () => {
           KeySchema: [
             { AttributeName: 'liqKey', KeyType: 'HASH' },
             { AttributeName: 'liqPrice', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        // ADL's two orders of a side, on the same sparse partition.
+        {
+          IndexName: POSITION_ADL_INDEXES.entry,
+          KeySchema: [
+            { AttributeName: 'liqKey', KeyType: 'HASH' },
+            { AttributeName: 'entryPrice', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: POSITION_ADL_INDEXES.leverage,
+          KeySchema: [
+            { AttributeName: 'liqKey', KeyType: 'HASH' },
+            { AttributeName: 'adlLeverage', KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'ALL' },
         },
