@@ -1,5 +1,9 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { AwsClients } from '../shared/adapters/aws/index.ts';
+import { TABLES } from '../shared/topology.ts';
+
+/** Indexes of the positions table, each of which copies a position write (all sparse on OPEN positions). */
+const POSITION_INDEX_COPIES = TABLES.find((t) => t.id === 'positions')?.indexes.length ?? 0;
 
 /**
  * Counts the handlers' AWS API calls and estimates the DynamoDB request units they consume, with an SDK
@@ -8,7 +12,8 @@ import type { AwsClients } from '../shared/adapters/aws/index.ts';
  * Calls come from the project's own ApiCallCounter (one per client bundle; this sums them). Request units follow
  * DynamoDB's published rules, from the items each call writes or returns:
  *   write: ceil(item / 1 KB) WRU per item (2x inside TransactWriteItems); an update or delete counts as 1 KB;
- *          a write to the positions table also writes its liquidation-price index (projection ALL): + ceil(item / 1 KB);
+ *          a write to the positions table also writes each of its indexes (the liquidation price and ADL's two
+ *          orders, projection ALL): + ceil(item / 1 KB) per index;
  *   read:  ceil(bytes / 4 KB) RRU, x0.5 when eventually consistent (every index query), 2x in transactions;
  *          a read that finds nothing still costs the minimum unit.
  * Item size = sum of attribute name and value sizes (strings in UTF-8 bytes, numbers about 1 byte per 2 digits
@@ -181,11 +186,11 @@ export class CapacityMeter {
     return table?.endsWith(this.positionsTableSuffix) ?? false;
   }
 
-  /** Units of one write of `bytes` (1 KB when unknown) to `table`, with its index copy for positions. */
+  /** Units of one write of `bytes` (1 KB when unknown) to `table`, with its index copies for positions. */
   #write(table: string | undefined, bytes: number | undefined, factor: number): void {
     const units = writeUnitsOf(bytes ?? KB);
     this.#writeUnits += factor * units;
-    if (this.#isPositions(table)) this.#writeUnits += units;
+    if (this.#isPositions(table)) this.#writeUnits += POSITION_INDEX_COPIES * units;
   }
 
   #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {
