@@ -60,6 +60,8 @@ export class AdlThreshold<T extends AdlCandidate> {
   #leverageFrontier: bigint | undefined;
   #entryExhausted = false;
   #leverageExhausted = false;
+  /** The best count + 1 of what was seen, until the next offer (done and result share it). */
+  #best: ReturnType<typeof topEntriesForAdl<T>> | undefined;
 
   constructor(
     readonly mark: PriceE8,
@@ -71,6 +73,7 @@ export class AdlThreshold<T extends AdlCandidate> {
 
   /** A page of `order`, in that order, continuing the previous one; `last`: the order has nothing after it. */
   offer(order: AdlOrder, page: readonly T[], last: boolean): void {
+    this.#best = undefined;
     for (const c of page) {
       if (c.side !== this.#side) continue;
       this.#seen.set(c.id, c);
@@ -103,23 +106,24 @@ export class AdlThreshold<T extends AdlCandidate> {
     if (profit === undefined || this.#leverageFrontier === undefined) return false;
     const bound = scoreBound(this.#leverageFrontier, profit, this.mark);
     if (!bound) return false;
-    const top = this.#top();
-    const last = top[this.count - 1];
+    const last = this.#ranked()[this.count - 1];
     // Strictly above: an unseen position scoring the same could still come first by its id.
     return last !== undefined && compareScoresDesc(last.ranked.score, bound) < 0;
   }
 
   result(): AdlThresholdResult<T> {
-    const entries = this.#top();
-    const complete = this.#allRankableSeen() && this.#rankable() <= this.count;
-    return { entries, complete };
+    const ranked = this.#ranked();
+    const complete = this.#allRankableSeen() && ranked.length <= this.count;
+    return { entries: ranked.slice(0, this.count), complete };
   }
 
-  #top() {
-    return topEntriesForAdl([...this.#seen.values()], this.mark, this.deleveragedSide, this.count);
-  }
-
-  #rankable(): number {
-    return topEntriesForAdl([...this.#seen.values()], this.mark, this.deleveragedSide, this.count + 1).length;
+  #ranked() {
+    this.#best ??= topEntriesForAdl(
+      [...this.#seen.values()],
+      this.mark,
+      this.deleveragedSide,
+      this.count + 1,
+    );
+    return this.#best;
   }
 }

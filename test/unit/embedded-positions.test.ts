@@ -332,3 +332,49 @@ describe('embedded positions: the index agrees with a full scan', () => {
     }
   });
 });
+
+describe("ADL's orders, kept lazily", () => {
+  it('skips positions that left OPEN, rebuilds once they outnumber the rest, and pages the same throughout', async () => {
+    const repo = new EmbeddedPositionRepository();
+    const book = Array.from({ length: 3000 }, (_, i) =>
+      position(`z${i}`, 'SHORT', price('300'), {
+        entryPrice: price(String(150 + ((i * 31) % 101))),
+        collateral: usd(String(5 + ((i * 17) % 89))),
+      }),
+    );
+    repo.createMany(book);
+    const pages = async (order: 'entry' | 'leverage', limit: number) => {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await repo.queryAdlOrder('ETH-USD', 'SHORT', order, limit, cursor);
+        ids.push(...page.positions.map((p) => p.id));
+        expect(page.positions.every((p) => p.state === 'OPEN')).toBe(true);
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      return ids;
+    };
+    const want = async (order: 'entry' | 'leverage') => {
+      const open = (await Promise.all(book.map((b) => repo.get(b.id)))).filter((p) => p!.state === 'OPEN');
+      const key = (p: PositionRecord) =>
+        order === 'entry' ? -p.entryPrice : -adlLeverageKey(p.size, p.collateral);
+      return (open as PositionRecord[])
+        .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1))
+        .map((p) => p.id);
+    };
+    // Close in steps past the rebuild point (stale entries above 1,000 and above the live ones), reopening some.
+    for (const upTo of [500, 1600, 2900]) {
+      for (let i = 0; i < upTo; i++) {
+        const p = (await repo.get(`z${i}`))!;
+        if (p.state === 'OPEN')
+          await repo.replace({ ...p, state: 'LIQUIDATING', version: p.version + 1 }, p.version);
+      }
+      const back = (await repo.get('z3'))!;
+      if (back.state !== 'OPEN')
+        await repo.replace({ ...back, state: 'OPEN', version: back.version + 1 }, back.version);
+      for (const order of ['entry', 'leverage'] as const) {
+        for (const limit of [7, 1000]) expect(await pages(order, limit)).toEqual(await want(order));
+      }
+    }
+  });
+});

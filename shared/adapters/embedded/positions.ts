@@ -15,6 +15,7 @@ import {
   requireId,
   requireVersionBump,
 } from './internal.ts';
+import { LazyOrderIndex } from './order-index.ts';
 import { compareKeys, type IndexEntry, type IndexKey, indexKey, SortedIndex } from './sorted-index.ts';
 
 /**
@@ -42,8 +43,6 @@ const ADL_KEYS: Readonly<Record<AdlOrder, (p: PositionRecord) => bigint>> = {
   leverage: (p) => -adlLeverageKey(p.size, p.collateral),
 };
 const ADL_ORDERS: readonly AdlOrder[] = ['entry', 'leverage'];
-/** Above every key of these indexes (prices and leverage keys stay far below it). */
-const BEYOND_EVERY_KEY = 10n ** 80n;
 
 const SIDES: readonly string[] = ['LONG', 'SHORT'];
 
@@ -91,8 +90,8 @@ function decodeCursor(text: string, expectedPartition: string): IndexKey {
 export class EmbeddedPositionRepository implements PositionRepository {
   readonly #records = new Map<string, PositionRecord>();
   readonly #indexes = new Map<string, SortedIndex<PositionRecord>>();
-  /** ADL's orders, by order then partition. */
-  readonly #adlIndexes: Record<AdlOrder, Map<string, SortedIndex<PositionRecord>>> = {
+  /** ADL's orders, by order then partition: ids, built on first read and kept lazily (order-index.ts). */
+  readonly #adlIndexes: Record<AdlOrder, Map<string, LazyOrderIndex>> = {
     entry: new Map(),
     leverage: new Map(),
   };
@@ -143,12 +142,7 @@ export class EmbeddedPositionRepository implements PositionRepository {
       for (const p of added) this.#records.delete(p.id);
       throw error;
     }
-    for (const [key, entries] of byPartition) {
-      this.#index(key).bulkInsert(entries);
-      for (const order of ADL_ORDERS) {
-        this.#adlIndex(order, key).bulkInsert(entries.map((e) => adlEntryOf(order, e.value)));
-      }
-    }
+    for (const [key, entries] of byPartition) this.#index(key).bulkInsert(entries);
     fire(this.#hook, 'positions.createMany');
   }
 
@@ -173,14 +167,17 @@ export class EmbeddedPositionRepository implements PositionRepository {
     cursor?: string,
   ): Promise<CrossedPage> {
     if (!ADL_ORDERS.includes(order)) throw new EmbeddedInputError(`positions/bad-order: ${String(order)}`);
-    return this.#page(
-      symbol,
-      side,
-      limit,
-      cursor,
-      (index, after) => index.range(after, BEYOND_EVERY_KEY, limit),
-      { indexes: this.#adlIndexes[order], name: order, entryOf: (p) => adlEntryOf(order, p) },
-    );
+    if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
+    }
+    const key = partition(symbol, side);
+    const cursorPartition = `${key}#${order}`;
+    const from = cursor === undefined ? undefined : decodeCursor(cursor, cursorPartition);
+    const { ids, more, last } = this.#adlIndex(order, key).page(from, limit);
+    const positions = ids.map((id) => this.#records.get(id)!);
+    if (!more || !last) return { positions };
+    return { positions, cursor: encodeCursor({ partition: cursorPartition, after: last }) };
   }
 
   /** One page of a side's index read by `read` from the cursor's entry (its last position), with the next cursor. */
@@ -193,28 +190,19 @@ export class EmbeddedPositionRepository implements PositionRepository {
       index: SortedIndex<PositionRecord>,
       from: IndexKey | undefined,
     ) => { values: PositionRecord[]; more: boolean },
-    of: {
-      readonly indexes: Map<string, SortedIndex<PositionRecord>>;
-      readonly name: string;
-      readonly entryOf: (p: PositionRecord) => IndexKey;
-    } = { indexes: this.#indexes, name: 'liq', entryOf },
   ): CrossedPage {
     if (!SIDES.includes(side)) throw new EmbeddedInputError(`positions/bad-side: ${String(side)}`);
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new EmbeddedInputError(`positions/bad-limit: ${limit} (a positive integer)`);
     }
     const key = partition(symbol, side);
-    const cursorPartition = `${key}#${of.name}`;
-    const from = cursor === undefined ? undefined : decodeCursor(cursor, cursorPartition);
-    const index = of.indexes.get(key);
+    const from = cursor === undefined ? undefined : decodeCursor(cursor, key);
+    const index = this.#indexes.get(key);
     if (!index) return { positions: [] };
     const { values, more } = read(index, from);
     const last = values[values.length - 1];
     if (!more || !last) return { positions: values };
-    return {
-      positions: values,
-      cursor: encodeCursor({ partition: cursorPartition, after: of.entryOf(last) }),
-    };
+    return { positions: values, cursor: encodeCursor({ partition: key, after: entryOf(last) }) };
   }
 
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
@@ -259,17 +247,17 @@ export class EmbeddedPositionRepository implements PositionRepository {
 
   /** Stores `next` in place of `current` and moves its index entry (no checks: callers checked). */
   write(current: PositionRecord | undefined, next: PositionRecord): void {
-    if (current?.state === 'OPEN') {
-      const key = partition(current.symbol, current.side);
-      this.#indexes.get(key)?.remove(entryOf(current));
-      for (const order of ADL_ORDERS) this.#adlIndexes[order].get(key)?.remove(adlEntryOf(order, current));
-    }
+    const from = current?.state === 'OPEN' ? partition(current.symbol, current.side) : undefined;
     const stored = Object.freeze({ ...next });
+    const to = stored.state === 'OPEN' ? partition(stored.symbol, stored.side) : undefined;
+    if (from) this.#indexes.get(from)?.remove(entryOf(current!));
     this.#records.set(stored.id, stored);
-    if (stored.state === 'OPEN') {
-      const key = partition(stored.symbol, stored.side);
-      this.#index(key).insert(entryOf(stored));
-      for (const order of ADL_ORDERS) this.#adlIndex(order, key).insert(adlEntryOf(order, stored));
+    if (to) this.#index(to).insert(entryOf(stored));
+    if (!from && !to) return;
+    for (const order of ADL_ORDERS) {
+      // Orders not read yet are built from the liquidation-price index when first read.
+      if (from && from !== to) this.#adlIndexes[order].get(from)?.leave();
+      if (to) this.#adlIndexes[order].get(to)?.place(adlEntryOf(order, stored));
     }
   }
 
@@ -277,14 +265,23 @@ export class EmbeddedPositionRepository implements PositionRepository {
     return getOrCreate(this.#indexes, key, () => new SortedIndex<PositionRecord>());
   }
 
-  #adlIndex(order: AdlOrder, key: string): SortedIndex<PositionRecord> {
-    return getOrCreate(this.#adlIndexes[order], key, () => new SortedIndex<PositionRecord>());
+  /**
+   * ADL's `order` of a partition, built from the OPEN positions of the liquidation-price index on first use (a
+   * side ADL never reads costs nothing), then kept up by every write.
+   */
+  #adlIndex(order: AdlOrder, key: string): LazyOrderIndex {
+    return getOrCreate(this.#adlIndexes[order], key, () => {
+      const index = new LazyOrderIndex((id) => this.#records.get(id)?.state === 'OPEN');
+      const open = this.#indexes.get(key);
+      if (open) index.placeMany([...open.entries()].map((e) => adlEntryOf(order, e.value)));
+      return index;
+    });
   }
 }
 
-function adlEntryOf(order: AdlOrder, p: PositionRecord): IndexEntry<PositionRecord> {
+function adlEntryOf(order: AdlOrder, p: PositionRecord): IndexEntry<string> {
   const key = ADL_KEYS[order](p);
-  return { approx: Number(key), key, id: p.id, value: p };
+  return { approx: Number(key), key, id: p.id, value: p.id };
 }
 
 function entryOf(p: PositionRecord): IndexEntry<PositionRecord> {
