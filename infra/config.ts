@@ -5,7 +5,7 @@ import {
   parseRiskConfig,
   type RiskConfigInput,
 } from '../shared/domain/config.ts';
-import { FUNCTIONS, type FunctionId, QUEUES, type QueueId } from '../shared/topology.ts';
+import { FUNCTIONS, type FunctionId, QUEUES, type QueueId, TABLES } from '../shared/topology.ts';
 
 /**
  * Deployment configuration, read from CDK context keys under the `backstop:` prefix
@@ -26,6 +26,7 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 const FUNCTION_IDS = FUNCTIONS.map((f) => f.id) as [FunctionId, ...FunctionId[]];
+const POSITION_INDEX_COUNT = TABLES.find((t) => t.id === 'positions')?.indexes.length ?? 1;
 
 const fromString = (v: unknown): unknown =>
   typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v;
@@ -95,6 +96,11 @@ const schema = z.strictObject({
     .string()
     .regex(/^arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, 'must be an SNS topic ARN')
     .optional(),
+  /**
+   * How many of the positions table's indexes (topology order) to deploy. Only for upgrading a stack made
+   * before ADL's two indexes: CloudFormation adds one index per table update, so deploy with 2, then without.
+   */
+  positionIndexes: num(z.number().int().min(1).max(POSITION_INDEX_COUNT)).default(POSITION_INDEX_COUNT),
   reservedConcurrency: json(
     z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
   ).default({}),

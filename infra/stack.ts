@@ -46,7 +46,7 @@ export class BackstopStack extends Stack {
   constructor(scope: Construct, id: string, props: BackstopStackProps) {
     super(scope, id, props);
     const { config } = props;
-    const tables = createTables(this);
+    const tables = createTables(this, { positionIndexes: config.positionIndexes });
     const queues = createQueues(this, config);
     const { bus, archive } = createTickBus(this, config);
     const functions = createFunctions(this, {

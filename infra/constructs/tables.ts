@@ -27,8 +27,13 @@ const projection = (index: IndexDef) =>
  *   key revocation, the reasons to pay for a customer managed key.
  * - Point-in-time recovery everywhere; tables holding money (retain: true) are also deletion protected
  *   and retained when the stack is deleted.
+ * - `positionIndexes` deploys only the positions table's first indexes: CloudFormation creates one index per
+ *   table update, so a stack made before ADL's two indexes is upgraded in two deploys (docs/DEPLOY.md).
  */
-export function createTables(scope: Construct): Record<TableId, Table> {
+export function createTables(
+  scope: Construct,
+  options: { readonly positionIndexes?: number } = {},
+): Record<TableId, Table> {
   const tables = {} as Record<TableId, Table>;
   for (const def of TABLES) {
     const table = new Table(scope, `${def.id}Table`, {
@@ -40,7 +45,11 @@ export function createTables(scope: Construct): Record<TableId, Table> {
       deletionProtection: def.retain,
       removalPolicy: def.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
-    for (const index of def.indexes) {
+    const indexes =
+      def.id === 'positions' && options.positionIndexes !== undefined
+        ? def.indexes.slice(0, options.positionIndexes)
+        : def.indexes;
+    for (const index of indexes) {
       table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: attribute(index.partitionKey),

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       alarmLedgerDifference: 0,
       alarmFunctionErrors: 1,
       reservedConcurrency: {},
+      positionIndexes: 3,
     });
     expect(config.alarmEmail).toBeUndefined();
     expect(JSON.parse(config.riskConfigJson)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
@@ -63,6 +64,12 @@ describe('loadConfig', () => {
       /unknown context key\(s\) backstop:alarmEmial/,
     ],
     ['a bad stage', { 'backstop:stage': 'Prod!' }, /backstop:stage/],
+    [
+      'more position indexes than the topology has',
+      { 'backstop:positionIndexes': '4' },
+      /backstop:positionIndexes/,
+    ],
+    ['no position index at all', { 'backstop:positionIndexes': 0 }, /backstop:positionIndexes/],
     ['a log retention CloudWatch refuses', { 'backstop:logRetentionDays': 31 }, /backstop:logRetentionDays/],
     [
       'a principal with a wildcard',

@@ -581,6 +581,31 @@ describe('BackstopStack template (configured)', () => {
   });
 });
 
+describe('BackstopStack template (upgrade in steps)', () => {
+  it("deploys only the positions table's first indexes when asked: CloudFormation adds one per update", () => {
+    const indexesOf = (context: Record<string, unknown>) => {
+      const { stack } = build(context);
+      const resources = Template.fromStack(stack).toJSON().Resources as Record<
+        string,
+        { Type: string; Properties: { GlobalSecondaryIndexes?: { IndexName: string }[] } }
+      >;
+      const positions = Object.entries(resources).find(
+        ([id, r]) => r.Type === 'AWS::DynamoDB::Table' && id.startsWith('positionsTable'),
+      )![1];
+      return positions.Properties.GlobalSecondaryIndexes!.map((i) => i.IndexName);
+    };
+    expect(indexesOf({ 'backstop:positionIndexes': '2' })).toEqual([
+      POSITION_INDEX,
+      POSITION_ADL_INDEXES.entry,
+    ]);
+    expect(indexesOf({})).toEqual([
+      POSITION_INDEX,
+      POSITION_ADL_INDEXES.entry,
+      POSITION_ADL_INDEXES.leverage,
+    ]);
+  });
+});
+
 describe('cdk-nag', () => {
   it('synthesizes with AwsSolutions and Serverless checks and no unacknowledged finding', () => {
     const { app } = build({ 'backstop:alarmEmail': 'ops@example.com' }, true);
