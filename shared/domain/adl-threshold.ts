@@ -99,16 +99,17 @@ export class AdlThreshold<T extends AdlCandidate> {
     return profit !== undefined && profit <= 0n;
   }
 
-  /** The top `count` is known. */
+  /** The top `count` is known, and whether the side holds more than `count` that ADL can take. */
   done(): boolean {
     if (this.#allRankableSeen()) return true;
     const profit = this.#frontierProfit();
     if (profit === undefined || this.#leverageFrontier === undefined) return false;
     const bound = scoreBound(this.#leverageFrontier, profit, this.mark);
     if (!bound) return false;
-    const last = this.#ranked()[this.count - 1];
+    // One more than the top: once it is known too, a side holding no more than `count` is known to (complete).
+    const beyond = this.#ranked()[this.count];
     // Strictly above: an unseen position scoring the same could still come first by its id.
-    return last !== undefined && compareScoresDesc(last.ranked.score, bound) < 0;
+    return beyond !== undefined && compareScoresDesc(beyond.ranked.score, bound) < 0;
   }
 
   result(): AdlThresholdResult<T> {

@@ -76,7 +76,7 @@ describe('exact ADL top from two mark-independent orders (threshold search)', ()
           expect(got.complete).toBe(rankable <= s.count);
         },
       ),
-      { numRuns: 400 },
+      { numRuns: 500 },
     );
   });
 
