@@ -1,6 +1,7 @@
 import {
   type AdlCandidate,
   compareScoresDesc,
+  estimateScore,
   type RankedCandidate,
   type Ratio,
   topEntriesForAdl,
@@ -31,6 +32,9 @@ export function adlLeverageKey(size: bigint, collateral: bigint): bigint {
   return key < UNBOUNDED_LEVERAGE_KEY ? key : UNBOUNDED_LEVERAGE_KEY;
 }
 
+/** Relative gap between two estimates beyond which their order is the exact one (their error is below 1e-14). */
+const ESTIMATE_MARGIN = 1e-9;
+
 /** Which side's positions the two orders read, and how: the side ADL takes from (opposite of the deleveraged). */
 export type AdlOrder = 'entry' | 'leverage';
 
@@ -55,6 +59,8 @@ export interface AdlThresholdResult<T extends AdlCandidate> {
  */
 export class AdlThreshold<T extends AdlCandidate> {
   readonly #seen = new Map<string, T>();
+  /** Each seen position's score in doubles (0: not in profit; NaN: beyond doubles' exact range). */
+  readonly #estimates = new Map<string, number>();
   readonly #side: Side;
   #entryFrontier: bigint | undefined;
   #leverageFrontier: bigint | undefined;
@@ -77,6 +83,7 @@ export class AdlThreshold<T extends AdlCandidate> {
     for (const c of page) {
       if (c.side !== this.#side) continue;
       this.#seen.set(c.id, c);
+      this.#estimates.set(c.id, estimateScore(c, this.mark) ?? Number.NaN);
       if (order === 'entry') this.#entryFrontier = c.entryPrice;
       else this.#leverageFrontier = adlLeverageKey(c.size, c.collateral);
     }
@@ -106,10 +113,29 @@ export class AdlThreshold<T extends AdlCandidate> {
     if (profit === undefined || this.#leverageFrontier === undefined) return false;
     const bound = scoreBound(this.#leverageFrontier, profit, this.mark);
     if (!bound) return false;
+    // In doubles first (every estimate is within 1e-14 of its score): exact only when the two come close.
+    const estimate = this.#estimatedBeyond();
+    if (estimate !== undefined) {
+      const boundEstimate = Number(bound.num) / Number(bound.den);
+      if (estimate > boundEstimate * (1 + ESTIMATE_MARGIN)) return true;
+      if (estimate < boundEstimate * (1 - ESTIMATE_MARGIN)) return false;
+    }
     // One more than the top: once it is known too, a side holding no more than `count` is known to (complete).
     const beyond = this.#ranked()[this.count];
     // Strictly above: an unseen position scoring the same could still come first by its id.
     return beyond !== undefined && compareScoresDesc(beyond.ranked.score, bound) < 0;
+  }
+
+  /** The (count + 1)-th best estimate seen (0 when fewer are in profit); undefined when one has none. */
+  #estimatedBeyond(): number | undefined {
+    const inProfit = new Float64Array(this.#estimates.size);
+    let n = 0;
+    for (const e of this.#estimates.values()) {
+      if (Number.isNaN(e)) return undefined;
+      if (e > 0) inProfit[n++] = e;
+    }
+    if (n <= this.count) return 0;
+    return inProfit.subarray(0, n).sort()[n - this.count - 1];
   }
 
   result(): AdlThresholdResult<T> {

@@ -278,7 +278,7 @@ function scoreOf(c: AdlCandidate, mark: PriceE8): Scored | undefined {
  * The score in doubles from the candidate's fields, within a relative 1e-14 of the exact one, or undefined when
  * an input is beyond 2^53 (its conversion would not be exact). Profit's sign is exact: mark - entry is.
  */
-function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefined {
+export function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefined {
   if (c.size > MAX_EXACT || c.entryPrice > MAX_EXACT || mark > MAX_EXACT || c.collateral > MAX_EXACT)
     return undefined;
   const size = Number(c.size);
