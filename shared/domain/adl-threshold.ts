@@ -58,9 +58,8 @@ export interface AdlThresholdResult<T extends AdlCandidate> {
  * what was seen and the two frontiers.
  */
 export class AdlThreshold<T extends AdlCandidate> {
-  readonly #seen = new Map<string, T>();
-  /** Each seen position's score in doubles (0: not in profit; NaN: beyond doubles' exact range). */
-  readonly #estimates = new Map<string, number>();
+  /** Each position seen, with its score in doubles (0: not in profit; NaN: beyond doubles' exact range). */
+  readonly #seen = new Map<string, { readonly candidate: T; readonly estimate: number }>();
   readonly #side: Side;
   #entryFrontier: bigint | undefined;
   #leverageFrontier: bigint | undefined;
@@ -82,8 +81,7 @@ export class AdlThreshold<T extends AdlCandidate> {
     this.#best = undefined;
     for (const c of page) {
       if (c.side !== this.#side) continue;
-      this.#seen.set(c.id, c);
-      this.#estimates.set(c.id, estimateScore(c, this.mark) ?? Number.NaN);
+      this.#seen.set(c.id, { candidate: c, estimate: estimateScore(c, this.mark) ?? Number.NaN });
       if (order === 'entry') this.#entryFrontier = c.entryPrice;
       else this.#leverageFrontier = adlLeverageKey(c.size, c.collateral);
     }
@@ -128,11 +126,11 @@ export class AdlThreshold<T extends AdlCandidate> {
 
   /** The (count + 1)-th best estimate seen (0 when fewer are in profit); undefined when one has none. */
   #estimatedBeyond(): number | undefined {
-    const inProfit = new Float64Array(this.#estimates.size);
+    const inProfit = new Float64Array(this.#seen.size);
     let n = 0;
-    for (const e of this.#estimates.values()) {
-      if (Number.isNaN(e)) return undefined;
-      if (e > 0) inProfit[n++] = e;
+    for (const { estimate } of this.#seen.values()) {
+      if (Number.isNaN(estimate)) return undefined;
+      if (estimate > 0) inProfit[n++] = estimate;
     }
     if (n <= this.count) return 0;
     return inProfit.subarray(0, n).sort()[n - this.count - 1];
@@ -146,7 +144,7 @@ export class AdlThreshold<T extends AdlCandidate> {
 
   #ranked() {
     this.#best ??= topEntriesForAdl(
-      [...this.#seen.values()],
+      [...this.#seen.values()].map((s) => s.candidate),
       this.mark,
       this.deleveragedSide,
       this.count + 1,

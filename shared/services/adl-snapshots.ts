@@ -42,10 +42,10 @@ export interface QueuedEntry {
 }
 
 /**
- * The ADL queue of one market side at one mark: the best-ranked positions, as a read of the whole side found
- * them, kept in rank order as plans read them again. Settlements at the same mark plan from it instead of
- * reading the whole side (an ADL settlement cost O(side) reads; a crash settles thousands at a handful of
- * marks), and each plan reads only the head it uses: a record is ranked as of its last read, so the head is
+ * The ADL queue of one market side at one mark: the best-ranked positions, as a ranking of the side found
+ * them (readAdlTop), kept in rank order as plans read them again. Settlements at the same mark plan from it
+ * instead of ranking the side again (a crash settles thousands at a handful of marks), and each plan reads
+ * only the head it uses: a record is ranked as of its last read, so the head is
  * exact for every record read since it last changed.
  */
 export class AdlQueue {

@@ -22,7 +22,7 @@ export interface SettlementDeps extends Adapters {
   readonly insuranceAccount: string;
   /** Attempts at the venue before the remainder goes to the auction. */
   readonly venueAttempts: number;
-  /** ADL rankings kept between settlements at one mark (absent: every ADL settlement reads its whole side). */
+  /** ADL rankings kept between settlements at one mark (absent: every ADL settlement ranks its side again). */
   readonly adlSnapshots?: AdlSnapshots;
   /**
    * Waits before attempt `attempt` (2, 3, ...) of a step that lost a race on shared records (a provider's capital),

@@ -809,11 +809,11 @@ const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate =>
 
 /**
  * The ADL queue: the opposite side's best-ranked open positions at `mark`, ADL_CANDIDATES_CONSIDERED of them
- * (a full sort of every position is the cost to avoid). Ranked from a read of the whole side once per mark and
- * container (AdlSnapshots, renewed after a short time, as exchanges refresh their ADL queues); each plan
+ * (a full sort of every position is the cost to avoid). Ranked exactly from prefixes of the side's two ADL
+ * orders (readAdlTop) once per mark and container (AdlSnapshots, renewed after a short time, as exchanges refresh their ADL queues); each plan
  * re-reads the head of the queue it uses, so the money always moves on the positions as they are, and plans
- * with at most MAX_ADL_COUNTERPARTIES of them. A queue too short to take the size is ranked again from the
- * whole side.
+ * with at most MAX_ADL_COUNTERPARTIES of them. A queue too short to take the size is ranked again, unless
+ * it held every position ADL could take.
  */
 async function adlQueue(
   liquidation: LiquidationRecord,

@@ -71,7 +71,7 @@ export interface PipelineOptions {
   readonly venue?: Omit<SimulatedVenueOptions, 'clock'>;
   /** Clock start, epoch ms (default T0). */
   readonly startMs?: number;
-  /** ADL queues kept between settlements (default none: every ADL settlement reads its whole side). */
+  /** ADL queues kept between settlements (default none: every ADL settlement ranks its side again). */
   readonly adlSnapshots?: AdlSnapshots;
 }
 

@@ -18,7 +18,14 @@ export class LazyOrderIndex {
   /** Ids that left since the last rebuild (an upper bound: one that came back still counts). */
   #left = 0;
 
-  constructor(private readonly isLive: (id: string) => boolean) {}
+  /** `initial`: the live entries it starts with, in one sort. */
+  constructor(
+    private readonly isLive: (id: string) => boolean,
+    initial: readonly IndexEntry<string>[] = [],
+  ) {
+    this.#index.bulkInsert(initial);
+    for (const e of initial) this.#placed.set(e.id, e);
+  }
 
   /** `entry.id` is live at `entry.key`. */
   place(entry: IndexEntry<string>): void {
@@ -27,14 +34,6 @@ export class LazyOrderIndex {
     if (at) this.#index.remove(at);
     this.#index.insert(entry);
     this.#placed.set(entry.id, entry);
-  }
-
-  /** Many new live entries at once (one sort). */
-  placeMany(entries: readonly IndexEntry<string>[]): void {
-    const fresh = entries.filter((e) => !this.#placed.has(e.id));
-    for (const e of entries) if (this.#placed.has(e.id)) this.place(e);
-    this.#index.bulkInsert(fresh);
-    for (const e of fresh) this.#placed.set(e.id, e);
   }
 
   /** An id left the order (its position is no longer OPEN). */

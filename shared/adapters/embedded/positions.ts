@@ -270,12 +270,15 @@ export class EmbeddedPositionRepository implements PositionRepository {
    * side ADL never reads costs nothing), then kept up by every write.
    */
   #adlIndex(order: AdlOrder, key: string): LazyOrderIndex {
-    return getOrCreate(this.#adlIndexes[order], key, () => {
-      const index = new LazyOrderIndex((id) => this.#records.get(id)?.state === 'OPEN');
-      const open = this.#indexes.get(key);
-      if (open) index.placeMany([...open.entries()].map((e) => adlEntryOf(order, e.value)));
-      return index;
-    });
+    return getOrCreate(
+      this.#adlIndexes[order],
+      key,
+      () =>
+        new LazyOrderIndex(
+          (id) => this.#records.get(id)?.state === 'OPEN',
+          [...(this.#indexes.get(key)?.entries() ?? [])].map((e) => adlEntryOf(order, e.value)),
+        ),
+    );
   }
 }
 
