@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { positionIndexShardsSchema } from '../shared/adapters/aws/position-layout.ts';
 import {
   ConfigError,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -101,6 +102,12 @@ const schema = z.strictObject({
    * before ADL's two indexes: CloudFormation adds one index per table update, so deploy with 2, then without.
    */
   positionIndexes: num(z.number().int().min(1).max(POSITION_INDEX_COUNT)).default(POSITION_INDEX_COUNT),
+  /**
+   * Index shards of a market whose positions are written faster than one index partition takes (about 800 a
+   * second): JSON like {"BTC-USD": 4}; one shard for every market not named. Raise only: every read queries
+   * the shards of the count it knows, so lowering it hides positions written in the dropped shards.
+   */
+  positionIndexShards: json(positionIndexShardsSchema).default({}),
   reservedConcurrency: json(
     z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
   ).default({}),
@@ -141,11 +148,18 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
     );
   }
   const riskConfigInput = (riskConfig ?? DEFAULT_RISK_CONFIG_INPUT) as RiskConfigInput;
+  let markets: readonly string[];
   try {
-    parseRiskConfig(riskConfigInput);
+    markets = parseRiskConfig(riskConfigInput).markets.map((m) => m.symbol);
   } catch (e) {
     if (e instanceof ConfigError) throw new InfraConfigError(`${CONTEXT_PREFIX}riskConfig: ${e.message}`);
     throw e;
+  }
+  const unknown = Object.keys(rest.positionIndexShards).filter((symbol) => !markets.includes(symbol));
+  if (unknown.length > 0) {
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}positionIndexShards names ${unknown.join(', ')}, not a market of the risk config (${markets.join(', ')})`,
+    );
   }
   return { ...rest, riskConfigInput, riskConfigJson: JSON.stringify(riskConfigInput) };
 }

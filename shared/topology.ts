@@ -33,11 +33,11 @@ export type TableId = 'positions' | 'markets' | 'liquidations' | 'auctions' | 'l
  * Only OPEN positions carry these two attributes, so the index is sparse and a tick's crossing set is one
  * range query per shard: longs with liqPrice >= mark, shorts with liqPrice <= mark.
  *
- * Shard count 1 by default: a GSI partition takes 1,000 writes/s, and index writes happen only when a
+ * One shard per market by default: a GSI partition takes 1,000 writes/s, and index writes happen only when a
  * position opens, changes or starts liquidating. Even the 10-11 Oct 2025 cascade (about 9.3B USD in 4 h on
  * the largest venue) is a few hundred liquidations per second per market, below one partition, and each
- * extra shard adds a Query to every tick. Raise `POSITION_INDEX_SHARDS` for a market that opens more than
- * about 800 positions per second.
+ * extra shard adds a Query to every tick. A market that writes more than about 800 positions a second gets
+ * more shards through POSITION_INDEX_SHARDS (shared/adapters/aws/position-layout.ts).
  */
 export const POSITION_INDEX = 'byLiquidationPrice';
 /**
@@ -52,7 +52,6 @@ export const POSITION_ADL_INDEXES = { entry: 'adlByEntryPrice', leverage: 'adlBy
  * sleepers it reached as one range query: SELL wakeMark <= mark, BUY wakeMark >= mark.
  */
 export const AUCTION_WAKE_INDEX = 'byWakeMark';
-export const DEFAULT_POSITION_INDEX_SHARDS = 1;
 
 export const TABLES: readonly TableDef[] = [
   {
@@ -302,6 +301,8 @@ export const queueEnv = (id: QueueId): string =>
   `QUEUE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_URL`;
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
 export const RISK_CONFIG_ENV = 'RISK_CONFIG';
+/** Optional: index shards per market, JSON like {"BTC-USD": 4} (shared/adapters/aws/position-layout.ts). */
+export const POSITION_INDEX_SHARDS_ENV = 'POSITION_INDEX_SHARDS';
 /** Optional: positions margin-check starts per invocation before it continues the tick (default 500). */
 export const MAX_POSITIONS_ENV = 'MARGIN_CHECK_MAX_POSITIONS';
 

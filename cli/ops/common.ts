@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { type AdapterNames, createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import {
+  type AdapterNames,
+  createAwsAdapters,
+  PositionIndexLayout,
+  PositionLayoutError,
+  positionLayoutFromEnv,
+} from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import {
@@ -169,12 +175,19 @@ export function readJsonFile(file: string, what: string): unknown {
   }
 }
 
-/** The AWS adapters of a deployment (wall clock). */
+/**
+ * The AWS adapters of a deployment (wall clock). Positions go to the index shards `local up` recorded, else
+ * those of POSITION_INDEX_SHARDS (set it as the stack was deployed), else one per market: fewer shards than the
+ * functions use are always read, only less spread.
+ */
 export const adaptersOf = (deployment: Deployment) =>
   createAwsAdapters({
     clients: deployment.clients,
     names: deployment.names as AdapterNames,
     clock: systemClock,
+    positionLayout: deployment.recordedPositionIndexShards
+      ? new PositionIndexLayout(deployment.recordedPositionIndexShards)
+      : positionLayoutFromEnv(process.env),
   });
 
 const NETWORK_CODES = new Set([
@@ -195,6 +208,7 @@ export function environmentFailure(error: unknown): string | undefined {
   if (
     error instanceof TargetError ||
     error instanceof LocalStateError ||
+    error instanceof PositionLayoutError ||
     error instanceof MotoNotInstalledError ||
     error instanceof MotoPortInUseError
   ) {

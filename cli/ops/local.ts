@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PositionIndexLayout, PositionLayoutError } from '../../shared/adapters/aws/position-layout.ts';
 import { parseRiskConfig, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
@@ -41,6 +42,8 @@ Options of up:
   --stage S              stage name (default ${DEFAULT_LOCAL_STAGE})
   --region R             region (default us-east-1)
   --config FILE.json     risk configuration the handlers run with (default: the built-in defaults)
+  --index-shards JSON    index shards of markets written faster than one partition takes, like
+                         '{"BTC-USD": 4}' (default: one per market; as backstop:positionIndexShards on AWS)
   --lambda-retries       failed records wait out the visibility timeout, as on Lambda (default: retry at once)
   --detach               run in the background; the endpoint and pid go to .backstop/local.json
   -h, --help             this help
@@ -60,6 +63,7 @@ const OPTIONS = {
   stage: { type: 'string' },
   region: { type: 'string' },
   config: { type: 'string' },
+  'index-shards': { type: 'string' },
   'lambda-retries': { type: 'boolean' },
   detach: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -71,6 +75,7 @@ interface UpOptions {
   readonly region: string;
   readonly configFile?: string;
   readonly riskConfig?: RiskConfigInput;
+  readonly positionIndexShards?: Readonly<Record<string, number>>;
   readonly lambdaRetries: boolean;
 }
 
@@ -84,7 +89,15 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   noMorePositionals('local', positionals, 1);
   const dir = stateDir();
   if (action === 'down') {
-    for (const name of ['port', 'stage', 'region', 'config', 'detach', 'lambda-retries'] as const) {
+    for (const name of [
+      'port',
+      'stage',
+      'region',
+      'config',
+      'index-shards',
+      'detach',
+      'lambda-retries',
+    ] as const) {
       if (values[name] !== undefined) throw new UsageError(`local down: --${name} is an option of local up`);
     }
     return down(dir, io);
@@ -97,12 +110,15 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     riskConfig = readJsonFile(values.config, '--config') as RiskConfigInput;
     parseRiskConfig(riskConfig);
   }
+  const positionIndexShards =
+    values['index-shards'] === undefined ? undefined : indexShardsOption(values['index-shards']);
   const options: UpOptions = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
     stage: values.stage ?? DEFAULT_LOCAL_STAGE,
     region: values.region ?? 'us-east-1',
     ...(values.config === undefined ? {} : { configFile: resolve(values.config) }),
     ...(riskConfig === undefined ? {} : { riskConfig }),
+    ...(positionIndexShards === undefined ? {} : { positionIndexShards }),
     lambdaRetries: values['lambda-retries'] ?? false,
   };
   const running = readLocalRecord(dir);
@@ -115,6 +131,23 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   return values.detach ? detach(dir, options, io) : up(dir, options, io);
 });
 
+/** --index-shards: JSON of shard counts by market, checked as the functions will read it. */
+function indexShardsOption(value: string): Record<string, number> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new UsageError(`--index-shards: not JSON, like '{"BTC-USD": 4}': ${value}`);
+  }
+  try {
+    new PositionIndexLayout(parsed as Record<string, number>);
+  } catch (error) {
+    if (error instanceof PositionLayoutError) throw new UsageError(`--index-shards: ${error.message}`);
+    throw error;
+  }
+  return parsed as Record<string, number>;
+}
+
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const moto = await startMoto({ port: options.port, ownProcessGroup: true });
@@ -125,6 +158,7 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
       stage: options.stage,
       region: options.region,
       ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
+      ...(options.positionIndexShards ? { positionIndexShards: options.positionIndexShards } : {}),
       fastRetries: !options.lambdaRetries,
       schedules: true,
     });
@@ -140,6 +174,7 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
     region: options.region,
     startedAt: new Date().toISOString(),
     ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
+    ...(options.positionIndexShards ? { positionIndexShards: options.positionIndexShards } : {}),
     ...(process.env[LOG_ENV] ? { log: process.env[LOG_ENV] } : {}),
   };
   writeLocalRecord(dir, record);
@@ -212,6 +247,7 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<numbe
     '--region',
     options.region,
     ...(options.configFile ? ['--config', options.configFile] : []),
+    ...(options.positionIndexShards ? ['--index-shards', JSON.stringify(options.positionIndexShards)] : []),
     ...(options.lambdaRetries ? ['--lambda-retries'] : []),
   ];
   const child = spawn(process.execPath, args, {

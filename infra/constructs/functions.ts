@@ -16,6 +16,7 @@ import {
   type FunctionDef,
   type FunctionId,
   type Grant,
+  POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   type QueueId,
   queueEnv,
@@ -68,6 +69,9 @@ function environment(props: FunctionsProps): Record<string, string> {
     NODE_OPTIONS: '--enable-source-maps',
     [TICK_BUS_ENV]: props.tickBus.eventBusName,
     [RISK_CONFIG_ENV]: props.config.riskConfigJson,
+    ...(Object.keys(props.config.positionIndexShards).length > 0
+      ? { [POSITION_INDEX_SHARDS_ENV]: JSON.stringify(props.config.positionIndexShards) }
+      : {}),
   };
   for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
   for (const q of QUEUES) env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;

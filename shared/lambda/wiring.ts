@@ -5,6 +5,7 @@ import {
   adapterNamesFromEnv,
   createAwsAdapters,
   createAwsClients,
+  positionLayoutFromEnv,
 } from '../adapters/aws/index.ts';
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
@@ -45,7 +46,12 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
   const config = riskConfigFromEnv(env);
   const clients = createAwsClients(clientConfigFromEnv(env));
   instrument?.(clients);
-  const adapters = createAwsAdapters({ clients, names: adapterNamesFromEnv(env), clock: systemClock });
+  const adapters = createAwsAdapters({
+    clients,
+    names: adapterNamesFromEnv(env),
+    clock: systemClock,
+    positionLayout: positionLayoutFromEnv(env),
+  });
   const telemetry = powertoolsTelemetry();
   const settlement: SettlementDeps = {
     ...adapters,

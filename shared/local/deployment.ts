@@ -63,6 +63,8 @@ export interface Deployment {
   readonly names: DeploymentNames;
   /** Risk configuration input recorded by `local up` (local only). */
   readonly recordedRiskConfig?: unknown;
+  /** Index shards per market recorded by `local up` (local only). */
+  readonly recordedPositionIndexShards?: Readonly<Record<string, number>>;
   close(): void;
 }
 
@@ -284,6 +286,9 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
       clients,
       names,
       ...(fromRecord?.riskConfig === undefined ? {} : { recordedRiskConfig: fromRecord.riskConfig }),
+      ...(fromRecord?.positionIndexShards === undefined
+        ? {}
+        : { recordedPositionIndexShards: fromRecord.positionIndexShards }),
       close: () => clients.destroy(),
     };
   } catch (error) {

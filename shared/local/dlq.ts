@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
+import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import { auctionStepMessageSchema, liquidationMessageSchema } from '../schemas/messages.ts';
 import type { Deployment } from './deployment.ts';
@@ -126,10 +127,15 @@ async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: M
   if (queue === 'liquidations') {
     const parsed = liquidationMessageSchema.safeParse(json);
     if (!parsed.success) return 'poison: not a liquidation message';
-    const repo = new DynamoLiquidationRepository(dynamo, {
-      liquidations: tables.liquidations,
-      positions: tables.positions,
-    });
+    const repo = new DynamoLiquidationRepository(
+      dynamo,
+      {
+        liquidations: tables.liquidations,
+        positions: tables.positions,
+        // Reads only: the index layout does not matter.
+      },
+      SINGLE_SHARD_LAYOUT,
+    );
     const record = await repo.get(parsed.data.liquidationId);
     if (!record) return `liquidation ${parsed.data.liquidationId} not found`;
     const last = record.history.at(-1);

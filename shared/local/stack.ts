@@ -13,6 +13,7 @@ import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runn
 import {
   FUNCTIONS,
   type FunctionId,
+  POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
   RISK_CONFIG_ENV,
@@ -34,6 +35,8 @@ export interface LocalStackOptions {
   readonly region?: string;
   /** Risk configuration given to the functions (RISK_CONFIG), e.g. a fast auction for tests. */
   readonly riskConfig?: RiskConfigInput;
+  /** Index shards per market (POSITION_INDEX_SHARDS), as `backstop:positionIndexShards` sets them on AWS. */
+  readonly positionIndexShards?: Readonly<Record<string, number>>;
   /** Retry failed records at once instead of after the visibility timeout (local convenience). */
   readonly fastRetries?: boolean;
   /** Schedules (ledger-reconcile) on timers; off by default in tests. */
@@ -57,6 +60,7 @@ export function functionEnvironment(
   endpoint: string,
   region: string,
   riskConfig?: RiskConfigInput,
+  positionIndexShards?: Readonly<Record<string, number>>,
 ): Record<string, string> {
   const env: Record<string, string> = {
     AWS_REGION: region,
@@ -73,6 +77,7 @@ export function functionEnvironment(
   for (const table of TABLES) env[tableEnv(table.id)] = names.tables[table.id];
   for (const queue of QUEUES) env[queueEnv(queue.id)] = names.queues[queue.id].url;
   if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);
+  if (positionIndexShards) env[POSITION_INDEX_SHARDS_ENV] = JSON.stringify(positionIndexShards);
   return env;
 }
 
@@ -91,7 +96,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const region = options.region ?? 'us-east-1';
   const clients = createAwsClients(localClientConfig(options.endpoint, region));
   const names = await createLocalResources(clients, options.stage);
-  const env = functionEnvironment(names, options.endpoint, region, options.riskConfig);
+  const env = functionEnvironment(
+    names,
+    options.endpoint,
+    region,
+    options.riskConfig,
+    options.positionIndexShards,
+  );
   // The handlers read their configuration from the process environment, as in Lambda.
   Object.assign(process.env, env);
   resetWiring();

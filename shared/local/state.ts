@@ -19,6 +19,8 @@ export const localRecordSchema = z.strictObject({
   startedAt: z.string(),
   /** Risk configuration input the handlers run with (absent: the defaults). */
   riskConfig: z.unknown().optional(),
+  /** Index shards per market the handlers run with (absent: one each). */
+  positionIndexShards: z.record(z.string(), z.number()).optional(),
   /** Log file of a detached run. */
   log: z.string().optional(),
 });

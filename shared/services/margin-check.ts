@@ -148,7 +148,9 @@ async function handleTickOnce(
       deps.positions.queryCrossed(tick.symbol, side, accepted.markPrice, deps.maxPositionsPerInvocation),
     ),
   );
-  const crossed = firstPages.some((page) => page.positions.length > 0);
+  // A page may come back empty yet say more follows (stale index entries filtered out, shards merged):
+  // the tick is then still one that crosses.
+  const crossed = firstPages.some((page) => page.positions.length > 0 || page.cursor !== undefined);
   try {
     await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed);
   } catch (error) {

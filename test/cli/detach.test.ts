@@ -24,9 +24,21 @@ afterAll(async () => {
 
 describe('local up --detach and local down', () => {
   it('starts in the background, answers status, and stops with its emulator', async () => {
-    const up = await cli('local', 'up', '--detach', '--port', '0', '--stage', 'bg');
+    const up = await cli(
+      'local',
+      'up',
+      '--detach',
+      '--port',
+      '0',
+      '--stage',
+      'bg',
+      '--index-shards',
+      '{"ETH-USD":2}',
+    );
     expect(up.code, up.stderr).toBe(0);
     const record = readLocalRecord(dir)!;
+    // The background stack runs with the shards asked, and the other commands write positions in them.
+    expect(record.positionIndexShards).toEqual({ 'ETH-USD': 2 });
     expect(up.stdout).toContain(`endpoint ${record.endpoint}, stage bg (pid ${record.pid}`);
     expect(record.log).toBe(path.join(dir, 'local.log'));
     expect(isAlive(record.pid)).toBe(true);

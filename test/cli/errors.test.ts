@@ -50,6 +50,12 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--config: cannot read/,
     ],
     ['a bad stage', ['local', 'up', '--stage', 'Prod!'], /--stage: "Prod!" is not a stage name/],
+    ['index shards that are not JSON', ['local', 'up', '--index-shards', '{ETH'], /--index-shards: not JSON/],
+    [
+      'too many index shards',
+      ['local', 'up', '--index-shards', '{"ETH-USD": 99}'],
+      /--index-shards: position index shards: ETH-USD: /,
+    ],
     ['an extra word', ['local', 'up', 'now'], /unexpected argument "now"/],
     ['seed without a subcommand', ['seed'], /seed: missing subcommand \(positions \| providers\)/],
     ['zero positions', ['seed', 'positions', '--count', '0'], /--count: 0 is outside 1\.\.1000000/],

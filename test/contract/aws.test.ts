@@ -1,6 +1,8 @@
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AdapterInputError,
   ApiCallCounter,
   type AwsClients,
   createAwsAdapters,
@@ -8,19 +10,22 @@ import {
   createAwsQueueTransports,
   createLocalResources,
   localClientConfig,
+  PositionIndexLayout,
+  PositionLayoutError,
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
 import { MAX_MOVEMENTS_PER_TRANSACTION } from '../../shared/adapters/aws/ledger.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { usd } from '../../shared/domain/units.ts';
+import { base, price, usd } from '../../shared/domain/units.ts';
 import {
   ConditionFailedError,
   type JournalEntry,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
+  type PositionRecord,
 } from '../../shared/ports/index.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
-import { contractSuite } from './suite.ts';
+import { contractSuite, type HarnessFactory } from './suite.ts';
 
 /**
  * The AWS adapters against moto (real DynamoDB and SQS APIs, real time). Each test gets its own stage
@@ -50,8 +55,9 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-contractSuite(
-  'aws (moto)',
+/** The AWS family on a fresh stage, positions spread as `positionLayout` says. */
+const awsHarness =
+  (positionLayout?: PositionIndexLayout): HarnessFactory =>
   async ({ crashHook }) => {
     if (!clients) throw new Error('moto did not start');
     const names = await (nextStage ?? prepareStage(clients));
@@ -61,6 +67,7 @@ contractSuite(
       names,
       clock: systemClock,
       ...(crashHook ? { crashHook } : {}),
+      ...(positionLayout ? { positionLayout } : {}),
     });
     const queues = createAwsQueueTransports(clients, names);
     const { liquidations, auctionSteps } = queues.deadLetters;
@@ -72,10 +79,39 @@ contractSuite(
       advance: () => {},
       close: async () => {},
     };
-  },
-  // Each property run costs tens of API calls; SQS time is real, so waits poll up to 5 s.
-  { propertyRuns: 25, eventuallyMs: 5_000 },
-);
+  };
+
+/** A fresh stage, and clients on it whose calls are counted (closed afterwards). */
+async function withCountedStage(
+  run: (stage: {
+    names: ResourceNames;
+    /** Uncounted clients: another container. */
+    plain: AwsClients;
+    counter: ApiCallCounter;
+    counted: AwsClients;
+  }) => Promise<void>,
+): Promise<void> {
+  if (!clients || !moto) throw new Error('moto did not start');
+  const names = await (nextStage ?? prepareStage(clients));
+  nextStage = prepareStage(clients);
+  const counter = new ApiCallCounter();
+  const counted = createAwsClients(localClientConfig(moto.endpoint), counter);
+  try {
+    await run({ names, plain: clients, counter, counted });
+  } finally {
+    counted.destroy();
+  }
+}
+
+// Each property run costs tens of API calls; SQS time is real, so waits poll up to 5 s.
+contractSuite('aws (moto)', awsHarness(), { propertyRuns: 25, eventuallyMs: 5_000 });
+
+// Every market's positions over three index shards: the same contract for what reads and writes positions.
+contractSuite('aws (moto), three index shards', awsHarness(new PositionIndexLayout({}, 3)), {
+  propertyRuns: 25,
+  eventuallyMs: 5_000,
+  sections: ['positions', 'liquidations'],
+});
 
 /**
  * DynamoLedger on two containers of one table: each reads the stored balance before it writes, and a movement
@@ -91,28 +127,6 @@ describe('aws ledger across containers', () => {
     atMs: 1_000,
     floor,
   });
-
-  /** A fresh stage, and clients on it whose calls are counted (closed afterwards). */
-  async function withCountedStage(
-    run: (stage: {
-      names: ResourceNames;
-      /** Uncounted clients: another container. */
-      plain: AwsClients;
-      counter: ApiCallCounter;
-      counted: AwsClients;
-    }) => Promise<void>,
-  ): Promise<void> {
-    if (!clients || !moto) throw new Error('moto did not start');
-    const names = await (nextStage ?? prepareStage(clients));
-    nextStage = prepareStage(clients);
-    const counter = new ApiCallCounter();
-    const counted = createAwsClients(localClientConfig(moto.endpoint), counter);
-    try {
-      await run({ names, plain: clients, counter, counted });
-    } finally {
-      counted.destroy();
-    }
-  }
 
   it('chains movements of two containers on the stored balance, one read and one transaction each', () =>
     withCountedStage(async ({ names, plain, counter, counted }) => {
@@ -337,5 +351,94 @@ describe('aws ledger across containers', () => {
         LedgerIdempotencyConflictError,
       );
       expect(await ledger.balance('fund')).toMatchObject({ balance: usd('9'), sequence: 4 });
+    }));
+});
+
+describe('aws position index shards', () => {
+  const layout = new PositionIndexLayout({ 'BTC-USD': 4 });
+  const long = (id: string, liquidationPrice: string, symbol = 'BTC-USD'): PositionRecord => ({
+    id,
+    traderId: 'trader-1',
+    symbol,
+    side: 'LONG',
+    size: base('1'),
+    entryPrice: price('30000'),
+    collateral: usd('3000'),
+    state: 'OPEN',
+    version: 1,
+    liquidationPrice: price(liquidationPrice),
+  });
+  const ids = (page: { positions: readonly PositionRecord[] }) => page.positions.map((p) => p.id);
+
+  it("spreads a market side over its shards; a read queries each of them, another market's one", () =>
+    withCountedStage(async ({ names, plain, counter, counted }) => {
+      const writer = createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout: layout });
+      for (let i = 0; i < 40; i++) await writer.positions.create(long(`btc-${i}`, String(20000 + i)));
+      await writer.positions.create(long('eth-0', '1000', 'ETH-USD'));
+      const scan = await plain.dynamo.send(new ScanCommand({ TableName: names.tables.positions }));
+      const keys = new Set((scan.Items ?? []).map((item) => item.liqKey?.S));
+      expect([...keys].sort()).toEqual([
+        'BTC-USD#LONG#0',
+        'BTC-USD#LONG#1',
+        'BTC-USD#LONG#2',
+        'BTC-USD#LONG#3',
+        'ETH-USD#LONG#0',
+      ]);
+
+      const reader = createAwsAdapters({
+        clients: counted,
+        names,
+        clock: systemClock,
+        positionLayout: layout,
+      });
+      const btc = await reader.positions.queryCrossed('BTC-USD', 'LONG', price('20035'), 100);
+      expect(ids(btc)).toEqual(['btc-39', 'btc-38', 'btc-37', 'btc-36', 'btc-35']);
+      expect(btc.cursor).toBeUndefined();
+      expect(counter.snapshot()).toEqual({ 'dynamodb.Query': 4 });
+      counter.reset();
+      expect(ids(await reader.positions.queryCrossed('ETH-USD', 'LONG', price('900'), 100))).toEqual([
+        'eth-0',
+      ]);
+      expect(counter.snapshot()).toEqual({ 'dynamodb.Query': 1 });
+    }));
+
+  it('finds positions written under fewer shards after the count is raised, and moves them when written', () =>
+    withCountedStage(async ({ names, plain }) => {
+      const before = createAwsAdapters({ clients: plain, names, clock: systemClock });
+      for (let i = 0; i < 12; i++) await before.positions.create(long(`btc-${i}`, String(20000 + i)));
+      const after = createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout: layout });
+      const all = async () => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await after.positions.queryCrossed('BTC-USD', 'LONG', price('1'), 5, cursor);
+          seen.push(...ids(page));
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+        return seen;
+      };
+      const descending = Array.from({ length: 12 }, (_, i) => `btc-${11 - i}`);
+      expect(await all()).toEqual(descending);
+      for (let i = 0; i < 12; i += 2) {
+        const p = (await after.positions.get(`btc-${i}`))!;
+        await after.positions.replace({ ...p, version: 2 }, 1);
+      }
+      const scan = await plain.dynamo.send(new ScanCommand({ TableName: names.tables.positions }));
+      expect(new Set((scan.Items ?? []).map((item) => item.liqKey?.S)).size).toBeGreaterThan(1);
+      expect(await all()).toEqual(descending);
+    }));
+
+  it('refuses a cursor of another shard count, and a count out of range', () =>
+    withCountedStage(async ({ names, plain }) => {
+      const one = createAwsAdapters({ clients: plain, names, clock: systemClock });
+      const four = createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout: layout });
+      for (let i = 0; i < 6; i++) await four.positions.create(long(`btc-${i}`, String(20000 + i)));
+      const page = await four.positions.queryAdlOrder('BTC-USD', 'LONG', 'leverage', 2);
+      expect(page.cursor).toBeDefined();
+      await expect(
+        one.positions.queryAdlOrder('BTC-USD', 'LONG', 'leverage', 2, page.cursor),
+      ).rejects.toBeInstanceOf(AdapterInputError);
+      expect(() => new PositionIndexLayout({ 'BTC-USD': 17 })).toThrow(PositionLayoutError);
+      expect(() => new PositionIndexLayout({ btc: 2 })).toThrow(/market symbol/);
     }));
 });

@@ -44,7 +44,19 @@ export interface ContractOptions {
   readonly propertyRuns: number;
   /** Longest wait for a message to come back (SQS in real time). */
   readonly eventuallyMs: number;
+  /** Only these groups of the contract (all by default): a variant of a family that changes only part of it. */
+  readonly sections?: readonly ContractSection[];
 }
+
+export type ContractSection =
+  | 'positions'
+  | 'markets'
+  | 'batch reader'
+  | 'liquidations'
+  | 'auctions and providers'
+  | 'providers listed again after a write'
+  | 'ledger'
+  | 'queues';
 
 /** Polls `probe` until it returns a value, or fails at the deadline. No fixed sleeps. */
 export async function eventually<T>(
@@ -146,6 +158,9 @@ const HUGE = 10n ** 30n;
 const ABOVE_2_53 = 2n ** 53n + 1n;
 
 export function contractSuite(name: string, factory: HarnessFactory, options: ContractOptions): void {
+  const section = (title: ContractSection, body: () => void): void => {
+    if (!options.sections || options.sections.includes(title)) describe(title, body);
+  };
   describe(`${name} adapter contract`, () => {
     let h: ContractHarness;
     let a: Adapters;
@@ -157,7 +172,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       await h.close();
     });
 
-    describe('positions', () => {
+    section('positions', () => {
       it('round-trips every field exactly, beyond 2^53', async () => {
         const p = position({ size: HUGE, collateral: -HUGE, liquidationPrice: ABOVE_2_53 });
         await a.positions.create(p);
@@ -406,7 +421,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('markets', () => {
+    section('markets', () => {
       it('accepts ticks in sequence, conditional on the last one', async () => {
         expect(await a.markets.get('ETH-USD')).toBeUndefined();
         const t1 = tick(1, { indexPrice: price('1520.4') });
@@ -470,7 +485,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('batch reader', () => {
+    section('batch reader', () => {
       it('reads a position and its market together, each as stored, and says which is missing', async () => {
         expect(await a.reader.positionAndMarket('pos-1', 'ETH-USD')).toEqual({
           position: undefined,
@@ -524,7 +539,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('liquidations', () => {
+    section('liquidations', () => {
       it('begin moves the position to LIQUIDATING@v+1 out of the index and creates the QUEUED liquidation', async () => {
         const p = position();
         await a.positions.create(p);
@@ -725,7 +740,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('auctions and providers', () => {
+    section('auctions and providers', () => {
       it('auction create is conditional on absence, replace on the version', async () => {
         const x = auction({ fills: [{ price: price('1900'), size: base('0.25'), providerId: 'lp-1' }] });
         await a.auctions.create(x);
@@ -892,7 +907,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('providers listed again after a write', () => {
+    section('providers listed again after a write', () => {
       it('a list reflects every put since the last one: new capital, a symbol dropped or added', async () => {
         await a.providers.put(provider({ id: 'lp-a' }), undefined);
         await a.providers.put(provider({ id: 'lp-b', symbols: ['ETH-USD', 'BTC-USD'] }), undefined);
@@ -908,7 +923,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('ledger', () => {
+    section('ledger', () => {
       it('an unknown account has a zero balance and an empty journal', async () => {
         expect(await a.ledger.balance('nobody')).toEqual({
           account: 'nobody',
@@ -1115,7 +1130,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
     });
 
-    describe('queues', () => {
+    section('queues', () => {
       const receiveOne = (q: QueueTransport, visibility: number) =>
         eventually(
           `a message on ${q.name}`,
@@ -1214,6 +1229,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
     });
   });
 
+  if (options.sections) return;
   describe(`${name} adapter contract: crash hook`, () => {
     it('a crash right after a write leaves the write done; the retry finds it', async () => {
       let armed = true;

@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       alarmFunctionErrors: 1,
       reservedConcurrency: {},
       positionIndexes: 3,
+      positionIndexShards: {},
     });
     expect(config.alarmEmail).toBeUndefined();
     expect(JSON.parse(config.riskConfigJson)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
@@ -55,6 +56,9 @@ describe('loadConfig', () => {
     expect(config.feedPrincipals).toEqual(['111122223333', 'arn:aws:iam::444455556666:role/feed']);
     expect(config.reservedConcurrency).toEqual({ marginCheck: 50 });
     expect(JSON.parse(config.riskConfigJson).insurance.drawCapPerWindow).toBe('5');
+    expect(loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' }).positionIndexShards).toEqual({
+      'BTC-USD': 4,
+    });
   });
 
   it.each([
@@ -70,6 +74,17 @@ describe('loadConfig', () => {
       /backstop:positionIndexes/,
     ],
     ['no position index at all', { 'backstop:positionIndexes': 0 }, /backstop:positionIndexes/],
+    [
+      'more index shards than a market may have',
+      { 'backstop:positionIndexShards': { 'BTC-USD': 17 } },
+      /backstop:positionIndexShards\.BTC-USD/,
+    ],
+    ['index shards for no market', { 'backstop:positionIndexShards': { btc: 2 } }, /not a market symbol/],
+    [
+      'index shards for a market the risk config does not have',
+      { 'backstop:positionIndexShards': { 'SOL-USD': 2 } },
+      /positionIndexShards names SOL-USD, not a market of the risk config \(ETH-USD, BTC-USD\)/,
+    ],
     ['a log retention CloudWatch refuses', { 'backstop:logRetentionDays': 31 }, /backstop:logRetentionDays/],
     [
       'a principal with a wildcard',

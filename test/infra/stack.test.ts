@@ -26,6 +26,7 @@ import {
   type FunctionId,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
+  POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
   RISK_CONFIG_ENV,
@@ -270,6 +271,8 @@ describe('BackstopStack template (default config)', () => {
       for (const q of QUEUES) expect(env[queueEnv(q.id)]).toEqual({ Ref: queueId(stack.queues[q.id].queue) });
       expect(env[TICK_BUS_ENV]).toEqual({ Ref: logicalIdOf(stack, stack.tickBus) });
       expect(JSON.parse(env[RISK_CONFIG_ENV] as string)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
+      // One index shard per market unless the context says otherwise (the upgrade test below).
+      expect(env[POSITION_INDEX_SHARDS_ENV]).toBeUndefined();
       expect(env).toMatchObject({
         POWERTOOLS_SERVICE_NAME: 'backstop',
         POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
@@ -603,6 +606,23 @@ describe('BackstopStack template (upgrade in steps)', () => {
       POSITION_ADL_INDEXES.entry,
       POSITION_ADL_INDEXES.leverage,
     ]);
+  });
+
+  it('gives every function the index shards of a market that has more than one', () => {
+    const { stack } = build({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<
+      string,
+      { Type: string; Properties: { Environment?: { Variables: Record<string, unknown> } } }
+    >;
+    const functions = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Environment?.Variables[TICK_BUS_ENV],
+    );
+    expect(functions).toHaveLength(FUNCTIONS.length);
+    for (const fn of functions) {
+      expect(JSON.parse(fn.Properties.Environment!.Variables[POSITION_INDEX_SHARDS_ENV] as string)).toEqual({
+        'BTC-USD': 4,
+      });
+    }
   });
 });
 

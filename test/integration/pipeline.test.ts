@@ -1,5 +1,10 @@
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createAwsAdapters, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
+import {
+  createAwsAdapters,
+  createAwsQueueTransports,
+  PositionIndexLayout,
+} from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
@@ -38,13 +43,18 @@ afterAll(async () => {
 });
 
 /** A fast auction (1 s steps) so auction tests finish in seconds; everything else as in production. */
-async function withStack(riskConfig: RiskConfigInput, body: (ctx: Context) => Promise<void>): Promise<void> {
+async function withStack(
+  riskConfig: RiskConfigInput,
+  body: (ctx: Context) => Promise<void>,
+  positionIndexShards?: Readonly<Record<string, number>>,
+): Promise<void> {
   stageCounter += 1;
   const stack = await startLocalStack({
     endpoint: moto.endpoint,
     stage: `e2e${stageCounter}`,
     riskConfig,
     fastRetries: true,
+    ...(positionIndexShards ? { positionIndexShards } : {}),
   });
   grants.forStage(stack.names);
   const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
@@ -431,5 +441,38 @@ describe('pipeline on moto', () => {
       expect(counterparty?.version).toBeGreaterThan(0);
       expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
     });
+  });
+
+  it('reads every index shard of a market: liquidations and ADL counterparties in any of them', async () => {
+    await withStack(
+      DEFAULT_RISK_CONFIG_INPUT,
+      async (ctx) => {
+        await ctx.tick('200');
+        for (let i = 1; i <= 6; i++) await ctx.admin(open(`p${i}`, 'LONG', '10', '200', '200'));
+        // ADL's first counterparty (the most leveraged winner) sits in the last shard, the others anywhere.
+        const layout = new PositionIndexLayout({ 'ETH-USD': 4 });
+        const shardOf = (id: string) => layout.keyOf({ id, symbol: 'ETH-USD', side: 'SHORT' });
+        const first = ['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8'].find((id) =>
+          shardOf(id).endsWith('#3'),
+        )!;
+        const others = ['o1', 'o2', 'o3', 'o4', 'o5'];
+        await ctx.admin(open(first, 'SHORT', '10', '200', '300'));
+        for (const id of others) await ctx.admin(open(id, 'SHORT', '10', '200', '400'));
+        const scan = await ctx.stack.clients.dynamo.send(
+          new ScanCommand({ TableName: ctx.stack.names.tables.positions }),
+        );
+        const shardsOf = (side: string) =>
+          new Set((scan.Items ?? []).flatMap((item) => (item.side?.S === side ? [item.liqKey?.S] : []))).size;
+        expect(shardsOf('LONG')).toBeGreaterThan(1);
+        expect(shardsOf('SHORT')).toBeGreaterThan(1);
+        await ctx.tick('175');
+        const liquidations = await ctx.liquidations();
+        expect(liquidations.map((l) => l.positionId).sort()).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+        for (const l of liquidations) expect(l.state).toBe('SETTLED_ADL');
+        // The fund was empty: ADL found its first counterparty in the last shard.
+        expect((await ctx.adapters.positions.get(first))?.version).toBeGreaterThan(1);
+      },
+      { 'ETH-USD': 4 },
+    );
   });
 });

@@ -158,6 +158,19 @@ describe('ticks', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
   });
 
+  it('goes on with a tick whose first page came back empty but said more follows', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    // An index whose first page held only entries the filter dropped (on AWS: stale, or cut at a shard's bound).
+    const query = p.adapters.positions.queryCrossed.bind(p.adapters.positions);
+    let calls = 0;
+    p.adapters.positions.queryCrossed = (...args) =>
+      calls++ === 0 ? Promise.resolve({ positions: [], cursor: 'more' }) : query(...args);
+    expect(await p.tick('ETH-USD', '184')).toMatchObject({ status: 'accepted', enqueued: 1 });
+    expect(p.adapters.liquidationQueue.pending()).toHaveLength(1);
+  });
+
   it('a continuation that died after starting a liquidation re-sends on its retry: nothing is lost', async () => {
     let armed = false;
     const p = createPipeline({

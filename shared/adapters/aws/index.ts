@@ -6,6 +6,7 @@ import { noCrash } from './codec.ts';
 import { DynamoLedger } from './ledger.ts';
 import { DynamoLiquidationRepository } from './liquidations.ts';
 import { DynamoMarketRepository } from './markets.ts';
+import { type PositionIndexLayout, SINGLE_SHARD_LAYOUT } from './position-layout.ts';
 import { DynamoPositionRepository } from './positions.ts';
 import { DynamoProviderRepository } from './providers.ts';
 import { DynamoBatchReader } from './reader.ts';
@@ -25,6 +26,8 @@ export interface AwsAdapterOptions {
   readonly names: AdapterNames;
   readonly clock: Clock;
   readonly crashHook?: CrashHook;
+  /** How positions spread over index shards (positionLayoutFromEnv); one shard per market by default. */
+  readonly positionLayout?: PositionIndexLayout;
 }
 
 export interface AwsAdapters extends Adapters {
@@ -35,23 +38,25 @@ export function createAwsAdapters(options: AwsAdapterOptions): AwsAdapters {
   const { clients, names, clock } = options;
   const crash = options.crashHook ?? noCrash;
   const { dynamo } = clients;
+  const layout = options.positionLayout ?? SINGLE_SHARD_LAYOUT;
   return {
     reader: new DynamoBatchReader(dynamo, {
       positions: names.tables.positions,
       markets: names.tables.markets,
       auctions: names.tables.auctions,
     }),
-    positions: new DynamoPositionRepository(dynamo, names.tables.positions, crash),
+    positions: new DynamoPositionRepository(dynamo, names.tables.positions, layout, crash),
     markets: new DynamoMarketRepository(dynamo, names.tables.markets, crash),
     liquidations: new DynamoLiquidationRepository(
       dynamo,
       { liquidations: names.tables.liquidations, positions: names.tables.positions },
+      layout,
       crash,
     ),
     auctions: new DynamoAuctionRepository(dynamo, names.tables.auctions, crash),
     providers: new DynamoProviderRepository(dynamo, names.tables.providers, crash),
     ledger: new DynamoLedger(dynamo, names.tables.ledger, crash),
-    transactor: new AwsTransactor(dynamo, names.tables, crash),
+    transactor: new AwsTransactor(dynamo, names.tables, layout, crash),
     liquidationQueue: new SqsQueueTransport(clients.sqs, {
       url: names.queues.liquidations.url,
       crash,
@@ -95,6 +100,14 @@ export {
 } from './clients.ts';
 export { AdapterInputError, CorruptItemError } from './codec.ts';
 export { LedgerContentionError, LedgerIdempotencyConflictError } from './ledger.ts';
+export {
+  MAX_POSITION_INDEX_SHARDS,
+  PositionIndexLayout,
+  PositionLayoutError,
+  positionIndexShardsSchema,
+  positionLayoutFromEnv,
+  SINGLE_SHARD_LAYOUT,
+} from './position-layout.ts';
 export {
   type AdapterNames,
   adapterNamesFromEnv,

@@ -40,6 +40,7 @@ import {
   readS,
   S,
 } from './codec.ts';
+import { fnv1a, type PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 
@@ -73,15 +74,7 @@ const readState = (item: Item, name: string): LiquidationState => {
   return value as LiquidationState;
 };
 
-/** FNV-1a, 32 bit: a stable shard for a liquidation id. */
-const shardOf = (id: string): number => {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    hash ^= id.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % TICK_INDEX_SHARDS;
-};
+const shardOf = (id: string): number => fnv1a(id) % TICK_INDEX_SHARDS;
 
 const tickIndexId = (tickKey: string, shard: number): string => `${TICK_PREFIX}${tickKey}~${shard}`;
 
@@ -219,6 +212,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
     private readonly tables: { readonly liquidations: string; readonly positions: string },
+    private readonly layout: PositionIndexLayout,
     private readonly crash: CrashHook = noCrash,
   ) {}
 
@@ -323,7 +317,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
             {
               Put: {
                 TableName: this.tables.positions,
-                Item: positionItem(position),
+                Item: positionItem(position, this.layout),
                 ConditionExpression: 'version = :expected',
                 ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
               },

@@ -9,8 +9,6 @@ import {
   CorruptItemError,
   checkNextVersion,
   conditional,
-  decodeCursor,
-  encodeCursor,
   type Item,
   N,
   noCrash,
@@ -20,16 +18,15 @@ import {
   readS,
   S,
 } from './codec.ts';
+import type { PositionIndexLayout } from './position-layout.ts';
+import { readSharded } from './sharded-query.ts';
 
 /**
  * Positions table, pk `id`. Only OPEN positions carry the index attributes `liqKey` and `liqPrice`, so the
  * `byLiquidationPrice` GSI is sparse: a position that leaves OPEN is written without them and drops out. ADL's
  * two GSIs share the partition `liqKey`, sorted by `entryPrice` and by `adlLeverage` (only on OPEN positions).
+ * A market side's partition may be split into shards (position-layout.ts); reads merge them in order.
  */
-
-/** Index partition of a market side (one shard, see DEFAULT_POSITION_INDEX_SHARDS in topology.ts). */
-export const positionIndexKey = (symbol: string, side: Side, shard = 0): string =>
-  `${symbol}#${side}#${shard}`;
 
 const SIDES: readonly Side[] = ['LONG', 'SHORT'];
 const STATES: readonly PositionState[] = ['OPEN', 'LIQUIDATING', 'CLOSED'];
@@ -40,7 +37,8 @@ export function readSide(item: Item, name = 'side'): Side {
   return value as Side;
 }
 
-export function positionItem(p: PositionRecord): Item {
+/** The item of a position; an OPEN one carries its index attributes, in its shard of `layout`. */
+export function positionItem(p: PositionRecord, layout: PositionIndexLayout): Item {
   return {
     id: S(p.id),
     traderId: S(p.traderId),
@@ -55,7 +53,7 @@ export function positionItem(p: PositionRecord): Item {
     ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
     ...(p.state === 'OPEN'
       ? {
-          liqKey: S(positionIndexKey(p.symbol, p.side)),
+          liqKey: S(layout.keyOf(p)),
           liqPrice: N(p.liquidationPrice),
           adlLeverage: N(adlLeverageKey(p.size, p.collateral)),
         }
@@ -83,10 +81,15 @@ export function positionFromItem(item: Item): PositionRecord {
   };
 }
 
+function checkLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new AdapterInputError(`positions/bad-limit: ${limit}`);
+}
+
 export class DynamoPositionRepository implements PositionRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
     private readonly table: string,
+    private readonly layout: PositionIndexLayout,
     private readonly crash: CrashHook = noCrash,
   ) {}
 
@@ -102,7 +105,7 @@ export class DynamoPositionRepository implements PositionRepository {
       this.dynamo.send(
         new PutItemCommand({
           TableName: this.table,
-          Item: positionItem(position),
+          Item: positionItem(position, this.layout),
           ConditionExpression: 'attribute_not_exists(id)',
         }),
       ),
@@ -111,8 +114,8 @@ export class DynamoPositionRepository implements PositionRepository {
   }
 
   /**
-   * One Query on the sparse index: longs `liqPrice >= mark` newest-crossed first (descending), shorts
-   * `liqPrice <= mark` ascending. Positions with equal prices come in the index's order.
+   * The sparse index, every shard of the side merged: longs `liqPrice >= mark` newest-crossed first
+   * (descending), shorts `liqPrice <= mark` ascending. Positions with equal prices come in the index's order.
    */
   async queryCrossed(
     symbol: string,
@@ -121,33 +124,23 @@ export class DynamoPositionRepository implements PositionRepository {
     limit: number,
     cursor?: string,
   ): Promise<CrossedPage> {
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new AdapterInputError(`positions/bad-limit: ${limit}`);
-    }
+    checkLimit(limit);
     const long = side === 'LONG';
-    const out = await this.dynamo.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: POSITION_INDEX,
-        KeyConditionExpression: `liqKey = :key AND liqPrice ${long ? '>=' : '<='} :mark`,
-        // The GSI is eventually consistent on AWS: a position that just left OPEN may linger briefly.
-        FilterExpression: '#state = :open',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: {
-          ':key': S(positionIndexKey(symbol, side)),
-          ':mark': N(mark),
-          ':open': S('OPEN'),
-        },
-        ScanIndexForward: !long,
-        Limit: limit,
-        ...(cursor === undefined ? {} : { ExclusiveStartKey: decodeCursor(cursor) }),
-      }),
+    return this.readIndex(
+      {
+        symbol,
+        side,
+        index: POSITION_INDEX,
+        sortAttribute: 'liqPrice',
+        ascending: !long,
+        range: { condition: `liqPrice ${long ? '>=' : '<='} :mark`, values: { ':mark': N(mark) } },
+      },
+      limit,
+      cursor,
     );
-    const positions = (out.Items ?? []).map(positionFromItem);
-    return out.LastEvaluatedKey ? { positions, cursor: encodeCursor(out.LastEvaluatedKey) } : { positions };
   }
 
-  /** One Query on an ADL index: entry price ascending for longs, descending for shorts; leverage descending. */
+  /** An ADL index, every shard of the side merged: entry price ascending for longs, descending for shorts; leverage descending. */
   async queryAdlOrder(
     symbol: string,
     side: Side,
@@ -155,27 +148,69 @@ export class DynamoPositionRepository implements PositionRepository {
     limit: number,
     cursor?: string,
   ): Promise<CrossedPage> {
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new AdapterInputError(`positions/bad-limit: ${limit}`);
-    }
+    checkLimit(limit);
     if (order !== 'entry' && order !== 'leverage') {
       throw new AdapterInputError(`positions/bad-order: ${String(order)}`);
     }
-    const out = await this.dynamo.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: POSITION_ADL_INDEXES[order],
-        KeyConditionExpression: 'liqKey = :key',
-        FilterExpression: '#state = :open',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: { ':key': S(positionIndexKey(symbol, side)), ':open': S('OPEN') },
-        ScanIndexForward: order === 'entry' && side === 'LONG',
-        Limit: limit,
-        ...(cursor === undefined ? {} : { ExclusiveStartKey: decodeCursor(cursor) }),
-      }),
+    return this.readIndex(
+      {
+        symbol,
+        side,
+        index: POSITION_ADL_INDEXES[order],
+        sortAttribute: order === 'entry' ? 'entryPrice' : 'adlLeverage',
+        ascending: order === 'entry' && side === 'LONG',
+      },
+      limit,
+      cursor,
     );
-    const positions = (out.Items ?? []).map(positionFromItem);
-    return out.LastEvaluatedKey ? { positions, cursor: encodeCursor(out.LastEvaluatedKey) } : { positions };
+  }
+
+  private async readIndex(
+    spec: {
+      readonly symbol: string;
+      readonly side: Side;
+      readonly index: string;
+      readonly sortAttribute: string;
+      readonly ascending: boolean;
+      readonly range?: { readonly condition: string; readonly values: Item };
+    },
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<CrossedPage> {
+    const page = await readSharded(
+      {
+        partitions: this.layout.keys(spec.symbol, spec.side),
+        sortAttribute: spec.sortAttribute,
+        ascending: spec.ascending,
+        keyAttributes: ['id', 'liqKey', spec.sortAttribute],
+        query: async (partition, shardLimit, start) => {
+          const out = await this.dynamo.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: spec.index,
+              KeyConditionExpression: spec.range
+                ? `liqKey = :key AND ${spec.range.condition}`
+                : 'liqKey = :key',
+              // The GSI is eventually consistent on AWS: a position that just left OPEN may linger briefly.
+              FilterExpression: '#state = :open',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':key': S(partition), ':open': S('OPEN'), ...spec.range?.values },
+              ScanIndexForward: spec.ascending,
+              Limit: shardLimit,
+              ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+            }),
+          );
+          return {
+            items: out.Items ?? [],
+            ...(out.LastEvaluatedKey ? { lastKey: out.LastEvaluatedKey } : {}),
+          };
+        },
+      },
+      limit,
+      cursor,
+    );
+    const positions = page.items.map(positionFromItem);
+    return page.cursor === undefined ? { positions } : { positions, cursor: page.cursor };
   }
 
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
@@ -184,7 +219,7 @@ export class DynamoPositionRepository implements PositionRepository {
       this.dynamo.send(
         new PutItemCommand({
           TableName: this.table,
-          Item: positionItem(next),
+          Item: positionItem(next, this.layout),
           ConditionExpression: 'version = :expected',
           ExpressionAttributeValues: { ':expected': N(expectedVersion) },
         }),

@@ -8,6 +8,7 @@ import type { TableId } from '../../topology.ts';
 import { auctionItem } from './auctions.ts';
 import { AdapterInputError, checkNextVersion, conditional, type Item, N, noCrash } from './codec.ts';
 import { checkLiquidationId, liquidationItem, newLiquidationItem, tickIndexUpdates } from './liquidations.ts';
+import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
 
@@ -20,6 +21,7 @@ export class AwsTransactor implements Transactor {
   constructor(
     private readonly dynamo: DynamoDBClient,
     private readonly tables: Readonly<Record<TableId, string>>,
+    private readonly layout: PositionIndexLayout,
     private readonly crash: CrashHook = noCrash,
   ) {}
 
@@ -65,7 +67,7 @@ export class AwsTransactor implements Transactor {
       case 'position':
         if (expectedVersion !== undefined)
           checkNextVersion('positions', write.record.version, expectedVersion);
-        return put(this.tables.positions, positionItem(write.record), expectedVersion);
+        return put(this.tables.positions, positionItem(write.record, this.layout), expectedVersion);
       case 'liquidation':
         checkLiquidationId(write.record.id);
         if (expectedVersion !== undefined) {

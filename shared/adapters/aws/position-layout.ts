@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import type { Side } from '../../domain/model.ts';
+import { POSITION_INDEX_SHARDS_ENV } from '../../topology.ts';
+
+/**
+ * How a market side's OPEN positions spread over the partitions of the positions table's three indexes
+ * (liquidation price, ADL's two orders): partition `liqKey` = `${symbol}#${side}#${shard}`, the shard a hash of
+ * the position id. One shard by default; a GSI partition takes about 1,000 writes a second, so a market that
+ * opens, changes or starts liquidating more positions than that a second needs more. Readers query every
+ * shard and merge them (each shard adds a Query to a page), so any writer using at most as many shards as the
+ * readers is safe; lowering the count would hide the positions in the dropped shards until they are written.
+ */
+
+export const MAX_POSITION_INDEX_SHARDS = 16;
+
+const SYMBOL = /^[A-Z0-9]{2,10}-[A-Z]{3,5}$/;
+
+export const positionIndexShardsSchema = z
+  .record(z.string(), z.number().int().min(1).max(MAX_POSITION_INDEX_SHARDS))
+  .superRefine((value, ctx) => {
+    for (const symbol of Object.keys(value)) {
+      if (!SYMBOL.test(symbol)) {
+        ctx.addIssue({ code: 'custom', path: [symbol], message: 'not a market symbol like ETH-USD' });
+      }
+    }
+  });
+
+export class PositionLayoutError extends Error {
+  override readonly name = 'PositionLayoutError';
+}
+
+/** FNV-1a, 32 bit: a stable hash of an id, the same in every container and release. */
+export function fnv1a(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+export class PositionIndexLayout {
+  private readonly shardsBySymbol: ReadonlyMap<string, number>;
+
+  /** `shardsBySymbol`: markets with their own shard count; every other market has `otherMarkets` (one). */
+  constructor(
+    shardsBySymbol: Readonly<Record<string, number>> = {},
+    private readonly otherMarkets = 1,
+  ) {
+    if (!Number.isInteger(otherMarkets) || otherMarkets < 1 || otherMarkets > MAX_POSITION_INDEX_SHARDS) {
+      throw new PositionLayoutError(
+        `position index shards: ${otherMarkets} is not 1 to ${MAX_POSITION_INDEX_SHARDS}`,
+      );
+    }
+    const parsed = positionIndexShardsSchema.safeParse(shardsBySymbol);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`);
+      throw new PositionLayoutError(`position index shards: ${problems.join('; ')}`);
+    }
+    this.shardsBySymbol = new Map(Object.entries(parsed.data));
+  }
+
+  shards(symbol: string): number {
+    return this.shardsBySymbol.get(symbol) ?? this.otherMarkets;
+  }
+
+  /** The index partition of a position: its market side's shard for its id. */
+  keyOf(position: { readonly id: string; readonly symbol: string; readonly side: Side }): string {
+    return partitionKey(position.symbol, position.side, fnv1a(position.id) % this.shards(position.symbol));
+  }
+
+  /** Every index partition of a market side, shard 0 first. */
+  keys(symbol: string, side: Side): string[] {
+    return Array.from({ length: this.shards(symbol) }, (_, shard) => partitionKey(symbol, side, shard));
+  }
+}
+
+const partitionKey = (symbol: string, side: Side, shard: number): string => `${symbol}#${side}#${shard}`;
+
+/** One shard for every market. */
+export const SINGLE_SHARD_LAYOUT = new PositionIndexLayout();
+
+/** The layout from POSITION_INDEX_SHARDS (JSON, symbol to shard count); one shard per market when unset. */
+export function positionLayoutFromEnv(env: NodeJS.ProcessEnv = process.env): PositionIndexLayout {
+  const raw = env[POSITION_INDEX_SHARDS_ENV];
+  if (raw === undefined || raw === '') return SINGLE_SHARD_LAYOUT;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new PositionLayoutError(`${POSITION_INDEX_SHARDS_ENV} is not JSON: ${raw}`);
+  }
+  return new PositionIndexLayout(value as Record<string, number>);
+}
