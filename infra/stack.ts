@@ -56,7 +56,7 @@ export class BackstopStack extends Stack {
       queues,
       tickBus: bus,
     });
-    const monitoring = new Monitoring(this, 'Monitoring', { config, queues, functions });
+    const monitoring = new Monitoring(this, 'Monitoring', { config, queues, functions, tables });
     this.tables = tables;
     this.queues = queues;
     this.functions = functions;

@@ -13,6 +13,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -25,7 +26,17 @@ import {
   METRICS_SERVICE,
   type MetricSpec,
 } from '../../shared/metrics.ts';
-import { FUNCTIONS, type FunctionId, physicalName, QUEUES, type QueueId } from '../../shared/topology.ts';
+import {
+  FUNCTIONS,
+  type FunctionId,
+  POSITION_ADL_INDEXES,
+  POSITION_INDEX,
+  physicalName,
+  QUEUES,
+  type QueueId,
+  TABLES,
+  type TableId,
+} from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
 import { isDeadLetterSink, type QueuePair } from './queues.ts';
 
@@ -33,6 +44,7 @@ export interface MonitoringProps {
   readonly config: InfraConfig;
   readonly queues: Record<QueueId, QueuePair>;
   readonly functions: Record<FunctionId, NodejsFunction>;
+  readonly tables: Record<TableId, ITable>;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -71,6 +83,45 @@ const byDimension = (spec: MetricSpec & { dimension: string }, statistic: string
 
 const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
+const dynamoMetric = (metricName: string, dimensionsMap: Record<string, string>): Metric =>
+  new Metric({
+    namespace: 'AWS/DynamoDB',
+    metricName,
+    dimensionsMap,
+    statistic: 'Sum',
+    period: FIVE_MINUTES,
+  });
+
+/** Read and write throttle events of a table (its indexes not included). */
+const tableThrottles = (table: ITable, id: TableId): MathExpression =>
+  new MathExpression({
+    // Metric ids are unique across a graph that shows every table.
+    expression: `FILL(r_${id}, 0) + FILL(w_${id}, 0)`,
+    usingMetrics: {
+      [`r_${id}`]: dynamoMetric('ReadThrottleEvents', { TableName: table.tableName }),
+      [`w_${id}`]: dynamoMetric('WriteThrottleEvents', { TableName: table.tableName }),
+    },
+    label: id,
+    period: FIVE_MINUTES,
+  });
+
+/** Write throttle events of the positions table's three indexes (a market side's partition in each). */
+const positionIndexThrottles = (positions: ITable): MathExpression => {
+  const indexes = [POSITION_INDEX, POSITION_ADL_INDEXES.entry, POSITION_ADL_INDEXES.leverage];
+  const usingMetrics = Object.fromEntries(
+    indexes.map((name, i) => [
+      `i${i}`,
+      dynamoMetric('WriteThrottleEvents', { TableName: positions.tableName, GlobalSecondaryIndexName: name }),
+    ]),
+  );
+  return new MathExpression({
+    expression: indexes.map((_, i) => `FILL(i${i}, 0)`).join(' + '),
+    usingMetrics,
+    label: 'positions indexes',
+    period: FIVE_MINUTES,
+  });
+};
+
 /** Dashboard and alarms; alarms notify the SNS topic when one is configured. */
 export class Monitoring extends Construct {
   readonly dashboard: Dashboard;
@@ -88,6 +139,7 @@ export class Monitoring extends Construct {
     this.businessAlarms(config);
     this.queueAlarms(props);
     this.functionAlarms(props);
+    this.throttleAlarms(props);
     this.widgets(props);
   }
 
@@ -228,6 +280,30 @@ export class Monitoring extends Construct {
     }
   }
 
+  /**
+   * DynamoDB throttles one partition that takes more than it can (about 1,000 writes a second) even on demand:
+   * the fund's balance item, a busy market's item, a market side's index partition. A throttled index also
+   * throttles the table writes that feed it.
+   */
+  private throttleAlarms(props: MonitoringProps): void {
+    for (const t of TABLES) {
+      this.alarm(
+        `${pascal(t.id)}TableThrottleAlarm`,
+        tableThrottles(props.tables[t.id], t.id),
+        `Requests to the ${t.id} table were throttled: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
+        1,
+        ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      );
+    }
+    this.alarm(
+      'PositionIndexThrottleAlarm',
+      positionIndexThrottles(props.tables.positions),
+      'Writes to the positions indexes were throttled: a market writes more positions a second than its index partitions take; give it more index shards (backstop:positionIndexShards, docs/DEPLOY.md)',
+      1,
+      ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    );
+  }
+
   private widgets(props: MonitoringProps): void {
     const m = (spec: MetricSpec, statistic?: string) => businessMetric(spec, statistic ? { statistic } : {});
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
@@ -316,6 +392,13 @@ export class Monitoring extends Construct {
       graph(
         'Function duration p99 (ms)',
         fns.map(({ def, fn }) => fn.metricDuration({ label: def.folder, statistic: 'p99' })),
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'DynamoDB throttled events by table',
+        TABLES.map((t) => tableThrottles(props.tables[t.id], t.id)),
+        [positionIndexThrottles(props.tables.positions)],
       ),
     );
     this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));

@@ -484,6 +484,48 @@ describe('BackstopStack template (default config)', () => {
     expect(alarms.every((a) => a.AlarmActions === undefined)).toBe(true);
   });
 
+  it('alarms on throttled requests to every table, and on throttled positions indexes with the shards advice', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) =>
+        a.Properties as {
+          AlarmDescription: string;
+          Metrics?: {
+            Expression?: string;
+            MetricStat?: { Metric: { MetricName: string; Dimensions: unknown[] } };
+          }[];
+        },
+    );
+    const stats = (a: (typeof alarms)[number]) =>
+      (a.Metrics ?? []).flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : []));
+    for (const t of TABLES) {
+      const alarm = alarms.find(
+        (a) =>
+          stats(a).some((m) => m.MetricName === 'WriteThrottleEvents') &&
+          stats(a).every(
+            (m) =>
+              JSON.stringify(m.Dimensions) ===
+              JSON.stringify([{ Name: 'TableName', Value: { Ref: tableId(t.id) } }]),
+          ),
+        t.id,
+      );
+      expect(alarm, t.id).toBeDefined();
+      expect(
+        stats(alarm!)
+          .map((m) => m.MetricName)
+          .sort(),
+      ).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    }
+    const indexes = alarms.find((a) => a.AlarmDescription.includes('positionIndexShards'))!;
+    expect(
+      stats(indexes).map(
+        (m) =>
+          (m.Dimensions as { Name: string; Value: unknown }[]).find(
+            (d) => d.Name === 'GlobalSecondaryIndexName',
+          )?.Value,
+      ),
+    ).toEqual([POSITION_INDEX, POSITION_ADL_INDEXES.entry, POSITION_ADL_INDEXES.leverage]);
+  });
+
   it('graphs every business metric on the dashboard with its exact dimensions', () => {
     const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;
     expect(dashboard.DashboardName).toBe('backstop-dev-dashboard');
