@@ -37,6 +37,12 @@ export interface ApiCallsResult {
     /** Estimated DynamoDB request units of a tick that crosses nothing. */
     readonly tickNoCrossUnits: { readonly read: number; readonly write: number };
     readonly crossing: readonly CrossingRow[];
+    /** A tick crossing nothing in a market whose positions are spread over index shards: a Query per shard. */
+    readonly tickNoCrossSharded: {
+      readonly shards: number;
+      readonly calls: number;
+      readonly byOperation: Record<string, number>;
+    };
     readonly layers: Record<Layer, LayerRow>;
     /** Invocations that failed and were retried (ledger contention on the fund's item, mostly). */
     readonly failedInvocations: number;
@@ -201,6 +207,35 @@ function requireLayer(
 
 const USD = PRICE_SCALE;
 
+/** Index shards of the market in the sharded measurement. */
+const BENCH_INDEX_SHARDS = 4;
+
+/** Ticks crossing nothing in a market with BENCH_INDEX_SHARDS index shards. */
+async function measureShardedTicks(options: AwsCallsOptions) {
+  const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}shards`, undefined, {
+    [SYMBOL]: BENCH_INDEX_SHARDS,
+  });
+  try {
+    await stage.putTick(200n * USD);
+    await stage.phase(['marginCheck']);
+    await stage.seed(ladder('sharded', 40, 195, 190));
+    const work = await measurePhase(stage, options.meter, async () => {
+      for (let i = 0; i < options.noCrossTicks; i++) {
+        await stage.putTick(i % 2 === 0 ? 19_990n * (USD / 100n) : 200n * USD);
+        await stage.phase(['marginCheck']);
+      }
+    });
+    const perTick = (n: number) => significant(n / options.noCrossTicks);
+    return {
+      shards: BENCH_INDEX_SHARDS,
+      calls: perTick(totalCalls(work.usage)),
+      byOperation: Object.fromEntries(Object.entries(work.usage.calls).map(([op, n]) => [op, perTick(n)])),
+    };
+  } finally {
+    await stage.close();
+  }
+}
+
 /** Ticks that cross nothing and ticks that cross k positions, all settled on the market. */
 async function measureTicks(options: AwsCallsOptions) {
   const { meter } = options;
@@ -363,6 +398,10 @@ function sumPhases(phases: readonly PhaseWork[]): PhaseWork {
 
 export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsResult> {
   const ticks = await measureTicks(options);
+  const tickNoCrossSharded = await measureShardedTicks(options);
+  options.log?.(
+    `aws calls: tick crossing nothing, ${tickNoCrossSharded.shards} index shards: ${tickNoCrossSharded.calls}`,
+  );
   const largest = ticks.phases[ticks.phases.length - 1]!;
   const k = largest.crossed;
   const tickPerCrossed = (totalCalls(largest.tick.usage) - ticks.tickNoCross) / k;
@@ -434,6 +473,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
         write: significant(ticks.noCross.usage.writeUnits / options.noCrossTicks),
       },
       crossing: ticks.rows,
+      tickNoCrossSharded,
       layers,
       failedInvocations,
     },

@@ -182,6 +182,12 @@ export function renderMarkdown(r: BenchResults): string {
       '|---|---:|---|',
       `| tick crossing nothing | ${a.tickNoCross} | ${ops(a.detail.tickNoCrossByOperation)} |`,
       `| each position a tick crosses (marginal) | ${a.tickPerCrossed} | |`,
+      // Results of a run before index shards have no sharded row.
+      ...(a.detail.tickNoCrossSharded
+        ? [
+            `| tick crossing nothing, market with ${a.detail.tickNoCrossSharded.shards} index shards | ${a.detail.tickNoCrossSharded.calls} | ${ops(a.detail.tickNoCrossSharded.byOperation)} |`,
+          ]
+        : []),
     );
     for (const layer of LAYERS) {
       const l = a.detail.layers[layer];

@@ -2,6 +2,7 @@ import {
   type AwsAdapters,
   createAwsAdapters,
   createAwsQueueTransports,
+  PositionIndexLayout,
 } from '../shared/adapters/aws/index.ts';
 import { systemClock } from '../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfigInput } from '../shared/domain/config.ts';
@@ -45,8 +46,14 @@ export class BenchStage {
   private constructor(
     readonly stack: LocalStack,
     readonly name: string,
+    positionIndexShards: Readonly<Record<string, number>>,
   ) {
-    this.adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
+    this.adapters = createAwsAdapters({
+      clients: stack.clients,
+      names: stack.names,
+      clock: systemClock,
+      positionLayout: new PositionIndexLayout(positionIndexShards),
+    });
     this.handlers = Object.fromEntries(
       (Object.entries(stack.handlers) as [FunctionId, LambdaHandler][]).map(([id, h]) => [
         id,
@@ -55,16 +62,22 @@ export class BenchStage {
     ) as Record<FunctionId, LambdaHandler>;
   }
 
-  static async open(endpoint: string, stage: string, config?: RiskConfigInput): Promise<BenchStage> {
+  static async open(
+    endpoint: string,
+    stage: string,
+    config?: RiskConfigInput,
+    positionIndexShards: Readonly<Record<string, number>> = {},
+  ): Promise<BenchStage> {
     const stack = await startLocalStack({
       endpoint,
       stage,
       fastRetries: true,
       ...(config ? { riskConfig: config } : {}),
+      positionIndexShards,
     });
     // Phases run their own runners; the stack's would take every message.
     await stack.runner.stop();
-    return new BenchStage(stack, stage);
+    return new BenchStage(stack, stage, positionIndexShards);
   }
 
   /** Invocations and their total wall time per function since the stage opened. */

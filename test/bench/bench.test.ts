@@ -160,6 +160,17 @@ describe('npm run bench (short)', () => {
     for (const n of [a.liquidationMarket, a.liquidationAuction, a.liquidationInsurance, a.liquidationAdl]) {
       expect(n).toBeGreaterThan(a.tickPerCrossed);
     }
+    // Index shards cost a Query each, and nothing else.
+    const sharded = a.detail.tickNoCrossSharded;
+    expect(sharded.byOperation['dynamodb.Query']).toBe(
+      sharded.shards * a.detail.tickNoCrossByOperation['dynamodb.Query']!,
+    );
+    expect(sharded.calls - sharded.byOperation['dynamodb.Query']!).toBe(
+      a.tickNoCross - a.detail.tickNoCrossByOperation['dynamodb.Query']!,
+    );
+    expect(markdown).toContain(
+      `| tick crossing nothing, market with ${sharded.shards} index shards | ${sharded.calls} |`,
+    );
   });
 
   it('orders the latencies: a liquidation settles after it is enqueued', () => {
