@@ -17,7 +17,8 @@ import { syntheticBook } from '../support/pipeline.ts';
  * adapters) against moto, triggered as on AWS by the local runner (bus -> margin-check -> SQS -> consumer ->
  * auction -> ledger), then every invariant read back from what moto stored (emulator-invariants.ts).
  * CI size: one round, about 115 liquidations over 200 positions (about 35 s: moto settles a few a second here);
- * STRESS_FULL=1: ten rounds, 1,000+ liquidations over 2,000 positions. Throughput is wall-clock liquidations
+ * STRESS_FULL=1: ten rounds, 1,000+ liquidations over 2,000 positions, every other one with the market's positions
+ * over three index shards. Throughput is wall-clock liquidations
  * per second from the first crash tick to idle queues, with moto (one DynamoDB call at a time, copying each
  * table a transaction touches) on the same machine: an emulator figure, not an AWS one.
  */
@@ -70,9 +71,17 @@ afterAll(async () => {
   await moto?.stop();
 });
 
+/**
+ * The market's index shards in a round: one (the default) in even rounds, three in odd ones (full runs only),
+ * so the cascade also runs with every read of the positions indexes merging shards.
+ */
+const shardsOf = (round: number): number => (round % 2 === 0 ? 1 : 3);
+
 /** One crash on a fresh stage (fresh tables and queues), its invariants read back from what moto stored. */
 async function crashRound(round: number) {
-  const stage = await BenchStage.open(moto.endpoint, `load${FULL ? 'full' : 'ci'}${round}`, CONFIG_INPUT);
+  const stage = await BenchStage.open(moto.endpoint, `load${FULL ? 'full' : 'ci'}${round}`, CONFIG_INPUT, {
+    [SYMBOL]: shardsOf(round),
+  });
   try {
     // Observe the handlers' venue (built once per "container", like their clients): every order by id.
     const settlement = wiring().settlement;
@@ -150,7 +159,8 @@ describe('scenario 8: load through the emulator', () => {
       cascadeMs: Math.round(cascadeMs),
       liquidationsPerSecond: Number((liquidations / (cascadeMs / 1000)).toFixed(2)),
       failedInvocations: rounds.reduce((n, r) => n + r.failedInvocations, 0),
-      perRound: rounds.map((r) => ({
+      perRound: rounds.map((r, round) => ({
+        indexShards: shardsOf(round),
         cascadeMs: Math.round(r.cascadeMs),
         tickPhases: r.ticks,
         ...r.report.figures,
