@@ -4,6 +4,7 @@ import {
   createAwsQueueTransports,
   PositionIndexLayout,
 } from '../shared/adapters/aws/index.ts';
+import type { MarketShards } from '../shared/adapters/aws/position-layout.ts';
 import { systemClock } from '../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfigInput } from '../shared/domain/config.ts';
 import {
@@ -46,7 +47,7 @@ export class BenchStage {
   private constructor(
     readonly stack: LocalStack,
     readonly name: string,
-    positionIndexShards: Readonly<Record<string, number>>,
+    positionIndexShards: Readonly<Record<string, MarketShards>>,
   ) {
     this.adapters = createAwsAdapters({
       clients: stack.clients,
@@ -66,7 +67,7 @@ export class BenchStage {
     endpoint: string,
     stage: string,
     config?: RiskConfigInput,
-    positionIndexShards: Readonly<Record<string, number>> = {},
+    positionIndexShards: Readonly<Record<string, MarketShards>> = {},
   ): Promise<BenchStage> {
     const stack = await startLocalStack({
       endpoint,

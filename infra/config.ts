@@ -104,8 +104,8 @@ const schema = z.strictObject({
   positionIndexes: num(z.number().int().min(1).max(POSITION_INDEX_COUNT)).default(POSITION_INDEX_COUNT),
   /**
    * Index shards of a market whose positions are written faster than one index partition takes (about 800 a
-   * second): JSON like {"BTC-USD": 4}; one shard for every market not named. Raise only: every read queries
-   * the shards of the count it knows, so lowering it hides positions written in the dropped shards.
+   * second): JSON like {"BTC-USD": 4}; one shard for every market not named. Raising a count takes two deploys,
+   * readers first: {"BTC-USD": {"read": 4, "write": 1}}, then {"BTC-USD": 4} (docs/DEPLOY.md).
    */
   positionIndexShards: json(positionIndexShardsSchema).default({}),
   reservedConcurrency: json(

@@ -2,7 +2,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PositionIndexLayout, PositionLayoutError } from '../../shared/adapters/aws/position-layout.ts';
+import {
+  type MarketShards,
+  PositionIndexLayout,
+  PositionLayoutError,
+} from '../../shared/adapters/aws/position-layout.ts';
 import { parseRiskConfig, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
@@ -43,7 +47,8 @@ Options of up:
   --region R             region (default us-east-1)
   --config FILE.json     risk configuration the handlers run with (default: the built-in defaults)
   --index-shards JSON    index shards of markets written faster than one partition takes, like
-                         '{"BTC-USD": 4}' (default: one per market; as backstop:positionIndexShards on AWS)
+                         '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
+                         market; as backstop:positionIndexShards on AWS)
   --lambda-retries       failed records wait out the visibility timeout, as on Lambda (default: retry at once)
   --detach               run in the background; the endpoint and pid go to .backstop/local.json
   -h, --help             this help
@@ -75,7 +80,7 @@ interface UpOptions {
   readonly region: string;
   readonly configFile?: string;
   readonly riskConfig?: RiskConfigInput;
-  readonly positionIndexShards?: Readonly<Record<string, number>>;
+  readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;
   readonly lambdaRetries: boolean;
 }
 
@@ -132,7 +137,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
 });
 
 /** --index-shards: JSON of shard counts by market, checked as the functions will read it. */
-function indexShardsOption(value: string): Record<string, number> {
+function indexShardsOption(value: string): Record<string, MarketShards> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -140,12 +145,12 @@ function indexShardsOption(value: string): Record<string, number> {
     throw new UsageError(`--index-shards: not JSON, like '{"BTC-USD": 4}': ${value}`);
   }
   try {
-    new PositionIndexLayout(parsed as Record<string, number>);
+    new PositionIndexLayout(parsed as Record<string, MarketShards>);
   } catch (error) {
     if (error instanceof PositionLayoutError) throw new UsageError(`--index-shards: ${error.message}`);
     throw error;
   }
-  return parsed as Record<string, number>;
+  return parsed as Record<string, MarketShards>;
 }
 
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */

@@ -13,6 +13,7 @@ import {
   createAwsClients,
   localClientConfig,
 } from '../adapters/aws/index.ts';
+import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import { LOCAL_TICK_QUEUE } from '../adapters/aws/resources.ts';
 import { physicalName, QUEUES, type QueueId, TABLES, type TableId, TICK_BUS } from '../topology.ts';
 import { isAlive, readLocalRecord, stateDir } from './state.ts';
@@ -64,7 +65,7 @@ export interface Deployment {
   /** Risk configuration input recorded by `local up` (local only). */
   readonly recordedRiskConfig?: unknown;
   /** Index shards per market recorded by `local up` (local only). */
-  readonly recordedPositionIndexShards?: Readonly<Record<string, number>>;
+  readonly recordedPositionIndexShards?: Readonly<Record<string, MarketShards>>;
   close(): void;
 }
 

@@ -7,6 +7,7 @@ import {
   localClientConfig,
   type ResourceNames,
 } from '../adapters/aws/index.ts';
+import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import type { RiskConfigInput } from '../domain/config.ts';
 import { resetWiring } from '../lambda/wiring.ts';
 import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
@@ -36,7 +37,7 @@ export interface LocalStackOptions {
   /** Risk configuration given to the functions (RISK_CONFIG), e.g. a fast auction for tests. */
   readonly riskConfig?: RiskConfigInput;
   /** Index shards per market (POSITION_INDEX_SHARDS), as `backstop:positionIndexShards` sets them on AWS. */
-  readonly positionIndexShards?: Readonly<Record<string, number>>;
+  readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;
   /** Retry failed records at once instead of after the visibility timeout (local convenience). */
   readonly fastRetries?: boolean;
   /** Schedules (ledger-reconcile) on timers; off by default in tests. */
@@ -60,7 +61,7 @@ export function functionEnvironment(
   endpoint: string,
   region: string,
   riskConfig?: RiskConfigInput,
-  positionIndexShards?: Readonly<Record<string, number>>,
+  positionIndexShards?: Readonly<Record<string, MarketShards>>,
 ): Record<string, string> {
   const env: Record<string, string> = {
     AWS_REGION: region,
@@ -103,7 +104,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     options.riskConfig,
     options.positionIndexShards,
   );
-  // The handlers read their configuration from the process environment, as in Lambda.
+  // The handlers read their configuration from the process environment, as in Lambda; an earlier stack's
+  // optional settings must not outlive it.
+  for (const key of [RISK_CONFIG_ENV, POSITION_INDEX_SHARDS_ENV]) delete process.env[key];
   Object.assign(process.env, env);
   resetWiring();
   const handlers = await loadHandlers();

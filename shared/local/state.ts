@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { positionIndexShardsSchema } from '../adapters/aws/position-layout.ts';
 
 /**
  * What `backstop local up` records in `.backstop/local.json` while it runs, so the other commands find the
@@ -20,7 +21,7 @@ export const localRecordSchema = z.strictObject({
   /** Risk configuration input the handlers run with (absent: the defaults). */
   riskConfig: z.unknown().optional(),
   /** Index shards per market the handlers run with (absent: one each). */
-  positionIndexShards: z.record(z.string(), z.number()).optional(),
+  positionIndexShards: positionIndexShardsSchema.optional(),
   /** Log file of a detached run. */
   log: z.string().optional(),
 });

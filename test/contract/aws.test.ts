@@ -13,6 +13,7 @@ import {
   PositionIndexLayout,
   PositionLayoutError,
   type ResourceNames,
+  SINGLE_SHARD_LAYOUT,
 } from '../../shared/adapters/aws/index.ts';
 import { MAX_MOVEMENTS_PER_TRANSACTION } from '../../shared/adapters/aws/ledger.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -402,30 +403,40 @@ describe('aws position index shards', () => {
       expect(counter.snapshot()).toEqual({ 'dynamodb.Query': 1 });
     }));
 
-  it('finds positions written under fewer shards after the count is raised, and moves them when written', () =>
+  it('raises a count in two deploys: readers first, every position seen at each step, moved when written', () =>
     withCountedStage(async ({ names, plain }) => {
-      const before = createAwsAdapters({ clients: plain, names, clock: systemClock });
-      for (let i = 0; i < 12; i++) await before.positions.create(long(`btc-${i}`, String(20000 + i)));
-      const after = createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout: layout });
-      const all = async () => {
+      const at = (positionLayout: PositionIndexLayout) =>
+        createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout });
+      const before = at(SINGLE_SHARD_LAYOUT);
+      // Step one: every function reads four shards and still writes in shard 0, where the others look.
+      const readersFirst = at(new PositionIndexLayout({ 'BTC-USD': { read: 4, write: 1 } }));
+      const after = at(layout);
+      const all = async (reader: typeof before) => {
         const seen: string[] = [];
         let cursor: string | undefined;
         do {
-          const page = await after.positions.queryCrossed('BTC-USD', 'LONG', price('1'), 5, cursor);
+          const page = await reader.positions.queryCrossed('BTC-USD', 'LONG', price('1'), 5, cursor);
           seen.push(...ids(page));
           cursor = page.cursor;
         } while (cursor !== undefined);
         return seen;
       };
       const descending = Array.from({ length: 12 }, (_, i) => `btc-${11 - i}`);
-      expect(await all()).toEqual(descending);
+      for (let i = 0; i < 6; i++) await before.positions.create(long(`btc-${i}`, String(20000 + i)));
+      for (let i = 6; i < 12; i++) await readersFirst.positions.create(long(`btc-${i}`, String(20000 + i)));
+      // A function not yet on step one sees what step one wrote; step one sees everything.
+      expect(await all(before)).toEqual(descending);
+      expect(await all(readersFirst)).toEqual(descending);
+      // Step two: positions move to their own shards as they are written; the others are read where they are.
+      expect(await all(after)).toEqual(descending);
       for (let i = 0; i < 12; i += 2) {
         const p = (await after.positions.get(`btc-${i}`))!;
         await after.positions.replace({ ...p, version: 2 }, 1);
       }
       const scan = await plain.dynamo.send(new ScanCommand({ TableName: names.tables.positions }));
       expect(new Set((scan.Items ?? []).map((item) => item.liqKey?.S)).size).toBeGreaterThan(1);
-      expect(await all()).toEqual(descending);
+      expect(await all(after)).toEqual(descending);
+      expect(await all(readersFirst)).toEqual(descending);
     }));
 
   it('refuses a cursor of another shard count, and a count out of range', () =>

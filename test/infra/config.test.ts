@@ -59,6 +59,10 @@ describe('loadConfig', () => {
     expect(loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' }).positionIndexShards).toEqual({
       'BTC-USD': 4,
     });
+    expect(
+      loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": {"read": 4, "write": 1}}' })
+        .positionIndexShards,
+    ).toEqual({ 'BTC-USD': { read: 4, write: 1 } });
   });
 
   it.each([
@@ -80,6 +84,11 @@ describe('loadConfig', () => {
       /backstop:positionIndexShards\.BTC-USD/,
     ],
     ['index shards for no market', { 'backstop:positionIndexShards': { btc: 2 } }, /not a market symbol/],
+    [
+      'index shards written that readers do not query',
+      { 'backstop:positionIndexShards': { 'BTC-USD': { read: 2, write: 4 } } },
+      /write must be at most read/,
+    ],
     [
       'index shards for a market the risk config does not have',
       { 'backstop:positionIndexShards': { 'SOL-USD': 2 } },

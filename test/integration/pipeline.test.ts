@@ -5,6 +5,7 @@ import {
   createAwsQueueTransports,
   PositionIndexLayout,
 } from '../../shared/adapters/aws/index.ts';
+import type { MarketShards } from '../../shared/adapters/aws/position-layout.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
@@ -46,7 +47,7 @@ afterAll(async () => {
 async function withStack(
   riskConfig: RiskConfigInput,
   body: (ctx: Context) => Promise<void>,
-  positionIndexShards?: Readonly<Record<string, number>>,
+  positionIndexShards?: Readonly<Record<string, MarketShards>>,
 ): Promise<void> {
   stageCounter += 1;
   const stack = await startLocalStack({
