@@ -141,7 +141,8 @@ function powUpUncached(baseFixed: bigint, k: bigint): bigint {
  * Buy-side mirror of a sell-side curve: price(t) = floor(top^2 / max(1, sell(top, t))), i.e. top divided by
  * the sell curve's decay factor. Monotone non-decreasing because the sell curve is non-increasing; equal to
  * top at t = 0. Rounded down (the backstop pays less), and the rounded-up sell price only lowers it further.
- * A sell price of 0 (linear past tau) gives the finite top^2; auctionStatus caps it at mark / floor.
+ * A sell price of 0 (linear past tau) gives the finite top^2; auctionStatus caps it at mark / floor (the risk
+ * config refuses a floor of 0).
  */
 export class MirroredIncrease implements PriceCurve {
   constructor(readonly decrease: PriceCurve) {}

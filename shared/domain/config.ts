@@ -7,11 +7,13 @@ import { type BaseE8, type Ppm, parseBase, parsePpm, parseQuote, type QuoteE6 } 
  * integers. Unknown keys are errors (a misspelt key must not silently fall back to a default).
  */
 
-const rate = (what: string, max = '1') =>
+const rate = (what: string, max = '1', min?: { readonly value: string; readonly why: string }) =>
   z.string().transform((s, ctx) => {
     try {
       const v = parsePpm(s, what);
       if (v > parsePpm(max)) throw new Error(`${what}: must be at most ${max}`);
+      if (min && v < parsePpm(min.value))
+        throw new Error(`${what}: must be at least ${min.value} (${min.why})`);
       return v;
     } catch (e) {
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
@@ -82,7 +84,7 @@ export const marketConfigSchema = z.strictObject({
 
 export const auctionConfigSchema = z.strictObject({
   /** Start price = mark * buf for a sell-side lot (Maker: 1.2-1.3); a buy-side lot starts at mark / buf. */
-  buf: rate('buf', '10'),
+  buf: rate('buf', '10', { value: '1', why: 'below 1 the auction would open on the wrong side of the mark' }),
   curve: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('stairstep'), cut: rate('cut', '1'), stepSeconds: seconds }),
     z.strictObject({ kind: z.literal('linear'), tauSeconds: seconds }),
@@ -94,7 +96,10 @@ export const auctionConfigSchema = z.strictObject({
   /** Liquidation penalty (Maker chop 13 %): the auction never collects more than debt + penalty. */
   penalty: rate('penalty', '1'),
   /** The auction's floor as a share of the mark: no fill below it, ever (never a zero-price fill). */
-  floor: rate('floor', '1'),
+  floor: rate('floor', '1', {
+    value: '0.000001',
+    why: 'at 0 a sell auction may clear at zero, as MakerDAO did on 12 March 2020, and a buy auction at any price',
+  }),
   /** Resets before the remainder goes to the fund. */
   maxResets: z.number().int().min(0).max(100),
 });

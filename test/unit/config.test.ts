@@ -109,6 +109,19 @@ describe('parseRiskConfig: rejections', () => {
       /market ETH-USD is listed twice/,
     ],
     ['no markets', { ...DEFAULT_RISK_CONFIG_INPUT, markets: [] }, /markets: /],
+    [
+      'an auction floor of 0 (a sell may clear at zero, a buy at any price)',
+      {
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, floor: '0', cusp: '0' },
+      },
+      /auction\.floor: floor: must be at least 0\.000001 \(at 0 a sell auction may clear at zero/,
+    ],
+    [
+      'an auction opening on the wrong side of the mark',
+      { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, buf: '0.9' } },
+      /auction\.buf: buf: must be at least 1 \(below 1 the auction would open on the wrong side/,
+    ],
     ['bad symbol', withEth({ symbol: 'eth/usd' }), /symbol like ETH-USD/],
     ['seconds not an integer', withEth({ maxTickAgeSeconds: 1.5 }), /maxTickAgeSeconds/],
     ['seconds zero', withEth({ maxClockSkewSeconds: 0 }), /maxClockSkewSeconds/],
