@@ -3,7 +3,7 @@ import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { div, notionalQuote, PPM_SCALE } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -141,7 +141,7 @@ async function stepOnce(
     // Maker's tab: never collect more than the lot is worth at top plus the penalty.
     debt: notionalQuote(
       auction.remainingLot,
-      (auction.top * (PPM_SCALE + config.penalty)) / PPM_SCALE,
+      div(auction.top * (PPM_SCALE + config.penalty), PPM_SCALE, 'ceil'),
       'ceil',
     ),
     dust: market.dustSize,
