@@ -21,6 +21,7 @@ import {
   decideAndSettle,
   LiquidationNotFoundError,
   LiquidationStuckError,
+  sendFollowUps,
 } from './liquidation.ts';
 import { bestBid, coverWake } from './sleeping.ts';
 
@@ -240,6 +241,8 @@ async function finish(
     if (isTerminal(liquidation.state)) {
       // Settled without this step (not expected): the auction still ends, or the step is stale.
       if (carried.pendingWrites && !(await commit(deps, carried.pendingWrites))) return CONFLICT;
+      // A step that settled it may have died before its follow-up: the next slice's message.
+      await sendFollowUps(liquidation, deps);
       if (attempt > 0) {
         deps.telemetry.observe(
           METRICS.AuctionDurationSeconds.name,

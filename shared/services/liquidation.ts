@@ -1132,7 +1132,8 @@ async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: Sett
   }
 }
 
-async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
+/** The messages a terminal slice leaves (the next slice's, while it is QUEUED): re-sent by a redelivery. */
+export async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
   if (!isTerminal(liquidation.state)) return;
   const next = liquidation.context?.nextLiquidationId;
   if (!next) return;

@@ -1252,4 +1252,43 @@ describe('redelivery after a crash', () => {
       }
     },
   );
+
+  it("an auction step that died after settling a slice, before the next slice's message, sends it when redelivered", async () => {
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      auction: {
+        ...DEFAULT_RISK_CONFIG_INPUT.auction,
+        curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 30 },
+        tailSeconds: 600,
+        maxResets: 1,
+      },
+    });
+    let armed = true;
+    const p: Pipeline = createPipeline({
+      config,
+      crashHook: (point) => {
+        // The commit that settles the first slice creates the next one: die before sending its message.
+        if (armed && point === 'transactor.commit' && p.adapters.liquidations.all().length === 2) {
+          armed = false;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.fund('100000');
+    await p.provider('lp-1', '10000000', '0.05', '10000');
+    await p.open('LONG', '1000', '200', '20000');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    p.clock.advance(1000);
+    await p.tick('ETH-USD', '184.4', { sequence: 2 });
+    await p.drain();
+    expect(armed).toBe(false);
+    const [first, next] = p.adapters.liquidations.all();
+    expect(first?.state).toBe('SETTLED_AUCTION');
+    // The step's redelivery found the first slice settled and sent the next one's message.
+    expect(next?.id).toBe(first?.context?.nextLiquidationId);
+    expect(next?.state).toMatch(/^SETTLED_/);
+    expect((await p.adapters.positions.get('p1'))?.state).toBe('CLOSED');
+    expect((await p.check()).violations).toEqual([]);
+  });
 });
