@@ -191,6 +191,13 @@ export interface LiquidationContext {
     readonly auctionFills: readonly Fill[];
     /** Fills of the last-resort market order, once placed. */
     readonly lastResortFills?: readonly Fill[];
+    /**
+     * Ledger movements (by idempotency key, signed) that earlier plans of this settlement applied before their
+     * commit failed (an ADL counterparty changed): this plan applies only the differences.
+     */
+    readonly applied?: Readonly<Record<string, QuoteE6>>;
+    /** Plans made after money moved: numbers the keys of their differences. */
+    readonly replans?: number;
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;

@@ -14,9 +14,11 @@ import {
   formatQuote,
   PPM_SCALE,
   type PriceE8,
+  type QuoteE6,
 } from '../domain/units.ts';
 import {
   decideWaterfall,
+  type PlannedMovement,
   settlementRecord,
   type WaterfallDecision,
   type WaterfallInput,
@@ -635,6 +637,8 @@ async function freeze(
     readonly nowMs: number;
     readonly auctionFills: readonly Fill[];
     readonly lastResortFills?: readonly Fill[];
+    readonly applied?: Readonly<Record<string, QuoteE6>>;
+    readonly replans?: number;
   },
   decide: Decide,
   deps: SettlementDeps,
@@ -713,6 +717,7 @@ async function freeze(
     auctionFills: base.auctionFills,
     ...(candidates ? { candidates } : {}),
     ...(lastResortFills ? { lastResortFills } : {}),
+    ...(base.applied ? { applied: base.applied, replans: base.replans ?? 1 } : {}),
   };
   const settling: LiquidationRecord = {
     ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
@@ -746,6 +751,7 @@ async function refreeze(
   position: PositionRecord,
   deps: SettlementDeps,
   keepInsurance: boolean,
+  applied: Readonly<Record<string, QuoteE6>> | undefined,
 ): Promise<Step> {
   const frozen = context.settle!;
   const market = marketConfig(deps.config, liquidation.symbol);
@@ -774,6 +780,7 @@ async function refreeze(
       auctionFills: frozen.auctionFills,
       // An executed last-resort order stays executed, whatever the fresh plan.
       ...(frozen.lastResortFills ? { lastResortFills: frozen.lastResortFills } : {}),
+      ...(applied ? { applied, replans: (frozen.replans ?? 0) + 1 } : {}),
     },
     decide,
     deps,
@@ -899,6 +906,50 @@ const insuranceStateOf = (fund: AccountBalance): InsuranceState => ({
   windowDrawn: fund.windowDrawn,
 });
 
+/**
+ * The movements that carry out a plan's amounts: all of them for a first plan; for a plan made again after an
+ * earlier one of the same settlement applied money (`settle.applied`, by key), only the differences, each under
+ * its key suffixed with the plan's number (a key is applied once, with one amount). A difference keeps its
+ * movement's kind and reference, so the journal still sums to the settlement's amounts.
+ */
+export function movementsToApply(
+  movements: readonly PlannedMovement[],
+  settle: LiquidationContext['settle'],
+  fund: { readonly account: string; readonly floor: QuoteE6 },
+): { movement: PlannedMovement; key: string }[] {
+  const applied = settle?.applied;
+  if (!applied) return movements.map((movement) => ({ movement, key: movement.idempotencyKey }));
+  const suffix = `:r${settle.replans ?? 1}`;
+  const out: { movement: PlannedMovement; key: string }[] = [];
+  for (const movement of movements) {
+    const key = movement.idempotencyKey;
+    const difference = movement.amount - (applied[key] ?? 0n);
+    if (difference !== 0n) out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
+  }
+  // What an earlier plan applied and this one does not move at all comes back.
+  const planned = new Set(movements.map((m) => m.idempotencyKey));
+  for (const [key, amount] of Object.entries(applied)) {
+    if (planned.has(key) || amount === 0n) continue;
+    const reference = key.slice(0, key.lastIndexOf(':'));
+    out.push({
+      movement: {
+        account: fund.account,
+        idempotencyKey: key + suffix,
+        amount: -amount,
+        kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
+        reference,
+        atMs: settle.nowMs,
+        floor: fund.floor,
+      },
+      key,
+    });
+  }
+  return out;
+}
+
+const appliedOrNone = (applied: Record<string, QuoteE6>): Record<string, QuoteE6> | undefined =>
+  Object.keys(applied).length > 0 ? applied : undefined;
+
 async function applySettlement(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
@@ -910,19 +961,36 @@ async function applySettlement(
 ): Promise<Step> {
   const now = deps.clock.nowMs();
   const terminal = decision.terminal as TerminalState;
+  const adlFills = decision.adl?.fills ?? [];
+  // The counterparties the plan read at the versions it froze (the commit checks them), or one batch read of
+  // them (not one read each: up to 90 per settlement). One that changed since voids the plan before any money
+  // moves: plan again on fresh ones.
+  const current = new Map(reads.counterparties);
+  const unread = adlFills.filter((f) => !current.has(f.id)).map((f) => f.id);
+  if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
+  const frozenVersions = new Map((context.settle?.candidates ?? []).map((c) => [c.id, c.version]));
+  if (adlFills.some((f) => current.get(f.id)?.version !== frozenVersions.get(f.id))) {
+    return refreeze(liquidation, context, position, deps, true, context.settle?.applied);
+  }
   let fundBalance: bigint | undefined;
+  // What this settlement's plans have applied so far, by key: a plan made again applies only the difference.
+  const applied: Record<string, QuoteE6> = { ...context.settle?.applied };
   // The plan's read of the fund serves its first movement only: each one moves the account on.
   let known = reads.fund;
-  for (const movement of decision.movements) {
+  for (const { movement, key } of movementsToApply(decision.movements, context.settle, {
+    account: deps.insuranceAccount,
+    floor: deps.config.insurance.floor,
+  })) {
     try {
       fundBalance = (await deps.ledger.apply(movement, known)).balanceAfter;
       known = undefined;
+      applied[key] = (applied[key] ?? 0n) + movement.amount;
     } catch (error) {
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
       // (nothing applied), so plan again from the fund as it is now.
       if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
         deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
-        return refreeze(liquidation, context, position, deps, false);
+        return refreeze(liquidation, context, position, deps, false, appliedOrNone(applied));
       }
       throw error;
     }
@@ -977,16 +1045,8 @@ async function applySettlement(
     }
   }
 
-  const adlFills = decision.adl?.fills ?? [];
-  if (adlFills.length > 0) {
-    // The records the plan read at the versions it froze (the commit checks them), or one batch read of the
-    // counterparties (not one read each: up to 90 per settlement).
-    const current = new Map(reads.counterparties);
-    const unread = adlFills.filter((f) => !current.has(f.id)).map((f) => f.id);
-    if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
-    for (const fill of adlFills) {
-      writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), context, deps) });
-    }
+  for (const fill of adlFills) {
+    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), context, deps) });
   }
 
   const lastResortFills = context.settle?.lastResortFills ?? [];
@@ -1002,11 +1062,11 @@ async function applySettlement(
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
   if (!(await commitOrSkip(deps, writes))) {
-    const current = await deps.liquidations.get(liquidation.id);
-    if (context.settle?.candidates && current?.version === liquidation.version) {
-      // Nobody moved the liquidation: an ADL counterparty changed. Its money was planned from the frozen fund
-      // state and is already applied, so keep that and take fresh counterparties.
-      return refreeze(liquidation, context, position, deps, true);
+    const stored = await deps.liquidations.get(liquidation.id);
+    if (context.settle?.candidates && stored?.version === liquidation.version) {
+      // Nobody moved the liquidation: an ADL counterparty changed. Plan again on fresh counterparties from the
+      // same fund state; the money this plan applied is kept, and the next plan applies only the difference.
+      return refreeze(liquidation, context, position, deps, true, appliedOrNone(applied));
     }
     return { done: false };
   }

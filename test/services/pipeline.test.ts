@@ -9,8 +9,13 @@ import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/s
 import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
+import type { SettlementDeps } from '../../shared/services/context.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { LAST_RESORT_WAITS, lastResortWaitSeconds } from '../../shared/services/liquidation.ts';
+import {
+  LAST_RESORT_WAITS,
+  lastResortWaitSeconds,
+  processLiquidation,
+} from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
@@ -813,7 +818,94 @@ describe('insurance and ADL layers', () => {
     // The plan read the side (the queue's records); the settlement wrote on those, at the versions it froze.
     expect(reads.mock.calls.filter(([ids]) => ids.includes(short.id))).toEqual([]);
   });
+
+  it('plans again after a counterparty changed under a plan whose money moved, applying only the difference', async () => {
+    // Two gapped longs settle at once against one short that can take 12 of their 20: whichever commits second
+    // finds the short changed after its money moved, in some interleavings of their awaits.
+    let replanned = 0;
+    for (let delay = 0; delay <= 40; delay += 2) {
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200', { sequence: 1 });
+      await p.fund('100000');
+      await p.open('LONG', '10', '200', '200');
+      await p.open('LONG', '10', '200', '200');
+      await p.open('SHORT', '12', '200', '2000');
+      p.venue.faults.emptyBooks.add('ETH-USD');
+      await p.tick('ETH-USD', '175', { sequence: 2 });
+      const [a, b] = p.adapters.liquidations.all();
+      await Promise.all([
+        processLiquidation({ liquidationId: a!.id }, p.deps),
+        processLiquidation({ liquidationId: b!.id }, withDelayedStart(p.deps, delay)),
+      ]);
+      const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+      if (journal.some((e) => e.idempotencyKey.endsWith(':r1'))) replanned += 1;
+      // Each liquidation's journal sums to what its settlement says; money is conserved to the unit.
+      expect((await p.check()).violations.filter((v) => !/QUEUED with no message/.test(v))).toEqual([]);
+    }
+    expect(replanned).toBeGreaterThan(0);
+  });
+
+  it('a redelivered settlement whose counterparty shrank since its plan plans again before moving money', async () => {
+    let armed = true;
+    const p: Pipeline = createPipeline({
+      crashHook: (point) => {
+        // The first plan is frozen (SETTLING): die before its money moves.
+        if (
+          armed &&
+          point === 'transactor.commit' &&
+          p.adapters.liquidations.all().some((l) => l.state === 'SETTLING')
+        ) {
+          armed = false;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.fund('100000');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('LONG', '10', '200', '200');
+    // The most leveraged short is the first plan's only counterparty; the other settles from it meanwhile.
+    await p.open('SHORT', '15', '200', '1000');
+    await p.open('SHORT', '10', '200', '2000');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '175', { sequence: 2 });
+    await p.drain();
+    expect(armed).toBe(false);
+    const liquidations = p.adapters.liquidations.all();
+    expect(liquidations.map((l) => l.state)).toEqual(['SETTLED_ADL', 'SETTLED_ADL']);
+    expect(liquidations.some((l) => l.history.some((h) => h.note === 'inputs refreshed'))).toBe(true);
+    const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+    // Planned again before any money moved: no differences to apply.
+    expect(journal.filter((e) => e.idempotencyKey.includes(':r'))).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
 });
+
+/** The deps with the first call of each port delayed by `turns` microtasks: one interleaving of two deliveries. */
+function withDelayedStart(deps: SettlementDeps, turns: number): SettlementDeps {
+  let first = true;
+  const delayed = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (first) {
+            first = false;
+            for (let n = 0; n < turns; n++) await Promise.resolve();
+          }
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    });
+  return {
+    ...deps,
+    reader: delayed(deps.reader),
+    liquidations: delayed(deps.liquidations),
+    ledger: delayed(deps.ledger),
+    transactor: delayed(deps.transactor),
+  };
+}
 
 /** Rankings of a side a spy saw: each threshold search starts with the first page of the entry order. */
 const rankings = (calls: readonly unknown[][], side: Side): number =>
