@@ -924,7 +924,8 @@ export function movementsToApply(
   for (const movement of movements) {
     const key = movement.idempotencyKey;
     const difference = movement.amount - (applied[key] ?? 0n);
-    if (difference !== 0n) out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
+    if (difference !== 0n)
+      out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
   }
   // What an earlier plan applied and this one does not move at all comes back.
   const planned = new Set(movements.map((m) => m.idempotencyKey));

@@ -18,13 +18,16 @@ export interface ReconcileReport {
  * Recomputes an account's balance from its immutable journal: the sum of the amounts must equal the stored
  * balance, sequences must run 1..n without gaps, and each entry's balanceBefore must be the previous
  * balanceAfter. Reports the lowest balance the journal ever shows (the fund must never go below its floor).
+ * Movements go on while it reads: the balance is read first, and the journal is judged up to that balance's
+ * sequence (each entry commits with its balance, so those were all stored before the balance was read).
  */
 export async function reconcileAccount(
   ledger: Ledger,
   account: string,
   telemetry: Telemetry,
 ): Promise<ReconcileReport> {
-  const [balance, journal] = await Promise.all([ledger.balance(account), ledger.journal(account)]);
+  const balance = await ledger.balance(account);
+  const journal = (await ledger.journal(account)).filter((entry) => entry.sequence <= balance.sequence);
   let sum = 0n;
   let minBalance = 0n;
   const problems: string[] = [];

@@ -28,6 +28,24 @@ describe('admin requests', () => {
     expect(report).toMatchObject({ difference: 0n, entries: 2, problems: [] });
   });
 
+  it('reconciles while movements commit: the journal is judged up to the balance it read', async () => {
+    const { p, run } = setup();
+    await run({ action: 'deposit', amount: '100', idempotencyKey: 'd1' });
+    const ledger = p.adapters.ledger;
+    // A deposit lands after the balance was read, before the journal is.
+    const racing = {
+      balance: ledger.balance.bind(ledger),
+      apply: ledger.apply.bind(ledger),
+      journal: async (account: string) => {
+        await run({ action: 'deposit', amount: '10', idempotencyKey: 'd2' });
+        return ledger.journal(account);
+      },
+    };
+    const report = await reconcileAccount(racing, INSURANCE_ACCOUNT, p.telemetry);
+    expect(report).toMatchObject({ difference: 0n, entries: 1, problems: [], balance: parseQuote('100') });
+    expect((await ledger.journal(INSURANCE_ACCOUNT)).length).toBe(2);
+  });
+
   it.each<[string, unknown, RegExp]>([
     ['unknown action', { action: 'mint', amount: '1' }, /admin\/invalid/],
     ['extra field', { action: 'deposit', amount: '1', idempotencyKey: 'k', to: 'me' }, /admin\/invalid/],
