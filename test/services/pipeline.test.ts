@@ -901,9 +901,14 @@ function withDelayedStart(deps: SettlementDeps, turns: number): SettlementDeps {
   return {
     ...deps,
     reader: delayed(deps.reader),
+    positions: delayed(deps.positions),
+    markets: delayed(deps.markets),
     liquidations: delayed(deps.liquidations),
+    auctions: delayed(deps.auctions),
+    providers: delayed(deps.providers),
     ledger: delayed(deps.ledger),
     transactor: delayed(deps.transactor),
+    venue: delayed(deps.venue),
   };
 }
 
@@ -1344,6 +1349,29 @@ describe('redelivery after a crash', () => {
       }
     },
   );
+
+  it.fails('BUG refused-order-twice: a duplicate delivery executes the order the first one saw refused', async () => {
+    // Two deliveries of one liquidation at once: the first one's three venue attempts are refused, so it hands
+    // the slice to the auction; the duplicate asks the venue under the same client order id and is filled.
+    for (let delay = 0; delay <= 60; delay += 3) {
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200', { sequence: 1 });
+      await p.provider('lp-1', '100000', '0.02', '100');
+      await p.fund('100000');
+      await p.open('LONG', '10', '200', '200');
+      await p.tick('ETH-USD', '184', { sequence: 2 });
+      const [liquidation] = p.adapters.liquidations.all();
+      p.venue.faults.queued.push('unavailable', 'unavailable', 'unavailable');
+      await Promise.allSettled([
+        processLiquidation({ liquidationId: liquidation!.id }, p.deps),
+        processLiquidation({ liquidationId: liquidation!.id }, withDelayedStart(p.deps, delay)),
+      ]);
+      await p.drain();
+      const executed = p.orders.orders.get(`${liquidation!.id}:market`)?.result?.fills ?? [];
+      const recorded = (await p.adapters.liquidations.get(liquidation!.id))?.marketFills ?? [];
+      expect(recorded).toEqual(executed);
+    }
+  });
 
   it("an auction step that died after settling a slice, before the next slice's message, sends it when redelivered", async () => {
     const config = parseRiskConfig({
