@@ -342,6 +342,47 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
 }
 
 /**
+ * The movements that carry out a plan's amounts when earlier plans of the same settlement already applied
+ * `applied` (signed, by idempotency key) and then could not commit: only the differences, each under its key
+ * suffixed with the plan's number (a key is applied once, with one amount), and what an earlier plan applied
+ * that this one does not move at all, given back. A difference keeps its movement's kind and reference, so a
+ * liquidation's journal still sums to its settlement. `key` is the plan's own key each one counts toward.
+ */
+export function differenceMovements(
+  movements: readonly PlannedMovement[],
+  applied: Readonly<Record<string, QuoteE6>>,
+  replans: number,
+  fund: { readonly account: string; readonly floor: QuoteE6; readonly atMs: number },
+): { movement: PlannedMovement; key: string }[] {
+  const suffix = `:r${replans}`;
+  const out: { movement: PlannedMovement; key: string }[] = [];
+  for (const movement of movements) {
+    const key = movement.idempotencyKey;
+    const difference = movement.amount - (applied[key] ?? 0n);
+    if (difference !== 0n) {
+      out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
+    }
+  }
+  const planned = new Set(movements.map((m) => m.idempotencyKey));
+  for (const [key, amount] of Object.entries(applied)) {
+    if (planned.has(key) || amount === 0n) continue;
+    out.push({
+      movement: {
+        account: fund.account,
+        idempotencyKey: key + suffix,
+        amount: -amount,
+        kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
+        reference: key.slice(0, key.lastIndexOf(':')),
+        atMs: fund.atMs,
+        floor: fund.floor,
+      },
+      key,
+    });
+  }
+  return out;
+}
+
+/**
  * What a settlement did, per layer, as LiquidationRecord.settlement keeps it: sizes in base units, amounts in
  * quote units (positive: paid into the fund or by the layer).
  */

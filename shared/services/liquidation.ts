@@ -18,7 +18,7 @@ import {
 } from '../domain/units.ts';
 import {
   decideWaterfall,
-  type PlannedMovement,
+  differenceMovements,
   settlementRecord,
   type WaterfallDecision,
   type WaterfallInput,
@@ -906,48 +906,6 @@ const insuranceStateOf = (fund: AccountBalance): InsuranceState => ({
   windowDrawn: fund.windowDrawn,
 });
 
-/**
- * The movements that carry out a plan's amounts: all of them for a first plan; for a plan made again after an
- * earlier one of the same settlement applied money (`settle.applied`, by key), only the differences, each under
- * its key suffixed with the plan's number (a key is applied once, with one amount). A difference keeps its
- * movement's kind and reference, so the journal still sums to the settlement's amounts.
- */
-export function movementsToApply(
-  movements: readonly PlannedMovement[],
-  settle: LiquidationContext['settle'],
-  fund: { readonly account: string; readonly floor: QuoteE6 },
-): { movement: PlannedMovement; key: string }[] {
-  const applied = settle?.applied;
-  if (!applied) return movements.map((movement) => ({ movement, key: movement.idempotencyKey }));
-  const suffix = `:r${settle.replans ?? 1}`;
-  const out: { movement: PlannedMovement; key: string }[] = [];
-  for (const movement of movements) {
-    const key = movement.idempotencyKey;
-    const difference = movement.amount - (applied[key] ?? 0n);
-    if (difference !== 0n)
-      out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
-  }
-  // What an earlier plan applied and this one does not move at all comes back.
-  const planned = new Set(movements.map((m) => m.idempotencyKey));
-  for (const [key, amount] of Object.entries(applied)) {
-    if (planned.has(key) || amount === 0n) continue;
-    const reference = key.slice(0, key.lastIndexOf(':'));
-    out.push({
-      movement: {
-        account: fund.account,
-        idempotencyKey: key + suffix,
-        amount: -amount,
-        kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
-        reference,
-        atMs: settle.nowMs,
-        floor: fund.floor,
-      },
-      key,
-    });
-  }
-  return out;
-}
-
 const appliedOrNone = (applied: Record<string, QuoteE6>): Record<string, QuoteE6> | undefined =>
   Object.keys(applied).length > 0 ? applied : undefined;
 
@@ -978,10 +936,15 @@ async function applySettlement(
   const applied: Record<string, QuoteE6> = { ...context.settle?.applied };
   // The plan's read of the fund serves its first movement only: each one moves the account on.
   let known = reads.fund;
-  for (const { movement, key } of movementsToApply(decision.movements, context.settle, {
-    account: deps.insuranceAccount,
-    floor: deps.config.insurance.floor,
-  })) {
+  const settle = context.settle;
+  const movements = settle?.applied
+    ? differenceMovements(decision.movements, settle.applied, settle.replans ?? 1, {
+        account: deps.insuranceAccount,
+        floor: deps.config.insurance.floor,
+        atMs: settle.nowMs,
+      })
+    : decision.movements.map((movement) => ({ movement, key: movement.idempotencyKey }));
+  for (const { movement, key } of movements) {
     try {
       fundBalance = (await deps.ledger.apply(movement, known)).balanceAfter;
       known = undefined;
@@ -989,6 +952,8 @@ async function applySettlement(
     } catch (error) {
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
       // (nothing applied), so plan again from the fund as it is now.
+      // (What earlier plans of it applied stays counted; the fresh fund state already holds it, so the new plan
+      // may leave more to ADL than one made before any of it: consistent, and only after a second fault.)
       if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
         deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
         return refreeze(liquidation, context, position, deps, false, appliedOrNone(applied));

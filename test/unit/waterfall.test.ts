@@ -7,6 +7,8 @@ import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { base, ppm, price, usd } from '../../shared/domain/units.ts';
 import {
   decideWaterfall,
+  differenceMovements,
+  type PlannedMovement,
   settlementRecord,
   type WaterfallDecision,
   WaterfallError,
@@ -624,5 +626,73 @@ describe('size ADL cannot take', () => {
     expect(d.layers.market).toEqual({ closedSize: base('0.6'), lastResortSize: base('0.6') });
     expect(d.carriedSize).toBe(base('0.4'));
     expect(settlementRecord(d).lastResortClosedSize).toBe(base('0.6'));
+  });
+});
+
+describe('differenceMovements: a plan made again after an earlier one moved money', () => {
+  const fund = { account: 'fund', floor: 0n, atMs: 5 };
+  const movement = (key: string, amount: bigint): PlannedMovement => ({
+    account: 'fund',
+    idempotencyKey: key,
+    amount,
+    kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
+    reference: 'p1:0',
+    atMs: 5,
+    floor: 0n,
+    ...(amount < 0n ? { drawWindow: { windowStartMs: 0, cap: 1_000n } } : {}),
+  });
+
+  it('applies only the differences, under keys of their own, and gives back what the new plan does not move', () => {
+    // The first plan paid a 50 shortfall and no fee; the new one (ADL took less) charges a 3.5 fee and pays nothing.
+    const out = differenceMovements(
+      [movement('p1:0:fee', 3_500_000n)],
+      { 'p1:0:shortfall': -50_000_000n },
+      1,
+      fund,
+    );
+    expect(out.map(({ movement: m, key }) => [key, m.idempotencyKey, m.amount, m.kind, m.reference])).toEqual(
+      [
+        ['p1:0:fee', 'p1:0:fee:r1', 3_500_000n, 'liquidation-fee', 'p1:0'],
+        ['p1:0:shortfall', 'p1:0:shortfall:r1', 50_000_000n, 'shortfall-payout', 'p1:0'],
+      ],
+    );
+  });
+
+  it('moves nothing for what is unchanged, and a debit that grew draws the difference under its window', () => {
+    const out = differenceMovements(
+      [movement('p1:0:fee', 3_000_000n), movement('p1:0:shortfall', -70_000_000n)],
+      { 'p1:0:fee': 3_000_000n, 'p1:0:shortfall': -50_000_000n },
+      2,
+      fund,
+    );
+    expect(out).toHaveLength(1);
+    expect(out[0]!.movement).toMatchObject({ idempotencyKey: 'p1:0:shortfall:r2', amount: -20_000_000n });
+    expect(out[0]!.movement.drawWindow).toEqual({ windowStartMs: 0, cap: 1_000n });
+  });
+
+  it('sums, with what was applied, to the new plan for any amounts (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 12n }),
+        fc.bigInt({ min: -(10n ** 12n), max: 0n }),
+        fc.bigInt({ min: 0n, max: 10n ** 12n }),
+        fc.bigInt({ min: -(10n ** 12n), max: 0n }),
+        (feeBefore, paidBefore, feeAfter, paidAfter) => {
+          const applied: Record<string, bigint> = {};
+          if (feeBefore !== 0n) applied['p1:0:fee'] = feeBefore;
+          if (paidBefore !== 0n) applied['p1:0:shortfall'] = paidBefore;
+          const plan = [
+            ...(feeAfter !== 0n ? [movement('p1:0:fee', feeAfter)] : []),
+            ...(paidAfter !== 0n ? [movement('p1:0:shortfall', paidAfter)] : []),
+          ];
+          const total = { ...applied };
+          for (const { movement: m, key } of differenceMovements(plan, applied, 1, fund)) {
+            total[key] = (total[key] ?? 0n) + m.amount;
+          }
+          expect(total['p1:0:fee'] ?? 0n).toBe(feeAfter);
+          expect(total['p1:0:shortfall'] ?? 0n).toBe(paidAfter);
+        },
+      ),
+    );
   });
 });
