@@ -243,6 +243,24 @@ describe('aws ledger across containers', () => {
       expect((await ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['credit', 'late-draw']);
     }));
 
+  it('judges a key repeated in a burst in its arrival order, after a first copy the floor refused', () =>
+    withCountedStage(async ({ names, counted }) => {
+      const ledger = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      // An empty fund: k1 is refused, k2 credits 100, the repeat of k1 draws it, k3 is refused.
+      const outcomes = await Promise.allSettled([
+        ledger.apply(movement('k1', usd('-100'))),
+        ledger.apply(movement('k2', usd('100'))),
+        ledger.apply(movement('k1', usd('-100'))),
+        ledger.apply(movement('k3', usd('-100'))),
+      ]);
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.sequence : 'refused'))).toEqual([
+        'refused',
+        1,
+        2,
+        'refused',
+      ]);
+    }));
+
   it(
     'a burst commits as its movements would one after the other, in the order asked (property)',
     () =>

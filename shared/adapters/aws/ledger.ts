@@ -364,23 +364,20 @@ export class DynamoLedger implements Ledger {
 
 /**
  * The next group of an account's waiting movements, taken from `waiting`: the first ones in arrival order, at
- * most MAX_MOVEMENTS_PER_TRANSACTION, one per idempotency key (a transaction writes an item once; a repeated
- * key waits for the next group, where it finds its first entry).
+ * most MAX_MOVEMENTS_PER_TRANSACTION, up to the first repeated idempotency key (a transaction writes an item
+ * once). The repeat and everything after it wait for the next group, so each is still judged in arrival order:
+ * a repeat finds its first entry there, or, if the first copy was refused, is judged after the ones before it.
  */
 function takeGroup(waiting: Pending[]): Pending[] {
-  const group: Pending[] = [];
   const keys = new Set<string>();
-  const rest: Pending[] = [];
-  for (const pending of waiting) {
-    const key = pending.movement.idempotencyKey;
-    if (group.length < MAX_MOVEMENTS_PER_TRANSACTION && !keys.has(key)) {
-      keys.add(key);
-      group.push(pending);
-    } else rest.push(pending);
+  let size = 0;
+  while (size < waiting.length && size < MAX_MOVEMENTS_PER_TRANSACTION) {
+    const key = waiting[size]!.movement.idempotencyKey;
+    if (keys.has(key)) break;
+    keys.add(key);
+    size += 1;
   }
-  waiting.length = 0;
-  waiting.push(...rest);
-  return group;
+  return waiting.splice(0, size);
 }
 
 /**
