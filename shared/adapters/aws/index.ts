@@ -101,7 +101,6 @@ export {
 export { AdapterInputError, CorruptItemError } from './codec.ts';
 export { LedgerContentionError, LedgerIdempotencyConflictError } from './ledger.ts';
 export {
-  MAX_POSITION_INDEX_SHARDS,
   PositionIndexLayout,
   PositionLayoutError,
   positionIndexShardsSchema,

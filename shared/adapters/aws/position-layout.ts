@@ -22,7 +22,7 @@ const SYMBOL = /^[A-Z0-9]{2,10}-[A-Z]{3,5}$/;
 const shardCount = z.number().int().min(1).max(MAX_POSITION_INDEX_SHARDS);
 
 /** A market's shards: one count for reads and writes, or reads ahead of writes while a count is raised. */
-export const marketShardsSchema = z.union([
+const marketShardsSchema = z.union([
   shardCount,
   z
     .strictObject({ read: shardCount, write: shardCount })
