@@ -4,7 +4,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { failureOf, noteFailure } from '../../shared/lambda/failures.ts';
+import { failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
 import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
@@ -18,7 +18,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     const outcome = await processAuctionStep(message, wiring().settlement);
     logger.info('auction step processed', { step: message.step, ...outcome });
   } catch (error) {
-    logger.error('auction step failed; it will be retried', { error: error as Error });
+    logFailure(error, 'auction step failed; it will be retried');
     // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
     const { adapters } = wiring();
     await noteFailure(

@@ -4,7 +4,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { failureOf, noteFailure } from '../../shared/lambda/failures.ts';
+import { failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
 import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -26,7 +26,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     const outcome = await processLiquidation(message, wiring().settlement);
     logger.info('liquidation processed', { state: outcome.state });
   } catch (error) {
-    logger.error('liquidation failed; it will be retried', { error: error as Error });
+    logFailure(error, 'liquidation failed; it will be retried');
     // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
     const { adapters } = wiring();
     await noteFailure(

@@ -1,5 +1,6 @@
 import type { SQSRecord } from 'aws-lambda';
 import type { ProcessingFailure } from '../ports/index.ts';
+import { LiquidationBusyError } from '../services/liquidation.ts';
 import { logger } from './runtime.ts';
 
 /** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
@@ -45,5 +46,17 @@ export async function noteFailure(
     await record(id, failure);
   } catch (error) {
     logger.warn(`could not record the ${what}'s failure`, { id, reason: failureReason(error) });
+  }
+}
+
+/**
+ * Logs a record's failure before it is retried: at ERROR, except a deferral (another delivery holds the
+ * liquidation's order lease: a duplicate delivery, normal under at-least-once), at INFO.
+ */
+export function logFailure(error: unknown, message: string): void {
+  if (error instanceof LiquidationBusyError) {
+    logger.info("another delivery places this liquidation's orders; deferred", { reason: error.message });
+  } else {
+    logger.error(message, { error: error as Error });
   }
 }

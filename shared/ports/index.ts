@@ -203,6 +203,18 @@ export interface LiquidationContext {
   readonly lastResortAttempt?: number;
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;
+  /**
+   * The delivery that may place this liquidation's venue orders, until `untilMs` (longer than any function's
+   * timeout, so a holder that died has ended by then). Taken with the claim or before a last-resort order, and
+   * dropped by the commit that records the order's outcome.
+   */
+  readonly lease?: OrderLease;
+}
+
+/** Who places a liquidation's venue orders: one delivery at a time (a token of its own), until a time. */
+export interface OrderLease {
+  readonly owner: string;
+  readonly untilMs: number;
 }
 
 /** What is wrong with a failure to record (both adapter families refuse it with this), or undefined. */

@@ -21,6 +21,7 @@ import {
   decideAndSettle,
   LiquidationNotFoundError,
   LiquidationStuckError,
+  releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
 import { bestBid, coverWake } from './sleeping.ts';
@@ -233,6 +234,14 @@ async function finish(
   const carried: Carried = ending ? { pendingWrites: ending } : {};
   const tick = market?.lastTick;
   if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
+  return releasingLease(carried, deps, () => settleFinished(auction, deps, carried));
+}
+
+async function settleFinished(
+  auction: AuctionRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<AuctionStepOutcome | typeof CONFLICT> {
   // The record each transition leaves is carried too; undefined: read it (first, or after a lost race).
   let liquidation: LiquidationRecord | undefined;
   for (let attempt = 0; attempt < 6; attempt++) {

@@ -29,7 +29,16 @@ export interface SettlementDeps extends Adapters {
    * so concurrent losers spread out instead of colliding again. Absent: retry at once (the sequential engine).
    */
   readonly backoff?: (attempt: number) => Promise<void>;
+  /** How long a delivery holds a liquidation's order lease (default ORDER_LEASE_MS). */
+  readonly orderLeaseMs?: number;
 }
+
+/**
+ * A delivery's lease on a liquidation's venue orders: longer than the timeout of every function that places them
+ * (the liquidation consumer and the auction, 60 s), so a holder that died has ended when it runs out, and shorter
+ * than their queues' visibility timeout (360 s), so the message of a holder that died finds it run out.
+ */
+export const ORDER_LEASE_MS = 90_000;
 
 /** Full-jitter exponential backoff: a random wait up to 25 ms x 2^attempt, at most 400 ms. */
 export const jitteredBackoff = (attempt: number): Promise<void> =>

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { settleClose } from '../domain/accounting.ts';
 import { type AdlCandidate, type RankedCandidate, rankCandidate } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
@@ -31,6 +32,7 @@ import {
   type LiquidationMessage,
   type LiquidationRecord,
   type MarketState,
+  type OrderLease,
   type PositionRecord,
   VenueError,
   type Write,
@@ -42,6 +44,7 @@ import {
   type LiquidationContext,
   latestMark,
   markOfMarket,
+  ORDER_LEASE_MS,
   oppositeSide,
   type SettlementDeps,
 } from './context.ts';
@@ -55,6 +58,14 @@ export class LiquidationNotFoundError extends Error {
 /** A liquidation that cannot progress now (for example ADL has no counterparty): retried, then DLQ + alarm. */
 export class LiquidationStuckError extends Error {
   override readonly name = 'LiquidationStuckError';
+}
+
+/**
+ * Another delivery holds the liquidation's order lease (a duplicate delivery, or the message of one that died
+ * before its lease ran out): retried, when the holder has finished or its lease has run out.
+ */
+export class LiquidationBusyError extends Error {
+  override readonly name = 'LiquidationBusyError';
 }
 
 export interface LiquidationOutcome {
@@ -89,6 +100,10 @@ export interface Carried {
   pendingWrites?: readonly Write[];
   /** The last resort's waits so far, as its message counts them (waits on an empty quote write nothing). */
   lastResortWaits?: number;
+  /** This delivery's token as the owner of an order lease. */
+  owner?: string;
+  /** The record as stored with this delivery's lease (released when the delivery fails). */
+  leased?: LiquidationRecord;
 }
 
 /** What a plan read, for its settlement to write on instead of reading it again (the writes' conditions hold it). */
@@ -118,17 +133,108 @@ export async function processLiquidation(
 ): Promise<LiquidationOutcome> {
   const { liquidationId, lastResortWaits } = message;
   const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
-  let current: LiquidationRecord | undefined;
-  for (let i = 0; i < MAX_TRANSITIONS; i++) {
-    current ??= await deps.liquidations.get(liquidationId);
-    if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
-    const step = await advance(current, deps, carried);
-    if (step.done) return { liquidationId, state: step.record.state };
-    current = step.next;
-    // A concurrent writer moved the records: read them again.
-    if (!current) carried.position = undefined;
+  return releasingLease(carried, deps, async () => {
+    let current: LiquidationRecord | undefined;
+    for (let i = 0; i < MAX_TRANSITIONS; i++) {
+      current ??= await deps.liquidations.get(liquidationId);
+      if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
+      const step = await advance(current, deps, carried);
+      if (step.done) return { liquidationId, state: step.record.state };
+      current = step.next;
+      // A concurrent writer moved the records: read them again.
+      if (!current) carried.position = undefined;
+    }
+    throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+  });
+}
+
+// --- The order lease: one delivery at a time places a liquidation's venue orders ---------------------------
+
+/**
+ * A refused order counts as not executed only while no other delivery can place the same client order id: a
+ * duplicate delivery placing it a moment later would have it executed after the slice went on to the auction
+ * (sold twice, the duplicate's fills recorded nowhere). So a delivery places orders only under its lease.
+ */
+const leaseFor = (owner: string, nowMs: number, deps: SettlementDeps): OrderLease => ({
+  owner,
+  untilMs: nowMs + (deps.orderLeaseMs ?? ORDER_LEASE_MS),
+});
+
+/** This delivery's token as a lease owner (one per message processed). */
+function ownerOf(carried: Carried): string {
+  carried.owner ??= randomUUID();
+  return carried.owner;
+}
+
+/** The context as stored by a commit that records an order's outcome: nobody holds the orders any more. */
+const withoutLease = ({ lease: _, ...context }: LiquidationContext): LiquidationContext => context;
+
+/**
+ * The record under this delivery's lease: as it is when the lease is ours, else with the lease taken (one
+ * conditional write; undefined when another writer moved the record first). A lease another delivery holds
+ * defers this one (LiquidationBusyError).
+ */
+async function holdLease(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<LiquidationRecord | undefined> {
+  const owner = ownerOf(carried);
+  const now = deps.clock.nowMs();
+  const context = contextOf(liquidation);
+  const held = context.lease;
+  if (held && held.untilMs > now) {
+    if (held.owner === owner) return liquidation;
+    throw new LiquidationBusyError(
+      `liquidation/busy: ${liquidation.id} (another delivery places its orders until ${new Date(held.untilMs).toISOString()})`,
+    );
   }
-  throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+  if (held) deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
+  const leased: LiquidationRecord = {
+    ...liquidation,
+    context: { ...context, lease: leaseFor(owner, now, deps) },
+    version: liquidation.version + 1,
+  };
+  const written = await commitOrSkip(deps, [
+    { kind: 'liquidation', record: leased, expectedVersion: liquidation.version },
+  ]);
+  if (!written) return undefined;
+  carried.leased = leased;
+  return leased;
+}
+
+/**
+ * Runs one delivery's work; when it fails, gives up the order lease it took (it places nothing more), so its
+ * retry need not wait for the lease to run out. Best effort: a lease not released runs out.
+ */
+export async function releasingLease<T>(
+  carried: Carried,
+  deps: SettlementDeps,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const leased = carried.leased;
+    carried.leased = undefined;
+    if (leased?.context) {
+      const released = { ...leased, context: withoutLease(leased.context), version: leased.version + 1 };
+      try {
+        // Conditional on the leased version: a record that moved on no longer holds this lease.
+        await deps.transactor.commit([
+          { kind: 'liquidation', record: released, expectedVersion: leased.version },
+        ]);
+      } catch (releaseError) {
+        if (!(releaseError instanceof ConditionFailedError)) {
+          deps.telemetry.warn('order lease not released; it runs out', {
+            liquidationId: leased.id,
+            reason: String(releaseError),
+          });
+        }
+      }
+    }
+    throw error;
+  }
 }
 
 async function advance(
@@ -254,6 +360,8 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     executionMarkAtMs: reference.atMs,
     limitPrice,
     positionVersion: position.version,
+    // The claimant places the order: the lease comes with the claim.
+    lease: leaseFor(ownerOf(carried), now, deps),
   };
   const claimed: LiquidationRecord = {
     ...withHistory(liquidation, 'EXECUTING', now, `size ${plannedSize} limit ${limitPrice}`),
@@ -267,19 +375,22 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   ) {
     return { done: false };
   }
+  carried.leased = claimed;
   return { done: false, next: claimed };
 }
 
 /**
- * Places the claimed order (a retry places the same client order id: the venue never executes it twice) and
- * hands the fills to the waterfall in memory; they are stored with the next transition, which is conditional
- * on this record's version.
+ * Places the claimed order under the order lease (a retry places the same client order id: the venue never
+ * executes it twice) and hands the fills to the waterfall in memory; they are stored with the next transition,
+ * which is conditional on this record's version.
  */
 async function executeMarket(
-  liquidation: LiquidationRecord,
+  claimed: LiquidationRecord,
   deps: SettlementDeps,
   carried: Carried,
 ): Promise<Step> {
+  const liquidation = await holdLease(claimed, deps, carried);
+  if (!liquidation) return { done: false };
   const context = contextOf(liquidation);
   const fills = await placeWithRetries(deps, {
     clientOrderId: `${liquidation.id}:market`,
@@ -373,7 +484,7 @@ async function lastResort(
   mark: PriceE8,
   deps: SettlementDeps,
   carried: Carried,
-): Promise<readonly Fill[] | undefined> {
+): Promise<LastResortOutcome> {
   const attempt = context.lastResortAttempt ?? 0;
   const direction = closeDirection(liquidation.side);
   const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
@@ -381,18 +492,15 @@ async function lastResort(
   const reference = carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() };
   const waiting = attempt > 0;
   if (!waiting || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
-    const fills = await placeLastResort(liquidation, size, limitPrice, reference, attempt, deps);
-    if (fills.length > 0) return fills;
+    const held = await holdLease(liquidation, deps, carried);
+    if (!held) return 'moved';
+    const fills = await placeLastResort(held, size, limitPrice, reference, attempt, deps);
+    if (fills.length > 0) return { fills, record: held };
     const next: LiquidationRecord = {
-      ...withHistory(
-        liquidation,
-        liquidation.state,
-        deps.clock.nowMs(),
-        `last resort ${attempt} filled nothing`,
-      ),
-      context: { ...context, lastResortAttempt: attempt + 1 },
+      ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
+      context: { ...withoutLease(context), lastResortAttempt: attempt + 1 },
     };
-    await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }]);
+    await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
   // Every empty order was a wait; the message counts the waits that placed none.
   const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
@@ -407,8 +515,17 @@ async function lastResort(
     encodeMessage({ liquidationId: liquidation.id, lastResortWaits: waits + 1 }),
     lastResortWaitSeconds(firstWait, waits),
   );
-  return undefined;
+  return 'waiting';
 }
+
+/**
+ * A last-resort order's fills with the record as stored under its lease (the next commit expects its version),
+ * or: the liquidation waits for the book (its message comes back), or another writer moved it first (re-read).
+ */
+type LastResortOutcome =
+  | { readonly fills: readonly Fill[]; readonly record: LiquidationRecord }
+  | 'waiting'
+  | 'moved';
 
 /** Whether the venue's best price on the side the order takes reaches `limitPrice` now. */
 async function bookReaches(
@@ -560,13 +677,14 @@ export async function decideAndSettle(
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
-    const lastResortFills = await lastResort(liquidation, context, left, mark, deps, carried);
-    if (!lastResortFills) return { done: true, record: liquidation };
+    const placed = await lastResort(liquidation, context, left, mark, deps, carried);
+    if (placed === 'moved') return { done: false };
+    if (placed === 'waiting') return { done: true, record: liquidation };
     return freeze(
-      liquidation,
+      placed.record,
       context,
       position,
-      { mark, nowMs: now, auctionFills, lastResortFills },
+      { mark, nowMs: now, auctionFills, lastResortFills: placed.fills },
       decide,
       deps,
       carried,
@@ -629,7 +747,7 @@ type Decide = (
  * When no layer could close any of the slice, the last-resort order is placed here and its fills frozen too.
  */
 async function freeze(
-  liquidation: LiquidationRecord,
+  frozenFrom: LiquidationRecord,
   context: LiquidationContext,
   position: PositionRecord,
   base: {
@@ -645,6 +763,8 @@ async function freeze(
   carried?: Carried,
   keep?: { readonly insurance: InsuranceState },
 ): Promise<Step> {
+  // The record the SETTLING commit expects: a last-resort order's lease moves it on.
+  let liquidation = frozenFrom;
   const fund = keep ? undefined : await deps.ledger.balance(deps.insuranceAccount);
   const insurance = keep?.insurance ?? insuranceStateOf(fund!);
   let lastResortFills = base.lastResortFills;
@@ -686,7 +806,7 @@ async function freeze(
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     // An order at the venue: the auction's end is committed first.
     if (carried && !(await flushPending(deps, carried))) return { done: false };
-    lastResortFills = await lastResort(
+    const placed = await lastResort(
       liquidation,
       context,
       decision.lastResortSize ?? 0n,
@@ -694,8 +814,11 @@ async function freeze(
       deps,
       carried ?? {},
     );
+    if (placed === 'moved') return { done: false };
     // Nothing within the bound: the liquidation waits for the book (its message comes back).
-    if (!lastResortFills) return { done: true, record: liquidation };
+    if (placed === 'waiting') return { done: true, record: liquidation };
+    liquidation = placed.record;
+    lastResortFills = placed.fills;
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
@@ -721,7 +844,7 @@ async function freeze(
   };
   const settling: LiquidationRecord = {
     ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
-    context: { ...context, settle },
+    context: { ...withoutLease(context), settle },
   };
   if (
     !(await commitOrSkip(deps, [
@@ -1022,7 +1145,7 @@ async function applySettlement(
     ...(lastResortFills.length > 0 ? { marketFills: [...liquidation.marketFills, ...lastResortFills] } : {}),
     settlement: settlementRecord(decision),
     context: {
-      ...context,
+      ...withoutLease(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
     },
   };
@@ -1138,7 +1261,7 @@ async function startAuction(
   const inAuction: LiquidationRecord = {
     ...withHistory(liquidation, 'AUCTION', opening.startedAtMs, `lot ${opening.lot}`),
     remainingSize: opening.lot,
-    context: { ...context, auctionId: auction.id },
+    context: { ...withoutLease(context), auctionId: auction.id },
   };
   const committed = await commitOrSkip(deps, [
     { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },

@@ -20,6 +20,7 @@ import {
 import { BackstopStack } from '../../infra/stack.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
+import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
 import {
   AUCTION_WAKE_INDEX,
   FUNCTIONS,
@@ -205,6 +206,18 @@ describe('BackstopStack template (default config)', () => {
       const visibility = resources[queueId(stack.queues[fn.trigger.queue].queue)]!.Properties
         .VisibilityTimeout as number;
       expect(visibility, fn.id).toBeGreaterThanOrEqual(6 * fn.timeoutSeconds);
+    }
+  });
+
+  it("outlasts the order lease's holders and lets their messages come back after it ran out", () => {
+    // A holder that died has ended when its lease runs out; its message, redelivered, finds it run out.
+    for (const id of ['liquidationConsumer', 'auction'] as const) {
+      const fn = FUNCTIONS.find((f) => f.id === id)!;
+      expect(ORDER_LEASE_MS, id).toBeGreaterThan(fn.timeoutSeconds * 1000);
+      if (fn.trigger.kind !== 'queue') throw new Error(`${id} is not queue-triggered`);
+      const visibility = resources[queueId(stack.queues[fn.trigger.queue].queue)]!.Properties
+        .VisibilityTimeout as number;
+      expect(ORDER_LEASE_MS, id).toBeLessThan(visibility * 1000);
     }
   });
 

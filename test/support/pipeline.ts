@@ -101,6 +101,8 @@ export function createPipeline(options: PipelineOptions = {}) {
     strategy: options.strategy ?? 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: options.venueAttempts ?? 3,
+    // Shorter than the 30 s visibility timeout here, as the lease is shorter than the queues' on AWS.
+    orderLeaseMs: 20_000,
     ...(options.adlSnapshots ? { adlSnapshots: options.adlSnapshots } : {}),
   };
   const marginDeps: MarginCheckDeps = {

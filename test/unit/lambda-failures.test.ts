@@ -1,7 +1,9 @@
 import type { SQSRecord } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
-import { failureOf, failureReason, noteFailure } from '../../shared/lambda/failures.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { failureOf, failureReason, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import { logger } from '../../shared/lambda/runtime.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
+import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 
 /** What the consumers record on a liquidation or auction when a delivery fails (shown by `backstop dlq list`). */
 
@@ -72,5 +74,25 @@ describe('noteFailure', () => {
         throw new ConditionFailedError('auctions/not-found: p1:0:auction');
       }),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe('logFailure', () => {
+  it('logs a failure at ERROR and a deferral (another delivery holds the orders) at INFO', () => {
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const info = vi.spyOn(logger, 'info').mockImplementation(() => {});
+    try {
+      logFailure(new VenueError('venue/timeout: p1:0:market', 'timeout'), 'liquidation failed');
+      expect(error).toHaveBeenCalledTimes(1);
+      expect(info).not.toHaveBeenCalled();
+      logFailure(new LiquidationBusyError('liquidation/busy: p1:0'), 'liquidation failed');
+      expect(error).toHaveBeenCalledTimes(1);
+      expect(info).toHaveBeenCalledWith("another delivery places this liquidation's orders; deferred", {
+        reason: 'liquidation/busy: p1:0',
+      });
+    } finally {
+      error.mockRestore();
+      info.mockRestore();
+    }
   });
 });
