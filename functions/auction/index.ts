@@ -4,11 +4,12 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
 import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
+import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
@@ -19,8 +20,11 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     logger.info('auction step processed', { step: message.step, ...outcome });
   } catch (error) {
     logFailure(error, 'auction step failed; it will be retried');
-    // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
     const { adapters } = wiring();
+    // Another delivery holds the orders: back when its lease runs out, not after the whole visibility timeout.
+    if (error instanceof LiquidationBusyError)
+      await deferRecord(adapters.auctionQueue, record, error.retryAfterMs);
+    // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
     await noteFailure(
       'auction',
       message.auctionId,

@@ -4,11 +4,11 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
 import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
-import { processLiquidation } from '../../shared/services/liquidation.ts';
+import { LiquidationBusyError, processLiquidation } from '../../shared/services/liquidation.ts';
 
 /**
  * One liquidation per record. A record that throws is reported as a batch item failure: SQS redelivers it after
@@ -27,8 +27,11 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     logger.info('liquidation processed', { state: outcome.state });
   } catch (error) {
     logFailure(error, 'liquidation failed; it will be retried');
-    // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
     const { adapters } = wiring();
+    // Another delivery holds the orders: back when its lease runs out, not after the whole visibility timeout.
+    if (error instanceof LiquidationBusyError)
+      await deferRecord(adapters.liquidationQueue, record, error.retryAfterMs);
+    // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
     await noteFailure(
       'liquidation',
       liquidationId,

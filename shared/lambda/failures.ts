@@ -1,6 +1,7 @@
 import type { SQSRecord } from 'aws-lambda';
-import type { ProcessingFailure } from '../ports/index.ts';
+import type { ProcessingFailure, QueueTransport } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
+import { noteDeferred } from './deferral.ts';
 import { logger } from './runtime.ts';
 
 /** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
@@ -58,5 +59,29 @@ export function logFailure(error: unknown, message: string): void {
     logger.info("another delivery places this liquidation's orders; deferred", { reason: error.message });
   } else {
     logger.error(message, { error: error as Error });
+  }
+}
+
+/** SQS's longest visibility timeout. */
+const MAX_VISIBILITY_SECONDS = 43_200;
+
+/**
+ * Makes a record that cannot be processed before `retryAfterMs` visible again then (rounded up to a second),
+ * instead of after the queue's whole visibility timeout; the handler then reports it failed as usual. Best
+ * effort: a record not deferred comes back after its visibility timeout.
+ */
+export async function deferRecord(
+  queue: QueueTransport,
+  record: SQSRecord,
+  retryAfterMs: number,
+): Promise<void> {
+  const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  try {
+    await queue.changeVisibility(record.receiptHandle, seconds);
+    noteDeferred(record.receiptHandle);
+  } catch (error) {
+    logger.warn('could not defer the record; it comes back after its visibility timeout', {
+      reason: failureReason(error),
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context } from 'aws-lambda';
+import { recordingDeferrals } from '../lambda/deferral.ts';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
 import { FUNCTIONS, type FunctionDef, type FunctionId, physicalName, type QueueId } from '../topology.ts';
 import {
@@ -63,7 +64,8 @@ export interface LocalRunnerOptions {
   /** Visibility timeout set on each receive (default: 6 x the function timeout, as the queues have on AWS). */
   readonly visibilityTimeoutSeconds?: number;
   /**
-   * Failed records are made visible again after this many seconds (0: retry at once, handy locally).
+   * Failed records are made visible again after this many seconds (0: retry at once, handy locally), except
+   * those the handler deferred itself (shared/lambda/deferral.ts), whose visibility it set.
    * Default: unset, the record waits out the visibility timeout, which is what Lambda does.
    */
   readonly failureVisibilitySeconds?: number;
@@ -298,14 +300,16 @@ export class LocalRunner {
     return this.options.visibilityTimeoutSeconds ?? fn.timeoutSeconds * 6;
   }
 
-  /** One invocation with Lambda's timeout; errors propagate. */
-  private async call(fn: FunctionDef, event: unknown): Promise<unknown> {
+  /** One invocation with Lambda's timeout; errors propagate. `deferred`: receives the records it deferred. */
+  private async call(fn: FunctionDef, event: unknown, deferred?: Set<string>): Promise<unknown> {
     const handler = this.options.handlers[fn.id] as Invocable | undefined;
     if (!handler) throw new RunnerConfigError(`runner/no-handler: ${fn.id}`);
     this.invocations[fn.id] = (this.invocations[fn.id] ?? 0) + 1;
     const timeoutMs = fn.timeoutSeconds * 1000;
     const context = lambdaContext(this.functionName(fn), fn.memoryMb, timeoutMs, this.identity);
-    const run = Promise.resolve().then(() => invocation.run(fn.id, () => handler(event, context)));
+    const run = Promise.resolve().then(() =>
+      invocation.run(fn.id, () => recordingDeferrals(deferred ?? new Set(), () => handler(event, context))),
+    );
     if (this.options.enforceTimeouts === false) return run;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -334,13 +338,20 @@ export class LocalRunner {
     const now = Date.now();
     const event = sqsEvent(messages.map((m) => sqsRecord(m, arn, this.identity, now)));
     let failed: Set<string>;
+    const deferred = new Set<string>();
     try {
-      failed = failedMessageIds(await this.call(fn, event), messages);
+      failed = failedMessageIds(await this.call(fn, event, deferred), messages);
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
       failed = new Set(messages.map((m) => m.messageId));
     }
-    await Promise.all(messages.map((m) => this.settle(transport, m, !failed.has(m.messageId))));
+    await Promise.all(
+      messages.map((m) =>
+        failed.has(m.messageId) && deferred.has(m.receiptHandle)
+          ? undefined
+          : this.settle(transport, m, !failed.has(m.messageId)),
+      ),
+    );
   }
 
   /** EventBridge invokes the target once per event: one invocation per message. */

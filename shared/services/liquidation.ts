@@ -66,6 +66,13 @@ export class LiquidationStuckError extends Error {
  */
 export class LiquidationBusyError extends Error {
   override readonly name = 'LiquidationBusyError';
+  /** @param retryAfterMs until the holder's lease runs out */
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface LiquidationOutcome {
@@ -187,6 +194,7 @@ async function holdLease(
     if (held.owner === owner) return liquidation;
     throw new LiquidationBusyError(
       `liquidation/busy: ${liquidation.id} (another delivery places its orders until ${new Date(held.untilMs).toISOString()})`,
+      held.untilMs - now,
     );
   }
   if (held) deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });

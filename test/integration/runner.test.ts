@@ -11,6 +11,7 @@ import {
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
 import { EmbeddedQueue, ManualClock } from '../../shared/adapters/embedded/index.ts';
+import { deferRecord } from '../../shared/lambda/failures.ts';
 import type { ReceivedMessage } from '../../shared/ports/index.ts';
 import { createLocalRunner, failedMessageIds, type LocalRunner } from '../../shared/runner/index.ts';
 import { TICK_BUS } from '../../shared/topology.ts';
@@ -136,6 +137,40 @@ describe('local runner on moto', () => {
     await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
     expect(deliveries.sort()).toEqual(['a#1', 'a#2', 'b#1', 'b#2']);
     expect(runner.errors).toHaveLength(1);
+  });
+
+  it('fast retries leave a record the handler deferred itself until the time it set', async () => {
+    const deliveries: { body: string; atMs: number }[] = [];
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: async (event: SQSEvent): Promise<SQSBatchResponse> => {
+          const failures: { itemIdentifier: string }[] = [];
+          for (const r of event.Records) {
+            const again = deliveries.some((d) => d.body === r.body);
+            deliveries.push({ body: r.body, atMs: Date.now() });
+            if (again) continue;
+            // 'later' cannot be processed for 2 s (another delivery's lease); 'now' failed for no such reason.
+            if (r.body === 'later') await deferRecord(queues.queues.liquidations, r, 2_000);
+            failures.push({ itemIdentifier: r.messageId });
+          }
+          return { batchItemFailures: failures };
+        },
+      },
+      queues: queues.queues,
+      failureVisibilitySeconds: 0,
+      idlePollMs: 20,
+    });
+    await queues.queues.liquidations.sendBatch(['now', 'later']);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    const times = (body: string) => deliveries.filter((d) => d.body === body).map((d) => d.atMs);
+    const [nowFirst, nowAgain] = times('now');
+    const [laterFirst, laterAgain] = times('later');
+    expect(times('now')).toHaveLength(2);
+    expect(times('later')).toHaveLength(2);
+    // 'now' came back at once, 'later' only when its deferral ran out.
+    expect(laterAgain! - laterFirst!).toBeGreaterThanOrEqual(1_000);
+    expect(nowAgain! - nowFirst!).toBeLessThan(laterAgain! - laterFirst!);
+    expect(runner.errors).toEqual([]);
   });
 
   it('a poison message ends in the dead-letter queue after maxReceiveCount (5) receives', async () => {

@@ -85,7 +85,7 @@ describe('logFailure', () => {
       logFailure(new VenueError('venue/timeout: p1:0:market', 'timeout'), 'liquidation failed');
       expect(error).toHaveBeenCalledTimes(1);
       expect(info).not.toHaveBeenCalled();
-      logFailure(new LiquidationBusyError('liquidation/busy: p1:0'), 'liquidation failed');
+      logFailure(new LiquidationBusyError('liquidation/busy: p1:0', 1000), 'liquidation failed');
       expect(error).toHaveBeenCalledTimes(1);
       expect(info).toHaveBeenCalledWith("another delivery places this liquidation's orders; deferred", {
         reason: 'liquidation/busy: p1:0',
