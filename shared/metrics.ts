@@ -129,6 +129,18 @@ export const METRICS = {
     kind: 'counter',
     help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
   },
+  OrderLeaseDeferrals: {
+    name: 'OrderLeaseDeferrals',
+    unit: 'Count',
+    kind: 'counter',
+    help: "deliveries deferred because another delivery holds the liquidation's orders (duplicate deliveries)",
+  },
+  OrderLeaseTakeovers: {
+    name: 'OrderLeaseTakeovers',
+    unit: 'Count',
+    kind: 'counter',
+    help: "order leases that ran out and were taken over: a delivery died holding a liquidation's orders",
+  },
   CircuitBreakerTripped: {
     name: 'CircuitBreakerTripped',
     unit: 'Count',

@@ -355,7 +355,11 @@ export class Monitoring extends Construct {
         ],
         [m(METRICS.BadDebt)],
       ),
-      graph('Safety', [m(METRICS.CircuitBreakerTripped)], [m(METRICS.LedgerReconcileDifference, 'Maximum')]),
+      graph(
+        'Safety',
+        [m(METRICS.CircuitBreakerTripped), m(METRICS.OrderLeaseDeferrals), m(METRICS.OrderLeaseTakeovers)],
+        [m(METRICS.LedgerReconcileDifference, 'Maximum')],
+      ),
     );
     const depth: IMetric[] = [];
     const age: IMetric[] = [];

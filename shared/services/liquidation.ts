@@ -192,12 +192,16 @@ async function holdLease(
   const held = context.lease;
   if (held && held.untilMs > now) {
     if (held.owner === owner) return liquidation;
+    deps.telemetry.count(METRICS.OrderLeaseDeferrals.name, 1);
     throw new LiquidationBusyError(
       `liquidation/busy: ${liquidation.id} (another delivery places its orders until ${new Date(held.untilMs).toISOString()})`,
       held.untilMs - now,
     );
   }
-  if (held) deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
+  if (held) {
+    deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
+    deps.telemetry.count(METRICS.OrderLeaseTakeovers.name, 1);
+  }
   const leased: LiquidationRecord = {
     ...liquidation,
     context: { ...context, lease: leaseFor(owner, now, deps) },

@@ -1470,6 +1470,8 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     expect(settled?.marketFills).toEqual(log?.result?.fills);
     expect(settled?.context?.lease).toBeUndefined();
     expect(p.telemetry.warnings).toContain('order lease ran out; taking it over');
+    expect(p.telemetry.total('OrderLeaseDeferrals')).toBe(1);
+    expect(p.telemetry.total('OrderLeaseTakeovers')).toBe(1);
     expect((await p.check()).violations).toEqual([]);
   });
 
