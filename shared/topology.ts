@@ -239,6 +239,8 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'providers', access: 'read' },
       { table: 'ledger', access: 'readWrite' },
       { queue: 'auctionSteps', access: 'send' },
+      // A settled slice sends its position's next slice; a last resort waiting for the book sends itself again.
+      { queue: 'liquidations', access: 'send' },
     ],
     purpose: 'closes a position on the market within the slippage bound and hands the rest to the auction',
   },
@@ -262,6 +264,8 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'providers', access: 'readWrite' },
       { table: 'ledger', access: 'readWrite' },
       { queue: 'auctionSteps', access: 'send' },
+      // The settlement of an ended auction's slice sends the next slice (or the last resort's wait).
+      { queue: 'liquidations', access: 'send' },
     ],
     purpose: 'steps Dutch auctions, clears them against provider bids, settles fund and ADL',
   },

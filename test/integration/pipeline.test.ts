@@ -396,6 +396,27 @@ describe('pipeline on moto', () => {
     });
   });
 
+  // A position above 100,000 USD of notional is closed in slices of 25 % (the default rules): each slice's
+  // settlement sends the next one's message, from the consumer or from the auction function.
+  it.each([
+    { by: 'the consumer (market)', config: DEFAULT_RISK_CONFIG_INPUT, layer: /^SETTLED_/ },
+    { by: 'the auction function', config: AUCTION_ONLY, layer: /^SETTLED_AUCTION$/ },
+  ])('liquidates a large position in slices: $by sends the next slice', async ({ config, layer }) => {
+    await withStack(config, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin({ ...provider('lp-1', '0.01'), capital: '1000000', maxLot: '1000' });
+      await ctx.admin(open('p1', 'LONG', '1000', '200', '20000'));
+      await ctx.tick('182');
+      const slices = await ctx.liquidations();
+      expect(slices.length).toBeGreaterThan(1);
+      expect(slices[0]?.state).toMatch(layer);
+      for (const l of slices) expect(l.state).toMatch(/^(SETTLED_|CANCELLED)/);
+      const next = slices.find((l) => l.id === slices[0]?.context?.nextLiquidationId);
+      expect(next?.state).toMatch(/^(SETTLED_|CANCELLED)/);
+      expect((await ctx.adapters.positions.get('p1'))?.state).not.toBe('LIQUIDATING');
+    });
+  });
+
   it('pays a gap below the bankruptcy price from the fund (SETTLED_INSURANCE)', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
       await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
