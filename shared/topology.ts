@@ -207,7 +207,8 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     grants: [
       { table: 'markets', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
-      { table: 'liquidations', access: 'write' },
+      // A retried or interrupted tick reads the liquidations it started, to re-send those still QUEUED.
+      { table: 'liquidations', access: 'readWrite' },
       { table: 'auctions', access: 'read' },
       { queue: 'liquidations', access: 'send' },
       { queue: 'auctionSteps', access: 'send' },

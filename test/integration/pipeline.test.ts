@@ -34,9 +34,24 @@ let stageCounter = 0;
 /** Every call the handlers make in this file's scenarios, checked against the topology's grants at the end. */
 const grants = new GrantRecorder();
 
+/** SendMessageBatch calls of the handlers to fail (thrown before the SDK sends them, so never retried by it). */
+let failingSendBatches = 0;
+
 beforeAll(async () => {
   moto = await startMoto();
-  instrumentAwsClients((clients) => grants.attach(clients));
+  instrumentAwsClients((clients) => {
+    grants.attach(clients);
+    clients.sqs.middlewareStack.add(
+      ((next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
+        if (context.commandName === 'SendMessageBatchCommand' && failingSendBatches > 0) {
+          failingSendBatches -= 1;
+          throw new Error('injected: SendMessageBatch failed');
+        }
+        return next(args);
+      }) as never,
+      { step: 'initialize', name: 'injectedSendBatchFailure' },
+    );
+  });
 });
 afterAll(async () => {
   instrumentAwsClients(undefined);
@@ -314,6 +329,23 @@ describe('pipeline on moto', () => {
       expect(liquidation?.lastFailure?.attempt).toBe(2);
       const journal = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
       expect(journal.map((e) => e.idempotencyKey)).toEqual(['admin:seed', `${liquidationId}:shortfall`]);
+    });
+  });
+
+  it('retries a tick whose enqueue failed: the retry re-sends the liquidations it had started', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      // The liquidation starts (position LIQUIDATING, liquidation QUEUED), then its message is not sent.
+      failingSendBatches = 1;
+      await ctx.tick('184');
+      expect(failingSendBatches).toBe(0);
+      const [failed, ...others] = ctx.stack.runner.errors.splice(0).map((e) => `${e.functionId}: ${e.error}`);
+      expect(failed).toMatch(/^marginCheck: .*injected: SendMessageBatch failed/);
+      expect(others).toEqual([]);
+      // The tick's retry read what it had started and sent its message (as granted: the recorder checks it).
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_MARKET');
     });
   });
 
