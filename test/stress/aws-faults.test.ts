@@ -22,6 +22,7 @@ import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import type { FunctionId } from '../../shared/topology.ts';
 import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
+import { GrantRecorder } from '../support/grants.ts';
 import { recordFigures } from '../support/invariants.ts';
 import { startMoto } from '../support/moto.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -106,6 +107,10 @@ async function withStack(
     fastRetries: true,
   });
   const faults = new FaultInjector();
+  // Every call the handlers make under faults (retries, recovery paths) must be granted by the topology.
+  const grants = new GrantRecorder();
+  grants.forStage(stack.names);
+  instrumentAwsClients((clients) => grants.attach(clients));
   const ctx: Ctx = {
     stack,
     adapters: createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock }),
@@ -122,6 +127,7 @@ async function withStack(
     inject(install) {
       instrumentAwsClients((clients) => {
         ctx.handlerClients = clients;
+        grants.attach(clients);
         install(clients, faults);
       });
     },
@@ -149,6 +155,7 @@ async function withStack(
       });
     }
     await body(ctx);
+    expect(grants.ungranted()).toEqual([]);
   } finally {
     instrumentAwsClients(undefined);
     await stack.stop();
