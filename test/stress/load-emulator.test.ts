@@ -6,8 +6,9 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
-import { wiring } from '../../shared/lambda/wiring.ts';
+import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { checkStoredInvariants } from '../support/emulator-invariants.ts';
+import { GrantRecorder } from '../support/grants.ts';
 import { CountingVenue, recordFigures, toJson } from '../support/invariants.ts';
 import { startMoto } from '../support/moto.ts';
 import { syntheticBook } from '../support/pipeline.ts';
@@ -79,9 +80,13 @@ const shardsOf = (round: number): number => (round % 2 === 0 ? 1 : 3);
 
 /** One crash on a fresh stage (fresh tables and queues), its invariants read back from what moto stored. */
 async function crashRound(round: number) {
+  // Every call the handlers make through the cascade (slices, auctions, ADL, retries) must be granted.
+  const grants = new GrantRecorder();
+  instrumentAwsClients((clients) => grants.attach(clients));
   const stage = await BenchStage.open(moto.endpoint, `load${FULL ? 'full' : 'ci'}${round}`, CONFIG_INPUT, {
     [SYMBOL]: shardsOf(round),
   });
+  grants.forStage(stage.stack.names);
   try {
     // Observe the handlers' venue (built once per "container", like their clients): every order by id.
     const settlement = wiring().settlement;
@@ -127,8 +132,15 @@ async function crashRound(round: number) {
       lastMark: parsePrice(CRASH.at(-1)!),
       venue,
     });
-    return { report, cascadeMs, ticks, failedInvocations: stage.failedInvocations };
+    return {
+      report,
+      cascadeMs,
+      ticks,
+      failedInvocations: stage.failedInvocations,
+      ungranted: grants.ungranted(),
+    };
   } finally {
+    instrumentAwsClients(undefined);
     await stage.close();
   }
 }
@@ -143,6 +155,7 @@ describe('scenario 8: load through the emulator', () => {
       // Each round is judged on its own records: a violation names its round.
       expect(result.report.violations.map((v) => `round ${round}: ${v}`)).toEqual([]);
       expect(result.report.figures.conservation.error).toBe(0n);
+      expect(result.ungranted.map((u) => `round ${round}: ${u}`)).toEqual([]);
       // Every liquidation that reached the market placed one order, and the venue executed each once.
       expect(result.report.figures.venueExecutions).toBe(result.report.figures.venueOrders);
       expect(result.report.figures.venueOrders).toBeGreaterThan(0);
