@@ -65,7 +65,9 @@ export interface LocalRunnerOptions {
   readonly visibilityTimeoutSeconds?: number;
   /**
    * Failed records are made visible again after this many seconds (0: retry at once, handy locally), except
-   * those the handler deferred itself (shared/lambda/deferral.ts), whose visibility it set.
+   * those the handler deferred itself (shared/lambda/deferral.ts), whose visibility it set, and those of an
+   * invocation that timed out: Lambda stops it, this runner can only stop waiting for it, so its records wait out
+   * the visibility timeout (a retry must not run beside the invocation it replaces).
    * Default: unset, the record waits out the visibility timeout, which is what Lambda does.
    */
   readonly failureVisibilitySeconds?: number;
@@ -79,6 +81,8 @@ export interface LocalRunnerOptions {
   readonly idlePollMs?: number;
   /** Abandon an invocation after the function's timeout, as Lambda would (default true). */
   readonly enforceTimeouts?: boolean;
+  /** Timeouts other than the topology's, by function (tests). */
+  readonly timeoutSeconds?: Partial<Record<FunctionId, number>>;
   readonly stage?: string;
   readonly region?: string;
   readonly accountId?: string;
@@ -305,7 +309,8 @@ export class LocalRunner {
     const handler = this.options.handlers[fn.id] as Invocable | undefined;
     if (!handler) throw new RunnerConfigError(`runner/no-handler: ${fn.id}`);
     this.invocations[fn.id] = (this.invocations[fn.id] ?? 0) + 1;
-    const timeoutMs = fn.timeoutSeconds * 1000;
+    const timeoutSeconds = this.options.timeoutSeconds?.[fn.id] ?? fn.timeoutSeconds;
+    const timeoutMs = timeoutSeconds * 1000;
     const context = lambdaContext(this.functionName(fn), fn.memoryMb, timeoutMs, this.identity);
     const run = Promise.resolve().then(() =>
       invocation.run(fn.id, () => recordingDeferrals(deferred ?? new Set(), () => handler(event, context))),
@@ -314,8 +319,7 @@ export class LocalRunner {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () =>
-          reject(new FunctionTimeoutError(`runner/function-timeout: ${fn.id} after ${fn.timeoutSeconds} s`)),
+        () => reject(new FunctionTimeoutError(`runner/function-timeout: ${fn.id} after ${timeoutSeconds} s`)),
         timeoutMs,
       );
     });
@@ -344,6 +348,7 @@ export class LocalRunner {
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
       failed = new Set(messages.map((m) => m.messageId));
+      if (error instanceof FunctionTimeoutError) for (const m of messages) deferred.add(m.receiptHandle);
     }
     await Promise.all(
       messages.map((m) =>
@@ -367,6 +372,8 @@ export class LocalRunner {
       } catch (error) {
         ok = false;
         this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+        // Still running here: its retry waits out the visibility timeout.
+        if (error instanceof FunctionTimeoutError) continue;
       }
       await this.settle(transport, m, ok);
     }

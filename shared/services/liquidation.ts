@@ -187,18 +187,13 @@ async function holdLease(
   carried: Carried,
 ): Promise<LiquidationRecord | undefined> {
   const owner = ownerOf(carried);
+  if ((await awaitLeaseHolder(liquidation, deps, carried, ' places its orders')) === 'moved')
+    return undefined;
   const now = deps.clock.nowMs();
   const context = contextOf(liquidation);
   const held = context.lease;
-  if (held && held.untilMs > now) {
-    if (held.owner === owner) return liquidation;
-    deps.telemetry.count(METRICS.OrderLeaseDeferrals.name, 1);
-    throw new LiquidationBusyError(
-      `liquidation/busy: ${liquidation.id} (another delivery places its orders until ${new Date(held.untilMs).toISOString()})`,
-      held.untilMs - now,
-    );
-  }
-  if (held) {
+  if (held && held.untilMs > now && held.owner === owner) return liquidation;
+  if (held && held.owner !== owner) {
     deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
     deps.telemetry.count(METRICS.OrderLeaseTakeovers.name, 1);
   }
@@ -214,6 +209,38 @@ async function holdLease(
   carried.leased = leased;
   return leased;
 }
+
+/**
+ * While another delivery holds the lease its order may be executing: an order placed or an outcome decided now (a
+ * settlement, a freeze) could sell the slice twice or leave that order's fills recorded nowhere. Waits for the
+ * holder to record its outcome ('moved': read the record again) or for its lease to run out ('free': it died);
+ * after a few reads, defers this delivery (LiquidationBusyError) until then.
+ */
+async function awaitLeaseHolder(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+  holderDoes = "'s order may be executing",
+): Promise<'free' | 'moved'> {
+  const held = liquidation.context?.lease;
+  const foreign = () => !!held && held.untilMs > deps.clock.nowMs() && held.owner !== carried.owner;
+  if (!foreign()) return 'free';
+  // Usually a duplicate delivery whose twin holds the lease and records its outcome within a second: wait for
+  // that (the record moves on) rather than fail and come back when the lease would run out.
+  for (let attempt = 1; deps.backoff && attempt <= LEASE_POLLS && foreign(); attempt++) {
+    await deps.backoff(attempt);
+    if ((await deps.liquidations.get(liquidation.id))?.version !== liquidation.version) return 'moved';
+  }
+  if (!foreign()) return 'free';
+  deps.telemetry.count(METRICS.OrderLeaseDeferrals.name, 1);
+  throw new LiquidationBusyError(
+    `liquidation/busy: ${liquidation.id} (another delivery${holderDoes} until ${new Date(held!.untilMs).toISOString()})`,
+    held!.untilMs - deps.clock.nowMs(),
+  );
+}
+
+/** Reads of the record while waiting for another delivery's lease (with the deps' backoff between them). */
+const LEASE_POLLS = 8;
 
 /**
  * Runs one delivery's work; when it fails, gives up the order lease it took (it places nothing more), so its
@@ -645,6 +672,8 @@ export async function decideAndSettle(
   carried: Carried = {},
 ): Promise<Step> {
   const context = contextOf(liquidation);
+  // Every outcome below commits on this record's version: a lease taken after this read fails that commit.
+  if ((await awaitLeaseHolder(liquidation, deps, carried)) === 'moved') return { done: false };
   const live = await loadPosition(liquidation, deps, carried);
   const frozen = context.settle;
   // A reader holding an old liquidation record sees a position that has moved on: never plan from it.
@@ -712,7 +741,16 @@ export async function decideAndSettle(
     if (decision.next !== 'settle') {
       throw new LiquidationStuckError(`liquidation/frozen-plan-${decision.next}: ${liquidation.id}`);
     }
-    return applySettlement(liquidation, context, position, decision, deps, mark, fresh ? planned.reads : {});
+    return applySettlement(
+      liquidation,
+      context,
+      position,
+      decision,
+      deps,
+      mark,
+      carried,
+      fresh ? planned.reads : {},
+    );
   }
 
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
@@ -734,7 +772,7 @@ export async function decideAndSettle(
       return { done: true, record: liquidation };
     case 'settle':
       if (!(await flushPending(deps, carried))) return { done: false };
-      return applySettlement(liquidation, context, position, decision, deps, mark);
+      return applySettlement(liquidation, context, position, decision, deps, mark, carried);
     default:
       return freeze(
         liquidation,
@@ -772,7 +810,7 @@ async function freeze(
   },
   decide: Decide,
   deps: SettlementDeps,
-  carried?: Carried,
+  carried: Carried,
   keep?: { readonly insurance: InsuranceState },
 ): Promise<Step> {
   // The record the SETTLING commit expects: a last-resort order's lease moves it on.
@@ -817,14 +855,14 @@ async function freeze(
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
     // An order at the venue: the auction's end is committed first.
-    if (carried && !(await flushPending(deps, carried))) return { done: false };
+    if (!(await flushPending(deps, carried))) return { done: false };
     const placed = await lastResort(
       liquidation,
       context,
       decision.lastResortSize ?? 0n,
       base.mark,
       deps,
-      carried ?? {},
+      carried,
     );
     if (placed === 'moved') return { done: false };
     // Nothing within the bound: the liquidation waits for the book (its message comes back).
@@ -860,22 +898,20 @@ async function freeze(
   };
   if (
     !(await commitOrSkip(deps, [
-      ...(carried?.pendingWrites ?? []),
+      ...(carried.pendingWrites ?? []),
       { kind: 'liquidation', record: settling, expectedVersion: liquidation.version },
     ]))
   ) {
     return { done: false };
   }
   // The next transition settles from these frozen inputs, which give this plan again: it need not be redone.
-  if (carried) {
-    carried.pendingWrites = undefined;
-    carried.frozenPlan = {
-      liquidationId: settling.id,
-      version: settling.version,
-      decision,
-      reads: { ...(counterparties ? { counterparties } : {}), ...(fund ? { fund } : {}) },
-    };
-  }
+  carried.pendingWrites = undefined;
+  carried.frozenPlan = {
+    liquidationId: settling.id,
+    version: settling.version,
+    decision,
+    reads: { ...(counterparties ? { counterparties } : {}), ...(fund ? { fund } : {}) },
+  };
   return { done: false, next: settling };
 }
 
@@ -885,6 +921,7 @@ async function refreeze(
   context: LiquidationContext,
   position: PositionRecord,
   deps: SettlementDeps,
+  carried: Carried,
   keepInsurance: boolean,
   applied: Readonly<Record<string, QuoteE6>> | undefined,
 ): Promise<Step> {
@@ -919,7 +956,7 @@ async function refreeze(
     },
     decide,
     deps,
-    undefined,
+    carried,
     {
       insurance: keepInsurance
         ? frozen.insurance
@@ -1051,6 +1088,7 @@ async function applySettlement(
   decision: WaterfallDecision,
   deps: SettlementDeps,
   mark: PriceE8,
+  carried: Carried,
   reads: PlanReads = {},
 ): Promise<Step> {
   const now = deps.clock.nowMs();
@@ -1064,7 +1102,7 @@ async function applySettlement(
   if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
   const frozenVersions = new Map((context.settle?.candidates ?? []).map((c) => [c.id, c.version]));
   if (adlFills.some((f) => current.get(f.id)?.version !== frozenVersions.get(f.id))) {
-    return refreeze(liquidation, context, position, deps, true, context.settle?.applied);
+    return refreeze(liquidation, context, position, deps, carried, true, context.settle?.applied);
   }
   let fundBalance: bigint | undefined;
   // What this settlement's plans have applied so far, by key: a plan made again applies only the difference.
@@ -1091,7 +1129,7 @@ async function applySettlement(
       // may leave more to ADL than one made before any of it: consistent, and only after a second fault.)
       if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
         deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
-        return refreeze(liquidation, context, position, deps, false, appliedOrNone(applied));
+        return refreeze(liquidation, context, position, deps, carried, false, appliedOrNone(applied));
       }
       throw error;
     }
@@ -1167,7 +1205,7 @@ async function applySettlement(
     if (context.settle?.candidates && stored?.version === liquidation.version) {
       // Nobody moved the liquidation: an ADL counterparty changed. Plan again on fresh counterparties from the
       // same fund state; the money this plan applied is kept, and the next plan applies only the difference.
-      return refreeze(liquidation, context, position, deps, true, appliedOrNone(applied));
+      return refreeze(liquidation, context, position, deps, carried, true, appliedOrNone(applied));
     }
     return { done: false };
   }

@@ -173,6 +173,34 @@ describe('local runner on moto', () => {
     expect(runner.errors).toEqual([]);
   });
 
+  it('fast retries wait out the visibility timeout of an invocation that timed out (it may still be running)', async () => {
+    const events: string[] = [];
+    let calls = 0;
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: async (event: SQSEvent) => {
+          const call = ++calls;
+          events.push(`start ${call} #${event.Records[0]?.attributes.ApproximateReceiveCount}`);
+          // The first invocation outlives its 1 s timeout; the runner stops waiting, it goes on.
+          if (call === 1) await new Promise((resolve) => setTimeout(resolve, 1_500));
+          events.push(`end ${call}`);
+        },
+      },
+      queues: queues.queues,
+      failureVisibilitySeconds: 0,
+      visibilityTimeoutSeconds: 3,
+      timeoutSeconds: { liquidationConsumer: 1 },
+      idlePollMs: 20,
+    });
+    await queues.queues.liquidations.send('slow');
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    // Not retried beside the abandoned invocation: after it ended, when the visibility timeout ran out.
+    expect(events).toEqual(['start 1 #1', 'end 1', 'start 2 #2', 'end 2']);
+    expect(runner.errors.map((e) => String(e.error))).toEqual([
+      'FunctionTimeoutError: runner/function-timeout: liquidationConsumer after 1 s',
+    ]);
+  });
+
   it('a poison message ends in the dead-letter queue after maxReceiveCount (5) receives', async () => {
     const counts: string[] = [];
     let good = 0;

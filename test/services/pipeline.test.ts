@@ -1493,6 +1493,163 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it('a duplicate delivery waits a moment for the holder, then goes on from what it recorded', async () => {
+    const p = createPipeline();
+    const id = await queuedLiquidation(p);
+    let release!: () => void;
+    const venueHeld = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let placing!: () => void;
+    const orderPlaced = new Promise<void>((resolve) => {
+      placing = resolve;
+    });
+    const holding: SettlementDeps = {
+      ...p.deps,
+      venue: {
+        placeIoc: async (order) => {
+          placing();
+          await venueHeld;
+          return p.deps.venue.placeIoc(order);
+        },
+        quote: (symbol, reference) => p.deps.venue.quote(symbol, reference),
+      },
+    };
+    const holder = processLiquidation({ liquidationId: id }, holding);
+    await orderPlaced;
+    // The duplicate's waits between reads: the holder's order answers during the second.
+    const waits: number[] = [];
+    const duplicate = processLiquidation(
+      { liquidationId: id },
+      {
+        ...p.deps,
+        backoff: async (attempt) => {
+          waits.push(attempt);
+          if (attempt === 2) {
+            release();
+            await holder;
+          }
+        },
+      },
+    );
+    const [first, second] = await Promise.all([holder, duplicate]);
+    expect(second.state).toBe(first.state);
+    expect(waits).toEqual([1, 2]);
+    expect(p.telemetry.total('OrderLeaseDeferrals')).toBe(0);
+    expect(p.orders.orders.get(`${id}:market`)?.calls).toBe(1);
+    await p.drain();
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it("a delivery that does not hold the lease never settles over the holder's executing order", async () => {
+    // A long's auction loses its only bidder; the step that ends it places the last-resort order (nobody to
+    // deleverage), which hangs at the venue. Meanwhile a short in profit opens, and a duplicate delivery of the
+    // liquidation would settle through ADL: it must wait for the holder, or the order's fills are recorded nowhere.
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.02', '100');
+    await p.tick('ETH-USD', '184');
+    await startLiquidations(p);
+    const [started] = await liquidationsOf(p);
+    expect(started?.state).toBe('AUCTION');
+    await p.withdrawBids('lp-1');
+
+    let release!: () => void;
+    const venueHeld = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let placing!: () => void;
+    const orderPlaced = new Promise<void>((resolve) => {
+      placing = resolve;
+    });
+    const holding: SettlementDeps = {
+      ...p.deps,
+      venue: {
+        placeIoc: async (order) => {
+          if (order.clientOrderId.includes(':last-resort:')) {
+            placing();
+            await venueHeld;
+          }
+          return p.deps.venue.placeIoc(order);
+        },
+        quote: (symbol, reference) => p.deps.venue.quote(symbol, reference),
+      },
+    };
+    let step: Awaited<ReturnType<typeof p.adapters.auctionQueue.receive>>[number] | undefined;
+    for (let i = 0; i < 2000 && !step; i++) {
+      [step] = await p.adapters.auctionQueue.receive(1, 30);
+      if (!step) p.clock.advance(10_000);
+    }
+    const holder = processAuctionStep(parseAuctionStepMessage(step!.body), holding);
+    await orderPlaced;
+    expect((await p.adapters.liquidations.get(started!.id))?.context?.lease).toBeDefined();
+
+    await p.open('SHORT', '10', '200', '400');
+    await expect(processLiquidation({ liquidationId: started!.id }, p.deps)).rejects.toThrow(
+      LiquidationBusyError,
+    );
+    release();
+    await holder;
+    await p.drain();
+    const settled = await p.adapters.liquidations.get(started!.id);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    const executed = [...p.orders.orders.entries()]
+      .filter(([orderId]) => orderId.startsWith(`${started!.id}:last-resort:`))
+      .flatMap(([, log]) => log.result?.fills ?? []);
+    expect(executed.length).toBeGreaterThan(0);
+    expect(settled?.marketFills).toEqual(executed);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('a failed delivery releases a lease it took while planning again (refreeze), so its retry goes on at once', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    const short = await p.open('SHORT', '10', '200', '400');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    const [liquidation] = p.adapters.liquidations.all();
+    const id = liquidation!.id;
+    // The first delivery freezes an ADL plan against the short (SETTLING), then dies.
+    const dying: SettlementDeps = {
+      ...p.deps,
+      transactor: {
+        commit: async (writes) => {
+          await p.deps.transactor.commit(writes);
+          if (writes.some((w) => w.kind === 'liquidation' && w.record.state === 'SETTLING')) {
+            throw new InjectedCrash('after freezing');
+          }
+        },
+      },
+    };
+    await expect(processLiquidation({ liquidationId: id }, dying)).rejects.toThrow(InjectedCrash);
+    expect((await p.adapters.liquidations.get(id))?.state).toBe('SETTLING');
+    // The short closes meanwhile: the plan is made again, finds nobody, and places the last resort, which times out.
+    const counterparty = (await p.adapters.positions.get(short.id))!;
+    await p.adapters.positions.replace(
+      { ...counterparty, state: 'CLOSED', size: 0n, collateral: 0n, version: counterparty.version + 1 },
+      counterparty.version,
+    );
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    p.venue.faults.queued.push('timeout', 'timeout', 'timeout');
+    await expect(processLiquidation({ liquidationId: id }, p.deps)).rejects.toThrow(/timeout/);
+    expect((await p.adapters.liquidations.get(id))?.context?.lease).toBeUndefined();
+
+    // No time passes: the retry is not deferred by its predecessor's lease, and asks the venue again.
+    const outcome = await processLiquidation({ liquidationId: id }, p.deps);
+    expect(outcome.state).toMatch(/^SETTLED_/);
+    const log = p.orders.orders.get(`${id}:last-resort:0`);
+    expect(log?.calls).toBe(4);
+    expect(log?.mismatches).toBe(0);
+    // (The invariants would flag the short closed by hand above: its money is checked here instead.)
+    const settled = await p.adapters.liquidations.get(id);
+    expect(settled?.marketFills).toEqual(log?.result?.fills);
+    expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+  });
+
   it('two deliveries of a waiting last resort: one places the attempt, a refused one is never executed by the other', async () => {
     let deferred = 0;
     for (let delay = 0; delay <= 60; delay += 3) {
