@@ -178,8 +178,8 @@ const withoutLease = ({ lease: _, ...context }: LiquidationContext): Liquidation
 
 /**
  * The record under this delivery's lease: as it is when the lease is ours, else with the lease taken (one
- * conditional write; undefined when another writer moved the record first). A lease another delivery holds
- * defers this one (LiquidationBusyError).
+ * conditional write; taken over when another's ran out). Undefined when another writer moved the record first (read
+ * it again). A live lease of another delivery is waited for, then defers this one (awaitLeaseHolder).
  */
 async function holdLease(
   liquidation: LiquidationRecord,
