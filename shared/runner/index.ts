@@ -9,6 +9,7 @@ export {
   sqsRecord,
 } from './lambda-events.ts';
 export {
+  asFunction,
   createLocalRunner,
   currentFunction,
   FunctionTimeoutError,

@@ -32,6 +32,9 @@ const invocation = new AsyncLocalStorage<FunctionId>();
  */
 export const currentFunction = (): FunctionId | undefined => invocation.getStore();
 
+/** Runs `work` as if inside an invocation of `functionId` (a test driving a service directly, checked as it). */
+export const asFunction = <T>(functionId: FunctionId, work: () => T): T => invocation.run(functionId, work);
+
 /** Any Lambda handler: `(event: SQSEvent, context) => ...` and the like are all assignable to it. */
 export type LambdaHandler = (event: never, context: Context) => unknown;
 type Invocable = (event: unknown, context: Context) => unknown;

@@ -13,7 +13,7 @@ import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
-import { createLocalRunner } from '../../shared/runner/index.ts';
+import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
@@ -273,7 +273,9 @@ describe('pipeline on moto', () => {
       expect(message).toBeDefined();
       const deps = { ...wiring().settlement, ...crashing };
       const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
-      await expect(processLiquidation({ liquidationId }, deps)).rejects.toBeInstanceOf(InjectedCrash);
+      await expect(
+        asFunction('liquidationConsumer', () => processLiquidation({ liquidationId }, deps)),
+      ).rejects.toBeInstanceOf(InjectedCrash);
       expect((await ctx.adapters.liquidations.get(liquidationId))?.state).toBe('SETTLING');
       await queue.changeVisibility(message!.receiptHandle, 0); // the visibility timeout runs out
 
@@ -311,7 +313,9 @@ describe('pipeline on moto', () => {
       const queue = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.liquidations;
       const [message] = await queue.receive(1, 30);
       const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
-      await expect(processLiquidation({ liquidationId }, deps)).rejects.toBeInstanceOf(InjectedCrash);
+      await expect(
+        asFunction('liquidationConsumer', () => processLiquidation({ liquidationId }, deps)),
+      ).rejects.toBeInstanceOf(InjectedCrash);
       const held = await ctx.adapters.liquidations.get(liquidationId);
       expect(held?.state).toBe('EXECUTING');
       expect(held?.context?.lease).toBeDefined();
@@ -514,7 +518,8 @@ describe('pipeline on moto', () => {
         const [message] = await queue.receive(1, 30);
         expect(message).toBeDefined();
         const parsed = parseLiquidationMessage(message!.body);
-        await processLiquidation(parsed, wiring().settlement);
+        // As the consumer would (its calls checked against its grants).
+        await asFunction('liquidationConsumer', () => processLiquidation(parsed, wiring().settlement));
         await queue.delete(message!.receiptHandle);
         return parsed;
       };
