@@ -15,7 +15,12 @@ import type { Deployment } from '../../shared/local/deployment.ts';
 import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { type LiquidationRecord, silentTelemetry } from '../../shared/ports/index.ts';
-import { createLocalRunner, type InvocationError, type LambdaHandler } from '../../shared/runner/index.ts';
+import {
+  asFunction,
+  createLocalRunner,
+  type InvocationError,
+  type LambdaHandler,
+} from '../../shared/runner/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -376,7 +381,9 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       expect(message?.receiveCount).toBe(1);
       const { liquidationId } = JSON.parse(message!.body) as { liquidationId: string };
       // The work is done, then the function times out: no delete. The visibility timeout is shortened to 1 s.
-      const first = await processLiquidation({ liquidationId }, wiring().settlement);
+      const first = await asFunction('liquidationConsumer', () =>
+        processLiquidation({ liquidationId }, wiring().settlement),
+      );
       expect(isTerminal(first.state)).toBe(true);
       const journalBefore = await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT);
       await queue.changeVisibility(message!.receiptHandle, 1);
