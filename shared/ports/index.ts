@@ -209,6 +209,17 @@ export interface LiquidationContext {
    * dropped by the commit that records the order's outcome.
    */
   readonly lease?: OrderLease;
+  /**
+   * A last-resort order that may have been placed and whose outcome is not recorded yet: written before the order,
+   * dropped by the commit that records its outcome. A delivery that finds it places exactly this order again (the
+   * venue answers a repeated client order id with its first execution) before it decides anything else.
+   */
+  readonly lastResortOrder?: {
+    readonly attempt: number;
+    readonly size: BaseE8;
+    readonly limitPrice: PriceE8;
+    readonly reference: { readonly mark: PriceE8; readonly atMs: number };
+  };
 }
 
 /** Who places a liquidation's venue orders: one delivery at a time (a token of its own), until a time. */

@@ -173,8 +173,15 @@ function ownerOf(carried: Carried): string {
   return carried.owner;
 }
 
-/** The context as stored by a commit that records an order's outcome: nobody holds the orders any more. */
+/** The context without its lease (a failed delivery releases it; an order it placed stays pending). */
 const withoutLease = ({ lease: _, ...context }: LiquidationContext): LiquidationContext => context;
+
+/** The context as stored by a commit that records an order's outcome: no order pending, nobody holding them. */
+const outcomeRecorded = ({
+  lease: _,
+  lastResortOrder: __,
+  ...context
+}: LiquidationContext): LiquidationContext => context;
 
 /**
  * The record under this delivery's lease: as it is when the lease is ours, else with the lease taken (one
@@ -185,6 +192,7 @@ async function holdLease(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
   carried: Carried,
+  order?: LiquidationContext['lastResortOrder'],
 ): Promise<LiquidationRecord | undefined> {
   const owner = ownerOf(carried);
   if ((await awaitLeaseHolder(liquidation, deps, carried, ' places its orders')) === 'moved')
@@ -192,14 +200,15 @@ async function holdLease(
   const now = deps.clock.nowMs();
   const context = contextOf(liquidation);
   const held = context.lease;
-  if (held && held.untilMs > now && held.owner === owner) return liquidation;
+  // An order to record before it is placed is written even under a lease already held.
+  if (!order && held && held.untilMs > now && held.owner === owner) return liquidation;
   if (held && held.owner !== owner) {
     deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
     deps.telemetry.count(METRICS.OrderLeaseTakeovers.name, 1);
   }
   const leased: LiquidationRecord = {
     ...liquidation,
-    context: { ...context, lease: leaseFor(owner, now, deps) },
+    context: { ...context, lease: leaseFor(owner, now, deps), ...(order ? { lastResortOrder: order } : {}) },
     version: liquidation.version + 1,
   };
   const written = await commitOrSkip(deps, [
@@ -524,20 +533,24 @@ async function lastResort(
   deps: SettlementDeps,
   carried: Carried,
 ): Promise<LastResortOutcome> {
-  const attempt = context.lastResortAttempt ?? 0;
+  // An order a delivery placed and did not record the outcome of (it died or failed): exactly that order again.
+  const pending = context.lastResortOrder;
+  const attempt = pending?.attempt ?? context.lastResortAttempt ?? 0;
   const direction = closeDirection(liquidation.side);
-  const limitPrice = lastResortLimit(liquidation, direction, mark, deps);
+  const limitPrice = pending?.limitPrice ?? lastResortLimit(liquidation, direction, mark, deps);
   // The mark with its tick's time: a venue following the marks takes it as that tick, not as a new one.
-  const reference = carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() };
-  const waiting = attempt > 0;
+  const reference =
+    pending?.reference ?? (carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() });
+  const waiting = attempt > 0 && !pending;
   if (!waiting || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
-    const held = await holdLease(liquidation, deps, carried);
+    const order = pending ? undefined : { attempt, size, limitPrice, reference };
+    const held = await holdLease(liquidation, deps, carried, order);
     if (!held) return 'moved';
-    const fills = await placeLastResort(held, size, limitPrice, reference, attempt, deps);
+    const fills = await placeLastResort(held, pending?.size ?? size, limitPrice, reference, attempt, deps);
     if (fills.length > 0) return { fills, record: held };
     const next: LiquidationRecord = {
       ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
-      context: { ...withoutLease(context), lastResortAttempt: attempt + 1 },
+      context: { ...outcomeRecorded(context), lastResortAttempt: attempt + 1 },
     };
     await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
@@ -709,7 +722,7 @@ export async function decideAndSettle(
       nowMs: frozen?.nowMs ?? now,
     });
 
-  if (!frozen && context.lastResortAttempt) {
+  if (!frozen && (context.lastResortAttempt || context.lastResortOrder)) {
     // Waiting for the book: a quote, then this attempt's order when the quote is within the bound, ask it first,
     // and only fills call for a plan (which reads the fund and ADL's queue, spent when the last resort is
     // needed). A new attempt still comes only after an order that filled nothing, so a fill of a concurrent
@@ -894,7 +907,7 @@ async function freeze(
   };
   const settling: LiquidationRecord = {
     ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
-    context: { ...withoutLease(context), settle },
+    context: { ...outcomeRecorded(context), settle },
   };
   if (
     !(await commitOrSkip(deps, [
@@ -1195,7 +1208,7 @@ async function applySettlement(
     ...(lastResortFills.length > 0 ? { marketFills: [...liquidation.marketFills, ...lastResortFills] } : {}),
     settlement: settlementRecord(decision),
     context: {
-      ...withoutLease(context),
+      ...outcomeRecorded(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
     },
   };
@@ -1311,7 +1324,7 @@ async function startAuction(
   const inAuction: LiquidationRecord = {
     ...withHistory(liquidation, 'AUCTION', opening.startedAtMs, `lot ${opening.lot}`),
     remainingSize: opening.lot,
-    context: { ...withoutLease(context), auctionId: auction.id },
+    context: { ...outcomeRecorded(context), auctionId: auction.id },
   };
   const committed = await commitOrSkip(deps, [
     { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },

@@ -1604,6 +1604,69 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it.each([
+    { how: 'failed (its lease released)', advanceMs: 0 },
+    { how: 'died (its lease ran out)', advanceMs: 21_000 },
+  ])(
+    'a last-resort order whose delivery $how is placed again before anything is decided',
+    async ({ advanceMs }) => {
+      // The step that ends a long's auction (its bidder gone) places the last-resort order, which executes; the
+      // delivery then fails before recording it. A short in profit opens: a delivery planning afresh would settle
+      // through ADL and leave the executed order recorded nowhere.
+      const p = createPipeline({
+        venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+      });
+      await p.tick('ETH-USD', '200');
+      await p.open('LONG', '10', '200', '200');
+      await p.provider('lp-1', '100000', '0.02', '100');
+      await p.tick('ETH-USD', '184');
+      await startLiquidations(p);
+      const [started] = await liquidationsOf(p);
+      await p.withdrawBids('lp-1');
+      let failures = 0;
+      const failing: SettlementDeps = {
+        ...p.deps,
+        transactor: {
+          commit: async (writes) => {
+            const settling = writes.some((w) => w.kind === 'liquidation' && w.record.state === 'SETTLING');
+            // The commit recording the order fails; a delivery that died also never releases its lease.
+            const [only] = writes;
+            const release =
+              writes.length === 1 && only?.kind === 'liquidation' && !only.record.context?.lease && !settling;
+            if (settling || (advanceMs > 0 && release && failures > 0)) {
+              failures += 1;
+              throw new Error('ProvisionedThroughputExceededException');
+            }
+            return p.deps.transactor.commit(writes);
+          },
+        },
+      };
+      let step: Awaited<ReturnType<typeof p.adapters.auctionQueue.receive>>[number] | undefined;
+      for (let i = 0; i < 2000 && !step; i++) {
+        [step] = await p.adapters.auctionQueue.receive(1, 30);
+        if (!step) p.clock.advance(10_000);
+      }
+      await expect(processAuctionStep(parseAuctionStepMessage(step!.body), failing)).rejects.toThrow(
+        /Provisioned/,
+      );
+      const pending = await p.adapters.liquidations.get(started!.id);
+      expect(pending?.context?.lastResortOrder?.attempt).toBe(0);
+      expect(pending?.context?.lease === undefined).toBe(advanceMs === 0);
+
+      await p.open('SHORT', '10', '200', '400');
+      p.clock.advance(advanceMs);
+      await processLiquidation({ liquidationId: started!.id }, p.deps);
+      await p.drain();
+      const settled = await p.adapters.liquidations.get(started!.id);
+      const log = p.orders.orders.get(`${started!.id}:last-resort:0`);
+      expect(log?.calls).toBe(2);
+      expect(log?.mismatches).toBe(0);
+      expect(settled?.marketFills).toEqual(log?.result?.fills);
+      expect(settled?.context?.lastResortOrder).toBeUndefined();
+      expect((await p.check()).violations).toEqual([]);
+    },
+  );
+
   it('a failed delivery releases a lease it took while planning again (refreeze), so its retry goes on at once', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
