@@ -122,6 +122,42 @@ async function auctionWhoseBidderLeft(options: { readonly fund?: string } = {}) 
   return { p, started: started! };
 }
 
+/** The auction's next step message, the clock moved on until it is due. */
+async function dueAuctionStep(p: Pipeline) {
+  for (let i = 0; i < 2000; i++) {
+    const [step] = await p.adapters.auctionQueue.receive(1, 30);
+    if (step) return parseAuctionStepMessage(step.body);
+    p.clock.advance(10_000);
+  }
+  throw new Error('no auction step came due');
+}
+
+/** The pipeline's deps with a venue where orders matching `held` wait until released. */
+function venueHolding(p: Pipeline, held: (clientOrderId: string) => boolean) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let entered!: () => void;
+  const placed = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  const deps: SettlementDeps = {
+    ...p.deps,
+    venue: {
+      placeIoc: async (order) => {
+        if (held(order.clientOrderId)) {
+          entered();
+          await released;
+        }
+        return p.deps.venue.placeIoc(order);
+      },
+      quote: (symbol, reference) => p.deps.venue.quote(symbol, reference),
+    },
+  };
+  return { deps, placed, release };
+}
+
 /** The pipeline's second tick at `price`, to invoke handleTick by hand (segment by segment). */
 const secondTick = (p: Pipeline, price: string) => ({
   symbol: 'ETH-USD',
@@ -1496,27 +1532,9 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
   it('a duplicate delivery waits a moment for the holder, then goes on from what it recorded', async () => {
     const p = createPipeline();
     const id = await queuedLiquidation(p);
-    let release!: () => void;
-    const venueHeld = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let placing!: () => void;
-    const orderPlaced = new Promise<void>((resolve) => {
-      placing = resolve;
-    });
-    const holding: SettlementDeps = {
-      ...p.deps,
-      venue: {
-        placeIoc: async (order) => {
-          placing();
-          await venueHeld;
-          return p.deps.venue.placeIoc(order);
-        },
-        quote: (symbol, reference) => p.deps.venue.quote(symbol, reference),
-      },
-    };
-    const holder = processLiquidation({ liquidationId: id }, holding);
-    await orderPlaced;
+    const venue = venueHolding(p, () => true);
+    const holder = processLiquidation({ liquidationId: id }, venue.deps);
+    await venue.placed;
     // The duplicate's waits between reads: the holder's order answers during the second.
     const waits: number[] = [];
     const duplicate = processLiquidation(
@@ -1526,7 +1544,7 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
         backoff: async (attempt) => {
           waits.push(attempt);
           if (attempt === 2) {
-            release();
+            venue.release();
             await holder;
           }
         },
@@ -1545,59 +1563,23 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     // A long's auction loses its only bidder; the step that ends it places the last-resort order (nobody to
     // deleverage), which hangs at the venue. Meanwhile a short in profit opens, and a duplicate delivery of the
     // liquidation would settle through ADL: it must wait for the holder, or the order's fills are recorded nowhere.
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
-    });
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
-    await p.provider('lp-1', '100000', '0.02', '100');
-    await p.tick('ETH-USD', '184');
-    await startLiquidations(p);
-    const [started] = await liquidationsOf(p);
-    expect(started?.state).toBe('AUCTION');
-    await p.withdrawBids('lp-1');
-
-    let release!: () => void;
-    const venueHeld = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let placing!: () => void;
-    const orderPlaced = new Promise<void>((resolve) => {
-      placing = resolve;
-    });
-    const holding: SettlementDeps = {
-      ...p.deps,
-      venue: {
-        placeIoc: async (order) => {
-          if (order.clientOrderId.includes(':last-resort:')) {
-            placing();
-            await venueHeld;
-          }
-          return p.deps.venue.placeIoc(order);
-        },
-        quote: (symbol, reference) => p.deps.venue.quote(symbol, reference),
-      },
-    };
-    let step: Awaited<ReturnType<typeof p.adapters.auctionQueue.receive>>[number] | undefined;
-    for (let i = 0; i < 2000 && !step; i++) {
-      [step] = await p.adapters.auctionQueue.receive(1, 30);
-      if (!step) p.clock.advance(10_000);
-    }
-    const holder = processAuctionStep(parseAuctionStepMessage(step!.body), holding);
-    await orderPlaced;
-    expect((await p.adapters.liquidations.get(started!.id))?.context?.lease).toBeDefined();
+    const { p, started } = await auctionWhoseBidderLeft();
+    const venue = venueHolding(p, (orderId) => orderId.includes(':last-resort:'));
+    const holder = processAuctionStep(await dueAuctionStep(p), venue.deps);
+    await venue.placed;
+    expect((await p.adapters.liquidations.get(started.id))?.context?.lease).toBeDefined();
 
     await p.open('SHORT', '10', '200', '400');
-    await expect(processLiquidation({ liquidationId: started!.id }, p.deps)).rejects.toThrow(
+    await expect(processLiquidation({ liquidationId: started.id }, p.deps)).rejects.toThrow(
       LiquidationBusyError,
     );
-    release();
+    venue.release();
     await holder;
     await p.drain();
-    const settled = await p.adapters.liquidations.get(started!.id);
+    const settled = await p.adapters.liquidations.get(started.id);
     expect(settled?.state).toMatch(/^SETTLED_/);
     const executed = [...p.orders.orders.entries()]
-      .filter(([orderId]) => orderId.startsWith(`${started!.id}:last-resort:`))
+      .filter(([orderId]) => orderId.startsWith(`${started.id}:last-resort:`))
       .flatMap(([, log]) => log.result?.fills ?? []);
     expect(executed.length).toBeGreaterThan(0);
     expect(settled?.marketFills).toEqual(executed);
@@ -1613,16 +1595,7 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
       // The step that ends a long's auction (its bidder gone) places the last-resort order, which executes; the
       // delivery then fails before recording it. A short in profit opens: a delivery planning afresh would settle
       // through ADL and leave the executed order recorded nowhere.
-      const p = createPipeline({
-        venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
-      });
-      await p.tick('ETH-USD', '200');
-      await p.open('LONG', '10', '200', '200');
-      await p.provider('lp-1', '100000', '0.02', '100');
-      await p.tick('ETH-USD', '184');
-      await startLiquidations(p);
-      const [started] = await liquidationsOf(p);
-      await p.withdrawBids('lp-1');
+      const { p, started } = await auctionWhoseBidderLeft();
       let failures = 0;
       const failing: SettlementDeps = {
         ...p.deps,
@@ -1641,24 +1614,17 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
           },
         },
       };
-      let step: Awaited<ReturnType<typeof p.adapters.auctionQueue.receive>>[number] | undefined;
-      for (let i = 0; i < 2000 && !step; i++) {
-        [step] = await p.adapters.auctionQueue.receive(1, 30);
-        if (!step) p.clock.advance(10_000);
-      }
-      await expect(processAuctionStep(parseAuctionStepMessage(step!.body), failing)).rejects.toThrow(
-        /Provisioned/,
-      );
-      const pending = await p.adapters.liquidations.get(started!.id);
+      await expect(processAuctionStep(await dueAuctionStep(p), failing)).rejects.toThrow(/Provisioned/);
+      const pending = await p.adapters.liquidations.get(started.id);
       expect(pending?.context?.lastResortOrder?.attempt).toBe(0);
       expect(pending?.context?.lease === undefined).toBe(advanceMs === 0);
 
       await p.open('SHORT', '10', '200', '400');
       p.clock.advance(advanceMs);
-      await processLiquidation({ liquidationId: started!.id }, p.deps);
+      await processLiquidation({ liquidationId: started.id }, p.deps);
       await p.drain();
-      const settled = await p.adapters.liquidations.get(started!.id);
-      const log = p.orders.orders.get(`${started!.id}:last-resort:0`);
+      const settled = await p.adapters.liquidations.get(started.id);
+      const log = p.orders.orders.get(`${started.id}:last-resort:0`);
       expect(log?.calls).toBe(2);
       expect(log?.mismatches).toBe(0);
       expect(settled?.marketFills).toEqual(log?.result?.fills);
