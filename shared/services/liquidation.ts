@@ -745,6 +745,10 @@ export async function decideAndSettle(
     );
   }
 
+  if (frozen && context.lastResortOrder) {
+    // An order placed while planning again (refreeze) and not recorded: plan again, placing it first.
+    return refreeze(liquidation, context, position, deps, carried, true, frozen.applied);
+  }
   if (frozen) {
     const planned = carried.frozenPlan;
     const fresh = planned?.liquidationId === liquidation.id && planned.version === liquidation.version;
@@ -831,6 +835,22 @@ async function freeze(
   const fund = keep ? undefined : await deps.ledger.balance(deps.insuranceAccount);
   const insurance = keep?.insurance ?? insuranceStateOf(fund!);
   let lastResortFills = base.lastResortFills;
+  if (context.lastResortOrder && !lastResortFills) {
+    // A pending order comes before any plan: its fills are the last resort's, whatever the plan would be now.
+    if (!(await flushPending(deps, carried))) return { done: false };
+    const placed = await lastResort(
+      liquidation,
+      context,
+      context.lastResortOrder.size,
+      base.mark,
+      deps,
+      carried,
+    );
+    if (placed === 'moved') return { done: false };
+    if (placed === 'waiting') return { done: true, record: liquidation };
+    liquidation = placed.record;
+    lastResortFills = placed.fills;
+  }
   let decision = decide(insurance, undefined, lastResortFills);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
   let counterparties: Map<string, PositionRecord> | undefined;

@@ -1633,6 +1633,53 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     },
   );
 
+  it('a last-resort order placed while planning again (refreeze) and not recorded is placed again first', async () => {
+    // The auction ends unfilled and the settlement is planned through ADL against a short; the short closes before
+    // the commit, so it is planned again: nobody left, the last resort executes, and the commit recording it fails.
+    // A new short opens: a plan made afresh would settle through ADL and leave the order recorded nowhere.
+    const { p, started } = await auctionWhoseBidderLeft();
+    const first = await p.open('SHORT', '10', '200', '400');
+    let closed = false;
+    let failed = false;
+    const failing: SettlementDeps = {
+      ...p.deps,
+      transactor: {
+        commit: async (writes) => {
+          const own = writes.find((w) => w.kind === 'liquidation' && w.record.id === started.id);
+          const record = own?.kind === 'liquidation' ? own.record : undefined;
+          if (!closed && record?.state.startsWith('SETTLED')) {
+            closed = true;
+            // (Closed by hand, so the invariants are not checked below: the money is, by the fills.)
+            const short = (await p.adapters.positions.get(first.id))!;
+            await p.adapters.positions.replace(
+              { ...short, state: 'CLOSED', size: 0n, collateral: 0n, version: short.version + 1 },
+              short.version,
+            );
+          }
+          if (!failed && record?.state === 'SETTLING' && record.context?.settle?.lastResortFills) {
+            failed = true;
+            throw new Error('ProvisionedThroughputExceededException');
+          }
+          return p.deps.transactor.commit(writes);
+        },
+      },
+    };
+    await expect(processAuctionStep(await dueAuctionStep(p), failing)).rejects.toThrow(/Provisioned/);
+    const log = p.orders.orders.get(`${started.id}:last-resort:0`);
+    expect(log?.result?.fills.length).toBeGreaterThan(0);
+    expect((await p.adapters.liquidations.get(started.id))?.context?.lastResortOrder).toBeDefined();
+
+    await p.open('SHORT', '10', '200', '400');
+    await processLiquidation({ liquidationId: started.id }, p.deps);
+    await p.drain();
+    const settled = await p.adapters.liquidations.get(started.id);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    expect(log?.calls).toBe(2);
+    expect(log?.mismatches).toBe(0);
+    expect(settled?.marketFills).toEqual(log?.result?.fills);
+    expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+  });
+
   it('a failed delivery releases a lease it took while planning again (refreeze), so its retry goes on at once', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
