@@ -837,8 +837,7 @@ async function freeze(
   let lastResortFills = base.lastResortFills;
   if (context.lastResortOrder && !lastResortFills) {
     // A pending order comes before any plan: its fills are the last resort's, whatever the plan would be now.
-    if (!(await flushPending(deps, carried))) return { done: false };
-    const placed = await lastResort(
+    const placed = await lastResortWhileFreezing(
       liquidation,
       context,
       context.lastResortOrder.size,
@@ -846,8 +845,7 @@ async function freeze(
       deps,
       carried,
     );
-    if (placed === 'moved') return { done: false };
-    if (placed === 'waiting') return { done: true, record: liquidation };
+    if ('step' in placed) return placed.step;
     liquidation = placed.record;
     lastResortFills = placed.fills;
   }
@@ -887,19 +885,9 @@ async function freeze(
     }
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
-    // An order at the venue: the auction's end is committed first.
-    if (!(await flushPending(deps, carried))) return { done: false };
-    const placed = await lastResort(
-      liquidation,
-      context,
-      decision.lastResortSize ?? 0n,
-      base.mark,
-      deps,
-      carried,
-    );
-    if (placed === 'moved') return { done: false };
-    // Nothing within the bound: the liquidation waits for the book (its message comes back).
-    if (placed === 'waiting') return { done: true, record: liquidation };
+    const size = decision.lastResortSize ?? 0n;
+    const placed = await lastResortWhileFreezing(liquidation, context, size, base.mark, deps, carried);
+    if ('step' in placed) return placed.step;
     liquidation = placed.record;
     lastResortFills = placed.fills;
     decision = decide(insurance, candidates, lastResortFills);
@@ -946,6 +934,28 @@ async function freeze(
     reads: { ...(counterparties ? { counterparties } : {}), ...(fund ? { fund } : {}) },
   };
   return { done: false, next: settling };
+}
+
+/**
+ * The last resort's order from freeze: the auction's end is committed first (an order at the venue comes after
+ * it). Its fills and the record the freeze commits on, or the step to return: another writer moved the record,
+ * or nothing was within the bound (the liquidation waits for the book: its message comes back).
+ */
+async function lastResortWhileFreezing(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  size: BaseE8,
+  mark: PriceE8,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<
+  { readonly step: Step } | { readonly fills: readonly Fill[]; readonly record: LiquidationRecord }
+> {
+  if (!(await flushPending(deps, carried))) return { step: { done: false } };
+  const placed = await lastResort(liquidation, context, size, mark, deps, carried);
+  if (placed === 'moved') return { step: { done: false } };
+  if (placed === 'waiting') return { step: { done: true, record: liquidation } };
+  return placed;
 }
 
 /** Frozen inputs that no longer hold: fresh ones, keeping what already-applied movements were computed from. */

@@ -159,6 +159,19 @@ async function runPhase(
   }
 }
 
+/**
+ * A funded fund and a long whose liquidation a fall to 175 has queued (its message waiting), with the stack's own
+ * runner stopped: a test then delivers the message as it likes.
+ */
+async function queuedWithStackStopped(ctx: Context): Promise<void> {
+  await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+  await ctx.tick('200');
+  await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+  await ctx.stack.runner.stop();
+  await ctx.stack.putTicks([tickDetail('175', 2)]);
+  await runPhase(ctx.stack, ['marginCheck']);
+}
+
 /** A provider with 100,000 USD of capital bidding `maxDiscount` under the mark on ETH-USD. */
 const provider = (id: string, maxDiscount: string) => ({
   action: 'registerProvider',
@@ -252,12 +265,7 @@ describe('pipeline on moto', () => {
 
   it('finishes a liquidation exactly once when the consumer dies between two steps', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
-      await ctx.tick('200');
-      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      await ctx.stack.runner.stop();
-      await ctx.stack.putTicks([tickDetail('175', 2)]);
-      await runPhase(ctx.stack, ['marginCheck']);
+      await queuedWithStackStopped(ctx);
 
       // A consumer that dies right after its ledger movement, before recording the settlement.
       const crashing = createAwsAdapters({
@@ -289,12 +297,7 @@ describe('pipeline on moto', () => {
 
   it("defers a message whose liquidation's orders another delivery holds until its lease runs out, then takes over", async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
-      await ctx.tick('200');
-      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      await ctx.stack.runner.stop();
-      await ctx.stack.putTicks([tickDetail('175', 2)]);
-      await runPhase(ctx.stack, ['marginCheck']);
+      await queuedWithStackStopped(ctx);
 
       // A consumer that placed the market order and died holding the lease (a short one here): it dies before
       // the commit after its claim, so neither the order's outcome nor the release of its lease is written.
