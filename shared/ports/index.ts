@@ -198,6 +198,11 @@ export interface LiquidationContext {
     readonly applied?: Readonly<Record<string, QuoteE6>>;
     /** Plans made after money moved: numbers the keys of their differences. */
     readonly replans?: number;
+    /**
+     * These inputs no longer hold and a plan is being made again (it may wait for the book first): the next
+     * delivery plans again from `insurance` and `applied` instead of applying this plan.
+     */
+    readonly superseded?: boolean;
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;

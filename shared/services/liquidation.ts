@@ -550,7 +550,8 @@ async function lastResort(
     if (fills.length > 0) return { fills, record: held };
     const next: LiquidationRecord = {
       ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
-      context: { ...outcomeRecorded(context), lastResortAttempt: attempt + 1 },
+      // The stored context, not the caller's: a plan made again (refreeze) keeps its frozen inputs while it waits.
+      context: { ...outcomeRecorded(contextOf(held)), lastResortAttempt: attempt + 1 },
     };
     await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
@@ -745,8 +746,9 @@ export async function decideAndSettle(
     );
   }
 
-  if (frozen && context.lastResortOrder) {
-    // An order placed while planning again (refreeze) and not recorded: plan again, placing it first.
+  if (frozen && (frozen.superseded || context.lastResortOrder)) {
+    // A plan being made again (refreeze) that wrote before its freeze: a last-resort order it placed and did not
+    // record, or a wait for the book. Plan again, placing that order first.
     return refreeze(liquidation, context, position, deps, carried, true, frozen.applied);
   }
   if (frozen) {
@@ -984,9 +986,18 @@ async function refreeze(
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen.nowMs,
     });
+  const insurance = keepInsurance
+    ? frozen.insurance
+    : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount));
+  // What a write before the new freeze (a last-resort order's lease, a wait for the book) stores: the next
+  // delivery plans again from the same fund state and knows the money earlier plans applied.
+  const superseded: LiquidationContext = {
+    ...contextOf(liquidation),
+    settle: { ...frozen, insurance, ...(applied ? { applied } : {}), superseded: true },
+  };
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
-    liquidation,
+    { ...liquidation, context: superseded },
     unfrozen,
     position,
     {
@@ -1000,11 +1011,7 @@ async function refreeze(
     decide,
     deps,
     carried,
-    {
-      insurance: keepInsurance
-        ? frozen.insurance
-        : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount)),
-    },
+    { insurance },
   );
 }
 

@@ -1726,6 +1726,90 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
   });
 
+  it.each([
+    { world: 'the book is empty: it waits', orderFills: false },
+    { world: 'its order executes and the commit recording it fails', orderFills: true },
+  ])(
+    'a plan made again after money moved, finding nobody to deleverage, keeps what was paid when $world',
+    async ({ orderFills }) => {
+      // The fund pays a gapped long's deficit and ADL is to take its size; the short closes before the commit, so
+      // the plan is made again: nobody left, so the last resort. Whatever its order does, the record it leaves
+      // knows what the first plan paid, so the settlement after it does not pay twice.
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200', { sequence: 1 });
+      await p.fund('100000');
+      await p.open('LONG', '10', '200', '200');
+      const short = await p.open('SHORT', '10', '200', '2000');
+      p.venue.faults.emptyBooks.add('ETH-USD');
+      await p.tick('ETH-USD', '175', { sequence: 2 });
+      const [liquidation] = p.adapters.liquidations.all();
+      const id = liquidation!.id;
+      let closed = false;
+      let failed = false;
+      const faulty: SettlementDeps = {
+        ...p.deps,
+        transactor: {
+          commit: async (writes) => {
+            const own = writes.find((w) => w.kind === 'liquidation' && w.record.id === id);
+            const record = own?.kind === 'liquidation' ? own.record : undefined;
+            if (!closed && record?.state.startsWith('SETTLED')) {
+              closed = true;
+              const counterparty = (await p.adapters.positions.get(short.id))!;
+              await p.adapters.positions.replace(
+                {
+                  ...counterparty,
+                  state: 'CLOSED',
+                  size: 0n,
+                  collateral: 0n,
+                  version: counterparty.version + 1,
+                },
+                counterparty.version,
+              );
+              if (orderFills) p.venue.faults.emptyBooks.delete('ETH-USD');
+            }
+            if (!failed && record?.context?.settle?.lastResortFills) {
+              failed = true;
+              throw new Error('ProvisionedThroughputExceededException');
+            }
+            return p.deps.transactor.commit(writes);
+          },
+        },
+      };
+      const delivery = processLiquidation({ liquidationId: id }, faulty);
+      if (orderFills) await expect(delivery).rejects.toThrow(/Provisioned/);
+      else await delivery;
+      expect(closed).toBe(true);
+      const left = await p.adapters.liquidations.get(id);
+      expect(left?.state).toBe('SETTLING');
+      expect(left?.context?.lastResortAttempt).toBe(orderFills ? undefined : 1);
+      expect(left?.context?.lastResortOrder !== undefined).toBe(orderFills);
+      const payments = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).filter((e) =>
+        e.idempotencyKey.startsWith(id),
+      );
+      expect(payments.length).toBeGreaterThan(0);
+      // It is left on the plan being made again, which knows what the first one paid.
+      expect(left?.context?.settle?.superseded).toBe(true);
+      const applied = Object.values(left?.context?.settle?.applied ?? {});
+      expect(applied.reduce((sum, amount) => sum + amount, 0n)).toBe(
+        payments.reduce((sum, e) => sum + e.amount, 0n),
+      );
+
+      // The book refills; the liquidation's message comes back and the last resort closes it.
+      p.venue.faults.emptyBooks.delete('ETH-USD');
+      if (orderFills) await processLiquidation({ liquidationId: id }, p.deps);
+      await p.drain();
+      expect(p.errors).toEqual([]);
+      const settled = await p.adapters.liquidations.get(id);
+      expect(settled?.state).toMatch(/^SETTLED_/);
+      expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+      const journal = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).filter((e) =>
+        e.idempotencyKey.startsWith(id),
+      );
+      const net = journal.reduce((sum, e) => sum + e.amount, 0n);
+      expect(net).toBe((settled?.settlement?.fee ?? 0n) - (settled?.settlement?.insurancePaid ?? 0n));
+    },
+  );
+
   it('two deliveries of a waiting last resort: one places the attempt, a refused one is never executed by the other', async () => {
     let deferred = 0;
     for (let delay = 0; delay <= 60; delay += 3) {
