@@ -346,40 +346,52 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  * `applied` (signed, by idempotency key) and then could not commit: only the differences, each under its key
  * suffixed with the plan's number (a key is applied once, with one amount), and what an earlier plan applied
  * that this one does not move at all, given back. A difference keeps its movement's kind and reference, so a
- * liquidation's journal still sums to its settlement. `key` is the plan's own key each one counts toward.
+ * liquidation's journal still sums to its settlement (appliedByKey reads the journal back into `applied`).
  */
 export function differenceMovements(
   movements: readonly PlannedMovement[],
   applied: Readonly<Record<string, QuoteE6>>,
   replans: number,
   fund: { readonly account: string; readonly floor: QuoteE6; readonly atMs: number },
-): { movement: PlannedMovement; key: string }[] {
+): PlannedMovement[] {
   const suffix = `:r${replans}`;
-  const out: { movement: PlannedMovement; key: string }[] = [];
+  const out: PlannedMovement[] = [];
   for (const movement of movements) {
     const key = movement.idempotencyKey;
     const difference = movement.amount - (applied[key] ?? 0n);
     if (difference !== 0n) {
-      out.push({ movement: { ...movement, idempotencyKey: key + suffix, amount: difference }, key });
+      out.push({ ...movement, idempotencyKey: key + suffix, amount: difference });
     }
   }
   const planned = new Set(movements.map((m) => m.idempotencyKey));
   for (const [key, amount] of Object.entries(applied)) {
     if (planned.has(key) || amount === 0n) continue;
     out.push({
-      movement: {
-        account: fund.account,
-        idempotencyKey: key + suffix,
-        amount: -amount,
-        kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
-        reference: key.slice(0, key.lastIndexOf(':')),
-        atMs: fund.atMs,
-        floor: fund.floor,
-      },
-      key,
+      account: fund.account,
+      idempotencyKey: key + suffix,
+      amount: -amount,
+      kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
+      reference: key.slice(0, key.lastIndexOf(':')),
+      atMs: fund.atMs,
+      floor: fund.floor,
     });
   }
   return out;
+}
+
+/**
+ * What a settlement's plans applied, by the key of the plan that first moved it: the journal entries of one
+ * liquidation summed over their plan suffixes (`:r<n>`), as differenceMovements reads `applied`.
+ */
+export function appliedByKey(
+  entries: readonly { readonly idempotencyKey: string; readonly amount: QuoteE6 }[],
+): Record<string, QuoteE6> {
+  const applied: Record<string, QuoteE6> = {};
+  for (const { idempotencyKey, amount } of entries) {
+    const key = idempotencyKey.replace(/:r\d+$/, '');
+    applied[key] = (applied[key] ?? 0n) + amount;
+  }
+  return applied;
 }
 
 /**

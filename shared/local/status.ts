@@ -247,9 +247,8 @@ async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']
     balance = await ledger.balance(INSURANCE_ACCOUNT);
     journal = await ledger.journal(INSURANCE_ACCOUNT);
   }
-  const snapshot: Ledger = {
+  const snapshot: Pick<Ledger, 'balance' | 'journal'> = {
     balance: async () => balance,
-    apply: (m) => ledger.apply(m),
     journal: async () => journal,
   };
   const report = await reconcileAccount(snapshot, INSURANCE_ACCOUNT, silentTelemetry);

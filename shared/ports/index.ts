@@ -416,6 +416,11 @@ export interface Ledger {
    */
   apply(movement: LedgerMovement, known?: AccountBalance): Promise<JournalEntry>;
   journal(account: string): Promise<readonly JournalEntry[]>;
+  /**
+   * The account's entries of one reference whose keys begin with `<reference>:` (a liquidation's movements,
+   * every plan's), read strongly: what was applied, whoever applied it.
+   */
+  entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]>;
 }
 
 // --- Providers and auctions ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
   type QuoteE6,
 } from '../domain/units.ts';
 import {
+  appliedByKey,
   decideWaterfall,
   differenceMovements,
   settlementRecord,
@@ -749,7 +750,7 @@ export async function decideAndSettle(
   if (frozen && (frozen.superseded || context.lastResortOrder)) {
     // A plan being made again (refreeze) that wrote before its freeze: a last-resort order it placed and did not
     // record, or a wait for the book. Plan again, placing that order first.
-    return refreeze(liquidation, context, position, deps, carried, true, frozen.applied);
+    return refreeze(liquidation, context, position, deps, carried, true);
   }
   if (frozen) {
     const planned = carried.frozenPlan;
@@ -960,7 +961,11 @@ async function lastResortWhileFreezing(
   return placed;
 }
 
-/** Frozen inputs that no longer hold: fresh ones, keeping what already-applied movements were computed from. */
+/**
+ * Frozen inputs that no longer hold: fresh ones, from what already-applied movements were computed from. The
+ * money this settlement's plans moved is read from the ledger, not remembered: a plan may have moved it in an
+ * earlier delivery (one that failed, died, or raced this one), and the new plan applies only the differences.
+ */
 async function refreeze(
   liquidation: LiquidationRecord,
   context: LiquidationContext,
@@ -968,9 +973,11 @@ async function refreeze(
   deps: SettlementDeps,
   carried: Carried,
   keepInsurance: boolean,
-  applied: Readonly<Record<string, QuoteE6>> | undefined,
 ): Promise<Step> {
   const frozen = context.settle!;
+  const applied = appliedOrNone(
+    appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id)),
+  );
   const market = marketConfig(deps.config, liquidation.symbol);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
@@ -990,10 +997,10 @@ async function refreeze(
     ? frozen.insurance
     : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount));
   // What a write before the new freeze (a last-resort order's lease, a wait for the book) stores: the next
-  // delivery plans again from the same fund state and knows the money earlier plans applied.
+  // delivery plans again, from the same fund state.
   const superseded: LiquidationContext = {
     ...contextOf(liquidation),
-    settle: { ...frozen, insurance, ...(applied ? { applied } : {}), superseded: true },
+    settle: { ...frozen, insurance, superseded: true },
   };
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
@@ -1152,11 +1159,9 @@ async function applySettlement(
   if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
   const frozenVersions = new Map((context.settle?.candidates ?? []).map((c) => [c.id, c.version]));
   if (adlFills.some((f) => current.get(f.id)?.version !== frozenVersions.get(f.id))) {
-    return refreeze(liquidation, context, position, deps, carried, true, context.settle?.applied);
+    return refreeze(liquidation, context, position, deps, carried, true);
   }
   let fundBalance: bigint | undefined;
-  // What this settlement's plans have applied so far, by key: a plan made again applies only the difference.
-  const applied: Record<string, QuoteE6> = { ...context.settle?.applied };
   // The plan's read of the fund serves its first movement only: each one moves the account on.
   let known = reads.fund;
   const settle = context.settle;
@@ -1166,12 +1171,11 @@ async function applySettlement(
         floor: deps.config.insurance.floor,
         atMs: settle.nowMs,
       })
-    : decision.movements.map((movement) => ({ movement, key: movement.idempotencyKey }));
-  for (const { movement, key } of movements) {
+    : decision.movements;
+  for (const movement of movements) {
     try {
       fundBalance = (await deps.ledger.apply(movement, known)).balanceAfter;
       known = undefined;
-      applied[key] = (applied[key] ?? 0n) + movement.amount;
     } catch (error) {
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
       // (nothing applied), so plan again from the fund as it is now.
@@ -1179,7 +1183,7 @@ async function applySettlement(
       // may leave more to ADL than one made before any of it: consistent, and only after a second fault.)
       if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
         deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
-        return refreeze(liquidation, context, position, deps, carried, false, appliedOrNone(applied));
+        return refreeze(liquidation, context, position, deps, carried, false);
       }
       throw error;
     }
@@ -1255,7 +1259,7 @@ async function applySettlement(
     if (context.settle?.candidates && stored?.version === liquidation.version) {
       // Nobody moved the liquidation: an ADL counterparty changed. Plan again on fresh counterparties from the
       // same fund state; the money this plan applied is kept, and the next plan applies only the difference.
-      return refreeze(liquidation, context, position, deps, carried, true, appliedOrNone(applied));
+      return refreeze(liquidation, context, position, deps, carried, true);
     }
     return { done: false };
   }

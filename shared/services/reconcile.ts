@@ -22,7 +22,7 @@ export interface ReconcileReport {
  * sequence (each entry commits with its balance, so those were all stored before the balance was read).
  */
 export async function reconcileAccount(
-  ledger: Ledger,
+  ledger: Pick<Ledger, 'balance' | 'journal'>,
   account: string,
   telemetry: Telemetry,
 ): Promise<ReconcileReport> {

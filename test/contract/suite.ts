@@ -954,6 +954,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.journal('other')).toEqual([]);
       });
 
+      it("reads one reference's entries whose keys begin with it, and nobody else's", async () => {
+        const moves: Partial<LedgerMovement>[] = [
+          { idempotencyKey: 'p1:0:fee', reference: 'p1:0', amount: usd('3') },
+          { idempotencyKey: 'p1:0:shortfall', reference: 'p1:0', amount: usd('-2') },
+          // Another liquidation whose id extends this one's, and an entry of this reference under another key.
+          { idempotencyKey: 'p1:0:1:fee', reference: 'p1:0:1', amount: usd('5') },
+          { idempotencyKey: 'admin-7', reference: 'p1:0', amount: usd('7') },
+          { idempotencyKey: 'p1:0:shortfall:r1', reference: 'p1:0', amount: usd('1') },
+        ];
+        for (const m of moves) await a.ledger.apply(movement(m));
+        await a.ledger.apply(movement({ account: 'other', idempotencyKey: 'p1:0:fee', reference: 'p1:0' }));
+        const entries = await a.ledger.entriesOf('fund', 'p1:0');
+        expect(entries.map((e) => [e.idempotencyKey, e.amount])).toEqual([
+          ['p1:0:fee', usd('3')],
+          ['p1:0:shortfall', usd('-2')],
+          ['p1:0:shortfall:r1', usd('1')],
+        ]);
+        expect(await a.ledger.entriesOf('fund', 'nobody')).toEqual([]);
+      });
+
       it.each([
         { case: 'over the balance above the floor', debit: '-100.000001', ok: false },
         { case: 'exactly down to the floor', debit: '-100', ok: true },

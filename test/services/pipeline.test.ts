@@ -4,7 +4,7 @@ import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/
 import type { Side } from '../../shared/domain/model.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
+import { InjectedCrash, type LiquidationRecord, type PositionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -1726,90 +1726,6 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
     expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
   });
 
-  it.each([
-    { world: 'the book is empty: it waits', orderFills: false },
-    { world: 'its order executes and the commit recording it fails', orderFills: true },
-  ])(
-    'a plan made again after money moved, finding nobody to deleverage, keeps what was paid when $world',
-    async ({ orderFills }) => {
-      // The fund pays a gapped long's deficit and ADL is to take its size; the short closes before the commit, so
-      // the plan is made again: nobody left, so the last resort. Whatever its order does, the record it leaves
-      // knows what the first plan paid, so the settlement after it does not pay twice.
-      const p = createPipeline();
-      await p.tick('ETH-USD', '200', { sequence: 1 });
-      await p.fund('100000');
-      await p.open('LONG', '10', '200', '200');
-      const short = await p.open('SHORT', '10', '200', '2000');
-      p.venue.faults.emptyBooks.add('ETH-USD');
-      await p.tick('ETH-USD', '175', { sequence: 2 });
-      const [liquidation] = p.adapters.liquidations.all();
-      const id = liquidation!.id;
-      let closed = false;
-      let failed = false;
-      const faulty: SettlementDeps = {
-        ...p.deps,
-        transactor: {
-          commit: async (writes) => {
-            const own = writes.find((w) => w.kind === 'liquidation' && w.record.id === id);
-            const record = own?.kind === 'liquidation' ? own.record : undefined;
-            if (!closed && record?.state.startsWith('SETTLED')) {
-              closed = true;
-              const counterparty = (await p.adapters.positions.get(short.id))!;
-              await p.adapters.positions.replace(
-                {
-                  ...counterparty,
-                  state: 'CLOSED',
-                  size: 0n,
-                  collateral: 0n,
-                  version: counterparty.version + 1,
-                },
-                counterparty.version,
-              );
-              if (orderFills) p.venue.faults.emptyBooks.delete('ETH-USD');
-            }
-            if (!failed && record?.context?.settle?.lastResortFills) {
-              failed = true;
-              throw new Error('ProvisionedThroughputExceededException');
-            }
-            return p.deps.transactor.commit(writes);
-          },
-        },
-      };
-      const delivery = processLiquidation({ liquidationId: id }, faulty);
-      if (orderFills) await expect(delivery).rejects.toThrow(/Provisioned/);
-      else await delivery;
-      expect(closed).toBe(true);
-      const left = await p.adapters.liquidations.get(id);
-      expect(left?.state).toBe('SETTLING');
-      expect(left?.context?.lastResortAttempt).toBe(orderFills ? undefined : 1);
-      expect(left?.context?.lastResortOrder !== undefined).toBe(orderFills);
-      const payments = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).filter((e) =>
-        e.idempotencyKey.startsWith(id),
-      );
-      expect(payments.length).toBeGreaterThan(0);
-      // It is left on the plan being made again, which knows what the first one paid.
-      expect(left?.context?.settle?.superseded).toBe(true);
-      const applied = Object.values(left?.context?.settle?.applied ?? {});
-      expect(applied.reduce((sum, amount) => sum + amount, 0n)).toBe(
-        payments.reduce((sum, e) => sum + e.amount, 0n),
-      );
-
-      // The book refills; the liquidation's message comes back and the last resort closes it.
-      p.venue.faults.emptyBooks.delete('ETH-USD');
-      if (orderFills) await processLiquidation({ liquidationId: id }, p.deps);
-      await p.drain();
-      expect(p.errors).toEqual([]);
-      const settled = await p.adapters.liquidations.get(id);
-      expect(settled?.state).toMatch(/^SETTLED_/);
-      expect(settled?.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
-      const journal = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).filter((e) =>
-        e.idempotencyKey.startsWith(id),
-      );
-      const net = journal.reduce((sum, e) => sum + e.amount, 0n);
-      expect(net).toBe((settled?.settlement?.fee ?? 0n) - (settled?.settlement?.insurancePaid ?? 0n));
-    },
-  );
-
   it('two deliveries of a waiting last resort: one places the attempt, a refused one is never executed by the other', async () => {
     let deferred = 0;
     for (let delay = 0; delay <= 60; delay += 3) {
@@ -1848,5 +1764,155 @@ describe("the order lease: one delivery at a time places a liquidation's orders"
       expect((await p.check()).violations, `B ${delay} late`).toEqual([]);
     }
     expect(deferred).toBeGreaterThan(0);
+  });
+});
+
+describe('money a settlement moved before it is planned again', () => {
+  /** A gapped long: the fund pays its 50 USD shortfall and ADL gives its size to one short. The book is empty. */
+  async function gappedLongAgainstShort() {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.fund('100000');
+    await p.open('LONG', '10', '200', '200');
+    const short = await p.open('SHORT', '10', '200', '2000');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '175', { sequence: 2 });
+    const [liquidation] = p.adapters.liquidations.all();
+    return { p, id: liquidation!.id, short };
+  }
+
+  /** The deps with `before` run ahead of each commit writing the liquidation `id` (given the record written). */
+  function beforeCommits(
+    p: Pipeline,
+    id: string,
+    before: (record: LiquidationRecord) => Promise<void>,
+  ): SettlementDeps {
+    return {
+      ...p.deps,
+      transactor: {
+        commit: async (writes) => {
+          const own = writes.find((w) => w.kind === 'liquidation' && w.record.id === id);
+          if (own?.kind === 'liquidation') await before(own.record);
+          return p.deps.transactor.commit(writes);
+        },
+      },
+    };
+  }
+
+  /** Changes a position by hand (the invariants would flag it: the money is checked by the journal instead). */
+  async function changePosition(p: Pipeline, id: string, change: Partial<PositionRecord>) {
+    const stored = (await p.adapters.positions.get(id))!;
+    await p.adapters.positions.replace({ ...stored, ...change, version: stored.version + 1 }, stored.version);
+  }
+
+  const closed = { state: 'CLOSED', size: 0n, collateral: 0n } as const;
+
+  /** Settled, and the liquidation's journal sums to what its settlement says the fund earned and paid. */
+  async function expectPaidOnce(p: Pipeline, id: string) {
+    expect(p.errors).toEqual([]);
+    const settled = await p.adapters.liquidations.get(id);
+    expect(settled?.state).toMatch(/^SETTLED_/);
+    const journal = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id);
+    expect(journal.length).toBeGreaterThan(0);
+    const net = journal.reduce((sum, e) => sum + e.amount, 0n);
+    expect(net).toBe(settled!.settlement!.fee - settled!.settlement!.insurancePaid);
+    return settled!;
+  }
+
+  it.each([
+    { world: 'the book is empty: it waits', orderFills: false },
+    { world: 'its order executes and the commit recording it fails', orderFills: true },
+  ])(
+    'a plan made again that finds nobody to deleverage, when $world, leaves a record the next delivery plans again from',
+    async ({ orderFills }) => {
+      // The short closes before the first plan's commit, after its money moved: planned again, nobody is left, so
+      // the last resort, which writes before the new plan is frozen.
+      const { p, id, short } = await gappedLongAgainstShort();
+      let commits = 0;
+      let failed = false;
+      const faulty = beforeCommits(p, id, async (record) => {
+        if (record.state.startsWith('SETTLED') && commits++ === 0) {
+          await changePosition(p, short.id, closed);
+          if (orderFills) p.venue.faults.emptyBooks.delete('ETH-USD');
+        }
+        if (!failed && record.context?.settle?.lastResortFills) {
+          failed = true;
+          throw new Error('ProvisionedThroughputExceededException');
+        }
+      });
+      const delivery = processLiquidation({ liquidationId: id }, faulty);
+      if (orderFills) await expect(delivery).rejects.toThrow(/Provisioned/);
+      else await delivery;
+      const left = await p.adapters.liquidations.get(id);
+      expect(left?.state).toBe('SETTLING');
+      expect(left?.context?.settle?.superseded).toBe(true);
+      expect(left?.context?.lastResortAttempt).toBe(orderFills ? undefined : 1);
+      expect(left?.context?.lastResortOrder !== undefined).toBe(orderFills);
+
+      // The book refills; the liquidation's message comes back and the last resort closes it.
+      p.venue.faults.emptyBooks.delete('ETH-USD');
+      if (orderFills) await processLiquidation({ liquidationId: id }, p.deps);
+      await p.drain();
+      const settled = await expectPaidOnce(p, id);
+      expect(settled.settlement?.lastResortClosedSize).toBeGreaterThan(0n);
+    },
+  );
+
+  it('the settlement commit fails after the money moved and the counterparty changed: the retry plans again from the ledger', async () => {
+    const { p, id, short } = await gappedLongAgainstShort();
+    let failed = false;
+    const faulty = beforeCommits(p, id, async (record) => {
+      if (!failed && record.state.startsWith('SETTLED')) {
+        failed = true;
+        await changePosition(p, short.id, closed);
+        throw new Error('ProvisionedThroughputExceededException');
+      }
+    });
+    await expect(processLiquidation({ liquidationId: id }, faulty)).rejects.toThrow(/Provisioned/);
+    expect((await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).length).toBeGreaterThan(0);
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await processLiquidation({ liquidationId: id }, p.deps);
+    await p.drain();
+    await expectPaidOnce(p, id);
+  });
+
+  it('two plans moved money, and the second commit fails after its counterparty changed: the third pays the difference', async () => {
+    const { p, id, short } = await gappedLongAgainstShort();
+    let commits = 0;
+    const faulty = beforeCommits(p, id, async (record) => {
+      if (!record.state.startsWith('SETTLED')) return;
+      commits += 1;
+      // The first plan's commit fails on a short that shrank (planned again: its money moved, the second's too).
+      if (commits === 1) await changePosition(p, short.id, { size: parseBase('5') });
+      if (commits === 2) {
+        await changePosition(p, short.id, { collateral: parseQuote('1999') });
+        throw new Error('ProvisionedThroughputExceededException');
+      }
+    });
+    await expect(processLiquidation({ liquidationId: id }, faulty)).rejects.toThrow(/Provisioned/);
+    const keys = (await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).map((e) => e.idempotencyKey);
+    expect(keys.some((k) => k.endsWith(':r1'))).toBe(true);
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await processLiquidation({ liquidationId: id }, p.deps);
+    await p.drain();
+    await expectPaidOnce(p, id);
+  });
+
+  it('a duplicate delivery plans again while the first, its money moved, is committing: neither pays twice', async () => {
+    const { p, id, short } = await gappedLongAgainstShort();
+    let twin: Promise<unknown> | undefined;
+    const first = beforeCommits(p, id, async (record) => {
+      if (!twin && record.state.startsWith('SETTLED')) {
+        await changePosition(p, short.id, closed);
+        twin = processLiquidation({ liquidationId: id }, p.deps);
+        await twin;
+      }
+    });
+    await processLiquidation({ liquidationId: id }, first);
+    expect(twin).toBeDefined();
+    expect((await p.adapters.liquidations.get(id))?.context?.settle?.superseded).toBe(true);
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await p.drain();
+    await expectPaidOnce(p, id);
   });
 });

@@ -6,6 +6,7 @@ import type { InsuranceConfig } from '../../shared/domain/config.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { base, ppm, price, usd } from '../../shared/domain/units.ts';
 import {
+  appliedByKey,
   decideWaterfall,
   differenceMovements,
   type PlannedMovement,
@@ -650,12 +651,10 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
       1,
       fund,
     );
-    expect(out.map(({ movement: m, key }) => [key, m.idempotencyKey, m.amount, m.kind, m.reference])).toEqual(
-      [
-        ['p1:0:fee', 'p1:0:fee:r1', 3_500_000n, 'liquidation-fee', 'p1:0'],
-        ['p1:0:shortfall', 'p1:0:shortfall:r1', 50_000_000n, 'shortfall-payout', 'p1:0'],
-      ],
-    );
+    expect(out.map((m) => [m.idempotencyKey, m.amount, m.kind, m.reference])).toEqual([
+      ['p1:0:fee:r1', 3_500_000n, 'liquidation-fee', 'p1:0'],
+      ['p1:0:shortfall:r1', 50_000_000n, 'shortfall-payout', 'p1:0'],
+    ]);
   });
 
   it('moves nothing for what is unchanged, and a debit that grew draws the difference under its window', () => {
@@ -666,11 +665,11 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
       fund,
     );
     expect(out).toHaveLength(1);
-    expect(out[0]!.movement).toMatchObject({ idempotencyKey: 'p1:0:shortfall:r2', amount: -20_000_000n });
-    expect(out[0]!.movement.drawWindow).toEqual({ windowStartMs: 0, cap: 1_000n });
+    expect(out[0]).toMatchObject({ idempotencyKey: 'p1:0:shortfall:r2', amount: -20_000_000n });
+    expect(out[0]!.drawWindow).toEqual({ windowStartMs: 0, cap: 1_000n });
   });
 
-  it('sums, with what was applied, to the new plan for any amounts (property)', () => {
+  it('sums, with what was applied, to the new plan for any amounts, as the journal reads (property)', () => {
     fc.assert(
       fc.property(
         fc.bigInt({ min: 0n, max: 10n ** 12n }),
@@ -685,10 +684,12 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
             ...(feeAfter !== 0n ? [movement('p1:0:fee', feeAfter)] : []),
             ...(paidAfter !== 0n ? [movement('p1:0:shortfall', paidAfter)] : []),
           ];
-          const total = { ...applied };
-          for (const { movement: m, key } of differenceMovements(plan, applied, 1, fund)) {
-            total[key] = (total[key] ?? 0n) + m.amount;
-          }
+          // The journal: what earlier plans applied, then the differences; read back by appliedByKey.
+          const journal = [
+            ...Object.entries(applied).map(([idempotencyKey, amount]) => ({ idempotencyKey, amount })),
+            ...differenceMovements(plan, applied, 1, fund),
+          ];
+          const total = appliedByKey(journal);
           expect(total['p1:0:fee'] ?? 0n).toBe(feeAfter);
           expect(total['p1:0:shortfall'] ?? 0n).toBe(paidAfter);
         },

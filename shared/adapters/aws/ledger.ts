@@ -302,6 +302,28 @@ export class DynamoLedger implements Ledger {
     return entries.sort((a, b) => a.sequence - b.sequence);
   }
 
+  async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
+    const entries: JournalEntry[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: {
+            ':pk': S(pkOf(account)),
+            ':prefix': S(`${JOURNAL_PREFIX}${reference}:`),
+          },
+          ConsistentRead: true,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        }),
+      );
+      entries.push(...(out.Items ?? []).map(entryFromItem).filter((e) => e.reference === reference));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return entries.sort((a, b) => a.sequence - b.sequence);
+  }
+
   private async entry(account: string, idempotencyKey: string): Promise<JournalEntry | undefined> {
     const out = await this.dynamo.send(
       new GetItemCommand({

@@ -32,6 +32,8 @@ export class EmbeddedLedger implements Ledger {
   readonly #journals = new Map<string, JournalEntry[]>();
   /** `${account}\u0000${idempotencyKey}` -> entry. */
   readonly #byKey = new Map<string, JournalEntry>();
+  /** By account and reference, for entriesOf. */
+  readonly #byReference = new Map<string, JournalEntry[]>();
   readonly #hook: HookRef;
 
   constructor(hook: HookRef = {}) {
@@ -95,12 +97,18 @@ export class EmbeddedLedger implements Ledger {
     );
     getOrCreate(this.#journals, account, () => []).push(entry);
     this.#byKey.set(`${account}\u0000${idempotencyKey}`, entry);
+    getOrCreate(this.#byReference, `${account}\u0000${movement.reference}`, () => []).push(entry);
     fire(this.#hook, 'ledger.apply');
     return entry;
   }
 
   async journal(account: string): Promise<readonly JournalEntry[]> {
     return [...(this.#journals.get(account) ?? [])];
+  }
+
+  async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
+    const entries = this.#byReference.get(`${account}\u0000${reference}`) ?? [];
+    return entries.filter((e) => e.idempotencyKey.startsWith(`${reference}:`));
   }
 
   #balance(account: string): AccountBalance {
