@@ -5,8 +5,9 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
-import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
+import type { AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
@@ -14,10 +15,13 @@ import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
   const message = parseAuctionStepMessage(record.body);
-  logger.appendKeys({ correlation_id: message.auctionId });
+  await withRecordKeys({ correlation_id: message.auctionId }, () => processRecord(record, message));
+}
+
+async function processRecord(record: SQSRecord, message: AuctionStepMessage): Promise<void> {
   try {
     const outcome = await processAuctionStep(message, wiring().settlement);
-    logger.info('auction step processed', { step: message.step, ...outcome });
+    log.info('auction step processed', { step: message.step, ...outcome });
   } catch (error) {
     logFailure(error, 'auction step failed; it will be retried');
     const { adapters } = wiring();
@@ -32,8 +36,6 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       (id, f) => adapters.auctions.recordFailure(id, f),
     );
     throw error;
-  } finally {
-    logger.removeKeys(['correlation_id']);
   }
 }
 

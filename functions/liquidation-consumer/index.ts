@@ -5,8 +5,9 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
-import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
+import type { LiquidationMessage } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { LiquidationBusyError, processLiquidation } from '../../shared/services/liquidation.ts';
 
@@ -18,13 +19,15 @@ import { LiquidationBusyError, processLiquidation } from '../../shared/services/
 async function recordHandler(record: SQSRecord): Promise<void> {
   const message = parseLiquidationMessage(record.body);
   const { liquidationId } = message;
-  logger.appendKeys({
-    correlation_id: liquidationId,
-    receiveCount: record.attributes.ApproximateReceiveCount,
-  });
+  const keys = { correlation_id: liquidationId, receiveCount: record.attributes.ApproximateReceiveCount };
+  await withRecordKeys(keys, () => processRecord(record, message));
+}
+
+async function processRecord(record: SQSRecord, message: LiquidationMessage): Promise<void> {
+  const { liquidationId } = message;
   try {
     const outcome = await processLiquidation(message, wiring().settlement);
-    logger.info('liquidation processed', { state: outcome.state });
+    log.info('liquidation processed', { state: outcome.state });
   } catch (error) {
     logFailure(error, 'liquidation failed; it will be retried');
     const { adapters } = wiring();
@@ -39,8 +42,6 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       (id, f) => adapters.liquidations.recordFailure(id, f),
     );
     throw error;
-  } finally {
-    logger.removeKeys(['correlation_id', 'receiveCount']);
   }
 }
 

@@ -2,7 +2,7 @@ import type { SQSRecord } from 'aws-lambda';
 import type { ProcessingFailure, QueueTransport } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
 import { noteDeferred } from './deferral.ts';
-import { logger } from './runtime.ts';
+import { log } from './runtime.ts';
 
 /** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
 const MAX_REASON_CHARS = 300;
@@ -46,7 +46,7 @@ export async function noteFailure(
   try {
     await record(id, failure);
   } catch (error) {
-    logger.warn(`could not record the ${what}'s failure`, { id, reason: failureReason(error) });
+    log.warn(`could not record the ${what}'s failure`, { id, reason: failureReason(error) });
   }
 }
 
@@ -56,9 +56,9 @@ export async function noteFailure(
  */
 export function logFailure(error: unknown, message: string): void {
   if (error instanceof LiquidationBusyError) {
-    logger.info("another delivery places this liquidation's orders; deferred", { reason: error.message });
+    log.info("another delivery places this liquidation's orders; deferred", { reason: error.message });
   } else {
-    logger.error(message, { error: error as Error });
+    log.error(message, { error: error as Error });
   }
 }
 
@@ -80,7 +80,7 @@ export async function deferRecord(
     await queue.changeVisibility(record.receiptHandle, seconds);
     noteDeferred(record.receiptHandle);
   } catch (error) {
-    logger.warn('could not defer the record; it comes back after its visibility timeout', {
+    log.warn('could not defer the record; it comes back after its visibility timeout', {
       reason: failureReason(error),
     });
   }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
@@ -10,6 +11,27 @@ import { MAX_POSITIONS_ENV, RISK_CONFIG_ENV } from '../topology.ts';
 export const logger = new Logger({ serviceName: METRICS_SERVICE });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
 export const tracer = new Tracer({ serviceName: METRICS_SERVICE });
+
+/**
+ * The keys of the record being processed, for every line it logs. A batch's records run concurrently, so keys
+ * appended to the shared logger would land on another record's lines.
+ */
+const recordKeys = new AsyncLocalStorage<Readonly<Record<string, unknown>>>();
+
+/** Runs one record's work with `keys` (its correlation id) on every line logged through `log` or the telemetry. */
+export const withRecordKeys = <T>(
+  keys: Readonly<Record<string, unknown>>,
+  run: () => Promise<T>,
+): Promise<T> => recordKeys.run(keys, run);
+
+const keyed = (fields?: object): Record<string, unknown> => ({ ...recordKeys.getStore(), ...fields });
+
+/** The shared logger with the current record's keys. */
+export const log = {
+  info: (message: string, fields?: object): void => logger.info(message, keyed(fields)),
+  warn: (message: string, fields?: object): void => logger.warn(message, keyed(fields)),
+  error: (message: string, fields?: object): void => logger.error(message, keyed(fields)),
+};
 
 export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const value = env[name];
@@ -62,7 +84,7 @@ export function powertoolsTelemetry(log: Logger = logger, emf: Metrics = metrics
   return {
     count: (name, value = 1, dimensions) => emit(name, value, dimensions),
     observe: (name, value, dimensions) => emit(name, value, dimensions),
-    info: (message, fields) => log.info(message, { ...fields }),
-    warn: (message, fields) => log.warn(message, { ...fields }),
+    info: (message, fields) => log.info(message, keyed(fields)),
+    warn: (message, fields) => log.warn(message, keyed(fields)),
   };
 }

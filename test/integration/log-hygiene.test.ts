@@ -270,12 +270,12 @@ describe('logs hold no whole records and no credentials (issue 7)', () => {
     const failed = lines
       .map(parseJson)
       .filter(
-        (l): l is { error?: { message?: string } } =>
+        (l): l is { error?: { message?: string }; correlation_id?: string } =>
           (l as { message?: string } | undefined)?.message === 'liquidation failed; it will be retried',
       );
-    // (Not its correlation_id: the local runner runs invocations concurrently on one module-level Logger, so
-    // appended keys can cross between them; Lambda runs one invocation per environment at a time.)
     expect(failed.map((l) => l.error?.message)).toEqual(Array(5).fill('liquidation/not-found: ghost-hyg:0'));
+    // Each record's keys are its own, though the runner runs invocations and a batch's records concurrently.
+    expect(failed.map((l) => l.correlation_id)).toEqual(Array(5).fill('ghost-hyg:0'));
     expect(messages.filter((m) => m === "could not record the liquidation's failure")).toHaveLength(5);
     const dead = await listDeadLetters(deployment(), 'liquidations');
     expect(dead.map((d) => [d.body, d.reason])).toEqual([
