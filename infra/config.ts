@@ -155,6 +155,16 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
     if (e instanceof ConfigError) throw new InfraConfigError(`${CONTEXT_PREFIX}riskConfig: ${e.message}`);
     throw e;
   }
+  // AWS: reserved concurrency under a queue trigger's maximum concurrency throttles its receives, and throttled
+  // receives count toward maxReceiveCount: healthy messages would end in the dead-letter queue in a cascade.
+  for (const def of FUNCTIONS) {
+    const reserved = rest.reservedConcurrency[def.id];
+    if (reserved !== undefined && def.trigger.kind === 'queue' && reserved < def.trigger.maxConcurrency) {
+      throw new InfraConfigError(
+        `invalid CDK context: ${CONTEXT_PREFIX}reservedConcurrency.${def.id} is ${reserved}, under its queue trigger's maximum concurrency ${def.trigger.maxConcurrency}: Lambda would throttle its messages into the dead-letter queue`,
+      );
+    }
+  }
   const unknown = Object.keys(rest.positionIndexShards).filter((symbol) => !markets.includes(symbol));
   if (unknown.length > 0) {
     throw new InfraConfigError(

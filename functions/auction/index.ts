@@ -1,10 +1,15 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import {
+  deferRecord,
+  failureOf,
+  logFailure,
+  noteFailure,
+  processBatch,
+} from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { AuctionStepMessage } from '../../shared/ports/index.ts';
@@ -42,11 +47,7 @@ async function processRecord(record: SQSRecord, message: AuctionStepMessage): Pr
 /** Steps of one batch run one after another: auctions clear against the same providers, so in parallel
  * they would only contend for the same provider records. */
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  // One processor per invocation: a shared one mixes the records and failures of concurrent invocations
-  // (the local runner runs several in one process).
-  processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
-    processInParallel: false,
-  });
+  processBatch(event, recordHandler, { processInParallel: false });
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

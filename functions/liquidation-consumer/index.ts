@@ -1,10 +1,15 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { deferRecord, failureOf, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import {
+  deferRecord,
+  failureOf,
+  logFailure,
+  noteFailure,
+  processBatch,
+} from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { LiquidationMessage } from '../../shared/ports/index.ts';
@@ -45,10 +50,7 @@ async function processRecord(record: SQSRecord, message: LiquidationMessage): Pr
   }
 }
 
-export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  // One processor per invocation: a shared one mixes the records and failures of concurrent invocations
-  // (the local runner runs several in one process).
-  processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS));
+export const consume = (event: SQSEvent): Promise<SQSBatchResponse> => processBatch(event, recordHandler);
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

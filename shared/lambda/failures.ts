@@ -1,4 +1,10 @@
-import type { SQSRecord } from 'aws-lambda';
+import {
+  BatchProcessor,
+  EventType,
+  FullBatchFailureError,
+  processPartialResponse,
+} from '@aws-lambda-powertools/batch';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { ProcessingFailure, QueueTransport } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
 import { noteDeferred } from './deferral.ts';
@@ -84,4 +90,30 @@ export async function deferRecord(
       reason: failureReason(error),
     });
   }
+}
+
+/**
+ * One invocation's SQS batch, each record through `handle`; failed records are reported for SQS to redeliver.
+ * When every record failed the invocation fails too (Powertools' FullBatchFailureError: Lambda counts an error,
+ * which alarms), unless every failure was a deferral: a duplicate delivery waiting for another's order lease is
+ * normal under at-least-once, and a batch of one such record must not page anybody.
+ */
+export async function processBatch(
+  event: SQSEvent,
+  handle: (record: SQSRecord) => Promise<void>,
+  options: { readonly processInParallel?: boolean } = {},
+): Promise<SQSBatchResponse> {
+  // One processor per invocation: a shared one mixes the records and failures of concurrent invocations (the
+  // local runner runs several in one process).
+  const processor = new BatchProcessor(EventType.SQS);
+  const response = await processPartialResponse(event, handle, processor, {
+    ...options,
+    throwOnFullBatchFailure: false,
+  });
+  const errors = processor.errors;
+  const allFailed = event.Records.length > 0 && response.batchItemFailures.length === event.Records.length;
+  if (allFailed && errors.some((e) => !(e instanceof LiquidationBusyError))) {
+    throw new FullBatchFailureError(errors);
+  }
+  return response;
 }

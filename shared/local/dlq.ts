@@ -152,10 +152,10 @@ async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: M
       auction.lastFailure,
     );
   }
-  // EventBridge adds the delivery error as message attributes on AWS.
-  const code = m.MessageAttributes?.ERROR_CODE?.StringValue;
-  const message = m.MessageAttributes?.ERROR_MESSAGE?.StringValue;
-  const event = json as { detail?: { symbol?: unknown; sequence?: unknown } } | undefined;
+  // EventBridge adds the delivery error as message attributes on AWS; Lambda's on-failure record holds it.
+  const { event, failure } = tickDeadLetter(json);
+  const code = m.MessageAttributes?.ERROR_CODE?.StringValue ?? failure?.code;
+  const message = m.MessageAttributes?.ERROR_MESSAGE?.StringValue ?? failure?.message;
   const tick = event?.detail
     ? `tick ${String(event.detail.symbol)} #${String(event.detail.sequence)}`
     : 'event';
@@ -209,6 +209,39 @@ export async function redriveDeadLetters(
   return { moved, failed };
 }
 
+interface TickEventBody {
+  readonly source?: unknown;
+  readonly 'detail-type'?: unknown;
+  readonly detail?: { readonly symbol?: unknown; readonly sequence?: unknown };
+}
+
+/**
+ * A tick dead letter's event and, when margin-check failed it, why. The tick DLQ holds two shapes: the event
+ * itself (EventBridge could not deliver it) and Lambda's on-failure record of an invocation that failed every
+ * retry, `{ requestContext, requestPayload: <the event>, responsePayload: { errorType, errorMessage } }`.
+ */
+function tickDeadLetter(json: unknown): {
+  readonly event: TickEventBody | undefined;
+  readonly failure?: { readonly code?: string; readonly message?: string };
+} {
+  const body = json as
+    | (TickEventBody & {
+        requestPayload?: TickEventBody;
+        requestContext?: { condition?: unknown };
+        responsePayload?: { errorType?: unknown; errorMessage?: unknown };
+      })
+    | undefined;
+  if (!body || typeof body !== 'object' || typeof body.requestPayload !== 'object') return { event: body };
+  const text = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const response = body.responsePayload;
+  const code = text(response?.errorType) ?? text(body.requestContext?.condition);
+  const message = text(response?.errorMessage);
+  return {
+    event: body.requestPayload ?? undefined,
+    failure: { ...(code ? { code } : {}), ...(message ? { message } : {}) },
+  };
+}
+
 async function resend(deployment: Deployment, queue: DlqId, body: string): Promise<void> {
   const { sqs, events } = deployment.clients;
   if (queue !== 'tickDeadLetters') {
@@ -217,9 +250,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
     );
     return;
   }
-  const event = parseJson(body) as
-    | { source?: unknown; 'detail-type'?: unknown; detail?: unknown }
-    | undefined;
+  const { event } = tickDeadLetter(parseJson(body));
   if (
     typeof event?.source !== 'string' ||
     typeof event['detail-type'] !== 'string' ||

@@ -1292,7 +1292,6 @@ function deleverage(
     size === 0n
       ? { ...base, state: 'CLOSED' as const, collateral: 0n, closedPayout: collateral }
       : withLiquidationPrice({ ...base, state: 'OPEN' }, deps.config);
-  deps.telemetry.count(METRICS.AdlEvents.name, 1);
   return { record, expectedVersion: frozen.version };
 }
 
@@ -1303,6 +1302,9 @@ function recordSettlementMetrics(
 ): void {
   const { telemetry } = deps;
   for (const layer of decision.acted) telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer });
+  // Counted once committed: a commit that fails (planned again, or lost to a duplicate) deleveraged nobody.
+  const deleveraged = decision.adl?.fills.length ?? 0;
+  if (deleveraged > 0) telemetry.count(METRICS.AdlEvents.name, deleveraged);
   const { insurance, adl } = decision.layers;
   if (insurance.shortfallPaid > 0n) {
     telemetry.count(METRICS.InsuranceFundDraws.name, 1);

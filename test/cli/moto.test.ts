@@ -307,6 +307,16 @@ describe('dlq list and redrive on moto', () => {
     };
     await send(names.queues.tickDeadLetters.url, JSON.stringify(event));
     await send(names.queues.tickDeadLetters.url, '{"not":"an event"}');
+    // Lambda's on-failure destination: a record of the failed invocation, the event inside it.
+    const failedInvocation = {
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: { requestId: 'r1', condition: 'RetriesExhausted', approximateInvokeCount: 3 },
+      requestPayload: { ...event, id: 'e2', detail: { ...event.detail, sequence: 4 } },
+      responseContext: { statusCode: 200, functionError: 'Unhandled' },
+      responsePayload: { errorType: 'TransactionCanceledException', errorMessage: 'Transaction cancelled' },
+    };
+    await send(names.queues.tickDeadLetters.url, JSON.stringify(failedInvocation));
 
     const list = async () => {
       const run = await cli('dlq', 'list', '--json', ...at);
@@ -322,10 +332,11 @@ describe('dlq list and redrive on moto', () => {
       ['liquidations', 'poison: not a liquidation message'],
       ['tickDeadLetters', 'event: margin-check failed on every retry'],
       ['tickDeadLetters', 'tick ETH-USD #3: margin-check failed on every retry'],
+      ['tickDeadLetters', 'tick ETH-USD #4: TransactionCanceledException: Transaction cancelled'],
     ]);
     // Listing leaves them in place (visible again at once).
-    expect(await list()).toHaveLength(5);
-    expect((await status(at)).dlqMessages).toBe(5);
+    expect(await list()).toHaveLength(6);
+    expect((await status(at)).dlqMessages).toBe(6);
     const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
     expect(text.stdout).toMatch(/^liquidations: 3 message\(s\)\n/);
 
@@ -337,13 +348,13 @@ describe('dlq list and redrive on moto', () => {
     expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.length])).toEqual([
       ['liquidations', 3, 0],
       ['auctionSteps', 0, 0],
-      ['tickDeadLetters', 1, 1],
+      ['tickDeadLetters', 2, 1],
     ]);
     const report = await status(at);
     expect(report.queues.liquidations?.depth).toBe(3);
     expect(report.queues.liquidationsDlq?.depth).toBe(0);
-    // The tick went back on the bus, whose rule delivers it to the runner's queue.
-    expect(report.queues.ticks?.depth).toBe(1);
+    // The ticks went back on the bus, whose rule delivers them to the runner's queue.
+    expect(report.queues.ticks?.depth).toBe(2);
     expect(report.dlqMessages).toBe(1);
   });
 });

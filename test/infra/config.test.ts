@@ -45,7 +45,7 @@ describe('loadConfig', () => {
       'backstop:logRetentionDays': '90',
       'backstop:maxReceiveCount': '3',
       'backstop:feedPrincipals': '111122223333, arn:aws:iam::444455556666:role/feed',
-      'backstop:reservedConcurrency': '{"marginCheck": 50}',
+      'backstop:reservedConcurrency': '{"marginCheck": 50, "liquidationConsumer": 20}',
       'backstop:riskConfig': JSON.stringify({
         ...DEFAULT_RISK_CONFIG_INPUT,
         insurance: { drawCapPerWindow: '5', windowSeconds: 60, floor: '1' },
@@ -54,7 +54,7 @@ describe('loadConfig', () => {
     expect(config.logRetentionDays).toBe(90);
     expect(config.maxReceiveCount).toBe(3);
     expect(config.feedPrincipals).toEqual(['111122223333', 'arn:aws:iam::444455556666:role/feed']);
-    expect(config.reservedConcurrency).toEqual({ marginCheck: 50 });
+    expect(config.reservedConcurrency).toEqual({ marginCheck: 50, liquidationConsumer: 20 });
     expect(JSON.parse(config.riskConfigJson).insurance.drawCapPerWindow).toBe('5');
     expect(loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' }).positionIndexShards).toEqual({
       'BTC-USD': 4,
@@ -106,6 +106,11 @@ describe('loadConfig', () => {
       'an unknown function in reservedConcurrency',
       { 'backstop:reservedConcurrency': { nope: 1 } },
       /reservedConcurrency/,
+    ],
+    [
+      "a reserved concurrency under a queue trigger's maximum concurrency",
+      { 'backstop:reservedConcurrency': { liquidationConsumer: 19 } },
+      /reservedConcurrency.liquidationConsumer is 19, under its queue trigger's maximum concurrency 20/,
     ],
     ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON/],
     [

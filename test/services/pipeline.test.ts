@@ -1873,7 +1873,10 @@ describe('money a settlement moved before it is planned again', () => {
     p.venue.faults.emptyBooks.delete('ETH-USD');
     await processLiquidation({ liquidationId: id }, p.deps);
     await p.drain();
-    await expectPaidOnce(p, id);
+    const settled = await expectPaidOnce(p, id);
+    // The failed commit deleveraged nobody, and the last resort closed the slice: no ADL event counted.
+    expect(settled.settlement?.adlClosedSize).toBe(0n);
+    expect(p.telemetry.total(METRICS.AdlEvents.name)).toBe(0);
   });
 
   it('two plans moved money, and the second commit fails after its counterparty changed: the third pays the difference', async () => {

@@ -1,6 +1,12 @@
-import type { SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import { failureOf, failureReason, logFailure, noteFailure } from '../../shared/lambda/failures.ts';
+import {
+  failureOf,
+  failureReason,
+  logFailure,
+  noteFailure,
+  processBatch,
+} from '../../shared/lambda/failures.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
@@ -93,6 +99,49 @@ describe('logFailure', () => {
     } finally {
       error.mockRestore();
       info.mockRestore();
+    }
+  });
+});
+
+describe('processBatch', () => {
+  const batch = (...ids: string[]): SQSEvent => ({
+    Records: ids.map(
+      (id) =>
+        ({
+          messageId: id,
+          body: id,
+          eventSource: 'aws:sqs',
+          attributes: { ApproximateReceiveCount: '1' },
+        }) as unknown as SQSRecord,
+    ),
+  });
+  const busy = () => new LiquidationBusyError('liquidation/busy: p1:0', 5_000);
+  const failing =
+    (outcomes: Record<string, Error | undefined>) =>
+    async (record: SQSRecord): Promise<void> => {
+      const error = outcomes[record.body];
+      if (error) throw error;
+    };
+
+  it('reports failed records for SQS to redeliver, the rest done', async () => {
+    const response = await processBatch(batch('a', 'b'), failing({ b: new Error('throttled') }));
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'b' }]);
+  });
+
+  it('fails the invocation when every record failed (an error Lambda counts, and alarms on)', async () => {
+    const error = new Error('throttled');
+    await expect(processBatch(batch('a', 'b'), failing({ a: busy(), b: error }))).rejects.toMatchObject({
+      name: 'FullBatchFailureError',
+      recordErrors: [expect.any(LiquidationBusyError), error],
+    });
+  });
+
+  it('does not fail the invocation when every failure was a deferral: a duplicate delivery is not an error', async () => {
+    for (const processInParallel of [true, false]) {
+      const response = await processBatch(batch('a', 'b'), failing({ a: busy(), b: busy() }), {
+        processInParallel,
+      });
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }]);
     }
   });
 });
