@@ -1,6 +1,7 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { TRANSACTION_ATTEMPTS } from '../../shared/adapters/aws/codec.ts';
 import {
   type AwsAdapters,
   type AwsClients,
@@ -317,29 +318,41 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
     });
   });
 
-  it("transaction conflicts on the consumer's commits: redelivery finishes, exactly once", async () => {
-    await withStack(async (ctx) => {
-      expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
-      const margin = await runPhase(ctx.stack, ['marginCheck']);
-      expect(errorTexts(margin.errors)).toEqual([]);
-      // Faults only for the consumer: its next 6 transactions are cancelled with TransactionConflict.
-      ctx.inject((clients, faults) =>
-        faults.failCalls(clients, [
-          { operation: 'TransactWriteItems', times: 6, error: transactionConflict },
-        ]),
-      );
-      const consumer = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
-      expect(ctx.faults.injected).toEqual({ TransactWriteItems: 6 });
-      for (const e of errorTexts(consumer.errors))
-        expect(e).toMatch(/TransactionConflict|ledger\/contention/);
-      // Some delivery was retried because of the conflicts, and every message was finally deleted.
-      const receiveCounts = [...consumer.receives.values()].map((r) => Math.max(...r));
-      expect(receiveCounts.length).toBe(POSITIONS.length);
-      expect(Math.max(...receiveCounts)).toBeGreaterThan(1);
-      const liquidations = await expectSettledOnce(ctx);
-      await recordScenario(ctx, 'conflicts', liquidations, consumer.errors, { receiveCounts });
-    });
-  });
+  it.each([
+    { conflicts: TRANSACTION_ATTEMPTS - 1, outcome: 'retried in the adapter, no delivery fails' },
+    { conflicts: 3 * TRANSACTION_ATTEMPTS, outcome: "past the adapter's attempts, redelivery finishes" },
+  ])(
+    "$conflicts transaction conflicts on the consumer's commits: $outcome, exactly once",
+    async ({ conflicts }) => {
+      await withStack(async (ctx) => {
+        expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
+        const margin = await runPhase(ctx.stack, ['marginCheck']);
+        expect(errorTexts(margin.errors)).toEqual([]);
+        // Faults only for the consumer: its next transactions are cancelled with TransactionConflict.
+        ctx.inject((clients, faults) =>
+          faults.failCalls(clients, [
+            { operation: 'TransactWriteItems', times: conflicts, error: transactionConflict },
+          ]),
+        );
+        const consumer = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
+        expect(ctx.faults.injected).toEqual({ TransactWriteItems: conflicts });
+        const errors = errorTexts(consumer.errors);
+        for (const e of errors) expect(e).toMatch(/TransactionConflict|ledger\/contention/);
+        const receiveCounts = [...consumer.receives.values()].map((r) => Math.max(...r));
+        expect(receiveCounts.length).toBe(POSITIONS.length);
+        if (conflicts < TRANSACTION_ATTEMPTS) {
+          // Fewer than one transaction's attempts: the adapter ran them again, every message done at once.
+          expect(errors).toEqual([]);
+          expect(Math.max(...receiveCounts)).toBe(1);
+        } else {
+          // Some delivery was retried because of the conflicts, and every message was finally deleted.
+          expect(Math.max(...receiveCounts)).toBeGreaterThan(1);
+        }
+        const liquidations = await expectSettledOnce(ctx);
+        await recordScenario(ctx, `conflicts-${conflicts}`, liquidations, consumer.errors, { receiveCounts });
+      });
+    },
+  );
 
   it('a failed SendMessageBatch entry is resent by the transport; the liquidation is not lost', async () => {
     await withStack(async (ctx) => {

@@ -132,6 +132,36 @@ export function cancellationCodes(error: unknown): string[] | undefined {
   return reasons.map((r) => r.Code ?? 'None');
 }
 
+/** Cancellation reasons of a transaction that wrote nothing and may simply run again. */
+const TRANSIENT_CANCELLATIONS = new Set(['None', 'TransactionConflict', 'ThrottlingError']);
+
+/** Attempts of a transaction cancelled by conflicts before the caller sees the cancellation. */
+export const TRANSACTION_ATTEMPTS = 5;
+
+/**
+ * Runs a TransactWriteItems again, after full-jitter backoff, while it is cancelled only because another
+ * transaction held one of its items (or by throttling): the SDK does not retry a TransactionCanceledException,
+ * and concurrent starts of one tick share its index items, so a crash's burst of them would otherwise fail
+ * whole invocations. A cancelled transaction wrote nothing, so running it again is safe.
+ */
+export async function retryingConflicts<T>(
+  transact: () => Promise<T>,
+  attempts = TRANSACTION_ATTEMPTS,
+  pause: (ms: number) => Promise<unknown> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transact();
+    } catch (error) {
+      const codes = cancellationCodes(error) ?? [];
+      const transient =
+        codes.some((c) => c !== 'None') && codes.every((c) => TRANSIENT_CANCELLATIONS.has(c));
+      if (!transient || attempt >= attempts) throw error;
+      await pause(Math.random() * Math.min(400, 20 * 2 ** attempt));
+    }
+  }
+}
+
 /** Runs a conditional write; a failed condition becomes ConditionFailedError(reason). */
 export async function conditional<T>(reason: string, write: () => Promise<T>): Promise<T> {
   try {

@@ -38,6 +38,7 @@ import {
   readMap,
   readMaps,
   readS,
+  retryingConflicts,
   S,
 } from './codec.ts';
 import { fnv1a, type PositionIndexLayout } from './position-layout.ts';
@@ -48,10 +49,12 @@ import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
  * in the same transaction, to one of TICK_INDEX_SHARDS tick-index items (`~tick~<tickKey>~<shard>`, a string
  * set `ids`) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, 400 KB limit:
- * about 8k ids per shard); listByTick reads the shards and then the liquidations in one BatchGet each.
+ * about 8k ids per shard, so about 250k liquidations per tick) and the concurrent starts of a tick over more
+ * items (each start's transaction holds one; a conflict is retried, see retryingConflicts); listByTick reads the
+ * shards and then the liquidations in one BatchGet each. A count raised reads every item a smaller one wrote.
  */
 
-export const TICK_INDEX_SHARDS = 8;
+export const TICK_INDEX_SHARDS = 32;
 const TICK_PREFIX = '~tick~';
 
 const STATES: readonly LiquidationState[] = [
@@ -246,34 +249,36 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     }
     checkLiquidationId(liquidation.id);
     await conditional('liquidations/begin', () =>
-      this.dynamo.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tables.positions,
-                Key: { id: S(position.id) },
-                UpdateExpression: 'SET #state = :liquidating, version = :next REMOVE liqKey, liqPrice',
-                ConditionExpression: 'version = :expected AND #state = :open',
-                ExpressionAttributeNames: { '#state': 'state' },
-                ExpressionAttributeValues: {
-                  ':liquidating': S('LIQUIDATING'),
-                  ':open': S('OPEN'),
-                  ':next': N(position.version + 1),
-                  ':expected': N(position.version),
+      retryingConflicts(() =>
+        this.dynamo.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.tables.positions,
+                  Key: { id: S(position.id) },
+                  UpdateExpression: 'SET #state = :liquidating, version = :next REMOVE liqKey, liqPrice',
+                  ConditionExpression: 'version = :expected AND #state = :open',
+                  ExpressionAttributeNames: { '#state': 'state' },
+                  ExpressionAttributeValues: {
+                    ':liquidating': S('LIQUIDATING'),
+                    ':open': S('OPEN'),
+                    ':next': N(position.version + 1),
+                    ':expected': N(position.version),
+                  },
                 },
               },
-            },
-            {
-              Put: {
-                TableName: this.tables.liquidations,
-                Item: newLiquidationItem(liquidation),
-                ConditionExpression: 'attribute_not_exists(id)',
+              {
+                Put: {
+                  TableName: this.tables.liquidations,
+                  Item: newLiquidationItem(liquidation),
+                  ConditionExpression: 'attribute_not_exists(id)',
+                },
               },
-            },
-            ...tickIndexUpdates(this.tables.liquidations, [liquidation]).map((Update) => ({ Update })),
-          ],
-        }),
+              ...tickIndexUpdates(this.tables.liquidations, [liquidation]).map((Update) => ({ Update })),
+            ],
+          }),
+        ),
       ),
     );
     this.crash('liquidations.begin');
@@ -303,27 +308,29 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     checkNextVersion('liquidations', next.version, expectedVersion);
     checkNextVersion('positions', position.version, expectedPositionVersion);
     await conditional('liquidations/version', () =>
-      this.dynamo.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.tables.liquidations,
-                Item: liquidationItem(next),
-                ConditionExpression: 'version = :expected',
-                ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+      retryingConflicts(() =>
+        this.dynamo.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.tables.liquidations,
+                  Item: liquidationItem(next),
+                  ConditionExpression: 'version = :expected',
+                  ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+                },
               },
-            },
-            {
-              Put: {
-                TableName: this.tables.positions,
-                Item: positionItem(position, this.layout),
-                ConditionExpression: 'version = :expected',
-                ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
+              {
+                Put: {
+                  TableName: this.tables.positions,
+                  Item: positionItem(position, this.layout),
+                  ConditionExpression: 'version = :expected',
+                  ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
+                },
               },
-            },
-          ],
-        }),
+            ],
+          }),
+        ),
       ),
     );
     this.crash('liquidations.replaceWithPosition');

@@ -6,7 +6,15 @@ import {
 import { type CrashHook, MAX_WRITES_PER_COMMIT, type Transactor, type Write } from '../../ports/index.ts';
 import type { TableId } from '../../topology.ts';
 import { auctionItem } from './auctions.ts';
-import { AdapterInputError, checkNextVersion, conditional, type Item, N, noCrash } from './codec.ts';
+import {
+  AdapterInputError,
+  checkNextVersion,
+  conditional,
+  type Item,
+  N,
+  noCrash,
+  retryingConflicts,
+} from './codec.ts';
 import { checkLiquidationId, liquidationItem, newLiquidationItem, tickIndexUpdates } from './liquidations.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem } from './positions.ts';
@@ -44,7 +52,7 @@ export class AwsTransactor implements Transactor {
       );
     }
     await conditional('transactor/version', () =>
-      this.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items })),
+      retryingConflicts(() => this.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items }))),
     );
     this.crash('transactor.commit');
   }
