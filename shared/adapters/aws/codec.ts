@@ -154,8 +154,7 @@ export async function retryingConflicts<T>(
       return await transact();
     } catch (error) {
       const codes = cancellationCodes(error) ?? [];
-      const transient =
-        codes.some((c) => c !== 'None') && codes.every((c) => TRANSIENT_CANCELLATIONS.has(c));
+      const transient = codes.some((c) => c !== 'None') && codes.every((c) => TRANSIENT_CANCELLATIONS.has(c));
       if (!transient || attempt >= attempts) throw error;
       await pause(Math.random() * Math.min(400, 20 * 2 ** attempt));
     }
