@@ -284,6 +284,16 @@ export class DynamoLedger implements Ledger {
 
   /** Entries of an account in sequence order. */
   async journal(account: string): Promise<readonly JournalEntry[]> {
+    return this.entriesWithKeyPrefix(account, '');
+  }
+
+  async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
+    const entries = await this.entriesWithKeyPrefix(account, `${reference}:`);
+    return entries.filter((e) => e.reference === reference);
+  }
+
+  /** The account's entries whose idempotency keys begin with `prefix`, strongly read, in sequence order. */
+  private async entriesWithKeyPrefix(account: string, prefix: string): Promise<JournalEntry[]> {
     const entries: JournalEntry[] = [];
     let start: Item | undefined;
     do {
@@ -291,34 +301,12 @@ export class DynamoLedger implements Ledger {
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':prefix': S(JOURNAL_PREFIX) },
+          ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':prefix': S(`${JOURNAL_PREFIX}${prefix}`) },
           ConsistentRead: true,
           ...(start === undefined ? {} : { ExclusiveStartKey: start }),
         }),
       );
       entries.push(...(out.Items ?? []).map(entryFromItem));
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined);
-    return entries.sort((a, b) => a.sequence - b.sequence);
-  }
-
-  async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
-    const entries: JournalEntry[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: {
-            ':pk': S(pkOf(account)),
-            ':prefix': S(`${JOURNAL_PREFIX}${reference}:`),
-          },
-          ConsistentRead: true,
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-        }),
-      );
-      entries.push(...(out.Items ?? []).map(entryFromItem).filter((e) => e.reference === reference));
       start = out.LastEvaluatedKey;
     } while (start !== undefined);
     return entries.sort((a, b) => a.sequence - b.sequence);
