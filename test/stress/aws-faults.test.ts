@@ -557,7 +557,13 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       const recovered = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
       expect(errorTexts(recovered.errors)).toEqual([]);
       expect((await ctx.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
-      expect((await ctx.adapters.liquidations.get(inAuction!.id))?.state).toBe('SETTLED_AUCTION');
+      // The auction closed the whole slice. Its price falls with wall time (1% a second), so on a busy machine
+      // it clears below the bankruptcy price and the fund pays the shortfall: the last layer that acted names it.
+      const settled = await ctx.adapters.liquidations.get(inAuction!.id);
+      expect(settled?.settlement?.auctionClosedSize).toBe(inAuction?.remainingSize);
+      expect(settled?.state).toBe(
+        (settled?.settlement?.insurancePaid ?? 0n) > 0n ? 'SETTLED_INSURANCE' : 'SETTLED_AUCTION',
+      );
       expect(await queueDepths(ctx.stack.clients, ctx.stack.names)).toMatchObject({
         auctionSteps: 0,
         auctionStepsDlq: 0,
