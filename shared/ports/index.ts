@@ -391,6 +391,23 @@ export interface LedgerMovement {
   readonly floor: QuoteE6;
   /** Draw-window accounting for debits: window start and the cap on the window's total draws. */
   readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
+  /** Applies only while this liquidation is still at this version (the plan's own); else MovementFencedError. */
+  readonly fence?: MovementFence;
+}
+
+/**
+ * A settlement plan's movements are fenced by the liquidation record they were planned on: once another delivery
+ * has moved the record on (to plan again from what the ledger holds), a movement of the old plan still in flight
+ * cannot land after that read and be paid twice.
+ */
+export interface MovementFence {
+  readonly liquidationId: string;
+  readonly version: number;
+}
+
+/** The movement's fence no longer holds: its plan was replaced, nothing was applied. */
+export class MovementFencedError extends Error {
+  override readonly name = 'MovementFencedError';
 }
 
 export interface AccountBalance {
@@ -410,7 +427,7 @@ export interface Ledger {
   balance(account: string): Promise<AccountBalance>;
   /**
    * One atomic movement: balance update (conditional on floor and draw cap) plus the journal entry keyed by
-   * the idempotency key. Re-applying a key returns the original entry and changes nothing.
+   * the idempotency key. Re-applying a key returns the original entry and changes nothing (fenced or not).
    * `known`: the account as the caller just read it (balance()); a ledger that must read the balance before
    * writing may write on it instead, once: a stale one only fails the write's condition and is read again.
    */

@@ -33,6 +33,7 @@ import {
   type LiquidationMessage,
   type LiquidationRecord,
   type MarketState,
+  MovementFencedError,
   type OrderLease,
   type PositionRecord,
   VenueError,
@@ -975,9 +976,6 @@ async function refreeze(
   keepInsurance: boolean,
 ): Promise<Step> {
   const frozen = context.settle!;
-  const applied = appliedOrNone(
-    appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id)),
-  );
   const market = marketConfig(deps.config, liquidation.symbol);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
@@ -996,15 +994,28 @@ async function refreeze(
   const insurance = keepInsurance
     ? frozen.insurance
     : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount));
-  // What a write before the new freeze (a last-resort order's lease, a wait for the book) stores: the next
-  // delivery plans again, from the same fund state.
-  const superseded: LiquidationContext = {
-    ...contextOf(liquidation),
-    settle: { ...frozen, insurance, superseded: true },
+  // Stored before the ledger is read: the old plan's movements are fenced by the old version, so none still in
+  // flight (another delivery's) can land after the read. A delivery that finds it plans again, from the same
+  // fund state.
+  const superseded: LiquidationRecord = {
+    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), 'planning again'),
+    context: { ...contextOf(liquidation), settle: { ...frozen, insurance, superseded: true } },
   };
+  if (
+    !(await commitOrSkip(deps, [
+      ...(carried.pendingWrites ?? []),
+      { kind: 'liquidation', record: superseded, expectedVersion: liquidation.version },
+    ]))
+  ) {
+    return { done: false };
+  }
+  carried.pendingWrites = undefined;
+  const applied = appliedOrNone(
+    appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id)),
+  );
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
-    { ...liquidation, context: superseded },
+    superseded,
     unfrozen,
     position,
     {
@@ -1172,11 +1183,15 @@ async function applySettlement(
         atMs: settle.nowMs,
       })
     : decision.movements;
+  // Each movement lands only while the record is the one this plan was made on (see refreeze).
+  const fence = { liquidationId: liquidation.id, version: liquidation.version };
   for (const movement of movements) {
     try {
-      fundBalance = (await deps.ledger.apply(movement, known)).balanceAfter;
+      fundBalance = (await deps.ledger.apply({ ...movement, fence }, known)).balanceAfter;
       known = undefined;
     } catch (error) {
+      // Another delivery moved the record on (to plan again, or to settle): nothing of this one is left to do.
+      if (error instanceof MovementFencedError) return { done: false };
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
       // (nothing applied), so plan again from the fund as it is now.
       // (What earlier plans of it applied stays counted; the fresh fund state already holds it, so the new plan

@@ -14,6 +14,7 @@ import {
   type JournalEntry,
   type LedgerMovement,
   type LiquidationRecord,
+  MovementFencedError,
   type PositionRecord,
   type ProviderRecord,
   type QueueTransport,
@@ -1047,6 +1048,59 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
         // The same key on another account is another movement.
         expect((await a.ledger.apply(movement({ account: 'other' }))).sequence).toBe(1);
+      });
+
+      it("applies a fenced movement only while its liquidation is at the fence's version", async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const fence = { liquidationId: l.id, version: l.version };
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('100') }));
+        // Fenced movements of two liquidations and an unfenced one, asked for together: one transaction.
+        const together = await Promise.all([
+          a.ledger.apply(movement({ idempotencyKey: `${l.id}:fee`, amount: usd('2'), fence })),
+          a.ledger.apply(movement({ idempotencyKey: `${l.id}:shortfall`, amount: usd('-5'), fence })),
+          a.ledger.apply(movement({ idempotencyKey: 'other', amount: usd('1') })),
+        ]);
+        expect(together.map((e) => e.balanceAfter)).toEqual([usd('102'), usd('97'), usd('98')]);
+        await a.liquidations.replace({ ...l, state: 'EXECUTING', version: l.version + 1 }, l.version);
+        // A key applied before still answers with its entry; a new one of the old version is refused whole.
+        expect(
+          await a.ledger.apply(movement({ idempotencyKey: `${l.id}:fee`, amount: usd('2'), fence })),
+        ).toEqual(together[0]);
+        const late = await Promise.allSettled([
+          a.ledger.apply(movement({ idempotencyKey: `${l.id}:late`, amount: usd('-7'), fence })),
+          a.ledger.apply(movement({ idempotencyKey: 'after', amount: usd('3') })),
+          a.ledger.apply(
+            movement({
+              idempotencyKey: `${l.id}:next`,
+              amount: usd('-1'),
+              fence: { ...fence, version: l.version + 1 },
+            }),
+          ),
+          a.ledger.apply(
+            movement({
+              idempotencyKey: 'ghost',
+              amount: usd('1'),
+              fence: { liquidationId: 'none', version: 0 },
+            }),
+          ),
+        ]);
+        expect(late.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'rejected']);
+        for (const r of [late[0], late[3]]) {
+          expect(r?.status === 'rejected' && r.reason).toBeInstanceOf(MovementFencedError);
+        }
+        const journal = await a.ledger.journal('fund');
+        expect(journal.map((e) => e.idempotencyKey)).toEqual([
+          'seed',
+          `${l.id}:fee`,
+          `${l.id}:shortfall`,
+          'other',
+          'after',
+          `${l.id}:next`,
+        ]);
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('100'), sequence: 6 });
       });
 
       it('serialises concurrent movements: one contiguous chain, each key once', async () => {

@@ -4,7 +4,12 @@ import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/
 import type { Side } from '../../shared/domain/model.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { InjectedCrash, type LiquidationRecord, type PositionRecord } from '../../shared/ports/index.ts';
+import {
+  InjectedCrash,
+  type Ledger,
+  type LiquidationRecord,
+  type PositionRecord,
+} from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -1917,5 +1922,45 @@ describe('money a settlement moved before it is planned again', () => {
     p.venue.faults.emptyBooks.delete('ETH-USD');
     await p.drain();
     await expectPaidOnce(p, id);
+  });
+
+  it('a delivery whose payment is still in flight when a twin plans again and settles: the late payment is refused', async () => {
+    const { p, id, short } = await gappedLongAgainstShort();
+    // The first delivery's debit waits at the ledger until the twin has planned again and settled.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reached!: () => void;
+    const atLedger = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const ledger = p.deps.ledger;
+    const slow: Ledger = {
+      balance: (account) => ledger.balance(account),
+      journal: (account) => ledger.journal(account),
+      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
+      apply: async (movement, known) => {
+        if (movement.amount < 0n) {
+          reached();
+          await released;
+        }
+        return ledger.apply(movement, known);
+      },
+    };
+    const first = processLiquidation({ liquidationId: id }, { ...p.deps, ledger: slow });
+    await atLedger;
+    // The counterparty the first plan froze shrinks: the twin's plan is void and it plans again.
+    await changePosition(p, short.id, { size: parseBase('5') });
+    await processLiquidation({ liquidationId: id }, p.deps);
+    // Half the slice closes against the smaller short, with no shortfall: the fund earns the fee and pays nothing.
+    const keys = async () =>
+      (await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).map((e) => e.idempotencyKey);
+    expect(await keys()).toEqual([`${id}:fee`]);
+    release();
+    await first;
+    expect(await keys()).toEqual([`${id}:fee`]);
+    const settled = await expectPaidOnce(p, id);
+    expect(settled.settlement?.insurancePaid).toBe(0n);
   });
 });

@@ -55,7 +55,7 @@ export function createAwsAdapters(options: AwsAdapterOptions): AwsAdapters {
     ),
     auctions: new DynamoAuctionRepository(dynamo, names.tables.auctions, crash),
     providers: new DynamoProviderRepository(dynamo, names.tables.providers, crash),
-    ledger: new DynamoLedger(dynamo, names.tables.ledger, crash),
+    ledger: new DynamoLedger(dynamo, names.tables.ledger, crash, names.tables.liquidations),
     transactor: new AwsTransactor(dynamo, names.tables, layout, crash),
     liquidationQueue: new SqsQueueTransport(clients.sqs, {
       url: names.queues.liquidations.url,

@@ -12,6 +12,7 @@ import {
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
+  MovementFencedError,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -31,7 +32,9 @@ import {
  * balance put conditional on the exact sequence and balance read, so the floor and draw-cap checks made on
  * that read hold at commit time. A lost race re-reads and re-checks. A key already journaled (its put's
  * condition fails, or the check refuses it now) returns its entry (same amount) or throws
- * LedgerIdempotencyConflictError (another amount: a caller bug).
+ * LedgerIdempotencyConflictError (another amount: a caller bug). A movement's fence is a ConditionCheck of its
+ * liquidation's version in the liquidations table, in the same transaction: one that fails answers that movement
+ * with MovementFencedError (unless its key was applied before) and the others are planned again.
  */
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
@@ -135,7 +138,9 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
-/** Movements one transaction carries at most: the balance put and one journal put each, within the 100 items. */
+/** Items one transaction carries at most: journal puts, the balance put and one fence check per liquidation. */
+const MAX_TRANSACTION_ITEMS = 100;
+/** Movements one transaction carries at most (unfenced: the balance put and one journal put each). */
 export const MAX_MOVEMENTS_PER_TRANSACTION = 50;
 
 export class DynamoLedger implements Ledger {
@@ -154,6 +159,8 @@ export class DynamoLedger implements Ledger {
     private readonly dynamo: DynamoDBClient,
     private readonly table: string,
     private readonly crash: CrashHook = noCrash,
+    /** Where fences are checked (pk `id`, attribute `version`); a fenced movement without it is refused. */
+    private readonly liquidationsTable?: string,
   ) {}
 
   async balance(account: string): Promise<AccountBalance> {
@@ -173,6 +180,8 @@ export class DynamoLedger implements Ledger {
     if (!movement.account) return Promise.reject(new AdapterInputError('ledger/empty-account'));
     if (!movement.idempotencyKey)
       return Promise.reject(new AdapterInputError('ledger/empty-idempotency-key'));
+    if (movement.fence && (!this.liquidationsTable || !movement.fence.liquidationId))
+      return Promise.reject(new AdapterInputError('ledger/fence-without-liquidations-table'));
     return new Promise((resolve, reject) => {
       const pending: Pending = { movement, known, resolve, reject };
       const waiting = this.#waiting.get(movement.account);
@@ -223,11 +232,7 @@ export class DynamoLedger implements Ledger {
         // Judged on the caller's read, which may be stale: judge again on a fresh one.
         if (refused.length > 0 && onHint) continue;
         if (entries.length > 0) {
-          const outcome = await this.commit(
-            entries.map((e) => e.entry),
-            current,
-            after,
-          );
+          const outcome = await this.commit(entries, current, after);
           if (outcome !== 'committed') {
             // Keys applied before (their puts' conditions failed) return their first entries. The others,
             // refused ones included, are planned again: they were judged after movements that did not apply.
@@ -235,6 +240,19 @@ export class DynamoLedger implements Ledger {
             for (const index of outcome.duplicates) {
               const { pending } = entries[index]!;
               if (await this.#answerIfApplied(pending)) answered.add(pending);
+            }
+            for (const { pending } of entries) {
+              const fence = pending.movement.fence;
+              if (!fence || answered.has(pending) || !outcome.fenced.has(fence.liquidationId)) continue;
+              // Not applied before (its put's condition would have failed too): its plan is gone, refuse it.
+              if (!(await this.#answerIfApplied(pending))) {
+                pending.reject(
+                  new MovementFencedError(
+                    `ledger/fenced: ${pending.movement.idempotencyKey} was planned on ${fence.liquidationId} at version ${fence.version}, which has moved on`,
+                  ),
+                );
+              }
+              answered.add(pending);
             }
             open = open.filter((pending) => !answered.has(pending));
             // A stale read of the caller's, or keys found applied: read again at once, no crowd to wait for.
@@ -324,10 +342,20 @@ export class DynamoLedger implements Ledger {
   }
 
   private async commit(
-    entries: readonly JournalEntry[],
+    entries: readonly { readonly entry: JournalEntry; readonly pending: Pending }[],
     current: AccountBalance,
     next: AccountBalance,
-  ): Promise<'committed' | { readonly duplicates: number[]; readonly lostRace: boolean }> {
+  ): Promise<
+    | 'committed'
+    | { readonly duplicates: number[]; readonly lostRace: boolean; readonly fenced: ReadonlySet<string> }
+  > {
+    // One check per fenced liquidation (a transaction names an item once; takeGroup keeps one version of each).
+    const fences = new Map<string, number>();
+    for (const { pending } of entries) {
+      const fence = pending.movement.fence;
+      if (fence) fences.set(fence.liquidationId, fence.version);
+    }
+    const fenceIds = [...fences.keys()];
     const balanceItem: Item = {
       pk: S(pkOf(next.account)),
       sk: S(BALANCE_SK),
@@ -348,7 +376,7 @@ export class DynamoLedger implements Ledger {
       await this.dynamo.send(
         new TransactWriteItemsCommand({
           TransactItems: [
-            ...entries.map((entry) => ({
+            ...entries.map(({ entry }) => ({
               Put: {
                 TableName: this.table,
                 Item: entryItem(entry),
@@ -356,6 +384,15 @@ export class DynamoLedger implements Ledger {
               },
             })),
             { Put: { TableName: this.table, Item: balanceItem, ...balanceGuard } },
+            ...fenceIds.map((id) => ({
+              ConditionCheck: {
+                TableName: this.liquidationsTable!,
+                Key: { id: S(id) },
+                ConditionExpression: '#version = :version',
+                ExpressionAttributeNames: { '#version': 'version' },
+                ExpressionAttributeValues: { ':version': N(fences.get(id)!) },
+              },
+            })),
           ],
         }),
       );
@@ -366,25 +403,37 @@ export class DynamoLedger implements Ledger {
       const duplicates = entries.flatMap((_, i) => (codes[i] === 'ConditionalCheckFailed' ? [i] : []));
       const lostRace =
         codes[entries.length] === 'ConditionalCheckFailed' || codes.includes('TransactionConflict');
-      if (duplicates.length === 0 && !lostRace) throw error;
-      return { duplicates, lostRace };
+      const fenced = new Set(
+        fenceIds.filter((_, i) => codes[entries.length + 1 + i] === 'ConditionalCheckFailed'),
+      );
+      if (duplicates.length === 0 && !lostRace && fenced.size === 0) throw error;
+      return { duplicates, lostRace, fenced };
     }
   }
 }
 
 /**
  * The next group of an account's waiting movements, taken from `waiting`: the first ones in arrival order, at
- * most MAX_MOVEMENTS_PER_TRANSACTION, up to the first repeated idempotency key (a transaction writes an item
- * once). The repeat and everything after it wait for the next group, so each is still judged in arrival order:
- * a repeat finds its first entry there, or, if the first copy was refused, is judged after the ones before it.
+ * most MAX_MOVEMENTS_PER_TRANSACTION and what fits in one transaction with their fence checks, up to the first
+ * repeated idempotency key (a transaction writes an item once) or a second version of one fenced liquidation.
+ * The repeat and everything after it wait for the next group, so each is still judged in arrival order: a
+ * repeat finds its first entry there, or, if the first copy was refused, is judged after the ones before it.
  */
 function takeGroup(waiting: Pending[]): Pending[] {
   const keys = new Set<string>();
+  const fences = new Map<string, number>();
   let size = 0;
+  let items = 1; // the balance put
   while (size < waiting.length && size < MAX_MOVEMENTS_PER_TRANSACTION) {
-    const key = waiting[size]!.movement.idempotencyKey;
+    const { idempotencyKey: key, fence } = waiting[size]!.movement;
     if (keys.has(key)) break;
+    const fenced = fence ? fences.get(fence.liquidationId) : undefined;
+    if (fence && fenced !== undefined && fenced !== fence.version) break;
+    const adds = fence && fenced === undefined ? 2 : 1;
+    if (items + adds > MAX_TRANSACTION_ITEMS) break;
     keys.add(key);
+    if (fence) fences.set(fence.liquidationId, fence.version);
+    items += adds;
     size += 1;
   }
   return waiting.splice(0, size);

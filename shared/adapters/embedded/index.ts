@@ -112,7 +112,7 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
     liquidations,
     auctions,
     providers,
-    ledger: new EmbeddedLedger(hook),
+    ledger: new EmbeddedLedger(hook, (id) => liquidations.versionOf(id)),
     transactor: new EmbeddedTransactor({ positions, liquidations, auctions, providers }, hook),
     liquidationQueue,
     auctionQueue,

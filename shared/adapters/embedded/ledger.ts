@@ -6,6 +6,8 @@ import {
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
+  type MovementFence,
+  MovementFencedError,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
 
@@ -25,7 +27,8 @@ export { LedgerIdempotencyConflictError };
  *
  * Credits are never refused (the floor guards debits, per the port) and do not touch the draw window.
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
- * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict').
+ * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new key whose fence no longer
+ * holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced').
  */
 export class EmbeddedLedger implements Ledger {
   readonly #balances = new Map<string, AccountBalance>();
@@ -35,9 +38,12 @@ export class EmbeddedLedger implements Ledger {
   /** By account and reference, for entriesOf. */
   readonly #byReference = new Map<string, JournalEntry[]>();
   readonly #hook: HookRef;
+  /** The liquidation's stored version, for fences (the same process's store: checked without yielding). */
+  readonly #liquidationVersion: (id: string) => number | undefined;
 
-  constructor(hook: HookRef = {}) {
+  constructor(hook: HookRef = {}, liquidationVersion: (id: string) => number | undefined = () => undefined) {
     this.#hook = hook;
+    this.#liquidationVersion = liquidationVersion;
   }
 
   async balance(account: string): Promise<AccountBalance> {
@@ -56,6 +62,7 @@ export class EmbeddedLedger implements Ledger {
       }
       return existing;
     }
+    if (movement.fence) this.#checkFence(movement.fence, idempotencyKey);
     const before = this.#balance(account);
     const balanceAfter = before.balance + amount;
     let windowStartMs = before.windowStartMs;
@@ -111,6 +118,15 @@ export class EmbeddedLedger implements Ledger {
     return entries.filter((e) => e.idempotencyKey.startsWith(`${reference}:`));
   }
 
+  #checkFence({ liquidationId, version }: MovementFence, idempotencyKey: string): void {
+    const stored = this.#liquidationVersion(liquidationId);
+    if (stored !== version) {
+      throw new MovementFencedError(
+        `ledger/fenced: ${idempotencyKey} was planned on ${liquidationId} at version ${version}, now ${stored ?? 'absent'}`,
+      );
+    }
+  }
+
   #balance(account: string): AccountBalance {
     return (
       this.#balances.get(account) ?? { account, balance: 0n, sequence: 0, windowStartMs: 0, windowDrawn: 0n }
@@ -130,6 +146,9 @@ function checkMovement(m: LedgerMovement): void {
   if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
   for (const [what, v] of amounts) {
     if (typeof v !== 'bigint') throw new EmbeddedInputError(`ledger/bad-${what}: must be a bigint QuoteE6`);
+  }
+  if (m.fence && (!m.fence.liquidationId || !Number.isSafeInteger(m.fence.version))) {
+    throw new EmbeddedInputError('ledger/bad-fence: a liquidation id and an integer version');
   }
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs)) {
     throw new EmbeddedInputError('ledger/bad-window: windowStartMs must be an integer epoch ms');

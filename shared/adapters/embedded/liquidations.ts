@@ -40,6 +40,11 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     return this.#records.get(id);
   }
 
+  /** The stored version, read without yielding (the ledger's fences). */
+  versionOf(id: string): number | undefined {
+    return this.#records.get(id)?.version;
+  }
+
   /**
    * `position` is the OPEN record as read (version v): the stored position must still be at version v and
    * OPEN; it becomes { ...stored, state: 'LIQUIDATING', version: v + 1 } and leaves the index. The
