@@ -90,6 +90,11 @@ const schema = z.strictObject({
   alarmInsuranceFundMin: num(z.number().min(0)).default(100_000),
   /** Whole quote units; the alarm fires when the reconcile difference is above this. */
   alarmLedgerDifference: num(z.number().min(0)).default(0),
+  /**
+   * A market with no accepted tick for this many minutes alarms (its feed stopped: no margin check runs);
+   * 0 leaves the alarm out (a stage fed only now and then).
+   */
+  alarmTickSilenceMinutes: num(z.number().int().min(0).max(1440)).default(5),
   /** Errors per function per 5 minutes that raise the alarm. */
   alarmFunctionErrors: num(z.number().int().min(1)).default(1),
   alarmEmail: z.email().optional(),
@@ -120,6 +125,8 @@ export interface InfraConfig extends Omit<Parsed, 'riskConfig'> {
   readonly riskConfigInput: RiskConfigInput;
   /** JSON of riskConfigInput: the RISK_CONFIG environment variable. */
   readonly riskConfigJson: string;
+  /** The risk config's market symbols, in its order. */
+  readonly markets: readonly string[];
 }
 
 /** Reads every `backstop:` key of the CDK context; throws InfraConfigError listing every problem. */
@@ -171,7 +178,7 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
       `invalid CDK context: ${CONTEXT_PREFIX}positionIndexShards names ${unknown.join(', ')}, not a market of the risk config (${markets.join(', ')})`,
     );
   }
-  return { ...rest, riskConfigInput, riskConfigJson: JSON.stringify(riskConfigInput) };
+  return { ...rest, riskConfigInput, riskConfigJson: JSON.stringify(riskConfigInput), markets };
 }
 
 /** Receives before a message moves to its queue's dead-letter queue. */

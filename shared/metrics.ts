@@ -17,7 +17,7 @@ export const METRICS_SERVICE = 'backstop';
 /** CloudWatch unit names as Powertools' MetricUnit spells them. */
 export type MetricUnitName = 'Count' | 'Seconds' | 'None';
 /** The only extra dimensions in use. */
-export type MetricDimension = 'Reason' | 'Layer';
+export type MetricDimension = 'Reason' | 'Layer' | 'Market';
 
 export interface MetricSpec {
   readonly name: string;
@@ -34,7 +34,8 @@ export const METRICS = {
     name: 'TicksAccepted',
     unit: 'Count',
     kind: 'counter',
-    help: 'ticks that passed validation',
+    dimension: 'Market',
+    help: "ticks that passed validation; Market = the tick's symbol (a market whose ticks stop alarms)",
   },
   TicksRejected: {
     name: 'TicksRejected',

@@ -137,6 +137,7 @@ export class Monitoring extends Construct {
       defaultInterval: Duration.hours(3),
     });
     this.businessAlarms(config);
+    this.tickFeedAlarms(config);
     this.queueAlarms(props);
     this.functionAlarms(props);
     this.throttleAlarms(props);
@@ -238,6 +239,26 @@ export class Monitoring extends Construct {
     );
   }
 
+  /**
+   * A market whose feed stopped is one nobody margin-checks: no error, no queue, nothing else would show it. Each
+   * market of the risk config alarms after `alarmTickSilenceMinutes` minutes without an accepted tick (missing
+   * data is the silence itself).
+   */
+  private tickFeedAlarms(config: InfraConfig): void {
+    const minutes = config.alarmTickSilenceMinutes;
+    if (minutes === 0) return;
+    for (const market of config.markets) {
+      this.alarm(
+        `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
+        businessMetric(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
+        `No tick of ${market} accepted for ${minutes} minutes: its feed stopped (or every tick is rejected), so its positions are not margin-checked`,
+        1,
+        ComparisonOperator.LESS_THAN_THRESHOLD,
+        { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },
+      );
+    }
+  }
+
   private queueAlarms(props: MonitoringProps): void {
     for (const q of QUEUES) {
       const pair = props.queues[q.id];
@@ -316,7 +337,10 @@ export class Monitoring extends Construct {
       }),
     );
     this.dashboard.addWidgets(
-      graph('Ticks', [m(METRICS.TicksAccepted), m(METRICS.PositionsChecked)]),
+      graph('Ticks by market, positions checked', [
+        byDimension(METRICS.TicksAccepted, 'Sum'),
+        m(METRICS.PositionsChecked),
+      ]),
       graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
       graph('Auctions woken by ticks, skipped for want of a bidder', [

@@ -163,7 +163,7 @@ async function handleTickOnce(
     await markets.resetBreaker(tick.symbol);
     telemetry.info('circuit breaker closed', { symbol: tick.symbol, reason: verdict.reason });
   }
-  telemetry.count(METRICS.TicksAccepted.name, 1);
+  telemetry.count(METRICS.TicksAccepted.name, 1, { Market: tick.symbol });
   // The pages read before recording the tick are still what the index holds: start from them.
   const outcome: TickOutcome = crossed
     ? await startLiquidations(tick.symbol, accepted, sides, deps, firstPages)

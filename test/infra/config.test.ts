@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       alarmInsuranceFundMin: 100_000,
       alarmLedgerDifference: 0,
       alarmFunctionErrors: 1,
+      alarmTickSilenceMinutes: 5,
       reservedConcurrency: {},
       positionIndexes: 3,
       positionIndexShards: {},

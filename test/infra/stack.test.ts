@@ -18,7 +18,7 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
-import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
 import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
 import {
@@ -485,6 +485,27 @@ describe('BackstopStack template (default config)', () => {
       ComparisonOperator: 'GreaterThanThreshold',
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    // A market whose feed stopped: one alarm per market, its silence (missing data) breaching.
+    const feeds = on(METRICS.TicksAccepted.name, 'Backstop');
+    expect(feeds.map((a) => a.Dimensions)).toEqual(
+      parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT).markets.map((m) =>
+        expect.arrayContaining([
+          { Name: 'service', Value: 'backstop' },
+          { Name: 'Market', Value: m.symbol },
+        ]),
+      ),
+    );
+    for (const feed of feeds) expect(feed.Dimensions).toHaveLength(2);
+    for (const feed of feeds) {
+      expect(feed).toMatchObject({
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 5,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      });
+    }
     const errors = on('Errors', 'AWS/Lambda');
     for (const def of FUNCTIONS) {
       const fnId = logicalIdOf(stack, stack.functions[def.id]);
@@ -636,6 +657,19 @@ describe('BackstopStack template (configured)', () => {
     expect(alarms.length).toBeGreaterThan(0);
     for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     expect(Object.keys(template.toJSON().Outputs)).toContain(OUTPUT_KEYS.alarmTopicArn);
+  });
+});
+
+describe('BackstopStack template (tick feed alarms)', () => {
+  it('follows alarmTickSilenceMinutes, and 0 leaves the alarms out', () => {
+    const feedAlarms = (context: Record<string, unknown>) =>
+      Object.values(Template.fromStack(build(context).stack).findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => a.Properties)
+        .filter((a) => a.MetricName === METRICS.TicksAccepted.name);
+    expect(feedAlarms({ 'backstop:alarmTickSilenceMinutes': '15' }).map((a) => a.EvaluationPeriods)).toEqual(
+      parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT).markets.map(() => 15),
+    );
+    expect(feedAlarms({ 'backstop:alarmTickSilenceMinutes': '0' })).toEqual([]);
   });
 });
 

@@ -11,6 +11,7 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
 import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
@@ -211,6 +212,23 @@ describe('pipeline on moto', () => {
       for (const metric of ['TicksAccepted', 'LiquidationsEnqueued', 'LiquidationsSettled']) {
         expect(printed).toContain(`"${metric}"`);
       }
+      // Each metric with exactly its spec's dimension set, or no graph or alarm would see it.
+      const blobs = printed
+        .split('\n')
+        .filter((line) => line.startsWith('{"_aws"'))
+        .map((line) => JSON.parse(line));
+      const emitted = new Map<string, unknown>();
+      for (const blob of blobs) {
+        for (const directive of blob._aws.CloudWatchMetrics) {
+          for (const { Name } of directive.Metrics) emitted.set(Name, directive.Dimensions);
+        }
+      }
+      expect(emitted.size).toBeGreaterThan(3);
+      for (const [name, dimensions] of emitted) {
+        const spec = Object.values(METRICS).find((m) => m.name === name);
+        expect(dimensions, name).toEqual([['service', ...(spec?.dimension ? [spec.dimension] : [])]]);
+      }
+      expect(blobs.find((b) => 'TicksAccepted' in b)?.Market).toBe('ETH-USD');
       // The grants check sees the handlers' calls, by function (admin's through the runner's invoke).
       for (const use of [
         'marginCheck write liquidations',
