@@ -12,7 +12,7 @@ import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/do
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
-import { METRICS } from '../../shared/metrics.ts';
+import { METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
 import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -225,7 +225,7 @@ describe('pipeline on moto', () => {
       }
       expect(emitted.size).toBeGreaterThan(3);
       for (const [name, dimensions] of emitted) {
-        const spec = Object.values(METRICS).find((m) => m.name === name);
+        const spec: MetricSpec | undefined = Object.values(METRICS).find((m) => m.name === name);
         expect(dimensions, name).toEqual([['service', ...(spec?.dimension ? [spec.dimension] : [])]]);
       }
       expect(blobs.find((b) => 'TicksAccepted' in b)?.Market).toBe('ETH-USD');

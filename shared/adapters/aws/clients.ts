@@ -15,7 +15,18 @@ export interface AwsClientConfig {
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   /** Attempts per call including the first (SDK standard mode default: 3). */
   readonly maxAttempts?: number;
+  /**
+   * Milliseconds to open a connection, and for a request and its response to take, before the attempt fails (and
+   * is retried like any transient fault). Absent: no limit, the SDK's default, with which one stalled socket holds
+   * an invocation until the function's timeout fails its whole batch.
+   */
+  readonly timeouts?: { readonly connectionMs: number; readonly requestMs: number };
 }
+
+/** On AWS: a DynamoDB or SQS call answers in milliseconds, so seconds of silence is a dead connection. */
+export const AWS_TIMEOUTS = { connectionMs: 3_000, requestMs: 5_000 } as const;
+/** On an emulator (moto on a busy two-core machine answers a burst slowly, but it answers). */
+export const EMULATOR_TIMEOUTS = { connectionMs: 10_000, requestMs: 30_000 } as const;
 
 /** API calls and attempts per `service.Operation` (for example `dynamodb.TransactWriteItems`). */
 export class ApiCallCounter {
@@ -89,6 +100,16 @@ export function createAwsClients(config: AwsClientConfig, counter = new ApiCallC
     maxAttempts: config.maxAttempts ?? 3,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     ...(config.credentials ? { credentials: config.credentials } : {}),
+    ...(config.timeouts
+      ? {
+          requestHandler: {
+            connectionTimeout: config.timeouts.connectionMs,
+            requestTimeout: config.timeouts.requestMs,
+            // Without it the SDK only logs a warning and keeps waiting.
+            throwOnRequestTimeout: true,
+          },
+        }
+      : {}),
   } as const;
   const dynamo = new DynamoDBClient(common);
   const sqs = new SQSClient(common);
@@ -121,5 +142,7 @@ export const localClientConfig = (endpoint: string, region = 'us-east-1'): AwsCl
 export function clientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsClientConfig {
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (!region) throw new Error('AWS_REGION environment variable is not set');
-  return { region, ...(env.AWS_ENDPOINT_URL ? { endpoint: env.AWS_ENDPOINT_URL } : {}) };
+  return env.AWS_ENDPOINT_URL
+    ? { region, endpoint: env.AWS_ENDPOINT_URL, timeouts: EMULATOR_TIMEOUTS }
+    : { region, timeouts: AWS_TIMEOUTS };
 }
