@@ -129,15 +129,23 @@ export const TABLES: readonly TableDef[] = [
 export type QueueId = 'liquidations' | 'auctionSteps' | 'tickDeadLetters';
 export interface QueueDef {
   readonly id: QueueId;
-  /** Dead-letter queue for messages that still fail after maxReceiveCount receives. */
-  readonly deadLetter?: { readonly maxReceiveCount: number };
+  /**
+   * Dead-letter queue for messages that still fail after maxReceiveCount receives. `retryBackoffSeconds[n - 1]`:
+   * when a record whose n-th receive failed comes back (its consumer sets the visibility; the visibility
+   * timeout past the list).
+   */
+  readonly deadLetter?: { readonly maxReceiveCount: number; readonly retryBackoffSeconds: readonly number[] };
   readonly purpose: string;
 }
+
+const RETRY_BACKOFF_SECONDS = [5, 30, 120, 300] as const;
 
 export const QUEUES: readonly QueueDef[] = [
   {
     id: 'liquidations',
-    deadLetter: { maxReceiveCount: 5 },
+    // A throttled or timed-out call is retried in seconds, not after the visibility timeout (about 6 minutes);
+    // a lasting fault still spends the five receives over about 8 minutes before its dead letter alarms.
+    deadLetter: { maxReceiveCount: 5, retryBackoffSeconds: RETRY_BACKOFF_SECONDS },
     purpose: 'positions that crossed their liquidation price, one message per liquidation',
   },
   {
@@ -146,7 +154,7 @@ export const QUEUES: readonly QueueDef[] = [
      * LocalStack and AWS alike, unlike EventBridge Scheduler, which moto stores but never fires.
      */
     id: 'auctionSteps',
-    deadLetter: { maxReceiveCount: 5 },
+    deadLetter: { maxReceiveCount: 5, retryBackoffSeconds: RETRY_BACKOFF_SECONDS },
     purpose: 'delayed messages that advance each Dutch auction one step',
   },
   {

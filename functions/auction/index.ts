@@ -4,18 +4,17 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
-  deferRecord,
   failureOf,
   logFailure,
   noteFailure,
   processBatch,
+  scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
-import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
@@ -30,9 +29,9 @@ async function processRecord(record: SQSRecord, message: AuctionStepMessage): Pr
   } catch (error) {
     logFailure(error, 'auction step failed; it will be retried');
     const { adapters } = wiring();
-    // Another delivery holds the orders: back when its lease runs out, not after the whole visibility timeout.
-    if (error instanceof LiquidationBusyError)
-      await deferRecord(adapters.auctionQueue, record, error.retryAfterMs);
+    // Back when another delivery's order lease runs out, or after the queue's backoff: not after the whole
+    // visibility timeout.
+    await scheduleRetry('auctionSteps', adapters.auctionQueue, record, error);
     // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
     await noteFailure(
       'auction',

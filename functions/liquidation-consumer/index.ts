@@ -4,17 +4,17 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
-  deferRecord,
   failureOf,
   logFailure,
   noteFailure,
   processBatch,
+  scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { LiquidationMessage } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
-import { LiquidationBusyError, processLiquidation } from '../../shared/services/liquidation.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
 
 /**
  * One liquidation per record. A record that throws is reported as a batch item failure: SQS redelivers it after
@@ -36,9 +36,9 @@ async function processRecord(record: SQSRecord, message: LiquidationMessage): Pr
   } catch (error) {
     logFailure(error, 'liquidation failed; it will be retried');
     const { adapters } = wiring();
-    // Another delivery holds the orders: back when its lease runs out, not after the whole visibility timeout.
-    if (error instanceof LiquidationBusyError)
-      await deferRecord(adapters.liquidationQueue, record, error.retryAfterMs);
+    // Back when another delivery's order lease runs out, or after the queue's backoff: not after the whole
+    // visibility timeout.
+    await scheduleRetry('liquidations', adapters.liquidationQueue, record, error);
     // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
     await noteFailure(
       'liquidation',

@@ -1,16 +1,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /**
- * Records a handler deferred itself: it set their visibility timeout to when to retry them. Lambda leaves a failed
- * record's visibility as it is; a local runner that retries failures at once must leave these be too, so it runs
- * each invocation under a set that collects their receipt handles.
+ * Why a handler set a failed record's visibility itself: `wait`, it cannot be processed before then (another
+ * delivery's order lease); `backoff`, its queue's retry schedule after a failure (sooner than the whole visibility
+ * timeout, and later each time).
  */
-const deferred = new AsyncLocalStorage<Set<string>>();
+export type DeferralKind = 'wait' | 'backoff';
 
-/** Runs one invocation, adding to `into` the receipt handles of the records it deferred itself. */
-export const recordingDeferrals = <T>(into: Set<string>, run: () => T): T => deferred.run(into, run);
+/**
+ * Records a handler deferred itself, by receipt handle. Lambda leaves a failed record's visibility as the handler
+ * set it; a local runner that retries failures at once must leave waits be too (and may retry a backoff at once),
+ * so it runs each invocation under a map that collects them.
+ */
+const deferred = new AsyncLocalStorage<Map<string, DeferralKind>>();
+
+/** Runs one invocation, adding to `into` the records it deferred itself. */
+export const recordingDeferrals = <T>(into: Map<string, DeferralKind>, run: () => T): T =>
+  deferred.run(into, run);
 
 /** Notes that the current invocation set this record's visibility itself (nothing outside a local runner). */
-export const noteDeferred = (receiptHandle: string): void => {
-  deferred.getStore()?.add(receiptHandle);
+export const noteDeferred = (receiptHandle: string, kind: DeferralKind): void => {
+  deferred.getStore()?.set(receiptHandle, kind);
 };

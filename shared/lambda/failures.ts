@@ -7,7 +7,8 @@ import {
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { ProcessingFailure, QueueTransport } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
-import { noteDeferred } from './deferral.ts';
+import { QUEUES, type QueueId } from '../topology.ts';
+import { type DeferralKind, noteDeferred } from './deferral.ts';
 import { log } from './runtime.ts';
 
 /** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
@@ -80,16 +81,38 @@ export async function deferRecord(
   queue: QueueTransport,
   record: SQSRecord,
   retryAfterMs: number,
+  kind: DeferralKind = 'wait',
 ): Promise<void> {
   const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryAfterMs / 1000)));
   try {
     await queue.changeVisibility(record.receiptHandle, seconds);
-    noteDeferred(record.receiptHandle);
+    noteDeferred(record.receiptHandle, kind);
   } catch (error) {
     log.warn('could not defer the record; it comes back after its visibility timeout', {
       reason: failureReason(error),
     });
   }
+}
+
+/** Seconds until a record of `queue` whose `receiveCount`-th receive failed comes back, or undefined (its visibility timeout). */
+export function retryBackoffSeconds(queue: QueueId, receiveCount: number): number | undefined {
+  const schedule = QUEUES.find((q) => q.id === queue)?.deadLetter?.retryBackoffSeconds ?? [];
+  return Number.isSafeInteger(receiveCount) && receiveCount >= 1 ? schedule[receiveCount - 1] : undefined;
+}
+
+/**
+ * What a failed record's handler does before reporting it: another delivery's lease makes it wait for that lease,
+ * any other failure backs off on its queue's schedule (by ApproximateReceiveCount).
+ */
+export async function scheduleRetry(
+  queueId: QueueId,
+  queue: QueueTransport,
+  record: SQSRecord,
+  error: unknown,
+): Promise<void> {
+  if (error instanceof LiquidationBusyError) return deferRecord(queue, record, error.retryAfterMs);
+  const seconds = retryBackoffSeconds(queueId, Number(record.attributes?.ApproximateReceiveCount));
+  if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');
 }
 
 /**

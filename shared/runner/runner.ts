@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context } from 'aws-lambda';
-import { recordingDeferrals } from '../lambda/deferral.ts';
+import { type DeferralKind, recordingDeferrals } from '../lambda/deferral.ts';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
 import { FUNCTIONS, type FunctionDef, type FunctionId, physicalName, type QueueId } from '../topology.ts';
 import {
@@ -67,11 +67,11 @@ export interface LocalRunnerOptions {
   /** Visibility timeout set on each receive (default: 6 x the function timeout, as the queues have on AWS). */
   readonly visibilityTimeoutSeconds?: number;
   /**
-   * Failed records are made visible again after this many seconds (0: retry at once, handy locally), except
-   * those the handler deferred itself (shared/lambda/deferral.ts), whose visibility it set, and those of an
-   * invocation that timed out: Lambda stops it, this runner can only stop waiting for it, so its records wait out
-   * the visibility timeout (a retry must not run beside the invocation it replaces).
-   * Default: unset, the record waits out the visibility timeout, which is what Lambda does.
+   * Failed records are made visible again after this many seconds (0: retry at once, handy locally), instead of
+   * the backoff their handler set, except those it made wait (shared/lambda/deferral.ts: another delivery's
+   * lease) and those of an invocation that timed out: Lambda stops it, this runner can only stop waiting for it,
+   * so its records wait out the visibility timeout (a retry must not run beside the invocation it replaces).
+   * Default: unset, a record comes back when its handler's backoff or the visibility timeout ends, as on Lambda.
    */
   readonly failureVisibilitySeconds?: number;
   /** Concurrent invocations per queue function (default: the topology's maxConcurrency). */
@@ -308,7 +308,11 @@ export class LocalRunner {
   }
 
   /** One invocation with Lambda's timeout; errors propagate. `deferred`: receives the records it deferred. */
-  private async call(fn: FunctionDef, event: unknown, deferred?: Set<string>): Promise<unknown> {
+  private async call(
+    fn: FunctionDef,
+    event: unknown,
+    deferred?: Map<string, DeferralKind>,
+  ): Promise<unknown> {
     const handler = this.options.handlers[fn.id] as Invocable | undefined;
     if (!handler) throw new RunnerConfigError(`runner/no-handler: ${fn.id}`);
     this.invocations[fn.id] = (this.invocations[fn.id] ?? 0) + 1;
@@ -316,7 +320,7 @@ export class LocalRunner {
     const timeoutMs = timeoutSeconds * 1000;
     const context = lambdaContext(this.functionName(fn), fn.memoryMb, timeoutMs, this.identity);
     const run = Promise.resolve().then(() =>
-      invocation.run(fn.id, () => recordingDeferrals(deferred ?? new Set(), () => handler(event, context))),
+      invocation.run(fn.id, () => recordingDeferrals(deferred ?? new Map(), () => handler(event, context))),
     );
     if (this.options.enforceTimeouts === false) return run;
     let timer: NodeJS.Timeout | undefined;
@@ -345,19 +349,23 @@ export class LocalRunner {
     const now = Date.now();
     const event = sqsEvent(messages.map((m) => sqsRecord(m, arn, this.identity, now)));
     let failed: Set<string>;
-    const deferred = new Set<string>();
+    const deferred = new Map<string, DeferralKind>();
     try {
       failed = failedMessageIds(await this.call(fn, event, deferred), messages);
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
       failed = new Set(messages.map((m) => m.messageId));
-      if (error instanceof FunctionTimeoutError) for (const m of messages) deferred.add(m.receiptHandle);
+      if (error instanceof FunctionTimeoutError)
+        for (const m of messages) deferred.set(m.receiptHandle, 'wait');
     }
+    // As Lambda: a failed record keeps the visibility its handler set, unless fast retries replace a backoff.
+    const keeps = (m: ReceivedMessage): boolean => {
+      const kind = deferred.get(m.receiptHandle);
+      return kind === 'wait' || (kind === 'backoff' && this.options.failureVisibilitySeconds === undefined);
+    };
     await Promise.all(
       messages.map((m) =>
-        failed.has(m.messageId) && deferred.has(m.receiptHandle)
-          ? undefined
-          : this.settle(transport, m, !failed.has(m.messageId)),
+        failed.has(m.messageId) && keeps(m) ? undefined : this.settle(transport, m, !failed.has(m.messageId)),
       ),
     );
   }

@@ -173,6 +173,44 @@ describe('local runner on moto', () => {
     expect(runner.errors).toEqual([]);
   });
 
+  it.each([
+    // As on Lambda: the record keeps the visibility its handler set, and comes back when the backoff ends.
+    { retries: 'as on Lambda', failureVisibilitySeconds: undefined, backoffMs: 1_000 },
+    // Fast retries replace the backoff (far beyond the test's deadline here) with their own.
+    { retries: 'fast', failureVisibilitySeconds: 0, backoffMs: 300_000 },
+  ])(
+    'a failed record its handler backed off comes back ($retries retries)',
+    async ({ failureVisibilitySeconds, backoffMs }) => {
+      const deliveries: number[] = [];
+      runner = createLocalRunner({
+        handlers: {
+          liquidationConsumer: async (event: SQSEvent): Promise<SQSBatchResponse> => {
+            const failures: { itemIdentifier: string }[] = [];
+            for (const r of event.Records) {
+              deliveries.push(Date.now());
+              if (deliveries.length > 1) continue;
+              await deferRecord(queues.queues.liquidations, r, backoffMs, 'backoff');
+              failures.push({ itemIdentifier: r.messageId });
+            }
+            return { batchItemFailures: failures };
+          },
+        },
+        queues: queues.queues,
+        // Far beyond the test's deadline: the visibility timeout never brings the record back here.
+        visibilityTimeoutSeconds: 600,
+        ...(failureVisibilitySeconds === undefined ? {} : { failureVisibilitySeconds }),
+        idlePollMs: 20,
+      });
+      await queues.queues.liquidations.send('m');
+      await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+      expect(deliveries).toHaveLength(2);
+      if (failureVisibilitySeconds === undefined) {
+        expect(deliveries[1]! - deliveries[0]!).toBeGreaterThanOrEqual(backoffMs);
+      }
+      expect(runner.errors).toEqual([]);
+    },
+  );
+
   it('fast retries wait out the visibility timeout of an invocation that timed out (it may still be running)', async () => {
     const events: string[] = [];
     let calls = 0;

@@ -25,7 +25,7 @@ import {
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import type { FunctionId } from '../../shared/topology.ts';
+import { type FunctionId, QUEUES } from '../../shared/topology.ts';
 import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
@@ -467,14 +467,30 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
       expect(errorTexts((await runPhase(ctx.stack, ['marginCheck'])).errors)).toEqual([]);
       // Every consumer transaction conflicts until the fault is cleared: all three messages dead-letter.
-      ctx.inject((clients, faults) =>
+      const backoffs: number[] = [];
+      ctx.inject((clients, faults) => {
         faults.failCalls(clients, [
           { operation: 'TransactWriteItems', times: Number.POSITIVE_INFINITY, error: transactionConflict },
-        ]),
-      );
+        ]);
+        clients.sqs.middlewareStack.add(
+          (next, context) => async (args) => {
+            if (context.commandName === 'ChangeMessageVisibilityCommand') {
+              backoffs.push((args.input as { VisibilityTimeout: number }).VisibilityTimeout);
+            }
+            return next(args);
+          },
+          { step: 'initialize', name: 'recordBackoffs' },
+        );
+      });
       const failing = await runPhase(ctx.stack, ['liquidationConsumer', 'auction']);
       // Each message delivered maxReceiveCount (5) times, each delivery failing on the injected conflict.
       expect([...failing.receives.values()]).toEqual(POSITIONS.map(() => [1, 2, 3, 4, 5]));
+      // The consumer backed each failed receive off on the queue's schedule (the runner's fast retries then
+      // brought it back at once); the fifth has none: its next receive dead-letters it.
+      const schedule = QUEUES.find((q) => q.id === 'liquidations')!.deadLetter!.retryBackoffSeconds;
+      expect(backoffs.sort((a, b) => a - b)).toEqual(
+        POSITIONS.flatMap(() => schedule.slice(0, 4)).sort((a, b) => a - b),
+      );
       expect(errorTexts(failing.errors)).toHaveLength(5 * POSITIONS.length);
       for (const e of errorTexts(failing.errors)) expect(e).toMatch(/TransactionConflict|ledger\/contention/);
       const dead = await listDeadLetters(ctx.deployment, 'liquidations');

@@ -1,15 +1,22 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
+import { EmbeddedQueue } from '../../shared/adapters/embedded/queue.ts';
+import { type DeferralKind, recordingDeferrals } from '../../shared/lambda/deferral.ts';
 import {
   failureOf,
   failureReason,
   logFailure,
   noteFailure,
   processBatch,
+  retryBackoffSeconds,
+  scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
+import { sqsRecord as runnerRecord } from '../../shared/runner/index.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
+import { QUEUES } from '../../shared/topology.ts';
 
 /** What the consumers record on a liquidation or auction when a delivery fails (shown by `backstop dlq list`). */
 
@@ -143,5 +150,61 @@ describe('processBatch', () => {
       });
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }]);
     }
+  });
+});
+
+describe('scheduleRetry', () => {
+  const identity = { region: 'us-east-1', accountId: '000000000000' };
+
+  /** A failed n-th receive: when its message is visible again, and how the handler deferred it. */
+  async function retryOf(error: unknown, receives: number) {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'liquidations', clock });
+    await queue.send('m');
+    let message = (await queue.receive(1, 361))[0]!;
+    for (let n = 1; n < receives; n++) {
+      await queue.changeVisibility(message.receiptHandle, 0);
+      message = (await queue.receive(1, 361))[0]!;
+    }
+    expect(message.receiveCount).toBe(receives);
+    const deferred = new Map<string, DeferralKind>();
+    const record = runnerRecord(message, 'arn', identity, clock.nowMs());
+    await recordingDeferrals(deferred, () => scheduleRetry('liquidations', queue, record, error));
+    let seconds = 0;
+    while ((await queue.receive(1, 361)).length === 0) {
+      clock.advance(1_000);
+      seconds += 1;
+    }
+    return { seconds, kind: deferred.get(message.receiptHandle) };
+  }
+
+  it('backs a failed receive off on its queue schedule, later each time, then leaves the visibility timeout', async () => {
+    const schedule = QUEUES.find((q) => q.id === 'liquidations')?.deadLetter?.retryBackoffSeconds ?? [];
+    expect(schedule.length).toBeGreaterThan(0);
+    for (const [i, backoff] of schedule.entries()) {
+      expect(await retryOf(new Error('ProvisionedThroughputExceededException'), i + 1)).toEqual({
+        seconds: backoff,
+        kind: 'backoff',
+      });
+      if (i > 0) expect(backoff).toBeGreaterThan(schedule[i - 1]!);
+    }
+    expect(await retryOf(new Error('throttled'), schedule.length + 1)).toEqual({
+      seconds: 361,
+      kind: undefined,
+    });
+  });
+
+  it("makes a record another delivery's lease holds wait for that lease, whatever its receive count", async () => {
+    expect(await retryOf(new LiquidationBusyError('liquidation/busy: p1:0', 12_500), 1)).toEqual({
+      seconds: 13,
+      kind: 'wait',
+    });
+  });
+
+  it('has no backoff for a receive count that is missing or not a count', () => {
+    for (const count of [0, -1, Number.NaN, 1.5])
+      expect(retryBackoffSeconds('liquidations', count)).toBeUndefined();
+    expect(retryBackoffSeconds('tickDeadLetters', 1)).toBeUndefined();
+    expect(retryBackoffSeconds('auctionSteps', 1)).toBe(retryBackoffSeconds('liquidations', 1));
   });
 });
