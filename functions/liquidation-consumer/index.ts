@@ -18,7 +18,7 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
 
 /**
  * One liquidation per record. A record that throws is reported as a batch item failure: SQS redelivers it after
- * the visibility timeout and, after maxReceiveCount receives, moves it to the DLQ (which alarms). The liquidation
+ * the queue's backoff (scheduleRetry) and, after maxReceiveCount receives, moves it to the DLQ (which alarms). The liquidation
  * id is the correlation id of every log line written while the record is processed.
  */
 async function recordHandler(record: SQSRecord): Promise<void> {

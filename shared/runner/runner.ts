@@ -18,7 +18,8 @@ import {
  * - tickRule: polls the tick queue (bodies are EventBridge events) and invokes the function once per event;
  * - queue: polls the topology queue, delivers batches of up to batchSize as SQSEvent, deletes the records
  *   the handler did not report in batchItemFailures (ReportBatchItemFailures on) and leaves the failures to
- *   reappear after the visibility timeout; a thrown error fails the whole batch. The queue's own redrive
+ *   reappear when the visibility their handler set, or the visibility timeout, ends; a thrown error fails the
+ *   whole batch. The queue's own redrive
  *   moves a message to its DLQ after maxReceiveCount receives;
  * - schedule: invokes the function on a timer.
  * Not emulated: the batching window (a batch is what one poll returns) and log/trace plumbing.
