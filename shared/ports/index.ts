@@ -391,7 +391,10 @@ export interface LedgerMovement {
   readonly floor: QuoteE6;
   /** Draw-window accounting for debits: window start and the cap on the window's total draws. */
   readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
-  /** Applies only while this liquidation is still at this version (the plan's own); else MovementFencedError. */
+  /**
+   * Applies only while this liquidation is still at this version (the plan's own); else MovementFencedError (or
+   * ConditionFailedError when the debit is refused as well: either way nothing moved).
+   */
   readonly fence?: MovementFence;
 }
 

@@ -1010,9 +1010,7 @@ async function refreeze(
     return { done: false };
   }
   carried.pendingWrites = undefined;
-  const applied = appliedOrNone(
-    appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id)),
-  );
+  const applied = appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id));
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
     superseded,
@@ -1024,7 +1022,10 @@ async function refreeze(
       auctionFills: frozen.auctionFills,
       // An executed last-resort order stays executed, whatever the fresh plan.
       ...(frozen.lastResortFills ? { lastResortFills: frozen.lastResortFills } : {}),
-      ...(applied ? { applied, replans: (frozen.replans ?? 0) + 1 } : {}),
+      // Keys of its own even when nothing moved yet: an older plan's movement, refused by its fence, must not
+      // meet a key of this one with another amount (an idempotency conflict instead of a refusal).
+      applied,
+      replans: (frozen.replans ?? 0) + 1,
     },
     decide,
     deps,
@@ -1145,9 +1146,6 @@ const insuranceStateOf = (fund: AccountBalance): InsuranceState => ({
   windowStartMs: fund.windowStartMs,
   windowDrawn: fund.windowDrawn,
 });
-
-const appliedOrNone = (applied: Record<string, QuoteE6>): Record<string, QuoteE6> | undefined =>
-  Object.keys(applied).length > 0 ? applied : undefined;
 
 async function applySettlement(
   liquidation: LiquidationRecord,

@@ -915,10 +915,13 @@ describe('insurance and ADL layers', () => {
     expect(armed).toBe(false);
     const liquidations = p.adapters.liquidations.all();
     expect(liquidations.map((l) => l.state)).toEqual(['SETTLED_ADL', 'SETTLED_ADL']);
-    expect(liquidations.some((l) => l.history.some((h) => h.note === 'inputs refreshed'))).toBe(true);
+    const replanned = liquidations.find((l) => l.history.some((h) => h.note === 'inputs refreshed'));
+    expect(replanned).toBeDefined();
     const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
-    // Planned again before any money moved: no differences to apply.
-    expect(journal.filter((e) => e.idempotencyKey.includes(':r'))).toEqual([]);
+    // Planned again before any money moved: the new plan's movements under keys of its own, none of the old.
+    const keys = journal.filter((e) => e.reference === replanned?.id).map((e) => e.idempotencyKey);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const key of keys) expect(key).toMatch(/:r1$/);
     expect((await p.check()).violations).toEqual([]);
   });
 });
@@ -1924,43 +1927,51 @@ describe('money a settlement moved before it is planned again', () => {
     await expectPaidOnce(p, id);
   });
 
-  it('a delivery whose payment is still in flight when a twin plans again and settles: the late payment is refused', async () => {
-    const { p, id, short } = await gappedLongAgainstShort();
-    // The first delivery's debit waits at the ledger until the twin has planned again and settled.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reached!: () => void;
-    const atLedger = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    const ledger = p.deps.ledger;
-    const slow: Ledger = {
-      balance: (account) => ledger.balance(account),
-      journal: (account) => ledger.journal(account),
-      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
-      apply: async (movement, known) => {
-        if (movement.amount < 0n) {
-          reached();
-          await released;
-        }
-        return ledger.apply(movement, known);
-      },
-    };
-    const first = processLiquidation({ liquidationId: id }, { ...p.deps, ledger: slow });
-    await atLedger;
-    // The counterparty the first plan froze shrinks: the twin's plan is void and it plans again.
-    await changePosition(p, short.id, { size: parseBase('5') });
-    await processLiquidation({ liquidationId: id }, p.deps);
-    // Half the slice closes against the smaller short, with no shortfall: the fund earns the fee and pays nothing.
-    const keys = async () =>
-      (await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).map((e) => e.idempotencyKey);
-    expect(await keys()).toEqual([`${id}:fee`]);
-    release();
-    await first;
-    expect(await keys()).toEqual([`${id}:fee`]);
-    const settled = await expectPaidOnce(p, id);
-    expect(settled.settlement?.insurancePaid).toBe(0n);
-  });
+  it.each([
+    { world: 'leaves no shortfall', shortSize: '5' },
+    // The new plan's shortfall differs from the old one's: under the same key it would be an idempotency conflict.
+    { world: 'leaves a smaller shortfall', shortSize: '9' },
+  ])(
+    'a delivery whose payment is still in flight when a twin plans again and settles ($world): the late payment is refused',
+    async ({ shortSize }) => {
+      const { p, id, short } = await gappedLongAgainstShort();
+      // The first delivery's debit waits at the ledger until the twin has planned again and settled.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let reached!: () => void;
+      const atLedger = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      const ledger = p.deps.ledger;
+      const slow: Ledger = {
+        balance: (account) => ledger.balance(account),
+        journal: (account) => ledger.journal(account),
+        entriesOf: (account, reference) => ledger.entriesOf(account, reference),
+        apply: async (movement, known) => {
+          if (movement.amount < 0n) {
+            reached();
+            await released;
+          }
+          return ledger.apply(movement, known);
+        },
+      };
+      const first = processLiquidation({ liquidationId: id }, { ...p.deps, ledger: slow });
+      await atLedger;
+      // The counterparty the first plan froze shrinks: the twin's plan is void and it plans again.
+      await changePosition(p, short.id, { size: parseBase(shortSize) });
+      await processLiquidation({ liquidationId: id }, p.deps);
+      const keys = async () =>
+        (await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).map((e) => e.idempotencyKey);
+      const twinKeys = await keys();
+      expect(twinKeys.length).toBeGreaterThan(0);
+      for (const key of twinKeys) expect(key).toMatch(/:r1$/);
+      release();
+      // Refused by its fence: the delivery ends without an error, and nothing more moved.
+      await expect(first).resolves.toMatchObject({ state: expect.stringMatching(/^SETTLED_/) });
+      expect(await keys()).toEqual(twinKeys);
+      await expectPaidOnce(p, id);
+    },
+  );
 });

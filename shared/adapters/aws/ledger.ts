@@ -180,8 +180,12 @@ export class DynamoLedger implements Ledger {
     if (!movement.account) return Promise.reject(new AdapterInputError('ledger/empty-account'));
     if (!movement.idempotencyKey)
       return Promise.reject(new AdapterInputError('ledger/empty-idempotency-key'));
-    if (movement.fence && (!this.liquidationsTable || !movement.fence.liquidationId))
+    const fence = movement.fence;
+    if (fence && !this.liquidationsTable)
       return Promise.reject(new AdapterInputError('ledger/fence-without-liquidations-table'));
+    // Checked here: a bad fence in a group commit would fail the other callers' movements with it.
+    if (fence && (!fence.liquidationId || !Number.isSafeInteger(fence.version) || fence.version < 0))
+      return Promise.reject(new AdapterInputError('ledger/bad-fence: a liquidation id and a version'));
     return new Promise((resolve, reject) => {
       const pending: Pending = { movement, known, resolve, reject };
       const waiting = this.#waiting.get(movement.account);
