@@ -121,7 +121,21 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
       }),
     ],
   });
-  fn.configureAsyncInvoke({ onFailure: new SqsDestination(deadLetters), maxEventAge, retryAttempts: 2 });
+  fn.configureAsyncInvoke({
+    onFailure: new SqsDestination(deadLetters),
+    maxEventAge,
+    retryAttempts: asyncRetriesWithin(config.tickMaxEventAgeSeconds),
+  });
+}
+
+/**
+ * Lambda retries a failed asynchronous invocation about 1 minute after the first attempt and 2 minutes after the
+ * second, and drops (to the on-failure destination) an event older than its maximum age: only the retries that
+ * fall within the age are configured, so the setting says what happens.
+ */
+export function asyncRetriesWithin(maxEventAgeSeconds: number): number {
+  if (maxEventAgeSeconds >= 180) return 2;
+  return maxEventAgeSeconds >= 60 ? 1 : 0;
 }
 
 function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {

@@ -7,6 +7,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
+import { asyncRetriesWithin } from '../../infra/constructs/functions.ts';
 import { addNagChecks } from '../../infra/nag.ts';
 import {
   deadLetterQueueUrlKey,
@@ -313,7 +314,11 @@ describe('BackstopStack template (default config)', () => {
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: logicalIdOf(stack, stack.functions.marginCheck) },
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [deadLetters, 'Arn'] } } },
+      // Lambda's second retry (about 3 minutes after the first attempt) would come after a 120 s event's age.
+      MaximumEventAgeInSeconds: 120,
+      MaximumRetryAttempts: 1,
     });
+    expect([59, 60, 179, 180, 21_600].map(asyncRetriesWithin)).toEqual([0, 1, 1, 2, 2]);
     // EventBridge may write to the DLQ only for this rule.
     const dlqPolicy = Object.values(template.findResources('AWS::SQS::QueuePolicy')).find((p) =>
       (p.Properties.Queues as Array<{ Ref: string }>).some((q) => q.Ref === deadLetters),
