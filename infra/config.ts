@@ -85,6 +85,8 @@ const schema = z.strictObject({
   /** EventBridge (and async Lambda) give up on a tick this old; Lambda caps it at 6 h. */
   tickMaxEventAgeSeconds: num(z.number().int().min(60).max(21_600)).default(120),
   tickRetryAttempts: num(z.number().int().min(0).max(185)).default(3),
+  /** Positions one margin-check invocation starts before it continues the tick in another (default 500). */
+  marginCheckMaxPositions: num(z.number().int().min(1).max(10_000)).optional(),
   alarmLiquidationQueueAgeSeconds: num(z.number().int().min(1)).default(120),
   /** Whole quote units (same unit as the InsuranceFundBalance metric). */
   alarmInsuranceFundMin: num(z.number().min(0)).default(100_000),

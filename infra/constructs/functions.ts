@@ -16,6 +16,7 @@ import {
   type FunctionDef,
   type FunctionId,
   type Grant,
+  MAX_POSITIONS_ENV,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   type QueueId,
@@ -72,6 +73,9 @@ function environment(props: FunctionsProps): Record<string, string> {
     ...(Object.keys(props.config.positionIndexShards).length > 0
       ? { [POSITION_INDEX_SHARDS_ENV]: JSON.stringify(props.config.positionIndexShards) }
       : {}),
+    ...(props.config.marginCheckMaxPositions === undefined
+      ? {}
+      : { [MAX_POSITIONS_ENV]: String(props.config.marginCheckMaxPositions) }),
   };
   for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
   for (const q of QUEUES) env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;

@@ -28,6 +28,7 @@ import {
   type FunctionId,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
+  MAX_POSITIONS_ENV,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
@@ -287,6 +288,8 @@ describe('BackstopStack template (default config)', () => {
       expect(JSON.parse(env[RISK_CONFIG_ENV] as string)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
       // One index shard per market unless the context says otherwise (the upgrade test below).
       expect(env[POSITION_INDEX_SHARDS_ENV]).toBeUndefined();
+      // margin-check's own default (500 positions per invocation) unless the context sets it.
+      expect(env[MAX_POSITIONS_ENV]).toBeUndefined();
       expect(env).toMatchObject({
         POWERTOOLS_SERVICE_NAME: 'backstop',
         POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
@@ -717,6 +720,19 @@ describe('BackstopStack template (upgrade in steps)', () => {
         'BTC-USD': 4,
       });
     }
+  });
+});
+
+describe('BackstopStack template (margin-check bound)', () => {
+  it('gives the functions marginCheckMaxPositions when the context sets it, and refuses one out of range', () => {
+    const { stack } = build({ 'backstop:marginCheckMaxPositions': '2000' });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<
+      string,
+      { Type: string; Properties: { Environment?: { Variables: Record<string, unknown> } } }
+    >;
+    const marginCheck = resources[logicalIdOf(stack, stack.functions.marginCheck)]!;
+    expect(marginCheck.Properties.Environment?.Variables[MAX_POSITIONS_ENV]).toBe('2000');
+    expect(() => build({ 'backstop:marginCheckMaxPositions': '0' })).toThrow(/marginCheckMaxPositions/);
   });
 });
 
