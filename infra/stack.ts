@@ -1,6 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
-import type { EventBus } from 'aws-cdk-lib/aws-events';
+import type { EventBus, Rule } from 'aws-cdk-lib/aws-events';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
 import {
@@ -12,7 +12,7 @@ import {
   type TableId,
 } from '../shared/topology.ts';
 import type { InfraConfig } from './config.ts';
-import { createFunctions } from './constructs/functions.ts';
+import { createFunctions, TICK_RULE_ID } from './constructs/functions.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { createQueues, type QueuePair } from './constructs/queues.ts';
 import { createTables } from './constructs/tables.ts';
@@ -56,7 +56,14 @@ export class BackstopStack extends Stack {
       queues,
       tickBus: bus,
     });
-    const monitoring = new Monitoring(this, 'Monitoring', { config, queues, functions, tables });
+    const tickRule = this.node.findChild(TICK_RULE_ID) as Rule;
+    const monitoring = new Monitoring(this, 'Monitoring', {
+      config,
+      queues,
+      functions,
+      tables,
+      tick: { bus, rule: tickRule },
+    });
     this.tables = tables;
     this.queues = queues;
     this.functions = functions;

@@ -109,11 +109,14 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
  * tickDeadLetters (on-failure destination), so no tick is dropped silently.
  * A tick older than the market's maxTickAgeSeconds is stale anyway; the age cap keeps retries short.
  */
+/** Construct id of the tick rule in the stack (its metrics alarm in Monitoring). */
+export const TICK_RULE_ID = 'PriceTickRule';
+
 function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProps): void {
   const { config } = props;
   const deadLetters = props.queues.tickDeadLetters.queue;
   const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
-  new Rule(scope, 'PriceTickRule', {
+  new Rule(scope, TICK_RULE_ID, {
     eventBus: props.tickBus,
     description: 'PriceTick events (and margin-check continuations) to margin-check',
     eventPattern: MARGIN_CHECK_PATTERN,

@@ -14,6 +14,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IEventBus, IRule } from 'aws-cdk-lib/aws-events';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -45,6 +46,8 @@ export interface MonitoringProps {
   readonly queues: Record<QueueId, QueuePair>;
   readonly functions: Record<FunctionId, NodejsFunction>;
   readonly tables: Record<TableId, ITable>;
+  /** The tick bus and the rule that invokes margin-check. */
+  readonly tick: { readonly bus: IEventBus; readonly rule: IRule };
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -138,6 +141,7 @@ export class Monitoring extends Construct {
     });
     this.businessAlarms(config);
     this.tickFeedAlarms(config);
+    this.tickDeliveryAlarms(props);
     this.queueAlarms(props);
     this.functionAlarms(props);
     this.throttleAlarms(props);
@@ -257,6 +261,49 @@ export class Monitoring extends Construct {
         { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },
       );
     }
+  }
+
+  /**
+   * A tick that neither reached margin-check nor its dead-letter queue is lost without a trace: EventBridge could
+   * not deliver it or dead-letter it, or Lambda dropped it (its on-failure destination failed too). The next tick
+   * checks the book again, but the operator must know the path is broken.
+   */
+  private tickDeliveryAlarms(props: MonitoringProps): void {
+    const events = (metricName: string) =>
+      new Metric({
+        namespace: 'AWS/Events',
+        metricName,
+        // A rule on a custom bus reports with both dimensions.
+        dimensionsMap: { EventBusName: props.tick.bus.eventBusName, RuleName: props.tick.rule.ruleName },
+        statistic: 'Sum',
+        period: FIVE_MINUTES,
+      });
+    const fn = props.functions.marginCheck;
+    const lambda = (metricName: string) =>
+      new Metric({
+        namespace: 'AWS/Lambda',
+        metricName,
+        dimensionsMap: { FunctionName: fn.functionName },
+        statistic: 'Sum',
+        period: FIVE_MINUTES,
+      });
+    this.alarm(
+      'TickDeliveryLostAlarm',
+      new MathExpression({
+        expression: 'FILL(failed, 0) + FILL(notDeadLettered, 0) + FILL(dropped, 0) + FILL(undelivered, 0)',
+        usingMetrics: {
+          failed: events('FailedInvocations'),
+          notDeadLettered: events('InvocationsFailedToBeSentToDlq'),
+          dropped: lambda('AsyncEventsDropped'),
+          undelivered: lambda('DestinationDeliveryFailures'),
+        },
+        label: 'ticks lost',
+        period: FIVE_MINUTES,
+      }),
+      'Ticks were lost on their way to margin-check and are not in the tick dead-letter queue either (EventBridge could not invoke or dead-letter them, or Lambda dropped them): check the rule, the function and the queue policy',
+      1,
+      ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    );
   }
 
   private queueAlarms(props: MonitoringProps): void {

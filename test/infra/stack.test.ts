@@ -26,9 +26,9 @@ import {
   AUCTION_WAKE_INDEX,
   FUNCTIONS,
   type FunctionId,
+  MAX_POSITIONS_ENV,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
-  MAX_POSITIONS_ENV,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
@@ -522,6 +522,31 @@ describe('BackstopStack template (default config)', () => {
         def.id,
       ).toBe(true);
     }
+    // A tick lost on the way to margin-check, not even dead-lettered: the rule's and the function's own metrics.
+    const lost = alarms.find((a) => a.AlarmDescription.startsWith('Ticks were lost'));
+    const lostMetrics = (lost?.Metrics ?? []) as {
+      MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions: unknown[] } };
+    }[];
+    const stats = lostMetrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : []));
+    expect(stats.map((m) => `${m.Namespace} ${m.MetricName}`).sort()).toEqual([
+      'AWS/Events FailedInvocations',
+      'AWS/Events InvocationsFailedToBeSentToDlq',
+      'AWS/Lambda AsyncEventsDropped',
+      'AWS/Lambda DestinationDeliveryFailures',
+    ]);
+    const ruleId = Object.keys(
+      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: Match.anyValue() } }),
+    )[0];
+    for (const m of stats) {
+      const dims = JSON.stringify(m.Dimensions);
+      if (m.Namespace === 'AWS/Events') {
+        expect(dims).toContain(logicalIdOf(stack, stack.tickBus));
+        expect(dims).toContain(ruleId);
+      } else {
+        expect(dims).toContain(logicalIdOf(stack, stack.functions.marginCheck));
+      }
+    }
+    expect(lost).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
     // No topic configured: alarms have no actions.
     expect(alarms.every((a) => a.AlarmActions === undefined)).toBe(true);
   });
