@@ -470,13 +470,21 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await expect(a.markets.claimSegment('ETH-USD', 2, 0)).rejects.toThrow(/markets\/bad-segment/);
       });
 
-      it('keeps the first breaker trip until reset; a breaker before any tick does not block the first tick', async () => {
+      it('re-arms the breaker only with a later tick until reset; a breaker before any tick does not block the first tick', async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(5), 9_000);
-        await a.markets.tripBreaker('ETH-USD', 'tick/other', tick(6), 9_500);
+        // A redelivered or an older tick never moves it.
+        await a.markets.tripBreaker('ETH-USD', 'tick/other', tick(5), 9_200);
+        await a.markets.tripBreaker('ETH-USD', 'tick/other', tick(4), 9_300);
         expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
           reason: 'tick/price-band',
           trippedAtMs: 9_000,
           tick: tick(5),
+        });
+        await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(6), 9_500);
+        expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
+          reason: 'tick/breaker-open',
+          trippedAtMs: 9_500,
+          tick: tick(6),
         });
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
         await a.markets.resetBreaker('ETH-USD');

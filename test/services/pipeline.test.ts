@@ -304,6 +304,20 @@ describe('ticks', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeDefined();
     expect(await liquidationsOf(p)).toEqual([]);
   });
+
+  it('follows a market that keeps moving past the band: each print re-arms the breaker, two agreeing ones close it', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const short = await p.open('SHORT', '10', '100', '100');
+    // 120 trips the breaker, 140 agrees with neither 100 nor 120 and re-arms it, 140.4 agrees with 140.
+    expect(await p.tick('ETH-USD', '120', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
+    expect(await p.tick('ETH-USD', '140', { sequence: 3 })).toMatchObject({ reason: 'tick/breaker-open' });
+    expect((await p.adapters.markets.get('ETH-USD'))?.breaker?.tick.sequence).toBe(3);
+    expect(await p.tick('ETH-USD', '140.4', { sequence: 4 })).toMatchObject({ status: 'accepted' });
+    expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeUndefined();
+    const [liquidation] = await liquidationsOf(p);
+    expect(liquidation?.positionId).toBe(short.id);
+  });
 });
 
 describe('auction layer', () => {

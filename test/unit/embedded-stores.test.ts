@@ -118,17 +118,18 @@ describe('embedded markets', () => {
     expect(await markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
   });
 
-  it('the first breaker trip wins until a reset; ticks keep the breaker', async () => {
+  it('a later tick re-arms the breaker until a reset, a redelivered one does not; ticks keep the breaker', async () => {
     const markets = new EmbeddedMarketRepository();
     await markets.tripBreaker('ETH-USD', 'tick/price-band', tick(5, '100'), 5_000);
-    await markets.tripBreaker('ETH-USD', 'tick/other', tick(6, '90'), 6_000);
+    await markets.tripBreaker('ETH-USD', 'tick/other', tick(5, '100'), 5_500);
+    await markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(6, '90'), 6_000);
     expect((await markets.get('ETH-USD'))?.breaker).toEqual({
-      reason: 'tick/price-band',
-      trippedAtMs: 5_000,
-      tick: tick(5, '100'),
+      reason: 'tick/breaker-open',
+      trippedAtMs: 6_000,
+      tick: tick(6, '90'),
     });
     await markets.acceptTick('ETH-USD', tick(7), undefined, false);
-    expect((await markets.get('ETH-USD'))?.breaker?.reason).toBe('tick/price-band');
+    expect((await markets.get('ETH-USD'))?.breaker?.reason).toBe('tick/breaker-open');
     await markets.resetBreaker('ETH-USD');
     expect((await markets.get('ETH-USD'))?.breaker).toBeUndefined();
     await markets.resetBreaker('BTC-USD');

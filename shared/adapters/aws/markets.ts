@@ -151,15 +151,20 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
-  /** The first trip wins while the breaker stays tripped (a redelivered tick must not move its time). */
+  /**
+   * Trips the breaker, or re-arms it with a later tick (domain/tick.ts: a market that keeps moving is followed
+   * after two agreeing prints). A redelivered or older tick never moves it back.
+   */
   async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: 'SET breaker = :breaker',
-      ConditionExpression: 'attribute_not_exists(breaker)',
+      ConditionExpression: 'attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq',
+      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
       ExpressionAttributeValues: {
         ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
+        ':seq': N(tick.sequence),
       },
     });
     if (done) this.crash('markets.tripBreaker');

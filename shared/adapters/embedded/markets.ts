@@ -77,7 +77,8 @@ export class EmbeddedMarketRepository implements MarketRepository {
   async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    if (current?.breaker) return;
+    // Re-armed only by a later tick (a redelivered or older one never moves it back).
+    if (current?.breaker && current.breaker.tick.sequence >= tick.sequence) return;
     this.#set({ ...current, symbol, breaker: { reason, trippedAtMs: atMs, tick } });
     fire(this.#hook, 'markets.tripBreaker');
   }
