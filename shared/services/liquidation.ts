@@ -867,7 +867,11 @@ async function freeze(
     candidates = [];
     decision = decide(insurance, candidates, lastResortFills);
   } else if (decision.next === 'load-adl-candidates') {
-    const queue = await adlQueue(liquidation, base.mark, deps, (c) => decide(insurance, c, lastResortFills));
+    // ADL closes what no layer closed; with nothing left to close it only takes profit out of collateral.
+    const closesSize = context.plannedSize - closedSize - sumSize(lastResortFills ?? []) > 0n;
+    const queue = await adlQueue(liquidation, base.mark, deps, closesSize, (c) =>
+      decide(insurance, c, lastResortFills),
+    );
     decision = queue.decision;
     // Freeze only the counterparties the plan uses (the queue's best, at most what one transaction holds: the
     // size the others would have taken is carried to the next slice). They are a prefix of the rank order, so
@@ -1067,6 +1071,7 @@ async function adlQueue(
   liquidation: LiquidationRecord,
   mark: PriceE8,
   deps: SettlementDeps,
+  closesSize: boolean,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
 ): Promise<{
   readonly head: QueuedEntry[];
@@ -1084,9 +1089,13 @@ async function adlQueue(
     return found;
   };
   const rank = (p: PositionRecord) => rankAtMark(p, symbol, mark, liquidation.side);
+  // A counterparty gives by closing size (the profit it realizes) or out of its collateral (allocateAdl keeps
+  // it >= 0): with no size to close, one without collateral gives nothing. Ranked first (no collateral is
+  // infinite leverage), such counterparties would fill every place of the plan and leave the deficit uncovered.
+  const gives = (e: QueuedEntry) => closesSize || e.ranked.collateral > 0n;
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
-    const planned = await planOnPrefix(cached, new Set(), read, rank, plan);
+    const planned = await planOnPrefix(cached, new Set(), read, rank, gives, plan);
     const taken =
       planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent);
     // A queue that held the whole side has no one else to offer: ranking the side again would find the same
@@ -1110,7 +1119,7 @@ async function adlQueue(
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.
-  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, plan)), records };
+  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, plan)), records };
 }
 
 /**
@@ -1124,17 +1133,34 @@ async function planOnPrefix(
   seen: Set<string>,
   read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
   rank: (p: PositionRecord) => QueuedEntry | undefined,
+  gives: (entry: QueuedEntry) => boolean,
   plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
 ): Promise<{ head: QueuedEntry[]; decision: WaterfallDecision; spent: boolean }> {
   for (let n = FIRST_PLAN_PREFIX; ; n = Math.min(n * 4, MAX_ADL_COUNTERPARTIES)) {
-    const head = await queue.head(n, seen, read, rank);
+    const { head, spent } = await headThatGives(queue, n, seen, read, rank, gives);
     // The queue's rankings, made at this mark: the plan reuses their scores.
     const decision = plan(head.map((e) => e.ranked));
     const allTaken =
       decision.next === 'settle' &&
       (!decision.adl || (decision.adl.unmatchedSize === 0n && decision.adl.uncovered === 0n));
-    const spent = head.length < n;
     if (allTaken || spent || n === MAX_ADL_COUNTERPARTIES) return { head, decision, spent };
+  }
+}
+
+/** The queue's best `n` that can give (in rank order); `spent`: the queue holds fewer. */
+async function headThatGives(
+  queue: AdlQueue,
+  n: number,
+  seen: Set<string>,
+  read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
+  rank: (p: PositionRecord) => QueuedEntry | undefined,
+  gives: (entry: QueuedEntry) => boolean,
+): Promise<{ head: QueuedEntry[]; spent: boolean }> {
+  for (let m = n; ; m *= 2) {
+    const all = await queue.head(m, seen, read, rank);
+    const useful = all.filter(gives);
+    if (useful.length >= n) return { head: useful.slice(0, n), spent: false };
+    if (all.length < m) return { head: useful, spent: true };
   }
 }
 

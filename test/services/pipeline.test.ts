@@ -20,6 +20,7 @@ import {
   LAST_RESORT_WAITS,
   LiquidationBusyError,
   lastResortWaitSeconds,
+  MAX_ADL_COUNTERPARTIES,
   processLiquidation,
 } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
@@ -856,6 +857,35 @@ describe('insurance and ADL layers', () => {
     const counterparty = await p.adapters.positions.get(short.id);
     expect(counterparty?.version).toBeGreaterThan(short.version);
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+  });
+
+  it('covers a deficit with nothing left to close from collateral, past any number of counterparties without it', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    const funded = await p.open('SHORT', '10', '200', '400');
+    // More profitable shorts than one settlement takes, with no collateral left (a haircut took it): infinite
+    // leverage ranks them first, yet with nothing to close they can give nothing.
+    for (let i = 0; i < MAX_ADL_COUNTERPARTIES + 1; i++) {
+      const drained = await p.open('SHORT', '0.1', '200', '10');
+      const stored = (await p.adapters.positions.get(drained.id))!;
+      await p.adapters.positions.replace(
+        { ...stored, collateral: 0n, version: stored.version + 1 },
+        stored.version,
+      );
+    }
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+
+    const liquidation = (await liquidationsOf(p)).find((l) => l.positionId === long.id);
+    expect(liquidation?.state).toBe('SETTLED_ADL');
+    // The market closed the long (nothing left for ADL to close); the funded short covered its whole deficit.
+    expect(liquidation?.settlement?.adlClosedSize).toBe(0n);
+    expect(liquidation?.settlement?.badDebt).toBe(0n);
+    expect(liquidation?.settlement?.adlCovered).toBe(liquidation?.settlement?.shortfall);
+    expect((await p.adapters.positions.get(funded.id))?.collateral).toBe(
+      parseQuote('400') - liquidation!.settlement!.shortfall,
+    );
   });
 
   it('deleverages the counterparty records its plan read, without reading them again', async () => {
