@@ -68,8 +68,12 @@ export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol
  * - a continuation (segment n >= 1) follows an invocation that sent every message it started: its first
  *   attempt claims segment n and goes on without re-sending; a retry of it finds n claimed and re-sends. (Every
  *   continuation re-sending every still-queued liquidation read the whole tick each time: quadratic in a crash.)
- * - a tick that finds an earlier one still pending (its continuation lost) re-sends what that one started and
- *   checks both sides at its own mark, so what the lost segments held is started if it is still crossed.
+ * - a newer tick, once accepted, takes over an earlier one still pending (its continuation lost or late): it
+ *   re-sends what that one started, and what the lost segments held is started if still crossed at its own mark;
+ * - a tick that is not pending (any more) never touches the pending mark, but its retry or continuation re-sends
+ *   what it started (a newer tick may have taken over while an invocation of it died before sending);
+ * - every accepted tick checks both sides: a position the index missed (eventual consistency) or that was made
+ *   OPEN at a mark older than the last accepted one is started by the next tick, whichever way it moves.
  *
  * @param segment 0 for the tick's own event, n for its n-th continuation ('unknown': re-send, as a retry)
  */
@@ -106,9 +110,7 @@ async function handleTickOnce(
   const state = await markets.get(tick.symbol);
 
   const pending = state?.pendingSequence;
-  const interrupted = pending !== undefined && pending !== tick.sequence;
-  if (interrupted) await finishPendingTick(tick.symbol, pending, deps);
-  if (state?.pendingSequence === tick.sequence && state.lastTick) {
+  if (pending === tick.sequence && state?.lastTick) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =
       segment === 0 ||
@@ -117,6 +119,9 @@ async function handleTickOnce(
     return resumeTick(tick.symbol, state.lastTick, deps, retry);
   }
   if (segment !== 0) {
+    // A newer tick took this one's work over (at its own mark); what this one started is re-sent in case an
+    // invocation of it died between starting liquidations and sending their messages.
+    await resendStarted(tick.symbol, tick.sequence, deps);
     return {
       status: 'rejected',
       reason: 'tick/continuation-done',
@@ -128,6 +133,10 @@ async function handleTickOnce(
   const verdict = evaluateTick(tick, state ?? {}, market, nowMs);
   if (verdict.verdict === 'reject') {
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
+    // A redelivery or retry of a tick accepted before: re-send what it started (as for a continuation above).
+    if (verdict.reason === 'tick/duplicate' || verdict.reason === 'tick/out-of-order') {
+      await resendStarted(tick.symbol, tick.sequence, deps);
+    }
     if (verdict.tripBreaker) {
       await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs);
       telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
@@ -141,10 +150,10 @@ async function handleTickOnce(
   }
 
   const accepted = toTickRecord(tick);
-  // A tick left pending (its continuation never came) may have left crossed positions OPEN on either side.
-  const sides = sidesToCheck(state, accepted.markPrice, verdict.closeBreaker || interrupted);
+  // A newer tick takes the pending one over: what it started is re-sent (acceptTick replaces its mark).
+  if (pending !== undefined) await resendStarted(tick.symbol, pending, deps);
   const firstPages = await Promise.all(
-    sides.map((side) =>
+    BOTH_SIDES.map((side) =>
       deps.positions.queryCrossed(tick.symbol, side, accepted.markPrice, deps.maxPositionsPerInvocation),
     ),
   );
@@ -166,7 +175,7 @@ async function handleTickOnce(
   telemetry.count(METRICS.TicksAccepted.name, 1, { Market: tick.symbol });
   // The pages read before recording the tick are still what the index holds: start from them.
   const outcome: TickOutcome = crossed
-    ? await startLiquidations(tick.symbol, accepted, sides, deps, firstPages)
+    ? await startLiquidations(tick.symbol, accepted, BOTH_SIDES, deps, firstPages)
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   await wakeSleepers(tick.symbol, state, accepted.markPrice, deps);
@@ -206,18 +215,12 @@ async function wakeSleepers(
 }
 
 /**
- * Which sides a mark can newly endanger. Every OPEN position is healthy at the last accepted mark (the consumer
- * re-opens only healthy positions and new positions are checked against it), so a falling mark can only cross
- * longs and a rising one only shorts. The first tick, a tick that closes the breaker and a tick after one that
- * never finished (`both`) check both.
+ * Every tick checks both sides, whichever way the mark moved: a falling mark could only cross longs if every OPEN
+ * position were healthy at the last accepted mark, but nothing makes that atomic (the index is eventually
+ * consistent; a position is made OPEN at the mark its writer read, which a tick may have passed meanwhile). One
+ * more index Query per tick (the two run together) buys that such a position waits one tick, not a reversal.
  */
-function sidesToCheck(state: MarketState | undefined, mark: PriceE8, both: boolean): readonly Side[] {
-  const last = state?.lastTick?.markPrice;
-  if (last === undefined || both) return ['LONG', 'SHORT'];
-  if (mark < last) return ['LONG'];
-  if (mark > last) return ['SHORT'];
-  return [];
-}
+const BOTH_SIDES: readonly Side[] = ['LONG', 'SHORT'];
 
 async function resumeTick(
   symbol: string,
@@ -227,11 +230,6 @@ async function resumeTick(
 ): Promise<TickOutcome> {
   if (resend) await resendStarted(symbol, tick.sequence, deps);
   return startLiquidations(symbol, tick, ['LONG', 'SHORT'], deps);
-}
-
-async function finishPendingTick(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
-  await resendStarted(symbol, sequence, deps);
-  await deps.markets.clearPending(symbol, sequence);
 }
 
 /** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */

@@ -23,7 +23,7 @@ import {
   MAX_ADL_COUNTERPARTIES,
   processLiquidation,
 } from '../../shared/services/liquidation.ts';
-import { handleTick } from '../../shared/services/margin-check.ts';
+import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -184,7 +184,7 @@ describe('ticks', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('200'));
   });
 
-  it('enqueues nothing twice for a duplicate tick', async () => {
+  it('starts nothing again for a duplicate tick; it re-sends what is still queued, once settled nothing', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200', { sequence: 1 });
     await p.open('LONG', '10', '200', '200');
@@ -193,7 +193,13 @@ describe('ticks', () => {
     const duplicate = await p.tick('ETH-USD', '184', { sequence: 2 });
     expect(first).toMatchObject({ status: 'accepted', enqueued: 2 });
     expect(duplicate).toMatchObject({ status: 'rejected', reason: 'tick/duplicate' });
-    expect((await p.adapters.liquidationQueue.depth()).visible).toBe(2);
+    // An invocation of it may have died before sending: the still-QUEUED ones go again (the consumer dedupes).
+    expect(p.adapters.liquidationQueue.pending()).toHaveLength(4);
+    await p.drain();
+    expect((await liquidationsOf(p)).map((l) => l.state)).toEqual(['SETTLED_MARKET', 'SETTLED_MARKET']);
+    // Once they left QUEUED, a duplicate sends nothing.
+    await p.tick('ETH-USD', '184', { sequence: 2 });
+    expect(p.adapters.liquidationQueue.pending()).toHaveLength(0);
   });
 
   it('a tick continued over several invocations sends each liquidation once (a continuation re-sends nothing)', async () => {
@@ -294,6 +300,146 @@ describe('ticks', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
     await p.drain();
     expect(p.errors).toEqual([]);
+  });
+
+  /** Tick `sequence` at `price`, to invoke handleTick by hand. */
+  const tickAt = (p: Pipeline, price: string, sequence: number) => ({
+    ...secondTick(p, price),
+    sequence,
+  });
+
+  /** A tick at 180 has started two of five crossed longs and waits for its continuation. */
+  async function pendingAfterTwo() {
+    const p = createPipeline({ maxPositionsPerInvocation: 2 });
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    const longs: PositionRecord[] = [];
+    for (let i = 0; i < 5; i++) longs.push(await p.open('LONG', '10', '200', '200')); // liquidatable below ~184.6
+    expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      enqueued: 2,
+      needsContinuation: true,
+    });
+    const open = async () => {
+      const states = await Promise.all(longs.map((l) => p.adapters.positions.get(l.id)));
+      return states.filter((l) => l?.state === 'OPEN').length;
+    };
+    return { p, open };
+  }
+
+  it.each([
+    { rejected: 'a redelivery of the tick before it', sequence: 1, reason: 'tick/out-of-order', late: 0 },
+    { rejected: 'a tick too old to act on', sequence: 3, reason: 'tick/too-old', late: 3_600_000 },
+  ])(
+    'a pending tick keeps its work when $rejected is rejected: its continuation goes on',
+    async ({ sequence, reason, late }) => {
+      const { p, open } = await pendingAfterTwo();
+      const rejected = tickAt(p, '179', sequence);
+      p.clock.advance(late);
+      expect(await handleTick(rejected, p.marginDeps, p.clock.nowMs())).toMatchObject({ reason });
+      expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBe(2);
+      expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+        status: 'accepted',
+        enqueued: 2,
+      });
+      expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs(), 2)).toMatchObject({
+        enqueued: 1,
+        needsContinuation: false,
+      });
+      expect(await open()).toBe(0);
+    },
+  );
+
+  it("a newer tick takes a pending one over; the older one's late continuation leaves the newer one's work alone", async () => {
+    const { p, open } = await pendingAfterTwo();
+    // 179 takes over: it starts two more and waits for its own continuation.
+    expect(await handleTick(tickAt(p, '179', 3), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      enqueued: 2,
+      needsContinuation: true,
+    });
+    expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+      reason: 'tick/continuation-done',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBe(3);
+    expect(await handleTick(tickAt(p, '179', 3), p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+      enqueued: 1,
+      needsContinuation: false,
+    });
+    expect(await open()).toBe(0);
+  });
+
+  it('a tick that died between starting a liquidation and sending it, after a newer tick took over, sends it on its retry', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    const long = await p.open('LONG', '10', '200', '200');
+    // Tick 2's invocation reaches the begin after tick 3 has taken it over (and re-sent what it had started:
+    // nothing yet), then dies before sending.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let atBegin!: () => void;
+    const reachedBegin = new Promise<void>((resolve) => {
+      atBegin = resolve;
+    });
+    const liquidations = p.marginDeps.liquidations;
+    const dying: typeof p.marginDeps = {
+      ...p.marginDeps,
+      liquidations: {
+        get: (id) => liquidations.get(id),
+        listByTick: (key) => liquidations.listByTick(key),
+        replace: (next, v) => liquidations.replace(next, v),
+        replaceWithPosition: (next, v, pos, pv) => liquidations.replaceWithPosition(next, v, pos, pv),
+        recordFailure: (id, f) => liquidations.recordFailure(id, f),
+        begin: async (position, liquidation) => {
+          atBegin();
+          await released;
+          return liquidations.begin(position, liquidation);
+        },
+      },
+      liquidationQueue: {
+        ...p.marginDeps.liquidationQueue,
+        sendBatch: async () => {
+          throw new InjectedCrash('liquidationQueue.sendBatch');
+        },
+      } as typeof p.marginDeps.liquidationQueue,
+    };
+    const dies = handleTick(tickAt(p, '180', 2), dying, p.clock.nowMs());
+    await reachedBegin;
+    // The newer tick bounces to 190, where the long is healthy: it starts nothing and replaces the pending mark.
+    expect(await handleTick(tickAt(p, '190', 3), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      status: 'accepted',
+      enqueued: 0,
+    });
+    release();
+    await expect(dies).rejects.toBeInstanceOf(InjectedCrash);
+    const [started, ...others] = await p.adapters.liquidations.listByTick('ETH-USD#2');
+    expect(others).toEqual([]);
+    expect(started?.state).toBe('QUEUED');
+    // The retry of tick 2 is out of order now, and re-sends what it started.
+    expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      reason: 'tick/out-of-order',
+    });
+    await p.drain();
+    expect(p.errors).toEqual([]);
+    // Healthy again at 190: the consumer cancels it and the long is OPEN again.
+    expect((await p.adapters.liquidations.get(started!.id))?.state).toBe('CANCELLED');
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('OPEN');
+  });
+
+  it('a position made OPEN crossed behind a tick (by a writer that read an older mark) is started by the next tick, whichever way it moves', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    const long = await p.open('LONG', '10', '200', '400'); // healthy down to ~164
+    expect(await p.tick('ETH-USD', '180', { sequence: 2 })).toMatchObject({ enqueued: 0 });
+    // Half its collateral taken by a writer that checked it at 200: crossed at 180, yet OPEN.
+    const stored = (await p.adapters.positions.get(long.id))!;
+    const thinner = withLiquidationPrice(
+      { ...stored, collateral: parseQuote('200'), version: stored.version + 1 },
+      p.config,
+    );
+    await p.adapters.positions.replace(thinner, stored.version);
+    // The mark rises to 181, where the long is still crossed (below ~184.6).
+    expect(await p.tick('ETH-USD', '181', { sequence: 3 })).toMatchObject({ enqueued: 1 });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {
