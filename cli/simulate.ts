@@ -9,7 +9,7 @@ import { type SimulationResult, STRATEGIES, type Strategy, summaryJson } from '.
 import { prepareSimulation, SIMULATION_DEFAULTS, simulate } from '../shared/sim/setup.ts';
 import { choiceOption, intOption, parseOptions, UsageError, usdOption } from './args.ts';
 import { ProgressBar, type ProgressStream } from './progress.ts';
-import { renderComparison } from './table.ts';
+import { renderComparison, runProblems } from './table.ts';
 
 export const SIMULATE_USAGE = `Usage: backstop simulate [options]
 
@@ -119,7 +119,10 @@ export async function runSimulate(argv: readonly string[], io: CliIo): Promise<n
     writeFileSync(report, renderReport(results));
     io.stderr.write(`report written to ${report}\n`);
   }
-  return 0;
+  // The numbers are printed either way; a script must not take a broken run for a result.
+  const problems = runProblems(results);
+  for (const problem of problems) io.stderr.write(`backstop simulate: ${problem}\n`);
+  return problems.length > 0 ? 1 : 0;
 }
 
 /** Fails before a long run, not after it: an .html name in a writable directory. */

@@ -1,4 +1,4 @@
-import { formatPrice, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
+import { formatDecimal, formatPrice, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
 import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts';
 
 /** The readable summary: one column per strategy run on the same inputs. */
@@ -48,11 +48,28 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['fund drawdown', drawdown],
   ['fees collected', (r) => formatUsd(r.feesCollected)],
   ['shortfall paid by fund', (r) => formatUsd(r.insurancePaid)],
-  ['BAD DEBT (socialized)', (r) => formatUsd(r.badDebt)],
-  ['  of it uncovered', (r) => formatUsd(r.badDebtUncovered)],
+  ['BAD DEBT (fund did not pay)', (r) => formatUsd(r.badDebt)],
+  ['  covered by ADL', (r) => formatUsd(r.badDebt - r.badDebtUncovered)],
+  ['  left uncovered', (r) => formatUsd(r.badDebtUncovered)],
   'rule',
+  ['ticks rejected', (r) => count(Object.values(r.ticksRejected).reduce((a, b) => a + b, 0))],
+  ['errors', (r) => count(Object.values(r.errors).reduce((a, b) => a + b, 0))],
+  ['dead letters', (r) => count(r.deadLetters)],
   ['conservation error', (r) => formatUsd(r.conservation.error)],
 ];
+
+/** Why a run's numbers cannot be trusted as they stand (nothing: they can), one line each. */
+export function runProblems(results: readonly SimulationResult[]): string[] {
+  return results.flatMap((r) => [
+    ...(r.nonTerminal > 0 ? [`${r.strategy}: ${count(r.nonTerminal)} liquidations did not finish`] : []),
+    ...(r.deadLetters > 0 ? [`${r.strategy}: ${count(r.deadLetters)} messages dead-lettered`] : []),
+    ...(r.conservation.error !== 0n
+      ? [
+          `${r.strategy}: money does not add up (conservation error ${formatDecimal(r.conservation.error, 6)} USD)`,
+        ]
+      : []),
+  ]);
+}
 
 export function renderComparison(results: readonly SimulationResult[]): string {
   const first = results[0];

@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { ProgressBar } from '../../cli/progress.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
-import { formatUsd } from '../../cli/table.ts';
+import { formatUsd, runProblems } from '../../cli/table.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { usd } from '../../shared/domain/units.ts';
+import { prepareSimulation, simulate } from '../../shared/sim/setup.ts';
 import { cli } from '../support/cli.ts';
 
 /** Runs the CLI in process with captured streams. */
@@ -94,7 +95,8 @@ describe('backstop simulate', () => {
     const table = await cli('simulate', '--positions', '300', '--seed', '5', '--strategy', 'waterfall');
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/waterfall\s+market-only/);
-    expect(table.stdout).toMatch(/BAD DEBT \(socialized\)/);
+    expect(table.stdout).toMatch(/BAD DEBT \(fund did not pay\)/);
+    expect(table.stdout).toMatch(/dead letters\s+0\s+0/);
     expect(table.stdout).toContain('300 positions, seed 5');
   });
 
@@ -156,5 +158,25 @@ describe('helpers', () => {
     notTty.update('waterfall', 5, 10);
     notTty.done();
     expect(pipe).toEqual([]);
+  });
+});
+
+describe('runProblems', () => {
+  it('names each run that did not finish, dead-lettered or does not add up, and nothing for a sound run', async () => {
+    const sound = await simulate(prepareSimulation({ positions: 200, seed: 3 }), 'waterfall');
+    expect(sound.nonTerminal).toBe(0);
+    expect(runProblems([sound])).toEqual([]);
+    const broken = {
+      ...sound,
+      strategy: 'market-only' as const,
+      nonTerminal: 2,
+      deadLetters: 3,
+      conservation: { ...sound.conservation, error: -1n },
+    };
+    expect(runProblems([sound, broken])).toEqual([
+      'market-only: 2 liquidations did not finish',
+      'market-only: 3 messages dead-lettered',
+      'market-only: money does not add up (conservation error -0.000001 USD)',
+    ]);
   });
 });
