@@ -19,7 +19,7 @@ type TickEvent = z.infer<typeof EventBridgeSchema>;
  * would not make it valid); an infrastructure failure throws, so EventBridge retries and then dead-letters it.
  */
 export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
-  const { adapters, config, telemetry, maxPositionsPerInvocation } = wiring();
+  const { adapters, config, telemetry, maxPositionsPerInvocation, marketStates } = wiring();
   const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
   const parsed = parseTickDetail(event.detail, continuation);
   if (!parsed.ok) {
@@ -31,7 +31,7 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
   }
   const outcome = await handleTick(
     parsed.tick,
-    { ...adapters, config, telemetry, maxPositionsPerInvocation },
+    { ...adapters, config, telemetry, maxPositionsPerInvocation, marketStates },
     adapters.clock.nowMs(),
     parsed.segment,
   );

@@ -10,7 +10,7 @@ import {
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
 import type { RiskConfig } from '../domain/config.ts';
-import type { Adapters, Telemetry } from '../ports/index.ts';
+import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
 import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
@@ -25,6 +25,8 @@ export interface LambdaWiring {
   readonly settlement: SettlementDeps;
   /** Positions margin-check starts per invocation. */
   readonly maxPositionsPerInvocation: number;
+  /** margin-check's markets as its last accepted ticks wrote them, kept for the container's life. */
+  readonly marketStates: Map<string, MarketState>;
 }
 
 let cached: LambdaWiring | undefined;
@@ -86,7 +88,15 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
       throw new Error(`continuation/put-failed: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
   };
   const maxPositionsPerInvocation = maxPositionsFromEnv(env);
-  cached = { adapters, config, telemetry, settlement, putContinuation, maxPositionsPerInvocation };
+  cached = {
+    adapters,
+    config,
+    telemetry,
+    settlement,
+    putContinuation,
+    maxPositionsPerInvocation,
+    marketStates: new Map(),
+  };
   return cached;
 }
 

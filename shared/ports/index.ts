@@ -97,18 +97,27 @@ export interface MarketState {
   readonly wakeMarks?: { readonly SELL?: PriceE8; readonly BUY?: PriceE8 };
 }
 
+/** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
+export interface MarketReadGuard {
+  readonly breakerSequence: number | undefined;
+  readonly pendingSequence: number | undefined;
+}
+
 export interface MarketRepository {
   get(symbol: string): Promise<MarketState | undefined>;
   /**
    * Records `tick` as the last accepted tick if the stored last sequence is `expectedLastSequence`
-   * (undefined: none yet). `pending` marks that its liquidations are still being enqueued.
+   * (undefined: none yet) and, given `guard`, the breaker and the pending mark are still as read (else
+   * ConditionFailedError). `pending` marks that its liquidations are still being enqueued. Returns the state as
+   * written (with what others wrote, such as wake marks).
    */
   acceptTick(
     symbol: string,
     tick: AcceptedTick,
     expectedLastSequence: number | undefined,
     pending: boolean,
-  ): Promise<void>;
+    guard?: MarketReadGuard,
+  ): Promise<MarketState>;
   /** Clears the pending mark of `sequence` (no-op if another sequence is pending). */
   clearPending(symbol: string, sequence: number): Promise<void>;
   /**

@@ -36,6 +36,12 @@ export interface MarginCheckDeps {
   readonly maxPositionsPerInvocation: number;
   /** Most sleeping auctions woken per side and tick (default MAX_WAKES_PER_CALL). */
   readonly maxWakesPerTick?: number;
+  /**
+   * The markets as this container's last accepted tick wrote them (a Lambda container's, kept between
+   * invocations): a tick judged on it costs no read of the market. acceptTick's conditions check what it was
+   * judged on, and a rejection is judged again on a fresh read, so a stale entry costs a retry, never a verdict.
+   */
+  readonly marketStates?: Map<string, MarketState>;
 }
 
 export type TickOutcome =
@@ -107,7 +113,10 @@ async function handleTickOnce(
   segment: TickSegment,
 ): Promise<TickOutcome | typeof LOST_RACE> {
   const { markets, telemetry } = deps;
-  const state = await markets.get(tick.symbol);
+  const cached = segment === 0 ? deps.marketStates?.get(tick.symbol) : undefined;
+  const state = cached ?? (await markets.get(tick.symbol));
+  // Any write below other than acceptTick's leaves the cached state behind: read the market next time.
+  deps.marketStates?.delete(tick.symbol);
 
   const pending = state?.pendingSequence;
   if (pending === tick.sequence && state?.lastTick) {
@@ -131,6 +140,8 @@ async function handleTickOnce(
 
   const market = deps.config.markets.find((m) => m.symbol === tick.symbol);
   const verdict = evaluateTick(tick, state ?? {}, market, nowMs);
+  // Rejected on what this container last wrote: judge it again on the market as it is (another may have moved it).
+  if (verdict.verdict === 'reject' && cached) return LOST_RACE;
   if (verdict.verdict === 'reject') {
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     // A redelivery or retry of a tick accepted before: re-send what it started (as for a continuation above).
@@ -160,8 +171,14 @@ async function handleTickOnce(
   // A page may come back empty yet say more follows (stale index entries filtered out, shards merged):
   // the tick is then still one that crosses.
   const crossed = firstPages.some((page) => page.positions.length > 0 || page.cursor !== undefined);
+  let written: MarketState;
   try {
-    await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed);
+    written = await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed, {
+      breakerSequence: state?.breaker?.tick.sequence,
+      pendingSequence: pending,
+    });
+    // Kept for the next tick unless this one writes the market again (a breaker to reset, liquidations, wakes).
+    if (!verdict.closeBreaker && !crossed) deps.marketStates?.set(tick.symbol, written);
   } catch (error) {
     // Another invocation recorded a tick in between: evaluate again against it.
     if (error instanceof ConditionFailedError) return LOST_RACE;
@@ -178,7 +195,8 @@ async function handleTickOnce(
     ? await startLiquidations(tick.symbol, accepted, BOTH_SIDES, deps, firstPages)
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
-  await wakeSleepers(tick.symbol, state, accepted.markPrice, deps);
+  // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
+  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps);
   return outcome;
 }
 
@@ -202,6 +220,7 @@ async function wakeSleepers(
       const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
       // Conditional on the mark read: a sleeper that covered its own mark meanwhile keeps it.
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
+      deps.marketStates?.delete(symbol);
       deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);

@@ -439,6 +439,36 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(t2);
       });
 
+      it('accepts a tick only on the breaker and pending mark it was judged on, and returns the state written', async () => {
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1400'));
+        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        expect(await a.markets.acceptTick('ETH-USD', tick(1), undefined, true, none)).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          pendingSequence: 1,
+          wakeMarks: { SELL: price('1400') },
+        });
+        // Judged as if nothing were pending: refused, and nothing changed.
+        await expect(a.markets.acceptTick('ETH-USD', tick(2), 1, false, none)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(3), 9_000);
+        await expect(
+          a.markets.acceptTick('ETH-USD', tick(4), 1, false, {
+            breakerSequence: undefined,
+            pendingSequence: 1,
+          }),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(tick(1));
+        const written = await a.markets.acceptTick('ETH-USD', tick(4), 1, false, {
+          breakerSequence: 3,
+          pendingSequence: 1,
+        });
+        expect(written).toEqual(await a.markets.get('ETH-USD'));
+        expect(written).toMatchObject({ lastTick: tick(4), breaker: { tick: tick(3) } });
+        expect(written.pendingSequence).toBeUndefined();
+      });
+
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);

@@ -23,7 +23,11 @@ import {
   MAX_ADL_COUNTERPARTIES,
   processLiquidation,
 } from '../../shared/services/liquidation.ts';
-import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
+import {
+  handleTick,
+  type MarginCheckDeps,
+  withLiquidationPrice,
+} from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -440,6 +444,73 @@ describe('ticks', () => {
     // The mark rises to 181, where the long is still crossed (below ~184.6).
     expect(await p.tick('ETH-USD', '181', { sequence: 3 })).toMatchObject({ enqueued: 1 });
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+
+  describe("a container's market states", () => {
+    /** margin-check's deps as a Lambda container has them: its cache, and a count of its market reads. */
+    function containerDeps(p: Pipeline) {
+      const reads = { count: 0 };
+      const markets = p.marginDeps.markets;
+      const deps: MarginCheckDeps = {
+        ...p.marginDeps,
+        marketStates: new Map(),
+        markets: new Proxy(markets, {
+          get(target, key) {
+            if (key === 'get') {
+              return (symbol: string) => {
+                reads.count += 1;
+                return target.get(symbol);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }),
+      };
+      return { deps, reads };
+    }
+
+    it('judges a tick on the state its last accepted tick wrote, without reading the market', async () => {
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200', { sequence: 1 });
+      const { deps, reads } = containerDeps(p);
+      expect(await handleTick(tickAt(p, '199', 2), deps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+      expect(reads.count).toBe(1);
+      expect(await handleTick(tickAt(p, '198', 3), deps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+      expect(await handleTick(tickAt(p, '197', 4), deps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+      expect(reads.count).toBe(1);
+      expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(4);
+    });
+
+    it('a state another container moved on costs a read, never a wrong verdict', async () => {
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200', { sequence: 1 });
+      await p.open('SHORT', '10', '200', '200'); // liquidatable above ~215
+      const { deps, reads } = containerDeps(p);
+      await handleTick(tickAt(p, '200', 2), deps, p.clock.nowMs());
+      // Another container accepts 210 then 220 (each within the 15 % band of the one before).
+      await handleTick(tickAt(p, '210', 3), p.marginDeps, p.clock.nowMs());
+      await handleTick(tickAt(p, '220', 4), p.marginDeps, p.clock.nowMs());
+      // 236 is in the band of 220, not of this container's 200: judged again on the market as it is.
+      expect(await handleTick(tickAt(p, '236', 5), deps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+      expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeUndefined();
+      expect(reads.count).toBe(2);
+      // A duplicate of 4 is rejected after a fresh read too, and one accepted on a stale state is impossible:
+      // acceptTick's condition on the last sequence refuses it.
+      await handleTick(tickAt(p, '237', 6), p.marginDeps, p.clock.nowMs());
+      expect(await handleTick(tickAt(p, '238', 6), deps, p.clock.nowMs())).toMatchObject({
+        reason: 'tick/duplicate',
+      });
+      expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('237'));
+    });
   });
 
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {

@@ -6,7 +6,13 @@ import {
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { PriceE8 } from '../../domain/units.ts';
-import type { AcceptedTick, CrashHook, MarketRepository, MarketState } from '../../ports/index.ts';
+import type {
+  AcceptedTick,
+  CrashHook,
+  MarketReadGuard,
+  MarketRepository,
+  MarketState,
+} from '../../ports/index.ts';
 import {
   AdapterInputError,
   conditional,
@@ -101,25 +107,43 @@ export class DynamoMarketRepository implements MarketRepository {
     tick: AcceptedTick,
     expectedLastSequence: number | undefined,
     pending: boolean,
-  ): Promise<void> {
+    guard?: MarketReadGuard,
+  ): Promise<MarketState> {
     const values: Record<string, AttributeValue> = { ':tick': tickAttr(tick), ':seq': N(tick.sequence) };
+    const names: Record<string, string> = {};
+    // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
+    const conditions = [
+      expectedLastSequence === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :expected',
+    ];
     if (expectedLastSequence !== undefined) values[':expected'] = N(expectedLastSequence);
-    await conditional('markets/sequence', () =>
+    if (guard) {
+      if (guard.breakerSequence === undefined) conditions.push('attribute_not_exists(breaker)');
+      else {
+        conditions.push('breaker.#tick.#seq = :breakerSeq');
+        Object.assign(names, { '#tick': 'tick', '#seq': 'sequence' });
+        values[':breakerSeq'] = N(guard.breakerSequence);
+      }
+      if (guard.pendingSequence === undefined) conditions.push('attribute_not_exists(pendingSequence)');
+      else {
+        conditions.push('pendingSequence = :pendingSeq');
+        values[':pendingSeq'] = N(guard.pendingSequence);
+      }
+    }
+    const out = await conditional('markets/sequence', () =>
       this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
           UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}`,
-          // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
-          ConditionExpression:
-            expectedLastSequence === undefined
-              ? 'attribute_not_exists(lastSequence)'
-              : 'lastSequence = :expected',
+          ConditionExpression: conditions.join(' AND '),
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
         }),
       ),
     );
     this.crash('markets.acceptTick');
+    return marketFromItem(out.Attributes ?? {});
   }
 
   async clearPending(symbol: string, sequence: number): Promise<void> {

@@ -3,6 +3,7 @@ import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
   ConditionFailedError,
+  type MarketReadGuard,
   type MarketRepository,
   type MarketState,
 } from '../../ports/index.ts';
@@ -38,7 +39,8 @@ export class EmbeddedMarketRepository implements MarketRepository {
     tick: AcceptedTick,
     expectedLastSequence: number | undefined,
     pending: boolean,
-  ): Promise<void> {
+    guard?: MarketReadGuard,
+  ): Promise<MarketState> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
     const stored = current?.lastTick?.sequence;
@@ -47,14 +49,19 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/sequence-mismatch: ${symbol} last sequence is ${stored ?? 'none'}, not ${expectedLastSequence ?? 'none'}`,
       );
     }
-    this.#set({
-      ...current,
-      symbol,
-      lastTick: tick,
-      pendingSequence: pending ? tick.sequence : undefined,
-      pendingSegment: undefined,
-    });
+    if (
+      guard &&
+      (current?.breaker?.tick.sequence !== guard.breakerSequence ||
+        current?.pendingSequence !== guard.pendingSequence)
+    ) {
+      throw new ConditionFailedError(
+        `markets/changed: ${symbol}'s breaker or pending mark moved since it was read`,
+      );
+    }
+    const { pendingSequence: _p, pendingSegment: _s, ...rest } = current ?? { symbol };
+    this.#set({ ...rest, symbol, lastTick: tick, ...(pending ? { pendingSequence: tick.sequence } : {}) });
     fire(this.#hook, 'markets.acceptTick');
+    return this.#states.get(symbol)!;
   }
 
   async clearPending(symbol: string, sequence: number): Promise<void> {
