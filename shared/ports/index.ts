@@ -101,6 +101,8 @@ export interface MarketState {
 export interface MarketReadGuard {
   readonly breakerSequence: number | undefined;
   readonly pendingSequence: number | undefined;
+  /** The tick closes the breaker it was judged on: removed in the same write. */
+  readonly closeBreaker?: boolean;
 }
 
 export interface MarketRepository {
@@ -126,7 +128,17 @@ export interface MarketRepository {
    * or duplicate of it, or the tick is no longer pending).
    */
   claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
-  tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void>;
+  /**
+   * Trips the breaker with `tick`, or re-arms it when it holds an older tick; given `judged`, only while the last
+   * accepted tick is still the one the rejection was judged on. False when nothing was written.
+   */
+  tripBreaker(
+    symbol: string,
+    reason: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged?: { readonly lastSequence: number | undefined },
+  ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
   /**
    * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:

@@ -92,6 +92,11 @@ export async function handleTick(
   // A tick that loses the race to record itself is judged again against what won: it may still be the newer.
   for (let attempt = 1; ; attempt++) {
     const outcome = await handleTickOnce(tick, deps, nowMs, segment);
+    // Judged on a cached state another container had moved on: not a lost race (the next reads the market).
+    if (outcome === STALE) {
+      attempt -= 1;
+      continue;
+    }
     if (outcome !== LOST_RACE) return outcome;
     if (attempt >= 3) {
       deps.telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/contended' });
@@ -105,15 +110,18 @@ export async function handleTick(
 }
 
 const LOST_RACE = Symbol('lost-race');
+const STALE = Symbol('stale');
 
 async function handleTickOnce(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
   segment: TickSegment,
-): Promise<TickOutcome | typeof LOST_RACE> {
+): Promise<TickOutcome | typeof LOST_RACE | typeof STALE> {
   const { markets, telemetry } = deps;
-  const cached = segment === 0 ? deps.marketStates?.get(tick.symbol) : undefined;
+  // Only the state the feed's previous tick left: after a gap (another container took ticks) read the market.
+  const kept = segment === 0 ? deps.marketStates?.get(tick.symbol) : undefined;
+  const cached = kept?.lastTick?.sequence === tick.sequence - 1 ? kept : undefined;
   const state = cached ?? (await markets.get(tick.symbol));
   // Any write below other than acceptTick's leaves the cached state behind: read the market next time.
   deps.marketStates?.delete(tick.symbol);
@@ -141,7 +149,7 @@ async function handleTickOnce(
   const market = deps.config.markets.find((m) => m.symbol === tick.symbol);
   const verdict = evaluateTick(tick, state ?? {}, market, nowMs);
   // Rejected on what this container last wrote: judge it again on the market as it is (another may have moved it).
-  if (verdict.verdict === 'reject' && cached) return LOST_RACE;
+  if (verdict.verdict === 'reject' && cached) return STALE;
   if (verdict.verdict === 'reject') {
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     // A redelivery or retry of a tick accepted before: re-send what it started (as for a continuation above).
@@ -149,7 +157,11 @@ async function handleTickOnce(
       await resendStarted(tick.symbol, tick.sequence, deps);
     }
     if (verdict.tripBreaker) {
-      await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs);
+      // Only on the last tick it was judged against: a newer accepted tick makes this one out of order.
+      const tripped = await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs, {
+        lastSequence: state?.lastTick?.sequence,
+      });
+      if (!tripped) return LOST_RACE;
       telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
       telemetry.warn('circuit breaker tripped', {
         symbol: tick.symbol,
@@ -176,17 +188,18 @@ async function handleTickOnce(
     written = await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed, {
       breakerSequence: state?.breaker?.tick.sequence,
       pendingSequence: pending,
+      // In the same write: a breaker left by a failed second write would still judge later ticks.
+      closeBreaker: verdict.closeBreaker,
     });
     // Kept for the next tick unless this one writes the market again (a breaker to reset, liquidations, wakes).
     if (!verdict.closeBreaker && !crossed) deps.marketStates?.set(tick.symbol, written);
   } catch (error) {
     // Another invocation recorded a tick in between: evaluate again against it.
-    if (error instanceof ConditionFailedError) return LOST_RACE;
+    if (error instanceof ConditionFailedError) return cached ? STALE : LOST_RACE;
     throw error;
   }
   if (verdict.closeBreaker) {
     // The move was confirmed (or the bad print reverted): later ticks are judged against this mark again.
-    await markets.resetBreaker(tick.symbol);
     telemetry.info('circuit breaker closed', { symbol: tick.symbol, reason: verdict.reason });
   }
   telemetry.count(METRICS.TicksAccepted.name, 1, { Market: tick.symbol });
@@ -288,10 +301,12 @@ async function startLiquidations(
       break;
     }
     const page = firstPages?.[index] ?? (await positions.queryCrossed(symbol, side, tick.markPrice, budget));
-    checked += page.positions.length;
-    if (page.cursor !== undefined) needsContinuation = true;
+    // Both sides' first pages were read with the whole budget: the second side gets what the first left.
+    const read = page.positions.length > budget ? page.positions.slice(0, budget) : page.positions;
+    checked += read.length;
+    if (page.cursor !== undefined || read !== page.positions) needsContinuation = true;
     // The index says crossed; the exact re-check guards against a stale index entry.
-    const crossed = page.positions.filter((p) => p.state === 'OPEN' && isLiquidatable(p, tick.markPrice, m));
+    const crossed = read.filter((p) => p.state === 'OPEN' && isLiquidatable(p, tick.markPrice, m));
     // A batch at a time: its transactions run together and its messages leave before the next batch starts, so
     // the first liquidations are enqueued after one round trip, not after all of them.
     for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {

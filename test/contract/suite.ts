@@ -467,6 +467,21 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(written).toEqual(await a.markets.get('ETH-USD'));
         expect(written).toMatchObject({ lastTick: tick(4), breaker: { tick: tick(3) } });
         expect(written.pendingSequence).toBeUndefined();
+        // A trip judged on a last tick that has moved on writes nothing; one judged on the last tick does.
+        expect(
+          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, { lastSequence: 1 }),
+        ).toBe(false);
+        expect(
+          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, { lastSequence: 4 }),
+        ).toBe(true);
+        // A tick closing the breaker removes it in its own write, guarded on it.
+        const closes = { breakerSequence: 5, pendingSequence: undefined, closeBreaker: true };
+        await expect(
+          a.markets.acceptTick('ETH-USD', tick(6), 4, false, { ...closes, breakerSequence: 3 }),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        const closed = await a.markets.acceptTick('ETH-USD', tick(6), 4, false, closes);
+        expect(closed.breaker).toBeUndefined();
+        expect(await a.markets.get('ETH-USD')).toEqual(closed);
       });
 
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {

@@ -446,6 +446,89 @@ describe('ticks', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 
+  /** p's margin-check deps with some market methods replaced (the others bound to the real repository). */
+  function withMarkets(p: Pipeline, overrides: Partial<MarginCheckDeps['markets']>): MarginCheckDeps {
+    const markets = p.marginDeps.markets;
+    return {
+      ...p.marginDeps,
+      markets: new Proxy(markets, {
+        get(target, key) {
+          const own = overrides[key as keyof typeof overrides];
+          if (own) return own;
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+    };
+  }
+
+  it('a breaker trip judged on a last tick that has moved on is not written: the print is judged again', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+    const markets = p.marginDeps.markets;
+    let first = true;
+    // Tick 2, a bad print, is judged against tick 1; its trip is slow, and ticks 3 and 4 are accepted meanwhile.
+    const slow = withMarkets(p, {
+      tripBreaker: async (...args) => {
+        if (first) {
+          first = false;
+          await handleTick(tickAt(p, '201', 3), p.marginDeps, p.clock.nowMs());
+          await handleTick(tickAt(p, '202', 4), p.marginDeps, p.clock.nowMs());
+        }
+        return markets.tripBreaker(...args);
+      },
+    });
+    expect(await handleTick(tickAt(p, '100', 2), slow, p.clock.nowMs())).toMatchObject({
+      reason: 'tick/out-of-order',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeUndefined();
+    // A print near the bad one is judged against 202, not confirmed by it.
+    expect(await handleTick(tickAt(p, '101', 5), p.marginDeps, p.clock.nowMs())).toMatchObject({
+      reason: 'tick/price-band',
+    });
+    expect(await liquidationsOf(p)).toEqual([]);
+  });
+
+  it('a tick that closes the breaker removes it in the same write as the tick (no second write to fail)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
+    const deps = withMarkets(p, {
+      resetBreaker: async () => {
+        throw new Error('the breaker is closed by acceptTick');
+      },
+    });
+    expect(await handleTick(tickAt(p, '200', 3), deps, p.clock.nowMs())).toMatchObject({
+      status: 'accepted',
+    });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.breaker).toBeUndefined();
+    expect(market?.lastTick?.sequence).toBe(3);
+  });
+
+  it('an invocation starts at most its bound over both sides together; the rest continues', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 2 });
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    await p.open('LONG', '10', '200', '200'); // crossed below ~184.6
+    // Two shorts left crossed behind the ticks (rewritten by a writer that checked an older mark): short at 175.
+    for (let i = 0; i < 2; i++) {
+      const short = await p.open('SHORT', '10', '200', '400');
+      const stored = (await p.adapters.positions.get(short.id))!;
+      const rewritten = { ...stored, entryPrice: parsePrice('175'), collateral: parseQuote('1') };
+      await p.adapters.positions.replace(
+        withLiquidationPrice({ ...rewritten, version: stored.version + 1 }, p.config),
+        stored.version,
+      );
+    }
+    const first = await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs());
+    expect(first).toMatchObject({ status: 'accepted', checked: 2, enqueued: 2, needsContinuation: true });
+    expect(await handleTick(tickAt(p, '180', 2), p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+      enqueued: 1,
+      needsContinuation: false,
+    });
+  });
+
   describe("a container's market states", () => {
     /** margin-check's deps as a Lambda container has them: its cache, and a count of its market reads. */
     function containerDeps(p: Pipeline) {

@@ -134,7 +134,7 @@ export class DynamoMarketRepository implements MarketRepository {
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}`,
+          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}${guard?.closeBreaker ? ', breaker' : ''}`,
           ConditionExpression: conditions.join(' AND '),
           ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
@@ -179,19 +179,35 @@ export class DynamoMarketRepository implements MarketRepository {
    * Trips the breaker, or re-arms it with a later tick (domain/tick.ts: a market that keeps moving is followed
    * after two agreeing prints). A redelivered or older tick never moves it back.
    */
-  async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
+  async tripBreaker(
+    symbol: string,
+    reason: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged?: { readonly lastSequence: number | undefined },
+  ): Promise<boolean> {
+    const values: Record<string, AttributeValue> = {
+      ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
+      ':seq': N(tick.sequence),
+    };
+    let onLast = '';
+    if (judged) {
+      onLast =
+        judged.lastSequence === undefined
+          ? ' AND attribute_not_exists(lastSequence)'
+          : ' AND lastSequence = :last';
+      if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
+    }
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: 'SET breaker = :breaker',
-      ConditionExpression: 'attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq',
+      ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
       ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-      ExpressionAttributeValues: {
-        ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
-        ':seq': N(tick.sequence),
-      },
+      ExpressionAttributeValues: values,
     });
     if (done) this.crash('markets.tripBreaker');
+    return done;
   }
 
   async resetBreaker(symbol: string): Promise<void> {

@@ -11,13 +11,16 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
 
 /**
  * Market state per symbol. Semantics pinned here (the AWS adapter must match):
- * - acceptTick: condition "stored lastTick.sequence === expectedLastSequence" (undefined: no tick yet);
- *   sets lastTick, and sets pendingSequence to the tick's sequence when `pending`, removes it otherwise.
+ * - acceptTick: condition "stored lastTick.sequence === expectedLastSequence" (undefined: no tick yet) and,
+ *   given a guard, the breaker's tick sequence and pendingSequence as guarded; sets lastTick, sets
+ *   pendingSequence to the tick's sequence when `pending` (removes it otherwise), removes the breaker when the
+ *   guard closes it, and returns the state written.
  * - clearPending: removes pendingSequence (and pendingSegment) only when it equals `sequence`; otherwise a
  *   no-op (no hook).
  * - claimSegment: sets pendingSegment when pendingSequence === sequence and pendingSegment (absent: 0) <
  *   segment; otherwise returns false and changes nothing (no hook).
- * - tripBreaker: the first trip wins; tripping a tripped breaker is a no-op (redelivered ticks).
+ * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
+ *   `judged`, only while lastTick's sequence is the judged one. Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher);
  *   a no-op (no hook) when it already covers it. replaceWakeMark: only when it equals `expected`.
@@ -58,8 +61,14 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/changed: ${symbol}'s breaker or pending mark moved since it was read`,
       );
     }
-    const { pendingSequence: _p, pendingSegment: _s, ...rest } = current ?? { symbol };
-    this.#set({ ...rest, symbol, lastTick: tick, ...(pending ? { pendingSequence: tick.sequence } : {}) });
+    const { pendingSequence: _p, pendingSegment: _s, breaker, ...rest } = current ?? { symbol };
+    this.#set({
+      ...rest,
+      symbol,
+      lastTick: tick,
+      ...(pending ? { pendingSequence: tick.sequence } : {}),
+      ...(breaker && !guard?.closeBreaker ? { breaker } : {}),
+    });
     fire(this.#hook, 'markets.acceptTick');
     return this.#states.get(symbol)!;
   }
@@ -81,13 +90,22 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return true;
   }
 
-  async tripBreaker(symbol: string, reason: string, tick: AcceptedTick, atMs: number): Promise<void> {
+  async tripBreaker(
+    symbol: string,
+    reason: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged?: { readonly lastSequence: number | undefined },
+  ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    // Re-armed only by a later tick (a redelivered or older one never moves it back).
-    if (current?.breaker && current.breaker.tick.sequence >= tick.sequence) return;
+    // Re-armed only by a later tick (a redelivered or older one never moves it back), and only on the last tick
+    // the rejection was judged on.
+    if (current?.breaker && current.breaker.tick.sequence >= tick.sequence) return false;
+    if (judged && current?.lastTick?.sequence !== judged.lastSequence) return false;
     this.#set({ ...current, symbol, breaker: { reason, trippedAtMs: atMs, tick } });
     fire(this.#hook, 'markets.tripBreaker');
+    return true;
   }
 
   async resetBreaker(symbol: string): Promise<void> {
