@@ -151,7 +151,6 @@ async function handleTickOnce(
   // Rejected on what this container last wrote: judge it again on the market as it is (another may have moved it).
   if (verdict.verdict === 'reject' && cached) return STALE;
   if (verdict.verdict === 'reject') {
-    telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     // A redelivery or retry of a tick accepted before: re-send what it started (as for a continuation above).
     if (verdict.reason === 'tick/duplicate' || verdict.reason === 'tick/out-of-order') {
       await resendStarted(tick.symbol, tick.sequence, deps);
@@ -169,6 +168,8 @@ async function handleTickOnce(
         detail: verdict.detail,
       });
     }
+    // Counted once it stands (a trip refused above judges the tick again).
+    telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };
   }
 
@@ -191,8 +192,8 @@ async function handleTickOnce(
       // In the same write: a breaker left by a failed second write would still judge later ticks.
       closeBreaker: verdict.closeBreaker,
     });
-    // Kept for the next tick unless this one writes the market again (a breaker to reset, liquidations, wakes).
-    if (!verdict.closeBreaker && !crossed) deps.marketStates?.set(tick.symbol, written);
+    // Kept for the next tick unless this one writes the market again (liquidations to start, wakes).
+    if (!crossed) deps.marketStates?.set(tick.symbol, written);
   } catch (error) {
     // Another invocation recorded a tick in between: evaluate again against it.
     if (error instanceof ConditionFailedError) return cached ? STALE : LOST_RACE;

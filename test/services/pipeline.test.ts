@@ -488,6 +488,8 @@ describe('ticks', () => {
       reason: 'tick/price-band',
     });
     expect(await liquidationsOf(p)).toEqual([]);
+    // Each rejection counted once it stood: tick 2's first verdict (price-band) did not.
+    expect(p.telemetry.total(METRICS.TicksRejected.name)).toBe(2);
   });
 
   it('a tick that closes the breaker removes it in the same write as the tick (no second write to fail)', async () => {
