@@ -41,6 +41,7 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['  last resort (USD)', (r) => formatUsd(r.lastResortVolume)],
   ['sold in auctions (USD)', (r) => formatUsd(r.auctionVolume)],
   ['closed by ADL (USD)', (r) => formatUsd(r.adlVolume)],
+  ['given up vs the mark (USD)', (r) => formatUsd(r.executionCost)],
   'rule',
   ['insurance fund start', (r) => formatUsd(r.insuranceFund.start)],
   ['insurance fund end', (r) => formatUsd(r.insuranceFund.end)],

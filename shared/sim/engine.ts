@@ -307,6 +307,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     lastResortOrders: recorder.lastResortOrders,
     lastResortVolume: recorder.lastResortVolume,
     auctionVolume: recorder.auctionVolume,
+    executionCost: recorder.executionCost,
     adlVolume: recorder.adlVolume,
     providerCapitalUsed: recorder.providerCapitalUsed,
     priceLow,

@@ -52,6 +52,8 @@ export class SimulationRecorder {
   lastResortVolume = 0n;
   auctionVolume = 0n;
   adlVolume = 0n;
+  /** What market and auction fills gave up against the mark (sold below it, bought above it), price x size. */
+  #executionCost16 = 0n;
   providerCapitalUsed = 0n;
   zeroPriceFills = 0;
   /** One sample per market order that filled, hundredths of a basis point. */
@@ -76,6 +78,7 @@ export class SimulationRecorder {
     if (lastResort) this.lastResortOrders += 1;
     this.slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
     for (const f of o.result.fills) {
+      this.#executionCost16 += costAgainst(o.order.direction, f, mark);
       this.marketVolume += notional(f.size, f.price);
       if (lastResort) this.lastResortVolume += notional(f.size, f.price);
       if (isZeroPriceFill(o.order.direction, f.price, mark)) this.zeroPriceFills += 1;
@@ -105,6 +108,11 @@ export class SimulationRecorder {
       this.#minute[layer] += 1;
       this.#settle(write.record, writes);
     }
+  }
+
+  /** Market and auction fills against the mark, in quote units (display: floored). */
+  get executionCost(): QuoteE6 {
+    return div(this.#executionCost16, NOTIONAL_TO_QUOTE, 'floor');
   }
 
   /** Terminal states counted since the previous call. */
@@ -169,6 +177,7 @@ export class SimulationRecorder {
     for (const f of auctionFills) {
       auction16 += pnl16(side, f.size, entryPrice, f.price);
       this.auctionVolume += notional(f.size, f.price);
+      this.#executionCost16 += costAgainst(side === 'LONG' ? 'SELL' : 'BUY', f, mark);
       if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;
     }
     this.adlVolume += notional(adlSize, mark);
@@ -180,3 +189,7 @@ export class SimulationRecorder {
     this.#flows.venue += -realizedPnl - toProviders - toAdl;
   }
 }
+
+/** A fill's cost against the mark, price x size: what a sale gave up below it, a purchase paid above it. */
+const costAgainst = (direction: 'BUY' | 'SELL', f: Fill, mark: PriceE8): bigint =>
+  (direction === 'SELL' ? mark - f.price : f.price - mark) * f.size;

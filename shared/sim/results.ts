@@ -66,6 +66,8 @@ export interface SimulationResult {
   readonly lastResortOrders: number;
   readonly lastResortVolume: QuoteE6;
   readonly auctionVolume: QuoteE6;
+  /** What market and auction fills gave up against the mark of their time (sold below, bought above it). */
+  readonly executionCost: QuoteE6;
   readonly adlVolume: QuoteE6;
   readonly providerCapitalUsed: QuoteE6;
   readonly priceLow: PriceE8;
@@ -125,6 +127,7 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
       auction: q(r.auctionVolume),
       adl: q(r.adlVolume),
     },
+    executionCost: q(r.executionCost),
     providerCapitalUsed: q(r.providerCapitalUsed),
     priceLow: formatPrice(r.priceLow),
     markLow: formatPrice(r.markLow),

@@ -7,6 +7,7 @@ import type { PricePoint } from '../../shared/prices/parse.ts';
 import { withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { type EngineInput, runSimulation, SimulationError } from '../../shared/sim/engine.ts';
 import { DueTimes } from '../../shared/sim/observe.ts';
+import { SimulationRecorder } from '../../shared/sim/recorder.ts';
 import { type SimulationResult, slippageSummary, summaryJson } from '../../shared/sim/results.ts';
 import { isZeroPriceFill, orderSlippage, percentile } from '../../shared/sim/stats.ts';
 
@@ -272,5 +273,41 @@ describe('statistics', () => {
     expect(due.nextAfter(10)).toBe(30);
     expect(due.nextAfter(35)).toBe(40);
     expect(due.nextAfter(50)).toBeUndefined();
+  });
+});
+
+describe('execution cost against the mark', () => {
+  it('adds what a sale gave up below the mark and a purchase paid above it, exactly (a better price lowers it)', () => {
+    const recorder = new SimulationRecorder(price('100'));
+    const order = (direction: 'BUY' | 'SELL', fills: { price: string; size: string }[], mark: string) => ({
+      order: {
+        clientOrderId: `o-${direction}-${mark}`,
+        symbol: 'ETH-USD',
+        direction,
+        size: base('1'),
+        limitPrice: 1n,
+      },
+      result: {
+        clientOrderId: 'x',
+        status: 'FILLED' as const,
+        fills: fills.map((f) => ({ price: price(f.price), size: base(f.size) })),
+      },
+      mark: price(mark),
+      atMs: 0,
+    });
+    recorder.onOrder(
+      order(
+        'SELL',
+        [
+          { price: '99', size: '2' },
+          { price: '98.5', size: '0.5' },
+        ],
+        '100',
+      ),
+    );
+    recorder.onOrder(order('BUY', [{ price: '101.25', size: '1' }], '101'));
+    recorder.onOrder(order('SELL', [{ price: '100.1', size: '1' }], '100'));
+    // 2 x 1 + 0.5 x 1.5 + 1 x 0.25 - 1 x 0.1 = 2.9 USD
+    expect(recorder.executionCost).toBe(usd('2.9'));
   });
 });
