@@ -23,13 +23,14 @@ function drawdown(r: SimulationResult): string {
 type Row = readonly [label: string, value: (r: SimulationResult) => string];
 
 const ROWS: readonly (Row | 'rule')[] = [
-  ['liquidations', (r) => count(r.liquidations)],
+  ['liquidations (slices)', (r) => count(r.liquidations)],
   ['  settled by market', (r) => count(r.settledBy.market)],
   ['  settled by auction', (r) => count(r.settledBy.auction)],
   ['  settled by insurance', (r) => count(r.settledBy.insurance)],
   ['  settled by ADL', (r) => count(r.settledBy.adl)],
   ['  cancelled', (r) => count(r.cancelled)],
   ['  not terminal', (r) => count(r.nonTerminal)],
+  ['positions liquidated', (r) => count(r.positionsLiquidated)],
   'rule',
   ['slippage p50 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p50)],
   ['slippage p99 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p99)],
@@ -72,12 +73,27 @@ export function runProblems(results: readonly SimulationResult[]): string[] {
   ]);
 }
 
+/** The price series' step, from its first two ticks ("1 min", "10 min"). */
+function tickInterval(r: SimulationResult): string {
+  const [a, b] = r.series.timestampMs;
+  if (a === undefined || b === undefined) return '1 min';
+  const seconds = Math.round((b - a) / 1000);
+  return seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+}
+
+/** The ticks each run needed after the prices to finish its work, per strategy when they differ. */
+function drain(results: readonly SimulationResult[]): string {
+  const ticks = [...new Set(results.map((r) => r.drainTicks))];
+  if (ticks.length === 1) return ticks[0]! > 0 ? ` (+${count(ticks[0]!)} to finish)` : '';
+  return ` (+${results.map((r) => `${count(r.drainTicks)} ${r.strategy}`).join(', +')} to finish)`;
+}
+
 export function renderComparison(results: readonly SimulationResult[]): string {
   const first = results[0];
   if (!first) return '';
   const header = [
-    `Backstop simulation: ${first.scenario}, ${first.symbol}, ${count(first.ticks)} one-minute ticks` +
-      `${first.drainTicks > 0 ? ` (+${first.drainTicks} to finish)` : ''}, price ${formatPrice(first.series.reference[0] ?? 0n)} -> low ${formatPrice(first.priceLow)}`,
+    `Backstop simulation: ${first.scenario}, ${first.symbol}, ${count(first.ticks)} ticks of ${tickInterval(first)}` +
+      `${drain(results)}, price ${formatPrice(first.series.reference[0] ?? 0n)} -> low ${formatPrice(first.priceLow)}`,
     `${count(first.positions)} positions, seed ${first.seed}, fund ${formatUsd(first.insuranceFund.start)} USD`,
     '',
   ];

@@ -291,6 +291,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     drainTicks,
     ticksRejected,
     positions: input.book.length,
+    positionsLiquidated: recorder.positionsLiquidated,
     liquidations: all.length,
     settledBy: recorder.settledBy,
     cancelled: recorder.cancelled,

@@ -54,6 +54,7 @@ export class SimulationRecorder {
   adlVolume = 0n;
   /** What market and auction fills gave up against the mark (sold below it, bought above it), price x size. */
   #executionCost16 = 0n;
+  readonly #positionsLiquidated = new Set<string>();
   providerCapitalUsed = 0n;
   zeroPriceFills = 0;
   /** One sample per market order that filled, hundredths of a basis point. */
@@ -104,10 +105,16 @@ export class SimulationRecorder {
         continue;
       }
       const layer = TERMINAL_LAYER[write.record.state]!;
+      this.#positionsLiquidated.add(write.record.positionId);
       this.settledBy[layer] += 1;
       this.#minute[layer] += 1;
       this.#settle(write.record, writes);
     }
+  }
+
+  /** Positions a settled liquidation closed some of (a position closed in slices counts once). */
+  get positionsLiquidated(): number {
+    return this.#positionsLiquidated.size;
   }
 
   /** Market and auction fills against the mark, in quote units (display: floored). */

@@ -46,6 +46,8 @@ export interface SimulationResult {
   readonly drainTicks: number;
   readonly ticksRejected: Readonly<Record<string, number>>;
   readonly positions: number;
+  /** Positions at least one settled liquidation (slice) closed some of. */
+  readonly positionsLiquidated: number;
   readonly liquidations: number;
   readonly settledBy: Readonly<Record<Layer, number>>;
   readonly cancelled: number;
@@ -104,6 +106,7 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
     drainTicks: r.drainTicks,
     ticksRejected: r.ticksRejected,
     positions: r.positions,
+    positionsLiquidated: r.positionsLiquidated,
     liquidations: r.liquidations,
     settledBy: r.settledBy,
     cancelled: r.cancelled,

@@ -110,6 +110,16 @@ describe('backstop simulate', () => {
     const parsed = JSON.parse(r.stdout);
     expect(parsed).toMatchObject({ symbol: 'BTC-USD', scenario: 'btc-crash.csv', ticks: 30 });
     expect(parsed.insuranceFund.start).toBe('1000.5');
+    expect(parsed.positionsLiquidated).toBeLessThanOrEqual(parsed.liquidations);
+    // Ten-minute prices say so in the table's header.
+    const tenMinutes = path.join(dir, 'btc-ten.csv');
+    const sparse = Array.from(
+      { length: 12 },
+      (_, i) => `${1584003600 + i * 600},${(7000 - i * 40).toFixed(2)}`,
+    );
+    writeFileSync(tenMinutes, `time,price\n${sparse.join('\n')}\n`);
+    const table = await cli('simulate', '--prices', tenMinutes, '--positions', '200');
+    expect(table.stdout).toMatch(/, 12 ticks of 10 min/);
   });
 });
 
