@@ -107,6 +107,12 @@ export function generateBook(params: BookParams, config: RiskConfig): PositionRe
     }
     if (record) book.push(record);
   }
+  // A book silently smaller than asked would make every figure of the run mean something else.
+  if (book.length < params.positions) {
+    throw new BookError(
+      `book/undrawable: only ${book.length} of ${params.positions} positions could be drawn at a start price of ${start} (sizes round to nothing or every draw is liquidatable at once): is the price in USD?`,
+    );
+  }
   return book;
 }
 

@@ -121,6 +121,17 @@ describe('backstop simulate', () => {
     const table = await cli('simulate', '--prices', tenMinutes, '--positions', '200');
     expect(table.stdout).toMatch(/, 12 ticks of 10 min/);
   });
+
+  it('refuses a price at which the book cannot be drawn as asked, instead of running a smaller one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+    const file = path.join(dir, 'eth-cents.csv');
+    const rows = Array.from({ length: 10 }, (_, i) => `${1584003720 + i * 60},${99999999999 - i}`);
+    writeFileSync(file, `time,price\n${rows.join('\n')}\n`);
+    const r = await cli('simulate', '--prices', file, '--positions', '100');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/book\/undrawable: only \d+ of 100 positions/);
+    expect(r.stdout).toBe('');
+  });
 });
 
 describe('helpers', () => {
