@@ -71,6 +71,24 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [-
   --config FILE.json     risk configuration (the withdrawal floor)
 ${TARGET_USAGE}`;
 
+export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequence N
+
+  A price feed that restarted and counts its sequence again has its ticks refused as out of order (the
+  TickFeed alarm fires). resume lowers the market's last sequence so that ticks from N on are judged as usual,
+  still against the last accepted mark and time.
+
+  --symbol S             market (e.g. ETH-USD)
+  --from-sequence N      the restarted feed's next sequence (an integer >= 0)
+  --config FILE.json     risk configuration (the markets)
+${TARGET_USAGE}`;
+
+const FEED_OPTIONS = {
+  ...TARGET_OPTIONS,
+  symbol: { type: 'string' },
+  'from-sequence': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
 const SEED_OPTIONS = {
   ...TARGET_OPTIONS,
   count: { type: 'string' },
@@ -319,6 +337,31 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(
       `fund ${action} ${formatQuote(amount)} USD: balance ${formatQuote(entry.balanceAfter)} USD ` +
         `(journal entry ${entry.sequence}, key ${key})\n`,
+    );
+    return 0;
+  });
+});
+
+export const runFeed: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, FEED_OPTIONS);
+  if (values.help) {
+    io.stdout.write(FEED_USAGE);
+    return 0;
+  }
+  subcommand('feed', positionals, ['resume'] as const);
+  noMorePositionals('feed', positionals, 1);
+  if (values.symbol === undefined) throw new UsageError('feed resume: --symbol is required');
+  const fromSequence = intOption('from-sequence', values['from-sequence'], 0, Number.MAX_SAFE_INTEGER);
+  if (fromSequence === undefined) throw new UsageError('feed resume: --from-sequence is required');
+  return withTarget(values, async (deployment) => {
+    const config = riskConfigFor(deployment, values.config);
+    const result = await handleAdmin(
+      { action: 'resumeFeed', symbol: values.symbol!, fromSequence },
+      adminDeps(deployment, config),
+    );
+    if (!result.ok) throw new OperatorInputError(`feed resume refused: ${result.reason}`);
+    io.stdout.write(
+      `feed ${result.id} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,
     );
     return 0;
   });

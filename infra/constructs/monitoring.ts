@@ -255,7 +255,7 @@ export class Monitoring extends Construct {
       this.alarm(
         `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
         businessMetric(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
-        `No tick of ${market} accepted for ${minutes} minutes: its feed stopped (or every tick is rejected), so its positions are not margin-checked`,
+        `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (a feed that restarted its sequence: backstop feed resume), so its positions are not margin-checked`,
         1,
         ComparisonOperator.LESS_THAN_THRESHOLD,
         { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },

@@ -141,6 +141,13 @@ export interface MarketRepository {
   ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
   /**
+   * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
+   * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual.
+   * ConditionFailedError when there is no last tick above `sequence`, a tick is still pending, or the market
+   * changed since `expected` was read.
+   */
+  rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState>;
+  /**
    * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:
    * below it), otherwise a no-op. Creates the market's item if needed.
    */

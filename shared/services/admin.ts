@@ -40,6 +40,12 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     entryPrice: decimal,
     collateral: decimal,
   }),
+  // A price feed that restarted and counts its sequence from the start again (its ticks refused as out of order).
+  z.strictObject({
+    action: z.literal('resumeFeed'),
+    symbol: z.string().max(20),
+    fromSequence: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
 ]);
 export type AdminRequest = z.input<typeof adminRequestSchema>;
 
@@ -65,6 +71,8 @@ export type AdminResult =
       readonly woken?: number;
       /** registerProvider: why the wake failed (the provider is registered; sleepers see it when they step). */
       readonly wakeError?: string;
+      /** resumeFeed: the last accepted tick's sequence before and after. */
+      readonly sequence?: { readonly before: number; readonly after: number };
     }
   | { readonly ok: false; readonly reason: string };
 
@@ -153,6 +161,26 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       }
       await deps.positions.create(record);
       return { ok: true, id: record.id };
+    }
+    case 'resumeFeed': {
+      const symbol = marketConfig(deps.config, request.symbol).symbol;
+      const state = await deps.markets.get(symbol);
+      const before = state?.lastTick?.sequence;
+      // The feed's next tick is fromSequence: the last one counts just below it (marks and times are kept, so the
+      // band and the time order judge the next tick as usual).
+      const after = request.fromSequence - 1;
+      if (!state || before === undefined || before <= after) {
+        throw new AdminInputError(
+          `admin/nothing-to-resume: ${symbol}'s last tick is ${before ?? 'none'}, already below ${request.fromSequence}`,
+        );
+      }
+      if (state.pendingSequence !== undefined) {
+        throw new AdminInputError(
+          `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished`,
+        );
+      }
+      await deps.markets.rebaseSequence(symbol, after, state);
+      return { ok: true, id: symbol, sequence: { before, after } };
     }
   }
 }

@@ -89,6 +89,16 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ],
     ['a market twice', ['seed', 'positions', '--markets', 'ETH-USD,eth-usd'], /listed twice/],
     ['fund without an amount', ['fund', 'deposit'], /fund deposit: --amount is required/],
+    [
+      'a feed without a symbol',
+      ['feed', 'resume', '--from-sequence', '1'],
+      /feed resume: --symbol is required/,
+    ],
+    [
+      'a negative sequence',
+      ['feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '-1'],
+      /--from-sequence/,
+    ],
     ['a negative amount', ['fund', 'withdraw', '--amount', '-5'], /--amount: must not be negative/],
     ['a zero amount', ['fund', 'deposit', '--amount', '0'], /--amount: must be greater than zero/],
     ['exponent notation', ['fund', 'deposit', '--amount', '1e6'], /exponent notation/],

@@ -188,6 +188,17 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(refused.stderr).toMatch(/^backstop: fund withdraw refused: .*ledger\/below-floor\n$/);
     expect((await cli('fund', 'withdraw', '--amount', '0.5', ...at)).code).toBe(0);
 
+    // A feed that restarted its sequence: refused while the market has no tick, then resumed.
+    const early = await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/^backstop: feed resume refused: admin\/nothing-to-resume: ETH-USD/);
+    const last = { sequence: 500, markPrice: parsePrice('1500'), timestampMs: Date.now() };
+    await adapters(names).markets.acceptTick('ETH-USD', last, undefined, false);
+    expect((await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at)).stdout).toBe(
+      'feed ETH-USD resumed: last sequence 500 -> 0, next ticks from 1\n',
+    );
+    expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
+
     const report = await status(at);
     expect(report.positions).toEqual({ OPEN: 22, LIQUIDATING: 0, CLOSED: 0 });
     expect(report.insuranceFund).toMatchObject({

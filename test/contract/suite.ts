@@ -484,6 +484,39 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.get('ETH-USD')).toEqual(closed);
       });
 
+      it('rebases a restarted feed: lowers the last and the breaker sequence, only on the state read, never while pending', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(500), undefined, false);
+        const read = (await a.markets.get('ETH-USD'))!;
+        await expect(a.markets.rebaseSequence('ETH-USD', 500, read)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 0, read);
+        expect(rebased).toEqual({ symbol: 'ETH-USD', lastTick: { ...tick(500), sequence: 0 } });
+        expect(await a.markets.get('ETH-USD')).toEqual(rebased);
+        // The state read is stale now (the last sequence moved): refused.
+        await expect(a.markets.rebaseSequence('ETH-USD', -1, read)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        // With a breaker tripped on the old count, it comes down too.
+        await a.markets.acceptTick('ETH-USD', tick(600), 0, false);
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(601), 9_000);
+        const tripped = (await a.markets.get('ETH-USD'))!;
+        const both = await a.markets.rebaseSequence('ETH-USD', 5, tripped);
+        expect(both.lastTick?.sequence).toBe(5);
+        expect(both.breaker).toMatchObject({
+          reason: 'tick/price-band',
+          tick: { ...tick(601), sequence: 5 },
+        });
+        // Never while a tick is pending.
+        await a.markets.resetBreaker('ETH-USD');
+        await a.markets.acceptTick('ETH-USD', tick(7), 5, true);
+        const pending = (await a.markets.get('ETH-USD'))!;
+        await expect(a.markets.rebaseSequence('ETH-USD', 1, pending)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
+      });
+
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);

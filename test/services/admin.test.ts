@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseQuote } from '../../shared/domain/units.ts';
+import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { handleTick } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
@@ -115,5 +116,76 @@ describe('admin requests', () => {
       reason: expect.stringMatching(/liquidatable-at-open/),
     });
     expect(await p.adapters.positions.get('p2')).toBeUndefined();
+  });
+});
+
+describe('resumeFeed', () => {
+  it("lets a feed that restarted its sequence drive the market again, judged against the last tick's mark and time", async () => {
+    const { p, run } = setup();
+    await p.tick('ETH-USD', '200', { sequence: 5000 });
+    const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+    // The feed restarts at 1: refused as out of order, the market is blind.
+    expect(await p.tick('ETH-USD', '180', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+    expect(await run({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 })).toEqual({
+      ok: true,
+      id: 'ETH-USD',
+      sequence: { before: 5000, after: 1 },
+    });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick).toMatchObject({ sequence: 1 });
+    expect(market?.lastTick?.markPrice).toBe(parsePrice('200'));
+    // Still judged against 200 (the band holds): a bad print trips the breaker, a real one liquidates.
+    expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
+    expect(await p.tick('ETH-USD', '180', { sequence: 3 })).toMatchObject({
+      status: 'accepted',
+      enqueued: 1,
+    });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+
+  it.each([
+    { case: 'an unknown market', request: { symbol: 'DOGE-USD', fromSequence: 1 }, reason: /DOGE-USD/ },
+    {
+      case: 'a market without ticks',
+      request: { symbol: 'BTC-USD', fromSequence: 1 },
+      reason: /nothing-to-resume/,
+    },
+    {
+      case: 'a sequence not below the last',
+      request: { symbol: 'ETH-USD', fromSequence: 11 },
+      reason: /nothing-to-resume/,
+    },
+    {
+      case: 'a negative sequence',
+      request: { symbol: 'ETH-USD', fromSequence: -1 },
+      reason: /admin\/invalid/,
+    },
+  ])('refuses $case and changes nothing', async ({ request, reason }) => {
+    const { p, run } = setup();
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    const result = await run({ action: 'resumeFeed', ...request });
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(reason) });
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(10);
+  });
+
+  it('refuses while a tick is still starting liquidations', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 1 });
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: 18_000_000_000n,
+      timestampMs: p.clock.nowMs(),
+      sequence: 11,
+      source: 'test',
+    };
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps),
+    ).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/tick-in-progress/),
+    });
   });
 });

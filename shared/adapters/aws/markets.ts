@@ -6,12 +6,13 @@ import {
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { PriceE8 } from '../../domain/units.ts';
-import type {
-  AcceptedTick,
-  CrashHook,
-  MarketReadGuard,
-  MarketRepository,
-  MarketState,
+import {
+  type AcceptedTick,
+  ConditionFailedError,
+  type CrashHook,
+  type MarketReadGuard,
+  type MarketRepository,
+  type MarketState,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -208,6 +209,38 @@ export class DynamoMarketRepository implements MarketRepository {
     });
     if (done) this.crash('markets.tripBreaker');
     return done;
+  }
+
+  async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
+    const last = expected.lastTick?.sequence;
+    if (last === undefined || last <= sequence) {
+      throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
+    }
+    const breaker = expected.breaker?.tick.sequence;
+    const out = await conditional(`markets/not-rebased: ${symbol} changed or has a pending tick`, () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: `SET lastSequence = :seq, lastTick.#seq = :seq${breaker === undefined ? '' : ', breaker.#tick.#seq = :seq'}`,
+          ConditionExpression: `lastSequence = :last AND attribute_not_exists(pendingSequence) AND ${
+            breaker === undefined ? 'attribute_not_exists(breaker)' : 'breaker.#tick.#seq = :breaker'
+          }`,
+          ExpressionAttributeNames: {
+            '#seq': 'sequence',
+            ...(breaker === undefined ? {} : { '#tick': 'tick' }),
+          },
+          ExpressionAttributeValues: {
+            ':seq': N(sequence),
+            ':last': N(last),
+            ...(breaker === undefined ? {} : { ':breaker': N(breaker) }),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    this.crash('markets.rebaseSequence');
+    return marketFromItem(out.Attributes ?? {});
   }
 
   async resetBreaker(symbol: string): Promise<void> {

@@ -108,6 +108,31 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return true;
   }
 
+  async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
+    const current = this.#states.get(symbol);
+    const last = current?.lastTick;
+    if (
+      !current ||
+      !last ||
+      last.sequence <= sequence ||
+      current.pendingSequence !== undefined ||
+      last.sequence !== expected.lastTick?.sequence ||
+      current.breaker?.tick.sequence !== expected.breaker?.tick.sequence
+    ) {
+      throw new ConditionFailedError(
+        `markets/not-rebased: ${symbol} has no settled last tick above ${sequence}`,
+      );
+    }
+    const { breaker } = current;
+    this.#set({
+      ...current,
+      lastTick: { ...last, sequence },
+      ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence } } } : {}),
+    });
+    fire(this.#hook, 'markets.rebaseSequence');
+    return this.#states.get(symbol)!;
+  }
+
   async resetBreaker(symbol: string): Promise<void> {
     const current = this.#states.get(symbol);
     if (!current?.breaker) return;
