@@ -536,22 +536,13 @@ describe('ticks', () => {
     function containerDeps(p: Pipeline) {
       const reads = { count: 0 };
       const markets = p.marginDeps.markets;
-      const deps: MarginCheckDeps = {
-        ...p.marginDeps,
-        marketStates: new Map(),
-        markets: new Proxy(markets, {
-          get(target, key) {
-            if (key === 'get') {
-              return (symbol: string) => {
-                reads.count += 1;
-                return target.get(symbol);
-              };
-            }
-            const value = Reflect.get(target, key, target);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        }),
-      };
+      const counting = withMarkets(p, {
+        get: (symbol: string) => {
+          reads.count += 1;
+          return markets.get(symbol);
+        },
+      });
+      const deps: MarginCheckDeps = { ...counting, marketStates: new Map() };
       return { deps, reads };
     }
 
