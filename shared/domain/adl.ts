@@ -26,6 +26,11 @@ export interface AdlCandidate {
   readonly size: BaseE8;
   readonly entryPrice: PriceE8;
   readonly collateral: QuoteE6;
+  /**
+   * Profit ADL already took from this position while it stays open (a haircut comes out of collateral, the
+   * profit stays unrealized): never taken twice, so a counterparty never gives more than its profit.
+   */
+  readonly adlProfitGiven?: QuoteE6;
 }
 
 /** num / den with num > 0 and den >= 0; den = 0 is +infinity (a profitable position with no collateral). */
@@ -43,7 +48,7 @@ export interface Ratio {
 const APPROX_TIE = 1e-9;
 
 export interface RankedCandidate extends AdlCandidate {
-  /** Unrealized profit at the mark, floored: the most the candidate can ever give. */
+  /** Unrealized profit at the mark less what ADL took before, floored: the most the candidate can give. */
   readonly unrealizedPnl: QuoteE6;
   readonly score: Ratio;
   /** Where this module ranked it (set only here): a later ranking at the same mark reuses the score. */
@@ -88,17 +93,31 @@ function assertCandidate(c: AdlCandidate): void {
   if (typeof c.id !== 'string' || c.id === '') throw new AdlError('adl/bad-candidate', 'empty id');
   if (c.side !== 'LONG' && c.side !== 'SHORT')
     throw new AdlError('adl/bad-candidate', `${c.id}: side ${String(c.side)}`);
-  if (c.size < 0n || c.entryPrice <= 0n || c.collateral < 0n)
-    throw new AdlError('adl/bad-candidate', `${c.id}: size >= 0, entry > 0 and collateral >= 0 required`);
+  if (c.size < 0n || c.entryPrice <= 0n || c.collateral < 0n || profitGivenOf(c) < 0n)
+    throw new AdlError(
+      'adl/bad-candidate',
+      `${c.id}: size >= 0, entry > 0, collateral >= 0 and profit given >= 0 required`,
+    );
+}
+
+const profitGivenOf = (c: AdlCandidate): QuoteE6 => c.adlProfitGiven ?? 0n;
+
+/** The profit ADL can still take from `c` at `mark` (E16): its profit there less what ADL took before. */
+function profitLeftE16(c: AdlCandidate, mark: PriceE8): bigint {
+  return pnlE16(c.side, c.size, c.entryPrice, mark) - profitGivenOf(c) * NOTIONAL_TO_QUOTE;
 }
 
 /**
  * Ranks the positions that can be deleveraged against a `deleveragedSide` position at `mark`:
- * only the opposite side, size > 0 and strictly in profit at the mark (pnl16 > 0).
+ * only the opposite side, size > 0 and strictly in profit at the mark beyond what ADL took before
+ * (left16 = pnl16 - adlProfitGiven > 0).
  *
- *   pnlRatio  = pnl / M
+ *   pnlRatio  = left / M
  *   effLev    = P / |P - bankruptcy| = qP / equity        (|P - bankruptcy| = equity / q, equity = M + pnl)
- *   score     = pnlRatio * effLev = pnl16 * qP / (M16 * (M16 + pnl16))           all in E16, exact
+ *   score     = pnlRatio * effLev = left16 * qP / (M16 * (M16 + pnl16))          all in E16, exact
+ *
+ * (With nothing taken before, left = pnl. Taking profit lowers a score, never raises it: adl-threshold's
+ * bounds, made without it, still hold.)
  *
  * Highest score first; equal scores by ascending id, so the order is deterministic.
  */
@@ -215,14 +234,15 @@ function rankedAgain(candidates: readonly RankedCandidate[], mark: PriceE8): Ran
 /** rankForAdl's order: highest score first, equal scores by ascending id. */
 export const compareRanked: (a: RankedCandidate, b: RankedCandidate) => number = byRank;
 
-const rankedOf = ({ candidate: c, pnl16, score }: Scored, mark: PriceE8, deleveragedSide: Side) => {
+const rankedOf = ({ candidate: c, left16, score }: Scored, mark: PriceE8, deleveragedSide: Side) => {
   const ranked: { -readonly [K in keyof RankedCandidate]: RankedCandidate[K] } = {
     id: c.id,
     side: c.side,
     size: c.size,
     entryPrice: c.entryPrice,
     collateral: c.collateral,
-    unrealizedPnl: div(pnl16, NOTIONAL_TO_QUOTE, 'floor'),
+    ...(c.adlProfitGiven ? { adlProfitGiven: c.adlProfitGiven } : {}),
+    unrealizedPnl: div(left16, NOTIONAL_TO_QUOTE, 'floor'),
     score,
   };
   ranked[RANKED_AT] = { mark, deleveragedSide, ranked };
@@ -237,7 +257,8 @@ function scoreForAdl(candidates: readonly AdlCandidate[], mark: PriceE8, delever
 
 interface Scored {
   readonly candidate: AdlCandidate;
-  readonly pnl16: bigint;
+  /** Profit ADL can take at the mark (E16). */
+  readonly left16: bigint;
   readonly score: Ratio;
 }
 
@@ -267,11 +288,12 @@ function scored(
 /** A checked candidate's profit and score at `mark`; undefined when it is not in profit there. */
 function scoreOf(c: AdlCandidate, mark: PriceE8): Scored | undefined {
   const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
-  if (pnl16 <= 0n) return undefined;
+  const left16 = pnl16 - profitGivenOf(c) * NOTIONAL_TO_QUOTE;
+  if (left16 <= 0n) return undefined;
   const m16 = c.collateral * NOTIONAL_TO_QUOTE;
-  const num = pnl16 * c.size * mark;
+  const num = left16 * c.size * mark;
   const den = m16 * (m16 + pnl16);
-  return { candidate: c, pnl16, score: { num, den, approx: Number(num) / Number(den) } };
+  return { candidate: c, left16, score: { num, den, approx: Number(num) / Number(den) } };
 }
 
 /**
@@ -285,17 +307,18 @@ export function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefine
   const move = c.side === 'LONG' ? Number(mark) - Number(c.entryPrice) : Number(c.entryPrice) - Number(mark);
   const pnl16 = size * move;
   if (pnl16 <= 0) return 0;
+  // Profit left after what ADL took: a difference, computed exactly (in doubles it could cancel to noise).
+  const left16 = c.adlProfitGiven ? Number(profitLeftE16(c, mark)) : pnl16;
+  if (left16 <= 0) return 0;
   const m16 = Number(c.collateral) * 1e10;
-  return (pnl16 * size * Number(mark)) / (m16 * (m16 + pnl16));
+  return (left16 * size * Number(mark)) / (m16 * (m16 + pnl16));
 }
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Whether ADL may take size from `c` against a `deleveragedSide` position at `mark` (rankForAdl's filter). */
 export function canDeleverage(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): boolean {
-  return (
-    c.side === opposite(deleveragedSide) && c.size > 0n && pnlE16(c.side, c.size, c.entryPrice, mark) > 0n
-  );
+  return c.side === opposite(deleveragedSide) && c.size > 0n && profitLeftE16(c, mark) > 0n;
 }
 
 export interface AdlInput {
@@ -341,12 +364,36 @@ export interface AdlAllocation {
 /**
  * 1. Closes: counterparties take the deleveraged size in rank order, c_j = min(size_j, left).
  * 2. Deficit over the closes, as one uniform price would spread it: T = min(D, sum cap_j) with
- *    cap_j = floor(profit of c_j at the mark); g_j = min(cap_j, floor(T c_j / sum c)); the rounding
- *    remainder goes to the top-ranked with room left, so sum g_j = T exactly and nobody realizes a loss.
+ *    cap_j = floor(profit of c_j at the mark) less its share of what ADL took before (closedProfitLeft);
+ *    g_j = min(cap_j, floor(T c_j / sum c)); the rounding remainder goes to the top-ranked with room left, so
+ *    sum g_j = T exactly and nobody realizes a loss.
  * 3. If D > T (caps bound, or no size was left), the rest is a haircut on the remaining profit
- *    (U_j - g_j) in rank order, at most the candidate's collateral + cap_j - g_j so its collateral after the
- *    close stays >= 0. uncovered = D - everything given.
+ *    (U_j - g_j, U_j net of what ADL took before) in rank order, at most the candidate's collateral + cap_j - g_j
+ *    so its collateral after the close stays >= 0. uncovered = D - everything given. A haircut leaves the
+ *    profit unrealized: the position keeps it as adlProfitGiven (profitGivenAfter), so no later ADL takes it
+ *    again.
  */
+/**
+ * The profit ADL can take from closing `take` of `c` at `mark`: the closed size's profit, floored, less its
+ * share of what ADL took before (rounded up: the counterparty never gives profit twice).
+ */
+function closedProfitLeft(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 {
+  const profit = div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor');
+  const given = profitGivenOf(c);
+  return given === 0n ? profit : maxBig(0n, profit - div(given * take, c.size, 'ceil'));
+}
+
+/**
+ * What ADL has taken from the part of `c` left open after closing `take` of it and taking `haircut` from the
+ * rest of its profit: the haircut, and the part of earlier ones that stays with the open size (rounded up, as
+ * closedProfitLeft rounds the closed part's share up: both sides keep the counterparty from giving twice).
+ */
+export function profitGivenAfter(c: AdlCandidate, take: BaseE8, haircut: QuoteE6): QuoteE6 {
+  const given = profitGivenOf(c);
+  if (take >= c.size) return 0n;
+  return haircut + (given === 0n ? 0n : given - div(given * take, c.size, 'floor'));
+}
+
 export function allocateAdl(input: AdlInput): AdlAllocation {
   const { deficit, bankruptPosition, mark } = input;
   if (deficit < 0n) throw new AdlError('adl/bad-input', `deficit ${deficit} must be >= 0`);
@@ -361,7 +408,7 @@ export function allocateAdl(input: AdlInput): AdlAllocation {
     const take = minBig(c.size, sizeLeft);
     sizeLeft -= take;
     close.push(take);
-    cap.push(take === 0n ? 0n : div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor'));
+    cap.push(take === 0n ? 0n : closedProfitLeft(c, take, mark));
   }
   const closedSize = bankruptPosition.size - sizeLeft;
   const capTotal = cap.reduce((a, b) => a + b, 0n);

@@ -18,6 +18,11 @@ export interface Position {
   /** Isolated margin posted for this position (realized PnL of partial closes flows into it). */
   readonly collateral: QuoteE6;
   readonly state: PositionState;
+  /**
+   * Profit ADL took out of this position's collateral while the profit stays unrealized (adl.ts): no later ADL
+   * takes it again. Absent: none.
+   */
+  readonly adlProfitGiven?: QuoteE6;
   /** CLOSED only: what the trader was paid when the position closed (its collateral is then 0). */
   readonly closedPayout?: QuoteE6;
   /** Optimistic-concurrency version: every write is conditional on it. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, type RankedCandidate, rankCandidate } from '../domain/adl.ts';
+import { type AdlCandidate, profitGivenAfter, type RankedCandidate, rankCandidate } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -1056,6 +1056,7 @@ const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate =>
   size: c.size,
   entryPrice: c.entryPrice,
   collateral: c.collateral,
+  ...(c.adlProfitGiven ? { adlProfitGiven: c.adlProfitGiven } : {}),
   version,
 });
 
@@ -1326,7 +1327,15 @@ function deleverage(
   const collateral =
     (fill.size === current.size ? closed.traderPayout : closed.remaining.collateral) - fill.pnlGiven;
   const size = current.size - fill.size;
-  const base = { ...current, size, collateral, version: frozen.version + 1 };
+  const { adlProfitGiven: _, ...rest } = current;
+  const given = profitGivenAfter(current, fill.size, fill.haircut);
+  const base = {
+    ...rest,
+    size,
+    collateral,
+    ...(given > 0n ? { adlProfitGiven: given } : {}),
+    version: frozen.version + 1,
+  };
   const record =
     size === 0n
       ? { ...base, state: 'CLOSED' as const, collateral: 0n, closedPayout: collateral }

@@ -175,7 +175,12 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
 
     section('positions', () => {
       it('round-trips every field exactly, beyond 2^53', async () => {
-        const p = position({ size: HUGE, collateral: -HUGE, liquidationPrice: ABOVE_2_53 });
+        const p = position({
+          size: HUGE,
+          collateral: -HUGE,
+          liquidationPrice: ABOVE_2_53,
+          adlProfitGiven: ABOVE_2_53,
+        });
         await a.positions.create(p);
         expect(await a.positions.get(p.id)).toEqual(p);
         expect(await a.positions.get('absent')).toBeUndefined();

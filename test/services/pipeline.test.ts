@@ -1181,6 +1181,29 @@ describe('insurance and ADL layers', () => {
     );
   });
 
+  it("takes a counterparty's profit once, however many deficits ADL covers after it (adl-profit-twice)", async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    for (let i = 0; i < 4; i++) await p.open('LONG', '10', '200', '200');
+    const short = await p.open('SHORT', '1', '200', '1000'); // 25 USD of profit at 175
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+
+    const settled = await liquidationsOf(p);
+    expect(settled.map((l) => l.state)).toEqual(Array(4).fill('SETTLED_ADL'));
+    const covered = settled.reduce((total, l) => total + l.settlement!.adlCovered, 0n);
+    const after = (await p.adapters.positions.get(short.id))!;
+    // It gave its whole profit, once, out of its collateral, and keeps the profit unrealized as given.
+    expect(covered).toBe(parseQuote('25'));
+    expect(after.collateral).toBe(parseQuote('975'));
+    expect(after.adlProfitGiven).toBe(parseQuote('25'));
+    for (const l of settled) {
+      const s = l.settlement!;
+      expect(s.insurancePaid + s.adlCovered + s.badDebt).toBe(s.shortfall);
+    }
+    expect((await p.check()).violations).toEqual([]);
+  });
+
   it('deleverages the counterparty records its plan read, without reading them again', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');

@@ -49,6 +49,11 @@ const sideArb = (ofSide: Side, mark: bigint) =>
         fc.bigInt({ min: mark / 2n, max: (mark * 3n) / 2n }),
       ),
       collateral: fc.oneof(fc.constantFrom(0n, 1n, 1_000_000n), fc.bigInt({ min: 0n, max: 10_000_000_000n })),
+      // Profit an earlier ADL took lowers a score below the orders' bounds (they know nothing of it).
+      adlProfitGiven: fc.oneof(
+        { arbitrary: fc.constant(0n), weight: 3 },
+        { arbitrary: fc.bigInt({ min: 1n, max: 100_000_000_000n }), weight: 1 },
+      ),
     }),
     { selector: (c) => c.id, maxLength: 40 },
   );

@@ -7,6 +7,7 @@ import {
   allocateAdl,
   canDeleverage,
   compareScoresDesc,
+  profitGivenAfter,
   rankForAdl,
   topEntriesForAdl,
   topForAdl,
@@ -195,20 +196,32 @@ describe('allocateAdl: table', () => {
 const sideArb = fc.constantFrom<Side>('LONG', 'SHORT');
 const markArb = fc.bigInt({ min: 100_000_000_000n, max: 10_000_000_000_000n }); // 1k .. 100k USD
 const candidatesArb = (mark: bigint) =>
-  fc.uniqueArray(
-    fc.record({
-      id: fc.string({ minLength: 1, maxLength: 4 }),
-      side: sideArb,
-      size: fc.oneof(
-        { arbitrary: fc.constant(0n), weight: 1 },
-        { arbitrary: fc.bigInt({ min: 1n, max: 1_000_000_000n }), weight: 6 },
+  fc
+    .uniqueArray(
+      fc.record({
+        id: fc.string({ minLength: 1, maxLength: 4 }),
+        side: sideArb,
+        size: fc.oneof(
+          { arbitrary: fc.constant(0n), weight: 1 },
+          { arbitrary: fc.bigInt({ min: 1n, max: 1_000_000_000n }), weight: 6 },
+        ),
+        // entries within +-50 % of the mark, often exactly at it (flat)
+        entryPrice: fc.oneof(fc.constant(mark), fc.bigInt({ min: mark / 2n, max: (mark * 3n) / 2n })),
+        collateral: fc.bigInt({ min: 0n, max: 10_000_000_000n }),
+        // profit an earlier ADL took (often none)
+        adlProfitGiven: fc.oneof(
+          { arbitrary: fc.constant(undefined), weight: 3 },
+          { arbitrary: fc.bigInt({ min: 0n, max: 100_000_000_000n }), weight: 1 },
+        ),
+      }),
+      { selector: (c) => c.id, minLength: 1, maxLength: 12 },
+    )
+    .map((list) =>
+      list.map(
+        ({ adlProfitGiven, ...c }): AdlCandidate =>
+          adlProfitGiven === undefined ? c : { ...c, adlProfitGiven },
       ),
-      // entries within +-50 % of the mark, often exactly at it (flat)
-      entryPrice: fc.oneof(fc.constant(mark), fc.bigInt({ min: mark / 2n, max: (mark * 3n) / 2n })),
-      collateral: fc.bigInt({ min: 0n, max: 10_000_000_000n }),
-    }),
-    { selector: (c) => c.id, minLength: 1, maxLength: 12 },
-  );
+    );
 const scenarioArb = markArb.chain((mark) =>
   fc.record({
     mark: fc.constant(mark),
@@ -226,13 +239,20 @@ const scenarioArb = markArb.chain((mark) =>
   }),
 );
 
-/** The brief's definition: (pnl / M) * (P / |P - bankruptcy|), bankruptcy = E -/+ M/q, as one rational. */
+/** Profit ADL can take at the mark (E16): the position's, less what ADL took before. */
+const profitLeft16 = (c: AdlCandidate, mark: bigint) =>
+  pnlE16(c.side, c.size, c.entryPrice, mark) - (c.adlProfitGiven ?? 0n) * NOTIONAL_TO_QUOTE;
+
+/**
+ * The brief's definition: (pnl / M) * (P / |P - bankruptcy|), bankruptcy = E -/+ M/q, as one rational (pnl
+ * less what ADL took before).
+ */
 const definitionScore = (c: AdlCandidate, mark: bigint) => {
   const m16 = c.collateral * NOTIONAL_TO_QUOTE;
   const qBk = c.side === 'LONG' ? c.size * c.entryPrice - m16 : c.size * c.entryPrice + m16; // q * bankruptcy
   const distance = c.size * mark - qBk; // q * (P - bankruptcy)
   return {
-    num: pnlE16(c.side, c.size, c.entryPrice, mark) * mark * c.size,
+    num: profitLeft16(c, mark) * mark * c.size,
     den: m16 * (distance < 0n ? -distance : distance),
   };
 };
@@ -250,7 +270,7 @@ describe('ADL: properties', () => {
       fc.property(scenarioArb, ({ mark, candidates, side }) => {
         const ranked = rankForAdl(candidates, mark, side);
         const expectedIds = candidates
-          .filter((c) => c.side !== side && c.size > 0n && pnlE16(c.side, c.size, c.entryPrice, mark) > 0n)
+          .filter((c) => c.side !== side && c.size > 0n && profitLeft16(c, mark) > 0n)
           .map((c) => c.id)
           .sort();
         expect(ranked.map((c) => c.id).sort()).toEqual(expectedIds);
@@ -282,7 +302,16 @@ describe('ADL: properties', () => {
         const capacity = ranked.reduce((a, c) => {
           const take = minBig(c.size, sizeLeft);
           sizeLeft -= take;
-          const closed = take === 0n ? 0n : pnlE16(c.side, take, c.entryPrice, mark) / NOTIONAL_TO_QUOTE;
+          // the closed size's profit less its share (rounded up) of what ADL took before
+          const given = c.adlProfitGiven ?? 0n;
+          const closed =
+            take === 0n
+              ? 0n
+              : maxBig(
+                  0n,
+                  pnlE16(c.side, take, c.entryPrice, mark) / NOTIONAL_TO_QUOTE -
+                    (given * take + c.size - 1n) / c.size,
+                );
           return a + minBig(c.unrealizedPnl, maxBig(0n, c.collateral + closed));
         }, 0n);
         const given = r.fills.reduce((a, f) => a + f.pnlGiven, 0n);
@@ -312,6 +341,55 @@ describe('ADL: properties', () => {
             expect(partialSeen).toBe(false); // only the last closing counterparty is partial
             if (f.size < c.size) partialSeen = true;
           }
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('over any number of ADLs at one mark, a counterparty gives at most the profit it had left', () => {
+    // A haircut leaves the profit unrealized: without adlProfitGiven every later ADL took it again, out of the
+    // counterparty's collateral (4 deficits took 100 USD from a short with 25 USD of profit).
+    const roundsArb = fc.array(
+      fc.record({
+        size: fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 500_000_000n })),
+        deficit: fc.bigInt({ min: 1n, max: 100_000_000_000n }),
+      }),
+      { minLength: 1, maxLength: 6 },
+    );
+    fc.assert(
+      fc.property(scenarioArb, roundsArb, ({ mark, candidates, side }, rounds) => {
+        const current = new Map(candidates.map((c) => [c.id, c]));
+        const given = new Map<string, bigint>();
+        for (const round of rounds) {
+          const r = allocateAdl({
+            deficit: round.deficit,
+            bankruptPosition: { side, size: round.size },
+            ranked: [...current.values()],
+            mark,
+          });
+          for (const f of r.fills) {
+            const c = current.get(f.id)!;
+            given.set(f.id, (given.get(f.id) ?? 0n) + f.pnlGiven);
+            if (f.size === c.size) {
+              current.delete(f.id);
+              continue;
+            }
+            // As the settlement writes it: the closed size's profit realized, what it gave taken out.
+            const realized = pnlE16(c.side, f.size, c.entryPrice, mark) / NOTIONAL_TO_QUOTE;
+            const collateral = c.collateral + realized - f.pnlGiven;
+            expect(collateral >= 0n).toBe(true);
+            current.set(f.id, {
+              ...c,
+              size: c.size - f.size,
+              collateral,
+              adlProfitGiven: profitGivenAfter(c, f.size, f.haircut),
+            });
+          }
+        }
+        for (const c of candidates) {
+          const left = maxBig(0n, profitLeft16(c, mark) / NOTIONAL_TO_QUOTE);
+          expect(given.get(c.id) ?? 0n).toBeLessThanOrEqual(left);
         }
       }),
       RUNS,

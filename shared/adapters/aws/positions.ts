@@ -51,6 +51,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
     version: N(p.version),
     liquidationPrice: N(p.liquidationPrice),
     ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
+    ...(p.adlProfitGiven !== undefined ? { adlProfitGiven: N(p.adlProfitGiven) } : {}),
     ...(p.state === 'OPEN'
       ? {
           liqKey: S(layout.keyOf(p)),
@@ -66,6 +67,7 @@ export function positionFromItem(item: Item): PositionRecord {
   if (!(STATES as readonly string[]).includes(state))
     throw new CorruptItemError(`adapter/bad-state: ${state}`);
   const closedPayout = optBig(item, 'closedPayout');
+  const adlProfitGiven = optBig(item, 'adlProfitGiven');
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),
@@ -78,6 +80,7 @@ export function positionFromItem(item: Item): PositionRecord {
     version: readInt(item, 'version'),
     liquidationPrice: readBig(item, 'liquidationPrice'),
     ...(closedPayout !== undefined ? { closedPayout } : {}),
+    ...(adlProfitGiven !== undefined ? { adlProfitGiven } : {}),
   };
 }
 
