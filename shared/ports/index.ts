@@ -237,6 +237,12 @@ export interface LiquidationContext {
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;
   /**
+   * ADL owes another round (on a settled record): one round takes at most one transaction of counterparties,
+   * so a deficit larger than they give is carried to further rounds, each taking settlement.badDebt (what is
+   * uncovered so far) from the next counterparties. Absent once no round is left. `round`: rounds run so far.
+   */
+  readonly adlRound?: { readonly round: number };
+  /**
    * The delivery that may place this liquidation's venue orders, until `untilMs` (longer than any function's
    * timeout, so a holder that died has ended by then). Taken with the claim or before a last-resort order, and
    * dropped by the commit that records the order's outcome.

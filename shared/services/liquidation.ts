@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { settleClose } from '../domain/accounting.ts';
-import { type AdlCandidate, profitGivenAfter, type RankedCandidate, rankCandidate } from '../domain/adl.ts';
+import {
+  type AdlAllocation,
+  type AdlCandidate,
+  type AdlFill,
+  allocateAdl,
+  profitGivenAfter,
+  type RankedCandidate,
+  rankCandidate,
+} from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import { marketConfig } from '../domain/config.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
@@ -312,6 +320,7 @@ async function advance(
     }
     default:
       await sendFollowUps(liquidation, deps);
+      if (liquidation.context?.adlRound) return adlRounds(liquidation, deps);
       return { done: true, record: liquidation };
   }
 }
@@ -869,8 +878,12 @@ async function freeze(
   } else if (decision.next === 'load-adl-candidates') {
     // ADL closes what no layer closed; with nothing left to close it only takes profit out of collateral.
     const closesSize = context.plannedSize - closedSize - sumSize(lastResortFills ?? []) > 0n;
-    const queue = await adlQueue(liquidation, base.mark, deps, closesSize, (c) =>
-      decide(insurance, c, lastResortFills),
+    const queue = await adlQueue(
+      liquidation,
+      base.mark,
+      deps,
+      closesSize,
+      waterfallPlanner((c) => decide(insurance, c, lastResortFills)),
     );
     decision = queue.decision;
     // Freeze only the counterparties the plan uses (the queue's best, at most what one transaction holds: the
@@ -1068,15 +1081,17 @@ const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate =>
  * with at most MAX_ADL_COUNTERPARTIES of them. A queue too short to take the size is ranked again, unless
  * it held every position ADL could take.
  */
-async function adlQueue(
+async function adlQueue<T>(
   liquidation: LiquidationRecord,
   mark: PriceE8,
   deps: SettlementDeps,
   closesSize: boolean,
-  plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
+  planner: AdlPlanner<T>,
 ): Promise<{
   readonly head: QueuedEntry[];
-  readonly decision: WaterfallDecision;
+  readonly decision: T;
+  /** The queue held fewer than MAX_ADL_COUNTERPARTIES that give. */
+  readonly spent: boolean;
   /** The records this plan read, by id (the settlement deleverages them without reading them again). */
   readonly records: ReadonlyMap<string, PositionRecord>;
 }> {
@@ -1096,12 +1111,10 @@ async function adlQueue(
   const gives = (e: QueuedEntry) => closesSize || e.ranked.collateral > 0n;
   const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
   if (cached) {
-    const planned = await planOnPrefix(cached, new Set(), read, rank, gives, plan);
-    const taken =
-      planned.decision.next === 'settle' && (planned.decision.carriedSize === 0n || !planned.spent);
+    const planned = await planOnPrefix(cached, new Set(), read, rank, gives, planner);
     // A queue that held the whole side has no one else to offer: ranking the side again would find the same
     // (a crash with the other side spent asked again for every slice).
-    if (taken || cached.complete) return { ...planned, records };
+    if (planner.stands(planned.decision, planned.spent) || cached.complete) return { ...planned, records };
   }
   const top = await readAdlTop(
     deps.positions,
@@ -1120,8 +1133,26 @@ async function adlQueue(
   );
   deps.adlSnapshots?.put(symbol, side, queue);
   // Every record of the queue was read just now.
-  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, plan)), records };
+  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, planner)), records };
 }
+
+/** How a plan on the ADL queue's head is made and judged (a settlement's waterfall, or an ADL round). */
+interface AdlPlanner<T> {
+  plan(candidates: readonly AdlCandidate[]): T;
+  /** The plan takes all it was asked to: more counterparties would change nothing. */
+  takesAll(result: T): boolean;
+  /** A plan made on a cached queue stands (else the side is ranked again, unless the queue held all of it). */
+  stands(result: T, spent: boolean): boolean;
+}
+
+/** The waterfall's plan on ADL candidates: what it closes and covers. */
+const waterfallPlanner = (
+  plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
+): AdlPlanner<WaterfallDecision> => ({
+  plan,
+  takesAll: (d) => d.next === 'settle' && (!d.adl || (d.adl.unmatchedSize === 0n && d.adl.uncovered === 0n)),
+  stands: (d, spent) => d.next === 'settle' && (d.carriedSize === 0n || !spent),
+});
 
 /**
  * The plan on the queue's best MAX_ADL_COUNTERPARTIES, computed on the fewest of them that give it: ADL takes
@@ -1129,22 +1160,19 @@ async function adlQueue(
  * get nothing (allocateAdl). A settlement usually needs a few, and reads and ranks only those. `spent`: the
  * queue held fewer than MAX_ADL_COUNTERPARTIES.
  */
-async function planOnPrefix(
+async function planOnPrefix<T>(
   queue: AdlQueue,
   seen: Set<string>,
   read: (ids: readonly string[]) => Promise<readonly PositionRecord[]>,
   rank: (p: PositionRecord) => QueuedEntry | undefined,
   gives: (entry: QueuedEntry) => boolean,
-  plan: (candidates: readonly AdlCandidate[]) => WaterfallDecision,
-): Promise<{ head: QueuedEntry[]; decision: WaterfallDecision; spent: boolean }> {
+  planner: AdlPlanner<T>,
+): Promise<{ head: QueuedEntry[]; decision: T; spent: boolean }> {
   for (let n = FIRST_PLAN_PREFIX; ; n = Math.min(n * 4, MAX_ADL_COUNTERPARTIES)) {
     const { head, spent } = await headThatGives(queue, n, seen, read, rank, gives);
     // The queue's rankings, made at this mark: the plan reuses their scores.
-    const decision = plan(head.map((e) => e.ranked));
-    const allTaken =
-      decision.next === 'settle' &&
-      (!decision.adl || (decision.adl.unmatchedSize === 0n && decision.adl.uncovered === 0n));
-    if (allTaken || spent || n === MAX_ADL_COUNTERPARTIES) return { head, decision, spent };
+    const decision = planner.plan(head.map((e) => e.ranked));
+    if (planner.takesAll(decision) || spent || n === MAX_ADL_COUNTERPARTIES) return { head, decision, spent };
   }
 }
 
@@ -1279,7 +1307,9 @@ async function applySettlement(
   }
 
   for (const fill of adlFills) {
-    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), context, deps) });
+    const frozen = context.settle?.candidates?.find((c) => c.id === fill.id);
+    const mark = context.settle?.mark ?? context.executionMark;
+    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), frozen?.version, mark, deps) });
   }
 
   const lastResortFills = context.settle?.lastResortFills ?? [];
@@ -1291,6 +1321,7 @@ async function applySettlement(
     context: {
       ...outcomeRecorded(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
+      ...(roundsFollow(decision, deps) ? { adlRound: { round: 0 } } : {}),
     },
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
@@ -1304,22 +1335,101 @@ async function applySettlement(
     return { done: false };
   }
 
-  recordSettlementMetrics(decision, fundBalance, deps);
+  recordSettlementMetrics(decision, fundBalance, deps, !!settled.context?.adlRound);
   if (nextLiquidation) await sendNextSlice(nextLiquidation.id, settled, deps);
+  if (settled.context?.adlRound) return adlRounds(settled, deps);
   return { done: true, record: settled };
+}
+
+// --- ADL rounds: a deficit beyond one transaction of counterparties ---------------------------------------
+
+/** Rounds one delivery runs before it hands the rest to a message of its own (bounded work per delivery). */
+const ADL_ROUNDS_PER_DELIVERY = 4;
+
+/**
+ * The settlement leaves a deficit that ADL did not cover with a whole transaction of counterparties: others
+ * may stand behind them (the baseline has no ADL).
+ */
+const roundsFollow = (decision: WaterfallDecision, deps: SettlementDeps): boolean =>
+  deps.strategy !== 'market-only' &&
+  (decision.adl?.uncovered ?? 0n) > 0n &&
+  (decision.adl?.fills.length ?? 0) >= MAX_ADL_COUNTERPARTIES;
+
+/**
+ * ADL's further rounds on a settled liquidation (context.adlRound): each one takes what is still uncovered
+ * (settlement.badDebt) from the next counterparties of the queue at the settlement's mark, out of profit
+ * they still hold, in one transaction with the record (the counterparties' versions and the record's
+ * conditional: a delivery that races another, or comes back after a crash, plans the round again). Rounds
+ * end when the deficit is covered or the side has no one left to give.
+ */
+async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<Step> {
+  let current = liquidation;
+  for (let i = 0; i < ADL_ROUNDS_PER_DELIVERY; i++) {
+    const step = await adlRound(current, deps);
+    if (step.done || !step.next) return step;
+    current = step.next;
+  }
+  // The rest in a delivery of its own (this one's work stays bounded).
+  await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: current.id })]);
+  return { done: true, record: current };
+}
+
+async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<Step> {
+  const context = contextOf(liquidation);
+  const settlement = liquidation.settlement;
+  if (!settlement) throw new LiquidationStuckError(`adl/round-without-settlement: ${liquidation.id}`);
+  const mark = context.settle?.mark ?? context.executionMark;
+  const deficit = settlement.badDebt;
+  const planner: AdlPlanner<AdlAllocation> = {
+    plan: (ranked) =>
+      allocateAdl({ deficit, bankruptPosition: { side: liquidation.side, size: 0n }, ranked, mark }),
+    takesAll: (a) => a.uncovered === 0n,
+    stands: (a, spent) => a.uncovered === 0n || !spent,
+  };
+  const queue = await adlQueue(liquidation, mark, deps, false, planner);
+  const allocation = queue.decision;
+  const round = (context.adlRound?.round ?? 0) + 1;
+  const last = allocation.covered === 0n || allocation.uncovered === 0n || queue.spent;
+  const { adlRound: _, ...rest } = context;
+  const versions = new Map(queue.head.map((e) => [e.candidate.id, e.candidate.version]));
+  const next: LiquidationRecord = {
+    ...withHistory(
+      liquidation,
+      liquidation.state,
+      deps.clock.nowMs(),
+      `ADL round ${round}: ${allocation.fills.length} counterparties covered ${formatQuote(allocation.covered)}`,
+    ),
+    settlement: {
+      ...settlement,
+      adlCovered: settlement.adlCovered + allocation.covered,
+      badDebt: allocation.uncovered,
+    },
+    context: last ? rest : { ...rest, adlRound: { round } },
+  };
+  const writes: Write[] = [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }];
+  for (const fill of allocation.fills) {
+    const record = queue.records.get(fill.id);
+    writes.push({ kind: 'position', ...deleverage(fill, record, versions.get(fill.id), mark, deps) });
+  }
+  if (!(await commitOrSkip(deps, writes))) return { done: false };
+  if (allocation.fills.length > 0) deps.telemetry.count(METRICS.AdlEvents.name, allocation.fills.length);
+  if (!last) return { done: false, next };
+  if (allocation.uncovered > 0n)
+    deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(allocation.uncovered)));
+  return { done: true, record: next };
 }
 
 /** An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. */
 function deleverage(
-  fill: NonNullable<WaterfallDecision['adl']>['fills'][number],
+  fill: AdlFill,
   current: PositionRecord | undefined,
-  context: LiquidationContext,
+  planVersion: number | undefined,
+  mark: PriceE8,
   deps: SettlementDeps,
 ): { record: PositionRecord; expectedVersion: number } {
-  const frozen = context.settle?.candidates?.find((c) => c.id === fill.id);
-  if (!frozen || !current) throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
-  // Applied against the frozen version: a counterparty that changed since makes the commit fail and retry.
-  const mark = context.settle?.mark ?? context.executionMark;
+  if (planVersion === undefined || !current)
+    throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
+  // Applied against the version the plan was made on: a counterparty that changed since makes the commit fail.
   const closed =
     fill.size > 0n
       ? settleClose(current, [{ price: mark, size: fill.size }], 0n)
@@ -1334,19 +1444,21 @@ function deleverage(
     size,
     collateral,
     ...(given > 0n ? { adlProfitGiven: given } : {}),
-    version: frozen.version + 1,
+    version: planVersion + 1,
   };
   const record =
     size === 0n
       ? { ...base, state: 'CLOSED' as const, collateral: 0n, closedPayout: collateral }
       : withLiquidationPrice({ ...base, state: 'OPEN' }, deps.config);
-  return { record, expectedVersion: frozen.version };
+  return { record, expectedVersion: planVersion };
 }
 
 function recordSettlementMetrics(
   decision: WaterfallDecision,
   fundBalance: bigint | undefined,
   deps: SettlementDeps,
+  /** ADL runs more rounds: the bad debt is known when they end (adlRound). */
+  roundsFollow: boolean,
 ): void {
   const { telemetry } = deps;
   for (const layer of decision.acted) telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer });
@@ -1357,7 +1469,7 @@ function recordSettlementMetrics(
   if (insurance.shortfallPaid > 0n) {
     telemetry.count(METRICS.InsuranceFundDraws.name, 1);
   }
-  if (adl.uncovered > 0n) {
+  if (adl.uncovered > 0n && !roundsFollow) {
     telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)));
   }
   if (fundBalance !== undefined) {

@@ -64,6 +64,8 @@ export class SimulationRecorder {
   /** Payouts to traders whose position closed, by position id. */
   readonly #payouts = new Map<string, QuoteE6>();
   readonly #flows = { venue: 0n, providers: 0n, adl: 0n };
+  /** Settled liquidations with ADL rounds to come, and what ADL covered of each so far. */
+  readonly #roundsPending = new Map<string, QuoteE6>();
   /** Last accepted mark: the reference when a record does not carry one. */
   mark: PriceE8;
 
@@ -91,12 +93,24 @@ export class SimulationRecorder {
       if (write.kind === 'provider' && before) {
         this.providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
       }
-      // A terminal state is written once, as a transition (never as a creation).
+      // A terminal state is written once, as a transition (never as a creation); ADL rounds write it again.
       if (
         write.kind !== 'liquidation' ||
         write.expectedVersion === undefined ||
         !isTerminal(write.record.state)
       ) {
+        continue;
+      }
+      const id = write.record.id;
+      const coveredBefore = this.#roundsPending.get(id);
+      const coveredNow = write.record.settlement?.adlCovered ?? 0n;
+      if (write.record.context?.adlRound) this.#roundsPending.set(id, coveredNow);
+      else this.#roundsPending.delete(id);
+      if (coveredBefore !== undefined) {
+        // A further ADL round of a settled liquidation: counterparties cover more of its deficit (they close
+        // nothing; their collateral is in the traders' final records).
+        this.badDebtUncovered -= coveredNow - coveredBefore;
+        this.#flows.adl += coveredNow - coveredBefore;
         continue;
       }
       if (write.record.state === 'CANCELLED') {

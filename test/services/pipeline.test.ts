@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { topEntriesForAdl } from '../../shared/domain/adl.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import type { Side } from '../../shared/domain/model.ts';
-import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import {
   InjectedCrash,
@@ -1202,6 +1202,94 @@ describe('insurance and ADL layers', () => {
       expect(s.insurancePaid + s.adlCovered + s.badDebt).toBe(s.shortfall);
     }
     expect((await p.check()).violations).toEqual([]);
+  });
+
+  describe('ADL rounds: a deficit beyond one transaction of counterparties', () => {
+    /** A long whose market close leaves about 668 USD of deficit, and `shorts` that can give 1 USD each. */
+    async function deficitBeyondOneRound(
+      shorts: number,
+      options: Parameters<typeof createPipeline>[0] = {},
+      created: (p: Pipeline) => void = () => {},
+    ) {
+      const p = createPipeline(options);
+      created(p);
+      await p.tick('ETH-USD', '200');
+      const long = await p.open('LONG', '100', '200', '2000');
+      const counterparties: PositionRecord[] = [];
+      // 2.5 USD of profit each at 175, but 1 USD of collateral: a haircut takes 1.
+      for (let i = 0; i < shorts; i++) counterparties.push(await p.open('SHORT', '0.1', '200', '1'));
+      await p.tick('ETH-USD', '175');
+      await p.drain();
+      const liquidation = (await liquidationsOf(p)).find((l) => l.positionId === long.id)!;
+      const rounds = liquidation.history.filter((h) => h.note?.startsWith('ADL round')).length;
+      const given = await Promise.all(
+        counterparties.map(async (c) => c.collateral - (await p.adapters.positions.get(c.id))!.collateral),
+      );
+      return { p, liquidation, rounds, given };
+    }
+
+    it('carries what one transaction of counterparties leaves to further rounds, until it is covered', async () => {
+      const { p, liquidation, rounds, given } = await deficitBeyondOneRound(800);
+      const s = liquidation.settlement!;
+      expect(liquidation.state).toBe('SETTLED_ADL');
+      expect(s.shortfall).toBeGreaterThan(parseQuote('600'));
+      expect(s.adlCovered).toBe(s.shortfall);
+      expect(s.badDebt).toBe(0n);
+      expect(liquidation.context?.adlRound).toBeUndefined();
+      // 90 a round: more rounds than one delivery runs (the rest came in a message of its own).
+      expect(rounds).toBe(Math.ceil(Number(s.shortfall) / 90_000_000) - 1);
+      expect(rounds).toBeGreaterThan(4);
+      expect(given.reduce((a, b) => a + b, 0n)).toBe(s.shortfall);
+      expect(given.every((g) => g >= 0n && g <= parseQuote('1'))).toBe(true);
+      expect(p.telemetry.observations.filter((o) => o.metric === METRICS.BadDebt.name)).toEqual([]);
+      expect((await p.check()).violations).toEqual([]);
+      expect(p.errors).toEqual([]);
+    });
+
+    it('ends when the side has no one left to give, and reports the rest as bad debt once', async () => {
+      const { p, liquidation, rounds, given } = await deficitBeyondOneRound(150);
+      const s = liquidation.settlement!;
+      expect(s.adlCovered).toBe(parseQuote('150'));
+      expect(s.badDebt).toBe(s.shortfall - parseQuote('150'));
+      expect(rounds).toBe(1);
+      expect(given.every((g) => g === parseQuote('1'))).toBe(true);
+      expect(p.telemetry.observations.filter((o) => o.metric === METRICS.BadDebt.name)).toEqual([
+        { metric: METRICS.BadDebt.name, value: Number(formatQuote(s.badDebt)) },
+      ]);
+      expect((await p.check()).violations).toEqual([]);
+    });
+
+    it('a delivery that dies between rounds is resumed by the next, which takes nobody twice', async () => {
+      let armed = true;
+      let pipeline: Pipeline | undefined;
+      const { p, liquidation, given } = await deficitBeyondOneRound(
+        800,
+        {
+          crashHook: (point) => {
+            // Just after the commit of round 2, before round 3.
+            if (!armed || point !== 'transactor.commit') return;
+            if (pipeline?.adapters.liquidations.all().some((l) => l.context?.adlRound?.round === 2)) {
+              armed = false;
+              throw new InjectedCrash(point);
+            }
+          },
+        },
+        (created) => {
+          pipeline = created;
+        },
+      );
+      expect(armed).toBe(false);
+      expect(liquidation.settlement!.badDebt).toBe(0n);
+      expect(given.reduce((a, b) => a + b, 0n)).toBe(liquidation.settlement!.shortfall);
+      expect(given.every((g) => g <= parseQuote('1'))).toBe(true);
+      expect((await p.check()).violations).toEqual([]);
+    });
+
+    it('the baseline (market-only) runs no rounds', async () => {
+      const { liquidation, rounds } = await deficitBeyondOneRound(200, { strategy: 'market-only' });
+      expect(rounds).toBe(0);
+      expect(liquidation.settlement!.adlCovered).toBe(0n);
+    });
   });
 
   it('deleverages the counterparty records its plan read, without reading them again', async () => {

@@ -583,6 +583,42 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   const m = (symbol: string) => marketConfig(config, symbol);
 
   for (const group of observer.groups) {
+    const round = group.writes.find(
+      (w) =>
+        w.kind === 'liquidation' &&
+        w.before !== undefined &&
+        isTerminal((w.before as LiquidationRecord).state) &&
+        isTerminal((w.after as LiquidationRecord).state),
+    );
+    if (round) {
+      // A further ADL round of a settled liquidation: counterparties give profit, close nothing.
+      const l = round.after as LiquidationRecord;
+      const b = round.before as LiquidationRecord;
+      const delta = (l.settlement?.adlCovered ?? 0n) - (b.settlement?.adlCovered ?? 0n);
+      if (l.state !== b.state) fail(`round: ${l.id} went from ${b.state} to ${l.state}`);
+      if (delta < 0n || l.settlement?.badDebt !== (b.settlement?.badDebt ?? 0n) - delta)
+        fail(
+          `round: ${l.id} covered ${delta}, bad debt ${b.settlement?.badDebt} -> ${l.settlement?.badDebt}`,
+        );
+      if (l.settlement?.shortfall !== b.settlement?.shortfall) fail(`round: ${l.id} changed its shortfall`);
+      let given = 0n;
+      for (const w of group.writes) {
+        if (w.kind !== 'position') continue;
+        const c = w.after as PositionRecord;
+        const cb = w.before as PositionRecord | undefined;
+        if (!cb || cb.size !== c.size || cb.state !== c.state) {
+          fail(`round: ${l.id} closed or created position ${c.id}`);
+          continue;
+        }
+        if (cb.collateral < c.collateral) fail(`round: ${c.id} received ${c.collateral - cb.collateral}`);
+        given += cb.collateral - c.collateral;
+      }
+      if (given !== delta) fail(`round: ${l.id} counterparties gave ${given}, the round says ${delta}`);
+      traders -= given;
+      covered += delta;
+      badDebt -= delta;
+      continue;
+    }
     const settled = group.writes.find(
       (w) =>
         w.kind === 'liquidation' &&
@@ -747,7 +783,11 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   let inFlight = 0;
   const openLiquidationOf = new Map<string, string[]>();
   for (const l of liquidations) {
-    if (isTerminal(l.state)) continue;
+    if (isTerminal(l.state)) {
+      if (l.context?.adlRound && !pendingLiquidations.has(l.id))
+        fail(`stranded: ${l.id} owes ADL round ${l.context.adlRound.round + 1} with no message in flight`);
+      continue;
+    }
     inFlight += 1;
     const list = openLiquidationOf.get(l.positionId) ?? [];
     list.push(l.id);
