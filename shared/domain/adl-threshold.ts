@@ -2,6 +2,7 @@ import {
   type AdlCandidate,
   compareScoresDesc,
   estimateScore,
+  givesWithoutClosing,
   type RankedCandidate,
   type Ratio,
   topEntriesForAdl,
@@ -68,10 +69,15 @@ export class AdlThreshold<T extends AdlCandidate> {
   /** The best count + 1 of what was seen, until the next offer (done and result share it). */
   #best: ReturnType<typeof topEntriesForAdl<T>> | undefined;
 
+  /**
+   * @param withoutClosing rank only the positions that give when ADL closes no size (givesWithoutClosing): the
+   *   others are passed over, so they cannot fill the top (the bounds, made over every position, still hold)
+   */
   constructor(
     readonly mark: PriceE8,
     readonly deleveragedSide: Side,
     readonly count: number,
+    readonly withoutClosing = false,
   ) {
     this.#side = deleveragedSide === 'LONG' ? 'SHORT' : 'LONG';
   }
@@ -81,6 +87,12 @@ export class AdlThreshold<T extends AdlCandidate> {
     this.#best = undefined;
     for (const c of page) {
       if (c.side !== this.#side) continue;
+      if (this.withoutClosing && !givesWithoutClosing(c, this.mark)) {
+        // Passed over, but its place in the order still moves the frontier.
+        if (order === 'entry') this.#entryFrontier = c.entryPrice;
+        else this.#leverageFrontier = adlLeverageKey(c.size, c.collateral);
+        continue;
+      }
       this.#seen.set(c.id, { candidate: c, estimate: estimateScore(c, this.mark) ?? Number.NaN });
       if (order === 'entry') this.#entryFrontier = c.entryPrice;
       else this.#leverageFrontier = adlLeverageKey(c.size, c.collateral);

@@ -116,8 +116,8 @@ function profitLeftE16(c: AdlCandidate, mark: PriceE8): bigint {
  *   effLev    = P / |P - bankruptcy| = qP / equity        (|P - bankruptcy| = equity / q, equity = M + pnl)
  *   score     = pnlRatio * effLev = left16 * qP / (M16 * (M16 + pnl16))          all in E16, exact
  *
- * (With nothing taken before, left = pnl. Taking profit lowers a score, never raises it: adl-threshold's
- * bounds, made without it, still hold.)
+ * (With nothing taken before, left = pnl. adl-threshold bounds a score from the position's size, collateral and
+ * entry: left <= pnl keeps those bounds above it.)
  *
  * Highest score first; equal scores by ascending id, so the order is deterministic.
  */
@@ -315,6 +315,15 @@ export function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefine
 }
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Whether `c` can give anything when ADL has no size to close (a haircut only): a haircut takes profit it still
+ * holds, at least a unit of it, and out of collateral, never below 0 (allocateAdl). A position without collateral
+ * ranks first (infinite leverage) yet gives nothing then.
+ */
+export function givesWithoutClosing(c: AdlCandidate, mark: PriceE8): boolean {
+  return c.collateral > 0n && profitLeftE16(c, mark) >= NOTIONAL_TO_QUOTE;
+}
 
 /** Whether ADL may take size from `c` against a `deleveragedSide` position at `mark` (rankForAdl's filter). */
 export function canDeleverage(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): boolean {

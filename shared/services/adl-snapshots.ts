@@ -19,8 +19,10 @@ export async function readAdlTop(
   mark: PriceE8,
   deleveragedSide: Side,
   count: number,
+  /** Only the positions that give when ADL closes no size (AdlThreshold). */
+  withoutClosing = false,
 ): Promise<AdlThresholdResult<PositionRecord>> {
-  const search = new AdlThreshold<PositionRecord>(mark, deleveragedSide, count);
+  const search = new AdlThreshold<PositionRecord>(mark, deleveragedSide, count, withoutClosing);
   const cursors: Record<AdlOrder, string | undefined> = { entry: undefined, leverage: undefined };
   for (;;) {
     for (const order of ['entry', 'leverage'] as const) {
@@ -140,15 +142,27 @@ export class AdlSnapshots {
    */
   constructor(readonly maxAgeMs = 2_000) {}
 
-  /** The queue of (symbol, side) taken at exactly `mark`, if still fresh. */
-  get(symbol: string, side: Side, mark: PriceE8, nowMs: number): AdlQueue | undefined {
-    const entry = this.#entries.get(`${symbol}|${side}`);
+  /**
+   * The queue of (symbol, side) taken at exactly `mark`, if still fresh; `withoutClosing`: the queue of the
+   * positions that give without closing size (readAdlTop), kept apart from the whole ranking.
+   */
+  get(
+    symbol: string,
+    side: Side,
+    mark: PriceE8,
+    nowMs: number,
+    withoutClosing = false,
+  ): AdlQueue | undefined {
+    const entry = this.#entries.get(keyOf(symbol, side, withoutClosing));
     if (!entry || entry.mark !== mark) return undefined;
     if (nowMs - entry.takenAtMs > this.maxAgeMs || nowMs < entry.takenAtMs) return undefined;
     return entry;
   }
 
-  put(symbol: string, side: Side, queue: AdlQueue): void {
-    this.#entries.set(`${symbol}|${side}`, queue);
+  put(symbol: string, side: Side, queue: AdlQueue, withoutClosing = false): void {
+    this.#entries.set(keyOf(symbol, side, withoutClosing), queue);
   }
 }
+
+const keyOf = (symbol: string, side: Side, withoutClosing: boolean): string =>
+  `${symbol}|${side}${withoutClosing ? '|haircut' : ''}`;

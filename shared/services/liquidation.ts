@@ -5,6 +5,7 @@ import {
   type AdlCandidate,
   type AdlFill,
   allocateAdl,
+  givesWithoutClosing,
   profitGivenAfter,
   type RankedCandidate,
   rankCandidate,
@@ -319,7 +320,7 @@ async function advance(
       return decideAndSettle(liquidation, deps, auction, carried);
     }
     default:
-      await sendFollowUps(liquidation, deps);
+      await sendFollowUps(liquidation, deps, { roundsHere: true });
       if (liquidation.context?.adlRound) return adlRounds(liquidation, deps);
       return { done: true, record: liquidation };
   }
@@ -1107,9 +1108,10 @@ async function adlQueue<T>(
   const rank = (p: PositionRecord) => rankAtMark(p, symbol, mark, liquidation.side);
   // A counterparty gives by closing size (the profit it realizes) or out of its collateral (allocateAdl keeps
   // it >= 0): with no size to close, one without collateral gives nothing. Ranked first (no collateral is
-  // infinite leverage), such counterparties would fill every place of the plan and leave the deficit uncovered.
-  const gives = (e: QueuedEntry) => closesSize || e.ranked.collateral > 0n;
-  const cached = deps.adlSnapshots?.get(symbol, side, mark, now);
+  // infinite leverage), such counterparties would fill every place of the plan, and of the queue, and leave the
+  // deficit uncovered: with no size to close, neither the queue (readAdlTop) nor the plan takes them.
+  const gives = (e: QueuedEntry) => closesSize || givesWithoutClosing(e.ranked, mark);
+  const cached = deps.adlSnapshots?.get(symbol, side, mark, now, !closesSize);
   if (cached) {
     const planned = await planOnPrefix(cached, new Set(), read, rank, gives, planner);
     // A queue that held the whole side has no one else to offer: ranking the side again would find the same
@@ -1123,6 +1125,7 @@ async function adlQueue<T>(
     mark,
     liquidation.side,
     ADL_CANDIDATES_CONSIDERED,
+    !closesSize,
   );
   for (const { candidate: p } of top.entries) records.set(p.id, p);
   const queue = new AdlQueue(
@@ -1131,7 +1134,7 @@ async function adlQueue<T>(
     top.entries.map(({ ranked, candidate: p }) => ({ ranked, candidate: versionedOf(ranked, p.version) })),
     top.complete,
   );
-  deps.adlSnapshots?.put(symbol, side, queue);
+  deps.adlSnapshots?.put(symbol, side, queue, !closesSize);
   // Every record of the queue was read just now.
   return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, planner)), records };
 }
@@ -1357,8 +1360,8 @@ const roundsFollow = (decision: WaterfallDecision, deps: SettlementDeps): boolea
 
 /**
  * ADL's further rounds on a settled liquidation (context.adlRound): each one takes what is still uncovered
- * (settlement.badDebt) from the next counterparties of the queue at the settlement's mark, out of profit
- * they still hold, in one transaction with the record (the counterparties' versions and the record's
+ * (settlement.badDebt) from the next counterparties of the queue at the latest mark, out of profit they still
+ * hold, in one transaction with the record (the counterparties' versions and the record's
  * conditional: a delivery that races another, or comes back after a crash, plans the round again). Rounds
  * end when the deficit is covered or the side has no one left to give.
  */
@@ -1366,8 +1369,12 @@ async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): 
   let current = liquidation;
   for (let i = 0; i < ADL_ROUNDS_PER_DELIVERY; i++) {
     const step = await adlRound(current, deps);
-    if (step.done || !step.next) return step;
-    current = step.next;
+    if (step.done) return step;
+    // A round lost to another writer (a counterparty or the record moved): read the record again. Whatever
+    // called this (an auction step too) has nothing to resume the rounds with.
+    const next = step.next ?? (await deps.liquidations.get(liquidation.id));
+    if (!next?.context?.adlRound) return { done: true, record: next ?? current };
+    current = next;
   }
   // The rest in a delivery of its own (this one's work stays bounded).
   await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: current.id })]);
@@ -1378,7 +1385,9 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   const context = contextOf(liquidation);
   const settlement = liquidation.settlement;
   if (!settlement) throw new LiquidationStuckError(`adl/round-without-settlement: ${liquidation.id}`);
-  const mark = context.settle?.mark ?? context.executionMark;
+  // Profit as counterparties hold it now (a round may come long after its settlement: a retry, a redrive).
+  const settledAt = context.settle?.mark ?? context.executionMark;
+  const { mark } = await latestMark(deps.markets, liquidation.symbol, settledAt, deps.clock.nowMs());
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {
     plan: (ranked) =>
@@ -1387,11 +1396,14 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
     stands: (a, spent) => a.uncovered === 0n || !spent,
   };
   const queue = await adlQueue(liquidation, mark, deps, false, planner);
+  const versions = new Map(queue.head.map((e) => [e.candidate.id, e.candidate.version]));
+  // A plan on this container's queue may have moved an entry past the record this plan read: plan again.
+  if (queue.decision.fills.some((f) => queue.records.get(f.id)?.version !== versions.get(f.id)))
+    return { done: false, next: liquidation };
   const allocation = queue.decision;
   const round = (context.adlRound?.round ?? 0) + 1;
   const last = allocation.covered === 0n || allocation.uncovered === 0n || queue.spent;
   const { adlRound: _, ...rest } = context;
-  const versions = new Map(queue.head.map((e) => [e.candidate.id, e.candidate.version]));
   const next: LiquidationRecord = {
     ...withHistory(
       liquidation,
@@ -1429,6 +1441,11 @@ function deleverage(
 ): { record: PositionRecord; expectedVersion: number } {
   if (planVersion === undefined || !current)
     throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
+  // The write is made from the record the plan read: any other would undo what another writer did to it.
+  if (current.version !== planVersion)
+    throw new LiquidationStuckError(
+      `adl/counterparty-version: ${fill.id} v${current.version}, plan v${planVersion}`,
+    );
   // Applied against the version the plan was made on: a counterparty that changed since makes the commit fail.
   const closed =
     fill.size > 0n
@@ -1547,13 +1564,21 @@ async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: Sett
   }
 }
 
-/** The messages a terminal slice leaves (the next slice's, while it is QUEUED): re-sent by a redelivery. */
-export async function sendFollowUps(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
+/**
+ * The messages a terminal slice leaves, re-sent by a redelivery: the next slice's, while it is QUEUED, and its
+ * own while ADL owes it rounds (a delivery that ran them died or lost a race; `roundsHere`: the caller runs them).
+ */
+export async function sendFollowUps(
+  liquidation: LiquidationRecord,
+  deps: SettlementDeps,
+  { roundsHere = false }: { readonly roundsHere?: boolean } = {},
+): Promise<void> {
   if (!isTerminal(liquidation.state)) return;
   const next = liquidation.context?.nextLiquidationId;
-  if (!next) return;
-  const nextRecord = await deps.liquidations.get(next);
-  if (nextRecord?.state === 'QUEUED') await sendNextSlice(next, liquidation, deps);
+  if (next && (await deps.liquidations.get(next))?.state === 'QUEUED')
+    await sendNextSlice(next, liquidation, deps);
+  if (liquidation.context?.adlRound && !roundsHere)
+    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: liquidation.id })]);
 }
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AdlCandidate, topEntriesForAdl } from '../../shared/domain/adl.ts';
+import { type AdlCandidate, givesWithoutClosing, topEntriesForAdl } from '../../shared/domain/adl.ts';
 import {
   type AdlOrder,
   AdlThreshold,
@@ -21,10 +21,17 @@ function orders(side: readonly AdlCandidate[], ofSide: Side): Record<AdlOrder, A
 }
 
 /** Runs a search page by page, as the service does; returns its result and how many positions it read. */
-function search(side: readonly AdlCandidate[], ofSide: Side, mark: bigint, count: number, page: number) {
+function search(
+  side: readonly AdlCandidate[],
+  ofSide: Side,
+  mark: bigint,
+  count: number,
+  page: number,
+  withoutClosing = false,
+) {
   const deleveraged: Side = ofSide === 'LONG' ? 'SHORT' : 'LONG';
   const lists = orders(side, ofSide);
-  const threshold = new AdlThreshold<AdlCandidate>(mark, deleveraged, count);
+  const threshold = new AdlThreshold<AdlCandidate>(mark, deleveraged, count, withoutClosing);
   let at = 0;
   for (;;) {
     for (const order of ['entry', 'leverage'] as const) {
@@ -59,6 +66,33 @@ const sideArb = (ofSide: Side, mark: bigint) =>
   );
 
 describe('exact ADL top from two mark-independent orders (threshold search)', () => {
+  it('with no size to close, finds the top of the positions that can give, past any number that cannot (property)', () => {
+    fc.assert(
+      fc.property(
+        markArb
+          .chain((mark) =>
+            fc.record({
+              mark: fc.constant(mark),
+              ofSide: fc.constantFrom<Side>('LONG', 'SHORT'),
+              count: fc.integer({ min: 1, max: 12 }),
+              page: fc.integer({ min: 1, max: 7 }),
+            }),
+          )
+          .chain((s) => fc.record({ s: fc.constant(s), side: sideArb(s.ofSide, s.mark) })),
+        ({ s, side }) => {
+          const deleveraged: Side = s.ofSide === 'LONG' ? 'SHORT' : 'LONG';
+          const got = search(side, s.ofSide, s.mark, s.count, s.page, true);
+          const givers = side.filter((c) => givesWithoutClosing(c, s.mark));
+          const exact = topEntriesForAdl(givers, s.mark, deleveraged, s.count);
+          expect(got.entries.map((e) => e.candidate.id)).toEqual(exact.map((e) => e.candidate.id));
+          const rankable = topEntriesForAdl(givers, s.mark, deleveraged, givers.length).length;
+          expect(got.complete).toBe(rankable <= s.count);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('finds topEntriesForAdl over the whole side, and says when it holds all of it (property)', () => {
     fc.assert(
       fc.property(

@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import { pnlE16 } from '../../shared/domain/accounting.ts';
+import { NOTIONAL_TO_QUOTE, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { InjectedCrash, type LiquidationRecord, type PositionRecord } from '../../shared/ports/index.ts';
+import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/**
+ * ADL rounds (services/liquidation.ts adlRounds) where they are fragile: started by an auction step, lost to a
+ * concurrent writer, behind counterparties that can give nothing, and on a queue shared with other plans.
+ * Found by a review of the rounds (docs/RELIABILITY.md, adl-one-transaction).
+ */
+
+/** The book's spread wide enough that the long's market order fills nothing: the auction takes it. */
+const WIDE_BOOK = { venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } } };
+
+/** A long the auction closes below its bankruptcy price, and 300 shorts that give 1 USD each. */
+async function auctionLeavesDeficit(p: Pipeline): Promise<void> {
+  await p.tick('ETH-USD', '200');
+  await p.open('LONG', '100', '200', '2000');
+  for (let i = 0; i < 300; i++) await p.open('SHORT', '0.1', '200', '1');
+  await p.provider('lp-1', '100000', '0.02', '1000');
+  await p.tick('ETH-USD', '175');
+}
+
+describe('ADL rounds', () => {
+  it('rounds an auction step settled with are resumed after that delivery dies', async () => {
+    let armed = true;
+    const p: Pipeline = createPipeline({
+      ...WIDE_BOOK,
+      crashHook: (point) => {
+        // Right after the commit that settled with rounds to come, before any round.
+        if (!armed || point !== 'transactor.commit') return;
+        if (p.adapters.liquidations.all().some((l) => l.context?.adlRound?.round === 0)) {
+          armed = false;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await auctionLeavesDeficit(p);
+    await p.drain();
+    expect(armed).toBe(false);
+    const [liquidation] = p.adapters.liquidations.all();
+    expect(liquidation?.settlement?.auctionClosedSize).toBeGreaterThan(0n);
+    expect(liquidation?.context?.adlRound).toBeUndefined();
+    expect(liquidation?.history.filter((h) => h.note?.startsWith('ADL round')).length).toBeGreaterThan(0);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('a round that loses a race to another writer of a counterparty is planned again', async () => {
+    const p = createPipeline(WIDE_BOOK);
+    await auctionLeavesDeficit(p);
+    // Once, during the first round's ranking: a concurrent writer moves one of the counterparties it read.
+    const positions = p.deps.positions;
+    const original = positions.queryAdlOrder.bind(positions);
+    let bumped = false;
+    Object.assign(positions, {
+      queryAdlOrder: async (...args: Parameters<typeof positions.queryAdlOrder>) => {
+        const page = await original(...args);
+        const inRound = p.adapters.liquidations.all().some((l) => l.context?.adlRound?.round === 0);
+        if (!bumped && inRound && args[2] === 'leverage') {
+          bumped = true;
+          const r = page.positions
+            .filter((x) => x.collateral > 0n)
+            .sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
+          await p.adapters.transactor.commit([
+            { kind: 'position', record: { ...r, version: r.version + 1 }, expectedVersion: r.version },
+          ]);
+        }
+        return page;
+      },
+    });
+    await p.drain();
+    expect(bumped).toBe(true);
+    const [liquidation] = p.adapters.liquidations.all();
+    expect(liquidation?.context?.adlRound).toBeUndefined();
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('passes over counterparties with nothing left to give, however many rank first', async () => {
+    // Each round leaves the shorts it took with no collateral and some profit: infinite leverage, ranked
+    // first. More of them than the queue holds (2,000) must not end the rounds while others can give.
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '300', '200', '5000');
+    const shorts: PositionRecord[] = [];
+    for (let i = 0; i < 2600; i++) shorts.push(await p.open('SHORT', '0.1', '200', '1'));
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    const liquidations = p.adapters.liquidations.all();
+    const badDebt = liquidations.reduce((a, l) => a + (l.settlement?.badDebt ?? 0n), 0n);
+    const mark = parsePrice('175');
+    let couldGive = 0;
+    for (const s of shorts) {
+      const r = (await p.adapters.positions.get(s.id))!;
+      const left = pnlE16(r.side, r.size, r.entryPrice, mark) / NOTIONAL_TO_QUOTE - (r.adlProfitGiven ?? 0n);
+      if (r.state === 'OPEN' && r.collateral > 0n && left > 0n) couldGive++;
+    }
+    expect(liquidations.reduce((a, l) => a + (l.settlement?.adlCovered ?? 0n), 0n)).toBeGreaterThan(
+      parseQuote('2000'),
+    );
+    expect(badDebt === 0n || couldGive === 0).toBe(true);
+    expect((await p.check()).violations).toEqual([]);
+  }, 60_000);
+
+  it('a round on a queue another plan moved meanwhile writes no counterparty from an older record', async () => {
+    const p = createPipeline({ adlSnapshots: new AdlSnapshots(1e12) });
+    await p.tick('ETH-USD', '200');
+    const shorts: PositionRecord[] = [];
+    for (let i = 0; i < 20; i++) shorts.push(await p.open('SHORT', '0.1', '200', '1'));
+    await p.tick('ETH-USD', '175');
+    const records = [owing('A', '10'), owing('B', '0.5'), owing('C', '0'), owing('D', '0')];
+    for (const r of records)
+      await p.adapters.transactor.commit([{ kind: 'liquidation', record: r, expectedVersion: undefined }]);
+    // C ranks the side and leaves the queue in the container's cache.
+    await processLiquidation({ liquidationId: 'C' }, p.deps);
+    // A's round reads the head of the cached queue in two reads, and is slow on the second.
+    let reached!: () => void;
+    const atSecondRead = new Promise<void>((r) => {
+      reached = r;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let calls = 0;
+    const reader = p.deps.reader;
+    const slowReader: typeof reader = {
+      positionAndMarket: reader.positionAndMarket.bind(reader),
+      auctionAndMarket: reader.auctionAndMarket.bind(reader),
+      positions: async (ids: readonly string[]) => {
+        const found = await reader.positions(ids);
+        if (++calls === 2) {
+          reached();
+          await gate;
+        }
+        return found;
+      },
+    };
+    const a = processLiquidation({ liquidationId: 'A' }, { ...p.deps, reader: slowReader });
+    await atSecondRead;
+    // Meanwhile, in the same container: B's round takes 0.5 from the top counterparty, then D's plan re-reads
+    // it and puts its new ranking in the shared queue.
+    await processLiquidation({ liquidationId: 'B' }, p.deps);
+    await processLiquidation({ liquidationId: 'D' }, p.deps);
+    release();
+    await a;
+    const after = await Promise.all(shorts.map(async (s) => (await p.adapters.positions.get(s.id))!));
+    const given = after.reduce((sum, r, i) => sum + (shorts[i]!.collateral - r.collateral), 0n);
+    const settled = await Promise.all(records.map(async (r) => (await p.adapters.liquidations.get(r.id))!));
+    // What the counterparties gave is what the liquidations say ADL covered.
+    expect(given).toBe(settled.reduce((sum, l) => sum + l.settlement!.adlCovered, 0n));
+    expect(settled.map((l) => l.settlement!.badDebt)).toEqual([0n, 0n, 0n, 0n]);
+  });
+});
+
+const NO_AMOUNTS = {
+  marketClosedSize: 0n,
+  lastResortClosedSize: 0n,
+  auctionClosedSize: 0n,
+  adlClosedSize: 0n,
+  carriedSize: 0n,
+  realizedPnl: 0n,
+  fee: 0n,
+  shortfall: 0n,
+  insurancePaid: 0n,
+  adlCovered: 0n,
+  badDebt: 0n,
+  traderPayout: 0n,
+};
+
+/** A settled liquidation of a long that owes ADL rounds for `badDebt` USD at 175 (as a settlement leaves it). */
+const owing = (id: string, badDebt: string): LiquidationRecord => ({
+  id,
+  positionId: `${id}-pos`,
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  state: 'SETTLED_ADL',
+  tickKey: 'ETH-USD#2',
+  triggerMark: parsePrice('175'),
+  remainingSize: 0n,
+  marketFills: [],
+  auctionFills: [],
+  settlement: { ...NO_AMOUNTS, shortfall: parseQuote(badDebt), badDebt: parseQuote(badDebt) },
+  history: [],
+  context: { plannedSize: 0n, executionMark: parsePrice('175'), adlRound: { round: 0 } },
+  version: 0,
+});
