@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   failureOf,
   logFailure,
@@ -43,10 +43,30 @@ async function processRecord(record: SQSRecord, message: AuctionStepMessage): Pr
   }
 }
 
+/**
+ * A step starts only while this much of the invocation remains: a few calls, each up to the SDK's 5 s request
+ * timeout and its retries (shared/adapters/aws/clients.ts), with the function's 60 s timeout.
+ */
+const STEP_RESERVE_MS = 20_000;
+
 /** Steps of one batch run one after another: auctions clear against the same providers, so in parallel
- * they would only contend for the same provider records. */
-export const consume = (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processBatch(event, recordHandler, { processInParallel: false });
+ * they would only contend for the same provider records. Steps stop being started as the time runs short. */
+export const consume = (
+  event: SQSEvent,
+  context?: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<SQSBatchResponse> =>
+  processBatch(event, recordHandler, {
+    processInParallel: false,
+    ...(context
+      ? {
+          deadline: {
+            remainingMs: () => context.getRemainingTimeInMillis(),
+            reserveMs: STEP_RESERVE_MS,
+            queue: wiring().adapters.auctionQueue,
+          },
+        }
+      : {}),
+  });
 
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))

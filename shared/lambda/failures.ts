@@ -115,28 +115,69 @@ export async function scheduleRetry(
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');
 }
 
+/** A record not started because its invocation's time is nearly up: it comes back at once, in another. */
+export class DeadlineDeferral extends Error {
+  override readonly name = 'DeadlineDeferral';
+}
+
+/** When records of a batch processed one after another stop being started. */
+export interface BatchDeadline {
+  /** The invocation's remaining time (the Lambda context's). */
+  readonly remainingMs: () => number;
+  /** A record starts only while this much remains: its worst case, SDK timeouts and retries included. */
+  readonly reserveMs: number;
+  /** The records' queue: one not started is made visible again at once, not after its visibility timeout. */
+  readonly queue: QueueTransport;
+}
+
+/** Seconds before a record not started for the deadline is visible again. */
+const DEADLINE_DEFERRAL_MS = 1_000;
+
 /**
  * One invocation's SQS batch, each record through `handle`; failed records are reported for SQS to redeliver.
  * When every record failed the invocation fails too (Powertools' FullBatchFailureError: Lambda counts an error,
  * which alarms), unless every failure was a deferral: a duplicate delivery waiting for another's order lease is
- * normal under at-least-once, and a batch of one such record must not page anybody.
+ * normal under at-least-once, and a batch of one such record must not page anybody. With a `deadline`, records
+ * processed one after another stop being started when the invocation's time runs short: a timed-out invocation
+ * would send every record of its batch back, done or not, after the visibility timeout, and count a receive
+ * against each.
  */
 export async function processBatch(
   event: SQSEvent,
   handle: (record: SQSRecord) => Promise<void>,
-  options: { readonly processInParallel?: boolean } = {},
+  options: { readonly processInParallel?: boolean; readonly deadline?: BatchDeadline } = {},
 ): Promise<SQSBatchResponse> {
+  const { deadline, ...processing } = options;
+  const guarded = deadline
+    ? async (record: SQSRecord): Promise<void> => {
+        const left = deadline.remainingMs();
+        if (left < deadline.reserveMs) {
+          await deferRecord(deadline.queue, record, DEADLINE_DEFERRAL_MS);
+          throw new DeadlineDeferral(
+            `batch/deadline: ${left} ms left, a record may need ${deadline.reserveMs}`,
+          );
+        }
+        await handle(record);
+      }
+    : handle;
   // One processor per invocation: a shared one mixes the records and failures of concurrent invocations (the
   // local runner runs several in one process).
   const processor = new BatchProcessor(EventType.SQS);
-  const response = await processPartialResponse(event, handle, processor, {
-    ...options,
+  const response = await processPartialResponse(event, guarded, processor, {
+    ...processing,
     throwOnFullBatchFailure: false,
   });
   const errors = processor.errors;
   const allFailed = event.Records.length > 0 && response.batchItemFailures.length === event.Records.length;
-  if (allFailed && errors.some((e) => !(e instanceof LiquidationBusyError))) {
+  if (allFailed && errors.some((e) => !isDeferral(e))) {
     throw new FullBatchFailureError(errors);
   }
+  if (errors.some((e) => e instanceof DeadlineDeferral))
+    log.warn('records not started: the invocation ran short of time; they come back at once', {
+      deferred: errors.filter((e) => e instanceof DeadlineDeferral).length,
+    });
   return response;
 }
+
+const isDeferral = (error: Error): boolean =>
+  error instanceof LiquidationBusyError || error instanceof DeadlineDeferral;

@@ -153,6 +153,50 @@ describe('processBatch', () => {
   });
 });
 
+describe('processBatch with a deadline', () => {
+  const identity = { region: 'us-east-1', accountId: '000000000000' };
+
+  it('stops starting records as the invocation runs short of time: they come back at once, and are no error', async () => {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'auctionSteps', clock });
+    for (const body of ['a', 'b', 'c']) await queue.send(body);
+    const messages = await queue.receive(3, 60);
+    const event: SQSEvent = {
+      Records: messages.map((m) => runnerRecord(m, 'arn', identity, clock.nowMs())),
+    };
+    // 45 s left when the batch starts; the first step takes 30 s.
+    let remainingMs = 45_000;
+    const started: string[] = [];
+    const response = await processBatch(
+      event,
+      async (record) => {
+        started.push(record.body);
+        remainingMs -= 30_000;
+      },
+      { processInParallel: false, deadline: { remainingMs: () => remainingMs, reserveMs: 20_000, queue } },
+    );
+    expect(started).toEqual(['a']);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(
+      messages.slice(1).map((m) => m.messageId),
+    );
+    // Visible again within a second (the visibility timeout is 60 s).
+    clock.advance(1_000);
+    const again = await queue.receive(3, 60);
+    expect(again.map((m) => m.body).sort()).toEqual(['b', 'c']);
+
+    // A batch none of whose records started: the invocation is no error (nothing failed).
+    remainingMs = 5_000;
+    const late = await processBatch(
+      { Records: again.map((m) => runnerRecord(m, 'arn', identity, clock.nowMs())) },
+      async () => {
+        throw new Error('never started');
+      },
+      { processInParallel: false, deadline: { remainingMs: () => remainingMs, reserveMs: 20_000, queue } },
+    );
+    expect(late.batchItemFailures).toHaveLength(2);
+  });
+});
+
 describe('scheduleRetry', () => {
   const identity = { region: 'us-east-1', accountId: '000000000000' };
 
