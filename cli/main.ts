@@ -11,7 +11,7 @@ import { UsageError } from './args.ts';
 import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
 import { runInject, runReplay } from './ops/events.ts';
-import { runFeed, runFund, runSeed } from './ops/seed.ts';
+import { runFeed, runFund, runPositions, runSeed } from './ops/seed.ts';
 import { runStatus } from './ops/status.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
 
@@ -28,6 +28,7 @@ Commands:
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
   fund       fund deposit | fund withdraw: move money in or out of the insurance fund
   feed       feed resume: let a price feed that restarted its sequence drive its market again
+  positions  positions reindex: price a market's open positions again after a change of its margin
   inject     inject tick: put one price tick on the bus
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
@@ -46,6 +47,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => 
   seed: runSeed,
   fund: runFund,
   feed: runFeed,
+  positions: runPositions,
   inject: runInject,
   replay: runReplay,
   status: runStatus,

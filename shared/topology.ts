@@ -303,7 +303,7 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { queue: 'auctionSteps', access: 'send' },
     ],
     purpose:
-      'fund deposits and withdrawals, provider registration (wakes sleeping auctions), position seeding (IAM only)',
+      'fund deposits and withdrawals, provider registration (wakes sleeping auctions), position seeding and repricing (IAM only)',
   },
 ];
 

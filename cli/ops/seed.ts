@@ -82,6 +82,57 @@ export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequenc
   --config FILE.json     risk configuration (the markets)
 ${TARGET_USAGE}`;
 
+export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
+
+  A position's liquidation price, which margin-check finds it by, is computed when the position is written.
+  After a deploy that changes a market's maintenance margin, reindex prices every open position of the market
+  again with the new rules (both sides, a page at a time); positions now past the last mark are liquidated by
+  the next tick. Run it right after such a deploy: until then, a raise leaves some positions unseen.
+
+  --symbol S             market (e.g. ETH-USD)
+  --config FILE.json     risk configuration: the deployed one, with its new maintenance margin
+${TARGET_USAGE}`;
+
+const POSITIONS_OPTIONS = {
+  ...TARGET_OPTIONS,
+  symbol: { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+export const runPositions: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, POSITIONS_OPTIONS);
+  if (values.help) {
+    io.stdout.write(POSITIONS_USAGE);
+    return 0;
+  }
+  subcommand('positions', positionals, ['reindex'] as const);
+  noMorePositionals('positions', positionals, 1);
+  if (values.symbol === undefined) throw new UsageError('positions reindex: --symbol is required');
+  return withTarget(values, async (deployment) => {
+    const config = riskConfigFor(deployment, values.config);
+    const deps = adminDeps(deployment, config);
+    for (const side of ['LONG', 'SHORT'] as const) {
+      let checked = 0;
+      let updated = 0;
+      let cursor: string | undefined;
+      do {
+        const result = await handleAdmin(
+          { action: 'reindexPositions', symbol: values.symbol!, side, ...(cursor ? { cursor } : {}) },
+          deps,
+        );
+        if (!result.ok) throw new OperatorInputError(`positions reindex refused: ${result.reason}`);
+        checked += result.reindexed!.checked;
+        updated += result.reindexed!.updated;
+        cursor = result.reindexed!.cursor;
+      } while (cursor !== undefined);
+      io.stdout.write(
+        `${values.symbol} ${side}: ${checked} open positions priced again, ${updated} rewritten\n`,
+      );
+    }
+    return 0;
+  });
+});
+
 const FEED_OPTIONS = {
   ...TARGET_OPTIONS,
   symbol: { type: 'string' },

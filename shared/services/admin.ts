@@ -16,6 +16,9 @@ import { INSURANCE_ACCOUNT } from './context.ts';
 import { withLiquidationPrice } from './margin-check.ts';
 import { type WakeDeps, wakeSleepers } from './wake.ts';
 
+/** Positions one reindexPositions request reads and may write (one page: bounded work per request). */
+export const REINDEX_PAGE_MAX = 1000;
+
 /** Admin requests (IAM-only function): every field validated, amounts as decimal strings. */
 const id = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, 'letters, digits and . _ : - only (1-100)');
 const decimal = z.string().max(80);
@@ -46,6 +49,14 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     symbol: z.string().max(20),
     fromSequence: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   }),
+  // One page of a market side's open positions priced again with this deployment's risk configuration.
+  z.strictObject({
+    action: z.literal('reindexPositions'),
+    symbol: z.string().max(20),
+    side: z.enum(['LONG', 'SHORT']),
+    cursor: z.string().max(2000).optional(),
+    limit: z.number().int().min(1).max(REINDEX_PAGE_MAX).optional(),
+  }),
 ]);
 export type AdminRequest = z.input<typeof adminRequestSchema>;
 
@@ -73,6 +84,11 @@ export type AdminResult =
       readonly wakeError?: string;
       /** resumeFeed: the last accepted tick's sequence before and after. */
       readonly sequence?: { readonly before: number; readonly after: number };
+      /**
+       * reindexPositions: positions read and priced again, how many of them were rewritten, and the cursor of
+       * the next page (absent: the side is done).
+       */
+      readonly reindexed?: { readonly checked: number; readonly updated: number; readonly cursor?: string };
     }
   | { readonly ok: false; readonly reason: string };
 
@@ -182,7 +198,47 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       await deps.markets.rebaseSequence(symbol, after, state);
       return { ok: true, id: symbol, sequence: { before, after } };
     }
+    case 'reindexPositions':
+      return {
+        ok: true,
+        id: marketConfig(deps.config, request.symbol).symbol,
+        reindexed: await reindex(request, deps),
+      };
   }
+}
+
+/**
+ * Prices one page of a market side's open positions again with the deployment's risk configuration: a stored
+ * liquidation price (the index margin-check reads) is computed when a position is written, so a change of the
+ * market's maintenance margin leaves the positions written before it at their old price until this runs (a
+ * raise would leave some of them past their new price unseen). A position that moved meanwhile was written by
+ * a writer with the configuration it runs (skipped). Positions now past the last mark are found by the next tick.
+ */
+async function reindex(
+  request: Extract<z.output<typeof adminRequestSchema>, { action: 'reindexPositions' }>,
+  deps: AdminDeps,
+): Promise<{ checked: number; updated: number; cursor?: string }> {
+  const symbol = marketConfig(deps.config, request.symbol).symbol;
+  const page = await deps.positions
+    .queryAdlOrder(symbol, request.side, 'entry', request.limit ?? REINDEX_PAGE_MAX, request.cursor)
+    .catch((error: unknown) => {
+      // The adapters refuse a cursor they did not return (of another side, market or index) by its reason.
+      if (request.cursor !== undefined && error instanceof Error && /bad-cursor/.test(error.message))
+        throw new AdminInputError(`admin/bad-cursor: not a cursor of ${symbol} ${request.side}`);
+      throw error;
+    });
+  let updated = 0;
+  for (const position of page.positions) {
+    const priced = withLiquidationPrice(position, deps.config);
+    if (priced.liquidationPrice === position.liquidationPrice) continue;
+    try {
+      await deps.positions.replace({ ...priced, version: position.version + 1 }, position.version);
+      updated += 1;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  return { checked: page.positions.length, updated, ...(page.cursor ? { cursor: page.cursor } : {}) };
 }
 
 /**

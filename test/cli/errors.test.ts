@@ -89,6 +89,7 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ],
     ['a market twice', ['seed', 'positions', '--markets', 'ETH-USD,eth-usd'], /listed twice/],
     ['fund without an amount', ['fund', 'deposit'], /fund deposit: --amount is required/],
+    ['a reindex without a symbol', ['positions', 'reindex'], /positions reindex: --symbol is required/],
     [
       'a feed without a symbol',
       ['feed', 'resume', '--from-sequence', '1'],

@@ -20,6 +20,7 @@ import {
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
@@ -198,6 +199,32 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       'feed ETH-USD resumed: last sequence 500 -> 0, next ticks from 1\n',
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
+
+    // Positions priced again after a change of the market's maintenance margin: none under the same rules.
+    const same = await cli('positions', 'reindex', '--symbol', 'ETH-USD', ...at);
+    expect(same.stdout).toMatch(
+      /^ETH-USD LONG: \d+ open positions priced again, 0 rewritten\nETH-USD SHORT: /,
+    );
+    const raisedFile = path.join(dir, 'raised.json');
+    writeFileSync(
+      raisedFile,
+      JSON.stringify({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) =>
+          m.symbol === 'ETH-USD' ? { ...m, maintenanceMargin: '0.04' } : m,
+        ),
+      }),
+    );
+    const before = (await adapters(names).positions.get('f1'))!;
+    const raised = await cli('positions', 'reindex', '--symbol', 'ETH-USD', '--config', raisedFile, ...at);
+    expect(raised.code).toBe(0);
+    const rewritten = [...raised.stdout.matchAll(/(\d+) open positions priced again, (\d+) rewritten/g)];
+    expect(rewritten).toHaveLength(2);
+    // Every open ETH-USD position (f1 and the seeded ones) has a new price: 21 in all.
+    expect(rewritten.reduce((n, m) => n + Number(m[2]), 0)).toBe(21);
+    const after = (await adapters(names).positions.get('f1'))!;
+    expect(after.liquidationPrice).toBeGreaterThan(before.liquidationPrice);
+    expect(after.version).toBe(before.version + 1);
 
     const report = await status(at);
     expect(report.positions).toEqual({ OPEN: 22, LIQUIDATING: 0, CLOSED: 0 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { handleTick } from '../../shared/services/margin-check.ts';
+import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
@@ -187,5 +188,81 @@ describe('resumeFeed', () => {
       ok: false,
       reason: expect.stringMatching(/tick-in-progress/),
     });
+  });
+});
+
+describe('reindexPositions', () => {
+  /** The default rules with ETH-USD's maintenance margin raised from 2.5 % to 4 % (a deploy's change). */
+  const RAISED = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) =>
+      m.symbol === 'ETH-USD' ? { ...m, maintenanceMargin: '0.04' } : m,
+    ),
+  });
+
+  it("prices a side's positions again after a change of the maintenance margin, page by page, so the index finds them", async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const longs = [];
+    for (const collateral of ['200', '300', '400']) longs.push(await p.open('LONG', '10', '200', collateral));
+    const short = await p.open('SHORT', '10', '200', '200');
+    const raised = { ...p.adapters, config: RAISED, nowMs: () => p.clock.nowMs() };
+    // Priced again, the first long is past 186 (its old price was below it): the index did not show it there.
+    const repriced = withLiquidationPrice(longs[0]!, RAISED).liquidationPrice;
+    expect(repriced).toBeGreaterThan(parsePrice('186'));
+    expect(longs[0]!.liquidationPrice).toBeLessThan(parsePrice('186'));
+    const crossedAt186 = async () =>
+      (await p.adapters.positions.queryCrossed('ETH-USD', 'LONG', parsePrice('186'), 10)).positions.map(
+        (x) => x.id,
+      );
+    expect(await crossedAt186()).toEqual([]);
+
+    const first = await handleAdmin(
+      { action: 'reindexPositions', symbol: 'ETH-USD', side: 'LONG', limit: 2 },
+      raised,
+    );
+    expect(first).toMatchObject({ ok: true, id: 'ETH-USD', reindexed: { checked: 2, updated: 2 } });
+    const cursor = first.ok ? first.reindexed?.cursor : undefined;
+    expect(cursor).toBeDefined();
+    const second = await handleAdmin(
+      { action: 'reindexPositions', symbol: 'ETH-USD', side: 'LONG', limit: 2, cursor },
+      raised,
+    );
+    expect(second).toEqual({ ok: true, id: 'ETH-USD', reindexed: { checked: 1, updated: 1 } });
+    for (const long of longs) {
+      const stored = await p.adapters.positions.get(long.id);
+      expect(stored).toMatchObject({
+        liquidationPrice: withLiquidationPrice(long, RAISED).liquidationPrice,
+        version: long.version + 1,
+      });
+    }
+    expect(await crossedAt186()).toEqual([longs[0]!.id]);
+    // The other side is its own run; once priced, a side is left as it is.
+    expect((await p.adapters.positions.get(short.id))?.version).toBe(short.version);
+    expect(
+      await handleAdmin({ action: 'reindexPositions', symbol: 'ETH-USD', side: 'LONG' }, raised),
+    ).toEqual({ ok: true, id: 'ETH-USD', reindexed: { checked: 3, updated: 0 } });
+  });
+
+  it.each([
+    { case: 'an unknown market', request: { symbol: 'DOGE-USD', side: 'LONG' }, reason: /DOGE-USD/ },
+    { case: 'a bad side', request: { symbol: 'ETH-USD', side: 'FLAT' }, reason: /admin\/invalid/ },
+    {
+      case: 'a page too long',
+      request: { symbol: 'ETH-USD', side: 'LONG', limit: 5000 },
+      reason: /admin\/invalid/,
+    },
+    {
+      case: 'a cursor it did not return',
+      request: { symbol: 'ETH-USD', side: 'LONG', cursor: 'not-a-cursor' },
+      reason: /admin\/bad-cursor/,
+    },
+  ])('refuses $case and changes nothing', async ({ request, reason }) => {
+    const { p, run } = setup();
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    const result = await run({ action: 'reindexPositions', ...request });
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(reason) });
+    expect((await p.adapters.positions.get(long.id))?.version).toBe(long.version);
   });
 });
