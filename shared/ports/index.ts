@@ -231,6 +231,8 @@ export interface LiquidationContext {
      * delivery plans again from `insurance` and `applied` instead of applying this plan.
      */
     readonly superseded?: boolean;
+    /** ADL's plan saw every position of the side that could give, and took them all: no round can follow. */
+    readonly adlExhausted?: boolean;
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;
@@ -242,6 +244,8 @@ export interface LiquidationContext {
    * uncovered so far) from the next counterparties. Absent once no round is left. `round`: rounds run so far.
    */
   readonly adlRound?: { readonly round: number };
+  /** ADL rounds run after the settlement, once they ended (absent: none). */
+  readonly adlRounds?: number;
   /**
    * The delivery that may place this liquidation's venue orders, until `untilMs` (longer than any function's
    * timeout, so a holder that died has ended by then). Taken with the claim or before a last-resort order, and

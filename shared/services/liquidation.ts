@@ -866,6 +866,7 @@ async function freeze(
   let decision = decide(insurance, undefined, lastResortFills);
   let candidates: (AdlCandidate & { version: number })[] | undefined;
   let counterparties: Map<string, PositionRecord> | undefined;
+  let adlExhausted = false;
   const closedSize = sumSize(liquidation.marketFills) + sumSize(base.auctionFills);
   if (
     decision.next === 'load-adl-candidates' &&
@@ -887,6 +888,7 @@ async function freeze(
       waterfallPlanner((c) => decide(insurance, c, lastResortFills)),
     );
     decision = queue.decision;
+    adlExhausted = queue.spent && queue.complete;
     // Freeze only the counterparties the plan uses (the queue's best, at most what one transaction holds: the
     // size the others would have taken is carried to the next slice). They are a prefix of the rank order, so
     // the plan on them alone is the same plan.
@@ -932,6 +934,7 @@ async function freeze(
     },
     auctionFills: base.auctionFills,
     ...(candidates ? { candidates } : {}),
+    ...(adlExhausted ? { adlExhausted } : {}),
     ...(lastResortFills ? { lastResortFills } : {}),
     ...(base.applied ? { applied: base.applied, replans: base.replans ?? 1 } : {}),
   };
@@ -1093,6 +1096,8 @@ async function adlQueue<T>(
   readonly decision: T;
   /** The queue held fewer than MAX_ADL_COUNTERPARTIES that give. */
   readonly spent: boolean;
+  /** The queue held every position of the side that could be taken (no one else to rank). */
+  readonly complete: boolean;
   /** The records this plan read, by id (the settlement deleverages them without reading them again). */
   readonly records: ReadonlyMap<string, PositionRecord>;
 }> {
@@ -1105,7 +1110,11 @@ async function adlQueue<T>(
     for (const p of found) records.set(p.id, p);
     return found;
   };
-  const rank = (p: PositionRecord) => rankAtMark(p, symbol, mark, liquidation.side);
+  // In a queue of haircuts only, a record read again that can no longer give leaves it (not read again).
+  const rank = (p: PositionRecord) => {
+    const entry = rankAtMark(p, symbol, mark, liquidation.side);
+    return entry && (closesSize || givesWithoutClosing(entry.ranked, mark)) ? entry : undefined;
+  };
   // A counterparty gives by closing size (the profit it realizes) or out of its collateral (allocateAdl keeps
   // it >= 0): with no size to close, one without collateral gives nothing. Ranked first (no collateral is
   // infinite leverage), such counterparties would fill every place of the plan, and of the queue, and leave the
@@ -1116,7 +1125,8 @@ async function adlQueue<T>(
     const planned = await planOnPrefix(cached, new Set(), read, rank, gives, planner);
     // A queue that held the whole side has no one else to offer: ranking the side again would find the same
     // (a crash with the other side spent asked again for every slice).
-    if (planner.stands(planned.decision, planned.spent) || cached.complete) return { ...planned, records };
+    if (planner.stands(planned.decision, planned.spent) || cached.complete)
+      return { ...planned, records, complete: cached.complete };
   }
   const top = await readAdlTop(
     deps.positions,
@@ -1136,7 +1146,11 @@ async function adlQueue<T>(
   );
   deps.adlSnapshots?.put(symbol, side, queue, !closesSize);
   // Every record of the queue was read just now.
-  return { ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, planner)), records };
+  return {
+    ...(await planOnPrefix(queue, new Set(queue.ids), read, rank, gives, planner)),
+    records,
+    complete: top.complete,
+  };
 }
 
 /** How a plan on the ADL queue's head is made and judged (a settlement's waterfall, or an ADL round). */
@@ -1154,7 +1168,9 @@ const waterfallPlanner = (
 ): AdlPlanner<WaterfallDecision> => ({
   plan,
   takesAll: (d) => d.next === 'settle' && (!d.adl || (d.adl.unmatchedSize === 0n && d.adl.uncovered === 0n)),
-  stands: (d, spent) => d.next === 'settle' && (d.carriedSize === 0n || !spent),
+  // A spent queue stands only when its plan took everything: else rank the side again (unless it held all).
+  stands: (d, spent) =>
+    d.next === 'settle' && ((d.carriedSize === 0n && (d.adl?.uncovered ?? 0n) === 0n) || !spent),
 });
 
 /**
@@ -1324,7 +1340,7 @@ async function applySettlement(
     context: {
       ...outcomeRecorded(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
-      ...(roundsFollow(decision, deps) ? { adlRound: { round: 0 } } : {}),
+      ...(roundsFollow(decision, context.settle, deps) ? { adlRound: { round: 0 } } : {}),
     },
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
@@ -1348,15 +1364,20 @@ async function applySettlement(
 
 /** Rounds one delivery runs before it hands the rest to a message of its own (bounded work per delivery). */
 const ADL_ROUNDS_PER_DELIVERY = 4;
+/** Delay of the message that continues the rounds. */
+const ROUNDS_CONTINUE_SECONDS = 1;
 
 /**
- * The settlement leaves a deficit that ADL did not cover with a whole transaction of counterparties: others
- * may stand behind them (the baseline has no ADL).
+ * The settlement leaves a deficit ADL did not cover, and its plan did not see the whole side spent: others may
+ * stand behind the counterparties one transaction holds, or behind those that could only close size (the
+ * baseline has no ADL).
  */
-const roundsFollow = (decision: WaterfallDecision, deps: SettlementDeps): boolean =>
-  deps.strategy !== 'market-only' &&
-  (decision.adl?.uncovered ?? 0n) > 0n &&
-  (decision.adl?.fills.length ?? 0) >= MAX_ADL_COUNTERPARTIES;
+const roundsFollow = (
+  decision: WaterfallDecision,
+  frozen: LiquidationContext['settle'],
+  deps: SettlementDeps,
+): boolean =>
+  deps.strategy !== 'market-only' && (decision.adl?.uncovered ?? 0n) > 0n && !frozen?.adlExhausted;
 
 /**
  * ADL's further rounds on a settled liquidation (context.adlRound): each one takes what is still uncovered
@@ -1376,8 +1397,9 @@ async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): 
     if (!next?.context?.adlRound) return { done: true, record: next ?? current };
     current = next;
   }
-  // The rest in a delivery of its own (this one's work stays bounded).
-  await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: current.id })]);
+  // The rest in a delivery of its own (this one's work stays bounded), a second later: rounds that lost races
+  // to other writers of the same counterparties do not spin.
+  await deps.liquidationQueue.send(encodeMessage({ liquidationId: current.id }), ROUNDS_CONTINUE_SECONDS);
   return { done: true, record: current };
 }
 
@@ -1404,19 +1426,16 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   const round = (context.adlRound?.round ?? 0) + 1;
   const last = allocation.covered === 0n || allocation.uncovered === 0n || queue.spent;
   const { adlRound: _, ...rest } = context;
+  // No history event per round: the record stays one terminal event, and its size bounded whatever the rounds.
   const next: LiquidationRecord = {
-    ...withHistory(
-      liquidation,
-      liquidation.state,
-      deps.clock.nowMs(),
-      `ADL round ${round}: ${allocation.fills.length} counterparties covered ${formatQuote(allocation.covered)}`,
-    ),
+    ...liquidation,
     settlement: {
       ...settlement,
       adlCovered: settlement.adlCovered + allocation.covered,
       badDebt: allocation.uncovered,
     },
-    context: last ? rest : { ...rest, adlRound: { round } },
+    context: last ? { ...rest, adlRounds: round } : { ...rest, adlRound: { round } },
+    version: liquidation.version + 1,
   };
   const writes: Write[] = [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }];
   for (const fill of allocation.fills) {

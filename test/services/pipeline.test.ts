@@ -1221,7 +1221,7 @@ describe('insurance and ADL layers', () => {
       await p.tick('ETH-USD', '175');
       await p.drain();
       const liquidation = (await liquidationsOf(p)).find((l) => l.positionId === long.id)!;
-      const rounds = liquidation.history.filter((h) => h.note?.startsWith('ADL round')).length;
+      const rounds = liquidation.context?.adlRounds ?? 0;
       const given = await Promise.all(
         counterparties.map(async (c) => c.collateral - (await p.adapters.positions.get(c.id))!.collateral),
       );

@@ -151,6 +151,7 @@ export async function checkStoredInvariants(input: StoredCheckInput): Promise<St
   for (const l of liquidations.values()) {
     byState[l.state] = (byState[l.state] ?? 0) + 1;
     if (!isTerminal(l.state)) fail(`unfinished: ${l.id} is ${l.state}`);
+    if (l.context?.adlRound) fail(`unfinished: ${l.id} owes ADL round ${l.context.adlRound.round + 1}`);
     const terminalEvents = l.history.filter((e) => isTerminal(e.state)).length;
     if (isTerminal(l.state) && terminalEvents !== 1)
       fail(`settle: ${l.id} reached a terminal state ${terminalEvents} times`);
