@@ -1,4 +1,4 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createAwsAdapters,
@@ -9,7 +9,7 @@ import type { MarketShards } from '../../shared/adapters/aws/position-layout.ts'
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
-import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { METRICS, type MetricSpec } from '../../shared/metrics.ts';
@@ -19,6 +19,7 @@ import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
+import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { startMoto } from '../support/moto.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -574,6 +575,62 @@ describe('pipeline on moto', () => {
       const counterparty = await ctx.adapters.positions.get('s1');
       expect(counterparty?.version).toBeGreaterThan(0);
       expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+    });
+  });
+
+  it('carries a deficit beyond one transaction of ADL counterparties to further rounds on the settled record', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      // The market closes the long (the book is there): ADL has no size to close, only about 251 USD of deficit.
+      await ctx.admin(open('p1', 'LONG', '50', '200', '1000'));
+      // 2.5 USD of profit each at 175, but 1 USD of collateral: a haircut takes 1, so 90 a transaction.
+      const shorts = Array.from({ length: 300 }, (_, i) => `s${i + 1}`);
+      for (const id of shorts) await ctx.admin(open(id, 'SHORT', '0.1', '200', '1'));
+      const sends = vi.spyOn(DynamoDBClient.prototype, 'send');
+      await ctx.tick('175');
+      const transactions = sends.mock.calls.flatMap(([command]) =>
+        command instanceof TransactWriteItemsCommand ? [command.input.TransactItems?.length ?? 0] : [],
+      );
+      sends.mockRestore();
+
+      const [liquidation] = await ctx.liquidations();
+      const s = liquidation!.settlement!;
+      expect(liquidation?.state).toBe('SETTLED_ADL');
+      expect(s.marketClosedSize).toBe(parseBase('50'));
+      expect(s.adlClosedSize).toBe(0n);
+      expect(s.insurancePaid).toBe(0n);
+      expect(s.shortfall).toBeGreaterThan(parseQuote('180'));
+      expect(s.adlCovered).toBe(s.shortfall);
+      expect(s.badDebt).toBe(0n);
+      // The rounds ran on the settled record, and ended: the count stays, the round in progress does not.
+      expect(liquidation?.context?.adlRound).toBeUndefined();
+      expect(liquidation?.context?.adlRounds).toBe(Math.ceil(Number(s.shortfall) / 90_000_000) - 1);
+      expect(liquidation?.context?.adlRounds).toBeGreaterThanOrEqual(2);
+      expect(liquidation?.history.filter((h) => h.state === 'SETTLED_ADL')).toHaveLength(1);
+      // The settlement (record, position, 90 counterparties) and a full round (record, 90) on moto, under 100.
+      expect(transactions.filter((n) => n > 90).sort((a, b) => a - b)).toEqual([91, 92]);
+      expect(Math.max(...transactions)).toBeLessThanOrEqual(100);
+
+      // Each short gave at most its 1 USD of collateral, kept its size, and together they gave what ADL covered.
+      const given = await Promise.all(
+        shorts.map(async (id) => {
+          const short = await ctx.adapters.positions.get(id);
+          expect(short?.size).toBe(parseBase('0.1'));
+          return parseQuote('1') - short!.collateral;
+        }),
+      );
+      expect(given.every((g) => g >= 0n && g <= parseQuote('1'))).toBe(true);
+      expect(given.reduce((a, b) => a + b, 0n)).toBe(s.adlCovered);
+      expect(given.filter((g) => g > 0n).length).toBeGreaterThan(180);
+
+      // The fund had nothing and paid nothing; no message is left behind, dead-lettered or delayed.
+      expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+      expect(await ctx.adapters.ledger.journal(INSURANCE_ACCOUNT)).toEqual([]);
+      const depths = await queueDepths(ctx.stack.clients, ctx.stack.names);
+      expect(
+        Object.values(depths).every((d) => d === 0),
+        JSON.stringify(depths),
+      ).toBe(true);
     });
   });
 
