@@ -48,13 +48,15 @@ import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
  * in the same transaction, to one of TICK_INDEX_SHARDS tick-index items (`~tick~<tickKey>~<shard>`, a string
- * set `ids`) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, 400 KB limit:
- * about 8k ids per shard, so about 250k liquidations per tick) and the concurrent starts of a tick over more
- * items (each start's transaction holds one; a conflict is retried, see retryingConflicts); listByTick reads the
- * shards and then the liquidations in one BatchGet each. A count raised reads every item a smaller one wrote.
+ * set `ids`) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, and pays a write
+ * unit per KB of it; 400 KB limit: about 8k ids per shard, so about 2M liquidations per tick, where 32 shards
+ * held 250k, which a crash of a book of millions can start in one tick) and the concurrent starts of a tick over
+ * more items (each start's transaction holds one; a conflict is retried, see retryingConflicts); listByTick reads
+ * the shards (three BatchGets, only to re-send an interrupted tick's messages) and then the liquidations. A count
+ * raised reads every item a smaller one wrote.
  */
 
-export const TICK_INDEX_SHARDS = 32;
+export const TICK_INDEX_SHARDS = 256;
 const TICK_PREFIX = '~tick~';
 
 const STATES: readonly LiquidationState[] = [
@@ -357,7 +359,11 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     const shardKeys = Array.from({ length: TICK_INDEX_SHARDS }, (_, s) => ({
       id: S(tickIndexId(tickKey, s)),
     }));
-    const ids = (await this.batchGet(shardKeys)).flatMap((item) => (item.ids?.SS ? item.ids.SS : []));
+    const pages: Item[][] = [];
+    for (let i = 0; i < shardKeys.length; i += BATCH_GET_MAX)
+      pages.push(shardKeys.slice(i, i + BATCH_GET_MAX));
+    const items = (await Promise.all(pages.map((keys) => this.batchGet(keys)))).flat();
+    const ids = items.flatMap((item) => (item.ids?.SS ? item.ids.SS : []));
     const records: LiquidationRecord[] = [];
     for (let i = 0; i < ids.length; i += BATCH_GET_MAX) {
       const keys = ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) }));
