@@ -58,6 +58,9 @@ export class ScanningPositions implements PositionRepository {
   create(position: PositionRecord): Promise<void> {
     return this.inner.create(position);
   }
+  reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void> {
+    return this.inner.reprice(id, liquidationPrice, expectedVersion);
+  }
   replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     return this.inner.replace(next, expectedVersion);
   }

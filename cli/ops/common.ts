@@ -180,14 +180,16 @@ export function readJsonFile(file: string, what: string): unknown {
  * those of POSITION_INDEX_SHARDS (set it as the stack was deployed), else one per market: fewer shards than the
  * functions use are always read, only less spread.
  */
-export const adaptersOf = (deployment: Deployment) =>
+export const adaptersOf = (deployment: Deployment, positionLayout?: PositionIndexLayout) =>
   createAwsAdapters({
     clients: deployment.clients,
     names: deployment.names as AdapterNames,
     clock: systemClock,
-    positionLayout: deployment.recordedPositionIndexShards
-      ? new PositionIndexLayout(deployment.recordedPositionIndexShards)
-      : positionLayoutFromEnv(process.env),
+    positionLayout:
+      positionLayout ??
+      (deployment.recordedPositionIndexShards
+        ? new PositionIndexLayout(deployment.recordedPositionIndexShards)
+        : positionLayoutFromEnv(process.env)),
   });
 
 const NETWORK_CODES = new Set([

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import {
   formatPrice,
@@ -108,16 +109,25 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
   subcommand('positions', positionals, ['reindex'] as const);
   noMorePositionals('positions', positionals, 1);
   if (values.symbol === undefined) throw new UsageError('positions reindex: --symbol is required');
+  const symbol = values.symbol;
   return withTarget(values, async (deployment) => {
+    // The rules to price by are the deployed ones: never the built-in defaults by omission.
+    if (values.config === undefined && deployment.recordedRiskConfig === undefined)
+      throw new UsageError('positions reindex: --config is required (the risk configuration deployed)');
     const config = riskConfigFor(deployment, values.config);
-    const deps = adminDeps(deployment, config);
+    // Every index shard a market can have is read, whatever this shell knows of the deployed ones (a shard not
+    // read would keep its positions at their old price); repricing keeps each position where it is stored.
+    const everyShard = new PositionIndexLayout({
+      [symbol]: { read: MAX_POSITION_INDEX_SHARDS, write: 1 },
+    });
+    const deps: AdminDeps = { ...adaptersOf(deployment, everyShard), config, nowMs: () => Date.now() };
     for (const side of ['LONG', 'SHORT'] as const) {
       let checked = 0;
       let updated = 0;
       let cursor: string | undefined;
       do {
         const result = await handleAdmin(
-          { action: 'reindexPositions', symbol: values.symbol!, side, ...(cursor ? { cursor } : {}) },
+          { action: 'reindexPositions', symbol, side, ...(cursor ? { cursor } : {}) },
           deps,
         );
         if (!result.ok) throw new OperatorInputError(`positions reindex refused: ${result.reason}`);

@@ -115,32 +115,30 @@ export async function scheduleRetry(
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');
 }
 
-/** A record not started because its invocation's time is nearly up: it comes back at once, in another. */
-export class DeadlineDeferral extends Error {
-  override readonly name = 'DeadlineDeferral';
-}
-
 /** When records of a batch processed one after another stop being started. */
 export interface BatchDeadline {
   /** The invocation's remaining time (the Lambda context's). */
   readonly remainingMs: () => number;
   /** A record starts only while this much remains: its worst case, SDK timeouts and retries included. */
   readonly reserveMs: number;
-  /** The records' queue: one not started is made visible again at once, not after its visibility timeout. */
+  /**
+   * The records' queue: one not started goes back to it as a new message (its handler is idempotent), so it
+   * comes back at once and counts no receive towards the dead-letter queue or the retry backoff.
+   */
   readonly queue: QueueTransport;
 }
 
-/** Seconds before a record not started for the deadline is visible again. */
-const DEADLINE_DEFERRAL_MS = 1_000;
+/** Delay of a record sent back for the deadline. */
+const DEADLINE_REQUEUE_SECONDS = 1;
 
 /**
  * One invocation's SQS batch, each record through `handle`; failed records are reported for SQS to redeliver.
  * When every record failed the invocation fails too (Powertools' FullBatchFailureError: Lambda counts an error,
  * which alarms), unless every failure was a deferral: a duplicate delivery waiting for another's order lease is
  * normal under at-least-once, and a batch of one such record must not page anybody. With a `deadline`, records
- * processed one after another stop being started when the invocation's time runs short: a timed-out invocation
- * would send every record of its batch back, done or not, after the visibility timeout, and count a receive
- * against each.
+ * processed one after another stop being started when the invocation's time runs short, and go back to their
+ * queue as new messages: a timed-out invocation would send every record of its batch back, done or not, after
+ * the visibility timeout, and count a receive against each.
  */
 export async function processBatch(
   event: SQSEvent,
@@ -148,15 +146,18 @@ export async function processBatch(
   options: { readonly processInParallel?: boolean; readonly deadline?: BatchDeadline } = {},
 ): Promise<SQSBatchResponse> {
   const { deadline, ...processing } = options;
+  let started = 0;
+  let requeued = 0;
   const guarded = deadline
     ? async (record: SQSRecord): Promise<void> => {
-        const left = deadline.remainingMs();
-        if (left < deadline.reserveMs) {
-          await deferRecord(deadline.queue, record, DEADLINE_DEFERRAL_MS);
-          throw new DeadlineDeferral(
-            `batch/deadline: ${left} ms left, a record may need ${deadline.reserveMs}`,
-          );
+        // The first record always starts: a reserve as long as the timeout must not stall the queue.
+        if (started > 0 && deadline.remainingMs() < deadline.reserveMs) {
+          // Done with, as far as SQS knows: sent again (a failed send fails the record, which comes back).
+          await deadline.queue.send(record.body, DEADLINE_REQUEUE_SECONDS);
+          requeued += 1;
+          return;
         }
+        started += 1;
         await handle(record);
       }
     : handle;
@@ -169,15 +170,10 @@ export async function processBatch(
   });
   const errors = processor.errors;
   const allFailed = event.Records.length > 0 && response.batchItemFailures.length === event.Records.length;
-  if (allFailed && errors.some((e) => !isDeferral(e))) {
+  if (allFailed && errors.some((e) => !(e instanceof LiquidationBusyError))) {
     throw new FullBatchFailureError(errors);
   }
-  if (errors.some((e) => e instanceof DeadlineDeferral))
-    log.warn('records not started: the invocation ran short of time; they come back at once', {
-      deferred: errors.filter((e) => e instanceof DeadlineDeferral).length,
-    });
+  if (requeued > 0)
+    log.warn('records not started: the invocation ran short of time; they were sent again', { requeued });
   return response;
 }
-
-const isDeferral = (error: Error): boolean =>
-  error instanceof LiquidationBusyError || error instanceof DeadlineDeferral;

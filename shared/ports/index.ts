@@ -70,6 +70,13 @@ export interface PositionRepository {
   ): Promise<CrossedPage>;
   /** Replaces the position if its version is `expectedVersion` (the new record carries version + 1). */
   replace(next: PositionRecord, expectedVersion: number): Promise<void>;
+  /**
+   * Sets the liquidation price of an OPEN position at version `expectedVersion` (ConditionFailedError
+   * otherwise), version + 1, and nothing else: the position stays in the index partition it is stored in,
+   * whatever index shards the caller writes (an operator's repricing must not move it out of the functions'
+   * reads).
+   */
+  reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void>;
 }
 
 // --- Markets ---------------------------------------------------------------------------------------------

@@ -212,7 +212,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
  * liquidation price (the index margin-check reads) is computed when a position is written, so a change of the
  * market's maintenance margin leaves the positions written before it at their old price until this runs (a
  * raise would leave some of them past their new price unseen). A position that moved meanwhile was written by
- * a writer with the configuration it runs (skipped). Positions now past the last mark are found by the next tick.
+ * a writer with the configuration it runs (skipped); one LIQUIDATING is not read, and is priced again when a
+ * cancelled liquidation puts it back. Positions now past the last mark are found by the next tick.
  */
 async function reindex(
   request: Extract<z.output<typeof adminRequestSchema>, { action: 'reindexPositions' }>,
@@ -232,7 +233,8 @@ async function reindex(
     const priced = withLiquidationPrice(position, deps.config);
     if (priced.liquidationPrice === position.liquidationPrice) continue;
     try {
-      await deps.positions.replace({ ...priced, version: position.version + 1 }, position.version);
+      // Only the price: the position stays in the index partition it is stored in.
+      await deps.positions.reprice(position.id, priced.liquidationPrice, position.version);
       updated += 1;
     } catch (error) {
       if (!(error instanceof ConditionFailedError)) throw error;

@@ -391,8 +391,12 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   const now = deps.clock.nowMs();
 
   if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
-    // Healthy again at the latest mark: nothing executed, the position goes back to the book.
-    const reopened: PositionRecord = { ...position, state: 'OPEN', version: position.version + 1 };
+    // Healthy again at the latest mark: nothing executed, the position goes back to the book, priced by the
+    // rules this deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
+    const reopened: PositionRecord = withLiquidationPrice(
+      { ...position, state: 'OPEN', version: position.version + 1 },
+      deps.config,
+    );
     const cancelled = withHistory(liquidation, 'CANCELLED', now, `healthy at ${mark}`);
     const committed = await commitOrSkip(deps, [
       { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },

@@ -311,15 +311,15 @@ async function startLiquidations(
     // A batch at a time: its transactions run together and its messages leave before the next batch starts, so
     // the first liquidations are enqueued after one round trip, not after all of them.
     for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {
-      const batch = crossed.slice(at, at + BEGIN_BATCH).map((p) => newLiquidation(p, tick));
-      const results = await Promise.allSettled(batch.map((l, i) => liquidations.begin(crossed[at + i]!, l)));
+      const positionsOfBatch = crossed.slice(at, at + BEGIN_BATCH);
+      const results = await Promise.allSettled(positionsOfBatch.map((p) => beginOrRetry(p, tick, m, deps)));
+      const begun: LiquidationRecord[] = [];
       for (const result of results) {
-        // A failed condition: changed or taken by a concurrent invocation, which enqueues it. Anything else fails
-        // the tick, which stays pending: its retry re-sends what was begun, in order, and goes on.
-        if (result.status === 'rejected' && !(result.reason instanceof ConditionFailedError))
-          throw result.reason;
+        // Anything but a failed condition fails the tick, which stays pending: its retry re-sends what was
+        // begun, in order, and goes on.
+        if (result.status === 'rejected') throw result.reason;
+        if (result.value) begun.push(result.value);
       }
-      const begun = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (begun.length > 0) {
         await deps.liquidationQueue.sendBatch(begun.map((l) => encodeMessage({ liquidationId: l.id })));
         started.push(...begun);
@@ -331,6 +331,37 @@ async function startLiquidations(
   telemetry.count(METRICS.PositionsChecked.name, checked);
   telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);
   return { status: 'accepted', checked, enqueued: started.length, needsContinuation };
+}
+
+/**
+ * Starts the liquidation of a crossed position; undefined when it is not to be started here. A failed condition
+ * means the position changed since the index read: taken by a concurrent invocation of a tick (which enqueues
+ * it), or written by anyone else (a settlement, a reindex), which would leave it crossed and unstarted until the
+ * next tick. So it is read again and, still OPEN and crossed, begun once more on the fresh record.
+ */
+async function beginOrRetry(
+  position: PositionRecord,
+  tick: AcceptedTick,
+  maintenanceMargin: bigint,
+  deps: MarginCheckDeps,
+): Promise<LiquidationRecord | undefined> {
+  let current = position;
+  for (let attempt = 1; ; attempt++) {
+    const liquidation = newLiquidation(current, tick);
+    try {
+      await deps.liquidations.begin(current, liquidation);
+      return liquidation;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError) || attempt >= 2) {
+        if (error instanceof ConditionFailedError) return undefined;
+        throw error;
+      }
+    }
+    const fresh = await deps.positions.get(position.id);
+    if (!fresh || fresh.state !== 'OPEN' || !isLiquidatable(fresh, tick.markPrice, maintenanceMargin))
+      return undefined;
+    current = fresh;
+  }
 }
 
 function newLiquidation(position: PositionRecord, tick: AcceptedTick): LiquidationRecord {

@@ -200,8 +200,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
 
-    // Positions priced again after a change of the market's maintenance margin: none under the same rules.
-    const same = await cli('positions', 'reindex', '--symbol', 'ETH-USD', ...at);
+    // Positions priced again after a change of the market's maintenance margin: never by the defaults by
+    // omission, and none rewritten under the same rules.
+    const unsaid = await cli('positions', 'reindex', '--symbol', 'ETH-USD', ...at);
+    expect(unsaid.code).toBe(2);
+    expect(unsaid.stderr).toMatch(/--config is required/);
+    const sameFile = path.join(dir, 'same.json');
+    writeFileSync(sameFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const same = await cli('positions', 'reindex', '--symbol', 'ETH-USD', '--config', sameFile, ...at);
     expect(same.stdout).toMatch(
       /^ETH-USD LONG: \d+ open positions priced again, 0 rewritten\nETH-USD SHORT: /,
     );

@@ -457,6 +457,20 @@ describe('aws position index shards', () => {
       expect(await all(readersFirst)).toEqual(descending);
     }));
 
+  it('reprice by an adapter of another layout leaves a position in the partition the functions read', () =>
+    withCountedStage(async ({ names, plain }) => {
+      const at = (positionLayout: PositionIndexLayout) =>
+        createAwsAdapters({ clients: plain, names, clock: systemClock, positionLayout });
+      // The functions run on one shard; an operator's shell thinks four (a raise it planned).
+      const functions = at(SINGLE_SHARD_LAYOUT);
+      const operator = at(layout);
+      for (let i = 0; i < 10; i++) await functions.positions.create(long(`btc-${i}`, String(20000 + i)));
+      for (let i = 0; i < 10; i++) await operator.positions.reprice(`btc-${i}`, price(String(21000 + i)), 1);
+      const page = await functions.positions.queryCrossed('BTC-USD', 'LONG', price('20500'), 100);
+      expect(ids(page)).toEqual(Array.from({ length: 10 }, (_, i) => `btc-${9 - i}`));
+      expect(page.positions.every((p) => p.version === 2)).toBe(true);
+    }));
+
   it('refuses a cursor of another shard count, and a count out of range', () =>
     withCountedStage(async ({ names, plain }) => {
       const one = createAwsAdapters({ clients: plain, names, clock: systemClock });

@@ -282,6 +282,32 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.positions.queryCrossed('SOL-USD', 'LONG', price('1'), 10)).positions).toEqual([]);
       });
 
+      it('reprice sets only the liquidation price, on the version and while OPEN, and the index follows it', async () => {
+        await ladder('LONG', ['2000', '2100']);
+        const p0 = (await a.positions.get('LONG-0'))!;
+        await a.positions.reprice('LONG-0', price('2300'), p0.version);
+        expect(await a.positions.get('LONG-0')).toEqual({
+          ...p0,
+          liquidationPrice: price('2300'),
+          version: p0.version + 1,
+        });
+        expect(await crossed('LONG', '2200')).toEqual(['2300']);
+        // An older version, a LIQUIDATING position or a missing one: refused, nothing written.
+        await expect(a.positions.reprice('LONG-0', price('2400'), p0.version)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        const p1 = (await a.positions.get('LONG-1'))!;
+        await a.positions.replace({ ...p1, state: 'LIQUIDATING', version: p1.version + 1 }, p1.version);
+        await expect(a.positions.reprice('LONG-1', price('2400'), p1.version + 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(a.positions.reprice('absent', price('2400'), 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.positions.get('LONG-1'))?.liquidationPrice).toBe(p1.liquidationPrice);
+        expect(await crossed('LONG', '2200')).toEqual(['2300']);
+      });
+
       it('is sparse: LIQUIDATING and CLOSED positions are not returned; reopened ones are, at their new price', async () => {
         await ladder('LONG', ['2000', '2100', '2200']);
         const p0 = (await a.positions.get('LONG-0'))!;

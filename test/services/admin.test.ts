@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
-import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
@@ -242,6 +242,63 @@ describe('reindexPositions', () => {
     expect(
       await handleAdmin({ action: 'reindexPositions', symbol: 'ETH-USD', side: 'LONG' }, raised),
     ).toEqual({ ok: true, id: 'ETH-USD', reindexed: { checked: 3, updated: 0 } });
+  });
+
+  /** A pipeline deployed with RAISED, holding a long written under the old rules (liquidation price ~184.62). */
+  async function deployedWithOldLong() {
+    const p = createPipeline({ config: RAISED });
+    await p.tick('ETH-USD', '200');
+    const old = withLiquidationPrice(
+      {
+        id: 'old-long',
+        traderId: 't1',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        size: parseBase('10'),
+        entryPrice: parsePrice('200'),
+        collateral: parseQuote('200'),
+        state: 'OPEN',
+        version: 0,
+      },
+      parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT),
+    );
+    await p.adapters.positions.create(old);
+    return { p, old, raisedPrice: withLiquidationPrice(old, RAISED).liquidationPrice };
+  }
+
+  it('a position reopened by a cancelled liquidation is priced by the rules deployed, not the ones it had', async () => {
+    const { p, old, raisedPrice } = await deployedWithOldLong();
+    // LIQUIDATING when a reindex runs (it reads only OPEN positions), then healthy again: cancelled, reopened.
+    expect(await p.tick('ETH-USD', '184.5')).toMatchObject({ enqueued: 1 });
+    expect((await p.adapters.positions.get(old.id))?.state).toBe('LIQUIDATING');
+    await p.tick('ETH-USD', '200');
+    await p.drain();
+    expect(p.adapters.liquidations.all().map((l) => l.state)).toEqual(['CANCELLED']);
+    const reopened = (await p.adapters.positions.get(old.id))!;
+    expect(reopened).toMatchObject({ state: 'OPEN', liquidationPrice: raisedPrice });
+    // So the next tick past its new price finds it.
+    expect(await p.tick('ETH-USD', '186')).toMatchObject({ enqueued: 1 });
+  });
+
+  it("a reindex that writes a crossed position between a tick's index read and its start does not hide it", async () => {
+    const { p, old } = await deployedWithOldLong();
+    const deps = { ...p.adapters, config: RAISED, nowMs: () => p.clock.nowMs() };
+    const positions = p.adapters.positions;
+    const read = positions.queryCrossed.bind(positions);
+    let raced = false;
+    Object.assign(positions, {
+      queryCrossed: async (...args: Parameters<typeof positions.queryCrossed>) => {
+        const page = await read(...args);
+        if (!raced) {
+          raced = true;
+          await handleAdmin({ action: 'reindexPositions', symbol: 'ETH-USD', side: 'LONG' }, deps);
+        }
+        return page;
+      },
+    });
+    expect(await p.tick('ETH-USD', '184')).toMatchObject({ status: 'accepted', enqueued: 1 });
+    expect(raced).toBe(true);
+    expect((await p.adapters.positions.get(old.id))?.state).toBe('LIQUIDATING');
   });
 
   it.each([

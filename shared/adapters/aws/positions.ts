@@ -1,4 +1,10 @@
-import { type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
 import type { PositionState, Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
@@ -225,6 +231,29 @@ export class DynamoPositionRepository implements PositionRepository {
           Item: positionItem(next, this.layout),
           ConditionExpression: 'version = :expected',
           ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+        }),
+      ),
+    );
+    this.crash('positions.replace');
+  }
+
+  async reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void> {
+    if (liquidationPrice <= 0n) throw new AdapterInputError(`positions/bad-price: ${liquidationPrice}`);
+    // The index attributes but the price stay as stored: the position keeps its partition (liqKey).
+    await conditional('positions/version', () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET liquidationPrice = :price, liqPrice = :price, version = :next',
+          ConditionExpression: 'version = :expected AND #state = :open',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':price': N(liquidationPrice),
+            ':next': N(expectedVersion + 1),
+            ':expected': N(expectedVersion),
+            ':open': S('OPEN'),
+          },
         }),
       ),
     );

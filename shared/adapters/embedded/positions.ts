@@ -211,6 +211,15 @@ export class EmbeddedPositionRepository implements PositionRepository {
     fire(this.#hook, 'positions.replace');
   }
 
+  async reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void> {
+    const current = this.#records.get(id);
+    if (current?.state !== 'OPEN' || current.version !== expectedVersion)
+      throw new ConditionFailedError(`positions/version: ${id} is not OPEN at v${expectedVersion}`);
+    const next = { ...current, liquidationPrice, version: expectedVersion + 1 };
+    this.write(this.checkReplace(next, expectedVersion), next);
+    fire(this.#hook, 'positions.replace');
+  }
+
   /**
    * Full scan of the book, the reference the index must agree with (benchmarks, property tests):
    * every OPEN position of the side that the mark crosses, in index order.
