@@ -289,7 +289,7 @@ async function startLiquidations(
   deps: MarginCheckDeps,
   firstPages?: readonly CrossedPage[],
 ): Promise<TickOutcome> {
-  const { positions, liquidations, telemetry } = deps;
+  const { positions, telemetry } = deps;
   const m = marketConfig(deps.config, symbol).maintenanceMargin;
   const started: LiquidationRecord[] = [];
   let checked = 0;
@@ -352,13 +352,11 @@ async function beginOrRetry(
       await deps.liquidations.begin(current, liquidation);
       return liquidation;
     } catch (error) {
-      if (!(error instanceof ConditionFailedError) || attempt >= 2) {
-        if (error instanceof ConditionFailedError) return undefined;
-        throw error;
-      }
+      if (!(error instanceof ConditionFailedError)) throw error;
+      if (attempt >= 2) return undefined;
     }
     const fresh = await deps.positions.get(position.id);
-    if (!fresh || fresh.state !== 'OPEN' || !isLiquidatable(fresh, tick.markPrice, maintenanceMargin))
+    if (fresh?.state !== 'OPEN' || !isLiquidatable(fresh, tick.markPrice, maintenanceMargin))
       return undefined;
     current = fresh;
   }
