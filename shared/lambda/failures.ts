@@ -128,9 +128,6 @@ export interface BatchDeadline {
   readonly queue: QueueTransport;
 }
 
-/** Delay of a record sent back for the deadline. */
-const DEADLINE_REQUEUE_SECONDS = 1;
-
 /**
  * One invocation's SQS batch, each record through `handle`; failed records are reported for SQS to redeliver.
  * When every record failed the invocation fails too (Powertools' FullBatchFailureError: Lambda counts an error,
@@ -147,18 +144,19 @@ export async function processBatch(
 ): Promise<SQSBatchResponse> {
   const { deadline, ...processing } = options;
   let started = 0;
-  let requeued = 0;
+  /** The records sent again: every one from the first not started on, in one batch (or the send's failure). */
+  let requeued: Promise<ReadonlySet<string>> | undefined;
   const guarded = deadline
     ? async (record: SQSRecord): Promise<void> => {
         // The first record always starts: a reserve as long as the timeout must not stall the queue.
-        if (started > 0 && deadline.remainingMs() < deadline.reserveMs) {
-          // Done with, as far as SQS knows: sent again (a failed send fails the record, which comes back).
-          await deadline.queue.send(record.body, DEADLINE_REQUEUE_SECONDS);
-          requeued += 1;
-          return;
+        if (requeued === undefined && (started === 0 || deadline.remainingMs() >= deadline.reserveMs)) {
+          started += 1;
+          return handle(record);
         }
-        started += 1;
-        await handle(record);
+        // Done with, as far as SQS knows: sent again, all at once (a failed send fails them: they come back).
+        requeued ??= requeue(event.Records.slice(event.Records.indexOf(record)), deadline.queue);
+        if (!(await requeued).has(record.messageId))
+          throw new Error(`batch/not-requeued: ${record.messageId}`);
       }
     : handle;
   // One processor per invocation: a shared one mixes the records and failures of concurrent invocations (the
@@ -173,7 +171,16 @@ export async function processBatch(
   if (allFailed && errors.some((e) => !(e instanceof LiquidationBusyError))) {
     throw new FullBatchFailureError(errors);
   }
-  if (requeued > 0)
-    log.warn('records not started: the invocation ran short of time; they were sent again', { requeued });
+  const sent = await requeued?.catch(() => undefined);
+  if (sent)
+    log.warn('records not started: the invocation ran short of time; they were sent again', {
+      requeued: sent.size,
+    });
   return response;
+}
+
+/** The records' bodies sent again as new messages, in one batch (10 at most: an SQS batch); their ids. */
+async function requeue(records: readonly SQSRecord[], queue: QueueTransport): Promise<ReadonlySet<string>> {
+  await queue.sendBatch(records.map((r) => r.body));
+  return new Set(records.map((r) => r.messageId));
 }

@@ -54,7 +54,8 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     action: z.literal('reindexPositions'),
     symbol: z.string().max(20),
     side: z.enum(['LONG', 'SHORT']),
-    cursor: z.string().max(2000).optional(),
+    // A cursor holds a key per index shard still being read: up to 16 of them, ids of up to 100 characters.
+    cursor: z.string().max(8000).optional(),
     limit: z.number().int().min(1).max(REINDEX_PAGE_MAX).optional(),
   }),
 ]);

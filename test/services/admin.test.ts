@@ -314,6 +314,12 @@ describe('reindexPositions', () => {
       request: { symbol: 'ETH-USD', side: 'LONG', cursor: 'not-a-cursor' },
       reason: /admin\/bad-cursor/,
     },
+    {
+      // Long enough for a key per shard of 16 (a review saw 2,514 characters refused as too long): judged as a cursor.
+      case: 'a long cursor it did not return',
+      request: { symbol: 'ETH-USD', side: 'LONG', cursor: 'x'.repeat(5000) },
+      reason: /admin\/bad-cursor/,
+    },
   ])('refuses $case and changes nothing', async ({ request, reason }) => {
     const { p, run } = setup();
     await p.tick('ETH-USD', '200');
