@@ -66,58 +66,39 @@ const sideArb = (ofSide: Side, mark: bigint) =>
   );
 
 describe('exact ADL top from two mark-independent orders (threshold search)', () => {
-  it('with no size to close, finds the top of the positions that can give, past any number that cannot (property)', () => {
-    fc.assert(
-      fc.property(
-        markArb
-          .chain((mark) =>
-            fc.record({
-              mark: fc.constant(mark),
-              ofSide: fc.constantFrom<Side>('LONG', 'SHORT'),
-              count: fc.integer({ min: 1, max: 12 }),
-              page: fc.integer({ min: 1, max: 7 }),
-            }),
-          )
-          .chain((s) => fc.record({ s: fc.constant(s), side: sideArb(s.ofSide, s.mark) })),
-        ({ s, side }) => {
-          const deleveraged: Side = s.ofSide === 'LONG' ? 'SHORT' : 'LONG';
-          const got = search(side, s.ofSide, s.mark, s.count, s.page, true);
-          const givers = side.filter((c) => givesWithoutClosing(c, s.mark));
-          const exact = topEntriesForAdl(givers, s.mark, deleveraged, s.count);
-          expect(got.entries.map((e) => e.candidate.id)).toEqual(exact.map((e) => e.candidate.id));
-          const rankable = topEntriesForAdl(givers, s.mark, deleveraged, givers.length).length;
-          expect(got.complete).toBe(rankable <= s.count);
-        },
-      ),
-      { numRuns: 500 },
-    );
-  });
-
-  it('finds topEntriesForAdl over the whole side, and says when it holds all of it (property)', () => {
-    fc.assert(
-      fc.property(
-        markArb
-          .chain((mark) =>
-            fc.record({
-              mark: fc.constant(mark),
-              ofSide: fc.constantFrom<Side>('LONG', 'SHORT'),
-              count: fc.integer({ min: 1, max: 12 }),
-              page: fc.integer({ min: 1, max: 7 }),
-            }),
-          )
-          .chain((s) => fc.record({ s: fc.constant(s), side: sideArb(s.ofSide, s.mark) })),
-        ({ s, side }) => {
-          const deleveraged: Side = s.ofSide === 'LONG' ? 'SHORT' : 'LONG';
-          const got = search(side, s.ofSide, s.mark, s.count, s.page);
-          const exact = topEntriesForAdl(side, s.mark, deleveraged, s.count);
-          expect(got.entries.map((e) => e.candidate.id)).toEqual(exact.map((e) => e.candidate.id));
-          const rankable = topEntriesForAdl(side, s.mark, deleveraged, side.length).length;
-          expect(got.complete).toBe(rankable <= s.count);
-        },
-      ),
-      { numRuns: 500 },
-    );
-  });
+  // With no size to close, only the positions that can give rank, past any number that cannot.
+  it.each([
+    { ranks: 'the whole side', withoutClosing: false },
+    { ranks: 'the positions that give without closing', withoutClosing: true },
+  ])(
+    'finds topEntriesForAdl over $ranks, and says when it holds all of it (property)',
+    ({ withoutClosing }) => {
+      fc.assert(
+        fc.property(
+          markArb
+            .chain((mark) =>
+              fc.record({
+                mark: fc.constant(mark),
+                ofSide: fc.constantFrom<Side>('LONG', 'SHORT'),
+                count: fc.integer({ min: 1, max: 12 }),
+                page: fc.integer({ min: 1, max: 7 }),
+              }),
+            )
+            .chain((s) => fc.record({ s: fc.constant(s), side: sideArb(s.ofSide, s.mark) })),
+          ({ s, side }) => {
+            const deleveraged: Side = s.ofSide === 'LONG' ? 'SHORT' : 'LONG';
+            const got = search(side, s.ofSide, s.mark, s.count, s.page, withoutClosing);
+            const ranked = withoutClosing ? side.filter((c) => givesWithoutClosing(c, s.mark)) : side;
+            const exact = topEntriesForAdl(ranked, s.mark, deleveraged, s.count);
+            expect(got.entries.map((e) => e.candidate.id)).toEqual(exact.map((e) => e.candidate.id));
+            const rankable = topEntriesForAdl(ranked, s.mark, deleveraged, ranked.length).length;
+            expect(got.complete).toBe(rankable <= s.count);
+          },
+        ),
+        { numRuns: 500 },
+      );
+    },
+  );
 
   it('reads a prefix of a large side, not all of it', () => {
     const mark = 100_00000000n;
