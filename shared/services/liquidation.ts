@@ -1329,10 +1329,10 @@ async function applySettlement(
     }
   }
 
+  const adlMark = context.settle?.mark ?? context.executionMark;
   for (const fill of adlFills) {
-    const frozen = context.settle?.candidates?.find((c) => c.id === fill.id);
-    const mark = context.settle?.mark ?? context.executionMark;
-    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), frozen?.version, mark, deps) });
+    const version = frozenVersions.get(fill.id);
+    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), version, adlMark, deps) });
   }
 
   const lastResortFills = context.settle?.lastResortFills ?? [];
