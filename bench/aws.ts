@@ -216,8 +216,7 @@ async function measureShardedTicks(options: AwsCallsOptions) {
     [SYMBOL]: BENCH_INDEX_SHARDS,
   });
   try {
-    await stage.putTick(200n * USD);
-    await stage.phase(['marginCheck']);
+    await stage.openMarket(200n * USD);
     await stage.seed(ladder('sharded', 40, 195, 190));
     const work = await measurePhase(stage, options.meter, async () => {
       for (let i = 0; i < options.noCrossTicks; i++) {
@@ -242,8 +241,7 @@ async function measureTicks(options: AwsCallsOptions) {
   const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}ticks`);
   try {
     await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
-    await stage.putTick(200n * USD);
-    await stage.phase(['marginCheck']);
+    await stage.openMarket(200n * USD);
 
     const total = options.crossed.reduce((a, b) => a + b, 0);
     const book = ladder('calls', total, 195, 190);
@@ -343,8 +341,7 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
       await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
     }
     const resting = 200n * USD;
-    await stage.putTick(resting);
-    await stage.phase(['marginCheck']);
+    await stage.openMarket(resting);
     const book = ladder(layer, k, 192, 190);
     const sequences: number[] = [];
     const settles: PhaseWork[] = [];

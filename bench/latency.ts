@@ -64,8 +64,7 @@ async function burst(options: LatencyOptions, index: number, positions: number) 
       maxLot: '10000',
       symbols: [SYMBOL],
     });
-    await stage.putTick(200n * 100_000_000n);
-    await stage.phase(['marginCheck']);
+    await stage.openMarket(200n * 100_000_000n);
     const book = ladder(`lat${index}`, positions, 190, 186);
     await stage.seed(book);
 

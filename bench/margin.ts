@@ -113,17 +113,28 @@ class TickDriver {
     return this;
   }
 
-  /** One tick; returns the number of liquidations it started. */
-  async tick(mark: PriceE8): Promise<number> {
+  /** A market's first print waits for a second that agrees (domain/tick.ts): sends that first print. */
+  async openMarket(mark: PriceE8): Promise<void> {
+    const outcome = await handleTick(this.#next(mark), this.#deps, this.#now);
+    if (outcome.status !== 'rejected' || outcome.reason !== 'tick/unconfirmed')
+      throw new Error(`bench/market-not-new: ${JSON.stringify(outcome)}`);
+  }
+
+  #next(mark: PriceE8) {
     this.#sequence += 1;
     this.#now += 1000;
-    const tick = {
+    return {
       symbol: BENCH_SYMBOL,
       markPrice: mark,
       timestampMs: this.#now,
       sequence: this.#sequence,
       source: 'bench',
     };
+  }
+
+  /** One tick; returns the number of liquidations it started. */
+  async tick(mark: PriceE8): Promise<number> {
+    const tick = this.#next(mark);
     let outcome = await handleTick(tick, this.#deps, this.#now);
     if (outcome.status !== 'accepted') throw new Error(`bench/tick-rejected: ${outcome.reason}`);
     let started = outcome.enqueued;
@@ -189,6 +200,7 @@ export async function benchMarginCheck(options: MarginCheckOptions): Promise<Mar
     const adapters = createEmbeddedAdapters();
     adapters.positions.createMany(book.positions);
     const driver = new TickDriver(adapters);
+    await driver.openMarket(restingMark(book));
     const scan = new ScanningPositions(adapters.positions);
     for (const crossed of options.crossed) {
       if (crossed > book.longPrices.length) continue;

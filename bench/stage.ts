@@ -107,6 +107,13 @@ export class BenchStage {
     if (!result.ok) throw new Error(`bench/admin-refused: ${JSON.stringify(result)}`);
   }
 
+  /** A market's first print waits for a second that agrees (domain/tick.ts): two prints, then margin-check. */
+  async openMarket(mark: PriceE8): Promise<void> {
+    await this.putTick(mark);
+    await this.putTick(mark);
+    await this.phase(['marginCheck']);
+  }
+
   /** Puts one tick on the bus now; returns its sequence. */
   async putTick(mark: PriceE8): Promise<number> {
     this.#sequence += 1;

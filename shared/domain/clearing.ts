@@ -55,6 +55,11 @@ export interface AuctionStepInput {
   readonly debt: QuoteE6;
   readonly dust: BaseE8;
   readonly providers: readonly ProviderBid[];
+  /**
+   * Most providers filled in this step (a positive integer; absent: no limit). Each fill is a write of the
+   * provider in the step's transaction, which holds only so many: the rest wait for the next step.
+   */
+  readonly maxFills?: number;
 }
 
 export interface ProviderFill {
@@ -78,6 +83,8 @@ export interface ClearingResult {
    * owner (Maker), so it may be below dust. Always false for BUY.
    */
   readonly debtCovered: boolean;
+  /** maxFills stopped the step: a provider whose bid the price reached could have taken some of the lot left. */
+  readonly fillsCapped: boolean;
 }
 
 /**
@@ -103,23 +110,35 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   if (!input.providers.some((p) => accepts(p, direction, price, mark))) {
     const remainingLot = input.remainingLot;
     const debtCovered = direction === 'SELL' && (debt === 0n || (remainingLot > 0n && sizeFor(debt) === 0n));
-    return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered };
+    return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered, fillsCapped: false };
   }
   const rounding: Rounding = direction === 'SELL' ? 'ceil' : 'floor';
+  // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room
+  // would otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
+  const wouldFill = (provider: ProviderBid, remaining: BaseE8, collected: QuoteE6): boolean => {
+    const size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
+    if (size < minBig(dust, remaining)) return false;
+    return direction !== 'SELL' || minBig(size, sizeFor(debt - collected)) > 0n;
+  };
 
   const sizes = new Map<string, BaseE8>();
   const order: ProviderBid[] = [];
   let remaining = input.remainingLot;
   let collected = 0n;
+  let fillsCapped = false;
+  const maxFills = input.maxFills ?? Number.POSITIVE_INFINITY;
   for (const provider of [...input.providers].sort(byBestTerms)) {
     if (remaining === 0n) break;
     if (!accepts(provider, direction, price, mark)) continue;
+    if (order.length >= maxFills) {
+      // Only a provider that would fill counts (the checks below): crumbs and a paid debt do not.
+      fillsCapped = wouldFill(provider, remaining, collected);
+      if (fillsCapped) break;
+      continue;
+    }
     let size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
-    // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room
-    // would otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
-    if (size < minBig(dust, remaining)) continue;
+    if (!wouldFill(provider, remaining, collected)) continue;
     if (direction === 'SELL') size = minBig(size, sizeFor(debt - collected));
-    if (size <= 0n) continue;
     sizes.set(provider.id, size);
     order.push(provider);
     remaining -= size;
@@ -157,6 +176,7 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
     collected: fills.reduce((sum, f) => sum + f.cost, 0n),
     remainingLot: input.remainingLot - filledSize,
     debtCovered,
+    fillsCapped,
   };
 }
 
@@ -188,6 +208,11 @@ function requireNonNegative(what: string, value: bigint): void {
 
 function validate(input: AuctionStepInput): void {
   if (input.price <= 0n) throw new ClearingError('clearing/non-positive-price', `price ${input.price}`);
+  if (input.maxFills !== undefined && !(Number.isSafeInteger(input.maxFills) && input.maxFills > 0))
+    throw new ClearingError(
+      'clearing/invalid-amount',
+      `maxFills ${input.maxFills} must be a positive integer`,
+    );
   if (input.mark <= 0n) throw new ClearingError('clearing/non-positive-mark', `mark ${input.mark}`);
   requireNonNegative('remainingLot', input.remainingLot);
   requireNonNegative('debt', input.debt);

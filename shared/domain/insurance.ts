@@ -92,13 +92,37 @@ export function rollWindow(state: InsuranceState, nowMs: number, config: Insuran
   return { ...state, windowStartMs: windowStartFor(nowMs, config), windowDrawn: 0n };
 }
 
-/** balance' = balance + amount. Credits are never refused (no cap, no floor applies to inflows). */
+/**
+ * balance' = balance + amount. Credits are never refused (no cap, no floor applies to inflows) and leave the draw
+ * window alone; a shortfall payout given back is creditBack.
+ */
 export function credit(state: InsuranceState, amount: QuoteE6, reason: string): CreditResult {
   assertState(state);
   assertPositive(amount);
   if (typeof reason !== 'string' || reason.trim() === '')
     throw new InsuranceError('insurance/bad-reason', 'a credit needs a reason');
   return { next: { ...state, balance: state.balance + amount }, credited: amount, reason };
+}
+
+/**
+ * A shortfall payout given back: a settlement planned again pays the fund's shortfall less than an earlier plan
+ * of it drew (docs/RELIABILITY.md, credit-back-window). balance' = balance + amount, and when the draws it gives
+ * back were counted in the current window (`drawWindowStartMs` is its start),
+ * windowDrawn' = windowDrawn - min(amount, windowDrawn). One of another window (the window has rolled since)
+ * leaves the current window's draws alone: they are other money. The ledger applies the same rule to a credit
+ * of kind 'shortfall-payout' that carries a drawWindow, so what planDebit sees next is what the ledger enforces.
+ */
+export function creditBack(state: InsuranceState, amount: QuoteE6, drawWindowStartMs: number): CreditResult {
+  assertState(state);
+  assertPositive(amount);
+  assertTime(drawWindowStartMs);
+  const sameWindow = drawWindowStartMs === state.windowStartMs;
+  const windowDrawn = sameWindow ? state.windowDrawn - minBig(amount, state.windowDrawn) : state.windowDrawn;
+  return {
+    next: { ...state, balance: state.balance + amount, windowDrawn },
+    credited: amount,
+    reason: 'shortfall-payout',
+  };
 }
 
 /**

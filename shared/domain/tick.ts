@@ -14,6 +14,9 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  *   - the tick that tripped the breaker ('tick/breaker-persisted': the move was real).
  * Otherwise it is rejected with 'tick/breaker-open' and re-arms the breaker with itself (tripBreaker: true),
  * so a market that keeps moving is followed after two consecutive agreeing prints instead of freezing.
+ * A market's first print has no last mark to be judged against, so it is never trusted alone: it is rejected
+ * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
+ * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
  * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
  * an ordering floor, so a redelivery of the bad print can never confirm itself.
  */
@@ -60,9 +63,10 @@ export type TickRejectReason =
   | 'tick/too-old'
   | 'tick/index-band'
   | 'tick/price-band'
-  | 'tick/breaker-open';
+  | 'tick/breaker-open'
+  | 'tick/unconfirmed';
 
-export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted';
+export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted' | 'tick/first-confirmed';
 
 export type TickVerdict =
   | { readonly verdict: 'accept'; readonly closeBreaker: false }
@@ -146,12 +150,21 @@ export function evaluateTick(
     return reject('tick/index-band', `mark ${fmt(tick.markPrice)} vs index ${fmt(tick.indexPrice)}`);
   }
 
+  // A market's first print has no mark to be judged against: it waits, as a tripped breaker, for one that agrees.
+  if (!last && !tripped) {
+    return reject(
+      'tick/unconfirmed',
+      `first mark ${fmt(tick.markPrice)} of ${tick.symbol} waits for a print within the band`,
+      true,
+    );
+  }
   if (tripped) {
     if (last && withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
       return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' };
     }
     if (withinBand(tick.markPrice, tripped.markPrice, market.priceBand)) {
-      return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-persisted' };
+      const reason = last ? 'tick/breaker-persisted' : 'tick/first-confirmed';
+      return { verdict: 'accept', closeBreaker: true, reason };
     }
     return reject(
       'tick/breaker-open',

@@ -6,7 +6,7 @@ import {
 } from './accounting.ts';
 import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
 import type { InsuranceConfig, MarketConfig } from './config.ts';
-import { credit, type DebitRefusal, type InsuranceState, planDebit } from './insurance.ts';
+import { credit, type DebitRefusal, type InsuranceState, planDebit, windowStartFor } from './insurance.ts';
 import type { Fill, Layer, TerminalState } from './model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from './units.ts';
 
@@ -111,6 +111,10 @@ export interface PlannedMovement {
   readonly reference: string;
   readonly atMs: number;
   readonly floor: QuoteE6;
+  /**
+   * A shortfall payout's draw window: the window a debit is counted in, or, on a payout given back (a positive
+   * 'shortfall-payout', see differenceMovements), the window of the draws it gives back (creditBack).
+   */
   readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
 }
 
@@ -347,33 +351,50 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  * suffixed with the plan's number (a key is applied once, with one amount), and what an earlier plan applied
  * that this one does not move at all, given back. A difference keeps its movement's kind and reference, so a
  * liquidation's journal still sums to its settlement (appliedByKey reads the journal back into `applied`).
+ *
+ * A shortfall payout given back (the new plan pays less than earlier ones drew) carries the draw window of the
+ * settlement's time, `fund.atMs` (every plan of a settlement plans at its frozen time): the ledger takes it off
+ * that window's draws while that is still the current window, and leaves a later window's draws alone
+ * (creditBack). Every earlier plan's debit was counted in that window or a later one (a debit's window is never
+ * before its plan's time), so a give-back never frees room for draws it did not make: at worst, when a debit
+ * was counted in a later window, the window keeps it, in the fund's favour.
  */
 export function differenceMovements(
   movements: readonly PlannedMovement[],
   applied: Readonly<Record<string, QuoteE6>>,
   replans: number,
-  fund: { readonly account: string; readonly floor: QuoteE6; readonly atMs: number },
+  fund: { readonly account: string; readonly atMs: number; readonly config: InsuranceConfig },
 ): PlannedMovement[] {
   const suffix = `:r${replans}`;
+  const { config } = fund;
+  const givenBackWindow = { windowStartMs: windowStartFor(fund.atMs, config), cap: config.drawCapPerWindow };
   const out: PlannedMovement[] = [];
   for (const movement of movements) {
     const key = movement.idempotencyKey;
     const difference = movement.amount - (applied[key] ?? 0n);
-    if (difference !== 0n) {
-      out.push({ ...movement, idempotencyKey: key + suffix, amount: difference });
-    }
+    if (difference === 0n) continue;
+    const { drawWindow: _planned, ...rest } = movement;
+    const givenBack = movement.kind === 'shortfall-payout' && difference > 0n;
+    out.push({
+      ...(givenBack ? rest : movement),
+      idempotencyKey: key + suffix,
+      amount: difference,
+      ...(givenBack ? { drawWindow: givenBackWindow } : {}),
+    });
   }
   const planned = new Set(movements.map((m) => m.idempotencyKey));
   for (const [key, amount] of Object.entries(applied)) {
     if (planned.has(key) || amount === 0n) continue;
+    const kind = key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout';
     out.push({
       account: fund.account,
       idempotencyKey: key + suffix,
       amount: -amount,
-      kind: key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout',
+      kind,
       reference: key.slice(0, key.lastIndexOf(':')),
       atMs: fund.atMs,
-      floor: fund.floor,
+      floor: config.floor,
+      ...(kind === 'shortfall-payout' && amount < 0n ? { drawWindow: givenBackWindow } : {}),
     });
   }
   return out;

@@ -102,6 +102,11 @@ export interface MarketState {
    * of theirs; BUY, at least the highest. A tick whose mark reaches it wakes the auctions whose own mark it reached.
    */
   readonly wakeMarks?: { readonly SELL?: PriceE8; readonly BUY?: PriceE8 };
+  /**
+   * Per direction, how many covers (coverWakeMark) the side has had: a tick replaces the wake mark only if none
+   * came since it read the market, as a sleeper that covered in between may not be among those it queried.
+   */
+  readonly wakeCovers?: { readonly SELL?: number; readonly BUY?: number };
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -149,25 +154,34 @@ export interface MarketRepository {
   resetBreaker(symbol: string): Promise<void>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
-   * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual.
-   * ConditionFailedError when there is no last tick above `sequence`, a tick is still pending, or the market
+   * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
+   * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.
+   * ConditionFailedError when there is no such tick above `sequence`, a tick is still pending, or the market
    * changed since `expected` was read.
    */
   rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState>;
   /**
    * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:
-   * below it), otherwise a no-op. Creates the market's item if needed.
+   * below it), and counts the cover (wakeCovers) either way. Creates the market's item if needed.
+   * `likelyCovered`: what the caller last read (an adapter may try the matching write first).
    */
-  coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void>;
+  coverWakeMark(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    wakeMark: PriceE8,
+    likelyCovered?: boolean,
+  ): Promise<void>;
   /**
-   * Replaces the side's wake mark when it is still `expected` (undefined `next` removes it): true when it was
-   * replaced, false when a sleeper covered its own mark in between (which must then stay).
+   * Replaces the side's wake mark when it is still `expected` and the side has had `covers` covers (undefined:
+   * none), as read before the sleepers were queried (undefined `next` removes it): true when it was replaced,
+   * false when a sleeper covered its own mark in between (the mark then stays: a wake too early is harmless).
    */
   replaceWakeMark(
     symbol: string,
     direction: 'BUY' | 'SELL',
     expected: PriceE8,
     next: PriceE8 | undefined,
+    covers: number | undefined,
   ): Promise<boolean>;
 }
 
@@ -425,6 +439,9 @@ export interface JournalEntry {
   readonly sequence: number;
 }
 
+/** The kind of the fund's shortfall payouts: a credit of it with a drawWindow gives a draw back to its window. */
+export const SHORTFALL_PAYOUT_KIND = 'shortfall-payout';
+
 export interface LedgerMovement {
   readonly account: string;
   readonly idempotencyKey: string;
@@ -434,7 +451,11 @@ export interface LedgerMovement {
   readonly atMs: number;
   /** A debit that would take the balance below this is refused (ConditionFailedError). */
   readonly floor: QuoteE6;
-  /** Draw-window accounting for debits: window start and the cap on the window's total draws. */
+  /**
+   * Draw-window accounting for debits: window start and the cap on the window's total draws. On a shortfall payout
+   * given back (a credit of kind SHORTFALL_PAYOUT_KIND), the window of the draws it gives back: while that is the
+   * stored window, windowDrawn' = windowDrawn - min(amount, windowDrawn); another window's draws stay as they are.
+   */
   readonly drawWindow?: { readonly windowStartMs: number; readonly cap: QuoteE6 };
   /**
    * Applies only while this liquidation is still at this version (the plan's own); else MovementFencedError (or

@@ -182,7 +182,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'resumeFeed': {
       const symbol = marketConfig(deps.config, request.symbol).symbol;
       const state = await deps.markets.get(symbol);
-      const before = state?.lastTick?.sequence;
+      // A market that has only its first print (waiting for a second that agrees) resumes from that print.
+      const before = state?.lastTick?.sequence ?? state?.breaker?.tick.sequence;
       // The feed's next tick is fromSequence: the last one counts just below it (marks and times are kept, so the
       // band and the time order judge the next tick as usual).
       const after = request.fromSequence - 1;

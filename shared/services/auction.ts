@@ -60,6 +60,14 @@ export async function processAuctionStep(
   throw new AuctionContentionError(`auction/contended: ${message.auctionId} step ${message.step}`);
 }
 
+/**
+ * Most providers one step fills: each is a write in the step's transaction, which (with the auction's, and the
+ * liquidation's when the step ends it) must stay within MAX_WRITES_PER_COMMIT. A lot that more providers would
+ * take at this price goes on in the next step a second later, at the same price unless a boundary passes.
+ */
+export const MAX_FILLS_PER_STEP = 90;
+const CAPPED_STEP_DELAY_SECONDS = 1;
+
 /** Attempts in one delivery: a step still contended after them waits for SQS's redelivery (the visibility timeout). */
 const MAX_STEP_ATTEMPTS = 8;
 const CONFLICT = Symbol('conflict');
@@ -148,6 +156,7 @@ async function stepOnce(
     ),
     dust: market.dustSize,
     providers,
+    maxFills: MAX_FILLS_PER_STEP,
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;
@@ -163,20 +172,22 @@ async function stepOnce(
   }
   const sleep = done
     ? undefined
-    : planSleep(
-        auction,
-        mark,
-        now,
-        config,
-        bestBid(
+    : clearing.fillsCapped
+      ? { delaySeconds: CAPPED_STEP_DELAY_SECONDS, wakeMark: undefined }
+      : planSleep(
           auction,
-          status,
-          providers.map((p) => filled.get(p.id) ?? p),
-          deps.config,
-          clearing.remainingLot,
           mark,
-        ),
-      );
+          now,
+          config,
+          bestBid(
+            auction,
+            status,
+            providers.map((p) => filled.get(p.id) ?? p),
+            deps.config,
+            clearing.remainingLot,
+            mark,
+          ),
+        );
   const next: AuctionRecord = {
     ...awake(auction),
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),

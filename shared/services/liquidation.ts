@@ -1255,8 +1255,8 @@ async function applySettlement(
   const movements = settle?.applied
     ? differenceMovements(decision.movements, settle.applied, settle.replans ?? 1, {
         account: deps.insuranceAccount,
-        floor: deps.config.insurance.floor,
         atMs: settle.nowMs,
+        config: deps.config.insurance,
       })
     : decision.movements;
   // Each movement lands only while the record is the one this plan was made on (see refreeze).

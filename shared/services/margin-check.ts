@@ -161,12 +161,20 @@ async function handleTickOnce(
         lastSequence: state?.lastTick?.sequence,
       });
       if (!tripped) return LOST_RACE;
-      telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
-      telemetry.warn('circuit breaker tripped', {
-        symbol: tick.symbol,
-        reason: verdict.reason,
-        detail: verdict.detail,
-      });
+      // A market's first print waits for a second as a trip does, but it is how every market starts: no alarm.
+      if (verdict.reason === 'tick/unconfirmed') {
+        telemetry.info('first print of a market: waits for one that agrees', {
+          symbol: tick.symbol,
+          detail: verdict.detail,
+        });
+      } else {
+        telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
+        telemetry.warn('circuit breaker tripped', {
+          symbol: tick.symbol,
+          reason: verdict.reason,
+          detail: verdict.detail,
+        });
+      }
     }
     // Counted once it stands (a trip refused above judges the tick again).
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
@@ -232,8 +240,9 @@ async function wakeSleepers(
     if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
     try {
       const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
-      // Conditional on the mark read: a sleeper that covered its own mark meanwhile keeps it.
-      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next);
+      // Conditional on the mark and its covers as read before the query: a sleeper that covered its own mark
+      // since (found by the query or not) keeps it.
+      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
       deps.marketStates?.delete(symbol);
       deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {

@@ -100,7 +100,9 @@ export function planOpening(
 /**
  * After the commit: the market's wake mark must cover the sleeper's, or no tick would wake it. Failing here
  * only costs the early wake (the step message still comes when planned), so it is reported, not retried.
- * `market`: the market record as read, to skip an update it already covers (undefined: update).
+ * Written even when the market as read covers it: a tick may be replacing that mark with one found before this
+ * sleeper committed, and the cover's count makes that replace fail. `market`: the market record as read (which
+ * write to try first).
  */
 export async function coverWake(
   auction: AuctionRecord,
@@ -110,9 +112,9 @@ export async function coverWake(
   const { wakeMark, direction, symbol } = auction;
   if (wakeMark === undefined) return;
   const covering = market?.wakeMarks?.[direction];
-  if (covering !== undefined && earlierWake(direction, covering, wakeMark) === covering) return;
+  const likelyCovered = covering !== undefined && earlierWake(direction, covering, wakeMark) === covering;
   try {
-    await deps.markets.coverWakeMark(symbol, direction, wakeMark);
+    await deps.markets.coverWakeMark(symbol, direction, wakeMark, likelyCovered);
   } catch (error) {
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {

@@ -478,6 +478,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           lastTick: tick(1),
           pendingSequence: 1,
           wakeMarks: { SELL: price('1400') },
+          wakeCovers: { SELL: 1 },
         });
         // Judged as if nothing were pending: refused, and nothing changed.
         await expect(a.markets.acceptTick('ETH-USD', tick(2), 1, false, none)).rejects.toBeInstanceOf(
@@ -546,6 +547,37 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           ConditionFailedError,
         );
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
+      });
+
+      it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
+        await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
+          lastSequence: undefined,
+        });
+        const waiting = (await a.markets.get('ETH-USD'))!;
+        await expect(a.markets.rebaseSequence('ETH-USD', 900, waiting)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 3, waiting);
+        expect(rebased.lastTick).toBeUndefined();
+        expect(rebased.breaker).toMatchObject({
+          reason: 'tick/unconfirmed',
+          tick: { ...tick(900), sequence: 3 },
+        });
+        expect(await a.markets.get('ETH-USD')).toEqual(rebased);
+        // Read before the rebase: stale now.
+        await expect(a.markets.rebaseSequence('ETH-USD', 1, waiting)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        // A market accepted meanwhile is not rebased on a read of the waiting one.
+        await a.markets.acceptTick('ETH-USD', tick(4), undefined, false, {
+          breakerSequence: 3,
+          pendingSequence: undefined,
+          closeBreaker: true,
+        });
+        await expect(a.markets.rebaseSequence('ETH-USD', 1, rebased)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(4);
       });
 
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
@@ -977,27 +1009,46 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.auctions.get('b-1'))?.wakeMark).toBe(price('900'));
       });
 
-      it('market wake marks: covered towards the earlier wake per side, replaced only from the value read', async () => {
+      it('market wake marks: covered towards the earlier wake per side and counted, replaced only from the value and count read', async () => {
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100')); // covered already
-        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('900'));
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100'), true); // covered already: counted
+        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('900'), true); // a wrong hint changes nothing
         await a.markets.coverWakeMark('ETH-USD', 'BUY', price('950'));
-        expect((await a.markets.get('ETH-USD'))?.wakeMarks).toEqual({
-          SELL: price('1000'),
-          BUY: price('950'),
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          wakeMarks: { SELL: price('1000'), BUY: price('950') },
+          wakeCovers: { SELL: 2, BUY: 2 },
         });
-        // The item exists now but has no tick: the first tick is still accepted.
+        // The item exists now but has no tick: the first tick is still recorded.
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const read = (await a.markets.get('ETH-USD'))!;
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('990'));
-        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('1000'), price('2000'))).toBe(false);
-        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'))).toBe(true);
-        expect(await a.markets.replaceWakeMark('ETH-USD', 'BUY', price('950'), undefined)).toBe(true);
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('1000'), price('2000'), 3)).toBe(
+          false,
+        );
+        // The mark as read, but a cover came since: a sleeper the replacing tick did not find keeps its mark.
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'), 2)).toBe(
+          false,
+        );
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('995'), false); // covered by 990: counted
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'), 3)).toBe(
+          false,
+        );
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'), 4)).toBe(true);
+        expect(await a.markets.replaceWakeMark('ETH-USD', 'BUY', price('950'), undefined, undefined)).toBe(
+          false,
+        );
+        expect(
+          await a.markets.replaceWakeMark('ETH-USD', 'BUY', price('950'), undefined, read.wakeCovers?.BUY),
+        ).toBe(true);
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
           wakeMarks: { SELL: price('2000') },
+          wakeCovers: { SELL: 4, BUY: 2 },
         });
-        expect(await a.markets.replaceWakeMark('NONE-USD', 'SELL', price('1'), undefined)).toBe(false);
+        expect(await a.markets.replaceWakeMark('NONE-USD', 'SELL', price('1'), undefined, undefined)).toBe(
+          false,
+        );
         await expect(a.markets.coverWakeMark('ETH-USD', 'SELL', 0n)).rejects.toThrow(/bad-wake-mark/);
         expect((await a.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: price('2000') });
       });
@@ -1135,7 +1186,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           windowDrawn: usd('100'),
         });
         await expect(draw('w3', '-0.000001', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
-        // A credit neither counts nor frees room in the window.
+        // A credit (not a shortfall payout given back) neither counts nor frees room in the window.
         await a.ledger.apply(
           movement({
             idempotencyKey: 'c',
@@ -1149,6 +1200,61 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await expect(draw('w6', '-1', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
         expect(await a.ledger.balance('fund')).toMatchObject({
           balance: usd('805'),
+          windowStartMs: 7_200_000,
+          windowDrawn: usd('100'),
+        });
+      });
+
+      it('a shortfall payout given back frees room in its own window only, once, never below 0; a fee never', async () => {
+        const cap = usd('100');
+        await a.ledger.apply(movement({ amount: usd('1000') }));
+        const pay = (key: string, amount: string, windowStartMs: number, kind = 'shortfall-payout') =>
+          a.ledger.apply(
+            movement({ idempotencyKey: key, amount: usd(amount), kind, drawWindow: { windowStartMs, cap } }),
+          );
+        const fund = () => a.ledger.balance('fund');
+        await pay('p1:shortfall', '-100', 3_600_000);
+        await expect(pay('x1', '-0.000001', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        // A fee credit frees nothing, even carrying the window.
+        await pay('p1:fee', '5', 3_600_000, 'liquidation-fee');
+        expect(await fund()).toMatchObject({ windowStartMs: 3_600_000, windowDrawn: usd('100') });
+        // The plan made again pays 30 less: given back in the same window, the window drew 70.
+        const back = await pay('p1:shortfall:r1', '30', 3_600_000);
+        expect(await fund()).toMatchObject({
+          balance: usd('935'),
+          windowStartMs: 3_600_000,
+          windowDrawn: usd('70'),
+        });
+        // Replayed, it changes nothing (and is no second give-back).
+        expect(await pay('p1:shortfall:r1', '30', 3_600_000)).toEqual(back);
+        expect(await fund()).toMatchObject({ balance: usd('935'), sequence: 4, windowDrawn: usd('70') });
+        await expect(pay('x2', '-30.000001', 3_600_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        await pay('p2:shortfall', '-30', 3_600_000);
+        expect(await fund()).toMatchObject({ windowDrawn: usd('100') });
+        // The window rolls: a payout of the old window given back now leaves the new window's draws alone.
+        await pay('p3:shortfall', '-60', 7_200_000);
+        await pay('p2:shortfall:r1', '30', 3_600_000);
+        expect(await fund()).toMatchObject({
+          balance: usd('875'),
+          windowStartMs: 7_200_000,
+          windowDrawn: usd('60'),
+        });
+        await expect(pay('x3', '-40.000001', 7_200_000)).rejects.toBeInstanceOf(ConditionFailedError);
+        // One of a window not open yet has nothing to give back either, and opens nothing.
+        await pay('p4:shortfall:r1', '10', 10_800_000);
+        expect(await fund()).toMatchObject({ windowStartMs: 7_200_000, windowDrawn: usd('60') });
+        // Asked for together (one transaction on AWS), in order: a draw to the cap, more given back than the
+        // window drew (to 0, no lower), then a draw of the whole cap again, and one unit more refused.
+        const together = await Promise.allSettled([
+          pay('p5:shortfall', '-40', 7_200_000),
+          pay('p3:shortfall:r1', '150', 7_200_000),
+          pay('p6:shortfall', '-100', 7_200_000),
+          pay('x4', '-0.000001', 7_200_000),
+        ]);
+        expect(together.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+        expect(together[3]?.status === 'rejected' && together[3].reason).toBeInstanceOf(ConditionFailedError);
+        expect(await fund()).toMatchObject({
+          balance: usd('895'),
           windowStartMs: 7_200_000,
           windowDrawn: usd('100'),
         });
@@ -1252,6 +1358,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   fc.record({ start: fc.integer({ min: 0, max: 2 }), cap: fc.bigInt({ min: 0n, max: 80n }) }),
                 ),
                 key: fc.integer({ min: 0, max: 6 }),
+                kind: fc.constantFrom('deposit', 'shortfall-payout'),
               }),
               { maxLength: 10 },
             ),
@@ -1263,6 +1370,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   account,
                   idempotencyKey: `k${m.key}`,
                   amount: m.amount,
+                  kind: m.kind,
                   floor: m.floor,
                   ...(m.window
                     ? { drawWindow: { windowStartMs: m.window.start * 1000, cap: m.window.cap } }
@@ -1291,6 +1399,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                     windowDrawn -= mv.amount;
                     refused = windowDrawn > mv.drawWindow.cap;
                   }
+                } else if (
+                  mv.amount > 0n &&
+                  mv.kind === 'shortfall-payout' &&
+                  mv.drawWindow?.windowStartMs === windowStartMs
+                ) {
+                  // A shortfall payout given back to the current window (credit-back-window).
+                  windowDrawn -= mv.amount < windowDrawn ? mv.amount : windowDrawn;
                 }
                 if (refused) {
                   expect(outcome).toBeInstanceOf(ConditionFailedError);
@@ -1303,7 +1418,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   sequence: model.journal.length + 1,
                 });
                 model.journal.push(entry);
-                if (mv.amount < 0n && mv.drawWindow) Object.assign(model, { windowStartMs, windowDrawn });
+                Object.assign(model, { windowStartMs, windowDrawn });
                 model.balance = after;
               }
               expect(await a.ledger.journal(account)).toEqual(model.journal);

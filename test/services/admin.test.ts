@@ -88,6 +88,7 @@ describe('admin requests', () => {
 
   it('registers a provider and opens a healthy position, refusing one already liquidatable', async () => {
     const { p, run } = setup();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
     expect(
       await run({
@@ -123,6 +124,7 @@ describe('admin requests', () => {
 describe('resumeFeed', () => {
   it("lets a feed that restarted its sequence drive the market again, judged against the last tick's mark and time", async () => {
     const { p, run } = setup();
+    await p.tick('ETH-USD', '200', { sequence: 4999 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 5000 });
     const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
     // The feed restarts at 1: refused as out of order, the market is blind.
@@ -144,6 +146,27 @@ describe('resumeFeed', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 
+  it('lets a feed that restarted before its first print was confirmed open the market (the print waits on)', async () => {
+    const { p, run } = setup();
+    await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+    expect(await p.tick('ETH-USD', '200', { sequence: 700 })).toMatchObject({ reason: 'tick/unconfirmed' });
+    // The feed restarts at 1: out of order against the waiting print, the market could never open.
+    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+    expect(await run({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 })).toEqual({
+      ok: true,
+      id: 'ETH-USD',
+      sequence: { before: 700, after: 1 },
+    });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick).toBeUndefined();
+    expect(market?.breaker?.tick).toMatchObject({ sequence: 1, markPrice: parsePrice('200') });
+    // The next print is judged against the waiting one: within the band it opens the market, and liquidates.
+    expect(await p.tick('ETH-USD', '180', { sequence: 2 })).toMatchObject({
+      status: 'accepted',
+      enqueued: 1,
+    });
+  });
+
   it.each([
     { case: 'an unknown market', request: { symbol: 'DOGE-USD', fromSequence: 1 }, reason: /DOGE-USD/ },
     {
@@ -163,6 +186,7 @@ describe('resumeFeed', () => {
     },
   ])('refuses $case and changes nothing', async ({ request, reason }) => {
     const { p, run } = setup();
+    await p.tick('ETH-USD', '200', { sequence: 9 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 10 });
     const result = await run({ action: 'resumeFeed', ...request });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(reason) });

@@ -13,7 +13,11 @@ import {
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
-import { AuctionContentionError, processAuctionStep } from '../../shared/services/auction.ts';
+import {
+  AuctionContentionError,
+  MAX_FILLS_PER_STEP,
+  processAuctionStep,
+} from '../../shared/services/auction.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import {
@@ -180,6 +184,7 @@ const secondTick = (p: Pipeline, price: string) => ({
 describe('ticks', () => {
   it('rejects a stale (out-of-order) tick and enqueues nothing', async () => {
     const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 8 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 10 });
     await p.open('LONG', '10', '200', '200');
     const outcome = await p.tick('ETH-USD', '150', { sequence: 9 });
@@ -464,6 +469,7 @@ describe('ticks', () => {
 
   it('a breaker trip judged on a last tick that has moved on is not written: the print is judged again', async () => {
     const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 0 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 1 });
     await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
     const markets = p.marginDeps.markets;
@@ -488,12 +494,14 @@ describe('ticks', () => {
       reason: 'tick/price-band',
     });
     expect(await liquidationsOf(p)).toEqual([]);
-    // Each rejection counted once it stood: tick 2's first verdict (price-band) did not.
-    expect(p.telemetry.total(METRICS.TicksRejected.name)).toBe(2);
+    // Each rejection counted once it stood (the first print, tick 2's second verdict, tick 5): tick 2's first
+    // verdict (price-band) did not.
+    expect(p.telemetry.total(METRICS.TicksRejected.name)).toBe(3);
   });
 
   it('a tick that closes the breaker removes it in the same write as the tick (no second write to fail)', async () => {
     const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 0 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 1 });
     expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
     const deps = withMarkets(p, {
@@ -591,6 +599,7 @@ describe('ticks', () => {
 
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {
     const p = createPipeline();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
     const outcome = await p.tick('ETH-USD', '100');
@@ -599,8 +608,39 @@ describe('ticks', () => {
     expect(await liquidationsOf(p)).toEqual([]);
   });
 
+  it("a market's first print liquidates nothing and raises no breaker alarm; the first print that agrees opens the market", async () => {
+    const p = createPipeline();
+    // Positions opened before the market's first tick (a launch): a long liquidatable below ~184.6.
+    await p.open('LONG', '10', '200', '200');
+    // A glitch at launch: alone, it would liquidate the book.
+    expect(await p.tick('ETH-USD', '20', { sequence: 1 })).toMatchObject({
+      status: 'rejected',
+      reason: 'tick/unconfirmed',
+    });
+    let market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick).toBeUndefined();
+    expect(market?.breaker?.tick.sequence).toBe(1);
+    // The real price does not agree with it: it waits in turn.
+    expect(await p.tick('ETH-USD', '200', { sequence: 2 })).toMatchObject({ reason: 'tick/breaker-open' });
+    expect(await p.tick('ETH-USD', '199', { sequence: 3 })).toMatchObject({
+      status: 'accepted',
+      enqueued: 0,
+    });
+    market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.breaker).toBeUndefined();
+    expect(market?.lastTick?.markPrice).toBe(parsePrice('199'));
+    expect(await liquidationsOf(p)).toEqual([]);
+    expect(p.telemetry.total(METRICS.CircuitBreakerTripped.name)).toBe(1); // the 200 print's, not the first
+    // From then on, ticks are judged against the accepted mark.
+    expect(await p.tick('ETH-USD', '184', { sequence: 4 })).toMatchObject({
+      status: 'accepted',
+      enqueued: 1,
+    });
+  });
+
   it('follows a market that keeps moving past the band: each print re-arms the breaker, two agreeing ones close it', async () => {
     const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 0 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '100', { sequence: 1 });
     const short = await p.open('SHORT', '10', '100', '100');
     // 120 trips the breaker, 140 agrees with neither 100 nor 120 and re-arms it, 140.4 agrees with 140.
@@ -615,6 +655,29 @@ describe('ticks', () => {
 });
 
 describe('auction layer', () => {
+  it('a step that more providers fill than one transaction holds fills them over steps a second apart, at one price', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '20', '200', '400');
+    // 150 providers, same 1 % bid, each takes at most 0.1 ETH: the lot needs more than 100 of them at one price.
+    for (let i = 0; i < 150; i++)
+      await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '0.1');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    const [liquidation] = await liquidationsOf(p);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    // Before the cap, every delivery of the step failed with transactor/too-many-writes and dead-lettered.
+    expect(p.errors).toEqual([]);
+    expect((await p.adapters.auctionDeadLetters.depth()).visible).toBe(0);
+    expect(auction?.state).toBe('CLEARED');
+    expect(liquidation?.state).toBe('SETTLED_AUCTION');
+    expect(auction?.fills.length).toBeGreaterThan(MAX_FILLS_PER_STEP);
+    expect(new Set(auction?.fills.map((f) => f.price)).size).toBe(1);
+  });
+
   it('sells what the empty book cannot take to a provider once the price reaches its bid', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
@@ -2263,7 +2326,11 @@ describe('money a settlement moved before it is planned again', () => {
 
   const closed = { state: 'CLOSED', size: 0n, collateral: 0n } as const;
 
-  /** Settled, and the liquidation's journal sums to what its settlement says the fund earned and paid. */
+  /**
+   * Settled, and the liquidation's journal sums to what its settlement says the fund earned and paid. The fund's
+   * draw window (these worlds draw in one) holds what the fund paid net, not what earlier plans drew and a new one
+   * gave back (credit-back-window).
+   */
   async function expectPaidOnce(p: Pipeline, id: string) {
     expect(p.errors).toEqual([]);
     const settled = await p.adapters.liquidations.get(id);
@@ -2272,6 +2339,10 @@ describe('money a settlement moved before it is planned again', () => {
     expect(journal.length).toBeGreaterThan(0);
     const net = journal.reduce((sum, e) => sum + e.amount, 0n);
     expect(net).toBe(settled!.settlement!.fee - settled!.settlement!.insurancePaid);
+    const paidNet = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT))
+      .filter((e) => e.kind === 'shortfall-payout')
+      .reduce((sum, e) => sum - e.amount, 0n);
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).windowDrawn).toBe(paidNet);
     return settled!;
   }
 

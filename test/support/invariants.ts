@@ -547,9 +547,16 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   let maxWindowDraw = 0n;
   const windowMs = windowSeconds * 1000;
   for (const e of journal) {
-    if (!FUND_KINDS.has(e.kind) || e.amount >= 0n) continue;
-    // The ledger's window rule: a later window start opens a new window, an earlier one counts in the current.
+    if (!FUND_KINDS.has(e.kind) || e.amount === 0n) continue;
     const start = Math.floor(e.atMs / windowMs) * windowMs;
+    if (e.amount > 0n) {
+      // A shortfall payout given back (a settlement planned again pays less) frees its window's room while that
+      // is still the current window (credit-back-window); a fee never does.
+      if (e.kind === 'shortfall-payout' && start === windowStart)
+        windowDrawn -= minBig(e.amount, windowDrawn);
+      continue;
+    }
+    // The ledger's window rule: a later window start opens a new window, an earlier one counts in the current.
     if (start > windowStart) {
       windowStart = start;
       windowDrawn = 0n;

@@ -292,6 +292,26 @@ describe('clearAuctionStep: order, caps and rounding', () => {
     expect(r.fills).toEqual([]);
     expect(r.remainingLot).toBe(base('10'));
   });
+
+  it('fills at most maxFills providers, in order of best terms, and says when more would have taken the rest', () => {
+    const providers = Array.from({ length: 5 }, (_, i) => bid(`lp-${i}`, '1000000', '0.01', '1'));
+    const capped = clearAuctionStep(step({ providers, remainingLot: base('4'), maxFills: 3 }));
+    expect(capped.fills.map((f) => f.providerId)).toEqual(['lp-0', 'lp-1', 'lp-2']);
+    expect(capped.remainingLot).toBe(base('1'));
+    expect(capped.fillsCapped).toBe(true);
+    // The cap reached with nothing left to fill, or only crumbs left to bid: not capped.
+    expect(clearAuctionStep(step({ providers, remainingLot: base('3'), maxFills: 3 })).fillsCapped).toBe(
+      false,
+    );
+    const crumbs = [...providers.slice(0, 3), bid('crumb', '0.000001', '0', '1')];
+    const left = clearAuctionStep(step({ providers: crumbs, remainingLot: base('4'), maxFills: 3 }));
+    expect(left.remainingLot).toBe(base('1'));
+    expect(left.fillsCapped).toBe(false);
+    // Without a cap every bid reached fills.
+    const all = clearAuctionStep(step({ providers, remainingLot: base('4') }));
+    expect(all.fills).toHaveLength(4);
+    expect(all.fillsCapped).toBe(false);
+  });
 });
 
 describe("clearAuctionStep: dust (Maker's chost): never leave 0 < remaining < dust", () => {
@@ -404,6 +424,8 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
     },
     'empty id': { over: { providers: [{ ...RICH, id: '' }] }, reason: 'clearing/invalid-provider' },
     'duplicate id': { over: { providers: [RICH, RICH] }, reason: 'clearing/duplicate-provider' },
+    'zero maxFills': { over: { maxFills: 0 }, reason: 'clearing/invalid-amount' },
+    'fractional maxFills': { over: { maxFills: 1.5 }, reason: 'clearing/invalid-amount' },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => expect(reasonOf(() => clearAuctionStep(step(c.over)))).toBe(c.reason));

@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { InsuranceConfig } from '../../shared/domain/config.ts';
 import {
   credit,
+  creditBack,
   InsuranceError,
   type InsuranceState,
   planDebit,
   rollWindow,
   windowStartFor,
 } from '../../shared/domain/insurance.ts';
-import { usd } from '../../shared/domain/units.ts';
+import { maxBig, minBig, usd } from '../../shared/domain/units.ts';
 
 const RUNS = { numRuns: 300 };
 const HOUR = 3_600_000;
@@ -118,6 +119,87 @@ describe('credit', () => {
   });
 });
 
+describe('creditBack: a shortfall payout given back (credit-back-window)', () => {
+  it('in its window, frees the room it gives back: a further draw of that much is paid, one more unit is not', () => {
+    const drawn = planDebit(state('5000', '0', HOUR), usd('1000'), HOUR + 5, config).next;
+    expect(drawn).toEqual({ balance: usd('4000'), windowStartMs: HOUR, windowDrawn: usd('1000') });
+    expect(planDebit(drawn, usd('0.000001'), HOUR + 6, config).reason).toBe('insurance/draw-cap');
+    // A plan made again pays 300 less: the difference comes back to the fund and to the window.
+    const back = creditBack(drawn, usd('300'), HOUR);
+    expect(back.next).toEqual({ balance: usd('4300'), windowStartMs: HOUR, windowDrawn: usd('700') });
+    expect(back.credited).toBe(usd('300'));
+    const again = planDebit(back.next, usd('300.000001'), HOUR + 7, config);
+    expect(again).toMatchObject({ paid: usd('300'), refused: 1n, reason: 'insurance/draw-cap' });
+    expect(again.next.windowDrawn).toBe(usd('1000'));
+  });
+
+  it('after the window rolled, leaves the new window alone; more than the window drew takes it to 0, no lower', () => {
+    const rolled = planDebit(state('5000', '1000', HOUR), usd('400'), 2 * HOUR, config).next;
+    expect(rolled.windowStartMs).toBe(2 * HOUR);
+    const late = creditBack(rolled, usd('300'), HOUR).next;
+    expect(late).toEqual({ balance: usd('4900'), windowStartMs: 2 * HOUR, windowDrawn: usd('400') });
+    expect(planDebit(late, usd('601'), 2 * HOUR + 1, config).paid).toBe(usd('600'));
+    // A window not open yet has no draws to give back either.
+    expect(creditBack(rolled, usd('300'), 3 * HOUR).next.windowDrawn).toBe(usd('400'));
+    expect(creditBack(rolled, usd('400.000001'), 2 * HOUR).next).toEqual({
+      balance: usd('5000.000001'),
+      windowStartMs: 2 * HOUR,
+      windowDrawn: 0n,
+    });
+  });
+
+  it('a fee credit never frees room in the window', () => {
+    const spent = state('5000', '1000', HOUR);
+    expect(credit(spent, usd('300'), 'liquidation-fee').next.windowDrawn).toBe(usd('1000'));
+    expect(planDebit(credit(spent, usd('300'), 'liquidation-fee').next, usd('1'), HOUR, config).paid).toBe(
+      0n,
+    );
+  });
+
+  it('never below 0, never more room than the draws given back, balance exact (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ kind: fc.constant('debit' as const), amount: amountArb, window: fc.nat(2) }),
+            fc.record({ kind: fc.constant('back' as const), amount: amountArb, window: fc.nat(2) }),
+          ),
+          { maxLength: 30 },
+        ),
+        (ops) => {
+          let s: InsuranceState = { balance: usd('100000'), windowStartMs: 0, windowDrawn: 0n };
+          // What each window drew and got back, by hand.
+          const net = new Map<number, bigint>();
+          for (const op of ops) {
+            const windowStartMs = op.window * HOUR;
+            if (op.kind === 'debit') {
+              const plan = planDebit(s, op.amount, windowStartMs, config);
+              if (plan.paid > 0n) {
+                const w = plan.next.windowStartMs;
+                net.set(w, (net.get(w) ?? 0n) + plan.paid);
+              }
+              s = plan.next;
+              continue;
+            }
+            const before = s;
+            s = creditBack(s, op.amount, windowStartMs).next;
+            expect(s.balance).toBe(before.balance + op.amount);
+            expect(s.windowDrawn >= 0n).toBe(true);
+            expect(before.windowDrawn - s.windowDrawn).toBe(
+              windowStartMs === before.windowStartMs ? minBig(op.amount, before.windowDrawn) : 0n,
+            );
+            if (windowStartMs === before.windowStartMs) {
+              net.set(windowStartMs, maxBig(0n, (net.get(windowStartMs) ?? 0n) - op.amount));
+            }
+          }
+          expect(s.windowDrawn).toBe(net.get(s.windowStartMs) ?? 0n);
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
 describe('rejections', () => {
   it.each([
     {
@@ -144,6 +226,16 @@ describe('rejections', () => {
       name: 'credit without reason',
       run: () => credit(state('1000'), 5n, ' '),
       reason: 'insurance/bad-reason',
+    },
+    {
+      name: 'zero payout given back',
+      run: () => creditBack(state('1000'), 0n, 0),
+      reason: 'insurance/non-positive-amount',
+    },
+    {
+      name: 'payout given back to a fractional window',
+      run: () => creditBack(state('1000'), 1n, 0.5),
+      reason: 'insurance/bad-time',
     },
     {
       name: 'negative time',

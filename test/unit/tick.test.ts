@@ -330,11 +330,18 @@ const tick = (patch: Partial<Tick> = {}): Tick => ({
   ...patch,
 });
 
-type Expected = 'accept' | 'reverted' | 'persisted' | `${string}/${string}:trip` | `${string}/${string}`;
+type Expected =
+  | 'accept'
+  | 'reverted'
+  | 'persisted'
+  | 'first-confirmed'
+  | `${string}/${string}:trip`
+  | `${string}/${string}`;
 
 function summary(v: TickVerdict): Expected {
   if (v.verdict === 'accept') {
     if (!v.closeBreaker) return 'accept';
+    if (v.reason === 'tick/first-confirmed') return 'first-confirmed';
     return v.reason === 'tick/breaker-reverted' ? 'reverted' : 'persisted';
   }
   return v.tripBreaker ? `${v.reason}:trip` : v.reason;
@@ -343,7 +350,25 @@ function summary(v: TickVerdict): Expected {
 describe('evaluateTick: every reason at its boundary', () => {
   const s = (seconds: number) => seconds * 1000;
   const cases: [string, Tick, TickState, Expected, number?][] = [
-    ['first tick of a market', tick({ markPrice: price('5000') }), {}, 'accept'],
+    ['first tick of a market', tick({ markPrice: price('5000') }), {}, 'tick/unconfirmed:trip'],
+    [
+      'first tick confirmed within the band (15 %)',
+      tick({ markPrice: price('115') }),
+      { breaker: { reason: 'tick/unconfirmed', trippedAtMs: NOW, tick: LAST } },
+      'first-confirmed',
+    ],
+    [
+      'first tick not confirmed past the band: the new print waits instead',
+      tick({ markPrice: price('115.01') }),
+      { breaker: { reason: 'tick/unconfirmed', trippedAtMs: NOW, tick: LAST } },
+      'tick/breaker-open:trip',
+    ],
+    [
+      'a redelivered first tick never confirms itself',
+      tick({ sequence: 10 }),
+      { breaker: { reason: 'tick/unconfirmed', trippedAtMs: NOW, tick: LAST } },
+      'tick/duplicate',
+    ],
     ['unknown symbol', tick({ symbol: 'DOGE-USD' }), { lastTick: LAST }, 'tick/unknown-symbol'],
     ['zero mark', tick({ markPrice: 0n }), { lastTick: LAST }, 'tick/non-positive'],
     ['negative mark', tick({ markPrice: -1n }), { lastTick: LAST }, 'tick/non-positive'],
@@ -369,14 +394,24 @@ describe('evaluateTick: every reason at its boundary', () => {
     ['too old: at the age limit', tick(), { lastTick: LAST }, 'accept', T0 + 2000 + s(60)],
     ['too old: one ms over', tick(), { lastTick: LAST }, 'tick/too-old', T0 + 2000 + s(60) + 1],
     // indexBand 10 %: index 100 allows marks in [90, 110].
-    ['index band: at +10 %', tick({ markPrice: price('110'), indexPrice: price('100') }), {}, 'accept'],
+    [
+      'index band: at +10 %',
+      tick({ markPrice: price('110'), indexPrice: price('100') }),
+      { lastTick: { ...LAST, markPrice: price('110') } },
+      'accept',
+    ],
     [
       'index band: over +10 %',
       tick({ markPrice: price('110.00000001'), indexPrice: price('100') }),
       {},
       'tick/index-band',
     ],
-    ['index band: at -10 %', tick({ markPrice: price('90'), indexPrice: price('100') }), {}, 'accept'],
+    [
+      'index band: at -10 %',
+      tick({ markPrice: price('90'), indexPrice: price('100') }),
+      { lastTick: { ...LAST, markPrice: price('90') } },
+      'accept',
+    ],
     [
       'index band: under -10 %',
       tick({ markPrice: price('89.99999999'), indexPrice: price('100') }),
@@ -433,10 +468,10 @@ describe('evaluateTick: every reason at its boundary', () => {
       'tick/index-band',
     ],
     [
-      'breaker without a last tick',
+      'breaker without a last tick: a first print confirmed',
       tick({ markPrice: price('300') }),
       { breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: TRIPPED } },
-      'persisted',
+      'first-confirmed',
     ],
   ];
 
@@ -525,7 +560,7 @@ describe('ETH-USDT perp, 12-13 March 2020, leg 2 (1-minute closes)', () => {
   const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const file = path.resolve(repoRoot, '..', 'shared', 'data', 'eth-usdt-perp-2020-03-12-leg2-1m.csv');
 
-  it('rejects the 323.00 print with tick/price-band, closes the breaker on the next close, and nothing else', () => {
+  it('waits for the second close, rejects the 323.00 print with tick/price-band, closes the breaker on the next close, and nothing else', () => {
     const rows = readFileSync(file, 'utf8')
       .trim()
       .split('\n')
@@ -581,11 +616,19 @@ describe('ETH-USDT perp, 12-13 March 2020, leg 2 (1-minute closes)', () => {
     }
 
     const badIndex = details.findIndex((d) => d.markPrice === '323.00');
-    expect(rejected).toEqual([{ sequence: badIndex, mark: '323', verdict: 'tick/price-band:trip' }]);
+    expect(rejected).toEqual([
+      {
+        sequence: 0,
+        mark: formatPrice(price(String(details[0]?.markPrice))),
+        verdict: 'tick/unconfirmed:trip',
+      },
+      { sequence: badIndex, mark: '323', verdict: 'tick/price-band:trip' },
+    ]);
+    expect(verdicts[1]).toBe('first-confirmed');
     // The next real close (02:40, 110.61) is within the band of the last accepted mark (117.44): the print was bad.
     expect(details[badIndex + 1]?.markPrice).toBe('110.61');
     expect(verdicts[badIndex + 1]).toBe('reverted');
-    expect(verdicts.filter((v) => v === 'accept')).toHaveLength(details.length - 2);
+    expect(verdicts.filter((v) => v === 'accept')).toHaveLength(details.length - 4);
     expect(state.breaker).toBeUndefined();
     expect(state.lastTick?.markPrice).toBe(price('110.61'));
   });

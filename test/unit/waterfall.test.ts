@@ -631,8 +631,12 @@ describe('size ADL cannot take', () => {
 });
 
 describe('differenceMovements: a plan made again after an earlier one moved money', () => {
-  const fund = { account: 'fund', floor: 0n, atMs: 5 };
-  const movement = (key: string, amount: bigint): PlannedMovement => ({
+  const fund = {
+    account: 'fund',
+    atMs: 5,
+    config: { drawCapPerWindow: 1_000n, windowSeconds: 3600, floor: 0n },
+  };
+  const movement = (key: string, amount: bigint, windowStartMs = 0): PlannedMovement => ({
     account: 'fund',
     idempotencyKey: key,
     amount,
@@ -640,7 +644,7 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
     reference: 'p1:0',
     atMs: 5,
     floor: 0n,
-    ...(amount < 0n ? { drawWindow: { windowStartMs: 0, cap: 1_000n } } : {}),
+    ...(amount < 0n && !key.endsWith(':fee') ? { drawWindow: { windowStartMs, cap: 1_000n } } : {}),
   });
 
   it('applies only the differences, under keys of their own, and gives back what the new plan does not move', () => {
@@ -667,6 +671,28 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
     expect(out).toHaveLength(1);
     expect(out[0]).toMatchObject({ idempotencyKey: 'p1:0:shortfall:r2', amount: -20_000_000n });
     expect(out[0]!.drawWindow).toEqual({ windowStartMs: 0, cap: 1_000n });
+  });
+
+  it("gives a shortfall payout back to the draw window of the settlement's time, a fee never (credit-back-window)", () => {
+    const late = { ...fund, atMs: 2 * 3_600_000 + 7 };
+    // Paid less: the difference goes back to the window of the plan's time, even when the new plan's debit was
+    // counted in a later window (its fund state had rolled on): that window keeps its draws.
+    const less = differenceMovements(
+      [movement('p1:0:fee', 1_000_000n), movement('p1:0:shortfall', -20_000_000n, 3 * 3_600_000)],
+      { 'p1:0:fee': 3_000_000n, 'p1:0:shortfall': -50_000_000n },
+      1,
+      late,
+    );
+    expect(less.map((m) => [m.idempotencyKey, m.amount, m.kind, m.drawWindow])).toEqual([
+      ['p1:0:fee:r1', -2_000_000n, 'liquidation-fee', undefined],
+      ['p1:0:shortfall:r1', 30_000_000n, 'shortfall-payout', { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
+    ]);
+    // Paid nothing: the whole payout goes back to that window; the fee given back is a debit without a window.
+    const none = differenceMovements([], { 'p1:0:fee': 3_000_000n, 'p1:0:shortfall': -50_000_000n }, 2, late);
+    expect(none.map((m) => [m.idempotencyKey, m.amount, m.drawWindow])).toEqual([
+      ['p1:0:fee:r2', -3_000_000n, undefined],
+      ['p1:0:shortfall:r2', 50_000_000n, { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
+    ]);
   });
 
   it('sums, with what was applied, to the new plan for any amounts, as the journal reads (property)', () => {

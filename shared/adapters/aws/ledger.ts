@@ -4,6 +4,7 @@ import {
   QueryCommand,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
+import { minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
@@ -13,6 +14,7 @@ import {
   LedgerIdempotencyConflictError,
   type LedgerMovement,
   MovementFencedError,
+  SHORTFALL_PAYOUT_KIND,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -100,13 +102,25 @@ const entryFromItem = (item: Item): JournalEntry => ({
  * Debits only: after = before + amount >= floor; in the draw window, drawn' = drawn + |amount| <= cap, where
  * a window start later than the stored one opens a new window (drawn restarts at 0) and an earlier one counts
  * against the stored window (the stricter reading, in the fund's favour).
+ * Credits are never refused. A shortfall payout given back (kind SHORTFALL_PAYOUT_KIND, with a drawWindow) whose
+ * window start is the stored one gives its draw back: drawn' = drawn - min(amount, drawn); another window's
+ * draws stay. The balance put is conditional on the sequence read, so `drawn` is exact at commit: never below 0.
  */
 export function nextBalance(
   current: AccountBalance,
   movement: LedgerMovement,
 ): AccountBalance | { readonly refused: string } {
   const balance = current.balance + movement.amount;
-  if (movement.amount >= 0n) return { ...current, balance, sequence: current.sequence + 1 };
+  if (movement.amount >= 0n) {
+    const givesBack =
+      movement.amount > 0n &&
+      movement.kind === SHORTFALL_PAYOUT_KIND &&
+      movement.drawWindow?.windowStartMs === current.windowStartMs;
+    const windowDrawn = givesBack
+      ? current.windowDrawn - minBig(movement.amount, current.windowDrawn)
+      : current.windowDrawn;
+    return { ...current, balance, sequence: current.sequence + 1, windowDrawn };
+  }
   if (balance < movement.floor) return { refused: 'ledger/below-floor' };
   let { windowStartMs, windowDrawn } = current;
   if (movement.drawWindow) {

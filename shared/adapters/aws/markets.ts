@@ -37,6 +37,7 @@ import {
  */
 
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
+const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
 
 function requireWakeMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
@@ -68,6 +69,8 @@ export function marketFromItem(item: Item): MarketState {
   const breaker = item.breaker === undefined ? undefined : readMap(item, 'breaker');
   const SELL = optBig(item, wakeAttr('SELL'));
   const BUY = optBig(item, wakeAttr('BUY'));
+  const coversSell = optInt(item, coversAttr('SELL'));
+  const coversBuy = optInt(item, coversAttr('BUY'));
   return {
     symbol: readS(item, 'symbol'),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
@@ -85,6 +88,14 @@ export function marketFromItem(item: Item): MarketState {
     ...(SELL === undefined && BUY === undefined
       ? {}
       : { wakeMarks: { ...(SELL === undefined ? {} : { SELL }), ...(BUY === undefined ? {} : { BUY }) } }),
+    ...(coversSell === undefined && coversBuy === undefined
+      ? {}
+      : {
+          wakeCovers: {
+            ...(coversSell === undefined ? {} : { SELL: coversSell }),
+            ...(coversBuy === undefined ? {} : { BUY: coversBuy }),
+          },
+        }),
   };
 }
 
@@ -213,17 +224,25 @@ export class DynamoMarketRepository implements MarketRepository {
 
   async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
     const last = expected.lastTick?.sequence;
-    if (last === undefined || last <= sequence) {
+    const breaker = expected.breaker?.tick.sequence;
+    // A market whose only print is its first, waiting for a second (the breaker's tick), rebases that print.
+    const top = last ?? breaker;
+    if (top === undefined || top <= sequence) {
       throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
     }
-    const breaker = expected.breaker?.tick.sequence;
+    const sets = [
+      ...(last === undefined ? [] : ['lastSequence = :seq', 'lastTick.#seq = :seq']),
+      ...(breaker === undefined ? [] : ['breaker.#tick.#seq = :seq']),
+    ];
     const out = await conditional(`markets/not-rebased: ${symbol} changed or has a pending tick`, () =>
       this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET lastSequence = :seq, lastTick.#seq = :seq${breaker === undefined ? '' : ', breaker.#tick.#seq = :seq'}`,
-          ConditionExpression: `lastSequence = :last AND attribute_not_exists(pendingSequence) AND ${
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `${
+            last === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last'
+          } AND attribute_not_exists(pendingSequence) AND ${
             breaker === undefined ? 'attribute_not_exists(breaker)' : 'breaker.#tick.#seq = :breaker'
           }`,
           ExpressionAttributeNames: {
@@ -232,7 +251,7 @@ export class DynamoMarketRepository implements MarketRepository {
           },
           ExpressionAttributeValues: {
             ':seq': N(sequence),
-            ':last': N(last),
+            ...(last === undefined ? {} : { ':last': N(last) }),
             ...(breaker === undefined ? {} : { ':breaker': N(breaker) }),
           },
           ReturnValues: 'ALL_NEW',
@@ -253,17 +272,48 @@ export class DynamoMarketRepository implements MarketRepository {
     if (done) this.crash('markets.resetBreaker');
   }
 
-  async coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void> {
+  async coverWakeMark(
+    symbol: string,
+    direction: 'BUY' | 'SELL',
+    wakeMark: PriceE8,
+    likelyCovered = false,
+  ): Promise<void> {
     requireWakeMark(wakeMark);
-    const done = await this.updateIf({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: 'SET #wake = :wake',
-      ConditionExpression: `attribute_not_exists(#wake) OR #wake ${direction === 'SELL' ? '>' : '<'} :wake`,
-      ExpressionAttributeNames: { '#wake': wakeAttr(direction) },
-      ExpressionAttributeValues: { ':wake': N(wakeMark) },
-    });
-    if (done) this.crash('markets.coverWakeMark');
+    const names = { '#wake': wakeAttr(direction), '#covers': coversAttr(direction) };
+    const values = { ':wake': N(wakeMark), ':one': N(1) };
+    const covering = direction === 'SELL' ? '<=' : '>=';
+    const notCovering = direction === 'SELL' ? '>' : '<';
+    // One write either way: the mark set with the count, or the count alone while the mark covers it. Whichever
+    // the caller's read suggests goes first; the other follows when the mark moved in between.
+    const set = (): Promise<boolean> =>
+      this.updateIf({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET #wake = :wake ADD #covers :one',
+        ConditionExpression: `attribute_not_exists(#wake) OR #wake ${notCovering} :wake`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      });
+    const count = (): Promise<boolean> =>
+      this.updateIf({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'ADD #covers :one',
+        ConditionExpression: `#wake ${covering} :wake`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      });
+    const order = likelyCovered ? [count, set] : [set, count];
+    // Each failure means a concurrent writer moved the mark across this one: a handful of tries settle it.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      for (const write of order) {
+        if (await write()) {
+          this.crash('markets.coverWakeMark');
+          return;
+        }
+      }
+    }
+    throw new ConditionFailedError(`markets/wake-contended: ${symbol} ${direction} ${wakeMark}`);
   }
 
   async replaceWakeMark(
@@ -271,17 +321,21 @@ export class DynamoMarketRepository implements MarketRepository {
     direction: 'BUY' | 'SELL',
     expected: PriceE8,
     next: PriceE8 | undefined,
+    covers: number | undefined,
   ): Promise<boolean> {
     if (next !== undefined) requireWakeMark(next);
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: next === undefined ? 'REMOVE #wake' : 'SET #wake = :next',
-      ConditionExpression: '#wake = :expected',
-      ExpressionAttributeNames: { '#wake': wakeAttr(direction) },
+      ConditionExpression: `#wake = :expected AND ${
+        covers === undefined ? 'attribute_not_exists(#covers)' : '#covers = :covers'
+      }`,
+      ExpressionAttributeNames: { '#wake': wakeAttr(direction), '#covers': coversAttr(direction) },
       ExpressionAttributeValues: {
         ':expected': N(expected),
         ...(next === undefined ? {} : { ':next': N(next) }),
+        ...(covers === undefined ? {} : { ':covers': N(covers) }),
       },
     });
     if (done) this.crash('markets.replaceWakeMark');

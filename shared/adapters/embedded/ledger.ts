@@ -1,4 +1,4 @@
-import type { QuoteE6 } from '../../domain/units.ts';
+import { minBig, type QuoteE6 } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
@@ -8,6 +8,7 @@ import {
   type LedgerMovement,
   type MovementFence,
   MovementFencedError,
+  SHORTFALL_PAYOUT_KIND,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
 
@@ -25,7 +26,9 @@ export { LedgerIdempotencyConflictError };
  * A later window start opens a new window; an earlier one (a late retry) counts against the stored window,
  * the stricter reading, in the fund's favour (the AWS adapter's nextBalance does the same).
  *
- * Credits are never refused (the floor guards debits, per the port) and do not touch the draw window.
+ * Credits are never refused (the floor guards debits, per the port) and do not touch the draw window, except a
+ * shortfall payout given back (kind SHORTFALL_PAYOUT_KIND, with a drawWindow): while its window start is the
+ * stored one, drawn' = drawn - min(amount, drawn); another window's draws stay (the domain's creditBack).
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
  * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new key whose fence no longer
  * holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced').
@@ -85,6 +88,8 @@ export class EmbeddedLedger implements Ledger {
         if (opensWindow) windowStartMs = window.windowStartMs;
         windowDrawn = drawn;
       }
+    } else if (givesDrawBack(movement, before.windowStartMs)) {
+      windowDrawn -= minBig(amount, windowDrawn);
     }
     const sequence = before.sequence + 1;
     const entry: JournalEntry = Object.freeze({
@@ -133,6 +138,10 @@ export class EmbeddedLedger implements Ledger {
     );
   }
 }
+
+/** A shortfall payout given back to the stored draw window (the AWS adapter's nextBalance reads it alike). */
+const givesDrawBack = (m: LedgerMovement, storedWindowStartMs: number): boolean =>
+  m.amount > 0n && m.kind === SHORTFALL_PAYOUT_KIND && m.drawWindow?.windowStartMs === storedWindowStartMs;
 
 function checkMovement(m: LedgerMovement): void {
   requireId(m?.account, 'ledger');

@@ -22,8 +22,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
  *   `judged`, only while lastTick's sequence is the judged one. Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
- * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher);
- *   a no-op (no hook) when it already covers it. replaceWakeMark: only when it equals `expected`.
+ * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
+ *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
+ *   and the side's covers are still `covers`.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();
@@ -111,12 +112,14 @@ export class EmbeddedMarketRepository implements MarketRepository {
   async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
     const current = this.#states.get(symbol);
     const last = current?.lastTick;
+    // A market whose only print is its first, waiting for a second (the breaker's tick), rebases that print.
+    const top = last ?? current?.breaker?.tick;
     if (
       !current ||
-      !last ||
-      last.sequence <= sequence ||
+      !top ||
+      top.sequence <= sequence ||
       current.pendingSequence !== undefined ||
-      last.sequence !== expected.lastTick?.sequence ||
+      last?.sequence !== expected.lastTick?.sequence ||
       current.breaker?.tick.sequence !== expected.breaker?.tick.sequence
     ) {
       throw new ConditionFailedError(
@@ -126,7 +129,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
     const { breaker } = current;
     this.#set({
       ...current,
-      lastTick: { ...last, sequence },
+      ...(last ? { lastTick: { ...last, sequence } } : {}),
       ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence } } } : {}),
     });
     fire(this.#hook, 'markets.rebaseSequence');
@@ -145,8 +148,14 @@ export class EmbeddedMarketRepository implements MarketRepository {
     requireMark(wakeMark);
     const current = this.#states.get(symbol);
     const stored = current?.wakeMarks?.[direction];
-    if (stored !== undefined && earlierWake(direction, stored, wakeMark) === stored) return;
-    this.#set({ ...current, symbol, wakeMarks: { ...current?.wakeMarks, [direction]: wakeMark } });
+    const covered = stored !== undefined && earlierWake(direction, stored, wakeMark) === stored;
+    const wakeCovers = { ...current?.wakeCovers, [direction]: (current?.wakeCovers?.[direction] ?? 0) + 1 };
+    this.#set({
+      ...current,
+      symbol,
+      ...(covered ? {} : { wakeMarks: { ...current?.wakeMarks, [direction]: wakeMark } }),
+      wakeCovers,
+    });
     fire(this.#hook, 'markets.coverWakeMark');
   }
 
@@ -155,10 +164,12 @@ export class EmbeddedMarketRepository implements MarketRepository {
     direction: 'BUY' | 'SELL',
     expected: PriceE8,
     next: PriceE8 | undefined,
+    covers: number | undefined,
   ): Promise<boolean> {
     if (next !== undefined) requireMark(next);
     const current = this.#states.get(symbol);
     if (!current || current.wakeMarks?.[direction] !== expected) return false;
+    if (current.wakeCovers?.[direction] !== covers) return false;
     const { [direction]: _replaced, ...others } = current.wakeMarks;
     const wakeMarks = next === undefined ? others : { ...others, [direction]: next };
     this.#set({ ...current, wakeMarks: Object.keys(wakeMarks).length > 0 ? wakeMarks : undefined });
