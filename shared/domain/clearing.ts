@@ -117,7 +117,7 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   // would otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
   const wouldFill = (provider: ProviderBid, remaining: BaseE8, collected: QuoteE6): boolean => {
     const size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
-    if (size < minBig(dust, remaining)) return false;
+    if (size === 0n || size < minBig(dust, remaining)) return false;
     return direction !== 'SELL' || minBig(size, sizeFor(debt - collected)) > 0n;
   };
 

@@ -47,11 +47,50 @@ export async function processAuctionStep(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
+  let current = message;
+  let atMs: number | undefined;
+  for (let run = 1; ; run++) {
+    const outcome = await stepWithRetries(current, deps, atMs);
+    // A step the fills cap stopped goes on here, priced at the same instant (a second later, the tail or the cusp
+    // could reset the auction under bids that stand); its message, a second away, covers a death meanwhile.
+    if (!isCapped(outcome) || run >= MAX_CAPPED_RUNS) return publicOutcome(outcome);
+    current = { auctionId: current.auctionId, step: outcome.nextStep, ...symbolOf(current) };
+    atMs = outcome.cappedAtMs;
+  }
+}
+
+/** Capped steps one delivery runs on (1,000 providers at one price take 12). */
+const MAX_CAPPED_RUNS = 20;
+
+/** A step the fills cap stopped, and the instant it was priced at. */
+interface Capped {
+  readonly status: 'stepped';
+  readonly nextStep: number;
+  readonly delaySeconds: number;
+  readonly cappedAtMs: number;
+}
+type StepResult = AuctionStepOutcome | Capped;
+
+const isCapped = (outcome: StepResult): outcome is Capped => 'cappedAtMs' in outcome;
+
+const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
+  if (!isCapped(outcome)) return outcome;
+  const { cappedAtMs: _, ...rest } = outcome;
+  return rest;
+};
+
+const symbolOf = (message: AuctionStepMessage) => (message.symbol ? { symbol: message.symbol } : {});
+
+async function stepWithRetries(
+  message: AuctionStepMessage,
+  deps: SettlementDeps,
+  atMs: number | undefined,
+): Promise<StepResult> {
   // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
   // auction changed meanwhile (the step must still happen: run it again on fresh records).
   for (let attempt = 1; attempt <= MAX_STEP_ATTEMPTS; attempt++) {
     if (attempt > 1) await deps.backoff?.(attempt);
-    const outcome = await stepOnce(message, deps);
+    const outcome = await stepOnce(message, deps, atMs);
     if (outcome !== CONFLICT) return outcome;
     const auction = await deps.auctions.get(message.auctionId);
     if (auction?.state !== 'RUNNING' || auction.step !== message.step) return { status: 'stale' };
@@ -79,7 +118,8 @@ export class AuctionContentionError extends Error {
 async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
-): Promise<AuctionStepOutcome | typeof CONFLICT> {
+  atMs: number | undefined,
+): Promise<StepResult | typeof CONFLICT> {
   // Messages name the market (those of earlier versions do not): one read for the auction and its market.
   const read = message.symbol
     ? await deps.reader.auctionAndMarket(message.auctionId, message.symbol)
@@ -96,7 +136,7 @@ async function stepOnce(
   }
   if (message.step !== auction.step) return { status: 'stale' };
 
-  const now = deps.clock.nowMs();
+  const now = atMs ?? deps.clock.nowMs();
   const config = deps.config.auction;
   const marketState = marketRead ?? (await deps.markets.get(auction.symbol));
   const { mark } = markOfMarket(marketState, auction.top, now);
@@ -209,7 +249,9 @@ async function stepOnce(
   const outcome = await schedule(next, sleep, deps, 'stepped');
   if (!(await commit(deps, writes))) return CONFLICT;
   await coverWake(next, marketState, deps);
-  return outcome;
+  return clearing.fillsCapped
+    ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
+    : outcome;
 }
 
 const enderOf = (message: AuctionStepMessage): 'wake' | 'plan' => (message.woken ? 'wake' : 'plan');

@@ -1296,9 +1296,18 @@ async function applySettlement(
       expectedVersion: position.version,
     });
   } else {
-    // A partial close: what the slice left of the collateral stays with the remainder (isolated margin).
+    // A partial close: what the slice left of the collateral stays with the remainder (isolated margin), and of
+    // the profit ADL took from it before only the remainder's share (the closed part's went with its close).
+    const { adlProfitGiven: _given, ...kept } = position;
+    const given = profitGivenAfter(position, position.size - remainingSize, 0n);
     const remainder = withLiquidationPrice(
-      { ...position, size: remainingSize, collateral: decision.traderPayout, version: position.version + 1 },
+      {
+        ...kept,
+        ...(given > 0n ? { adlProfitGiven: given } : {}),
+        size: remainingSize,
+        collateral: decision.traderPayout,
+        version: position.version + 1,
+      },
       deps.config,
     );
     const market = marketConfig(deps.config, position.symbol);

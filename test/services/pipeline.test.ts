@@ -260,13 +260,55 @@ describe('ticks', () => {
         p.adapters.liquidationQueue.pending().map((m) => parseLiquidationMessage(m.body).liquidationId),
       );
     expect(ids().size).toBe(2);
-    // Its retry (the same segment) finds the segment claimed and re-sends what the tick started and left queued.
+    // Its retry (the same segment) finds the segment claimed and re-sends what that segment started and left
+    // queued: it reads its own segment's key only, not every liquidation of the tick.
+    const listed = vi.spyOn(p.adapters.liquidations, 'listByTick');
     let outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), 1);
+    expect(listed.mock.calls).toEqual([['ETH-USD#2#1']]);
+    listed.mockRestore();
     for (let segment = 2; outcome.status === 'accepted' && outcome.needsContinuation; segment++)
       outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), segment);
-    const started = (await p.adapters.liquidations.listByTick('ETH-USD#2')).map((l) => l.id);
+    const started: string[] = [];
+    for (const key of ['ETH-USD#2', 'ETH-USD#2#1', 'ETH-USD#2#2'])
+      started.push(...(await p.adapters.liquidations.listByTick(key)).map((l) => l.id));
     expect(started).toHaveLength(5);
     expect([...ids()].sort()).toEqual([...started].sort());
+    await p.drain();
+    expect(p.errors).toEqual([]);
+  });
+
+  it("a newer tick taking a pending one over re-sends only the pending tick's last claimed segment; nothing is lost", async () => {
+    let armed = false;
+    const p = createPipeline({
+      maxPositionsPerInvocation: 2,
+      crashHook: (point) => {
+        if (armed && point === 'liquidations.begin') {
+          armed = false;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.tick('ETH-USD', '200', { sequence: 0 }); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    for (let i = 0; i < 5; i++) await p.open('LONG', '10', '200', '200');
+    const tick = tickAt(p, '184', 2);
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    armed = true;
+    // Segment 1 claims itself, starts a liquidation and dies before sending its message; its retry never comes.
+    await expect(handleTick(tick, p.marginDeps, p.clock.nowMs(), 1)).rejects.toBeInstanceOf(InjectedCrash);
+    const listed = vi.spyOn(p.adapters.liquidations, 'listByTick');
+    let outcome = await handleTick(tickAt(p, '183', 3), p.marginDeps, p.clock.nowMs());
+    // Segment 0 sent everything before segment 1 was put: only segment 1 can hold unsent messages.
+    expect(listed.mock.calls).toEqual([['ETH-USD#2#1']]);
+    listed.mockRestore();
+    for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++)
+      outcome = await handleTick(tickAt(p, '183', 3), p.marginDeps, p.clock.nowMs(), segment);
+    const sent = new Set(
+      p.adapters.liquidationQueue.pending().map((m) => parseLiquidationMessage(m.body).liquidationId),
+    );
+    const started = p.adapters.liquidations.all().map((l) => l.id);
+    expect(started).toHaveLength(5);
+    expect([...sent].sort()).toEqual([...started].sort());
     await p.drain();
     expect(p.errors).toEqual([]);
   });
@@ -655,6 +697,66 @@ describe('ticks', () => {
 });
 
 describe('auction layer', () => {
+  it('a capped step goes on at the same instant: a tail one second later does not end the auction under standing bids', async () => {
+    // Default curve (1.02 start, 0.99 cut every 90 s): a 1 % bid is reached at step 3 (270 s), the tail here.
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, tailSeconds: 270, maxResets: 0 },
+    });
+    const p = createPipeline({ config });
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    // 150 providers at 1 %, 0.1 ETH each: 100 of them take the 10 ETH lot at the first price that reaches them.
+    for (let i = 0; i < 150; i++)
+      await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '0.1');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    const [liquidation] = await liquidationsOf(p);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    // With the capped step's follow-up a second later, the tail had passed: EXHAUSTED with 1 ETH unsold.
+    expect(auction?.state).toBe('CLEARED');
+    expect(auction?.fills).toHaveLength(100);
+    expect(auction?.fills.reduce((sum, f) => sum + f.size, 0n)).toBe(parseBase('10'));
+    expect(new Set(auction?.fills.map((f) => f.price)).size).toBe(1);
+  });
+
+  it('providers with nothing left to take never fill a step: a real bid behind 90 of them takes the lot (no dust)', async () => {
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, dustSize: '0' })),
+    });
+    const p = createPipeline({ config });
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    await p.open('SHORT', '1', '200', '20'); // liquidatable above ~216: a BUY auction
+    for (let i = 0; i < 90; i++) {
+      // Best terms, but nothing left to take (as withdrawn bids leave a provider).
+      await p.adapters.providers.put(
+        {
+          id: `gone-${String(i).padStart(2, '0')}`,
+          capital: 10n ** 12n,
+          maxDiscountPpm: 0n,
+          maxLot: 0n,
+          symbols: ['ETH-USD'],
+          version: 0,
+        },
+        undefined,
+      );
+    }
+    await p.provider('real', '100000', '0.01', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '220');
+    await p.runUntil(p.clock.nowMs() + 900_000); // 15 minutes: its bid is reached after 270 s
+    const [liquidation] = await liquidationsOf(p);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    // Before: 90 empty "fills" capped every step, re-run each second, and nothing ever filled.
+    expect(auction?.state).toBe('CLEARED');
+    expect(auction?.fills.map((f) => f.providerId)).toEqual(['real']);
+    expect(auction?.step).toBeLessThan(20);
+  });
+
   it('a step that more providers fill than one transaction holds fills them over steps a second apart, at one price', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
@@ -1665,6 +1767,30 @@ describe('what ADL cannot take', () => {
     expect(slices.length).toBeGreaterThan(2);
     expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('a slice that closes part of a position leaves the remainder only its share of the profit ADL took before', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const opened = await p.open('LONG', '10', '200', '200');
+    // ADL took 40 USD of its profit when it was a counterparty (a haircut out of collateral).
+    const stored = (await p.adapters.positions.get(opened.id))!;
+    await p.adapters.positions.replace(
+      withLiquidationPrice({ ...stored, adlProfitGiven: parseQuote('40'), version: stored.version + 1 }, p.config),
+      stored.version,
+    );
+    await p.open('SHORT', '10', '150', '400');
+    p.venue.faults.maxFillPerOrder = parseBase('1');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 29_000);
+    const [first] = await liquidationsOf(p);
+    expect(first?.settlement).toMatchObject({ carriedSize: parseBase('9') });
+    // 1 of 10 closed: the remainder keeps 9/10 of it (it kept all 40 before, in the trader's favour).
+    const remainder = await p.adapters.positions.get(opened.id);
+    expect(remainder?.size).toBe(parseBase('9'));
+    expect(remainder?.adlProfitGiven).toBe(parseQuote('36'));
   });
 
   it('waits longer after each attempt that found nothing, up to the longest SQS delay', () => {

@@ -307,6 +307,20 @@ describe('clearAuctionStep: order, caps and rounding', () => {
     const left = clearAuctionStep(step({ providers: crumbs, remainingLot: base('4'), maxFills: 3 }));
     expect(left.remainingLot).toBe(base('1'));
     expect(left.fillsCapped).toBe(false);
+    // A provider with nothing to take (maxLot 0, no capital) never counts towards the cap, even without dust.
+    const withdrawn = Array.from({ length: 3 }, (_, i) => bid(`gone-${i}`, '1000000', '0', '0'));
+    const buy = clearAuctionStep({
+      direction: 'BUY',
+      remainingLot: base('1'),
+      price: price('1250'),
+      mark: P1000,
+      debt: 0n,
+      dust: 0n,
+      providers: [...withdrawn, bid('real', '1000000', '0.01', '100')],
+      maxFills: 3,
+    });
+    expect(buy.fills.map((f) => f.providerId)).toEqual(['real']);
+    expect(buy.fillsCapped).toBe(false);
     // Without a cap every bid reached fills.
     const all = clearAuctionStep(step({ providers, remainingLot: base('4') }));
     expect(all.fills).toHaveLength(4);
