@@ -1778,7 +1778,10 @@ describe('what ADL cannot take', () => {
     // ADL took 40 USD of its profit when it was a counterparty (a haircut out of collateral).
     const stored = (await p.adapters.positions.get(opened.id))!;
     await p.adapters.positions.replace(
-      withLiquidationPrice({ ...stored, adlProfitGiven: parseQuote('40'), version: stored.version + 1 }, p.config),
+      withLiquidationPrice(
+        { ...stored, adlProfitGiven: parseQuote('40'), version: stored.version + 1 },
+        p.config,
+      ),
       stored.version,
     );
     await p.open('SHORT', '10', '150', '400');
