@@ -177,7 +177,7 @@ function addWork(a: UnitWork, b: UnitWork): UnitWork {
 
 async function liquidationStates(stage: BenchStage, sequence: number): Promise<Record<string, number>> {
   const states: Record<string, number> = {};
-  for (const l of await stage.liquidationsOfTick(sequence)) {
+  for (const l of await stage.adapters.liquidations.listByTick(`${SYMBOL}#${sequence}`)) {
     states[l.state] = (states[l.state] ?? 0) + 1;
   }
   return states;

@@ -97,7 +97,7 @@ async function burst(options: LatencyOptions, index: number, positions: number) 
     const enqueue: number[] = [];
     const settle: number[] = [];
     const states: Record<string, number> = {};
-    for (const l of await stage.liquidationsOfTick(sequence)) {
+    for (const l of await stage.adapters.liquidations.listByTick(`${SYMBOL}#${sequence}`)) {
       states[l.state] = (states[l.state] ?? 0) + 1;
       const done = l.history.find((e) => isTerminal(e.state));
       const sent = sentAt.get(l.id);

@@ -16,9 +16,9 @@ import {
   QUOTE_SCALE,
 } from '../shared/domain/units.ts';
 import { type LocalStack, startLocalStack } from '../shared/local/stack.ts';
-import type { LiquidationRecord, PositionRecord } from '../shared/ports/index.ts';
+import type { PositionRecord } from '../shared/ports/index.ts';
 import { createLocalRunner, type LambdaHandler } from '../shared/runner/index.ts';
-import { tickKeyOf, withLiquidationPrice } from '../shared/services/margin-check.ts';
+import { withLiquidationPrice } from '../shared/services/margin-check.ts';
 import { FUNCTIONS, type FunctionId } from '../shared/topology.ts';
 
 /**
@@ -105,19 +105,6 @@ export class BenchStage {
     const call = this.stack.handlers.admin as unknown as (e: unknown, c: unknown) => Promise<unknown>;
     const result = (await call(request, LAMBDA_CONTEXT)) as { ok: boolean; reason?: string };
     if (!result.ok) throw new Error(`bench/admin-refused: ${JSON.stringify(result)}`);
-  }
-
-  /**
-   * Every liquidation a tick started, over its segments (each listed under its own key) until one that started
-   * none: the benches' ticks cross fresh positions, so every segment of theirs starts some.
-   */
-  async liquidationsOfTick(sequence: number): Promise<LiquidationRecord[]> {
-    const all: LiquidationRecord[] = [];
-    for (let segment = 0; ; segment++) {
-      const started = await this.adapters.liquidations.listByTick(tickKeyOf(SYMBOL, sequence, segment));
-      if (started.length === 0 && segment > 0) return all;
-      all.push(...started);
-    }
   }
 
   /** A market's first print waits for a second that agrees (domain/tick.ts): two prints, then margin-check. */

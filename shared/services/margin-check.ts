@@ -57,16 +57,7 @@ export type TickOutcome =
     };
 
 export const liquidationIdOf = (position: PositionRecord): string => `${position.id}:${position.version}`;
-/**
- * The key the liquidations a tick's invocation starts are listed under: one per segment (0: the tick's own
- * event), so an invocation that re-sends what it started reads its own segment, at most maxPositionsPerInvocation
- * of them, not every liquidation of a tick that crossed a whole book.
- */
-export const tickKeyOf = (symbol: string, sequence: number, segment = 0): string =>
-  segment === 0 ? `${symbol}#${sequence}` : `${symbol}#${sequence}#${segment}`;
-
-/** The segment whose key an invocation writes and re-sends: a continuation put before segments wrote segment 0's. */
-const keySegment = (segment: TickSegment): number => (segment === 'unknown' ? 0 : segment);
+export const tickKeyOf = (symbol: string, sequence: number): string => `${symbol}#${sequence}`;
 
 /**
  * Handles one price tick: validate it against the market's state (domain tick rules), record it as the last
@@ -78,17 +69,15 @@ const keySegment = (segment: TickSegment): number => (segment === 'unknown' ? 0 
  * - a tick that crosses positions is recorded with a `pending` mark before any liquidation starts, and the mark
  *   is cleared only after every message is sent;
  * - a duplicate tick fails the conditional write and enqueues nothing;
- * - a retry after a crash finds its own sequence pending, re-sends the messages of the liquidations its segment
- *   already started (the consumer is idempotent per liquidation id) and goes on: each segment's liquidations are
- *   listed under their own key (tickKeyOf), so a re-send reads at most one invocation's work, whatever the tick;
+ * - a retry after a crash finds its own sequence pending, re-sends the messages of the liquidations this tick
+ *   already started (the consumer is idempotent per liquidation id) and goes on;
  * - a continuation (segment n >= 1) follows an invocation that sent every message it started: its first
  *   attempt claims segment n and goes on without re-sending; a retry of it finds n claimed and re-sends. (Every
  *   continuation re-sending every still-queued liquidation read the whole tick each time: quadratic in a crash.)
  * - a newer tick, once accepted, takes over an earlier one still pending (its continuation lost or late): it
- *   re-sends what that one's last claimed segment started (each earlier segment sent all it started before its
- *   continuation was put), and what the lost segments held is started if still crossed at its own mark;
+ *   re-sends what that one started, and what the lost segments held is started if still crossed at its own mark;
  * - a tick that is not pending (any more) never touches the pending mark, but its retry or continuation re-sends
- *   what its segment started (a newer tick may have taken over while an invocation of it died before sending);
+ *   what it started (a newer tick may have taken over while an invocation of it died before sending);
  * - every accepted tick checks both sides: a position the index missed (eventual consistency) or that was made
  *   OPEN at a mark older than the last accepted one is started by the next tick, whichever way it moves.
  *
@@ -144,12 +133,12 @@ async function handleTickOnce(
       segment === 0 ||
       segment === 'unknown' ||
       !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
-    return resumeTick(tick.symbol, state.lastTick, deps, retry, keySegment(segment));
+    return resumeTick(tick.symbol, state.lastTick, deps, retry);
   }
   if (segment !== 0) {
     // A newer tick took this one's work over (at its own mark); what this one started is re-sent in case an
     // invocation of it died between starting liquidations and sending their messages.
-    await resendStarted(tick.symbol, tick.sequence, keySegment(segment), deps);
+    await resendStarted(tick.symbol, tick.sequence, deps);
     return {
       status: 'rejected',
       reason: 'tick/continuation-done',
@@ -164,7 +153,7 @@ async function handleTickOnce(
   if (verdict.verdict === 'reject') {
     // A redelivery or retry of a tick accepted before: re-send what it started (as for a continuation above).
     if (verdict.reason === 'tick/duplicate' || verdict.reason === 'tick/out-of-order') {
-      await resendStarted(tick.symbol, tick.sequence, keySegment(segment), deps);
+      await resendStarted(tick.symbol, tick.sequence, deps);
     }
     if (verdict.tripBreaker) {
       // Only on the last tick it was judged against: a newer accepted tick makes this one out of order.
@@ -193,9 +182,8 @@ async function handleTickOnce(
   }
 
   const accepted = toTickRecord(tick);
-  // A newer tick takes the pending one over: what it started is re-sent (acceptTick replaces its mark). Only its
-  // last segment can have unsent messages: each continuation follows an invocation that sent all it started.
-  if (pending !== undefined) await resendStarted(tick.symbol, pending, state?.pendingSegment ?? 0, deps);
+  // A newer tick takes the pending one over: what it started is re-sent (acceptTick replaces its mark).
+  if (pending !== undefined) await resendStarted(tick.symbol, pending, deps);
   const firstPages = await Promise.all(
     BOTH_SIDES.map((side) =>
       deps.positions.queryCrossed(tick.symbol, side, accepted.markPrice, deps.maxPositionsPerInvocation),
@@ -226,7 +214,7 @@ async function handleTickOnce(
   telemetry.count(METRICS.TicksAccepted.name, 1, { Market: tick.symbol });
   // The pages read before recording the tick are still what the index holds: start from them.
   const outcome: TickOutcome = crossed
-    ? await startLiquidations(tick.symbol, accepted, BOTH_SIDES, 0, deps, firstPages)
+    ? await startLiquidations(tick.symbol, accepted, BOTH_SIDES, deps, firstPages)
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
@@ -281,30 +269,20 @@ async function resumeTick(
   tick: AcceptedTick,
   deps: MarginCheckDeps,
   resend: boolean,
-  segment: number,
 ): Promise<TickOutcome> {
-  if (resend) await resendStarted(symbol, tick.sequence, segment, deps);
-  return startLiquidations(symbol, tick, ['LONG', 'SHORT'], segment, deps);
+  if (resend) await resendStarted(symbol, tick.sequence, deps);
+  return startLiquidations(symbol, tick, ['LONG', 'SHORT'], deps);
 }
 
-/**
- * Re-sends the messages of liquidations one segment of a tick started that are still QUEUED (a crash may have
- * lost them).
- */
-async function resendStarted(
-  symbol: string,
-  sequence: number,
-  segment: number,
-  deps: MarginCheckDeps,
-): Promise<void> {
-  const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence, segment));
+/** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */
+async function resendStarted(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
+  const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
   const queued = started.filter((l) => l.state === 'QUEUED');
   if (queued.length > 0) {
     await deps.liquidationQueue.sendBatch(queued.map((l) => encodeMessage({ liquidationId: l.id })));
     deps.telemetry.info('re-sent liquidations of an interrupted tick', {
       symbol,
       sequence,
-      segment,
       count: queued.length,
     });
   }
@@ -317,7 +295,6 @@ async function startLiquidations(
   symbol: string,
   tick: AcceptedTick,
   sides: readonly Side[],
-  segment: number,
   deps: MarginCheckDeps,
   firstPages?: readonly CrossedPage[],
 ): Promise<TickOutcome> {
@@ -344,9 +321,7 @@ async function startLiquidations(
     // the first liquidations are enqueued after one round trip, not after all of them.
     for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {
       const positionsOfBatch = crossed.slice(at, at + BEGIN_BATCH);
-      const results = await Promise.allSettled(
-        positionsOfBatch.map((p) => beginOrRetry(p, tick, segment, m, deps)),
-      );
+      const results = await Promise.allSettled(positionsOfBatch.map((p) => beginOrRetry(p, tick, m, deps)));
       const begun: LiquidationRecord[] = [];
       for (const result of results) {
         // Anything but a failed condition fails the tick, which stays pending: its retry re-sends what was
@@ -376,13 +351,12 @@ async function startLiquidations(
 async function beginOrRetry(
   position: PositionRecord,
   tick: AcceptedTick,
-  segment: number,
   maintenanceMargin: bigint,
   deps: MarginCheckDeps,
 ): Promise<LiquidationRecord | undefined> {
   let current = position;
   for (let attempt = 1; ; attempt++) {
-    const liquidation = newLiquidation(current, tick, segment);
+    const liquidation = newLiquidation(current, tick);
     try {
       await deps.liquidations.begin(current, liquidation);
       return liquidation;
@@ -397,14 +371,14 @@ async function beginOrRetry(
   }
 }
 
-function newLiquidation(position: PositionRecord, tick: AcceptedTick, segment: number): LiquidationRecord {
+function newLiquidation(position: PositionRecord, tick: AcceptedTick): LiquidationRecord {
   return {
     id: liquidationIdOf(position),
     positionId: position.id,
     symbol: position.symbol,
     side: position.side,
     state: 'QUEUED',
-    tickKey: tickKeyOf(position.symbol, tick.sequence, segment),
+    tickKey: tickKeyOf(position.symbol, tick.sequence),
     triggerMark: tick.markPrice,
     remainingSize: position.size,
     marketFills: [],

@@ -18,7 +18,6 @@ import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
-import { tickKeyOf } from '../../shared/services/margin-check.ts';
 import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
@@ -122,12 +121,7 @@ async function liquidationIds(stack: LocalStack): Promise<string[]> {
   const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
   const ids = new Set<string>();
   for (let sequence = 1; sequence <= 10; sequence++) {
-    // Each segment of a tick lists what it started under its own key; the tests' segments all start some.
-    for (let segment = 0; ; segment++) {
-      const started = await adapters.liquidations.listByTick(tickKeyOf('ETH-USD', sequence, segment));
-      if (started.length === 0 && segment > 0) break;
-      for (const l of started) ids.add(l.id);
-    }
+    for (const l of await adapters.liquidations.listByTick(`ETH-USD#${sequence}`)) ids.add(l.id);
   }
   return [...ids].sort();
 }
