@@ -1002,11 +1002,15 @@ async function refreeze(
 ): Promise<Step> {
   const frozen = context.settle!;
   const market = marketConfig(deps.config, liquidation.symbol);
+  // At the mark of now, not the frozen one: a plan made again because its counterparties changed may find
+  // nobody left to close the slice there, and a last-resort order bound to a mark the market has left would
+  // never fill (the money already applied is read from the ledger, whatever the mark).
+  const { mark } = await markOf(liquidation, deps, carried, frozen.mark);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      mark: frozen.mark,
+      mark,
       market,
       stillLiquidatable: true,
       marketResult: { fills: liquidation.marketFills },
@@ -1042,7 +1046,7 @@ async function refreeze(
     unfrozen,
     position,
     {
-      mark: frozen.mark,
+      mark,
       nowMs: frozen.nowMs,
       auctionFills: frozen.auctionFills,
       // An executed last-resort order stays executed, whatever the fresh plan.
