@@ -162,6 +162,15 @@ export class AdlSnapshots {
   put(symbol: string, side: Side, queue: AdlQueue, withoutClosing = false): void {
     this.#entries.set(keyOf(symbol, side, withoutClosing), queue);
   }
+
+  /**
+   * ADL closed size of positions of (symbol, side): their realized profit went into their collateral, so some
+   * that gave nothing without a close (no collateral) may give now. The queue of those that do is not complete
+   * any more: dropped, the next plan ranks the side again.
+   */
+  closedOn(symbol: string, side: Side): void {
+    this.#entries.delete(keyOf(symbol, side, true));
+  }
 }
 
 const keyOf = (symbol: string, side: Side, withoutClosing: boolean): string =>

@@ -1372,6 +1372,8 @@ async function applySettlement(
   }
 
   recordSettlementMetrics(decision, fundBalance, deps, !!settled.context?.adlRound);
+  if (adlFills.some((f) => f.size > 0n))
+    deps.adlSnapshots?.closedOn(liquidation.symbol, oppositeSide(liquidation.side));
   if (nextLiquidation) await sendNextSlice(nextLiquidation.id, settled, deps);
   if (settled.context?.adlRound) return adlRounds(settled, deps);
   return { done: true, record: settled };

@@ -237,3 +237,62 @@ const owing = (id: string, badDebt: string): LiquidationRecord => ({
   context: { plannedSize: 0n, executionMark: parsePrice('175'), adlRound: { round: 0 } },
   version: 0,
 });
+
+/**
+ * The haircut queue (positions that give without closing size) is cached per mark and container with
+ * `complete`: it held every such position when ranked. A short with profit and no collateral is passed over
+ * there (it gives nothing without a close); ADL's own partial close of it realizes profit into its collateral and
+ * makes it one that gives. The cached queue never learns of it (it is not in it) and, being `complete`, is
+ * trusted: the next haircut-only settlement at that mark sees the side spent (adlExhausted), runs no rounds and
+ * reports bad debt while that short holds collateral and profit. AdlSnapshots promises "ADL's own changes are
+ * re-read".
+ */
+describe('the cached haircut queue after ADL closed part of a short it passed over (haircut-queue-complete)', () => {
+  it('a later deficit at the same mark is covered by the short ADL just funded, not reported uncovered', async () => {
+    const p = createPipeline({ adlSnapshots: new AdlSnapshots() });
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const l1 = await p.open('LONG', '10', '200', '200'); // bankrupt at 180
+    // S1: profit at 175 (250 USD), no collateral (a haircut took it): ranks first, gives only by closing.
+    const s1 = await p.open('SHORT', '10', '200', '10');
+    const stored = (await p.adapters.positions.get(s1.id))!;
+    await p.adapters.positions.replace(
+      { ...stored, collateral: 0n, version: stored.version + 1 },
+      stored.version,
+    );
+    // S2: gives 5 USD out of its collateral, once.
+    await p.open('SHORT', '1', '200', '5');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs());
+    const first = p.adapters.liquidations.all().find((l) => l.positionId === l1.id)!;
+    expect(first.settlement?.adlClosedSize).toBe(0n); // the market closed it: a haircut-only ADL
+    expect(first.settlement?.badDebt).toBeGreaterThan(0n); // right then: nobody else could give
+
+    // L2: the book is empty, ADL closes 1 of S1 at 175 (no deficit): S1 realizes 25 USD into its collateral.
+    const l2 = await p.open('LONG', '1', '200', '28'); // liquidatable at 175 (176.4), bankrupt at 172
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs());
+    expect(p.adapters.liquidations.all().find((l) => l.positionId === l2.id)?.settlement?.adlClosedSize).toBe(
+      100_000_000n,
+    );
+    const s1After = (await p.adapters.positions.get(s1.id))!;
+    expect(s1After.state).toBe('OPEN');
+    expect(s1After.collateral).toBeGreaterThan(0n);
+
+    // L3: the same deficit as L1, the market closes it: haircut only, at the same mark, on the cached queue.
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    const l3 = await p.open('LONG', '10', '200', '200');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs());
+    await p.drain();
+    const third = p.adapters.liquidations.all().find((l) => l.positionId === l3.id)!;
+    expect(third.settlement?.adlClosedSize).toBe(0n);
+    const s1Final = (await p.adapters.positions.get(s1.id))!;
+    // Expected: S1 (25 USD of collateral, 225 USD of profit left) covers what it can of L3's deficit.
+    expect({ adlCovered: third.settlement?.adlCovered, s1Collateral: s1Final.collateral }).toEqual({
+      adlCovered: s1After.collateral,
+      s1Collateral: 0n,
+    });
+  });
+});
