@@ -113,6 +113,11 @@ export interface MarketState {
 export interface MarketReadGuard {
   readonly breakerSequence: number | undefined;
   readonly pendingSequence: number | undefined;
+  /**
+   * The last tick's mark and time as read: a feed resumed below its last sequence (rebaseSequence) repeats
+   * sequence numbers, so a state read before the resume can match on the sequence alone.
+   */
+  readonly lastTick?: Pick<AcceptedTick, 'markPrice' | 'timestampMs'>;
   /** The tick closes the breaker it was judged on: removed in the same write. */
   readonly closeBreaker?: boolean;
 }

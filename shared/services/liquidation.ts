@@ -59,7 +59,7 @@ import {
   oppositeSide,
   type SettlementDeps,
 } from './context.ts';
-import { liquidationIdOf, withLiquidationPrice } from './margin-check.ts';
+import { liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
 import { type AuctionOpening, coverWake, planOpening } from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
@@ -1326,7 +1326,7 @@ async function applySettlement(
         remainingSize: remainingSize,
         marketFills: [],
         auctionFills: [],
-        history: [{ atMs: now, state: 'QUEUED', note: `next slice of ${liquidation.id}` }],
+        history: [{ atMs: now, state: 'QUEUED', note: `${NEXT_SLICE_NOTE} ${liquidation.id}` }],
         version: 0,
       };
       delete (nextLiquidation as { context?: unknown }).context;

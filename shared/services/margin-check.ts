@@ -197,6 +197,7 @@ async function handleTickOnce(
     written = await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed, {
       breakerSequence: state?.breaker?.tick.sequence,
       pendingSequence: pending,
+      ...(state?.lastTick ? { lastTick: state.lastTick } : {}),
       // In the same write: a breaker left by a failed second write would still judge later ticks.
       closeBreaker: verdict.closeBreaker,
     });
@@ -274,10 +275,19 @@ async function resumeTick(
   return startLiquidations(symbol, tick, ['LONG', 'SHORT'], deps);
 }
 
+/**
+ * How a next slice's record begins its history (it is listed under its first slice's tick). Its message is its
+ * previous slice's to send, after the last resort's cooldown when that slice needed it: a tick never sends it.
+ */
+export const NEXT_SLICE_NOTE = 'next slice of';
+
+const isNextSlice = (l: LiquidationRecord): boolean =>
+  l.history[0]?.note?.startsWith(NEXT_SLICE_NOTE) === true;
+
 /** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */
 async function resendStarted(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
   const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
-  const queued = started.filter((l) => l.state === 'QUEUED');
+  const queued = started.filter((l) => l.state === 'QUEUED' && !isNextSlice(l));
   if (queued.length > 0) {
     await deps.liquidationQueue.sendBatch(queued.map((l) => encodeMessage({ liquidationId: l.id })));
     deps.telemetry.info('re-sent liquidations of an interrupted tick', {

@@ -549,6 +549,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
       });
 
+      it('accepts a tick only on the last mark and time it was judged on, when given (a resumed feed repeats sequences)', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        const other = { ...tick(1), markPrice: tick(1).markPrice + 1n };
+        await expect(
+          a.markets.acceptTick('ETH-USD', tick(2), 1, false, { ...none, lastTick: other }),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        await expect(
+          a.markets.acceptTick('ETH-USD', tick(2), 1, false, {
+            ...none,
+            lastTick: { ...tick(1), timestampMs: tick(1).timestampMs + 1 },
+          }),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(tick(1));
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, false, { ...none, lastTick: tick(1) });
+        expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(tick(2));
+      });
+
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
           lastSequence: undefined,

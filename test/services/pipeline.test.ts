@@ -597,6 +597,47 @@ describe('ticks', () => {
     });
   });
 
+  it("a container's market cached before a resumeFeed is not trusted: a bad print is judged on the market as it is (cache-after-resume)", async () => {
+    const p = createPipeline();
+    const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 0 });
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    // Container A accepts tick 2 at 200 and keeps the market as written.
+    const containerA: typeof p.marginDeps = { ...p.marginDeps, marketStates: new Map() };
+    expect(await handleTick(tickAt(p, '200', 2), containerA, p.clock.nowMs())).toMatchObject({
+      status: 'accepted',
+    });
+    // Other containers follow the market down to 150.
+    for (const [price, sequence] of [
+      ['180', 3],
+      ['160', 4],
+      ['150', 5],
+    ] as const) {
+      p.clock.advance(1000);
+      expect(await handleTick(tickAt(p, price, sequence), p.marginDeps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+    }
+    const short = await p.open('SHORT', '10', '150', '150'); // healthy at 150, liquidatable near 164
+    // The feed restarts from 0; the operator resumes it.
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 0 }, admin),
+    ).toMatchObject({
+      ok: true,
+    });
+    for (const sequence of [0, 1, 2]) {
+      p.clock.advance(1000);
+      expect(await handleTick(tickAt(p, '150', sequence), p.marginDeps, p.clock.nowMs())).toMatchObject({
+        status: 'accepted',
+      });
+    }
+    // A bad print at 200 (33 % off the last mark, 150) reaches container A: its cache says last = 2 at 200.
+    p.clock.advance(1000);
+    const outcome = await handleTick(tickAt(p, '200', 3), containerA, p.clock.nowMs());
+    expect(outcome).toMatchObject({ status: 'rejected', reason: 'tick/price-band' });
+    expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
+  });
+
   it('trips the circuit breaker on a bad print instead of liquidating', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
@@ -1752,6 +1793,37 @@ describe('what ADL cannot take', () => {
     const remainder = await p.adapters.positions.get(opened.id);
     expect(remainder?.size).toBe(parseBase('9'));
     expect(remainder?.adlProfitGiven).toBe(parseQuote('36'));
+  });
+
+  it("a redelivered tick leaves a next slice waiting out the last resort's cooldown alone (slice-cooldown-bypass)", async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200'); // seq 1: a market's first print waits for a second
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '150', '400');
+    p.venue.faults.maxFillPerOrder = parseBase('1');
+    const at = p.clock.nowMs();
+    await p.tick('ETH-USD', '184'); // seq 2: opens the market and crosses the long
+    await p.runUntil(at + 5_000);
+    const [first, next] = p.adapters.liquidations.all();
+    expect(first?.settlement).toMatchObject({ carriedSize: parseBase('9') });
+    expect(next?.state).toBe('QUEUED');
+    expect(next?.tickKey).toBe(first?.tickKey); // the slice inherits ETH-USD#2
+    // EventBridge delivers tick 2 again (at least once): a duplicate re-sends what its key lists as QUEUED.
+    await handleTick(
+      { symbol: 'ETH-USD', markPrice: parsePrice('184'), timestampMs: at, sequence: 2, source: 'test' },
+      p.marginDeps,
+      p.clock.nowMs(),
+    );
+    // The next slice must wait the 30 s cooldown (lastResortCooldownSeconds): no message of it visible now.
+    const visible = p.adapters.liquidationQueue
+      .pending()
+      .filter((m) => m.body === JSON.stringify({ liquidationId: next?.id }) && m.state !== 'delayed');
+    expect(visible).toEqual([]);
+    // Delivered now, it sells into the book the last slice emptied 5 s ago.
+    const before = p.orders.orders.size;
+    await p.runUntil(p.clock.nowMs() + 1_000);
+    expect(p.orders.orders.size).toBe(before);
   });
 
   it('waits longer after each attempt that found nothing, up to the longest SQS delay', () => {

@@ -140,6 +140,11 @@ export class DynamoMarketRepository implements MarketRepository {
         conditions.push('pendingSequence = :pendingSeq');
         values[':pendingSeq'] = N(guard.pendingSequence);
       }
+      if (guard.lastTick) {
+        conditions.push('lastTick.markPrice = :lastMark AND lastTick.timestampMs = :lastTs');
+        values[':lastMark'] = N(guard.lastTick.markPrice);
+        values[':lastTs'] = N(guard.lastTick.timestampMs);
+      }
     }
     const out = await conditional('markets/sequence', () =>
       this.dynamo.send(

@@ -56,7 +56,10 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (
       guard &&
       (current?.breaker?.tick.sequence !== guard.breakerSequence ||
-        current?.pendingSequence !== guard.pendingSequence)
+        current?.pendingSequence !== guard.pendingSequence ||
+        (guard.lastTick !== undefined &&
+          (current?.lastTick?.markPrice !== guard.lastTick.markPrice ||
+            current.lastTick.timestampMs !== guard.lastTick.timestampMs)))
     ) {
       throw new ConditionFailedError(
         `markets/changed: ${symbol}'s breaker or pending mark moved since it was read`,
