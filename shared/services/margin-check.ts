@@ -20,7 +20,7 @@ import {
   type Telemetry,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import { wakeSleepers as wake } from './wake.ts';
+import { sendSpread, wakeSleepers as wake } from './wake.ts';
 
 export interface MarginCheckDeps {
   readonly positions: PositionRepository;
@@ -289,7 +289,11 @@ async function resendStarted(symbol: string, sequence: number, deps: MarginCheck
   const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
   const queued = started.filter((l) => l.state === 'QUEUED' && !isNextSlice(l));
   if (queued.length > 0) {
-    await deps.liquidationQueue.sendBatch(queued.map((l) => encodeMessage({ liquidationId: l.id })));
+    // A tick that crossed a whole book may have started 100,000: several calls in flight at a time.
+    await sendSpread(
+      deps.liquidationQueue,
+      queued.map((l) => encodeMessage({ liquidationId: l.id })),
+    );
     deps.telemetry.info('re-sent liquidations of an interrupted tick', {
       symbol,
       sequence,

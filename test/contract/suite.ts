@@ -829,6 +829,25 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.liquidations.listByTick('ETH-USD#9')).toEqual([]);
       });
 
+      it('listByTick reads a tick of more liquidations than one BatchGetItem holds, each once', async () => {
+        const positions = Array.from({ length: 150 }, (_, i) =>
+          position({ id: `q${String(i).padStart(3, '0')}`, liquidationPrice: price(String(1000 + i)) }),
+        );
+        const begun = positions.map((p) => liquidation(p, { tickKey: 'ETH-USD#11' }));
+        // Ten at a time, as margin-check begins them.
+        for (let at = 0; at < positions.length; at += 10) {
+          await Promise.all(
+            positions.slice(at, at + 10).map(async (p, j) => {
+              await a.positions.create(p);
+              await a.liquidations.begin(p, begun[at + j]!);
+            }),
+          );
+        }
+        const listed = await a.liquidations.listByTick('ETH-USD#11');
+        expect(listed.map((l) => l.id)).toEqual(begun.map((l) => l.id));
+        expect(byId(listed)).toEqual(byId(begun));
+      });
+
       it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {
         const p = position();
         await a.positions.create(p);

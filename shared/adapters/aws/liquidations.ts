@@ -57,6 +57,8 @@ import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
  */
 
 export const TICK_INDEX_SHARDS = 256;
+/** BatchGetItem calls listByTick keeps in flight. */
+const READS_IN_FLIGHT = 16;
 const TICK_PREFIX = '~tick~';
 
 const STATES: readonly LiquidationState[] = [
@@ -364,11 +366,16 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
       pages.push(shardKeys.slice(i, i + BATCH_GET_MAX));
     const items = (await Promise.all(pages.map((keys) => this.batchGet(keys)))).flat();
     const ids = items.flatMap((item) => (item.ids?.SS ? item.ids.SS : []));
+    // Several BatchGets in flight: a tick that crossed 100,000 positions is read in seconds (its re-send).
+    const chunks: Item[][] = [];
+    for (let i = 0; i < ids.length; i += BATCH_GET_MAX)
+      chunks.push(ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) })));
     const records: LiquidationRecord[] = [];
-    for (let i = 0; i < ids.length; i += BATCH_GET_MAX) {
-      const keys = ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) }));
-      records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
-    }
+    const readNext = async (): Promise<void> => {
+      for (let keys = chunks.pop(); keys; keys = chunks.pop())
+        records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
+    };
+    await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, chunks.length) }, readNext));
     return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
