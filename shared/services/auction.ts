@@ -93,7 +93,10 @@ async function stepWithRetries(
     const outcome = await stepOnce(message, deps, atMs);
     if (outcome !== CONFLICT) return outcome;
     const auction = await deps.auctions.get(message.auctionId);
-    if (auction?.state !== 'RUNNING' || auction.step !== message.step) return { status: 'stale' };
+    if (!auction) return { status: 'stale' };
+    // Ended meanwhile (by a twin, or a capped step's continuation in another delivery): the next attempt finishes
+    // it if this message counts as its ender (the one that can still finish its settlement), else is stale.
+    if (auction.state === 'RUNNING' && auction.step !== message.step) return { status: 'stale' };
   }
   // Still contended: SQS redelivers the step message and it runs again then.
   throw new AuctionContentionError(`auction/contended: ${message.auctionId} step ${message.step}`);

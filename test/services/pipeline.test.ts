@@ -9,6 +9,7 @@ import {
   type Ledger,
   type LiquidationRecord,
   type PositionRecord,
+  type Write,
 } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-snapshots.ts';
@@ -720,6 +721,76 @@ describe('auction layer', () => {
     expect(auction?.fills.reduce((sum, f) => sum + f.size, 0n)).toBe(parseBase('10'));
     expect(new Set(auction?.fills.map((f) => f.price)).size).toBe(1);
   });
+
+  it("a next slice created by a capped step's continuation is sent even when the continuation's delivery dies after settling", async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    // 184k notional at 184: sliced at 25 % (250 ETH); the remainder is still liquidatable (a next slice).
+    const opened = await p.open('LONG', '1000', '200', '20000');
+    // 150 providers at 1 %, 2 ETH each: 125 of them take the 250 ETH slice at one price (90, then 35).
+    for (let i = 0; i < 150; i++) await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '2');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+
+    const transactor = p.adapters.transactor;
+    const commit = transactor.commit.bind(transactor);
+    let phase: 'idle' | 'capped' | 'raced' | 'crashed' = 'idle';
+    let racing = false;
+    let d1Ending: readonly Write[] | undefined;
+    let d2Outcome: unknown;
+    const auctionOf = (writes: readonly Write[]) =>
+      writes.find((w) => w.kind === 'auction')?.record as { state: string } | undefined;
+    (transactor as { commit: (w: readonly Write[]) => Promise<void> }).commit = async (writes) => {
+      const auction = auctionOf(writes);
+      if (phase === 'idle' && auction?.state === 'RUNNING' && writes.length > 90) {
+        await commit(writes);
+        phase = 'capped'; // step N (90 fills) committed; the continuation runs step N+1 in this delivery
+        return;
+      }
+      if (phase === 'capped' && !racing && auction?.state === 'CLEARED') {
+        // The continuation is about to end the auction. Meanwhile (a second later) the planned message of step
+        // N+1 is delivered to another container, which reads the auction still RUNNING at N+1 ...
+        racing = true;
+        d1Ending = writes;
+        p.clock.advance(1_000);
+        const [planned] = await p.adapters.auctionQueue.receive(1, 30);
+        d2Outcome = await processAuctionStep(parseAuctionStepMessage(planned!.body), p.deps);
+        await p.adapters.auctionQueue.delete(planned!.receiptHandle);
+        racing = false;
+        phase = 'raced';
+        return; // D1's ending was committed first (below)
+      }
+      if (racing && auction?.state === 'CLEARED') {
+        // ... and loses the race to the continuation's commit: it finds itself stale.
+        await commit(d1Ending!);
+        return commit(writes);
+      }
+      if (
+        phase === 'raced' &&
+        writes.some((w) => w.kind === 'liquidation' && w.record.state === 'SETTLED_AUCTION')
+      ) {
+        await commit(writes);
+        phase = 'crashed';
+        throw new InjectedCrash('after the settlement commit, before the next slice is sent');
+      }
+      return commit(writes);
+    };
+
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    expect(phase).toBe('crashed');
+    // The planned message of the continued step lost its commit to the continuation: it finishes the settlement
+    // (it was deleted as stale, and a death of the continuation's delivery then lost the next slice's message).
+    expect(d2Outcome).toMatchObject({ status: 'finished' });
+    const slices = p.adapters.liquidations.all();
+    const next = slices.find((l) => l.history[0]?.note?.startsWith('next slice of'));
+    expect(next).toBeDefined();
+    // Nobody sends the next slice: the continuation's own message (step N) is stale on redelivery, and the
+    // planned message of step N+1 was consumed (stale) while the continuation held the step.
+    expect(next?.state).not.toBe('QUEUED');
+    expect((await p.adapters.positions.get(opened.id))?.state).not.toBe('LIQUIDATING');
+  }, 60_000);
 
   it('providers with nothing left to take never fill a step: a real bid behind 90 of them takes the lot (no dust)', async () => {
     const config = parseRiskConfig({
