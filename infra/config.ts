@@ -6,7 +6,14 @@ import {
   parseRiskConfig,
   type RiskConfigInput,
 } from '../shared/domain/config.ts';
-import { FUNCTIONS, type FunctionId, QUEUES, type QueueId, TABLES } from '../shared/topology.ts';
+import {
+  DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
+  FUNCTIONS,
+  type FunctionId,
+  QUEUES,
+  type QueueId,
+  TABLES,
+} from '../shared/topology.ts';
 
 /**
  * Deployment configuration, read from CDK context keys under the `backstop:` prefix
@@ -81,9 +88,22 @@ const schema = z.strictObject({
   /** Who may put ticks on the bus besides this account: account ids and/or role ARNs (JSON list or a,b,c). */
   feedPrincipals: list(z.array(principal)).default([]),
   /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */
-  maxReceiveCount: num(z.number().int().min(1).max(1000)).optional(),
+  // At least 2: with 1, a healthy message's first deferral (a duplicate delivery waiting for the order lease) or a
+  // receive Lambda throttled would dead-letter it, and the retry backoff would never run.
+  maxReceiveCount: num(
+    z
+      .number()
+      .int()
+      .min(
+        2,
+        'at least 2: with 1, the first deferral or throttled receive of a healthy message dead-letters it',
+      )
+      .max(1000),
+  ).optional(),
   /** EventBridge (and async Lambda) give up on a tick this old; Lambda caps it at 6 h. */
-  tickMaxEventAgeSeconds: num(z.number().int().min(60).max(21_600)).default(120),
+  tickMaxEventAgeSeconds: num(z.number().int().min(60).max(21_600)).default(
+    DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
+  ),
   tickRetryAttempts: num(z.number().int().min(0).max(185)).default(3),
   /** Positions one margin-check invocation starts before it continues the tick in another (default 500). */
   marginCheckMaxPositions: num(z.number().int().min(1).max(10_000)).optional(),

@@ -171,6 +171,19 @@ export const TICK_BUS = {
   continuationDetailType: 'PriceTickContinuation',
 } as const;
 
+/** How old a tick event may get before Lambda stops retrying margin-check on it (CDK context overrides it). */
+export const DEFAULT_TICK_MAX_EVENT_AGE_SECONDS = 120;
+
+/**
+ * Lambda retries a failed asynchronous invocation about 1 minute after the first attempt and 2 minutes after the
+ * second, and drops (to the on-failure destination) an event older than its maximum age: only the retries that
+ * fall within the age are configured, so the setting says what happens.
+ */
+export function asyncRetriesWithin(maxEventAgeSeconds: number): number {
+  if (maxEventAgeSeconds >= 180) return 2;
+  return maxEventAgeSeconds >= 60 ? 1 : 0;
+}
+
 export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
 export type Trigger =
   | { readonly kind: 'tickRule' }

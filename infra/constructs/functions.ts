@@ -12,6 +12,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from '../../shared/metrics.ts';
 import {
+  asyncRetriesWithin,
   FUNCTIONS,
   type FunctionDef,
   type FunctionId,
@@ -135,15 +136,7 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
   });
 }
 
-/**
- * Lambda retries a failed asynchronous invocation about 1 minute after the first attempt and 2 minutes after the
- * second, and drops (to the on-failure destination) an event older than its maximum age: only the retries that
- * fall within the age are configured, so the setting says what happens.
- */
-export function asyncRetriesWithin(maxEventAgeSeconds: number): number {
-  if (maxEventAgeSeconds >= 180) return 2;
-  return maxEventAgeSeconds >= 60 ? 1 : 0;
-}
+export { asyncRetriesWithin };
 
 function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {
   const trigger = def.trigger;

@@ -102,6 +102,11 @@ describe('loadConfig', () => {
       /feedPrincipals/,
     ],
     ['a maxReceiveCount of 0', { 'backstop:maxReceiveCount': 0 }, /backstop:maxReceiveCount/],
+    [
+      'a maxReceiveCount of 1 (a deferral would dead-letter a healthy message)',
+      { 'backstop:maxReceiveCount': 1 },
+      /backstop:maxReceiveCount.*deferral/,
+    ],
     ['a max event age under 60 s', { 'backstop:tickMaxEventAgeSeconds': 59 }, /tickMaxEventAgeSeconds/],
     [
       'an unknown function in reservedConcurrency',
@@ -129,11 +134,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig(context)).toThrow(message);
   });
 
-  it('accepts the boundaries: 60 s event age, one receive, 185 retries', () => {
+  it('accepts the boundaries: 60 s event age, two receives, 185 retries', () => {
     expect(() =>
       loadConfig({
         'backstop:tickMaxEventAgeSeconds': 60,
-        'backstop:maxReceiveCount': 1,
+        'backstop:maxReceiveCount': 2,
         'backstop:tickRetryAttempts': 185,
       }),
     ).not.toThrow();

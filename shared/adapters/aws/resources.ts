@@ -12,6 +12,8 @@ import {
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import {
+  asyncRetriesWithin,
+  DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
   FUNCTIONS,
   type IndexDef,
   physicalName,
@@ -59,8 +61,12 @@ export interface AdapterNames {
 
 export const LOCAL_TICK_QUEUE = 'tick-local';
 export const LOCAL_TICK_RULE = 'tick-to-local-queue';
-/** Receives of a tick event before it goes to tickDeadLetters (EventBridge itself retries for up to 24 h). */
-export const LOCAL_TICK_MAX_RECEIVES = 3;
+/**
+ * Receives of a tick event before it goes to tickDeadLetters: the attempts AWS gives a margin-check invocation
+ * that fails (the first, and Lambda's asynchronous retries within the event's maximum age; EventBridge's own
+ * retries cover only failures to deliver).
+ */
+export const LOCAL_TICK_MAX_RECEIVES = 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
 /** AWS guidance for a queue feeding Lambda: visibility timeout >= 6 x the function timeout. */
 const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
 const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;

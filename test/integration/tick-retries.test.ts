@@ -1,0 +1,79 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { asyncRetriesWithin } from '../../infra/constructs/functions.ts';
+import {
+  type AwsClients,
+  createAwsClients,
+  createAwsQueueTransports,
+  createLocalResources,
+  localClientConfig,
+} from '../../shared/adapters/aws/index.ts';
+import { LOCAL_TICK_MAX_RECEIVES } from '../../shared/adapters/aws/resources.ts';
+import { createLocalRunner } from '../../shared/runner/index.ts';
+import { TICK_BUS } from '../../shared/topology.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+
+let moto: MotoServer | undefined;
+let clients: AwsClients;
+beforeAll(async () => {
+  moto = await startMoto();
+  clients = createAwsClients(localClientConfig(moto.endpoint));
+});
+afterAll(async () => {
+  clients?.destroy();
+  await moto?.stop();
+});
+
+/** Attempts AWS gives a tick whose margin-check invocation throws: the first, plus Lambda's async retries. */
+const awsAttempts = 1 + asyncRetriesWithin(loadConfig({}).tickMaxEventAgeSeconds);
+
+it('the local tick path gives a failing tick as many attempts as AWS does (1 + MaximumRetryAttempts)', () => {
+  // A function error is retried by Lambda's asynchronous invocation config (1 retry within 120 s), not by
+  // EventBridge, whose retries cover failures to deliver: the local redrive was 3 receives.
+  expect(awsAttempts).toBe(2);
+  expect(LOCAL_TICK_MAX_RECEIVES).toBe(awsAttempts);
+});
+
+it('a tick whose margin-check fails as often as AWS retries it is dead-lettered locally too, not processed later', async () => {
+  const names = await createLocalResources(clients, 'tickretries');
+  const queues = createAwsQueueTransports(clients, names);
+  let attempts = 0;
+  const processed: unknown[] = [];
+  const runner = createLocalRunner({
+    handlers: {
+      marginCheck: async (event: { detail: unknown }) => {
+        attempts += 1;
+        if (attempts <= awsAttempts) throw new Error('throttled');
+        processed.push(event.detail);
+      },
+    },
+    tickQueue: queues.tickQueue,
+    failureVisibilitySeconds: 0,
+    idlePollMs: 20,
+  });
+  try {
+    await clients.events.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: names.busName,
+            Source: TICK_BUS.source,
+            DetailType: TICK_BUS.detailType,
+            Detail: JSON.stringify({ symbol: 'ETH-USD', markPrice: '100', sequence: 1 }),
+          },
+        ],
+      }),
+    );
+    await runner.runUntilIdle({ deadlineMs: 20_000 });
+  } finally {
+    await runner.stop();
+  }
+  const dead = await queues.queues.tickDeadLetters.receive(10, 30);
+  // On AWS: 2 attempts, then the on-failure destination (tickDeadLetters); margin-check never succeeds.
+  expect({ attempts, processed: processed.length, deadLettered: dead.length }).toEqual({
+    attempts: awsAttempts,
+    processed: 0,
+    deadLettered: 1,
+  });
+});
