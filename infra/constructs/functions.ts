@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -34,6 +34,37 @@ import { MARGIN_CHECK_PATTERN } from './tick-bus.ts';
 
 /** Lambda's limit on the total size of a function's environment variables. */
 const MAX_ENVIRONMENT_BYTES = 4096;
+/** `https://sqs.<region>.amazonaws.com/<account>/`: the longest region (14) and a 12-digit account. */
+const SQS_URL_PREFIX_BYTES = 54;
+
+/**
+ * The environment's size as deployed. Names and URLs are tokens at synth (about 20 characters) and CloudFormation
+ * generates them at deploy as `<stack>-<logical id>-<suffix>` (limited to the resource's maximum): each is
+ * counted at that length, so a configuration that would pass synth and fail the deploy is refused at synth.
+ */
+export function deployedEnvironmentBytes(
+  scope: Construct,
+  env: Record<string, string>,
+  props: Pick<FunctionsProps, 'tables' | 'queues' | 'tickBus'>,
+): number {
+  const stack = Stack.of(scope);
+  const generated = (resource: Construct, limit: number): number =>
+    Math.min(
+      limit,
+      stack.stackName.length + stack.getLogicalId(resource.node.defaultChild as CfnElement).length + 15,
+    );
+  const deployed: Record<string, number> = {};
+  for (const t of TABLES) deployed[props.tables[t.id].tableName] = generated(props.tables[t.id], 255);
+  for (const q of QUEUES) {
+    const queue = props.queues[q.id].queue;
+    deployed[queue.queueUrl] = SQS_URL_PREFIX_BYTES + generated(queue, 80);
+  }
+  deployed[props.tickBus.eventBusName] = generated(props.tickBus, 256);
+  return Object.entries(env).reduce(
+    (n, [k, v]) => n + k.length + (Token.isUnresolved(v) ? (deployed[v] ?? 256) : v.length),
+    0,
+  );
+}
 
 /**
  * esbuild on the host (never Docker), one ESM file per function. The banner gives ESM bundles a
@@ -63,7 +94,7 @@ export interface FunctionsProps {
 const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
 /** Every function gets every resource name: one environment shape for the adapter bundle. Names are not access. */
-function environment(props: FunctionsProps): Record<string, string> {
+export function functionEnvironment(props: FunctionsProps): Record<string, string> {
   const env: Record<string, string> = {
     POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -181,11 +212,11 @@ function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, pro
 
 export function createFunctions(scope: Construct, props: FunctionsProps): Record<FunctionId, NodejsFunction> {
   const { config } = props;
-  const env = environment(props);
-  const envBytes = Object.entries(env).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  const env = functionEnvironment(props);
+  const envBytes = deployedEnvironmentBytes(scope, env, props);
   if (envBytes > MAX_ENVIRONMENT_BYTES) {
     throw new Error(
-      `function environment is ${envBytes} bytes, above Lambda's ${MAX_ENVIRONMENT_BYTES}: shrink the risk config`,
+      `function environment would be ${envBytes} bytes once deployed, above Lambda's ${MAX_ENVIRONMENT_BYTES}: shrink the risk config`,
     );
   }
   const functions = {} as Record<FunctionId, NodejsFunction>;

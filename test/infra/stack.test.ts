@@ -7,7 +7,11 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
-import { asyncRetriesWithin } from '../../infra/constructs/functions.ts';
+import {
+  asyncRetriesWithin,
+  deployedEnvironmentBytes,
+  functionEnvironment,
+} from '../../infra/constructs/functions.ts';
 import { addNagChecks } from '../../infra/nag.ts';
 import {
   deadLetterQueueUrlKey,
@@ -778,5 +782,49 @@ describe('cdk-nag', () => {
     new Queue(new Stack(app, 'Bare'), 'PlainQueue');
     addNagChecks(app);
     expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4/);
+  });
+});
+
+describe("functions' environment size, as deployed", () => {
+  const sizes = (stack: BackstopStack, config: ReturnType<typeof loadConfig>) => {
+    const env = functionEnvironment({ config, projectRoot, ...stack });
+    const atSynth = Object.entries(env).reduce((n, [k, v]) => n + k.length + v.length, 0);
+    return { atSynth, deployed: deployedEnvironmentBytes(stack, env, stack) };
+  };
+  const withMarkets = (count: number) => ({
+    'backstop:riskConfig': JSON.stringify({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: Array.from({ length: count }, (_, i) => ({
+        ...DEFAULT_RISK_CONFIG_INPUT.markets[0],
+        symbol: `M${i}-USD`,
+      })),
+    }),
+  });
+
+  it('counts generated names and URLs at their deployed length, not as synth tokens', () => {
+    const { stack, config } = build();
+    const { atSynth, deployed } = sizes(stack, config);
+    // Six table names, three queue URLs and the bus name: tokens of about 20 characters at synth.
+    expect(deployed - atSynth).toBeGreaterThan(400);
+    expect(deployed).toBeLessThanOrEqual(4096);
+  });
+
+  it('refuses at synth a risk config that fits as tokens but not as deployed names (the deploy would fail)', () => {
+    let markets = 2;
+    for (; ; markets++) {
+      try {
+        build(withMarkets(markets));
+      } catch (error) {
+        expect(String(error)).toMatch(/once deployed, above Lambda's 4096/);
+        break;
+      }
+    }
+    // One market fewer deploys; the refused one would have passed the count of tokens.
+    const { stack, config } = build(withMarkets(markets - 1));
+    expect(sizes(stack, config).deployed).toBeLessThanOrEqual(4096);
+    const { atSynth } = sizes(stack, config);
+    const perMarket =
+      JSON.stringify({ ...DEFAULT_RISK_CONFIG_INPUT.markets[0], symbol: `M${markets}-USD` }).length + 1;
+    expect(atSynth + perMarket).toBeLessThanOrEqual(4096);
   });
 });
