@@ -696,6 +696,22 @@ describe('ticks', () => {
   });
 });
 
+/**
+ * A long of `size` ETH crossed at 184 over an empty book, and 150 providers bidding 1 % for at most 0.1 ETH each:
+ * one auction step reaches more of them than one transaction holds. The auction and its liquidation once drained.
+ */
+async function crowdedAuction(p: Pipeline, size: string, collateral: string) {
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+  await p.open('LONG', size, '200', collateral);
+  for (let i = 0; i < 150; i++) await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '0.1');
+  p.venue.faults.emptyBooks.add('ETH-USD');
+  await p.tick('ETH-USD', '184');
+  await p.drain();
+  const [liquidation] = await liquidationsOf(p);
+  return { liquidation, auction: await p.adapters.auctions.get(`${liquidation?.id}:auction`) };
+}
+
 describe('auction layer', () => {
   it('a capped step goes on at the same instant: a tail one second later does not end the auction under standing bids', async () => {
     // Default curve (1.02 start, 0.99 cut every 90 s): a 1 % bid is reached at step 3 (270 s), the tail here.
@@ -703,18 +719,8 @@ describe('auction layer', () => {
       ...DEFAULT_RISK_CONFIG_INPUT,
       auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, tailSeconds: 270, maxResets: 0 },
     });
-    const p = createPipeline({ config });
-    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
-    // 150 providers at 1 %, 0.1 ETH each: 100 of them take the 10 ETH lot at the first price that reaches them.
-    for (let i = 0; i < 150; i++)
-      await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '0.1');
-    p.venue.faults.emptyBooks.add('ETH-USD');
-    await p.tick('ETH-USD', '184');
-    await p.drain();
-    const [liquidation] = await liquidationsOf(p);
-    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    // 100 of the 150 providers take the 10 ETH lot at the first price that reaches them.
+    const { auction } = await crowdedAuction(createPipeline({ config }), '10', '200');
     // With the capped step's follow-up a second later, the tail had passed: EXHAUSTED with 1 ETH unsold.
     expect(auction?.state).toBe('CLEARED');
     expect(auction?.fills).toHaveLength(100);
@@ -828,19 +834,9 @@ describe('auction layer', () => {
   });
 
   it('a step that more providers fill than one transaction holds fills them over steps a second apart, at one price', async () => {
+    // The lot needs more than 100 of the 150 providers at one price.
     const p = createPipeline();
-    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '20', '200', '400');
-    // 150 providers, same 1 % bid, each takes at most 0.1 ETH: the lot needs more than 100 of them at one price.
-    for (let i = 0; i < 150; i++)
-      await p.provider(`lp-${String(i).padStart(3, '0')}`, '100000', '0.01', '0.1');
-    p.venue.faults.emptyBooks.add('ETH-USD');
-    await p.tick('ETH-USD', '184');
-    await p.drain();
-
-    const [liquidation] = await liquidationsOf(p);
-    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    const { liquidation, auction } = await crowdedAuction(p, '20', '400');
     // Before the cap, every delivery of the step failed with transactor/too-many-writes and dead-lettered.
     expect(p.errors).toEqual([]);
     expect((await p.adapters.auctionDeadLetters.depth()).visible).toBe(0);
