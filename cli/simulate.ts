@@ -46,11 +46,19 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** The market of a symbol argument ("BTC-USD", "btc") or of a file name that starts with its base asset. */
+/** Quote assets a price file's name may follow its base asset with (Binance's `BTCUSDT-1m-...`). */
+const QUOTE_ASSETS = 'USDT|USDC|BUSD|USD';
+
+/**
+ * The market of a symbol argument ("BTC-USD", "btc") or of a file name that starts with its base asset, alone
+ * or followed by a quote asset ("btc-...", "BTCUSDT-1m-..."). Otherwise the simulation's default market, or,
+ * with `required` (prices sent to a live stack), a usage error: a wrong market's marks would liquidate its book.
+ */
 export function resolveSymbol(
   config: RiskConfig,
   given: string | undefined,
   file: string | undefined,
+  required = false,
 ): string {
   const symbols = config.markets.map((m) => m.symbol);
   const baseOf = (s: string): string => s.split('-')[0]!;
@@ -62,7 +70,13 @@ export function resolveSymbol(
     return found;
   }
   const name = file === undefined ? '' : basename(file).toUpperCase();
-  return symbols.find((s) => new RegExp(`^${baseOf(s)}(?![A-Z])`).test(name)) ?? SIMULATION_DEFAULTS.symbol;
+  const found = symbols.find((s) => new RegExp(`^${baseOf(s)}(?:${QUOTE_ASSETS})?(?![A-Z])`).test(name));
+  if (found) return found;
+  if (required)
+    throw new UsageError(
+      `--symbol is required: the file name "${file === undefined ? '' : basename(file)}" names no configured market (${symbols.join(', ')})`,
+    );
+  return SIMULATION_DEFAULTS.symbol;
 }
 
 export async function runSimulate(argv: readonly string[], io: CliIo): Promise<number> {

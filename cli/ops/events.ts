@@ -107,8 +107,10 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
   }
   const given = values.sequence === undefined ? undefined : Number(values.sequence);
   if (given !== undefined && !Number.isSafeInteger(given)) throw new UsageError('--sequence: too large');
-  const symbol = values.symbol;
+  const givenSymbol = values.symbol;
   return withTarget(values, async (deployment) => {
+    // A configured market only (margin-check would drop any other as tick/unknown-symbol), as replay and seed do.
+    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), givenSymbol, undefined);
     const now = Date.now();
     const sequence = given ?? (await nextSequence(adaptersOf(deployment).markets, symbol, now));
     const detail = tickDetail({
@@ -145,7 +147,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   const speed = parseSpeedOption(values.speed ?? '60x');
   const points = readPriceFile(file);
   return withTarget(values, async (deployment) => {
-    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file);
+    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file, true);
     const firstSequence = await nextSequence(adaptersOf(deployment).markets, symbol, Date.now());
     const progress = new ProgressBar(io.stderr);
     const abort = new AbortController();

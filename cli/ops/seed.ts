@@ -388,6 +388,11 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))
     throw new UsageError(`--key: letters, digits and . _ : - only (1-100)`);
   return withTarget(values, async (deployment) => {
+    // A withdrawal is judged against the deployed fund floor: never the built-in defaults' by omission.
+    if (action === 'withdraw' && values.config === undefined && deployment.recordedRiskConfig === undefined)
+      throw new UsageError(
+        'fund withdraw: --config is required (the risk configuration deployed: its fund floor)',
+      );
     const config = riskConfigFor(deployment, values.config);
     const result = await handleAdmin(
       { action, amount: formatQuote(amount), idempotencyKey: key },

@@ -45,7 +45,7 @@ export function renderStatus(s: StatusReport): string {
   const lines = [
     `backstop status: ${t.kind} stage ${t.stage}${t.endpoint ? ` (${t.endpoint})` : ` (${t.region})`} at ${s.at}`,
     `positions       ${nonZero(s.positions)}`,
-    `liquidations    ${s.liquidations.total} total, ${s.liquidations.nonTerminal} not terminal: ${nonZero(s.liquidations.byState)}`,
+    `liquidations    ${s.liquidations.total} total, ${s.liquidations.nonTerminal} not terminal${s.liquidations.owingAdlRounds > 0 ? ` (${s.liquidations.owingAdlRounds} settled, owing ADL rounds)` : ''}: ${nonZero(s.liquidations.byState)}`,
     `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
   ];
   const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>
@@ -73,9 +73,11 @@ export function renderStatus(s: StatusReport): string {
   const markets = Object.entries(s.markets);
   if (markets.length === 0) lines.push('markets         no tick accepted yet');
   for (const [symbol, m] of markets) {
-    const breaker = m.breaker
-      ? `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`
-      : 'breaker closed';
+    const breaker = !m.breaker
+      ? 'breaker closed'
+      : m.breaker.reason === 'tick/unconfirmed'
+        ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
+        : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
     lines.push(
       `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}), ${breaker}`,
     );

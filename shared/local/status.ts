@@ -80,6 +80,8 @@ export interface StatusReport {
     readonly byState: Record<LiquidationState, number>;
     readonly total: number;
     readonly nonTerminal: number;
+    /** Settled, but ADL still owes rounds on the deficit (counted in nonTerminal: their work is not done). */
+    readonly owingAdlRounds: number;
   };
   readonly auctions: {
     readonly byState: Record<(typeof AUCTION_STATES)[number], number>;
@@ -109,6 +111,30 @@ export interface StatusReport {
 }
 
 /** Counts of one attribute's values over a whole table (paginated Scan reading that attribute only). */
+/**
+ * Settled liquidations whose context still carries `adlRound` (services/liquidation.ts: ADL's further rounds
+ * on a deficit one transaction of counterparties did not cover). The context is stored as JSON text.
+ */
+async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promise<number> {
+  let count = 0;
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        Select: 'COUNT',
+        FilterExpression: 'contains(#c, :owing)',
+        ExpressionAttributeNames: { '#c': 'context' },
+        ExpressionAttributeValues: { ':owing': { S: '"adlRound":' } },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    count += out.Count ?? 0;
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return count;
+}
+
 export async function countByAttribute(
   dynamo: DynamoDBClient,
   table: string,
@@ -200,9 +226,10 @@ export async function collectStatus(deployment: Deployment, nowMs = Date.now()):
   const { dynamo, sqs } = clients;
   const ledger = new DynamoLedger(dynamo, names.tables.ledger);
   const { work, deadLetters } = reportQueues(names);
-  const [positions, liquidations, auctions, markets, depths, fund] = await Promise.all([
+  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, fund] = await Promise.all([
     countByAttribute(dynamo, names.tables.positions, 'state'),
     countByAttribute(dynamo, names.tables.liquidations, 'state'),
+    countOwingAdlRounds(dynamo, names.tables.liquidations),
     countByAttribute(dynamo, names.tables.auctions, 'state'),
     scanMarkets(dynamo, names.tables.markets),
     Promise.all(
@@ -227,14 +254,20 @@ export async function collectStatus(deployment: Deployment, nowMs = Date.now()):
     },
     at: iso(nowMs),
     positions: fill(POSITION_STATES, positions),
-    liquidations: { byState, total: liquidationTotal, nonTerminal: liquidationTotal - terminal },
+    liquidations: {
+      byState,
+      total: liquidationTotal,
+      nonTerminal: liquidationTotal - terminal + owingAdlRounds,
+      owingAdlRounds,
+    },
     auctions: { byState: fill(AUCTION_STATES, auctions), open: auctions.get('RUNNING') ?? 0 },
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained: work.every(([id]) => total(queues[id]!) === 0),
     insuranceFund: fund,
     markets: marketMap,
-    breakersOpen: markets.filter((m) => m.breaker).length,
+    // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).
+    breakersOpen: markets.filter((m) => m.breaker && m.breaker.reason !== 'tick/unconfirmed').length,
   };
 }
 

@@ -35,7 +35,8 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
   }),
   z.strictObject({
     action: z.literal('openPosition'),
-    id,
+    // A liquidation's ledger keys start with its position's id, the operator's with "admin:": never the same.
+    id: id.refine((v) => v !== 'admin', '"admin" is reserved: the fund\'s operator keys begin with it'),
     traderId: id,
     symbol: z.string().max(20),
     side: z.enum(['LONG', 'SHORT']),

@@ -101,6 +101,7 @@ describe('status', () => {
       },
       total: 0,
       nonTerminal: 0,
+      owingAdlRounds: 0,
     });
     const zero = { depth: 0, inFlight: 0, delayed: 0 };
     expect(report.queues).toEqual({
@@ -184,10 +185,16 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toContain(
       'journal entry 1',
     );
-    const refused = await cli('fund', 'withdraw', '--amount', '5000', ...at);
+    // A withdrawal is judged against the deployed floor: the configuration is required when none is recorded.
+    const noConfig = await cli('fund', 'withdraw', '--amount', '0.5', ...at);
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.stderr).toMatch(/--config is required/);
+    const riskFile = path.join(dir, 'withdraw-risk.json');
+    writeFileSync(riskFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const refused = await cli('fund', 'withdraw', '--amount', '5000', '--config', riskFile, ...at);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^backstop: fund withdraw refused: .*ledger\/below-floor\n$/);
-    expect((await cli('fund', 'withdraw', '--amount', '0.5', ...at)).code).toBe(0);
+    expect((await cli('fund', 'withdraw', '--amount', '0.5', '--config', riskFile, ...at)).code).toBe(0);
 
     // A feed that restarted its sequence: refused while the market has no tick, then resumed.
     const early = await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at);

@@ -470,6 +470,7 @@ describe('status rendering', () => {
       },
       total: 3,
       nonTerminal: 1,
+      owingAdlRounds: 0,
     },
     auctions: { byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 },
     queues: {

@@ -1130,6 +1130,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
     });
 
     section('ledger', () => {
+      it('a malformed movement asked for together with good ones fails alone (one group commit on AWS)', async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('1000') }));
+        const outcomes = await Promise.allSettled([
+          a.ledger.apply(movement({ idempotencyKey: 'good-1', amount: usd('5') })),
+          // A draw window start that is not an integer epoch ms: a caller's bug.
+          a.ledger.apply(
+            movement({
+              idempotencyKey: 'bad',
+              amount: usd('-1'),
+              kind: 'shortfall-payout',
+              drawWindow: { windowStartMs: 3_600_000.5, cap: usd('100') },
+            }),
+          ),
+          a.ledger.apply(movement({ idempotencyKey: 'bad-time', amount: usd('2'), atMs: 1.5 })),
+          a.ledger.apply(movement({ idempotencyKey: 'good-2', amount: usd('7') })),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        expect((await a.ledger.balance('fund')).balance).toBe(usd('1012'));
+      });
+
       it('an unknown account has a zero balance and an empty journal', async () => {
         expect(await a.ledger.balance('nobody')).toEqual({
           account: 'nobody',

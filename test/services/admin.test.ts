@@ -86,6 +86,26 @@ describe('admin requests', () => {
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
   });
 
+  it('refuses a position named "admin" (its ledger keys would meet the operator\'s) and changes nothing', async () => {
+    const { p, run } = setup();
+    const result = await run({
+      action: 'openPosition',
+      id: 'admin',
+      traderId: 't1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: '10',
+      entryPrice: '200',
+      collateral: '290',
+    });
+    // Its first liquidation's fee would be keyed "admin:0:fee", a deposit's key "0:fee" is journaled the same.
+    expect(result).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/admin\/invalid: id: .*reserved/),
+    });
+    expect(await p.adapters.positions.get('admin')).toBeUndefined();
+  });
+
   it('registers a provider and opens a healthy position, refusing one already liquidatable', async () => {
     const { p, run } = setup();
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second

@@ -144,11 +144,20 @@ describe('helpers', () => {
       [undefined, '/data/btc-usdt-perp-2020-03-12-leg1-1m.csv', 'BTC-USD'],
       [undefined, 'ETH_1m.csv', 'ETH-USD'],
       [undefined, 'ethereum.csv', 'ETH-USD'],
-      [undefined, 'btcusdt.csv', 'ETH-USD'],
+      [undefined, 'btcusdt.csv', 'BTC-USD'],
+      [undefined, 'BTCUSDT-1m-2020-03-12.csv', 'BTC-USD'],
+      [undefined, 'ethusdc.csv', 'ETH-USD'],
+      [undefined, 'btceur.csv', 'ETH-USD'],
     ];
     for (const [given, file, expected] of cases)
       expect(resolveSymbol(DEFAULT_RISK_CONFIG, given, file)).toBe(expected);
     expect(() => resolveSymbol(DEFAULT_RISK_CONFIG, 'ETHBTC', undefined)).toThrow(UsageError);
+    // Prices for a live stack: a file that names no market is refused, never sent to the default one.
+    expect(resolveSymbol(DEFAULT_RISK_CONFIG, undefined, 'BTCUSDT-1m-2020-03-12.csv', true)).toBe('BTC-USD');
+    expect(() => resolveSymbol(DEFAULT_RISK_CONFIG, undefined, 'btceur.csv', true)).toThrow(
+      /--symbol is required/,
+    );
+    expect(resolveSymbol(DEFAULT_RISK_CONFIG, 'btc', 'btceur.csv', true)).toBe('BTC-USD');
   });
 
   it('formats USD for the table, rounded to cents', () => {

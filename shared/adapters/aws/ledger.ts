@@ -197,9 +197,11 @@ export class DynamoLedger implements Ledger {
     const fence = movement.fence;
     if (fence && !this.liquidationsTable)
       return Promise.reject(new AdapterInputError('ledger/fence-without-liquidations-table'));
-    // Checked here: a bad fence in a group commit would fail the other callers' movements with it.
+    // Checked here: a bad movement in a group commit would fail the other callers' movements with it.
     if (fence && (!fence.liquidationId || !Number.isSafeInteger(fence.version) || fence.version < 0))
       return Promise.reject(new AdapterInputError('ledger/bad-fence: a liquidation id and a version'));
+    const malformed = malformedField(movement);
+    if (malformed) return Promise.reject(new AdapterInputError(malformed));
     return new Promise((resolve, reject) => {
       const pending: Pending = { movement, known, resolve, reject };
       const waiting = this.#waiting.get(movement.account);
@@ -490,4 +492,19 @@ function planGroup(group: readonly Pending[], current: AccountBalance) {
     after = next;
   }
   return { entries, refused, after };
+}
+
+/** What is wrong with a movement's amounts or times (as the embedded ledger checks them), or undefined. */
+function malformedField(m: LedgerMovement): string | undefined {
+  const amounts: [string, unknown][] = [
+    ['amount', m.amount],
+    ['floor', m.floor],
+  ];
+  if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
+  for (const [what, v] of amounts)
+    if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
+  if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
+  if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
+    return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
+  return undefined;
 }

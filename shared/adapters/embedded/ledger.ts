@@ -162,4 +162,6 @@ function checkMovement(m: LedgerMovement): void {
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs)) {
     throw new EmbeddedInputError('ledger/bad-window: windowStartMs must be an integer epoch ms');
   }
+  if (!Number.isSafeInteger(m.atMs))
+    throw new EmbeddedInputError('ledger/bad-time: atMs must be an integer epoch ms');
 }
