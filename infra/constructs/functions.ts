@@ -167,8 +167,6 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
   });
 }
 
-export { asyncRetriesWithin };
-
 function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, props: FunctionsProps): void {
   const trigger = def.trigger;
   switch (trigger.kind) {

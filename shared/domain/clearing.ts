@@ -113,12 +113,13 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
     return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered, fillsCapped: false };
   }
   const rounding: Rounding = direction === 'SELL' ? 'ceil' : 'floor';
-  // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room
-  // would otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
-  const wouldFill = (provider: ProviderBid, remaining: BaseE8, collected: QuoteE6): boolean => {
+  // What a provider would fill of `remaining` (0: nothing). A crumb (below dust, not the whole rest) is no fill:
+  // a provider down to crumbs of capital or room would otherwise take a sliver of every lot. The piece that pays
+  // off the debt is the exception.
+  const fillSize = (provider: ProviderBid, remaining: BaseE8, collected: QuoteE6): BaseE8 => {
     const size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
-    if (size === 0n || size < minBig(dust, remaining)) return false;
-    return direction !== 'SELL' || minBig(size, sizeFor(debt - collected)) > 0n;
+    if (size === 0n || size < minBig(dust, remaining)) return 0n;
+    return direction === 'SELL' ? minBig(size, sizeFor(debt - collected)) : size;
   };
 
   const sizes = new Map<string, BaseE8>();
@@ -130,15 +131,13 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   for (const provider of [...input.providers].sort(byBestTerms)) {
     if (remaining === 0n) break;
     if (!accepts(provider, direction, price, mark)) continue;
+    const size = fillSize(provider, remaining, collected);
+    if (size === 0n) continue;
+    // Only a provider that would fill counts towards the cap: crumbs and a paid debt do not.
     if (order.length >= maxFills) {
-      // Only a provider that would fill counts (the checks below): crumbs and a paid debt do not.
-      fillsCapped = wouldFill(provider, remaining, collected);
-      if (fillsCapped) break;
-      continue;
+      fillsCapped = true;
+      break;
     }
-    let size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
-    if (!wouldFill(provider, remaining, collected)) continue;
-    if (direction === 'SELL') size = minBig(size, sizeFor(debt - collected));
     sizes.set(provider.id, size);
     order.push(provider);
     remaining -= size;

@@ -110,7 +110,6 @@ export interface StatusReport {
   readonly breakersOpen: number;
 }
 
-/** Counts of one attribute's values over a whole table (paginated Scan reading that attribute only). */
 /**
  * Settled liquidations whose context still carries `adlRound` (services/liquidation.ts: ADL's further rounds
  * on a deficit one transaction of counterparties did not cover). The context is stored as JSON text.
@@ -135,6 +134,7 @@ async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promi
   return count;
 }
 
+/** Counts of one attribute's values over a whole table (paginated Scan reading that attribute only). */
 export async function countByAttribute(
   dynamo: DynamoDBClient,
   table: string,

@@ -470,6 +470,28 @@ export interface LedgerMovement {
 }
 
 /**
+ * What is wrong with a movement's amounts, time or draw window (a caller's bug), or undefined. Both ledgers check
+ * it before a movement is applied (on AWS, before it joins a group commit it would otherwise fail whole).
+ */
+export function movementProblem(m: LedgerMovement): string | undefined {
+  const amounts: [string, unknown][] = [
+    ['amount', m.amount],
+    ['floor', m.floor],
+  ];
+  if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
+  for (const [what, v] of amounts)
+    if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
+  if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
+  if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
+    return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
+  return undefined;
+}
+
+/** A shortfall payout given back to the stored draw window: it lowers that window's drawn amount. */
+export const givesDrawBack = (m: LedgerMovement, storedWindowStartMs: number): boolean =>
+  m.amount > 0n && m.kind === SHORTFALL_PAYOUT_KIND && m.drawWindow?.windowStartMs === storedWindowStartMs;
+
+/**
  * A settlement plan's movements are fenced by the liquidation record they were planned on: once another delivery
  * has moved the record on (to plan again from what the ledger holds), a movement of the old plan still in flight
  * cannot land after that read and be paid twice.

@@ -105,7 +105,8 @@ async function stepWithRetries(
 /**
  * Most providers one step fills: each is a write in the step's transaction, which (with the auction's, and the
  * liquidation's when the step ends it) must stay within MAX_WRITES_PER_COMMIT. A lot that more providers would
- * take at this price goes on in the next step a second later, at the same price unless a boundary passes.
+ * take at this price goes on in the next step, run at once by the same delivery at the same instant; that step's
+ * message, a second later (CAPPED_STEP_DELAY_SECONDS), covers a death of the delivery meanwhile.
  */
 export const MAX_FILLS_PER_STEP = 90;
 const CAPPED_STEP_DELAY_SECONDS = 1;

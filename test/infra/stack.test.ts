@@ -7,11 +7,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
-import {
-  asyncRetriesWithin,
-  deployedEnvironmentBytes,
-  functionEnvironment,
-} from '../../infra/constructs/functions.ts';
+import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
 import { addNagChecks } from '../../infra/nag.ts';
 import {
   deadLetterQueueUrlKey,
@@ -28,6 +24,7 @@ import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
 import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
 import {
   AUCTION_WAKE_INDEX,
+  asyncRetriesWithin,
   FUNCTIONS,
   type FunctionId,
   MAX_POSITIONS_ENV,

@@ -1,7 +1,6 @@
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
-import { asyncRetriesWithin } from '../../infra/constructs/functions.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -11,7 +10,7 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { LOCAL_TICK_MAX_RECEIVES } from '../../shared/adapters/aws/resources.ts';
 import { createLocalRunner } from '../../shared/runner/index.ts';
-import { TICK_BUS } from '../../shared/topology.ts';
+import { asyncRetriesWithin, TICK_BUS } from '../../shared/topology.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 let moto: MotoServer | undefined;

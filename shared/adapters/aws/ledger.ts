@@ -9,12 +9,13 @@ import {
   type AccountBalance,
   ConditionFailedError,
   type CrashHook,
+  givesDrawBack,
   type JournalEntry,
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
   MovementFencedError,
-  SHORTFALL_PAYOUT_KIND,
+  movementProblem,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -112,11 +113,7 @@ export function nextBalance(
 ): AccountBalance | { readonly refused: string } {
   const balance = current.balance + movement.amount;
   if (movement.amount >= 0n) {
-    const givesBack =
-      movement.amount > 0n &&
-      movement.kind === SHORTFALL_PAYOUT_KIND &&
-      movement.drawWindow?.windowStartMs === current.windowStartMs;
-    const windowDrawn = givesBack
+    const windowDrawn = givesDrawBack(movement, current.windowStartMs)
       ? current.windowDrawn - minBig(movement.amount, current.windowDrawn)
       : current.windowDrawn;
     return { ...current, balance, sequence: current.sequence + 1, windowDrawn };
@@ -200,7 +197,7 @@ export class DynamoLedger implements Ledger {
     // Checked here: a bad movement in a group commit would fail the other callers' movements with it.
     if (fence && (!fence.liquidationId || !Number.isSafeInteger(fence.version) || fence.version < 0))
       return Promise.reject(new AdapterInputError('ledger/bad-fence: a liquidation id and a version'));
-    const malformed = malformedField(movement);
+    const malformed = movementProblem(movement);
     if (malformed) return Promise.reject(new AdapterInputError(malformed));
     return new Promise((resolve, reject) => {
       const pending: Pending = { movement, known, resolve, reject };
@@ -492,19 +489,4 @@ function planGroup(group: readonly Pending[], current: AccountBalance) {
     after = next;
   }
   return { entries, refused, after };
-}
-
-/** What is wrong with a movement's amounts or times (as the embedded ledger checks them), or undefined. */
-function malformedField(m: LedgerMovement): string | undefined {
-  const amounts: [string, unknown][] = [
-    ['amount', m.amount],
-    ['floor', m.floor],
-  ];
-  if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
-  for (const [what, v] of amounts)
-    if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
-  if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
-  if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
-    return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
-  return undefined;
 }

@@ -2,13 +2,14 @@ import { minBig, type QuoteE6 } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
+  givesDrawBack,
   type JournalEntry,
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
   type MovementFence,
   MovementFencedError,
-  SHORTFALL_PAYOUT_KIND,
+  movementProblem,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
 
@@ -139,29 +140,14 @@ export class EmbeddedLedger implements Ledger {
   }
 }
 
-/** A shortfall payout given back to the stored draw window (the AWS adapter's nextBalance reads it alike). */
-const givesDrawBack = (m: LedgerMovement, storedWindowStartMs: number): boolean =>
-  m.amount > 0n && m.kind === SHORTFALL_PAYOUT_KIND && m.drawWindow?.windowStartMs === storedWindowStartMs;
-
 function checkMovement(m: LedgerMovement): void {
   requireId(m?.account, 'ledger');
   if (typeof m.idempotencyKey !== 'string' || m.idempotencyKey.length === 0) {
     throw new EmbeddedInputError('ledger/bad-idempotency-key: must be a non-empty string');
   }
-  const amounts: [string, QuoteE6 | undefined][] = [
-    ['amount', m.amount],
-    ['floor', m.floor],
-  ];
-  if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
-  for (const [what, v] of amounts) {
-    if (typeof v !== 'bigint') throw new EmbeddedInputError(`ledger/bad-${what}: must be a bigint QuoteE6`);
-  }
   if (m.fence && (!m.fence.liquidationId || !Number.isSafeInteger(m.fence.version))) {
     throw new EmbeddedInputError('ledger/bad-fence: a liquidation id and an integer version');
   }
-  if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs)) {
-    throw new EmbeddedInputError('ledger/bad-window: windowStartMs must be an integer epoch ms');
-  }
-  if (!Number.isSafeInteger(m.atMs))
-    throw new EmbeddedInputError('ledger/bad-time: atMs must be an integer epoch ms');
+  const problem = movementProblem(m);
+  if (problem) throw new EmbeddedInputError(problem);
 }

@@ -62,7 +62,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
             current.lastTick.timestampMs !== guard.lastTick.timestampMs)))
     ) {
       throw new ConditionFailedError(
-        `markets/changed: ${symbol}'s breaker or pending mark moved since it was read`,
+        `markets/changed: ${symbol}'s breaker, pending mark or last tick moved since it was read`,
       );
     }
     const { pendingSequence: _p, pendingSegment: _s, breaker, ...rest } = current ?? { symbol };
