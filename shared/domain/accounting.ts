@@ -137,6 +137,30 @@ export function settleClose(
   };
 }
 
+/**
+ * The close charged `extra` more fee than settleClose found due: a fee an earlier plan of the settlement credited
+ * and the fund cannot give back (its floor; waterfall.ts). It comes out of what the trader keeps first, and what
+ * the trader no longer has becomes shortfall, so conservation still holds:
+ *   fee' = fee + extra, taken = min(extra, left), shortfall' = shortfall + extra - taken, left' = left - taken.
+ */
+export function chargeFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
+  if (extra < 0n) throw new AccountingError('accounting/bad-fee-rate', `extra fee ${extra} must be >= 0`);
+  if (extra === 0n) return s;
+  const full = s.remaining.size === 0n;
+  const left = full ? s.traderPayout : s.remaining.collateral;
+  const taken = minBig(extra, left);
+  const fee = s.fee + extra;
+  const shortfall = s.shortfall + extra - taken;
+  return {
+    ...s,
+    fee,
+    shortfall,
+    remaining: full ? s.remaining : { size: s.remaining.size, collateral: left - taken },
+    traderPayout: full ? left - taken : 0n,
+    fundFlow: fee - shortfall,
+  };
+}
+
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */
 export const traderChange = (position: ClosablePosition, s: CloseSettlement): QuoteE6 =>
   s.traderPayout + s.remaining.collateral - position.collateral;

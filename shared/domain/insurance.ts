@@ -125,6 +125,27 @@ export function creditBack(state: InsuranceState, amount: QuoteE6, drawWindowSta
   };
 }
 
+export interface FeeReturn {
+  /** Given back now: min(amount, max(0, balance - floor)). */
+  readonly given: QuoteE6;
+  /** What the floor kept: amount - given. */
+  readonly kept: QuoteE6;
+  readonly next: InsuranceState;
+}
+
+/**
+ * A liquidation fee given back: a settlement planned again owes less fee than an earlier plan of it credited.
+ * The ledger checks it as any debit against the floor (not the draw cap: it is no payout), so what would take
+ * the fund below its floor is kept, and the waterfall charges it to the settlement (chargeFee).
+ */
+export function planFeeReturn(state: InsuranceState, amount: QuoteE6, config: InsuranceConfig): FeeReturn {
+  assertState(state);
+  assertPositive(amount);
+  assertConfig(config);
+  const given = minBig(amount, maxBig(0n, state.balance - config.floor));
+  return { given, kept: amount - given, next: { ...state, balance: state.balance - given } };
+}
+
 /**
  * paid = min(amount, max(0, balance - floor), max(0, cap - windowDrawn)) in the window of `nowMs`;
  * refused = amount - paid. When both limits bind equally the reason is the floor (the fund is empty).

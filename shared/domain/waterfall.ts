@@ -2,13 +2,22 @@ import {
   assertClosablePosition,
   type ClosablePosition,
   type CloseSettlement,
+  chargeFee,
   settleClose,
 } from './accounting.ts';
 import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
 import type { InsuranceConfig, MarketConfig } from './config.ts';
-import { credit, type DebitRefusal, type InsuranceState, planDebit, windowStartFor } from './insurance.ts';
+import {
+  credit,
+  creditBack,
+  type DebitRefusal,
+  type InsuranceState,
+  planDebit,
+  planFeeReturn,
+  windowStartFor,
+} from './insurance.ts';
 import type { Fill, Layer, TerminalState } from './model.ts';
-import type { BaseE8, PriceE8, QuoteE6 } from './units.ts';
+import { type BaseE8, minBig, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
  * The liquidation waterfall as one pure decision: given what has happened so far (market fills, auction
@@ -99,6 +108,17 @@ export interface WaterfallInput {
   /** Open positions of the market (any side); only needed once ADL has to act. */
   readonly adlCandidates?: readonly AdlCandidate[];
   readonly nowMs: number;
+  /**
+   * A settlement planned again: what its earlier plans already moved, which `insurance.state` already holds.
+   * The plan then credits or draws only the differences, and gives back only what the fund can (see decideWaterfall).
+   */
+  readonly applied?: AppliedAmounts;
+}
+
+/** Net amounts a settlement's earlier plans applied to the fund (both >= 0). */
+export interface AppliedAmounts {
+  readonly fee: QuoteE6;
+  readonly shortfallPaid: QuoteE6;
 }
 
 /** Same shape as the Ledger port's LedgerMovement (the domain does not import ports). */
@@ -191,6 +211,12 @@ function assertInput(input: WaterfallInput): void {
   if (input.insurance.account === '')
     throw new WaterfallError('waterfall/bad-input', 'insurance account is empty');
   assertClosablePosition(input.position);
+  const applied = input.applied;
+  if (applied && (applied.fee < 0n || applied.shortfallPaid < 0n))
+    throw new WaterfallError(
+      'waterfall/bad-input',
+      `applied fee ${applied.fee}, shortfall ${applied.shortfallPaid}`,
+    );
   if (!input.marketResult && input.auctionResult)
     throw new WaterfallError('waterfall/auction-before-market', 'an auction result without a market result');
 }
@@ -263,33 +289,46 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   // The slice settles as the size it closed, with all its collateral behind it (what is left stays with the
   // carried size, as with any slice).
   const settled = carriedSize > 0n ? { ...position, size: position.size - carriedSize } : position;
-  const settlement = settleClose(settled, closes, input.market.liquidationFee);
+  let settlement = settleClose(settled, closes, input.market.liquidationFee);
 
+  // Planned again, the fund already holds what earlier plans moved: only the differences move now. A fee to give
+  // back is a debit the floor may refuse; what it refuses stays charged (chargeFee), its shortfall then going to
+  // the fund's draw and ADL like any other. The movements carry the plan's totals (differenceMovements subtracts).
   const { account, config } = input.insurance;
+  const feeBefore = input.applied?.fee ?? 0n;
+  const paidBefore = input.applied?.shortfallPaid ?? 0n;
   const movements: PlannedMovement[] = [];
   const base = { account, reference: id, atMs: input.nowMs, floor: config.floor };
   let fund = input.insurance.state;
-  if (settlement.fee > 0n) {
-    fund = credit(fund, settlement.fee, 'liquidation-fee').next;
-    movements.push({ ...base, idempotencyKey: `${id}:fee`, amount: settlement.fee, kind: 'liquidation-fee' });
+  if (settlement.fee > feeBefore) {
+    fund = credit(fund, settlement.fee - feeBefore, 'liquidation-fee').next;
+  } else if (settlement.fee < feeBefore) {
+    const returned = planFeeReturn(fund, feeBefore - settlement.fee, config);
+    fund = returned.next;
+    settlement = chargeFee(settlement, returned.kept);
   }
-  let paid = 0n;
+  if (settlement.fee > 0n || feeBefore > 0n)
+    movements.push({ ...base, idempotencyKey: `${id}:fee`, amount: settlement.fee, kind: 'liquidation-fee' });
+  let paid = minBig(settlement.shortfall, paidBefore);
   let refused = 0n;
   let refusal: DebitRefusal | undefined;
-  if (settlement.shortfall > 0n) {
-    const debit = planDebit(fund, settlement.shortfall, input.nowMs, config);
-    ({ paid, refused } = debit);
+  if (settlement.shortfall > paidBefore) {
+    const debit = planDebit(fund, settlement.shortfall - paidBefore, input.nowMs, config);
+    paid += debit.paid;
+    refused = debit.refused;
     refusal = debit.reason;
     fund = debit.next;
-    if (paid > 0n)
-      movements.push({
-        ...base,
-        idempotencyKey: `${id}:shortfall`,
-        amount: -paid,
-        kind: 'shortfall-payout',
-        drawWindow: { windowStartMs: fund.windowStartMs, cap: config.drawCapPerWindow },
-      });
+  } else if (paidBefore > settlement.shortfall) {
+    fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
   }
+  if (paid > 0n || paidBefore > 0n)
+    movements.push({
+      ...base,
+      idempotencyKey: `${id}:shortfall`,
+      amount: -paid,
+      kind: 'shortfall-payout',
+      drawWindow: { windowStartMs: fund.windowStartMs, cap: config.drawCapPerWindow },
+    });
 
   const adlActs = adlSize > 0n || refused > 0n;
   if (adlActs && !candidates) return stop('load-adl-candidates');
@@ -348,9 +387,10 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
 /**
  * The movements that carry out a plan's amounts when earlier plans of the same settlement already applied
  * `applied` (signed, by idempotency key) and then could not commit: only the differences, each under its key
- * suffixed with the plan's number (a key is applied once, with one amount), and what an earlier plan applied
- * that this one does not move at all, given back. A difference keeps its movement's kind and reference, so a
- * liquidation's journal still sums to its settlement (appliedByKey reads the journal back into `applied`).
+ * suffixed with the plan's number (a key is applied once, with one amount). The plan was made knowing what was
+ * applied (WaterfallInput.applied), so it plans every key applied before, and a difference is one the fund can
+ * take: a fee given back within its floor, a draw within its floor and cap. A difference keeps its movement's
+ * kind and reference, so a liquidation's journal still sums to its settlement (appliedByKey reads it back).
  *
  * A shortfall payout given back (the new plan pays less than earlier ones drew) carries the draw window of the
  * settlement's time, `fund.atMs` (every plan of a settlement plans at its frozen time): the ledger takes it off
@@ -363,8 +403,13 @@ export function differenceMovements(
   movements: readonly PlannedMovement[],
   applied: Readonly<Record<string, QuoteE6>>,
   replans: number,
-  fund: { readonly account: string; readonly atMs: number; readonly config: InsuranceConfig },
+  fund: { readonly atMs: number; readonly config: InsuranceConfig },
 ): PlannedMovement[] {
+  const planned = new Set(movements.map((m) => m.idempotencyKey));
+  for (const [key, amount] of Object.entries(applied)) {
+    if (amount !== 0n && !planned.has(key))
+      throw new WaterfallError('waterfall/bad-input', `${key} was applied and the plan does not say it`);
+  }
   const suffix = `:r${replans}`;
   const { config } = fund;
   const givenBackWindow = { windowStartMs: windowStartFor(fund.atMs, config), cap: config.drawCapPerWindow };
@@ -380,21 +425,6 @@ export function differenceMovements(
       idempotencyKey: key + suffix,
       amount: difference,
       ...(givenBack ? { drawWindow: givenBackWindow } : {}),
-    });
-  }
-  const planned = new Set(movements.map((m) => m.idempotencyKey));
-  for (const [key, amount] of Object.entries(applied)) {
-    if (planned.has(key) || amount === 0n) continue;
-    const kind = key.endsWith(':fee') ? 'liquidation-fee' : 'shortfall-payout';
-    out.push({
-      account: fund.account,
-      idempotencyKey: key + suffix,
-      amount: -amount,
-      kind,
-      reference: key.slice(0, key.lastIndexOf(':')),
-      atMs: fund.atMs,
-      floor: config.floor,
-      ...(kind === 'shortfall-payout' && amount < 0n ? { drawWindow: givenBackWindow } : {}),
     });
   }
   return out;
@@ -413,6 +443,11 @@ export function appliedByKey(
     applied[key] = (applied[key] ?? 0n) + amount;
   }
   return applied;
+}
+
+/** `applied` (appliedByKey) of the settlement `id` as WaterfallInput.applied takes it. */
+export function appliedAmounts(applied: Readonly<Record<string, QuoteE6>>, id: string): AppliedAmounts {
+  return { fee: applied[`${id}:fee`] ?? 0n, shortfallPaid: -(applied[`${id}:shortfall`] ?? 0n) };
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type QuoteE6,
 } from '../domain/units.ts';
 import {
+  appliedAmounts,
   appliedByKey,
   decideWaterfall,
   differenceMovements,
@@ -737,6 +738,7 @@ export async function decideAndSettle(
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen?.nowMs ?? now,
+      ...(frozen?.applied ? { applied: appliedAmounts(frozen.applied, liquidation.id) } : {}),
     });
 
   if (!frozen && (context.lastResortAttempt || context.lastResortOrder)) {
@@ -765,7 +767,7 @@ export async function decideAndSettle(
   if (frozen && (frozen.superseded || context.lastResortOrder)) {
     // A plan being made again (refreeze) that wrote before its freeze: a last-resort order it placed and did not
     // record, or a wait for the book. Plan again, placing that order first.
-    return refreeze(liquidation, context, position, deps, carried, true);
+    return refreeze(liquidation, context, position, deps, carried);
   }
   if (frozen) {
     const planned = carried.frozenPlan;
@@ -846,12 +848,12 @@ async function freeze(
   decide: Decide,
   deps: SettlementDeps,
   carried: Carried,
-  keep?: { readonly insurance: InsuranceState },
+  fundRead?: AccountBalance,
 ): Promise<Step> {
   // The record the SETTLING commit expects: a last-resort order's lease moves it on.
   let liquidation = frozenFrom;
-  const fund = keep ? undefined : await deps.ledger.balance(deps.insuranceAccount);
-  const insurance = keep?.insurance ?? insuranceStateOf(fund!);
+  const fund = fundRead ?? (await deps.ledger.balance(deps.insuranceAccount));
+  const insurance = insuranceStateOf(fund);
   let lastResortFills = base.lastResortFills;
   if (context.lastResortOrder && !lastResortFills) {
     // A pending order comes before any plan: its fills are the last resort's, whatever the plan would be now.
@@ -943,7 +945,12 @@ async function freeze(
     ...(base.applied ? { applied: base.applied, replans: base.replans ?? 1 } : {}),
   };
   const settling: LiquidationRecord = {
-    ...withHistory(liquidation, 'SETTLING', deps.clock.nowMs(), keep ? 'inputs refreshed' : undefined),
+    ...withHistory(
+      liquidation,
+      'SETTLING',
+      deps.clock.nowMs(),
+      base.applied ? 'inputs refreshed' : undefined,
+    ),
     context: { ...outcomeRecorded(context), settle },
   };
   if (
@@ -990,7 +997,8 @@ async function lastResortWhileFreezing(
 /**
  * Frozen inputs that no longer hold: fresh ones, from what already-applied movements were computed from. The
  * money this settlement's plans moved is read from the ledger, not remembered: a plan may have moved it in an
- * earlier delivery (one that failed, died, or raced this one), and the new plan applies only the differences.
+ * earlier delivery (one that failed, died, or raced this one). The fund is read with it, so the new plan knows
+ * both (WaterfallInput.applied) and moves only differences the fund can take (replan-fee-floor).
  */
 async function refreeze(
   liquidation: LiquidationRecord,
@@ -998,7 +1006,6 @@ async function refreeze(
   position: PositionRecord,
   deps: SettlementDeps,
   carried: Carried,
-  keepInsurance: boolean,
 ): Promise<Step> {
   const frozen = context.settle!;
   const market = marketConfig(deps.config, liquidation.symbol);
@@ -1006,6 +1013,26 @@ async function refreeze(
   // nobody left to close the slice there, and a last-resort order bound to a mark the market has left would
   // never fill (the money already applied is read from the ledger, whatever the mark).
   const { mark } = await markOf(liquidation, deps, carried, frozen.mark);
+  // Stored before the ledger is read: the old plan's movements are fenced by the old version, so none still in
+  // flight (another delivery's) can land after the reads, and the fund read holds every one that landed.
+  const superseded: LiquidationRecord = {
+    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), 'planning again'),
+    context: { ...contextOf(liquidation), settle: { ...frozen, superseded: true } },
+  };
+  if (
+    !(await commitOrSkip(deps, [
+      ...(carried.pendingWrites ?? []),
+      { kind: 'liquidation', record: superseded, expectedVersion: liquidation.version },
+    ]))
+  ) {
+    return { done: false };
+  }
+  carried.pendingWrites = undefined;
+  const [entries, fund] = await Promise.all([
+    deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id),
+    deps.ledger.balance(deps.insuranceAccount),
+  ]);
+  const applied = appliedByKey(entries);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
@@ -1019,27 +1046,8 @@ async function refreeze(
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       nowMs: frozen.nowMs,
+      applied: appliedAmounts(applied, liquidation.id),
     });
-  const insurance = keepInsurance
-    ? frozen.insurance
-    : insuranceStateOf(await deps.ledger.balance(deps.insuranceAccount));
-  // Stored before the ledger is read: the old plan's movements are fenced by the old version, so none still in
-  // flight (another delivery's) can land after the read. A delivery that finds it plans again, from the same
-  // fund state.
-  const superseded: LiquidationRecord = {
-    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), 'planning again'),
-    context: { ...contextOf(liquidation), settle: { ...frozen, insurance, superseded: true } },
-  };
-  if (
-    !(await commitOrSkip(deps, [
-      ...(carried.pendingWrites ?? []),
-      { kind: 'liquidation', record: superseded, expectedVersion: liquidation.version },
-    ]))
-  ) {
-    return { done: false };
-  }
-  carried.pendingWrites = undefined;
-  const applied = appliedByKey(await deps.ledger.entriesOf(deps.insuranceAccount, liquidation.id));
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
     superseded,
@@ -1059,7 +1067,7 @@ async function refreeze(
     decide,
     deps,
     carried,
-    { insurance },
+    fund,
   );
 }
 
@@ -1250,7 +1258,7 @@ async function applySettlement(
   if (unread.length > 0) for (const p of await deps.reader.positions(unread)) current.set(p.id, p);
   const frozenVersions = new Map((context.settle?.candidates ?? []).map((c) => [c.id, c.version]));
   if (adlFills.some((f) => current.get(f.id)?.version !== frozenVersions.get(f.id))) {
-    return refreeze(liquidation, context, position, deps, carried, true);
+    return refreeze(liquidation, context, position, deps, carried);
   }
   let fundBalance: bigint | undefined;
   // The plan's read of the fund serves its first movement only: each one moves the account on.
@@ -1258,7 +1266,6 @@ async function applySettlement(
   const settle = context.settle;
   const movements = settle?.applied
     ? differenceMovements(decision.movements, settle.applied, settle.replans ?? 1, {
-        account: deps.insuranceAccount,
         atMs: settle.nowMs,
         config: deps.config.insurance,
       })
@@ -1273,12 +1280,10 @@ async function applySettlement(
       // Another delivery moved the record on (to plan again, or to settle): nothing of this one is left to do.
       if (error instanceof MovementFencedError) return { done: false };
       // Another settlement drew the fund since these inputs were frozen: the debit was refused whole
-      // (nothing applied), so plan again from the fund as it is now.
-      // (What earlier plans of it applied stays counted; the fresh fund state already holds it, so the new plan
-      // may leave more to ADL than one made before any of it: consistent, and only after a second fault.)
+      // (nothing applied), so plan again from the fund as it is now and what this settlement applied.
       if (error instanceof ConditionFailedError && movement.amount < 0n && context.settle) {
         deps.telemetry.info('fund changed since the plan; planning again', { liquidationId: liquidation.id });
-        return refreeze(liquidation, context, position, deps, carried, false);
+        return refreeze(liquidation, context, position, deps, carried);
       }
       throw error;
     }
@@ -1366,7 +1371,7 @@ async function applySettlement(
     if (context.settle?.candidates && stored?.version === liquidation.version) {
       // Nobody moved the liquidation: an ADL counterparty changed. Plan again on fresh counterparties from the
       // same fund state; the money this plan applied is kept, and the next plan applies only the difference.
-      return refreeze(liquidation, context, position, deps, carried, true);
+      return refreeze(liquidation, context, position, deps, carried);
     }
     return { done: false };
   }

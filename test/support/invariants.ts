@@ -364,11 +364,21 @@ export function checkSettlement(
     [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
   const pnl = realized(before.collateral, fillsPnl16(l.marketFills) + auction16 + adl16);
   const equity = before.collateral + pnl;
-  const shortfall = maxBig(0n, -equity);
   const feePpm = marketConfig(config, l.symbol).liquidationFee;
   const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
-  const fee = minBig(feeDue, maxBig(0n, equity));
-  const payout = maxBig(0n, equity) - fee;
+  let fee = minBig(feeDue, maxBig(0n, equity));
+  let payout = maxBig(0n, equity) - fee;
+  let shortfall = maxBig(0n, -equity);
+  // Planned again, a settlement keeps the part of a fee credited before that the fund could not give back (its
+  // floor): never more than was credited. The trader pays it from the payout, and a shortfall for the rest.
+  const feeCreditedBefore = context.settle?.applied?.[`${l.id}:fee`] ?? 0n;
+  if (s.fee > fee && s.fee <= feeCreditedBefore) {
+    const kept = s.fee - fee;
+    const taken = minBig(kept, payout);
+    fee = s.fee;
+    payout -= taken;
+    shortfall += kept - taken;
+  }
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
   const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
   const recorded = {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccountingError,
   type ClosablePosition,
+  chargeFee,
   pnlE16,
   settleClose,
   traderChange,
@@ -376,6 +377,40 @@ describe('settleClose: properties', () => {
           // and it is the exact loss beyond the collateral, floored
           const loss16 = -(p.collateral * NOTIONAL_TO_QUOTE + pnlE16(p.side, p.size, p.entryPrice, far));
           expect(sFar).toBe(loss16 / NOTIONAL_TO_QUOTE);
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
+describe('chargeFee: a fee the fund could not give back stays charged (replan-fee-floor)', () => {
+  it('comes out of the payout first, then becomes shortfall, and conservation holds', () => {
+    const p = pos('LONG', '1', '2000', '200');
+    const solvent = settleClose(p, [fill('1', '1840')], FEE); // fee 18.40, payout 21.60
+    const charged = chargeFee(solvent, usd('150'));
+    expect(charged).toMatchObject({ fee: usd('168.4'), shortfall: usd('128.4'), traderPayout: 0n });
+    expect(chargeFee(solvent, usd('1.6'))).toMatchObject({
+      fee: usd('20'),
+      shortfall: 0n,
+      traderPayout: usd('20'),
+    });
+    expect(traderChange(p, charged) + charged.counterpartyFlow + charged.fundFlow).toBe(0n);
+    expect(chargeFee(solvent, 0n)).toBe(solvent);
+    expect(() => chargeFee(solvent, -1n)).toThrow(AccountingError);
+  });
+
+  it('on a partial close, takes it from the collateral left (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1500, max: 2100 }),
+        fc.bigInt({ min: 0n, max: usd('500') }),
+        (at, extra) => {
+          const p = pos('SHORT', '2', '1900', '150');
+          const s = chargeFee(settleClose(p, [fill('1', String(at))], FEE), extra);
+          expect(s.remaining.size).toBe(base('1'));
+          expect(s.remaining.collateral).toBeGreaterThanOrEqual(0n);
+          expect(traderChange(p, s) + s.counterpartyFlow + s.fee - s.shortfall).toBe(0n);
         },
       ),
       RUNS,

@@ -7,6 +7,7 @@ import {
   InsuranceError,
   type InsuranceState,
   planDebit,
+  planFeeReturn,
   rollWindow,
   windowStartFor,
 } from '../../shared/domain/insurance.ts';
@@ -331,5 +332,22 @@ describe('insurance: properties over operation sequences', () => {
       ),
       RUNS,
     );
+  });
+});
+
+describe('planFeeReturn: a fee given back within the floor (replan-fee-floor)', () => {
+  it('gives back what keeps the fund at or above its floor, keeps the rest, and leaves the draw window alone', () => {
+    expect(planFeeReturn(state('130', '40'), usd('20'), config)).toEqual({
+      given: usd('20'),
+      kept: 0n,
+      next: state('110', '40'),
+    });
+    expect(planFeeReturn(state('105'), usd('20'), config)).toEqual({
+      given: usd('5'),
+      kept: usd('15'),
+      next: state('100'),
+    });
+    expect(planFeeReturn(state('90'), usd('20'), config)).toMatchObject({ given: 0n, kept: usd('20') });
+    expect(() => planFeeReturn(state('90'), 0n, config)).toThrow(InsuranceError);
   });
 });

@@ -1,11 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { traderChange } from '../../shared/domain/accounting.ts';
 import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
 import type { InsuranceConfig } from '../../shared/domain/config.ts';
+import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { base, ppm, price, usd } from '../../shared/domain/units.ts';
 import {
+  type AppliedAmounts,
+  appliedAmounts,
   appliedByKey,
   decideWaterfall,
   differenceMovements,
@@ -647,10 +651,10 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
     ...(amount < 0n && !key.endsWith(':fee') ? { drawWindow: { windowStartMs, cap: 1_000n } } : {}),
   });
 
-  it('applies only the differences, under keys of their own, and gives back what the new plan does not move', () => {
+  it('applies only the differences, under keys of their own, and gives back what the new plan pays no more', () => {
     // The first plan paid a 50 shortfall and no fee; the new one (ADL took less) charges a 3.5 fee and pays nothing.
     const out = differenceMovements(
-      [movement('p1:0:fee', 3_500_000n)],
+      [movement('p1:0:fee', 3_500_000n), movement('p1:0:shortfall', 0n)],
       { 'p1:0:shortfall': -50_000_000n },
       1,
       fund,
@@ -688,11 +692,22 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
       ['p1:0:shortfall:r1', 30_000_000n, 'shortfall-payout', { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
     ]);
     // Paid nothing: the whole payout goes back to that window; the fee given back is a debit without a window.
-    const none = differenceMovements([], { 'p1:0:fee': 3_000_000n, 'p1:0:shortfall': -50_000_000n }, 2, late);
+    const none = differenceMovements(
+      [movement('p1:0:fee', 0n), movement('p1:0:shortfall', 0n)],
+      { 'p1:0:fee': 3_000_000n, 'p1:0:shortfall': -50_000_000n },
+      2,
+      late,
+    );
     expect(none.map((m) => [m.idempotencyKey, m.amount, m.drawWindow])).toEqual([
       ['p1:0:fee:r2', -3_000_000n, undefined],
       ['p1:0:shortfall:r2', 50_000_000n, { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
     ]);
+  });
+
+  it('refuses a plan that does not say a key applied before (a plan made without knowing it)', () => {
+    expect(() => differenceMovements([], { 'p1:0:fee': 3_000_000n }, 1, fund)).toThrow(
+      /p1:0:fee was applied and the plan does not say it/,
+    );
   });
 
   it('sums, with what was applied, to the new plan for any amounts, as the journal reads (property)', () => {
@@ -706,9 +721,10 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
           const applied: Record<string, bigint> = {};
           if (feeBefore !== 0n) applied['p1:0:fee'] = feeBefore;
           if (paidBefore !== 0n) applied['p1:0:shortfall'] = paidBefore;
+          // A plan made knowing what was applied says every key applied before (decideWaterfall).
           const plan = [
-            ...(feeAfter !== 0n ? [movement('p1:0:fee', feeAfter)] : []),
-            ...(paidAfter !== 0n ? [movement('p1:0:shortfall', paidAfter)] : []),
+            ...(feeAfter !== 0n || feeBefore !== 0n ? [movement('p1:0:fee', feeAfter)] : []),
+            ...(paidAfter !== 0n || paidBefore !== 0n ? [movement('p1:0:shortfall', paidAfter)] : []),
           ];
           // The journal: what earlier plans applied, then the differences; read back by appliedByKey.
           const journal = [
@@ -720,6 +736,169 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
           expect(total['p1:0:shortfall'] ?? 0n).toBe(paidAfter);
         },
       ),
+    );
+  });
+});
+
+describe('a plan made again, knowing what earlier plans applied (replan-fee-floor)', () => {
+  // LONG 1 at 2000 with 200 collateral: at 1840 the fee is 18.40 and the trader keeps 141.60; at 1780 the trader
+  // is bankrupt (no fee, a 20 shortfall).
+  const solvent = { marketResult: { fills: [fill('1', '1840')] } };
+  const bankrupt = { marketResult: { fills: [fill('1', '1780')] }, adlCandidates: shorts };
+  const feeBefore = { fee: usd('18.4'), shortfallPaid: 0n };
+
+  it('gives a fee back while the fund stays above its floor, and draws only the new shortfall', () => {
+    const d = decideWaterfall(input({ ...bankrupt, insurance: fund('100'), applied: feeBefore }));
+    expect(d.layers.insurance).toMatchObject({ feeCredited: 0n, shortfallPaid: usd('20'), refused: 0n });
+    expect(d.movements.map((m) => [m.idempotencyKey, m.amount])).toEqual([
+      [`${ID}:fee`, 0n],
+      [`${ID}:shortfall`, -usd('20')],
+    ]);
+    expect(d.insuranceNext.balance).toBe(usd('100') - usd('18.4') - usd('20'));
+  });
+
+  it('keeps the fee the floor will not give back: the shortfall grows by it, and ADL takes what the fund cannot', () => {
+    const d = decideWaterfall(input({ ...bankrupt, insurance: fund('5'), applied: feeBefore }));
+    // 5 of the 18.40 goes back; 13.40 stays charged to the bankrupt trader, a shortfall of 20 + 13.40.
+    expect(d.settlement).toMatchObject({ fee: usd('13.4'), shortfall: usd('33.4'), traderPayout: 0n });
+    expect(d.layers.insurance).toMatchObject({
+      feeCredited: usd('13.4'),
+      shortfallPaid: 0n,
+      refused: usd('33.4'),
+    });
+    expect(d.layers.adl.deficit).toBe(usd('33.4'));
+    expect(d.terminal).toBe('SETTLED_ADL');
+    expect(d.insuranceNext.balance).toBe(0n);
+    const out = differenceMovements(d.movements, { [`${ID}:fee`]: usd('18.4') }, 1, {
+      atMs: 1_000,
+      config: insuranceConfig,
+    });
+    expect(out.map((m) => [m.idempotencyKey, m.amount])).toEqual([[`${ID}:fee:r1`, -usd('5')]]);
+  });
+
+  it('charges a solvent trader the fee it cannot give back out of the payout', () => {
+    // The new plan's fee is lower (a lower notional): 17.80 at 1780 on a trader with 400 collateral.
+    const rich = {
+      side: 'LONG' as const,
+      size: base('1'),
+      entryPrice: price('2000'),
+      collateral: usd('400'),
+    };
+    const d = decideWaterfall(
+      input({
+        position: rich,
+        marketResult: { fills: [fill('1', '1780')] },
+        insurance: fund('0'),
+        applied: feeBefore,
+      }),
+    );
+    expect(d.settlement).toMatchObject({
+      fee: usd('18.4'),
+      shortfall: 0n,
+      traderPayout: usd('400') - usd('220') - usd('18.4'),
+    });
+    expect(d.movements.map((m) => m.amount)).toEqual([usd('18.4')]);
+    expect(traderChange(rich, d.settlement!) - d.settlement!.realizedPnl + d.settlement!.fee).toBe(0n);
+  });
+
+  it('gives back what earlier plans paid beyond the new shortfall, and never draws it again', () => {
+    const paidBefore = { fee: 0n, shortfallPaid: usd('50') };
+    const less = decideWaterfall(input({ ...bankrupt, insurance: fund('0'), applied: paidBefore }));
+    expect(less.layers.insurance).toMatchObject({ shortfallPaid: usd('20'), refused: 0n });
+    expect(less.insuranceNext.balance).toBe(usd('30'));
+    // More than paid before: the fund (at its floor) draws nothing more, and ADL covers the rest; nothing is
+    // given back, as a plan on the fund's state alone would have (it had paid 50 of it already).
+    const deeper = { marketResult: { fills: [fill('1', '1700')] }, adlCandidates: shorts };
+    const more = decideWaterfall(input({ ...deeper, insurance: fund('0'), applied: paidBefore }));
+    expect(more.layers.insurance).toMatchObject({ shortfallPaid: usd('50'), refused: usd('50') });
+    expect(more.movements.map((m) => m.amount)).toEqual([-usd('50')]);
+  });
+
+  it('refuses negative applied amounts', () => {
+    expect(() => decideWaterfall(input({ ...solvent, applied: { fee: -1n, shortfallPaid: 0n } }))).toThrow(
+      WaterfallError,
+    );
+  });
+
+  it('moves only what the ledger accepts, and the journal then sums to the plan (property, embedded ledger)', async () => {
+    const config: InsuranceConfig = { drawCapPerWindow: usd('60'), windowSeconds: 3600, floor: usd('10') };
+    const deposit = async (ledger: EmbeddedLedger, amount: bigint, atMs: number) =>
+      ledger.apply({
+        account: ACCOUNT,
+        idempotencyKey: `deposit:${atMs}`,
+        amount,
+        kind: 'deposit',
+        reference: 'test',
+        atMs,
+        floor: 0n,
+      });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 400 }), // collateral, USD
+        fc.integer({ min: 1500, max: 2100 }), // first plan's fill
+        fc.integer({ min: 1500, max: 2100 }), // second plan's fill
+        fc.integer({ min: 0, max: 150 }), // fund at the first plan, USD
+        fc.integer({ min: -150, max: 150 }), // what others moved between the plans, USD
+        fc.boolean(), // ... in a later draw window
+        async (collateral, first, second, start, others, later) => {
+          const ledger = new EmbeddedLedger();
+          const position = {
+            side: 'LONG' as const,
+            size: base('1'),
+            entryPrice: price('2000'),
+            collateral: usd(String(collateral)),
+          };
+          const plan = (at: number, state: InsuranceState, applied?: AppliedAmounts) =>
+            decideWaterfall(
+              input({
+                position,
+                marketResult: { fills: [fill('1', String(at))] },
+                adlCandidates: shorts,
+                insurance: { account: ACCOUNT, state, config },
+                ...(applied ? { applied } : {}),
+              }),
+            );
+          const stateOf = async () => {
+            const b = await ledger.balance(ACCOUNT);
+            return { balance: b.balance, windowStartMs: b.windowStartMs, windowDrawn: b.windowDrawn };
+          };
+          if (start > 0) await deposit(ledger, usd(String(start)), 1);
+          for (const m of plan(first, await stateOf()).movements) await ledger.apply(m);
+          // Another settlement moves the fund (within its limits), in this window or a later one.
+          const atMs = later ? 3_600_000 * 2 + 5 : 500;
+          if (others > 0) await deposit(ledger, usd(String(others)), 2);
+          if (others < 0) {
+            const now = await stateOf();
+            const draw = planDebit(now, usd(String(-others)), atMs, config);
+            if (draw.paid > 0n)
+              await ledger.apply({
+                account: ACCOUNT,
+                idempotencyKey: 'other:shortfall',
+                amount: -draw.paid,
+                kind: 'shortfall-payout',
+                reference: 'other',
+                atMs,
+                floor: config.floor,
+                drawWindow: { windowStartMs: draw.next.windowStartMs, cap: config.drawCapPerWindow },
+              });
+          }
+          const applied = appliedByKey(await ledger.entriesOf(ACCOUNT, ID));
+          const again = plan(second, await stateOf(), appliedAmounts(applied, ID));
+          // Every difference lands (a refusal would plan the same again, forever).
+          for (const m of differenceMovements(again.movements, applied, 1, { atMs: 1_000, config }))
+            await ledger.apply(m);
+          const total = appliedByKey(await ledger.entriesOf(ACCOUNT, ID));
+          expect(total[`${ID}:fee`] ?? 0n).toBe(again.layers.insurance.feeCredited);
+          expect(-(total[`${ID}:shortfall`] ?? 0n)).toBe(again.layers.insurance.shortfallPaid);
+          expect(await stateOf()).toEqual(again.insuranceNext);
+          const s = again.settlement!;
+          expect(s.shortfall).toBe(
+            again.layers.insurance.shortfallPaid + again.layers.adl.covered + again.layers.adl.uncovered,
+          );
+          expect(traderChange(position, s) + s.counterpartyFlow + s.fee - s.shortfall).toBe(0n);
+        },
+      ),
+      RUNS,
     );
   });
 });

@@ -1,4 +1,4 @@
-import { minBig, type QuoteE6 } from '../../domain/units.ts';
+import { minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
