@@ -82,11 +82,15 @@ const checkPrice = (name: string, value: string): string => {
 
 /** --ts: ISO 8601 or epoch seconds / milliseconds (the price files' rules), as epoch ms. */
 export function timeOption(value: string): number {
+  let ms: number;
   try {
-    return parseTime(value.trim(), 0);
+    ms = parseTime(value.trim(), 0);
   } catch {
     throw new UsageError(`--ts: "${value}" is not ISO 8601 or epoch seconds / milliseconds`);
   }
+  // 0 (or before) is a slip: margin-check would refuse the tick as too old, after the bus accepted it.
+  if (ms <= 0) throw new UsageError(`--ts: "${value}" is not after 1970-01-01`);
+  return ms;
 }
 
 export const runInject: Command = operatorCommand(async (argv, io) => {

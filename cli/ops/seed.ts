@@ -14,6 +14,7 @@ import {
   applyAdmin,
   openPositionRequest,
   positionsFromFile,
+  refuseUnopenable,
   registerProviderRequest,
   type SeedOutcome,
 } from '../../shared/local/seed.ts';
@@ -223,6 +224,8 @@ export function pricesOption(value: string | undefined, markets: readonly string
     if (!markets.includes(symbol.toUpperCase())) {
       throw new UsageError(`--price: "${symbol}" is not one of the markets (${markets.join(', ')})`);
     }
+    if (prices.has(symbol.toUpperCase()))
+      throw new UsageError(`--price: ${symbol.toUpperCase()} is given twice`);
     prices.set(symbol.toUpperCase(), parse(price));
   }
   return prices;
@@ -272,18 +275,21 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
     throw new UsageError('seed positions: --capital is an option of seed providers');
   }
   if (values.file !== undefined) {
-    for (const name of ['count', 'markets', 'seed', 'price'] as const) {
+    for (const name of [
+      'count',
+      'markets',
+      'seed',
+      'price',
+      'leverage-median',
+      'leverage-sigma',
+      'long-share',
+    ] as const) {
       if (values[name] !== undefined)
         throw new UsageError(`--${name}: not with --file (the file lists the positions)`);
     }
   }
   const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1) ?? 1;
-  const count = intOption(
-    'count',
-    values.count,
-    what === 'positions' ? 1 : 0,
-    what === 'positions' ? MAX_POSITIONS : MAX_PROVIDERS,
-  );
+  const count = intOption('count', values.count, 1, what === 'positions' ? MAX_POSITIONS : MAX_PROVIDERS);
   const book = {
     leverageMedian:
       ratioOption('leverage-median', values['leverage-median'], 100) ?? DEFAULT_BOOK_PARAMS.leverageMedian,
@@ -319,7 +325,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
     try {
       if (fileText !== undefined) {
         const requests = positionsFromFile(fileText, format, values.file!);
-        for (const r of requests) marketConfig(config, r.symbol);
+        await refuseUnopenable(requests, config, deps.markets);
         return report(io, `positions from ${values.file}`, await applyAdmin(requests, deps, { onProgress }));
       }
       checkMarkets(config, markets);

@@ -1,6 +1,6 @@
 import { parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
-import { intOption } from '../args.ts';
+import { intOption, UsageError } from '../args.ts';
 import { formatUsd } from '../table.ts';
 import {
   type Command,
@@ -92,6 +92,8 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     return 0;
   }
   noMorePositionals('status', positionals, 0);
+  if (values.interval !== undefined && !values.watch)
+    throw new UsageError('--interval: only with --watch (status prints once without it)');
   const intervalMs = (intOption('interval', values.interval, 1, 3600) ?? 2) * 1000;
   const write = (report: StatusReport) =>
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report));

@@ -1,6 +1,26 @@
-import { formatBase, formatPpm, formatPrice, formatQuote } from '../domain/units.ts';
-import type { PositionRecord, ProviderRecord } from '../ports/index.ts';
-import { type AdminDeps, type AdminRequest, adminRequestSchema, handleAdmin } from '../services/admin.ts';
+import { ConfigError, type RiskConfig } from '../domain/config.ts';
+import {
+  formatBase,
+  formatPpm,
+  formatPrice,
+  formatQuote,
+  type PriceE8,
+  parseBase,
+  parsePrice,
+  parseQuote,
+  UnitError,
+} from '../domain/units.ts';
+import type { MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
+import {
+  type AdminDeps,
+  AdminInputError,
+  type AdminRequest,
+  adminRequestSchema,
+  handleAdmin,
+  openedPosition,
+  openingMark,
+  refuseLiquidatableAtOpen,
+} from '../services/admin.ts';
 
 /**
  * Seeding a deployment through the admin service (the same validation as the admin function): synthetic books
@@ -47,7 +67,7 @@ export const registerProviderRequest = (p: ProviderRecord): RegisterProvider => 
   symbols: [...p.symbols],
 });
 
-/** Checks a request against the admin schema; the reason names the row. */
+/** Checks a request against the admin schema and its amounts as the admin service parses them; the reason names the row. */
 function checked(raw: Record<string, unknown>, where: string): OpenPosition {
   const request = { action: 'openPosition', ...raw, traderId: raw.traderId || `trader-${String(raw.id)}` };
   const parsed = adminRequestSchema.safeParse(request);
@@ -55,7 +75,43 @@ function checked(raw: Record<string, unknown>, where: string): OpenPosition {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; ');
     throw new SeedFileError(`seed/bad-row: ${where}: ${issues}`);
   }
-  return parsed.data as OpenPosition;
+  const position = parsed.data as OpenPosition;
+  try {
+    parseBase(position.size, 'size', { positive: true });
+    parsePrice(position.entryPrice, 'entryPrice');
+    parseQuote(position.collateral, 'collateral', { positive: true });
+  } catch (error) {
+    if (error instanceof UnitError) throw new SeedFileError(`seed/bad-row: ${where}: ${error.message}`);
+    throw error;
+  }
+  return position;
+}
+
+/**
+ * What the admin service would refuse of a file's positions, before any is written: a market the configuration
+ * does not have, a position liquidatable at its market's last mark, an id listed twice (the second would count
+ * as "already there"). The reason names the position.
+ */
+export async function refuseUnopenable(
+  requests: readonly OpenPosition[],
+  config: RiskConfig,
+  markets: MarketRepository,
+): Promise<void> {
+  const marks = new Map<string, PriceE8 | undefined>();
+  const ids = new Set<string>();
+  for (const request of requests) {
+    if (ids.has(request.id)) throw new SeedFileError(`seed/duplicate-id: ${request.id} is listed twice`);
+    ids.add(request.id);
+    try {
+      const record = openedPosition(request, config);
+      if (!marks.has(record.symbol)) marks.set(record.symbol, await openingMark(record.symbol, markets));
+      refuseLiquidatableAtOpen(record, marks.get(record.symbol), config);
+    } catch (error) {
+      if (error instanceof ConfigError || error instanceof AdminInputError)
+        throw new SeedFileError(`seed/bad-row: ${request.id}: ${error.message}`);
+      throw error;
+    }
+  }
 }
 
 /** Positions from a CSV (header row naming POSITION_COLUMNS) or a JSON array of objects with those fields. */

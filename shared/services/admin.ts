@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
-import { parseBase, parsePpm, parsePrice, parseQuote, UnitError } from '../domain/units.ts';
+import { type PriceE8, parseBase, parsePpm, parsePrice, parseQuote, UnitError } from '../domain/units.ts';
 import {
   ConditionFailedError,
   type JournalEntry,
@@ -155,28 +155,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       return { ok: true, id: request.id, ...(await wakeForNewBids(symbols, deps)) };
     }
     case 'openPosition': {
-      const market = marketConfig(deps.config, request.symbol);
-      const record: PositionRecord = withLiquidationPrice(
-        {
-          id: request.id,
-          traderId: request.traderId,
-          symbol: market.symbol,
-          side: request.side,
-          size: parseBase(request.size, 'size', { positive: true }),
-          entryPrice: parsePrice(request.entryPrice, 'entryPrice'),
-          collateral: parseQuote(request.collateral, 'collateral', { positive: true }),
-          state: 'OPEN',
-          version: 0,
-        },
-        deps.config,
-      );
-      // Every OPEN position must be healthy at the last accepted mark (margin-check relies on it).
-      const mark = (await deps.markets.get(market.symbol))?.lastTick?.markPrice ?? record.entryPrice;
-      if (isLiquidatable(record, mark, market.maintenanceMargin)) {
-        throw new AdminInputError(
-          `admin/liquidatable-at-open: liquidation price ${record.liquidationPrice} vs mark ${mark}`,
-        );
-      }
+      const record = openedPosition(request, deps.config);
+      refuseLiquidatableAtOpen(record, await openingMark(record.symbol, deps.markets), deps.config);
       await deps.positions.create(record);
       return { ok: true, id: record.id };
     }
@@ -207,6 +187,46 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         id: marketConfig(deps.config, request.symbol).symbol,
         reindexed: await reindex(request, deps),
       };
+  }
+}
+
+type OpenPositionRequest = Extract<AdminRequest, { action: 'openPosition' }>;
+
+/** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
+export function openedPosition(request: OpenPositionRequest, config: RiskConfig): PositionRecord {
+  const market = marketConfig(config, request.symbol);
+  return withLiquidationPrice(
+    {
+      id: request.id,
+      traderId: request.traderId,
+      symbol: market.symbol,
+      side: request.side,
+      size: parseBase(request.size, 'size', { positive: true }),
+      entryPrice: parsePrice(request.entryPrice, 'entryPrice'),
+      collateral: parseQuote(request.collateral, 'collateral', { positive: true }),
+      state: 'OPEN',
+      version: 0,
+    },
+    config,
+  );
+}
+
+/** The mark a position opens at: the market's last accepted one (undefined before any: its entry price). */
+export async function openingMark(symbol: string, markets: MarketRepository): Promise<PriceE8 | undefined> {
+  return (await markets.get(symbol))?.lastTick?.markPrice;
+}
+
+/** Every OPEN position must be healthy at the last accepted mark (margin-check relies on it). */
+export function refuseLiquidatableAtOpen(
+  record: PositionRecord,
+  mark: PriceE8 | undefined,
+  config: RiskConfig,
+): void {
+  const at = mark ?? record.entryPrice;
+  if (isLiquidatable(record, at, marketConfig(config, record.symbol).maintenanceMargin)) {
+    throw new AdminInputError(
+      `admin/liquidatable-at-open: liquidation price ${record.liquidationPrice} vs mark ${at}`,
+    );
   }
 }
 

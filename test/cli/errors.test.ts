@@ -64,6 +64,23 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       ['seed', 'positions', '--file', 'x.csv', '--count', '5'],
       /--count: not with --file/,
     ],
+    [
+      'a book option with a file',
+      ['seed', 'positions', '--file', 'x.csv', '--leverage-median', '2'],
+      /--leverage-median: not with --file/,
+    ],
+    ['zero providers', ['seed', 'providers', '--count', '0'], /--count: 0 is outside 1\.\./],
+    [
+      'a market priced twice',
+      ['seed', 'positions', '--markets', 'ETH-USD,BTC-USD', '--price', 'ETH-USD=1500,eth-usd=1600'],
+      /--price: ETH-USD is given twice/,
+    ],
+    ['an interval without --watch', ['status', '--interval', '5'], /--interval: only with --watch/],
+    [
+      'a tick at the epoch',
+      ['inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', '--ts', '0'],
+      /--ts: "0" is not after 1970/,
+    ],
     ['a book option on providers', ['seed', 'providers', '--long-share', '0.5'], /option of seed positions/],
     ['fractional capital', ['seed', 'providers', '--capital', '10.5'], /--capital: whole USD only/],
     [
@@ -133,7 +150,7 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ],
     ['a zero speed', ['replay', goodPrices, '--speed', '0x'], /--speed: "0x"/],
     ['an extra status word', ['status', 'now'], /status: unexpected argument "now"/],
-    ['a zero interval', ['status', '--interval', '0'], /--interval: 0 is outside 1\.\.3600/],
+    ['a zero interval', ['status', '--watch', '--interval', '0'], /--interval: 0 is outside 1\.\.3600/],
     [
       'an unknown target',
       ['status', '--target', 'gcp'],

@@ -16,6 +16,8 @@ import {
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
+import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
@@ -24,7 +26,7 @@ import {
   TargetError,
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
-import { positionsFromFile, SeedFileError } from '../../shared/local/seed.ts';
+import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import {
@@ -307,6 +309,14 @@ describe('seed files', () => {
       /seed\/bad-row: f: line 3: 5 columns, expected 7/,
     ],
     ['a bad side', `${header}\na,t,ETH-USD,UP,1,1500,300`, 'csv', /f: line 2: side: /],
+    // Parsed before any row is written: the good rows above it are not written either.
+    [
+      'a malformed amount',
+      `${header}\na,t,ETH-USD,LONG,1,1500,300\nb,t,ETH-USD,LONG,1.5.5,1500,300`,
+      'csv',
+      /f: line 3: .*size/,
+    ],
+    ['a zero collateral', `${header}\na,t,ETH-USD,LONG,1,1500,0`, 'csv', /f: line 2: .*collateral/],
     ['no rows', `${header}\n`, 'csv', /seed\/empty/],
     ['not JSON', '[{', 'json', /seed\/not-json/],
     ['not a list', '{}', 'json', /seed\/not-a-list/],
@@ -521,5 +531,34 @@ describe('status rendering', () => {
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, lowest 0.00 USD');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
+  });
+});
+
+describe('seed files: what the admin service would refuse, before any write', () => {
+  const header = 'id,traderId,symbol,side,size,entryPrice,collateral';
+  const markets = new EmbeddedMarketRepository();
+  const open = (rows: string) => positionsFromFile(`${header}\n${rows}`, 'csv', 'f.csv');
+  it('refuses a position liquidatable at its market mark, naming it', async () => {
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 1, markPrice: parsePrice('1000'), timestampMs: 1 },
+      undefined,
+      false,
+    );
+    // Healthy at its 1500 entry, liquidatable at the market's 1000.
+    const rows = open('a,t,ETH-USD,LONG,1,1500,600\nb,t,ETH-USD,LONG,1,1500,200');
+    await expect(refuseUnopenable(rows, DEFAULT_RISK_CONFIG, markets)).rejects.toThrow(
+      /seed\/bad-row: b: admin\/liquidatable-at-open/,
+    );
+    await expect(refuseUnopenable(rows.slice(0, 1), DEFAULT_RISK_CONFIG, markets)).resolves.toBeUndefined();
+  });
+  it('refuses a market the configuration does not have, and an id listed twice', async () => {
+    await expect(
+      refuseUnopenable(open('a,t,DOGE-USD,LONG,1,1,1'), DEFAULT_RISK_CONFIG, markets),
+    ).rejects.toThrow(/seed\/bad-row: a: .*DOGE-USD/);
+    const twice = open('a,t,BTC-USD,LONG,1,60000,6000\na,t,BTC-USD,SHORT,1,60000,6000');
+    await expect(refuseUnopenable(twice, DEFAULT_RISK_CONFIG, markets)).rejects.toThrow(
+      /seed\/duplicate-id: a is listed twice/,
+    );
   });
 });
