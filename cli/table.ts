@@ -64,6 +64,11 @@ const ROWS: readonly (Row | 'rule')[] = [
 export function runProblems(results: readonly SimulationResult[]): string[] {
   return results.flatMap((r) => [
     ...(r.nonTerminal > 0 ? [`${r.strategy}: ${count(r.nonTerminal)} liquidations did not finish`] : []),
+    ...(r.openCrossed > 0
+      ? [
+          `${r.strategy}: ${count(r.openCrossed)} positions past their liquidation price were never liquidated`,
+        ]
+      : []),
     ...(r.deadLetters > 0 ? [`${r.strategy}: ${count(r.deadLetters)} messages dead-lettered`] : []),
     ...(r.conservation.error !== 0n
       ? [

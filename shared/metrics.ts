@@ -50,6 +50,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'positions read from the liquidation-price index per tick',
   },
+  PositionsRepriced: {
+    name: 'PositionsRepriced',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'positions a tick found priced by other rules (a margin change not reindexed) and priced again',
+  },
   LiquidationsEnqueued: {
     name: 'LiquidationsEnqueued',
     unit: 'Count',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
-import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import type { RiskConfig } from '../../shared/domain/config.ts';
 import {
   formatPrice,
   formatQuote,

@@ -384,9 +384,10 @@ export class Monitoring extends Construct {
       }),
     );
     this.dashboard.addWidgets(
-      graph('Ticks by market, positions checked', [
+      graph('Ticks by market, positions checked and priced again', [
         byDimension(METRICS.TicksAccepted, 'Sum'),
         m(METRICS.PositionsChecked),
+        m(METRICS.PositionsRepriced),
       ]),
       graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),

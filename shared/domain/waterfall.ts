@@ -17,7 +17,7 @@ import {
   windowStartFor,
 } from './insurance.ts';
 import type { Fill, Layer, TerminalState } from './model.ts';
-import { type BaseE8, minBig, type PriceE8, type QuoteE6 } from './units.ts';
+import { type BaseE8, maxBig, minBig, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
  * The liquidation waterfall as one pure decision: given what has happened so far (market fills, auction
@@ -300,26 +300,42 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   const movements: PlannedMovement[] = [];
   const base = { account, reference: id, atMs: input.nowMs, floor: config.floor };
   let fund = input.insurance.state;
-  if (settlement.fee > feeBefore) {
-    fund = credit(fund, settlement.fee - feeBefore, 'liquidation-fee').next;
-  } else if (settlement.fee < feeBefore) {
+  // Credits first (never refused): the fee grown, or what the fund paid beyond the shortfall, given back. Then
+  // a fee to give back, as far as the floor allows: what it keeps stays charged to the trader (chargeFee), out
+  // of the payout first, the rest as more shortfall. Then the shortfall grown, drawn on the fund as it is. The
+  // ledger applies the differences in that order (differenceMovements), so it accepts each one this plan expects.
+  if (settlement.fee > feeBefore) fund = credit(fund, settlement.fee - feeBefore, 'liquidation-fee').next;
+  if (settlement.fee < feeBefore) {
+    const owed = feeBefore - settlement.fee;
+    const left = settlement.remaining.size === 0n ? settlement.traderPayout : settlement.remaining.collateral;
+    const givenBack = maxBig(0n, paidBefore - settlement.shortfall);
+    // Kept with the shortfall given back first; a kept fee beyond what the trader has left would shrink that
+    // give-back unit for unit (no plan balances then): the fund then gives none back and keeps the fee to its floor.
+    const withGiveBack = planFeeReturn({ ...fund, balance: fund.balance + givenBack }, owed, config).kept;
+    const kept = withGiveBack <= left ? withGiveBack : planFeeReturn(fund, owed, config).kept;
+    settlement = chargeFee(settlement, kept);
+  }
+  if (paidBefore > settlement.shortfall)
+    fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
+  if (settlement.fee < feeBefore) {
     const returned = planFeeReturn(fund, feeBefore - settlement.fee, config);
+    // Unreachable: the fee kept above is what this return leaves (a return the ledger refused would loop).
+    if (returned.kept > 0n)
+      throw new WaterfallError('waterfall/bad-input', `fee return ${returned.kept} refused`);
     fund = returned.next;
-    settlement = chargeFee(settlement, returned.kept);
   }
   if (settlement.fee > 0n || feeBefore > 0n)
     movements.push({ ...base, idempotencyKey: `${id}:fee`, amount: settlement.fee, kind: 'liquidation-fee' });
+  // What the fund pays of the shortfall: what it paid before, up to the shortfall, and a draw for the rest.
   let paid = minBig(settlement.shortfall, paidBefore);
   let refused = 0n;
   let refusal: DebitRefusal | undefined;
-  if (settlement.shortfall > paidBefore) {
-    const debit = planDebit(fund, settlement.shortfall - paidBefore, input.nowMs, config);
+  if (settlement.shortfall > paid) {
+    const debit = planDebit(fund, settlement.shortfall - paid, input.nowMs, config);
     paid += debit.paid;
     refused = debit.refused;
     refusal = debit.reason;
     fund = debit.next;
-  } else if (paidBefore > settlement.shortfall) {
-    fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
   }
   if (paid > 0n || paidBefore > 0n)
     movements.push({
@@ -389,7 +405,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  * `applied` (signed, by idempotency key) and then could not commit: only the differences, each under its key
  * suffixed with the plan's number (a key is applied once, with one amount). The plan was made knowing what was
  * applied (WaterfallInput.applied), so it plans every key applied before, and a difference is one the fund can
- * take: a fee given back within its floor, a draw within its floor and cap. A difference keeps its movement's
+ * take: a fee given back within its floor, a draw within its floor and cap, each after the plan's credits. A difference keeps its movement's
  * kind and reference, so a liquidation's journal still sums to its settlement (appliedByKey reads it back).
  *
  * A shortfall payout given back (the new plan pays less than earlier ones drew) carries the draw window of the
@@ -413,21 +429,23 @@ export function differenceMovements(
   const suffix = `:r${replans}`;
   const { config } = fund;
   const givenBackWindow = { windowStartMs: windowStartFor(fund.atMs, config), cap: config.drawCapPerWindow };
-  const out: PlannedMovement[] = [];
+  const credits: PlannedMovement[] = [];
+  const debits: PlannedMovement[] = [];
   for (const movement of movements) {
     const key = movement.idempotencyKey;
     const difference = movement.amount - (applied[key] ?? 0n);
     if (difference === 0n) continue;
     const { drawWindow: _planned, ...rest } = movement;
     const givenBack = movement.kind === 'shortfall-payout' && difference > 0n;
-    out.push({
+    (difference > 0n ? credits : debits).push({
       ...(givenBack ? rest : movement),
       idempotencyKey: key + suffix,
       amount: difference,
       ...(givenBack ? { drawWindow: givenBackWindow } : {}),
     });
   }
-  return out;
+  // Credits first, as the plan counted them: a fee given back may need the room a payout given back makes.
+  return [...credits, ...debits];
 }
 
 /**

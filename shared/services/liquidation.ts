@@ -123,6 +123,11 @@ export interface Carried {
   owner?: string;
   /** The record as stored with this delivery's lease (released when the delivery fails). */
   leased?: LiquidationRecord;
+  /**
+   * The client order id whose claim this delivery wrote before placing it: any other order it places may have been
+   * placed by an earlier delivery (one that timed out or died), and a refusal of it says nothing about that.
+   */
+  claimedOrder?: string;
 }
 
 /** What a plan read, for its settlement to write on instead of reading it again (the writes' conditions hold it). */
@@ -441,8 +446,11 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     return { done: false };
   }
   carried.leased = claimed;
+  carried.claimedOrder = marketOrderId(claimed.id);
   return { done: false, next: claimed };
 }
+
+const marketOrderId = (liquidationId: string): string => `${liquidationId}:market`;
 
 /**
  * Places the claimed order under the order lease (a retry places the same client order id: the venue never
@@ -457,8 +465,9 @@ async function executeMarket(
   const liquidation = await holdLease(claimed, deps, carried);
   if (!liquidation) return { done: false };
   const context = contextOf(liquidation);
-  const fills = await placeWithRetries(deps, {
-    clientOrderId: `${liquidation.id}:market`,
+  const clientOrderId = marketOrderId(liquidation.id);
+  const fills = await placeWithRetries(deps, carried.claimedOrder !== clientOrderId, {
+    clientOrderId,
     symbol: liquidation.symbol,
     direction: closeDirection(liquidation.side),
     size: context.plannedSize,
@@ -491,19 +500,23 @@ async function executeMarket(
  * IOC with bounded retries of the same client order id. A rejection or an unavailable venue means the order did
  * not execute: after the attempts the whole size goes to the auction. A timeout means it may have: handing over
  * then could sell the size twice, so it throws and the redelivered message asks the venue again (same id).
+ * `placedBefore`: an earlier delivery may have placed this order (it claimed it, then timed out or died); a
+ * venue that is unavailable then says nothing about that order, so only an answer (fills, none, or a rejection of
+ * the order itself) counts, and the message comes back until the venue gives one (order-in-doubt).
  */
 async function placeWithRetries(
   deps: SettlementDeps,
+  placedBefore: boolean,
   order: Parameters<SettlementDeps['venue']['placeIoc']>[0],
 ): Promise<readonly Fill[]> {
-  let timedOut: VenueError | undefined;
+  let inDoubt: VenueError | undefined;
   for (let attempt = 1; attempt <= deps.venueAttempts; attempt++) {
     try {
       const result = await deps.venue.placeIoc(order);
       return result.fills;
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
-      if (error.kind === 'timeout') timedOut = error;
+      if (error.kind === 'timeout' || (placedBefore && error.kind === 'unavailable')) inDoubt = error;
       deps.telemetry.warn('venue attempt failed', {
         clientOrderId: order.clientOrderId,
         attempt,
@@ -511,7 +524,7 @@ async function placeWithRetries(
       });
     }
   }
-  if (timedOut) throw timedOut;
+  if (inDoubt) throw inDoubt;
   deps.telemetry.warn('venue refused the order; handing over to the auction', {
     clientOrderId: order.clientOrderId,
   });
@@ -563,7 +576,15 @@ async function lastResort(
     const order = pending ? undefined : { attempt, size, limitPrice, reference };
     const held = await holdLease(liquidation, deps, carried, order);
     if (!held) return 'moved';
-    const fills = await placeLastResort(held, pending?.size ?? size, limitPrice, reference, attempt, deps);
+    const fills = await placeLastResort(
+      held,
+      pending?.size ?? size,
+      limitPrice,
+      reference,
+      attempt,
+      deps,
+      !!pending,
+    );
     if (fills.length > 0) return { fills, record: held };
     const next: LiquidationRecord = {
       ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
@@ -647,6 +668,8 @@ async function placeLastResort(
   reference: MarkAt,
   attempt: number,
   deps: SettlementDeps,
+  /** The order was recorded pending by an earlier delivery, which may have placed it. */
+  placedBefore: boolean,
 ): Promise<readonly Fill[]> {
   const direction = closeDirection(liquidation.side);
   deps.telemetry.warn('no layer closed any of the slice; last-resort market order', {
@@ -654,7 +677,7 @@ async function placeLastResort(
     size: size.toString(),
     limitPrice: limitPrice.toString(),
   });
-  const fills = await placeWithRetries(deps, {
+  const fills = await placeWithRetries(deps, placedBefore, {
     clientOrderId: lastResortOrderId(liquidation.id, attempt),
     symbol: liquidation.symbol,
     direction,
@@ -764,9 +787,13 @@ export async function decideAndSettle(
     );
   }
 
-  if (frozen && (frozen.superseded || context.lastResortOrder)) {
+  if (
+    frozen &&
+    (frozen.superseded || context.lastResortOrder || (frozen.applied && !frozen.insuranceHoldsApplied))
+  ) {
     // A plan being made again (refreeze) that wrote before its freeze: a last-resort order it placed and did not
-    // record, or a wait for the book. Plan again, placing that order first.
+    // record, or a wait for the book. Plan again, placing that order first. (Or a plan an older version froze
+    // on the fund before what it applied: plan again on the ledger as it is.)
     return refreeze(liquidation, context, position, deps, carried);
   }
   if (frozen) {
@@ -942,7 +969,9 @@ async function freeze(
     ...(candidates ? { candidates } : {}),
     ...(adlExhausted ? { adlExhausted } : {}),
     ...(lastResortFills ? { lastResortFills } : {}),
-    ...(base.applied ? { applied: base.applied, replans: base.replans ?? 1 } : {}),
+    ...(base.applied
+      ? { applied: base.applied, replans: base.replans ?? 1, insuranceHoldsApplied: true }
+      : {}),
   };
   const settling: LiquidationRecord = {
     ...withHistory(

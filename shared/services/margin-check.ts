@@ -219,9 +219,16 @@ async function handleTickOnce(
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
-  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps);
+  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
   return outcome;
 }
+
+/**
+ * How long after a sleeper's cover a tick leaves the wake mark as it is: the sleepers index (a DynamoDB GSI,
+ * eventually consistent, typically under a second behind) may not hold that sleeper yet, and a mark replaced
+ * from a query that missed it would pass it by (it would step only when its message comes, up to 900 s later).
+ */
+export const WAKE_INDEX_SETTLE_MS = 5_000;
 
 /**
  * Wakes the sleeping auctions whose wake mark the accepted mark reached (domain/sleep.ts): their step messages
@@ -235,6 +242,7 @@ async function wakeSleepers(
   state: MarketState | undefined,
   mark: PriceE8,
   deps: MarginCheckDeps,
+  nowMs: number,
 ): Promise<void> {
   for (const direction of ['SELL', 'BUY'] as const) {
     const wakeMark = state?.wakeMarks?.[direction];
@@ -242,8 +250,12 @@ async function wakeSleepers(
     try {
       const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
       // Conditional on the mark and its covers as read before the query: a sleeper that covered its own mark
-      // since (found by the query or not) keeps it.
-      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
+      // since (found by the query or not) keeps it. One that covered just before the read may not be in the
+      // index the query read yet: the mark stays until the index has settled, and a later tick replaces it.
+      const coveredAtMs = state?.wakeCoveredAtMs?.[direction];
+      const settling = coveredAtMs !== undefined && nowMs - coveredAtMs < WAKE_INDEX_SETTLE_MS;
+      if (!settling)
+        await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
       deps.marketStates?.delete(symbol);
       deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {
@@ -331,6 +343,7 @@ async function startLiquidations(
     if (page.cursor !== undefined || read !== page.positions) needsContinuation = true;
     // The index says crossed; the exact re-check guards against a stale index entry.
     const crossed = read.filter((p) => p.state === 'OPEN' && isLiquidatable(p, tick.markPrice, m));
+    if (crossed.length < read.length) await repriceHealthy(read, tick.markPrice, m, deps);
     // A batch at a time: its transactions run together and its messages leave before the next batch starts, so
     // the first liquidations are enqueued after one round trip, not after all of them.
     for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {
@@ -354,6 +367,34 @@ async function startLiquidations(
   telemetry.count(METRICS.PositionsChecked.name, checked);
   telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);
   return { status: 'accepted', checked, enqueued: started.length, needsContinuation };
+}
+
+/**
+ * OPEN positions the index holds as crossed that the exact check finds healthy: priced by other rules (a lowered
+ * maintenance margin before `positions reindex` reached them). Priced again by this deployment's rules, they leave
+ * the crossed range: else they would head every page of this tick's continuations and of every later tick, and
+ * the positions crossed behind them would never be read (stale-index-head). A position written since is left to
+ * its writer, which priced it.
+ */
+async function repriceHealthy(
+  read: readonly PositionRecord[],
+  mark: PriceE8,
+  maintenanceMargin: bigint,
+  deps: MarginCheckDeps,
+): Promise<void> {
+  const healthy = read.filter((p) => p.state === 'OPEN' && !isLiquidatable(p, mark, maintenanceMargin));
+  await Promise.all(
+    healthy.map(async (position) => {
+      const priced = withLiquidationPrice(position, deps.config);
+      if (priced.liquidationPrice === position.liquidationPrice) return;
+      try {
+        await deps.positions.reprice(position.id, priced.liquidationPrice, position.version);
+        deps.telemetry.count(METRICS.PositionsRepriced.name, 1);
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+      }
+    }),
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createEmbeddedAdapters, type EmbeddedAdapters, ManualClock } from '../adapters/embedded/index.ts';
 import { type SimulatedMarketConfig, SimulatedVenue } from '../adapters/venue/simulated.ts';
-import type { RiskConfig } from '../domain/config.ts';
+import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { isLiquidatable } from '../domain/margin.ts';
 import { isTerminal } from '../domain/model.ts';
 import type { Tick } from '../domain/tick.ts';
 import { minBig, type PriceE8, type QuoteE6 } from '../domain/units.ts';
@@ -259,7 +260,9 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
       const d = await q.depth();
       if (d.visible + d.inFlight + d.delayed > 0) return false;
     }
-    return true;
+    // A last print the breaker holds (a gap beyond the band, or a market's first print): the held price confirms
+    // it, and what it crosses is liquidated.
+    return (await adapters.markets.get(symbol))?.breaker === undefined;
   };
   while (drainTicks < maxDrain && !(await idle())) {
     drainTicks += 1;
@@ -268,10 +271,17 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
 
   // --- the summary ---------------------------------------------------------------------------------------
   const all = adapters.liquidations.all();
-  const nonTerminal = all.filter((l) => !isTerminal(l.state)).length;
+  // Rounds of ADL still owed count as unfinished too: their bad debt is not final.
+  const nonTerminal = all.filter((l) => !isTerminal(l.state) || l.context?.adlRound !== undefined).length;
+  const endMark = (await adapters.markets.get(symbol))?.lastTick?.markPrice;
+  const maintenance = marketConfig(config, symbol).maintenanceMargin;
   let traders = 0n;
+  let openCrossed = 0;
   for (const initial of input.book) {
-    traders += recorder.wealthOf((await adapters.positions.get(initial.id))!) - initial.collateral;
+    const position = (await adapters.positions.get(initial.id))!;
+    traders += recorder.wealthOf(position) - initial.collateral;
+    if (position.state === 'OPEN' && endMark !== undefined && isLiquidatable(position, endMark, maintenance))
+      openCrossed += 1;
   }
   const fundEnd = await fundBalance();
   const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
@@ -296,6 +306,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     settledBy: recorder.settledBy,
     cancelled: recorder.cancelled,
     nonTerminal,
+    openCrossed,
     badDebt: recorder.badDebt,
     badDebtUncovered: recorder.badDebtUncovered,
     insuranceFund: { start: input.fundStart, end: fundEnd, min: fundMin },

@@ -52,6 +52,8 @@ export interface SimulationResult {
   readonly settledBy: Readonly<Record<Layer, number>>;
   readonly cancelled: number;
   readonly nonTerminal: number;
+  /** OPEN positions past their liquidation price at the last accepted mark when the run ended (never started). */
+  readonly openCrossed: number;
   /** Shortfall the insurance fund did not pay: socialized through ADL or left uncovered. */
   readonly badDebt: QuoteE6;
   /** The part of badDebt that even ADL could not cover. */
@@ -111,6 +113,7 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
     settledBy: r.settledBy,
     cancelled: r.cancelled,
     nonTerminal: r.nonTerminal,
+    openCrossed: r.openCrossed,
     badDebt: q(r.badDebt),
     badDebtUncovered: q(r.badDebtUncovered),
     insuranceFund: {

@@ -3,6 +3,7 @@ import { parseBase, parsePrice } from '../../shared/domain/units.ts';
 import type { AuctionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
+import { WAKE_INDEX_SETTLE_MS } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -43,9 +44,10 @@ async function world() {
     step: 0,
   };
   await p.adapters.auctions.create(a);
-  await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', a.wakeMark!);
+  await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', a.wakeMark!, p.clock.nowMs());
   await p.adapters.auctions.create(b);
-  p.clock.advance(1_000);
+  // A's cover is settled in the index: ticks replace the market's mark from their queries.
+  p.clock.advance(WAKE_INDEX_SETTLE_MS);
   const stepB = (deps = p.deps) =>
     processAuctionStep({ auctionId: 'auction-b', step: 0, symbol: 'ETH-USD' }, deps);
   return { p, stepB };
@@ -108,5 +110,33 @@ describe("a sleeper's wake mark is never lost to a tick replacing the market's (
     await p.tick('ETH-USD', '203');
     vi.restoreAllMocks();
     await expectBWokenByATickPastItsWakeMark(p);
+  });
+
+  it('a sleeper the index does not hold yet (a GSI behind its table) keeps the mark covering it (wake-index-lag)', async () => {
+    const { p, stepB } = await world();
+    // B sleeps (its wake mark about 207.3) and covers: the market's SELL mark stays at A's 202.
+    expect((await stepB()).status).toBe('stepped');
+    const repo = p.adapters.auctions;
+    const original = repo.sleepers.bind(repo);
+    const lagging = vi.spyOn(repo, 'sleepers').mockImplementationOnce(async (...args) => {
+      // The index as it was before B's write: A is due at 203, nobody is left after it.
+      const { due } = await original(...args);
+      return { due: due.filter((s) => s.id !== 'auction-b'), next: undefined };
+    });
+    p.clock.advance(WAKE_INDEX_SETTLE_MS - 1);
+    await p.tick('ETH-USD', '203');
+    expect(lagging).toHaveBeenCalledOnce();
+    vi.restoreAllMocks();
+    // The mark stayed at 202 (B covered 4.999 s ago): a tick past B's mark queries the index, which holds B now.
+    await expectBWokenByATickPastItsWakeMark(p);
+  });
+
+  it('once the index has settled, a tick replaces the mark with what it found', async () => {
+    const { p, stepB } = await world();
+    expect((await stepB()).status).toBe('stepped');
+    p.clock.advance(WAKE_INDEX_SETTLE_MS);
+    await p.tick('ETH-USD', '203');
+    const b = (await p.adapters.auctions.get('auction-b'))!;
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(b.wakeMark);
   });
 });

@@ -369,13 +369,21 @@ export function checkSettlement(
   let fee = minBig(feeDue, maxBig(0n, equity));
   let payout = maxBig(0n, equity) - fee;
   let shortfall = maxBig(0n, -equity);
-  // Planned again, a settlement keeps the part of a fee credited before that the fund could not give back (its
-  // floor): never more than was credited. The trader pays it from the payout, and a shortfall for the rest.
-  const feeCreditedBefore = context.settle?.applied?.[`${l.id}:fee`] ?? 0n;
-  if (s.fee > fee && s.fee <= feeCreditedBefore) {
-    const kept = s.fee - fee;
+  // Planned again, a settlement keeps the part of a fee credited before that the fund, as the plan saw it, could
+  // not give back above its floor: after the shortfall it gives back, unless the kept fee is more than the
+  // trader has left (then with none given back). The trader pays it from the payout, a shortfall for the rest.
+  const applied = context.settle?.applied;
+  const feeBefore = applied?.[`${l.id}:fee`] ?? 0n;
+  const fund = context.settle?.insurance;
+  if (fund && fee < feeBefore) {
+    const owed = feeBefore - fee;
+    const floor = config.insurance.floor;
+    const givenBack = maxBig(0n, -(applied?.[`${l.id}:shortfall`] ?? 0n) - shortfall);
+    const keptAfterGiveBack = owed - minBig(owed, maxBig(0n, fund.balance + givenBack - floor));
+    const kept =
+      keptAfterGiveBack <= payout ? keptAfterGiveBack : owed - minBig(owed, maxBig(0n, fund.balance - floor));
     const taken = minBig(kept, payout);
-    fee = s.fee;
+    fee += kept;
     payout -= taken;
     shortfall += kept - taken;
   }

@@ -200,11 +200,13 @@ describe('runProblems', () => {
       ...sound,
       strategy: 'market-only' as const,
       nonTerminal: 2,
+      openCrossed: 4,
       deadLetters: 3,
       conservation: { ...sound.conservation, error: -1n },
     };
     expect(runProblems([sound, broken])).toEqual([
       'market-only: 2 liquidations did not finish',
+      'market-only: 4 positions past their liquidation price were never liquidated',
       'market-only: 3 messages dead-lettered',
       'market-only: money does not add up (conservation error -0.000001 USD)',
     ]);

@@ -687,9 +687,10 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
       1,
       late,
     );
+    // Credits first: the fee given back may need the room the payout given back makes.
     expect(less.map((m) => [m.idempotencyKey, m.amount, m.kind, m.drawWindow])).toEqual([
-      ['p1:0:fee:r1', -2_000_000n, 'liquidation-fee', undefined],
       ['p1:0:shortfall:r1', 30_000_000n, 'shortfall-payout', { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
+      ['p1:0:fee:r1', -2_000_000n, 'liquidation-fee', undefined],
     ]);
     // Paid nothing: the whole payout goes back to that window; the fee given back is a debit without a window.
     const none = differenceMovements(
@@ -699,8 +700,8 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
       late,
     );
     expect(none.map((m) => [m.idempotencyKey, m.amount, m.drawWindow])).toEqual([
-      ['p1:0:fee:r2', -3_000_000n, undefined],
       ['p1:0:shortfall:r2', 50_000_000n, { windowStartMs: 2 * 3_600_000, cap: 1_000n }],
+      ['p1:0:fee:r2', -3_000_000n, undefined],
     ]);
   });
 
@@ -812,6 +813,72 @@ describe('a plan made again, knowing what earlier plans applied (replan-fee-floo
     const more = decideWaterfall(input({ ...deeper, insurance: fund('0'), applied: paidBefore }));
     expect(more.layers.insurance).toMatchObject({ shortfallPaid: usd('50'), refused: usd('50') });
     expect(more.movements.map((m) => m.amount)).toEqual([-usd('50')]);
+  });
+
+  it('gives a fee back out of a shortfall payout given back in the same plan, at the floor', async () => {
+    const config: InsuranceConfig = { drawCapPerWindow: usd('1000'), windowSeconds: 3600, floor: 0n };
+    const atFloor = {
+      account: ACCOUNT,
+      state: { balance: 0n, windowStartMs: 0, windowDrawn: usd('50') },
+      config,
+    };
+    const before = { fee: usd('18.4'), shortfallPaid: usd('50') };
+    const rich = {
+      side: 'LONG' as const,
+      size: base('1'),
+      entryPrice: price('2000'),
+      collateral: usd('400'),
+    };
+    // Solvent at 1780 (fee 17.80, payout 162.20): the fund gets the 50 back and gives 0.60 of fee back out of it.
+    const solventNow = decideWaterfall(
+      input({
+        position: rich,
+        marketResult: { fills: [fill('1', '1780')] },
+        insurance: atFloor,
+        applied: before,
+      }),
+    );
+    expect(solventNow.settlement).toMatchObject({
+      fee: usd('17.8'),
+      shortfall: 0n,
+      traderPayout: usd('162.2'),
+    });
+    expect(solventNow.layers.insurance.shortfallPaid).toBe(0n);
+    // Bankrupt at 1780 (200 collateral: a 20 shortfall, no fee): 30 of the 50 comes back, the 18.40 goes out of it.
+    const bankruptNow = decideWaterfall(input({ ...bankrupt, insurance: atFloor, applied: before }));
+    expect(bankruptNow.settlement).toMatchObject({ fee: 0n, shortfall: usd('20') });
+    expect(bankruptNow.layers.insurance.shortfallPaid).toBe(usd('20'));
+    expect(bankruptNow.insuranceNext).toEqual({
+      balance: usd('30') - usd('18.4'),
+      windowStartMs: 0,
+      windowDrawn: usd('20'),
+    });
+    // The ledger takes the differences in their order (the payout given back, then the fee).
+    for (const d of [solventNow, bankruptNow]) {
+      const ledger = new EmbeddedLedger();
+      const applied = { [`${ID}:fee`]: usd('18.4'), [`${ID}:shortfall`]: -usd('50') };
+      for (const m of differenceMovements(d.movements, applied, 1, { atMs: 1_000, config }))
+        await ledger.apply(m);
+      expect((await ledger.balance(ACCOUNT)).balance).toBe(d.insuranceNext.balance);
+    }
+  });
+
+  it('keeps the fee when the trader has not enough left for it and the fund gives nothing back then', () => {
+    // 5 above the floor, 10 paid before, bankrupt now with a 4 shortfall: giving 6 back would leave 11 of room for
+    // an 18.40 fee; keeping 7.40 would raise the shortfall to 11.40 and leave nothing to give back. So nothing is
+    // given back, 5 of the fee goes back (the floor), 13.40 stays charged: a 17.40 shortfall, 10 of it paid.
+    const d = decideWaterfall(
+      input({
+        position: { side: 'LONG', size: base('1'), entryPrice: price('2000'), collateral: usd('200') },
+        marketResult: { fills: [fill('1', '1796')] },
+        adlCandidates: shorts,
+        insurance: fund('5'),
+        applied: { fee: usd('18.4'), shortfallPaid: usd('10') },
+      }),
+    );
+    expect(d.settlement).toMatchObject({ fee: usd('13.4'), shortfall: usd('17.4') });
+    expect(d.layers.insurance).toMatchObject({ shortfallPaid: usd('10'), refused: usd('7.4') });
+    expect(d.insuranceNext.balance).toBe(0n);
   });
 
   it('refuses negative applied amounts', () => {
