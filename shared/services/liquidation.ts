@@ -384,6 +384,30 @@ const withHistory = (
 // --- QUEUED: re-check and claim; EXECUTING: the market order --------------------------------------------
 
 /**
+ * Healthy again at the latest mark, nothing executed: the position goes back to the book, priced by the rules this
+ * deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
+ */
+async function cancelHealthy(
+  liquidation: LiquidationRecord,
+  position: PositionRecord,
+  mark: PriceE8,
+  deps: SettlementDeps,
+): Promise<Step> {
+  const reopened: PositionRecord = withLiquidationPrice(
+    { ...position, state: 'OPEN', version: position.version + 1 },
+    deps.config,
+  );
+  const cancelled = withHistory(liquidation, 'CANCELLED', deps.clock.nowMs(), `healthy at ${mark}`);
+  const committed = await commitOrSkip(deps, [
+    { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
+    { kind: 'position', record: reopened, expectedVersion: position.version },
+  ]);
+  if (!committed) return { done: false };
+  deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
+  return { done: true, record: cancelled };
+}
+
+/**
  * Re-checks at the latest mark and either cancels (healthy again) or claims the liquidation (QUEUED ->
  * EXECUTING) with its market order fixed: size, limit and reference. Cancelling is only possible from QUEUED,
  * so once any consumer may have placed the order nobody can cancel it away.
@@ -396,22 +420,8 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   const { mark } = reference;
   const now = deps.clock.nowMs();
 
-  if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
-    // Healthy again at the latest mark: nothing executed, the position goes back to the book, priced by the
-    // rules this deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
-    const reopened: PositionRecord = withLiquidationPrice(
-      { ...position, state: 'OPEN', version: position.version + 1 },
-      deps.config,
-    );
-    const cancelled = withHistory(liquidation, 'CANCELLED', now, `healthy at ${mark}`);
-    const committed = await commitOrSkip(deps, [
-      { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
-      { kind: 'position', record: reopened, expectedVersion: position.version },
-    ]);
-    if (!committed) return { done: false };
-    deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
-    return { done: true, record: cancelled };
-  }
+  if (!isLiquidatable(position, mark, market.maintenanceMargin))
+    return cancelHealthy(liquidation, position, mark, deps);
 
   const plannedSize =
     deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
@@ -770,6 +780,13 @@ export async function decideAndSettle(
     // needed). A new attempt still comes only after an order that filled nothing, so a fill of a concurrent
     // delivery is never skipped.
     if (!(await flushPending(deps, carried))) return { done: false };
+    // Every order so far answered with no fill and none is pending: nothing executed. Healthy again at the latest
+    // mark (the waits can last hours), it is cancelled as a queued one would be, not sold within the last
+    // resort's wider bound (last-resort-recovered).
+    const nothingExecuted =
+      !context.lastResortOrder && liquidation.marketFills.length === 0 && auctionFills.length === 0;
+    if (nothingExecuted && !isLiquidatable(position, mark, market.maintenanceMargin))
+      return cancelHealthy(liquidation, position, mark, deps);
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
