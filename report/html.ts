@@ -36,7 +36,11 @@ const SUMMARY_ROWS: readonly [string, (s: Record<string, unknown>) => unknown][]
   ['Settled by market', (s) => (s.settledBy as Record<string, number>).market],
   ['Settled by auction', (s) => (s.settledBy as Record<string, number>).auction],
   ['Settled by insurance', (s) => (s.settledBy as Record<string, number>).insurance],
-  ['Settled by ADL', (s) => (s.settledBy as Record<string, number>).adl],
+  [
+    'Settled by ADL',
+    (s) => ((s.settledBy as Record<string, number>).adl ?? 0) - (s.adlBadDebtOnly as number),
+  ],
+  ['Left as bad debt', (s) => s.adlBadDebtOnly],
   ['Cancelled', (s) => s.cancelled],
   ['Not terminal', (s) => s.nonTerminal],
   [

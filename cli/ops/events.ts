@@ -1,5 +1,8 @@
 import { basename } from 'node:path';
 import { parsePrice } from '../../shared/domain/units.ts';
+import type { Deployment } from '../../shared/local/deployment.ts';
+import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
+import { stateDir } from '../../shared/local/state.ts';
 import {
   nextSequence,
   parseSpeed,
@@ -10,6 +13,7 @@ import {
   tickDetail,
   tickEntry,
 } from '../../shared/local/ticks.ts';
+import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { UsageError } from '../args.ts';
@@ -37,7 +41,8 @@ Puts one PriceTick on the tick bus and prints the entry it sent.
   --price P              mark price, plain decimal (required)
   --index P              index price
   --ts T                 event time: ISO 8601 or epoch seconds / milliseconds (default: now)
-  --sequence N           feed sequence (default: the market's last sequence + 1, or epoch ms for a new market)
+  --sequence N           feed sequence (default: after the market's last one and the last these commands sent it,
+                         replays included; epoch ms for a new market)
   --source S             feed id (default ${TICK_SOURCE})
 ${TARGET_USAGE}`;
 
@@ -46,7 +51,9 @@ export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] 
 Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the accepted and
 refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
 price column (close, price, mark), or Binance's 12-column klines. Each tick is stamped with the time it is
-sent (the file's times set the pacing) and sequences continue from the market's last one.
+sent (the file's times set the pacing) and sequences continue from the market's last one. The replay keeps at
+most 20 ticks ahead of what the stack has handled (a tick waiting longer would be refused as too old), and stops
+with a clear error when the stack handles none for 60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -116,7 +123,8 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     // A configured market only (margin-check would drop any other as tick/unknown-symbol), as replay and seed do.
     const symbol = resolveSymbol(riskConfigFor(deployment, undefined), givenSymbol, undefined);
     const now = Date.now();
-    const sequence = given ?? (await nextSequence(adaptersOf(deployment).markets, symbol, now));
+    const key = sentSequenceKey(deployment, symbol);
+    const sequence = given ?? (await nextSentSequence(deployment, symbol, key, now));
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -128,6 +136,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const entry = tickEntry(deployment.names.busName, detail);
     const outcome = await putEntries(deployment.clients.events, [entry]);
     const refused = outcome.rejected[0];
+    if (!refused) recordSentSequence(stateDir(), key, sequence);
     io.stdout.write(
       `${JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null }, null, 2)}\n`,
     );
@@ -152,7 +161,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   const points = readPriceFile(file);
   return withTarget(values, async (deployment) => {
     const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file, true);
-    const firstSequence = await nextSequence(adaptersOf(deployment).markets, symbol, Date.now());
+    const key = sentSequenceKey(deployment, symbol);
+    const firstSequence = await nextSentSequence(deployment, symbol, key, Date.now());
     const progress = new ProgressBar(io.stderr);
     const abort = new AbortController();
     const onSignal = () => abort.abort();
@@ -169,11 +179,18 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         ...(values.source === undefined ? {} : { source: values.source }),
         onProgress: (sent, total) => progress.update('replay', sent, total),
         signal: abort.signal,
+        backlog: {
+          limit: REPLAY_AHEAD_LIMIT,
+          handled: () => handledSequence(adaptersOf(deployment).markets, symbol),
+          stallMs: REPLAY_STALL_MS,
+          pollMs: 250,
+        },
       });
     } finally {
       process.off('SIGINT', onSignal);
       progress.done();
     }
+    if (outcome.sent > 0) recordSentSequence(stateDir(), key, outcome.lastSequence);
     const summary = {
       file: basename(file),
       symbol,
@@ -182,6 +199,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       sent: outcome.sent,
       accepted: outcome.accepted,
       rejected: outcome.rejected.length,
+      ...(outcome.stalled ? { stalled: outcome.stalled } : {}),
       firstSequence: outcome.firstSequence,
       lastSequence: outcome.lastSequence,
       rejections: outcome.rejected
@@ -198,10 +216,34 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
     }
+    if (outcome.stalled) {
+      io.stderr.write(`backstop: ${outcome.stalled}\n`);
+      return 1;
+    }
     if (abort.signal.aborted) return 130;
     return outcome.rejected.length > 0 ? 1 : 0;
   });
 });
+
+/** Ticks a replay keeps sent and not yet handled, at most; and how long it waits for a stack handling none. */
+const REPLAY_AHEAD_LIMIT = 20;
+const REPLAY_STALL_MS = 60_000;
+
+/** The highest sequence the market has handled: its last accepted tick, or the one its breaker holds. */
+async function handledSequence(markets: MarketRepository, symbol: string): Promise<number | undefined> {
+  const state = await markets.get(symbol);
+  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter(
+    (s): s is number => s !== undefined,
+  );
+  return seen.length === 0 ? undefined : Math.max(...seen);
+}
+
+/** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */
+async function nextSentSequence(deployment: Deployment, symbol: string, key: string, nowMs: number) {
+  const seen = await nextSequence(adaptersOf(deployment).markets, symbol, nowMs);
+  const sent = lastSentSequence(stateDir(), key);
+  return sent === undefined ? seen : Math.max(seen, sent + 1);
+}
 
 function parseSpeedOption(text: string) {
   try {

@@ -159,9 +159,27 @@ export interface ReplayOptions {
   readonly onProgress?: (sent: number, total: number) => void;
   /** Stops early (Ctrl-C): the points not sent yet are reported as not sent. */
   readonly signal?: AbortSignal;
+  /** Keeps the replay at most `limit` ticks ahead of what the stack has handled (see ReplayBacklog). */
+  readonly backlog?: ReplayBacklog;
+}
+
+/**
+ * Flow control: a tick is stamped when it is sent, and margin-check refuses one older than the market's
+ * maxTickAgeSeconds, so a replay far ahead of a slow stack would see most of its ticks refused as too old. The
+ * replay waits while `limit` ticks are sent and not handled, and stops (ReplayOutcome.stalled) when the stack
+ * has handled none for `stallMs`: it is not running, or refuses the ticks without recording them.
+ */
+export interface ReplayBacklog {
+  readonly limit: number;
+  /** The highest sequence the market has handled (accepted, or held by its breaker); undefined: none yet. */
+  readonly handled: () => Promise<number | undefined>;
+  readonly stallMs: number;
+  readonly pollMs: number;
 }
 
 export interface ReplayOutcome extends PutOutcome {
+  /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
+  readonly stalled?: string;
   readonly total: number;
   readonly sent: number;
   readonly firstSequence: number;
@@ -172,6 +190,34 @@ export interface ReplayOutcome extends PutOutcome {
  * Replays price points as ticks. Each tick's timestamp is the time it is sent, so the market sees a live feed
  * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale).
  */
+/** Waits until fewer than `limit` of the ticks sent up to `lastSent` are unhandled; the reason when it stalled. */
+async function awaitBacklog(
+  backlog: ReplayBacklog,
+  lastSent: number,
+  options: ReplayOptions,
+  now: () => number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<string | undefined> {
+  let handled = await backlog.handled();
+  let progressAt = now();
+  const behind = () => lastSent - (handled ?? options.firstSequence - 1);
+  while (behind() >= backlog.limit && !options.signal?.aborted) {
+    if (now() - progressAt >= backlog.stallMs) {
+      return (
+        `replay/stalled: ${options.symbol} handled no tick for ${Math.round(backlog.stallMs / 1000)} s ` +
+        `(last handled ${handled ?? 'none'}, sent up to ${lastSent}): is the stack running, and its ticks accepted?`
+      );
+    }
+    await sleep(backlog.pollMs);
+    const next = await backlog.handled();
+    if (next !== handled) {
+      handled = next;
+      progressAt = now();
+    }
+  }
+  return undefined;
+}
+
 export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -181,10 +227,20 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let accepted = 0;
   const rejected: { index: number; code: string; message: string }[] = [];
   const eventIds: string[] = [];
+  let stalled: string | undefined;
   for (const batch of replayBatches(offsets, 5)) {
     if (options.signal?.aborted) break;
     const wait = started + batch.dueMs - now();
     if (wait > 0) await sleep(wait);
+    if (options.backlog && batch.start > 0)
+      stalled = await awaitBacklog(
+        options.backlog,
+        options.firstSequence + batch.start - 1,
+        options,
+        now,
+        sleep,
+      );
+    if (stalled) break;
     if (options.signal?.aborted) break;
     const sendMs = now();
     const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
@@ -207,6 +263,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     options.onProgress?.(sent, options.points.length);
   }
   return {
+    ...(stalled ? { stalled } : {}),
     total: options.points.length,
     sent,
     accepted,

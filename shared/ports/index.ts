@@ -107,12 +107,6 @@ export interface MarketState {
    * came since it read the market, as a sleeper that covered in between may not be among those it queried.
    */
   readonly wakeCovers?: { readonly SELL?: number; readonly BUY?: number };
-  /**
-   * Per direction, the time of the side's last cover (its writer's clock, epoch ms). A sleeper written this
-   * recently may not be in the sleepers index yet (an eventually consistent GSI on AWS): a tick then leaves the
-   * wake mark where it is (WAKE_INDEX_SETTLE_MS in services/margin-check.ts).
-   */
-  readonly wakeCoveredAtMs?: { readonly SELL?: number; readonly BUY?: number };
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -173,15 +167,13 @@ export interface MarketRepository {
   rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState>;
   /**
    * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:
-   * below it), and counts the cover (wakeCovers) and records its time `atMs` (wakeCoveredAtMs) either way.
-   * Creates the market's item if needed. `likelyCovered`: what the caller last read (an adapter may try the
-   * matching write first).
+   * below it), and counts the cover (wakeCovers) either way. Creates the market's item if needed.
+   * `likelyCovered`: what the caller last read (an adapter may try the matching write first).
    */
   coverWakeMark(
     symbol: string,
     direction: 'BUY' | 'SELL',
     wakeMark: PriceE8,
-    atMs: number,
     likelyCovered?: boolean,
   ): Promise<void>;
   /**

@@ -476,7 +476,10 @@ async function executeMarket(
   if (!liquidation) return { done: false };
   const context = contextOf(liquidation);
   const clientOrderId = marketOrderId(liquidation.id);
-  const fills = await placeWithRetries(deps, carried.claimedOrder !== clientOrderId, {
+  const placedBefore = carried.claimedOrder !== clientOrderId;
+  // Placed now: a later placement of it in this delivery (after a lost commit) is a repeat too.
+  carried.claimedOrder = undefined;
+  const fills = await placeWithRetries(deps, placedBefore, {
     clientOrderId,
     symbol: liquidation.symbol,
     direction: closeDirection(liquidation.side),

@@ -219,16 +219,9 @@ async function handleTickOnce(
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
-  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
+  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps);
   return outcome;
 }
-
-/**
- * How long after a sleeper's cover a tick leaves the wake mark as it is: the sleepers index (a DynamoDB GSI,
- * eventually consistent, typically under a second behind) may not hold that sleeper yet, and a mark replaced
- * from a query that missed it would pass it by (it would step only when its message comes, up to 900 s later).
- */
-export const WAKE_INDEX_SETTLE_MS = 5_000;
 
 /**
  * Wakes the sleeping auctions whose wake mark the accepted mark reached (domain/sleep.ts): their step messages
@@ -242,7 +235,6 @@ async function wakeSleepers(
   state: MarketState | undefined,
   mark: PriceE8,
   deps: MarginCheckDeps,
-  nowMs: number,
 ): Promise<void> {
   for (const direction of ['SELL', 'BUY'] as const) {
     const wakeMark = state?.wakeMarks?.[direction];
@@ -250,12 +242,8 @@ async function wakeSleepers(
     try {
       const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
       // Conditional on the mark and its covers as read before the query: a sleeper that covered its own mark
-      // since (found by the query or not) keeps it. One that covered just before the read may not be in the
-      // index the query read yet: the mark stays until the index has settled, and a later tick replaces it.
-      const coveredAtMs = state?.wakeCoveredAtMs?.[direction];
-      const settling = coveredAtMs !== undefined && nowMs - coveredAtMs < WAKE_INDEX_SETTLE_MS;
-      if (!settling)
-        await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
+      // since (found by the query or not) keeps it.
+      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
       deps.marketStates?.delete(symbol);
       deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
     } catch (error) {
@@ -343,7 +331,6 @@ async function startLiquidations(
     if (page.cursor !== undefined || read !== page.positions) needsContinuation = true;
     // The index says crossed; the exact re-check guards against a stale index entry.
     const crossed = read.filter((p) => p.state === 'OPEN' && isLiquidatable(p, tick.markPrice, m));
-    if (crossed.length < read.length) await repriceHealthy(read, tick.markPrice, m, deps);
     // A batch at a time: its transactions run together and its messages leave before the next batch starts, so
     // the first liquidations are enqueued after one round trip, not after all of them.
     for (let at = 0; at < crossed.length; at += BEGIN_BATCH) {
@@ -361,6 +348,8 @@ async function startLiquidations(
         started.push(...begun);
       }
     }
+    // After the starts: they come first.
+    if (crossed.length < read.length) await repriceHealthy(read, tick.markPrice, m, deps);
   }
 
   if (!needsContinuation) await deps.markets.clearPending(symbol, tick.sequence);

@@ -107,14 +107,14 @@ export function planOpening(
 export async function coverWake(
   auction: AuctionRecord,
   market: MarketState | undefined,
-  deps: Pick<SettlementDeps, 'markets' | 'telemetry' | 'clock'>,
+  deps: Pick<SettlementDeps, 'markets' | 'telemetry'>,
 ): Promise<void> {
   const { wakeMark, direction, symbol } = auction;
   if (wakeMark === undefined) return;
   const covering = market?.wakeMarks?.[direction];
   const likelyCovered = covering !== undefined && earlierWake(direction, covering, wakeMark) === covering;
   try {
-    await deps.markets.coverWakeMark(symbol, direction, wakeMark, deps.clock.nowMs(), likelyCovered);
+    await deps.markets.coverWakeMark(symbol, direction, wakeMark, likelyCovered);
   } catch (error) {
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {

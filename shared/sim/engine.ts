@@ -304,6 +304,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     positionsLiquidated: recorder.positionsLiquidated,
     liquidations: all.length,
     settledBy: recorder.settledBy,
+    adlBadDebtOnly: recorder.adlBadDebtOnly,
     cancelled: recorder.cancelled,
     nonTerminal,
     openCrossed,

@@ -40,6 +40,11 @@ export type MinuteCounts = Record<Layer | 'cancelled', number>;
 
 export class SimulationRecorder {
   readonly settledBy: Record<Layer, number> = { market: 0, auction: 0, insurance: 0, adl: 0 };
+  /**
+   * Of settledBy.adl: settlements ADL only bore the deficit of, closing and covering nothing (always so in the
+   * market-only baseline, which has no ADL): their deficit is bad debt left uncovered.
+   */
+  adlBadDebtOnly = 0;
   cancelled = 0;
   badDebt = 0n;
   badDebtUncovered = 0n;
@@ -121,6 +126,8 @@ export class SimulationRecorder {
       const layer = TERMINAL_LAYER[write.record.state]!;
       this.#positionsLiquidated.add(write.record.positionId);
       this.settledBy[layer] += 1;
+      const s = write.record.settlement;
+      if (layer === 'adl' && s?.adlClosedSize === 0n && s.adlCovered === 0n) this.adlBadDebtOnly += 1;
       this.#minute[layer] += 1;
       this.#settle(write.record, writes);
     }

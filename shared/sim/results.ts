@@ -50,6 +50,8 @@ export interface SimulationResult {
   readonly positionsLiquidated: number;
   readonly liquidations: number;
   readonly settledBy: Readonly<Record<Layer, number>>;
+  /** Of settledBy.adl: deficits ADL closed and covered nothing of (left as bad debt; the baseline's every one). */
+  readonly adlBadDebtOnly: number;
   readonly cancelled: number;
   readonly nonTerminal: number;
   /** OPEN positions past their liquidation price at the last accepted mark when the run ended (never started). */
@@ -111,6 +113,7 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
     positionsLiquidated: r.positionsLiquidated,
     liquidations: r.liquidations,
     settledBy: r.settledBy,
+    adlBadDebtOnly: r.adlBadDebtOnly,
     cancelled: r.cancelled,
     nonTerminal: r.nonTerminal,
     openCrossed: r.openCrossed,

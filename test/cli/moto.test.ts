@@ -272,8 +272,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(sent.entry.Detail.sequence).toBeGreaterThan(1_700_000_000_000); // a new market: epoch ms
     expect(sent.eventId).toBeTruthy();
 
+    // After the sent tick (it may still be queued: nobody runs margin-check here; a market without a tick numbers
+    // by the clock), and after the market's.
+    const sentSequence = sent.entry.Detail.sequence as number;
+    const again = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1520', ...at);
+    const lastSent = JSON.parse(again.stdout).entry.Detail.sequence as number;
+    expect(lastSent).toBeGreaterThan(sentSequence);
     const markets = adapters(names).markets;
-    const tick = { sequence: 41, markPrice: parsePrice('1500'), timestampMs: Date.now() };
+    const tick = { sequence: lastSent + 41, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await markets.acceptTick('ETH-USD', tick, undefined, false);
     const next = await cli(
       'inject',
@@ -286,7 +292,10 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       '1500.5',
       ...at,
     );
-    expect(JSON.parse(next.stdout).entry.Detail).toMatchObject({ sequence: 42, indexPrice: '1500.5' });
+    expect(JSON.parse(next.stdout).entry.Detail).toMatchObject({
+      sequence: lastSent + 42,
+      indexPrice: '1500.5',
+    });
     const given = await cli(
       'inject',
       'tick',
@@ -308,16 +317,16 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     await markets.tripBreaker(
       'ETH-USD',
       'tick/price-band',
-      { ...tick, sequence: 43, markPrice: parsePrice('900') },
+      { ...tick, sequence: lastSent + 43, markPrice: parsePrice('900') },
       Date.now(),
     );
     const report = await status(at);
-    // Nothing runs the handlers here: the three ticks wait in the rule's queue.
-    expect(report.queues.ticks?.depth).toBe(3);
+    // Nothing runs the handlers here: the four ticks wait in the rule's queue.
+    expect(report.queues.ticks?.depth).toBe(4);
     expect(report.drained).toBe(false);
     expect(report.breakersOpen).toBe(1);
     expect(report.markets['ETH-USD']).toMatchObject({
-      lastSequence: 41,
+      lastSequence: lastSent + 41,
       mark: '1500',
       breaker: { reason: 'tick/price-band', mark: '900' },
     });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import {
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
+import { lastSentSequence, recordSentSequence, SEQUENCES_FILE } from '../../shared/local/sent-sequences.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import {
@@ -191,6 +192,72 @@ describe('replay pacing', () => {
     expect(sent.flat().every((e) => e.EventBusName === 'bus')).toBe(true);
     expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
     expect(outcome.rejected).toEqual([{ index: 1, code: 'ThrottlingException', message: 'slow down' }]);
+  });
+
+  it('keeps at most `limit` ticks ahead of what the stack has handled (a slow stack would refuse them as too old)', async () => {
+    let clock = 0;
+    let handled: number | undefined;
+    const behindAtSend: number[] = [];
+    const events = {
+      send: async (command: { input: { Entries: { Detail?: string }[] } }) => {
+        const first = JSON.parse(command.input.Entries[0]!.Detail!).sequence as number;
+        behindAtSend.push(first - 1 - (handled ?? 0));
+        return { Entries: command.input.Entries.map(() => ({ EventId: 'x' })) };
+      },
+    } as unknown as EventBridgeClient;
+    const outcome = await replayPrices({
+      points: points(45),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      // The stack handles 3 ticks per poll.
+      backlog: {
+        limit: 10,
+        handled: async () => {
+          handled = Math.min((handled ?? 0) + 3, 45);
+          return handled;
+        },
+        stallMs: 60_000,
+        pollMs: 250,
+      },
+    });
+    expect(outcome).toMatchObject({ total: 45, sent: 45, accepted: 45 });
+    expect(outcome.stalled).toBeUndefined();
+    expect(behindAtSend.length).toBe(5);
+    for (const behind of behindAtSend) expect(behind).toBeLessThan(10);
+  });
+
+  it('stops with the reason when the stack handles nothing for stallMs', async () => {
+    let clock = 0;
+    const events = {
+      send: async (command: { input: { Entries: unknown[] } }) => ({
+        Entries: command.input.Entries.map(() => ({ EventId: 'x' })),
+      }),
+    } as unknown as EventBridgeClient;
+    const outcome = await replayPrices({
+      points: points(25),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 7,
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      backlog: { limit: 10, handled: async () => undefined, stallMs: 60_000, pollMs: 250 },
+    });
+    expect(outcome).toMatchObject({ sent: 10, lastSequence: 16 });
+    expect(outcome.stalled).toMatch(
+      /^replay\/stalled: ETH-USD handled no tick for 60 s \(last handled none, sent up to 16\)/,
+    );
+    expect(clock).toBe(60_000);
   });
 
   it('stops at once when aborted and says how far it got', async () => {
@@ -560,5 +627,25 @@ describe('seed files: what the admin service would refuse, before any write', ()
     await expect(refuseUnopenable(twice, DEFAULT_RISK_CONFIG, markets)).rejects.toThrow(
       /seed\/duplicate-id: a is listed twice/,
     );
+  });
+});
+
+describe("sequences these commands sent (a replay's ticks may still be queued)", () => {
+  it('keeps the highest per key, survives a corrupt record as no hint, and lives in the state folder', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'backstop-sequences-'));
+    try {
+      expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBeUndefined();
+      recordSentSequence(dir, 'local|x|bus|ETH-USD', 1440);
+      recordSentSequence(dir, 'local|x|bus|ETH-USD', 12); // an older one changes nothing
+      recordSentSequence(dir, 'local|x|bus|BTC-USD', 7);
+      expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBe(1440);
+      expect(lastSentSequence(dir, 'local|x|bus|BTC-USD')).toBe(7);
+      writeFileSync(path.join(dir, SEQUENCES_FILE), '{not json');
+      expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBeUndefined();
+      recordSentSequence(dir, 'local|x|bus|ETH-USD', 3);
+      expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBe(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

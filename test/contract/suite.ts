@@ -471,7 +471,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
 
       it('accepts a tick only on the breaker and pending mark it was judged on, and returns the state written', async () => {
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1400'), 1);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1400'));
         const none = { breakerSequence: undefined, pendingSequence: undefined };
         expect(await a.markets.acceptTick('ETH-USD', tick(1), undefined, true, none)).toEqual({
           symbol: 'ETH-USD',
@@ -479,7 +479,6 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           pendingSequence: 1,
           wakeMarks: { SELL: price('1400') },
           wakeCovers: { SELL: 1 },
-          wakeCoveredAtMs: { SELL: 1 },
         });
         // Judged as if nothing were pending: refused, and nothing changed.
         await expect(a.markets.acceptTick('ETH-USD', tick(2), 1, false, none)).rejects.toBeInstanceOf(
@@ -1048,20 +1047,18 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
 
       it('market wake marks: covered towards the earlier wake per side and counted, replaced only from the value and count read', async () => {
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'), 1);
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100'), 7, true); // covered already: counted
-        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('900'), 1, true); // a wrong hint changes nothing
-        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('950'), 1);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100'), true); // covered already: counted
+        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('900'), true); // a wrong hint changes nothing
+        await a.markets.coverWakeMark('ETH-USD', 'BUY', price('950'));
         expect(await a.markets.get('ETH-USD')).toMatchObject({
           wakeMarks: { SELL: price('1000'), BUY: price('950') },
           wakeCovers: { SELL: 2, BUY: 2 },
-          // The time of the last cover, whichever write recorded it.
-          wakeCoveredAtMs: { SELL: 7, BUY: 1 },
         });
         // The item exists now but has no tick: the first tick is still recorded.
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
         const read = (await a.markets.get('ETH-USD'))!;
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('990'), 1);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('990'));
         expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('1000'), price('2000'), 3)).toBe(
           false,
         );
@@ -1069,7 +1066,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'), 2)).toBe(
           false,
         );
-        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('995'), 1, false); // covered by 990: counted
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('995'), false); // covered by 990: counted
         expect(await a.markets.replaceWakeMark('ETH-USD', 'SELL', price('990'), price('2000'), 3)).toBe(
           false,
         );
@@ -1085,13 +1082,11 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           lastTick: tick(1),
           wakeMarks: { SELL: price('2000') },
           wakeCovers: { SELL: 4, BUY: 2 },
-          wakeCoveredAtMs: { SELL: 1, BUY: 1 },
         });
         expect(await a.markets.replaceWakeMark('NONE-USD', 'SELL', price('1'), undefined, undefined)).toBe(
           false,
         );
-        await expect(a.markets.coverWakeMark('ETH-USD', 'SELL', 0n, 1)).rejects.toThrow(/bad-wake-mark/);
-        await expect(a.markets.coverWakeMark('ETH-USD', 'SELL', price('1'), 1.5)).rejects.toThrow(/bad-time/);
+        await expect(a.markets.coverWakeMark('ETH-USD', 'SELL', 0n)).rejects.toThrow(/bad-wake-mark/);
         expect((await a.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: price('2000') });
       });
 

@@ -31,7 +31,6 @@ import {
 import {
   handleTick,
   type MarginCheckDeps,
-  WAKE_INDEX_SETTLE_MS,
   withLiquidationPrice,
 } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -1168,8 +1167,7 @@ describe('sleeping auctions', () => {
     expect(again.wakeMark).toBeGreaterThan(parsePrice('194.3'));
     expect(again.wakeMark).toBeLessThan(parsePrice('194.4'));
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: again.wakeMark });
-    // 200, once the index holds the sleeper (a tick then replaces the mark): the bid (180) takes step 6's price.
-    await p.runUntil(startedAt + 601_000 + WAKE_INDEX_SETTLE_MS);
+    // 200: the bid (180) takes step 6's price.
     await p.tick('ETH-USD', '200');
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(2);
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toBeUndefined();
@@ -1256,9 +1254,8 @@ describe('sleeping auctions', () => {
         wakeMark,
         version: 0,
       });
-      await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', wakeMark, p.clock.nowMs());
+      await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', wakeMark);
     }
-    p.clock.advance(WAKE_INDEX_SETTLE_MS); // the index holds them: the tick replaces the mark from its query
     await p.tick('ETH-USD', '210');
     const first = await p.adapters.auctionQueue.receive(10, 30);
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(MAX_WAKES_PER_TICK);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { ProgressBar } from '../../cli/progress.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
-import { formatUsd, runProblems } from '../../cli/table.ts';
+import { formatUsd, renderComparison, runProblems } from '../../cli/table.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { usd } from '../../shared/domain/units.ts';
 import { prepareSimulation, simulate } from '../../shared/sim/setup.ts';
@@ -211,4 +211,20 @@ describe('runProblems', () => {
       'market-only: money does not add up (conservation error -0.000001 USD)',
     ]);
   });
+});
+
+describe('the table: deficits left as bad debt', () => {
+  it("counts market-only's deficits as left as bad debt, never as settled by ADL (it has no ADL)", async () => {
+    // The demo's book, with an empty fund: market-only leaves bad debt.
+    const prepared = prepareSimulation({ positions: 20_000, seed: 1, fund: 0n });
+    const baseline = await simulate(prepared, 'market-only');
+    expect(baseline.badDebt).toBeGreaterThan(0n);
+    expect(baseline.adlBadDebtOnly).toBeGreaterThan(0);
+    expect(baseline.adlBadDebtOnly).toBe(baseline.settledBy.adl);
+    const table = renderComparison([baseline]);
+    expect(table).toMatch(/ {2}settled by ADL +0\n/);
+    expect(table).toMatch(
+      new RegExp(`  left as bad debt +${baseline.adlBadDebtOnly.toLocaleString('en-US')}\\n`),
+    );
+  }, 60_000);
 });

@@ -38,7 +38,6 @@ import {
 
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
 const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
-const coveredAtAttr = (direction: 'BUY' | 'SELL'): string => `wakeCoveredAt${direction}`;
 
 function requireWakeMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
@@ -72,8 +71,6 @@ export function marketFromItem(item: Item): MarketState {
   const BUY = optBig(item, wakeAttr('BUY'));
   const coversSell = optInt(item, coversAttr('SELL'));
   const coversBuy = optInt(item, coversAttr('BUY'));
-  const coveredAtSell = optInt(item, coveredAtAttr('SELL'));
-  const coveredAtBuy = optInt(item, coveredAtAttr('BUY'));
   return {
     symbol: readS(item, 'symbol'),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
@@ -97,14 +94,6 @@ export function marketFromItem(item: Item): MarketState {
           wakeCovers: {
             ...(coversSell === undefined ? {} : { SELL: coversSell }),
             ...(coversBuy === undefined ? {} : { BUY: coversBuy }),
-          },
-        }),
-    ...(coveredAtSell === undefined && coveredAtBuy === undefined
-      ? {}
-      : {
-          wakeCoveredAtMs: {
-            ...(coveredAtSell === undefined ? {} : { SELL: coveredAtSell }),
-            ...(coveredAtBuy === undefined ? {} : { BUY: coveredAtBuy }),
           },
         }),
   };
@@ -292,18 +281,11 @@ export class DynamoMarketRepository implements MarketRepository {
     symbol: string,
     direction: 'BUY' | 'SELL',
     wakeMark: PriceE8,
-    atMs: number,
     likelyCovered = false,
   ): Promise<void> {
     requireWakeMark(wakeMark);
-    if (!Number.isSafeInteger(atMs) || atMs < 0)
-      throw new AdapterInputError(`markets/bad-time: a cover's time is an integer epoch ms, got ${atMs}`);
-    const names = {
-      '#wake': wakeAttr(direction),
-      '#covers': coversAttr(direction),
-      '#at': coveredAtAttr(direction),
-    };
-    const values = { ':wake': N(wakeMark), ':one': N(1), ':at': N(atMs) };
+    const names = { '#wake': wakeAttr(direction), '#covers': coversAttr(direction) };
+    const values = { ':wake': N(wakeMark), ':one': N(1) };
     const covering = direction === 'SELL' ? '<=' : '>=';
     const notCovering = direction === 'SELL' ? '>' : '<';
     // One write either way: the mark set with the count, or the count alone while the mark covers it. Whichever
@@ -312,7 +294,7 @@ export class DynamoMarketRepository implements MarketRepository {
       this.updateIf({
         TableName: this.table,
         Key: { symbol: S(symbol) },
-        UpdateExpression: 'SET #wake = :wake, #at = :at ADD #covers :one',
+        UpdateExpression: 'SET #wake = :wake ADD #covers :one',
         ConditionExpression: `attribute_not_exists(#wake) OR #wake ${notCovering} :wake`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
@@ -321,7 +303,7 @@ export class DynamoMarketRepository implements MarketRepository {
       this.updateIf({
         TableName: this.table,
         Key: { symbol: S(symbol) },
-        UpdateExpression: 'SET #at = :at ADD #covers :one',
+        UpdateExpression: 'ADD #covers :one',
         ConditionExpression: `#wake ${covering} :wake`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,

@@ -146,15 +146,9 @@ export class EmbeddedMarketRepository implements MarketRepository {
     fire(this.#hook, 'markets.resetBreaker');
   }
 
-  async coverWakeMark(
-    symbol: string,
-    direction: 'BUY' | 'SELL',
-    wakeMark: PriceE8,
-    atMs: number,
-  ): Promise<void> {
+  async coverWakeMark(symbol: string, direction: 'BUY' | 'SELL', wakeMark: PriceE8): Promise<void> {
     requireId(symbol, 'markets');
     requireMark(wakeMark);
-    requireTime(atMs);
     const current = this.#states.get(symbol);
     const stored = current?.wakeMarks?.[direction];
     const covered = stored !== undefined && earlierWake(direction, stored, wakeMark) === stored;
@@ -164,7 +158,6 @@ export class EmbeddedMarketRepository implements MarketRepository {
       symbol,
       ...(covered ? {} : { wakeMarks: { ...current?.wakeMarks, [direction]: wakeMark } }),
       wakeCovers,
-      wakeCoveredAtMs: { ...current?.wakeCoveredAtMs, [direction]: atMs },
     });
     fire(this.#hook, 'markets.coverWakeMark');
   }
@@ -195,11 +188,6 @@ export class EmbeddedMarketRepository implements MarketRepository {
 function requireMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
     throw new EmbeddedInputError(`markets/bad-wake-mark: a wake mark is a positive price, got ${mark}`);
-}
-
-function requireTime(atMs: number): void {
-  if (!Number.isSafeInteger(atMs) || atMs < 0)
-    throw new EmbeddedInputError(`markets/bad-time: a cover's time is an integer epoch ms, got ${atMs}`);
 }
 
 function requireSegment(segment: number): void {

@@ -1,0 +1,50 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Deployment } from './deployment.ts';
+
+/**
+ * The last tick sequence the operator commands sent per target and market (`.backstop/sequences.json`). A replay's
+ * ticks may still be queued when the next command asks the market for its last sequence: without this record an
+ * `inject tick` (or a second replay) right after it would reuse a sequence still on its way, and margin-check would
+ * refuse one of the two as out of order. Best effort, per machine: the market's own record still counts.
+ */
+
+export const SEQUENCES_FILE = 'sequences.json';
+
+const recordSchema = z.record(z.string(), z.number().int().nonnegative());
+
+/** The record's key: one target (kind, endpoint or region, bus) and market. */
+export const sentSequenceKey = (deployment: Deployment, symbol: string): string =>
+  [deployment.kind, deployment.endpoint ?? deployment.region, deployment.names.busName, symbol].join('|');
+
+function read(dir: string): Record<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, SEQUENCES_FILE), 'utf8');
+  } catch {
+    return {};
+  }
+  try {
+    const parsed = recordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : {};
+  } catch {
+    // A corrupt record is only a lost hint: the market's own sequence still holds.
+    return {};
+  }
+}
+
+export function lastSentSequence(dir: string, key: string): number | undefined {
+  return read(dir)[key];
+}
+
+/** Records `sequence` as sent (keeps the highest); written whole, through a rename. */
+export function recordSentSequence(dir: string, key: string, sequence: number): void {
+  const record = read(dir);
+  if ((record[key] ?? -1) >= sequence) return;
+  record[key] = sequence;
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, SEQUENCES_FILE);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
