@@ -13,7 +13,7 @@ export interface StrategyChartData {
   readonly mark: number[];
   /** [time, mark, liquidations started] for the minutes that started any. */
   readonly markers: [number, number, number][];
-  readonly settled: Record<'market' | 'auction' | 'insurance' | 'adl' | 'cancelled', number[]>;
+  readonly settled: Record<'market' | 'auction' | 'insurance' | 'adl' | 'badDebt' | 'cancelled', number[]>;
   readonly fund: number[];
   readonly badDebt: number[];
   readonly slippageHistogram: { readonly binBps: number; readonly counts: number[] };
@@ -85,6 +85,7 @@ export function reportData(results: readonly SimulationResult[]): ReportData {
           auction: [...s.settled.auction],
           insurance: [...s.settled.insurance],
           adl: [...s.settled.adl],
+          badDebt: [...s.settled.badDebt],
           cancelled: [...s.settled.cancelled],
         },
         fund: s.fund.map(usd),

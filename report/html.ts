@@ -80,8 +80,9 @@ const CLIENT = `
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var STRATEGY_COLORS = { 'waterfall': '#1b7f79', 'market-only': '#c0392b' };
-  var LAYER_COLORS = { market: '#3b6fb6', auction: '#2e9d5b', insurance: '#e08e0b', adl: '#b03a48', cancelled: '#9aa0a6' };
-  var LAYERS = ['market', 'auction', 'insurance', 'adl', 'cancelled'];
+  var LAYER_COLORS = { market: '#3b6fb6', auction: '#2e9d5b', insurance: '#e08e0b', adl: '#b03a48', badDebt: '#5b2333', cancelled: '#9aa0a6' };
+  var LAYERS = ['market', 'auction', 'insurance', 'adl', 'badDebt', 'cancelled'];
+  var LAYER_NAMES = { badDebt: 'left as bad debt' };
   var base = { animation: false, textStyle: { fontFamily: 'system-ui, sans-serif' } };
   var charts = [];
   function chart(id, option) {
@@ -114,7 +115,7 @@ const CLIENT = `
       dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 10 }],
       xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'liquidations' },
       series: LAYERS.map(function (layer) {
-        return { name: layer, type: 'bar', stack: 'layers', barMaxWidth: 6, large: true, data: zip(s.time, s.settled[layer]), itemStyle: { color: LAYER_COLORS[layer] } };
+        return { name: LAYER_NAMES[layer] || layer, type: 'bar', stack: 'layers', barMaxWidth: 6, large: true, data: zip(s.time, s.settled[layer]), itemStyle: { color: LAYER_COLORS[layer] } };
       }),
     });
   });

@@ -177,7 +177,12 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         speed,
         firstSequence,
         ...(values.source === undefined ? {} : { source: values.source }),
-        onProgress: (sent, total) => progress.update('replay', sent, total),
+        onProgress: (sent, total) => {
+          // Each batch on the bus is recorded at once: a replay that fails later, or an inject run while it
+          // goes on, never reuses a sequence still queued.
+          recordSentSequence(stateDir(), key, firstSequence + sent - 1);
+          progress.update('replay', sent, total);
+        },
         signal: abort.signal,
         backlog: {
           limit: REPLAY_AHEAD_LIMIT,
@@ -190,7 +195,6 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       process.off('SIGINT', onSignal);
       progress.done();
     }
-    if (outcome.sent > 0) recordSentSequence(stateDir(), key, outcome.lastSequence);
     const summary = {
       file: basename(file),
       symbol,

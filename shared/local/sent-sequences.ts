@@ -14,9 +14,14 @@ export const SEQUENCES_FILE = 'sequences.json';
 
 const recordSchema = z.record(z.string(), z.number().int().nonnegative());
 
-/** The record's key: one target (kind, endpoint or region, bus) and market. */
+/** The record's key: one target (kind, endpoint or region, the bus: its ARN, with the account, when known) and market. */
 export const sentSequenceKey = (deployment: Deployment, symbol: string): string =>
-  [deployment.kind, deployment.endpoint ?? deployment.region, deployment.names.busName, symbol].join('|');
+  [
+    deployment.kind,
+    deployment.endpoint ?? deployment.region,
+    deployment.names.busArn ?? deployment.names.busName,
+    symbol,
+  ].join('|');
 
 function read(dir: string): Record<string, number> {
   let text: string;

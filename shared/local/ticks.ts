@@ -190,18 +190,21 @@ export interface ReplayOutcome extends PutOutcome {
  * Replays price points as ticks. Each tick's timestamp is the time it is sent, so the market sees a live feed
  * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale).
  */
-/** Waits until fewer than `limit` of the ticks sent up to `lastSent` are unhandled; the reason when it stalled. */
+/**
+ * Waits until `batch` more ticks after `lastSent` leave at most `limit` unhandled; the reason when it stalled.
+ */
 async function awaitBacklog(
   backlog: ReplayBacklog,
   lastSent: number,
+  batch: number,
   options: ReplayOptions,
   now: () => number,
   sleep: (ms: number) => Promise<void>,
 ): Promise<string | undefined> {
   let handled = await backlog.handled();
   let progressAt = now();
-  const behind = () => lastSent - (handled ?? options.firstSequence - 1);
-  while (behind() >= backlog.limit && !options.signal?.aborted) {
+  const behind = () => lastSent + batch - (handled ?? options.firstSequence - 1);
+  while (behind() > backlog.limit && !options.signal?.aborted) {
     if (now() - progressAt >= backlog.stallMs) {
       return (
         `replay/stalled: ${options.symbol} handled no tick for ${Math.round(backlog.stallMs / 1000)} s ` +
@@ -236,6 +239,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       stalled = await awaitBacklog(
         options.backlog,
         options.firstSequence + batch.start - 1,
+        batch.end - batch.start,
         options,
         now,
         sleep,

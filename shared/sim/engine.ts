@@ -91,7 +91,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     mark: [],
     fund: [],
     started: [],
-    settled: { market: [], auction: [], insurance: [], adl: [], cancelled: [] },
+    settled: { market: [], auction: [], insurance: [], adl: [], badDebt: [], cancelled: [] },
     badDebt: [],
   };
   const errors: Record<string, number> = {};

@@ -36,7 +36,8 @@ const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint
 
 const notional = (size: bigint, price: PriceE8): QuoteE6 => div(size * price, NOTIONAL_TO_QUOTE, 'floor');
 
-export type MinuteCounts = Record<Layer | 'cancelled', number>;
+/** Per minute: settlements by layer, deficits left as bad debt (not ADL's: it closed and covered nothing), cancels. */
+export type MinuteCounts = Record<Layer | 'badDebt' | 'cancelled', number>;
 
 export class SimulationRecorder {
   readonly settledBy: Record<Layer, number> = { market: 0, auction: 0, insurance: 0, adl: 0 };
@@ -65,7 +66,7 @@ export class SimulationRecorder {
   /** One sample per market order that filled, hundredths of a basis point. */
   readonly slippage: number[] = [];
   /** Terminal states since the last takeMinute(). */
-  #minute: MinuteCounts = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
+  #minute: MinuteCounts = { market: 0, auction: 0, insurance: 0, adl: 0, badDebt: 0, cancelled: 0 };
   /** Payouts to traders whose position closed, by position id. */
   readonly #payouts = new Map<string, QuoteE6>();
   readonly #flows = { venue: 0n, providers: 0n, adl: 0n };
@@ -127,8 +128,9 @@ export class SimulationRecorder {
       this.#positionsLiquidated.add(write.record.positionId);
       this.settledBy[layer] += 1;
       const s = write.record.settlement;
-      if (layer === 'adl' && s?.adlClosedSize === 0n && s.adlCovered === 0n) this.adlBadDebtOnly += 1;
-      this.#minute[layer] += 1;
+      const badDebtOnly = layer === 'adl' && s?.adlClosedSize === 0n && s.adlCovered === 0n;
+      if (badDebtOnly) this.adlBadDebtOnly += 1;
+      this.#minute[badDebtOnly ? 'badDebt' : layer] += 1;
       this.#settle(write.record, writes);
     }
   }
@@ -146,7 +148,7 @@ export class SimulationRecorder {
   /** Terminal states counted since the previous call. */
   takeMinute(): MinuteCounts {
     const counts = this.#minute;
-    this.#minute = { market: 0, auction: 0, insurance: 0, adl: 0, cancelled: 0 };
+    this.#minute = { market: 0, auction: 0, insurance: 0, adl: 0, badDebt: 0, cancelled: 0 };
     return counts;
   }
 

@@ -18,7 +18,7 @@ export interface MinuteSeries {
   /** Liquidations started by the tick. */
   readonly started: number[];
   /** Liquidations that reached a terminal state during the minute, by state. */
-  readonly settled: Record<Layer | 'cancelled', number[]>;
+  readonly settled: Record<Layer | 'badDebt' | 'cancelled', number[]>;
   /** Cumulative bad debt at the end of the minute. */
   readonly badDebt: QuoteE6[];
 }

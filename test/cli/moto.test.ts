@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -566,6 +567,49 @@ describe('inject tick: a configured market only', () => {
     expect(eth.code, eth.stderr).toBe(0);
     expect(eth.stdout).toMatch(/ETH-USD/);
   });
+});
+
+describe('sequences these commands sent (inject-queued-sequence)', () => {
+  it('a replay that fails after sending some ticks still records them: an inject right after does not reuse one', async () => {
+    const { names, at } = await newStage();
+    const markets = adapters(names).markets;
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 41, markPrice: parsePrice('130'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const file = path.join(dir, 'eth-usd-1m.csv');
+    const t0 = 1584003600000;
+    const rows = Array.from({ length: 25 }, (_, i) => `${t0 + i * 60_000},${130 - i / 10}`);
+    writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
+    // The bus takes the first PutEvents (ticks 42..51, queued: nothing runs margin-check here), then the
+    // connection drops on the second.
+    const original = EventBridgeClient.prototype.send;
+    let calls = 0;
+    const spy = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
+      this: EventBridgeClient,
+      ...args: Parameters<EventBridgeClient['send']>
+    ) {
+      calls += 1;
+      if (calls === 2)
+        return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+      return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as never);
+    let replay;
+    try {
+      replay = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(calls).toBe(2);
+    expect(replay.code).not.toBe(0);
+    const inject = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '130', ...at);
+    expect(inject.code, inject.stderr).toBe(0);
+    const sequence = JSON.parse(inject.stdout).entry.Detail.sequence as number;
+    // 42..51 are on their way from the replay: the inject must come after them.
+    expect(sequence).toBeGreaterThan(51);
+  }, 120_000);
 });
 
 describe("replay: the file's market", () => {

@@ -201,7 +201,8 @@ describe('replay pacing', () => {
     const events = {
       send: async (command: { input: { Entries: { Detail?: string }[] } }) => {
         const first = JSON.parse(command.input.Entries[0]!.Detail!).sequence as number;
-        behindAtSend.push(first - 1 - (handled ?? 0));
+        // Unhandled once this batch is on the bus.
+        behindAtSend.push(first - 1 + command.input.Entries.length - (handled ?? 0));
         return { Entries: command.input.Entries.map(() => ({ EventId: 'x' })) };
       },
     } as unknown as EventBridgeClient;
@@ -230,7 +231,7 @@ describe('replay pacing', () => {
     expect(outcome).toMatchObject({ total: 45, sent: 45, accepted: 45 });
     expect(outcome.stalled).toBeUndefined();
     expect(behindAtSend.length).toBe(5);
-    for (const behind of behindAtSend) expect(behind).toBeLessThan(10);
+    for (const behind of behindAtSend) expect(behind).toBeLessThanOrEqual(10);
   });
 
   it('stops with the reason when the stack handles nothing for stallMs', async () => {

@@ -498,6 +498,14 @@ export function checkVenueOrders(
     if (l.state === 'CANCELLED') {
       if (executedFills && executedFills.length > 0)
         problems.push(`venue: ${l.id} is CANCELLED but its market order filled ${sumSize(executedFills)}`);
+      // A waiting last resort may be cancelled (last-resort-recovered): only after orders that filled nothing.
+      for (const o of lastResortOf.get(l.id) ?? []) {
+        const fills = o.result?.fills;
+        if (o.executed && (fills === undefined || fills.length > 0))
+          problems.push(
+            `venue: ${l.id} is CANCELLED but ${o.order.clientOrderId} executed ${fills ? fmtFills(fills) : '(answer lost)'}`,
+          );
+      }
       continue;
     }
     const lastResortFills = isTerminal(l.state)

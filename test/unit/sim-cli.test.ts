@@ -221,6 +221,12 @@ describe('the table: deficits left as bad debt', () => {
     expect(baseline.badDebt).toBeGreaterThan(0n);
     expect(baseline.adlBadDebtOnly).toBeGreaterThan(0);
     expect(baseline.adlBadDebtOnly).toBe(baseline.settledBy.adl);
+    // The report's per-minute chart by layer too: its own bars, not ADL's.
+    const bars = (layer: 'adl' | 'badDebt') => baseline.series.settled[layer].reduce((a, b) => a + b, 0);
+    expect({ adl: bars('adl'), badDebt: bars('badDebt') }).toEqual({
+      adl: 0,
+      badDebt: baseline.adlBadDebtOnly,
+    });
     const table = renderComparison([baseline]);
     expect(table).toMatch(/ {2}settled by ADL +0\n/);
     expect(table).toMatch(
