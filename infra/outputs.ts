@@ -15,7 +15,7 @@ export const OUTPUT_KEYS = {
   tickBusArn: 'TickBusArn',
   tickArchiveName: 'TickArchiveName',
   dashboardName: 'DashboardName',
-  /** Only when an alarm topic is configured. */
+  /** The topic every alarm notifies (the stack's own, or backstop:alarmTopicArn). */
   alarmTopicArn: 'AlarmTopicArn',
 } as const;
 

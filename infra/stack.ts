@@ -78,7 +78,7 @@ export class BackstopStack extends Stack {
     out(OUTPUT_KEYS.tickBusArn, bus.eventBusArn);
     out(OUTPUT_KEYS.tickArchiveName, archive.archiveName);
     out(OUTPUT_KEYS.dashboardName, monitoring.dashboard.dashboardName);
-    if (monitoring.topic) out(OUTPUT_KEYS.alarmTopicArn, monitoring.topic.topicArn);
+    out(OUTPUT_KEYS.alarmTopicArn, monitoring.topic.topicArn, 'alarms notify this topic: subscribe to it');
     for (const t of TABLES) {
       out(tableNameKey(t.id), tables[t.id].tableName);
       out(tableArnKey(t.id), tables[t.id].tableArn);

@@ -160,6 +160,12 @@ export const METRICS = {
     kind: 'gauge',
     help: 'absolute difference between stored balances and the journal, whole quote units; 0 when healthy',
   },
+  LedgerJournalProblems: {
+    name: 'LedgerJournalProblems',
+    unit: 'Count',
+    kind: 'gauge',
+    help: 'journal problems a reconcile found (a sequence gap, entries that do not chain, a balance below zero); 0 when healthy',
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricKey = keyof typeof METRICS;

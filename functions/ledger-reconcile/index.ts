@@ -18,6 +18,7 @@ export async function reconcile() {
     journalSum: formatQuote(report.journalSum),
     difference: formatQuote(report.difference),
     entries: report.entries,
+    minBalance: formatQuote(report.minBalance),
     problems: report.problems,
     reconciled: report.difference === 0n && report.problems.length === 0,
   };

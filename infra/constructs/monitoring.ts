@@ -129,7 +129,7 @@ const positionIndexThrottles = (positions: ITable): MathExpression => {
 export class Monitoring extends Construct {
   readonly dashboard: Dashboard;
   readonly alarms: Alarm[] = [];
-  readonly topic?: ITopic;
+  readonly topic: ITopic;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -148,18 +148,22 @@ export class Monitoring extends Construct {
     this.widgets(props);
   }
 
-  private alarmTopic(config: InfraConfig): ITopic | undefined {
+  /**
+   * Every alarm notifies a topic: the one named by alarmTopicArn, or one of the stack's own (its ARN is an output),
+   * with alarmEmail subscribed when given. Without one, a stage deployed with neither setting would change alarm
+   * states with nobody told.
+   */
+  private alarmTopic(config: InfraConfig): ITopic {
     if (config.alarmTopicArn) return Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
-    if (!config.alarmEmail) return undefined;
     const topic = new Topic(this, 'AlarmTopic', {
       displayName: `Backstop ${config.stage} alarms`,
       enforceSSL: true,
     });
-    topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    if (config.alarmEmail) topic.addSubscription(new EmailSubscription(config.alarmEmail));
     Validations.of(topic).acknowledge({
       id: 'Serverless-SNSRedrivePolicy',
       reason:
-        'The only subscription is an operator email; an undelivered alarm email stays visible as the alarm state in CloudWatch, so a dead-letter queue would add nothing.',
+        'Its subscriptions are operators (an email, or what they subscribe to the output topic); an undelivered alarm notification stays visible as the alarm state in CloudWatch, so a dead-letter queue would add nothing.',
     });
     return topic;
   }
@@ -180,10 +184,8 @@ export class Monitoring extends Construct {
       treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
       alarmDescription: description,
     });
-    if (this.topic) {
-      alarm.addAlarmAction(new SnsAction(this.topic));
-      alarm.addOkAction(new SnsAction(this.topic));
-    }
+    alarm.addAlarmAction(new SnsAction(this.topic));
+    alarm.addOkAction(new SnsAction(this.topic));
     this.alarms.push(alarm);
     return alarm;
   }
@@ -233,6 +235,14 @@ export class Monitoring extends Construct {
       `Ledger balances differ from the journal by more than ${config.alarmLedgerDifference} quote units`,
       config.alarmLedgerDifference,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
+    // Apart from the difference, whose tolerance must not hide a broken journal.
+    this.alarm(
+      'LedgerJournalAlarm',
+      businessMetric(METRICS.LedgerJournalProblems, { statistic: 'Maximum' }),
+      'The fund journal is broken: a sequence gap, entries that do not chain, or a balance below zero (ledger-reconcile logs which)',
+      1,
+      GTE,
     );
     this.alarm(
       'CircuitBreakerAlarm',
@@ -290,17 +300,18 @@ export class Monitoring extends Construct {
     this.alarm(
       'TickDeliveryLostAlarm',
       new MathExpression({
-        expression: 'FILL(failed, 0) + FILL(notDeadLettered, 0) + FILL(dropped, 0) + FILL(undelivered, 0)',
+        // Not Lambda's AsyncEventsDropped: it also counts the events sent to the on-failure destination (the tick
+        // dead-letter queue, alarmed on its own) before they are dropped.
+        expression: 'FILL(failed, 0) + FILL(notDeadLettered, 0) + FILL(undelivered, 0)',
         usingMetrics: {
           failed: events('FailedInvocations'),
           notDeadLettered: events('InvocationsFailedToBeSentToDlq'),
-          dropped: lambda('AsyncEventsDropped'),
           undelivered: lambda('DestinationDeliveryFailures'),
         },
         label: 'ticks lost',
         period: FIVE_MINUTES,
       }),
-      'Ticks were lost on their way to margin-check and are not in the tick dead-letter queue either (EventBridge could not invoke or dead-letter them, or Lambda dropped them): check the rule, the function and the queue policy',
+      'Ticks were lost on their way to margin-check and are not in the tick dead-letter queue either (EventBridge could not invoke or dead-letter them, or Lambda could not deliver them to it): check the rule, the function and the queue policy',
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     );
@@ -430,7 +441,7 @@ export class Monitoring extends Construct {
       graph(
         'Safety',
         [m(METRICS.CircuitBreakerTripped), m(METRICS.OrderLeaseDeferrals), m(METRICS.OrderLeaseTakeovers)],
-        [m(METRICS.LedgerReconcileDifference, 'Maximum')],
+        [m(METRICS.LedgerReconcileDifference, 'Maximum'), m(METRICS.LedgerJournalProblems, 'Maximum')],
       ),
     );
     const depth: IMetric[] = [];

@@ -9,7 +9,7 @@ export interface ReconcileReport {
   readonly entries: number;
   /** balance - journalSum: anything but 0 is an alarm. */
   readonly difference: QuoteE6;
-  /** Journal chain problems: a gap in sequences, or an entry whose before/after do not chain. */
+  /** Journal problems: a gap in sequences, an entry whose before/after do not chain, a balance below zero. */
   readonly problems: readonly string[];
   readonly minBalance: QuoteE6;
 }
@@ -39,12 +39,21 @@ export async function reconcileAccount(
       problems.push(`entry ${entry.sequence}: balanceAfter != balanceBefore + amount`);
     }
     sum += entry.amount;
-    if (sum < minBalance) minBalance = sum;
+    if (sum < minBalance) {
+      // The fund never goes below its floor, and no floor is below zero: a journal that shows it paid money it
+      // did not have.
+      if (minBalance === 0n) problems.push(`entry ${entry.sequence}: balance ${sum} below zero`);
+      minBalance = sum;
+    }
   });
   const difference = balance.balance - sum;
-  // Gauges in whole quote units for the dashboard; a broken chain counts as a difference too.
-  const gauge = difference !== 0n ? Number(formatQuote(absBig(difference))) : problems.length > 0 ? 1 : 0;
-  telemetry.observe(METRICS.LedgerReconcileDifference.name, gauge);
+  // Gauges in whole quote units for the dashboard; a broken journal is counted apart (its own alarm), so the
+  // difference's tolerance never hides it.
+  telemetry.observe(
+    METRICS.LedgerReconcileDifference.name,
+    difference !== 0n ? Number(formatQuote(absBig(difference))) : 0,
+  );
+  telemetry.observe(METRICS.LedgerJournalProblems.name, problems.length);
   telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(balance.balance)));
   if (difference !== 0n || problems.length > 0) {
     telemetry.warn('ledger does not reconcile', { account, difference: difference.toString(), problems });

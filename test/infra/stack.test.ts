@@ -532,7 +532,7 @@ describe('BackstopStack template (default config)', () => {
     expect(stats.map((m) => `${m.Namespace} ${m.MetricName}`).sort()).toEqual([
       'AWS/Events FailedInvocations',
       'AWS/Events InvocationsFailedToBeSentToDlq',
-      'AWS/Lambda AsyncEventsDropped',
+      // Not AsyncEventsDropped: it also counts ticks Lambda put on the tick dead-letter queue (alarmed there).
       'AWS/Lambda DestinationDeliveryFailures',
     ]);
     const ruleId = Object.keys(
@@ -548,8 +548,12 @@ describe('BackstopStack template (default config)', () => {
       }
     }
     expect(lost).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
-    // No topic configured: alarms have no actions.
-    expect(alarms.every((a) => a.AlarmActions === undefined)).toBe(true);
+    // No email or topic configured: every alarm still notifies the stack's own topic (its ARN is an output).
+    expect(alarms.every((a) => Array.isArray(a.AlarmActions) && a.AlarmActions.length === 1)).toBe(true);
+    // A broken journal has its own alarm, whatever the difference's tolerance.
+    expect(alarms.some((a) => String(a.AlarmDescription).startsWith('The fund journal is broken'))).toBe(
+      true,
+    );
   });
 
   it('alarms on throttled requests to every table, and on throttled positions indexes with the shards advice', () => {
@@ -655,7 +659,13 @@ describe('BackstopStack template (default config)', () => {
     expect(outputs).toEqual(expect.arrayContaining(expected));
     expect(outputs).toContain('TablePositions');
     expect(outputs).toContain('QueueLiquidationsDlqUrl');
-    expect(outputs).not.toContain(OUTPUT_KEYS.alarmTopicArn);
+    // No email or topic given: the alarms still notify a topic of the stack's own, which an operator subscribes to.
+    expect(outputs).toContain(OUTPUT_KEYS.alarmTopicArn);
+    const topicId = Object.keys(template.findResources('AWS::SNS::Topic'))[0]!;
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(20);
+    for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 });
 
