@@ -596,7 +596,7 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
         return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
       return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
     } as never);
-    let replay;
+    let replay: Awaited<ReturnType<typeof cli>> | undefined;
     try {
       replay = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     } finally {
