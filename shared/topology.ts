@@ -144,7 +144,8 @@ export const QUEUES: readonly QueueDef[] = [
   {
     id: 'liquidations',
     // A throttled or timed-out call is retried in seconds, not after the visibility timeout (about 6 minutes);
-    // a lasting fault still spends the five receives over about 8 minutes before its dead letter alarms.
+    // a lasting fault spends the five receives over about 14 minutes before its dead letter alarms (the backoffs,
+    // 455 s, then the fifth failure's visibility timeout: past the list, as for any receive count configured).
     deadLetter: { maxReceiveCount: 5, retryBackoffSeconds: RETRY_BACKOFF_SECONDS },
     purpose: 'positions that crossed their liquidation price, one message per liquidation',
   },
