@@ -783,13 +783,9 @@ export async function decideAndSettle(
     // needed). A new attempt still comes only after an order that filled nothing, so a fill of a concurrent
     // delivery is never skipped.
     if (!(await flushPending(deps, carried))) return { done: false };
-    // Every order so far answered with no fill and none is pending: nothing executed. Healthy again at the latest
-    // mark (the waits can last hours), it is cancelled as a queued one would be, not sold within the last
-    // resort's wider bound (last-resort-recovered).
-    const nothingExecuted =
-      !context.lastResortOrder && liquidation.marketFills.length === 0 && auctionFills.length === 0;
-    if (nothingExecuted && !isLiquidatable(position, mark, market.maintenanceMargin))
-      return cancelHealthy(liquidation, position, mark, deps);
+    // A position healthy again while it waits is still sold (not cancelled as a queued one would be): measured on
+    // the crash replay, cancelling it gave back positions that the next leg down liquidated deeper, at a loss
+    // the fund and ADL paid (docs/RELIABILITY.md, last-resort-recovered).
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
