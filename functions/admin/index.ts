@@ -1,9 +1,11 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { logger, tracer } from '../../shared/lambda/runtime.ts';
+import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 
 /**
@@ -12,17 +14,21 @@ import { handleAdmin } from '../../shared/services/admin.ts';
  * the outcome, never the whole request.
  */
 export async function admin(event: unknown) {
-  const { adapters, config } = wiring();
+  const { adapters, config, telemetry } = wiring();
   const result = await handleAdmin(event, { ...adapters, config, nowMs: () => adapters.clock.nowMs() });
   const action =
     typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
   logger.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
   if (result.ok && result.wakeError) {
+    // Counted as any failed wake (on the dashboard); the sleepers still step when their messages come.
+    telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     logger.warn('provider registered; sleeping auctions not woken, they see it when they step', {
       error: result.wakeError,
     });
   }
   if (result.ok && result.entry) {
+    // A deposit or withdrawal moves the fund now: its gauge (and the fund-low alarm) need not wait for a reconcile.
+    telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(result.entry.balanceAfter)));
     return {
       ok: true,
       balanceAfter: formatQuote(result.entry.balanceAfter),
@@ -32,4 +38,7 @@ export async function admin(event: unknown) {
   return result;
 }
 
-export const handler = middy(admin).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger));
+export const handler = middy(admin)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

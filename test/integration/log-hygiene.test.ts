@@ -283,6 +283,16 @@ describe('logs hold no whole records and no credentials (issue 7)', () => {
     ]);
   });
 
+  it("the admin function's deposit emits the fund's balance (its alarm need not wait for a reconcile)", () => {
+    const emitted = lines
+      .map(parseJson)
+      .filter((l): l is Record<string, unknown> => !!l && typeof l === 'object' && '_aws' in l)
+      .map((l) => l.InsuranceFundBalance)
+      .filter((v) => v !== undefined);
+    // The first one: the deposit, before any settlement or reconcile moved or read the fund.
+    expect(emitted[0]).toBe(Number(DEPOSIT.amount[0]));
+  });
+
   it('no captured line holds a whole record, a raw item or the admin request', () => {
     expect(lines.length).toBeGreaterThan(20);
     const bad = lines.flatMap((line) => violations(line).map((v) => `${v}: ${line.slice(0, 200)}`));
