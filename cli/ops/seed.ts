@@ -18,6 +18,8 @@ import {
   registerProviderRequest,
   type SeedOutcome,
 } from '../../shared/local/seed.ts';
+import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
+import { stateDir } from '../../shared/local/state.ts';
 import type { MarketRepository } from '../../shared/ports/index.ts';
 import { type AdminDeps, handleAdmin } from '../../shared/services/admin.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
@@ -432,6 +434,7 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
       adminDeps(deployment, config),
     );
     if (!result.ok) throw new OperatorInputError(`feed resume refused: ${result.reason}`);
+    resetSentSequence(stateDir(), sentSequenceKey(deployment, result.id!), result.sequence!.after);
     io.stdout.write(
       `feed ${result.id} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,
     );

@@ -48,6 +48,21 @@ export function recordSentSequence(dir: string, key: string, sequence: number): 
   const record = read(dir);
   if ((record[key] ?? -1) >= sequence) return;
   record[key] = sequence;
+  write(dir, record);
+}
+
+/**
+ * The market's sequence was set back (`feed resume`): what these commands sent before counts no more, and the
+ * next sent tick follows the resumed sequence, not the old numbering.
+ */
+export function resetSentSequence(dir: string, key: string, sequence: number): void {
+  const record = read(dir);
+  if (record[key] === undefined) return;
+  record[key] = sequence;
+  write(dir, record);
+}
+
+function write(dir: string, record: Record<string, number>): void {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, SEQUENCES_FILE);
   writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`);

@@ -203,12 +203,18 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const early = await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at);
     expect(early.code).toBe(2);
     expect(early.stderr).toMatch(/^backstop: feed resume refused: admin\/nothing-to-resume: ETH-USD/);
-    const last = { sequence: 500, markPrice: parsePrice('1500'), timestampMs: Date.now() };
+    // An inject these commands sent numbered the feed by the clock; the market has seen it by now.
+    const injected = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', ...at);
+    const sentBefore = JSON.parse(injected.stdout).entry.Detail.sequence as number;
+    const last = { sequence: sentBefore, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await adapters(names).markets.acceptTick('ETH-USD', last, undefined, false);
     expect((await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at)).stdout).toBe(
-      'feed ETH-USD resumed: last sequence 500 -> 0, next ticks from 1\n',
+      `feed ETH-USD resumed: last sequence ${sentBefore} -> 0, next ticks from 1\n`,
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
+    // What the commands sent before the resume counts no more: the next inject follows the resumed numbering.
+    const resumed = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', ...at);
+    expect(JSON.parse(resumed.stdout).entry.Detail.sequence).toBe(1);
 
     // Positions priced again after a change of the market's maintenance margin: never by the defaults by
     // omission, and none rewritten under the same rules.
