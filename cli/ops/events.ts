@@ -1,6 +1,5 @@
 import { basename } from 'node:path';
 import { parsePrice } from '../../shared/domain/units.ts';
-import type { Deployment } from '../../shared/local/deployment.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import {
@@ -124,7 +123,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const symbol = resolveSymbol(riskConfigFor(deployment, undefined), givenSymbol, undefined);
     const now = Date.now();
     const key = sentSequenceKey(deployment, symbol);
-    const sequence = given ?? (await nextSentSequence(deployment, symbol, key, now));
+    const sequence = given ?? (await nextSentSequence(adaptersOf(deployment).markets, symbol, key, now));
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -162,7 +161,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   return withTarget(values, async (deployment) => {
     const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file, true);
     const key = sentSequenceKey(deployment, symbol);
-    const firstSequence = await nextSentSequence(deployment, symbol, key, Date.now());
+    const { markets } = adaptersOf(deployment);
+    const firstSequence = await nextSentSequence(markets, symbol, key, Date.now());
     const progress = new ProgressBar(io.stderr);
     const abort = new AbortController();
     const onSignal = () => abort.abort();
@@ -186,7 +186,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         signal: abort.signal,
         backlog: {
           limit: REPLAY_AHEAD_LIMIT,
-          handled: () => handledSequence(adaptersOf(deployment).markets, symbol),
+          handled: () => handledSequence(markets, symbol),
           stallMs: REPLAY_STALL_MS,
           pollMs: 250,
         },
@@ -243,8 +243,8 @@ async function handledSequence(markets: MarketRepository, symbol: string): Promi
 }
 
 /** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */
-async function nextSentSequence(deployment: Deployment, symbol: string, key: string, nowMs: number) {
-  const seen = await nextSequence(adaptersOf(deployment).markets, symbol, nowMs);
+async function nextSentSequence(markets: MarketRepository, symbol: string, key: string, nowMs: number) {
+  const seen = await nextSequence(markets, symbol, nowMs);
   const sent = lastSentSequence(stateDir(), key);
   return sent === undefined ? seen : Math.max(seen, sent + 1);
 }

@@ -405,8 +405,9 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  * `applied` (signed, by idempotency key) and then could not commit: only the differences, each under its key
  * suffixed with the plan's number (a key is applied once, with one amount). The plan was made knowing what was
  * applied (WaterfallInput.applied), so it plans every key applied before, and a difference is one the fund can
- * take: a fee given back within its floor, a draw within its floor and cap, each after the plan's credits. A difference keeps its movement's
- * kind and reference, so a liquidation's journal still sums to its settlement (appliedByKey reads it back).
+ * take: a fee given back within its floor, a draw within its floor and cap, each after the plan's credits. A
+ * difference keeps its movement's kind and reference, so a liquidation's journal still sums to its settlement
+ * (appliedByKey reads it back).
  *
  * A shortfall payout given back (the new plan pays less than earlier ones drew) carries the draw window of the
  * settlement's time, `fund.atMs` (every plan of a settlement plans at its frozen time): the ledger takes it off

@@ -67,7 +67,7 @@ export const registerProviderRequest = (p: ProviderRecord): RegisterProvider => 
   symbols: [...p.symbols],
 });
 
-/** Checks a request against the admin schema and its amounts as the admin service parses them; the reason names the row. */
+/** Checks a request against the admin schema, and its amounts as the admin service parses them; names the row. */
 function checked(raw: Record<string, unknown>, where: string): OpenPosition {
   const request = { action: 'openPosition', ...raw, traderId: raw.traderId || `trader-${String(raw.id)}` };
   const parsed = adminRequestSchema.safeParse(request);

@@ -14,7 +14,7 @@ export const SEQUENCES_FILE = 'sequences.json';
 
 const recordSchema = z.record(z.string(), z.number().int().nonnegative());
 
-/** The record's key: one target (kind, endpoint or region, the bus: its ARN, with the account, when known) and market. */
+/** The record's key: one target (kind, endpoint or region, the bus: its ARN, with the account, when known), one market. */
 export const sentSequenceKey = (deployment: Deployment, symbol: string): string =>
   [
     deployment.kind,

@@ -384,30 +384,6 @@ const withHistory = (
 // --- QUEUED: re-check and claim; EXECUTING: the market order --------------------------------------------
 
 /**
- * Healthy again at the latest mark, nothing executed: the position goes back to the book, priced by the rules this
- * deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
- */
-async function cancelHealthy(
-  liquidation: LiquidationRecord,
-  position: PositionRecord,
-  mark: PriceE8,
-  deps: SettlementDeps,
-): Promise<Step> {
-  const reopened: PositionRecord = withLiquidationPrice(
-    { ...position, state: 'OPEN', version: position.version + 1 },
-    deps.config,
-  );
-  const cancelled = withHistory(liquidation, 'CANCELLED', deps.clock.nowMs(), `healthy at ${mark}`);
-  const committed = await commitOrSkip(deps, [
-    { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
-    { kind: 'position', record: reopened, expectedVersion: position.version },
-  ]);
-  if (!committed) return { done: false };
-  deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
-  return { done: true, record: cancelled };
-}
-
-/**
  * Re-checks at the latest mark and either cancels (healthy again) or claims the liquidation (QUEUED ->
  * EXECUTING) with its market order fixed: size, limit and reference. Cancelling is only possible from QUEUED,
  * so once any consumer may have placed the order nobody can cancel it away.
@@ -420,8 +396,22 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   const { mark } = reference;
   const now = deps.clock.nowMs();
 
-  if (!isLiquidatable(position, mark, market.maintenanceMargin))
-    return cancelHealthy(liquidation, position, mark, deps);
+  if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
+    // Healthy again at the latest mark: nothing executed, the position goes back to the book, priced by the
+    // rules this deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
+    const reopened: PositionRecord = withLiquidationPrice(
+      { ...position, state: 'OPEN', version: position.version + 1 },
+      deps.config,
+    );
+    const cancelled = withHistory(liquidation, 'CANCELLED', now, `healthy at ${mark}`);
+    const committed = await commitOrSkip(deps, [
+      { kind: 'liquidation', record: cancelled, expectedVersion: liquidation.version },
+      { kind: 'position', record: reopened, expectedVersion: position.version },
+    ]);
+    if (!committed) return { done: false };
+    deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
+    return { done: true, record: cancelled };
+  }
 
   const plannedSize =
     deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;

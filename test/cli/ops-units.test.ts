@@ -234,6 +234,44 @@ describe('replay pacing', () => {
     for (const behind of behindAtSend) expect(behind).toBeLessThanOrEqual(10);
   });
 
+  it('never has more than `limit` ticks sent and not handled (docs: "at most 20")', async () => {
+    let clock = 0;
+    let handled = 0; // the stack handles one tick per poll
+    let lastSent = 0;
+    let maxUnhandled = 0;
+    const events = {
+      send: async (command: { input: { Entries: { Detail?: string }[] } }) => {
+        const entries = command.input.Entries;
+        lastSent = JSON.parse(entries[entries.length - 1]!.Detail!).sequence as number;
+        maxUnhandled = Math.max(maxUnhandled, lastSent - handled);
+        return { Entries: entries.map(() => ({ EventId: 'x' })) };
+      },
+    } as unknown as EventBridgeClient;
+    await replayPrices({
+      points: points(100),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      backlog: {
+        limit: 20,
+        handled: async () => {
+          handled = Math.min(handled + 1, lastSent);
+          return handled === 0 ? undefined : handled;
+        },
+        stallMs: 60_000,
+        pollMs: 250,
+      },
+    });
+    // Before: a batch of 10 went whenever fewer than 20 were unhandled, up to 29 at once.
+    expect(maxUnhandled).toBeLessThanOrEqual(20);
+  });
+
   it('stops with the reason when the stack handles nothing for stallMs', async () => {
     let clock = 0;
     const events = {
