@@ -132,7 +132,7 @@ export interface QueueDef {
   /**
    * Dead-letter queue for messages that still fail after maxReceiveCount receives. `retryBackoffSeconds[n - 1]`:
    * when a record whose n-th receive failed comes back (its consumer sets the visibility; the visibility
-   * timeout past the list).
+   * timeout past the list), except the last receive's, which comes back at once to be dead-lettered.
    */
   readonly deadLetter?: { readonly maxReceiveCount: number; readonly retryBackoffSeconds: readonly number[] };
   readonly purpose: string;
@@ -144,8 +144,8 @@ export const QUEUES: readonly QueueDef[] = [
   {
     id: 'liquidations',
     // A throttled or timed-out call is retried in seconds, not after the visibility timeout (about 6 minutes);
-    // a lasting fault spends the five receives over about 14 minutes before its dead letter alarms (the backoffs,
-    // 455 s, then the fifth failure's visibility timeout: past the list, as for any receive count configured).
+    // a lasting fault spends the five receives over about 8 minutes (the backoffs, 455 s) before its dead letter
+    // alarms: the last receive's failure comes back at once, for SQS to dead-letter it.
     deadLetter: { maxReceiveCount: 5, retryBackoffSeconds: RETRY_BACKOFF_SECONDS },
     purpose: 'positions that crossed their liquidation price, one message per liquidation',
   },
@@ -326,6 +326,8 @@ export const tableEnv = (id: TableId): string =>
   `TABLE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 export const queueEnv = (id: QueueId): string =>
   `QUEUE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_URL`;
+/** Receives before a queue's messages are dead-lettered (the stack's maxReceiveCount; the topology's when unset). */
+export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_URL$/, '_MAX_RECEIVES');
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
 export const RISK_CONFIG_ENV = 'RISK_CONFIG';
 /** Optional: index shards per market, JSON like {"BTC-USD": 4} (shared/adapters/aws/position-layout.ts). */

@@ -28,10 +28,10 @@ async function processRecord(record: SQSRecord, message: AuctionStepMessage): Pr
     log.info('auction step processed', { step: message.step, ...outcome });
   } catch (error) {
     logFailure(error, 'auction step failed; it will be retried');
-    const { adapters } = wiring();
-    // Back when another delivery's order lease runs out, or after the queue's backoff: not after the whole
-    // visibility timeout.
-    await scheduleRetry('auctionSteps', adapters.auctionQueue, record, error);
+    const { adapters, maxReceives } = wiring();
+    // Back when another delivery's order lease runs out, or after the queue's backoff (the last receive's at
+    // once, to be dead-lettered): not after the whole visibility timeout.
+    await scheduleRetry('auctionSteps', adapters.auctionQueue, record, error, maxReceives.auctionSteps);
     // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
     await noteFailure(
       'auction',

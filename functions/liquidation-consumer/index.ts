@@ -35,10 +35,10 @@ async function processRecord(record: SQSRecord, message: LiquidationMessage): Pr
     log.info('liquidation processed', { state: outcome.state });
   } catch (error) {
     logFailure(error, 'liquidation failed; it will be retried');
-    const { adapters } = wiring();
-    // Back when another delivery's order lease runs out, or after the queue's backoff: not after the whole
-    // visibility timeout.
-    await scheduleRetry('liquidations', adapters.liquidationQueue, record, error);
+    const { adapters, maxReceives } = wiring();
+    // Back when another delivery's order lease runs out, or after the queue's backoff (the last receive's at
+    // once, to be dead-lettered): not after the whole visibility timeout.
+    await scheduleRetry('liquidations', adapters.liquidationQueue, record, error, maxReceives.liquidations);
     // On the record too, so a dead-lettered message shows why (`backstop dlq list`).
     await noteFailure(
       'liquidation',

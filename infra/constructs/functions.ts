@@ -18,6 +18,7 @@ import {
   type FunctionId,
   type Grant,
   MAX_POSITIONS_ENV,
+  maxReceivesEnv,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   type QueueId,
@@ -28,7 +29,7 @@ import {
   TICK_BUS_ENV,
   tableEnv,
 } from '../../shared/topology.ts';
-import type { InfraConfig } from '../config.ts';
+import { type InfraConfig, maxReceiveCount } from '../config.ts';
 import type { QueuePair } from './queues.ts';
 import { MARGIN_CHECK_PATTERN } from './tick-bus.ts';
 
@@ -110,7 +111,11 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
       : { [MAX_POSITIONS_ENV]: String(props.config.marginCheckMaxPositions) }),
   };
   for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
-  for (const q of QUEUES) env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;
+  for (const q of QUEUES) {
+    env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;
+    const receives = maxReceiveCount(props.config, q.id);
+    if (receives !== undefined) env[maxReceivesEnv(q.id)] = String(receives);
+  }
   return env;
 }
 

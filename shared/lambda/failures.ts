@@ -94,24 +94,36 @@ export async function deferRecord(
   }
 }
 
-/** Seconds until a record of `queue` whose `receiveCount`-th receive failed comes back, or undefined (its visibility timeout). */
-export function retryBackoffSeconds(queue: QueueId, receiveCount: number): number | undefined {
+/**
+ * Seconds until a record of `queue` whose `receiveCount`-th receive failed comes back, or undefined (its visibility
+ * timeout). The last receive's failure (`maxReceives`, the queue's redrive) comes back within a second: its next receive
+ * moves it to the dead-letter queue, whose alarm should not wait a visibility timeout for nothing.
+ */
+export function retryBackoffSeconds(
+  queue: QueueId,
+  receiveCount: number,
+  maxReceives?: number,
+): number | undefined {
+  if (!Number.isSafeInteger(receiveCount) || receiveCount < 1) return undefined;
+  if (maxReceives !== undefined && receiveCount >= maxReceives) return 0;
   const schedule = QUEUES.find((q) => q.id === queue)?.deadLetter?.retryBackoffSeconds ?? [];
-  return Number.isSafeInteger(receiveCount) && receiveCount >= 1 ? schedule[receiveCount - 1] : undefined;
+  return schedule[receiveCount - 1];
 }
 
 /**
  * What a failed record's handler does before reporting it: another delivery's lease makes it wait for that lease,
- * any other failure backs off on its queue's schedule (by ApproximateReceiveCount).
+ * any other failure backs off on its queue's schedule (by ApproximateReceiveCount), the last receive's not at all.
  */
 export async function scheduleRetry(
   queueId: QueueId,
   queue: QueueTransport,
   record: SQSRecord,
   error: unknown,
+  maxReceives?: number,
 ): Promise<void> {
   if (error instanceof LiquidationBusyError) return deferRecord(queue, record, error.retryAfterMs);
-  const seconds = retryBackoffSeconds(queueId, Number(record.attributes?.ApproximateReceiveCount));
+  const receives = Number(record.attributes?.ApproximateReceiveCount);
+  const seconds = retryBackoffSeconds(queueId, receives, maxReceives);
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');
 }
 

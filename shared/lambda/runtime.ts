@@ -5,7 +5,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
-import { MAX_POSITIONS_ENV, RISK_CONFIG_ENV } from '../topology.ts';
+import { MAX_POSITIONS_ENV, maxReceivesEnv, QUEUES, type QueueId, RISK_CONFIG_ENV } from '../topology.ts';
 
 /** Powertools instances shared by every handler of a container (created once, at cold start). */
 export const logger = new Logger({ serviceName: METRICS_SERVICE });
@@ -46,6 +46,20 @@ export function maxPositionsFromEnv(env: NodeJS.ProcessEnv = process.env): numbe
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 1 || value > 10_000)
     throw new Error(`${MAX_POSITIONS_ENV} must be an integer from 1 to 10000, got "${raw}"`);
+  return value;
+}
+
+/**
+ * Receives before `queue` dead-letters a message, from its environment variable (the stack's maxReceiveCount, which
+ * CDK context may override), else the topology's; undefined for a queue without a dead-letter queue.
+ */
+export function maxReceivesFromEnv(queue: QueueId, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const name = maxReceivesEnv(queue);
+  const raw = env[name];
+  if (raw === undefined || raw === '') return QUEUES.find((q) => q.id === queue)?.deadLetter?.maxReceiveCount;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new Error(`${name} must be a whole number of receives (1 or more), got "${raw}"`);
   return value;
 }
 

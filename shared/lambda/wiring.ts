@@ -13,8 +13,14 @@ import type { RiskConfig } from '../domain/config.ts';
 import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
-import { TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
-import { maxPositionsFromEnv, powertoolsTelemetry, requireEnv, riskConfigFromEnv } from './runtime.ts';
+import { type QueueId, TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
+import {
+  maxPositionsFromEnv,
+  maxReceivesFromEnv,
+  powertoolsTelemetry,
+  requireEnv,
+  riskConfigFromEnv,
+} from './runtime.ts';
 
 export interface LambdaWiring {
   /** Re-emits a tick's detail as a continuation event on the tick bus. */
@@ -27,6 +33,8 @@ export interface LambdaWiring {
   readonly maxPositionsPerInvocation: number;
   /** margin-check's markets as its last accepted ticks wrote them, kept for the container's life. */
   readonly marketStates: Map<string, MarketState>;
+  /** Receives before each consumer's queue dead-letters a message (its last failure is not backed off). */
+  readonly maxReceives: Readonly<Record<Exclude<QueueId, 'tickDeadLetters'>, number | undefined>>;
 }
 
 let cached: LambdaWiring | undefined;
@@ -88,6 +96,10 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
       throw new Error(`continuation/put-failed: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
   };
   const maxPositionsPerInvocation = maxPositionsFromEnv(env);
+  const maxReceives = {
+    liquidations: maxReceivesFromEnv('liquidations', env),
+    auctionSteps: maxReceivesFromEnv('auctionSteps', env),
+  };
   cached = {
     adapters,
     config,
@@ -96,6 +108,7 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     putContinuation,
     maxPositionsPerInvocation,
     marketStates: new Map(),
+    maxReceives,
   };
   return cached;
 }

@@ -14,6 +14,7 @@ import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runn
 import {
   FUNCTIONS,
   type FunctionId,
+  maxReceivesEnv,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
@@ -76,7 +77,11 @@ export function functionEnvironment(
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
   };
   for (const table of TABLES) env[tableEnv(table.id)] = names.tables[table.id];
-  for (const queue of QUEUES) env[queueEnv(queue.id)] = names.queues[queue.id].url;
+  for (const queue of QUEUES) {
+    env[queueEnv(queue.id)] = names.queues[queue.id].url;
+    // The local queues' redrive is the topology's (shared/adapters/aws/resources.ts).
+    if (queue.deadLetter) env[maxReceivesEnv(queue.id)] = String(queue.deadLetter.maxReceiveCount);
+  }
   if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);
   if (positionIndexShards) env[POSITION_INDEX_SHARDS_ENV] = JSON.stringify(positionIndexShards);
   return env;

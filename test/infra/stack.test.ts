@@ -28,6 +28,7 @@ import {
   FUNCTIONS,
   type FunctionId,
   MAX_POSITIONS_ENV,
+  maxReceivesEnv,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
   POSITION_INDEX_SHARDS_ENV,
@@ -690,6 +691,17 @@ describe('BackstopStack template (configured)', () => {
       .map((q) => q.Properties.RedrivePolicy)
       .filter(Boolean);
     expect(redrives.map((r) => r.maxReceiveCount)).toEqual([3, 3]);
+    // The consumers know the count, so a last receive's failure is not backed off (shared/lambda/failures.ts).
+    const lambdas = Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (f) => f.Properties.Environment?.Variables?.[TICK_BUS_ENV],
+    );
+    expect(lambdas).toHaveLength(FUNCTIONS.length);
+    for (const fn of lambdas) {
+      const vars = fn.Properties.Environment.Variables;
+      expect(vars[maxReceivesEnv('liquidations')]).toBe('3');
+      expect(vars[maxReceivesEnv('auctionSteps')]).toBe('3');
+      expect(vars[maxReceivesEnv('tickDeadLetters')]).toBeUndefined();
+    }
     const logGroups = Object.values(template.findResources('AWS::Logs::LogGroup'));
     expect(logGroups.map((g) => g.Properties.RetentionInDays)).toEqual(FUNCTIONS.map(() => 90));
     template.hasResourceProperties('AWS::SNS::Subscription', {

@@ -12,11 +12,11 @@ import {
   retryBackoffSeconds,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import { logger } from '../../shared/lambda/runtime.ts';
+import { logger, maxReceivesFromEnv } from '../../shared/lambda/runtime.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
 import { sqsRecord as runnerRecord } from '../../shared/runner/index.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
-import { QUEUES } from '../../shared/topology.ts';
+import { maxReceivesEnv, QUEUES } from '../../shared/topology.ts';
 
 /** What the consumers record on a liquidation or auction when a delivery fails (shown by `backstop dlq list`). */
 
@@ -234,7 +234,7 @@ describe('scheduleRetry', () => {
   const identity = { region: 'us-east-1', accountId: '000000000000' };
 
   /** A failed n-th receive: when its message is visible again, and how the handler deferred it. */
-  async function retryOf(error: unknown, receives: number) {
+  async function retryOf(error: unknown, receives: number, maxReceives?: number) {
     const clock = new ManualClock(1_000_000);
     const queue = new EmbeddedQueue({ name: 'liquidations', clock });
     await queue.send('m');
@@ -246,7 +246,9 @@ describe('scheduleRetry', () => {
     expect(message.receiveCount).toBe(receives);
     const deferred = new Map<string, DeferralKind>();
     const record = runnerRecord(message, 'arn', identity, clock.nowMs());
-    await recordingDeferrals(deferred, () => scheduleRetry('liquidations', queue, record, error));
+    await recordingDeferrals(deferred, () =>
+      scheduleRetry('liquidations', queue, record, error, maxReceives),
+    );
     let seconds = 0;
     while ((await queue.receive(1, 361)).length === 0) {
       clock.advance(1_000);
@@ -271,6 +273,18 @@ describe('scheduleRetry', () => {
     });
   });
 
+  it("brings the last receive's failure back within a second, for its next receive to dead-letter it", async () => {
+    const schedule = QUEUES.find((q) => q.id === 'liquidations')?.deadLetter?.retryBackoffSeconds ?? [];
+    const last = schedule.length + 1;
+    expect(await retryOf(new Error('throttled'), last, last)).toEqual({ seconds: 1, kind: 'backoff' });
+    // Before the last receive, the schedule; past it (ApproximateReceiveCount is approximate), at once too.
+    expect(await retryOf(new Error('throttled'), 2, last)).toEqual({ seconds: schedule[1], kind: 'backoff' });
+    expect(retryBackoffSeconds('liquidations', last + 1, last)).toBe(0);
+    // A configured count below the schedule's length cuts it short.
+    expect(retryBackoffSeconds('liquidations', 2, 2)).toBe(0);
+    expect(retryBackoffSeconds('liquidations', 1, 2)).toBe(schedule[0]);
+  });
+
   it("makes a record another delivery's lease holds wait for that lease, whatever its receive count", async () => {
     expect(await retryOf(new LiquidationBusyError('liquidation/busy: p1:0', 12_500), 1)).toEqual({
       seconds: 13,
@@ -283,5 +297,23 @@ describe('scheduleRetry', () => {
       expect(retryBackoffSeconds('liquidations', count)).toBeUndefined();
     expect(retryBackoffSeconds('tickDeadLetters', 1)).toBeUndefined();
     expect(retryBackoffSeconds('auctionSteps', 1)).toBe(retryBackoffSeconds('liquidations', 1));
+  });
+});
+
+describe('maxReceivesFromEnv', () => {
+  it("reads a queue's receive count from its variable, the topology's when unset, none without a DLQ", () => {
+    const topology = QUEUES.find((q) => q.id === 'liquidations')?.deadLetter?.maxReceiveCount;
+    expect(topology).toBeGreaterThan(1);
+    expect(maxReceivesFromEnv('liquidations', {})).toBe(topology);
+    expect(maxReceivesFromEnv('auctionSteps', { [maxReceivesEnv('auctionSteps')]: '3' })).toBe(3);
+    expect(maxReceivesFromEnv('liquidations', { [maxReceivesEnv('auctionSteps')]: '3' })).toBe(topology);
+    expect(maxReceivesFromEnv('tickDeadLetters', {})).toBeUndefined();
+  });
+
+  it('refuses a value that is not a whole number of receives, naming the variable', () => {
+    for (const raw of ['0', '-2', '2.5', 'five'])
+      expect(() => maxReceivesFromEnv('liquidations', { [maxReceivesEnv('liquidations')]: raw })).toThrow(
+        new RegExp(`QUEUE_LIQUIDATIONS_MAX_RECEIVES must be a whole number.*"${raw}"`),
+      );
   });
 });
