@@ -311,8 +311,9 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'ledger', access: 'readWrite' },
       { table: 'providers', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },
-      // openPosition checks the position against the last mark; registerProvider wakes sleeping auctions.
-      { table: 'markets', access: 'read' },
+      // openPosition checks the position against the last mark; registerProvider wakes sleeping auctions;
+      // resumeFeed rebases the market's sequence (a conditional update).
+      { table: 'markets', access: 'readWrite' },
       { table: 'auctions', access: 'read' },
       { queue: 'auctionSteps', access: 'send' },
     ],

@@ -35,6 +35,8 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
   QUEUE_LIQUIDATIONS_URL: 'a queue URL (a Ref); sending or receiving takes the IAM grant',
   QUEUE_AUCTION_STEPS_URL: 'a queue URL (a Ref)',
   QUEUE_TICK_DEAD_LETTERS_URL: 'a queue URL (a Ref)',
+  QUEUE_LIQUIDATIONS_MAX_RECEIVES: "the liquidation queue's maxReceiveCount (a count)",
+  QUEUE_AUCTION_STEPS_MAX_RECEIVES: "the auction-step queue's maxReceiveCount (a count)",
 };
 
 const SECRET_NAME = /SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY/i;

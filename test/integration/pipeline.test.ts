@@ -243,6 +243,19 @@ describe('pipeline on moto', () => {
     });
   });
 
+  it("resumes a restarted feed through the admin function, whose role may write the market's sequence", async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.tick('200');
+      expect((await ctx.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(2);
+      // The feed restarted its numbering: `backstop feed resume`, as an IAM invoke of the deployed function.
+      await ctx.admin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 });
+      expect((await ctx.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(0);
+      // The stack's role grants it (withStack checks every call against the topology).
+      expect([...grants.uses]).toContain('admin write markets');
+    });
+  });
+
   it('continues a tick that crosses more than one invocation starts, through continuation events on the bus', async () => {
     process.env[MAX_POSITIONS_ENV] = '2';
     try {
