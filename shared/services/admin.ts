@@ -35,8 +35,13 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
   }),
   z.strictObject({
     action: z.literal('openPosition'),
-    // A liquidation's ledger keys start with its position's id, the operator's with "admin:": never the same.
-    id: id.refine((v) => v !== 'admin', '"admin" is reserved: the fund\'s operator keys begin with it'),
+    // A liquidation's ledger keys start with its position's id and a colon, the operator's with "admin:": a
+    // position named "admin" or "admin:..." would share the operator's keys (a deposit keyed "x:0:fee" is the fee
+    // of position "admin:x").
+    id: id.refine(
+      (v) => v !== 'admin' && !v.startsWith('admin:'),
+      '"admin" and "admin:..." are reserved: the fund\'s operator keys begin with "admin:"',
+    ),
     traderId: id,
     symbol: z.string().max(20),
     side: z.enum(['LONG', 'SHORT']),

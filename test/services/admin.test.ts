@@ -86,25 +86,42 @@ describe('admin requests', () => {
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
   });
 
-  it('refuses a position named "admin" (its ledger keys would meet the operator\'s) and changes nothing', async () => {
-    const { p, run } = setup();
-    const result = await run({
-      action: 'openPosition',
-      id: 'admin',
-      traderId: 't1',
-      symbol: 'ETH-USD',
-      side: 'LONG',
-      size: '10',
-      entryPrice: '200',
-      collateral: '290',
-    });
-    // Its first liquidation's fee would be keyed "admin:0:fee", a deposit's key "0:fee" is journaled the same.
-    expect(result).toMatchObject({
-      ok: false,
-      reason: expect.stringMatching(/admin\/invalid: id: .*reserved/),
-    });
-    expect(await p.adapters.positions.get('admin')).toBeUndefined();
-  });
+  it.each(['admin', 'admin:x'])(
+    'refuses a position named "%s" (its ledger keys would meet the operator\'s) and changes nothing',
+    async (id) => {
+      const { p, run } = setup();
+      const result = await run({
+        action: 'openPosition',
+        id,
+        traderId: 't1',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        size: '10',
+        entryPrice: '200',
+        collateral: '290',
+      });
+      // Its first liquidation's fee would be keyed "<id>:0:fee": for "admin:x" that is a deposit keyed "x:0:fee"
+      // (every delivery of the liquidation then met the deposit's key: dead-lettered, or the fee taken as paid).
+      expect(result).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/admin\/invalid: id: .*reserved/),
+      });
+      expect(await p.adapters.positions.get(id)).toBeUndefined();
+      // An id that only contains "admin" is an ordinary one.
+      expect(
+        await run({
+          action: 'openPosition',
+          id: `${id}x`.replace(':', '-'),
+          traderId: 't1',
+          symbol: 'ETH-USD',
+          side: 'LONG',
+          size: '10',
+          entryPrice: '200',
+          collateral: '290',
+        }),
+      ).toMatchObject({ ok: true });
+    },
+  );
 
   it('registers a provider and opens a healthy position, refusing one already liquidatable', async () => {
     const { p, run } = setup();
