@@ -85,6 +85,13 @@ export interface ParseOptions {
 
 const DECIMAL = /^([+-])?(\d+)(?:\.(\d+))?$/;
 const MAX_INPUT_LENGTH = 80;
+/**
+ * Largest magnitude a parsed value may have once scaled: 30 digits. DynamoDB numbers hold 38 significant digits,
+ * so a balance summing many such values still fits; a larger one would be stored nowhere, or break every later
+ * write of its item (a fund balance that can no longer move).
+ */
+export const MAX_SCALED_DIGITS = 30;
+const MAX_SCALED = 10n ** BigInt(MAX_SCALED_DIGITS);
 
 /**
  * Parses a plain decimal string ("1520.5", "-0.25") into a scaled integer.
@@ -122,6 +129,10 @@ export function parseDecimal(
   } else {
     scaled = BigInt(whole + fraction.padEnd(decimals, '0'));
   }
+  if (scaled >= MAX_SCALED)
+    throw new UnitError(
+      `${what}: "${text}" is too large (at most ${MAX_SCALED_DIGITS - decimals} digits before the point)`,
+    );
   if (sign === '-') scaled = -scaled;
   if (scaled < 0n && !options.allowNegative) throw new UnitError(`${what}: must not be negative ("${text}")`);
   if (scaled === 0n && options.positive)

@@ -78,6 +78,13 @@ describe('admin requests', () => {
     expect(await p.adapters.providers.list('ETH-USD')).toEqual([]);
   });
 
+  it('refuses a deposit too large for a DynamoDB number with a reason, and changes nothing', async () => {
+    const { p, run } = setup();
+    const result = await run({ action: 'deposit', amount: `1${'0'.repeat(30)}`, idempotencyKey: 'huge' });
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/amount: .*too large/) });
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
+  });
+
   it('refuses a withdrawal below the floor with a reason', async () => {
     const { p, run } = setup();
     await run({ action: 'deposit', amount: '10', idempotencyKey: 'd1' });
