@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
-import { type PriceE8, parseBase, parsePpm, parsePrice, parseQuote, UnitError } from '../domain/units.ts';
+import {
+  PPM_SCALE,
+  type PriceE8,
+  parseBase,
+  parsePpm,
+  parsePrice,
+  parseQuote,
+  UnitError,
+} from '../domain/units.ts';
 import {
   ConditionFailedError,
   type JournalEntry,
@@ -144,12 +152,18 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       return { ok: true, entry };
     }
     case 'registerProvider': {
+      const maxDiscountPpm = parsePpm(request.maxDiscount, 'maxDiscount');
+      // A discount of 100 % or more bids nothing for a lot (SELL): no auction price ever reaches it.
+      if (maxDiscountPpm >= PPM_SCALE)
+        throw new AdminInputError(
+          `admin/invalid: maxDiscount: ${request.maxDiscount} must be below 1 (a share of the mark: 0.02 is 2 %)`,
+        );
       const existing = await deps.providers.get(request.id);
       await deps.providers.put(
         {
           id: request.id,
           capital: parseQuote(request.capital, 'capital', { positive: true }),
-          maxDiscountPpm: parsePpm(request.maxDiscount, 'maxDiscount'),
+          maxDiscountPpm,
           maxLot: parseBase(request.maxLot, 'maxLot', { positive: true }),
           symbols: request.symbols.map((s) => marketConfig(deps.config, s).symbol),
           version: existing ? existing.version + 1 : 0,

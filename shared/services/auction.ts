@@ -3,7 +3,7 @@ import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { div, notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { div, maxBig, notionalQuote, PPM_SCALE } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -146,13 +146,14 @@ async function stepOnce(
   const { mark } = markOfMarket(marketState, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
+  const bidders = withLotRoomLeft(providers, auction.fills);
   const market = marketConfig(deps.config, auction.symbol);
 
   // Walking the rest of the curve (and resetting it) fills nothing worth having when no provider has the capital
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  const best = bestBid(auction, status, providers, deps.config, auction.remainingLot, mark);
+  const best = bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
   const anyBidder = best !== undefined;
   if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
@@ -199,11 +200,15 @@ async function stepOnce(
       'ceil',
     ),
     dust: market.dustSize,
-    providers,
+    providers: bidders,
     maxFills: MAX_FILLS_PER_STEP,
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;
+  const fills = [
+    ...auction.fills,
+    ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size })),
+  ];
   const filled = new Map<string, ProviderRecord>();
   for (const fill of clearing.fills) {
     const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
@@ -226,7 +231,10 @@ async function stepOnce(
           bestBid(
             auction,
             status,
-            providers.map((p) => filled.get(p.id) ?? p),
+            withLotRoomLeft(
+              providers.map((p) => filled.get(p.id) ?? p),
+              fills,
+            ),
             deps.config,
             clearing.remainingLot,
             mark,
@@ -236,10 +244,7 @@ async function stepOnce(
     ...awake(auction),
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
-    fills: [
-      ...auction.fills,
-      ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size })),
-    ],
+    fills,
     ...(done ? { endedBy: enderOf(message), state: 'CLEARED' as const } : { state: 'RUNNING' as const }),
     step: auction.step + 1,
     version: auction.version + 1,
@@ -337,4 +342,21 @@ async function commit(deps: SettlementDeps, writes: readonly Write[]): Promise<b
     if (error instanceof ConditionFailedError) return false;
     throw error;
   }
+}
+
+/**
+ * The providers as one auction's bidders: maxLot bounds what a provider takes of one auction, so what it took at
+ * earlier steps is no longer room (the records written back keep their own maxLot).
+ */
+function withLotRoomLeft(
+  providers: readonly ProviderRecord[],
+  fills: AuctionRecord['fills'],
+): readonly ProviderRecord[] {
+  if (fills.length === 0) return providers;
+  const taken = new Map<string, bigint>();
+  for (const f of fills) taken.set(f.providerId, (taken.get(f.providerId) ?? 0n) + f.size);
+  return providers.map((p) => {
+    const size = taken.get(p.id);
+    return size === undefined ? p : { ...p, maxLot: maxBig(0n, p.maxLot - size) };
+  });
 }

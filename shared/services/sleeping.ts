@@ -39,11 +39,12 @@ export function bestBid(
 ): Ppm | undefined {
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
+  const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
   // BUY: any provider with the capital at the best price counts.
-  if (auction.direction === 'BUY') return bestDiscount(providers, smallest, status.price);
+  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price);
   const lowest = lowestSellPrice(auction, mark, config.auction);
   let best: Ppm | undefined;
-  for (const p of providers) {
+  for (const p of reachable) {
     if (p.maxLot < smallest) continue;
     // The highest price at which it pays for the piece (clearing's sizeFor, inverted).
     const payable = div(p.capital * NOTIONAL_TO_QUOTE, smallest, 'floor');
@@ -55,6 +56,17 @@ export function bestBid(
     if (best === undefined || discount < best) best = discount;
   }
   return best;
+}
+
+/**
+ * A bid the auction's price can reach at some mark: the floor follows the mark as the bid does, so a SELL discount
+ * below the floor's share (1 - d < floor, or a price of 0 or less) or a BUY premium above it (1 + d > 1 / floor) is
+ * never reached, whatever the mark; such a provider would keep an auction nobody takes walking its whole curve.
+ */
+function withinFloor(discount: Ppm, direction: AuctionRecord['direction'], config: RiskConfig): boolean {
+  const { floor } = config.auction;
+  if (direction === 'SELL') return PPM_SCALE - discount > 0n && PPM_SCALE - discount >= floor;
+  return floor === 0n || (PPM_SCALE + discount) * floor <= PPM_SCALE * PPM_SCALE;
 }
 
 function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {

@@ -41,8 +41,8 @@ interface World {
 
 const WORLDS: readonly World[] = [
   {
-    // Empty book: both longs go to auction. lp-1 takes at most 20 per step: 20 of the 30-lot and the 10-lot at
-    // one step, the last 10 a step later. The fund (cap 30) and an ADL haircut of the short cover the shortfall.
+    // Empty book: both longs go to auction. lp-1 takes at most 20 of an auction: 20 of the 30-lot and the whole
+    // 10-lot. The 30-lot's last 10 and its shortfall go to the fund (cap 30) and ADL of the short.
     name: 'auction',
     crashTo: '184',
     async build(p) {
