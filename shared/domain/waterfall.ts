@@ -113,9 +113,17 @@ export interface WaterfallInput {
    * The plan then credits or draws only the differences, and gives back only what the fund can (see decideWaterfall).
    */
   readonly applied?: AppliedAmounts;
+  /**
+   * false: ADL only takes the size no other layer closed, and the deficit the fund refuses stays bad debt (the
+   * market-only baseline, which has no ADL to socialize losses). Default true.
+   */
+  readonly socializeDeficit?: boolean;
 }
 
 /** Net amounts a settlement's earlier plans applied to the fund (both >= 0). */
+/** An ADL allocation that closes nothing and covers nothing. */
+const NO_ADL_CLOSE: AdlAllocation = { fills: [], covered: 0n, uncovered: 0n, closedSize: 0n, unmatchedSize: 0n };
+
 export interface AppliedAmounts {
   readonly fee: QuoteE6;
   readonly shortfallPaid: QuoteE6;
@@ -352,15 +360,20 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   // deficit the probe is the allocation itself.
   let adl: AdlAllocation | undefined;
   if (adlActs && candidates) {
-    adl =
-      refused === 0n && probe
-        ? probe
-        : allocateAdl({
-            deficit: refused,
-            bankruptPosition: { side: position.side, size: left },
-            ranked: candidates,
-            mark,
-          });
+    if (input.socializeDeficit === false) {
+      // Only the size moves; none of the deficit does.
+      adl = { ...(probe ?? NO_ADL_CLOSE), covered: 0n, uncovered: refused };
+    } else {
+      adl =
+        refused === 0n && probe
+          ? probe
+          : allocateAdl({
+              deficit: refused,
+              bankruptPosition: { side: position.side, size: left },
+              ranked: candidates,
+              mark,
+            });
+    }
   }
 
   const acted: Layer[] = [];

@@ -326,7 +326,6 @@ export interface LiquidationRecord {
   /** Size still to be closed by the later layers. */
   readonly remainingSize: BaseE8;
   readonly marketFills: readonly Fill[];
-  readonly auctionFills: readonly (Fill & { readonly providerId: string })[];
   /** Amounts settled per layer (positive: paid into the fund / by the layer; see the waterfall). */
   readonly settlement?: SettlementAmounts;
   readonly history: readonly LiquidationEvent[];

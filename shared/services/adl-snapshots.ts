@@ -52,6 +52,11 @@ export interface QueuedEntry {
  */
 export class AdlQueue {
   readonly #entries: QueuedEntry[];
+  /**
+   * The last ranking the queue held when taken, if the side held more: positions it never held rank after it, so
+   * a record that moves below it (ADL closed some of it) leaves the queue instead of being served ahead of them.
+   */
+  readonly #horizon: RankedCandidate | undefined;
 
   /**
    * @param entries ranked at `mark`, in rank order
@@ -66,6 +71,7 @@ export class AdlQueue {
     readonly complete = false,
   ) {
     this.#entries = [...entries];
+    this.#horizon = complete ? undefined : entries[entries.length - 1]?.ranked;
   }
 
   get length(): number {
@@ -114,10 +120,14 @@ export class AdlQueue {
         }
         for (const entry of removed) {
           const moved = stale.get(entry);
-          if (moved) this.#insert(moved);
+          if (moved && this.#withinHorizon(moved)) this.#insert(moved);
         }
       }
     }
+  }
+
+  #withinHorizon(entry: QueuedEntry): boolean {
+    return this.#horizon === undefined || compareRanked(entry.ranked, this.#horizon) <= 0;
   }
 
   #insert(entry: QueuedEntry): void {

@@ -763,6 +763,8 @@ export async function decideAndSettle(
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
+      // The baseline has no ADL: a deficit the fund refuses stays bad debt.
+      ...(deps.strategy === 'market-only' ? { socializeDeficit: false } : {}),
       nowMs: frozen?.nowMs ?? now,
       ...(frozen?.applied ? { applied: appliedAmounts(frozen.applied, liquidation.id) } : {}),
     });
@@ -1080,6 +1082,8 @@ async function refreeze(
       insurance: { account: deps.insuranceAccount, state: insurance, config: deps.config.insurance },
       ...(candidates ? { adlCandidates: candidates } : {}),
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
+      // The baseline has no ADL: a deficit the fund refuses stays bad debt.
+      ...(deps.strategy === 'market-only' ? { socializeDeficit: false } : {}),
       nowMs: frozen.nowMs,
       applied: appliedAmounts(applied, liquidation.id),
     });
@@ -1365,7 +1369,6 @@ async function applySettlement(
         triggerMark: mark,
         remainingSize: remainingSize,
         marketFills: [],
-        auctionFills: [],
         history: [{ atMs: now, state: 'QUEUED', note: `${NEXT_SLICE_NOTE} ${liquidation.id}` }],
         version: 0,
       };

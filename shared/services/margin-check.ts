@@ -426,7 +426,6 @@ function newLiquidation(position: PositionRecord, tick: AcceptedTick): Liquidati
     triggerMark: tick.markPrice,
     remainingSize: position.size,
     marketFills: [],
-    auctionFills: [],
     history: [{ atMs: tick.timestampMs, state: 'QUEUED', note: `crossed at ${formatPrice(tick.markPrice)}` }],
     version: 0,
   };

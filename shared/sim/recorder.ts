@@ -66,6 +66,8 @@ export class SimulationRecorder {
   /** One sample per market order that filled, hundredths of a basis point. */
   readonly slippage: number[] = [];
   /** Terminal states since the last takeMinute(). */
+  /** Fills of ended auctions whose liquidation has not settled yet, by liquidation id. */
+  readonly #endedAuctionFills = new Map<string, readonly Fill[]>();
   #minute: MinuteCounts = { market: 0, auction: 0, insurance: 0, adl: 0, badDebt: 0, cancelled: 0 };
   /** Payouts to traders whose position closed, by position id. */
   readonly #payouts = new Map<string, QuoteE6>();
@@ -98,6 +100,10 @@ export class SimulationRecorder {
     for (const { write, before } of writes) {
       if (write.kind === 'provider' && before) {
         this.providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
+      }
+      // An ended auction's fills, for its liquidation's settlement (one that needs no fund settles unfrozen).
+      if (write.kind === 'auction' && write.record.state !== 'RUNNING') {
+        this.#endedAuctionFills.set(write.record.liquidationId, write.record.fills);
       }
       // A terminal state is written once, as a transition (never as a creation); ADL rounds write it again.
       if (
@@ -179,7 +185,12 @@ export class SimulationRecorder {
       const next = write.record;
       if (next.id === liquidation.positionId) {
         if (next.state === 'CLOSED') this.#payouts.set(next.id, s.traderPayout);
-        const auctionFills = context?.settle?.auctionFills ?? liquidation.auctionFills;
+        // As the settlement used them: frozen in the context, else the ended auction's (as the invariants read).
+        const auctionFills =
+          context?.settle?.auctionFills ??
+          this.#endedAuctionFills.get(liquidation.id) ??
+          [];
+        this.#endedAuctionFills.delete(liquidation.id);
         this.#liquidatedClose(s, auctionFills, previous, mark, uncovered);
       } else if (previous.size > next.size || previous.collateral !== next.collateral) {
         // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
@@ -196,7 +207,7 @@ export class SimulationRecorder {
   /** The counterparties of the liquidated close receive -realizedPnl, split by the layer that took each fill. */
   #liquidatedClose(
     { adlClosedSize: adlSize, realizedPnl }: SettlementAmounts,
-    /** The auction's fills as the settlement used them (frozen in the context), else the record's own. */
+    /** The auction's fills as the settlement used them. */
     auctionFills: readonly Fill[],
     position: PositionRecord,
     mark: PriceE8,

@@ -357,7 +357,6 @@ describe('dlq list and redrive on moto', () => {
       triggerMark: parsePrice('1200'),
       remainingSize: position.size,
       marketFills: [],
-      auctionFills: [],
       history: [{ atMs: Date.now(), state: 'QUEUED', note: 'crossed at 1200' }],
       version: 0,
     };
@@ -512,7 +511,6 @@ describe('status: what is not done, and what is not an alarm', () => {
       triggerMark: parsePrice('1200'),
       remainingSize: 0n,
       marketFills: [],
-      auctionFills: [],
       settlement: {
         marketClosedSize: 0n,
         lastResortClosedSize: 0n,

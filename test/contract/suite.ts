@@ -100,7 +100,6 @@ const liquidation = (p: PositionRecord, over: Partial<LiquidationRecord> = {}): 
   triggerMark: price('1890'),
   remainingSize: p.size,
   marketFills: [],
-  auctionFills: [],
   history: [{ atMs: 1_000, state: 'QUEUED' }],
   version: 1,
   ...over,
@@ -752,7 +751,6 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           state: 'AUCTION',
           remainingSize: base('0.5'),
           marketFills: [{ price: price('1888.12345678'), size: base('1') }],
-          auctionFills: [{ price: ABOVE_2_53, size: HUGE, providerId: 'lp-1' }],
           settlement: {
             marketClosedSize: base('1'),
             lastResortClosedSize: 0n,

@@ -231,7 +231,6 @@ const owing = (id: string, badDebt: string): LiquidationRecord => ({
   triggerMark: parsePrice('175'),
   remainingSize: 0n,
   marketFills: [],
-  auctionFills: [],
   settlement: { ...NO_AMOUNTS, shortfall: parseQuote(badDebt), badDebt: parseQuote(badDebt) },
   history: [],
   context: { plannedSize: 0n, executionMark: parsePrice('175'), adlRound: { round: 0 } },

@@ -257,7 +257,6 @@ describe('checkSettlement and a kept fee (replan-fee-floor)', () => {
       nowMs: 0,
       mark: price('140'),
       position: { size: base('10'), collateral: usd('200'), entryPrice: price('200'), version: 1 },
-      auctionFills: [],
       applied: { [`${id}:fee`]: usd('18.4') },
       replans: 1,
     };

@@ -87,6 +87,27 @@ describe('AdlQueue', () => {
     expect(deeper.map((e) => e.candidate.id)).toEqual(exactHead(records, 100));
   });
 
+  it('drops a record that moved below the last it held, when the side held more (others may rank above it)', async () => {
+    const records = book();
+    const best10 = exactHead(records, 10);
+    const entries = (ids: readonly string[]) =>
+      ids.map((id) => rank(records.get(id)!)!).map((e) => ({ ...e, candidate: { ...e.candidate } }));
+    const partial = new AdlQueue(MARK, 0, entries(best10), false);
+    const whole = new AdlQueue(MARK, 0, entries(best10), true);
+    // ADL took most of the best one's profit: it ranks below the 10th now, where positions these queues never
+    // held (the 11th and on) rank above it.
+    const best = best10[0]!;
+    const was = records.get(best)!;
+    records.set(best, { ...was, entryPrice: parsePrice('161'), version: was.version + 1 });
+    const read = async (ids: readonly string[]) => ids.map((id) => records.get(id)!);
+    const fromPartial = await partial.head(10, new Set(), read, rank);
+    expect(fromPartial.map((e) => e.candidate.id)).toEqual(best10.slice(1));
+    expect(partial.length).toBe(9); // short: the next plan that needs more ranks the side again
+    // A queue that held the whole side keeps it, at its rank now: nobody else could rank above it.
+    const fromWhole = await whole.head(10, new Set(), read, rank);
+    expect(fromWhole.map((e) => e.candidate.id)).toEqual([...best10.slice(1), best]);
+  });
+
   it('drops records that can no longer be deleveraged (closed, gone)', async () => {
     const records = book();
     const { queue, read } = queueOf(records);

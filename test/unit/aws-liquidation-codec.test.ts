@@ -33,7 +33,6 @@ const RECORD: LiquidationRecord = {
   triggerMark: parsePrice('175'),
   remainingSize: 0n,
   marketFills: [{ price: parsePrice('176'), size: parseBase('1.25') }],
-  auctionFills: [{ price: parsePrice('170'), size: parseBase('0.75'), providerId: 'lp-1' }],
   settlement: SETTLEMENT,
   history: [{ atMs: 1_000, state: 'QUEUED' }],
   version: 4,
@@ -49,6 +48,12 @@ describe('liquidation items: settlement amounts', () => {
     const item = liquidationItem(RECORD);
     expect(item.settlement?.M?.shortfall).toEqual({ N: String(2n ** 60n) });
     expect(item.settlement?.M?.realizedPnl).toEqual({ N: '-250500000' });
+    expect(liquidationFromItem(item)).toEqual(RECORD);
+  });
+
+  it("reads an item of an earlier version that still has the (always empty) auctionFills list", () => {
+    const item = { ...liquidationItem(RECORD), auctionFills: { L: [] } } as Item;
+    expect(liquidationItem(RECORD).auctionFills).toBeUndefined();
     expect(liquidationFromItem(item)).toEqual(RECORD);
   });
 

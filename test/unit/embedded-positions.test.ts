@@ -378,3 +378,41 @@ describe("ADL's orders, kept lazily", () => {
     }
   });
 });
+
+// Found by an ADL review in session 25: createMany entered the liquidation-price index only, so a side's ADL
+// orders, once read, never held positions seeded after.
+describe('ADL orders after createMany', () => {
+  const adlShort = (id: string): PositionRecord => ({
+    id,
+    traderId: `t-${id}`,
+    symbol: 'ETH-USD',
+    side: 'SHORT',
+    size: base('1'),
+    entryPrice: price('200'),
+    collateral: usd('20'),
+    state: 'OPEN',
+    version: 0,
+    liquidationPrice: price('214'),
+  });
+
+  it('holds positions bulk-created after the order was first read', async () => {
+    const repo = new EmbeddedPositionRepository();
+    await repo.create(adlShort('a'));
+    expect((await repo.queryAdlOrder('ETH-USD', 'SHORT', 'entry', 10)).positions.map((p) => p.id)).toEqual([
+      'a',
+    ]);
+    repo.createMany([adlShort('b')]);
+    // The liquidation-price index has it...
+    expect(
+      (await repo.queryCrossed('ETH-USD', 'SHORT', price('300'), 10)).positions.map((p) => p.id),
+    ).toEqual(['a', 'b']);
+    // ...ADL's orders must too.
+    expect((await repo.queryAdlOrder('ETH-USD', 'SHORT', 'entry', 10)).positions.map((p) => p.id)).toEqual([
+      'a',
+      'b',
+    ]);
+    expect((await repo.queryAdlOrder('ETH-USD', 'SHORT', 'leverage', 10)).positions.map((p) => p.id)).toEqual(
+      ['a', 'b'],
+    );
+  });
+});

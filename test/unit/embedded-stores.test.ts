@@ -45,7 +45,6 @@ const liquidation = (position: PositionRecord, more: Partial<LiquidationRecord> 
   triggerMark: price('189'),
   remainingSize: position.size,
   marketFills: [],
-  auctionFills: [],
   history: [{ atMs: 7_000, state: 'QUEUED' }],
   version: 0,
   ...more,

@@ -634,6 +634,52 @@ describe('size ADL cannot take', () => {
   });
 });
 
+describe('a deficit ADL does not socialize (the market-only baseline)', () => {
+  // Half sold at 1500 (the rest left to ADL at the mark 1700), an empty fund: the shortfall is all refused.
+  const thin = (socializeDeficit?: boolean) =>
+    decideWaterfall(
+      input({
+        mark: price('1700'),
+        marketResult: { fills: [fill('0.5', '1500')] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: shorts,
+        insurance: fund('0'),
+        ...(socializeDeficit === undefined ? {} : { socializeDeficit }),
+      }),
+    );
+
+  it('closes the size left against counterparties at the mark and leaves the refused deficit uncovered', () => {
+    const socialized = thin();
+    const baseline = thin(false);
+    expect(baseline.next).toBe('settle');
+    expect(baseline.layers.adl.closedSize).toBe(base('0.5'));
+    expect(baseline.layers.adl.closedSize).toBe(socialized.layers.adl.closedSize);
+    // pnl 0.5(1500-2000) + 0.5(1700-2000) = -400 against 200 of collateral (no fee from nothing): all refused.
+    expect(baseline.layers.insurance.refused).toBe(usd('200'));
+    expect(baseline.layers.adl).toMatchObject({ covered: 0n, uncovered: baseline.layers.insurance.refused });
+    for (const f of baseline.adl?.fills ?? [])
+      expect(f).toMatchObject({ pnlGiven: 0n, haircut: 0n, price: price('1700') });
+    // By default ADL covers it out of the shorts' profit.
+    expect(socialized.layers.adl.covered).toBe(socialized.layers.insurance.refused);
+    expect(socialized.layers.adl.uncovered).toBe(0n);
+  });
+
+  it('changes nothing when ADL has no size to take: the deficit stays uncovered either way', () => {
+    const whole = (socializeDeficit: boolean) =>
+      decideWaterfall(
+        input({
+          mark: price('1700'),
+          marketResult: { fills: [fill('1', '1500')] },
+          adlCandidates: [],
+          insurance: fund('0'),
+          socializeDeficit,
+        }),
+      );
+    expect(whole(false).layers.adl).toEqual(whole(true).layers.adl);
+    expect(whole(false).layers.adl.uncovered).toBeGreaterThan(0n);
+  });
+});
+
 describe('differenceMovements: a plan made again after an earlier one moved money', () => {
   const fund = {
     account: 'fund',

@@ -119,7 +119,6 @@ export function liquidationItem(l: LiquidationRecord): Item {
     triggerMark: N(l.triggerMark),
     remainingSize: N(l.remainingSize),
     marketFills: { L: l.marketFills.map(fillAttr) },
-    auctionFills: { L: l.auctionFills.map(fillAttr) },
     ...(l.settlement === undefined ? {} : { settlement: settlementAttr(l.settlement) }),
     history: {
       L: l.history.map(
@@ -196,10 +195,6 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
     triggerMark: readBig(item, 'triggerMark'),
     remainingSize: readBig(item, 'remainingSize'),
     marketFills: readMaps(item, 'marketFills').map(readFill),
-    auctionFills: readMaps(item, 'auctionFills').map((m) => ({
-      ...readFill(m),
-      providerId: readS(m, 'providerId'),
-    })),
     ...(settlement === undefined ? {} : { settlement }),
     history: readMaps(item, 'history').map((m): LiquidationEvent => {
       const note = optS(m, 'note');

@@ -123,7 +123,7 @@ export class EmbeddedPositionRepository implements PositionRepository {
 
   /**
    * Bulk seeding: one sort per (symbol, side) instead of one index insert per record; all-or-nothing on
-   * duplicate ids. Records are stored as given, like `create`; OPEN ones enter the index.
+   * duplicate ids. Records are stored as given, like `create`; OPEN ones enter the index and ADL's orders.
    */
   createMany(positions: readonly PositionRecord[]): void {
     const added: PositionRecord[] = [];
@@ -142,7 +142,11 @@ export class EmbeddedPositionRepository implements PositionRepository {
       for (const p of added) this.#records.delete(p.id);
       throw error;
     }
-    for (const [key, entries] of byPartition) this.#index(key).bulkInsert(entries);
+    for (const [key, entries] of byPartition) {
+      this.#index(key).bulkInsert(entries);
+      // ADL's orders of the partition, if built, are built again from the index when next read (one sort).
+      for (const order of ADL_ORDERS) this.#adlIndexes[order].delete(key);
+    }
     fire(this.#hook, 'positions.createMany');
   }
 
