@@ -120,10 +120,16 @@ export interface WaterfallInput {
   readonly socializeDeficit?: boolean;
 }
 
-/** Net amounts a settlement's earlier plans applied to the fund (both >= 0). */
 /** An ADL allocation that closes nothing and covers nothing. */
-const NO_ADL_CLOSE: AdlAllocation = { fills: [], covered: 0n, uncovered: 0n, closedSize: 0n, unmatchedSize: 0n };
+const NO_ADL_CLOSE: AdlAllocation = {
+  fills: [],
+  covered: 0n,
+  uncovered: 0n,
+  closedSize: 0n,
+  unmatchedSize: 0n,
+};
 
+/** Net amounts a settlement's earlier plans applied to the fund (both >= 0). */
 export interface AppliedAmounts {
   readonly fee: QuoteE6;
   readonly shortfallPaid: QuoteE6;

@@ -187,9 +187,7 @@ export class SimulationRecorder {
         if (next.state === 'CLOSED') this.#payouts.set(next.id, s.traderPayout);
         // As the settlement used them: frozen in the context, else the ended auction's (as the invariants read).
         const auctionFills =
-          context?.settle?.auctionFills ??
-          this.#endedAuctionFills.get(liquidation.id) ??
-          [];
+          context?.settle?.auctionFills ?? this.#endedAuctionFills.get(liquidation.id) ?? [];
         this.#endedAuctionFills.delete(liquidation.id);
         this.#liquidatedClose(s, auctionFills, previous, mark, uncovered);
       } else if (previous.size > next.size || previous.collateral !== next.collateral) {

@@ -51,7 +51,7 @@ describe('liquidation items: settlement amounts', () => {
     expect(liquidationFromItem(item)).toEqual(RECORD);
   });
 
-  it("reads an item of an earlier version that still has the (always empty) auctionFills list", () => {
+  it('reads an item of an earlier version that still has the (always empty) auctionFills list', () => {
     const item = { ...liquidationItem(RECORD), auctionFills: { L: [] } } as Item;
     expect(liquidationItem(RECORD).auctionFills).toBeUndefined();
     expect(liquidationFromItem(item)).toEqual(RECORD);
