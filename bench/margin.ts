@@ -51,6 +51,7 @@ const T0 = Date.UTC(2020, 2, 12, 9, 0, 0);
 
 /** The same repository with its index query replaced by a full scan of the book (pages by offset). */
 export class ScanningPositions implements PositionRepository {
+  readonly adlOrdersLagMs = 0;
   constructor(private readonly inner: EmbeddedPositionRepository) {}
   get(id: string): Promise<PositionRecord | undefined> {
     return this.inner.get(id);

@@ -43,6 +43,8 @@ Puts one PriceTick on the tick bus and prints the entry it sent.
   --sequence N           feed sequence (default: after the market's last one and the last these commands sent it,
                          replays included; epoch ms for a new market)
   --source S             feed id (default ${TICK_SOURCE})
+  --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
+                         aws: the deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
 
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max]
@@ -57,6 +59,8 @@ with a clear error when the stack handles none for 60 s.
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
   --json                 print the outcome as one JSON object
+  --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
+                         aws: the deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
 
 const INJECT_OPTIONS = {
@@ -67,6 +71,7 @@ const INJECT_OPTIONS = {
   ts: { type: 'string' },
   sequence: { type: 'string' },
   source: { type: 'string' },
+  config: { type: 'string' },
 } as const;
 
 const REPLAY_OPTIONS = {
@@ -75,6 +80,7 @@ const REPLAY_OPTIONS = {
   speed: { type: 'string' },
   source: { type: 'string' },
   json: { type: 'boolean' },
+  config: { type: 'string' },
 } as const;
 
 const checkPrice = (name: string, value: string): string => {
@@ -120,7 +126,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
   const givenSymbol = values.symbol;
   return withTarget(values, async (deployment) => {
     // A configured market only (margin-check would drop any other as tick/unknown-symbol), as replay and seed do.
-    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), givenSymbol, undefined);
+    const symbol = resolveSymbol(riskConfigFor(deployment, values.config), givenSymbol, undefined);
     const now = Date.now();
     const key = sentSequenceKey(deployment, symbol);
     const sequence = given ?? (await nextSentSequence(adaptersOf(deployment).markets, symbol, key, now));
@@ -159,7 +165,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   const speed = parseSpeedOption(values.speed ?? '60x');
   const points = readPriceFile(file);
   return withTarget(values, async (deployment) => {
-    const symbol = resolveSymbol(riskConfigFor(deployment, undefined), values.symbol, file, true);
+    const symbol = resolveSymbol(riskConfigFor(deployment, values.config), values.symbol, file, true);
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
     const firstSequence = await nextSentSequence(markets, symbol, key, Date.now());

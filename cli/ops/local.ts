@@ -7,7 +7,12 @@ import {
   PositionIndexLayout,
   PositionLayoutError,
 } from '../../shared/adapters/aws/position-layout.ts';
-import { parseRiskConfig, type RiskConfigInput } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+  type RiskConfig,
+  type RiskConfigInput,
+} from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
@@ -116,7 +121,9 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     parseRiskConfig(riskConfig);
   }
   const positionIndexShards =
-    values['index-shards'] === undefined ? undefined : indexShardsOption(values['index-shards']);
+    values['index-shards'] === undefined
+      ? undefined
+      : indexShardsOption(values['index-shards'], parseRiskConfig(riskConfig ?? DEFAULT_RISK_CONFIG_INPUT));
   const options: UpOptions = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
     stage: values.stage ?? DEFAULT_LOCAL_STAGE,
@@ -136,8 +143,11 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   return values.detach ? detach(dir, options, io) : up(dir, options, io);
 });
 
-/** --index-shards: JSON of shard counts by market, checked as the functions will read it. */
-function indexShardsOption(value: string): Record<string, MarketShards> {
+/**
+ * --index-shards: JSON of shard counts by market, checked as the functions will read it, and against the risk
+ * configuration's markets as synth checks backstop:positionIndexShards (a typo would leave a market on one shard).
+ */
+function indexShardsOption(value: string, config: RiskConfig): Record<string, MarketShards> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -150,6 +160,12 @@ function indexShardsOption(value: string): Record<string, MarketShards> {
     if (error instanceof PositionLayoutError) throw new UsageError(`--index-shards: ${error.message}`);
     throw error;
   }
+  const markets = config.markets.map((m) => m.symbol);
+  const unknown = Object.keys(parsed as object).filter((symbol) => !markets.includes(symbol));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `--index-shards: ${unknown.join(', ')} is not a market of the risk config (${markets.join(', ')})`,
+    );
   return parsed as Record<string, MarketShards>;
 }
 

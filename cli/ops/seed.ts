@@ -12,21 +12,23 @@ import {
 import type { Deployment } from '../../shared/local/deployment.ts';
 import {
   applyAdmin,
+  type OpenPosition,
   openPositionRequest,
   positionsFromFile,
   refuseUnopenable,
   registerProviderRequest,
+  SeedFileError,
   type SeedOutcome,
 } from '../../shared/local/seed.ts';
 import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import type { MarketRepository } from '../../shared/ports/index.ts';
-import { type AdminDeps, handleAdmin } from '../../shared/services/admin.ts';
+import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, UsageError, usdOption } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
-import type { CliIo } from '../simulate.ts';
+import { type CliIo, resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
   type Command,
@@ -62,7 +64,8 @@ positions: a synthetic book (Pareto notionals, log-normal leverage, 70 % long) p
 providers: backstop liquidity providers with committed capital and standing bids
   --count N              providers per market (default 8)
   --capital USD          capital of all providers of a market together (default 5000000)
-  --markets, --seed, --price as above
+  --markets, --seed, --price as above; provider ids are lp-s<seed>-<market>-<n>: a re-run adds nothing (a
+                         provider already there keeps its terms and what the auctions left of its capital)
 Both:
   --config FILE.json     risk configuration of the deployment (local: what local up runs with; aws: the
                          deployed one, default the built-in defaults)
@@ -112,12 +115,12 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
   subcommand('positions', positionals, ['reindex'] as const);
   noMorePositionals('positions', positionals, 1);
   if (values.symbol === undefined) throw new UsageError('positions reindex: --symbol is required');
-  const symbol = values.symbol;
   return withTarget(values, async (deployment) => {
     // The rules to price by are the deployed ones: never the built-in defaults by omission.
     if (values.config === undefined && deployment.recordedRiskConfig === undefined)
       throw new UsageError('positions reindex: --config is required (the risk configuration deployed)');
     const config = riskConfigFor(deployment, values.config);
+    const symbol = resolveSymbol(config, values.symbol, undefined, true);
     // Every index shard a market can have is read, whatever this shell knows of the deployed ones (a shard not
     // read would keep its positions at their old price); repricing keeps each position where it is stored.
     const everyShard = new PositionIndexLayout({
@@ -138,9 +141,7 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
         updated += result.reindexed!.updated;
         cursor = result.reindexed!.cursor;
       } while (cursor !== undefined);
-      io.stdout.write(
-        `${values.symbol} ${side}: ${checked} open positions priced again, ${updated} rewritten\n`,
-      );
+      io.stdout.write(`${symbol} ${side}: ${checked} open positions priced again, ${updated} rewritten\n`);
     }
     return 0;
   });
@@ -246,6 +247,45 @@ async function startPrice(
   return price;
 }
 
+/**
+ * A book drawn around a price must be healthy at the market's mark, or the seed would write part of it: refused
+ * whole, before any write (as a file's rows are).
+ */
+async function refuseUnhealthyBook(
+  requests: readonly OpenPosition[],
+  symbol: string,
+  price: PriceE8,
+  priceGiven: boolean,
+  config: RiskConfig,
+  deps: AdminDeps,
+): Promise<void> {
+  try {
+    await refuseUnopenable(requests, config, deps.markets);
+  } catch (error) {
+    if (!(error instanceof SeedFileError)) throw error;
+    const mark = (await deps.markets.get(symbol))?.lastTick?.markPrice;
+    throw new OperatorInputError(
+      `${symbol}: the book drawn around ${formatPrice(price)} is not healthy at the market's mark${mark === undefined ? '' : ` ${formatPrice(mark)}`} (${error.message})${priceGiven ? ': seed around the mark (leave out --price)' : ''}; nothing was written`,
+    );
+  }
+}
+
+/**
+ * Providers a seed has not registered yet: one already there keeps its terms and the capital auctions left it
+ * (registerProvider would overwrite both), so a re-run adds nothing, as for positions.
+ */
+async function registerNewProviders(
+  requests: readonly AdminRequest[],
+  deps: AdminDeps,
+  onProgress: (done: number, total: number) => void,
+): Promise<SeedOutcome> {
+  const ids = requests.map((r) => ('id' in r ? r.id : ''));
+  const found = await Promise.all(ids.map((id) => deps.providers.get(id)));
+  const fresh = requests.filter((_, i) => found[i] === undefined);
+  const outcome = await applyAdmin(fresh, deps, { onProgress });
+  return { ...outcome, existing: outcome.existing + (requests.length - fresh.length) };
+}
+
 const adminDeps = (deployment: Deployment, config: RiskConfig): AdminDeps => {
   const adapters = adaptersOf(deployment);
   return { ...adapters, config, nowMs: () => Date.now() };
@@ -331,7 +371,8 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
         return report(io, `positions from ${values.file}`, await applyAdmin(requests, deps, { onProgress }));
       }
       checkMarkets(config, markets);
-      let failed = 0;
+      // Every market's price and batch before the first write: a market that cannot be seeded changes nothing.
+      const batches: { readonly label: string; readonly requests: AdminRequest[] }[] = [];
       for (const symbol of markets) {
         const price = await startPrice(deps.markets, symbol, given);
         if (what === 'positions') {
@@ -346,14 +387,13 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             },
             config,
           ).map((p) => ({ ...p, id: `s${seed}-${p.id}`, traderId: `s${seed}-${p.traderId}` }));
+          const requests = positions.map(openPositionRequest);
+          await refuseUnhealthyBook(requests, symbol, price, given.has(symbol), config, deps);
           const oi = openInterestUsd(positions, price);
-          const outcome = await applyAdmin(positions.map(openPositionRequest), deps, { onProgress });
-          progress.done();
-          failed += report(
-            io,
-            `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} USD)`,
-            outcome,
-          );
+          batches.push({
+            label: `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} USD)`,
+            requests,
+          });
         } else {
           const totalUsd =
             capital === undefined ? DEFAULT_PROVIDER_CAPITAL_USD : Number(capital / QUOTE_SCALE);
@@ -364,15 +404,21 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             totalCapitalUsd: totalUsd,
             startPrice: price,
             seed,
-          }).map((p) => ({ ...p, id: `lp-${symbol}-${p.id.replace(/^provider-/, '')}` }));
-          const outcome = await applyAdmin(providers.map(registerProviderRequest), deps, { onProgress });
-          progress.done();
-          failed += report(
-            io,
-            `${symbol} providers (${totalUsd} USD committed, lots at ${formatPrice(price)})`,
-            outcome,
-          );
+          }).map((p) => ({ ...p, id: `lp-s${seed}-${symbol}-${p.id.replace(/^provider-/, '')}` }));
+          batches.push({
+            label: `${symbol} providers (${totalUsd} USD committed, lots at ${formatPrice(price)})`,
+            requests: providers.map(registerProviderRequest),
+          });
         }
+      }
+      let failed = 0;
+      for (const { label, requests } of batches) {
+        const outcome =
+          what === 'positions'
+            ? await applyAdmin(requests, deps, { onProgress })
+            : await registerNewProviders(requests, deps, onProgress);
+        progress.done();
+        failed += report(io, label, outcome);
       }
       return failed > 0 ? 1 : 0;
     } finally {

@@ -41,6 +41,12 @@ export interface DeadLetter {
 /** How long listed messages stay hidden while the listing runs (they are released right after). */
 const PEEK_VISIBILITY_SECONDS = 30;
 const RECEIVE_BATCH = 10;
+/**
+ * Long polling: a short-polled receive samples some of SQS's servers and may answer none from a queue that holds
+ * a few messages (a DLQ's usual load), which the loops below would take as empty. A long poll asks them all and
+ * answers as soon as one has a message (an empty queue costs this long).
+ */
+const RECEIVE_WAIT_SECONDS = 1;
 
 export function dlqUrl(deployment: Deployment, queue: DlqId): string {
   const q = deployment.names.queues[queue];
@@ -55,7 +61,7 @@ async function receive(deployment: Deployment, url: string, max: number): Promis
       QueueUrl: url,
       MaxNumberOfMessages: Math.min(RECEIVE_BATCH, max),
       VisibilityTimeout: PEEK_VISIBILITY_SECONDS,
-      WaitTimeSeconds: 0,
+      WaitTimeSeconds: RECEIVE_WAIT_SECONDS,
       MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       MessageAttributeNames: ['All'],
     }),

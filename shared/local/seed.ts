@@ -32,7 +32,7 @@ export class SeedFileError extends Error {
   override readonly name = 'SeedFileError';
 }
 
-type OpenPosition = Extract<AdminRequest, { action: 'openPosition' }>;
+export type OpenPosition = Extract<AdminRequest, { action: 'openPosition' }>;
 type RegisterProvider = Extract<AdminRequest, { action: 'registerProvider' }>;
 
 /** Columns of a positions CSV (header required, any order; traderId optional). */

@@ -42,6 +42,11 @@ export interface CrossedPage {
 }
 
 export interface PositionRepository {
+  /**
+   * How far ADL's orders (queryAdlOrder) may lag the writes, in ms: 0 when they show every write at once; a GSI's
+   * propagation otherwise. A ranking on them that finds nobody left to give is confirmed this long after.
+   */
+  readonly adlOrdersLagMs: number;
   get(id: string): Promise<PositionRecord | undefined>;
   /** Creates an OPEN position (fails if the id exists). */
   create(position: PositionRecord): Promise<void>;
@@ -147,14 +152,15 @@ export interface MarketRepository {
   claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
   /**
    * Trips the breaker with `tick`, or re-arms it when it holds an older tick; given `judged`, only while the last
-   * accepted tick is still the one the rejection was judged on. False when nothing was written.
+   * accepted tick and the breaker's tick (undefined: none) are still those the rejection was judged on. False
+   * when nothing was written.
    */
   tripBreaker(
     symbol: string,
     reason: string,
     tick: AcceptedTick,
     atMs: number,
-    judged?: { readonly lastSequence: number | undefined },
+    judged?: JudgedMarket,
   ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
   /**
@@ -273,8 +279,14 @@ export interface LiquidationContext {
    * ADL owes another round (on a settled record): one round takes at most one transaction of counterparties,
    * so a deficit larger than they give is carried to further rounds, each taking settlement.badDebt (what is
    * uncovered so far) from the next counterparties. Absent once no round is left. `round`: rounds run so far.
+   * `confirm`: a ranking at `mark` found nobody left to give; the next round, not before `atMs`, ranks again at
+   * that mark to confirm it (ADL's orders are read from an index that may lag the writes of the last moments, a
+   * close that funded a counterparty).
    */
-  readonly adlRound?: { readonly round: number };
+  readonly adlRound?: {
+    readonly round: number;
+    readonly confirm?: { readonly atMs: number; readonly mark: PriceE8 };
+  };
   /** ADL rounds run after the settlement, once they ended (absent: none). */
   readonly adlRounds?: number;
   /**
@@ -558,6 +570,12 @@ export interface ProviderRepository {
   list(symbol: string): Promise<readonly ProviderRecord[]>;
   get(id: string): Promise<ProviderRecord | undefined>;
   put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void>;
+}
+
+/** What a tick was judged on: the market's last accepted tick and its breaker's tick, by sequence. */
+export interface JudgedMarket {
+  readonly lastSequence: number | undefined;
+  readonly breakerSequence: number | undefined;
 }
 
 export interface AuctionRecord {

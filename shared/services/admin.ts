@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import {
+  formatPrice,
   PPM_SCALE,
   type PriceE8,
   parseBase,
@@ -244,7 +245,7 @@ export function refuseLiquidatableAtOpen(
   const at = mark ?? record.entryPrice;
   if (isLiquidatable(record, at, marketConfig(config, record.symbol).maintenanceMargin)) {
     throw new AdminInputError(
-      `admin/liquidatable-at-open: liquidation price ${record.liquidationPrice} vs mark ${at}`,
+      `admin/liquidatable-at-open: liquidation price ${formatPrice(record.liquidationPrice)} vs mark ${formatPrice(at)}`,
     );
   }
 }

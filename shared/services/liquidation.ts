@@ -1146,6 +1146,8 @@ async function adlQueue<T>(
   deps: SettlementDeps,
   closesSize: boolean,
   planner: AdlPlanner<T>,
+  /** Rank the side from its orders as they are now, not from this container's cached queue. */
+  uncached = false,
 ): Promise<{
   readonly head: QueuedEntry[];
   readonly decision: T;
@@ -1175,7 +1177,7 @@ async function adlQueue<T>(
   // infinite leverage), such counterparties would fill every place of the plan, and of the queue, and leave the
   // deficit uncovered: with no size to close, neither the queue (readAdlTop) nor the plan takes them.
   const gives = (e: QueuedEntry) => closesSize || givesWithoutClosing(e.ranked, mark);
-  const cached = deps.adlSnapshots?.get(symbol, side, mark, now, !closesSize);
+  const cached = uncached ? undefined : deps.adlSnapshots?.get(symbol, side, mark, now, !closesSize);
   if (cached) {
     const planned = await planOnPrefix(cached, new Set(), read, rank, gives, planner);
     // A queue that held the whole side has no one else to offer: ranking the side again would find the same
@@ -1400,7 +1402,11 @@ async function applySettlement(
     context: {
       ...outcomeRecorded(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
-      ...(roundsFollow(decision, context.settle, deps) ? { adlRound: { round: 0 } } : {}),
+      ...(roundsFollow(decision, context.settle, deps)
+        ? {
+            adlRound: { round: 0 },
+          }
+        : {}),
     },
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });
@@ -1430,16 +1436,19 @@ const ADL_ROUNDS_PER_DELIVERY = 4;
 const ROUNDS_CONTINUE_SECONDS = 1;
 
 /**
- * The settlement leaves a deficit ADL did not cover, and its plan did not see the whole side spent: others may
- * stand behind the counterparties one transaction holds, or behind those that could only close size (the
- * baseline has no ADL).
+ * The settlement leaves a deficit ADL did not cover: others may stand behind the counterparties one transaction
+ * holds, or behind those that could only close size. A plan that saw the whole side spent is final, unless ADL's
+ * orders may lag the writes (a GSI): then a round confirms it a moment later (adl-index-lag). The baseline has no
+ * ADL.
  */
 const roundsFollow = (
   decision: WaterfallDecision,
   frozen: LiquidationContext['settle'],
   deps: SettlementDeps,
 ): boolean =>
-  deps.strategy !== 'market-only' && (decision.adl?.uncovered ?? 0n) > 0n && !frozen?.adlExhausted;
+  deps.strategy !== 'market-only' &&
+  (decision.adl?.uncovered ?? 0n) > 0n &&
+  (!frozen?.adlExhausted || deps.positions.adlOrdersLagMs > 0);
 
 /**
  * ADL's further rounds on a settled liquidation (context.adlRound): each one takes what is still uncovered
@@ -1451,6 +1460,13 @@ const roundsFollow = (
 async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<Step> {
   let current = liquidation;
   for (let i = 0; i < ADL_ROUNDS_PER_DELIVERY; i++) {
+    const confirmAtMs = current.context?.adlRound?.confirm?.atMs;
+    if (confirmAtMs !== undefined && deps.clock.nowMs() < confirmAtMs) {
+      // The round that confirms nobody is left runs once the index shows the last moments' writes.
+      const seconds = Math.max(ROUNDS_CONTINUE_SECONDS, Math.ceil((confirmAtMs - deps.clock.nowMs()) / 1000));
+      await deps.liquidationQueue.send(encodeMessage({ liquidationId: current.id }), seconds);
+      return { done: true, record: current };
+    }
     const step = await adlRound(current, deps);
     if (step.done) return step;
     // A round lost to another writer (a counterparty or the record moved): read the record again. Whatever
@@ -1471,7 +1487,10 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   if (!settlement) throw new LiquidationStuckError(`adl/round-without-settlement: ${liquidation.id}`);
   // Profit as counterparties hold it now (a round may come long after its settlement: a retry, a redrive).
   const settledAt = context.settle?.mark ?? context.executionMark;
-  const { mark } = await latestMark(deps.markets, liquidation.symbol, settledAt, deps.clock.nowMs());
+  // A round confirming a finding ranks at the finding's mark: what it may add is only what the index had not shown.
+  const confirm = context.adlRound?.confirm;
+  const mark =
+    confirm?.mark ?? (await latestMark(deps.markets, liquidation.symbol, settledAt, deps.clock.nowMs())).mark;
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {
     plan: (ranked) =>
@@ -1479,14 +1498,20 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
     takesAll: (a) => a.uncovered === 0n,
     stands: (a, spent) => a.uncovered === 0n || !spent,
   };
-  const queue = await adlQueue(liquidation, mark, deps, false, planner);
+  // A confirming round reads the orders again: the cached queue is the finding it confirms.
+  const queue = await adlQueue(liquidation, mark, deps, false, planner, confirm !== undefined);
   const versions = new Map(queue.head.map((e) => [e.candidate.id, e.candidate.version]));
   // A plan on this container's queue may have moved an entry past the record this plan read: plan again.
   if (queue.decision.fills.some((f) => queue.records.get(f.id)?.version !== versions.get(f.id)))
     return { done: false, next: liquidation };
   const allocation = queue.decision;
   const round = (context.adlRound?.round ?? 0) + 1;
-  const last = allocation.covered === 0n || allocation.uncovered === 0n || queue.spent;
+  // Nobody (more) left to give. On orders that may lag the writes, final only when a round a moment later,
+  // confirming it at the same mark, finds nobody either (adl-index-lag).
+  const spent = allocation.covered === 0n || queue.spent;
+  const lagMs = deps.positions.adlOrdersLagMs;
+  const last =
+    allocation.uncovered === 0n || (lagMs === 0 ? spent : confirm !== undefined && allocation.covered === 0n);
   const { adlRound: _, ...rest } = context;
   // No history event per round: the record stays one terminal event, and its size bounded whatever the rounds.
   const next: LiquidationRecord = {
@@ -1496,7 +1521,12 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
       adlCovered: settlement.adlCovered + allocation.covered,
       badDebt: allocation.uncovered,
     },
-    context: last ? { ...rest, adlRounds: round } : { ...rest, adlRound: { round } },
+    context: last
+      ? { ...rest, adlRounds: round }
+      : {
+          ...rest,
+          adlRound: spent ? { round, confirm: { atMs: deps.clock.nowMs() + lagMs, mark } } : { round },
+        },
     version: liquidation.version + 1,
   };
   const writes: Write[] = [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }];

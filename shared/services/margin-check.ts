@@ -156,9 +156,11 @@ async function handleTickOnce(
       await resendStarted(tick.symbol, tick.sequence, deps);
     }
     if (verdict.tripBreaker) {
-      // Only on the last tick it was judged against: a newer accepted tick makes this one out of order.
+      // Only on the market it was judged against: a newer accepted tick makes this one out of order, and a newer
+      // trip (a concurrent tick's) means it must be judged again on that breaker.
       const tripped = await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs, {
         lastSequence: state?.lastTick?.sequence,
+        breakerSequence: state?.breaker?.tick.sequence,
       });
       if (!tripped) return LOST_RACE;
       // A market's first print waits for a second as a trip does, but it is how every market starts: no alarm.

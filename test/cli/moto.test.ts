@@ -167,7 +167,11 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
     expect(providers.stdout).toContain('3 written');
     const listed = await adapters(names).providers.list('ETH-USD');
-    expect(listed.map((p) => p.id).sort()).toEqual(['lp-ETH-USD-001', 'lp-ETH-USD-002', 'lp-ETH-USD-003']);
+    expect(listed.map((p) => p.id).sort()).toEqual([
+      'lp-s1-ETH-USD-001',
+      'lp-s1-ETH-USD-002',
+      'lp-s1-ETH-USD-003',
+    ]);
     expect(listed.reduce((sum, p) => sum + p.capital, 0n)).toBe(300_000_000_000n);
 
     const file = path.join(dir, 'book.csv');
@@ -548,6 +552,7 @@ describe('status: what is not done, and what is not an alarm', () => {
     expect(
       await markets.tripBreaker('ETH-USD', 'tick/unconfirmed', first, Date.now(), {
         lastSequence: undefined,
+        breakerSequence: undefined,
       }),
     ).toBeTruthy();
     const report = await status(at);

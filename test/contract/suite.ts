@@ -500,11 +500,25 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(written.pendingSequence).toBeUndefined();
         // A trip judged on a last tick that has moved on writes nothing; one judged on the last tick does.
         expect(
-          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, { lastSequence: 1 }),
+          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, {
+            lastSequence: 1,
+            breakerSequence: 3,
+          }),
         ).toBe(false);
         expect(
-          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, { lastSequence: 4 }),
+          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, {
+            lastSequence: 4,
+            breakerSequence: 3,
+          }),
         ).toBe(true);
+        // A trip judged on an older breaker than the market's (another tick's trip landed since) writes nothing.
+        expect(
+          await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(6), 9_600, {
+            lastSequence: 4,
+            breakerSequence: 3,
+          }),
+        ).toBe(false);
+        expect((await a.markets.get('ETH-USD'))?.breaker?.tick).toEqual(tick(5));
         // A tick closing the breaker removes it in its own write, guarded on it.
         const closes = { breakerSequence: 5, pendingSequence: undefined, closeBreaker: true };
         await expect(
@@ -569,6 +583,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
           lastSequence: undefined,
+          breakerSequence: undefined,
         });
         const waiting = (await a.markets.get('ETH-USD'))!;
         await expect(a.markets.rebaseSequence('ETH-USD', 900, waiting)).rejects.toBeInstanceOf(

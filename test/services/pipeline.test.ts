@@ -1482,6 +1482,7 @@ describe('insurance and ADL layers', () => {
       const s = liquidation.settlement!;
       expect(s.adlCovered).toBe(parseQuote('150'));
       expect(s.badDebt).toBe(s.shortfall - parseQuote('150'));
+      // One round takes the 150 shorts (ADL's orders here show every write at once: nothing to confirm later).
       expect(rounds).toBe(1);
       expect(given.every((g) => g === parseQuote('1'))).toBe(true);
       expect(p.telemetry.observations.filter((o) => o.metric === METRICS.BadDebt.name)).toEqual([

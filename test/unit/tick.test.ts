@@ -162,8 +162,17 @@ describe('parseTickDetail: malformed details', () => {
 
 describe('parseTickDetail: fuzzing', () => {
   /** Independent oracle for a price string: plain digits, at most 8 decimals, at most 32 chars, > 0. */
+  // At most 30 digits once scaled (units.ts MAX_SCALED_DIGITS: DynamoDB numbers hold 38).
+  const scaledDigitsOk = (v: string): boolean => {
+    const [whole = '', fraction = ''] = v.split('.');
+    return BigInt(whole + fraction.padEnd(8, '0')) < 10n ** 30n;
+  };
   const priceOk = (v: unknown): boolean =>
-    typeof v === 'string' && v.length <= 32 && /^\d+(\.\d{1,8})?$/.test(v) && /[1-9]/.test(v);
+    typeof v === 'string' &&
+    v.length <= 32 &&
+    /^\d+(\.\d{1,8})?$/.test(v) &&
+    /[1-9]/.test(v) &&
+    scaledDigitsOk(v);
   const symbolOk = (v: unknown): boolean =>
     typeof v === 'string' && v.length <= 32 && /^[A-Za-z0-9._-]+$/.test(v);
   const sourceOk = (v: unknown): boolean => typeof v === 'string' && v.length >= 1 && v.length <= 64;

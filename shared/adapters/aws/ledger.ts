@@ -4,7 +4,7 @@ import {
   QueryCommand,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
-import { minBig } from '../../domain/units.ts';
+import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
@@ -135,7 +135,7 @@ export function nextBalance(
 function sameMovement(entry: JournalEntry, movement: LedgerMovement): JournalEntry {
   if (entry.amount !== movement.amount) {
     throw new LedgerIdempotencyConflictError(
-      `ledger/idempotency-conflict: ${movement.account} ${movement.idempotencyKey} was applied with ${entry.amount}, not ${movement.amount}`,
+      `ledger/idempotency-conflict: ${movement.account} ${movement.idempotencyKey} was applied with ${formatQuote(entry.amount)}, not ${formatQuote(movement.amount)}`,
     );
   }
   return entry;

@@ -10,6 +10,7 @@ import {
   type AcceptedTick,
   ConditionFailedError,
   type CrashHook,
+  type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
@@ -201,7 +202,7 @@ export class DynamoMarketRepository implements MarketRepository {
     reason: string,
     tick: AcceptedTick,
     atMs: number,
-    judged?: { readonly lastSequence: number | undefined },
+    judged?: JudgedMarket,
   ): Promise<boolean> {
     const values: Record<string, AttributeValue> = {
       ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
@@ -214,6 +215,12 @@ export class DynamoMarketRepository implements MarketRepository {
           ? ' AND attribute_not_exists(lastSequence)'
           : ' AND lastSequence = :last';
       if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
+      // A trip judged before another trip landed was judged against the wrong breaker (a concurrent tick).
+      onLast +=
+        judged.breakerSequence === undefined
+          ? ' AND attribute_not_exists(breaker)'
+          : ' AND breaker.#tick.#seq = :judgedBreaker';
+      if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
     }
     const done = await this.updateIf({
       TableName: this.table,

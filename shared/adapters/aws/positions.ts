@@ -95,6 +95,8 @@ function checkLimit(limit: number): void {
 }
 
 export class DynamoPositionRepository implements PositionRepository {
+  /** ADL's orders are GSIs: eventually consistent, usually within a second of the write. */
+  readonly adlOrdersLagMs = 1_000;
   constructor(
     private readonly dynamo: DynamoDBClient,
     private readonly table: string,

@@ -1,4 +1,4 @@
-import { minBig } from '../../domain/units.ts';
+import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   ConditionFailedError,
@@ -61,7 +61,7 @@ export class EmbeddedLedger implements Ledger {
     if (existing) {
       if (existing.amount !== amount) {
         throw new LedgerIdempotencyConflictError(
-          `ledger/idempotency-conflict: ${account} ${idempotencyKey} was applied with ${existing.amount}, not ${amount}`,
+          `ledger/idempotency-conflict: ${account} ${idempotencyKey} was applied with ${formatQuote(existing.amount)}, not ${formatQuote(amount)}`,
         );
       }
       return existing;

@@ -3,6 +3,7 @@ import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
   ConditionFailedError,
+  type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
@@ -99,7 +100,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
     reason: string,
     tick: AcceptedTick,
     atMs: number,
-    judged?: { readonly lastSequence: number | undefined },
+    judged?: JudgedMarket,
   ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
@@ -107,6 +108,8 @@ export class EmbeddedMarketRepository implements MarketRepository {
     // the rejection was judged on.
     if (current?.breaker && current.breaker.tick.sequence >= tick.sequence) return false;
     if (judged && current?.lastTick?.sequence !== judged.lastSequence) return false;
+    // A trip judged before another trip landed was judged against the wrong breaker (a concurrent tick).
+    if (judged && current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
     this.#set({ ...current, symbol, breaker: { reason, trippedAtMs: atMs, tick } });
     fire(this.#hook, 'markets.tripBreaker');
     return true;

@@ -88,6 +88,8 @@ function decodeCursor(text: string, expectedPartition: string): IndexKey {
 }
 
 export class EmbeddedPositionRepository implements PositionRepository {
+  /** Every write is in ADL's orders at once. */
+  readonly adlOrdersLagMs: number = 0;
   readonly #records = new Map<string, PositionRecord>();
   readonly #indexes = new Map<string, SortedIndex<PositionRecord>>();
   /** ADL's orders, by order then partition: ids, built on first read and kept lazily (order-index.ts). */

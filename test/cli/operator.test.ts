@@ -1,0 +1,176 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AwsClients,
+  createAwsAdapters,
+  createAwsClients,
+  createLocalResources,
+  localClientConfig,
+  type ResourceNames,
+} from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { writeLocalRecord } from '../../shared/local/state.ts';
+import { cli } from '../support/cli.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+
+let moto: MotoServer;
+let clients: AwsClients;
+const saved = { ...process.env };
+const dir = mkdtempSync(path.join(tmpdir(), 'backstop-operator-'));
+let stageCounter = 0;
+
+beforeAll(async () => {
+  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
+  moto = await startMoto();
+  clients = createAwsClients(localClientConfig(moto.endpoint));
+});
+afterAll(async () => {
+  clients?.destroy();
+  await moto?.stop();
+  process.env = saved;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function newStage(): Promise<{ names: ResourceNames; at: string[] }> {
+  stageCounter += 1;
+  const stage = `op${stageCounter}`;
+  const names = await createLocalResources(clients, stage);
+  return { names, at: ['--endpoint', moto.endpoint, '--stage', stage] };
+}
+const adapters = (names: ResourceNames) => createAwsAdapters({ clients, names, clock: systemClock });
+
+async function openPositions(names: ResourceNames): Promise<number> {
+  const a = adapters(names);
+  let n = 0;
+  for (const symbol of ['ETH-USD', 'BTC-USD'])
+    for (const side of ['LONG', 'SHORT'] as const)
+      n += (await a.positions.queryAdlOrder(symbol, side, 'entry', 1000)).positions.length;
+  return n;
+}
+
+// Found by a review of the operator workflow in session 25 (docs/RELIABILITY.md, seed-generated-partial and
+// the rows after it).
+describe('seed positions: a failing seed changes nothing', () => {
+  it('refuses a second market without a price before writing the first', async () => {
+    const { names, at } = await newStage();
+    const run = await cli(
+      'seed',
+      'positions',
+      '--markets',
+      'ETH-USD,BTC-USD',
+      '--price',
+      'ETH-USD=1500',
+      '--count',
+      '5',
+      ...at,
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/no price for BTC-USD yet/);
+    expect(await openPositions(names)).toBe(0);
+  });
+});
+
+describe('seed positions: a book around --price away from the mark', () => {
+  it('is refused whole, with the reason, before any write', async () => {
+    const { names, at } = await newStage();
+    const markets = adapters(names).markets;
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 1, markPrice: parsePrice('1500'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const run = await cli('seed', 'positions', '--count', '40', '--price', '3000', ...at);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/around 3000 is not healthy at the market's mark 1500 .*nothing was written/);
+    expect(await openPositions(names)).toBe(0);
+  });
+});
+
+describe('seed providers: a re-run', () => {
+  const args = ['seed', 'providers', '--count', '3', '--capital', '300000', '--price', '1500'];
+
+  it('adds nothing: a provider already there keeps the capital the auctions left it', async () => {
+    const { names, at } = await newStage();
+    expect((await cli(...args, ...at)).code).toBe(0);
+    const providers = adapters(names).providers;
+    // An auction filled against lp-s1-ETH-USD-001: its capital went down by what it paid.
+    const before = (await providers.get('lp-s1-ETH-USD-001'))!;
+    const spent = { ...before, capital: before.capital / 2n, version: before.version + 1 };
+    await providers.put(spent, before.version);
+
+    const again = await cli(...args, ...at);
+    expect(again.stdout).toContain('0 written, 3 already there');
+    expect((await providers.get('lp-s1-ETH-USD-001'))!.capital).toBe(spent.capital);
+  });
+
+  it('--seed 2 adds its own providers beside those of --seed 1', async () => {
+    const { names, at } = await newStage();
+    expect((await cli(...args, '--seed', '1', ...at)).code).toBe(0);
+    const second = await cli(...args, '--seed', '2', ...at);
+    expect(second.stdout).toContain('3 written');
+    const listed = await adapters(names).providers.list('ETH-USD');
+    // 3 of seed 1 and 3 of seed 2, 600,000 USD committed: what the two runs reported.
+    expect(listed).toHaveLength(6);
+  });
+});
+
+describe('seed: the reason a position is refused', () => {
+  it('names the liquidation price and the mark in USD, not as raw 1e-8 fixed-point integers', async () => {
+    const { names, at } = await newStage();
+    await adapters(names).markets.acceptTick(
+      'ETH-USD',
+      { sequence: 1, markPrice: parsePrice('1500'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const file = path.join(dir, 'refused.csv');
+    writeFileSync(file, 'id,symbol,side,size,entryPrice,collateral\nr1,ETH-USD,LONG,1,3000,300\n');
+    const run = await cli('seed', 'positions', '--file', file, ...at);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/vs mark 1500\b/);
+  });
+});
+
+describe('positions reindex: a market symbol as the other commands take it', () => {
+  it('takes --symbol as the other commands do (eth-usd is ETH-USD), and refuses an unknown one as bad input', async () => {
+    const { at } = await newStage();
+    const file = path.join(dir, 'risk.json');
+    writeFileSync(file, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const run = await cli('positions', 'reindex', '--symbol', 'eth-usd', '--config', file, ...at);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^ETH-USD LONG: 0 open positions priced again/);
+    const unknown = await cli('positions', 'reindex', '--symbol', 'DOGE', '--config', file, ...at);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--symbol: "DOGE" is not a configured market/);
+  });
+});
+
+describe('local up --index-shards: a market the risk configuration does not have', () => {
+  it('is refused as backstop:positionIndexShards is at synth (a typo would leave the market on one shard)', async () => {
+    const state = mkdtempSync(path.join(tmpdir(), 'review7-up-'));
+    const before = process.env.BACKSTOP_STATE_DIR;
+    process.env.BACKSTOP_STATE_DIR = state;
+    try {
+      // A stack already running (this process): local up stops there, after checking its options.
+      writeLocalRecord(state, {
+        pid: process.pid,
+        motoPid: process.pid,
+        endpoint: 'http://127.0.0.1:1',
+        stage: 'local',
+        region: 'us-east-1',
+        startedAt: new Date().toISOString(),
+      });
+      const run = await cli('local', 'up', '--index-shards', '{"ETH-USDT": 4}');
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/--index-shards/);
+    } finally {
+      process.env.BACKSTOP_STATE_DIR = before;
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
