@@ -17,11 +17,11 @@ import { significant } from './timing.ts';
  * phase: a tick that crosses nothing; ticks that cross k positions (margin-check alone, then the consumers settle
  * all k at once: the contended case); one stage per waterfall layer settling liquidations one at a time.
  *
- * A liquidation's count is its marginal share of the tick that started it (the calls of a tick crossing the
- * largest k beyond a tick that crosses nothing, divided by k) plus the calls that settle it alone. The fixed calls
- * of the tick are in tickNoCross, paid by every tick whether it crosses or not:
- *   calls = tickNoCross * ticks + tickPerCrossed * crossed + settlement calls * liquidations
- * plus, in bursts, the retries of the fund's contended ledger item (detail.crossing).
+ * A liquidation's count (apiCalls.liquidation*) is of a liquidation alone: the calls of a tick crossing one
+ * position beyond a tick that crosses nothing, plus the calls that settle it alone. In bursts a tick's calls are
+ * shared (tickPerCrossed, from the largest k) and so are the fund's (detail.crossing). The fixed calls of the tick
+ * are in tickNoCross, paid by every tick whether it crosses or not:
+ *   calls = tickNoCross * ticks + tickPerCrossed * crossed + settlement calls * liquidations (in bursts)
  */
 
 export interface ApiCallsResult {
@@ -402,6 +402,11 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
   const largest = ticks.phases[ticks.phases.length - 1]!;
   const k = largest.crossed;
   const tickPerCrossed = (totalCalls(largest.tick.usage) - ticks.tickNoCross) / k;
+  // A liquidation alone pays all of its tick's calls beyond a tick that crosses nothing (the begin transaction, a
+  // message batch of one, the tick's pending mark cleared): the calls per liquidation are judged on that case,
+  // each layer's settlement being measured alone too. Bursts share those (detail.crossing).
+  const smallest = ticks.rows[0]!;
+  const tickShareAlone = (smallest.tickCalls - ticks.tickNoCross) / smallest.crossed;
 
   const noCrossUnit = unitWork(ticks.noCross, options.noCrossTicks, 1);
   // The marginal work of one crossed position: its share of the crossing tick beyond a tick that crosses nothing
@@ -419,7 +424,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
     liquidations: number,
     states: Record<string, number>,
   ) => {
-    const tickShare = tickPerCrossed;
+    const tickShare = tickShareAlone;
     const settleCalls = totalCalls(settle.usage) / liquidations;
     const byOperation: Record<string, number> = {};
     for (const [op, n] of Object.entries(settle.usage.calls)) byOperation[op] = significant(n / liquidations);
@@ -437,6 +442,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
       writeUnits: significant(settle.usage.writeUnits / liquidations),
       states,
     };
+    // Costs: a thousand liquidations come in bursts (a crash), so each pays its share of a tick crossing many.
     const work = addWork(tickWork, unitWork(settle, liquidations, 0));
     costs[layer] = scaleCost(costOf(work), 1000);
     options.log?.(
@@ -488,5 +494,6 @@ export const COST_ASSUMPTIONS: readonly string[] = [
   'DynamoDB on-demand request units estimated from the item sizes each call wrote or read (see bench/capacity.ts)',
   'Lambda duration: mean wall time of each handler measured against the emulator, arm64 price, memory from the topology',
   "two SQS requests per queue-triggered invocation for Lambda's poller (ReceiveMessage, DeleteMessageBatch)",
-  'idle costs (pollers long-polling empty queues, storage, CloudWatch) are fixed per month and left out',
+  'per thousand liquidations: each with its share of a tick crossing the most positions measured (a burst); the calls per liquidation (apiCalls.liquidation*) are of a liquidation alone',
+  'left out: idle costs fixed per month (pollers long-polling empty queues, storage, alarms and dashboards), and costs per invocation that depend on settings: CloudWatch Logs ingestion ($0.50 per GB; margin-check writes about 0.9 KB per tick at INFO plus Lambda\'s START/END/REPORT lines, about $0.45-0.60 per million ticks) and X-Ray traces ($5 per million traced; the default sampling traces 1 a second and 5 % beyond: +$5.00 per million ticks at one tick a second, about +$0.73 at ten)',
 ];

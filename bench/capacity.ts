@@ -6,6 +6,17 @@ import { TABLES } from '../shared/topology.ts';
 const POSITION_INDEX_COPIES = TABLES.find((t) => t.id === 'positions')?.indexes.length ?? 0;
 
 /**
+ * Units one position write costs in each (sparse) index: the item's size while it carries the index keys (OPEN),
+ * 1 (the entry's delete) as it leaves them (LIQUIDATING: only OPEN positions are liquidated), none when it was out
+ * of them already (CLOSED after LIQUIDATING; an ADL counterparty closed whole from OPEN is undercounted by its
+ * deletes, 1 unit per index). An update, unseen, counts as in them.
+ */
+function indexUnits(item: Record<string, AttributeValue> | undefined, units: number): number {
+  if (!item || item.liqKey !== undefined) return units;
+  return item.state?.S === 'LIQUIDATING' ? 1 : 0;
+}
+
+/**
  * Counts the handlers' AWS API calls and estimates the DynamoDB request units they consume, with an SDK
  * middleware on the clients the Lambda wiring builds (see instrumentAwsClients in shared/lambda/wiring.ts).
  *
@@ -13,7 +24,9 @@ const POSITION_INDEX_COPIES = TABLES.find((t) => t.id === 'positions')?.indexes.
  * DynamoDB's published rules, from the items each call writes or returns:
  *   write: ceil(item / 1 KB) WRU per item (2x inside TransactWriteItems); an update or delete counts as 1 KB;
  *          a write to the positions table also writes each of its indexes (the liquidation price and ADL's two
- *          orders, projection ALL): + ceil(item / 1 KB) per index;
+ *          orders, projection ALL), which are sparse (only OPEN positions carry their keys): + ceil(item / 1 KB)
+ *          per index for an item in them, 1 per index for one leaving them (OPEN -> LIQUIDATING), none for one
+ *          out of them before and after (LIQUIDATING -> CLOSED);
  *   read:  ceil(bytes / 4 KB) RRU, x0.5 when eventually consistent (every index query), 2x in transactions;
  *          a read that finds nothing still costs the minimum unit.
  * Item size = sum of attribute name and value sizes (strings in UTF-8 bytes, numbers about 1 byte per 2 digits
@@ -186,11 +199,19 @@ export class CapacityMeter {
     return table?.endsWith(this.positionsTableSuffix) ?? false;
   }
 
-  /** Units of one write of `bytes` (1 KB when unknown) to `table`, with its index copies for positions. */
-  #write(table: string | undefined, bytes: number | undefined, factor: number): void {
+  /**
+   * Units of one write of `bytes` (1 KB when unknown) to `table`, with its index copies for positions: `item`, when
+   * written whole, says whether it is in the (sparse) indexes.
+   */
+  #write(
+    table: string | undefined,
+    bytes: number | undefined,
+    factor: number,
+    item?: Record<string, AttributeValue>,
+  ): void {
     const units = writeUnitsOf(bytes ?? KB);
     this.#writeUnits += factor * units;
-    if (this.#isPositions(table)) this.#writeUnits += POSITION_INDEX_COPIES * units;
+    if (this.#isPositions(table)) this.#writeUnits += POSITION_INDEX_COPIES * indexUnits(item, units);
   }
 
   #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {
@@ -198,7 +219,7 @@ export class CapacityMeter {
     this.#tables.set(target, (this.#tables.get(target) ?? 0) + 1);
     switch (operation) {
       case 'PutItem':
-        this.#write(input.TableName, itemBytes(input.Item), 1);
+        this.#write(input.TableName, itemBytes(input.Item), 1, input.Item);
         return;
       case 'UpdateItem':
       case 'DeleteItem':
@@ -206,7 +227,7 @@ export class CapacityMeter {
         return;
       case 'TransactWriteItems':
         for (const t of input.TransactItems ?? []) {
-          if (t.Put) this.#write(t.Put.TableName, itemBytes(t.Put.Item), 2);
+          if (t.Put) this.#write(t.Put.TableName, itemBytes(t.Put.Item), 2, t.Put.Item);
           else if (t.Update) this.#write(t.Update.TableName, undefined, 2);
           else if (t.Delete) this.#write(t.Delete.TableName, undefined, 2);
           else if (t.ConditionCheck) this.#writeUnits += 2;

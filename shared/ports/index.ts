@@ -378,6 +378,12 @@ export interface LiquidationRepository {
 
 export interface LiquidationMessage {
   readonly liquidationId: string;
+  /**
+   * The liquidation's position and market, as margin-check starts it: its first delivery reads the liquidation, the
+   * position and the market in one call (absent: the liquidation first, then the other two).
+   */
+  readonly positionId?: string;
+  readonly symbol?: string;
   /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
   readonly lastResortWaits?: number;
 }
@@ -669,6 +675,16 @@ export interface QueueTransport {
 
 /** Records that one round trip reads together (on DynamoDB one BatchGetItem), each strongly consistent. */
 export interface BatchReader {
+  /** A liquidation, its position and the state of its market, as a new liquidation's first delivery needs them. */
+  liquidationPositionAndMarket(
+    liquidationId: string,
+    positionId: string,
+    symbol: string,
+  ): Promise<{
+    readonly liquidation: LiquidationRecord | undefined;
+    readonly position: PositionRecord | undefined;
+    readonly market: MarketState | undefined;
+  }>;
   /** A position and the state of its market, as the consumer's re-check needs them. */
   positionAndMarket(
     positionId: string,

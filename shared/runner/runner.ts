@@ -75,7 +75,10 @@ export interface LocalRunnerOptions {
    * Default: unset, a record comes back when its handler's backoff or the visibility timeout ends, as on Lambda.
    */
   readonly failureVisibilitySeconds?: number;
-  /** Concurrent invocations per queue function (default: the topology's maxConcurrency). */
+  /**
+   * Concurrent invocations per queue function (default: the topology's maxConcurrency); at least 2, the least an SQS
+   * event source's maximum concurrency can be on AWS (one invocation at a time would hide races AWS always has).
+   */
   readonly maxConcurrency?: number;
   /** Concurrent tick invocations (default 1: ticks are handled one at a time, in receive order). */
   readonly tickConcurrency?: number;
@@ -130,6 +133,11 @@ export class LocalRunner {
 
   constructor(private readonly options: LocalRunnerOptions) {
     this.identity = { region: options.region ?? 'us-east-1', accountId: options.accountId ?? '000000000000' };
+    const { maxConcurrency } = options;
+    if (maxConcurrency !== undefined && (!Number.isSafeInteger(maxConcurrency) || maxConcurrency < 2))
+      throw new RunnerConfigError(
+        `runner/bad-concurrency: maxConcurrency ${maxConcurrency}: at least 2, as an SQS event source's on AWS`,
+      );
     for (const [id, handler] of Object.entries(options.handlers) as [FunctionId, LambdaHandler][]) {
       if (!handler) continue;
       const fn = FUNCTIONS.find((f) => f.id === id);
@@ -144,10 +152,7 @@ export class LocalRunner {
           transport,
           // One receive returns at most 10 messages; larger Lambda batches need a batching window (not emulated).
           batchSize: Math.min(trigger.batchSize, 10),
-          concurrency: Math.max(
-            1,
-            Math.min(options.maxConcurrency ?? trigger.maxConcurrency, trigger.maxConcurrency),
-          ),
+          concurrency: Math.min(options.maxConcurrency ?? trigger.maxConcurrency, trigger.maxConcurrency),
           deliver: (messages) => this.deliverBatch(fn, trigger.queue, transport, messages),
         });
       } else if (trigger.kind === 'tickRule') {
@@ -387,7 +392,12 @@ export class LocalRunner {
         // Still running here: its retry waits out the visibility timeout.
         if (error instanceof FunctionTimeoutError) continue;
       }
-      await this.settle(transport, m, ok);
+      // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
+      try {
+        await this.settle(transport, m, ok);
+      } catch (error) {
+        this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+      }
     }
   }
 

@@ -6,6 +6,8 @@ import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
 export const liquidationMessageSchema = z.strictObject({
   liquidationId: z.string().min(3).max(200),
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
+  positionId: z.string().min(1).max(200).optional(),
+  symbol: z.string().min(1).max(40).optional(),
 });
 
 export const auctionStepMessageSchema = z.strictObject({

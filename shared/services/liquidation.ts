@@ -158,7 +158,7 @@ export async function processLiquidation(
   const { liquidationId, lastResortWaits } = message;
   const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
   return releasingLease(carried, deps, async () => {
-    let current: LiquidationRecord | undefined;
+    let current = await firstRead(message, deps, carried);
     for (let i = 0; i < MAX_TRANSITIONS; i++) {
       current ??= await deps.liquidations.get(liquidationId);
       if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
@@ -170,6 +170,31 @@ export async function processLiquidation(
     }
     throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
   });
+}
+
+/**
+ * The liquidation as a delivery first reads it. A message that names its position and market (margin-check's)
+ * reads the three in one call: a new liquidation's claim then re-checks on them without reading again.
+ */
+async function firstRead(
+  message: LiquidationMessage,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<LiquidationRecord | undefined> {
+  const { liquidationId, positionId, symbol } = message;
+  if (positionId === undefined || symbol === undefined) return deps.liquidations.get(liquidationId);
+  const read = await deps.reader.liquidationPositionAndMarket(liquidationId, positionId, symbol);
+  const { liquidation } = read;
+  if (
+    liquidation?.state === 'QUEUED' &&
+    liquidation.positionId === positionId &&
+    liquidation.symbol === symbol
+  ) {
+    carried.position = read.position;
+    carried.market = read.market;
+    carried.mark = markOfMarket(read.market, liquidation.triggerMark, deps.clock.nowMs());
+  }
+  return liquidation;
 }
 
 // --- The order lease: one delivery at a time places a liquidation's venue orders ---------------------------

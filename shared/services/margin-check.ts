@@ -10,6 +10,7 @@ import {
   type AuctionRepository,
   ConditionFailedError,
   type CrossedPage,
+  type LiquidationMessage,
   type LiquidationRecord,
   type LiquidationRepository,
   type MarketRepository,
@@ -286,6 +287,13 @@ export const NEXT_SLICE_NOTE = 'next slice of';
 const isNextSlice = (l: LiquidationRecord): boolean =>
   l.history[0]?.note?.startsWith(NEXT_SLICE_NOTE) === true;
 
+/** A started liquidation's message: with its position and market, its first delivery reads all three at once. */
+const startMessage = (l: LiquidationRecord): LiquidationMessage => ({
+  liquidationId: l.id,
+  positionId: l.positionId,
+  symbol: l.symbol,
+});
+
 /** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */
 async function resendStarted(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
   const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
@@ -294,7 +302,7 @@ async function resendStarted(symbol: string, sequence: number, deps: MarginCheck
     // A tick that crossed a whole book may have started 100,000: several calls in flight at a time.
     await sendSpread(
       deps.liquidationQueue,
-      queued.map((l) => encodeMessage({ liquidationId: l.id })),
+      queued.map((l) => encodeMessage(startMessage(l))),
     );
     deps.telemetry.info('re-sent liquidations of an interrupted tick', {
       symbol,
@@ -346,7 +354,7 @@ async function startLiquidations(
         if (result.value) begun.push(result.value);
       }
       if (begun.length > 0) {
-        await deps.liquidationQueue.sendBatch(begun.map((l) => encodeMessage({ liquidationId: l.id })));
+        await deps.liquidationQueue.sendBatch(begun.map((l) => encodeMessage(startMessage(l))));
         started.push(...begun);
       }
     }

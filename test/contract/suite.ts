@@ -689,6 +689,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.reader.positionAndMarket('pos-1', 'BTC-USD')).position).toEqual(p);
       });
 
+      it('reads a liquidation, its position and its market together, each as stored, and says which is missing', async () => {
+        expect(await a.reader.liquidationPositionAndMarket('pos-1:0', 'pos-1', 'ETH-USD')).toEqual({
+          liquidation: undefined,
+          position: undefined,
+          market: undefined,
+        });
+        const p = position({ size: HUGE, liquidationPrice: ABOVE_2_53 });
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const t1 = tick(1, { markPrice: HUGE });
+        await a.markets.acceptTick('ETH-USD', t1, undefined, true);
+        expect(await a.reader.liquidationPositionAndMarket(l.id, p.id, 'ETH-USD')).toEqual({
+          liquidation: await a.liquidations.get(l.id),
+          position: await a.positions.get(p.id),
+          market: await a.markets.get('ETH-USD'),
+        });
+        expect((await a.reader.liquidationPositionAndMarket(l.id, p.id, 'BTC-USD')).market).toBeUndefined();
+      });
+
       it('reads an auction and a market together, each as stored, and says which is missing', async () => {
         expect(await a.reader.auctionAndMarket('auc-1', 'ETH-USD')).toEqual({
           auction: undefined,

@@ -177,6 +177,7 @@ describe('ADL rounds', () => {
     let calls = 0;
     const reader = p.deps.reader;
     const slowReader: typeof reader = {
+      liquidationPositionAndMarket: reader.liquidationPositionAndMarket.bind(reader),
       positionAndMarket: reader.positionAndMarket.bind(reader),
       auctionAndMarket: reader.auctionAndMarket.bind(reader),
       positions: async (ids: readonly string[]) => {

@@ -201,9 +201,8 @@ async function runPhase(stack: LocalStack, functions: readonly FunctionId[]): Pr
     queues: transports.queues,
     tickQueue: transports.tickQueue,
     failureVisibilitySeconds: 0,
-    // One invocation at a time per function, as one Lambda execution environment: the handlers keep a module-level
-    // Powertools BatchProcessor whose state concurrent invocations in one process would share (see the report).
-    maxConcurrency: 1,
+    // Two invocations at a time per function, the least an SQS event source allows on AWS.
+    maxConcurrency: 2,
   });
   runner.start();
   try {

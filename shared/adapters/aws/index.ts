@@ -44,6 +44,7 @@ export function createAwsAdapters(options: AwsAdapterOptions): AwsAdapters {
       positions: names.tables.positions,
       markets: names.tables.markets,
       auctions: names.tables.auctions,
+      liquidations: names.tables.liquidations,
     }),
     positions: new DynamoPositionRepository(dynamo, names.tables.positions, layout, crash),
     markets: new DynamoMarketRepository(dynamo, names.tables.markets, crash),

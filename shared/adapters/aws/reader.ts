@@ -1,7 +1,14 @@
 import { BatchGetItemCommand, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
-import type { AuctionRecord, BatchReader, MarketState, PositionRecord } from '../../ports/index.ts';
+import type {
+  AuctionRecord,
+  BatchReader,
+  LiquidationRecord,
+  MarketState,
+  PositionRecord,
+} from '../../ports/index.ts';
 import { auctionFromItem } from './auctions.ts';
 import { type Item, S } from './codec.ts';
+import { liquidationFromItem } from './liquidations.ts';
 import { marketFromItem } from './markets.ts';
 import { positionFromItem } from './positions.ts';
 
@@ -44,8 +51,34 @@ export class DynamoBatchReader implements BatchReader {
       readonly positions: string;
       readonly markets: string;
       readonly auctions: string;
+      readonly liquidations: string;
     },
   ) {}
+
+  async liquidationPositionAndMarket(
+    liquidationId: string,
+    positionId: string,
+    symbol: string,
+  ): Promise<{
+    liquidation: LiquidationRecord | undefined;
+    position: PositionRecord | undefined;
+    market: MarketState | undefined;
+  }> {
+    const { liquidations, positions, markets } = this.tables;
+    const found = await batchGetConsistent(this.dynamo, {
+      [liquidations]: [{ id: S(liquidationId) }],
+      [positions]: [{ id: S(positionId) }],
+      [markets]: [{ symbol: S(symbol) }],
+    });
+    const liquidation = found[liquidations]?.[0];
+    const position = found[positions]?.[0];
+    const market = found[markets]?.[0];
+    return {
+      liquidation: liquidation ? liquidationFromItem(liquidation) : undefined,
+      position: position ? positionFromItem(position) : undefined,
+      market: market ? marketFromItem(market) : undefined,
+    };
+  }
 
   async auctionAndMarket(
     auctionId: string,

@@ -90,6 +90,11 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
   return {
     reader: {
       // Synchronous reads inside: one await per call, as one BatchGetItem.
+      liquidationPositionAndMarket: async (liquidationId, positionId, symbol) => ({
+        liquidation: await liquidations.get(liquidationId),
+        position: positions.peek(positionId),
+        market: await markets.get(symbol),
+      }),
       positionAndMarket: async (positionId, symbol) => ({
         position: positions.peek(positionId),
         market: await markets.get(symbol),

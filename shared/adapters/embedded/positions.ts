@@ -230,6 +230,26 @@ export class EmbeddedPositionRepository implements PositionRepository {
    * Full scan of the book, the reference the index must agree with (benchmarks, property tests):
    * every OPEN position of the side that the mark crosses, in index order.
    */
+  /**
+   * Both sides' OPEN positions of a market the mark crosses, in one pass over every record (a full scan's cost:
+   * benchmarks compare the index with it), each side ordered as queryCrossed orders it.
+   */
+  scanCrossedBothSides(symbol: string, mark: PriceE8): Record<Side, PositionRecord[]> {
+    const maxKey: Record<Side, bigint> = {
+      LONG: endangerment('LONG', mark),
+      SHORT: endangerment('SHORT', mark),
+    };
+    const crossed: Record<Side, IndexEntry<PositionRecord>[]> = { LONG: [], SHORT: [] };
+    for (const p of this.#records.values()) {
+      if (p.state !== 'OPEN' || p.symbol !== symbol) continue;
+      if (endangerment(p.side, p.liquidationPrice) <= maxKey[p.side]) crossed[p.side].push(entryOf(p));
+    }
+    return {
+      LONG: crossed.LONG.sort(compareKeys).map((e) => e.value),
+      SHORT: crossed.SHORT.sort(compareKeys).map((e) => e.value),
+    };
+  }
+
   scanCrossed(symbol: string, side: Side, mark: PriceE8): PositionRecord[] {
     const maxKey = endangerment(side, mark);
     const crossed: IndexEntry<PositionRecord>[] = [];
