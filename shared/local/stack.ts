@@ -43,6 +43,8 @@ export interface LocalStackOptions {
   readonly fastRetries?: boolean;
   /** Schedules (ledger-reconcile) on timers; off by default in tests. */
   readonly schedules?: boolean;
+  /** Tick invocations at once (default 1, in order); more races a market's ticks as Lambda may. */
+  readonly tickConcurrency?: number;
 }
 
 export interface LocalStack {
@@ -124,6 +126,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stage: options.stage,
     region,
     ...(options.fastRetries ? { failureVisibilitySeconds: 0 } : {}),
+    ...(options.tickConcurrency === undefined ? {} : { tickConcurrency: options.tickConcurrency }),
   });
   runner.start();
 

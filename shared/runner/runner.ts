@@ -80,7 +80,11 @@ export interface LocalRunnerOptions {
    * event source's maximum concurrency can be on AWS (one invocation at a time would hide races AWS always has).
    */
   readonly maxConcurrency?: number;
-  /** Concurrent tick invocations (default 1: ticks are handled one at a time, in receive order). */
+  /**
+   * Concurrent tick invocations (default 1: ticks are handled one at a time, in receive order). Above 1, the ticks
+   * of a receive run at once too, as Lambda runs each asynchronous event on its own: in any order, a market's
+   * ticks racing each other.
+   */
   readonly tickConcurrency?: number;
   /** Schedule timers: false turns them off; a map overrides the period (ms) per function. */
   readonly schedules?: boolean | Partial<Record<FunctionId, number>>;
@@ -376,28 +380,35 @@ export class LocalRunner {
     );
   }
 
-  /** EventBridge invokes the target once per event: one invocation per message. */
+  /** EventBridge invokes the target once per event: one invocation per message, up to tickConcurrency at once. */
   private async deliverTicks(
     fn: FunctionDef,
     transport: QueueTransport,
     messages: readonly ReceivedMessage[],
   ): Promise<void> {
-    for (const m of messages) {
-      let ok = true;
-      try {
-        await this.call(fn, eventBridgeEventFromBody(m.body, this.identity));
-      } catch (error) {
-        ok = false;
-        this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
-        // Still running here: its retry waits out the visibility timeout.
-        if (error instanceof FunctionTimeoutError) continue;
-      }
-      // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
-      try {
-        await this.settle(transport, m, ok);
-      } catch (error) {
-        this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
-      }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < messages.length) await this.deliverTick(fn, transport, messages[next++]!);
+    };
+    const workers = Math.min(messages.length, Math.max(1, this.options.tickConcurrency ?? 1));
+    await Promise.all(Array.from({ length: workers }, worker));
+  }
+
+  private async deliverTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<void> {
+    let ok = true;
+    try {
+      await this.call(fn, eventBridgeEventFromBody(m.body, this.identity));
+    } catch (error) {
+      ok = false;
+      this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+      // Still running here: its retry waits out the visibility timeout.
+      if (error instanceof FunctionTimeoutError) return;
+    }
+    // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
+    try {
+      await this.settle(transport, m, ok);
+    } catch (error) {
+      this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
     }
   }
 
