@@ -184,8 +184,32 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     if (m.lastResortSlippageBound <= 0n || m.lastResortSlippageBound < m.slippageBound) {
       throw new ConfigError(`${m.symbol}: lastResortSlippageBound must be > 0 and at least slippageBound`);
     }
+    // 0 is not "off": every move would trip the breaker, every index would be refused (the market frozen).
+    if (m.priceBand <= 0n) throw new ConfigError(`${m.symbol}: priceBand must be > 0 (there is no off)`);
+    if (m.indexBand <= 0n) throw new ConfigError(`${m.symbol}: indexBand must be > 0 (there is no off)`);
+  }
+  const lowest = lowestBeforeReset(config.auction);
+  if (lowest >= 1) {
+    throw new ConfigError(
+      `auction: the curve never comes below the mark before it resets (its lowest price is ${lowest.toFixed(4)} x the mark at tail or cusp): every auction would walk its curve and resets unfilled; lower buf, cut or cusp, or lengthen tailSeconds`,
+    );
   }
   return config;
+}
+
+/**
+ * The lowest price a sell auction offers before it must reset, as a share of the mark it opened at: buf times the
+ * curve at its tail (an auction older than tail resets), or the cusp (below which it resets), whichever is higher.
+ * A buy auction mirrors it. Validation only: doubles are fine here.
+ */
+function lowestBeforeReset(auction: AuctionConfig): number {
+  const share = (ppm: bigint): number => Number(ppm) / 1e6;
+  const { curve, tailSeconds } = auction;
+  const atTail =
+    curve.kind === 'stairstep'
+      ? share(curve.cut) ** Math.floor(tailSeconds / curve.stepSeconds)
+      : Math.max(0, 1 - tailSeconds / curve.tauSeconds);
+  return share(auction.buf) * Math.max(share(auction.cusp), atTail);
 }
 
 export const DEFAULT_RISK_CONFIG: RiskConfig = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);

@@ -21,6 +21,8 @@ import {
   type BaseE8,
   BPS_SCALE,
   div,
+  formatBase,
+  formatPrice,
   formatQuote,
   PPM_SCALE,
   type PriceE8,
@@ -45,6 +47,8 @@ import {
   type MarketState,
   MovementFencedError,
   type OrderLease,
+  type OrderRequest,
+  type OrderResult,
   type PositionRecord,
   VenueError,
   type Write,
@@ -539,9 +543,9 @@ async function placeWithRetries(
 ): Promise<readonly Fill[]> {
   let inDoubt: VenueError | undefined;
   for (let attempt = 1; attempt <= deps.venueAttempts; attempt++) {
+    let result: OrderResult;
     try {
-      const result = await deps.venue.placeIoc(order);
-      return result.fills;
+      result = await deps.venue.placeIoc(order);
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
       if (error.kind === 'timeout' || (placedBefore && error.kind === 'unavailable')) inDoubt = error;
@@ -550,13 +554,42 @@ async function placeWithRetries(
         attempt,
         kind: error.kind,
       });
+      continue;
     }
+    checkAnswer(order, result);
+    return result.fills;
   }
   if (inDoubt) throw inDoubt;
   deps.telemetry.warn('venue refused the order; handing over to the auction', {
     clientOrderId: order.clientOrderId,
   });
   return [];
+}
+
+/**
+ * An exchange's answer must be this order's and within it: its client order id, fills of positive size within the
+ * order's size and at or within its limit (an IOC never fills beyond it). Another answer may mean anything, an
+ * execution included: it is neither recorded nor taken as "nothing filled" (which would hand the slice on), but
+ * fails the delivery, retried then dead-lettered with its alarm, for an operator.
+ */
+function checkAnswer(order: OrderRequest, result: OrderResult): void {
+  const fault = (why: string): never => {
+    throw new VenueAnswerError(`venue/bad-answer: ${order.clientOrderId}: ${why}`);
+  };
+  if (result.clientOrderId !== order.clientOrderId) fault(`answered as ${result.clientOrderId}`);
+  let size = 0n;
+  for (const f of result.fills) {
+    if (f.size <= 0n || f.price <= 0n) fault(`a fill of ${f.size} at ${f.price}`);
+    const beyond = order.direction === 'SELL' ? f.price < order.limitPrice : f.price > order.limitPrice;
+    if (beyond) fault(`a fill at ${formatPrice(f.price)} beyond the limit ${formatPrice(order.limitPrice)}`);
+    size += f.size;
+  }
+  if (size > order.size) fault(`fills of ${formatBase(size)} for an order of ${formatBase(order.size)}`);
+}
+
+/** An exchange answered an order with something it cannot have done (see checkAnswer). */
+export class VenueAnswerError extends Error {
+  override readonly name = 'VenueAnswerError';
 }
 
 const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);

@@ -142,6 +142,48 @@ describe('parseRiskConfig: rejections', () => {
   });
 });
 
+// Found by a review of the risk configuration in session 25 (docs/RELIABILITY.md, config-unreachable-curve).
+describe('parseRiskConfig: configurations that would freeze a market or an auction', () => {
+  const withAuction = (patch: Partial<RiskConfigInput['auction']>): unknown => ({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, ...patch },
+  });
+
+  it.each([
+    [
+      'a stairstep cut of 1 (the curve never falls)',
+      withAuction({ curve: { kind: 'stairstep', cut: '1', stepSeconds: 90 } }),
+    ],
+    ['a tail shorter than one step', withAuction({ tailSeconds: 60 })],
+    [
+      "Maker's buf 1.2 with a 20-minute tail (the curve stops at 1.055 x the mark)",
+      withAuction({ buf: '1.2', tailSeconds: 1200 }),
+    ],
+    [
+      'a linear curve whose tail ends above the mark',
+      withAuction({ buf: '1.5', curve: { kind: 'linear', tauSeconds: 3600 }, tailSeconds: 600 }),
+    ],
+  ])('refuses an auction curve that never comes below the mark before it resets: %s', (_name, input) => {
+    expect(() => parseRiskConfig(input)).toThrow(
+      /auction: the curve never comes below the mark before it resets/,
+    );
+  });
+
+  it('accepts a curve that comes below the mark just before its tail', () => {
+    // 1.02 x 0.99^2 = 0.9997: below the mark at 180 s, the tail.
+    expect(() => parseRiskConfig(withAuction({ buf: '1.02', tailSeconds: 180 }))).not.toThrow();
+  });
+
+  it.each(['priceBand', 'indexBand'])(
+    'refuses a %s of 0 (there is no off: the market would freeze)',
+    (band) => {
+      expect(() => parseRiskConfig(withEth({ [band]: '0' }))).toThrow(
+        new RegExp(`ETH-USD: ${band} must be > 0`),
+      );
+    },
+  );
+});
+
 describe('parseRiskConfig: properties', () => {
   const rate = (max: bigint) => fc.bigInt({ min: 1n, max });
 

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { parsePrice } from '../../shared/domain/units.ts';
+import type { OrderRequest, OrderResult } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * An exchange's answer to an IOC order is checked against the order it answers: its client order id, and fills
+ * within the order's size and limit. Found by a security review in session 25: a venue reporting a SELL filled at
+ * 1 USD against a limit of about 1,785 had the fund pay a 1,799 USD shortfall no bounded IOC could cause, and an
+ * answer naming another order was recorded as this one's fills (docs/RELIABILITY.md, venue-answer-unchecked).
+ */
+describe('venue answers are checked against the order they answer', () => {
+  async function world() {
+    const p = createPipeline();
+    await p.fund('100000');
+    await p.tick('ETH-USD', '2000');
+    await p.tick('ETH-USD', '2000');
+    // 10x long at 2000, liquidation price about 1850; a tick at 1840 crosses it.
+    await p.open('LONG', '1', '2000', '200');
+    return p;
+  }
+
+  it('refuses a SELL fill below the order limit (the fund must not pay a shortfall no IOC within its bound could cause)', async () => {
+    const p = await world();
+    const place = p.venue.placeIoc.bind(p.venue);
+    const orders: OrderRequest[] = [];
+    p.venue.placeIoc = async (order: OrderRequest): Promise<OrderResult> => {
+      orders.push(order);
+      const real = await place(order);
+      // The venue reports the whole order filled at 1 USD: 1840 x (1 - 3 %) is the limit the order carried.
+      return { ...real, status: 'FILLED', fills: [{ price: parsePrice('1'), size: order.size }] };
+    };
+    const before = (await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance;
+    await p.tick('ETH-USD', '1840');
+    await p.drain();
+
+    const market = orders.find((o) => o.clientOrderId.endsWith(':market'));
+    expect(market).toBeDefined();
+    const [liquidation] = p.adapters.liquidations.all();
+    // Not settled on it: the delivery fails with the reason (retried, then dead-lettered with its alarm).
+    expect(liquidation?.state).toBe('EXECUTING');
+    expect(p.errors.some((e) => /venue\/bad-answer: .*beyond the limit/.test(e))).toBe(true);
+    // The fund must not pay for such a fill (it paid a 1,799 USD shortfall before) ...
+    const after = (await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance;
+    expect(after).toBeGreaterThanOrEqual(before);
+    // ... and no recorded market fill may be beyond the limit the order was placed with.
+    for (const fill of liquidation!.marketFills)
+      expect(fill.price).toBeGreaterThanOrEqual(market!.limitPrice);
+  });
+
+  it('refuses fills answered under another client order id', async () => {
+    const p = await world();
+    const place = p.venue.placeIoc.bind(p.venue);
+    p.venue.placeIoc = async (order: OrderRequest): Promise<OrderResult> => {
+      const real = await place(order);
+      // The answer of some other order (a venue-side mix-up, a cached answer): not this order's execution.
+      return { ...real, clientOrderId: 'someone-else:market' };
+    };
+    await p.tick('ETH-USD', '1840');
+    await p.drain();
+    const [liquidation] = p.adapters.liquidations.all();
+    // An answer that names another order says nothing about this one: it must not be recorded as this order's fills.
+    expect(liquidation!.marketFills).toEqual([]);
+    expect(p.errors.some((e) => /venue\/bad-answer: .*answered as someone-else:market/.test(e))).toBe(true);
+  });
+});
