@@ -54,6 +54,12 @@ const FIVE_MINUTES = Duration.minutes(5);
 const ONE_MINUTE = Duration.minutes(1);
 
 /** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
+/**
+ * Out-of-order ticks a minute that page (two minutes running): retries and concurrent deliveries make a few; a
+ * feed behind its market makes one a tick.
+ */
+const OUT_OF_ORDER_PER_MINUTE = 5;
+
 export function businessMetric(
   spec: MetricSpec,
   options: { statistic?: string; period?: Duration; dimension?: string; label?: string } = {},
@@ -259,6 +265,16 @@ export class Monitoring extends Construct {
    * data is the silence itself).
    */
   private tickFeedAlarms(config: InfraConfig): void {
+    // A feed behind the market's sequence (restarted, or after one tick far ahead) has all its ticks refused: paged
+    // within two minutes, before the silence alarm, with the reason.
+    this.alarm(
+      'TicksOutOfOrderAlarm',
+      businessMetric(METRICS.TicksRejected, { dimension: 'tick/out-of-order', period: ONE_MINUTE }),
+      `Ticks keep arriving behind their market's last sequence: a feed that restarted its numbering (backstop feed resume), or a tick far ahead (a faulty or hostile feed) that makes the real feed's ticks out of order; that market is not margin-checked meanwhile`,
+      OUT_OF_ORDER_PER_MINUTE,
+      ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      { evaluationPeriods: 2 },
+    );
     const minutes = config.alarmTickSilenceMinutes;
     if (minutes === 0) return;
     for (const market of config.markets) {

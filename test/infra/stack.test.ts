@@ -516,6 +516,20 @@ describe('BackstopStack template (default config)', () => {
         TreatMissingData: 'breaching',
       });
     }
+    // A feed behind its market's sequence pages before the silence does (feed-trust, session 25).
+    expect(on(METRICS.TicksRejected.name, 'Backstop')).toEqual([
+      expect.objectContaining({
+        Dimensions: expect.arrayContaining([
+          { Name: 'service', Value: 'backstop' },
+          { Name: 'Reason', Value: 'tick/out-of-order' },
+        ]),
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 2,
+        Threshold: 5,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
     const errors = on('Errors', 'AWS/Lambda');
     for (const def of FUNCTIONS) {
       const fnId = logicalIdOf(stack, stack.functions[def.id]);
