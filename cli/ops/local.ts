@@ -54,7 +54,8 @@ Options of up:
   --index-shards JSON    index shards of markets written faster than one partition takes, like
                          '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
                          market; as backstop:positionIndexShards on AWS)
-  --lambda-retries       failed records wait out the visibility timeout, as on Lambda (default: retry at once)
+  --lambda-retries       failed records come back after their retry backoff (or the visibility timeout), as on
+                         Lambda (default: retry at once)
   --detach               run in the background; the endpoint and pid go to .backstop/local.json
   -h, --help             this help
 

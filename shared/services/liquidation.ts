@@ -64,7 +64,7 @@ import {
   oppositeSide,
   type SettlementDeps,
 } from './context.ts';
-import { liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
+import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
 import { type AuctionOpening, coverWake, planOpening } from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
@@ -425,7 +425,9 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   const { mark } = reference;
   const now = deps.clock.nowMs();
 
-  if (!isLiquidatable(position, mark, market.maintenanceMargin)) {
+  // A slice left as dust goes on whatever its health (see applySettlement): a healthy dust remainder stays.
+  const dustSlice = isNextSlice(liquidation) && position.size < market.dustSize;
+  if (!dustSlice && !isLiquidatable(position, mark, market.maintenanceMargin)) {
     // Healthy again at the latest mark: nothing executed, the position goes back to the book, priced by the
     // rules this deployment runs (a reindex after a change of the margin passed it over while LIQUIDATING).
     const reopened: PositionRecord = withLiquidationPrice(
@@ -1419,7 +1421,9 @@ async function applySettlement(
       deps.config,
     );
     const market = marketConfig(deps.config, position.symbol);
-    if (isLiquidatable(remainder, mark, market.maintenanceMargin)) {
+    // Still endangered, or dust (a carry the layers could not close: the slice was planned whole, and no tick
+    // would ever close a remainder healthy at any price): the next slice starts atomically with this settlement.
+    if (isLiquidatable(remainder, mark, market.maintenanceMargin) || remainingSize < market.dustSize) {
       // Still endangered: the next slice starts atomically with this settlement.
       const stillLiquidating: PositionRecord = { ...remainder, state: 'LIQUIDATING' };
       nextLiquidation = {

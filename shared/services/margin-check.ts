@@ -284,7 +284,7 @@ async function resumeTick(
  */
 export const NEXT_SLICE_NOTE = 'next slice of';
 
-const isNextSlice = (l: LiquidationRecord): boolean =>
+export const isNextSlice = (l: LiquidationRecord): boolean =>
   l.history[0]?.note?.startsWith(NEXT_SLICE_NOTE) === true;
 
 /** A started liquidation's message: with its position and market, its first delivery reads all three at once. */
