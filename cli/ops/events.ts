@@ -53,7 +53,7 @@ Replays a price file as ticks: PutEvents in batches of 10, a progress bar on std
 refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
 price column (close, price, mark), or Binance's 12-column klines. Each tick is stamped with the time it is
 sent (the file's times set the pacing) and sequences continue from the market's last one. The replay keeps at
-most 20 ticks ahead of what the stack has handled (a tick waiting longer would be refused as too old), and stops
+most 2 ticks ahead of what the stack has handled (a tick waiting longer would be refused as too old), and stops
 with a clear error when the stack handles none for 60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
@@ -235,8 +235,13 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   });
 });
 
-/** Ticks a replay keeps sent and not yet handled, at most; and how long it waits for a stack handling none. */
-const REPLAY_AHEAD_LIMIT = 20;
+/**
+ * Ticks a replay keeps sent and not yet handled, at most; and how long it waits for a stack handling none. Two:
+ * margin-check handles a market's ticks one after another, and a tick crossing many positions takes tens of
+ * seconds on the emulator, so every tick queued behind it ages towards maxTickAgeSeconds (with 20 queued, a
+ * README-sized replay had its ticks refused as too old and stalled); two keep the bus busy without that.
+ */
+const REPLAY_AHEAD_LIMIT = 2;
 const REPLAY_STALL_MS = 60_000;
 
 /** The highest sequence the market has handled: its last accepted tick, or the one its breaker holds. */

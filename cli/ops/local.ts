@@ -195,7 +195,9 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
     stage: options.stage,
     region: options.region,
     startedAt: new Date().toISOString(),
-    ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
+    // What the stack runs, the built-in configuration included: the commands that price by it (positions
+    // reindex, fund withdraw) take it from here instead of asking for --config.
+    riskConfig: options.riskConfig ?? DEFAULT_RISK_CONFIG_INPUT,
     ...(options.positionIndexShards ? { positionIndexShards: options.positionIndexShards } : {}),
     ...(process.env[LOG_ENV] ? { log: process.env[LOG_ENV] } : {}),
   };

@@ -98,7 +98,9 @@ export const freePort = (): Promise<number> =>
 /** True when a moto server answers on `endpoint` (its state endpoint, within a second). */
 export async function motoAnswers(endpoint: string, timeoutMs = 1_000): Promise<boolean> {
   try {
-    const res = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(timeoutMs) });
+    // The dashboard's page: a constant 10 KB. (data.json serializes every table and queue: with a replay's
+    // gigabytes it took longer than any timeout, and a stack's leftover emulator was taken for something else.)
+    const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.body?.cancel();
     return res.ok;
   } catch {

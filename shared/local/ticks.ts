@@ -132,13 +132,16 @@ export function dueOffsets(points: readonly PricePoint[], speed: ReplaySpeed): n
 export function replayBatches(
   offsets: readonly number[],
   windowMs = 0,
+  /** At most this many a batch (a replay's backlog limit: a batch larger than it could never be sent). */
+  maxBatch = PUT_EVENTS_BATCH,
 ): { start: number; end: number; dueMs: number }[] {
+  const size = Math.max(1, Math.min(PUT_EVENTS_BATCH, maxBatch));
   const batches: { start: number; end: number; dueMs: number }[] = [];
   let start = 0;
   while (start < offsets.length) {
     const dueMs = offsets[start]!;
     let end = start + 1;
-    while (end < offsets.length && end - start < PUT_EVENTS_BATCH && offsets[end]! - dueMs <= windowMs) end++;
+    while (end < offsets.length && end - start < size && offsets[end]! - dueMs <= windowMs) end++;
     batches.push({ start, end, dueMs });
     start = end;
   }
@@ -231,7 +234,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const rejected: { index: number; code: string; message: string }[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
-  for (const batch of replayBatches(offsets, 5)) {
+  for (const batch of replayBatches(offsets, 5, options.backlog?.limit)) {
     if (options.signal?.aborted) break;
     const wait = started + batch.dueMs - now();
     if (wait > 0) await sleep(wait);

@@ -92,6 +92,17 @@ describe('replay pacing', () => {
     expect(() => parseSpeed(text)).toThrow(TickInputError);
   });
 
+  it("caps a batch at the replay's backlog limit (a larger one could never be sent)", () => {
+    const max = replayBatches(dueOffsets(points(7), { kind: 'max' }), 5, 2);
+    expect(max.map((b) => [b.start, b.end])).toEqual([
+      [0, 2],
+      [2, 4],
+      [4, 6],
+      [6, 7],
+    ]);
+    expect(replayBatches(dueOffsets(points(7), { kind: 'max' }), 5, 50)).toHaveLength(1);
+  });
+
   it('sends max speed in batches of 10 and a paced 1-minute file one tick per due time', () => {
     const max = replayBatches(dueOffsets(points(287), { kind: 'max' }));
     expect(max).toHaveLength(29);
