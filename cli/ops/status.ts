@@ -62,7 +62,8 @@ export function renderStatus(s: StatusReport): string {
   const f = s.insuranceFund;
   lines.push(
     `insurance fund  ${usd(f.balance)} USD, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${f.difference})`}, ` +
-      `${f.entries} journal entries, lowest ${usd(f.minBalance)} USD`,
+      // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
+      `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} USD` : 'never below zero'}`,
   );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
   for (const e of f.lastEntries) {

@@ -646,7 +646,7 @@ describe('status rendering', () => {
     expect(text).toContain('liquidations    3 total, 1 not terminal: AUCTION 1, SETTLED_MARKET 2');
     expect(text).toContain('auctionSteps 0 +1 delayed');
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
-    expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, lowest 0.00 USD');
+    expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
   });
 });
