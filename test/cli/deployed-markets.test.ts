@@ -1,15 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  deadLetterQueueUrlKey,
-  OUTPUT_KEYS,
-  queueUrlKey,
-  stackName,
-  tableNameKey,
-} from '../../infra/outputs.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -17,8 +9,7 @@ import {
   localClientConfig,
 } from '../../shared/adapters/aws/index.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
-import { QUEUES, TABLES } from '../../shared/topology.ts';
-import { cli } from '../support/cli.ts';
+import { cli, publishStackOutputs } from '../support/cli.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 let moto: MotoServer;
@@ -40,32 +31,7 @@ afterAll(async () => {
 
 /** A stage deployed as the CDK stack would be (names from Backstop-<stage>'s outputs), as moto.test.ts does. */
 async function deployedStage(stage: string): Promise<string[]> {
-  const names = await createLocalResources(clients, stage);
-  const outputs: Record<string, { Value: string }> = {
-    [OUTPUT_KEYS.tickBusName]: { Value: names.busName },
-    [OUTPUT_KEYS.stage]: { Value: stage },
-  };
-  for (const t of TABLES) outputs[tableNameKey(t.id)] = { Value: names.tables[t.id] };
-  for (const q of QUEUES) {
-    outputs[queueUrlKey(q.id)] = { Value: names.queues[q.id].url };
-    const dlq = names.queues[q.id].dlqUrl;
-    if (dlq) outputs[deadLetterQueueUrlKey(q.id)] = { Value: dlq };
-  }
-  const cfn = new CloudFormationClient({
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: stackName(stage),
-      TemplateBody: JSON.stringify({
-        Resources: { Marker: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `marker-${stage}` } } },
-        Outputs: outputs,
-      }),
-    }),
-  );
-  cfn.destroy();
+  await publishStackOutputs(moto.endpoint, stage, await createLocalResources(clients, stage));
   return ['--target', 'localstack', '--endpoint', moto.endpoint, '--region', 'us-east-1', '--stage', stage];
 }
 

@@ -1,18 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  deadLetterQueueUrlKey,
-  OUTPUT_KEYS,
-  queueUrlKey,
-  stackName,
-  tableNameKey,
-} from '../../infra/outputs.ts';
+import { stackName } from '../../infra/outputs.ts';
 import {
   type AwsClients,
   createAwsAdapters,
@@ -27,8 +20,7 @@ import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { QUEUES, TABLES } from '../../shared/topology.ts';
-import { cli } from '../support/cli.ts';
+import { cli, publishStackOutputs } from '../support/cli.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 /**
@@ -446,31 +438,7 @@ describe('a deployed stack found from its CloudFormation outputs (--target local
   it('reads the names from the outputs of Backstop-<stage>', async () => {
     const { names } = await newStage();
     const stage = `cfn${stageCounter}`;
-    const outputs: Record<string, { Value: string }> = {
-      [OUTPUT_KEYS.tickBusName]: { Value: names.busName },
-      [OUTPUT_KEYS.stage]: { Value: stage },
-    };
-    for (const t of TABLES) outputs[tableNameKey(t.id)] = { Value: names.tables[t.id] };
-    for (const q of QUEUES) {
-      outputs[queueUrlKey(q.id)] = { Value: names.queues[q.id].url };
-      const dlq = names.queues[q.id].dlqUrl;
-      if (dlq) outputs[deadLetterQueueUrlKey(q.id)] = { Value: dlq };
-    }
-    const cfn = new CloudFormationClient({
-      region: 'us-east-1',
-      endpoint: moto.endpoint,
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
-    await cfn.send(
-      new CreateStackCommand({
-        StackName: stackName(stage),
-        TemplateBody: JSON.stringify({
-          Resources: { Marker: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `marker-${stage}` } } },
-          Outputs: outputs,
-        }),
-      }),
-    );
-    cfn.destroy();
+    await publishStackOutputs(moto.endpoint, stage, names);
     const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--region', 'us-east-1'];
     const report = await status([...target, '--stage', stage]);
     expect(report.target).toEqual({
