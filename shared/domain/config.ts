@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { type BaseE8, type Ppm, parseBase, parsePpm, parseQuote, type QuoteE6 } from './units.ts';
+import { lowestSellPrice, startPrice } from './auction.ts';
+import {
+  type BaseE8,
+  div,
+  formatPpm,
+  PPM_SCALE,
+  type Ppm,
+  PRICE_SCALE,
+  type PriceE8,
+  parseBase,
+  parsePpm,
+  parseQuote,
+  type QuoteE6,
+} from './units.ts';
 
 /**
  * One typed, validated configuration for every rule of the risk model. Inputs are decimal strings
@@ -188,28 +201,29 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     if (m.priceBand <= 0n) throw new ConfigError(`${m.symbol}: priceBand must be > 0 (there is no off)`);
     if (m.indexBand <= 0n) throw new ConfigError(`${m.symbol}: indexBand must be > 0 (there is no off)`);
   }
-  const lowest = lowestBeforeReset(config.auction);
-  if (lowest >= 1) {
-    throw new ConfigError(
-      `auction: the curve never comes below the mark before it resets (its lowest price is ${lowest.toFixed(4)} x the mark at tail or cusp): every auction would walk its curve and resets unfilled; lower buf, cut or cusp, or lengthen tailSeconds`,
-    );
-  }
+  refuseUnreachableCurve(config.auction);
   return config;
 }
 
+/** Any mark: the check is a ratio to it (1,000 USD, far above a price's rounding). */
+const REFERENCE_MARK: PriceE8 = 1_000n * PRICE_SCALE;
+
 /**
- * The lowest price a sell auction offers before it must reset, as a share of the mark it opened at: buf times the
- * curve at its tail (an auction older than tail resets), or the cusp (below which it resets), whichever is higher.
- * A buy auction mirrors it. Validation only: doubles are fine here.
+ * A sell auction's lowest price before it must reset (the curve at its tail, or the cusp; the floor left out) must
+ * come below the mark it opened at, or no bid under the mark is ever reached: every auction would walk its curve
+ * and resets unfilled. The domain's own curve (lowestSellPrice) at a reference mark; a buy auction mirrors it.
  */
-function lowestBeforeReset(auction: AuctionConfig): number {
-  const share = (ppm: bigint): number => Number(ppm) / 1e6;
-  const { curve, tailSeconds } = auction;
-  const atTail =
-    curve.kind === 'stairstep'
-      ? share(curve.cut) ** Math.floor(tailSeconds / curve.stepSeconds)
-      : Math.max(0, 1 - tailSeconds / curve.tauSeconds);
-  return share(auction.buf) * Math.max(share(auction.cusp), atTail);
+function refuseUnreachableCurve(auction: AuctionConfig): void {
+  const top = startPrice(REFERENCE_MARK, 'SELL', auction.buf);
+  const lowest = lowestSellPrice({ direction: 'SELL', top, startedAtMs: 0 }, REFERENCE_MARK, {
+    ...auction,
+    floor: 0n,
+  });
+  if (lowest < REFERENCE_MARK) return;
+  const share = formatPpm(div(lowest * PPM_SCALE, REFERENCE_MARK, 'floor'));
+  throw new ConfigError(
+    `auction: the curve never comes below the mark before it resets (its lowest price is ${share} x the mark at tail or cusp): every auction would walk its curve and resets unfilled; lower buf, cut or cusp, or lengthen tailSeconds`,
+  );
 }
 
 export const DEFAULT_RISK_CONFIG: RiskConfig = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);

@@ -581,7 +581,7 @@ function checkAnswer(order: OrderRequest, result: OrderResult): void {
   if (result.clientOrderId !== order.clientOrderId) fault(`answered as ${result.clientOrderId}`);
   let size = 0n;
   for (const f of result.fills) {
-    if (f.size <= 0n || f.price <= 0n) fault(`a fill of ${f.size} at ${f.price}`);
+    if (f.size <= 0n || f.price <= 0n) fault(`a fill of ${formatBase(f.size)} at ${formatPrice(f.price)}`);
     const beyond = order.direction === 'SELL' ? f.price < order.limitPrice : f.price > order.limitPrice;
     if (beyond) fault(`a fill at ${formatPrice(f.price)} beyond the limit ${formatPrice(order.limitPrice)}`);
     size += f.size;
@@ -1464,11 +1464,7 @@ async function applySettlement(
     context: {
       ...outcomeRecorded(context),
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
-      ...(roundsFollow(decision, context.settle, deps)
-        ? {
-            adlRound: { round: 0 },
-          }
-        : {}),
+      ...(roundsFollow(decision, context.settle, deps) ? { adlRound: { round: 0 } } : {}),
     },
   };
   writes.unshift({ kind: 'liquidation', record: settled, expectedVersion: liquidation.version });

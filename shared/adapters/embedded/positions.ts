@@ -227,10 +227,6 @@ export class EmbeddedPositionRepository implements PositionRepository {
   }
 
   /**
-   * Full scan of the book, the reference the index must agree with (benchmarks, property tests):
-   * every OPEN position of the side that the mark crosses, in index order.
-   */
-  /**
    * Both sides' OPEN positions of a market the mark crosses, in one pass over every record (a full scan's cost:
    * benchmarks compare the index with it), each side ordered as queryCrossed orders it.
    */
@@ -250,6 +246,10 @@ export class EmbeddedPositionRepository implements PositionRepository {
     };
   }
 
+  /**
+   * Full scan of the book, the reference the index must agree with (benchmarks, property tests):
+   * every OPEN position of the side that the mark crosses, in index order.
+   */
   scanCrossed(symbol: string, side: Side, mark: PriceE8): PositionRecord[] {
     const maxKey = endangerment(side, mark);
     const crossed: IndexEntry<PositionRecord>[] = [];
