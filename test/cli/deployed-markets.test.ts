@@ -1,38 +1,29 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AwsClients,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
+import { describe, expect, it } from 'vitest';
+import { createLocalResources } from '../../shared/adapters/aws/index.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
-import { cli, publishStackOutputs } from '../support/cli.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
-let moto: MotoServer;
-let clients: AwsClients;
-const saved = { ...process.env };
-const dir = mkdtempSync(path.join(tmpdir(), 'backstop-deployed-markets-'));
-
-beforeAll(async () => {
-  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
-  moto = await startMoto();
-  clients = createAwsClients(localClientConfig(moto.endpoint));
-});
-afterAll(async () => {
-  clients?.destroy();
-  await moto?.stop();
-  process.env = saved;
-  rmSync(dir, { recursive: true, force: true });
-});
+const emulator = useOperatorEmulator('deployed-markets');
 
 /** A stage deployed as the CDK stack would be (names from Backstop-<stage>'s outputs), as moto.test.ts does. */
 async function deployedStage(stage: string): Promise<string[]> {
-  await publishStackOutputs(moto.endpoint, stage, await createLocalResources(clients, stage));
-  return ['--target', 'localstack', '--endpoint', moto.endpoint, '--region', 'us-east-1', '--stage', stage];
+  await publishStackOutputs(
+    emulator.moto.endpoint,
+    stage,
+    await createLocalResources(emulator.clients, stage),
+  );
+  return [
+    '--target',
+    'localstack',
+    '--endpoint',
+    emulator.moto.endpoint,
+    '--region',
+    'us-east-1',
+    '--stage',
+    stage,
+  ];
 }
 
 // Found by a review of the operator workflow in session 25: inject and replay judged the symbol against the
@@ -49,7 +40,7 @@ describe('inject tick / replay on a deployed stack whose risk config is not the 
       ],
     };
     parseRiskConfig(input);
-    const file = path.join(dir, 'risk.json');
+    const file = path.join(emulator.dir, 'risk.json');
     writeFileSync(file, JSON.stringify(input));
     // The other operator commands take the deployed configuration with --config: seeding SOL-USD works.
     const seeded = await cli(

@@ -1,38 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AwsClients,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
+import { describe, expect, it } from 'vitest';
+import { createLocalResources } from '../../shared/adapters/aws/index.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { cli } from '../support/cli.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
 
-let moto: MotoServer;
-let clients: AwsClients;
-const saved = { ...process.env };
-const dir = mkdtempSync(path.join(tmpdir(), 'backstop-withdraw-'));
-
-beforeAll(async () => {
-  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
-  moto = await startMoto();
-  clients = createAwsClients(localClientConfig(moto.endpoint));
-}, 60_000);
-afterAll(async () => {
-  clients?.destroy();
-  await moto?.stop();
-  process.env = saved;
-  rmSync(dir, { recursive: true, force: true });
-});
+const emulator = useOperatorEmulator('withdraw');
 
 describe('backstop fund withdraw', () => {
   it('never judges a withdrawal against the built-in floor by omission (no --config, none recorded)', async () => {
-    await createLocalResources(clients, 'floor1');
-    const at = ['--endpoint', moto.endpoint, '--stage', 'floor1'];
+    await createLocalResources(emulator.clients, 'floor1');
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'floor1'];
     expect((await cli('fund', 'deposit', '--amount', '1000', '--key', 'd1', ...at)).code).toBe(0);
     // The deployed floor (riskConfig context -> RISK_CONFIG) is unknown to this shell: the withdrawal would be
     // judged against DEFAULT_RISK_CONFIG's floor of 0, as `positions reindex` refuses to do.
@@ -40,7 +18,7 @@ describe('backstop fund withdraw', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--config is required/);
     // Refused before anything moved; with the configuration given it goes through.
-    const config = path.join(dir, 'risk.json');
+    const config = path.join(emulator.dir, 'risk.json');
     writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
     const withConfig = await cli(
       'fund',

@@ -1,27 +1,18 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stackName } from '../../infra/outputs.ts';
-import {
-  type AwsClients,
-  createAwsAdapters,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-  type ResourceNames,
-} from '../../shared/adapters/aws/index.ts';
+import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { cli, publishStackOutputs } from '../support/cli.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 /**
  * The operator commands against a real emulator (one moto for this file, one stage per test): status shape,
@@ -29,30 +20,8 @@ import { type MotoServer, startMoto } from '../support/moto.ts';
  * target found from CloudFormation outputs. The CLI runs in process with --endpoint (no local up needed).
  */
 
-let moto: MotoServer;
-let clients: AwsClients;
-const saved = { ...process.env };
-const dir = mkdtempSync(path.join(tmpdir(), 'backstop-cli-moto-'));
-let stageCounter = 0;
-
-beforeAll(async () => {
-  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
-  moto = await startMoto();
-  clients = createAwsClients(localClientConfig(moto.endpoint));
-});
-afterAll(async () => {
-  clients?.destroy();
-  await moto?.stop();
-  process.env = saved;
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function newStage(): Promise<{ stage: string; names: ResourceNames; at: string[] }> {
-  stageCounter += 1;
-  const stage = `cli${stageCounter}`;
-  const names = await createLocalResources(clients, stage);
-  return { stage, names, at: ['--endpoint', moto.endpoint, '--stage', stage] };
-}
+const emulator = useOperatorEmulator('cli-moto');
+const newStage = () => emulator.newStage('cli');
 
 async function status(at: string[]): Promise<StatusReport> {
   const run = await cli('status', '--json', ...at);
@@ -60,7 +29,8 @@ async function status(at: string[]): Promise<StatusReport> {
   return JSON.parse(run.stdout) as StatusReport;
 }
 
-const adapters = (names: ResourceNames) => createAwsAdapters({ clients, names, clock: systemClock });
+const adapters = (names: ResourceNames) =>
+  createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
 
 describe('status', () => {
   it('has the stable JSON shape, every state present, on an empty stage', async () => {
@@ -79,7 +49,12 @@ describe('status', () => {
       'markets',
       'breakersOpen',
     ]);
-    expect(report.target).toEqual({ kind: 'local', stage, region: 'us-east-1', endpoint: moto.endpoint });
+    expect(report.target).toEqual({
+      kind: 'local',
+      stage,
+      region: 'us-east-1',
+      endpoint: emulator.moto.endpoint,
+    });
     expect(report.positions).toEqual({ OPEN: 0, LIQUIDATING: 0, CLOSED: 0 });
     expect(report.liquidations).toEqual({
       byState: {
@@ -119,7 +94,7 @@ describe('status', () => {
   });
 
   it('says which stage has no resources', async () => {
-    const run = await cli('status', '--endpoint', moto.endpoint, '--stage', 'nothing');
+    const run = await cli('status', '--endpoint', emulator.moto.endpoint, '--stage', 'nothing');
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       /^backstop: stage "nothing" has no queue backstop-nothing-.* start it with backstop local up --stage nothing\n$/,
@@ -166,7 +141,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     ]);
     expect(listed.reduce((sum, p) => sum + p.capital, 0n)).toBe(300_000_000_000n);
 
-    const file = path.join(dir, 'book.csv');
+    const file = path.join(emulator.dir, 'book.csv');
     writeFileSync(
       file,
       'id,symbol,side,size,entryPrice,collateral\nf1,ETH-USD,LONG,1,1500,300\nf2,BTC-USD,SHORT,0.1,60000,600\n',
@@ -188,7 +163,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const noConfig = await cli('fund', 'withdraw', '--amount', '0.5', ...at);
     expect(noConfig.code).toBe(2);
     expect(noConfig.stderr).toMatch(/--config is required/);
-    const riskFile = path.join(dir, 'withdraw-risk.json');
+    const riskFile = path.join(emulator.dir, 'withdraw-risk.json');
     writeFileSync(riskFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
     const refused = await cli('fund', 'withdraw', '--amount', '5000', '--config', riskFile, ...at);
     expect(refused.code).toBe(2);
@@ -217,13 +192,13 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const unsaid = await cli('positions', 'reindex', '--symbol', 'ETH-USD', ...at);
     expect(unsaid.code).toBe(2);
     expect(unsaid.stderr).toMatch(/--config is required/);
-    const sameFile = path.join(dir, 'same.json');
+    const sameFile = path.join(emulator.dir, 'same.json');
     writeFileSync(sameFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
     const same = await cli('positions', 'reindex', '--symbol', 'ETH-USD', '--config', sameFile, ...at);
     expect(same.stdout).toMatch(
       /^ETH-USD LONG: \d+ open positions priced again, 0 rewritten\nETH-USD SHORT: /,
     );
-    const raisedFile = path.join(dir, 'raised.json');
+    const raisedFile = path.join(emulator.dir, 'raised.json');
     writeFileSync(
       raisedFile,
       JSON.stringify({
@@ -338,9 +313,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
 
 describe('dlq list and redrive on moto', () => {
   it('lists why messages failed, keeps them, then sends them back where they came from', async () => {
-    const { names, at } = await newStage();
+    const { stage, names, at } = await newStage();
     const a = adapters(names);
-    const seeded = await cli('seed', 'positions', '--file', writeBook(), ...at);
+    const seeded = await cli('seed', 'positions', '--file', writeBook(stage), ...at);
     expect(seeded.code, seeded.stderr).toBe(0);
     const position = (await a.positions.get('d1'))!;
     const liquidation: LiquidationRecord = {
@@ -358,7 +333,7 @@ describe('dlq list and redrive on moto', () => {
     };
     await a.liquidations.begin(position, liquidation);
     const send = (url: string, body: string) =>
-      clients.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+      emulator.clients.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
     await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'd1:0' }));
     await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'gone:0' }));
     await send(names.queues.liquidations.dlqUrl!, 'not json');
@@ -423,8 +398,8 @@ describe('dlq list and redrive on moto', () => {
   });
 });
 
-function writeBook(): string {
-  const file = path.join(dir, `dlq-${stageCounter}.json`);
+function writeBook(stage: string): string {
+  const file = path.join(emulator.dir, `dlq-${stage}.json`);
   writeFileSync(
     file,
     JSON.stringify([
@@ -436,16 +411,16 @@ function writeBook(): string {
 
 describe('a deployed stack found from its CloudFormation outputs (--target localstack)', () => {
   it('reads the names from the outputs of Backstop-<stage>', async () => {
-    const { names } = await newStage();
-    const stage = `cfn${stageCounter}`;
-    await publishStackOutputs(moto.endpoint, stage, names);
-    const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--region', 'us-east-1'];
+    const { stage: local, names } = await newStage();
+    const stage = `cfn-${local}`;
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--region', 'us-east-1'];
     const report = await status([...target, '--stage', stage]);
     expect(report.target).toEqual({
       kind: 'localstack',
       stage,
       region: 'us-east-1',
-      endpoint: moto.endpoint,
+      endpoint: emulator.moto.endpoint,
     });
     // No local tick queue on a deployed stack: EventBridge invokes margin-check directly.
     expect(Object.keys(report.queues)).toEqual([
@@ -501,7 +476,7 @@ describe('status: what is not done, and what is not an alarm', () => {
       context: { plannedSize: 100_000_000n, executionMark: parsePrice('1200'), adlRound: { round: 0 } },
       version: 5,
     };
-    await clients.dynamo.send(
+    await emulator.clients.dynamo.send(
       new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(owing) }),
     );
     const report = await status(at);
@@ -515,7 +490,7 @@ describe('status: what is not done, and what is not an alarm', () => {
   it('does not count a market whose first print waits for a second as an open circuit breaker', async () => {
     const { names, at } = await newStage();
     // What margin-check writes for a market's first print (tick/unconfirmed: "no alarm, every market starts so").
-    const markets = createAwsAdapters({ clients, names, clock: systemClock }).markets;
+    const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
     const first = { sequence: 1, markPrice: parsePrice('1520.5'), timestampMs: Date.now() };
     expect(
       await markets.tripBreaker('ETH-USD', 'tick/unconfirmed', first, Date.now(), {
@@ -556,7 +531,7 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
       undefined,
       false,
     );
-    const file = path.join(dir, 'eth-usd-1m.csv');
+    const file = path.join(emulator.dir, 'eth-usd-1m.csv');
     const t0 = 1584003600000;
     const rows = Array.from({ length: 25 }, (_, i) => `${t0 + i * 60_000},${130 - i / 10}`);
     writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
@@ -602,7 +577,7 @@ describe("replay: the file's market", () => {
     const { names, at } = await newStage();
     const { writeFileSync } = await import('node:fs');
     // data.binance.vision's own name for the 12-column kline layout replay reads.
-    const file = path.join(dir, 'BTCUSDT-1m-2020-03-12.csv');
+    const file = path.join(emulator.dir, 'BTCUSDT-1m-2020-03-12.csv');
     const t0 = 1584003600000;
     // Two prints: one batch (a replay keeps 2 ticks ahead of a stack, and none runs here).
     const rows = [7381.14, 7380.5].map(
@@ -619,7 +594,9 @@ describe("replay: the file's market", () => {
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(/--symbol/);
     }
-    const eth = await createAwsAdapters({ clients, names, clock: systemClock }).markets.get('ETH-USD');
+    const eth = await createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets.get(
+      'ETH-USD',
+    );
     expect(eth).toBeUndefined();
   });
 });

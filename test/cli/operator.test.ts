@@ -1,47 +1,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AwsClients,
-  createAwsAdapters,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-  type ResourceNames,
-} from '../../shared/adapters/aws/index.ts';
+import { describe, expect, it } from 'vitest';
+import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { writeLocalRecord } from '../../shared/local/state.ts';
-import { cli } from '../support/cli.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
 
-let moto: MotoServer;
-let clients: AwsClients;
-const saved = { ...process.env };
-const dir = mkdtempSync(path.join(tmpdir(), 'backstop-operator-'));
-let stageCounter = 0;
-
-beforeAll(async () => {
-  process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
-  moto = await startMoto();
-  clients = createAwsClients(localClientConfig(moto.endpoint));
-});
-afterAll(async () => {
-  clients?.destroy();
-  await moto?.stop();
-  process.env = saved;
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function newStage(): Promise<{ names: ResourceNames; at: string[] }> {
-  stageCounter += 1;
-  const stage = `op${stageCounter}`;
-  const names = await createLocalResources(clients, stage);
-  return { names, at: ['--endpoint', moto.endpoint, '--stage', stage] };
-}
-const adapters = (names: ResourceNames) => createAwsAdapters({ clients, names, clock: systemClock });
+const emulator = useOperatorEmulator('operator');
+const newStage = () => emulator.newStage('op');
+const adapters = (names: ResourceNames) =>
+  createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
 
 async function openPositions(names: ResourceNames): Promise<number> {
   const a = adapters(names);
@@ -128,7 +99,7 @@ describe('seed: the reason a position is refused', () => {
       undefined,
       false,
     );
-    const file = path.join(dir, 'refused.csv');
+    const file = path.join(emulator.dir, 'refused.csv');
     writeFileSync(file, 'id,symbol,side,size,entryPrice,collateral\nr1,ETH-USD,LONG,1,3000,300\n');
     const run = await cli('seed', 'positions', '--file', file, ...at);
     expect(run.code).toBe(2);
@@ -139,7 +110,7 @@ describe('seed: the reason a position is refused', () => {
 describe('positions reindex: a market symbol as the other commands take it', () => {
   it('takes --symbol as the other commands do (eth-usd is ETH-USD), and refuses an unknown one as bad input', async () => {
     const { at } = await newStage();
-    const file = path.join(dir, 'risk.json');
+    const file = path.join(emulator.dir, 'risk.json');
     writeFileSync(file, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
     const run = await cli('positions', 'reindex', '--symbol', 'eth-usd', '--config', file, ...at);
     expect(run.code, run.stderr).toBe(0);

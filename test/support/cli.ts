@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { afterAll, beforeAll } from 'vitest';
 import { main } from '../../cli/main.ts';
 import {
   deadLetterQueueUrlKey,
@@ -7,8 +11,15 @@ import {
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
-import type { ResourceNames } from '../../shared/adapters/aws/index.ts';
+import {
+  type AwsClients,
+  createAwsClients,
+  createLocalResources,
+  localClientConfig,
+  type ResourceNames,
+} from '../../shared/adapters/aws/index.ts';
 import { QUEUES, TABLES } from '../../shared/topology.ts';
+import { type MotoServer, startMoto } from './moto.ts';
 
 export interface CliRun {
   readonly code: number;
@@ -64,4 +75,56 @@ export async function publishStackOutputs(
   } finally {
     cfn.destroy();
   }
+}
+
+/** One moto for a test file of operator commands, with its clients and a state folder for the CLI's records. */
+export interface OperatorEmulator {
+  readonly moto: MotoServer;
+  readonly clients: AwsClients;
+  /** A temporary folder of the file's own (the CLI's state is in its `state` subfolder). */
+  readonly dir: string;
+  /** A new stage's local resources and the CLI arguments that reach them (`--endpoint ... --stage ...`). */
+  newStage(prefix: string): Promise<{ stage: string; names: ResourceNames; at: string[] }>;
+}
+
+/**
+ * Starts moto before the file's tests and stops it after them, with BACKSTOP_STATE_DIR in a temporary folder,
+ * restoring the environment afterwards. Read the fields inside tests (they are set in beforeAll).
+ */
+export function useOperatorEmulator(name: string): OperatorEmulator {
+  const saved = { ...process.env };
+  const dir = mkdtempSync(path.join(tmpdir(), `backstop-${name}-`));
+  let moto: MotoServer | undefined;
+  let clients: AwsClients | undefined;
+  let stages = 0;
+  beforeAll(async () => {
+    process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
+    moto = await startMoto();
+    clients = createAwsClients(localClientConfig(moto.endpoint));
+  }, 60_000);
+  afterAll(async () => {
+    clients?.destroy();
+    await moto?.stop();
+    process.env = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the emulator is started in beforeAll: read it inside a test');
+    return value;
+  };
+  return {
+    get moto() {
+      return started(moto);
+    },
+    get clients() {
+      return started(clients);
+    },
+    dir,
+    async newStage(prefix: string) {
+      stages += 1;
+      const stage = `${prefix}${stages}`;
+      const names = await createLocalResources(started(clients), stage);
+      return { stage, names, at: ['--endpoint', started(moto).endpoint, '--stage', stage] };
+    },
+  };
 }
