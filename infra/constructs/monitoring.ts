@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Fn, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   AlarmStatusWidget,
@@ -299,8 +299,12 @@ export class Monitoring extends Construct {
       new Metric({
         namespace: 'AWS/Events',
         metricName,
-        // A rule on a custom bus reports with both dimensions.
-        dimensionsMap: { EventBusName: props.tick.bus.eventBusName, RuleName: props.tick.rule.ruleName },
+        // A rule on a custom bus reports with both dimensions, under its bare name; its Ref is "<bus>|<rule>"
+        // (aws-cloudformation/cloudformation-coverage-roadmap#1131).
+        dimensionsMap: {
+          EventBusName: props.tick.bus.eventBusName,
+          RuleName: Fn.select(1, Fn.split('|', props.tick.rule.ruleName)),
+        },
         statistic: 'Sum',
         period: FIVE_MINUTES,
       });

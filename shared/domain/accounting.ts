@@ -58,6 +58,17 @@ export function pnlE16(side: Side, size: BaseE8, entryPrice: PriceE8, price: Pri
   return side === 'LONG' ? size * (price - entryPrice) : size * (entryPrice - price);
 }
 
+/** A fill's value in E16: what its counterparty settled it for when it did so in whole units, else price x size. */
+export const fillValueE16 = (f: Fill): bigint =>
+  f.cost === undefined ? f.size * f.price : f.cost * NOTIONAL_TO_QUOTE;
+
+/** pnl16 of closing a fill against `entryPrice`, at the fill's value (fillValueE16). */
+export function fillPnlE16(side: Side, f: Fill, entryPrice: PriceE8): bigint {
+  const value16 = fillValueE16(f);
+  const entry16 = f.size * entryPrice;
+  return side === 'LONG' ? value16 - entry16 : entry16 - value16;
+}
+
 export function assertClosablePosition(p: ClosablePosition): void {
   if (p.side !== 'LONG' && p.side !== 'SHORT')
     throw new AccountingError('accounting/bad-position', `side ${String(p.side)}`);
@@ -71,7 +82,8 @@ export function assertClosablePosition(p: ClosablePosition): void {
 /**
  * Closes `fills` (total size <= position size) out of an isolated-margin position.
  *
- *   pnl16     = sum size_i (price_i - E)  (long; E - price_i short), exact in E16
+ *   pnl16     = sum size_i (price_i - E)  (long; E - price_i short), exact in E16; a fill with a cost (an
+ *               auction's, settled by its provider in whole units) counts cost_i x 1e10 for size_i price_i
  *   pnl       = floor(pnl16 / 1e10) while M + pnl16 >= 0: the trader never gets a sub-unit more;
  *               ceil(pnl16 / 1e10) under water, so shortfall = floor(exact loss beyond M): the fund never
  *               pays a sub-unit more than the exact loss. The counterparty pays exactly -pnl either way.
@@ -100,14 +112,14 @@ export function settleClose(
   let notional16 = 0n;
   let pnl16 = 0n;
   for (const [i, f] of fills.entries()) {
-    if (f.size <= 0n || f.price <= 0n)
+    if (f.size <= 0n || f.price <= 0n || (f.cost !== undefined && f.cost < 0n))
       throw new AccountingError(
         'accounting/bad-fill',
-        `fill ${i}: size ${f.size} and price ${f.price} must be > 0`,
+        `fill ${i}: size ${f.size} and price ${f.price} must be > 0, cost ${f.cost ?? '-'} >= 0`,
       );
     closedSize += f.size;
-    notional16 += f.size * f.price;
-    pnl16 += pnlE16(position.side, f.size, position.entryPrice, f.price);
+    notional16 += fillValueE16(f);
+    pnl16 += fillPnlE16(position.side, f, position.entryPrice);
   }
   if (closedSize > position.size)
     throw new AccountingError(

@@ -382,25 +382,37 @@ export interface AdlAllocation {
  *    profit unrealized: the position keeps it as adlProfitGiven (profitGivenAfter), so no later ADL takes it
  *    again.
  */
+/** The profit of closing `take` of `c` at `mark`, floored (the close realizes it in whole units), at least 0. */
+const closedProfit = (c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 =>
+  maxBig(0n, div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor'));
+
 /**
- * The profit ADL can take from closing `take` of `c` at `mark`: the closed size's profit, floored, less its
- * share of what ADL took before (rounded up: the counterparty never gives profit twice).
+ * The part of what ADL took from `c` before that goes with closing `take` of it at `mark`: its share, rounded up
+ * (the closed part never gives it again) unless the closed part's profit cannot carry the extra sub-unit, then
+ * rounded down (so closed and open part together never give more than the whole profit: floor(a) + floor(b) <=
+ * floor(a + b)). The open part keeps the rest: the two shares are exactly what was given.
  */
-function closedProfitLeft(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 {
-  const profit = div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor');
+function closedShareOfGiven(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 {
   const given = profitGivenOf(c);
-  return given === 0n ? profit : maxBig(0n, profit - div(given * take, c.size, 'ceil'));
+  if (given === 0n || take === 0n) return 0n;
+  if (take >= c.size) return given;
+  const up = div(given * take, c.size, 'ceil');
+  return up <= closedProfit(c, take, mark) ? up : div(given * take, c.size, 'floor');
+}
+
+/** The profit ADL can take from closing `take` of `c` at `mark`: the closed part's profit less its share given. */
+function closedProfitLeft(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 {
+  return maxBig(0n, closedProfit(c, take, mark) - closedShareOfGiven(c, take, mark));
 }
 
 /**
- * What ADL has taken from the part of `c` left open after closing `take` of it and taking `haircut` from the
- * rest of its profit: the haircut, and the part of earlier ones that stays with the open size (rounded up, as
- * closedProfitLeft rounds the closed part's share up: both sides keep the counterparty from giving twice).
+ * What ADL has taken from the part of `c` left open after closing `take` of it at `mark` and taking `haircut` from
+ * the rest of its profit: the haircut, and what the closed part did not take of earlier ones (closedShareOfGiven):
+ * the counterparty never gives twice, and keeps no unit of profit that no later round could take.
  */
-export function profitGivenAfter(c: AdlCandidate, take: BaseE8, haircut: QuoteE6): QuoteE6 {
-  const given = profitGivenOf(c);
+export function profitGivenAfter(c: AdlCandidate, take: BaseE8, haircut: QuoteE6, mark: PriceE8): QuoteE6 {
   if (take >= c.size) return 0n;
-  return haircut + (given === 0n ? 0n : given - div(given * take, c.size, 'floor'));
+  return haircut + profitGivenOf(c) - closedShareOfGiven(c, take, mark);
 }
 
 export function allocateAdl(input: AdlInput): AdlAllocation {

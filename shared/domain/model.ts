@@ -32,6 +32,12 @@ export interface Position {
 export interface Fill {
   readonly price: PriceE8;
   readonly size: BaseE8;
+  /**
+   * What the counterparty paid for the fill (a sale) or was paid (a purchase), when it settled the fill in whole
+   * units of its own (an auction's provider): the close counts this, not price x size, so no unit of the
+   * rounding is lost between them. Absent: price x size, exactly (the close rounds once).
+   */
+  readonly cost?: QuoteE6;
 }
 
 /** Terminal states of a liquidation: exactly one is reached, once. */

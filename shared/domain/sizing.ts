@@ -51,23 +51,21 @@ export interface LiquidationStep {
   readonly reason: SizingReason;
 }
 
-/** One QuoteE6 unit in E22 (E16 * ppm) units: the most the fee's ceiling can add to the exact fee. */
-const FEE_ROUNDING_SLACK_E22 = NOTIONAL_TO_QUOTE * PPM_SCALE;
+/**
+ * Two QuoteE6 units in E22 (E16 * ppm) units: the most the close's rounding takes from the exact equity, one unit
+ * for the fee's ceiling and one for the closed part's PnL, which the settlement keeps in whole units (floored).
+ */
+const CLOSE_ROUNDING_SLACK_E22 = 2n * NOTIONAL_TO_QUOTE * PPM_SCALE;
 
 /** fee = f * size * P, ceiled: the fund never collects less than the rate says. */
 export function liquidationFee(size: BaseE8, mark: PriceE8, rate: Ppm): QuoteE6 {
   return div(rate * size * mark, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
 }
 
-/** Exact equity (E16) left after closing `size` at the mark and paying the (ceiled) liquidation fee. */
-export function equityAfterCloseE16(p: MarginPosition, mark: PriceE8, size: BaseE8, feeRate: Ppm): bigint {
-  return equityE16(p, mark) - liquidationFee(size, mark, feeRate) * NOTIONAL_TO_QUOTE;
-}
-
 /**
  * Plans one liquidation step at `mark` (the close is assumed to fill at the mark and pay market.liquidationFee):
  * 1. bankrupt (equity <= 0), im <= fee, or no partial close restores initial margin: close in full;
- * 2. otherwise c = ceil((im q P - equity + 1 unit of fee rounding) / ((im - f) P)), at least one unit;
+ * 2. otherwise c = ceil((im q P - equity + 2 units of rounding) / ((im - f) P)), at least one unit;
  * 3. raised to minSliceNotional / P (ceiled), capped by the size;
  * 4. if the position's notional exceeds sliceAboveNotional: capped at floor(q * maxCloseShare) (at least one
  *    unit). The cap wins over the minimum slice: bounded market impact is the point of slicing;
@@ -88,7 +86,7 @@ export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: Ma
   if (eq22 <= 0n) return full('sizing/insolvent');
   if (im <= f) return full('sizing/fee-exceeds-margin-relief');
 
-  const need = im * q * mark - eq22 + FEE_ROUNDING_SLACK_E22;
+  const need = im * q * mark - eq22 + CLOSE_ROUNDING_SLACK_E22;
   let size = need <= 0n ? 1n : div(need, (im - f) * mark, 'ceil');
   if (size >= q) return full('sizing/no-partial-restores');
   let reason: SizingReason = 'sizing/restore-initial-margin';

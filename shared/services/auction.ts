@@ -207,7 +207,8 @@ async function stepOnce(
   const done = clearing.remainingLot === 0n || clearing.debtCovered;
   const fills = [
     ...auction.fills,
-    ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size })),
+    // The cost each provider paid (or was paid) in whole units: the settlement counts it (Fill.cost).
+    ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size, cost: f.cost })),
   ];
   const filled = new Map<string, ProviderRecord>();
   for (const fill of clearing.fills) {

@@ -804,7 +804,11 @@ export async function decideAndSettle(
   const now = deps.clock.nowMs();
 
   const auctionFills: readonly Fill[] =
-    frozen?.auctionFills ?? auction?.fills.map(({ price, size }) => ({ price, size })) ?? [];
+    frozen?.auctionFills ??
+    auction?.fills.map(({ price, size, cost }) =>
+      cost === undefined ? { price, size } : { price, size, cost },
+    ) ??
+    [];
   // Undefined until the auction layer has run (or is running); market-only has none to run.
   let auctionResult: WaterfallInput['auctionResult'] =
     auction || frozen || deps.strategy === 'market-only'
@@ -1409,7 +1413,7 @@ async function applySettlement(
     // A partial close: what the slice left of the collateral stays with the remainder (isolated margin), and of
     // the profit ADL took from it before only the remainder's share (the closed part's went with its close).
     const { adlProfitGiven: _given, ...kept } = position;
-    const given = profitGivenAfter(position, position.size - remainingSize, 0n);
+    const given = profitGivenAfter(position, position.size - remainingSize, 0n, mark);
     const remainder = withLiquidationPrice(
       {
         ...kept,
@@ -1624,7 +1628,7 @@ function deleverage(
     (fill.size === current.size ? closed.traderPayout : closed.remaining.collateral) - fill.pnlGiven;
   const size = current.size - fill.size;
   const { adlProfitGiven: _, ...rest } = current;
-  const given = profitGivenAfter(current, fill.size, fill.haircut);
+  const given = profitGivenAfter(current, fill.size, fill.haircut, mark);
   const base = {
     ...rest,
     size,

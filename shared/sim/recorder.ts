@@ -1,4 +1,4 @@
-import { settleClose } from '../domain/accounting.ts';
+import { fillPnlE16, settleClose } from '../domain/accounting.ts';
 import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
 import { div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
@@ -214,7 +214,7 @@ export class SimulationRecorder {
     const { side, entryPrice } = position;
     let auction16 = 0n;
     for (const f of auctionFills) {
-      auction16 += pnl16(side, f.size, entryPrice, f.price);
+      auction16 += fillPnlE16(side, f, entryPrice);
       this.auctionVolume += notional(f.size, f.price);
       this.#executionCost16 += costAgainst(side === 'LONG' ? 'SELL' : 'BUY', f, mark);
       if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;

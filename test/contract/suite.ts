@@ -966,7 +966,17 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.auctions.create(x);
         expect(await a.auctions.get(x.id)).toEqual(x);
         await expect(a.auctions.create(x)).rejects.toBeInstanceOf(ConditionFailedError);
-        const next = { ...x, step: 1, remainingLot: base('1.75'), version: 2 };
+        // A fill keeps the cost its provider paid (the settlement counts it); one stored before costs has none.
+        const next = {
+          ...x,
+          fills: [
+            ...x.fills,
+            { price: price('1880.00000001'), size: base('0.5'), providerId: 'lp-2', cost: 940_000_001n },
+          ],
+          step: 1,
+          remainingLot: base('1.75'),
+          version: 2,
+        };
         await a.auctions.replace(next, 1);
         expect(await a.auctions.get(x.id)).toEqual(next);
         await expect(a.auctions.replace({ ...next, version: 2 }, 1)).rejects.toBeInstanceOf(

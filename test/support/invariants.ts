@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+import { fillPnlE16, fillValueE16 } from '../../shared/domain/accounting.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { isLiquidatable } from '../../shared/domain/margin.ts';
 import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
@@ -358,11 +359,11 @@ export function checkSettlement(
     problems.push(`settle: ${l.id} layer sizes disagree with its fills`);
 
   const fillsPnl16 = (fills: readonly Fill[]) =>
-    fills.reduce((t, f) => t + pnl16(before.side, f.size, before.entryPrice, f.price), 0n);
+    fills.reduce((t, f) => t + fillPnlE16(before.side, f, before.entryPrice), 0n);
   const auction16 = fillsPnl16(auctionFills);
   const adl16 = pnl16(before.side, adlSize, before.entryPrice, mark);
   const notional16 =
-    [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
+    [...l.marketFills, ...auctionFills].reduce((t, f) => t + fillValueE16(f), 0n) + adlSize * mark;
   const pnl = realized(before.collateral, fillsPnl16(l.marketFills) + auction16 + adl16);
   const equity = before.collateral + pnl;
   const feePpm = marketConfig(config, l.symbol).liquidationFee;
@@ -536,7 +537,7 @@ export function checkAuctions(auctions: Iterable<AuctionRecord>): {
     if (filled !== a.lot - a.remainingLot)
       problems.push(`auction: ${a.id} filled ${filled} of a lot ${a.lot} leaving ${a.remainingLot}`);
     for (const f of a.fills)
-      cost += div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
+      cost += f.cost ?? div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
   }
   return { fills, cost, problems };
 }

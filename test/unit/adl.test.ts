@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pnlE16 } from '../../shared/domain/accounting.ts';
+import { pnlE16, settleClose } from '../../shared/domain/accounting.ts';
 import {
   type AdlCandidate,
   AdlError,
@@ -383,7 +383,7 @@ describe('ADL: properties', () => {
               ...c,
               size: c.size - f.size,
               collateral,
-              adlProfitGiven: profitGivenAfter(c, f.size, f.haircut),
+              adlProfitGiven: profitGivenAfter(c, f.size, f.haircut, mark),
             });
           }
         }
@@ -505,5 +505,49 @@ describe('ADL: properties', () => {
       }),
       RUNS,
     );
+  });
+});
+
+// Found by a review of the money arithmetic in session 26: the open part kept the earlier give less its share
+// rounded down while the closed part was charged its share rounded up, so one unit was counted twice.
+describe('ADL: profit given before splits exactly between the closed and the open part', () => {
+  it('a counterparty with 3000 USD of profit gives all of it over two rounds', () => {
+    const mark = price('1000');
+    // SHORT 3 ETH from 2000: 3000 USD profit at 1000; 1 unit of it already given by an earlier haircut.
+    const c0: AdlCandidate = {
+      id: 's',
+      side: 'SHORT',
+      size: base('3'),
+      entryPrice: price('2000'),
+      collateral: usd('10000'),
+      adlProfitGiven: 1n,
+    };
+    // Round 1: a bankrupt long of 1 ETH; the deficit is exactly what the closed third can give.
+    const a1 = allocateAdl({
+      deficit: usd('1000') - 1n,
+      bankruptPosition: { side: 'LONG', size: base('1') },
+      ranked: [c0],
+      mark,
+    });
+    expect(a1.uncovered).toBe(0n);
+    const f = a1.fills[0]!;
+    // Applied as liquidation.ts deleverage() applies it.
+    const closed = settleClose(c0, [{ price: mark, size: f.size }], 0n);
+    const c1: AdlCandidate = {
+      ...c0,
+      size: c0.size - f.size,
+      collateral: closed.remaining.collateral - f.pnlGiven,
+      adlProfitGiven: profitGivenAfter(c0, f.size, f.haircut, mark),
+    };
+    // Round 2: a later deficit far above what is left; the remaining 2 ETH hold 2000 USD of profit.
+    const a2 = allocateAdl({
+      deficit: usd('100000'),
+      bankruptPosition: { side: 'LONG', size: 0n },
+      ranked: [c1],
+      mark,
+    });
+    const lifetimeGiven = (c0.adlProfitGiven ?? 0n) + a1.covered + a2.covered;
+    // The closed part was charged ceil(1/3) = 1 unit of the earlier give; the open part keeps 1 - 1 = 0 of it.
+    expect(lifetimeGiven).toBe(usd('3000'));
   });
 });

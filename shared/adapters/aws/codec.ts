@@ -85,11 +85,15 @@ export const fillAttr = (fill: Fill & { readonly providerId?: string }): Attribu
   M: {
     price: N(fill.price),
     size: N(fill.size),
+    ...(fill.cost === undefined ? {} : { cost: N(fill.cost) }),
     ...(fill.providerId === undefined ? {} : { providerId: S(fill.providerId) }),
   },
 });
 
-export const readFill = (m: Item): Fill => ({ price: readBig(m, 'price'), size: readBig(m, 'size') });
+export const readFill = (m: Item): Fill => {
+  const fill = { price: readBig(m, 'price'), size: readBig(m, 'size') };
+  return m.cost === undefined ? fill : { ...fill, cost: readBig(m, 'cost') };
+};
 
 export const strings = (values: readonly string[]): AttributeValue => ({ L: values.map(S) });
 
