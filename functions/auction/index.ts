@@ -8,6 +8,7 @@ import {
   logFailure,
   noteFailure,
   processBatch,
+  readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
@@ -18,8 +19,9 @@ import { processAuctionStep } from '../../shared/services/auction.ts';
 
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
-  const message = parseAuctionStepMessage(record.body);
-  await withRecordKeys({ correlation_id: message.auctionId }, () => processRecord(record, message));
+  const message = await readMessage(wiring().adapters.auctionQueue, record, parseAuctionStepMessage);
+  const keys = { correlation_id: message.auctionId, receiveCount: record.attributes.ApproximateReceiveCount };
+  await withRecordKeys(keys, () => processRecord(record, message));
 }
 
 async function processRecord(record: SQSRecord, message: AuctionStepMessage): Promise<void> {

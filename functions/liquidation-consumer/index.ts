@@ -8,6 +8,7 @@ import {
   logFailure,
   noteFailure,
   processBatch,
+  readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
@@ -22,7 +23,7 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
  * id is the correlation id of every log line written while the record is processed.
  */
 async function recordHandler(record: SQSRecord): Promise<void> {
-  const message = parseLiquidationMessage(record.body);
+  const message = await readMessage(wiring().adapters.liquidationQueue, record, parseLiquidationMessage);
   const { liquidationId } = message;
   const keys = { correlation_id: liquidationId, receiveCount: record.attributes.ApproximateReceiveCount };
   await withRecordKeys(keys, () => processRecord(record, message));

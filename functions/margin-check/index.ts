@@ -29,20 +29,33 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
     logger.warn('tick rejected', { reason: parsed.reason });
     return { status: 'rejected', reason: parsed.reason, detail: 'malformed' };
   }
-  const outcome = await handleTick(
-    parsed.tick,
-    { ...adapters, config, telemetry, maxPositionsPerInvocation, marketStates },
-    adapters.clock.nowMs(),
-    parsed.segment,
-  );
-  if (outcome.status === 'accepted' && outcome.needsContinuation) {
-    // Put only after every message of this invocation was sent: the next segment need not re-send them.
-    const { segment: _, ...tickDetail } = event.detail as Record<string, unknown>;
-    const next = parsed.segment === 'unknown' ? {} : { segment: parsed.segment + 1 };
-    await wiring().putContinuation({ ...tickDetail, ...next });
+  const { symbol, sequence } = parsed.tick;
+  try {
+    const outcome = await handleTick(
+      parsed.tick,
+      { ...adapters, config, telemetry, maxPositionsPerInvocation, marketStates },
+      adapters.clock.nowMs(),
+      parsed.segment,
+    );
+    if (outcome.status === 'accepted' && outcome.needsContinuation) {
+      // Put only after every message of this invocation was sent: the next segment need not re-send them.
+      const { segment: _, ...tickDetail } = event.detail as Record<string, unknown>;
+      const next = parsed.segment === 'unknown' ? {} : { segment: parsed.segment + 1 };
+      await wiring().putContinuation({ ...tickDetail, ...next });
+    }
+    logger.info('tick handled', { symbol, sequence, ...outcome });
+    return outcome;
+  } catch (error) {
+    // Lambda's own error line names no tick: the operator paged by the errors or tick-DLQ alarm needs it.
+    logger.error('tick failed; EventBridge retries it, then dead-letters it', {
+      symbol,
+      sequence,
+      segment: parsed.segment,
+      eventId: event.id,
+      error: error as Error,
+    });
+    throw error;
   }
-  logger.info('tick handled', { symbol: parsed.tick.symbol, sequence: parsed.tick.sequence, ...outcome });
-  return outcome;
 }
 
 export const handler = middy(marginCheck)

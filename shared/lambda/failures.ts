@@ -127,6 +127,29 @@ export async function scheduleRetry(
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');
 }
 
+/**
+ * The record's message, read by `parse`. A body that is not a message of its queue can never be read by a retry:
+ * it is logged at ERROR with the record's id, made visible again within a second (its receives run out into the
+ * dead-letter queue, which alarms, without waiting out the backoff), and its error thrown.
+ */
+export async function readMessage<T>(
+  queue: QueueTransport,
+  record: SQSRecord,
+  parse: (body: string) => T,
+): Promise<T> {
+  try {
+    return parse(record.body);
+  } catch (error) {
+    log.error('message cannot be read; it goes to the dead-letter queue', {
+      messageId: record.messageId,
+      receiveCount: record.attributes?.ApproximateReceiveCount,
+      error: error as Error,
+    });
+    await deferRecord(queue, record, 0, 'backoff');
+    throw error;
+  }
+}
+
 /** When records of a batch processed one after another stop being started. */
 export interface BatchDeadline {
   /** The invocation's remaining time (the Lambda context's). */

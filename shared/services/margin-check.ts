@@ -174,6 +174,8 @@ async function handleTickOnce(
         telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
         telemetry.warn('circuit breaker tripped', {
           symbol: tick.symbol,
+          sequence: tick.sequence,
+          timestampMs: tick.timestampMs,
           reason: verdict.reason,
           detail: verdict.detail,
         });

@@ -11,6 +11,7 @@ import {
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { isTerminal } from '../../shared/domain/model.ts';
+import { logger } from '../../shared/lambda/runtime.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
@@ -375,10 +376,20 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       ctx.inject((clients, faults) =>
         faults.failBatchEntries(clients, { times: 4, matches: (e) => (e.MessageBody ?? '').includes('p2:') }),
       );
-      const { errors } = await ctx.ticks(['180', 2]);
-      expect(ctx.faults.injected).toEqual({ 'SendMessageBatch.entry': 4 });
-      expect(errors.map((e) => e.functionId)).toEqual(['marginCheck']);
-      expect(String(errors[0]?.error)).toContain('queue/send-failed');
+      const logged = vi.spyOn(logger, 'error');
+      let failedTick: unknown[] | undefined;
+      let errors: Phase['errors'] = [];
+      try {
+        ({ errors } = await ctx.ticks(['180', 2]));
+        expect(ctx.faults.injected).toEqual({ 'SendMessageBatch.entry': 4 });
+        expect(errors.map((e) => e.functionId)).toEqual(['marginCheck']);
+        expect(String(errors[0]?.error)).toContain('queue/send-failed');
+        failedTick = logged.mock.calls.find(([message]) => String(message).startsWith('tick failed'));
+      } finally {
+        logged.mockRestore();
+      }
+      // The failure names its tick: Lambda's own error line does not (a review of the logs, session 26).
+      expect(failedTick?.[1]).toMatchObject({ symbol: 'ETH-USD', sequence: 2, segment: 0 });
       const liquidations = await expectSettledOnce(ctx);
       await recordScenario(ctx, 'batch-entry-tick-retried', liquidations, errors);
     });
@@ -421,6 +432,18 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
   it('poison messages end in the DLQ after maxReceiveCount receives with their reason; redrive sends them back', async () => {
     await withStack(async (ctx) => {
       const poison = ['{"liquidationId": "p1:0"', '{"liquidationId": 42}'];
+      // A body no retry can read comes back within a second each time, not after the backoff (review, session 26).
+      const visibilities: number[] = [];
+      ctx.inject((clients) => {
+        clients.sqs.middlewareStack.add(
+          (next, context) => async (args) => {
+            if (context.commandName === 'ChangeMessageVisibilityCommand')
+              visibilities.push((args.input as { VisibilityTimeout: number }).VisibilityTimeout);
+            return next(args);
+          },
+          { step: 'initialize', name: 'recordPoisonVisibility' },
+        );
+      });
       for (const body of poison) {
         await ctx.stack.clients.sqs.send(
           new SendMessageCommand({ QueueUrl: ctx.stack.names.queues.liquidations.url, MessageBody: body }),
@@ -435,6 +458,7 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
         5,
       );
       expect(errors).toHaveLength(10);
+      expect(visibilities).toEqual(Array.from({ length: 10 }, () => 1));
       const dead = await listDeadLetters(ctx.deployment, 'liquidations');
       expect(dead.map((d) => d.body).sort()).toEqual([...poison].sort());
       for (const d of dead) {

@@ -9,12 +9,14 @@ import {
   logFailure,
   noteFailure,
   processBatch,
+  readMessage,
   retryBackoffSeconds,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { logger, maxReceivesFromEnv } from '../../shared/lambda/runtime.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
 import { sqsRecord as runnerRecord } from '../../shared/runner/index.ts';
+import { PoisonMessageError, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 import { maxReceivesEnv, QUEUES } from '../../shared/topology.ts';
 
@@ -315,5 +317,45 @@ describe('maxReceivesFromEnv', () => {
       expect(() => maxReceivesFromEnv('liquidations', { [maxReceivesEnv('liquidations')]: raw })).toThrow(
         new RegExp(`QUEUE_LIQUIDATIONS_MAX_RECEIVES must be a whole number.*"${raw}"`),
       );
+  });
+});
+
+// Found by a review of the logs and alarms in session 26: a body that did not parse failed before the consumers'
+// error path, so no line named it and each receive waited out the whole visibility timeout (30 minutes to the
+// dead-letter alarm).
+describe('readMessage', () => {
+  const identity = { region: 'us-east-1', accountId: '000000000000' };
+
+  it('logs a body that is no message with its id, and brings it back within a second to run out its receives', async () => {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'liquidations', clock });
+    await queue.send('{"liquidationId": 42}');
+    const message = (await queue.receive(1, 361))[0]!;
+    const record = runnerRecord(message, 'arn', identity, clock.nowMs());
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const deferred = new Map<string, DeferralKind>();
+    try {
+      await expect(
+        recordingDeferrals(deferred, () => readMessage(queue, record, parseLiquidationMessage)),
+      ).rejects.toBeInstanceOf(PoisonMessageError);
+      expect(error).toHaveBeenCalledWith(
+        'message cannot be read; it goes to the dead-letter queue',
+        expect.objectContaining({ messageId: record.messageId, receiveCount: '1' }),
+      );
+    } finally {
+      error.mockRestore();
+    }
+    expect(deferred.get(message.receiptHandle)).toBe('backoff');
+    expect(await queue.receive(1, 361)).toEqual([]);
+    clock.advance(1_000);
+    expect((await queue.receive(1, 361)).map((m) => m.body)).toEqual([message.body]);
+  });
+
+  it('reads a message of its queue', async () => {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'liquidations', clock });
+    await queue.send('{"liquidationId":"liq-1"}');
+    const record = runnerRecord((await queue.receive(1, 361))[0]!, 'arn', identity, clock.nowMs());
+    expect(await readMessage(queue, record, parseLiquidationMessage)).toEqual({ liquidationId: 'liq-1' });
   });
 });
