@@ -24,7 +24,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
-import { bestBid, coverWake } from './sleeping.ts';
+import { bestBid, coverWake, wakeCovered } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -138,7 +138,12 @@ async function stepOnce(
     const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
     return message.step < auction.step - 1 || twin ? { status: 'stale' } : finish(auction, deps, marketRead);
   }
-  if (message.step !== auction.step) return { status: 'stale' };
+  if (message.step !== auction.step) {
+    // The redelivery of a step whose delivery died between its commit and its cover finds the sleeper uncovered
+    // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
+    if (marketRead && !wakeCovered(auction, marketRead)) await coverWake(auction, marketRead, deps);
+    return { status: 'stale' };
+  }
 
   const now = atMs ?? deps.clock.nowMs();
   const config = deps.config.auction;

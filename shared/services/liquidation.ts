@@ -355,6 +355,9 @@ async function advance(
       return decideAndSettle(liquidation, deps, auction, carried);
     }
     default:
+      // The delivery that settled may have died after its commit, before the alarms' metrics: a redelivery
+      // reports the loss again (alarms count at least once; a duplicate delivery counts it twice).
+      if (!liquidation.context?.adlRound) reportSettledLoss(liquidation, deps);
       await sendFollowUps(liquidation, deps, { roundsHere: true });
       if (liquidation.context?.adlRound) return adlRounds(liquidation, deps);
       return { done: true, record: liquidation };
@@ -1641,6 +1644,14 @@ function deleverage(
       ? { ...base, state: 'CLOSED' as const, collateral: 0n, closedPayout: collateral }
       : withLiquidationPrice({ ...base, state: 'OPEN' }, deps.config);
   return { record, expectedVersion: planVersion };
+}
+
+/** A settled record's ADL and bad debt, for their alarms (AdlEvents counts one event for the settlement). */
+function reportSettledLoss(liquidation: LiquidationRecord, deps: SettlementDeps): void {
+  const s = liquidation.settlement;
+  if (!s) return;
+  if (s.adlClosedSize > 0n || s.adlCovered > 0n) deps.telemetry.count(METRICS.AdlEvents.name, 1);
+  if (s.badDebt > 0n) deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(s.badDebt)));
 }
 
 function recordSettlementMetrics(

@@ -134,7 +134,10 @@ async function handleTickOnce(
       segment === 0 ||
       segment === 'unknown' ||
       !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
-    return resumeTick(tick.symbol, state.lastTick, deps, retry);
+    const outcome = await resumeTick(tick.symbol, state.lastTick, deps, retry);
+    // A retry of the tick's own invocation, which may have died before waking what its mark reached.
+    if (segment === 0) await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
+    return outcome;
   }
   if (segment !== 0) {
     // A newer tick took this one's work over (at its own mark); what this one started is re-sent in case an
@@ -156,6 +159,17 @@ async function handleTickOnce(
     if (verdict.reason === 'tick/duplicate' || verdict.reason === 'tick/out-of-order') {
       await resendStarted(tick.symbol, tick.sequence, deps);
     }
+    // A retry of the last accepted tick (its invocation may have died before waking what its mark reached; a
+    // wake is idempotent), or of the tick that tripped the breaker (it may have died before the alarm's count).
+    if (verdict.reason === 'tick/duplicate' && state?.lastTick?.sequence === tick.sequence)
+      await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
+    const breaker = state?.breaker;
+    if (
+      verdict.reason === 'tick/duplicate' &&
+      breaker?.tick.sequence === tick.sequence &&
+      breaker.reason !== 'tick/unconfirmed'
+    )
+      reportTrip(tick, breaker.reason, 'a retry of the tick that tripped it', deps);
     if (verdict.tripBreaker) {
       // Only on the market it was judged against: a newer accepted tick makes this one out of order, and a newer
       // trip (a concurrent tick's) means it must be judged again on that breaker.
@@ -171,14 +185,7 @@ async function handleTickOnce(
           detail: verdict.detail,
         });
       } else {
-        telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
-        telemetry.warn('circuit breaker tripped', {
-          symbol: tick.symbol,
-          sequence: tick.sequence,
-          timestampMs: tick.timestampMs,
-          reason: verdict.reason,
-          detail: verdict.detail,
-        });
+        reportTrip(tick, verdict.reason, verdict.detail, deps);
       }
     }
     // Counted once it stands (a trip refused above judges the tick again).
@@ -226,6 +233,18 @@ async function handleTickOnce(
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
   await wakeSleepers(tick.symbol, written, accepted.markPrice, deps);
   return outcome;
+}
+
+/** The breaker's alarm and warning. A retry of the tripping tick reports it again: an alarm counts at least once. */
+function reportTrip(tick: Tick, reason: string, detail: string, deps: MarginCheckDeps): void {
+  deps.telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
+  deps.telemetry.warn('circuit breaker tripped', {
+    symbol: tick.symbol,
+    sequence: tick.sequence,
+    timestampMs: tick.timestampMs,
+    reason,
+    detail,
+  });
 }
 
 /**

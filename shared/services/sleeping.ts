@@ -109,6 +109,14 @@ export function planOpening(
   return { kind: 'sleep', sleep: planSleep(auction, mark, nowMs, config.auction, best) };
 }
 
+/** Whether the market, as read, covers the auction's wake mark (an auction awake needs no cover). */
+export function wakeCovered(auction: AuctionRecord, market: MarketState | undefined): boolean {
+  const { wakeMark, direction } = auction;
+  if (wakeMark === undefined) return true;
+  const covering = market?.wakeMarks?.[direction];
+  return covering !== undefined && earlierWake(direction, covering, wakeMark) === covering;
+}
+
 /**
  * After the commit: the market's wake mark must cover the sleeper's, or no tick would wake it. Failing here
  * only costs the early wake (the step message still comes when planned), so it is reported, not retried.
@@ -123,10 +131,8 @@ export async function coverWake(
 ): Promise<void> {
   const { wakeMark, direction, symbol } = auction;
   if (wakeMark === undefined) return;
-  const covering = market?.wakeMarks?.[direction];
-  const likelyCovered = covering !== undefined && earlierWake(direction, covering, wakeMark) === covering;
   try {
-    await deps.markets.coverWakeMark(symbol, direction, wakeMark, likelyCovered);
+    await deps.markets.coverWakeMark(symbol, direction, wakeMark, wakeCovered(auction, market));
   } catch (error) {
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {

@@ -100,6 +100,23 @@ export function marketFromItem(item: Item): MarketState {
   };
 }
 
+/**
+ * A failed condition, with the item as it stood (ReturnValuesOnConditionCheckFailure ALL_OLD; none when absent);
+ * undefined for any other error.
+ */
+const failedCondition = (error: unknown): { readonly item?: MarketState } | undefined => {
+  if (!isConditionalCheckFailed(error)) return undefined;
+  const item = (error as { Item?: Item }).Item;
+  return item ? { item: marketFromItem(item) } : {};
+};
+
+const sameTick = (a: AcceptedTick | undefined, b: AcceptedTick): boolean =>
+  a !== undefined &&
+  a.sequence === b.sequence &&
+  a.markPrice === b.markPrice &&
+  a.timestampMs === b.timestampMs &&
+  a.indexPrice === b.indexPrice;
+
 export class DynamoMarketRepository implements MarketRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -147,8 +164,9 @@ export class DynamoMarketRepository implements MarketRepository {
         values[':lastTs'] = N(guard.lastTick.timestampMs);
       }
     }
-    const out = await conditional('markets/sequence', () =>
-      this.dynamo.send(
+    let written: MarketState;
+    try {
+      const out = await this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
@@ -157,11 +175,20 @@ export class DynamoMarketRepository implements MarketRepository {
           ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
-      ),
-    );
+      );
+      written = marketFromItem(out.Attributes ?? {});
+    } catch (error) {
+      // The SDK's retry of a write whose answer was lost fails on that very write: it is this one's, not a race.
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      if (!failed.item || !sameTick(failed.item.lastTick, tick))
+        throw new ConditionFailedError('markets/sequence');
+      written = failed.item;
+    }
     this.crash('markets.acceptTick');
-    return marketFromItem(out.Attributes ?? {});
+    return written;
   }
 
   async clearPending(symbol: string, sequence: number): Promise<void> {
@@ -222,14 +249,26 @@ export class DynamoMarketRepository implements MarketRepository {
           : ' AND breaker.#tick.#seq = :judgedBreaker';
       if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
     }
-    const done = await this.updateIf({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: 'SET breaker = :breaker',
-      ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
-      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-      ExpressionAttributeValues: values,
-    });
+    let done = true;
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: 'SET breaker = :breaker',
+          ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
+          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call.
+      const breaker = failed.item?.breaker;
+      done = breaker?.reason === reason && sameTick(breaker.tick, tick);
+    }
     if (done) this.crash('markets.tripBreaker');
     return done;
   }

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AwsAdapters,
+  type AwsClients,
+  createAwsAdapters,
+  createAwsClients,
+  createAwsQueueTransports,
+  createLocalResources,
+  localClientConfig,
+} from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+import { RecordingTelemetry } from '../support/pipeline.ts';
+
+/**
+ * A conditional UpdateItem that DynamoDB applied but whose answer was lost (a timeout, a reset connection): the
+ * SDK sends it again, and the retry's condition fails on the write it made itself (UpdateItem has no idempotency
+ * token). Found by a review of idempotency in session 26: the markets adapter read that as a lost race, so an
+ * accepted tick was judged again as a duplicate (counted as refused, its sleepers not woken) and a trip raised no
+ * alarm. The adapter now reads the item as it stood (ReturnValuesOnConditionCheckFailure) and knows its own write.
+ */
+
+let moto: MotoServer;
+let stage = 0;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+
+type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
+
+/** The next UpdateItem matching `matches` reaches moto, then its answer is lost: a TimeoutError, which the SDK retries. */
+function loseNextUpdateAnswer(
+  clients: AwsClients,
+  matches: (input: { UpdateExpression?: string }) => boolean,
+) {
+  const state = { armed: false, lost: 0 };
+  const middleware = ((
+    next: (args: { input: unknown }) => Promise<unknown>,
+    context: { commandName?: string },
+  ) =>
+    async (args: { input: unknown }) => {
+      const out = await next(args);
+      if (state.armed && context.commandName === 'UpdateItemCommand' && matches(args.input as never)) {
+        state.armed = false;
+        state.lost += 1;
+        const error = new Error('injected: the answer was lost after the write');
+        error.name = 'TimeoutError';
+        throw error;
+      }
+      return out;
+    }) as unknown as Middleware;
+  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'loseAnswer' });
+  return state;
+}
+
+async function setUp() {
+  const clients = createAwsClients(localClientConfig(moto.endpoint));
+  const names = await createLocalResources(clients, `lost${stage++}`);
+  const adapters: AwsAdapters = createAwsAdapters({ clients, names, clock: systemClock });
+  const telemetry = new RecordingTelemetry();
+  const deps: MarginCheckDeps = {
+    ...adapters,
+    config: DEFAULT_RISK_CONFIG,
+    telemetry,
+    maxPositionsPerInvocation: 500,
+  };
+  const tick = (price: string, sequence: number) =>
+    handleTick(
+      { symbol: 'ETH-USD', markPrice: parsePrice(price), timestampMs: Date.now(), sequence, source: 'test' },
+      deps,
+      Date.now(),
+    );
+  // A market's first print waits for a second that agrees.
+  await tick('200', 1);
+  expect(await tick('200', 2)).toMatchObject({ status: 'accepted' });
+  return { clients, names, adapters, telemetry, tick };
+}
+
+describe('lost answers of conditional UpdateItems on the markets table (moto, real adapters)', () => {
+  it('a trip whose answer was lost is the trip, with its alarm', async () => {
+    const { clients, adapters, telemetry, tick } = await setUp();
+    const fault = loseNextUpdateAnswer(clients, (i) => i.UpdateExpression === 'SET breaker = :breaker');
+    fault.armed = true;
+    // 300 is 50 % from the last mark (band 15 %): the breaker trips instead of liquidating on a bad print.
+    const outcome = await tick('300', 3);
+    expect(fault.lost).toBe(1);
+    // The market is halted: the breaker holds the 300 print.
+    expect((await adapters.markets.get('ETH-USD'))?.breaker?.tick.sequence).toBe(3);
+    // ...and it is the trip, not a race lost to a duplicate of itself: CircuitBreakerTripped is counted.
+    expect(outcome).toMatchObject({ status: 'rejected', reason: 'tick/price-band' });
+    expect(telemetry.total(METRICS.CircuitBreakerTripped.name)).toBe(1);
+    clients.destroy();
+  });
+
+  it('a tick accepted whose answer was lost is accepted, and wakes the sleeper its mark reached', async () => {
+    const { clients, names, adapters, telemetry, tick } = await setUp();
+    // A sleeping SELL auction whose wake mark (190) the next tick reaches; the market's wake mark covers it.
+    await adapters.auctions.create({
+      id: 'p1:0:auction',
+      liquidationId: 'p1:0',
+      symbol: 'ETH-USD',
+      direction: 'SELL',
+      lot: 1_000_000_000n,
+      remainingLot: 1_000_000_000n,
+      top: parsePrice('204'),
+      startedAtMs: Date.now(),
+      resets: 0,
+      step: 0,
+      state: 'RUNNING',
+      fills: [],
+      wakeMark: parsePrice('190'),
+      version: 0,
+    });
+    await adapters.markets.coverWakeMark('ETH-USD', 'SELL', parsePrice('190'));
+    await tick('185', 3); // below the wake mark: nothing to wake
+    const fault = loseNextUpdateAnswer(
+      clients,
+      (i) => i.UpdateExpression?.startsWith('SET lastTick') ?? false,
+    );
+    fault.armed = true;
+    const outcome = await tick('195', 4);
+    expect(fault.lost).toBe(1);
+    // The market recorded the tick: its mark is the last one.
+    expect((await adapters.markets.get('ETH-USD'))?.lastTick).toMatchObject({
+      sequence: 4,
+      markPrice: parsePrice('195'),
+    });
+    const steps = await createAwsQueueTransports(clients, names).queues.auctionSteps.receive(10, 30);
+    // Accepted, and the sleeper woken (its step message sent now), as without the lost answer.
+    expect({ outcome: outcome.status, woken: steps.map((m) => JSON.parse(m.body)) }).toEqual({
+      outcome: 'accepted',
+      woken: [{ auctionId: 'p1:0:auction', step: 0, symbol: 'ETH-USD', woken: true }],
+    });
+    expect(telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
+    clients.destroy();
+  });
+});
