@@ -14,11 +14,16 @@ export function formatUsd(value: QuoteE6): string {
 const count = (n: number): string => n.toLocaleString('en-US');
 const bps = (n: number): string => n.toFixed(2);
 
+/** The deepest fall from a running peak, as a share of that peak. */
 function drawdown(r: SimulationResult): string {
-  const { start, min } = r.insuranceFund;
-  if (start === 0n) return '-';
-  return `${((Number(start - min) / Number(start)) * 100).toFixed(1)} %`;
+  const { fall, peak } = r.insuranceFund.drawdown;
+  if (peak === 0n) return '-';
+  return `${((Number(fall) / Number(peak)) * 100).toFixed(1)} %`;
 }
+
+/** Exactly 0 as 0.00; anything else in full (an error under half a cent must not read as none). */
+const conservationError = (r: SimulationResult): string =>
+  r.conservation.error === 0n ? '0.00' : formatDecimal(r.conservation.error, 6);
 
 type Row = readonly [label: string, value: (r: SimulationResult) => string];
 
@@ -58,7 +63,7 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['ticks rejected', (r) => count(Object.values(r.ticksRejected).reduce((a, b) => a + b, 0))],
   ['errors', (r) => count(Object.values(r.errors).reduce((a, b) => a + b, 0))],
   ['dead letters', (r) => count(r.deadLetters)],
-  ['conservation error', (r) => formatUsd(r.conservation.error)],
+  ['conservation error', conservationError],
 ];
 
 /** Why a run's numbers cannot be trusted as they stand (nothing: they can), one line each. */

@@ -94,7 +94,7 @@ export function reportData(results: readonly SimulationResult[]): ReportData {
         summary: summaryJson(r),
         totals: {
           badDebt: usd(r.badDebt),
-          fundDrawdown: usd(r.insuranceFund.start - r.insuranceFund.min),
+          fundDrawdown: usd(r.insuranceFund.drawdown.fall),
           insurancePaid: usd(r.insurancePaid),
         },
       };

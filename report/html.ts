@@ -145,7 +145,7 @@ const CLIENT = `
   chart('chart-loss', {
     title: { text: 'Bad debt and insurance fund drawdown' },
     tooltip: { trigger: 'axis', valueFormatter: usd }, legend: { top: 28 }, grid: { top: 70, left: 90, right: 30, bottom: 40 },
-    xAxis: { type: 'category', data: ['bad debt (fund did not pay)', 'fund drawdown (start - min)', 'shortfall paid by the fund'] },
+    xAxis: { type: 'category', data: ['bad debt (fund did not pay)', 'fund drawdown (deepest fall from a peak)', 'shortfall paid by the fund'] },
     yAxis: { type: 'value', name: 'USD' },
     series: data.strategies.map(function (s) {
       return { name: s.strategy, type: 'bar', data: [s.totals.badDebt, s.totals.fundDrawdown, s.totals.insurancePaid], itemStyle: { color: STRATEGY_COLORS[s.strategy] }, label: { show: true, position: 'top', formatter: function (p) { return usd(p.value); } } };

@@ -226,6 +226,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
       ticksRejected[outcome.reason] = (ticksRejected[outcome.reason] ?? 0) + 1;
     } else {
       recorder.mark = mark;
+      markLow = minBig(markLow, mark);
       started += outcome.enqueued;
       for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++) {
         outcome = await handleTick(tick, marginDeps, t, segment);
@@ -234,11 +235,11 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     }
     await drain();
     priceLow = minBig(priceLow, reference);
-    markLow = minBig(markLow, mark);
     series.timestampMs.push(t);
     series.reference.push(reference);
     series.mark.push(mark);
-    series.started.push(started);
+    // With the slices after the first, which settlements start (their ticks started the first).
+    series.started.push(started + recorder.takeSlicesStarted());
     series.fund.push(await fundBalance());
     const minute = recorder.takeMinute();
     for (const key of Object.keys(minute) as (keyof typeof minute)[]) series.settled[key].push(minute[key]);
@@ -286,7 +287,15 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   const fundEnd = await fundBalance();
   const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
   let fundMin = input.fundStart;
-  for (const entry of journal) if (entry.balanceAfter < fundMin) fundMin = entry.balanceAfter;
+  // The deepest fall from a running peak (fees earned early raise the peak a later loss falls from).
+  let fundPeak = input.fundStart;
+  let drawdown = { fall: 0n, peak: input.fundStart };
+  for (const entry of journal) {
+    if (entry.balanceAfter < fundMin) fundMin = entry.balanceAfter;
+    if (entry.balanceAfter > fundPeak) fundPeak = entry.balanceAfter;
+    const fall = fundPeak - entry.balanceAfter;
+    if (fall * drawdown.peak > drawdown.fall * fundPeak) drawdown = { fall, peak: fundPeak };
+  }
   const dead =
     (await adapters.liquidationDeadLetters.depth()).visible +
     (await adapters.auctionDeadLetters.depth()).visible;
@@ -310,7 +319,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     openCrossed,
     badDebt: recorder.badDebt,
     badDebtUncovered: recorder.badDebtUncovered,
-    insuranceFund: { start: input.fundStart, end: fundEnd, min: fundMin },
+    insuranceFund: { start: input.fundStart, end: fundEnd, min: fundMin, drawdown },
     feesCollected: recorder.fees,
     insurancePaid: recorder.insurancePaid,
     slippageSamples: recorder.slippage.sort((a, b) => a - b),

@@ -2,7 +2,7 @@ import { fillPnlE16, settleClose } from '../domain/accounting.ts';
 import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
 import { div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
-import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
+import type { AuctionRecord, LiquidationRecord, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import { isLastResortOrderId } from '../services/liquidation.ts';
 import { SimulationError } from './engine.ts';
 import type { ObservedOrder, ObservedWrite } from './observe.ts';
@@ -58,8 +58,14 @@ export class SimulationRecorder {
   lastResortVolume = 0n;
   auctionVolume = 0n;
   adlVolume = 0n;
-  /** What market and auction fills gave up against the mark (sold below it, bought above it), price x size. */
+  /**
+   * What market and auction fills gave up against the mark of their time (sold below it, bought above it), price
+   * x size: a market order's against the mark it was placed at, an auction's against the mark its step priced at.
+   */
   #executionCost16 = 0n;
+  /** Auction fills already counted in #executionCost16, by auction id (RUNNING auctions only). */
+  readonly #auctionFillsCosted = new Map<string, number>();
+  #slicesStarted = 0;
   readonly #positionsLiquidated = new Set<string>();
   providerCapitalUsed = 0n;
   zeroPriceFills = 0;
@@ -98,6 +104,10 @@ export class SimulationRecorder {
 
   onCommit(writes: readonly ObservedWrite[]): void {
     for (const { write, before } of writes) {
+      // A liquidation created by a commit: a slice after the first (a tick's are created by margin-check).
+      if (write.kind === 'liquidation' && write.expectedVersion === undefined) this.#slicesStarted += 1;
+      // An auction's new fills, against the mark the step priced them at (the last accepted one).
+      if (write.kind === 'auction') this.#costAuctionFills(write.record);
       if (write.kind === 'provider' && before) {
         this.providerCapitalUsed += (before as ProviderRecord).capital - write.record.capital;
       }
@@ -149,6 +159,21 @@ export class SimulationRecorder {
   /** Market and auction fills against the mark, in quote units (display: floored). */
   get executionCost(): QuoteE6 {
     return div(this.#executionCost16, NOTIONAL_TO_QUOTE, 'floor');
+  }
+
+  /** Liquidations started by commits (next slices) since the previous call. */
+  takeSlicesStarted(): number {
+    const n = this.#slicesStarted;
+    this.#slicesStarted = 0;
+    return n;
+  }
+
+  #costAuctionFills(auction: AuctionRecord): void {
+    const seen = this.#auctionFillsCosted.get(auction.id) ?? 0;
+    for (const f of auction.fills.slice(seen))
+      this.#executionCost16 += costAgainst(auction.direction, f, this.mark);
+    if (auction.state === 'RUNNING') this.#auctionFillsCosted.set(auction.id, auction.fills.length);
+    else this.#auctionFillsCosted.delete(auction.id);
   }
 
   /** Terminal states counted since the previous call. */
@@ -216,7 +241,6 @@ export class SimulationRecorder {
     for (const f of auctionFills) {
       auction16 += fillPnlE16(side, f, entryPrice);
       this.auctionVolume += notional(f.size, f.price);
-      this.#executionCost16 += costAgainst(side === 'LONG' ? 'SELL' : 'BUY', f, mark);
       if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;
     }
     this.adlVolume += notional(adlSize, mark);

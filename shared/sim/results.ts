@@ -60,7 +60,13 @@ export interface SimulationResult {
   readonly badDebt: QuoteE6;
   /** The part of badDebt that even ADL could not cover. */
   readonly badDebtUncovered: QuoteE6;
-  readonly insuranceFund: { readonly start: QuoteE6; readonly end: QuoteE6; readonly min: QuoteE6 };
+  readonly insuranceFund: {
+    readonly start: QuoteE6;
+    readonly end: QuoteE6;
+    readonly min: QuoteE6;
+    /** The deepest fall from a running peak of the balance (relative to that peak), and the peak. */
+    readonly drawdown: { readonly fall: QuoteE6; readonly peak: QuoteE6 };
+  };
   readonly feesCollected: QuoteE6;
   readonly insurancePaid: QuoteE6;
   /** Slippage samples (one per market order that filled), hundredths of a basis point, ascending. */
@@ -123,6 +129,8 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
       start: q(r.insuranceFund.start),
       end: q(r.insuranceFund.end),
       min: q(r.insuranceFund.min),
+      drawdown: q(r.insuranceFund.drawdown.fall),
+      drawdownPeak: q(r.insuranceFund.drawdown.peak),
     },
     feesCollected: q(r.feesCollected),
     insurancePaid: q(r.insurancePaid),
