@@ -1,5 +1,4 @@
 import { createEmbeddedAdapters, ManualClock } from '../../shared/adapters/embedded/index.ts';
-import type { Transactor } from '../../shared/ports/index.ts';
 import { contractSuite } from './suite.ts';
 
 /** The embedded adapters on a ManualClock: queue time moves only through `advance`. */
@@ -8,10 +7,9 @@ contractSuite(
   async ({ crashHook }) => {
     const clock = new ManualClock(1_700_000_000_000);
     const adapters = createEmbeddedAdapters({ clock, ...(crashHook ? { crashHook } : {}) });
-    const transactor = (adapters as { readonly transactor?: Transactor }).transactor;
     return {
       adapters,
-      ...(transactor ? { transactor } : {}),
+      transactor: adapters.transactor,
       deadLetters: {
         liquidations: adapters.liquidationDeadLetters,
         auctionSteps: adapters.auctionDeadLetters,

@@ -519,8 +519,8 @@ describe('pipeline on moto', () => {
         expect(await ctx.adapters.auctions.get(`${l.id}:auction`)).toBeUndefined();
       }
       const position = await ctx.adapters.positions.get('p1');
-      expect(position?.state).not.toBe('LIQUIDATING');
-      if (position?.state === 'CLOSED') expect(position.closedPayout).toBeDefined();
+      expect(position?.state).toBe('CLOSED');
+      expect(position?.closedPayout).toBeDefined();
       expect((await ctx.adapters.positions.get('s1'))?.version).toBe(0);
     });
   });

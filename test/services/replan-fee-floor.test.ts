@@ -248,51 +248,61 @@ describe('a SETTLING record planned again before replan-fee-floor, delivered aft
  * could not give it back above its floor: a fee kept with room for it is a violation.
  */
 describe('checkSettlement and a kept fee (replan-fee-floor)', () => {
-  it('flags a fee kept while the fund the plan saw could give it back', () => {
-    const id = 'p1:0';
-    // LONG 10 at 200 with 200 collateral, closed at 136.90: pnl -631, bankrupt (shortfall 431), so no fee is due.
-    const settle = {
-      // The fund the replan was made on: 93.40, the 18.40 fee credited before included; floor 0.
-      insurance: { balance: usd('93.4'), windowStartMs: 0, windowDrawn: 0n },
-      nowMs: 0,
-      mark: price('140'),
-      position: { size: base('10'), collateral: usd('200'), entryPrice: price('200'), version: 1 },
-      applied: { [`${id}:fee`]: usd('18.4') },
-      replans: 1,
-    };
-    const context = {
-      plannedSize: base('10'),
-      executionMark: price('140'),
-      settle,
-    } as unknown as LiquidationContext;
-    const l = {
-      id,
-      symbol: 'ETH-USD',
-      state: 'SETTLED_ADL',
-      marketFills: [{ size: base('10'), price: price('136.9') }],
-      settlement: {
-        marketClosedSize: base('10'),
-        lastResortClosedSize: base('10'),
-        auctionClosedSize: 0n,
-        adlClosedSize: 0n,
-        carriedSize: 0n,
-        realizedPnl: -usd('631'),
-        // 13.40 of the 18.40 kept, though the fund had 93.40 above its floor: the fund then paid nothing.
-        fee: usd('13.4'),
-        shortfall: usd('444.4'),
-        insurancePaid: 0n,
-        adlCovered: 0n,
-        badDebt: usd('444.4'),
-        traderPayout: 0n,
-      },
-    } as unknown as LiquidationRecord;
-    const check = checkSettlement(
-      l,
+  const id = 'p1:0';
+  // LONG 10 at 200 with 200 collateral, closed at 136.90: pnl -631, bankrupt (shortfall 431), so no fee is due.
+  const settle = {
+    // The fund the replan was made on: 93.40, the 18.40 fee credited before included; floor 0.
+    insurance: { balance: usd('93.4'), windowStartMs: 0, windowDrawn: 0n },
+    nowMs: 0,
+    mark: price('140'),
+    position: { size: base('10'), collateral: usd('200'), entryPrice: price('200'), version: 1 },
+    applied: { [`${id}:fee`]: usd('18.4') },
+    replans: 1,
+  };
+  const context = {
+    plannedSize: base('10'),
+    executionMark: price('140'),
+    settle,
+  } as unknown as LiquidationContext;
+  /** The settlement as recorded with `fee` kept (the fund paying nothing, the rest bad debt). */
+  const problemsWith = (fee: string, shortfall: string): string[] =>
+    checkSettlement(
+      {
+        id,
+        symbol: 'ETH-USD',
+        state: 'SETTLED_ADL',
+        marketFills: [{ size: base('10'), price: price('136.9') }],
+        settlement: {
+          marketClosedSize: base('10'),
+          lastResortClosedSize: base('10'),
+          auctionClosedSize: 0n,
+          adlClosedSize: 0n,
+          carriedSize: 0n,
+          realizedPnl: -usd('631'),
+          fee: usd(fee),
+          shortfall: usd(shortfall),
+          insurancePaid: 0n,
+          adlCovered: 0n,
+          badDebt: usd(shortfall),
+          traderPayout: 0n,
+        },
+      } as unknown as LiquidationRecord,
       context,
       { side: 'LONG', entryPrice: price('200'), collateral: usd('200') },
       undefined,
       DEFAULT_RISK_CONFIG,
+    ).problems;
+
+  it('flags a fee kept while the fund the plan saw could give it back, and accepts the fee given back', () => {
+    // 13.40 of the 18.40 kept, though the fund had 93.40 above its floor: the fund would then pay nothing.
+    expect(problemsWith('13.4', '444.4')).toEqual([
+      `settle: ${id} records pnl/fee/shortfall/payout -631000000/13400000/444400000/0, fills give -631000000/0/431000000/0`,
+      `settle: ${id} shortfall 431000000 != paid 0 + adl 0 + bad debt 444400000`,
+    ]);
+    // Keeping the whole fee is as wrong; giving it all back is right.
+    expect(problemsWith('18.4', '449.4')[0]).toMatch(
+      /records pnl\/fee\/shortfall\/payout -631000000\/18400000/,
     );
-    expect(check.problems).not.toEqual([]);
+    expect(problemsWith('0', '431')).toEqual([]);
   });
 });

@@ -76,11 +76,13 @@ describe('a bid the auction can never reach is no bidder', () => {
       await p.runUntil(p.clock.nowMs() + 3600_000);
 
       const [liquidation] = p.adapters.liquidations.all();
-      const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
-      // Skipped at once, as without the provider (it was RUNNING an hour later, in AUCTION, before the fix).
-      expect(auction?.fills ?? []).toEqual([]);
-      expect(auction?.state ?? 'never started').not.toBe('RUNNING');
-      expect(liquidation?.state).not.toBe('AUCTION');
+      // The crash started a liquidation, past the auction layer (with the book empty, its last resort waits).
+      expect(liquidation).toBeDefined();
+      expect(liquidation!.state).not.toMatch(/^(QUEUED|EXECUTING|AUCTION)$/);
+      // Skipped at once, as without the provider (it was RUNNING an hour later, in AUCTION, before the fix): no
+      // auction, or one that ended without a fill.
+      const auction = await p.adapters.auctions.get(`${liquidation!.id}:auction`);
+      if (auction !== undefined) expect(auction).toMatchObject({ fills: [], state: 'EXHAUSTED' });
     },
   );
 

@@ -34,6 +34,8 @@ describe('invariants: a cancelled liquidation (last-resort-recovered)', () => {
       positionId: 'p1',
     } as unknown as LiquidationRecord;
     const { problems } = checkVenueOrders(venue, [cancelled]);
-    expect(problems).not.toEqual([]);
+    expect(problems).toEqual([
+      `venue: ${id} is CANCELLED but ${id}:last-resort:1 executed [1000000000@17000000000]`,
+    ]);
   });
 });
