@@ -1,7 +1,9 @@
 import { basename } from 'node:path';
+import { marketConfig } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
+import { awaitTickFate, foretell, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   nextSequence,
   parseSpeed,
@@ -15,6 +17,7 @@ import {
 import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { resolveSymbol } from '../simulate.ts';
@@ -33,9 +36,15 @@ import {
 
 /** `inject tick` (one PriceTick on the bus) and `replay FILE` (a price file as ticks, paced or at max speed). */
 
+/** How long inject waits for the market to show its tick (margin-check takes well under a second). */
+const DEFAULT_WAIT_SECONDS = 10;
+
 export const INJECT_USAGE = `Usage: backstop inject tick --symbol ETH-USD --price 1520.5 [options]
 
-Puts one PriceTick on the tick bus and prints the entry it sent.
+Puts one PriceTick on the tick bus, prints the entry it sent and what margin-check made of it (fate): accepted,
+held by the circuit breaker, or refused (margin-check refuses a duplicate, stale or out-of-band tick without a
+trace: the refusal is foretold by the same rule on the market as it stood). Exit 0: accepted (or a market's first
+print, which waits for a second); 3: refused or held by the breaker; 4: not handled within the wait.
   --symbol S             market symbol (required)
   --price P              mark price, plain decimal (required)
   --index P              index price
@@ -43,6 +52,7 @@ Puts one PriceTick on the tick bus and prints the entry it sent.
   --sequence N           feed sequence (default: after the market's last one and the last these commands sent it,
                          replays included; epoch ms for a new market)
   --source S             feed id (default ${TICK_SOURCE})
+  --wait SECONDS         how long to wait for the market to show the tick (default ${DEFAULT_WAIT_SECONDS}; 0: do not wait)
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
                          aws: the deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
@@ -71,6 +81,7 @@ const INJECT_OPTIONS = {
   ts: { type: 'string' },
   sequence: { type: 'string' },
   source: { type: 'string' },
+  wait: { type: 'string' },
   config: { type: 'string' },
 } as const;
 
@@ -124,12 +135,15 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
   const given = values.sequence === undefined ? undefined : Number(values.sequence);
   if (given !== undefined && !Number.isSafeInteger(given)) throw new UsageError('--sequence: too large');
   const givenSymbol = values.symbol;
+  const waitSeconds = values.wait === undefined ? DEFAULT_WAIT_SECONDS : waitOption(values.wait);
   return withTarget(values, async (deployment) => {
     // A configured market only (margin-check would drop any other as tick/unknown-symbol), as replay and seed do.
-    const symbol = resolveSymbol(riskConfigFor(deployment, values.config), givenSymbol, undefined);
+    const config = riskConfigFor(deployment, values.config);
+    const symbol = resolveSymbol(config, givenSymbol, undefined);
     const now = Date.now();
     const key = sentSequenceKey(deployment, symbol);
-    const sequence = given ?? (await nextSentSequence(adaptersOf(deployment).markets, symbol, key, now));
+    const { markets } = adaptersOf(deployment);
+    const sequence = given ?? (await nextSentSequence(markets, symbol, key, now));
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -138,20 +152,74 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       sequence,
       ...(values.source === undefined ? {} : { source: values.source }),
     });
+    const parsed = parseTickDetail(detail);
+    if (!parsed.ok) throw new UsageError(`inject tick: ${parsed.reason}`);
+    const verdict = foretell(
+      parsed.tick,
+      await markets.get(symbol),
+      marketConfig(config, symbol),
+      Date.now(),
+    );
     const entry = tickEntry(deployment.names.busName, detail);
     const outcome = await putEntries(deployment.clients.events, [entry]);
     const refused = outcome.rejected[0];
-    if (!refused) recordSentSequence(stateDir(), key, sequence);
-    io.stdout.write(
-      `${JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null }, null, 2)}\n`,
-    );
+    const sent = { entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null };
     if (refused) {
+      io.stdout.write(`${JSON.stringify(sent, null, 2)}\n`);
       io.stderr.write(`backstop: the bus refused the tick: ${refused.code} ${refused.message}\n`);
       return 1;
     }
-    return 0;
+    recordSentSequence(stateDir(), key, sequence);
+    const fate = await awaitTickFate({
+      markets,
+      symbol,
+      sequence,
+      verdict,
+      waitMs: waitSeconds * 1000,
+      pollMs: 250,
+    });
+    io.stdout.write(`${JSON.stringify({ ...sent, fate }, null, 2)}\n`);
+    return reportFate(fate, symbol, sequence, io.stderr);
   });
 });
+
+function waitOption(value: string): number {
+  if (!/^\d{1,4}$/.test(value.trim()))
+    throw new UsageError(`--wait: "${value}" is not a whole number of seconds`);
+  return Number(value.trim());
+}
+
+/** One line on stderr for a tick that did not drive the market, and the exit code (see INJECT_USAGE). */
+function reportFate(
+  fate: TickFate,
+  symbol: string,
+  sequence: number,
+  stderr: { write(text: string): unknown },
+): number {
+  switch (fate.outcome) {
+    case 'accepted':
+    case 'sent':
+      return 0;
+    case 'held':
+      if (fate.reason === 'tick/unconfirmed') {
+        stderr.write(`backstop: ${symbol}'s first print (${sequence}) waits for a second that agrees\n`);
+        return 0;
+      }
+      stderr.write(
+        `backstop: the circuit breaker holds tick ${sequence} (${fate.reason}): it liquidates nothing\n`,
+      );
+      return 3;
+    case 'refused':
+      stderr.write(`backstop: margin-check refuses tick ${sequence}: ${fate.reason} (${fate.detail})\n`);
+      return 3;
+    case 'not-handled':
+      stderr.write(
+        `backstop: ${symbol} shows neither accepted nor held tick ${sequence} after ${Math.round(fate.waitedMs / 1000)} s: ` +
+          'is the stack running (backstop local up), or did margin-check refuse it since (its logs say why)?\n',
+      );
+      return 4;
+  }
+}
 
 export const runReplay: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, REPLAY_OPTIONS);

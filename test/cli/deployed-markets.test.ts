@@ -59,7 +59,7 @@ describe('inject tick / replay on a deployed stack whose risk config is not the 
     expect(seeded.code, seeded.stderr).toBe(0);
 
     // Without the deployed configuration the symbol is judged against the built-in markets; with it, it is put.
-    const plain = await cli('inject', 'tick', '--symbol', 'SOL-USD', '--price', '150', ...at);
+    const plain = await cli('inject', 'tick', '--symbol', 'SOL-USD', '--price', '150', '--wait', '0', ...at);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/not a configured market/);
     const withConfig = await cli(
@@ -71,6 +71,8 @@ describe('inject tick / replay on a deployed stack whose risk config is not the 
       '150',
       '--config',
       file,
+      '--wait',
+      '0',
       ...at,
     );
     expect(withConfig.code, withConfig.stderr).toBe(0);
