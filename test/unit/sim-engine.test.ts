@@ -91,7 +91,12 @@ describe('runSimulation', () => {
     expect(r.ticks).toBe(11);
     expect(r.drainTicks).toBe(0);
     expect(r.series.mark).toHaveLength(11);
-    expect(r.insuranceFund).toEqual({ start: usd('100000'), end: usd('100000'), min: usd('100000') });
+    expect(r.insuranceFund).toEqual({
+      start: usd('100000'),
+      end: usd('100000'),
+      min: usd('100000'),
+      drawdown: { fall: 0n, peak: usd('100000') },
+    });
     expect(slippageSummary(r.slippageSamples)).toEqual({ p50: 0, p99: 0, max: 0 });
   });
 
@@ -220,7 +225,13 @@ describe('summary JSON', () => {
     expect(Object.keys(json.settledBy as object)).toEqual(['market', 'auction', 'insurance', 'adl']);
     expect(typeof json.badDebt).toBe('string');
     expect(json.conservationError).toBe('0');
-    expect(Object.keys(json.insuranceFund as object)).toEqual(['start', 'end', 'min']);
+    expect(Object.keys(json.insuranceFund as object)).toEqual([
+      'start',
+      'end',
+      'min',
+      'drawdown',
+      'drawdownPeak',
+    ]);
     expect(Object.keys(json.slippageBps as object)).toEqual(['p50', 'p99', 'max']);
   });
 });
