@@ -219,6 +219,16 @@ export interface FunctionDef {
   readonly purpose: string;
 }
 
+/**
+ * A function that sends to the queue it is triggered by (a next slice, the last resort's waits, ADL rounds, an
+ * auction's next step): its chains are bounded in code and longer than Lambda's recursive-loop limit (16).
+ */
+export const chainsThroughItsOwnQueue = (def: FunctionDef): boolean =>
+  def.trigger.kind === 'queue' &&
+  def.grants.some(
+    (g) => g.queue === (def.trigger as { readonly queue: QueueId }).queue && g.access === 'send',
+  );
+
 export const FUNCTIONS: readonly FunctionDef[] = [
   {
     id: 'marginCheck',

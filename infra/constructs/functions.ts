@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { type CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { type CfnRule, type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, RecursiveLoop, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -13,6 +13,7 @@ import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from '../../shared/metrics.ts';
 import {
   asyncRetriesWithin,
+  chainsThroughItsOwnQueue,
   FUNCTIONS,
   type FunctionDef,
   type FunctionId,
@@ -153,7 +154,7 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
   const { config } = props;
   const deadLetters = props.queues.tickDeadLetters.queue;
   const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
-  new Rule(scope, TICK_RULE_ID, {
+  const rule = new Rule(scope, TICK_RULE_ID, {
     eventBus: props.tickBus,
     description: 'PriceTick events (and margin-check continuations) to margin-check',
     eventPattern: MARGIN_CHECK_PATTERN,
@@ -165,6 +166,10 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
       }),
     ],
   });
+  // An archive replays only into its own bus: replayed ticks (old sequences, refused as out of order, each
+  // re-reading what it started and paging TicksOutOfOrderAlarm) must not reach the live margin check. CDK's
+  // EventPattern has no field for it.
+  (rule.node.defaultChild as CfnRule).addPropertyOverride('EventPattern.replay-name', [{ exists: false }]);
   fn.configureAsyncInvoke({
     onFailure: new SqsDestination(deadLetters),
     maxEventAge,
@@ -255,6 +260,9 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
       role,
       logGroup,
       tracing: Tracing.ACTIVE,
+      // Lambda stops an SQS chain of one function after 16 invocations by default; these chain on purpose
+      // (a last resort waits up to 19 times), bounded in code.
+      recursiveLoop: chainsThroughItsOwnQueue(def) ? RecursiveLoop.ALLOW : RecursiveLoop.TERMINATE,
       environment: env,
       ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
       bundling,

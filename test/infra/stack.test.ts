@@ -20,11 +20,14 @@ import {
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
 import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
+import { LAST_RESORT_WAITS } from '../../shared/services/liquidation.ts';
 import {
   AUCTION_WAKE_INDEX,
   asyncRetriesWithin,
+  chainsThroughItsOwnQueue,
   FUNCTIONS,
   type FunctionId,
   MAX_POSITIONS_ENV,
@@ -277,6 +280,45 @@ describe('BackstopStack template (default config)', () => {
     template.resourceCountIs('Custom::LogRetention', 0);
   });
 
+  // Found by a review of the runtime configuration in session 26: Lambda's recursive-loop detection stops an SQS
+  // chain of one function after 16 invocations (the 17th message goes to the DLQ, its handler never run), and the
+  // consumer and auction functions chain on purpose (a last resort waits up to 19 times).
+  it('lets the functions that send to their own trigger queue chain, and only those', () => {
+    const chaining = FUNCTIONS.filter(chainsThroughItsOwnQueue).map((f) => f.id);
+    expect(chaining.sort()).toEqual(['auction', 'liquidationConsumer']);
+    expect(LAST_RESORT_WAITS).toBeGreaterThan(16);
+    for (const def of FUNCTIONS) {
+      const props = resources[logicalIdOf(stack, stack.functions[def.id])]!.Properties;
+      expect(props.RecursiveLoop, def.id).toBe(chaining.includes(def.id) ? 'Allow' : 'Terminate');
+    }
+  });
+
+  // Same review: a topic policy replaces SNS's default one, and enforceSSL's holds only a Deny, so CloudWatch (which
+  // publishes as its service principal) was refused: no alarm reached anyone.
+  it('lets CloudWatch alarms of this account publish to the alarm topic, over TLS only', () => {
+    const topicId = logicalIdOf(stack, stack.monitoring.topic as never);
+    const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy')).filter((r) =>
+      JSON.stringify(r.Properties.Topics).includes(topicId),
+    );
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]!.Properties.PolicyDocument.Statement as Record<string, unknown>[];
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Condition: expect.objectContaining({
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        }),
+      }),
+    );
+    expect(
+      statements.some(
+        (st) => st.Effect === 'Deny' && JSON.stringify(st.Condition).includes('aws:SecureTransport'),
+      ),
+    ).toBe(true);
+  });
+
   it('passes every table and queue name, the bus, the risk config and Powertools settings', () => {
     for (const def of FUNCTIONS) {
       const env = (
@@ -304,9 +346,11 @@ describe('BackstopStack template (default config)', () => {
     const deadLetters = queueId(stack.queues.tickDeadLetters.queue);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: logicalIdOf(stack, stack.tickBus) },
+      // Not an archive's replay (found by a review in session 26: old ticks reached the live margin check).
       EventPattern: {
         source: [TICK_BUS.source],
         'detail-type': [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
+        'replay-name': [{ exists: false }],
       },
       Targets: [
         Match.objectLike({
@@ -690,6 +734,27 @@ describe('BackstopStack template (default config)', () => {
 });
 
 describe('BackstopStack template (configured)', () => {
+  // Found by a review of the runtime configuration in session 26: a count the config took (1000) made a failing
+  // message take longer to dead-letter than its queue keeps it: SQS dropped it, no DLQ, no alarm.
+  it('dead-letters a lasting fault within the work queues retention at the largest receive count it takes', () => {
+    expect(() => loadConfig({ 'backstop:maxReceiveCount': 101 })).toThrow(/at most 100/);
+    const { stack } = build({ 'backstop:maxReceiveCount': 100 });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<
+      string,
+      { Properties: Record<string, unknown> }
+    >;
+    for (const q of QUEUES.filter((q) => q.deadLetter)) {
+      const props = resources[logicalIdOf(stack, stack.queues[q.id].queue)]!.Properties;
+      const receives = (props.RedrivePolicy as { maxReceiveCount: number }).maxReceiveCount;
+      expect(receives).toBe(100);
+      // Each failed receive but the last comes back after its backoff, else after the visibility timeout.
+      let seconds = 0;
+      for (let n = 1; n <= receives; n++)
+        seconds += retryBackoffSeconds(q.id, n, receives) ?? (props.VisibilityTimeout as number);
+      expect(seconds, q.id).toBeLessThan((props.MessageRetentionPeriod as number) / 4);
+    }
+  });
+
   it('applies context: feed principals, receive count, retention, email alarms', () => {
     const { stack } = build({
       'backstop:stage': 'prod',
