@@ -75,8 +75,8 @@ export function assertClosablePosition(p: ClosablePosition): void {
   if (p.size <= 0n) throw new AccountingError('accounting/bad-position', `size ${p.size} must be > 0`);
   if (p.entryPrice <= 0n)
     throw new AccountingError('accounting/bad-position', `entry price ${p.entryPrice} must be > 0`);
-  if (p.collateral < 0n)
-    throw new AccountingError('accounting/bad-position', `collateral ${p.collateral} must be >= 0`);
+  // Negative collateral is a deficit an earlier slice left with the rest of the position (carryDeficit): this
+  // close settles it first.
 }
 
 /**
@@ -171,6 +171,18 @@ export function chargeFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
     traderPayout: full ? left - taken : 0n,
     fundFlow: fee - shortfall,
   };
+}
+
+/**
+ * A slice of a position that keeps size after it: its deficit is not paid now but carried by the rest of the
+ * position as negative collateral (traderPayout = -shortfall, what the rest starts with), so the fund pays only
+ * what the position as a whole leaves once it is closed, and a rest that recovers repays it from its own profit.
+ * Paying each slice's deficit let a trader whose rest recovered keep that profit while the fund had paid the loss
+ * of the slice before it. Conservation holds: traderChange = -shortfall - collateral = -(equity) = realized pnl.
+ */
+export function carryDeficit(s: CloseSettlement): CloseSettlement {
+  if (s.shortfall === 0n) return s;
+  return { ...s, shortfall: 0n, traderPayout: s.traderPayout - s.shortfall, fundFlow: s.fee };
 }
 
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */

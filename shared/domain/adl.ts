@@ -93,11 +93,9 @@ function assertCandidate(c: AdlCandidate): void {
   if (typeof c.id !== 'string' || c.id === '') throw new AdlError('adl/bad-candidate', 'empty id');
   if (c.side !== 'LONG' && c.side !== 'SHORT')
     throw new AdlError('adl/bad-candidate', `${c.id}: side ${String(c.side)}`);
-  if (c.size < 0n || c.entryPrice <= 0n || c.collateral < 0n || profitGivenOf(c) < 0n)
-    throw new AdlError(
-      'adl/bad-candidate',
-      `${c.id}: size >= 0, entry > 0, collateral >= 0 and profit given >= 0 required`,
-    );
+  // Collateral may be negative: a deficit a slice of it left (accounting.ts carryDeficit); no haircut then.
+  if (c.size < 0n || c.entryPrice <= 0n || profitGivenOf(c) < 0n)
+    throw new AdlError('adl/bad-candidate', `${c.id}: size >= 0, entry > 0 and profit given >= 0 required`);
 }
 
 const profitGivenOf = (c: AdlCandidate): QuoteE6 => c.adlProfitGiven ?? 0n;

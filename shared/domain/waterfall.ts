@@ -2,6 +2,7 @@ import {
   assertClosablePosition,
   type ClosablePosition,
   type CloseSettlement,
+  carryDeficit,
   chargeFee,
   settleClose,
 } from './accounting.ts';
@@ -118,6 +119,11 @@ export interface WaterfallInput {
    * market-only baseline, which has no ADL to socialize losses). Default true.
    */
   readonly socializeDeficit?: boolean;
+  /**
+   * Size of the position beyond this slice (default 0). It stays with the trader, and so does the slice's
+   * deficit (carryDeficit): the fund and ADL settle what the position leaves when it is closed whole.
+   */
+  readonly restOfPosition?: BaseE8;
 }
 
 /** An ADL allocation that closes nothing and covers nothing. */
@@ -225,6 +231,8 @@ function assertInput(input: WaterfallInput): void {
   if (input.insurance.account === '')
     throw new WaterfallError('waterfall/bad-input', 'insurance account is empty');
   assertClosablePosition(input.position);
+  if ((input.restOfPosition ?? 0n) < 0n)
+    throw new WaterfallError('waterfall/bad-input', `restOfPosition ${input.restOfPosition} must be >= 0`);
   const applied = input.applied;
   if (applied && (applied.fee < 0n || applied.shortfallPaid < 0n))
     throw new WaterfallError(
@@ -329,6 +337,9 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     const kept = withGiveBack <= left ? withGiveBack : planFeeReturn(fund, owed, config).kept;
     settlement = chargeFee(settlement, kept);
   }
+  // A slice whose position keeps size carries its deficit with it: nothing to pay now (a plan made before may have
+  // paid: given back below).
+  if ((input.restOfPosition ?? 0n) + carriedSize > 0n) settlement = carryDeficit(settlement);
   if (paidBefore > settlement.shortfall)
     fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
   if (settlement.fee < feeBefore) {

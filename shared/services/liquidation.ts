@@ -822,6 +822,7 @@ export async function decideAndSettle(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
+      restOfPosition: position.size - context.plannedSize,
       mark,
       market,
       stillLiquidatable: true,
@@ -1141,6 +1142,7 @@ async function refreeze(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
+      restOfPosition: position.size - context.plannedSize,
       mark,
       market,
       stillLiquidatable: true,

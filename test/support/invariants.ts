@@ -339,7 +339,7 @@ export interface SettlementCheck {
 export function checkSettlement(
   l: LiquidationRecord,
   context: LiquidationContext,
-  before: Pick<PositionRecord, 'side' | 'entryPrice' | 'collateral'>,
+  before: Pick<PositionRecord, 'side' | 'entryPrice' | 'collateral'> & { readonly size?: bigint },
   auction: AuctionRecord | undefined,
   config: RiskConfig,
 ): SettlementCheck {
@@ -388,6 +388,11 @@ export function checkSettlement(
     fee += kept;
     payout -= taken;
     shortfall += kept - taken;
+  }
+  // A slice whose position keeps size carries its deficit (accounting.ts carryDeficit): the rest starts with it.
+  if (before.size !== undefined && before.size > closed && shortfall > 0n) {
+    payout -= shortfall;
+    shortfall = 0n;
   }
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
   const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
@@ -757,9 +762,10 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   for (const [id, history] of observer.positionHistory) {
     positions += 1;
     for (const v of history) {
-      // A record the domain would refuse (accounting.ts, adl.ts): negative collateral or an empty open size.
-      if (v.collateral < 0n)
-        fail(`record: position ${id} v${v.version} holds collateral ${v.collateral} < 0`);
+      // A record the domain would refuse: an empty open size, or a closed one holding collateral. (Collateral below
+      // zero is a deficit a slice left with the rest of its position: accounting.ts carryDeficit.)
+      if (v.state === 'CLOSED' && v.collateral !== 0n)
+        fail(`record: position ${id} v${v.version} is CLOSED with collateral ${v.collateral}`);
       if (v.state !== 'CLOSED' && v.size <= 0n)
         fail(`record: position ${id} v${v.version} is ${v.state} with size ${v.size}`);
     }

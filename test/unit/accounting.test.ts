@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccountingError,
   type ClosablePosition,
+  carryDeficit,
   chargeFee,
   pnlE16,
   settleClose,
@@ -226,13 +227,6 @@ describe('settleClose: rejects bad input', () => {
       reason: 'accounting/bad-position',
     },
     {
-      name: 'negative collateral',
-      position: { ...p, collateral: -1n },
-      fills: [fill('1', '1')],
-      rate: FEE,
-      reason: 'accounting/bad-position',
-    },
-    {
       name: 'fee rate over 1',
       position: p,
       fills: [fill('1', '1')],
@@ -415,5 +409,34 @@ describe('chargeFee: a fee the fund could not give back stays charged (replan-fe
       ),
       RUNS,
     );
+  });
+});
+
+// Session 26 (a review of the mechanisms): the fund paid a partial slice's deficit, then the rest of the position
+// recovered and the trader kept its profit. A slice whose position keeps size now carries its deficit.
+describe('carryDeficit and a close of a position carrying one', () => {
+  it('carries the deficit as what the rest starts with, the fund paying nothing; money is conserved', () => {
+    // LONG 100 at 200 with 2000; a slice of 64 sold at 167.86: a loss of 2056.96 beyond the 2000.
+    const slice = pos('LONG', '64', '200', '2000');
+    const s = settleClose(slice, [fill('64', '167.86')], FEE);
+    expect(s.shortfall).toBe(usd('56.96'));
+    const carried = carryDeficit(s);
+    expect(carried).toMatchObject({ shortfall: 0n, traderPayout: -usd('56.96'), fee: 0n, fundFlow: 0n });
+    expect(traderChange(slice, carried) + carried.counterpartyFlow + carried.fundFlow).toBe(0n);
+    // Nothing to carry: unchanged.
+    const solvent = settleClose(slice, [fill('64', '190')], FEE);
+    expect(carryDeficit(solvent)).toBe(solvent);
+  });
+
+  it('settles the carried deficit first: a rest that recovered repays it, one that did not leaves the rest to pay', () => {
+    const rest = pos('LONG', '36', '200', '-56.96');
+    // Back to 206: 216 of profit, 56.96 of it repays the deficit; the trader keeps the rest less the fee.
+    const recovered = settleClose(rest, [fill('36', '206')], 0n);
+    expect(recovered).toMatchObject({ realizedPnl: usd('216'), shortfall: 0n, traderPayout: usd('159.04') });
+    // Down to 190: a loss of 360 on top of the 56.96 owed: the fund (or ADL) pays 416.96 now, once.
+    const lower = settleClose(rest, [fill('36', '190')], FEE);
+    expect(lower).toMatchObject({ shortfall: usd('416.96'), fee: 0n, traderPayout: 0n });
+    for (const close of [recovered, lower])
+      expect(traderChange(rest, close) + close.counterpartyFlow + close.fundFlow).toBe(0n);
   });
 });

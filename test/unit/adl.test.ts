@@ -77,7 +77,6 @@ describe('rankForAdl', () => {
 
   it.each([
     { name: 'duplicate id', list: [book[0]!, book[0]!], reason: 'adl/duplicate-id' },
-    { name: 'negative collateral', list: [{ ...book[0]!, collateral: -1n }], reason: 'adl/bad-candidate' },
     { name: 'zero entry', list: [{ ...book[0]!, entryPrice: 0n }], reason: 'adl/bad-candidate' },
   ])('rejects $name', ({ list, reason }) => {
     expect(() => rankForAdl(list, MARK, 'LONG')).toThrow(AdlError);
@@ -549,5 +548,37 @@ describe('ADL: profit given before splits exactly between the closed and the ope
     const lifetimeGiven = (c0.adlProfitGiven ?? 0n) + a1.covered + a2.covered;
     // The closed part was charged ceil(1/3) = 1 unit of the earlier give; the open part keeps 1 - 1 = 0 of it.
     expect(lifetimeGiven).toBe(usd('3000'));
+  });
+});
+
+// Session 26: a position that keeps size after a slice carries the slice's deficit as negative collateral
+// (accounting.ts carryDeficit); back OPEN with profit it is a counterparty like any other, but no haircut.
+describe('ADL: a counterparty carrying a deficit', () => {
+  it('closes and gives from the closed profit, and takes no haircut out of what it does not have', () => {
+    const mark = price('1000');
+    // SHORT 2 ETH from 2000 (2000 USD of profit at 1000) that owes 100 USD.
+    const owing: AdlCandidate = {
+      id: 'o',
+      side: 'SHORT',
+      size: base('2'),
+      entryPrice: price('2000'),
+      collateral: -usd('100'),
+    };
+    const closing = allocateAdl({
+      deficit: usd('500'),
+      bankruptPosition: { side: 'LONG', size: base('1') },
+      ranked: [owing],
+      mark,
+    });
+    expect(closing).toMatchObject({ covered: usd('500'), uncovered: 0n, closedSize: base('1') });
+    expect(closing.fills[0]?.haircut).toBe(0n);
+    // Nothing left to close: a haircut would come out of its collateral, which is below zero.
+    const haircutOnly = allocateAdl({
+      deficit: usd('500'),
+      bankruptPosition: { side: 'LONG', size: 0n },
+      ranked: [owing],
+      mark,
+    });
+    expect(haircutOnly).toMatchObject({ covered: 0n, uncovered: usd('500') });
   });
 });
