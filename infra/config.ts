@@ -100,7 +100,10 @@ const schema = z.strictObject({
       )
       // A failed receive past the backoff comes back after the visibility timeout (about 6 min): 100 receives take
       // about 10 h, and SQS drops a message its work queue has kept 4 days before it is dead-lettered, unalarmed.
-      .max(100, 'at most 100: a lasting fault must reach the DLQ well within the work queues 4 days retention'),
+      .max(
+        100,
+        'at most 100: a lasting fault must reach the DLQ well within the work queues 4 days retention',
+      ),
   ).optional(),
   /** EventBridge (and async Lambda) give up on a tick this old; Lambda caps it at 6 h. */
   tickMaxEventAgeSeconds: num(z.number().int().min(60).max(21_600)).default(
