@@ -185,6 +185,40 @@ export function carryDeficit(s: CloseSettlement): CloseSettlement {
   return { ...s, shortfall: 0n, traderPayout: s.traderPayout - s.shortfall, fundFlow: s.fee };
 }
 
+/**
+ * A slice's fee cut to `maxFee` (what the close gives back goes to what the trader keeps). The fee is the fund's
+ * only while the trader can pay it: a slice whose rest of the position would be bankrupt at the mark after the fee
+ * would owe it back as that rest's deficit, which ADL's counterparties pay once the fund's draw cap binds.
+ */
+export function capFee(s: CloseSettlement, maxFee: QuoteE6): CloseSettlement {
+  if (s.fee <= maxFee) return s;
+  const cut = s.fee - maxBig(0n, maxFee);
+  const fee = s.fee - cut;
+  const full = s.remaining.size === 0n;
+  return {
+    ...s,
+    fee,
+    remaining: full ? s.remaining : { size: s.remaining.size, collateral: s.remaining.collateral + cut },
+    traderPayout: full ? s.traderPayout + cut : 0n,
+    fundFlow: fee - s.shortfall,
+  };
+}
+
+/**
+ * The most fee a slice may take while `restSize` of the position stays open: its equity after the close plus
+ * the rest's unrealized PnL at `mark`, floored, at least 0 (the rest is not left bankrupt by the fee).
+ */
+export function feeCapForRest(
+  position: Pick<ClosablePosition, 'side' | 'entryPrice'>,
+  s: CloseSettlement,
+  restSize: BaseE8,
+  mark: PriceE8,
+): QuoteE6 {
+  const equity = (s.remaining.size === 0n ? s.traderPayout : s.remaining.collateral) + s.fee;
+  const rest16 = pnlE16(position.side, restSize, position.entryPrice, mark);
+  return maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor'));
+}
+
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */
 export const traderChange = (position: ClosablePosition, s: CloseSettlement): QuoteE6 =>
   s.traderPayout + s.remaining.collateral - position.collateral;

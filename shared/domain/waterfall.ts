@@ -2,8 +2,10 @@ import {
   assertClosablePosition,
   type ClosablePosition,
   type CloseSettlement,
+  capFee,
   carryDeficit,
   chargeFee,
+  feeCapForRest,
   settleClose,
 } from './accounting.ts';
 import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
@@ -120,10 +122,12 @@ export interface WaterfallInput {
    */
   readonly socializeDeficit?: boolean;
   /**
-   * Size of the position beyond this slice (default 0). It stays with the trader, and so does the slice's
-   * deficit (carryDeficit): the fund and ADL settle what the position leaves when it is closed whole.
+   * The position beyond this slice (default none): it stays with the trader, and so does the slice's deficit
+   * (carryDeficit): the fund and ADL settle what the position leaves when it is closed whole. The slice's fee
+   * never leaves it bankrupt at `mark`, the mark the slice was planned at (feeCapForRest): a fee the fund would
+   * pay back as the rest's deficit is not charged.
    */
-  readonly restOfPosition?: BaseE8;
+  readonly restOfPosition?: { readonly size: BaseE8; readonly mark: PriceE8 };
 }
 
 /** An ADL allocation that closes nothing and covers nothing. */
@@ -231,8 +235,9 @@ function assertInput(input: WaterfallInput): void {
   if (input.insurance.account === '')
     throw new WaterfallError('waterfall/bad-input', 'insurance account is empty');
   assertClosablePosition(input.position);
-  if ((input.restOfPosition ?? 0n) < 0n)
-    throw new WaterfallError('waterfall/bad-input', `restOfPosition ${input.restOfPosition} must be >= 0`);
+  const rest = input.restOfPosition;
+  if (rest && (rest.size < 0n || rest.mark <= 0n))
+    throw new WaterfallError('waterfall/bad-input', `restOfPosition ${rest.size} at ${rest.mark}`);
   const applied = input.applied;
   if (applied && (applied.fee < 0n || applied.shortfallPaid < 0n))
     throw new WaterfallError(
@@ -312,6 +317,11 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   // carried size, as with any slice).
   const settled = carriedSize > 0n ? { ...position, size: position.size - carriedSize } : position;
   let settlement = settleClose(settled, closes, input.market.liquidationFee);
+  // The rest of the position (and the size ADL left) stays open: the slice's fee never leaves it bankrupt at the
+  // mark, and its deficit, if any, stays with it (carryDeficit below).
+  const restSize = (input.restOfPosition?.size ?? 0n) + carriedSize;
+  const restMark = input.restOfPosition?.mark ?? mark;
+  if (restSize > 0n) settlement = capFee(settlement, feeCapForRest(position, settlement, restSize, restMark));
 
   // Planned again, the fund already holds what earlier plans moved: only the differences move now. A fee to give
   // back is a debit the floor may refuse; what it refuses stays charged (chargeFee), its shortfall then going to
@@ -339,7 +349,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   }
   // A slice whose position keeps size carries its deficit with it: nothing to pay now (a plan made before may have
   // paid: given back below).
-  if ((input.restOfPosition ?? 0n) + carriedSize > 0n) settlement = carryDeficit(settlement);
+  if (restSize > 0n) settlement = carryDeficit(settlement);
   if (paidBefore > settlement.shortfall)
     fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
   if (settlement.fee < feeBefore) {

@@ -369,6 +369,12 @@ export function checkSettlement(
   const feePpm = marketConfig(config, l.symbol).liquidationFee;
   const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
   let fee = minBig(feeDue, maxBig(0n, equity));
+  // A slice whose position keeps size: its fee leaves the rest solvent at the mark the slice was planned at
+  // (accounting.ts feeCapForRest).
+  const rest = before.size === undefined ? 0n : before.size - closed;
+  const restPnl16 = pnl16(before.side, rest, before.entryPrice, context.executionMark);
+  if (rest > 0n)
+    fee = minBig(fee, maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + restPnl16, NOTIONAL_TO_QUOTE, 'floor')));
   let payout = maxBig(0n, equity) - fee;
   let shortfall = maxBig(0n, -equity);
   // Planned again, a settlement keeps the part of a fee credited before that the fund, as the plan saw it, could
@@ -390,7 +396,7 @@ export function checkSettlement(
     shortfall += kept - taken;
   }
   // A slice whose position keeps size carries its deficit (accounting.ts carryDeficit): the rest starts with it.
-  if (before.size !== undefined && before.size > closed && shortfall > 0n) {
+  if (rest > 0n && shortfall > 0n) {
     payout -= shortfall;
     shortfall = 0n;
   }

@@ -3,8 +3,10 @@ import { describe, expect, it } from 'vitest';
 import {
   AccountingError,
   type ClosablePosition,
+  capFee,
   carryDeficit,
   chargeFee,
+  feeCapForRest,
   pnlE16,
   settleClose,
   traderChange,
@@ -438,5 +440,24 @@ describe('carryDeficit and a close of a position carrying one', () => {
     expect(lower).toMatchObject({ shortfall: usd('416.96'), fee: 0n, traderPayout: 0n });
     for (const close of [recovered, lower])
       expect(traderChange(rest, close) + close.counterpartyFlow + close.fundFlow).toBe(0n);
+  });
+});
+
+describe('capFee and feeCapForRest: a slice charges no fee that leaves the rest of its position bankrupt', () => {
+  it('cuts the fee to what the slice leaves plus the rest valued at the given price, the cut going to the trader', () => {
+    // LONG 100 at 200 with 2000; a slice of 64 sold at 180 (fee 1 %: 115.20); the rest, 36, valued at 180.
+    const slice = pos('LONG', '64', '200', '2000');
+    const s = settleClose(slice, [fill('64', '180')], FEE);
+    expect(s).toMatchObject({ fee: usd('115.2'), traderPayout: usd('604.8') });
+    // Left before the fee 720, the rest at 180: -720. Nothing is left for a fee.
+    const cap = feeCapForRest(slice, s, base('36'), price('180'));
+    expect(cap).toBe(0n);
+    const capped = capFee(s, cap);
+    expect(capped).toMatchObject({ fee: 0n, traderPayout: usd('720'), fundFlow: 0n });
+    expect(traderChange(slice, capped) + capped.counterpartyFlow + capped.fundFlow).toBe(0n);
+    // Valued higher, the rest leaves room for part of the fee.
+    expect(feeCapForRest(slice, s, base('36'), price('182'))).toBe(usd('72'));
+    // A fee within the cap is unchanged.
+    expect(capFee(s, usd('200'))).toBe(s);
   });
 });

@@ -3,10 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { traderChange } from '../../shared/domain/accounting.ts';
 import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
-import type { InsuranceConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG, type InsuranceConfig, marketConfig } from '../../shared/domain/config.ts';
 import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts';
+import { equity } from '../../shared/domain/margin.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
-import { base, ppm, price, usd } from '../../shared/domain/units.ts';
+import { planLiquidationStep } from '../../shared/domain/sizing.ts';
+import { base, div, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
 import {
   type AppliedAmounts,
   appliedAmounts,
@@ -1013,5 +1015,49 @@ describe('a plan made again, knowing what earlier plans applied (replan-fee-floo
       ),
       RUNS,
     );
+  });
+});
+
+// Session 26 (a review of the mechanisms): a slice sized to restore initial margin at the mark and filled at the
+// market layer's limit kept a 114.58 USD fee that left the rest of its position bankrupt at that very mark; the
+// fund then paid it back as the rest's deficit (or ADL's counterparties did, once its draw cap was spent).
+describe('decideWaterfall: a slice whose position keeps size', () => {
+  const market = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+  const position = {
+    side: 'LONG' as const,
+    size: base('100'),
+    entryPrice: price('200'),
+    collateral: usd('2000'),
+  };
+  const mark = price('184.5');
+  const step = planLiquidationStep(position, mark, market);
+  const limit = div(mark * (PPM_SCALE - market.slippageBound), PPM_SCALE, 'ceil');
+  const decide = (restOfPosition?: { size: bigint; mark: bigint }) =>
+    decideWaterfall({
+      liquidationId: 'p1:0',
+      position: { ...position, size: step.size },
+      ...(restOfPosition ? { restOfPosition } : {}),
+      mark,
+      market,
+      stillLiquidatable: true,
+      marketResult: { fills: [{ price: limit, size: step.size }] },
+      insurance: {
+        account: 'insurance:ETH-USD',
+        state: { balance: usd('100000'), windowStartMs: 0, windowDrawn: 0n },
+        config: DEFAULT_RISK_CONFIG.insurance,
+      },
+      nowMs: 0,
+    });
+
+  it('charges no more fee than leaves the rest solvent at the mark the slice was planned at', () => {
+    expect(step.reason).toBe('sizing/restore-initial-margin');
+    const whole = decide();
+    expect(whole.settlement?.fee).toBe(usd('114.581251'));
+    const rest = { size: position.size - step.size, mark };
+    const sliced = decide(rest);
+    const remainder = { ...position, size: rest.size, collateral: sliced.traderPayout };
+    expect(equity(remainder, mark)).toBe(0n);
+    // The 18.96 the fee would have left the rest below zero stays with the trader.
+    expect(whole.settlement!.fee - sliced.settlement!.fee).toBe(usd('18.956253'));
   });
 });
