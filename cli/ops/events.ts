@@ -198,8 +198,13 @@ function reportFate(
 ): number {
   switch (fate.outcome) {
     case 'accepted':
-    case 'sent':
       return 0;
+    case 'sent':
+      if (fate.expected === 'accept' || fate.reason === 'tick/unconfirmed') return 0;
+      stderr.write(
+        `backstop: the circuit breaker will hold tick ${sequence} (${fate.reason}): it liquidates nothing\n`,
+      );
+      return 3;
     case 'held':
       if (fate.reason === 'tick/unconfirmed') {
         stderr.write(`backstop: ${symbol}'s first print (${sequence}) waits for a second that agrees\n`);

@@ -75,7 +75,7 @@ export function assertClosablePosition(p: ClosablePosition): void {
   if (p.size <= 0n) throw new AccountingError('accounting/bad-position', `size ${p.size} must be > 0`);
   if (p.entryPrice <= 0n)
     throw new AccountingError('accounting/bad-position', `entry price ${p.entryPrice} must be > 0`);
-  // Negative collateral is a deficit an earlier slice left with the rest of the position (carryDeficit): this
+  // Negative collateral is a deficit an earlier slice left with the rest of the position (settleSlice): this
   // close settles it first.
 }
 
@@ -118,7 +118,8 @@ export function settleClose(
         `fill ${i}: size ${f.size} and price ${f.price} must be > 0, cost ${f.cost ?? '-'} >= 0`,
       );
     closedSize += f.size;
-    notional16 += fillValueE16(f);
+    // The fee's base is price x size: a cost rounded down (a BUY lot's provider) must not lower the fee.
+    notional16 += f.size * f.price;
     pnl16 += fillPnlE16(position.side, f, position.entryPrice);
   }
   if (closedSize > position.size)
@@ -174,49 +175,47 @@ export function chargeFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
 }
 
 /**
- * A slice of a position that keeps size after it: its deficit is not paid now but carried by the rest of the
- * position as negative collateral (traderPayout = -shortfall, what the rest starts with), so the fund pays only
- * what the position as a whole leaves once it is closed, and a rest that recovers repays it from its own profit.
- * Paying each slice's deficit let a trader whose rest recovered keep that profit while the fund had paid the loss
- * of the slice before it. Conservation holds: traderChange = -shortfall - collateral = -(equity) = realized pnl.
+ * Closes a slice of a position that keeps `rest.size` after it (and all the collateral behind the slice). Nothing
+ * is owed to or by the fund now: the slice's deficit, if any, stays with the rest as negative collateral, and the
+ * fund and ADL settle what the position leaves once it is closed whole (paying each slice's deficit let a trader
+ * whose rest recovered keep that profit while the fund had paid the loss of the slice before it). The fee is what
+ * the rate says, but never more than leaves the whole position solvent at `rest.mark` (the slice's equity plus the
+ * rest's PnL there): a fee the rest would owe back as its deficit is not the fund's, and ADL's counterparties
+ * would pay it once the fund's draw cap binds.
+ *   equity  = M + pnl (pnl as settleClose rounds it)
+ *   fee     = min(ceil(sum size_i price_i * feeRate), max(0, floor(equity + rest pnl at rest.mark)))
+ *   traderPayout = equity - fee: what the rest starts with (below zero: the deficit it carries); shortfall 0
+ * Conservation: traderChange = pnl - fee, counterpartyFlow = -pnl, fundFlow = fee.
  */
-export function carryDeficit(s: CloseSettlement): CloseSettlement {
-  if (s.shortfall === 0n) return s;
-  return { ...s, shortfall: 0n, traderPayout: s.traderPayout - s.shortfall, fundFlow: s.fee };
+export function settleSlice(
+  slice: ClosablePosition,
+  fills: readonly Fill[],
+  feeRate: Ppm,
+  rest: { readonly size: BaseE8; readonly mark: PriceE8 },
+): CloseSettlement {
+  if (rest.size <= 0n || rest.mark <= 0n)
+    throw new AccountingError(
+      'accounting/bad-position',
+      `rest ${rest.size} at ${rest.mark}: both must be > 0`,
+    );
+  const close = settleClose(slice, fills, 0n);
+  const equity = slice.collateral + close.realizedPnl;
+  const rest16 = pnlE16(slice.side, rest.size, slice.entryPrice, rest.mark);
+  const whole = div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor');
+  const fee = minBig(liquidationFeeOf(fills, feeRate), maxBig(0n, whole));
+  return { ...close, fee, shortfall: 0n, traderPayout: equity - fee, fundFlow: fee };
 }
 
-/**
- * A slice's fee cut to `maxFee` (what the close gives back goes to what the trader keeps). The fee is the fund's
- * only while the trader can pay it: a slice whose rest of the position would be bankrupt at the mark after the fee
- * would owe it back as that rest's deficit, which ADL's counterparties pay once the fund's draw cap binds.
- */
-export function capFee(s: CloseSettlement, maxFee: QuoteE6): CloseSettlement {
-  if (s.fee <= maxFee) return s;
-  const cut = s.fee - maxBig(0n, maxFee);
-  const fee = s.fee - cut;
-  const full = s.remaining.size === 0n;
-  return {
-    ...s,
-    fee,
-    remaining: full ? s.remaining : { size: s.remaining.size, collateral: s.remaining.collateral + cut },
-    traderPayout: full ? s.traderPayout + cut : 0n,
-    fundFlow: fee - s.shortfall,
-  };
+/** The fee of closing `fills` at `feeRate`: ceil(sum size x price x rate), never less than the rate says. */
+function liquidationFeeOf(fills: readonly Fill[], feeRate: Ppm): QuoteE6 {
+  const notional16 = fills.reduce((sum, f) => sum + f.size * f.price, 0n);
+  return div(notional16 * feeRate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
 }
 
-/**
- * The most fee a slice may take while `restSize` of the position stays open: its equity after the close plus
- * the rest's unrealized PnL at `mark`, floored, at least 0 (the rest is not left bankrupt by the fee).
- */
-export function feeCapForRest(
-  position: Pick<ClosablePosition, 'side' | 'entryPrice'>,
-  s: CloseSettlement,
-  restSize: BaseE8,
-  mark: PriceE8,
-): QuoteE6 {
-  const equity = (s.remaining.size === 0n ? s.traderPayout : s.remaining.collateral) + s.fee;
-  const rest16 = pnlE16(position.side, restSize, position.entryPrice, mark);
-  return maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor'));
+/** A fee kept on a slice (see chargeFee): taken from what the rest starts with, below zero if need be. */
+export function chargeSliceFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
+  if (extra < 0n) throw new AccountingError('accounting/bad-fee-rate', `extra fee ${extra} must be >= 0`);
+  return { ...s, fee: s.fee + extra, traderPayout: s.traderPayout - extra, fundFlow: s.fundFlow + extra };
 }
 
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */

@@ -93,7 +93,7 @@ function assertCandidate(c: AdlCandidate): void {
   if (typeof c.id !== 'string' || c.id === '') throw new AdlError('adl/bad-candidate', 'empty id');
   if (c.side !== 'LONG' && c.side !== 'SHORT')
     throw new AdlError('adl/bad-candidate', `${c.id}: side ${String(c.side)}`);
-  // Collateral may be negative: a deficit a slice of it left (accounting.ts carryDeficit); no haircut then.
+  // Collateral may be negative: a deficit a slice of it left (accounting.ts settleSlice); never a counterparty then.
   if (c.size < 0n || c.entryPrice <= 0n || profitGivenOf(c) < 0n)
     throw new AdlError('adl/bad-candidate', `${c.id}: size >= 0, entry > 0 and profit given >= 0 required`);
 }
@@ -283,8 +283,12 @@ function scored(
   }
 }
 
-/** A checked candidate's profit and score at `mark`; undefined when it is not in profit there. */
+/**
+ * A checked candidate's profit and score at `mark`; undefined when it is not in profit there, or carries a deficit
+ * (negative collateral: its profit owes that first, and closing it would realize less than its score promises).
+ */
 function scoreOf(c: AdlCandidate, mark: PriceE8): Scored | undefined {
+  if (c.collateral < 0n) return undefined;
   const pnl16 = pnlE16(c.side, c.size, c.entryPrice, mark);
   const left16 = pnl16 - profitGivenOf(c) * NOTIONAL_TO_QUOTE;
   if (left16 <= 0n) return undefined;
@@ -301,6 +305,8 @@ function scoreOf(c: AdlCandidate, mark: PriceE8): Scored | undefined {
 export function estimateScore(c: AdlCandidate, mark: PriceE8): number | undefined {
   if (c.size > MAX_EXACT || c.entryPrice > MAX_EXACT || mark > MAX_EXACT || c.collateral > MAX_EXACT)
     return undefined;
+  // Carrying a deficit: no candidate (scoreOf).
+  if (c.collateral < 0n) return 0;
   const size = Number(c.size);
   const move = c.side === 'LONG' ? Number(mark) - Number(c.entryPrice) : Number(c.entryPrice) - Number(mark);
   const pnl16 = size * move;
@@ -325,7 +331,9 @@ export function givesWithoutClosing(c: AdlCandidate, mark: PriceE8): boolean {
 
 /** Whether ADL may take size from `c` against a `deleveragedSide` position at `mark` (rankForAdl's filter). */
 export function canDeleverage(c: AdlCandidate, mark: PriceE8, deleveragedSide: Side): boolean {
-  return c.side === opposite(deleveragedSide) && c.size > 0n && profitLeftE16(c, mark) > 0n;
+  return (
+    c.side === opposite(deleveragedSide) && c.size > 0n && c.collateral >= 0n && profitLeftE16(c, mark) > 0n
+  );
 }
 
 export interface AdlInput {

@@ -2,11 +2,10 @@ import {
   assertClosablePosition,
   type ClosablePosition,
   type CloseSettlement,
-  capFee,
-  carryDeficit,
   chargeFee,
-  feeCapForRest,
+  chargeSliceFee,
   settleClose,
+  settleSlice,
 } from './accounting.ts';
 import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
 import type { InsuranceConfig, MarketConfig } from './config.ts';
@@ -123,9 +122,9 @@ export interface WaterfallInput {
   readonly socializeDeficit?: boolean;
   /**
    * The position beyond this slice (default none): it stays with the trader, and so does the slice's deficit
-   * (carryDeficit): the fund and ADL settle what the position leaves when it is closed whole. The slice's fee
-   * never leaves it bankrupt at `mark`, the mark the slice was planned at (feeCapForRest): a fee the fund would
-   * pay back as the rest's deficit is not charged.
+   * (settleSlice): the fund and ADL settle what the position leaves when it is closed whole. The slice's fee never
+   * leaves the whole position bankrupt at `mark`, the mark the slice was planned at: a fee the fund would pay
+   * back as the rest's deficit is not charged.
    */
   readonly restOfPosition?: { readonly size: BaseE8; readonly mark: PriceE8 };
 }
@@ -316,12 +315,14 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   // The slice settles as the size it closed, with all its collateral behind it (what is left stays with the
   // carried size, as with any slice).
   const settled = carriedSize > 0n ? { ...position, size: position.size - carriedSize } : position;
-  let settlement = settleClose(settled, closes, input.market.liquidationFee);
-  // The rest of the position (and the size ADL left) stays open: the slice's fee never leaves it bankrupt at the
-  // mark, and its deficit, if any, stays with it (carryDeficit below).
+  // The rest of the position (and the size ADL left) stays open: the slice pays no deficit now and charges no fee
+  // the whole position could not pay (settleSlice); a position closed whole settles as one close.
   const restSize = (input.restOfPosition?.size ?? 0n) + carriedSize;
-  const restMark = input.restOfPosition?.mark ?? mark;
-  if (restSize > 0n) settlement = capFee(settlement, feeCapForRest(position, settlement, restSize, restMark));
+  const sliced = restSize > 0n;
+  const fee = input.market.liquidationFee;
+  let settlement = sliced
+    ? settleSlice(settled, closes, fee, { size: restSize, mark: input.restOfPosition?.mark ?? mark })
+    : settleClose(settled, closes, fee);
 
   // Planned again, the fund already holds what earlier plans moved: only the differences move now. A fee to give
   // back is a debit the floor may refuse; what it refuses stays charged (chargeFee), its shortfall then going to
@@ -343,13 +344,11 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     const givenBack = maxBig(0n, paidBefore - settlement.shortfall);
     // Kept with the shortfall given back first; a kept fee beyond what the trader has left would shrink that
     // give-back unit for unit (no plan balances then): the fund then gives none back and keeps the fee to its floor.
+    // A slice's rest carries whatever is kept (chargeSliceFee): nothing shrinks.
     const withGiveBack = planFeeReturn({ ...fund, balance: fund.balance + givenBack }, owed, config).kept;
-    const kept = withGiveBack <= left ? withGiveBack : planFeeReturn(fund, owed, config).kept;
-    settlement = chargeFee(settlement, kept);
+    const kept = sliced || withGiveBack <= left ? withGiveBack : planFeeReturn(fund, owed, config).kept;
+    settlement = sliced ? chargeSliceFee(settlement, kept) : chargeFee(settlement, kept);
   }
-  // A slice whose position keeps size carries its deficit with it: nothing to pay now (a plan made before may have
-  // paid: given back below).
-  if (restSize > 0n) settlement = carryDeficit(settlement);
   if (paidBefore > settlement.shortfall)
     fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
   if (settlement.fee < feeBefore) {

@@ -17,8 +17,9 @@ export type TickFate =
   | { readonly outcome: 'refused'; readonly reason: string; readonly detail: string }
   /** Not on the market record after the wait: the stack is not running, or it refused the tick since. */
   | { readonly outcome: 'not-handled'; readonly waitedMs: number }
-  /** Not waited for (--wait 0): what margin-check should make of it. */
-  | { readonly outcome: 'sent'; readonly expected: 'accept' | 'hold' };
+  /** Not waited for (--wait 0): what margin-check should make of it (`reason`: why the breaker would hold it). */
+  | { readonly outcome: 'sent'; readonly expected: 'accept' }
+  | { readonly outcome: 'sent'; readonly expected: 'hold'; readonly reason: string };
 
 /** The verdict margin-check gives `tick` on the market as it stands at `nowMs`. */
 export function foretell(
@@ -55,7 +56,9 @@ export async function awaitTickFate(options: AwaitFateOptions): Promise<TickFate
   if (verdict.verdict === 'reject' && !verdict.tripBreaker)
     return { outcome: 'refused', reason: verdict.reason, detail: verdict.detail };
   if (options.waitMs <= 0)
-    return { outcome: 'sent', expected: verdict.verdict === 'accept' ? 'accept' : 'hold' };
+    return verdict.verdict === 'accept'
+      ? { outcome: 'sent', expected: 'accept' }
+      : { outcome: 'sent', expected: 'hold', reason: verdict.reason };
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const start = now();

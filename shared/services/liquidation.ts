@@ -823,7 +823,7 @@ export async function decideAndSettle(
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
       // The rest valued at the mark the slice was planned at: a fee it could not pay there is not charged
-      // (feeCapForRest). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
+      // (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
       // and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
       restOfPosition: { size: position.size - context.plannedSize, mark: context.executionMark },
       mark,
@@ -1146,7 +1146,7 @@ async function refreeze(
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
       // The rest valued at the mark the slice was planned at: a fee it could not pay there is not charged
-      // (feeCapForRest). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
+      // (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
       // and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
       restOfPosition: { size: position.size - context.plannedSize, mark: context.executionMark },
       mark,

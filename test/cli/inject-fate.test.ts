@@ -109,6 +109,38 @@ describe('inject tick reports its fate', () => {
     expect((await markets.get('ETH-USD'))?.lastTick).toEqual(last);
   });
 
+  it('without waiting, says what margin-check will make of it: a gap the breaker will hold exits 3', async () => {
+    const { at, names } = await emulator.newStage('fate');
+    const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 5, markPrice: parsePrice('1500'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const inBand = await cli(
+      'inject',
+      'tick',
+      '--symbol',
+      'ETH-USD',
+      '--price',
+      '1510',
+      '--wait',
+      '0',
+      ...at,
+    );
+    expect(inBand.code).toBe(0);
+    expect(JSON.parse(inBand.stdout).fate).toEqual({ outcome: 'sent', expected: 'accept' });
+    const gap = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '900', '--wait', '0', ...at);
+    expect(gap.code).toBe(3);
+    expect(JSON.parse(gap.stdout).fate).toEqual({
+      outcome: 'sent',
+      expected: 'hold',
+      reason: 'tick/price-band',
+    });
+    expect(gap.stderr).toMatch(/the circuit breaker will hold tick \d+ \(tick\/price-band\)/);
+  });
+
   it('a tick nobody handles within the wait exits 4 and says what to check', async () => {
     const { at } = await emulator.newStage('fate');
     const run = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', '--wait', '1', ...at);

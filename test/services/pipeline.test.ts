@@ -2679,7 +2679,7 @@ describe('money a settlement moved before it is planned again', () => {
     // ADL takes all the size: the new plan pays the shortfall under its own key.
     { world: 'pays the shortfall, ADL taking all the size', shortSize: '12', twinMoves: 1 },
     // The new plan moves nothing: ADL takes 5 (or 9) of the 10, the rest of the position carries the deficit of
-    // what closed, and no fee (the position is bankrupt at the mark: session 26, carryDeficit, feeCapForRest);
+    // what closed, and no fee (the position is bankrupt at the mark: session 26, settleSlice);
     // under the first plan's key the payment would have gone through.
     { world: 'leaves half the size, with no fee', shortSize: '5', twinMoves: 0 },
     { world: 'carries its deficit with the size ADL left', shortSize: '9', twinMoves: 0 },

@@ -68,4 +68,37 @@ describe('a slice whose position keeps size', () => {
     expect(last?.insurancePaid).toBeGreaterThan(first!.settlement!.traderPayout * -1n);
     expect((await p.check()).violations).toEqual([]);
   });
+
+  // Found by the review of the session's diff: ADL took a rest carrying a deficit as a counterparty, took its
+  // profit without regard to the debt, and its close wiped the debt out (money created, 9.92 USD in this case).
+  it('keeps a rest carrying a deficit out of ADL: nothing is taken from it, its debt stays', async () => {
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 90_000, maxHalfSpreadPpm: 90_000 } },
+    });
+    await p.fund('10000');
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '100', '200', '2000');
+    await p.tick('ETH-USD', '184.5');
+    await p.runUntil(p.clock.nowMs() + 5_000);
+    await p.tick('ETH-USD', '210');
+    await p.drain();
+    const rest = (await p.adapters.positions.get(long.id))!;
+    expect(rest).toMatchObject({ state: 'OPEN', collateral: -57_920_336n });
+
+    // A short goes under at 216 with no book within the bound and no provider: the rest is the only long in
+    // profit, but it owes; ADL leaves it be, and the fund pays the short's deficit.
+    const short = await p.open('SHORT', '3', '210', '30');
+    await p.tick('ETH-USD', '216');
+    await p.drain();
+    const [settled] = p.adapters.liquidations.all().filter((l) => l.positionId === short.id);
+    expect(settled?.settlement?.adlClosedSize).toBe(0n);
+    expect(settled?.settlement?.insurancePaid).toBeGreaterThan(0n);
+    expect(await p.adapters.positions.get(long.id)).toMatchObject({
+      state: 'OPEN',
+      size: rest.size,
+      collateral: rest.collateral,
+    });
+    expect((await p.check()).violations).toEqual([]);
+  });
 });

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
-import { fillPnlE16, fillValueE16 } from '../../shared/domain/accounting.ts';
+import { fillPnlE16 } from '../../shared/domain/accounting.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { isLiquidatable } from '../../shared/domain/margin.ts';
 import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
@@ -362,24 +362,28 @@ export function checkSettlement(
     fills.reduce((t, f) => t + fillPnlE16(before.side, f, before.entryPrice), 0n);
   const auction16 = fillsPnl16(auctionFills);
   const adl16 = pnl16(before.side, adlSize, before.entryPrice, mark);
+  // The fee's base is price x size (an auction fill's cost, rounded against its provider, is not).
   const notional16 =
-    [...l.marketFills, ...auctionFills].reduce((t, f) => t + fillValueE16(f), 0n) + adlSize * mark;
+    [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
   const pnl = realized(before.collateral, fillsPnl16(l.marketFills) + auction16 + adl16);
   const equity = before.collateral + pnl;
   const feePpm = marketConfig(config, l.symbol).liquidationFee;
   const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
-  let fee = minBig(feeDue, maxBig(0n, equity));
-  // A slice whose position keeps size: its fee leaves the rest solvent at the mark the slice was planned at
-  // (accounting.ts feeCapForRest).
+  // A slice whose position keeps size (accounting.ts settleSlice): no shortfall now, the rest starts with what the
+  // slice leaves (below zero: the deficit it carries), and the fee is at most what leaves the whole position
+  // solvent at the mark the slice was planned at.
   const rest = before.size === undefined ? 0n : before.size - closed;
   const restPnl16 = pnl16(before.side, rest, before.entryPrice, context.executionMark);
-  if (rest > 0n)
-    fee = minBig(fee, maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + restPnl16, NOTIONAL_TO_QUOTE, 'floor')));
-  let payout = maxBig(0n, equity) - fee;
-  let shortfall = maxBig(0n, -equity);
+  const sliced = rest > 0n;
+  let fee = sliced
+    ? minBig(feeDue, maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + restPnl16, NOTIONAL_TO_QUOTE, 'floor')))
+    : minBig(feeDue, maxBig(0n, equity));
+  let payout = sliced ? equity - fee : maxBig(0n, equity) - fee;
+  let shortfall = sliced ? 0n : maxBig(0n, -equity);
   // Planned again, a settlement keeps the part of a fee credited before that the fund, as the plan saw it, could
   // not give back above its floor: after the shortfall it gives back, unless the kept fee is more than the
-  // trader has left (then with none given back). The trader pays it from the payout, a shortfall for the rest.
+  // trader has left (then with none given back). The trader pays it from the payout, a shortfall for the rest (a
+  // slice's rest carries all of it).
   const applied = context.settle?.applied;
   const feeBefore = applied?.[`${l.id}:fee`] ?? 0n;
   const fund = context.settle?.insurance;
@@ -389,16 +393,13 @@ export function checkSettlement(
     const givenBack = maxBig(0n, -(applied?.[`${l.id}:shortfall`] ?? 0n) - shortfall);
     const keptAfterGiveBack = owed - minBig(owed, maxBig(0n, fund.balance + givenBack - floor));
     const kept =
-      keptAfterGiveBack <= payout ? keptAfterGiveBack : owed - minBig(owed, maxBig(0n, fund.balance - floor));
-    const taken = minBig(kept, payout);
+      sliced || keptAfterGiveBack <= payout
+        ? keptAfterGiveBack
+        : owed - minBig(owed, maxBig(0n, fund.balance - floor));
+    const taken = sliced ? kept : minBig(kept, payout);
     fee += kept;
     payout -= taken;
     shortfall += kept - taken;
-  }
-  // A slice whose position keeps size carries its deficit (accounting.ts carryDeficit): the rest starts with it.
-  if (rest > 0n && shortfall > 0n) {
-    payout -= shortfall;
-    shortfall = 0n;
   }
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
   const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
@@ -769,7 +770,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     positions += 1;
     for (const v of history) {
       // A record the domain would refuse: an empty open size, or a closed one holding collateral. (Collateral below
-      // zero is a deficit a slice left with the rest of its position: accounting.ts carryDeficit.)
+      // zero is a deficit a slice left with the rest of its position: accounting.ts settleSliceyDeficit.)
       if (v.state === 'CLOSED' && v.collateral !== 0n)
         fail(`record: position ${id} v${v.version} is CLOSED with collateral ${v.collateral}`);
       if (v.state !== 'CLOSED' && v.size <= 0n)

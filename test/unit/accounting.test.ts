@@ -3,12 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   AccountingError,
   type ClosablePosition,
-  capFee,
-  carryDeficit,
   chargeFee,
-  feeCapForRest,
+  chargeSliceFee,
   pnlE16,
   settleClose,
+  settleSlice,
   traderChange,
 } from '../../shared/domain/accounting.ts';
 import type { Fill, Side } from '../../shared/domain/model.ts';
@@ -414,25 +413,59 @@ describe('chargeFee: a fee the fund could not give back stays charged (replan-fe
   });
 });
 
-// Session 26 (a review of the mechanisms): the fund paid a partial slice's deficit, then the rest of the position
-// recovered and the trader kept its profit. A slice whose position keeps size now carries its deficit.
-describe('carryDeficit and a close of a position carrying one', () => {
-  it('carries the deficit as what the rest starts with, the fund paying nothing; money is conserved', () => {
-    // LONG 100 at 200 with 2000; a slice of 64 sold at 167.86: a loss of 2056.96 beyond the 2000.
+// Session 26 (reviews of the mechanisms and of the session's diff): the fund paid a partial slice's deficit, then
+// the rest of the position recovered and the trader kept its profit; a slice's fee could leave the rest bankrupt at
+// the mark (the fund then paid it back as the rest's deficit); and a slice of a position already carrying a
+// deficit charged no fee although the position as a whole was solvent.
+describe('settleSlice: a slice of a position that keeps size', () => {
+  const conserved = (slice: ClosablePosition, s: ReturnType<typeof settleSlice>) =>
+    traderChange(slice, s) + s.counterpartyFlow + s.fundFlow;
+
+  it('carries its deficit to the rest, the fund paying nothing; money is conserved', () => {
+    // LONG 100 at 200 with 2000; a slice of 64 sold at 167.86: a loss of 2056.96, beyond the 2000. The rest (36)
+    // valued at 184.5: no fee fits.
     const slice = pos('LONG', '64', '200', '2000');
-    const s = settleClose(slice, [fill('64', '167.86')], FEE);
-    expect(s.shortfall).toBe(usd('56.96'));
-    const carried = carryDeficit(s);
-    expect(carried).toMatchObject({ shortfall: 0n, traderPayout: -usd('56.96'), fee: 0n, fundFlow: 0n });
-    expect(traderChange(slice, carried) + carried.counterpartyFlow + carried.fundFlow).toBe(0n);
-    // Nothing to carry: unchanged.
-    const solvent = settleClose(slice, [fill('64', '190')], FEE);
-    expect(carryDeficit(solvent)).toBe(solvent);
+    const s = settleSlice(slice, [fill('64', '167.86')], FEE, { size: base('36'), mark: price('184.5') });
+    expect(s).toMatchObject({ shortfall: 0n, traderPayout: -usd('56.96'), fee: 0n, fundFlow: 0n });
+    expect(conserved(slice, s)).toBe(0n);
   });
 
-  it('settles the carried deficit first: a rest that recovered repays it, one that did not leaves the rest to pay', () => {
+  it('charges the fee only as far as the whole position stays solvent at the given mark', () => {
+    // A slice of 64 sold at 180 (fee due 115.20); the rest, 36, valued at 180: the position has nothing left.
+    const slice = pos('LONG', '64', '200', '2000');
+    const at = (mark: string) =>
+      settleSlice(slice, [fill('64', '180')], FEE, { size: base('36'), mark: price(mark) });
+    expect(at('180')).toMatchObject({ fee: 0n, traderPayout: usd('720') });
+    // At 182 the rest is worth 72 more: 72 of fee fit.
+    expect(at('182')).toMatchObject({ fee: usd('72'), traderPayout: usd('648') });
+    // At 190 the whole fee fits.
+    expect(at('190')).toMatchObject({ fee: usd('115.2'), traderPayout: usd('604.8') });
+    for (const mark of ['180', '182', '190']) expect(conserved(slice, at(mark))).toBe(0n);
+  });
+
+  it('charges the fee of a slice of a position carrying a deficit when the whole position is solvent', () => {
+    // LONG 100 at 100 owing 300, mark 150: the slice of 50 sold at 150 realizes 2500; its equity 2200. The rest's
+    // 2500 of profit makes the whole solvent: the fee (75) is charged, the rest starts with 2125.
+    const slice = pos('LONG', '50', '100', '-300');
+    const s = settleSlice(slice, [fill('50', '150')], FEE, { size: base('50'), mark: price('150') });
+    expect(s).toMatchObject({ fee: usd('75'), traderPayout: usd('2125'), shortfall: 0n });
+    // Sold below the debt: the slice is under water, the whole is not: the fee is still charged, and carried.
+    const under = settleSlice(slice, [fill('50', '102')], FEE, { size: base('50'), mark: price('150') });
+    expect(under).toMatchObject({ realizedPnl: usd('100'), fee: usd('51'), traderPayout: -usd('251') });
+    expect(conserved(slice, under)).toBe(0n);
+  });
+
+  it('takes a kept fee from what the rest starts with, below zero if need be', () => {
+    const slice = pos('LONG', '64', '200', '2000');
+    const s = settleSlice(slice, [fill('64', '167.86')], FEE, { size: base('36'), mark: price('184.5') });
+    const kept = chargeSliceFee(s, usd('10'));
+    expect(kept).toMatchObject({ fee: usd('10'), traderPayout: -usd('66.96'), fundFlow: usd('10') });
+    expect(conserved(slice, kept)).toBe(0n);
+  });
+
+  it('settles a carried deficit first when the rest closes: a recovered rest repays it, else the fund pays once', () => {
     const rest = pos('LONG', '36', '200', '-56.96');
-    // Back to 206: 216 of profit, 56.96 of it repays the deficit; the trader keeps the rest less the fee.
+    // Back to 206: 216 of profit, 56.96 of it repays the deficit; the trader keeps the rest.
     const recovered = settleClose(rest, [fill('36', '206')], 0n);
     expect(recovered).toMatchObject({ realizedPnl: usd('216'), shortfall: 0n, traderPayout: usd('159.04') });
     // Down to 190: a loss of 360 on top of the 56.96 owed: the fund (or ADL) pays 416.96 now, once.
@@ -441,23 +474,10 @@ describe('carryDeficit and a close of a position carrying one', () => {
     for (const close of [recovered, lower])
       expect(traderChange(rest, close) + close.counterpartyFlow + close.fundFlow).toBe(0n);
   });
-});
 
-describe('capFee and feeCapForRest: a slice charges no fee that leaves the rest of its position bankrupt', () => {
-  it('cuts the fee to what the slice leaves plus the rest valued at the given price, the cut going to the trader', () => {
-    // LONG 100 at 200 with 2000; a slice of 64 sold at 180 (fee 1 %: 115.20); the rest, 36, valued at 180.
-    const slice = pos('LONG', '64', '200', '2000');
-    const s = settleClose(slice, [fill('64', '180')], FEE);
-    expect(s).toMatchObject({ fee: usd('115.2'), traderPayout: usd('604.8') });
-    // Left before the fee 720, the rest at 180: -720. Nothing is left for a fee.
-    const cap = feeCapForRest(slice, s, base('36'), price('180'));
-    expect(cap).toBe(0n);
-    const capped = capFee(s, cap);
-    expect(capped).toMatchObject({ fee: 0n, traderPayout: usd('720'), fundFlow: 0n });
-    expect(traderChange(slice, capped) + capped.counterpartyFlow + capped.fundFlow).toBe(0n);
-    // Valued higher, the rest leaves room for part of the fee.
-    expect(feeCapForRest(slice, s, base('36'), price('182'))).toBe(usd('72'));
-    // A fee within the cap is unchanged.
-    expect(capFee(s, usd('200'))).toBe(s);
+  it('refuses a rest without size or mark', () => {
+    expect(() =>
+      settleSlice(pos('LONG', '1', '200', '10'), [fill('1', '190')], FEE, { size: 0n, mark: price('190') }),
+    ).toThrow(/accounting\/bad-position/);
   });
 });

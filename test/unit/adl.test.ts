@@ -552,11 +552,12 @@ describe('ADL: profit given before splits exactly between the closed and the ope
 });
 
 // Session 26: a position that keeps size after a slice carries the slice's deficit as negative collateral
-// (accounting.ts carryDeficit); back OPEN with profit it is a counterparty like any other, but no haircut.
-describe('ADL: a counterparty carrying a deficit', () => {
-  it('closes and gives from the closed profit, and takes no haircut out of what it does not have', () => {
+// (accounting.ts settleSlice). Back OPEN with profit, it is no counterparty: its profit owes the deficit first
+// (a review found ADL taking 750 USD from a long with 450 of equity, and a close wiping out the rest of a debt).
+describe('ADL: a position carrying a deficit', () => {
+  it('is never a counterparty, whatever its profit', () => {
     const mark = price('1000');
-    // SHORT 2 ETH from 2000 (2000 USD of profit at 1000) that owes 100 USD.
+    // SHORT 2 ETH from 2000 (2000 USD of profit at 1000) that owes 100 USD; beside it one that owes nothing.
     const owing: AdlCandidate = {
       id: 'o',
       side: 'SHORT',
@@ -564,21 +565,15 @@ describe('ADL: a counterparty carrying a deficit', () => {
       entryPrice: price('2000'),
       collateral: -usd('100'),
     };
-    const closing = allocateAdl({
+    const clean: AdlCandidate = { ...owing, id: 'c', collateral: usd('100') };
+    expect(canDeleverage(owing, mark, 'LONG')).toBe(false);
+    expect(rankForAdl([owing, clean], mark, 'LONG').map((r) => r.id)).toEqual(['c']);
+    const alone = allocateAdl({
       deficit: usd('500'),
       bankruptPosition: { side: 'LONG', size: base('1') },
       ranked: [owing],
       mark,
     });
-    expect(closing).toMatchObject({ covered: usd('500'), uncovered: 0n, closedSize: base('1') });
-    expect(closing.fills[0]?.haircut).toBe(0n);
-    // Nothing left to close: a haircut would come out of its collateral, which is below zero.
-    const haircutOnly = allocateAdl({
-      deficit: usd('500'),
-      bankruptPosition: { side: 'LONG', size: 0n },
-      ranked: [owing],
-      mark,
-    });
-    expect(haircutOnly).toMatchObject({ covered: 0n, uncovered: usd('500') });
+    expect(alone).toMatchObject({ covered: 0n, uncovered: usd('500'), closedSize: 0n, fills: [] });
   });
 });

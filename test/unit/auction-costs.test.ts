@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { settleClose } from '../../shared/domain/accounting.ts';
 import { clearAuctionStep } from '../../shared/domain/clearing.ts';
+import { liquidationFee } from '../../shared/domain/sizing.ts';
 import { base, NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
 import { decideWaterfall } from '../../shared/domain/waterfall.ts';
 import { createPipeline } from '../support/pipeline.ts';
@@ -62,6 +63,21 @@ describe('auction fills settle at what the providers paid', () => {
     const traderLoss = usd('100') - (settlement.settlement?.traderPayout ?? 0n);
     expect(traderLoss).toBe(costs - usd('2000'));
     expect(decisionPaid(settlement)).toBe(0n);
+  });
+
+  it('charges the fee on price x size, not on a cost rounded against its provider', () => {
+    // Found by the review of the session's diff: a BUY lot's cost is floored, and a fee on it could come out a unit
+    // below the rate (20.5 instead of 20.500001 here).
+    const position = {
+      side: 'SHORT' as const,
+      size: base('1'),
+      entryPrice: price('2000'),
+      collateral: usd('100'),
+    };
+    const at = price('2050.00000001');
+    const costed = settleClose(position, [{ price: at, size: base('1'), cost: usd('2050') }], 10_000n);
+    expect(costed.fee).toBe(liquidationFee(base('1'), at, 10_000n));
+    expect(costed.fee).toBe(usd('20.500001'));
   });
 
   it('a fill without a cost counts price x size, and a negative cost is refused', () => {
