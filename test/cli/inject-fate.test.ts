@@ -10,7 +10,7 @@ import { parsePrice } from '../../shared/domain/units.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
-import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { cli, injectTick, useOperatorEmulator } from '../support/cli.ts';
 
 /**
  * `inject tick` says what margin-check made of its tick, from the market record (accepted, or held by the breaker)
@@ -87,17 +87,7 @@ describe('inject tick reports its fate', () => {
     const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
     const last = { sequence: 50, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await markets.acceptTick('ETH-USD', last, undefined, false);
-    const run = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1500',
-      '--sequence',
-      '50',
-      ...at,
-    );
+    const run = await injectTick('ETH-USD', '1500', '--sequence', '50', ...at);
     expect(run.code).toBe(3);
     expect(JSON.parse(run.stdout).fate).toEqual({
       outcome: 'refused',
@@ -118,20 +108,10 @@ describe('inject tick reports its fate', () => {
       undefined,
       false,
     );
-    const inBand = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1510',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const inBand = await injectTick('ETH-USD', '1510', '--wait', '0', ...at);
     expect(inBand.code).toBe(0);
     expect(JSON.parse(inBand.stdout).fate).toEqual({ outcome: 'sent', expected: 'accept' });
-    const gap = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '900', '--wait', '0', ...at);
+    const gap = await injectTick('ETH-USD', '900', '--wait', '0', ...at);
     expect(gap.code).toBe(3);
     expect(JSON.parse(gap.stdout).fate).toEqual({
       outcome: 'sent',
@@ -143,7 +123,7 @@ describe('inject tick reports its fate', () => {
 
   it('a tick nobody handles within the wait exits 4 and says what to check', async () => {
     const { at } = await emulator.newStage('fate');
-    const run = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', '--wait', '1', ...at);
+    const run = await injectTick('ETH-USD', '1500', '--wait', '1', ...at);
     expect(run.code).toBe(4);
     expect(JSON.parse(run.stdout).fate).toMatchObject({ outcome: 'not-handled' });
     expect(run.stderr).toMatch(/is the stack running \(backstop local up\)/);
@@ -151,17 +131,7 @@ describe('inject tick reports its fate', () => {
 
   it('refuses a --wait that is not a whole number of seconds, before sending anything', async () => {
     const { at } = await emulator.newStage('fate');
-    const run = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1500',
-      '--wait',
-      'soon',
-      ...at,
-    );
+    const run = await injectTick('ETH-USD', '1500', '--wait', 'soon', ...at);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--wait: "soon" is not a whole number of seconds/);
   });

@@ -12,7 +12,7 @@ import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
+import { cli, injectTick, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 /**
  * The operator commands against a real emulator (one moto for this file, one stage per test): status shape,
@@ -175,17 +175,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(early.code).toBe(2);
     expect(early.stderr).toMatch(/^backstop: feed resume refused: admin\/nothing-to-resume: ETH-USD/);
     // An inject these commands sent numbered the feed by the clock; the market has seen it by now.
-    const injected = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1500',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const injected = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
     const sentBefore = JSON.parse(injected.stdout).entry.Detail.sequence as number;
     const last = { sequence: sentBefore, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await adapters(names).markets.acceptTick('ETH-USD', last, undefined, false);
@@ -194,17 +184,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
     // What the commands sent before the resume counts no more: the next inject follows the resumed numbering.
-    const resumed = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1500',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const resumed = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
     expect(JSON.parse(resumed.stdout).entry.Detail.sequence).toBe(1);
 
     // Positions priced again after a change of the market's maintenance margin: never by the defaults by
@@ -255,17 +235,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
 
   it('injects ticks on the bus, numbering them after the market, and shows breakers', async () => {
     const { names, at } = await newStage();
-    const first = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1520.5',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const first = await injectTick('ETH-USD', '1520.5', '--wait', '0', ...at);
     expect(first.code, first.stderr).toBe(0);
     const sent = JSON.parse(first.stdout) as {
       entry: { EventBusName: string; Detail: Record<string, unknown> };
@@ -283,42 +253,18 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     // After the sent tick (it may still be queued: nobody runs margin-check here; a market without a tick numbers
     // by the clock), and after the market's.
     const sentSequence = sent.entry.Detail.sequence as number;
-    const again = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1520', '--wait', '0', ...at);
+    const again = await injectTick('ETH-USD', '1520', '--wait', '0', ...at);
     const lastSent = JSON.parse(again.stdout).entry.Detail.sequence as number;
     expect(lastSent).toBeGreaterThan(sentSequence);
     const markets = adapters(names).markets;
     const tick = { sequence: lastSent + 41, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await markets.acceptTick('ETH-USD', tick, undefined, false);
-    const next = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1501',
-      '--index',
-      '1500.5',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const next = await injectTick('ETH-USD', '1501', '--index', '1500.5', '--wait', '0', ...at);
     expect(JSON.parse(next.stdout).entry.Detail).toMatchObject({
       sequence: lastSent + 42,
       indexPrice: '1500.5',
     });
-    const given = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'ETH-USD',
-      '--price',
-      '1',
-      '--sequence',
-      '7',
-      '--ts',
-      '2026-01-01T00:00:00Z',
-      ...at,
-    );
+    const given = await injectTick('ETH-USD', '1', '--sequence', '7', '--ts', '2026-01-01T00:00:00Z', ...at);
     // Behind the market's sequence: margin-check refuses it, and inject says so without waiting.
     expect(given.code).toBe(3);
     expect(JSON.parse(given.stdout).fate).toMatchObject({ outcome: 'refused', reason: 'tick/out-of-order' });
@@ -545,22 +491,12 @@ describe('status: what is not done, and what is not an alarm', () => {
 describe('inject tick: a configured market only', () => {
   it('refuses a symbol that is not a configured market, as replay and seed do', async () => {
     const { at } = await newStage();
-    const run = await cli(
-      'inject',
-      'tick',
-      '--symbol',
-      'DOGE-USD',
-      '--price',
-      '1520.5',
-      '--wait',
-      '0',
-      ...at,
-    );
+    const run = await injectTick('DOGE-USD', '1520.5', '--wait', '0', ...at);
     // It went on the bus, where margin-check dropped it (tick/unknown-symbol).
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/not a configured market/);
     // A configured market in any case names it.
-    const eth = await cli('inject', 'tick', '--symbol', 'eth-usd', '--price', '1520.5', '--wait', '0', ...at);
+    const eth = await injectTick('eth-usd', '1520.5', '--wait', '0', ...at);
     expect(eth.code, eth.stderr).toBe(0);
     expect(eth.stdout).toMatch(/ETH-USD/);
   });
@@ -608,7 +544,7 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
     }
     expect(calls).toBe(2);
     expect(replay.code).not.toBe(0);
-    const inject = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '130', '--wait', '0', ...at);
+    const inject = await injectTick('ETH-USD', '130', '--wait', '0', ...at);
     expect(inject.code, inject.stderr).toBe(0);
     const sequence = JSON.parse(inject.stdout).entry.Detail.sequence as number;
     // 42 and 43 were sent by the replay, and 44-45 may have reached the bus before the connection dropped: the

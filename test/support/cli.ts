@@ -38,6 +38,10 @@ export async function cli(...argv: string[]): Promise<CliRun> {
   return { code, stdout, stderr };
 }
 
+/** `backstop inject tick` for `symbol` at `price`, with more options (`--wait 0` where no stack runs). */
+export const injectTick = (symbol: string, price: string, ...options: string[]): Promise<CliRun> =>
+  cli('inject', 'tick', '--symbol', symbol, '--price', price, ...options);
+
 /**
  * Publishes a local stage's resource names as the outputs of a CloudFormation stack `Backstop-<stage>` on the
  * emulator, as `cdk deploy` would: the CLI's `--target localstack|aws` finds a deployed stack from them.
