@@ -16,19 +16,27 @@ import { createPipeline } from '../support/pipeline.ts';
  * (equity 450); sizing plans 64.02 ETH; the last resort sells them at about 167.86, below the slice's bankruptcy
  * price (168.76).
  */
+/**
+ * Long 100 ETH at 200 with 2,000 in a book whose half-spread keeps the market layer out; at 184.5 its first slice
+ * (64.02 ETH) is sold by the last resort below its bankruptcy price. The next slice waits out its 30 s cooldown.
+ */
+async function firstSliceUnderWater() {
+  const p = createPipeline({
+    venue: { defaults: { baseHalfSpreadPpm: 90_000, maxHalfSpreadPpm: 90_000 } },
+  });
+  await p.fund('10000');
+  await p.tick('ETH-USD', '200');
+  await p.tick('ETH-USD', '200');
+  const position = await p.open('LONG', '100', '200', '2000');
+  await p.tick('ETH-USD', '184.5');
+  await p.runUntil(p.clock.nowMs() + 5_000);
+  return { p, position };
+}
+
 describe('a slice whose position keeps size', () => {
   it('carries its deficit to the rest; a rebound that makes the rest healthy leaves the debt with the trader, not the fund', async () => {
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 90_000, maxHalfSpreadPpm: 90_000 } },
-    });
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    const position = await p.open('LONG', '100', '200', '2000');
+    const { p, position } = await firstSliceUnderWater();
     expect(formatQuote(equity(position, parsePrice('184.5')))).toBe('450');
-
-    await p.tick('ETH-USD', '184.5');
-    await p.runUntil(p.clock.nowMs() + 5_000); // the next slice waits for its 30 s cooldown
     const [first] = p.adapters.liquidations.all();
     expect(first?.settlement).toMatchObject({ shortfall: 0n, insurancePaid: 0n, carriedSize: 0n });
     const rest = await p.adapters.positions.get(position.id);
@@ -50,15 +58,7 @@ describe('a slice whose position keeps size', () => {
   });
 
   it('leaves the deficit to the fund when the rest is closed at a loss too: paid once, at the end', async () => {
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 90_000, maxHalfSpreadPpm: 90_000 } },
-    });
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '100', '200', '2000');
-    await p.tick('ETH-USD', '184.5');
-    await p.runUntil(p.clock.nowMs() + 5_000);
+    const { p } = await firstSliceUnderWater();
     await p.tick('ETH-USD', '180');
     await p.drain();
     const [first, ...rest] = p.adapters.liquidations.all();
@@ -72,15 +72,7 @@ describe('a slice whose position keeps size', () => {
   // Found by the review of the session's diff: ADL took a rest carrying a deficit as a counterparty, took its
   // profit without regard to the debt, and its close wiped the debt out (money created, 9.92 USD in this case).
   it('keeps a rest carrying a deficit out of ADL: nothing is taken from it, its debt stays', async () => {
-    const p = createPipeline({
-      venue: { defaults: { baseHalfSpreadPpm: 90_000, maxHalfSpreadPpm: 90_000 } },
-    });
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    const long = await p.open('LONG', '100', '200', '2000');
-    await p.tick('ETH-USD', '184.5');
-    await p.runUntil(p.clock.nowMs() + 5_000);
+    const { p, position: long } = await firstSliceUnderWater();
     await p.tick('ETH-USD', '210');
     await p.drain();
     const rest = (await p.adapters.positions.get(long.id))!;
