@@ -182,7 +182,7 @@ export function chargeFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
  * the rate says, but never more than leaves the whole position solvent at `rest.mark` (the slice's equity plus the
  * rest's PnL there): a fee the rest would owe back as its deficit is not the fund's, and ADL's counterparties
  * would pay it once the fund's draw cap binds.
- *   equity  = M + pnl (pnl as settleClose rounds it)
+ *   equity  = M + ceil(pnl16 / 1e10) (the rest of the position holds the sub-unit: its final close rounds)
  *   fee     = min(ceil(sum size_i price_i * feeRate), max(0, floor(equity + rest pnl at rest.mark)))
  *   traderPayout = equity - fee: what the rest starts with (below zero: the deficit it carries); shortfall 0
  * Conservation: traderChange = pnl - fee, counterpartyFlow = -pnl, fundFlow = fee.
@@ -198,8 +198,13 @@ export function settleSlice(
       'accounting/bad-position',
       `rest ${rest.size} at ${rest.mark}: both must be > 0`,
     );
-  const close = settleClose(slice, fills, 0n);
-  const equity = slice.collateral + close.realizedPnl;
+  const settled = settleClose(slice, fills, 0n);
+  // Rounded up, whatever the slice's side of water: the sub-unit stays with the position, whose final close rounds
+  // against the trader (the fund then never pays a sub-unit a slice's rounding handed the counterparty).
+  const pnl16 = fills.reduce((sum, f) => sum + fillPnlE16(slice.side, f, slice.entryPrice), 0n);
+  const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, 'ceil');
+  const close = { ...settled, realizedPnl, counterpartyFlow: -realizedPnl };
+  const equity = slice.collateral + realizedPnl;
   const rest16 = pnlE16(slice.side, rest.size, slice.entryPrice, rest.mark);
   const whole = div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor');
   const fee = minBig(liquidationFeeOf(fills, feeRate), maxBig(0n, whole));

@@ -365,16 +365,17 @@ export function checkSettlement(
   // The fee's base is price x size (an auction fill's cost, rounded against its provider, is not).
   const notional16 =
     [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
-  const pnl = realized(before.collateral, fillsPnl16(l.marketFills) + auction16 + adl16);
-  const equity = before.collateral + pnl;
-  const feePpm = marketConfig(config, l.symbol).liquidationFee;
-  const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
-  // A slice whose position keeps size (accounting.ts settleSlice): no shortfall now, the rest starts with what the
-  // slice leaves (below zero: the deficit it carries), and the fee is at most what leaves the whole position
-  // solvent at the mark the slice was planned at.
+  // A slice whose position keeps size (accounting.ts settleSlice): its PnL rounded up, no shortfall now, the rest
+  // starts with what the slice leaves (below zero: the deficit it carries), and the fee is at most what leaves the
+  // whole position solvent at the mark the slice was planned at.
   const rest = before.size === undefined ? 0n : before.size - closed;
   const restPnl16 = pnl16(before.side, rest, before.entryPrice, context.executionMark);
   const sliced = rest > 0n;
+  const close16 = fillsPnl16(l.marketFills) + auction16 + adl16;
+  const pnl = sliced ? div(close16, NOTIONAL_TO_QUOTE, 'ceil') : realized(before.collateral, close16);
+  const equity = before.collateral + pnl;
+  const feePpm = marketConfig(config, l.symbol).liquidationFee;
+  const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
   let fee = sliced
     ? minBig(feeDue, maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + restPnl16, NOTIONAL_TO_QUOTE, 'floor')))
     : minBig(feeDue, maxBig(0n, equity));
@@ -770,7 +771,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     positions += 1;
     for (const v of history) {
       // A record the domain would refuse: an empty open size, or a closed one holding collateral. (Collateral below
-      // zero is a deficit a slice left with the rest of its position: accounting.ts settleSliceyDeficit.)
+      // zero is a deficit a slice left with the rest of its position: accounting.ts settleSlice.)
       if (v.state === 'CLOSED' && v.collateral !== 0n)
         fail(`record: position ${id} v${v.version} is CLOSED with collateral ${v.collateral}`);
       if (v.state !== 'CLOSED' && v.size <= 0n)

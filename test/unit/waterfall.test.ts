@@ -1057,7 +1057,69 @@ describe('decideWaterfall: a slice whose position keeps size', () => {
     const sliced = decide(rest);
     const remainder = { ...position, size: rest.size, collateral: sliced.traderPayout };
     expect(equity(remainder, mark)).toBe(0n);
-    // The 18.96 the fee would have left the rest below zero stays with the trader.
-    expect(whole.settlement!.fee - sliced.settlement!.fee).toBe(usd('18.956253'));
+    // The 18.96 the fee would have left the rest below zero stays with the trader (a unit less: the slice's PnL
+    // rounds up, the whole close's down).
+    expect(whole.settlement!.fee - sliced.settlement!.fee).toBe(usd('18.956252'));
+  });
+});
+
+const sliceInsurance = {
+  account: 'ins',
+  state: { balance: 10n ** 12n, windowStartMs: 0, windowDrawn: 0n },
+  config: DEFAULT_RISK_CONFIG.insurance,
+};
+const settleSliced = (
+  side: Side,
+  size: bigint,
+  collateral: bigint,
+  slice: bigint,
+  fills: Fill[],
+  mark: bigint,
+) =>
+  decideWaterfall({
+    liquidationId: 'p1:0',
+    position: { side, size: slice, entryPrice: 10_000_000_000n, collateral },
+    restOfPosition: { size: size - slice, mark },
+    mark,
+    market: { liquidationFee: 0n },
+    stillLiquidatable: true,
+    marketResult: { fills },
+    auctionResult: { fills: [], finished: true },
+    insurance: sliceInsurance,
+    adlCandidates: [],
+    nowMs: 0,
+  });
+
+// Found by a review of the slice settlement in session 26: a slice above water floored its PnL (the sub-unit to
+// the counterparty), and the final close's shortfall then held it: the fund paid more than the floor of the whole
+// position's exact loss. A slice now rounds its PnL up; the rest's final close rounds against the trader.
+describe('slice rounding (settleSlice then settleClose)', () => {
+  it('the fund pays no more than the floor of the whole position exact loss', () => {
+    // SHORT 0.0007504 at 100 with 0.000001 USD; slice of 75 units bought at 50 (pnl 37.5 units: floored, the
+    // half unit went to the counterparty), the rest (74,965 units) bought at 120.12005603.
+    const size = 75_040n;
+    const first = settleSliced(
+      'SHORT',
+      size,
+      1n,
+      75n,
+      [{ size: 75n, price: 5_000_000_000n }],
+      5_000_000_000n,
+    );
+    expect(first.layers.insurance.shortfallPaid).toBe(0n);
+    const rest = size - 75n;
+    const last = settleSliced(
+      'SHORT',
+      rest,
+      first.traderPayout,
+      rest,
+      [{ size: rest, price: 12_012_005_603n }],
+      12_012_005_603n,
+    );
+    const exact16 =
+      1n * 10n ** 10n + 75n * (10_000_000_000n - 5_000_000_000n) + rest * (10_000_000_000n - 12_012_005_603n);
+    const exactLossFloor = -exact16 / 10n ** 10n; // exact16 < 0
+    expect(exact16 < 0n).toBe(true);
+    expect(last.layers.insurance.shortfallPaid).toBeLessThanOrEqual(exactLossFloor);
   });
 });
