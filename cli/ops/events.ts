@@ -1,15 +1,17 @@
 import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
+import { evaluateTick } from '../../shared/domain/tick.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import { awaitTickFate, foretell, type TickFate } from '../../shared/local/tick-fate.ts';
+import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   nextSequence,
   parseSpeed,
   putEntries,
   type ReplayOutcome,
   replayPrices,
+  sequenceAfter,
   TICK_SOURCE,
   tickDetail,
   tickEntry,
@@ -143,7 +145,9 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const now = Date.now();
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
-    const sequence = given ?? (await nextSentSequence(markets, symbol, key, now));
+    // One read: it numbers the tick and foretells its verdict.
+    const state = await markets.get(symbol);
+    const sequence = given ?? afterSent(sequenceAfter(state, now), key);
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -154,12 +158,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     });
     const parsed = parseTickDetail(detail);
     if (!parsed.ok) throw new UsageError(`inject tick: ${parsed.reason}`);
-    const verdict = foretell(
-      parsed.tick,
-      await markets.get(symbol),
-      marketConfig(config, symbol),
-      Date.now(),
-    );
+    const verdict = evaluateTick(parsed.tick, state ?? {}, marketConfig(config, symbol), Date.now());
     const entry = tickEntry(deployment.names.busName, detail);
     const outcome = await putEntries(deployment.clients.events, [entry]);
     const refused = outcome.rejected[0];
@@ -328,7 +327,10 @@ async function handledSequence(markets: MarketRepository, symbol: string): Promi
 
 /** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */
 async function nextSentSequence(markets: MarketRepository, symbol: string, key: string, nowMs: number) {
-  const seen = await nextSequence(markets, symbol, nowMs);
+  return afterSent(await nextSequence(markets, symbol, nowMs), key);
+}
+
+function afterSent(seen: number, key: string): number {
   const sent = lastSentSequence(stateDir(), key);
   return sent === undefined ? seen : Math.max(seen, sent + 1);
 }

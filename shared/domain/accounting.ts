@@ -79,6 +79,42 @@ export function assertClosablePosition(p: ClosablePosition): void {
   // close settles it first.
 }
 
+/** The checked totals of closing `fills` out of `position`: size, notional (price x size) and PnL, in E16. */
+function closeTotals(
+  position: ClosablePosition,
+  fills: readonly Fill[],
+  feeRate: Ppm,
+): { readonly closedSize: BaseE8; readonly notional16: bigint; readonly pnl16: bigint } {
+  assertClosablePosition(position);
+  if (feeRate < 0n || feeRate > PPM_SCALE)
+    throw new AccountingError('accounting/bad-fee-rate', `${feeRate} ppm is outside [0, 1e6]`);
+  if (fills.length === 0) throw new AccountingError('accounting/no-fills', 'a close needs at least one fill');
+  let closedSize = 0n;
+  let notional16 = 0n;
+  let pnl16 = 0n;
+  for (const [i, f] of fills.entries()) {
+    if (f.size <= 0n || f.price <= 0n || (f.cost !== undefined && f.cost < 0n))
+      throw new AccountingError(
+        'accounting/bad-fill',
+        `fill ${i}: size ${f.size} and price ${f.price} must be > 0, cost ${f.cost ?? '-'} >= 0`,
+      );
+    closedSize += f.size;
+    // The fee's base is price x size: a cost rounded down (a BUY lot's provider) must not lower the fee.
+    notional16 += f.size * f.price;
+    pnl16 += fillPnlE16(position.side, f, position.entryPrice);
+  }
+  if (closedSize > position.size)
+    throw new AccountingError(
+      'accounting/overfill',
+      `fills total ${closedSize} > position size ${position.size}`,
+    );
+  return { closedSize, notional16, pnl16 };
+}
+
+/** The fee on a notional (E16) at `feeRate`, ceiled: the fund never collects less than the rate says. */
+const feeOn = (notional16: bigint, feeRate: Ppm): QuoteE6 =>
+  div(notional16 * feeRate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+
 /**
  * Closes `fills` (total size <= position size) out of an isolated-margin position.
  *
@@ -103,37 +139,12 @@ export function settleClose(
   fills: readonly Fill[],
   feeRate: Ppm,
 ): CloseSettlement {
-  assertClosablePosition(position);
-  if (feeRate < 0n || feeRate > PPM_SCALE)
-    throw new AccountingError('accounting/bad-fee-rate', `${feeRate} ppm is outside [0, 1e6]`);
-  if (fills.length === 0) throw new AccountingError('accounting/no-fills', 'a close needs at least one fill');
-
-  let closedSize = 0n;
-  let notional16 = 0n;
-  let pnl16 = 0n;
-  for (const [i, f] of fills.entries()) {
-    if (f.size <= 0n || f.price <= 0n || (f.cost !== undefined && f.cost < 0n))
-      throw new AccountingError(
-        'accounting/bad-fill',
-        `fill ${i}: size ${f.size} and price ${f.price} must be > 0, cost ${f.cost ?? '-'} >= 0`,
-      );
-    closedSize += f.size;
-    // The fee's base is price x size: a cost rounded down (a BUY lot's provider) must not lower the fee.
-    notional16 += f.size * f.price;
-    pnl16 += fillPnlE16(position.side, f, position.entryPrice);
-  }
-  if (closedSize > position.size)
-    throw new AccountingError(
-      'accounting/overfill',
-      `fills total ${closedSize} > position size ${position.size}`,
-    );
-
+  const { closedSize, notional16, pnl16 } = closeTotals(position, fills, feeRate);
   const underWater = position.collateral * NOTIONAL_TO_QUOTE + pnl16 < 0n;
   const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, underWater ? 'ceil' : 'floor');
   const equity = position.collateral + realizedPnl;
   const shortfall = equity < 0n ? -equity : 0n;
-  const feeDue = div(notional16 * feeRate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
-  const fee = minBig(feeDue, maxBig(0n, equity));
+  const fee = minBig(feeOn(notional16, feeRate), maxBig(0n, equity));
   const left = maxBig(0n, equity) - fee;
   const full = closedSize === position.size;
 
@@ -198,23 +209,30 @@ export function settleSlice(
       'accounting/bad-position',
       `rest ${rest.size} at ${rest.mark}: both must be > 0`,
     );
-  const settled = settleClose(slice, fills, 0n);
+  const { closedSize, notional16, pnl16 } = closeTotals(slice, fills, feeRate);
+  if (closedSize !== slice.size)
+    throw new AccountingError(
+      'accounting/bad-position',
+      `a slice closes whole: ${closedSize} of ${slice.size}`,
+    );
   // Rounded up, whatever the slice's side of water: the sub-unit stays with the position, whose final close rounds
   // against the trader (the fund then never pays a sub-unit a slice's rounding handed the counterparty).
-  const pnl16 = fills.reduce((sum, f) => sum + fillPnlE16(slice.side, f, slice.entryPrice), 0n);
   const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, 'ceil');
-  const close = { ...settled, realizedPnl, counterpartyFlow: -realizedPnl };
   const equity = slice.collateral + realizedPnl;
   const rest16 = pnlE16(slice.side, rest.size, slice.entryPrice, rest.mark);
   const whole = div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor');
-  const fee = minBig(liquidationFeeOf(fills, feeRate), maxBig(0n, whole));
-  return { ...close, fee, shortfall: 0n, traderPayout: equity - fee, fundFlow: fee };
-}
-
-/** The fee of closing `fills` at `feeRate`: ceil(sum size x price x rate), never less than the rate says. */
-function liquidationFeeOf(fills: readonly Fill[], feeRate: Ppm): QuoteE6 {
-  const notional16 = fills.reduce((sum, f) => sum + f.size * f.price, 0n);
-  return div(notional16 * feeRate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+  const fee = minBig(feeOn(notional16, feeRate), maxBig(0n, whole));
+  return {
+    closedSize,
+    closedNotional: div(notional16, NOTIONAL_TO_QUOTE, 'floor'),
+    realizedPnl,
+    fee,
+    shortfall: 0n,
+    remaining: { size: 0n, collateral: 0n },
+    traderPayout: equity - fee,
+    counterpartyFlow: -realizedPnl,
+    fundFlow: fee,
+  };
 }
 
 /** A fee kept on a slice (see chargeFee): taken from what the rest starts with, below zero if need be. */

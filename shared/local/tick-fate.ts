@@ -1,5 +1,4 @@
-import type { MarketConfig } from '../domain/config.ts';
-import { evaluateTick, type Tick, type TickVerdict } from '../domain/tick.ts';
+import type { TickVerdict } from '../domain/tick.ts';
 import type { MarketRepository, MarketState } from '../ports/index.ts';
 
 /**
@@ -21,16 +20,6 @@ export type TickFate =
   | { readonly outcome: 'sent'; readonly expected: 'accept' }
   | { readonly outcome: 'sent'; readonly expected: 'hold'; readonly reason: string };
 
-/** The verdict margin-check gives `tick` on the market as it stands at `nowMs`. */
-export function foretell(
-  tick: Tick,
-  state: MarketState | undefined,
-  market: MarketConfig,
-  nowMs: number,
-): TickVerdict {
-  return evaluateTick(tick, state ?? {}, market, nowMs);
-}
-
 /** The tick's fate as the market record shows it, if it shows one. */
 export function fateOnRecord(state: MarketState | undefined, sequence: number): TickFate | undefined {
   if (state?.lastTick?.sequence === sequence) return { outcome: 'accepted' };
@@ -42,7 +31,7 @@ export interface AwaitFateOptions {
   readonly markets: Pick<MarketRepository, 'get'>;
   readonly symbol: string;
   readonly sequence: number;
-  /** What margin-check makes of the tick on the market as it was when sent (foretell). */
+  /** What margin-check makes of the tick on the market as it was when sent (domain/tick.ts evaluateTick). */
   readonly verdict: TickVerdict;
   readonly waitMs: number;
   readonly pollMs: number;

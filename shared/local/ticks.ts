@@ -4,7 +4,7 @@ import {
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { formatPrice } from '../domain/units.ts';
-import type { MarketRepository } from '../ports/index.ts';
+import type { MarketRepository, MarketState } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
 import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
 import { TICK_BUS } from '../topology.ts';
@@ -66,7 +66,11 @@ export async function nextSequence(
   symbol: string,
   nowMs: number,
 ): Promise<number> {
-  const state = await markets.get(symbol);
+  return sequenceAfter(await markets.get(symbol), nowMs);
+}
+
+/** nextSequence on a market already read. */
+export function sequenceAfter(state: MarketState | undefined, nowMs: number): number {
   const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence, state?.pendingSequence].filter(
     (s): s is number => s !== undefined,
   );

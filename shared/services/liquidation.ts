@@ -775,6 +775,16 @@ const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
   collateral: position.collateral,
 });
 
+/**
+ * The position beyond the slice, valued at the mark the slice was planned at: a fee it could not pay there is not
+ * charged (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral and were
+ * liquidated later and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
+ */
+const restOf = (position: PositionRecord, context: LiquidationContext) => ({
+  size: position.size - context.plannedSize,
+  mark: context.executionMark,
+});
+
 /** Before the fund is consulted: a plan that needs no fund state is exactly as valid with this one. */
 const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n };
 
@@ -822,10 +832,7 @@ export async function decideAndSettle(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      // The rest valued at the mark the slice was planned at: a fee it could not pay there is not charged
-      // (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
-      // and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
-      restOfPosition: { size: position.size - context.plannedSize, mark: context.executionMark },
+      restOfPosition: restOf(position, context),
       mark,
       market,
       stillLiquidatable: true,
@@ -1145,10 +1152,7 @@ async function refreeze(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      // The rest valued at the mark the slice was planned at: a fee it could not pay there is not charged
-      // (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral, were liquidated later
-      // and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
-      restOfPosition: { size: position.size - context.plannedSize, mark: context.executionMark },
+      restOfPosition: restOf(position, context),
       mark,
       market,
       stillLiquidatable: true,

@@ -159,17 +159,15 @@ async function handleTickOnce(
     if (verdict.reason === 'tick/duplicate' || verdict.reason === 'tick/out-of-order') {
       await resendStarted(tick.symbol, tick.sequence, deps);
     }
-    // A retry of the last accepted tick (its invocation may have died before waking what its mark reached; a
-    // wake is idempotent), or of the tick that tripped the breaker (it may have died before the alarm's count).
-    if (verdict.reason === 'tick/duplicate' && state?.lastTick?.sequence === tick.sequence)
-      await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
-    const breaker = state?.breaker;
-    if (
-      verdict.reason === 'tick/duplicate' &&
-      breaker?.tick.sequence === tick.sequence &&
-      breaker.reason !== 'tick/unconfirmed'
-    )
-      reportTrip(tick, breaker.reason, 'a retry of the tick that tripped it', deps);
+    if (verdict.reason === 'tick/duplicate') {
+      // A retry of the last accepted tick (its invocation may have died before waking what its mark reached; a
+      // wake is idempotent), or of the tick that tripped the breaker (it may have died before the alarm's count).
+      if (state?.lastTick?.sequence === tick.sequence)
+        await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
+      const breaker = state?.breaker;
+      if (breaker?.tick.sequence === tick.sequence && breaker.reason !== 'tick/unconfirmed')
+        reportTrip(tick, breaker.reason, 'a retry of the tick that tripped it', deps);
+    }
     if (verdict.tripBreaker) {
       // Only on the market it was judged against: a newer accepted tick makes this one out of order, and a newer
       // trip (a concurrent tick's) means it must be judged again on that breaker.
