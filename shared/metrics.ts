@@ -166,6 +166,12 @@ export const METRICS = {
     kind: 'gauge',
     help: 'journal problems a reconcile found (a sequence gap, entries that do not chain, a balance below zero); 0 when healthy',
   },
+  LedgerReconcileBacklog: {
+    name: 'LedgerReconcileBacklog',
+    unit: 'Count',
+    kind: 'gauge',
+    help: 'journal entries a reconcile run did not reach (its page budget); 0 when it keeps up',
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricKey = keyof typeof METRICS;

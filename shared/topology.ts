@@ -53,6 +53,14 @@ export const POSITION_ADL_INDEXES = { entry: 'adlByEntryPrice', leverage: 'adlBy
  */
 export const AUCTION_WAKE_INDEX = 'byWakeMark';
 
+/**
+ * Ledger index: partition `pk` (`ACCOUNT#<account>`), sort `journalSequence` (N), present only on journal
+ * entries (sparse): a reconcile reads the entries after its checkpoint in sequence order, a page at a time.
+ */
+export const JOURNAL_SEQUENCE_INDEX = 'journalBySequence';
+/** Partition key prefix of the reconcile's checkpoints in the ledger table: all that ledger-reconcile may write. */
+export const LEDGER_AUDIT_KEY_PREFIX = 'AUDIT#';
+
 export const TABLES: readonly TableDef[] = [
   {
     id: 'positions',
@@ -113,9 +121,17 @@ export const TABLES: readonly TableDef[] = [
     id: 'ledger',
     partitionKey: { name: 'pk', type: 'S' },
     sortKey: { name: 'sk', type: 'S' },
-    indexes: [],
+    indexes: [
+      {
+        name: JOURNAL_SEQUENCE_INDEX,
+        partitionKey: { name: 'pk', type: 'S' },
+        sortKey: { name: 'journalSequence', type: 'N' },
+        projection: 'ALL',
+      },
+    ],
     retain: true,
-    purpose: 'insurance fund: balance items and the immutable journal (double entry)',
+    purpose:
+      'insurance fund: balance items, the immutable journal (double entry) indexed by sequence, and reconcile checkpoints',
   },
   {
     id: 'providers',
@@ -206,6 +222,8 @@ export interface Grant {
   readonly queue?: QueueId;
   readonly bus?: BusId;
   readonly access: Access;
+  /** A table write only to items whose partition key begins with this (IAM's dynamodb:LeadingKeys). */
+  readonly keysBeginWith?: string;
 }
 
 export interface FunctionDef {
@@ -308,8 +326,13 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     timeoutSeconds: 300,
     memoryMb: 512,
     trigger: { kind: 'schedule', everyMinutes: 5 },
-    grants: [{ table: 'ledger', access: 'read' }],
-    purpose: 'recomputes fund balances from the journal and reports any difference',
+    grants: [
+      { table: 'ledger', access: 'read' },
+      // Its checkpoint only: never a balance or a journal entry.
+      { table: 'ledger', access: 'write', keysBeginWith: LEDGER_AUDIT_KEY_PREFIX },
+    ],
+    purpose:
+      'checks the fund journal from its checkpoint and the balances against it; reports any difference',
   },
   {
     id: 'admin',

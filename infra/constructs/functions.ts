@@ -123,7 +123,17 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
 function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
   if (grant.table) {
     const table = props.tables[grant.table];
-    if (grant.access === 'read') table.grantReadData(fn);
+    if (grant.keysBeginWith !== undefined) {
+      if (grant.access !== 'write')
+        throw new Error(`topology: ${owner}: keysBeginWith applies to writes only`);
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+          resources: [table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${grant.keysBeginWith}*`] } },
+        }),
+      );
+    } else if (grant.access === 'read') table.grantReadData(fn);
     else if (grant.access === 'write') table.grantWriteData(fn);
     else if (grant.access === 'readWrite') table.grantReadWriteData(fn);
     else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);

@@ -266,6 +266,15 @@ export class Monitoring extends Construct {
       1,
       GTE,
     );
+    // Three runs in a row that did not reach the balance: the difference is not being judged at all.
+    this.alarm(
+      'LedgerReconcileBacklogAlarm',
+      businessMetric(METRICS.LedgerReconcileBacklog, { statistic: 'Minimum' }),
+      'ledger-reconcile is not keeping up with the fund journal (more entries each run than its page budget): the balance is not being checked against the journal',
+      1,
+      GTE,
+      { evaluationPeriods: 3 },
+    );
     this.alarm(
       'CircuitBreakerAlarm',
       businessMetric(METRICS.CircuitBreakerTripped),
@@ -477,7 +486,11 @@ export class Monitoring extends Construct {
       graph(
         'Safety',
         [m(METRICS.CircuitBreakerTripped), m(METRICS.OrderLeaseDeferrals), m(METRICS.OrderLeaseTakeovers)],
-        [m(METRICS.LedgerReconcileDifference, 'Maximum'), m(METRICS.LedgerJournalProblems, 'Maximum')],
+        [
+          m(METRICS.LedgerReconcileDifference, 'Maximum'),
+          m(METRICS.LedgerJournalProblems, 'Maximum'),
+          m(METRICS.LedgerReconcileBacklog, 'Maximum'),
+        ],
       ),
     );
     const depth: IMetric[] = [];

@@ -7,7 +7,7 @@ import { isTerminal, type LiquidationState, type PositionState } from '../domain
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
-import { reconcileAccount } from '../services/reconcile.ts';
+import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
 
 /**
@@ -280,16 +280,20 @@ async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']
     balance = await ledger.balance(INSURANCE_ACCOUNT);
     journal = await ledger.journal(INSURANCE_ACCOUNT);
   }
-  const snapshot: Pick<Ledger, 'balance' | 'journal'> = {
-    balance: async () => balance,
-    journal: async () => journal,
-  };
-  const report = await reconcileAccount(snapshot, INSURANCE_ACCOUNT, silentTelemetry);
+  // A snapshot has nothing to wait for: an entry it lacks is missing.
+  const report = await reconcileAccount(
+    journalSnapshot(balance, journal),
+    INSURANCE_ACCOUNT,
+    silentTelemetry,
+    {
+      missingRetriesMs: [],
+    },
+  );
   return {
     account: INSURANCE_ACCOUNT,
     balance: formatQuote(report.balance),
     reconciled: report.difference === 0n && report.problems.length === 0,
-    difference: formatQuote(report.difference),
+    difference: report.difference === undefined ? 'not judged' : formatQuote(report.difference),
     minBalance: formatQuote(report.minBalance),
     entries: report.entries,
     problems: report.problems,

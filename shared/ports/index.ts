@@ -1,6 +1,7 @@
 import type { AdlCandidate } from '../domain/adl.ts';
 import type { AdlOrder } from '../domain/adl-threshold.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
+import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
@@ -551,6 +552,15 @@ export interface Ledger {
    */
   apply(movement: LedgerMovement, known?: AccountBalance): Promise<JournalEntry>;
   journal(account: string): Promise<readonly JournalEntry[]>;
+  /**
+   * At most `limit` of the account's entries with a sequence above `afterSequence`, in sequence order. On AWS a
+   * read of an index, which may lag the balance by a moment: the newest entries may be missing, not in order.
+   */
+  journalAfter(account: string, afterSequence: number, limit: number): Promise<readonly JournalEntry[]>;
+  /** The audited prefix of the account's journal that the last reconcile stored, if any. */
+  auditCheckpoint(account: string): Promise<JournalAudit | undefined>;
+  /** Stores the audited prefix, unless one further along is stored already (a checkpoint never goes back). */
+  saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void>;
   /**
    * The account's entries of one reference whose keys begin with `<reference>:` (a liquidation's movements,
    * every plan's), read strongly: what was applied, whoever applied it.

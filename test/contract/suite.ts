@@ -1222,6 +1222,44 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.journal('other')).toEqual([]);
       });
 
+      it('reads the journal after a sequence in sequence order, a page at a time, whatever the keys sort as', async () => {
+        // Keys sort against their sequence (and 10 sorts before 2 as text): the order is the sequence's.
+        for (let i = 1; i <= 12; i++) {
+          await a.ledger.apply(
+            movement({ idempotencyKey: `k-${String.fromCharCode(110 - i)}`, amount: usd(String(i)) }),
+          );
+        }
+        await a.ledger.apply(movement({ account: 'other', idempotencyKey: 'k-x', amount: usd('1') }));
+        await a.ledger.saveAuditCheckpoint('fund', { sequence: 3, sum: usd('6'), minBalance: 0n });
+        const sequences = async (after: number, limit: number) =>
+          (await a.ledger.journalAfter('fund', after, limit)).map((e) => e.sequence);
+        expect(await sequences(0, 5)).toEqual([1, 2, 3, 4, 5]);
+        expect(await sequences(5, 100)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+        expect(await sequences(9, 2)).toEqual([10, 11]);
+        expect(await sequences(12, 10)).toEqual([]);
+        const tenth = (await a.ledger.journalAfter('fund', 9, 1))[0];
+        expect(tenth).toEqual((await a.ledger.journal('fund'))[9]);
+        expect(await a.ledger.journalAfter('nobody', 0, 10)).toEqual([]);
+      });
+
+      it('keeps the audit checkpoint of each account, and never moves it back', async () => {
+        expect(await a.ledger.auditCheckpoint('fund')).toBeUndefined();
+        await a.ledger.saveAuditCheckpoint('fund', { sequence: 5, sum: usd('12.5'), minBalance: -HUGE });
+        // A run that read less (a concurrent or older one) does not undo a further checkpoint.
+        await a.ledger.saveAuditCheckpoint('fund', { sequence: 4, sum: usd('2'), minBalance: 0n });
+        expect(await a.ledger.auditCheckpoint('fund')).toEqual({
+          sequence: 5,
+          sum: usd('12.5'),
+          minBalance: -HUGE,
+        });
+        await a.ledger.saveAuditCheckpoint('fund', { sequence: 9, sum: HUGE, minBalance: 0n });
+        expect(await a.ledger.auditCheckpoint('fund')).toEqual({ sequence: 9, sum: HUGE, minBalance: 0n });
+        expect(await a.ledger.auditCheckpoint('other')).toBeUndefined();
+        // Nothing of the journal's account changes.
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: 0n, sequence: 0 });
+        expect(await a.ledger.journal('fund')).toEqual([]);
+      });
+
       it("reads one reference's entries whose keys begin with it, and nobody else's", async () => {
         const moves: Partial<LedgerMovement>[] = [
           { idempotencyKey: 'p1:0:fee', reference: 'p1:0', amount: usd('3') },

@@ -30,6 +30,7 @@ import {
   chainsThroughItsOwnQueue,
   FUNCTIONS,
   type FunctionId,
+  JOURNAL_SEQUENCE_INDEX,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   POSITION_ADL_INDEXES,
@@ -72,7 +73,13 @@ afterAll(() => {
 });
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Principal?: unknown };
+type Statement = {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Principal?: unknown;
+  Condition?: unknown;
+};
 
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
@@ -129,7 +136,7 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('gives positions and auctions their sparse indexes exactly as the topology has them', () => {
+  it('gives positions, auctions and the ledger their sparse indexes exactly as the topology has them', () => {
     expect(resources[tableId('positions')]!.Properties).toMatchObject({
       AttributeDefinitions: expect.arrayContaining([
         { AttributeName: 'liqKey', AttributeType: 'S' },
@@ -181,7 +188,23 @@ describe('BackstopStack template (default config)', () => {
         },
       ],
     });
-    for (const def of TABLES.filter((t) => t.id !== 'positions' && t.id !== 'auctions')) {
+    // The journal by sequence, which ledger-reconcile reads from its checkpoint.
+    expect(resources[tableId('ledger')]!.Properties).toMatchObject({
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'journalSequence', AttributeType: 'N' },
+      ]),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: JOURNAL_SEQUENCE_INDEX,
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'journalSequence', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+    for (const def of TABLES.filter((t) => !['positions', 'auctions', 'ledger'].includes(t.id))) {
       expect(resources[tableId(def.id)]!.Properties.GlobalSecondaryIndexes).toBeUndefined();
     }
   });
@@ -427,7 +450,9 @@ describe('BackstopStack template (default config)', () => {
     };
     for (const def of FUNCTIONS) {
       const byResource = new Map<string, Set<string>>();
-      for (const s of statementsOfRole(roleIdOf(def.id))) {
+      const statements = statementsOfRole(roleIdOf(def.id));
+      // Writes limited to some keys are checked apart, below: they are not table-level access.
+      for (const s of statements.filter((s) => !s.Condition)) {
         for (const r of asList(s.Resource)) {
           const id = JSON.stringify(r).match(/"(?:Fn::GetAtt|Ref)":\["?([A-Za-z0-9]+)/)?.[1];
           if (!id) continue;
@@ -437,11 +462,30 @@ describe('BackstopStack template (default config)', () => {
         }
       }
       for (const t of TABLES) {
-        const grant = def.grants.find((g) => g.table === t.id);
+        const grant = def.grants.find((g) => g.table === t.id && g.keysBeginWith === undefined);
         expect(tableLevel(byResource.get(tableId(t.id)) ?? new Set()), `${def.id} -> ${t.id}`).toBe(
           grant?.access ?? 'none',
         );
       }
+      const keyed = statements.filter((s) => s.Condition);
+      expect(
+        keyed.map((s) => ({
+          table: JSON.stringify(s.Resource).match(/"Fn::GetAtt":\["([A-Za-z0-9]+)/)?.[1],
+          actions: asList(s.Action).sort(),
+          leadingKeys: (s.Condition as Record<string, Record<string, unknown>>)['ForAllValues:StringLike']?.[
+            'dynamodb:LeadingKeys'
+          ],
+        })),
+        def.id,
+      ).toEqual(
+        def.grants
+          .filter((g) => g.keysBeginWith !== undefined)
+          .map((g) => ({
+            table: tableId(g.table!),
+            actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            leadingKeys: [`${g.keysBeginWith}*`],
+          })),
+      );
       for (const q of QUEUES) {
         const actions = byResource.get(queueId(stack.queues[q.id].queue)) ?? new Set<string>();
         const send =
@@ -537,6 +581,13 @@ describe('BackstopStack template (default config)', () => {
     expect(business(METRICS.LedgerReconcileDifference.name)).toMatchObject({
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
+    });
+    // A reconcile that never reaches the balance judges no difference: its backlog alarms after three runs.
+    expect(business(METRICS.LedgerReconcileBacklog.name)).toMatchObject({
+      Threshold: 1,
+      Statistic: 'Minimum',
+      EvaluationPeriods: 3,
+      Period: 300,
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
     // A market whose feed stopped: one alarm per market, its silence (missing data) breaching.

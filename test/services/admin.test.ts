@@ -37,10 +37,11 @@ describe('admin requests', () => {
     // A deposit lands after the balance was read, before the journal is.
     const racing = {
       balance: ledger.balance.bind(ledger),
-      apply: ledger.apply.bind(ledger),
-      journal: async (account: string) => {
+      auditCheckpoint: ledger.auditCheckpoint.bind(ledger),
+      saveAuditCheckpoint: ledger.saveAuditCheckpoint.bind(ledger),
+      journalAfter: async (account: string, after: number, limit: number) => {
         await run({ action: 'deposit', amount: '10', idempotencyKey: 'd2' });
-        return ledger.journal(account);
+        return ledger.journalAfter(account, after, limit);
       },
     };
     const report = await reconcileAccount(racing, INSURANCE_ACCOUNT, p.telemetry);

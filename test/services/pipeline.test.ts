@@ -2700,6 +2700,9 @@ describe('money a settlement moved before it is planned again', () => {
       const slow: Ledger = {
         balance: (account) => ledger.balance(account),
         journal: (account) => ledger.journal(account),
+        journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+        auditCheckpoint: (account) => ledger.auditCheckpoint(account),
+        saveAuditCheckpoint: (account, audit) => ledger.saveAuditCheckpoint(account, audit),
         entriesOf: (account, reference) => ledger.entriesOf(account, reference),
         apply: async (movement, known) => {
           if (movement.amount < 0n) {

@@ -1,9 +1,11 @@
 import {
   type DynamoDBClient,
   GetItemCommand,
+  PutItemCommand,
   QueryCommand,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
+import type { JournalAudit } from '../../domain/journal-audit.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
@@ -17,10 +19,12 @@ import {
   MovementFencedError,
   movementProblem,
 } from '../../ports/index.ts';
+import { JOURNAL_SEQUENCE_INDEX, LEDGER_AUDIT_KEY_PREFIX } from '../../topology.ts';
 import {
   AdapterInputError,
   cancellationCodes,
   type Item,
+  isConditionalCheckFailed,
   N,
   noCrash,
   readBig,
@@ -38,6 +42,8 @@ import {
  * LedgerIdempotencyConflictError (another amount: a caller bug). A movement's fence is a ConditionCheck of its
  * liquidation's version in the liquidations table, in the same transaction: one that fails answers that movement
  * with MovementFencedError (unless its key was applied before) and the others are planned again.
+ * Entries also carry `journalSequence`, the sort key of the sparse index JOURNAL_SEQUENCE_INDEX that a reconcile
+ * reads from its checkpoint, `AUDIT#<account>` / `JOURNAL`, on (never the whole journal).
  */
 
 /** Re-applying an idempotency key with a different amount: a caller bug, never a silent no-op. */
@@ -53,6 +59,8 @@ const MAX_ATTEMPTS = 20;
 const MAX_BACKOFF_MS = 400;
 const BALANCE_SK = 'BALANCE';
 const JOURNAL_PREFIX = 'J#';
+const AUDIT_SK = 'JOURNAL';
+const auditPkOf = (account: string): string => `${LEDGER_AUDIT_KEY_PREFIX}${account}`;
 
 const pkOf = (account: string): string => `ACCOUNT#${account}`;
 
@@ -84,6 +92,7 @@ const entryItem = (e: JournalEntry): Item => ({
   reference: S(e.reference),
   atMs: N(e.atMs),
   sequence: N(e.sequence),
+  journalSequence: N(e.sequence),
 });
 
 const entryFromItem = (item: Item): JournalEntry => ({
@@ -320,6 +329,72 @@ export class DynamoLedger implements Ledger {
   /** Entries of an account in sequence order. */
   async journal(account: string): Promise<readonly JournalEntry[]> {
     return this.entriesWithKeyPrefix(account, '');
+  }
+
+  async journalAfter(
+    account: string,
+    afterSequence: number,
+    limit: number,
+  ): Promise<readonly JournalEntry[]> {
+    if (!Number.isSafeInteger(afterSequence) || !Number.isSafeInteger(limit) || limit < 1)
+      throw new AdapterInputError('ledger/bad-journal-range: an integer sequence and a limit of at least 1');
+    const entries: JournalEntry[] = [];
+    let start: Item | undefined;
+    // An index read (never strongly consistent); a page may come back short of the limit before the end.
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: JOURNAL_SEQUENCE_INDEX,
+          KeyConditionExpression: 'pk = :pk AND journalSequence > :after',
+          ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':after': N(afterSequence) },
+          Limit: limit - entries.length,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        }),
+      );
+      entries.push(...(out.Items ?? []).map(entryFromItem));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && entries.length < limit);
+    return entries;
+  }
+
+  async auditCheckpoint(account: string): Promise<JournalAudit | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: S(auditPkOf(account)), sk: S(AUDIT_SK) },
+        ConsistentRead: true,
+      }),
+    );
+    if (!out.Item) return undefined;
+    return {
+      sequence: readInt(out.Item, 'sequence'),
+      sum: readBig(out.Item, 'sum'),
+      minBalance: readBig(out.Item, 'minBalance'),
+    };
+  }
+
+  async saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void> {
+    try {
+      await this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: {
+            pk: S(auditPkOf(account)),
+            sk: S(AUDIT_SK),
+            sequence: N(audit.sequence),
+            sum: N(audit.sum),
+            minBalance: N(audit.minBalance),
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR #seq <= :seq',
+          ExpressionAttributeNames: { '#seq': 'sequence' },
+          ExpressionAttributeValues: { ':seq': N(audit.sequence) },
+        }),
+      );
+    } catch (error) {
+      // A concurrent reconcile stored a further checkpoint: keep it.
+      if (!isConditionalCheckFailed(error)) throw error;
+    }
   }
 
   async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {

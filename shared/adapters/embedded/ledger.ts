@@ -1,3 +1,4 @@
+import type { JournalAudit } from '../../domain/journal-audit.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
@@ -41,6 +42,7 @@ export class EmbeddedLedger implements Ledger {
   readonly #byKey = new Map<string, JournalEntry>();
   /** By account and reference, for entriesOf. */
   readonly #byReference = new Map<string, JournalEntry[]>();
+  readonly #audits = new Map<string, JournalAudit>();
   readonly #hook: HookRef;
   /** The liquidation's stored version, for fences (the same process's store: checked without yielding). */
   readonly #liquidationVersion: (id: string) => number | undefined;
@@ -117,6 +119,26 @@ export class EmbeddedLedger implements Ledger {
 
   async journal(account: string): Promise<readonly JournalEntry[]> {
     return [...(this.#journals.get(account) ?? [])];
+  }
+
+  async journalAfter(
+    account: string,
+    afterSequence: number,
+    limit: number,
+  ): Promise<readonly JournalEntry[]> {
+    // Entries are appended in sequence order from 1: entry n sits at n - 1.
+    const start = Math.max(0, Math.floor(afterSequence));
+    return (this.#journals.get(account) ?? []).slice(start, start + Math.max(0, limit));
+  }
+
+  async auditCheckpoint(account: string): Promise<JournalAudit | undefined> {
+    return this.#audits.get(account);
+  }
+
+  async saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void> {
+    const stored = this.#audits.get(account);
+    if (stored && stored.sequence > audit.sequence) return;
+    this.#audits.set(account, Object.freeze({ ...audit }));
   }
 
   async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {

@@ -1,0 +1,74 @@
+import type { QuoteE6 } from './units.ts';
+
+/** What the audit reads of a journal entry. */
+export interface AuditedEntry {
+  readonly sequence: number;
+  readonly amount: QuoteE6;
+  readonly balanceBefore: QuoteE6;
+  readonly balanceAfter: QuoteE6;
+}
+
+/**
+ * The audited prefix of an account's journal: entries 1..sequence chain, and sum to `sum`. A reconcile carries
+ * it forward (a checkpoint), so each run reads only the entries written since the last one.
+ */
+export interface JournalAudit {
+  readonly sequence: number;
+  readonly sum: QuoteE6;
+  /** The lowest balance the prefix ever shows (0 if it never went below). */
+  readonly minBalance: QuoteE6;
+}
+
+export const EMPTY_AUDIT: JournalAudit = { sequence: 0, sum: 0n, minBalance: 0n };
+
+export interface AuditStep {
+  readonly audit: JournalAudit;
+  /** Entries that do not chain, or a balance below zero; each is an alarm. */
+  readonly problems: readonly string[];
+  /**
+   * The next entry in sequence was not among those given (a gap): the audit stops before it. On a store that
+   * reads the journal through an index, that may be the index's lag rather than a lost entry.
+   */
+  readonly missing: number | undefined;
+}
+
+/**
+ * Extends `audit` by the entries that follow it in sequence, up to `through`, in order. Each entry's
+ * balanceBefore must be the running sum and its balanceAfter before + amount; a running sum below zero is a
+ * fund that paid money it did not have (no floor is below zero), reported the first time it happens.
+ * Entries at or below the audited sequence, or past `through`, are ignored; the first sequence not found stops it.
+ */
+export function extendAudit(
+  audit: JournalAudit,
+  entries: readonly AuditedEntry[],
+  through: number,
+): AuditStep {
+  const ahead = entries
+    .filter((e) => e.sequence > audit.sequence && e.sequence <= through)
+    .sort((a, b) => a.sequence - b.sequence);
+  let { sequence, sum, minBalance } = audit;
+  const problems: string[] = [];
+  for (const entry of ahead) {
+    if (entry.sequence === sequence) {
+      problems.push(`entry ${entry.sequence} appears twice`);
+      continue;
+    }
+    if (entry.sequence !== sequence + 1) break;
+    if (entry.balanceBefore !== sum)
+      problems.push(`entry ${entry.sequence}: balanceBefore ${entry.balanceBefore} != ${sum}`);
+    if (entry.balanceAfter !== entry.balanceBefore + entry.amount) {
+      problems.push(`entry ${entry.sequence}: balanceAfter != balanceBefore + amount`);
+    }
+    sum += entry.amount;
+    sequence = entry.sequence;
+    if (sum < minBalance) {
+      if (minBalance === 0n) problems.push(`entry ${entry.sequence}: balance ${sum} below zero`);
+      minBalance = sum;
+    }
+  }
+  return {
+    audit: { sequence, sum, minBalance },
+    problems,
+    missing: sequence < through ? sequence + 1 : undefined,
+  };
+}
