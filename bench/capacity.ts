@@ -212,6 +212,8 @@ export class CapacityMeter {
     const units = writeUnitsOf(bytes ?? KB);
     this.#writeUnits += factor * units;
     if (this.#isPositions(table)) this.#writeUnits += POSITION_INDEX_COPIES * indexUnits(item, units);
+    // A fund journal entry is copied into the ledger's sparse index by sequence (ledger-reconcile reads it).
+    else if (item?.journalSequence !== undefined) this.#writeUnits += units;
   }
 
   #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {

@@ -1240,6 +1240,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const tenth = (await a.ledger.journalAfter('fund', 9, 1))[0];
         expect(tenth).toEqual((await a.ledger.journal('fund'))[9]);
         expect(await a.ledger.journalAfter('nobody', 0, 10)).toEqual([]);
+        for (const [after, limit] of [
+          [1.5, 10],
+          [0, 0],
+          [0, 2.5],
+          [Number.NaN, 1],
+        ] as const) {
+          await expect(a.ledger.journalAfter('fund', after, limit)).rejects.toThrow(/ledger\/bad-journal-range/);
+        }
       });
 
       it('keeps the audit checkpoint of each account, and never moves it back', async () => {

@@ -126,9 +126,11 @@ export class EmbeddedLedger implements Ledger {
     afterSequence: number,
     limit: number,
   ): Promise<readonly JournalEntry[]> {
+    if (!Number.isSafeInteger(afterSequence) || !Number.isSafeInteger(limit) || limit < 1)
+      throw new EmbeddedInputError('ledger/bad-journal-range: an integer sequence and a limit of at least 1');
     // Entries are appended in sequence order from 1: entry n sits at n - 1.
-    const start = Math.max(0, Math.floor(afterSequence));
-    return (this.#journals.get(account) ?? []).slice(start, start + Math.max(0, limit));
+    const start = Math.max(0, afterSequence);
+    return (this.#journals.get(account) ?? []).slice(start, start + limit);
   }
 
   async auditCheckpoint(account: string): Promise<JournalAudit | undefined> {
