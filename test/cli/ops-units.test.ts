@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { EventBridgeClient, PutEventsCommandInput } from '@aws-sdk/client-eventbridge';
+import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { environmentFailure, parseCommand } from '../../cli/ops/common.ts';
@@ -16,6 +17,7 @@ import {
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
+import { createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
 import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
@@ -40,8 +42,9 @@ import {
   tickDetail,
 } from '../../shared/local/ticks.ts';
 import type { MarketRepository, MarketState } from '../../shared/ports/index.ts';
-import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { type PriceTickDetail, parseTickDetail } from '../../shared/schemas/tick.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
+import { useOperatorEmulator } from '../support/cli.ts';
 
 const made: string[] = [];
 const tempDir = (prefix: string): string => {
@@ -163,171 +166,256 @@ describe('replay pacing', () => {
       { numRuns: 300 },
     );
   });
+});
+
+/**
+ * replayPrices on moto's EventBridge: real PutEvents on a stage's bus, read back from the queue its rule delivers
+ * to. Time goes through replayPrices' `now`/`sleep` seam: the delays it asks for are recorded, never waited.
+ */
+describe('replay to the bus (moto)', () => {
+  const emulator = useOperatorEmulator('replay');
+
+  interface Arrived {
+    readonly eventId: string;
+    readonly sequence: number;
+    readonly timestamp: number;
+    readonly markPrice: string;
+  }
+
+  /** Takes `count` tick events off a tick queue (long polls: a receive may return fewer than asked). */
+  async function takeTicks(queueUrl: string, count: number): Promise<Arrived[]> {
+    const { sqs } = emulator.clients;
+    const taken: Arrived[] = [];
+    while (taken.length < count) {
+      const out = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: Math.min(10, count - taken.length),
+          WaitTimeSeconds: 5,
+          VisibilityTimeout: 600,
+        }),
+      );
+      if (!out.Messages?.length) throw new Error(`only ${taken.length} of ${count} ticks on the queue`);
+      for (const m of out.Messages) {
+        // The rule delivers the whole EventBridge event; replayPrices' details have number timestamps.
+        const event = JSON.parse(m.Body!) as Record<string, unknown> & {
+          id: string;
+          detail: Omit<PriceTickDetail, 'timestamp'> & { timestamp: number };
+        };
+        expect(event).toMatchObject({ source: TICK_BUS.source, 'detail-type': TICK_BUS.detailType });
+        const { sequence, timestamp, markPrice } = event.detail;
+        taken.push({ eventId: event.id, sequence, timestamp, markPrice });
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+      }
+    }
+    return taken;
+  }
+
+  /** Every tick still on the queue (moto puts an event's messages on the queue before PutEvents returns). */
+  async function remainingTicks(queueUrl: string): Promise<Arrived[]> {
+    const { Attributes } = await emulator.clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    expect(Attributes?.ApproximateNumberOfMessagesNotVisible).toBe('0');
+    return takeTicks(queueUrl, Number(Attributes?.ApproximateNumberOfMessages));
+  }
+
+  const sequencesOf = (ticks: readonly Arrived[]) => ticks.map((t) => t.sequence).sort((a, b) => a - b);
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  /** A fake clock that only `sleep` moves, and the delays asked of it. */
+  function fakeTime(start: number) {
+    const time = { clock: start, sleeps: [] as number[] };
+    return {
+      time,
+      now: () => time.clock,
+      sleep: async (ms: number) => {
+        time.sleeps.push(ms);
+        time.clock += ms;
+      },
+    };
+  }
+
+  /**
+   * A stack that handles up to `perPoll` ticks whenever the replay asks how far it got, taking them off the tick
+   * queue: the replay can only get ahead of what really left the bus. Handled: the ticks taken, in order from
+   * the first sequence (margin-check handles a market's ticks one after another).
+   */
+  function stackHandling(queueUrl: string, perPoll: number, firstSequence: number) {
+    const stack = { sent: 0, taken: [] as Arrived[] };
+    return {
+      stack,
+      unhandled: () => stack.sent - stack.taken.length,
+      handled: async (): Promise<number | undefined> => {
+        const n = Math.min(perPoll, stack.sent - stack.taken.length);
+        if (n > 0) stack.taken.push(...(await takeTicks(queueUrl, n)));
+        return stack.taken.length === 0 ? undefined : firstSequence - 1 + stack.taken.length;
+      },
+    };
+  }
+
+  /**
+   * Makes the bus refuse the first entry of the `call`-th PutEvents: it goes out with a Detail that is not JSON,
+   * which EventBridge refuses entry by entry (moto cannot throttle one entry; the refusal is the emulator's own).
+   */
+  function refuseFirstEntryOf(events: EventBridgeClient, call: number): void {
+    let calls = 0;
+    type Args = { input: PutEventsCommandInput };
+    const middleware =
+      (next: (args: Args) => Promise<unknown>, context: { commandName?: string }) => async (args: Args) => {
+        if (context.commandName !== 'PutEventsCommand' || ++calls !== call) return next(args);
+        const [first, ...rest] = args.input.Entries ?? [];
+        return next({
+          ...args,
+          input: { ...args.input, Entries: [{ ...first, Detail: '{not json' }, ...rest] },
+        });
+      };
+    events.middlewareStack.add(middleware as never, { step: 'initialize', name: 'refuseFirstEntry' });
+  }
 
   it('stamps ticks with the send time, numbers them in order and reports refused entries', async () => {
-    let clock = 1_000_000;
-    const sleeps: number[] = [];
-    const sent: { Detail?: string; EventBusName?: string }[][] = [];
-    const events = {
-      send: async (command: { input: { Entries: { Detail?: string; EventBusName?: string }[] } }) => {
-        sent.push(command.input.Entries);
-        return {
-          Entries: command.input.Entries.map((_, i) =>
-            sent.length === 2 && i === 0
-              ? { ErrorCode: 'ThrottlingException', ErrorMessage: 'slow down' }
-              : { EventId: `e${i}` },
-          ),
-        };
-      },
-    } as unknown as EventBridgeClient;
-    const outcome = await replayPrices({
-      points: points(3),
-      symbol: 'ETH-USD',
-      busName: 'bus',
-      events,
-      speed: { kind: 'factor', factor: 60 },
-      firstSequence: 41,
-      now: () => clock,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-        clock += ms;
-      },
-    });
-    expect(sleeps).toEqual([1000, 1000]);
-    const details = sent.flat().map((e) => JSON.parse(e.Detail!));
-    expect(details.map((d) => [d.sequence, d.timestamp, d.markPrice])).toEqual([
-      [41, 1_000_000, '130'],
-      [42, 1_001_000, '129.9'],
-      [43, 1_002_000, '129.8'],
-    ]);
-    expect(sent.flat().every((e) => e.EventBusName === 'bus')).toBe(true);
-    expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
-    expect(outcome.rejected).toEqual([{ index: 1, code: 'ThrottlingException', message: 'slow down' }]);
+    const { names } = await emulator.newStage('paced');
+    const clients = createAwsClients(localClientConfig(emulator.moto.endpoint));
+    refuseFirstEntryOf(clients.events, 2);
+    const time = fakeTime(1_000_000);
+    try {
+      const outcome = await replayPrices({
+        points: points(3),
+        symbol: 'ETH-USD',
+        busName: names.busName,
+        events: clients.events,
+        speed: { kind: 'factor', factor: 60 },
+        firstSequence: 41,
+        now: time.now,
+        sleep: time.sleep,
+      });
+      // A minute of the file per second at 60x: each next tick is due a second after the one before.
+      expect(time.time.sleeps).toEqual([1000, 1000]);
+      expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
+      expect(outcome.rejected).toEqual([
+        { index: 1, code: 'MalformedDetail', message: 'Detail is malformed.' },
+      ]);
+      // What the bus's rule delivered: the accepted ticks, stamped when they were sent; the refused one never.
+      const arrived = await remainingTicks(names.tickQueueUrl);
+      expect(
+        arrived.sort((a, b) => a.sequence - b.sequence).map((t) => [t.sequence, t.timestamp, t.markPrice]),
+      ).toEqual([
+        [41, 1_000_000, '130'],
+        [43, 1_002_000, '129.8'],
+      ]);
+      expect(arrived.map((t) => t.eventId).sort()).toEqual([...outcome.eventIds].sort());
+    } finally {
+      clients.destroy();
+    }
   });
 
   it('keeps at most `limit` ticks ahead of what the stack has handled (a slow stack would refuse them as too old)', async () => {
-    let clock = 0;
-    let handled: number | undefined;
+    const { names } = await emulator.newStage('ahead');
+    const time = fakeTime(0);
+    const { stack, unhandled, handled } = stackHandling(names.tickQueueUrl, 3, 1);
     const behindAtSend: number[] = [];
-    const events = {
-      send: async (command: { input: { Entries: { Detail?: string }[] } }) => {
-        const first = JSON.parse(command.input.Entries[0]!.Detail!).sequence as number;
-        // Unhandled once this batch is on the bus.
-        behindAtSend.push(first - 1 + command.input.Entries.length - (handled ?? 0));
-        return { Entries: command.input.Entries.map(() => ({ EventId: 'x' })) };
-      },
-    } as unknown as EventBridgeClient;
     const outcome = await replayPrices({
       points: points(45),
       symbol: 'ETH-USD',
-      busName: 'bus',
-      events,
+      busName: names.busName,
+      events: emulator.clients.events,
       speed: { kind: 'max' },
       firstSequence: 1,
-      now: () => clock,
-      sleep: async (ms) => {
-        clock += ms;
+      now: time.now,
+      sleep: time.sleep,
+      // Called as each batch is on the bus: what is unhandled once it is.
+      onProgress: (sent) => {
+        stack.sent = sent;
+        behindAtSend.push(unhandled());
       },
-      // The stack handles 3 ticks per poll.
-      backlog: {
-        limit: 10,
-        handled: async () => {
-          handled = Math.min((handled ?? 0) + 3, 45);
-          return handled;
-        },
-        stallMs: 60_000,
-        pollMs: 250,
-      },
+      backlog: { limit: 10, handled, stallMs: 60_000, pollMs: 250 },
     });
-    expect(outcome).toMatchObject({ total: 45, sent: 45, accepted: 45 });
+    expect(outcome).toMatchObject({ total: 45, sent: 45, accepted: 45, rejected: [] });
     expect(outcome.stalled).toBeUndefined();
-    expect(behindAtSend.length).toBe(5);
+    expect(behindAtSend).toHaveLength(5);
     for (const behind of behindAtSend) expect(behind).toBeLessThanOrEqual(10);
+    // Max speed: the only waits are the backlog's polls.
+    expect(new Set(time.time.sleeps)).toEqual(new Set([250]));
+    // Every tick reached the bus's queue once.
+    expect(sequencesOf([...stack.taken, ...(await remainingTicks(names.tickQueueUrl))])).toEqual(
+      range(1, 45),
+    );
   });
 
   it('never has more than `limit` ticks sent and not handled (docs: "at most 20")', async () => {
-    let clock = 0;
-    let handled = 0; // the stack handles one tick per poll
-    let lastSent = 0;
+    const { names } = await emulator.newStage('limit');
+    const time = fakeTime(0);
+    // The stack handles one tick per poll.
+    const { stack, unhandled, handled } = stackHandling(names.tickQueueUrl, 1, 1);
     let maxUnhandled = 0;
-    const events = {
-      send: async (command: { input: { Entries: { Detail?: string }[] } }) => {
-        const entries = command.input.Entries;
-        lastSent = JSON.parse(entries[entries.length - 1]!.Detail!).sequence as number;
-        maxUnhandled = Math.max(maxUnhandled, lastSent - handled);
-        return { Entries: entries.map(() => ({ EventId: 'x' })) };
-      },
-    } as unknown as EventBridgeClient;
-    await replayPrices({
+    const outcome = await replayPrices({
       points: points(100),
       symbol: 'ETH-USD',
-      busName: 'bus',
-      events,
+      busName: names.busName,
+      events: emulator.clients.events,
       speed: { kind: 'max' },
       firstSequence: 1,
-      now: () => clock,
-      sleep: async (ms) => {
-        clock += ms;
+      now: time.now,
+      sleep: time.sleep,
+      onProgress: (sent) => {
+        stack.sent = sent;
+        maxUnhandled = Math.max(maxUnhandled, unhandled());
       },
-      backlog: {
-        limit: 20,
-        handled: async () => {
-          handled = Math.min(handled + 1, lastSent);
-          return handled === 0 ? undefined : handled;
-        },
-        stallMs: 60_000,
-        pollMs: 250,
-      },
+      backlog: { limit: 20, handled, stallMs: 60_000, pollMs: 250 },
     });
+    expect(outcome).toMatchObject({ total: 100, sent: 100, accepted: 100 });
     // Before: a batch of 10 went whenever fewer than 20 were unhandled, up to 29 at once.
     expect(maxUnhandled).toBeLessThanOrEqual(20);
+    expect(sequencesOf([...stack.taken, ...(await remainingTicks(names.tickQueueUrl))])).toEqual(
+      range(1, 100),
+    );
   });
 
   it('stops with the reason when the stack handles nothing for stallMs', async () => {
-    let clock = 0;
-    const events = {
-      send: async (command: { input: { Entries: unknown[] } }) => ({
-        Entries: command.input.Entries.map(() => ({ EventId: 'x' })),
-      }),
-    } as unknown as EventBridgeClient;
+    const { names } = await emulator.newStage('stall');
+    const time = fakeTime(0);
     const outcome = await replayPrices({
       points: points(25),
       symbol: 'ETH-USD',
-      busName: 'bus',
-      events,
+      busName: names.busName,
+      events: emulator.clients.events,
       speed: { kind: 'max' },
       firstSequence: 7,
-      now: () => clock,
-      sleep: async (ms) => {
-        clock += ms;
-      },
+      now: time.now,
+      sleep: time.sleep,
       backlog: { limit: 10, handled: async () => undefined, stallMs: 60_000, pollMs: 250 },
     });
     expect(outcome).toMatchObject({ sent: 10, lastSequence: 16 });
     expect(outcome.stalled).toMatch(
       /^replay\/stalled: ETH-USD handled no tick for 60 s \(last handled none, sent up to 16\)/,
     );
-    expect(clock).toBe(60_000);
+    expect(time.time.clock).toBe(60_000);
+    expect(sequencesOf(await remainingTicks(names.tickQueueUrl))).toEqual(range(7, 16));
   });
 
   it('stops at once when aborted and says how far it got', async () => {
+    const { names } = await emulator.newStage('abort');
+    const time = fakeTime(0);
     const abort = new AbortController();
-    const events = {
-      send: async (command: { input: { Entries: unknown[] } }) => {
-        abort.abort();
-        return { Entries: command.input.Entries.map(() => ({ EventId: 'x' })) };
-      },
-    } as unknown as EventBridgeClient;
     const outcome = await replayPrices({
       points: points(25),
       symbol: 'ETH-USD',
-      busName: 'bus',
-      events,
+      busName: names.busName,
+      events: emulator.clients.events,
       speed: { kind: 'max' },
       firstSequence: 1,
+      now: time.now,
+      sleep: time.sleep,
+      // Ctrl-C once the first batch is on the bus.
+      onProgress: () => abort.abort(),
       signal: abort.signal,
     });
     expect(outcome).toMatchObject({ total: 25, sent: 10, accepted: 10, lastSequence: 10 });
+    expect(time.time.sleeps).toEqual([]);
+    expect(sequencesOf(await remainingTicks(names.tickQueueUrl))).toEqual(range(1, 10));
   });
 });
 

@@ -49,6 +49,28 @@ afterEach(async () => {
   runner = undefined;
 });
 
+/** A promise and what settles it: a handler says what happened, the test waits for exactly that. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** `promise`, or a failure naming `what` at the deadline (which bounds a failing run, never a passing one). */
+async function within<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${DEADLINE_MS} ms`)), DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const drain = async (q: LocalQueueTransports['tickQueue']): Promise<ReceivedMessage[]> => {
   const got: ReceivedMessage[] = [];
   for (let batch = await q.receive(10, 30); batch.length > 0; batch = await q.receive(10, 30))
@@ -140,17 +162,20 @@ describe('local runner on moto', () => {
   });
 
   it('fast retries leave a record the handler deferred itself until the time it set', async () => {
-    const deliveries: { body: string; atMs: number }[] = [];
+    const deliveries: string[] = [];
+    const nowRetried = signal();
     runner = createLocalRunner({
       handlers: {
         liquidationConsumer: async (event: SQSEvent): Promise<SQSBatchResponse> => {
           const failures: { itemIdentifier: string }[] = [];
           for (const r of event.Records) {
-            const again = deliveries.some((d) => d.body === r.body);
-            deliveries.push({ body: r.body, atMs: Date.now() });
-            if (again) continue;
-            // 'later' cannot be processed for 2 s (another delivery's lease); 'now' failed for no such reason.
-            if (r.body === 'later') await deferRecord(queues.queues.liquidations, r, 2_000);
+            deliveries.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+            if (r.attributes.ApproximateReceiveCount !== '1') {
+              if (r.body === 'now') nowRetried.resolve();
+              continue;
+            }
+            // 'later' cannot be processed for 10 minutes (another delivery's lease); 'now' failed for no such reason.
+            if (r.body === 'later') await deferRecord(queues.queues.liquidations, r, 600_000);
             failures.push({ itemIdentifier: r.messageId });
           }
           return { batchItemFailures: failures };
@@ -158,85 +183,123 @@ describe('local runner on moto', () => {
       },
       queues: queues.queues,
       failureVisibilitySeconds: 0,
+      // Far beyond the test: only the runner's fast retry can bring a record back.
+      visibilityTimeoutSeconds: 600,
       idlePollMs: 20,
     });
     await queues.queues.liquidations.sendBatch(['now', 'later']);
-    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
-    const times = (body: string) => deliveries.filter((d) => d.body === body).map((d) => d.atMs);
-    const [nowFirst, nowAgain] = times('now');
-    const [laterFirst, laterAgain] = times('later');
-    expect(times('now')).toHaveLength(2);
-    expect(times('later')).toHaveLength(2);
-    // 'now' came back at once, 'later' only when its deferral ran out.
-    expect(laterAgain! - laterFirst!).toBeGreaterThanOrEqual(1_000);
-    expect(nowAgain! - nowFirst!).toBeLessThan(laterAgain! - laterFirst!);
+    runner.start();
+    await within("'now' retried", nowRetried.promise);
+    // Once stopped, the runner has settled every delivery: what SQS holds now is what it left.
+    await runner.stop();
+    // 'now' came back at once; 'later' is still in flight, for the 10 minutes its handler set.
+    expect(deliveries.sort()).toEqual(['later#1', 'now#1', 'now#2']);
+    expect(await queues.queues.liquidations.depth()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
     expect(runner.errors).toEqual([]);
   });
 
   it.each([
-    // As on Lambda: the record keeps the visibility its handler set, and comes back when the backoff ends.
-    { retries: 'as on Lambda', failureVisibilitySeconds: undefined, backoffMs: 1_000 },
-    // Fast retries replace the backoff (far beyond the test's deadline here) with their own.
-    { retries: 'fast', failureVisibilitySeconds: 0, backoffMs: 300_000 },
+    // As on Lambda: each record keeps the visibility its handler set. The 1 s backoff ends within the test (the
+    // visibility timeout would not), the 10-minute one does not.
+    {
+      retries: 'as on Lambda',
+      failureVisibilitySeconds: undefined,
+      delivered: ['long#1', 'short#1', 'short#2'],
+      waiting: 1,
+    },
+    // Fast retries replace every backoff with their own.
+    {
+      retries: 'fast',
+      failureVisibilitySeconds: 0,
+      delivered: ['long#1', 'long#2', 'short#1', 'short#2'],
+      waiting: 0,
+    },
   ])(
     'a failed record its handler backed off comes back ($retries retries)',
-    async ({ failureVisibilitySeconds, backoffMs }) => {
-      const deliveries: number[] = [];
+    async ({ failureVisibilitySeconds, delivered, waiting }) => {
+      const deliveries: string[] = [];
+      const allDelivered = signal();
       runner = createLocalRunner({
         handlers: {
           liquidationConsumer: async (event: SQSEvent): Promise<SQSBatchResponse> => {
             const failures: { itemIdentifier: string }[] = [];
             for (const r of event.Records) {
-              deliveries.push(Date.now());
-              if (deliveries.length > 1) continue;
+              deliveries.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+              if (r.attributes.ApproximateReceiveCount !== '1') continue;
+              const backoffMs = r.body === 'short' ? 1_000 : 600_000;
               await deferRecord(queues.queues.liquidations, r, backoffMs, 'backoff');
               failures.push({ itemIdentifier: r.messageId });
             }
+            if (deliveries.length >= delivered.length) allDelivered.resolve();
             return { batchItemFailures: failures };
           },
         },
         queues: queues.queues,
-        // Far beyond the test's deadline: the visibility timeout never brings the record back here.
+        // Far beyond the test: the visibility timeout never brings a record back here.
         visibilityTimeoutSeconds: 600,
         ...(failureVisibilitySeconds === undefined ? {} : { failureVisibilitySeconds }),
         idlePollMs: 20,
       });
-      await queues.queues.liquidations.send('m');
-      await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
-      expect(deliveries).toHaveLength(2);
-      if (failureVisibilitySeconds === undefined) {
-        expect(deliveries[1]! - deliveries[0]!).toBeGreaterThanOrEqual(backoffMs);
-      }
+      await queues.queues.liquidations.sendBatch(['short', 'long']);
+      runner.start();
+      await within(`${delivered.length} deliveries`, allDelivered.promise);
+      await runner.stop();
+      expect(deliveries.sort()).toEqual(delivered);
+      // Backed off for 10 minutes, and left so, as on Lambda; or already retried and deleted.
+      expect(await queues.queues.liquidations.depth()).toEqual({ visible: 0, inFlight: waiting, delayed: 0 });
       expect(runner.errors).toEqual([]);
     },
   );
 
   it('fast retries wait out the visibility timeout of an invocation that timed out (it may still be running)', async () => {
     const events: string[] = [];
+    const timedOut = signal();
+    const release = signal();
+    const firstEnded = signal();
+    let firstReceipt = '';
     let calls = 0;
     runner = createLocalRunner({
       handlers: {
         liquidationConsumer: async (event: SQSEvent) => {
           const call = ++calls;
-          events.push(`start ${call} #${event.Records[0]?.attributes.ApproximateReceiveCount}`);
-          // The first invocation outlives its 1 s timeout; the runner stops waiting, it goes on.
-          if (call === 1) await new Promise((resolve) => setTimeout(resolve, 1_500));
+          const record = event.Records[0]!;
+          events.push(`start ${call} #${record.attributes.ApproximateReceiveCount}`);
+          if (call === 1) {
+            firstReceipt = record.receiptHandle;
+            // Outlives its 1 s timeout: the runner stops waiting, it goes on until released.
+            await release.promise;
+          }
           events.push(`end ${call}`);
+          if (call === 1) firstEnded.resolve();
         },
       },
       queues: queues.queues,
       failureVisibilitySeconds: 0,
-      visibilityTimeoutSeconds: 3,
+      // Far beyond the test: the record comes back only if the runner makes it visible.
+      visibilityTimeoutSeconds: 600,
       timeoutSeconds: { liquidationConsumer: 1 },
       idlePollMs: 20,
+      onError: () => timedOut.resolve(),
     });
     await queues.queues.liquidations.send('slow');
-    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
-    // Not retried beside the abandoned invocation: after it ended, when the visibility timeout ran out.
-    expect(events).toEqual(['start 1 #1', 'end 1', 'start 2 #2', 'end 2']);
+    runner.start();
+    await within('the timeout', timedOut.promise);
+    // stop() returns once the runner has settled the delivery it gave up on; the invocation itself still runs.
+    await runner.stop();
     expect(runner.errors.map((e) => String(e.error))).toEqual([
       'FunctionTimeoutError: runner/function-timeout: liquidationConsumer after 1 s',
     ]);
+    // Not retried beside the abandoned invocation: fast retries left it in flight.
+    expect(events).toEqual(['start 1 #1']);
+    expect(await queues.queues.liquidations.depth()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
+
+    release.resolve();
+    await firstEnded.promise;
+    // Its visibility timeout runs out (brought forward: 600 s is beyond the test), and the retry runs.
+    await queues.queues.liquidations.changeVisibility(firstReceipt, 0);
+    await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
+    expect(events).toEqual(['start 1 #1', 'end 1', 'start 2 #2', 'end 2']);
+    expect(runner.errors).toHaveLength(1);
   });
 
   it('a poison message ends in the dead-letter queue after maxReceiveCount (5) receives', async () => {
