@@ -136,11 +136,14 @@ export function evaluateTick(
   const tripped = state.breaker?.tick;
   const order = checkSequence(tick, last) ?? checkSequence(tick, tripped);
   if (order) return order;
-  if (last && tick.timestampMs < last.timestampMs) {
-    return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs}`);
+  // A timestamp behind the last one by more than the clock skew a tick may have is a print from the past; within
+  // it, the sequence orders (a tick accepted a few seconds ahead must not drop the real-time prints after it).
+  const skewMs = market.maxClockSkewSeconds * 1000;
+  if (last && tick.timestampMs < last.timestampMs - skewMs) {
+    return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs} - ${skewMs} ms`);
   }
 
-  if (tick.timestampMs - nowMs > market.maxClockSkewSeconds * 1000) {
+  if (tick.timestampMs - nowMs > skewMs) {
     return reject('tick/future', `timestamp ${tick.timestampMs} is ${tick.timestampMs - nowMs} ms ahead`);
   }
   if (nowMs - tick.timestampMs > market.maxTickAgeSeconds * 1000) {

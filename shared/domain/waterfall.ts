@@ -116,6 +116,11 @@ export interface WaterfallInput {
    */
   readonly applied?: AppliedAmounts;
   /**
+   * When the shortfall `applied` holds was drawn (its journal time; default nowMs): a payout given back frees room
+   * in that draw's window only, never in the window of a later plan, where it was not drawn.
+   */
+  readonly appliedDrawAtMs?: number;
+  /**
    * false: ADL only takes the size no other layer closed, and the deficit the fund refuses stays bad debt (the
    * market-only baseline, which has no ADL to socialize losses). Default true.
    */
@@ -350,7 +355,11 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     settlement = sliced ? chargeSliceFee(settlement, kept) : chargeFee(settlement, kept);
   }
   if (paidBefore > settlement.shortfall)
-    fund = creditBack(fund, paidBefore - settlement.shortfall, windowStartFor(input.nowMs, config)).next;
+    fund = creditBack(
+      fund,
+      paidBefore - settlement.shortfall,
+      windowStartFor(input.appliedDrawAtMs ?? input.nowMs, config),
+    ).next;
   if (settlement.fee < feeBefore) {
     const returned = planFeeReturn(fund, feeBefore - settlement.fee, config);
     // Unreachable: the fee kept above is what this return leaves (a return the ledger refused would loop).
@@ -459,7 +468,7 @@ export function differenceMovements(
   movements: readonly PlannedMovement[],
   applied: Readonly<Record<string, QuoteE6>>,
   replans: number,
-  fund: { readonly atMs: number; readonly config: InsuranceConfig },
+  fund: { readonly atMs: number; readonly config: InsuranceConfig; readonly givenBackAtMs?: number },
 ): PlannedMovement[] {
   const planned = new Set(movements.map((m) => m.idempotencyKey));
   for (const [key, amount] of Object.entries(applied)) {
@@ -468,7 +477,11 @@ export function differenceMovements(
   }
   const suffix = `:r${replans}`;
   const { config } = fund;
-  const givenBackWindow = { windowStartMs: windowStartFor(fund.atMs, config), cap: config.drawCapPerWindow };
+  // A payout given back returns its room to the window it was drawn in (WaterfallInput.appliedDrawAtMs).
+  const givenBackWindow = {
+    windowStartMs: windowStartFor(fund.givenBackAtMs ?? fund.atMs, config),
+    cap: config.drawCapPerWindow,
+  };
   const credits: PlannedMovement[] = [];
   const debits: PlannedMovement[] = [];
   for (const movement of movements) {

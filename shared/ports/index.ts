@@ -259,6 +259,8 @@ export interface LiquidationContext {
     readonly applied?: Readonly<Record<string, QuoteE6>>;
     /** Plans made after money moved: numbers the keys of their differences. */
     readonly replans?: number;
+    /** When the shortfall payout in `applied` was last drawn (its journal time): a give-back frees that window only. */
+    readonly appliedDrawAtMs?: number;
     /**
      * `insurance` was read after `applied` moved, so it holds it (WaterfallInput.applied). A record with
      * `applied` and without this was frozen by an older version, on the fund before: it is planned again.
@@ -665,15 +667,31 @@ export interface ReceivedMessage {
 }
 
 /**
+ * Most bytes of a message body, as UTF-8: SQS's long-standing 256 KiB. SQS takes up to 1 MiB since 2025 on a queue
+ * whose MaximumMessageSize allows it (new queues' default), but a queue made before may keep 256 KiB, and the
+ * messages here are a few hundred bytes. Both families refuse more, on send and sendBatch alike (found by the
+ * adapter parity review, session 27: only the AWS sendBatch did).
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** Most messages one receive asks for (SQS's MaxNumberOfMessages). */
+export const MAX_RECEIVE_MESSAGES = 10;
+
+/**
  * SQS semantics, which the embedded queue reproduces: at-least-once delivery, a received message is invisible
  * for the visibility timeout and comes back unless deleted, per-message delay, and after maxReceiveCount
  * receives the message moves to the dead-letter queue instead of being delivered again.
  */
 export interface QueueTransport {
   readonly name: string;
+  /** Refuses a body over MAX_MESSAGE_BYTES ('queue/message-too-large'), sending nothing. */
   send(body: string, delaySeconds?: number): Promise<void>;
-  /** Up to 10 bodies per call on SQS; adapters split larger lists. Throws if an entry still fails after retries. */
+  /**
+   * Up to 10 bodies per call on SQS; adapters split larger lists. Throws if an entry still fails after retries.
+   * Refuses a list with a body over MAX_MESSAGE_BYTES ('queue/message-too-large'), sending none of it.
+   */
   sendBatch(bodies: readonly string[]): Promise<void>;
+  /** 1 to MAX_RECEIVE_MESSAGES messages asked for ('queue/bad-max-messages' otherwise), as SQS takes. */
   receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]>;
   delete(receiptHandle: string): Promise<void>;
   changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void>;

@@ -47,15 +47,19 @@ const decodeValue = (_key: string, value: unknown): unknown => {
 
 export function encodeContext(context: LiquidationContext): string {
   const text = JSON.stringify(tagged(context));
-  remember(text, context);
+  // A frozen copy, not the caller's object: the caller may reuse its object after the write.
+  remember(text, frozenCopy(context));
   return text;
 }
 
-/** A stored context's text back as the context, served from what this container encoded or read lately. */
+/**
+ * A stored context's text back as the context, served from what this container encoded or read lately: frozen
+ * at every level, as one object serves every reader (a reader changing it would change what the next one reads).
+ */
 export function contextFromText(text: string): LiquidationContext {
   const known = recent.get(text);
   if (known) return known;
-  const context = parseContext(text);
+  const context = deepFreeze(parseContext(text));
   remember(text, context);
   return context;
 }
@@ -67,9 +71,10 @@ export function parseContext(text: string): LiquidationContext {
 
 /**
  * Contexts this container encoded or read lately, by their text: a liquidation's next step reads back the
- * context its last step wrote (a settlement read each one about five times). Contexts are never changed in
- * place (readonly throughout), so one object can serve every reader; one encoded carries at most keys whose
- * value is undefined where its decoding has none, which no reader tells apart.
+ * context its last step wrote (a settlement read each one about five times). Each is frozen at every level (as
+ * the embedded adapters' records), so one object can serve every reader and nobody can change it in place.
+ * Found by the adapter parity review, session 27: the cache held the caller's own object, so a caller changing
+ * it after the write, or a reader changing what it read, changed what the next read returned.
  */
 const recent = new Map<string, LiquidationContext>();
 const RECENT_CONTEXTS = 512;
@@ -77,4 +82,35 @@ const RECENT_CONTEXTS = 512;
 function remember(text: string, context: LiquidationContext): void {
   if (recent.size >= RECENT_CONTEXTS) recent.delete(recent.keys().next().value as string);
   recent.set(text, context);
+}
+
+/** Objects frozen at every level by this module: kept as they are, never copied again. */
+const frozen = new WeakSet<object>();
+
+/**
+ * A deep copy frozen at every level, sharing the parts already frozen here (a context built by spreading one
+ * read copies only its new parts); undefined properties are left out, as decoding has none.
+ */
+function frozenCopy<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || frozen.has(value)) return value;
+  let out: unknown;
+  if (Array.isArray(value)) out = value.map(frozenCopy);
+  else {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) copy[key] = frozenCopy(v);
+    }
+    out = copy;
+  }
+  frozen.add(Object.freeze(out as object));
+  return out as T;
+}
+
+/** Freezes a value this module just built (a parse) at every level, in place. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || frozen.has(value)) return value;
+  for (const v of Object.values(value)) deepFreeze(v);
+  frozen.add(Object.freeze(value));
+  return value;
 }

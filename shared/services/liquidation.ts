@@ -11,8 +11,9 @@ import {
   rankCandidate,
 } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
+import type { InsuranceConfig } from '../domain/config.ts';
 import { marketConfig } from '../domain/config.ts';
-import type { InsuranceState } from '../domain/insurance.ts';
+import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { type Fill, isTerminal, type Side, type TerminalState } from '../domain/model.ts';
 import { planLiquidationStep } from '../domain/sizing.ts';
@@ -795,6 +796,17 @@ const ADL_CANDIDATES_CONSIDERED = 2000;
 
 type FrozenInputs = NonNullable<LiquidationContext['settle']>;
 
+/**
+ * Longest a frozen plan may wait and still be applied as frozen. A delivery freezes and applies in well under
+ * a second; one that died in between comes back after its visibility timeout (minutes), when the mark has moved.
+ */
+export const FROZEN_PLAN_MAX_AGE_MS = 30_000;
+
+/** A frozen plan from another draw window, or older than FROZEN_PLAN_MAX_AGE_MS, is made again. */
+export const frozenPlanIsStale = (frozenAtMs: number, nowMs: number, config: InsuranceConfig): boolean =>
+  nowMs - frozenAtMs > FROZEN_PLAN_MAX_AGE_MS ||
+  windowStartFor(nowMs, config) !== windowStartFor(frozenAtMs, config);
+
 export async function decideAndSettle(
   liquidation: LiquidationRecord,
   deps: SettlementDeps,
@@ -845,6 +857,7 @@ export async function decideAndSettle(
       ...(deps.strategy === 'market-only' ? { socializeDeficit: false } : {}),
       nowMs: frozen?.nowMs ?? now,
       ...(frozen?.applied ? { applied: appliedAmounts(frozen.applied, liquidation.id) } : {}),
+      ...(frozen?.appliedDrawAtMs !== undefined ? { appliedDrawAtMs: frozen.appliedDrawAtMs } : {}),
     });
 
   if (!frozen && (context.lastResortAttempt || context.lastResortOrder)) {
@@ -885,6 +898,12 @@ export async function decideAndSettle(
   if (frozen) {
     const planned = carried.frozenPlan;
     const fresh = planned?.liquidationId === liquidation.id && planned.version === liquidation.version;
+    // A plan applied late (its delivery died after the freeze and came back: a redelivery, a redrive, a backlog)
+    // is made again on the mark and the fund's window of now: applied as frozen, its draws would open the window
+    // it was planned in, one cap per stale window, and ADL would close counterparties at an old mark.
+    if (!fresh && frozenPlanIsStale(frozen.nowMs, now, deps.config.insurance)) {
+      return refreeze(liquidation, context, position, deps, carried);
+    }
     const decision = fresh
       ? planned.decision
       : decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);
@@ -953,6 +972,7 @@ async function freeze(
   base: {
     readonly mark: PriceE8;
     readonly nowMs: number;
+    readonly appliedDrawAtMs?: number;
     readonly auctionFills: readonly Fill[];
     readonly lastResortFills?: readonly Fill[];
     readonly applied?: Readonly<Record<string, QuoteE6>>;
@@ -1058,6 +1078,7 @@ async function freeze(
     ...(base.applied
       ? { applied: base.applied, replans: base.replans ?? 1, insuranceHoldsApplied: true }
       : {}),
+    ...(base.appliedDrawAtMs !== undefined ? { appliedDrawAtMs: base.appliedDrawAtMs } : {}),
   };
   const settling: LiquidationRecord = {
     ...withHistory(
@@ -1148,6 +1169,10 @@ async function refreeze(
     deps.ledger.balance(deps.insuranceAccount),
   ]);
   const applied = appliedByKey(entries);
+  // New draws count in the window of now (a plan's own time would reopen a window gone by); a payout given back
+  // returns to the window its draw was made in.
+  const now = deps.clock.nowMs();
+  const appliedDrawAtMs = lastDrawAtMs(entries, liquidation.id);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
@@ -1163,8 +1188,9 @@ async function refreeze(
       ...(lastResort ? { lastResortResult: { fills: lastResort } } : {}),
       // The baseline has no ADL: a deficit the fund refuses stays bad debt.
       ...(deps.strategy === 'market-only' ? { socializeDeficit: false } : {}),
-      nowMs: frozen.nowMs,
+      nowMs: now,
       applied: appliedAmounts(applied, liquidation.id),
+      ...(appliedDrawAtMs !== undefined ? { appliedDrawAtMs } : {}),
     });
   const { settle: _stale, ...unfrozen } = context;
   return freeze(
@@ -1173,7 +1199,8 @@ async function refreeze(
     position,
     {
       mark,
-      nowMs: frozen.nowMs,
+      nowMs: now,
+      ...(appliedDrawAtMs !== undefined ? { appliedDrawAtMs } : {}),
       auctionFills: frozen.auctionFills,
       // An executed last-resort order stays executed, whatever the fresh plan.
       ...(frozen.lastResortFills ? { lastResortFills: frozen.lastResortFills } : {}),
@@ -1187,6 +1214,19 @@ async function refreeze(
     carried,
     fund,
   );
+}
+
+/** When this liquidation's plans last drew on the fund for its shortfall (a journal entry's time), if ever. */
+function lastDrawAtMs(
+  entries: readonly { readonly idempotencyKey: string; readonly amount: QuoteE6; readonly atMs: number }[],
+  liquidationId: string,
+): number | undefined {
+  let at: number | undefined;
+  for (const e of entries) {
+    if (e.amount < 0n && e.idempotencyKey.replace(/:r\d+$/, '') === `${liquidationId}:shortfall`)
+      at = Math.max(at ?? e.atMs, e.atMs);
+  }
+  return at;
 }
 
 /** A record's ranking at the queue's mark (undefined: it cannot be deleveraged there). */
@@ -1388,6 +1428,7 @@ async function applySettlement(
     ? differenceMovements(decision.movements, settle.applied, settle.replans ?? 1, {
         atMs: settle.nowMs,
         config: deps.config.insurance,
+        ...(settle.appliedDrawAtMs !== undefined ? { givenBackAtMs: settle.appliedDrawAtMs } : {}),
       })
     : decision.movements;
   // Each movement lands only while the record is the one this plan was made on (see refreeze).

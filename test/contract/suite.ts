@@ -13,13 +13,16 @@ import {
   InjectedCrash,
   type JournalEntry,
   type LedgerMovement,
+  type LiquidationContext,
   type LiquidationRecord,
+  MAX_MESSAGE_BYTES,
   MovementFencedError,
   type PositionRecord,
   type ProviderRecord,
   type QueueTransport,
   type ReceivedMessage,
   type Transactor,
+  type Write,
 } from '../../shared/ports/index.ts';
 
 /**
@@ -152,6 +155,28 @@ const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
 
 const byId = <T extends { readonly id: string }>(xs: readonly T[]): T[] =>
   [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+/**
+ * A caller's bug, refused by its reason (each family has its own input error class), never as a failed condition.
+ */
+async function refusedAsInput(p: Promise<unknown>, reason: RegExp): Promise<void> {
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, `refused with ${reason}`).toBeInstanceOf(Error);
+  expect(error).not.toBeInstanceOf(ConditionFailedError);
+  expect((error as Error).message).toMatch(reason);
+}
+
+/** Tries to change a field of an object an adapter handed out or was given (a frozen one refuses: fine). */
+function tryToSet(target: object, key: string, value: unknown): void {
+  try {
+    (target as Record<string, unknown>)[key] = value;
+  } catch {
+    // frozen: nothing stored can have changed
+  }
+}
 
 /** Beyond 2^53: a JS number would round these. */
 const HUGE = 10n ** 30n;
@@ -305,6 +330,21 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
         expect((await a.positions.get('LONG-1'))?.liquidationPrice).toBe(p1.liquidationPrice);
         expect(await crossed('LONG', '2200')).toEqual(['2300']);
+      });
+
+      // Found by the adapter parity review, session 27: the AWS adapter refused a price <= 0, yet 0 is a fully
+      // collateralised long's (domain/margin.ts), which create and replace take, and the embedded adapter took it.
+      it('reprice takes any integer price, 0 included (a fully collateralised long), and refuses a non-bigint', async () => {
+        await a.positions.create(position());
+        await a.positions.reprice('pos-1', 0n, 1);
+        expect(await a.positions.get('pos-1')).toEqual({ ...position(), liquidationPrice: 0n, version: 2 });
+        // No positive mark crosses it.
+        expect((await a.positions.queryCrossed('ETH-USD', 'LONG', 1n, 10)).positions).toEqual([]);
+        await refusedAsInput(
+          a.positions.reprice('pos-1', 1.5 as unknown as bigint, 2),
+          /positions\/bad-liquidation-price/,
+        );
+        expect((await a.positions.get('pos-1'))?.version).toBe(2);
       });
 
       it('is sparse: LIQUIDATING and CLOSED positions are not returned; reopened ones are, at their new price', async () => {
@@ -665,6 +705,34 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.resetBreaker('NONE-USD');
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(1) });
       });
+
+      // Found by the adapter parity review, session 27: the AWS adapter took a failed write that found the same tick
+      // stored for its own write whose answer was lost (the SDK's retry), so a duplicate delivery of a tick running
+      // at once with it (EventBridge is at-least-once) was accepted twice (counted and woken twice), and a repeated
+      // trip tripped twice. It now knows its own write by a token of the call (the lost answer itself:
+      // test/integration/markets-lost-answers.test.ts).
+      it('refuses a duplicate of a tick judged before the tick landed, and a trip repeated with the same tick', async () => {
+        const unguarded = { breakerSequence: undefined, pendingSequence: undefined };
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, true, unguarded);
+        // Both deliveries read the market before either wrote: the second writes on the same expectations.
+        await expect(
+          a.markets.acceptTick('ETH-USD', tick(1), undefined, true, unguarded),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          pendingSequence: 1,
+        });
+        const judged = { lastSequence: 1, breakerSequence: undefined };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000, judged)).toBe(true);
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000, judged)).toBe(false);
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000)).toBe(false);
+        expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
+          reason: 'tick/price-band',
+          trippedAtMs: 9_000,
+          tick: tick(2),
+        });
+      });
     });
 
     section('batch reader', () => {
@@ -848,6 +916,75 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.positions.get(p.id)).toEqual(closed);
       });
 
+      // Found by the adapter parity review, session 27: the embedded adapter refused a replace that moves a record
+      // to another tick or position (liquidations/immutable-key), the AWS adapter wrote it, and the tick it began
+      // with (whose crash recovery re-sends what listByTick gives) then listed a record of another tick.
+      it('refuses to move a liquidation to another tick or position, in every kind of replace, writing nothing', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const liquidating = (await a.positions.get(p.id))!;
+        const moved = { ...l, tickKey: 'ETH-USD#8', version: 2 };
+        await refusedAsInput(a.liquidations.replace(moved, 1), /liquidations\/immutable-key/);
+        await refusedAsInput(
+          a.liquidations.replace({ ...l, positionId: 'pos-2', version: 2 }, 1),
+          /liquidations\/immutable-key/,
+        );
+        await refusedAsInput(
+          a.liquidations.replaceWithPosition(moved, 1, { ...liquidating, version: 3 }, 2),
+          /liquidations\/immutable-key/,
+        );
+        await refusedAsInput(
+          h.transactor.commit([
+            { kind: 'auction', record: auction(), expectedVersion: undefined },
+            { kind: 'liquidation', record: moved, expectedVersion: 1 },
+          ]),
+          /liquidations\/immutable-key/,
+        );
+        // On a version it is not at, a lost race, as any stale replace.
+        await expect(a.liquidations.replace({ ...moved, version: 3 }, 2)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.liquidations.get(l.id)).toEqual(l);
+        expect(await a.positions.get(p.id)).toEqual(liquidating);
+        expect(await a.auctions.get('auc-1')).toBeUndefined();
+        expect(await a.liquidations.listByTick('ETH-USD#7')).toEqual([l]);
+        expect(await a.liquidations.listByTick('ETH-USD#8')).toEqual([]);
+      });
+
+      // Found by the adapter parity review, session 27: the AWS adapter kept the caller's own context object (in
+      // the cache of recent contexts, schemas/context.ts) and served one object to every reader, so changing it
+      // after the write, or changing what a read returned, changed later reads; the embedded one keeps a frozen copy.
+      it("keeps a context as written: changing the caller's object afterwards, or a read's, changes no later read", async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const fills = [{ price: price('1777.7'), size: base('0.3') }];
+        const context = {
+          plannedSize: base('1.5'),
+          executionMark: price('1890.123'),
+          settle: {
+            insurance: { balance: 5n, windowStartMs: 3_000, windowDrawn: 0n },
+            nowMs: 3_001,
+            mark: price('1888.8'),
+            position: { size: base('1.5'), collateral: 1n, entryPrice: price('2000'), version: 2 },
+            auctionFills: fills,
+          },
+        } satisfies LiquidationContext;
+        const written = structuredClone(context);
+        await a.liquidations.replace({ ...l, state: 'EXECUTING', context, version: 2 }, 1);
+        // The caller reuses its objects afterwards (builds the next plan in them).
+        tryToSet(context, 'plannedSize', base('9'));
+        tryToSet(fills[0]!, 'size', base('9'));
+        expect((await a.liquidations.get(l.id))?.context).toEqual(written);
+        const read = (await a.liquidations.get(l.id))!;
+        tryToSet(read.context!, 'executionMark', price('1'));
+        tryToSet(read.context!.settle!.position, 'version', 99);
+        expect((await a.liquidations.get(l.id))?.context).toEqual(written);
+      });
+
       it('listByTick returns exactly the liquidations a tick began', async () => {
         const begun: LiquidationRecord[] = [];
         for (let i = 0; i < 12; i++) {
@@ -956,6 +1093,32 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.positions.get(p.id)).toEqual({ ...liquidating, version: 3 });
         expect(await a.providers.get('lp-1')).toEqual(provider());
         expect(byId(await a.liquidations.listByTick('ETH-USD#7'))).toEqual(byId([l, slice]));
+      });
+
+      // Found by the adapter parity review, session 27: a new liquidation also joins its tick index, one more item
+      // of DynamoDB's 100 per transaction, which the embedded transactor did not count (it committed 100 writes
+      // with a new slice among them, which DynamoDB refuses).
+      it("counts a new liquidation's tick-index item against the 100 items of a commit", async () => {
+        const p = position();
+        await a.positions.create(p);
+        await a.liquidations.begin(p, liquidation(p));
+        const slice = liquidation({ ...p, version: 2 }, { id: `${p.id}:2` });
+        const created: Write = { kind: 'liquidation', record: slice, expectedVersion: undefined };
+        const auctions = (n: number) =>
+          Array.from(
+            { length: n },
+            (_, i): Write => ({
+              kind: 'auction',
+              record: auction({ id: `auc-${i}`, liquidationId: slice.id }),
+              expectedVersion: undefined,
+            }),
+          );
+        await refusedAsInput(h.transactor.commit([created, ...auctions(99)]), /transactor\/too-many-writes/);
+        expect(await a.liquidations.get(slice.id)).toBeUndefined();
+        expect(await a.auctions.get('auc-0')).toBeUndefined();
+        await h.transactor.commit([created, ...auctions(98)]);
+        expect(await a.liquidations.get(slice.id)).toEqual(slice);
+        expect(await a.auctions.get('auc-97')).toBeDefined();
       });
     });
 
@@ -1086,6 +1249,19 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           next: undefined,
         });
         expect((await a.auctions.get('b-1'))?.wakeMark).toBe(price('900'));
+      });
+
+      // Found by the adapter parity review, session 27: the embedded adapter handed out its index's own entries,
+      // so a caller changing a returned sleeper changed what the next query returned.
+      it('sleepers: changing a returned sleeper changes no later query', async () => {
+        await a.auctions.create(auction({ id: 's-1', wakeMark: price('1000'), step: 3 }));
+        const first = await a.auctions.sleepers('ETH-USD', 'SELL', price('1000'), 10);
+        tryToSet(first.due[0]!, 'step', 99);
+        tryToSet(first.due[0]!, 'wakeMark', price('5000'));
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', price('1000'), 10)).toEqual({
+          due: [{ id: 's-1', step: 3, wakeMark: price('1000') }],
+          next: undefined,
+        });
       });
 
       it('market wake marks: covered towards the earlier wake per side and counted, replaced only from the value and count read', async () => {
@@ -1246,7 +1422,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           [0, 2.5],
           [Number.NaN, 1],
         ] as const) {
-          await expect(a.ledger.journalAfter('fund', after, limit)).rejects.toThrow(/ledger\/bad-journal-range/);
+          await expect(a.ledger.journalAfter('fund', after, limit)).rejects.toThrow(
+            /ledger\/bad-journal-range/,
+          );
         }
       });
 
@@ -1678,6 +1856,30 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('refuses a delay beyond 900 s', async () => {
         await expect(a.auctionQueue.send('x', 901)).rejects.toThrow();
         await expect(a.auctionQueue.send('x', -1)).rejects.toThrow();
+      });
+
+      // Found by the adapter parity review, session 27: only the AWS sendBatch refused a body over 256 KiB (its
+      // send left it to SQS, the embedded queue took any size), and the embedded receive gave 10 messages when
+      // asked for more, where SQS refuses.
+      it('refuses a body over 256 KiB of UTF-8 on send and sendBatch, sending nothing of the call', async () => {
+        const q = a.auctionQueue;
+        const over = 'x'.repeat(MAX_MESSAGE_BYTES + 1);
+        // Under the limit in characters, over it in bytes.
+        const wide = '\u00e9'.repeat(MAX_MESSAGE_BYTES / 2 + 1);
+        for (const body of [over, wide]) {
+          await refusedAsInput(q.send(body), /queue\/message-too-large/);
+          await refusedAsInput(q.sendBatch(['small', body]), /queue\/message-too-large/);
+        }
+        expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+        await q.send('x'.repeat(MAX_MESSAGE_BYTES));
+        expect((await receiveOne(q, 30)).body).toHaveLength(MAX_MESSAGE_BYTES);
+      });
+
+      it('refuses a receive of more than 10 messages', async () => {
+        const q = a.liquidationQueue;
+        await q.sendBatch(['a', 'b']);
+        await refusedAsInput(q.receive(11, 30), /queue\/bad-max-messages/);
+        expect(await q.depth()).toEqual({ visible: 2, inFlight: 0, delayed: 0 });
       });
     });
   });

@@ -12,6 +12,7 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
+import { ConditionFailedError } from '../../shared/ports/index.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
@@ -81,7 +82,7 @@ async function setUp() {
   // A market's first print waits for a second that agrees.
   await tick('200', 1);
   expect(await tick('200', 2)).toMatchObject({ status: 'accepted' });
-  return { clients, names, adapters, telemetry, tick };
+  return { clients, names, adapters, deps, telemetry, tick };
 }
 
 describe('lost answers of conditional UpdateItems on the markets table (moto, real adapters)', () => {
@@ -140,6 +141,69 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
       woken: [{ auctionId: 'p1:0:auction', step: 0, symbol: 'ETH-USD', woken: true }],
     });
     expect(telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
+    clients.destroy();
+  });
+
+  // Found by the adapter parity review, session 27: the adapter took any failed write that found the same tick (or
+  // trip) stored for its own lost answer, so a duplicate delivery of a tick running at once with it (EventBridge is
+  // at-least-once) was accepted too, counted and woken twice, and a repeated trip tripped twice. A write now carries
+  // a token of its call, made before the SDK sends it: only the SDK's retry of that very request carries the same.
+  it("a lost answer is the call's own write; the same tick or trip written by another call is a race it lost", async () => {
+    const clients = createAwsClients(localClientConfig(moto.endpoint));
+    const names = await createLocalResources(clients, `lost${stage++}`);
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    const fault = loseNextUpdateAnswer(
+      clients,
+      (i) =>
+        (i.UpdateExpression?.startsWith('SET lastTick') ?? false) ||
+        i.UpdateExpression === 'SET breaker = :breaker',
+    );
+    const first = { sequence: 1, markPrice: parsePrice('200'), timestampMs: 1_000 };
+    fault.armed = true;
+    expect(await markets.acceptTick('ETH-USD', first, undefined, false)).toEqual({
+      symbol: 'ETH-USD',
+      lastTick: first,
+    });
+    expect(fault.lost).toBe(1);
+    // A duplicate delivery that read the market before the tick landed writes on the same expectations.
+    await expect(markets.acceptTick('ETH-USD', first, undefined, false)).rejects.toBeInstanceOf(
+      ConditionFailedError,
+    );
+    const bad = { sequence: 2, markPrice: parsePrice('300'), timestampMs: 2_000 };
+    const judged = { lastSequence: 1, breakerSequence: undefined };
+    fault.armed = true;
+    expect(await markets.tripBreaker('ETH-USD', 'tick/price-band', bad, 2_000, judged)).toBe(true);
+    expect(fault.lost).toBe(2);
+    expect(await markets.tripBreaker('ETH-USD', 'tick/price-band', bad, 2_000, judged)).toBe(false);
+    expect(await markets.get('ETH-USD')).toEqual({
+      symbol: 'ETH-USD',
+      lastTick: first,
+      breaker: { reason: 'tick/price-band', trippedAtMs: 2_000, tick: bad },
+    });
+    clients.destroy();
+  });
+
+  it('a duplicate delivery judged on the market before the tick landed is a duplicate: accepted and counted once', async () => {
+    const { clients, adapters, deps, telemetry } = await setUp();
+    // Another container's view of the market (its last accepted tick, kept between invocations): before tick 3.
+    const before = (await adapters.markets.get('ETH-USD'))!;
+    const event = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('201'),
+      timestampMs: Date.now(),
+      sequence: 3,
+      source: 'test',
+    };
+    expect(await handleTick(event, deps, Date.now())).toMatchObject({ status: 'accepted' });
+    const elsewhere = new RecordingTelemetry();
+    const duplicate = await handleTick(
+      event,
+      { ...deps, telemetry: elsewhere, marketStates: new Map([['ETH-USD', before]]) },
+      Date.now(),
+    );
+    expect(duplicate).toMatchObject({ status: 'rejected', reason: 'tick/duplicate' });
+    expect(elsewhere.total(METRICS.TicksAccepted.name)).toBe(0);
+    expect(telemetry.total(METRICS.TicksAccepted.name)).toBe(2); // ticks 2 and 3
     clients.destroy();
   });
 });

@@ -84,10 +84,44 @@ describe('liquidation context encoding', () => {
   it('serves a context it encoded or parsed lately without parsing it again, and parses any other', () => {
     const c: LiquidationContext = { plannedSize: 5n, executionMark: 7n, auctionId: 'a-1' };
     const text = encodeContext(c);
-    expect(contextFromText(text)).toBe(c);
+    const served = contextFromText(text);
+    expect(served).toEqual(c);
+    expect(contextFromText(text)).toBe(served);
     const other = '{"plannedSize":"6n","executionMark":"8n","auctionId":"a-2"}';
     const parsed = contextFromText(other);
     expect(parsed).toEqual({ plannedSize: 6n, executionMark: 8n, auctionId: 'a-2' });
     expect(contextFromText(other)).toBe(parsed);
+  });
+
+  // Found by the adapter parity review, session 27: the cache served the caller's own object (and one object to
+  // every reader), so changing it after the write, or changing what a read returned, changed later reads.
+  it("serves a frozen copy: neither the caller's object nor a reader can change what the next read gets", () => {
+    const settle = { nowMs: 1, mark: 7n, auctionFills: [{ price: 7n, size: 1n }] };
+    const c = {
+      plannedSize: 5n,
+      executionMark: 7n,
+      auctionId: 'a-3',
+      settle,
+    } as unknown as LiquidationContext;
+    const text = encodeContext(c);
+    const served = contextFromText(text);
+    expect(served).not.toBe(c);
+    expect(Object.isFrozen(c)).toBe(false);
+    (c as { plannedSize: bigint }).plannedSize = 9n;
+    settle.auctionFills[0]!.size = 9n;
+    expect(contextFromText(text)).toEqual({
+      ...c,
+      plannedSize: 5n,
+      settle: { ...settle, auctionFills: [{ price: 7n, size: 1n }] },
+    });
+    expect(Object.isFrozen(served.settle?.auctionFills[0])).toBe(true);
+    expect(() => {
+      (served as { plannedSize: bigint }).plannedSize = 9n;
+    }).toThrow(TypeError);
+    const parsed = contextFromText('{"plannedSize":"6n","executionMark":"8n","settle":{"auctionFills":[]}}');
+    expect(Object.isFrozen(parsed.settle?.auctionFills)).toBe(true);
+    // A context built by spreading one read shares its frozen parts instead of copying them again.
+    const next = contextFromText(encodeContext({ ...served, plannedSize: 4n }));
+    expect(next.settle).toBe(served.settle);
   });
 });

@@ -23,11 +23,12 @@ describe('embedded queue: delivery', () => {
     expect(await queue.receive(10, 30)).toEqual([]);
   });
 
-  it('delivers in send order, at most maxMessages and never more than 10 per receive', async () => {
+  it('delivers in send order, at most maxMessages, and refuses to be asked for more than 10 (as SQS)', async () => {
     const { queue } = queues();
     await queue.sendBatch(Array.from({ length: 25 }, (_, i) => `m${i}`));
     expect((await queue.receive(3, 30)).map((m) => m.body)).toEqual(['m0', 'm1', 'm2']);
-    expect(await queue.receive(50, 30)).toHaveLength(10);
+    await expect(queue.receive(50, 30)).rejects.toThrow(/queue\/bad-max-messages/);
+    expect(await queue.receive(10, 30)).toHaveLength(10);
     expect(await queue.depth()).toEqual({ visible: 12, inFlight: 13, delayed: 0 });
   });
 

@@ -753,6 +753,22 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
     ]);
   });
 
+  it('gives a payout back to the window it was drawn in when a plan is made again later (stale-frozen-plan)', () => {
+    // Made again at 03:00 (a late redelivery): the earlier draw was at 01:30. What goes back frees 01:00's window,
+    // never 03:00's, where it was not drawn.
+    const drawnAt = 3_600_000 + 1_800_000;
+    const replanned = { ...fund, atMs: 3 * 3_600_000, givenBackAtMs: drawnAt };
+    const out = differenceMovements(
+      [movement('p1:0:shortfall', -20_000_000n, 3 * 3_600_000)],
+      { 'p1:0:shortfall': -50_000_000n },
+      1,
+      replanned,
+    );
+    expect(out.map((m) => [m.amount, m.drawWindow])).toEqual([
+      [30_000_000n, { windowStartMs: 3_600_000, cap: 1_000n }],
+    ]);
+  });
+
   it('refuses a plan that does not say a key applied before (a plan made without knowing it)', () => {
     expect(() => differenceMovements([], { 'p1:0:fee': 3_000_000n }, 1, fund)).toThrow(
       /p1:0:fee was applied and the plan does not say it/,
@@ -861,6 +877,24 @@ describe('a plan made again, knowing what earlier plans applied (replan-fee-floo
     const more = decideWaterfall(input({ ...deeper, insurance: fund('0'), applied: paidBefore }));
     expect(more.layers.insurance).toMatchObject({ shortfallPaid: usd('50'), refused: usd('50') });
     expect(more.movements.map((m) => m.amount)).toEqual([-usd('50')]);
+  });
+
+  it('frees draw room only in the window the payout given back was drawn in (stale-frozen-plan)', () => {
+    const paidBefore = { fee: 0n, shortfallPaid: usd('50') };
+    const hour = 3_600_000;
+    const state = { balance: 0n, windowStartMs: 3 * hour, windowDrawn: usd('7') };
+    const later = {
+      ...bankrupt,
+      nowMs: 3 * hour + 5,
+      applied: paidBefore,
+      insurance: { ...fund('0'), state },
+    };
+    // Drawn at 01:30, given back at 03:00: the 03:00 window keeps its 7 drawn.
+    const elsewhere = decideWaterfall(input({ ...later, appliedDrawAtMs: hour + hour / 2 }));
+    expect(elsewhere.insuranceNext).toMatchObject({ balance: usd('30'), windowDrawn: usd('7') });
+    // Drawn in this window: the 30 given back frees its room.
+    const here = decideWaterfall(input({ ...later, appliedDrawAtMs: 3 * hour + 1 }));
+    expect(here.insuranceNext).toMatchObject({ balance: usd('30'), windowDrawn: 0n });
   });
 
   it('gives a fee back out of a shortfall payout given back in the same plan, at the floor', async () => {

@@ -1,8 +1,10 @@
 import {
   type AttributeValue,
+  type CancellationReason,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  type TransactWriteItem,
   TransactWriteItemsCommand,
   type Update,
   UpdateItemCommand,
@@ -20,14 +22,17 @@ import type {
   ProcessingFailure,
 } from '../../ports/index.ts';
 import { contextFromText, encodeContext } from '../../schemas/context.ts';
+import { TICK_INDEX_PREFIX, TICK_INDEX_SHARDS, tickIndexItems, tickIndexShardId } from '../shards.ts';
 import {
   AdapterInputError,
   CorruptItemError,
+  cancellationCodes,
   checkNextVersion,
   conditional,
   failureAttr,
   fillAttr,
   type Item,
+  isConditionalCheckFailed,
   N,
   noCrash,
   optFailure,
@@ -41,14 +46,14 @@ import {
   retryingConflicts,
   S,
 } from './codec.ts';
-import { fnv1a, type PositionIndexLayout } from './position-layout.ts';
+import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
  * in the same transaction, to one of TICK_INDEX_SHARDS tick-index items (`~tick~<tickKey>~<shard>`, a string
- * set `ids`) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, and pays a write
+ * set `ids`; ../shards.ts) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, and pays a write
  * unit per KB of it; 400 KB limit: about 8k ids per shard, so about 2M liquidations per tick, where 32 shards
  * held 250k, which a crash of a book of millions can start in one tick) and the concurrent starts of a tick over
  * more items (each start's transaction holds one; a conflict is retried, see retryingConflicts); listByTick reads
@@ -56,10 +61,8 @@ import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
  * raised reads every item a smaller one wrote.
  */
 
-export const TICK_INDEX_SHARDS = 256;
 /** BatchGetItem calls listByTick keeps in flight. */
 const READS_IN_FLIGHT = 16;
-const TICK_PREFIX = '~tick~';
 
 const STATES: readonly LiquidationState[] = [
   'QUEUED',
@@ -81,18 +84,9 @@ const readState = (item: Item, name: string): LiquidationState => {
   return value as LiquidationState;
 };
 
-const shardOf = (id: string): number => fnv1a(id) % TICK_INDEX_SHARDS;
-
-const tickIndexId = (tickKey: string, shard: number): string => `${TICK_PREFIX}${tickKey}~${shard}`;
-
 /** Transaction items adding new liquidations to their tick indexes: one Update per shard item touched. */
 export function tickIndexUpdates(table: string, liquidations: readonly LiquidationRecord[]): Update[] {
-  const byItem = new Map<string, string[]>();
-  for (const l of liquidations) {
-    const id = tickIndexId(l.tickKey, shardOf(l.id));
-    byItem.set(id, [...(byItem.get(id) ?? []), l.id]);
-  }
-  return [...byItem].map(([id, ids]) => ({
+  return [...tickIndexItems(liquidations)].map(([id, ids]) => ({
     TableName: table,
     Key: { id: S(id) },
     UpdateExpression: 'ADD ids :ids SET kind = :kind',
@@ -103,8 +97,8 @@ export function tickIndexUpdates(table: string, liquidations: readonly Liquidati
 /** Liquidation ids may not collide with the tick-index items. */
 export function checkLiquidationId(id: string): void {
   if (!id) throw new AdapterInputError('liquidations/bad-id: empty id');
-  if (id.startsWith(TICK_PREFIX)) {
-    throw new AdapterInputError(`liquidations/bad-id: ids may not start with ${TICK_PREFIX}`);
+  if (id.startsWith(TICK_INDEX_PREFIX)) {
+    throw new AdapterInputError(`liquidations/bad-id: ids may not start with ${TICK_INDEX_PREFIX}`);
   }
 }
 
@@ -169,6 +163,68 @@ export function newLiquidationItem(l: LiquidationRecord): Item {
   return liquidationItem(fresh);
 }
 
+/**
+ * The Put of a liquidation replaced at `expectedVersion`: on that version, and only while it keeps its tick and
+ * its position (the tick index lists it under the tickKey it began with; a record moved to another tick would be
+ * re-sent by neither tick's recovery). The item as it stood comes back on a failed condition (ALL_OLD), so a
+ * moved key is told from a lost race without another read (refusingMovedKey).
+ * Found by the adapter parity review, session 27: the embedded adapters refused a replace that changes the
+ * tickKey or the position (liquidations/immutable-key), the AWS adapters wrote it.
+ */
+export function replacedLiquidationPut(
+  table: string,
+  next: LiquidationRecord,
+  expectedVersion: number,
+): NonNullable<TransactWriteItem['Put']> {
+  return {
+    TableName: table,
+    Item: liquidationItem(next),
+    ConditionExpression: 'version = :expected AND tickKey = :tickKey AND positionId = :positionId',
+    ExpressionAttributeValues: {
+      ':expected': N(expectedVersion),
+      ':tickKey': S(next.tickKey),
+      ':positionId': S(next.positionId),
+    },
+    ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+  };
+}
+
+/** A replace whose record would move to another tick or position: a caller bug, as the embedded adapter says. */
+const movedKey = (next: LiquidationRecord): AdapterInputError =>
+  new AdapterInputError(`liquidations/immutable-key: ${next.id} cannot change its tickKey or position`);
+
+/** The stored item was at the expected version, so only the key condition failed. */
+const onlyKeyFailed = (stored: Item | undefined, expectedVersion: number): boolean =>
+  stored?.version?.N === String(expectedVersion);
+
+/**
+ * Runs a write holding replacedLiquidationPut items (`replaced`: by their index in the transaction; a single
+ * PutItem is index 0) and throws AdapterInputError when the first item whose condition failed is one of them and
+ * failed only on its key: the embedded adapter checks a commit's writes in order and refuses the same way.
+ * Any other error passes unchanged (to `conditional`).
+ */
+export async function refusingMovedKey<T>(
+  write: () => Promise<T>,
+  replaced: ReadonlyMap<number, { readonly next: LiquidationRecord; readonly expectedVersion: number }>,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isConditionalCheckFailed(error)) {
+      const r = replaced.get(0);
+      if (r && onlyKeyFailed((error as { Item?: Item }).Item, r.expectedVersion)) throw movedKey(r.next);
+      throw error;
+    }
+    const reasons = (error as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
+    if (cancellationCodes(error) && reasons) {
+      const first = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
+      const r = replaced.get(first);
+      if (r && onlyKeyFailed(reasons[first]?.Item, r.expectedVersion)) throw movedKey(r.next);
+    }
+    throw error;
+  }
+}
+
 /** A stored context, or CorruptItemError when its text is not one. */
 function readContext(text: string): LiquidationContext {
   try {
@@ -219,7 +275,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   ) {}
 
   async get(id: string): Promise<LiquidationRecord | undefined> {
-    if (id.startsWith(TICK_PREFIX)) return undefined;
+    if (id.startsWith(TICK_INDEX_PREFIX)) return undefined;
     const out = await this.dynamo.send(
       new GetItemCommand({ TableName: this.tables.liquidations, Key: { id: S(id) }, ConsistentRead: true }),
     );
@@ -285,14 +341,11 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
 
   async replace(next: LiquidationRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('liquidations', next.version, expectedVersion);
+    const put = replacedLiquidationPut(this.tables.liquidations, next, expectedVersion);
     await conditional('liquidations/version', () =>
-      this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.tables.liquidations,
-          Item: liquidationItem(next),
-          ConditionExpression: 'version = :expected',
-          ExpressionAttributeValues: { ':expected': N(expectedVersion) },
-        }),
+      refusingMovedKey(
+        () => this.dynamo.send(new PutItemCommand(put)),
+        new Map([[0, { next, expectedVersion }]]),
       ),
     );
     this.crash('liquidations.replace');
@@ -306,30 +359,23 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   ): Promise<void> {
     checkNextVersion('liquidations', next.version, expectedVersion);
     checkNextVersion('positions', position.version, expectedPositionVersion);
+    const transaction = new TransactWriteItemsCommand({
+      TransactItems: [
+        { Put: replacedLiquidationPut(this.tables.liquidations, next, expectedVersion) },
+        {
+          Put: {
+            TableName: this.tables.positions,
+            Item: positionItem(position, this.layout),
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
+          },
+        },
+      ],
+    });
     await conditional('liquidations/version', () =>
-      retryingConflicts(() =>
-        this.dynamo.send(
-          new TransactWriteItemsCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.tables.liquidations,
-                  Item: liquidationItem(next),
-                  ConditionExpression: 'version = :expected',
-                  ExpressionAttributeValues: { ':expected': N(expectedVersion) },
-                },
-              },
-              {
-                Put: {
-                  TableName: this.tables.positions,
-                  Item: positionItem(position, this.layout),
-                  ConditionExpression: 'version = :expected',
-                  ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
-                },
-              },
-            ],
-          }),
-        ),
+      refusingMovedKey(
+        () => retryingConflicts(() => this.dynamo.send(transaction)),
+        new Map([[0, { next, expectedVersion }]]),
       ),
     );
     this.crash('liquidations.replaceWithPosition');
@@ -354,7 +400,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
 
   async listByTick(tickKey: string): Promise<readonly LiquidationRecord[]> {
     const shardKeys = Array.from({ length: TICK_INDEX_SHARDS }, (_, s) => ({
-      id: S(tickIndexId(tickKey, s)),
+      id: S(tickIndexShardId(tickKey, s)),
     }));
     const pages: Item[][] = [];
     for (let i = 0; i < shardKeys.length; i += BATCH_GET_MAX)

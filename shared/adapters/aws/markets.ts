@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
   type DynamoDBClient,
@@ -34,7 +35,8 @@ import {
 /**
  * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
  * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
- * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`.
+ * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`. The `lastTick` and `breaker` maps carry
+ * the `writer` token of the call that wrote them (see writerToken), which reads ignore.
  */
 
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
@@ -45,14 +47,29 @@ function requireWakeMark(mark: PriceE8): void {
     throw new AdapterInputError(`markets/bad-wake-mark: a wake mark is a positive price, got ${mark}`);
 }
 
-const tickAttr = (tick: AcceptedTick): AttributeValue => ({
+const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
   M: {
     sequence: N(tick.sequence),
     markPrice: N(tick.markPrice),
     timestampMs: N(tick.timestampMs),
     ...(tick.indexPrice === undefined ? {} : { indexPrice: N(tick.indexPrice) }),
+    ...(writer === undefined ? {} : { writer: S(writer) }),
   },
 });
+
+/**
+ * A token of one acceptTick or tripBreaker call, written with what it writes. UpdateItem has no idempotency
+ * token: the SDK retries a write whose answer was lost (a timeout, a reset connection) by sending the very same
+ * request again, whose condition then fails on the write it made itself. The stored item (ALL_OLD) then holds
+ * this call's token, while a concurrent duplicate delivery of the same tick (EventBridge is at-least-once), which
+ * wrote the same tick, holds its own: only the first is this call's write, the second is a race it lost.
+ * Made once per call, before `send`, so every retry of the request carries it.
+ */
+const writerToken = (): string => randomUUID();
+
+/** The `writer` of a stored map (lastTick, breaker), if any. */
+const writerOf = (item: Item | undefined, map: 'lastTick' | 'breaker'): string | undefined =>
+  item?.[map]?.M?.writer?.S;
 
 const readTick = (m: Item): AcceptedTick => {
   const indexPrice = optBig(m, 'indexPrice');
@@ -104,18 +121,11 @@ export function marketFromItem(item: Item): MarketState {
  * A failed condition, with the item as it stood (ReturnValuesOnConditionCheckFailure ALL_OLD; none when absent);
  * undefined for any other error.
  */
-const failedCondition = (error: unknown): { readonly item?: MarketState } | undefined => {
+const failedCondition = (error: unknown): { readonly item?: Item } | undefined => {
   if (!isConditionalCheckFailed(error)) return undefined;
   const item = (error as { Item?: Item }).Item;
-  return item ? { item: marketFromItem(item) } : {};
+  return item ? { item } : {};
 };
-
-const sameTick = (a: AcceptedTick | undefined, b: AcceptedTick): boolean =>
-  a !== undefined &&
-  a.sequence === b.sequence &&
-  a.markPrice === b.markPrice &&
-  a.timestampMs === b.timestampMs &&
-  a.indexPrice === b.indexPrice;
 
 export class DynamoMarketRepository implements MarketRepository {
   constructor(
@@ -139,7 +149,11 @@ export class DynamoMarketRepository implements MarketRepository {
     pending: boolean,
     guard?: MarketReadGuard,
   ): Promise<MarketState> {
-    const values: Record<string, AttributeValue> = { ':tick': tickAttr(tick), ':seq': N(tick.sequence) };
+    const writer = writerToken();
+    const values: Record<string, AttributeValue> = {
+      ':tick': tickAttr(tick, writer),
+      ':seq': N(tick.sequence),
+    };
     const names: Record<string, string> = {};
     // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
     const conditions = [
@@ -181,11 +195,12 @@ export class DynamoMarketRepository implements MarketRepository {
       written = marketFromItem(out.Attributes ?? {});
     } catch (error) {
       // The SDK's retry of a write whose answer was lost fails on that very write: it is this one's, not a race.
+      // The same tick written by another call (a concurrent duplicate delivery) is a race lost (writerToken).
       const failed = failedCondition(error);
       if (!failed) throw error;
-      if (!failed.item || !sameTick(failed.item.lastTick, tick))
+      if (!failed.item || writerOf(failed.item, 'lastTick') !== writer)
         throw new ConditionFailedError('markets/sequence');
-      written = failed.item;
+      written = marketFromItem(failed.item);
     }
     this.crash('markets.acceptTick');
     return written;
@@ -231,8 +246,9 @@ export class DynamoMarketRepository implements MarketRepository {
     atMs: number,
     judged?: JudgedMarket,
   ): Promise<boolean> {
+    const writer = writerToken();
     const values: Record<string, AttributeValue> = {
-      ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick) } },
+      ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick), writer: S(writer) } },
       ':seq': N(tick.sequence),
     };
     let onLast = '';
@@ -265,9 +281,9 @@ export class DynamoMarketRepository implements MarketRepository {
     } catch (error) {
       const failed = failedCondition(error);
       if (!failed) throw error;
-      // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call.
-      const breaker = failed.item?.breaker;
-      done = breaker?.reason === reason && sameTick(breaker.tick, tick);
+      // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call. The same trip by
+      // another call (a concurrent duplicate of the tripping tick) is not this one's (writerToken).
+      done = writerOf(failed.item, 'breaker') === writer;
     }
     if (done) this.crash('markets.tripBreaker');
     return done;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Side } from '../../domain/model.ts';
 import { POSITION_INDEX_SHARDS_ENV } from '../../topology.ts';
+import { fnv1a } from '../shards.ts';
 
 /**
  * How a market side's OPEN positions spread over the partitions of the positions table's three indexes
@@ -42,16 +43,6 @@ export const positionIndexShardsSchema = z
 
 export class PositionLayoutError extends Error {
   override readonly name = 'PositionLayoutError';
-}
-
-/** FNV-1a, 32 bit: a stable hash of an id, the same in every container and release. */
-export function fnv1a(id: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    hash ^= id.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
 }
 
 export class PositionIndexLayout {

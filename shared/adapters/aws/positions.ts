@@ -240,7 +240,10 @@ export class DynamoPositionRepository implements PositionRepository {
   }
 
   async reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void> {
-    if (liquidationPrice <= 0n) throw new AdapterInputError(`positions/bad-price: ${liquidationPrice}`);
+    // Any integer price, as create and replace take: 0 is a fully collateralised long's (domain/margin.ts), and a
+    // short's is <= 0 only with negative collateral beyond its entry notional (a slice's rest may carry a deficit).
+    if (typeof liquidationPrice !== 'bigint')
+      throw new AdapterInputError(`positions/bad-liquidation-price: ${id} must carry a bigint PriceE8`);
     // The index attributes but the price stay as stored: the position keeps its partition (liqKey).
     await conditional('positions/version', () =>
       this.dynamo.send(

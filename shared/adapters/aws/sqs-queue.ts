@@ -8,7 +8,13 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { CrashHook, QueueTransport, ReceivedMessage } from '../../ports/index.ts';
+import {
+  type CrashHook,
+  MAX_MESSAGE_BYTES,
+  MAX_RECEIVE_MESSAGES,
+  type QueueTransport,
+  type ReceivedMessage,
+} from '../../ports/index.ts';
 import { AdapterInputError, noCrash } from './codec.ts';
 
 /**
@@ -17,8 +23,9 @@ import { AdapterInputError, noCrash } from './codec.ts';
  * `batchRetries` times, and any entry still failing, or refused as the sender's fault, throws QueueSendError.
  */
 
-export const SQS_MAX_BATCH = 10;
-export const SQS_MAX_BATCH_BYTES = 256 * 1024;
+export const SQS_MAX_BATCH = MAX_RECEIVE_MESSAGES;
+/** Bodies of one SendMessageBatch, and of one message (ports: MAX_MESSAGE_BYTES). */
+export const SQS_MAX_BATCH_BYTES = MAX_MESSAGE_BYTES;
 export const SQS_MAX_DELAY_SECONDS = 900;
 
 export interface SendFailure {
@@ -59,6 +66,9 @@ const checkDelay = (delaySeconds: number): void => {
   }
 };
 
+const tooLarge = (what: string, bytes: number): AdapterInputError =>
+  new AdapterInputError(`queue/message-too-large: ${what} is ${bytes} bytes, at most ${MAX_MESSAGE_BYTES}`);
+
 /** Splits bodies into SQS batches: at most 10 entries and 256 KiB of bodies each. */
 export function splitBatches(bodies: readonly string[]): { index: number; body: string }[][] {
   const batches: { index: number; body: string }[][] = [];
@@ -66,7 +76,7 @@ export function splitBatches(bodies: readonly string[]): { index: number; body: 
   let bytes = 0;
   bodies.forEach((body, index) => {
     const size = Buffer.byteLength(body, 'utf8');
-    if (size > SQS_MAX_BATCH_BYTES) throw new AdapterInputError(`queue/message-too-large: entry ${index}`);
+    if (size > MAX_MESSAGE_BYTES) throw tooLarge(`entry ${index}`, size);
     if (current.length === SQS_MAX_BATCH || bytes + size > SQS_MAX_BATCH_BYTES) {
       batches.push(current);
       current = [];
@@ -97,6 +107,8 @@ export class SqsQueueTransport implements QueueTransport {
 
   async send(body: string, delaySeconds = 0): Promise<void> {
     checkDelay(delaySeconds);
+    const size = Buffer.byteLength(body, 'utf8');
+    if (size > MAX_MESSAGE_BYTES) throw tooLarge('the body', size);
     await this.sqs.send(
       new SendMessageCommand({ QueueUrl: this.url, MessageBody: body, DelaySeconds: delaySeconds }),
     );

@@ -3,7 +3,13 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
-import { type CrashHook, MAX_WRITES_PER_COMMIT, type Transactor, type Write } from '../../ports/index.ts';
+import {
+  type CrashHook,
+  type LiquidationRecord,
+  MAX_WRITES_PER_COMMIT,
+  type Transactor,
+  type Write,
+} from '../../ports/index.ts';
 import type { TableId } from '../../topology.ts';
 import { auctionItem } from './auctions.ts';
 import {
@@ -15,7 +21,13 @@ import {
   noCrash,
   retryingConflicts,
 } from './codec.ts';
-import { checkLiquidationId, liquidationItem, newLiquidationItem, tickIndexUpdates } from './liquidations.ts';
+import {
+  checkLiquidationId,
+  newLiquidationItem,
+  refusingMovedKey,
+  replacedLiquidationPut,
+  tickIndexUpdates,
+} from './liquidations.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
@@ -51,8 +63,18 @@ export class AwsTransactor implements Transactor {
         `transactor/too-many-writes: ${items.length} items (tick index included), at most ${MAX_WRITES_PER_COMMIT}`,
       );
     }
+    // Replaced liquidations keep their tick and position, refused as the embedded transactor does.
+    const replaced = new Map<
+      number,
+      { readonly next: LiquidationRecord; readonly expectedVersion: number }
+    >();
+    writes.forEach((w, index) => {
+      if (w.kind === 'liquidation' && w.expectedVersion !== undefined)
+        replaced.set(index, { next: w.record, expectedVersion: w.expectedVersion });
+    });
+    const transaction = new TransactWriteItemsCommand({ TransactItems: items });
     await conditional('transactor/version', () =>
-      retryingConflicts(() => this.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items }))),
+      refusingMovedKey(() => retryingConflicts(() => this.dynamo.send(transaction)), replaced),
     );
     this.crash('transactor.commit');
   }
@@ -78,14 +100,10 @@ export class AwsTransactor implements Transactor {
         return put(this.tables.positions, positionItem(write.record, this.layout), expectedVersion);
       case 'liquidation':
         checkLiquidationId(write.record.id);
-        if (expectedVersion !== undefined) {
-          checkNextVersion('liquidations', write.record.version, expectedVersion);
-        }
-        return put(
-          this.tables.liquidations,
-          expectedVersion === undefined ? newLiquidationItem(write.record) : liquidationItem(write.record),
-          expectedVersion,
-        );
+        if (expectedVersion === undefined)
+          return put(this.tables.liquidations, newLiquidationItem(write.record), undefined);
+        checkNextVersion('liquidations', write.record.version, expectedVersion);
+        return { Put: replacedLiquidationPut(this.tables.liquidations, write.record, expectedVersion) };
       case 'auction':
         if (expectedVersion !== undefined)
           checkNextVersion('auctions', write.record.version, expectedVersion);

@@ -116,7 +116,9 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
         side = new Map();
         this.#sleepers.set(key, side);
       }
-      side.set(stored.id, { id: stored.id, step: stored.step, wakeMark: stored.wakeMark });
+      // Frozen: sleepers() hands out these very entries (found by the adapter parity review, session 27: a
+      // caller changing a returned sleeper changed what the next query returned).
+      side.set(stored.id, Object.freeze({ id: stored.id, step: stored.step, wakeMark: stored.wakeMark }));
     } else {
       side?.delete(stored.id);
     }

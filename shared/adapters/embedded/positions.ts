@@ -218,6 +218,9 @@ export class EmbeddedPositionRepository implements PositionRepository {
   }
 
   async reprice(id: string, liquidationPrice: PriceE8, expectedVersion: number): Promise<void> {
+    // Refused before any condition, as the AWS adapter does.
+    if (typeof liquidationPrice !== 'bigint')
+      throw new EmbeddedInputError(`positions/bad-liquidation-price: ${id} must carry a bigint PriceE8`);
     const current = this.#records.get(id);
     if (current?.state !== 'OPEN' || current.version !== expectedVersion)
       throw new ConditionFailedError(`positions/version: ${id} is not OPEN at v${expectedVersion}`);

@@ -1,4 +1,10 @@
-import type { Clock, QueueTransport, ReceivedMessage } from '../../ports/index.ts';
+import {
+  type Clock,
+  MAX_MESSAGE_BYTES,
+  MAX_RECEIVE_MESSAGES,
+  type QueueTransport,
+  type ReceivedMessage,
+} from '../../ports/index.ts';
 import { TimerHeap } from './heap.ts';
 import { fire, type HookRef } from './internal.ts';
 
@@ -30,7 +36,7 @@ export interface EmbeddedQueueOptions {
   readonly hookLabel?: string;
   /** After maxReceiveCount receives, the next receive moves the message here instead of delivering it. */
   readonly deadLetter?: { readonly queue: EmbeddedQueue; readonly maxReceiveCount: number };
-  /** Most messages per sendBatch entry group and per receive (SQS: 10). */
+  /** Most messages per sendBatch entry group and per receive (SQS: 10); a receive asking for more is refused. */
   readonly maxBatch?: number;
 }
 
@@ -61,7 +67,8 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 /**
  * SQS standard-queue semantics in process, on the Clock port (simulated time works):
  * - send: visible after its delay (0-900 s); at-least-once, roughly in order of becoming visible.
- * - receive(n, vt): up to min(n, maxBatch) visible messages, each invisible for vt seconds and back unless deleted;
+ * - send, sendBatch: a body over MAX_MESSAGE_BYTES (UTF-8) is refused, and nothing of the call is sent.
+ * - receive(n, vt): up to n (1..maxBatch) visible messages, each invisible for vt seconds and back unless deleted;
  *   receiveCount counts every receive. A message already received maxReceiveCount times moves to the
  *   dead-letter queue (keeping its id, body, sentAtMs and receiveCount) on the next receive.
  * - delete: any handle ever issued for the message deletes it; a deleted message's handle is a no-op;
@@ -97,7 +104,7 @@ export class EmbeddedQueue implements QueueTransport {
     this.#hook = options.hook ?? {};
     this.#label = options.hookLabel ?? options.name;
     this.#deadLetter = options.deadLetter;
-    this.#maxBatch = options.maxBatch ?? 10;
+    this.#maxBatch = options.maxBatch ?? MAX_RECEIVE_MESSAGES;
     const max = this.#deadLetter?.maxReceiveCount;
     if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
       throw new QueueError(`queue/bad-max-receive-count: ${max}`);
@@ -134,17 +141,17 @@ export class EmbeddedQueue implements QueueTransport {
   }
 
   async receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]> {
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) {
-      throw new QueueError(`queue/bad-max-messages: ${maxMessages} (a positive integer)`);
+    // Refused beyond maxBatch, as SQS (and its adapter) refuse more than 10 (found by the adapter parity review,
+    // session 27: this queue gave 10 where SQS throws).
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > this.#maxBatch) {
+      throw new QueueError(`queue/bad-max-messages: ${maxMessages} (1-${this.#maxBatch})`);
     }
-    // SQS returns at most 10 per call; like the SQS adapter, ask for more and get at most maxBatch.
-    const wanted = Math.min(maxMessages, this.#maxBatch);
     checkSeconds(visibilityTimeoutSeconds, MAX_VISIBILITY_SECONDS, 'queue/bad-visibility-timeout');
     const now = this.#clock.nowMs();
     this.#promote(now);
     const received: ReceivedMessage[] = [];
     let moved = false;
-    while (received.length < wanted && this.#head < this.#visible.length) {
+    while (received.length < maxMessages && this.#head < this.#visible.length) {
       const slot = this.#visible[this.#head]!;
       this.#head += 1;
       const m = slot.message;
@@ -327,6 +334,11 @@ function checkBody(body: string): void {
   if (typeof body !== 'string' || body.length === 0) {
     throw new QueueError('queue/bad-body: a message body is a non-empty string');
   }
+  // A UTF-16 code unit is 1 to 3 UTF-8 bytes (a surrogate pair 4, for two units): only a body whose length
+  // leaves the answer open is measured.
+  if (body.length * 3 <= MAX_MESSAGE_BYTES) return;
+  if (body.length > MAX_MESSAGE_BYTES || Buffer.byteLength(body, 'utf8') > MAX_MESSAGE_BYTES)
+    throw new QueueError(`queue/message-too-large: a body is over ${MAX_MESSAGE_BYTES} bytes (UTF-8)`);
 }
 
 function checkSeconds(seconds: number, max: number, reason: string): void {

@@ -1,0 +1,43 @@
+/**
+ * Stable shard assignments the adapter families share (no SDK here: the embedded adapters import it too).
+ */
+
+/** FNV-1a, 32 bit: a stable hash of an id, the same in every container and release. */
+export function fnv1a(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/** Shards of a tick's index of the liquidations it began (AWS: items of the liquidations table, liquidations.ts). */
+export const TICK_INDEX_SHARDS = 256;
+export const TICK_INDEX_PREFIX = '~tick~';
+
+/** The id of a tick's index item `shard`. */
+export const tickIndexShardId = (tickKey: string, shard: number): string =>
+  `${TICK_INDEX_PREFIX}${tickKey}~${shard}`;
+
+/** The tick-index item that lists a liquidation of a tick. */
+export const tickIndexItemId = (tickKey: string, liquidationId: string): string =>
+  tickIndexShardId(tickKey, fnv1a(liquidationId) % TICK_INDEX_SHARDS);
+
+/**
+ * New liquidations grouped by the tick-index item each joins: one more item per group in a transaction that
+ * creates them (DynamoDB's TransactWriteItems counts it against its 100 items; the embedded transactor counts the
+ * same).
+ */
+export function tickIndexItems(
+  liquidations: readonly { readonly id: string; readonly tickKey: string }[],
+): Map<string, string[]> {
+  const byItem = new Map<string, string[]>();
+  for (const l of liquidations) {
+    const id = tickIndexItemId(l.tickKey, l.id);
+    const ids = byItem.get(id);
+    if (ids) ids.push(l.id);
+    else byItem.set(id, [l.id]);
+  }
+  return byItem;
+}
