@@ -398,6 +398,11 @@ export interface AuctionStepMessage {
   readonly symbol?: string;
   /** Sent by a tick that woke the auction (its planned message for the same step is still on its way). */
   readonly woken?: boolean;
+  /**
+   * When the step was due (sent plus its delay): a step delivered later than that (a redelivery, a redrive) does
+   * not let the curve walk on meanwhile (processAuctionStep). Absent in messages of earlier versions.
+   */
+  readonly dueAtMs?: number;
 }
 
 export interface LiquidationQueue {

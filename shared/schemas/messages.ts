@@ -15,6 +15,7 @@ export const auctionStepMessageSchema = z.strictObject({
   step: z.number().int().min(0),
   symbol: z.string().min(1).max(40).optional(),
   woken: z.boolean().optional(),
+  dueAtMs: z.number().int().min(0).optional(),
 });
 
 export class PoisonMessageError extends Error {
@@ -44,9 +45,8 @@ export const parseAuctionStepMessage = (body: string): AuctionStepMessage =>
 export const encodeMessage = (message: LiquidationMessage | AuctionStepMessage): string =>
   JSON.stringify(message);
 
-/** The message of an auction's current step. */
-export const stepMessageOf = (auction: {
-  readonly id: string;
-  readonly step: number;
-  readonly symbol: string;
-}): AuctionStepMessage => ({ auctionId: auction.id, step: auction.step, symbol: auction.symbol });
+/** The message of an auction's current step, due at `dueAtMs` (when it is sent plus its delay). */
+export const stepMessageOf = (
+  auction: { readonly id: string; readonly step: number; readonly symbol: string },
+  dueAtMs: number,
+): AuctionStepMessage => ({ auctionId: auction.id, step: auction.step, symbol: auction.symbol, dueAtMs });

@@ -299,7 +299,7 @@ async function wakeForNewBids(
   try {
     for (const symbol of symbols) {
       for (const direction of ['SELL', 'BUY'] as const) {
-        woken += (await wakeSleepers(deps, symbol, direction, undefined)).woken;
+        woken += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
       }
     }
     return { woken };

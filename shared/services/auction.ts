@@ -128,8 +128,10 @@ async function stepOnce(
   const read = message.symbol
     ? await deps.reader.auctionAndMarket(message.auctionId, message.symbol)
     : { auction: await deps.auctions.get(message.auctionId), market: undefined };
-  const { auction } = read;
-  if (!auction) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
+  const stored = read.auction;
+  if (!stored) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
+  const now = atMs ?? deps.clock.nowMs();
+  const auction = onTimeCurve(stored, message, now);
   const marketRead = read.market?.symbol === auction.symbol ? read.market : undefined;
   if (auction.state !== 'RUNNING') {
     // The message that ended it (step auction.step - 1) finishes the settlement, or its redelivery does. An
@@ -145,7 +147,6 @@ async function stepOnce(
     return { status: 'stale' };
   }
 
-  const now = atMs ?? deps.clock.nowMs();
   const config = deps.config.auction;
   const marketState = marketRead ?? (await deps.markets.get(auction.symbol));
   const { mark } = markOfMarket(marketState, auction.top, now);
@@ -271,6 +272,22 @@ async function stepOnce(
 
 const enderOf = (message: AuctionStepMessage): 'wake' | 'plan' => (message.woken ? 'wake' : 'plan');
 
+/** How late a step may run and still be priced at its time: SQS's delivery of a delayed message, a cold start. */
+export const STEP_LATENESS_GRACE_MS = 5_000;
+
+/**
+ * A step delivered late (its delivery died: a redelivery after the visibility timeout, a dead-letter redrive)
+ * would price the lot on a curve that walked on meanwhile, far below the bids it was due to meet: the fund paid
+ * the difference. Its auction's curve is moved on by the lateness instead (its start, in the record this step
+ * writes), so the step prices as it would have when due, and the tail counts the auction's own time.
+ */
+function onTimeCurve(auction: AuctionRecord, message: AuctionStepMessage, nowMs: number): AuctionRecord {
+  if (message.dueAtMs === undefined || auction.state !== 'RUNNING' || message.step !== auction.step)
+    return auction;
+  const lateMs = nowMs - message.dueAtMs - STEP_LATENESS_GRACE_MS;
+  return lateMs > 0 ? { ...auction, startedAtMs: auction.startedAtMs + lateMs } : auction;
+}
+
 /** The record without its wake mark: awake, or no longer RUNNING. */
 function awake({ wakeMark: _, ...auction }: AuctionRecord): AuctionRecord {
   return auction;
@@ -282,7 +299,10 @@ async function schedule(
   deps: SettlementDeps,
   status: 'reset' | 'stepped',
 ): Promise<AuctionStepOutcome> {
-  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), delaySeconds);
+  await deps.auctionQueue.send(
+    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
+    delaySeconds,
+  );
   return { status, nextStep: auction.step, delaySeconds };
 }
 

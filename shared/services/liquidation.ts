@@ -350,7 +350,8 @@ async function advance(
       // lost it). Once it ended, the rest is settled here (a last resort waiting for the book comes back so).
       const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
       if (!auction || auction.state === 'RUNNING') {
-        if (auction) await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), 0);
+        if (auction)
+          await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, deps.clock.nowMs())), 0);
         return { done: true, record: liquidation };
       }
       return decideAndSettle(liquidation, deps, auction, carried);
@@ -1606,9 +1607,11 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   // Profit as counterparties hold it now (a round may come long after its settlement: a retry, a redrive).
   const settledAt = context.settle?.mark ?? context.executionMark;
   // A round confirming a finding ranks at the finding's mark: what it may add is only what the index had not shown.
+  // One that comes late (a redelivery, a redrive) ranks at the mark of now: profit at an old mark is not profit.
   const confirm = context.adlRound?.confirm;
-  const mark =
-    confirm?.mark ?? (await latestMark(deps.markets, liquidation.symbol, settledAt, deps.clock.nowMs())).mark;
+  const now = deps.clock.nowMs();
+  const confirmedAt = confirm && now - confirm.atMs <= FROZEN_PLAN_MAX_AGE_MS ? confirm.mark : undefined;
+  const mark = confirmedAt ?? (await latestMark(deps.markets, liquidation.symbol, settledAt, now)).mark;
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {
     plan: (ranked) =>
@@ -1789,7 +1792,11 @@ async function startAuction(
   ]);
   if (!committed) return { done: false };
   // Lost with a crash here, the message is sent again by the redelivered liquidation (its AUCTION case).
-  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), sleep?.delaySeconds ?? 0);
+  const delaySeconds = sleep?.delaySeconds ?? 0;
+  await deps.auctionQueue.send(
+    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
+    delaySeconds,
+  );
   await coverWake(auction, market, deps);
   return { done: true, record: inAuction };
 }
@@ -1797,7 +1804,7 @@ async function startAuction(
 async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
   const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
   if (auction?.state === 'RUNNING') {
-    await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction)), 0);
+    await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, deps.clock.nowMs())), 0);
   }
 }
 

@@ -136,7 +136,7 @@ async function handleTickOnce(
       !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
     const outcome = await resumeTick(tick.symbol, state.lastTick, deps, retry);
     // A retry of the tick's own invocation, which may have died before waking what its mark reached.
-    if (segment === 0) await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
+    if (segment === 0) await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps, nowMs);
     return outcome;
   }
   if (segment !== 0) {
@@ -163,7 +163,7 @@ async function handleTickOnce(
       // A retry of the last accepted tick (its invocation may have died before waking what its mark reached; a
       // wake is idempotent), or of the tick that tripped the breaker (it may have died before the alarm's count).
       if (state?.lastTick?.sequence === tick.sequence)
-        await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps);
+        await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps, nowMs);
       const breaker = state?.breaker;
       if (breaker?.tick.sequence === tick.sequence && breaker.reason !== 'tick/unconfirmed')
         reportTrip(tick, breaker.reason, 'a retry of the tick that tripped it', deps);
@@ -229,7 +229,7 @@ async function handleTickOnce(
     : { status: 'accepted', checked: 0, enqueued: 0, needsContinuation: false };
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
-  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps);
+  await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
   return outcome;
 }
 
@@ -257,12 +257,13 @@ async function wakeSleepers(
   state: MarketState | undefined,
   mark: PriceE8,
   deps: MarginCheckDeps,
+  nowMs: number,
 ): Promise<void> {
   for (const direction of ['SELL', 'BUY'] as const) {
     const wakeMark = state?.wakeMarks?.[direction];
     if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
     try {
-      const { woken, next } = await wake(deps, symbol, direction, mark, deps.maxWakesPerTick);
+      const { woken, next } = await wake(deps, symbol, direction, mark, nowMs, deps.maxWakesPerTick);
       // Conditional on the mark and its covers as read before the query: a sleeper that covered its own mark
       // since (found by the query or not) keeps it.
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);

@@ -20,17 +20,19 @@ export interface WakeDeps {
  * Sends the step messages of the sleeping auctions of one market side whose wake mark `mark` reached (every
  * sleeper when `mark` is undefined), at most `limit`, in wake order. A woken auction's step number dedupes the
  * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
- * Returns how many were woken and the wake mark of the first one left (reached or not).
+ * `wokenAtMs`: now, when the woken steps are due. Returns how many were woken and the wake mark of the first one left (reached or not).
  */
 export async function wakeSleepers(
   deps: WakeDeps,
   symbol: string,
   direction: 'BUY' | 'SELL',
   mark: PriceE8 | undefined,
+  wokenAtMs: number,
   limit: number = MAX_WAKES_PER_CALL,
 ): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
   const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
-  const bodies = due.map((s) => encodeMessage({ ...stepMessageOf({ ...s, symbol }), woken: true }));
+  const dueAtMs = wokenAtMs;
+  const bodies = due.map((s) => encodeMessage({ ...stepMessageOf({ ...s, symbol }, dueAtMs), woken: true }));
   await sendSpread(deps.auctionQueue, bodies);
   return { woken: due.length, next };
 }

@@ -138,7 +138,9 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
     // Accepted, and the sleeper woken (its step message sent now), as without the lost answer.
     expect({ outcome: outcome.status, woken: steps.map((m) => JSON.parse(m.body)) }).toEqual({
       outcome: 'accepted',
-      woken: [{ auctionId: 'p1:0:auction', step: 0, symbol: 'ETH-USD', woken: true }],
+      woken: [
+        { auctionId: 'p1:0:auction', step: 0, symbol: 'ETH-USD', woken: true, dueAtMs: expect.any(Number) },
+      ],
     });
     expect(telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
     clients.destroy();

@@ -1265,6 +1265,7 @@ describe('sleeping auctions', () => {
       step: 3,
       symbol: 'ETH-USD',
       woken: true,
+      dueAtMs: p.clock.nowMs(),
     });
     // The side's wake mark is the first one left: still reached, so the next tick goes on.
     expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(

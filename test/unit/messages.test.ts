@@ -8,12 +8,13 @@ import {
 } from '../../shared/schemas/messages.ts';
 
 describe('auction step messages', () => {
-  it('name the auction, its step and its market; a message without the market still parses', () => {
-    const sent = stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' });
+  it('name the auction, its step, its market and when it is due; a message without the market still parses', () => {
+    const sent = stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' }, 1_700_000_000_000);
     expect(parseAuctionStepMessage(encodeMessage(sent))).toEqual({
       auctionId: 'l-1:auction',
       step: 4,
       symbol: 'ETH-USD',
+      dueAtMs: 1_700_000_000_000,
     });
     expect(parseAuctionStepMessage('{"auctionId":"l-1:auction","step":4}')).toEqual({
       auctionId: 'l-1:auction',
@@ -22,7 +23,7 @@ describe('auction step messages', () => {
   });
 
   it("say when a tick's wake sent them", () => {
-    const woken = { ...stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' }), woken: true };
+    const woken = { ...stepMessageOf({ id: 'l-1:auction', step: 4, symbol: 'ETH-USD' }, 5), woken: true };
     expect(parseAuctionStepMessage(encodeMessage(woken))).toEqual(woken);
   });
 
@@ -32,6 +33,11 @@ describe('auction step messages', () => {
     ['an unknown field', '{"auctionId":"l-1:auction","step":4,"market":"ETH-USD"}', /malformed/],
     ['a negative step', '{"auctionId":"l-1:auction","step":-1}', /malformed: step/],
     ['a wake that is not a flag', '{"auctionId":"l-1:auction","step":4,"woken":"yes"}', /malformed: woken/],
+    [
+      'a due time that is not a time',
+      '{"auctionId":"l-1:auction","step":4,"dueAtMs":1.5}',
+      /malformed: dueAtMs/,
+    ],
     ['no JSON', 'step 4', /auction-step-message\/not-json/],
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseAuctionStepMessage(body)).toThrow(PoisonMessageError);
