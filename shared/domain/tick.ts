@@ -52,6 +52,8 @@ export interface TickRecord {
 export interface TickState {
   readonly lastTick?: TickRecord;
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: TickRecord };
+  /** Set when the feed was resumed below its sequence: the old feed's ticks are stamped at or before it. */
+  readonly resumedAfterMs?: number;
 }
 
 export type TickRejectReason =
@@ -136,6 +138,14 @@ export function evaluateTick(
   const tripped = state.breaker?.tick;
   const order = checkSequence(tick, last) ?? checkSequence(tick, tripped);
   if (order) return order;
+  // After a resume the old feed's sequences are no floor: its ticks still in flight (a redelivery, a retry) are
+  // known by their time, and never count as the new feed's (nor confirm a bad print of theirs).
+  if (state.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs) {
+    return reject(
+      'tick/out-of-order',
+      `timestamp ${tick.timestampMs} is not after the feed's resume (its old ticks end at ${state.resumedAfterMs})`,
+    );
+  }
   // A timestamp behind the last one by more than the clock skew a tick may have is a print from the past; within
   // it, the sequence orders (a tick accepted a few seconds ahead must not drop the real-time prints after it).
   const skewMs = market.maxClockSkewSeconds * 1000;

@@ -113,6 +113,11 @@ export interface MarketState {
    * came since it read the market, as a sleeper that covered in between may not be among those it queried.
    */
   readonly wakeCovers?: { readonly SELL?: number; readonly BUY?: number };
+  /**
+   * The latest time of the old feed's ticks when the feed was resumed below its sequence (rebaseSequence): a tick
+   * stamped at or before it is the old feed's, delivered again (evaluateTick refuses it).
+   */
+  readonly resumedAfterMs?: number;
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */

@@ -9,6 +9,7 @@ import {
   parsePpm,
   parsePrice,
   parseQuote,
+  type QuoteE6,
   UnitError,
 } from '../domain/units.ts';
 import {
@@ -19,6 +20,7 @@ import {
   type MarketRepository,
   type PositionRecord,
   type PositionRepository,
+  type ProviderRecord,
   type ProviderRepository,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
@@ -37,7 +39,10 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.literal('registerProvider'),
     id,
-    capital: decimal,
+    /** A new provider's capital; for one registered before, it keeps its own unless this says otherwise. */
+    capital: decimal.optional(),
+    /** The provider's version as the caller read it: a change made on an older read is refused. */
+    expectedVersion: z.number().int().min(0).optional(),
     maxDiscount: decimal,
     maxLot: decimal,
     symbols: z.array(z.string().max(20)).min(1).max(20),
@@ -108,6 +113,41 @@ export type AdminResult =
     }
   | { readonly ok: false; readonly reason: string };
 
+/**
+ * The capital a registration leaves a provider with. Auctions use a provider's capital at any time, so an operator's
+ * read of it is stale by the time a change lands: restating it would give back what fills used since ("money
+ * from nothing"). A change keeps the stored capital unless it names the version it read (then it is refused if
+ * anything changed the provider since); a new provider must state its capital.
+ */
+function providerCapital(
+  id: string,
+  existing: ProviderRecord | undefined,
+  stated: QuoteE6 | undefined,
+  expectedVersion: number | undefined,
+): QuoteE6 {
+  if (!existing) {
+    if (expectedVersion !== undefined)
+      throw new AdminInputError(
+        `admin/concurrent-change: provider ${id} does not exist (expected version ${expectedVersion})`,
+      );
+    if (stated === undefined)
+      throw new AdminInputError(`admin/invalid: capital: a new provider (${id}) needs its capital`);
+    return stated;
+  }
+  if (expectedVersion !== undefined && expectedVersion !== existing.version) {
+    throw new AdminInputError(
+      `admin/concurrent-change: provider ${id} is at version ${existing.version}, not ${expectedVersion} (auctions may have used its capital): read it again`,
+    );
+  }
+  if (stated === undefined) return existing.capital;
+  if (expectedVersion === undefined) {
+    throw new AdminInputError(
+      `admin/invalid: capital: provider ${id} exists (version ${existing.version}) and auctions use its capital: restate it with expectedVersion (the version you read), or leave capital out to keep what it has`,
+    );
+  }
+  return stated;
+}
+
 /** Validates and applies one admin request; bad input is refused with a reason and changes nothing. */
 export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<AdminResult> {
   const parsed = adminRequestSchema.safeParse(input);
@@ -159,20 +199,28 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         throw new AdminInputError(
           `admin/invalid: maxDiscount: ${request.maxDiscount} must be below 1 (a share of the mark: 0.02 is 2 %)`,
         );
+      const maxLot = parseBase(request.maxLot, 'maxLot', { positive: true });
+      const symbols = request.symbols.map((s) => marketConfig(deps.config, s).symbol);
+      const stated =
+        request.capital === undefined
+          ? undefined
+          : parseQuote(request.capital, 'capital', { positive: true });
       const existing = await deps.providers.get(request.id);
+      const capital = providerCapital(request.id, existing, stated, request.expectedVersion);
       await deps.providers.put(
         {
           id: request.id,
-          capital: parseQuote(request.capital, 'capital', { positive: true }),
+          capital,
           maxDiscountPpm,
-          maxLot: parseBase(request.maxLot, 'maxLot', { positive: true }),
-          symbols: request.symbols.map((s) => marketConfig(deps.config, s).symbol),
+          maxLot,
+          symbols,
           version: existing ? existing.version + 1 : 0,
         },
         existing?.version,
       );
-      const symbols = request.symbols.map((s) => marketConfig(deps.config, s).symbol);
-      return { ok: true, id: request.id, ...(await wakeForNewBids(symbols, deps)) };
+      // The markets it left too: their sleepers planned on its bid, which is gone.
+      const touched = [...new Set([...(existing?.symbols ?? []), ...symbols])];
+      return { ok: true, id: request.id, ...(await wakeForNewBids(touched, deps)) };
     }
     case 'openPosition': {
       const record = openedPosition(request, deps.config);
@@ -183,8 +231,10 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'resumeFeed': {
       const symbol = marketConfig(deps.config, request.symbol).symbol;
       const state = await deps.markets.get(symbol);
-      // A market that has only its first print (waiting for a second that agrees) resumes from that print.
-      const before = state?.lastTick?.sequence ?? state?.breaker?.tick.sequence;
+      // The highest the market holds: its last tick's, or its breaker's (a first print waiting for a second that
+      // agrees, or one print numbered far ahead of the feed).
+      const held = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter((s) => s !== undefined);
+      const before = held.length > 0 ? Math.max(...held) : undefined;
       // The feed's next tick is fromSequence: the last one counts just below it (marks and times are kept, so the
       // band and the time order judge the next tick as usual).
       const after = request.fromSequence - 1;

@@ -576,7 +576,12 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           ConditionFailedError,
         );
         const rebased = await a.markets.rebaseSequence('ETH-USD', 0, read);
-        expect(rebased).toEqual({ symbol: 'ETH-USD', lastTick: { ...tick(500), sequence: 0 } });
+        // The old feed's ticks end at its last one's time: one of them delivered again is known by it.
+        expect(rebased).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: { ...tick(500), sequence: 0 },
+          resumedAfterMs: tick(500).timestampMs,
+        });
         expect(await a.markets.get('ETH-USD')).toEqual(rebased);
         // The state read is stale now (the last sequence moved): refused.
         await expect(a.markets.rebaseSequence('ETH-USD', -1, read)).rejects.toBeInstanceOf(
@@ -592,6 +597,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           reason: 'tick/price-band',
           tick: { ...tick(601), sequence: 5 },
         });
+        expect(both.resumedAfterMs).toBe(Math.max(tick(600).timestampMs, tick(601).timestampMs));
         // Never while a tick is pending.
         await a.markets.resetBreaker('ETH-USD');
         await a.markets.acceptTick('ETH-USD', tick(7), 5, true);
@@ -600,6 +606,17 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           ConditionFailedError,
         );
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
+      });
+
+      it('rebases from the breaker when it holds a tick numbered above the last one (one print far ahead)', async () => {
+        // Found by a review of admin against the pipeline, session 27: the rebase looked at the last tick only.
+        await a.markets.acceptTick('ETH-USD', tick(100), undefined, false);
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(9_000_000), 9_000);
+        const ahead = (await a.markets.get('ETH-USD'))!;
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 101, ahead);
+        expect(rebased.lastTick?.sequence).toBe(101);
+        expect(rebased.breaker?.tick.sequence).toBe(101);
+        expect(await a.markets.get('ETH-USD')).toEqual(rebased);
       });
 
       it('accepts a tick only on the last mark and time it was judged on, when given (a resumed feed repeats sequences)', async () => {

@@ -89,8 +89,10 @@ export function marketFromItem(item: Item): MarketState {
   const BUY = optBig(item, wakeAttr('BUY'));
   const coversSell = optInt(item, coversAttr('SELL'));
   const coversBuy = optInt(item, coversAttr('BUY'));
+  const resumedAfterMs = optInt(item, 'resumedAfterMs');
   return {
     symbol: readS(item, 'symbol'),
+    ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
     ...(pendingSegment === undefined ? {} : { pendingSegment }),
@@ -292,14 +294,22 @@ export class DynamoMarketRepository implements MarketRepository {
   async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
     const last = expected.lastTick?.sequence;
     const breaker = expected.breaker?.tick.sequence;
-    // A market whose only print is its first, waiting for a second (the breaker's tick), rebases that print.
-    const top = last ?? breaker;
-    if (top === undefined || top <= sequence) {
+    // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
+    // second, has only the breaker's; one print far ahead may hold the breaker above the last tick).
+    const top = Math.max(last ?? -1, breaker ?? -1);
+    if (top < 0 || top <= sequence) {
       throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
     }
+    // The old feed's ticks end here: one still in flight is known by its time (evaluateTick).
+    const resumedAfterMs = Math.max(
+      expected.resumedAfterMs ?? 0,
+      expected.lastTick?.timestampMs ?? 0,
+      expected.breaker?.tick.timestampMs ?? 0,
+    );
     const sets = [
       ...(last === undefined ? [] : ['lastSequence = :seq', 'lastTick.#seq = :seq']),
       ...(breaker === undefined ? [] : ['breaker.#tick.#seq = :seq']),
+      'resumedAfterMs = :resumed',
     ];
     const out = await conditional(`markets/not-rebased: ${symbol} changed or has a pending tick`, () =>
       this.dynamo.send(
@@ -318,6 +328,7 @@ export class DynamoMarketRepository implements MarketRepository {
           },
           ExpressionAttributeValues: {
             ':seq': N(sequence),
+            ':resumed': N(resumedAfterMs),
             ...(last === undefined ? {} : { ':last': N(last) }),
             ...(breaker === undefined ? {} : { ':breaker': N(breaker) }),
           },

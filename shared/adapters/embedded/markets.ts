@@ -118,12 +118,13 @@ export class EmbeddedMarketRepository implements MarketRepository {
   async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
     const current = this.#states.get(symbol);
     const last = current?.lastTick;
-    // A market whose only print is its first, waiting for a second (the breaker's tick), rebases that print.
-    const top = last ?? current?.breaker?.tick;
+    // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
+    // second, has only the breaker's; one print far ahead may hold the breaker above the last tick).
+    const top = Math.max(last?.sequence ?? -1, current?.breaker?.tick.sequence ?? -1);
     if (
       !current ||
-      !top ||
-      top.sequence <= sequence ||
+      top < 0 ||
+      top <= sequence ||
       current.pendingSequence !== undefined ||
       last?.sequence !== expected.lastTick?.sequence ||
       current.breaker?.tick.sequence !== expected.breaker?.tick.sequence
@@ -133,10 +134,16 @@ export class EmbeddedMarketRepository implements MarketRepository {
       );
     }
     const { breaker } = current;
+    const resumedAfterMs = Math.max(
+      current.resumedAfterMs ?? 0,
+      last?.timestampMs ?? 0,
+      breaker?.tick.timestampMs ?? 0,
+    );
     this.#set({
       ...current,
       ...(last ? { lastTick: { ...last, sequence } } : {}),
       ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence } } } : {}),
+      resumedAfterMs,
     });
     fire(this.#hook, 'markets.rebaseSequence');
     return this.#states.get(symbol)!;

@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { formatQuote, parsePrice } from '../../shared/domain/units.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * Found by a review of admin requests racing the pipeline, session 27:
+ * - resumeFeed lowered the last tick's sequence and kept its time, so the old feed's ticks still in flight (a
+ *   redelivery, a retry) were no longer duplicates: its last tick came back as new (the market blind again), a bad
+ *   print that had tripped the breaker confirmed itself and liquidated the book. The market now keeps when the
+ *   old feed's ticks end (resumedAfterMs), and a tick stamped at or before it is refused.
+ * - resumeFeed judged what there was to resume on the last tick alone, so a breaker holding a print numbered far
+ *   ahead could not be resumed past.
+ * - registerProvider wrote the request's capital over the stored one: an operator changing terms on a read gave
+ *   back the capital auctions used since. A change now keeps the stored capital unless it names the version it
+ *   read.
+ * - a provider leaving a market did not wake that market's sleepers, asleep on its bid.
+ */
+describe('resumeFeed vs the old feed still in flight', () => {
+  it('a redelivery of the last tick before the resume is refused as a duplicate, not accepted as a newer tick', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 4999 }); // a market's first print waits for a second
+    p.clock.advance(1000);
+    const last = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('200'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 5000,
+      source: 'test',
+    };
+    expect(await p.deliverTick(last)).toMatchObject({ status: 'accepted' });
+    const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+
+    // The feed restarts at 1; the operator resumes it.
+    p.clock.advance(1000);
+    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps),
+    ).toMatchObject({
+      ok: true,
+    });
+
+    // The old feed's last tick comes again (a duplicate delivery), 20 s after it was first seen.
+    p.clock.advance(18_000);
+    const again = await p.deliverTick(last);
+
+    // The restarted feed goes on, and its crash liquidates the long.
+    p.clock.advance(1000);
+    const next = await p.tick('ETH-USD', '180', { sequence: 2 });
+    expect({ again: again.status, next: next.status === 'accepted' ? next.status : next.reason }).toEqual({
+      again: 'rejected',
+      next: 'accepted',
+    });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+});
+
+describe('resumeFeed vs a bad print that tripped the breaker', () => {
+  it('a redelivery of the tripping bad print after the resume does not confirm itself and liquidate the book', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 4999 }); // a market's first print waits for a second
+    p.clock.advance(1000);
+    await p.tick('ETH-USD', '200', { sequence: 5000 });
+    const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6, healthy at 200
+    p.clock.advance(1000);
+    // A bad print (half the price) trips the breaker: it waits for a second print that agrees.
+    const bad = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('100'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 5001,
+      source: 'test',
+    };
+    expect(await p.deliverTick(bad)).toMatchObject({ reason: 'tick/price-band' });
+    // Its redelivery never confirms it: its sequence is an ordering floor.
+    expect(await p.deliverTick(bad)).toMatchObject({ reason: 'tick/duplicate' });
+
+    // The feed restarts at 1; the operator resumes it.
+    p.clock.advance(1000);
+    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps),
+    ).toMatchObject({
+      ok: true,
+    });
+
+    // The bad print is delivered once more (at-least-once delivery, a retry) 10 s after it was first seen.
+    p.clock.advance(8000);
+    const again = await p.deliverTick(bad);
+    expect({
+      again: again.status === 'accepted' ? 'accepted' : 'rejected',
+      long: (await p.adapters.positions.get(long.id))?.state,
+      mark: (await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice,
+    }).toEqual({ again: 'rejected', long: 'OPEN', mark: parsePrice('200') });
+  });
+});
+
+describe('resumeFeed with a breaker tick ahead of the last tick', () => {
+  it('resumes the feed from its next sequence when the breaker holds a tick numbered far ahead', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 99 }); // a market's first print waits for a second
+    p.clock.advance(1000);
+    await p.tick('ETH-USD', '200', { sequence: 100 });
+    const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+    p.clock.advance(1000);
+    // One bad print numbered far ahead trips the breaker.
+    expect(await p.tick('ETH-USD', '100', { sequence: 1_000_000_000 })).toMatchObject({
+      reason: 'tick/price-band',
+    });
+    p.clock.advance(1000);
+    expect(await p.tick('ETH-USD', '200', { sequence: 101 })).toMatchObject({ reason: 'tick/out-of-order' });
+
+    // The operator resumes the feed from its next tick, 102.
+    const resumed = await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 102 }, deps);
+    p.clock.advance(1000);
+    const next = await p.tick('ETH-USD', '180', { sequence: 102 });
+    expect({
+      resumed: resumed.ok ? 'ok' : resumed.reason,
+      next: next.status === 'accepted' ? 'accepted' : next.reason,
+    }).toEqual({ resumed: 'ok', next: 'accepted' });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('180'));
+  });
+});
+
+describe('registerProvider racing auction fills', () => {
+  it('a change of terms does not give back capital the auctions used since the operator read it', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const register = (maxDiscount: string, capital?: string, expectedVersion?: number) =>
+      handleAdmin(
+        {
+          action: 'registerProvider',
+          id: 'lp-1',
+          maxDiscount,
+          maxLot: '100',
+          symbols: ['ETH-USD'],
+          ...(capital === undefined ? {} : { capital }),
+          ...(expectedVersion === undefined ? {} : { expectedVersion }),
+        },
+        deps,
+      );
+    expect(await register('0.02', '5000')).toMatchObject({ ok: true });
+    // The operator reads the provider (status) to change its discount, keeping its capital.
+    const read = (await p.adapters.providers.get('lp-1'))!;
+    expect(formatQuote(read.capital)).toBe('5000');
+
+    // Meanwhile a liquidation's auction fills against it.
+    await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    const [liquidation] = p.adapters.liquidations.all();
+    const auction = (await p.adapters.auctions.get(`${liquidation!.id}:auction`))!;
+    const cost = auction.fills.reduce((sum, f) => sum + (f.cost ?? 0n), 0n);
+    expect(cost).toBeGreaterThan(0n);
+    expect((await p.adapters.providers.get('lp-1'))!.capital).toBe(read.capital - cost);
+
+    // The operator's change, made on its read: restating the capital it read is refused (with or without the
+    // version it read, which the fills moved on); leaving capital out keeps what the auctions left.
+    expect(await register('0.03', formatQuote(read.capital))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/admin\/invalid: capital: provider lp-1 exists/),
+    });
+    expect(await register('0.03', formatQuote(read.capital), read.version)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/admin\/concurrent-change: provider lp-1 is at version/),
+    });
+    expect((await p.adapters.providers.get('lp-1'))!.maxDiscountPpm).toBe(20_000n);
+    expect(await register('0.03')).toMatchObject({ ok: true });
+    const after = (await p.adapters.providers.get('lp-1'))!;
+    expect(after.maxDiscountPpm).toBe(30_000n);
+    expect(formatQuote(after.capital)).toBe(formatQuote(read.capital - cost));
+    const report = await p.check();
+    expect(report.violations.filter((v) => v.startsWith('providers'))).toEqual([]);
+    // Restated on the version it is at: taken.
+    expect(await register('0.03', '9000', after.version)).toMatchObject({ ok: true });
+    expect(formatQuote((await p.adapters.providers.get('lp-1'))!.capital)).toBe('9000');
+  });
+});
+
+describe('registerProvider: a provider leaving a market', () => {
+  it('wakes the sleepers of the market it left: they end at once instead of sleeping on a bid gone', async () => {
+    const p = createPipeline({
+      config: parseRiskConfig({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+      }),
+    });
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '200', '400'); // an ADL counterparty, should the fund not pay
+    const register = (symbols: string[], capital?: string) =>
+      handleAdmin(
+        {
+          action: 'registerProvider',
+          id: 'lp-1',
+          maxDiscount: '0.10',
+          maxLot: '100',
+          symbols,
+          ...(capital === undefined ? {} : { capital }),
+        },
+        deps,
+      );
+    expect(await register(['ETH-USD'], '100000')).toMatchObject({ ok: true });
+    await p.tick('ETH-USD', '184');
+    const startedAt = p.clock.nowMs();
+    await p.runUntil(startedAt + 1000);
+    const [liquidation] = p.adapters.liquidations.all();
+    const auctionId = `${liquidation!.id}:auction`;
+    // Asleep on lp-1's 10 % bid (its first step message is 900 s away).
+    const asleep = (await p.adapters.auctions.get(auctionId))!;
+    expect(asleep).toMatchObject({ state: 'RUNNING', step: 0 });
+    expect(asleep.wakeMark).toBeDefined();
+
+    // The provider stops quoting ETH-USD (it now quotes BTC-USD only).
+    const result = await register(['BTC-USD']);
+    expect(result).toMatchObject({ ok: true });
+    await p.runUntil(startedAt + 10_000);
+
+    // Nobody can bid any more: the auction should end and the liquidation settle now, not 900 s later.
+    expect({
+      woken: result.ok ? result.woken : undefined,
+      auction: (await p.adapters.auctions.get(auctionId))!.state,
+      liquidation: p.adapters.liquidations.all()[0]!.state,
+    }).toEqual({ woken: 1, auction: 'EXHAUSTED', liquidation: expect.stringMatching(/^SETTLED_/) });
+  });
+});
