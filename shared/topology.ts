@@ -222,7 +222,7 @@ export interface Grant {
   readonly queue?: QueueId;
   readonly bus?: BusId;
   readonly access: Access;
-  /** A table write only to items whose partition key begins with this (IAM's dynamodb:LeadingKeys). */
+  /** Puts only, of items whose partition key begins with this (IAM's dynamodb:LeadingKeys): a write of its own items. */
   readonly keysBeginWith?: string;
 }
 

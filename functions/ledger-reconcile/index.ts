@@ -12,7 +12,10 @@ import { reconcileAccount } from '../../shared/services/reconcile.ts';
 /** Entries one run audits at most: 100 pages, well within the 5-minute timeout; the next run goes on. */
 const ENTRIES_PER_RUN = 100_000;
 
-/** The schedule's event, or an operator's `{"full": true}`: audit the whole journal again, not from the checkpoint. */
+/**
+ * The schedule's event, or an operator's `{"full": true}`: begin the audit again from the journal's first entry
+ * (the checkpoint is replaced; the scheduled runs finish what one run's budget leaves).
+ */
 const ReconcileRequest = z.looseObject({ full: z.boolean().optional() });
 
 /**
@@ -41,7 +44,8 @@ export async function reconcile(event: unknown) {
     problems: report.problems,
     reconciled: report.difference === 0n && report.problems.length === 0,
   };
-  logger.info('ledger reconciled', summary);
+  if (summary.reconciled) logger.info('ledger reconciled', summary);
+  else logger.warn('ledger not reconciled', summary);
   return summary;
 }
 

@@ -128,7 +128,8 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
         throw new Error(`topology: ${owner}: keysBeginWith applies to writes only`);
       fn.addToRolePolicy(
         new PolicyStatement({
-          actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+          // Items of its own, written whole: nothing else of the table.
+          actions: ['dynamodb:PutItem'],
           resources: [table.tableArn],
           conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${grant.keysBeginWith}*`] } },
         }),

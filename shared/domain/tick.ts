@@ -97,9 +97,14 @@ const reject = (reason: TickRejectReason, detail: string, tripBreaker = false): 
 
 const ACCEPT: TickVerdict = { verdict: 'accept', closeBreaker: false };
 
-/** The tick as the market state records it once accepted (or as the breaker's tripping tick). */
-export function toTickRecord(tick: Tick): TickRecord {
-  const { sequence, markPrice, indexPrice, timestampMs } = tick;
+/**
+ * The tick as the market state records it once accepted (or as the breaker's tripping tick), at no time later than
+ * `nowMs`: a tick stamped ahead of this clock (within maxClockSkewSeconds) must not hold back the correctly stamped
+ * prints that follow it, which are judged against the recorded time.
+ */
+export function toTickRecord(tick: Tick, nowMs: number): TickRecord {
+  const { sequence, markPrice, indexPrice } = tick;
+  const timestampMs = Math.min(tick.timestampMs, nowMs);
   return indexPrice === undefined
     ? { sequence, markPrice, timestampMs }
     : { sequence, markPrice, indexPrice, timestampMs };
@@ -146,12 +151,10 @@ export function evaluateTick(
       `timestamp ${tick.timestampMs} is not after the feed's resume (its old ticks end at ${state.resumedAfterMs})`,
     );
   }
-  // A timestamp behind the last one by more than the clock skew a tick may have is a print from the past; within
-  // it, the sequence orders (a tick accepted a few seconds ahead must not drop the real-time prints after it).
-  const skewMs = market.maxClockSkewSeconds * 1000;
-  if (last && tick.timestampMs < last.timestampMs - skewMs) {
-    return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs} - ${skewMs} ms`);
+  if (last && tick.timestampMs < last.timestampMs) {
+    return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs}`);
   }
+  const skewMs = market.maxClockSkewSeconds * 1000;
 
   if (tick.timestampMs - nowMs > skewMs) {
     return reject('tick/future', `timestamp ${tick.timestampMs} is ${tick.timestampMs - nowMs} ms ahead`);

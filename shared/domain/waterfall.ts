@@ -458,11 +458,11 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
  * (appliedByKey reads it back).
  *
  * A shortfall payout given back (the new plan pays less than earlier ones drew) carries the draw window of the
- * settlement's time, `fund.atMs` (every plan of a settlement plans at its frozen time): the ledger takes it off
- * that window's draws while that is still the current window, and leaves a later window's draws alone
- * (creditBack). Every earlier plan's debit was counted in that window or a later one (a debit's window is never
- * before its plan's time), so a give-back never frees room for draws it did not make: at worst, when a debit
- * was counted in a later window, the window keeps it, in the fund's favour.
+ * earliest of those draws, `fund.givenBackAtMs` (their journal time; the plan's own time when absent): the ledger
+ * takes it off that window's draws while that is still the current window, and leaves a later window's draws
+ * alone (creditBack). Every earlier draw was counted in that window or a later one, so a give-back never frees
+ * room for draws it did not make: at worst, when a draw was counted in a later window, that window keeps it, in
+ * the fund's favour.
  */
 export function differenceMovements(
   movements: readonly PlannedMovement[],

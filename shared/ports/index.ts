@@ -114,8 +114,8 @@ export interface MarketState {
    */
   readonly wakeCovers?: { readonly SELL?: number; readonly BUY?: number };
   /**
-   * The latest time of the old feed's ticks when the feed was resumed below its sequence (rebaseSequence): a tick
-   * stamped at or before it is the old feed's, delivered again (evaluateTick refuses it).
+   * Set when the feed was resumed below its sequence (rebaseSequence): the old feed's ticks are stamped at or
+   * before it, so one delivered again is refused (evaluateTick).
    */
   readonly resumedAfterMs?: number;
 }
@@ -174,9 +174,14 @@ export interface MarketRepository {
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
    * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.
    * ConditionFailedError when there is no such tick above `sequence`, a tick is still pending, or the market
-   * changed since `expected` was read.
+   * changed since `expected` was read. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
    */
-  rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState>;
+  rebaseSequence(
+    symbol: string,
+    sequence: number,
+    expected: MarketState,
+    resumedAfterMs: number,
+  ): Promise<MarketState>;
   /**
    * Lets the side's wake mark cover `wakeMark`: sets it when absent or not covering it (SELL: above it; BUY:
    * below it), and counts the cover (wakeCovers) either way. Creates the market's item if needed.
@@ -571,8 +576,11 @@ export interface Ledger {
   journalAfter(account: string, afterSequence: number, limit: number): Promise<readonly JournalEntry[]>;
   /** The audited prefix of the account's journal that the last reconcile stored, if any. */
   auditCheckpoint(account: string): Promise<JournalAudit | undefined>;
-  /** Stores the audited prefix, unless one further along is stored already (a checkpoint never goes back). */
-  saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void>;
+  /**
+   * Stores the audited prefix, unless one further along is stored already (a concurrent run's); `restart`: stores
+   * it whatever is stored (an audit begun again from the first entry).
+   */
+  saveAuditCheckpoint(account: string, audit: JournalAudit, restart?: boolean): Promise<void>;
   /**
    * The account's entries of one reference whose keys begin with `<reference>:` (a liquidation's movements,
    * every plan's), read strongly: what was applied, whoever applied it.

@@ -1,16 +1,20 @@
 import { z } from 'zod';
 import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
 
-/** Queue message bodies. Strict: a message that does not parse is poison and goes to the DLQ with its reason. */
+/**
+ * Queue message bodies. A message whose fields do not parse is poison and goes to the DLQ with its reason. Fields
+ * this version does not know are dropped, not poison: during a deploy, functions of the next version send fields
+ * their readers of this one have never seen (CloudFormation updates the functions one by one).
+ */
 
-export const liquidationMessageSchema = z.strictObject({
+export const liquidationMessageSchema = z.object({
   liquidationId: z.string().min(3).max(200),
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   positionId: z.string().min(1).max(200).optional(),
   symbol: z.string().min(1).max(40).optional(),
 });
 
-export const auctionStepMessageSchema = z.strictObject({
+export const auctionStepMessageSchema = z.object({
   auctionId: z.string().min(3).max(200),
   step: z.number().int().min(0),
   symbol: z.string().min(1).max(40).optional(),

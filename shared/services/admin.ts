@@ -18,6 +18,7 @@ import {
   type Ledger,
   LedgerIdempotencyConflictError,
   type MarketRepository,
+  type MarketState,
   type PositionRecord,
   type PositionRepository,
   type ProviderRecord,
@@ -148,6 +149,17 @@ function providerCapital(
   return stated;
 }
 
+/**
+ * When a resumed feed's old ticks end: none of them is stamped later than a recorded tick's time plus the clock
+ * skew a tick may have (ticks are recorded at no time later than their acceptance), so one delivered again after
+ * the resume is known by its time. The new feed's ticks come after it.
+ */
+function oldFeedEndsAt(state: MarketState, config: RiskConfig): number {
+  const skewMs = marketConfig(config, state.symbol).maxClockSkewSeconds * 1000;
+  const recorded = Math.max(state.lastTick?.timestampMs ?? 0, state.breaker?.tick.timestampMs ?? 0);
+  return Math.max(state.resumedAfterMs ?? 0, recorded + skewMs);
+}
+
 /** Validates and applies one admin request; bad input is refused with a reason and changes nothing. */
 export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<AdminResult> {
   const parsed = adminRequestSchema.safeParse(input);
@@ -248,7 +260,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished`,
         );
       }
-      await deps.markets.rebaseSequence(symbol, after, state);
+      await deps.markets.rebaseSequence(symbol, after, state, oldFeedEndsAt(state, deps.config));
       return { ok: true, id: symbol, sequence: { before, after } };
     }
     case 'reindexPositions':

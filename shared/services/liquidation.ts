@@ -798,14 +798,15 @@ const ADL_CANDIDATES_CONSIDERED = 2000;
 type FrozenInputs = NonNullable<LiquidationContext['settle']>;
 
 /**
- * Longest a frozen plan may wait and still be applied as frozen. A delivery freezes and applies in well under
- * a second; one that died in between comes back after its visibility timeout (minutes), when the mark has moved.
+ * A delivery that acts on what was decided or found longer ago than this acts on now instead: a frozen plan is
+ * made again, ADL's confirming round ranks at the mark of now. A delivery freezes and applies in well under a
+ * second; one that died in between comes back after its visibility timeout (minutes), when the mark has moved.
  */
-export const FROZEN_PLAN_MAX_AGE_MS = 30_000;
+export const LATE_DELIVERY_MS = 30_000;
 
-/** A frozen plan from another draw window, or older than FROZEN_PLAN_MAX_AGE_MS, is made again. */
-export const frozenPlanIsStale = (frozenAtMs: number, nowMs: number, config: InsuranceConfig): boolean =>
-  nowMs - frozenAtMs > FROZEN_PLAN_MAX_AGE_MS ||
+/** A frozen plan from another draw window, or older than LATE_DELIVERY_MS, is made again. */
+const frozenPlanIsStale = (frozenAtMs: number, nowMs: number, config: InsuranceConfig): boolean =>
+  nowMs - frozenAtMs > LATE_DELIVERY_MS ||
   windowStartFor(nowMs, config) !== windowStartFor(frozenAtMs, config);
 
 export async function decideAndSettle(
@@ -1173,7 +1174,7 @@ async function refreeze(
   // New draws count in the window of now (a plan's own time would reopen a window gone by); a payout given back
   // returns to the window its draw was made in.
   const now = deps.clock.nowMs();
-  const appliedDrawAtMs = lastDrawAtMs(entries, liquidation.id);
+  const appliedDrawAtMs = firstDrawAtMs(entries, liquidation.id);
   const decide: Decide = (insurance, candidates, lastResort) =>
     decideWaterfall({
       liquidationId: liquidation.id,
@@ -1217,15 +1218,18 @@ async function refreeze(
   );
 }
 
-/** When this liquidation's plans last drew on the fund for its shortfall (a journal entry's time), if ever. */
-function lastDrawAtMs(
+/**
+ * When this liquidation's plans first drew on the fund for its shortfall (a journal entry's time), if ever: a
+ * give-back frees room in that window only, where every one of its draws counted or a later one did.
+ */
+function firstDrawAtMs(
   entries: readonly { readonly idempotencyKey: string; readonly amount: QuoteE6; readonly atMs: number }[],
   liquidationId: string,
 ): number | undefined {
   let at: number | undefined;
   for (const e of entries) {
     if (e.amount < 0n && e.idempotencyKey.replace(/:r\d+$/, '') === `${liquidationId}:shortfall`)
-      at = Math.max(at ?? e.atMs, e.atMs);
+      at = Math.min(at ?? e.atMs, e.atMs);
   }
   return at;
 }
@@ -1610,7 +1614,7 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   // One that comes late (a redelivery, a redrive) ranks at the mark of now: profit at an old mark is not profit.
   const confirm = context.adlRound?.confirm;
   const now = deps.clock.nowMs();
-  const confirmedAt = confirm && now - confirm.atMs <= FROZEN_PLAN_MAX_AGE_MS ? confirm.mark : undefined;
+  const confirmedAt = confirm && now - confirm.atMs <= LATE_DELIVERY_MS ? confirm.mark : undefined;
   const mark = confirmedAt ?? (await latestMark(deps.markets, liquidation.symbol, settledAt, now)).mark;
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {

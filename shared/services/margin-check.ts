@@ -171,10 +171,16 @@ async function handleTickOnce(
     if (verdict.tripBreaker) {
       // Only on the market it was judged against: a newer accepted tick makes this one out of order, and a newer
       // trip (a concurrent tick's) means it must be judged again on that breaker.
-      const tripped = await markets.tripBreaker(tick.symbol, verdict.reason, toTickRecord(tick), nowMs, {
-        lastSequence: state?.lastTick?.sequence,
-        breakerSequence: state?.breaker?.tick.sequence,
-      });
+      const tripped = await markets.tripBreaker(
+        tick.symbol,
+        verdict.reason,
+        toTickRecord(tick, nowMs),
+        nowMs,
+        {
+          lastSequence: state?.lastTick?.sequence,
+          breakerSequence: state?.breaker?.tick.sequence,
+        },
+      );
       if (!tripped) return LOST_RACE;
       // A market's first print waits for a second as a trip does, but it is how every market starts: no alarm.
       if (verdict.reason === 'tick/unconfirmed') {
@@ -191,7 +197,7 @@ async function handleTickOnce(
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };
   }
 
-  const accepted = toTickRecord(tick);
+  const accepted = toTickRecord(tick, nowMs);
   // A newer tick takes the pending one over: what it started is re-sent (acceptTick replaces its mark).
   if (pending !== undefined) await resendStarted(tick.symbol, pending, deps);
   const firstPages = await Promise.all(

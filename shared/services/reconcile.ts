@@ -1,4 +1,4 @@
-import { EMPTY_AUDIT, extendAudit, type JournalAudit } from '../domain/journal-audit.ts';
+import { EMPTY_AUDIT, extendAudit } from '../domain/journal-audit.ts';
 import { absBig, formatQuote, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import type { AccountBalance, JournalEntry, Ledger, Telemetry } from '../ports/index.ts';
@@ -26,7 +26,8 @@ export interface ReconcileReport {
 export interface ReconcileOptions {
   /**
    * 'checkpoint': go on from the audited prefix the last run stored (the scheduled job); 'start': audit the
-   * whole journal again (the default: a check that trusts nothing stored).
+   * journal again from its first entry (the default: a check that trusts nothing stored). Saved, a run from the
+   * start replaces the checkpoint, so the scheduled runs that follow finish the audit it began.
    */
   readonly from?: 'checkpoint' | 'start';
   /** Store the audited prefix for the next run (the scheduled job only). */
@@ -108,13 +109,15 @@ export async function reconcileAccount(
     problems.push(...step.problems);
     if (problems.length === 0) clean = step.audit;
     audit = step.audit;
-    if (read === 0) break;
   }
   const caughtUp = audit.sequence === balance.sequence;
   const difference = caughtUp ? balance.balance - audit.sum : undefined;
   const backlog = Math.max(0, balance.sequence - audit.sequence);
-  if (options.saveCheckpoint && clean.sequence > start.sequence)
-    await ledger.saveAuditCheckpoint(account, clean);
+  // An audit from the start replaces the checkpoint, further along or not: a problem it found behind it alarms on
+  // every run from then on, and the scheduled runs go on from where it stopped (its budget).
+  const restarted = options.from !== 'checkpoint';
+  if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
+    await ledger.saveAuditCheckpoint(account, clean, restarted);
   report(telemetry, account, balance, difference, problems, backlog);
   return {
     account,
@@ -165,5 +168,3 @@ export function journalSnapshot(balance: AccountBalance, journal: readonly Journ
     saveAuditCheckpoint: async () => {},
   };
 }
-
-export type { JournalAudit };

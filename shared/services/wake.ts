@@ -31,8 +31,9 @@ export async function wakeSleepers(
   limit: number = MAX_WAKES_PER_CALL,
 ): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
   const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
-  const dueAtMs = wokenAtMs;
-  const bodies = due.map((s) => encodeMessage({ ...stepMessageOf({ ...s, symbol }, dueAtMs), woken: true }));
+  const bodies = due.map((s) =>
+    encodeMessage({ ...stepMessageOf({ ...s, symbol }, wokenAtMs), woken: true }),
+  );
   await sendSpread(deps.auctionQueue, bodies);
   return { woken: due.length, next };
 }

@@ -142,6 +142,9 @@ const tick = (sequence: number, over: Partial<AcceptedTick> = {}): AcceptedTick 
   ...over,
 });
 
+/** When a resumed feed's old ticks end, as a resume gives it. */
+const RESUMED_AFTER_MS = 1_584_050_045_000;
+
 const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
   account: 'fund',
   idempotencyKey: 'k-1',
@@ -572,39 +575,39 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('rebases a restarted feed: lowers the last and the breaker sequence, only on the state read, never while pending', async () => {
         await a.markets.acceptTick('ETH-USD', tick(500), undefined, false);
         const read = (await a.markets.get('ETH-USD'))!;
-        await expect(a.markets.rebaseSequence('ETH-USD', 500, read)).rejects.toBeInstanceOf(
+        await expect(a.markets.rebaseSequence('ETH-USD', 500, read, RESUMED_AFTER_MS)).rejects.toBeInstanceOf(
           ConditionFailedError,
         );
-        const rebased = await a.markets.rebaseSequence('ETH-USD', 0, read);
-        // The old feed's ticks end at its last one's time: one of them delivered again is known by it.
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 0, read, RESUMED_AFTER_MS);
+        // When the old feed's ticks end (the caller says): one of them delivered again is known by its time.
         expect(rebased).toEqual({
           symbol: 'ETH-USD',
           lastTick: { ...tick(500), sequence: 0 },
-          resumedAfterMs: tick(500).timestampMs,
+          resumedAfterMs: RESUMED_AFTER_MS,
         });
         expect(await a.markets.get('ETH-USD')).toEqual(rebased);
         // The state read is stale now (the last sequence moved): refused.
-        await expect(a.markets.rebaseSequence('ETH-USD', -1, read)).rejects.toBeInstanceOf(
+        await expect(a.markets.rebaseSequence('ETH-USD', -1, read, RESUMED_AFTER_MS)).rejects.toBeInstanceOf(
           ConditionFailedError,
         );
         // With a breaker tripped on the old count, it comes down too.
         await a.markets.acceptTick('ETH-USD', tick(600), 0, false);
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(601), 9_000);
         const tripped = (await a.markets.get('ETH-USD'))!;
-        const both = await a.markets.rebaseSequence('ETH-USD', 5, tripped);
+        const both = await a.markets.rebaseSequence('ETH-USD', 5, tripped, RESUMED_AFTER_MS);
         expect(both.lastTick?.sequence).toBe(5);
         expect(both.breaker).toMatchObject({
           reason: 'tick/price-band',
           tick: { ...tick(601), sequence: 5 },
         });
-        expect(both.resumedAfterMs).toBe(Math.max(tick(600).timestampMs, tick(601).timestampMs));
+        expect(both.resumedAfterMs).toBe(RESUMED_AFTER_MS);
         // Never while a tick is pending.
         await a.markets.resetBreaker('ETH-USD');
         await a.markets.acceptTick('ETH-USD', tick(7), 5, true);
         const pending = (await a.markets.get('ETH-USD'))!;
-        await expect(a.markets.rebaseSequence('ETH-USD', 1, pending)).rejects.toBeInstanceOf(
-          ConditionFailedError,
-        );
+        await expect(
+          a.markets.rebaseSequence('ETH-USD', 1, pending, RESUMED_AFTER_MS),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
       });
 
@@ -613,7 +616,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.acceptTick('ETH-USD', tick(100), undefined, false);
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(9_000_000), 9_000);
         const ahead = (await a.markets.get('ETH-USD'))!;
-        const rebased = await a.markets.rebaseSequence('ETH-USD', 101, ahead);
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 101, ahead, RESUMED_AFTER_MS);
         expect(rebased.lastTick?.sequence).toBe(101);
         expect(rebased.breaker?.tick.sequence).toBe(101);
         expect(await a.markets.get('ETH-USD')).toEqual(rebased);
@@ -643,10 +646,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           breakerSequence: undefined,
         });
         const waiting = (await a.markets.get('ETH-USD'))!;
-        await expect(a.markets.rebaseSequence('ETH-USD', 900, waiting)).rejects.toBeInstanceOf(
-          ConditionFailedError,
-        );
-        const rebased = await a.markets.rebaseSequence('ETH-USD', 3, waiting);
+        await expect(
+          a.markets.rebaseSequence('ETH-USD', 900, waiting, RESUMED_AFTER_MS),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 3, waiting, RESUMED_AFTER_MS);
         expect(rebased.lastTick).toBeUndefined();
         expect(rebased.breaker).toMatchObject({
           reason: 'tick/unconfirmed',
@@ -654,18 +657,18 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
         expect(await a.markets.get('ETH-USD')).toEqual(rebased);
         // Read before the rebase: stale now.
-        await expect(a.markets.rebaseSequence('ETH-USD', 1, waiting)).rejects.toBeInstanceOf(
-          ConditionFailedError,
-        );
+        await expect(
+          a.markets.rebaseSequence('ETH-USD', 1, waiting, RESUMED_AFTER_MS),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
         // A market accepted meanwhile is not rebased on a read of the waiting one.
         await a.markets.acceptTick('ETH-USD', tick(4), undefined, false, {
           breakerSequence: 3,
           pendingSequence: undefined,
           closeBreaker: true,
         });
-        await expect(a.markets.rebaseSequence('ETH-USD', 1, rebased)).rejects.toBeInstanceOf(
-          ConditionFailedError,
-        );
+        await expect(
+          a.markets.rebaseSequence('ETH-USD', 1, rebased, RESUMED_AFTER_MS),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(4);
       });
 
@@ -1458,6 +1461,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.ledger.saveAuditCheckpoint('fund', { sequence: 9, sum: HUGE, minBalance: 0n });
         expect(await a.ledger.auditCheckpoint('fund')).toEqual({ sequence: 9, sum: HUGE, minBalance: 0n });
         expect(await a.ledger.auditCheckpoint('other')).toBeUndefined();
+        // An audit begun again replaces it, further along or not.
+        await a.ledger.saveAuditCheckpoint('fund', { sequence: 2, sum: usd('1'), minBalance: 0n }, true);
+        expect(await a.ledger.auditCheckpoint('fund')).toEqual({
+          sequence: 2,
+          sum: usd('1'),
+          minBalance: 0n,
+        });
         // Nothing of the journal's account changes.
         expect(await a.ledger.balance('fund')).toMatchObject({ balance: 0n, sequence: 0 });
         expect(await a.ledger.journal('fund')).toEqual([]);

@@ -482,7 +482,7 @@ describe('BackstopStack template (default config)', () => {
           .filter((g) => g.keysBeginWith !== undefined)
           .map((g) => ({
             table: tableId(g.table!),
-            actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            actions: ['dynamodb:PutItem'],
             leadingKeys: [`${g.keysBeginWith}*`],
           })),
       );

@@ -116,7 +116,8 @@ describe('resumeFeed with a breaker tick ahead of the last tick', () => {
 
     // The operator resumes the feed from its next tick, 102.
     const resumed = await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 102 }, deps);
-    p.clock.advance(1000);
+    // The new feed's ticks come after the old one's (its last recorded time plus the 5 s clock skew).
+    p.clock.advance(6_000);
     const next = await p.tick('ETH-USD', '180', { sequence: 102 });
     expect({
       resumed: resumed.ok ? 'ok' : resumed.reason,
@@ -232,5 +233,52 @@ describe('registerProvider: a provider leaving a market', () => {
       auction: (await p.adapters.auctions.get(auctionId))!.state,
       liquidation: p.adapters.liquidations.all()[0]!.state,
     }).toEqual({ woken: 1, auction: 'EXHAUSTED', liquidation: expect.stringMatching(/^SETTLED_/) });
+  });
+});
+
+// Found by the review of the session's diff: a tick accepted ahead of the clock, followed by a correctly stamped
+// one, left the ahead one above the fence, and its retry after the resume was new again.
+describe('resumeFeed vs an old tick stamped ahead of the clock', () => {
+  it("refuses a retry of the old feed's tick stamped ahead of its last one after the feed is resumed", async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 4999 }); // a first print waits for a second
+    p.clock.advance(1000);
+    await p.tick('ETH-USD', '200', { sequence: 5000 });
+    const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
+
+    // The old feed: one print stamped 4 s ahead (within the 5 s skew), then its next, correctly stamped.
+    p.clock.advance(1000);
+    const ahead = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('200'),
+      timestampMs: p.clock.nowMs() + 4_000,
+      sequence: 5001,
+      source: 'test',
+    };
+    expect(await p.deliverTick(ahead)).toMatchObject({ status: 'accepted' });
+    p.clock.advance(1000);
+    expect(await p.tick('ETH-USD', '200', { sequence: 5002 })).toMatchObject({ status: 'accepted' });
+
+    // The feed restarts at 1; the operator resumes it.
+    p.clock.advance(1000);
+    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps),
+    ).toMatchObject({ ok: true });
+
+    // EventBridge retries the old feed's tick 5001 (its invocation failed after the write).
+    p.clock.advance(500);
+    const again = await p.deliverTick(ahead);
+
+    // The restarted feed goes on, and its crash liquidates the long.
+    p.clock.advance(5_000);
+    const next = await p.tick('ETH-USD', '180', { sequence: 2 });
+    expect({
+      again: again.status === 'accepted' ? 'accepted' : 'rejected',
+      next: next.status === 'accepted' ? 'accepted' : next.reason,
+      lastSequence: (await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence,
+    }).toEqual({ again: 'rejected', next: 'accepted', lastSequence: 2 });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 });

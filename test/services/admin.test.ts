@@ -182,10 +182,11 @@ describe('resumeFeed', () => {
     const market = await p.adapters.markets.get('ETH-USD');
     expect(market?.lastTick).toMatchObject({ sequence: 1 });
     expect(market?.lastTick?.markPrice).toBe(parsePrice('200'));
-    // The old feed's ticks end at the resume: its last one delivered again is refused by its time.
-    expect(market?.resumedAfterMs).toBe(p.clock.nowMs());
+    // The old feed's ticks end a clock skew (5 s) after its last: one delivered again is refused by its time, and
+    // the new feed's come after.
+    expect(market?.resumedAfterMs).toBe(p.clock.nowMs() + 5_000);
     expect(await p.tick('ETH-USD', '200', { sequence: 5000 })).toMatchObject({ reason: 'tick/out-of-order' });
-    p.clock.advance(1_000);
+    p.clock.advance(6_000);
     // Still judged against 200 (the band holds): a bad print trips the breaker, a real one liquidates.
     expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
     expect(await p.tick('ETH-USD', '180', { sequence: 3 })).toMatchObject({
@@ -209,7 +210,7 @@ describe('resumeFeed', () => {
     const market = await p.adapters.markets.get('ETH-USD');
     expect(market?.lastTick).toBeUndefined();
     expect(market?.breaker?.tick).toMatchObject({ sequence: 1, markPrice: parsePrice('200') });
-    p.clock.advance(1_000);
+    p.clock.advance(6_000);
     // The next print is judged against the waiting one: within the band it opens the market, and liquidates.
     expect(await p.tick('ETH-USD', '180', { sequence: 2 })).toMatchObject({
       status: 'accepted',

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { FROZEN_PLAN_MAX_AGE_MS } from '../../shared/services/liquidation.ts';
+import { LATE_DELIVERY_MS } from '../../shared/services/liquidation.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 
 const HOUR = 3_600_000;
@@ -14,7 +14,7 @@ const CAP = 10_000_000n; // 10 USD per hour
  * redelivery, a dead-letter redrive, a backlog) and applied the frozen plan as it was: its debit carried the draw
  * window of its freeze, which the ledger opened afresh when its stored window was older (one cap per stale
  * window, all paid within one real hour), and ADL closed counterparties at the frozen mark. A plan older than
- * FROZEN_PLAN_MAX_AGE_MS, or from another window, is now made again on the mark and window of now.
+ * LATE_DELIVERY_MS, or from another window, is now made again on the mark and window of now.
  */
 describe('a frozen settlement applied late is planned again', () => {
   it('pays no more than the draw cap within one real window when stale frozen plans are applied late', async () => {
@@ -159,7 +159,7 @@ describe('a frozen settlement applied late is planned again', () => {
     expect(frozen.context?.settle?.mark).toBe(17_500_000_000n);
 
     // The market walks down over three minutes (in band), the short deep in profit: one draw window, past the age.
-    expect(3 * 60_000).toBeGreaterThan(FROZEN_PLAN_MAX_AGE_MS);
+    expect(3 * 60_000).toBeGreaterThan(LATE_DELIVERY_MS);
     for (const [i, px] of ['155', '137', '121'].entries()) {
       p.clock.set(T0 + (i + 1) * 60_000);
       await p.tick('ETH-USD', px);

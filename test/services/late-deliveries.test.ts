@@ -8,7 +8,7 @@ const HOUR = 3_600_000;
  * redelivery after the visibility timeout, a dead-letter redrive) acted on what it carried, not on now.
  * - ADL's confirming round (adl-index-lag) ranked at the mark of the finding it confirms however late it ran: an
  *   hour later it haircut a counterparty opened since, at a mark the market had left. It ranks at the mark of
- *   now once it is older than FROZEN_PLAN_MAX_AGE_MS.
+ *   now once it is older than LATE_DELIVERY_MS.
  * - An auction's step priced its lot on a curve that had walked on while the step was late, far below the bids it
  *   was due to meet. Step messages carry when they were due; a late step moves its auction's curve on by its
  *   lateness (STEP_LATENESS_GRACE_MS aside), so it prices as it would have when due.

@@ -626,6 +626,8 @@ describe('ticks', () => {
     ).toMatchObject({
       ok: true,
     });
+    // The new feed's ticks come after the old one's (its last recorded time plus the 5 s clock skew).
+    p.clock.advance(5_000);
     for (const sequence of [0, 1, 2]) {
       p.clock.advance(1000);
       expect(await handleTick(tickAt(p, '150', sequence), p.marginDeps, p.clock.nowMs())).toMatchObject({
@@ -2703,7 +2705,7 @@ describe('money a settlement moved before it is planned again', () => {
         journal: (account) => ledger.journal(account),
         journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
         auditCheckpoint: (account) => ledger.auditCheckpoint(account),
-        saveAuditCheckpoint: (account, audit) => ledger.saveAuditCheckpoint(account, audit),
+        saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
         entriesOf: (account, reference) => ledger.entriesOf(account, reference),
         apply: async (movement, known) => {
           if (movement.amount < 0n) {

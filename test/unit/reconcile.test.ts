@@ -57,7 +57,7 @@ async function fundWith(n: number) {
   const reader: JournalReader = {
     balance: (account) => ledger.balance(account),
     auditCheckpoint: (account) => ledger.auditCheckpoint(account),
-    saveAuditCheckpoint: (account, audit) => ledger.saveAuditCheckpoint(account, audit),
+    saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
     journalAfter: async (account, after, limit) => {
       const page = await ledger.journalAfter(account, after, limit);
       reads.push(page.length);
@@ -212,6 +212,30 @@ describe('ledger reconcile from its checkpoint', () => {
     await ledger.saveAuditCheckpoint(FUND, { sequence: 5, sum: 15n * USD, minBalance: 0n });
     const report = await reconcileAccount(reader, FUND, recording(), { from: 'checkpoint', ...noPause });
     expect(report.problems).toEqual(['balance at sequence 2 is behind the audited journal (5)']);
+  });
+
+  it('a saved run from the start replaces the checkpoint, and the scheduled runs finish its audit (its budget)', async () => {
+    const { ledger, reader } = await fundWith(5);
+    await reconcileAccount(reader, FUND, recording(), {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+      ...noPause,
+    });
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(5);
+    const full = await reconcileAccount(reader, FUND, recording(), {
+      from: 'start',
+      saveCheckpoint: true,
+      maxEntries: 2,
+      ...noPause,
+    });
+    expect(full).toMatchObject({ auditedThrough: 2, backlog: 3, difference: undefined });
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(2);
+    const next = await reconcileAccount(reader, FUND, recording(), {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+      ...noPause,
+    });
+    expect(next).toMatchObject({ entries: 3, auditedThrough: 5, difference: 0n, problems: [] });
   });
 
   it("'start' audits the whole journal again whatever the checkpoint says", async () => {

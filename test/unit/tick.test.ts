@@ -391,23 +391,9 @@ describe('evaluateTick: every reason at its boundary', () => {
       T0 + s(3600),
     ],
     ['older sequence', tick({ sequence: 9 }), { lastTick: LAST }, 'tick/out-of-order'],
-    // Within the clock skew a tick may have, the sequence orders (found by a review of time, session 27: a tick
-    // accepted 4.9 s ahead dropped the next 4.9 s of correctly stamped prints).
     [
-      'newer sequence, older timestamp within the skew',
+      'newer sequence, older timestamp',
       tick({ timestampMs: T0 - 1 }),
-      { lastTick: LAST },
-      'accept',
-    ],
-    [
-      'newer sequence, timestamp older by the skew exactly',
-      tick({ timestampMs: T0 - s(5) }),
-      { lastTick: LAST },
-      'accept',
-    ],
-    [
-      'newer sequence, timestamp older by more than the skew',
-      tick({ timestampMs: T0 - s(5) - 1 }),
       { lastTick: LAST },
       'tick/out-of-order',
     ],
@@ -517,13 +503,22 @@ describe('evaluateTick: every reason at its boundary', () => {
   });
 
   it('toTickRecord keeps what the market state needs', () => {
-    expect(toTickRecord(tick({ indexPrice: price('99') }))).toEqual({
+    expect(toTickRecord(tick({ indexPrice: price('99') }), NOW)).toEqual({
       sequence: 12,
       markPrice: price('100'),
       indexPrice: price('99'),
       timestampMs: T0 + 2000,
     });
-    expect('indexPrice' in toTickRecord(tick())).toBe(false);
+    expect('indexPrice' in toTickRecord(tick(), NOW)).toBe(false);
+  });
+
+  it('toTickRecord records a tick stamped ahead of the clock at the clock (future-tick-blocks)', () => {
+    // Accepted 4.9 s ahead (within the skew): the next print, correctly stamped a second later, is newer than it.
+    const ahead = toTickRecord(tick({ timestampMs: NOW + 4_900 }), NOW);
+    expect(ahead.timestampMs).toBe(NOW);
+    expect(
+      evaluateTick(tick({ sequence: 13, timestampMs: NOW + 1_000 }), { lastTick: ahead }, ETH, NOW + 1_000),
+    ).toEqual({ verdict: 'accept', closeBreaker: false });
   });
 });
 
@@ -625,14 +620,18 @@ describe('ETH-USDT perp, 12-13 March 2020, leg 2 (1-minute closes)', () => {
       const verdict = evaluateTick(t, state, ETH, t.timestampMs + 1000);
       verdicts.push(summary(verdict));
       if (verdict.verdict === 'accept') {
-        const lastTick = toTickRecord(t);
+        const lastTick = toTickRecord(t, t.timestampMs + 1000);
         state = verdict.closeBreaker || !state.breaker ? { lastTick } : { ...state, lastTick };
       } else {
         rejected.push({ sequence: t.sequence, mark: formatPrice(t.markPrice), verdict: summary(verdict) });
         if (verdict.tripBreaker) {
           state = {
             ...state,
-            breaker: { reason: verdict.reason, trippedAtMs: t.timestampMs, tick: toTickRecord(t) },
+            breaker: {
+              reason: verdict.reason,
+              trippedAtMs: t.timestampMs,
+              tick: toTickRecord(t, t.timestampMs + 1000),
+            },
           };
         }
       }

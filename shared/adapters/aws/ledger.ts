@@ -374,7 +374,7 @@ export class DynamoLedger implements Ledger {
     };
   }
 
-  async saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void> {
+  async saveAuditCheckpoint(account: string, audit: JournalAudit, restart = false): Promise<void> {
     try {
       await this.dynamo.send(
         new PutItemCommand({
@@ -386,9 +386,13 @@ export class DynamoLedger implements Ledger {
             sum: N(audit.sum),
             minBalance: N(audit.minBalance),
           },
-          ConditionExpression: 'attribute_not_exists(pk) OR #seq <= :seq',
-          ExpressionAttributeNames: { '#seq': 'sequence' },
-          ExpressionAttributeValues: { ':seq': N(audit.sequence) },
+          ...(restart
+            ? {}
+            : {
+                ConditionExpression: 'attribute_not_exists(pk) OR #seq <= :seq',
+                ExpressionAttributeNames: { '#seq': 'sequence' },
+                ExpressionAttributeValues: { ':seq': N(audit.sequence) },
+              }),
         }),
       );
     } catch (error) {

@@ -291,7 +291,12 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
-  async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
+  async rebaseSequence(
+    symbol: string,
+    sequence: number,
+    expected: MarketState,
+    resumedAfterMs: number,
+  ): Promise<MarketState> {
     const last = expected.lastTick?.sequence;
     const breaker = expected.breaker?.tick.sequence;
     // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
@@ -300,12 +305,6 @@ export class DynamoMarketRepository implements MarketRepository {
     if (top < 0 || top <= sequence) {
       throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
     }
-    // The old feed's ticks end here: one still in flight is known by its time (evaluateTick).
-    const resumedAfterMs = Math.max(
-      expected.resumedAfterMs ?? 0,
-      expected.lastTick?.timestampMs ?? 0,
-      expected.breaker?.tick.timestampMs ?? 0,
-    );
     const sets = [
       ...(last === undefined ? [] : ['lastSequence = :seq', 'lastTick.#seq = :seq']),
       ...(breaker === undefined ? [] : ['breaker.#tick.#seq = :seq']),

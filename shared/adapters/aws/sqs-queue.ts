@@ -23,9 +23,10 @@ import { AdapterInputError, noCrash } from './codec.ts';
  * `batchRetries` times, and any entry still failing, or refused as the sender's fault, throws QueueSendError.
  */
 
-export const SQS_MAX_BATCH = MAX_RECEIVE_MESSAGES;
-/** Bodies of one SendMessageBatch, and of one message (ports: MAX_MESSAGE_BYTES). */
-export const SQS_MAX_BATCH_BYTES = MAX_MESSAGE_BYTES;
+/** Entries of one SendMessageBatch. */
+export const SQS_MAX_BATCH = 10;
+/** Bodies of one SendMessageBatch together (SQS's batch limit, which happens to equal one message's). */
+export const SQS_MAX_BATCH_BYTES = 256 * 1024;
 export const SQS_MAX_DELAY_SECONDS = 900;
 
 export interface SendFailure {
@@ -156,8 +157,8 @@ export class SqsQueueTransport implements QueueTransport {
   }
 
   async receive(maxMessages: number, visibilityTimeoutSeconds: number): Promise<readonly ReceivedMessage[]> {
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > SQS_MAX_BATCH) {
-      throw new AdapterInputError(`queue/bad-max-messages: ${maxMessages} (1-${SQS_MAX_BATCH})`);
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > MAX_RECEIVE_MESSAGES) {
+      throw new AdapterInputError(`queue/bad-max-messages: ${maxMessages} (1-${MAX_RECEIVE_MESSAGES})`);
     }
     const out = await this.sqs.send(
       new ReceiveMessageCommand({

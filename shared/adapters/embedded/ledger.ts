@@ -137,9 +137,9 @@ export class EmbeddedLedger implements Ledger {
     return this.#audits.get(account);
   }
 
-  async saveAuditCheckpoint(account: string, audit: JournalAudit): Promise<void> {
+  async saveAuditCheckpoint(account: string, audit: JournalAudit, restart = false): Promise<void> {
     const stored = this.#audits.get(account);
-    if (stored && stored.sequence > audit.sequence) return;
+    if (!restart && stored && stored.sequence > audit.sequence) return;
     this.#audits.set(account, Object.freeze({ ...audit }));
   }
 

@@ -115,7 +115,12 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return true;
   }
 
-  async rebaseSequence(symbol: string, sequence: number, expected: MarketState): Promise<MarketState> {
+  async rebaseSequence(
+    symbol: string,
+    sequence: number,
+    expected: MarketState,
+    resumedAfterMs: number,
+  ): Promise<MarketState> {
     const current = this.#states.get(symbol);
     const last = current?.lastTick;
     // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
@@ -134,11 +139,6 @@ export class EmbeddedMarketRepository implements MarketRepository {
       );
     }
     const { breaker } = current;
-    const resumedAfterMs = Math.max(
-      current.resumedAfterMs ?? 0,
-      last?.timestampMs ?? 0,
-      breaker?.tick.timestampMs ?? 0,
-    );
     this.#set({
       ...current,
       ...(last ? { lastTick: { ...last, sequence } } : {}),
