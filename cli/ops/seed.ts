@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
 import type { RiskConfig } from '../../shared/domain/config.ts';
 import {
@@ -24,6 +25,7 @@ import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequ
 import { stateDir } from '../../shared/local/state.ts';
 import type { MarketRepository } from '../../shared/ports/index.ts';
 import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, UsageError, usdOption } from '../args.ts';
@@ -72,7 +74,10 @@ Both:
 ${TARGET_USAGE}`;
 
 export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K]
+       backstop fund index-journal
 
+  index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
+                         before the index by sequence their place in it (ledger-reconcile reads that index)
   --amount USD           amount, exact decimal (e.g. 250000 or 1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key)
   --config FILE.json     risk configuration (the withdrawal floor)
@@ -433,8 +438,19 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(FUND_USAGE);
     return 0;
   }
-  const action = subcommand('fund', positionals, ['deposit', 'withdraw'] as const);
+  const action = subcommand('fund', positionals, ['deposit', 'withdraw', 'index-journal'] as const);
   noMorePositionals('fund', positionals, 1);
+  if (action === 'index-journal') {
+    return withTarget(values, async (deployment) => {
+      const { entries, indexed } = await indexJournal(
+        deployment.clients.dynamo,
+        deployment.names.tables.ledger,
+        INSURANCE_ACCOUNT,
+      );
+      io.stdout.write(`fund index-journal: ${indexed} of ${entries} journal entries indexed by sequence\n`);
+      return 0;
+    });
+  }
   if (values.amount === undefined) throw new UsageError(`fund ${action}: --amount is required`);
   const amount = usdOption('amount', values.amount)!;
   if (amount <= 0n) throw new UsageError('--amount: must be greater than zero');

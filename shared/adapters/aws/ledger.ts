@@ -4,6 +4,7 @@ import {
   PutItemCommand,
   QueryCommand,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { JournalAudit } from '../../domain/journal-audit.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
@@ -568,4 +569,51 @@ function planGroup(group: readonly Pending[], current: AccountBalance) {
     after = next;
   }
   return { entries, refused, after };
+}
+
+/**
+ * Gives an account's journal entries written before the index by sequence existed (session 27) their
+ * `journalSequence`, so the reconcile's index sees them. Once per table; a re-run, or one racing another, changes
+ * nothing (each update is conditional on the attribute's absence). Reads the account's entries a page at a time.
+ */
+export async function indexJournal(
+  dynamo: DynamoDBClient,
+  table: string,
+  account: string,
+): Promise<{ readonly entries: number; readonly indexed: number }> {
+  let entries = 0;
+  let indexed = 0;
+  let start: Item | undefined;
+  do {
+    const out = await dynamo.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :journal)',
+        ProjectionExpression: 'pk, sk, #seq, journalSequence',
+        ExpressionAttributeNames: { '#seq': 'sequence' },
+        ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':journal': S(JOURNAL_PREFIX) },
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      entries++;
+      if (item.journalSequence !== undefined) continue;
+      try {
+        await dynamo.send(
+          new UpdateItemCommand({
+            TableName: table,
+            Key: { pk: item.pk!, sk: item.sk! },
+            UpdateExpression: 'SET journalSequence = #seq',
+            ConditionExpression: 'attribute_exists(sk) AND attribute_not_exists(journalSequence)',
+            ExpressionAttributeNames: { '#seq': 'sequence' },
+          }),
+        );
+        indexed++;
+      } catch (error) {
+        if (!isConditionalCheckFailed(error)) throw error;
+      }
+    }
+    start = out.LastEvaluatedKey;
+  } while (start !== undefined);
+  return { entries, indexed };
 }

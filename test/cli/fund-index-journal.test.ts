@@ -1,0 +1,58 @@
+import { QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { createLocalResources } from '../../shared/adapters/aws/index.ts';
+import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { silentTelemetry } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
+
+const emulator = useOperatorEmulator('index-journal');
+
+/**
+ * A stack deployed before session 27 holds journal entries without `journalSequence`: the reconcile's index by
+ * sequence cannot see them, and the reconcile reports entry 1 missing. `fund index-journal` gives them their place.
+ */
+describe('backstop fund index-journal', () => {
+  it('indexes the entries written before the index, once, and the reconcile then reads the whole journal', async () => {
+    const names = await createLocalResources(emulator.clients, 'idx1');
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'idx1'];
+    for (const key of ['d1', 'd2', 'd3']) {
+      expect((await cli('fund', 'deposit', '--amount', '100', '--key', key, ...at)).code).toBe(0);
+    }
+    // As an earlier version wrote them: no journalSequence.
+    const dynamo = emulator.clients.dynamo;
+    const table = names.tables.ledger;
+    const { Items } = await dynamo.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :j)',
+        ExpressionAttributeValues: { ':pk': { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, ':j': { S: 'J#' } },
+      }),
+    );
+    expect(Items).toHaveLength(3);
+    for (const item of Items!) {
+      await dynamo.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk: item.pk!, sk: item.sk! },
+          UpdateExpression: 'REMOVE journalSequence',
+        }),
+      );
+    }
+    const ledger = new DynamoLedger(dynamo, table);
+    const check = () =>
+      reconcileAccount(ledger, INSURANCE_ACCOUNT, silentTelemetry, {
+        from: 'checkpoint',
+        missingRetriesMs: [],
+      });
+    expect((await check()).problems).toEqual(['entry 1 missing (the balance is at sequence 3)']);
+
+    const run = await cli('fund', 'index-journal', ...at);
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.stdout).toMatch(/3 of 3 journal entries indexed/);
+    expect(await check()).toMatchObject({ auditedThrough: 3, difference: 0n, problems: [] });
+    // Once: a re-run changes nothing.
+    expect((await cli('fund', 'index-journal', ...at)).stdout).toMatch(/0 of 3 journal entries indexed/);
+  });
+});
