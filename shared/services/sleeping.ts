@@ -24,8 +24,11 @@ import type { SettlementDeps } from './context.ts';
 /**
  * The first bid the auction can reach, as a discount (premium) from the mark; undefined: nobody can bid any more.
  * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller;
- * one base unit at least, when the market has no dust) and the capital to pay for it at a price the auction still offers: BUY, now (its price only rises); SELL, at
- * or above the lowest price before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
+ * one base unit at least, when the market has no dust) and the capital to pay for it at a price the auction still
+ * offers and it takes at: BUY, its own ask at the mark, mark x (1 + d), or the auction's price now if higher (the
+ * price only rises; counted at the price now alone, a provider that cannot pay at its ask kept an auction asleep
+ * until its ask, then nobody filled: found by the pipeline fuzzing, session 27); SELL, at or above the lowest price
+ * before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
  * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark): the clearing
  * takes no crumbs, so the auction sleeps until then instead of stepping through prices it cannot fill at.
  */
@@ -40,8 +43,8 @@ export function bestBid(
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
   const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // BUY: any provider with the capital at the best price counts.
-  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price);
+  // BUY: a provider with the capital at the price it takes at counts.
+  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark);
   const lowest = lowestSellPrice(auction, mark, config.auction);
   let best: Ppm | undefined;
   for (const p of reachable) {
@@ -69,10 +72,18 @@ function withinFloor(discount: Ppm, direction: AuctionRecord['direction'], confi
   return floor === 0n || (PPM_SCALE + discount) * floor <= PPM_SCALE * PPM_SCALE;
 }
 
-function bestDiscount(providers: readonly ProviderRecord[], size: BaseE8, price: PriceE8): Ppm | undefined {
+/** BUY: the smallest premium among providers that can pay for `size` at their ask, or at `price` if higher. */
+function bestDiscount(
+  providers: readonly ProviderRecord[],
+  size: BaseE8,
+  price: PriceE8,
+  mark: PriceE8,
+): Ppm | undefined {
   let best: Ppm | undefined;
   for (const p of providers) {
-    if (canBid(p, size, price) && (best === undefined || p.maxDiscountPpm < best)) best = p.maxDiscountPpm;
+    const ask = div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil');
+    if (canBid(p, size, maxBig(price, ask)) && (best === undefined || p.maxDiscountPpm < best))
+      best = p.maxDiscountPpm;
   }
   return best;
 }
