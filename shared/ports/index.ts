@@ -513,6 +513,20 @@ export interface LedgerMovement {
  * What is wrong with a movement's amounts, time or draw window (a caller's bug), or undefined. Both ledgers check
  * it before a movement is applied (on AWS, before it joins a group commit it would otherwise fail whole).
  */
+/** Why a journalAfter range is refused, or undefined: both adapters judge it alike. */
+export const journalRangeProblem = (afterSequence: number, limit: number): string | undefined =>
+  Number.isSafeInteger(afterSequence) && Number.isSafeInteger(limit) && limit >= 1
+    ? undefined
+    : 'ledger/bad-journal-range: an integer sequence and a limit of at least 1';
+
+/**
+ * The highest sequence a market holds, its last tick's or its breaker's (a market whose only print is its first,
+ * waiting for a second, has only the breaker's; one print far ahead may hold the breaker above the last tick);
+ * -1 when it holds none. What a feed resume (rebaseSequence) must be below.
+ */
+export const highestSequence = (state: Pick<MarketState, 'lastTick' | 'breaker'> | undefined): number =>
+  Math.max(state?.lastTick?.sequence ?? -1, state?.breaker?.tick.sequence ?? -1);
+
 export function movementProblem(m: LedgerMovement): string | undefined {
   const amounts: [string, unknown][] = [
     ['amount', m.amount],

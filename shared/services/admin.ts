@@ -14,6 +14,7 @@ import {
 } from '../domain/units.ts';
 import {
   ConditionFailedError,
+  highestSequence,
   type JournalEntry,
   type Ledger,
   LedgerIdempotencyConflictError,
@@ -243,10 +244,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'resumeFeed': {
       const symbol = marketConfig(deps.config, request.symbol).symbol;
       const state = await deps.markets.get(symbol);
-      // The highest the market holds: its last tick's, or its breaker's (a first print waiting for a second that
-      // agrees, or one print numbered far ahead of the feed).
-      const held = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter((s) => s !== undefined);
-      const before = held.length > 0 ? Math.max(...held) : undefined;
+      const highest = highestSequence(state);
+      const before = highest < 0 ? undefined : highest;
       // The feed's next tick is fromSequence: the last one counts just below it (marks and times are kept, so the
       // band and the time order judge the next tick as usual).
       const after = request.fromSequence - 1;

@@ -56,6 +56,25 @@ const scheduledEvent = {
   detail: {},
 };
 
+/** Rewrites journal entry `sequence` to say it moved 1,000 USD; returns what puts it back. */
+async function forge(sequence: number): Promise<() => Promise<void>> {
+  const table = stack.names.tables.ledger;
+  const key = (await ledger.journal(INSURANCE_ACCOUNT))[sequence - 1]!.idempotencyKey;
+  const { Item } = await stack.clients.dynamo.send(
+    new GetItemCommand({
+      TableName: table,
+      Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: `J#${key}` } },
+    }),
+  );
+  expect(Item).toBeDefined();
+  await stack.clients.dynamo.send(
+    new PutItemCommand({ TableName: table, Item: { ...Item!, amount: { N: '1000000000' } } }),
+  );
+  return async () => {
+    await stack.clients.dynamo.send(new PutItemCommand({ TableName: table, Item: Item! }));
+  };
+}
+
 beforeAll(async () => {
   moto = await startMoto();
   stack = await startLocalStack({ endpoint: moto.endpoint, stage: 'reconcile' });
@@ -100,18 +119,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     const before = await ledger.balance(INSURANCE_ACCOUNT);
     await deposit(1);
     // Someone rewrites the last entry to say it deposited 1,000 USD: it no longer chains, and the sum differs.
-    const table = stack.names.tables.ledger;
-    const forgedKey = (await ledger.journal(INSURANCE_ACCOUNT)).at(-1)!.idempotencyKey;
-    const { Item } = await stack.clients.dynamo.send(
-      new GetItemCommand({
-        TableName: table,
-        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: `J#${forgedKey}` } },
-      }),
-    );
-    expect(Item).toBeDefined();
-    await stack.clients.dynamo.send(
-      new PutItemCommand({ TableName: table, Item: { ...Item!, amount: { N: '1000000000' } } }),
-    );
+    const restore = await forge(before.sequence + 1);
     const expected = {
       reconciled: false,
       difference: '-990',
@@ -120,6 +128,25 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     expect(await reconcile(scheduledEvent)).toMatchObject(expected);
     expect(await reconcile(scheduledEvent)).toMatchObject({ ...expected, entries: 1 });
     expect((await ledger.auditCheckpoint(INSURANCE_ACCOUNT))?.sequence).toBe(before.sequence);
+    await restore();
+    expect(await reconcile(scheduledEvent)).toMatchObject({
+      reconciled: true,
+      auditedThrough: before.sequence + 1,
+    });
+  });
+
+  // Found by the review of session 27's diff: a full run is the only one that sees an entry behind the checkpoint,
+  // and it could not lower the checkpoint, so the next scheduled run started past the entry and the alarm cleared.
+  it('a broken entry a full run finds behind the checkpoint is reported by every scheduled run after it', async () => {
+    const restore = await forge(2);
+    const problem = 'entry 2: balanceAfter != balanceBefore + amount';
+    // Behind the checkpoint: the scheduled run does not see it.
+    expect(await reconcile(scheduledEvent)).toMatchObject({ problems: [] });
+    expect((await reconcile({ full: true })).problems).toContain(problem);
+    // Back before the page that holds it.
+    expect((await ledger.auditCheckpoint(INSURANCE_ACCOUNT))?.sequence).toBeLessThan(2);
+    expect((await reconcile(scheduledEvent)).problems).toContain(problem);
+    await restore();
   });
 
   it('refuses a request it does not understand, with the reason, and changes nothing', async () => {

@@ -82,102 +82,61 @@ describe('a frozen settlement applied late is planned again', () => {
     expect(paidOut).toBeLessThanOrEqual(CAP);
   }, 60_000);
 
-  it('closes an ADL counterparty at the latest mark, not at a mark frozen three hours earlier', async () => {
-    let armed = false;
-    let crashed = false;
-    const p: Pipeline = createPipeline({
-      maxReceiveCount: { liquidations: 1 },
-      crashHook: (point) => {
-        if (!armed || point !== 'transactor.commit') return;
-        if (!p.adapters.liquidations.all().some((l) => l.state === 'SETTLING' && l.context?.settle)) return;
-        armed = false;
-        crashed = true;
-        throw new InjectedCrash(point);
-      },
-    });
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    const long = await p.open('LONG', '10', '200', '200'); // bankrupt at 180
-    const short = await p.open('SHORT', '10', '200', '400'); // ADL's counterparty
-    p.venue.faults.emptyBooks.add('ETH-USD'); // nothing fills, no providers: ADL takes the size at the mark
-    armed = true;
-    await p.tick('ETH-USD', '175');
-    await p.runUntil(p.clock.nowMs() + 5_000);
-    expect(crashed).toBe(true);
-    const frozen = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
-    expect(frozen.state).toBe('SETTLING');
-    expect(frozen.context?.settle?.mark).toBe(17_500_000_000n);
+  // Hours later (other draw windows), and minutes later in the same window (past LATE_DELIVERY_MS alone).
+  it.each([
+    { gap: 'three hours', stepMs: HOUR },
+    { gap: 'three minutes, in the same window', stepMs: 60_000 },
+  ])(
+    'closes an ADL counterparty at the latest mark, not at a mark frozen $gap earlier',
+    async ({ stepMs }) => {
+      expect(3 * stepMs).toBeGreaterThan(LATE_DELIVERY_MS);
+      let armed = false;
+      let crashed = false;
+      const p: Pipeline = createPipeline({
+        maxReceiveCount: { liquidations: 1 },
+        crashHook: (point) => {
+          if (!armed || point !== 'transactor.commit') return;
+          if (!p.adapters.liquidations.all().some((l) => l.state === 'SETTLING' && l.context?.settle)) return;
+          armed = false;
+          crashed = true;
+          throw new InjectedCrash(point);
+        },
+      });
+      await p.fund('10000');
+      await p.tick('ETH-USD', '200');
+      await p.tick('ETH-USD', '200');
+      const long = await p.open('LONG', '10', '200', '200'); // bankrupt at 180
+      const short = await p.open('SHORT', '10', '200', '400'); // ADL's counterparty
+      p.venue.faults.emptyBooks.add('ETH-USD'); // nothing fills, no providers: ADL takes the size at the mark
+      armed = true;
+      await p.tick('ETH-USD', '175');
+      await p.runUntil(p.clock.nowMs() + 5_000);
+      expect(crashed).toBe(true);
+      const frozen = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
+      expect(frozen.state).toBe('SETTLING');
+      expect(frozen.context?.settle?.mark).toBe(17_500_000_000n);
 
-    // The market walks down over three hours (in band), the short deep in profit.
-    for (const [i, px] of ['155', '137', '121'].entries()) {
-      p.clock.set(T0 + (i + 1) * HOUR);
-      await p.tick('ETH-USD', px);
-      await p.tick('ETH-USD', px);
-    }
-    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(12_100_000_000n);
+      // The market walks down (in band), the short deep in profit.
+      for (const [i, px] of ['155', '137', '121'].entries()) {
+        p.clock.set(T0 + (i + 1) * stepMs);
+        await p.tick('ETH-USD', px);
+        await p.tick('ETH-USD', px);
+      }
+      expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(12_100_000_000n);
 
-    // The dead-lettered delivery is redriven.
-    expect(await p.adapters.liquidationQueue.receive(10, 30)).toEqual([]);
-    const redriven = await p.adapters.liquidationDeadLetters.receive(10, 30);
-    expect(redriven.length).toBe(1);
-    for (const m of redriven) await p.handlers.liquidation(m);
+      // The dead-lettered delivery is redriven.
+      expect(await p.adapters.liquidationQueue.receive(10, 30)).toEqual([]);
+      const redriven = await p.adapters.liquidationDeadLetters.receive(10, 30);
+      expect(redriven.length).toBe(1);
+      for (const m of redriven) await p.handlers.liquidation(m);
 
-    const settled = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
-    expect(settled.state).toMatch(/^SETTLED_/);
-    const counterparty = (await p.adapters.positions.get(short.id))!;
-    expect(counterparty.state).toBe('CLOSED');
-    // Closed at 121 the short's 10 pay out 400 + (200 - 121) * 10 = 1,190 USD; at the frozen 175, 650.
-    expect(counterparty.closedPayout).toBe(1_190_000_000n);
-  }, 60_000);
-
-  it('closes an ADL counterparty at the latest mark, not at a mark frozen minutes earlier in the same window', async () => {
-    let armed = false;
-    let crashed = false;
-    const p: Pipeline = createPipeline({
-      maxReceiveCount: { liquidations: 1 },
-      crashHook: (point) => {
-        if (!armed || point !== 'transactor.commit') return;
-        if (!p.adapters.liquidations.all().some((l) => l.state === 'SETTLING' && l.context?.settle)) return;
-        armed = false;
-        crashed = true;
-        throw new InjectedCrash(point);
-      },
-    });
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    const long = await p.open('LONG', '10', '200', '200'); // bankrupt at 180
-    const short = await p.open('SHORT', '10', '200', '400'); // ADL's counterparty
-    p.venue.faults.emptyBooks.add('ETH-USD'); // nothing fills, no providers: ADL takes the size at the mark
-    armed = true;
-    await p.tick('ETH-USD', '175');
-    await p.runUntil(p.clock.nowMs() + 5_000);
-    expect(crashed).toBe(true);
-    const frozen = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
-    expect(frozen.state).toBe('SETTLING');
-    expect(frozen.context?.settle?.mark).toBe(17_500_000_000n);
-
-    // The market walks down over three minutes (in band), the short deep in profit: one draw window, past the age.
-    expect(3 * 60_000).toBeGreaterThan(LATE_DELIVERY_MS);
-    for (const [i, px] of ['155', '137', '121'].entries()) {
-      p.clock.set(T0 + (i + 1) * 60_000);
-      await p.tick('ETH-USD', px);
-      await p.tick('ETH-USD', px);
-    }
-    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(12_100_000_000n);
-
-    // The dead-lettered delivery is redriven.
-    expect(await p.adapters.liquidationQueue.receive(10, 30)).toEqual([]);
-    const redriven = await p.adapters.liquidationDeadLetters.receive(10, 30);
-    expect(redriven.length).toBe(1);
-    for (const m of redriven) await p.handlers.liquidation(m);
-
-    const settled = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
-    expect(settled.state).toMatch(/^SETTLED_/);
-    const counterparty = (await p.adapters.positions.get(short.id))!;
-    expect(counterparty.state).toBe('CLOSED');
-    // Closed at 121 the short's 10 pay out 400 + (200 - 121) * 10 = 1,190 USD; at the frozen 175, 650.
-    expect(counterparty.closedPayout).toBe(1_190_000_000n);
-  }, 60_000);
+      const settled = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
+      expect(settled.state).toMatch(/^SETTLED_/);
+      const counterparty = (await p.adapters.positions.get(short.id))!;
+      expect(counterparty.state).toBe('CLOSED');
+      // Closed at 121 the short's 10 pay out 400 + (200 - 121) * 10 = 1,190 USD; at the frozen 175, 650.
+      expect(counterparty.closedPayout).toBe(1_190_000_000n);
+    },
+    60_000,
+  );
 });

@@ -10,6 +10,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { Rng } from '../../shared/sim/random.ts';
+import { delayedDeps, type Pause } from '../support/delays.ts';
 import { recordFigures, uncoveredAtTick } from '../support/invariants.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
@@ -20,43 +21,6 @@ import { createPipeline, type Pipeline } from '../support/pipeline.ts';
  * (one consumer starting k steps after the other, for every k until the first has finished, then seeded random
  * delays on every call of both).
  */
-
-type Pause = () => number;
-
-/** Every method of `target` first yields pause() microtasks, then runs on the real object. */
-function delayed<T extends object>(target: T, pause: Pause): T {
-  return new Proxy(target, {
-    get(t, prop) {
-      const value = Reflect.get(t, prop, t);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        for (let n = pause(); n > 0; n--) await Promise.resolve();
-        return (value as (...a: unknown[]) => unknown).apply(t, args);
-      };
-    },
-  });
-}
-
-function delayedDeps<D extends SettlementDeps | MarginCheckDeps>(deps: D, pause: Pause): D {
-  const out: Record<string, unknown> = { ...deps };
-  for (const key of [
-    'reader',
-    'positions',
-    'markets',
-    'liquidations',
-    'auctions',
-    'providers',
-    'ledger',
-    'transactor',
-    'liquidationQueue',
-    'auctionQueue',
-    'venue',
-  ]) {
-    const port = (deps as unknown as Record<string, unknown>)[key];
-    if (port && typeof port === 'object') out[key] = delayed(port, pause);
-  }
-  return out as D;
-}
 
 /** Pauses `first` microtasks before the first call, none after: the consumer starts k steps late. */
 const startLate = (first: number): Pause => {

@@ -28,6 +28,7 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
 import type { MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { Rng } from '../../shared/sim/random.ts';
+import { delayedDeps } from './delays.ts';
 import { uncoveredAtTick } from './invariants.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
 
@@ -970,33 +971,6 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     if (m && BigInt(m[1]!) + topUps === BigInt(m[2]!)) continue;
     violations.push(v);
   }
-  // The checker counts a fee given back (a negative 'liquidation-fee' of a settlement planned again) as a draw; the
-  // product does not (docs/RELIABILITY.md replan-fee-floor: planFeeReturn, "not counted as a draw"). Its window
-  // lines are replaced by the same rule without fee returns.
-  const windowLines = violations.filter((v) => /^ledger: window /.test(v));
-  if (windowLines.length > 0) {
-    feeReturnWindowFlags += 1;
-    for (const v of windowLines) violations.splice(violations.indexOf(v), 1);
-    const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
-    const { drawCapPerWindow, windowSeconds } = config.insurance;
-    let windowStart = -1;
-    let drawn = 0n;
-    for (const e of journal) {
-      if (e.kind !== 'shortfall-payout' || e.amount === 0n) continue;
-      const start = Math.floor(e.atMs / (windowSeconds * 1000)) * windowSeconds * 1000;
-      if (e.amount > 0n) {
-        if (start === windowStart) drawn -= drawn < e.amount ? drawn : e.amount;
-        continue;
-      }
-      if (start > windowStart) {
-        windowStart = start;
-        drawn = 0n;
-      }
-      drawn -= e.amount;
-      if (drawn > drawCapPerWindow)
-        violations.push(`ledger(payouts only): window ${windowStart} drew ${drawn}, cap ${drawCapPerWindow}`);
-    }
-  }
   // Extra invariants.
   extra.push(...fillProblems);
   for (const l of p.adapters.liquidations.all()) {
@@ -1071,45 +1045,8 @@ async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
 export class RunawayError extends Error {}
 /** Positions found OPEN past a tick's mark that a consumer reopened after the tick was accepted. */
 export let lateReopened = 0;
-/** Runs where the checker's window rule flagged a fee given back (see runScenario). */
-export let feeReturnWindowFlags = 0;
 const MAX_DELIVERIES = 30_000;
 let deliveries = 0;
 export const bodies = new Map<string, number>();
-
-/** Every method of `target` first yields pause() microtasks, then runs on the real object (test/stress/races). */
-function delayed<T extends object>(target: T, pause: () => number): T {
-  return new Proxy(target, {
-    get(t, prop) {
-      const value = Reflect.get(t, prop, t);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        for (let n = pause(); n > 0; n--) await Promise.resolve();
-        return (value as (...a: unknown[]) => unknown).apply(t, args);
-      };
-    },
-  });
-}
-
-function delayedDeps<D extends SettlementDeps | MarginCheckDeps>(deps: D, pause: () => number): D {
-  const out: Record<string, unknown> = { ...deps };
-  for (const key of [
-    'reader',
-    'positions',
-    'markets',
-    'liquidations',
-    'auctions',
-    'providers',
-    'ledger',
-    'transactor',
-    'liquidationQueue',
-    'auctionQueue',
-    'venue',
-  ]) {
-    const port = (deps as unknown as Record<string, unknown>)[key];
-    if (port && typeof port === 'object') out[key] = delayed(port, pause);
-  }
-  return out as D;
-}
 
 export const describeScenario = (s: Scenario): string => JSON.stringify(s);

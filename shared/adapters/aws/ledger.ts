@@ -14,6 +14,7 @@ import {
   type CrashHook,
   givesDrawBack,
   type JournalEntry,
+  journalRangeProblem,
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
@@ -337,8 +338,8 @@ export class DynamoLedger implements Ledger {
     afterSequence: number,
     limit: number,
   ): Promise<readonly JournalEntry[]> {
-    if (!Number.isSafeInteger(afterSequence) || !Number.isSafeInteger(limit) || limit < 1)
-      throw new AdapterInputError('ledger/bad-journal-range: an integer sequence and a limit of at least 1');
+    const problem = journalRangeProblem(afterSequence, limit);
+    if (problem) throw new AdapterInputError(problem);
     const entries: JournalEntry[] = [];
     let start: Item | undefined;
     // An index read (never strongly consistent); a page may come back short of the limit before the end.

@@ -11,6 +11,7 @@ import {
   type AcceptedTick,
   ConditionFailedError,
   type CrashHook,
+  highestSequence,
   type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
@@ -299,9 +300,7 @@ export class DynamoMarketRepository implements MarketRepository {
   ): Promise<MarketState> {
     const last = expected.lastTick?.sequence;
     const breaker = expected.breaker?.tick.sequence;
-    // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
-    // second, has only the breaker's; one print far ahead may hold the breaker above the last tick).
-    const top = Math.max(last ?? -1, breaker ?? -1);
+    const top = highestSequence(expected);
     if (top < 0 || top <= sequence) {
       throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
     }

@@ -5,6 +5,7 @@ import {
   ConditionFailedError,
   givesDrawBack,
   type JournalEntry,
+  journalRangeProblem,
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
@@ -126,8 +127,8 @@ export class EmbeddedLedger implements Ledger {
     afterSequence: number,
     limit: number,
   ): Promise<readonly JournalEntry[]> {
-    if (!Number.isSafeInteger(afterSequence) || !Number.isSafeInteger(limit) || limit < 1)
-      throw new EmbeddedInputError('ledger/bad-journal-range: an integer sequence and a limit of at least 1');
+    const problem = journalRangeProblem(afterSequence, limit);
+    if (problem) throw new EmbeddedInputError(problem);
     // Entries are appended in sequence order from 1: entry n sits at n - 1.
     const start = Math.max(0, afterSequence);
     return (this.#journals.get(account) ?? []).slice(start, start + limit);

@@ -3,6 +3,7 @@ import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
   ConditionFailedError,
+  highestSequence,
   type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
@@ -123,9 +124,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
   ): Promise<MarketState> {
     const current = this.#states.get(symbol);
     const last = current?.lastTick;
-    // The highest of the last tick and the breaker's (a market whose only print is its first, waiting for a
-    // second, has only the breaker's; one print far ahead may hold the breaker above the last tick).
-    const top = Math.max(last?.sequence ?? -1, current?.breaker?.tick.sequence ?? -1);
+    const top = highestSequence(current);
     if (
       !current ||
       top < 0 ||
