@@ -341,9 +341,12 @@ async function settleFinished(
       // A step that settled it may have died before its follow-up: the next slice's message.
       await sendFollowUps(liquidation, deps);
       if (attempt > 0) {
+        // From the liquidation's entry into the auction: a late step moves the curve's start (onTimeCurve).
+        const startedAtMs =
+          liquidation.history.findLast((h) => h.state === 'AUCTION')?.atMs ?? auction.startedAtMs;
         deps.telemetry.observe(
           METRICS.AuctionDurationSeconds.name,
-          Math.max(0, Math.round((deps.clock.nowMs() - auction.startedAtMs) / 1000)),
+          Math.max(0, Math.round((deps.clock.nowMs() - startedAtMs) / 1000)),
         );
       }
       return { status: 'finished', liquidationState: liquidation.state };

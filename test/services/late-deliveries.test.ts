@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { METRICS } from '../../shared/metrics.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 
 const HOUR = 3_600_000;
@@ -42,7 +43,10 @@ async function auctionOf(late: boolean) {
   }
   await p.drain();
   const auction = await p.adapters.auctions.get(`${liquidation!.id}:auction`);
-  return { auction, fund: await p.adapters.ledger.balance('insurance-fund') };
+  const durations = p.telemetry.observations
+    .filter((o) => o.metric === METRICS.AuctionDurationSeconds.name)
+    .map((o) => o.value);
+  return { auction, fund: await p.adapters.ledger.balance('insurance-fund'), durations };
 }
 
 describe('an auction step delivered late', () => {
@@ -56,6 +60,9 @@ describe('an auction step delivered late', () => {
     // the fund pays the difference on 10 ETH.
     expect(priceOf(late.auction)).toBeGreaterThanOrEqual(priceOf(onTime.auction));
     expect(late.fund.balance).toBeGreaterThanOrEqual(onTime.fund.balance);
+    // Its duration counts the lateness, although its curve's start moved on by it.
+    expect(late.durations.length).toBeGreaterThan(0);
+    expect(Math.min(...late.durations)).toBeGreaterThanOrEqual(20 * 60);
   });
 });
 
