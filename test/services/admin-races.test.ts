@@ -17,10 +17,22 @@ import { createPipeline } from '../support/pipeline.ts';
  *   read.
  * - a provider leaving a market did not wake that market's sleepers, asleep on its bid.
  */
+
+/** The feed restarts at 1 (refused as out of order, the market blind); the operator resumes it from 2. */
+async function restartAndResume(p: ReturnType<typeof createPipeline>): Promise<void> {
+  p.clock.advance(1000);
+  expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
+  const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+  expect(await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps)).toMatchObject(
+    {
+      ok: true,
+    },
+  );
+}
+
 describe('resumeFeed vs the old feed still in flight', () => {
   it('a redelivery of the last tick before the resume is refused as a duplicate, not accepted as a newer tick', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 4999 }); // a market's first print waits for a second
     p.clock.advance(1000);
     const last = {
@@ -33,14 +45,7 @@ describe('resumeFeed vs the old feed still in flight', () => {
     expect(await p.deliverTick(last)).toMatchObject({ status: 'accepted' });
     const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
 
-    // The feed restarts at 1; the operator resumes it.
-    p.clock.advance(1000);
-    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
-    expect(
-      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps),
-    ).toMatchObject({
-      ok: true,
-    });
+    await restartAndResume(p);
 
     // The old feed's last tick comes again (a duplicate delivery), 20 s after it was first seen.
     p.clock.advance(18_000);
@@ -60,7 +65,6 @@ describe('resumeFeed vs the old feed still in flight', () => {
 describe('resumeFeed vs a bad print that tripped the breaker', () => {
   it('a redelivery of the tripping bad print after the resume does not confirm itself and liquidate the book', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 4999 }); // a market's first print waits for a second
     p.clock.advance(1000);
     await p.tick('ETH-USD', '200', { sequence: 5000 });
@@ -78,14 +82,7 @@ describe('resumeFeed vs a bad print that tripped the breaker', () => {
     // Its redelivery never confirms it: its sequence is an ordering floor.
     expect(await p.deliverTick(bad)).toMatchObject({ reason: 'tick/duplicate' });
 
-    // The feed restarts at 1; the operator resumes it.
-    p.clock.advance(1000);
-    expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
-    expect(
-      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps),
-    ).toMatchObject({
-      ok: true,
-    });
+    await restartAndResume(p);
 
     // The bad print is delivered once more (at-least-once delivery, a retry) 10 s after it was first seen.
     p.clock.advance(8000);
