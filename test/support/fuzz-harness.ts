@@ -23,9 +23,8 @@ import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/s
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
-import { INSURANCE_ACCOUNT, type SettlementDeps } from '../../shared/services/context.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
-import type { MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { Rng } from '../../shared/sim/random.ts';
 import { delayedDeps } from './delays.ts';
