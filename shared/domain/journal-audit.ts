@@ -25,18 +25,14 @@ export interface AuditStep {
   readonly audit: JournalAudit;
   /** Entries that do not chain, or a balance below zero; each is an alarm. */
   readonly problems: readonly string[];
-  /**
-   * The next entry in sequence was not among those given (a gap): the audit stops before it. On a store that
-   * reads the journal through an index, that may be the index's lag rather than a lost entry.
-   */
-  readonly missing: number | undefined;
 }
 
 /**
  * Extends `audit` by the entries that follow it in sequence, up to `through`, in order. Each entry's
  * balanceBefore must be the running sum and its balanceAfter before + amount; a running sum below zero is a
  * fund that paid money it did not have (no floor is below zero), reported the first time it happens.
- * Entries at or below the audited sequence, or past `through`, are ignored; the first sequence not found stops it.
+ * Entries at or below the audited sequence, or past `through`, are ignored; the first sequence not found stops it
+ * (on a store that reads the journal through an index, that may be the index's lag rather than a lost entry).
  */
 export function extendAudit(
   audit: JournalAudit,
@@ -66,9 +62,5 @@ export function extendAudit(
       minBalance = sum;
     }
   }
-  return {
-    audit: { sequence, sum, minBalance },
-    problems,
-    missing: sequence < through ? sequence + 1 : undefined,
-  };
+  return { audit: { sequence, sum, minBalance }, problems };
 }

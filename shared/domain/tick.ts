@@ -154,9 +154,8 @@ export function evaluateTick(
   if (last && tick.timestampMs < last.timestampMs) {
     return reject('tick/out-of-order', `timestamp ${tick.timestampMs} < ${last.timestampMs}`);
   }
-  const skewMs = market.maxClockSkewSeconds * 1000;
 
-  if (tick.timestampMs - nowMs > skewMs) {
+  if (tick.timestampMs - nowMs > market.maxClockSkewSeconds * 1000) {
     return reject('tick/future', `timestamp ${tick.timestampMs} is ${tick.timestampMs - nowMs} ms ahead`);
   }
   if (nowMs - tick.timestampMs > market.maxTickAgeSeconds * 1000) {

@@ -501,6 +501,9 @@ export function differenceMovements(
   return [...credits, ...debits];
 }
 
+/** The key of the plan that first moved an entry: its idempotency key without a replan's suffix (`:r<n>`). */
+export const planKeyOf = (idempotencyKey: string): string => idempotencyKey.replace(/:r\d+$/, '');
+
 /**
  * What a settlement's plans applied, by the key of the plan that first moved it: the journal entries of one
  * liquidation summed over their plan suffixes (`:r<n>`), as differenceMovements reads `applied`.
@@ -510,7 +513,7 @@ export function appliedByKey(
 ): Record<string, QuoteE6> {
   const applied: Record<string, QuoteE6> = {};
   for (const { idempotencyKey, amount } of entries) {
-    const key = idempotencyKey.replace(/:r\d+$/, '');
+    const key = planKeyOf(idempotencyKey);
     applied[key] = (applied[key] ?? 0n) + amount;
   }
   return applied;

@@ -280,14 +280,12 @@ async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']
     balance = await ledger.balance(INSURANCE_ACCOUNT);
     journal = await ledger.journal(INSURANCE_ACCOUNT);
   }
-  // A snapshot has nothing to wait for: an entry it lacks is missing.
+  // A snapshot has nothing to wait for (an entry it lacks is missing), and is read as one page.
   const report = await reconcileAccount(
     journalSnapshot(balance, journal),
     INSURANCE_ACCOUNT,
     silentTelemetry,
-    {
-      missingRetriesMs: [],
-    },
+    { missingRetriesMs: [], pageSize: Number.MAX_SAFE_INTEGER },
   );
   return {
     account: INSURANCE_ACCOUNT,

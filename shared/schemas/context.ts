@@ -1,3 +1,4 @@
+import { frozenCopy } from '../frozen.ts';
 import type { LiquidationContext } from '../ports/index.ts';
 
 /**
@@ -59,7 +60,7 @@ export function encodeContext(context: LiquidationContext): string {
 export function contextFromText(text: string): LiquidationContext {
   const known = recent.get(text);
   if (known) return known;
-  const context = deepFreeze(parseContext(text));
+  const context = frozenCopy(parseContext(text));
   remember(text, context);
   return context;
 }
@@ -82,35 +83,4 @@ const RECENT_CONTEXTS = 512;
 function remember(text: string, context: LiquidationContext): void {
   if (recent.size >= RECENT_CONTEXTS) recent.delete(recent.keys().next().value as string);
   recent.set(text, context);
-}
-
-/** Objects frozen at every level by this module: kept as they are, never copied again. */
-const frozen = new WeakSet<object>();
-
-/**
- * A deep copy frozen at every level, sharing the parts already frozen here (a context built by spreading one
- * read copies only its new parts); undefined properties are left out, as decoding has none.
- */
-function frozenCopy<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || frozen.has(value)) return value;
-  let out: unknown;
-  if (Array.isArray(value)) out = value.map(frozenCopy);
-  else {
-    const copy: Record<string, unknown> = {};
-    for (const key of Object.keys(value)) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) copy[key] = frozenCopy(v);
-    }
-    out = copy;
-  }
-  frozen.add(Object.freeze(out as object));
-  return out as T;
-}
-
-/** Freezes a value this module just built (a parse) at every level, in place. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || frozen.has(value)) return value;
-  for (const v of Object.values(value)) deepFreeze(v);
-  frozen.add(Object.freeze(value));
-  return value;
 }

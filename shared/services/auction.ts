@@ -14,7 +14,6 @@ import {
   type ProviderRecord,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
 import {
   type Carried,
@@ -24,7 +23,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
-import { bestBid, coverWake, wakeCovered } from './sleeping.ts';
+import { bestBid, coverWake, sendStep, wakeCovered } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -299,10 +298,7 @@ async function schedule(
   deps: SettlementDeps,
   status: 'reset' | 'stepped',
 ): Promise<AuctionStepOutcome> {
-  await deps.auctionQueue.send(
-    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
-    delaySeconds,
-  );
+  await sendStep(auction, delaySeconds, deps);
   return { status, nextStep: auction.step, delaySeconds };
 }
 

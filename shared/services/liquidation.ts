@@ -34,6 +34,7 @@ import {
   appliedByKey,
   decideWaterfall,
   differenceMovements,
+  planKeyOf,
   settlementRecord,
   type WaterfallDecision,
   type WaterfallInput,
@@ -54,7 +55,7 @@ import {
   VenueError,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
+import { encodeMessage } from '../schemas/messages.ts';
 import { AdlQueue, type QueuedEntry, readAdlTop, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
@@ -66,7 +67,7 @@ import {
   type SettlementDeps,
 } from './context.ts';
 import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
-import { type AuctionOpening, coverWake, planOpening } from './sleeping.ts';
+import { type AuctionOpening, coverWake, planOpening, sendStep } from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
   override readonly name = 'LiquidationNotFoundError';
@@ -350,8 +351,7 @@ async function advance(
       // lost it). Once it ended, the rest is settled here (a last resort waiting for the book comes back so).
       const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
       if (!auction || auction.state === 'RUNNING') {
-        if (auction)
-          await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, deps.clock.nowMs())), 0);
+        if (auction) await sendStep(auction, 0, deps);
         return { done: true, record: liquidation };
       }
       return decideAndSettle(liquidation, deps, auction, carried);
@@ -1228,7 +1228,7 @@ function firstDrawAtMs(
 ): number | undefined {
   let at: number | undefined;
   for (const e of entries) {
-    if (e.amount < 0n && e.idempotencyKey.replace(/:r\d+$/, '') === `${liquidationId}:shortfall`)
+    if (e.amount < 0n && planKeyOf(e.idempotencyKey) === `${liquidationId}:shortfall`)
       at = Math.min(at ?? e.atMs, e.atMs);
   }
   return at;
@@ -1796,11 +1796,7 @@ async function startAuction(
   ]);
   if (!committed) return { done: false };
   // Lost with a crash here, the message is sent again by the redelivered liquidation (its AUCTION case).
-  const delaySeconds = sleep?.delaySeconds ?? 0;
-  await deps.auctionQueue.send(
-    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
-    delaySeconds,
-  );
+  await sendStep(auction, sleep?.delaySeconds ?? 0, deps);
   await coverWake(auction, market, deps);
   return { done: true, record: inAuction };
 }
@@ -1808,7 +1804,7 @@ async function startAuction(
 async function ensureAuctionScheduled(liquidation: LiquidationRecord, deps: SettlementDeps): Promise<void> {
   const auction = await deps.auctions.get(auctionIdOf(liquidation.id));
   if (auction?.state === 'RUNNING') {
-    await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, deps.clock.nowMs())), 0);
+    await sendStep(auction, 0, deps);
   }
 }
 

@@ -95,7 +95,7 @@ export async function reconcileAccount(
     const page = await ledger.journalAfter(account, audit.sequence, limit);
     const step = extendAudit(audit, page, balance.sequence);
     const read = step.audit.sequence - audit.sequence;
-    if (read === 0 && step.problems.length === 0) {
+    if (read === 0) {
       // The next entry is not there: an index that has not caught up yet, or an entry that was lost.
       if (missingAttempt < retries.length) {
         await pause(retries[missingAttempt++]!);

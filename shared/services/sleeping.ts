@@ -14,6 +14,7 @@ import {
 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import type { AuctionRecord, MarketState, ProviderRecord } from '../ports/index.ts';
+import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
 
 /**
@@ -151,4 +152,19 @@ export async function coverWake(
       error: error instanceof Error ? error.message : String(error),
     });
   }
+}
+
+/**
+ * Sends the message of the auction's current step, due `delaySeconds` from now: a step delivered later than that
+ * does not let the curve walk on meanwhile (auction.ts onTimeCurve).
+ */
+export async function sendStep(
+  auction: Pick<AuctionRecord, 'id' | 'step' | 'symbol'>,
+  delaySeconds: number,
+  deps: Pick<SettlementDeps, 'auctionQueue' | 'clock'>,
+): Promise<void> {
+  await deps.auctionQueue.send(
+    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
+    delaySeconds,
+  );
 }
