@@ -118,6 +118,13 @@ export interface MarketState {
    * before it, so one delivered again is refused (evaluateTick).
    */
   readonly resumedAfterMs?: number;
+  /**
+   * Counts the changes to the market's providers (bumpProvidersEpoch; absent: none yet). An auction that plans a
+   * sleep on the providers it listed commits on the epoch it read before listing them (ProvidersEpochCheck): a
+   * provider registered in between fails that commit, so the auction plans again with it instead of sleeping
+   * through a wake the registration sent before the auction slept.
+   */
+  readonly providersEpoch?: number;
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -205,7 +212,16 @@ export interface MarketRepository {
     next: PriceE8 | undefined,
     covers: number | undefined,
   ): Promise<boolean>;
+  /**
+   * Counts a change to the market's providers (a provider registered, its terms changed, or it left): bumps
+   * providersEpoch, creating the market's item if needed. Done after the provider's write, before its sleepers
+   * are woken.
+   */
+  bumpProvidersEpoch(symbol: string): Promise<void>;
 }
+
+/** The providers epoch of a market as read (0: never bumped). */
+export const providersEpochOf = (market: MarketState | undefined): number => market?.providersEpoch ?? 0;
 
 // --- Liquidations ----------------------------------------------------------------------------------------
 
@@ -795,12 +811,24 @@ export type Write =
       readonly expectedVersion: number | undefined;
     };
 
-/** At most this many writes per commit (DynamoDB TransactWriteItems limit). */
+/**
+ * A condition the commit checks without writing: the market's providers are still those of `epoch`
+ * (MarketState.providersEpoch as read, 0 when absent). One item of the transaction (a ConditionCheck on AWS).
+ */
+export interface ProvidersEpochCheck {
+  readonly symbol: string;
+  readonly epoch: number;
+}
+
+/** At most this many writes per commit (DynamoDB TransactWriteItems limit), checks included. */
 export const MAX_WRITES_PER_COMMIT = 100;
 
 export interface Transactor {
-  /** All writes or none: throws ConditionFailedError (nothing written) if any version condition fails. */
-  commit(writes: readonly Write[]): Promise<void>;
+  /**
+   * All writes or none: throws ConditionFailedError (nothing written) if any version condition fails, or the
+   * market of `providersUnchanged` has had its providers changed since the epoch given.
+   */
+  commit(writes: readonly Write[], providersUnchanged?: ProvidersEpochCheck): Promise<void>;
 }
 
 // --- Telemetry -------------------------------------------------------------------------------------------

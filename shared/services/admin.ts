@@ -349,7 +349,8 @@ async function reindex(
 
 /**
  * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
- * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again.
+ * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
+ * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
  * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps.
  */
 async function wakeForNewBids(
@@ -359,6 +360,9 @@ async function wakeForNewBids(
   let woken = 0;
   try {
     for (const symbol of symbols) {
+      // Before the wake: an auction planning its sleep meanwhile, on the providers before this change, is not
+      // among the sleepers woken, and its commit fails on the epoch instead (auction.ts sleepingOn).
+      await deps.markets.bumpProvidersEpoch(symbol);
       for (const direction of ['SELL', 'BUY'] as const) {
         woken += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
       }

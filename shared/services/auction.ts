@@ -12,6 +12,8 @@ import {
   type LiquidationRecord,
   type MarketState,
   type ProviderRecord,
+  type ProvidersEpochCheck,
+  providersEpochOf,
   type Write,
 } from '../ports/index.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
@@ -186,9 +188,8 @@ async function stepOnce(
     // step, which runs again and schedules once more. Of the two next-step messages the first to arrive after
     // the commit runs the step; the other no longer matches the step number and dies.
     const outcome = await schedule(restarted, sleep, deps, 'reset');
-    if (!(await commit(deps, [{ kind: 'auction', record: restarted, expectedVersion: auction.version }]))) {
-      return CONFLICT;
-    }
+    const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
+    if (!(await commit(deps, writes, sleepingOn(auction, marketState)))) return CONFLICT;
     await coverWake(restarted, marketState, deps);
     return outcome;
   }
@@ -262,7 +263,8 @@ async function stepOnce(
   if (sleep === undefined) return finish(next, deps, marketState, writes);
   // The next step is scheduled before the commit, for the same reason as a reset's.
   const outcome = await schedule(next, sleep, deps, 'stepped');
-  if (!(await commit(deps, writes))) return CONFLICT;
+  const planned = clearing.fillsCapped ? undefined : sleepingOn(auction, marketState);
+  if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
   return clearing.fillsCapped
     ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
@@ -359,9 +361,24 @@ async function settleFinished(
   throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
 }
 
-async function commit(deps: SettlementDeps, writes: readonly Write[]): Promise<boolean> {
+/**
+ * A sleep is planned on the providers the step listed: its commit checks that none was registered, changed or
+ * removed since the market was read (before the list). Otherwise registerProvider's wake, sent before this
+ * sleeper committed, would miss it, and it would sleep up to 900 s on bids that are no longer all there are
+ * (noticed in session 27: a provider registered while an auction planned its sleep went unseen).
+ */
+const sleepingOn = (auction: AuctionRecord, market: MarketState | undefined): ProvidersEpochCheck => ({
+  symbol: auction.symbol,
+  epoch: providersEpochOf(market),
+});
+
+async function commit(
+  deps: SettlementDeps,
+  writes: readonly Write[],
+  providersUnchanged?: ProvidersEpochCheck,
+): Promise<boolean> {
   try {
-    await deps.transactor.commit(writes);
+    await deps.transactor.commit(writes, providersUnchanged);
     return true;
   } catch (error) {
     if (error instanceof ConditionFailedError) return false;

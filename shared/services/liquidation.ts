@@ -52,6 +52,8 @@ import {
   type OrderRequest,
   type OrderResult,
   type PositionRecord,
+  type ProvidersEpochCheck,
+  providersEpochOf,
   VenueError,
   type Write,
 } from '../ports/index.ts';
@@ -929,9 +931,10 @@ export async function decideAndSettle(
   let decision = decide(NO_FUND);
   if (decision.next === 'start-auction') {
     const opening = openingAuction(liquidation, context, position, mark, deps);
+    // The market before the providers: a first sleep commits on the providers epoch it read (startAuction).
+    carried.market ??= await deps.markets.get(liquidation.symbol);
     const plan = planOpening(opening, mark, now, deps.config, await deps.providers.list(liquidation.symbol));
-    if (plan.kind !== 'no-bidder')
-      return startAuction(liquidation, context, opening, plan, deps, carried.market);
+    if (plan.kind !== 'no-bidder') return startAuction(liquidation, context, opening, plan, deps, carried);
     // Its first step would end it unfilled: the fund and ADL take the rest now, not a message later.
     deps.telemetry.count(METRICS.AuctionsSkipped.name, 1);
     auctionResult = { fills: [], finished: true };
@@ -1780,8 +1783,9 @@ async function startAuction(
   opening: AuctionRecord,
   plan: Exclude<AuctionOpening, { kind: 'no-bidder' }>,
   deps: SettlementDeps,
-  market: MarketState | undefined,
+  carried: Carried,
 ): Promise<Step> {
+  const { market } = carried;
   const sleep = plan.kind === 'sleep' ? plan.sleep : undefined;
   const auction: AuctionRecord =
     sleep?.wakeMark === undefined ? opening : { ...opening, wakeMark: sleep.wakeMark };
@@ -1790,11 +1794,19 @@ async function startAuction(
     remainingSize: opening.lot,
     context: { ...outcomeRecorded(context), auctionId: auction.id },
   };
-  const committed = await commitOrSkip(deps, [
-    { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
-    { kind: 'auction', record: auction, expectedVersion: undefined },
-  ]);
-  if (!committed) return { done: false };
+  // A first sleep, planned on the providers listed, checks none changed since (auction.ts sleepingOn).
+  const committed = await commitOrSkip(
+    deps,
+    [
+      { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
+      { kind: 'auction', record: auction, expectedVersion: undefined },
+    ],
+    sleep ? { symbol: liquidation.symbol, epoch: providersEpochOf(market) } : undefined,
+  );
+  if (!committed) {
+    carried.market = undefined; // read again: its providers epoch may be what moved
+    return { done: false };
+  }
   // Lost with a crash here, the message is sent again by the redelivered liquidation (its AUCTION case).
   await sendStep(auction, sleep?.delaySeconds ?? 0, deps);
   await coverWake(auction, market, deps);
@@ -1855,9 +1867,13 @@ async function flushPending(deps: SettlementDeps, carried: Carried): Promise<boo
  * Commits the writes; a failed condition means a concurrent or earlier attempt moved the records first,
  * which the caller's loop then observes by re-reading (never an effect applied twice).
  */
-async function commitOrSkip(deps: SettlementDeps, writes: readonly Write[]): Promise<boolean> {
+async function commitOrSkip(
+  deps: SettlementDeps,
+  writes: readonly Write[],
+  providersUnchanged?: ProvidersEpochCheck,
+): Promise<boolean> {
   try {
-    await deps.transactor.commit(writes);
+    await deps.transactor.commit(writes, providersUnchanged);
     return true;
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;

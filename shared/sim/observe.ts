@@ -5,6 +5,7 @@ import type {
   OrderResult,
   PositionRecord,
   ProviderRecord,
+  ProvidersEpochCheck,
   QueueTransport,
   ReceivedMessage,
   Transactor,
@@ -129,7 +130,7 @@ export class ObservedTransactor implements Transactor {
     private readonly onCommit: (writes: readonly ObservedWrite[]) => void,
   ) {}
 
-  async commit(writes: readonly Write[]): Promise<void> {
+  async commit(writes: readonly Write[], providersUnchanged?: ProvidersEpochCheck): Promise<void> {
     const before: ObservedWrite[] = [];
     for (const write of writes) {
       const previous =
@@ -140,7 +141,7 @@ export class ObservedTransactor implements Transactor {
             : undefined;
       before.push({ write, before: previous });
     }
-    await this.inner.commit(writes);
+    await this.inner.commit(writes, providersUnchanged);
     this.onCommit(before);
   }
 }

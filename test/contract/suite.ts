@@ -1284,6 +1284,37 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
       });
 
+      it("providers epoch: bumped by admin (creating the market's item), checked by a commit without writing it", async () => {
+        const x = auction();
+        const write = (version: number) =>
+          [
+            { kind: 'auction', record: { ...x, version }, expectedVersion: version === 1 ? undefined : version - 1 },
+          ] as const;
+        // No market item yet: epoch 0.
+        expect(await a.markets.get('ETH-USD')).toBeUndefined();
+        await a.transactor.commit(write(1), { symbol: 'ETH-USD', epoch: 0 });
+        await a.markets.bumpProvidersEpoch('ETH-USD');
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', providersEpoch: 1 });
+        // A commit on the epoch before the bump writes nothing.
+        await expect(a.transactor.commit(write(2), { symbol: 'ETH-USD', epoch: 0 })).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect((await a.auctions.get(x.id))?.version).toBe(1);
+        await a.transactor.commit(write(2), { symbol: 'ETH-USD', epoch: 1 });
+        // Kept by the market's other writes, and counted on.
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
+        await a.markets.bumpProvidersEpoch('ETH-USD');
+        expect(await a.markets.get('ETH-USD')).toMatchObject({ providersEpoch: 2, lastTick: tick(1) });
+        await expect(a.transactor.commit(write(3), { symbol: 'ETH-USD', epoch: 1 })).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await a.transactor.commit(write(3), { symbol: 'ETH-USD', epoch: 2 });
+        expect((await a.auctions.get(x.id))?.version).toBe(3);
+        // Another market's epoch is its own.
+        await a.transactor.commit(write(4), { symbol: 'BTC-USD', epoch: 0 });
+      });
+
       it('market wake marks: covered towards the earlier wake per side and counted, replaced only from the value and count read', async () => {
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100'), true); // covered already: counted

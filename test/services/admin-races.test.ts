@@ -279,3 +279,97 @@ describe('resumeFeed vs an old tick stamped ahead of the clock', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 });
+
+/**
+ * Noticed in session 27, fixed in session 28: a provider registered while an auction planned its sleep went
+ * unseen. The auction listed the providers, admin put the new one and woke the sleepers (this auction was not
+ * one yet, or was woken on a step it was already taking), then the auction committed a sleep planned without
+ * it. The market's providers epoch, bumped by admin before the wake and checked by the sleep's commit, makes
+ * the auction plan again with the new bid.
+ */
+describe('registerProvider racing an auction planning its sleep', () => {
+  function setUp() {
+    const p = createPipeline({
+      config: parseRiskConfig({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+      }),
+    });
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const register = (id: string, maxDiscount: string) =>
+      handleAdmin(
+        { action: 'registerProvider', id, maxDiscount, maxLot: '100', symbols: ['ETH-USD'], capital: '100000' },
+        deps,
+      );
+    // Registers `id` once, right after the next providers.list (the pipeline's services share this object).
+    const registerDuringNextList = (id: string, maxDiscount: string) => {
+      const providers = p.adapters.providers;
+      const list = providers.list.bind(providers);
+      let result: Awaited<ReturnType<typeof register>> | undefined;
+      providers.list = async (symbol: string) => {
+        const listed = await list(symbol);
+        providers.list = list;
+        result = await register(id, maxDiscount);
+        return listed;
+      };
+      return () => result;
+    };
+    return { p, register, registerDuringNextList };
+  }
+
+  async function openAndCrash(p: ReturnType<typeof createPipeline>) {
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.open('LONG', '10', '200', '200');
+    await p.open('SHORT', '10', '200', '400'); // an ADL counterparty, should the fund not pay
+    await p.tick('ETH-USD', '184');
+  }
+
+  const auctionOf = async (p: ReturnType<typeof createPipeline>) => {
+    const [liquidation] = p.adapters.liquidations.all();
+    return (await p.adapters.auctions.get(`${liquidation!.id}:auction`))!;
+  };
+
+  it("sees a provider registered while the auction's first sleep is planned", async () => {
+    const { p, register, registerDuringNextList } = setUp();
+    expect(await register('lp-far', '0.10')).toMatchObject({ ok: true });
+    await openAndCrash(p);
+    // The liquidation lists the providers to plan its auction's first sleep; lp-near registers meanwhile.
+    const registered = registerDuringNextList('lp-near', '0.01');
+    const startedAt = p.clock.nowMs();
+    await p.runUntil(startedAt + 400_000);
+
+    const auction = await auctionOf(p);
+    expect(registered()).toMatchObject({ ok: true, woken: 0 });
+    // The curve reaches lp-near's 1 % bid within minutes: it takes the lot. lp-far's 10 % is reached only after
+    // 10 minutes, and the auction slept until then.
+    expect({
+      state: auction.state,
+      takers: [...new Set(auction.fills.map((f) => f.providerId))],
+    }).toEqual({ state: 'CLEARED', takers: ['lp-near'] });
+  });
+
+  it('sees a provider registered while a woken step plans its next sleep', async () => {
+    const { p, register, registerDuringNextList } = setUp();
+    expect(await register('lp-far', '0.10')).toMatchObject({ ok: true });
+    await openAndCrash(p);
+    const startedAt = p.clock.nowMs();
+    await p.runUntil(startedAt + 1000);
+    const asleep = await auctionOf(p);
+    expect(asleep).toMatchObject({ state: 'RUNNING', step: 0, fills: [] });
+    expect(asleep.wakeMark).toBeDefined();
+
+    // A second far provider wakes the sleeper; while its woken step lists the providers, lp-near registers.
+    const registered = registerDuringNextList('lp-near', '0.01');
+    expect(await register('lp-far-2', '0.12')).toMatchObject({ ok: true, woken: 1 });
+    await p.runUntil(startedAt + 400_000);
+
+    const auction = await auctionOf(p);
+    expect(registered()).toMatchObject({ ok: true });
+    expect({
+      state: auction.state,
+      takers: [...new Set(auction.fills.map((f) => f.providerId))],
+    }).toEqual({ state: 'CLEARED', takers: ['lp-near'] });
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});

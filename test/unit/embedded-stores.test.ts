@@ -82,8 +82,9 @@ function stores() {
   const liquidations = new EmbeddedLiquidationRepository(positions);
   const auctions = new EmbeddedAuctionRepository();
   const providers = new EmbeddedProviderRepository();
-  const transactor = new EmbeddedTransactor({ positions, liquidations, auctions, providers });
-  return { positions, liquidations, auctions, providers, transactor };
+  const markets = new EmbeddedMarketRepository();
+  const transactor = new EmbeddedTransactor({ positions, liquidations, auctions, providers, markets });
+  return { positions, liquidations, auctions, providers, markets, transactor };
 }
 
 describe('embedded markets', () => {

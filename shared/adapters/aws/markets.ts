@@ -40,6 +40,9 @@ import {
  * the `writer` token of the call that wrote them (see writerToken), which reads ignore.
  */
 
+/** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
+export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
+
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
 const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
 
@@ -91,9 +94,11 @@ export function marketFromItem(item: Item): MarketState {
   const coversSell = optInt(item, coversAttr('SELL'));
   const coversBuy = optInt(item, coversAttr('BUY'));
   const resumedAfterMs = optInt(item, 'resumedAfterMs');
+  const providersEpoch = optInt(item, PROVIDERS_EPOCH_ATTR);
   return {
     symbol: readS(item, 'symbol'),
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
+    ...(providersEpoch === undefined ? {} : { providersEpoch }),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
     ...(pendingSegment === undefined ? {} : { pendingSegment }),
@@ -390,6 +395,19 @@ export class DynamoMarketRepository implements MarketRepository {
       }
     }
     throw new ConditionFailedError(`markets/wake-contended: ${symbol} ${direction} ${wakeMark}`);
+  }
+
+  async bumpProvidersEpoch(symbol: string): Promise<void> {
+    await this.dynamo.send(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'ADD #epoch :one',
+        ExpressionAttributeNames: { '#epoch': PROVIDERS_EPOCH_ATTR },
+        ExpressionAttributeValues: { ':one': N(1) },
+      }),
+    );
+    this.crash('markets.bumpProvidersEpoch');
   }
 
   async replaceWakeMark(

@@ -7,6 +7,7 @@ import {
   type CrashHook,
   type LiquidationRecord,
   MAX_WRITES_PER_COMMIT,
+  type ProvidersEpochCheck,
   type Transactor,
   type Write,
 } from '../../ports/index.ts';
@@ -20,6 +21,7 @@ import {
   N,
   noCrash,
   retryingConflicts,
+  S,
 } from './codec.ts';
 import {
   checkLiquidationId,
@@ -29,13 +31,15 @@ import {
   tickIndexUpdates,
 } from './liquidations.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
+import { PROVIDERS_EPOCH_ATTR } from './markets.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
 
 /**
  * Transactor on one TransactWriteItems: each write is a Put conditional on the stored version (or on
  * absence). A new liquidation (a slice) also joins its tick index (see liquidations.ts), so listByTick sees
- * it. Positions, liquidations and auctions must carry expectedVersion + 1 (providers: no fixed step).
+ * it. Positions, liquidations and auctions must carry expectedVersion + 1 (providers: no fixed step). A
+ * providers epoch to check is a ConditionCheck on the market's item.
  */
 export class AwsTransactor implements Transactor {
   constructor(
@@ -45,7 +49,7 @@ export class AwsTransactor implements Transactor {
     private readonly crash: CrashHook = noCrash,
   ) {}
 
-  async commit(writes: readonly Write[]): Promise<void> {
+  async commit(writes: readonly Write[], providersUnchanged?: ProvidersEpochCheck): Promise<void> {
     if (writes.length === 0) return;
     const keys = new Set(writes.map((w) => `${w.kind}:${w.record.id}`));
     if (keys.size !== writes.length) {
@@ -57,6 +61,7 @@ export class AwsTransactor implements Transactor {
     const items = [
       ...writes.map((w) => this.item(w)),
       ...tickIndexUpdates(this.tables.liquidations, created).map((Update) => ({ Update })),
+      ...(providersUnchanged ? [this.providersCheck(providersUnchanged)] : []),
     ];
     if (items.length > MAX_WRITES_PER_COMMIT) {
       throw new AdapterInputError(
@@ -77,6 +82,20 @@ export class AwsTransactor implements Transactor {
       refusingMovedKey(() => retryingConflicts(() => this.dynamo.send(transaction)), replaced),
     );
     this.crash('transactor.commit');
+  }
+
+  /** The market's providers epoch is still the one read (0: never bumped, so absent). */
+  private providersCheck({ symbol, epoch }: ProvidersEpochCheck): TransactWriteItem {
+    return {
+      ConditionCheck: {
+        TableName: this.tables.markets,
+        Key: { symbol: S(symbol) },
+        ...(epoch === 0
+          ? { ConditionExpression: 'attribute_not_exists(#epoch)' }
+          : { ConditionExpression: '#epoch = :epoch', ExpressionAttributeValues: { ':epoch': N(epoch) } }),
+        ExpressionAttributeNames: { '#epoch': PROVIDERS_EPOCH_ATTR },
+      },
+    };
   }
 
   private item(write: Write): TransactWriteItem {

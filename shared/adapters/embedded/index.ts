@@ -54,7 +54,8 @@ export interface EmbeddedAdapters extends Adapters {
 
 /**
  * The in-process adapter bundle. Crash points are '<adapter>.<method>' with the bundle's property names:
- * positions.create|createMany|replace, markets.acceptTick|clearPending|tripBreaker|resetBreaker,
+ * positions.create|createMany|replace,
+ * markets.acceptTick|clearPending|tripBreaker|resetBreaker|coverWakeMark|replaceWakeMark|bumpProvidersEpoch,
  * liquidations.begin|replace|replaceWithPosition, auctions.create|replace, providers.put, ledger.apply,
  * transactor.commit,
  * liquidationQueue.send|sendBatch|receive|delete|changeVisibility (auctionQueue likewise).
@@ -118,7 +119,7 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
     auctions,
     providers,
     ledger: new EmbeddedLedger(hook, (id) => liquidations.versionOf(id)),
-    transactor: new EmbeddedTransactor({ positions, liquidations, auctions, providers }, hook),
+    transactor: new EmbeddedTransactor({ positions, liquidations, auctions, providers, markets }, hook),
     liquidationQueue,
     auctionQueue,
     liquidationDeadLetters,

@@ -8,6 +8,8 @@ import {
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
+  type ProvidersEpochCheck,
+  providersEpochOf,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from './internal.ts';
 
@@ -27,6 +29,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
+ * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed. checkProvidersEpoch
+ *   (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();
@@ -187,6 +191,22 @@ export class EmbeddedMarketRepository implements MarketRepository {
     this.#set({ ...current, wakeMarks: Object.keys(wakeMarks).length > 0 ? wakeMarks : undefined });
     fire(this.#hook, 'markets.replaceWakeMark');
     return true;
+  }
+
+  async bumpProvidersEpoch(symbol: string): Promise<void> {
+    requireId(symbol, 'markets');
+    const current = this.#states.get(symbol);
+    this.#set({ ...current, symbol, providersEpoch: providersEpochOf(current) + 1 });
+    fire(this.#hook, 'markets.bumpProvidersEpoch');
+  }
+
+  /** The transactor's ProvidersEpochCheck: synchronous, inside its commit. */
+  checkProvidersEpoch({ symbol, epoch }: ProvidersEpochCheck): void {
+    const stored = providersEpochOf(this.#states.get(symbol));
+    if (stored !== epoch)
+      throw new ConditionFailedError(
+        `markets/providers-changed: ${symbol} providers epoch is ${stored}, not ${epoch}`,
+      );
   }
 
   #set(state: MarketState): void {

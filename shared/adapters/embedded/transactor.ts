@@ -2,6 +2,7 @@ import {
   type LiquidationRecord,
   MAX_WRITES_PER_COMMIT,
   type PositionRecord,
+  type ProvidersEpochCheck,
   type Transactor,
   type Write,
 } from '../../ports/index.ts';
@@ -9,6 +10,7 @@ import { tickIndexItems } from '../shards.ts';
 import type { EmbeddedAuctionRepository } from './auctions.ts';
 import { EmbeddedInputError, fire, type HookRef } from './internal.ts';
 import type { EmbeddedLiquidationRepository } from './liquidations.ts';
+import type { EmbeddedMarketRepository } from './markets.ts';
 import type { EmbeddedPositionRepository } from './positions.ts';
 import type { EmbeddedProviderRepository } from './providers.ts';
 
@@ -17,12 +19,13 @@ export interface TransactorStores {
   readonly liquidations: EmbeddedLiquidationRepository;
   readonly auctions: EmbeddedAuctionRepository;
   readonly providers: EmbeddedProviderRepository;
+  readonly markets: EmbeddedMarketRepository;
 }
 
 /**
  * All-or-nothing commit of conditional puts, as one TransactWriteItems: every condition (absent id when
  * expectedVersion is undefined, else the stored version; positions, liquidations and auctions must carry
- * expectedVersion + 1) is checked first, then every record is written, then 'transactor.commit' fires.
+ * expectedVersion + 1; a market's providers epoch, given one) is checked first, then every record is written, then 'transactor.commit' fires.
  * A created liquidation joins its tick's list; a position's index entry follows its new state and price. At most
  * MAX_WRITES_PER_COMMIT items, counted as on AWS: each write, and each tick-index item new liquidations join.
  */
@@ -35,9 +38,9 @@ export class EmbeddedTransactor implements Transactor {
     this.#hook = hook;
   }
 
-  async commit(writes: readonly Write[]): Promise<void> {
+  async commit(writes: readonly Write[], providersUnchanged?: ProvidersEpochCheck): Promise<void> {
     if (writes.length === 0) return;
-    const items = itemCount(writes);
+    const items = itemCount(writes) + (providersUnchanged ? 1 : 0);
     if (items > MAX_WRITES_PER_COMMIT) {
       throw new EmbeddedInputError(
         `transactor/too-many-writes: ${items} items (tick index included), at most ${MAX_WRITES_PER_COMMIT}`,
@@ -46,7 +49,8 @@ export class EmbeddedTransactor implements Transactor {
     if (writesOneRecordTwice(writes)) {
       throw new EmbeddedInputError('transactor/duplicate-record: one record written twice in a commit');
     }
-    const { positions, liquidations, auctions, providers } = this.#stores;
+    const { positions, liquidations, auctions, providers, markets } = this.#stores;
+    if (providersUnchanged) markets.checkProvidersEpoch(providersUnchanged);
     const currentPositions = new Map<string, PositionRecord | undefined>();
     for (const w of writes) {
       switch (w.kind) {
