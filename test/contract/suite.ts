@@ -1705,6 +1705,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           `${l.id}:next`,
         ]);
         expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('100'), sequence: 6 });
+        // A stale debit the floor refuses too is refused by the floor (AWS judges it before its transaction).
+        const both = await a.ledger
+          .apply(movement({ idempotencyKey: `${l.id}:deep`, amount: usd('-500'), fence }))
+          .catch((error: unknown) => error);
+        expect(both).toBeInstanceOf(ConditionFailedError);
+        expect(both).not.toBeInstanceOf(MovementFencedError);
+        expect(String(both)).toMatch(/ledger\/below-floor/);
       });
 
       it('serialises concurrent movements: one contiguous chain, each key once', async () => {

@@ -34,7 +34,8 @@ export { LedgerIdempotencyConflictError };
  * stored one, drawn' = drawn - min(amount, drawn); another window's draws stay (the domain's creditBack).
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
  * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new key whose fence no longer
- * holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced').
+ * holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced'), when the floor
+ * and the cap do not refuse it first.
  */
 export class EmbeddedLedger implements Ledger {
   readonly #balances = new Map<string, AccountBalance>();
@@ -69,7 +70,6 @@ export class EmbeddedLedger implements Ledger {
       }
       return existing;
     }
-    if (movement.fence) this.#checkFence(movement.fence, idempotencyKey);
     const before = this.#balance(account);
     const balanceAfter = before.balance + amount;
     let windowStartMs = before.windowStartMs;
@@ -95,6 +95,8 @@ export class EmbeddedLedger implements Ledger {
     } else if (givesDrawBack(movement, before.windowStartMs)) {
       windowDrawn -= minBig(amount, windowDrawn);
     }
+    // After the floor and the cap, as on AWS: a refused debit never reaches the transaction that checks the fence.
+    if (movement.fence) this.#checkFence(movement.fence, idempotencyKey);
     const sequence = before.sequence + 1;
     const entry: JournalEntry = Object.freeze({
       account,
