@@ -70,7 +70,10 @@ export const marketConfigSchema = z.strictObject({
    * slices), so the book can refill; when nothing is within it, the liquidation waits (lastResortWaitSeconds).
    */
   lastResortSlippageBound: rate('lastResortSlippageBound', '0.5'),
-  /** Delay of the next slice after a last-resort order (an SQS delay: at most 900 s). */
+  /**
+   * Delay of the next slice after a slice that spent the liquidity: a last-resort order, or size no layer could
+   * take (an SQS delay: at most 900 s).
+   */
   lastResortCooldownSeconds: z.number().int().min(0).max(900),
   /**
    * Wait after a last-resort attempt that found nothing within the bound, doubled after each further one up to

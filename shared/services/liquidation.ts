@@ -34,6 +34,7 @@ import {
   appliedByKey,
   decideWaterfall,
   differenceMovements,
+  nextSliceDelaySeconds,
   planKeyOf,
   settlementRecord,
   type WaterfallDecision,
@@ -1837,22 +1838,17 @@ export async function sendFollowUps(
     await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: liquidation.id })]);
 }
 
-/**
- * The next slice's message: at once, or after the market's cooldown when this slice needed the last resort
- * (the book it sold into needs time to refill; selling the rest into it at once would walk the price down).
- */
+/** The next slice's message: at once, or after the market's cooldown when this slice spent the liquidity. */
 async function sendNextSlice(
   nextId: string,
   settled: LiquidationRecord,
   deps: SettlementDeps,
 ): Promise<void> {
   const body = encodeMessage({ liquidationId: nextId });
-  if ((settled.settlement?.lastResortClosedSize ?? 0n) === 0n) {
-    await deps.liquidationQueue.sendBatch([body]);
-    return;
-  }
   const cooldown = marketConfig(deps.config, settled.symbol).lastResortCooldownSeconds;
-  await deps.liquidationQueue.send(body, cooldown);
+  const delaySeconds = nextSliceDelaySeconds(settled.settlement, cooldown);
+  if (delaySeconds === 0) await deps.liquidationQueue.sendBatch([body]);
+  else await deps.liquidationQueue.send(body, delaySeconds);
 }
 
 /** Commits the ending auction step's writes alone (false: a concurrent step committed first). */

@@ -16,6 +16,7 @@ import {
   decideWaterfall,
   differenceMovements,
   type PlannedMovement,
+  nextSliceDelaySeconds,
   settlementRecord,
   type WaterfallDecision,
   WaterfallError,
@@ -1155,5 +1156,33 @@ describe('slice rounding (settleSlice then settleClose)', () => {
     const exactLossFloor = -exact16 / 10n ** 10n; // exact16 < 0
     expect(exact16 < 0n).toBe(true);
     expect(last.layers.insurance.shortfallPaid).toBeLessThanOrEqual(exactLossFloor);
+  });
+});
+
+describe('nextSliceDelaySeconds', () => {
+  const amounts = (over: Partial<Record<'lastResortClosedSize' | 'carriedSize' | 'adlClosedSize', bigint>>) => ({
+    marketClosedSize: base('1'),
+    lastResortClosedSize: 0n,
+    auctionClosedSize: 0n,
+    adlClosedSize: 0n,
+    carriedSize: 0n,
+    realizedPnl: 0n,
+    fee: 0n,
+    shortfall: 0n,
+    insurancePaid: 0n,
+    adlCovered: 0n,
+    badDebt: 0n,
+    traderPayout: 0n,
+    ...over,
+  });
+  it('waits the cooldown after a slice that spent the liquidity, goes on at once otherwise', () => {
+    expect(nextSliceDelaySeconds(undefined, 30)).toBe(0);
+    expect(nextSliceDelaySeconds(amounts({}), 30)).toBe(0);
+    // The last resort sold into the book: it needs time to refill.
+    expect(nextSliceDelaySeconds(amounts({ lastResortClosedSize: base('1') }), 30)).toBe(30);
+    // Size left that no layer took: the liquidity is spent.
+    expect(nextSliceDelaySeconds(amounts({ carriedSize: base('5') }), 30)).toBe(30);
+    // Size carried past the counterparties of one settlement: the next slice's ADL goes on at once.
+    expect(nextSliceDelaySeconds(amounts({ carriedSize: base('5'), adlClosedSize: base('2') }), 30)).toBe(0);
   });
 });
