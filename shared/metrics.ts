@@ -105,6 +105,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned',
   },
+  AuctionStepLateness: {
+    name: 'AuctionStepLateness',
+    unit: 'Seconds',
+    kind: 'distribution',
+    help: 'how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive',
+  },
   InsuranceFundBalance: {
     name: 'InsuranceFundBalance',
     unit: 'None',
@@ -135,6 +141,13 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
+  },
+  VenueOrderFailures: {
+    name: 'VenueOrderFailures',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Reason',
+    help: "venue attempts that failed; Reason = timeout, unavailable or rejected (a slice whose attempts all fail goes to the auction)",
   },
   OrderLeaseDeferrals: {
     name: 'OrderLeaseDeferrals',

@@ -40,6 +40,7 @@ import {
   type TableId,
 } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
+import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import { isDeadLetterSink, type QueuePair } from './queues.ts';
 
 export interface MonitoringProps {
@@ -60,6 +61,15 @@ const ONE_MINUTE = Duration.minutes(1);
  * feed behind its market makes one a tick.
  */
 const OUT_OF_ORDER_PER_MINUTE = 5;
+/** Failed venue attempts in 5 minutes that page: one order that fails all its 3 attempts, or a venue in trouble. */
+const VENUE_FAILURES_PER_5_MINUTES = 3;
+/** An auction step this late is a backed-up or stalled auction consumer (SQS delivers a due step within seconds). */
+const AUCTION_STEP_LATE_SECONDS = 60;
+/**
+ * The oldest auction step message's age that pages: a step is sent up to 900 s ahead (the longest SQS delay), so
+ * only one waiting 5 minutes past that is behind.
+ */
+const AUCTION_STEP_QUEUE_AGE_SECONDS = 900 + 300;
 
 export function businessMetric(
   spec: MetricSpec,
@@ -220,7 +230,7 @@ export class Monitoring extends Construct {
       `Insurance fund balance below ${config.alarmInsuranceFundMin} quote units`,
       config.alarmInsuranceFundMin,
       ComparisonOperator.LESS_THAN_THRESHOLD,
-      // No data means no balance change and no reconcile run: the reconcile errors alarm covers that.
+      // No data means no balance change and no reconcile run: LedgerReconcileStoppedAlarm covers that.
       { treatMissingData: TreatMissingData.MISSING },
     );
     this.alarm(
@@ -274,6 +284,44 @@ export class Monitoring extends Construct {
       1,
       GTE,
       { evaluationPeriods: 3 },
+    );
+    // Every run reports its journal problems (0 when healthy): no report for 15 minutes is a reconcile that
+    // stopped running (throttled, its schedule disabled, failing before it reports), which no other alarm shows.
+    this.alarm(
+      'LedgerReconcileStoppedAlarm',
+      businessMetric(METRICS.LedgerJournalProblems, { statistic: 'SampleCount' }),
+      'ledger-reconcile has not reported for 15 minutes (it runs every 5): the fund journal is not being checked',
+      1,
+      ComparisonOperator.LESS_THAN_THRESHOLD,
+      { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: 3 },
+    );
+    this.alarm(
+      'AuctionWakeFailuresAlarm',
+      businessMetric(METRICS.AuctionWakeFailures),
+      'Sleeping auctions could not be woken (a wake mark not recorded, sleepers not woken): they step when planned, up to 900 s late for a mark that reached their bids',
+      1,
+      GTE,
+    );
+    this.alarm(
+      'VenueFailuresAlarm',
+      new MathExpression({
+        expression: VENUE_ERROR_KINDS.map((kind) => `FILL(${kind}, 0)`).join(' + '),
+        usingMetrics: Object.fromEntries(
+          VENUE_ERROR_KINDS.map((kind) => [kind, businessMetric(METRICS.VenueOrderFailures, { dimension: kind })]),
+        ),
+        label: 'venue attempts failed',
+        period: FIVE_MINUTES,
+      }),
+      `The venue failed ${VENUE_FAILURES_PER_5_MINUTES} or more order attempts in 5 minutes (timeouts, unavailable, rejected): slices whose attempts all fail go to the auction, the fund and ADL instead of the market`,
+      VENUE_FAILURES_PER_5_MINUTES,
+      GTE,
+    );
+    this.alarm(
+      'AuctionStepsLateAlarm',
+      businessMetric(METRICS.AuctionStepLateness, { statistic: 'Maximum' }),
+      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, or steps were redriven`,
+      AUCTION_STEP_LATE_SECONDS,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
       'CircuitBreakerAlarm',
@@ -390,6 +438,18 @@ export class Monitoring extends Construct {
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },
     );
+    // A stalled auction consumer reports no lateness (no step runs): its queue shows it.
+    this.alarm(
+      'AuctionStepQueueAgeAlarm',
+      props.queues.auctionSteps.queue.metricApproximateAgeOfOldestMessage({
+        statistic: 'Maximum',
+        period: ONE_MINUTE,
+      }),
+      `An auction step message is older than ${AUCTION_STEP_QUEUE_AGE_SECONDS} s (sent at most 900 s ahead): the auction consumer is stalled or behind`,
+      AUCTION_STEP_QUEUE_AGE_SECONDS,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+      { evaluationPeriods: 2 },
+    );
   }
 
   private functionAlarms(props: MonitoringProps): void {
@@ -399,6 +459,15 @@ export class Monitoring extends Construct {
         props.functions[def.id].metricErrors({ statistic: 'Sum', period: FIVE_MINUTES }),
         `${def.folder} threw ${props.config.alarmFunctionErrors} or more errors in 5 minutes`,
         props.config.alarmFunctionErrors,
+        ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      );
+      // Throttled receives count towards maxReceiveCount (healthy messages dead-lettered) and a throttled
+      // scheduled run is dropped: page before either.
+      this.alarm(
+        `${pascal(def.id)}ThrottlesAlarm`,
+        props.functions[def.id].metricThrottles({ statistic: 'Sum', period: FIVE_MINUTES }),
+        `${def.folder} was throttled (account or reserved concurrency spent): its events wait, and queue messages move towards their dead-letter queue`,
+        1,
         ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       );
     }
@@ -461,10 +530,11 @@ export class Monitoring extends Construct {
         ),
       ),
       graph('Slippage (bps)', [m(METRICS.SlippageBps, 'p50'), m(METRICS.SlippageBps, 'p99')]),
-      graph('Auction duration (s)', [
-        m(METRICS.AuctionDurationSeconds, 'p50'),
-        m(METRICS.AuctionDurationSeconds, 'p99'),
-      ]),
+      graph(
+        'Auction duration, step lateness (s)',
+        [m(METRICS.AuctionDurationSeconds, 'p50'), m(METRICS.AuctionDurationSeconds, 'p99')],
+        [m(METRICS.AuctionStepLateness, 'Maximum')],
+      ),
     );
     this.dashboard.addWidgets(
       new SingleValueWidget({
@@ -485,7 +555,12 @@ export class Monitoring extends Construct {
       ),
       graph(
         'Safety',
-        [m(METRICS.CircuitBreakerTripped), m(METRICS.OrderLeaseDeferrals), m(METRICS.OrderLeaseTakeovers)],
+        [
+          m(METRICS.CircuitBreakerTripped),
+          m(METRICS.OrderLeaseDeferrals),
+          m(METRICS.OrderLeaseTakeovers),
+          byDimension(METRICS.VenueOrderFailures, 'Sum'),
+        ],
         [
           m(METRICS.LedgerReconcileDifference, 'Maximum'),
           m(METRICS.LedgerJournalProblems, 'Maximum'),

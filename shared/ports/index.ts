@@ -462,12 +462,16 @@ export interface OrderResult {
   readonly status: 'FILLED' | 'PARTIAL' | 'NONE';
 }
 
+/** How a venue call fails (the Reason of the VenueOrderFailures metric, each alarmed). */
+export const VENUE_ERROR_KINDS = ['timeout', 'rejected', 'unavailable'] as const;
+export type VenueErrorKind = (typeof VENUE_ERROR_KINDS)[number];
+
 /** Raised for a rejection or timeout; the consumer retries within a bound, then hands over to the auction. */
 export class VenueError extends Error {
   override readonly name = 'VenueError';
   constructor(
     message: string,
-    readonly kind: 'timeout' | 'rejected' | 'unavailable',
+    readonly kind: VenueErrorKind,
   ) {
     super(message);
   }

@@ -48,6 +48,11 @@ export async function processAuctionStep(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
+  // How late the step came, whatever it finds: a backed-up or stalled consumer, a redrive (alarmed).
+  if (message.dueAtMs !== undefined) {
+    const lateMs = Math.max(0, deps.clock.nowMs() - message.dueAtMs);
+    deps.telemetry.observe(METRICS.AuctionStepLateness.name, lateMs / 1000);
+  }
   let current = message;
   let atMs: number | undefined;
   for (let run = 1; ; run++) {

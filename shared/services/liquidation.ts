@@ -559,6 +559,7 @@ async function placeWithRetries(
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
       if (error.kind === 'timeout' || (placedBefore && error.kind === 'unavailable')) inDoubt = error;
+      deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
       deps.telemetry.warn('venue attempt failed', {
         clientOrderId: order.clientOrderId,
         attempt,

@@ -22,6 +22,7 @@ import { BackstopStack } from '../../infra/stack.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
+import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
 import { LAST_RESORT_WAITS } from '../../shared/services/liquidation.ts';
 import {
@@ -669,6 +670,93 @@ describe('BackstopStack template (default config)', () => {
     expect(alarms.some((a) => String(a.AlarmDescription).startsWith('The fund journal is broken'))).toBe(
       true,
     );
+  });
+
+  // Found by a review of the observability contract in session 28: each of these failed silently (graphed at
+  // most, never alarmed).
+  it('alarms on what fails without an error: throttles, a stopped reconcile, stalled or late auction steps, wake and venue failures', () => {
+    type Dimension = { Name: string; Value: unknown };
+    type AlarmProperties = {
+      AlarmDescription: string;
+      MetricName?: string;
+      Namespace?: string;
+      Statistic?: string;
+      Dimensions?: Dimension[];
+      Metrics?: {
+        Expression?: string;
+        MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions?: Dimension[] } };
+      }[];
+    } & Record<string, unknown>;
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties as AlarmProperties,
+    );
+    const refersTo = (a: AlarmProperties, id: string) => JSON.stringify(a.Dimensions).includes(`"${id}"`);
+    // Throttled receives move healthy messages towards their DLQ; a throttled scheduled run is dropped.
+    for (const def of FUNCTIONS) {
+      const fnId = logicalIdOf(stack, stack.functions[def.id]);
+      const throttles = alarms.filter(
+        (a) => a.Namespace === 'AWS/Lambda' && a.MetricName === 'Throttles' && refersTo(a, fnId),
+      );
+      expect(throttles, def.id).toEqual([
+        expect.objectContaining({
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        }),
+      ]);
+    }
+    // Every reconcile run reports its journal problems: no report for three periods is a reconcile not running.
+    expect(
+      alarms.filter(
+        (a) => a.MetricName === METRICS.LedgerJournalProblems.name && a.Statistic === 'SampleCount',
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+        EvaluationPeriods: 3,
+        Period: 300,
+      }),
+    ]);
+    // A stalled auction consumer: its queue's oldest step, beyond the longest delay a step is sent with.
+    const stepQueue = logicalIdOf(stack, stack.queues.auctionSteps.queue);
+    expect(
+      alarms.filter((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && refersTo(a, stepQueue)),
+    ).toEqual([
+      expect.objectContaining({
+        Threshold: 1200,
+        Statistic: 'Maximum',
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    ]);
+    // A backed-up one, or a redrive: steps that ran late.
+    expect(alarms.filter((a) => a.MetricName === METRICS.AuctionStepLateness.name)).toEqual([
+      expect.objectContaining({
+        Statistic: 'Maximum',
+        Threshold: 60,
+        Dimensions: [{ Name: 'service', Value: 'backstop' }],
+      }),
+    ]);
+    expect(alarms.filter((a) => a.MetricName === METRICS.AuctionWakeFailures.name)).toEqual([
+      expect.objectContaining({
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
+    // The venue failing orders: every reason the consumer counts, summed.
+    const venue = alarms.filter((a) =>
+      (a.Metrics ?? []).some((m) => m.MetricStat?.Metric.MetricName === METRICS.VenueOrderFailures.name),
+    );
+    expect(venue).toHaveLength(1);
+    const reasons = (venue[0]!.Metrics ?? []).flatMap((m) =>
+      m.MetricStat
+        ? (m.MetricStat.Metric.Dimensions ?? []).filter((d) => d.Name === 'Reason').map((d) => d.Value)
+        : [],
+    );
+    expect(reasons.sort()).toEqual([...VENUE_ERROR_KINDS].sort());
+    expect(venue[0]).toMatchObject({ Threshold: 3, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
   });
 
   it('alarms on throttled requests to every table, and on throttled positions indexes with the shards advice', () => {

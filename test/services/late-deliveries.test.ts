@@ -43,10 +43,11 @@ async function auctionOf(late: boolean) {
   }
   await p.drain();
   const auction = await p.adapters.auctions.get(`${liquidation!.id}:auction`);
-  const durations = p.telemetry.observations
-    .filter((o) => o.metric === METRICS.AuctionDurationSeconds.name)
-    .map((o) => o.value);
-  return { auction, fund: await p.adapters.ledger.balance('insurance-fund'), durations };
+  const observed = (metric: string) =>
+    p.telemetry.observations.filter((o) => o.metric === metric).map((o) => o.value);
+  const durations = observed(METRICS.AuctionDurationSeconds.name);
+  const lateness = observed(METRICS.AuctionStepLateness.name);
+  return { auction, fund: await p.adapters.ledger.balance('insurance-fund'), durations, lateness };
 }
 
 describe('an auction step delivered late', () => {
@@ -63,6 +64,10 @@ describe('an auction step delivered late', () => {
     // Its duration counts the lateness, although its curve's start moved on by it.
     expect(late.durations.length).toBeGreaterThan(0);
     expect(Math.min(...late.durations)).toBeGreaterThanOrEqual(20 * 60);
+    // Each step reports how late it ran (alarmed): on time, none; the redriven step, its 20 minutes and more.
+    expect(onTime.lateness.length).toBeGreaterThan(0);
+    expect(Math.max(...onTime.lateness)).toBeLessThan(5);
+    expect(Math.max(...late.lateness)).toBeGreaterThanOrEqual(20 * 60);
   });
 });
 

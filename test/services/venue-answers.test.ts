@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePrice } from '../../shared/domain/units.ts';
-import type { OrderRequest, OrderResult } from '../../shared/ports/index.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { type OrderRequest, type OrderResult, VenueError } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
@@ -62,5 +63,27 @@ describe('venue answers are checked against the order they answer', () => {
     // An answer that names another order says nothing about this one: it must not be recorded as this order's fills.
     expect(liquidation!.marketFills).toEqual([]);
     expect(p.errors.some((e) => /venue\/bad-answer: .*answered as someone-else:market/.test(e))).toBe(true);
+  });
+});
+
+// Found by a review of the observability contract in session 28: a venue failing every order handed every slice to
+// the auction with a warning in the log alone.
+describe('venue failures are counted', () => {
+  it('counts each failed attempt by its reason, so an outage that hands every slice on pages', async () => {
+    const p = createPipeline();
+    await p.fund('100000');
+    await p.tick('ETH-USD', '2000');
+    await p.tick('ETH-USD', '2000');
+    await p.provider('lp-1', '100000', '0.02', '100');
+    await p.open('LONG', '1', '2000', '200');
+    p.venue.placeIoc = async (order: OrderRequest): Promise<OrderResult> => {
+      throw new VenueError(`venue/unavailable: ${order.symbol}`, 'unavailable');
+    };
+    await p.tick('ETH-USD', '1840');
+    await p.drain();
+    expect(p.telemetry.counts.get(`${METRICS.LiquidationsSettled.name}:market`) ?? 0).toBe(0);
+    // Three attempts of the one order (venueAttempts), all unavailable.
+    expect(p.telemetry.counts.get(`${METRICS.VenueOrderFailures.name}:unavailable`)).toBe(3);
+    expect(p.telemetry.total(METRICS.VenueOrderFailures.name)).toBe(3);
   });
 });
