@@ -1,5 +1,4 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -11,7 +10,14 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import { log, logger, metrics, tracer, withRecordKeys } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  publishMetrics,
+  publishMetricsSoFar,
+  tracer,
+  withRecordKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { LiquidationMessage } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -26,7 +32,12 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   const message = await readMessage(wiring().adapters.liquidationQueue, record, parseLiquidationMessage);
   const { liquidationId } = message;
   const keys = { correlation_id: liquidationId, receiveCount: record.attributes.ApproximateReceiveCount };
-  await withRecordKeys(keys, () => processRecord(record, message));
+  try {
+    await withRecordKeys(keys, () => processRecord(record, message));
+  } finally {
+    // Out now: a later record that runs the invocation out of time would take this one's metrics with it.
+    publishMetricsSoFar();
+  }
 }
 
 async function processRecord(record: SQSRecord, message: LiquidationMessage): Promise<void> {
@@ -56,4 +67,4 @@ export const consume = (event: SQSEvent): Promise<SQSBatchResponse> => processBa
 export const handler = middy(consume)
   .use(captureLambdaHandler(tracer))
   .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+  .use(publishMetrics());

@@ -13,6 +13,24 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 
 export const tracer = new Tracer({ serviceName: METRICS_SERVICE });
 
 /**
+ * Publishes the metrics stored so far (one EMF line). The consumers call it after each record, so a record's
+ * metrics are out even when a later record runs the invocation out of time (stored metrics die with it).
+ */
+export function publishMetricsSoFar(emf: Metrics = metrics): void {
+  if (emf.hasStoredMetrics()) emf.publishStoredMetrics();
+}
+
+/**
+ * The queue consumers' metrics middleware: publishes what is left when the invocation ends or fails. Powertools'
+ * logMetrics does the same but warns on every invocation with nothing left, which per-record publishing makes
+ * the usual case.
+ */
+export const publishMetrics = (emf: Metrics = metrics) => ({
+  after: async () => publishMetricsSoFar(emf),
+  onError: async () => publishMetricsSoFar(emf),
+});
+
+/**
  * The keys of the record being processed, for every line it logs. A batch's records run concurrently, so keys
  * appended to the shared logger would land on another record's lines.
  */

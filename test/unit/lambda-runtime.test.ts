@@ -1,5 +1,13 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { log, logger, powertoolsTelemetry, withRecordKeys } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  powertoolsTelemetry,
+  publishMetrics,
+  publishMetricsSoFar,
+  withRecordKeys,
+} from '../../shared/lambda/runtime.ts';
 
 describe('record keys on log lines', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -30,5 +38,36 @@ describe('record keys on log lines', () => {
       ['outside', {}],
       ['a ends', { correlation_id: 'A', receiveCount: '1', extra: 1 }],
     ]);
+  });
+});
+
+// Found by a review of the observability contract in session 28: metrics were published at the end of the
+// invocation only, so a batch that timed out lost the metrics of the records it had finished.
+describe('publishing metrics as records finish', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  function emf() {
+    const metrics = new Metrics({ namespace: 'Test', serviceName: 'test' });
+    const sink = (metrics as unknown as { console: Console }).console;
+    const printed = vi.spyOn(sink, 'log').mockImplementation(() => {});
+    const warned = vi.spyOn(sink, 'warn').mockImplementation(() => {});
+    return { metrics, printed, warned };
+  }
+
+  it('publishes what is stored at once, and nothing (without a warning) when nothing is', async () => {
+    const { metrics, printed, warned } = emf();
+    metrics.addMetric('RecordDone', MetricUnit.Count, 1);
+    publishMetricsSoFar(metrics);
+    expect(printed).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(String(printed.mock.calls[0]![0]))).toMatchObject({ RecordDone: 1 });
+    publishMetricsSoFar(metrics);
+    // The middleware at the end of the invocation: nothing left, nothing printed, no warning.
+    await publishMetrics(metrics).after();
+    await publishMetrics(metrics).onError();
+    expect(printed).toHaveBeenCalledTimes(1);
+    metrics.addMetric('Late', MetricUnit.Count, 2);
+    await publishMetrics(metrics).onError();
+    expect(printed).toHaveBeenCalledTimes(2);
+    expect(warned).not.toHaveBeenCalled();
   });
 });
