@@ -180,6 +180,15 @@ export const QUEUES: readonly QueueDef[] = [
   },
 ];
 
+/**
+ * A queue with neither a dead-letter queue nor a consumer is itself a dead-letter sink (tickDeadLetters): it keeps
+ * its messages for DEAD_LETTER_RETENTION_SECONDS and nothing redrives them automatically.
+ */
+export const isDeadLetterSink = (def: QueueDef): boolean => !def.deadLetter && !consumerOf(def.id);
+
+/** Dead letters are kept the SQS maximum, so an operator has two weeks to redrive them. */
+export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
+
 export const TICK_BUS = {
   name: 'ticks',
   source: 'backstop.prices',
@@ -188,8 +197,30 @@ export const TICK_BUS = {
   continuationDetailType: 'PriceTickContinuation',
 } as const;
 
+/** EventBridge patterns, as the API takes them: the stack's rule and archive, and the local rule, use these. */
+export type EventPatternDef = Readonly<Record<string, readonly unknown[]>>;
+
+/** A feed's price tick: what the archive keeps (continuations are not feed ticks). */
+export const TICK_PATTERN: EventPatternDef = {
+  source: [TICK_BUS.source],
+  'detail-type': [TICK_BUS.detailType],
+};
+
+/**
+ * What invokes margin-check: ticks and its own continuations, never an archive's replay (old sequences, refused as
+ * out of order, each re-reading what it started and paging TicksOutOfOrderAlarm).
+ */
+export const MARGIN_CHECK_PATTERN: EventPatternDef = {
+  source: [TICK_BUS.source],
+  'detail-type': [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
+  'replay-name': [{ exists: false }],
+};
+
 /** How old a tick event may get before Lambda stops retrying margin-check on it (CDK context overrides it). */
 export const DEFAULT_TICK_MAX_EVENT_AGE_SECONDS = 120;
+
+/** Lambda's wait between a failed asynchronous invocation and its first retry. */
+export const ASYNC_RETRY_DELAY_SECONDS = 60;
 
 /**
  * Lambda retries a failed asynchronous invocation about 1 minute after the first attempt and 2 minutes after the
@@ -198,8 +229,12 @@ export const DEFAULT_TICK_MAX_EVENT_AGE_SECONDS = 120;
  */
 export function asyncRetriesWithin(maxEventAgeSeconds: number): number {
   if (maxEventAgeSeconds >= 180) return 2;
-  return maxEventAgeSeconds >= 60 ? 1 : 0;
+  return maxEventAgeSeconds >= ASYNC_RETRY_DELAY_SECONDS ? 1 : 0;
 }
+
+/** Seconds until Lambda retries a failed asynchronous event `ageSeconds` old: a minute, cut at the maximum age. */
+export const asyncRetryDelaySeconds = (ageSeconds: number, maxEventAgeSeconds: number): number =>
+  Math.max(0, Math.min(ASYNC_RETRY_DELAY_SECONDS, maxEventAgeSeconds - Math.floor(ageSeconds)));
 
 export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
 export type Trigger =
@@ -355,6 +390,38 @@ export const FUNCTIONS: readonly FunctionDef[] = [
   },
 ];
 
+/** The function a queue triggers, if any. */
+export const consumerOf = (queue: QueueId): FunctionDef | undefined =>
+  FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === queue);
+
+/** The function the tick rule invokes (margin-check). */
+export function tickRuleTarget(): FunctionDef {
+  const fn = FUNCTIONS.find((f) => f.trigger.kind === 'tickRule');
+  if (!fn) throw new Error('topology: no function is triggered by the tick rule');
+  return fn;
+}
+
+/** SQS's default visibility timeout, for a queue no function consumes. */
+const DEFAULT_VISIBILITY_SECONDS = 30;
+
+/**
+ * How long a message received for `fn` stays hidden from other receives:
+ * - SQS trigger: 6 x the timeout + the batching window (the AWS guidance for Lambda event sources), so a batch is
+ *   not received again while its first invocation can still run;
+ * - tick rule (a local queue stands in for the asynchronous invocation): the timeout + Lambda's retry delay, when
+ *   Lambda retries an invocation that timed out; inside the event's maximum age, as Lambda's retry is.
+ */
+export function receiveVisibilitySeconds(fn: FunctionDef): number {
+  if (fn.trigger.kind === 'queue') return 6 * fn.timeoutSeconds + fn.trigger.batchWindowSeconds;
+  return fn.timeoutSeconds + ASYNC_RETRY_DELAY_SECONDS;
+}
+
+/** A queue's visibility timeout, in the stack, the local stage and the local runner's receives alike. */
+export const visibilityTimeoutSeconds = (queue: QueueId): number => {
+  const consumer = consumerOf(queue);
+  return consumer ? receiveVisibilitySeconds(consumer) : DEFAULT_VISIBILITY_SECONDS;
+};
+
 /** Environment variable that carries a resource's physical name into a function. */
 export const tableEnv = (id: TableId): string =>
   `TABLE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
@@ -363,11 +430,24 @@ export const queueEnv = (id: QueueId): string =>
 /** Receives before a queue's messages are dead-lettered (the stack's maxReceiveCount; the topology's when unset). */
 export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_URL$/, '_MAX_RECEIVES');
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
-export const RISK_CONFIG_ENV = 'RISK_CONFIG';
-/** Optional: index shards per market, JSON like {"BTC-USD": 4} (shared/adapters/aws/position-layout.ts). */
-export const POSITION_INDEX_SHARDS_ENV = 'POSITION_INDEX_SHARDS';
-/** Optional: positions margin-check starts per invocation before it continues the tick (default 500). */
-export const MAX_POSITIONS_ENV = 'MARGIN_CHECK_MAX_POSITIONS';
+/** Settings a function reads from its environment when set, and defaults otherwise. */
+const OPTIONAL_SETTINGS_ENV = {
+  /** The risk configuration, JSON (shared/domain/config.ts). */
+  riskConfig: 'RISK_CONFIG',
+  /** Index shards per market, JSON like {"BTC-USD": 4} (shared/adapters/aws/position-layout.ts). */
+  positionIndexShards: 'POSITION_INDEX_SHARDS',
+  /** Positions margin-check starts per invocation before it continues the tick (default 500). */
+  maxPositions: 'MARGIN_CHECK_MAX_POSITIONS',
+} as const;
+export const RISK_CONFIG_ENV = OPTIONAL_SETTINGS_ENV.riskConfig;
+export const POSITION_INDEX_SHARDS_ENV = OPTIONAL_SETTINGS_ENV.positionIndexShards;
+export const MAX_POSITIONS_ENV = OPTIONAL_SETTINGS_ENV.maxPositions;
+
+/** Every optional variable: a run that hosts the functions in its own process clears them before it sets its own. */
+export const optionalEnvNames = (): string[] => [
+  ...Object.values(OPTIONAL_SETTINGS_ENV),
+  ...QUEUES.filter((q) => q.deadLetter).map((q) => maxReceivesEnv(q.id)),
+];
 
 /** Physical names for a stage, used by local runs (CDK lets CloudFormation name things and exports them). */
 export const physicalName = (stage: string, id: string): string => `backstop-${stage}-${id}`;

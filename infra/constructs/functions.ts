@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { type CfnRule, type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, RecursiveLoop, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -18,6 +18,7 @@ import {
   type FunctionDef,
   type FunctionId,
   type Grant,
+  MARGIN_CHECK_PATTERN,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   POSITION_INDEX_SHARDS_ENV,
@@ -32,7 +33,7 @@ import {
 } from '../../shared/topology.ts';
 import { type InfraConfig, maxReceiveCount } from '../config.ts';
 import type { QueuePair } from './queues.ts';
-import { MARGIN_CHECK_PATTERN } from './tick-bus.ts';
+import { cdkEventPattern } from './tick-bus.ts';
 
 /** Lambda's limit on the total size of a function's environment variables. */
 const MAX_ENVIRONMENT_BYTES = 4096;
@@ -165,10 +166,11 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
   const { config } = props;
   const deadLetters = props.queues.tickDeadLetters.queue;
   const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
-  const rule = new Rule(scope, TICK_RULE_ID, {
+  new Rule(scope, TICK_RULE_ID, {
     eventBus: props.tickBus,
     description: 'PriceTick events (and margin-check continuations) to margin-check',
-    eventPattern: MARGIN_CHECK_PATTERN,
+    // An archive replays only into its own bus: the pattern keeps replayed ticks from the live margin check.
+    eventPattern: cdkEventPattern(MARGIN_CHECK_PATTERN),
     targets: [
       new LambdaFunction(fn, {
         deadLetterQueue: deadLetters,
@@ -177,10 +179,6 @@ function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProp
       }),
     ],
   });
-  // An archive replays only into its own bus: replayed ticks (old sequences, refused as out of order, each
-  // re-reading what it started and paging TicksOutOfOrderAlarm) must not reach the live margin check. CDK's
-  // EventPattern has no field for it.
-  (rule.node.defaultChild as CfnRule).addPropertyOverride('EventPattern.replay-name', [{ exists: false }]);
   fn.configureAsyncInvoke({
     onFailure: new SqsDestination(deadLetters),
     maxEventAge,

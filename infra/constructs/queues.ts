@@ -1,7 +1,13 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { FUNCTIONS, type FunctionDef, QUEUES, type QueueDef, type QueueId } from '../../shared/topology.ts';
+import {
+  DEAD_LETTER_RETENTION_SECONDS,
+  isDeadLetterSink,
+  QUEUES,
+  type QueueId,
+  visibilityTimeoutSeconds,
+} from '../../shared/topology.ts';
 import { type InfraConfig, maxReceiveCount } from '../config.ts';
 
 export interface QueuePair {
@@ -10,29 +16,10 @@ export interface QueuePair {
   readonly deadLetter?: Queue;
 }
 
-/** The function a queue triggers, if any. */
-export const consumerOf = (queue: QueueId): FunctionDef | undefined =>
-  FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === queue);
+// Monitoring finds the dead-letter sinks through this module.
+export { isDeadLetterSink };
 
-/**
- * Visibility timeout = 6 x the consumer's timeout + its batching window (the AWS guidance for Lambda
- * event sources): a batch that is retried by the poller must not become visible again while the first
- * invocation can still be running.
- */
-export const visibilityTimeoutSeconds = (queue: QueueId): number => {
-  const consumer = consumerOf(queue);
-  if (consumer?.trigger.kind !== 'queue') return 30;
-  return 6 * consumer.timeoutSeconds + consumer.trigger.batchWindowSeconds;
-};
-
-/**
- * A queue with neither a dead-letter queue nor a consumer is itself a dead-letter sink (tickDeadLetters).
- * Derived here because the topology does not say so; see the report.
- */
-export const isDeadLetterSink = (def: QueueDef): boolean => !def.deadLetter && !consumerOf(def.id);
-
-/** Dead letters are kept the SQS maximum so an operator has two weeks to redrive them. */
-export const DEAD_LETTER_RETENTION = Duration.days(14);
+const DEAD_LETTER_RETENTION = Duration.seconds(DEAD_LETTER_RETENTION_SECONDS);
 const WORK_QUEUE_RETENTION = Duration.days(4);
 
 const common = {

@@ -1,5 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import { type Archive, type CfnEventBus, EventBus } from 'aws-cdk-lib/aws-events';
+import { type Archive, type CfnEventBus, EventBus, type EventPattern } from 'aws-cdk-lib/aws-events';
 import {
   AccountPrincipal,
   AnyPrincipal,
@@ -10,7 +10,7 @@ import {
   PolicyStatement,
 } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { physicalName, TICK_BUS } from '../../shared/topology.ts';
+import { type EventPatternDef, physicalName, TICK_BUS, TICK_PATTERN } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
 
 export interface TickBus {
@@ -21,13 +21,12 @@ export interface TickBus {
 const feedPrincipal = (p: string): IPrincipal =>
   /^\d{12}$/.test(p) ? new AccountPrincipal(p) : new ArnPrincipal(p);
 
-/** The event pattern of a price tick; the rule and the archive both use it. */
-export const TICK_PATTERN = { source: [TICK_BUS.source], detailType: [TICK_BUS.detailType] };
-/** margin-check also takes its own continuation events (never archived: they are not feed ticks). */
-export const MARGIN_CHECK_PATTERN = {
-  source: [TICK_BUS.source],
-  detailType: [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
-};
+/**
+ * CDK's form of a topology pattern: CDK renames detailType to detail-type and passes every other key as written
+ * (it has no field for replay-name).
+ */
+export const cdkEventPattern = ({ 'detail-type': detailType, ...rest }: EventPatternDef): EventPattern =>
+  ({ ...rest, ...(detailType ? { detailType } : {}) }) as EventPattern;
 
 /**
  * The custom bus the price feed puts ticks on. Its resource policy:
@@ -72,7 +71,7 @@ export function createTickBus(scope: Construct, config: InfraConfig): TickBus {
   (bus.node.defaultChild as CfnEventBus).policy = policy;
   const archive = bus.archive('TickArchive', {
     description: 'Every price tick, for replay and audit of liquidation decisions',
-    eventPattern: TICK_PATTERN,
+    eventPattern: cdkEventPattern(TICK_PATTERN),
     retention: Duration.days(config.tickArchiveRetentionDays),
   });
   return { bus, archive };

@@ -10,11 +10,14 @@ import {
 import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import type { RiskConfigInput } from '../domain/config.ts';
 import { resetWiring } from '../lambda/wiring.ts';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
 import {
   FUNCTIONS,
   type FunctionId,
+  MAX_POSITIONS_ENV,
   maxReceivesEnv,
+  optionalEnvNames,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
@@ -39,6 +42,8 @@ export interface LocalStackOptions {
   readonly riskConfig?: RiskConfigInput;
   /** Index shards per market (POSITION_INDEX_SHARDS), as `backstop:positionIndexShards` sets them on AWS. */
   readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;
+  /** Positions margin-check starts per invocation (MARGIN_CHECK_MAX_POSITIONS), as `backstop:marginCheckMaxPositions`. */
+  readonly marginCheckMaxPositions?: number;
   /** Retry failed records at once instead of after the visibility timeout (local convenience). */
   readonly fastRetries?: boolean;
   /** Schedules (ledger-reconcile) on timers; off by default in tests. */
@@ -58,13 +63,18 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/** The optional settings of a local stack, each as its environment variable. */
+type LocalSettings = Pick<
+  LocalStackOptions,
+  'riskConfig' | 'positionIndexShards' | 'marginCheckMaxPositions'
+>;
+
 /** The environment each function gets in the CDK stack, for local names. */
 export function functionEnvironment(
   names: ResourceNames,
   endpoint: string,
   region: string,
-  riskConfig?: RiskConfigInput,
-  positionIndexShards?: Readonly<Record<string, MarketShards>>,
+  settings: LocalSettings = {},
 ): Record<string, string> {
   const env: Record<string, string> = {
     AWS_REGION: region,
@@ -72,8 +82,8 @@ export function functionEnvironment(
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'local',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
     [TICK_BUS_ENV]: names.busName,
-    POWERTOOLS_SERVICE_NAME: 'backstop',
-    POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
+    POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     // The runner is not Lambda: no X-Ray daemon to send traces to.
     POWERTOOLS_TRACE_ENABLED: 'false',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
@@ -84,9 +94,23 @@ export function functionEnvironment(
     // The local queues' redrive is the topology's (shared/adapters/aws/resources.ts).
     if (queue.deadLetter) env[maxReceivesEnv(queue.id)] = String(queue.deadLetter.maxReceiveCount);
   }
+  const { riskConfig, positionIndexShards, marginCheckMaxPositions } = settings;
   if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);
   if (positionIndexShards) env[POSITION_INDEX_SHARDS_ENV] = JSON.stringify(positionIndexShards);
+  if (marginCheckMaxPositions !== undefined) env[MAX_POSITIONS_ENV] = String(marginCheckMaxPositions);
   return env;
+}
+
+/**
+ * Gives the process `env`, as Lambda gives a function its own: the handlers read their configuration from the
+ * process environment, so an optional setting from the shell or an earlier stack must not outlive it.
+ */
+export function applyFunctionEnvironment(
+  env: Readonly<Record<string, string>>,
+  target: NodeJS.ProcessEnv = process.env,
+): void {
+  for (const name of optionalEnvNames()) delete target[name];
+  Object.assign(target, env);
 }
 
 /** Imports every function's handler from functions/<folder>/index.ts (the files the CDK stack bundles). */
@@ -104,17 +128,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const region = options.region ?? 'us-east-1';
   const clients = createAwsClients(localClientConfig(options.endpoint, region));
   const names = await createLocalResources(clients, options.stage);
-  const env = functionEnvironment(
-    names,
-    options.endpoint,
-    region,
-    options.riskConfig,
-    options.positionIndexShards,
-  );
-  // The handlers read their configuration from the process environment, as in Lambda; an earlier stack's
-  // optional settings must not outlive it.
-  for (const key of [RISK_CONFIG_ENV, POSITION_INDEX_SHARDS_ENV]) delete process.env[key];
-  Object.assign(process.env, env);
+  const env = functionEnvironment(names, options.endpoint, region, options);
+  applyFunctionEnvironment(env);
   resetWiring();
   const handlers = await loadHandlers();
   const transports = createAwsQueueTransports(clients, names);

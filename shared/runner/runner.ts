@@ -2,7 +2,16 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context } from 'aws-lambda';
 import { type DeferralKind, recordingDeferrals } from '../lambda/deferral.ts';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
-import { FUNCTIONS, type FunctionDef, type FunctionId, physicalName, type QueueId } from '../topology.ts';
+import {
+  asyncRetryDelaySeconds,
+  DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
+  FUNCTIONS,
+  type FunctionDef,
+  type FunctionId,
+  physicalName,
+  type QueueId,
+  receiveVisibilitySeconds,
+} from '../topology.ts';
 import {
   eventBridgeEventFromBody,
   failedMessageIds,
@@ -15,7 +24,8 @@ import {
 
 /**
  * Gives the project's handlers Lambda's semantics on any QueueTransport (SQS on moto, or embedded queues):
- * - tickRule: polls the tick queue (bodies are EventBridge events) and invokes the function once per event;
+ * - tickRule: polls the tick queue (bodies are EventBridge events) and invokes the function once per event; a
+ *   failed event comes back when Lambda would retry it (a minute later, within the event's maximum age);
  * - queue: polls the topology queue, delivers batches of up to batchSize as SQSEvent, deletes the records
  *   the handler did not report in batchItemFailures (ReportBatchItemFailures on) and leaves the failures to
  *   reappear when the visibility their handler set, or the visibility timeout, ends; a thrown error fails the
@@ -65,7 +75,7 @@ export interface LocalRunnerOptions {
   readonly queues?: Partial<Record<QueueId, QueueTransport>>;
   /** The queue a bus rule delivers tick events to (topology 'tickRule' trigger). */
   readonly tickQueue?: QueueTransport;
-  /** Visibility timeout set on each receive (default: 6 x the function timeout, as the queues have on AWS). */
+  /** Visibility timeout set on each receive (default: the topology's, as the queues have on AWS). */
   readonly visibilityTimeoutSeconds?: number;
   /**
    * Failed records are made visible again after this many seconds (0: retry at once, handy locally), instead of
@@ -81,9 +91,9 @@ export interface LocalRunnerOptions {
    */
   readonly maxConcurrency?: number;
   /**
-   * Concurrent tick invocations (default 1: ticks are handled one at a time, in receive order). Above 1, the ticks
-   * of a receive run at once too, as Lambda runs each asynchronous event on its own: in any order, a market's
-   * ticks racing each other.
+   * Concurrent tick invocations in all (default 1: ticks are handled one at a time, in receive order). Above 1,
+   * ticks run at once, as Lambda runs each asynchronous event on its own: in any order, a market's ticks racing
+   * each other.
    */
   readonly tickConcurrency?: number;
   /** Schedule timers: false turns them off; a map overrides the period (ms) per function. */
@@ -112,7 +122,10 @@ interface Poller {
   readonly fn: FunctionDef;
   readonly transport: QueueTransport;
   readonly batchSize: number;
+  /** Invocations in flight at most. */
   readonly concurrency: number;
+  /** One invocation per message (EventBridge targets), else one per receive (an SQS batch). */
+  readonly perMessage: boolean;
   readonly deliver: (messages: readonly ReceivedMessage[]) => Promise<void>;
 }
 
@@ -157,6 +170,7 @@ export class LocalRunner {
           // One receive returns at most 10 messages; larger Lambda batches need a batching window (not emulated).
           batchSize: Math.min(trigger.batchSize, 10),
           concurrency: Math.min(options.maxConcurrency ?? trigger.maxConcurrency, trigger.maxConcurrency),
+          perMessage: false,
           deliver: (messages) => this.deliverBatch(fn, trigger.queue, transport, messages),
         });
       } else if (trigger.kind === 'tickRule') {
@@ -168,7 +182,8 @@ export class LocalRunner {
           transport,
           batchSize: 10,
           concurrency: Math.max(1, options.tickConcurrency ?? 1),
-          deliver: (messages) => this.deliverTicks(fn, transport, messages),
+          perMessage: true,
+          deliver: ([message]) => this.deliverTick(fn, transport, message!),
         });
       }
     }
@@ -288,13 +303,16 @@ export class LocalRunner {
   private async pollLoop(p: Poller): Promise<void> {
     const mine = new Set<Promise<void>>();
     while (this.running) {
-      if (mine.size >= p.concurrency) {
+      const free = p.concurrency - mine.size;
+      if (free <= 0) {
         await Promise.race(mine);
         continue;
       }
       let messages: readonly ReceivedMessage[];
       try {
-        messages = await p.transport.receive(p.batchSize, this.visibilityFor(p.fn));
+        // Per-message invocations: receive no more than can start now (none waits, invisible, for a slot).
+        const max = p.perMessage ? Math.min(p.batchSize, free) : p.batchSize;
+        messages = await p.transport.receive(max, this.visibilityFor(p.fn));
       } catch (error) {
         this.record({ functionId: p.fn.id, error, messageIds: [] });
         await this.sleep(this.idlePollMs);
@@ -304,17 +322,19 @@ export class LocalRunner {
         await this.sleep(this.idlePollMs);
         continue;
       }
-      const delivery = this.track(p.deliver(messages)).catch((error: unknown) => {
-        this.record({ functionId: p.fn.id, error, messageIds: messages.map((m) => m.messageId) });
-      });
-      mine.add(delivery);
-      void delivery.then(() => mine.delete(delivery));
+      for (const batch of p.perMessage ? messages.map((m) => [m]) : [messages]) {
+        const delivery = this.track(p.deliver(batch)).catch((error: unknown) => {
+          this.record({ functionId: p.fn.id, error, messageIds: batch.map((m) => m.messageId) });
+        });
+        mine.add(delivery);
+        void delivery.then(() => mine.delete(delivery));
+      }
     }
     await Promise.all(mine);
   }
 
   private visibilityFor(fn: FunctionDef): number {
-    return this.options.visibilityTimeoutSeconds ?? fn.timeoutSeconds * 6;
+    return this.options.visibilityTimeoutSeconds ?? receiveVisibilitySeconds(fn);
   }
 
   /** One invocation with Lambda's timeout; errors propagate. `deferred`: receives the records it deferred. */
@@ -380,20 +400,7 @@ export class LocalRunner {
     );
   }
 
-  /** EventBridge invokes the target once per event: one invocation per message, up to tickConcurrency at once. */
-  private async deliverTicks(
-    fn: FunctionDef,
-    transport: QueueTransport,
-    messages: readonly ReceivedMessage[],
-  ): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < messages.length) await this.deliverTick(fn, transport, messages[next++]!);
-    };
-    const workers = Math.min(messages.length, Math.max(1, this.options.tickConcurrency ?? 1));
-    await Promise.all(Array.from({ length: workers }, worker));
-  }
-
+  /** EventBridge invokes the target once per event: each message is its own invocation. */
   private async deliverTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<void> {
     let ok = true;
     try {
@@ -406,10 +413,17 @@ export class LocalRunner {
     }
     // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
     try {
-      await this.settle(transport, m, ok);
+      if (!ok && this.options.failureVisibilitySeconds === undefined)
+        await transport.changeVisibility(m.receiptHandle, this.tickRetryDelaySeconds(m));
+      else await this.settle(transport, m, ok);
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
     }
+  }
+
+  /** Lambda retries a failed event a minute later, never past its maximum age (the local tick queue's default). */
+  private tickRetryDelaySeconds(m: ReceivedMessage): number {
+    return asyncRetryDelaySeconds((Date.now() - m.sentAtMs) / 1000, DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
   }
 
   private async settle(transport: QueueTransport, m: ReceivedMessage, ok: boolean): Promise<void> {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { InfraConfigError, loadConfig, maxReceiveCount } from '../../infra/config.ts';
-import { visibilityTimeoutSeconds } from '../../infra/constructs/queues.ts';
 import {
   deadLetterQueueUrlKey,
   functionNameKey,
@@ -9,7 +8,13 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { FUNCTIONS, QUEUES } from '../../shared/topology.ts';
+import {
+  FUNCTIONS,
+  QUEUES,
+  receiveVisibilitySeconds,
+  tickRuleTarget,
+  visibilityTimeoutSeconds,
+} from '../../shared/topology.ts';
 
 const CDK_OWN_KEYS = {
   'cli-telemetry': false,
@@ -163,7 +168,13 @@ describe('derived queue settings', () => {
         6 * f.timeoutSeconds + f.trigger.batchWindowSeconds,
       );
     }
+    expect(visibilityTimeoutSeconds('liquidations')).toBe(361);
     expect(visibilityTimeoutSeconds('tickDeadLetters')).toBe(30);
+  });
+
+  it("hides a received tick for margin-check's timeout and Lambda's minute before an async retry", () => {
+    // Inside the tick's 120 s maximum event age, as Lambda's retry of a timed-out tick is.
+    expect(receiveVisibilitySeconds(tickRuleTarget())).toBe(30 + 60);
   });
 });
 

@@ -19,8 +19,13 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
+import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
+import {
+  applyFunctionEnvironment,
+  functionEnvironment as localFunctionEnvironment,
+} from '../../shared/local/stack.ts';
 import { LIQUIDATION_LAYERS, METRICS } from '../../shared/metrics.ts';
 import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import { ORDER_LEASE_MS } from '../../shared/services/context.ts';
@@ -31,9 +36,11 @@ import {
   chainsThroughItsOwnQueue,
   FUNCTIONS,
   type FunctionId,
+  isDeadLetterSink,
   JOURNAL_SEQUENCE_INDEX,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
+  optionalEnvNames,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
   POSITION_INDEX_SHARDS_ENV,
@@ -45,6 +52,7 @@ import {
   TICK_BUS,
   TICK_BUS_ENV,
   tableEnv,
+  visibilityTimeoutSeconds,
 } from '../../shared/topology.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
@@ -211,6 +219,7 @@ describe('BackstopStack template (default config)', () => {
   });
 
   it('redrives each work queue to its DLQ after the topology maxReceiveCount; DLQs keep 14 days', () => {
+    expect(QUEUES.filter(isDeadLetterSink).map((q) => q.id)).toEqual(['tickDeadLetters']);
     for (const def of QUEUES) {
       const pair = stack.queues[def.id];
       const props = resources[queueId(pair.queue)]!.Properties;
@@ -231,12 +240,15 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('sets each consumed queue visibility timeout to at least 6x its consumer timeout', () => {
+  it("sets each queue's visibility timeout to the topology's, at least 6x its consumer timeout", () => {
+    for (const def of QUEUES) {
+      const visibility = resources[queueId(stack.queues[def.id].queue)]!.Properties.VisibilityTimeout;
+      // The local stage and the local runner's receives use the same function (test/integration/runner.test.ts).
+      expect(visibility, def.id).toBe(visibilityTimeoutSeconds(def.id));
+    }
     for (const fn of FUNCTIONS) {
       if (fn.trigger.kind !== 'queue') continue;
-      const visibility = resources[queueId(stack.queues[fn.trigger.queue].queue)]!.Properties
-        .VisibilityTimeout as number;
-      expect(visibility, fn.id).toBeGreaterThanOrEqual(6 * fn.timeoutSeconds);
+      expect(visibilityTimeoutSeconds(fn.trigger.queue), fn.id).toBeGreaterThanOrEqual(6 * fn.timeoutSeconds);
     }
   });
 
@@ -439,7 +451,8 @@ describe('BackstopStack template (default config)', () => {
     template.hasResourceProperties('AWS::Events::Archive', {
       SourceArn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.tickBus), 'Arn'] },
       RetentionDays: 30,
-      EventPattern: { source: [TICK_BUS.source] },
+      // Feed ticks only: a continuation is margin-check's own, not a tick to replay.
+      EventPattern: { source: [TICK_BUS.source], 'detail-type': [TICK_BUS.detailType] },
     });
   });
 
@@ -1068,5 +1081,50 @@ describe("functions' environment size, as deployed", () => {
     const perMarket =
       JSON.stringify({ ...DEFAULT_RISK_CONFIG_INPUT.markets[0], symbol: `M${markets}-USD` }).length + 1;
     expect(atSynth + perMarket).toBeLessThanOrEqual(4096);
+  });
+});
+
+describe("the local stack's function environment", () => {
+  const names: ResourceNames = {
+    tables: Object.fromEntries(TABLES.map((t) => [t.id, `local-${t.id}`])) as ResourceNames['tables'],
+    queues: Object.fromEntries(
+      QUEUES.map((q) => [q.id, { url: `http://local/${q.id}`, arn: `arn:local:${q.id}` }]),
+    ) as ResourceNames['queues'],
+    busName: 'backstop-local-ticks',
+    tickQueueUrl: 'http://local/tick-local',
+    tickQueueArn: 'arn:local:tick-local',
+  };
+  const local = (settings?: Parameters<typeof localFunctionEnvironment>[3]) =>
+    localFunctionEnvironment(names, 'http://localhost:5000', 'us-east-1', settings);
+
+  it("names the Powertools service and namespace as the stack's functions do", () => {
+    const { stack, config } = build();
+    const onAws = functionEnvironment({ config, projectRoot, ...stack });
+    for (const key of ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'])
+      expect(local()[key], key).toBe(onAws[key]);
+  });
+
+  it('sets the optional settings it is given, as the stack does from its context', () => {
+    const env = local({ marginCheckMaxPositions: 2, positionIndexShards: { 'ETH-USD': 4 } });
+    expect(env[MAX_POSITIONS_ENV]).toBe('2');
+    expect(JSON.parse(env[POSITION_INDEX_SHARDS_ENV]!)).toEqual({ 'ETH-USD': 4 });
+    expect(env[RISK_CONFIG_ENV]).toBeUndefined();
+  });
+
+  it('clears every optional variable a shell or an earlier stack left before it applies its own', () => {
+    expect(optionalEnvNames().sort()).toEqual(
+      [
+        RISK_CONFIG_ENV,
+        POSITION_INDEX_SHARDS_ENV,
+        MAX_POSITIONS_ENV,
+        maxReceivesEnv('liquidations'),
+        maxReceivesEnv('auctionSteps'),
+      ].sort(),
+    );
+    const left = Object.fromEntries(optionalEnvNames().map((name) => [name, 'left over']));
+    const processEnv: NodeJS.ProcessEnv = { ...left, PATH: '/usr/bin' };
+    const env = local();
+    applyFunctionEnvironment(env, processEnv);
+    expect(processEnv).toEqual({ PATH: '/usr/bin', ...env });
   });
 });

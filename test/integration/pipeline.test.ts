@@ -5,20 +5,19 @@ import {
   createAwsQueueTransports,
   PositionIndexLayout,
 } from '../../shared/adapters/aws/index.ts';
-import type { MarketShards } from '../../shared/adapters/aws/position-layout.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
-import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../shared/local/stack.ts';
 import { METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
 import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
-import { type FunctionId, MAX_POSITIONS_ENV } from '../../shared/topology.ts';
+import type { FunctionId } from '../../shared/topology.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { startMoto } from '../support/moto.ts';
@@ -64,7 +63,7 @@ afterAll(async () => {
 async function withStack(
   riskConfig: RiskConfigInput,
   body: (ctx: Context) => Promise<void>,
-  positionIndexShards?: Readonly<Record<string, MarketShards>>,
+  settings: Pick<LocalStackOptions, 'positionIndexShards' | 'marginCheckMaxPositions'> = {},
 ): Promise<void> {
   stageCounter += 1;
   const stack = await startLocalStack({
@@ -72,7 +71,7 @@ async function withStack(
     stage: `e2e${stageCounter}`,
     riskConfig,
     fastRetries: true,
-    ...(positionIndexShards ? { positionIndexShards } : {}),
+    ...settings,
   });
   grants.forStage(stack.names);
   const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
@@ -257,9 +256,9 @@ describe('pipeline on moto', () => {
   });
 
   it('continues a tick that crosses more than one invocation starts, through continuation events on the bus', async () => {
-    process.env[MAX_POSITIONS_ENV] = '2';
-    try {
-      await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+    await withStack(
+      DEFAULT_RISK_CONFIG_INPUT,
+      async (ctx) => {
         await ctx.tick('200');
         for (let i = 1; i <= 5; i++) await ctx.admin(open(`p${i}`, 'LONG', '10', '200', '200'));
         await ctx.tick('184'); // three invocations: segments 0, 1 and 2
@@ -270,10 +269,9 @@ describe('pipeline on moto', () => {
         expect(market?.pendingSequence).toBeUndefined();
         // The continuations' PutEvents are margin-check's, on the tick bus: the grants check covers them.
         expect([...grants.uses]).toContain('marginCheck put ticks');
-      });
-    } finally {
-      delete process.env[MAX_POSITIONS_ENV];
-    }
+      },
+      { marginCheckMaxPositions: 2 },
+    );
   });
 
   it('cancels when the next tick makes the position healthy before the consumer runs', async () => {
@@ -676,7 +674,7 @@ describe('pipeline on moto', () => {
         // The fund was empty: ADL found its first counterparty in the last shard.
         expect((await ctx.adapters.positions.get(first))?.version).toBeGreaterThan(1);
       },
-      { 'ETH-USD': 4 },
+      { positionIndexShards: { 'ETH-USD': 4 } },
     );
   });
 });

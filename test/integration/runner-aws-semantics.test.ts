@@ -62,8 +62,8 @@ it("one tick's failed acknowledgement does not keep the other ticks of its recei
         void invoked.push(event.detail.sequence),
     },
     tickQueue: flaky,
-    // As the local stack's tick queue: 6 x margin-check's 30 s.
-    visibilityTimeoutSeconds: 180,
+    // As the local stack's tick queue: margin-check's 30 s timeout and Lambda's minute before a retry.
+    visibilityTimeoutSeconds: 90,
     idlePollMs: 20,
   });
   try {

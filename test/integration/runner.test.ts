@@ -1,4 +1,5 @@
-import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { DescribeRuleCommand, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { EventBridgeEvent, ScheduledEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -10,11 +11,24 @@ import {
   localClientConfig,
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
+import { LOCAL_TICK_RULE } from '../../shared/adapters/aws/resources.ts';
 import { EmbeddedQueue, ManualClock } from '../../shared/adapters/embedded/index.ts';
 import { deferRecord } from '../../shared/lambda/failures.ts';
-import type { ReceivedMessage } from '../../shared/ports/index.ts';
+import type { QueueTransport, ReceivedMessage } from '../../shared/ports/index.ts';
 import { createLocalRunner, failedMessageIds, type LocalRunner } from '../../shared/runner/index.ts';
-import { TICK_BUS } from '../../shared/topology.ts';
+import {
+  DEAD_LETTER_RETENTION_SECONDS,
+  FUNCTIONS,
+  type FunctionId,
+  isDeadLetterSink,
+  MARGIN_CHECK_PATTERN,
+  physicalName,
+  QUEUES,
+  type QueueId,
+  receiveVisibilitySeconds,
+  TICK_BUS,
+  visibilityTimeoutSeconds,
+} from '../../shared/topology.ts';
 import { eventually } from '../contract/suite.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
@@ -25,6 +39,7 @@ const DEADLINE_MS = 15_000;
 let moto: MotoServer | undefined;
 let clients: AwsClients;
 let stages = 0;
+let stage: string;
 let names: ResourceNames;
 let queues: LocalQueueTransports;
 let runner: LocalRunner | undefined;
@@ -40,7 +55,8 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  names = await createLocalResources(clients, `runner${stages++}`);
+  stage = `runner${stages++}`;
+  names = await createLocalResources(clients, stage);
   queues = createAwsQueueTransports(clients, names);
 });
 
@@ -78,7 +94,77 @@ const drain = async (q: LocalQueueTransports['tickQueue']): Promise<ReceivedMess
   return got;
 };
 
+/** `t`, telling `seen` the visibility timeout of each receive. */
+const recordingReceives = (t: QueueTransport, seen: (visibility: number) => void): QueueTransport => ({
+  name: t.name,
+  send: (body, delay) => t.send(body, delay),
+  sendBatch: (bodies) => t.sendBatch(bodies),
+  receive: (max, visibility) => {
+    seen(visibility);
+    return t.receive(max, visibility);
+  },
+  delete: (handle) => t.delete(handle),
+  changeVisibility: (handle, seconds) => t.changeVisibility(handle, seconds),
+  depth: () => t.depth(),
+});
+
+const queueAttributes = async (url: string): Promise<Record<string, string>> =>
+  (await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] })))
+    .Attributes ?? {};
+
 describe('local runner on moto', () => {
+  it("gives each local queue, and each of the runner's receives, the stack's visibility timeout (the topology's)", async () => {
+    const expected: Record<string, number> = {};
+    const local: Record<string, number> = {};
+    for (const q of QUEUES) {
+      expected[q.id] = visibilityTimeoutSeconds(q.id);
+      local[q.id] = Number((await queueAttributes(names.queues[q.id].url)).VisibilityTimeout);
+    }
+    // A tick is hidden for margin-check's timeout and Lambda's minute before an async retry.
+    const marginCheck = FUNCTIONS.find((f) => f.id === 'marginCheck')!;
+    expected.tick = receiveVisibilitySeconds(marginCheck);
+    local.tick = Number((await queueAttributes(names.tickQueueUrl)).VisibilityTimeout);
+    expect(local).toEqual(expected);
+    expect({ liquidations: local.liquidations, tick: local.tick }).toEqual({ liquidations: 361, tick: 90 });
+
+    const received: Partial<Record<FunctionId, number>> = {};
+    const allPolled = signal();
+    const polled = (id: FunctionId) => (visibility: number) => {
+      received[id] ??= visibility;
+      if (Object.keys(received).length === 3) allPolled.resolve();
+    };
+    const consumed = (id: FunctionId, queue: QueueId) => ({
+      [queue]: recordingReceives(queues.queues[queue], polled(id)),
+    });
+    runner = createLocalRunner({
+      handlers: { marginCheck: async () => {}, liquidationConsumer: async () => {}, auction: async () => {} },
+      queues: { ...consumed('liquidationConsumer', 'liquidations'), ...consumed('auction', 'auctionSteps') },
+      tickQueue: recordingReceives(queues.tickQueue, polled('marginCheck')),
+      schedules: false,
+      idlePollMs: 20,
+    });
+    runner.start();
+    await within('a receive by every poller', allPolled.promise);
+    expect(received).toEqual({
+      marginCheck: expected.tick,
+      liquidationConsumer: expected.liquidations,
+      auction: expected.auctionSteps,
+    });
+  });
+
+  it("keeps dead letters 14 days and routes with the stack rule's pattern (never an archive's replay)", async () => {
+    for (const q of QUEUES) {
+      const url = isDeadLetterSink(q) ? names.queues[q.id].url : names.queues[q.id].dlqUrl;
+      expect(Number((await queueAttributes(url!)).MessageRetentionPeriod), q.id).toBe(
+        DEAD_LETTER_RETENTION_SECONDS,
+      );
+    }
+    const rule = await clients.events.send(
+      new DescribeRuleCommand({ Name: physicalName(stage, LOCAL_TICK_RULE), EventBusName: names.busName }),
+    );
+    expect(JSON.parse(rule.EventPattern ?? '{}')).toEqual(MARGIN_CHECK_PATTERN);
+  });
+
   it('delivers a PriceTick put on the bus to margin-check as an EventBridge event; other sources never arrive', async () => {
     const seen: EventBridgeEvent<string, unknown>[] = [];
     runner = createLocalRunner({
@@ -425,6 +511,100 @@ describe('local runner on embedded queues', () => {
     await embedded.stop();
     expect(seen.sort()).toEqual(['bad#1', 'bad#2', 'ok#1']);
     expect((await dlq.receive(10, 30)).map((m) => m.body)).toEqual(['bad']);
+  });
+});
+
+/** A tick queue holding `count` ticks sent at `sentAtMs`, `perReceive` at most a receive; records what is done. */
+function fakeTickQueue(count: number, { sentAtMs = Date.now(), perReceive = 10 } = {}) {
+  let next = 0;
+  const receives: number[] = [];
+  const deleted: string[] = [];
+  const visibilityChanges: [string, number][] = [];
+  const tick = (i: number): ReceivedMessage => ({
+    messageId: `m${i}`,
+    receiptHandle: `r${i}`,
+    receiveCount: 1,
+    sentAtMs,
+    body: JSON.stringify({
+      version: '0',
+      id: `e${i}`,
+      source: TICK_BUS.source,
+      'detail-type': TICK_BUS.detailType,
+      detail: { symbol: 'ETH-USD', markPrice: '100', sequence: i },
+    }),
+  });
+  const transport: QueueTransport = {
+    name: 'ticks',
+    send: async () => {},
+    sendBatch: async () => {},
+    receive: async (max, visibility) => {
+      receives.push(visibility);
+      const given: ReceivedMessage[] = [];
+      while (given.length < Math.min(max, perReceive) && next < count) given.push(tick(next++));
+      return given;
+    },
+    delete: async (handle) => void deleted.push(handle),
+    changeVisibility: async (handle, seconds) => void visibilityChanges.push([handle, seconds]),
+    depth: async () => ({ visible: count - next, inFlight: 0, delayed: 0 }),
+  };
+  return { transport, receives, deleted, visibilityChanges };
+}
+
+describe('local runner: ticks, one asynchronous invocation each', () => {
+  it.each([1, 3])('runs at most tickConcurrency (%i) margin-check invocations at once, in all', async (n) => {
+    const ticks = fakeTickQueue(16, { perReceive: 4 });
+    let inFlight = 0;
+    let most = 0;
+    const ticking = createLocalRunner({
+      handlers: {
+        marginCheck: async () => {
+          inFlight += 1;
+          most = Math.max(most, inFlight);
+          // A turn of the event loop: every invocation the runner would start meanwhile has started.
+          await new Promise(setImmediate);
+          inFlight -= 1;
+        },
+      },
+      tickQueue: ticks.transport,
+      tickConcurrency: n,
+      idlePollMs: 5,
+    });
+    try {
+      await ticking.runUntilIdle({ deadlineMs: 5_000 });
+    } finally {
+      await ticking.stop();
+    }
+    // Was n x n: n receives in flight, each running its ticks n at a time.
+    expect({ most, invoked: ticking.invocations.marginCheck, deleted: ticks.deleted.length }).toEqual({
+      most: n,
+      invoked: 16,
+      deleted: 16,
+    });
+  });
+
+  it('brings a failed tick back when Lambda would retry it: a minute later, never past its maximum age (120 s)', async () => {
+    const failOnce = async (ageSeconds: number) => {
+      const ticks = fakeTickQueue(1, { sentAtMs: Date.now() - ageSeconds * 1000 });
+      const failed = signal();
+      const ticking = createLocalRunner({
+        handlers: {
+          marginCheck: async () => {
+            throw new Error('injected: throttled');
+          },
+        },
+        tickQueue: ticks.transport,
+        idlePollMs: 5,
+        onError: () => failed.resolve(),
+      });
+      ticking.start();
+      await within('the failed invocation', failed.promise);
+      await ticking.stop();
+      return { receivedFor: ticks.receives[0], retryIn: ticks.visibilityChanges, deleted: ticks.deleted };
+    };
+    // Received for margin-check's 30 s timeout and the minute after it: a tick that times out comes back then.
+    expect(await failOnce(0)).toEqual({ receivedFor: 90, retryIn: [['r0', 60]], deleted: [] });
+    expect((await failOnce(100)).retryIn).toEqual([['r0', 20]]);
+    expect((await failOnce(130)).retryIn).toEqual([['r0', 0]]);
   });
 });
 

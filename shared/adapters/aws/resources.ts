@@ -13,18 +13,24 @@ import {
 } from '@aws-sdk/client-sqs';
 import {
   asyncRetriesWithin,
+  DEAD_LETTER_RETENTION_SECONDS,
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
-  FUNCTIONS,
   type IndexDef,
+  isDeadLetterSink,
+  MARGIN_CHECK_PATTERN,
   physicalName,
   QUEUES,
+  type QueueDef,
   type QueueId,
   queueEnv,
+  receiveVisibilitySeconds,
   TABLES,
   type TableDef,
   type TableId,
   TICK_BUS,
   tableEnv,
+  tickRuleTarget,
+  visibilityTimeoutSeconds,
 } from '../../topology.ts';
 import type { AwsClients } from './clients.ts';
 
@@ -67,9 +73,6 @@ export const LOCAL_TICK_RULE = 'tick-to-local-queue';
  * retries cover only failures to deliver).
  */
 export const LOCAL_TICK_MAX_RECEIVES = 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
-/** AWS guidance for a queue feeding Lambda: visibility timeout >= 6 x the function timeout. */
-const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
-const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
 
 const required = (env: NodeJS.ProcessEnv, name: string): string => {
   const value = env[name];
@@ -172,16 +175,21 @@ async function ensureQueue(
 const redrive = (dlqArn: string, maxReceiveCount: number): string =>
   JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount });
 
-/** Visibility timeout of a queue: 6 x the timeout of the function it triggers (30 s if none). */
-const visibilityFor = (queue: QueueId): number => {
-  const fn = FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === queue);
-  return fn ? fn.timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT : 30;
-};
-
 export interface LocalResourceOptions {
   /** Queue visibility timeout override (seconds) for every queue; tests use small values. */
   readonly visibilityTimeoutSeconds?: number;
 }
+
+/** A topology queue's attributes, as the stack gives them (visibility, dead-letter retention, redrive). */
+const queueAttributes = (
+  q: QueueDef,
+  dlq: { readonly arn: string } | undefined,
+  options: LocalResourceOptions,
+): Record<string, string> => ({
+  VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? visibilityTimeoutSeconds(q.id)),
+  ...(isDeadLetterSink(q) ? { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } : {}),
+  ...(dlq && q.deadLetter ? { RedrivePolicy: redrive(dlq.arn, q.deadLetter.maxReceiveCount) } : {}),
+});
 
 /** Creates (or reuses) every table, queue, the tick bus and the local tick rule of `stage`. Idempotent. */
 export async function createLocalResources(
@@ -199,20 +207,13 @@ export async function createLocalResources(
 
   const queueEntries = await Promise.all(
     QUEUES.map(async (q): Promise<[QueueId, QueueNames]> => {
-      if (!q.deadLetter) {
-        const alone = await ensureQueue(clients, physicalName(stage, q.id), {
-          MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
-        });
-        return [q.id, alone];
-      }
-      const dlq = await ensureQueue(clients, physicalName(stage, `${q.id}-dlq`), {
-        MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS),
-      });
-      const main = await ensureQueue(clients, physicalName(stage, q.id), {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? visibilityFor(q.id)),
-        RedrivePolicy: redrive(dlq.arn, q.deadLetter.maxReceiveCount),
-      });
-      return [q.id, { ...main, dlqUrl: dlq.url, dlqArn: dlq.arn }];
+      const dlq = q.deadLetter
+        ? await ensureQueue(clients, physicalName(stage, `${q.id}-dlq`), {
+            MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS),
+          })
+        : undefined;
+      const main = await ensureQueue(clients, physicalName(stage, q.id), queueAttributes(q, dlq, options));
+      return [q.id, dlq ? { ...main, dlqUrl: dlq.url, dlqArn: dlq.arn } : main];
     }),
   );
   const queues = Object.fromEntries(queueEntries) as Record<QueueId, QueueNames>;
@@ -228,15 +229,12 @@ export async function createLocalResources(
     new PutRuleCommand({
       Name: ruleName,
       EventBusName: busName,
-      EventPattern: JSON.stringify({
-        source: [TICK_BUS.source],
-        'detail-type': [TICK_BUS.detailType, TICK_BUS.continuationDetailType],
-      }),
+      EventPattern: JSON.stringify(MARGIN_CHECK_PATTERN),
       State: 'ENABLED',
     }),
   );
   const tickQueue = await ensureQueue(clients, physicalName(stage, LOCAL_TICK_QUEUE), {
-    VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 30 * VISIBILITY_PER_FUNCTION_TIMEOUT),
+    VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? receiveVisibilitySeconds(tickRuleTarget())),
     RedrivePolicy: redrive(queues.tickDeadLetters.arn, LOCAL_TICK_MAX_RECEIVES),
     // What AWS needs for an EventBridge target (moto does not check it).
     Policy: JSON.stringify({
