@@ -1,9 +1,8 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { logger, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -41,4 +40,4 @@ export async function admin(event: unknown) {
 export const handler = middy(admin)
   .use(captureLambdaHandler(tracer))
   .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+  .use(publishMetrics());

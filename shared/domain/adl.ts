@@ -367,7 +367,10 @@ export interface AdlFill {
 
 export interface AdlAllocation {
   readonly fills: readonly AdlFill[];
-  /** sum of pnlGiven = min(deficit, sum of the candidates' unrealized profit), exactly. */
+  /**
+   * sum of pnlGiven, exactly: at most the deficit and the candidates' unrealized profit, each candidate's share also
+   * capped by its collateral and the profit its close realizes.
+   */
   readonly covered: QuoteE6;
   /** deficit - covered: bad debt nobody could absorb. */
   readonly uncovered: QuoteE6;

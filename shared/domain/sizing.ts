@@ -52,8 +52,9 @@ export interface LiquidationStep {
 }
 
 /**
- * Two QuoteE6 units in E22 (E16 * ppm) units: the most the close's rounding takes from the exact equity, one unit
- * for the fee's ceiling and one for the closed part's PnL, which the settlement keeps in whole units (floored).
+ * Two QuoteE6 units in E22 (E16 * ppm) units: a bound on what the close's rounding takes from the exact equity, one
+ * unit for the fee's ceiling and one for the closed part's PnL in whole units (a slice's is rounded up since session
+ * 26, which only helps the rest; the slack is kept for a close settled whole).
  */
 const CLOSE_ROUNDING_SLACK_E22 = 2n * NOTIONAL_TO_QUOTE * PPM_SCALE;
 

@@ -21,9 +21,9 @@ export function publishMetricsSoFar(emf: Metrics = metrics): void {
 }
 
 /**
- * The queue consumers' metrics middleware: publishes what is left when the invocation ends or fails. Powertools'
- * logMetrics does the same but warns on every invocation with nothing left, which per-record publishing makes
- * the usual case.
+ * The handlers' metrics middleware (margin-check keeps Powertools' logMetrics for its cold-start metric): publishes
+ * what is left when the invocation ends or fails. logMetrics does the same but warns on every invocation with
+ * nothing left, which per-record publishing makes the consumers' usual case, and an admin request's too.
  */
 export const publishMetrics = (emf: Metrics = metrics) => ({
   after: async () => publishMetricsSoFar(emf),

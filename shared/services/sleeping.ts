@@ -30,8 +30,10 @@ import type { SettlementDeps } from './context.ts';
  * price only rises; counted at the price now alone, a provider that cannot pay at its ask kept an auction asleep
  * until its ask, then nobody filled: found by the pipeline fuzzing, session 27); SELL, at or above the lowest price
  * before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
- * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark): the clearing
- * takes no crumbs, so the auction sleeps until then instead of stepping through prices it cannot fill at.
+ * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark, rounded up: a wake
+ * a little early fills nothing and sleeps again, one late sold a step lower; found by a review of the money
+ * arithmetic, session 28): the clearing takes no crumbs, so the auction sleeps until then instead of stepping
+ * through prices it cannot fill at.
  */
 export function bestBid(
   auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs'>,
@@ -56,7 +58,7 @@ export function bestBid(
     const discount =
       payable * PPM_SCALE >= mark * (PPM_SCALE - p.maxDiscountPpm)
         ? p.maxDiscountPpm
-        : PPM_SCALE - div(payable * PPM_SCALE, mark, 'floor');
+        : PPM_SCALE - div(payable * PPM_SCALE, mark, 'ceil');
     if (best === undefined || discount < best) best = discount;
   }
   return best;
