@@ -351,24 +351,33 @@ async function reindex(
  * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
  * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
  * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
- * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps.
+ * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps. Each
+ * market, and each side, on its own: one that fails costs no other its bump or its wake (found by a review of two
+ * markets at once, session 28).
  */
 async function wakeForNewBids(
   symbols: readonly string[],
   deps: AdminDeps,
 ): Promise<{ woken: number; wakeError?: string }> {
-  let woken = 0;
-  try {
-    for (const symbol of symbols) {
-      // Before the wake: an auction planning its sleep meanwhile, on the providers before this change, is not
-      // among the sleepers woken, and its commit fails on the epoch instead (auction.ts sleepingOn).
-      await deps.markets.bumpProvidersEpoch(symbol);
-      for (const direction of ['SELL', 'BUY'] as const) {
-        woken += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
-      }
+  const errors: string[] = [];
+  const attempt = async (what: string, act: () => Promise<void>): Promise<void> => {
+    try {
+      await act();
+    } catch (error) {
+      errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    return { woken };
-  } catch (error) {
-    return { woken, wakeError: error instanceof Error ? error.message : String(error) };
+  };
+  // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
+  // the sleepers woken, and its commit fails on the epoch instead (auction.ts sleepingOn).
+  for (const symbol of symbols)
+    await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+  let woken = 0;
+  for (const symbol of symbols) {
+    for (const direction of ['SELL', 'BUY'] as const) {
+      await attempt(`${symbol} ${direction} sleepers`, async () => {
+        woken += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
+      });
+    }
   }
+  return errors.length > 0 ? { woken, wakeError: errors.join('; ') } : { woken };
 }

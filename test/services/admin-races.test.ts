@@ -298,7 +298,14 @@ describe('registerProvider racing an auction planning its sleep', () => {
     const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
     const register = (id: string, maxDiscount: string) =>
       handleAdmin(
-        { action: 'registerProvider', id, maxDiscount, maxLot: '100', symbols: ['ETH-USD'], capital: '100000' },
+        {
+          action: 'registerProvider',
+          id,
+          maxDiscount,
+          maxLot: '100',
+          symbols: ['ETH-USD'],
+          capital: '100000',
+        },
         deps,
       );
     // Registers `id` once, right after the next providers.list (the pipeline's services share this object).
@@ -371,5 +378,61 @@ describe('registerProvider racing an auction planning its sleep', () => {
       takers: [...new Set(auction.fills.map((f) => f.providerId))],
     }).toEqual({ state: 'CLEARED', takers: ['lp-near'] });
     expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
+/** Found by a review of two markets at once in session 28. */
+describe('registerProvider for two markets, one of whose wakes fails', () => {
+  it("bumps and wakes the other market: a failed wake of ETH's sleepers leaves BTC's no worse", async () => {
+    const p = createPipeline({
+      config: parseRiskConfig({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+      }),
+    });
+    const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    for (const _ of [1, 2]) {
+      await p.tick('ETH-USD', '200');
+      await p.tick('BTC-USD', '10000');
+    }
+    await p.fund('100000');
+    await p.open('LONG', '10', '200', '200');
+    await p.open('LONG', '0.2', '10000', '100', 'BTC-USD');
+    const old = { maxDiscount: '0.10', maxLot: '100', symbols: ['ETH-USD', 'BTC-USD'] };
+    expect(
+      (await handleAdmin({ action: 'registerProvider', id: 'lp-old', capital: '100000', ...old }, admin)).ok,
+    ).toBe(true);
+    await p.tick('ETH-USD', '184');
+    await p.tick('BTC-USD', '9400');
+    await p.runUntil(p.clock.nowMs() + 10_000);
+    const sleeping = p.adapters.auctions.all();
+    expect(sleeping.map((a) => [a.symbol, a.state, a.wakeMark !== undefined])).toEqual([
+      ['ETH-USD', 'RUNNING', true],
+      ['BTC-USD', 'RUNNING', true],
+    ]);
+    const btcEpoch = (await p.adapters.markets.get('BTC-USD'))?.providersEpoch ?? 0;
+
+    // The ETH wake's send fails (one transient SQS error); BTC's queue calls would succeed.
+    p.adapters.auctionQueue.faults.failWhen = (body) => body.includes('ETH-USD');
+    const result = await handleAdmin(
+      {
+        action: 'registerProvider',
+        id: 'lp-new',
+        capital: '100000',
+        maxDiscount: '0.01',
+        maxLot: '100',
+        symbols: ['ETH-USD', 'BTC-USD'],
+      },
+      admin,
+    );
+    p.adapters.auctionQueue.faults.failWhen = undefined;
+    expect(result.ok).toBe(true);
+    expect(result).toHaveProperty('wakeError');
+
+    // BTC had nothing to do with ETH's failure: its epoch counts the new provider and its sleeper is woken.
+    expect((await p.adapters.markets.get('BTC-USD'))?.providersEpoch ?? 0).toBe(btcEpoch + 1);
+    const btc = sleeping.find((a) => a.symbol === 'BTC-USD')!;
+    const visible = await p.adapters.auctionQueue.receive(10, 30);
+    expect(visible.map((m) => JSON.parse(m.body).auctionId)).toContain(btc.id);
   });
 });
