@@ -147,7 +147,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     dimension: 'Reason',
-    help: "venue attempts that failed; Reason = timeout, unavailable or rejected (a slice whose attempts all fail goes to the auction)",
+    help: 'venue attempts that failed; Reason = timeout, unavailable or rejected (a slice whose attempts all fail goes to the auction)',
   },
   OrderLeaseDeferrals: {
     name: 'OrderLeaseDeferrals',

@@ -28,6 +28,7 @@ import {
   METRICS_SERVICE,
   type MetricSpec,
 } from '../../shared/metrics.ts';
+import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import {
   FUNCTIONS,
   type FunctionId,
@@ -40,7 +41,6 @@ import {
   type TableId,
 } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
-import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import { isDeadLetterSink, type QueuePair } from './queues.ts';
 
 export interface MonitoringProps {
@@ -307,7 +307,10 @@ export class Monitoring extends Construct {
       new MathExpression({
         expression: VENUE_ERROR_KINDS.map((kind) => `FILL(${kind}, 0)`).join(' + '),
         usingMetrics: Object.fromEntries(
-          VENUE_ERROR_KINDS.map((kind) => [kind, businessMetric(METRICS.VenueOrderFailures, { dimension: kind })]),
+          VENUE_ERROR_KINDS.map((kind) => [
+            kind,
+            businessMetric(METRICS.VenueOrderFailures, { dimension: kind }),
+          ]),
         ),
         label: 'venue attempts failed',
         period: FIVE_MINUTES,

@@ -553,7 +553,10 @@ export interface SettlementAmounts {
  * back: 23,829 in 6 simulated hours (found by the pipeline fuzzing, session 27). Size carried past ADL's share of
  * one settlement (its counterparties per transaction) goes on at once: the next slice's ADL takes it.
  */
-export function nextSliceDelaySeconds(settlement: SettlementAmounts | undefined, cooldownSeconds: number): number {
+export function nextSliceDelaySeconds(
+  settlement: SettlementAmounts | undefined,
+  cooldownSeconds: number,
+): number {
   if (!settlement) return 0;
   const spent =
     settlement.lastResortClosedSize > 0n || (settlement.carriedSize > 0n && settlement.adlClosedSize === 0n);

@@ -1288,7 +1288,11 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const x = auction();
         const write = (version: number) =>
           [
-            { kind: 'auction', record: { ...x, version }, expectedVersion: version === 1 ? undefined : version - 1 },
+            {
+              kind: 'auction',
+              record: { ...x, version },
+              expectedVersion: version === 1 ? undefined : version - 1,
+            },
           ] as const;
         // No market item yet: epoch 0.
         expect(await a.markets.get('ETH-USD')).toBeUndefined();

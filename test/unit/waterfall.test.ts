@@ -15,8 +15,8 @@ import {
   appliedByKey,
   decideWaterfall,
   differenceMovements,
-  type PlannedMovement,
   nextSliceDelaySeconds,
+  type PlannedMovement,
   settlementRecord,
   type WaterfallDecision,
   WaterfallError,
@@ -1160,7 +1160,9 @@ describe('slice rounding (settleSlice then settleClose)', () => {
 });
 
 describe('nextSliceDelaySeconds', () => {
-  const amounts = (over: Partial<Record<'lastResortClosedSize' | 'carriedSize' | 'adlClosedSize', bigint>>) => ({
+  const amounts = (
+    over: Partial<Record<'lastResortClosedSize' | 'carriedSize' | 'adlClosedSize', bigint>>,
+  ) => ({
     marketClosedSize: base('1'),
     lastResortClosedSize: 0n,
     auctionClosedSize: 0n,

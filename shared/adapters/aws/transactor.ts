@@ -30,8 +30,8 @@ import {
   replacedLiquidationPut,
   tickIndexUpdates,
 } from './liquidations.ts';
-import type { PositionIndexLayout } from './position-layout.ts';
 import { PROVIDERS_EPOCH_ATTR } from './markets.ts';
+import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
 
