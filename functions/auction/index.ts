@@ -10,14 +10,7 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import {
-  log,
-  logger,
-  publishMetrics,
-  publishMetricsSoFar,
-  tracer,
-  withRecordKeys,
-} from '../../shared/lambda/runtime.ts';
+import { log, logger, processingRecord, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
@@ -27,12 +20,7 @@ import { processAuctionStep } from '../../shared/services/auction.ts';
 async function recordHandler(record: SQSRecord): Promise<void> {
   const message = await readMessage(wiring().adapters.auctionQueue, record, parseAuctionStepMessage);
   const keys = { correlation_id: message.auctionId, receiveCount: record.attributes.ApproximateReceiveCount };
-  try {
-    await withRecordKeys(keys, () => processRecord(record, message));
-  } finally {
-    // Out now: a later record that runs the invocation out of time would take this one's metrics with it.
-    publishMetricsSoFar();
-  }
+  await processingRecord(keys, () => processRecord(record, message));
 }
 
 async function processRecord(record: SQSRecord, message: AuctionStepMessage): Promise<void> {

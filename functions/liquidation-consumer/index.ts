@@ -10,14 +10,7 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import {
-  log,
-  logger,
-  publishMetrics,
-  publishMetricsSoFar,
-  tracer,
-  withRecordKeys,
-} from '../../shared/lambda/runtime.ts';
+import { log, logger, processingRecord, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { LiquidationMessage } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -32,12 +25,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   const message = await readMessage(wiring().adapters.liquidationQueue, record, parseLiquidationMessage);
   const { liquidationId } = message;
   const keys = { correlation_id: liquidationId, receiveCount: record.attributes.ApproximateReceiveCount };
-  try {
-    await withRecordKeys(keys, () => processRecord(record, message));
-  } finally {
-    // Out now: a later record that runs the invocation out of time would take this one's metrics with it.
-    publishMetricsSoFar();
-  }
+  await processingRecord(keys, () => processRecord(record, message));
 }
 
 async function processRecord(record: SQSRecord, message: LiquidationMessage): Promise<void> {

@@ -21,6 +21,21 @@ export function publishMetricsSoFar(emf: Metrics = metrics): void {
 }
 
 /**
+ * Processes one record of a batch under its log keys (withRecordKeys), then publishes the metrics stored so far: a
+ * later record that runs the invocation out of time would otherwise take this one's with it.
+ */
+export async function processingRecord<T>(
+  keys: Readonly<Record<string, unknown>>,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await withRecordKeys(keys, run);
+  } finally {
+    publishMetricsSoFar();
+  }
+}
+
+/**
  * The handlers' metrics middleware (margin-check keeps Powertools' logMetrics for its cold-start metric): publishes
  * what is left when the invocation ends or fails. logMetrics does the same but warns on every invocation with
  * nothing left, which per-record publishing makes the consumers' usual case, and an admin request's too.

@@ -17,6 +17,8 @@ import {
   differenceMovements,
   nextSliceDelaySeconds,
   type PlannedMovement,
+  SETTLEMENT_UNITS,
+  type SettlementAmounts,
   settlementRecord,
   type WaterfallDecision,
   WaterfallError,
@@ -1162,19 +1164,11 @@ describe('slice rounding (settleSlice then settleClose)', () => {
 describe('nextSliceDelaySeconds', () => {
   const amounts = (
     over: Partial<Record<'lastResortClosedSize' | 'carriedSize' | 'adlClosedSize', bigint>>,
-  ) => ({
+  ): SettlementAmounts => ({
+    ...(Object.fromEntries(
+      Object.keys(SETTLEMENT_UNITS).map((key) => [key, 0n]),
+    ) as unknown as SettlementAmounts),
     marketClosedSize: base('1'),
-    lastResortClosedSize: 0n,
-    auctionClosedSize: 0n,
-    adlClosedSize: 0n,
-    carriedSize: 0n,
-    realizedPnl: 0n,
-    fee: 0n,
-    shortfall: 0n,
-    insurancePaid: 0n,
-    adlCovered: 0n,
-    badDebt: 0n,
-    traderPayout: 0n,
     ...over,
   });
   it('waits the cooldown after a slice that spent the liquidity, goes on at once otherwise', () => {
