@@ -207,7 +207,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     }
     case 'registerProvider': {
       const maxDiscountPpm = parsePpm(request.maxDiscount, 'maxDiscount');
-      // A discount of 100 % or more bids nothing for a lot (SELL): no auction price ever reaches it.
+      // One rate is a SELL discount and a BUY premium: at 100 % or more it bids nothing for a SELL lot, and a BUY
+      // premium that high is beyond the auction's cap (mark / floor) unless the floor is below 0.5.
       if (maxDiscountPpm >= PPM_SCALE)
         throw new AdminInputError(
           `admin/invalid: maxDiscount: ${request.maxDiscount} must be below 1 (a share of the mark: 0.02 is 2 %)`,
