@@ -74,8 +74,12 @@ export type PriceTickDetail = z.input<typeof priceTickDetailSchema>;
 /**
  * A PriceTickContinuation's detail: the tick's, with the segment (n-th continuation of the tick, n >= 1). Without
  * one it is a continuation put by a version before segments (in flight across a deploy): its segment is unknown.
+ * Fields it does not know are dropped, not refused: margin-check writes continuations for margin-check, and in a
+ * rolling deploy the other version reads them; refused, the rest of the tick was never checked (found by a review
+ * of upgrades, session 28). The feed's own tick stays strict: a misspelt field there is the feed's error.
  */
-export const tickContinuationDetailSchema = priceTickDetailSchema.extend({
+export const tickContinuationDetailSchema = z.object({
+  ...priceTickDetailSchema.shape,
   segment: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 

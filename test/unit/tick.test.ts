@@ -54,6 +54,16 @@ describe('parseTickDetail: well-formed details', () => {
       reason: expect.stringContaining('segment'),
     });
     expect(parseTickDetail(detail({ segment: 1.5 }), true)).toMatchObject({ ok: false });
+    // A continuation from another margin-check version (a rolling deploy) with a field this one does not know is
+    // read, the field dropped; the feed's own tick refuses it (found by a review of upgrades, session 28).
+    expect(parseTickDetail(detail({ segment: 2, cursorHint: 'x' }), true)).toMatchObject({
+      ok: true,
+      segment: 2,
+    });
+    expect(parseTickDetail(detail({ cursorHint: 'x' }))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('cursorHint'),
+    });
     expect(parseTickDetail(detail({ segment: 2 }))).toMatchObject({
       ok: false,
       reason: expect.stringContaining('segment'),
