@@ -1325,7 +1325,12 @@ describe('sleeping auctions', () => {
       },
       deps,
     );
-    expect(result).toEqual({ ok: true, id: 'lp-2', woken: 0, wakeError: 'ETH-USD SELL sleepers: ThrottlingException' });
+    expect(result).toEqual({
+      ok: true,
+      id: 'lp-2',
+      woken: 0,
+      wakeError: 'ETH-USD SELL sleepers: ThrottlingException',
+    });
     expect(await p.adapters.providers.get('lp-2')).toMatchObject({ id: 'lp-2', version: 0 });
   });
 
