@@ -32,6 +32,7 @@ import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import {
   FUNCTIONS,
   type FunctionId,
+  isDeadLetterSink,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
   physicalName,
@@ -41,7 +42,7 @@ import {
   type TableId,
 } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
-import { isDeadLetterSink, type QueuePair } from './queues.ts';
+import type { QueuePair } from './queues.ts';
 
 export interface MonitoringProps {
   readonly config: InfraConfig;

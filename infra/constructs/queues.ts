@@ -16,9 +16,6 @@ export interface QueuePair {
   readonly deadLetter?: Queue;
 }
 
-// Monitoring finds the dead-letter sinks through this module.
-export { isDeadLetterSink };
-
 const DEAD_LETTER_RETENTION = Duration.seconds(DEAD_LETTER_RETENTION_SECONDS);
 const WORK_QUEUE_RETENTION = Duration.days(4);
 

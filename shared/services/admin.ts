@@ -369,7 +369,7 @@ async function wakeForNewBids(
     }
   };
   // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
-  // the sleepers woken, and its commit fails on the epoch instead (auction.ts sleepingOn).
+  // the sleepers woken, and its commit fails on the epoch instead (sleeping.ts providersUnchangedSince).
   for (const symbol of symbols)
     await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
   let woken = 0;

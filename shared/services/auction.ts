@@ -13,7 +13,6 @@ import {
   type MarketState,
   type ProviderRecord,
   type ProvidersEpochCheck,
-  providersEpochOf,
   type Write,
 } from '../ports/index.ts';
 import { markOfMarket, type SettlementDeps } from './context.ts';
@@ -25,7 +24,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
-import { bestBid, coverWake, sendStep, wakeCovered } from './sleeping.ts';
+import { bestBid, coverWake, providersUnchangedSince, sendStep, wakeCovered } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -194,7 +193,7 @@ async function stepOnce(
     // the commit runs the step; the other no longer matches the step number and dies.
     const outcome = await schedule(restarted, sleep, deps, 'reset');
     const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
-    if (!(await commit(deps, writes, sleepingOn(auction, marketState)))) return CONFLICT;
+    if (!(await commit(deps, writes, providersUnchangedSince(auction.symbol, marketState)))) return CONFLICT;
     await coverWake(restarted, marketState, deps);
     return outcome;
   }
@@ -268,7 +267,7 @@ async function stepOnce(
   if (sleep === undefined) return finish(next, deps, marketState, writes);
   // The next step is scheduled before the commit, for the same reason as a reset's.
   const outcome = await schedule(next, sleep, deps, 'stepped');
-  const planned = clearing.fillsCapped ? undefined : sleepingOn(auction, marketState);
+  const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
   return clearing.fillsCapped
@@ -365,17 +364,6 @@ async function settleFinished(
   }
   throw new LiquidationStuckError(`auction/settlement-did-not-finish: ${auction.id}`);
 }
-
-/**
- * A sleep is planned on the providers the step listed: its commit checks that none was registered, changed or
- * removed since the market was read (before the list). Otherwise registerProvider's wake, sent before this
- * sleeper committed, would miss it, and it would sleep up to 900 s on bids that are no longer all there are
- * (noticed in session 27: a provider registered while an auction planned its sleep went unseen).
- */
-const sleepingOn = (auction: AuctionRecord, market: MarketState | undefined): ProvidersEpochCheck => ({
-  symbol: auction.symbol,
-  epoch: providersEpochOf(market),
-});
 
 async function commit(
   deps: SettlementDeps,

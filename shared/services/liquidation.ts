@@ -54,7 +54,6 @@ import {
   type OrderResult,
   type PositionRecord,
   type ProvidersEpochCheck,
-  providersEpochOf,
   VenueError,
   type Write,
 } from '../ports/index.ts';
@@ -70,7 +69,13 @@ import {
   type SettlementDeps,
 } from './context.ts';
 import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
-import { type AuctionOpening, coverWake, planOpening, sendStep } from './sleeping.ts';
+import {
+  type AuctionOpening,
+  coverWake,
+  planOpening,
+  providersUnchangedSince,
+  sendStep,
+} from './sleeping.ts';
 
 export class LiquidationNotFoundError extends Error {
   override readonly name = 'LiquidationNotFoundError';
@@ -1796,14 +1801,14 @@ async function startAuction(
     remainingSize: opening.lot,
     context: { ...outcomeRecorded(context), auctionId: auction.id },
   };
-  // A first sleep, planned on the providers listed, checks none changed since (auction.ts sleepingOn).
+  // A first sleep, planned on the providers listed, checks none changed since.
   const committed = await commitOrSkip(
     deps,
     [
       { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
       { kind: 'auction', record: auction, expectedVersion: undefined },
     ],
-    sleep ? { symbol: liquidation.symbol, epoch: providersEpochOf(market) } : undefined,
+    sleep ? providersUnchangedSince(liquidation.symbol, market) : undefined,
   );
   if (!committed) {
     carried.market = undefined; // read again: its providers epoch may be what moved

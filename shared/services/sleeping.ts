@@ -13,7 +13,13 @@ import {
   type PriceE8,
 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
-import type { AuctionRecord, MarketState, ProviderRecord } from '../ports/index.ts';
+import {
+  type AuctionRecord,
+  type MarketState,
+  type ProviderRecord,
+  type ProvidersEpochCheck,
+  providersEpochOf,
+} from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
 
@@ -122,6 +128,17 @@ export function planOpening(
   }
   return { kind: 'sleep', sleep: planSleep(auction, mark, nowMs, config.auction, best) };
 }
+
+/**
+ * The check a sleep's commit makes: the market's providers are those the sleep was planned on, the market having
+ * been read before they were listed. Otherwise registerProvider's wake, sent before this sleeper committed, would
+ * miss it, and it would sleep up to 900 s on bids that are no longer all there are (noticed in session 27: a
+ * provider registered while an auction planned its sleep went unseen).
+ */
+export const providersUnchangedSince = (
+  symbol: string,
+  market: MarketState | undefined,
+): ProvidersEpochCheck => ({ symbol, epoch: providersEpochOf(market) });
 
 /** Whether the market, as read, covers the auction's wake mark (an auction awake needs no cover). */
 export function wakeCovered(auction: AuctionRecord, market: MarketState | undefined): boolean {

@@ -29,8 +29,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
- * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed. checkProvidersEpoch
- *   (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
+ * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed.
+ *   checkProvidersEpoch (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();

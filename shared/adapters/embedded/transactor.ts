@@ -25,7 +25,8 @@ export interface TransactorStores {
 /**
  * All-or-nothing commit of conditional puts, as one TransactWriteItems: every condition (absent id when
  * expectedVersion is undefined, else the stored version; positions, liquidations and auctions must carry
- * expectedVersion + 1; a market's providers epoch, given one) is checked first, then every record is written, then 'transactor.commit' fires.
+ * expectedVersion + 1; a market's providers epoch, given one) is checked first, then every record is written,
+ * then 'transactor.commit' fires.
  * A created liquidation joins its tick's list; a position's index entry follows its new state and price. At most
  * MAX_WRITES_PER_COMMIT items, counted as on AWS: each write, and each tick-index item new liquidations join.
  */
