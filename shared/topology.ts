@@ -232,9 +232,24 @@ export function asyncRetriesWithin(maxEventAgeSeconds: number): number {
   return maxEventAgeSeconds >= ASYNC_RETRY_DELAY_SECONDS ? 1 : 0;
 }
 
-/** Seconds until Lambda retries a failed asynchronous event `ageSeconds` old: a minute, cut at the maximum age. */
-export const asyncRetryDelaySeconds = (ageSeconds: number, maxEventAgeSeconds: number): number =>
-  Math.max(0, Math.min(ASYNC_RETRY_DELAY_SECONDS, maxEventAgeSeconds - Math.floor(ageSeconds)));
+/**
+ * Seconds until Lambda retries an asynchronous event whose `attempt`th invocation failed, `ageSeconds` old (a
+ * minute after the first, two after the second), or undefined: its configured retries are spent, or the retry
+ * would come past its maximum age, and it goes to the on-failure destination at once.
+ */
+export function asyncRetryAfterSeconds(
+  attempt: number,
+  ageSeconds: number,
+  maxEventAgeSeconds: number,
+): number | undefined {
+  if (attempt > asyncRetriesWithin(maxEventAgeSeconds)) return undefined;
+  const delay = ASYNC_RETRY_DELAY_SECONDS * attempt;
+  return asyncEventExpired(ageSeconds + delay, maxEventAgeSeconds) ? undefined : delay;
+}
+
+/** Lambda discards an asynchronous event older than its maximum age instead of invoking the function with it. */
+export const asyncEventExpired = (ageSeconds: number, maxEventAgeSeconds: number): boolean =>
+  Math.floor(ageSeconds) > maxEventAgeSeconds;
 
 export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
 export type Trigger =

@@ -3,7 +3,8 @@ import type { Context } from 'aws-lambda';
 import { type DeferralKind, recordingDeferrals } from '../lambda/deferral.ts';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
 import {
-  asyncRetryDelaySeconds,
+  asyncEventExpired,
+  asyncRetryAfterSeconds,
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
   FUNCTIONS,
   type FunctionDef,
@@ -25,7 +26,9 @@ import {
 /**
  * Gives the project's handlers Lambda's semantics on any QueueTransport (SQS on moto, or embedded queues):
  * - tickRule: polls the tick queue (bodies are EventBridge events) and invokes the function once per event; a
- *   failed event comes back when Lambda would retry it (a minute later, within the event's maximum age);
+ *   failed event comes back when Lambda would retry it (a minute after the first attempt, two after the second,
+ *   within the event's maximum age); one Lambda would discard (its retries spent, or past its maximum age) is
+ *   not invoked again but made visible at once, for the queue's redrive to dead-letter;
  * - queue: polls the topology queue, delivers batches of up to batchSize as SQSEvent, deletes the records
  *   the handler did not report in batchItemFailures (ReportBatchItemFailures on) and leaves the failures to
  *   reappear when the visibility their handler set, or the visibility timeout, ends; a thrown error fails the
@@ -402,6 +405,11 @@ export class LocalRunner {
 
   /** EventBridge invokes the target once per event: each message is its own invocation. */
   private async deliverTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<void> {
+    if (asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS)) {
+      // Lambda discards it to the on-failure destination: the queue's redrive does once its receives are spent.
+      await this.releaseTick(fn, transport, m, 0);
+      return;
+    }
     let ok = true;
     try {
       await this.call(fn, eventBridgeEventFromBody(m.body, this.identity));
@@ -411,19 +419,40 @@ export class LocalRunner {
       // Still running here: its retry waits out the visibility timeout.
       if (error instanceof FunctionTimeoutError) return;
     }
+    if (!ok && this.options.failureVisibilitySeconds === undefined) {
+      // Lambda's retry, or none (visible at once, for the redrive), as the local tick queue's maximum age allows.
+      const retryIn = asyncRetryAfterSeconds(
+        m.receiveCount,
+        this.tickAgeSeconds(m),
+        DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
+      );
+      await this.releaseTick(fn, transport, m, retryIn ?? 0);
+      return;
+    }
     // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
     try {
-      if (!ok && this.options.failureVisibilitySeconds === undefined)
-        await transport.changeVisibility(m.receiptHandle, this.tickRetryDelaySeconds(m));
-      else await this.settle(transport, m, ok);
+      await this.settle(transport, m, ok);
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
     }
   }
 
-  /** Lambda retries a failed event a minute later, never past its maximum age (the local tick queue's default). */
-  private tickRetryDelaySeconds(m: ReceivedMessage): number {
-    return asyncRetryDelaySeconds((Date.now() - m.sentAtMs) / 1000, DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
+  private tickAgeSeconds(m: ReceivedMessage): number {
+    return (Date.now() - m.sentAtMs) / 1000;
+  }
+
+  /** Makes a tick visible again in `seconds`; one that cannot be released keeps no other from its invocation. */
+  private async releaseTick(
+    fn: FunctionDef,
+    transport: QueueTransport,
+    m: ReceivedMessage,
+    seconds: number,
+  ): Promise<void> {
+    try {
+      await transport.changeVisibility(m.receiptHandle, seconds);
+    } catch (error) {
+      this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+    }
   }
 
   private async settle(transport: QueueTransport, m: ReceivedMessage, ok: boolean): Promise<void> {

@@ -899,11 +899,11 @@ export async function decideAndSettle(
 
   if (
     frozen &&
-    (frozen.superseded || context.lastResortOrder || (frozen.applied && !frozen.insuranceHoldsApplied))
+    (frozen.superseded || context.lastResortOrder || frozenByOlderVersion(frozen, liquidation.id))
   ) {
     // A plan being made again (refreeze) that wrote before its freeze: a last-resort order it placed and did not
     // record, or a wait for the book. Plan again, placing that order first. (Or a plan an older version froze
-    // on the fund before what it applied: plan again on the ledger as it is.)
+    // without what this one needs to apply it: plan again on the ledger as it is.)
     return refreeze(liquidation, context, position, deps, carried);
   }
   if (frozen) {
@@ -1226,6 +1226,17 @@ async function refreeze(
     carried,
     fund,
   );
+}
+
+/**
+ * A plan an older version froze after money moved: on the fund before what it applied (no
+ * `insuranceHoldsApplied`, before session 24), or after a draw without the draw's time (no `appliedDrawAtMs`,
+ * before session 27), so a payout it gives back would free the window of its plan, not of its draw.
+ */
+function frozenByOlderVersion(frozen: NonNullable<LiquidationContext['settle']>, liquidationId: string): boolean {
+  if (!frozen.applied) return false;
+  if (!frozen.insuranceHoldsApplied) return true;
+  return frozen.appliedDrawAtMs === undefined && frozen.applied[`${liquidationId}:shortfall`] !== undefined;
 }
 
 /**

@@ -515,7 +515,10 @@ describe('local runner on embedded queues', () => {
 });
 
 /** A tick queue holding `count` ticks sent at `sentAtMs`, `perReceive` at most a receive; records what is done. */
-function fakeTickQueue(count: number, { sentAtMs = Date.now(), perReceive = 10 } = {}) {
+function fakeTickQueue(
+  count: number,
+  { sentAtMs = Date.now(), perReceive = 10, receiveCount = 1, onVisibilityChange = () => {} } = {},
+) {
   let next = 0;
   const receives: number[] = [];
   const deleted: string[] = [];
@@ -523,7 +526,7 @@ function fakeTickQueue(count: number, { sentAtMs = Date.now(), perReceive = 10 }
   const tick = (i: number): ReceivedMessage => ({
     messageId: `m${i}`,
     receiptHandle: `r${i}`,
-    receiveCount: 1,
+    receiveCount,
     sentAtMs,
     body: JSON.stringify({
       version: '0',
@@ -544,7 +547,10 @@ function fakeTickQueue(count: number, { sentAtMs = Date.now(), perReceive = 10 }
       return given;
     },
     delete: async (handle) => void deleted.push(handle),
-    changeVisibility: async (handle, seconds) => void visibilityChanges.push([handle, seconds]),
+    changeVisibility: async (handle, seconds) => {
+      visibilityChanges.push([handle, seconds]);
+      onVisibilityChange();
+    },
     depth: async () => ({ visible: count - next, inFlight: 0, delayed: 0 }),
   };
   return { transport, receives, deleted, visibilityChanges };
@@ -582,29 +588,38 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
     });
   });
 
-  it('brings a failed tick back when Lambda would retry it: a minute later, never past its maximum age (120 s)', async () => {
-    const failOnce = async (ageSeconds: number) => {
-      const ticks = fakeTickQueue(1, { sentAtMs: Date.now() - ageSeconds * 1000 });
-      const failed = signal();
+  it('brings a failed tick back when Lambda would retry it: a minute after the first attempt, two after the second, within its maximum age (120 s)', async () => {
+    const failOnce = async (ageSeconds: number, receiveCount = 1) => {
+      const released = signal();
+      const ticks = fakeTickQueue(1, {
+        sentAtMs: Date.now() - ageSeconds * 1000,
+        receiveCount,
+        onVisibilityChange: () => released.resolve(),
+      });
+      let invoked = 0;
       const ticking = createLocalRunner({
         handlers: {
           marginCheck: async () => {
+            invoked += 1;
             throw new Error('injected: throttled');
           },
         },
         tickQueue: ticks.transport,
         idlePollMs: 5,
-        onError: () => failed.resolve(),
       });
       ticking.start();
-      await within('the failed invocation', failed.promise);
+      await within('the tick released', released.promise);
       await ticking.stop();
-      return { receivedFor: ticks.receives[0], retryIn: ticks.visibilityChanges, deleted: ticks.deleted };
+      return { receivedFor: ticks.receives[0], invoked, retryIn: ticks.visibilityChanges, deleted: ticks.deleted };
     };
     // Received for margin-check's 30 s timeout and the minute after it: a tick that times out comes back then.
-    expect(await failOnce(0)).toEqual({ receivedFor: 90, retryIn: [['r0', 60]], deleted: [] });
-    expect((await failOnce(100)).retryIn).toEqual([['r0', 20]]);
-    expect((await failOnce(130)).retryIn).toEqual([['r0', 0]]);
+    expect(await failOnce(0)).toEqual({ receivedFor: 90, invoked: 1, retryIn: [['r0', 60]], deleted: [] });
+    // No retry left (120 s allows one), or it would come past the maximum age: visible at once, so the queue's
+    // redrive dead-letters it on its next receive, when Lambda sends it to the on-failure destination.
+    expect(await failOnce(61, 2)).toMatchObject({ invoked: 1, retryIn: [['r0', 0]] });
+    expect(await failOnce(70)).toMatchObject({ invoked: 1, retryIn: [['r0', 0]] });
+    // Past its maximum age when received: Lambda never invokes the function with it.
+    expect(await failOnce(121)).toMatchObject({ invoked: 0, retryIn: [['r0', 0]] });
   });
 });
 

@@ -2665,6 +2665,63 @@ describe('money a settlement moved before it is planned again', () => {
     await expectPaidOnce(p, id);
   });
 
+  it('a record an older version froze after a draw, without the draw time, is planned again: a give-back frees the draw window', async () => {
+    // Plans frozen before session 27 carry no appliedDrawAtMs. Applied as frozen, a payout given back went to the
+    // window of the plan's time, not of its draw: here the draw is at 09:59:59 and the plan at 10:00:01.
+    const { p, id, short } = await gappedLongAgainstShort();
+    const hour = 3_600_000;
+    p.clock.set(T0 + hour - 1_000);
+    let settledCommits = 0;
+    const faulty: SettlementDeps = {
+      ...p.deps,
+      transactor: {
+        commit: async (writes, providersUnchanged) => {
+          const own = writes.find((w) => w.kind === 'liquidation' && w.record.id === id);
+          const record = own?.kind === 'liquidation' ? own.record : undefined;
+          // The first plan drew 50 USD; its commit fails on a short that shrank, so it is planned again.
+          if (record?.state.startsWith('SETTLED') && settledCommits++ === 0)
+            await changePosition(p, short.id, { size: parseBase('5') });
+          if (record?.context?.settle?.superseded) p.clock.set(T0 + hour + 1_000);
+          const committed = await p.deps.transactor.commit(writes, providersUnchanged);
+          // The new plan is frozen, then its delivery dies.
+          if (record?.context?.settle?.applied && !record.context.settle.superseded)
+            throw new Error('ProvisionedThroughputExceededException');
+          return committed;
+        },
+      },
+    };
+    await expect(processLiquidation({ liquidationId: id }, faulty)).rejects.toThrow(/Provisioned/);
+    const frozen = (await p.adapters.liquidations.get(id))!;
+    const draw = (await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id)).find((e) => e.amount < 0n)!;
+    expect(frozen.context?.settle?.appliedDrawAtMs).toBe(draw.atMs);
+    expect(draw.atMs).toBe(T0 + hour - 1_000);
+    // What a version before session 27 stored: the same plan without the draw's time.
+    const { appliedDrawAtMs: _dropped, ...settle } = frozen.context!.settle!;
+    await p.adapters.liquidations.replace(
+      { ...frozen, version: frozen.version + 1, context: { ...frozen.context!, settle } },
+      frozen.version,
+    );
+    // Another settlement draws in the new window first: a give-back charged to it would free room it used.
+    await p.adapters.ledger.apply({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'other:shortfall',
+      amount: -parseQuote('10'),
+      kind: 'shortfall-payout',
+      reference: 'other',
+      atMs: p.clock.nowMs(),
+      floor: 0n,
+      drawWindow: { windowStartMs: T0 + hour, cap: p.config.insurance.drawCapPerWindow },
+    });
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    await processLiquidation({ liquidationId: id }, p.deps);
+    await p.drain();
+    // The window holds what the fund paid net in it: 50 drawn and given back in the last window count in neither.
+    await expectPaidOnce(p, id);
+    expect((await p.adapters.liquidations.get(id))?.context?.settle?.replans).toBe(
+      (settle.replans ?? 0) + 1,
+    );
+  });
+
   it('a duplicate delivery plans again while the first, its money moved, is committing: neither pays twice', async () => {
     const { p, id, short } = await gappedLongAgainstShort();
     let twin: Promise<unknown> | undefined;
