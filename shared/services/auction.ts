@@ -114,6 +114,11 @@ async function stepWithRetries(
  * message, a second later (CAPPED_STEP_DELAY_SECONDS), covers a death of the delivery meanwhile.
  */
 export const MAX_FILLS_PER_STEP = 90;
+/**
+ * Most fills one auction takes: they are kept on its item and frozen into its liquidation's, and DynamoDB refuses
+ * an item over 400 KB (about 150 bytes a fill). What is left of the lot then goes to the waterfall's next layers.
+ */
+export const MAX_FILLS_PER_AUCTION = 1_000;
 const CAPPED_STEP_DELAY_SECONDS = 1;
 
 /** Attempts in one delivery: a step still contended after them waits for SQS's redelivery (the visibility timeout). */
@@ -166,7 +171,8 @@ async function stepOnce(
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
   const best = bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
   const anyBidder = best !== undefined;
-  if (!anyBidder || (status.needsReset && auction.resets >= config.maxResets)) {
+  const fillsLeft = MAX_FILLS_PER_AUCTION - auction.fills.length;
+  if (!anyBidder || fillsLeft <= 0 || (status.needsReset && auction.resets >= config.maxResets)) {
     const exhausted: AuctionRecord = {
       ...awake(auction),
       endedBy: enderOf(message),
@@ -175,6 +181,11 @@ async function stepOnce(
       version: auction.version + 1,
     };
     if (!anyBidder) deps.telemetry.info('no provider can bid; auction ends', { auctionId: auction.id });
+    else if (fillsLeft <= 0)
+      deps.telemetry.warn('auction took its most fills; auction ends', {
+        auctionId: auction.id,
+        fills: auction.fills.length,
+      });
     return finish(exhausted, deps, marketState, [
       { kind: 'auction', record: exhausted, expectedVersion: auction.version },
     ]);
@@ -211,7 +222,7 @@ async function stepOnce(
     ),
     dust: market.dustSize,
     providers: bidders,
-    maxFills: MAX_FILLS_PER_STEP,
+    maxFills: Math.min(MAX_FILLS_PER_STEP, fillsLeft),
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;

@@ -16,6 +16,7 @@ import { AdlQueue, AdlSnapshots, readAdlTop } from '../../shared/services/adl-sn
 import { handleAdmin } from '../../shared/services/admin.ts';
 import {
   AuctionContentionError,
+  MAX_FILLS_PER_AUCTION,
   MAX_FILLS_PER_STEP,
   processAuctionStep,
 } from '../../shared/services/auction.ts';
@@ -847,6 +848,49 @@ describe('auction layer', () => {
     expect(auction?.fills.length).toBeGreaterThan(MAX_FILLS_PER_STEP);
     expect(new Set(auction?.fills.map((f) => f.price)).size).toBe(1);
   });
+
+  it('an auction takes at most MAX_FILLS_PER_AUCTION fills (its item within 400 KB); the rest goes on as the next slice', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '20', '200', '400');
+    // 1,100 providers at 1 %, 0.01 ETH each: a lot over 10 ETH would take more than 1,000 fills.
+    for (let i = 0; i < MAX_FILLS_PER_AUCTION + 100; i++) {
+      await p.adapters.providers.put(
+        {
+          id: `lp-${String(i).padStart(4, '0')}`,
+          capital: parseQuote('100000'),
+          maxDiscountPpm: 10_000n,
+          maxLot: parseBase('0.01'),
+          symbols: ['ETH-USD'],
+          version: 0,
+        },
+        undefined,
+      );
+    }
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    expect(p.errors).toEqual([]);
+    const [liquidation] = await liquidationsOf(p);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    expect(auction?.state).toBe('EXHAUSTED');
+    expect(auction?.fills).toHaveLength(MAX_FILLS_PER_AUCTION);
+    expect(auction?.lot).toBeGreaterThan(parseBase('10'));
+    expect(auction?.remainingLot).toBe((auction?.lot ?? 0n) - parseBase('10'));
+    // What the auction could not take is the position's rest: a next slice, whose own auction takes it.
+    expect(liquidation?.settlement).toMatchObject({
+      auctionClosedSize: parseBase('10'),
+      carriedSize: auction?.remainingLot,
+    });
+    const all = await liquidationsOf(p);
+    expect(all.map((l) => l.state)).toEqual(['SETTLED_AUCTION', 'SETTLED_AUCTION']);
+    // DynamoDB's limit, with the JSON text as a stand-in for the item's size.
+    const bytes = (record: unknown) =>
+      JSON.stringify(record, (_key, value) => (typeof value === 'bigint' ? value.toString() : value)).length;
+    expect(bytes(auction)).toBeLessThan(400_000);
+    expect(bytes(liquidation)).toBeLessThan(400_000);
+  }, 60_000);
 
   it('sells what the empty book cannot take to a provider once the price reaches its bid', async () => {
     const p = createPipeline();
