@@ -64,6 +64,13 @@ export const registerProviderRequest = (p: ProviderRecord): RegisterProvider => 
   capital: formatQuote(p.capital),
   maxDiscount: formatPpm(p.maxDiscountPpm),
   maxLot: formatBase(p.maxLot),
+  ...(p.maxLotBySymbol
+    ? {
+        maxLotBySymbol: Object.fromEntries(
+          Object.entries(p.maxLotBySymbol).map(([symbol, lot]) => [symbol, formatBase(lot)]),
+        ),
+      }
+    : {}),
   symbols: [...p.symbols],
 });
 

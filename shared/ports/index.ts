@@ -630,11 +630,17 @@ export interface ProviderRecord {
   readonly capital: QuoteE6;
   /** Largest discount to the mark the provider accepts, in ppm. */
   readonly maxDiscountPpm: bigint;
-  /** Largest lot per auction, in base units. */
+  /** Largest lot per auction, in base units of the auction's market, unless maxLotBySymbol says otherwise. */
   readonly maxLot: BaseE8;
+  /** Largest lot per auction in the markets where it differs from maxLot (base units differ: 10 ETH, 0.5 BTC). */
+  readonly maxLotBySymbol?: Readonly<Record<string, BaseE8>>;
   readonly symbols: readonly string[];
   readonly version: number;
 }
+
+/** The largest lot `provider` takes of one auction in `symbol`, in that market's base units. */
+export const maxLotIn = (provider: ProviderRecord, symbol: string): BaseE8 =>
+  provider.maxLotBySymbol?.[symbol] ?? provider.maxLot;
 
 export interface ProviderRepository {
   list(symbol: string): Promise<readonly ProviderRecord[]>;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import {
+  type BaseE8,
   formatPrice,
   PPM_SCALE,
   type PriceE8,
@@ -46,7 +47,10 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     /** The provider's version as the caller read it: a change made on an older read is refused. */
     expectedVersion: z.number().int().min(0).optional(),
     maxDiscount: decimal,
+    /** Largest lot per auction, in base units of each market it quotes, unless maxLotBySymbol says otherwise. */
     maxLot: decimal,
+    /** Markets whose lot differs from maxLot (base units differ from market to market: 10 ETH, 0.5 BTC). */
+    maxLotBySymbol: z.record(z.string().max(20), decimal).optional(),
     symbols: z.array(z.string().max(20)).min(1).max(20),
   }),
   z.strictObject({
@@ -114,6 +118,25 @@ export type AdminResult =
       readonly reindexed?: { readonly checked: number; readonly updated: number; readonly cursor?: string };
     }
   | { readonly ok: false; readonly reason: string };
+
+/** A provider's lots in the markets where they differ from its maxLot: each must be a market it quotes. */
+function lotsBySymbol(
+  requested: Readonly<Record<string, string>> | undefined,
+  symbols: readonly string[],
+  config: RiskConfig,
+): Record<string, BaseE8> | undefined {
+  if (requested === undefined) return undefined;
+  const lots: Record<string, BaseE8> = {};
+  for (const [name, lot] of Object.entries(requested)) {
+    const { symbol } = marketConfig(config, name);
+    if (!symbols.includes(symbol))
+      throw new AdminInputError(
+        `admin/invalid: maxLotBySymbol: ${symbol} is not one of the provider's symbols (${symbols.join(', ')})`,
+      );
+    lots[symbol] = parseBase(lot, `maxLotBySymbol.${symbol}`, { positive: true });
+  }
+  return Object.keys(lots).length > 0 ? lots : undefined;
+}
 
 /**
  * The capital a registration leaves a provider with. Auctions use a provider's capital at any time, so an operator's
@@ -215,6 +238,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         );
       const maxLot = parseBase(request.maxLot, 'maxLot', { positive: true });
       const symbols = request.symbols.map((s) => marketConfig(deps.config, s).symbol);
+      const maxLotBySymbol = lotsBySymbol(request.maxLotBySymbol, symbols, deps.config);
       const stated =
         request.capital === undefined
           ? undefined
@@ -227,6 +251,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           capital,
           maxDiscountPpm,
           maxLot,
+          ...(maxLotBySymbol ? { maxLotBySymbol } : {}),
           symbols,
           version: existing ? existing.version + 1 : 0,
         },

@@ -3,7 +3,7 @@ import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { div, maxBig, notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { div, notionalQuote, PPM_SCALE } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -24,7 +24,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
-import { bestBid, coverWake, providersUnchangedSince, sendStep, wakeCovered } from './sleeping.ts';
+import { bestBid, biddersOf, coverWake, providersUnchangedSince, sendStep, wakeCovered } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -162,7 +162,7 @@ async function stepOnce(
   const { mark } = markOfMarket(marketState, auction.top, now);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
-  const bidders = withLotRoomLeft(providers, auction.fills);
+  const bidders = biddersOf(providers, auction.symbol, auction.fills);
   const market = marketConfig(deps.config, auction.symbol);
 
   // Walking the rest of the curve (and resetting it) fills nothing worth having when no provider has the capital
@@ -253,8 +253,9 @@ async function stepOnce(
           bestBid(
             auction,
             status,
-            withLotRoomLeft(
+            biddersOf(
               providers.map((p) => filled.get(p.id) ?? p),
+              auction.symbol,
               fills,
             ),
             deps.config,
@@ -388,21 +389,4 @@ async function commit(
     if (error instanceof ConditionFailedError) return false;
     throw error;
   }
-}
-
-/**
- * The providers as one auction's bidders: maxLot bounds what a provider takes of one auction, so what it took at
- * earlier steps is no longer room (the records written back keep their own maxLot).
- */
-function withLotRoomLeft(
-  providers: readonly ProviderRecord[],
-  fills: AuctionRecord['fills'],
-): readonly ProviderRecord[] {
-  if (fills.length === 0) return providers;
-  const taken = new Map<string, bigint>();
-  for (const f of fills) taken.set(f.providerId, (taken.get(f.providerId) ?? 0n) + f.size);
-  return providers.map((p) => {
-    const size = taken.get(p.id);
-    return size === undefined ? p : { ...p, maxLot: maxBig(0n, p.maxLot - size) };
-  });
 }

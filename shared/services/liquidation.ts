@@ -1233,7 +1233,10 @@ async function refreeze(
  * `insuranceHoldsApplied`, before session 24), or after a draw without the draw's time (no `appliedDrawAtMs`,
  * before session 27), so a payout it gives back would free the window of its plan, not of its draw.
  */
-function frozenByOlderVersion(frozen: NonNullable<LiquidationContext['settle']>, liquidationId: string): boolean {
+function frozenByOlderVersion(
+  frozen: NonNullable<LiquidationContext['settle']>,
+  liquidationId: string,
+): boolean {
   if (!frozen.applied) return false;
   if (!frozen.insuranceHoldsApplied) return true;
   return frozen.appliedDrawAtMs === undefined && frozen.applied[`${liquidationId}:shortfall`] !== undefined;

@@ -16,6 +16,7 @@ import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
   type MarketState,
+  maxLotIn,
   type ProviderRecord,
   type ProvidersEpochCheck,
   providersEpochOf,
@@ -101,6 +102,25 @@ function bestDiscount(
 const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
   p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
 
+/**
+ * The providers as one auction's bidders: each one's maxLot is its lot in the auction's market (maxLotIn), less
+ * what it took at earlier steps (the records written back keep their own terms).
+ */
+export function biddersOf(
+  providers: readonly ProviderRecord[],
+  symbol: string,
+  fills: AuctionRecord['fills'],
+): readonly ProviderRecord[] {
+  if (fills.length === 0 && !providers.some((p) => p.maxLotBySymbol)) return providers;
+  const taken = new Map<string, bigint>();
+  for (const f of fills) taken.set(f.providerId, (taken.get(f.providerId) ?? 0n) + f.size);
+  return providers.map((p) => {
+    const lot = maxLotIn(p, symbol);
+    const room = maxBig(0n, lot - (taken.get(p.id) ?? 0n));
+    return room === p.maxLot ? p : { ...p, maxLot: room };
+  });
+}
+
 /** How a new auction begins: no provider can bid on it, its first step is due at once, or it sleeps first. */
 export type AuctionOpening =
   | { readonly kind: 'no-bidder' }
@@ -121,7 +141,8 @@ export function planOpening(
   providers: readonly ProviderRecord[],
 ): AuctionOpening {
   const status = auctionStatus(auction, mark, nowMs, config.auction);
-  const best = bestBid(auction, status, providers, config, auction.remainingLot, mark);
+  const bidders = biddersOf(providers, auction.symbol, auction.fills);
+  const best = bestBid(auction, status, bidders, config, auction.remainingLot, mark);
   if (best === undefined) return { kind: 'no-bidder' };
   if (status.needsReset || accepts({ maxDiscountPpm: best }, auction.direction, status.price, mark)) {
     return { kind: 'step-now' };

@@ -1384,6 +1384,17 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           provider({ id: 'lp-a', capital: usd('5'), version: 2 }),
         );
       });
+
+      it('providers: a lot per market is stored and read back, listed and dropped again', async () => {
+        const lots = { 'BTC-USD': 50_000_000n };
+        const both = provider({ id: 'lp-m', symbols: ['ETH-USD', 'BTC-USD'], maxLotBySymbol: lots });
+        await a.providers.put(both, undefined);
+        expect(await a.providers.get('lp-m')).toEqual(both);
+        expect((await a.providers.list('BTC-USD'))[0]?.maxLotBySymbol).toEqual(lots);
+        const { maxLotBySymbol: _dropped, ...one } = both;
+        await a.providers.put({ ...one, version: 2 }, 1);
+        expect(await a.providers.get('lp-m')).toEqual({ ...one, version: 2 });
+      });
     });
 
     section('providers listed again after a write', () => {

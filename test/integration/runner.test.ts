@@ -610,7 +610,12 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
       ticking.start();
       await within('the tick released', released.promise);
       await ticking.stop();
-      return { receivedFor: ticks.receives[0], invoked, retryIn: ticks.visibilityChanges, deleted: ticks.deleted };
+      return {
+        receivedFor: ticks.receives[0],
+        invoked,
+        retryIn: ticks.visibilityChanges,
+        deleted: ticks.deleted,
+      };
     };
     // Received for margin-check's 30 s timeout and the minute after it: a tick that times out comes back then.
     expect(await failOnce(0)).toEqual({ receivedFor: 90, invoked: 1, retryIn: [['r0', 60]], deleted: [] });

@@ -69,6 +69,32 @@ describe('admin requests', () => {
       },
       /unknown market/,
     ],
+    [
+      'a lot for a market the provider does not quote',
+      {
+        action: 'registerProvider',
+        id: 'lp',
+        capital: '1',
+        maxDiscount: '0.1',
+        maxLot: '1',
+        maxLotBySymbol: { 'BTC-USD': '0.1' },
+        symbols: ['ETH-USD'],
+      },
+      /maxLotBySymbol: BTC-USD is not one of the provider's symbols \(ETH-USD\)/,
+    ],
+    [
+      'a lot of zero for one market',
+      {
+        action: 'registerProvider',
+        id: 'lp',
+        capital: '1',
+        maxDiscount: '0.1',
+        maxLot: '1',
+        maxLotBySymbol: { 'ETH-USD': '0' },
+        symbols: ['ETH-USD'],
+      },
+      /maxLotBySymbol.ETH-USD/,
+    ],
     ['not an object', 'deposit 5', /admin\/invalid/],
   ])('refuses %s with a reason and changes nothing', async (_name, request, reason) => {
     const { p, run } = setup();

@@ -2761,9 +2761,7 @@ describe('money a settlement moved before it is planned again', () => {
     await p.drain();
     // The window holds what the fund paid net in it: 50 drawn and given back in the last window count in neither.
     await expectPaidOnce(p, id);
-    expect((await p.adapters.liquidations.get(id))?.context?.settle?.replans).toBe(
-      (settle.replans ?? 0) + 1,
-    );
+    expect((await p.adapters.liquidations.get(id))?.context?.settle?.replans).toBe((settle.replans ?? 0) + 1);
   });
 
   it('a duplicate delivery plans again while the first, its money moved, is committing: neither pays twice', async () => {

@@ -7,6 +7,7 @@ import {
   noCrash,
   readBig,
   readInt,
+  readMap,
   readS,
   readStrings,
   S,
@@ -23,6 +24,13 @@ export const providerItem = (p: ProviderRecord): Item => ({
   capital: N(p.capital),
   maxDiscountPpm: N(p.maxDiscountPpm),
   maxLot: N(p.maxLot),
+  ...(p.maxLotBySymbol
+    ? {
+        maxLotBySymbol: {
+          M: Object.fromEntries(Object.entries(p.maxLotBySymbol).map(([s, lot]) => [s, N(lot)])),
+        },
+      }
+    : {}),
   symbols: strings(p.symbols),
   version: N(p.version),
 });
@@ -32,9 +40,13 @@ export const providerFromItem = (item: Item): ProviderRecord => ({
   capital: readBig(item, 'capital'),
   maxDiscountPpm: readBig(item, 'maxDiscountPpm'),
   maxLot: readBig(item, 'maxLot'),
+  ...(item.maxLotBySymbol ? { maxLotBySymbol: lotsBySymbol(readMap(item, 'maxLotBySymbol')) } : {}),
   symbols: readStrings(item, 'symbols'),
   version: readInt(item, 'version'),
 });
+
+const lotsBySymbol = (lots: Item): Record<string, bigint> =>
+  Object.fromEntries(Object.keys(lots).map((symbol) => [symbol, readBig(lots, symbol)]));
 
 export class DynamoProviderRepository implements ProviderRepository {
   constructor(
