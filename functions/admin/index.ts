@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { logger, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
+import { log, logger, publishMetrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -17,11 +17,11 @@ export async function admin(event: unknown) {
   const result = await handleAdmin(event, { ...adapters, config, nowMs: () => adapters.clock.nowMs() });
   const action =
     typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
-  logger.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
+  log.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
   if (result.ok && result.wakeError) {
     // Counted as any failed wake (on the dashboard); the sleepers still step when their messages come.
     telemetry.count(METRICS.AuctionWakeFailures.name, 1);
-    logger.warn('provider registered; sleeping auctions not woken, they see it when they step', {
+    log.warn('provider registered; sleeping auctions not woken, they see it when they step', {
       error: result.wakeError,
     });
   }
@@ -37,7 +37,6 @@ export async function admin(event: unknown) {
   return result;
 }
 
-export const handler = middy(admin)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(publishMetrics());
+export const handler = withInvocationLogKeys(
+  middy(admin).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+);

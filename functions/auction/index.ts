@@ -10,7 +10,14 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import { log, logger, processingRecord, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  processingRecord,
+  publishMetrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
@@ -69,7 +76,6 @@ export const consume = (
       : {}),
   });
 
-export const handler = middy(consume)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(publishMetrics());
+export const handler = withInvocationLogKeys(
+  middy(consume).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+);

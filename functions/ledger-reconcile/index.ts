@@ -3,7 +3,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { logger, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
+import { log, logger, publishMetrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -43,12 +43,11 @@ export async function reconcile(event: unknown) {
     problems: report.problems,
     reconciled: report.difference === 0n && report.problems.length === 0,
   };
-  if (summary.reconciled) logger.info('ledger reconciled', summary);
-  else logger.warn('ledger not reconciled', summary);
+  if (summary.reconciled) log.info('ledger reconciled', summary);
+  else log.warn('ledger not reconciled', summary);
   return summary;
 }
 
-export const handler = middy(reconcile)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(publishMetrics());
+export const handler = withInvocationLogKeys(
+  middy(reconcile).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+);

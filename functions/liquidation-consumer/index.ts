@@ -10,7 +10,14 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import { log, logger, processingRecord, publishMetrics, tracer } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  processingRecord,
+  publishMetrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { LiquidationMessage } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -52,7 +59,6 @@ async function processRecord(record: SQSRecord, message: LiquidationMessage): Pr
 
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> => processBatch(event, recordHandler);
 
-export const handler = middy(consume)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(publishMetrics());
+export const handler = withInvocationLogKeys(
+  middy(consume).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+);

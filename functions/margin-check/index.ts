@@ -5,7 +5,7 @@ import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbr
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { z } from 'zod';
-import { logger, metrics, tracer } from '../../shared/lambda/runtime.ts';
+import { log, logger, metrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
@@ -26,7 +26,7 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
     telemetry.count(METRICS.TicksRejected.name, 1, {
       Reason: parsed.reason.split(':')[0] ?? 'tick/malformed',
     });
-    logger.warn('tick rejected', { reason: parsed.reason });
+    log.warn('tick rejected', { reason: parsed.reason });
     return { status: 'rejected', reason: parsed.reason, detail: 'malformed' };
   }
   const { symbol, sequence } = parsed.tick;
@@ -43,11 +43,11 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
       const next = parsed.segment === 'unknown' ? {} : { segment: parsed.segment + 1 };
       await wiring().putContinuation({ ...tickDetail, ...next });
     }
-    logger.info('tick handled', { symbol, sequence, ...outcome });
+    log.info('tick handled', { symbol, sequence, ...outcome });
     return outcome;
   } catch (error) {
     // Lambda's own error line names no tick: the operator paged by the errors or tick-DLQ alarm needs it.
-    logger.error('tick failed; EventBridge retries it, then dead-letters it', {
+    log.error('tick failed; EventBridge retries it, then dead-letters it', {
       symbol,
       sequence,
       segment: parsed.segment,
@@ -58,8 +58,10 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
   }
 }
 
-export const handler = middy(marginCheck)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics, { captureColdStartMetric: true }))
-  .use(parser({ schema: EventBridgeSchema }));
+export const handler = withInvocationLogKeys(
+  middy(marginCheck)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(parser({ schema: EventBridgeSchema })),
+);

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { Context } from 'aws-lambda';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
@@ -57,7 +58,27 @@ export const withRecordKeys = <T>(
   run: () => Promise<T>,
 ): Promise<T> => recordKeys.run(keys, run);
 
-const keyed = (fields?: object): Record<string, unknown> => ({ ...recordKeys.getStore(), ...fields });
+/**
+ * The invocation's own Lambda keys. Powertools keeps the Lambda context on the shared logger, which is right in a
+ * container (one invocation at a time) but not in the local runner, which hosts every function in one process:
+ * there an invocation's lines carried the name and request id of whichever invocation started last.
+ */
+const invocationKeys = new AsyncLocalStorage<Readonly<Record<string, unknown>>>();
+
+/** Wraps a function's handler so every line it logs (through `log` or the telemetry) names its own invocation. */
+export const withInvocationLogKeys =
+  <E, R>(handler: (event: E, context: Context) => Promise<R>) =>
+  (event: E, context: Context): Promise<R> =>
+    invocationKeys.run(
+      { function_name: context.functionName, function_request_id: context.awsRequestId },
+      () => handler(event, context),
+    );
+
+const keyed = (fields?: object): Record<string, unknown> => ({
+  ...invocationKeys.getStore(),
+  ...recordKeys.getStore(),
+  ...fields,
+});
 
 /** The shared logger with the current record's keys. */
 export const log = {

@@ -1,4 +1,7 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   log,
@@ -6,6 +9,7 @@ import {
   powertoolsTelemetry,
   publishMetrics,
   publishMetricsSoFar,
+  withInvocationLogKeys,
   withRecordKeys,
 } from '../../shared/lambda/runtime.ts';
 
@@ -37,6 +41,54 @@ describe('record keys on log lines', () => {
       ['b runs', { correlation_id: 'B' }],
       ['outside', {}],
       ['a ends', { correlation_id: 'A', receiveCount: '1', extra: 1 }],
+    ]);
+  });
+});
+
+/**
+ * Noticed in session 25 (operator-flow): the local runner hosts every function in one process, and Powertools keeps
+ * the Lambda context on the shared logger, so a line carried the name of whichever invocation started last.
+ */
+describe('invocation keys on log lines', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('names its own function and request on each line while two invocations interleave in one process', async () => {
+    const sink = (logger as unknown as { console: Console }).console;
+    const printed: string[] = [];
+    for (const level of ['info', 'warn', 'error'] as const)
+      vi.spyOn(sink, level).mockImplementation((line: string) => void printed.push(line));
+    let releaseA = () => {};
+    const aWaits = new Promise<void>((resolve) => {
+      releaseA = resolve;
+    });
+    const handlerOf = (body: () => Promise<void>) =>
+      withInvocationLogKeys(middy(body).use(injectLambdaContext(logger)));
+    const context = (functionName: string, awsRequestId: string) =>
+      ({
+        functionName,
+        awsRequestId,
+        functionVersion: '$LATEST',
+        invokedFunctionArn: `arn:aws:lambda:eu-west-1:000000000000:function:${functionName}`,
+        memoryLimitInMB: '512',
+      }) as Context;
+    const a = handlerOf(async () => {
+      log.info('a starts');
+      await aWaits;
+      powertoolsTelemetry().warn('a ends');
+    })({}, context('margin-check', 'req-a'));
+    const b = handlerOf(async () => {
+      log.error('b runs');
+      releaseA();
+    })({}, context('auction', 'req-b'));
+    await Promise.all([a, b]);
+    const lines = printed
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .map(({ message, function_name, function_request_id }) => [message, function_name, function_request_id]);
+    // Before: 'a ends' said auction / req-b, the context b's invocation put on the logger.
+    expect(lines).toEqual([
+      ['a starts', 'margin-check', 'req-a'],
+      ['b runs', 'auction', 'req-b'],
+      ['a ends', 'margin-check', 'req-a'],
     ]);
   });
 });
