@@ -26,7 +26,7 @@ Commands:
   simulate   replay a crash through the backstop and compare it with market-only liquidation
   local      local up | local down: the whole stack on the local AWS emulator (moto)
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
-  fund       fund deposit | fund withdraw: move money in or out of the insurance fund
+  fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal
   feed       feed resume: let a price feed that restarted its sequence drive its market again
   positions  positions reindex: price a market's open positions again after a change of its margin
   inject     inject tick: put one price tick on the bus

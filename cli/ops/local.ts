@@ -55,7 +55,8 @@ Options of up:
                          '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
                          market; as backstop:positionIndexShards on AWS)
   --lambda-retries       failed records come back after their retry backoff (or the visibility timeout), as on
-                         Lambda (default: retry at once)
+                         Lambda, and a failed tick a minute later, once within its 120 s maximum age, then to
+                         tickDeadLetters (default: retry at once). A tick older than 120 s is never invoked
   --detach               run in the background; the endpoint and pid go to .backstop/local.json
   -h, --help             this help
 

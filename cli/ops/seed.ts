@@ -86,7 +86,7 @@ ${TARGET_USAGE}`;
 export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequence N
 
   A price feed that restarted and counts its sequence again has its ticks refused as out of order (the
-  TickFeed alarm fires). resume lowers the market's last sequence so that ticks from N on are judged as usual,
+  TicksOutOfOrderAlarm fires, then the market's TickFeed alarm). resume lowers the market's last sequence so that ticks from N on are judged as usual,
   still against the last accepted mark and time.
 
   --symbol S             market (e.g. ETH-USD)
@@ -99,7 +99,8 @@ export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
   A position's liquidation price, which margin-check finds it by, is computed when the position is written.
   After a deploy that changes a market's maintenance margin, reindex prices every open position of the market
   again with the new rules (both sides, a page at a time); positions now past the last mark are liquidated by
-  the next tick. Run it right after such a deploy: until then, a raise leaves some positions unseen.
+  the next tick. Run it once the previous code's invocations have ended (a minute after the deploy): until
+  then, a raise leaves some positions unseen.
 
   --symbol S             market (e.g. ETH-USD)
   --config FILE.json     risk configuration: the deployed one, with its new maintenance margin

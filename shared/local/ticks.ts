@@ -215,7 +215,8 @@ async function awaitBacklog(
     if (now() - progressAt >= backlog.stallMs) {
       return (
         `replay/stalled: ${options.symbol} handled no tick for ${Math.round(backlog.stallMs / 1000)} s ` +
-        `(last handled ${handled ?? 'none'}, sent up to ${lastSent}): is the stack running, and its ticks accepted?`
+        `(last handled ${handled ?? 'none'}, sent up to ${lastSent}): is the stack running, and its ticks accepted ` +
+        '(a tick that failed to the end is in `backstop dlq list --queue tickDeadLetters`)?'
       );
     }
     await sleep(backlog.pollMs);

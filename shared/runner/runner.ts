@@ -72,6 +72,16 @@ export class FunctionTimeoutError extends Error {
   override readonly name = 'FunctionTimeoutError';
 }
 
+/**
+ * The invocation ran out of time: the runner stopped waiting for it, or middy gave up first (5 ms before the
+ * deadline, with its own TimeoutError). Either way it may still be running, so its retry must wait.
+ */
+const timedOut = (error: unknown): boolean =>
+  error instanceof FunctionTimeoutError ||
+  (error instanceof Error &&
+    error.name === 'TimeoutError' &&
+    (error.cause as { package?: unknown } | undefined)?.package === '@middy/core');
+
 export interface LocalRunnerOptions {
   readonly handlers: Partial<Record<FunctionId, LambdaHandler>>;
   /** Transports of the queues that trigger functions (topology 'queue' triggers). */
@@ -388,7 +398,7 @@ export class LocalRunner {
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
       failed = new Set(messages.map((m) => m.messageId));
-      if (error instanceof FunctionTimeoutError)
+      if (timedOut(error))
         for (const m of messages) deferred.set(m.receiptHandle, 'wait');
     }
     // As Lambda: a failed record keeps the visibility its handler set, unless fast retries replace a backoff.
@@ -417,7 +427,7 @@ export class LocalRunner {
       ok = false;
       this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
       // Still running here: its retry waits out the visibility timeout.
-      if (error instanceof FunctionTimeoutError) return;
+      if (timedOut(error)) return;
     }
     if (!ok && this.options.failureVisibilitySeconds === undefined) {
       // Lambda's retry, or none (visible at once, for the redrive), as the local tick queue's maximum age allows.

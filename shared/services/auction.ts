@@ -181,11 +181,7 @@ async function stepOnce(
       version: auction.version + 1,
     };
     if (!anyBidder) deps.telemetry.info('no provider can bid; auction ends', { auctionId: auction.id });
-    else if (fillsLeft <= 0)
-      deps.telemetry.warn('auction took its most fills; auction ends', {
-        auctionId: auction.id,
-        fills: auction.fills.length,
-      });
+    else if (fillsLeft <= 0) warnFull(auction, auction.fills.length, deps);
     return finish(exhausted, deps, marketState, [
       { kind: 'auction', record: exhausted, expectedVersion: auction.version },
     ]);
@@ -241,7 +237,11 @@ async function stepOnce(
       version: provider.version + 1,
     });
   }
-  const sleep = done
+  // At its most fills with lot left: it ends now, not after a sleep planned on bids it can no longer fill.
+  const full = !done && fills.length >= MAX_FILLS_PER_AUCTION;
+  if (full) warnFull(auction, fills.length, deps);
+  const ended = done ? ('CLEARED' as const) : full ? ('EXHAUSTED' as const) : undefined;
+  const sleep = ended
     ? undefined
     : clearing.fillsCapped
       ? { delaySeconds: CAPPED_STEP_DELAY_SECONDS, wakeMark: undefined }
@@ -268,7 +268,7 @@ async function stepOnce(
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
     fills,
-    ...(done ? { endedBy: enderOf(message), state: 'CLEARED' as const } : { state: 'RUNNING' as const }),
+    ...(ended ? { endedBy: enderOf(message), state: ended } : { state: 'RUNNING' as const }),
     step: auction.step + 1,
     version: auction.version + 1,
   };
@@ -288,6 +288,9 @@ async function stepOnce(
 }
 
 const enderOf = (message: AuctionStepMessage): 'wake' | 'plan' => (message.woken ? 'wake' : 'plan');
+
+const warnFull = (auction: AuctionRecord, fills: number, deps: SettlementDeps): void =>
+  deps.telemetry.warn('auction took its most fills; auction ends', { auctionId: auction.id, fills });
 
 /** How late a step may run and still be priced at its time: SQS's delivery of a delayed message, a cold start. */
 export const STEP_LATENESS_GRACE_MS = 5_000;

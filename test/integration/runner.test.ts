@@ -1,6 +1,7 @@
 import { DescribeRuleCommand, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { EventBridgeEvent, ScheduledEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import middy from '@middy/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type AwsClients,
@@ -386,6 +387,38 @@ describe('local runner on moto', () => {
     await runner.runUntilIdle({ deadlineMs: DEADLINE_MS });
     expect(events).toEqual(['start 1 #1', 'end 1', 'start 2 #2', 'end 2']);
     expect(runner.errors).toHaveLength(1);
+  });
+
+  it("treats middy's early timeout as the invocation's timeout: no retry beside the invocation still running", async () => {
+    // Found by a docs review in session 29: middy gives up 5 ms before the deadline with its own TimeoutError, which
+    // reached the runner first and was taken for a failure, so fast retries ran the record again at once.
+    const events: string[] = [];
+    const failed = signal();
+    const release = signal();
+    let calls = 0;
+    runner = createLocalRunner({
+      handlers: {
+        liquidationConsumer: middy(async (event: SQSEvent) => {
+          const call = ++calls;
+          events.push(`start ${call} #${event.Records[0]!.attributes.ApproximateReceiveCount}`);
+          if (call === 1) await release.promise;
+        }),
+      },
+      queues: queues.queues,
+      failureVisibilitySeconds: 0,
+      visibilityTimeoutSeconds: 600,
+      timeoutSeconds: { liquidationConsumer: 1 },
+      idlePollMs: 20,
+      onError: () => failed.resolve(),
+    });
+    await queues.queues.liquidations.send('slow');
+    runner.start();
+    await within('the timeout', failed.promise);
+    await runner.stop();
+    release.resolve();
+    expect(runner.errors.map((e) => (e.error as Error).name)).toEqual(['TimeoutError']);
+    expect(events).toEqual(['start 1 #1']);
+    expect(await queues.queues.liquidations.depth()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
   });
 
   it('a poison message ends in the dead-letter queue after maxReceiveCount (5) receives', async () => {

@@ -892,6 +892,41 @@ describe('auction layer', () => {
     expect(bytes(liquidation)).toBeLessThan(400_000);
   }, 60_000);
 
+  it('an auction whose 1,000th fill comes in a step nobody else fills at ends then, not after a sleep on bids it cannot fill', async () => {
+    // Found by the pipeline fuzzing in session 29: full with lot left, it planned its sleep on a 20 % bid (it can
+    // take no fill more) and slept 900 s while the rest of the lot waited for the next layers.
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '20', '200', '400');
+    const lp = (id: string, discountPpm: bigint, lot: string) =>
+      p.adapters.providers.put(
+        {
+          id,
+          capital: parseQuote('100000'),
+          maxDiscountPpm: discountPpm,
+          maxLot: parseBase(lot),
+          symbols: ['ETH-USD'],
+          version: 0,
+        },
+        undefined,
+      );
+    for (let i = 0; i < MAX_FILLS_PER_AUCTION; i++)
+      await lp(`lp-${String(i).padStart(4, '0')}`, 10_000n, '0.01');
+    await lp('lp-far', 200_000n, '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    const [liquidation] = p.adapters.liquidations.all();
+    const start = p.clock.nowMs();
+    // The 1 % bids are reached about 4.5 minutes in, all in one step (90 fills a step, a second apart).
+    await p.runUntil(start + 330_000);
+    const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+    expect(auction?.fills).toHaveLength(MAX_FILLS_PER_AUCTION);
+    expect(auction?.state).toBe('EXHAUSTED');
+    expect(auction?.fills.some((f) => f.providerId === 'lp-far')).toBe(false);
+    expect(p.errors).toEqual([]);
+  }, 60_000);
+
   it('sells what the empty book cannot take to a provider once the price reaches its bid', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
