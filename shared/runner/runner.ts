@@ -398,8 +398,7 @@ export class LocalRunner {
     } catch (error) {
       this.record({ functionId: fn.id, error, messageIds: messages.map((m) => m.messageId) });
       failed = new Set(messages.map((m) => m.messageId));
-      if (timedOut(error))
-        for (const m of messages) deferred.set(m.receiptHandle, 'wait');
+      if (timedOut(error)) for (const m of messages) deferred.set(m.receiptHandle, 'wait');
     }
     // As Lambda: a failed record keeps the visibility its handler set, unless fast retries replace a backoff.
     const keeps = (m: ReceivedMessage): boolean => {

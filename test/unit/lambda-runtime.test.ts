@@ -83,7 +83,11 @@ describe('invocation keys on log lines', () => {
     await Promise.all([a, b]);
     const lines = printed
       .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .map(({ message, function_name, function_request_id }) => [message, function_name, function_request_id]);
+      .map(({ message, function_name, function_request_id }) => [
+        message,
+        function_name,
+        function_request_id,
+      ]);
     // Before: 'a ends' said auction / req-b, the context b's invocation put on the logger.
     expect(lines).toEqual([
       ['a starts', 'margin-check', 'req-a'],
