@@ -70,7 +70,12 @@ export const withInvocationLogKeys =
   <E, R>(handler: (event: E, context: Context) => Promise<R>) =>
   (event: E, context: Context): Promise<R> =>
     invocationKeys.run(
-      { function_name: context.functionName, function_request_id: context.awsRequestId },
+      {
+        function_arn: context.invokedFunctionArn,
+        function_memory_size: context.memoryLimitInMB,
+        function_name: context.functionName,
+        function_request_id: context.awsRequestId,
+      },
       () => handler(event, context),
     );
 
