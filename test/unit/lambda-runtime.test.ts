@@ -83,16 +83,17 @@ describe('invocation keys on log lines', () => {
     await Promise.all([a, b]);
     const lines = printed
       .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .map(({ message, function_name, function_request_id }) => [
+      .map(({ message, function_name, function_request_id, function_arn }) => [
         message,
         function_name,
         function_request_id,
+        String(function_arn).split(':').at(-1),
       ]);
     // Before: 'a ends' said auction / req-b, the context b's invocation put on the logger.
     expect(lines).toEqual([
-      ['a starts', 'margin-check', 'req-a'],
-      ['b runs', 'auction', 'req-b'],
-      ['a ends', 'margin-check', 'req-a'],
+      ['a starts', 'margin-check', 'req-a', 'margin-check'],
+      ['b runs', 'auction', 'req-b', 'auction'],
+      ['a ends', 'margin-check', 'req-a', 'margin-check'],
     ]);
   });
 });
