@@ -124,6 +124,11 @@ export interface LocalRunnerOptions {
   readonly queueArns?: Partial<Record<QueueId, string>>;
   /** Called for every failed invocation (they are also kept in `errors`). */
   readonly onError?: (error: InvocationError) => void;
+  /**
+   * The clock that stamps the tick queue's messages (`sentAtMs`), which a tick's age is measured on: the wall
+   * clock (default) for SQS, an embedded queue's own clock for one.
+   */
+  readonly clock?: { nowMs(): number };
 }
 
 export interface RunUntilIdleOptions {
@@ -145,7 +150,12 @@ interface Poller {
 const DEFAULT_IDLE_POLL_MS = 50;
 const ERRORS_KEPT = 1_000;
 
+/** Ticks given up on (Lambda's on-failure destination) remembered until the redrive has surely taken them. */
+const DISCARDED_KEPT = 10_000;
+
 export class LocalRunner {
+  /** Ticks Lambda would not invoke again (no retry left), by message id: later receives are not invoked. */
+  readonly #discarded = new Set<string>();
   /** Failed invocations, most recent last (at most 1,000 kept). */
   readonly errors: InvocationError[] = [];
   /** Invocations per function, failed ones included. */
@@ -414,8 +424,13 @@ export class LocalRunner {
 
   /** EventBridge invokes the target once per event: each message is its own invocation. */
   private async deliverTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<void> {
-    if (asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS)) {
-      // Lambda discards it to the on-failure destination: the queue's redrive does once its receives are spent.
+    if (
+      this.#discarded.has(m.messageId) ||
+      asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS)
+    ) {
+      // Lambda sends it to the on-failure destination without invoking the function: the queue's redrive does, once
+      // its receives are spent. (A poll's wait first, so a queue without a redrive is not spun on.)
+      await this.sleep(this.idlePollMs);
       await this.releaseTick(fn, transport, m, 0);
       return;
     }
@@ -435,6 +450,7 @@ export class LocalRunner {
         this.tickAgeSeconds(m),
         DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
       );
+      if (retryIn === undefined) this.discard(m.messageId);
       await this.releaseTick(fn, transport, m, retryIn ?? 0);
       return;
     }
@@ -447,7 +463,12 @@ export class LocalRunner {
   }
 
   private tickAgeSeconds(m: ReceivedMessage): number {
-    return (Date.now() - m.sentAtMs) / 1000;
+    return ((this.options.clock?.nowMs() ?? Date.now()) - m.sentAtMs) / 1000;
+  }
+
+  private discard(messageId: string): void {
+    this.#discarded.add(messageId);
+    if (this.#discarded.size > DISCARDED_KEPT) this.#discarded.delete(this.#discarded.values().next().value!);
   }
 
   /** Makes a tick visible again in `seconds`; one that cannot be released keeps no other from its invocation. */

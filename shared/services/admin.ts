@@ -50,7 +50,14 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     /** Largest lot per auction, in base units of each market it quotes, unless maxLotBySymbol says otherwise. */
     maxLot: decimal,
     /** Markets whose lot differs from maxLot (base units differ from market to market: 10 ETH, 0.5 BTC). */
-    maxLotBySymbol: z.record(z.string().max(20), decimal).optional(),
+    maxLotBySymbol: z
+      .unknown()
+      // A parsed event's own "__proto__" key: zod's record would drop it without a word.
+      .refine((raw) => typeof raw !== 'object' || raw === null || !Object.hasOwn(raw, '__proto__'), {
+        message: '"__proto__" is not a market',
+      })
+      .pipe(z.record(z.string().max(20), decimal))
+      .optional(),
     symbols: z.array(z.string().max(20)).min(1).max(20),
   }),
   z.strictObject({

@@ -653,11 +653,75 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
     // Received for margin-check's 30 s timeout and the minute after it: a tick that times out comes back then.
     expect(await failOnce(0)).toEqual({ receivedFor: 90, invoked: 1, retryIn: [['r0', 60]], deleted: [] });
     // No retry left (120 s allows one), or it would come past the maximum age: visible at once, so the queue's
-    // redrive dead-letters it on its next receive, when Lambda sends it to the on-failure destination.
+    // redrive takes it once its receives are spent (not invoked again meanwhile: below), when Lambda sends it to
+    // the on-failure destination.
     expect(await failOnce(61, 2)).toMatchObject({ invoked: 1, retryIn: [['r0', 0]] });
     expect(await failOnce(70)).toMatchObject({ invoked: 1, retryIn: [['r0', 0]] });
     // Past its maximum age when received: Lambda never invokes the function with it.
     expect(await failOnce(121)).toMatchObject({ invoked: 0, retryIn: [['r0', 0]] });
+  });
+});
+
+/** An embedded tick queue on a simulated clock, holding one tick sent at 0 and dead-lettering after 2 receives. */
+async function embeddedTicks() {
+  const clock = new ManualClock(0);
+  const dead = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
+  const ticks = new EmbeddedQueue({ name: 'ticks', clock, deadLetter: { queue: dead, maxReceiveCount: 2 } });
+  await ticks.send(
+    JSON.stringify({
+      version: '0',
+      id: 'e1',
+      source: TICK_BUS.source,
+      'detail-type': TICK_BUS.detailType,
+      detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
+    }),
+  );
+  return { clock, dead, ticks };
+}
+
+// Found by a review of session 29's changes.
+describe('local runner: a tick Lambda gives up on', () => {
+  it('is not invoked again when its first attempt fails and its retry would come past the maximum age', async () => {
+    const { clock, dead, ticks } = await embeddedTicks();
+    clock.set(70_000); // 70 s old: a retry a minute later would be 130 s old
+    let invoked = 0;
+    const ticking = createLocalRunner({
+      handlers: {
+        marginCheck: async () => {
+          invoked += 1;
+          throw new Error('injected: throttled');
+        },
+      },
+      tickQueue: ticks,
+      clock,
+      idlePollMs: 5,
+    });
+    try {
+      await ticking.runUntilIdle({ deadlineMs: 5_000 });
+    } finally {
+      await ticking.stop();
+    }
+    // Made visible at once, it came back as receive 2 of 2 and was invoked again before the redrive took it.
+    expect({ invoked, deadLettered: (await dead.depth()).visible }).toEqual({ invoked: 1, deadLettered: 1 });
+  });
+
+  it("measures a tick's age on the clock of its queue: a fresh tick of a simulated clock is invoked", async () => {
+    const { clock, dead, ticks } = await embeddedTicks();
+    let invoked = 0;
+    const ticking = createLocalRunner({
+      handlers: { marginCheck: async () => void (invoked += 1) },
+      tickQueue: ticks,
+      clock,
+      failureVisibilitySeconds: 0,
+      idlePollMs: 5,
+    });
+    try {
+      await ticking.runUntilIdle({ deadlineMs: 5_000 });
+    } finally {
+      await ticking.stop();
+    }
+    // On the wall clock it was 56 years old: never invoked, dead-lettered.
+    expect({ invoked, deadLettered: (await dead.depth()).visible }).toEqual({ invoked: 1, deadLettered: 0 });
   });
 });
 

@@ -105,6 +105,17 @@ describe('admin requests', () => {
     expect(await p.adapters.providers.list('ETH-USD')).toEqual([]);
   });
 
+  it('refuses a maxLotBySymbol key "__proto__" (zod would drop it) as it refuses any key that is not a market', async () => {
+    // Found by a review of session 29's changes: the request was accepted and the lot silently ignored.
+    const { p, run } = setup();
+    const request = JSON.parse(
+      '{"action":"registerProvider","id":"lp","capital":"1000","maxDiscount":"0.02","maxLot":"10",' +
+        '"maxLotBySymbol":{"__proto__":"0.05"},"symbols":["ETH-USD"]}',
+    ) as unknown;
+    expect(await run(request)).toMatchObject({ ok: false, reason: expect.stringMatching(/__proto__/) });
+    expect(await p.adapters.providers.get('lp')).toBeUndefined();
+  });
+
   it('refuses a deposit too large for a DynamoDB number with a reason, and changes nothing', async () => {
     const { p, run } = setup();
     const result = await run({ action: 'deposit', amount: `1${'0'.repeat(30)}`, idempotencyKey: 'huge' });
