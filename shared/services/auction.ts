@@ -237,8 +237,11 @@ async function stepOnce(
       version: provider.version + 1,
     });
   }
-  // At its most fills with lot left: it ends now, not after a sleep planned on bids it can no longer fill.
-  const full = !done && fills.length >= MAX_FILLS_PER_AUCTION;
+  // At its most fills with lot left: it ends now, not after a sleep planned on bids it can no longer fill. So does
+  // one whose few fills left the dust rule took back (the rest between dust and twice dust, one fill left: the
+  // best bid's dust-sized piece would leave a crumb): it would run the same empty capped step forever.
+  const full =
+    !done && (fills.length >= MAX_FILLS_PER_AUCTION || (clearing.fillsCapped && clearing.fills.length === 0));
   if (full) warnFull(auction, fills.length, deps);
   const ended = done ? ('CLEARED' as const) : full ? ('EXHAUSTED' as const) : undefined;
   const sleep = ended

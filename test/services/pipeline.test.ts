@@ -927,6 +927,51 @@ describe('auction layer', () => {
     expect(p.errors).toEqual([]);
   }, 60_000);
 
+  it.each([
+    ['LONG', 'SELL', '184'],
+    ['SHORT', 'BUY', '216'],
+  ] as const)(
+    'a %s auction one fill short of its most, its rest under twice dust, ends (%s)',
+    async (side, direction, crash) => {
+      // Found by the pipeline fuzzing in session 29: with one fill left, the best bid's dust-sized piece would leave
+      // a crumb, so the dust rule took it back: a capped step that filled nothing, run again and again (about
+      // 12,600 commits in 15 minutes; ended only past its tail and resets, after some 200,000).
+      const p = createPipeline();
+      await p.tick('ETH-USD', '200');
+      await p.tick('ETH-USD', '200');
+      await p.open(side, '9.9915', '200', '200'); // 999 x 0.01 + 0.0015 ETH, one slice
+      const lp = (id: string, capital: string, discountPpm: bigint, lot: string) =>
+        p.adapters.providers.put(
+          {
+            id,
+            capital: parseQuote(capital),
+            maxDiscountPpm: discountPpm,
+            maxLot: parseBase(lot),
+            symbols: ['ETH-USD'],
+            version: 0,
+          },
+          undefined,
+        );
+      for (let i = 0; i < MAX_FILLS_PER_AUCTION - 1; i++)
+        await lp(`lp-${String(i).padStart(4, '0')}`, '100000', 5_000n, '0.01');
+      // At 1 %: room for exactly dust (more capital: first), and one that could take the whole rest.
+      await lp('lp-a', '200000', 10_000n, '0.001');
+      await lp('lp-b', '100000', 10_000n, '100');
+      p.venue.faults.emptyBooks.add('ETH-USD');
+      await p.tick('ETH-USD', crash);
+      await p.runUntil(p.clock.nowMs() + 900_000);
+      const [liquidation] = p.adapters.liquidations.all();
+      const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect(auction?.direction).toBe(direction);
+      expect(auction?.fills).toHaveLength(MAX_FILLS_PER_AUCTION - 1);
+      expect(auction?.remainingLot).toBe(parseBase('0.0015'));
+      expect(auction?.state).toBe('EXHAUSTED');
+      expect(auction?.version).toBeLessThan(100);
+      expect(p.errors).toEqual([]);
+    },
+    120_000,
+  );
+
   it('sells what the empty book cannot take to a provider once the price reaches its bid', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
