@@ -213,7 +213,14 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
       return { ok: false, reason: `admin/idempotency-key-reused: ${error.message}` };
     }
     if (error instanceof ConditionFailedError) {
-      return { ok: false, reason: `admin/insufficient-funds or concurrent change: ${error.message}` };
+      // A refused movement of the fund is most often one the floor refuses; anything else changed under the request.
+      const moves = parsed.data.action === 'deposit' || parsed.data.action === 'withdraw';
+      return {
+        ok: false,
+        reason: moves
+          ? `admin/insufficient-funds or concurrent change: ${error.message}`
+          : `admin/concurrent-change: ${error.message} (it changed since it was read: read it again and retry)`,
+      };
     }
     throw error;
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import type { ProviderRepository } from '../../shared/ports/index.ts';
 import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
@@ -114,6 +115,39 @@ describe('admin requests', () => {
     ) as unknown;
     expect(await run(request)).toMatchObject({ ok: false, reason: expect.stringMatching(/__proto__/) });
     expect(await p.adapters.providers.get('lp')).toBeUndefined();
+  });
+
+  it('says a provider changed under a registration (not "insufficient funds") when its conditional put is refused', async () => {
+    // Noticed by the pipeline fuzzing in session 29: a change of terms racing an auction fill was refused as
+    // "admin/insufficient-funds or concurrent change".
+    const p = createPipeline();
+    const providers = p.adapters.providers;
+    let race = false;
+    const racing: ProviderRepository = {
+      list: (symbol) => providers.list(symbol),
+      get: (id) => providers.get(id),
+      put: async (record, expected) => {
+        const stored = await providers.get(record.id);
+        // An auction fill lands between the registration's read and its write.
+        if (race && stored) await providers.put({ ...stored, version: stored.version + 1 }, stored.version);
+        return providers.put(record, expected);
+      },
+    };
+    const deps = { ...p.adapters, providers: racing, config: p.config, nowMs: () => p.clock.nowMs() };
+    const terms = {
+      action: 'registerProvider',
+      id: 'lp',
+      maxDiscount: '0.02',
+      maxLot: '10',
+      symbols: ['ETH-USD'],
+    };
+    expect(await handleAdmin({ ...terms, capital: '1000' }, deps)).toMatchObject({ ok: true });
+    race = true;
+    expect(await handleAdmin({ ...terms, maxLot: '5' }, deps)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^admin\/concurrent-change: .*read it again and retry/),
+    });
+    expect((await providers.get('lp'))?.maxLot).toBe(parseBase('10'));
   });
 
   it('refuses a deposit too large for a DynamoDB number with a reason, and changes nothing', async () => {

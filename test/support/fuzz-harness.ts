@@ -18,11 +18,20 @@ import {
   parsePrice,
   parseQuote,
 } from '../../shared/domain/units.ts';
-import { InjectedCrash, type PositionRecord, type ReceivedMessage } from '../../shared/ports/index.ts';
+import {
+  InjectedCrash,
+  maxLotIn,
+  type PositionRecord,
+  type ReceivedMessage,
+} from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
-import { processAuctionStep } from '../../shared/services/auction.ts';
+import {
+  MAX_FILLS_PER_AUCTION,
+  MAX_FILLS_PER_STEP,
+  processAuctionStep,
+} from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
@@ -69,6 +78,8 @@ export interface PositionSpec {
   levShare: number; // 0..1 of max leverage
   notional: number; // USD
   entryBps: number; // entry offset from the mark in bps
+  /** scratch-fuzz29: the size in the market's dust (notional then follows from it). */
+  dustUnits?: number;
 }
 
 export interface ProviderSpec {
@@ -100,7 +111,32 @@ export interface StepSpec {
   spike: number;
   /** Receive (and drop) up to n messages of a queue before the tick: a consumer that died before doing anything. */
   steal: number;
+  /** Operator changes to the crowd (scratch-fuzz29), made `crowdAt` of the way through the gap before the tick. */
+  crowdOps?: CrowdOp[];
+  crowdAt?: number;
 }
+
+/** A crowd of providers with tiny lots (scratch-fuzz29), drawn from a seed so the scenario stays short. */
+export interface CrowdSpec {
+  count: number;
+  seed: number;
+  /** 0: market 0 only; 1: market 1 only (if any); 2: both. */
+  markets: number;
+  /** maxLot = dust x (1 + rng(lotMultiple)) when the market has dust, else this many base units x 1e-5. */
+  lotMultiple: number;
+  minDiscount: number;
+  discountSpread: number;
+  /** Capital log-uniform in [capitalMin, capitalMax] (USD). */
+  capitalMin: number;
+  capitalMax: number;
+}
+
+export type CrowdOp =
+  | { kind: 'register'; capital: number; maxDiscount: number; lotMultiple: number; markets: number }
+  | { kind: 'reduce'; index: number; share: number }
+  | { kind: 'retune'; index: number; maxDiscount: number; lotMultiple: number }
+  | { kind: 'topUp'; index: number; capital: number }
+  | { kind: 'move'; index: number; markets: number };
 
 export interface Scenario {
   markets: number; // 1 or 2
@@ -117,6 +153,9 @@ export interface Scenario {
   crashRate: number;
   maxReceive: { liquidations: number; auctionSteps: number };
   knobs: Knobs;
+  crowd?: CrowdSpec;
+  /** Crowd operator changes run alongside the consumers (not between their rounds). */
+  adminConcurrent?: boolean;
 }
 
 export interface Knobs {
@@ -464,8 +503,13 @@ function positionRecord(
   const center = Number(mark) / Number(PRICE_SCALE);
   const entryCents = Math.max(1, Math.round(center * (1 + spec.entryBps / 10_000) * 100));
   const entryPrice = BigInt(entryCents) * (PRICE_SCALE / 100n);
-  const size = (BigInt(Math.floor(spec.notional * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice;
-  const collateral = BigInt(Math.ceil((spec.notional / leverage) * 1e6));
+  const size =
+    spec.dustUnits !== undefined
+      ? (m.dustSize * BigInt(Math.round(spec.dustUnits * 1e6))) / 1_000_000n
+      : (BigInt(Math.floor(spec.notional * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice;
+  const notional =
+    spec.dustUnits !== undefined ? Number((size * entryPrice) / NOTIONAL_TO_QUOTE) / 1e6 : spec.notional;
+  const collateral = BigInt(Math.ceil((notional / leverage) * 1e6));
   if (size <= 0n || collateral <= 0n) return undefined;
   const record = withLiquidationPrice(
     {
@@ -552,9 +596,9 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
   const fillProblems: string[] = [];
   if (!k.concurrent && !s.steps.some((st) => st.twin !== 0)) {
     const commit = p.adapters.transactor.commit.bind(p.adapters.transactor);
-    p.adapters.transactor.commit = async (writes) => {
+    p.adapters.transactor.commit = async (writes, providersUnchanged) => {
       const before = new Map(p.adapters.auctions.all().map((a) => [a.id, a.fills.length]));
-      await commit(writes);
+      await commit(writes, providersUnchanged);
       for (const w of writes) {
         if (w.kind !== 'auction') continue;
         const a = w.record;
@@ -583,7 +627,6 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     };
   }
   if (k.adlLagMs > 0) Object.assign(p.adapters.positions, { adlOrdersLagMs: k.adlLagMs });
-  (globalThis as Record<string, unknown>).lastPipeline = p;
   const pauseRng = new Rng(k.pauseSeed || 1);
   const pause = () => (k.pauseSeed && pauseRng.chance(0.5) ? pauseRng.int(1, 6) : 0);
   const deps = k.pauseSeed ? delayedDeps(p.deps, pause) : p.deps;
@@ -606,6 +649,31 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
   (p as unknown as { ticksLog: unknown }).ticksLog = ticksLog;
   let seq = 0;
   let topUps = 0n;
+  // Capital changes made outside auctions (admin puts of an existing provider), per provider: signed.
+  const capitalAdjust = new Map<string, bigint>();
+  const maxLotEver = new Map<string, bigint>();
+  {
+    const providers = p.adapters.providers;
+    const put = providers.put.bind(providers);
+    providers.put = (record, expectedVersion) => {
+      const before = providers.peek(record.id);
+      const result = put(record, expectedVersion); // the embedded put checks and stores synchronously
+      const after = providers.peek(record.id);
+      if (after !== before && after) {
+        if (before) {
+          const delta = after.capital - before.capital;
+          topUps += delta;
+          capitalAdjust.set(record.id, (capitalAdjust.get(record.id) ?? 0n) + delta);
+        }
+        for (const symbol of after.symbols) {
+          const key = `${record.id}@${symbol}`;
+          const lot = maxLotIn(after, symbol);
+          if (lot > (maxLotEver.get(key) ?? 0n)) maxLotEver.set(key, lot);
+        }
+      }
+      return result;
+    };
+  }
 
   async function handleOne(
     queue: EmbeddedQueue,
@@ -834,8 +902,144 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
           },
           adminDeps,
         );
-        if (result.ok) topUps += add;
-        else extra.push(`admin top-up refused: ${result.reason}`);
+        if (!result.ok) extra.push(`admin top-up refused: ${result.reason}`);
+        return;
+      }
+    }
+  }
+
+  // --- the crowd (scratch-fuzz29): registered and changed through the admin service, as an operator would ---
+  const crowdIds: string[] = [];
+  const crowdSymbols = (markets: number): string[] =>
+    symbols.length === 1 ? [symbols[0]!] : markets === 2 ? [...symbols] : [symbols[markets % 2]!];
+  /** maxLot from the first market's dust, maxLotBySymbol for the others from theirs (unless `plain`). */
+  const crowdLots = (
+    symbolsOf: readonly string[],
+    multiple: number,
+    plain: boolean,
+  ): { maxLot: string; maxLotBySymbol?: Record<string, string> } => {
+    const maxLot = crowdLot([symbolsOf[0]!], multiple);
+    if (plain || symbolsOf.length < 2) return { maxLot };
+    const bySymbol: Record<string, string> = {};
+    for (const sym of symbolsOf.slice(1)) bySymbol[sym] = crowdLot([sym], multiple);
+    return { maxLot, maxLotBySymbol: bySymbol };
+  };
+  const crowdLot = (symbolsOf: readonly string[], multiple: number): string => {
+    // The smallest dust of its markets times the multiple (1e-5 base per unit when a market has none).
+    let dust = 0n;
+    for (const sym of symbolsOf) {
+      const d = marketConfig(config, sym).dustSize;
+      if (d > 0n && (dust === 0n || d < dust)) dust = d;
+    }
+    const lot = dust > 0n ? dust * BigInt(multiple) : 1000n * BigInt(multiple);
+    return formatBase(lot > 0n ? lot : 1n);
+  };
+  const adminRefusals: string[] = [];
+  async function crowdAdmin(request: Parameters<typeof handleAdmin>[0]): Promise<void> {
+    try {
+      const result = await handleAdmin(
+        request,
+        k.pauseSeed && s.adminConcurrent ? delayedDeps(adminDeps as never, pause) : adminDeps,
+      );
+      if (!result.ok) adminRefusals.push(result.reason);
+      else if (result.wakeError) trace.push(`wake error: ${result.wakeError}`);
+    } catch (error) {
+      if (!(error instanceof InjectedCrash)) extra.push(`admin threw ${(error as Error).message}`);
+    }
+  }
+  async function setUpCrowd(c: CrowdSpec): Promise<void> {
+    const r = new Rng(c.seed);
+    for (let i = 0; i < c.count; i++) {
+      const id = `crowd-${String(i).padStart(4, '0')}`;
+      const syms = crowdSymbols(c.markets);
+      const capital = r.logUniform(c.capitalMin, c.capitalMax);
+      const discount = Math.min(0.9, c.minDiscount + c.discountSpread * r.next());
+      crowdIds.push(id);
+      await crowdAdmin({
+        action: 'registerProvider',
+        id,
+        capital: usd(capital, 2),
+        maxDiscount: usd(discount),
+        ...crowdLots(syms, 1 + r.int(0, Math.max(0, c.lotMultiple - 1)), r.chance(0.3)),
+        symbols: syms,
+      });
+    }
+  }
+  /** The per-market lots as read, restated (DEPLOY.md: a registration replaces the terms), for the markets kept. */
+  const restatedLots = (
+    current: { maxLotBySymbol?: Readonly<Record<string, bigint>> },
+    keep: readonly string[],
+  ): { maxLotBySymbol?: Record<string, string> } => {
+    const kept = Object.entries(current.maxLotBySymbol ?? {}).filter(([sym]) => keep.includes(sym));
+    return kept.length > 0
+      ? { maxLotBySymbol: Object.fromEntries(kept.map(([sym, lot]) => [sym, formatBase(lot)])) }
+      : {};
+  };
+  let registered = 0;
+  async function crowdOp(op: CrowdOp): Promise<void> {
+    const id =
+      crowdIds.length > 0 ? crowdIds[op.kind === 'register' ? 0 : op.index % crowdIds.length]! : undefined;
+    switch (op.kind) {
+      case 'register': {
+        const newId = `late-${++registered}`;
+        const syms = crowdSymbols(op.markets);
+        crowdIds.push(newId);
+        await crowdAdmin({
+          action: 'registerProvider',
+          id: newId,
+          capital: usd(op.capital, 2),
+          maxDiscount: usd(op.maxDiscount),
+          ...crowdLots(syms, op.lotMultiple, op.lotMultiple % 3 === 0),
+          symbols: syms,
+        });
+        return;
+      }
+      case 'reduce':
+      case 'topUp': {
+        if (!id) return;
+        const current = await p.adapters.providers.get(id);
+        if (!current) return;
+        const capital =
+          op.kind === 'reduce'
+            ? (current.capital * BigInt(Math.floor(op.share * 1e6))) / 1_000_000n
+            : current.capital + parseQuote(usd(op.capital, 2));
+        await crowdAdmin({
+          action: 'registerProvider',
+          id,
+          capital: formatQuote(capital > 0n ? capital : 1n),
+          expectedVersion: current.version,
+          maxDiscount: formatPpm(current.maxDiscountPpm),
+          maxLot: formatBase(current.maxLot > 0n ? current.maxLot : 1n),
+          ...restatedLots(current, current.symbols),
+          symbols: current.symbols as string[],
+        });
+        return;
+      }
+      case 'retune': {
+        if (!id) return;
+        const current = await p.adapters.providers.get(id);
+        if (!current) return;
+        await crowdAdmin({
+          action: 'registerProvider',
+          id,
+          maxDiscount: usd(op.maxDiscount),
+          ...crowdLots(current.symbols, op.lotMultiple, op.lotMultiple % 3 === 0),
+          symbols: current.symbols as string[],
+        });
+        return;
+      }
+      case 'move': {
+        if (!id) return;
+        const current = await p.adapters.providers.get(id);
+        if (!current) return;
+        await crowdAdmin({
+          action: 'registerProvider',
+          id,
+          maxDiscount: formatPpm(current.maxDiscountPpm),
+          maxLot: formatBase(current.maxLot > 0n ? current.maxLot : 1n),
+          ...restatedLots(current, crowdSymbols(op.markets)),
+          symbols: crowdSymbols(op.markets),
+        });
         return;
       }
     }
@@ -874,6 +1078,7 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     }
   }
   if (s.fund > 0) await p.fund(usd(s.fund, 2));
+  if (s.crowd) await setUpCrowd(s.crowd);
 
   // --- faults ---
   const faultRng = new Rng(s.venue.seed + 7);
@@ -896,7 +1101,29 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
   // --- the price path ---
   for (const step of s.steps) {
     const symbol = symbols[step.sym]!;
-    await runUntil(p.clock.nowMs() + step.gapSeconds * 1000);
+    if (step.crowdOps && step.crowdOps.length > 0) {
+      // Part of the way through the gap, while auctions sleep (or step), the operator changes the crowd.
+      const at = p.clock.nowMs() + Math.floor(step.gapSeconds * 1000 * (step.crowdAt ?? 0.5));
+      await runUntil(at);
+      const ops = async () => {
+        for (const op of step.crowdOps!) await crowdOp(op);
+      };
+      if (s.adminConcurrent)
+        await Promise.all([
+          ops(),
+          (async () => {
+            for (let i = 0; i < 6; i++) await round();
+          })(),
+        ]);
+      else {
+        armed = false;
+        await ops();
+        armed = true;
+      }
+      await runUntil(
+        Math.max(at, p.clock.nowMs()) + Math.ceil(step.gapSeconds * 1000 * (1 - (step.crowdAt ?? 0.5))),
+      );
+    } else await runUntil(p.clock.nowMs() + step.gapSeconds * 1000);
     armed = false;
     if (step.redrive) await redrive();
     await admin(step.admin);
@@ -962,6 +1189,16 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     if (moved === 0 && started === 0 && (await p.idle())) break;
   }
 
+  // A slow bleed (a position closed a sliver per slice: a thin book, crumbs of capital) that outlasts the quiescence
+  // drains while still progressing: the harness's runaway, measured in slices rather than deliveries.
+  {
+    const slices = new Map<string, number>();
+    for (const l of p.adapters.liquidations.all())
+      slices.set(l.positionId, (slices.get(l.positionId) ?? 0) + 1);
+    const open = p.adapters.liquidations.all().filter((l) => !/^(SETTLED_|CANCELLED)/.test(l.state));
+    if (open.length > 0 && open.every((l) => (slices.get(l.positionId) ?? 0) >= 100) && !(await p.idle()))
+      throw new RunawayError(`slow bleed: ${open.map((l) => `${l.id} ${l.state}`).join(', ')}`);
+  }
   const report = await p.check();
   const violations: string[] = [];
   for (const v of report.violations) {
@@ -1026,7 +1263,63 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
         extra.push(
           `provider ${(w.after as { id: string }).id} capital ${(w.after as { capital: bigint }).capital}`,
         );
-  const errors = p.errors.filter((e) => BUGGY_ERROR.test(e));
+  // --- scratch-fuzz29's own invariants ---
+  const bytes = (record: unknown) =>
+    JSON.stringify(record, (_key, value) => (typeof value === 'bigint' ? value.toString() : value)).length;
+  const costOf = new Map<string, bigint>();
+  for (const a of p.adapters.auctions.all()) {
+    if (a.fills.length > MAX_FILLS_PER_AUCTION) extra.push(`auction ${a.id} has ${a.fills.length} fills`);
+    if (bytes(a) >= 400_000) extra.push(`auction ${a.id} item is ${bytes(a)} bytes`);
+    if (a.state === 'RUNNING') extra.push(`auction ${a.id} RUNNING at quiescence`);
+    if (a.version > 10_000) extra.push(`auction ${a.id} committed ${a.version} versions`);
+    const taken = new Map<string, bigint>();
+    for (const f of a.fills) {
+      taken.set(f.providerId, (taken.get(f.providerId) ?? 0n) + f.size);
+      const cost =
+        f.cost ??
+        (f.size * f.price + (a.direction === 'SELL' ? NOTIONAL_TO_QUOTE - 1n : 0n)) / NOTIONAL_TO_QUOTE;
+      costOf.set(f.providerId, (costOf.get(f.providerId) ?? 0n) + cost);
+      if (f.size <= 0n) extra.push(`auction ${a.id} fill of ${f.size}`);
+    }
+    for (const [id, size] of taken)
+      if (size > (maxLotEver.get(`${id}@${a.symbol}`) ?? 0n))
+        extra.push(
+          `auction ${a.id}: ${id} took ${size}, beyond any lot it had in ${a.symbol} (${maxLotEver.get(`${id}@${a.symbol}`)})`,
+        );
+  }
+  for (const l of p.adapters.liquidations.all())
+    if (bytes(l) >= 400_000) extra.push(`liquidation ${l.id} item is ${bytes(l)} bytes`);
+  {
+    const first = new Map<string, bigint>();
+    const last = new Map<string, bigint>();
+    for (const group of p.observer.groups) {
+      for (const w of group.writes) {
+        if (w.kind === 'auction') {
+          const added =
+            (w.after as { fills: unknown[] }).fills.length -
+            ((w.before as { fills: unknown[] } | undefined)?.fills.length ?? 0);
+          if (added > MAX_FILLS_PER_STEP)
+            extra.push(`a commit added ${added} fills to ${(w.after as { id: string }).id}`);
+          if (added < 0) extra.push(`a commit removed fills of ${(w.after as { id: string }).id}`);
+        }
+        if (w.kind !== 'provider') continue;
+        const r = w.after as { id: string; capital: bigint };
+        if (!first.has(r.id)) first.set(r.id, r.capital);
+        last.set(r.id, r.capital);
+      }
+    }
+    for (const [id, c0] of first) {
+      const used = c0 - last.get(id)! + (capitalAdjust.get(id) ?? 0n);
+      if (used !== (costOf.get(id) ?? 0n))
+        extra.push(`provider ${id}: capital used ${used}, its fills cost ${costOf.get(id) ?? 0n}`);
+    }
+  }
+  for (const reason of adminRefusals)
+    if (!/^admin\/concurrent-change|concurrent change: providers\/version-mismatch/.test(reason))
+      extra.push(`admin refused: ${reason}`);
+  const errors = p.errors.filter(
+    (e) => BUGGY_ERROR.test(e) || /too-many-writes|clearing\/|auction\/invalid/.test(e),
+  );
   for (const e of errors) extra.push(`suspicious error: ${e}`);
   if (opts.log) console.log({ trace, errors: p.errors.slice(0, 20), figures: report.figures });
   return { violations, extra, errors: p.errors, p, trace, figures: report.figures };
@@ -1044,8 +1337,161 @@ async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
 export class RunawayError extends Error {}
 /** Positions found OPEN past a tick's mark that a consumer reopened after the tick was accepted. */
 export let lateReopened = 0;
-const MAX_DELIVERIES = 30_000;
+const MAX_DELIVERIES = Number(process.env.FUZZ_MAX_DELIVERIES ?? 12_000);
 let deliveries = 0;
 export const bodies = new Map<string, number>();
 
 export const describeScenario = (s: Scenario): string => JSON.stringify(s);
+
+// --- scratch-fuzz29: crowds of tiny-lot providers, operator changes while auctions sleep, both sides ------------
+
+const crowdSpecArb: fc.Arbitrary<CrowdSpec> = fc.record({
+  count: fc.oneof(
+    fc.integer({ min: 100, max: 400 }),
+    fc.integer({ min: 1_000, max: 1_200 }),
+    fc.integer({ min: 1_000, max: 1_200 }),
+  ),
+  seed: fc.integer({ min: 1, max: 1_000_000 }),
+  markets: fc.integer({ min: 0, max: 2 }),
+  lotMultiple: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 40 })),
+  minDiscount: f(0.001, 0.15),
+  discountSpread: fc.oneof(fc.constant(0), f(0, 0.01), f(0, 0.1)),
+  capitalMin: logF(0.5, 500),
+  capitalMax: logF(500, 1_000_000),
+});
+
+const crowdOpArb: fc.Arbitrary<CrowdOp> = fc.oneof(
+  fc.record({
+    kind: fc.constant('register' as const),
+    capital: logF(1, 1_000_000),
+    maxDiscount: f(0.001, 0.2),
+    lotMultiple: fc.integer({ min: 1, max: 40 }),
+    markets: fc.integer({ min: 0, max: 2 }),
+  }),
+  fc.record({ kind: fc.constant('reduce' as const), index: fc.nat(2_000), share: f(0, 1) }),
+  fc.record({
+    kind: fc.constant('retune' as const),
+    index: fc.nat(2_000),
+    maxDiscount: f(0.001, 0.3),
+    lotMultiple: fc.integer({ min: 1, max: 40 }),
+  }),
+  fc.record({ kind: fc.constant('topUp' as const), index: fc.nat(2_000), capital: logF(1, 100_000) }),
+  fc.record({
+    kind: fc.constant('move' as const),
+    index: fc.nat(2_000),
+    markets: fc.integer({ min: 0, max: 2 }),
+  }),
+);
+
+export interface CrowdArbOptions extends ArbOptions {
+  /** Force both a crash and a squeeze of the crowd's market. */
+  readonly bothSides?: boolean;
+  readonly emptyBookShare?: number;
+  /** Many operator changes per step (registrations and withdrawals in bursts), alongside the consumers. */
+  readonly burst?: boolean;
+}
+
+export function crowdArb(o: CrowdArbOptions = {}): fc.Arbitrary<Scenario> {
+  return fc
+    .tuple(
+      scenarioArb({ maxSteps: 6, ...o }),
+      crowdSpecArb,
+      fc.array(fc.array(crowdOpArb, { maxLength: o.burst ? 60 : 6 }), { minLength: 6, maxLength: 6 }),
+      fc.array(f(0, 1), { minLength: 6, maxLength: 6 }),
+      fc.array(fc.integer({ min: 0, max: 99 }), { minLength: 6, maxLength: 6 }),
+      // Big positions on both sides, near max leverage: lots of hundreds to thousands of crowd lots.
+      fc.array(
+        fc.record({
+          side: fc.constantFrom<Side>('LONG', 'SHORT'),
+          levShare: f(0.85, 1),
+          notional: logF(5_000, 2_000_000),
+          entryBps: fc.integer({ min: -50, max: 50 }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      fc.integer({ min: 300, max: 1_400 }),
+      fc.boolean(),
+    )
+    .map(([s, crowd, opsPerStep, at, books, big, swing, adminConcurrent]) => {
+      const crowdSym = s.markets === 1 ? 0 : crowd.markets % 2;
+      const positions: PositionSpec[] = [...s.positions, ...big.map((b) => ({ sym: crowdSym, ...b }))];
+      const steps = s.steps.map((st, i) => ({
+        ...st,
+        crowdOps: opsPerStep[i] ?? [],
+        crowdAt: at[i] ?? 0.5,
+        emptyBook: (books[i] ?? 0) < (o.emptyBookShare ?? 50),
+      }));
+      if (o.bothSides) {
+        // A crash of the crowd's market, and later a squeeze past where it started.
+        steps[0] = { ...steps[0]!, sym: crowdSym, moveBps: -swing, spike: 0, emptyBook: true };
+        const later = Math.min(steps.length, 2);
+        const squeeze = {
+          ...(steps[later] ?? steps[0]!),
+          sym: crowdSym,
+          moveBps: 1_450,
+          spike: 0,
+          emptyBook: true,
+        };
+        if (steps.length > later) steps[later] = squeeze;
+        else steps.push({ ...squeeze, gapSeconds: 600 });
+        steps.splice(later + 1, 0, {
+          ...squeeze,
+          moveBps: Math.min(1_450, swing + 300),
+          gapSeconds: 900,
+          crowdOps: [],
+        });
+      }
+      return {
+        ...s,
+        positions,
+        steps,
+        crowd,
+        adminConcurrent: o.burst ? true : adminConcurrent,
+        ...(o.burst
+          ? { knobs: { ...s.knobs, concurrent: true, pauseSeed: s.knobs.pauseSeed || s.venue.seed } }
+          : {}),
+      };
+    });
+}
+
+/**
+ * Near-full auctions: a crowd of 1,001 to 1,100 providers at one discount with a lot of exactly dust each, and one
+ * position of 1,000 dust plus a fraction (the lot, with empty books), so the auction's last fills meet the dust trim.
+ */
+export function nearFullArb(o: CrowdArbOptions = {}): fc.Arbitrary<Scenario> {
+  return fc
+    .tuple(
+      crowdArb({ markets: 1, crashes: false, faults: false, ...o }),
+      fc.integer({ min: 1_001, max: 1_100 }),
+      fc.oneof(f(0, 1), f(0, 3)),
+      logF(0.0001, 0.05),
+      fc.constantFrom<Side>('LONG', 'SHORT'),
+    )
+    .map(([s, count, frac, dust, side]) => ({
+      ...s,
+      config: { ...s.config, dust, sliceAbove: 200_000, minSliceNotional: 0 },
+      positions: [
+        ...s.positions.slice(0, 5),
+        { sym: 0, side, levShare: 0.95, notional: 0, entryBps: 0, dustUnits: 1_000 + frac },
+      ],
+      providers: [],
+      crowd: {
+        ...s.crowd!,
+        count,
+        markets: 0,
+        lotMultiple: 1,
+        discountSpread: 0,
+        capitalMin: 1e5,
+        capitalMax: 1e6,
+      },
+      steps: s.steps.map((st, i) => ({
+        ...st,
+        sym: 0,
+        emptyBook: true,
+        moveBps: i === 0 ? (side === 'LONG' ? -1400 : 1400) : st.moveBps,
+        spike: 0,
+        crowdOps: i === 0 ? [] : st.crowdOps,
+      })),
+    }))
+    .filter((s) => configValid(s.config));
+}
