@@ -709,7 +709,11 @@ describe('local runner: a tick Lambda gives up on', () => {
     const { clock, dead, ticks } = await embeddedTicks();
     let invoked = 0;
     const ticking = createLocalRunner({
-      handlers: { marginCheck: async () => void (invoked += 1) },
+      handlers: {
+        marginCheck: async () => {
+          invoked += 1;
+        },
+      },
       tickQueue: ticks,
       clock,
       failureVisibilitySeconds: 0,
