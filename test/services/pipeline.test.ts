@@ -703,6 +703,20 @@ describe('ticks', () => {
  * A long of `size` ETH crossed at 184 over an empty book, and 150 providers bidding 1 % for at most 0.1 ETH each:
  * one auction step reaches more of them than one transaction holds. The auction and its liquidation once drained.
  */
+/** An ETH-USD provider written straight to its table (no wake): crowds of them, as the fill caps need. */
+const putProvider = (p: Pipeline, id: string, capital: string, discountPpm: bigint, lot: string) =>
+  p.adapters.providers.put(
+    {
+      id,
+      capital: parseQuote(capital),
+      maxDiscountPpm: discountPpm,
+      maxLot: parseBase(lot),
+      symbols: ['ETH-USD'],
+      version: 0,
+    },
+    undefined,
+  );
+
 async function crowdedAuction(p: Pipeline, size: string, collateral: string) {
   await p.tick('ETH-USD', '200'); // a market's first print waits for a second
   await p.tick('ETH-USD', '200');
@@ -855,19 +869,8 @@ describe('auction layer', () => {
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '20', '200', '400');
     // 1,100 providers at 1 %, 0.01 ETH each: a lot over 10 ETH would take more than 1,000 fills.
-    for (let i = 0; i < MAX_FILLS_PER_AUCTION + 100; i++) {
-      await p.adapters.providers.put(
-        {
-          id: `lp-${String(i).padStart(4, '0')}`,
-          capital: parseQuote('100000'),
-          maxDiscountPpm: 10_000n,
-          maxLot: parseBase('0.01'),
-          symbols: ['ETH-USD'],
-          version: 0,
-        },
-        undefined,
-      );
-    }
+    for (let i = 0; i < MAX_FILLS_PER_AUCTION + 100; i++)
+      await putProvider(p, `lp-${String(i).padStart(4, '0')}`, '100000', 10_000n, '0.01');
     p.venue.faults.emptyBooks.add('ETH-USD');
     await p.tick('ETH-USD', '184');
     await p.drain();
@@ -900,17 +903,7 @@ describe('auction layer', () => {
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '20', '200', '400');
     const lp = (id: string, discountPpm: bigint, lot: string) =>
-      p.adapters.providers.put(
-        {
-          id,
-          capital: parseQuote('100000'),
-          maxDiscountPpm: discountPpm,
-          maxLot: parseBase(lot),
-          symbols: ['ETH-USD'],
-          version: 0,
-        },
-        undefined,
-      );
+      putProvider(p, id, '100000', discountPpm, lot);
     for (let i = 0; i < MAX_FILLS_PER_AUCTION; i++)
       await lp(`lp-${String(i).padStart(4, '0')}`, 10_000n, '0.01');
     await lp('lp-far', 200_000n, '100');
@@ -941,17 +934,7 @@ describe('auction layer', () => {
       await p.tick('ETH-USD', '200');
       await p.open(side, '9.9915', '200', '200'); // 999 x 0.01 + 0.0015 ETH, one slice
       const lp = (id: string, capital: string, discountPpm: bigint, lot: string) =>
-        p.adapters.providers.put(
-          {
-            id,
-            capital: parseQuote(capital),
-            maxDiscountPpm: discountPpm,
-            maxLot: parseBase(lot),
-            symbols: ['ETH-USD'],
-            version: 0,
-          },
-          undefined,
-        );
+        putProvider(p, id, capital, discountPpm, lot);
       for (let i = 0; i < MAX_FILLS_PER_AUCTION - 1; i++)
         await lp(`lp-${String(i).padStart(4, '0')}`, '100000', 5_000n, '0.01');
       // At 1 %: room for exactly dust (more capital: first), and one that could take the whole rest.

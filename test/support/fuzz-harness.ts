@@ -22,6 +22,7 @@ import {
   InjectedCrash,
   maxLotIn,
   type PositionRecord,
+  type ProviderRecord,
   type ReceivedMessage,
 } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
@@ -975,30 +976,35 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
       ? { maxLotBySymbol: Object.fromEntries(kept.map(([sym, lot]) => [sym, formatBase(lot)])) }
       : {};
   };
+  /** A provider's terms as read, restated for `symbols` (a registration replaces them all). */
+  const restated = (current: ProviderRecord, symbols: readonly string[]) => ({
+    maxDiscount: formatPpm(current.maxDiscountPpm),
+    maxLot: formatBase(current.maxLot > 0n ? current.maxLot : 1n),
+    ...restatedLots(current, symbols),
+    symbols: [...symbols],
+  });
   let registered = 0;
   async function crowdOp(op: CrowdOp): Promise<void> {
-    const id =
-      crowdIds.length > 0 ? crowdIds[op.kind === 'register' ? 0 : op.index % crowdIds.length]! : undefined;
+    if (op.kind === 'register') {
+      const newId = `late-${++registered}`;
+      const syms = crowdSymbols(op.markets);
+      crowdIds.push(newId);
+      await crowdAdmin({
+        action: 'registerProvider',
+        id: newId,
+        capital: usd(op.capital, 2),
+        maxDiscount: usd(op.maxDiscount),
+        ...crowdLots(syms, op.lotMultiple, op.lotMultiple % 3 === 0),
+        symbols: syms,
+      });
+      return;
+    }
+    const id = crowdIds.length > 0 ? crowdIds[op.index % crowdIds.length]! : undefined;
+    const current = id === undefined ? undefined : await p.adapters.providers.get(id);
+    if (!id || !current) return;
     switch (op.kind) {
-      case 'register': {
-        const newId = `late-${++registered}`;
-        const syms = crowdSymbols(op.markets);
-        crowdIds.push(newId);
-        await crowdAdmin({
-          action: 'registerProvider',
-          id: newId,
-          capital: usd(op.capital, 2),
-          maxDiscount: usd(op.maxDiscount),
-          ...crowdLots(syms, op.lotMultiple, op.lotMultiple % 3 === 0),
-          symbols: syms,
-        });
-        return;
-      }
       case 'reduce':
       case 'topUp': {
-        if (!id) return;
-        const current = await p.adapters.providers.get(id);
-        if (!current) return;
         const capital =
           op.kind === 'reduce'
             ? (current.capital * BigInt(Math.floor(op.share * 1e6))) / 1_000_000n
@@ -1008,17 +1014,11 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
           id,
           capital: formatQuote(capital > 0n ? capital : 1n),
           expectedVersion: current.version,
-          maxDiscount: formatPpm(current.maxDiscountPpm),
-          maxLot: formatBase(current.maxLot > 0n ? current.maxLot : 1n),
-          ...restatedLots(current, current.symbols),
-          symbols: current.symbols as string[],
+          ...restated(current, current.symbols),
         });
         return;
       }
-      case 'retune': {
-        if (!id) return;
-        const current = await p.adapters.providers.get(id);
-        if (!current) return;
+      case 'retune':
         await crowdAdmin({
           action: 'registerProvider',
           id,
@@ -1027,21 +1027,9 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
           symbols: current.symbols as string[],
         });
         return;
-      }
-      case 'move': {
-        if (!id) return;
-        const current = await p.adapters.providers.get(id);
-        if (!current) return;
-        await crowdAdmin({
-          action: 'registerProvider',
-          id,
-          maxDiscount: formatPpm(current.maxDiscountPpm),
-          maxLot: formatBase(current.maxLot > 0n ? current.maxLot : 1n),
-          ...restatedLots(current, crowdSymbols(op.markets)),
-          symbols: crowdSymbols(op.markets),
-        });
+      case 'move':
+        await crowdAdmin({ action: 'registerProvider', id, ...restated(current, crowdSymbols(op.markets)) });
         return;
-      }
     }
   }
 
