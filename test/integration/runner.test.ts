@@ -637,8 +637,11 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
   });
 });
 
-/** An embedded tick queue on a simulated clock, holding one tick sent at 0 and dead-lettering after 2 receives. */
-async function embeddedTicks() {
+/**
+ * One tick sent at 0 on an embedded tick queue with a simulated clock (dead-lettering after 2 receives), run
+ * `ageMs` later by a runner on that clock: how often margin-check was invoked, and whether it was dead-lettered.
+ */
+async function runEmbeddedTick({ ageMs, fails }: { ageMs: number; fails: boolean }) {
   const clock = new ManualClock(0);
   const dead = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
   const ticks = new EmbeddedQueue({ name: 'ticks', clock, deadLetter: { queue: dead, maxReceiveCount: 2 } });
@@ -651,56 +654,38 @@ async function embeddedTicks() {
       detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
     }),
   );
-  return { clock, dead, ticks };
+  clock.set(ageMs);
+  let invoked = 0;
+  const ticking = createLocalRunner({
+    handlers: {
+      marginCheck: async () => {
+        invoked += 1;
+        if (fails) throw new Error('injected: throttled');
+      },
+    },
+    tickQueue: ticks,
+    clock,
+    idlePollMs: 5,
+  });
+  try {
+    await ticking.runUntilIdle({ deadlineMs: 5_000 });
+  } finally {
+    await ticking.stop();
+  }
+  return { invoked, deadLettered: (await dead.depth()).visible };
 }
 
 // Found by a review of session 29's changes.
 describe('local runner: a tick Lambda gives up on', () => {
   it('is not invoked again when its first attempt fails and its retry would come past the maximum age', async () => {
-    const { clock, dead, ticks } = await embeddedTicks();
-    clock.set(70_000); // 70 s old: a retry a minute later would be 130 s old
-    let invoked = 0;
-    const ticking = createLocalRunner({
-      handlers: {
-        marginCheck: async () => {
-          invoked += 1;
-          throw new Error('injected: throttled');
-        },
-      },
-      tickQueue: ticks,
-      clock,
-      idlePollMs: 5,
-    });
-    try {
-      await ticking.runUntilIdle({ deadlineMs: 5_000 });
-    } finally {
-      await ticking.stop();
-    }
-    // Made visible at once, it came back as receive 2 of 2 and was invoked again before the redrive took it.
-    expect({ invoked, deadLettered: (await dead.depth()).visible }).toEqual({ invoked: 1, deadLettered: 1 });
+    // 70 s old: a retry a minute later would be 130 s old. Made visible at once, it came back as receive 2 of 2 and
+    // was invoked again before the redrive took it.
+    expect(await runEmbeddedTick({ ageMs: 70_000, fails: true })).toEqual({ invoked: 1, deadLettered: 1 });
   });
 
   it("measures a tick's age on the clock of its queue: a fresh tick of a simulated clock is invoked", async () => {
-    const { clock, dead, ticks } = await embeddedTicks();
-    let invoked = 0;
-    const ticking = createLocalRunner({
-      handlers: {
-        marginCheck: async () => {
-          invoked += 1;
-        },
-      },
-      tickQueue: ticks,
-      clock,
-      failureVisibilitySeconds: 0,
-      idlePollMs: 5,
-    });
-    try {
-      await ticking.runUntilIdle({ deadlineMs: 5_000 });
-    } finally {
-      await ticking.stop();
-    }
     // On the wall clock it was 56 years old: never invoked, dead-lettered.
-    expect({ invoked, deadLettered: (await dead.depth()).visible }).toEqual({ invoked: 1, deadLettered: 0 });
+    expect(await runEmbeddedTick({ ageMs: 0, fails: false })).toEqual({ invoked: 1, deadLettered: 0 });
   });
 });
 
