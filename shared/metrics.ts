@@ -142,6 +142,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
   },
+  StaleMarkWaits: {
+    name: 'StaleMarkWaits',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'liquidation and auction messages that met a mark older than maxMarkAgeSeconds: they wait for a fresh tick',
+  },
   VenueOrderFailures: {
     name: 'VenueOrderFailures',
     unit: 'Count',

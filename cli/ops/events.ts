@@ -4,6 +4,7 @@ import { evaluateTick } from '../../shared/domain/tick.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
+import { collectStatus } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   nextSequence,
@@ -59,7 +60,10 @@ print, which waits for a second); 3: refused or held by the breaker; 4: not hand
                          aws: the deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
 
-export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max]
+/** How often `replay --hold` sends the last price: well within the default maxMarkAgeSeconds (120 s). */
+const HOLD_EVERY_SECONDS = 30;
+
+export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold]
 
 Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the accepted and
 refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
@@ -70,6 +74,9 @@ with a clear error when the stack handles none for 60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
+  --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s while liquidations are in flight, as a
+                         live feed would: the work a crash leaves acts only on a mark at most maxMarkAgeSeconds
+                         old (120 s by default) and otherwise waits for a tick; Ctrl-C ends it
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
                          aws: the deployed one, default the built-in defaults)
@@ -92,6 +99,7 @@ const REPLAY_OPTIONS = {
   symbol: { type: 'string' },
   speed: { type: 'string' },
   source: { type: 'string' },
+  hold: { type: 'boolean' },
   json: { type: 'boolean' },
   config: { type: 'string' },
 } as const;
@@ -268,6 +276,19 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           stallMs: REPLAY_STALL_MS,
           pollMs: 250,
         },
+        ...(values.hold
+          ? {
+              hold: {
+                everyMs: HOLD_EVERY_SECONDS * 1000,
+                pending: async () => {
+                  const { liquidations } = await collectStatus(deployment);
+                  progress.update('hold', liquidations.total - liquidations.nonTerminal, liquidations.total);
+                  return liquidations.nonTerminal > 0;
+                },
+                onSent: (sequence: number) => recordSentSequence(stateDir(), key, sequence),
+              },
+            }
+          : {}),
       });
     } finally {
       process.off('SIGINT', onSignal);
@@ -279,6 +300,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       speed: values.speed ?? '60x',
       total: outcome.total,
       sent: outcome.sent,
+      held: outcome.held,
       accepted: outcome.accepted,
       rejected: outcome.rejected.length,
       ...(outcome.stalled ? { stalled: outcome.stalled } : {}),
@@ -292,7 +314,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     else {
       io.stdout.write(
         `replayed ${summary.sent} of ${summary.total} prices of ${summary.file} as ${symbol} ticks ` +
-          `(sequences ${summary.firstSequence}..${summary.lastSequence}, speed ${summary.speed}): ` +
+          `(sequences ${summary.firstSequence}..${summary.lastSequence}, speed ${summary.speed}` +
+          `${summary.held > 0 ? `, then its last price ${summary.held} times` : ''}): ` +
           `${summary.accepted} accepted, ${summary.rejected} refused by the bus\n`,
       );
       for (const r of summary.rejections)

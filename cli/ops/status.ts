@@ -80,7 +80,7 @@ export function renderStatus(s: StatusReport): string {
         ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
         : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
     lines.push(
-      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}), ${breaker}`,
+      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${m.markAgeSeconds === null ? '' : `, ${m.markAgeSeconds} s old`}), ${breaker}`,
     );
   }
   return `${lines.join('\n')}\n`;

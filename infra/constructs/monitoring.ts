@@ -328,6 +328,13 @@ export class Monitoring extends Construct {
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
+      'StaleMarkAlarm',
+      businessMetric(METRICS.StaleMarkWaits),
+      "Liquidations, auction steps or ADL rounds wait because their market's last mark is older than maxMarkAgeSeconds: its feed stopped, or the breaker holds every print; they go on with the next accepted tick",
+      1,
+      GTE,
+    );
+    this.alarm(
       'CircuitBreakerAlarm',
       businessMetric(METRICS.CircuitBreakerTripped),
       'A market halted: a tick jumped past the price band',
@@ -561,6 +568,7 @@ export class Monitoring extends Construct {
         'Safety',
         [
           m(METRICS.CircuitBreakerTripped),
+          m(METRICS.StaleMarkWaits),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
           byDimension(METRICS.VenueOrderFailures, 'Sum'),

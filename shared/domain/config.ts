@@ -96,6 +96,12 @@ export const marketConfigSchema = z.strictObject({
   maxTickAgeSeconds: seconds,
   /** Ticks this far in the future are refused (clock skew). */
   maxClockSkewSeconds: seconds,
+  /**
+   * A mark older than this is not acted on: liquidations, auction steps and ADL wait for a fresh tick (Drift: an
+   * oracle is stale after about 60 s). Above maxTickAgeSeconds, so an accepted tick is fresh. Absent (a
+   * configuration older than the rule): twice maxTickAgeSeconds, at least MIN_DEFAULT_MARK_AGE_SECONDS.
+   */
+  maxMarkAgeSeconds: seconds.optional(),
 });
 
 export const auctionConfigSchema = z.strictObject({
@@ -134,11 +140,18 @@ export const riskConfigSchema = z.strictObject({
   insurance: insuranceConfigSchema,
 });
 
-export type MarketConfig = z.output<typeof marketConfigSchema>;
+export type MarketConfig = Omit<z.output<typeof marketConfigSchema>, 'maxMarkAgeSeconds'> & {
+  readonly maxMarkAgeSeconds: number;
+};
 export type AuctionConfig = z.output<typeof auctionConfigSchema>;
 export type InsuranceConfig = z.output<typeof insuranceConfigSchema>;
-export type RiskConfig = z.output<typeof riskConfigSchema>;
+export type RiskConfig = Omit<z.output<typeof riskConfigSchema>, 'markets'> & {
+  readonly markets: MarketConfig[];
+};
 export type RiskConfigInput = z.input<typeof riskConfigSchema>;
+
+/** maxMarkAgeSeconds of a market that states none, at the least (two minutes: two ticks of a 1-minute feed). */
+export const MIN_DEFAULT_MARK_AGE_SECONDS = 120;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -159,6 +172,7 @@ const marketDefaults = {
   indexBand: '0.10',
   maxTickAgeSeconds: 60,
   maxClockSkewSeconds: 5,
+  maxMarkAgeSeconds: 120,
 } as const;
 
 /** Defaults drawn from the reference systems (see docs in each field above). */
@@ -186,7 +200,14 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid risk config: ${problems.join('; ')}`);
   }
-  const config = result.data;
+  const config: RiskConfig = {
+    ...result.data,
+    markets: result.data.markets.map((m) => ({
+      ...m,
+      maxMarkAgeSeconds:
+        m.maxMarkAgeSeconds ?? Math.max(MIN_DEFAULT_MARK_AGE_SECONDS, 2 * m.maxTickAgeSeconds),
+    })),
+  };
   const symbols = new Set<string>();
   for (const m of config.markets) {
     if (symbols.has(m.symbol))
@@ -203,6 +224,11 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     // 0 is not "off": every move would trip the breaker, every index would be refused (the market frozen).
     if (m.priceBand <= 0n) throw new ConfigError(`${m.symbol}: priceBand must be > 0 (there is no off)`);
     if (m.indexBand <= 0n) throw new ConfigError(`${m.symbol}: indexBand must be > 0 (there is no off)`);
+    if (m.maxMarkAgeSeconds <= m.maxTickAgeSeconds) {
+      throw new ConfigError(
+        `${m.symbol}: maxMarkAgeSeconds (${m.maxMarkAgeSeconds}) must be above maxTickAgeSeconds (${m.maxTickAgeSeconds}): a tick accepted at its oldest would be too old to act on`,
+      );
+    }
   }
   refuseUnreachableCurve(config.auction);
   return config;

@@ -192,3 +192,13 @@ export function evaluateTick(
   }
   return ACCEPT;
 }
+
+/**
+ * Whether a mark stamped `markAtMs` is too old at `nowMs` to liquidate, auction or deleverage on: its feed stopped,
+ * or the breaker holds every print since. A mark exactly maxMarkAgeSeconds old is still fresh.
+ */
+export const markIsStale = (
+  markAtMs: number,
+  nowMs: number,
+  market: Pick<MarketConfig, 'maxMarkAgeSeconds'>,
+): boolean => nowMs - markAtMs > market.maxMarkAgeSeconds * 1000;

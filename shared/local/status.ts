@@ -63,6 +63,8 @@ export interface MarketStatus {
   readonly lastSequence: number | null;
   readonly mark: string | null;
   readonly at: string | null;
+  /** How old the mark is (work waits for a fresh one past the market's maxMarkAgeSeconds). */
+  readonly markAgeSeconds: number | null;
   readonly pendingSequence: number | null;
   readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
 }
@@ -204,11 +206,12 @@ function fill<K extends string>(keys: readonly K[], counts: Map<string, number>)
   return Object.fromEntries(keys.map((k) => [k, counts.get(k) ?? 0])) as Record<K, number>;
 }
 
-function marketStatus(m: MarketState): MarketStatus {
+function marketStatus(m: MarketState, nowMs: number): MarketStatus {
   return {
     lastSequence: m.lastTick?.sequence ?? null,
     mark: m.lastTick ? formatPrice(m.lastTick.markPrice) : null,
     at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
+    markAgeSeconds: m.lastTick ? Math.max(0, Math.floor((nowMs - m.lastTick.timestampMs) / 1000)) : null,
     pendingSequence: m.pendingSequence ?? null,
     breaker: m.breaker
       ? {
@@ -244,7 +247,7 @@ export async function collectStatus(deployment: Deployment, nowMs = Date.now()):
     0,
   );
   const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
-  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m)]));
+  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs)]));
   return {
     target: {
       kind: deployment.kind,

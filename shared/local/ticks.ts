@@ -168,6 +168,21 @@ export interface ReplayOptions {
   readonly signal?: AbortSignal;
   /** Keeps the replay at most `limit` ticks ahead of what the stack has handled (see ReplayBacklog). */
   readonly backlog?: ReplayBacklog;
+  /** After the last point, keeps sending its price while work is left (see ReplayHold). */
+  readonly hold?: ReplayHold;
+}
+
+/**
+ * A live feed does not stop with the file: the work a crash leaves (auctions, slices waiting for the book) acts
+ * only on a mark at most maxMarkAgeSeconds old, and waits for a tick past it. Holding sends the last price again,
+ * each time as the next sequence stamped now, every `everyMs` while `pending()` says work is left.
+ */
+export interface ReplayHold {
+  readonly everyMs: number;
+  /** Whether the stack still has liquidations in flight (false ends the hold). */
+  readonly pending: () => Promise<boolean>;
+  /** Called with each held tick's sequence once it is on the bus. */
+  readonly onSent?: (sequence: number) => void;
 }
 
 /**
@@ -189,6 +204,8 @@ export interface ReplayOutcome extends PutOutcome {
   readonly stalled?: string;
   readonly total: number;
   readonly sent: number;
+  /** Ticks of the last price sent after the file (ReplayHold). */
+  readonly held: number;
   readonly firstSequence: number;
   readonly lastSequence: number;
 }
@@ -274,14 +291,43 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     sent = batch.end;
     options.onProgress?.(sent, options.points.length);
   }
+  let held = 0;
+  const last = options.points[sent - 1];
+  if (options.hold && last && !stalled && sent === options.points.length) {
+    const { everyMs, pending, onSent } = options.hold;
+    while (!options.signal?.aborted && (await pending())) {
+      // In steps of a second, so Ctrl-C ends a hold at once.
+      for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
+        await sleep(Math.min(1000, everyMs - waited));
+      if (options.signal?.aborted) break;
+      const sequence = options.firstSequence + sent + held;
+      const entry = tickEntry(
+        options.busName,
+        tickDetail({
+          symbol: options.symbol,
+          markPrice: formatPrice(last.price),
+          timestampMs: now(),
+          sequence,
+          ...(options.source ? { source: options.source } : {}),
+        }),
+      );
+      const outcome = await putEntries(options.events, [entry]);
+      accepted += outcome.accepted;
+      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: sent + held })));
+      eventIds.push(...outcome.eventIds);
+      held += 1;
+      onSent?.(sequence);
+    }
+  }
   return {
     ...(stalled ? { stalled } : {}),
     total: options.points.length,
     sent,
+    held,
     accepted,
     rejected,
     eventIds,
     firstSequence: options.firstSequence,
-    lastSequence: options.firstSequence + Math.max(0, sent - 1),
+    lastSequence: options.firstSequence + Math.max(0, sent + held - 1),
   };
 }

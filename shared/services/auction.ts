@@ -15,7 +15,15 @@ import {
   type ProvidersEpochCheck,
   type Write,
 } from '../ports/index.ts';
-import { markOfMarket, type SettlementDeps } from './context.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+import {
+  MarkStaleError,
+  markOfMarket,
+  requireFreshMark,
+  type SettlementDeps,
+  STALE_MARK_WAIT_SECONDS,
+  waitForFreshMark,
+} from './context.ts';
 import {
   type Carried,
   decideAndSettle,
@@ -32,6 +40,8 @@ export class AuctionNotFoundError extends Error {
 
 export type AuctionStepOutcome =
   | { readonly status: 'stale' }
+  /** The market's mark was too old to step on: the same step comes back after delaySeconds. */
+  | { readonly status: 'waiting'; readonly delaySeconds: number }
   | { readonly status: 'reset' | 'stepped'; readonly nextStep: number; readonly delaySeconds: number }
   | { readonly status: 'finished'; readonly liquidationState: LiquidationRecord['state'] };
 
@@ -55,7 +65,19 @@ export async function processAuctionStep(
   let current = message;
   let atMs: number | undefined;
   for (let run = 1; ; run++) {
-    const outcome = await stepWithRetries(current, deps, atMs);
+    let outcome: StepResult;
+    try {
+      outcome = await stepWithRetries(current, deps, atMs);
+    } catch (error) {
+      if (!(error instanceof MarkStaleError)) throw error;
+      // Nothing of this step was committed: the same step comes back, still due when it was (the auction's curve
+      // waits out the outage: onTimeCurve moves it on by the lateness).
+      await waitForFreshMark(error, deps.auctionQueue, encodeMessage(current), deps, {
+        auctionId: current.auctionId,
+        step: current.step,
+      });
+      return { status: 'waiting', delaySeconds: STALE_MARK_WAIT_SECONDS };
+    }
     // A step the fills cap stopped goes on here, priced at the same instant (a second later, the tail or the cusp
     // could reset the auction under bids that stand); its message, a second away, covers a death meanwhile.
     if (!isCapped(outcome) || run >= MAX_CAPPED_RUNS) return publicOutcome(outcome);
@@ -159,7 +181,7 @@ async function stepOnce(
 
   const config = deps.config.auction;
   const marketState = marketRead ?? (await deps.markets.get(auction.symbol));
-  const { mark } = markOfMarket(marketState, auction.top, now);
+  const { mark } = requireFreshMark(markOfMarket(marketState, auction.top, now), auction.symbol, deps);
   const status = auctionStatus(auction, mark, now, config);
   const providers = await deps.providers.list(auction.symbol);
   const bidders = biddersOf(providers, auction.symbol, auction.fills);

@@ -1,11 +1,14 @@
-import type { RiskConfig } from '../domain/config.ts';
+import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import type { Side } from '../domain/model.ts';
+import { markIsStale } from '../domain/tick.ts';
 import type { PriceE8 } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
 import type {
   Adapters,
   LiquidationContext,
   MarketRepository,
   MarketState,
+  QueueTransport,
   Telemetry,
   Venue,
 } from '../ports/index.ts';
@@ -69,4 +72,62 @@ export function markOfMarket(
 ): { readonly mark: PriceE8; readonly atMs: number } {
   const tick = market?.lastTick;
   return tick ? { mark: tick.markPrice, atMs: tick.timestampMs } : { mark: fallback, atMs: nowMs };
+}
+
+/**
+ * A decision (a re-check, a settlement's plan, an auction step, an ADL round) found its market's last mark older
+ * than maxMarkAgeSeconds: acting on it could liquidate a position that is healthy at the real price, or pay and
+ * deleverage at a price the market left. The message waits for a fresh tick instead (`waitForFreshMark`).
+ */
+export class MarkStaleError extends Error {
+  override readonly name = 'MarkStaleError';
+  constructor(
+    readonly symbol: string,
+    readonly ageMs: number,
+    maxAgeSeconds: number,
+  ) {
+    super(
+      `mark/stale: the last mark of ${symbol} is ${Math.floor(ageMs / 1000)} s old (at most ${maxAgeSeconds} s to act on)`,
+    );
+  }
+}
+
+/** `mark` when it is fresh enough to act on now; else throws MarkStaleError. */
+export function requireFreshMark<T extends { readonly atMs: number }>(
+  mark: T,
+  symbol: string,
+  deps: Pick<SettlementDeps, 'config' | 'clock'>,
+): T {
+  const market = marketConfig(deps.config, symbol);
+  const now = deps.clock.nowMs();
+  if (markIsStale(mark.atMs, now, market))
+    throw new MarkStaleError(symbol, now - mark.atMs, market.maxMarkAgeSeconds);
+  return mark;
+}
+
+/**
+ * How long a message waits for a fresh mark before it looks again: a feed that comes back is acted on within this,
+ * and an outage costs each waiting liquidation or auction a message this often (no write, no order).
+ */
+export const STALE_MARK_WAIT_SECONDS = 30;
+
+/**
+ * Sends `body` again after STALE_MARK_WAIT_SECONDS: the delivery that met a stale mark ends without a failure (a
+ * feed outage must not walk messages to their dead-letter queues), its message comes back, and the wait is counted
+ * (`StaleMarkWaits`, alarmed).
+ */
+export async function waitForFreshMark(
+  error: MarkStaleError,
+  queue: QueueTransport,
+  body: string,
+  deps: Pick<SettlementDeps, 'telemetry'>,
+  logKeys: Record<string, string | number>,
+): Promise<void> {
+  await queue.send(body, STALE_MARK_WAIT_SECONDS);
+  deps.telemetry.count(METRICS.StaleMarkWaits.name, 1);
+  deps.telemetry.info('mark too old to act on; waiting for a fresh tick', {
+    ...logKeys,
+    symbol: error.symbol,
+    markAgeSeconds: Math.floor(error.ageMs / 1000),
+  });
 }

@@ -63,10 +63,13 @@ import {
   closeDirection,
   type LiquidationContext,
   latestMark,
+  MarkStaleError,
   markOfMarket,
   ORDER_LEASE_MS,
   oppositeSide,
+  requireFreshMark,
   type SettlementDeps,
+  waitForFreshMark,
 } from './context.ts';
 import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
 import {
@@ -171,19 +174,32 @@ export async function processLiquidation(
 ): Promise<LiquidationOutcome> {
   const { liquidationId, lastResortWaits } = message;
   const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
-  return releasingLease(carried, deps, async () => {
-    let current = await firstRead(message, deps, carried);
-    for (let i = 0; i < MAX_TRANSITIONS; i++) {
-      current ??= await deps.liquidations.get(liquidationId);
-      if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
-      const step = await advance(current, deps, carried);
-      if (step.done) return { liquidationId, state: step.record.state };
-      current = step.next;
-      // A concurrent writer moved the records: read them again.
-      if (!current) carried.position = undefined;
-    }
-    throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
-  });
+  let state: LiquidationRecord['state'] | undefined;
+  try {
+    return await releasingLease(carried, deps, async () => {
+      let current = await firstRead(message, deps, carried);
+      for (let i = 0; i < MAX_TRANSITIONS; i++) {
+        current ??= await deps.liquidations.get(liquidationId);
+        if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
+        state = current.state;
+        const step = await advance(current, deps, carried);
+        if (step.done) return { liquidationId, state: step.record.state };
+        current = step.next;
+        // A concurrent writer moved the records: read them again.
+        if (!current) carried.position = undefined;
+      }
+      throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+    });
+  } catch (error) {
+    if (!(error instanceof MarkStaleError)) throw error;
+    // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
+    const body = encodeMessage({
+      liquidationId,
+      ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
+    });
+    await waitForFreshMark(error, deps.liquidationQueue, body, deps, { liquidationId });
+    return { liquidationId, state: state ?? 'QUEUED' };
+  }
 }
 
 /**
@@ -408,7 +424,8 @@ async function markOf(
   fallback: PriceE8,
 ) {
   carried.mark ??= await latestMark(deps.markets, liquidation.symbol, fallback, deps.clock.nowMs());
-  return carried.mark;
+  // Every decision reads the mark here: none is made on a mark the feed has not confirmed lately.
+  return requireFreshMark(carried.mark, liquidation.symbol, deps);
 }
 
 const withHistory = (
@@ -1639,7 +1656,13 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   const confirm = context.adlRound?.confirm;
   const now = deps.clock.nowMs();
   const confirmedAt = confirm && now - confirm.atMs <= LATE_DELIVERY_MS ? confirm.mark : undefined;
-  const mark = confirmedAt ?? (await latestMark(deps.markets, liquidation.symbol, settledAt, now)).mark;
+  const mark =
+    confirmedAt ??
+    requireFreshMark(
+      await latestMark(deps.markets, liquidation.symbol, settledAt, now),
+      liquidation.symbol,
+      deps,
+    ).mark;
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {
     plan: (ranked) =>

@@ -36,11 +36,16 @@ const POLL_MS = 2_000;
 /**
  * Fast auctions (1 s steps, 3 % cuts, 60 s tail) so they finish in seconds; ticks may wait up to 10 minutes
  * in the local tick queue (at max speed the feed outruns the handlers on the emulator, and the default 60 s
- * staleness rule would drop the tail of the crash instead of replaying it).
+ * staleness rule would drop the tail of the crash instead of replaying it). The work after the last tick (its
+ * backlog drains within DRAIN_DEADLINE_MS) acts on a mark up to 20 minutes old: the feed stops with the file.
  */
 const CONFIG: RiskConfigInput = {
   ...DEFAULT_RISK_CONFIG_INPUT,
-  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, maxTickAgeSeconds: 600 })),
+  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({
+    ...m,
+    maxTickAgeSeconds: 600,
+    maxMarkAgeSeconds: 1200,
+  })),
   auction: {
     ...DEFAULT_RISK_CONFIG_INPUT.auction,
     buf: '1.02',

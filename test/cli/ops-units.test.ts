@@ -312,6 +312,70 @@ describe('replay to the bus (moto)', () => {
     }
   });
 
+  it('holds the last price after the file, stamped when sent and numbered on, while work is pending', async () => {
+    const { names } = await emulator.newStage('hold');
+    const time = fakeTime(5_000_000);
+    const pendingAnswers = [true, true, false];
+    const onSent: number[] = [];
+    const outcome = await replayPrices({
+      points: points(2),
+      symbol: 'ETH-USD',
+      busName: names.busName,
+      events: emulator.clients.events,
+      speed: { kind: 'max' },
+      firstSequence: 7,
+      now: time.now,
+      sleep: time.sleep,
+      hold: { everyMs: 2500, pending: async () => pendingAnswers.shift()!, onSent: (s) => onSent.push(s) },
+    });
+    expect(outcome).toMatchObject({
+      total: 2,
+      sent: 2,
+      held: 2,
+      accepted: 4,
+      firstSequence: 7,
+      lastSequence: 10,
+    });
+    expect(pendingAnswers).toEqual([]);
+    expect(onSent).toEqual([9, 10]);
+    // Waits in steps of a second (Ctrl-C ends a hold at once).
+    expect(time.time.sleeps).toEqual([1000, 1000, 500, 1000, 1000, 500]);
+    const arrived = await remainingTicks(names.tickQueueUrl);
+    expect(
+      arrived.sort((a, b) => a.sequence - b.sequence).map((t) => [t.sequence, t.timestamp, t.markPrice]),
+    ).toEqual([
+      [7, 5_000_000, '130'],
+      [8, 5_000_000, '129.9'],
+      [9, 5_002_500, '129.9'],
+      [10, 5_005_000, '129.9'],
+    ]);
+  });
+
+  it('does not hold after a replay stopped early (Ctrl-C)', async () => {
+    const { names } = await emulator.newStage('hold-abort');
+    const abort = new AbortController();
+    let asked = 0;
+    const outcome = await replayPrices({
+      points: points(3),
+      symbol: 'ETH-USD',
+      busName: names.busName,
+      events: emulator.clients.events,
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      onProgress: () => abort.abort(),
+      signal: abort.signal,
+      hold: {
+        everyMs: 1000,
+        pending: async () => {
+          asked += 1;
+          return true;
+        },
+      },
+    });
+    expect(outcome.held).toBe(0);
+    expect(asked).toBe(0);
+  });
+
   it('keeps at most `limit` ticks ahead of what the stack has handled (a slow stack would refuse them as too old)', async () => {
     const { names } = await emulator.newStage('ahead');
     const time = fakeTime(0);
@@ -722,6 +786,7 @@ describe('status rendering', () => {
         lastSequence: 12,
         mark: '1520.5',
         at: '2026-01-01T00:00:00.000Z',
+        markAgeSeconds: 150,
         pendingSequence: null,
         breaker: { reason: 'tick/price-band', trippedAt: '2026-01-01T00:00:00.000Z', mark: '900' },
       },
@@ -736,6 +801,8 @@ describe('status rendering', () => {
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
+    // Its age, against which the work waits for a fresh mark (maxMarkAgeSeconds).
+    expect(text).toContain('mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old)');
   });
 });
 

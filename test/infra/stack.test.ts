@@ -604,6 +604,12 @@ describe('BackstopStack template (default config)', () => {
       Period: 300,
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    // Work held for a fresh mark pages at once (stale-mark, session 30).
+    expect(business(METRICS.StaleMarkWaits.name)).toMatchObject({
+      Threshold: 1,
+      Statistic: 'Sum',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
     // A market whose feed stopped: one alarm per market, its silence (missing data) breaching.
     const feeds = on(METRICS.TicksAccepted.name, 'Backstop');
     expect(feeds.map((a) => a.Dimensions)).toEqual(

@@ -73,7 +73,19 @@ export interface PipelineOptions {
   readonly startMs?: number;
   /** ADL queues kept between settlements (default none: every ADL settlement ranks its side again). */
   readonly adlSnapshots?: AdlSnapshots;
+  /**
+   * 'held' (default): the last mark never goes stale, as if the feed kept sending it; the scenarios tick only when
+   * the price moves and run auctions for hours between. 'as-configured': marks go stale after the config's
+   * maxMarkAgeSeconds, and the work waits for a tick.
+   */
+  readonly marks?: 'held' | 'as-configured';
 }
+
+/** `config` with marks that never go stale (a feed that keeps sending the last price). */
+export const withHeldMarks = (config: RiskConfig): RiskConfig => ({
+  ...config,
+  markets: config.markets.map((m) => ({ ...m, maxMarkAgeSeconds: 1e9 })),
+});
 
 /**
  * The whole backstop on the embedded adapters with a manual clock: ticks go through margin-check, queued
@@ -91,7 +103,8 @@ export function createPipeline(options: PipelineOptions = {}) {
   const observer = new Observer(adapters);
   const venue = new SimulatedVenue({ clock, ...options.venue });
   const orders = new CountingVenue(venue);
-  const config = options.config ?? DEFAULT_RISK_CONFIG;
+  const configured = options.config ?? DEFAULT_RISK_CONFIG;
+  const config = options.marks === 'as-configured' ? configured : withHeldMarks(configured);
   const telemetry = new RecordingTelemetry();
   const deps: SettlementDeps = {
     ...adapters,

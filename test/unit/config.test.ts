@@ -143,6 +143,34 @@ describe('parseRiskConfig: rejections', () => {
 });
 
 // Found by a review of the risk configuration in session 25 (docs/RELIABILITY.md, config-unreachable-curve).
+describe('parseRiskConfig: the age of a mark acted on', () => {
+  it('defaults to 120 s; a market configured before the field existed gets twice its tick age, at least 120 s', () => {
+    expect(marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD').maxMarkAgeSeconds).toBe(120);
+    const { maxMarkAgeSeconds: _, ...older } = ETH;
+    const ages = (tickAge: number) =>
+      marketConfig(
+        parseRiskConfig({
+          ...DEFAULT_RISK_CONFIG_INPUT,
+          markets: [{ ...older, maxTickAgeSeconds: tickAge }, BTC],
+        }),
+        'ETH-USD',
+      ).maxMarkAgeSeconds;
+    // Such a configuration still parses (a deploy must not refuse it): the stricter rule has a default above it.
+    expect([10, 60, 600].map(ages)).toEqual([120, 120, 1200]);
+  });
+
+  it('must be above maxTickAgeSeconds: a tick accepted at its oldest must still be acted on', () => {
+    expect(() => parseRiskConfig(withEth({ maxTickAgeSeconds: 60, maxMarkAgeSeconds: 60 }))).toThrow(
+      'ETH-USD: maxMarkAgeSeconds (60) must be above maxTickAgeSeconds (60)',
+    );
+    expect(
+      marketConfig(parseRiskConfig(withEth({ maxMarkAgeSeconds: 61 })), 'ETH-USD').maxMarkAgeSeconds,
+    ).toBe(61);
+    expect(() => parseRiskConfig(withEth({ maxMarkAgeSeconds: 0 }))).toThrow(ConfigError);
+    expect(() => parseRiskConfig(withEth({ maxMarkAgeSeconds: 90.5 }))).toThrow(ConfigError);
+  });
+});
+
 describe('parseRiskConfig: configurations that would freeze a market or an auction', () => {
   const withAuction = (patch: Partial<RiskConfigInput['auction']>): unknown => ({
     ...DEFAULT_RISK_CONFIG_INPUT,

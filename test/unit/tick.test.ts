@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
 import {
   evaluateTick,
+  markIsStale,
   type Tick,
   type TickRecord,
   type TickState,
@@ -663,5 +664,20 @@ describe('ETH-USDT perp, 12-13 March 2020, leg 2 (1-minute closes)', () => {
     expect(verdicts.filter((v) => v === 'accept')).toHaveLength(details.length - 4);
     expect(state.breaker).toBeUndefined();
     expect(state.lastTick?.markPrice).toBe(price('110.61'));
+  });
+});
+
+describe('markIsStale', () => {
+  it('is fresh up to maxMarkAgeSeconds inclusive, stale a millisecond later, whatever the mark time', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 61, max: 86_400 }), (atMs, maxAge) => {
+        const market = { maxMarkAgeSeconds: maxAge };
+        expect(markIsStale(atMs, atMs, market)).toBe(false);
+        expect(markIsStale(atMs, atMs + maxAge * 1000, market)).toBe(false);
+        expect(markIsStale(atMs, atMs + maxAge * 1000 + 1, market)).toBe(true);
+        // A mark stamped ahead of the clock (skew within maxClockSkewSeconds) is fresh.
+        expect(markIsStale(atMs + 5000, atMs, market)).toBe(false);
+      }),
+    );
   });
 });

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { marketConfig } from '../../shared/domain/config.ts';
+import { parseQuote } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import type { PositionRecord } from '../../shared/ports/index.ts';
+import { STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/**
+ * During a feed outage the last mark grows old. Acting on it could liquidate a position that is healthy at the
+ * real price, or sell, pay and deleverage at a price the market has left (Drift treats an oracle older than about
+ * 60 s as stale). Past the market's maxMarkAgeSeconds, liquidations and auction steps wait for a fresh tick.
+ */
+
+const staleAfterMs = (p: Pipeline) => marketConfig(p.config, 'ETH-USD').maxMarkAgeSeconds * 1000;
+
+async function openMarket(p: Pipeline): Promise<void> {
+  await p.fund('100000');
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+}
+
+describe('a mark older than maxMarkAgeSeconds', () => {
+  it('is not liquidated on: the liquidation waits, and a fresh tick where the position is healthy cancels it', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await openMarket(p);
+    const position = await p.open('LONG', '10', '200', '200'); // liquidation price about 184.62
+    expect((await p.tick('ETH-USD', '184')).status).toBe('accepted');
+    const crossedAt = p.clock.nowMs();
+    // The consumer gets to it only after the feed went quiet (a backlog, an outage of its own).
+    p.clock.set(crossedAt + staleAfterMs(p) + 1000);
+    await p.runUntil(p.clock.nowMs() + 10 * 60_000);
+
+    const [waiting] = p.adapters.liquidations.all();
+    expect(waiting?.state).toBe('QUEUED');
+    expect((await p.adapters.positions.get(position.id))?.state).toBe('LIQUIDATING');
+    expect(p.orders.orders.size).toBe(0);
+    // One wait a STALE_MARK_WAIT_SECONDS over the ten minutes, no failure: nothing walks to a dead-letter queue.
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe((10 * 60) / STALE_MARK_WAIT_SECONDS + 1);
+    expect(p.errors).toEqual([]);
+
+    // The feed comes back where the position is healthy: the re-check cancels instead of selling at 184.
+    expect((await p.tick('ETH-USD', '195')).status).toBe('accepted');
+    await p.drain();
+    const [cancelled] = p.adapters.liquidations.all();
+    expect(cancelled?.state).toBe('CANCELLED');
+    expect((await p.adapters.positions.get(position.id))?.state).toBe('OPEN');
+    expect(p.orders.orders.size).toBe(0);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('is acted on up to maxMarkAgeSeconds: a liquidation exactly that late still closes on the market', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await openMarket(p);
+    await p.open('LONG', '10', '200', '200');
+    await p.tick('ETH-USD', '184');
+    p.clock.advance(staleAfterMs(p));
+    await p.runUntil(p.clock.nowMs());
+    const [liquidation] = p.adapters.liquidations.all();
+    expect(liquidation?.state).toBe('SETTLED_MARKET');
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe(0);
+  });
+
+  it('pauses an auction: no step fills on it, and the auction goes on at the price it paused at', async () => {
+    // One provider bidding 5 % under the mark: the default curve (1.02, 0.99 every 90 s) reaches it after minutes.
+    const run = async (outage: boolean) => {
+      const p = createPipeline({ marks: 'as-configured' });
+      await openMarket(p);
+      await p.open('LONG', '10', '200', '200');
+      await p.provider('lp', '1000000', '0.05', '100');
+      p.venue.faults.emptyBooks.add('ETH-USD');
+      await p.tick('ETH-USD', '184');
+      const crossedAt = p.clock.nowMs();
+      if (outage) {
+        // No tick for an hour: every step due meanwhile waits.
+        await p.runUntil(crossedAt + 3600_000);
+        const [liquidation] = p.adapters.liquidations.all();
+        const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+        expect(auction?.state).toBe('RUNNING');
+        expect(auction?.fills).toEqual([]);
+        expect((await p.adapters.providers.get('lp'))?.capital).toBe(parseQuote('1000000'));
+        expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBeGreaterThan(0);
+        await p.tick('ETH-USD', '184'); // the feed is back, at the same price
+      } else {
+        // A live feed at the same price for the same hour.
+        for (let minute = 1; minute <= 60; minute++) {
+          await p.runUntil(crossedAt + minute * 60_000);
+          await p.tick('ETH-USD', '184');
+        }
+      }
+      await p.drain();
+      const [liquidation] = p.adapters.liquidations.all();
+      const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect(p.errors).toEqual([]);
+      expect((await p.check()).violations).toEqual([]);
+      return { state: liquidation?.state, fills: auction?.fills.map(({ price, size }) => ({ price, size })) };
+    };
+    const live = await run(false);
+    // The provider took the lot; the fund paid what its bid left below the bankruptcy price.
+    expect(live.state).toBe('SETTLED_INSURANCE');
+    expect(live.fills?.length).toBeGreaterThan(0);
+    // The curve's clock stood still while the mark was stale: the same fills at the same prices.
+    expect(await run(true)).toEqual(live);
+  });
+
+  it('holds ADL rounds still owed: none ranks or haircuts at a stale mark, and they go on once the feed is back', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    // No fund: a long whose close leaves about 668 USD of deficit, and 800 shorts that can give 1 USD each (90 a
+    // round, 4 rounds a delivery: the rest comes in a message of its own, a second later).
+    const long = await p.open('LONG', '100', '200', '2000');
+    const shorts: PositionRecord[] = [];
+    for (let i = 0; i < 800; i++) shorts.push(await p.open('SHORT', '0.1', '200', '1'));
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs());
+    const owing = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
+    expect(owing.context?.adlRound).toBeDefined();
+    const collateralOf = async () =>
+      Promise.all(shorts.map(async (s) => (await p.adapters.positions.get(s.id))!.collateral));
+    const before = await collateralOf();
+
+    p.clock.advance(staleAfterMs(p) + 1000);
+    await p.runUntil(p.clock.nowMs() + 5 * 60_000);
+    expect(p.adapters.liquidations.all().find((l) => l.id === owing.id)?.version).toBe(owing.version);
+    expect(await collateralOf()).toEqual(before);
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBeGreaterThan(0);
+
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    const settled = p.adapters.liquidations.all().find((l) => l.id === owing.id)!;
+    expect(settled.context?.adlRound).toBeUndefined();
+    expect(settled.settlement?.adlCovered).toBe(settled.settlement?.shortfall);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
