@@ -36,6 +36,7 @@ import {
   dueOffsets,
   nextSequence,
   parseSpeed,
+  type ReplayOptions,
   replayBatches,
   replayPrices,
   TickInputError,
@@ -239,6 +240,20 @@ describe('replay to the bus (moto)', () => {
     };
   }
 
+  /** A replay of ETH-USD at max speed onto `busName` (the emulator's bus), with the options a test sets. */
+  const replayAtMax = (
+    busName: string,
+    options: Pick<ReplayOptions, 'points'> & Partial<Omit<ReplayOptions, 'busName'>>,
+  ) =>
+    replayPrices({
+      symbol: 'ETH-USD',
+      busName,
+      events: emulator.clients.events,
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      ...options,
+    });
+
   /**
    * A stack that handles up to `perPoll` ticks whenever the replay asks how far it got, taking them off the tick
    * queue: the replay can only get ahead of what really left the bus. Handled: the ticks taken, in order from
@@ -317,12 +332,8 @@ describe('replay to the bus (moto)', () => {
     const time = fakeTime(5_000_000);
     const pendingAnswers = [true, true, false];
     const onSent: number[] = [];
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(2),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
       firstSequence: 7,
       now: time.now,
       sleep: time.sleep,
@@ -355,13 +366,8 @@ describe('replay to the bus (moto)', () => {
     const { names } = await emulator.newStage('hold-abort');
     const abort = new AbortController();
     let asked = 0;
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(3),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
-      firstSequence: 1,
       onProgress: () => abort.abort(),
       signal: abort.signal,
       hold: {
@@ -381,13 +387,8 @@ describe('replay to the bus (moto)', () => {
     const time = fakeTime(0);
     const { stack, unhandled, handled } = stackHandling(names.tickQueueUrl, 3, 1);
     const behindAtSend: number[] = [];
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(45),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
-      firstSequence: 1,
       now: time.now,
       sleep: time.sleep,
       // Called as each batch is on the bus: what is unhandled once it is.
@@ -415,13 +416,8 @@ describe('replay to the bus (moto)', () => {
     // The stack handles one tick per poll.
     const { stack, unhandled, handled } = stackHandling(names.tickQueueUrl, 1, 1);
     let maxUnhandled = 0;
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(100),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
-      firstSequence: 1,
       now: time.now,
       sleep: time.sleep,
       onProgress: (sent) => {
@@ -441,12 +437,8 @@ describe('replay to the bus (moto)', () => {
   it('stops with the reason when the stack handles nothing for stallMs', async () => {
     const { names } = await emulator.newStage('stall');
     const time = fakeTime(0);
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(25),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
       firstSequence: 7,
       now: time.now,
       sleep: time.sleep,
@@ -464,13 +456,8 @@ describe('replay to the bus (moto)', () => {
     const { names } = await emulator.newStage('abort');
     const time = fakeTime(0);
     const abort = new AbortController();
-    const outcome = await replayPrices({
+    const outcome = await replayAtMax(names.busName, {
       points: points(25),
-      symbol: 'ETH-USD',
-      busName: names.busName,
-      events: emulator.clients.events,
-      speed: { kind: 'max' },
-      firstSequence: 1,
       now: time.now,
       sleep: time.sleep,
       // Ctrl-C once the first batch is on the bus.
