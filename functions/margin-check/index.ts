@@ -5,7 +5,14 @@ import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbr
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { z } from 'zod';
-import { log, logger, metrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  logIfTimedOut,
+  metrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
@@ -18,7 +25,11 @@ type TickEvent = z.infer<typeof EventBridgeSchema>;
  * EventBridge PriceTick -> margin check. A malformed or refused tick is acknowledged with its reason (a retry
  * would not make it valid); an infrastructure failure throws, so EventBridge retries and then dead-letters it.
  */
-export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
+export async function marginCheck(
+  event: TickEvent,
+  _context?: unknown,
+  options?: { readonly signal?: AbortSignal },
+): Promise<TickOutcome> {
   const { adapters, config, telemetry, maxPositionsPerInvocation, marketStates } = wiring();
   const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
   const parsed = parseTickDetail(event.detail, continuation);
@@ -30,6 +41,12 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
     return { status: 'rejected', reason: parsed.reason, detail: 'malformed' };
   }
   const { symbol, sequence } = parsed.tick;
+  const tickKeys = { symbol, sequence, segment: parsed.segment, eventId: event.id };
+  const stopWatching = logIfTimedOut(
+    options?.signal,
+    'tick timed out; EventBridge retries it, then dead-letters it',
+    tickKeys,
+  );
   try {
     const outcome = await handleTick(
       parsed.tick,
@@ -48,13 +65,12 @@ export async function marginCheck(event: TickEvent): Promise<TickOutcome> {
   } catch (error) {
     // Lambda's own error line names no tick: the operator paged by the errors or tick-DLQ alarm needs it.
     log.error('tick failed; EventBridge retries it, then dead-letters it', {
-      symbol,
-      sequence,
-      segment: parsed.segment,
-      eventId: event.id,
+      ...tickKeys,
       error: error as Error,
     });
     throw error;
+  } finally {
+    stopWatching();
   }
 }
 

@@ -92,6 +92,18 @@ export const log = {
   error: (message: string, fields?: object): void => logger.error(message, keyed(fields)),
 };
 
+/**
+ * Logs `message` at ERROR with `fields` if middy gives up on the invocation (its early timeout aborts the handler's
+ * signal): the handler's own catch never runs then, and Lambda's timeout line names nothing of the work. Returns
+ * the function that stops watching (call it when the work ends).
+ */
+export function logIfTimedOut(signal: AbortSignal | undefined, message: string, fields: object): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => log.error(message, fields);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
 export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const value = env[name];
   if (!value) throw new Error(`${name} environment variable is not set`);

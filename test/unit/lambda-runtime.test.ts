@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   log,
   logger,
+  logIfTimedOut,
   powertoolsTelemetry,
   publishMetrics,
   publishMetricsSoFar,
@@ -126,5 +127,57 @@ describe('publishing metrics as records finish', () => {
     await publishMetrics(metrics).onError();
     expect(printed).toHaveBeenCalledTimes(2);
     expect(warned).not.toHaveBeenCalled();
+  });
+});
+
+/**
+ * Noticed in session 29: when middy gives up on an invocation 5 ms before Lambda's deadline, the handler's catch
+ * (which logs the tick it failed on) never runs, and Lambda's own timeout line names no tick.
+ */
+describe('a line for the work an invocation timed out on', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  const context = (remainingMs: number) =>
+    ({
+      functionName: 'margin-check',
+      awsRequestId: 'req-timeout',
+      invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:margin-check',
+      memoryLimitInMB: '1024',
+      getRemainingTimeInMillis: () => remainingMs,
+    }) as unknown as Context;
+
+  it("logs the work's keys at ERROR, under its invocation's keys, when middy aborts the handler; nothing when it ends in time", async () => {
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    let release = () => {};
+    const handler = withInvocationLogKeys(
+      middy(async (event: { hang: boolean }, _context: Context, options?: { signal?: AbortSignal }) => {
+        const stop = logIfTimedOut(options?.signal, 'tick timed out', { symbol: 'ETH-USD', sequence: 7 });
+        try {
+          if (event.hang) await new Promise<void>((resolve) => (release = resolve));
+          return 'done';
+        } finally {
+          stop();
+        }
+      }),
+    );
+    await expect(handler({ hang: false }, context(60_000))).resolves.toBe('done');
+    expect(error).not.toHaveBeenCalled();
+
+    await expect(handler({ hang: true }, context(20))).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(error.mock.calls).toEqual([
+      [
+        'tick timed out',
+        expect.objectContaining({
+          function_name: 'margin-check',
+          function_request_id: 'req-timeout',
+          symbol: 'ETH-USD',
+          sequence: 7,
+        }),
+      ],
+    ]);
+    // The abandoned work ends later: it logs nothing more.
+    release();
+    await Promise.resolve();
+    expect(error).toHaveBeenCalledTimes(1);
   });
 });
