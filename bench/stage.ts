@@ -6,7 +6,12 @@ import {
 } from '../shared/adapters/aws/index.ts';
 import type { MarketShards } from '../shared/adapters/aws/position-layout.ts';
 import { systemClock } from '../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfigInput } from '../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  marketConfig,
+  type RiskConfigInput,
+} from '../shared/domain/config.ts';
 import {
   BASE_SCALE,
   formatPrice,
@@ -35,6 +40,15 @@ export interface Invocations {
   readonly count: number;
   readonly totalMs: number;
 }
+
+/**
+ * `config` with marks that never go stale: a stage's ticks come only when a phase moves the price, and its work on
+ * a slow emulator may outlast maxMarkAgeSeconds (a live feed would keep the mark fresh meanwhile).
+ */
+const withHeldMarks = (config: RiskConfigInput): RiskConfigInput => ({
+  ...config,
+  markets: config.markets.map((m) => ({ ...m, maxMarkAgeSeconds: 1e9 })),
+});
 
 export class BenchStage {
   #sequence = 0;
@@ -73,7 +87,7 @@ export class BenchStage {
       endpoint,
       stage,
       fastRetries: true,
-      ...(config ? { riskConfig: config } : {}),
+      riskConfig: withHeldMarks(config ?? DEFAULT_RISK_CONFIG_INPUT),
       positionIndexShards,
     });
     // Phases run their own runners; the stack's would take every message.
