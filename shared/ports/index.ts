@@ -677,6 +677,11 @@ export interface AuctionRecord {
    * The other finds the auction ended and has nothing to finish (absent in records of earlier versions).
    */
   readonly endedBy?: 'wake' | 'plan';
+  /**
+   * When the current step's planned message is due (absent in records of earlier versions). A step run later,
+   * whichever message runs it (the planned one, a tick's wake after an outage, a redrive), is priced as when due.
+   */
+  readonly stepDueAtMs?: number;
   readonly version: number;
 }
 

@@ -32,7 +32,15 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
-import { bestBid, biddersOf, coverWake, providersUnchangedSince, sendStep, wakeCovered } from './sleeping.ts';
+import {
+  bestBid,
+  biddersOf,
+  coverWake,
+  dueIn,
+  providersUnchangedSince,
+  sendStep,
+  wakeCovered,
+} from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -215,6 +223,7 @@ async function stepOnce(
       ...reset,
       ...(sleep.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
       step: auction.step + 1,
+      stepDueAtMs: dueIn(sleep.delaySeconds, deps),
       version: auction.version + 1,
     };
     // Scheduled before the commit, so the next step can never be lost: a death in between redelivers this
@@ -295,6 +304,7 @@ async function stepOnce(
     fills,
     ...(ended ? { endedBy: enderOf(message), state: ended } : { state: 'RUNNING' as const }),
     step: auction.step + 1,
+    ...(sleep ? { stepDueAtMs: dueIn(sleep.delaySeconds, deps) } : {}),
     version: auction.version + 1,
   };
   const writes: Write[] = [{ kind: 'auction', record: next, expectedVersion: auction.version }];
@@ -327,9 +337,14 @@ export const STEP_LATENESS_GRACE_MS = 5_000;
  * writes), so the step prices as it would have when due, and the tail counts the auction's own time.
  */
 function onTimeCurve(auction: AuctionRecord, message: AuctionStepMessage, nowMs: number): AuctionRecord {
-  if (message.dueAtMs === undefined || auction.state !== 'RUNNING' || message.step !== auction.step)
-    return auction;
-  const lateMs = nowMs - message.dueAtMs - STEP_LATENESS_GRACE_MS;
+  if (auction.state !== 'RUNNING' || message.step !== auction.step) return auction;
+  // The earlier of the message's due time and the record's: a step sent due now (a tick's wake, the AUCTION case's
+  // resend) after the planned one fell due, say at the end of a feed outage the planned one waited out, is as late.
+  const dueAtMs = Math.min(
+    message.dueAtMs ?? Number.POSITIVE_INFINITY,
+    auction.stepDueAtMs ?? Number.POSITIVE_INFINITY,
+  );
+  const lateMs = nowMs - dueAtMs - STEP_LATENESS_GRACE_MS;
   return lateMs > 0 ? { ...auction, startedAtMs: auction.startedAtMs + lateMs } : auction;
 }
 

@@ -75,6 +75,7 @@ import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } f
 import {
   type AuctionOpening,
   coverWake,
+  dueIn,
   planOpening,
   providersUnchangedSince,
   sendStep,
@@ -523,6 +524,9 @@ async function executeMarket(
   deps: SettlementDeps,
   carried: Carried,
 ): Promise<Step> {
+  // A claimed order is placed (or asked again) only on a fresh mark, as every other decision: while the feed is
+  // out it waits with no lease, no order and no write, and its fills are stored with the settlement after.
+  await markOf(claimed, deps, carried, contextOf(claimed).executionMark);
   const liquidation = await holdLease(claimed, deps, carried);
   if (!liquidation) return { done: false };
   const context = contextOf(liquidation);
@@ -1831,8 +1835,11 @@ async function startAuction(
 ): Promise<Step> {
   const { market } = carried;
   const sleep = plan.kind === 'sleep' ? plan.sleep : undefined;
-  const auction: AuctionRecord =
-    sleep?.wakeMark === undefined ? opening : { ...opening, wakeMark: sleep.wakeMark };
+  const auction: AuctionRecord = {
+    ...opening,
+    ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
+    stepDueAtMs: dueIn(sleep?.delaySeconds ?? 0, deps),
+  };
   const inAuction: LiquidationRecord = {
     ...withHistory(liquidation, 'AUCTION', opening.startedAtMs, `lot ${opening.lot}`),
     remainingSize: opening.lot,

@@ -198,13 +198,17 @@ export async function coverWake(
  * Sends the message of the auction's current step, due `delaySeconds` from now: a step delivered later than that
  * does not let the curve walk on meanwhile (auction.ts onTimeCurve).
  */
+/** When a step sent `delaySeconds` from now is due (as sendStep stamps its message). */
+export const dueIn = (delaySeconds: number, deps: Pick<SettlementDeps, 'clock'>): number =>
+  deps.clock.nowMs() + delaySeconds * 1000;
+
 export async function sendStep(
   auction: Pick<AuctionRecord, 'id' | 'step' | 'symbol'>,
   delaySeconds: number,
   deps: Pick<SettlementDeps, 'auctionQueue' | 'clock'>,
 ): Promise<void> {
   await deps.auctionQueue.send(
-    encodeMessage(stepMessageOf(auction, deps.clock.nowMs() + delaySeconds * 1000)),
+    encodeMessage(stepMessageOf(auction, dueIn(delaySeconds, deps))),
     delaySeconds,
   );
 }

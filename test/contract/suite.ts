@@ -1156,6 +1156,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
             { price: price('1880.00000001'), size: base('0.5'), providerId: 'lp-2', cost: 940_000_001n },
           ],
           step: 1,
+          // When its next step is due (a step sent due now after it is priced as then).
+          stepDueAtMs: 1_700_000_090_000,
           remainingLot: base('1.75'),
           version: 2,
         };

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { PositionRecord } from '../../shared/ports/index.ts';
-import { STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
+import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT, STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
@@ -132,6 +132,80 @@ describe('a mark older than maxMarkAgeSeconds', () => {
     expect(settled.context?.adlRound).toBeUndefined();
     expect(settled.settlement?.adlCovered).toBe(settled.settlement?.shortfall);
     expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  // Found by the review of the guard (session 30): a step sent due now (here a tick's wake at the end of the
+  // outage) was not late, so the curve was priced as if it had walked through the outage: 159.80 instead of
+  // 173.18, and the fund paid about 134 USD more.
+  it('a tick that ends the outage and wakes the auction goes on at the price the curve paused at', async () => {
+    const run = async (backAt: string) => {
+      const p = createPipeline({ marks: 'as-configured' });
+      await openMarket(p);
+      await p.open('LONG', '10', '200', '200');
+      await p.provider('lp', '1000000', '0.05', '100');
+      p.venue.faults.emptyBooks.add('ETH-USD');
+      await p.tick('ETH-USD', '184');
+      await p.runUntil(p.clock.nowMs() + 25 * 60_000); // the feed is silent
+      await p.tick('ETH-USD', backAt);
+      await p.drain();
+      const [liquidation] = p.adapters.liquidations.all();
+      const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+      expect((await p.check()).violations).toEqual([]);
+      return {
+        woken: p.telemetry.total(METRICS.AuctionsWoken.name),
+        prices: auction?.fills.map((f) => f.price),
+        fund: (await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance,
+      };
+    };
+    // Back at 184: no wake, the planned step (re-sent through the outage) runs, late by the outage.
+    const paused = await run('184');
+    expect(paused.woken).toBe(0);
+    // Back at 186: the tick reaches the sleeper's wake mark and wakes it.
+    const woken = await run('186');
+    expect(woken.woken).toBeGreaterThan(0);
+    expect({ prices: woken.prices, fund: woken.fund }).toEqual({ prices: paused.prices, fund: paused.fund });
+  });
+
+  // Found by the same review: a claimed order redelivered on a stale mark was placed, and every wait took and
+  // released the order lease (two writes) and asked the venue again.
+  it('holds a claimed order whose delivery died: no order and no write until the feed is back', async () => {
+    let armed = false;
+    const p: Pipeline = createPipeline({
+      marks: 'as-configured',
+      crashHook: (point) => {
+        if (!armed || point !== 'transactor.commit') return;
+        if (!p.adapters.liquidations.all().some((l) => l.state === 'EXECUTING')) return;
+        armed = false;
+        throw new InjectedCrash(point); // dies right after the claim
+      },
+    });
+    await openMarket(p);
+    await p.open('LONG', '10', '200', '200');
+    await p.tick('ETH-USD', '184');
+    // The consumer gets to it 100 s later (a backlog): the mark still fresh, it claims, then dies.
+    p.clock.advance(100_000);
+    armed = true;
+    await p.runUntil(p.clock.nowMs());
+    const [claimed] = p.adapters.liquidations.all();
+    expect(claimed?.state).toBe('EXECUTING');
+
+    // The feed stopped: the redelivery, after the visibility timeout, meets a stale mark.
+    await p.runUntil(p.clock.nowMs() + 10 * 60_000);
+    const [waiting] = p.adapters.liquidations.all();
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBeGreaterThan(0);
+    expect({ state: waiting?.state, version: waiting?.version, orders: p.orders.orders.size }).toEqual({
+      state: 'EXECUTING',
+      version: claimed?.version,
+      orders: 0,
+    });
+
+    // Back: the claimed order is placed and the liquidation settles.
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    const [settled] = p.adapters.liquidations.all();
+    expect(settled?.state).toBe('SETTLED_MARKET');
+    expect(p.orders.orders.size).toBe(1);
     expect((await p.check()).violations).toEqual([]);
   });
 });

@@ -27,6 +27,7 @@ import {
   noCrash,
   optBig,
   optFailure,
+  optInt,
   readBig,
   readFill,
   readInt,
@@ -67,6 +68,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
   ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
+  ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
@@ -79,6 +81,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);
   const wakeMark = optBig(item, 'wakeMark');
   const endedBy = item.endedBy === undefined ? undefined : oneOf(item, 'endedBy', ENDERS);
+  const stepDueAtMs = optInt(item, 'stepDueAtMs');
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -95,6 +98,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(lastFailure === undefined ? {} : { lastFailure }),
     ...(wakeMark === undefined ? {} : { wakeMark }),
     ...(endedBy === undefined ? {} : { endedBy }),
+    ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
     version: readInt(item, 'version'),
   };
 };
