@@ -936,6 +936,9 @@ export async function decideAndSettle(
     if (!fresh && frozenPlanIsStale(frozen.nowMs, now, deps.config.insurance)) {
       return refreeze(liquidation, context, position, deps, carried);
     }
+    // One an earlier delivery froze is applied only while the market's mark is fresh too, as every decision is
+    // (its own mark was fresh when frozen, up to LATE_DELIVERY_MS ago): a read of the market on this path alone.
+    if (!fresh) await markOf(liquidation, deps, carried, frozen.mark);
     const decision = fresh
       ? planned.decision
       : decide(frozen.insurance, frozen.candidates, frozen.lastResortFills);

@@ -208,4 +208,44 @@ describe('a mark older than maxMarkAgeSeconds', () => {
     expect(p.orders.orders.size).toBe(1);
     expect((await p.check()).violations).toEqual([]);
   });
+
+  // Found by the stale-mark fuzzing (session 30): a plan frozen by a delivery that then died was applied by its
+  // redelivery within LATE_DELIVERY_MS of the freeze, on a mark that had gone stale meanwhile (20 haircuts).
+  it('applies no frozen plan on a stale mark: the redelivery of a delivery that died after its freeze waits', async () => {
+    let armed = true;
+    const p: Pipeline = createPipeline({
+      marks: 'as-configured',
+      crashHook: (point) => {
+        if (!armed || point !== 'transactor.commit') return;
+        if (!p.adapters.liquidations.all().some((l) => l.state === 'SETTLING')) return;
+        armed = false;
+        throw new InjectedCrash(point); // dies right after the freeze
+      },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    // No fund: the long's deficit goes to ADL, planned (frozen) with the 20 shorts it haircuts.
+    const long = await p.open('LONG', '100', '200', '2000');
+    const shorts: PositionRecord[] = [];
+    for (let i = 0; i < 20; i++) shorts.push(await p.open('SHORT', '1', '200', '50'));
+    await p.tick('ETH-USD', '175');
+    // The consumer gets to it 100 s later: fresh, it freezes its plan, then dies; the redelivery comes 30 s on.
+    p.clock.advance(100_000);
+    await p.runUntil(p.clock.nowMs());
+    const frozen = p.adapters.liquidations.all().find((l) => l.positionId === long.id)!;
+    expect(frozen.state).toBe('SETTLING');
+    await p.runUntil(p.clock.nowMs() + 200_000);
+    const collateral = async () =>
+      Promise.all(shorts.map(async (s) => (await p.adapters.positions.get(s.id))!.collateral));
+    expect(p.adapters.liquidations.all().find((l) => l.id === frozen.id)?.version).toBe(frozen.version);
+    expect(await collateral()).toEqual(shorts.map((s) => s.collateral));
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBeGreaterThan(0);
+
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    const settled = p.adapters.liquidations.all().find((l) => l.id === frozen.id)!;
+    expect(settled.state).toBe('SETTLED_ADL');
+    expect((await collateral()).some((c, i) => c < shorts[i]!.collateral)).toBe(true);
+    expect((await p.check()).violations).toEqual([]);
+  });
 });

@@ -172,6 +172,11 @@ export interface Knobs {
   strategy: 'waterfall' | 'market-only';
   /** Seed of the microtask pauses interleaving concurrent consumers (0: none). */
   pauseSeed: number;
+  /**
+   * 'as-configured': marks go stale past maxMarkAgeSeconds in the steps' gaps and the work waits for a tick (absent:
+   * 'held', a feed that keeps sending the last price).
+   */
+  marks?: 'held' | 'as-configured';
 }
 
 export type AdminOp =
@@ -458,6 +463,7 @@ export function scenarioArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
         maxWakes: fc.oneof(fc.constant(100), fc.integer({ min: 1, max: 3 })),
         venueAttempts: fc.integer({ min: 1, max: 3 }),
         pauseSeed: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 1_000_000 })),
+        marks: fc.constantFrom('held' as const, 'as-configured' as const),
         strategy: fc.oneof(
           { weight: 9, arbitrary: fc.constant('waterfall' as const) },
           fc.constant('market-only' as const),
@@ -553,6 +559,7 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     strategy: k.strategy,
     maxPositionsPerInvocation: k.maxPerInvocation,
     maxWakesPerTick: k.maxWakes,
+    marks: k.marks ?? 'held',
     ...(k.adlSnapshots ? { adlSnapshots: new AdlSnapshots() } : {}),
     crashHook: (point) => {
       if (!armed || /\.(receive|delete|changeVisibility)$/.test(point)) return;
@@ -643,6 +650,10 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
   };
   const rng = new Rng(s.venue.seed);
   const extra: string[] = [];
+  const staleMarks = k.marks === 'as-configured';
+  if (staleMarks) watchStaleActions(p, config, extra);
+  const gapOf = (step: StepSpec): number =>
+    staleMarks ? Math.min(step.gapSeconds, MAX_STALE_GAP_SECONDS) : step.gapSeconds;
   const marks = new Map<string, bigint>();
   const markRange = new Map<string, { min: bigint; max: bigint }>();
   const ticksLog: [string, string][] = [];
@@ -731,6 +742,15 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
       if ((await round()) > 0) continue;
       if (await p.idle()) return;
       p.clock.advance(5000);
+      // At quiescence the feed goes on: the held price once a minute, or the work waiting for a fresh mark would wait.
+      if (staleMarks) await keepFeedAlive();
+    }
+  }
+
+  async function keepFeedAlive(): Promise<void> {
+    for (const symbol of symbols) {
+      const last = (await p.adapters.markets.get(symbol))?.lastTick?.timestampMs ?? 0;
+      if (p.clock.nowMs() - last >= 60_000) await deliver(symbol, marks.get(symbol)!);
     }
   }
 
@@ -1106,7 +1126,7 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
       await runUntil(
         Math.max(at, p.clock.nowMs()) + Math.ceil(step.gapSeconds * 1000 * (1 - (step.crowdAt ?? 0.5))),
       );
-    } else await runUntil(p.clock.nowMs() + step.gapSeconds * 1000);
+    } else await runUntil(p.clock.nowMs() + gapOf(step) * 1000);
     armed = false;
     if (step.redrive) await redrive();
     await admin(step.admin);
@@ -1319,6 +1339,50 @@ async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
 
 export class RunawayError extends Error {}
 const MAX_DELIVERIES = 30_000;
+
+/**
+ * The longest gap without ticks under stale marks: a waiting message sends itself again every 30 s, and the harness
+ * duplicates sends (up to 5 %), so the copies of a waiting message grow by that share each wait.
+ */
+const MAX_STALE_GAP_SECONDS = 15 * 60;
+
+/**
+ * Under stale marks nothing acts on a mark older than maxMarkAgeSeconds: no venue order placed (or asked again), no
+ * auction fill, settlement or write of another position (ADL) committed while its market's last mark is that old.
+ */
+function watchStaleActions(p: Pipeline, config: RiskConfig, problems: string[]): void {
+  const staleBy = async (symbol: string): Promise<number | undefined> => {
+    const tick = (await p.adapters.markets.get(symbol))?.lastTick;
+    const age = tick ? p.clock.nowMs() - tick.timestampMs : 0;
+    return age > marketConfig(config, symbol).maxMarkAgeSeconds * 1000 ? age : undefined;
+  };
+  const venue = p.orders;
+  const place = venue.placeIoc.bind(venue);
+  venue.placeIoc = async (order) => {
+    const age = await staleBy(order.symbol);
+    if (age !== undefined) problems.push(`order ${order.clientOrderId} placed on a mark ${age} ms old`);
+    return place(order);
+  };
+  const transactor = p.adapters.transactor;
+  const commit = transactor.commit.bind(transactor);
+  transactor.commit = async (writes, providersUnchanged) => {
+    const acts: string[] = [];
+    const own = new Set(writes.flatMap((w) => (w.kind === 'liquidation' ? [w.record.positionId] : [])));
+    for (const w of writes) {
+      if (w.kind === 'auction') {
+        const before = (await p.adapters.auctions.get(w.record.id))?.fills.length ?? 0;
+        if (w.record.fills.length > before) acts.push(`auction ${w.record.id} fills`);
+      } else if (w.kind === 'liquidation' && /^SETTLED_/.test(w.record.state)) {
+        const before = (await p.adapters.liquidations.get(w.record.id))?.state;
+        if (before !== w.record.state) acts.push(`settlement ${w.record.id}`);
+      } else if (w.kind === 'position' && !own.has(w.record.id)) acts.push(`ADL of ${w.record.id}`);
+    }
+    const symbol = writes.find((w) => w.kind === 'liquidation' || w.kind === 'auction')?.record.symbol;
+    const age = acts.length > 0 && symbol ? await staleBy(symbol) : undefined;
+    await commit(writes, providersUnchanged);
+    if (age !== undefined) problems.push(`${acts.join(', ')} committed on a mark ${age} ms old`);
+  };
+}
 let deliveries = 0;
 
 // --- crowds of tiny-lot providers, operator changes while auctions sleep, both sides ------------
