@@ -79,7 +79,8 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [-
   index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
                          before the index by sequence their place in it (ledger-reconcile reads that index)
   --amount USD           amount, exact decimal (e.g. 250000 or 1234.56)
-  --key K                idempotency key: the same key twice moves the money once (default: a new key)
+  --key K                idempotency key: the same key twice moves the money once (default: a new key, said
+                         on stderr before the money moves: run again with it if the command does not finish)
   --config FILE.json     risk configuration (the withdrawal floor)
 ${TARGET_USAGE}`;
 
@@ -465,6 +466,12 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
         'fund withdraw: --config is required (the risk configuration deployed: its fund floor)',
       );
     const config = riskConfigFor(deployment, values.config);
+    // Said before the money moves: a run that fails or times out after the write is run again with this key,
+    // and the money moves once (a run without --key would make a new key and move it twice).
+    if (values.key === undefined)
+      io.stderr.write(
+        `backstop: fund ${action} under idempotency key ${key}; if it does not finish, run it again with --key ${key}\n`,
+      );
     const result = await handleAdmin(
       { action, amount: formatQuote(amount), idempotencyKey: key },
       adminDeps(deployment, config),

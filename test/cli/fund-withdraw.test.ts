@@ -34,4 +34,20 @@ describe('backstop fund withdraw', () => {
     expect(withConfig.code).toBe(0);
     expect(withConfig.stdout).toMatch(/balance 600(\.00)? USD/);
   });
+
+  it('says the key it made before the money moves; run again with it, the money moves once', async () => {
+    await createLocalResources(emulator.clients, 'keyed');
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'keyed'];
+    const first = await cli('fund', 'deposit', '--amount', '250', ...at);
+    expect(first.code).toBe(0);
+    const key = /under idempotency key (\S+); if it does not finish, run it again with --key \1$/m.exec(
+      first.stderr,
+    )?.[1];
+    expect(key).toBeDefined();
+    // As after a run that timed out once its write was done: the same key moves nothing more.
+    const again = await cli('fund', 'deposit', '--amount', '250', '--key', key!, ...at);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/balance 250(\.00)? USD \(journal entry 1, /);
+  });
 });
