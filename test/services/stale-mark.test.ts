@@ -20,6 +20,20 @@ async function openMarket(p: Pipeline): Promise<void> {
   await p.tick('ETH-USD', '200');
 }
 
+/**
+ * A 10 ETH long crossed at 184 over an empty book, and one provider bidding 5 % under the mark: the default curve
+ * (1.02, 0.99 every 90 s) reaches it after minutes, so its auction sleeps.
+ */
+async function auctionAt184(): Promise<Pipeline> {
+  const p = createPipeline({ marks: 'as-configured' });
+  await openMarket(p);
+  await p.open('LONG', '10', '200', '200');
+  await p.provider('lp', '1000000', '0.05', '100');
+  p.venue.faults.emptyBooks.add('ETH-USD');
+  await p.tick('ETH-USD', '184');
+  return p;
+}
+
 describe('a mark older than maxMarkAgeSeconds', () => {
   it('is not liquidated on: the liquidation waits, and a fresh tick where the position is healthy cancels it', async () => {
     const p = createPipeline({ marks: 'as-configured' });
@@ -62,14 +76,8 @@ describe('a mark older than maxMarkAgeSeconds', () => {
   });
 
   it('pauses an auction: no step fills on it, and the auction goes on at the price it paused at', async () => {
-    // One provider bidding 5 % under the mark: the default curve (1.02, 0.99 every 90 s) reaches it after minutes.
     const run = async (outage: boolean) => {
-      const p = createPipeline({ marks: 'as-configured' });
-      await openMarket(p);
-      await p.open('LONG', '10', '200', '200');
-      await p.provider('lp', '1000000', '0.05', '100');
-      p.venue.faults.emptyBooks.add('ETH-USD');
-      await p.tick('ETH-USD', '184');
+      const p = await auctionAt184();
       const crossedAt = p.clock.nowMs();
       if (outage) {
         // No tick for an hour: every step due meanwhile waits.
@@ -140,12 +148,7 @@ describe('a mark older than maxMarkAgeSeconds', () => {
   // 173.18, and the fund paid about 134 USD more.
   it('a tick that ends the outage and wakes the auction goes on at the price the curve paused at', async () => {
     const run = async (backAt: string) => {
-      const p = createPipeline({ marks: 'as-configured' });
-      await openMarket(p);
-      await p.open('LONG', '10', '200', '200');
-      await p.provider('lp', '1000000', '0.05', '100');
-      p.venue.faults.emptyBooks.add('ETH-USD');
-      await p.tick('ETH-USD', '184');
+      const p = await auctionAt184();
       await p.runUntil(p.clock.nowMs() + 25 * 60_000); // the feed is silent
       await p.tick('ETH-USD', backAt);
       await p.drain();
