@@ -74,9 +74,10 @@ with a clear error when the stack handles none for 60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
-  --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s while liquidations are in flight, as a
-                         live feed would: the work a crash leaves acts only on a mark at most maxMarkAgeSeconds
-                         old (120 s by default) and otherwise waits for a tick; Ctrl-C ends it
+  --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for as long
+                         as a liquidation is not terminal, as a live feed would: the work a crash leaves acts only
+                         on a mark at most maxMarkAgeSeconds old (120 s by default) and otherwise waits for a
+                         tick; a dead-lettered liquidation keeps it holding: Ctrl-C ends it (exit 0)
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
                          aws: the deployed one, default the built-in defaults)
@@ -281,9 +282,20 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
               hold: {
                 everyMs: HOLD_EVERY_SECONDS * 1000,
                 pending: async () => {
-                  const { liquidations } = await collectStatus(deployment);
-                  progress.update('hold', liquidations.total - liquidations.nonTerminal, liquidations.total);
-                  return liquidations.nonTerminal > 0;
+                  try {
+                    const { liquidations } = await collectStatus(deployment);
+                    progress.update(
+                      'hold',
+                      liquidations.total - liquidations.nonTerminal,
+                      liquidations.total,
+                    );
+                    return liquidations.nonTerminal > 0;
+                  } catch (error) {
+                    io.stderr.write(
+                      `backstop: hold ended: the stack's status could not be read (${String(error)})\n`,
+                    );
+                    return false;
+                  }
                 },
                 onSent: (sequence: number) => recordSentSequence(stateDir(), key, sequence),
               },
@@ -325,7 +337,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(`backstop: ${outcome.stalled}\n`);
       return 1;
     }
-    if (abort.signal.aborted) return 130;
+    // Ctrl-C during a hold ends it, the file sent: the documented way to stop holding, not an interruption.
+    if (abort.signal.aborted && outcome.sent < outcome.total) return 130;
     return outcome.rejected.length > 0 ? 1 : 0;
   });
 });

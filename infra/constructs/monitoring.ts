@@ -323,7 +323,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'AuctionStepsLateAlarm',
       businessMetric(METRICS.AuctionStepLateness, { statistic: 'Maximum' }),
-      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, or steps were redriven`,
+      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, steps were redriven, or its market's mark was stale (a feed outage: StaleMarkAlarm)`,
       AUCTION_STEP_LATE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );

@@ -175,7 +175,8 @@ export interface ReplayOptions {
 /**
  * A live feed does not stop with the file: the work a crash leaves (auctions, slices waiting for the book) acts
  * only on a mark at most maxMarkAgeSeconds old, and waits for a tick past it. Holding sends the last price again,
- * each time as the next sequence stamped now, every `everyMs` while `pending()` says work is left.
+ * each time as the next sequence stamped now, every `everyMs` for as long as `pending()`, asked before each, says
+ * work is left.
  */
 export interface ReplayHold {
   readonly everyMs: number;
@@ -295,11 +296,12 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const last = options.points[sent - 1];
   if (options.hold && last && !stalled && sent === options.points.length) {
     const { everyMs, pending, onSent } = options.hold;
-    while (!options.signal?.aborted && (await pending())) {
+    while (!options.signal?.aborted) {
       // In steps of a second, so Ctrl-C ends a hold at once.
       for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
         await sleep(Math.min(1000, everyMs - waited));
-      if (options.signal?.aborted) break;
+      // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
+      if (options.signal?.aborted || !(await pending())) break;
       const sequence = options.firstSequence + sent + held;
       const entry = tickEntry(
         options.busName,

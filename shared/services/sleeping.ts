@@ -194,14 +194,14 @@ export async function coverWake(
   }
 }
 
-/**
- * Sends the message of the auction's current step, due `delaySeconds` from now: a step delivered later than that
- * does not let the curve walk on meanwhile (auction.ts onTimeCurve).
- */
 /** When a step sent `delaySeconds` from now is due (as sendStep stamps its message). */
 export const dueIn = (delaySeconds: number, deps: Pick<SettlementDeps, 'clock'>): number =>
   deps.clock.nowMs() + delaySeconds * 1000;
 
+/**
+ * Sends the message of the auction's current step, due `delaySeconds` from now: a step delivered later than that
+ * does not let the curve walk on meanwhile (auction.ts onTimeCurve).
+ */
 export async function sendStep(
   auction: Pick<AuctionRecord, 'id' | 'step' | 'symbol'>,
   delaySeconds: number,

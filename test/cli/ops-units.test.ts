@@ -350,7 +350,7 @@ describe('replay to the bus (moto)', () => {
     expect(pendingAnswers).toEqual([]);
     expect(onSent).toEqual([9, 10]);
     // Waits in steps of a second (Ctrl-C ends a hold at once).
-    expect(time.time.sleeps).toEqual([1000, 1000, 500, 1000, 1000, 500]);
+    expect(time.time.sleeps).toEqual([1000, 1000, 500, 1000, 1000, 500, 1000, 1000, 500]);
     const arrived = await remainingTicks(names.tickQueueUrl);
     expect(
       arrived.sort((a, b) => a.sequence - b.sequence).map((t) => [t.sequence, t.timestamp, t.markPrice]),

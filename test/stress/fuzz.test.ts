@@ -63,7 +63,7 @@ describe('fuzz: whole pipeline', () => {
 /**
  * Feed gaps with the stale-mark guard on in every run (the other properties draw it for half of theirs): nothing
  * acts on a mark older than maxMarkAgeSeconds, and the work goes on once ticks come back (session 30: a frozen plan
- * applied on a stale mark; 300 runs with crashes and faults clean since).
+ * applied on a stale mark; about 900 runs with crashes, faults and concurrent consumers clean since).
  */
 const staleMarksArb = (o: ArbOptions) =>
   scenarioArb(o).map((s) => ({ ...s, knobs: { ...s.knobs, marks: 'as-configured' as const } }));
