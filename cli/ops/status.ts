@@ -7,6 +7,7 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
+  riskConfigFor,
   TARGET_OPTIONS,
   TARGET_USAGE,
   withTarget,
@@ -21,6 +22,8 @@ Positions by state, liquidations by state, open auctions, queue and dead-letter 
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
   --watch                refresh until Ctrl-C
   --interval S           seconds between refreshes (default 2)
+  --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
+                         older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
 ${TARGET_USAGE}`;
 
 const OPTIONS = {
@@ -28,6 +31,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   watch: { type: 'boolean' },
   interval: { type: 'string' },
+  config: { type: 'string' },
 } as const;
 
 const nonZero = (counts: Record<string, number>): string => {
@@ -38,6 +42,16 @@ const nonZero = (counts: Record<string, number>): string => {
 };
 
 const usd = (decimal: string): string => formatUsd(parseQuote(decimal, 'amount', { allowNegative: true }));
+
+/** The mark's age, and STALE past the market's maxMarkAgeSeconds when the configuration is known. */
+const markAge = (m: StatusReport['markets'][string]): string => {
+  if (m.markAgeSeconds === null) return '';
+  const stale =
+    m.maxMarkAgeSeconds !== null && m.markAgeSeconds > m.maxMarkAgeSeconds
+      ? `: STALE, over ${m.maxMarkAgeSeconds} s (liquidations and auctions wait for a tick)`
+      : '';
+  return `, ${m.markAgeSeconds} s old${stale}`;
+};
 
 /** The readable status. */
 export function renderStatus(s: StatusReport): string {
@@ -80,7 +94,7 @@ export function renderStatus(s: StatusReport): string {
         ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
         : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
     lines.push(
-      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${m.markAgeSeconds === null ? '' : `, ${m.markAgeSeconds} s old`}), ${breaker}`,
+      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -99,8 +113,17 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
   const write = (report: StatusReport) =>
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report));
   return withTarget(values, async (deployment) => {
+    // Known when given, recorded, or a local stage's (the built-in one unless local up recorded another); a deployed
+    // stack's is not known here: never the built-in defaults' bound by omission.
+    const config =
+      values.config !== undefined ||
+      deployment.recordedRiskConfig !== undefined ||
+      deployment.kind === 'local'
+        ? riskConfigFor(deployment, values.config)
+        : undefined;
+    const collect = () => collectStatus(deployment, Date.now(), config);
     if (!values.watch) {
-      write(await collectStatus(deployment));
+      write(await collect());
       return 0;
     }
     let stopped = false;
@@ -113,7 +136,7 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     process.once('SIGTERM', onSignal);
     try {
       while (!stopped) {
-        const report = await collectStatus(deployment);
+        const report = await collect();
         // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
         if (!values.json && 'isTTY' in io.stdout && io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
         write(report);

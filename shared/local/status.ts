@@ -3,6 +3,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
+import type { RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
@@ -65,6 +66,8 @@ export interface MarketStatus {
   readonly at: string | null;
   /** How old the mark is (work waits for a fresh one past the market's maxMarkAgeSeconds). */
   readonly markAgeSeconds: number | null;
+  /** The market's maxMarkAgeSeconds: null when the deployed risk configuration is not known here. */
+  readonly maxMarkAgeSeconds: number | null;
   readonly pendingSequence: number | null;
   readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
 }
@@ -206,12 +209,14 @@ function fill<K extends string>(keys: readonly K[], counts: Map<string, number>)
   return Object.fromEntries(keys.map((k) => [k, counts.get(k) ?? 0])) as Record<K, number>;
 }
 
-function marketStatus(m: MarketState, nowMs: number): MarketStatus {
+function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefined): MarketStatus {
+  const market = config?.markets.find((c) => c.symbol === m.symbol);
   return {
     lastSequence: m.lastTick?.sequence ?? null,
     mark: m.lastTick ? formatPrice(m.lastTick.markPrice) : null,
     at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
     markAgeSeconds: m.lastTick ? Math.max(0, Math.floor((nowMs - m.lastTick.timestampMs) / 1000)) : null,
+    maxMarkAgeSeconds: market?.maxMarkAgeSeconds ?? null,
     pendingSequence: m.pendingSequence ?? null,
     breaker: m.breaker
       ? {
@@ -224,7 +229,12 @@ function marketStatus(m: MarketState, nowMs: number): MarketStatus {
 }
 
 /** Reads everything the status shows, in parallel. */
-export async function collectStatus(deployment: Deployment, nowMs = Date.now()): Promise<StatusReport> {
+/** `config`: the deployed risk configuration, when known (each market's mark is then judged stale or not). */
+export async function collectStatus(
+  deployment: Deployment,
+  nowMs = Date.now(),
+  config?: RiskConfig,
+): Promise<StatusReport> {
   const { clients, names } = deployment;
   const { dynamo, sqs } = clients;
   const ledger = new DynamoLedger(dynamo, names.tables.ledger);
@@ -247,7 +257,7 @@ export async function collectStatus(deployment: Deployment, nowMs = Date.now()):
     0,
   );
   const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
-  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs)]));
+  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs, config)]));
   return {
     target: {
       kind: deployment.kind,

@@ -468,6 +468,18 @@ describe('status: what is not done, and what is not an alarm', () => {
     expect((await cli('status', ...at)).stdout).toMatch(/1 settled, owing ADL rounds/);
   });
 
+  it("shows a local stage's mark as STALE past its market's maxMarkAgeSeconds (the built-in 120 s)", async () => {
+    const { names, at } = await newStage();
+    const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
+    const tick = { sequence: 1, markPrice: parsePrice('1520.5'), timestampMs: Date.now() - 300_000 };
+    await markets.acceptTick('ETH-USD', tick, undefined, false);
+    const text = (await cli('status', ...at)).stdout;
+    expect(text).toMatch(/mark 1520\.5 \(sequence 1 at \S+, 3\d\d s old: STALE, over 120 s/);
+    const json = await status(at);
+    expect(json.markets['ETH-USD']).toMatchObject({ maxMarkAgeSeconds: 120 });
+    expect(json.markets['ETH-USD']!.markAgeSeconds).toBeGreaterThanOrEqual(300);
+  });
+
   it('does not count a market whose first print waits for a second as an open circuit breaker', async () => {
     const { names, at } = await newStage();
     // What margin-check writes for a market's first print (tick/unconfirmed: "no alarm, every market starts so").

@@ -774,6 +774,7 @@ describe('status rendering', () => {
         mark: '1520.5',
         at: '2026-01-01T00:00:00.000Z',
         markAgeSeconds: 150,
+        maxMarkAgeSeconds: 120,
         pendingSequence: null,
         breaker: { reason: 'tick/price-band', trippedAt: '2026-01-01T00:00:00.000Z', mark: '900' },
       },
@@ -788,8 +789,17 @@ describe('status rendering', () => {
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
-    // Its age, against which the work waits for a fresh mark (maxMarkAgeSeconds).
-    expect(text).toContain('mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old)');
+    // Its age, against which the work waits for a fresh mark (maxMarkAgeSeconds), when the configuration is known.
+    expect(text).toContain(
+      'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old: STALE, over 120 s (liquidations and auctions wait for a tick))',
+    );
+    const eth = report.markets['ETH-USD']!;
+    const unknown = renderStatus({ ...report, markets: { 'ETH-USD': { ...eth, maxMarkAgeSeconds: null } } });
+    expect(unknown).toContain(
+      'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old), BREAKER OPEN',
+    );
+    const fresh = renderStatus({ ...report, markets: { 'ETH-USD': { ...eth, markAgeSeconds: 120 } } });
+    expect(fresh).toContain('120 s old), BREAKER OPEN');
   });
 });
 
