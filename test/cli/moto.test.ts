@@ -167,7 +167,10 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     writeFileSync(riskFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
     const refused = await cli('fund', 'withdraw', '--amount', '5000', '--config', riskFile, ...at);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/^backstop: fund withdraw refused: .*ledger\/below-floor\n$/);
+    // After the key it made (said before the money moves), the refusal and its reason.
+    expect(refused.stderr).toMatch(
+      /^backstop: fund withdraw under idempotency key \S+; [^\n]+\nbackstop: fund withdraw refused: .*ledger\/below-floor\n$/,
+    );
     expect((await cli('fund', 'withdraw', '--amount', '0.5', '--config', riskFile, ...at)).code).toBe(0);
 
     // A feed that restarted its sequence: refused while the market has no tick, then resumed.
