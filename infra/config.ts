@@ -8,6 +8,7 @@ import {
 } from '../shared/domain/config.ts';
 import {
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
+  DEPLOYED_STAGE,
   FUNCTIONS,
   type FunctionId,
   QUEUES,
@@ -72,10 +73,7 @@ const principal = z
 
 const schema = z.strictObject({
   /** Names the stack (Backstop-<stage>), the tick bus and the dashboard. */
-  stage: z
-    .string()
-    .regex(/^[a-z][a-z0-9]{0,11}$/, 'lower-case letters and digits, starting with a letter, at most 12')
-    .default('dev'),
+  stage: z.string().regex(DEPLOYED_STAGE.pattern, DEPLOYED_STAGE.rule).default('dev'),
   /** Risk config input (decimal strings, see shared/domain/config.ts); validated here, passed as JSON. */
   riskConfig: json(z.unknown()).optional(),
   logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),

@@ -216,6 +216,15 @@ export const MARGIN_CHECK_PATTERN: EventPatternDef = {
   'replay-name': [{ exists: false }],
 };
 
+/**
+ * A deployed stage's name (the stack Backstop-<stage>, its bus, dashboard and resource names): what the CDK app
+ * accepts, and so all the operator commands may find on AWS or LocalStack (local stages may also hold hyphens).
+ */
+export const DEPLOYED_STAGE = {
+  pattern: /^[a-z][a-z0-9]{0,11}$/,
+  rule: 'lower-case letters and digits, starting with a letter, at most 12',
+} as const;
+
 /** How old a tick event may get before Lambda stops retrying margin-check on it (CDK context overrides it). */
 export const DEFAULT_TICK_MAX_EVENT_AGE_SECONDS = 120;
 

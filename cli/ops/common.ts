@@ -17,6 +17,7 @@ import {
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, MotoPortInUseError } from '../../shared/local/moto.ts';
 import { LocalStateError } from '../../shared/local/state.ts';
+import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
 import type { CliIo } from '../simulate.ts';
 
@@ -113,6 +114,11 @@ export async function openTarget(values: TargetValues): Promise<Deployment> {
   const kind: TargetKind = choiceOption('target', values.target, TARGET_KINDS) ?? 'local';
   if (values.stage !== undefined && !STAGE.test(values.stage)) {
     throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
+  }
+  if (kind !== 'local' && values.stage !== undefined && !DEPLOYED_STAGE.pattern.test(values.stage)) {
+    throw new UsageError(
+      `--stage: "${values.stage}" cannot be a deployed stage (${DEPLOYED_STAGE.rule}: what cdk deploy accepts)`,
+    );
   }
   if (values.region !== undefined && !REGION.test(values.region)) {
     throw new UsageError(`--region: "${values.region}" is not an AWS region like us-east-1`);

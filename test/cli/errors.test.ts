@@ -50,6 +50,11 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--config: cannot read/,
     ],
     ['a bad stage', ['local', 'up', '--stage', 'Prod!'], /--stage: "Prod!" is not a stage name/],
+    [
+      'a stage no deploy makes, on AWS',
+      ['status', '--target', 'aws', '--stage', 'prod-eu'],
+      /--stage: "prod-eu" cannot be a deployed stage \(lower-case letters and digits, starting with a letter, at most 12/,
+    ],
     ['index shards that are not JSON', ['local', 'up', '--index-shards', '{ETH'], /--index-shards: not JSON/],
     [
       'too many index shards',

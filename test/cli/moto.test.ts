@@ -396,7 +396,7 @@ function writeBook(stage: string): string {
 describe('a deployed stack found from its CloudFormation outputs (--target localstack)', () => {
   it('reads the names from the outputs of Backstop-<stage>', async () => {
     const { stage: local, names } = await newStage();
-    const stage = `cfn-${local}`;
+    const stage = `cfn${local}`;
     await publishStackOutputs(emulator.moto.endpoint, stage, names);
     const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--region', 'us-east-1'];
     const report = await status([...target, '--stage', stage]);
