@@ -255,6 +255,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal);
     let outcome: ReplayOutcome;
+    // A hold ended because the stack's status could not be read: said, and the exit code says it too.
+    let holdFailure: string | undefined;
     try {
       outcome = await replayPrices({
         points,
@@ -291,9 +293,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                     );
                     return liquidations.nonTerminal > 0;
                   } catch (error) {
-                    io.stderr.write(
-                      `backstop: hold ended: the stack's status could not be read (${String(error)})\n`,
-                    );
+                    holdFailure = `hold ended: the stack's status could not be read (${String(error)})`;
                     return false;
                   }
                 },
@@ -335,6 +335,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     }
     if (outcome.stalled) {
       io.stderr.write(`backstop: ${outcome.stalled}\n`);
+      return 1;
+    }
+    if (holdFailure) {
+      io.stderr.write(`backstop: ${holdFailure}\n`);
       return 1;
     }
     // Ctrl-C during a hold ends it, the file sent: the documented way to stop holding, not an interruption.

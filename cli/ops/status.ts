@@ -46,10 +46,9 @@ const usd = (decimal: string): string => formatUsd(parseQuote(decimal, 'amount',
 /** The mark's age, and STALE past the market's maxMarkAgeSeconds when the configuration is known. */
 const markAge = (m: StatusReport['markets'][string]): string => {
   if (m.markAgeSeconds === null) return '';
-  const stale =
-    m.maxMarkAgeSeconds !== null && m.markAgeSeconds > m.maxMarkAgeSeconds
-      ? `: STALE, over ${m.maxMarkAgeSeconds} s (liquidations and auctions wait for a tick)`
-      : '';
+  const stale = m.markStale
+    ? `: STALE, over ${m.maxMarkAgeSeconds} s (liquidations and auctions wait for a tick)`
+    : '';
   return `, ${m.markAgeSeconds} s old${stale}`;
 };
 

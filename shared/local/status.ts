@@ -5,6 +5,7 @@ import { marketFromItem } from '../adapters/aws/markets.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
+import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
@@ -68,6 +69,8 @@ export interface MarketStatus {
   readonly markAgeSeconds: number | null;
   /** The market's maxMarkAgeSeconds: null when the deployed risk configuration is not known here. */
   readonly maxMarkAgeSeconds: number | null;
+  /** Whether the mark is too old to act on (markIsStale): null when the bound is not known, or there is no mark. */
+  readonly markStale: boolean | null;
   readonly pendingSequence: number | null;
   readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
 }
@@ -217,6 +220,7 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
     at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
     markAgeSeconds: m.lastTick ? Math.max(0, Math.floor((nowMs - m.lastTick.timestampMs) / 1000)) : null,
     maxMarkAgeSeconds: market?.maxMarkAgeSeconds ?? null,
+    markStale: market && m.lastTick ? markIsStale(m.lastTick.timestampMs, nowMs, market) : null,
     pendingSequence: m.pendingSequence ?? null,
     breaker: m.breaker
       ? {
@@ -228,8 +232,10 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
   };
 }
 
-/** Reads everything the status shows, in parallel. */
-/** `config`: the deployed risk configuration, when known (each market's mark is then judged stale or not). */
+/**
+ * Reads everything the status shows, in parallel. `config`: the deployed risk configuration, when known (each
+ * market's mark is then judged stale or not).
+ */
 export async function collectStatus(
   deployment: Deployment,
   nowMs = Date.now(),

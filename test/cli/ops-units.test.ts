@@ -775,6 +775,7 @@ describe('status rendering', () => {
         at: '2026-01-01T00:00:00.000Z',
         markAgeSeconds: 150,
         maxMarkAgeSeconds: 120,
+        markStale: true,
         pendingSequence: null,
         breaker: { reason: 'tick/price-band', trippedAt: '2026-01-01T00:00:00.000Z', mark: '900' },
       },
@@ -794,11 +795,17 @@ describe('status rendering', () => {
       'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old: STALE, over 120 s (liquidations and auctions wait for a tick))',
     );
     const eth = report.markets['ETH-USD']!;
-    const unknown = renderStatus({ ...report, markets: { 'ETH-USD': { ...eth, maxMarkAgeSeconds: null } } });
+    const unknown = renderStatus({
+      ...report,
+      markets: { 'ETH-USD': { ...eth, maxMarkAgeSeconds: null, markStale: null } },
+    });
     expect(unknown).toContain(
       'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old), BREAKER OPEN',
     );
-    const fresh = renderStatus({ ...report, markets: { 'ETH-USD': { ...eth, markAgeSeconds: 120 } } });
+    const fresh = renderStatus({
+      ...report,
+      markets: { 'ETH-USD': { ...eth, markAgeSeconds: 120, markStale: false } },
+    });
     expect(fresh).toContain('120 s old), BREAKER OPEN');
   });
 });
