@@ -101,6 +101,11 @@ export interface StatusReport {
   readonly dlqMessages: number;
   /** No message waits in any work queue (visible, in flight or delayed). */
   readonly drained: boolean;
+  /**
+   * Every liquidation is terminal (no ADL round owed), no auction is open and no tick waits: what is left in the
+   * work queues (an ended auction's planned steps, up to 900 s away) changes nothing when it runs.
+   */
+  readonly settled: boolean;
   readonly insuranceFund: {
     readonly account: string;
     readonly balance: string;
@@ -263,6 +268,8 @@ export async function collectStatus(
     0,
   );
   const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
+  const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
+  const openAuctions = auctions.get('RUNNING') ?? 0;
   const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs, config)]));
   return {
     target: {
@@ -276,13 +283,16 @@ export async function collectStatus(
     liquidations: {
       byState,
       total: liquidationTotal,
-      nonTerminal: liquidationTotal - terminal + owingAdlRounds,
+      nonTerminal,
       owingAdlRounds,
     },
-    auctions: { byState: fill(AUCTION_STATES, auctions), open: auctions.get('RUNNING') ?? 0 },
+    auctions: { byState: fill(AUCTION_STATES, auctions), open: openAuctions },
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained: work.every(([id]) => total(queues[id]!) === 0),
+    // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
+    // dropped; only a tick (the local tick queue) can start new work.
+    settled: nonTerminal === 0 && openAuctions === 0 && (queues.ticks ? total(queues.ticks) === 0 : true),
     insuranceFund: fund,
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).

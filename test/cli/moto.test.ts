@@ -45,6 +45,7 @@ describe('status', () => {
       'queues',
       'dlqMessages',
       'drained',
+      'settled',
       'insuranceFund',
       'markets',
       'breakersOpen',
@@ -82,7 +83,13 @@ describe('status', () => {
       auctionStepsDlq: zero,
       tickDeadLetters: zero,
     });
-    expect(report).toMatchObject({ dlqMessages: 0, drained: true, markets: {}, breakersOpen: 0 });
+    expect(report).toMatchObject({
+      dlqMessages: 0,
+      drained: true,
+      settled: true,
+      markets: {},
+      breakersOpen: 0,
+    });
     expect(report.insuranceFund).toMatchObject({
       balance: '0',
       reconciled: true,
@@ -469,6 +476,47 @@ describe('status: what is not done, and what is not an alarm', () => {
     expect(report.liquidations.nonTerminal).toBe(1);
     expect(report.liquidations.owingAdlRounds).toBe(1);
     expect((await cli('status', ...at)).stdout).toMatch(/1 settled, owing ADL rounds/);
+  });
+
+  it('says settled when only the planned steps of ended auctions are left, not before', async () => {
+    const { names, at } = await newStage();
+    const { auctions } = adapters(names);
+    const auction = {
+      id: 'p1:0:auction',
+      liquidationId: 'p1:0',
+      symbol: 'ETH-USD',
+      direction: 'SELL' as const,
+      lot: 100_000_000n,
+      remainingLot: 0n,
+      top: parsePrice('1224'),
+      startedAtMs: Date.now(),
+      step: 4,
+      resets: 0,
+      state: 'CLEARED' as const,
+      fills: [],
+      version: 4,
+    };
+    await auctions.create(auction);
+    // A sleeper's planned step, sent before a tick woke the auction and it cleared: a no-op, 900 s away.
+    await emulator.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: names.queues.auctionSteps.url,
+        MessageBody: JSON.stringify({ auctionId: auction.id, step: 2, symbol: 'ETH-USD' }),
+        DelaySeconds: 900,
+      }),
+    );
+    const done = await status(at);
+    expect(done.queues.auctionSteps).toMatchObject({ delayed: 1 });
+    expect(done).toMatchObject({ drained: false, settled: true });
+    expect((await cli('status', ...at)).stdout).toContain(
+      '+1 delayed (settled: what is left runs as no-ops, the planned steps of ended auctions)',
+    );
+
+    // An auction still running has work left, whatever the queues hold.
+    await auctions.create({ ...auction, id: 'p2:0:auction', liquidationId: 'p2:0', state: 'RUNNING' });
+    const running = await status(at);
+    expect(running).toMatchObject({ drained: false, settled: false });
+    expect((await cli('status', ...at)).stdout).not.toContain('settled:');
   });
 
   it("shows a local stage's mark as STALE past its market's maxMarkAgeSeconds (the built-in 120 s)", async () => {

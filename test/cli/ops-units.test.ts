@@ -749,6 +749,7 @@ describe('status rendering', () => {
     },
     dlqMessages: 2,
     drained: false,
+    settled: false,
     insuranceFund: {
       account: 'insurance-fund',
       balance: '250000.5',
