@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick } from '../../shared/domain/tick.ts';
-import { parsePrice } from '../../shared/domain/units.ts';
+import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import { collectStatus } from '../../shared/local/status.ts';
@@ -21,7 +21,7 @@ import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
-import { UsageError } from '../args.ts';
+import { intOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { resolveSymbol } from '../simulate.ts';
 import {
@@ -60,10 +60,10 @@ print, which waits for a second); 3: refused or held by the breaker; 4: not hand
                          aws: the deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
 
-/** How often `replay --hold` sends the last price: well within the default maxMarkAgeSeconds (120 s). */
+/** How often `replay --hold` sends the last price by default: well within the default maxMarkAgeSeconds (120 s). */
 const HOLD_EVERY_SECONDS = 30;
 
-export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold]
+export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
 Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the accepted and
 refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
@@ -77,7 +77,9 @@ with a clear error when the stack handles none for 60 s.
   --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for as long
                          as a liquidation is not terminal, as a live feed would: the work a crash leaves acts only
                          on a mark at most maxMarkAgeSeconds old (120 s by default) and otherwise waits for a
-                         tick; a dead-lettered liquidation keeps it holding: Ctrl-C ends it (exit 0)
+                         tick; a dead-lettered liquidation keeps it holding: Ctrl-C ends it (exit 0). Each held
+                         tick is a line on stderr when it is not a terminal (a progress bar when it is)
+  --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
                          aws: the deployed one, default the built-in defaults)
@@ -101,6 +103,7 @@ const REPLAY_OPTIONS = {
   speed: { type: 'string' },
   source: { type: 'string' },
   hold: { type: 'boolean' },
+  'hold-every': { type: 'string' },
   json: { type: 'boolean' },
   config: { type: 'string' },
 } as const;
@@ -244,9 +247,19 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   if (file === undefined) throw new UsageError('replay: missing the price file (backstop replay FILE.csv)');
   noMorePositionals('replay', positionals, 1);
   const speed = parseSpeedOption(values.speed ?? '60x');
+  if (values['hold-every'] !== undefined && !values.hold)
+    throw new UsageError('--hold-every: only with --hold (the replay ends with the file without it)');
+  const holdEverySeconds = intOption('hold-every', values['hold-every'], 1, 3600) ?? HOLD_EVERY_SECONDS;
   const points = readPriceFile(file);
   return withTarget(values, async (deployment) => {
-    const symbol = resolveSymbol(riskConfigFor(deployment, values.config), values.symbol, file, true);
+    const risk = riskConfigFor(deployment, values.config);
+    const symbol = resolveSymbol(risk, values.symbol, file, true);
+    const { maxMarkAgeSeconds } = marketConfig(risk, symbol);
+    if (values.hold && holdEverySeconds >= maxMarkAgeSeconds)
+      throw new UsageError(
+        `--hold-every: ${holdEverySeconds} s would let ${symbol}'s mark go stale between held ticks ` +
+          `(its maxMarkAgeSeconds is ${maxMarkAgeSeconds}): give less`,
+      );
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
     const firstSequence = await nextSentSequence(markets, symbol, key, Date.now());
@@ -257,6 +270,9 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     let outcome: ReplayOutcome;
     // A hold ended because the stack's status could not be read: said, and the exit code says it too.
     let holdFailure: string | undefined;
+    // What the last look at the stack found, for the line each held tick writes where no bar is drawn.
+    let work = { total: 0, nonTerminal: 0 };
+    const lastPrice = points.at(-1)?.price;
     try {
       outcome = await replayPrices({
         points,
@@ -282,10 +298,11 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         ...(values.hold
           ? {
               hold: {
-                everyMs: HOLD_EVERY_SECONDS * 1000,
+                everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
                     const { liquidations } = await collectStatus(deployment);
+                    work = liquidations;
                     progress.update(
                       'hold',
                       liquidations.total - liquidations.nonTerminal,
@@ -297,7 +314,15 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                     return false;
                   }
                 },
-                onSent: (sequence: number) => recordSentSequence(stateDir(), key, sequence),
+                onSent: (sequence: number) => {
+                  recordSentSequence(stateDir(), key, sequence);
+                  // A log (CI, a file) gets a line per held tick; a terminal has the bar.
+                  if (!io.stderr.isTTY && lastPrice !== undefined)
+                    io.stderr.write(
+                      `backstop: hold: ${symbol} ${formatPrice(lastPrice)} sent again as sequence ${sequence}; ` +
+                        `${work.nonTerminal} of ${work.total} liquidations not terminal\n`,
+                    );
+                },
               },
             }
           : {}),

@@ -69,7 +69,9 @@ export function renderStatus(s: StatusReport): string {
     `queues          ${entries
       .filter((e) => !isDlq(e))
       .map(queue)
-      .join(', ')}${s.drained ? ' (drained)' : s.settled ? ' (settled: what is left runs as no-ops, the planned steps of ended auctions)' : ''}`,
+      .join(
+        ', ',
+      )}${s.drained ? ' (drained)' : s.settled ? ' (settled: what is left runs as no-ops, the planned steps of ended auctions)' : ''}`,
   );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;

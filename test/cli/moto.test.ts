@@ -1,9 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.ts';
 import { stackName } from '../../infra/outputs.ts';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
@@ -662,5 +663,119 @@ describe('README "Running the stack locally", as written', () => {
     // Without --price, a fresh stack has no mark for providers to be sized at: the line failed as written.
     const providers = await cli(...line('seed providers'), ...at);
     expect(providers.code, providers.stderr).toBe(0);
+  });
+});
+
+describe('replay --hold', () => {
+  /** Two prices: sent in one batch, so no stack needs to handle them before the hold. */
+  const twoPrices = () => {
+    const file = path.join(emulator.dir, `hold-${Math.random().toString(36).slice(2)}.csv`);
+    writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,129.9\n');
+    return file;
+  };
+  const pending = (id: string): LiquidationRecord => ({
+    id,
+    positionId: id.split(':')[0]!,
+    symbol: 'ETH-USD',
+    side: 'LONG',
+    state: 'QUEUED',
+    tickKey: 'ETH-USD#1',
+    triggerMark: parsePrice('129.9'),
+    remainingSize: 100_000_000n,
+    marketFills: [],
+    history: [{ atMs: Date.now(), state: 'QUEUED' }],
+    version: 0,
+  });
+
+  it('writes a line per held tick where stderr is no terminal, and ends once every liquidation is', async () => {
+    const { names, at } = await newStage();
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    await put(pending('p1:0'));
+    let stdout = '';
+    let stderr = '';
+    let settling: Promise<unknown> | undefined;
+    const code = await main(
+      [
+        'replay',
+        twoPrices(),
+        '--symbol',
+        'ETH-USD',
+        '--speed',
+        'max',
+        '--hold',
+        '--hold-every',
+        '1',
+        '--json',
+        ...at,
+      ],
+      {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: {
+          isTTY: false,
+          write: (t: string) => {
+            stderr += t;
+            // The first held tick settles the liquidation: the hold's next look at the stack ends it.
+            settling ??= put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
+          },
+        },
+      },
+    );
+    expect(code, stderr).toBe(0);
+    await settling;
+    const outcome = JSON.parse(stdout) as { sent: number; held: number; lastSequence: number };
+    expect(outcome.sent).toBe(2);
+    expect(outcome.held).toBeGreaterThanOrEqual(1);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(outcome.held);
+    const first = outcome.lastSequence - outcome.held + 1;
+    expect(lines[0]).toBe(
+      `backstop: hold: ETH-USD 129.9 sent again as sequence ${first}; 1 of 1 liquidations not terminal`,
+    );
+  });
+
+  it('ends with exit 1 and the reason when it cannot read the stack', async () => {
+    const { names, at } = await newStage();
+    await emulator.clients.dynamo.send(new DeleteTableCommand({ TableName: names.tables.liquidations }));
+    const run = await cli(
+      'replay',
+      twoPrices(),
+      '--symbol',
+      'ETH-USD',
+      '--speed',
+      'max',
+      '--hold',
+      '--hold-every',
+      '1',
+      ...at,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^replayed 2 of 2 prices of hold-\S+ as ETH-USD ticks/);
+    expect(run.stderr).toMatch(
+      /^backstop: hold ended: the stack's status could not be read \(.*ResourceNotFound/,
+    );
+  });
+
+  it('refuses a hold that would let the mark go stale between its ticks, and --hold-every alone', async () => {
+    const { at } = await newStage();
+    const stale = await cli(
+      'replay',
+      twoPrices(),
+      '--symbol',
+      'ETH-USD',
+      '--hold',
+      '--hold-every',
+      '120',
+      ...at,
+    );
+    expect(stale).toMatchObject({
+      code: 2,
+      stderr:
+        "backstop: --hold-every: 120 s would let ETH-USD's mark go stale between held ticks (its maxMarkAgeSeconds is 120): give less\n",
+    });
+    const alone = await cli('replay', twoPrices(), '--symbol', 'ETH-USD', '--hold-every', '5', ...at);
+    expect(alone).toMatchObject({ code: 2, stderr: expect.stringMatching(/--hold-every: only with --hold/) });
   });
 });
