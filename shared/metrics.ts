@@ -4,15 +4,21 @@ import type { Layer } from './domain/model.ts';
  * The business metrics the handlers emit (Powertools Metrics, EMF through the function logs) and the
  * dashboard and alarms read. One list, so an emitted name and a graphed name cannot drift apart.
  *
- * Dimensions: Powertools adds `service` to every metric, so every function runs with the same
- * POWERTOOLS_SERVICE_NAME (METRICS_SERVICE) and each metric has exactly the dimension set
+ * Dimensions: Powertools adds `service` to every metric, so every function of a stage runs with the same
+ * POWERTOOLS_SERVICE_NAME (metricsService(stage)) and each metric has exactly the dimension set
  * { service } or { service, <dimension> }. CloudWatch matches the whole set: a metric emitted with any
  * other extra dimension is a different metric and shows on no graph or alarm.
  */
 
 export const METRICS_NAMESPACE = 'Backstop';
-/** POWERTOOLS_SERVICE_NAME of every function (the `service` dimension of every metric). */
+/** The prefix of every stage's service name; alone, the service of code run outside a stage (tests). */
 export const METRICS_SERVICE = 'backstop';
+/**
+ * The `service` dimension of one stage's metrics (POWERTOOLS_SERVICE_NAME of its functions). Stages share an
+ * account's namespace: with one service for all, a dev stage's ticks kept prod's feed alarm quiet, and its bad
+ * debt paged prod.
+ */
+export const metricsService = (stage: string): string => `${METRICS_SERVICE}-${stage}`;
 
 /** CloudWatch unit names as Powertools' MetricUnit spells them. */
 export type MetricUnitName = 'Count' | 'Seconds' | 'None';

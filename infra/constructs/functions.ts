@@ -10,7 +10,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { METRICS_NAMESPACE, METRICS_SERVICE } from '../../shared/metrics.ts';
+import { METRICS_NAMESPACE, metricsService } from '../../shared/metrics.ts';
 import {
   asyncRetriesWithin,
   chainsThroughItsOwnQueue,
@@ -99,7 +99,7 @@ const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 /** Every function gets every resource name: one environment shape for the adapter bundle. Names are not access. */
 export function functionEnvironment(props: FunctionsProps): Record<string, string> {
   const env: Record<string, string> = {
-    POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
+    POWERTOOLS_SERVICE_NAME: metricsService(props.config.stage),
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     POWERTOOLS_LOG_LEVEL: props.config.logLevel,
     NODE_OPTIONS: '--enable-source-maps',

@@ -25,8 +25,8 @@ import {
   LIQUIDATION_LAYERS,
   METRICS,
   METRICS_NAMESPACE,
-  METRICS_SERVICE,
   type MetricSpec,
+  metricsService,
 } from '../../shared/metrics.ts';
 import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import {
@@ -56,7 +56,6 @@ export interface MonitoringProps {
 const FIVE_MINUTES = Duration.minutes(5);
 const ONE_MINUTE = Duration.minutes(1);
 
-/** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
 /**
  * Out-of-order ticks a minute that page (two minutes running): retries and concurrent deliveries make a few; a
  * feed behind its market makes one a tick.
@@ -72,8 +71,10 @@ const AUCTION_STEP_LATE_SECONDS = 60;
  */
 const AUCTION_STEP_QUEUE_AGE_SECONDS = 900 + 300;
 
+/** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
 export function businessMetric(
   spec: MetricSpec,
+  service: string,
   options: { statistic?: string; period?: Duration; dimension?: string; label?: string } = {},
 ): Metric {
   if (spec.dimension && options.dimension === undefined) {
@@ -84,7 +85,7 @@ export function businessMetric(
     namespace: METRICS_NAMESPACE,
     metricName: spec.name,
     dimensionsMap: {
-      service: METRICS_SERVICE,
+      service,
       ...(spec.dimension && options.dimension !== undefined ? { [spec.dimension]: options.dimension } : {}),
     },
     statistic,
@@ -94,9 +95,13 @@ export function businessMetric(
 }
 
 /** Every value of a dimension that was ever emitted (SEARCH): Reason values are open-ended. */
-const byDimension = (spec: MetricSpec & { dimension: string }, statistic: string): MathExpression =>
+const byDimension = (
+  spec: MetricSpec & { dimension: string },
+  statistic: string,
+  service: string,
+): MathExpression =>
   new MathExpression({
-    expression: `SEARCH('{${METRICS_NAMESPACE},${spec.dimension},service} MetricName="${spec.name}" service="${METRICS_SERVICE}"', '${statistic}', 300)`,
+    expression: `SEARCH('{${METRICS_NAMESPACE},${spec.dimension},service} MetricName="${spec.name}" service="${service}"', '${statistic}', 300)`,
     usingMetrics: {},
     label: `${spec.name} by ${spec.dimension}`,
     period: FIVE_MINUTES,
@@ -148,10 +153,13 @@ export class Monitoring extends Construct {
   readonly dashboard: Dashboard;
   readonly alarms: Alarm[] = [];
   readonly topic: ITopic;
+  /** The `service` dimension of this stage's metrics (metricsService): another stage's never reach its alarms. */
+  private readonly service: string;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     const { config } = props;
+    this.service = metricsService(config.stage);
     this.topic = this.alarmTopic(config);
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: physicalName(config.stage, 'dashboard'),
@@ -227,7 +235,7 @@ export class Monitoring extends Construct {
     const GTE = ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD;
     this.alarm(
       'InsuranceFundLowAlarm',
-      businessMetric(METRICS.InsuranceFundBalance, { statistic: 'Minimum' }),
+      businessMetric(METRICS.InsuranceFundBalance, this.service, { statistic: 'Minimum' }),
       `Insurance fund balance below ${config.alarmInsuranceFundMin} quote units`,
       config.alarmInsuranceFundMin,
       ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -236,35 +244,35 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'AdlAlarm',
-      businessMetric(METRICS.AdlEvents),
+      businessMetric(METRICS.AdlEvents, this.service),
       'Auto-deleveraging happened: the auction and the insurance fund did not cover a liquidation',
       1,
       GTE,
     );
     this.alarm(
       'BackstopLiquidityAlarm',
-      businessMetric(METRICS.AuctionsSkipped),
+      businessMetric(METRICS.AuctionsSkipped, this.service),
       'No provider could bid on a remainder (capital or room spent): the fund and ADL took it without an auction',
       1,
       GTE,
     );
     this.alarm(
       'LastResortAlarm',
-      businessMetric(METRICS.LastResortOrders),
+      businessMetric(METRICS.LastResortOrders, this.service),
       'A slice needed the last resort (a market order within the wide bound): market, auction and ADL could not take any of it',
       1,
       GTE,
     );
     this.alarm(
       'BadDebtAlarm',
-      businessMetric(METRICS.BadDebt),
+      businessMetric(METRICS.BadDebt, this.service),
       'A loss was left that no layer covered',
       0,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
       'LedgerReconcileAlarm',
-      businessMetric(METRICS.LedgerReconcileDifference, { statistic: 'Maximum' }),
+      businessMetric(METRICS.LedgerReconcileDifference, this.service, { statistic: 'Maximum' }),
       `Ledger balances differ from the journal by more than ${config.alarmLedgerDifference} quote units`,
       config.alarmLedgerDifference,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -272,7 +280,7 @@ export class Monitoring extends Construct {
     // Apart from the difference, whose tolerance must not hide a broken journal.
     this.alarm(
       'LedgerJournalAlarm',
-      businessMetric(METRICS.LedgerJournalProblems, { statistic: 'Maximum' }),
+      businessMetric(METRICS.LedgerJournalProblems, this.service, { statistic: 'Maximum' }),
       'The fund journal is broken: a sequence gap, entries that do not chain, or a balance below zero (ledger-reconcile logs which)',
       1,
       GTE,
@@ -280,7 +288,7 @@ export class Monitoring extends Construct {
     // Three runs in a row that did not reach the balance: the difference is not being judged at all.
     this.alarm(
       'LedgerReconcileBacklogAlarm',
-      businessMetric(METRICS.LedgerReconcileBacklog, { statistic: 'Minimum' }),
+      businessMetric(METRICS.LedgerReconcileBacklog, this.service, { statistic: 'Minimum' }),
       'ledger-reconcile is not keeping up with the fund journal (more entries each run than its page budget): the balance is not being checked against the journal',
       1,
       GTE,
@@ -290,7 +298,7 @@ export class Monitoring extends Construct {
     // stopped running (throttled, its schedule disabled, failing before it reports), which no other alarm shows.
     this.alarm(
       'LedgerReconcileStoppedAlarm',
-      businessMetric(METRICS.LedgerJournalProblems, { statistic: 'SampleCount' }),
+      businessMetric(METRICS.LedgerJournalProblems, this.service, { statistic: 'SampleCount' }),
       'ledger-reconcile has not reported for 15 minutes (it runs every 5): the fund journal is not being checked',
       1,
       ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -298,7 +306,7 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'AuctionWakeFailuresAlarm',
-      businessMetric(METRICS.AuctionWakeFailures),
+      businessMetric(METRICS.AuctionWakeFailures, this.service),
       'Sleeping auctions could not be woken (a wake mark not recorded, sleepers not woken): they step when planned, up to 900 s late for a mark that reached their bids',
       1,
       GTE,
@@ -310,7 +318,7 @@ export class Monitoring extends Construct {
         usingMetrics: Object.fromEntries(
           VENUE_ERROR_KINDS.map((kind) => [
             kind,
-            businessMetric(METRICS.VenueOrderFailures, { dimension: kind }),
+            businessMetric(METRICS.VenueOrderFailures, this.service, { dimension: kind }),
           ]),
         ),
         label: 'venue attempts failed',
@@ -322,21 +330,21 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'AuctionStepsLateAlarm',
-      businessMetric(METRICS.AuctionStepLateness, { statistic: 'Maximum' }),
+      businessMetric(METRICS.AuctionStepLateness, this.service, { statistic: 'Maximum' }),
       `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, steps were redriven, or its market's mark was stale (a feed outage: StaleMarkAlarm)`,
       AUCTION_STEP_LATE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
       'StaleMarkAlarm',
-      businessMetric(METRICS.StaleMarkWaits),
+      businessMetric(METRICS.StaleMarkWaits, this.service),
       "Liquidations, auction steps or ADL rounds wait because their market's last mark is older than maxMarkAgeSeconds: its feed stopped, or the breaker holds every print; they go on with the next accepted tick",
       1,
       GTE,
     );
     this.alarm(
       'CircuitBreakerAlarm',
-      businessMetric(METRICS.CircuitBreakerTripped),
+      businessMetric(METRICS.CircuitBreakerTripped, this.service),
       'A market halted: a tick jumped past the price band',
       1,
       GTE,
@@ -353,7 +361,10 @@ export class Monitoring extends Construct {
     // within two minutes, before the silence alarm, with the reason.
     this.alarm(
       'TicksOutOfOrderAlarm',
-      businessMetric(METRICS.TicksRejected, { dimension: 'tick/out-of-order', period: ONE_MINUTE }),
+      businessMetric(METRICS.TicksRejected, this.service, {
+        dimension: 'tick/out-of-order',
+        period: ONE_MINUTE,
+      }),
       `Ticks keep arriving behind their market's last sequence: a feed that restarted its numbering (backstop feed resume), or a tick far ahead (a faulty or hostile feed) that makes the real feed's ticks out of order; that market is not margin-checked meanwhile`,
       OUT_OF_ORDER_PER_MINUTE,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -364,7 +375,7 @@ export class Monitoring extends Construct {
     for (const market of config.markets) {
       this.alarm(
         `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
-        businessMetric(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
+        businessMetric(METRICS.TicksAccepted, this.service, { dimension: market, period: ONE_MINUTE }),
         `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (a feed that restarted its sequence: backstop feed resume), so its positions are not margin-checked`,
         1,
         ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -509,7 +520,8 @@ export class Monitoring extends Construct {
   }
 
   private widgets(props: MonitoringProps): void {
-    const m = (spec: MetricSpec, statistic?: string) => businessMetric(spec, statistic ? { statistic } : {});
+    const m = (spec: MetricSpec, statistic?: string) =>
+      businessMetric(spec, this.service, statistic ? { statistic } : {});
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
       new GraphWidget({ title, left, right, width: 8, height: 6 });
     this.dashboard.addWidgets(
@@ -521,11 +533,11 @@ export class Monitoring extends Construct {
     );
     this.dashboard.addWidgets(
       graph('Ticks by market, positions checked and priced again', [
-        byDimension(METRICS.TicksAccepted, 'Sum'),
+        byDimension(METRICS.TicksAccepted, 'Sum', this.service),
         m(METRICS.PositionsChecked),
         m(METRICS.PositionsRepriced),
       ]),
-      graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum')]),
+      graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum', this.service)]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
       graph('Auctions woken by ticks, skipped for want of a bidder', [
         m(METRICS.AuctionsWoken),
@@ -537,7 +549,7 @@ export class Monitoring extends Construct {
       graph(
         'Liquidations settled by layer',
         LIQUIDATION_LAYERS.map((layer) =>
-          businessMetric(METRICS.LiquidationsSettled, { dimension: layer, label: layer }),
+          businessMetric(METRICS.LiquidationsSettled, this.service, { dimension: layer, label: layer }),
         ),
       ),
       graph('Slippage (bps)', [m(METRICS.SlippageBps, 'p50'), m(METRICS.SlippageBps, 'p99')]),
@@ -571,7 +583,7 @@ export class Monitoring extends Construct {
           m(METRICS.StaleMarkWaits),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
-          byDimension(METRICS.VenueOrderFailures, 'Sum'),
+          byDimension(METRICS.VenueOrderFailures, 'Sum', this.service),
         ],
         [
           m(METRICS.LedgerReconcileDifference, 'Maximum'),

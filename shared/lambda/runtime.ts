@@ -8,10 +8,13 @@ import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
 import { MAX_POSITIONS_ENV, maxReceivesEnv, QUEUES, type QueueId, RISK_CONFIG_ENV } from '../topology.ts';
 
+/** The stage's service (metricsService, set by the stack and the local stack); outside a stage, the bare prefix. */
+const SERVICE = process.env.POWERTOOLS_SERVICE_NAME || METRICS_SERVICE;
+
 /** Powertools instances shared by every handler of a container (created once, at cold start). */
-export const logger = new Logger({ serviceName: METRICS_SERVICE });
-export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
-export const tracer = new Tracer({ serviceName: METRICS_SERVICE });
+export const logger = new Logger({ serviceName: SERVICE });
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE });
+export const tracer = new Tracer({ serviceName: SERVICE });
 
 /**
  * Publishes the metrics stored so far (one EMF line). The consumers call it after each record, so a record's

@@ -10,7 +10,7 @@ import {
 import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import type { RiskConfigInput } from '../domain/config.ts';
 import { resetWiring } from '../lambda/wiring.ts';
-import { METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
+import { METRICS_NAMESPACE, metricsService } from '../metrics.ts';
 import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
 import {
   FUNCTIONS,
@@ -71,6 +71,7 @@ type LocalSettings = Pick<
 
 /** The environment each function gets in the CDK stack, for local names. */
 export function functionEnvironment(
+  stage: string,
   names: ResourceNames,
   endpoint: string,
   region: string,
@@ -82,7 +83,7 @@ export function functionEnvironment(
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'local',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
     [TICK_BUS_ENV]: names.busName,
-    POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
+    POWERTOOLS_SERVICE_NAME: metricsService(stage),
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     // The runner is not Lambda: no X-Ray daemon to send traces to.
     POWERTOOLS_TRACE_ENABLED: 'false',
@@ -128,7 +129,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const region = options.region ?? 'us-east-1';
   const clients = createAwsClients(localClientConfig(options.endpoint, region));
   const names = await createLocalResources(clients, options.stage);
-  const env = functionEnvironment(names, options.endpoint, region, options);
+  const env = functionEnvironment(options.stage, names, options.endpoint, region, options);
   applyFunctionEnvironment(env);
   resetWiring();
   const handlers = await loadHandlers();

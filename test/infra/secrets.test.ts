@@ -20,7 +20,8 @@ process.env.CDK_VALIDATION = 'false';
 
 /** Every variable a function has, and why it may be there. None grants access: IAM does, per function. */
 const DOCUMENTED: Readonly<Record<string, string>> = {
-  POWERTOOLS_SERVICE_NAME: 'a label on logs, metrics and traces (backstop)',
+  POWERTOOLS_SERVICE_NAME:
+    "a label on logs, metrics and traces (backstop-<stage>): each stage's alarms read its own",
   POWERTOOLS_METRICS_NAMESPACE: 'the CloudWatch namespace of the metrics (Backstop)',
   POWERTOOLS_LOG_LEVEL: 'the log level (INFO by default)',
   NODE_OPTIONS: 'runtime flag --enable-source-maps (readable stack traces)',
@@ -120,7 +121,7 @@ describe('Lambda environments hold no secrets (issue 7)', () => {
       'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY': 'base64 blob',
     };
     for (const [value, kind] of Object.entries(flagged)) expect(credentialLike(value), value).toBe(kind);
-    for (const harmless of ['backstop', 'Backstop', 'INFO', '--enable-source-maps', '{"buf":"1.05"}']) {
+    for (const harmless of ['backstop-dev', 'Backstop', 'INFO', '--enable-source-maps', '{"buf":"1.05"}']) {
       expect(credentialLike(harmless), harmless).toBeUndefined();
     }
     expect(

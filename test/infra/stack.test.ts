@@ -371,7 +371,7 @@ describe('BackstopStack template (default config)', () => {
       // margin-check's own default (500 positions per invocation) unless the context sets it.
       expect(env[MAX_POSITIONS_ENV]).toBeUndefined();
       expect(env).toMatchObject({
-        POWERTOOLS_SERVICE_NAME: 'backstop',
+        POWERTOOLS_SERVICE_NAME: 'backstop-dev',
         POWERTOOLS_METRICS_NAMESPACE: 'Backstop',
         POWERTOOLS_LOG_LEVEL: 'INFO',
       });
@@ -587,7 +587,7 @@ describe('BackstopStack template (default config)', () => {
       ComparisonOperator: 'LessThanThreshold',
       Threshold: 100_000,
       Statistic: 'Minimum',
-      Dimensions: [{ Name: 'service', Value: 'backstop' }],
+      Dimensions: [{ Name: 'service', Value: 'backstop-dev' }],
     });
     expect(business(METRICS.AdlEvents.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
     expect(business(METRICS.LastResortOrders.name)).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
@@ -615,7 +615,7 @@ describe('BackstopStack template (default config)', () => {
     expect(feeds.map((a) => a.Dimensions)).toEqual(
       parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT).markets.map((m) =>
         expect.arrayContaining([
-          { Name: 'service', Value: 'backstop' },
+          { Name: 'service', Value: 'backstop-dev' },
           { Name: 'Market', Value: m.symbol },
         ]),
       ),
@@ -635,7 +635,7 @@ describe('BackstopStack template (default config)', () => {
     expect(on(METRICS.TicksRejected.name, 'Backstop')).toEqual([
       expect.objectContaining({
         Dimensions: expect.arrayContaining([
-          { Name: 'service', Value: 'backstop' },
+          { Name: 'service', Value: 'backstop-dev' },
           { Name: 'Reason', Value: 'tick/out-of-order' },
         ]),
         Statistic: 'Sum',
@@ -754,7 +754,7 @@ describe('BackstopStack template (default config)', () => {
       expect.objectContaining({
         Statistic: 'Maximum',
         Threshold: 60,
-        Dimensions: [{ Name: 'service', Value: 'backstop' }],
+        Dimensions: [{ Name: 'service', Value: 'backstop-dev' }],
       }),
     ]);
     expect(alarms.filter((a) => a.MetricName === METRICS.AuctionWakeFailures.name)).toEqual([
@@ -836,7 +836,7 @@ describe('BackstopStack template (default config)', () => {
         'Backstop',
         spec.name,
         'service',
-        'backstop',
+        'backstop-dev',
         expect.anything(),
       ]);
     }
@@ -847,13 +847,13 @@ describe('BackstopStack template (default config)', () => {
         'Layer',
         layer,
         'service',
-        'backstop',
+        'backstop-dev',
         expect.anything(),
       ]);
     }
     expect(JSON.stringify(lines)).toContain(`MetricName=\\"${METRICS.TicksRejected.name}\\"`);
     for (const stat of ['p50', 'p99']) {
-      expect(business).toContainEqual(['Backstop', 'SlippageBps', 'service', 'backstop', { stat }]);
+      expect(business).toContainEqual(['Backstop', 'SlippageBps', 'service', 'backstop-dev', { stat }]);
     }
     const queueLines = lines.filter((l) => l[0] === 'AWS/SQS');
     expect(queueLines.filter((l) => l[1] === 'ApproximateAgeOfOldestMessage')).toHaveLength(QUEUES.length);
@@ -910,6 +910,32 @@ describe('BackstopStack template (configured)', () => {
       for (let n = 1; n <= receives; n++)
         seconds += retryBackoffSeconds(q.id, n, receives) ?? (props.VisibilityTimeout as number);
       expect(seconds, q.id).toBeLessThan((props.MessageRetentionPeriod as number) / 4);
+    }
+  });
+
+  it("reads only its own stage's metrics: stages share the account's namespace", () => {
+    const { stack } = build({ 'backstop:stage': 'prod' });
+    const template = Template.fromStack(stack);
+    const services = new Set<unknown>();
+    const collect = (m: { Namespace?: string; Dimensions?: { Name: string; Value: unknown }[] }) => {
+      if (m.Namespace === 'Backstop') services.add(m.Dimensions?.find((d) => d.Name === 'service')?.Value);
+    };
+    for (const { Properties: a } of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      collect(a);
+      for (const q of a.Metrics ?? []) if (q.MetricStat) collect(q.MetricStat.Metric);
+    }
+    // Every business alarm of prod, and nothing else (a dev stage's ticks kept prod's feed alarm quiet).
+    expect([...services]).toEqual(['backstop-prod']);
+    const body = JSON.stringify(
+      Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties.DashboardBody,
+    );
+    // Metric lines ("service","backstop-prod") and SEARCH expressions (service=\"backstop-prod\").
+    const graphed = body.match(/service\W+backstop[\w-]*/g) ?? [];
+    expect(graphed.length).toBeGreaterThan(20);
+    expect(new Set(graphed.map((g) => g.replace(/^service\W+/, '')))).toEqual(new Set(['backstop-prod']));
+    for (const { Properties: f } of Object.values(template.findResources('AWS::Lambda::Function'))) {
+      const env = f.Environment?.Variables ?? {};
+      if ('POWERTOOLS_METRICS_NAMESPACE' in env) expect(env.POWERTOOLS_SERVICE_NAME).toBe('backstop-prod');
     }
   });
 
@@ -1100,14 +1126,15 @@ describe("the local stack's function environment", () => {
     tickQueueUrl: 'http://local/tick-local',
     tickQueueArn: 'arn:local:tick-local',
   };
-  const local = (settings?: Parameters<typeof localFunctionEnvironment>[3]) =>
-    localFunctionEnvironment(names, 'http://localhost:5000', 'us-east-1', settings);
+  const local = (settings?: Parameters<typeof localFunctionEnvironment>[4], stage = 'dev') =>
+    localFunctionEnvironment(stage, names, 'http://localhost:5000', 'us-east-1', settings);
 
   it("names the Powertools service and namespace as the stack's functions do", () => {
     const { stack, config } = build();
     const onAws = functionEnvironment({ config, projectRoot, ...stack });
     for (const key of ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'])
       expect(local()[key], key).toBe(onAws[key]);
+    expect(local(undefined, 'demo-1').POWERTOOLS_SERVICE_NAME).toBe('backstop-demo-1');
   });
 
   it('sets the optional settings it is given, as the stack does from its context', () => {
