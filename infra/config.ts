@@ -4,8 +4,10 @@ import {
   ConfigError,
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
+  type RiskConfig,
   type RiskConfigInput,
 } from '../shared/domain/config.ts';
+import { formatQuote } from '../shared/domain/units.ts';
 import {
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
   DEPLOYED_STAGE,
@@ -180,12 +182,21 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
     );
   }
   const riskConfigInput = (riskConfig ?? DEFAULT_RISK_CONFIG_INPUT) as RiskConfigInput;
-  let markets: readonly string[];
+  let risk: RiskConfig;
   try {
-    markets = parseRiskConfig(riskConfigInput).markets.map((m) => m.symbol);
+    risk = parseRiskConfig(riskConfigInput);
   } catch (e) {
     if (e instanceof ConfigError) throw new InfraConfigError(`${CONTEXT_PREFIX}riskConfig: ${e.message}`);
     throw e;
+  }
+  const markets = risk.markets.map((m) => m.symbol);
+  // Payouts and withdrawals stop at the fund's floor: a balance never goes below it, so a threshold at or under
+  // it would never page (refusals at the floor have their own alarm).
+  const floor = Number(formatQuote(risk.insurance.floor));
+  if (floor > 0 && rest.alarmInsuranceFundMin <= floor) {
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}alarmInsuranceFundMin is ${rest.alarmInsuranceFundMin}, not above the insurance fund's floor ${floor} (riskConfig): the balance never goes below the floor, so the alarm could never fire; give a threshold above it`,
+    );
   }
   // AWS: reserved concurrency under a queue trigger's maximum concurrency throttles its receives, and throttled
   // receives count toward maxReceiveCount: healthy messages would end in the dead-letter queue in a cascade.

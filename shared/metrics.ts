@@ -129,6 +129,13 @@ export const METRICS = {
     kind: 'counter',
     help: 'payouts from the fund',
   },
+  InsuranceFundRefusals: {
+    name: 'InsuranceFundRefusals',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Reason',
+    help: 'settlements whose shortfall the fund refused in whole or part; Reason = insurance/floor or insurance/draw-cap (ADL takes the rest)',
+  },
   BadDebt: {
     name: 'BadDebt',
     unit: 'None',

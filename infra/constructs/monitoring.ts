@@ -243,6 +243,20 @@ export class Monitoring extends Construct {
       { treatMissingData: TreatMissingData.MISSING },
     );
     this.alarm(
+      'InsuranceFloorAlarm',
+      businessMetric(METRICS.InsuranceFundRefusals, this.service, { dimension: 'insurance/floor' }),
+      'The insurance fund refused a shortfall at its floor: it has nothing left above it to pay, and ADL takes the deficits',
+      1,
+      GTE,
+    );
+    this.alarm(
+      'InsuranceDrawCapAlarm',
+      businessMetric(METRICS.InsuranceFundRefusals, this.service, { dimension: 'insurance/draw-cap' }),
+      "The insurance fund refused a shortfall at its draw cap per window (drawCapPerWindow): it has money, but this window's draws are spent, and ADL takes the deficits until the next window",
+      1,
+      GTE,
+    );
+    this.alarm(
       'AdlAlarm',
       businessMetric(METRICS.AdlEvents, this.service),
       'Auto-deleveraging happened: the auction and the insurance fund did not cover a liquidation',
@@ -567,9 +581,10 @@ export class Monitoring extends Construct {
         height: 6,
       }),
       graph(
-        'Fund draws, bad debt, ADL',
+        'Fund draws and refusals, bad debt, ADL',
         [
           m(METRICS.InsuranceFundDraws),
+          byDimension(METRICS.InsuranceFundRefusals, 'Sum', this.service),
           m(METRICS.AdlEvents),
           m(METRICS.LastResortOrders),
           m(METRICS.LastResortWaits),

@@ -1784,6 +1784,10 @@ function recordSettlementMetrics(
   if (insurance.shortfallPaid > 0n) {
     telemetry.count(METRICS.InsuranceFundDraws.name, 1);
   }
+  // A fund at its floor or its window's cap pages for itself, before ADL's or bad debt's alarms say why.
+  if (insurance.refused > 0n && insurance.refusal) {
+    telemetry.count(METRICS.InsuranceFundRefusals.name, 1, { Reason: insurance.refusal });
+  }
   if (adl.uncovered > 0n && !roundsFollow) {
     telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)));
   }

@@ -123,6 +123,16 @@ describe('loadConfig', () => {
       { 'backstop:reservedConcurrency': { liquidationConsumer: 19 } },
       /reservedConcurrency.liquidationConsumer is 19, under its queue trigger's maximum concurrency 20/,
     ],
+    [
+      "a fund-low threshold not above the fund's floor (the balance never goes below it)",
+      {
+        'backstop:riskConfig': {
+          ...DEFAULT_RISK_CONFIG_INPUT,
+          insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '200000' },
+        },
+      },
+      /alarmInsuranceFundMin is 100000, not above the insurance fund's floor 200000 \(riskConfig\)/,
+    ],
     ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON/],
     [
       'an invalid risk config',

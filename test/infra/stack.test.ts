@@ -604,6 +604,18 @@ describe('BackstopStack template (default config)', () => {
       Period: 300,
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    // A fund at its floor, or at its draw cap, pages for itself: one alarm per reason.
+    expect(
+      on(METRICS.InsuranceFundRefusals.name, 'Backstop').map((a) => [
+        a.Dimensions.find((d: { Name: string }) => d.Name === 'Reason').Value,
+        a.Statistic,
+        a.Threshold,
+        a.ComparisonOperator,
+      ]),
+    ).toEqual([
+      ['insurance/floor', 'Sum', 1, 'GreaterThanOrEqualToThreshold'],
+      ['insurance/draw-cap', 'Sum', 1, 'GreaterThanOrEqualToThreshold'],
+    ]);
     // Work held for a fresh mark pages at once (stale-mark, session 30).
     expect(business(METRICS.StaleMarkWaits.name)).toMatchObject({
       Threshold: 1,
