@@ -23,7 +23,7 @@ export const metricsService = (stage: string): string => `${METRICS_SERVICE}-${s
 /** CloudWatch unit names as Powertools' MetricUnit spells them. */
 export type MetricUnitName = 'Count' | 'Seconds' | 'None';
 /** The only extra dimensions in use. */
-export type MetricDimension = 'Reason' | 'Layer' | 'Market';
+export type MetricDimension = 'Reason' | 'Layer' | 'Market' | 'Queue';
 
 export interface MetricSpec {
   readonly name: string;
@@ -160,6 +160,13 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     help: 'liquidation and auction messages that met a mark older than maxMarkAgeSeconds: they wait for a fresh tick',
+  },
+  RecordFailures: {
+    name: 'RecordFailures',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Queue',
+    help: "queue records that failed and will be retried (not a deferral behind another delivery's order lease); Queue = liquidations or auctionSteps. Lambda counts an error only when a whole batch fails",
   },
   VenueOrderFailures: {
     name: 'VenueOrderFailures',

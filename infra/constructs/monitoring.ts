@@ -497,6 +497,18 @@ export class Monitoring extends Construct {
         props.config.alarmFunctionErrors,
         ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       );
+      // A failed record in a batch whose other records succeed is no Lambda error (partial batch responses):
+      // without its own count it would page only from the dead-letter queue, minutes of retries later.
+      if (def.trigger.kind === 'queue') {
+        const queue = def.trigger.queue;
+        this.alarm(
+          `${pascal(queue)}RecordFailuresAlarm`,
+          businessMetric(METRICS.RecordFailures, this.service, { dimension: queue }),
+          `${props.config.alarmFunctionErrors} or more ${queue} records failed in 5 minutes (${def.folder}); each is retried, and dead-lettered after maxReceiveCount receives: its logs and \`backstop dlq list\` say why`,
+          props.config.alarmFunctionErrors,
+          ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        );
+      }
       // Throttled receives count towards maxReceiveCount (healthy messages dead-lettered) and a throttled
       // scheduled run is dropped: page before either.
       this.alarm(
@@ -632,8 +644,9 @@ export class Monitoring extends Construct {
     const fns = FUNCTIONS.map((def) => ({ def, fn: props.functions[def.id] }));
     this.dashboard.addWidgets(
       graph(
-        'Function errors',
+        'Function errors, failed records',
         fns.map(({ def, fn }) => fn.metricErrors({ label: def.folder, statistic: 'Sum' })),
+        [byDimension(METRICS.RecordFailures, 'Sum', this.service)],
       ),
       graph(
         'Function throttles',

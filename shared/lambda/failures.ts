@@ -5,11 +5,12 @@ import {
   processPartialResponse,
 } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { ProcessingFailure, QueueTransport } from '../ports/index.ts';
+import { METRICS } from '../metrics.ts';
+import type { ProcessingFailure, QueueTransport, Telemetry } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
 import { QUEUES, type QueueId } from '../topology.ts';
 import { type DeferralKind, noteDeferred } from './deferral.ts';
-import { log } from './runtime.ts';
+import { log, powertoolsTelemetry } from './runtime.ts';
 
 /** A reason is one line for an operator (`backstop dlq list`), not a dump: longer messages are cut. */
 const MAX_REASON_CHARS = 300;
@@ -112,7 +113,8 @@ export function retryBackoffSeconds(
 
 /**
  * What a failed record's handler does before reporting it: another delivery's lease makes it wait for that lease,
- * any other failure backs off on its queue's schedule (by ApproximateReceiveCount), the last receive's not at all.
+ * any other failure is counted (RecordFailures, alarmed) and backs off on its queue's schedule (by
+ * ApproximateReceiveCount), the last receive's not at all.
  */
 export async function scheduleRetry(
   queueId: QueueId,
@@ -120,8 +122,11 @@ export async function scheduleRetry(
   record: SQSRecord,
   error: unknown,
   maxReceives?: number,
+  telemetry: Telemetry = powertoolsTelemetry(),
 ): Promise<void> {
   if (error instanceof LiquidationBusyError) return deferRecord(queue, record, error.retryAfterMs);
+  // Counted here, not by Lambda: a batch whose other records succeed fails the invocation in nothing.
+  telemetry.count(METRICS.RecordFailures.name, 1, { Queue: queueId });
   const receives = Number(record.attributes?.ApproximateReceiveCount);
   const seconds = retryBackoffSeconds(queueId, receives, maxReceives);
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');

@@ -604,6 +604,17 @@ describe('BackstopStack template (default config)', () => {
       Period: 300,
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    // A failed record pages though its batch's other records succeeded (no Lambda error): one alarm per queue.
+    expect(
+      on(METRICS.RecordFailures.name, 'Backstop').map((a) => [
+        a.Dimensions.find((d: { Name: string }) => d.Name === 'Queue').Value,
+        a.Statistic,
+        a.Threshold,
+      ]),
+    ).toEqual([
+      ['liquidations', 'Sum', 1],
+      ['auctionSteps', 'Sum', 1],
+    ]);
     // A fund at its floor, or at its draw cap, pages for itself: one alarm per reason.
     expect(
       on(METRICS.InsuranceFundRefusals.name, 'Backstop').map((a) => [

@@ -14,11 +14,13 @@ import {
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
 import { logger, maxReceivesFromEnv } from '../../shared/lambda/runtime.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import { ConditionFailedError, type ProcessingFailure, VenueError } from '../../shared/ports/index.ts';
 import { sqsRecord as runnerRecord } from '../../shared/runner/index.ts';
 import { PoisonMessageError, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { LiquidationBusyError } from '../../shared/services/liquidation.ts';
 import { maxReceivesEnv, QUEUES } from '../../shared/topology.ts';
+import { RecordingTelemetry } from '../support/pipeline.ts';
 
 /** What the consumers record on a liquidation or auction when a delivery fails (shown by `backstop dlq list`). */
 
@@ -291,6 +293,30 @@ describe('scheduleRetry', () => {
     expect(await retryOf(new LiquidationBusyError('liquidation/busy: p1:0', 12_500), 1)).toEqual({
       seconds: 13,
       kind: 'wait',
+    });
+  });
+
+  it('counts a failed record by its queue (Lambda counts no error when its batch partly succeeds), not a deferral', async () => {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'auctionSteps', clock });
+    await queue.send('m');
+    const message = (await queue.receive(1, 361))[0]!;
+    const record = runnerRecord(message, 'arn', identity, clock.nowMs());
+    const telemetry = new RecordingTelemetry();
+    await scheduleRetry('auctionSteps', queue, record, new Error('throttled'), undefined, telemetry);
+    await scheduleRetry('liquidations', queue, record, new Error('throttled'), undefined, telemetry);
+    await scheduleRetry('liquidations', queue, record, new Error('throttled'), undefined, telemetry);
+    await scheduleRetry(
+      'liquidations',
+      queue,
+      record,
+      new LiquidationBusyError('liquidation/busy: p1:0', 1_000),
+      undefined,
+      telemetry,
+    );
+    expect(Object.fromEntries(telemetry.counts)).toEqual({
+      [`${METRICS.RecordFailures.name}:auctionSteps`]: 1,
+      [`${METRICS.RecordFailures.name}:liquidations`]: 2,
     });
   });
 
