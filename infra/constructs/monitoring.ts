@@ -39,6 +39,7 @@ import {
   QUEUES,
   type QueueId,
   TABLES,
+  type TableDef,
   type TableId,
 } from '../../shared/topology.ts';
 import type { InfraConfig } from '../config.ts';
@@ -118,18 +119,34 @@ const dynamoMetric = (metricName: string, dimensionsMap: Record<string, string>)
     period: FIVE_MINUTES,
   });
 
-/** Read and write throttle events of a table (its indexes not included). */
-const tableThrottles = (table: ITable, id: TableId): MathExpression =>
-  new MathExpression({
-    // Metric ids are unique across a graph that shows every table.
-    expression: `FILL(r_${id}, 0) + FILL(w_${id}, 0)`,
-    usingMetrics: {
-      [`r_${id}`]: dynamoMetric('ReadThrottleEvents', { TableName: table.tableName }),
-      [`w_${id}`]: dynamoMetric('WriteThrottleEvents', { TableName: table.tableName }),
-    },
+/**
+ * Read and write throttle events of a table, and write throttle events of its indexes (the TableName dimension
+ * alone leaves them out; a throttled index throttles the writes that feed it), but the positions table's, which
+ * have their own alarm and remedy (positionIndexThrottles).
+ */
+const tableThrottles = (table: ITable, def: TableDef): MathExpression => {
+  const { id } = def;
+  // Metric ids are unique across a graph that shows every table.
+  const usingMetrics: Record<string, Metric> = {
+    [`r_${id}`]: dynamoMetric('ReadThrottleEvents', { TableName: table.tableName }),
+    [`w_${id}`]: dynamoMetric('WriteThrottleEvents', { TableName: table.tableName }),
+  };
+  if (id !== 'positions')
+    def.indexes.forEach((index, i) => {
+      usingMetrics[`w_${id}_i${i}`] = dynamoMetric('WriteThrottleEvents', {
+        TableName: table.tableName,
+        GlobalSecondaryIndexName: index.name,
+      });
+    });
+  return new MathExpression({
+    expression: Object.keys(usingMetrics)
+      .map((key) => `FILL(${key}, 0)`)
+      .join(' + '),
+    usingMetrics,
     label: id,
     period: FIVE_MINUTES,
   });
+};
 
 /** Write throttle events of the positions table's three indexes (a market side's partition in each). */
 const positionIndexThrottles = (positions: ITable): MathExpression => {
@@ -530,8 +547,8 @@ export class Monitoring extends Construct {
     for (const t of TABLES) {
       this.alarm(
         `${pascal(t.id)}TableThrottleAlarm`,
-        tableThrottles(props.tables[t.id], t.id),
-        `Requests to the ${t.id} table were throttled: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
+        tableThrottles(props.tables[t.id], t),
+        `Requests to the ${t.id} table${t.id !== 'positions' && t.indexes.length > 0 ? ` or writes to its indexes (${t.indexes.map((i) => i.name).join(', ')})` : ''} were throttled: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
         1,
         ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       );
@@ -660,7 +677,7 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       graph(
         'DynamoDB throttled events by table',
-        TABLES.map((t) => tableThrottles(props.tables[t.id], t.id)),
+        TABLES.map((t) => tableThrottles(props.tables[t.id], t)),
         [positionIndexThrottles(props.tables.positions)],
       ),
     );
