@@ -112,6 +112,7 @@ const schema = z.strictObject({
   tickRetryAttempts: num(z.number().int().min(0).max(185)).default(3),
   /** Positions one margin-check invocation starts before it continues the tick in another (default 500). */
   marginCheckMaxPositions: num(z.number().int().min(1).max(10_000)).optional(),
+  /** A liquidation message that runs this long after it was due (a new one: after its tick) alarms. */
   alarmLiquidationQueueAgeSeconds: num(z.number().int().min(1)).default(120),
   /** Whole quote units (same unit as the InsuranceFundBalance metric). */
   alarmInsuranceFundMin: num(z.number().min(0)).default(100_000),

@@ -111,6 +111,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned',
   },
+  LiquidationLateness: {
+    name: 'LiquidationLateness',
+    unit: 'Seconds',
+    kind: 'distribution',
+    help: 'how long after it was due a liquidation message ran (sent plus its delay; 0 when on time): a backed-up or stalled consumer, retries, a redrive',
+  },
   AuctionStepLateness: {
     name: 'AuctionStepLateness',
     unit: 'Seconds',

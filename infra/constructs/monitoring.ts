@@ -71,6 +71,8 @@ const AUCTION_STEP_LATE_SECONDS = 60;
  * only one waiting 5 minutes past that is behind.
  */
 const AUCTION_STEP_QUEUE_AGE_SECONDS = 900 + 300;
+/** Likewise for liquidations: a last resort waits for the book up to 900 s ahead. */
+const LIQUIDATION_QUEUE_AGE_SECONDS = 900 + 300;
 
 /** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
 export function businessMetric(
@@ -480,14 +482,28 @@ export class Monitoring extends Construct {
         );
       }
     }
+    // How late messages run, measured by the consumer from when each was due: the queue's age cannot say it, as
+    // the liquidation queue holds messages sent up to 900 s ahead (the last resort's waits for the book).
+    this.alarm(
+      'LiquidationsLateAlarm',
+      businessMetric(METRICS.LiquidationLateness, this.service, {
+        statistic: 'Maximum',
+        period: ONE_MINUTE,
+      }),
+      `A liquidation message ran more than ${props.config.alarmLiquidationQueueAgeSeconds} s after it was due (a new one: after its tick) two minutes running: the consumer is behind, its records are retried, or messages were redriven`,
+      props.config.alarmLiquidationQueueAgeSeconds,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+      { evaluationPeriods: 2 },
+    );
+    // A stalled consumer reports no lateness (nothing runs): its queue shows it.
     this.alarm(
       'LiquidationQueueAgeAlarm',
       props.queues.liquidations.queue.metricApproximateAgeOfOldestMessage({
         statistic: 'Maximum',
         period: ONE_MINUTE,
       }),
-      `A liquidation waited more than ${props.config.alarmLiquidationQueueAgeSeconds} s: consumers are behind or failing`,
-      props.config.alarmLiquidationQueueAgeSeconds,
+      `The oldest liquidation message is more than ${LIQUIDATION_QUEUE_AGE_SECONDS} s old (messages are sent up to 900 s ahead): the liquidation consumer has stalled`,
+      LIQUIDATION_QUEUE_AGE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },
     );
@@ -597,9 +613,9 @@ export class Monitoring extends Construct {
       ),
       graph('Slippage (bps)', [m(METRICS.SlippageBps, 'p50'), m(METRICS.SlippageBps, 'p99')]),
       graph(
-        'Auction duration, step lateness (s)',
+        'Auction duration; step and liquidation lateness (s)',
         [m(METRICS.AuctionDurationSeconds, 'p50'), m(METRICS.AuctionDurationSeconds, 'p99')],
-        [m(METRICS.AuctionStepLateness, 'Maximum')],
+        [m(METRICS.AuctionStepLateness, 'Maximum'), m(METRICS.LiquidationLateness, 'Maximum')],
       ),
     );
     this.dashboard.addWidgets(

@@ -415,6 +415,8 @@ export interface LiquidationMessage {
   readonly symbol?: string;
   /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
   readonly lastResortWaits?: number;
+  /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */
+  readonly dueAtMs?: number;
 }
 
 export interface AuctionStepMessage {

@@ -12,6 +12,8 @@ export const liquidationMessageSchema = z.object({
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   positionId: z.string().min(1).max(200).optional(),
   symbol: z.string().min(1).max(40).optional(),
+  /** When it was due (sent plus its delay): how late it runs is measured from then (LiquidationLateness). */
+  dueAtMs: z.number().int().min(0).optional(),
 });
 
 export const auctionStepMessageSchema = z.object({
@@ -48,6 +50,13 @@ export const parseAuctionStepMessage = (body: string): AuctionStepMessage =>
 
 export const encodeMessage = (message: LiquidationMessage | AuctionStepMessage): string =>
   JSON.stringify(message);
+
+/** A liquidation message due `delaySeconds` after `nowMs`, encoded. */
+export const dueLiquidationMessage = (
+  message: Omit<LiquidationMessage, 'dueAtMs'>,
+  nowMs: number,
+  delaySeconds = 0,
+): string => encodeMessage({ ...message, dueAtMs: nowMs + delaySeconds * 1000 });
 
 /** The message of an auction's current step, due at `dueAtMs` (when it is sent plus its delay). */
 export const stepMessageOf = (

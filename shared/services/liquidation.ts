@@ -57,7 +57,7 @@ import {
   VenueError,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage } from '../schemas/messages.ts';
+import { dueLiquidationMessage } from '../schemas/messages.ts';
 import { AdlQueue, type QueuedEntry, readAdlTop, type VersionedCandidate } from './adl-snapshots.ts';
 import {
   closeDirection,
@@ -69,6 +69,7 @@ import {
   oppositeSide,
   requireFreshMark,
   type SettlementDeps,
+  STALE_MARK_WAIT_SECONDS,
   waitForFreshMark,
 } from './context.ts';
 import { isNextSlice, liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from './margin-check.ts';
@@ -174,6 +175,12 @@ export async function processLiquidation(
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
   const { liquidationId, lastResortWaits } = message;
+  // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
+  if (message.dueAtMs !== undefined)
+    deps.telemetry.observe(
+      METRICS.LiquidationLateness.name,
+      Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000,
+    );
   const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
   let state: LiquidationRecord['state'] | undefined;
   try {
@@ -194,10 +201,12 @@ export async function processLiquidation(
   } catch (error) {
     if (!(error instanceof MarkStaleError)) throw error;
     // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
-    const body = encodeMessage({
-      liquidationId,
-      ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
-    });
+    // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
+    const body = dueLiquidationMessage(
+      { liquidationId, ...(lastResortWaits === undefined ? {} : { lastResortWaits }) },
+      deps.clock.nowMs(),
+      STALE_MARK_WAIT_SECONDS,
+    );
     await waitForFreshMark(error, deps.liquidationQueue, body, deps, { liquidationId });
     return { liquidationId, state: state ?? 'QUEUED' };
   }
@@ -700,9 +709,14 @@ async function lastResort(
   }
   deps.telemetry.count(METRICS.LastResortWaits.name, 1);
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
+  const delaySeconds = lastResortWaitSeconds(firstWait, waits);
   await deps.liquidationQueue.send(
-    encodeMessage({ liquidationId: liquidation.id, lastResortWaits: waits + 1 }),
-    lastResortWaitSeconds(firstWait, waits),
+    dueLiquidationMessage(
+      { liquidationId: liquidation.id, lastResortWaits: waits + 1 },
+      deps.clock.nowMs(),
+      delaySeconds,
+    ),
+    delaySeconds,
   );
   return 'waiting';
 }
@@ -1635,7 +1649,10 @@ async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): 
     if (confirmAtMs !== undefined && deps.clock.nowMs() < confirmAtMs) {
       // The round that confirms nobody is left runs once the index shows the last moments' writes.
       const seconds = Math.max(ROUNDS_CONTINUE_SECONDS, Math.ceil((confirmAtMs - deps.clock.nowMs()) / 1000));
-      await deps.liquidationQueue.send(encodeMessage({ liquidationId: current.id }), seconds);
+      await deps.liquidationQueue.send(
+        dueLiquidationMessage({ liquidationId: current.id }, deps.clock.nowMs(), seconds),
+        seconds,
+      );
       return { done: true, record: current };
     }
     const step = await adlRound(current, deps);
@@ -1648,7 +1665,10 @@ async function adlRounds(liquidation: LiquidationRecord, deps: SettlementDeps): 
   }
   // The rest in a delivery of its own (this one's work stays bounded), a second later: rounds that lost races
   // to other writers of the same counterparties do not spin.
-  await deps.liquidationQueue.send(encodeMessage({ liquidationId: current.id }), ROUNDS_CONTINUE_SECONDS);
+  await deps.liquidationQueue.send(
+    dueLiquidationMessage({ liquidationId: current.id }, deps.clock.nowMs(), ROUNDS_CONTINUE_SECONDS),
+    ROUNDS_CONTINUE_SECONDS,
+  );
   return { done: true, record: current };
 }
 
@@ -1892,7 +1912,9 @@ export async function sendFollowUps(
   if (next && (await deps.liquidations.get(next))?.state === 'QUEUED')
     await sendNextSlice(next, liquidation, deps);
   if (liquidation.context?.adlRound && !roundsHere)
-    await deps.liquidationQueue.sendBatch([encodeMessage({ liquidationId: liquidation.id })]);
+    await deps.liquidationQueue.sendBatch([
+      dueLiquidationMessage({ liquidationId: liquidation.id }, deps.clock.nowMs()),
+    ]);
 }
 
 /** The next slice's message: at once, or after the market's cooldown when this slice spent the liquidity. */
@@ -1901,9 +1923,9 @@ async function sendNextSlice(
   settled: LiquidationRecord,
   deps: SettlementDeps,
 ): Promise<void> {
-  const body = encodeMessage({ liquidationId: nextId });
   const cooldown = marketConfig(deps.config, settled.symbol).lastResortCooldownSeconds;
   const delaySeconds = nextSliceDelaySeconds(settled.settlement, cooldown);
+  const body = dueLiquidationMessage({ liquidationId: nextId }, deps.clock.nowMs(), delaySeconds);
   if (delaySeconds === 0) await deps.liquidationQueue.sendBatch([body]);
   else await deps.liquidationQueue.send(body, delaySeconds);
 }

@@ -313,11 +313,15 @@ export const NEXT_SLICE_NOTE = 'next slice of';
 export const isNextSlice = (l: LiquidationRecord): boolean =>
   l.history[0]?.note?.startsWith(NEXT_SLICE_NOTE) === true;
 
-/** A started liquidation's message: with its position and market, its first delivery reads all three at once. */
+/**
+ * A started liquidation's message: with its position and market, its first delivery reads all three at once. Due
+ * when its tick was stamped (its record's first entry), so its lateness counts the tick's whole way to the consumer.
+ */
 const startMessage = (l: LiquidationRecord): LiquidationMessage => ({
   liquidationId: l.id,
   positionId: l.positionId,
   symbol: l.symbol,
+  ...(l.history[0] ? { dueAtMs: l.history[0].atMs } : {}),
 });
 
 /** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */

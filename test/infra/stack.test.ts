@@ -575,13 +575,24 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
+    // The liquidation queue holds messages sent up to 900 s ahead (the last resort's waits): its age alarms
+    // only a stalled consumer, and how late messages run is measured from when each was due.
     expect(on('ApproximateAgeOfOldestMessage', 'AWS/SQS')[0]).toMatchObject({
-      Threshold: 120,
+      Threshold: 1200,
       ComparisonOperator: 'GreaterThanThreshold',
     });
     expect(JSON.stringify(on('ApproximateAgeOfOldestMessage', 'AWS/SQS')[0]!.Dimensions)).toContain(
       queueId(stack.queues.liquidations.queue),
     );
+    expect(on(METRICS.LiquidationLateness.name, 'Backstop')).toEqual([
+      expect.objectContaining({
+        Threshold: 120,
+        Statistic: 'Maximum',
+        Period: 60,
+        EvaluationPeriods: 2,
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    ]);
     const business = (name: string) => on(name, 'Backstop')[0];
     expect(business(METRICS.InsuranceFundBalance.name)).toMatchObject({
       ComparisonOperator: 'LessThanThreshold',

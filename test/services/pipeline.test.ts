@@ -38,6 +38,16 @@ import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
+/** A liquidation message's body: these fields, then when it is due (dueLiquidationMessage). */
+const dueBody = (fields: Record<string, unknown>) =>
+  expect.stringMatching(
+    new RegExp(
+      `^${JSON.stringify(fields)
+        .slice(0, -1)
+        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')},"dueAtMs":\\d+}$`,
+    ),
+  );
+
 /** The services wired on the embedded adapters, one test per waterfall layer and per delivery hazard. */
 
 async function liquidationsOf(p: Pipeline) {
@@ -1941,7 +1951,7 @@ describe('what ADL cannot take', () => {
     // The book it sold into gets 30 s (lastResortCooldownSeconds) before the next slice sells again.
     expect(next?.state).toBe('QUEUED');
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
-      { body: JSON.stringify({ liquidationId: next?.id }), state: 'delayed' },
+      { body: dueBody({ liquidationId: next?.id }), state: 'delayed' },
     ]);
     await p.drain();
     const slices = await liquidationsOf(p);
@@ -2001,7 +2011,7 @@ describe('what ADL cannot take', () => {
     // The next slice must wait the 30 s cooldown (lastResortCooldownSeconds): no message of it visible now.
     const visible = p.adapters.liquidationQueue
       .pending()
-      .filter((m) => m.body === JSON.stringify({ liquidationId: next?.id }) && m.state !== 'delayed');
+      .filter((m) => JSON.parse(m.body).liquidationId === next?.id && m.state !== 'delayed');
     expect(visible).toEqual([]);
     // Delivered now, it sells into the book the last slice emptied 5 s ago.
     const before = p.orders.orders.size;
@@ -2034,7 +2044,7 @@ describe('what ADL cannot take', () => {
     expect(p.telemetry.total('LastResortWaits')).toBe(4);
     expect(p.orders.quotes).toBe(3);
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
-      { body: JSON.stringify({ liquidationId: waiting?.id, lastResortWaits: 4 }), state: 'delayed' },
+      { body: dueBody({ liquidationId: waiting?.id, lastResortWaits: 4 }), state: 'delayed' },
     ]);
     expect(p.errors).toEqual([]);
     expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
@@ -2108,7 +2118,7 @@ describe('what ADL cannot take', () => {
     expect(raced?.version).toBe(first!.version + 2);
     expect(raced?.context?.lease).toBeUndefined();
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
-      { body: JSON.stringify({ liquidationId: first?.id, lastResortWaits: 2 }), state: 'delayed' },
+      { body: dueBody({ liquidationId: first?.id, lastResortWaits: 2 }), state: 'delayed' },
     ]);
 
     // A new attempt's order, under its own id, closes it once the book stays.
@@ -2167,7 +2177,7 @@ describe('what ADL cannot take', () => {
     expect(orders).toEqual([`${id}:last-resort:0`]);
     expect(liquidation?.context?.lastResortAttempt).toBe(1);
     expect(p.adapters.liquidationDeadLetters.pending()).toMatchObject([
-      { body: JSON.stringify({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1 }) },
+      { body: dueBody({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1 }) },
     ]);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.
