@@ -318,14 +318,16 @@ export class Monitoring extends Construct {
       1,
       GTE,
     );
-    // Three runs in a row that did not reach the balance: the difference is not being judged at all.
+    // Three runs in a row that did not reach the balance: the difference is not being judged at all. A run reports
+    // when it ends, and a backlogged one runs long, so a 5-minute bucket may hold no report: skipped (missing), not
+    // counted as a healthy run that starts the count again.
     this.alarm(
       'LedgerReconcileBacklogAlarm',
       businessMetric(METRICS.LedgerReconcileBacklog, this.service, { statistic: 'Minimum' }),
       'ledger-reconcile is not keeping up with the fund journal (more entries each run than its page budget): the balance is not being checked against the journal',
       1,
       GTE,
-      { evaluationPeriods: 3 },
+      { evaluationPeriods: 3, treatMissingData: TreatMissingData.MISSING },
     );
     // Every run reports its journal problems (0 when healthy): no report for 15 minutes is a reconcile that
     // stopped running (throttled, its schedule disabled, failing before it reports), which no other alarm shows.

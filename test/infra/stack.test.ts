@@ -613,6 +613,8 @@ describe('BackstopStack template (default config)', () => {
       Statistic: 'Minimum',
       EvaluationPeriods: 3,
       Period: 300,
+      // A long run's report lands in a later bucket: an empty one must not read as a healthy run.
+      TreatMissingData: 'missing',
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
     // A failed record pages though its batch's other records succeeded (no Lambda error): one alarm per queue.
