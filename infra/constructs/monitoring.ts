@@ -366,7 +366,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'AuctionStepsLateAlarm',
       businessMetric(METRICS.AuctionStepLateness, this.service, { statistic: 'Maximum' }),
-      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, steps were redriven, or its market's mark was stale (a feed outage: StaleMarkAlarm)`,
+      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, or steps were redriven (a wait for a fresh mark counts from when it was sent back: StaleMarkAlarm pages for the feed)`,
       AUCTION_STEP_LATE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );

@@ -431,6 +431,11 @@ export interface AuctionStepMessage {
    * not let the curve walk on meanwhile (processAuctionStep). Absent in messages of earlier versions.
    */
   readonly dueAtMs?: number;
+  /**
+   * When a wait for a fresh mark sent it back (the same step, still due at dueAtMs for the curve): its lateness
+   * counts from then, as the outage is the feed's (StaleMarkWaits), not the consumer's.
+   */
+  readonly backAtMs?: number;
 }
 
 export interface LiquidationQueue {

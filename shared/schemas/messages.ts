@@ -22,6 +22,7 @@ export const auctionStepMessageSchema = z.object({
   symbol: z.string().min(1).max(40).optional(),
   woken: z.boolean().optional(),
   dueAtMs: z.number().int().min(0).optional(),
+  backAtMs: z.number().int().min(0).optional(),
 });
 
 export class PoisonMessageError extends Error {

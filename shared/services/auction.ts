@@ -66,8 +66,9 @@ export async function processAuctionStep(
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
   // How late the step came, whatever it finds: a backed-up or stalled consumer, a redrive (alarmed).
-  if (message.dueAtMs !== undefined) {
-    const lateMs = Math.max(0, deps.clock.nowMs() - message.dueAtMs);
+  const dueAtMs = message.backAtMs ?? message.dueAtMs;
+  if (dueAtMs !== undefined) {
+    const lateMs = Math.max(0, deps.clock.nowMs() - dueAtMs);
     deps.telemetry.observe(METRICS.AuctionStepLateness.name, lateMs / 1000);
   }
   let current = message;
@@ -79,8 +80,9 @@ export async function processAuctionStep(
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
       // Nothing of this step was committed: the same step comes back, still due when it was (the auction's curve
-      // waits out the outage: onTimeCurve moves it on by the lateness).
-      await waitForFreshMark(error, deps.auctionQueue, encodeMessage(current), deps, {
+      // waits out the outage: onTimeCurve moves it on by the lateness), and back when the wait ends.
+      const back = { ...current, backAtMs: deps.clock.nowMs() + STALE_MARK_WAIT_SECONDS * 1000 };
+      await waitForFreshMark(error, deps.auctionQueue, encodeMessage(back), deps, {
         auctionId: current.auctionId,
         step: current.step,
       });

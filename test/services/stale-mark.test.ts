@@ -101,6 +101,11 @@ describe('a mark older than maxMarkAgeSeconds', () => {
       const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
       expect(p.errors).toEqual([]);
       expect((await p.check()).violations).toEqual([]);
+      // No step ran late: a wait for a fresh mark is the feed's (StaleMarkWaits), not the consumer's, and paged
+      // as late before (AuctionStepsLateAlarm), though every step ran when it was due or sent back.
+      const lateness = p.telemetry.observations.filter((o) => o.metric === METRICS.AuctionStepLateness.name);
+      expect(lateness.length).toBeGreaterThan(outage ? 10 : 0);
+      for (const o of lateness) expect(o.value).toBeLessThanOrEqual(1);
       return { state: liquidation?.state, fills: auction?.fills.map(({ price, size }) => ({ price, size })) };
     };
     const live = await run(false);
