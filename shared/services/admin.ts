@@ -4,6 +4,7 @@ import { isLiquidatable } from '../domain/margin.ts';
 import {
   type BaseE8,
   formatPrice,
+  formatQuote,
   PPM_SCALE,
   type PriceE8,
   parseBase,
@@ -218,11 +219,23 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
       return {
         ok: false,
         reason: moves
-          ? `admin/insufficient-funds or concurrent change: ${error.message}`
+          ? `admin/insufficient-funds or concurrent change: ${error.message}${parsed.data.action === 'withdraw' ? await withdrawable(deps) : ''}`
           : `admin/concurrent-change: ${error.message} (it changed since it was read: read it again and retry)`,
       };
     }
     throw error;
+  }
+}
+
+/** What the fund holds above its floor, for a refused withdrawal's reason (nothing when it cannot be read). */
+async function withdrawable(deps: AdminDeps): Promise<string> {
+  try {
+    const { balance } = await deps.ledger.balance(INSURANCE_ACCOUNT);
+    const { floor } = deps.config.insurance;
+    const room = balance > floor ? balance - floor : 0n;
+    return ` (balance ${formatQuote(balance)}, floor ${formatQuote(floor)}: at most ${formatQuote(room)} can be withdrawn)`;
+  } catch {
+    return '';
   }
 }
 

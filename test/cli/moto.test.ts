@@ -163,9 +163,12 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toBe(
       'fund deposit 1000.5 USD: balance 1000.5 USD (journal entry 1, key k1)\n',
     );
-    // The same key again moves nothing.
-    expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toContain(
-      'journal entry 1',
+    // The same key again moves nothing, and says so with the balance of now (its entry's balance was then).
+    expect((await cli('fund', 'deposit', '--amount', '2', '--key', 'k2', ...at)).stdout).toContain(
+      'balance 1002.5 USD (journal entry 2, key k2)',
+    );
+    expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toMatch(
+      /^fund deposit 1000\.5 USD under key k1 was already applied \(journal entry 1, \S+\): nothing moved now; balance 1002\.5 USD\n$/,
     );
     // A withdrawal is judged against the deployed floor: the configuration is required when none is recorded.
     const noConfig = await cli('fund', 'withdraw', '--amount', '0.5', ...at);
@@ -233,14 +236,15 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const report = await status(at);
     expect(report.positions).toEqual({ OPEN: 22, LIQUIDATING: 0, CLOSED: 0 });
     expect(report.insuranceFund).toMatchObject({
-      balance: '1000',
+      balance: '1002',
       reconciled: true,
-      entries: 2,
+      entries: 3,
       minBalance: '0',
     });
     expect(report.insuranceFund.lastEntries.map((e) => [e.kind, e.amount, e.balanceAfter])).toEqual([
       ['deposit', '1000.5', '1000.5'],
-      ['withdraw', '-0.5', '1000'],
+      ['deposit', '2', '1002.5'],
+      ['withdraw', '-0.5', '1002'],
     ]);
   });
 
