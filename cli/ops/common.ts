@@ -153,13 +153,25 @@ export async function withTarget<T>(
 /**
  * The risk configuration the deployment's functions run with: --config FILE, else what local up recorded,
  * else the defaults. On AWS the functions' RISK_CONFIG is not readable from here (no Lambda SDK): pass the
- * file the stack was deployed with when it is not the default.
+ * file the stack was deployed with when it is not the default. A file that is not what local up recorded is
+ * refused: the stage's functions would not use it (a withdrawal judged by another floor, positions priced by
+ * margins nobody liquidates by).
  */
 export function riskConfigFor(deployment: Deployment, file: string | undefined): RiskConfig {
-  if (file !== undefined) return readRiskConfigFile(file);
-  if (deployment.recordedRiskConfig !== undefined) return parseRiskConfig(deployment.recordedRiskConfig);
-  return DEFAULT_RISK_CONFIG;
+  const recorded =
+    deployment.recordedRiskConfig === undefined ? undefined : parseRiskConfig(deployment.recordedRiskConfig);
+  if (file === undefined) return recorded ?? DEFAULT_RISK_CONFIG;
+  const given = readRiskConfigFile(file);
+  if (recorded && canonical(given) !== canonical(recorded))
+    throw new UsageError(
+      `--config: ${file} is not the risk configuration stage ${deployment.stage} runs with (recorded by local up): ` +
+        `its functions would not use it; leave --config out, or restart the stage with local up --config ${file}`,
+    );
+  return given;
 }
+
+const canonical = (config: RiskConfig): string =>
+  JSON.stringify(config, (_, value) => (typeof value === 'bigint' ? value.toString() : value));
 
 export function readRiskConfigFile(file: string): RiskConfig {
   return parseRiskConfig(readJsonFile(file, '--config'));

@@ -272,7 +272,11 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
     }
     endpoint = record.endpoint;
   }
-  const fromRecord = record && record.endpoint === endpoint ? record : undefined;
+  // What local up recorded is of the stage it runs: another stage on the same emulator runs no functions.
+  const fromRecord =
+    record && record.endpoint === endpoint && (options.stage === undefined || options.stage === record.stage)
+      ? record
+      : undefined;
   const stage = options.stage ?? fromRecord?.stage ?? DEFAULT_LOCAL_STAGE;
   const region = options.region ?? fromRecord?.region ?? 'us-east-1';
   await probeEndpoint(endpoint, 'is backstop local up running?');

@@ -145,3 +145,51 @@ describe('local up --index-shards: a market the risk configuration does not have
     }
   });
 });
+
+// Found by an operator's walk through the local flow in session 31.
+describe('--config on a stage local up runs: only the configuration it runs with', () => {
+  it('refuses another file (a withdrawal judged by another floor), and takes the same one', async () => {
+    const { stage, names } = await newStage();
+    const state = mkdtempSync(path.join(tmpdir(), 'op-config-'));
+    const before = process.env.BACKSTOP_STATE_DIR;
+    process.env.BACKSTOP_STATE_DIR = state;
+    try {
+      const running = {
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '100' },
+      };
+      // What local up records for the stage it runs (this process stands in for it).
+      writeLocalRecord(state, {
+        pid: process.pid,
+        motoPid: process.pid,
+        endpoint: emulator.moto.endpoint,
+        stage,
+        region: 'us-east-1',
+        startedAt: new Date().toISOString(),
+        riskConfig: running,
+      });
+      expect((await cli('fund', 'deposit', '--amount', '150', '--key', 'd')).code).toBe(0);
+      const other = path.join(state, 'defaults.json');
+      writeFileSync(other, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+      const refused = await cli('fund', 'withdraw', '--amount', '100', '--key', 'w', '--config', other);
+      expect(refused).toMatchObject({
+        code: 2,
+        stderr: `backstop: --config: ${other} is not the risk configuration stage ${stage} runs with (recorded by local up): its functions would not use it; leave --config out, or restart the stage with local up --config ${other}\n`,
+      });
+      const ledger = adapters(names).ledger;
+      expect((await ledger.balance('insurance-fund')).balance).toBe(150_000_000n);
+      // The file it runs with is taken, and judges the withdrawal by the stage's floor (100).
+      const same = path.join(state, 'running.json');
+      writeFileSync(same, JSON.stringify(running));
+      const floor = await cli('fund', 'withdraw', '--amount', '100', '--key', 'w', '--config', same);
+      expect(floor.code).toBe(2);
+      expect(floor.stderr).toMatch(
+        /ledger\/below-floor \(balance 150, floor 100: at most 50 can be withdrawn\)/,
+      );
+      expect((await cli('status', '--config', same)).code).toBe(0);
+    } finally {
+      process.env.BACKSTOP_STATE_DIR = before;
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
