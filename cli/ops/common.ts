@@ -100,7 +100,7 @@ export function noMorePositionals(command: string, positionals: readonly string[
 }
 
 const STAGE = /^[a-z][a-z0-9-]{0,30}$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+export const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 
 export interface TargetValues {
   readonly target?: string;

@@ -52,7 +52,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         for (const [i, q] of queues.entries()) io.stdout.write(`${q}: ${lists[i]!.length} message(s)\n`);
         for (const m of messages) {
           io.stdout.write(
-            `  [${m.queue}] ${m.messageId} received ${m.receiveCount}x, sent ${m.sentAt ?? '?'}\n` +
+            `  [${m.queue}] ${m.messageId} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
               `    reason: ${m.reason}\n    body: ${m.body.slice(0, 300)}\n`,
           );
         }

@@ -107,7 +107,7 @@ export async function localNames(clients: AwsClients, stage: string): Promise<De
     } catch (error) {
       if (isMissingQueue(error)) {
         throw new TargetError(
-          `stage "${stage}" has no queue ${name} on ${clients.config.endpoint}: start it with backstop local up --stage ${stage}`,
+          `stage "${stage}" has no queue ${name} on ${clients.config.endpoint} in ${clients.config.region}: start it with backstop local up --stage ${stage}, or give the --region it runs in`,
         );
       }
       throw error;

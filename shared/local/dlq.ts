@@ -28,7 +28,10 @@ export interface DeadLetter {
   readonly queue: DlqId;
   readonly messageId: string;
   readonly body: string;
-  /** Receives so far (on the work queue before it was dead-lettered, and on the DLQ). */
+  /**
+   * SQS's receive count: the work queue's deliveries before it was dead-lettered, plus every read on the DLQ, this
+   * listing's and earlier ones' included (a listing is a receive). The deliveries that failed are in `reason`.
+   */
   readonly receiveCount: number;
   readonly sentAt: string | null;
   /**

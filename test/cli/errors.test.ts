@@ -50,6 +50,12 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--config: cannot read/,
     ],
     ['a bad stage', ['local', 'up', '--stage', 'Prod!'], /--stage: "Prod!" is not a stage name/],
+    // It failed in the background with the emulator's HTML error page as JSON (session 31's operator walk).
+    [
+      'a bad region for local up',
+      ['local', 'up', '--region', 'mars'],
+      /--region: "mars" is not an AWS region/,
+    ],
     [
       'a stage no deploy makes, on AWS',
       ['status', '--target', 'aws', '--stage', 'prod-eu'],

@@ -101,12 +101,25 @@ describe('status', () => {
     expect(text.stdout).toMatch(/^backstop status: local stage cli\d+ /);
   });
 
-  it('says which stage has no resources', async () => {
+  it('says which stage has no resources, and in which region it looked', async () => {
     const run = await cli('status', '--endpoint', emulator.moto.endpoint, '--stage', 'nothing');
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /^backstop: stage "nothing" has no queue backstop-nothing-.* start it with backstop local up --stage nothing\n$/,
+      /^backstop: stage "nothing" has no queue backstop-nothing-.* in us-east-1: start it with backstop local up --stage nothing, or give the --region it runs in\n$/,
     );
+    // A stage that runs, asked in another region: the hint to start it alone would fail ("already running").
+    const { stage } = await newStage();
+    const elsewhere = await cli(
+      'status',
+      '--endpoint',
+      emulator.moto.endpoint,
+      '--stage',
+      stage,
+      '--region',
+      'eu-west-1',
+    );
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toMatch(/ in eu-west-1: .* or give the --region it runs in\n$/);
   });
 });
 
@@ -374,6 +387,8 @@ describe('dlq list and redrive on moto', () => {
     expect((await status(at)).dlqMessages).toBe(6);
     const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
     expect(text.stdout).toMatch(/^liquidations: 3 message\(s\)\n/);
+    // SQS's receive count, which each listing raises: said so, not read as failed deliveries.
+    expect(text.stdout).toMatch(/ sent \S+, receive count \d+ \(listings count too\)\n {4}reason: /);
 
     const redrive = await cli('dlq', 'redrive', '--json', ...at);
     expect(redrive.code).toBe(1); // the non-event body cannot go back on the bus
