@@ -40,11 +40,12 @@ export function intOption(
   max: number,
 ): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d{1,16}$/.test(value.trim())) {
+  if (!/^\d+$/.test(value.trim())) {
     throw new UsageError(`--${name}: "${value}" is not a whole number`);
   }
   const n = Number(value.trim());
-  if (n < min || n > max) throw new UsageError(`--${name}: ${n} is outside ${min}..${max}`);
+  if (n < min || n > max || !Number.isSafeInteger(n))
+    throw new UsageError(`--${name}: ${value.trim()} is outside ${min}..${max}`);
   return n;
 }
 

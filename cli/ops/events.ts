@@ -143,11 +143,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
   const markPrice = checkPrice('price', values.price);
   const indexPrice = values.index === undefined ? undefined : checkPrice('index', values.index);
   const timestampMs = values.ts === undefined ? undefined : timeOption(values.ts);
-  if (values.sequence !== undefined && !/^\d{1,16}$/.test(values.sequence)) {
-    throw new UsageError(`--sequence: "${values.sequence}" is not a whole number`);
-  }
-  const given = values.sequence === undefined ? undefined : Number(values.sequence);
-  if (given !== undefined && !Number.isSafeInteger(given)) throw new UsageError('--sequence: too large');
+  const given = intOption('sequence', values.sequence, 0, Number.MAX_SAFE_INTEGER);
   const givenSymbol = values.symbol;
   const waitSeconds = values.wait === undefined ? DEFAULT_WAIT_SECONDS : waitOption(values.wait);
   return withTarget(values, async (deployment) => {
@@ -353,11 +349,19 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         `replayed ${summary.sent} of ${summary.total} prices of ${summary.file} as ${symbol} ticks ` +
           `(sequences ${summary.firstSequence}..${summary.lastSequence}, speed ${summary.speed}` +
           `${summary.held > 0 ? `, then its last price ${summary.held} times` : ''}): ` +
-          `${summary.accepted} accepted, ${summary.rejected} refused by the bus\n`,
+          `${summary.accepted} taken by the bus, ${summary.rejected} refused by it\n`,
       );
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
     }
+    // The bus taking a tick is not margin-check accepting it: a print its breaker holds liquidates nothing.
+    const market = await markets.get(symbol).catch(() => undefined);
+    if (market?.breaker && market.breaker.reason !== 'tick/unconfirmed')
+      io.stderr.write(
+        `backstop: ${symbol}'s circuit breaker holds tick ${market.breaker.tick.sequence} ` +
+          `(${market.breaker.reason}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
+          'next print within the band of the last mark or of this one closes the breaker (backstop status)\n',
+      );
     if (outcome.stalled) {
       io.stderr.write(`backstop: ${outcome.stalled}\n`);
       return 1;

@@ -61,7 +61,7 @@ positions: a synthetic book (Pareto notionals, log-normal leverage, 70 % long) p
   --price P | M=P,M=P    price the book is built around (default: the market's last accepted mark)
   --leverage-median X    median leverage (default ${DEFAULT_BOOK_PARAMS.leverageMedian})
   --leverage-sigma X     log-sd of leverage (default ${DEFAULT_BOOK_PARAMS.leverageSigma})
-  --long-share X         share of longs, 0..1 (default ${DEFAULT_BOOK_PARAMS.longShare})
+  --long-share X         share of longs, above 0, at most 1 (default ${DEFAULT_BOOK_PARAMS.longShare})
   --file F.csv|F.json    positions from a file instead (columns id,traderId,symbol,side,size,entryPrice,collateral)
 providers: backstop liquidity providers with committed capital and standing bids
   --count N              providers per market (default 8)
@@ -350,6 +350,12 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   // The generator splits whole dollars; a fraction would be rounded away silently.
   if (capital !== undefined && capital % QUOTE_SCALE !== 0n)
     throw new UsageError('--capital: whole USD only');
+  // Refused here with its reason, not per provider by the admin service (as a maxLot of 0 the operator never gave).
+  const providers = count ?? DEFAULT_PROVIDERS;
+  if (what === 'providers' && capital !== undefined && capital < BigInt(providers) * QUOTE_SCALE)
+    throw new UsageError(
+      `--capital: ${formatQuote(capital)} USD for ${providers} providers is less than 1 USD each`,
+    );
   const fileText =
     values.file === undefined
       ? undefined
@@ -443,6 +449,9 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   const action = subcommand('fund', positionals, ['deposit', 'withdraw', 'index-journal'] as const);
   noMorePositionals('fund', positionals, 1);
   if (action === 'index-journal') {
+    for (const name of ['amount', 'key', 'config'] as const)
+      if (values[name] !== undefined)
+        throw new UsageError(`fund index-journal: --${name} is an option of fund deposit and withdraw`);
     return withTarget(values, async (deployment) => {
       const { entries, indexed } = await indexJournal(
         deployment.clients.dynamo,
@@ -508,8 +517,10 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
   if (fromSequence === undefined) throw new UsageError('feed resume: --from-sequence is required');
   return withTarget(values, async (deployment) => {
     const config = riskConfigFor(deployment, values.config);
+    // As inject and replay read it: any case, a configured market only (the others listed).
+    const symbol = resolveSymbol(config, values.symbol, undefined);
     const result = await handleAdmin(
-      { action: 'resumeFeed', symbol: values.symbol!, fromSequence },
+      { action: 'resumeFeed', symbol, fromSequence },
       adminDeps(deployment, config),
     );
     if (!result.ok) throw new OperatorInputError(`feed resume refused: ${result.reason}`);

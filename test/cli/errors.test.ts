@@ -43,6 +43,17 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ['an unknown subcommand', ['local', 'sideways'], /unknown subcommand "sideways"/],
     ['a port out of range', ['local', 'up', '--port', '65536'], /--port: 65536 is outside 0\.\.65535/],
     ['a port that is not a number', ['local', 'up', '--port', 'x'], /--port: "x" is not a whole number/],
+    // A whole number too long to be one exactly was called "not a whole number".
+    [
+      'a sequence of 17 digits',
+      ['feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '99999999999999999'],
+      /--from-sequence: 99999999999999999 is outside 0\.\.9007199254740991/,
+    ],
+    [
+      'an injected sequence of 17 digits',
+      ['inject', 'tick', '--symbol', 'ETH-USD', '--price', '1', '--sequence', '99999999999999999'],
+      /--sequence: 99999999999999999 is outside 0\.\.9007199254740991/,
+    ],
     ['an up option on down', ['local', 'down', '--port', '1'], /--port is an option of local up/],
     [
       'a missing config file',
@@ -94,6 +105,22 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ],
     ['a book option on providers', ['seed', 'providers', '--long-share', '0.5'], /option of seed positions/],
     ['fractional capital', ['seed', 'providers', '--capital', '10.5'], /--capital: whole USD only/],
+    // Refused per provider before, as "maxLot: must be greater than zero", an option nobody gave (exit 1).
+    [
+      'a deposit option on index-journal',
+      ['fund', 'index-journal', '--amount', '5'],
+      /fund index-journal: --amount is an option of fund deposit and withdraw/,
+    ],
+    [
+      'no capital',
+      ['seed', 'providers', '--capital', '0'],
+      /--capital: 0 USD for 8 providers is less than 1 USD each/,
+    ],
+    [
+      'less than a dollar a provider',
+      ['seed', 'providers', '--capital', '3', '--count', '8'],
+      /--capital: 3 USD for 8 providers/,
+    ],
     [
       'capital on positions',
       ['seed', 'positions', '--capital', '5'],

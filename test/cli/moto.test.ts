@@ -206,7 +206,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const sentBefore = JSON.parse(injected.stdout).entry.Detail.sequence as number;
     const last = { sequence: sentBefore, markPrice: parsePrice('1500'), timestampMs: Date.now() };
     await adapters(names).markets.acceptTick('ETH-USD', last, undefined, false);
-    expect((await cli('feed', 'resume', '--symbol', 'ETH-USD', '--from-sequence', '1', ...at)).stdout).toBe(
+    // A market not configured is named with the configured ones, as inject and replay name it.
+    const doge = await cli('feed', 'resume', '--symbol', 'DOGE-USD', '--from-sequence', '1', ...at);
+    expect(doge).toMatchObject({
+      code: 2,
+      stderr: 'backstop: --symbol: "DOGE-USD" is not a configured market (ETH-USD, BTC-USD)\n',
+    });
+    // Any case, as inject and replay take it (refused before as "unknown market eth-usd").
+    expect((await cli('feed', 'resume', '--symbol', 'eth-usd', '--from-sequence', '1', ...at)).stdout).toBe(
       `feed ETH-USD resumed: last sequence ${sentBefore} -> 0, next ticks from 1\n`,
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
@@ -796,5 +803,37 @@ describe('replay --hold', () => {
     });
     const alone = await cli('replay', twoPrices(), '--symbol', 'ETH-USD', '--hold-every', '5', ...at);
     expect(alone).toMatchObject({ code: 2, stderr: expect.stringMatching(/--hold-every: only with --hold/) });
+  });
+});
+
+describe('replay: what the bus took is not what margin-check accepted', () => {
+  it("says so, and names a print the market's breaker holds at the end", async () => {
+    const { names, at } = await newStage();
+    const markets = adapters(names).markets;
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 1, markPrice: parsePrice('130'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const file = path.join(emulator.dir, 'eth-spike.csv');
+    writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,200\n');
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/\): 2 taken by the bus, 0 refused by it\n$/);
+    expect(run.stderr).toBe('');
+    // What margin-check makes of the spike (nothing runs it here): the breaker holds it.
+    const state = (await markets.get('ETH-USD'))!;
+    await markets.tripBreaker(
+      'ETH-USD',
+      'tick/price-band',
+      { sequence: 3, markPrice: parsePrice('200'), timestampMs: Date.now() },
+      Date.now(),
+      { lastSequence: state.lastTick?.sequence, breakerSequence: undefined },
+    );
+    const again = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
+    expect(again.stderr).toBe(
+      "backstop: ETH-USD's circuit breaker holds tick 3 (tick/price-band, 200): it liquidated nothing, and the next print within the band of the last mark or of this one closes the breaker (backstop status)\n",
+    );
   });
 });
