@@ -62,11 +62,13 @@ ${TARGET_USAGE}`;
 
 /** How often `replay --hold` sends the last price by default: well within the default maxMarkAgeSeconds (120 s). */
 const HOLD_EVERY_SECONDS = 30;
+/** Looks in a row that find work left and no message to move it before a hold gives up. */
+const STUCK_LOOKS = 2;
 
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
-Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the accepted and
-refused entries. Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
+Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the entries the bus
+took and refused (and a print the market's breaker holds at the end). Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
 price column (close, price, mark), or Binance's 12-column klines. Each tick is stamped with the time it is
 sent (the file's times set the pacing) and sequences continue from the market's last one. The replay keeps at
 most 2 ticks ahead of what the stack has handled (a tick waiting longer would be refused as too old), and stops
@@ -77,8 +79,9 @@ with a clear error when the stack handles none for 60 s.
   --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for as long
                          as a liquidation is not terminal, as a live feed would: the work a crash leaves acts only
                          on a mark at most maxMarkAgeSeconds old (120 s by default) and otherwise waits for a
-                         tick; a dead-lettered liquidation keeps it holding: Ctrl-C ends it (exit 0). Each held
-                         tick is a line on stderr when it is not a terminal (a progress bar when it is)
+                         tick. Ctrl-C ends it (exit 0); work left with no message to move it (dead-lettered) ends
+                         it with exit 1 and the way to the dead letters. Each held tick is a line on stderr when
+                         it is not a terminal (a progress bar when it is)
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
@@ -268,6 +271,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     let holdFailure: string | undefined;
     // What the last look at the stack found, for the line each held tick writes where no bar is drawn.
     let work = { total: 0, nonTerminal: 0 };
+    let stuckLooks = 0;
     const lastPrice = points.at(-1)?.price;
     try {
       outcome = await replayPrices({
@@ -297,13 +301,23 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
-                    const { liquidations } = await collectStatus(deployment);
+                    const { liquidations, drained, dlqMessages } = await collectStatus(deployment);
                     work = liquidations;
                     progress.update(
                       'hold',
                       liquidations.total - liquidations.nonTerminal,
                       liquidations.total,
                     );
+                    // Work left with no message to move it (dead-lettered): no tick will. Two looks running, as
+                    // SQS's counts are approximate.
+                    stuckLooks = liquidations.nonTerminal > 0 && drained ? stuckLooks + 1 : 0;
+                    if (stuckLooks >= STUCK_LOOKS) {
+                      holdFailure =
+                        `hold ended: ${liquidations.nonTerminal} liquidations are not terminal and no message is left ` +
+                        `to move them (${dlqMessages} in the dead-letter queues): backstop dlq list says why, ` +
+                        'backstop dlq redrive sends them back';
+                      return false;
+                    }
                     return liquidations.nonTerminal > 0;
                   } catch (error) {
                     holdFailure = `hold ended: the stack's status could not be read (${String(error)})`;

@@ -762,6 +762,36 @@ describe('replay --hold', () => {
     );
   });
 
+  it('ends with exit 1 when work is left with no message to move it (a dead letter), after two looks', async () => {
+    const { stage, names } = await newStage();
+    // A deployed stack's target: its status has no local tick queue for the held ticks to wait in.
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(pending('p1:0')) }),
+    );
+    const run = await cli(
+      'replay',
+      twoPrices(),
+      '--symbol',
+      'ETH-USD',
+      '--speed',
+      'max',
+      '--hold',
+      '--hold-every',
+      '1',
+      ...target,
+    );
+    expect(run.code).toBe(1);
+    // It held on before: a dead-lettered liquidation kept it holding until Ctrl-C.
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(
+        /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations/,
+      ),
+      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them (0 in the dead-letter queues): backstop dlq list says why, backstop dlq redrive sends them back',
+    ]);
+  });
+
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {
     const { names, at } = await newStage();
     await emulator.clients.dynamo.send(new DeleteTableCommand({ TableName: names.tables.liquidations }));
