@@ -170,8 +170,12 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
   return given;
 }
 
+/** A configuration as the functions read it: markets are found by symbol, so their order means nothing. */
 const canonical = (config: RiskConfig): string =>
-  JSON.stringify(config, (_, value) => (typeof value === 'bigint' ? value.toString() : value));
+  JSON.stringify(
+    { ...config, markets: [...config.markets].sort((a, b) => a.symbol.localeCompare(b.symbol)) },
+    (_, value) => (typeof value === 'bigint' ? value.toString() : value),
+  );
 
 export function readRiskConfigFile(file: string): RiskConfig {
   return parseRiskConfig(readJsonFile(file, '--config'));

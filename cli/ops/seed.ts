@@ -482,12 +482,11 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
         `backstop: fund ${action} under idempotency key ${key}; if it does not finish, run it again with --key ${key}\n`,
       );
     const deps = adminDeps(deployment, config);
-    const startedMs = Date.now();
     const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
     if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
     const entry = result.entry!;
     // A key applied before answers with its first entry: its balance then is not the balance now.
-    if (entry.atMs < startedMs) {
+    if (result.alreadyApplied) {
       const now = await deps.ledger.balance(INSURANCE_ACCOUNT);
       io.stdout.write(
         `fund ${action} ${formatQuote(amount)} USD under key ${key} was already applied ` +

@@ -492,7 +492,7 @@ export class Monitoring extends Construct {
         statistic: 'Maximum',
         period: ONE_MINUTE,
       }),
-      `A liquidation message ran more than ${props.config.alarmLiquidationQueueAgeSeconds} s after it was due (a new one: after its tick) two minutes running: the consumer is behind, its records are retried, or messages were redriven`,
+      `A liquidation message ran more than ${props.config.alarmLiquidationQueueAgeSeconds} s after it was due (a new one: after its tick) two minutes running: the consumer is behind, its records are retried, messages were redriven, or margin-check is still starting a large crossing (its continuations)`,
       props.config.alarmLiquidationQueueAgeSeconds,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },

@@ -9,7 +9,6 @@ import {
 } from '../adapters/aws/index.ts';
 import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import type { RiskConfigInput } from '../domain/config.ts';
-import { resetWiring } from '../lambda/wiring.ts';
 import { METRICS_NAMESPACE, metricsService } from '../metrics.ts';
 import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
 import {
@@ -131,6 +130,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const names = await createLocalResources(clients, options.stage);
   const env = functionEnvironment(options.stage, names, options.endpoint, region, options);
   applyFunctionEnvironment(env);
+  // Loaded once the stage's environment is in place: the handlers' Powertools instances (shared/lambda/runtime.ts)
+  // read their service name (metricsService(stage)) when their module loads, as a Lambda's do at cold start.
+  const { resetWiring } = await import('../lambda/wiring.ts');
   resetWiring();
   const handlers = await loadHandlers();
   const transports = createAwsQueueTransports(clients, names);

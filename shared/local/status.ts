@@ -102,8 +102,9 @@ export interface StatusReport {
   /** No message waits in any work queue (visible, in flight or delayed). */
   readonly drained: boolean;
   /**
-   * Every liquidation is terminal (no ADL round owed), no auction is open and no tick waits: what is left in the
-   * work queues (an ended auction's planned steps, up to 900 s away) changes nothing when it runs.
+   * Every liquidation is terminal (no ADL round owed), no auction is open, no tick waits and none is still starting
+   * the liquidations it crossed: what is left in the work queues (an ended auction's planned steps, up to 900 s
+   * away) changes nothing when it runs.
    */
   readonly settled: boolean;
   readonly insuranceFund: {
@@ -291,8 +292,13 @@ export async function collectStatus(
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained: work.every(([id]) => total(queues[id]!) === 0),
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
-    // dropped; only a tick (the local tick queue) can start new work.
-    settled: nonTerminal === 0 && openAuctions === 0 && (queues.ticks ? total(queues.ticks) === 0 : true),
+    // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
+    // are still being started (its market's pending sequence: a continuation, a retried invocation).
+    settled:
+      nonTerminal === 0 &&
+      openAuctions === 0 &&
+      (queues.ticks ? total(queues.ticks) === 0 : true) &&
+      markets.every((m) => m.pendingSequence === undefined),
     insuranceFund: fund,
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).

@@ -112,6 +112,8 @@ export type AdminResult =
   | {
       readonly ok: true;
       readonly entry?: JournalEntry;
+      /** deposit, withdraw: the key was applied before; `entry` is that first application, nothing moved now. */
+      readonly alreadyApplied?: boolean;
       readonly id?: string;
       /** registerProvider: sleeping auctions woken to see the new terms. */
       readonly woken?: number;
@@ -244,16 +246,18 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'deposit':
     case 'withdraw': {
       const amount = parseQuote(request.amount, 'amount', { positive: true });
+      const atMs = deps.nowMs();
       const entry = await deps.ledger.apply({
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `admin:${request.idempotencyKey}`,
         amount: request.action === 'deposit' ? amount : -amount,
         kind: request.action,
         reference: 'admin',
-        atMs: deps.nowMs(),
+        atMs,
         floor: deps.config.insurance.floor,
       });
-      return { ok: true, entry };
+      // A key applied before answers with its first entry, stamped when that one moved the money.
+      return { ok: true, entry, ...(entry.atMs !== atMs ? { alreadyApplied: true } : {}) };
     }
     case 'registerProvider': {
       const maxDiscountPpm = parsePpm(request.maxDiscount, 'maxDiscount');

@@ -546,6 +546,26 @@ describe('status: what is not done, and what is not an alarm', () => {
     expect((await cli('status', ...at)).stdout).not.toContain('settled:');
   });
 
+  it('is not settled while a tick is still starting the liquidations it crossed (a deployed stack)', async () => {
+    // Found by a review of session 31: with no local tick queue to look at, a tick whose crossed positions
+    // margin-check is still starting (a continuation on the bus, Lambda's retry of a failed invocation) was missed.
+    const { stage, names } = await newStage();
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    // What margin-check writes before it starts the first liquidation of a tick that crosses positions.
+    await adapters(names).markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: Date.now() },
+      undefined,
+      true,
+    );
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const report = await status(target);
+    expect(report.queues.ticks).toBeUndefined();
+    expect(report.markets['ETH-USD']!.pendingSequence).toBe(7);
+    expect(report.liquidations.nonTerminal).toBe(0);
+    expect(report.settled).toBe(false);
+  });
+
   it("shows a local stage's mark as STALE past its market's maxMarkAgeSeconds (the built-in 120 s)", async () => {
     const { names, at } = await newStage();
     const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;

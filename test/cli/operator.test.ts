@@ -187,6 +187,10 @@ describe('--config on a stage local up runs: only the configuration it runs with
         /ledger\/below-floor \(balance 150, floor 100: at most 50 can be withdrawn\)/,
       );
       expect((await cli('status', '--config', same)).code).toBe(0);
+      // The same configuration with its markets in another order: markets are found by symbol, so it is the same.
+      const reordered = path.join(state, 'reordered.json');
+      writeFileSync(reordered, JSON.stringify({ ...running, markets: [...running.markets].reverse() }));
+      expect((await cli('status', '--config', reordered)).code).toBe(0);
     } finally {
       process.env.BACKSTOP_STATE_DIR = before;
       rmSync(state, { recursive: true, force: true });

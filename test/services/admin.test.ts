@@ -17,11 +17,15 @@ function setup() {
 describe('admin requests', () => {
   it('deposits and withdraws with idempotency keys, and the journal reconciles', async () => {
     const { p, run } = setup();
+    const first = await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' });
+    expect(first).toMatchObject({ ok: true });
+    expect(first).not.toHaveProperty('alreadyApplied');
+    p.clock.advance(1);
+    // The key again: its first entry, and said to be that (the CLI printed its balance as if it had just moved).
     expect(await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' })).toMatchObject({
       ok: true,
-    });
-    expect(await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' })).toMatchObject({
-      ok: true,
+      alreadyApplied: true,
+      entry: { sequence: 1 },
     });
     expect(await run({ action: 'withdraw', amount: '0.5', idempotencyKey: 'w1' })).toMatchObject({
       ok: true,
