@@ -565,12 +565,17 @@ describe('pipeline on moto', () => {
 
       // The next delivery asks the book for a quote, finds no price within the bound, and only sends the next
       // wait (2 s): no order, no write.
-      expect(await deliver()).toEqual({ liquidationId, lastResortWaits: 1 });
+      // Each wait's message is due when its delay ends (its lateness counts from then).
+      expect(await deliver()).toEqual({ liquidationId, lastResortWaits: 1, dueAtMs: expect.any(Number) });
       const still = await ctx.adapters.liquidations.get(liquidationId);
       expect(still?.version).toBe(waiting?.version);
       expect(still?.context?.lastResortAttempt).toBe(1);
       const [next] = await queue.receive(1, 30);
-      expect(next && parseLiquidationMessage(next.body)).toEqual({ liquidationId, lastResortWaits: 2 });
+      expect(next && parseLiquidationMessage(next.body)).toEqual({
+        liquidationId,
+        lastResortWaits: 2,
+        dueAtMs: expect.any(Number),
+      });
       expect((await ctx.adapters.positions.get('p1'))?.state).toBe('LIQUIDATING');
     });
   });
