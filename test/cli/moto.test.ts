@@ -33,6 +33,18 @@ async function status(at: string[]): Promise<StatusReport> {
 const adapters = (names: ResourceNames) =>
   createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
 
+/** A stage's markets with ETH-USD's last accepted tick at `sequence` and `price`, stamped now. */
+async function marketAt(names: ResourceNames, sequence: number, price: string) {
+  const { markets } = adapters(names);
+  await markets.acceptTick(
+    'ETH-USD',
+    { sequence, markPrice: parsePrice(price), timestampMs: Date.now() },
+    undefined,
+    false,
+  );
+  return markets;
+}
+
 describe('status', () => {
   it('has the stable JSON shape, every state present, on an empty stage', async () => {
     const { stage, at } = await newStage();
@@ -615,13 +627,7 @@ describe('inject tick: a configured market only', () => {
 describe('sequences these commands sent (inject-queued-sequence)', () => {
   it('a replay that fails after sending some ticks still records them: an inject right after does not reuse one', async () => {
     const { names, at } = await newStage();
-    const markets = adapters(names).markets;
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 41, markPrice: parsePrice('130'), timestampMs: Date.now() },
-      undefined,
-      false,
-    );
+    const markets = await marketAt(names, 41, '130');
     const file = path.join(emulator.dir, 'eth-usd-1m.csv');
     const t0 = 1584003600000;
     const rows = Array.from({ length: 25 }, (_, i) => `${t0 + i * 60_000},${130 - i / 10}`);
@@ -859,13 +865,7 @@ describe('replay --hold', () => {
 describe('replay: what the bus took is not what margin-check accepted', () => {
   it("says so, and names a print the market's breaker holds at the end", async () => {
     const { names, at } = await newStage();
-    const markets = adapters(names).markets;
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 1, markPrice: parsePrice('130'), timestampMs: Date.now() },
-      undefined,
-      false,
-    );
+    const markets = await marketAt(names, 1, '130');
     const file = path.join(emulator.dir, 'eth-spike.csv');
     writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,200\n');
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
