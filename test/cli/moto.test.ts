@@ -725,6 +725,9 @@ describe('replay --hold', () => {
     writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,129.9\n');
     return file;
   };
+  /** A replay of two prices that holds a tick a second. */
+  const holdEverySecond = (at: string[]) =>
+    cli('replay', twoPrices(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at);
   const pending = (id: string): LiquidationRecord => ({
     id,
     positionId: id.split(':')[0]!,
@@ -796,18 +799,7 @@ describe('replay --hold', () => {
     await emulator.clients.dynamo.send(
       new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(pending('p1:0')) }),
     );
-    const run = await cli(
-      'replay',
-      twoPrices(),
-      '--symbol',
-      'ETH-USD',
-      '--speed',
-      'max',
-      '--hold',
-      '--hold-every',
-      '1',
-      ...target,
-    );
+    const run = await holdEverySecond(target);
     expect(run.code).toBe(1);
     // It held on before: a dead-lettered liquidation kept it holding until Ctrl-C.
     expect(run.stderr.trimEnd().split('\n')).toEqual([
@@ -821,18 +813,7 @@ describe('replay --hold', () => {
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {
     const { names, at } = await newStage();
     await emulator.clients.dynamo.send(new DeleteTableCommand({ TableName: names.tables.liquidations }));
-    const run = await cli(
-      'replay',
-      twoPrices(),
-      '--symbol',
-      'ETH-USD',
-      '--speed',
-      'max',
-      '--hold',
-      '--hold-every',
-      '1',
-      ...at,
-    );
+    const run = await holdEverySecond(at);
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/^replayed 2 of 2 prices of hold-\S+ as ETH-USD ticks/);
     expect(run.stderr).toMatch(
