@@ -73,8 +73,8 @@ Both:
                          deployed one, default the built-in defaults)
 ${TARGET_USAGE}`;
 
-export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K]
-       backstop fund index-journal
+export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K] [--json]
+       backstop fund index-journal [--json]
 
   index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
                          before the index by sequence their place in it (ledger-reconcile reads that index)
@@ -82,6 +82,8 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [-
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
   --config FILE.json     risk configuration (the withdrawal floor)
+  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry, whether
+                         the key was applied before (nothing moved now) and the balance now
 ${TARGET_USAGE}`;
 
 export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequence N
@@ -180,6 +182,7 @@ const FUND_OPTIONS = {
   amount: { type: 'string' },
   key: { type: 'string' },
   config: { type: 'string' },
+  json: { type: 'boolean' },
 } as const;
 
 const DEFAULT_POSITIONS = 1000;
@@ -458,7 +461,11 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
         deployment.names.tables.ledger,
         INSURANCE_ACCOUNT,
       );
-      io.stdout.write(`fund index-journal: ${indexed} of ${entries} journal entries indexed by sequence\n`);
+      io.stdout.write(
+        values.json
+          ? `${JSON.stringify({ action, entries, indexed })}\n`
+          : `fund index-journal: ${indexed} of ${entries} journal entries indexed by sequence\n`,
+      );
       return 0;
     });
   }
@@ -486,12 +493,32 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
     const entry = result.entry!;
     // A key applied before answers with its first entry: its balance then is not the balance now.
+    const balance = result.alreadyApplied
+      ? (await deps.ledger.balance(INSURANCE_ACCOUNT)).balance
+      : entry.balanceAfter;
+    if (values.json) {
+      io.stdout.write(
+        `${JSON.stringify({
+          action,
+          amount: formatQuote(amount),
+          key,
+          alreadyApplied: result.alreadyApplied === true,
+          balance: formatQuote(balance),
+          entry: {
+            sequence: entry.sequence,
+            amount: formatQuote(entry.amount),
+            balanceAfter: formatQuote(entry.balanceAfter),
+            at: new Date(entry.atMs).toISOString(),
+          },
+        })}\n`,
+      );
+      return 0;
+    }
     if (result.alreadyApplied) {
-      const now = await deps.ledger.balance(INSURANCE_ACCOUNT);
       io.stdout.write(
         `fund ${action} ${formatQuote(amount)} USD under key ${key} was already applied ` +
           `(journal entry ${entry.sequence}, ${new Date(entry.atMs).toISOString()}): nothing moved now; ` +
-          `balance ${formatQuote(now.balance)} USD\n`,
+          `balance ${formatQuote(balance)} USD\n`,
       );
       return 0;
     }

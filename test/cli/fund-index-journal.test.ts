@@ -54,5 +54,10 @@ describe('backstop fund index-journal', () => {
     expect(await check()).toMatchObject({ auditedThrough: 3, difference: 0n, problems: [] });
     // Once: a re-run changes nothing.
     expect((await cli('fund', 'index-journal', ...at)).stdout).toMatch(/0 of 3 journal entries indexed/);
+    expect(JSON.parse((await cli('fund', 'index-journal', '--json', ...at)).stdout)).toEqual({
+      action: 'index-journal',
+      entries: 3,
+      indexed: 0,
+    });
   });
 });

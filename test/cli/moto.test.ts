@@ -195,6 +195,16 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toMatch(
       /^fund deposit 1000\.5 USD under key k1 was already applied \(journal entry 1, \S+\): nothing moved now; balance 1002\.5 USD\n$/,
     );
+    // The same for scripts, as the other commands give it (exact decimal strings).
+    const json = await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', '--json', ...at);
+    expect(JSON.parse(json.stdout)).toEqual({
+      action: 'deposit',
+      amount: '1000.5',
+      key: 'k1',
+      alreadyApplied: true,
+      balance: '1002.5',
+      entry: { sequence: 1, amount: '1000.5', balanceAfter: '1000.5', at: expect.any(String) },
+    });
     // A withdrawal is judged against the deployed floor: the configuration is required when none is recorded.
     const noConfig = await cli('fund', 'withdraw', '--amount', '0.5', ...at);
     expect(noConfig.code).toBe(2);
