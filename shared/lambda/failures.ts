@@ -125,7 +125,7 @@ export async function scheduleRetry(
   telemetry: Telemetry = powertoolsTelemetry(),
 ): Promise<void> {
   if (error instanceof LiquidationBusyError) return deferRecord(queue, record, error.retryAfterMs);
-  // Counted here, not by Lambda: a batch whose other records succeed fails the invocation in nothing.
+  // Counted here: Lambda counts an error only when every record of the batch failed.
   telemetry.count(METRICS.RecordFailures.name, 1, { Queue: queueId });
   const receives = Number(record.attributes?.ApproximateReceiveCount);
   const seconds = retryBackoffSeconds(queueId, receives, maxReceives);
