@@ -953,6 +953,24 @@ describe('BackstopStack template (configured)', () => {
     }
   });
 
+  it('has every alarm the docs name (a runbook entry for an alarm that does not exist pages nobody)', () => {
+    const { stack } = build();
+    const ids = Object.keys(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'));
+    const docs = ['README.md', 'docs/DEPLOY.md']
+      .map((f) => readFileSync(join(projectRoot, f), 'utf8'))
+      .join('\n');
+    const named = [...new Set([...docs.matchAll(/`([A-Za-z<>]+Alarm)`/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(10);
+    for (const name of named) {
+      // Construct ids in the Monitoring construct; <Market> and the like stand for any name.
+      const id = new RegExp(`^Monitoring${name.replace(/<\w+>/g, '\\w+')}[0-9A-F]{8}$`);
+      expect(
+        ids.some((i) => id.test(i)),
+        name,
+      ).toBe(true);
+    }
+  });
+
   it("reads only its own stage's metrics: stages share the account's namespace", () => {
     const { stack } = build({ 'backstop:stage': 'prod' });
     const template = Template.fromStack(stack);
