@@ -100,7 +100,13 @@ export function noMorePositionals(command: string, positionals: readonly string[
 }
 
 const STAGE = /^[a-z][a-z0-9-]{0,30}$/;
-export const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/** Refuses a --region that is not an AWS region's name (the local stack's too: it names the emulator's). */
+export function checkRegion(region: string | undefined): void {
+  if (region !== undefined && !REGION.test(region))
+    throw new UsageError(`--region: "${region}" is not an AWS region like us-east-1`);
+}
 
 export interface TargetValues {
   readonly target?: string;
@@ -120,9 +126,7 @@ export async function openTarget(values: TargetValues): Promise<Deployment> {
       `--stage: "${values.stage}" cannot be a deployed stage (${DEPLOYED_STAGE.rule}: what cdk deploy accepts)`,
     );
   }
-  if (values.region !== undefined && !REGION.test(values.region)) {
-    throw new UsageError(`--region: "${values.region}" is not an AWS region like us-east-1`);
-  }
+  checkRegion(values.region);
   if (values.endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(values.endpoint)) {
     throw new UsageError(`--endpoint: "${values.endpoint}" is not an http(s) URL`);
   }

@@ -68,20 +68,21 @@ const STUCK_LOOKS = 2;
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
 Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the entries the bus
-took and refused (and a print the market's breaker holds at the end). Files: a header with a time column (timestamp, time, ts, open_time_ms, open_time_utc) and a
-price column (close, price, mark), or Binance's 12-column klines. Each tick is stamped with the time it is
-sent (the file's times set the pacing) and sequences continue from the market's last one. The replay keeps at
-most 2 ticks ahead of what the stack has handled (a tick waiting longer would be refused as too old), and stops
-with a clear error when the stack handles none for 60 s.
+took and refused (and a print the market's breaker holds at the end). Files: a header with a time column
+(timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
+12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
+continue from the market's last one. The replay keeps at most 2 ticks ahead of what the stack has handled (a
+tick waiting longer would be refused as too old), and stops with a clear error when the stack handles none for
+60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
-  --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for as long
-                         as a liquidation is not terminal, as a live feed would: the work a crash leaves acts only
-                         on a mark at most maxMarkAgeSeconds old (120 s by default) and otherwise waits for a
-                         tick. Ctrl-C ends it (exit 0); work left with no message to move it (dead-lettered) ends
-                         it with exit 1 and the way to the dead letters. Each held tick is a line on stderr when
-                         it is not a terminal (a progress bar when it is)
+  --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for
+                         as long as a liquidation is not terminal, as a live feed would: the work a crash
+                         leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
+                         otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
+                         it (dead-lettered) ends it with exit 1 and the way to the dead letters. Each held tick
+                         is a line on stderr when it is not a terminal (a progress bar when it is)
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;

@@ -31,10 +31,10 @@ import { intOption, UsageError } from '../args.ts';
 import type { CliIo } from '../simulate.ts';
 import {
   type Command,
+  checkRegion,
   noMorePositionals,
   operatorCommand,
   parseCommand,
-  REGION,
   readJsonFile,
   subcommand,
 } from './common.ts';
@@ -118,9 +118,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   if (values.stage !== undefined && !/^[a-z][a-z0-9-]{0,30}$/.test(values.stage)) {
     throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
   }
-  if (values.region !== undefined && !REGION.test(values.region)) {
-    throw new UsageError(`--region: "${values.region}" is not an AWS region like us-east-1`);
-  }
+  checkRegion(values.region);
   let riskConfig: RiskConfigInput | undefined;
   if (values.config !== undefined) {
     riskConfig = readJsonFile(values.config, '--config') as RiskConfigInput;

@@ -523,7 +523,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       return 0;
     }
     io.stdout.write(
-      `fund ${action} ${formatQuote(amount)} USD: balance ${formatQuote(entry.balanceAfter)} USD ` +
+      `fund ${action} ${formatQuote(amount)} USD: balance ${formatQuote(balance)} USD ` +
         `(journal entry ${entry.sequence}, key ${key})\n`,
     );
     return 0;

@@ -228,6 +228,16 @@ export class Monitoring extends Construct {
     return topic;
   }
 
+  /** One of this stage's business metrics (businessMetric with its service). */
+  private business(spec: MetricSpec, options?: Parameters<typeof businessMetric>[2]): Metric {
+    return businessMetric(spec, this.service, options);
+  }
+
+  /** Every emitted value of a dimension of this stage's metric (SEARCH). */
+  private byDimension(spec: MetricSpec & { dimension: string }, statistic: string): MathExpression {
+    return byDimension(spec, statistic, this.service);
+  }
+
   private alarm(
     id: string,
     metric: IMetric,
@@ -254,7 +264,7 @@ export class Monitoring extends Construct {
     const GTE = ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD;
     this.alarm(
       'InsuranceFundLowAlarm',
-      businessMetric(METRICS.InsuranceFundBalance, this.service, { statistic: 'Minimum' }),
+      this.business(METRICS.InsuranceFundBalance, { statistic: 'Minimum' }),
       `Insurance fund balance below ${config.alarmInsuranceFundMin} quote units`,
       config.alarmInsuranceFundMin,
       ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -263,49 +273,49 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'InsuranceFloorAlarm',
-      businessMetric(METRICS.InsuranceFundRefusals, this.service, { dimension: 'insurance/floor' }),
+      this.business(METRICS.InsuranceFundRefusals, { dimension: 'insurance/floor' }),
       'The insurance fund refused a shortfall at its floor: it has nothing left above it to pay, and ADL takes the deficits',
       1,
       GTE,
     );
     this.alarm(
       'InsuranceDrawCapAlarm',
-      businessMetric(METRICS.InsuranceFundRefusals, this.service, { dimension: 'insurance/draw-cap' }),
+      this.business(METRICS.InsuranceFundRefusals, { dimension: 'insurance/draw-cap' }),
       "The insurance fund refused a shortfall at its draw cap per window (drawCapPerWindow): it has money, but this window's draws are spent, and ADL takes the deficits until the next window",
       1,
       GTE,
     );
     this.alarm(
       'AdlAlarm',
-      businessMetric(METRICS.AdlEvents, this.service),
+      this.business(METRICS.AdlEvents),
       'Auto-deleveraging happened: the auction and the insurance fund did not cover a liquidation',
       1,
       GTE,
     );
     this.alarm(
       'BackstopLiquidityAlarm',
-      businessMetric(METRICS.AuctionsSkipped, this.service),
+      this.business(METRICS.AuctionsSkipped),
       'No provider could bid on a remainder (capital or room spent): the fund and ADL took it without an auction',
       1,
       GTE,
     );
     this.alarm(
       'LastResortAlarm',
-      businessMetric(METRICS.LastResortOrders, this.service),
+      this.business(METRICS.LastResortOrders),
       'A slice needed the last resort (a market order within the wide bound): market, auction and ADL could not take any of it',
       1,
       GTE,
     );
     this.alarm(
       'BadDebtAlarm',
-      businessMetric(METRICS.BadDebt, this.service),
+      this.business(METRICS.BadDebt),
       'A loss was left that no layer covered',
       0,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
       'LedgerReconcileAlarm',
-      businessMetric(METRICS.LedgerReconcileDifference, this.service, { statistic: 'Maximum' }),
+      this.business(METRICS.LedgerReconcileDifference, { statistic: 'Maximum' }),
       `Ledger balances differ from the journal by more than ${config.alarmLedgerDifference} quote units`,
       config.alarmLedgerDifference,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -313,7 +323,7 @@ export class Monitoring extends Construct {
     // Apart from the difference, whose tolerance must not hide a broken journal.
     this.alarm(
       'LedgerJournalAlarm',
-      businessMetric(METRICS.LedgerJournalProblems, this.service, { statistic: 'Maximum' }),
+      this.business(METRICS.LedgerJournalProblems, { statistic: 'Maximum' }),
       'The fund journal is broken: a sequence gap, entries that do not chain, or a balance below zero (ledger-reconcile logs which)',
       1,
       GTE,
@@ -323,7 +333,7 @@ export class Monitoring extends Construct {
     // counted as a healthy run that starts the count again.
     this.alarm(
       'LedgerReconcileBacklogAlarm',
-      businessMetric(METRICS.LedgerReconcileBacklog, this.service, { statistic: 'Minimum' }),
+      this.business(METRICS.LedgerReconcileBacklog, { statistic: 'Minimum' }),
       'ledger-reconcile is not keeping up with the fund journal (more entries each run than its page budget): the balance is not being checked against the journal',
       1,
       GTE,
@@ -333,7 +343,7 @@ export class Monitoring extends Construct {
     // stopped running (throttled, its schedule disabled, failing before it reports), which no other alarm shows.
     this.alarm(
       'LedgerReconcileStoppedAlarm',
-      businessMetric(METRICS.LedgerJournalProblems, this.service, { statistic: 'SampleCount' }),
+      this.business(METRICS.LedgerJournalProblems, { statistic: 'SampleCount' }),
       'ledger-reconcile has not reported for 15 minutes (it runs every 5): the fund journal is not being checked',
       1,
       ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -341,7 +351,7 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'AuctionWakeFailuresAlarm',
-      businessMetric(METRICS.AuctionWakeFailures, this.service),
+      this.business(METRICS.AuctionWakeFailures),
       'Sleeping auctions could not be woken (a wake mark not recorded, sleepers not woken): they step when planned, up to 900 s late for a mark that reached their bids',
       1,
       GTE,
@@ -353,7 +363,7 @@ export class Monitoring extends Construct {
         usingMetrics: Object.fromEntries(
           VENUE_ERROR_KINDS.map((kind) => [
             kind,
-            businessMetric(METRICS.VenueOrderFailures, this.service, { dimension: kind }),
+            this.business(METRICS.VenueOrderFailures, { dimension: kind }),
           ]),
         ),
         label: 'venue attempts failed',
@@ -365,21 +375,21 @@ export class Monitoring extends Construct {
     );
     this.alarm(
       'AuctionStepsLateAlarm',
-      businessMetric(METRICS.AuctionStepLateness, this.service, { statistic: 'Maximum' }),
+      this.business(METRICS.AuctionStepLateness, { statistic: 'Maximum' }),
       `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, or steps were redriven (a wait for a fresh mark counts from when it was sent back: StaleMarkAlarm pages for the feed)`,
       AUCTION_STEP_LATE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
     this.alarm(
       'StaleMarkAlarm',
-      businessMetric(METRICS.StaleMarkWaits, this.service),
+      this.business(METRICS.StaleMarkWaits),
       "Liquidations, auction steps or ADL rounds wait because their market's last mark is older than maxMarkAgeSeconds: its feed stopped, or the breaker holds every print; they go on with the next accepted tick",
       1,
       GTE,
     );
     this.alarm(
       'CircuitBreakerAlarm',
-      businessMetric(METRICS.CircuitBreakerTripped, this.service),
+      this.business(METRICS.CircuitBreakerTripped),
       'A market halted: a tick jumped past the price band',
       1,
       GTE,
@@ -396,7 +406,7 @@ export class Monitoring extends Construct {
     // within two minutes, before the silence alarm, with the reason.
     this.alarm(
       'TicksOutOfOrderAlarm',
-      businessMetric(METRICS.TicksRejected, this.service, {
+      this.business(METRICS.TicksRejected, {
         dimension: 'tick/out-of-order',
         period: ONE_MINUTE,
       }),
@@ -410,7 +420,7 @@ export class Monitoring extends Construct {
     for (const market of config.markets) {
       this.alarm(
         `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
-        businessMetric(METRICS.TicksAccepted, this.service, { dimension: market, period: ONE_MINUTE }),
+        this.business(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
         `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (a feed that restarted its sequence: backstop feed resume), so its positions are not margin-checked`,
         1,
         ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -488,7 +498,7 @@ export class Monitoring extends Construct {
     // the liquidation queue holds messages sent up to 900 s ahead (the last resort's waits for the book).
     this.alarm(
       'LiquidationsLateAlarm',
-      businessMetric(METRICS.LiquidationLateness, this.service, {
+      this.business(METRICS.LiquidationLateness, {
         statistic: 'Maximum',
         period: ONE_MINUTE,
       }),
@@ -538,7 +548,7 @@ export class Monitoring extends Construct {
         const queue = def.trigger.queue;
         this.alarm(
           `${pascal(queue)}RecordFailuresAlarm`,
-          businessMetric(METRICS.RecordFailures, this.service, { dimension: queue }),
+          this.business(METRICS.RecordFailures, { dimension: queue }),
           `${props.config.alarmFunctionErrors} or more ${queue} records failed in 5 minutes (${def.folder}); each is retried, and dead-lettered after maxReceiveCount receives: its logs and \`backstop dlq list\` say why`,
           props.config.alarmFunctionErrors,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -581,8 +591,7 @@ export class Monitoring extends Construct {
   }
 
   private widgets(props: MonitoringProps): void {
-    const m = (spec: MetricSpec, statistic?: string) =>
-      businessMetric(spec, this.service, statistic ? { statistic } : {});
+    const m = (spec: MetricSpec, statistic?: string) => this.business(spec, statistic ? { statistic } : {});
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
       new GraphWidget({ title, left, right, width: 8, height: 6 });
     this.dashboard.addWidgets(
@@ -594,11 +603,11 @@ export class Monitoring extends Construct {
     );
     this.dashboard.addWidgets(
       graph('Ticks by market, positions checked and priced again', [
-        byDimension(METRICS.TicksAccepted, 'Sum', this.service),
+        this.byDimension(METRICS.TicksAccepted, 'Sum'),
         m(METRICS.PositionsChecked),
         m(METRICS.PositionsRepriced),
       ]),
-      graph('Ticks rejected by reason', [byDimension(METRICS.TicksRejected, 'Sum', this.service)]),
+      graph('Ticks rejected by reason', [this.byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
       graph('Auctions woken by ticks, skipped for want of a bidder', [
         m(METRICS.AuctionsWoken),
@@ -610,7 +619,7 @@ export class Monitoring extends Construct {
       graph(
         'Liquidations settled by layer',
         LIQUIDATION_LAYERS.map((layer) =>
-          businessMetric(METRICS.LiquidationsSettled, this.service, { dimension: layer, label: layer }),
+          this.business(METRICS.LiquidationsSettled, { dimension: layer, label: layer }),
         ),
       ),
       graph('Slippage (bps)', [m(METRICS.SlippageBps, 'p50'), m(METRICS.SlippageBps, 'p99')]),
@@ -631,7 +640,7 @@ export class Monitoring extends Construct {
         'Fund draws and refusals, bad debt, ADL',
         [
           m(METRICS.InsuranceFundDraws),
-          byDimension(METRICS.InsuranceFundRefusals, 'Sum', this.service),
+          this.byDimension(METRICS.InsuranceFundRefusals, 'Sum'),
           m(METRICS.AdlEvents),
           m(METRICS.LastResortOrders),
           m(METRICS.LastResortWaits),
@@ -645,7 +654,7 @@ export class Monitoring extends Construct {
           m(METRICS.StaleMarkWaits),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
-          byDimension(METRICS.VenueOrderFailures, 'Sum', this.service),
+          this.byDimension(METRICS.VenueOrderFailures, 'Sum'),
         ],
         [
           m(METRICS.LedgerReconcileDifference, 'Maximum'),
@@ -681,7 +690,7 @@ export class Monitoring extends Construct {
       graph(
         'Function errors, failed records',
         fns.map(({ def, fn }) => fn.metricErrors({ label: def.folder, statistic: 'Sum' })),
-        [byDimension(METRICS.RecordFailures, 'Sum', this.service)],
+        [this.byDimension(METRICS.RecordFailures, 'Sum')],
       ),
       graph(
         'Function throttles',

@@ -1,9 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { marketConfig } from '../../shared/domain/config.ts';
+import type { LiquidationState } from '../../shared/domain/model.ts';
 import { parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT, STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
+
+/**
+ * A pipeline on the configured mark bound whose delivery dies once, right after the commit that leaves a
+ * liquidation in `state`, while `death.armed`.
+ */
+function dyingOnceAfterCommitIn(state: LiquidationState, armed: boolean) {
+  const death = { armed };
+  const p: Pipeline = createPipeline({
+    marks: 'as-configured',
+    crashHook: (point) => {
+      if (!death.armed || point !== 'transactor.commit') return;
+      if (!p.adapters.liquidations.all().some((l) => l.state === state)) return;
+      death.armed = false;
+      throw new InjectedCrash(point);
+    },
+  });
+  return { p, death };
+}
+
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
@@ -178,22 +198,13 @@ describe('a mark older than maxMarkAgeSeconds', () => {
   // Found by the same review: a claimed order redelivered on a stale mark was placed, and every wait took and
   // released the order lease (two writes) and asked the venue again.
   it('holds a claimed order whose delivery died: no order and no write until the feed is back', async () => {
-    let armed = false;
-    const p: Pipeline = createPipeline({
-      marks: 'as-configured',
-      crashHook: (point) => {
-        if (!armed || point !== 'transactor.commit') return;
-        if (!p.adapters.liquidations.all().some((l) => l.state === 'EXECUTING')) return;
-        armed = false;
-        throw new InjectedCrash(point); // dies right after the claim
-      },
-    });
+    const { p, death } = dyingOnceAfterCommitIn('EXECUTING', false); // dies right after the claim
     await openMarket(p);
     await p.open('LONG', '10', '200', '200');
     await p.tick('ETH-USD', '184');
     // The consumer gets to it 100 s later (a backlog): the mark still fresh, it claims, then dies.
     p.clock.advance(100_000);
-    armed = true;
+    death.armed = true;
     await p.runUntil(p.clock.nowMs());
     const [claimed] = p.adapters.liquidations.all();
     expect(claimed?.state).toBe('EXECUTING');
@@ -220,16 +231,7 @@ describe('a mark older than maxMarkAgeSeconds', () => {
   // Found by the stale-mark fuzzing (session 30): a plan frozen by a delivery that then died was applied by its
   // redelivery within LATE_DELIVERY_MS of the freeze, on a mark that had gone stale meanwhile (20 haircuts).
   it('applies no frozen plan on a stale mark: the redelivery of a delivery that died after its freeze waits', async () => {
-    let armed = true;
-    const p: Pipeline = createPipeline({
-      marks: 'as-configured',
-      crashHook: (point) => {
-        if (!armed || point !== 'transactor.commit') return;
-        if (!p.adapters.liquidations.all().some((l) => l.state === 'SETTLING')) return;
-        armed = false;
-        throw new InjectedCrash(point); // dies right after the freeze
-      },
-    });
+    const { p } = dyingOnceAfterCommitIn('SETTLING', true); // dies right after the freeze
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     // No fund: the long's deficit goes to ADL, planned (frozen) with the 20 shorts it haircuts.
