@@ -463,6 +463,48 @@ describe('ticks', () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
   });
 
+  it('a position made OPEN crossed between a tick reading the index and recording itself is started by the next tick', async () => {
+    // Found by the pipeline fuzz (seed 909031): a slice's settlement put its rest back OPEN, judged at its plan's
+    // mark, while a newer tick that crosses it was between its index read and its record.
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200', { sequence: 1 });
+    const long = await p.open('LONG', '10', '200', '400'); // healthy down to ~164
+    const stored = (await p.adapters.positions.get(long.id))!;
+    const thinner = withLiquidationPrice(
+      { ...stored, collateral: parseQuote('200'), version: stored.version + 1 },
+      p.config,
+    );
+    const positions = p.marginDeps.positions;
+    let written = false;
+    const racing: MarginCheckDeps = {
+      ...p.marginDeps,
+      positions: new Proxy(positions, {
+        get(target, key) {
+          if (key === 'queryCrossed')
+            return async (...args: Parameters<typeof positions.queryCrossed>) => {
+              const page = await positions.queryCrossed(...args);
+              // The writer lands after the tick's reads (both sides'): its pages do not hold it.
+              if (!written) {
+                written = true;
+                await positions.replace(thinner, stored.version);
+              }
+              return page;
+            };
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+    };
+    expect(await handleTick(tickAt(p, '180', 2), racing, p.clock.nowMs())).toMatchObject({
+      status: 'accepted',
+      enqueued: 0,
+    });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('OPEN');
+    // The next tick reads the index after the write: crossed at 181 (below ~184.6), it starts the long.
+    expect(await p.tick('ETH-USD', '181', { sequence: 3 })).toMatchObject({ enqueued: 1 });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+
   /** p's margin-check deps with some market methods replaced (the others bound to the real repository). */
   function withMarkets(p: Pipeline, overrides: Partial<MarginCheckDeps['markets']>): MarginCheckDeps {
     const markets = p.marginDeps.markets;

@@ -47,17 +47,23 @@ const run =
       numRuns: runs,
       seed: SEED,
       verbose: 0,
+      // Shrinking a failing scenario can outlast the test's timeout, which would report nothing: stop first and
+      // report the counterexample shrunk so far (a clean run this slow fails too, saying it was interrupted).
+      plugins: [fc.interruptAfterTimeLimit(PROPERTY_LIMIT_MS, { failOnInterrupt: true })],
     });
+
+const TEST_TIMEOUT_MS = 600_000;
+const PROPERTY_LIMIT_MS = TEST_TIMEOUT_MS - 60_000;
 
 fc.configureGlobal({ baseSize: (process.env.FUZZ_SIZE as fc.Size) ?? 'medium' });
 
 describe('fuzz: whole pipeline', () => {
-  it('no faults, no crashes', run({ crashes: false, faults: false }), 600_000);
-  it('venue and queue faults, no crashes', run({ crashes: false }), 600_000);
-  it('crashes, no faults', run({ faults: false }), 600_000);
-  it('crashes and faults', run({}), 600_000);
-  it('concurrent consumers, crashes and faults', run({ concurrent: true }), 600_000);
-  it('ADL-heavy crashes through many counterparties', run({}, adlHeavyArb), 600_000);
+  it('no faults, no crashes', run({ crashes: false, faults: false }), TEST_TIMEOUT_MS);
+  it('venue and queue faults, no crashes', run({ crashes: false }), TEST_TIMEOUT_MS);
+  it('crashes, no faults', run({ faults: false }), TEST_TIMEOUT_MS);
+  it('crashes and faults', run({}), TEST_TIMEOUT_MS);
+  it('concurrent consumers, crashes and faults', run({ concurrent: true }), TEST_TIMEOUT_MS);
+  it('ADL-heavy crashes through many counterparties', run({}, adlHeavyArb), TEST_TIMEOUT_MS);
 });
 
 /**
@@ -70,8 +76,12 @@ const staleMarksArb = (o: ArbOptions) =>
 /** More runs: about one in ten meets an auction step or a settlement in a gap, and the runs are small. */
 const STALE_RUNS = RUNS * 5;
 describe('fuzz: stale marks', () => {
-  it('feed gaps, crashes and faults', run({}, staleMarksArb, STALE_RUNS), 600_000);
-  it('feed gaps with concurrent consumers', run({ concurrent: true }, staleMarksArb, STALE_RUNS), 600_000);
+  it('feed gaps, crashes and faults', run({}, staleMarksArb, STALE_RUNS), TEST_TIMEOUT_MS);
+  it(
+    'feed gaps with concurrent consumers',
+    run({ concurrent: true }, staleMarksArb, STALE_RUNS),
+    TEST_TIMEOUT_MS,
+  );
 });
 
 /**
@@ -84,12 +94,16 @@ describe('fuzz: crowds of providers', () => {
   it(
     'both sides, crashes and faults',
     run<CrowdArbOptions>({ bothSides: true }, crowdArb, CROWD_RUNS),
-    600_000,
+    TEST_TIMEOUT_MS,
   );
   it(
     'operator bursts alongside concurrent consumers',
     run<CrowdArbOptions>({ burst: true, bothSides: true }, crowdArb, CROWD_RUNS),
-    600_000,
+    TEST_TIMEOUT_MS,
   );
-  it('near-full auctions (a lot of 1,000 dust and a fraction)', run({}, nearFullArb, CROWD_RUNS), 600_000);
+  it(
+    'near-full auctions (a lot of 1,000 dust and a fraction)',
+    run({}, nearFullArb, CROWD_RUNS),
+    TEST_TIMEOUT_MS,
+  );
 });
