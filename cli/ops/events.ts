@@ -375,7 +375,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(
         `backstop: ${symbol}'s circuit breaker holds tick ${market.breaker.tick.sequence} ` +
           `(${market.breaker.reason}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
-          'next print within the band of the last mark or of this one closes the breaker (backstop status)\n',
+          'next print within the band of the last mark, or of this one once the move has persisted for the ' +
+          "market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
       );
     if (outcome.stalled) {
       io.stderr.write(`backstop: ${outcome.stalled}\n`);

@@ -90,6 +90,13 @@ export const marketConfigSchema = z.strictObject({
   sliceAboveNotional: quote('sliceAboveNotional'),
   /** A tick further than this from the last accepted mark trips the circuit breaker (Drift: 10 %). */
   priceBand: rate('priceBand', '1'),
+  /**
+   * A tripped breaker follows a move that persists: a print agreeing with the held one closes it only when stamped
+   * at least this long after it, so a bad print repeated in one burst (a feed's retry, two prints of one
+   * PutEvents) cannot confirm itself before a good print reverts it. 0: at once. Absent (a configuration older
+   * than the rule): DEFAULT_BREAKER_CONFIRM_SECONDS.
+   */
+  breakerConfirmSeconds: z.number().int().min(0).optional(),
   /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
   indexBand: rate('indexBand', '1'),
   /** Ticks older than this are stale (Drift: about 60 s). */
@@ -140,8 +147,12 @@ export const riskConfigSchema = z.strictObject({
   insurance: insuranceConfigSchema,
 });
 
-export type MarketConfig = Omit<z.output<typeof marketConfigSchema>, 'maxMarkAgeSeconds'> & {
+export type MarketConfig = Omit<
+  z.output<typeof marketConfigSchema>,
+  'maxMarkAgeSeconds' | 'breakerConfirmSeconds'
+> & {
   readonly maxMarkAgeSeconds: number;
+  readonly breakerConfirmSeconds: number;
 };
 export type AuctionConfig = z.output<typeof auctionConfigSchema>;
 export type InsuranceConfig = z.output<typeof insuranceConfigSchema>;
@@ -152,6 +163,9 @@ export type RiskConfigInput = z.input<typeof riskConfigSchema>;
 
 /** maxMarkAgeSeconds of a market that states none, at the least (two minutes: two ticks of a 1-minute feed). */
 export const MIN_DEFAULT_MARK_AGE_SECONDS = 120;
+
+/** breakerConfirmSeconds of a market that states none: a few prints of a 1-second feed. */
+export const DEFAULT_BREAKER_CONFIRM_SECONDS = 5;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -169,6 +183,7 @@ const marketDefaults = {
   minSliceNotional: '1000',
   sliceAboveNotional: '100000',
   priceBand: '0.15',
+  breakerConfirmSeconds: DEFAULT_BREAKER_CONFIRM_SECONDS,
   indexBand: '0.10',
   maxTickAgeSeconds: 60,
   maxClockSkewSeconds: 5,
@@ -206,6 +221,7 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       ...m,
       maxMarkAgeSeconds:
         m.maxMarkAgeSeconds ?? Math.max(MIN_DEFAULT_MARK_AGE_SECONDS, 2 * m.maxTickAgeSeconds),
+      breakerConfirmSeconds: m.breakerConfirmSeconds ?? DEFAULT_BREAKER_CONFIRM_SECONDS,
     })),
   };
   const symbols = new Set<string>();
@@ -227,6 +243,11 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     if (m.maxMarkAgeSeconds <= m.maxTickAgeSeconds) {
       throw new ConfigError(
         `${m.symbol}: maxMarkAgeSeconds (${m.maxMarkAgeSeconds}) must be above maxTickAgeSeconds (${m.maxTickAgeSeconds}): a tick accepted at its oldest would be too old to act on`,
+      );
+    }
+    if (m.breakerConfirmSeconds >= m.maxMarkAgeSeconds) {
+      throw new ConfigError(
+        `${m.symbol}: breakerConfirmSeconds (${m.breakerConfirmSeconds}) must be below maxMarkAgeSeconds (${m.maxMarkAgeSeconds}): the mark would go stale before a real move could be followed`,
       );
     }
   }

@@ -14,6 +14,9 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  *   - the tick that tripped the breaker ('tick/breaker-persisted': the move was real).
  * Otherwise it is rejected with 'tick/breaker-open' and re-arms the breaker with itself (tripBreaker: true),
  * so a market that keeps moving is followed after two consecutive agreeing prints instead of freezing.
+ * A move persists in time, not only in prints: a print agreeing with the held one but stamped less than
+ * breakerConfirmSeconds after it is rejected with 'tick/breaker-confirming' and leaves the breaker as it is, so
+ * a bad print repeated in a burst cannot confirm itself before a good print reverts it.
  * A market's first print has no last mark to be judged against, so it is never trusted alone: it is rejected
  * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
@@ -66,6 +69,7 @@ export type TickRejectReason =
   | 'tick/index-band'
   | 'tick/price-band'
   | 'tick/breaker-open'
+  | 'tick/breaker-confirming'
   | 'tick/unconfirmed';
 
 export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted' | 'tick/first-confirmed';
@@ -178,6 +182,14 @@ export function evaluateTick(
       return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' };
     }
     if (withinBand(tick.markPrice, tripped.markPrice, market.priceBand)) {
+      // A market's first print has no mark to revert to: the first that agrees opens it, as before.
+      const heldMs = tick.timestampMs - tripped.timestampMs;
+      if (last && heldMs < market.breakerConfirmSeconds * 1000) {
+        return reject(
+          'tick/breaker-confirming',
+          `mark ${fmt(tick.markPrice)} agrees with the held ${fmt(tripped.markPrice)} but is stamped ${heldMs} ms after it: the move is followed once it persists ${market.breakerConfirmSeconds} s`,
+        );
+      }
       const reason = last ? 'tick/breaker-persisted' : 'tick/first-confirmed';
       return { verdict: 'accept', closeBreaker: true, reason };
     }

@@ -50,11 +50,14 @@ describe('margin-check: a breaker trip judged on a breaker that has moved', () =
     await p.tick('ETH-USD', '200', { sequence: 0 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '200', { sequence: 1 });
     const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
-    // A real crash: 160 is 20 % below 200 (beyond the 15 % band) and trips the breaker; 160.5 agrees with it.
+    p.clock.advance(10_000);
+    // A real crash: 160 is 20 % below 200 (beyond the 15 % band) and trips the breaker; 160.5 agrees with it,
+    // stamped 5 s later (breakerConfirmSeconds: the move persisted).
     // Tick 3's invocation reads the market, then tick 2's invocation trips the breaker, then tick 3 is judged.
     let tripped: unknown;
     const deps = readingBefore(p, async () => {
-      tripped = await handleTick(tickAt(p, '160', 2), p.marginDeps, p.clock.nowMs());
+      const earlier = { ...tickAt(p, '160', 2), timestampMs: p.clock.nowMs() - 5_000 };
+      tripped = await handleTick(earlier, p.marginDeps, p.clock.nowMs());
     });
     const outcome = await handleTick(tickAt(p, '160.5', 3), deps, p.clock.nowMs());
     expect(tripped).toMatchObject({ status: 'rejected', reason: 'tick/price-band' });

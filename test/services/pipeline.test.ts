@@ -735,7 +735,7 @@ describe('ticks', () => {
     });
   });
 
-  it('follows a market that keeps moving past the band: each print re-arms the breaker, two agreeing ones close it', async () => {
+  it('follows a market that keeps moving past the band: each print re-arms the breaker, two agreeing ones 5 s apart close it', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '100', { sequence: 0 }); // a market's first print waits for a second
     await p.tick('ETH-USD', '100', { sequence: 1 });
@@ -744,7 +744,13 @@ describe('ticks', () => {
     expect(await p.tick('ETH-USD', '120', { sequence: 2 })).toMatchObject({ reason: 'tick/price-band' });
     expect(await p.tick('ETH-USD', '140', { sequence: 3 })).toMatchObject({ reason: 'tick/breaker-open' });
     expect((await p.adapters.markets.get('ETH-USD'))?.breaker?.tick.sequence).toBe(3);
-    expect(await p.tick('ETH-USD', '140.4', { sequence: 4 })).toMatchObject({ status: 'accepted' });
+    // Agreeing at once is not yet a move that persists (breakerConfirmSeconds, 5 s): held, the breaker as it was.
+    expect(await p.tick('ETH-USD', '140.4', { sequence: 4 })).toMatchObject({
+      reason: 'tick/breaker-confirming',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.breaker?.tick.sequence).toBe(3);
+    p.clock.advance(5_000);
+    expect(await p.tick('ETH-USD', '140.4', { sequence: 5 })).toMatchObject({ status: 'accepted' });
     expect((await p.adapters.markets.get('ETH-USD'))?.breaker).toBeUndefined();
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.positionId).toBe(short.id);

@@ -171,6 +171,26 @@ describe('parseRiskConfig: the age of a mark acted on', () => {
   });
 });
 
+describe('parseRiskConfig: how long a move must persist to close the breaker', () => {
+  it('defaults to 5 s, also for a market configured before the field existed; 0 follows at once', () => {
+    expect(marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD').breakerConfirmSeconds).toBe(5);
+    const { breakerConfirmSeconds: _, ...older } = ETH;
+    const parsed = parseRiskConfig({ ...DEFAULT_RISK_CONFIG_INPUT, markets: [older, BTC] });
+    expect(marketConfig(parsed, 'ETH-USD').breakerConfirmSeconds).toBe(5);
+    expect(
+      marketConfig(parseRiskConfig(withEth({ breakerConfirmSeconds: 0 })), 'ETH-USD').breakerConfirmSeconds,
+    ).toBe(0);
+  });
+
+  it('must be below maxMarkAgeSeconds, a whole number, not negative', () => {
+    expect(() => parseRiskConfig(withEth({ breakerConfirmSeconds: 120, maxMarkAgeSeconds: 120 }))).toThrow(
+      'ETH-USD: breakerConfirmSeconds (120) must be below maxMarkAgeSeconds (120)',
+    );
+    expect(() => parseRiskConfig(withEth({ breakerConfirmSeconds: -1 }))).toThrow(ConfigError);
+    expect(() => parseRiskConfig(withEth({ breakerConfirmSeconds: 2.5 }))).toThrow(ConfigError);
+  });
+});
+
 describe('parseRiskConfig: configurations that would freeze a market or an auction', () => {
   const withAuction = (patch: Partial<RiskConfigInput['auction']>): unknown => ({
     ...DEFAULT_RISK_CONFIG_INPUT,

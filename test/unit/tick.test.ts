@@ -456,16 +456,34 @@ describe('evaluateTick: every reason at its boundary', () => {
     // Breaker open: last accepted 100, tripped by 323 (seq 11).
     ['breaker: back within the band of the last mark', tick({ markPrice: price('115') }), OPEN, 'reverted'],
     [
-      'breaker: within the band of the tripping tick',
-      tick({ markPrice: price('274.55') }),
+      'breaker: within the band of the tripping tick, breakerConfirmSeconds (5 s) after it',
+      tick({ markPrice: price('274.55'), timestampMs: TRIPPED.timestampMs + s(5) }),
       OPEN,
       'persisted',
     ],
     [
-      'breaker: at the upper edge of the tripping band',
-      tick({ markPrice: price('371.45') }),
+      'breaker: at the upper edge of the tripping band, 5 s after it',
+      tick({ markPrice: price('371.45'), timestampMs: TRIPPED.timestampMs + s(5) }),
       OPEN,
       'persisted',
+    ],
+    [
+      'breaker: agreeing with the tripping tick 1 ms short of 5 s: held, the breaker left as it is',
+      tick({ markPrice: price('323'), timestampMs: TRIPPED.timestampMs + s(5) - 1 }),
+      OPEN,
+      'tick/breaker-confirming',
+    ],
+    [
+      'breaker: the same bad print again at its own timestamp (a burst) never confirms it',
+      tick({ markPrice: price('323'), timestampMs: TRIPPED.timestampMs }),
+      OPEN,
+      'tick/breaker-confirming',
+    ],
+    [
+      'breaker: a revert needs no wait',
+      tick({ markPrice: price('100'), timestampMs: TRIPPED.timestampMs }),
+      OPEN,
+      'reverted',
     ],
     [
       'breaker: just outside both bands',
@@ -497,6 +515,23 @@ describe('evaluateTick: every reason at its boundary', () => {
 
   it.each(cases)('%s', (_name, t, state, expected, now = NOW) => {
     expect(summary(evaluateTick(t, state, ETH, now))).toBe(expected);
+  });
+
+  it('breakerConfirmSeconds 0 follows an agreeing print at once', () => {
+    const atOnce = { ...ETH, breakerConfirmSeconds: 0 };
+    const burst = tick({ markPrice: price('323'), timestampMs: TRIPPED.timestampMs });
+    expect(summary(evaluateTick(burst, OPEN, atOnce, NOW))).toBe('persisted');
+  });
+
+  it('says why an agreeing print is held', () => {
+    const v = evaluateTick(tick({ markPrice: price('320') }), OPEN, ETH, NOW);
+    expect(v).toEqual({
+      verdict: 'reject',
+      reason: 'tick/breaker-confirming',
+      tripBreaker: false,
+      detail:
+        'mark 320 agrees with the held 323 but is stamped 1000 ms after it: the move is followed once it persists 5 s',
+    });
   });
 
   it('rejects a tick for a market that is not configured', () => {
