@@ -706,7 +706,17 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     handle: (m: ReceivedMessage) => Promise<unknown>,
   ): Promise<number> {
     const batch = await queue.receive(10, 30);
+    const before = deliveries;
     deliveries += batch.length;
+    // A slow bleed found as it happens (not after MAX_DELIVERIES, about a minute of a run that is then skipped).
+    if (Math.floor(deliveries / 1000) > Math.floor(before / 1000)) {
+      const slices = new Map<string, number>();
+      for (const l of p.adapters.liquidations.all())
+        slices.set(l.positionId, (slices.get(l.positionId) ?? 0) + 1);
+      const [bleeding, count] = [...slices].find(([, n]) => n >= SLOW_BLEED_SLICES) ?? [];
+      if (bleeding)
+        throw new RunawayError(`slow bleed: ${bleeding} in ${count} slices after ${deliveries} deliveries`);
+    }
     if (deliveries > MAX_DELIVERIES) {
       const liquidations = p.adapters.liquidations.all();
       throw new RunawayError(
@@ -1347,6 +1357,8 @@ async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
 
 export class RunawayError extends Error {}
 const MAX_DELIVERIES = 30_000;
+/** Slices of one position that make a run a slow bleed (the check after quiescence asks for 100 with work left). */
+const SLOW_BLEED_SLICES = 200;
 
 /**
  * The longest gap without ticks under stale marks: a waiting message sends itself again every 30 s, and the harness
