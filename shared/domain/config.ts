@@ -97,6 +97,13 @@ export const marketConfigSchema = z.strictObject({
    * than the rule): DEFAULT_BREAKER_CONFIRM_SECONDS.
    */
   breakerConfirmSeconds: z.number().int().min(0).optional(),
+  /**
+   * The band holds over this window of time as well as per print (tick.ts, window band): prints that walk the
+   * mark each within the band of the last trip the breaker once they leave the band of the window's first mark.
+   * 0 or absent: per print only. For a feed that ticks every few seconds; a replay that compresses a crash's
+   * minutes into seconds trips it, as it should.
+   */
+  priceWindowSeconds: z.number().int().min(0).optional(),
   /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
   indexBand: rate('indexBand', '1'),
   /** Ticks older than this are stale (Drift: about 60 s). */
@@ -149,10 +156,11 @@ export const riskConfigSchema = z.strictObject({
 
 export type MarketConfig = Omit<
   z.output<typeof marketConfigSchema>,
-  'maxMarkAgeSeconds' | 'breakerConfirmSeconds'
+  'maxMarkAgeSeconds' | 'breakerConfirmSeconds' | 'priceWindowSeconds'
 > & {
   readonly maxMarkAgeSeconds: number;
   readonly breakerConfirmSeconds: number;
+  readonly priceWindowSeconds: number;
 };
 export type AuctionConfig = z.output<typeof auctionConfigSchema>;
 export type InsuranceConfig = z.output<typeof insuranceConfigSchema>;
@@ -222,6 +230,7 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       maxMarkAgeSeconds:
         m.maxMarkAgeSeconds ?? Math.max(MIN_DEFAULT_MARK_AGE_SECONDS, 2 * m.maxTickAgeSeconds),
       breakerConfirmSeconds: m.breakerConfirmSeconds ?? DEFAULT_BREAKER_CONFIRM_SECONDS,
+      priceWindowSeconds: m.priceWindowSeconds ?? 0,
     })),
   };
   const symbols = new Set<string>();

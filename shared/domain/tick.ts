@@ -17,6 +17,11 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * A move persists in time, not only in prints: a print agreeing with the held one but stamped less than
  * breakerConfirmSeconds after it is rejected with 'tick/breaker-confirming' and leaves the breaker as it is, so
  * a bad print repeated in a burst cannot confirm itself before a good print reverts it.
+ *
+ * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
+ * prints each within the band of the last cannot move the mark further than the band within the window
+ * ('tick/window-band' trips the breaker). The window's anchor is the mark that opened it (nextBandAnchor): a
+ * tumbling window, so across its boundary the mark may move up to twice the band within one window's time.
  * A market's first print has no last mark to be judged against, so it is never trusted alone: it is rejected
  * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
@@ -51,9 +56,17 @@ export interface TickRecord {
   readonly timestampMs: number;
 }
 
+/** An accepted mark and its time: where a market's window band is judged from. */
+export interface BandAnchor {
+  readonly markPrice: PriceE8;
+  readonly timestampMs: number;
+}
+
 /** Structurally the ports' MarketState without its symbol. */
 export interface TickState {
   readonly lastTick?: TickRecord;
+  /** The window band's anchor (absent: none yet, or the market has no window). */
+  readonly bandAnchor?: BandAnchor;
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: TickRecord };
   /** Set when the feed was resumed below its sequence: the old feed's ticks are stamped at or before it. */
   readonly resumedAfterMs?: number;
@@ -68,6 +81,7 @@ export type TickRejectReason =
   | 'tick/too-old'
   | 'tick/index-band'
   | 'tick/price-band'
+  | 'tick/window-band'
   | 'tick/breaker-open'
   | 'tick/breaker-confirming'
   | 'tick/unconfirmed';
@@ -177,8 +191,10 @@ export function evaluateTick(
       true,
     );
   }
+  const anchor = activeAnchor(state, tick, market);
+  const withinWindow = !anchor || withinBand(tick.markPrice, anchor.markPrice, market.priceBand);
   if (tripped) {
-    if (last && withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
+    if (last && withinWindow && withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
       return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' };
     }
     if (withinBand(tick.markPrice, tripped.markPrice, market.priceBand)) {
@@ -202,7 +218,42 @@ export function evaluateTick(
   if (last && !withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
     return reject('tick/price-band', `mark ${fmt(tick.markPrice)} vs last ${fmt(last.markPrice)}`, true);
   }
+  if (anchor && !withinWindow) {
+    return reject(
+      'tick/window-band',
+      `mark ${fmt(tick.markPrice)} vs ${fmt(anchor.markPrice)} ${tick.timestampMs - anchor.timestampMs} ms before, within the ${market.priceWindowSeconds} s window`,
+      true,
+    );
+  }
   return ACCEPT;
+}
+
+/** The anchor `tick` is judged against: the market's, while `tick` falls in its window. */
+function activeAnchor(state: TickState, tick: Tick, market: MarketConfig): BandAnchor | undefined {
+  const anchor = state.bandAnchor;
+  if (market.priceWindowSeconds === 0 || !anchor) return undefined;
+  return tick.timestampMs - anchor.timestampMs < market.priceWindowSeconds * 1000 ? anchor : undefined;
+}
+
+/**
+ * The window band's anchor once `accepted` is recorded: the mark that opened the window, until the window has
+ * passed or a confirmed move (the breaker closed by a print that persisted, or a market's first) opens a new one
+ * at `accepted`. Undefined for a market without a window.
+ */
+export function nextBandAnchor(
+  state: TickState,
+  accepted: TickRecord,
+  verdict: TickVerdict,
+  market: MarketConfig,
+): BandAnchor | undefined {
+  if (market.priceWindowSeconds === 0) return undefined;
+  const anchor = state.bandAnchor;
+  const movedOn =
+    verdict.verdict === 'accept' && verdict.closeBreaker && verdict.reason !== 'tick/breaker-reverted';
+  if (anchor && !movedOn && accepted.timestampMs - anchor.timestampMs < market.priceWindowSeconds * 1000) {
+    return anchor;
+  }
+  return { markPrice: accepted.markPrice, timestampMs: accepted.timestampMs };
 }
 
 /**

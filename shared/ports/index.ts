@@ -103,6 +103,8 @@ export interface MarketState {
   /** Highest continuation of the pending tick claimed so far (claimSegment); absent before the first. */
   readonly pendingSegment?: number;
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: AcceptedTick };
+  /** The mark that opened the market's price window (domain/tick.ts, window band); absent without a window. */
+  readonly bandAnchor?: { readonly markPrice: PriceE8; readonly timestampMs: number };
   /**
    * Per auction direction, a wake mark that covers every sleeping auction of the market: SELL, at most the lowest
    * of theirs; BUY, at least the highest. A tick whose mark reaches it wakes the auctions whose own mark it reached.
@@ -138,6 +140,8 @@ export interface MarketReadGuard {
   readonly lastTick?: Pick<AcceptedTick, 'markPrice' | 'timestampMs'>;
   /** The tick closes the breaker it was judged on: removed in the same write. */
   readonly closeBreaker?: boolean;
+  /** The window band's anchor once the tick is recorded, written with it (absent: the stored one is kept). */
+  readonly bandAnchor?: { readonly markPrice: PriceE8; readonly timestampMs: number };
 }
 
 export interface MarketRepository {

@@ -2,7 +2,7 @@ import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
 import { wakes } from '../domain/sleep.ts';
-import { evaluateTick, type Tick, type TickSegment, toTickRecord } from '../domain/tick.ts';
+import { evaluateTick, nextBandAnchor, type Tick, type TickSegment, toTickRecord } from '../domain/tick.ts';
 import { formatPrice, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
@@ -210,12 +210,14 @@ async function handleTickOnce(
   const crossed = firstPages.some((page) => page.positions.length > 0 || page.cursor !== undefined);
   let written: MarketState;
   try {
+    const bandAnchor = market && nextBandAnchor(state ?? {}, accepted, verdict, market);
     written = await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed, {
       breakerSequence: state?.breaker?.tick.sequence,
       pendingSequence: pending,
       ...(state?.lastTick ? { lastTick: state.lastTick } : {}),
       // In the same write: a breaker left by a failed second write would still judge later ticks.
       closeBreaker: verdict.closeBreaker,
+      ...(bandAnchor ? { bandAnchor } : {}),
     });
     // Kept for the next tick unless this one writes the market again (liquidations to start, wakes).
     if (!crossed) deps.marketStates?.set(tick.symbol, written);

@@ -640,6 +640,25 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(tick(2));
       });
 
+      it("writes the window band's anchor with the tick when given, and keeps the stored one when not", async () => {
+        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        const anchor = { markPrice: HUGE, timestampMs: tick(1).timestampMs };
+        const written = await a.markets.acceptTick('ETH-USD', tick(1), undefined, false, {
+          ...none,
+          bandAnchor: anchor,
+        });
+        expect(written.bandAnchor).toEqual(anchor);
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, false, none);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(2),
+          bandAnchor: anchor,
+        });
+        const next = { markPrice: tick(3).markPrice, timestampMs: tick(3).timestampMs };
+        await a.markets.acceptTick('ETH-USD', tick(3), 2, false, { ...none, bandAnchor: next });
+        expect((await a.markets.get('ETH-USD'))?.bandAnchor).toEqual(next);
+      });
+
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
           lastSequence: undefined,

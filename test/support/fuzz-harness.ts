@@ -71,6 +71,9 @@ export interface ScenarioConfig {
     maxResets: number;
   };
   insurance: { drawCap: number; windowSeconds: number; floor: number };
+  /** The breaker's rules over time (absent in scenarios saved before them: the defaults). */
+  breakerConfirmSeconds?: number;
+  priceWindowSeconds?: number;
 }
 
 export interface PositionSpec {
@@ -206,6 +209,8 @@ export function buildConfig(s: ScenarioConfig): RiskConfig {
     minSliceNotional: usd(s.minSliceNotional, 2),
     dustSize: (m.symbol === 'BTC-USD' ? s.dust / 20 : s.dust).toFixed(8),
     sliceAboveNotional: usd(s.sliceAbove, 2),
+    ...(s.breakerConfirmSeconds === undefined ? {} : { breakerConfirmSeconds: s.breakerConfirmSeconds }),
+    ...(s.priceWindowSeconds === undefined ? {} : { priceWindowSeconds: s.priceWindowSeconds }),
   }));
   const a = s.auction;
   return parseRiskConfig({
@@ -280,6 +285,8 @@ export const configArb: fc.Arbitrary<ScenarioConfig> = fc
       windowSeconds: fc.integer({ min: 60, max: 7200 }),
       floor: fc.oneof(fc.constant(0), logF(1, 1000)),
     }),
+    breakerConfirmSeconds: fc.constantFrom(0, 5, 30),
+    priceWindowSeconds: fc.constantFrom(0, 0, 60, 600),
   })
   .filter(configValid);
 

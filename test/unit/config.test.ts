@@ -191,6 +191,17 @@ describe('parseRiskConfig: how long a move must persist to close the breaker', (
   });
 });
 
+describe('parseRiskConfig: the band over a window of time', () => {
+  it('is off (0) unless configured; a whole number of seconds, not negative', () => {
+    expect(marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD').priceWindowSeconds).toBe(0);
+    expect(
+      marketConfig(parseRiskConfig(withEth({ priceWindowSeconds: 60 })), 'ETH-USD').priceWindowSeconds,
+    ).toBe(60);
+    expect(() => parseRiskConfig(withEth({ priceWindowSeconds: -1 }))).toThrow(ConfigError);
+    expect(() => parseRiskConfig(withEth({ priceWindowSeconds: 0.5 }))).toThrow(ConfigError);
+  });
+});
+
 describe('parseRiskConfig: configurations that would freeze a market or an auction', () => {
   const withAuction = (patch: Partial<RiskConfigInput['auction']>): unknown => ({
     ...DEFAULT_RISK_CONFIG_INPUT,

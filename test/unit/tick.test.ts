@@ -7,6 +7,7 @@ import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts
 import {
   evaluateTick,
   markIsStale,
+  nextBandAnchor,
   type Tick,
   type TickRecord,
   type TickState,
@@ -714,5 +715,137 @@ describe('markIsStale', () => {
         expect(markIsStale(atMs + 5000, atMs, market)).toBe(false);
       }),
     );
+  });
+});
+
+// --- window band ------------------------------------------------------------------------------------------
+
+describe('evaluateTick: the band over a window of time (priceWindowSeconds)', () => {
+  const WINDOWED = { ...ETH, priceWindowSeconds: 60 };
+  const ANCHOR = { markPrice: price('100'), timestampMs: T0 };
+  // A walk: 100 opened the window, 112 was accepted (within 15 % of both), the next print is 1 s later.
+  const WALKED: TickState = {
+    lastTick: { sequence: 11, markPrice: price('112'), timestampMs: T0 + 500 },
+    bandAnchor: ANCHOR,
+  };
+  const at = (mark: string, timestampMs = T0 + 1000) => tick({ markPrice: price(mark), timestampMs });
+
+  it.each([
+    ['within the band of the last and of the window', '115', T0 + 1000, 'accept'],
+    [
+      'within the band of the last, 1 ms past the window band',
+      '115.00000001',
+      T0 + 1000,
+      'tick/window-band:trip',
+    ],
+    [
+      'a walk within the band of the last but 24 % from the window',
+      '124',
+      T0 + 1000,
+      'tick/window-band:trip',
+    ],
+    ['the same print once the window has passed (60 s)', '124', T0 + 60_000, 'accept'],
+    ['1 ms before the window has passed', '124', T0 + 59_999, 'tick/window-band:trip'],
+  ] as const)('%s', (_name, mark, timestampMs, expected) => {
+    expect(summary(evaluateTick(at(mark, timestampMs), WALKED, WINDOWED, T0 + 60_000))).toBe(expected);
+  });
+
+  it('is off at 0 (the default): a walk is judged per print', () => {
+    expect(marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD').priceWindowSeconds).toBe(0);
+    expect(summary(evaluateTick(at('124'), WALKED, ETH, NOW))).toBe('accept');
+  });
+
+  it('says how far and how long before', () => {
+    const v = evaluateTick(at('124'), WALKED, WINDOWED, NOW);
+    expect(v).toMatchObject({
+      reason: 'tick/window-band',
+      tripBreaker: true,
+      detail: 'mark 124 vs 100 1000 ms before, within the 60 s window',
+    });
+  });
+
+  it('a print back within the last mark but outside the window does not revert the breaker', () => {
+    const open: TickState = {
+      ...WALKED,
+      breaker: {
+        reason: 'tick/window-band',
+        trippedAtMs: NOW,
+        tick: { sequence: 12, markPrice: price('124'), timestampMs: T0 + 1000 },
+      },
+    };
+    // 118: within 15 % of the last (112) but 18 % from the window's 100, and 1 s after the held print.
+    expect(
+      summary(
+        evaluateTick(
+          tick({ sequence: 13, markPrice: price('118'), timestampMs: T0 + 2000 }),
+          open,
+          WINDOWED,
+          NOW,
+        ),
+      ),
+    ).toBe('tick/breaker-confirming');
+    // 110: within both: the walk reverted.
+    expect(
+      summary(
+        evaluateTick(
+          tick({ sequence: 13, markPrice: price('110'), timestampMs: T0 + 2000 }),
+          open,
+          WINDOWED,
+          NOW,
+        ),
+      ),
+    ).toBe('reverted');
+    // 125, 5 s after the held print: the move persisted.
+    expect(
+      summary(
+        evaluateTick(
+          tick({ sequence: 13, markPrice: price('125'), timestampMs: T0 + 6000 }),
+          open,
+          WINDOWED,
+          NOW,
+        ),
+      ),
+    ).toBe('persisted');
+  });
+
+  describe('nextBandAnchor', () => {
+    const accepted = (mark: string, timestampMs: number) => ({
+      sequence: 20,
+      markPrice: price(mark),
+      timestampMs,
+    });
+    const plain = { verdict: 'accept', closeBreaker: false } as const;
+
+    it('opens a window at the first accepted mark, and keeps it while the window lasts', () => {
+      expect(nextBandAnchor({}, accepted('100', T0), plain, WINDOWED)).toEqual(ANCHOR);
+      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('110', T0 + 59_999), plain, WINDOWED)).toBe(
+        ANCHOR,
+      );
+    });
+
+    it('opens the next window at the first mark accepted once the window has passed', () => {
+      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('110', T0 + 60_000), plain, WINDOWED)).toEqual({
+        markPrice: price('110'),
+        timestampMs: T0 + 60_000,
+      });
+    });
+
+    it('a confirmed move opens a new window; a revert keeps the old one', () => {
+      const persisted = { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-persisted' } as const;
+      const reverted = { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' } as const;
+      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('125', T0 + 6000), persisted, WINDOWED)).toEqual(
+        {
+          markPrice: price('125'),
+          timestampMs: T0 + 6000,
+        },
+      );
+      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('110', T0 + 2000), reverted, WINDOWED)).toBe(
+        ANCHOR,
+      );
+    });
+
+    it('is none for a market without a window', () => {
+      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('110', T0 + 1000), plain, ETH)).toBeUndefined();
+    });
   });
 });

@@ -95,8 +95,17 @@ export function marketFromItem(item: Item): MarketState {
   const coversBuy = optInt(item, coversAttr('BUY'));
   const resumedAfterMs = optInt(item, 'resumedAfterMs');
   const providersEpoch = optInt(item, PROVIDERS_EPOCH_ATTR);
+  const anchor = item.bandAnchor === undefined ? undefined : readMap(item, 'bandAnchor');
   return {
     symbol: readS(item, 'symbol'),
+    ...(anchor === undefined
+      ? {}
+      : {
+          bandAnchor: {
+            markPrice: readBig(anchor, 'markPrice'),
+            timestampMs: readInt(anchor, 'timestampMs'),
+          },
+        }),
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
     ...(providersEpoch === undefined ? {} : { providersEpoch }),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
@@ -162,6 +171,10 @@ export class DynamoMarketRepository implements MarketRepository {
       ':tick': tickAttr(tick, writer),
       ':seq': N(tick.sequence),
     };
+    const anchor = guard?.bandAnchor;
+    if (anchor) {
+      values[':anchor'] = { M: { markPrice: N(anchor.markPrice), timestampMs: N(anchor.timestampMs) } };
+    }
     const names: Record<string, string> = {};
     // The item may exist without a tick (a breaker tripped first), so test the attribute, not the key.
     const conditions = [
@@ -192,7 +205,7 @@ export class DynamoMarketRepository implements MarketRepository {
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}${guard?.closeBreaker ? ', breaker' : ''}`,
+          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${anchor ? ', bandAnchor = :anchor' : ''}${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}${guard?.closeBreaker ? ', breaker' : ''}`,
           ConditionExpression: conditions.join(' AND '),
           ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,

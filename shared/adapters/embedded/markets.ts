@@ -78,6 +78,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
       lastTick: tick,
       ...(pending ? { pendingSequence: tick.sequence } : {}),
       ...(breaker && !guard?.closeBreaker ? { breaker } : {}),
+      ...(guard?.bandAnchor ? { bandAnchor: guard.bandAnchor } : {}),
     });
     fire(this.#hook, 'markets.acceptTick');
     return this.#states.get(symbol)!;
