@@ -4,8 +4,8 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
 /**
  * Tick rules: which price ticks may drive liquidations. A tick is checked, in order, for
  * unknown-symbol, non-positive, duplicate, out-of-order, future, too-old, index-band, then against the
- * circuit breaker (price-band / breaker-open). Duplicates come first so that a redelivered event is
- * recognised as such (and acknowledged) whatever its age.
+ * circuit breaker (price-band, window-band / breaker-open, breaker-confirming). Duplicates come first so
+ * that a redelivered event is recognised as such (and acknowledged) whatever its age.
  *
  * Circuit breaker: a tick further than priceBand from the last accepted mark trips the breaker instead of
  * liquidating on what may be a bad print. A bad print does not persist but a real move does, so while the
@@ -17,16 +17,16 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * A move persists in time, not only in prints: a print agreeing with the held one but stamped less than
  * breakerConfirmSeconds after it is rejected with 'tick/breaker-confirming' and leaves the breaker as it is, so
  * a bad print repeated in a burst cannot confirm itself before a good print reverts it.
- *
- * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
- * prints each within the band of the last cannot move the mark further than the band within the window
- * ('tick/window-band' trips the breaker). The window's anchor is the mark that opened it (nextBandAnchor): a
- * tumbling window, so across its boundary the mark may move up to twice the band within one window's time.
  * A market's first print has no last mark to be judged against, so it is never trusted alone: it is rejected
  * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
  * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
  * an ordering floor, so a redelivery of the bad print can never confirm itself.
+ *
+ * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
+ * prints each within the band of the last cannot move the mark further than the band within the window
+ * ('tick/window-band' trips the breaker). The window's anchor is the mark that opened it (nextBandAnchor): a
+ * tumbling window, so across its boundary the mark may move up to twice the band within one window's time.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
