@@ -7,6 +7,7 @@ import { stateDir } from '../../shared/local/state.ts';
 import { collectStatus } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
+  handledSequence,
   nextSequence,
   parseSpeed,
   putEntries,
@@ -375,7 +376,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(
         `backstop: ${symbol}'s circuit breaker holds tick ${market.breaker.tick.sequence} ` +
           `(${market.breaker.reason}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
-          'next print within the band of the last mark, or of this one once the move has persisted for the ' +
+          'next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the ' +
           "market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
       );
     if (outcome.stalled) {
@@ -400,15 +401,6 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
  */
 const REPLAY_AHEAD_LIMIT = 2;
 const REPLAY_STALL_MS = 60_000;
-
-/** The highest sequence the market has handled: its last accepted tick, or the one its breaker holds. */
-async function handledSequence(markets: MarketRepository, symbol: string): Promise<number | undefined> {
-  const state = await markets.get(symbol);
-  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter(
-    (s): s is number => s !== undefined,
-  );
-  return seen.length === 0 ? undefined : Math.max(...seen);
-}
 
 /** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */
 async function nextSentSequence(markets: MarketRepository, symbol: string, key: string, nowMs: number) {

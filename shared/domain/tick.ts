@@ -13,7 +13,8 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  *   - the last accepted mark ('tick/breaker-reverted': the print was bad), or
  *   - the tick that tripped the breaker ('tick/breaker-persisted': the move was real).
  * Otherwise it is rejected with 'tick/breaker-open' and re-arms the breaker with itself (tripBreaker: true),
- * so a market that keeps moving is followed after two consecutive agreeing prints instead of freezing.
+ * so a market that keeps moving is followed after two consecutive agreeing prints (breakerConfirmSeconds apart)
+ * instead of freezing.
  * A move persists in time, not only in prints: a print agreeing with the held one but stamped less than
  * breakerConfirmSeconds after it is rejected with 'tick/breaker-confirming' and leaves the breaker as it is, so
  * a bad print repeated in a burst cannot confirm itself before a good print reverts it.
@@ -191,19 +192,23 @@ export function evaluateTick(
       true,
     );
   }
-  const anchor = activeAnchor(state, tick, market);
+  // Times the feed chooses count only up to now: a print stamped ahead (within the skew) gains nothing by it.
+  const atMs = Math.min(tick.timestampMs, nowMs);
+  const anchor = activeAnchor(state, atMs, market);
   const withinWindow = !anchor || withinBand(tick.markPrice, anchor.markPrice, market.priceBand);
   if (tripped) {
     if (last && withinWindow && withinBand(tick.markPrice, last.markPrice, market.priceBand)) {
       return { verdict: 'accept', closeBreaker: true, reason: 'tick/breaker-reverted' };
     }
     if (withinBand(tick.markPrice, tripped.markPrice, market.priceBand)) {
-      // A market's first print has no mark to revert to: the first that agrees opens it, as before.
-      const heldMs = tick.timestampMs - tripped.timestampMs;
+      // A market's first print has no mark to revert to: the first that agrees opens it, as before. The move has
+      // persisted only if both the prints' times and this service's clock say so: a feed stamps its prints as it
+      // likes (a held print stamped in the past, a confirming one ahead), and a burst arrives at one instant.
+      const heldMs = Math.min(atMs - tripped.timestampMs, nowMs - (state.breaker?.trippedAtMs ?? nowMs));
       if (last && heldMs < market.breakerConfirmSeconds * 1000) {
         return reject(
           'tick/breaker-confirming',
-          `mark ${fmt(tick.markPrice)} agrees with the held ${fmt(tripped.markPrice)} but is stamped ${heldMs} ms after it: the move is followed once it persists ${market.breakerConfirmSeconds} s`,
+          `mark ${fmt(tick.markPrice)} agrees with the held ${fmt(tripped.markPrice)}, held ${heldMs} ms: the move is followed once it persists ${market.breakerConfirmSeconds} s`,
         );
       }
       const reason = last ? 'tick/breaker-persisted' : 'tick/first-confirmed';
@@ -228,17 +233,19 @@ export function evaluateTick(
   return ACCEPT;
 }
 
-/** The anchor `tick` is judged against: the market's, while `tick` falls in its window. */
-function activeAnchor(state: TickState, tick: Tick, market: MarketConfig): BandAnchor | undefined {
+/** The anchor a print at `atMs` is judged against: the market's, while `atMs` falls in its window. */
+function activeAnchor(state: TickState, atMs: number, market: MarketConfig): BandAnchor | undefined {
   const anchor = state.bandAnchor;
   if (market.priceWindowSeconds === 0 || !anchor) return undefined;
-  return tick.timestampMs - anchor.timestampMs < market.priceWindowSeconds * 1000 ? anchor : undefined;
+  return atMs - anchor.timestampMs < market.priceWindowSeconds * 1000 ? anchor : undefined;
 }
 
 /**
  * The window band's anchor once `accepted` is recorded: the mark that opened the window, until the window has
  * passed or a confirmed move (the breaker closed by a print that persisted, or a market's first) opens a new one
- * at `accepted`. Undefined for a market without a window.
+ * at `accepted`'s time. A window that passed opens the next at the mark it ended on, not at `accepted`'s (judged
+ * against the last mark alone): else prints timed at the boundary would walk a band each. Undefined for a
+ * market without a window.
  */
 export function nextBandAnchor(
   state: TickState,
@@ -253,7 +260,8 @@ export function nextBandAnchor(
   if (anchor && !movedOn && accepted.timestampMs - anchor.timestampMs < market.priceWindowSeconds * 1000) {
     return anchor;
   }
-  return { markPrice: accepted.markPrice, timestampMs: accepted.timestampMs };
+  const opening = anchor && !movedOn && state.lastTick ? state.lastTick.markPrice : accepted.markPrice;
+  return { markPrice: opening, timestampMs: accepted.timestampMs };
 }
 
 /**

@@ -247,6 +247,24 @@ async function awaitBacklog(
   return undefined;
 }
 
+/**
+ * The highest sequence the market has handled, for a replay's backlog: its last accepted tick, or the one its
+ * breaker holds. While the breaker holds a move it refuses the prints that agree with it without a trace
+ * (tick/breaker-confirming) until the move has persisted: then nothing is waited on, or the print that would
+ * confirm it would never be sent.
+ */
+export async function handledSequence(
+  markets: MarketRepository,
+  symbol: string,
+): Promise<number | undefined> {
+  const state = await markets.get(symbol);
+  if (state?.breaker && state.breaker.reason !== 'tick/unconfirmed') return Number.MAX_SAFE_INTEGER;
+  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter(
+    (s): s is number => s !== undefined,
+  );
+  return seen.length === 0 ? undefined : Math.max(...seen);
+}
+
 export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));

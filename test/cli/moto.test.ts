@@ -874,7 +874,7 @@ describe('replay: what the bus took is not what margin-check accepted', () => {
     );
     const again = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(again.stderr).toBe(
-      "backstop: ETH-USD's circuit breaker holds tick 3 (tick/price-band, 200): it liquidated nothing, and the next print within the band of the last mark, or of this one once the move has persisted for the market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
+      "backstop: ETH-USD's circuit breaker holds tick 3 (tick/price-band, 200): it liquidated nothing, and the next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
     );
   });
 });

@@ -59,7 +59,8 @@ describe('margin-check: a breaker trip judged on a breaker that has moved', () =
       const earlier = { ...tickAt(p, '160', 2), timestampMs: p.clock.nowMs() - 5_000 };
       tripped = await handleTick(earlier, p.marginDeps, p.clock.nowMs());
     });
-    const outcome = await handleTick(tickAt(p, '160.5', 3), deps, p.clock.nowMs());
+    // Tick 3's invocation runs 5 s after the trip (breakerConfirmSeconds on this service's clock too).
+    const outcome = await handleTick(tickAt(p, '160.5', 3), deps, p.clock.nowMs() + 5_000);
     expect(tripped).toMatchObject({ status: 'rejected', reason: 'tick/price-band' });
 
     // As if served one after the other: tick 3 is judged again on tick 2's breaker, accepted (it agrees), and

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import type { EmbeddedQueue } from '../../shared/adapters/embedded/index.ts';
 import {
@@ -590,8 +591,16 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
   });
   observerRef.current = p.observer;
   const acceptedAtGroup = new Map<string, number>();
-  /** When the invocation that recorded a tick began: its index reads come after that. */
+  /** Per tick and side, when the invocation that recorded the tick read that side's index, last before. */
   const readFromGroup = new Map<string, number>();
+  const tickInvocation = new AsyncLocalStorage<string>();
+  const lastQueryAt = new Map<string, number>();
+  const queryCrossed = p.adapters.positions.queryCrossed.bind(p.adapters.positions);
+  p.adapters.positions.queryCrossed = (symbol, side, ...rest) => {
+    const key = tickInvocation.getStore();
+    if (key) lastQueryAt.set(`${key}/${side}`, p.observer.groups.length);
+    return queryCrossed(symbol, side, ...rest);
+  };
   const acceptTick = p.adapters.markets.acceptTick.bind(p.adapters.markets);
   const currentMark = new Map<string, bigint>();
   p.adapters.markets.acceptTick = async (symbol, tick, ...rest) => {
@@ -601,8 +610,14 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
       // Also when the crash hook kills the call after its write (the tick is recorded all the same).
       const state = await p.adapters.markets.get(symbol);
       if (state?.lastTick?.sequence === tick.sequence) {
+        const key = `${symbol}#${tick.sequence}`;
         currentMark.set(symbol, tick.markPrice);
-        acceptedAtGroup.set(`${symbol}#${tick.sequence}`, p.observer.groups.length);
+        acceptedAtGroup.set(key, p.observer.groups.length);
+        for (const side of ['LONG', 'SHORT'] as const) {
+          const read = `${key}/${side}`;
+          if (!readFromGroup.has(read))
+            readFromGroup.set(read, lastQueryAt.get(read) ?? p.observer.groups.length);
+        }
       }
     }
   };
@@ -798,16 +813,14 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     for (let segment = 0; ; segment++) {
       let outcome: Awaited<ReturnType<typeof handleTick>> | undefined;
       for (let attempt = 0; attempt < 50 && !outcome; attempt++) {
-        const startedAt = p.observer.groups.length;
         try {
-          outcome = await handleTick(t, marginDeps, p.clock.nowMs(), segment);
+          outcome = await tickInvocation.run(`${symbol}#${t.sequence}`, () =>
+            handleTick(t, marginDeps, p.clock.nowMs(), segment),
+          );
         } catch (error) {
           // EventBridge retries the invocation.
           if (!(error instanceof InjectedCrash))
             extra.push(`tick ${symbol}#${t.sequence} threw ${(error as Error).message}`);
-        } finally {
-          const key = `${symbol}#${t.sequence}`;
-          if (acceptedAtGroup.has(key) && !readFromGroup.has(key)) readFromGroup.set(key, startedAt);
         }
       }
       if (!outcome) {
@@ -846,11 +859,10 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     if (state?.lastTick?.sequence !== t.sequence) return status;
     marks.set(symbol, mark);
     const acceptedAt = acceptedAtGroup.get(`${symbol}#${t.sequence}`) ?? 0;
-    const readFrom = readFromGroup.get(`${symbol}#${t.sequence}`) ?? acceptedAt;
     for (const miss of uncoveredAtTick(p.adapters, config, symbol, mark)) {
-      // A position a concurrent consumer put back OPEN, judged at an older mark, after this tick's invocation
-      // began: its index read (before it records the tick) may have come first. The next tick starts it
-      // (margin-check's doc: "made OPEN at a mark older than the last accepted one").
+      // A position a concurrent consumer put back OPEN, judged at an older mark, after this tick read the index
+      // (it reads before it records the tick): the next tick starts it (margin-check's doc: "made OPEN at a
+      // mark older than the last accepted one").
       const [, id, version] = /^(\S+) \(v(\d+)\)/.exec(miss) ?? [];
       const writtenAt = p.observer.groups.findIndex((g) =>
         g.writes.some(
@@ -860,9 +872,11 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
             (w.after as PositionRecord).version === Number(version),
         ),
       );
+      const side = p.adapters.positions.peek(id ?? '')?.side;
+      const readFrom = readFromGroup.get(`${symbol}#${t.sequence}/${side}`) ?? acceptedAt;
       if (writtenAt >= readFrom) continue;
       extra.push(
-        `skipped: ${symbol}#${t.sequence}: ${miss} (written in group ${writtenAt}, tick's invocation began at ${readFrom}, accepted at ${acceptedAt})`,
+        `skipped: ${symbol}#${t.sequence}: ${miss} (written in group ${writtenAt}, index read at ${readFrom}, tick accepted at ${acceptedAt})`,
       );
     }
     return status;

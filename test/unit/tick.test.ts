@@ -461,12 +461,28 @@ describe('evaluateTick: every reason at its boundary', () => {
       tick({ markPrice: price('274.55'), timestampMs: TRIPPED.timestampMs + s(5) }),
       OPEN,
       'persisted',
+      NOW + s(5),
     ],
     [
       'breaker: at the upper edge of the tripping band, 5 s after it',
       tick({ markPrice: price('371.45'), timestampMs: TRIPPED.timestampMs + s(5) }),
       OPEN,
       'persisted',
+      NOW + s(5),
+    ],
+    [
+      'breaker: stamped 5 s after the held print, but the breaker tripped here only 1 ms short of 5 s ago',
+      tick({ markPrice: price('323'), timestampMs: TRIPPED.timestampMs + s(5) }),
+      OPEN,
+      'tick/breaker-confirming',
+      NOW + s(5) - 1,
+    ],
+    [
+      'breaker: stamped ahead (within the skew) counts only up to now',
+      tick({ markPrice: price('323'), timestampMs: TRIPPED.timestampMs + s(8) }),
+      { ...OPEN, breaker: { ...OPEN.breaker!, trippedAtMs: T0 } },
+      'tick/breaker-confirming',
+      TRIPPED.timestampMs + s(5) - 1,
     ],
     [
       'breaker: agreeing with the tripping tick 1 ms short of 5 s: held, the breaker left as it is',
@@ -525,13 +541,12 @@ describe('evaluateTick: every reason at its boundary', () => {
   });
 
   it('says why an agreeing print is held', () => {
-    const v = evaluateTick(tick({ markPrice: price('320') }), OPEN, ETH, NOW);
+    const v = evaluateTick(tick({ markPrice: price('320') }), OPEN, ETH, NOW + 1000);
     expect(v).toEqual({
       verdict: 'reject',
       reason: 'tick/breaker-confirming',
       tripBreaker: false,
-      detail:
-        'mark 320 agrees with the held 323 but is stamped 1000 ms after it: the move is followed once it persists 5 s',
+      detail: 'mark 320 agrees with the held 323, held 1000 ms: the move is followed once it persists 5 s',
     });
   });
 
@@ -802,7 +817,7 @@ describe('evaluateTick: the band over a window of time (priceWindowSeconds)', ()
           tick({ sequence: 13, markPrice: price('125'), timestampMs: T0 + 6000 }),
           open,
           WINDOWED,
-          NOW,
+          NOW + 5000,
         ),
       ),
     ).toBe('persisted');
@@ -823,11 +838,11 @@ describe('evaluateTick: the band over a window of time (priceWindowSeconds)', ()
       );
     });
 
-    it('opens the next window at the first mark accepted once the window has passed', () => {
-      expect(nextBandAnchor({ bandAnchor: ANCHOR }, accepted('110', T0 + 60_000), plain, WINDOWED)).toEqual({
-        markPrice: price('110'),
-        timestampMs: T0 + 60_000,
-      });
+    it('opens the next window once the window has passed, at the mark it ended on', () => {
+      const ended = { lastTick: { sequence: 19, markPrice: price('114'), timestampMs: T0 + 59_000 } };
+      expect(
+        nextBandAnchor({ ...ended, bandAnchor: ANCHOR }, accepted('125', T0 + 60_000), plain, WINDOWED),
+      ).toEqual({ markPrice: price('114'), timestampMs: T0 + 60_000 });
     });
 
     it('a confirmed move opens a new window; a revert keeps the old one', () => {

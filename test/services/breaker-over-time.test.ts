@@ -1,0 +1,125 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { handledSequence, replayPrices } from '../../shared/local/ticks.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * The breaker's rules over time through margin-check (breakerConfirmSeconds, priceWindowSeconds). Found by the
+ * review of session 32's diff: the feed chooses its prints' times, so neither rule may count on them alone.
+ */
+const windowed = () =>
+  parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, priceWindowSeconds: 60 })),
+  });
+
+describe('breakerConfirmSeconds: a move persists on this service clock too', () => {
+  it('a second bad print of one burst, stamped maxClockSkewSeconds ahead, does not confirm the first', async () => {
+    const p = createPipeline(); // breakerConfirmSeconds 5, maxClockSkewSeconds 5, priceBand 15 %
+    await p.tick('ETH-USD', '100', { sequence: 0 }); // a market's first print waits for a second
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const long = await p.open('LONG', '10', '100', '100'); // liquidatable below ~92.3
+    p.clock.advance(1_000);
+    const now = p.clock.nowMs();
+    expect(await p.tick('ETH-USD', '80', { sequence: 2, timestampMs: now })).toMatchObject({
+      reason: 'tick/price-band',
+    });
+    expect(await p.tick('ETH-USD', '80', { sequence: 3, timestampMs: now + 5_000 })).toMatchObject({
+      reason: 'tick/breaker-confirming',
+    });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('OPEN');
+  });
+
+  it('a burst of a print stamped long ago and one stamped now does not confirm it either', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const lastAt = p.clock.nowMs();
+    const long = await p.open('LONG', '10', '100', '100');
+    p.clock.advance(55_000);
+    // Both delivered now: the first 54 s old (within maxTickAgeSeconds) and after the last mark.
+    expect(await p.tick('ETH-USD', '80', { sequence: 2, timestampMs: lastAt + 1_000 })).toMatchObject({
+      reason: 'tick/price-band',
+    });
+    expect(await p.tick('ETH-USD', '80', { sequence: 3 })).toMatchObject({
+      reason: 'tick/breaker-confirming',
+    });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('OPEN');
+    // The move persists: 5 s later on both clocks, a print that agrees is followed.
+    p.clock.advance(5_000);
+    expect(await p.tick('ETH-USD', '80.5', { sequence: 4 })).toMatchObject({ status: 'accepted' });
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+});
+
+describe('priceWindowSeconds: a walk is held at the band of its window', () => {
+  it('a print stamped ahead is judged by the window it falls in now', async () => {
+    const p = createPipeline({ config: windowed() });
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 }); // opens the window at 100
+    p.clock.advance(50_000);
+    expect(await p.tick('ETH-USD', '110', { sequence: 2 })).toMatchObject({ status: 'accepted' });
+    p.clock.advance(6_000); // 56 s into the window, stamped as if 61 s
+    const ahead = await p.tick('ETH-USD', '121', { sequence: 3, timestampMs: p.clock.nowMs() + 5_000 });
+    expect(ahead).toMatchObject({ reason: 'tick/window-band' });
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('110'));
+  });
+
+  it('across the end of a window the mark moves at most twice the band', async () => {
+    const p = createPipeline({ config: windowed() });
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 }); // opens the window at 100
+    p.clock.advance(59_800);
+    expect(await p.tick('ETH-USD', '115', { sequence: 2 })).toMatchObject({ status: 'accepted' });
+    p.clock.advance(200); // the window has passed: the next opens at 115, where it ended
+    expect(await p.tick('ETH-USD', '132.25', { sequence: 3 })).toMatchObject({ status: 'accepted' });
+    p.clock.advance(200);
+    expect(await p.tick('ETH-USD', '152.0875', { sequence: 4 })).toMatchObject({
+      reason: 'tick/window-band',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('132.25'));
+  });
+});
+
+describe('backstop replay through a move the breaker holds', () => {
+  it('sends the prints that confirm it instead of waiting for a trace the refusals do not leave', async () => {
+    const p = createPipeline();
+    // EventBridge, as margin-check's rule delivers it: each entry to the tick handler.
+    const events = {
+      send: async (command: { input: { Entries?: { Detail?: string }[] } }) => {
+        const entries = command.input.Entries ?? [];
+        for (const e of entries) {
+          const parsed = parseTickDetail(JSON.parse(e.Detail!));
+          if (!parsed.ok) throw new Error(parsed.reason);
+          await p.deliverTick(parsed.tick);
+        }
+        return { Entries: entries.map((_, i) => ({ EventId: `e${i}` })) };
+      },
+    } as unknown as EventBridgeClient;
+    // A real 30 % move, one print a second: it trips the breaker and persists.
+    const prices = ['100', '100', '130', '130', '130', '130', '130', '130', '130', '130', '130', '130'];
+    const t0 = p.clock.nowMs();
+    const outcome = await replayPrices({
+      points: prices.map((price, i) => ({ timestampMs: t0 + i * 1_000, price: parsePrice(price) })),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events,
+      speed: { kind: 'factor', factor: 1 },
+      firstSequence: 1,
+      now: () => p.clock.nowMs(),
+      sleep: async (ms) => p.clock.advance(ms),
+      backlog: {
+        limit: 2,
+        stallMs: 60_000,
+        pollMs: 250,
+        handled: () => handledSequence(p.adapters.markets, 'ETH-USD'),
+      },
+    });
+    expect(outcome.stalled).toBeUndefined();
+    expect(outcome.sent).toBe(prices.length);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('130'));
+  });
+});
