@@ -1683,13 +1683,13 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   const confirm = context.adlRound?.confirm;
   const now = deps.clock.nowMs();
   const confirmedAt = confirm && now - confirm.atMs <= LATE_DELIVERY_MS ? confirm.mark : undefined;
-  const mark =
-    confirmedAt ??
-    requireFreshMark(
-      await latestMark(deps.markets, liquidation.symbol, settledAt, now),
-      liquidation.symbol,
-      deps,
-    ).mark;
+  // Either way the round writes counterparties: never while the market's mark is stale (it waits for a tick).
+  const latest = requireFreshMark(
+    await latestMark(deps.markets, liquidation.symbol, settledAt, now),
+    liquidation.symbol,
+    deps,
+  );
+  const mark = confirmedAt ?? latest.mark;
   const deficit = settlement.badDebt;
   const planner: AdlPlanner<AdlAllocation> = {
     plan: (ranked) =>

@@ -1217,6 +1217,14 @@ export async function runScenario(s: Scenario, opts: { log?: boolean } = {}): Pr
     for (const symbol of symbols)
       for (let i = 0; i < 80; i++) p.venue.onTick(symbol, marks.get(symbol)!, p.clock.nowMs());
     await drain(48 * 3600);
+    // An operator redrives once the book is back (docs/RELIABILITY.md: "a redrive asks the book again"): the
+    // impact of the last fills decays first (half-life 300 s), or a sibling's fill of that very moment starves it.
+    const deadLettered =
+      p.adapters.liquidationDeadLetters.pending().length + p.adapters.auctionDeadLetters.pending().length;
+    if (deadLettered > 0) {
+      p.clock.advance(30 * 60_000);
+      if (staleMarks) await keepFeedAlive();
+    }
     const moved = await redrive();
     let started = 0;
     if (r < 4) {
