@@ -1201,11 +1201,18 @@ async function refreeze(
   const { mark } = await markOf(liquidation, deps, carried, frozen.mark);
   // Stored before the ledger is read: the old plan's movements are fenced by the old version, so none still in
   // flight (another delivery's) can land after the reads, and the fund read holds every one that landed.
-  const superseded: LiquidationRecord = {
-    ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), 'planning again'),
-    context: { ...contextOf(liquidation), settle: { ...frozen, superseded: true } },
-  };
+  // Already stored (by a delivery planning again alongside, or one that died): the old plan's fence is spent, and
+  // storing it again would fail that delivery's freeze as that one fails this one's, two deliveries in turn
+  // until both are dead-lettered.
+  const already = frozen.superseded === true && !carried.pendingWrites?.length;
+  const superseded: LiquidationRecord = already
+    ? liquidation
+    : {
+        ...withHistory(liquidation, liquidation.state, deps.clock.nowMs(), 'planning again'),
+        context: { ...contextOf(liquidation), settle: { ...frozen, superseded: true } },
+      };
   if (
+    !already &&
     !(await commitOrSkip(deps, [
       ...(carried.pendingWrites ?? []),
       { kind: 'liquidation', record: superseded, expectedVersion: liquidation.version },
