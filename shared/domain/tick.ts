@@ -15,9 +15,10 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * Otherwise it is rejected with 'tick/breaker-open' and re-arms the breaker with itself (tripBreaker: true),
  * so a market that keeps moving is followed after two consecutive agreeing prints (breakerConfirmSeconds apart)
  * instead of freezing.
- * A move persists in time, not only in prints: a print agreeing with the held one but stamped less than
- * breakerConfirmSeconds after it is rejected with 'tick/breaker-confirming' and leaves the breaker as it is, so
- * a bad print repeated in a burst cannot confirm itself before a good print reverts it.
+ * A move persists in time, not only in prints: a print agreeing with the held one less than breakerConfirmSeconds
+ * after it (by their stamps, and by this service's clock since the trip) is rejected with 'tick/breaker-confirming'
+ * and leaves the breaker as it is, so a bad print repeated in a burst cannot confirm itself before a good print
+ * reverts it.
  * A market's first print has no last mark to be judged against, so it is never trusted alone: it is rejected
  * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
