@@ -227,7 +227,7 @@ export function evaluateTick(
   if (anchor && !withinWindow) {
     return reject(
       'tick/window-band',
-      `mark ${fmt(tick.markPrice)} vs ${fmt(anchor.markPrice)} ${tick.timestampMs - anchor.timestampMs} ms before, within the ${market.priceWindowSeconds} s window`,
+      `mark ${fmt(tick.markPrice)} vs ${fmt(anchor.markPrice)} ${atMs - anchor.timestampMs} ms before, within the ${market.priceWindowSeconds} s window`,
       true,
     );
   }

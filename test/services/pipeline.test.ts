@@ -755,33 +755,6 @@ describe('ticks', () => {
     const [liquidation] = await liquidationsOf(p);
     expect(liquidation?.positionId).toBe(short.id);
   });
-
-  it('a walk of prints each within the band of the last is held at the band of its window (priceWindowSeconds)', async () => {
-    const config = parseRiskConfig({
-      ...DEFAULT_RISK_CONFIG_INPUT,
-      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, priceWindowSeconds: 60 })),
-    });
-    const p = createPipeline({ config });
-    await p.tick('ETH-USD', '100', { sequence: 0 }); // a market's first print waits for a second
-    await p.tick('ETH-USD', '100', { sequence: 1 }); // opens the window at 100
-    const short = await p.open('SHORT', '10', '100', '250'); // liquidatable above ~121.95
-    // Five prints in a second, each 10 % above the last: 110 is within the window's band, 121 is not.
-    p.clock.advance(200);
-    expect(await p.tick('ETH-USD', '110', { sequence: 2 })).toMatchObject({ status: 'accepted' });
-    p.clock.advance(200);
-    expect(await p.tick('ETH-USD', '121', { sequence: 3 })).toMatchObject({ reason: 'tick/window-band' });
-    p.clock.advance(200);
-    expect(await p.tick('ETH-USD', '133.1', { sequence: 4 })).toMatchObject({
-      reason: 'tick/breaker-confirming',
-    });
-    expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
-    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('110'));
-    // The move persists: 5 s after the held print, one that agrees with it is followed, and the short starts.
-    p.clock.advance(5_000);
-    expect(await p.tick('ETH-USD', '123', { sequence: 5 })).toMatchObject({ status: 'accepted' });
-    expect((await p.adapters.positions.get(short.id))?.state).toBe('LIQUIDATING');
-    expect((await p.adapters.markets.get('ETH-USD'))?.bandAnchor?.markPrice).toBe(parsePrice('123'));
-  });
 });
 
 /**
