@@ -161,6 +161,12 @@ export const METRICS = {
     kind: 'counter',
     help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
   },
+  LastResortWaitsOutraced: {
+    name: 'LastResortWaitsOutraced',
+    unit: 'Count',
+    kind: 'counter',
+    help: "last-resort waits after which another slice's last resort on the same side had filled: the book came back and a sibling took it (not counted towards the dead letter)",
+  },
   StaleMarkWaits: {
     name: 'StaleMarkWaits',
     unit: 'Count',

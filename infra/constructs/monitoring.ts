@@ -644,6 +644,7 @@ export class Monitoring extends Construct {
           m(METRICS.AdlEvents),
           m(METRICS.LastResortOrders),
           m(METRICS.LastResortWaits),
+          m(METRICS.LastResortWaitsOutraced),
         ],
         [m(METRICS.BadDebt)],
       ),

@@ -127,6 +127,12 @@ export interface MarketState {
    * through a wake the registration sent before the auction slept.
    */
   readonly providersEpoch?: number;
+  /**
+   * Per direction, how many last-resort orders of the market's liquidations filled anything (countLastResortFill;
+   * absent: none yet). A hint, not money: a slice waiting for the book that sees it grow knows the book came back
+   * within the bound in between and a sibling took it, so that wait does not count towards its dead letter.
+   */
+  readonly lastResortFills?: { readonly SELL?: number; readonly BUY?: number };
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -222,6 +228,11 @@ export interface MarketRepository {
    * are woken.
    */
   bumpProvidersEpoch(symbol: string): Promise<void>;
+  /**
+   * Counts a last-resort order on the side `direction` that filled anything: adds 1 to lastResortFills, creating
+   * the market's item if needed. Unconditional (a delivery retried after it counts twice: a hint only needs to grow).
+   */
+  countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void>;
 }
 
 /** The providers epoch of a market as read (0: never bumped). */
@@ -419,6 +430,8 @@ export interface LiquidationMessage {
   readonly symbol?: string;
   /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
   readonly lastResortWaits?: number;
+  /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */
+  readonly lastResortFillsSeen?: number;
   /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */
   readonly dueAtMs?: number;
 }

@@ -138,6 +138,8 @@ export interface Carried {
   pendingWrites?: readonly Write[];
   /** The last resort's waits so far, as its message counts them (waits on an empty quote write nothing). */
   lastResortWaits?: number;
+  /** The market's last-resort fills on the slice's side at its last look (LiquidationMessage.lastResortFillsSeen). */
+  lastResortFillsSeen?: number;
   /** This delivery's token as the owner of an order lease. */
   owner?: string;
   /** The record as stored with this delivery's lease (released when the delivery fails). */
@@ -174,14 +176,18 @@ export async function processLiquidation(
   message: LiquidationMessage,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
-  const { liquidationId, lastResortWaits } = message;
+  const { liquidationId, lastResortWaits, lastResortFillsSeen } = message;
   // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
   if (message.dueAtMs !== undefined)
     deps.telemetry.observe(
       METRICS.LiquidationLateness.name,
       Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000,
     );
-  const carried: Carried = lastResortWaits === undefined ? {} : { lastResortWaits };
+  const waited = {
+    ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
+    ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
+  };
+  const carried: Carried = { ...waited };
   let state: LiquidationRecord['state'] | undefined;
   try {
     return await releasingLease(carried, deps, async () => {
@@ -203,7 +209,7 @@ export async function processLiquidation(
     // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
     const body = dueLiquidationMessage(
-      { liquidationId, ...(lastResortWaits === undefined ? {} : { lastResortWaits }) },
+      { liquidationId, ...waited },
       deps.clock.nowMs(),
       STALE_MARK_WAIT_SECONDS,
     );
@@ -433,7 +439,10 @@ async function markOf(
   carried: Carried,
   fallback: PriceE8,
 ) {
-  carried.mark ??= await latestMark(deps.markets, liquidation.symbol, fallback, deps.clock.nowMs());
+  if (!carried.mark) {
+    carried.market = await deps.markets.get(liquidation.symbol);
+    carried.mark = markOfMarket(carried.market, fallback, deps.clock.nowMs());
+  }
   // Every decision reads the mark here: none is made on a mark the feed has not confirmed lately.
   return requireFreshMark(carried.mark, liquidation.symbol, deps);
 }
@@ -692,7 +701,11 @@ async function lastResort(
       deps,
       !!pending,
     );
-    if (fills.length > 0) return { fills, record: held };
+    if (fills.length > 0) {
+      // Tells the slices waiting on this side that the book came back within the bound (a hint; see below).
+      await deps.markets.countLastResortFill(liquidation.symbol, direction);
+      return { fills, record: held };
+    }
     const next: LiquidationRecord = {
       ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
       // The stored context, not the caller's: a plan made again (refreeze) keeps its frozen inputs while it waits.
@@ -701,18 +714,28 @@ async function lastResort(
     await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
   // Every empty order was a wait; the message counts the waits that placed none.
-  const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
-  if (waits + 1 >= LAST_RESORT_WAITS) {
+  const counted = Math.max(carried.lastResortWaits ?? 0, attempt);
+  carried.market ??= await deps.markets.get(liquidation.symbol);
+  const fillsSeen = carried.market?.lastResortFills?.[direction] ?? 0;
+  // A last resort on this side filled since this slice last looked: the book came back within the bound and a
+  // sibling took it first. That wait neither counts towards the dead letter nor lengthens the next: a slice
+  // that has waited long looks least often and so loses each such race, and would page while the book refills.
+  const outraced = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
+  const waits = outraced ? Math.max(0, counted - 1) : counted;
+  const since = lastResortWaitingSince(liquidation);
+  const waitedMs = since === undefined ? 0 : deps.clock.nowMs() - since;
+  if (waits + 1 >= LAST_RESORT_WAITS || waitedMs >= LAST_RESORT_MAX_WAIT_MS) {
     throw new LiquidationStuckError(
-      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits)`,
+      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${Math.floor(waitedMs / 60_000)} min)`,
     );
   }
   deps.telemetry.count(METRICS.LastResortWaits.name, 1);
+  if (outraced) deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1);
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
   const delaySeconds = lastResortWaitSeconds(firstWait, waits);
   await deps.liquidationQueue.send(
     dueLiquidationMessage(
-      { liquidationId: liquidation.id, lastResortWaits: waits + 1 },
+      { liquidationId: liquidation.id, lastResortWaits: waits + 1, lastResortFillsSeen: fillsSeen },
       deps.clock.nowMs(),
       delaySeconds,
     ),
@@ -720,6 +743,18 @@ async function lastResort(
   );
   return 'waiting';
 }
+
+/**
+ * The longest a slice waits for the book, counted from its first last-resort order that filled nothing: waits
+ * that siblings outraced do not count towards LAST_RESORT_WAITS, so a book that keeps refilling for others could
+ * otherwise hold a slice for ever.
+ */
+export const LAST_RESORT_MAX_WAIT_MS = 24 * 3_600_000;
+
+/** When the liquidation's first last-resort order filled nothing (undefined: none has yet). */
+const lastResortWaitingSince = (liquidation: LiquidationRecord): number | undefined =>
+  liquidation.history.find((e) => e.note?.startsWith('last resort ') && e.note.endsWith(' filled nothing'))
+    ?.atMs;
 
 /**
  * A last-resort order's fills with the record as stored under its lease (the next commit expects its version),

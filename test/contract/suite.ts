@@ -1340,6 +1340,25 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.transactor.commit(write(4), { symbol: 'BTC-USD', epoch: 0 });
       });
 
+      it("last-resort fills: counted per side (creating the market's item), kept by the market's other writes", async () => {
+        await a.markets.countLastResortFill('ETH-USD', 'SELL');
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastResortFills: { SELL: 1 } });
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
+        await a.markets.bumpProvidersEpoch('ETH-USD');
+        await a.markets.countLastResortFill('ETH-USD', 'SELL');
+        await a.markets.countLastResortFill('ETH-USD', 'BUY');
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, false);
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          lastTick: tick(2),
+          providersEpoch: 1,
+          lastResortFills: { SELL: 2, BUY: 1 },
+        });
+        // Another market's count is its own.
+        await a.markets.countLastResortFill('BTC-USD', 'BUY');
+        expect((await a.markets.get('BTC-USD'))?.lastResortFills).toEqual({ BUY: 1 });
+      });
+
       it('market wake marks: covered towards the earlier wake per side and counted, replaced only from the value and count read', async () => {
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1000'));
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1100'), true); // covered already: counted

@@ -566,7 +566,12 @@ describe('pipeline on moto', () => {
       // The next delivery asks the book for a quote, finds no price within the bound, and only sends the next
       // wait (2 s): no order, no write.
       // Each wait's message is due when its delay ends (its lateness counts from then).
-      expect(await deliver()).toEqual({ liquidationId, lastResortWaits: 1, dueAtMs: expect.any(Number) });
+      expect(await deliver()).toEqual({
+        liquidationId,
+        lastResortWaits: 1,
+        lastResortFillsSeen: 0,
+        dueAtMs: expect.any(Number),
+      });
       const still = await ctx.adapters.liquidations.get(liquidationId);
       expect(still?.version).toBe(waiting?.version);
       expect(still?.context?.lastResortAttempt).toBe(1);
@@ -574,6 +579,7 @@ describe('pipeline on moto', () => {
       expect(next && parseLiquidationMessage(next.body)).toEqual({
         liquidationId,
         lastResortWaits: 2,
+        lastResortFillsSeen: 0,
         dueAtMs: expect.any(Number),
       });
       expect((await ctx.adapters.positions.get('p1'))?.state).toBe('LIQUIDATING');

@@ -2092,7 +2092,10 @@ describe('what ADL cannot take', () => {
     expect(p.telemetry.total('LastResortWaits')).toBe(4);
     expect(p.orders.quotes).toBe(3);
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
-      { body: dueBody({ liquidationId: waiting?.id, lastResortWaits: 4 }), state: 'delayed' },
+      {
+        body: dueBody({ liquidationId: waiting?.id, lastResortWaits: 4, lastResortFillsSeen: 0 }),
+        state: 'delayed',
+      },
     ]);
     expect(p.errors).toEqual([]);
     expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
@@ -2166,7 +2169,10 @@ describe('what ADL cannot take', () => {
     expect(raced?.version).toBe(first!.version + 2);
     expect(raced?.context?.lease).toBeUndefined();
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
-      { body: dueBody({ liquidationId: first?.id, lastResortWaits: 2 }), state: 'delayed' },
+      {
+        body: dueBody({ liquidationId: first?.id, lastResortWaits: 2, lastResortFillsSeen: 0 }),
+        state: 'delayed',
+      },
     ]);
 
     // A new attempt's order, under its own id, closes it once the book stays.
@@ -2225,7 +2231,9 @@ describe('what ADL cannot take', () => {
     expect(orders).toEqual([`${id}:last-resort:0`]);
     expect(liquidation?.context?.lastResortAttempt).toBe(1);
     expect(p.adapters.liquidationDeadLetters.pending()).toMatchObject([
-      { body: dueBody({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1 }) },
+      {
+        body: dueBody({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1, lastResortFillsSeen: 0 }),
+      },
     ]);
 
     // The book is back; the operator redrives the dead letter: the next attempt closes it.

@@ -43,6 +43,7 @@ import {
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
 export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
 
+const lastResortFillsAttr = (direction: 'BUY' | 'SELL'): string => `lastResortFills${direction}`;
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
 const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
 
@@ -95,6 +96,8 @@ export function marketFromItem(item: Item): MarketState {
   const coversBuy = optInt(item, coversAttr('BUY'));
   const resumedAfterMs = optInt(item, 'resumedAfterMs');
   const providersEpoch = optInt(item, PROVIDERS_EPOCH_ATTR);
+  const fillsSell = optInt(item, lastResortFillsAttr('SELL'));
+  const fillsBuy = optInt(item, lastResortFillsAttr('BUY'));
   const anchor = item.bandAnchor === undefined ? undefined : readMap(item, 'bandAnchor');
   return {
     symbol: readS(item, 'symbol'),
@@ -108,6 +111,14 @@ export function marketFromItem(item: Item): MarketState {
         }),
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
     ...(providersEpoch === undefined ? {} : { providersEpoch }),
+    ...(fillsSell === undefined && fillsBuy === undefined
+      ? {}
+      : {
+          lastResortFills: {
+            ...(fillsSell === undefined ? {} : { SELL: fillsSell }),
+            ...(fillsBuy === undefined ? {} : { BUY: fillsBuy }),
+          },
+        }),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
     ...(pendingSegment === undefined ? {} : { pendingSegment }),
@@ -421,6 +432,19 @@ export class DynamoMarketRepository implements MarketRepository {
       }),
     );
     this.crash('markets.bumpProvidersEpoch');
+  }
+
+  async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {
+    await this.dynamo.send(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'ADD #fills :one',
+        ExpressionAttributeNames: { '#fills': lastResortFillsAttr(direction) },
+        ExpressionAttributeValues: { ':one': N(1) },
+      }),
+    );
+    this.crash('markets.countLastResortFill');
   }
 
   async replaceWakeMark(

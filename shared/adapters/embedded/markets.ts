@@ -31,6 +31,7 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   and the side's covers are still `covers`.
  * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed.
  *   checkProvidersEpoch (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
+ * - countLastResortFill: adds 1 to the side's lastResortFills (absent: 0), creating the market's state if needed.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();
@@ -199,6 +200,17 @@ export class EmbeddedMarketRepository implements MarketRepository {
     const current = this.#states.get(symbol);
     this.#set({ ...current, symbol, providersEpoch: providersEpochOf(current) + 1 });
     fire(this.#hook, 'markets.bumpProvidersEpoch');
+  }
+
+  async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {
+    requireId(symbol, 'markets');
+    const current = this.#states.get(symbol);
+    const lastResortFills = {
+      ...current?.lastResortFills,
+      [direction]: (current?.lastResortFills?.[direction] ?? 0) + 1,
+    };
+    this.#set({ ...current, symbol, lastResortFills });
+    fire(this.#hook, 'markets.countLastResortFill');
   }
 
   /** The transactor's ProvidersEpochCheck: synchronous, inside its commit. */
