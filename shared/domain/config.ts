@@ -104,6 +104,14 @@ export const marketConfigSchema = z.strictObject({
    * minutes into seconds trips it, as it should.
    */
   priceWindowSeconds: z.number().int().min(0).optional(),
+  /**
+   * A tick numbered more than this above the market's last (a feed's glitch, or a feed restarted on a new
+   * numbering) is held, not recorded: recorded, it would make every later tick of the feed out of order and blind
+   * the market. The next print that continues from it, breakerConfirmSeconds later, follows the new numbering;
+   * any print of the old one accepted meanwhile drops it (tick.ts, sequence jumps). Absent:
+   * DEFAULT_MAX_SEQUENCE_JUMP.
+   */
+  maxSequenceJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
   indexBand: rate('indexBand', '1'),
   /** Ticks older than this are stale (Drift: about 60 s). */
@@ -156,11 +164,12 @@ export const riskConfigSchema = z.strictObject({
 
 export type MarketConfig = Omit<
   z.output<typeof marketConfigSchema>,
-  'maxMarkAgeSeconds' | 'breakerConfirmSeconds' | 'priceWindowSeconds'
+  'maxMarkAgeSeconds' | 'breakerConfirmSeconds' | 'priceWindowSeconds' | 'maxSequenceJump'
 > & {
   readonly maxMarkAgeSeconds: number;
   readonly breakerConfirmSeconds: number;
   readonly priceWindowSeconds: number;
+  readonly maxSequenceJump: number;
 };
 export type AuctionConfig = z.output<typeof auctionConfigSchema>;
 export type InsuranceConfig = z.output<typeof insuranceConfigSchema>;
@@ -174,6 +183,9 @@ export const MIN_DEFAULT_MARK_AGE_SECONDS = 120;
 
 /** breakerConfirmSeconds of a market that states none: a few prints of a 1-second feed. */
 export const DEFAULT_BREAKER_CONFIRM_SECONDS = 5;
+
+/** maxSequenceJump of a market that states none: about twelve days of a feed that ticks every second. */
+export const DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -231,6 +243,7 @@ export function parseRiskConfig(input: unknown): RiskConfig {
         m.maxMarkAgeSeconds ?? Math.max(MIN_DEFAULT_MARK_AGE_SECONDS, 2 * m.maxTickAgeSeconds),
       breakerConfirmSeconds: m.breakerConfirmSeconds ?? DEFAULT_BREAKER_CONFIRM_SECONDS,
       priceWindowSeconds: m.priceWindowSeconds ?? 0,
+      maxSequenceJump: m.maxSequenceJump ?? DEFAULT_MAX_SEQUENCE_JUMP,
     })),
   };
   const symbols = new Set<string>();

@@ -29,6 +29,14 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * prints each within the band of the last cannot move the mark further than the band within the window
  * ('tick/window-band' trips the breaker). The window's anchor is the mark that opened it (nextBandAnchor): a
  * tumbling window, so across its boundary the mark may move up to twice the band within one window's time.
+ *
+ * Sequence jumps: a tick numbered more than maxSequenceJump above the market's last (or the breaker's tick) is
+ * rejected with 'tick/sequence-jump' and held (holdJump: true), not recorded, since recorded its number would make
+ * every later tick of the feed out of order and blind the market. It is no ordering floor: the feed's next prints
+ * are judged as usual, and one accepted drops it. A print that continues from it (numbered above it, within
+ * maxSequenceJump) is judged as usual once it comes breakerConfirmSeconds after it (by both clocks, as the
+ * breaker's), so a feed restarted on a new numbering is followed; earlier, it is rejected with
+ * 'tick/sequence-confirming' and the held tick stays.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -72,6 +80,8 @@ export interface TickState {
   readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: TickRecord };
   /** Set when the feed was resumed below its sequence: the old feed's ticks are stamped at or before it. */
   readonly resumedAfterMs?: number;
+  /** A tick that jumped the sequence, held until one continues from it (heldAtMs: this service's clock). */
+  readonly heldJump?: { readonly tick: TickRecord; readonly heldAtMs: number };
 }
 
 export type TickRejectReason =
@@ -86,7 +96,9 @@ export type TickRejectReason =
   | 'tick/window-band'
   | 'tick/breaker-open'
   | 'tick/breaker-confirming'
-  | 'tick/unconfirmed';
+  | 'tick/unconfirmed'
+  | 'tick/sequence-jump'
+  | 'tick/sequence-confirming';
 
 export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted' | 'tick/first-confirmed';
 
@@ -98,6 +110,8 @@ export type TickVerdict =
       readonly reason: TickRejectReason;
       /** Trip (or re-arm) the breaker with this tick. */
       readonly tripBreaker: boolean;
+      /** Hold this tick as the market's sequence jump (replacing an older one). */
+      readonly holdJump?: boolean;
       /** Human-readable detail for logs. */
       readonly detail: string;
     };
@@ -108,11 +122,17 @@ export function withinBand(a: PriceE8, ref: PriceE8, band: Ppm): boolean {
   return diff * PPM_SCALE <= band * ref;
 }
 
-const reject = (reason: TickRejectReason, detail: string, tripBreaker = false): TickVerdict => ({
+const reject = (
+  reason: TickRejectReason,
+  detail: string,
+  tripBreaker = false,
+  holdJump = false,
+): TickVerdict => ({
   verdict: 'reject',
   reason,
   tripBreaker,
   detail,
+  ...(holdJump ? { holdJump } : {}),
 });
 
 const ACCEPT: TickVerdict = { verdict: 'accept', closeBreaker: false };
@@ -184,6 +204,8 @@ export function evaluateTick(
   if (tick.indexPrice !== undefined && !withinBand(tick.markPrice, tick.indexPrice, market.indexBand)) {
     return reject('tick/index-band', `mark ${fmt(tick.markPrice)} vs index ${fmt(tick.indexPrice)}`);
   }
+  const jump = checkJump(tick, state, market, nowMs);
+  if (jump) return jump;
 
   // A market's first print has no mark to be judged against: it waits, as a tripped breaker, for one that agrees.
   if (!last && !tripped) {
@@ -232,6 +254,34 @@ export function evaluateTick(
     );
   }
   return ACCEPT;
+}
+
+/** A tick that jumps the sequence: held, or refused while it continues from a held one too soon (see above). */
+function checkJump(
+  tick: Tick,
+  state: TickState,
+  market: MarketConfig,
+  nowMs: number,
+): TickVerdict | undefined {
+  const floor = Math.max(state.lastTick?.sequence ?? -1, state.breaker?.tick.sequence ?? -1);
+  if (floor < 0 || tick.sequence - floor <= market.maxSequenceJump) return undefined;
+  const held = state.heldJump;
+  const jumped = `sequence ${tick.sequence} is ${tick.sequence - floor} above ${floor} (at most ${market.maxSequenceJump})`;
+  if (!held || tick.sequence - held.tick.sequence > market.maxSequenceJump) {
+    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, true);
+  }
+  if (tick.sequence <= held.tick.sequence) {
+    return reject('tick/sequence-jump', `${jumped}, and not above the held ${held.tick.sequence}`);
+  }
+  const atMs = Math.min(tick.timestampMs, nowMs);
+  const heldMs = Math.min(atMs - held.tick.timestampMs, nowMs - held.heldAtMs);
+  if (heldMs < market.breakerConfirmSeconds * 1000) {
+    return reject(
+      'tick/sequence-confirming',
+      `${jumped}: continues from the held ${held.tick.sequence}, held ${heldMs} ms: followed once it persists ${market.breakerConfirmSeconds} s`,
+    );
+  }
+  return undefined;
 }
 
 /** The anchor a print at `atMs` is judged against: the market's, while `atMs` falls in its window. */

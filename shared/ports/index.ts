@@ -133,6 +133,8 @@ export interface MarketState {
    * within the bound in between and a sibling took it, so that wait does not count towards its dead letter.
    */
   readonly lastResortFills?: { readonly SELL?: number; readonly BUY?: number };
+  /** A tick that jumped the sequence (domain/tick.ts), held until a print continues from it; heldAtMs: our clock. */
+  readonly heldJump?: { readonly tick: AcceptedTick; readonly heldAtMs: number };
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -186,6 +188,12 @@ export interface MarketRepository {
     judged?: JudgedMarket,
   ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
+  /**
+   * Holds `tick` as the market's sequence jump, or replaces one with a lower sequence (an equal or higher one held:
+   * a no-op), only while the last accepted tick and the breaker's tick are those the rejection was judged on.
+   * False when nothing was written. acceptTick removes it.
+   */
+  holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedMarket): Promise<boolean>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A

@@ -192,6 +192,19 @@ async function handleTickOnce(
         reportTrip(tick, verdict.reason, verdict.detail, deps);
       }
     }
+    if (verdict.holdJump) {
+      // Only on the market it was judged against, as a trip: a newer accepted tick drops what this would hold.
+      const held = await markets.holdSequenceJump(tick.symbol, toTickRecord(tick, nowMs), nowMs, {
+        lastSequence: state?.lastTick?.sequence,
+        breakerSequence: state?.breaker?.tick.sequence,
+      });
+      if (!held) return LOST_RACE;
+      telemetry.warn('feed sequence jumped: held until a print continues from it', {
+        symbol: tick.symbol,
+        sequence: tick.sequence,
+        detail: verdict.detail,
+      });
+    }
     // Counted once it stands (a trip refused above judges the tick again).
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };

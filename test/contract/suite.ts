@@ -659,6 +659,43 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.bandAnchor).toEqual(next);
       });
 
+      it('holds a sequence jump only on the state judged, replaced only by a higher one; any accepted tick drops it', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const judged = { lastSequence: 1, breakerSequence: undefined };
+        const far = tick(2_000_001);
+        // Judged on another last tick or breaker: nothing written.
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, lastSequence: 0 })).toBe(
+          false,
+        );
+        expect(
+          await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, breakerSequence: 1 }),
+        ).toBe(false);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          heldJump: { tick: far, heldAtMs: 9_000 },
+        });
+        // The same or a lower one again: a no-op; a higher one replaces it.
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_500, judged)).toBe(false);
+        expect(await a.markets.holdSequenceJump('ETH-USD', tick(2_000_000), 9_500, judged)).toBe(false);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_000 });
+        const further = tick(3, { sequence: Number.MAX_SAFE_INTEGER });
+        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_600, judged)).toBe(true);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: further, heldAtMs: 9_600 });
+        // Kept by a trip; dropped by the next accepted tick, whatever its numbering.
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_700);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: further, heldAtMs: 9_600 });
+        const written = await a.markets.acceptTick('ETH-USD', tick(3), 1, false, {
+          breakerSequence: 2,
+          pendingSequence: undefined,
+          closeBreaker: true,
+        });
+        expect(written.heldJump).toBeUndefined();
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
+      });
+
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
           lastSequence: undefined,

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  DEFAULT_MAX_SEQUENCE_JUMP,
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
   marketConfig,
@@ -199,6 +200,17 @@ describe('parseRiskConfig: the band over a window of time', () => {
     ).toBe(60);
     expect(() => parseRiskConfig(withEth({ priceWindowSeconds: -1 }))).toThrow(ConfigError);
     expect(() => parseRiskConfig(withEth({ priceWindowSeconds: 0.5 }))).toThrow(ConfigError);
+  });
+});
+
+describe('parseRiskConfig: how far a tick may jump the sequence', () => {
+  it('defaults to DEFAULT_MAX_SEQUENCE_JUMP; at least 1, a whole number, at most the largest sequence', () => {
+    expect(marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD').maxSequenceJump).toBe(DEFAULT_MAX_SEQUENCE_JUMP);
+    expect(marketConfig(parseRiskConfig(withEth({ maxSequenceJump: 10 })), 'ETH-USD').maxSequenceJump).toBe(
+      10,
+    );
+    for (const bad of [0, -1, 2.5, Number.MAX_SAFE_INTEGER + 1, '10'])
+      expect(() => parseRiskConfig(withEth({ maxSequenceJump: bad }))).toThrow(/maxSequenceJump/);
   });
 });
 

@@ -864,3 +864,88 @@ describe('evaluateTick: the band over a window of time (priceWindowSeconds)', ()
     });
   });
 });
+
+describe('evaluateTick: sequence jumps (maxSequenceJump)', () => {
+  const JUMP = ETH.maxSequenceJump;
+  const held = (sequence: number, timestampMs = T0 + 2000, heldAtMs = NOW): TickState['heldJump'] => ({
+    tick: { sequence, markPrice: price('100'), timestampMs },
+    heldAtMs,
+  });
+  const hold = (v: TickVerdict) => v.verdict === 'reject' && v.holdJump === true;
+
+  it('holds a tick numbered more than maxSequenceJump above the last, and judges one at the bound as usual', () => {
+    const far = evaluateTick(tick({ sequence: 10 + JUMP + 1 }), { lastTick: LAST }, ETH, NOW);
+    expect(far).toEqual({
+      verdict: 'reject',
+      reason: 'tick/sequence-jump',
+      tripBreaker: false,
+      holdJump: true,
+      detail: `sequence ${10 + JUMP + 1} is ${JUMP + 1} above 10 (at most ${JUMP}): held until a print continues from it`,
+    });
+    expect(summary(evaluateTick(tick({ sequence: 10 + JUMP }), { lastTick: LAST }, ETH, NOW))).toBe('accept');
+    // The largest sequence a feed can send.
+    expect(
+      hold(evaluateTick(tick({ sequence: Number.MAX_SAFE_INTEGER }), { lastTick: LAST }, ETH, NOW)),
+    ).toBe(true);
+  });
+
+  it('measures the jump from the breaker’s tick when it is higher; a first print has nothing to jump from', () => {
+    expect(summary(evaluateTick(tick({ sequence: 11 + JUMP }), OPEN, ETH, NOW))).not.toBe(
+      'tick/sequence-jump',
+    );
+    expect(hold(evaluateTick(tick({ sequence: 12 + JUMP }), OPEN, ETH, NOW))).toBe(true);
+    expect(summary(evaluateTick(tick({ sequence: Number.MAX_SAFE_INTEGER }), {}, ETH, NOW))).toBe(
+      'tick/unconfirmed:trip',
+    );
+  });
+
+  it('is no ordering floor: the old numbering goes on being accepted while a jump is held', () => {
+    const state: TickState = { lastTick: LAST, heldJump: held(10 + 5 * JUMP) };
+    expect(summary(evaluateTick(tick({ sequence: 11 }), state, ETH, NOW))).toBe('accept');
+  });
+
+  it('follows a print that continues from the held one once it has persisted, by both clocks', () => {
+    const j = 10 + 5 * JUMP;
+    const state: TickState = { lastTick: LAST, heldJump: held(j, T0 + 2000, NOW) };
+    const next = (sequence: number, timestampMs: number) => tick({ sequence, timestampMs });
+    // 5 s after it by its stamp and by our clock: judged as usual (here accepted, within the band).
+    expect(summary(evaluateTick(next(j + 1, T0 + 7000), state, ETH, NOW + 5000))).toBe('accept');
+    expect(summary(evaluateTick(next(j + JUMP, T0 + 7000), state, ETH, NOW + 5000))).toBe('accept');
+    // Too soon by either clock: refused, and the held tick stays (no hold of this one).
+    const early = evaluateTick(next(j + 1, T0 + 6999), state, ETH, NOW + 5000);
+    expect(summary(early)).toBe('tick/sequence-confirming');
+    expect(hold(early)).toBe(false);
+    expect(summary(evaluateTick(next(j + 1, T0 + 7000), state, ETH, NOW + 4999))).toBe(
+      'tick/sequence-confirming',
+    );
+    // Then judged by the band as any print: a continuation far from the last mark trips the breaker.
+    expect(
+      summary(
+        evaluateTick(
+          tick({ sequence: j + 1, timestampMs: T0 + 7000, markPrice: price('130') }),
+          state,
+          ETH,
+          NOW + 5000,
+        ),
+      ),
+    ).toBe('tick/price-band:trip');
+  });
+
+  it('a redelivery of the held tick, or an older jump, changes nothing; a jump beyond the held one replaces it', () => {
+    const j = 10 + 5 * JUMP;
+    const state: TickState = { lastTick: LAST, heldJump: held(j) };
+    for (const sequence of [j, j - 1, 10 + JUMP + 1]) {
+      const v = evaluateTick(tick({ sequence }), state, ETH, NOW);
+      expect(summary(v)).toBe('tick/sequence-jump');
+      expect(hold(v)).toBe(false);
+    }
+    expect(hold(evaluateTick(tick({ sequence: j + JUMP + 1 }), state, ETH, NOW))).toBe(true);
+  });
+
+  it('a market may allow any jump', () => {
+    const any = { ...ETH, maxSequenceJump: Number.MAX_SAFE_INTEGER };
+    expect(
+      summary(evaluateTick(tick({ sequence: Number.MAX_SAFE_INTEGER }), { lastTick: LAST }, any, NOW)),
+    ).toBe('accept');
+  });
+});

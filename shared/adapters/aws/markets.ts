@@ -73,7 +73,7 @@ const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
 const writerToken = (): string => randomUUID();
 
 /** The `writer` of a stored map (lastTick, breaker), if any. */
-const writerOf = (item: Item | undefined, map: 'lastTick' | 'breaker'): string | undefined =>
+const writerOf = (item: Item | undefined, map: 'lastTick' | 'breaker' | 'heldJump'): string | undefined =>
   item?.[map]?.M?.writer?.S;
 
 const readTick = (m: Item): AcceptedTick => {
@@ -99,6 +99,7 @@ export function marketFromItem(item: Item): MarketState {
   const fillsSell = optInt(item, lastResortFillsAttr('SELL'));
   const fillsBuy = optInt(item, lastResortFillsAttr('BUY'));
   const anchor = item.bandAnchor === undefined ? undefined : readMap(item, 'bandAnchor');
+  const heldJump = item.heldJump === undefined ? undefined : readMap(item, 'heldJump');
   return {
     symbol: readS(item, 'symbol'),
     ...(anchor === undefined
@@ -120,6 +121,14 @@ export function marketFromItem(item: Item): MarketState {
           },
         }),
     ...(item.lastTick === undefined ? {} : { lastTick: readTick(readMap(item, 'lastTick')) }),
+    ...(heldJump === undefined
+      ? {}
+      : {
+          heldJump: {
+            tick: readTick(readMap(heldJump, 'tick')),
+            heldAtMs: readInt(heldJump, 'heldAtMs'),
+          },
+        }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
     ...(pendingSegment === undefined ? {} : { pendingSegment }),
     ...(breaker === undefined
@@ -216,7 +225,7 @@ export class DynamoMarketRepository implements MarketRepository {
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${anchor ? ', bandAnchor = :anchor' : ''}${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}${guard?.closeBreaker ? ', breaker' : ''}`,
+          UpdateExpression: `SET lastTick = :tick, lastSequence = :seq${anchor ? ', bandAnchor = :anchor' : ''}${pending ? ', pendingSequence = :seq REMOVE pendingSegment' : ' REMOVE pendingSequence, pendingSegment'}, heldJump${guard?.closeBreaker ? ', breaker' : ''}`,
           ConditionExpression: conditions.join(' AND '),
           ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
@@ -264,6 +273,51 @@ export class DynamoMarketRepository implements MarketRepository {
       ExpressionAttributeValues: { ':seq': N(sequence), ':segment': N(segment) },
     });
     if (done) this.crash('markets.claimSegment');
+    return done;
+  }
+
+  /** Holds a tick that jumped the sequence (domain/tick.ts); a lost answer's retry is known by its writer token. */
+  async holdSequenceJump(
+    symbol: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged: JudgedMarket,
+  ): Promise<boolean> {
+    const writer = writerToken();
+    const values: Record<string, AttributeValue> = {
+      ':held': { M: { tick: tickAttr(tick), heldAtMs: N(atMs), writer: S(writer) } },
+      ':seq': N(tick.sequence),
+    };
+    const conditions = ['(attribute_not_exists(heldJump) OR heldJump.#tick.#seq < :seq)'];
+    if (judged.lastSequence === undefined) conditions.push('attribute_not_exists(lastSequence)');
+    else {
+      conditions.push('lastSequence = :last');
+      values[':last'] = N(judged.lastSequence);
+    }
+    if (judged.breakerSequence === undefined) conditions.push('attribute_not_exists(breaker)');
+    else {
+      conditions.push('breaker.#tick.#seq = :judgedBreaker');
+      values[':judgedBreaker'] = N(judged.breakerSequence);
+    }
+    let done = true;
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: 'SET heldJump = :held',
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      done = writerOf(failed.item, 'heldJump') === writer;
+    }
+    if (done) this.crash('markets.holdSequenceJump');
     return done;
   }
 

@@ -18,7 +18,7 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - acceptTick: condition "stored lastTick.sequence === expectedLastSequence" (undefined: no tick yet) and,
  *   given a guard, the breaker's tick sequence and pendingSequence as guarded; sets lastTick, sets
  *   pendingSequence to the tick's sequence when `pending` (removes it otherwise), removes the breaker when the
- *   guard closes it, and returns the state written.
+ *   guard closes it, removes a held sequence jump, and returns the state written.
  * - clearPending: removes pendingSequence (and pendingSegment) only when it equals `sequence`; otherwise a
  *   no-op (no hook).
  * - claimSegment: sets pendingSegment when pendingSequence === sequence and pendingSegment (absent: 0) <
@@ -26,6 +26,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
  *   `judged`, only while lastTick's sequence is the judged one. Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
+ * - holdSequenceJump: holds the tick, or replaces a held one of a lower sequence (else a no-op), only while
+ *   lastTick's and the breaker's tick's sequences are the judged ones. Returns whether it wrote.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -72,7 +74,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/changed: ${symbol}'s breaker, pending mark or last tick moved since it was read`,
       );
     }
-    const { pendingSequence: _p, pendingSegment: _s, breaker, ...rest } = current ?? { symbol };
+    const { pendingSequence: _p, pendingSegment: _s, heldJump: _j, breaker, ...rest } = current ?? { symbol };
     this.#set({
       ...rest,
       symbol,
@@ -119,6 +121,22 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (judged && current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
     this.#set({ ...current, symbol, breaker: { reason, trippedAtMs: atMs, tick } });
     fire(this.#hook, 'markets.tripBreaker');
+    return true;
+  }
+
+  async holdSequenceJump(
+    symbol: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged: JudgedMarket,
+  ): Promise<boolean> {
+    requireId(symbol, 'markets');
+    const current = this.#states.get(symbol);
+    if (current?.heldJump && current.heldJump.tick.sequence >= tick.sequence) return false;
+    if (current?.lastTick?.sequence !== judged.lastSequence) return false;
+    if (current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
+    this.#set({ ...current, symbol, heldJump: { tick, heldAtMs: atMs } });
+    fire(this.#hook, 'markets.holdSequenceJump');
     return true;
   }
 

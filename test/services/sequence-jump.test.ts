@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_SEQUENCE_JUMP } from '../../shared/domain/config.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * A tick numbered far above the market's last, recorded, would make every later tick of the feed out of order: one
+ * print numbered 2^53 - 1 blinded a market until an operator ran `feed resume` (security review, session 25).
+ * Through margin-check: such a tick is held, not recorded.
+ */
+describe('a tick that jumps the sequence', () => {
+  it('is held, not recorded: the feed goes on, and its next print liquidates what it crosses', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const long = await p.open('LONG', '10', '100', '100'); // liquidatable below ~92.3
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
+      status: 'rejected',
+      reason: 'tick/sequence-jump',
+    });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick?.sequence).toBe(1);
+    expect(market?.heldJump?.tick.sequence).toBe(Number.MAX_SAFE_INTEGER);
+    expect(p.telemetry.total('TicksRejected')).toBeGreaterThan(0);
+
+    // A redelivery of it changes nothing.
+    expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.heldJump?.heldAtMs).toBe(market?.heldJump?.heldAtMs);
+
+    // The feed's next print is judged as usual: accepted, it drops the held one and liquidates the long.
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '91', { sequence: 2 })).toMatchObject({ status: 'accepted' });
+    const after = await p.adapters.markets.get('ETH-USD');
+    expect(after?.lastTick?.sequence).toBe(2);
+    expect(after?.heldJump).toBeUndefined();
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    await p.drain();
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('a feed restarted on a new numbering is followed once a print continues from the jump, 5 s later', async () => {
+    const p = createPipeline(); // breakerConfirmSeconds 5
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const base = 1 + DEFAULT_MAX_SEQUENCE_JUMP + 1_000;
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: base })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: base + 1 })).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.heldJump?.tick.sequence).toBe(base);
+    p.clock.advance(4_000);
+    expect(await p.tick('ETH-USD', '100.5', { sequence: base + 2 })).toMatchObject({ status: 'accepted' });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick?.sequence).toBe(base + 2);
+    expect(market?.heldJump).toBeUndefined();
+    // The old numbering is now behind it.
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/out-of-order' });
+  });
+});
