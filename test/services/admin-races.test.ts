@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_MAX_SEQUENCE_JUMP,
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
 import { formatQuote, parsePrice } from '../../shared/domain/units.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { createPipeline } from '../support/pipeline.ts';
@@ -104,8 +108,8 @@ describe('resumeFeed with a breaker tick ahead of the last tick', () => {
     await p.tick('ETH-USD', '200', { sequence: 100 });
     const long = await p.open('LONG', '10', '200', '200'); // liquidatable below ~184.6
     p.clock.advance(1000);
-    // One bad print numbered far ahead trips the breaker.
-    expect(await p.tick('ETH-USD', '100', { sequence: 1_000_000_000 })).toMatchObject({
+    // One bad print numbered far ahead (but within maxSequenceJump: further, it is only held) trips the breaker.
+    expect(await p.tick('ETH-USD', '100', { sequence: 100 + DEFAULT_MAX_SEQUENCE_JUMP })).toMatchObject({
       reason: 'tick/price-band',
     });
     p.clock.advance(1000);

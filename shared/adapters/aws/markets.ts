@@ -36,8 +36,10 @@ import {
 /**
  * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
  * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
- * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`. The `lastTick` and `breaker` maps carry
- * the `writer` token of the call that wrote them (see writerToken), which reads ignore.
+ * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, and a held sequence jump, `heldJump`.
+ * Counters written by ADD: `providersEpoch`, `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`. The `lastTick`,
+ * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
+ * ignore.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
