@@ -438,6 +438,8 @@ export interface LiquidationMessage {
   readonly symbol?: string;
   /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
   readonly lastResortWaits?: number;
+  /** Of lastResortWaits, those after which another slice's last resort on the same side had filled (absent: 0). */
+  readonly lastResortWaitsOutraced?: number;
   /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */
   readonly lastResortFillsSeen?: number;
   /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */

@@ -10,6 +10,7 @@ import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
 export const liquidationMessageSchema = z.object({
   liquidationId: z.string().min(3).max(200),
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
+  lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),
   positionId: z.string().min(1).max(200).optional(),
   symbol: z.string().min(1).max(40).optional(),

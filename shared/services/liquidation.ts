@@ -140,6 +140,8 @@ export interface Carried {
   lastResortWaits?: number;
   /** The market's last-resort fills on the slice's side at its last look (LiquidationMessage.lastResortFillsSeen). */
   lastResortFillsSeen?: number;
+  /** Of lastResortWaits, those after which a sibling's last resort had filled (LiquidationMessage). */
+  lastResortWaitsOutraced?: number;
   /** This delivery's token as the owner of an order lease. */
   owner?: string;
   /** The record as stored with this delivery's lease (released when the delivery fails). */
@@ -176,7 +178,7 @@ export async function processLiquidation(
   message: LiquidationMessage,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
-  const { liquidationId, lastResortWaits, lastResortFillsSeen } = message;
+  const { liquidationId, lastResortWaits, lastResortWaitsOutraced, lastResortFillsSeen } = message;
   // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
   if (message.dueAtMs !== undefined)
     deps.telemetry.observe(
@@ -185,6 +187,7 @@ export async function processLiquidation(
     );
   const waited = {
     ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
+    ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
   };
   const carried: Carried = { ...waited };
@@ -714,28 +717,34 @@ async function lastResort(
     await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
   // Every empty order was a wait; the message counts the waits that placed none.
-  const counted = Math.max(carried.lastResortWaits ?? 0, attempt);
+  const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
   carried.market ??= await deps.markets.get(liquidation.symbol);
   const fillsSeen = carried.market?.lastResortFills?.[direction] ?? 0;
   // A last resort on this side filled since this slice last looked: the book came back within the bound and a
-  // sibling took it first. That wait neither counts towards the dead letter nor lengthens the next: a slice
-  // that has waited long looks least often and so loses each such race, and would page while the book refills.
-  const outraced = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
-  const waits = outraced ? Math.max(0, counted - 1) : counted;
+  // sibling took it first. Such waits do not count towards the dead letter: a slice that has waited long looks
+  // least often and so loses each such race, and would page while the book refills. They still lengthen the
+  // next wait, as any other (a herd of waiters polls the book no more often for it).
+  const outracedNow = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
+  const outraced = (carried.lastResortWaitsOutraced ?? 0) + (outracedNow ? 1 : 0);
   const since = lastResortWaitingSince(liquidation);
   const waitedMs = since === undefined ? 0 : deps.clock.nowMs() - since;
-  if (waits + 1 >= LAST_RESORT_WAITS || waitedMs >= LAST_RESORT_MAX_WAIT_MS) {
+  if (waits - outraced + 1 >= LAST_RESORT_WAITS || waitedMs >= LAST_RESORT_MAX_WAIT_MS) {
     throw new LiquidationStuckError(
-      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${Math.floor(waitedMs / 60_000)} min)`,
+      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${outraced} of them outraced, ${Math.floor(waitedMs / 60_000)} min)`,
     );
   }
   deps.telemetry.count(METRICS.LastResortWaits.name, 1);
-  if (outraced) deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1);
+  if (outracedNow) deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1);
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
   const delaySeconds = lastResortWaitSeconds(firstWait, waits);
   await deps.liquidationQueue.send(
     dueLiquidationMessage(
-      { liquidationId: liquidation.id, lastResortWaits: waits + 1, lastResortFillsSeen: fillsSeen },
+      {
+        liquidationId: liquidation.id,
+        lastResortWaits: waits + 1,
+        ...(outraced > 0 ? { lastResortWaitsOutraced: outraced } : {}),
+        lastResortFillsSeen: fillsSeen,
+      },
       deps.clock.nowMs(),
       delaySeconds,
     ),

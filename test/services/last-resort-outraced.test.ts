@@ -45,7 +45,7 @@ describe('a last resort outraced by its siblings', () => {
     return bodies.at(-1);
   }
 
-  it('does not count a wait after which a sibling took the book, nor lengthen the next; one without does', async () => {
+  it('does not count a wait after which a sibling took the book towards the dead letter; one without does', async () => {
     const { p, older, sibling } = await twoWaiting();
     const lastWait = LAST_RESORT_WAITS - 1;
     const fillsBefore = (await p.adapters.markets.get('ETH-USD'))?.lastResortFills?.SELL ?? 0;
@@ -59,7 +59,7 @@ describe('a last resort outraced by its siblings', () => {
     expect(fillsAfter).toBe(fillsBefore + 1);
 
     // The older slice looks on its last counted wait, having seen the count before the sibling's fill: no dead
-    // letter; it waits as long as last time, its count unchanged, and remembers the count it saw.
+    // letter; its message counts that wait as outraced, and the count it saw. It waits longer, as after any wait.
     const before = p.telemetry.total('LastResortWaitsOutraced');
     const sentBefore = p.adapters.liquidationQueue.pending().length;
     await expect(
@@ -71,9 +71,15 @@ describe('a last resort outraced by its siblings', () => {
     expect(p.telemetry.total('LastResortWaitsOutraced')).toBe(before + 1);
     expect(p.adapters.liquidationQueue.pending()).toHaveLength(sentBefore + 1);
     const next = waitMessageOf(p, older);
-    expect(next).toMatchObject({ lastResortWaits: lastWait, lastResortFillsSeen: fillsAfter });
+    expect(next).toEqual({
+      liquidationId: older,
+      lastResortWaits: lastWait + 1,
+      lastResortWaitsOutraced: 1,
+      lastResortFillsSeen: fillsAfter,
+      dueAtMs: expect.any(Number),
+    });
     const firstWait = marketConfig(p.deps.config, 'ETH-USD').lastResortWaitSeconds;
-    expect(next!.dueAtMs! - p.clock.nowMs()).toBe(lastResortWaitSeconds(firstWait, lastWait - 1) * 1000);
+    expect(next!.dueAtMs! - p.clock.nowMs()).toBe(lastResortWaitSeconds(firstWait, lastWait) * 1000);
 
     // Its next look finds no fill since: that wait counts, and was its last.
     await expect(processLiquidation(next!, p.deps)).rejects.toThrow(LiquidationStuckError);
@@ -101,7 +107,7 @@ describe('a last resort outraced by its siblings', () => {
     // A day after it: the outrace no longer holds it; it fails with the reason, for a retry and the dead letter.
     p.clock.advance(1_000);
     await expect(processLiquidation(message, p.deps)).rejects.toThrow(
-      /waterfall\/no-liquidity: .* \(nothing within the bound after 1 waits, 1440 min\)/,
+      /waterfall\/no-liquidity: .* \(nothing within the bound after 2 waits, 1 of them outraced, 1440 min\)/,
     );
   });
 });

@@ -59,12 +59,24 @@ describe('liquidation messages', () => {
     expect(parseLiquidationMessage('{"liquidationId":"p-1:1"}')).toEqual({ liquidationId: 'p-1:1' });
     const waiting = { liquidationId: 'p-1:1', lastResortWaits: 3 };
     expect(parseLiquidationMessage(encodeMessage(waiting))).toEqual(waiting);
+    const outraced = { ...waiting, lastResortWaitsOutraced: 2, lastResortFillsSeen: 0 };
+    expect(parseLiquidationMessage(encodeMessage(outraced))).toEqual(outraced);
   });
 
   it.each([
     ['no waits', '{"liquidationId":"p-1:1","lastResortWaits":0}', /malformed: lastResortWaits/],
     ['a fraction of a wait', '{"liquidationId":"p-1:1","lastResortWaits":1.5}', /malformed: lastResortWaits/],
     ['waits as text', '{"liquidationId":"p-1:1","lastResortWaits":"3"}', /malformed: lastResortWaits/],
+    [
+      'no outraced waits',
+      '{"liquidationId":"p-1:1","lastResortWaitsOutraced":0}',
+      /malformed: lastResortWaitsOutraced/,
+    ],
+    [
+      'a negative fill count',
+      '{"liquidationId":"p-1:1","lastResortFillsSeen":-1}',
+      /malformed: lastResortFillsSeen/,
+    ],
     ['no JSON', 'p-1:1', /liquidation-message\/not-json/],
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseLiquidationMessage(body)).toThrow(PoisonMessageError);
