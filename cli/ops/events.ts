@@ -160,7 +160,8 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const { markets } = adaptersOf(deployment);
     // One read: it numbers the tick and foretells its verdict.
     const state = await markets.get(symbol);
-    const sequence = given ?? afterSent(sequenceAfter(state, now), key);
+    const sequence =
+      given ?? afterSent(sequenceAfter(state, now), key, marketConfig(config, symbol).maxSequenceJump);
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -181,7 +182,9 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(`backstop: the bus refused the tick: ${refused.code} ${refused.message}\n`);
       return 1;
     }
-    recordSentSequence(stateDir(), key, sequence);
+    // Not one margin-check holds as a jump (a mistyped --sequence): the next tick would continue from it.
+    if (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump')
+      recordSentSequence(stateDir(), key, sequence);
     const fate = await awaitTickFate({
       markets,
       symbol,
@@ -255,7 +258,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   return withTarget(values, async (deployment) => {
     const risk = riskConfigFor(deployment, values.config);
     const symbol = resolveSymbol(risk, values.symbol, file, true);
-    const { maxMarkAgeSeconds } = marketConfig(risk, symbol);
+    const { maxMarkAgeSeconds, maxSequenceJump } = marketConfig(risk, symbol);
     if (values.hold && holdEverySeconds >= maxMarkAgeSeconds)
       throw new UsageError(
         `--hold-every: ${holdEverySeconds} s would let ${symbol}'s mark go stale between held ticks ` +
@@ -263,7 +266,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       );
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
-    const firstSequence = await nextSentSequence(markets, symbol, key, Date.now());
+    const firstSequence = await nextSentSequence(markets, symbol, key, Date.now(), maxSequenceJump);
     const progress = new ProgressBar(io.stderr);
     const abort = new AbortController();
     const onSignal = () => abort.abort();
@@ -403,13 +406,24 @@ const REPLAY_AHEAD_LIMIT = 2;
 const REPLAY_STALL_MS = 60_000;
 
 /** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */
-async function nextSentSequence(markets: MarketRepository, symbol: string, key: string, nowMs: number) {
-  return afterSent(await nextSequence(markets, symbol, nowMs), key);
+async function nextSentSequence(
+  markets: MarketRepository,
+  symbol: string,
+  key: string,
+  nowMs: number,
+  maxSequenceJump: number,
+) {
+  return afterSent(await nextSequence(markets, symbol, nowMs), key, maxSequenceJump);
 }
 
-function afterSent(seen: number, key: string): number {
+/**
+ * After the market's sequence and the last one sent from here. A sent one that would jump the market's (a mistyped
+ * `--sequence`, held by margin-check as tick/sequence-jump) is not continued: that would move the market onto it.
+ */
+function afterSent(seen: number, key: string, maxSequenceJump: number): number {
   const sent = lastSentSequence(stateDir(), key);
-  return sent === undefined ? seen : Math.max(seen, sent + 1);
+  if (sent === undefined || sent + 1 - seen > maxSequenceJump) return seen;
+  return Math.max(seen, sent + 1);
 }
 
 function parseSpeedOption(text: string) {

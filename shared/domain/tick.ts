@@ -33,10 +33,10 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * Sequence jumps: a tick numbered more than maxSequenceJump above the market's last (or the breaker's tick) is
  * rejected with 'tick/sequence-jump' and held (holdJump: true), not recorded, since recorded its number would make
  * every later tick of the feed out of order and blind the market. It is no ordering floor: the feed's next prints
- * are judged as usual, and one accepted drops it. A print that continues from it (numbered above it, within
- * maxSequenceJump) is judged as usual once it comes breakerConfirmSeconds after it (by both clocks, as the
- * breaker's), so a feed restarted on a new numbering is followed; earlier, it is rejected with
- * 'tick/sequence-confirming' and the held tick stays.
+ * are judged as usual, and one accepted drops it; a jump that does not continue from it replaces it. A print that
+ * continues from it (numbered above it, within maxSequenceJump) is judged as usual once it comes
+ * breakerConfirmSeconds after it (by both clocks, as the breaker's), so a feed restarted on a new numbering is
+ * followed; earlier, it is rejected with 'tick/sequence-confirming' and the held tick stays.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -263,15 +263,24 @@ function checkJump(
   market: MarketConfig,
   nowMs: number,
 ): TickVerdict | undefined {
-  const floor = Math.max(state.lastTick?.sequence ?? -1, state.breaker?.tick.sequence ?? -1);
-  if (floor < 0 || tick.sequence - floor <= market.maxSequenceJump) return undefined;
+  // From what the market has seen (a feed resumed from 0 leaves a last tick numbered -1): a first print has none.
+  const seen = [state.lastTick?.sequence, state.breaker?.tick.sequence].filter((n) => n !== undefined);
+  if (seen.length === 0) return undefined;
+  const floor = Math.max(...seen);
+  if (tick.sequence - floor <= market.maxSequenceJump) return undefined;
   const held = state.heldJump;
   const jumped = `sequence ${tick.sequence} is ${tick.sequence - floor} above ${floor} (at most ${market.maxSequenceJump})`;
-  if (!held || tick.sequence - held.tick.sequence > market.maxSequenceJump) {
-    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, true);
+  if (held && tick.sequence === held.tick.sequence) {
+    return reject('tick/sequence-jump', `${jumped}: held already`);
   }
-  if (tick.sequence <= held.tick.sequence) {
-    return reject('tick/sequence-jump', `${jumped}, and not above the held ${held.tick.sequence}`);
+  // Any jump that does not continue from the held one replaces it: a glitch held above a feed restarted on a new
+  // numbering must not keep that feed out.
+  if (
+    !held ||
+    tick.sequence < held.tick.sequence ||
+    tick.sequence - held.tick.sequence > market.maxSequenceJump
+  ) {
+    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, true);
   }
   const atMs = Math.min(tick.timestampMs, nowMs);
   const heldMs = Math.min(atMs - held.tick.timestampMs, nowMs - held.heldAtMs);

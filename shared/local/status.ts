@@ -73,6 +73,8 @@ export interface MarketStatus {
   readonly markStale: boolean | null;
   readonly pendingSequence: number | null;
   readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
+  /** A tick that jumped the sequence, held until a print continues from it (null: none). */
+  readonly heldJump: { readonly sequence: number; readonly heldAt: string } | null;
 }
 
 export interface StatusReport {
@@ -235,6 +237,7 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
           mark: formatPrice(m.breaker.tick.markPrice),
         }
       : null,
+    heldJump: m.heldJump ? { sequence: m.heldJump.tick.sequence, heldAt: iso(m.heldJump.heldAtMs) } : null,
   };
 }
 

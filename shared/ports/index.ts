@@ -189,11 +189,11 @@ export interface MarketRepository {
   ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
   /**
-   * Holds `tick` as the market's sequence jump, or replaces one with a lower sequence (an equal or higher one held:
-   * a no-op), only while the last accepted tick and the breaker's tick are those the rejection was judged on.
-   * False when nothing was written. acceptTick removes it.
+   * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
+   * breaker's tick and the held jump are those the rejection was judged on. False when nothing was written.
+   * acceptTick and rebaseSequence remove it.
    */
-  holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedMarket): Promise<boolean>;
+  holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedJump): Promise<boolean>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
@@ -325,6 +325,11 @@ export interface LiquidationContext {
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;
+  /**
+   * Of the last resort's waits, those a sibling outraced, as counted at its last order that filled nothing: a
+   * delivery without its message's counts (the auction's end delivered again) still knows them.
+   */
+  readonly lastResortOutraced?: number;
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;
   /**
@@ -686,6 +691,11 @@ export interface ProviderRepository {
 export interface JudgedMarket {
   readonly lastSequence: number | undefined;
   readonly breakerSequence: number | undefined;
+}
+
+/** What a sequence jump was judged on: the market, and the jump it held then (undefined: none). */
+export interface JudgedJump extends JudgedMarket {
+  readonly heldSequence: number | undefined;
 }
 
 export interface AuctionRecord {

@@ -691,6 +691,8 @@ async function lastResort(
   const reference =
     pending?.reference ?? (carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() });
   const waiting = attempt > 0 && !pending;
+  let outraced: Outraced | undefined;
+  const outracedSoFar = async () => (outraced ??= await judgeOutraced(liquidation, direction, deps, carried));
   if (!waiting || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
     const order = pending ? undefined : { attempt, size, limitPrice, reference };
     const held = await holdLease(liquidation, deps, carried, order);
@@ -709,28 +711,26 @@ async function lastResort(
       await deps.markets.countLastResortFill(liquidation.symbol, direction);
       return { fills, record: held };
     }
+    const { count } = await outracedSoFar();
     const next: LiquidationRecord = {
       ...withHistory(held, held.state, deps.clock.nowMs(), `last resort ${attempt} filled nothing`),
       // The stored context, not the caller's: a plan made again (refreeze) keeps its frozen inputs while it waits.
-      context: { ...outcomeRecorded(contextOf(held)), lastResortAttempt: attempt + 1 },
+      context: {
+        ...outcomeRecorded(contextOf(held)),
+        lastResortAttempt: attempt + 1,
+        ...(count > 0 ? { lastResortOutraced: count } : {}),
+      },
     };
     await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
   }
   // Every empty order was a wait; the message counts the waits that placed none.
   const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
-  carried.market ??= await deps.markets.get(liquidation.symbol);
-  const fillsSeen = carried.market?.lastResortFills?.[direction] ?? 0;
-  // A last resort on this side filled since this slice last looked: the book came back within the bound and a
-  // sibling took it first. Such waits do not count towards the dead letter: a slice that has waited long looks
-  // least often and so loses each such race, and would page while the book refills. They still lengthen the
-  // next wait, as any other (a herd of waiters polls the book no more often for it).
-  const outracedNow = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
-  const outraced = (carried.lastResortWaitsOutraced ?? 0) + (outracedNow ? 1 : 0);
+  const { fillsSeen, now: outracedNow, count: outracedWaits } = await outracedSoFar();
   const since = lastResortWaitingSince(liquidation);
   const waitedMs = since === undefined ? 0 : deps.clock.nowMs() - since;
-  if (waits - outraced + 1 >= LAST_RESORT_WAITS || waitedMs >= LAST_RESORT_MAX_WAIT_MS) {
+  if (waits - outracedWaits + 1 >= LAST_RESORT_WAITS || waitedMs >= LAST_RESORT_MAX_WAIT_MS) {
     throw new LiquidationStuckError(
-      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${outraced} of them outraced, ${Math.floor(waitedMs / 60_000)} min)`,
+      `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${outracedWaits} of them outraced, ${Math.floor(waitedMs / 60_000)} min)`,
     );
   }
   deps.telemetry.count(METRICS.LastResortWaits.name, 1);
@@ -742,7 +742,7 @@ async function lastResort(
       {
         liquidationId: liquidation.id,
         lastResortWaits: waits + 1,
-        ...(outraced > 0 ? { lastResortWaitsOutraced: outraced } : {}),
+        ...(outracedWaits > 0 ? { lastResortWaitsOutraced: outracedWaits } : {}),
         lastResortFillsSeen: fillsSeen,
       },
       deps.clock.nowMs(),
@@ -751,6 +751,32 @@ async function lastResort(
     delaySeconds,
   );
   return 'waiting';
+}
+
+/** A waiting slice's outraced waits (lastResort): the market's fill count now, whether this wait was, and all so far. */
+interface Outraced {
+  readonly fillsSeen: number;
+  readonly now: boolean;
+  readonly count: number;
+}
+
+/**
+ * A last resort on this side filled since this slice last looked: the book came back within the bound and a
+ * sibling took it first. Such waits do not count towards the dead letter: a slice that has waited long looks least
+ * often and so loses each such race, and would page while the book refills. They still lengthen the next wait, as
+ * any other (a herd of waiters polls the book no more often for it).
+ */
+async function judgeOutraced(
+  liquidation: LiquidationRecord,
+  direction: 'BUY' | 'SELL',
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<Outraced> {
+  carried.market ??= await deps.markets.get(liquidation.symbol);
+  const fillsSeen = carried.market?.lastResortFills?.[direction] ?? 0;
+  const now = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
+  const before = Math.max(carried.lastResortWaitsOutraced ?? 0, contextOf(liquidation).lastResortOutraced ?? 0);
+  return { fillsSeen, now, count: before + (now ? 1 : 0) };
 }
 
 /**

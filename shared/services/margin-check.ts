@@ -197,6 +197,7 @@ async function handleTickOnce(
       const held = await markets.holdSequenceJump(tick.symbol, toTickRecord(tick, nowMs), nowMs, {
         lastSequence: state?.lastTick?.sequence,
         breakerSequence: state?.breaker?.tick.sequence,
+        heldSequence: state?.heldJump?.tick.sequence,
       });
       if (!held) return LOST_RACE;
       telemetry.warn('feed sequence jumped: held until a print continues from it', {

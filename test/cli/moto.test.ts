@@ -9,7 +9,7 @@ import { stackName } from '../../infra/outputs.ts';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { DEFAULT_MAX_SEQUENCE_JUMP, DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
@@ -345,7 +345,18 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       lastSequence: lastSent + 41,
       mark: '1500',
       breaker: { reason: 'tick/price-band', mark: '900' },
+      heldJump: null,
     });
+
+    // A mistyped sequence far ahead: margin-check would hold it as a jump, and the next tick is not numbered after it.
+    const typo = lastSent + 43 + 2 * DEFAULT_MAX_SEQUENCE_JUMP;
+    const mistyped = await injectTick('ETH-USD', '1500', '--sequence', String(typo), '--wait', '0', ...at);
+    expect(JSON.parse(mistyped.stdout).fate).toMatchObject({
+      outcome: 'refused',
+      reason: 'tick/sequence-jump',
+    });
+    const after = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
+    expect(JSON.parse(after.stdout).entry.Detail.sequence).toBe(lastSent + 44);
   });
 });
 

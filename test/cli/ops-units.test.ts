@@ -779,6 +779,7 @@ describe('status rendering', () => {
         markStale: true,
         pendingSequence: null,
         breaker: { reason: 'tick/price-band', trippedAt: '2026-01-01T00:00:00.000Z', mark: '900' },
+        heldJump: { sequence: 9_007_199_254_740_991, heldAt: '2026-01-01T00:00:01.000Z' },
       },
     },
     breakersOpen: 1,
@@ -791,6 +792,9 @@ describe('status rendering', () => {
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
+    expect(text).toContain(
+      'sequence jump to 9007199254740991 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it)',
+    );
     // Its age, against which the work waits for a fresh mark (maxMarkAgeSeconds), when the configuration is known.
     expect(text).toContain(
       'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old: STALE, over 120 s (liquidations and auctions wait for a tick))',

@@ -659,17 +659,15 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.bandAnchor).toEqual(next);
       });
 
-      it('holds a sequence jump only on the state judged, replaced only by a higher one; any accepted tick drops it', async () => {
+      it('holds a sequence jump only on the state and held jump judged, replacing it; any accepted tick or a rebase drops it', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
-        const judged = { lastSequence: 1, breakerSequence: undefined };
+        const judged = { lastSequence: 1, breakerSequence: undefined, heldSequence: undefined };
         const far = tick(2_000_001);
-        // Judged on another last tick or breaker: nothing written.
-        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, lastSequence: 0 })).toBe(
-          false,
-        );
-        expect(
-          await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, breakerSequence: 1 }),
-        ).toBe(false);
+        // Judged on another last tick, breaker or held jump: nothing written.
+        for (const other of [{ lastSequence: 0 }, { breakerSequence: 1 }, { heldSequence: 5 }])
+          expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, ...other })).toBe(
+            false,
+          );
         expect((await a.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
         expect(await a.markets.get('ETH-USD')).toEqual({
@@ -677,16 +675,18 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000 },
         });
-        // The same or a lower one again: a no-op; a higher one replaces it.
-        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_500, judged)).toBe(false);
-        expect(await a.markets.holdSequenceJump('ETH-USD', tick(2_000_000), 9_500, judged)).toBe(false);
-        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_000 });
+        // Judged before it was held: a no-op. Judged on it: replaced, by a higher or a lower one.
+        expect(await a.markets.holdSequenceJump('ETH-USD', tick(3_000_002), 9_500, judged)).toBe(false);
         const further = tick(3, { sequence: Number.MAX_SAFE_INTEGER });
-        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_600, judged)).toBe(true);
+        const onFar = { ...judged, heldSequence: far.sequence };
+        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_600, onFar)).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: further, heldAtMs: 9_600 });
+        const onFurther = { ...judged, heldSequence: further.sequence };
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_700, onFurther)).toBe(true);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
         // Kept by a trip; dropped by the next accepted tick, whatever its numbering.
-        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_700);
-        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: further, heldAtMs: 9_600 });
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_800);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
         const written = await a.markets.acceptTick('ETH-USD', tick(3), 1, false, {
           breakerSequence: 2,
           pendingSequence: undefined,
@@ -694,6 +694,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
         expect(written.heldJump).toBeUndefined();
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
+        // A feed resumed below its sequence starts without one.
+        const onThree = { lastSequence: 3, breakerSequence: undefined, heldSequence: undefined };
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_900, onThree)).toBe(true);
+        const before = await a.markets.get('ETH-USD');
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 0, before!, 9_950);
+        expect(rebased.heldJump).toBeUndefined();
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
       });
 
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {

@@ -110,4 +110,29 @@ describe('a last resort outraced by its siblings', () => {
       /waterfall\/no-liquidity: .* \(nothing within the bound after 2 waits, 1 of them outraced, 1440 min\)/,
     );
   });
+
+  it("a delivery without its message's counts knows the outraced waits from the record (review, session 33)", async () => {
+    const { p, older } = await twoWaiting();
+    // Each look finds the book back within the bound, but a sibling's last resort takes it first: the quote
+    // reaches, the order fills nothing (an attempt more), and the market had counted a fill since the last look.
+    let message = waitMessageOf(p, older)!;
+    for (let look = 0; look < LAST_RESORT_WAITS + 2; look++) {
+      await p.adapters.markets.countLastResortFill('ETH-USD', 'SELL');
+      p.venue.faults.emptyBooks.delete('ETH-USD');
+      p.orders.afterQuote = () => p.venue.faults.emptyBooks.add('ETH-USD');
+      await processLiquidation(message, p.deps);
+      message = waitMessageOf(p, older)!;
+    }
+    p.orders.afterQuote = undefined;
+    const record = p.adapters.liquidations.all().find((l) => l.id === older)!;
+    expect(record.context?.lastResortAttempt).toBeGreaterThan(LAST_RESORT_WAITS);
+    expect(record.context?.lastResortOutraced).toBe(LAST_RESORT_WAITS + 2);
+    expect(message.lastResortWaitsOutraced).toBe(LAST_RESORT_WAITS + 2);
+
+    // The auction's end delivered again, or a copy of the start, carries no counts: it waits on, not dead-letters.
+    await expect(processLiquidation({ liquidationId: older }, p.deps)).resolves.toMatchObject({
+      liquidationId: older,
+    });
+    expect(waitMessageOf(p, older)?.lastResortWaitsOutraced).toBe(LAST_RESORT_WAITS + 2);
+  });
 });

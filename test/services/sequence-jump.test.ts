@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_SEQUENCE_JUMP } from '../../shared/domain/config.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -62,5 +63,43 @@ describe('a tick that jumps the sequence', () => {
     // The old numbering is now behind it.
     p.clock.advance(1_000);
     expect(await p.tick('ETH-USD', '100', { sequence: 2 })).toMatchObject({ reason: 'tick/out-of-order' });
+  });
+
+  it('a glitch held above a feed restarted on a new numbering does not keep that feed out (review, session 33)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const long = await p.open('LONG', '10', '100', '100'); // liquidatable below ~92.3
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    // The restarted feed, one print a second: its first print replaces the glitch, the next four wait for the
+    // span, the one 5 s after its first moves the market onto its numbering.
+    const base = 1 + DEFAULT_MAX_SEQUENCE_JUMP + 1_000;
+    const reasons: string[] = [];
+    for (let i = 0; i <= 5; i++) {
+      p.clock.advance(1_000);
+      const outcome = await p.tick('ETH-USD', i < 5 ? '100' : '90', { sequence: base + i });
+      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    }
+    expect(reasons).toEqual(['tick/sequence-jump', ...Array(4).fill('tick/sequence-confirming'), 'accepted']);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(base + 5);
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+  });
+
+  it('a feed resumed from 0 is guarded too: a glitch after the resume is held (review, session 33)', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '100', { sequence: 500 });
+    await p.tick('ETH-USD', '100', { sequence: 501 });
+    const resumed = await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 0 }, deps);
+    expect(resumed.ok).toBe(true);
+    p.clock.advance(6_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: 0 })).toMatchObject({ status: 'accepted' });
   });
 });

@@ -12,6 +12,7 @@ import {
   ConditionFailedError,
   type CrashHook,
   highestSequence,
+  type JudgedJump,
   type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
@@ -283,14 +284,18 @@ export class DynamoMarketRepository implements MarketRepository {
     symbol: string,
     tick: AcceptedTick,
     atMs: number,
-    judged: JudgedMarket,
+    judged: JudgedJump,
   ): Promise<boolean> {
     const writer = writerToken();
     const values: Record<string, AttributeValue> = {
       ':held': { M: { tick: tickAttr(tick), heldAtMs: N(atMs), writer: S(writer) } },
-      ':seq': N(tick.sequence),
     };
-    const conditions = ['(attribute_not_exists(heldJump) OR heldJump.#tick.#seq < :seq)'];
+    const conditions: string[] = [];
+    if (judged.heldSequence === undefined) conditions.push('attribute_not_exists(heldJump)');
+    else {
+      conditions.push('heldJump.#tick.#seq = :judgedHeld');
+      values[':judgedHeld'] = N(judged.heldSequence);
+    }
     if (judged.lastSequence === undefined) conditions.push('attribute_not_exists(lastSequence)');
     else {
       conditions.push('lastSequence = :last');
@@ -309,7 +314,10 @@ export class DynamoMarketRepository implements MarketRepository {
           Key: { symbol: S(symbol) },
           UpdateExpression: 'SET heldJump = :held',
           ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+          // DynamoDB refuses names an expression does not use.
+          ...(conditions.some((c) => c.includes('#tick'))
+            ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
+            : {}),
           ExpressionAttributeValues: values,
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
@@ -399,7 +407,8 @@ export class DynamoMarketRepository implements MarketRepository {
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump`,
           ConditionExpression: `${
             last === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last'
           } AND attribute_not_exists(pendingSequence) AND ${

@@ -4,6 +4,7 @@ import {
   type AcceptedTick,
   ConditionFailedError,
   highestSequence,
+  type JudgedJump,
   type JudgedMarket,
   type MarketReadGuard,
   type MarketRepository,
@@ -26,8 +27,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
  *   `judged`, only while lastTick's sequence is the judged one. Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
- * - holdSequenceJump: holds the tick, or replaces a held one of a lower sequence (else a no-op), only while
- *   lastTick's and the breaker's tick's sequences are the judged ones. Returns whether it wrote.
+ * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick's, the breaker's tick's and the
+ *   held jump's sequences are the judged ones. Returns whether it wrote. rebaseSequence removes it too.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -128,11 +129,11 @@ export class EmbeddedMarketRepository implements MarketRepository {
     symbol: string,
     tick: AcceptedTick,
     atMs: number,
-    judged: JudgedMarket,
+    judged: JudgedJump,
   ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    if (current?.heldJump && current.heldJump.tick.sequence >= tick.sequence) return false;
+    if (current?.heldJump?.tick.sequence !== judged.heldSequence) return false;
     if (current?.lastTick?.sequence !== judged.lastSequence) return false;
     if (current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
     this.#set({ ...current, symbol, heldJump: { tick, heldAtMs: atMs } });
@@ -161,9 +162,9 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/not-rebased: ${symbol} has no settled last tick above ${sequence}`,
       );
     }
-    const { breaker } = current;
+    const { breaker, heldJump: _held, ...rest } = current;
     this.#set({
-      ...current,
+      ...rest,
       ...(last ? { lastTick: { ...last, sequence } } : {}),
       ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence } } } : {}),
       resumedAfterMs,
