@@ -167,6 +167,12 @@ export const METRICS = {
     kind: 'counter',
     help: "last-resort waits after which another slice's last resort on the same side had filled: the book came back and a sibling took it (not counted towards the dead letter)",
   },
+  MarkDisputes: {
+    name: 'MarkDisputes',
+    unit: 'Count',
+    kind: 'counter',
+    help: "liquidations held because the venue's price for the close disputes the mark (venueCheckBand): the position is healthy there",
+  },
   StaleMarkWaits: {
     name: 'StaleMarkWaits',
     unit: 'Count',

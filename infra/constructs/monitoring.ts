@@ -388,6 +388,13 @@ export class Monitoring extends Construct {
       GTE,
     );
     this.alarm(
+      'MarkDisputedAlarm',
+      this.business(METRICS.MarkDisputes),
+      "Liquidations wait because the venue's price disputes the mark (venueCheckBand): their positions are healthy at the price the close would execute; check the feed (a bad print the breaker let through) or the venue (a manipulated book); after venueCheckHoldSeconds they go on on the mark",
+      1,
+      GTE,
+    );
+    this.alarm(
       'CircuitBreakerAlarm',
       this.business(METRICS.CircuitBreakerTripped),
       'A market halted: a tick jumped past the price band',
@@ -653,6 +660,7 @@ export class Monitoring extends Construct {
         [
           m(METRICS.CircuitBreakerTripped),
           m(METRICS.StaleMarkWaits),
+          m(METRICS.MarkDisputes),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
           this.byDimension(METRICS.VenueOrderFailures, 'Sum'),

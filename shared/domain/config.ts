@@ -112,6 +112,15 @@ export const marketConfigSchema = z.strictObject({
    * DEFAULT_MAX_SEQUENCE_JUMP.
    */
   maxSequenceJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  /**
+   * Before a liquidation starts, the venue's price for the close (best bid to sell, best ask to buy) must confirm the
+   * mark: when the position is healthy there and it lies further than this from the mark, the liquidation waits
+   * (venue-check.ts, `MarkDisputes`, alarmed) for up to venueCheckHoldSeconds, then goes on on the mark. Absent:
+   * no check (a simulated venue that follows the marks cannot dispute them).
+   */
+  venueCheckBand: rate('venueCheckBand', '1').optional(),
+  /** How long a dispute holds a liquidation (absent: DEFAULT_VENUE_CHECK_HOLD_SECONDS); a venue cannot block for ever. */
+  venueCheckHoldSeconds: z.number().int().min(0).max(86_400).optional(),
   /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
   indexBand: rate('indexBand', '1'),
   /** Ticks older than this are stale (Drift: about 60 s). */
@@ -164,8 +173,13 @@ export const riskConfigSchema = z.strictObject({
 
 export type MarketConfig = Omit<
   z.output<typeof marketConfigSchema>,
-  'maxMarkAgeSeconds' | 'breakerConfirmSeconds' | 'priceWindowSeconds' | 'maxSequenceJump'
+  | 'maxMarkAgeSeconds'
+  | 'breakerConfirmSeconds'
+  | 'priceWindowSeconds'
+  | 'maxSequenceJump'
+  | 'venueCheckHoldSeconds'
 > & {
+  readonly venueCheckHoldSeconds: number;
   readonly maxMarkAgeSeconds: number;
   readonly breakerConfirmSeconds: number;
   readonly priceWindowSeconds: number;
@@ -183,6 +197,9 @@ export const MIN_DEFAULT_MARK_AGE_SECONDS = 120;
 
 /** breakerConfirmSeconds of a market that states none: a few prints of a 1-second feed. */
 export const DEFAULT_BREAKER_CONFIRM_SECONDS = 5;
+
+/** venueCheckHoldSeconds of a market that states none: five minutes for an operator to look at the feed. */
+export const DEFAULT_VENUE_CHECK_HOLD_SECONDS = 300;
 
 /** maxSequenceJump of a market that states none: about twelve days of a feed that ticks every second. */
 export const DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000;
@@ -244,6 +261,7 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       breakerConfirmSeconds: m.breakerConfirmSeconds ?? DEFAULT_BREAKER_CONFIRM_SECONDS,
       priceWindowSeconds: m.priceWindowSeconds ?? 0,
       maxSequenceJump: m.maxSequenceJump ?? DEFAULT_MAX_SEQUENCE_JUMP,
+      venueCheckHoldSeconds: m.venueCheckHoldSeconds ?? DEFAULT_VENUE_CHECK_HOLD_SECONDS,
     })),
   };
   const symbols = new Set<string>();
@@ -262,6 +280,8 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     // 0 is not "off": every move would trip the breaker, every index would be refused (the market frozen).
     if (m.priceBand <= 0n) throw new ConfigError(`${m.symbol}: priceBand must be > 0 (there is no off)`);
     if (m.indexBand <= 0n) throw new ConfigError(`${m.symbol}: indexBand must be > 0 (there is no off)`);
+    if (m.venueCheckBand !== undefined && m.venueCheckBand <= 0n)
+      throw new ConfigError(`${m.symbol}: venueCheckBand must be > 0 (leave it out for no check)`);
     if (m.maxMarkAgeSeconds <= m.maxTickAgeSeconds) {
       throw new ConfigError(
         `${m.symbol}: maxMarkAgeSeconds (${m.maxMarkAgeSeconds}) must be above maxTickAgeSeconds (${m.maxTickAgeSeconds}): a tick accepted at its oldest would be too old to act on`,

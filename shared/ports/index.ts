@@ -447,6 +447,8 @@ export interface LiquidationMessage {
   readonly lastResortWaitsOutraced?: number;
   /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */
   readonly lastResortFillsSeen?: number;
+  /** When the venue first disputed the mark this liquidation would start on (venue-check.ts; absent: it has not). */
+  readonly markDisputedSinceMs?: number;
   /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */
   readonly dueAtMs?: number;
 }

@@ -12,6 +12,7 @@ export const liquidationMessageSchema = z.object({
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),
+  markDisputedSinceMs: z.number().int().min(0).optional(),
   positionId: z.string().min(1).max(200).optional(),
   symbol: z.string().min(1).max(40).optional(),
   /** When it was due (sent plus its delay): how late it runs is measured from then (LiquidationLateness). */

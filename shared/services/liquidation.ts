@@ -29,6 +29,7 @@ import {
   type PriceE8,
   type QuoteE6,
 } from '../domain/units.ts';
+import { venueDisputesMark } from '../domain/venue-check.ts';
 import {
   appliedAmounts,
   appliedByKey,
@@ -142,6 +143,8 @@ export interface Carried {
   lastResortFillsSeen?: number;
   /** Of lastResortWaits, those after which a sibling's last resort had filled (LiquidationMessage). */
   lastResortWaitsOutraced?: number;
+  /** When the venue first disputed the mark this liquidation would start on (LiquidationMessage). */
+  markDisputedSinceMs?: number;
   /** This delivery's token as the owner of an order lease. */
   owner?: string;
   /** The record as stored with this delivery's lease (released when the delivery fails). */
@@ -178,7 +181,13 @@ export async function processLiquidation(
   message: LiquidationMessage,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
-  const { liquidationId, lastResortWaits, lastResortWaitsOutraced, lastResortFillsSeen } = message;
+  const {
+    liquidationId,
+    lastResortWaits,
+    lastResortWaitsOutraced,
+    lastResortFillsSeen,
+    markDisputedSinceMs,
+  } = message;
   // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
   if (message.dueAtMs !== undefined)
     deps.telemetry.observe(
@@ -190,7 +199,10 @@ export async function processLiquidation(
     ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
   };
-  const carried: Carried = { ...waited };
+  const carried: Carried = {
+    ...waited,
+    ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
+  };
   let state: LiquidationRecord['state'] | undefined;
   try {
     return await releasingLease(carried, deps, async () => {
@@ -208,6 +220,23 @@ export async function processLiquidation(
       throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
     });
   } catch (error) {
+    if (error instanceof MarkDisputedError) {
+      // Nothing was written: the same start comes back, and the dispute's first time with it.
+      const { dueAtMs: _, ...start } = message;
+      const body = dueLiquidationMessage(
+        { ...start, markDisputedSinceMs: error.sinceMs },
+        deps.clock.nowMs(),
+        MARK_DISPUTE_WAIT_SECONDS,
+      );
+      await deps.liquidationQueue.send(body, MARK_DISPUTE_WAIT_SECONDS);
+      deps.telemetry.count(METRICS.MarkDisputes.name, 1);
+      deps.telemetry.warn('the venue disputes the mark; the liquidation waits', {
+        liquidationId,
+        symbol: error.symbol,
+        detail: error.message,
+      });
+      return { liquidationId, state: state ?? 'QUEUED' };
+    }
     if (!(error instanceof MarkStaleError)) throw error;
     // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
@@ -496,6 +525,8 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     return { done: true, record: cancelled };
   }
 
+  if (!dustSlice) await confirmWithVenue(liquidation, position, reference, deps, carried);
+
   const plannedSize =
     deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
   const direction = closeDirection(position.side);
@@ -534,6 +565,64 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
 }
 
 const marketOrderId = (liquidationId: string): string => `${liquidationId}:market`;
+
+/** How long a liquidation the venue holds (MarkDisputedError) waits before it looks again. */
+export const MARK_DISPUTE_WAIT_SECONDS = 10;
+
+/** The venue disputes the mark a liquidation would start on (domain/venue-check.ts): it waits, unwritten. */
+export class MarkDisputedError extends Error {
+  override readonly name = 'MarkDisputedError';
+  constructor(
+    readonly symbol: string,
+    mark: PriceE8,
+    venuePrice: PriceE8,
+    readonly sinceMs: number,
+  ) {
+    super(
+      `mark/disputed: ${symbol} mark ${formatPrice(mark)}, the venue's price for the close ${formatPrice(venuePrice)} (disputed since ${new Date(sinceMs).toISOString()})`,
+    );
+  }
+}
+
+/**
+ * With the market's venueCheckBand, the venue's price for the close must not dispute the mark a liquidation starts
+ * on: while it does, the liquidation waits, QUEUED and unwritten (its message comes back), for at most
+ * venueCheckHoldSeconds from the first dispute; then it goes on on the mark, as a venue (a book someone props up)
+ * must not hold liquidations for ever. A venue that cannot quote is no evidence: it goes on.
+ */
+async function confirmWithVenue(
+  liquidation: LiquidationRecord,
+  position: PositionRecord,
+  reference: MarkAt,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<void> {
+  const market = marketConfig(deps.config, liquidation.symbol);
+  if (market.venueCheckBand === undefined || deps.strategy === 'market-only') return;
+  let quote: { bid?: PriceE8; ask?: PriceE8 };
+  try {
+    quote = await deps.venue.quote(liquidation.symbol, reference);
+  } catch (error) {
+    if (!(error instanceof VenueError)) throw error;
+    deps.telemetry.warn('venue quote failed; the mark goes unchecked', {
+      liquidationId: liquidation.id,
+      kind: error.kind,
+    });
+    return;
+  }
+  const price = closeDirection(position.side) === 'SELL' ? quote.bid : quote.ask;
+  if (!venueDisputesMark(position, reference.mark, price, market.maintenanceMargin, market.venueCheckBand))
+    return;
+  const now = deps.clock.nowMs();
+  const since = carried.markDisputedSinceMs ?? now;
+  if (now - since < market.venueCheckHoldSeconds * 1000)
+    throw new MarkDisputedError(liquidation.symbol, reference.mark, price!, since);
+  deps.telemetry.warn('the venue has disputed the mark for venueCheckHoldSeconds; liquidating on the mark', {
+    liquidationId: liquidation.id,
+    mark: formatPrice(reference.mark),
+    venuePrice: formatPrice(price!),
+  });
+}
 
 /**
  * Places the claimed order under the order lease (a retry places the same client order id: the venue never
@@ -775,7 +864,10 @@ async function judgeOutraced(
   carried.market ??= await deps.markets.get(liquidation.symbol);
   const fillsSeen = carried.market?.lastResortFills?.[direction] ?? 0;
   const now = carried.lastResortFillsSeen !== undefined && fillsSeen > carried.lastResortFillsSeen;
-  const before = Math.max(carried.lastResortWaitsOutraced ?? 0, contextOf(liquidation).lastResortOutraced ?? 0);
+  const before = Math.max(
+    carried.lastResortWaitsOutraced ?? 0,
+    contextOf(liquidation).lastResortOutraced ?? 0,
+  );
   return { fillsSeen, now, count: before + (now ? 1 : 0) };
 }
 

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_SEQUENCE_JUMP,
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
+  DEFAULT_VENUE_CHECK_HOLD_SECONDS,
   marketConfig,
   maxLeverage,
   parseRiskConfig,
@@ -211,6 +212,28 @@ describe('parseRiskConfig: how far a tick may jump the sequence', () => {
     );
     for (const bad of [0, -1, 2.5, Number.MAX_SAFE_INTEGER + 1, '10'])
       expect(() => parseRiskConfig(withEth({ maxSequenceJump: bad }))).toThrow(/maxSequenceJump/);
+  });
+});
+
+describe('parseRiskConfig: the venue check of the mark', () => {
+  it('is off unless configured; its hold defaults to DEFAULT_VENUE_CHECK_HOLD_SECONDS; a band of 0 is refused', () => {
+    const eth = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    expect(eth.venueCheckBand).toBeUndefined();
+    expect(eth.venueCheckHoldSeconds).toBe(DEFAULT_VENUE_CHECK_HOLD_SECONDS);
+    const on = marketConfig(
+      parseRiskConfig(withEth({ venueCheckBand: '0.1', venueCheckHoldSeconds: 60 })),
+      'ETH-USD',
+    );
+    expect([on.venueCheckBand, on.venueCheckHoldSeconds]).toEqual([100_000n, 60]);
+    expect(() => parseRiskConfig(withEth({ venueCheckBand: '0' }))).toThrow(
+      'ETH-USD: venueCheckBand must be > 0 (leave it out for no check)',
+    );
+    for (const bad of [
+      { venueCheckBand: '1.5' },
+      { venueCheckHoldSeconds: -1 },
+      { venueCheckHoldSeconds: 1.5 },
+    ])
+      expect(() => parseRiskConfig(withEth(bad))).toThrow(/venueCheck/);
   });
 });
 

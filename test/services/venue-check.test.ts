@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import { MARK_DISPUTE_WAIT_SECONDS } from '../../shared/services/liquidation.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/**
+ * The venue's price for the close checks the feed's mark before a liquidation starts (venueCheckBand): a bad print
+ * that the breaker let through (91 after 100 is within its 15 % band) must not liquidate a long that is healthy at
+ * the price the exchange would pay for it.
+ */
+const checked = (over: Record<string, unknown> = {}) =>
+  parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, venueCheckBand: '0.05', ...over })),
+  });
+
+/** A long liquidatable below about 92.3, and a tick at 91 that crosses it. `venueAt`: where the venue's book is. */
+async function badPrint(p: Pipeline, venueAt: string) {
+  await p.tick('ETH-USD', '100');
+  await p.tick('ETH-USD', '100');
+  const long = await p.open('LONG', '10', '100', '100');
+  p.clock.advance(1_000);
+  await p.tick('ETH-USD', '91');
+  // The harness moves the venue with every tick; the exchange's book stays where the market really is.
+  p.venue.onTick('ETH-USD', parsePrice(venueAt), p.clock.nowMs());
+  return long;
+}
+
+async function deliverQueued(p: Pipeline): Promise<void> {
+  for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
+    await p.handlers.liquidation(m);
+    await p.adapters.liquidationQueue.delete(m.receiptHandle);
+  }
+}
+
+describe('venueCheckBand: the venue checks the mark before a liquidation starts', () => {
+  it('holds a liquidation the venue disputes, unwritten, and cancels it once the feed corrects', async () => {
+    const p = createPipeline({ config: checked() });
+    const long = await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    await deliverQueued(p);
+
+    // Nothing written, no order: the message comes back with the dispute's first time.
+    const held = await p.adapters.liquidations.get(queued!.id);
+    expect(held?.state).toBe('QUEUED');
+    expect(held?.version).toBe(queued!.version);
+    expect(p.orders.orders.size).toBe(0);
+    expect(p.telemetry.total('MarkDisputes')).toBe(1);
+    const [again] = p.adapters.liquidationQueue.pending();
+    expect(again?.state).toBe('delayed');
+    expect(parseLiquidationMessage(again!.body)).toMatchObject({
+      liquidationId: queued!.id,
+      markDisputedSinceMs: p.clock.nowMs(),
+      dueAtMs: p.clock.nowMs() + MARK_DISPUTE_WAIT_SECONDS * 1000,
+    });
+    expect(p.errors).toEqual([]);
+
+    // The feed reverts the bad print: the re-check finds the long healthy, and it goes back to the book.
+    p.clock.advance(1_000);
+    await p.tick('ETH-USD', '100');
+    await p.drain();
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).toBe('CANCELLED');
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('OPEN');
+    expect(p.orders.orders.size).toBe(0);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('goes on on the mark once the dispute has lasted venueCheckHoldSeconds', async () => {
+    const p = createPipeline({ config: checked({ venueCheckHoldSeconds: 30 }) });
+    await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    await p.runUntil(p.clock.nowMs() + 25_000);
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).toBe('QUEUED');
+    expect(p.telemetry.total('MarkDisputes')).toBe(3); // at 0, 10 and 20 s
+    await p.runUntil(p.clock.nowMs() + 10_000);
+    // The look at 30 s goes on: no dispute counted.
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).not.toBe('QUEUED');
+    expect(p.telemetry.total('MarkDisputes')).toBe(3);
+    await p.drain();
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).toMatch(/^SETTLED_/);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it.each([
+    ['the venue agrees with the mark', '91'],
+    ['the venue is within the band of the mark', '95.5'],
+  ])('liquidates at once when %s', async (_what, venueAt) => {
+    const p = createPipeline({ config: checked() });
+    await badPrint(p, venueAt);
+    await deliverQueued(p);
+    expect(p.telemetry.total('MarkDisputes')).toBe(0);
+    expect(p.adapters.liquidations.all()[0]?.state).not.toBe('QUEUED');
+  });
+
+  it('an empty book is no evidence: it liquidates', async () => {
+    const p = createPipeline({ config: checked() });
+    await badPrint(p, '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await deliverQueued(p);
+    expect(p.telemetry.total('MarkDisputes')).toBe(0);
+    expect(p.adapters.liquidations.all()[0]?.state).not.toBe('QUEUED');
+  });
+
+  it('without venueCheckBand, the bad print liquidates the healthy long (what the check is for)', async () => {
+    const p = createPipeline();
+    await badPrint(p, '100');
+    await deliverQueued(p);
+    expect(p.adapters.liquidations.all()[0]?.state).not.toBe('QUEUED');
+  });
+});
