@@ -171,7 +171,13 @@ export const METRICS = {
     name: 'MarkDisputes',
     unit: 'Count',
     kind: 'counter',
-    help: "liquidations held because the venue's price for the close disputes the mark (venueCheckBand): the position is healthy there",
+    help: "looks at a liquidation held because the venue's price for the close disputes the mark (venueCheckBand): the position is healthy there (one every 10 s per held liquidation)",
+  },
+  MarkDisputesOverruled: {
+    name: 'MarkDisputesOverruled',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'liquidations that went on on the mark after the venue had disputed it for venueCheckHoldSeconds',
   },
   StaleMarkWaits: {
     name: 'StaleMarkWaits',

@@ -661,6 +661,7 @@ export class Monitoring extends Construct {
           m(METRICS.CircuitBreakerTripped),
           m(METRICS.StaleMarkWaits),
           m(METRICS.MarkDisputes),
+          m(METRICS.MarkDisputesOverruled),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
           this.byDimension(METRICS.VenueOrderFailures, 'Sum'),

@@ -36,7 +36,8 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * are judged as usual, and one accepted drops it; a jump that does not continue from it replaces it. A print that
  * continues from it (numbered above it, within maxSequenceJump) is judged as usual once it comes
  * breakerConfirmSeconds after it (by both clocks, as the breaker's), so a feed restarted on a new numbering is
- * followed; earlier, it is rejected with 'tick/sequence-confirming' and the held tick stays.
+ * followed; earlier, it is rejected with 'tick/sequence-confirming' and the held tick stays (continueJump: true
+ * records when, and for that span no other jump replaces it).
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -81,7 +82,11 @@ export interface TickState {
   /** Set when the feed was resumed below its sequence: the old feed's ticks are stamped at or before it. */
   readonly resumedAfterMs?: number;
   /** A tick that jumped the sequence, held until one continues from it (heldAtMs: this service's clock). */
-  readonly heldJump?: { readonly tick: TickRecord; readonly heldAtMs: number };
+  readonly heldJump?: {
+    readonly tick: TickRecord;
+    readonly heldAtMs: number;
+    readonly continuedAtMs?: number;
+  };
 }
 
 export type TickRejectReason =
@@ -110,8 +115,10 @@ export type TickVerdict =
       readonly reason: TickRejectReason;
       /** Trip (or re-arm) the breaker with this tick. */
       readonly tripBreaker: boolean;
-      /** Hold this tick as the market's sequence jump (replacing an older one). */
+      /** Hold this tick as the market's sequence jump (replacing the held one). */
       readonly holdJump?: boolean;
+      /** Record that this tick continued from the held jump (continuedAtMs), which a glitch may then not replace. */
+      readonly continueJump?: boolean;
       /** Human-readable detail for logs. */
       readonly detail: string;
     };
@@ -126,13 +133,13 @@ const reject = (
   reason: TickRejectReason,
   detail: string,
   tripBreaker = false,
-  holdJump = false,
+  jump?: 'hold' | 'continue',
 ): TickVerdict => ({
   verdict: 'reject',
   reason,
   tripBreaker,
   detail,
-  ...(holdJump ? { holdJump } : {}),
+  ...(jump === 'hold' ? { holdJump: true } : jump === 'continue' ? { continueJump: true } : {}),
 });
 
 const ACCEPT: TickVerdict = { verdict: 'accept', closeBreaker: false };
@@ -273,21 +280,28 @@ function checkJump(
   if (held && tick.sequence === held.tick.sequence) {
     return reject('tick/sequence-jump', `${jumped}: held already`);
   }
-  // Any jump that does not continue from the held one replaces it: a glitch held above a feed restarted on a new
-  // numbering must not keep that feed out.
+  const span = market.breakerConfirmSeconds * 1000;
   if (
     !held ||
     tick.sequence < held.tick.sequence ||
     tick.sequence - held.tick.sequence > market.maxSequenceJump
   ) {
-    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, true);
+    // A jump that does not continue from the held one replaces it (a glitch held above a feed restarted on a new
+    // numbering must not keep that feed out), unless a print continued from the held one within the span: a
+    // glitch repeated more often than that would otherwise restart the restarted feed's span for ever.
+    if (held?.continuedAtMs !== undefined && nowMs - held.continuedAtMs < span) {
+      return reject('tick/sequence-jump', `${jumped}: the held ${held.tick.sequence} is being continued`);
+    }
+    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, 'hold');
   }
   const atMs = Math.min(tick.timestampMs, nowMs);
   const heldMs = Math.min(atMs - held.tick.timestampMs, nowMs - held.heldAtMs);
-  if (heldMs < market.breakerConfirmSeconds * 1000) {
+  if (heldMs < span) {
     return reject(
       'tick/sequence-confirming',
       `${jumped}: continues from the held ${held.tick.sequence}, held ${heldMs} ms: followed once it persists ${market.breakerConfirmSeconds} s`,
+      false,
+      'continue',
     );
   }
   return undefined;

@@ -134,7 +134,11 @@ export interface MarketState {
    */
   readonly lastResortFills?: { readonly SELL?: number; readonly BUY?: number };
   /** A tick that jumped the sequence (domain/tick.ts), held until a print continues from it; heldAtMs: our clock. */
-  readonly heldJump?: { readonly tick: AcceptedTick; readonly heldAtMs: number };
+  readonly heldJump?: {
+    readonly tick: AcceptedTick;
+    readonly heldAtMs: number;
+    readonly continuedAtMs?: number;
+  };
 }
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
@@ -194,6 +198,11 @@ export interface MarketRepository {
    * acceptTick and rebaseSequence remove it.
    */
   holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedJump): Promise<boolean>;
+  /**
+   * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
+   * when another is held, or none.
+   */
+  continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A

@@ -241,7 +241,12 @@ export async function processLiquidation(
     // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
     const body = dueLiquidationMessage(
-      { liquidationId, ...waited },
+      {
+        liquidationId,
+        ...waited,
+        // A dispute's clock goes on through the feed's stalls (or a stalling feed would hold it for ever).
+        ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
+      },
       deps.clock.nowMs(),
       STALE_MARK_WAIT_SECONDS,
     );
@@ -575,11 +580,11 @@ export class MarkDisputedError extends Error {
   constructor(
     readonly symbol: string,
     mark: PriceE8,
-    venuePrice: PriceE8,
+    venuePrice: PriceE8 | undefined,
     readonly sinceMs: number,
   ) {
     super(
-      `mark/disputed: ${symbol} mark ${formatPrice(mark)}, the venue's price for the close ${formatPrice(venuePrice)} (disputed since ${new Date(sinceMs).toISOString()})`,
+      `mark/disputed: ${symbol} mark ${formatPrice(mark)}, the venue's price for the close ${venuePrice === undefined ? 'unknown (its quote failed)' : formatPrice(venuePrice)} (disputed since ${new Date(sinceMs).toISOString()})`,
     );
   }
 }
@@ -598,30 +603,34 @@ async function confirmWithVenue(
   carried: Carried,
 ): Promise<void> {
   const market = marketConfig(deps.config, liquidation.symbol);
-  if (market.venueCheckBand === undefined || deps.strategy === 'market-only') return;
+  // A slice's rest continues a liquidation whose start was checked (and held at most once).
+  if (market.venueCheckBand === undefined || deps.strategy === 'market-only' || isNextSlice(liquidation))
+    return;
+  const now = deps.clock.nowMs();
+  const since = carried.markDisputedSinceMs;
+  const holding = since !== undefined && now - since < market.venueCheckHoldSeconds * 1000;
   let quote: { bid?: PriceE8; ask?: PriceE8 };
   try {
     quote = await deps.venue.quote(liquidation.symbol, reference);
   } catch (error) {
     if (!(error instanceof VenueError)) throw error;
-    deps.telemetry.warn('venue quote failed; the mark goes unchecked', {
-      liquidationId: liquidation.id,
-      kind: error.kind,
-    });
+    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
+    deps.telemetry.warn('venue quote failed', { liquidationId: liquidation.id, kind: error.kind });
+    // No evidence either way: a dispute already under way holds on (a failing venue must not end it).
+    if (holding) throw new MarkDisputedError(liquidation.symbol, reference.mark, undefined, since);
     return;
   }
   const price = closeDirection(position.side) === 'SELL' ? quote.bid : quote.ask;
   if (!venueDisputesMark(position, reference.mark, price, market.maintenanceMargin, market.venueCheckBand))
     return;
-  const now = deps.clock.nowMs();
-  const since = carried.markDisputedSinceMs ?? now;
-  if (now - since < market.venueCheckHoldSeconds * 1000)
-    throw new MarkDisputedError(liquidation.symbol, reference.mark, price!, since);
+  if (since === undefined || holding)
+    throw new MarkDisputedError(liquidation.symbol, reference.mark, price, since ?? now);
   deps.telemetry.warn('the venue has disputed the mark for venueCheckHoldSeconds; liquidating on the mark', {
     liquidationId: liquidation.id,
     mark: formatPrice(reference.mark),
-    venuePrice: formatPrice(price!),
+    venuePrice: price === undefined ? null : formatPrice(price),
   });
+  deps.telemetry.count(METRICS.MarkDisputesOverruled.name, 1);
 }
 
 /**

@@ -206,6 +206,10 @@ async function handleTickOnce(
         detail: verdict.detail,
       });
     }
+    if (verdict.continueJump && state?.heldJump) {
+      // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
+      await markets.continueSequenceJump(tick.symbol, state.heldJump.tick.sequence, nowMs);
+    }
     // Counted once it stands (a trip refused above judges the tick again).
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };

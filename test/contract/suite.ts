@@ -684,15 +684,31 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const onFurther = { ...judged, heldSequence: further.sequence };
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_700, onFurther)).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
+        // Marked continued only while it is the one held.
+        await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_750);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
+        await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_750);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
+          tick: far,
+          heldAtMs: 9_700,
+          continuedAtMs: 9_750,
+        });
         // Kept by a trip; dropped by the next accepted tick, whatever its numbering.
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_800);
-        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
+          tick: far,
+          heldAtMs: 9_700,
+          continuedAtMs: 9_750,
+        });
         const written = await a.markets.acceptTick('ETH-USD', tick(3), 1, false, {
           breakerSequence: 2,
           pendingSequence: undefined,
           closeBreaker: true,
         });
         expect(written.heldJump).toBeUndefined();
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
+        // None held: a no-op.
+        await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_850);
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
         // A feed resumed below its sequence starts without one.
         const onThree = { lastSequence: 3, breakerSequence: undefined, heldSequence: undefined };

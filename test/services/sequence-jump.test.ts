@@ -102,4 +102,23 @@ describe('a tick that jumps the sequence', () => {
     p.clock.advance(1_000);
     expect(await p.tick('ETH-USD', '100', { sequence: 0 })).toMatchObject({ status: 'accepted' });
   });
+
+  it('a glitch repeated more often than the span does not keep a restarted feed out (review, session 33)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const base = 1 + DEFAULT_MAX_SEQUENCE_JUMP + 1_000;
+    const reasons: string[] = [];
+    // The old feed stops; the restarted one ticks every second; a print numbered 2^53 - 1 comes every 4 s.
+    for (let i = 0; i < 12; i++) {
+      p.clock.advance(1_000);
+      if (i % 4 === 1) await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER });
+      const outcome = await p.tick('ETH-USD', '100', { sequence: base + i });
+      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    }
+    expect(reasons.slice(0, 2)).toEqual(['tick/sequence-jump', 'tick/sequence-jump']);
+    expect(reasons).toContain('accepted');
+    expect(reasons.at(-1)).toBe('accepted');
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(base + 11);
+  });
 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
+import { VenueError } from '../../shared/ports/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
-import { MARK_DISPUTE_WAIT_SECONDS } from '../../shared/services/liquidation.ts';
+import { MARK_DISPUTE_WAIT_SECONDS, processLiquidation } from '../../shared/services/liquidation.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
@@ -108,5 +109,68 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     await badPrint(p, '100');
     await deliverQueued(p);
     expect(p.adapters.liquidations.all()[0]?.state).not.toBe('QUEUED');
+  });
+
+  it('a dispute under way holds through a failed quote; one not yet under way goes on (review, session 33)', async () => {
+    const p = createPipeline({ config: checked() });
+    await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    const failing = {
+      ...p.deps,
+      venue: {
+        placeIoc: p.deps.venue.placeIoc.bind(p.deps.venue),
+        quote: async () => {
+          throw new VenueError('venue/timeout: quote', 'timeout');
+        },
+      },
+    };
+    const since = p.clock.nowMs() - 10_000;
+    const held = await processLiquidation({ liquidationId: queued!.id, markDisputedSinceMs: since }, failing);
+    expect(held.state).toBe('QUEUED');
+    expect(p.telemetry.total('MarkDisputes')).toBe(1);
+    const [again] = p.adapters.liquidationQueue.pending().filter((m) => m.state === 'delayed');
+    expect(parseLiquidationMessage(again!.body).markDisputedSinceMs).toBe(since);
+    // No dispute before: no evidence, no hold.
+    const started = await processLiquidation({ liquidationId: queued!.id }, failing);
+    expect(started.state).not.toBe('QUEUED');
+  });
+
+  it('a dispute keeps its first time through a stale mark (review, session 33)', async () => {
+    const p = createPipeline({ config: checked(), marks: 'as-configured' });
+    await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    const since = p.clock.nowMs();
+    p.clock.advance(200_000); // past maxMarkAgeSeconds (120 s): the mark is stale
+    await p.adapters.liquidationQueue.receive(10, 30); // the margin-check's start, out of the way
+    await processLiquidation({ liquidationId: queued!.id, markDisputedSinceMs: since }, p.deps);
+    expect(p.telemetry.total('StaleMarkWaits')).toBe(1);
+    const waiting = p.adapters.liquidationQueue
+      .pending()
+      .map((m) => parseLiquidationMessage(m.body))
+      .filter((m) => m.markDisputedSinceMs !== undefined);
+    expect(waiting).toEqual([
+      expect.objectContaining({ liquidationId: queued!.id, markDisputedSinceMs: since }),
+    ]);
+  });
+
+  it("holds a position's first slice only: its rest's slices go on once it has (review, session 33)", async () => {
+    const p = createPipeline({
+      config: checked({ venueCheckBand: '0.01', venueCheckHoldSeconds: 30 }),
+      // A deep book: the slices' sales leave the bid where it disputes the mark.
+      venue: { defaults: { poolQuoteReserve: 62_500_000_000 } },
+    });
+    await p.tick('ETH-USD', '100');
+    await p.tick('ETH-USD', '100');
+    await p.open('LONG', '5000', '100', '51000'); // liquidatable below about 92.1: sliced
+    p.clock.advance(1_000);
+    await p.tick('ETH-USD', '91');
+    p.venue.onTick('ETH-USD', parsePrice('93.5'), p.clock.nowMs()); // its bid above 92.1
+    await p.drain();
+    const slices = p.adapters.liquidations.all();
+    expect(slices.length).toBeGreaterThan(1);
+    // Looks at 0, 10 and 20 s on the first slice; none on the others.
+    expect(p.telemetry.total('MarkDisputes')).toBe(3);
+    expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
+    expect((await p.check()).violations).toEqual([]);
   });
 });

@@ -942,6 +942,22 @@ describe('evaluateTick: sequence jumps (maxSequenceJump)', () => {
       expect(hold(evaluateTick(tick({ sequence }), state, ETH, NOW))).toBe(true);
   });
 
+  it('a print continuing from the held jump marks it continued; for the span after, no other jump replaces it', () => {
+    const j = 10 + 5 * JUMP;
+    const early = evaluateTick(
+      tick({ sequence: j + 1, timestampMs: T0 + 3000 }),
+      { lastTick: LAST, heldJump: held(j) },
+      ETH,
+      NOW + 1000,
+    );
+    expect(early).toMatchObject({ reason: 'tick/sequence-confirming', continueJump: true });
+    const continued: TickState = { lastTick: LAST, heldJump: { ...held(j)!, continuedAtMs: NOW + 1000 } };
+    const glitch = tick({ sequence: Number.MAX_SAFE_INTEGER });
+    const within = evaluateTick(glitch, continued, ETH, NOW + 1000 + 4_999);
+    expect([summary(within), hold(within)]).toEqual(['tick/sequence-jump', false]);
+    expect(hold(evaluateTick(glitch, continued, ETH, NOW + 1000 + 5_000))).toBe(true);
+  });
+
   it('judges a jump from a feed resumed from 0 (its last tick numbered -1)', () => {
     const resumed: TickState = { lastTick: { ...LAST, sequence: -1 } };
     expect(hold(evaluateTick(tick({ sequence: Number.MAX_SAFE_INTEGER }), resumed, ETH, NOW))).toBe(true);

@@ -130,6 +130,9 @@ export function marketFromItem(item: Item): MarketState {
           heldJump: {
             tick: readTick(readMap(heldJump, 'tick')),
             heldAtMs: readInt(heldJump, 'heldAtMs'),
+            ...(heldJump.continuedAtMs === undefined
+              ? {}
+              : { continuedAtMs: readInt(heldJump, 'continuedAtMs') }),
           },
         }),
     ...(pendingSequence === undefined ? {} : { pendingSequence }),
@@ -329,6 +332,18 @@ export class DynamoMarketRepository implements MarketRepository {
     }
     if (done) this.crash('markets.holdSequenceJump');
     return done;
+  }
+
+  async continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void> {
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET heldJump.continuedAtMs = :at',
+      ConditionExpression: 'heldJump.#tick.#seq = :held',
+      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+      ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
+    });
+    if (done) this.crash('markets.continueSequenceJump');
   }
 
   /**

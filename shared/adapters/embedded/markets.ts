@@ -29,6 +29,7 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - resetBreaker: removes the breaker; a no-op when none.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick's, the breaker's tick's and the
  *   held jump's sequences are the judged ones. Returns whether it wrote. rebaseSequence removes it too.
+ * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -139,6 +140,13 @@ export class EmbeddedMarketRepository implements MarketRepository {
     this.#set({ ...current, symbol, heldJump: { tick, heldAtMs: atMs } });
     fire(this.#hook, 'markets.holdSequenceJump');
     return true;
+  }
+
+  async continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void> {
+    const current = this.#states.get(symbol);
+    if (current?.heldJump?.tick.sequence !== heldSequence) return;
+    this.#set({ ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } });
+    fire(this.#hook, 'markets.continueSequenceJump');
   }
 
   async rebaseSequence(
