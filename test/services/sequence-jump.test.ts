@@ -1,20 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_SEQUENCE_JUMP } from '../../shared/domain/config.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
-import { createPipeline } from '../support/pipeline.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
  * A tick numbered far above the market's last, recorded, would make every later tick of the feed out of order: one
  * print numbered 2^53 - 1 blinded a market until an operator ran `feed resume` (security review, session 25).
  * Through margin-check: such a tick is held, not recorded.
  */
+/** A market at 100 (sequences 0 and 1) with a long liquidatable below about 92.3, a second on. */
+async function marketWithLong(p: Pipeline) {
+  await p.tick('ETH-USD', '100', { sequence: 0 });
+  await p.tick('ETH-USD', '100', { sequence: 1 });
+  const long = await p.open('LONG', '10', '100', '100');
+  p.clock.advance(1_000);
+  return long;
+}
+
 describe('a tick that jumps the sequence', () => {
   it('is held, not recorded: the feed goes on, and its next print liquidates what it crosses', async () => {
     const p = createPipeline();
-    await p.tick('ETH-USD', '100', { sequence: 0 });
-    await p.tick('ETH-USD', '100', { sequence: 1 });
-    const long = await p.open('LONG', '10', '100', '100'); // liquidatable below ~92.3
-    p.clock.advance(1_000);
+    const long = await marketWithLong(p);
     expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
       status: 'rejected',
       reason: 'tick/sequence-jump',
@@ -67,10 +73,7 @@ describe('a tick that jumps the sequence', () => {
 
   it('a glitch held above a feed restarted on a new numbering does not keep that feed out (review, session 33)', async () => {
     const p = createPipeline();
-    await p.tick('ETH-USD', '100', { sequence: 0 });
-    await p.tick('ETH-USD', '100', { sequence: 1 });
-    const long = await p.open('LONG', '10', '100', '100'); // liquidatable below ~92.3
-    p.clock.advance(1_000);
+    const long = await marketWithLong(p);
     expect(await p.tick('ETH-USD', '100', { sequence: Number.MAX_SAFE_INTEGER })).toMatchObject({
       reason: 'tick/sequence-jump',
     });

@@ -309,27 +309,21 @@ export class DynamoMarketRepository implements MarketRepository {
       conditions.push('breaker.#tick.#seq = :judgedBreaker');
       values[':judgedBreaker'] = N(judged.breakerSequence);
     }
-    let done = true;
-    try {
-      await this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { symbol: S(symbol) },
-          UpdateExpression: 'SET heldJump = :held',
-          ConditionExpression: conditions.join(' AND '),
-          // DynamoDB refuses names an expression does not use.
-          ...(conditions.some((c) => c.includes('#tick'))
-            ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
-            : {}),
-          ExpressionAttributeValues: values,
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-    } catch (error) {
-      const failed = failedCondition(error);
-      if (!failed) throw error;
-      done = writerOf(failed.item, 'heldJump') === writer;
-    }
+    const done = await this.updateOwned(
+      {
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET heldJump = :held',
+        ConditionExpression: conditions.join(' AND '),
+        // DynamoDB refuses names an expression does not use.
+        ...(conditions.some((c) => c.includes('#tick'))
+          ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
+          : {}),
+        ExpressionAttributeValues: values,
+      },
+      'heldJump',
+      writer,
+    );
     if (done) this.crash('markets.holdSequenceJump');
     return done;
   }
@@ -376,26 +370,20 @@ export class DynamoMarketRepository implements MarketRepository {
           : ' AND breaker.#tick.#seq = :judgedBreaker';
       if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
     }
-    let done = true;
-    try {
-      await this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { symbol: S(symbol) },
-          UpdateExpression: 'SET breaker = :breaker',
-          ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
-          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-          ExpressionAttributeValues: values,
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-    } catch (error) {
-      const failed = failedCondition(error);
-      if (!failed) throw error;
-      // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call. The same trip by
-      // another call (a concurrent duplicate of the tripping tick) is not this one's (writerToken).
-      done = writerOf(failed.item, 'breaker') === writer;
-    }
+    // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call. The same trip by
+    // another call (a concurrent duplicate of the tripping tick) is not this one's (writerToken).
+    const done = await this.updateOwned(
+      {
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET breaker = :breaker',
+        ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
+        ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+        ExpressionAttributeValues: values,
+      },
+      'breaker',
+      writer,
+    );
     if (done) this.crash('markets.tripBreaker');
     return done;
   }
@@ -554,6 +542,27 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   /** An update whose failed condition means "nothing to do": false instead of an error. */
+  /**
+   * A conditional update of the map `map`, written with `writer` (writerToken): true when this call wrote it,
+   * including an SDK retry whose answer was lost (its condition then fails on this call's own write).
+   */
+  private async updateOwned(
+    input: UpdateItemCommandInput,
+    map: 'breaker' | 'heldJump',
+    writer: string,
+  ): Promise<boolean> {
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+      );
+      return true;
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      return writerOf(failed.item, map) === writer;
+    }
+  }
+
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {
     try {
       await this.dynamo.send(new UpdateItemCommand(input));
