@@ -116,6 +116,8 @@ export interface StepSpec {
   spike: number;
   /** Receive (and drop) up to n messages of a queue before the tick: a consumer that died before doing anything. */
   steal: number;
+  /** Before the tick, a print numbered far ahead of the feed (a glitch): held, never followed (absent: none). */
+  glitch?: boolean;
   /** Operator changes to the crowd, made `crowdAt` of the way through the gap before the tick. */
   crowdOps?: CrowdOp[];
   crowdAt?: number;
@@ -340,6 +342,7 @@ const stepArb = (markets: number): fc.Arbitrary<StepSpec> =>
     indexBps: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -1200, max: 1200 })),
     spike: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, fc.integer({ min: -3000, max: 3000 })),
     steal: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 3 })),
+    glitch: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, fc.constant(true)),
   });
 
 export interface ArbOptions {
@@ -1189,6 +1192,18 @@ export async function runScenario(
       const old = sent[sent.length - step.replayOld]!;
       await deliver(old.symbol, old.markPrice, old);
     }
+    if (step.glitch) {
+      // A print numbered far ahead (each lower than the last glitch's, so none continues another), at the mark.
+      const glitch: Tick = {
+        symbol,
+        markPrice: last,
+        timestampMs: p.clock.nowMs(),
+        sequence: Number.MAX_SAFE_INTEGER - seq,
+        source: 'fuzz-glitch',
+      };
+      if ((await deliver(symbol, last, glitch)) === 'accepted')
+        extra.push(`glitch ${symbol}#${glitch.sequence} accepted`);
+    }
     if (step.spike !== 0) {
       await deliver(symbol, at(step.spike));
       p.clock.advance(1000);
@@ -1207,6 +1222,14 @@ export async function runScenario(
     armed = false;
     await addPositions(step.newPositions);
     armed = true;
+  }
+
+  // A glitch is never followed: no market's mark or breaker is numbered beyond the feed's.
+  for (const symbol of symbols) {
+    const state = await p.adapters.markets.get(symbol);
+    for (const n of [state?.lastTick?.sequence, state?.breaker?.tick.sequence])
+      if (n !== undefined && n > seq)
+        extra.push(`${symbol} follows a glitch's numbering: ${n} beyond the feed's ${seq}`);
   }
 
   // --- quiescence: faults gone, dead letters redriven, a final tick per market so the margin check can act ---
