@@ -11,7 +11,7 @@ import {
   rankCandidate,
 } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
-import type { InsuranceConfig } from '../domain/config.ts';
+import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
 import { marketConfig } from '../domain/config.ts';
 import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
@@ -194,15 +194,14 @@ export async function processLiquidation(
       METRICS.LiquidationLateness.name,
       Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000,
     );
-  const waited = {
+  // What the message carries from earlier deliveries: the last resort's waits and a dispute's first time.
+  const counts = {
     ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
     ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
-  };
-  const carried: Carried = {
-    ...waited,
     ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
   };
+  const carried: Carried = { ...counts };
   let state: LiquidationRecord['state'] | undefined;
   try {
     return await releasingLease(carried, deps, async () => {
@@ -241,12 +240,8 @@ export async function processLiquidation(
     // Everything written so far is a step a redelivery resumes from: the message comes back as one would.
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
     const body = dueLiquidationMessage(
-      {
-        liquidationId,
-        ...waited,
-        // A dispute's clock goes on through the feed's stalls (or a stalling feed would hold it for ever).
-        ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
-      },
+      // With its counts: a dispute's clock goes on through the feed's stalls (or a stalling feed would hold it for ever).
+      { liquidationId, ...counts },
       deps.clock.nowMs(),
       STALE_MARK_WAIT_SECONDS,
     );
@@ -530,7 +525,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     return { done: true, record: cancelled };
   }
 
-  if (!dustSlice) await confirmWithVenue(liquidation, position, reference, deps, carried);
+  if (!dustSlice) await confirmWithVenue(liquidation, position, reference, market, deps, carried);
 
   const plannedSize =
     deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
@@ -599,10 +594,10 @@ async function confirmWithVenue(
   liquidation: LiquidationRecord,
   position: PositionRecord,
   reference: MarkAt,
+  market: MarketConfig,
   deps: SettlementDeps,
   carried: Carried,
 ): Promise<void> {
-  const market = marketConfig(deps.config, liquidation.symbol);
   // A slice's rest continues a liquidation whose start was checked (and held at most once).
   if (market.venueCheckBand === undefined || deps.strategy === 'market-only' || isNextSlice(liquidation))
     return;
