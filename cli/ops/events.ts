@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
-import { evaluateTick } from '../../shared/domain/tick.ts';
+import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
@@ -172,7 +172,13 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     });
     const parsed = parseTickDetail(detail);
     if (!parsed.ok) throw new UsageError(`inject tick: ${parsed.reason}`);
-    const verdict = evaluateTick(parsed.tick, state ?? {}, marketConfig(config, symbol), Date.now());
+    const market = marketConfig(config, symbol);
+    const judged = evaluateTick(parsed.tick, state ?? {}, market, Date.now());
+    // A print that moves the market onto its numbering is judged again on it, as margin-check does.
+    const verdict =
+      judged.verdict === 'reject' && judged.rebase
+        ? evaluateTick(parsed.tick, rebasedTickState(state ?? {}, judged.rebase), market, Date.now())
+        : judged;
     const entry = tickEntry(deployment.names.busName, detail);
     const outcome = await putEntries(deployment.clients.events, [entry]);
     const refused = outcome.rejected[0];

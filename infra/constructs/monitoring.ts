@@ -422,6 +422,22 @@ export class Monitoring extends Construct {
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       { evaluationPeriods: 2 },
     );
+    // A print off the market's numbering is held, not recorded (domain/tick.ts): a faulty or hostile feed, or a feed
+    // restarted on a new numbering, which is followed once it persists; either way an operator should know.
+    const rejected = (reason: string) =>
+      this.business(METRICS.TicksRejected, { dimension: reason, period: FIVE_MINUTES });
+    this.alarm(
+      'FeedNumberingAlarm',
+      new MathExpression({
+        expression: 'FILL(jump, 0) + FILL(behind, 0)',
+        usingMetrics: { jump: rejected('tick/sequence-jump'), behind: rejected('tick/sequence-behind') },
+        label: 'ticks held off their market numbering',
+        period: FIVE_MINUTES,
+      }),
+      "A tick was numbered off its market's sequence and held, not recorded: far ahead of it (tick/sequence-jump: a glitch, a faulty or hostile feed, or a feed restarted on a higher numbering) or behind it with a later stamp (tick/sequence-behind: the market recorded a print ahead of its feed). A feed that goes on from the held print is followed after breakerConfirmSeconds; backstop status shows what is held",
+      1,
+      ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    );
     const minutes = config.alarmTickSilenceMinutes;
     if (minutes === 0) return;
     for (const market of config.markets) {

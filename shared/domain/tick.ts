@@ -38,6 +38,14 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * breakerConfirmSeconds after it (by both clocks, as the breaker's), so a feed restarted on a new numbering is
  * followed; earlier, it is rejected with 'tick/sequence-confirming' and the held tick stays (continueJump: true
  * records when, and for that span no other jump replaces it).
+ *
+ * Sequences behind: the market's numbering may run ahead of its feed (a print ahead by less than maxSequenceJump was
+ * recorded, or two glitches confirmed a jump). The feed's prints are then numbered below the last yet stamped after
+ * it by more than maxClockSkewSeconds, which no print of the recorded numbering can be (its stamps are at most the
+ * skew ahead of what was recorded, feed stamps being in order). Such a print is held as a jump is
+ * ('tick/sequence-behind'), and one that continues from it breakerConfirmSeconds later moves the market onto the
+ * feed's numbering (rebase: the old numbering's prints are then refused by their stamps) and is judged again.
+ * Without it the market stayed blind until the feed caught up with the print ahead, or an operator ran `feed resume`.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -103,6 +111,7 @@ export type TickRejectReason =
   | 'tick/breaker-confirming'
   | 'tick/unconfirmed'
   | 'tick/sequence-jump'
+  | 'tick/sequence-behind'
   | 'tick/sequence-confirming';
 
 export type BreakerCloseReason = 'tick/breaker-reverted' | 'tick/breaker-persisted' | 'tick/first-confirmed';
@@ -119,6 +128,11 @@ export type TickVerdict =
       readonly holdJump?: boolean;
       /** Record that this tick continued from the held jump (continuedAtMs), which a glitch may then not replace. */
       readonly continueJump?: boolean;
+      /**
+       * Move the market onto the feed's numbering, then judge the tick again: its last tick (and breaker's) counts as
+       * numbered `sequence` (the held print's), and prints stamped at or before `resumedAfterMs` are the old numbering's.
+       */
+      readonly rebase?: { readonly sequence: number; readonly resumedAfterMs: number };
       /** Human-readable detail for logs. */
       readonly detail: string;
     };
@@ -189,7 +203,12 @@ export function evaluateTick(
   const last = state.lastTick;
   const tripped = state.breaker?.tick;
   const order = checkSequence(tick, last) ?? checkSequence(tick, tripped);
-  if (order) return order;
+  // Numbered behind yet stamped after anything the market's numbering can still send: judged by checkNumbering.
+  const behind =
+    order?.verdict === 'reject' &&
+    order.reason === 'tick/out-of-order' &&
+    tick.timestampMs > oldNumberingEndsAt(state, market);
+  if (order && !behind) return order;
   // After a resume the old feed's sequences are no floor: its ticks still in flight (a redelivery, a retry) are
   // known by their time, and never count as the new feed's (nor confirm a bad print of theirs).
   if (state.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs) {
@@ -211,8 +230,8 @@ export function evaluateTick(
   if (tick.indexPrice !== undefined && !withinBand(tick.markPrice, tick.indexPrice, market.indexBand)) {
     return reject('tick/index-band', `mark ${fmt(tick.markPrice)} vs index ${fmt(tick.indexPrice)}`);
   }
-  const jump = checkJump(tick, state, market, nowMs);
-  if (jump) return jump;
+  const numbering = checkNumbering(tick, state, market, nowMs);
+  if (numbering) return numbering;
 
   // A market's first print has no mark to be judged against: it waits, as a tripped breaker, for one that agrees.
   if (!last && !tripped) {
@@ -263,8 +282,25 @@ export function evaluateTick(
   return ACCEPT;
 }
 
-/** A tick that jumps the sequence: held, or refused while it continues from a held one too soon (see above). */
-function checkJump(
+/**
+ * The latest stamp a print of the numbering the market recorded can carry: its recorded ticks' stamps (at most now
+ * when recorded) plus the skew a stamp may run ahead, and a resume's end. What `feed resume` and a rebase set as the
+ * old numbering's end (resumedAfterMs).
+ */
+export function oldNumberingEndsAt(
+  state: TickState,
+  market: Pick<MarketConfig, 'maxClockSkewSeconds'>,
+): number {
+  const recorded = Math.max(state.lastTick?.timestampMs ?? 0, state.breaker?.tick.timestampMs ?? 0);
+  return Math.max(state.resumedAfterMs ?? 0, recorded + market.maxClockSkewSeconds * 1000);
+}
+
+/**
+ * A tick numbered off the market's sequence: far above it (a jump), or behind it with a later stamp (evaluateTick
+ * lets only those through). Held, or refused while it continues from a held one too soon; a jump's continuation
+ * is then judged as usual, a continuation behind moves the market onto its numbering (see above).
+ */
+function checkNumbering(
   tick: Tick,
   state: TickState,
   market: MarketConfig,
@@ -274,37 +310,61 @@ function checkJump(
   const seen = [state.lastTick?.sequence, state.breaker?.tick.sequence].filter((n) => n !== undefined);
   if (seen.length === 0) return undefined;
   const floor = Math.max(...seen);
-  if (tick.sequence - floor <= market.maxSequenceJump) return undefined;
+  const behind = tick.sequence < floor;
+  if (!behind && tick.sequence - floor <= market.maxSequenceJump) return undefined;
   const held = state.heldJump;
-  const jumped = `sequence ${tick.sequence} is ${tick.sequence - floor} above ${floor} (at most ${market.maxSequenceJump})`;
-  if (held && tick.sequence === held.tick.sequence) {
-    return reject('tick/sequence-jump', `${jumped}: held already`);
-  }
+  const reason = behind ? 'tick/sequence-behind' : 'tick/sequence-jump';
+  const off = behind
+    ? `sequence ${tick.sequence} is below ${floor} but stamped after every print of that numbering`
+    : `sequence ${tick.sequence} is ${tick.sequence - floor} above ${floor} (at most ${market.maxSequenceJump})`;
+  if (held && tick.sequence === held.tick.sequence) return reject(reason, `${off}: held already`);
   const span = market.breakerConfirmSeconds * 1000;
   if (
     !held ||
     tick.sequence < held.tick.sequence ||
     tick.sequence - held.tick.sequence > market.maxSequenceJump
   ) {
-    // A jump that does not continue from the held one replaces it (a glitch held above a feed restarted on a new
+    // A print that does not continue from the held one replaces it (a glitch held above a feed restarted on a new
     // numbering must not keep that feed out), unless a print continued from the held one within the span: a
     // glitch repeated more often than that would otherwise restart the restarted feed's span for ever.
     if (held?.continuedAtMs !== undefined && nowMs - held.continuedAtMs < span) {
-      return reject('tick/sequence-jump', `${jumped}: the held ${held.tick.sequence} is being continued`);
+      return reject(reason, `${off}: the held ${held.tick.sequence} is being continued`);
     }
-    return reject('tick/sequence-jump', `${jumped}: held until a print continues from it`, false, 'hold');
+    return reject(reason, `${off}: held until a print continues from it`, false, 'hold');
   }
   const atMs = Math.min(tick.timestampMs, nowMs);
   const heldMs = Math.min(atMs - held.tick.timestampMs, nowMs - held.heldAtMs);
   if (heldMs < span) {
     return reject(
       'tick/sequence-confirming',
-      `${jumped}: continues from the held ${held.tick.sequence}, held ${heldMs} ms: followed once it persists ${market.breakerConfirmSeconds} s`,
+      `${off}: continues from the held ${held.tick.sequence}, held ${heldMs} ms: followed once it persists ${market.breakerConfirmSeconds} s`,
       false,
       'continue',
     );
   }
-  return undefined;
+  if (!behind) return undefined;
+  return {
+    verdict: 'reject',
+    reason,
+    tripBreaker: false,
+    rebase: { sequence: held.tick.sequence, resumedAfterMs: oldNumberingEndsAt(state, market) },
+    detail: `${off}: continues from the held ${held.tick.sequence}, held ${heldMs} ms: the market moves onto the feed's numbering`,
+  };
+}
+
+/** The market's tick state once a rebase verdict is applied, as MarketRepository.rebaseSequence writes it. */
+export function rebasedTickState<S extends TickState>(
+  state: S,
+  rebase: { readonly sequence: number; readonly resumedAfterMs: number },
+): S {
+  const { heldJump: _dropped, ...rest } = state;
+  const { lastTick, breaker } = state;
+  return {
+    ...rest,
+    ...(lastTick ? { lastTick: { ...lastTick, sequence: rebase.sequence } } : {}),
+    ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence: rebase.sequence } } } : {}),
+    resumedAfterMs: rebase.resumedAfterMs,
+  } as S;
 }
 
 /** The anchor a print at `atMs` is judged against: the market's, while `atMs` falls in its window. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
+import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   type BaseE8,
   formatPrice,
@@ -21,7 +22,6 @@ import {
   type Ledger,
   LedgerIdempotencyConflictError,
   type MarketRepository,
-  type MarketState,
   type PositionRecord,
   type PositionRepository,
   type ProviderRecord,
@@ -183,17 +183,6 @@ function providerCapital(
   return stated;
 }
 
-/**
- * When a resumed feed's old ticks end: none of them is stamped later than a recorded tick's time plus the clock
- * skew a tick may have (ticks are recorded at no time later than their acceptance), so one delivered again after
- * the resume is known by its time. The new feed's ticks come after it.
- */
-function oldFeedEndsAt(state: MarketState, config: RiskConfig): number {
-  const skewMs = marketConfig(config, state.symbol).maxClockSkewSeconds * 1000;
-  const recorded = Math.max(state.lastTick?.timestampMs ?? 0, state.breaker?.tick.timestampMs ?? 0);
-  return Math.max(state.resumedAfterMs ?? 0, recorded + skewMs);
-}
-
 /** Validates and applies one admin request; bad input is refused with a reason and changes nothing. */
 export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<AdminResult> {
   const parsed = adminRequestSchema.safeParse(input);
@@ -316,7 +305,9 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished`,
         );
       }
-      await deps.markets.rebaseSequence(symbol, after, state, oldFeedEndsAt(state, deps.config));
+      // The old feed's ticks (a redelivery, a retry) are known by their stamps after it (domain/tick.ts).
+      const oldEndsAt = oldNumberingEndsAt(state, marketConfig(deps.config, symbol));
+      await deps.markets.rebaseSequence(symbol, after, state, oldEndsAt);
       return { ok: true, id: symbol, sequence: { before, after } };
     }
     case 'reindexPositions':

@@ -10,6 +10,7 @@ import {
   type AuctionRepository,
   ConditionFailedError,
   type CrossedPage,
+  highestSequence,
   type LiquidationMessage,
   type LiquidationRecord,
   type LiquidationRepository,
@@ -93,8 +94,9 @@ export async function handleTick(
   // A tick that loses the race to record itself is judged again against what won: it may still be the newer.
   for (let attempt = 1; ; attempt++) {
     const outcome = await handleTickOnce(tick, deps, nowMs, segment);
-    // Judged on a cached state another container had moved on: not a lost race (the next reads the market).
-    if (outcome === STALE) {
+    // Judged on a cached state another container had moved on, or on the numbering this call just left: not a lost
+    // race (the next reads the market; a rebase happens once, as it drops the held print it continued).
+    if (outcome === STALE || outcome === REBASED) {
       attempt -= 1;
       continue;
     }
@@ -112,13 +114,14 @@ export async function handleTick(
 
 const LOST_RACE = Symbol('lost-race');
 const STALE = Symbol('stale');
+const REBASED = Symbol('rebased');
 
 async function handleTickOnce(
   tick: Tick,
   deps: MarginCheckDeps,
   nowMs: number,
   segment: TickSegment,
-): Promise<TickOutcome | typeof LOST_RACE | typeof STALE> {
+): Promise<TickOutcome | typeof LOST_RACE | typeof STALE | typeof REBASED> {
   const { markets, telemetry } = deps;
   // Only the state the feed's previous tick left: after a gap (another container took ticks) read the market.
   const kept = segment === 0 ? deps.marketStates?.get(tick.symbol) : undefined;
@@ -205,6 +208,28 @@ async function handleTickOnce(
         sequence: tick.sequence,
         detail: verdict.detail,
       });
+    }
+    if (verdict.rebase && state) {
+      // The market's numbering ran ahead of its feed: move it onto the feed's, then judge this print again on it.
+      try {
+        await markets.rebaseSequence(
+          tick.symbol,
+          verdict.rebase.sequence,
+          state,
+          verdict.rebase.resumedAfterMs,
+        );
+      } catch (error) {
+        // Moved on meanwhile, or a tick of the old numbering is still starting liquidations: judged again.
+        if (error instanceof ConditionFailedError) return LOST_RACE;
+        throw error;
+      }
+      telemetry.warn("market's sequence ran ahead of its feed: moved onto the feed's numbering", {
+        symbol: tick.symbol,
+        from: highestSequence(state),
+        to: verdict.rebase.sequence,
+        detail: verdict.detail,
+      });
+      return REBASED;
     }
     if (verdict.continueJump && state?.heldJump) {
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.

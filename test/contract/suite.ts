@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AdlOrder, adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
 import type { Side } from '../../shared/domain/model.ts';
+import { rebasedTickState } from '../../shared/domain/tick.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import {
   type AcceptedTick,
@@ -595,6 +596,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(601), 9_000);
         const tripped = (await a.markets.get('ETH-USD'))!;
         const both = await a.markets.rebaseSequence('ETH-USD', 5, tripped, RESUMED_AFTER_MS);
+        // What the domain foretells of a rebase (the inject tick command judges a print on it).
+        expect(both).toEqual(rebasedTickState(tripped, { sequence: 5, resumedAfterMs: RESUMED_AFTER_MS }));
         expect(both.lastTick?.sequence).toBe(5);
         expect(both.breaker).toMatchObject({
           reason: 'tick/price-band',

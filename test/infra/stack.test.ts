@@ -681,6 +681,18 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       }),
     ]);
+    // A print held off its market's numbering pages at once: a glitch, or a market numbered ahead of its feed.
+    const numbering = alarms.find((a) =>
+      a.AlarmDescription.startsWith("A tick was numbered off its market's"),
+    );
+    expect(numbering).toMatchObject({ Threshold: 1, EvaluationPeriods: 1, TreatMissingData: 'notBreaching' });
+    const numberingReasons = (
+      (numbering?.Metrics ?? []) as { MetricStat?: { Metric: { Dimensions: unknown[] } } }[]
+    )
+      .flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Dimensions] : []))
+      .map((dims) => (dims as { Name: string; Value: string }[]).find((d) => d.Name === 'Reason')?.Value)
+      .sort();
+    expect(numberingReasons).toEqual(['tick/sequence-behind', 'tick/sequence-jump']);
     const errors = on('Errors', 'AWS/Lambda');
     for (const def of FUNCTIONS) {
       const fnId = logicalIdOf(stack, stack.functions[def.id]);

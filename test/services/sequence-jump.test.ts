@@ -125,3 +125,95 @@ describe('a tick that jumps the sequence', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(base + 11);
   });
 });
+
+/**
+ * The market's numbering may still run ahead of its feed: a print ahead by less than maxSequenceJump is recorded, and
+ * two glitches continuing one another confirm a jump when no print of the feed comes in between (a slow feed). The
+ * feed's prints were then out of order until the feed passed that number (session 33's notes). They are stamped
+ * after every print of the recorded numbering: held as a jump is, and followed once they persist.
+ */
+describe("a feed numbered behind its market's last tick", () => {
+  it('is followed once its prints persist: a print ahead by 500 no longer blinds the market', async () => {
+    const p = createPipeline(); // maxClockSkewSeconds 5, breakerConfirmSeconds 5
+    const long = await marketWithLong(p);
+    expect(await p.tick('ETH-USD', '100', { sequence: 501 })).toMatchObject({ status: 'accepted' });
+    const reasons: string[] = [];
+    // The feed, one print a second from 2: out of order while stamped within the skew of the print ahead, then held,
+    // confirming for 5 s, and the print 5 s after the held one moves the market back onto the feed's numbering.
+    for (let sequence = 2; sequence <= 13; sequence++) {
+      p.clock.advance(1_000);
+      const outcome = await p.tick('ETH-USD', sequence < 13 ? '100' : '91', { sequence });
+      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    }
+    expect(reasons).toEqual([
+      ...Array(5).fill('tick/out-of-order'),
+      'tick/sequence-behind',
+      ...Array(4).fill('tick/sequence-confirming'),
+      'accepted',
+      'accepted',
+    ]);
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick?.sequence).toBe(13);
+    expect(market?.heldJump).toBeUndefined();
+    expect(p.telemetry.warnings).toContain(
+      "market's sequence ran ahead of its feed: moved onto the feed's numbering",
+    );
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    // The print ahead, delivered again, is the old numbering's: refused by its stamp.
+    p.clock.advance(1_000);
+    expect(
+      await p.tick('ETH-USD', '100', { sequence: 501, timestampMs: p.clock.nowMs() - 12_000 }),
+    ).toMatchObject({
+      reason: 'tick/out-of-order',
+    });
+    await p.drain();
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('two glitches that moved a slow feed (a print every 10 s) onto their numbering: the feed comes back (review, session 33)', async () => {
+    const p = createPipeline();
+    await marketWithLong(p);
+    const glitch = Number.MAX_SAFE_INTEGER - 100;
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: glitch })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    p.clock.advance(6_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: glitch + 1 })).toMatchObject({ status: 'accepted' });
+    const reasons: string[] = [];
+    for (let sequence = 2; sequence <= 5; sequence++) {
+      p.clock.advance(10_000);
+      const outcome = await p.tick('ETH-USD', '100', { sequence });
+      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    }
+    // Stamped 10 s after the glitch it follows, beyond the skew: held, and followed with the next print.
+    expect(reasons).toEqual(['tick/sequence-behind', 'accepted', 'accepted', 'accepted']);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(5);
+    // The glitch's numbering, continued, is a jump again: held, not followed.
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: glitch + 2 })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+  });
+
+  it('a feed still alive on the recorded numbering keeps it: a stray print behind is dropped by its next tick', async () => {
+    const p = createPipeline();
+    await marketWithLong(p);
+    const reasons: string[] = [];
+    // A stray source numbered from 0 with current stamps, every 2 s; the feed ticks every second.
+    for (let i = 0; i < 20; i++) {
+      p.clock.advance(1_000);
+      if (i % 2 === 0) {
+        const stray = await p.tick('ETH-USD', '100', {
+          sequence: i / 2,
+          timestampMs: p.clock.nowMs() + 4_500,
+        });
+        reasons.push(stray.status === 'accepted' ? 'accepted' : stray.reason);
+      }
+      expect(await p.tick('ETH-USD', '100', { sequence: 100 + i })).toMatchObject({ status: 'accepted' });
+    }
+    // Stamped ahead, beyond the skew of the feed's last print: each held, and dropped by the feed's next.
+    expect(reasons).toEqual(Array(10).fill('tick/sequence-behind'));
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(119);
+  });
+});

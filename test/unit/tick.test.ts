@@ -8,6 +8,7 @@ import {
   evaluateTick,
   markIsStale,
   nextBandAnchor,
+  rebasedTickState,
   type Tick,
   type TickRecord,
   type TickState,
@@ -969,5 +970,102 @@ describe('evaluateTick: sequence jumps (maxSequenceJump)', () => {
     expect(
       summary(evaluateTick(tick({ sequence: Number.MAX_SAFE_INTEGER }), { lastTick: LAST }, any, NOW)),
     ).toBe('accept');
+  });
+});
+
+describe("evaluateTick: sequences behind (the market's numbering ahead of its feed)", () => {
+  const SKEW = ETH.maxClockSkewSeconds * 1000;
+  const SPAN = ETH.breakerConfirmSeconds * 1000;
+  // The market recorded a print numbered 500, ahead of its feed (at 11 and on).
+  const AHEAD: TickRecord = { sequence: 500, markPrice: price('100'), timestampMs: T0 };
+  const later = NOW + 20_000;
+  const feed = (sequence: number, timestampMs: number, mark = '100') =>
+    tick({ sequence, timestampMs, markPrice: price(mark) });
+
+  it('a print below the last stamped within the skew of it is out of order, one stamped beyond is held', () => {
+    const state: TickState = { lastTick: AHEAD };
+    expect(summary(evaluateTick(feed(11, T0 + SKEW), state, ETH, later))).toBe('tick/out-of-order');
+    expect(evaluateTick(feed(11, T0 + SKEW + 1), state, ETH, later)).toEqual({
+      verdict: 'reject',
+      reason: 'tick/sequence-behind',
+      tripBreaker: false,
+      holdJump: true,
+      detail:
+        'sequence 11 is below 500 but stamped after every print of that numbering: held until a print continues from it',
+    });
+    // A duplicate of the last stays one, and the old rules (the resume's end) still hold first.
+    expect(summary(evaluateTick(feed(500, T0 + SKEW + 1), state, ETH, later))).toBe('tick/duplicate');
+    const resumed: TickState = { lastTick: AHEAD, resumedAfterMs: T0 + 3 * SKEW };
+    expect(summary(evaluateTick(feed(11, T0 + 2 * SKEW), resumed, ETH, later))).toBe('tick/out-of-order');
+  });
+
+  it('a print continuing from the held one moves the market onto its numbering once it persisted, by both clocks', () => {
+    const heldAt = T0 + SKEW + 1_000;
+    const state: TickState = {
+      lastTick: AHEAD,
+      heldJump: { tick: { sequence: 11, markPrice: price('100'), timestampMs: heldAt }, heldAtMs: later },
+    };
+    const soon = evaluateTick(feed(12, heldAt + SPAN - 1), state, ETH, later + SPAN);
+    expect(soon).toMatchObject({ reason: 'tick/sequence-confirming', continueJump: true });
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN), state, ETH, later + SPAN - 1))).toBe(
+      'tick/sequence-confirming',
+    );
+    const moved = evaluateTick(feed(12, heldAt + SPAN), state, ETH, later + SPAN);
+    expect(moved).toMatchObject({
+      verdict: 'reject',
+      reason: 'tick/sequence-behind',
+      rebase: { sequence: 11, resumedAfterMs: T0 + SKEW },
+    });
+    if (moved.verdict !== 'reject' || !moved.rebase) throw new Error('no rebase');
+    // Judged again on the rebased market: as any print (here accepted, or tripping the breaker far from the mark).
+    const rebased = rebasedTickState(state, moved.rebase);
+    expect(rebased).toEqual({ lastTick: { ...AHEAD, sequence: 11 }, resumedAfterMs: T0 + SKEW });
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN), rebased, ETH, later + SPAN))).toBe('accept');
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN, '130'), rebased, ETH, later + SPAN))).toBe(
+      'tick/price-band:trip',
+    );
+    // The old numbering's prints are refused by their stamps.
+    expect(summary(evaluateTick(feed(501, T0 + SKEW), rebased, ETH, later + SPAN))).toBe('tick/out-of-order');
+  });
+
+  it('is measured from the breaker’s tick too: a print far ahead that tripped it', () => {
+    const tripped: TickRecord = { sequence: 900, markPrice: price('300'), timestampMs: T0 + 1_000 };
+    const state: TickState = {
+      lastTick: { ...LAST, timestampMs: T0 },
+      breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: tripped },
+    };
+    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW), state, ETH, later))).toBe('tick/out-of-order');
+    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW), state, ETH, later))).toBe(
+      'tick/sequence-behind',
+    );
+    const rebased = rebasedTickState(
+      { ...state, heldJump: { tick: { ...tripped, sequence: 11 }, heldAtMs: later } },
+      { sequence: 11, resumedAfterMs: T0 + 1_000 + SKEW },
+    );
+    expect(rebased.breaker?.tick.sequence).toBe(11);
+    expect(rebased.lastTick?.sequence).toBe(11);
+    expect(rebased.heldJump).toBeUndefined();
+  });
+
+  it('never holds a print of the recorded numbering, whatever the skew it was stamped with (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: SKEW }),
+        fc.integer({ min: 0, max: 60_000 }),
+        fc.integer({ min: 1, max: 400 }),
+        fc.integer({ min: 0, max: 60_000 }),
+        (ahead, age, back, wait) => {
+          // The last print, stamped `ahead` of our clock when it was accepted, and recorded at most at that clock.
+          const acceptedAt = T0;
+          const stamp = acceptedAt + ahead;
+          const state: TickState = { lastTick: toTickRecord(feed(500, stamp), acceptedAt) };
+          // An earlier print of its numbering: stamped at or before it, however late it comes.
+          const earlier = feed(500 - back, stamp - Math.min(age, 30_000));
+          const v = evaluateTick(earlier, state, ETH, acceptedAt + wait);
+          expect(['tick/out-of-order', 'tick/too-old']).toContain(summary(v));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { earlierWake } from '../../domain/sleep.ts';
+import { rebasedTickState } from '../../domain/tick.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
@@ -170,13 +171,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/not-rebased: ${symbol} has no settled last tick above ${sequence}`,
       );
     }
-    const { breaker, heldJump: _held, ...rest } = current;
-    this.#set({
-      ...rest,
-      ...(last ? { lastTick: { ...last, sequence } } : {}),
-      ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence } } } : {}),
-      resumedAfterMs,
-    });
+    this.#set(rebasedTickState(current, { sequence, resumedAfterMs }));
     fire(this.#hook, 'markets.rebaseSequence');
     return this.#states.get(symbol)!;
   }
