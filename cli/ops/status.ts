@@ -94,10 +94,8 @@ export function renderStatus(s: StatusReport): string {
       : m.breaker.reason === 'tick/unconfirmed'
         ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
         : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
-    const offBy =
-      m.heldJump && m.lastSequence !== null && m.heldJump.sequence < m.lastSequence ? 'behind' : 'jump';
     const held = m.heldJump
-      ? `, sequence ${offBy === 'jump' ? 'jump to' : 'behind at'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it)`
+      ? `, sequence ${m.heldJump.behind ? 'behind at' : 'jump to'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it${m.heldJump.behind ? ' and the mark is stale' : ''})`
       : '';
     lines.push(
       `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}${held}`,

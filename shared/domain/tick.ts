@@ -43,9 +43,14 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * recorded, or two glitches confirmed a jump). The feed's prints are then numbered below the last yet stamped after
  * it by more than maxClockSkewSeconds, which no print of the recorded numbering can be (its stamps are at most the
  * skew ahead of what was recorded, feed stamps being in order). Such a print is held as a jump is
- * ('tick/sequence-behind'), and one that continues from it breakerConfirmSeconds later moves the market onto the
- * feed's numbering (rebase: the old numbering's prints are then refused by their stamps) and is judged again.
- * Without it the market stayed blind until the feed caught up with the print ahead, or an operator ran `feed resume`.
+ * ('tick/sequence-behind'), and one that continues from it breakerConfirmSeconds later, once the market's mark is
+ * stale (maxMarkAgeSeconds), moves the market onto the feed's numbering (rebase: the old numbering's prints are then
+ * refused by their stamps) and is judged again. Without it the market stayed blind until the feed caught up with the
+ * print ahead, or an operator ran `feed resume`.
+ *
+ * The incumbent wins: a fresh print of the market's own numbering drops any held print (dropHeld: true when it is
+ * refused, as by the breaker; acceptTick drops it too), so a stray source is followed only while the market's own
+ * feed is silent.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -128,6 +133,8 @@ export type TickVerdict =
       readonly holdJump?: boolean;
       /** Record that this tick continued from the held jump (continuedAtMs), which a glitch may then not replace. */
       readonly continueJump?: boolean;
+      /** Drop the held jump: this print is of the market's own numbering, whose feed still prints. */
+      readonly dropHeld?: boolean;
       /**
        * Move the market onto the feed's numbering, then judge the tick again: its last tick (and breaker's) counts as
        * numbered `sequence` (the held print's), and prints stamped at or before `resumedAfterMs` are the old numbering's.
@@ -232,7 +239,17 @@ export function evaluateTick(
   }
   const numbering = checkNumbering(tick, state, market, nowMs);
   if (numbering) return numbering;
+  const verdict = judgeMark(tick, state, market, nowMs);
+  // A fresh print of the market's own numbering, however its mark is judged, shows that numbering's feed lives: a
+  // print held off it is dropped (an accepted one drops it as it is recorded), so no stray numbering is followed
+  // while the breaker holds the feed's prints.
+  return verdict.verdict === 'reject' && state.heldJump ? { ...verdict, dropHeld: true } : verdict;
+}
 
+/** The mark of a fresh print on the market's numbering, judged by the bands and the breaker (see above). */
+function judgeMark(tick: Tick, state: TickState, market: MarketConfig, nowMs: number): TickVerdict {
+  const last = state.lastTick;
+  const tripped = state.breaker?.tick;
   // A market's first print has no mark to be judged against: it waits, as a tripped breaker, for one that agrees.
   if (!last && !tripped) {
     return reject(
@@ -343,6 +360,17 @@ function checkNumbering(
     );
   }
   if (!behind) return undefined;
+  // The market leaves its numbering only once its mark is stale (maxMarkAgeSeconds): until then its feed may still
+  // print (a fresh print of it drops the held one), and a stray source must not take a live market over.
+  const markAtMs = state.lastTick?.timestampMs;
+  if (markAtMs !== undefined && !markIsStale(markAtMs, nowMs, market)) {
+    return reject(
+      'tick/sequence-confirming',
+      `${off}: continues from the held ${held.tick.sequence}: followed once the market's mark is stale (${market.maxMarkAgeSeconds} s)`,
+      false,
+      'continue',
+    );
+  }
   return {
     verdict: 'reject',
     reason,

@@ -7,7 +7,7 @@ import type { RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
-import { type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
+import { highestSequence, type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
@@ -73,8 +73,11 @@ export interface MarketStatus {
   readonly markStale: boolean | null;
   readonly pendingSequence: number | null;
   readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
-  /** A tick that jumped the sequence, held until a print continues from it (null: none). */
-  readonly heldJump: { readonly sequence: number; readonly heldAt: string } | null;
+  /**
+   * A tick numbered off the market's sequence, held until a print continues from it (null: none); behind: numbered
+   * below the market's last or its breaker's tick (with a later stamp), else far above it.
+   */
+  readonly heldJump: { readonly sequence: number; readonly heldAt: string; readonly behind?: boolean } | null;
 }
 
 export interface StatusReport {
@@ -237,7 +240,13 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
           mark: formatPrice(m.breaker.tick.markPrice),
         }
       : null,
-    heldJump: m.heldJump ? { sequence: m.heldJump.tick.sequence, heldAt: iso(m.heldJump.heldAtMs) } : null,
+    heldJump: m.heldJump
+      ? {
+          sequence: m.heldJump.tick.sequence,
+          heldAt: iso(m.heldJump.heldAtMs),
+          ...(m.heldJump.tick.sequence < highestSequence(m) ? { behind: true } : {}),
+        }
+      : null,
   };
 }
 

@@ -133,7 +133,10 @@ export interface MarketState {
    * within the bound in between and a sibling took it, so that wait does not count towards its dead letter.
    */
   readonly lastResortFills?: { readonly SELL?: number; readonly BUY?: number };
-  /** A tick that jumped the sequence (domain/tick.ts), held until a print continues from it; heldAtMs: our clock. */
+  /**
+   * A tick numbered off the market's sequence (domain/tick.ts: far above it, or behind it with a later stamp), held
+   * until a print continues from it; heldAtMs: our clock.
+   */
   readonly heldJump?: {
     readonly tick: AcceptedTick;
     readonly heldAtMs: number;
@@ -203,6 +206,11 @@ export interface MarketRepository {
    * when another is held, or none.
    */
   continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void>;
+  /**
+   * Drops the held jump numbered `heldSequence`: a print of the market's own numbering came after it, so the feed
+   * it might belong to is not the market's (a no-op when another is held, or none).
+   */
+  dropSequenceJump(symbol: string, heldSequence: number): Promise<void>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A

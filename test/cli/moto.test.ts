@@ -347,6 +347,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       breaker: { reason: 'tick/price-band', mark: '900' },
       heldJump: null,
     });
+    // A print held below the breaker's tick (above the last one) is shown as behind the market's sequence.
+    const behind = { ...tick, sequence: lastSent + 42, timestampMs: Date.now() };
+    const judged = { lastSequence: lastSent + 41, breakerSequence: lastSent + 43, heldSequence: undefined };
+    expect(await markets.holdSequenceJump('ETH-USD', behind, Date.now(), judged)).toBe(true);
+    expect((await status(at)).markets['ETH-USD']?.heldJump).toMatchObject({
+      sequence: lastSent + 42,
+      behind: true,
+    });
 
     // A mistyped sequence far ahead: margin-check would hold it as a jump, and the next tick is not numbered after it.
     const typo = lastSent + 43 + 2 * DEFAULT_MAX_SEQUENCE_JUMP;

@@ -799,8 +799,10 @@ describe('status rendering', () => {
     const behind = structuredClone(report);
     const market = behind.markets['ETH-USD'];
     if (!market?.heldJump) throw new Error('no held jump');
-    behind.markets['ETH-USD'] = { ...market, heldJump: { ...market.heldJump, sequence: 3 } };
-    expect(renderStatus(behind)).toContain('sequence behind at 3 held since 2026-01-01T00:00:01.000Z');
+    behind.markets['ETH-USD'] = { ...market, heldJump: { ...market.heldJump, sequence: 3, behind: true } };
+    expect(renderStatus(behind)).toContain(
+      'sequence behind at 3 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it and the mark is stale)',
+    );
     // Its age, against which the work waits for a fresh mark (maxMarkAgeSeconds), when the configuration is known.
     expect(text).toContain(
       'mark 1520.5 (sequence 12 at 2026-01-01T00:00:00.000Z, 150 s old: STALE, over 120 s (liquidations and auctions wait for a tick))',

@@ -133,27 +133,35 @@ describe('a tick that jumps the sequence', () => {
  * after every print of the recorded numbering: held as a jump is, and followed once they persist.
  */
 describe("a feed numbered behind its market's last tick", () => {
-  it('is followed once its prints persist: a print ahead by 500 no longer blinds the market', async () => {
-    const p = createPipeline(); // maxClockSkewSeconds 5, breakerConfirmSeconds 5
+  /** Feeds `prints` one after the other until one is accepted (at most `max`), each `everyMs` after the last. */
+  async function until(p: Pipeline, everyMs: number, first: number, max = 400) {
+    const reasons: string[] = [];
+    for (let sequence = first; sequence < first + max; sequence++) {
+      p.clock.advance(everyMs);
+      const outcome = await p.tick('ETH-USD', '91', { sequence });
+      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+      if (outcome.status === 'accepted') return { reasons, sequence };
+    }
+    throw new Error(`never followed: ${reasons.slice(-3).join(', ')}`);
+  }
+
+  it('is followed once its mark is stale: a print ahead by 500 no longer blinds the market for good', async () => {
+    // maxClockSkewSeconds 5, breakerConfirmSeconds 5, maxMarkAgeSeconds 120.
+    const p = createPipeline({ marks: 'as-configured' });
     const long = await marketWithLong(p);
     expect(await p.tick('ETH-USD', '100', { sequence: 501 })).toMatchObject({ status: 'accepted' });
-    const reasons: string[] = [];
     // The feed, one print a second from 2: out of order while stamped within the skew of the print ahead, then held,
-    // confirming for 5 s, and the print 5 s after the held one moves the market back onto the feed's numbering.
-    for (let sequence = 2; sequence <= 13; sequence++) {
-      p.clock.advance(1_000);
-      const outcome = await p.tick('ETH-USD', sequence < 13 ? '100' : '91', { sequence });
-      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
-    }
+    // confirming while the print ahead is a fresh mark, and the first print after it went stale moves the market
+    // back onto the feed's numbering and is judged on it.
+    const { reasons, sequence } = await until(p, 1_000, 2);
     expect(reasons).toEqual([
       ...Array(5).fill('tick/out-of-order'),
       'tick/sequence-behind',
-      ...Array(4).fill('tick/sequence-confirming'),
-      'accepted',
+      ...Array(114).fill('tick/sequence-confirming'),
       'accepted',
     ]);
     const market = await p.adapters.markets.get('ETH-USD');
-    expect(market?.lastTick?.sequence).toBe(13);
+    expect(market?.lastTick?.sequence).toBe(sequence);
     expect(market?.heldJump).toBeUndefined();
     expect(p.telemetry.warnings).toContain(
       "market's sequence ran ahead of its feed: moved onto the feed's numbering",
@@ -161,17 +169,14 @@ describe("a feed numbered behind its market's last tick", () => {
     expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
     // The print ahead, delivered again, is the old numbering's: refused by its stamp.
     p.clock.advance(1_000);
-    expect(
-      await p.tick('ETH-USD', '100', { sequence: 501, timestampMs: p.clock.nowMs() - 12_000 }),
-    ).toMatchObject({
-      reason: 'tick/out-of-order',
-    });
+    const ahead = { sequence: 501, timestampMs: p.clock.nowMs() - 122_000 };
+    expect(await p.tick('ETH-USD', '100', ahead)).toMatchObject({ reason: 'tick/out-of-order' });
     await p.drain();
     expect((await p.check()).violations).toEqual([]);
   });
 
   it('two glitches that moved a slow feed (a print every 10 s) onto their numbering: the feed comes back (review, session 33)', async () => {
-    const p = createPipeline();
+    const p = createPipeline({ marks: 'as-configured' });
     await marketWithLong(p);
     const glitch = Number.MAX_SAFE_INTEGER - 100;
     p.clock.advance(1_000);
@@ -180,15 +185,13 @@ describe("a feed numbered behind its market's last tick", () => {
     });
     p.clock.advance(6_000);
     expect(await p.tick('ETH-USD', '100', { sequence: glitch + 1 })).toMatchObject({ status: 'accepted' });
-    const reasons: string[] = [];
-    for (let sequence = 2; sequence <= 5; sequence++) {
-      p.clock.advance(10_000);
-      const outcome = await p.tick('ETH-USD', '100', { sequence });
-      reasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
-    }
-    // Stamped 10 s after the glitch it follows, beyond the skew: held, and followed with the next print.
-    expect(reasons).toEqual(['tick/sequence-behind', 'accepted', 'accepted', 'accepted']);
-    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(5);
+    // Stamped 10 s after the glitch it follows, beyond the skew: held; followed once the glitch's mark is stale.
+    const { reasons } = await until(p, 10_000, 2);
+    expect(reasons).toEqual([
+      'tick/sequence-behind',
+      ...Array(11).fill('tick/sequence-confirming'),
+      'accepted',
+    ]);
     // The glitch's numbering, continued, is a jump again: held, not followed.
     p.clock.advance(1_000);
     expect(await p.tick('ETH-USD', '100', { sequence: glitch + 2 })).toMatchObject({
@@ -197,10 +200,10 @@ describe("a feed numbered behind its market's last tick", () => {
   });
 
   it('a feed still alive on the recorded numbering keeps it: a stray print behind is dropped by its next tick', async () => {
-    const p = createPipeline();
+    const p = createPipeline({ marks: 'as-configured' });
     await marketWithLong(p);
     const reasons: string[] = [];
-    // A stray source numbered from 0 with current stamps, every 2 s; the feed ticks every second.
+    // A stray source numbered from 0 stamped ahead, every 2 s; the feed ticks every second.
     for (let i = 0; i < 20; i++) {
       p.clock.advance(1_000);
       if (i % 2 === 0) {
@@ -215,5 +218,41 @@ describe("a feed numbered behind its market's last tick", () => {
     // Stamped ahead, beyond the skew of the feed's last print: each held, and dropped by the feed's next.
     expect(reasons).toEqual(Array(10).fill('tick/sequence-behind'));
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(119);
+  });
+
+  it('a stray source cannot take a market over while the breaker holds its feed, nor from a slow feed (review, session 34)', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    const long = await marketWithLong(p); // sequences 0 and 1, the long liquidatable below about 92.3
+    const strayReasons: string[] = [];
+    const feedReasons: string[] = [];
+    const stray = async (sequence: number) => {
+      const outcome = await p.tick('ETH-USD', '100', { sequence, timestampMs: p.clock.nowMs() + 5_000 });
+      strayReasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    };
+    // The feed moves to 80 (a real move: the breaker holds it 5 s) while a stray numbered behind it prints at 100.
+    p.clock.advance(6_000);
+    await stray(-10);
+    for (let i = 0; i < 8; i++) {
+      p.clock.advance(1_000);
+      const outcome = await p.tick('ETH-USD', '80', { sequence: 1_000 + i });
+      feedReasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+      p.clock.advance(100);
+      await stray(-9 + i);
+    }
+    expect(feedReasons.slice(0, 2)).toEqual(['tick/price-band', 'tick/breaker-confirming']);
+    expect(feedReasons).toContain('accepted');
+    expect(strayReasons).not.toContain('accepted');
+    expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    // A feed printing every 12 s keeps its market against a stray printing every 5 s: its mark stays fresh.
+    for (let t = 0; t < 240; t += 1) {
+      p.clock.advance(1_000);
+      if (t % 12 === 0) {
+        const outcome = await p.tick('ETH-USD', '80', { sequence: 2_000 + t });
+        expect(outcome).toMatchObject({ status: 'accepted' });
+      }
+      if (t % 5 === 0) await stray(t);
+    }
+    expect(strayReasons).not.toContain('accepted');
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(8_000_000_000n);
   });
 });

@@ -20,6 +20,7 @@ import {
   parseQuote,
 } from '../../shared/domain/units.ts';
 import {
+  highestSequence,
   InjectedCrash,
   maxLotIn,
   type PositionRecord,
@@ -118,6 +119,11 @@ export interface StepSpec {
   steal: number;
   /** Before the tick, a print numbered far ahead of the feed (a glitch): held, never followed (absent: none). */
   glitch?: boolean;
+  /**
+   * Before the tick, the feed restarts on a lower numbering (about half its sequence) with no operator: the market
+   * follows it once its prints persist (absent: none).
+   */
+  restart?: boolean;
   /** Operator changes to the crowd, made `crowdAt` of the way through the gap before the tick. */
   crowdOps?: CrowdOp[];
   crowdAt?: number;
@@ -343,6 +349,7 @@ const stepArb = (markets: number): fc.Arbitrary<StepSpec> =>
     spike: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, fc.integer({ min: -3000, max: 3000 })),
     steal: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 3 })),
     glitch: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, fc.constant(true)),
+    restart: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, fc.constant(true)),
   });
 
 export interface ArbOptions {
@@ -690,6 +697,9 @@ export async function runScenario(
   const ticksLog: [string, string][] = [];
   (p as unknown as { ticksLog: unknown }).ticksLog = ticksLog;
   let seq = 0;
+  // Glitches, numbered down from 2^53 - 1 so that none continues another (a feed's restart lowers `seq`).
+  let glitches = 0;
+  let restarted = false;
   let topUps = 0n;
   // Capital changes made outside auctions (admin puts of an existing provider), per provider: signed.
   const capitalAdjust = new Map<string, bigint>();
@@ -835,8 +845,10 @@ export async function runScenario(
         return 'rejected';
       }
       if (outcome.status !== 'accepted') {
-        // A retry of a tick a crashed invocation recorded: 'duplicate', yet the market's mark is this tick's.
-        const recorded = (await p.adapters.markets.get(symbol))?.lastTick?.sequence === t.sequence;
+        // A retry of a tick a crashed invocation recorded: 'duplicate', yet the market's mark is this tick's (not a
+        // print of a restarted feed numbered as the last one of the old numbering).
+        const lastTick = (await p.adapters.markets.get(symbol))?.lastTick;
+        const recorded = lastTick?.sequence === t.sequence && lastTick.markPrice === t.markPrice;
         if (segment === 0 && recorded && !again) {
           status = 'accepted';
           break;
@@ -1192,13 +1204,18 @@ export async function runScenario(
       const old = sent[sent.length - step.replayOld]!;
       await deliver(old.symbol, old.markPrice, old);
     }
+    if (step.restart && seq > 1) {
+      seq = Math.floor(seq / 2);
+      restarted = true;
+    }
     if (step.glitch) {
       // A print numbered far ahead (each lower than the last glitch's, so none continues another), at the mark.
+      glitches += 1;
       const glitch: Tick = {
         symbol,
         markPrice: last,
         timestampMs: p.clock.nowMs(),
-        sequence: Number.MAX_SAFE_INTEGER - seq,
+        sequence: Number.MAX_SAFE_INTEGER - glitches,
         source: 'fuzz-glitch',
       };
       if ((await deliver(symbol, last, glitch)) === 'accepted')
@@ -1224,12 +1241,41 @@ export async function runScenario(
     armed = true;
   }
 
-  // A glitch is never followed: no market's mark or breaker is numbered beyond the feed's.
-  for (const symbol of symbols) {
-    const state = await p.adapters.markets.get(symbol);
-    for (const n of [state?.lastTick?.sequence, state?.breaker?.tick.sequence])
-      if (n !== undefined && n > seq)
-        extra.push(`${symbol} follows a glitch's numbering: ${n} beyond the feed's ${seq}`);
+  // A glitch is never followed: no market's mark or breaker is numbered beyond the feed's. (After a restart the
+  // markets are still numbered beyond it until the feed's prints persist: checked after the quiescence's ticks.)
+  const offNumbering = async (when: string) => {
+    for (const symbol of symbols) {
+      const state = await p.adapters.markets.get(symbol);
+      for (const n of [state?.lastTick?.sequence, state?.breaker?.tick.sequence])
+        if (n !== undefined && n > seq)
+          extra.push(`${symbol} is off its feed's numbering ${when}: ${n} beyond the feed's ${seq}`);
+    }
+  };
+  if (!restarted) await offNumbering('after the price path');
+  else {
+    const onNumbering = async () =>
+      (await Promise.all(symbols.map((symbol) => p.adapters.markets.get(symbol)))).every(
+        (state) => highestSequence(state) <= seq,
+      );
+    if (!staleMarks) {
+      // Marks never go stale here, so a market numbered ahead of its feed never leaves that numbering by itself:
+      // the operator resumes it (backstop feed resume), below the feed's next print.
+      armed = false;
+      for (const symbol of symbols) {
+        const state = await p.adapters.markets.get(symbol);
+        if (highestSequence(state) <= seq) continue;
+        const resumed = await handleAdmin({ action: 'resumeFeed', symbol, fromSequence: seq + 1 }, adminDeps);
+        if (!resumed.ok) extra.push(`feed resume of ${symbol} refused: ${resumed.reason}`);
+      }
+      armed = true;
+    }
+    // The restarted feed goes on printing, crashes still armed, until the markets are on its numbering: once their
+    // marks are stale (held prints continued beyond the skew and the confirmation span), or at once after a resume.
+    for (let i = 0; i < 60 && !(await onNumbering()); i++) {
+      p.clock.advance(6_000);
+      for (const symbol of symbols) await deliver(symbol, marks.get(symbol)!);
+    }
+    await offNumbering('after its restart');
   }
 
   // --- quiescence: faults gone, dead letters redriven, a final tick per market so the margin check can act ---

@@ -999,18 +999,27 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
     expect(summary(evaluateTick(feed(11, T0 + 2 * SKEW), resumed, ETH, later))).toBe('tick/out-of-order');
   });
 
-  it('a print continuing from the held one moves the market onto its numbering once it persisted, by both clocks', () => {
-    const heldAt = T0 + SKEW + 1_000;
+  it('a print continuing from the held one moves the market onto its numbering once it persisted and the mark is stale', () => {
+    // The mark (the print ahead, stamped T0) is stale from T0 + maxMarkAgeSeconds + 1 ms.
+    const staleAt = T0 + ETH.maxMarkAgeSeconds * 1000 + 1;
+    const heldAt = staleAt - 10_000;
     const state: TickState = {
       lastTick: AHEAD,
-      heldJump: { tick: { sequence: 11, markPrice: price('100'), timestampMs: heldAt }, heldAtMs: later },
+      heldJump: { tick: { sequence: 11, markPrice: price('100'), timestampMs: heldAt }, heldAtMs: heldAt },
     };
-    const soon = evaluateTick(feed(12, heldAt + SPAN - 1), state, ETH, later + SPAN);
+    // Too soon by either clock.
+    const soon = evaluateTick(feed(12, heldAt + SPAN - 1), state, ETH, staleAt);
     expect(soon).toMatchObject({ reason: 'tick/sequence-confirming', continueJump: true });
-    expect(summary(evaluateTick(feed(12, heldAt + SPAN), state, ETH, later + SPAN - 1))).toBe(
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN), state, ETH, heldAt + SPAN - 1))).toBe(
       'tick/sequence-confirming',
     );
-    const moved = evaluateTick(feed(12, heldAt + SPAN), state, ETH, later + SPAN);
+    // Persisted, but the market's mark is still fresh: its own feed may still print.
+    expect(evaluateTick(feed(12, heldAt + SPAN), state, ETH, staleAt - 1)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+      continueJump: true,
+      detail: expect.stringContaining("followed once the market's mark is stale (120 s)"),
+    });
+    const moved = evaluateTick(feed(12, heldAt + SPAN), state, ETH, staleAt);
     expect(moved).toMatchObject({
       verdict: 'reject',
       reason: 'tick/sequence-behind',
@@ -1020,12 +1029,42 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
     // Judged again on the rebased market: as any print (here accepted, or tripping the breaker far from the mark).
     const rebased = rebasedTickState(state, moved.rebase);
     expect(rebased).toEqual({ lastTick: { ...AHEAD, sequence: 11 }, resumedAfterMs: T0 + SKEW });
-    expect(summary(evaluateTick(feed(12, heldAt + SPAN), rebased, ETH, later + SPAN))).toBe('accept');
-    expect(summary(evaluateTick(feed(12, heldAt + SPAN, '130'), rebased, ETH, later + SPAN))).toBe(
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN), rebased, ETH, staleAt))).toBe('accept');
+    expect(summary(evaluateTick(feed(12, heldAt + SPAN, '130'), rebased, ETH, staleAt))).toBe(
       'tick/price-band:trip',
     );
     // The old numbering's prints are refused by their stamps.
-    expect(summary(evaluateTick(feed(501, T0 + SKEW), rebased, ETH, later + SPAN))).toBe('tick/out-of-order');
+    expect(summary(evaluateTick(feed(501, T0 + SKEW), rebased, ETH, staleAt))).toBe('tick/out-of-order');
+  });
+
+  it("a fresh print of the market's own numbering drops a held print, however the breaker judges it", () => {
+    const held = { tick: { sequence: 3, markPrice: price('100'), timestampMs: T0 + 2_000 }, heldAtMs: NOW };
+    // Refused by the breaker (confirming a real move): still evidence the feed lives.
+    const confirming = evaluateTick(
+      tick({ sequence: 12, timestampMs: T0 + 3_000, markPrice: price('323') }),
+      { ...OPEN, heldJump: held },
+      ETH,
+      NOW,
+    );
+    expect(confirming).toMatchObject({ reason: 'tick/breaker-confirming', dropHeld: true });
+    const trips = evaluateTick(
+      tick({ markPrice: price('130') }),
+      { lastTick: LAST, heldJump: held },
+      ETH,
+      NOW,
+    );
+    expect(trips).toMatchObject({ reason: 'tick/price-band', tripBreaker: true, dropHeld: true });
+    // Not a print the market could trust (too old), nor one with nothing held: nothing to drop.
+    const old = evaluateTick(
+      tick({ timestampMs: NOW - 61_000 }),
+      { lastTick: LAST, heldJump: held },
+      ETH,
+      NOW,
+    );
+    expect(old).not.toHaveProperty('dropHeld');
+    expect(evaluateTick(tick({ markPrice: price('130') }), { lastTick: LAST }, ETH, NOW)).not.toHaveProperty(
+      'dropHeld',
+    );
   });
 
   it('is measured from the breaker’s tick too: a print far ahead that tripped it', () => {
