@@ -95,7 +95,7 @@ export function renderStatus(s: StatusReport): string {
         ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
         : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
     const held = m.heldJump
-      ? `, sequence ${m.heldJump.behind ? 'behind at' : 'jump to'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it${m.heldJump.behind ? ' and the mark is stale' : ''})`
+      ? `, sequence ${m.heldJump.behind ? 'behind at' : 'jump to'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it and the mark is stale)`
       : '';
     lines.push(
       `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}${held}`,

@@ -35,22 +35,23 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * every later tick of the feed out of order and blind the market. It is no ordering floor: the feed's next prints
  * are judged as usual, and one accepted drops it; a jump that does not continue from it replaces it. A print that
  * continues from it (numbered above it, within maxSequenceJump) is judged as usual once it comes
- * breakerConfirmSeconds after it (by both clocks, as the breaker's), so a feed restarted on a new numbering is
- * followed; earlier, it is rejected with 'tick/sequence-confirming' and the held tick stays (continueJump: true
- * records when, and for that span no other jump replaces it).
+ * breakerConfirmSeconds after it (by both clocks, as the breaker's) and the market's mark is stale
+ * (maxMarkAgeSeconds), so a feed restarted on a new numbering is followed; until then it is rejected with
+ * 'tick/sequence-confirming' and the held tick stays (continueJump: true records when, and for that span no other
+ * jump replaces it).
  *
  * Sequences behind: the market's numbering may run ahead of its feed (a print ahead by less than maxSequenceJump was
  * recorded, or two glitches confirmed a jump). The feed's prints are then numbered below the last yet stamped after
  * it by more than maxClockSkewSeconds, which no print of the recorded numbering can be (its stamps are at most the
  * skew ahead of what was recorded, feed stamps being in order). Such a print is held as a jump is
- * ('tick/sequence-behind'), and one that continues from it breakerConfirmSeconds later, once the market's mark is
- * stale (maxMarkAgeSeconds), moves the market onto the feed's numbering (rebase: the old numbering's prints are then
- * refused by their stamps) and is judged again. Without it the market stayed blind until the feed caught up with the
- * print ahead, or an operator ran `feed resume`.
+ * ('tick/sequence-behind'), and one that continues from it as a jump's does (breakerConfirmSeconds later, the mark
+ * stale) moves the market onto the feed's numbering (rebase: the old numbering's prints are then refused by their
+ * stamps) and is judged again. Without it the market stayed blind until the feed caught up with the print ahead, or
+ * an operator ran `feed resume`.
  *
- * The incumbent wins: a fresh print of the market's own numbering drops any held print (dropHeld: true when it is
- * refused, as by the breaker; acceptTick drops it too), so a stray source is followed only while the market's own
- * feed is silent.
+ * The incumbent wins: a market leaves its numbering, up or down, only once no print of it has been accepted for
+ * maxMarkAgeSeconds (when nothing acts on its mark anyway), so a stray source, however often it prints, cannot take
+ * over a market whose feed is alive; a feed whose prints the breaker keeps refusing is not, and is left.
  */
 
 /** A price tick after parsing (see shared/schemas/tick.ts for the event detail). */
@@ -133,8 +134,6 @@ export type TickVerdict =
       readonly holdJump?: boolean;
       /** Record that this tick continued from the held jump (continuedAtMs), which a glitch may then not replace. */
       readonly continueJump?: boolean;
-      /** Drop the held jump: this print is of the market's own numbering, whose feed still prints. */
-      readonly dropHeld?: boolean;
       /**
        * Move the market onto the feed's numbering, then judge the tick again: its last tick (and breaker's) counts as
        * numbered `sequence` (the held print's), and prints stamped at or before `resumedAfterMs` are the old numbering's.
@@ -239,11 +238,7 @@ export function evaluateTick(
   }
   const numbering = checkNumbering(tick, state, market, nowMs);
   if (numbering) return numbering;
-  const verdict = judgeMark(tick, state, market, nowMs);
-  // A fresh print of the market's own numbering, however its mark is judged, shows that numbering's feed lives: a
-  // print held off it is dropped (an accepted one drops it as it is recorded), so no stray numbering is followed
-  // while the breaker holds the feed's prints.
-  return verdict.verdict === 'reject' && state.heldJump ? { ...verdict, dropHeld: true } : verdict;
+  return judgeMark(tick, state, market, nowMs);
 }
 
 /** The mark of a fresh print on the market's numbering, judged by the bands and the breaker (see above). */
@@ -359,9 +354,8 @@ function checkNumbering(
       'continue',
     );
   }
-  if (!behind) return undefined;
-  // The market leaves its numbering only once its mark is stale (maxMarkAgeSeconds): until then its feed may still
-  // print (a fresh print of it drops the held one), and a stray source must not take a live market over.
+  // The market leaves its numbering only once its mark is stale (maxMarkAgeSeconds): while its feed's prints are
+  // accepted, a stray source (above or below it) must not take it over, however often it prints.
   const markAtMs = state.lastTick?.timestampMs;
   if (markAtMs !== undefined && !markIsStale(markAtMs, nowMs, market)) {
     return reject(
@@ -371,6 +365,7 @@ function checkNumbering(
       'continue',
     );
   }
+  if (!behind) return undefined;
   return {
     verdict: 'reject',
     reason,

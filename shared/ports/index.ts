@@ -207,11 +207,6 @@ export interface MarketRepository {
    */
   continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void>;
   /**
-   * Drops the held jump numbered `heldSequence`: a print of the market's own numbering came after it, so the feed
-   * it might belong to is not the market's (a no-op when another is held, or none).
-   */
-  dropSequenceJump(symbol: string, heldSequence: number): Promise<void>;
-  /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
    * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.

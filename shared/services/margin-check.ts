@@ -235,10 +235,6 @@ async function handleTickOnce(
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
       await markets.continueSequenceJump(tick.symbol, state.heldJump.tick.sequence, nowMs);
     }
-    if (verdict.dropHeld && state?.heldJump) {
-      // The market's own feed still prints (the breaker holds this print): the held one is not to be followed.
-      await markets.dropSequenceJump(tick.symbol, state.heldJump.tick.sequence);
-    }
     // Counted once it stands (a trip refused above judges the tick again).
     telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };

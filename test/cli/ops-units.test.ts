@@ -793,7 +793,7 @@ describe('status rendering', () => {
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
     expect(text).toContain(
-      'sequence jump to 9007199254740991 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it)',
+      'sequence jump to 9007199254740991 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it and the mark is stale)',
     );
     // A print numbered behind the last (the market's numbering ahead of its feed).
     const behind = structuredClone(report);

@@ -76,6 +76,9 @@ export interface ScenarioConfig {
   /** The breaker's rules over time (absent in scenarios saved before them: the defaults). */
   breakerConfirmSeconds?: number;
   priceWindowSeconds?: number;
+  /** The venue's check of the mark (absent or 0: off, as in scenarios saved before it). */
+  venueCheckBand?: number;
+  venueCheckHoldSeconds?: number;
 }
 
 export interface PositionSpec {
@@ -124,6 +127,11 @@ export interface StepSpec {
    * follows it once its prints persist (absent: none).
    */
   restart?: boolean;
+  /**
+   * The venue does not follow the step's print (its book lags the feed, or the print is bad): the liquidations it
+   * starts may find their positions healthy at the venue's price, disputed under venueCheckBand (absent: follows).
+   */
+  venueLags?: boolean;
   /** Operator changes to the crowd, made `crowdAt` of the way through the gap before the tick. */
   crowdOps?: CrowdOp[];
   crowdAt?: number;
@@ -220,6 +228,8 @@ export function buildConfig(s: ScenarioConfig): RiskConfig {
     sliceAboveNotional: usd(s.sliceAbove, 2),
     ...(s.breakerConfirmSeconds === undefined ? {} : { breakerConfirmSeconds: s.breakerConfirmSeconds }),
     ...(s.priceWindowSeconds === undefined ? {} : { priceWindowSeconds: s.priceWindowSeconds }),
+    ...(s.venueCheckBand ? { venueCheckBand: usd(s.venueCheckBand) } : {}),
+    ...(s.venueCheckHoldSeconds === undefined ? {} : { venueCheckHoldSeconds: s.venueCheckHoldSeconds }),
   }));
   const a = s.auction;
   return parseRiskConfig({
@@ -296,6 +306,8 @@ export const configArb: fc.Arbitrary<ScenarioConfig> = fc
     }),
     breakerConfirmSeconds: fc.constantFrom(0, 5, 30),
     priceWindowSeconds: fc.constantFrom(0, 0, 60, 600),
+    venueCheckBand: fc.constantFrom(0, 0, 0.01, 0.05, 0.2),
+    venueCheckHoldSeconds: fc.constantFrom(30, 300),
   })
   .filter(configValid);
 
@@ -350,6 +362,7 @@ const stepArb = (markets: number): fc.Arbitrary<StepSpec> =>
     steal: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 3 })),
     glitch: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, fc.constant(true)),
     restart: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, fc.constant(true)),
+    venueLags: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true)),
   });
 
 export interface ArbOptions {
@@ -810,7 +823,7 @@ export async function runScenario(
     symbol: string,
     mark: bigint,
     again?: Tick,
-    shape: { jitterMs?: number; indexBps?: number } = {},
+    shape: { jitterMs?: number; indexBps?: number; venueLags?: boolean } = {},
   ): Promise<'accepted' | 'rejected'> {
     if (!again) seq += 1;
     const index = shape.indexBps ? (mark * BigInt(10_000 + shape.indexBps)) / 10_000n : undefined;
@@ -824,7 +837,7 @@ export async function runScenario(
     };
     if (!again) {
       sent.push(t);
-      p.venue.onTick(symbol, mark, p.clock.nowMs());
+      if (!shape.venueLags) p.venue.onTick(symbol, mark, p.clock.nowMs());
     }
     let status: 'accepted' | 'rejected' = 'rejected';
     for (let segment = 0; ; segment++) {

@@ -905,10 +905,19 @@ describe('evaluateTick: sequence jumps (maxSequenceJump)', () => {
     expect(summary(evaluateTick(tick({ sequence: 11 }), state, ETH, NOW))).toBe('accept');
   });
 
-  it('follows a print that continues from the held one once it has persisted, by both clocks', () => {
+  it('follows a print that continues from the held one once it has persisted, by both clocks, and the mark is stale', () => {
     const j = 10 + 5 * JUMP;
-    const state: TickState = { lastTick: LAST, heldJump: held(j, T0 + 2000, NOW) };
+    // The market's last print is maxMarkAgeSeconds old, and 1 ms, by the time the continuations come.
+    const stale = { ...LAST, timestampMs: NOW + 5000 - ETH.maxMarkAgeSeconds * 1000 - 1 };
+    const state: TickState = { lastTick: stale, heldJump: held(j, T0 + 2000, NOW) };
     const next = (sequence: number, timestampMs: number) => tick({ sequence, timestampMs });
+    // While the market's own feed is alive (its mark fresh), not followed, however long it persists.
+    const live: TickState = { ...state, lastTick: { ...stale, timestampMs: stale.timestampMs + 1 } };
+    expect(evaluateTick(next(j + 1, T0 + 7000), live, ETH, NOW + 5000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+      continueJump: true,
+      detail: expect.stringContaining("followed once the market's mark is stale"),
+    });
     // 5 s after it by its stamp and by our clock: judged as usual (here accepted, within the band).
     expect(summary(evaluateTick(next(j + 1, T0 + 7000), state, ETH, NOW + 5000))).toBe('accept');
     expect(summary(evaluateTick(next(j + JUMP, T0 + 7000), state, ETH, NOW + 5000))).toBe('accept');
@@ -1035,36 +1044,6 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
     );
     // The old numbering's prints are refused by their stamps.
     expect(summary(evaluateTick(feed(501, T0 + SKEW), rebased, ETH, staleAt))).toBe('tick/out-of-order');
-  });
-
-  it("a fresh print of the market's own numbering drops a held print, however the breaker judges it", () => {
-    const held = { tick: { sequence: 3, markPrice: price('100'), timestampMs: T0 + 2_000 }, heldAtMs: NOW };
-    // Refused by the breaker (confirming a real move): still evidence the feed lives.
-    const confirming = evaluateTick(
-      tick({ sequence: 12, timestampMs: T0 + 3_000, markPrice: price('323') }),
-      { ...OPEN, heldJump: held },
-      ETH,
-      NOW,
-    );
-    expect(confirming).toMatchObject({ reason: 'tick/breaker-confirming', dropHeld: true });
-    const trips = evaluateTick(
-      tick({ markPrice: price('130') }),
-      { lastTick: LAST, heldJump: held },
-      ETH,
-      NOW,
-    );
-    expect(trips).toMatchObject({ reason: 'tick/price-band', tripBreaker: true, dropHeld: true });
-    // Not a print the market could trust (too old), nor one with nothing held: nothing to drop.
-    const old = evaluateTick(
-      tick({ timestampMs: NOW - 61_000 }),
-      { lastTick: LAST, heldJump: held },
-      ETH,
-      NOW,
-    );
-    expect(old).not.toHaveProperty('dropHeld');
-    expect(evaluateTick(tick({ markPrice: price('130') }), { lastTick: LAST }, ETH, NOW)).not.toHaveProperty(
-      'dropHeld',
-    );
   });
 
   it('is measured from the breaker’s tick too: a print far ahead that tripped it', () => {

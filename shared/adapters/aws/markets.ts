@@ -340,18 +340,6 @@ export class DynamoMarketRepository implements MarketRepository {
     if (done) this.crash('markets.continueSequenceJump');
   }
 
-  async dropSequenceJump(symbol: string, heldSequence: number): Promise<void> {
-    const done = await this.updateIf({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: 'REMOVE heldJump',
-      ConditionExpression: 'heldJump.#tick.#seq = :held',
-      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-      ExpressionAttributeValues: { ':held': N(heldSequence) },
-    });
-    if (done) this.crash('markets.dropSequenceJump');
-  }
-
   /**
    * Trips the breaker, or re-arms it with a later tick (domain/tick.ts: a market that keeps moving is followed
    * after two agreeing prints). A redelivered or older tick never moves it back.

@@ -31,7 +31,6 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick's, the breaker's tick's and the
  *   held jump's sequences are the judged ones. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
- *   dropSequenceJump: removes the held jump when it is the one numbered `heldSequence`.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -149,14 +148,6 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (current?.heldJump?.tick.sequence !== heldSequence) return;
     this.#set({ ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } });
     fire(this.#hook, 'markets.continueSequenceJump');
-  }
-
-  async dropSequenceJump(symbol: string, heldSequence: number): Promise<void> {
-    const current = this.#states.get(symbol);
-    if (current?.heldJump?.tick.sequence !== heldSequence) return;
-    const { heldJump: _dropped, ...rest } = current;
-    this.#set(rest);
-    fire(this.#hook, 'markets.dropSequenceJump');
   }
 
   async rebaseSequence(
