@@ -173,6 +173,12 @@ export const METRICS = {
     kind: 'counter',
     help: "looks at a liquidation held because the venue's price for the close disputes the mark (venueCheckBand): the position is healthy there (one every 10 s per held liquidation)",
   },
+  LiquidationsDisputed: {
+    name: 'LiquidationsDisputed',
+    unit: 'Count',
+    kind: 'counter',
+    help: "liquidations held by the venue's dispute of the mark, counted once each, at the first look (MarkDisputes counts every look)",
+  },
   MarkDisputesOverruled: {
     name: 'MarkDisputesOverruled',
     unit: 'Count',

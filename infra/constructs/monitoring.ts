@@ -677,6 +677,7 @@ export class Monitoring extends Construct {
           m(METRICS.CircuitBreakerTripped),
           m(METRICS.StaleMarkWaits),
           m(METRICS.MarkDisputes),
+          m(METRICS.LiquidationsDisputed),
           m(METRICS.MarkDisputesOverruled),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),

@@ -229,6 +229,9 @@ export async function processLiquidation(
       );
       await deps.liquidationQueue.send(body, MARK_DISPUTE_WAIT_SECONDS);
       deps.telemetry.count(METRICS.MarkDisputes.name, 1);
+      // Once per hold: the first look has no dispute carried yet.
+      if (message.markDisputedSinceMs === undefined)
+        deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1);
       deps.telemetry.warn('the venue disputes the mark; the liquidation waits', {
         liquidationId,
         symbol: error.symbol,

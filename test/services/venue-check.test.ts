@@ -75,6 +75,7 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     await p.runUntil(p.clock.nowMs() + 25_000);
     expect((await p.adapters.liquidations.get(queued!.id))?.state).toBe('QUEUED');
     expect(p.telemetry.total('MarkDisputes')).toBe(3); // at 0, 10 and 20 s
+    expect(p.telemetry.total('LiquidationsDisputed')).toBe(1); // one liquidation held
     await p.runUntil(p.clock.nowMs() + 10_000);
     // The look at 30 s goes on: no dispute counted.
     expect((await p.adapters.liquidations.get(queued!.id))?.state).not.toBe('QUEUED');
@@ -170,6 +171,7 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     expect(slices.length).toBeGreaterThan(1);
     // Looks at 0, 10 and 20 s on the first slice; none on the others.
     expect(p.telemetry.total('MarkDisputes')).toBe(3);
+    expect(p.telemetry.total('LiquidationsDisputed')).toBe(1);
     expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
     expect((await p.check()).violations).toEqual([]);
   });
