@@ -23,7 +23,9 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * with 'tick/unconfirmed' and trips the breaker, and the first later print within the band of it is accepted
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
  * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
- * an ordering floor, so a redelivery of the bad print can never confirm itself.
+ * an ordering floor, so a redelivery of the bad print can never confirm itself. A floor for confirming only: a print
+ * numbered between the last tick and the tripping one but stamped no earlier may still revert the breaker, as
+ * a bad print numbered ahead of the feed would otherwise hold every print of the feed out of order.
  *
  * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
  * prints each within the band of the last cannot move the mark further than the band within the window
@@ -209,12 +211,18 @@ export function evaluateTick(
   const last = state.lastTick;
   const tripped = state.breaker?.tick;
   const order = checkSequence(tick, last) ?? checkSequence(tick, tripped);
+  const outOfOrder = order?.verdict === 'reject' && order.reason === 'tick/out-of-order';
   // Numbered behind yet stamped after anything the market's numbering can still send: judged by checkNumbering.
-  const behind =
-    order?.verdict === 'reject' &&
-    order.reason === 'tick/out-of-order' &&
-    tick.timestampMs > oldNumberingEndsAt(state, market);
-  if (order && !behind) return order;
+  const behind = outOfOrder && tick.timestampMs > oldNumberingEndsAt(state, market);
+  // Numbered between the last tick and the breaker's, stamped no earlier than the breaker's: the feed's print after
+  // one numbered ahead of it that tripped the breaker. It may revert the breaker, nothing else (below).
+  const belowTripped =
+    outOfOrder &&
+    last !== undefined &&
+    tripped !== undefined &&
+    tick.sequence > last.sequence &&
+    tick.timestampMs >= tripped.timestampMs;
+  if (order && !behind && !belowTripped) return order;
   // After a resume the old feed's sequences are no floor: its ticks still in flight (a redelivery, a retry) are
   // known by their time, and never count as the new feed's (nor confirm a bad print of theirs).
   if (state.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs) {
@@ -235,6 +243,14 @@ export function evaluateTick(
   }
   if (tick.indexPrice !== undefined && !withinBand(tick.markPrice, tick.indexPrice, market.indexBand)) {
     return reject('tick/index-band', `mark ${fmt(tick.markPrice)} vs index ${fmt(tick.indexPrice)}`);
+  }
+  if (belowTripped) {
+    // A bad print numbered ahead of the feed must not make the feed's prints out of order while it is held, or no
+    // print could revert it and the next bad one would confirm it (review, session 34).
+    const reverts = judgeMark(tick, state, market, nowMs);
+    if (reverts.verdict === 'accept' && reverts.closeBreaker && reverts.reason === 'tick/breaker-reverted')
+      return reverts;
+    if (!behind && order) return order;
   }
   const numbering = checkNumbering(tick, state, market, nowMs);
   if (numbering) return numbering;

@@ -210,8 +210,9 @@ export interface MarketRepository {
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
    * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.
-   * ConditionFailedError when there is no such tick above `sequence`, a tick is still pending, or the market
-   * changed since `expected` was read. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
+   * ConditionFailedError when there is no such tick above `sequence`, or the market changed since `expected` was
+   * read (its last tick, breaker or pending tick). A pending tick read is taken over (removed, as acceptTick does:
+   * the caller re-sends what it started first). `resumedAfterMs`: the old feed's ticks are stamped at or before it.
    */
   rebaseSequence(
     symbol: string,

@@ -211,6 +211,8 @@ async function handleTickOnce(
     }
     if (verdict.rebase && state) {
       // The market's numbering ran ahead of its feed: move it onto the feed's, then judge this print again on it.
+      // A tick of the old numbering still pending (its continuation lost) is taken over, as a newer accepted one does.
+      if (pending !== undefined) await resendStarted(tick.symbol, pending, deps);
       try {
         await markets.rebaseSequence(
           tick.symbol,

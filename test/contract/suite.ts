@@ -604,14 +604,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           tick: { ...tick(601), sequence: 5 },
         });
         expect(both.resumedAfterMs).toBe(RESUMED_AFTER_MS);
-        // Never while a tick is pending.
+        // A tick pending since the state was read refuses it; one read with the state is taken over (removed).
         await a.markets.resetBreaker('ETH-USD');
+        const settled = (await a.markets.get('ETH-USD'))!;
         await a.markets.acceptTick('ETH-USD', tick(7), 5, true);
+        await a.markets.claimSegment('ETH-USD', 7, 1);
         const pending = (await a.markets.get('ETH-USD'))!;
         await expect(
-          a.markets.rebaseSequence('ETH-USD', 1, pending, RESUMED_AFTER_MS),
+          a.markets.rebaseSequence(
+            'ETH-USD',
+            1,
+            { ...settled, lastTick: pending.lastTick },
+            RESUMED_AFTER_MS,
+          ),
         ).rejects.toBeInstanceOf(ConditionFailedError);
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(7);
+        const takenOver = await a.markets.rebaseSequence('ETH-USD', 1, pending, RESUMED_AFTER_MS);
+        expect(takenOver.pendingSequence).toBeUndefined();
+        expect(takenOver.pendingSegment).toBeUndefined();
+        expect(takenOver.lastTick?.sequence).toBe(1);
+        expect(await a.markets.get('ETH-USD')).toEqual(takenOver);
       });
 
       it('rebases from the breaker when it holds a tick numbered above the last one (one print far ahead)', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_SEQUENCE_JUMP } from '../../shared/domain/config.ts';
+import { price } from '../../shared/domain/units.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
+import { handleTick } from '../../shared/services/margin-check.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
@@ -246,5 +248,55 @@ describe("a feed numbered behind its market's last tick", () => {
     }
     expect(strayReasons).not.toContain('accepted');
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(8_000_000_000n);
+  });
+});
+
+describe('a feed restarted while a tick of its old numbering is still pending (review, session 34)', () => {
+  it('is followed, taking the pending tick over: what it started is sent again, what it left is started', async () => {
+    const p = createPipeline({ marks: 'as-configured', maxPositionsPerInvocation: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 1000 });
+    await p.tick('ETH-USD', '100', { sequence: 1001 });
+    const longs = [];
+    for (let i = 0; i < 3; i++) longs.push(await p.open('LONG', '10', '100', '100'));
+    p.clock.advance(1_000);
+    // The old feed's last print crosses the three longs; its continuation is lost: it stays pending.
+    const last = { symbol: 'ETH-USD', markPrice: price('91'), timestampMs: p.clock.nowMs(), sequence: 1002 };
+    const first = await handleTick({ ...last, source: 'test' }, p.marginDeps, p.clock.nowMs());
+    expect(first).toMatchObject({ status: 'accepted', needsContinuation: true });
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBe(1002);
+    // The feed restarts at 10: followed once the old mark is stale, as without the pending tick.
+    const { reasons } = await until(p, 1_000, 10);
+    expect(reasons.at(-1)).toBe('accepted');
+    expect(reasons).not.toContain('tick/contended');
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+    for (const long of longs) expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    await p.drain();
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
+
+describe('a bad print numbered ahead of its feed, within maxSequenceJump (review, session 34)', () => {
+  it('trips the breaker, and the feed’s next print reverts it: it no longer holds the feed out of order', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const short = await p.open('SHORT', '10', '100', '100');
+    const feedReasons: string[] = [];
+    // The feed prints 100 every second; a stray prints 150 numbered 10,000 ahead, and again 6 s later.
+    for (let i = 0; i < 12; i++) {
+      p.clock.advance(1_000);
+      if (i === 1 || i === 7)
+        expect(await p.tick('ETH-USD', '150', { sequence: 10_000 + i })).toMatchObject({
+          reason: 'tick/price-band',
+        });
+      const outcome = await p.tick('ETH-USD', '100', { sequence: 2 + i });
+      feedReasons.push(outcome.status === 'accepted' ? 'accepted' : outcome.reason);
+    }
+    expect(feedReasons).toEqual(Array(12).fill('accepted'));
+    expect(p.telemetry.total('CircuitBreakerTripped')).toBe(2);
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.breaker).toBeUndefined();
+    expect(market?.lastTick?.sequence).toBe(13);
+    expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
   });
 });

@@ -516,7 +516,25 @@ describe('evaluateTick: every reason at its boundary', () => {
       OPEN,
       'tick/duplicate',
     ],
-    ['breaker: older than the bad print', tick({ sequence: 10.5 }), OPEN, 'tick/out-of-order'],
+    [
+      'breaker: numbered and stamped before the bad print',
+      tick({ sequence: 10.5, timestampMs: T0 + 999 }),
+      OPEN,
+      'tick/out-of-order',
+    ],
+    // The feed's print after a bad one numbered ahead of it: it may revert the breaker, nothing else.
+    [
+      'breaker: numbered before the bad print, stamped after it, reverting',
+      tick({ sequence: 10.5 }),
+      OPEN,
+      'reverted',
+    ],
+    [
+      'breaker: numbered before the bad print, stamped after it, agreeing with it',
+      tick({ sequence: 10.5, markPrice: price('323') }),
+      OPEN,
+      'tick/out-of-order',
+    ],
     [
       'breaker: a bad index still rejects first',
       tick({ markPrice: price('115'), indexPrice: price('300') }),
@@ -1052,8 +1070,11 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
       lastTick: { ...LAST, timestampMs: T0 },
       breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: tripped },
     };
-    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW), state, ETH, later))).toBe('tick/out-of-order');
-    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW), state, ETH, later))).toBe(
+    // Within the band of neither mark (one within the last's reverts the breaker: see the boundaries above).
+    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW, '200'), state, ETH, later))).toBe(
+      'tick/out-of-order',
+    );
+    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW, '200'), state, ETH, later))).toBe(
       'tick/sequence-behind',
     );
     const rebased = rebasedTickState(

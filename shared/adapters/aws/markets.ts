@@ -396,6 +396,7 @@ export class DynamoMarketRepository implements MarketRepository {
   ): Promise<MarketState> {
     const last = expected.lastTick?.sequence;
     const breaker = expected.breaker?.tick.sequence;
+    const pending = expected.pendingSequence;
     const top = highestSequence(expected);
     if (top < 0 || top <= sequence) {
       throw new ConditionFailedError(`markets/not-rebased: ${symbol} has no last tick above ${sequence}`);
@@ -405,18 +406,19 @@ export class DynamoMarketRepository implements MarketRepository {
       ...(breaker === undefined ? [] : ['breaker.#tick.#seq = :seq']),
       'resumedAfterMs = :resumed',
     ];
-    const out = await conditional(`markets/not-rebased: ${symbol} changed or has a pending tick`, () =>
+    const out = await conditional(`markets/not-rebased: ${symbol} changed since it was read`, () =>
       this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump`,
+          // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump, pendingSequence, pendingSegment`,
           ConditionExpression: `${
             last === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last'
-          } AND attribute_not_exists(pendingSequence) AND ${
-            breaker === undefined ? 'attribute_not_exists(breaker)' : 'breaker.#tick.#seq = :breaker'
-          }`,
+          } AND ${
+            pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'
+          } AND ${breaker === undefined ? 'attribute_not_exists(breaker)' : 'breaker.#tick.#seq = :breaker'}`,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
             ...(breaker === undefined ? {} : { '#tick': 'tick' }),
@@ -425,6 +427,7 @@ export class DynamoMarketRepository implements MarketRepository {
             ':seq': N(sequence),
             ':resumed': N(resumedAfterMs),
             ...(last === undefined ? {} : { ':last': N(last) }),
+            ...(pending === undefined ? {} : { ':pending': N(pending) }),
             ...(breaker === undefined ? {} : { ':breaker': N(breaker) }),
           },
           ReturnValues: 'ALL_NEW',

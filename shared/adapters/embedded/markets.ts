@@ -163,7 +163,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
       !current ||
       top < 0 ||
       top <= sequence ||
-      current.pendingSequence !== undefined ||
+      current.pendingSequence !== expected.pendingSequence ||
       last?.sequence !== expected.lastTick?.sequence ||
       current.breaker?.tick.sequence !== expected.breaker?.tick.sequence
     ) {
@@ -171,7 +171,9 @@ export class EmbeddedMarketRepository implements MarketRepository {
         `markets/not-rebased: ${symbol} has no settled last tick above ${sequence}`,
       );
     }
-    this.#set(rebasedTickState(current, { sequence, resumedAfterMs }));
+    // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
+    const { pendingSequence: _pending, pendingSegment: _segment, ...settled } = current;
+    this.#set(rebasedTickState(settled, { sequence, resumedAfterMs }));
     fire(this.#hook, 'markets.rebaseSequence');
     return this.#states.get(symbol)!;
   }
