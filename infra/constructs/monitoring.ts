@@ -429,12 +429,17 @@ export class Monitoring extends Construct {
     this.alarm(
       'FeedNumberingAlarm',
       new MathExpression({
-        expression: 'FILL(jump, 0) + FILL(behind, 0)',
-        usingMetrics: { jump: rejected('tick/sequence-jump'), behind: rejected('tick/sequence-behind') },
+        expression: 'FILL(jump, 0) + FILL(behind, 0) + FILL(confirming, 0)',
+        usingMetrics: {
+          jump: rejected('tick/sequence-jump'),
+          behind: rejected('tick/sequence-behind'),
+          // Prints continuing a held one: the alarm stays in ALARM while a feed waits to be followed.
+          confirming: rejected('tick/sequence-confirming'),
+        },
         label: 'ticks held off their market numbering',
         period: FIVE_MINUTES,
       }),
-      "A tick was numbered off its market's sequence and held, not recorded: far ahead of it (tick/sequence-jump: a glitch, a faulty or hostile feed, or a feed restarted on a higher numbering) or behind it with a later stamp (tick/sequence-behind: the market recorded a print ahead of its feed). A feed that goes on from the held print is followed after breakerConfirmSeconds; backstop status shows what is held",
+      "A tick was numbered off its market's sequence and held, not recorded: far ahead of it (tick/sequence-jump: a glitch, a faulty or hostile feed, or a feed restarted on a higher numbering) or behind it with a later stamp (tick/sequence-behind: the market recorded a print ahead of its feed). A feed that goes on from the held print is followed once the market's mark is stale (maxMarkAgeSeconds: its own numbering has had no print accepted that long) and the print persisted breakerConfirmSeconds; until then its prints are refused (tick/sequence-confirming) and this alarm stays on. backstop feed resume moves a market down at once; backstop status shows what is held",
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     );

@@ -692,7 +692,11 @@ describe('BackstopStack template (default config)', () => {
       .flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Dimensions] : []))
       .map((dims) => (dims as { Name: string; Value: string }[]).find((d) => d.Name === 'Reason')?.Value)
       .sort();
-    expect(numberingReasons).toEqual(['tick/sequence-behind', 'tick/sequence-jump']);
+    expect(numberingReasons).toEqual([
+      'tick/sequence-behind',
+      'tick/sequence-confirming',
+      'tick/sequence-jump',
+    ]);
     const errors = on('Errors', 'AWS/Lambda');
     for (const def of FUNCTIONS) {
       const fnId = logicalIdOf(stack, stack.functions[def.id]);

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import type { EmbeddedQueue } from '../../shared/adapters/embedded/index.ts';
 import {
+  DEFAULT_MAX_SEQUENCE_JUMP,
   DEFAULT_RISK_CONFIG_INPUT,
   marketConfig,
   parseRiskConfig,
@@ -123,10 +124,12 @@ export interface StepSpec {
   /** Before the tick, a print numbered far ahead of the feed (a glitch): held, never followed (absent: none). */
   glitch?: boolean;
   /**
-   * Before the tick, the feed restarts on a lower numbering (about half its sequence) with no operator: the market
-   * follows it once its prints persist (absent: none).
+   * Before the tick, the feed restarts on another numbering: 'down', at about half its sequence; 'up', a jump above
+   * maxSequenceJump. Where marks go stale the markets follow it by themselves once their marks are stale; where the
+   * fuzz holds marks fresh an operator resumes a market down at once (`feed resume`), and 'up' is not drawn (nothing
+   * would move it). Absent or 'none': no restart.
    */
-  restart?: boolean;
+  restart?: 'none' | 'down' | 'up';
   /**
    * The venue does not follow the step's print (its book lags the feed, or the print is bad): the liquidations it
    * starts may find their positions healthy at the venue's price, disputed under venueCheckBand (absent: follows).
@@ -361,7 +364,11 @@ const stepArb = (markets: number): fc.Arbitrary<StepSpec> =>
     spike: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, fc.integer({ min: -3000, max: 3000 })),
     steal: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 3 })),
     glitch: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, fc.constant(true)),
-    restart: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, fc.constant(true)),
+    restart: fc.oneof(
+      { weight: 60, arbitrary: fc.constant('none' as const) },
+      fc.constant('down' as const),
+      fc.constant('up' as const),
+    ),
     venueLags: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true)),
   });
 
@@ -712,7 +719,8 @@ export async function runScenario(
   let seq = 0;
   // Glitches, numbered down from 2^53 - 1 so that none continues another (a feed's restart lowers `seq`).
   let glitches = 0;
-  let restarted = false;
+  // The first sequence of the feed's latest numbering, once it restarted.
+  let restartBase: number | undefined;
   let topUps = 0n;
   // Capital changes made outside auctions (admin puts of an existing provider), per provider: signed.
   const capitalAdjust = new Map<string, bigint>();
@@ -811,6 +819,18 @@ export async function runScenario(
     }
   }
 
+  /** An operator's `feed resume` of every market numbered above the feed (it restarted lower), just below it. */
+  async function resumeOntoFeed(): Promise<void> {
+    const wasArmed = armed;
+    armed = false;
+    for (const symbol of symbols) {
+      if (highestSequence(await p.adapters.markets.get(symbol)) <= seq) continue;
+      const resumed = await handleAdmin({ action: 'resumeFeed', symbol, fromSequence: seq + 1 }, adminDeps);
+      if (!resumed.ok) extra.push(`feed resume of ${symbol} refused: ${resumed.reason}`);
+    }
+    armed = wasArmed;
+  }
+
   async function keepFeedAlive(): Promise<void> {
     for (const symbol of symbols) {
       const last = (await p.adapters.markets.get(symbol))?.lastTick?.timestampMs ?? 0;
@@ -861,7 +881,10 @@ export async function runScenario(
         // A retry of a tick a crashed invocation recorded: 'duplicate', yet the market's mark is this tick's (not a
         // print of a restarted feed numbered as the last one of the old numbering).
         const lastTick = (await p.adapters.markets.get(symbol))?.lastTick;
-        const recorded = lastTick?.sequence === t.sequence && lastTick.markPrice === t.markPrice;
+        const recorded =
+          lastTick?.sequence === t.sequence &&
+          lastTick.markPrice === t.markPrice &&
+          lastTick.timestampMs === Math.min(t.timestampMs, p.clock.nowMs());
         if (segment === 0 && recorded && !again) {
           status = 'accepted';
           break;
@@ -1217,9 +1240,13 @@ export async function runScenario(
       const old = sent[sent.length - step.replayOld]!;
       await deliver(old.symbol, old.markPrice, old);
     }
-    if (step.restart && seq > 1) {
+    if (step.restart === 'down' && seq > 1) {
       seq = Math.floor(seq / 2);
-      restarted = true;
+      restartBase = seq + 1;
+      if (!staleMarks) await resumeOntoFeed();
+    } else if (step.restart === 'up' && staleMarks) {
+      seq += DEFAULT_MAX_SEQUENCE_JUMP + 1_000;
+      restartBase = seq + 1;
     }
     if (step.glitch) {
       // A print numbered far ahead (each lower than the last glitch's, so none continues another), at the mark.
@@ -1240,11 +1267,12 @@ export async function runScenario(
     }
     if (step.twin !== 0) {
       // Two margin-check invocations at once: this tick and the next (a newer sequence, later by 1 s).
-      const first = deliver(symbol, at(step.moveBps));
+      const lags = { venueLags: step.venueLags ?? false };
+      const first = deliver(symbol, at(step.moveBps), undefined, lags);
       const second = (async () => {
         await Promise.resolve();
         p.clock.advance(1000);
-        return deliver(symbol, at(step.moveBps + step.twin));
+        return deliver(symbol, at(step.moveBps + step.twin), undefined, lags);
       })();
       await Promise.all([first, second, ...(k.concurrent ? [round()] : [])]);
     } else if (k.concurrent) await Promise.all([deliver(symbol, at(step.moveBps), undefined, step), round()]);
@@ -1264,31 +1292,25 @@ export async function runScenario(
           extra.push(`${symbol} is off its feed's numbering ${when}: ${n} beyond the feed's ${seq}`);
     }
   };
-  if (!restarted) await offNumbering('after the price path');
+  if (restartBase === undefined) await offNumbering('after the price path');
   else {
-    const onNumbering = async () =>
-      (await Promise.all(symbols.map((symbol) => p.adapters.markets.get(symbol)))).every(
-        (state) => highestSequence(state) <= seq,
-      );
-    if (!staleMarks) {
-      // Marks never go stale here, so a market numbered ahead of its feed never leaves that numbering by itself:
-      // the operator resumes it (backstop feed resume), below the feed's next print.
-      armed = false;
-      for (const symbol of symbols) {
-        const state = await p.adapters.markets.get(symbol);
-        if (highestSequence(state) <= seq) continue;
-        const resumed = await handleAdmin({ action: 'resumeFeed', symbol, fromSequence: seq + 1 }, adminDeps);
-        if (!resumed.ok) extra.push(`feed resume of ${symbol} refused: ${resumed.reason}`);
-      }
-      armed = true;
-    }
+    const base = restartBase;
+    const onFeedNumbering = (state: Awaited<ReturnType<typeof p.adapters.markets.get>>) => {
+      const n = highestSequence(state);
+      return n >= base && n <= seq;
+    };
+    const states = async () => Promise.all(symbols.map((symbol) => p.adapters.markets.get(symbol)));
     // The restarted feed goes on printing, crashes still armed, until the markets are on its numbering: once their
-    // marks are stale (held prints continued beyond the skew and the confirmation span), or at once after a resume.
-    for (let i = 0; i < 60 && !(await onNumbering()); i++) {
+    // marks are stale (held prints continued beyond the skew and the confirmation span), or after a resume.
+    for (let i = 0; i < 60 && !(await states()).every(onFeedNumbering); i++) {
       p.clock.advance(6_000);
       for (const symbol of symbols) await deliver(symbol, marks.get(symbol)!);
     }
-    await offNumbering('after its restart');
+    for (const [i, state] of (await states()).entries())
+      if (!onFeedNumbering(state))
+        extra.push(
+          `${symbols[i]} is not on its feed's numbering after a restart: ${highestSequence(state)}, the feed's from ${base} to ${seq}`,
+        );
   }
 
   // --- quiescence: faults gone, dead letters redriven, a final tick per market so the margin check can act ---
