@@ -24,8 +24,8 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
  * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
  * an ordering floor, so a redelivery of the bad print can never confirm itself. A floor for confirming only: a print
- * numbered between the last tick and the tripping one but stamped no earlier may still revert the breaker, as
- * a bad print numbered ahead of the feed would otherwise hold every print of the feed out of order.
+ * numbered between the last tick and the tripping one may still revert the breaker or re-arm it with itself, as a
+ * bad print numbered ahead of the feed would otherwise hold every print of the feed out of order until it confirmed.
  *
  * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
  * prints each within the band of the last cannot move the mark further than the band within the window
@@ -214,14 +214,11 @@ export function evaluateTick(
   const outOfOrder = order?.verdict === 'reject' && order.reason === 'tick/out-of-order';
   // Numbered behind yet stamped after anything the market's numbering can still send: judged by checkNumbering.
   const behind = outOfOrder && tick.timestampMs > oldNumberingEndsAt(state, market);
-  // Numbered between the last tick and the breaker's, stamped no earlier than the breaker's: the feed's print after
-  // one numbered ahead of it that tripped the breaker. It may revert the breaker, nothing else (below).
+  // Numbered between the last tick and the breaker's (in order with the last): the feed's print after one numbered
+  // ahead of it that tripped the breaker. It may revert the breaker, or re-arm it, not confirm it (below). Its stamp
+  // is judged against the last tick's as any print's: the bad print's own stamp is as untrusted as its price.
   const belowTripped =
-    outOfOrder &&
-    last !== undefined &&
-    tripped !== undefined &&
-    tick.sequence > last.sequence &&
-    tick.timestampMs >= tripped.timestampMs;
+    outOfOrder && last !== undefined && tripped !== undefined && tick.sequence > last.sequence;
   if (order && !behind && !belowTripped) return order;
   // After a resume the old feed's sequences are no floor: its ticks still in flight (a redelivery, a retry) are
   // known by their time, and never count as the new feed's (nor confirm a bad print of theirs).
@@ -246,10 +243,13 @@ export function evaluateTick(
   }
   if (belowTripped) {
     // A bad print numbered ahead of the feed must not make the feed's prints out of order while it is held, or no
-    // print could revert it and the next bad one would confirm it (review, session 34).
-    const reverts = judgeMark(tick, state, market, nowMs);
-    if (reverts.verdict === 'accept' && reverts.closeBreaker && reverts.reason === 'tick/breaker-reverted')
-      return reverts;
+    // print could revert it, nor interrupt it as a print agreeing with neither mark does, and the next bad one
+    // would confirm it (reviews, session 34). One agreeing with the bad print stays out of order: no confirming.
+    const judged = judgeMark(tick, state, market, nowMs);
+    const reverts =
+      judged.verdict === 'accept' && judged.closeBreaker && judged.reason === 'tick/breaker-reverted';
+    const rearms = judged.verdict === 'reject' && judged.reason === 'tick/breaker-open';
+    if (reverts || rearms) return judged;
     if (!behind && order) return order;
   }
   const numbering = checkNumbering(tick, state, market, nowMs);

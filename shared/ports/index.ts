@@ -184,8 +184,9 @@ export interface MarketRepository {
   claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
   /**
    * Trips the breaker with `tick`, or re-arms it when it holds an older tick; given `judged`, only while the last
-   * accepted tick and the breaker's tick (undefined: none) are still those the rejection was judged on. False
-   * when nothing was written.
+   * accepted tick and the breaker's tick (undefined: none) are still those the rejection was judged on, and then
+   * whatever the held tick's number (a print below a bad one numbered ahead of the feed re-arms it). False when
+   * nothing was written.
    */
   tripBreaker(
     symbol: string,

@@ -302,7 +302,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       }
       if (state.pendingSequence !== undefined) {
         throw new AdminInputError(
-          `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished`,
+          `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished (a tick whose continuation was lost stays so: redrive the tick dead letters, or let the restarted feed's prints take it over once the market's mark is stale)`,
         );
       }
       // The old feed's ticks (a redelivery, a retry) are known by their stamps after it (domain/tick.ts).

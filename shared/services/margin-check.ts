@@ -131,7 +131,10 @@ async function handleTickOnce(
   deps.marketStates?.delete(tick.symbol);
 
   const pending = state?.pendingSequence;
-  if (pending === tick.sequence && state?.lastTick) {
+  // A tick of a numbering the market left (a resume or a rebase) may share its number with the new one's pending
+  // tick: known by its stamp, it is not that tick's retry or continuation (review, session 34).
+  const oldNumbering = state?.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs;
+  if (pending === tick.sequence && state?.lastTick && !oldNumbering) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =
       segment === 0 ||

@@ -563,6 +563,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           }),
         ).toBe(false);
         expect((await a.markets.get('ETH-USD'))?.breaker?.tick).toEqual(tick(5));
+        // Unjudged, an older tick never re-arms it (a redelivery); judged on it, any tick does (a print of the feed
+        // numbered below a bad print ahead of it: evaluateTick).
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(3), 9_650)).toBe(false);
+        const onFive = { lastSequence: 4, breakerSequence: 5 };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(3), 9_650, onFive)).toBe(
+          true,
+        );
+        expect((await a.markets.get('ETH-USD'))?.breaker).toMatchObject({
+          trippedAtMs: 9_650,
+          tick: tick(3),
+        });
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_700, onFive)).toBe(
+          false,
+        );
+        expect(
+          await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_700, {
+            lastSequence: 4,
+            breakerSequence: 3,
+          }),
+        ).toBe(true);
         // A tick closing the breaker removes it in its own write, guarded on it.
         const closes = { breakerSequence: 5, pendingSequence: undefined, closeBreaker: true };
         await expect(

@@ -299,4 +299,44 @@ describe('a bad print numbered ahead of its feed, within maxSequenceJump (review
     expect(market?.lastTick?.sequence).toBe(13);
     expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
   });
+
+  it('the feed moving out of both bands meanwhile re-arms the breaker: the bad print never confirms (review, session 34)', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const short = await p.open('SHORT', '10', '100', '100'); // profitable at 70
+    const reasons: string[] = [];
+    const reason = (o: Awaited<ReturnType<Pipeline['tick']>>) =>
+      o.status === 'accepted' ? 'accepted' : o.reason;
+    p.clock.advance(1_000);
+    expect(reason(await p.tick('ETH-USD', '150', { sequence: 10_000 }))).toBe('tick/price-band');
+    // The market really crashes to 70: the feed prints it every second; the stray prints 150 again 6 s later.
+    for (let i = 0; i < 8; i++) {
+      p.clock.advance(1_000);
+      reasons.push(reason(await p.tick('ETH-USD', '70', { sequence: 2 + i })));
+      if (i === 5) expect(reason(await p.tick('ETH-USD', '150', { sequence: 10_001 }))).not.toBe('accepted');
+    }
+    expect(reasons.slice(0, 2)).toEqual(['tick/breaker-open', 'tick/breaker-confirming']);
+    expect(reasons).toContain('accepted');
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(7_000_000_000n);
+    expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
+  });
+
+  it('a feed whose stamps lag the bad print’s still reverts it: the bad stamp is no floor (review, session 34)', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    const lag = 6_000; // within maxTickAgeSeconds
+    await p.tick('ETH-USD', '100', { sequence: 0, timestampMs: p.clock.nowMs() - lag });
+    await p.tick('ETH-USD', '100', { sequence: 1, timestampMs: p.clock.nowMs() - lag });
+    const short = await p.open('SHORT', '10', '100', '100');
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '150', { sequence: 10_000 })).toMatchObject({ reason: 'tick/price-band' });
+    for (let i = 0; i < 6; i++) {
+      p.clock.advance(1_000);
+      const outcome = await p.tick('ETH-USD', '100', { sequence: 2 + i, timestampMs: p.clock.nowMs() - lag });
+      expect(outcome).toMatchObject({ status: 'accepted' });
+    }
+    expect(await p.tick('ETH-USD', '150', { sequence: 10_001 })).toMatchObject({ reason: 'tick/price-band' });
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(10_000_000_000n);
+    expect((await p.adapters.positions.get(short.id))?.state).toBe('OPEN');
+  });
 });

@@ -517,20 +517,27 @@ describe('evaluateTick: every reason at its boundary', () => {
       'tick/duplicate',
     ],
     [
-      'breaker: numbered and stamped before the bad print',
-      tick({ sequence: 10.5, timestampMs: T0 + 999 }),
+      'breaker: numbered before the bad print, stamped before the last tick',
+      tick({ sequence: 10.5, timestampMs: T0 - 1 }),
       OPEN,
       'tick/out-of-order',
     ],
-    // The feed's print after a bad one numbered ahead of it: it may revert the breaker, nothing else.
+    // The feed's print after a bad one numbered ahead of it: it may revert the breaker, or re-arm it, not confirm it.
+    ['breaker: numbered before the bad print, reverting', tick({ sequence: 10.5 }), OPEN, 'reverted'],
     [
-      'breaker: numbered before the bad print, stamped after it, reverting',
-      tick({ sequence: 10.5 }),
+      'breaker: numbered before the bad print, stamped before it (the bad stamp is no floor), reverting',
+      tick({ sequence: 10.5, timestampMs: T0 + 500 }),
       OPEN,
       'reverted',
     ],
     [
-      'breaker: numbered before the bad print, stamped after it, agreeing with it',
+      'breaker: numbered before the bad print, agreeing with neither mark: re-arms',
+      tick({ sequence: 10.5, markPrice: price('200') }),
+      OPEN,
+      'tick/breaker-open:trip',
+    ],
+    [
+      'breaker: numbered before the bad print, agreeing with it: no confirming',
       tick({ sequence: 10.5, markPrice: price('323') }),
       OPEN,
       'tick/out-of-order',
@@ -1070,11 +1077,12 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
       lastTick: { ...LAST, timestampMs: T0 },
       breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: tripped },
     };
-    // Within the band of neither mark (one within the last's reverts the breaker: see the boundaries above).
-    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW, '200'), state, ETH, later))).toBe(
+    // Agreeing with the breaker's tick (one within the last's band reverts the breaker, one agreeing with neither
+    // re-arms it: see the boundaries above).
+    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW, '300'), state, ETH, later))).toBe(
       'tick/out-of-order',
     );
-    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW, '200'), state, ETH, later))).toBe(
+    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW, '300'), state, ETH, later))).toBe(
       'tick/sequence-behind',
     );
     const rebased = rebasedTickState(

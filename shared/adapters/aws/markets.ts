@@ -354,22 +354,25 @@ export class DynamoMarketRepository implements MarketRepository {
     const writer = writerToken();
     const values: Record<string, AttributeValue> = {
       ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick), writer: S(writer) } },
-      ':seq': N(tick.sequence),
     };
-    let onLast = '';
+    const conditions: string[] = [];
     if (judged) {
-      onLast =
-        judged.lastSequence === undefined
-          ? ' AND attribute_not_exists(lastSequence)'
-          : ' AND lastSequence = :last';
-      if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
-      // A trip judged before another trip landed was judged against the wrong breaker (a concurrent tick).
-      onLast +=
+      // Judged on the last tick and the breaker as read: then any tick re-arms it (evaluateTick: a print numbered
+      // below a bad one ahead of the feed). A trip judged before another landed was judged on the wrong breaker.
+      conditions.push(
+        judged.lastSequence === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last',
         judged.breakerSequence === undefined
-          ? ' AND attribute_not_exists(breaker)'
-          : ' AND breaker.#tick.#seq = :judgedBreaker';
+          ? 'attribute_not_exists(breaker)'
+          : 'breaker.#tick.#seq = :judgedBreaker',
+      );
+      if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
       if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
+    } else {
+      // Re-armed only by a later tick: a redelivered or older one never moves it back.
+      conditions.push('(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)');
+      values[':seq'] = N(tick.sequence);
     }
+    const condition = conditions.join(' AND ');
     // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call. The same trip by
     // another call (a concurrent duplicate of the tripping tick) is not this one's (writerToken).
     const done = await this.updateOwned(
@@ -377,8 +380,10 @@ export class DynamoMarketRepository implements MarketRepository {
         TableName: this.table,
         Key: { symbol: S(symbol) },
         UpdateExpression: 'SET breaker = :breaker',
-        ConditionExpression: `(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)${onLast}`,
-        ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+        ConditionExpression: condition,
+        ...(condition.includes('#tick')
+          ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
+          : {}),
         ExpressionAttributeValues: values,
       },
       'breaker',

@@ -26,7 +26,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - claimSegment: sets pendingSegment when pendingSequence === sequence and pendingSegment (absent: 0) <
  *   segment; otherwise returns false and changes nothing (no hook).
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
- *   `judged`, only while lastTick's sequence is the judged one. Returns whether it wrote.
+ *   `judged`, only while lastTick's and the breaker's tick's sequences are the judged ones, and then with any tick
+ *   (the caller judged it on that breaker). Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick's, the breaker's tick's and the
  *   held jump's sequences are the judged ones. Returns whether it wrote. rebaseSequence removes it too.
@@ -116,9 +117,10 @@ export class EmbeddedMarketRepository implements MarketRepository {
   ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    // Re-armed only by a later tick (a redelivered or older one never moves it back), and only on the last tick
+    // Re-armed only by a later tick (a redelivered or older one never moves it back), unless judged on this very
+    // breaker (a print of the feed numbered below a bad one ahead of it: evaluateTick), and only on the last tick
     // the rejection was judged on.
-    if (current?.breaker && current.breaker.tick.sequence >= tick.sequence) return false;
+    if (!judged && current?.breaker && current.breaker.tick.sequence >= tick.sequence) return false;
     if (judged && current?.lastTick?.sequence !== judged.lastSequence) return false;
     // A trip judged before another trip landed was judged against the wrong breaker (a concurrent tick).
     if (judged && current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
