@@ -24,8 +24,9 @@ import { formatPrice, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
  * ('tick/first-confirmed'). A bad first print (a feed's glitch at launch) cannot liquidate a book.
  * The tripping tick counts as seen: its sequence (not its timestamp, which may be as bad as its price) is
  * an ordering floor, so a redelivery of the bad print can never confirm itself. A floor for confirming only: a print
- * numbered between the last tick and the tripping one may still revert the breaker or re-arm it with itself, as a
- * bad print numbered ahead of the feed would otherwise hold every print of the feed out of order until it confirmed.
+ * numbered between the last tick and the tripping one reverts the breaker or re-arms it with itself (never confirms
+ * it), as a bad print numbered ahead of the feed would otherwise hold every print of the feed out of order until it
+ * confirmed itself.
  *
  * Window band (priceWindowSeconds > 0): the band holds over a window of time as well as per print, so a walk of
  * prints each within the band of the last cannot move the mark further than the band within the window
@@ -243,14 +244,18 @@ export function evaluateTick(
   }
   if (belowTripped) {
     // A bad print numbered ahead of the feed must not make the feed's prints out of order while it is held, or no
-    // print could revert it, nor interrupt it as a print agreeing with neither mark does, and the next bad one
-    // would confirm it (reviews, session 34). One agreeing with the bad print stays out of order: no confirming.
+    // print could revert it or interrupt it, and the next bad one would confirm it (reviews, session 34). So it
+    // reverts the breaker, or re-arms it with itself, whatever it agrees with: it never confirms the print above
+    // it, and a feed moving where that print said is followed from its own prints (the next that agrees).
     const judged = judgeMark(tick, state, market, nowMs);
-    const reverts =
-      judged.verdict === 'accept' && judged.closeBreaker && judged.reason === 'tick/breaker-reverted';
-    const rearms = judged.verdict === 'reject' && judged.reason === 'tick/breaker-open';
-    if (reverts || rearms) return judged;
-    if (!behind && order) return order;
+    if (judged.verdict === 'accept' && judged.closeBreaker && judged.reason === 'tick/breaker-reverted')
+      return judged;
+    if (judged.verdict === 'reject' && judged.reason === 'tick/breaker-open') return judged;
+    return reject(
+      'tick/breaker-open',
+      `mark ${fmt(tick.markPrice)} numbered below the held ${fmt(tripped?.markPrice)} (sequence ${tripped?.sequence}) re-arms the breaker: it may not confirm it`,
+      true,
+    );
   }
   const numbering = checkNumbering(tick, state, market, nowMs);
   if (numbering) return numbering;

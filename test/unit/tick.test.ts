@@ -537,10 +537,10 @@ describe('evaluateTick: every reason at its boundary', () => {
       'tick/breaker-open:trip',
     ],
     [
-      'breaker: numbered before the bad print, agreeing with it: no confirming',
-      tick({ sequence: 10.5, markPrice: price('323') }),
+      'breaker: numbered before the bad print, agreeing with it: re-arms, never confirms',
+      tick({ sequence: 10.5, markPrice: price('323'), timestampMs: T0 + 9000 }),
       OPEN,
-      'tick/out-of-order',
+      'tick/breaker-open:trip',
     ],
     [
       'breaker: a bad index still rejects first',
@@ -1077,20 +1077,16 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
       lastTick: { ...LAST, timestampMs: T0 },
       breaker: { reason: 'tick/price-band', trippedAtMs: NOW, tick: tripped },
     };
-    // Agreeing with the breaker's tick (one within the last's band reverts the breaker, one agreeing with neither
-    // re-arms it: see the boundaries above).
-    expect(summary(evaluateTick(feed(11, T0 + 1_000 + SKEW, '300'), state, ETH, later))).toBe(
-      'tick/out-of-order',
-    );
-    expect(summary(evaluateTick(feed(11, T0 + 1_001 + SKEW, '300'), state, ETH, later))).toBe(
-      'tick/sequence-behind',
-    );
+    // Below the last tick, within the skew of the breaker's tick's stamp: out of order; beyond it: held. (Between
+    // the last tick and the breaker's, a print reverts or re-arms the breaker: see the boundaries above.)
+    expect(summary(evaluateTick(feed(5, T0 + 1_000 + SKEW), state, ETH, later))).toBe('tick/out-of-order');
+    expect(summary(evaluateTick(feed(5, T0 + 1_001 + SKEW), state, ETH, later))).toBe('tick/sequence-behind');
     const rebased = rebasedTickState(
-      { ...state, heldJump: { tick: { ...tripped, sequence: 11 }, heldAtMs: later } },
-      { sequence: 11, resumedAfterMs: T0 + 1_000 + SKEW },
+      { ...state, heldJump: { tick: { ...tripped, sequence: 5 }, heldAtMs: later } },
+      { sequence: 5, resumedAfterMs: T0 + 1_000 + SKEW },
     );
-    expect(rebased.breaker?.tick.sequence).toBe(11);
-    expect(rebased.lastTick?.sequence).toBe(11);
+    expect(rebased.breaker?.tick.sequence).toBe(5);
+    expect(rebased.lastTick?.sequence).toBe(5);
     expect(rebased.heldJump).toBeUndefined();
   });
 

@@ -342,7 +342,8 @@ export class DynamoMarketRepository implements MarketRepository {
 
   /**
    * Trips the breaker, or re-arms it with a later tick (domain/tick.ts: a market that keeps moving is followed
-   * after two agreeing prints). A redelivered or older tick never moves it back.
+   * after two agreeing prints). Unjudged, a redelivered or older tick never moves it back; judged on the breaker as
+   * read, any tick re-arms it (a print of the feed numbered below a bad one ahead of it).
    */
   async tripBreaker(
     symbol: string,
@@ -368,7 +369,7 @@ export class DynamoMarketRepository implements MarketRepository {
       if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
       if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
     } else {
-      // Re-armed only by a later tick: a redelivered or older one never moves it back.
+      // Unjudged, re-armed only by a later tick: a redelivered or older one never moves it back.
       conditions.push('(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)');
       values[':seq'] = N(tick.sequence);
     }
