@@ -170,8 +170,11 @@ async function handleTickOnce(
       // wake is idempotent), or of the tick that tripped the breaker (it may have died before the alarm's count).
       if (state?.lastTick?.sequence === tick.sequence)
         await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps, nowMs);
+      // Its mark too: after a rebase the breaker's tick is renumbered, and another print may carry that number.
       const breaker = state?.breaker;
-      if (breaker?.tick.sequence === tick.sequence && breaker.reason !== 'tick/unconfirmed')
+      const retriedTrip =
+        breaker?.tick.sequence === tick.sequence && breaker.tick.markPrice === tick.markPrice;
+      if (retriedTrip && breaker.reason !== 'tick/unconfirmed')
         reportTrip(tick, breaker.reason, 'a retry of the tick that tripped it', deps);
     }
     if (verdict.tripBreaker) {

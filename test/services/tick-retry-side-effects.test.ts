@@ -115,5 +115,9 @@ describe('a tick retried after its write', () => {
       outcome: { status: 'rejected', reason: 'tick/duplicate' },
       tripped: 1,
     });
+    // Another print carrying that number (a rebase renumbers the breaker's tick to the held print's) is no retry of
+    // the trip: no second page.
+    expect(await p.tick('ETH-USD', '200', { sequence: 3 })).toMatchObject({ reason: 'tick/duplicate' });
+    expect(p.telemetry.total(METRICS.CircuitBreakerTripped.name)).toBe(1);
   });
 });
