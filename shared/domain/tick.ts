@@ -142,6 +142,11 @@ export type TickVerdict =
        * numbered `sequence` (the held print's), and prints stamped at or before `resumedAfterMs` are the old numbering's.
        */
       readonly rebase?: { readonly sequence: number; readonly resumedAfterMs: number };
+      /**
+       * Re-arm the breaker with this tick but keep its trippedAtMs: a print numbered below the held one that agrees
+       * with it moves the breaker onto the feed's numbering without restarting the move's confirmation.
+       */
+      readonly keepTrippedAt?: boolean;
       /** Human-readable detail for logs. */
       readonly detail: string;
     };
@@ -250,12 +255,17 @@ export function evaluateTick(
     const judged = judgeMark(tick, state, market, nowMs);
     if (judged.verdict === 'accept' && judged.closeBreaker && judged.reason === 'tick/breaker-reverted')
       return judged;
+    // Agreeing with neither mark: a new price held from now, as any print of the kind.
     if (judged.verdict === 'reject' && judged.reason === 'tick/breaker-open') return judged;
-    return reject(
-      'tick/breaker-open',
-      `mark ${fmt(tick.markPrice)} numbered below the held ${fmt(tripped?.markPrice)} (sequence ${tripped?.sequence}) re-arms the breaker: it may not confirm it`,
-      true,
-    );
+    // Agreeing with the held print: it holds the same move, whose confirmation goes on from when it was tripped (a
+    // feed's earlier print landing late must not restart it; review, session 34).
+    return {
+      verdict: 'reject',
+      reason: 'tick/breaker-open',
+      tripBreaker: true,
+      keepTrippedAt: true,
+      detail: `mark ${fmt(tick.markPrice)} numbered below the held ${fmt(tripped?.markPrice)} (sequence ${tripped?.sequence}) re-arms the breaker: it may not confirm it`,
+    };
   }
   const numbering = checkNumbering(tick, state, market, nowMs);
   if (numbering) return numbering;

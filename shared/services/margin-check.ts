@@ -184,7 +184,7 @@ async function handleTickOnce(
         tick.symbol,
         verdict.reason,
         toTickRecord(tick, nowMs),
-        nowMs,
+        verdict.keepTrippedAt && state?.breaker ? state.breaker.trippedAtMs : nowMs,
         {
           lastSequence: state?.lastTick?.sequence,
           breakerSequence: state?.breaker?.tick.sequence,

@@ -146,3 +146,34 @@ describe('backstop replay through a move the breaker holds', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('130'));
   });
 });
+
+/**
+ * A real move's prints delivered out of order (EventBridge invokes margin-check asynchronously): a print numbered
+ * below the one that tripped the breaker and agreeing with it re-arms the breaker with itself, keeping when it was
+ * tripped (review, session 34: restarting it delayed the move by up to breakerConfirmSeconds per late print).
+ */
+describe('a real move whose prints land out of order', () => {
+  /** The feed at 100, then at 80 from sequence 2, a print a second; `late` delays prints' arrival (ms). */
+  async function followedAfter(late: Record<number, number>): Promise<number | undefined> {
+    const p = createPipeline({ marks: 'as-configured' }); // breakerConfirmSeconds 5
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const t0 = p.clock.nowMs();
+    const prints = Array.from({ length: 14 }, (_, i) => ({ sequence: 2 + i, stampMs: t0 + 1000 * (i + 1) }))
+      .map((print) => ({ ...print, arriveMs: print.stampMs + (late[print.sequence] ?? 0) }))
+      .sort((a, b) => a.arriveMs - b.arriveMs || a.sequence - b.sequence);
+    for (const print of prints) {
+      p.clock.advance(print.arriveMs - p.clock.nowMs());
+      const outcome = await p.tick('ETH-USD', '80', { sequence: print.sequence, timestampMs: print.stampMs });
+      if (outcome.status === 'accepted') return (print.arriveMs - t0) / 1000;
+    }
+    return undefined;
+  }
+
+  it('is followed a print later at most, however late its earlier prints land', async () => {
+    expect(await followedAfter({})).toBe(6);
+    expect(await followedAfter({ 2: 1_200 })).toBe(7);
+    expect(await followedAfter({ 2: 4_500 })).toBe(7);
+    expect(await followedAfter({ 2: 12_500, 3: 8_500, 4: 4_500 })).toBe(9);
+  });
+});
