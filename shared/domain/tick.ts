@@ -228,7 +228,7 @@ export function evaluateTick(
   if (order && !behind && !belowTripped) return order;
   // After a resume the old feed's sequences are no floor: its ticks still in flight (a redelivery, a retry) are
   // known by their time, and never count as the new feed's (nor confirm a bad print of theirs).
-  if (state.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs) {
+  if (ofLeftNumbering(tick, state)) {
     return reject(
       'tick/out-of-order',
       `timestamp ${tick.timestampMs} is not after the feed's resume (its old ticks end at ${state.resumedAfterMs})`,
@@ -324,6 +324,13 @@ function judgeMark(tick: Tick, state: TickState, market: MarketConfig, nowMs: nu
   }
   return ACCEPT;
 }
+
+/**
+ * Whether `tick` belongs to a numbering the market left (a feed resume or a rebase): stamped at or before where that
+ * numbering ended. Such a tick is never the new numbering's, whatever its sequence.
+ */
+export const ofLeftNumbering = (tick: Pick<Tick, 'timestampMs'>, state: TickState): boolean =>
+  state.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs;
 
 /**
  * The latest stamp a print of the numbering the market recorded can carry: its recorded ticks' stamps (at most now

@@ -2,7 +2,14 @@ import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
 import { wakes } from '../domain/sleep.ts';
-import { evaluateTick, nextBandAnchor, type Tick, type TickSegment, toTickRecord } from '../domain/tick.ts';
+import {
+  evaluateTick,
+  nextBandAnchor,
+  ofLeftNumbering,
+  type Tick,
+  type TickSegment,
+  toTickRecord,
+} from '../domain/tick.ts';
 import { formatPrice, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
@@ -133,8 +140,7 @@ async function handleTickOnce(
   const pending = state?.pendingSequence;
   // A tick of a numbering the market left (a resume or a rebase) may share its number with the new one's pending
   // tick: known by its stamp, it is not that tick's retry or continuation (review, session 34).
-  const oldNumbering = state?.resumedAfterMs !== undefined && tick.timestampMs <= state.resumedAfterMs;
-  if (pending === tick.sequence && state?.lastTick && !oldNumbering) {
+  if (pending === tick.sequence && state?.lastTick && !ofLeftNumbering(tick, state)) {
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =
       segment === 0 ||
