@@ -408,6 +408,9 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'markets', access: 'readWrite' },
       { table: 'auctions', access: 'read' },
       { queue: 'auctionSteps', access: 'send' },
+      // resumeFeed takes over a tick of the old numbering still starting liquidations: it re-sends what it started.
+      { table: 'liquidations', access: 'read' },
+      { queue: 'liquidations', access: 'send' },
     ],
     purpose:
       'fund deposits and withdrawals, provider registration (wakes sleeping auctions), position seeding and repricing (IAM only)',

@@ -554,6 +554,11 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(
       `feed ${result.id} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,
     );
+    if (result.tookOver) {
+      io.stdout.write(
+        `  tick ${result.tookOver.sequence} of the old numbering was still starting liquidations: taken over, ${result.tookOver.resent} of them sent again (the restarted feed's ticks find the positions it had not reached)\n`,
+      );
+    }
     return 0;
   });
 });

@@ -14,7 +14,12 @@ import { handleAdmin } from '../../shared/services/admin.ts';
  */
 export async function admin(event: unknown) {
   const { adapters, config, telemetry } = wiring();
-  const result = await handleAdmin(event, { ...adapters, config, nowMs: () => adapters.clock.nowMs() });
+  const result = await handleAdmin(event, {
+    ...adapters,
+    config,
+    telemetry,
+    nowMs: () => adapters.clock.nowMs(),
+  });
   const action =
     typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
   log.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });

@@ -28,7 +28,7 @@ import {
   type ProviderRepository,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
-import { withLiquidationPrice } from './margin-check.ts';
+import { type ResendDeps, resendStarted, withLiquidationPrice } from './margin-check.ts';
 import { type WakeDeps, wakeSleepers } from './wake.ts';
 
 /** Positions one reindexPositions request reads and may write (one page: bounded work per request). */
@@ -99,7 +99,7 @@ export class AdminInputError extends Error {
   override readonly name = 'AdminInputError';
 }
 
-export interface AdminDeps extends WakeDeps {
+export interface AdminDeps extends WakeDeps, ResendDeps {
   readonly ledger: Ledger;
   readonly providers: ProviderRepository;
   readonly positions: PositionRepository;
@@ -121,6 +121,11 @@ export type AdminResult =
       readonly wakeError?: string;
       /** resumeFeed: the last accepted tick's sequence before and after. */
       readonly sequence?: { readonly before: number; readonly after: number };
+      /**
+       * resumeFeed: the tick of the old numbering that was still starting liquidations, taken over, and how many
+       * of the liquidations it started were re-sent (those still QUEUED).
+       */
+      readonly tookOver?: { readonly sequence: number; readonly resent: number };
       /**
        * reindexPositions: positions read and priced again, how many of them were rewritten, and the cursor of
        * the next page (absent: the side is done).
@@ -300,15 +305,21 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           `admin/nothing-to-resume: ${symbol}'s last tick is ${before ?? 'none'}, already below ${request.fromSequence}`,
         );
       }
-      if (state.pendingSequence !== undefined) {
-        throw new AdminInputError(
-          `admin/tick-in-progress: tick ${state.pendingSequence} of ${symbol} is still starting liquidations; retry when it has finished (a tick whose continuation was lost stays so: redrive the tick dead letters, or let the restarted feed's prints take it over once the market's mark is stale)`,
-        );
-      }
+      // A tick of the old numbering still starting liquidations (its continuation lost or late) is taken over, as
+      // a newer accepted tick takes it: what it started is re-sent first, and the rebase removes its pending mark
+      // only as read. Its late continuation re-sends what it started; the positions it had not reached are the
+      // restarted feed's to find at its own mark.
+      const pending = state.pendingSequence;
+      const resent = pending === undefined ? 0 : await resendStarted(symbol, pending, deps);
       // The old feed's ticks (a redelivery, a retry) are known by their stamps after it (domain/tick.ts).
       const oldEndsAt = oldNumberingEndsAt(state, marketConfig(deps.config, symbol));
       await deps.markets.rebaseSequence(symbol, after, state, oldEndsAt);
-      return { ok: true, id: symbol, sequence: { before, after } };
+      return {
+        ok: true,
+        id: symbol,
+        sequence: { before, after },
+        ...(pending === undefined ? {} : { tookOver: { sequence: pending, resent } }),
+      };
     }
     case 'reindexPositions':
       return {

@@ -383,8 +383,16 @@ const startMessage = (l: LiquidationRecord): LiquidationMessage => ({
   ...(l.history[0] ? { dueAtMs: l.history[0].atMs } : {}),
 });
 
-/** Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them). */
-async function resendStarted(symbol: string, sequence: number, deps: MarginCheckDeps): Promise<void> {
+/** What re-sending a tick's started liquidations needs (margin-check, and admin's resumeFeed taking a tick over). */
+export type ResendDeps = Pick<MarginCheckDeps, 'liquidations' | 'liquidationQueue'> & {
+  readonly telemetry?: Telemetry;
+};
+
+/**
+ * Re-sends the messages of liquidations a tick started that are still QUEUED (a crash may have lost them).
+ * Returns how many were sent.
+ */
+export async function resendStarted(symbol: string, sequence: number, deps: ResendDeps): Promise<number> {
   const started = await deps.liquidations.listByTick(tickKeyOf(symbol, sequence));
   const queued = started.filter((l) => l.state === 'QUEUED' && !isNextSlice(l));
   if (queued.length > 0) {
@@ -393,12 +401,13 @@ async function resendStarted(symbol: string, sequence: number, deps: MarginCheck
       deps.liquidationQueue,
       queued.map((l) => encodeMessage(startMessage(l))),
     );
-    deps.telemetry.info('re-sent liquidations of an interrupted tick', {
+    deps.telemetry?.info('re-sent liquidations of an interrupted tick', {
       symbol,
       sequence,
       count: queued.length,
     });
   }
+  return queued.length;
 }
 
 /** Liquidations begun together, then enqueued with one SendMessageBatch (its limit: 10 entries). */

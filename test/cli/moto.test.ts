@@ -227,7 +227,8 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const injected = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
     const sentBefore = JSON.parse(injected.stdout).entry.Detail.sequence as number;
     const last = { sequence: sentBefore, markPrice: parsePrice('1500'), timestampMs: Date.now() };
-    await adapters(names).markets.acceptTick('ETH-USD', last, undefined, false);
+    // Its tick still starting liquidations (its continuation lost): the resume takes it over.
+    await adapters(names).markets.acceptTick('ETH-USD', last, undefined, true);
     // A market not configured is named with the configured ones, as inject and replay name it.
     const doge = await cli('feed', 'resume', '--symbol', 'DOGE-USD', '--from-sequence', '1', ...at);
     expect(doge).toMatchObject({
@@ -236,9 +237,11 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     });
     // Any case, as inject and replay take it (refused before as "unknown market eth-usd").
     expect((await cli('feed', 'resume', '--symbol', 'eth-usd', '--from-sequence', '1', ...at)).stdout).toBe(
-      `feed ETH-USD resumed: last sequence ${sentBefore} -> 0, next ticks from 1\n`,
+      `feed ETH-USD resumed: last sequence ${sentBefore} -> 0, next ticks from 1\n` +
+        `  tick ${sentBefore} of the old numbering was still starting liquidations: taken over, 0 of them sent again (the restarted feed's ticks find the positions it had not reached)\n`,
     );
     expect((await adapters(names).markets.get('ETH-USD'))?.lastTick).toEqual({ ...last, sequence: 0 });
+    expect((await adapters(names).markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
     // What the commands sent before the resume counts no more: the next inject follows the resumed numbering.
     const resumed = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
     expect(JSON.parse(resumed.stdout).entry.Detail.sequence).toBe(1);

@@ -7,7 +7,11 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+  type RiskConfigInput,
+} from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../shared/local/stack.ts';
@@ -17,10 +21,12 @@ import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
+import { handleTick } from '../../shared/services/margin-check.ts';
 import type { FunctionId } from '../../shared/topology.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { startMoto } from '../support/moto.ts';
+import { RecordingTelemetry } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /**
@@ -252,6 +258,64 @@ describe('pipeline on moto', () => {
       expect((await ctx.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(0);
       // The stack's role grants it (withStack checks every call against the topology).
       expect([...grants.uses]).toContain('admin write markets');
+    });
+  });
+
+  it('takes over a tick of the old numbering left pending through the admin function, whose role may re-send what it started', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      // The old feed's prints, stamped in the past so the restarted feed's come after them (the resume's rule).
+      const at = Date.now() - 30_000;
+      const old = (price: string, sequence: number) => ({
+        ...tickDetail(price, sequence),
+        timestamp: at + sequence,
+      });
+      expect(await ctx.stack.putTicks([old('200', 1), old('200', 2)])).toEqual([]);
+      await ctx.stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+      for (let i = 1; i <= 3; i++) await ctx.admin(open(`p${i}`, 'LONG', '10', '200', '200'));
+      await ctx.stack.runner.stop();
+      // Its last print crosses the three longs; the invocation starts two and dies: no continuation, and the
+      // messages of what it started lost.
+      const config = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);
+      const marginDeps = {
+        ...ctx.adapters,
+        config,
+        telemetry: new RecordingTelemetry(),
+        maxPositionsPerInvocation: 2,
+      };
+      const last = {
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('184'),
+        timestampMs: at + 3,
+        sequence: 3,
+        source: 'e2e',
+      };
+      expect(await handleTick(last, marginDeps, Date.now())).toMatchObject({
+        enqueued: 2,
+        needsContinuation: true,
+      });
+      const queue = ctx.adapters.liquidationQueue;
+      for (const m of await queue.receive(10, 30)) await queue.delete(m.receiptHandle);
+
+      // `backstop feed resume`, as an IAM invoke of the deployed function.
+      expect(
+        await ctx.stack.runner.invoke('admin', { action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }),
+      ).toEqual({
+        ok: true,
+        id: 'ETH-USD',
+        sequence: { before: 3, after: 0 },
+        tookOver: { sequence: 3, resent: 2 },
+      });
+      expect((await ctx.adapters.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
+      ctx.stack.runner.start();
+      // The restarted feed's first print starts the long the old tick had not reached.
+      expect(await ctx.stack.putTicks([tickDetail('184', 1)])).toEqual([]);
+      await ctx.stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+      const liquidations = await ctx.liquidations();
+      expect(liquidations.map((l) => l.positionId).sort()).toEqual(['p1', 'p2', 'p3']);
+      for (const l of liquidations) expect(l.state).toBe('SETTLED_MARKET');
+      expect([...grants.uses]).toEqual(
+        expect.arrayContaining(['admin read liquidations', 'admin send liquidations']),
+      );
     });
   });
 

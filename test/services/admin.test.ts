@@ -321,11 +321,13 @@ describe('resumeFeed', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(10);
   });
 
-  it('refuses while a tick is still starting liquidations', async () => {
+  it('takes over a tick of the old numbering still starting liquidations: what it started is sent again, what it left the restarted feed starts', async () => {
     const p = createPipeline({ maxPositionsPerInvocation: 1 });
     const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 10 });
-    for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
+    const longs = [];
+    for (let i = 0; i < 2; i++) longs.push(await p.open('LONG', '10', '200', '200'));
+    p.clock.advance(1_000);
     const tick = {
       symbol: 'ETH-USD',
       markPrice: 18_000_000_000n,
@@ -334,12 +336,82 @@ describe('resumeFeed', () => {
       source: 'test',
     };
     expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
-    expect(
-      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps),
-    ).toMatchObject({
-      ok: false,
-      reason: expect.stringMatching(/tick-in-progress/),
+    // Its invocation died after starting one liquidation, before its message went out (here: the message is lost).
+    const queue = p.adapters.liquidationQueue;
+    for (const m of await queue.receive(10, 30)) await queue.delete(m.receiptHandle);
+    const started = (await p.adapters.liquidations.listByTick('ETH-USD#11')).map((l) => l.positionId);
+    expect(started).toHaveLength(1);
+
+    expect(await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps)).toEqual({
+      ok: true,
+      id: 'ETH-USD',
+      sequence: { before: 11, after: 0 },
+      tookOver: { sequence: 11, resent: 1 },
     });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.pendingSequence).toBeUndefined();
+    expect(market?.lastTick).toMatchObject({ sequence: 0, markPrice: 18_000_000_000n });
+    expect(queue.pending().map((m) => JSON.parse(m.body).positionId)).toEqual(started);
+
+    // The old tick's continuation, late: nothing of it is pending any more; it sends what it started once more.
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+      reason: 'tick/continuation-done',
+    });
+    // The restarted feed's first print (stamped after any of the old feed's can be) is judged as usual, and starts
+    // the long the old tick had not reached.
+    p.clock.advance(6_000);
+    const restarted = await p.tick('ETH-USD', '180', { sequence: 1 });
+    expect(restarted).toMatchObject({ status: 'accepted', enqueued: 1 });
+    await p.drain();
+    for (const long of longs) expect((await p.adapters.positions.get(long.id))?.state).toBe('CLOSED');
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('leaves the tick it would take over alone when the market changed since it was read', async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 1 });
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
+    p.clock.advance(1_000);
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: 18_000_000_000n,
+      timestampMs: p.clock.nowMs(),
+      sequence: 11,
+      source: 'test',
+    };
+    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    // The tick's continuation finishes between the resume's read and its rebase.
+    const markets = p.adapters.markets;
+    const racing = {
+      ...p.adapters,
+      config: p.config,
+      nowMs: () => p.clock.nowMs(),
+      markets: new Proxy(markets, {
+        get: (target, key) =>
+          key === 'rebaseSequence'
+            ? async (...args: Parameters<typeof markets.rebaseSequence>) => {
+                for (let segment = 1; ; segment++) {
+                  const outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), segment);
+                  if (outcome.status !== 'accepted' || !outcome.needsContinuation) break;
+                }
+                return markets.rebaseSequence(...args);
+              }
+            : Reflect.get(target, key).bind(target),
+      }),
+    };
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, racing),
+    ).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/concurrent-change/) });
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick?.sequence).toBe(11);
+    expect(market?.pendingSequence).toBeUndefined();
+    // Asked again, the resume finds nothing to take over.
+    expect(
+      await handleAdmin(
+        { action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 },
+        { ...racing, markets: p.adapters.markets },
+      ),
+    ).toEqual({ ok: true, id: 'ETH-USD', sequence: { before: 11, after: 0 } });
   });
 });
 
