@@ -18,6 +18,11 @@ export interface QueuePair {
 
 const DEAD_LETTER_RETENTION = Duration.seconds(DEAD_LETTER_RETENTION_SECONDS);
 const WORK_QUEUE_RETENTION = Duration.days(4);
+/**
+ * Dead letters are failed liquidations, auction steps and ticks, with their reasons: kept when the stack is deleted,
+ * as the money tables are (their names are generated, so a new stack does not collide with them).
+ */
+const DEAD_LETTER_REMOVAL = RemovalPolicy.RETAIN;
 
 const common = {
   // SQS-managed SSE: EventBridge can deliver to it (the AWS managed aws/sqs KMS key cannot be used by
@@ -40,12 +45,17 @@ export function createQueues(scope: Construct, config: InfraConfig): Record<Queu
     const receives = maxReceiveCount(config, def.id);
     const deadLetter =
       receives !== undefined
-        ? new Queue(scope, `${def.id}DeadLetterQueue`, { ...common, retentionPeriod: DEAD_LETTER_RETENTION })
+        ? new Queue(scope, `${def.id}DeadLetterQueue`, {
+            ...common,
+            retentionPeriod: DEAD_LETTER_RETENTION,
+            removalPolicy: DEAD_LETTER_REMOVAL,
+          })
         : undefined;
     const queue = new Queue(scope, `${def.id}Queue`, {
       ...common,
       visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(def.id)),
       retentionPeriod: isDeadLetterSink(def) ? DEAD_LETTER_RETENTION : WORK_QUEUE_RETENTION,
+      ...(isDeadLetterSink(def) ? { removalPolicy: DEAD_LETTER_REMOVAL } : {}),
       ...(deadLetter && receives !== undefined
         ? { deadLetterQueue: { queue: deadLetter, maxReceiveCount: receives } }
         : {}),

@@ -144,6 +144,9 @@ export interface MarketState {
   };
 }
 
+/** A pending tick: the last tick, by its sequence and its recorded stamp. */
+export type PendingTick = Pick<AcceptedTick, 'sequence' | 'timestampMs'>;
+
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
 export interface MarketReadGuard {
   readonly breakerSequence: number | undefined;
@@ -174,14 +177,18 @@ export interface MarketRepository {
     pending: boolean,
     guard?: MarketReadGuard,
   ): Promise<MarketState>;
-  /** Clears the pending mark of `sequence` (no-op if another sequence is pending). */
-  clearPending(symbol: string, sequence: number): Promise<void>;
   /**
-   * Claims continuation `segment` (>= 1) of the pending tick `sequence`: true when `sequence` is pending and no
-   * segment >= `segment` was claimed before (the first attempt of this continuation), false otherwise (a retry
-   * or duplicate of it, or the tick is no longer pending).
+   * Clears the pending mark of `tick` (a no-op if another tick is pending). The pending tick is the last tick,
+   * known by its sequence and its recorded stamp: after a resume or a rebase another numbering's tick may carry
+   * the same sequence.
    */
-  claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean>;
+  clearPending(symbol: string, tick: PendingTick): Promise<void>;
+  /**
+   * Claims continuation `segment` (>= 1) of the pending tick `tick`: true when it is pending and no segment >=
+   * `segment` was claimed before (the first attempt of this continuation), false otherwise (a retry or duplicate of
+   * it, or the tick is no longer pending).
+   */
+  claimSegment(symbol: string, tick: PendingTick, segment: number): Promise<boolean>;
   /**
    * Trips the breaker with `tick`, or re-arms it when it holds an older tick; given `judged`, only while the last
    * accepted tick and the breaker's tick (undefined: none) are still those the rejection was judged on, and then

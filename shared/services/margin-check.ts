@@ -145,7 +145,7 @@ async function handleTickOnce(
     const retry =
       segment === 0 ||
       segment === 'unknown' ||
-      !(await markets.claimSegment(tick.symbol, tick.sequence, segment));
+      !(await markets.claimSegment(tick.symbol, state.lastTick, segment));
     const outcome = await resumeTick(tick.symbol, state.lastTick, deps, retry);
     // A retry of the tick's own invocation, which may have died before waking what its mark reached.
     if (segment === 0) await wakeSleepers(tick.symbol, state, state.lastTick.markPrice, deps, nowMs);
@@ -460,7 +460,7 @@ async function startLiquidations(
     if (crossed.length < read.length) await repriceHealthy(read, tick.markPrice, m, deps);
   }
 
-  if (!needsContinuation) await deps.markets.clearPending(symbol, tick.sequence);
+  if (!needsContinuation) await deps.markets.clearPending(symbol, tick);
   telemetry.count(METRICS.PositionsChecked.name, checked);
   telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);
   return { status: 'accepted', checked, enqueued: started.length, needsContinuation };

@@ -628,7 +628,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.resetBreaker('ETH-USD');
         const settled = (await a.markets.get('ETH-USD'))!;
         await a.markets.acceptTick('ETH-USD', tick(7), 5, true);
-        await a.markets.claimSegment('ETH-USD', 7, 1);
+        await a.markets.claimSegment('ETH-USD', tick(7), 1);
         const pending = (await a.markets.get('ETH-USD'))!;
         await expect(
           a.markets.rebaseSequence(
@@ -789,32 +789,88 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);
-        await a.markets.clearPending('ETH-USD', 2);
+        await a.markets.clearPending('ETH-USD', tick(2));
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBe(1);
-        await a.markets.clearPending('ETH-USD', 1);
+        await a.markets.clearPending('ETH-USD', tick(1));
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
-        await a.markets.clearPending('BTC-USD', 1);
+        await a.markets.clearPending('BTC-USD', tick(1));
         await a.markets.acceptTick('ETH-USD', tick(2), 1, true);
         await a.markets.acceptTick('ETH-USD', tick(3), 2, false);
         expect((await a.markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
       });
 
+      it("knows the pending tick by its stamp too: another numbering's print of the same sequence neither claims nor clears it", async () => {
+        await a.markets.acceptTick('ETH-USD', tick(11), undefined, true);
+        // The old numbering's tick 11, as a late continuation of it knows it: stamped earlier.
+        const old = tick(11, { timestampMs: tick(11).timestampMs - 60_000 });
+        expect(await a.markets.claimSegment('ETH-USD', old, 1)).toBe(false);
+        await a.markets.clearPending('ETH-USD', old);
+        expect(await a.markets.get('ETH-USD')).toMatchObject({ pendingSequence: 11 });
+        expect(await a.markets.get('ETH-USD')).not.toHaveProperty('pendingSegment');
+        expect(await a.markets.claimSegment('ETH-USD', tick(11), 1)).toBe(true);
+        await a.markets.clearPending('ETH-USD', tick(11));
+        expect(await a.markets.get('ETH-USD')).not.toHaveProperty('pendingSequence');
+      });
+
+      it('rebases only the prints it read: another print of the same sequence since (a resume in between) refuses it', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(10), undefined, false);
+        await a.markets.acceptTick('ETH-USD', tick(11), 10, true);
+        const read = (await a.markets.get('ETH-USD'))!;
+        // Meanwhile the market was resumed onto a numbering that reached 11 again, its tick 11 pending.
+        await a.markets.rebaseSequence('ETH-USD', 0, read, RESUMED_AFTER_MS);
+        for (let n = 1; n <= 11; n++)
+          await a.markets.acceptTick(
+            'ETH-USD',
+            tick(n, { timestampMs: RESUMED_AFTER_MS + n }),
+            n - 1,
+            n === 11,
+          );
+        await expect(a.markets.rebaseSequence('ETH-USD', 0, read, RESUMED_AFTER_MS)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          pendingSequence: 11,
+          lastTick: { sequence: 11, timestampMs: RESUMED_AFTER_MS + 11 },
+        });
+        // So does a breaker holding another print of the sequence it read.
+        const withBreaker = (await a.markets.get('ETH-USD'))!;
+        await a.markets.clearPending('ETH-USD', withBreaker.lastTick!);
+        await a.markets.tripBreaker(
+          'ETH-USD',
+          'tick/price-band',
+          tick(12, { timestampMs: RESUMED_AFTER_MS + 12 }),
+          1,
+        );
+        const tripped = (await a.markets.get('ETH-USD'))!;
+        await a.markets.resetBreaker('ETH-USD');
+        await a.markets.tripBreaker(
+          'ETH-USD',
+          'tick/price-band',
+          tick(12, { timestampMs: RESUMED_AFTER_MS + 13 }),
+          2,
+        );
+        await expect(
+          a.markets.rebaseSequence('ETH-USD', 0, tripped, RESUMED_AFTER_MS),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect((await a.markets.get('ETH-USD'))?.breaker?.tick.timestampMs).toBe(RESUMED_AFTER_MS + 13);
+      });
+
       it('claims each continuation segment of the pending tick once, in order; a new tick or clearing forgets them', async () => {
-        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(false); // no market yet
+        expect(await a.markets.claimSegment('ETH-USD', tick(1), 1)).toBe(false); // no market yet
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, true);
-        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(true);
-        expect(await a.markets.claimSegment('ETH-USD', 1, 1)).toBe(false); // its retry
-        expect(await a.markets.claimSegment('ETH-USD', 2, 2)).toBe(false); // not the pending sequence
-        expect(await a.markets.claimSegment('ETH-USD', 1, 3)).toBe(true);
-        expect(await a.markets.claimSegment('ETH-USD', 1, 2)).toBe(false); // older than the last claim
+        expect(await a.markets.claimSegment('ETH-USD', tick(1), 1)).toBe(true);
+        expect(await a.markets.claimSegment('ETH-USD', tick(1), 1)).toBe(false); // its retry
+        expect(await a.markets.claimSegment('ETH-USD', tick(2), 2)).toBe(false); // not the pending sequence
+        expect(await a.markets.claimSegment('ETH-USD', tick(1), 3)).toBe(true);
+        expect(await a.markets.claimSegment('ETH-USD', tick(1), 2)).toBe(false); // older than the last claim
         expect((await a.markets.get('ETH-USD'))?.pendingSegment).toBe(3);
         await a.markets.acceptTick('ETH-USD', tick(2), 1, true);
         expect((await a.markets.get('ETH-USD'))?.pendingSegment).toBeUndefined();
-        expect(await a.markets.claimSegment('ETH-USD', 2, 1)).toBe(true);
-        await a.markets.clearPending('ETH-USD', 2);
+        expect(await a.markets.claimSegment('ETH-USD', tick(2), 1)).toBe(true);
+        await a.markets.clearPending('ETH-USD', tick(2));
         expect(await a.markets.get('ETH-USD')).not.toHaveProperty('pendingSegment');
-        expect(await a.markets.claimSegment('ETH-USD', 2, 2)).toBe(false); // no longer pending
-        await expect(a.markets.claimSegment('ETH-USD', 2, 0)).rejects.toThrow(/markets\/bad-segment/);
+        expect(await a.markets.claimSegment('ETH-USD', tick(2), 2)).toBe(false); // no longer pending
+        await expect(a.markets.claimSegment('ETH-USD', tick(2), 0)).rejects.toThrow(/markets\/bad-segment/);
       });
 
       it('re-arms the breaker only with a later tick until reset; a breaker before any tick does not block the first tick', async () => {

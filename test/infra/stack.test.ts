@@ -218,7 +218,7 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
-  it('redrives each work queue to its DLQ after the topology maxReceiveCount; DLQs keep 14 days', () => {
+  it('redrives each work queue to its DLQ after the topology maxReceiveCount; DLQs keep 14 days, and outlive the stack', () => {
     expect(QUEUES.filter(isDeadLetterSink).map((q) => q.id)).toEqual(['tickDeadLetters']);
     for (const def of QUEUES) {
       const pair = stack.queues[def.id];
@@ -227,8 +227,12 @@ describe('BackstopStack template (default config)', () => {
       if (!def.deadLetter) {
         expect(props.RedrivePolicy).toBeUndefined();
         expect(props.MessageRetentionPeriod).toBe(14 * 86_400);
+        expect(resources[queueId(pair.queue)]!.DeletionPolicy, def.id).toBe('Retain');
         continue;
       }
+      // Work queues go with the stack; their dead letters (failed work, with its reasons) stay.
+      expect(resources[queueId(pair.queue)]!.DeletionPolicy, def.id).toBe('Delete');
+      expect(resources[queueId(pair.deadLetter!)]!.DeletionPolicy, def.id).toBe('Retain');
       expect(props.RedrivePolicy).toEqual({
         deadLetterTargetArn: { 'Fn::GetAtt': [queueId(pair.deadLetter!), 'Arn'] },
         maxReceiveCount: def.deadLetter.maxReceiveCount,

@@ -4,8 +4,10 @@ import {
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
 } from '../../shared/domain/config.ts';
+import type { Tick } from '../../shared/domain/tick.ts';
 import { formatQuote, parsePrice } from '../../shared/domain/units.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
+import { handleTick } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -436,5 +438,150 @@ describe('registerProvider for two markets, one of whose wakes fails', () => {
     const btc = sleeping.find((a) => a.symbol === 'BTC-USD')!;
     const visible = await p.adapters.auctionQueue.receive(10, 30);
     expect(visible.map((m) => JSON.parse(m.body).auctionId)).toContain(btc.id);
+  });
+});
+
+describe('resumeFeed taking over a tick of the old numbering (review, session 35)', () => {
+  /** Markets whose rebaseSequence runs `first` before it writes: what happened between the resume's read and its write. */
+  function racingRebase(p: ReturnType<typeof createPipeline>, first: () => Promise<void>) {
+    const markets = p.adapters.markets;
+    return {
+      ...p.adapters,
+      config: p.config,
+      nowMs: () => p.clock.nowMs(),
+      markets: new Proxy(markets, {
+        get: (target, key) =>
+          key === 'rebaseSequence'
+            ? async (...args: Parameters<typeof markets.rebaseSequence>) => {
+                await first();
+                return markets.rebaseSequence(...args);
+              }
+            : Reflect.get(target, key).bind(target),
+      }),
+    };
+  }
+
+  it("a resume that read the old tick 11 pending leaves the new numbering's pending tick 11 alone", async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 1 });
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    await p.open('LONG', '10', '200', '200');
+    p.clock.advance(1_000);
+    const old11 = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('180'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 11,
+      source: 'old',
+    };
+    expect(await handleTick(old11, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    let newLong = '';
+    let new11: Tick | undefined;
+    const late = racingRebase(p, async () => {
+      // Another resume (the request sent twice) lands first; the new feed reaches 11, whose invocation starts a
+      // liquidation and dies before sending it: its retry must find it pending to send it.
+      expect(
+        await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps),
+      ).toMatchObject({
+        ok: true,
+      });
+      p.clock.advance(6_000);
+      for (let s = 1; s <= 10; s++) {
+        p.clock.advance(1_000);
+        expect(await p.tick('ETH-USD', '180', { sequence: s })).toMatchObject({ status: 'accepted' });
+      }
+      newLong = (await p.open('LONG', '10', '180', '180')).id;
+      p.clock.advance(1_000);
+      new11 = {
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('165'),
+        timestampMs: p.clock.nowMs(),
+        sequence: 11,
+        source: 'new',
+      };
+      const dying = {
+        ...p.marginDeps,
+        liquidationQueue: Object.assign(Object.create(null), {
+          send: () => Promise.reject(new Error('died')),
+          sendBatch: () => Promise.reject(new Error('died')),
+        }),
+      };
+      await expect(handleTick(new11, dying, p.clock.nowMs())).rejects.toThrow('died');
+    });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, late),
+    ).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/admin\/concurrent-change/),
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBe(11);
+    // The new tick's retry finds itself pending and sends what it started.
+    await handleTick(new11!, p.marginDeps, p.clock.nowMs());
+    await p.drain();
+    expect((await p.adapters.positions.get(newLong))?.state).toBe('CLOSED');
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it("the old tick's continuation running across the takeover does not clear the new numbering's tick of its number", async () => {
+    const p = createPipeline({ maxPositionsPerInvocation: 1 });
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200', { sequence: 10 });
+    for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
+    const deeper = [await p.open('LONG', '10', '180', '180'), await p.open('LONG', '10', '180', '180')];
+    p.clock.advance(1_000);
+    const old11 = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('180'),
+      timestampMs: p.clock.nowMs(),
+      sequence: 11,
+      source: 'old',
+    };
+    expect(await handleTick(old11, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    expect(await handleTick(old11, p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
+      needsContinuation: true,
+    });
+    // Segment 2 of old 11 has claimed its segment; while it reads the index the operator resumes from 11 and the
+    // restarted feed's tick 11 is accepted, pending.
+    let new11: Tick | undefined;
+    let fired = false;
+    const positions = p.marginDeps.positions;
+    const slow = {
+      ...p.marginDeps,
+      positions: new Proxy(positions, {
+        get: (target, key) =>
+          key === 'queryCrossed'
+            ? async (...args: Parameters<typeof positions.queryCrossed>) => {
+                if (!fired) {
+                  fired = true;
+                  expect(
+                    await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 11 }, deps),
+                  ).toMatchObject({ ok: true, tookOver: { sequence: 11 } });
+                  p.clock.advance(6_000);
+                  new11 = {
+                    ...old11,
+                    markPrice: parsePrice('165'),
+                    timestampMs: p.clock.nowMs(),
+                    source: 'new',
+                  };
+                  expect(await handleTick(new11, p.marginDeps, p.clock.nowMs())).toMatchObject({
+                    needsContinuation: true,
+                  });
+                }
+                return positions.queryCrossed(...args);
+              }
+            : Reflect.get(target, key).bind(target),
+      }),
+    };
+    await handleTick(old11, slow, p.clock.nowMs(), 2);
+    expect((await p.adapters.markets.get('ETH-USD'))?.pendingSequence).toBe(11);
+    // The new tick's continuations go on, and start what it crossed.
+    for (let segment = 1; ; segment++) {
+      const outcome = await handleTick(new11!, p.marginDeps, p.clock.nowMs(), segment);
+      expect(outcome).toMatchObject({ status: 'accepted' });
+      if (outcome.status !== 'accepted' || !outcome.needsContinuation) break;
+    }
+    for (const long of deeper) expect((await p.adapters.positions.get(long.id))?.state).toBe('LIQUIDATING');
+    await p.drain();
+    expect((await p.check()).violations).toEqual([]);
   });
 });

@@ -60,7 +60,7 @@ describe('embedded adapter bundle', () => {
       atMs: 0,
       floor: 0n,
     });
-    await adapters.markets.clearPending('ETH-USD', 1);
+    await adapters.markets.clearPending('ETH-USD', { sequence: 1, timestampMs: 0 });
     expect(points).toEqual(['positions.create', 'ledger.apply']);
   });
 

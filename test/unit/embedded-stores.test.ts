@@ -109,9 +109,9 @@ describe('embedded markets', () => {
     const markets = new EmbeddedMarketRepository();
     await markets.acceptTick('ETH-USD', tick(1), undefined, true);
     expect((await markets.get('ETH-USD'))?.pendingSequence).toBe(1);
-    await markets.clearPending('ETH-USD', 2);
+    await markets.clearPending('ETH-USD', tick(2));
     expect((await markets.get('ETH-USD'))?.pendingSequence).toBe(1);
-    await markets.clearPending('ETH-USD', 1);
+    await markets.clearPending('ETH-USD', tick(1));
     expect((await markets.get('ETH-USD'))?.pendingSequence).toBeUndefined();
     await markets.acceptTick('ETH-USD', tick(2), 1, true);
     await markets.acceptTick('ETH-USD', tick(3), 2, false);

@@ -17,6 +17,7 @@ import {
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
+  type PendingTick,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -45,6 +46,9 @@ import {
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
 export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
+
+/** The pending tick is the last tick: its sequence and recorded stamp (another numbering may reuse the number). */
+const PENDING_TICK = 'pendingSequence = :seq AND lastTick.timestampMs = :ts';
 
 const lastResortFillsAttr = (direction: 'BUY' | 'SELL'): string => `lastResortFills${direction}`;
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
@@ -253,19 +257,19 @@ export class DynamoMarketRepository implements MarketRepository {
     return written;
   }
 
-  async clearPending(symbol: string, sequence: number): Promise<void> {
-    // Another sequence (or none) pending: nothing to clear.
+  async clearPending(symbol: string, tick: PendingTick): Promise<void> {
+    // Another tick (or none) pending: nothing to clear.
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: 'REMOVE pendingSequence, pendingSegment',
-      ConditionExpression: 'pendingSequence = :seq',
-      ExpressionAttributeValues: { ':seq': N(sequence) },
+      ConditionExpression: PENDING_TICK,
+      ExpressionAttributeValues: { ':seq': N(tick.sequence), ':ts': N(tick.timestampMs) },
     });
     if (done) this.crash('markets.clearPending');
   }
 
-  async claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean> {
+  async claimSegment(symbol: string, tick: PendingTick, segment: number): Promise<boolean> {
     if (!Number.isSafeInteger(segment) || segment < 1)
       throw new AdapterInputError(
         `markets/bad-segment: a continuation segment is an integer >= 1, got ${segment}`,
@@ -274,9 +278,12 @@ export class DynamoMarketRepository implements MarketRepository {
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: 'SET pendingSegment = :segment',
-      ConditionExpression:
-        'pendingSequence = :seq AND (attribute_not_exists(pendingSegment) OR pendingSegment < :segment)',
-      ExpressionAttributeValues: { ':seq': N(sequence), ':segment': N(segment) },
+      ConditionExpression: `${PENDING_TICK} AND (attribute_not_exists(pendingSegment) OR pendingSegment < :segment)`,
+      ExpressionAttributeValues: {
+        ':seq': N(tick.sequence),
+        ':ts': N(tick.timestampMs),
+        ':segment': N(segment),
+      },
     });
     if (done) this.crash('markets.claimSegment');
     return done;
@@ -420,11 +427,18 @@ export class DynamoMarketRepository implements MarketRepository {
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
           UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump, pendingSequence, pendingSegment`,
+          // The prints as read, not their numbers alone: after a resume or a rebase another print may carry one.
           ConditionExpression: `${
-            last === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last'
+            last === undefined
+              ? 'attribute_not_exists(lastSequence)'
+              : 'lastSequence = :last AND lastTick.markPrice = :lastMark AND lastTick.timestampMs = :lastTs'
           } AND ${
             pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'
-          } AND ${breaker === undefined ? 'attribute_not_exists(breaker)' : 'breaker.#tick.#seq = :breaker'}`,
+          } AND ${
+            breaker === undefined
+              ? 'attribute_not_exists(breaker)'
+              : 'breaker.#tick.#seq = :breaker AND breaker.#tick.markPrice = :breakerMark AND breaker.#tick.timestampMs = :breakerTs'
+          }`,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
             ...(breaker === undefined ? {} : { '#tick': 'tick' }),
@@ -432,9 +446,21 @@ export class DynamoMarketRepository implements MarketRepository {
           ExpressionAttributeValues: {
             ':seq': N(sequence),
             ':resumed': N(resumedAfterMs),
-            ...(last === undefined ? {} : { ':last': N(last) }),
+            ...(expected.lastTick === undefined
+              ? {}
+              : {
+                  ':last': N(expected.lastTick.sequence),
+                  ':lastMark': N(expected.lastTick.markPrice),
+                  ':lastTs': N(expected.lastTick.timestampMs),
+                }),
             ...(pending === undefined ? {} : { ':pending': N(pending) }),
-            ...(breaker === undefined ? {} : { ':breaker': N(breaker) }),
+            ...(expected.breaker === undefined
+              ? {}
+              : {
+                  ':breaker': N(expected.breaker.tick.sequence),
+                  ':breakerMark': N(expected.breaker.tick.markPrice),
+                  ':breakerTs': N(expected.breaker.tick.timestampMs),
+                }),
           },
           ReturnValues: 'ALL_NEW',
         }),

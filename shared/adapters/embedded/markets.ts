@@ -10,6 +10,7 @@ import {
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
+  type PendingTick,
   type ProvidersEpochCheck,
   providersEpochOf,
 } from '../../ports/index.ts';
@@ -21,9 +22,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   given a guard, the breaker's tick sequence and pendingSequence as guarded; sets lastTick, sets
  *   pendingSequence to the tick's sequence when `pending` (removes it otherwise), removes the breaker when the
  *   guard closes it, removes a held sequence jump, and returns the state written.
- * - clearPending: removes pendingSequence (and pendingSegment) only when it equals `sequence`; otherwise a
- *   no-op (no hook).
- * - claimSegment: sets pendingSegment when pendingSequence === sequence and pendingSegment (absent: 0) <
+ * - clearPending: removes pendingSequence (and pendingSegment) only when it is the tick's sequence and the last
+ *   tick's stamp is the tick's; otherwise a no-op (no hook).
+ * - claimSegment: sets pendingSegment when the tick is pending (as clearPending) and pendingSegment (absent: 0) <
  *   segment; otherwise returns false and changes nothing (no hook).
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
  *   `judged`, only while lastTick's and the breaker's tick's sequences are the judged ones, and then with any tick
@@ -91,18 +92,17 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return this.#states.get(symbol)!;
   }
 
-  async clearPending(symbol: string, sequence: number): Promise<void> {
+  async clearPending(symbol: string, tick: PendingTick): Promise<void> {
     const current = this.#states.get(symbol);
-    if (current?.pendingSequence !== sequence) return;
+    if (!current || !isPending(current, tick)) return;
     this.#set({ ...current, pendingSequence: undefined, pendingSegment: undefined });
     fire(this.#hook, 'markets.clearPending');
   }
 
-  async claimSegment(symbol: string, sequence: number, segment: number): Promise<boolean> {
+  async claimSegment(symbol: string, tick: PendingTick, segment: number): Promise<boolean> {
     requireSegment(segment);
     const current = this.#states.get(symbol);
-    if (!current || current.pendingSequence !== sequence || (current.pendingSegment ?? 0) >= segment)
-      return false;
+    if (!current || !isPending(current, tick) || (current.pendingSegment ?? 0) >= segment) return false;
     this.#set({ ...current, pendingSegment: segment });
     fire(this.#hook, 'markets.claimSegment');
     return true;
@@ -166,11 +166,11 @@ export class EmbeddedMarketRepository implements MarketRepository {
       top < 0 ||
       top <= sequence ||
       current.pendingSequence !== expected.pendingSequence ||
-      last?.sequence !== expected.lastTick?.sequence ||
-      current.breaker?.tick.sequence !== expected.breaker?.tick.sequence
+      !samePrint(last, expected.lastTick) ||
+      !samePrint(current.breaker?.tick, expected.breaker?.tick)
     ) {
       throw new ConditionFailedError(
-        `markets/not-rebased: ${symbol} has no settled last tick above ${sequence}`,
+        `markets/not-rebased: ${symbol} has no last tick above ${sequence}, or changed since it was read`,
       );
     }
     // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
@@ -252,6 +252,14 @@ export class EmbeddedMarketRepository implements MarketRepository {
     this.#states.set(state.symbol, frozenCopy(state));
   }
 }
+
+/** The pending tick is the last tick: the same sequence and recorded stamp (another numbering may reuse the number). */
+const isPending = (state: MarketState, tick: PendingTick): boolean =>
+  state.pendingSequence === tick.sequence && state.lastTick?.timestampMs === tick.timestampMs;
+
+/** The same print: after a resume or a rebase another print may carry its sequence, never its stamp too. */
+const samePrint = (a: AcceptedTick | undefined, b: AcceptedTick | undefined): boolean =>
+  a?.sequence === b?.sequence && a?.timestampMs === b?.timestampMs && a?.markPrice === b?.markPrice;
 
 function requireMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
