@@ -1,5 +1,5 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue, QueueEncryption, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
@@ -61,6 +61,9 @@ export function createQueues(scope: Construct, config: InfraConfig): Record<Queu
         : {}),
     });
     if (deadLetter) acknowledgeDeadLetter(deadLetter, `the dead-letter queue of ${def.id}`);
+    // A kept dead-letter queue keeps its TLS-only policy too.
+    for (const kept of [deadLetter, isDeadLetterSink(def) ? queue : undefined])
+      (kept?.node.tryFindChild('Policy') as QueuePolicy | undefined)?.applyRemovalPolicy(DEAD_LETTER_REMOVAL);
     if (isDeadLetterSink(def)) {
       acknowledgeDeadLetter(queue, 'the dead-letter queue of the PriceTick rule target and margin-check');
       Validations.of(queue).acknowledge({

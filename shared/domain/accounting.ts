@@ -33,7 +33,10 @@ export class AccountingError extends Error {
   }
 }
 
-export type ClosablePosition = Pick<Position, 'side' | 'size' | 'entryPrice' | 'collateral'>;
+export type ClosablePosition = Pick<
+  Position,
+  'side' | 'size' | 'entryPrice' | 'collateral' | 'collateralOverE16'
+>;
 
 export interface CloseSettlement {
   readonly closedSize: BaseE8;
@@ -45,6 +48,11 @@ export interface CloseSettlement {
   /** Loss beyond the collateral, owed by the backstop layers (fund, then ADL). */
   readonly shortfall: QuoteE6;
   readonly remaining: { readonly size: BaseE8; readonly collateral: QuoteE6 };
+  /**
+   * A slice (settleSlice) only: the sub-unit by which `traderPayout`, the rest's collateral, overstates its exact
+   * margin (Position.collateralOverE16 of the rest).
+   */
+  readonly restCollateralOverE16?: bigint;
   /** Paid out to the trader on a full close (0 on a partial close: the money stays as collateral). */
   readonly traderPayout: QuoteE6;
   /** What the counterparty (venue, auction buyer, ADL counterparties) receives: -realizedPnl. */
@@ -77,7 +85,14 @@ export function assertClosablePosition(p: ClosablePosition): void {
     throw new AccountingError('accounting/bad-position', `entry price ${p.entryPrice} must be > 0`);
   // Negative collateral is a deficit an earlier slice left with the rest of the position (settleSlice): this
   // close settles it first.
+  const over = p.collateralOverE16 ?? 0n;
+  if (over < 0n || over >= NOTIONAL_TO_QUOTE)
+    throw new AccountingError('accounting/bad-position', `collateralOverE16 ${over} is outside [0, 1e10)`);
 }
+
+/** The position's exact margin in E16: its collateral less the sub-unit a slice's rounding left on it. */
+const collateralE16 = (p: ClosablePosition): bigint =>
+  p.collateral * NOTIONAL_TO_QUOTE - (p.collateralOverE16 ?? 0n);
 
 /** The checked totals of closing `fills` out of `position`: size, notional (price x size) and PnL, in E16. */
 function closeTotals(
@@ -139,8 +154,10 @@ export function settleClose(
   fills: readonly Fill[],
   feeRate: Ppm,
 ): CloseSettlement {
-  const { closedSize, notional16, pnl16 } = closeTotals(position, fills, feeRate);
-  const underWater = position.collateral * NOTIONAL_TO_QUOTE + pnl16 < 0n;
+  const { closedSize, notional16, pnl16: fillsPnl16 } = closeTotals(position, fills, feeRate);
+  // What an earlier slice's rounding left on the collateral comes back here: the close settles the exact margin.
+  const pnl16 = fillsPnl16 - (position.collateralOverE16 ?? 0n);
+  const underWater = collateralE16(position) + fillsPnl16 < 0n;
   const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, underWater ? 'ceil' : 'floor');
   const equity = position.collateral + realizedPnl;
   const shortfall = equity < 0n ? -equity : 0n;
@@ -193,8 +210,10 @@ export function chargeFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
  * the rate says, but never more than leaves the whole position solvent at `rest.mark` (the slice's equity plus the
  * rest's PnL there): a fee the rest would owe back as its deficit is not the fund's, and ADL's counterparties
  * would pay it once the fund's draw cap binds.
- *   equity  = M + ceil(pnl16 / 1e10) (the rest of the position holds the sub-unit: its final close rounds)
- *   fee     = min(ceil(sum size_i price_i * feeRate), max(0, floor(equity + rest pnl at rest.mark)))
+ *   equity16 = M16 + pnl16 (M16: the exact margin, collateral less collateralOverE16)
+ *   equity  = ceil(equity16 / 1e10); the rest carries equity x 1e10 - equity16 as its collateralOverE16, which
+ *             its final close takes back (a slice's rounding never pays the trader, nor charges the fund)
+ *   fee     = min(ceil(sum size_i price_i * feeRate), max(0, floor((equity16 + rest pnl16 at rest.mark) / 1e10)))
  *   traderPayout = equity - fee: what the rest starts with (below zero: the deficit it carries); shortfall 0
  * Conservation: traderChange = pnl - fee, counterpartyFlow = -pnl, fundFlow = fee.
  */
@@ -215,12 +234,13 @@ export function settleSlice(
       'accounting/bad-position',
       `a slice closes whole: ${closedSize} of ${slice.size}`,
     );
-  // Rounded up, whatever the slice's side of water: the sub-unit stays with the position, whose final close rounds
-  // against the trader (the fund then never pays a sub-unit a slice's rounding handed the counterparty).
-  const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, 'ceil');
-  const equity = slice.collateral + realizedPnl;
+  // Rounded up, whatever the slice's side of water, and the sub-unit carried: the rest's final close settles the
+  // exact margin (rounded once, against the trader), so neither the trader nor the fund gains by the slicing.
+  const equity16 = collateralE16(slice) + pnl16;
+  const equity = div(equity16, NOTIONAL_TO_QUOTE, 'ceil');
+  const realizedPnl = equity - slice.collateral;
   const rest16 = pnlE16(slice.side, rest.size, slice.entryPrice, rest.mark);
-  const whole = div(equity * NOTIONAL_TO_QUOTE + rest16, NOTIONAL_TO_QUOTE, 'floor');
+  const whole = div(equity16 + rest16, NOTIONAL_TO_QUOTE, 'floor');
   const fee = minBig(feeOn(notional16, feeRate), maxBig(0n, whole));
   return {
     closedSize,
@@ -229,6 +249,7 @@ export function settleSlice(
     fee,
     shortfall: 0n,
     remaining: { size: 0n, collateral: 0n },
+    restCollateralOverE16: equity * NOTIONAL_TO_QUOTE - equity16,
     traderPayout: equity - fee,
     counterpartyFlow: -realizedPnl,
     fundFlow: fee,

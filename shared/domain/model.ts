@@ -17,6 +17,12 @@ export interface Position {
   readonly entryPrice: PriceE8;
   /** Isolated margin posted for this position (realized PnL of partial closes flows into it). */
   readonly collateral: QuoteE6;
+  /**
+   * How much `collateral` overstates the position's exact margin, in E16 (quote units x 1e10; 0 <= it < 1e10): a
+   * slice leaves its rest the sub-unit of its PnL rounded up, and the position's final close takes it back
+   * (accounting.ts), so no slice's rounding pays the trader. Absent: 0.
+   */
+  readonly collateralOverE16?: bigint;
   readonly state: PositionState;
   /**
    * Profit ADL took out of this position's collateral while the profit stays unrealized (adl.ts): no later ADL

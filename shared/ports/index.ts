@@ -314,6 +314,8 @@ export interface LiquidationContext {
     readonly position: {
       readonly size: BaseE8;
       readonly collateral: bigint;
+      /** Position.collateralOverE16 as the plan saw it (absent: 0). */
+      readonly collateralOverE16?: bigint;
       readonly entryPrice: PriceE8;
       readonly version: number;
     };

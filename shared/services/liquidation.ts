@@ -982,12 +982,19 @@ function contextOf(liquidation: LiquidationRecord): LiquidationContext {
   return context;
 }
 
+/** A position without the sub-unit a slice left over on its collateral (a close rounded it, or it closed). */
+function withoutOver<P extends PositionRecord>(position: P): Omit<P, 'collateralOverE16'> {
+  const { collateralOverE16: _, ...rest } = position;
+  return rest;
+}
+
 /** The slice being liquidated: its planned size, with all of the position's collateral behind it. */
 const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
   side: position.side,
   size: context.plannedSize,
   entryPrice: position.entryPrice,
   collateral: position.collateral,
+  ...(position.collateralOverE16 ? { collateralOverE16: position.collateralOverE16 } : {}),
 });
 
 /**
@@ -1287,6 +1294,7 @@ async function freeze(
     position: {
       size: position.size,
       collateral: position.collateral,
+      ...(position.collateralOverE16 ? { collateralOverE16: position.collateralOverE16 } : {}),
       entryPrice: position.entryPrice,
       version: position.version,
     },
@@ -1700,7 +1708,7 @@ async function applySettlement(
     writes.push({
       kind: 'position',
       record: {
-        ...position,
+        ...withoutOver(position),
         state: 'CLOSED',
         collateral: 0n,
         closedPayout: decision.traderPayout,
@@ -1711,14 +1719,17 @@ async function applySettlement(
   } else {
     // A partial close: what the slice left of the collateral stays with the remainder (isolated margin), and of
     // the profit ADL took from it before only the remainder's share (the closed part's went with its close).
-    const { adlProfitGiven: _given, ...kept } = position;
+    const { adlProfitGiven: _given, ...kept } = withoutOver(position);
     const given = profitGivenAfter(position, position.size - remainingSize, 0n, mark);
+    // The sub-unit the slice's rounding left on the collateral: the rest's final close takes it back.
+    const over = decision.settlement?.restCollateralOverE16 ?? 0n;
     const remainder = withLiquidationPrice(
       {
         ...kept,
         ...(given > 0n ? { adlProfitGiven: given } : {}),
         size: remainingSize,
         collateral: decision.traderPayout,
+        ...(over > 0n ? { collateralOverE16: over } : {}),
         version: position.version + 1,
       },
       deps.config,
@@ -1940,7 +1951,9 @@ function deleverage(
   const collateral =
     (fill.size === current.size ? closed.traderPayout : closed.remaining.collateral) - fill.pnlGiven;
   const size = current.size - fill.size;
-  const { adlProfitGiven: _, ...rest } = current;
+  // A close rounds the exact margin once (settleClose): what it leaves holds no sub-unit over. A haircut alone
+  // closes nothing: the sub-unit stays for the close to come.
+  const { adlProfitGiven: _, ...rest } = fill.size > 0n ? withoutOver(current) : current;
   const given = profitGivenAfter(current, fill.size, fill.haircut, mark);
   const base = {
     ...rest,

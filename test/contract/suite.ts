@@ -214,6 +214,15 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.positions.get('absent')).toBeUndefined();
       });
 
+      it("keeps a slice's rest's sub-unit over its collateral, and drops it once a write leaves it out", async () => {
+        const rest = position({ collateralOverE16: 9_999_999_999n });
+        await a.positions.create(rest);
+        expect(await a.positions.get(rest.id)).toEqual(rest);
+        const closed = position({ state: 'CLOSED', collateral: 0n, closedPayout: 5n, version: 2 });
+        await a.positions.replace(closed, 1);
+        expect(await a.positions.get(rest.id)).toEqual(closed);
+      });
+
       it('keeps the payout of a closed position', async () => {
         await a.positions.create(position());
         const closed = position({ state: 'CLOSED', collateral: 0n, closedPayout: ABOVE_2_53, version: 2 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
@@ -93,6 +93,8 @@ type Statement = {
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
   stack.getLogicalId(construct.node.defaultChild as never);
+/** The queue's resource policy (its TLS-only statement). */
+const policyOf = (queue: Queue) => queue.node.findChild('Policy') as QueuePolicy;
 
 describe('BackstopStack template (default config)', () => {
   let stack: BackstopStack;
@@ -228,11 +230,15 @@ describe('BackstopStack template (default config)', () => {
         expect(props.RedrivePolicy).toBeUndefined();
         expect(props.MessageRetentionPeriod).toBe(14 * 86_400);
         expect(resources[queueId(pair.queue)]!.DeletionPolicy, def.id).toBe('Retain');
+        expect(resources[logicalIdOf(stack, policyOf(pair.queue))]!.DeletionPolicy, def.id).toBe('Retain');
         continue;
       }
-      // Work queues go with the stack; their dead letters (failed work, with its reasons) stay.
+      // Work queues go with the stack; their dead letters (failed work, with its reasons) stay, TLS-only still.
       expect(resources[queueId(pair.queue)]!.DeletionPolicy, def.id).toBe('Delete');
       expect(resources[queueId(pair.deadLetter!)]!.DeletionPolicy, def.id).toBe('Retain');
+      expect(resources[logicalIdOf(stack, policyOf(pair.deadLetter!))]!.DeletionPolicy, def.id).toBe(
+        'Retain',
+      );
       expect(props.RedrivePolicy).toEqual({
         deadLetterTargetArn: { 'Fn::GetAtt': [queueId(pair.deadLetter!), 'Arn'] },
         maxReceiveCount: def.deadLetter.maxReceiveCount,

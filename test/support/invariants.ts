@@ -312,6 +312,8 @@ export interface DerivedClose {
   readonly fee: QuoteE6;
   readonly shortfall: QuoteE6;
   readonly payout: QuoteE6;
+  /** A slice's: the sub-unit the rest's collateral overstates its exact margin by (0 for a whole close). */
+  readonly restOver: bigint;
   /** What the counterparties received (-pnl split): providers their fills, ADL its size at the mark, the venue the rest. */
   readonly toProviders: QuoteE6;
   readonly toAdl: QuoteE6;
@@ -339,7 +341,9 @@ export interface SettlementCheck {
 export function checkSettlement(
   l: LiquidationRecord,
   context: LiquidationContext,
-  before: Pick<PositionRecord, 'side' | 'entryPrice' | 'collateral'> & { readonly size?: bigint },
+  before: Pick<PositionRecord, 'side' | 'entryPrice' | 'collateral' | 'collateralOverE16'> & {
+    readonly size?: bigint;
+  },
   auction: AuctionRecord | undefined,
   config: RiskConfig,
 ): SettlementCheck {
@@ -372,12 +376,17 @@ export function checkSettlement(
   const restPnl16 = pnl16(before.side, rest, before.entryPrice, context.executionMark);
   const sliced = rest > 0n;
   const close16 = fillsPnl16(l.marketFills) + auction16 + adl16;
-  const pnl = sliced ? div(close16, NOTIONAL_TO_QUOTE, 'ceil') : realized(before.collateral, close16);
+  // The exact margin: the collateral less the sub-unit an earlier slice's rounding left on it.
+  const over = before.collateralOverE16 ?? 0n;
+  const equity16 = before.collateral * NOTIONAL_TO_QUOTE - over + close16;
+  const pnl = sliced
+    ? div(equity16, NOTIONAL_TO_QUOTE, 'ceil') - before.collateral
+    : realized(before.collateral, close16 - over);
   const equity = before.collateral + pnl;
   const feePpm = marketConfig(config, l.symbol).liquidationFee;
   const feeDue = div(notional16 * feePpm, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
   let fee = sliced
-    ? minBig(feeDue, maxBig(0n, div(equity * NOTIONAL_TO_QUOTE + restPnl16, NOTIONAL_TO_QUOTE, 'floor')))
+    ? minBig(feeDue, maxBig(0n, div(equity16 + restPnl16, NOTIONAL_TO_QUOTE, 'floor')))
     : minBig(feeDue, maxBig(0n, equity));
   let payout = sliced ? equity - fee : maxBig(0n, equity) - fee;
   let shortfall = sliced ? 0n : maxBig(0n, -equity);
@@ -431,6 +440,8 @@ export function checkSettlement(
     fee,
     shortfall,
     payout,
+    // What the rest's collateral overstates its exact margin by: taken back by its final close.
+    restOver: sliced ? equity * NOTIONAL_TO_QUOTE - equity16 : 0n,
     toProviders,
     toAdl,
     toVenue: -pnl - toProviders - toAdl,
@@ -723,11 +734,17 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       if (before.size !== planned)
         fail(`settle: ${l.id} closed a position of ${before.size} with a slice of ${planned}`);
       payouts.set(after.id, (payouts.get(after.id) ?? 0n) + payout);
-    } else if (after.size !== before.size - planned || after.collateral !== payout) {
+    } else if (
+      after.size !== before.size - planned ||
+      after.collateral !== payout ||
+      (after.collateralOverE16 ?? 0n) !== close.restOver
+    ) {
       fail(
-        `settle: ${l.id} left a remainder ${after.size}/${after.collateral}, expected ${before.size - planned}/${payout}`,
+        `settle: ${l.id} left a remainder ${after.size}/${after.collateral} over ${after.collateralOverE16 ?? 0n}, expected ${before.size - planned}/${payout} over ${close.restOver}`,
       );
     }
+    if (after.state === 'CLOSED' && after.collateralOverE16 !== undefined)
+      fail(`settle: ${l.id} closed its position holding a sub-unit over (${after.collateralOverE16})`);
     providers += close.toProviders;
     adl += close.toAdl;
     venue += close.toVenue;
@@ -745,7 +762,11 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       }
       const size = cb.size - c.size;
       taken += size;
-      const pc = realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, close.mark));
+      // A close takes back the sub-unit a slice left on its collateral; a haircut alone closes nothing.
+      const pc =
+        size > 0n
+          ? realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, close.mark) - (cb.collateralOverE16 ?? 0n))
+          : 0n;
       adl += -pc;
       // A counterparty closed in full keeps no collateral: what it was paid is on its record.
       let kept = c.collateral;

@@ -481,3 +481,60 @@ describe('settleSlice: a slice of a position that keeps size', () => {
     ).toThrow(/accounting\/bad-position/);
   });
 });
+
+describe('settleSlice: the sub-unit a slice rounds is carried, so slicing pays nobody (review, session 35)', () => {
+  const ENTRY = 10_000_000_000n; // 100 USD
+  /** Closes `size` in `slices` equal slices at `fillPrice` (no fee), the rest carrying what each leaves. */
+  function sliced(side: Side, size: bigint, slices: bigint, collateral: bigint, fillPrice: bigint) {
+    let position = { side, size, entryPrice: ENTRY, collateral, collateralOverE16: 0n };
+    const piece = size / slices;
+    for (let i = 1n; i < slices; i++) {
+      const s = settleSlice({ ...position, size: piece }, [{ price: fillPrice, size: piece }], 0n, {
+        size: position.size - piece,
+        mark: fillPrice,
+      });
+      position = {
+        ...position,
+        size: position.size - piece,
+        collateral: s.traderPayout,
+        collateralOverE16: s.restCollateralOverE16 ?? 0n,
+      };
+    }
+    return settleClose(position, [{ price: fillPrice, size: position.size }], 0n);
+  }
+
+  it.each(['LONG', 'SHORT'] as const)(
+    '%s: three slices of 0.1 unit of profit each pay the trader floor(100.3) = 100 units, not 102',
+    (side) => {
+      const fillPrice = side === 'LONG' ? 10_100_000_000n : 9_900_000_000n;
+      expect(sliced(side, 30n, 3n, 100n, fillPrice).traderPayout).toBe(100n);
+    },
+  );
+
+  it('whatever the slicing, the trader is paid floor(exact equity) and the fund pays floor(exact deficit)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom<Side>('LONG', 'SHORT'),
+        fc.bigInt({ min: 1n, max: 1_000n }),
+        fc.bigInt({ min: 1n, max: 20n }),
+        fc.bigInt({ min: -1_000n, max: 10_000n }),
+        fc.bigInt({ min: 9_000_000_000n, max: 11_000_000_000n }),
+        (side, piece, slices, collateral, fillPrice) => {
+          const size = piece * slices;
+          const closed = sliced(side, size, slices, collateral, fillPrice);
+          const exact16 =
+            collateral * NOTIONAL_TO_QUOTE + (side === 'LONG' ? 1n : -1n) * size * (fillPrice - ENTRY);
+          const floorDiv = (a: bigint) =>
+            a >= 0n ? a / NOTIONAL_TO_QUOTE : -((-a - 1n) / NOTIONAL_TO_QUOTE) - 1n;
+          if (exact16 >= 0n) {
+            expect(closed.traderPayout).toBe(floorDiv(exact16));
+            expect(closed.shortfall).toBe(0n);
+          } else {
+            expect(closed.traderPayout).toBe(0n);
+            expect(closed.shortfall).toBe(floorDiv(-exact16));
+          }
+        },
+      ),
+    );
+  });
+});

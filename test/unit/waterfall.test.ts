@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
-import { traderChange } from '../../shared/domain/accounting.ts';
+import { pnlE16, traderChange } from '../../shared/domain/accounting.ts';
 import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
 import { DEFAULT_RISK_CONFIG, type InsuranceConfig, marketConfig } from '../../shared/domain/config.ts';
 import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts';
 import { equity } from '../../shared/domain/margin.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { planLiquidationStep } from '../../shared/domain/sizing.ts';
-import { base, div, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
+import { base, div, NOTIONAL_TO_QUOTE, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
 import {
   type AppliedAmounts,
   appliedAmounts,
@@ -1092,11 +1092,15 @@ describe('decideWaterfall: a slice whose position keeps size', () => {
     expect(whole.settlement?.fee).toBe(usd('114.581251'));
     const rest = { size: position.size - step.size, mark };
     const sliced = decide(rest);
-    const remainder = { ...position, size: rest.size, collateral: sliced.traderPayout };
-    expect(equity(remainder, mark)).toBe(0n);
-    // The 18.96 the fee would have left the rest below zero stays with the trader (a unit less: the slice's PnL
-    // rounds up, the whole close's down).
-    expect(whole.settlement!.fee - sliced.settlement!.fee).toBe(usd('18.956252'));
+    // The rest is left solvent at the mark to the last sub-unit: its exact margin (the collateral less the sub-unit
+    // the slice's rounding left over) plus its PnL there is under one unit.
+    const over = sliced.settlement?.restCollateralOverE16 ?? 0n;
+    const rest16 =
+      sliced.traderPayout * NOTIONAL_TO_QUOTE - over + pnlE16(position.side, rest.size, position.entryPrice, mark);
+    expect(rest16 >= 0n && rest16 < NOTIONAL_TO_QUOTE).toBe(true);
+    // The 18.96 the fee would have left the rest below zero stays with the trader: the cap is the whole position's
+    // exact equity at the mark, floored (a slice's PnL rounded up had let the fund take a unit more).
+    expect(whole.settlement!.fee - sliced.settlement!.fee).toBe(usd('18.956253'));
   });
 });
 

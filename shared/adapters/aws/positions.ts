@@ -53,6 +53,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
     size: N(p.size),
     entryPrice: N(p.entryPrice),
     collateral: N(p.collateral),
+    ...(p.collateralOverE16 !== undefined ? { collateralOverE16: N(p.collateralOverE16) } : {}),
     state: S(p.state),
     version: N(p.version),
     liquidationPrice: N(p.liquidationPrice),
@@ -74,6 +75,7 @@ export function positionFromItem(item: Item): PositionRecord {
     throw new CorruptItemError(`adapter/bad-state: ${state}`);
   const closedPayout = optBig(item, 'closedPayout');
   const adlProfitGiven = optBig(item, 'adlProfitGiven');
+  const collateralOverE16 = optBig(item, 'collateralOverE16');
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),
@@ -82,6 +84,7 @@ export function positionFromItem(item: Item): PositionRecord {
     size: readBig(item, 'size'),
     entryPrice: readBig(item, 'entryPrice'),
     collateral: readBig(item, 'collateral'),
+    ...(collateralOverE16 !== undefined ? { collateralOverE16 } : {}),
     state: state as PositionState,
     version: readInt(item, 'version'),
     liquidationPrice: readBig(item, 'liquidationPrice'),
