@@ -765,7 +765,10 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       // A close takes back the sub-unit a slice left on its collateral; a haircut alone closes nothing.
       const pc =
         size > 0n
-          ? realized(cb.collateral, pnl16(cb.side, size, cb.entryPrice, close.mark) - (cb.collateralOverE16 ?? 0n))
+          ? realized(
+              cb.collateral,
+              pnl16(cb.side, size, cb.entryPrice, close.mark) - (cb.collateralOverE16 ?? 0n),
+            )
           : 0n;
       adl += -pc;
       // A counterparty closed in full keeps no collateral: what it was paid is on its record.

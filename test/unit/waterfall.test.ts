@@ -1096,7 +1096,9 @@ describe('decideWaterfall: a slice whose position keeps size', () => {
     // the slice's rounding left over) plus its PnL there is under one unit.
     const over = sliced.settlement?.restCollateralOverE16 ?? 0n;
     const rest16 =
-      sliced.traderPayout * NOTIONAL_TO_QUOTE - over + pnlE16(position.side, rest.size, position.entryPrice, mark);
+      sliced.traderPayout * NOTIONAL_TO_QUOTE -
+      over +
+      pnlE16(position.side, rest.size, position.entryPrice, mark);
     expect(rest16 >= 0n && rest16 < NOTIONAL_TO_QUOTE).toBe(true);
     // The 18.96 the fee would have left the rest below zero stays with the trader: the cap is the whole position's
     // exact equity at the mark, floored (a slice's PnL rounded up had let the fund take a unit more).
