@@ -1,5 +1,6 @@
 import { pnlE16 } from './accounting.ts';
-import type { Side } from './model.ts';
+import { wholeMargin } from './margin.ts';
+import type { Position, Side } from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -31,6 +32,19 @@ export interface AdlCandidate {
    * profit stays unrealized): never taken twice, so a counterparty never gives more than its profit.
    */
   readonly adlProfitGiven?: QuoteE6;
+}
+
+/**
+ * A position as ADL sees it: its collateral the exact margin floored, without the sub-unit a slice's rounding left
+ * over on it (Position.collateralOverE16), so no ranking, haircut or room counts a sub-unit the position lacks. The
+ * indexes' leverage key is taken on the same collateral.
+ */
+export function asAdlCandidate<P extends Pick<Position, 'collateral' | 'collateralOverE16'>>(
+  p: P,
+): Omit<P, 'collateralOverE16'> {
+  if (!p.collateralOverE16) return p;
+  const { collateralOverE16: _, ...rest } = p;
+  return { ...rest, collateral: wholeMargin(p) };
 }
 
 /** num / den with num > 0 and den >= 0; den = 0 is +infinity (a profitable position with no collateral). */

@@ -21,7 +21,18 @@ import {
  * Everything is allocation-free bigint arithmetic: isLiquidatable runs millions of times per tick replay.
  */
 
-export type MarginPosition = Pick<Position, 'side' | 'size' | 'entryPrice' | 'collateral'>;
+export type MarginPosition = Pick<
+  Position,
+  'side' | 'size' | 'entryPrice' | 'collateral' | 'collateralOverE16'
+>;
+
+/** The exact margin M16 in E16: the collateral less the sub-unit a slice's rounding left over on it (accounting.ts). */
+export const marginE16 = (p: Pick<Position, 'collateral' | 'collateralOverE16'>): bigint =>
+  p.collateral * NOTIONAL_TO_QUOTE - (p.collateralOverE16 ?? 0n);
+
+/** The exact margin in whole units, floored: what a position can give (ADL) without giving a sub-unit it lacks. */
+export const wholeMargin = (p: Pick<Position, 'collateral' | 'collateralOverE16'>): QuoteE6 =>
+  div(marginE16(p), NOTIONAL_TO_QUOTE, 'floor');
 
 export class MarginError extends Error {
   override readonly name = 'MarginError';
@@ -39,7 +50,7 @@ function assertSize(p: MarginPosition): void {
 /** Exact equity in E16 units: M * 1e10 + q(P - E) for a long, M * 1e10 + q(E - P) for a short. */
 export function equityE16(p: MarginPosition, mark: PriceE8): bigint {
   const pnl = p.side === 'LONG' ? p.size * (mark - p.entryPrice) : p.size * (p.entryPrice - mark);
-  return p.collateral * NOTIONAL_TO_QUOTE + pnl;
+  return marginE16(p) + pnl;
 }
 
 /** equity = M + q(P - E) (long) or M + q(E - P) (short), floored: the trader is never credited a sub-unit he lacks. */
@@ -77,7 +88,7 @@ export function isBelowMaintenance(p: MarginPosition, mark: PriceE8, m: Ppm): bo
 export function liquidationPrice(p: MarginPosition, m: Ppm): PriceE8 {
   assertSize(p);
   assertRate(m);
-  const m16 = p.collateral * NOTIONAL_TO_QUOTE;
+  const m16 = marginE16(p);
   if (p.side === 'LONG') {
     const num = PPM_SCALE * (p.size * p.entryPrice - m16);
     if (num <= 0n) return 0n;
@@ -94,7 +105,7 @@ export function liquidationPrice(p: MarginPosition, m: Ppm): PriceE8 {
 export function isLiquidatable(p: MarginPosition, mark: PriceE8, m: Ppm): boolean {
   assertSize(p);
   assertRate(m);
-  const m16 = p.collateral * NOTIONAL_TO_QUOTE;
+  const m16 = marginE16(p);
   if (p.side === 'LONG') {
     const num = PPM_SCALE * (p.size * p.entryPrice - m16);
     if (num <= 0n) return mark <= 0n;
@@ -112,7 +123,7 @@ export function isLiquidatable(p: MarginPosition, mark: PriceE8, m: Ppm): boolea
  */
 export function bankruptcyPrice(p: MarginPosition): PriceE8 {
   assertSize(p);
-  const m16 = p.collateral * NOTIONAL_TO_QUOTE;
+  const m16 = marginE16(p);
   if (p.side === 'LONG') {
     const num = p.size * p.entryPrice - m16;
     if (num <= 0n) return 0n;

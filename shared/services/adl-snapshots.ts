@@ -1,4 +1,4 @@
-import { type AdlCandidate, compareRanked, type RankedCandidate } from '../domain/adl.ts';
+import { type AdlCandidate, asAdlCandidate, compareRanked, type RankedCandidate } from '../domain/adl.ts';
 import { type AdlOrder, AdlThreshold, type AdlThresholdResult } from '../domain/adl-threshold.ts';
 import type { Side } from '../domain/model.ts';
 import type { PriceE8 } from '../domain/units.ts';
@@ -24,13 +24,24 @@ export async function readAdlTop(
 ): Promise<AdlThresholdResult<PositionRecord>> {
   const search = new AdlThreshold<PositionRecord>(mark, deleveragedSide, count, withoutClosing);
   const cursors: Record<AdlOrder, string | undefined> = { entry: undefined, leverage: undefined };
+  // Ranked as ADL sees each position (its exact margin floored: asAdlCandidate), returned as stored: a write made
+  // from the entry must keep what the record holds.
+  const stored = new Map<string, PositionRecord>();
   for (;;) {
     for (const order of ['entry', 'leverage'] as const) {
       const page = await positions.queryAdlOrder(symbol, side, order, ADL_ORDER_PAGE, cursors[order]);
       cursors[order] = page.cursor;
-      search.offer(order, page.positions, page.cursor === undefined);
+      for (const p of page.positions) stored.set(p.id, p);
+      search.offer(order, page.positions.map(asAdlCandidate), page.cursor === undefined);
     }
-    if (search.done()) return search.result();
+    if (search.done()) {
+      const result = search.result();
+      const entries = result.entries.map((e) => ({
+        ...e,
+        candidate: stored.get(e.candidate.id) ?? e.candidate,
+      }));
+      return { ...result, entries };
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import {
   type AdlCandidate,
   type AdlFill,
   allocateAdl,
+  asAdlCandidate,
   givesWithoutClosing,
   profitGivenAfter,
   type RankedCandidate,
@@ -1488,7 +1489,7 @@ function rankAtMark(
   deleveragedSide: Side,
 ): QueuedEntry | undefined {
   if (p.state !== 'OPEN' || p.symbol !== symbol) return undefined;
-  const ranked = rankCandidate(p, mark, deleveragedSide);
+  const ranked = rankCandidate(asAdlCandidate(p), mark, deleveragedSide);
   return ranked ? { ranked, candidate: versionedOf(ranked, p.version) } : undefined;
 }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { fillPnlE16 } from '../../shared/domain/accounting.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
-import { isLiquidatable } from '../../shared/domain/margin.ts';
+import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
 import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
 import {
   div,
@@ -780,6 +780,10 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       }
       const given = cb.collateral + pc - kept;
       if (given < 0n) fail(`adl: ${c.id} received ${-given} in ${l.id}`);
+      // ADL gives no sub-unit a counterparty lacks: its exact margin (less a slice's sub-unit over) stays >= 0.
+      if (c.state === 'OPEN' && marginE16(c) < 0n)
+        fail(`adl: ${c.id} left with an exact margin of ${marginE16(c)} (E16) in ${l.id}`);
+      if (kept < 0n) fail(`adl: ${c.id} paid out ${kept} in ${l.id}`);
       givenTotal += given;
       traders += kept - cb.collateral;
     }

@@ -30,21 +30,29 @@ const pos = (side: Side, size: string, entry: string, collateral: string): Margi
 const LONG = pos('LONG', '1', '100', '10');
 const SHORT = pos('SHORT', '1', '100', '10');
 
-/** Positions from dust to 10k units, prices from 1e-8 to 100k, collateral from 0 to twice the entry notional. */
+/**
+ * Positions from dust to 10k units, prices from 1e-8 to 100k, collateral from 0 to twice the entry notional; a
+ * third of them a slice's rest, whose collateral overstates its exact margin by a sub-unit (collateralOverE16).
+ */
 const arbPosition: fc.Arbitrary<MarginPosition> = fc
   .record({
     side: fc.constantFrom<Side>('LONG', 'SHORT'),
     size: fc.bigInt({ min: 1n, max: 10n ** 12n }),
     entryPrice: fc.bigInt({ min: 1n, max: 10n ** 13n }),
     share: fc.bigInt({ min: 0n, max: 2_000_000n }),
+    over: fc.oneof(fc.constant(0n), fc.constant(0n), fc.bigInt({ min: 1n, max: NOTIONAL_TO_QUOTE - 1n })),
   })
-  .map(({ side, size, entryPrice, share }) => ({
-    side,
-    size,
-    entryPrice,
-    // collateral = share (ppm) of the entry notional, at least 0.
-    collateral: (size * entryPrice * share) / (NOTIONAL_TO_QUOTE * 1_000_000n),
-  }));
+  .map(({ side, size, entryPrice, share, over }) => {
+    // collateral = share (ppm) of the entry notional, at least 0; a rest's exact margin too.
+    const collateral = (size * entryPrice * share) / (NOTIONAL_TO_QUOTE * 1_000_000n);
+    return {
+      side,
+      size,
+      entryPrice,
+      collateral,
+      ...(over > 0n && collateral > 0n ? { collateralOverE16: over } : {}),
+    };
+  });
 const arbRate = fc.bigInt({ min: 0n, max: 500_000n });
 /** A mark near the position's entry (within a factor of 3 either way), or anywhere. */
 const arbMark = (p: MarginPosition) =>
@@ -163,6 +171,36 @@ describe('liquidation properties', () => {
         expect(isLiquidatable(p, mark, m)).toBe(p.side === 'LONG' ? mark <= l : mark >= l);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("a slice's rest a sub-unit below maintenance by its exact margin is liquidatable, though its collateral is not", () => {
+    // 1 ETH long at 200, 0.5 %, at 190.00000003: the collateral one unit above maintenance, overstating the exact
+    // margin by all but 1e-16 of a unit (the review's case, session 35).
+    const m = 5_000n;
+    const size = 100_000_000n;
+    const entryPrice = 20_000_000_000n;
+    const mark = 19_000_000_003n;
+    const pnl16 = size * (mark - entryPrice);
+    const collateral = (m * size * mark) / 1_000_000n / NOTIONAL_TO_QUOTE - pnl16 / NOTIONAL_TO_QUOTE + 1n;
+    const stored: MarginPosition = { side: 'LONG', size, entryPrice, collateral };
+    const rest: MarginPosition = { ...stored, collateralOverE16: NOTIONAL_TO_QUOTE - 1n };
+    const exact16 = collateral * NOTIONAL_TO_QUOTE - (NOTIONAL_TO_QUOTE - 1n) + pnl16;
+    expect(exact16 * 1_000_000n < m * size * mark).toBe(true);
+    expect(isLiquidatable(stored, mark, m)).toBe(false);
+    expect(isLiquidatable(rest, mark, m)).toBe(true);
+    expect(liquidationPrice(rest, m)).toBeGreaterThanOrEqual(mark);
+  });
+
+  it("judges a slice's rest on its exact margin: below maintenance by it, liquidatable (review, session 35)", () => {
+    fc.assert(
+      fc.property(arbCase, ([p, mark, m]) => {
+        // By hand: the collateral less the sub-unit a slice's rounding left over on it, plus the PnL at the mark.
+        const pnl16 = p.side === 'LONG' ? p.size * (mark - p.entryPrice) : p.size * (p.entryPrice - mark);
+        const exact16 = p.collateral * NOTIONAL_TO_QUOTE - (p.collateralOverE16 ?? 0n) + pnl16;
+        if (exact16 * 1_000_000n < m * p.size * mark) expect(isLiquidatable(p, mark, m)).toBe(true);
+      }),
+      { numRuns: 2_000 },
     );
   });
 

@@ -6,6 +6,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
+import { wholeMargin } from '../../domain/margin.ts';
 import type { PositionState, Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { CrashHook, CrossedPage, PositionRecord, PositionRepository } from '../../ports/index.ts';
@@ -63,7 +64,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
       ? {
           liqKey: S(layout.keyOf(p)),
           liqPrice: N(p.liquidationPrice),
-          adlLeverage: N(adlLeverageKey(p.size, p.collateral)),
+          adlLeverage: N(adlLeverageKey(p.size, wholeMargin(p))),
         }
       : {}),
   };

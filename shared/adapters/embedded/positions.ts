@@ -1,4 +1,5 @@
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
+import { wholeMargin } from '../../domain/margin.ts';
 import type { Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
@@ -40,7 +41,7 @@ const partition = (symbol: string, side: Side): string => `${symbol}#${side}`;
 /** The index keys of ADL's orders, ascending: the first entry is the one ADL reads first. */
 const ADL_KEYS: Readonly<Record<AdlOrder, (p: PositionRecord) => bigint>> = {
   entry: (p) => (p.side === 'LONG' ? p.entryPrice : -p.entryPrice),
-  leverage: (p) => -adlLeverageKey(p.size, p.collateral),
+  leverage: (p) => -adlLeverageKey(p.size, wholeMargin(p)),
 };
 const ADL_ORDERS: readonly AdlOrder[] = ['entry', 'leverage'];
 

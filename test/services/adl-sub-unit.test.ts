@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { marginE16 } from '../../shared/domain/margin.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * Found by the review of slice-rounding-carry (session 35): a slice's rest carries the sub-unit its collateral
+ * overstates its exact margin by (collateralOverE16). ADL ranked, haircut and bounded its counterparties on the
+ * stored collateral, so it took that sub-unit, which the position did not have: a rest haircut to collateral 0 held
+ * an exact margin of -0.99 units, counted as covered. ADL now sees a position's exact margin floored.
+ */
+describe("ADL on a slice's rest whose collateral overstates its exact margin", () => {
+  it('haircuts no more than the exact margin: the rest is left at or above zero', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    // A short sliced at 216; the mark falls back and its next slice is cancelled as healthy: its rest stays OPEN.
+    const short = await p.open('SHORT', '100', '200', '2000');
+    await p.tick('ETH-USD', '216');
+    await p.runUntil(p.clock.nowMs() + 5_000);
+    await p.tick('ETH-USD', '200');
+    await p.drain();
+    const rest = (await p.adapters.positions.get(short.id))!;
+    expect(rest.state).toBe('OPEN');
+    expect(rest.collateralOverE16 ?? 0n).toBeGreaterThan(0n);
+    // A long goes bankrupt with the fund empty: ADL haircuts the short's rest (in profit), closing no size.
+    const long = await p.open('LONG', '100', '200', '2800');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    await p.tick('ETH-USD', '168');
+    await p.drain();
+    const deleveraged = p.adapters.liquidations
+      .all()
+      .filter((l) => l.positionId === long.id && (l.settlement?.adlCovered ?? 0n) > 0n);
+    expect(deleveraged.length).toBeGreaterThan(0);
+    const after = (await p.adapters.positions.get(short.id))!;
+    expect(after.adlProfitGiven ?? 0n).toBeGreaterThan(0n);
+    expect(marginE16(after)).toBeGreaterThanOrEqual(0n);
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
