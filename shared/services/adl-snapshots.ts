@@ -24,21 +24,26 @@ export async function readAdlTop(
 ): Promise<AdlThresholdResult<PositionRecord>> {
   const search = new AdlThreshold<PositionRecord>(mark, deleveragedSide, count, withoutClosing);
   const cursors: Record<AdlOrder, string | undefined> = { entry: undefined, leverage: undefined };
-  // Ranked as ADL sees each position (its exact margin floored: asAdlCandidate), returned as stored: a write made
-  // from the entry must keep what the record holds.
-  const stored = new Map<string, PositionRecord>();
+  // Ranked as ADL sees each position (its exact margin floored: asAdlCandidate), returned as stored: the very copy
+  // the search ranked, for a write made from the entry must keep what that record holds (a copy read on a later
+  // page, after another writer moved it, would pair its version with the earlier copy's ranking).
+  const storedOf = new WeakMap<PositionRecord, PositionRecord>();
+  const view = (p: PositionRecord): PositionRecord => {
+    const seen = asAdlCandidate(p);
+    if (seen !== p) storedOf.set(seen, p);
+    return seen;
+  };
   for (;;) {
     for (const order of ['entry', 'leverage'] as const) {
       const page = await positions.queryAdlOrder(symbol, side, order, ADL_ORDER_PAGE, cursors[order]);
       cursors[order] = page.cursor;
-      for (const p of page.positions) stored.set(p.id, p);
-      search.offer(order, page.positions.map(asAdlCandidate), page.cursor === undefined);
+      search.offer(order, page.positions.map(view), page.cursor === undefined);
     }
     if (search.done()) {
       const result = search.result();
       const entries = result.entries.map((e) => ({
         ...e,
-        candidate: stored.get(e.candidate.id) ?? e.candidate,
+        candidate: storedOf.get(e.candidate) ?? e.candidate,
       }));
       return { ...result, entries };
     }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { marginE16 } from '../../shared/domain/margin.ts';
+import type { PositionRecord } from '../../shared/ports/index.ts';
+import { withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -36,5 +38,46 @@ describe("ADL on a slice's rest whose collateral overstates its exact margin", (
     expect(after.adlProfitGiven ?? 0n).toBeGreaterThan(0n);
     expect(marginE16(after)).toBeGreaterThanOrEqual(0n);
     expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('ranks and writes the same copy of a counterparty another writer moved between the two orders it reads (review, session 35)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    const short = await p.open('SHORT', '100', '200', '2000');
+    await p.tick('ETH-USD', '216');
+    await p.runUntil(p.clock.nowMs() + 5_000);
+    await p.tick('ETH-USD', '200');
+    await p.drain();
+    // Another container haircuts the short's rest to its last whole unit between this ranking's entry page and its
+    // leverage page: left an exact margin below a unit, it has nothing more to give.
+    const positions = p.adapters.positions;
+    const read = positions.queryAdlOrder.bind(positions);
+    let moved: PositionRecord | undefined;
+    positions.queryAdlOrder = async (symbol, side, order, limit, cursor) => {
+      const current = positions.peek(short.id)!;
+      if (order === 'leverage' && !moved && current.state === 'OPEN') {
+        moved = withLiquidationPrice(
+          {
+            ...current,
+            collateral: 0n,
+            adlProfitGiven: (current.adlProfitGiven ?? 0n) + current.collateral,
+            version: current.version + 1,
+          },
+          p.config,
+        );
+        await positions.replace(moved, current.version);
+      }
+      return read(symbol, side, order, limit, cursor);
+    };
+    await p.open('LONG', '100', '200', '2800');
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    await p.tick('ETH-USD', '168');
+    await p.drain();
+    expect(moved).toBeDefined();
+    // Its haircut, ranked on the copy before the move, was not written on the copy after it. (The move is no
+    // settlement of the pipeline's, so the conservation check would count it: the position is checked instead.)
+    expect(await positions.get(short.id)).toEqual(moved);
   });
 });
