@@ -9,6 +9,7 @@ import { formatQuote, parsePrice } from '../../shared/domain/units.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { adminDepsOf, pendingTick, racingRebase } from '../support/resume.ts';
 
 /**
  * Found by a review of admin requests racing the pipeline, session 27:
@@ -442,39 +443,12 @@ describe('registerProvider for two markets, one of whose wakes fails', () => {
 });
 
 describe('resumeFeed taking over a tick of the old numbering (review, session 35)', () => {
-  /** Markets whose rebaseSequence runs `first` before it writes: what happened between the resume's read and its write. */
-  function racingRebase(p: ReturnType<typeof createPipeline>, first: () => Promise<void>) {
-    const markets = p.adapters.markets;
-    return {
-      ...p.adapters,
-      config: p.config,
-      nowMs: () => p.clock.nowMs(),
-      markets: new Proxy(markets, {
-        get: (target, key) =>
-          key === 'rebaseSequence'
-            ? async (...args: Parameters<typeof markets.rebaseSequence>) => {
-                await first();
-                return markets.rebaseSequence(...args);
-              }
-            : Reflect.get(target, key).bind(target),
-      }),
-    };
-  }
-
   it("a resume that read the old tick 11 pending leaves the new numbering's pending tick 11 alone", async () => {
     const p = createPipeline({ maxPositionsPerInvocation: 1 });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = adminDepsOf(p);
     await p.tick('ETH-USD', '200', { sequence: 10 });
     await p.open('LONG', '10', '200', '200');
-    p.clock.advance(1_000);
-    const old11 = {
-      symbol: 'ETH-USD',
-      markPrice: parsePrice('180'),
-      timestampMs: p.clock.nowMs(),
-      sequence: 11,
-      source: 'old',
-    };
-    expect(await handleTick(old11, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    await pendingTick(p, '180', 11);
     let newLong = '';
     let new11: Tick | undefined;
     const late = racingRebase(p, async () => {
@@ -524,19 +498,11 @@ describe('resumeFeed taking over a tick of the old numbering (review, session 35
 
   it("the old tick's continuation running across the takeover does not clear the new numbering's tick of its number", async () => {
     const p = createPipeline({ maxPositionsPerInvocation: 1 });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = adminDepsOf(p);
     await p.tick('ETH-USD', '200', { sequence: 10 });
     for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
     const deeper = [await p.open('LONG', '10', '180', '180'), await p.open('LONG', '10', '180', '180')];
-    p.clock.advance(1_000);
-    const old11 = {
-      symbol: 'ETH-USD',
-      markPrice: parsePrice('180'),
-      timestampMs: p.clock.nowMs(),
-      sequence: 11,
-      source: 'old',
-    };
-    expect(await handleTick(old11, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    const old11 = await pendingTick(p, '180', 11);
     expect(await handleTick(old11, p.marginDeps, p.clock.nowMs(), 1)).toMatchObject({
       needsContinuation: true,
     });

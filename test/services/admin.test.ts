@@ -7,6 +7,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { adminDepsOf, pendingTick, racingRebase } from '../support/resume.ts';
 
 function setup() {
   const p = createPipeline();
@@ -323,19 +324,11 @@ describe('resumeFeed', () => {
 
   it('takes over a tick of the old numbering still starting liquidations: what it started is sent again, what it left the restarted feed starts', async () => {
     const p = createPipeline({ maxPositionsPerInvocation: 1 });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = adminDepsOf(p);
     await p.tick('ETH-USD', '200', { sequence: 10 });
     const longs = [];
     for (let i = 0; i < 2; i++) longs.push(await p.open('LONG', '10', '200', '200'));
-    p.clock.advance(1_000);
-    const tick = {
-      symbol: 'ETH-USD',
-      markPrice: 18_000_000_000n,
-      timestampMs: p.clock.nowMs(),
-      sequence: 11,
-      source: 'test',
-    };
-    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    const tick = await pendingTick(p, '180', 11);
     // Its invocation died after starting one liquidation, before its message went out (here: the message is lost).
     const queue = p.adapters.liquidationQueue;
     for (const m of await queue.receive(10, 30)) await queue.delete(m.receiptHandle);
@@ -371,34 +364,14 @@ describe('resumeFeed', () => {
     const p = createPipeline({ maxPositionsPerInvocation: 1 });
     await p.tick('ETH-USD', '200', { sequence: 10 });
     for (let i = 0; i < 2; i++) await p.open('LONG', '10', '200', '200');
-    p.clock.advance(1_000);
-    const tick = {
-      symbol: 'ETH-USD',
-      markPrice: 18_000_000_000n,
-      timestampMs: p.clock.nowMs(),
-      sequence: 11,
-      source: 'test',
-    };
-    expect(await handleTick(tick, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+    const tick = await pendingTick(p, '180', 11);
     // The tick's continuation finishes between the resume's read and its rebase.
-    const markets = p.adapters.markets;
-    const racing = {
-      ...p.adapters,
-      config: p.config,
-      nowMs: () => p.clock.nowMs(),
-      markets: new Proxy(markets, {
-        get: (target, key) =>
-          key === 'rebaseSequence'
-            ? async (...args: Parameters<typeof markets.rebaseSequence>) => {
-                for (let segment = 1; ; segment++) {
-                  const outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), segment);
-                  if (outcome.status !== 'accepted' || !outcome.needsContinuation) break;
-                }
-                return markets.rebaseSequence(...args);
-              }
-            : Reflect.get(target, key).bind(target),
-      }),
-    };
+    const racing = racingRebase(p, async () => {
+      for (let segment = 1; ; segment++) {
+        const outcome = await handleTick(tick, p.marginDeps, p.clock.nowMs(), segment);
+        if (outcome.status !== 'accepted' || !outcome.needsContinuation) break;
+      }
+    });
     expect(
       await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, racing),
     ).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/concurrent-change/) });
@@ -407,10 +380,7 @@ describe('resumeFeed', () => {
     expect(market?.pendingSequence).toBeUndefined();
     // Asked again, the resume finds nothing to take over.
     expect(
-      await handleAdmin(
-        { action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 },
-        { ...racing, markets: p.adapters.markets },
-      ),
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, adminDepsOf(p)),
     ).toEqual({ ok: true, id: 'ETH-USD', sequence: { before: 11, after: 0 } });
   });
 });

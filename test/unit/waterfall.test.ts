@@ -5,7 +5,6 @@ import { pnlE16, traderChange } from '../../shared/domain/accounting.ts';
 import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
 import { DEFAULT_RISK_CONFIG, type InsuranceConfig, marketConfig } from '../../shared/domain/config.ts';
 import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts';
-import { equity } from '../../shared/domain/margin.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { planLiquidationStep } from '../../shared/domain/sizing.ts';
 import { base, div, NOTIONAL_TO_QUOTE, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
