@@ -1,3 +1,4 @@
+import { marginE16 } from './margin.ts';
 import type { Fill, Position, Side } from './model.ts';
 import {
   type BaseE8,
@@ -90,10 +91,6 @@ export function assertClosablePosition(p: ClosablePosition): void {
     throw new AccountingError('accounting/bad-position', `collateralOverE16 ${over} is outside [0, 1e10)`);
 }
 
-/** The position's exact margin in E16: its collateral less the sub-unit a slice's rounding left on it. */
-const collateralE16 = (p: ClosablePosition): bigint =>
-  p.collateral * NOTIONAL_TO_QUOTE - (p.collateralOverE16 ?? 0n);
-
 /** The checked totals of closing `fills` out of `position`: size, notional (price x size) and PnL, in E16. */
 function closeTotals(
   position: ClosablePosition,
@@ -157,7 +154,7 @@ export function settleClose(
   const { closedSize, notional16, pnl16: fillsPnl16 } = closeTotals(position, fills, feeRate);
   // What an earlier slice's rounding left on the collateral comes back here: the close settles the exact margin.
   const pnl16 = fillsPnl16 - (position.collateralOverE16 ?? 0n);
-  const underWater = collateralE16(position) + fillsPnl16 < 0n;
+  const underWater = marginE16(position) + fillsPnl16 < 0n;
   const realizedPnl = div(pnl16, NOTIONAL_TO_QUOTE, underWater ? 'ceil' : 'floor');
   const equity = position.collateral + realizedPnl;
   const shortfall = equity < 0n ? -equity : 0n;
@@ -236,7 +233,7 @@ export function settleSlice(
     );
   // Rounded up, whatever the slice's side of water, and the sub-unit carried: the rest's final close settles the
   // exact margin (rounded once, against the trader), so neither the trader nor the fund gains by the slicing.
-  const equity16 = collateralE16(slice) + pnl16;
+  const equity16 = marginE16(slice) + pnl16;
   const equity = div(equity16, NOTIONAL_TO_QUOTE, 'ceil');
   const realizedPnl = equity - slice.collateral;
   const rest16 = pnlE16(slice.side, rest.size, slice.entryPrice, rest.mark);
