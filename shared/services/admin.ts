@@ -28,7 +28,7 @@ import {
   type ProviderRepository,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
-import { type ResendDeps, resendStarted, withLiquidationPrice } from './margin-check.ts';
+import { type ResendDeps, rebaseTakingOver, withLiquidationPrice } from './margin-check.ts';
 import { type WakeDeps, wakeSleepers } from './wake.ts';
 
 /** Positions one reindexPositions request reads and may write (one page: bounded work per request). */
@@ -305,15 +305,12 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           `admin/nothing-to-resume: ${symbol}'s last tick is ${before ?? 'none'}, already below ${request.fromSequence}`,
         );
       }
-      // A tick of the old numbering still starting liquidations (its continuation lost or late) is taken over, as
-      // a newer accepted tick takes it: what it started is re-sent first, and the rebase removes its pending mark
-      // only as read. Its late continuation re-sends what it started; the positions it had not reached are the
-      // restarted feed's to find at its own mark.
+      // A tick of the old numbering still starting liquidations is taken over (rebaseTakingOver). Its late
+      // continuation re-sends what it started; the positions it had not reached are the restarted feed's to find at
+      // its own mark. The old feed's ticks (a redelivery, a retry) are known by their stamps (domain/tick.ts).
       const pending = state.pendingSequence;
-      const resent = pending === undefined ? 0 : await resendStarted(symbol, pending, deps);
-      // The old feed's ticks (a redelivery, a retry) are known by their stamps after it (domain/tick.ts).
       const oldEndsAt = oldNumberingEndsAt(state, marketConfig(deps.config, symbol));
-      await deps.markets.rebaseSequence(symbol, after, state, oldEndsAt);
+      const resent = await rebaseTakingOver(symbol, after, state, oldEndsAt, deps);
       return {
         ok: true,
         id: symbol,

@@ -223,17 +223,16 @@ async function handleTickOnce(
     }
     if (verdict.rebase && state) {
       // The market's numbering ran ahead of its feed: move it onto the feed's, then judge this print again on it.
-      // A tick of the old numbering still pending (its continuation lost) is taken over, as a newer accepted one does.
-      if (pending !== undefined) await resendStarted(tick.symbol, pending, deps);
       try {
-        await markets.rebaseSequence(
+        await rebaseTakingOver(
           tick.symbol,
           verdict.rebase.sequence,
           state,
           verdict.rebase.resumedAfterMs,
+          deps,
         );
       } catch (error) {
-        // Moved on meanwhile, or a tick of the old numbering is still starting liquidations: judged again.
+        // Moved on since it was read (another tick, a resume, a continuation that finished): judged again.
         if (error instanceof ConditionFailedError) return LOST_RACE;
         throw error;
       }
@@ -408,6 +407,25 @@ export async function resendStarted(symbol: string, sequence: number, deps: Rese
     });
   }
   return queued.length;
+}
+
+/**
+ * Moves the market onto a numbering restarted below it (margin-check's rebase, admin's resumeFeed). A tick of the
+ * old numbering still starting liquidations (its continuation lost or late) is taken over, as a newer accepted
+ * tick takes it: what it started is re-sent first, and the rebase, conditional on the state read, removes its
+ * pending mark only as read (ConditionFailedError otherwise). Returns how many liquidations were re-sent.
+ */
+export async function rebaseTakingOver(
+  symbol: string,
+  sequence: number,
+  state: MarketState,
+  resumedAfterMs: number,
+  deps: ResendDeps & { readonly markets: Pick<MarketRepository, 'rebaseSequence'> },
+): Promise<number> {
+  const pending = state.pendingSequence;
+  const resent = pending === undefined ? 0 : await resendStarted(symbol, pending, deps);
+  await deps.markets.rebaseSequence(symbol, sequence, state, resumedAfterMs);
+  return resent;
 }
 
 /** Liquidations begun together, then enqueued with one SendMessageBatch (its limit: 10 entries). */

@@ -3,6 +3,7 @@ import { price } from '../../shared/domain/units.ts';
 import type { LiquidationRecord, PositionRecord } from '../../shared/ports/index.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { pendingTick } from '../support/resume.ts';
 
 /**
  * A rebase takes a pending tick of the old numbering over (services/margin-check.ts). A continuation of that tick,
@@ -16,16 +17,8 @@ it('a late continuation of a tick a rebase took over is not taken for the new ti
   await p.tick('ETH-USD', '100', { sequence: 1001 });
   await p.open('LONG', '10', '100', '100');
   const b = await p.open('LONG', '10', '100', '100');
-  p.clock.advance(1_000);
   // The old numbering's tick 1002 crosses both longs: its own invocation starts A, a continuation must start B.
-  const old1002 = {
-    symbol: 'ETH-USD',
-    markPrice: price('91'),
-    timestampMs: p.clock.nowMs(),
-    sequence: 1002,
-    source: 'old',
-  };
-  expect(await handleTick(old1002, p.marginDeps, p.clock.nowMs())).toMatchObject({ needsContinuation: true });
+  const old1002 = await pendingTick(p, '91', 1002);
 
   // The feed restarts at 995 (prints at 200); its held print waits for the old mark to go stale.
   p.clock.advance(121_000);
