@@ -191,7 +191,7 @@ export interface MarketRepository {
   claimSegment(symbol: string, tick: PendingTick, segment: number): Promise<boolean>;
   /**
    * Trips the breaker with `tick`, or re-arms it when it holds an older tick; given `judged`, only while the last
-   * accepted tick and the breaker's tick (undefined: none) are still those the rejection was judged on, and then
+   * accepted tick and the breaker's tick (undefined: none) are still the prints the rejection was judged on, and then
    * whatever the held tick's number (a print below a bad one numbered ahead of the feed re-arms it). False when
    * nothing was written.
    */
@@ -205,7 +205,7 @@ export interface MarketRepository {
   resetBreaker(symbol: string): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
-   * breaker's tick and the held jump are those the rejection was judged on. False when nothing was written.
+   * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.
    * acceptTick and rebaseSequence remove it.
    */
   holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedJump): Promise<boolean>;
@@ -712,15 +712,21 @@ export interface ProviderRepository {
   put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void>;
 }
 
-/** What a tick was judged on: the market's last accepted tick and its breaker's tick, by sequence. */
+/** What a tick was judged on: the market's last accepted tick and its breaker's tick, as read (undefined: none). */
 export interface JudgedMarket {
-  readonly lastSequence: number | undefined;
-  readonly breakerSequence: number | undefined;
+  readonly lastTick: PrintAsRead | undefined;
+  readonly breakerTick: PrintAsRead | undefined;
 }
+
+/**
+ * A print as a judgment read it: its number, mark and stamp. A feed resumed below its sequence (rebaseSequence)
+ * numbers new prints as old ones were, so a judgment made before the resume matches on the number alone.
+ */
+export type PrintAsRead = Pick<AcceptedTick, 'sequence' | 'markPrice' | 'timestampMs'>;
 
 /** What a sequence jump was judged on: the market, and the jump it held then (undefined: none). */
 export interface JudgedJump extends JudgedMarket {
-  readonly heldSequence: number | undefined;
+  readonly heldTick: PrintAsRead | undefined;
 }
 
 export interface AuctionRecord {

@@ -18,6 +18,7 @@ import {
   ConditionFailedError,
   type CrossedPage,
   highestSequence,
+  type JudgedMarket,
   type LiquidationMessage,
   type LiquidationRecord,
   type LiquidationRepository,
@@ -191,10 +192,7 @@ async function handleTickOnce(
         verdict.reason,
         toTickRecord(tick, nowMs),
         verdict.keepTrippedAt && state?.breaker ? state.breaker.trippedAtMs : nowMs,
-        {
-          lastSequence: state?.lastTick?.sequence,
-          breakerSequence: state?.breaker?.tick.sequence,
-        },
+        judgedOn(state),
       );
       if (!tripped) return LOST_RACE;
       // A market's first print waits for a second as a trip does, but it is how every market starts: no alarm.
@@ -210,9 +208,8 @@ async function handleTickOnce(
     if (verdict.holdJump) {
       // Only on the market it was judged against, as a trip: a newer accepted tick drops what this would hold.
       const held = await markets.holdSequenceJump(tick.symbol, toTickRecord(tick, nowMs), nowMs, {
-        lastSequence: state?.lastTick?.sequence,
-        breakerSequence: state?.breaker?.tick.sequence,
-        heldSequence: state?.heldJump?.tick.sequence,
+        ...judgedOn(state),
+        heldTick: state?.heldJump?.tick,
       });
       if (!held) return LOST_RACE;
       telemetry.warn('feed sequence jumped: held until a print continues from it', {
@@ -296,6 +293,12 @@ async function handleTickOnce(
   await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
   return outcome;
 }
+
+/** The prints a rejection was judged on: its trip or hold lands only while they stand (not their numbers alone). */
+const judgedOn = (state: MarketState | undefined): JudgedMarket => ({
+  lastTick: state?.lastTick,
+  breakerTick: state?.breaker?.tick,
+});
 
 /** The breaker's alarm and warning. A retry of the tripping tick reports it again: an alarm counts at least once. */
 function reportTrip(tick: Tick, reason: string, detail: string, deps: MarginCheckDeps): void {

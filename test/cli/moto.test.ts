@@ -352,7 +352,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     });
     // A print held below the breaker's tick (above the last one) is shown as behind the market's sequence.
     const behind = { ...tick, sequence: lastSent + 42, timestampMs: Date.now() };
-    const judged = { lastSequence: lastSent + 41, breakerSequence: lastSent + 43, heldSequence: undefined };
+    const read = (await markets.get('ETH-USD'))!;
+    expect(read.breaker?.tick.sequence).toBe(lastSent + 43);
+    const judged = { lastTick: read.lastTick, breakerTick: read.breaker?.tick, heldTick: undefined };
     expect(await markets.holdSequenceJump('ETH-USD', behind, Date.now(), judged)).toBe(true);
     expect((await status(at)).markets['ETH-USD']?.heldJump).toMatchObject({
       sequence: lastSent + 42,
@@ -629,8 +631,8 @@ describe('status: what is not done, and what is not an alarm', () => {
     const first = { sequence: 1, markPrice: parsePrice('1520.5'), timestampMs: Date.now() };
     expect(
       await markets.tripBreaker('ETH-USD', 'tick/unconfirmed', first, Date.now(), {
-        lastSequence: undefined,
-        breakerSequence: undefined,
+        lastTick: undefined,
+        breakerTick: undefined,
       }),
     ).toBeTruthy();
     const report = await status(at);
@@ -892,7 +894,7 @@ describe('replay: what the bus took is not what margin-check accepted', () => {
       'tick/price-band',
       { sequence: 3, markPrice: parsePrice('200'), timestampMs: Date.now() },
       Date.now(),
-      { lastSequence: state.lastTick?.sequence, breakerSequence: undefined },
+      { lastTick: state.lastTick, breakerTick: undefined },
     );
     const again = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(again.stderr).toBe(

@@ -554,28 +554,28 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // A trip judged on a last tick that has moved on writes nothing; one judged on the last tick does.
         expect(
           await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, {
-            lastSequence: 1,
-            breakerSequence: 3,
+            lastTick: tick(1),
+            breakerTick: tick(3),
           }),
         ).toBe(false);
         expect(
           await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_500, {
-            lastSequence: 4,
-            breakerSequence: 3,
+            lastTick: tick(4),
+            breakerTick: tick(3),
           }),
         ).toBe(true);
         // A trip judged on an older breaker than the market's (another tick's trip landed since) writes nothing.
         expect(
           await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(6), 9_600, {
-            lastSequence: 4,
-            breakerSequence: 3,
+            lastTick: tick(4),
+            breakerTick: tick(3),
           }),
         ).toBe(false);
         expect((await a.markets.get('ETH-USD'))?.breaker?.tick).toEqual(tick(5));
         // Unjudged, an older tick never re-arms it (a redelivery); judged on it, any tick does (a print of the feed
         // numbered below a bad print ahead of it: evaluateTick).
         expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(3), 9_650)).toBe(false);
-        const onFive = { lastSequence: 4, breakerSequence: 5 };
+        const onFive = { lastTick: tick(4), breakerTick: tick(5) };
         expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(3), 9_650, onFive)).toBe(
           true,
         );
@@ -588,8 +588,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
         expect(
           await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(5), 9_700, {
-            lastSequence: 4,
-            breakerSequence: 3,
+            lastTick: tick(4),
+            breakerTick: tick(3),
           }),
         ).toBe(true);
         // A tick closing the breaker removes it in its own write, guarded on it.
@@ -705,10 +705,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
 
       it('holds a sequence jump only on the state and held jump judged, replacing it; any accepted tick or a rebase drops it', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
-        const judged = { lastSequence: 1, breakerSequence: undefined, heldSequence: undefined };
+        const judged = { lastTick: tick(1), breakerTick: undefined, heldTick: undefined };
         const far = tick(2_000_001);
         // Judged on another last tick, breaker or held jump: nothing written.
-        for (const other of [{ lastSequence: 0 }, { breakerSequence: 1 }, { heldSequence: 5 }])
+        for (const other of [{ lastTick: tick(0) }, { breakerTick: tick(1) }, { heldTick: tick(5) }])
           expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...judged, ...other })).toBe(
             false,
           );
@@ -722,10 +722,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // Judged before it was held: a no-op. Judged on it: replaced, by a higher or a lower one.
         expect(await a.markets.holdSequenceJump('ETH-USD', tick(3_000_002), 9_500, judged)).toBe(false);
         const further = tick(3, { sequence: Number.MAX_SAFE_INTEGER });
-        const onFar = { ...judged, heldSequence: far.sequence };
+        const onFar = { ...judged, heldTick: far };
         expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_600, onFar)).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: further, heldAtMs: 9_600 });
-        const onFurther = { ...judged, heldSequence: further.sequence };
+        const onFurther = { ...judged, heldTick: further };
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_700, onFurther)).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
         // Marked continued only while it is the one held.
@@ -755,7 +755,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_850);
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
         // A feed resumed below its sequence starts without one.
-        const onThree = { lastSequence: 3, breakerSequence: undefined, heldSequence: undefined };
+        const onThree = { lastTick: tick(3), breakerTick: undefined, heldTick: undefined };
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_900, onThree)).toBe(true);
         const before = await a.markets.get('ETH-USD');
         const rebased = await a.markets.rebaseSequence('ETH-USD', 0, before!, 9_950);
@@ -763,10 +763,45 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
       });
 
+      // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged
+      // before a resume landed on the resumed feed's print of the same number (a page or a hold on a stale judgment).
+      it('lands a trip or a hold only on the prints judged, not on the prints a resumed feed numbers the same', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(10), undefined, false);
+        const old = (await a.markets.get('ETH-USD'))!;
+        await a.markets.rebaseSequence('ETH-USD', 5, old, RESUMED_AFTER_MS);
+        const resumed = tick(10, { markPrice: price('1490'), timestampMs: tick(10).timestampMs + 60_000 });
+        await a.markets.acceptTick('ETH-USD', resumed, 5, false);
+        const onOld = { lastTick: tick(10), breakerTick: undefined };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(11), 9_000, onOld)).toBe(false);
+        expect(
+          await a.markets.holdSequenceJump('ETH-USD', tick(2_000_011), 9_000, {
+            ...onOld,
+            heldTick: undefined,
+          }),
+        ).toBe(false);
+        const now = (await a.markets.get('ETH-USD'))!;
+        expect(now).toEqual({ symbol: 'ETH-USD', lastTick: resumed, resumedAfterMs: RESUMED_AFTER_MS });
+        // The breaker's and the held jump's prints likewise: the same number with another stamp is another print.
+        const onNow = { lastTick: resumed, breakerTick: undefined, heldTick: undefined };
+        expect(await a.markets.holdSequenceJump('ETH-USD', tick(2_000_011), 9_100, onNow)).toBe(true);
+        const otherHeld = { ...onNow, heldTick: tick(2_000_011, { timestampMs: 1 }) };
+        expect(await a.markets.holdSequenceJump('ETH-USD', tick(2_000_012), 9_200, otherHeld)).toBe(false);
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(12), 9_300, onNow)).toBe(true);
+        const otherBreaker = { lastTick: resumed, breakerTick: tick(12, { markPrice: price('1') }) };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(13), 9_400, otherBreaker)).toBe(
+          false,
+        );
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          lastTick: resumed,
+          heldJump: { tick: tick(2_000_011), heldAtMs: 9_100 },
+          breaker: { tick: tick(12), trippedAtMs: 9_300 },
+        });
+      });
+
       it("rebases a market's first print while it waits for a second (the breaker's tick, no last tick)", async () => {
         await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', tick(900), 9_000, {
-          lastSequence: undefined,
-          breakerSequence: undefined,
+          lastTick: undefined,
+          breakerTick: undefined,
         });
         const waiting = (await a.markets.get('ETH-USD'))!;
         await expect(
@@ -922,7 +957,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           lastTick: tick(1),
           pendingSequence: 1,
         });
-        const judged = { lastSequence: 1, breakerSequence: undefined };
+        const judged = { lastTick: tick(1), breakerTick: undefined };
         expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000, judged)).toBe(true);
         expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000, judged)).toBe(false);
         expect(await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(2), 9_000)).toBe(false);

@@ -172,7 +172,7 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
       ConditionFailedError,
     );
     const bad = { sequence: 2, markPrice: parsePrice('300'), timestampMs: 2_000 };
-    const judged = { lastSequence: 1, breakerSequence: undefined };
+    const judged = { lastTick: first, breakerTick: undefined };
     fault.armed = true;
     expect(await markets.tripBreaker('ETH-USD', 'tick/price-band', bad, 2_000, judged)).toBe(true);
     expect(fault.lost).toBe(2);

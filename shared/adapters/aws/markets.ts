@@ -18,6 +18,7 @@ import {
   type MarketRepository,
   type MarketState,
   type PendingTick,
+  type PrintAsRead,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -174,6 +175,41 @@ const failedCondition = (error: unknown): { readonly item?: Item } | undefined =
   return item ? { item } : {};
 };
 
+/**
+ * The condition that the print at `path` is `print` as read (its sequence, mark and stamp), or that there is none;
+ * its values are added to `values` under `:<name>…`.
+ */
+function samePrintCondition(
+  path: 'lastTick' | 'breaker.#tick' | 'heldJump.#tick',
+  name: string,
+  print: PrintAsRead | undefined,
+  values: Record<string, AttributeValue>,
+): string {
+  if (print === undefined) return `attribute_not_exists(${path.split('.')[0]})`;
+  values[`:${name}Seq`] = N(print.sequence);
+  values[`:${name}Mark`] = N(print.markPrice);
+  values[`:${name}Ts`] = N(print.timestampMs);
+  return `${path}.#seq = :${name}Seq AND ${path}.markPrice = :${name}Mark AND ${path}.timestampMs = :${name}Ts`;
+}
+
+/** The condition that the last tick and the breaker's tick are the prints a judgment read. */
+const judgedOnCondition = (judged: JudgedMarket, values: Record<string, AttributeValue>): string =>
+  `${samePrintCondition('lastTick', 'judgedLast', judged.lastTick, values)} AND ${samePrintCondition(
+    'breaker.#tick',
+    'judgedBreaker',
+    judged.breakerTick,
+    values,
+  )}`;
+
+/** The attribute names a condition uses (DynamoDB refuses names an expression does not use). */
+function namesUsedBy(condition: string): Pick<UpdateItemCommandInput, 'ExpressionAttributeNames'> {
+  const names = {
+    ...(condition.includes('#tick') ? { '#tick': 'tick' } : {}),
+    ...(condition.includes('#seq') ? { '#seq': 'sequence' } : {}),
+  };
+  return Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {};
+}
+
 export class DynamoMarketRepository implements MarketRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -300,32 +336,17 @@ export class DynamoMarketRepository implements MarketRepository {
     const values: Record<string, AttributeValue> = {
       ':held': { M: { tick: tickAttr(tick), heldAtMs: N(atMs), writer: S(writer) } },
     };
-    const conditions: string[] = [];
-    if (judged.heldSequence === undefined) conditions.push('attribute_not_exists(heldJump)');
-    else {
-      conditions.push('heldJump.#tick.#seq = :judgedHeld');
-      values[':judgedHeld'] = N(judged.heldSequence);
-    }
-    if (judged.lastSequence === undefined) conditions.push('attribute_not_exists(lastSequence)');
-    else {
-      conditions.push('lastSequence = :last');
-      values[':last'] = N(judged.lastSequence);
-    }
-    if (judged.breakerSequence === undefined) conditions.push('attribute_not_exists(breaker)');
-    else {
-      conditions.push('breaker.#tick.#seq = :judgedBreaker');
-      values[':judgedBreaker'] = N(judged.breakerSequence);
-    }
+    const condition = [
+      samePrintCondition('heldJump.#tick', 'held', judged.heldTick, values),
+      judgedOnCondition(judged, values),
+    ].join(' AND ');
     const done = await this.updateOwned(
       {
         TableName: this.table,
         Key: { symbol: S(symbol) },
         UpdateExpression: 'SET heldJump = :held',
-        ConditionExpression: conditions.join(' AND '),
-        // DynamoDB refuses names an expression does not use.
-        ...(conditions.some((c) => c.includes('#tick'))
-          ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
-          : {}),
+        ConditionExpression: condition,
+        ...namesUsedBy(condition),
         ExpressionAttributeValues: values,
       },
       'heldJump',
@@ -363,24 +384,16 @@ export class DynamoMarketRepository implements MarketRepository {
     const values: Record<string, AttributeValue> = {
       ':breaker': { M: { reason: S(reason), trippedAtMs: N(atMs), tick: tickAttr(tick), writer: S(writer) } },
     };
-    const conditions: string[] = [];
+    let condition: string;
     if (judged) {
       // Judged on the last tick and the breaker as read: then any tick re-arms it (evaluateTick: a print numbered
       // below a bad one ahead of the feed). A trip judged before another landed was judged on the wrong breaker.
-      conditions.push(
-        judged.lastSequence === undefined ? 'attribute_not_exists(lastSequence)' : 'lastSequence = :last',
-        judged.breakerSequence === undefined
-          ? 'attribute_not_exists(breaker)'
-          : 'breaker.#tick.#seq = :judgedBreaker',
-      );
-      if (judged.lastSequence !== undefined) values[':last'] = N(judged.lastSequence);
-      if (judged.breakerSequence !== undefined) values[':judgedBreaker'] = N(judged.breakerSequence);
+      condition = judgedOnCondition(judged, values);
     } else {
       // Unjudged, re-armed only by a later tick: a redelivered or older one never moves it back.
-      conditions.push('(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)');
+      condition = '(attribute_not_exists(breaker) OR breaker.#tick.#seq < :seq)';
       values[':seq'] = N(tick.sequence);
     }
-    const condition = conditions.join(' AND ');
     // The retry of a trip whose answer was lost finds its own breaker: tripped, by this call. The same trip by
     // another call (a concurrent duplicate of the tripping tick) is not this one's (writerToken).
     const done = await this.updateOwned(
@@ -389,9 +402,7 @@ export class DynamoMarketRepository implements MarketRepository {
         Key: { symbol: S(symbol) },
         UpdateExpression: 'SET breaker = :breaker',
         ConditionExpression: condition,
-        ...(condition.includes('#tick')
-          ? { ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' } }
-          : {}),
+        ...namesUsedBy(condition),
         ExpressionAttributeValues: values,
       },
       'breaker',
@@ -419,6 +430,13 @@ export class DynamoMarketRepository implements MarketRepository {
       ...(breaker === undefined ? [] : ['breaker.#tick.#seq = :seq']),
       'resumedAfterMs = :resumed',
     ];
+    const values: Record<string, AttributeValue> = { ':seq': N(sequence), ':resumed': N(resumedAfterMs) };
+    if (pending !== undefined) values[':pending'] = N(pending);
+    // The prints as read, not their numbers alone: after a resume or a rebase another print may carry one.
+    const condition = `${judgedOnCondition(
+      { lastTick: expected.lastTick, breakerTick: expected.breaker?.tick },
+      values,
+    )} AND ${pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'}`;
     const out = await conditional(`markets/not-rebased: ${symbol} changed since it was read`, () =>
       this.dynamo.send(
         new UpdateItemCommand({
@@ -427,41 +445,12 @@ export class DynamoMarketRepository implements MarketRepository {
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
           UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump, pendingSequence, pendingSegment`,
-          // The prints as read, not their numbers alone: after a resume or a rebase another print may carry one.
-          ConditionExpression: `${
-            last === undefined
-              ? 'attribute_not_exists(lastSequence)'
-              : 'lastSequence = :last AND lastTick.markPrice = :lastMark AND lastTick.timestampMs = :lastTs'
-          } AND ${
-            pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'
-          } AND ${
-            breaker === undefined
-              ? 'attribute_not_exists(breaker)'
-              : 'breaker.#tick.#seq = :breaker AND breaker.#tick.markPrice = :breakerMark AND breaker.#tick.timestampMs = :breakerTs'
-          }`,
+          ConditionExpression: condition,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
             ...(breaker === undefined ? {} : { '#tick': 'tick' }),
           },
-          ExpressionAttributeValues: {
-            ':seq': N(sequence),
-            ':resumed': N(resumedAfterMs),
-            ...(expected.lastTick === undefined
-              ? {}
-              : {
-                  ':last': N(expected.lastTick.sequence),
-                  ':lastMark': N(expected.lastTick.markPrice),
-                  ':lastTs': N(expected.lastTick.timestampMs),
-                }),
-            ...(pending === undefined ? {} : { ':pending': N(pending) }),
-            ...(expected.breaker === undefined
-              ? {}
-              : {
-                  ':breaker': N(expected.breaker.tick.sequence),
-                  ':breakerMark': N(expected.breaker.tick.markPrice),
-                  ':breakerTs': N(expected.breaker.tick.timestampMs),
-                }),
-          },
+          ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
       ),
@@ -576,7 +565,6 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
-  /** An update whose failed condition means "nothing to do": false instead of an error. */
   /**
    * A conditional update of the map `map`, written with `writer` (writerToken): true when this call wrote it,
    * including an SDK retry whose answer was lost (its condition then fails on this call's own write).
@@ -598,6 +586,7 @@ export class DynamoMarketRepository implements MarketRepository {
     }
   }
 
+  /** An update whose failed condition means "nothing to do": false instead of an error. */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {
     try {
       await this.dynamo.send(new UpdateItemCommand(input));

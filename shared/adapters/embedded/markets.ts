@@ -11,6 +11,7 @@ import {
   type MarketRepository,
   type MarketState,
   type PendingTick,
+  type PrintAsRead,
   type ProvidersEpochCheck,
   providersEpochOf,
 } from '../../ports/index.ts';
@@ -27,11 +28,11 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - claimSegment: sets pendingSegment when the tick is pending (as clearPending) and pendingSegment (absent: 0) <
  *   segment; otherwise returns false and changes nothing (no hook).
  * - tripBreaker: trips, or re-arms with a later tick (an equal or older one is a no-op: redeliveries); given
- *   `judged`, only while lastTick's and the breaker's tick's sequences are the judged ones, and then with any tick
- *   (the caller judged it on that breaker). Returns whether it wrote.
+ *   `judged`, only while lastTick and the breaker's tick are the judged prints (sequence, mark and stamp), and
+ *   then with any tick (the caller judged it on that breaker). Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
- * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick's, the breaker's tick's and the
- *   held jump's sequences are the judged ones. Returns whether it wrote. rebaseSequence removes it too.
+ * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
+ *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
@@ -121,9 +122,8 @@ export class EmbeddedMarketRepository implements MarketRepository {
     // breaker (a print of the feed numbered below a bad one ahead of it: evaluateTick), and only on the last tick
     // the rejection was judged on.
     if (!judged && current?.breaker && current.breaker.tick.sequence >= tick.sequence) return false;
-    if (judged && current?.lastTick?.sequence !== judged.lastSequence) return false;
     // A trip judged before another trip landed was judged against the wrong breaker (a concurrent tick).
-    if (judged && current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
+    if (judged && !isJudgedOn(current, judged)) return false;
     this.#set({ ...current, symbol, breaker: { reason, trippedAtMs: atMs, tick } });
     fire(this.#hook, 'markets.tripBreaker');
     return true;
@@ -137,9 +137,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
   ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    if (current?.heldJump?.tick.sequence !== judged.heldSequence) return false;
-    if (current?.lastTick?.sequence !== judged.lastSequence) return false;
-    if (current?.breaker?.tick.sequence !== judged.breakerSequence) return false;
+    if (!samePrint(current?.heldJump?.tick, judged.heldTick) || !isJudgedOn(current, judged)) return false;
     this.#set({ ...current, symbol, heldJump: { tick, heldAtMs: atMs } });
     fire(this.#hook, 'markets.holdSequenceJump');
     return true;
@@ -258,8 +256,12 @@ const isPending = (state: MarketState, tick: PendingTick): boolean =>
   state.pendingSequence === tick.sequence && state.lastTick?.timestampMs === tick.timestampMs;
 
 /** The same print: after a resume or a rebase another print may carry its sequence, never its stamp too. */
-const samePrint = (a: AcceptedTick | undefined, b: AcceptedTick | undefined): boolean =>
+const samePrint = (a: PrintAsRead | undefined, b: PrintAsRead | undefined): boolean =>
   a?.sequence === b?.sequence && a?.timestampMs === b?.timestampMs && a?.markPrice === b?.markPrice;
+
+/** The last tick and the breaker's tick are still the prints a judgment read. */
+const isJudgedOn = (state: MarketState | undefined, judged: JudgedMarket): boolean =>
+  samePrint(state?.lastTick, judged.lastTick) && samePrint(state?.breaker?.tick, judged.breakerTick);
 
 function requireMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
