@@ -185,6 +185,23 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
     clients.destroy();
   });
 
+  // Noted in session 35, fixed in 36: the rebase carried no token, so a lost answer's retry reported a change since
+  // the read (`feed resume` said admin/concurrent-change) though the market had moved onto the new numbering.
+  it('a rebase whose answer was lost is the rebase; another rebase on the same read is refused', async () => {
+    const { clients, adapters } = await setUp();
+    const read = (await adapters.markets.get('ETH-USD'))!;
+    const fault = loseNextUpdateAnswer(clients, (i) => i.UpdateExpression?.includes('rebaseWriter') ?? false);
+    fault.armed = true;
+    const rebased = await adapters.markets.rebaseSequence('ETH-USD', 0, read, 5_000);
+    expect(fault.lost).toBe(1);
+    expect(rebased).toEqual(await adapters.markets.get('ETH-USD'));
+    expect(rebased).toMatchObject({ lastTick: { ...read.lastTick, sequence: 0 }, resumedAfterMs: 5_000 });
+    await expect(adapters.markets.rebaseSequence('ETH-USD', 0, read, 5_000)).rejects.toBeInstanceOf(
+      ConditionFailedError,
+    );
+    clients.destroy();
+  });
+
   it('a duplicate delivery judged on the market before the tick landed is a duplicate: accepted and counted once', async () => {
     const { clients, adapters, deps, telemetry } = await setUp();
     // Another container's view of the market (its last accepted tick, kept between invocations): before tick 3.

@@ -54,7 +54,13 @@ async function marketAt5000(): Promise<Pipeline> {
 it('a print judged out of band before a feed resume does not trip the breaker of the resumed feed', async () => {
   const p = await marketAt5000();
   p.clock.advance(1_000);
-  const print = { symbol: 'ETH-USD', markPrice: 100_00000000n, timestampMs: p.clock.nowMs(), sequence: 5001 };
+  const print = {
+    symbol: 'ETH-USD',
+    markPrice: 100_00000000n,
+    timestampMs: p.clock.nowMs(),
+    sequence: 5001,
+    source: 'old',
+  };
   // Judged against old 5000 (200: out of the band). Its trip is refused (the market's 5000 is another print now);
   // judged again, it is the old feed's (stamped before the resume) and refused as such.
   const outcome = await handleTick(print, resumedBeforeTrip(p), p.clock.nowMs());

@@ -22,7 +22,6 @@ import {
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
-  conditional,
   type Item,
   isConditionalCheckFailed,
   N,
@@ -71,9 +70,9 @@ const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
 });
 
 /**
- * A token of one acceptTick or tripBreaker call, written with what it writes. UpdateItem has no idempotency
- * token: the SDK retries a write whose answer was lost (a timeout, a reset connection) by sending the very same
- * request again, whose condition then fails on the write it made itself. The stored item (ALL_OLD) then holds
+ * A token of one acceptTick, tripBreaker, holdSequenceJump or rebaseSequence call, written with what it writes.
+ * UpdateItem has no idempotency token: the SDK retries a write whose answer was lost (a timeout, a reset
+ * connection) by sending the very same request again, whose condition then fails on the write it made itself. The stored item (ALL_OLD) then holds
  * this call's token, while a concurrent duplicate delivery of the same tick (EventBridge is at-least-once), which
  * wrote the same tick, holds its own: only the first is this call's write, the second is a race it lost.
  * Made once per call, before `send`, so every retry of the request carries it.
@@ -437,14 +436,18 @@ export class DynamoMarketRepository implements MarketRepository {
       { lastTick: expected.lastTick, breakerTick: expected.breaker?.tick },
       values,
     )} AND ${pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'}`;
-    const out = await conditional(`markets/not-rebased: ${symbol} changed since it was read`, () =>
-      this.dynamo.send(
+    // The SDK's retry of a rebase whose answer was lost fails on the rebase itself: known by its writer token.
+    const writer = writerToken();
+    values[':writer'] = S(writer);
+    let stored: Item;
+    try {
+      const out = await this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { symbol: S(symbol) },
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE heldJump, pendingSequence, pendingSegment`,
+          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment`,
           ConditionExpression: condition,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
@@ -452,11 +455,19 @@ export class DynamoMarketRepository implements MarketRepository {
           },
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
-      ),
-    );
+      );
+      stored = out.Attributes ?? {};
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      if (failed.item?.rebaseWriter?.S !== writer)
+        throw new ConditionFailedError(`markets/not-rebased: ${symbol} changed since it was read`);
+      stored = failed.item;
+    }
     this.crash('markets.rebaseSequence');
-    return marketFromItem(out.Attributes ?? {});
+    return marketFromItem(stored);
   }
 
   async resetBreaker(symbol: string): Promise<void> {
