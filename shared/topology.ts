@@ -396,8 +396,10 @@ export const FUNCTIONS: readonly FunctionDef[] = [
   {
     id: 'admin',
     folder: 'admin',
-    timeoutSeconds: 30,
-    memoryMb: 256,
+    // resumeFeed may re-send what a tick that crossed a whole book started (100,000 liquidations read and sent):
+    // margin-check's memory, and time for it. Invoked rarely, by operators: its size costs nothing at rest.
+    timeoutSeconds: 300,
+    memoryMb: 1024,
     trigger: { kind: 'iamInvoke' },
     grants: [
       { table: 'ledger', access: 'readWrite' },
