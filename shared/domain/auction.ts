@@ -281,6 +281,20 @@ export function lowestSellPrice(auction: AuctionState, mark: PriceE8, config: Au
   return maxBig(floorPrice, maxBig(atTail, atCusp));
 }
 
+/**
+ * BUY: the highest price the auction offers before it must reset, at `mark`: the floor's cap (none when the floor
+ * is 0), or the curve's price at tail or at the cusp, whichever is lowest. The cusp bound is the exact threshold,
+ * lenient as lowestSellPrice's.
+ */
+export function highestBuyPrice(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
+  checkMark(mark);
+  let highest = curveFromConfig(config, 'BUY').price(auction.top, config.tailSeconds);
+  // A cusp of 0 never resets: top * 1e6 < 0 * price is never true.
+  if (config.cusp > 0n) highest = minBig(highest, div(auction.top * PPM_SCALE, config.cusp, 'floor'));
+  if (config.floor > 0n) highest = minBig(highest, div(mark * PPM_SCALE, config.floor, 'floor'));
+  return highest;
+}
+
 /** Throws 'auction/needs-reset' unless the auction can be taken at its current price (Maker's take guard). */
 export function assertTakeable(status: AuctionStatus): void {
   if (status.needsReset) throw new AuctionError('auction/needs-reset', `cause: ${status.resetCause}`);

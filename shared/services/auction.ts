@@ -201,7 +201,21 @@ async function stepOnce(
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  const best = bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
+  // A reset restarts the curve from the mark now: who can still bid is judged on the curve it will walk.
+  const reset =
+    status.needsReset && auction.resets < config.maxResets
+      ? { ...awake(auction), ...resetAuction(auction, mark, now, config) }
+      : undefined;
+  const best = reset
+    ? bestBid(
+        reset,
+        auctionStatus(reset, mark, now, config),
+        bidders,
+        deps.config,
+        auction.remainingLot,
+        mark,
+      )
+    : bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
   const anyBidder = best !== undefined;
   const fillsLeft = MAX_FILLS_PER_AUCTION - auction.fills.length;
   if (!anyBidder || fillsLeft <= 0 || (status.needsReset && auction.resets >= config.maxResets)) {
@@ -218,8 +232,7 @@ async function stepOnce(
       { kind: 'auction', record: exhausted, expectedVersion: auction.version },
     ]);
   }
-  if (status.needsReset) {
-    const reset = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
+  if (reset) {
     const sleep = planSleep(reset, mark, now, config, best);
     const restarted: AuctionRecord = {
       ...reset,

@@ -1,4 +1,4 @@
-import { type AuctionStatus, auctionStatus, lowestSellPrice } from '../domain/auction.ts';
+import { type AuctionStatus, auctionStatus, highestBuyPrice, lowestSellPrice } from '../domain/auction.ts';
 import { accepts } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
@@ -36,11 +36,14 @@ import type { SettlementDeps } from './context.ts';
  * offers and it takes at: BUY, its own ask at the mark, mark x (1 + d), or the auction's price now if higher (the
  * price only rises; counted at the price now alone, a provider that cannot pay at its ask kept an auction asleep
  * until its ask, then nobody filled: found by the pipeline fuzzing, session 27); SELL, at or above the lowest price
- * before a reset (the floor, tail or cusp). A SELL provider whose capital pays for
- * that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark, rounded up: a wake
- * a little early fills nothing and sleeps again, one late sold a step lower; found by a review of the money
- * arithmetic, session 28): the clearing takes no crumbs, so the auction sleeps until then instead of stepping
- * through prices it cannot fill at.
+ * before a reset (the floor, tail or cusp). Either way a bid the curve does not reach before it must reset (SELL:
+ * below its lowest price then; BUY: above its highest) is no bid: at this mark the auction would walk its curve
+ * and resets unfilled, for hours with the default curve (found by an audit of the auction path, session 36: a SELL
+ * discount of 0.4 or a BUY premium of 0.8, within the floor, held a lot 181 minutes). A SELL provider whose
+ * capital pays for that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark,
+ * rounded up: a wake a little early fills nothing and sleeps again, one late sold a step lower; found by a review
+ * of the money arithmetic, session 28): the clearing takes no crumbs, so the auction sleeps until then instead of
+ * stepping through prices it cannot fill at.
  */
 export function bestBid(
   auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs'>,
@@ -53,12 +56,17 @@ export function bestBid(
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
   const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // BUY: a provider with the capital at the price it takes at counts.
-  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark);
+  // BUY: a provider with the capital at the price it takes at counts, if the curve reaches that price.
+  if (auction.direction === 'BUY') {
+    const highest = highestBuyPrice(auction, mark, config.auction);
+    return bestDiscount(reachable, smallest, status.price, mark, highest);
+  }
   const lowest = lowestSellPrice(auction, mark, config.auction);
   let best: Ppm | undefined;
   for (const p of reachable) {
     if (p.maxLot < smallest) continue;
+    // Its bid, mark x (1 - d), below the curve's lowest before the reset: never reached at this mark.
+    if (mark * (PPM_SCALE - p.maxDiscountPpm) < lowest * PPM_SCALE) continue;
     // The highest price at which it pays for the piece (clearing's sizeFor, inverted).
     const payable = div(p.capital * NOTIONAL_TO_QUOTE, smallest, 'floor');
     if (payable < lowest) continue;
@@ -82,17 +90,21 @@ function withinFloor(discount: Ppm, direction: AuctionRecord['direction'], confi
   return floor === 0n || (PPM_SCALE + discount) * floor <= PPM_SCALE * PPM_SCALE;
 }
 
-/** BUY: the smallest premium among providers that can pay for `size` at their ask, or at `price` if higher. */
+/**
+ * BUY: the smallest premium among providers that can pay for `size` at their ask, or at `price` if higher, and
+ * whose ask the curve reaches (at most `highest`).
+ */
 function bestDiscount(
   providers: readonly ProviderRecord[],
   size: BaseE8,
   price: PriceE8,
   mark: PriceE8,
+  highest: PriceE8,
 ): Ppm | undefined {
   let best: Ppm | undefined;
   for (const p of providers) {
-    const ask = div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil');
-    if (canBid(p, size, maxBig(price, ask)) && (best === undefined || p.maxDiscountPpm < best))
+    const takesAt = maxBig(price, div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil'));
+    if (takesAt <= highest && canBid(p, size, takesAt) && (best === undefined || p.maxDiscountPpm < best))
       best = p.maxDiscountPpm;
   }
   return best;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { auctionStatus, startPrice } from '../../shared/domain/auction.ts';
+import { auctionStatus, highestBuyPrice, lowestSellPrice, startPrice } from '../../shared/domain/auction.ts';
 import { accepts } from '../../shared/domain/clearing.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import { parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { PPM_SCALE, parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { bestBid } from '../../shared/services/sleeping.ts';
@@ -27,42 +27,63 @@ describe('a bid the auction can never reach is no bidder', () => {
     version: 0,
   });
 
+  const auctionAt = (direction: 'SELL' | 'BUY') => ({
+    direction,
+    symbol: 'ETH-USD',
+    top: startPrice(mark, direction, config.auction.buf),
+    startedAtMs: 0,
+  });
+  /** The price an auction opened at this mark offers last before it must reset: its best for a bidder. */
+  const lastBeforeReset = (direction: 'SELL' | 'BUY') =>
+    direction === 'SELL'
+      ? lowestSellPrice(auctionAt(direction), mark, config.auction)
+      : highestBuyPrice(auctionAt(direction), mark, config.auction);
+
   it.each([
     ['SELL', '0.6'],
     ['SELL', '1'],
     ['SELL', '1.5'],
     ['BUY', '1.5'],
-  ] as const)('%s, discount %s: bestBid is undefined (the bid lies beyond the floor)', (direction, d) => {
-    const auction = {
-      direction,
-      symbol: 'ETH-USD',
-      top: startPrice(mark, direction, config.auction.buf),
-      startedAtMs: 0,
-    };
-    // Sanity: at the floor, the best price the auction ever offers at this mark, the bid is not reached.
-    const floorPrice = auctionStatus(auction, mark, 0, config.auction).floorPrice!;
-    expect(accepts(provider(d), direction, floorPrice, mark)).toBe(false);
+    // Within the floor, but beyond the curve's reach before its tail (about 0.682 x the mark for SELL, 1.465 x for
+    // BUY with the default curve): found by an audit of the auction path, session 36 (181 minutes to the fund).
+    ['SELL', '0.4'],
+    ['BUY', '0.8'],
+  ] as const)('%s, discount %s: bestBid is undefined (the auction never reaches the bid)', (direction, d) => {
+    const auction = auctionAt(direction);
+    // At the best price the auction ever offers at this mark before it resets, the bid is not reached.
+    expect(accepts(provider(d), direction, lastBeforeReset(direction), mark)).toBe(false);
     const status = auctionStatus(auction, mark, 0, config.auction);
     expect(bestBid(auction, status, [provider(d)], config, 10n ** 9n, mark)).toBeUndefined();
   });
 
-  it.each([
-    ['SELL', '0.5'],
-    ['BUY', '1'],
-  ] as const)('%s, discount %s: a bid at the floor is a bidder', (direction, d) => {
-    const auction = {
-      direction,
-      symbol: 'ETH-USD',
-      top: startPrice(mark, direction, config.auction.buf),
-      startedAtMs: 0,
-    };
-    const status = auctionStatus(auction, mark, 0, config.auction);
-    expect(bestBid(auction, status, [provider(d)], config, 10n ** 9n, mark)).toBe(parsePpm(d));
-  });
+  it.each(['SELL', 'BUY'] as const)(
+    '%s: a bid at the last price before the reset is a bidder, one ppm beyond is not',
+    (direction) => {
+      const auction = auctionAt(direction);
+      const last = lastBeforeReset(direction);
+      // The widest discount (premium) whose bid the last price meets: mark x (1 -+ d) against it, exactly.
+      const widest =
+        direction === 'SELL'
+          ? PPM_SCALE - (last * PPM_SCALE + mark - 1n) / mark
+          : (last * PPM_SCALE) / mark - PPM_SCALE;
+      const bidder = (d: bigint) => ({ ...provider('0'), maxDiscountPpm: d });
+      expect(accepts(bidder(widest), direction, last, mark)).toBe(true);
+      expect(accepts(bidder(widest + 1n), direction, last, mark)).toBe(false);
+      const status = auctionStatus(auction, mark, 0, config.auction);
+      expect(bestBid(auction, status, [bidder(widest)], config, 10n ** 9n, mark)).toBe(widest);
+      expect(bestBid(auction, status, [bidder(widest + 1n)], config, 10n ** 9n, mark)).toBeUndefined();
+      // The curve does reach it: the tail's instant, not yet reset.
+      const atTail = auctionStatus(auction, mark, config.auction.tailSeconds * 1000, config.auction);
+      expect(atTail.needsReset).toBe(false);
+      expect(accepts(bidder(widest), direction, atTail.price, mark)).toBe(true);
+    },
+  );
 
   it.each([
     ['LONG', '184', '0.6'],
     ['SHORT', '216', '1.5'],
+    ['LONG', '184', '0.4'],
+    ['SHORT', '216', '0.8'],
   ] as const)(
     '%s liquidation (mark to %s), sole provider with discount %s: no auction is left running for it',
     async (side, crash, d) => {

@@ -6,6 +6,7 @@ import {
   assertTakeable,
   auctionStatus,
   curveFromConfig,
+  highestBuyPrice,
   LinearDecrease,
   lowestSellPrice,
   MAX_AUCTION_PRICE,
@@ -425,6 +426,45 @@ describe('lowestSellPrice: the floor, or the curve at tail or at the cusp, which
           const auction = { direction: 'SELL', top: topPrice, startedAtMs: 0 } as const;
           const status = auctionStatus(auction, mark, t * 1000, c);
           if (!status.needsReset) expect(status.price >= lowestSellPrice(auction, mark, c)).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('highestBuyPrice: the floor, or the curve at tail or at the cusp, whichever is lowest', () => {
+  // Linear over 100 s mirrored from top 1000: 1000^2 / (1000 - 10 t); cusp 0.6 (1666.66), floor half the mark.
+  const base = { curve: { kind: 'linear', tauSeconds: 100 }, cusp: ppm('0.6'), floor: ppm('0.5') } as const;
+  const top = { direction: 'BUY', top: T1000, startedAtMs: 0 } as const;
+  const cases: Record<string, { tail: number; mark: string; highest: string }> = {
+    'tail comes first (1250 at 20 s)': { tail: 20, mark: '1000', highest: '1250' },
+    'the cusp comes first': { tail: 3600, mark: '1000', highest: '1666.66666666' },
+    'the floor is lower (twice 700)': { tail: 3600, mark: '700', highest: '1400' },
+  };
+  for (const [name, c] of Object.entries(cases)) {
+    it(name, () => {
+      expect(highestBuyPrice(top, price(c.mark), config({ ...base, tailSeconds: c.tail }))).toBe(
+        price(c.highest),
+      );
+    });
+  }
+
+  it('is never below a price the auction offers before it must reset', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        fc.bigInt({ min: 1n, max: 10n ** 14n }),
+        fc.integer({ min: 1, max: 7200 }),
+        fc.integer({ min: 0, max: 7200 }),
+        fc.constantFrom(ppm('0.99'), ppm('0.9')),
+        fc.constantFrom(0n, ppm('0.4'), ppm('0.6')),
+        fc.constantFrom(0n, ppm('0.5')),
+        (topPrice, mark, tailSeconds, t, cut, cusp, floor) => {
+          const c = config({ curve: { kind: 'stairstep', cut, stepSeconds: 90 }, tailSeconds, cusp, floor });
+          const auction = { direction: 'BUY', top: topPrice, startedAtMs: 0 } as const;
+          const status = auctionStatus(auction, mark, t * 1000, c);
+          if (!status.needsReset) expect(status.price <= highestBuyPrice(auction, mark, c)).toBe(true);
         },
       ),
       { numRuns: 500 },
