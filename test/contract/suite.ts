@@ -1970,6 +1970,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(both).toBeInstanceOf(ConditionFailedError);
         expect(both).not.toBeInstanceOf(MovementFencedError);
         expect(String(both)).toMatch(/ledger\/below-floor/);
+        // A fence names a version: a negative one is bad input on both adapters (audit, session 36), nothing moved.
+        await refusedAsInput(
+          a.ledger.apply(
+            movement({ idempotencyKey: 'negative', amount: usd('1'), fence: { ...fence, version: -1 } }),
+          ),
+          /ledger\/bad-fence/,
+        );
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('100'), sequence: 6 });
       });
 
       it('serialises concurrent movements: one contiguous chain, each key once', async () => {

@@ -172,8 +172,9 @@ function checkMovement(m: LedgerMovement): void {
   if (typeof m.idempotencyKey !== 'string' || m.idempotencyKey.length === 0) {
     throw new EmbeddedInputError('ledger/bad-idempotency-key: must be a non-empty string');
   }
-  if (m.fence && (!m.fence.liquidationId || !Number.isSafeInteger(m.fence.version))) {
-    throw new EmbeddedInputError('ledger/bad-fence: a liquidation id and an integer version');
+  // As on AWS: a version is never negative.
+  if (m.fence && (!m.fence.liquidationId || !Number.isSafeInteger(m.fence.version) || m.fence.version < 0)) {
+    throw new EmbeddedInputError('ledger/bad-fence: a liquidation id and a version (an integer >= 0)');
   }
   const problem = movementProblem(m);
   if (problem) throw new EmbeddedInputError(problem);
