@@ -32,6 +32,7 @@ describe('a bid the auction can never reach is no bidder', () => {
     symbol: 'ETH-USD',
     top: startPrice(mark, direction, config.auction.buf),
     startedAtMs: 0,
+    resets: 0,
   });
   /** The price an auction opened at this mark offers last before it must reset: its best for a bidder. */
   const lastBeforeReset = (direction: 'SELL' | 'BUY') =>
@@ -78,6 +79,59 @@ describe('a bid the auction can never reach is no bidder', () => {
       expect(accepts(bidder(widest), direction, atTail.price, mark)).toBe(true);
     },
   );
+
+  // Review of the fix, session 36: the curve's reach was judged on the curve as it stands, whose top the mark has left
+  // behind, so a bidder the reset left would reach was dropped and the auction ended unfilled.
+  it.each([
+    ['SELL', '184', '175', '0.3'],
+    ['BUY', '216', '230', '0.4'],
+  ] as const)(
+    '%s opened at %s, mark now %s, discount %s: a bidder while a reset is left, none after the last',
+    (direction, opened, now, d) => {
+      const auction = {
+        direction,
+        symbol: 'ETH-USD',
+        top: startPrice(parsePrice(opened), direction, config.auction.buf),
+        startedAtMs: 0,
+        resets: 0,
+      };
+      const at = parsePrice(now);
+      const status = auctionStatus(auction, at, 60_000, config.auction);
+      // The curve as it stands never reaches the bid at this mark...
+      const last =
+        direction === 'SELL'
+          ? lowestSellPrice(auction, at, config.auction)
+          : highestBuyPrice(auction, at, config.auction);
+      expect(accepts(provider(d), direction, last, at)).toBe(false);
+      // ...the curve a reset starts here does, at its tail.
+      const restarted = { ...auction, top: startPrice(at, direction, config.auction.buf) };
+      const atTail = auctionStatus(restarted, at, config.auction.tailSeconds * 1000, config.auction);
+      expect(atTail.needsReset).toBe(false);
+      expect(accepts(provider(d), direction, atTail.price, at)).toBe(true);
+      expect(bestBid(auction, status, [provider(d)], config, 10n ** 9n, at)).toBe(parsePpm(d));
+      const noneLeft = { ...auction, resets: config.auction.maxResets };
+      expect(bestBid(noneLeft, status, [provider(d)], config, 10n ** 9n, at)).toBeUndefined();
+    },
+  );
+
+  it('a SELL auction whose mark falls further is filled after its reset, not ended unfilled', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-x', '100000', '0.3', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 120_000);
+    const [liquidation] = p.adapters.liquidations.all();
+    const auctionId = `${liquidation!.id}:auction`;
+    expect(await p.adapters.auctions.get(auctionId)).toMatchObject({ state: 'RUNNING', resets: 0 });
+    await p.tick('ETH-USD', '175');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs() + 4 * 3600_000);
+    const auction = await p.adapters.auctions.get(auctionId);
+    expect(auction).toMatchObject({ resets: 1, fills: [expect.objectContaining({ providerId: 'lp-x' })] });
+  });
 
   it.each([
     ['LONG', '184', '0.6'],

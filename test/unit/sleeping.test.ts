@@ -43,6 +43,7 @@ describe('bestBid', () => {
         symbol: 'ETH-USD',
         top: parsePrice(direction === 'SELL' ? '102' : '98'),
         startedAtMs: 0,
+        resets: 0,
       };
       const status = auctionStatus(auction, MARK, 0, NO_DUST.auction);
       const lot = parseBase('5');
@@ -68,6 +69,7 @@ describe('bestBid of a SELL provider limited by its capital', () => {
       top: startPrice(mark, 'SELL', config.auction.buf),
       startedAtMs: 0,
       symbol: 'ETH-USD',
+      resets: 0,
     };
     const priceAtK = auctionStatus(auction, mark, k * stepMs, config.auction).price;
     // Capital for a dust-sized piece at step k's price, and not a unit more.
