@@ -2,15 +2,25 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { log, logger, publishMetrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  MIDDY_OPTIONS,
+  publishMetrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 
 /**
  * IAM-only administration (no URL, no public trigger): fund deposits and withdrawals, provider registration,
  * position seeding. Refusals come back as { ok: false, reason } and change nothing; logs carry the action and
- * the outcome, never the whole request.
+ * the outcome, never the whole request. A deposit or withdrawal answers the fund's balance now (`balance`), its
+ * journal entry's (`sequence`, `balanceAfter`) and whether its key was applied before (`alreadyApplied`: then
+ * nothing moved now).
  */
 export async function admin(event: unknown) {
   const { adapters, config, telemetry } = wiring();
@@ -31,10 +41,18 @@ export async function admin(event: unknown) {
     });
   }
   if (result.ok && result.entry) {
+    // A key applied before answers with its first entry, whose balance is not the balance now (an audit, session
+    // 36: the answer said nothing of it and the gauge went back to that old balance).
+    const applied = result.alreadyApplied === true;
+    const balance = applied
+      ? (await adapters.ledger.balance(INSURANCE_ACCOUNT)).balance
+      : result.entry.balanceAfter;
     // A deposit or withdrawal moves the fund now: its gauge (and the fund-low alarm) need not wait for a reconcile.
-    telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(result.entry.balanceAfter)));
+    telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(balance)));
     return {
       ok: true,
+      alreadyApplied: applied,
+      balance: formatQuote(balance),
       balanceAfter: formatQuote(result.entry.balanceAfter),
       sequence: result.entry.sequence,
     };
@@ -43,5 +61,8 @@ export async function admin(event: unknown) {
 }
 
 export const handler = withInvocationLogKeys(
-  middy(admin).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+  middy(admin, MIDDY_OPTIONS)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(publishMetrics()),
 );

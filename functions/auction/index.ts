@@ -13,6 +13,7 @@ import {
 import {
   log,
   logger,
+  MIDDY_OPTIONS,
   processingRecord,
   publishMetrics,
   tracer,
@@ -77,5 +78,8 @@ export const consume = (
   });
 
 export const handler = withInvocationLogKeys(
-  middy(consume).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+  middy(consume, MIDDY_OPTIONS)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(publishMetrics()),
 );

@@ -3,7 +3,14 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
 import { formatQuote } from '../../shared/domain/units.ts';
-import { log, logger, publishMetrics, tracer, withInvocationLogKeys } from '../../shared/lambda/runtime.ts';
+import {
+  log,
+  logger,
+  MIDDY_OPTIONS,
+  publishMetrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -49,5 +56,8 @@ export async function reconcile(event: unknown) {
 }
 
 export const handler = withInvocationLogKeys(
-  middy(reconcile).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+  middy(reconcile, MIDDY_OPTIONS)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(publishMetrics()),
 );

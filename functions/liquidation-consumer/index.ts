@@ -13,6 +13,7 @@ import {
 import {
   log,
   logger,
+  MIDDY_OPTIONS,
   processingRecord,
   publishMetrics,
   tracer,
@@ -60,5 +61,8 @@ async function processRecord(record: SQSRecord, message: LiquidationMessage): Pr
 export const consume = (event: SQSEvent): Promise<SQSBatchResponse> => processBatch(event, recordHandler);
 
 export const handler = withInvocationLogKeys(
-  middy(consume).use(captureLambdaHandler(tracer)).use(injectLambdaContext(logger)).use(publishMetrics()),
+  middy(consume, MIDDY_OPTIONS)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(publishMetrics()),
 );

@@ -8,7 +8,8 @@ import type { z } from 'zod';
 import {
   log,
   logger,
-  logIfTimedOut,
+  logIfTimingOut,
+  MIDDY_OPTIONS,
   metrics,
   tracer,
   withInvocationLogKeys,
@@ -27,8 +28,7 @@ type TickEvent = z.infer<typeof EventBridgeSchema>;
  */
 export async function marginCheck(
   event: TickEvent,
-  _context?: unknown,
-  options?: { readonly signal?: AbortSignal },
+  context?: { readonly getRemainingTimeInMillis?: () => number },
 ): Promise<TickOutcome> {
   const { adapters, config, telemetry, maxPositionsPerInvocation, marketStates } = wiring();
   const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
@@ -42,9 +42,9 @@ export async function marginCheck(
   }
   const { symbol, sequence } = parsed.tick;
   const tickKeys = { symbol, sequence, segment: parsed.segment, eventId: event.id };
-  const stopWatching = logIfTimedOut(
-    options?.signal,
-    'tick timed out; EventBridge retries it, then dead-letters it',
+  const stopWatching = logIfTimingOut(
+    context,
+    'tick running out of time; if it times out, EventBridge retries it, then dead-letters it',
     tickKeys,
   );
   try {
@@ -75,7 +75,7 @@ export async function marginCheck(
 }
 
 export const handler = withInvocationLogKeys(
-  middy(marginCheck)
+  middy(marginCheck, MIDDY_OPTIONS)
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))

@@ -96,15 +96,31 @@ export const log = {
 };
 
 /**
- * Logs `message` at ERROR with `fields` if middy gives up on the invocation (its early timeout aborts the handler's
- * signal): the handler's own catch never runs then, and Lambda's timeout line names nothing of the work. Returns
- * the function that stops watching (call it when the work ends).
+ * middy's options for every function: no early timeout. By default middy answers a TimeoutError 5 ms before the
+ * deadline, which Lambda takes for an invocation that ended with an error: it keeps the environment, and the work
+ * still running in it is frozen, to resume in its next invocation (a venue order placed after its lease ran out;
+ * an audit of the handlers, session 36). Lambda's own timeout ends the environment, and the work with it.
  */
-export function logIfTimedOut(signal: AbortSignal | undefined, message: string, fields: object): () => void {
-  if (!signal) return () => {};
-  const onAbort = () => log.error(message, fields);
-  signal.addEventListener('abort', onAbort, { once: true });
-  return () => signal.removeEventListener('abort', onAbort);
+export const MIDDY_OPTIONS = { timeoutEarlyInMillis: 0 } as const;
+
+/** How long before Lambda's deadline logIfTimingOut logs. */
+export const DEADLINE_WARNING_MS = 50;
+
+/**
+ * Logs `message` at ERROR with `fields` when the invocation is DEADLINE_WARNING_MS from Lambda's deadline: the
+ * handler's own catch never runs when Lambda ends it, and Lambda's timeout line names nothing of the work. Returns
+ * the function that stops watching (call it when the work ends). No context (a local call): nothing to watch.
+ */
+export function logIfTimingOut(
+  context: { readonly getRemainingTimeInMillis?: () => number } | undefined,
+  message: string,
+  fields: object,
+): () => void {
+  const remainingMs = context?.getRemainingTimeInMillis?.();
+  if (remainingMs === undefined) return () => {};
+  const keys = keyed(fields); // the invocation's and record's keys of now, whatever runs the timer
+  const timer = setTimeout(() => logger.error(message, keys), Math.max(0, remainingMs - DEADLINE_WARNING_MS));
+  return () => clearTimeout(timer);
 }
 
 export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {

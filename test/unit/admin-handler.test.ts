@@ -1,0 +1,41 @@
+import { describe, expect, it, vi } from 'vitest';
+import { METRICS } from '../../shared/metrics.ts';
+import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
+
+/**
+ * The admin Lambda's answer to a fund movement (functions/admin). An audit of the handlers in session 36 found a key
+ * applied before answered with its first entry's balance and no word that nothing moved, and that old balance
+ * published as the fund's gauge (InsuranceFundBalance: a fund-low page on a healthy fund, or one masked). The
+ * function's wiring (its own module: the AWS clients of a deployment) is swapped for the embedded adapters here.
+ */
+const p = createPipeline();
+const telemetry = new RecordingTelemetry();
+vi.mock('../../shared/lambda/wiring.ts', () => ({
+  wiring: () => ({ adapters: { ...p.adapters, clock: p.clock }, config: p.config, telemetry }),
+}));
+
+describe('the admin function on a fund movement', () => {
+  it('answers the balance now and says when its key was applied before; the gauge follows the balance now', async () => {
+    const { admin } = await import('../../functions/admin/index.ts');
+    const gauge = () => telemetry.observations.filter((o) => o.metric === METRICS.InsuranceFundBalance.name);
+    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1' })).toEqual({
+      ok: true,
+      alreadyApplied: false,
+      balance: '1000',
+      balanceAfter: '1000',
+      sequence: 1,
+    });
+    p.clock.advance(1);
+    await admin({ action: 'deposit', amount: '500', idempotencyKey: 'd2' });
+    p.clock.advance(1);
+    // The operator's retry of d1 (its first answer lost): nothing moves, and the answer says so.
+    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1' })).toEqual({
+      ok: true,
+      alreadyApplied: true,
+      balance: '1500',
+      balanceAfter: '1000',
+      sequence: 1,
+    });
+    expect(gauge().map((o) => o.value)).toEqual([1000, 1500, 1500]);
+  });
+});
