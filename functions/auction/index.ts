@@ -26,7 +26,12 @@ import { processAuctionStep } from '../../shared/services/auction.ts';
 
 /** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
 async function recordHandler(record: SQSRecord): Promise<void> {
-  const message = await readMessage(wiring().adapters.auctionQueue, record, parseAuctionStepMessage);
+  const message = await readMessage(
+    'auctionSteps',
+    wiring().adapters.auctionQueue,
+    record,
+    parseAuctionStepMessage,
+  );
   const keys = { correlation_id: message.auctionId, receiveCount: record.attributes.ApproximateReceiveCount };
   await processingRecord(keys, () => processRecord(record, message));
 }

@@ -30,7 +30,12 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
  * id is the correlation id of every log line written while the record is processed.
  */
 async function recordHandler(record: SQSRecord): Promise<void> {
-  const message = await readMessage(wiring().adapters.liquidationQueue, record, parseLiquidationMessage);
+  const message = await readMessage(
+    'liquidations',
+    wiring().adapters.liquidationQueue,
+    record,
+    parseLiquidationMessage,
+  );
   const { liquidationId } = message;
   const keys = { correlation_id: liquidationId, receiveCount: record.attributes.ApproximateReceiveCount };
   await processingRecord(keys, () => processRecord(record, message));

@@ -134,17 +134,21 @@ export async function scheduleRetry(
 
 /**
  * The record's message, read by `parse`. A body that is not a message of its queue can never be read by a retry:
- * it is logged at ERROR with the record's id, made visible again within a second (its receives run out into the
- * dead-letter queue, which alarms, without waiting out the backoff), and its error thrown.
+ * it is logged at ERROR with the record's id, counted as a record failure of its queue (RecordFailures, alarmed,
+ * as any failed record; an audit in session 36 found it left out), made visible again within a second (its
+ * receives run out into the dead-letter queue, which alarms, without waiting out the backoff), and its error thrown.
  */
 export async function readMessage<T>(
+  queueId: QueueId,
   queue: QueueTransport,
   record: SQSRecord,
   parse: (body: string) => T,
+  telemetry: Telemetry = powertoolsTelemetry(),
 ): Promise<T> {
   try {
     return parse(record.body);
   } catch (error) {
+    telemetry.count(METRICS.RecordFailures.name, 1, { Queue: queueId });
     log.error('message cannot be read; it goes to the dead-letter queue', {
       messageId: record.messageId,
       receiveCount: record.attributes?.ApproximateReceiveCount,

@@ -360,10 +360,15 @@ describe('readMessage', () => {
     const record = runnerRecord(message, 'arn', identity, clock.nowMs());
     const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
     const deferred = new Map<string, DeferralKind>();
+    const telemetry = new RecordingTelemetry();
     try {
       await expect(
-        recordingDeferrals(deferred, () => readMessage(queue, record, parseLiquidationMessage)),
+        recordingDeferrals(deferred, () =>
+          readMessage('liquidations', queue, record, parseLiquidationMessage, telemetry),
+        ),
       ).rejects.toBeInstanceOf(PoisonMessageError);
+      // Counted as a failed record of its queue, which alarms (audit, session 36: it was not).
+      expect(telemetry.counts.get(`${METRICS.RecordFailures.name}:liquidations`)).toBe(1);
       expect(error).toHaveBeenCalledWith(
         'message cannot be read; it goes to the dead-letter queue',
         expect.objectContaining({ messageId: record.messageId, receiveCount: '1' }),
@@ -382,6 +387,10 @@ describe('readMessage', () => {
     const queue = new EmbeddedQueue({ name: 'liquidations', clock });
     await queue.send('{"liquidationId":"liq-1"}');
     const record = runnerRecord((await queue.receive(1, 361))[0]!, 'arn', identity, clock.nowMs());
-    expect(await readMessage(queue, record, parseLiquidationMessage)).toEqual({ liquidationId: 'liq-1' });
+    const telemetry = new RecordingTelemetry();
+    expect(await readMessage('liquidations', queue, record, parseLiquidationMessage, telemetry)).toEqual({
+      liquidationId: 'liq-1',
+    });
+    expect(telemetry.total(METRICS.RecordFailures.name)).toBe(0);
   });
 });
