@@ -269,30 +269,27 @@ export function auctionStatusOn(
 }
 
 /**
- * SELL: the lowest price the auction offers before it must reset, at `mark`: the floor, or the curve's price
- * at tail or at the cusp, whichever is highest. The cusp bound is the exact threshold, which the last step
- * before it may lie a little above: lenient, it never leaves out a price the curve reaches.
+ * The price the auction offers last before it must reset, at `mark` (SELL: its lowest; BUY: its highest): its
+ * price, floor included, at the last step boundary (the instants its steps run at, sleep.ts) before tail or the
+ * cusp. Exact, as a bid is judged reachable on it: the cusp's threshold or the curve at tail, which no step may
+ * price at, counted bids the auction never reaches (review, session 36: a lot held 230 minutes).
  */
-export function lowestSellPrice(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
+export function lastPriceBeforeReset(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
   checkMark(mark);
-  const floorPrice = maxBig(1n, div(mark * config.floor, PPM_SCALE, 'ceil'));
-  const atTail = curveFromConfig(config, 'SELL').price(auction.top, config.tailSeconds);
-  const atCusp = div(auction.top * config.cusp, PPM_SCALE, 'ceil');
-  return maxBig(floorPrice, maxBig(atTail, atCusp));
-}
-
-/**
- * BUY: the highest price the auction offers before it must reset, at `mark`: the floor's cap (none when the floor
- * is 0), or the curve's price at tail or at the cusp, whichever is lowest. The cusp bound is the exact threshold,
- * lenient as lowestSellPrice's.
- */
-export function highestBuyPrice(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
-  checkMark(mark);
-  let highest = curveFromConfig(config, 'BUY').price(auction.top, config.tailSeconds);
-  // A cusp of 0 never resets: top * 1e6 < 0 * price is never true.
-  if (config.cusp > 0n) highest = minBig(highest, div(auction.top * PPM_SCALE, config.cusp, 'floor'));
-  if (config.floor > 0n) highest = minBig(highest, div(mark * PPM_SCALE, config.floor, 'floor'));
-  return highest;
+  const curve = curveFromConfig(config, auction.direction);
+  const stepMs = stepSeconds(config) * 1000;
+  const statusAt = (k: number) =>
+    auctionStatusOn(curve, auction, mark, auction.startedAtMs + k * stepMs, config);
+  // The first boundary that needs a reset, by bisection (monotone: tail only comes closer, the curve never turns
+  // back); the one past tail always does.
+  let lo = 1;
+  let hi = Math.floor((config.tailSeconds * 1000) / stepMs) + 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (statusAt(mid).needsReset) hi = mid;
+    else lo = mid + 1;
+  }
+  return statusAt(lo - 1).price;
 }
 
 /** Throws 'auction/needs-reset' unless the auction can be taken at its current price (Maker's take guard). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { lowestSellPrice, startPrice } from './auction.ts';
+import { lastPriceBeforeReset, startPrice } from './auction.ts';
 import {
   type BaseE8,
   div,
@@ -303,11 +303,11 @@ const REFERENCE_MARK: PriceE8 = 1_000n * PRICE_SCALE;
 /**
  * A sell auction's lowest price before it must reset (the curve at its tail, or the cusp; the floor left out) must
  * come below the mark it opened at, or no bid under the mark is ever reached: every auction would walk its curve
- * and resets unfilled. The domain's own curve (lowestSellPrice) at a reference mark; a buy auction mirrors it.
+ * and resets unfilled. The domain's own curve (lastPriceBeforeReset) at a reference mark; a buy auction mirrors it.
  */
 function refuseUnreachableCurve(auction: AuctionConfig): void {
   const top = startPrice(REFERENCE_MARK, 'SELL', auction.buf);
-  const lowest = lowestSellPrice({ direction: 'SELL', top, startedAtMs: 0 }, REFERENCE_MARK, {
+  const lowest = lastPriceBeforeReset({ direction: 'SELL', top, startedAtMs: 0 }, REFERENCE_MARK, {
     ...auction,
     floor: 0n,
   });

@@ -201,24 +201,23 @@ async function stepOnce(
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  // A reset restarts the curve from the mark now: who can still bid is judged on the curve it will walk.
-  const reset =
-    status.needsReset && auction.resets < config.maxResets
-      ? { ...awake(auction), ...resetAuction(auction, mark, now, config) }
-      : undefined;
-  const best = reset
-    ? bestBid(
-        reset,
-        auctionStatus(reset, mark, now, config),
-        bidders,
-        deps.config,
-        auction.remainingLot,
-        mark,
-      )
+  // A reset restarts the curve from the mark now. It comes when this curve must reset, or when no bid is within
+  // this curve's reach but one is within the restarted curve's (the mark moved away since the start: review,
+  // session 36, an auction idled an hour on a curve that could not fill); who can bid is then judged on the
+  // curve the reset starts.
+  let best = status.needsReset
+    ? undefined
     : bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
+  let reset: AuctionRecord | undefined;
+  if (best === undefined && auction.resets < config.maxResets) {
+    const restarted = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
+    const status = auctionStatus(restarted, mark, now, config);
+    best = bestBid(restarted, status, bidders, deps.config, auction.remainingLot, mark);
+    if (best !== undefined) reset = restarted;
+  }
   const anyBidder = best !== undefined;
   const fillsLeft = MAX_FILLS_PER_AUCTION - auction.fills.length;
-  if (!anyBidder || fillsLeft <= 0 || (status.needsReset && auction.resets >= config.maxResets)) {
+  if (!anyBidder || fillsLeft <= 0) {
     const exhausted: AuctionRecord = {
       ...awake(auction),
       endedBy: enderOf(message),

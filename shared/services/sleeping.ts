@@ -1,10 +1,4 @@
-import {
-  type AuctionStatus,
-  auctionStatus,
-  highestBuyPrice,
-  lowestSellPrice,
-  startPrice,
-} from '../domain/auction.ts';
+import { type AuctionStatus, auctionStatus, lastPriceBeforeReset } from '../domain/auction.ts';
 import { accepts } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
@@ -42,17 +36,17 @@ import type { SettlementDeps } from './context.ts';
  * offers and it takes at: BUY, its own ask at the mark, mark x (1 + d), or the auction's price now if higher (the
  * price only rises; counted at the price now alone, a provider that cannot pay at its ask kept an auction asleep
  * until its ask, then nobody filled: found by the pipeline fuzzing, session 27); SELL, at or above the lowest price
- * before a reset (the floor, tail or cusp). Either way a bid neither the curve nor, while a reset is left, a curve
- * restarted at the mark reaches before it must reset (SELL: below its lowest price then; BUY: above its highest) is
- * no bid: at this mark the auction would walk its curve and resets unfilled, for hours with the default curve (found by an audit of the auction path, session 36: a SELL
- * discount of 0.4 or a BUY premium of 0.8, within the floor, held a lot 181 minutes). A SELL provider whose
- * capital pays for that piece only below its own bid bids lower, at the price it can pay (to the ppm of the mark,
- * rounded up: a wake a little early fills nothing and sleeps again, one late sold a step lower; found by a review
- * of the money arithmetic, session 28): the clearing takes no crumbs, so the auction sleeps until then instead of
- * stepping through prices it cannot fill at.
+ * before a reset (the floor, tail or cusp). Either way a bid this curve does not reach before it must reset (SELL:
+ * below the last price it offers then; BUY: above it) is no bid on it: at this mark the auction would walk its
+ * curve unfilled (an audit of the auction path, session 36: a SELL discount of 0.4 or a BUY premium of 0.8, within
+ * the floor, held a lot 181 minutes); whether a reset's curve reaches it is stepOnce's question (services/auction.ts).
+ * A SELL provider whose capital pays for that piece only below its own bid bids lower, at the price it can pay (to
+ * the ppm of the mark, rounded up: a wake a little early fills nothing and sleeps again, one late sold a step
+ * lower; found by a review of the money arithmetic, session 28): the clearing takes no crumbs, so the auction
+ * sleeps until then instead of stepping through prices it cannot fill at.
  */
 export function bestBid(
-  auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs' | 'resets'>,
+  auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs'>,
   status: AuctionStatus,
   providers: readonly ProviderRecord[],
   config: RiskConfig,
@@ -62,33 +56,18 @@ export function bestBid(
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
   const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // A reset left restarts the curve at the mark of then: a bid the curve as it stands no longer reaches (the mark
-  // moved away since its start) is reached after it (review of the fix, session 36: such a bidder was dropped and
-  // the auction ended unfilled, where the reset would have filled it).
-  const restarted =
-    auction.resets < config.auction.maxResets
-      ? {
-          direction: auction.direction,
-          top: startPrice(mark, auction.direction, config.auction.buf),
-          startedAtMs: 0,
-        }
-      : undefined;
+  // The last price the curve offers before its reset: a bid beyond it is never reached on this curve.
+  const last = lastPriceBeforeReset(auction, mark, config.auction);
   // BUY: a provider with the capital at the price it takes at counts, if the curve reaches that price.
-  if (auction.direction === 'BUY') {
-    let highest = highestBuyPrice(auction, mark, config.auction);
-    if (restarted) highest = maxBig(highest, highestBuyPrice(restarted, mark, config.auction));
-    return bestDiscount(reachable, smallest, status.price, mark, highest);
-  }
-  let lowest = lowestSellPrice(auction, mark, config.auction);
-  if (restarted) lowest = minBig(lowest, lowestSellPrice(restarted, mark, config.auction));
+  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark, last);
   let best: Ppm | undefined;
   for (const p of reachable) {
     if (p.maxLot < smallest) continue;
-    // Its bid, mark x (1 - d), below the curve's lowest before the reset: never reached at this mark.
-    if (mark * (PPM_SCALE - p.maxDiscountPpm) < lowest * PPM_SCALE) continue;
+    // Its bid, mark x (1 - d), below the curve's last price before the reset: never reached at this mark.
+    if (mark * (PPM_SCALE - p.maxDiscountPpm) < last * PPM_SCALE) continue;
     // The highest price at which it pays for the piece (clearing's sizeFor, inverted).
     const payable = div(p.capital * NOTIONAL_TO_QUOTE, smallest, 'floor');
-    if (payable < lowest) continue;
+    if (payable < last) continue;
     const discount =
       payable * PPM_SCALE >= mark * (PPM_SCALE - p.maxDiscountPpm)
         ? p.maxDiscountPpm

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auctionStatus, highestBuyPrice, lowestSellPrice, startPrice } from '../../shared/domain/auction.ts';
+import { auctionStatus, lastPriceBeforeReset, startPrice } from '../../shared/domain/auction.ts';
 import { accepts } from '../../shared/domain/clearing.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { PPM_SCALE, parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
@@ -36,9 +36,7 @@ describe('a bid the auction can never reach is no bidder', () => {
   });
   /** The price an auction opened at this mark offers last before it must reset: its best for a bidder. */
   const lastBeforeReset = (direction: 'SELL' | 'BUY') =>
-    direction === 'SELL'
-      ? lowestSellPrice(auctionAt(direction), mark, config.auction)
-      : highestBuyPrice(auctionAt(direction), mark, config.auction);
+    lastPriceBeforeReset(auctionAt(direction), mark, config.auction);
 
   it.each([
     ['SELL', '0.6'],
@@ -81,40 +79,42 @@ describe('a bid the auction can never reach is no bidder', () => {
   );
 
   // Review of the fix, session 36: the curve's reach was judged on the curve as it stands, whose top the mark has left
-  // behind, so a bidder the reset left would reach was dropped and the auction ended unfilled.
+  // behind, so a bidder the reset would reach was dropped and the auction ended unfilled. A bid counts on the curve
+  // that reaches it: the one standing, or the one a reset starts at the mark (stepOnce resets then).
   it.each([
     ['SELL', '184', '175', '0.3'],
     ['BUY', '216', '230', '0.4'],
   ] as const)(
-    '%s opened at %s, mark now %s, discount %s: a bidder while a reset is left, none after the last',
+    "%s opened at %s, mark now %s, discount %s: no bidder on the standing curve, one on a reset's",
     (direction, opened, now, d) => {
       const auction = {
         direction,
         symbol: 'ETH-USD',
         top: startPrice(parsePrice(opened), direction, config.auction.buf),
         startedAtMs: 0,
-        resets: 0,
       };
       const at = parsePrice(now);
       const status = auctionStatus(auction, at, 60_000, config.auction);
       // The curve as it stands never reaches the bid at this mark...
-      const last =
-        direction === 'SELL'
-          ? lowestSellPrice(auction, at, config.auction)
-          : highestBuyPrice(auction, at, config.auction);
-      expect(accepts(provider(d), direction, last, at)).toBe(false);
+      expect(accepts(provider(d), direction, lastPriceBeforeReset(auction, at, config.auction), at)).toBe(
+        false,
+      );
+      expect(bestBid(auction, status, [provider(d)], config, 10n ** 9n, at)).toBeUndefined();
       // ...the curve a reset starts here does, at its tail.
-      const restarted = { ...auction, top: startPrice(at, direction, config.auction.buf) };
-      const atTail = auctionStatus(restarted, at, config.auction.tailSeconds * 1000, config.auction);
+      const restarted = {
+        ...auction,
+        top: startPrice(at, direction, config.auction.buf),
+        startedAtMs: 60_000,
+      };
+      const atTail = auctionStatus(restarted, at, 60_000 + config.auction.tailSeconds * 1000, config.auction);
       expect(atTail.needsReset).toBe(false);
       expect(accepts(provider(d), direction, atTail.price, at)).toBe(true);
-      expect(bestBid(auction, status, [provider(d)], config, 10n ** 9n, at)).toBe(parsePpm(d));
-      const noneLeft = { ...auction, resets: config.auction.maxResets };
-      expect(bestBid(noneLeft, status, [provider(d)], config, 10n ** 9n, at)).toBeUndefined();
+      const fresh = auctionStatus(restarted, at, 60_000, config.auction);
+      expect(bestBid(restarted, fresh, [provider(d)], config, 10n ** 9n, at)).toBe(parsePpm(d));
     },
   );
 
-  it('a SELL auction whose mark falls further is filled after its reset, not ended unfilled', async () => {
+  it('a SELL auction whose mark falls further resets before its tail, then fills, not ended unfilled', async () => {
     const p = createPipeline();
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
@@ -125,12 +125,15 @@ describe('a bid the auction can never reach is no bidder', () => {
     await p.runUntil(p.clock.nowMs() + 120_000);
     const [liquidation] = p.adapters.liquidations.all();
     const auctionId = `${liquidation!.id}:auction`;
-    expect(await p.adapters.auctions.get(auctionId)).toMatchObject({ state: 'RUNNING', resets: 0 });
+    const opened = await p.adapters.auctions.get(auctionId);
+    expect(opened).toMatchObject({ state: 'RUNNING', resets: 0 });
     await p.tick('ETH-USD', '175');
     await p.tick('ETH-USD', '175');
     await p.runUntil(p.clock.nowMs() + 4 * 3600_000);
     const auction = await p.adapters.auctions.get(auctionId);
     expect(auction).toMatchObject({ resets: 1, fills: [expect.objectContaining({ providerId: 'lp-x' })] });
+    // Reset at the step it woke for, once its bid was out of the standing curve's reach: before that curve's tail.
+    expect(auction!.startedAtMs).toBeLessThan(opened!.startedAtMs + config.auction.tailSeconds * 1000);
   });
 
   it.each([
