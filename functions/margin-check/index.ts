@@ -11,6 +11,7 @@ import {
   logIfTimingOut,
   MIDDY_OPTIONS,
   metrics,
+  publishMetricsAtDeadline,
   tracer,
   withInvocationLogKeys,
 } from '../../shared/lambda/runtime.ts';
@@ -79,5 +80,6 @@ export const handler = withInvocationLogKeys(
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(publishMetricsAtDeadline())
     .use(parser({ schema: EventBridgeSchema })),
 );

@@ -122,13 +122,43 @@ describe('publishing metrics as records finish', () => {
     expect(JSON.parse(String(printed.mock.calls[0]![0]))).toMatchObject({ RecordDone: 1 });
     publishMetricsSoFar(metrics);
     // The middleware at the end of the invocation: nothing left, nothing printed, no warning.
-    await publishMetrics(metrics).after();
-    await publishMetrics(metrics).onError();
+    await publishMetrics(metrics).after({});
+    await publishMetrics(metrics).onError({});
     expect(printed).toHaveBeenCalledTimes(1);
     metrics.addMetric('Late', MetricUnit.Count, 2);
-    await publishMetrics(metrics).onError();
+    await publishMetrics(metrics).onError({});
     expect(printed).toHaveBeenCalledTimes(2);
     expect(warned).not.toHaveBeenCalled();
+  });
+
+  // Review, session 36: with middy's early timeout off (MIDDY_OPTIONS), Lambda ends an invocation that runs out of
+  // time with its stored metrics (a tick's TicksAccepted, a record's counts): they are published just before.
+  it('publishes what is stored just before the deadline of an invocation still running; nothing once it ended', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { metrics, printed } = emf();
+      const context = { getRemainingTimeInMillis: () => 1_000 };
+      const running = { context };
+      const middleware = publishMetrics(metrics);
+      await middleware.before(running);
+      metrics.addMetric('TicksAccepted', MetricUnit.Count, 1);
+      await vi.advanceTimersByTimeAsync(1_000 - DEADLINE_WARNING_MS - 1);
+      expect(printed).not.toHaveBeenCalled();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(printed).toHaveBeenCalledTimes(1);
+      expect(JSON.parse(String(printed.mock.calls[0]![0]))).toMatchObject({ TicksAccepted: 1 });
+      // An invocation that ends in time publishes at its end, and its deadline's timer is gone.
+      const ended = { context };
+      await middleware.before(ended);
+      metrics.addMetric('TicksAccepted', MetricUnit.Count, 1);
+      await middleware.after(ended);
+      expect(printed).toHaveBeenCalledTimes(2);
+      metrics.addMetric('Later', MetricUnit.Count, 1);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(printed).toHaveBeenCalledTimes(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
