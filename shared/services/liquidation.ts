@@ -723,7 +723,7 @@ async function placeWithRetries(
 
 /**
  * An exchange's answer must be this order's and within it: its client order id, fills of positive size within the
- * order's size and at or within its limit (an IOC never fills beyond it). Another answer may mean anything, an
+ * order's size and at or within its limit (an IOC never fills beyond it), and no cost of their own. Another answer may mean anything, an
  * execution included: it is neither recorded nor taken as "nothing filled" (which would hand the slice on), but
  * fails the delivery, retried then dead-lettered with its alarm, for an operator.
  */
@@ -737,6 +737,10 @@ function checkAnswer(order: OrderRequest, result: OrderResult): void {
     if (f.size <= 0n || f.price <= 0n) fault(`a fill of ${formatBase(f.size)} at ${formatPrice(f.price)}`);
     const beyond = order.direction === 'SELL' ? f.price < order.limitPrice : f.price > order.limitPrice;
     if (beyond) fault(`a fill at ${formatPrice(f.price)} beyond the limit ${formatPrice(order.limitPrice)}`);
+    // A market fill settles at its price x size exactly; a cost (an auction provider's) would settle instead
+    // (an audit in session 36: a venue's cost of 0 on a fill within the limit had the fund pay the whole notional).
+    if (f.cost !== undefined)
+      fault(`a fill carrying a cost of ${f.cost} (a market fill settles price x size)`);
     size += f.size;
   }
   if (size > order.size) fault(`fills of ${formatBase(size)} for an order of ${formatBase(order.size)}`);

@@ -64,6 +64,26 @@ describe('venue answers are checked against the order they answer', () => {
     expect(liquidation!.marketFills).toEqual([]);
     expect(p.errors.some((e) => /venue\/bad-answer: .*answered as someone-else:market/.test(e))).toBe(true);
   });
+
+  // Found by an audit of the market path in session 36: a fill's cost (an auction provider's) settles instead of
+  // price x size, and the answer's check did not look at it: a cost of 0 on fills within the limit had the fund pay
+  // the position's whole notional as a shortfall (1,800 USD on this 1 ETH long).
+  it('refuses fills carrying a cost of their own (a market fill settles price x size)', async () => {
+    const p = await world();
+    const place = p.venue.placeIoc.bind(p.venue);
+    p.venue.placeIoc = async (order: OrderRequest): Promise<OrderResult> => {
+      const real = await place(order);
+      return { ...real, fills: real.fills.map((f) => ({ ...f, cost: 0n })) };
+    };
+    const before = (await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance;
+    await p.tick('ETH-USD', '1840');
+    await p.drain();
+    const [liquidation] = p.adapters.liquidations.all();
+    expect(liquidation?.state).toBe('EXECUTING');
+    expect(liquidation!.marketFills).toEqual([]);
+    expect(p.errors.some((e) => /venue\/bad-answer: .*carrying a cost of 0/.test(e))).toBe(true);
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBeGreaterThanOrEqual(before);
+  });
 });
 
 // Found by a review of the observability contract in session 28: a venue failing every order handed every slice to
