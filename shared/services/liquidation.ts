@@ -794,7 +794,7 @@ async function lastResort(
   const waiting = attempt > 0 && !pending;
   let outraced: Outraced | undefined;
   const outracedSoFar = async () => (outraced ??= await judgeOutraced(liquidation, direction, deps, carried));
-  if (!waiting || (await bookReaches(liquidation.symbol, direction, limitPrice, reference, deps))) {
+  if (!waiting || (await bookReaches(liquidation, direction, limitPrice, reference, deps))) {
     const order = pending ? undefined : { attempt, size, limitPrice, reference };
     const held = await holdLease(liquidation, deps, carried, order);
     if (!held) return 'moved';
@@ -904,15 +904,31 @@ type LastResortOutcome =
   | 'waiting'
   | 'moved';
 
-/** Whether the venue's best price on the side the order takes reaches `limitPrice` now. */
+/**
+ * Whether the venue's best price on the side the order takes reaches `limitPrice` now. A quote that fails says it
+ * does not: the liquidation waits for the book again, counted as a venue failure (an audit in session 36 found a
+ * quote outage failing the delivery, so every waiting slice was dead-lettered after its receives).
+ */
 async function bookReaches(
-  symbol: string,
+  liquidation: LiquidationRecord,
   direction: 'BUY' | 'SELL',
   limitPrice: PriceE8,
   reference: MarkAt,
   deps: SettlementDeps,
 ): Promise<boolean> {
-  const { bid, ask } = await deps.venue.quote(symbol, reference);
+  let quote: { bid?: PriceE8; ask?: PriceE8 };
+  try {
+    quote = await deps.venue.quote(liquidation.symbol, reference);
+  } catch (error) {
+    if (!(error instanceof VenueError)) throw error;
+    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
+    deps.telemetry.warn('venue quote failed; the last resort waits for the book', {
+      liquidationId: liquidation.id,
+      kind: error.kind,
+    });
+    return false;
+  }
+  const { bid, ask } = quote;
   return direction === 'SELL'
     ? bid !== undefined && bid >= limitPrice
     : ask !== undefined && ask <= limitPrice;

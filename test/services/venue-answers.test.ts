@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { type OrderRequest, type OrderResult, VenueError } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
 /**
  * An exchange's answer to an IOC order is checked against the order it answers: its client order id, and fills
@@ -105,5 +107,31 @@ describe('venue failures are counted', () => {
     // Three attempts of the one order (venueAttempts), all unavailable.
     expect(p.telemetry.counts.get(`${METRICS.VenueOrderFailures.name}:unavailable`)).toBe(3);
     expect(p.telemetry.total(METRICS.VenueOrderFailures.name)).toBe(3);
+  });
+
+  // Found by an audit of the market path in session 36: a last resort waiting for the book asks for a quote first,
+  // and a failed quote failed the delivery, so a quote outage of a few minutes dead-lettered every waiting slice.
+  it('a last resort waiting for the book waits out a quote outage, counted, and settles once the venue quotes', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    // The market fills nothing, no bidder, no ADL: the last resort's first order fills nothing, and it waits.
+    await p.runUntil(p.clock.nowMs() + 30_000);
+    expect(p.adapters.liquidations.all()[0]?.context?.lastResortAttempt).toBe(1);
+    // The book is back, but the venue's quotes fail for 10 minutes.
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    const quote = p.venue.quote.bind(p.venue);
+    const outageEnds = p.clock.nowMs() + 10 * 60_000;
+    p.venue.quote = async (...args: Parameters<typeof quote>) => {
+      if (p.clock.nowMs() < outageEnds) throw new VenueError(`venue/unavailable: ${args[0]}`, 'unavailable');
+      return quote(...args);
+    };
+    await p.drain(3 * 3600);
+    expect(p.adapters.liquidationDeadLetters.pending()).toEqual([]);
+    expect(p.errors).toEqual([]);
+    expect(p.adapters.liquidations.all()[0]?.state).toMatch(/^SETTLED_/);
+    expect(p.telemetry.counts.get(`${METRICS.VenueOrderFailures.name}:unavailable`)).toBeGreaterThan(0);
   });
 });
