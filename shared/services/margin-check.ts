@@ -142,6 +142,16 @@ async function handleTickOnce(
   // A tick of a numbering the market left (a resume or a rebase) may share its number with the new one's pending
   // tick: known by its stamp, it is not that tick's retry or continuation (review, session 34).
   if (pending === tick.sequence && state?.lastTick && !ofLeftNumbering(tick, state)) {
+    // A later segment of the tick was claimed: whoever continued past this one had sent all the tick started
+    // before, so this is a duplicate delivery (EventBridge is at-least-once) with nothing to do. Re-sending and
+    // continuing ran a second chain that re-sent the whole tick at every segment (an audit, session 36).
+    if (segment !== 'unknown' && (state.pendingSegment ?? 0) > segment) {
+      return {
+        status: 'rejected',
+        reason: 'tick/continuation-done',
+        detail: `segment ${segment} of ${tick.sequence} was continued already`,
+      };
+    }
     // Our own retry or continuation: the tick was accepted already; finish what it started.
     const retry =
       segment === 0 ||
