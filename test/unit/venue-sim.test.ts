@@ -88,6 +88,19 @@ describe('simulated venue: the book', () => {
     },
   );
 
+  // Found by an audit of the market path in session 36: the last level's fill took what was left of the order,
+  // off the lot grid the config promises.
+  it('fills in whole lots only: what is left of an order below a lot is not filled', async () => {
+    const lot = base('0.01');
+    const venue = new SimulatedVenue({ clock: new ManualClock(0), defaults: { lotSize: lot } });
+    venue.onTick(SYMBOL, MARK, 0);
+    const result = await venue.placeIoc(order('SELL', '0.015', '150'));
+    expect(filled(result.fills)).toBe(lot);
+    expect(result.status).toBe('PARTIAL');
+    for (const f of result.fills) expect(f.size % lot).toBe(0n);
+    expect((await venue.placeIoc(order('SELL', '0.005', '150'))).status).toBe('NONE');
+  });
+
   it('a limit better than the best price fills nothing (NONE) and moves nothing', async () => {
     const { venue } = venueAt();
     const result = await venue.placeIoc(order('SELL', '1', '195'));

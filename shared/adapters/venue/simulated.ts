@@ -194,7 +194,10 @@ export class SimulatedVenue implements Venue {
       const l = level(shape, book.config, side, i);
       if (!l) break;
       if (side === 'bid' ? l.price < order.limitPrice : l.price > order.limitPrice) break;
-      const take = minBig(l.size, wanted - filled);
+      // Level sizes are whole lots; what is left of the order is taken in whole lots too (an audit, session 36).
+      const wholeLots = wanted - filled - ((wanted - filled) % book.config.lotSize);
+      if (wholeLots === 0n) break;
+      const take = minBig(l.size, wholeLots);
       if (take <= 0n) continue;
       const last = fills[fills.length - 1];
       // Adjacent levels can round to the same tick: report one fill per price.
