@@ -142,10 +142,12 @@ async function handleTickOnce(
   // A tick of a numbering the market left (a resume or a rebase) may share its number with the new one's pending
   // tick: known by its stamp, it is not that tick's retry or continuation (review, session 34).
   if (pending === tick.sequence && state?.lastTick && !ofLeftNumbering(tick, state)) {
-    // A later segment of the tick was claimed: whoever continued past this one had sent all the tick started
-    // before, so this is a duplicate delivery (EventBridge is at-least-once) with nothing to do. Re-sending and
-    // continuing ran a second chain that re-sent the whole tick at every segment (an audit, session 36).
+    // A later segment of the tick was claimed: this is a duplicate delivery (EventBridge is at-least-once) or the
+    // retry of a twin that died. It re-sends what the tick started once (a twin may have begun liquidations and
+    // died before sending them, while the other, finding them begun, continued), but does not continue: a second
+    // chain re-sent the whole tick at every segment (an audit, session 36; its review found the twin's loss).
     if (segment !== 'unknown' && (state.pendingSegment ?? 0) > segment) {
+      await resendStarted(tick.symbol, tick.sequence, deps);
       return {
         status: 'rejected',
         reason: 'tick/continuation-done',

@@ -56,8 +56,11 @@ export function bestBid(
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
   const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // The last price the curve offers before its reset: a bid beyond it is never reached on this curve.
-  const last = lastPriceBeforeReset(auction, mark, config.auction);
+  // The last price the curve offers before its reset, or its price now if beyond (a linear curve between its
+  // last boundary and its reset, stepped by a wake): a bid beyond it is never reached on this curve.
+  const atBoundary = lastPriceBeforeReset(auction, mark, config.auction);
+  const last =
+    auction.direction === 'SELL' ? minBig(atBoundary, status.price) : maxBig(atBoundary, status.price);
   // BUY: a provider with the capital at the price it takes at counts, if the curve reaches that price.
   if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark, last);
   let best: Ppm | undefined;

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { auctionStatus, lastPriceBeforeReset, startPrice } from '../../shared/domain/auction.ts';
 import { accepts } from '../../shared/domain/clearing.ts';
-import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
 import { PPM_SCALE, parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -113,6 +117,34 @@ describe('a bid the auction can never reach is no bidder', () => {
       expect(bestBid(restarted, fresh, [provider(d)], config, 10n ** 9n, at)).toBe(parsePpm(d));
     },
   );
+
+  // Review, session 36: a linear curve's price keeps falling between its step boundaries, so a step a wake runs
+  // after the last boundary before the reset prices below that boundary's price: a bid the price now meets was no
+  // bidder, and the auction reset or ended where it could fill.
+  it("a bid the price now meets is a bidder, between a linear curve's last boundary and its reset", () => {
+    const linear = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      auction: {
+        ...DEFAULT_RISK_CONFIG_INPUT.auction,
+        curve: { kind: 'linear', tauSeconds: 3700 },
+        tailSeconds: 1035,
+      },
+    });
+    const at = parsePrice('200');
+    const auction = {
+      direction: 'SELL' as const,
+      symbol: 'ETH-USD',
+      top: startPrice(at, 'SELL', linear.auction.buf),
+      startedAtMs: 0,
+    };
+    // 1030 s: the last boundary was at 999 s (37 s steps), the reset comes at 1036 s.
+    const status = auctionStatus(auction, at, 1_030_000, linear.auction);
+    expect(status.needsReset).toBe(false);
+    const bidder = provider('0.26');
+    expect(accepts(bidder, 'SELL', status.price, at)).toBe(true);
+    expect(accepts(bidder, 'SELL', lastPriceBeforeReset(auction, at, linear.auction), at)).toBe(false);
+    expect(bestBid(auction, status, [bidder], linear, 10n ** 9n, at)).toBe(parsePpm('0.26'));
+  });
 
   it('a SELL auction whose mark falls further resets before its tail, then fills, not ended unfilled', async () => {
     const p = createPipeline();
