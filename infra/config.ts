@@ -192,9 +192,10 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
   }
   const markets = risk.markets.map((m) => m.symbol);
   // Payouts and withdrawals stop at the fund's floor: a balance never goes below it, so a threshold at or under
-  // it would never page (refusals at the floor have their own alarm).
+  // it would never page (refusals at the floor have their own alarm). A floor of 0 too: a threshold of 0 is
+  // "below 0", which a balance never is (an audit, session 36).
   const floor = Number(formatQuote(risk.insurance.floor));
-  if (floor > 0 && rest.alarmInsuranceFundMin <= floor) {
+  if (rest.alarmInsuranceFundMin <= floor) {
     throw new InfraConfigError(
       `invalid CDK context: ${CONTEXT_PREFIX}alarmInsuranceFundMin is ${rest.alarmInsuranceFundMin}, not above the insurance fund's floor ${floor} (riskConfig): the balance never goes below the floor, so the alarm could never fire; give a threshold above it`,
     );

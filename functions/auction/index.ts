@@ -77,6 +77,7 @@ export const consume = (
             remainingMs: () => context.getRemainingTimeInMillis(),
             reserveMs: STEP_RESERVE_MS,
             queue: wiring().adapters.auctionQueue,
+            queueId: 'auctionSteps',
           },
         }
       : {}),

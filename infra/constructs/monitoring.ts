@@ -122,9 +122,10 @@ const dynamoMetric = (metricName: string, dimensionsMap: Record<string, string>)
   });
 
 /**
- * Read and write throttle events of a table, and write throttle events of its indexes (the TableName dimension
- * alone leaves them out; a throttled index throttles the writes that feed it), but the positions table's, which
- * have their own alarm and remedy (positionIndexThrottles).
+ * Read and write throttle events of a table, read throttle events of its indexes (queries: margin-check's on every
+ * tick, ADL's, the journal's and the wake index's; an audit in session 36 found them in no alarm), and write
+ * throttle events of its indexes (the TableName dimension alone leaves them out; a throttled index throttles the
+ * writes that feed it), but the positions table's, which have their own alarm and remedy (positionIndexThrottles).
  */
 const tableThrottles = (table: ITable, def: TableDef): MathExpression => {
   const { id } = def;
@@ -133,13 +134,11 @@ const tableThrottles = (table: ITable, def: TableDef): MathExpression => {
     [`r_${id}`]: dynamoMetric('ReadThrottleEvents', { TableName: table.tableName }),
     [`w_${id}`]: dynamoMetric('WriteThrottleEvents', { TableName: table.tableName }),
   };
-  if (id !== 'positions')
-    def.indexes.forEach((index, i) => {
-      usingMetrics[`w_${id}_i${i}`] = dynamoMetric('WriteThrottleEvents', {
-        TableName: table.tableName,
-        GlobalSecondaryIndexName: index.name,
-      });
-    });
+  def.indexes.forEach((index, i) => {
+    const dimensions = { TableName: table.tableName, GlobalSecondaryIndexName: index.name };
+    usingMetrics[`r_${id}_i${i}`] = dynamoMetric('ReadThrottleEvents', dimensions);
+    if (id !== 'positions') usingMetrics[`w_${id}_i${i}`] = dynamoMetric('WriteThrottleEvents', dimensions);
+  });
   return new MathExpression({
     expression: Object.keys(usingMetrics)
       .map((key) => `FILL(${key}, 0)`)

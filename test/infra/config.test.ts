@@ -133,6 +133,11 @@ describe('loadConfig', () => {
       },
       /alarmInsuranceFundMin is 100000, not above the insurance fund's floor 200000 \(riskConfig\)/,
     ],
+    [
+      'a fund-low threshold of 0 with a floor of 0 (the balance never goes below 0)',
+      { 'backstop:alarmInsuranceFundMin': 0 },
+      /alarmInsuranceFundMin is 0, not above the insurance fund's floor 0 \(riskConfig\)/,
+    ],
     ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON/],
     [
       'an invalid risk config',

@@ -866,12 +866,16 @@ describe('BackstopStack template (default config)', () => {
         t.id,
       );
       expect(alarm, t.id).toBeDefined();
-      // The table's reads and writes, and (the TableName dimension alone leaves them out) writes to its
-      // indexes: byWakeMark's partition is one market side's sleepers. The positions indexes alarm apart.
+      // The table's reads and writes, and (the TableName dimension alone leaves them out) reads of its indexes
+      // (margin-check queries one on every tick; in no alarm before session 36) and writes to them: byWakeMark's
+      // partition is one market side's sleepers. The positions indexes' writes alarm apart.
       expect(stats(alarm!).map((m) => [m.MetricName, indexOf(m)])).toEqual([
         ['ReadThrottleEvents', undefined],
         ['WriteThrottleEvents', undefined],
-        ...(t.id === 'positions' ? [] : t.indexes.map((i) => ['WriteThrottleEvents', i.name])),
+        ...t.indexes.flatMap((i) => [
+          ['ReadThrottleEvents', i.name],
+          ...(t.id === 'positions' ? [] : [['WriteThrottleEvents', i.name]]),
+        ]),
       ]);
     }
     expect(TABLES.find((t) => t.id === 'auctions')!.indexes).toHaveLength(1);

@@ -177,7 +177,10 @@ describe('processBatch with a deadline', () => {
         started.push(record.body);
         remainingMs -= 30_000;
       },
-      { processInParallel: false, deadline: { remainingMs: () => remainingMs, reserveMs: 20_000, queue } },
+      {
+        processInParallel: false,
+        deadline: { remainingMs: () => remainingMs, reserveMs: 20_000, queue, queueId: 'auctionSteps' },
+      },
     );
     expect(started).toEqual(['a']);
     // Nothing failed: the batch is done with as SQS sees it (the runner deletes all three).
@@ -202,6 +205,8 @@ describe('processBatch with a deadline', () => {
       },
     });
     let remainingMs = 45_000;
+    const telemetry = new RecordingTelemetry();
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
     const response = await processBatch(
       { Records: messages.map((m) => runnerRecord(m, 'arn', identity, clock.nowMs())) },
       async () => {
@@ -209,12 +214,25 @@ describe('processBatch with a deadline', () => {
       },
       {
         processInParallel: false,
-        deadline: { remainingMs: () => remainingMs, reserveMs: 20_000, queue: failing },
+        deadline: {
+          remainingMs: () => remainingMs,
+          reserveMs: 20_000,
+          queue: failing,
+          queueId: 'auctionSteps',
+          telemetry,
+        },
       },
     );
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(
       messages.slice(1).map((m) => m.messageId),
     );
+    // Counted and logged as failed records of their queue, which alarms (audit, session 36: they were silent).
+    expect(telemetry.counts.get(`${METRICS.RecordFailures.name}:auctionSteps`)).toBe(2);
+    expect(error).toHaveBeenCalledWith(
+      'records not started could not be sent again; they come back after the visibility timeout',
+      expect.objectContaining({ records: 2 }),
+    );
+    error.mockRestore();
   });
 
   it('always starts the first record, however short the time (a reserve as long as the timeout stalls nothing)', async () => {
@@ -228,7 +246,10 @@ describe('processBatch with a deadline', () => {
       async (record) => {
         started.push(record.body);
       },
-      { processInParallel: false, deadline: { remainingMs: () => 5_000, reserveMs: 60_000, queue } },
+      {
+        processInParallel: false,
+        deadline: { remainingMs: () => 5_000, reserveMs: 60_000, queue, queueId: 'auctionSteps' },
+      },
     );
     expect(started).toEqual(['a']);
   });
