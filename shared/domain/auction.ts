@@ -280,6 +280,13 @@ export function lastPriceBeforeReset(auction: AuctionState, mark: PriceE8, confi
   const stepMs = stepSeconds(config) * 1000;
   const statusAt = (k: number) =>
     auctionStatusOn(curve, auction, mark, auction.startedAtMs + k * stepMs, config);
+  // The boundary is nearly always the one found last for this config and side (the tail's, or the cusp's, which
+  // depends on the top only through rounding): checked exactly, it saves the search.
+  const found = lastBoundaries.get(config)?.[auction.direction];
+  if (found !== undefined) {
+    const atFound = statusAt(found);
+    if (!atFound.needsReset && statusAt(found + 1).needsReset) return atFound.price;
+  }
   // The first boundary that needs a reset, by bisection (monotone: tail only comes closer, the curve never turns
   // back); the one past tail always does.
   let lo = 1;
@@ -289,8 +296,12 @@ export function lastPriceBeforeReset(auction: AuctionState, mark: PriceE8, confi
     if (statusAt(mid).needsReset) hi = mid;
     else lo = mid + 1;
   }
+  lastBoundaries.set(config, { ...lastBoundaries.get(config), [auction.direction]: lo - 1 });
   return statusAt(lo - 1).price;
 }
+
+/** The last boundary before the reset lastPriceBeforeReset found per config and side: its next search's guess. */
+const lastBoundaries = new WeakMap<AuctionConfig, Partial<Record<AuctionDirection, number>>>();
 
 /** Throws 'auction/needs-reset' unless the auction can be taken at its current price (Maker's take guard). */
 export function assertTakeable(status: AuctionStatus): void {
