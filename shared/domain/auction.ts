@@ -276,6 +276,27 @@ export function auctionStatusOn(
  */
 export function lastPriceBeforeReset(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
   checkMark(mark);
+  // A function of the side, top and mark alone (the boundaries count from the start): a step asks it several
+  // times for one auction at one mark.
+  let memo = lastPrices.get(config);
+  if (!memo || memo.size >= LAST_PRICES_MAX) {
+    memo = new Map();
+    lastPrices.set(config, memo);
+  }
+  const key = `${auction.direction}:${auction.top}:${mark}`;
+  let last = memo.get(key);
+  if (last === undefined) {
+    last = searchLastPrice(auction, mark, config);
+    memo.set(key, last);
+  }
+  return last;
+}
+
+/** lastPriceBeforeReset's answers per config, by side, top and mark (bounded: cleared when full). */
+const lastPrices = new WeakMap<AuctionConfig, Map<string, PriceE8>>();
+const LAST_PRICES_MAX = 4_096;
+
+function searchLastPrice(auction: AuctionState, mark: PriceE8, config: AuctionConfig): PriceE8 {
   const curve = curveFromConfig(config, auction.direction);
   const stepMs = stepSeconds(config) * 1000;
   const statusAt = (k: number) =>

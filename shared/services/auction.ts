@@ -33,6 +33,7 @@ import {
   sendFollowUps,
 } from './liquidation.ts';
 import {
+  ANY_PRICE,
   bestBid,
   biddersOf,
   coverWake,
@@ -209,7 +210,10 @@ async function stepOnce(
     ? undefined
     : bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
   let reset: AuctionRecord | undefined;
-  if (best === undefined && auction.resets < config.maxResets) {
+  // Only if some provider could bid on some curve (most auctions end because capital ran out: no curve helps).
+  const anyCurve = () =>
+    bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark, ANY_PRICE(auction.direction));
+  if (best === undefined && auction.resets < config.maxResets && anyCurve() !== undefined) {
     const restarted = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
     const status = auctionStatus(restarted, mark, now, config);
     best = bestBid(restarted, status, bidders, deps.config, auction.remainingLot, mark);

@@ -1,4 +1,9 @@
-import { type AuctionStatus, auctionStatus, lastPriceBeforeReset } from '../domain/auction.ts';
+import {
+  type AuctionStatus,
+  auctionStatus,
+  lastPriceBeforeReset,
+  MAX_AUCTION_PRICE,
+} from '../domain/auction.ts';
 import { accepts } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
@@ -52,15 +57,11 @@ export function bestBid(
   config: RiskConfig,
   remainingLot: BaseE8,
   mark: PriceE8,
+  last: PriceE8 = lastPriceOffered(auction, status, mark, config),
 ): Ppm | undefined {
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
   const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // The last price the curve offers before its reset, or its price now if beyond (a linear curve between its
-  // last boundary and its reset, stepped by a wake): a bid beyond it is never reached on this curve.
-  const atBoundary = lastPriceBeforeReset(auction, mark, config.auction);
-  const last =
-    auction.direction === 'SELL' ? minBig(atBoundary, status.price) : maxBig(atBoundary, status.price);
   // BUY: a provider with the capital at the price it takes at counts, if the curve reaches that price.
   if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark, last);
   let best: Ppm | undefined;
@@ -79,6 +80,24 @@ export function bestBid(
   }
   return best;
 }
+
+/**
+ * The last price the curve offers before its reset, or its price now if beyond (a linear curve between its last
+ * boundary and its reset, stepped by a wake): a bid beyond it is never reached on this curve.
+ */
+function lastPriceOffered(
+  auction: Pick<AuctionRecord, 'direction' | 'top' | 'startedAtMs'>,
+  status: AuctionStatus,
+  mark: PriceE8,
+  config: RiskConfig,
+): PriceE8 {
+  const atBoundary = lastPriceBeforeReset(auction, mark, config.auction);
+  return auction.direction === 'SELL' ? minBig(atBoundary, status.price) : maxBig(atBoundary, status.price);
+}
+
+/** bestBid's bound when any price is one some curve may offer: who has the room and capital to bid at all. */
+export const ANY_PRICE = (direction: AuctionRecord['direction']): PriceE8 =>
+  direction === 'SELL' ? 1n : MAX_AUCTION_PRICE;
 
 /**
  * A bid the auction's price can reach at some mark: the floor follows the mark as the bid does, so a SELL discount
