@@ -608,13 +608,8 @@ async function confirmWithVenue(
   const now = deps.clock.nowMs();
   const since = carried.markDisputedSinceMs;
   const holding = since !== undefined && now - since < market.venueCheckHoldSeconds * 1000;
-  let quote: { bid?: PriceE8; ask?: PriceE8 };
-  try {
-    quote = await deps.venue.quote(liquidation.symbol, reference);
-  } catch (error) {
-    if (!(error instanceof VenueError)) throw error;
-    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
-    deps.telemetry.warn('venue quote failed', { liquidationId: liquidation.id, kind: error.kind });
+  const quote = await quoteOrNone(liquidation, reference, deps, 'venue quote failed');
+  if (!quote) {
     // No evidence either way: a dispute already under way holds on (a failing venue must not end it).
     if (holding) throw new MarkDisputedError(liquidation.symbol, reference.mark, undefined, since);
     return;
@@ -904,6 +899,23 @@ type LastResortOutcome =
   | 'waiting'
   | 'moved';
 
+/** The venue's quote, or none when it fails (counted as a venue failure, and logged with `message`). */
+async function quoteOrNone(
+  liquidation: LiquidationRecord,
+  reference: MarkAt,
+  deps: SettlementDeps,
+  message: string,
+): Promise<{ readonly bid?: PriceE8; readonly ask?: PriceE8 } | undefined> {
+  try {
+    return await deps.venue.quote(liquidation.symbol, reference);
+  } catch (error) {
+    if (!(error instanceof VenueError)) throw error;
+    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
+    deps.telemetry.warn(message, { liquidationId: liquidation.id, kind: error.kind });
+    return undefined;
+  }
+}
+
 /**
  * Whether the venue's best price on the side the order takes reaches `limitPrice` now. A quote that fails says it
  * does not: the liquidation waits for the book again, counted as a venue failure (an audit in session 36 found a
@@ -916,18 +928,13 @@ async function bookReaches(
   reference: MarkAt,
   deps: SettlementDeps,
 ): Promise<boolean> {
-  let quote: { bid?: PriceE8; ask?: PriceE8 };
-  try {
-    quote = await deps.venue.quote(liquidation.symbol, reference);
-  } catch (error) {
-    if (!(error instanceof VenueError)) throw error;
-    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
-    deps.telemetry.warn('venue quote failed; the last resort waits for the book', {
-      liquidationId: liquidation.id,
-      kind: error.kind,
-    });
-    return false;
-  }
+  const quote = await quoteOrNone(
+    liquidation,
+    reference,
+    deps,
+    'venue quote failed; the last resort waits for the book',
+  );
+  if (!quote) return false;
   const { bid, ask } = quote;
   return direction === 'SELL'
     ? bid !== undefined && bid >= limitPrice

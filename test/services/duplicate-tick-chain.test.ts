@@ -10,6 +10,15 @@ import { createPipeline } from '../support/pipeline.ts';
  * itself for a retry and started a second chain, whose every segment found its number claimed and re-sent all the
  * tick had started: messages growing with the square of the tick's size (240 for 60 liquidations here).
  */
+/** Tick 3 of ETH-USD at 196: it crosses every long of the book (opened at 200 with 1 to 4 USD of collateral). */
+const crossingTick = (p: ReturnType<typeof createPipeline>) => ({
+  symbol: 'ETH-USD',
+  markPrice: parsePrice('196'),
+  timestampMs: p.clock.nowMs(),
+  sequence: 3,
+  source: 'feed',
+});
+
 it("a duplicate of a tick's event during its continuation chain starts no second chain", async () => {
   const p = createPipeline({ maxPositionsPerInvocation: 10 });
   await p.tick('ETH-USD', '200'); // a market's first print waits for a second
@@ -21,13 +30,7 @@ it("a duplicate of a tick's event during its continuation chain starts no second
     sent += bodies.length;
     return send(bodies);
   };
-  const tick = {
-    symbol: 'ETH-USD',
-    markPrice: parsePrice('196'),
-    timestampMs: p.clock.nowMs(),
-    sequence: 3,
-    source: 'feed',
-  };
+  const tick = crossingTick(p);
   const now = p.clock.nowMs();
   const started = async () => (await p.adapters.liquidations.listByTick('ETH-USD#3')).length;
   // The chain: segment 0, then 1 ...
@@ -77,13 +80,7 @@ it('a retry of a segment whose twin continued past it still re-sends what the de
   await p.tick('ETH-USD', '200');
   await p.tick('ETH-USD', '200.5');
   for (let i = 0; i < 30; i++) await p.open('LONG', '1', '200', String(1 + (i % 4)));
-  const tick = {
-    symbol: 'ETH-USD',
-    markPrice: parsePrice('196'),
-    timestampMs: p.clock.nowMs(),
-    sequence: 3,
-    source: 'feed',
-  };
+  const tick = crossingTick(p);
   const now = p.clock.nowMs();
   const base = p.marginDeps;
   expect(await handleTick(tick, base, now, 0)).toMatchObject({ needsContinuation: true });
