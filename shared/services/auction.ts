@@ -33,7 +33,7 @@ import {
   sendFollowUps,
 } from './liquidation.ts';
 import {
-  ANY_PRICE,
+  anyPriceBound,
   bestBid,
   biddersOf,
   coverWake,
@@ -211,12 +211,22 @@ async function stepOnce(
     : bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
   let reset: AuctionRecord | undefined;
   // Only if some provider could bid on some curve (most auctions end because capital ran out: no curve helps).
-  const anyCurve = () =>
-    bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark, ANY_PRICE(auction.direction));
-  if (best === undefined && auction.resets < config.maxResets && anyCurve() !== undefined) {
+  if (
+    best === undefined &&
+    auction.resets < config.maxResets &&
+    bestBid(
+      auction,
+      status,
+      bidders,
+      deps.config,
+      auction.remainingLot,
+      mark,
+      anyPriceBound(auction.direction),
+    ) !== undefined
+  ) {
     const restarted = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
-    const status = auctionStatus(restarted, mark, now, config);
-    best = bestBid(restarted, status, bidders, deps.config, auction.remainingLot, mark);
+    const fresh = auctionStatus(restarted, mark, now, config);
+    best = bestBid(restarted, fresh, bidders, deps.config, auction.remainingLot, mark);
     if (best !== undefined) reset = restarted;
   }
   const anyBidder = best !== undefined;

@@ -718,9 +718,9 @@ async function placeWithRetries(
 
 /**
  * An exchange's answer must be this order's and within it: its client order id, fills of positive size within the
- * order's size and at or within its limit (an IOC never fills beyond it), and no cost of their own. Another answer may mean anything, an
- * execution included: it is neither recorded nor taken as "nothing filled" (which would hand the slice on), but
- * fails the delivery, retried then dead-lettered with its alarm, for an operator.
+ * order's size and at or within its limit (an IOC never fills beyond it), and no cost of their own. Another answer
+ * may mean anything, an execution included: it is neither recorded nor taken as "nothing filled" (which would hand
+ * the slice on), but fails the delivery, retried then dead-lettered with its alarm, for an operator.
  */
 function checkAnswer(order: OrderRequest, result: OrderResult): void {
   const fault = (why: string): never => {

@@ -96,7 +96,7 @@ function lastPriceOffered(
 }
 
 /** bestBid's bound when any price is one some curve may offer: who has the room and capital to bid at all. */
-export const ANY_PRICE = (direction: AuctionRecord['direction']): PriceE8 =>
+export const anyPriceBound = (direction: AuctionRecord['direction']): PriceE8 =>
   direction === 'SELL' ? 1n : MAX_AUCTION_PRICE;
 
 /**

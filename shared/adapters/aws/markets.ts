@@ -72,9 +72,10 @@ const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
 /**
  * A token of one acceptTick, tripBreaker, holdSequenceJump or rebaseSequence call, written with what it writes.
  * UpdateItem has no idempotency token: the SDK retries a write whose answer was lost (a timeout, a reset
- * connection) by sending the very same request again, whose condition then fails on the write it made itself. The stored item (ALL_OLD) then holds
- * this call's token, while a concurrent duplicate delivery of the same tick (EventBridge is at-least-once), which
- * wrote the same tick, holds its own: only the first is this call's write, the second is a race it lost.
+ * connection) by sending the very same request again, whose condition then fails on the write it made itself.
+ * The stored item (ALL_OLD) then holds this call's token, while a concurrent duplicate delivery of the same tick
+ * (EventBridge is at-least-once), which wrote the same tick, holds its own: only the first is this call's write,
+ * the second is a race it lost.
  * Made once per call, before `send`, so every retry of the request carries it.
  */
 const writerToken = (): string => randomUUID();
