@@ -657,6 +657,12 @@ export class LedgerIdempotencyConflictError extends Error {
   override readonly name = 'LedgerIdempotencyConflictError';
 }
 
+/**
+ * What apply answers: the entry of the key. `replayed`: this call found the key applied before, so the entry (its
+ * balanceAfter and atMs included) is the first application's, not the balance now.
+ */
+export type AppliedEntry = JournalEntry & { readonly replayed?: true };
+
 export interface Ledger {
   balance(account: string): Promise<AccountBalance>;
   /**
@@ -665,7 +671,7 @@ export interface Ledger {
    * `known`: the account as the caller just read it (balance()); a ledger that must read the balance before
    * writing may write on it instead, once: a stale one only fails the write's condition and is read again.
    */
-  apply(movement: LedgerMovement, known?: AccountBalance): Promise<JournalEntry>;
+  apply(movement: LedgerMovement, known?: AccountBalance): Promise<AppliedEntry>;
   journal(account: string): Promise<readonly JournalEntry[]>;
   /**
    * At most `limit` of the account's entries with a sequence above `afterSequence`, in sequence order. On AWS a

@@ -251,7 +251,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         floor: deps.config.insurance.floor,
       });
       // A key applied before answers with its first entry, stamped when that one moved the money.
-      return { ok: true, entry, ...(entry.atMs !== atMs ? { alreadyApplied: true } : {}) };
+      const { replayed, ...first } = entry;
+      return { ok: true, entry: first, ...(replayed ? { alreadyApplied: true } : {}) };
     }
     case 'registerProvider': {
       const maxDiscountPpm = parsePpm(request.maxDiscount, 'maxDiscount');

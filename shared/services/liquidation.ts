@@ -1714,7 +1714,9 @@ async function applySettlement(
   const fence = { liquidationId: liquidation.id, version: liquidation.version };
   for (const movement of movements) {
     try {
-      fundBalance = (await deps.ledger.apply({ ...movement, fence }, known)).balanceAfter;
+      const applied = await deps.ledger.apply({ ...movement, fence }, known);
+      // A key applied by an earlier delivery answers with that application's balance, not the fund's now.
+      if (!applied.replayed) fundBalance = applied.balanceAfter;
       known = undefined;
     } catch (error) {
       // Another delivery moved the record on (to plan again, or to settle): nothing of this one is left to do.

@@ -10,6 +10,7 @@ import type { JournalAudit } from '../../domain/journal-audit.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
+  type AppliedEntry,
   ConditionFailedError,
   type CrashHook,
   givesDrawBack,
@@ -143,20 +144,20 @@ export function nextBalance(
 }
 
 /** The first entry of a re-applied key, if it moved the same amount. */
-function sameMovement(entry: JournalEntry, movement: LedgerMovement): JournalEntry {
+function sameMovement(entry: JournalEntry, movement: LedgerMovement): AppliedEntry {
   if (entry.amount !== movement.amount) {
     throw new LedgerIdempotencyConflictError(
       `ledger/idempotency-conflict: ${movement.account} ${movement.idempotencyKey} was applied with ${formatQuote(entry.amount)}, not ${formatQuote(movement.amount)}`,
     );
   }
-  return entry;
+  return { ...entry, replayed: true };
 }
 
 /** A movement waiting for its account's next transaction, and its caller. */
 interface Pending {
   readonly movement: LedgerMovement;
   readonly known: AccountBalance | undefined;
-  readonly resolve: (entry: JournalEntry) => void;
+  readonly resolve: (entry: AppliedEntry) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -198,7 +199,7 @@ export class DynamoLedger implements Ledger {
     return balance;
   }
 
-  apply(movement: LedgerMovement, known?: AccountBalance): Promise<JournalEntry> {
+  apply(movement: LedgerMovement, known?: AccountBalance): Promise<AppliedEntry> {
     if (!movement.account) return Promise.reject(new AdapterInputError('ledger/empty-account'));
     if (!movement.idempotencyKey)
       return Promise.reject(new AdapterInputError('ledger/empty-idempotency-key'));

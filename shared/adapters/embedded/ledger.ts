@@ -2,6 +2,7 @@ import type { JournalAudit } from '../../domain/journal-audit.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
+  type AppliedEntry,
   ConditionFailedError,
   givesDrawBack,
   type JournalEntry,
@@ -58,7 +59,7 @@ export class EmbeddedLedger implements Ledger {
     return this.#balance(account);
   }
 
-  async apply(movement: LedgerMovement): Promise<JournalEntry> {
+  async apply(movement: LedgerMovement): Promise<AppliedEntry> {
     checkMovement(movement);
     const { account, idempotencyKey, amount } = movement;
     const existing = this.#byKey.get(`${account}\u0000${idempotencyKey}`);
@@ -68,7 +69,7 @@ export class EmbeddedLedger implements Ledger {
           `ledger/idempotency-conflict: ${account} ${idempotencyKey} was applied with ${formatQuote(existing.amount)}, not ${formatQuote(amount)}`,
         );
       }
-      return existing;
+      return { ...existing, replayed: true };
     }
     const before = this.#balance(account);
     const balanceAfter = before.balance + amount;
