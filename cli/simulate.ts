@@ -1,4 +1,4 @@
-import { accessSync, constants, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { renderReport } from '../report/html.ts';
 import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../shared/domain/config.ts';
@@ -13,18 +13,19 @@ import { renderComparison, runProblems } from './table.ts';
 
 export const SIMULATE_USAGE = `Usage: backstop simulate [options]
 
-Replays a crash through the backstop on the embedded engine and compares the strategy with market-only.
+Replays a crash through the backstop on the embedded engine and compares the strategy with the others: the
+waterfall without its auction (no-auction), and market-only.
 
   --prices FILE          price file (header with a time and a close/price/mark column, or Binance klines);
                          default: the built-in ETH crash of 12-13 March 2020
   --symbol S             market: ${DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ')} (default: from the file name, else ${SIMULATION_DEFAULTS.symbol})
   --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
   --seed N               seed of the book, providers and scenario noise (default ${SIMULATION_DEFAULTS.seed})
-  --strategy S           waterfall | market-only (default waterfall)
+  --strategy S           waterfall | no-auction | market-only (default waterfall): the first column
   --fund USD             insurance fund at the start (default 0.75 % of the book's open interest)
   --providers N          backstop liquidity providers (default ${SIMULATION_DEFAULTS.providers})
   --json                 print one JSON object (the strategy's run) instead of the table
-  --report FILE.html     write the HTML report (runs both strategies)
+  --report FILE.html     write the HTML report (of every strategy)
   -h, --help             this help
 `;
 
@@ -109,13 +110,11 @@ export async function runSimulate(argv: readonly string[], io: CliIo): Promise<n
     ...(fund === undefined ? {} : { fund }),
   });
 
-  // JSON needs only the strategy's run; the table and the report compare it with market-only.
+  // JSON needs only the strategy's run; the table and the report compare it with the others.
   const runs: Strategy[] =
     values.json && report === undefined
       ? [strategy]
-      : report !== undefined
-        ? [strategy, strategy === 'waterfall' ? 'market-only' : 'waterfall']
-        : [...new Set<Strategy>([strategy, 'market-only'])];
+      : [strategy, ...STRATEGIES.filter((s) => s !== strategy)];
   const progress = new ProgressBar(io.stderr);
   const results: SimulationResult[] = [];
   try {
@@ -149,4 +148,6 @@ function checkReportPath(report: string): void {
   } catch {
     throw new UsageError(`--report: cannot write to the directory of "${report}"`);
   }
+  if (existsSync(report) && statSync(report).isDirectory())
+    throw new UsageError(`--report: "${report}" is a directory`);
 }

@@ -42,7 +42,7 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['slippage p99 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p99)],
   ['slippage max (bps)', (r) => bps(slippageSummary(r.slippageSamples).max)],
   ['zero-price fills', (r) => count(r.zeroPriceFills)],
-  ['lowest mark (USD)', (r) => formatPrice(r.markLow)],
+  ['lowest mark (USD)', (r) => (r.markLow === undefined ? '-' : formatPrice(r.markLow))],
   'rule',
   ['sold on the market (USD)', (r) => formatUsd(r.marketVolume)],
   ['  last resort (USD)', (r) => formatUsd(r.lastResortVolume)],

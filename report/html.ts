@@ -51,7 +51,7 @@ const SUMMARY_ROWS: readonly [string, (s: Record<string, unknown>) => unknown][]
     },
   ],
   ['Zero-price fills', (s) => s.zeroPriceFills],
-  ['Lowest mark', (s) => s.markLow],
+  ['Lowest mark', (s) => s.markLow ?? '-'],
   [
     'Insurance fund start / end / min (USD)',
     (s) => {
@@ -79,7 +79,7 @@ function summaryTable(data: ReportData): string {
 const CLIENT = `
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
-  var STRATEGY_COLORS = { 'waterfall': '#1b7f79', 'market-only': '#c0392b' };
+  var STRATEGY_COLORS = { 'waterfall': '#1b7f79', 'no-auction': '#d68910', 'market-only': '#c0392b' };
   var LAYER_COLORS = { market: '#3b6fb6', auction: '#2e9d5b', insurance: '#e08e0b', adl: '#b03a48', badDebt: '#5b2333', cancelled: '#9aa0a6' };
   var LAYERS = ['market', 'auction', 'insurance', 'adl', 'badDebt', 'cancelled'];
   var LAYER_NAMES = { badDebt: 'left as bad debt' };
@@ -194,7 +194,8 @@ export function renderReport(results: readonly SimulationResult[]): string {
 <p class="lead">${data.positions.toLocaleString('en-US')} synthetic positions (seed ${data.seed}) replayed minute by minute through the
 backstop's own services on the embedded engine. <b>market-only</b> dumps every liquidation into the order book whatever
 the price; <b>waterfall</b> sells on the market within the slippage bound, auctions the rest to backstop liquidity
-providers, then draws on the insurance fund, then auto-deleverages. The mark is the venue's mid: the external price
+providers, then draws on the insurance fund, then auto-deleverages; <b>no-auction</b> is the same waterfall without
+providers: what the market leaves goes to the fund and to ADL, which closes profitable traders' positions. The mark is the venue's mid: the external price
 moved by the persisting impact of our own forced sells.</p>
 ${summaryTable(data)}
 <div class="chart" id="chart-price"></div>

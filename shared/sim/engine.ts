@@ -100,7 +100,8 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
 
   // --- the world -----------------------------------------------------------------------------------------
   adapters.positions.createMany(input.book);
-  for (const p of input.providers) await adapters.providers.put(p, undefined);
+  // Without providers no auction starts: what the market leaves within its bound goes to the fund and ADL.
+  if (strategy !== 'no-auction') for (const p of input.providers) await adapters.providers.put(p, undefined);
   if (input.fundStart > 0n) {
     await adapters.ledger.apply({
       account: INSURANCE_ACCOUNT,
@@ -142,7 +143,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     clock,
     config,
     telemetry,
-    strategy,
+    strategy: strategy === 'market-only' ? 'market-only' : 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: VENUE_ATTEMPTS,
     adlSnapshots: new AdlSnapshots(),
@@ -210,7 +211,8 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   const ticksRejected: Record<string, number> = {};
   let sequence = 0;
   let priceLow = first.price;
-  let markLow = first.price;
+  // Of the accepted marks only: the first print is refused (no mark to judge it by), so it is not the start.
+  let markLow: PriceE8 | undefined;
   const fundBalance = async (): Promise<QuoteE6> =>
     (await adapters.ledger.balance(INSURANCE_ACCOUNT)).balance;
 
@@ -226,7 +228,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
       ticksRejected[outcome.reason] = (ticksRejected[outcome.reason] ?? 0) + 1;
     } else {
       recorder.mark = mark;
-      markLow = minBig(markLow, mark);
+      markLow = markLow === undefined ? mark : minBig(markLow, mark);
       started += outcome.enqueued;
       for (let segment = 1; outcome.status === 'accepted' && outcome.needsContinuation; segment++) {
         outcome = await handleTick(tick, marginDeps, t, segment);
@@ -333,7 +335,7 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     adlVolume: recorder.adlVolume,
     providerCapitalUsed: recorder.providerCapitalUsed,
     priceLow,
-    markLow,
+    ...(markLow === undefined ? {} : { markLow }),
     conservation: recorder.conservation(traders, fundEnd - input.fundStart),
     errors,
     errorSamples,

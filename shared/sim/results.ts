@@ -4,8 +4,12 @@ import { percentile, SLIPPAGE_UNITS_PER_BP } from './stats.ts';
 
 /** What one simulation run produced: the summary (JSON) and the per-minute series (report). */
 
-export type Strategy = 'waterfall' | 'market-only';
-export const STRATEGIES: readonly Strategy[] = ['waterfall', 'market-only'];
+/**
+ * `waterfall`: the backstop. `no-auction`: the same waterfall with no liquidity providers (market within the bound,
+ * then the fund and ADL): what the auction layer adds, measured on the same inputs. `market-only`: the naive baseline.
+ */
+export type Strategy = 'waterfall' | 'no-auction' | 'market-only';
+export const STRATEGIES: readonly Strategy[] = ['waterfall', 'no-auction', 'market-only'];
 
 /** Per-minute series, one entry per tick (price ticks, then the ticks that drain the remaining work). */
 export interface MinuteSeries {
@@ -83,7 +87,8 @@ export interface SimulationResult {
   readonly adlVolume: QuoteE6;
   readonly providerCapitalUsed: QuoteE6;
   readonly priceLow: PriceE8;
-  readonly markLow: PriceE8;
+  /** The lowest accepted mark; none when no tick was accepted. */
+  readonly markLow?: PriceE8;
   readonly conservation: Conservation;
   /** Service errors by name (each one is a retried message, as on Lambda). */
   readonly errors: Readonly<Record<string, number>>;
@@ -147,7 +152,7 @@ export function summaryJson(r: SimulationResult): Record<string, unknown> {
     executionCost: q(r.executionCost),
     providerCapitalUsed: q(r.providerCapitalUsed),
     priceLow: formatPrice(r.priceLow),
-    markLow: formatPrice(r.markLow),
+    markLow: r.markLow === undefined ? null : formatPrice(r.markLow),
     conservationError: q(r.conservation.error),
     conservation: Object.fromEntries(Object.entries(r.conservation).map(([k, v]) => [k, q(v)])),
     errors: r.errors,

@@ -81,6 +81,7 @@ describe('HTML report in headless Chromium', () => {
     expect(charts.map((c) => c.id)).toEqual([
       'chart-price',
       'chart-layers-waterfall',
+      'chart-layers-no-auction',
       'chart-layers-market-only',
       'chart-fund',
       'chart-slippage',

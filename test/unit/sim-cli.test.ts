@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +17,8 @@ describe('backstop CLI: bad arguments are one line on stderr and exit code 2', (
   const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
   const bad = path.join(dir, 'bad.csv');
   writeFileSync(bad, 'time,close\n1584003720,1\n1584003780,oops\n');
+  const folder = path.join(dir, 'folder.html');
+  mkdirSync(folder);
   const cases: [string, string[], RegExp][] = [
     ['no command', [], /^Usage: backstop/],
     ['an unknown command', ['replay-all'], /^backstop: unknown command "replay-all"/],
@@ -34,7 +36,7 @@ describe('backstop CLI: bad arguments are one line on stderr and exit code 2', (
     [
       'an unknown strategy',
       ['simulate', '--strategy', 'yolo'],
-      /--strategy: "yolo" is not one of waterfall, market-only/,
+      /--strategy: "yolo" is not one of waterfall, no-auction, market-only/,
     ],
     ['a negative fund', ['simulate', '--fund', '-5'], /--fund: must not be negative/],
     [
@@ -56,6 +58,12 @@ describe('backstop CLI: bad arguments are one line on stderr and exit code 2', (
       'a report in a missing directory',
       ['simulate', '--report', '/nonexistent/x.html'],
       /--report: cannot write/,
+    ],
+    // Found by a review in session 37: refused only after the whole run (EISDIR), as an internal error.
+    [
+      'a report that is a directory',
+      ['simulate', '--report', folder],
+      /--report: ".*folder\.html" is a directory/,
     ],
     [
       'a missing price file',
@@ -94,9 +102,13 @@ describe('backstop simulate', () => {
 
     const table = await cli('simulate', '--positions', '300', '--seed', '5', '--strategy', 'waterfall');
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/waterfall\s+market-only/);
+    expect(table.stdout).toMatch(/waterfall\s+no-auction\s+market-only/);
     expect(table.stdout).toMatch(/BAD DEBT \(fund did not pay\)/);
-    expect(table.stdout).toMatch(/dead letters\s+0\s+0/);
+    expect(table.stdout).toMatch(/dead letters\s+0\s+0\s+0/);
+    // The waterfall without providers starts no auction; the chosen strategy comes first.
+    expect(table.stdout).toMatch(/settled by auction\s+\d[\d,]*\s+0\s+0\n/);
+    const first = await cli('simulate', '--positions', '300', '--seed', '5', '--strategy', 'no-auction');
+    expect(first.stdout).toMatch(/no-auction\s+waterfall\s+market-only/);
     expect(table.stdout).toContain('300 positions, seed 5');
   });
 

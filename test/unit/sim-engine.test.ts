@@ -9,7 +9,12 @@ import { withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { type EngineInput, runSimulation, SimulationError } from '../../shared/sim/engine.ts';
 import { DueTimes } from '../../shared/sim/observe.ts';
 import { SimulationRecorder } from '../../shared/sim/recorder.ts';
-import { type SimulationResult, slippageSummary, summaryJson } from '../../shared/sim/results.ts';
+import {
+  type SimulationResult,
+  type Strategy,
+  slippageSummary,
+  summaryJson,
+} from '../../shared/sim/results.ts';
 import { prepareSimulation, simulate } from '../../shared/sim/setup.ts';
 import { isZeroPriceFill, orderSlippage, percentile } from '../../shared/sim/stats.ts';
 
@@ -142,18 +147,26 @@ describe('runSimulation', () => {
       provider('lp1', '1000000', 30_000n, '5000'),
       provider('lp2', '1000000', 60_000n, '5000'),
     ];
-    const run = (strategy: 'waterfall' | 'market-only') =>
+    const run = (strategy: Strategy) =>
       runSimulation(input({ strategy, venue, book, providers, points: path([100, 85, 85], 20) }));
     const waterfall = await run('waterfall');
     const marketOnly = await run('market-only');
+    const noAuction = await run('no-auction');
     expectClean(waterfall);
     expectClean(marketOnly);
+    expectClean(noAuction);
     expect(waterfall.auctionVolume).toBeGreaterThan(0n);
     expect(waterfall.providerCapitalUsed).toBeGreaterThan(0n);
     expect(waterfall.conservation.providers).not.toBe(0n);
     expect(slippageSummary(waterfall.slippageSamples).max).toBeLessThanOrEqual(300);
     expect(slippageSummary(marketOnly.slippageSamples).max).toBeGreaterThan(300);
     expect(marketOnly.auctionVolume).toBe(0n);
+    // The same waterfall without providers: within the bound too, and what the auction sold, ADL closes at the mark.
+    expect(noAuction.auctionVolume).toBe(0n);
+    expect(noAuction.providerCapitalUsed).toBe(0n);
+    expect(noAuction.settledBy.auction).toBe(0);
+    expect(slippageSummary(noAuction.slippageSamples).max).toBeLessThanOrEqual(300);
+    expect(noAuction.adlVolume).toBeGreaterThan(waterfall.adlVolume);
   });
 
   it('reports the last resort: a thin book, no bid, no short in profit', async () => {

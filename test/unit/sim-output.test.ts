@@ -110,6 +110,21 @@ it('lowest mark: a bad print the breaker rejected is not the lowest mark', async
   expect(r.markLow).toBe(price('195'));
 }, 60_000);
 
+it('lowest mark: of the accepted marks only, not the first print, which is refused', async () => {
+  // Found by a review in session 37: the lowest mark started at the first print, which no run accepts.
+  const points = [100, 101, 102].map((p, i) => ({ timestampMs: T0 + i * 60_000, price: price(String(p)) }));
+  const r = await simulate(
+    prepareSimulation({ prices: { name: 'eth-rising.csv', points }, positions: 50 }),
+    'waterfall',
+  );
+  expect(r.ticksRejected['tick/unconfirmed']).toBe(1);
+  expect(r.markLow).toBe(price('101'));
+  const row = renderComparison([r])
+    .split('\n')
+    .find((l) => l.startsWith('lowest mark'));
+  expect(row?.trim().split(/\s+/).pop()).toBe('101');
+});
+
 it('report markers: liquidations started per minute add up to the liquidations (slices) of the table', async () => {
   const r = await simulate(prepareSimulation({ seed: 1 }), 'waterfall');
   const [data] = reportData([r]).strategies;
