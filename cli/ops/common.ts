@@ -174,6 +174,25 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
   return given;
 }
 
+/**
+ * The deployed rules, for a command that prices, judges or cuts off by them: never the built-in defaults by omission
+ * on a deployed stack (aws, localstack), whose functions' RISK_CONFIG the CLI cannot read, so `--config` is required
+ * there. A local stage local up does not run has no functions to disagree with; `anyTarget` requires it there too
+ * (a withdrawal, a reindex). `why`: what the command takes from the rules.
+ */
+export function deployedRiskConfig(
+  deployment: Deployment,
+  file: string | undefined,
+  command: string,
+  why: string,
+  anyTarget = false,
+): RiskConfig {
+  const unknown = deployment.recordedRiskConfig === undefined && (anyTarget || deployment.kind !== 'local');
+  if (file === undefined && unknown)
+    throw new UsageError(`${command}: --config is required (the risk configuration deployed: ${why})`);
+  return riskConfigFor(deployment, file);
+}
+
 /** A configuration as the functions read it: markets are found by symbol, so their order means nothing. */
 const canonical = (config: RiskConfig): string =>
   JSON.stringify(

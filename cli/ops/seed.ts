@@ -34,6 +34,7 @@ import { type CliIo, resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
   type Command,
+  deployedRiskConfig,
   noMorePositionals,
   OperatorInputError,
   operatorCommand,
@@ -69,8 +70,8 @@ providers: backstop liquidity providers with committed capital and standing bids
   --markets, --seed, --price as above; provider ids are lp-s<seed>-<market>-<n>: a re-run adds nothing (a
                          provider already there keeps its terms and what the auctions left of its capital)
 Both:
-  --config FILE.json     risk configuration of the deployment (local: what local up runs with; aws: the
-                         deployed one, default the built-in defaults)
+  --config FILE.json     risk configuration of the deployment (local: what local up runs with; aws and
+                         localstack: the deployed one, required)
 ${TARGET_USAGE}`;
 
 export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K] [--json]
@@ -81,7 +82,7 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [-
   --amount USD           amount, exact decimal (e.g. 250000 or 1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
-  --config FILE.json     risk configuration (the withdrawal floor)
+  --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack)
   --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry, whether
                          the key was applied before (nothing moved now) and the balance now
 ${TARGET_USAGE}`;
@@ -94,7 +95,7 @@ export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequenc
 
   --symbol S             market (e.g. ETH-USD)
   --from-sequence N      the restarted feed's next sequence (an integer >= 0)
-  --config FILE.json     risk configuration (the markets)
+  --config FILE.json     risk configuration of the deployment (its markets and clock skew bound; required on aws and localstack)
 ${TARGET_USAGE}`;
 
 export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
@@ -125,10 +126,13 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
   noMorePositionals('positions', positionals, 1);
   if (values.symbol === undefined) throw new UsageError('positions reindex: --symbol is required');
   return withTarget(values, async (deployment) => {
-    // The rules to price by are the deployed ones: never the built-in defaults by omission.
-    if (values.config === undefined && deployment.recordedRiskConfig === undefined)
-      throw new UsageError('positions reindex: --config is required (the risk configuration deployed)');
-    const config = riskConfigFor(deployment, values.config);
+    const config = deployedRiskConfig(
+      deployment,
+      values.config,
+      'positions reindex',
+      'its margins price the index',
+      true,
+    );
     const symbol = resolveSymbol(config, values.symbol, undefined, true);
     // Every index shard a market can have is read, whatever this shell knows of the deployed ones (a shard not
     // read would keep its positions at their old price); repricing keeps each position where it is stored.
@@ -376,7 +380,8 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   const given = pricesOption(values.price, markets);
 
   return withTarget(values, async (deployment) => {
-    const config = riskConfigFor(deployment, values.config);
+    // Positions are priced (their liquidation price, refused when liquidatable) and lots checked by these rules.
+    const config = deployedRiskConfig(deployment, values.config, `seed ${what}`, 'its margins and markets');
     const deps = adminDeps(deployment, config);
     const progress = new ProgressBar(io.stderr);
     const onProgress = (done: number, total: number) => progress.update(what, done, total);
@@ -476,12 +481,11 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))
     throw new UsageError(`--key: letters, digits and . _ : - only (1-100)`);
   return withTarget(values, async (deployment) => {
-    // A withdrawal is judged against the deployed fund floor: never the built-in defaults' by omission.
-    if (action === 'withdraw' && values.config === undefined && deployment.recordedRiskConfig === undefined)
-      throw new UsageError(
-        'fund withdraw: --config is required (the risk configuration deployed: its fund floor)',
-      );
-    const config = riskConfigFor(deployment, values.config);
+    // A deposit needs no rule; a withdrawal is judged against the deployed fund floor.
+    const config =
+      action === 'withdraw'
+        ? deployedRiskConfig(deployment, values.config, 'fund withdraw', 'its fund floor', true)
+        : riskConfigFor(deployment, values.config);
     // Said before the money moves: a run that fails or times out after the write is run again with this key,
     // and the money moves once (a run without --key would make a new key and move it twice).
     if (values.key === undefined)
@@ -542,7 +546,8 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
   const fromSequence = intOption('from-sequence', values['from-sequence'], 0, Number.MAX_SAFE_INTEGER);
   if (fromSequence === undefined) throw new UsageError('feed resume: --from-sequence is required');
   return withTarget(values, async (deployment) => {
-    const config = riskConfigFor(deployment, values.config);
+    // The old numbering's cut-off is the deployed clock skew bound's.
+    const config = deployedRiskConfig(deployment, values.config, 'feed resume', 'its maxClockSkewSeconds');
     // As inject and replay read it: any case, a configured market only (the others listed).
     const symbol = resolveSymbol(config, values.symbol, undefined);
     const result = await handleAdmin(

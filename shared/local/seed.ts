@@ -200,9 +200,11 @@ export async function applyAdmin(
     while (next < requests.length) {
       const request = requests[next++]!;
       const result = await handleAdmin(request, deps);
-      if (result.ok) created += 1;
-      else if (result.reason.includes('positions/exists')) existing += 1;
-      else failed.push({ id: 'id' in request ? request.id : request.action, reason: result.reason });
+      // A row already there as written counts as there; one there with other terms is refused, with its reason.
+      if (result.ok) {
+        if (result.alreadyApplied) existing += 1;
+        else created += 1;
+      } else failed.push({ id: 'id' in request ? request.id : request.action, reason: result.reason });
       done += 1;
       options.onProgress?.(done, requests.length);
     }

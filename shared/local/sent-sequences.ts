@@ -12,7 +12,8 @@ import type { Deployment } from './deployment.ts';
 
 export const SEQUENCES_FILE = 'sequences.json';
 
-const recordSchema = z.record(z.string(), z.number().int().nonnegative());
+/** -1: a feed resumed from 0 (`feed resume`) has sent nothing of its new numbering yet. */
+const sequenceSchema = z.number().int().min(-1);
 
 /** The record's key: one target (kind, endpoint or region, the bus: its ARN, with the account, when known), one market. */
 export const sentSequenceKey = (deployment: Deployment, symbol: string): string =>
@@ -30,13 +31,21 @@ function read(dir: string): Record<string, number> {
   } catch {
     return {};
   }
+  // A corrupt record, or entry, is only a lost hint: the market's own sequence still holds. An entry that does not
+  // read drops itself, not the other markets' (a resume to -1 once dropped them all).
+  let parsed: unknown;
   try {
-    const parsed = recordSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : {};
+    parsed = JSON.parse(text);
   } catch {
-    // A corrupt record is only a lost hint: the market's own sequence still holds.
     return {};
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+  const record: Record<string, number> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const sequence = sequenceSchema.safeParse(value);
+    if (sequence.success) record[key] = sequence.data;
+  }
+  return record;
 }
 
 export function lastSentSequence(dir: string, key: string): number | undefined {

@@ -4,6 +4,7 @@ import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   type BaseE8,
+  formatBase,
   formatPrice,
   formatQuote,
   PPM_SCALE,
@@ -182,7 +183,7 @@ function providerCapital(
   if (stated === undefined) return existing.capital;
   if (expectedVersion === undefined) {
     throw new AdminInputError(
-      `admin/invalid: capital: provider ${id} exists (version ${existing.version}) and auctions use its capital: restate it with expectedVersion (the version you read), or leave capital out to keep what it has`,
+      `admin/invalid: capital: provider ${id} exists (version ${existing.version}, capital ${formatQuote(existing.capital)} unused) and auctions use its capital: if this registered it before, it stands (leave capital out to change its other terms); to set its capital, restate it with expectedVersion (the version you read)`,
     );
   }
   return stated;
@@ -270,17 +271,18 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           ? undefined
           : parseQuote(request.capital, 'capital', { positive: true });
       const existing = await deps.providers.get(request.id);
+      const terms = { maxDiscountPpm, maxLot, ...(maxLotBySymbol ? { maxLotBySymbol } : {}), symbols };
+      // A registration whose answer was lost, sent again: it stands as written, untouched by any auction since.
+      if (
+        existing?.version === 0 &&
+        request.expectedVersion === undefined &&
+        existing.capital === stated &&
+        sameProviderTerms(existing, terms)
+      )
+        return { ok: true, id: request.id, alreadyApplied: true };
       const capital = providerCapital(request.id, existing, stated, request.expectedVersion);
       await deps.providers.put(
-        {
-          id: request.id,
-          capital,
-          maxDiscountPpm,
-          maxLot,
-          ...(maxLotBySymbol ? { maxLotBySymbol } : {}),
-          symbols,
-          version: existing ? existing.version + 1 : 0,
-        },
+        { id: request.id, capital, ...terms, version: existing ? existing.version + 1 : 0 },
         existing?.version,
       );
       // The markets it left too: their sleepers planned on its bid, which is gone.
@@ -290,7 +292,17 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'openPosition': {
       const record = openedPosition(request, deps.config);
       refuseLiquidatableAtOpen(record, await openingMark(record.symbol, deps.markets), deps.config);
-      await deps.positions.create(record);
+      try {
+        await deps.positions.create(record);
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+        // The id is taken: by this request sent before (its answer lost), or by another position.
+        const stored = await deps.positions.get(record.id);
+        if (stored && openedAs(stored, record)) return { ok: true, id: record.id, alreadyApplied: true };
+        throw new AdminInputError(
+          `admin/position-exists: ${record.id} is another position (${stored ? `${stored.side} ${formatBase(stored.size)} ${stored.symbol} at ${formatPrice(stored.entryPrice)}, trader ${stored.traderId}` : 'gone since'}): a new position needs a new id`,
+        );
+      }
       return { ok: true, id: record.id };
     }
     case 'resumeFeed': {
@@ -331,6 +343,37 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
 type OpenPositionRequest = Extract<AdminRequest, { action: 'openPosition' }>;
 
 /** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
+/**
+ * Whether a stored position is the one `opened` describes: the same trader, market, side and entry; the same size
+ * and collateral too while it is as opened (liquidations and ADL change them later, never the rest).
+ */
+function openedAs(stored: PositionRecord, opened: PositionRecord): boolean {
+  const same =
+    stored.traderId === opened.traderId &&
+    stored.symbol === opened.symbol &&
+    stored.side === opened.side &&
+    stored.entryPrice === opened.entryPrice;
+  return (
+    same && (stored.version > 0 || (stored.size === opened.size && stored.collateral === opened.collateral))
+  );
+}
+
+function sameProviderTerms(
+  stored: ProviderRecord,
+  terms: Pick<ProviderRecord, 'maxDiscountPpm' | 'maxLot' | 'maxLotBySymbol' | 'symbols'>,
+): boolean {
+  const lots = (r: Pick<ProviderRecord, 'maxLotBySymbol'>) =>
+    JSON.stringify(Object.entries(r.maxLotBySymbol ?? {}).sort(), (_, v) =>
+      typeof v === 'bigint' ? `${v}` : v,
+    );
+  return (
+    stored.maxDiscountPpm === terms.maxDiscountPpm &&
+    stored.maxLot === terms.maxLot &&
+    lots(stored) === lots(terms) &&
+    [...stored.symbols].sort().join() === [...terms.symbols].sort().join()
+  );
+}
+
 export function openedPosition(request: OpenPositionRequest, config: RiskConfig): PositionRecord {
   const market = marketConfig(config, request.symbol);
   return withLiquidationPrice(

@@ -498,6 +498,32 @@ describe('a deployed stack found from its CloudFormation outputs (--target local
     expect(fund.code, fund.stderr).toBe(0);
     expect((await status([...target, '--stage', stage])).insuranceFund.balance).toBe('10');
 
+    // Found by an audit in session 37: seed positions priced a deployed stack's positions by the built-in margins
+    // when --config was left out (and feed resume cut the old numbering off by the built-in clock skew bound).
+    const book = ['seed', 'positions', '--count', '10', '--price', '1500', ...target, '--stage', stage];
+    const unsaid = await cli(...book);
+    expect(unsaid).toMatchObject({ code: 2, stdout: '' });
+    expect(unsaid.stderr).toMatch(
+      /^backstop: seed positions: --config is required \(the risk configuration deployed/,
+    );
+    const resume = await cli(
+      'feed',
+      'resume',
+      '--symbol',
+      'ETH-USD',
+      '--from-sequence',
+      '1',
+      ...target,
+      '--stage',
+      stage,
+    );
+    expect(resume.stderr).toMatch(/^backstop: feed resume: --config is required/);
+    const riskFile = path.join(emulator.dir, `deployed-${stage}.json`);
+    writeFileSync(riskFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const seeded = await cli(...book, '--config', riskFile);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect((await status([...target, '--stage', stage])).positions.OPEN).toBe(10);
+
     const missing = await cli('status', ...target, '--stage', 'absent');
     expect(missing).toMatchObject({
       code: 1,

@@ -45,6 +45,33 @@ describe('seed positions: a failing seed changes nothing', () => {
   });
 });
 
+describe('seed positions --file: rows already there', () => {
+  it('counts a row stored as written as there, and refuses one whose id holds another position', async () => {
+    // Found by an audit in session 37: a row with other terms under an existing id counted as "already there".
+    const { at } = await newStage();
+    const dir = mkdtempSync(path.join(tmpdir(), 'seed-file-'));
+    try {
+      const file = path.join(dir, 'book.csv');
+      const header = 'id,traderId,symbol,side,size,entryPrice,collateral';
+      writeFileSync(file, `${header}\np1,t1,ETH-USD,LONG,1,1500,500\n`);
+      expect((await cli('seed', 'positions', '--file', file, ...at)).stdout).toMatch(
+        /1 written, 0 already there/,
+      );
+      writeFileSync(file, `${header}\np1,t1,ETH-USD,LONG,1,1500,500\np2,t2,ETH-USD,SHORT,1,1500,500\n`);
+      expect((await cli('seed', 'positions', '--file', file, ...at)).stdout).toMatch(
+        /1 written, 1 already there/,
+      );
+      writeFileSync(file, `${header}\np1,t1,ETH-USD,SHORT,50,1500,50000\n`);
+      const changed = await cli('seed', 'positions', '--file', file, ...at);
+      expect(changed.code).not.toBe(0);
+      expect(`${changed.stdout}${changed.stderr}`).toMatch(/0 written, 0 already there, 1 refused/);
+      expect(`${changed.stdout}${changed.stderr}`).toMatch(/position-exists: p1 is another position/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('seed positions: a book around --price away from the mark', () => {
   it('is refused whole, with the reason, before any write', async () => {
     const { names, at } = await newStage();

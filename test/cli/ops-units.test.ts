@@ -29,7 +29,12 @@ import {
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
-import { lastSentSequence, recordSentSequence, SEQUENCES_FILE } from '../../shared/local/sent-sequences.ts';
+import {
+  lastSentSequence,
+  recordSentSequence,
+  resetSentSequence,
+  SEQUENCES_FILE,
+} from '../../shared/local/sent-sequences.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import {
@@ -866,6 +871,15 @@ describe("sequences these commands sent (a replay's ticks may still be queued)",
       expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBeUndefined();
       recordSentSequence(dir, 'local|x|bus|ETH-USD', 3);
       expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBe(3);
+      // Found by an audit in session 37: a feed resumed from 0 records -1, which made the whole record unreadable
+      // (every market's hint lost); one entry that does not read loses only itself.
+      recordSentSequence(dir, 'local|x|bus|BTC-USD', 5000);
+      resetSentSequence(dir, 'local|x|bus|ETH-USD', -1);
+      expect(lastSentSequence(dir, 'local|x|bus|ETH-USD')).toBe(-1);
+      expect(lastSentSequence(dir, 'local|x|bus|BTC-USD')).toBe(5000);
+      writeFileSync(path.join(dir, SEQUENCES_FILE), '{"a": 1.5, "b": 4}');
+      expect(lastSentSequence(dir, 'a')).toBeUndefined();
+      expect(lastSentSequence(dir, 'b')).toBe(4);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -36,6 +36,50 @@ describe('admin requests', () => {
     expect(report).toMatchObject({ difference: 0n, entries: 2, problems: [] });
   });
 
+  it('answers a position or provider sent again (its answer lost) as applied, and another under its id as refused', async () => {
+    // Found by an audit in session 37: the retry was told "concurrent change: read it again and retry", the same
+    // answer another position under the id got, and seed --file counted a row with other terms as already there.
+    const { p, run } = setup();
+    const open = {
+      action: 'openPosition',
+      id: 'p1',
+      traderId: 't1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: '1',
+      entryPrice: '200',
+      collateral: '50',
+    };
+    expect(await run(open)).toEqual({ ok: true, id: 'p1' });
+    expect(await run(open)).toEqual({ ok: true, id: 'p1', alreadyApplied: true });
+    const other = await run({ ...open, side: 'SHORT', size: '5', collateral: '500' });
+    expect(other).toMatchObject({ ok: false });
+    expect(other.ok ? '' : other.reason).toMatch(
+      /^admin\/position-exists: p1 is another position \(LONG 1 ETH-USD at 200, trader t1\)/,
+    );
+    expect(await p.adapters.positions.get('p1')).toMatchObject({ side: 'LONG', size: parseBase('1') });
+
+    const register = {
+      action: 'registerProvider',
+      id: 'lp1',
+      capital: '1000',
+      maxDiscount: '0.02',
+      maxLot: '5',
+      symbols: ['ETH-USD'],
+    };
+    expect(await run(register)).toMatchObject({ ok: true, id: 'lp1' });
+    expect(await run(register)).toMatchObject({ ok: true, id: 'lp1', alreadyApplied: true });
+    expect((await p.adapters.providers.get('lp1'))?.version).toBe(0);
+    // Once an auction used its capital, restating it is not a retry: refused, saying it stands as registered.
+    const stored = (await p.adapters.providers.get('lp1'))!;
+    await p.adapters.providers.put({ ...stored, capital: parseQuote('400'), version: 1 }, 0);
+    const again = await run(register);
+    expect(again.ok ? '' : again.reason).toMatch(
+      /capital 400 unused.*if this registered it before, it stands/,
+    );
+    expect((await p.adapters.providers.get('lp1'))?.capital).toBe(parseQuote('400'));
+  });
+
   it('reconciles while movements commit: the journal is judged up to the balance it read', async () => {
     const { p, run } = setup();
     await run({ action: 'deposit', amount: '100', idempotencyKey: 'd1' });
