@@ -64,7 +64,10 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     if (values.json) io.stdout.write(`${JSON.stringify({ redriven: outcomes })}\n`);
     else {
       for (const o of outcomes) {
-        io.stdout.write(`${o.queue}: ${o.moved} sent back, ${o.failed.length} left in the DLQ\n`);
+        const later = o.arrivedDuring
+          ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive`
+          : '';
+        io.stdout.write(`${o.queue}: ${o.moved} sent back, ${o.failed.length} left in the DLQ${later}\n`);
         for (const f of o.failed.slice(0, 10)) io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);
       }
     }

@@ -1,4 +1,4 @@
-import { Duration, Fn, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   AlarmStatusWidget,
@@ -30,6 +30,7 @@ import {
 } from '../../shared/metrics.ts';
 import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import {
+  DEAD_LETTER_RETENTION_SECONDS,
   FUNCTIONS,
   type FunctionId,
   isDeadLetterSink,
@@ -42,7 +43,7 @@ import {
   type TableDef,
   type TableId,
 } from '../../shared/topology.ts';
-import type { InfraConfig } from '../config.ts';
+import { type InfraConfig, InfraConfigError } from '../config.ts';
 import type { QueuePair } from './queues.ts';
 
 export interface MonitoringProps {
@@ -55,6 +56,8 @@ export interface MonitoringProps {
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
+/** Half the dead letters' retention: a second page with a week left (less what they spent on their work queue). */
+const DEAD_LETTER_AGING_DAYS = 7;
 const ONE_MINUTE = Duration.minutes(1);
 
 /**
@@ -198,7 +201,17 @@ export class Monitoring extends Construct {
    * states with nobody told.
    */
   private alarmTopic(config: InfraConfig): ITopic {
-    if (config.alarmTopicArn) return Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
+    if (config.alarmTopicArn) {
+      // Alarm actions notify topics of their own region only: another's fails the deploy half-way, at the first
+      // alarm (known here when the stack has a region; an environment-agnostic synth cannot tell).
+      const region = Stack.of(this).region;
+      const topicRegion = config.alarmTopicArn.split(':')[3];
+      if (!Token.isUnresolved(region) && topicRegion !== region)
+        throw new InfraConfigError(
+          `invalid CDK context: backstop:alarmTopicArn is a topic of ${topicRegion}, not of the stack's region ${region}: CloudWatch alarms notify topics of their own region only`,
+        );
+      return Topic.fromTopicArn(this, 'AlarmTopic', config.alarmTopicArn);
+    }
     const topic = new Topic(this, 'AlarmTopic', {
       displayName: `Backstop ${config.stage} alarms`,
       enforceSSL: true,
@@ -517,6 +530,15 @@ export class Monitoring extends Construct {
           dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
           `Messages in the ${q.id} dead-letter queue: they failed every retry and wait for a redrive`,
           1,
+          ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        );
+        // The first alarm pages once; a dead letter left alone then expires with its retention (counted from when
+        // it was first sent) and that alarm goes back to OK, the liquidation left unfinished with no message.
+        this.alarm(
+          id.replace(/Alarm$/, 'AgingAlarm'),
+          dlq.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: FIVE_MINUTES }),
+          `A message has waited in the ${q.id} dead-letter queue for ${DEAD_LETTER_AGING_DAYS} days: it expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: redrive it, or settle it by hand`,
+          DEAD_LETTER_AGING_DAYS * 86_400,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         );
       }

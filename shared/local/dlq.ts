@@ -183,22 +183,38 @@ export interface RedriveOutcome {
   readonly moved: number;
   /** Messages that could not be sent back (left in the DLQ). */
   readonly failed: readonly { readonly messageId: string; readonly reason: string }[];
+  /** Dead letters that arrived during the redrive (left for the next one; present when any did). */
+  readonly arrivedDuring?: number;
 }
 
-/** Sends up to `max` messages of a DLQ back where they came from, each deleted only once resent. */
+/**
+ * Sends up to `max` messages of a DLQ back where they came from, each deleted only once resent. Only the dead letters
+ * there when it began: a message SQS stamps as sent since then is one this run sent back that failed again (a poison
+ * message fails its receives in seconds), or a new failure; moving it would resend it again and again, counting it
+ * each time, until `max` (an audit in session 37: one dead letter sent back 25 times).
+ */
 export async function redriveDeadLetters(
   deployment: Deployment,
   queue: DlqId,
   max = 1000,
 ): Promise<RedriveOutcome> {
   const url = dlqUrl(deployment, queue);
+  // SQS stamps by its clock: a skew between it and this machine's moves the cut by as much (a message sent back in
+  // the skew's first seconds may come round once more; a dead letter that came in just before is left for later).
+  const startedMs = Date.now();
   let moved = 0;
+  const arrivedDuring = new Set<string>();
   const failed: { messageId: string; reason: string }[] = [];
   const left: Message[] = [];
   try {
     while (moved + failed.length < max) {
-      const batch = await receive(deployment, url, max - moved - failed.length);
-      if (batch.length === 0) break;
+      const received = await receive(deployment, url, max - moved - failed.length);
+      if (received.length === 0) break;
+      // Held out of sight until the end (released then), so the loop ends once only they are left.
+      const arrived = received.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) >= startedMs);
+      for (const m of arrived) arrivedDuring.add(m.MessageId ?? '');
+      left.push(...arrived);
+      const batch = received.filter((m) => !arrived.includes(m));
       for (const m of batch) {
         try {
           await resend(deployment, queue, m.Body ?? '');
@@ -215,7 +231,7 @@ export async function redriveDeadLetters(
   } finally {
     await release(deployment, url, left);
   }
-  return { moved, failed };
+  return { moved, failed, ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}) };
 }
 
 interface TickEventBody {

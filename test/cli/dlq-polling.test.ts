@@ -1,14 +1,18 @@
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import {
   type AwsClients,
   createAwsClients,
   createLocalResources,
   localClientConfig,
 } from '../../shared/adapters/aws/index.ts';
+import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { startLocalStack } from '../../shared/local/stack.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
+
+const WAIT = { timeout: 60_000, interval: 100 };
 
 let moto: MotoServer;
 let clients: AwsClients;
@@ -97,3 +101,27 @@ it('lists every message a small DLQ holds, with the reason the (real) table give
     'liquidation b:0 not found',
   ]);
 });
+
+it('sends each dead letter back once, even when it fails again during the redrive', async () => {
+  // Found by an audit in session 37: the loop took what came back to the DLQ for more dead letters; a poison
+  // message fails its receives in well under a second here (fast retries, as local up runs), so one dead letter was
+  // sent back 25 times, reported as 25 moved, each round counted 5 more failures.
+  vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'CRITICAL'); // the poison message's ERROR lines, 5 a round
+  const stack = await startLocalStack({ endpoint: moto.endpoint, stage: 'dlqcycle', fastRetries: true });
+  try {
+    const d = { ...(await stage('dlqcycle', [])), clients: stack.clients, names: stack.names };
+    await stack.clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.names.queues.liquidations.url, MessageBody: 'not json' }),
+    );
+    const dlq = new SqsQueueTransport(stack.clients.sqs, { url: stack.names.queues.liquidations.dlqUrl! });
+    await vi.waitFor(async () => expect((await dlq.depth()).visible).toBe(1), WAIT);
+    const outcome = await redriveDeadLetters(d, 'liquidations', 25);
+    expect(outcome).toMatchObject({ moved: 1, failed: [] });
+    // It fails again and is back, once.
+    await vi.waitFor(async () => expect((await dlq.depth()).visible).toBe(1), WAIT);
+    expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body)).toEqual(['not json']);
+  } finally {
+    await stack.stop();
+    vi.unstubAllEnvs();
+  }
+}, 120_000);
