@@ -32,11 +32,12 @@ const ReconcileRequest = z.looseObject({ full: z.boolean().optional() });
 export async function reconcile(event: unknown) {
   const request = ReconcileRequest.safeParse(event ?? {});
   if (!request.success) throw new Error(`reconcile/invalid-request: ${request.error.message}`);
-  const { adapters, telemetry } = wiring();
+  const { adapters, telemetry, config } = wiring();
   const report = await reconcileAccount(adapters.ledger, INSURANCE_ACCOUNT, telemetry, {
     from: request.data.full ? 'start' : 'checkpoint',
     saveCheckpoint: true,
     maxEntries: ENTRIES_PER_RUN,
+    drawCap: config.insurance.drawCapPerWindow,
   });
   const summary = {
     account: report.account,

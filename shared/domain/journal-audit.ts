@@ -31,7 +31,10 @@ export interface AuditStep {
  * Extends `audit` by the entries that follow it in sequence, up to `through`, in order. Each entry's
  * balanceBefore must be the running sum and its balanceAfter before + amount; a running sum below zero is a
  * fund that paid money it did not have (no floor is below zero), reported the first time it happens.
- * Entries at or below the audited sequence, or past `through`, are ignored; the first sequence not found stops it
+ * `entries` may begin with the audited prefix's last entry, read again (a page overlapping the prefix by one), so
+ * that a second entry of one sequence is reported wherever a page begins: two entries at any sequence are a
+ * movement the balance counted once at most (a lost balance item numbers from 1 again).
+ * Entries below the audited sequence, or past `through`, are ignored; the first sequence not found stops it
  * (on a store that reads the journal through an index, that may be the index's lag rather than a lost entry).
  */
 export function extendAudit(
@@ -40,16 +43,19 @@ export function extendAudit(
   through: number,
 ): AuditStep {
   const ahead = entries
-    .filter((e) => e.sequence > audit.sequence && e.sequence <= through)
+    .filter((e) => e.sequence >= audit.sequence && e.sequence <= through)
     .sort((a, b) => a.sequence - b.sequence);
   let { sequence, sum, minBalance } = audit;
   const problems: string[] = [];
+  /** Entries of `sequence` this page holds: the audited prefix's last one read again counts as its first. */
+  let copies = 0;
   for (const entry of ahead) {
     if (entry.sequence === sequence) {
-      problems.push(`entry ${entry.sequence} appears twice`);
+      if (++copies === 2) problems.push(`entry ${entry.sequence} appears twice`);
       continue;
     }
     if (entry.sequence !== sequence + 1) break;
+    copies = 1;
     if (entry.balanceBefore !== sum)
       problems.push(`entry ${entry.sequence}: balanceBefore ${entry.balanceBefore} != ${sum}`);
     if (entry.balanceAfter !== entry.balanceBefore + entry.amount) {

@@ -272,7 +272,7 @@ export async function collectStatus(
     Promise.all(
       [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
     ),
-    fundStatus(ledger),
+    fundStatus(ledger, config),
   ]);
   const byState = fill(LIQUIDATION_STATES, liquidations);
   const liquidationTotal = [...liquidations.values()].reduce((a, b) => a + b, 0);
@@ -318,7 +318,7 @@ export async function collectStatus(
   };
 }
 
-async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']> {
+async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusReport['insuranceFund']> {
   // A consistent snapshot while movements commit: the balance first, then the journal; retried if an entry
   // landed in between (journal entries are immutable and numbered, so "no newer entry" is a clean cut).
   let balance = await ledger.balance(INSURANCE_ACCOUNT);
@@ -327,12 +327,18 @@ async function fundStatus(ledger: Ledger): Promise<StatusReport['insuranceFund']
     balance = await ledger.balance(INSURANCE_ACCOUNT);
     journal = await ledger.journal(INSURANCE_ACCOUNT);
   }
-  // A snapshot has nothing to wait for (an entry it lacks is missing), and is read as one page.
+  // A snapshot has nothing to wait for (an entry it lacks is missing), and is read as one page. An entry past its
+  // balance is a problem once the live balance, read again, is still behind it (a lost or set-back balance item).
   const report = await reconcileAccount(
     journalSnapshot(balance, journal),
     INSURANCE_ACCOUNT,
     silentTelemetry,
-    { missingRetriesMs: [], pageSize: Number.MAX_SAFE_INTEGER },
+    {
+      missingRetriesMs: [],
+      pageSize: Number.MAX_SAFE_INTEGER,
+      balanceAgain: (account) => ledger.balance(account),
+      drawCap: config?.insurance.drawCapPerWindow,
+    },
   );
   return {
     account: INSURANCE_ACCOUNT,

@@ -663,6 +663,14 @@ export class LedgerIdempotencyConflictError extends Error {
  */
 export type AppliedEntry = JournalEntry & { readonly replayed?: true };
 
+/**
+ * An audited prefix as a reconcile stored it. `epoch` names the audit it belongs to: each restart from the first
+ * entry begins a new one ('' for a checkpoint stored before epochs).
+ */
+export interface AuditCheckpoint extends JournalAudit {
+  readonly epoch: string;
+}
+
 export interface Ledger {
   balance(account: string): Promise<AccountBalance>;
   /**
@@ -679,12 +687,18 @@ export interface Ledger {
    */
   journalAfter(account: string, afterSequence: number, limit: number): Promise<readonly JournalEntry[]>;
   /** The audited prefix of the account's journal that the last reconcile stored, if any. */
-  auditCheckpoint(account: string): Promise<JournalAudit | undefined>;
+  auditCheckpoint(account: string): Promise<AuditCheckpoint | undefined>;
   /**
-   * Stores the audited prefix, unless one further along is stored already (a concurrent run's); `restart`: stores
-   * it whatever is stored (an audit begun again from the first entry).
+   * Stores the audited prefix `audit`, carried on from `from`, the checkpoint its run read (undefined: none was):
+   * only while the stored one is still of from's epoch and not further along (a concurrent run's is kept), so a
+   * run begun before a restart never overwrites the restart's. 'restart': an audit begun again from the first
+   * entry, stored whatever is stored, in a new epoch.
    */
-  saveAuditCheckpoint(account: string, audit: JournalAudit, restart?: boolean): Promise<void>;
+  saveAuditCheckpoint(
+    account: string,
+    audit: JournalAudit,
+    from: AuditCheckpoint | undefined | 'restart',
+  ): Promise<void>;
   /**
    * The account's entries of one reference whose keys begin with `<reference>:` (a liquidation's movements,
    * every plan's), read strongly: what was applied, whoever applied it.

@@ -1,4 +1,4 @@
-import { EMPTY_AUDIT, extendAudit } from '../domain/journal-audit.ts';
+import { EMPTY_AUDIT, extendAudit, type JournalAudit } from '../domain/journal-audit.ts';
 import { absBig, formatQuote, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import type { AccountBalance, JournalEntry, Ledger, Telemetry } from '../ports/index.ts';
@@ -18,7 +18,10 @@ export interface ReconcileReport {
   readonly backlog: number;
   /** balance - journalSum once audited through the balance's sequence (anything but 0 is an alarm); else undefined. */
   readonly difference: QuoteE6 | undefined;
-  /** Journal problems: a missing entry, an entry whose before/after do not chain, a balance below zero. */
+  /**
+   * Problems: a missing entry, two entries of one sequence, an entry whose before/after do not chain, a balance
+   * below zero, an entry past the balance's sequence, a window's drawn amount out of its bounds.
+   */
   readonly problems: readonly string[];
   readonly minBalance: QuoteE6;
 }
@@ -42,6 +45,13 @@ export interface ReconcileOptions {
   /** Waits before reading again an entry not found yet (an index's lag); then it is reported missing. */
   readonly missingRetriesMs?: readonly number[];
   readonly pause?: (ms: number) => Promise<void>;
+  /** The configured draw cap per window (the risk config's insurance drawCapPerWindow): windowDrawn stays within. */
+  readonly drawCap?: QuoteE6;
+  /**
+   * The balance read again before an entry past it is called a problem (the reader's by default): a reader over a
+   * snapshot passes the live ledger's, as a movement may have committed since the snapshot was taken.
+   */
+  readonly balanceAgain?: (account: string) => Promise<AccountBalance>;
 }
 
 const DEFAULTS = {
@@ -59,10 +69,11 @@ export type JournalReader = Pick<
 
 /**
  * Recomputes an account's balance from its immutable journal, a page at a time in sequence order: sequences
- * must run without gaps, each entry's balanceBefore must be the previous balanceAfter, and the sum must equal
- * the stored balance. Reports the lowest balance the journal shows (the fund must never go below zero).
+ * must run without gaps or repeats, each entry's balanceBefore must be the previous balanceAfter, and the sum must
+ * equal the stored balance. Reports the lowest balance the journal shows (the fund must never go below zero).
  * Movements go on while it reads: the balance is read first, and the journal is judged up to that balance's
- * sequence (each entry commits with its balance, so those were all stored before the balance was read).
+ * sequence (each entry commits with its balance, so those were all stored before the balance was read); an entry
+ * past it still there once the balance is read again is one no balance counts (a balance item lost or set back).
  * The audited prefix is a checkpoint; a prefix with a problem is never stored past it, so the problem is
  * reported by every run until fixed.
  */
@@ -72,53 +83,32 @@ export async function reconcileAccount(
   telemetry: Telemetry,
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
-  const pageSize = options.pageSize ?? DEFAULTS.pageSize;
-  const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
-  const retries = options.missingRetriesMs ?? DEFAULTS.missingRetriesMs;
-  const pause = options.pause ?? realPause;
   const balance = await ledger.balance(account);
-  const start =
-    options.from === 'checkpoint' ? ((await ledger.auditCheckpoint(account)) ?? EMPTY_AUDIT) : EMPTY_AUDIT;
-  const problems: string[] = [];
+  const stored = options.from === 'checkpoint' ? await ledger.auditCheckpoint(account) : undefined;
+  const start: JournalAudit = stored ?? EMPTY_AUDIT;
+  const problems = new Set<string>();
   if (start.sequence > balance.sequence) {
-    problems.push(
-      `balance at sequence ${balance.sequence} is behind the audited journal (${start.sequence})`,
-    );
+    problems.add(`balance at sequence ${balance.sequence} is behind the audited journal (${start.sequence})`);
   }
-  let audit = start;
-  /** The furthest prefix with no problem in it: what the checkpoint may store. */
-  let clean = start;
-  let entries = 0;
-  let missingAttempt = 0;
-  while (audit.sequence < balance.sequence && entries < maxEntries) {
-    const limit = Math.min(pageSize, balance.sequence - audit.sequence, maxEntries - entries);
-    const page = await ledger.journalAfter(account, audit.sequence, limit);
-    const step = extendAudit(audit, page, balance.sequence);
-    const read = step.audit.sequence - audit.sequence;
-    if (read === 0) {
-      // The next entry is not there: an index that has not caught up yet, or an entry that was lost.
-      if (missingAttempt < retries.length) {
-        await pause(retries[missingAttempt++]!);
-        continue;
-      }
-      problems.push(`entry ${audit.sequence + 1} missing (the balance is at sequence ${balance.sequence})`);
-      break;
-    }
-    missingAttempt = 0;
-    entries += read;
-    problems.push(...step.problems);
-    if (problems.length === 0) clean = step.audit;
-    audit = step.audit;
-  }
+  const walk = await walkJournal(ledger, account, start, balance.sequence, options);
+  for (const problem of walk.problems) problems.add(problem);
+  const { audit, clean, entries } = walk;
   const caughtUp = audit.sequence === balance.sequence;
+  if (caughtUp) {
+    const again = options.balanceAgain ?? ((a: string) => ledger.balance(a));
+    for (const problem of await pastTheBalance(ledger, account, balance, again)) problems.add(problem);
+  }
+  for (const problem of windowProblems(balance, options.drawCap)) problems.add(problem);
   const difference = caughtUp ? balance.balance - audit.sum : undefined;
   const backlog = Math.max(0, balance.sequence - audit.sequence);
   // An audit from the start replaces the checkpoint, further along or not: a problem it found behind it alarms on
-  // every run from then on, and the scheduled runs go on from where it stopped (its budget).
+  // every run from then on, and the scheduled runs go on from where it stopped (its budget). The clean prefix
+  // never passes the balance's sequence (the walk stops at it).
   const restarted = options.from !== 'checkpoint';
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
-    await ledger.saveAuditCheckpoint(account, clean, restarted);
-  report(telemetry, account, balance, difference, problems, backlog);
+    await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
+  const found = [...problems];
+  report(telemetry, account, balance, difference, found, backlog);
   return {
     account,
     balance: balance.balance,
@@ -128,9 +118,108 @@ export async function reconcileAccount(
     entries,
     backlog,
     difference,
-    problems,
+    problems: found,
     minBalance: audit.minBalance,
   };
+}
+
+interface Walk {
+  readonly audit: JournalAudit;
+  /** The furthest prefix with no problem in it: what the checkpoint may store. */
+  readonly clean: JournalAudit;
+  readonly entries: number;
+  readonly problems: readonly string[];
+}
+
+/** Audits the journal from `start` up to `through`, a page at a time, within the run's budget. */
+async function walkJournal(
+  ledger: JournalReader,
+  account: string,
+  start: JournalAudit,
+  through: number,
+  options: ReconcileOptions,
+): Promise<Walk> {
+  const pageSize = options.pageSize ?? DEFAULTS.pageSize;
+  const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
+  const retries = options.missingRetriesMs ?? DEFAULTS.missingRetriesMs;
+  const pause = options.pause ?? realPause;
+  const problems = new Set<string>();
+  let audit = start;
+  let clean = start;
+  let entries = 0;
+  let missingAttempt = 0;
+  let overlap = true;
+  while (audit.sequence < through && entries < maxEntries) {
+    // Each page begins at the prefix's last entry, read again: a second entry of its sequence is seen wherever a
+    // page (or the checkpoint) ends.
+    const back = overlap && audit.sequence > 0 ? 1 : 0;
+    const limit = Math.min(pageSize, through - audit.sequence, maxEntries - entries) + back;
+    const page = await ledger.journalAfter(account, audit.sequence - back, limit);
+    const step = extendAudit(audit, page, through);
+    for (const problem of step.problems) problems.add(problem);
+    const read = step.audit.sequence - audit.sequence;
+    overlap = true;
+    if (read === 0) {
+      // A page of copies of the prefix's last entry (reported): the next one reads past them.
+      if (back === 1 && page.length === limit) {
+        overlap = false;
+        continue;
+      }
+      // The next entry is not there: an index that has not caught up yet, or an entry that was lost.
+      if (missingAttempt < retries.length) {
+        await pause(retries[missingAttempt++]!);
+        continue;
+      }
+      problems.add(`entry ${audit.sequence + 1} missing (the balance is at sequence ${through})`);
+      break;
+    }
+    missingAttempt = 0;
+    entries += read;
+    if (problems.size === 0) clean = step.audit;
+    audit = step.audit;
+  }
+  return { audit, clean, entries, problems: [...problems] };
+}
+
+/**
+ * What lies past the audited balance: a second entry at its sequence, and an entry above it. Each entry commits
+ * with its balance, so an entry above that is still above once the balance is read again (the journal's index may
+ * show an entry the first read did not count yet, never one that is not committed) is a movement no balance
+ * counts: the balance item lost (read as 0 at sequence 0, the next movement numbered 1 again) or set back.
+ */
+async function pastTheBalance(
+  ledger: JournalReader,
+  account: string,
+  balance: AccountBalance,
+  balanceAgain: (account: string) => Promise<AccountBalance>,
+): Promise<readonly string[]> {
+  const problems: string[] = [];
+  const at = balance.sequence;
+  if (at > 0) {
+    const copies = (await ledger.journalAfter(account, at - 1, 2)).filter((e) => e.sequence === at);
+    if (copies.length > 1) problems.push(`entry ${at} appears twice`);
+  }
+  const [above] = await ledger.journalAfter(account, at, 1);
+  if (above) {
+    const again = await balanceAgain(account);
+    if (again.sequence < above.sequence)
+      problems.push(`entry ${above.sequence} is past the balance's sequence ${again.sequence}`);
+  }
+  return problems;
+}
+
+/**
+ * The draw window's accounting: what the window drew is never below zero (a draw given back lowers it to 0 at
+ * most) nor above the cap (every draw is refused past it). The journal cannot check it exactly: an entry does not
+ * say which window it counted against (a late retry counts against the stored one, and a draw given back lowers
+ * the window only while it is the stored one). A cap lowered within a window alarms until that window ends.
+ */
+function windowProblems(balance: AccountBalance, drawCap: QuoteE6 | undefined): readonly string[] {
+  const drawn = balance.windowDrawn;
+  if (drawn < 0n) return [`window drawn ${drawn} is below zero`];
+  if (drawCap !== undefined && drawn > drawCap)
+    return [`window drawn ${drawn} is above the draw cap ${drawCap}`];
+  return [];
 }
 
 function report(

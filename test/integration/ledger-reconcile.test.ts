@@ -1,7 +1,13 @@
-import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
+import { collectStatus } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
@@ -43,6 +49,17 @@ const deposit = async (n: number) => {
     });
   }
 };
+
+/** The stack as the status command sees it. */
+const deployment = () => ({
+  kind: 'local' as const,
+  stage: 'reconcile',
+  region: 'us-east-1',
+  endpoint: moto.endpoint,
+  clients: stack.clients,
+  names: stack.names,
+  close: () => {},
+});
 
 const scheduledEvent = {
   version: '0',
@@ -96,7 +113,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       difference: '0',
       journalSum: '30',
     });
-    expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toEqual({
+    expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toMatchObject({
       sequence: 3,
       sum: 30_000_000n,
       minBalance: 0n,
@@ -153,5 +170,101 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     const checkpoint = await ledger.auditCheckpoint(INSURANCE_ACCOUNT);
     await expect(reconcile({ full: 'yes' })).rejects.toThrow(/reconcile\/invalid-request/);
     expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toEqual(checkpoint);
+  });
+
+  // Session 37: a run saves its checkpoint only within the epoch it read (reconcile-checkpoint-race); a stack
+  // deployed before stores a checkpoint without one.
+  it('a checkpoint stored before epochs is carried on by the scheduled runs, and a full run begins an epoch', async () => {
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+    const { epoch: _epoch, ...stored } = (await ledger.auditCheckpoint(INSURANCE_ACCOUNT))!;
+    await stack.clients.dynamo.send(
+      new PutItemCommand({
+        TableName: stack.names.tables.ledger,
+        Item: {
+          pk: { S: `AUDIT#${INSURANCE_ACCOUNT}` },
+          sk: { S: 'JOURNAL' },
+          sequence: { N: String(stored.sequence) },
+          sum: { N: String(stored.sum) },
+          minBalance: { N: String(stored.minBalance) },
+        },
+      }),
+    );
+    expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toEqual({ ...stored, epoch: '' });
+    await deposit(1);
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, entries: 1 });
+    expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toMatchObject({
+      sequence: stored.sequence + 1,
+      epoch: '',
+    });
+    expect(await reconcile({ full: true })).toMatchObject({ reconciled: true });
+    const restarted = await ledger.auditCheckpoint(INSURANCE_ACCOUNT);
+    expect(restarted?.epoch).not.toBe('');
+    // A run that read the old checkpoint, ending after the restart, leaves the restart's.
+    await ledger.saveAuditCheckpoint(
+      INSURANCE_ACCOUNT,
+      { ...stored, sequence: stored.sequence + 1 },
+      {
+        ...stored,
+        epoch: '',
+      },
+    );
+    expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toEqual(restarted);
+  });
+
+  // Session 37: the window's accounting was never reconciled (reconcile-draw-window).
+  it("a window's drawn amount above the configured cap is reported", async () => {
+    const balanceKey = { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } };
+    const setDrawn = (drawn: string) =>
+      stack.clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: stack.names.tables.ledger,
+          Key: balanceKey,
+          UpdateExpression: 'SET windowDrawn = :d',
+          ExpressionAttributeValues: { ':d': { N: drawn } },
+        }),
+      );
+    const { windowDrawn } = await ledger.balance(INSURANCE_ACCOUNT);
+    await setDrawn(String(10n ** 18n));
+    const report = await reconcile(scheduledEvent);
+    expect(report.reconciled).toBe(false);
+    expect(report.problems).toEqual([
+      expect.stringMatching(/^window drawn 10{18} is above the draw cap \d+$/),
+    ]);
+    await setDrawn(String(windowDrawn));
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+  });
+
+  // Session 37: a lost balance item read as 0 at sequence 0, the next movement numbered 1 again, and a full run
+  // reconciled it clean, then every run after it (reconcile-balance-behind). Last: the fund stays broken.
+  it('a lost balance item alarms on every run, the full run and the status too', async () => {
+    const { sequence } = await ledger.balance(INSURANCE_ACCOUNT);
+    await stack.clients.dynamo.send(
+      new DeleteItemCommand({
+        TableName: stack.names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+      }),
+    );
+    const status = (await collectStatus(deployment())).insuranceFund;
+    expect(status).toMatchObject({
+      reconciled: false,
+      problems: ["entry 1 is past the balance's sequence 0"],
+    });
+    const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>;
+    expect(
+      await admin({ action: 'deposit', amount: '10', idempotencyKey: 'after-loss' }, context),
+    ).toMatchObject({
+      ok: true,
+      sequence: 1,
+    });
+    const scheduled = await reconcile(scheduledEvent);
+    expect(scheduled.problems).toEqual([`balance at sequence 1 is behind the audited journal (${sequence})`]);
+    const full = await reconcile({ full: true });
+    expect(full.problems).toEqual(['entry 1 appears twice', "entry 2 is past the balance's sequence 1"]);
+    expect((await ledger.auditCheckpoint(INSURANCE_ACCOUNT))?.sequence).toBeLessThanOrEqual(1);
+    for (let run = 0; run < 2; run++) {
+      expect((await reconcile(scheduledEvent)).problems).toContain(
+        "entry 2 is past the balance's sequence 1",
+      );
+    }
   });
 });

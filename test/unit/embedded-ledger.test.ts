@@ -49,7 +49,7 @@ describe('embedded ledger: balances and journal', () => {
     const ledger = new EmbeddedLedger();
     const first = await ledger.apply(movement('100', { idempotencyKey: 'dep-1' }));
     const again = await ledger.apply(movement('100', { idempotencyKey: 'dep-1', atMs: 9_999 }));
-    expect(again).toEqual(first);
+    expect(again).toEqual({ ...first, replayed: true });
     expect((await ledger.balance(FUND)).balance).toBe(usd('100'));
     expect(await ledger.journal(FUND)).toHaveLength(1);
   });

@@ -103,8 +103,10 @@ describe('ledger reconcile from its checkpoint', () => {
     const options = { from: 'checkpoint', saveCheckpoint: true, pageSize: 3, ...noPause } as const;
     const first = await reconcileAccount(reader, FUND, recording(), options);
     expect(first).toMatchObject({ entries: 7, auditedThrough: 7, difference: 0n, problems: [], backlog: 0 });
-    expect(reads).toEqual([3, 3, 1]);
-    expect(await ledger.auditCheckpoint(FUND)).toEqual({ sequence: 7, sum: 28n * USD, minBalance: 0n });
+    // Each page after the first reads the prefix's last entry again (a second entry of its sequence shows), and a
+    // run that reached the balance reads its entry and the one after it (none: no movement past the balance).
+    expect(reads).toEqual([3, 3 + 1, 1 + 1, 1, 0]);
+    expect(await ledger.auditCheckpoint(FUND)).toMatchObject({ sequence: 7, sum: 28n * USD, minBalance: 0n });
     await ledger.apply({
       account: FUND,
       idempotencyKey: 'w1',
@@ -116,12 +118,12 @@ describe('ledger reconcile from its checkpoint', () => {
     });
     reads.length = 0;
     const second = await reconcileAccount(reader, FUND, recording(), options);
-    expect(reads).toEqual([1]);
+    expect(reads).toEqual([1 + 1, 1, 0]);
     expect(second).toMatchObject({ entries: 1, auditedThrough: 8, journalSum: 8n * USD, difference: 0n });
-    // A run with nothing new reads nothing and still judges the balance.
+    // A run with nothing new reads only past the balance, and still judges it.
     reads.length = 0;
     const third = await reconcileAccount(reader, FUND, recording(), options);
-    expect(reads).toEqual([]);
+    expect(reads).toEqual([1, 0]);
     expect(third).toMatchObject({ entries: 0, difference: 0n, problems: [] });
   });
 
@@ -209,7 +211,7 @@ describe('ledger reconcile from its checkpoint', () => {
 
   it('a checkpoint ahead of the balance is a problem (the balance went back)', async () => {
     const { ledger, reader } = await fundWith(2);
-    await ledger.saveAuditCheckpoint(FUND, { sequence: 5, sum: 15n * USD, minBalance: 0n });
+    await ledger.saveAuditCheckpoint(FUND, { sequence: 5, sum: 15n * USD, minBalance: 0n }, undefined);
     const report = await reconcileAccount(reader, FUND, recording(), { from: 'checkpoint', ...noPause });
     expect(report.problems).toEqual(['balance at sequence 2 is behind the audited journal (5)']);
   });
@@ -241,7 +243,7 @@ describe('ledger reconcile from its checkpoint', () => {
   it("'start' audits the whole journal again whatever the checkpoint says", async () => {
     const { ledger, reader, reads } = await fundWith(3);
     // A checkpoint that lies about the prefix's sum: trusted from it, the balance looks 94 USD off.
-    await ledger.saveAuditCheckpoint(FUND, { sequence: 2, sum: 100n * USD, minBalance: 0n });
+    await ledger.saveAuditCheckpoint(FUND, { sequence: 2, sum: 100n * USD, minBalance: 0n }, undefined);
     const trusting = await reconcileAccount(reader, FUND, recording(), { from: 'checkpoint', ...noPause });
     expect(trusting.difference).toBe(-97n * USD);
     reads.length = 0;
@@ -250,8 +252,224 @@ describe('ledger reconcile from its checkpoint', () => {
       saveCheckpoint: true,
       ...noPause,
     });
-    expect(reads).toEqual([3]);
+    expect(reads).toEqual([3, 1, 0]);
     expect(full).toMatchObject({ entries: 3, difference: 0n, problems: [] });
-    expect(await ledger.auditCheckpoint(FUND)).toEqual({ sequence: 3, sum: 6n * USD, minBalance: 0n });
+    expect(await ledger.auditCheckpoint(FUND)).toMatchObject({ sequence: 3, sum: 6n * USD, minBalance: 0n });
+  });
+});
+
+/** A journal held in memory with the embedded ledger's checkpoint: a store whose balance item can be lost. */
+function storeOf(balance: () => AccountBalance, journal: () => readonly JournalEntry[]) {
+  const ledger = new EmbeddedLedger();
+  const reader: JournalReader = {
+    balance: async () => balance(),
+    journalAfter: (account, after, limit) =>
+      journalSnapshot(balance(), journal()).journalAfter(account, after, limit),
+    auditCheckpoint: (account) => ledger.auditCheckpoint(account),
+    saveAuditCheckpoint: (account, audit, from) => ledger.saveAuditCheckpoint(account, audit, from),
+  };
+  return { ledger, reader };
+}
+
+/** Entries 1..n of 1..n USD, chained. */
+const chain = (n: number): JournalEntry[] =>
+  Array.from({ length: n }, (_, i) => entry(i + 1, BigInt(i + 1) * USD, (BigInt(i * (i + 1)) / 2n) * USD));
+
+/** `e` again under another key: a second movement numbered as it. */
+const copyOf = (e: JournalEntry, amount = e.amount): JournalEntry => ({
+  ...e,
+  idempotencyKey: `${e.idempotencyKey}-again`,
+  amount,
+  balanceAfter: e.balanceBefore + amount,
+});
+
+/** Found by an audit of the reconcile in session 37 (docs/RELIABILITY.md, the reconcile-* rows of that session). */
+describe('ledger reconcile: a balance behind its journal', () => {
+  it('an entry past the balance is a problem: the balance item lost (0 at sequence 0) or set back', async () => {
+    const journal = chain(3);
+    for (const [balance, sequence, past] of [
+      [0n, 0, 1],
+      [3n * USD, 2, 3],
+    ] as const) {
+      const telemetry = recording();
+      const report = await reconcileAccount(
+        journalSnapshot(balanceOf(balance, sequence), journal),
+        FUND,
+        telemetry,
+        noPause,
+      );
+      expect(report).toMatchObject({ difference: 0n, auditedThrough: sequence });
+      expect(report.problems).toEqual([`entry ${past} is past the balance's sequence ${sequence}`]);
+      expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([1]);
+    }
+  });
+
+  it('an entry past the balance that the balance read again counts (a movement since) is no problem', async () => {
+    const journal = chain(3);
+    let reads = 0;
+    // The first read is at 2; entry 3 commits with its balance before the journal is read.
+    const reader: JournalReader = {
+      ...journalSnapshot(balanceOf(3n * USD, 2), journal),
+      balance: async () => (reads++ === 0 ? balanceOf(3n * USD, 2) : balanceOf(6n * USD, 3)),
+    };
+    const report = await reconcileAccount(reader, FUND, recording(), noPause);
+    expect(report).toMatchObject({ auditedThrough: 2, difference: 0n, problems: [] });
+    expect(reads).toBe(2);
+    // A snapshot's reader is read again through the live ledger's balance.
+    const snapshot = await reconcileAccount(
+      journalSnapshot(balanceOf(3n * USD, 2), journal),
+      FUND,
+      recording(),
+      {
+        ...noPause,
+        balanceAgain: async () => balanceOf(6n * USD, 3),
+      },
+    );
+    expect(snapshot.problems).toEqual([]);
+  });
+
+  it('a lost balance item numbering from 1 again alarms on the full run and on every scheduled run after it', async () => {
+    const journal = chain(3);
+    // The balance item deleted at 6 USD; the next deposit of 10 USD took sequence 1 again.
+    journal.push({ ...entry(1, 10n * USD, 0n), idempotencyKey: 'after-loss' });
+    const { ledger, reader } = storeOf(
+      () => balanceOf(10n * USD, 1),
+      () => journal,
+    );
+    const full = await reconcileAccount(reader, FUND, recording(), { saveCheckpoint: true, ...noPause });
+    expect(full.problems).toEqual(['entry 1 appears twice', "entry 2 is past the balance's sequence 1"]);
+    // Never a checkpoint past what the balance says.
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBeLessThanOrEqual(1);
+    for (let run = 0; run < 2; run++) {
+      const scheduled = await reconcileAccount(reader, FUND, recording(), {
+        from: 'checkpoint',
+        saveCheckpoint: true,
+        ...noPause,
+      });
+      expect(scheduled.problems).toContain("entry 2 is past the balance's sequence 1");
+    }
+  });
+});
+
+describe('ledger reconcile: two entries of one sequence', () => {
+  it('is reported at the balance sequence (the balance counts one of them)', async () => {
+    const journal = chain(2);
+    journal.push(copyOf(journal[1]!, 70n * USD));
+    const report = await reconcileAccount(
+      journalSnapshot(balanceOf(3n * USD, 2), journal),
+      FUND,
+      recording(),
+      noPause,
+    );
+    expect(report).toMatchObject({ difference: 0n, problems: ['entry 2 appears twice'] });
+  });
+
+  it('is reported once wherever it falls, whatever the page size, and the walk goes on past it', async () => {
+    for (let pageSize = 1; pageSize <= 6; pageSize++) {
+      for (let at = 1; at <= 5; at++) {
+        const journal = chain(5);
+        journal.push(copyOf(journal[at - 1]!));
+        const report = await reconcileAccount(
+          journalSnapshot(balanceOf(15n * USD, 5), journal),
+          FUND,
+          recording(),
+          { pageSize, ...noPause },
+        );
+        expect(report, `page ${pageSize}, entry ${at}`).toMatchObject({
+          auditedThrough: 5,
+          difference: 0n,
+          problems: [`entry ${at} appears twice`],
+        });
+      }
+    }
+  });
+
+  it('a page holding nothing but copies of the last entry read is read past, not taken for a missing entry', async () => {
+    const journal = chain(3);
+    journal.push(copyOf(journal[1]!), { ...copyOf(journal[1]!), idempotencyKey: 'k2-third' });
+    const pauses: number[] = [];
+    const report = await reconcileAccount(
+      journalSnapshot(balanceOf(6n * USD, 3), journal),
+      FUND,
+      recording(),
+      {
+        pageSize: 1,
+        missingRetriesMs: [5],
+        pause: async (ms) => void pauses.push(ms),
+      },
+    );
+    expect(report).toMatchObject({ auditedThrough: 3, difference: 0n, problems: ['entry 2 appears twice'] });
+    expect(pauses).toEqual([]);
+  });
+
+  it('is reported at the checkpoint a scheduled run goes on from (written after it was stored)', async () => {
+    const journal = chain(3);
+    const { ledger, reader } = storeOf(
+      () => balanceOf(6n * USD, 3),
+      () => journal,
+    );
+    const options = { from: 'checkpoint', saveCheckpoint: true, ...noPause } as const;
+    expect((await reconcileAccount(reader, FUND, recording(), options)).problems).toEqual([]);
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(3);
+    journal.push(copyOf(journal[2]!));
+    expect((await reconcileAccount(reader, FUND, recording(), options)).problems).toEqual([
+      'entry 3 appears twice',
+    ]);
+    journal.push(entry(4, 4n * USD, 6n * USD));
+    const { problems } = await reconcileAccount(reader, FUND, recording(), options);
+    expect(problems).toEqual(['entry 3 appears twice', "entry 4 is past the balance's sequence 3"]);
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(3);
+  });
+});
+
+describe('ledger reconcile: the draw window', () => {
+  const withWindow = (windowDrawn: bigint): AccountBalance => ({
+    ...balanceOf(6n * USD, 3),
+    windowStartMs: 3_600_000,
+    windowDrawn,
+  });
+
+  it('reports a window drawn below zero, or above the configured cap; at the cap it reconciles', async () => {
+    const judge = async (drawn: bigint, drawCap?: bigint) =>
+      (
+        await reconcileAccount(journalSnapshot(withWindow(drawn), chain(3)), FUND, recording(), {
+          ...noPause,
+          ...(drawCap === undefined ? {} : { drawCap }),
+        })
+      ).problems;
+    expect(await judge(-1n)).toEqual(['window drawn -1 is below zero']);
+    expect(await judge(-1n, 5n * USD)).toEqual(['window drawn -1 is below zero']);
+    expect(await judge(5n * USD + 1n, 5n * USD)).toEqual([
+      `window drawn ${5n * USD + 1n} is above the draw cap ${5n * USD}`,
+    ]);
+    expect(await judge(5n * USD, 5n * USD)).toEqual([]);
+    expect(await judge(0n, 5n * USD)).toEqual([]);
+    // Without the cap (a caller that does not know the configuration), only the lower bound.
+    expect(await judge(10n ** 15n)).toEqual([]);
+  });
+});
+
+describe('ledger reconcile: a full run and a scheduled one overlapping', () => {
+  it('the scheduled run ending last never stores its checkpoint past the problem the full run found', async () => {
+    const journal = chain(4);
+    const { ledger, reader } = storeOf(
+      () => balanceOf(10n * USD, 4),
+      () => journal,
+    );
+    await ledger.saveAuditCheckpoint(FUND, { sequence: 3, sum: 6n * USD, minBalance: 0n }, undefined);
+    // Entry 2 is altered after the checkpoint trusted it (what a full run exists to catch).
+    journal[1] = { ...journal[1]!, amount: 1_000n * USD };
+    const options = { saveCheckpoint: true, ...noPause } as const;
+    // A scheduled run reads checkpoint 3; meanwhile a full run finds entry 2 and stores its clean prefix (0).
+    const read = await ledger.auditCheckpoint(FUND);
+    const full = await reconcileAccount(reader, FUND, recording(), options);
+    expect(full.problems).toContain('entry 2: balanceAfter != balanceBefore + amount');
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(0);
+    // The scheduled run ends after it, from the checkpoint it read: its 4 is not stored.
+    const racing: JournalReader = { ...reader, auditCheckpoint: async () => read };
+    await reconcileAccount(racing, FUND, recording(), { ...options, from: 'checkpoint' });
+    expect((await ledger.auditCheckpoint(FUND))?.sequence).toBe(0);
+    const next = await reconcileAccount(reader, FUND, recording(), { ...options, from: 'checkpoint' });
+    expect(next.problems).toContain('entry 2: balanceAfter != balanceBefore + amount');
   });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type DynamoDBClient,
   GetItemCommand,
@@ -11,6 +12,7 @@ import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   type AppliedEntry,
+  type AuditCheckpoint,
   ConditionFailedError,
   type CrashHook,
   givesDrawBack,
@@ -64,6 +66,23 @@ const BALANCE_SK = 'BALANCE';
 const JOURNAL_PREFIX = 'J#';
 const AUDIT_SK = 'JOURNAL';
 const auditPkOf = (account: string): string => `${LEDGER_AUDIT_KEY_PREFIX}${account}`;
+
+/**
+ * The condition of a checkpoint carried on from `from` (the one its run read): still none stored, or still of
+ * from's epoch and not further along than `sequence`.
+ */
+function carriesOn(from: AuditCheckpoint | undefined, sequence: number) {
+  if (from === undefined) return { ConditionExpression: 'attribute_not_exists(pk)' };
+  const sameEpoch = from.epoch === '' ? 'attribute_not_exists(epoch)' : 'epoch = :epoch';
+  return {
+    ConditionExpression: `${sameEpoch} AND #seq <= :seq`,
+    ExpressionAttributeNames: { '#seq': 'sequence' },
+    ExpressionAttributeValues: {
+      ':seq': N(sequence),
+      ...(from.epoch === '' ? {} : { ':epoch': S(from.epoch) }),
+    },
+  };
+}
 
 const pkOf = (account: string): string => `ACCOUNT#${account}`;
 
@@ -361,7 +380,7 @@ export class DynamoLedger implements Ledger {
     return entries;
   }
 
-  async auditCheckpoint(account: string): Promise<JournalAudit | undefined> {
+  async auditCheckpoint(account: string): Promise<AuditCheckpoint | undefined> {
     const out = await this.dynamo.send(
       new GetItemCommand({
         TableName: this.table,
@@ -374,10 +393,19 @@ export class DynamoLedger implements Ledger {
       sequence: readInt(out.Item, 'sequence'),
       sum: readBig(out.Item, 'sum'),
       minBalance: readBig(out.Item, 'minBalance'),
+      // A checkpoint stored before epochs has none: its audit goes on as epoch ''.
+      epoch: out.Item.epoch?.S ?? '',
     };
   }
 
-  async saveAuditCheckpoint(account: string, audit: JournalAudit, restart = false): Promise<void> {
+  async saveAuditCheckpoint(
+    account: string,
+    audit: JournalAudit,
+    from: AuditCheckpoint | undefined | 'restart',
+  ): Promise<void> {
+    // A restart, or a first checkpoint, begins an epoch: a fresh id, so no read is needed (the function may only
+    // put its checkpoint).
+    const epoch = from === 'restart' || from === undefined ? randomUUID() : from.epoch;
     try {
       await this.dynamo.send(
         new PutItemCommand({
@@ -388,18 +416,13 @@ export class DynamoLedger implements Ledger {
             sequence: N(audit.sequence),
             sum: N(audit.sum),
             minBalance: N(audit.minBalance),
+            ...(epoch === '' ? {} : { epoch: S(epoch) }),
           },
-          ...(restart
-            ? {}
-            : {
-                ConditionExpression: 'attribute_not_exists(pk) OR #seq <= :seq',
-                ExpressionAttributeNames: { '#seq': 'sequence' },
-                ExpressionAttributeValues: { ':seq': N(audit.sequence) },
-              }),
+          ...(from === 'restart' ? {} : carriesOn(from, audit.sequence)),
         }),
       );
     } catch (error) {
-      // A concurrent reconcile stored a further checkpoint: keep it.
+      // A restart stored a checkpoint since this run read its own, or a concurrent run a further one: keep it.
       if (!isConditionalCheckFailed(error)) throw error;
     }
   }

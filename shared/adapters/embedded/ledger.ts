@@ -3,6 +3,7 @@ import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   type AppliedEntry,
+  type AuditCheckpoint,
   ConditionFailedError,
   givesDrawBack,
   type JournalEntry,
@@ -45,7 +46,9 @@ export class EmbeddedLedger implements Ledger {
   readonly #byKey = new Map<string, JournalEntry>();
   /** By account and reference, for entriesOf. */
   readonly #byReference = new Map<string, JournalEntry[]>();
-  readonly #audits = new Map<string, JournalAudit>();
+  readonly #audits = new Map<string, AuditCheckpoint>();
+  /** Audit epochs begun so far (each restart begins one). */
+  #epochs = 0;
   readonly #hook: HookRef;
   /** The liquidation's stored version, for fences (the same process's store: checked without yielding). */
   readonly #liquidationVersion: (id: string) => number | undefined;
@@ -137,14 +140,21 @@ export class EmbeddedLedger implements Ledger {
     return (this.#journals.get(account) ?? []).slice(start, start + limit);
   }
 
-  async auditCheckpoint(account: string): Promise<JournalAudit | undefined> {
+  async auditCheckpoint(account: string): Promise<AuditCheckpoint | undefined> {
     return this.#audits.get(account);
   }
 
-  async saveAuditCheckpoint(account: string, audit: JournalAudit, restart = false): Promise<void> {
+  async saveAuditCheckpoint(
+    account: string,
+    audit: JournalAudit,
+    from: AuditCheckpoint | undefined | 'restart',
+  ): Promise<void> {
     const stored = this.#audits.get(account);
-    if (!restart && stored && stored.sequence > audit.sequence) return;
-    this.#audits.set(account, Object.freeze({ ...audit }));
+    // As on AWS: carried on only from the stored epoch and not behind it; a restart or a first one begins an epoch.
+    if (from !== 'restart' && !carriesOn(stored, from, audit.sequence)) return;
+    const epoch = from === 'restart' || from === undefined ? `epoch-${++this.#epochs}` : from.epoch;
+    const { sequence, sum, minBalance } = audit;
+    this.#audits.set(account, Object.freeze({ sequence, sum, minBalance, epoch }));
   }
 
   async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
@@ -166,6 +176,16 @@ export class EmbeddedLedger implements Ledger {
       this.#balances.get(account) ?? { account, balance: 0n, sequence: 0, windowStartMs: 0, windowDrawn: 0n }
     );
   }
+}
+
+/** A checkpoint carried on from `from` may replace `stored`: none then and none now, or the same epoch, not behind. */
+function carriesOn(
+  stored: AuditCheckpoint | undefined,
+  from: AuditCheckpoint | undefined,
+  sequence: number,
+): boolean {
+  if (from === undefined || stored === undefined) return from === stored;
+  return stored.epoch === from.epoch && stored.sequence <= sequence;
 }
 
 function checkMovement(m: LedgerMovement): void {
