@@ -472,6 +472,11 @@ export interface LiquidationMessage {
   readonly lastResortFillsSeen?: number;
   /** When the venue first disputed the mark this liquidation would start on (venue-check.ts; absent: it has not). */
   readonly markDisputedSinceMs?: number;
+  /**
+   * A waiting last resort's: the mark (PriceE8, integer string) at which ADL last found nobody to take the slice. A
+   * mark since moved the other side's way may have put counterparties in profit: the slice is planned again first.
+   */
+  readonly adlJudgedAtE8?: string;
   /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */
   readonly dueAtMs?: number;
 }

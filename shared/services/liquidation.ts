@@ -146,6 +146,8 @@ export interface Carried {
   lastResortWaitsOutraced?: number;
   /** When the venue first disputed the mark this liquidation would start on (LiquidationMessage). */
   markDisputedSinceMs?: number;
+  /** The mark at which ADL last found nobody to take this waiting slice (LiquidationMessage.adlJudgedAtE8). */
+  adlJudgedAt?: PriceE8;
   /** This delivery's token as the owner of an order lease. */
   owner?: string;
   /** The record as stored with this delivery's lease (released when the delivery fails). */
@@ -188,6 +190,7 @@ export async function processLiquidation(
     lastResortWaitsOutraced,
     lastResortFillsSeen,
     markDisputedSinceMs,
+    adlJudgedAtE8,
   } = message;
   // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
   if (message.dueAtMs !== undefined)
@@ -201,8 +204,13 @@ export async function processLiquidation(
     ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
     ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
+    ...(adlJudgedAtE8 === undefined ? {} : { adlJudgedAtE8 }),
   };
-  const carried: Carried = { ...counts };
+  const { adlJudgedAtE8: _, ...carriedCounts } = counts;
+  const carried: Carried = {
+    ...carriedCounts,
+    ...(adlJudgedAtE8 === undefined ? {} : { adlJudgedAt: BigInt(adlJudgedAtE8) }),
+  };
   let state: LiquidationRecord['state'] | undefined;
   try {
     return await releasingLease(carried, deps, async () => {
@@ -840,6 +848,7 @@ async function lastResort(
         lastResortWaits: waits + 1,
         ...(outracedWaits > 0 ? { lastResortWaitsOutraced: outracedWaits } : {}),
         lastResortFillsSeen: fillsSeen,
+        ...(carried.adlJudgedAt === undefined ? {} : { adlJudgedAtE8: carried.adlJudgedAt.toString() }),
       },
       deps.clock.nowMs(),
       delaySeconds,
@@ -1121,6 +1130,13 @@ export async function decideAndSettle(
     // the fund and ADL paid (docs/RELIABILITY.md, last-resort-recovered).
     // The last resort comes after the auction layer: it ended (or never started, nobody being able to bid).
     auctionResult = { fills: auctionFills, finished: true };
+    // ADL found nobody when the wait began, at the mark then: one the mark has since moved into profit may take the
+    // slice now (a crash puts the other side in profit as it deepens), so plan again, ADL first; the plan waits for
+    // the book again if it still finds nobody (an audit in session 37: the slice waited out its budget and was
+    // dead-lettered, the position left past its bankruptcy price, while ADL could have closed it).
+    if (!context.lastResortOrder && otherSideGainedSince(liquidation.side, mark, carried.adlJudgedAt)) {
+      return freeze(liquidation, context, position, { mark, nowMs: now, auctionFills }, decide, deps, carried);
+    }
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
     const placed = await lastResort(liquidation, context, left, mark, deps, carried);
     if (placed === 'moved') return { done: false };
@@ -1208,6 +1224,13 @@ export async function decideAndSettle(
       );
   }
 }
+
+/**
+ * Whether ADL's counterparties (the other side) gained since `judgedAt`, when it found nobody for the slice: shorts
+ * gain as the mark falls, longs as it rises. Not judged (a message from before the field): judge now.
+ */
+const otherSideGainedSince = (side: Side, mark: PriceE8, judgedAt: PriceE8 | undefined): boolean =>
+  judgedAt === undefined || (side === 'LONG' ? mark < judgedAt : mark > judgedAt);
 
 type Decide = (
   insurance: InsuranceState,
@@ -1302,6 +1325,8 @@ async function freeze(
     }
   }
   if (decision.next === 'execute-last-resort' && candidates && !lastResortFills) {
+    // ADL took nothing at this mark: a wait for the book plans again only once the mark moves the other side's way.
+    carried.adlJudgedAt = base.mark;
     const size = decision.lastResortSize ?? 0n;
     const placed = await lastResortWhileFreezing(liquidation, context, size, base.mark, deps, carried);
     if ('step' in placed) return placed.step;
