@@ -634,6 +634,7 @@ describe('pipeline on moto', () => {
         liquidationId,
         lastResortWaits: 1,
         lastResortFillsSeen: 0,
+        adlJudgedAtE8: '18400000000',
         dueAtMs: expect.any(Number),
       });
       const still = await ctx.adapters.liquidations.get(liquidationId);
@@ -644,6 +645,7 @@ describe('pipeline on moto', () => {
         liquidationId,
         lastResortWaits: 2,
         lastResortFillsSeen: 0,
+        adlJudgedAtE8: '18400000000',
         dueAtMs: expect.any(Number),
       });
       expect((await ctx.adapters.positions.get('p1'))?.state).toBe('LIQUIDATING');

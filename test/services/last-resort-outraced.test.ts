@@ -76,6 +76,8 @@ describe('a last resort outraced by its siblings', () => {
       lastResortWaits: lastWait + 1,
       lastResortWaitsOutraced: 1,
       lastResortFillsSeen: fillsAfter,
+      // Sent without it (judged at no mark): planned again at the mark of now, then waiting on.
+      adlJudgedAtE8: '18400000000',
       dueAtMs: expect.any(Number),
     });
     const firstWait = marketConfig(p.deps.config, 'ETH-USD').lastResortWaitSeconds;

@@ -2093,7 +2093,13 @@ describe('what ADL cannot take', () => {
     expect(p.orders.quotes).toBe(3);
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
       {
-        body: dueBody({ liquidationId: waiting?.id, lastResortWaits: 4, lastResortFillsSeen: 0 }),
+        // With the mark ADL last found nobody at: a mark below it would have it plan again.
+        body: dueBody({
+          liquidationId: waiting?.id,
+          lastResortWaits: 4,
+          lastResortFillsSeen: 0,
+          adlJudgedAtE8: '18400000000',
+        }),
         state: 'delayed',
       },
     ]);
@@ -2170,7 +2176,12 @@ describe('what ADL cannot take', () => {
     expect(raced?.context?.lease).toBeUndefined();
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
       {
-        body: dueBody({ liquidationId: first?.id, lastResortWaits: 2, lastResortFillsSeen: 0 }),
+        body: dueBody({
+          liquidationId: first?.id,
+          lastResortWaits: 2,
+          lastResortFillsSeen: 0,
+          adlJudgedAtE8: '18400000000',
+        }),
         state: 'delayed',
       },
     ]);
@@ -2232,7 +2243,12 @@ describe('what ADL cannot take', () => {
     expect(liquidation?.context?.lastResortAttempt).toBe(1);
     expect(p.adapters.liquidationDeadLetters.pending()).toMatchObject([
       {
-        body: dueBody({ liquidationId: id, lastResortWaits: LAST_RESORT_WAITS - 1, lastResortFillsSeen: 0 }),
+        body: dueBody({
+          liquidationId: id,
+          lastResortWaits: LAST_RESORT_WAITS - 1,
+          lastResortFillsSeen: 0,
+          adlJudgedAtE8: '18400000000',
+        }),
       },
     ]);
 

@@ -30,7 +30,9 @@ describe('a settlement redelivered after its fund movement applied', () => {
     armed = true;
     await p.tick('ETH-USD', '184');
     await p.runUntil(p.clock.nowMs() + 5_000);
-    const fee = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).find((e) => e.reference.startsWith(`${a.id}:`));
+    const fee = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).find((e) =>
+      e.reference.startsWith(`${a.id}:`),
+    );
     expect(fee?.kind).toBe('liquidation-fee');
     expect(armed).toBe(false);
     await p.fund('500'); // the fund moves on before the redelivery
