@@ -1,6 +1,7 @@
 /**
- * A progress bar on stderr, never on stdout (stdout carries the table or the JSON). Drawn only on a terminal
- * and only once the work has taken more than a second, redrawn at most ten times a second, erased at the end.
+ * A progress bar on stderr, never on stdout (stdout carries the table or the JSON). On a terminal: drawn once the
+ * work has taken more than a second, redrawn at most ten times a second, erased at the end. Elsewhere (a log file,
+ * a CI job): a plain line every 30 s, so a long run is not silent for its whole length.
  */
 
 export interface ProgressStream {
@@ -11,6 +12,7 @@ export interface ProgressStream {
 const WIDTH = 30;
 const SHOW_AFTER_MS = 1000;
 const REDRAW_MS = 100;
+const LINE_EVERY_MS = 30_000;
 
 export class ProgressBar {
   readonly #stream: ProgressStream;
@@ -27,8 +29,14 @@ export class ProgressBar {
 
   /** Reports `done` of `total` for a labelled phase. */
   update(label: string, done: number, total: number): void {
-    if (!this.#stream.isTTY) return;
     const now = this.#now();
+    if (!this.#stream.isTTY) {
+      if (now - Math.max(this.#started, this.#lastDraw) < LINE_EVERY_MS || done >= total) return;
+      this.#lastDraw = now;
+      const share = total > 0 ? Math.min(1, done / total) : 1;
+      this.#stream.write(`${label}: ${done} of ${total} (${Math.floor(share * 100)} %)\n`);
+      return;
+    }
     if (now - this.#started < SHOW_AFTER_MS || (now - this.#lastDraw < REDRAW_MS && done < total)) return;
     this.#lastDraw = now;
     const share = total > 0 ? Math.min(1, done / total) : 1;

@@ -68,7 +68,8 @@ const STUCK_LOOKS = 2;
 
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
-Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr, then the entries the bus
+Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr (a line every 30 s when it
+is not a terminal), then the entries the bus
 took and refused (and a print the market's breaker holds at the end). Files: a header with a time column
 (timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
 12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences

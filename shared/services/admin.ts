@@ -315,7 +315,9 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       const after = request.fromSequence - 1;
       if (!state || before === undefined || before <= after) {
         throw new AdminInputError(
-          `admin/nothing-to-resume: ${symbol}'s last tick is ${before ?? 'none'}, already below ${request.fromSequence}`,
+          before === undefined
+            ? `admin/nothing-to-resume: ${symbol} has had no tick yet: its feed's first tick is judged as any`
+            : `admin/nothing-to-resume: ${symbol}'s last tick is ${before}, already below ${request.fromSequence}`,
         );
       }
       // A tick of the old numbering still starting liquidations is taken over (rebaseTakingOver). Its late

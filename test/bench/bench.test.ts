@@ -7,6 +7,7 @@ import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
 import { itemBytes } from '../../bench/capacity.ts';
 import { CODE_LAYERS } from '../../bench/layers.ts';
 import { type BenchResults, renderMarkdown } from '../../bench/results.ts';
+import { defaultOutDir } from '../../bench/run.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 
 /**
@@ -220,5 +221,14 @@ describe('benchmark building blocks', () => {
     // A list: 3 bytes + 1 per element + elements.
     expect(itemBytes({ l: { L: [{ S: 'ab' }, { BOOL: true }] } })).toBe(1 + 3 + (1 + 2) + (1 + 1));
     expect(itemBytes(undefined)).toBe(0);
+  });
+});
+
+describe('where a benchmark writes', () => {
+  it('writes a short run outside the folder of the committed full-size results', () => {
+    // Found by a walk through the docs in session 37: `BENCH_SHORT=1 npm run bench` rewrote bench/results.json.
+    const bench = join(ROOT, 'bench');
+    expect(defaultOutDir({})).toBe(bench);
+    expect(defaultOutDir({ BENCH_SHORT: '1' })).toBe(join(tmpdir(), 'backstop-bench-short'));
   });
 });

@@ -1232,6 +1232,29 @@ describe("functions' environment size, as deployed", () => {
   });
 });
 
+describe("DEPLOY.md's count of markets that fit", () => {
+  it('is the count synth accepts with a short stage name, one more being refused', () => {
+    // Found by a walk through the docs in session 37: they said 7, and synth refused 7.
+    const deploy = readFileSync(join(projectRoot, 'docs/DEPLOY.md'), 'utf8');
+    const said = Number(
+      /(\d+) markets of the defaults' size fit with a short stage name such as `prod`/.exec(deploy)?.[1],
+    );
+    const markets = (count: number) => ({
+      'backstop:stage': 'prod',
+      'backstop:riskConfig': JSON.stringify({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: Array.from({ length: count }, (_, i) => ({
+          ...DEFAULT_RISK_CONFIG_INPUT.markets[0],
+          symbol: `M${i}-USD`,
+        })),
+      }),
+    });
+    expect(said).toBeGreaterThan(1);
+    expect(() => build(markets(said))).not.toThrow();
+    expect(() => build(markets(said + 1))).toThrow(/once deployed, above Lambda's 4096/);
+  });
+});
+
 describe("the local stack's function environment", () => {
   const names: ResourceNames = {
     tables: Object.fromEntries(TABLES.map((t) => [t.id, `local-${t.id}`])) as ResourceNames['tables'],

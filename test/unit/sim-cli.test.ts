@@ -183,7 +183,7 @@ describe('helpers', () => {
     for (const [value, text] of cases) expect(formatUsd(usd(value))).toBe(text);
   });
 
-  it('draws progress only on a terminal and only after a second, and erases it', () => {
+  it('draws progress on a terminal after a second and erases it; elsewhere a line every 30 s', () => {
     let now = 0;
     const out: string[] = [];
     const tty = new ProgressBar({ isTTY: true, write: (t) => out.push(t) }, () => now);
@@ -195,11 +195,22 @@ describe('helpers', () => {
     tty.done();
     expect(out[out.length - 1]).toMatch(/^\r\s+\r$/);
 
+    // Not a terminal (a log file): nothing for a short run, then a plain line every 30 s (a walk through the docs
+    // in session 37 found a 13-minute replay silent from start to end).
     const pipe: string[] = [];
-    const notTty = new ProgressBar({ isTTY: false, write: (t) => pipe.push(t) }, () => 5000);
+    let at = 0;
+    const notTty = new ProgressBar({ isTTY: false, write: (t) => pipe.push(t) }, () => at);
+    at = 5000;
     notTty.update('waterfall', 5, 10);
-    notTty.done();
     expect(pipe).toEqual([]);
+    at = 31_000;
+    notTty.update('replay', 40, 287);
+    at = 40_000;
+    notTty.update('replay', 50, 287);
+    at = 62_000;
+    notTty.update('replay', 90, 287);
+    notTty.done();
+    expect(pipe).toEqual(['replay: 40 of 287 (13 %)\n', 'replay: 90 of 287 (31 %)\n']);
   });
 });
 
