@@ -13,7 +13,10 @@ export const liquidationMessageSchema = z.object({
   lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),
   markDisputedSinceMs: z.number().int().min(0).optional(),
-  adlJudgedAtE8: z.string().regex(/^[1-9]\d{0,29}$/).optional(),
+  adlJudgedAtE8: z
+    .string()
+    .regex(/^[1-9]\d{0,29}$/)
+    .optional(),
   positionId: z.string().min(1).max(200).optional(),
   symbol: z.string().min(1).max(40).optional(),
   /** When it was due (sent plus its delay): how late it runs is measured from then (LiquidationLateness). */

@@ -1135,7 +1135,15 @@ export async function decideAndSettle(
     // the book again if it still finds nobody (an audit in session 37: the slice waited out its budget and was
     // dead-lettered, the position left past its bankruptcy price, while ADL could have closed it).
     if (!context.lastResortOrder && otherSideGainedSince(liquidation.side, mark, carried.adlJudgedAt)) {
-      return freeze(liquidation, context, position, { mark, nowMs: now, auctionFills }, decide, deps, carried);
+      return freeze(
+        liquidation,
+        context,
+        position,
+        { mark, nowMs: now, auctionFills },
+        decide,
+        deps,
+        carried,
+      );
     }
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
     const placed = await lastResort(liquidation, context, left, mark, deps, carried);
