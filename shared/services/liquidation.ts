@@ -1119,6 +1119,10 @@ export async function decideAndSettle(
       ...(frozen?.appliedDrawAtMs !== undefined ? { appliedDrawAtMs: frozen.appliedDrawAtMs } : {}),
     });
 
+  // Reads the fund and ADL's queue, plans on them and freezes the plan (or places the last resort it calls for).
+  const planWithTheFund = () =>
+    freeze(liquidation, context, position, { mark, nowMs: now, auctionFills }, decide, deps, carried);
+
   if (!frozen && (context.lastResortAttempt || context.lastResortOrder)) {
     // Waiting for the book: a quote, then this attempt's order when the quote is within the bound, ask it first,
     // and only fills call for a plan (which reads the fund and ADL's queue, spent when the last resort is
@@ -1135,15 +1139,7 @@ export async function decideAndSettle(
     // the book again if it still finds nobody (an audit in session 37: the slice waited out its budget and was
     // dead-lettered, the position left past its bankruptcy price, while ADL could have closed it).
     if (!context.lastResortOrder && otherSideGainedSince(liquidation.side, mark, carried.adlJudgedAt)) {
-      return freeze(
-        liquidation,
-        context,
-        position,
-        { mark, nowMs: now, auctionFills },
-        decide,
-        deps,
-        carried,
-      );
+      return planWithTheFund();
     }
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
     const placed = await lastResort(liquidation, context, left, mark, deps, carried);
@@ -1221,15 +1217,7 @@ export async function decideAndSettle(
       if (!(await flushPending(deps, carried))) return { done: false };
       return applySettlement(liquidation, context, position, decision, deps, mark, carried);
     default:
-      return freeze(
-        liquidation,
-        context,
-        position,
-        { mark, nowMs: now, auctionFills },
-        decide,
-        deps,
-        carried,
-      );
+      return planWithTheFund();
   }
 }
 

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InjectedCrash } from '../../shared/ports/index.ts';
-import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
  * A frozen settlement whose ADL counterparty was taken by another settlement is planned again (refreeze) at the
@@ -11,19 +10,11 @@ import { createPipeline, type Pipeline } from '../support/pipeline.ts';
  */
 describe('a settlement planned again plans at the mark of then (replan-stale-mark)', () => {
   it('a plan whose counterparty was taken, with nobody left at the frozen mark, closes within the bound of the latest mark', async () => {
-    let armed = false;
-    let crashed = false;
-    const p: Pipeline = createPipeline({
-      crashHook: (point) => {
-        // A's delivery dies right after the fund paid its part of A's shortfall (its plan froze the short).
-        if (!armed || point !== 'ledger.apply') return;
-        armed = false;
-        crashed = true;
-        throw new InjectedCrash(point);
-      },
-    });
+    // A's delivery dies right after the fund paid its part of A's shortfall (its plan froze the short).
+    const crash = crashOnceAt('ledger.apply');
+    const p: Pipeline = createPipeline({ crashHook: crash.hook });
     await p.fund('20'); // pays 20 of A's 50 USD shortfall; ADL is to cover the rest
-    armed = true;
+    crash.arm();
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
     const a = await p.open('LONG', '10', '200', '200'); // p1, bankrupt at 180
@@ -33,7 +24,7 @@ describe('a settlement planned again plans at the mark of then (replan-stale-mar
     await p.tick('ETH-USD', '175');
     // A freezes on the short and dies; B then settles against the same short and closes it.
     await p.runUntil(p.clock.nowMs() + 5_000);
-    expect(crashed).toBe(true);
+    expect(crash.crashed()).toBe(true);
     expect(p.adapters.liquidations.all().find((l) => l.positionId === a.id)?.state).toBe('SETTLING');
     const settledB = p.adapters.liquidations.all().find((l) => l.positionId === b.id);
     expect(settledB?.state).toBe('SETTLED_ADL');

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { InjectedCrash } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
  * Noticed in session 36: a settlement redelivered after its fund movement applied gauged InsuranceFundBalance with
@@ -12,29 +11,23 @@ import { createPipeline, type Pipeline } from '../support/pipeline.ts';
  */
 describe('a settlement redelivered after its fund movement applied', () => {
   it('does not gauge the fund with the first application balance', async () => {
-    let armed = false;
-    const p: Pipeline = createPipeline({
-      crashHook: (point) => {
-        // The delivery dies right after its fee reached the fund, before its commit.
-        if (!armed || point !== 'ledger.apply') return;
-        armed = false;
-        throw new InjectedCrash(point);
-      },
-    });
+    // The delivery dies right after its fee reached the fund, before its commit.
+    const crash = crashOnceAt('ledger.apply');
+    const p: Pipeline = createPipeline({ crashHook: crash.hook });
     await p.fund('1000');
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     const a = await p.open('LONG', '10', '200', '200'); // liquidated below 184.6, solvent at 184
     await p.open('SHORT', '10', '200', '400');
     p.venue.faults.emptyBooks.add('ETH-USD'); // no market, no providers: ADL closes it
-    armed = true;
+    crash.arm();
     await p.tick('ETH-USD', '184');
     await p.runUntil(p.clock.nowMs() + 5_000);
     const fee = (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).find((e) =>
       e.reference.startsWith(`${a.id}:`),
     );
     expect(fee?.kind).toBe('liquidation-fee');
-    expect(armed).toBe(false);
+    expect(crash.crashed()).toBe(true);
     await p.fund('500'); // the fund moves on before the redelivery
     await p.drain();
 

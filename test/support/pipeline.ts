@@ -16,7 +16,13 @@ import {
   parsePrice,
   parseQuote,
 } from '../../shared/domain/units.ts';
-import type { CrashHook, PositionRecord, ReceivedMessage, Telemetry } from '../../shared/ports/index.ts';
+import {
+  type CrashHook,
+  InjectedCrash,
+  type PositionRecord,
+  type ReceivedMessage,
+  type Telemetry,
+} from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import type { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
@@ -403,4 +409,22 @@ export function syntheticBook(spec: BookSpec, config: RiskConfig = DEFAULT_RISK_
     if (!isLiquidatable(record, mark, m)) book.push(record);
   }
   return book;
+}
+
+/** A crash hook that, once armed, kills the next delivery to reach `point` (once): `crashed` says it did. */
+export function crashOnceAt(point: string) {
+  let armed = false;
+  let crashed = false;
+  return {
+    arm: () => {
+      armed = true;
+    },
+    crashed: () => crashed,
+    hook: ((at: string) => {
+      if (!armed || at !== point) return;
+      armed = false;
+      crashed = true;
+      throw new InjectedCrash(at);
+    }) as CrashHook,
+  };
 }
