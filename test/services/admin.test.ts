@@ -9,6 +9,18 @@ import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline } from '../support/pipeline.ts';
 import { adminDepsOf, pendingTick, racingRebase } from '../support/resume.ts';
 
+/** An operator's request to open a 1 ETH long p1 from 200. */
+const openP1 = (collateral: string) => ({
+  action: 'openPosition',
+  id: 'p1',
+  traderId: 't1',
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  size: '1',
+  entryPrice: '200',
+  collateral,
+});
+
 function setup() {
   const p = createPipeline();
   const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
@@ -40,16 +52,7 @@ describe('admin requests', () => {
     // Found by an audit in session 37: the retry was told "concurrent change: read it again and retry", the same
     // answer another position under the id got, and seed --file counted a row with other terms as already there.
     const { p, run } = setup();
-    const open = {
-      action: 'openPosition',
-      id: 'p1',
-      traderId: 't1',
-      symbol: 'ETH-USD',
-      side: 'LONG',
-      size: '1',
-      entryPrice: '200',
-      collateral: '50',
-    };
+    const open = openP1('50');
     expect(await run(open)).toEqual({ ok: true, id: 'p1' });
     expect(await run(open)).toEqual({ ok: true, id: 'p1', alreadyApplied: true });
     const other = await run({ ...open, side: 'SHORT', size: '5', collateral: '500' });
@@ -268,16 +271,7 @@ describe('admin requests', () => {
       }),
     ).toEqual({ ok: true, id: 'lp-1', woken: 0 });
     expect((await p.adapters.providers.get('lp-1'))?.capital).toBe(parseQuote('50000'));
-    const open = {
-      action: 'openPosition',
-      id: 'p1',
-      traderId: 't1',
-      symbol: 'ETH-USD',
-      side: 'LONG',
-      size: '1',
-      entryPrice: '200',
-      collateral: '20',
-    };
+    const open = openP1('20');
     expect(await run(open)).toEqual({ ok: true, id: 'p1' });
     const underwater = { ...open, id: 'p2', entryPrice: '230' };
     expect(await run(underwater)).toMatchObject({
