@@ -207,14 +207,15 @@ export async function redriveDeadLetters(
   const failed: { messageId: string; reason: string }[] = [];
   const left: Message[] = [];
   try {
-    while (moved + failed.length < max) {
-      const received = await receive(deployment, url, max - moved - failed.length);
-      if (received.length === 0) break;
-      // Held out of sight until the end (released then), so the loop ends once only they are left.
-      const arrived = received.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) >= startedMs);
+    while (moved + failed.length + arrivedDuring.size < max) {
+      const received = await receive(deployment, url, max - moved - failed.length - arrivedDuring.size);
+      // Held out of sight until the end (released then). A receive of nothing older ends the run: while the cause
+      // still fails, new dead letters keep coming and would hold it for ever (a review in session 37).
+      const arrived = received.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) > startedMs);
       for (const m of arrived) arrivedDuring.add(m.MessageId ?? '');
       left.push(...arrived);
       const batch = received.filter((m) => !arrived.includes(m));
+      if (batch.length === 0) break;
       for (const m of batch) {
         try {
           await resend(deployment, queue, m.Body ?? '');

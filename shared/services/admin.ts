@@ -279,7 +279,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         existing.capital === stated &&
         sameProviderTerms(existing, terms)
       )
-        return { ok: true, id: request.id, alreadyApplied: true };
+        // The wake too: the first call may have died between its write and its wake (both are idempotent).
+        return { ok: true, id: request.id, alreadyApplied: true, ...(await wakeForNewBids(symbols, deps)) };
       const capital = providerCapital(request.id, existing, stated, request.expectedVersion);
       await deps.providers.put(
         { id: request.id, capital, ...terms, version: existing ? existing.version + 1 : 0 },
@@ -291,17 +292,26 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     }
     case 'openPosition': {
       const record = openedPosition(request, deps.config);
-      refuseLiquidatableAtOpen(record, await openingMark(record.symbol, deps.markets), deps.config);
-      try {
-        await deps.positions.create(record);
-      } catch (error) {
-        if (!(error instanceof ConditionFailedError)) throw error;
-        // The id is taken: by this request sent before (its answer lost), or by another position.
+      // The id is taken (a create refused, or a refusal by the mark of now): by this request sent before, its
+      // answer lost (the mark may have moved since), or by another position.
+      const taken = async (): Promise<AdminResult> => {
         const stored = await deps.positions.get(record.id);
         if (stored && openedAs(stored, record)) return { ok: true, id: record.id, alreadyApplied: true };
         throw new AdminInputError(
           `admin/position-exists: ${record.id} is another position (${stored ? `${stored.side} ${formatBase(stored.size)} ${stored.symbol} at ${formatPrice(stored.entryPrice)}, trader ${stored.traderId}` : 'gone since'}): a new position needs a new id`,
         );
+      };
+      try {
+        refuseLiquidatableAtOpen(record, await openingMark(record.symbol, deps.markets), deps.config);
+      } catch (error) {
+        if ((await deps.positions.get(record.id)) !== undefined) return taken();
+        throw error;
+      }
+      try {
+        await deps.positions.create(record);
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+        return taken();
       }
       return { ok: true, id: record.id };
     }

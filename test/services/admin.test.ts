@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { ProviderRepository } from '../../shared/ports/index.ts';
@@ -6,7 +6,7 @@ import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import { createPipeline } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline } from '../support/pipeline.ts';
 import { adminDepsOf, pendingTick, racingRebase } from '../support/resume.ts';
 
 /** An operator's request to open a 1 ETH long p1 from 200. */
@@ -81,6 +81,44 @@ describe('admin requests', () => {
       /capital 400 unused.*if this registered it before, it stands/,
     );
     expect((await p.adapters.providers.get('lp1'))?.capital).toBe(parseQuote('400'));
+  });
+
+  it('answers a position sent again after the mark crossed it as applied, and a registration sent again wakes too', async () => {
+    // Found by a review in session 37: the retry of an open whose answer was lost was refused as liquidatable at
+    // open once the market had crossed it, and a registration's retry skipped the wake its first call died before.
+    const { p, run } = setup();
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    expect(await run(openP1('50'))).toEqual({ ok: true, id: 'p1' });
+    for (const price of ['195', '190', '185', '180', '175', '170', '165', '160', '155', '152', '150']) {
+      await p.tick('ETH-USD', price);
+      await p.runUntil(p.clock.nowMs() + 1_000);
+    }
+    expect((await p.adapters.positions.get('p1'))?.state).not.toBe('OPEN');
+    expect(await run(openP1('50'))).toEqual({ ok: true, id: 'p1', alreadyApplied: true });
+    // Another position under the id, refused by the mark: refused as the id's, which is what to fix.
+    const other = await run({ ...openP1('50'), side: 'SHORT' });
+    expect(other.ok ? '' : other.reason).toMatch(/^admin\/position-exists: p1 is another position/);
+
+    const crash = crashOnceAt('providers.put');
+    const q = createPipeline({ crashHook: crash.hook });
+    const deps = { ...q.adapters, config: q.config, nowMs: () => q.clock.nowMs() };
+    const register = {
+      action: 'registerProvider',
+      id: 'lp1',
+      capital: '1000',
+      maxDiscount: '0.02',
+      maxLot: '5',
+      symbols: ['ETH-USD'],
+    };
+    crash.arm();
+    await expect(handleAdmin(register, deps)).rejects.toThrow();
+    expect(crash.crashed()).toBe(true);
+    expect((await q.adapters.providers.get('lp1'))?.version).toBe(0);
+    const bump = vi.spyOn(q.adapters.markets, 'bumpProvidersEpoch');
+    expect(await handleAdmin(register, deps)).toMatchObject({ ok: true, alreadyApplied: true });
+    expect(bump).toHaveBeenCalled();
   });
 
   it('reconciles while movements commit: the journal is judged up to the balance it read', async () => {

@@ -473,3 +473,50 @@ describe('ledger reconcile: a full run and a scheduled one overlapping', () => {
     expect(next.problems).toContain('entry 2: balanceAfter != balanceBefore + amount');
   });
 });
+
+describe('two scheduled reconciles overlapping on a healthy, busy ledger', () => {
+  it('raise no problem when the other stores a checkpoint past the balance this one would have read first', async () => {
+    // Found by a review in session 37: a run read the balance, then a checkpoint the other run had stored since,
+    // further along, and reported the balance "behind the audited journal": a false page.
+    const ledger = new EmbeddedLedger();
+    const deposit = (i: number) =>
+      ledger.apply({
+        account: FUND,
+        idempotencyKey: `d${i}`,
+        amount: USD,
+        kind: 'deposit',
+        reference: 'r',
+        atMs: i,
+        floor: 0n,
+      });
+    for (let i = 1; i <= 3; i++) await deposit(i);
+    const options = { saveCheckpoint: true, from: 'checkpoint', missingRetriesMs: [] } as const;
+    await reconcileAccount(ledger, FUND, recording(), options);
+    // Between this run's first read and its second (whichever comes first), two movements commit and the other
+    // run audits through them.
+    let raced = false;
+    const race = async () => {
+      if (raced) return;
+      raced = true;
+      await deposit(4);
+      await deposit(5);
+      expect((await reconcileAccount(ledger, FUND, recording(), options)).problems).toEqual([]);
+    };
+    const racing: JournalReader = {
+      balance: async (account) => {
+        const balance = await ledger.balance(account);
+        await race();
+        return balance;
+      },
+      journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+      saveAuditCheckpoint: (account, audit, from) => ledger.saveAuditCheckpoint(account, audit, from),
+      auditCheckpoint: async (account) => {
+        const stored = await ledger.auditCheckpoint(account);
+        await race();
+        return stored;
+      },
+    };
+    const report = await reconcileAccount(racing, FUND, recording(), options);
+    expect(report.problems).toEqual([]);
+  });
+});

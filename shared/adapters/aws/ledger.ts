@@ -497,6 +497,9 @@ export class DynamoLedger implements Ledger {
     try {
       await this.dynamo.send(
         new TransactWriteItemsCommand({
+          // The SDK's retry of a commit whose answer was lost is then answered as the commit it is, not as keys
+          // found applied (which would say `replayed` of money this call moved; a review in session 37).
+          ClientRequestToken: randomUUID(),
           TransactItems: [
             ...entries.map(({ entry }) => ({
               Put: {
