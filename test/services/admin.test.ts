@@ -21,6 +21,16 @@ const openP1 = (collateral: string) => ({
   collateral,
 });
 
+/** An operator's registration of a provider lp1 on ETH-USD. */
+const REGISTER_LP1 = {
+  action: 'registerProvider',
+  id: 'lp1',
+  capital: '1000',
+  maxDiscount: '0.02',
+  maxLot: '5',
+  symbols: ['ETH-USD'],
+};
+
 function setup() {
   const p = createPipeline();
   const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
@@ -62,14 +72,7 @@ describe('admin requests', () => {
     );
     expect(await p.adapters.positions.get('p1')).toMatchObject({ side: 'LONG', size: parseBase('1') });
 
-    const register = {
-      action: 'registerProvider',
-      id: 'lp1',
-      capital: '1000',
-      maxDiscount: '0.02',
-      maxLot: '5',
-      symbols: ['ETH-USD'],
-    };
+    const register = REGISTER_LP1;
     expect(await run(register)).toMatchObject({ ok: true, id: 'lp1' });
     expect(await run(register)).toMatchObject({ ok: true, id: 'lp1', alreadyApplied: true });
     expect((await p.adapters.providers.get('lp1'))?.version).toBe(0);
@@ -104,14 +107,7 @@ describe('admin requests', () => {
     const crash = crashOnceAt('providers.put');
     const q = createPipeline({ crashHook: crash.hook });
     const deps = { ...q.adapters, config: q.config, nowMs: () => q.clock.nowMs() };
-    const register = {
-      action: 'registerProvider',
-      id: 'lp1',
-      capital: '1000',
-      maxDiscount: '0.02',
-      maxLot: '5',
-      symbols: ['ETH-USD'],
-    };
+    const register = REGISTER_LP1;
     crash.arm();
     await expect(handleAdmin(register, deps)).rejects.toThrow();
     expect(crash.crashed()).toBe(true);
