@@ -354,7 +354,6 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
 
 type OpenPositionRequest = Extract<AdminRequest, { action: 'openPosition' }>;
 
-/** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
 /**
  * Whether a stored position is the one `opened` describes: the same trader, market, side and entry; the same size
  * and collateral too while it is as opened (liquidations and ADL change them later, never the rest).
@@ -386,6 +385,7 @@ function sameProviderTerms(
   );
 }
 
+/** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
 export function openedPosition(request: OpenPositionRequest, config: RiskConfig): PositionRecord {
   const market = marketConfig(config, request.symbol);
   return withLiquidationPrice(
