@@ -71,7 +71,7 @@ export type JournalReader = Pick<
  * Recomputes an account's balance from its immutable journal, a page at a time in sequence order: sequences
  * must run without gaps or repeats, each entry's balanceBefore must be the previous balanceAfter, and the sum must
  * equal the stored balance. Reports the lowest balance the journal shows (the fund must never go below zero).
- * Movements go on while it reads: the balance is read first, and the journal is judged up to that balance's
+ * Movements go on while it reads: the balance is read before the journal, which is judged up to that balance's
  * sequence (each entry commits with its balance, so those were all stored before the balance was read); an entry
  * past it still there once the balance is read again is one no balance counts (a balance item lost or set back).
  * The audited prefix is a checkpoint; a prefix with a problem is never stored past it, so the problem is
