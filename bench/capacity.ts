@@ -3,6 +3,15 @@ import type { AwsClients } from '../shared/adapters/aws/index.ts';
 import { TABLES } from '../shared/topology.ts';
 
 /** Indexes of the positions table, each of which copies a position write (all sparse on OPEN positions). */
+/** A liquidation item written as created and open, or as closed. */
+function opensOrClosesIndex(item: Record<string, AttributeValue>): boolean {
+  if (item.tickKey === undefined || item.state?.S === undefined) return false;
+  const created = item.history?.L?.length === 1;
+  return item.openShard !== undefined
+    ? created
+    : item.state.S.startsWith('SETTLED_') || item.state.S === 'CANCELLED';
+}
+
 const POSITION_INDEX_COPIES = TABLES.find((t) => t.id === 'positions')?.indexes.length ?? 0;
 
 /**
@@ -214,6 +223,9 @@ export class CapacityMeter {
     if (this.#isPositions(table)) this.#writeUnits += POSITION_INDEX_COPIES * indexUnits(item, units);
     // A fund journal entry is copied into the ledger's sparse index by sequence (ledger-reconcile reads it).
     else if (item?.journalSequence !== undefined) this.#writeUnits += units;
+    // A liquidation enters the open index (keys only, a unit) when it is created and leaves it when written closed
+    // (once in these flows); its keys never move in between, so no other write touches the index.
+    else if (item && opensOrClosesIndex(item)) this.#writeUnits += 1;
   }
 
   #meter(operation: string, input: DynamoInput, output: DynamoOutput): void {

@@ -11,6 +11,7 @@ import { UsageError } from './args.ts';
 import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
 import { runInject, runReplay } from './ops/events.ts';
+import { runLiquidations } from './ops/liquidations.ts';
 import { runFeed, runFund, runPositions, runSeed } from './ops/seed.ts';
 import { runStatus } from './ops/status.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
@@ -33,6 +34,7 @@ Commands:
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
   dlq        dlq list | dlq redrive: dead-lettered messages, why they failed, send them back
+  liquidations  liquidations overdue [--resend]: open liquidations no message is moving, resume them
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 
@@ -52,6 +54,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => 
   replay: runReplay,
   status: runStatus,
   dlq: runDlq,
+  liquidations: runLiquidations,
 };
 
 /** Errors that mean "the input is wrong", reported as one line with exit code 2. */

@@ -241,6 +241,12 @@ export const METRICS = {
     kind: 'gauge',
     help: 'journal entries a reconcile run did not reach (its page budget); 0 when it keeps up',
   },
+  LiquidationsOverdue: {
+    name: 'LiquidationsOverdue',
+    unit: 'Count',
+    kind: 'gauge',
+    help: 'open liquidations past the longest their state may stay quiet (liquidation-watch, every 5 minutes): no message is moving them; 0 when healthy',
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricKey = keyof typeof METRICS;

@@ -54,6 +54,14 @@ export const POSITION_ADL_INDEXES = { entry: 'adlByEntryPrice', leverage: 'adlBy
 export const AUCTION_WAKE_INDEX = 'byWakeMark';
 
 /**
+ * Liquidations index: partition `openShard` (one of OPEN_INDEX_SHARDS, shared/adapters/shards.ts), sort
+ * `startedAtMs` (N, the record's first event), present only while the liquidation is open (not terminal, or owing
+ * ADL rounds): liquidation-watch reads the open ones started long ago without a scan. Keys only, and neither key
+ * moves while the record is open, so a liquidation writes the index twice: when it starts and when it ends.
+ */
+export const OPEN_LIQUIDATIONS_INDEX = 'openByStart';
+
+/**
  * Ledger index: partition `pk` (`ACCOUNT#<account>`), sort `journalSequence` (N), present only on journal
  * entries (sparse): a reconcile reads the entries after its checkpoint in sequence order, a page at a time.
  */
@@ -99,9 +107,17 @@ export const TABLES: readonly TableDef[] = [
   {
     id: 'liquidations',
     partitionKey: { name: 'id', type: 'S' },
-    indexes: [],
+    indexes: [
+      {
+        name: OPEN_LIQUIDATIONS_INDEX,
+        partitionKey: { name: 'openShard', type: 'S' },
+        sortKey: { name: 'startedAtMs', type: 'N' },
+        projection: 'KEYS_ONLY',
+      },
+    ],
     retain: true,
-    purpose: 'one item per liquidation: state, fills, settlement and history',
+    purpose:
+      'one item per liquidation: state, fills, settlement and history; a sparse index of the open ones',
   },
   {
     id: 'auctions',
@@ -260,7 +276,13 @@ export function asyncRetryAfterSeconds(
 export const asyncEventExpired = (ageSeconds: number, maxEventAgeSeconds: number): boolean =>
   Math.floor(ageSeconds) > maxEventAgeSeconds;
 
-export type FunctionId = 'marginCheck' | 'liquidationConsumer' | 'auction' | 'ledgerReconcile' | 'admin';
+export type FunctionId =
+  | 'marginCheck'
+  | 'liquidationConsumer'
+  | 'auction'
+  | 'ledgerReconcile'
+  | 'liquidationWatch'
+  | 'admin';
 export type Trigger =
   | { readonly kind: 'tickRule' }
   | {
@@ -392,6 +414,16 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     ],
     purpose:
       'checks the fund journal from its checkpoint and the balances against it; reports any difference',
+  },
+  {
+    id: 'liquidationWatch',
+    folder: 'liquidation-watch',
+    timeoutSeconds: 300,
+    memoryMb: 512,
+    trigger: { kind: 'schedule', everyMinutes: 5 },
+    grants: [{ table: 'liquidations', access: 'read' }],
+    purpose:
+      'finds open liquidations that should have moved on by now (a lost message, a purged queue, a fault no retry reached) and reports them',
   },
   {
     id: 'admin',

@@ -362,6 +362,22 @@ export class Monitoring extends Construct {
       { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: 3 },
     );
     this.alarm(
+      'LiquidationsOverdueAlarm',
+      this.business(METRICS.LiquidationsOverdue, { statistic: 'Maximum' }),
+      'Open liquidations past the longest their state may stay quiet: no message is moving them (a purged queue, a lost message, a stale feed; liquidation-watch logs which). `backstop liquidations overdue` lists them, --resend resumes them',
+      1,
+      GTE,
+    );
+    // As for the reconcile: every run reports (0 when healthy), so no report for 15 minutes is a watch that stopped.
+    this.alarm(
+      'LiquidationWatchStoppedAlarm',
+      this.business(METRICS.LiquidationsOverdue, { statistic: 'SampleCount' }),
+      'liquidation-watch has not reported for 15 minutes (it runs every 5): liquidations left with no message would go unnoticed',
+      1,
+      ComparisonOperator.LESS_THAN_THRESHOLD,
+      { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: 3 },
+    );
+    this.alarm(
       'AuctionWakeFailuresAlarm',
       this.business(METRICS.AuctionWakeFailures),
       'Sleeping auctions could not be woken (a wake mark not recorded, sleepers not woken): they step when planned, up to 900 s late for a mark that reached their bids',
@@ -713,6 +729,7 @@ export class Monitoring extends Construct {
           m(METRICS.LedgerReconcileDifference, 'Maximum'),
           m(METRICS.LedgerJournalProblems, 'Maximum'),
           m(METRICS.LedgerReconcileBacklog, 'Maximum'),
+          m(METRICS.LiquidationsOverdue, 'Maximum'),
         ],
       ),
     );

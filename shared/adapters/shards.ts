@@ -41,3 +41,17 @@ export function tickIndexItems(
   }
   return byItem;
 }
+
+/**
+ * Shards of the index of open liquidations (AWS: the liquidations table's sparse OPEN_LIQUIDATIONS_INDEX). A crash
+ * starts hundreds of liquidations a second per market, and an index partition takes 1,000 writes a second, whose
+ * throttling would throttle the table's own writes: 16 partitions keep well below it.
+ */
+export const OPEN_INDEX_SHARDS = 16;
+
+/** The open-index partition key of shard `shard`. */
+export const openShardKey = (shard: number): string => `open#${shard}`;
+
+/** The open-index partition a liquidation is listed under while it is open. */
+export const openShardOf = (liquidationId: string): string =>
+  openShardKey(fnv1a(liquidationId) % OPEN_INDEX_SHARDS);

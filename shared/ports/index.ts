@@ -3,6 +3,7 @@ import type { AdlOrder } from '../domain/adl-threshold.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
+import { isTerminal } from '../domain/model.ts';
 import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 
@@ -452,7 +453,20 @@ export interface LiquidationRepository {
    * an earlier read may overwrite it, which is fine: the record has moved on.
    */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
+  /**
+   * The open liquidations (isOpenLiquidation) whose first event is before `startedBeforeMs`, a page at a time, in
+   * no set order (liquidation-watch). Records are read consistently; on AWS the index that lists them may lag, so
+   * a page may hold one that ended a moment ago: callers judge the records, not the listing.
+   */
+  openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]>;
 }
+
+/** Work remains: a state not terminal, or a settlement whose deficit ADL still owes rounds on. */
+export const isOpenLiquidation = (l: LiquidationRecord): boolean =>
+  !isTerminal(l.state) || l.context?.adlRound !== undefined;
+
+/** When a liquidation began: its first event (its tick's time, or its slice's start). */
+export const liquidationStartedAtMs = (l: LiquidationRecord): number => l.history[0]?.atMs ?? 0;
 
 // --- Messages --------------------------------------------------------------------------------------------
 

@@ -895,7 +895,7 @@ async function judgeOutraced(
 export const LAST_RESORT_MAX_WAIT_MS = 24 * 3_600_000;
 
 /** When the liquidation's first last-resort order filled nothing (undefined: none has yet). */
-const lastResortWaitingSince = (liquidation: LiquidationRecord): number | undefined =>
+export const lastResortWaitingSince = (liquidation: LiquidationRecord): number | undefined =>
   liquidation.history.find((e) => e.note?.startsWith('last resort ') && e.note.endsWith(' filled nothing'))
     ?.atMs;
 

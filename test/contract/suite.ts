@@ -1252,6 +1252,57 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(byId(listed)).toEqual(byId(begun));
       });
 
+      it('openStartedBefore lists the open liquidations started before a time, each once, and none that ended', async () => {
+        const begun: LiquidationRecord[] = [];
+        for (let i = 0; i < 6; i++) {
+          const p = position({ id: `o${i}`, liquidationPrice: price(String(1800 + i)) });
+          await a.positions.create(p);
+          const l = liquidation(p, { history: [{ atMs: 1_000 * (i + 1), state: 'QUEUED' }] });
+          await a.liquidations.begin(p, l);
+          begun.push(l);
+        }
+        const ended = (l: LiquidationRecord, over: Partial<LiquidationRecord>): LiquidationRecord => ({
+          ...l,
+          state: 'SETTLED_ADL',
+          history: [...l.history, { atMs: 9_000, state: 'SETTLED_ADL' }],
+          version: 2,
+          ...over,
+        });
+        // o1 settled; o2 settled but owes ADL rounds (still open); o3 in auction, moved on since it began.
+        await a.liquidations.replace(ended(begun[1]!, {}), 1);
+        const owing = ended(begun[2]!, {
+          context: { plannedSize: base('1'), executionMark: price('1890'), adlRound: { round: 1 } },
+        });
+        await a.liquidations.replace(owing, 1);
+        const auctioned = { ...begun[3]!, state: 'AUCTION' as const, version: 2 };
+        await a.liquidations.replace(auctioned, 1);
+        const listed = async (beforeMs: number) => {
+          const ids: string[] = [];
+          for await (const page of a.liquidations.openStartedBefore(beforeMs))
+            ids.push(...page.map((l) => l.id));
+          return ids.sort();
+        };
+        expect(await listed(4_500)).toEqual(['o0:1', 'o2:1', 'o3:1']);
+        expect(await listed(1_000)).toEqual([]);
+        expect(await listed(100_000)).toEqual(['o0:1', 'o2:1', 'o3:1', 'o4:1', 'o5:1']);
+        // The records as stored, not the listing's keys.
+        const pages: LiquidationRecord[] = [];
+        for await (const page of a.liquidations.openStartedBefore(100_000)) pages.push(...page);
+        expect(pages.find((l) => l.id === 'o3:1')).toEqual(auctioned);
+        // Once the rounds end, it leaves the listing.
+        await a.liquidations.replace(
+          { ...owing, context: { ...owing.context!, adlRound: undefined }, version: 3 },
+          2,
+        );
+        expect(await listed(100_000)).toEqual(['o0:1', 'o3:1', 'o4:1', 'o5:1']);
+        await refusedAsInput(
+          (async () => {
+            for await (const _ of a.liquidations.openStartedBefore(1.5)) break;
+          })(),
+          /liquidations\/bad-time/,
+        );
+      });
+
       it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {
         const p = position();
         await a.positions.create(p);

@@ -40,6 +40,7 @@ import {
   JOURNAL_SEQUENCE_INDEX,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
+  OPEN_LIQUIDATIONS_INDEX,
   optionalEnvNames,
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
@@ -215,7 +216,26 @@ describe('BackstopStack template (default config)', () => {
         },
       ],
     });
-    for (const def of TABLES.filter((t) => !['positions', 'auctions', 'ledger'].includes(t.id))) {
+    // The open liquidations by start, which liquidation-watch reads (keys only: each is written at start and end).
+    expect(resources[tableId('liquidations')]!.Properties).toMatchObject({
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'openShard', AttributeType: 'S' },
+        { AttributeName: 'startedAtMs', AttributeType: 'N' },
+      ]),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: OPEN_LIQUIDATIONS_INDEX,
+          KeySchema: [
+            { AttributeName: 'openShard', KeyType: 'HASH' },
+            { AttributeName: 'startedAtMs', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
+    });
+    for (const def of TABLES.filter(
+      (t) => !['positions', 'auctions', 'ledger', 'liquidations'].includes(t.id),
+    )) {
       expect(resources[tableId(def.id)]!.Properties.GlobalSecondaryIndexes).toBeUndefined();
     }
   });
@@ -422,15 +442,13 @@ describe('BackstopStack template (default config)', () => {
     expect(JSON.stringify(dlqPolicy)).toContain('aws:SourceArn');
   });
 
-  it('schedules ledger-reconcile and gives admin no trigger, URL or resource permission', () => {
-    template.hasResourceProperties('AWS::Events::Rule', {
-      ScheduleExpression: 'rate(5 minutes)',
-      Targets: [
-        Match.objectLike({
-          Arn: { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.ledgerReconcile), 'Arn'] },
-        }),
-      ],
-    });
+  it('schedules ledger-reconcile and liquidation-watch and gives admin no trigger, URL or resource permission', () => {
+    for (const fn of [stack.functions.ledgerReconcile, stack.functions.liquidationWatch]) {
+      template.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(5 minutes)',
+        Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalIdOf(stack, fn), 'Arn'] } })],
+      });
+    }
     template.resourceCountIs('AWS::Lambda::Url', 0);
     const adminId = logicalIdOf(stack, stack.functions.admin);
     const adminPermissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter((p) =>
@@ -631,6 +649,19 @@ describe('BackstopStack template (default config)', () => {
       TreatMissingData: 'missing',
     });
     expect(business(METRICS.CircuitBreakerTripped.name)).toMatchObject({ Threshold: 1 });
+    // A liquidation no message moves pages; so does a watch that stopped reporting (missing data breaches).
+    expect(
+      on(METRICS.LiquidationsOverdue.name, 'Backstop').map((a) => [
+        a.Statistic,
+        a.ComparisonOperator,
+        a.Threshold,
+        a.EvaluationPeriods,
+        a.TreatMissingData,
+      ]),
+    ).toEqual([
+      ['Maximum', 'GreaterThanOrEqualToThreshold', 1, 1, 'notBreaching'],
+      ['SampleCount', 'LessThanThreshold', 1, 3, 'breaching'],
+    ]);
     // A failed record pages though its batch's other records succeeded (no Lambda error): one alarm per queue.
     expect(
       on(METRICS.RecordFailures.name, 'Backstop').map((a) => [

@@ -1,4 +1,5 @@
 import { DynamoDBClient, ScanCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { PurgeQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createAwsAdapters,
@@ -23,6 +24,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import type { FunctionId } from '../../shared/topology.ts';
+import { cli } from '../support/cli.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { startMoto } from '../support/moto.ts';
@@ -753,5 +755,43 @@ describe('pipeline on moto', () => {
       },
       { positionIndexShards: { 'ETH-USD': 4 } },
     );
+  });
+  it('a liquidation whose message a purge lost: liquidation-watch reports it, `liquidations overdue --resend` resumes it', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await queuedWithStackStopped(ctx);
+      await ctx.stack.clients.sqs.send(
+        new PurgeQueueCommand({ QueueUrl: ctx.stack.names.queues.liquidations.url }),
+      );
+      const [queued] = await ctx.liquidations();
+      expect(queued?.state).toBe('QUEUED');
+      // Three hours on (a start may stay quiet for its venue check's hold, a delay and an hour's slack).
+      const longAgo = Date.now() - 3 * 3_600_000;
+      await ctx.adapters.liquidations.replace(
+        { ...queued!, history: [{ ...queued!.history[0]!, atMs: longAgo }], version: queued!.version + 1 },
+        queued!.version,
+      );
+      const watch = async () =>
+        (await ctx.stack.runner.triggerSchedule('liquidationWatch')) as {
+          overdue: number;
+          longestOverdue: { id: string; state: string }[];
+        };
+      expect(await watch()).toMatchObject({
+        overdue: 1,
+        longestOverdue: [{ id: queued!.id, state: 'QUEUED' }],
+      });
+
+      const at = ['--target', 'local', '--endpoint', moto.endpoint, '--stage', `e2e${stageCounter}`];
+      const listed = await cli('liquidations', 'overdue', '--json', ...at);
+      expect(listed.stderr).toBe('');
+      expect(JSON.parse(listed.stdout)).toMatchObject({ overdue: 1, resent: [] });
+      const resent = await cli('liquidations', 'overdue', '--resend', '--json', ...at);
+      expect(JSON.parse(resent.stdout)).toMatchObject({ overdue: 1, resent: [queued!.id] });
+      // A fresh mark, and the resent message resumes the liquidation from its record.
+      await ctx.stack.putTicks([tickDetail('175', 3)]);
+      await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer', 'auction']);
+      const [ended] = await ctx.liquidations();
+      expect(ended?.state).toMatch(/^SETTLED_/);
+      expect(await watch()).toMatchObject({ overdue: 0, longestOverdue: [] });
+    });
   });
 });

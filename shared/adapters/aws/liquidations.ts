@@ -4,6 +4,7 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
   type Update,
@@ -12,17 +13,28 @@ import {
 import type { LiquidationState } from '../../domain/model.ts';
 import { parseBase, parseQuote } from '../../domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
-import type {
-  CrashHook,
-  LiquidationContext,
-  LiquidationEvent,
-  LiquidationRecord,
-  LiquidationRepository,
-  PositionRecord,
-  ProcessingFailure,
+import {
+  type CrashHook,
+  isOpenLiquidation,
+  type LiquidationContext,
+  type LiquidationEvent,
+  type LiquidationRecord,
+  type LiquidationRepository,
+  liquidationStartedAtMs,
+  type PositionRecord,
+  type ProcessingFailure,
 } from '../../ports/index.ts';
 import { contextFromText, encodeContext } from '../../schemas/context.ts';
-import { TICK_INDEX_PREFIX, TICK_INDEX_SHARDS, tickIndexItems, tickIndexShardId } from '../shards.ts';
+import { OPEN_LIQUIDATIONS_INDEX } from '../../topology.ts';
+import {
+  OPEN_INDEX_SHARDS,
+  openShardKey,
+  openShardOf,
+  TICK_INDEX_PREFIX,
+  TICK_INDEX_SHARDS,
+  tickIndexItems,
+  tickIndexShardId,
+} from '../shards.ts';
 import {
   AdapterInputError,
   CorruptItemError,
@@ -123,6 +135,10 @@ export function liquidationItem(l: LiquidationRecord): Item {
     },
     ...(l.context === undefined ? {} : { context: S(encodeContext(l.context)) }),
     ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
+    // Listed in the open index while work remains; neither key moves meanwhile (the index is written twice).
+    ...(isOpenLiquidation(l)
+      ? { openShard: S(openShardOf(l.id)), startedAtMs: N(liquidationStartedAtMs(l)) }
+      : {}),
     version: N(l.version),
   };
 }
@@ -418,6 +434,36 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     };
     await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, chunks.length) }, readNext));
     return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Each shard of the open index, a page of keys at a time, started before `startedBeforeMs`; the records read
+   * consistently, 100 at a time, and kept only while still open (the index lags the table).
+   */
+  async *openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]> {
+    if (!Number.isSafeInteger(startedBeforeMs))
+      throw new AdapterInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
+    for (let shard = 0; shard < OPEN_INDEX_SHARDS; shard++) {
+      let start: Item | undefined;
+      do {
+        const out = await this.dynamo.send(
+          new QueryCommand({
+            TableName: this.tables.liquidations,
+            IndexName: OPEN_LIQUIDATIONS_INDEX,
+            KeyConditionExpression: 'openShard = :shard AND startedAtMs < :before',
+            ExpressionAttributeValues: { ':shard': S(openShardKey(shard)), ':before': N(startedBeforeMs) },
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        );
+        const keys = (out.Items ?? []).map((item) => ({ id: S(readS(item, 'id')) }));
+        for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+          const records = (await this.batchGet(keys.slice(i, i + BATCH_GET_MAX))).map(liquidationFromItem);
+          const open = records.filter(isOpenLiquidation);
+          if (open.length > 0) yield open;
+        }
+        start = out.LastEvaluatedKey;
+      } while (start);
+    }
   }
 
   /** BatchGetItem (consistent) that retries unprocessed keys; at most 100 keys. */

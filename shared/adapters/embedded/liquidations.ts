@@ -1,9 +1,11 @@
 import {
   ConditionFailedError,
+  isOpenLiquidation,
   type LiquidationRecord,
   type LiquidationRepository,
   type PositionRecord,
   type ProcessingFailure,
+  liquidationStartedAtMs as startedAtMs,
 } from '../../ports/index.ts';
 import {
   EmbeddedInputError,
@@ -16,6 +18,9 @@ import {
   requireVersionBump,
 } from './internal.ts';
 import type { EmbeddedPositionRepository } from './positions.ts';
+
+/** Records per page of openStartedBefore (the AWS adapter's BatchGet). */
+const OPEN_PAGE = 100;
 
 const byId = (a: LiquidationRecord, b: LiquidationRecord): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
@@ -108,6 +113,16 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     if (!current) throw new ConditionFailedError(`liquidations/not-found: ${id}`);
     this.#records.set(id, frozenCopy({ ...current, lastFailure: failure }));
     fire(this.#hook, 'liquidations.recordFailure');
+  }
+
+  /** A scan of the store (the embedded engine holds no index: only the watch asks, never the replay's hot path). */
+  async *openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]> {
+    if (!Number.isSafeInteger(startedBeforeMs))
+      throw new EmbeddedInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
+    const open = [...this.#records.values()].filter(
+      (l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs,
+    );
+    for (let i = 0; i < open.length; i += OPEN_PAGE) yield open.slice(i, i + OPEN_PAGE);
   }
 
   /** Every liquidation in creation order (reports of the simulation). */

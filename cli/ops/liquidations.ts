@@ -1,0 +1,90 @@
+import { silentTelemetry } from '../../shared/ports/index.ts';
+import { encodeMessage } from '../../shared/schemas/messages.ts';
+import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import { intOption } from '../args.ts';
+import {
+  adaptersOf,
+  type Command,
+  deployedRiskConfig,
+  noMorePositionals,
+  operatorCommand,
+  parseCommand,
+  subcommand,
+  TARGET_OPTIONS,
+  TARGET_USAGE,
+  withTarget,
+} from './common.ts';
+
+/** `liquidations overdue`: what liquidation-watch alarms on, and resuming it once the cause is known. */
+
+export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--resend] [--max N] [--config FILE.json] [--json]
+
+  overdue   the open liquidations past the longest their state may stay quiet (what liquidation-watch
+            alarms on, LiquidationsOverdueAlarm), the longest overdue first: no message is moving them
+            (a purged queue, a message lost to a fault, a feed stale for an hour)
+  --resend  sends each one listed a message of its own; the consumer resumes it from its record (a twin of
+            a message still in flight does no harm: every delivery is idempotent)
+  --max N                most listed and resent (default 100)
+  --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
+                         and the venue check's hold set how long a liquidation may stay quiet)
+  --json                 JSON instead of text
+${TARGET_USAGE}`;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  resend: { type: 'boolean' },
+  max: { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export const runLiquidations: Command = operatorCommand(async (argv, io) => {
+  const { positionals, values } = parseCommand(argv, OPTIONS);
+  if (values.help) {
+    io.stdout.write(LIQUIDATIONS_USAGE);
+    return 0;
+  }
+  subcommand('liquidations', positionals, ['overdue'] as const);
+  noMorePositionals('liquidations', positionals, 1);
+  const max = intOption('max', values.max, 1, 100_000) ?? 100;
+  return withTarget(values, async (deployment) => {
+    const config = deployedRiskConfig(
+      deployment,
+      values.config,
+      'liquidations overdue',
+      "how long each state may stay quiet (the auction's tail, the venue check's hold)",
+    );
+    const adapters = adaptersOf(deployment);
+    const report = await watchLiquidations(adapters.liquidations, config, Date.now(), silentTelemetry, max);
+    const resent: string[] = [];
+    if (values.resend) {
+      for (const l of report.sample) {
+        await adapters.liquidationQueue.send(encodeMessage({ liquidationId: l.id }), 0);
+        resent.push(l.id);
+      }
+    }
+    const listed = report.sample.map((l) => ({
+      ...l,
+      overdueSince: new Date(l.overdueSinceMs).toISOString(),
+    }));
+    if (values.json) {
+      io.stdout.write(
+        `${JSON.stringify({ judged: report.judged, overdue: report.overdue, liquidations: listed, resent })}\n`,
+      );
+      return 0;
+    }
+    io.stdout.write(
+      `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge` +
+        `${report.overdue > listed.length ? ` (the ${listed.length} longest overdue below)` : ''}\n`,
+    );
+    for (const l of listed) {
+      const rounds = l.owesAdlRounds ? ', owes ADL rounds' : '';
+      const failure = l.lastFailure ? `\n    last failure: ${l.lastFailure}` : '';
+      io.stdout.write(
+        `  ${l.id} ${l.symbol} ${l.state}${rounds}, overdue since ${l.overdueSince}${failure}\n`,
+      );
+    }
+    if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
+    return 0;
+  });
+});

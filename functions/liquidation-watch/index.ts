@@ -1,0 +1,43 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import {
+  log,
+  logger,
+  MIDDY_OPTIONS,
+  publishMetrics,
+  tracer,
+  withInvocationLogKeys,
+} from '../../shared/lambda/runtime.ts';
+import { wiring } from '../../shared/lambda/wiring.ts';
+import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+
+/**
+ * Scheduled: finds the open liquidations no message is moving (past the longest their state may stay quiet) and
+ * reports them (`LiquidationsOverdue`, alarmed; the longest overdue in the log). It changes nothing: an operator
+ * resumes them with `backstop liquidations overdue --resend` once the cause is known.
+ */
+export async function watch() {
+  const { adapters, telemetry, config } = wiring();
+  const nowMs = systemClock.nowMs();
+  const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry);
+  const summary = {
+    judged: report.judged,
+    overdue: report.overdue,
+    longestOverdue: report.sample.map((l) => ({
+      ...l,
+      overdueSince: new Date(l.overdueSinceMs).toISOString(),
+    })),
+  };
+  if (report.overdue === 0) log.info('no liquidation overdue', summary);
+  else log.warn('liquidations overdue: no message is moving them', summary);
+  return summary;
+}
+
+export const handler = withInvocationLogKeys(
+  middy(watch, MIDDY_OPTIONS)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(publishMetrics()),
+);

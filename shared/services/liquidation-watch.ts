@@ -1,0 +1,96 @@
+import { DEFAULT_VENUE_CHECK_HOLD_SECONDS, type RiskConfig } from '../domain/config.ts';
+import { METRICS } from '../metrics.ts';
+import type { LiquidationRecord, LiquidationRepository, Telemetry } from '../ports/index.ts';
+import { LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
+
+/**
+ * Beyond its longest legitimate quiet time, how long an open liquidation may go before it is overdue: the queue's
+ * retries and backoffs (about 8 minutes before a dead letter, which alarms on its own), a consumer's visibility
+ * timeout, an SQS delay of up to 900 s, with room to spare, so a liquidation still moving is never reported.
+ */
+export const OVERDUE_SLACK_MS = 3_600_000;
+
+/** An SQS delay's most: the next slice's cooldown, an auction's step (the sleeps between its looks). */
+const MAX_DELAY_MS = 900_000;
+
+/**
+ * When an open liquidation becomes overdue: its last event plus the longest its state may legitimately stay quiet
+ * (a start held by the venue's dispute; an auction's tail times its resets; a last resort waiting for the book,
+ * counted from its first wait), plus OVERDUE_SLACK_MS. A liquidation waiting for a fresh mark is overdue too once
+ * the feed has been stale that long: its work is not moving, whatever the cause (the log says which).
+ */
+export function overdueAtMs(l: LiquidationRecord, config: RiskConfig): number {
+  const lastEventMs = l.history.at(-1)?.atMs ?? 0;
+  let quietUntilMs = lastEventMs;
+  if (l.state === 'QUEUED') {
+    const market = config.markets.find((m) => m.symbol === l.symbol);
+    const holdSeconds = market?.venueCheckHoldSeconds ?? DEFAULT_VENUE_CHECK_HOLD_SECONDS;
+    quietUntilMs = lastEventMs + holdSeconds * 1000 + MAX_DELAY_MS;
+  }
+  if (l.state === 'AUCTION') {
+    const auctionStartMs = l.history.findLast((e) => e.state === 'AUCTION')?.atMs ?? lastEventMs;
+    const { tailSeconds, maxResets } = config.auction;
+    quietUntilMs = Math.max(
+      quietUntilMs,
+      auctionStartMs + tailSeconds * 1000 * (maxResets + 1) + MAX_DELAY_MS,
+    );
+  }
+  const waitingSinceMs = lastResortWaitingSince(l);
+  if (waitingSinceMs !== undefined)
+    quietUntilMs = Math.max(quietUntilMs, waitingSinceMs + LAST_RESORT_MAX_WAIT_MS + MAX_DELAY_MS);
+  return quietUntilMs + OVERDUE_SLACK_MS;
+}
+
+export interface OverdueLiquidation {
+  readonly id: string;
+  readonly symbol: string;
+  readonly state: LiquidationRecord['state'];
+  readonly overdueSinceMs: number;
+  /** Settled, with ADL rounds still owed on its deficit. */
+  readonly owesAdlRounds: boolean;
+  readonly lastFailure?: string;
+}
+
+export interface WatchReport {
+  /** Open liquidations old enough to be judged (started at least OVERDUE_SLACK_MS ago). */
+  readonly judged: number;
+  readonly overdue: number;
+  /** The longest overdue first, at most `sampleSize`. */
+  readonly sample: readonly OverdueLiquidation[];
+}
+
+/**
+ * Reads the open liquidations started at least OVERDUE_SLACK_MS ago (an index, not a scan of the table) and
+ * reports those past overdueAtMs: `LiquidationsOverdue` (a gauge, 0 when healthy, alarmed) and the longest overdue.
+ * A purged queue, a message lost to a fault no retry covered or a bug leaves a liquidation no message will move;
+ * nothing else would notice it. A message of `{ liquidationId }` resumes any of them (the consumer is idempotent and
+ * resumes from the record: `backstop liquidations resend`).
+ */
+export async function watchLiquidations(
+  liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
+  config: RiskConfig,
+  nowMs: number,
+  telemetry: Telemetry,
+  sampleSize = 20,
+): Promise<WatchReport> {
+  let judged = 0;
+  const overdue: OverdueLiquidation[] = [];
+  for await (const page of liquidations.openStartedBefore(nowMs - OVERDUE_SLACK_MS)) {
+    for (const l of page) {
+      judged += 1;
+      const dueMs = overdueAtMs(l, config);
+      if (nowMs < dueMs) continue;
+      overdue.push({
+        id: l.id,
+        symbol: l.symbol,
+        state: l.state,
+        overdueSinceMs: dueMs,
+        owesAdlRounds: l.context?.adlRound !== undefined,
+        ...(l.lastFailure ? { lastFailure: l.lastFailure.reason } : {}),
+      });
+    }
+  }
+  overdue.sort((a, b) => a.overdueSinceMs - b.overdueSinceMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
+  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize) };
+}

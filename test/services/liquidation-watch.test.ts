@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
+import { price } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import { LAST_RESORT_MAX_WAIT_MS } from '../../shared/services/liquidation.ts';
+import { OVERDUE_SLACK_MS, overdueAtMs, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
+
+/**
+ * Nothing moved a liquidation left with no message (a purged queue, a message lost to a fault no retry covered, a
+ * bug): it stayed open, unseen by any alarm (noted in sessions 36 and 37). liquidation-watch reports those past
+ * the longest their state may stay quiet.
+ */
+
+const record = (over: Partial<LiquidationRecord>): LiquidationRecord => ({
+  id: 'pos-1:1',
+  positionId: 'pos-1',
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  state: 'QUEUED',
+  tickKey: 'ETH-USD#1',
+  triggerMark: price('1890'),
+  remainingSize: 1n,
+  marketFills: [],
+  history: [{ atMs: 1_000_000, state: 'QUEUED' }],
+  version: 1,
+  ...over,
+});
+
+const SQS_MAX_DELAY_MS = 900_000;
+
+describe('overdueAtMs: the longest a state may stay quiet, and the slack', () => {
+  const config = DEFAULT_RISK_CONFIG;
+  const { tailSeconds, maxResets } = config.auction;
+
+  it('a start: the venue check may hold it, and a next slice may be sent up to 900 s ahead', () => {
+    const hold = config.markets[0]!.venueCheckHoldSeconds * 1000;
+    expect(overdueAtMs(record({}), config)).toBe(1_000_000 + hold + SQS_MAX_DELAY_MS + OVERDUE_SLACK_MS);
+    const longHold: RiskConfig = {
+      ...config,
+      markets: config.markets.map((m) => ({ ...m, venueCheckHoldSeconds: 3_600 })),
+    };
+    expect(overdueAtMs(record({}), longHold)).toBe(
+      1_000_000 + 3_600_000 + SQS_MAX_DELAY_MS + OVERDUE_SLACK_MS,
+    );
+  });
+
+  it('an auction: its tail for each of its runs, counted from when it began', () => {
+    const l = record({
+      state: 'AUCTION',
+      history: [
+        { atMs: 1_000_000, state: 'QUEUED' },
+        { atMs: 1_002_000, state: 'EXECUTING' },
+        { atMs: 1_003_000, state: 'AUCTION' },
+      ],
+    });
+    expect(overdueAtMs(l, config)).toBe(
+      1_003_000 + tailSeconds * 1000 * (maxResets + 1) + SQS_MAX_DELAY_MS + OVERDUE_SLACK_MS,
+    );
+  });
+
+  it('a last resort waiting for the book: its longest wait, counted from its first wait, in any state', () => {
+    for (const state of ['MARKET_EXECUTED', 'AUCTION'] as const) {
+      const l = record({
+        state,
+        history: [
+          { atMs: 1_000_000, state: 'QUEUED' },
+          { atMs: 1_001_000, state: 'MARKET_EXECUTED', note: 'last resort 1 filled nothing' },
+          { atMs: 1_500_000, state: 'MARKET_EXECUTED', note: 'last resort 2 filled nothing' },
+        ],
+      });
+      expect(overdueAtMs(l, config), state).toBe(
+        1_001_000 + LAST_RESORT_MAX_WAIT_MS + SQS_MAX_DELAY_MS + OVERDUE_SLACK_MS,
+      );
+    }
+  });
+
+  it('any other state moves on its messages within the slack', () => {
+    for (const state of ['EXECUTING', 'MARKET_EXECUTED', 'SETTLING', 'SETTLED_ADL'] as const) {
+      const l = record({
+        state,
+        history: [
+          { atMs: 1_000_000, state: 'QUEUED' },
+          { atMs: 2_000_000, state },
+        ],
+      });
+      expect(overdueAtMs(l, config), state).toBe(2_000_000 + OVERDUE_SLACK_MS);
+    }
+  });
+});
+
+describe('liquidation-watch', () => {
+  it('reports a liquidation whose message was lost once it is overdue, and none once a resend has moved it', async () => {
+    const p = createPipeline();
+    await p.fund('1000000');
+    await p.tick('ETH-USD', '2000');
+    const long = await p.open('LONG', '1', '2000', '200');
+    await p.tick('ETH-USD', '1700');
+    // The queue loses the start's message (a purge).
+    const lost = await p.adapters.liquidationQueue.receive(10, 30);
+    expect(lost).toHaveLength(1);
+    for (const m of lost) await p.adapters.liquidationQueue.delete(m.receiptHandle);
+    const [liquidation] = p.adapters.liquidations.all();
+    expect(liquidation?.positionId).toBe(long.id);
+    const dueMs = overdueAtMs(liquidation!, p.config);
+
+    const watch = async (nowMs: number) => {
+      const telemetry = new RecordingTelemetry();
+      const report = await watchLiquidations(p.adapters.liquidations, p.config, nowMs, telemetry);
+      const gauges = telemetry.observations.filter((o) => o.metric === METRICS.LiquidationsOverdue.name);
+      return { report, gauges: gauges.map((g) => g.value) };
+    };
+    // Too young to judge, then judged and not yet overdue: each run still reports (the stopped-watch alarm).
+    expect(await watch(p.clock.nowMs())).toEqual({
+      report: { judged: 0, overdue: 0, sample: [] },
+      gauges: [0],
+    });
+    expect((await watch(dueMs - 1)).report).toMatchObject({ judged: 1, overdue: 0 });
+    expect(await watch(dueMs)).toEqual({
+      report: {
+        judged: 1,
+        overdue: 1,
+        sample: [
+          {
+            id: liquidation!.id,
+            symbol: 'ETH-USD',
+            state: 'QUEUED',
+            overdueSinceMs: dueMs,
+            owesAdlRounds: false,
+          },
+        ],
+      },
+      gauges: [1],
+    });
+
+    // What the operator's resend sends: the consumer resumes from the record.
+    await p.adapters.liquidationQueue.send(JSON.stringify({ liquidationId: liquidation!.id }), 0);
+    await p.tick('ETH-USD', '1700');
+    await p.drain();
+    expect((await p.adapters.liquidations.get(liquidation!.id))?.state).toMatch(/^SETTLED_/);
+    expect((await watch(dueMs)).report).toEqual({ judged: 0, overdue: 0, sample: [] });
+  });
+});
