@@ -25,11 +25,21 @@ export function parseOptions<T extends OptionSpec>(argv: readonly string[], opti
       i++;
     } else args.push(token);
   }
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify.*$/, ''));
+  const parsed = (() => {
+    try {
+      return parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+    } catch (error) {
+      throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify.*$/, ''));
+    }
+  })();
+  // parseArgs keeps the last of an option given twice: `--amount 1 --amount 1000000` would move a million.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new UsageError(`--${token.name}: given twice`);
+    seen.add(token.name);
   }
+  return { values: parsed.values, positionals: parsed.positionals };
 }
 
 /** A whole number in [min, max]; digits only (no 1e3, no 10.0, no hex). */

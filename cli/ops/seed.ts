@@ -23,7 +23,7 @@ import {
 } from '../../shared/local/seed.ts';
 import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import type { MarketRepository } from '../../shared/ports/index.ts';
+import type { Adapters, MarketRepository } from '../../shared/ports/index.ts';
 import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
@@ -237,7 +237,9 @@ export function pricesOption(value: string | undefined, markets: readonly string
     return prices;
   }
   for (const pair of value.split(',')) {
-    const [symbol = '', price = ''] = pair.split('=').map((s) => s.trim());
+    const cells = pair.split('=').map((s) => s.trim());
+    if (cells.length !== 2) throw new UsageError(`--price: "${pair}" is not SYMBOL=PRICE`);
+    const [symbol = '', price = ''] = cells;
     if (!markets.includes(symbol.toUpperCase())) {
       throw new UsageError(`--price: "${symbol}" is not one of the markets (${markets.join(', ')})`);
     }
@@ -300,7 +302,7 @@ async function registerNewProviders(
   return { ...outcome, existing: outcome.existing + (requests.length - fresh.length) };
 }
 
-const adminDeps = (deployment: Deployment, config: RiskConfig): AdminDeps => {
+const adminDeps = (deployment: Deployment, config: RiskConfig): AdminDeps & Pick<Adapters, 'reader'> => {
   const adapters = adaptersOf(deployment);
   return { ...adapters, config, nowMs: () => Date.now() };
 };
@@ -388,7 +390,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
     try {
       if (fileText !== undefined) {
         const requests = positionsFromFile(fileText, format, values.file!);
-        await refuseUnopenable(requests, config, deps.markets);
+        await refuseUnopenable(requests, config, deps.markets, deps.reader);
         return report(io, `positions from ${values.file}`, await applyAdmin(requests, deps, { onProgress }));
       }
       checkMarkets(config, markets);

@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context } from 'aws-lambda';
-import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
+import { ConfigError, DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
 import { MAX_POSITIONS_ENV, maxReceivesEnv, QUEUES, type QueueId, RISK_CONFIG_ENV } from '../topology.ts';
@@ -207,7 +207,14 @@ const DEFAULT_MAX_POSITIONS = 500;
 /** The risk configuration from RISK_CONFIG (JSON), validated at cold start; the documented defaults otherwise. */
 export function riskConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RiskConfig {
   const raw = env[RISK_CONFIG_ENV];
-  return raw ? parseRiskConfig(JSON.parse(raw)) : DEFAULT_RISK_CONFIG;
+  if (!raw) return DEFAULT_RISK_CONFIG;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    throw new ConfigError(`${RISK_CONFIG_ENV} is not JSON: ${(error as Error).message}`);
+  }
+  return parseRiskConfig(json);
 }
 
 type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];

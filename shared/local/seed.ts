@@ -10,13 +10,14 @@ import {
   parseQuote,
   UnitError,
 } from '../domain/units.ts';
-import type { MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
+import type { BatchReader, MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import {
   type AdminDeps,
   AdminInputError,
   type AdminRequest,
   adminRequestSchema,
   handleAdmin,
+  openedAs,
   openedPosition,
   openingMark,
   refuseLiquidatableAtOpen,
@@ -103,9 +104,11 @@ export async function refuseUnopenable(
   requests: readonly OpenPosition[],
   config: RiskConfig,
   markets: MarketRepository,
+  reader?: Pick<BatchReader, 'positions'>,
 ): Promise<void> {
   const marks = new Map<string, PriceE8 | undefined>();
   const ids = new Set<string>();
+  const records = new Map<string, PositionRecord>();
   for (const request of requests) {
     if (ids.has(request.id)) throw new SeedFileError(`seed/duplicate-id: ${request.id} is listed twice`);
     ids.add(request.id);
@@ -113,11 +116,19 @@ export async function refuseUnopenable(
       const record = openedPosition(request, config);
       if (!marks.has(record.symbol)) marks.set(record.symbol, await openingMark(record.symbol, markets));
       refuseLiquidatableAtOpen(record, marks.get(record.symbol), config);
+      records.set(record.id, record);
     } catch (error) {
       if (error instanceof ConfigError || error instanceof AdminInputError)
         throw new SeedFileError(`seed/bad-row: ${request.id}: ${error.message}`);
       throw error;
     }
+  }
+  if (!reader) return;
+  // An id another position holds would be refused at its write, after the rows before it were written. The same
+  // position seeded again (a file run twice) is answered as already there.
+  for (const stored of await reader.positions([...ids])) {
+    if (!openedAs(stored, records.get(stored.id)!))
+      throw new SeedFileError(`seed/id-taken: ${stored.id}: another position is stored under this id`);
   }
 }
 

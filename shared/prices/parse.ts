@@ -181,7 +181,8 @@ export function parseTime(cell: string, lineNo: number): number {
     if (n < SECONDS_BELOW) ms = n * 1000 + Number(fraction.padEnd(3, '0'));
     else if (fraction !== '') throw bad('only epoch seconds may have decimals');
     else if (n < MILLIS_BELOW) ms = n;
-    else if (n % 1000 === 0) ms = n / 1000;
+    // On the digits: above 2^53 Number() rounds, and 9007199254741001 would pass as whole milliseconds.
+    else if (whole.endsWith('000')) ms = Number(whole.slice(0, -3));
     else throw bad('epoch microseconds must be whole milliseconds');
     if (!Number.isSafeInteger(ms) || ms > MAX_EPOCH_MS) throw bad('out of range');
     return ms;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TICK_INDEX_PREFIX } from '../adapters/shards.ts';
 import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
 
 /**
@@ -8,7 +9,12 @@ import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
  */
 
 export const liquidationMessageSchema = z.object({
-  liquidationId: z.string().min(3).max(200),
+  liquidationId: z
+    .string()
+    .min(3)
+    .max(200)
+    // The liquidations table's tick-index items: read as a liquidation, one fails every receive before its DLQ.
+    .refine((id) => !id.startsWith(TICK_INDEX_PREFIX), `may not start with ${TICK_INDEX_PREFIX}`),
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),

@@ -7,6 +7,7 @@ import {
   formatBase,
   formatPrice,
   formatQuote,
+  MAX_SCALED_DIGITS,
   PPM_SCALE,
   type PriceE8,
   parseBase,
@@ -60,7 +61,11 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
       })
       .pipe(z.record(z.string().max(20), decimal))
       .optional(),
-    symbols: z.array(z.string().max(20)).min(1).max(20),
+    symbols: z
+      .array(z.string().max(20))
+      .min(1)
+      .max(20)
+      .refine((symbols) => new Set(symbols).size === symbols.length, 'a symbol is listed twice'),
   }),
   z.strictObject({
     action: z.literal('openPosition'),
@@ -358,7 +363,7 @@ type OpenPositionRequest = Extract<AdminRequest, { action: 'openPosition' }>;
  * Whether a stored position is the one `opened` describes: the same trader, market, side and entry; the same size
  * and collateral too while it is as opened (liquidations and ADL change them later, never the rest).
  */
-function openedAs(stored: PositionRecord, opened: PositionRecord): boolean {
+export function openedAs(stored: PositionRecord, opened: PositionRecord): boolean {
   const same =
     stored.traderId === opened.traderId &&
     stored.symbol === opened.symbol &&
@@ -388,7 +393,7 @@ function sameProviderTerms(
 /** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
 export function openedPosition(request: OpenPositionRequest, config: RiskConfig): PositionRecord {
   const market = marketConfig(config, request.symbol);
-  return withLiquidationPrice(
+  const record = withLiquidationPrice(
     {
       id: request.id,
       traderId: request.traderId,
@@ -402,6 +407,13 @@ export function openedPosition(request: OpenPositionRequest, config: RiskConfig)
     },
     config,
   );
+  // A short with a collateral thousands of times its notional: a price no mark reaches, and more digits than a
+  // DynamoDB number holds (38; every amount is kept within 30), which AWS would refuse as a ValidationException.
+  if (record.liquidationPrice >= 10n ** BigInt(MAX_SCALED_DIGITS))
+    throw new AdminInputError(
+      `admin/invalid: collateral: ${request.collateral} leaves a liquidation price beyond ${MAX_SCALED_DIGITS} digits (a price no mark reaches): open it with less`,
+    );
+  return record;
 }
 
 /** The mark a position opens at: the market's last accepted one (undefined before any: its entry price). */

@@ -368,9 +368,11 @@ function onTimeCurve(auction: AuctionRecord, message: AuctionStepMessage, nowMs:
   if (auction.state !== 'RUNNING' || message.step !== auction.step) return auction;
   // The earlier of the message's due time and the record's: a step sent due now (a tick's wake, the AUCTION case's
   // resend) after the planned one fell due, say at the end of a feed outage the planned one waited out, is as late.
-  const dueAtMs = Math.min(
-    message.dueAtMs ?? Number.POSITIVE_INFINITY,
-    auction.stepDueAtMs ?? Number.POSITIVE_INFINITY,
+  // Never before the auction's start: a step due earlier (a message's corrupt or forged time) would move the
+  // curve's start decades on, and the auction would never leave its top nor reach its tail.
+  const dueAtMs = Math.max(
+    auction.startedAtMs,
+    Math.min(message.dueAtMs ?? Number.POSITIVE_INFINITY, auction.stepDueAtMs ?? Number.POSITIVE_INFINITY),
   );
   const lateMs = nowMs - dueAtMs - STEP_LATENESS_GRACE_MS;
   return lateMs > 0 ? { ...auction, startedAtMs: auction.startedAtMs + lateMs } : auction;

@@ -614,7 +614,9 @@ async function confirmWithVenue(
   if (market.venueCheckBand === undefined || deps.strategy === 'market-only' || isNextSlice(liquidation))
     return;
   const now = deps.clock.nowMs();
-  const since = carried.markDisputedSinceMs;
+  // A first time ahead of now (a message written with a clock ahead, or forged) would hold past the cap for ever.
+  const since =
+    carried.markDisputedSinceMs === undefined ? undefined : Math.min(carried.markDisputedSinceMs, now);
   const holding = since !== undefined && now - since < market.venueCheckHoldSeconds * 1000;
   const quote = await quoteOrNone(liquidation, reference, deps, 'venue quote failed');
   if (!quote) {

@@ -48,7 +48,7 @@ describe('seed positions: a failing seed changes nothing', () => {
 describe('seed positions --file: rows already there', () => {
   it('counts a row stored as written as there, and refuses one whose id holds another position', async () => {
     // Found by an audit in session 37: a row with other terms under an existing id counted as "already there".
-    const { at } = await newStage();
+    const { names, at } = await newStage();
     const dir = mkdtempSync(path.join(tmpdir(), 'seed-file-'));
     try {
       const file = path.join(dir, 'book.csv');
@@ -61,11 +61,13 @@ describe('seed positions --file: rows already there', () => {
       expect((await cli('seed', 'positions', '--file', file, ...at)).stdout).toMatch(
         /1 written, 1 already there/,
       );
-      writeFileSync(file, `${header}\np1,t1,ETH-USD,SHORT,50,1500,50000\n`);
+      // Refused before any write (session 38: rows before it were written, the file half applied).
+      writeFileSync(file, `${header}\np3,t3,ETH-USD,LONG,1,1500,500\np1,t1,ETH-USD,SHORT,50,1500,50000\n`);
       const changed = await cli('seed', 'positions', '--file', file, ...at);
-      expect(changed.code).not.toBe(0);
-      expect(`${changed.stdout}${changed.stderr}`).toMatch(/0 written, 0 already there, 1 refused/);
-      expect(`${changed.stdout}${changed.stderr}`).toMatch(/position-exists: p1 is another position/);
+      expect(changed.code).toBe(2);
+      expect(changed.stderr).toMatch(/seed\/id-taken: p1: another position is stored under this id/);
+      expect(changed.stdout).toBe('');
+      expect(await adapters(names).positions.get('p3')).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
