@@ -112,6 +112,8 @@ describe('HTML report in headless Chromium', () => {
         return colored;
       }),
     );
+    // Every chart drew on a canvas (a renderer switched to SVG would leave this list, and the check, empty).
+    expect(painted).toHaveLength(charts.length);
     for (const n of painted) expect(n).toBeGreaterThan(500);
     expect(problems).toEqual([]);
     expect(requests).toEqual([]);

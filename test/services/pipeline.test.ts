@@ -1907,7 +1907,14 @@ describe('ADL queue (AdlSnapshots)', () => {
     expect(top.complete).toBe(false);
     // Fewer positions read than the side holds (pages of 1,000 of each order, so at most two rounds here).
     const read = reads.mock.results.length;
+    expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThan(6);
+    const positionsRead = (
+      await Promise.all(
+        reads.mock.results.map((r) => r.value as ReturnType<typeof p.adapters.positions.queryAdlOrder>),
+      )
+    ).reduce((sum, page) => sum + page.positions.length, 0);
+    expect(positionsRead).toBeLessThan(side.length);
   });
 
   it('serves a queue only at its own mark and while fresh', () => {

@@ -220,6 +220,9 @@ describe('scenario 2: a crash after every side effect, auction and ADL paths', (
         expect(clean.report.figures.adlCovered).toBeGreaterThan(0n);
       }
 
+      // One crashed run per side effect of the clean run: a crash hook no longer called would crash nothing.
+      expect(clean.trace.length).toBeGreaterThan(0);
+      expect(all).toHaveLength(clean.trace.length);
       const points: Record<string, number> = {};
       const repriced: Record<string, number[]> = {};
       let exact = 0;
@@ -271,6 +274,7 @@ describe('scenario 2: fixed bugs stay fixed', () => {
     ['frozen-plan-stale', WORLDS[1]!],
   ] as const)('%s: no crash point leaves work stranded', async (bug, world) => {
     const { crashed } = await crashRuns(world);
+    expect(crashed.length).toBeGreaterThan(0);
     for (const [index, r] of crashed.entries()) {
       expect(symptom(r), `crash #${index + 1}: ${r.report.violations.join('; ')}`).not.toBe(bug);
     }

@@ -1,4 +1,3 @@
-import { setTimeout as after } from 'node:timers/promises';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { expect, it, vi } from 'vitest';
 import { createPipeline } from '../support/pipeline.ts';
@@ -54,12 +53,14 @@ it('the liquidation consumer does not answer before its work ends, past the dead
     getRemainingTimeInMillis: () => 5,
   } as unknown as Context;
   let answer: string | undefined;
+  // Timers under the test's control: the early timeout's would be due at once, before the 10 ms run below.
+  vi.useFakeTimers();
   const invocation = handler(event, context).then(
     (response) => (answer = JSON.stringify(response)),
     (error: Error) => (answer = `error ${error.name}`),
   );
-  // Timers fire in the order they fall due: an early timeout's (due at once) before this one.
-  await after(10);
+  await vi.advanceTimersByTimeAsync(10);
+  vi.useRealTimers();
   expect(answer).toBeUndefined();
   expect(work.done).toEqual([]);
   work.release();
