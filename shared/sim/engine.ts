@@ -296,7 +296,9 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     if (entry.balanceAfter < fundMin) fundMin = entry.balanceAfter;
     if (entry.balanceAfter > fundPeak) fundPeak = entry.balanceAfter;
     const fall = fundPeak - entry.balanceAfter;
-    if (fall * drawdown.peak > drawdown.fall * fundPeak) drawdown = { fall, peak: fundPeak };
+    // The deepest relative fall; the first fall counts whatever the start (a fund starting at 0 has a peak of 0).
+    if (fall > 0n && (drawdown.fall === 0n || fall * drawdown.peak > drawdown.fall * fundPeak))
+      drawdown = { fall, peak: fundPeak };
   }
   const dead =
     (await adapters.liquidationDeadLetters.depth()).visible +

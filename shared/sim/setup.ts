@@ -1,5 +1,5 @@
 import type { SimulatedMarketConfig } from '../adapters/venue/simulated.ts';
-import { DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../domain/config.ts';
+import { ConfigError, DEFAULT_RISK_CONFIG, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { NOTIONAL_TO_QUOTE, type PriceE8, QUOTE_SCALE, type QuoteE6 } from '../domain/units.ts';
 import type { PositionRecord } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
@@ -68,6 +68,11 @@ export function prepareSimulation(options: SimulationOptions = {}): PreparedSimu
     options.prices ??
     (() => {
       const s = builtInScenario(seed);
+      // Its prices are one market's: another market's book on them would be reported under the wrong name.
+      if (s.symbol !== symbol)
+        throw new ConfigError(
+          `the built-in scenario is ${s.symbol} prices: give a price file (--prices) to simulate ${symbol}`,
+        );
       return { name: s.name, points: s.points };
     })();
   const startPrice = scenario.points[0]!.price;

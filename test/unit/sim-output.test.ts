@@ -1,6 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { renderComparison, runProblems } from '../../cli/table.ts';
 import { reportData } from '../../report/data.ts';
+import { ConfigError } from '../../shared/domain/config.ts';
 import { NOTIONAL_TO_QUOTE, price } from '../../shared/domain/units.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { runSimulation } from '../../shared/sim/engine.ts';
@@ -58,6 +59,40 @@ it('fund drawdown: the fall from the fund peak, not only below its start', async
     .find((l) => l.startsWith('fund drawdown'));
   expect(row?.replace(/^fund drawdown +/, '')).toBe(expected);
 }, 120_000);
+
+it('fund drawdown: a fund that starts empty falls from the peak its fees built (session 38: shown as none)', async () => {
+  let peak = 0n;
+  let fall = 0n;
+  let fallPeak = 0n;
+  const r = await runSimulation({
+    ...prepareSimulation({ seed: 1, positions: 3_000, fund: 0n }),
+    strategy: 'waterfall',
+    inspect: async (adapters) => {
+      for (const e of await adapters.ledger.journal(INSURANCE_ACCOUNT)) {
+        if (e.balanceAfter > peak) peak = e.balanceAfter;
+        // The deepest fall relative to its peak.
+        const f = peak - e.balanceAfter;
+        if (f > 0n && (fall === 0n || f * fallPeak > fall * peak)) [fall, fallPeak] = [f, peak];
+      }
+    },
+  });
+  expect(fall).toBeGreaterThan(0n);
+  expect(r.insuranceFund.drawdown).toEqual({ fall, peak: fallPeak });
+  const row = renderComparison([r])
+    .split('\n')
+    .find((l) => l.startsWith('fund drawdown'));
+  expect(row?.replace(/^fund drawdown +/, '')).toBe(
+    `${((Number(fall) / Number(fallPeak)) * 100).toFixed(1)} %`,
+  );
+}, 120_000);
+
+it('the built-in scenario is ETH-USD prices: another market needs a price file', () => {
+  expect(() => prepareSimulation({ symbol: 'BTC-USD' })).toThrow(
+    new ConfigError(
+      'the built-in scenario is ETH-USD prices: give a price file (--prices) to simulate BTC-USD',
+    ),
+  );
+});
 
 const proto = SimulationRecorder.prototype;
 const { onOrder, onCommit } = proto;
