@@ -1,4 +1,4 @@
-import { formatDecimal, formatPrice, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
+import { formatDecimal, formatPrice, type PriceE8, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
 import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts';
 
 /** The readable summary: one column per strategy run on the same inputs. */
@@ -12,6 +12,11 @@ export function formatUsd(value: QuoteE6): string {
 }
 
 const count = (n: number): string => n.toLocaleString('en-US');
+/** A price exactly, with cents at least (87.30 beside 87.29, not 87.3). */
+const markUsd = (p: PriceE8): string => {
+  const [whole, fraction = ''] = formatPrice(p).split('.');
+  return `${whole}.${fraction.padEnd(2, '0')}`;
+};
 const bps = (n: number): string => n.toFixed(2);
 
 /** The deepest fall from a running peak, as a share of that peak. */
@@ -42,7 +47,7 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['slippage p99 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p99)],
   ['slippage max (bps)', (r) => bps(slippageSummary(r.slippageSamples).max)],
   ['zero-price fills', (r) => count(r.zeroPriceFills)],
-  ['lowest mark (USD)', (r) => (r.markLow === undefined ? '-' : formatPrice(r.markLow))],
+  ['lowest mark (USD)', (r) => (r.markLow === undefined ? '-' : markUsd(r.markLow))],
   'rule',
   ['sold on the market (USD)', (r) => formatUsd(r.marketVolume)],
   ['  last resort (USD)', (r) => formatUsd(r.lastResortVolume)],

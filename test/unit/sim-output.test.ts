@@ -141,7 +141,7 @@ it('lowest mark: a bad print the breaker rejected is not the lowest mark', async
   const row = renderComparison([r])
     .split('\n')
     .find((l) => l.startsWith('lowest mark'));
-  expect(row?.trim().split(/\s+/).pop()).toBe('195');
+  expect(row?.trim().split(/\s+/).pop()).toBe('195.00');
   expect(r.markLow).toBe(price('195'));
 }, 60_000);
 
@@ -157,7 +157,7 @@ it('lowest mark: of the accepted marks only, not the first print, which is refus
   const row = renderComparison([r])
     .split('\n')
     .find((l) => l.startsWith('lowest mark'));
-  expect(row?.trim().split(/\s+/).pop()).toBe('101');
+  expect(row?.trim().split(/\s+/).pop()).toBe('101.00');
 });
 
 it('report markers: liquidations started per minute add up to the liquidations (slices) of the table', async () => {
