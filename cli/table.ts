@@ -12,6 +12,9 @@ export function formatUsd(value: QuoteE6): string {
 }
 
 const count = (n: number): string => n.toLocaleString('en-US');
+/** No market order, no slippage to show: '-' (0.00 would read as orders that filled at the mark). */
+const slippageCell = (r: SimulationResult, at: 'p50' | 'p99' | 'max'): string =>
+  r.slippageSamples.length === 0 ? '-' : bps(slippageSummary(r.slippageSamples)[at]);
 /** A price exactly, with cents at least (87.30 beside 87.29, not 87.3). */
 const markUsd = (p: PriceE8): string => {
   const [whole, fraction = ''] = formatPrice(p).split('.');
@@ -43,9 +46,9 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['  not terminal', (r) => count(r.nonTerminal)],
   ['positions liquidated', (r) => count(r.positionsLiquidated)],
   'rule',
-  ['slippage p50 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p50)],
-  ['slippage p99 (bps)', (r) => bps(slippageSummary(r.slippageSamples).p99)],
-  ['slippage max (bps)', (r) => bps(slippageSummary(r.slippageSamples).max)],
+  ['slippage p50 (bps)', (r) => slippageCell(r, 'p50')],
+  ['slippage p99 (bps)', (r) => slippageCell(r, 'p99')],
+  ['slippage max (bps)', (r) => slippageCell(r, 'max')],
   ['zero-price fills', (r) => count(r.zeroPriceFills)],
   ['lowest mark (USD)', (r) => (r.markLow === undefined ? '-' : markUsd(r.markLow))],
   'rule',

@@ -143,6 +143,11 @@ it('lowest mark: a bad print the breaker rejected is not the lowest mark', async
     .find((l) => l.startsWith('lowest mark'));
   expect(row?.trim().split(/\s+/).pop()).toBe('195.00');
   expect(r.markLow).toBe(price('195'));
+  // No market order: no slippage to show, not 0.00 (found by an audit in session 38).
+  const slippage = renderComparison([r])
+    .split('\n')
+    .filter((l) => l.startsWith('slippage'));
+  expect(slippage.map((l) => l.trim().split(/\s+/).pop())).toEqual(['-', '-', '-']);
 }, 60_000);
 
 it('lowest mark: of the accepted marks only, not the first print, which is refused', async () => {
