@@ -1,15 +1,5 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import { formatQuote } from '../../shared/domain/units.ts';
-import {
-  log,
-  logger,
-  MIDDY_OPTIONS,
-  publishMetrics,
-  tracer,
-  withInvocationLogKeys,
-} from '../../shared/lambda/runtime.ts';
+import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
@@ -60,9 +50,4 @@ export async function admin(event: unknown) {
   return result;
 }
 
-export const handler = withInvocationLogKeys(
-  middy(admin, MIDDY_OPTIONS)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger))
-    .use(publishMetrics()),
-);
+export const handler = lambdaHandler(admin);

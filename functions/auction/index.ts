@@ -1,6 +1,3 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   failureOf,
@@ -10,15 +7,7 @@ import {
   readMessage,
   scheduleRetry,
 } from '../../shared/lambda/failures.ts';
-import {
-  log,
-  logger,
-  MIDDY_OPTIONS,
-  processingRecord,
-  publishMetrics,
-  tracer,
-  withInvocationLogKeys,
-} from '../../shared/lambda/runtime.ts';
+import { lambdaHandler, log, processingRecord } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import type { AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
@@ -83,9 +72,4 @@ export const consume = (
       : {}),
   });
 
-export const handler = withInvocationLogKeys(
-  middy(consume, MIDDY_OPTIONS)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger))
-    .use(publishMetrics()),
-);
+export const handler = lambdaHandler(consume);

@@ -1,16 +1,6 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import { z } from 'zod';
 import { formatQuote } from '../../shared/domain/units.ts';
-import {
-  log,
-  logger,
-  MIDDY_OPTIONS,
-  publishMetrics,
-  tracer,
-  withInvocationLogKeys,
-} from '../../shared/lambda/runtime.ts';
+import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
@@ -56,9 +46,4 @@ export async function reconcile(event: unknown) {
   return summary;
 }
 
-export const handler = withInvocationLogKeys(
-  middy(reconcile, MIDDY_OPTIONS)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger))
-    .use(publishMetrics()),
-);
+export const handler = lambdaHandler(reconcile);

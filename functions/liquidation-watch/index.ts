@@ -1,15 +1,5 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import {
-  log,
-  logger,
-  MIDDY_OPTIONS,
-  publishMetrics,
-  tracer,
-  withInvocationLogKeys,
-} from '../../shared/lambda/runtime.ts';
+import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 
@@ -35,9 +25,4 @@ export async function watch() {
   return summary;
 }
 
-export const handler = withInvocationLogKeys(
-  middy(watch, MIDDY_OPTIONS)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger))
-    .use(publishMetrics()),
-);
+export const handler = lambdaHandler(watch);

@@ -1,7 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { ConfigError, DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
@@ -142,6 +145,18 @@ export const log = {
  * an audit of the handlers, session 36). Lambda's own timeout ends the environment, and the work with it.
  */
 export const MIDDY_OPTIONS = { timeoutEarlyInMillis: 0 } as const;
+
+/**
+ * The chain every function but margin-check runs (which parses an EventBridge event and counts its cold starts):
+ * the invocation's log keys, tracing, the logger's Lambda context, and the metrics published as it ends.
+ */
+export const lambdaHandler = <E, R>(work: (event: E, context: Context) => Promise<R>) =>
+  withInvocationLogKeys<E, R>(
+    middy(work, MIDDY_OPTIONS)
+      .use(captureLambdaHandler(tracer))
+      .use(injectLambdaContext(logger))
+      .use(publishMetrics()),
+  );
 
 /** How long before Lambda's deadline logIfTimingOut logs. */
 export const DEADLINE_WARNING_MS = 50;
