@@ -98,7 +98,9 @@ function checked(raw: Record<string, unknown>, where: string): OpenPosition {
 /**
  * What the admin service would refuse of a file's positions, before any is written: a market the configuration
  * does not have, a position liquidatable at its market's last mark, an id listed twice (the second would count
- * as "already there"). The reason names the position.
+ * as "already there"), an id another stored position holds (`reader`: the store's). A row stored as it opened (the
+ * file run again) passes whatever the mark now: the admin service answers it as already there. The reason names
+ * the position.
  */
 export async function refuseUnopenable(
   requests: readonly OpenPosition[],
@@ -106,30 +108,49 @@ export async function refuseUnopenable(
   markets: MarketRepository,
   reader?: Pick<BatchReader, 'positions'>,
 ): Promise<void> {
-  const marks = new Map<string, PriceE8 | undefined>();
   const ids = new Set<string>();
-  const records = new Map<string, PositionRecord>();
   for (const request of requests) {
     if (ids.has(request.id)) throw new SeedFileError(`seed/duplicate-id: ${request.id} is listed twice`);
     ids.add(request.id);
+  }
+  const stored = reader ? await storedPositions(reader, [...ids]) : new Map<string, PositionRecord>();
+  const marks = new Map<string, PriceE8 | undefined>();
+  for (const request of requests) {
     try {
       const record = openedPosition(request, config);
+      const there = stored.get(record.id);
+      if (there) {
+        // Written with the others, this row was refused after the rows before it (the file half applied).
+        if (!openedAs(there, record))
+          throw new SeedFileError(`seed/id-taken: ${record.id}: another position is stored under this id`);
+        continue;
+      }
       if (!marks.has(record.symbol)) marks.set(record.symbol, await openingMark(record.symbol, markets));
       refuseLiquidatableAtOpen(record, marks.get(record.symbol), config);
-      records.set(record.id, record);
     } catch (error) {
       if (error instanceof ConfigError || error instanceof AdminInputError)
         throw new SeedFileError(`seed/bad-row: ${request.id}: ${error.message}`);
       throw error;
     }
   }
-  if (!reader) return;
-  // An id another position holds would be refused at its write, after the rows before it were written. The same
-  // position seeded again (a file run twice) is answered as already there.
-  for (const stored of await reader.positions([...ids])) {
-    if (!openedAs(stored, records.get(stored.id)!))
-      throw new SeedFileError(`seed/id-taken: ${stored.id}: another position is stored under this id`);
-  }
+}
+
+/** Reads of the store a file's check runs at once (each a BatchGetItem of 100 on AWS). */
+const STORED_READS_IN_FLIGHT = 16;
+
+async function storedPositions(
+  reader: Pick<BatchReader, 'positions'>,
+  ids: readonly string[],
+): Promise<Map<string, PositionRecord>> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < ids.length; i += 100) chunks.push(ids.slice(i, i + 100));
+  const found = new Map<string, PositionRecord>();
+  const readNext = async (): Promise<void> => {
+    for (let chunk = chunks.pop(); chunk; chunk = chunks.pop())
+      for (const p of await reader.positions(chunk)) found.set(p.id, p);
+  };
+  await Promise.all(Array.from({ length: Math.min(STORED_READS_IN_FLIGHT, chunks.length) }, readNext));
+  return found;
 }
 
 /** Positions from a CSV (header row naming POSITION_COLUMNS) or a JSON array of objects with those fields. */

@@ -1,4 +1,4 @@
-import { auctionStatus, resetAuction } from '../domain/auction.ts';
+import { auctionStatus, MAX_STEP_DELAY_SECONDS, resetAuction } from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
@@ -368,12 +368,19 @@ function onTimeCurve(auction: AuctionRecord, message: AuctionStepMessage, nowMs:
   if (auction.state !== 'RUNNING' || message.step !== auction.step) return auction;
   // The earlier of the message's due time and the record's: a step sent due now (a tick's wake, the AUCTION case's
   // resend) after the planned one fell due, say at the end of a feed outage the planned one waited out, is as late.
-  // Never before the auction's start: a step due earlier (a message's corrupt or forged time) would move the
-  // curve's start decades on, and the auction would never leave its top nor reach its tail.
-  const dueAtMs = Math.max(
+  // A message of this step was sent once the step was planned, at most MAX_STEP_DELAY_SECONDS before it fell due:
+  // a time before that (corrupt or forged: 0, say) is no lateness of this step and is ignored. Taken, it moved the
+  // curve's start by decades (or, clamped to the start, by the auction's age): the auction back at its top, its
+  // tail put off.
+  const plannedSinceMs = Math.max(
     auction.startedAtMs,
-    Math.min(message.dueAtMs ?? Number.POSITIVE_INFINITY, auction.stepDueAtMs ?? Number.POSITIVE_INFINITY),
+    (auction.stepDueAtMs ?? auction.startedAtMs) - MAX_STEP_DELAY_SECONDS * 1000,
   );
+  const fromMessage =
+    message.dueAtMs !== undefined && message.dueAtMs >= plannedSinceMs
+      ? message.dueAtMs
+      : Number.POSITIVE_INFINITY;
+  const dueAtMs = Math.min(fromMessage, auction.stepDueAtMs ?? Number.POSITIVE_INFINITY);
   const lateMs = nowMs - dueAtMs - STEP_LATENESS_GRACE_MS;
   return lateMs > 0 ? { ...auction, startedAtMs: auction.startedAtMs + lateMs } : auction;
 }

@@ -1303,6 +1303,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
       });
 
+      it('openStartedBefore reads more open liquidations than one BatchGetItem holds, each once', async () => {
+        const positions = Array.from({ length: 130 }, (_, i) =>
+          position({ id: `w${String(i).padStart(3, '0')}`, liquidationPrice: price(String(1000 + i)) }),
+        );
+        const begun = positions.map((p) => liquidation(p, { tickKey: 'ETH-USD#12' }));
+        for (let at = 0; at < positions.length; at += 10) {
+          await Promise.all(
+            positions.slice(at, at + 10).map(async (p, j) => {
+              await a.positions.create(p);
+              await a.liquidations.begin(p, begun[at + j]!);
+            }),
+          );
+        }
+        const listed: LiquidationRecord[] = [];
+        for await (const page of a.liquidations.openStartedBefore(2_000)) listed.push(...page);
+        expect(byId(listed)).toEqual(byId(begun));
+      });
+
       it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {
         const p = position();
         await a.positions.create(p);

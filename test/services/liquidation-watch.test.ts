@@ -76,6 +76,27 @@ describe('overdueAtMs: the longest a state may stay quiet, and the slack', () =>
     }
   });
 
+  it("an auction that ended, its last resort waiting: counted from the auction's start, not a later attempt", () => {
+    // Found by the review of session 38: the last AUCTION event was taken as the start, and a last resort after the
+    // auction writes its attempts in AUCTION: each put the bound off by three tails.
+    const H = 3_600_000;
+    const l = record({
+      state: 'AUCTION',
+      history: [
+        { atMs: 0, state: 'QUEUED' },
+        { atMs: 1_000, state: 'EXECUTING' },
+        { atMs: 2_000, state: 'AUCTION', note: 'lot 1' },
+        { atMs: 1 * H, state: 'AUCTION', note: 'last resort 0 filled nothing' },
+        { atMs: 24 * H - 30 * 60_000, state: 'AUCTION', note: 'last resort 7 filled nothing' },
+      ],
+    });
+    const auctionBound = 2_000 + tailSeconds * 1000 * (maxResets + 1) + SQS_MAX_DELAY_MS;
+    const waitBound = 1 * H + LAST_RESORT_MAX_WAIT_MS + SQS_MAX_DELAY_MS;
+    expect(overdueAtMs(l, config)).toBe(
+      Math.max(24 * H - 30 * 60_000, auctionBound, waitBound) + OVERDUE_SLACK_MS,
+    );
+  });
+
   it('any other state moves on its messages within the slack', () => {
     for (const state of ['EXECUTING', 'MARKET_EXECUTED', 'SETTLING', 'SETTLED_ADL'] as const) {
       const l = record({

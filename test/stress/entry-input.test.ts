@@ -41,6 +41,39 @@ describe('queue messages', () => {
     expect((await p.adapters.auctions.get(id))?.state).not.toBe('RUNNING');
   });
 
+  it('an auction step due before its step was planned moves no curve, however old the auction (review, session 38)', async () => {
+    const p = createPipeline();
+    await p.fund('10000');
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    // A bid the curve reaches only after about 56 minutes: the auction still walks at 20.
+    await p.provider('lp-1', '100000', '0.3', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '175');
+    await p.runUntil(p.clock.nowMs());
+    const [liquidation] = p.adapters.liquidations.all();
+    const id = `${liquidation!.id}:auction`;
+    for (let i = 0; i < 20; i++) {
+      await p.runUntil(p.clock.nowMs() + 60_000);
+      await p.tick('ETH-USD', '175');
+    }
+    const before = (await p.adapters.auctions.get(id))!;
+    expect(before.state).toBe('RUNNING');
+    expect(p.clock.nowMs() - before.startedAtMs).toBeGreaterThan(19 * 60_000);
+    for (const early of [
+      () => 0,
+      (a: typeof before) => a.startedAtMs,
+      (a: typeof before) => a.stepDueAtMs! - 901_000,
+    ]) {
+      const now = (await p.adapters.auctions.get(id))!;
+      const body = encodeMessage({ auctionId: id, step: now.step, symbol: 'ETH-USD', dueAtMs: early(now) });
+      await p.handlers.auction({ body, receiptHandle: 'r', messageId: 'm', receiveCount: 1 } as never);
+    }
+    // Clamped to the start, the auction's age counted as lateness: its curve back at the top.
+    expect((await p.adapters.auctions.get(id))!.startedAtMs).toBe(before.startedAtMs);
+  });
+
   it("a dispute's first time ahead of now holds a liquidation no longer than venueCheckHoldSeconds", async () => {
     const config = parseRiskConfig({
       ...DEFAULT_RISK_CONFIG_INPUT,
@@ -154,6 +187,29 @@ describe('operator input', () => {
       refuseUnopenable(own, p.config, p.adapters.markets, p.adapters.reader),
     ).resolves.toBeUndefined();
     expect(await applyAdmin(own, deps)).toMatchObject({ created: 0, existing: 2, failed: [] });
+  });
+
+  it('a positions file run again after the mark moved passes: its rows are stored as they opened (review, session 38)', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    const file = ['id,traderId,symbol,side,size,entryPrice,collateral', 's1,t1,ETH-USD,LONG,1,200,60'].join(
+      '\n',
+    );
+    const rows = positionsFromFile(file, 'csv', 'book.csv');
+    await refuseUnopenable(rows, p.config, p.adapters.markets, p.adapters.reader);
+    expect(await applyAdmin(rows, deps)).toMatchObject({ created: 1, failed: [] });
+    for (const mark of ['180', '160', '145', '140']) {
+      p.clock.advance(1_000);
+      await p.tick('ETH-USD', mark);
+    }
+    expect((await p.adapters.positions.get('s1'))?.state).toBe('LIQUIDATING');
+    // Its row would not open at this mark, but it is there: the admin service answers it as already there.
+    await expect(
+      refuseUnopenable(rows, p.config, p.adapters.markets, p.adapters.reader),
+    ).resolves.toBeUndefined();
+    expect(await applyAdmin(rows, deps)).toMatchObject({ created: 0, existing: 1, failed: [] });
   });
 
   it('RISK_CONFIG that is not JSON is refused naming the setting', () => {

@@ -456,10 +456,15 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
           }),
         );
         const keys = (out.Items ?? []).map((item) => ({ id: S(readS(item, 'id')) }));
-        for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
-          const records = (await this.batchGet(keys.slice(i, i + BATCH_GET_MAX))).map(liquidationFromItem);
-          const open = records.filter(isOpenLiquidation);
-          if (open.length > 0) yield open;
+        const chunks: Item[][] = [];
+        for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
+        // READS_IN_FLIGHT BatchGets at once: a long crash's open auctions are read within the watch's timeout.
+        for (let i = 0; i < chunks.length; i += READS_IN_FLIGHT) {
+          const pages = await Promise.all(chunks.slice(i, i + READS_IN_FLIGHT).map((c) => this.batchGet(c)));
+          for (const items of pages) {
+            const open = items.map(liquidationFromItem).filter(isOpenLiquidation);
+            if (open.length > 0) yield open;
+          }
         }
         start = out.LastEvaluatedKey;
       } while (start);
