@@ -34,7 +34,7 @@ Commands:
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
   dlq        dlq list | dlq redrive: dead-lettered messages, why they failed, send them back
-  liquidations  liquidations overdue [--resend]: open liquidations no message is moving, resume them
+  liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 

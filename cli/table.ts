@@ -1,4 +1,10 @@
-import { formatDecimal, formatPrice, type PriceE8, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
+import {
+  formatDecimal,
+  formatPrice,
+  type PriceE8,
+  QUOTE_SCALE,
+  type QuoteE6,
+} from '../shared/domain/units.ts';
 import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts';
 
 /** The readable summary: one column per strategy run on the same inputs. */

@@ -1,7 +1,8 @@
+import { indexOpenLiquidations } from '../../shared/adapters/aws/liquidations.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
-import { intOption } from '../args.ts';
+import { intOption, UsageError } from '../args.ts';
 import {
   adaptersOf,
   type Command,
@@ -18,12 +19,16 @@ import {
 /** `liquidations overdue`: what liquidation-watch alarms on, and resuming it once the cause is known. */
 
 export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--resend] [--max N] [--config FILE.json] [--json]
+       backstop liquidations index [--json]
 
   overdue   the open liquidations past the longest their state may stay quiet (what liquidation-watch
             alarms on, LiquidationsOverdueAlarm), the longest overdue first: no message is moving them
             (a purged queue, a message lost to a fault, a feed stale for an hour)
   --resend  sends each one listed a message of its own; the consumer resumes it from its record (a twin of
             a message still in flight does no harm: every delivery is idempotent)
+  index     once, on a stack deployed before session 38: lists in the open index the open liquidations
+            written before it existed, which liquidation-watch cannot see until their next write (a Scan of
+            the liquidations table; a re-run changes nothing)
   --max N                most listed and resent (default 100)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)
@@ -44,8 +49,26 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(LIQUIDATIONS_USAGE);
     return 0;
   }
-  subcommand('liquidations', positionals, ['overdue'] as const);
+  const action = subcommand('liquidations', positionals, ['overdue', 'index'] as const);
   noMorePositionals('liquidations', positionals, 1);
+  if (action === 'index') {
+    for (const name of ['resend', 'max', 'config'] as const) {
+      if (values[name] !== undefined)
+        throw new UsageError(`liquidations index: --${name} is an option of liquidations overdue`);
+    }
+    return withTarget(values, async (deployment) => {
+      const outcome = await indexOpenLiquidations(
+        deployment.clients.dynamo,
+        deployment.names.tables.liquidations,
+      );
+      io.stdout.write(
+        values.json
+          ? `${JSON.stringify(outcome)}\n`
+          : `liquidations index: ${outcome.indexed} of ${outcome.open} open liquidations not yet listed are listed now\n`,
+      );
+      return 0;
+    });
+  }
   const max = intOption('max', values.max, 1, 100_000) ?? 100;
   return withTarget(values, async (deployment) => {
     const config = deployedRiskConfig(

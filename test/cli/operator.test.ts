@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -224,5 +225,80 @@ describe('--config on a stage local up runs: only the configuration it runs with
       process.env.BACKSTOP_STATE_DIR = before;
       rmSync(state, { recursive: true, force: true });
     }
+  });
+});
+
+describe('liquidations index', () => {
+  it('lists the open liquidations written before the open index existed, once, and no closed one', async () => {
+    const { names, at } = await newStage();
+    const a = adapters(names);
+    const begin = async (id: string) => {
+      const p = {
+        id,
+        traderId: 't',
+        symbol: 'ETH-USD',
+        side: 'LONG' as const,
+        size: 100_000_000n,
+        entryPrice: parsePrice('1500'),
+        collateral: 100_000_000n,
+        liquidationPrice: parsePrice('1450'),
+        state: 'OPEN' as const,
+        version: 1,
+      };
+      await a.positions.create(p);
+      const l = {
+        id: `${id}:1`,
+        positionId: id,
+        symbol: 'ETH-USD',
+        side: 'LONG' as const,
+        state: 'QUEUED' as const,
+        tickKey: 'ETH-USD#1',
+        triggerMark: parsePrice('1440'),
+        remainingSize: p.size,
+        marketFills: [],
+        history: [{ atMs: 1_000, state: 'QUEUED' as const }],
+        version: 1,
+      };
+      await a.liquidations.begin(p, l);
+      // As a version before session 38 wrote it: no index keys.
+      await emulator.clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: names.tables.liquidations,
+          Key: { id: { S: l.id } },
+          UpdateExpression: 'REMOVE openShard, startedAtMs',
+        }),
+      );
+      return l;
+    };
+    const open = await begin('old-open');
+    const closed = await begin('old-closed');
+    await a.liquidations.replace({ ...closed, state: 'CANCELLED', version: 2 }, 1);
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.liquidations,
+        Key: { id: { S: closed.id } },
+        UpdateExpression: 'REMOVE openShard, startedAtMs',
+      }),
+    );
+    const listed = async () => {
+      const ids: string[] = [];
+      for await (const page of a.liquidations.openStartedBefore(2_000)) ids.push(...page.map((l) => l.id));
+      return ids;
+    };
+    expect(await listed()).toEqual([]);
+    const run = await cli('liquidations', 'index', '--json', ...at);
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ scanned: 2, open: 1, indexed: 1 });
+    expect(await listed()).toEqual([open.id]);
+    // Once: a re-run finds nothing left to list, and the record itself is as it was.
+    expect(JSON.parse((await cli('liquidations', 'index', '--json', ...at)).stdout)).toEqual({
+      scanned: 1,
+      open: 0,
+      indexed: 0,
+    });
+    expect(await a.liquidations.get(open.id)).toEqual(open);
+    expect((await cli('liquidations', 'index', '--max', '3', ...at)).stderr).toMatch(
+      /--max is an option of liquidations overdue/,
+    );
   });
 });

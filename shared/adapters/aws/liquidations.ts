@@ -5,6 +5,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
   type Update,
@@ -280,6 +281,58 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
     ...(lastFailure === undefined ? {} : { lastFailure }),
     version: readInt(item, 'version'),
   };
+}
+
+/**
+ * Lists in the open index the open liquidations written before it existed (session 38): liquidation-watch cannot
+ * see them until their next write. Once per table, by an operator; a Scan (a page at a time). Each update is
+ * conditional on the version read and the attribute's absence, so a record that moved meanwhile (its write lists it
+ * itself while open), a re-run or a concurrent run changes nothing.
+ */
+export async function indexOpenLiquidations(
+  dynamo: DynamoDBClient,
+  table: string,
+): Promise<{ readonly scanned: number; readonly open: number; readonly indexed: number }> {
+  let scanned = 0;
+  let open = 0;
+  let indexed = 0;
+  let start: Item | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        // Liquidations (the tick-index items have no tickKey) not listed yet.
+        FilterExpression: 'attribute_exists(tickKey) AND attribute_not_exists(openShard)',
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      scanned++;
+      const l = liquidationFromItem(item);
+      if (!isOpenLiquidation(l)) continue;
+      open++;
+      try {
+        await dynamo.send(
+          new UpdateItemCommand({
+            TableName: table,
+            Key: { id: S(l.id) },
+            UpdateExpression: 'SET openShard = :shard, startedAtMs = :started',
+            ConditionExpression: 'version = :version AND attribute_not_exists(openShard)',
+            ExpressionAttributeValues: {
+              ':shard': S(openShardOf(l.id)),
+              ':started': N(liquidationStartedAtMs(l)),
+              ':version': N(l.version),
+            },
+          }),
+        );
+        indexed++;
+      } catch (error) {
+        if (!isConditionalCheckFailed(error)) throw error;
+      }
+    }
+    start = out.LastEvaluatedKey;
+  } while (start !== undefined);
+  return { scanned, open, indexed };
 }
 
 export class DynamoLiquidationRepository implements LiquidationRepository {
