@@ -77,5 +77,31 @@ describe('inject tick / replay on a deployed stack whose risk config is not the 
     );
     expect(withConfig.code, withConfig.stderr).toBe(0);
     expect(JSON.parse(withConfig.stdout).entry.Detail.symbol).toBe('SOL-USD');
+
+    // replay judges the symbol the same way, before it sends anything.
+    const prices = path.join(emulator.dir, 'sol.csv');
+    writeFileSync(prices, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
+    const replayPlain = await cli('replay', prices, '--symbol', 'SOL-USD', '--speed', 'max', ...at);
+    expect(replayPlain.code).toBe(2);
+    expect(replayPlain.stderr).toMatch(/--symbol: "SOL-USD" is not a configured market/);
+    const replayed = await cli(
+      'replay',
+      prices,
+      '--symbol',
+      'SOL-USD',
+      '--speed',
+      'max',
+      '--json',
+      '--config',
+      file,
+      ...at,
+    );
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(JSON.parse(replayed.stdout)).toMatchObject({
+      symbol: 'SOL-USD',
+      sent: 2,
+      accepted: 2,
+      rejected: 0,
+    });
   });
 });

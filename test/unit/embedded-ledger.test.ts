@@ -109,8 +109,10 @@ describe('embedded ledger: draw window', () => {
     const ledger = await fundWith('1000');
     await ledger.apply(movement('-30', window(3_600_000)));
     const attempt = ledger.apply(movement(second, window(3_600_000)));
-    if (ok) await expect(attempt).resolves.toBeDefined();
-    else {
+    if (ok) {
+      await expect(attempt).resolves.toBeDefined();
+      expect((await ledger.balance(FUND)).windowDrawn).toBe(usd('30') - usd(second));
+    } else {
       await expect(attempt).rejects.toThrow(/ledger\/draw-cap/);
       expect((await ledger.balance(FUND)).windowDrawn).toBe(usd('30'));
     }

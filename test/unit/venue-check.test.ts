@@ -37,6 +37,8 @@ describe('venueDisputesMark', () => {
   });
 
   it('never disputes where the position is liquidatable at the venue, and always beyond the band where it is not', () => {
+    // Both rules judged on many draws, not on whichever the generator happened to hit.
+    const judged = { liquidatable: 0, beyondBand: 0 };
     fc.assert(
       fc.property(
         fc.constantFrom<Side>('LONG', 'SHORT'),
@@ -47,12 +49,20 @@ describe('venueDisputesMark', () => {
           const mark = price((markCents / 100).toFixed(2));
           const venue = price((venueCents / 100).toFixed(2));
           const disputed = venueDisputesMark(p, mark, venue, MM, BAND);
-          if (isLiquidatable(p, venue, MM)) expect(disputed).toBe(false);
+          if (isLiquidatable(p, venue, MM)) {
+            judged.liquidatable += 1;
+            expect(disputed).toBe(false);
+          }
           const diff = venue > mark ? venue - mark : mark - venue;
-          if (diff * 1_000_000n > BAND * mark && !isLiquidatable(p, venue, MM)) expect(disputed).toBe(true);
+          if (diff * 1_000_000n > BAND * mark && !isLiquidatable(p, venue, MM)) {
+            judged.beyondBand += 1;
+            expect(disputed).toBe(true);
+          }
         },
       ),
       { numRuns: 500 },
     );
+    expect(judged.liquidatable).toBeGreaterThan(50);
+    expect(judged.beyondBand).toBeGreaterThan(50);
   });
 });
