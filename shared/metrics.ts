@@ -241,6 +241,12 @@ export const METRICS = {
     kind: 'gauge',
     help: 'journal entries a reconcile run did not reach (its page budget); 0 when it keeps up',
   },
+  LiquidationsContended: {
+    name: 'LiquidationsContended',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'deliveries that spent their transitions on conflicts (settlements racing for the fund, planning again) and sent the liquidation back after a short delay',
+  },
   LiquidationsOverdue: {
     name: 'LiquidationsOverdue',
     unit: 'Count',

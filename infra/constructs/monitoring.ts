@@ -723,6 +723,7 @@ export class Monitoring extends Construct {
           m(METRICS.MarkDisputesOverruled),
           m(METRICS.OrderLeaseDeferrals),
           m(METRICS.OrderLeaseTakeovers),
+          m(METRICS.LiquidationsContended),
           this.byDimension(METRICS.VenueOrderFailures, 'Sum'),
         ],
         [

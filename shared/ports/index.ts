@@ -493,6 +493,8 @@ export interface LiquidationMessage {
   readonly adlJudgedAtE8?: string;
   /** When it was due (sent plus its delay; a start: its tick's time): its lateness is measured from then. */
   readonly dueAtMs?: number;
+  /** Deliveries before this one that spent their transitions on conflicts and sent it back (absent: none). */
+  readonly contendedDeliveries?: number;
 }
 
 export interface AuctionStepMessage {

@@ -27,6 +27,8 @@ export const liquidationMessageSchema = z.object({
   symbol: z.string().min(1).max(40).optional(),
   /** When it was due (sent plus its delay): how late it runs is measured from then (LiquidationLateness). */
   dueAtMs: z.number().int().min(0).optional(),
+  /** Deliveries before this one that spent their transitions on conflicts (absent: none). */
+  contendedDeliveries: z.number().int().min(1).max(1000).optional(),
 });
 
 export const auctionStepMessageSchema = z.object({

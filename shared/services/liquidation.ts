@@ -97,6 +97,14 @@ export class LiquidationStuckError extends Error {
  * Another delivery holds the liquidation's order lease (a duplicate delivery, or the message of one that died
  * before its lease ran out): retried, when the holder has finished or its lease has run out.
  */
+/** A delivery spent MAX_TRANSITIONS on conflicts: the liquidation comes back after a delay (processLiquidation). */
+class LiquidationContendedError extends Error {
+  constructor(liquidationId: string) {
+    super(`liquidation/contended: ${liquidationId}`);
+    this.name = 'LiquidationContendedError';
+  }
+}
+
 export class LiquidationBusyError extends Error {
   override readonly name = 'LiquidationBusyError';
   /** @param retryAfterMs until the holder's lease runs out */
@@ -115,6 +123,19 @@ export interface LiquidationOutcome {
 
 /** Upper bound on state transitions per message: each iteration moves the liquidation forward. */
 const MAX_TRANSITIONS = 8;
+
+/** Deliveries that may each spend MAX_TRANSITIONS on conflicts before the liquidation is called stuck. */
+export const MAX_CONTENDED_DELIVERIES = 10;
+
+/**
+ * When a contended liquidation comes back: 1 s to 2^(n+1) s (at most 60) after its n-th contended delivery, spread by
+ * its id (the herd's members apart, and a replay the same each run).
+ */
+export function contendedDelaySeconds(liquidationId: string, contended: number): number {
+  let hash = 0x811c9dc5;
+  for (const c of `${liquidationId}#${contended}`) hash = Math.imul(hash ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return 1 + (hash % Math.min(60, 2 ** (contended + 1)));
+}
 
 /** A mark with the time of its tick. */
 type MarkAt = { readonly mark: PriceE8; readonly atMs: number };
@@ -225,9 +246,31 @@ export async function processLiquidation(
         // A concurrent writer moved the records: read them again.
         if (!current) carried.position = undefined;
       }
-      throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+      throw new LiquidationContendedError(liquidationId);
     });
   } catch (error) {
+    if (error instanceof LiquidationContendedError) {
+      // Each transition a conflict cost (settlements racing for the fund in a crash, planning again): the herd is
+      // spread by a delay, not failed (a failure pages, and five dead-letter a healthy settlement). Only a
+      // liquidation still turning after MAX_CONTENDED_DELIVERIES such deliveries is stuck. Its lease, if it held
+      // one, was released on the way out (releasingLease).
+      const contended = message.contendedDeliveries ?? 0;
+      if (contended >= MAX_CONTENDED_DELIVERIES)
+        throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
+      const delaySeconds = contendedDelaySeconds(liquidationId, contended);
+      const { dueAtMs: _due, ...again } = message;
+      await deps.liquidationQueue.send(
+        dueLiquidationMessage(
+          { ...again, contendedDeliveries: contended + 1 },
+          deps.clock.nowMs(),
+          delaySeconds,
+        ),
+        delaySeconds,
+      );
+      deps.telemetry.count(METRICS.LiquidationsContended.name, 1);
+      deps.telemetry.info('liquidation contended; it comes back', { liquidationId, delaySeconds });
+      return { liquidationId, state: state ?? 'QUEUED' };
+    }
     if (error instanceof MarkDisputedError) {
       // Nothing was written: the same start comes back, and the dispute's first time with it.
       const { dueAtMs: _, ...start } = message;
