@@ -33,7 +33,7 @@ Commands:
   inject     inject tick: put one price tick on the bus
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
-  dlq        dlq list | dlq redrive: dead-lettered messages, why they failed, send them back
+  dlq        dlq list | redrive | discard: dead-lettered messages, why they failed, send them back
   liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.

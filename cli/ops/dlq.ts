@@ -1,5 +1,11 @@
-import { DLQ_IDS, type DlqId, listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
-import { choiceOption, intOption } from '../args.ts';
+import {
+  DLQ_IDS,
+  type DlqId,
+  discardDeadLetters,
+  listDeadLetters,
+  redriveDeadLetters,
+} from '../../shared/local/dlq.ts';
+import { choiceOption, intOption, UsageError } from '../args.ts';
 import {
   type Command,
   noMorePositionals,
@@ -14,14 +20,18 @@ import {
 /** `dlq list|redrive`: what failed and why, and sending it back once the cause is fixed. */
 
 export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--json]
+       backstop dlq discard --queue Q --message-id ID[,ID...] [--json]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
             delivery error); they stay in the queue
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
-            each from the DLQ only once resent
+            each from the DLQ only once resent; a poison message (not a message of its queue) stays
+  discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
+            bodies, the only copy left: keep them with the incident
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
-  --max N                most messages per queue (default 100 for list, 1000 for redrive)
+  --max N                most messages per queue (default 100 for list, 1000 for redrive and discard)
+  --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 
@@ -29,6 +39,7 @@ const OPTIONS = {
   ...TARGET_OPTIONS,
   queue: { type: 'string' },
   max: { type: 'string' },
+  'message-id': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -38,9 +49,30 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(DLQ_USAGE);
     return 0;
   }
-  const action = subcommand('dlq', positionals, ['list', 'redrive'] as const);
+  const action = subcommand('dlq', positionals, ['list', 'redrive', 'discard'] as const);
   noMorePositionals('dlq', positionals, 1);
   const only = choiceOption('queue', values.queue, DLQ_IDS);
+  if (action === 'discard') {
+    if (!only) throw new UsageError('dlq discard: --queue is required');
+    const ids = (values['message-id'] ?? '')
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
+    if (ids.length === 0)
+      throw new UsageError('dlq discard: --message-id is required (as dlq list shows it)');
+    const most = intOption('max', values.max, 1, 100_000) ?? 1000;
+    return withTarget(values, async (deployment) => {
+      const outcome = await discardDeadLetters(deployment, only, ids, most);
+      if (values.json) io.stdout.write(`${JSON.stringify({ queue: only, ...outcome })}\n`);
+      else {
+        for (const d of outcome.discarded) io.stdout.write(`discarded ${d.messageId}\n  body: ${d.body}\n`);
+        for (const id of outcome.notFound) io.stdout.write(`not found in ${only}: ${id}\n`);
+      }
+      return outcome.notFound.length > 0 ? 1 : 0;
+    });
+  }
+  if (values['message-id'] !== undefined)
+    throw new UsageError('dlq: --message-id is an option of dlq discard');
   const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? 100 : 1000);
   return withTarget(values, async (deployment) => {

@@ -18,12 +18,14 @@ import {
 
 /** `liquidations overdue`: what liquidation-watch alarms on, and resuming it once the cause is known. */
 
-export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--resend] [--max N] [--config FILE.json] [--json]
+export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] [--resend] [--max N] [--config FILE.json] [--json]
        backstop liquidations index [--json]
 
   overdue   the open liquidations past the longest their state may stay quiet (what liquidation-watch
             alarms on, LiquidationsOverdueAlarm), the longest overdue first: no message is moving them
             (a purged queue, a message lost to a fault, a feed stale for an hour)
+  --all     every open liquidation, however young: when messages are known lost (a queue purged, dead
+            letters expired), resend them at once instead of waiting for them to be overdue
   --resend  sends each one listed a message of its own; the consumer resumes it from its record (a twin of
             a message still in flight does no harm: every delivery is idempotent)
   index     once, on a stack deployed before session 38: lists in the open index the open liquidations
@@ -37,6 +39,7 @@ ${TARGET_USAGE}`;
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
+  all: { type: 'boolean' },
   resend: { type: 'boolean' },
   max: { type: 'string' },
   config: { type: 'string' },
@@ -52,7 +55,7 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
   const action = subcommand('liquidations', positionals, ['overdue', 'index'] as const);
   noMorePositionals('liquidations', positionals, 1);
   if (action === 'index') {
-    for (const name of ['resend', 'max', 'config'] as const) {
+    for (const name of ['all', 'resend', 'max', 'config'] as const) {
       if (values[name] !== undefined)
         throw new UsageError(`liquidations index: --${name} is an option of liquidations overdue`);
     }
@@ -78,7 +81,9 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       "how long each state may stay quiet (the auction's tail, the venue check's hold)",
     );
     const adapters = adaptersOf(deployment);
-    const report = await watchLiquidations(adapters.liquidations, config, Date.now(), silentTelemetry, max);
+    const report = await watchLiquidations(adapters.liquidations, config, Date.now(), silentTelemetry, max, {
+      all: values.all === true,
+    });
     const resent: string[] = [];
     if (values.resend) {
       for (const l of report.sample) {
@@ -88,6 +93,7 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     }
     const listed = report.sample.map((l) => ({
       ...l,
+      startedAt: new Date(l.startedAtMs).toISOString(),
       overdueSince: new Date(l.overdueSinceMs).toISOString(),
     }));
     if (values.json) {
@@ -97,15 +103,16 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       return 0;
     }
     io.stdout.write(
-      `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge` +
-        `${report.overdue > listed.length ? ` (the ${listed.length} longest overdue below)` : ''}\n`,
+      values.all
+        ? `${report.overdue} open liquidations${report.overdue > listed.length ? ` (the ${listed.length} oldest below)` : ''}\n`
+        : `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge` +
+            `${report.overdue > listed.length ? ` (the ${listed.length} longest overdue below)` : ''}\n`,
     );
     for (const l of listed) {
       const rounds = l.owesAdlRounds ? ', owes ADL rounds' : '';
       const failure = l.lastFailure ? `\n    last failure: ${l.lastFailure}` : '';
-      io.stdout.write(
-        `  ${l.id} ${l.symbol} ${l.state}${rounds}, overdue since ${l.overdueSince}${failure}\n`,
-      );
+      const since = values.all ? `started ${l.startedAt}` : `overdue since ${l.overdueSince}`;
+      io.stdout.write(`  ${l.id} ${l.symbol} ${l.state}${rounds}, ${since}${failure}\n`);
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
     return 0;

@@ -217,6 +217,14 @@ export async function redriveDeadLetters(
       const batch = received.filter((m) => !arrived.includes(m));
       if (batch.length === 0) break;
       for (const m of batch) {
+        const poison = poisonReason(queue, m.Body ?? '');
+        if (poison) {
+          // No fix makes it parse: sent back, it fails again and comes back as new (its alarm, aging and expiry
+          // restarted). It stays for `dlq discard` (a drill of the runbook in session 38).
+          failed.push({ messageId: m.MessageId ?? '', reason: `${poison}; dlq discard removes it` });
+          left.push(m);
+          continue;
+        }
         try {
           await resend(deployment, queue, m.Body ?? '');
           await deployment.clients.sqs.send(
@@ -233,6 +241,59 @@ export async function redriveDeadLetters(
     await release(deployment, url, left);
   }
   return { moved, failed, ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}) };
+}
+
+/** Why a work queue's message can never be processed (its body is not a message of the queue), if it cannot. */
+function poisonReason(queue: DlqId, body: string): string | undefined {
+  if (queue === 'tickDeadLetters') return undefined; // resend says why it is not an event
+  const schema = queue === 'liquidations' ? liquidationMessageSchema : auctionStepMessageSchema;
+  return schema.safeParse(parseJson(body)).success
+    ? undefined
+    : `poison: not ${queue === 'liquidations' ? 'a liquidation' : 'an auction step'} message`;
+}
+
+export interface DiscardOutcome {
+  /** The messages deleted, with their bodies (the only copy left: keep them with the incident). */
+  readonly discarded: readonly { readonly messageId: string; readonly body: string }[];
+  readonly notFound: readonly string[];
+}
+
+/**
+ * Deletes the dead letters of `messageIds` (a poison message no fix makes work, or one an operator has dealt with
+ * otherwise) and returns their bodies. Reads the queue as a listing does, at most `max` messages; the others are
+ * released at once.
+ */
+export async function discardDeadLetters(
+  deployment: Deployment,
+  queue: DlqId,
+  messageIds: readonly string[],
+  max = 1000,
+): Promise<DiscardOutcome> {
+  const url = dlqUrl(deployment, queue);
+  const wanted = new Set(messageIds);
+  const seen: Message[] = [];
+  const discarded: { messageId: string; body: string }[] = [];
+  try {
+    while (wanted.size > 0 && seen.length < max) {
+      const batch = await receive(deployment, url, max - seen.length);
+      const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+      if (fresh.length === 0) break;
+      for (const m of fresh) {
+        if (!wanted.has(m.MessageId ?? '')) {
+          seen.push(m);
+          continue;
+        }
+        await deployment.clients.sqs.send(
+          new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }),
+        );
+        wanted.delete(m.MessageId!);
+        discarded.push({ messageId: m.MessageId!, body: m.Body ?? '' });
+      }
+    }
+  } finally {
+    await release(deployment, url, seen);
+  }
+  return { discarded, notFound: [...wanted] };
 }
 
 interface TickEventBody {

@@ -1,6 +1,11 @@
 import { DEFAULT_VENUE_CHECK_HOLD_SECONDS, type RiskConfig } from '../domain/config.ts';
 import { METRICS } from '../metrics.ts';
-import type { LiquidationRecord, LiquidationRepository, Telemetry } from '../ports/index.ts';
+import {
+  type LiquidationRecord,
+  type LiquidationRepository,
+  liquidationStartedAtMs,
+  type Telemetry,
+} from '../ports/index.ts';
 import { LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
 
 /**
@@ -46,9 +51,11 @@ export interface OverdueLiquidation {
   readonly id: string;
   readonly symbol: string;
   readonly state: LiquidationRecord['state'];
+  readonly startedAtMs: number;
   readonly overdueSinceMs: number;
   /** Settled, with ADL rounds still owed on its deficit. */
   readonly owesAdlRounds: boolean;
+  /** The last failed delivery's error and when it failed (it stays on the record after later successes). */
   readonly lastFailure?: string;
 }
 
@@ -73,25 +80,38 @@ export async function watchLiquidations(
   nowMs: number,
   telemetry: Telemetry,
   sampleSize = 20,
+  options: { readonly all?: boolean } = {},
 ): Promise<WatchReport> {
   let judged = 0;
   const overdue: OverdueLiquidation[] = [];
-  for await (const page of liquidations.openStartedBefore(nowMs - OVERDUE_SLACK_MS)) {
+  // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
+  for await (const page of liquidations.openStartedBefore(
+    options.all ? nowMs + 1 : nowMs - OVERDUE_SLACK_MS,
+  )) {
     for (const l of page) {
       judged += 1;
       const dueMs = overdueAtMs(l, config);
-      if (nowMs < dueMs) continue;
+      if (nowMs < dueMs && !options.all) continue;
+      const failure = l.lastFailure;
       overdue.push({
         id: l.id,
         symbol: l.symbol,
         state: l.state,
+        startedAtMs: liquidationStartedAtMs(l),
         overdueSinceMs: dueMs,
         owesAdlRounds: l.context?.adlRound !== undefined,
-        ...(l.lastFailure ? { lastFailure: l.lastFailure.reason } : {}),
+        ...(failure
+          ? {
+              lastFailure: `${failure.reason} (receive ${failure.attempt}, ${new Date(failure.atMs).toISOString()})`,
+            }
+          : {}),
       });
     }
   }
-  overdue.sort((a, b) => a.overdueSinceMs - b.overdueSinceMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
+  const order = options.all
+    ? (l: OverdueLiquidation) => l.startedAtMs
+    : (l: OverdueLiquidation) => l.overdueSinceMs;
+  overdue.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (!options.all) telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
   return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize) };
 }

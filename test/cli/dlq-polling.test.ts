@@ -110,8 +110,10 @@ it('sends each dead letter back once, even when it fails again during the redriv
   const stack = await startLocalStack({ endpoint: moto.endpoint, stage: 'dlqcycle', fastRetries: true });
   try {
     const d = { ...(await stage('dlqcycle', [])), clients: stack.clients, names: stack.names };
+    // A liquidation that is not there fails every delivery (a poison body is not sent back at all: see below).
+    const failing = '{"liquidationId":"gone:0"}';
     await stack.clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: stack.names.queues.liquidations.url, MessageBody: 'not json' }),
+      new SendMessageCommand({ QueueUrl: stack.names.queues.liquidations.url, MessageBody: failing }),
     );
     const dlq = new SqsQueueTransport(stack.clients.sqs, { url: stack.names.queues.liquidations.dlqUrl! });
     await vi.waitFor(async () => expect((await dlq.depth()).visible).toBe(1), WAIT);
@@ -119,7 +121,7 @@ it('sends each dead letter back once, even when it fails again during the redriv
     expect(outcome).toMatchObject({ moved: 1, failed: [] });
     // It fails again and is back, once.
     await vi.waitFor(async () => expect((await dlq.depth()).visible).toBe(1), WAIT);
-    expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body)).toEqual(['not json']);
+    expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body)).toEqual([failing]);
   } finally {
     await stack.stop();
     vi.unstubAllEnvs();

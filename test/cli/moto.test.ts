@@ -448,17 +448,46 @@ describe('dlq list and redrive on moto', () => {
     const outcome = JSON.parse(redrive.stdout) as {
       redriven: { queue: string; moved: number; failed: unknown[] }[];
     };
+    // A poison message is not sent back (it would fail again and come back as new, its alarm and expiry
+    // restarted: a drill of the runbook in session 38); dlq discard removes it.
     expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.length])).toEqual([
-      ['liquidations', 3, 0],
+      ['liquidations', 2, 1],
       ['auctionSteps', 0, 0],
       ['tickDeadLetters', 2, 1],
     ]);
     const report = await status(at);
-    expect(report.queues.liquidations?.depth).toBe(3);
-    expect(report.queues.liquidationsDlq?.depth).toBe(0);
+    expect(report.queues.liquidations?.depth).toBe(2);
+    expect(report.queues.liquidationsDlq?.depth).toBe(1);
     // The ticks went back on the bus, whose rule delivers them to the runner's queue.
     expect(report.queues.ticks?.depth).toBe(2);
-    expect(report.dlqMessages).toBe(1);
+    expect(report.dlqMessages).toBe(2);
+
+    const left = await list();
+    const poison = left.find((m) => m.queue === 'liquidations') as unknown as { messageId: string };
+    const discarded = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      poison.messageId,
+      ...at,
+    );
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect(discarded.stdout).toBe(`discarded ${poison.messageId}\n  body: not json\n`);
+    const missing = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      poison.messageId,
+      ...at,
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe(`not found in liquidations: ${poison.messageId}\n`);
+    expect((await status(at)).dlqMessages).toBe(1);
+    expect((await cli('dlq', 'discard', '--message-id', 'x', ...at)).stderr).toMatch(/--queue is required/);
   });
 });
 

@@ -764,6 +764,13 @@ describe('pipeline on moto', () => {
       );
       const [queued] = await ctx.liquidations();
       expect(queued?.state).toBe('QUEUED');
+      const at = ['--target', 'local', '--endpoint', moto.endpoint, '--stage', `e2e${stageCounter}`];
+      // Known lost (the operator purged it): listed at once with --all, not yet overdue.
+      const young = await cli('liquidations', 'overdue', '--all', '--json', ...at);
+      expect(JSON.parse(young.stdout)).toMatchObject({ overdue: 1, liquidations: [{ id: queued!.id }] });
+      expect(JSON.parse((await cli('liquidations', 'overdue', '--json', ...at)).stdout)).toMatchObject({
+        overdue: 0,
+      });
       // Three hours on (a start may stay quiet for its venue check's hold, a delay and an hour's slack).
       const longAgo = Date.now() - 3 * 3_600_000;
       await ctx.adapters.liquidations.replace(
@@ -780,7 +787,6 @@ describe('pipeline on moto', () => {
         longestOverdue: [{ id: queued!.id, state: 'QUEUED' }],
       });
 
-      const at = ['--target', 'local', '--endpoint', moto.endpoint, '--stage', `e2e${stageCounter}`];
       const listed = await cli('liquidations', 'overdue', '--json', ...at);
       expect(listed.stderr).toBe('');
       expect(JSON.parse(listed.stdout)).toMatchObject({ overdue: 1, resent: [] });

@@ -147,6 +147,7 @@ describe('liquidation-watch', () => {
             id: liquidation!.id,
             symbol: 'ETH-USD',
             state: 'QUEUED',
+            startedAtMs: liquidation!.history[0]!.atMs,
             overdueSinceMs: dueMs,
             owesAdlRounds: false,
           },
@@ -155,6 +156,13 @@ describe('liquidation-watch', () => {
       gauges: [1],
     });
 
+    // An operator who knows the message was lost needs not wait: `all` lists it however young, and gauges nothing.
+    const all = new RecordingTelemetry();
+    const listed = await watchLiquidations(p.adapters.liquidations, p.config, p.clock.nowMs(), all, 20, {
+      all: true,
+    });
+    expect(listed.sample.map((l) => l.id)).toEqual([liquidation!.id]);
+    expect(all.observations).toEqual([]);
     // What the operator's resend sends: the consumer resumes from the record.
     await p.adapters.liquidationQueue.send(JSON.stringify({ liquidationId: liquidation!.id }), 0);
     await p.tick('ETH-USD', '1700');

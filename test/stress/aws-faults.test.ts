@@ -14,7 +14,7 @@ import { isTerminal } from '../../shared/domain/model.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
-import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { discardDeadLetters, listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { type LiquidationRecord, silentTelemetry } from '../../shared/ports/index.ts';
 import {
@@ -429,7 +429,7 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
     });
   });
 
-  it('poison messages end in the DLQ after maxReceiveCount receives with their reason; redrive sends them back', async () => {
+  it('poison messages end in the DLQ after maxReceiveCount receives with their reason; redrive leaves them, discard removes them', async () => {
     await withStack(async (ctx) => {
       const poison = ['{"liquidationId": "p1:0"', '{"liquidationId": 42}'];
       // A body no retry can read comes back within a second each time, not after the backoff (review, session 26).
@@ -468,19 +468,31 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       const failedIds = new Set(first.errors.flatMap((e) => e.messageIds));
       expect(failedIds).toEqual(new Set(dead.map((d) => d.messageId)));
 
-      // Redrive: back on the work queue, they fail five more times and are dead-lettered again (nothing lost).
-      expect(await redriveDeadLetters(ctx.deployment, 'liquidations')).toEqual({ moved: 2, failed: [] });
-      const second = await runPhase(ctx.stack, ['liquidationConsumer']);
-      expect(errorTexts(second.errors)).toHaveLength(10);
+      // Redrive leaves them: sent back they would fail five more times and come back as new dead letters, their
+      // alarm, aging and expiry restarted (a drill of the runbook in session 38).
+      const redriven = await redriveDeadLetters(ctx.deployment, 'liquidations');
+      expect(redriven.moved).toBe(0);
+      expect(redriven.failed.map((f) => f.reason)).toEqual(
+        poison.map(() => 'poison: not a liquidation message; dlq discard removes it'),
+      );
       const again = await listDeadLetters(ctx.deployment, 'liquidations');
-      expect(again.map((d) => d.body).sort()).toEqual([...poison].sort());
+      expect(again.map((d) => d.messageId).sort()).toEqual(dead.map((d) => d.messageId).sort());
+      // Discarded, their bodies returned (the only copy left).
+      const gone = await discardDeadLetters(
+        ctx.deployment,
+        'liquidations',
+        dead.map((d) => d.messageId),
+      );
+      expect(gone.discarded.map((d) => d.body).sort()).toEqual([...poison].sort());
+      expect(gone.notFound).toEqual([]);
+      expect(await listDeadLetters(ctx.deployment, 'liquidations')).toEqual([]);
       // The liquidation a poison body names was never touched.
       expect(await ctx.adapters.liquidations.get('p1:0')).toBeUndefined();
       recordFigures('5-aws-faults-poison', {
         poisonMessages: poison.length,
-        failedRecords: errorTexts([...first.errors, ...second.errors]).length,
+        failedRecords: errorTexts(first.errors).length,
         deadLetters: dead.map((d) => ({ receiveCount: d.receiveCount, reason: d.reason })),
-        redriven: 2,
+        discarded: gone.discarded.length,
       });
     });
   });
