@@ -73,6 +73,10 @@ export function renderStatus(s: StatusReport): string {
         ', ',
       )}${s.drained ? ' (drained)' : s.settled ? ' (settled: what is left runs as no-ops, the planned steps of ended auctions)' : ''}`,
   );
+  if (s.stranded > 0)
+    lines.push(
+      `  ${s.stranded} liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend`,
+    );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
   lines.push(

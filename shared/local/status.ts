@@ -107,6 +107,11 @@ export interface StatusReport {
   /** No message waits in any work queue (visible, in flight or delayed). */
   readonly drained: boolean;
   /**
+   * Liquidations not terminal while no work queue holds a message: nothing will move them (a purged queue, dead
+   * letters gone); `backstop liquidations overdue --all --resend` resumes them. 0 while any message waits.
+   */
+  readonly stranded: number;
+  /**
    * Every liquidation is terminal (no ADL round owed), no auction is open, no tick waits and none is still starting
    * the liquidations it crossed: what is left in the work queues (an ended auction's planned steps, up to 900 s
    * away) changes nothing when it runs.
@@ -282,6 +287,7 @@ export async function collectStatus(
   );
   const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
   const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
+  const drained = work.every(([id]) => total(queues[id]!) === 0);
   const openAuctions = auctions.get('RUNNING') ?? 0;
   const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs, config)]));
   return {
@@ -302,7 +308,8 @@ export async function collectStatus(
     auctions: { byState: fill(AUCTION_STATES, auctions), open: openAuctions },
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
-    drained: work.every(([id]) => total(queues[id]!) === 0),
+    drained,
+    stranded: drained ? nonTerminal : 0,
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).

@@ -58,6 +58,7 @@ describe('status', () => {
       'queues',
       'dlqMessages',
       'drained',
+      'stranded',
       'settled',
       'insuranceFund',
       'markets',

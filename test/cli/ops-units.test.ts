@@ -754,6 +754,7 @@ describe('status rendering', () => {
     },
     dlqMessages: 2,
     drained: false,
+    stranded: 0,
     settled: false,
     insuranceFund: {
       account: 'insurance-fund',
@@ -825,6 +826,11 @@ describe('status rendering', () => {
       markets: { 'ETH-USD': { ...eth, markAgeSeconds: 120, markStale: false } },
     });
     expect(fresh).toContain('120 s old), BREAKER OPEN');
+    expect(text).not.toContain('no message moving them');
+    // Open work and no message to move it (a drill of the runbook, session 38: a purged queue).
+    expect(renderStatus({ ...report, drained: true, stranded: 1 })).toContain(
+      '  1 liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend',
+    );
   });
 });
 

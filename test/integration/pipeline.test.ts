@@ -765,6 +765,11 @@ describe('pipeline on moto', () => {
       const [queued] = await ctx.liquidations();
       expect(queued?.state).toBe('QUEUED');
       const at = ['--target', 'local', '--endpoint', moto.endpoint, '--stage', `e2e${stageCounter}`];
+      // Status says nothing moves it.
+      expect(JSON.parse((await cli('status', '--json', ...at)).stdout)).toMatchObject({
+        drained: true,
+        stranded: 1,
+      });
       // Known lost (the operator purged it): listed at once with --all, not yet overdue.
       const young = await cli('liquidations', 'overdue', '--all', '--json', ...at);
       expect(JSON.parse(young.stdout)).toMatchObject({ overdue: 1, liquidations: [{ id: queued!.id }] });
