@@ -465,26 +465,12 @@ describe('dlq list and redrive on moto', () => {
 
     const left = await list();
     const poison = left.find((m) => m.queue === 'liquidations') as unknown as { messageId: string };
-    const discarded = await cli(
-      'dlq',
-      'discard',
-      '--queue',
-      'liquidations',
-      '--message-id',
-      poison.messageId,
-      ...at,
-    );
+    const discard = () =>
+      cli('dlq', 'discard', '--queue', 'liquidations', '--message-id', poison.messageId, ...at);
+    const discarded = await discard();
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.stdout).toBe(`discarded ${poison.messageId}\n  body: not json\n`);
-    const missing = await cli(
-      'dlq',
-      'discard',
-      '--queue',
-      'liquidations',
-      '--message-id',
-      poison.messageId,
-      ...at,
-    );
+    const missing = await discard();
     expect(missing.code).toBe(1);
     expect(missing.stdout).toBe(`not found in liquidations: ${poison.messageId}\n`);
     expect((await status(at)).dlqMessages).toBe(1);

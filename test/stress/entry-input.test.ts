@@ -19,19 +19,24 @@ import { createPipeline } from '../support/pipeline.ts';
  */
 
 describe('queue messages', () => {
-  it("an auction step due before its auction began leaves the curve's start where it was", async () => {
+  /** A long's slice in a running auction (an empty book), with one provider bidding `maxDiscount` under the mark. */
+  async function inAuction(maxDiscount: string) {
     const p = createPipeline();
     await p.fund('10000');
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
-    await p.provider('lp-1', '100000', '0.05', '100');
+    await p.provider('lp-1', '100000', maxDiscount, '100');
     p.venue.faults.emptyBooks.add('ETH-USD');
     await p.tick('ETH-USD', '175');
     await p.runUntil(p.clock.nowMs());
     const [liquidation] = p.adapters.liquidations.all();
     expect(liquidation?.state).toBe('AUCTION');
-    const id = `${liquidation!.id}:auction`;
+    return { p, id: `${liquidation!.id}:auction` };
+  }
+
+  it("an auction step due before its auction began leaves the curve's start where it was", async () => {
+    const { p, id } = await inAuction('0.05');
     const before = (await p.adapters.auctions.get(id))!;
     const body = encodeMessage({ auctionId: id, step: before.step, symbol: 'ETH-USD', dueAtMs: 0 });
     await p.handlers.auction({ body, receiptHandle: 'r', messageId: 'm', receiveCount: 1 } as never);
@@ -42,18 +47,8 @@ describe('queue messages', () => {
   });
 
   it('an auction step due before its step was planned moves no curve, however old the auction (review, session 38)', async () => {
-    const p = createPipeline();
-    await p.fund('10000');
-    await p.tick('ETH-USD', '200');
-    await p.tick('ETH-USD', '200');
-    await p.open('LONG', '10', '200', '200');
     // A bid the curve reaches only after about 56 minutes: the auction still walks at 20.
-    await p.provider('lp-1', '100000', '0.3', '100');
-    p.venue.faults.emptyBooks.add('ETH-USD');
-    await p.tick('ETH-USD', '175');
-    await p.runUntil(p.clock.nowMs());
-    const [liquidation] = p.adapters.liquidations.all();
-    const id = `${liquidation!.id}:auction`;
+    const { p, id } = await inAuction('0.3');
     for (let i = 0; i < 20; i++) {
       await p.runUntil(p.clock.nowMs() + 60_000);
       await p.tick('ETH-USD', '175');
