@@ -31,7 +31,7 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
   index     once, on a stack deployed before session 38: lists in the open index the open liquidations
             written before it existed, which liquidation-watch cannot see until their next write (a Scan of
             the liquidations table; a re-run changes nothing)
-  --max N                most listed and resent (default 100)
+  --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)
   --json                 JSON instead of text
@@ -72,7 +72,8 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       return 0;
     });
   }
-  const max = intOption('max', values.max, 1, 100_000) ?? 100;
+  // --all means all: a purge's every liquidation, not the first 100 again and again.
+  const max = intOption('max', values.max, 1, 100_000) ?? (values.all ? Number.MAX_SAFE_INTEGER : 100);
   return withTarget(values, async (deployment) => {
     const config = deployedRiskConfig(
       deployment,

@@ -243,6 +243,17 @@ export async function redriveDeadLetters(
   return { moved, failed, ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}) };
 }
 
+/**
+ * A liquidation dead-lettered as stuck after its contended deliveries is sent back with a fresh count: the cause
+ * fixed, it gets the same budget as any delivery (otherwise its first conflict would call it stuck again).
+ */
+function freshBudget(body: string): string {
+  const json = parseJson(body) as Record<string, unknown> | undefined;
+  if (!json || typeof json !== 'object' || !('contendedDeliveries' in json)) return body;
+  const { contendedDeliveries: _spent, ...rest } = json;
+  return JSON.stringify(rest);
+}
+
 /** Why a work queue's message can never be processed (its body is not a message of the queue), if it cannot. */
 function poisonReason(queue: DlqId, body: string): string | undefined {
   if (queue === 'tickDeadLetters') return undefined; // resend says why it is not an event
@@ -333,7 +344,10 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
   const { sqs, events } = deployment.clients;
   if (queue !== 'tickDeadLetters') {
     await sqs.send(
-      new SendMessageCommand({ QueueUrl: deployment.names.queues[queue].url, MessageBody: body }),
+      new SendMessageCommand({
+        QueueUrl: deployment.names.queues[queue].url,
+        MessageBody: freshBudget(body),
+      }),
     );
     return;
   }

@@ -309,7 +309,8 @@ export async function collectStatus(
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained,
-    stranded: drained ? nonTerminal : 0,
+    // A tick still starting liquidations (its market's pending sequence) sends their messages yet.
+    stranded: drained && markets.every((m) => m.pendingSequence === undefined) ? nonTerminal : 0,
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).

@@ -85,9 +85,9 @@ export async function watchLiquidations(
   let judged = 0;
   const overdue: OverdueLiquidation[] = [];
   // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
-  for await (const page of liquidations.openStartedBefore(
-    options.all ? nowMs + 1 : nowMs - OVERDUE_SLACK_MS,
-  )) {
+  // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
+  const before = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
+  for await (const page of liquidations.openStartedBefore(before)) {
     for (const l of page) {
       judged += 1;
       const dueMs = overdueAtMs(l, config);

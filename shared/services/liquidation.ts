@@ -296,7 +296,14 @@ export async function processLiquidation(
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
     const body = dueLiquidationMessage(
       // With its counts: a dispute's clock goes on through the feed's stalls (or a stalling feed would hold it for ever).
-      { liquidationId, ...counts },
+      {
+        liquidationId,
+        ...counts,
+        // A contended liquidation's count survives a feed's gap, or a livelock would never be called stuck.
+        ...(message.contendedDeliveries === undefined
+          ? {}
+          : { contendedDeliveries: message.contendedDeliveries }),
+      },
       deps.clock.nowMs(),
       STALE_MARK_WAIT_SECONDS,
     );

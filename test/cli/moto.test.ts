@@ -2,7 +2,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
 import { stackName } from '../../infra/outputs.ts';
@@ -397,7 +401,11 @@ describe('dlq list and redrive on moto', () => {
     await a.liquidations.begin(position, liquidation);
     const send = (url: string, body: string) =>
       emulator.clients.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
-    await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'd1:0' }));
+    // Dead-lettered as stuck after its contended deliveries: sent back with a fresh budget.
+    await send(
+      names.queues.liquidations.dlqUrl!,
+      JSON.stringify({ liquidationId: 'd1:0', contendedDeliveries: 10 }),
+    );
     await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'gone:0' }));
     await send(names.queues.liquidations.dlqUrl!, 'not json');
     const event = {
@@ -458,6 +466,27 @@ describe('dlq list and redrive on moto', () => {
     ]);
     const report = await status(at);
     expect(report.queues.liquidations?.depth).toBe(2);
+    const sentBack = await emulator.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: names.queues.liquidations.url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
+    );
+    expect((sentBack.Messages ?? []).map((m) => m.Body).sort()).toEqual([
+      '{"liquidationId":"d1:0"}',
+      '{"liquidationId":"gone:0"}',
+    ]);
+    await emulator.clients.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: names.queues.liquidations.url,
+        Entries: (sentBack.Messages ?? []).map((m, i) => ({
+          Id: String(i),
+          ReceiptHandle: m.ReceiptHandle!,
+          VisibilityTimeout: 0,
+        })),
+      }),
+    );
     expect(report.queues.liquidationsDlq?.depth).toBe(1);
     // The ticks went back on the bus, whose rule delivers them to the runner's queue.
     expect(report.queues.ticks?.depth).toBe(2);

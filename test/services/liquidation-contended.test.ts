@@ -51,3 +51,32 @@ describe('a settlement racing for the fund', () => {
     expect(liquidation?.state).not.toMatch(/^SETTLED_/);
   });
 });
+
+describe('contended deliveries across a stale mark', () => {
+  it('is called stuck after MAX_CONTENDED_DELIVERIES even when a stale mark comes between (review, session 38: the count started again)', async () => {
+    const p = createPipeline({ marks: 'as-configured' });
+    await p.fund('10000');
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    const apply = p.adapters.ledger.apply.bind(p.adapters.ledger);
+    vi.spyOn(p.adapters.ledger, 'apply').mockImplementation(async (movement: LedgerMovement) => {
+      if (movement.amount < 0n) throw new ConditionFailedError('ledger/version: refused for ever');
+      return apply(movement);
+    });
+    await p.tick('ETH-USD', '175');
+    // A feed that ticks every 110 to 170 s (the mark is stale past 120 s some of the time), for 3 hours.
+    const end = p.clock.nowMs() + 3 * 3600_000;
+    let i = 0;
+    while (p.clock.nowMs() < end) {
+      await p.runUntil(p.clock.nowMs() + (i % 2 === 0 ? 110_000 : 170_000));
+      await p.tick('ETH-USD', '175');
+      i++;
+    }
+    const contended = p.telemetry.total(METRICS.LiquidationsContended.name);
+    const stale = p.telemetry.total(METRICS.StaleMarkWaits.name);
+    expect(stale).toBeGreaterThan(0);
+    expect(contended).toBeLessThanOrEqual(MAX_CONTENDED_DELIVERIES * 2);
+    expect(p.errors.some((e) => /too-many-transitions/.test(e))).toBe(true);
+  });
+});

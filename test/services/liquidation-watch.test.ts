@@ -171,3 +171,30 @@ describe('liquidation-watch', () => {
     expect((await watch(dueMs)).report).toEqual({ judged: 0, overdue: 0, sample: [] });
   });
 });
+
+describe('watchLiquidations { all }', () => {
+  it('lists a liquidation the stack started a moment ahead of the operator machine clock (review, session 38)', async () => {
+    const p = createPipeline();
+    await p.fund('1000000');
+    await p.tick('ETH-USD', '2000');
+    await p.open('LONG', '1', '2000', '200');
+    await p.tick('ETH-USD', '1700');
+    const lost = await p.adapters.liquidationQueue.receive(10, 30);
+    for (const m of lost) await p.adapters.liquidationQueue.delete(m.receiptHandle);
+    const [liquidation] = p.adapters.liquidations.all();
+    // The operator's machine is 2 s behind the Lambda clock that stamped the start (startedAtMs <= Lambda's now).
+    const operatorNow = p.clock.nowMs() - 2_000;
+    const report = await watchLiquidations(
+      p.adapters.liquidations,
+      p.config,
+      operatorNow,
+      new RecordingTelemetry(),
+      20,
+      {
+        all: true,
+      },
+    );
+    // "every open liquidation, however young"
+    expect(report.sample.map((l) => l.id)).toEqual([liquidation!.id]);
+  });
+});

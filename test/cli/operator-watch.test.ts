@@ -1,0 +1,76 @@
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
+import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import type { StatusReport } from '../../shared/local/status.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
+
+/**
+ * Found by the second review of session 38's changes: `status` called stranded the liquidations a tick was still
+ * starting, and `liquidations overdue --all --resend` resent 100 of them (its --max default) where the runbook says
+ * every one.
+ */
+const emulator = useOperatorEmulator('opwatch');
+const adapters = (names: ResourceNames) =>
+  createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+
+const queued = (id: string, atMs: number): LiquidationRecord => ({
+  id,
+  positionId: id.split(':')[0]!,
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  state: 'QUEUED',
+  tickKey: 'ETH-USD#7',
+  triggerMark: parsePrice('1440'),
+  remainingSize: 100_000_000n,
+  marketFills: [],
+  history: [{ atMs, state: 'QUEUED' }],
+  version: 0,
+});
+
+async function put(names: ResourceNames, l: LiquidationRecord) {
+  await emulator.clients.dynamo.send(
+    new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(l) }),
+  );
+}
+
+describe('status stranded', () => {
+  it('does not call stranded the liquidations a tick is still starting (pending sequence, deployed stack)', async () => {
+    const { stage, names } = await emulator.newStage('st');
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    // margin-check wrote the market's pending sequence and the QUEUED record; its message is sent after the record
+    // (or by Lambda's retry of the invocation / the continuation): something will move it.
+    await adapters(names).markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1440'), timestampMs: Date.now() },
+      undefined,
+      true,
+    );
+    await put(names, queued('p1:0', Date.now()));
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const run = await cli('status', '--json', ...target);
+    const report = JSON.parse(run.stdout) as StatusReport;
+    expect(report.markets['ETH-USD']!.pendingSequence).toBe(7);
+    expect(report.settled).toBe(false);
+    // "nothing will move them": wrong while the tick's work is pending.
+    expect(report.stranded).toBe(0);
+  });
+});
+
+describe('liquidations overdue --all --resend', () => {
+  it('resends every open liquidation, as DEPLOY.md and the status line say', async () => {
+    const { names, at } = await emulator.newStage('al');
+    const now = Date.now();
+    for (let i = 0; i < 105; i++) await put(names, queued(`p${i}:0`, now - 1000 + i));
+    const report = JSON.parse((await cli('status', '--json', ...at)).stdout) as StatusReport;
+    expect(report.stranded).toBe(105);
+    const run = await cli('liquidations', 'overdue', '--all', '--resend', '--json', ...at);
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout) as { overdue: number; resent: string[] };
+    expect(out.overdue).toBe(105);
+    expect(out.resent.length).toBe(105);
+  });
+});
