@@ -286,6 +286,11 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     if (position.state === 'OPEN' && endMark !== undefined && isLiquidatable(position, endMark, maintenance))
       openCrossed += 1;
   }
+  // Settlements counted as bad debt that later ADL rounds covered some of: settled by ADL, in their minute too.
+  for (const minute of recorder.badDebtMoves) {
+    series.settled.badDebt[minute]! -= 1;
+    series.settled.adl[minute]! += 1;
+  }
   const fundEnd = await fundBalance();
   const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
   let fundMin = input.fundStart;

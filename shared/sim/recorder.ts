@@ -80,6 +80,11 @@ export class SimulationRecorder {
   readonly #flows = { venue: 0n, providers: 0n, adl: 0n };
   /** Settled liquidations with ADL rounds to come, and what ADL covered of each so far. */
   readonly #roundsPending = new Map<string, QuoteE6>();
+  /** Settlements counted as left to bad debt with rounds to come, by the minute (takeMinute's index) counted in. */
+  readonly #badDebtOnlyAt = new Map<string, number>();
+  #minutesTaken = 0;
+  /** Minutes (takeMinute's index) of which one settlement counted as bad debt was covered by ADL after all. */
+  readonly badDebtMoves: number[] = [];
   /** Last accepted mark: the reference when a record does not carry one. */
   mark: PriceE8;
 
@@ -133,6 +138,7 @@ export class SimulationRecorder {
         // nothing; their collateral is in the traders' final records).
         this.badDebtUncovered -= coveredNow - coveredBefore;
         this.#flows.adl += coveredNow - coveredBefore;
+        if (coveredNow > coveredBefore) this.#coveredAfterAll(id);
         continue;
       }
       if (write.record.state === 'CANCELLED') {
@@ -145,7 +151,10 @@ export class SimulationRecorder {
       this.settledBy[layer] += 1;
       const s = write.record.settlement;
       const badDebtOnly = layer === 'adl' && s?.adlClosedSize === 0n && s.adlCovered === 0n;
-      if (badDebtOnly) this.adlBadDebtOnly += 1;
+      if (badDebtOnly) {
+        this.adlBadDebtOnly += 1;
+        if (write.record.context?.adlRound) this.#badDebtOnlyAt.set(id, this.#minutesTaken);
+      }
       this.#minute[badDebtOnly ? 'badDebt' : layer] += 1;
       this.#settle(write.record, writes);
     }
@@ -176,8 +185,24 @@ export class SimulationRecorder {
     else this.#auctionFillsCosted.delete(auction.id);
   }
 
+  /**
+   * A settlement counted as left to bad debt (ADL covered none of it) that a later round covered some of: it was
+   * settled by ADL after all (the minute it was counted in moves it too: `badDebtMoves`).
+   */
+  #coveredAfterAll(id: string): void {
+    const minute = this.#badDebtOnlyAt.get(id);
+    if (minute === undefined) return;
+    this.#badDebtOnlyAt.delete(id);
+    this.adlBadDebtOnly -= 1;
+    if (minute === this.#minutesTaken) {
+      this.#minute.badDebt -= 1;
+      this.#minute.adl += 1;
+    } else this.badDebtMoves.push(minute);
+  }
+
   /** Terminal states counted since the previous call. */
   takeMinute(): MinuteCounts {
+    this.#minutesTaken += 1;
     const counts = this.#minute;
     this.#minute = { market: 0, auction: 0, insurance: 0, adl: 0, badDebt: 0, cancelled: 0 };
     return counts;

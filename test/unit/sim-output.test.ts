@@ -2,7 +2,7 @@ import { afterEach, expect, it } from 'vitest';
 import { renderComparison, runProblems } from '../../cli/table.ts';
 import { reportData } from '../../report/data.ts';
 import { ConfigError } from '../../shared/domain/config.ts';
-import { NOTIONAL_TO_QUOTE, price } from '../../shared/domain/units.ts';
+import { NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { runSimulation } from '../../shared/sim/engine.ts';
 import type { ObservedOrder, ObservedWrite } from '../../shared/sim/observe.ts';
@@ -171,3 +171,65 @@ it('report markers: liquidations started per minute add up to the liquidations (
   const started = data!.markers.reduce((a, m) => a + m[2], 0);
   expect(started).toBe(r.liquidations);
 }, 120_000);
+
+it('left as bad debt: a settlement a later ADL round covers is settled by ADL after all, in its minute too (session 38)', () => {
+  // Counted at its first write as bad debt (ADL covered none of it, rounds to come); a round then covered some.
+  const recorder = new SimulationRecorder(price('100'));
+  const settled = (covered: bigint, rounds: boolean, version: number): ObservedWrite => ({
+    write: {
+      kind: 'liquidation',
+      expectedVersion: version - 1,
+      record: {
+        id: 'p1:1',
+        positionId: 'p1',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        state: 'SETTLED_ADL',
+        tickKey: 'ETH-USD#1',
+        triggerMark: price('100'),
+        remainingSize: 0n,
+        marketFills: [],
+        settlement: {
+          marketClosedSize: 0n,
+          lastResortClosedSize: 0n,
+          auctionClosedSize: 0n,
+          adlClosedSize: 0n,
+          carriedSize: 0n,
+          realizedPnl: -usd('50'),
+          fee: 0n,
+          shortfall: usd('50'),
+          insurancePaid: 0n,
+          adlCovered: covered,
+          badDebt: usd('50') - covered,
+          traderPayout: 0n,
+        },
+        history: [{ atMs: 0, state: 'SETTLED_ADL' }],
+        context: {
+          plannedSize: 0n,
+          executionMark: price('100'),
+          ...(rounds ? { adlRound: { round: 1 } } : {}),
+        },
+        version,
+      },
+    },
+    before: undefined,
+  });
+  recorder.onCommit([settled(0n, true, 5)]);
+  expect(recorder.adlBadDebtOnly).toBe(1);
+  const first = recorder.takeMinute();
+  expect([first.badDebt, first.adl]).toEqual([1, 0]);
+  recorder.takeMinute();
+  recorder.onCommit([settled(usd('20'), false, 6)]);
+  expect(recorder.adlBadDebtOnly).toBe(0);
+  expect(recorder.settledBy.adl).toBe(1);
+  expect(recorder.badDebtUncovered).toBe(usd('30'));
+  // The minute it was counted in (index 0) moves from bad debt to ADL when the series is built.
+  expect(recorder.badDebtMoves).toEqual([0]);
+  // Covered within the minute it was counted: the minute's own counts move.
+  const same = new SimulationRecorder(price('100'));
+  same.onCommit([settled(0n, true, 5)]);
+  same.onCommit([settled(usd('20'), false, 6)]);
+  expect(same.badDebtMoves).toEqual([]);
+  const minute = same.takeMinute();
+  expect([minute.badDebt, minute.adl]).toEqual([0, 1]);
+});
