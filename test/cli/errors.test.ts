@@ -210,7 +210,7 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       ['dlq', 'list', '--queue', 'bogus'],
       /--queue: "bogus" is not one of liquidations, auctionSteps, tickDeadLetters/,
     ],
-    ['an unknown DLQ action', ['dlq', 'purge'], /unknown subcommand "purge" \(list \| redrive\)/],
+    ['an unknown DLQ action', ['dlq', 'purge'], /unknown subcommand "purge" \(list \| redrive \| discard\)/],
     ['an unknown option', ['status', '--verbose'], /Unknown option '--verbose'/],
   ];
   it.each(cases)('%s', async (_name, argv, pattern) => {
