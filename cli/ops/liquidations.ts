@@ -85,13 +85,11 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     const report = await watchLiquidations(adapters.liquidations, config, Date.now(), silentTelemetry, max, {
       all: values.all === true,
     });
-    const resent: string[] = [];
-    if (values.resend) {
-      for (const l of report.sample) {
-        await adapters.liquidationQueue.send(encodeMessage({ liquidationId: l.id }), 0);
-        resent.push(l.id);
-      }
-    }
+    const resent = values.resend ? report.sample.map((l) => l.id) : [];
+    // Ten to a call (the transport splits the list and retries failed entries).
+    await adapters.liquidationQueue.sendBatch(
+      resent.map((liquidationId) => encodeMessage({ liquidationId })),
+    );
     const listed = report.sample.map((l) => ({
       ...l,
       startedAt: new Date(l.startedAtMs).toISOString(),

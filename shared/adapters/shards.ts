@@ -2,15 +2,7 @@
  * Stable shard assignments the adapter families share (no SDK here: the embedded adapters import it too).
  */
 
-/** FNV-1a, 32 bit: a stable hash of an id, the same in every container and release. */
-export function fnv1a(id: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    hash ^= id.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
-}
+import { fnv1a } from '../domain/hash.ts';
 
 /** Shards of a tick's index of the liquidations it began (AWS: items of the liquidations table, liquidations.ts). */
 export const TICK_INDEX_SHARDS = 256;

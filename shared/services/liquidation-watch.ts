@@ -60,10 +60,11 @@ export interface OverdueLiquidation {
 }
 
 export interface WatchReport {
-  /** Open liquidations old enough to be judged (started at least OVERDUE_SLACK_MS ago). */
+  /** Open liquidations old enough to be judged (started at least OVERDUE_SLACK_MS ago; with `all`, every open one). */
   readonly judged: number;
+  /** Of them, those overdue (with `all`, every one listed). */
   readonly overdue: number;
-  /** The longest overdue first, at most `sampleSize`. */
+  /** The longest overdue first (with `all`, the oldest first), at most `sampleSize`. */
   readonly sample: readonly OverdueLiquidation[];
 }
 
@@ -72,7 +73,7 @@ export interface WatchReport {
  * reports those past overdueAtMs: `LiquidationsOverdue` (a gauge, 0 when healthy, alarmed) and the longest overdue.
  * A purged queue, a message lost to a fault no retry covered or a bug leaves a liquidation no message will move;
  * nothing else would notice it. A message of `{ liquidationId }` resumes any of them (the consumer is idempotent and
- * resumes from the record: `backstop liquidations resend`).
+ * resumes from the record: `backstop liquidations overdue --resend`).
  */
 export async function watchLiquidations(
   liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,

@@ -14,6 +14,7 @@ import {
 import { startPrice } from '../domain/auction.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
 import { marketConfig } from '../domain/config.ts';
+import { fnv1a } from '../domain/hash.ts';
 import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { type Fill, isTerminal, type Side, type TerminalState } from '../domain/model.ts';
@@ -93,10 +94,6 @@ export class LiquidationStuckError extends Error {
   override readonly name = 'LiquidationStuckError';
 }
 
-/**
- * Another delivery holds the liquidation's order lease (a duplicate delivery, or the message of one that died
- * before its lease ran out): retried, when the holder has finished or its lease has run out.
- */
 /** A delivery spent MAX_TRANSITIONS on conflicts: the liquidation comes back after a delay (processLiquidation). */
 class LiquidationContendedError extends Error {
   constructor(liquidationId: string) {
@@ -105,6 +102,10 @@ class LiquidationContendedError extends Error {
   }
 }
 
+/**
+ * Another delivery holds the liquidation's order lease (a duplicate delivery, or the message of one that died
+ * before its lease ran out): retried, when the holder has finished or its lease has run out.
+ */
 export class LiquidationBusyError extends Error {
   override readonly name = 'LiquidationBusyError';
   /** @param retryAfterMs until the holder's lease runs out */
@@ -131,11 +132,8 @@ export const MAX_CONTENDED_DELIVERIES = 10;
  * When a contended liquidation comes back: 1 s to 2^(n+1) s (at most 60) after its n-th contended delivery, spread by
  * its id (the herd's members apart, and a replay the same each run).
  */
-export function contendedDelaySeconds(liquidationId: string, contended: number): number {
-  let hash = 0x811c9dc5;
-  for (const c of `${liquidationId}#${contended}`) hash = Math.imul(hash ^ c.charCodeAt(0), 0x01000193) >>> 0;
-  return 1 + (hash % Math.min(60, 2 ** (contended + 1)));
-}
+export const contendedDelaySeconds = (liquidationId: string, contended: number): number =>
+  1 + (fnv1a(`${liquidationId}#${contended}`) % Math.min(60, 2 ** (contended + 1)));
 
 /** A mark with the time of its tick. */
 type MarkAt = { readonly mark: PriceE8; readonly atMs: number };
@@ -212,6 +210,7 @@ export async function processLiquidation(
     lastResortFillsSeen,
     markDisputedSinceMs,
     adlJudgedAtE8,
+    contendedDeliveries,
   } = message;
   // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
   if (message.dueAtMs !== undefined)
@@ -226,8 +225,10 @@ export async function processLiquidation(
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
     ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
     ...(adlJudgedAtE8 === undefined ? {} : { adlJudgedAtE8 }),
+    // A contended liquidation's count survives a feed's gap, or a livelock would never be called stuck.
+    ...(contendedDeliveries === undefined ? {} : { contendedDeliveries }),
   };
-  const { adlJudgedAtE8: _, ...carriedCounts } = counts;
+  const { adlJudgedAtE8: _, contendedDeliveries: _count, ...carriedCounts } = counts;
   const carried: Carried = {
     ...carriedCounts,
     ...(adlJudgedAtE8 === undefined ? {} : { adlJudgedAt: BigInt(adlJudgedAtE8) }),
@@ -254,7 +255,7 @@ export async function processLiquidation(
       // spread by a delay, not failed (a failure pages, and five dead-letter a healthy settlement). Only a
       // liquidation still turning after MAX_CONTENDED_DELIVERIES such deliveries is stuck. Its lease, if it held
       // one, was released on the way out (releasingLease).
-      const contended = message.contendedDeliveries ?? 0;
+      const contended = contendedDeliveries ?? 0;
       if (contended >= MAX_CONTENDED_DELIVERIES)
         throw new LiquidationStuckError(`liquidation/too-many-transitions: ${liquidationId}`);
       const delaySeconds = contendedDelaySeconds(liquidationId, contended);
@@ -296,14 +297,7 @@ export async function processLiquidation(
     // Due when it comes back: the wait is the feed's (StaleMarkWaits), not the consumer's lateness.
     const body = dueLiquidationMessage(
       // With its counts: a dispute's clock goes on through the feed's stalls (or a stalling feed would hold it for ever).
-      {
-        liquidationId,
-        ...counts,
-        // A contended liquidation's count survives a feed's gap, or a livelock would never be called stuck.
-        ...(message.contendedDeliveries === undefined
-          ? {}
-          : { contendedDeliveries: message.contendedDeliveries }),
-      },
+      { liquidationId, ...counts },
       deps.clock.nowMs(),
       STALE_MARK_WAIT_SECONDS,
     );

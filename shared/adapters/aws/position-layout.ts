@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { fnv1a } from '../../domain/hash.ts';
 import type { Side } from '../../domain/model.ts';
 import { POSITION_INDEX_SHARDS_ENV } from '../../topology.ts';
-import { fnv1a } from '../shards.ts';
 
 /**
  * How a market side's OPEN positions spread over the partitions of the positions table's three indexes
