@@ -25,6 +25,7 @@ export const USAGE = `Usage: backstop <command> [options]
 
 Commands:
   simulate   replay a crash through the backstop and compare it with market-only liquidation
+  demo       simulate, writing its report to report.html unless --report names another (npm run demo)
   local      local up | local down: the whole stack on the local AWS emulator (moto)
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
   fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal
@@ -43,6 +44,8 @@ Run "backstop <command> --help" for the options of a command.
 
 const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => Promise<number>>> = {
   simulate: runSimulate,
+  // `npm run demo`: simulate, writing report.html unless --report names another file.
+  demo: (argv, io) => runSimulate(argv, io, 'report.html'),
   // Loaded on demand: the local runner brings the Lambda handlers, whose tracer turns on async hooks for the
   // whole process (every promise then costs about 10x: the crash replay would pay it for nothing).
   local: async (argv, io) => (await import('./ops/local.ts')).runLocal(argv, io),

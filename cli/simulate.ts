@@ -80,7 +80,15 @@ export function resolveSymbol(
   return SIMULATION_DEFAULTS.symbol;
 }
 
-export async function runSimulate(argv: readonly string[], io: CliIo): Promise<number> {
+/**
+ * `defaultReport`: the report written when --report is not given (`npm run demo`, which also takes --report
+ * after `--`: passing it in the script too made that "--report given twice").
+ */
+export async function runSimulate(
+  argv: readonly string[],
+  io: CliIo,
+  defaultReport?: string,
+): Promise<number> {
   const { values } = parseOptions(argv, OPTIONS);
   if (values.help) {
     io.stdout.write(SIMULATE_USAGE);
@@ -92,7 +100,7 @@ export async function runSimulate(argv: readonly string[], io: CliIo): Promise<n
   const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1);
   const providers = intOption('providers', values.providers, 0, MAX_PROVIDERS);
   const fund = usdOption('fund', values.fund);
-  const report = values.report;
+  const report = values.report ?? defaultReport;
   if (report !== undefined) checkReportPath(report);
   const symbol = resolveSymbol(config, values.symbol, values.prices);
   const prices =
