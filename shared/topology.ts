@@ -284,7 +284,8 @@ export type FunctionId =
   | 'liquidationWatch'
   | 'admin';
 export type Trigger =
-  | { readonly kind: 'tickRule' }
+  /** `deadLetters`: where EventBridge puts an event it cannot deliver and Lambda's on-failure record of one it gave up on. */
+  | { readonly kind: 'tickRule'; readonly deadLetters: QueueId }
   | {
       readonly kind: 'queue';
       readonly queue: QueueId;
@@ -334,7 +335,7 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     folder: 'margin-check',
     timeoutSeconds: 30,
     memoryMb: 1024,
-    trigger: { kind: 'tickRule' },
+    trigger: { kind: 'tickRule', deadLetters: 'tickDeadLetters' },
     grants: [
       { table: 'markets', access: 'readWrite' },
       { table: 'positions', access: 'readWrite' },

@@ -29,6 +29,7 @@ import {
   TABLES,
   type TableId,
   TICK_BUS_ENV,
+  type Trigger,
   tableEnv,
 } from '../../shared/topology.ts';
 import { type InfraConfig, maxReceiveCount } from '../config.ts';
@@ -162,9 +163,14 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
 /** Construct id of the tick rule in the stack (its metrics alarm in Monitoring). */
 export const TICK_RULE_ID = 'PriceTickRule';
 
-function wireTickRule(scope: Construct, fn: NodejsFunction, props: FunctionsProps): void {
+function wireTickRule(
+  scope: Construct,
+  fn: NodejsFunction,
+  trigger: Extract<Trigger, { kind: 'tickRule' }>,
+  props: FunctionsProps,
+): void {
   const { config } = props;
-  const deadLetters = props.queues.tickDeadLetters.queue;
+  const deadLetters = props.queues[trigger.deadLetters].queue;
   const maxEventAge = Duration.seconds(config.tickMaxEventAgeSeconds);
   new Rule(scope, TICK_RULE_ID, {
     eventBus: props.tickBus,
@@ -190,7 +196,7 @@ function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, pro
   const trigger = def.trigger;
   switch (trigger.kind) {
     case 'tickRule':
-      wireTickRule(scope, fn, props);
+      wireTickRule(scope, fn, trigger, props);
       return;
     case 'queue':
       // Partial batch responses: one failed record is retried alone instead of the whole batch.

@@ -96,6 +96,46 @@ export function eventBridgeEventFromBody(
   };
 }
 
+/** Why Lambda gave an asynchronous event up (its on-failure record's `requestContext.condition`). */
+export type AsyncFailureCondition = 'RetriesExhausted' | 'EventAgeExceeded';
+
+/**
+ * The record Lambda sends an asynchronous invocation's on-failure destination: the event, why it was given up, and
+ * the last invocation's error (absent when it was never invoked). `backstop dlq list` reads the error from it.
+ */
+export function asyncFailureRecord(args: {
+  readonly functionArn: string;
+  readonly condition: AsyncFailureCondition;
+  readonly invokeCount: number;
+  readonly requestPayload: unknown;
+  readonly error?: unknown;
+  readonly atMs: number;
+}): Record<string, unknown> {
+  const { error } = args;
+  const failed = error instanceof Error ? error : error === undefined ? undefined : new Error(String(error));
+  return {
+    version: '1.0',
+    timestamp: new Date(args.atMs).toISOString(),
+    requestContext: {
+      requestId: randomUUID(),
+      functionArn: args.functionArn,
+      condition: args.condition,
+      approximateInvokeCount: args.invokeCount,
+    },
+    requestPayload: args.requestPayload,
+    ...(failed
+      ? {
+          responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+          responsePayload: {
+            errorType: failed.name,
+            errorMessage: failed.message,
+            trace: failed.stack?.split('\n') ?? [],
+          },
+        }
+      : {}),
+  };
+}
+
 export const scheduledEvent = (ruleArn: string, identity: LambdaIdentity, atMs: number): ScheduledEvent => ({
   version: '0',
   id: randomUUID(),

@@ -4,6 +4,7 @@ import { type DeferralKind, recordingDeferrals } from '../lambda/deferral.ts';
 import type { QueueTransport, ReceivedMessage } from '../ports/index.ts';
 import {
   asyncEventExpired,
+  asyncRetriesWithin,
   asyncRetryAfterSeconds,
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
   FUNCTIONS,
@@ -14,6 +15,8 @@ import {
   receiveVisibilitySeconds,
 } from '../topology.ts';
 import {
+  type AsyncFailureCondition,
+  asyncFailureRecord,
   eventBridgeEventFromBody,
   failedMessageIds,
   type LambdaIdentity,
@@ -84,7 +87,11 @@ const timedOut = (error: unknown): boolean =>
 
 export interface LocalRunnerOptions {
   readonly handlers: Partial<Record<FunctionId, LambdaHandler>>;
-  /** Transports of the queues that trigger functions (topology 'queue' triggers). */
+  /**
+   * Transports of the queues that trigger functions (topology 'queue' triggers), and of the tick rule's dead
+   * letters: a tick Lambda gives up on is sent there as Lambda's on-failure record, with its last error, and
+   * deleted from the tick queue. Without that transport the tick queue's redrive moves the bare event (no error).
+   */
   readonly queues?: Partial<Record<QueueId, QueueTransport>>;
   /** The queue a bus rule delivers tick events to (topology 'tickRule' trigger). */
   readonly tickQueue?: QueueTransport;
@@ -156,6 +163,8 @@ const DISCARDED_KEPT = 10_000;
 export class LocalRunner {
   /** Ticks Lambda would not invoke again (no retry left), by message id: later receives are not invoked. */
   readonly #discarded = new Set<string>();
+  /** A tick's last invocation error, by message id, for its on-failure record. */
+  readonly #tickErrors = new Map<string, unknown>();
   /** Failed invocations, most recent last (at most 1,000 kept). */
   readonly errors: InvocationError[] = [];
   /** Invocations per function, failed ones included. */
@@ -428,8 +437,10 @@ export class LocalRunner {
       this.#discarded.has(m.messageId) ||
       asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS)
     ) {
-      // Lambda sends it to the on-failure destination without invoking the function: the queue's redrive does, once
-      // its receives are spent. (A poll's wait first, so a queue without a redrive is not spun on.)
+      // Lambda sends it to the on-failure destination without invoking the function.
+      if (await this.giveUpTick(fn, transport, m, 'EventAgeExceeded', m.receiveCount - 1)) return;
+      // Else the queue's redrive does, once its receives are spent. (A poll's wait first, so a queue without a
+      // redrive is not spun on.)
       await this.sleep(this.idlePollMs);
       await this.releaseTick(fn, transport, m, 0);
       return;
@@ -440,20 +451,33 @@ export class LocalRunner {
     } catch (error) {
       ok = false;
       this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+      this.rememberTickError(m.messageId, error);
       // Still running here: its retry waits out the visibility timeout.
       if (timedOut(error)) return;
     }
     if (!ok && this.options.failureVisibilitySeconds === undefined) {
-      // Lambda's retry, or none (visible at once, for the redrive), as the local tick queue's maximum age allows.
+      // Lambda's retry, or none (its on-failure destination, else visible at once for the redrive), as the local
+      // tick queue's maximum age allows.
       const retryIn = asyncRetryAfterSeconds(
         m.receiveCount,
         this.tickAgeSeconds(m),
         DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
       );
-      if (retryIn === undefined) this.discard(m.messageId);
+      if (retryIn === undefined) {
+        if (await this.giveUpTick(fn, transport, m, 'RetriesExhausted', m.receiveCount)) return;
+        this.discard(m.messageId);
+      }
       await this.releaseTick(fn, transport, m, retryIn ?? 0);
       return;
     }
+    // Fast retries: Lambda's retries are spent after as many invocations as it makes within the event's age.
+    if (
+      !ok &&
+      m.receiveCount >= 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS) &&
+      (await this.giveUpTick(fn, transport, m, 'RetriesExhausted', m.receiveCount))
+    )
+      return;
+    if (ok) this.#tickErrors.delete(m.messageId);
     // Each event stands alone on AWS: one that cannot be acknowledged keeps no other from its invocation.
     try {
       await this.settle(transport, m, ok);
@@ -464,6 +488,58 @@ export class LocalRunner {
 
   private tickAgeSeconds(m: ReceivedMessage): number {
     return ((this.options.clock?.nowMs() ?? Date.now()) - m.sentAtMs) / 1000;
+  }
+
+  private rememberTickError(messageId: string, error: unknown): void {
+    this.#tickErrors.delete(messageId);
+    this.#tickErrors.set(messageId, error);
+    if (this.#tickErrors.size > DISCARDED_KEPT)
+      this.#tickErrors.delete(this.#tickErrors.keys().next().value!);
+  }
+
+  /**
+   * Sends a tick Lambda gives up on to the on-failure destination as Lambda's record, then deletes it from the tick
+   * queue. False when there is no destination or the send failed (the tick queue's redrive then takes the event).
+   */
+  private async giveUpTick(
+    fn: FunctionDef,
+    transport: QueueTransport,
+    m: ReceivedMessage,
+    condition: AsyncFailureCondition,
+    invokeCount: number,
+  ): Promise<boolean> {
+    const destination =
+      fn.trigger.kind === 'tickRule' ? this.options.queues?.[fn.trigger.deadLetters] : undefined;
+    if (!destination) return false;
+    let requestPayload: unknown;
+    try {
+      requestPayload = eventBridgeEventFromBody(m.body, this.identity);
+    } catch {
+      requestPayload = m.body;
+    }
+    const record = asyncFailureRecord({
+      functionArn: `arn:aws:lambda:${this.identity.region}:${this.identity.accountId}:function:${this.functionName(fn)}:$LATEST`,
+      condition,
+      invokeCount,
+      requestPayload,
+      error: this.#tickErrors.get(m.messageId),
+      atMs: this.options.clock?.nowMs() ?? Date.now(),
+    });
+    try {
+      await destination.send(JSON.stringify(record));
+    } catch (error) {
+      this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+      return false;
+    }
+    this.#tickErrors.delete(m.messageId);
+    // Sent: a tick that cannot be deleted comes back, is found expired or discarded, and is sent again (a copy).
+    this.discard(m.messageId);
+    try {
+      await transport.delete(m.receiptHandle);
+    } catch (error) {
+      this.record({ functionId: fn.id, error, messageIds: [m.messageId] });
+    }
+    return true;
   }
 
   private discard(messageId: string): void {

@@ -33,9 +33,8 @@ describe('the demo command', () => {
 
   it('takes --report after `npm run demo --`', async () => {
     const report = path.join(dir, 'other.html');
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const { stderr } = await run(
-      npm,
+      'npm',
       ['run', '-s', 'demo', '--', '--positions', '300', '--report', report],
       { cwd: repoRoot },
     );

@@ -641,7 +641,15 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
  * One tick sent at 0 on an embedded tick queue with a simulated clock (dead-lettering after 2 receives), run
  * `ageMs` later by a runner on that clock: how often margin-check was invoked, and whether it was dead-lettered.
  */
-async function runEmbeddedTick({ ageMs, fails }: { ageMs: number; fails: boolean }) {
+async function runEmbeddedTick({
+  ageMs,
+  fails,
+  destination,
+}: {
+  ageMs: number;
+  fails: boolean;
+  destination?: EmbeddedQueue;
+}) {
   const clock = new ManualClock(0);
   const dead = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
   const ticks = new EmbeddedQueue({ name: 'ticks', clock, deadLetter: { queue: dead, maxReceiveCount: 2 } });
@@ -664,6 +672,7 @@ async function runEmbeddedTick({ ageMs, fails }: { ageMs: number; fails: boolean
       },
     },
     tickQueue: ticks,
+    ...(destination ? { queues: { tickDeadLetters: destination } } : {}),
     clock,
     idlePollMs: 5,
   });
@@ -686,6 +695,43 @@ describe('local runner: a tick Lambda gives up on', () => {
   it("measures a tick's age on the clock of its queue: a fresh tick of a simulated clock is invoked", async () => {
     // On the wall clock it was 56 years old: never invoked, dead-lettered.
     expect(await runEmbeddedTick({ ageMs: 0, fails: false })).toEqual({ invoked: 1, deadLettered: 0 });
+  });
+});
+
+describe("local runner: a tick Lambda gives up on goes to the on-failure destination as Lambda's record", () => {
+  const onlyRecord = async (queue: EmbeddedQueue) => {
+    const received = await queue.receive(10, 30);
+    expect(received).toHaveLength(1);
+    return JSON.parse(received[0]!.body) as Record<string, unknown>;
+  };
+
+  it('after its last attempt failed: RetriesExhausted, with the error', async () => {
+    const clock = new ManualClock(0);
+    const destination = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
+    expect(await runEmbeddedTick({ ageMs: 70_000, fails: true, destination })).toEqual({
+      invoked: 1,
+      deadLettered: 0,
+    });
+    expect(await onlyRecord(destination)).toMatchObject({
+      requestContext: { condition: 'RetriesExhausted', approximateInvokeCount: 1 },
+      requestPayload: { id: 'e1', detail: { symbol: 'ETH-USD', sequence: 1 } },
+      responsePayload: { errorType: 'Error', errorMessage: 'injected: throttled' },
+    });
+  });
+
+  it('past its maximum age when received: EventAgeExceeded, never invoked, no error', async () => {
+    const clock = new ManualClock(0);
+    const destination = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
+    expect(await runEmbeddedTick({ ageMs: 121_000, fails: true, destination })).toEqual({
+      invoked: 0,
+      deadLettered: 0,
+    });
+    const record = await onlyRecord(destination);
+    expect(record).toMatchObject({
+      requestContext: { condition: 'EventAgeExceeded', approximateInvokeCount: 0 },
+      requestPayload: { id: 'e1' },
+    });
+    expect(record).not.toHaveProperty('responsePayload');
   });
 });
 

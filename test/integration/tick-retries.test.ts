@@ -76,3 +76,49 @@ it('a tick whose margin-check fails as often as AWS retries it is dead-lettered 
     deadLettered: 1,
   });
 });
+
+it("a tick Lambda gives up on reaches the on-failure destination as Lambda's record, with its last error", async () => {
+  const names = await createLocalResources(clients, 'tickrecord');
+  const queues = createAwsQueueTransports(clients, names);
+  let attempts = 0;
+  const runner = createLocalRunner({
+    handlers: {
+      marginCheck: async () => {
+        attempts += 1;
+        throw new Error(`throttled on attempt ${attempts}`);
+      },
+    },
+    tickQueue: queues.tickQueue,
+    queues: { tickDeadLetters: queues.queues.tickDeadLetters },
+    failureVisibilitySeconds: 0,
+    idlePollMs: 20,
+  });
+  try {
+    await clients.events.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: names.busName,
+            Source: TICK_BUS.source,
+            DetailType: TICK_BUS.detailType,
+            Detail: JSON.stringify({ symbol: 'ETH-USD', markPrice: '100', sequence: 7 }),
+          },
+        ],
+      }),
+    );
+    await runner.runUntilIdle({ deadlineMs: 20_000 });
+  } finally {
+    await runner.stop();
+  }
+  const dead = await queues.queues.tickDeadLetters.receive(10, 30);
+  expect(dead).toHaveLength(1);
+  // Before: the bare event, so `backstop dlq list` could say only "margin-check failed on every retry".
+  expect(JSON.parse(dead[0]!.body)).toMatchObject({
+    requestContext: { condition: 'RetriesExhausted', approximateInvokeCount: awsAttempts },
+    requestPayload: { source: TICK_BUS.source, detail: { symbol: 'ETH-USD', sequence: 7 } },
+    responsePayload: { errorType: 'Error', errorMessage: `throttled on attempt ${awsAttempts}` },
+  });
+  expect(attempts).toBe(awsAttempts);
+  // Taken off the tick queue, not left for its redrive to copy into the DLQ as well.
+  expect(await queues.tickQueue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+});

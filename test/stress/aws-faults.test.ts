@@ -395,6 +395,29 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
     });
   });
 
+  it('a tick failing on every retry shows its error in `dlq list` (Lambda\'s on-failure record); redrive settles it', async () => {
+    await withStack(async (ctx) => {
+      ctx.inject((clients, faults) =>
+        faults.failBatchEntries(clients, {
+          times: Number.POSITIVE_INFINITY,
+          matches: (e) => (e.MessageBody ?? '').includes('p2:'),
+        }),
+      );
+      const { errors } = await ctx.ticks(['180', 2]);
+      expect(errors.map((e) => e.functionId)).toEqual(['marginCheck', 'marginCheck']);
+      const [dead, ...more] = await listDeadLetters(ctx.deployment, 'tickDeadLetters');
+      expect(more).toEqual([]);
+      // Before: the bare event, "tick ETH-USD #2: margin-check failed on every retry".
+      expect(dead?.reason).toMatch(/^tick ETH-USD #2: QueueSendError: queue\/send-failed: .*InternalError/);
+
+      ctx.faults.disable();
+      expect(await redriveDeadLetters(ctx.deployment, 'tickDeadLetters')).toEqual({ moved: 1, failed: [] });
+      const recovered = await runPhase(ctx.stack, ALL_FUNCTIONS);
+      expect(errorTexts(recovered.errors)).toEqual([]);
+      await expectSettledOnce(ctx);
+    });
+  });
+
   it('a consumer that times out after settling, before deleting: redelivered after the visibility timeout, settled once', async () => {
     await withStack(async (ctx) => {
       expect(await ctx.stack.putTicks([tickDetail('180', 2)])).toEqual([]);
