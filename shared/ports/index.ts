@@ -306,6 +306,11 @@ export interface LiquidationContext {
   /** Version of the LIQUIDATING position this liquidation works on; any other version means a stale reader. */
   readonly positionVersion?: number;
   readonly auctionId?: string;
+  /**
+   * The mark the settlement was planned at, recorded with it: a slice's rest is valued at the worse of it and
+   * executionMark for the slice's fee (absent before session 39: executionMark).
+   */
+  readonly settledMark?: PriceE8;
   /** Set once the settlement inputs are frozen: a retry recomputes the very same plan from them. */
   readonly settle?: {
     readonly insurance: InsuranceState;

@@ -27,6 +27,8 @@ import {
   formatBase,
   formatPrice,
   formatQuote,
+  maxBig,
+  minBig,
   PPM_SCALE,
   type PriceE8,
   type QuoteE6,
@@ -1081,14 +1083,18 @@ const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
 });
 
 /**
- * The position beyond the slice, valued at the mark the slice was planned at: a fee it could not pay there is not
- * charged (accounting.ts settleSlice). Valued at the slice's limit instead, rests kept more collateral and were
- * liquidated later and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
+ * The position beyond the slice, valued at the mark the slice was planned at, or at the settlement's `mark` when
+ * that is worse for the position: a fee it could not pay there is not charged (accounting.ts settleSlice). A slice
+ * the auction or the last resort settles minutes later, the mark having fallen meanwhile, charged a fee on a
+ * position bankrupt at its own settlement: the rest owed it back as deficit, paid by the fund or, its cap bound,
+ * by ADL's counterparties. Valued at the slice's limit instead, rests kept more collateral and were liquidated
+ * later and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
  */
-const restOf = (position: PositionRecord, context: LiquidationContext) => ({
-  size: position.size - context.plannedSize,
-  mark: context.executionMark,
-});
+const restOf = (position: PositionRecord, context: LiquidationContext, mark: PriceE8) => {
+  const planned = context.executionMark;
+  const worse = position.side === 'LONG' ? minBig(planned, mark) : maxBig(planned, mark);
+  return { size: position.size - context.plannedSize, mark: worse };
+};
 
 /** Before the fund is consulted: a plan that needs no fund state is exactly as valid with this one. */
 const NO_FUND: InsuranceState = { balance: 0n, windowStartMs: 0, windowDrawn: 0n };
@@ -1149,7 +1155,7 @@ export async function decideAndSettle(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      restOfPosition: restOf(position, context),
+      restOfPosition: restOf(position, context, mark),
       mark,
       market,
       stillLiquidatable: true,
@@ -1506,7 +1512,7 @@ async function refreeze(
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      restOfPosition: restOf(position, context),
+      restOfPosition: restOf(position, context, mark),
       mark,
       market,
       stillLiquidatable: true,
@@ -1874,6 +1880,7 @@ async function applySettlement(
     settlement: settlementRecord(decision),
     context: {
       ...outcomeRecorded(context),
+      settledMark: mark,
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
       ...(roundsFollow(decision, context.settle, deps) ? { adlRound: { round: 0 } } : {}),
     },

@@ -371,9 +371,14 @@ export function checkSettlement(
     [...l.marketFills, ...auctionFills].reduce((t, f) => t + f.size * f.price, 0n) + adlSize * mark;
   // A slice whose position keeps size (accounting.ts settleSlice): its PnL rounded up, no shortfall now, the rest
   // starts with what the slice leaves (below zero: the deficit it carries), and the fee is at most what leaves the
-  // whole position solvent at the mark the slice was planned at.
+  // whole position solvent at the mark the slice was planned at, or at the settlement's mark where that is worse.
   const rest = before.size === undefined ? 0n : before.size - closed;
-  const restPnl16 = pnl16(before.side, rest, before.entryPrice, context.executionMark);
+  const settledAt = context.settledMark ?? mark;
+  const restMark =
+    before.side === 'LONG'
+      ? minBig(context.executionMark, settledAt)
+      : maxBig(context.executionMark, settledAt);
+  const restPnl16 = pnl16(before.side, rest, before.entryPrice, restMark);
   const sliced = rest > 0n;
   const close16 = fillsPnl16(l.marketFills) + auction16 + adl16;
   // The exact margin: the collateral less the sub-unit an earlier slice's rounding left on it.
