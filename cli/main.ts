@@ -30,7 +30,8 @@ Commands:
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
   fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal
   feed       feed resume: let a price feed that restarted its sequence drive its market again
-  positions  positions reindex: price a market's open positions again after a change of its margin
+  positions  positions reindex: price a market's open positions again after a change of its margin;
+             positions index: key positions older than ADL's indexes into them (once, after that upgrade)
   inject     inject tick: put one price tick on the bus
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers

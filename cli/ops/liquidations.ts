@@ -69,7 +69,13 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
           ? `${JSON.stringify(outcome)}\n`
           : `liquidations index: ${outcome.indexed} of ${outcome.open} open liquidations not yet listed are listed now\n`,
       );
-      return 0;
+      // Listed or not, every other item was: the unreadable ones are for an operator to look at.
+      const { unreadable } = outcome;
+      if (unreadable.length === 0) return 0;
+      io.stderr.write(
+        `liquidations index: ${unreadable.length} items could not be read as liquidations (not listed): ${unreadable.slice(0, 20).join(', ')}${unreadable.length > 20 ? ', ...' : ''}\n`,
+      );
+      return 1;
     });
   }
   // --all means all: a purge's every liquidation, not the first 100 again and again.

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
+import { indexAdlLeverage } from '../../shared/adapters/aws/positions.ts';
 import type { RiskConfig } from '../../shared/domain/config.ts';
 import {
   formatPrice,
@@ -99,12 +100,17 @@ export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequenc
 ${TARGET_USAGE}`;
 
 export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
+       backstop positions index
 
   A position's liquidation price, which margin-check finds it by, is computed when the position is written.
   After a deploy that changes a market's maintenance margin, reindex prices every open position of the market
   again with the new rules (both sides, a page at a time); positions now past the last mark are liquidated by
   the next tick. Run it once the previous code's invocations have ended (a minute after the deploy): until
   then, a raise leaves some positions unseen.
+
+  index: once after upgrading a stack deployed before session 17 (ADL's two indexes): gives the open positions
+  written before then their key in ADL's leverage order, which DynamoDB's new index leaves out (ADL's search
+  would never rank them). Positions written since carry it; a re-run finds none.
 
   --symbol S             market (e.g. ETH-USD)
   --config FILE.json     risk configuration: the deployed one, with its new maintenance margin
@@ -122,8 +128,26 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(POSITIONS_USAGE);
     return 0;
   }
-  subcommand('positions', positionals, ['reindex'] as const);
+  const action = subcommand('positions', positionals, ['reindex', 'index'] as const);
   noMorePositionals('positions', positionals, 1);
+  if (action === 'index') {
+    for (const name of ['symbol', 'config'] as const) {
+      if (values[name] !== undefined)
+        throw new UsageError(`positions index: --${name} is an option of positions reindex`);
+    }
+    return withTarget(values, async (deployment) => {
+      const outcome = await indexAdlLeverage(deployment.clients.dynamo, deployment.names.tables.positions);
+      io.stdout.write(
+        `positions index: ${outcome.indexed} of ${outcome.missing} open positions without ADL's leverage key have it now\n`,
+      );
+      const { unreadable } = outcome;
+      if (unreadable.length === 0) return 0;
+      io.stderr.write(
+        `positions index: ${unreadable.length} items could not be read as positions (not keyed): ${unreadable.slice(0, 20).join(', ')}${unreadable.length > 20 ? ', ...' : ''}\n`,
+      );
+      return 1;
+    });
+  }
   if (values.symbol === undefined) throw new UsageError('positions reindex: --symbol is required');
   return withTarget(values, async (deployment) => {
     const config = deployedRiskConfig(

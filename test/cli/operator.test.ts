@@ -1,13 +1,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
+import {
+  createAwsAdapters,
+  type ResourceNames,
+  SINGLE_SHARD_LAYOUT,
+} from '../../shared/adapters/aws/index.ts';
+import { positionItem } from '../../shared/adapters/aws/positions.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { parsePrice } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { writeLocalRecord } from '../../shared/local/state.ts';
+import type { PositionRecord } from '../../shared/ports/index.ts';
+import { readAdlTop } from '../../shared/services/adl-snapshots.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('operator');
@@ -288,17 +295,124 @@ describe('liquidations index', () => {
     expect(await listed()).toEqual([]);
     const run = await cli('liquidations', 'index', '--json', ...at);
     expect(run.stderr).toBe('');
-    expect(JSON.parse(run.stdout)).toEqual({ scanned: 2, open: 1, indexed: 1 });
+    // The closed one is not even read (the scan's filter), as none of a busy table's past is.
+    expect(JSON.parse(run.stdout)).toEqual({ scanned: 1, open: 1, indexed: 1, unreadable: [] });
     expect(await listed()).toEqual([open.id]);
     // Once: a re-run finds nothing left to list, and the record itself is as it was.
     expect(JSON.parse((await cli('liquidations', 'index', '--json', ...at)).stdout)).toEqual({
-      scanned: 1,
+      scanned: 0,
       open: 0,
       indexed: 0,
+      unreadable: [],
     });
     expect(await a.liquidations.get(open.id)).toEqual(open);
     expect((await cli('liquidations', 'index', '--max', '3', ...at)).stderr).toMatch(
       /--max is an option of liquidations overdue/,
     );
   });
+
+  // Found by an audit of rolling deploys in session 39: the first item no version could read stopped the run, and
+  // the open liquidations after it stayed out of the watch's index.
+  it('lists the others past an item it cannot read, names that one and exits 1', async () => {
+    const { names, at } = await newStage();
+    const item = (id: string, settlement?: Record<string, { S: string }>) => ({
+      id: { S: id },
+      positionId: { S: `p-${id}` },
+      symbol: { S: 'ETH-USD' },
+      side: { S: 'LONG' },
+      state: { S: 'QUEUED' },
+      tickKey: { S: 'ETH-USD#7' },
+      triggerMark: { N: '18000000000' },
+      remainingSize: { N: '100000000' },
+      marketFills: { L: [] },
+      ...(settlement ? { settlement: { M: settlement } } : {}),
+      history: { L: [{ M: { atMs: { N: '1000' }, state: { S: 'QUEUED' } } }] },
+      version: { N: '1' },
+    });
+    for (const [id, settlement] of [
+      ['broken', { fee: { S: 'not money' } }],
+      ['fine', undefined],
+    ] as const) {
+      await emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: item(id, settlement) }),
+      );
+    }
+    // Settled, with ADL rounds still to follow: open (isOpenLiquidation), so the scan's filter keeps it.
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({
+        TableName: names.tables.liquidations,
+        Item: {
+          ...item('rounds'),
+          state: { S: 'SETTLED_ADL' },
+          context: {
+            S: '{"plannedSize":"100000000n","executionMark":"18000000000n","adlRound":{"round":0}}',
+          },
+        },
+      }),
+    );
+    const run = await cli('liquidations', 'index', ...at);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/2 of 2 open liquidations not yet listed are listed now/);
+    expect(run.stderr).toMatch(/1 items could not be read as liquidations \(not listed\): broken\n$/);
+    const ids: string[] = [];
+    for await (const page of adapters(names).liquidations.openStartedBefore(2_000))
+      ids.push(...page.map((l) => l.id));
+    expect(ids.sort()).toEqual(['fine', 'rounds']);
+  });
+});
+
+// Found by an audit of rolling deploys in session 39: DynamoDB builds a new index from the items that carry its
+// keys, and no command gave the positions stored before session 17 their key of ADL's leverage order.
+describe('positions index', () => {
+  it("keys the open positions older than ADL's leverage order into it, so ADL ranks them", async () => {
+    const { names, at } = await newStage();
+    const short = (id: string, entry: string, collateral: string): PositionRecord => ({
+      id,
+      traderId: `t-${id}`,
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      size: parseBase('1'),
+      entryPrice: parsePrice(entry),
+      collateral: parseQuote(collateral),
+      state: 'OPEN',
+      version: 1,
+      liquidationPrice: parsePrice('100000'),
+    });
+    // More than a page (1,000) of the entry order ahead of the old position, all barely leveraged.
+    const items = Array.from({ length: 1100 }, (_, i) =>
+      positionItem(
+        short(`new-${String(i).padStart(4, '0')}`, (200 - i / 100).toFixed(2), '10000'),
+        SINGLE_SHARD_LAYOUT,
+      ),
+    );
+    // Stored before session 17: no adlLeverage. At a mark of 100 it is the most profitable per leverage.
+    const { adlLeverage: _, ...old } = positionItem(short('old-1', '150', '10'), SINGLE_SHARD_LAYOUT);
+    items.push(old);
+    for (let i = 0; i < items.length; i += 25) {
+      await emulator.clients.dynamo.send(
+        new BatchWriteItemCommand({
+          RequestItems: {
+            [names.tables.positions]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })),
+          },
+        }),
+      );
+    }
+    const top = async () =>
+      (await readAdlTop(adapters(names).positions, 'ETH-USD', 'SHORT', parsePrice('100'), 'LONG', 1))
+        .entries[0]?.candidate.id;
+    expect(await top()).toBe('new-0000');
+
+    const run = await cli('positions', 'index', ...at);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe(
+      "positions index: 1 of 1 open positions without ADL's leverage key have it now\n",
+    );
+    expect(await top()).toBe('old-1');
+    // Once: a re-run finds none; the record is as it was.
+    expect((await cli('positions', 'index', ...at)).stdout).toMatch(/0 of 0 open positions/);
+    expect(await adapters(names).positions.get('old-1')).toEqual(short('old-1', '150', '10'));
+    expect((await cli('positions', 'index', '--symbol', 'ETH-USD', ...at)).stderr).toMatch(
+      /--symbol is an option of positions reindex/,
+    );
+  }, 120_000);
 });

@@ -68,6 +68,25 @@ describe('liquidation items: settlement amounts', () => {
     expect(liquidationFromItem(withSettlement(decimals)).settlement).toEqual(SETTLEMENT);
   });
 
+  // Found by an audit of rolling deploys in session 39: such an item stopped `backstop liquidations index`.
+  it('reads a settlement of the first versions, which had no last resort or carried size, as 0 of each', () => {
+    const {
+      lastResortClosedSize: _l,
+      carriedSize: _c,
+      ...first
+    } = Object.fromEntries(
+      (Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[]).map((k) => [
+        k,
+        { S: SETTLEMENT_UNITS[k] === 'base' ? formatBase(SETTLEMENT[k]) : formatQuote(SETTLEMENT[k]) },
+      ]),
+    );
+    expect(liquidationFromItem(withSettlement(first)).settlement).toEqual({
+      ...SETTLEMENT,
+      lastResortClosedSize: 0n,
+      carriedSize: 0n,
+    });
+  });
+
   it('refuses a settlement with an amount missing, not a number, or finer than its unit', () => {
     const { fee: _missing, ...rest } = liquidationItem(RECORD).settlement!.M!;
     expect(() => liquidationFromItem(withSettlement(rest))).toThrow(CorruptItemError);

@@ -11,7 +11,7 @@ import {
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { LiquidationState } from '../../domain/model.ts';
+import { type LiquidationState, TERMINAL_STATES } from '../../domain/model.ts';
 import { parseBase, parseQuote } from '../../domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
 import {
@@ -151,11 +151,24 @@ function settlementAttr(s: SettlementAmounts): AttributeValue {
   return { M };
 }
 
+/**
+ * Settlement amounts the first versions did not write (before 27f9b99, 2 December): 0 when absent, as they were
+ * then (no last resort, nothing carried). Every other amount is required.
+ */
+const SETTLEMENT_KEYS_ADDED: ReadonlySet<keyof SettlementAmounts> = new Set([
+  'lastResortClosedSize',
+  'carriedSize',
+]);
+
 /** Scaled integers; decimal strings (what versions before typed settlements wrote) are parsed in their unit. */
 function readSettlement(m: Item): SettlementAmounts {
   const amounts: Partial<Record<keyof SettlementAmounts, bigint>> = {};
   for (const key of SETTLEMENT_KEYS) {
     const value = m[key];
+    if (value === undefined && SETTLEMENT_KEYS_ADDED.has(key)) {
+      amounts[key] = 0n;
+      continue;
+    }
     if (value?.S === undefined) {
       amounts[key] = readBig(m, key);
       continue;
@@ -289,26 +302,51 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
  * conditional on the version read and the attribute's absence, so a record that moved meanwhile (its write lists it
  * itself while open), a re-run or a concurrent run changes nothing.
  */
+/** The terminal states as expression values (:terminal0, ...). */
+const TERMINAL_VALUES: Readonly<Record<string, AttributeValue>> = Object.fromEntries(
+  TERMINAL_STATES.map((state, i) => [`:terminal${i}`, S(state)]),
+);
+
 export async function indexOpenLiquidations(
   dynamo: DynamoDBClient,
   table: string,
-): Promise<{ readonly scanned: number; readonly open: number; readonly indexed: number }> {
+): Promise<{
+  readonly scanned: number;
+  readonly open: number;
+  readonly indexed: number;
+  /** Items that could not be read as liquidations (CorruptItemError), by id: left for an operator to look at. */
+  readonly unreadable: readonly string[];
+}> {
   let scanned = 0;
   let open = 0;
   let indexed = 0;
+  const unreadable: string[] = [];
   let start: Item | undefined;
   do {
     const out = await dynamo.send(
       new ScanCommand({
         TableName: table,
-        // Liquidations (the tick-index items have no tickKey) not listed yet.
-        FilterExpression: 'attribute_exists(tickKey) AND attribute_not_exists(openShard)',
+        // Liquidations (the tick-index items have no tickKey) not listed yet, and not ended (isOpenLiquidation:
+        // a terminal one is open only while ADL rounds follow it, which its context says).
+        FilterExpression:
+          'attribute_exists(tickKey) AND attribute_not_exists(openShard) AND ' +
+          `(NOT #state IN (${Object.keys(TERMINAL_VALUES).join(', ')}) OR contains(#context, :adlRound))`,
+        ExpressionAttributeNames: { '#state': 'state', '#context': 'context' },
+        ExpressionAttributeValues: { ...TERMINAL_VALUES, ':adlRound': S('"adlRound"') },
         ...(start === undefined ? {} : { ExclusiveStartKey: start }),
       }),
     );
     for (const item of out.Items ?? []) {
       scanned++;
-      const l = liquidationFromItem(item);
+      let l: LiquidationRecord;
+      try {
+        l = liquidationFromItem(item);
+      } catch (error) {
+        // One item no version can read must not keep the others from the index.
+        if (!(error instanceof CorruptItemError)) throw error;
+        unreadable.push(item.id?.S ?? '?');
+        continue;
+      }
       if (!isOpenLiquidation(l)) continue;
       open++;
       try {
@@ -332,7 +370,7 @@ export async function indexOpenLiquidations(
     }
     start = out.LastEvaluatedKey;
   } while (start !== undefined);
-  return { scanned, open, indexed };
+  return { scanned, open, indexed, unreadable };
 }
 
 export class DynamoLiquidationRepository implements LiquidationRepository {

@@ -3,6 +3,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
@@ -17,6 +18,7 @@ import {
   checkNextVersion,
   conditional,
   type Item,
+  isConditionalCheckFailed,
   N,
   noCrash,
   optBig,
@@ -68,6 +70,73 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
         }
       : {}),
   };
+}
+
+/**
+ * `backstop positions index`: gives the open positions stored before ADL's leverage order existed (session 17)
+ * their `adlLeverage`, which every write since sets. DynamoDB builds a new index from the items that carry its
+ * keys only, and ADL's search takes every open position to be in both of its orders (adl-threshold.ts): one
+ * missing from the leverage order is ranked by neither bound, and its profit is never taken. One Scan of the
+ * table; each update is conditional on the version read, so a position written meanwhile (which a writer keys
+ * itself) is left as it is. Idempotent.
+ */
+export async function indexAdlLeverage(
+  dynamo: DynamoDBClient,
+  table: string,
+): Promise<{
+  readonly missing: number;
+  readonly indexed: number;
+  /** Items that could not be read as positions (CorruptItemError), by id: left for an operator. */
+  readonly unreadable: readonly string[];
+}> {
+  let missing = 0;
+  let indexed = 0;
+  const unreadable: string[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        FilterExpression: '#state = :open AND attribute_not_exists(adlLeverage)',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':open': S('OPEN') },
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      let p: PositionRecord;
+      try {
+        p = positionFromItem(item);
+      } catch (error) {
+        if (!(error instanceof CorruptItemError)) throw error;
+        unreadable.push(item.id?.S ?? '?');
+        continue;
+      }
+      missing++;
+      try {
+        await dynamo.send(
+          new UpdateItemCommand({
+            TableName: table,
+            Key: { id: S(p.id) },
+            UpdateExpression: 'SET adlLeverage = :leverage',
+            ConditionExpression:
+              'version = :version AND #state = :open AND attribute_not_exists(adlLeverage)',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':leverage': N(adlLeverageKey(p.size, wholeMargin(p))),
+              ':version': N(p.version),
+              ':open': S('OPEN'),
+            },
+          }),
+        );
+        indexed++;
+      } catch (error) {
+        if (!isConditionalCheckFailed(error)) throw error;
+      }
+    }
+    start = out.LastEvaluatedKey;
+  } while (start !== undefined);
+  return { missing, indexed, unreadable };
 }
 
 export function positionFromItem(item: Item): PositionRecord {
