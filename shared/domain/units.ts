@@ -134,7 +134,9 @@ export function parseDecimal(
       `${what}: "${text}" is too large (at most ${MAX_SCALED_DIGITS - decimals} digits before the point)`,
     );
   if (sign === '-') scaled = -scaled;
-  if (scaled < 0n && !options.allowNegative) throw new UnitError(`${what}: must not be negative ("${text}")`);
+  // On the text, not the result: a negative amount rounded to 0 ("-0.1" to whole units) is still negative.
+  if (sign === '-' && !options.allowNegative && /[1-9]/.test(whole + fraction))
+    throw new UnitError(`${what}: must not be negative ("${text}")`);
   if (scaled === 0n && options.positive)
     throw new UnitError(`${what}: must be greater than zero ("${text}")`);
   return scaled;

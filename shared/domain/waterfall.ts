@@ -171,7 +171,10 @@ export interface LayerAmounts {
   readonly market: { readonly closedSize: BaseE8; readonly lastResortSize: BaseE8 };
   readonly auction: { readonly closedSize: BaseE8 };
   readonly insurance: {
-    /** Liquidation fee credited to the fund (0 whenever there is a shortfall). */
+    /**
+     * Liquidation fee credited to the fund: 0 whenever there is a shortfall, but for the part of an earlier plan's
+     * fee the fund could not give back (chargeFee, replan-fee-floor).
+     */
     readonly feeCredited: QuoteE6;
     readonly shortfallPaid: QuoteE6;
     readonly refused: QuoteE6;

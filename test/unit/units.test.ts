@@ -169,6 +169,25 @@ describe('parseDecimal with a rounding option', () => {
     expect(parseDecimal(text, 6, 'v', { allowNegative: true, rounding })).toBe(expected);
   });
 
+  // Found by a property search of the domain in session 39: the sign was checked after rounding, so "-0.1" to whole
+  // units rounded up came back as a valid 0 where negatives are refused.
+  it('refuses a negative text that rounds to 0 unless negatives are allowed', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 12n }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom<Rounding>('floor', 'ceil'),
+        (magnitude, extra, rounding) => {
+          const text = formatDecimal(-magnitude, 6 + extra);
+          expect(() => parseDecimal(text, 6, 'v', { rounding })).toThrow(/must not be negative/);
+        },
+      ),
+      RUNS,
+    );
+    expect(() => parseDecimal('-0.1', 0, 'v', { rounding: 'ceil' })).toThrow(/must not be negative/);
+    expect(parseDecimal('-0', 0, 'v')).toBe(0n);
+  });
+
   it('equals div of the exact value in the asked direction', () => {
     fc.assert(
       fc.property(
