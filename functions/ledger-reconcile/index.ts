@@ -27,7 +27,11 @@ export async function reconcile(event: unknown) {
     from: request.data.full ? 'start' : 'checkpoint',
     saveCheckpoint: true,
     maxEntries: ENTRIES_PER_RUN,
-    drawCap: config.insurance.drawCapPerWindow,
+    drawCap: {
+      cap: config.insurance.drawCapPerWindow,
+      windowSeconds: config.insurance.windowSeconds,
+      nowMs: Date.now(),
+    },
   });
   const summary = {
     account: report.account,

@@ -148,7 +148,12 @@ export const auctionConfigSchema = z.strictObject({
   cusp: rate('cusp', '1'),
   /** Liquidation penalty (Maker chop 13 %): the auction never collects more than debt + penalty. */
   penalty: rate('penalty', '1'),
-  /** The auction's floor as a share of the mark: no fill below it, ever (never a zero-price fill). */
+  /**
+   * The auction's floor as a share of the mark: no fill below it, ever (never a zero-price fill); a buy auction's
+   * cap is mark / floor. At least 1 / (1 + lastResortSlippageBound) of every market: an auction never trades
+   * further from the mark than the last resort would (a deeper discount is a cost the fund pays, and ADL's close
+   * at the mark would not).
+   */
   floor: rate('floor', '1', {
     value: '0.000001',
     why: 'at 0 a sell auction may clear at zero, as MakerDAO did on 12 March 2020, and a buy auction at any price',
@@ -239,7 +244,7 @@ export const DEFAULT_RISK_CONFIG_INPUT: RiskConfigInput = {
     tailSeconds: 3600,
     cusp: '0.6',
     penalty: '0.13',
-    floor: '0.5',
+    floor: '0.91',
     maxResets: 2,
   },
   insurance: { drawCapPerWindow: '1000000', windowSeconds: 3600, floor: '0' },
@@ -277,6 +282,12 @@ export function parseRiskConfig(input: unknown): RiskConfig {
     if (m.lastResortSlippageBound <= 0n || m.lastResortSlippageBound < m.slippageBound) {
       throw new ConfigError(`${m.symbol}: lastResortSlippageBound must be > 0 and at least slippageBound`);
     }
+    const lowestFloor = auctionFloorAtLeast(m.lastResortSlippageBound);
+    if (config.auction.floor < lowestFloor) {
+      throw new ConfigError(
+        `${m.symbol}: auction.floor ${formatPpm(config.auction.floor)} lets an auction trade further from the mark than the last resort (lastResortSlippageBound ${formatPpm(m.lastResortSlippageBound)}): at least ${formatPpm(lowestFloor)}`,
+      );
+    }
     // 0 is not "off": every move would trip the breaker, every index would be refused (the market frozen).
     if (m.priceBand <= 0n) throw new ConfigError(`${m.symbol}: priceBand must be > 0 (there is no off)`);
     if (m.indexBand <= 0n) throw new ConfigError(`${m.symbol}: indexBand must be > 0 (there is no off)`);
@@ -296,6 +307,13 @@ export function parseRiskConfig(input: unknown): RiskConfig {
   refuseUnreachableCurve(config.auction);
   return config;
 }
+
+/**
+ * The lowest auction floor a market's last-resort bound b allows: a sell auction's floor x mark at or above
+ * mark x (1 - b), a buy auction's mark / floor at or below mark x (1 + b): 1 / (1 + b), rounded up (the stricter).
+ */
+export const auctionFloorAtLeast = (lastResortSlippageBound: Ppm): Ppm =>
+  div(PPM_SCALE * PPM_SCALE, PPM_SCALE + lastResortSlippageBound, 'ceil');
 
 /** Any mark: the check is a ratio to it (1,000 USD, far above a price's rounding). */
 const REFERENCE_MARK: PriceE8 = 1_000n * PRICE_SCALE;

@@ -345,7 +345,15 @@ async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusRe
       missingRetriesMs: [],
       pageSize: Number.MAX_SAFE_INTEGER,
       balanceAgain: (account) => ledger.balance(account),
-      drawCap: config?.insurance.drawCapPerWindow,
+      ...(config
+        ? {
+            drawCap: {
+              cap: config.insurance.drawCapPerWindow,
+              windowSeconds: config.insurance.windowSeconds,
+              nowMs: Date.now(),
+            },
+          }
+        : {}),
     },
   );
   return {

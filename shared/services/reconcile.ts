@@ -45,8 +45,13 @@ export interface ReconcileOptions {
   /** Waits before reading again an entry not found yet (an index's lag); then it is reported missing. */
   readonly missingRetriesMs?: readonly number[];
   readonly pause?: (ms: number) => Promise<void>;
-  /** The configured draw cap per window (the risk config's insurance drawCapPerWindow): windowDrawn stays within. */
-  readonly drawCap?: QuoteE6;
+  /**
+   * The configured draw cap per window (the risk config's insurance drawCapPerWindow and windowSeconds) and the
+   * time of the run: the balance's windowDrawn stays within the cap while its window lasts. A window that has
+   * ended counts as drawn 0 (the ledger starts the next one at the next draw): judged after it, a cap lowered
+   * meanwhile alarmed until some later shortfall, weeks in a calm market, hiding new journal problems.
+   */
+  readonly drawCap?: { readonly cap: QuoteE6; readonly windowSeconds: number; readonly nowMs: number };
   /**
    * The balance read again before an entry past it is called a problem (the reader's by default): a reader over a
    * snapshot passes the live ledger's, as a movement may have committed since the snapshot was taken.
@@ -216,11 +221,12 @@ async function pastTheBalance(
  * say which window it counted against (a late retry counts against the stored one, and a draw given back lowers
  * the window only while it is the stored one). A cap lowered within a window alarms until that window ends.
  */
-function windowProblems(balance: AccountBalance, drawCap: QuoteE6 | undefined): readonly string[] {
+function windowProblems(balance: AccountBalance, drawCap: ReconcileOptions['drawCap']): readonly string[] {
   const drawn = balance.windowDrawn;
   if (drawn < 0n) return [`window drawn ${drawn} is below zero`];
-  if (drawCap !== undefined && drawn > drawCap)
-    return [`window drawn ${drawn} is above the draw cap ${drawCap}`];
+  if (drawCap === undefined || drawCap.nowMs >= balance.windowStartMs + drawCap.windowSeconds * 1000)
+    return [];
+  if (drawn > drawCap.cap) return [`window drawn ${drawn} is above the draw cap ${drawCap.cap}`];
   return [];
 }
 

@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { collectStatus } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
@@ -214,23 +215,28 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
   // Session 37: the window's accounting was never reconciled (reconcile-draw-window).
   it("a window's drawn amount above the configured cap is reported", async () => {
     const balanceKey = { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } };
-    const setDrawn = (drawn: string) =>
+    const setDrawn = (drawn: string, windowStartMs: number) =>
       stack.clients.dynamo.send(
         new UpdateItemCommand({
           TableName: stack.names.tables.ledger,
           Key: balanceKey,
-          UpdateExpression: 'SET windowDrawn = :d',
-          ExpressionAttributeValues: { ':d': { N: drawn } },
+          UpdateExpression: 'SET windowDrawn = :d, windowStartMs = :w',
+          ExpressionAttributeValues: { ':d': { N: drawn }, ':w': { N: String(windowStartMs) } },
         }),
       );
-    const { windowDrawn } = await ledger.balance(INSURANCE_ACCOUNT);
-    await setDrawn(String(10n ** 18n));
+    const { windowDrawn, windowStartMs } = await ledger.balance(INSURANCE_ACCOUNT);
+    // A window that began a second ago.
+    await setDrawn(String(10n ** 18n), Date.now() - 1_000);
     const report = await reconcile(scheduledEvent);
     expect(report.reconciled).toBe(false);
     expect(report.problems).toEqual([
       expect.stringMatching(/^window drawn 10{18} is above the draw cap \d+$/),
     ]);
-    await setDrawn(String(windowDrawn));
+    // The same window once it has ended: what it drew no longer counts (the next draw opens a new one).
+    const windowMs = DEFAULT_RISK_CONFIG.insurance.windowSeconds * 1000;
+    await setDrawn(String(10n ** 18n), Date.now() - windowMs - 1_000);
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+    await setDrawn(String(windowDrawn), windowStartMs);
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
   });
 

@@ -485,8 +485,9 @@ describe('pipeline on moto', () => {
       await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200')); // bankrupt at 180
-      // Bids 10 % under the mark: the lot clears at about 165, the fund pays the rest.
-      await ctx.admin(provider('lp-1', '0.10'));
+      // Bids 8 % under the mark (within the last resort's 10 %, as the floor allows): the lot clears at about 169,
+      // the fund pays the rest.
+      await ctx.admin(provider('lp-1', '0.08'));
       await ctx.tick('184');
       const [liquidation] = await ctx.liquidations();
       expect(liquidation?.state).toBe('SETTLED_INSURANCE');
@@ -503,11 +504,15 @@ describe('pipeline on moto', () => {
   });
 
   it('wakes a sleeping auction when a tick reaches its wake mark (the wake index on moto, the calls as granted)', async () => {
-    await withStack(AUCTION_ONLY, async (ctx) => {
+    const slowSteps = {
+      ...AUCTION_ONLY,
+      auction: { ...AUCTION_ONLY.auction, curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 4 } },
+    } as const;
+    await withStack(slowSteps, async (ctx) => {
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      // Bids 30 % under the mark: from 184, the 1 s stairstep reaches it at step 36.
-      await ctx.admin(provider('lp-1', '0.30'));
+      // Bids 8 % under the mark: from 184, the 4 s stairstep reaches it at step 9 (36 s).
+      await ctx.admin(provider('lp-1', '0.08'));
       await ctx.stack.runner.stop();
       await ctx.stack.putTicks([tickDetail('184', 2)]);
       await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
@@ -598,6 +603,8 @@ describe('pipeline on moto', () => {
         lastResortSlippageBound: '0.000001',
         lastResortWaitSeconds: 1,
       })),
+      // No further from the mark than the last resort: at it.
+      auction: { ...AUCTION_ONLY.auction, floor: '1' },
     };
     await withStack(noPriceWithin, async (ctx) => {
       await ctx.tick('200');

@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_MAX_SEQUENCE_JUMP,
-  DEFAULT_RISK_CONFIG_INPUT,
-  parseRiskConfig,
-} from '../../shared/domain/config.ts';
+import { DEFAULT_MAX_SEQUENCE_JUMP, parseRiskConfig } from '../../shared/domain/config.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
 import { formatQuote, parsePrice } from '../../shared/domain/units.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
 import { adminDepsOf, pendingTick, racingRebase } from '../support/resume.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * Found by a review of admin requests racing the pipeline, session 27:
@@ -192,8 +189,8 @@ describe('registerProvider: a provider leaving a market', () => {
   it('wakes the sleepers of the market it left: they end at once instead of sleeping on a bid gone', async () => {
     const p = createPipeline({
       config: parseRiskConfig({
-        ...DEFAULT_RISK_CONFIG_INPUT,
-        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+        ...DEEP_AUCTION,
+        markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
     const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
@@ -296,8 +293,8 @@ describe('registerProvider racing an auction planning its sleep', () => {
   function setUp() {
     const p = createPipeline({
       config: parseRiskConfig({
-        ...DEFAULT_RISK_CONFIG_INPUT,
-        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+        ...DEEP_AUCTION,
+        markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
     const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
@@ -391,8 +388,8 @@ describe('registerProvider for two markets, one of whose wakes fails', () => {
   it("bumps and wakes the other market: a failed wake of ETH's sleepers leaves BTC's no worse", async () => {
     const p = createPipeline({
       config: parseRiskConfig({
-        ...DEFAULT_RISK_CONFIG_INPUT,
-        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+        ...DEEP_AUCTION,
+        markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
     const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };

@@ -36,7 +36,7 @@ import {
 } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
-import { AUCTION_ONLY } from '../support/risk-configs.ts';
+import { AUCTION_ONLY, DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /** A liquidation message's body: these fields, then when it is due (dueLiquidationMessage). */
 const dueBody = (fields: Record<string, unknown>) =>
@@ -1246,7 +1246,9 @@ describe('auction layer', () => {
   });
 
   it('sleeps until the price a provider short of capital can pay, which then buys dust and no crumbs', async () => {
+    // 130 is 29 % under the mark: an auction as deep as the rules allow.
     const p = createPipeline({
+      config: parseRiskConfig(DEEP_AUCTION),
       venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
     });
     await p.fund('100000');
@@ -1277,12 +1279,15 @@ describe('auction layer', () => {
 });
 
 describe('sleeping auctions', () => {
-  /** The default 90 s stairstep from mark * 1.02, no market layer, one provider bidding 10 % under the mark. */
+  /**
+   * The default 90 s stairstep from mark * 1.02, no market layer, one provider bidding 10 % under the mark (as deep
+   * as DEEP_AUCTION's floor lets an auction go; the default's stops at 9 % since session 39).
+   */
   async function sleeper() {
     const p = createPipeline({
       config: parseRiskConfig({
-        ...DEFAULT_RISK_CONFIG_INPUT,
-        markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+        ...DEEP_AUCTION,
+        markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
     await p.tick('ETH-USD', '200');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * A tick's side effects after its conditional write (the sleepers' wake, the breaker's alarm) are done again by a
@@ -13,8 +14,8 @@ import { createPipeline, type Pipeline } from '../support/pipeline.ts';
  */
 
 const NO_MARKET = parseRiskConfig({
-  ...DEFAULT_RISK_CONFIG_INPUT,
-  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+  ...DEEP_AUCTION,
+  markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
 });
 
 /** The process dies right after the first side effect named `point` once armed. */
@@ -103,7 +104,7 @@ describe('a tick retried after its write', () => {
 
   it('a market halted by a trip whose invocation died still raises CircuitBreakerAlarm (the retry counts it)', async () => {
     const death = dyingAfter('markets.tripBreaker');
-    const p = createPipeline({ crashHook: death.hook });
+    const p = createPipeline({ config: parseRiskConfig(DEEP_AUCTION), crashHook: death.hook });
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     death.state.armed = true;

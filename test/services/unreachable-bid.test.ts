@@ -1,26 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { auctionStatus, lastPriceBeforeReset, startPrice } from '../../shared/domain/auction.ts';
 import { accepts } from '../../shared/domain/clearing.ts';
-import {
-  DEFAULT_RISK_CONFIG,
-  DEFAULT_RISK_CONFIG_INPUT,
-  parseRiskConfig,
-} from '../../shared/domain/config.ts';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { PPM_SCALE, parsePpm, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { bestBid } from '../../shared/services/sleeping.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * A bid beyond the auction's floor is never reached, at any mark: the SELL price never goes below
  * ceil(mark * floor) and the BUY price never above floor(mark / floor), both of the current mark, as is the bid.
- * With the default floor 0.5: a SELL discount above 50 %, a BUY premium above 100 %. Found by an auction review in
+ * With DEEP_AUCTION's floor (0.67, the deepest the rules allow; the default 0.5 before session 39): a SELL discount
+ * above 33 %, a BUY premium above 49 %. Found by an auction review in
  * session 25: such a provider counted as a bidder, so an auction nobody could take was started and walked its whole
  * curve and resets (about 3.5 h) before the fund and ADL took over.
  */
 describe('a bid the auction can never reach is no bidder', () => {
-  const config = DEFAULT_RISK_CONFIG;
+  const config = parseRiskConfig(DEEP_AUCTION);
   const mark = parsePrice('184');
   const provider = (maxDiscount: string): ProviderRecord => ({
     id: 'lp-x',
@@ -123,9 +121,9 @@ describe('a bid the auction can never reach is no bidder', () => {
   // bidder, and the auction reset or ended where it could fill.
   it("a bid the price now meets is a bidder, between a linear curve's last boundary and its reset", () => {
     const linear = parseRiskConfig({
-      ...DEFAULT_RISK_CONFIG_INPUT,
+      ...DEEP_AUCTION,
       auction: {
-        ...DEFAULT_RISK_CONFIG_INPUT.auction,
+        ...DEEP_AUCTION.auction,
         curve: { kind: 'linear', tauSeconds: 3700 },
         tailSeconds: 1035,
       },
@@ -147,7 +145,7 @@ describe('a bid the auction can never reach is no bidder', () => {
   });
 
   it('a SELL auction whose mark falls further resets before its tail, then fills, not ended unfilled', async () => {
-    const p = createPipeline();
+    const p = createPipeline({ config });
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
@@ -176,7 +174,7 @@ describe('a bid the auction can never reach is no bidder', () => {
   ] as const)(
     '%s liquidation (mark to %s), sole provider with discount %s: no auction is left running for it',
     async (side, crash, d) => {
-      const p = createPipeline();
+      const p = createPipeline({ config });
       await p.tick('ETH-USD', '200'); // a market's first print waits for a second
       await p.tick('ETH-USD', '200');
       await p.open(side, '10', '200', '200');
@@ -197,7 +195,7 @@ describe('a bid the auction can never reach is no bidder', () => {
   );
 
   it('admin refuses a maxDiscount above 100 %', async () => {
-    const p = createPipeline();
+    const p = createPipeline({ config });
     const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
     const result = await handleAdmin(
       {

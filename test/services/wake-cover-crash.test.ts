@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { type AuctionRecord, InjectedCrash } from '../../shared/ports/index.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * A step that plans a sleep schedules its next message, commits (the auction's new wake mark), then covers the
@@ -11,8 +12,8 @@ import { createPipeline } from '../support/pipeline.ts';
  */
 
 const NO_MARKET = parseRiskConfig({
-  ...DEFAULT_RISK_CONFIG_INPUT,
-  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
+  ...DEEP_AUCTION,
+  markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
 });
 
 async function run(dieAfterStepCommit: boolean) {

@@ -1,9 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
+import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice } from '../../shared/domain/units.ts';
 import type { AuctionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { processAuctionStep } from '../../shared/services/auction.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * Two SELL auctions of one market: A sleeps with wake mark 202 (the market's), B is awake at step 0 (top 204).
@@ -11,7 +13,7 @@ import { createPipeline } from '../support/pipeline.ts';
  * while a tick at 203 wakes A and replaces the market's wake mark with the next sleeper it found.
  */
 async function world() {
-  const p = createPipeline();
+  const p = createPipeline({ config: parseRiskConfig(DEEP_AUCTION) });
   await p.tick('ETH-USD', '200'); // a market's first print waits for a second
   await p.tick('ETH-USD', '200');
   await p.provider('lp-1', '100000', '0.10', '100');
@@ -118,7 +120,7 @@ describe("a sleeper's wake mark is never lost to a tick replacing the market's (
  */
 describe('wakes under continuous covers (the wake-index-lag window, backed out)', () => {
   it('a sleeper is woken once, not by every later tick, while others of its side keep covering', async () => {
-    const p = createPipeline();
+    const p = createPipeline({ config: parseRiskConfig(DEEP_AUCTION) });
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     await p.provider('lp-1', '100000', '0.10', '100');

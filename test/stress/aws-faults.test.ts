@@ -395,7 +395,7 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
     });
   });
 
-  it('a tick failing on every retry shows its error in `dlq list` (Lambda\'s on-failure record); redrive settles it', async () => {
+  it("a tick failing on every retry shows its error in `dlq list` (Lambda's on-failure record); redrive settles it", async () => {
     await withStack(async (ctx) => {
       ctx.inject((clients, faults) =>
         faults.failBatchEntries(clients, {

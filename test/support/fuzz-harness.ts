@@ -246,7 +246,9 @@ export function buildConfig(s: ScenarioConfig): RiskConfig {
       tailSeconds: a.tailSeconds,
       cusp: usd(a.cusp),
       penalty: usd(a.penalty),
-      floor: usd(a.floor),
+      // Never below what the markets' last resort allows (config.ts auctionFloorAtLeast): scenarios saved before
+      // that rule run at the lowest floor allowed.
+      floor: usd(Math.max(Math.round(a.floor * 1e6), Math.ceil(1e12 / (1e6 + Math.round(lr * 1e6)))) / 1e6),
       maxResets: a.maxResets,
     },
     insurance: {
@@ -299,7 +301,7 @@ export const configArb: fc.Arbitrary<ScenarioConfig> = fc
       tailSeconds: fc.integer({ min: 120, max: 3600 }),
       cusp: f(0.2, 0.9),
       penalty: f(0, 0.2),
-      floor: f(0.05, 0.95),
+      floor: f(0.8, 1),
       maxResets: fc.integer({ min: 0, max: 2 }),
     }),
     insurance: fc.record({

@@ -15,3 +15,15 @@ export const AUCTION_ONLY: RiskConfigInput = {
   ...FAST_AUCTION,
   markets: FAST_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
 };
+
+/**
+ * The default rules with the deepest auction they allow (a last resort bound of 50 %, so a floor of 0.67): the
+ * curve's lowest price before a reset (0.682 of the mark SELL, 1.465 BUY) stays within the floor, so the auction
+ * walks exactly as under the default floor of 0.5 before session 39. For tests of the curve's reach and of sleeping
+ * auctions with bids 30 % from the mark.
+ */
+export const DEEP_AUCTION: RiskConfigInput = {
+  ...DEFAULT_RISK_CONFIG_INPUT,
+  markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, lastResortSlippageBound: '0.5' })),
+  auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, floor: '0.67' },
+};

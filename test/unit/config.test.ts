@@ -119,6 +119,18 @@ describe('parseRiskConfig: rejections', () => {
       },
       /auction\.floor: floor: must be at least 0\.000001 \(at 0 a sell auction may clear at zero/,
     ],
+    // Found by a review of the mechanisms in session 39: at 0.5 an auction sold 32 % under the mark to a provider
+    // bidding that deep, the fund paying the shortfall that ADL's close at the mark would not have left.
+    [
+      'an auction floor deeper than the last resort (0.9 of the mark: a buy would pay 11 % over it)',
+      { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, floor: '0.9' } },
+      /ETH-USD: auction\.floor 0\.9 lets an auction trade further from the mark than the last resort \(lastResortSlippageBound 0\.1\): at least 0\.909091/,
+    ],
+    [
+      'a market whose last resort is tighter than the auction floor allows',
+      withEth({ lastResortSlippageBound: '0.05' }),
+      /ETH-USD: auction\.floor 0\.91 .*\(lastResortSlippageBound 0\.05\): at least 0\.952381/,
+    ],
     [
       'an auction opening on the wrong side of the mark',
       { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, buf: '0.9' } },

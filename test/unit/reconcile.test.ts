@@ -429,14 +429,16 @@ describe('ledger reconcile: the draw window', () => {
     windowDrawn,
   });
 
+  // A run within the window (it starts at 1 h and lasts an hour) unless told.
+  const judge = async (drawn: bigint, cap?: bigint, nowMs = 3_600_000 + 3_599_999) =>
+    (
+      await reconcileAccount(journalSnapshot(withWindow(drawn), chain(3)), FUND, recording(), {
+        ...noPause,
+        ...(cap === undefined ? {} : { drawCap: { cap, windowSeconds: 3600, nowMs } }),
+      })
+    ).problems;
+
   it('reports a window drawn below zero, or above the configured cap; at the cap it reconciles', async () => {
-    const judge = async (drawn: bigint, drawCap?: bigint) =>
-      (
-        await reconcileAccount(journalSnapshot(withWindow(drawn), chain(3)), FUND, recording(), {
-          ...noPause,
-          ...(drawCap === undefined ? {} : { drawCap }),
-        })
-      ).problems;
     expect(await judge(-1n)).toEqual(['window drawn -1 is below zero']);
     expect(await judge(-1n, 5n * USD)).toEqual(['window drawn -1 is below zero']);
     expect(await judge(5n * USD + 1n, 5n * USD)).toEqual([
@@ -446,6 +448,18 @@ describe('ledger reconcile: the draw window', () => {
     expect(await judge(0n, 5n * USD)).toEqual([]);
     // Without the cap (a caller that does not know the configuration), only the lower bound.
     expect(await judge(10n ** 15n)).toEqual([]);
+  });
+
+  // Found by an audit of time in session 39: a cap lowered below what a window drew was reported by every run until
+  // the next shortfall (weeks in a calm market), holding the journal alarm on and hiding new problems behind it.
+  it('judges the cap only while its window lasts: an ended window counts as drawn 0', async () => {
+    const over = 5n * USD + 1n;
+    expect(await judge(over, 5n * USD, 3_600_000)).toHaveLength(1);
+    expect(await judge(over, 5n * USD, 7_200_000 - 1)).toHaveLength(1);
+    expect(await judge(over, 5n * USD, 7_200_000)).toEqual([]);
+    expect(await judge(over, 5n * USD, 7 * 86_400_000)).toEqual([]);
+    // Below zero is a broken ledger whenever it is read.
+    expect(await judge(-1n, 5n * USD, 7 * 86_400_000)).toEqual(['window drawn -1 is below zero']);
   });
 });
 
