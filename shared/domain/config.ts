@@ -119,7 +119,10 @@ export const marketConfigSchema = z.strictObject({
    * no check (a simulated venue that follows the marks cannot dispute them).
    */
   venueCheckBand: rate('venueCheckBand', '1').optional(),
-  /** How long a dispute holds a liquidation (absent: DEFAULT_VENUE_CHECK_HOLD_SECONDS); a venue cannot block for ever. */
+  /**
+   * How long a dispute holds a liquidation (absent: DEFAULT_VENUE_CHECK_HOLD_SECONDS; 0: not at all, the dispute
+   * counted and overruled); a venue cannot block for ever.
+   */
   venueCheckHoldSeconds: z.number().int().min(0).max(86_400).optional(),
   /** A tick further than this from its index price is rejected (Drift: mark/oracle divergence 10 %). */
   indexBand: rate('indexBand', '1'),

@@ -280,9 +280,9 @@ export async function processLiquidation(
       const body = dueLiquidationMessage(
         { ...start, markDisputedSinceMs: error.sinceMs },
         deps.clock.nowMs(),
-        MARK_DISPUTE_WAIT_SECONDS,
+        error.waitSeconds,
       );
-      await deps.liquidationQueue.send(body, MARK_DISPUTE_WAIT_SECONDS);
+      await deps.liquidationQueue.send(body, error.waitSeconds);
       deps.telemetry.count(METRICS.MarkDisputes.name, 1);
       // Once per hold: the first look has no dispute carried yet.
       if (message.markDisputedSinceMs === undefined)
@@ -624,10 +624,13 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
 
 const marketOrderId = (liquidationId: string): string => `${liquidationId}:market`;
 
-/** How long a liquidation the venue holds (MarkDisputedError) waits before it looks again. */
+/** How long a liquidation the venue holds (MarkDisputedError) waits before it looks again, at most. */
 export const MARK_DISPUTE_WAIT_SECONDS = 10;
 
-/** The venue disputes the mark a liquidation would start on (domain/venue-check.ts): it waits, unwritten. */
+/**
+ * The venue disputes the mark a liquidation would start on (domain/venue-check.ts): it waits, unwritten, for
+ * `waitSeconds`: the next look, or the hold's end if sooner (a hold of 25 s ended at the look at 30 s).
+ */
 export class MarkDisputedError extends Error {
   override readonly name = 'MarkDisputedError';
   constructor(
@@ -635,6 +638,7 @@ export class MarkDisputedError extends Error {
     mark: PriceE8,
     venuePrice: PriceE8 | undefined,
     readonly sinceMs: number,
+    readonly waitSeconds: number,
   ) {
     super(
       `mark/disputed: ${symbol} mark ${formatPrice(mark)}, the venue's price for the close ${venuePrice === undefined ? 'unknown (its quote failed)' : formatPrice(venuePrice)} (disputed since ${new Date(sinceMs).toISOString()})`,
@@ -663,18 +667,28 @@ async function confirmWithVenue(
   // A first time ahead of now (a message written with a clock ahead, or forged) would hold past the cap for ever.
   const since =
     carried.markDisputedSinceMs === undefined ? undefined : Math.min(carried.markDisputedSinceMs, now);
-  const holding = since !== undefined && now - since < market.venueCheckHoldSeconds * 1000;
+  const holdMs = market.venueCheckHoldSeconds * 1000;
+  // A hold of 0 holds nothing: the first dispute is overruled at once (it held for a look, 10 s).
+  const holdsUntil = since === undefined ? (holdMs > 0 ? now + holdMs : undefined) : since + holdMs;
+  const holding = holdsUntil !== undefined && now < holdsUntil;
+  const disputed = (price: PriceE8 | undefined) =>
+    new MarkDisputedError(
+      liquidation.symbol,
+      reference.mark,
+      price,
+      since ?? now,
+      Math.max(1, Math.min(MARK_DISPUTE_WAIT_SECONDS, Math.ceil(((holdsUntil ?? now) - now) / 1000))),
+    );
   const quote = await quoteOrNone(liquidation, reference, deps, 'venue quote failed');
   if (!quote) {
     // No evidence either way: a dispute already under way holds on (a failing venue must not end it).
-    if (holding) throw new MarkDisputedError(liquidation.symbol, reference.mark, undefined, since);
+    if (since !== undefined && holding) throw disputed(undefined);
     return;
   }
   const price = closeDirection(position.side) === 'SELL' ? quote.bid : quote.ask;
   if (!venueDisputesMark(position, reference.mark, price, market.maintenanceMargin, market.venueCheckBand))
     return;
-  if (since === undefined || holding)
-    throw new MarkDisputedError(liquidation.symbol, reference.mark, price, since ?? now);
+  if (holding) throw disputed(price);
   deps.telemetry.warn('the venue has disputed the mark for venueCheckHoldSeconds; liquidating on the mark', {
     liquidationId: liquidation.id,
     mark: formatPrice(reference.mark),

@@ -85,6 +85,31 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     expect((await p.check()).violations).toEqual([]);
   });
 
+  // Found by an audit of time in session 39: the first dispute always held for a look (10 s), a hold of 0 too, and
+  // a hold ended only at a look (25 s at 30 s).
+  it('a hold of 0 holds nothing: the dispute is overruled at once', async () => {
+    const p = createPipeline({ config: checked({ venueCheckHoldSeconds: 0 }) });
+    await badPrint(p, '100');
+    await deliverQueued(p);
+    expect(p.telemetry.total('MarkDisputes')).toBe(0);
+    expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
+    expect(p.adapters.liquidations.all()[0]?.state).not.toBe('QUEUED');
+  });
+
+  it('a hold that is not a whole number of looks ends when it ends: the last look comes then', async () => {
+    const p = createPipeline({ config: checked({ venueCheckHoldSeconds: 25 }) });
+    await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    const start = p.clock.nowMs();
+    await p.runUntil(start + 24_000);
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).toBe('QUEUED');
+    expect(p.telemetry.total('MarkDisputes')).toBe(3); // at 0, 10 and 20 s
+    await p.runUntil(start + 26_000);
+    // The look at 25 s goes on (before: held until the look at 30 s).
+    expect((await p.adapters.liquidations.get(queued!.id))?.state).not.toBe('QUEUED');
+    expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
+  });
+
   it.each([
     ['the venue agrees with the mark', '91'],
     ['the venue is within the band of the mark', '95.5'],
