@@ -12,6 +12,7 @@ import { parseTime } from '../../shared/prices/parse.ts';
 import { encodeMessage, PoisonMessageError, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { createPipeline } from '../support/pipeline.ts';
+import { DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * Found by an audit of the entry points' bad input in session 38: each input was taken (or half applied) where
@@ -21,7 +22,8 @@ import { createPipeline } from '../support/pipeline.ts';
 describe('queue messages', () => {
   /** A long's slice in a running auction (an empty book), with one provider bidding `maxDiscount` under the mark. */
   async function inAuction(maxDiscount: string) {
-    const p = createPipeline();
+    // Bids up to 30 % under the mark: an auction as deep as the rules allow.
+    const p = createPipeline({ config: parseRiskConfig(DEEP_AUCTION) });
     await p.fund('10000');
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
