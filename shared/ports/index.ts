@@ -307,8 +307,9 @@ export interface LiquidationContext {
   readonly positionVersion?: number;
   readonly auctionId?: string;
   /**
-   * The mark the settlement was planned at, recorded with it: a slice's rest is valued at the worse of it and
-   * executionMark for the slice's fee (absent before session 39: executionMark).
+   * The mark the settlement valued a slice's rest at, recorded with it (absent before session 39: executionMark):
+   * the rest counts at the worse of it and executionMark for the slice's fee. A frozen plan's mark, or, settled
+   * without a freeze, the ended auction's (else executionMark): never a mark only one delivery saw.
    */
   readonly settledMark?: PriceE8;
   /** Set once the settlement inputs are frozen: a retry recomputes the very same plan from them. */
@@ -798,6 +799,11 @@ export interface AuctionRecord {
    * The other finds the auction ended and has nothing to finish (absent in records of earlier versions).
    */
   readonly endedBy?: 'wake' | 'plan';
+  /**
+   * Ended: the mark of the step that ended it (absent in records of earlier versions). A settlement that needs no
+   * fund values the slice's rest at it (with executionMark): stored, so every delivery plans the same fee.
+   */
+  readonly endedAtMark?: PriceE8;
   /**
    * When the current step's planned message is due (absent in records of earlier versions). A step run later,
    * whichever message runs it (the planned one, a tick's wake after an outage, a redrive), is priced as when due.

@@ -235,6 +235,7 @@ async function stepOnce(
     const exhausted: AuctionRecord = {
       ...awake(auction),
       endedBy: enderOf(message),
+      endedAtMark: mark,
       state: 'EXHAUSTED',
       step: auction.step + 1,
       version: auction.version + 1,
@@ -330,7 +331,9 @@ async function stepOnce(
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
     fills,
-    ...(ended ? { endedBy: enderOf(message), state: ended } : { state: 'RUNNING' as const }),
+    ...(ended
+      ? { endedBy: enderOf(message), endedAtMark: mark, state: ended }
+      : { state: 'RUNNING' as const }),
     step: auction.step + 1,
     ...(sleep ? { stepDueAtMs: dueIn(sleep.delaySeconds, deps) } : {}),
     version: auction.version + 1,

@@ -1097,12 +1097,13 @@ const sliceOf = (position: PositionRecord, context: LiquidationContext) => ({
 });
 
 /**
- * The position beyond the slice, valued at the mark the slice was planned at, or at the settlement's `mark` when
- * that is worse for the position: a fee it could not pay there is not charged (accounting.ts settleSlice). A slice
- * the auction or the last resort settles minutes later, the mark having fallen meanwhile, charged a fee on a
- * position bankrupt at its own settlement: the rest owed it back as deficit, paid by the fund or, its cap bound,
- * by ADL's counterparties. Valued at the slice's limit instead, rests kept more collateral and were liquidated
- * later and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
+ * The position beyond the slice, valued at the mark the slice was planned at, or at `mark` when that is worse for
+ * the position: a fee it could not pay there is not charged (accounting.ts settleSlice). A slice the auction or
+ * the last resort settles minutes later, the mark having fallen meanwhile, charged a fee on a position bankrupt at
+ * its own settlement: the rest owed it back as deficit, paid by the fund or, its cap bound, by ADL's
+ * counterparties. `mark` must be stored before any money moves (a frozen plan's, an ended auction's), so every
+ * delivery of the plan charges the same fee. Valued at the slice's limit instead, rests kept more collateral and
+ * were liquidated later and deeper: the demo's fund ended at 15,918 USD instead of 62,424.
  */
 const restOf = (position: PositionRecord, context: LiquidationContext, mark: PriceE8) => {
   const planned = context.executionMark;
@@ -1165,11 +1166,11 @@ export async function decideAndSettle(
       ? { fills: auctionFills, finished: auction ? auction.state !== 'RUNNING' || !!frozen : true }
       : undefined;
   const mark = frozen?.mark ?? (await markOf(liquidation, deps, carried, context.executionMark)).mark;
-  const decide: Decide = (insurance, candidates, lastResort) =>
+  const decide: Decide = (insurance, candidates, lastResort, restMark) =>
     decideWaterfall({
       liquidationId: liquidation.id,
       position: sliceOf(position, context),
-      restOfPosition: restOf(position, context, mark),
+      restOfPosition: restOf(position, context, restMark ?? mark),
       mark,
       market,
       stillLiquidatable: true,
@@ -1256,14 +1257,19 @@ export async function decideAndSettle(
       decision,
       deps,
       mark,
+      mark,
       carried,
       fresh ? planned.reads : {},
     );
   }
 
   // A plan that pays nothing from the fund and needs no ADL is the same whatever the fund holds: settle it
-  // without reading the fund or freezing. Otherwise read the fund (and the ADL candidates) and freeze.
-  let decision = decide(NO_FUND);
+  // without reading the fund or freezing. Otherwise read the fund (and the ADL candidates) and freeze. Settled
+  // without a freeze, the slice's rest is valued at marks stored before this delivery (the claim's, the ended
+  // auction's), not the mark of now: a delivery that applied the fee and died comes back at another mark, and
+  // must plan the same fee (the ledger refuses a key applied with another amount).
+  const storedRestMark = auction?.endedAtMark ?? context.executionMark;
+  let decision = decide(NO_FUND, undefined, undefined, storedRestMark);
   if (decision.next === 'start-auction') {
     const opening = openingAuction(liquidation, context, position, mark, deps);
     // The market before the providers: a first sleep commits on the providers epoch it read (startAuction).
@@ -1273,7 +1279,7 @@ export async function decideAndSettle(
     // Its first step would end it unfilled: the fund and ADL take the rest now, not a message later.
     deps.telemetry.count(METRICS.AuctionsSkipped.name, 1);
     auctionResult = { fills: [], finished: true };
-    decision = decide(NO_FUND);
+    decision = decide(NO_FUND, undefined, undefined, storedRestMark);
   }
   switch (decision.next) {
     case 'await-auction':
@@ -1281,7 +1287,7 @@ export async function decideAndSettle(
       return { done: true, record: liquidation };
     case 'settle':
       if (!(await flushPending(deps, carried))) return { done: false };
-      return applySettlement(liquidation, context, position, decision, deps, mark, carried);
+      return applySettlement(liquidation, context, position, decision, deps, mark, storedRestMark, carried);
     default:
       return planWithTheFund();
   }
@@ -1294,10 +1300,12 @@ export async function decideAndSettle(
 const otherSideGainedSince = (side: Side, mark: PriceE8, judgedAt: PriceE8 | undefined): boolean =>
   judgedAt === undefined || (side === 'LONG' ? mark < judgedAt : mark > judgedAt);
 
+/** `restMark`: what the slice's rest is valued at (restOf; default the plan's mark, which a freeze stores). */
 type Decide = (
   insurance: InsuranceState,
   candidates?: readonly AdlCandidate[],
   lastResort?: readonly Fill[],
+  restMark?: PriceE8,
 ) => WaterfallDecision;
 
 /**
@@ -1770,6 +1778,8 @@ async function applySettlement(
   decision: WaterfallDecision,
   deps: SettlementDeps,
   mark: PriceE8,
+  /** What the plan valued the slice's rest at (restOf), recorded with the settlement. */
+  restMark: PriceE8,
   carried: Carried,
   reads: PlanReads = {},
 ): Promise<Step> {
@@ -1894,7 +1904,7 @@ async function applySettlement(
     settlement: settlementRecord(decision),
     context: {
       ...outcomeRecorded(context),
-      settledMark: mark,
+      settledMark: restMark,
       ...(nextLiquidation ? { nextLiquidationId: nextLiquidation.id } : {}),
       ...(roundsFollow(decision, context.settle, deps) ? { adlRound: { round: 0 } } : {}),
     },

@@ -1457,12 +1457,18 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await expect(a.auctions.replace({ ...next, version: 2 }, 1)).rejects.toBeInstanceOf(
           ConditionFailedError,
         );
-        // Ended, with the message that ended it.
+        // Ended, with the message that ended it and the mark of its step (a settlement values a slice's rest at it).
         for (const [version, endedBy] of [
           [3, 'wake'],
           [4, 'plan'],
         ] as const) {
-          const ended = { ...next, state: 'EXHAUSTED' as const, endedBy, version };
+          const ended = {
+            ...next,
+            state: 'EXHAUSTED' as const,
+            endedBy,
+            endedAtMark: price('1790.12345678'),
+            version,
+          };
           await a.auctions.replace(ended, version - 1);
           expect(await a.auctions.get(x.id)).toEqual(ended);
         }

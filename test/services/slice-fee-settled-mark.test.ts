@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { pnlE16 } from '../../shared/domain/accounting.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { NOTIONAL_TO_QUOTE, parsePrice, parseQuote } from '../../shared/domain/units.ts';
-import { createPipeline } from '../support/pipeline.ts';
+import { InjectedCrash } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
  * Found by an audit of economic attacks in session 39: a slice's fee was capped by the whole position's equity at
@@ -62,6 +64,58 @@ describe('a slice settled after the mark fell', () => {
       insurancePaid: parseQuote('1000'),
       adlCovered: parseQuote('172.327255'),
     });
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
+
+/**
+ * Found by the review of the fix above, the same day: the first version valued the rest at the mark of now on the
+ * path that settles without a freeze (a slice the market closed), a mark each delivery reads afresh. A delivery
+ * that credited the fee and died came back at a lower mark and planned another fee under the same key: the ledger
+ * kept the first (money no settlement recorded) or refused the second for ever (dead-lettered, the position left
+ * LIQUIDATING). Such a settlement values the rest at stored marks only: the claim's, an ended auction's.
+ */
+describe('a slice settled by a redelivery after the mark fell', () => {
+  async function redelivered(redeliveryMark: string) {
+    let armed = false;
+    const p: Pipeline = createPipeline({
+      crashHook: (point) => {
+        // The first delivery dies right after its plan credited the slice's fee, before its commit.
+        if (!armed || point !== 'ledger.apply') return;
+        armed = false;
+        throw new InjectedCrash(point);
+      },
+    });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '1000', '200', '20000');
+    armed = true;
+    await p.tick('ETH-USD', '184.5');
+    await p.runUntil(p.clock.nowMs() + 5_000);
+    expect(armed).toBe(false);
+    // The mark falls before SQS delivers the message again (visibility timeout 30 s).
+    p.clock.advance(20_000);
+    await p.tick('ETH-USD', redeliveryMark);
+    await p.runUntil(p.clock.nowMs() + 40_000);
+    const first = p.adapters.liquidations.all().filter((l) => l.positionId === long.id)[0]!;
+    const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+    const fee = journal
+      .filter((e) => e.reference === first.id && e.kind === 'liquidation-fee')
+      .reduce((sum, e) => sum + e.amount, 0n);
+    return { p, first, fee };
+  }
+
+  it.each([
+    ['178', 'the whole position pays no fee there (the fund kept one the settlement never charged)'],
+    ['179.4', 'the fee is capped there (the redelivery met its own key with another amount, for ever)'],
+  ])("at %s, where %s: the fee credited once is the settlement's", async (at) => {
+    const { p, first, fee } = await redelivered(at);
+    expect(p.errors.filter((e) => e !== 'liquidations: ledger.apply')).toEqual([]);
+    expect(first.state).toBe('SETTLED_MARKET');
+    expect(first.settlement!.fee).toBeGreaterThan(0n);
+    expect(fee).toBe(first.settlement!.fee);
+    expect(first.context?.settledMark).toBe(parsePrice('184.5'));
     expect((await p.check()).violations).toEqual([]);
   });
 });

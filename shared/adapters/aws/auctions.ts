@@ -68,6 +68,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
   ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
+  ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
   ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
@@ -81,6 +82,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);
   const wakeMark = optBig(item, 'wakeMark');
   const endedBy = item.endedBy === undefined ? undefined : oneOf(item, 'endedBy', ENDERS);
+  const endedAtMark = optBig(item, 'endedAtMark');
   const stepDueAtMs = optInt(item, 'stepDueAtMs');
   return {
     id: readS(item, 'id'),
@@ -98,6 +100,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(lastFailure === undefined ? {} : { lastFailure }),
     ...(wakeMark === undefined ? {} : { wakeMark }),
     ...(endedBy === undefined ? {} : { endedBy }),
+    ...(endedAtMark === undefined ? {} : { endedAtMark }),
     ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
     version: readInt(item, 'version'),
   };
