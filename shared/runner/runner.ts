@@ -160,9 +160,20 @@ const ERRORS_KEPT = 1_000;
 /** Ticks given up on (Lambda's on-failure destination) remembered until the redrive has surely taken them. */
 const DISCARDED_KEPT = 10_000;
 
+/** The invocations Lambda makes of an asynchronous tick event: the first and its retries within the event's age. */
+export const TICK_ATTEMPTS = 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
+
+/** Adds `id` to a bounded set of the most recent ids. */
+const remember = (ids: Set<string>, id: string): void => {
+  ids.add(id);
+  if (ids.size > DISCARDED_KEPT) ids.delete(ids.values().next().value!);
+};
+
 export class LocalRunner {
   /** Ticks Lambda would not invoke again (no retry left), by message id: later receives are not invoked. */
   readonly #discarded = new Set<string>();
+  /** Ticks whose on-failure record was sent, by message id: one that comes back is deleted, not sent again. */
+  readonly #recorded = new Set<string>();
   /** A tick's last invocation error, by message id, for its on-failure record. */
   readonly #tickErrors = new Map<string, unknown>();
   /** Failed invocations, most recent last (at most 1,000 kept). */
@@ -433,12 +444,14 @@ export class LocalRunner {
 
   /** EventBridge invokes the target once per event: each message is its own invocation. */
   private async deliverTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<void> {
-    if (
-      this.#discarded.has(m.messageId) ||
-      asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS)
-    ) {
+    const expired = asyncEventExpired(this.tickAgeSeconds(m), DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
+    // Every attempt Lambda makes was made (the last one timed out: its failure was never handled here).
+    const spent = m.receiveCount > TICK_ATTEMPTS;
+    if (this.#discarded.has(m.messageId) || expired || spent) {
       // Lambda sends it to the on-failure destination without invoking the function.
-      if (await this.giveUpTick(fn, transport, m, 'EventAgeExceeded', m.receiveCount - 1)) return;
+      const condition = expired && !spent ? 'EventAgeExceeded' : 'RetriesExhausted';
+      if (await this.giveUpTick(fn, transport, m, condition, Math.min(m.receiveCount - 1, TICK_ATTEMPTS)))
+        return;
       // Else the queue's redrive does, once its receives are spent. (A poll's wait first, so a queue without a
       // redrive is not spun on.)
       await this.sleep(this.idlePollMs);
@@ -473,7 +486,7 @@ export class LocalRunner {
     // Fast retries: Lambda's retries are spent after as many invocations as it makes within the event's age.
     if (
       !ok &&
-      m.receiveCount >= 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS) &&
+      m.receiveCount >= TICK_ATTEMPTS &&
       (await this.giveUpTick(fn, transport, m, 'RetriesExhausted', m.receiveCount))
     )
       return;
@@ -511,6 +524,8 @@ export class LocalRunner {
     const destination =
       fn.trigger.kind === 'tickRule' ? this.options.queues?.[fn.trigger.deadLetters] : undefined;
     if (!destination) return false;
+    // Its record was sent and only the delete failed: delete it now, not a second record.
+    if (this.#recorded.has(m.messageId)) return this.deleteTick(fn, transport, m);
     let requestPayload: unknown;
     try {
       requestPayload = eventBridgeEventFromBody(m.body, this.identity);
@@ -532,8 +547,13 @@ export class LocalRunner {
       return false;
     }
     this.#tickErrors.delete(m.messageId);
-    // Sent: a tick that cannot be deleted comes back, is found expired or discarded, and is sent again (a copy).
     this.discard(m.messageId);
+    remember(this.#recorded, m.messageId);
+    return this.deleteTick(fn, transport, m);
+  }
+
+  /** Deletes a tick given up on; one that cannot be deleted comes back and is deleted then (its record sent). */
+  private async deleteTick(fn: FunctionDef, transport: QueueTransport, m: ReceivedMessage): Promise<true> {
     try {
       await transport.delete(m.receiptHandle);
     } catch (error) {
@@ -543,8 +563,7 @@ export class LocalRunner {
   }
 
   private discard(messageId: string): void {
-    this.#discarded.add(messageId);
-    if (this.#discarded.size > DISCARDED_KEPT) this.#discarded.delete(this.#discarded.values().next().value!);
+    remember(this.#discarded, messageId);
   }
 
   /** Makes a tick visible again in `seconds`; one that cannot be released keeps no other from its invocation. */

@@ -12,11 +12,12 @@ import {
   localClientConfig,
   type ResourceNames,
 } from '../../shared/adapters/aws/index.ts';
-import { LOCAL_TICK_RULE } from '../../shared/adapters/aws/resources.ts';
+import { LOCAL_TICK_MAX_RECEIVES, LOCAL_TICK_RULE } from '../../shared/adapters/aws/resources.ts';
 import { EmbeddedQueue, ManualClock } from '../../shared/adapters/embedded/index.ts';
 import { deferRecord } from '../../shared/lambda/failures.ts';
 import type { QueueTransport, ReceivedMessage } from '../../shared/ports/index.ts';
 import { createLocalRunner, failedMessageIds, type LocalRunner } from '../../shared/runner/index.ts';
+import { FunctionTimeoutError, TICK_ATTEMPTS } from '../../shared/runner/runner.ts';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
   FUNCTIONS,
@@ -732,6 +733,114 @@ describe("local runner: a tick Lambda gives up on goes to the on-failure destina
       requestPayload: { id: 'e1' },
     });
     expect(record).not.toHaveProperty('responsePayload');
+  });
+
+  /** A promise and its resolver: a test waits on the runner's own steps, not on time. */
+  const signal = () => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  };
+
+  /**
+   * A tick sent at 0 to a queue that redrives after LOCAL_TICK_MAX_RECEIVES, a handler that fails every call with
+   * `error`: runs until the tick's record reaches the destination. `deleteFailures`: deletes that fail first.
+   */
+  async function givenUp(error: () => Error, deleteFailures = 0) {
+    const clock = new ManualClock(0);
+    const destination = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
+    const redrive = new EmbeddedQueue({ name: 'tick-redrive', clock });
+    const ticks = new EmbeddedQueue({
+      name: 'ticks',
+      clock,
+      deadLetter: { queue: redrive, maxReceiveCount: LOCAL_TICK_MAX_RECEIVES },
+    });
+    await ticks.send(
+      JSON.stringify({
+        version: '0',
+        id: 'e1',
+        source: TICK_BUS.source,
+        'detail-type': TICK_BUS.detailType,
+        detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
+      }),
+    );
+    let called = signal();
+    let invoked = 0;
+    const sent = signal();
+    const send = destination.send.bind(destination);
+    destination.send = async (body, delaySeconds) => {
+      await send(body, delaySeconds);
+      sent.resolve();
+    };
+    let failDeletes = deleteFailures;
+    const deleted = signal();
+    const remove = ticks.delete.bind(ticks);
+    ticks.delete = async (handle) => {
+      if (failDeletes-- > 0) throw new Error('injected: DeleteMessage failed');
+      await remove(handle);
+      deleted.resolve();
+    };
+    const runner = createLocalRunner({
+      handlers: {
+        marginCheck: async () => {
+          invoked += 1;
+          called.resolve();
+          throw error();
+        },
+      },
+      tickQueue: ticks,
+      queues: { tickDeadLetters: destination },
+      clock,
+      failureVisibilitySeconds: 0,
+      idlePollMs: 5,
+    });
+    runner.start();
+    try {
+      for (let attempt = 0; attempt < LOCAL_TICK_MAX_RECEIVES - 1; attempt++) {
+        await called.promise;
+        called = signal();
+        // A timed-out attempt's message waits out its visibility timeout (the invocation may still run).
+        clock.advance(receiveVisibilitySeconds(FUNCTIONS.find((f) => f.id === 'marginCheck')!) * 1000 + 1);
+      }
+      await sent.promise;
+      if (deleteFailures > 0)
+        clock.advance(receiveVisibilitySeconds(FUNCTIONS.find((f) => f.id === 'marginCheck')!) * 1000 + 1);
+      await deleted.promise;
+    } finally {
+      await runner.stop();
+    }
+    const records = await destination.receive(10, 30);
+    return {
+      invoked,
+      redriven: (await redrive.depth()).visible,
+      records: records.map((m) => JSON.parse(m.body) as Record<string, unknown>),
+      left: await ticks.depth(),
+    };
+  }
+
+  // Found by the review of the day's changes: a timed-out attempt's failure is left to its visibility timeout, so
+  // after the last one the queue's redrive moved the bare event (no error) before the runner saw it again.
+  it('after attempts that all timed out: RetriesExhausted with the timeout, never invoked again', async () => {
+    const outcome = await givenUp(
+      () => new FunctionTimeoutError('runner/function-timeout: marginCheck after 30 s'),
+    );
+    expect(outcome.invoked).toBe(TICK_ATTEMPTS);
+    expect(outcome.redriven).toBe(0);
+    expect(outcome.records).toHaveLength(1);
+    expect(outcome.records[0]).toMatchObject({
+      requestContext: { condition: 'RetriesExhausted', approximateInvokeCount: TICK_ATTEMPTS },
+      responsePayload: { errorType: 'FunctionTimeoutError' },
+    });
+  });
+
+  it('whose delete failed after its record was sent: deleted when it comes back, with no second record', async () => {
+    const outcome = await givenUp(() => new Error('injected: throttled'), 1);
+    expect(outcome.invoked).toBe(TICK_ATTEMPTS);
+    expect({ records: outcome.records.length, redriven: outcome.redriven }).toEqual({
+      records: 1,
+      redriven: 0,
+    });
+    expect(outcome.left).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
   });
 });
 

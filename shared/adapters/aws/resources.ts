@@ -68,11 +68,13 @@ export interface AdapterNames {
 export const LOCAL_TICK_QUEUE = 'tick-local';
 export const LOCAL_TICK_RULE = 'tick-to-local-queue';
 /**
- * Receives of a tick event before it goes to tickDeadLetters: the attempts AWS gives a margin-check invocation
- * that fails (the first, and Lambda's asynchronous retries within the event's maximum age; EventBridge's own
- * retries cover only failures to deliver).
+ * Receives of a tick event before the queue's redrive moves it to tickDeadLetters: one more than the attempts AWS
+ * gives a margin-check invocation that fails (the first, and Lambda's asynchronous retries within the event's
+ * maximum age; EventBridge's own retries cover only failures to deliver). The local runner invokes it no more
+ * than those attempts and sends it on as Lambda's on-failure record, with its error, on the receive after the
+ * last one that timed out; the redrive takes it when no runner does.
  */
-export const LOCAL_TICK_MAX_RECEIVES = 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
+export const LOCAL_TICK_MAX_RECEIVES = 2 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
 
 const required = (env: NodeJS.ProcessEnv, name: string): string => {
   const value = env[name];
