@@ -42,8 +42,9 @@ export async function reconcile(event: unknown) {
     entries: report.entries,
     backlog: report.backlog,
     minBalance: formatQuote(report.minBalance),
+    problemCount: report.problemCount,
     problems: report.problems,
-    reconciled: report.difference === 0n && report.problems.length === 0,
+    reconciled: report.difference === 0n && report.problemCount === 0,
   };
   if (summary.reconciled) log.info('ledger reconciled', summary);
   else log.warn('ledger not reconciled', summary);

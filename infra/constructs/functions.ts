@@ -42,9 +42,13 @@ const MAX_ENVIRONMENT_BYTES = 4096;
 const SQS_URL_PREFIX_BYTES = 54;
 
 /**
- * The environment's size as deployed. Names and URLs are tokens at synth (about 20 characters) and CloudFormation
- * generates them at deploy as `<stack>-<logical id>-<suffix>` (limited to the resource's maximum): each is
- * counted at that length, so a configuration that would pass synth and fail the deploy is refused at synth.
+ * The environment's size as deployed, measured as Lambda measures it: the variables as one JSON object, in UTF-8
+ * bytes (its error quotes the "String measured: {\"KEY\":\"value\",...}"): braces, quotes, colons and commas
+ * count, and every quote inside RISK_CONFIG's JSON counts twice, escaped. (Summing names and values, as before
+ * session 39, passed six markets that the deploy refused.) Names and URLs are tokens at synth (about 20
+ * characters) and CloudFormation generates them at deploy as `<stack>-<logical id>-<suffix>` (limited to the
+ * resource's maximum): each is counted at that length, so a configuration that would pass synth and fail the
+ * deploy is refused at synth.
  */
 export function deployedEnvironmentBytes(
   scope: Construct,
@@ -64,10 +68,11 @@ export function deployedEnvironmentBytes(
     deployed[queue.queueUrl] = SQS_URL_PREFIX_BYTES + generated(queue, 80);
   }
   deployed[props.tickBus.eventBusName] = generated(props.tickBus, 256);
-  return Object.entries(env).reduce(
-    (n, [k, v]) => n + k.length + (Token.isUnresolved(v) ? (deployed[v] ?? 256) : v.length),
-    0,
+  // A generated name is plain ASCII with nothing to escape: a run of its length stands for it.
+  const asDeployed = Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, Token.isUnresolved(v) ? 'x'.repeat(deployed[v] ?? 256) : v]),
   );
+  return Buffer.byteLength(JSON.stringify(asDeployed), 'utf8');
 }
 
 /**

@@ -359,7 +359,7 @@ async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusRe
   return {
     account: INSURANCE_ACCOUNT,
     balance: formatQuote(report.balance),
-    reconciled: report.difference === 0n && report.problems.length === 0,
+    reconciled: report.difference === 0n && report.problemCount === 0,
     difference: report.difference === undefined ? 'not judged' : formatQuote(report.difference),
     minBalance: formatQuote(report.minBalance),
     entries: report.entries,

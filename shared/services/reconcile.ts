@@ -20,9 +20,12 @@ export interface ReconcileReport {
   readonly difference: QuoteE6 | undefined;
   /**
    * Problems: a missing entry, two entries of one sequence, an entry whose before/after do not chain, a balance
-   * below zero, an entry past the balance's sequence, a window's drawn amount out of its bounds.
+   * below zero, an entry past the balance's sequence, a window's drawn amount out of its bounds. At most
+   * MAX_PROBLEMS_LISTED, then one line with how many more (problemCount has them all).
    */
   readonly problems: readonly string[];
+  /** Every problem found (the journal-problems metric). */
+  readonly problemCount: number;
   readonly minBalance: QuoteE6;
 }
 
@@ -114,8 +117,8 @@ export async function reconcileAccount(
   const restarted = options.from !== 'checkpoint';
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
     await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
-  const found = [...problems];
-  report(telemetry, account, balance, difference, found, backlog);
+  const found = listed([...problems]);
+  report(telemetry, account, balance, difference, found, problems.size, backlog);
   return {
     account,
     balance: balance.balance,
@@ -126,9 +129,24 @@ export async function reconcileAccount(
     backlog,
     difference,
     problems: found,
+    problemCount: problems.size,
     minBalance: audit.minBalance,
   };
 }
+
+/**
+ * Problems a report lists. One balance written outside the journal breaks the chain of every entry after it: a
+ * run reported each (99,999 lines, 6 MB), past a log event's 1 MB and a synchronous response's 6 MB.
+ */
+export const MAX_PROBLEMS_LISTED = 20;
+
+const listed = (problems: readonly string[]): string[] =>
+  problems.length <= MAX_PROBLEMS_LISTED
+    ? [...problems]
+    : [
+        ...problems.slice(0, MAX_PROBLEMS_LISTED),
+        `... and ${problems.length - MAX_PROBLEMS_LISTED} more problems`,
+      ];
 
 interface Walk {
   readonly audit: JournalAudit;
@@ -236,6 +254,7 @@ function report(
   balance: AccountBalance,
   difference: QuoteE6 | undefined,
   problems: readonly string[],
+  problemCount: number,
   backlog: number,
 ): void {
   // Gauges in whole quote units for the dashboard; a broken journal is counted apart (its own alarm), so the
@@ -246,11 +265,16 @@ function report(
       difference !== 0n ? Number(formatQuote(absBig(difference))) : 0,
     );
   }
-  telemetry.observe(METRICS.LedgerJournalProblems.name, problems.length);
+  telemetry.observe(METRICS.LedgerJournalProblems.name, problemCount);
   telemetry.observe(METRICS.LedgerReconcileBacklog.name, backlog);
   telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(balance.balance)));
-  if ((difference ?? 0n) !== 0n || problems.length > 0) {
-    telemetry.warn('ledger does not reconcile', { account, difference: difference?.toString(), problems });
+  if ((difference ?? 0n) !== 0n || problemCount > 0) {
+    telemetry.warn('ledger does not reconcile', {
+      account,
+      difference: difference?.toString(),
+      problemCount,
+      problems,
+    });
   }
 }
 

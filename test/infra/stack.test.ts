@@ -1235,6 +1235,19 @@ describe("functions' environment size, as deployed", () => {
     }),
   });
 
+  // Found by an audit of AWS limits in session 39: names and values were summed, so six markets passed synth and
+  // failed the deploy (Lambda measures the variables as one JSON object, quotes escaped).
+  it('measures the variables as Lambda does: one JSON object, in UTF-8 bytes', () => {
+    const { stack } = build();
+    expect(deployedEnvironmentBytes(stack, { A: 'b' }, stack)).toBe('{"A":"b"}'.length);
+    expect(deployedEnvironmentBytes(stack, { RISK_CONFIG: '{"x":"é"}' }, stack)).toBe(
+      Buffer.byteLength(JSON.stringify({ RISK_CONFIG: '{"x":"é"}' })),
+    );
+    expect(deployedEnvironmentBytes(stack, { RISK_CONFIG: '{"x":1}' }, stack)).toBe(
+      '{"RISK_CONFIG":"{\\"x\\":1}"}'.length,
+    );
+  });
+
   it('counts generated names and URLs at their deployed length, not as synth tokens', () => {
     const { stack, config } = build();
     const { atSynth, deployed } = sizes(stack, config);

@@ -91,6 +91,27 @@ describe('ledger reconcile reports what it checks', () => {
     expect(report.difference).toBe(1n * USD);
     expect(telemetry.observed.get(METRICS.LedgerReconcileDifference.name)).toEqual([1]);
   });
+
+  // Found by an audit of AWS limits in session 39: one balance written outside the journal breaks the chain of
+  // every entry after it, and a run listed each (6 MB at 100,000 entries: past a log event's 1 MB and a synchronous
+  // response's 6 MB); the journal's alarm counts them all.
+  it('lists the first 20 problems and how many more; the metric counts them all', async () => {
+    // A balance set 1 USD up outside the journal after entry 1: entries 2..1000 chain from it.
+    const journal = [entry(1, USD, 0n)];
+    for (let i = 2; i <= 1000; i++) journal.push(entry(i, USD, BigInt(i) * USD));
+    const telemetry = recording();
+    const report = await reconcileAccount(
+      journalSnapshot(balanceOf(1001n * USD, 1000), journal),
+      FUND,
+      telemetry,
+    );
+    expect(report.problemCount).toBe(999);
+    expect(report.problems).toHaveLength(21);
+    expect(report.problems[0]).toBe('entry 2: balanceBefore 2000000 != 1000000');
+    expect(report.problems[20]).toBe('... and 979 more problems');
+    expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([999]);
+    expect(report.difference).toBe(1n * USD);
+  });
 });
 
 /**
