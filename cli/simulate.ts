@@ -91,6 +91,10 @@ export async function runSimulate(
 ): Promise<number> {
   const { values } = parseOptions(argv, OPTIONS);
   if (values.help) {
+    if (defaultReport !== undefined)
+      io.stdout.write(
+        `backstop demo (npm run demo): simulate, writing its report to ${defaultReport} unless --report names another.\n\n`,
+      );
     io.stdout.write(SIMULATE_USAGE);
     return 0;
   }

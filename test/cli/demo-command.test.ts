@@ -42,6 +42,13 @@ describe('the demo command', () => {
     expect(existsSync(report)).toBe(true);
   });
 
+  it('says in its help that it writes report.html, then gives the options of simulate', async () => {
+    const { code, stdout } = await cli('demo', '--help');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^backstop demo \(npm run demo\): simulate, writing its report to report\.html/);
+    expect(stdout).toContain('Usage: backstop simulate [options]');
+  });
+
   it('refuses --report given twice, as every option', async () => {
     const result = await cli('demo', '--report', 'a.html', '--report', 'b.html');
     expect(result.code).toBe(2);
