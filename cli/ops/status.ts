@@ -59,6 +59,7 @@ export function renderStatus(s: StatusReport): string {
     `backstop status: ${t.kind} stage ${t.stage}${t.endpoint ? ` (${t.endpoint})` : ` (${t.region})`} at ${s.at}`,
     `positions       ${nonZero(s.positions)}`,
     `liquidations    ${s.liquidations.total} total, ${s.liquidations.nonTerminal} not terminal${s.liquidations.owingAdlRounds > 0 ? ` (${s.liquidations.owingAdlRounds} settled, owing ADL rounds)` : ''}: ${nonZero(s.liquidations.byState)}`,
+    `losses          fees ${usd(s.liquidations.losses.fees)} USD earned; shortfalls ${usd(s.liquidations.losses.shortfall)} USD: fund ${usd(s.liquidations.losses.fundPaid)}, ADL ${usd(s.liquidations.losses.adlCovered)}, ${s.liquidations.losses.uncoveredBadDebt !== '0' ? `UNCOVERED BAD DEBT ${usd(s.liquidations.losses.uncoveredBadDebt)}` : 'none uncovered'}${s.liquidations.losses.unreadable > 0 ? ` (${s.liquidations.losses.unreadable} settlements unreadable, left out)` : ''}`,
     `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
   ];
   const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>

@@ -1,12 +1,15 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { CorruptItemError } from '../adapters/aws/codec.ts';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
+import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
+import type { SettlementAmounts } from '../domain/waterfall.ts';
 import { highestSequence, type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
@@ -95,6 +98,19 @@ export interface StatusReport {
     readonly nonTerminal: number;
     /** Settled, but ADL still owes rounds on the deficit (counted in nonTerminal: their work is not done). */
     readonly owingAdlRounds: number;
+    /**
+     * What the settlements recorded, summed (USD): the fees the fund earned, the shortfalls below the bankruptcy
+     * price and who bore them: the fund, ADL's counterparties, nobody (bad debt left uncovered).
+     */
+    readonly losses: {
+      readonly fees: string;
+      readonly shortfall: string;
+      readonly fundPaid: string;
+      readonly adlCovered: string;
+      readonly uncoveredBadDebt: string;
+      /** Settlements no version can read (left out of the sums): an operator looks at them. */
+      readonly unreadable: number;
+    };
   };
   readonly auctions: {
     readonly byState: Record<(typeof AUCTION_STATES)[number], number>;
@@ -156,6 +172,67 @@ async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promi
     start = out.LastEvaluatedKey;
   } while (start);
   return count;
+}
+
+/** Liquidations by state, and their settlements' amounts summed (one paginated Scan of those two attributes). */
+async function liquidationTotals(
+  dynamo: DynamoDBClient,
+  table: string,
+): Promise<{
+  readonly byState: Map<string, number>;
+  readonly losses: StatusReport['liquidations']['losses'];
+}> {
+  const byState = new Map<string, number>();
+  let fees = 0n;
+  let shortfall = 0n;
+  let fundPaid = 0n;
+  let adlCovered = 0n;
+  let uncovered = 0n;
+  let unreadable = 0;
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        ProjectionExpression: '#s, settlement',
+        // Only records: helper items sharing the table (the liquidations' tick index) have no state.
+        FilterExpression: 'attribute_exists(#s)',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      const state = item.state?.S ?? '(not a string)';
+      byState.set(state, (byState.get(state) ?? 0) + 1);
+      const m = item.settlement?.M;
+      if (!m) continue;
+      let s: SettlementAmounts;
+      try {
+        s = readSettlement(m);
+      } catch (error) {
+        if (!(error instanceof CorruptItemError)) throw error;
+        unreadable += 1;
+        continue;
+      }
+      fees += s.fee;
+      shortfall += s.shortfall;
+      fundPaid += s.insurancePaid;
+      adlCovered += s.adlCovered;
+      uncovered += s.badDebt;
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return {
+    byState,
+    losses: {
+      fees: formatQuote(fees),
+      shortfall: formatQuote(shortfall),
+      fundPaid: formatQuote(fundPaid),
+      adlCovered: formatQuote(adlCovered),
+      uncoveredBadDebt: formatQuote(uncovered),
+      unreadable,
+    },
+  };
 }
 
 /** Counts of one attribute's values over a whole table (paginated Scan reading that attribute only). */
@@ -270,7 +347,7 @@ export async function collectStatus(
   const { work, deadLetters } = reportQueues(names);
   const [positions, liquidations, owingAdlRounds, auctions, markets, depths, fund] = await Promise.all([
     countByAttribute(dynamo, names.tables.positions, 'state'),
-    countByAttribute(dynamo, names.tables.liquidations, 'state'),
+    liquidationTotals(dynamo, names.tables.liquidations),
     countOwingAdlRounds(dynamo, names.tables.liquidations),
     countByAttribute(dynamo, names.tables.auctions, 'state'),
     scanMarkets(dynamo, names.tables.markets),
@@ -279,9 +356,9 @@ export async function collectStatus(
     ),
     fundStatus(ledger, config),
   ]);
-  const byState = fill(LIQUIDATION_STATES, liquidations);
-  const liquidationTotal = [...liquidations.values()].reduce((a, b) => a + b, 0);
-  const terminal = [...liquidations].reduce(
+  const byState = fill(LIQUIDATION_STATES, liquidations.byState);
+  const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);
+  const terminal = [...liquidations.byState].reduce(
     (sum, [state, n]) => sum + (isTerminal(state as LiquidationState) ? n : 0),
     0,
   );
@@ -304,6 +381,7 @@ export async function collectStatus(
       total: liquidationTotal,
       nonTerminal,
       owingAdlRounds,
+      losses: liquidations.losses,
     },
     auctions: { byState: fill(AUCTION_STATES, auctions), open: openAuctions },
     queues,

@@ -416,3 +416,78 @@ describe('positions index', () => {
     );
   }, 120_000);
 });
+
+// A review of the mechanisms in session 39: bad debt showed only as a metric and on each record.
+describe('status: the losses settlements recorded', () => {
+  it('sums fees, shortfalls and who bore them over every settled liquidation, old records included', async () => {
+    const { names, at } = await newStage();
+    const settled = (id: string, settlement: Record<string, { N: string } | { S: string }>) => ({
+      id: { S: id },
+      positionId: { S: `p-${id}` },
+      symbol: { S: 'ETH-USD' },
+      side: { S: 'LONG' },
+      state: { S: 'SETTLED_ADL' },
+      tickKey: { S: 'ETH-USD#7' },
+      triggerMark: { N: '18000000000' },
+      remainingSize: { N: '0' },
+      marketFills: { L: [] },
+      settlement: { M: settlement },
+      history: { L: [{ M: { atMs: { N: '1000' }, state: { S: 'QUEUED' } } }] },
+      version: { N: '3' },
+    });
+    const amounts = (unit: 'N' | 'S', values: Record<string, string>) =>
+      Object.fromEntries(Object.entries(values).map(([k, v]) => [k, unit === 'N' ? { N: v } : { S: v }]));
+    const sizes = { marketClosedSize: '0', auctionClosedSize: '0', adlClosedSize: '0' };
+    for (const item of [
+      // Corrupt: counted apart, not summed, and status still answers.
+      settled('broken', { fee: { S: 'not money' } }),
+      // As this version writes it: scaled integers (micro-USD).
+      settled(
+        'new',
+        amounts('N', {
+          ...sizes,
+          lastResortClosedSize: '0',
+          carriedSize: '0',
+          realizedPnl: '-2000000000',
+          fee: '0',
+          shortfall: '1500000000',
+          insurancePaid: '1000000000',
+          adlCovered: '400000000',
+          badDebt: '100000000',
+          traderPayout: '0',
+        }),
+      ),
+      // As the first versions wrote it: decimal strings, two amounts not yet there.
+      settled(
+        'first',
+        amounts('S', {
+          ...sizes,
+          realizedPnl: '-20.5',
+          fee: '1.8',
+          shortfall: '0',
+          insurancePaid: '0',
+          adlCovered: '0',
+          badDebt: '0',
+          traderPayout: '3.2',
+        }),
+      ),
+    ]) {
+      await emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: item }),
+      );
+    }
+    const run = await cli('status', '--json', ...at);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).liquidations.losses).toEqual({
+      fees: '1.8',
+      shortfall: '1500',
+      fundPaid: '1000',
+      adlCovered: '400',
+      uncoveredBadDebt: '100',
+      unreadable: 1,
+    });
+    expect((await cli('status', ...at)).stdout).toContain(
+      'losses          fees 1.80 USD earned; shortfalls 1,500.00 USD: fund 1,000.00, ADL 400.00, UNCOVERED BAD DEBT 100.00',
+    );
+  });
+});

@@ -742,6 +742,14 @@ describe('status rendering', () => {
       total: 3,
       nonTerminal: 1,
       owingAdlRounds: 0,
+      losses: {
+        fees: '120.5',
+        shortfall: '1500',
+        fundPaid: '1000',
+        adlCovered: '400',
+        uncoveredBadDebt: '100',
+        unreadable: 0,
+      },
     },
     auctions: { byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 },
     queues: {
@@ -795,6 +803,25 @@ describe('status rendering', () => {
     expect(text).toContain('positions       OPEN 7, LIQUIDATING 1, CLOSED 2');
     expect(text).toContain('liquidations    3 total, 1 not terminal: AUCTION 1, SETTLED_MARKET 2');
     expect(text).toContain('auctionSteps 0 +1 delayed');
+    // Who bore the shortfalls, bad debt left uncovered in capitals (a review of the mechanisms, session 39).
+    expect(text).toContain(
+      'losses          fees 120.50 USD earned; shortfalls 1,500.00 USD: fund 1,000.00, ADL 400.00, UNCOVERED BAD DEBT 100.00',
+    );
+    expect(
+      renderStatus({
+        ...report,
+        liquidations: {
+          ...report.liquidations,
+          losses: { ...report.liquidations.losses, uncoveredBadDebt: '0' },
+        },
+      }),
+    ).toContain('ADL 400.00, none uncovered');
+    expect(
+      renderStatus({
+        ...report,
+        liquidations: { ...report.liquidations, losses: { ...report.liquidations.losses, unreadable: 2 } },
+      }),
+    ).toContain('UNCOVERED BAD DEBT 100.00 (2 settlements unreadable, left out)');
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');

@@ -161,7 +161,7 @@ const SETTLEMENT_KEYS_ADDED: ReadonlySet<keyof SettlementAmounts> = new Set([
 ]);
 
 /** Scaled integers; decimal strings (what versions before typed settlements wrote) are parsed in their unit. */
-function readSettlement(m: Item): SettlementAmounts {
+export function readSettlement(m: Item): SettlementAmounts {
   const amounts: Partial<Record<keyof SettlementAmounts, bigint>> = {};
   for (const key of SETTLEMENT_KEYS) {
     const value = m[key];
