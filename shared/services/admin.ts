@@ -5,7 +5,6 @@ import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   type BaseE8,
   formatBase,
-  formatPpm,
   formatPrice,
   formatQuote,
   MAX_SCALED_DIGITS,
@@ -268,13 +267,6 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       if (maxDiscountPpm >= PPM_SCALE)
         throw new AdminInputError(
           `admin/invalid: maxDiscount: ${request.maxDiscount} must be below 1 (a share of the mark: 0.02 is 2 %)`,
-        );
-      // An auction never sells below floor x the mark (config.ts: never further than the last resort): a deeper
-      // bid is never reached, and the provider would stand registered taking nothing.
-      const deepest = PPM_SCALE - deps.config.auction.floor;
-      if (maxDiscountPpm > deepest)
-        throw new AdminInputError(
-          `admin/invalid: maxDiscount: ${request.maxDiscount} is beyond the auction's floor (${formatPpm(deps.config.auction.floor)} of the mark): an auction sells at most ${formatPpm(deepest)} under the mark, so this bid would never be reached`,
         );
       const maxLot = parseBase(request.maxLot, 'maxLot', { positive: true });
       const symbols = request.symbols.map((s) => marketConfig(deps.config, s).symbol);
