@@ -91,7 +91,14 @@ describe('status', () => {
       total: 0,
       nonTerminal: 0,
       owingAdlRounds: 0,
-      losses: { fees: '0', shortfall: '0', fundPaid: '0', adlCovered: '0', uncoveredBadDebt: '0', unreadable: 0 },
+      losses: {
+        fees: '0',
+        shortfall: '0',
+        fundPaid: '0',
+        adlCovered: '0',
+        uncoveredBadDebt: '0',
+        unreadable: 0,
+      },
     });
     const zero = { depth: 0, inFlight: 0, delayed: 0 };
     expect(report.queues).toEqual({
