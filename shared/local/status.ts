@@ -1,9 +1,10 @@
-import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { CorruptItemError } from '../adapters/aws/codec.ts';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
+import { scanPages } from '../adapters/aws/scan.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
@@ -156,21 +157,14 @@ export interface StatusReport {
  */
 async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promise<number> {
   let count = 0;
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({
-        TableName: table,
-        Select: 'COUNT',
-        FilterExpression: 'contains(#c, :owing)',
-        ExpressionAttributeNames: { '#c': 'context' },
-        ExpressionAttributeValues: { ':owing': { S: '"adlRound":' } },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    count += out.Count ?? 0;
-    start = out.LastEvaluatedKey;
-  } while (start);
+  for await (const page of scanPages(dynamo, {
+    TableName: table,
+    Select: 'COUNT',
+    FilterExpression: 'contains(#c, :owing)',
+    ExpressionAttributeNames: { '#c': 'context' },
+    ExpressionAttributeValues: { ':owing': { S: '"adlRound":' } },
+  }))
+    count += page.count;
   return count;
 }
 
@@ -189,19 +183,15 @@ async function liquidationTotals(
   let adlCovered = 0n;
   let uncovered = 0n;
   let unreadable = 0;
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({
-        TableName: table,
-        ProjectionExpression: '#s, settlement',
-        // Only records: helper items sharing the table (the liquidations' tick index) have no state.
-        FilterExpression: 'attribute_exists(#s)',
-        ExpressionAttributeNames: { '#s': 'state' },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of out.Items ?? []) {
+  const pages = scanPages(dynamo, {
+    TableName: table,
+    ProjectionExpression: '#s, settlement',
+    // Only records: helper items sharing the table (the liquidations' tick index) have no state.
+    FilterExpression: 'attribute_exists(#s)',
+    ExpressionAttributeNames: { '#s': 'state' },
+  });
+  for await (const { items } of pages) {
+    for (const item of items) {
       const state = item.state?.S ?? '(not a string)';
       byState.set(state, (byState.get(state) ?? 0) + 1);
       const m = item.settlement?.M;
@@ -220,8 +210,7 @@ async function liquidationTotals(
       adlCovered += s.adlCovered;
       uncovered += s.badDebt;
     }
-    start = out.LastEvaluatedKey;
-  } while (start);
+  }
   return {
     byState,
     losses: {
@@ -242,37 +231,26 @@ export async function countByAttribute(
   attribute: string,
 ): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({
-        TableName: table,
-        ProjectionExpression: '#a',
-        // Only records: helper items sharing the table (the liquidations' tick index) have no state.
-        FilterExpression: 'attribute_exists(#a)',
-        ExpressionAttributeNames: { '#a': attribute },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of out.Items ?? []) {
+  const pages = scanPages(dynamo, {
+    TableName: table,
+    ProjectionExpression: '#a',
+    // Only records: helper items sharing the table (the liquidations' tick index) have no state.
+    FilterExpression: 'attribute_exists(#a)',
+    ExpressionAttributeNames: { '#a': attribute },
+  });
+  for await (const { items } of pages) {
+    for (const item of items) {
       const value = item[attribute]?.S ?? '(not a string)';
       counts.set(value, (counts.get(value) ?? 0) + 1);
     }
-    start = out.LastEvaluatedKey;
-  } while (start);
+  }
   return counts;
 }
 
 async function scanMarkets(dynamo: DynamoDBClient, table: string): Promise<MarketState[]> {
   const markets: MarketState[] = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
-    );
-    markets.push(...(out.Items ?? []).map(marketFromItem));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  for await (const { items } of scanPages(dynamo, { TableName: table }))
+    markets.push(...items.map(marketFromItem));
   return markets.sort((a, b) => a.symbol.localeCompare(b.symbol));
 }
 

@@ -25,6 +25,21 @@ afterAll(async () => {
   await moto?.stop();
 });
 
+/** One ETH-USD tick at 100 on the stage's bus. */
+const putTick = (busName: string, sequence: number) =>
+  clients.events.send(
+    new PutEventsCommand({
+      Entries: [
+        {
+          EventBusName: busName,
+          Source: TICK_BUS.source,
+          DetailType: TICK_BUS.detailType,
+          Detail: JSON.stringify({ symbol: 'ETH-USD', markPrice: '100', sequence }),
+        },
+      ],
+    }),
+  );
+
 /** Attempts AWS gives a tick whose margin-check invocation throws: the first, plus Lambda's async retries. */
 const awsAttempts = 1 + asyncRetriesWithin(loadConfig({}).tickMaxEventAgeSeconds);
 
@@ -55,18 +70,7 @@ it('a tick whose margin-check fails as often as AWS retries it is dead-lettered 
     idlePollMs: 20,
   });
   try {
-    await clients.events.send(
-      new PutEventsCommand({
-        Entries: [
-          {
-            EventBusName: names.busName,
-            Source: TICK_BUS.source,
-            DetailType: TICK_BUS.detailType,
-            Detail: JSON.stringify({ symbol: 'ETH-USD', markPrice: '100', sequence: 1 }),
-          },
-        ],
-      }),
-    );
+    await putTick(names.busName, 1);
     await runner.runUntilIdle({ deadlineMs: 20_000 });
   } finally {
     await runner.stop();
@@ -97,18 +101,7 @@ it("a tick Lambda gives up on reaches the on-failure destination as Lambda's rec
     idlePollMs: 20,
   });
   try {
-    await clients.events.send(
-      new PutEventsCommand({
-        Entries: [
-          {
-            EventBusName: names.busName,
-            Source: TICK_BUS.source,
-            DetailType: TICK_BUS.detailType,
-            Detail: JSON.stringify({ symbol: 'ETH-USD', markPrice: '100', sequence: 7 }),
-          },
-        ],
-      }),
-    );
+    await putTick(names.busName, 7);
     await runner.runUntilIdle({ deadlineMs: 20_000 });
   } finally {
     await runner.stop();

@@ -5,7 +5,6 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  ScanCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
   type Update,
@@ -62,6 +61,7 @@ import {
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
+import { scanPages } from './scan.ts';
 
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
@@ -321,22 +321,18 @@ export async function indexOpenLiquidations(
   let open = 0;
   let indexed = 0;
   const unreadable: string[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({
-        TableName: table,
-        // Liquidations (the tick-index items have no tickKey) not listed yet, and not ended (isOpenLiquidation:
-        // a terminal one is open only while ADL rounds follow it, which its context says).
-        FilterExpression:
-          'attribute_exists(tickKey) AND attribute_not_exists(openShard) AND ' +
-          `(NOT #state IN (${Object.keys(TERMINAL_VALUES).join(', ')}) OR contains(#context, :adlRound))`,
-        ExpressionAttributeNames: { '#state': 'state', '#context': 'context' },
-        ExpressionAttributeValues: { ...TERMINAL_VALUES, ':adlRound': S('"adlRound"') },
-        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-      }),
-    );
-    for (const item of out.Items ?? []) {
+  const pages = scanPages(dynamo, {
+    TableName: table,
+    // Liquidations (the tick-index items have no tickKey) not listed yet, and not ended (isOpenLiquidation: a
+    // terminal one is open only while ADL rounds follow it, which its context says).
+    FilterExpression:
+      'attribute_exists(tickKey) AND attribute_not_exists(openShard) AND ' +
+      `(NOT #state IN (${Object.keys(TERMINAL_VALUES).join(', ')}) OR contains(#context, :adlRound))`,
+    ExpressionAttributeNames: { '#state': 'state', '#context': 'context' },
+    ExpressionAttributeValues: { ...TERMINAL_VALUES, ':adlRound': S('"adlRound"') },
+  });
+  for await (const { items } of pages) {
+    for (const item of items) {
       scanned++;
       let l: LiquidationRecord;
       try {
@@ -368,8 +364,7 @@ export async function indexOpenLiquidations(
         if (!isConditionalCheckFailed(error)) throw error;
       }
     }
-    start = out.LastEvaluatedKey;
-  } while (start !== undefined);
+  }
   return { scanned, open, indexed, unreadable };
 }
 

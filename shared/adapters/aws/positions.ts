@@ -3,7 +3,6 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
@@ -28,6 +27,7 @@ import {
   S,
 } from './codec.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
+import { scanPages } from './scan.ts';
 import { readSharded } from './sharded-query.ts';
 
 /**
@@ -92,18 +92,14 @@ export async function indexAdlLeverage(
   let missing = 0;
   let indexed = 0;
   const unreadable: string[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await dynamo.send(
-      new ScanCommand({
-        TableName: table,
-        FilterExpression: '#state = :open AND attribute_not_exists(adlLeverage)',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: { ':open': S('OPEN') },
-        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-      }),
-    );
-    for (const item of out.Items ?? []) {
+  const pages = scanPages(dynamo, {
+    TableName: table,
+    FilterExpression: '#state = :open AND attribute_not_exists(adlLeverage)',
+    ExpressionAttributeNames: { '#state': 'state' },
+    ExpressionAttributeValues: { ':open': S('OPEN') },
+  });
+  for await (const { items } of pages) {
+    for (const item of items) {
       let p: PositionRecord;
       try {
         p = positionFromItem(item);
@@ -134,8 +130,7 @@ export async function indexAdlLeverage(
         if (!isConditionalCheckFailed(error)) throw error;
       }
     }
-    start = out.LastEvaluatedKey;
-  } while (start !== undefined);
+  }
   return { missing, indexed, unreadable };
 }
 
