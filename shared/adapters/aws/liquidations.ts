@@ -67,7 +67,8 @@ import { scanPages } from './scan.ts';
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
  * in the same transaction, to one of TICK_INDEX_SHARDS tick-index items (`~tick~<tickKey>~<shard>`, a string
  * set `ids`; ../shards.ts) in this table. Sharding spreads the growing item (an ADD rewrites the whole item, and pays a write
- * unit per KB of it; 400 KB limit: about 8k ids per shard, so about 2M liquidations per tick, where 32 shards
+ * unit per KB of it; 400 KB limit: about 8k ids of 50 bytes per shard, so about 2M liquidations per tick, and
+ * about 1M with the 100-character position ids admin allows (about 3,900 ids of 106 bytes per shard), where 32 shards
  * held 250k, which a crash of a book of millions can start in one tick) and the concurrent starts of a tick over
  * more items (each start's transaction holds one; a conflict is retried, see retryingConflicts); listByTick reads
  * the shards (three BatchGets, only to re-send an interrupted tick's messages) and then the liquidations. A count
