@@ -86,6 +86,8 @@ export function renderStatus(s: StatusReport): string {
       `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} USD` : 'never below zero'}`,
   );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
+  if (f.problems.length > 5)
+    lines.push(`  ... ${f.problems.length - 5} more lines of problems: backstop status --json`);
   for (const e of f.lastEntries) {
     lines.push(
       `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference})`,

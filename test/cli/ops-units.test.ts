@@ -855,6 +855,16 @@ describe('status rendering', () => {
     expect(fresh).toContain('120 s old), BREAKER OPEN');
     expect(text).not.toContain('no message moving them');
     // Open work and no message to move it (a drill of the runbook, session 38: a purged queue).
+    // Five problems shown, the rest counted (the reconcile lists up to 20 and how many more).
+    const broken = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        problems: Array.from({ length: 8 }, (_, i) => `entry ${i + 2}: balanceBefore wrong`),
+      },
+    });
+    expect(broken.match(/^ {2}problem: /gm)).toHaveLength(5);
+    expect(broken).toContain('  ... 3 more lines of problems: backstop status --json');
     expect(renderStatus({ ...report, drained: true, stranded: 1 })).toContain(
       '  1 liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend',
     );
