@@ -30,7 +30,8 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
             a message still in flight does no harm: every delivery is idempotent)
   index     once, on a stack deployed before session 38: lists in the open index the open liquidations
             written before it existed, which liquidation-watch cannot see until their next write (a Scan of
-            the liquidations table; a re-run changes nothing)
+            the liquidations table, listing only those not ended; an item it cannot read is named and left,
+            exit 1; a re-run changes nothing)
   --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)

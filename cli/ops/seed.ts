@@ -112,8 +112,8 @@ export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
   written before then their key in ADL's leverage order, which DynamoDB's new index leaves out (ADL's search
   would never rank them). Positions written since carry it; a re-run finds none.
 
-  --symbol S             market (e.g. ETH-USD)
-  --config FILE.json     risk configuration: the deployed one, with its new maintenance margin
+  --symbol S             market (e.g. ETH-USD; reindex only)
+  --config FILE.json     risk configuration: the deployed one, with its new maintenance margin (reindex only)
 ${TARGET_USAGE}`;
 
 const POSITIONS_OPTIONS = {

@@ -17,7 +17,8 @@ import {
 
 export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interval S]]
 
-Positions by state, liquidations by state, open auctions, queue and dead-letter depths, the insurance fund
+Positions by state, liquidations by state, the fees earned and who bore the shortfalls (fund, ADL, uncovered
+bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
 (balance, reconciliation, last journal entries) and the circuit breakers.
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
   --watch                refresh until Ctrl-C

@@ -263,7 +263,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
     case 'registerProvider': {
       const maxDiscountPpm = parsePpm(request.maxDiscount, 'maxDiscount');
       // One rate is a SELL discount and a BUY premium: at 100 % or more it bids nothing for a SELL lot, and a BUY
-      // premium that high is beyond the auction's cap (mark / floor) unless the floor is below 0.5.
+      // premium that high is beyond the auction's cap (mark / floor: the floor is at least 0.667, config.ts).
       if (maxDiscountPpm >= PPM_SCALE)
         throw new AdminInputError(
           `admin/invalid: maxDiscount: ${request.maxDiscount} must be below 1 (a share of the mark: 0.02 is 2 %)`,

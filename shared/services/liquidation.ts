@@ -629,7 +629,8 @@ export const MARK_DISPUTE_WAIT_SECONDS = 10;
 
 /**
  * The venue disputes the mark a liquidation would start on (domain/venue-check.ts): it waits, unwritten, for
- * `waitSeconds`: the next look, or the hold's end if sooner (a hold of 25 s ended at the look at 30 s).
+ * `waitSeconds`: the next look, or the hold's end if sooner (before session 39, a hold of 25 s ended at the look at
+ * 30 s).
  */
 export class MarkDisputedError extends Error {
   override readonly name = 'MarkDisputedError';

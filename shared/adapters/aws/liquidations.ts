@@ -297,17 +297,18 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
   };
 }
 
-/**
- * Lists in the open index the open liquidations written before it existed (session 38): liquidation-watch cannot
- * see them until their next write. Once per table, by an operator; a Scan (a page at a time). Each update is
- * conditional on the version read and the attribute's absence, so a record that moved meanwhile (its write lists it
- * itself while open), a re-run or a concurrent run changes nothing.
- */
 /** The terminal states as expression values (:terminal0, ...). */
 const TERMINAL_VALUES: Readonly<Record<string, AttributeValue>> = Object.fromEntries(
   TERMINAL_STATES.map((state, i) => [`:terminal${i}`, S(state)]),
 );
 
+/**
+ * Lists in the open index the open liquidations written before it existed (session 38): liquidation-watch cannot
+ * see them until their next write. Once per table, by an operator; a Scan (a page at a time) that keeps only those
+ * not ended (or owing ADL rounds) and not listed yet. Each update is conditional on the version read and the
+ * attribute's absence, so a record that moved meanwhile (its write lists it itself while open), a re-run or a
+ * concurrent run changes nothing. An item no version can read is returned by id, not listed.
+ */
 export async function indexOpenLiquidations(
   dynamo: DynamoDBClient,
   table: string,
