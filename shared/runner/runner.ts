@@ -163,10 +163,15 @@ const DISCARDED_KEPT = 10_000;
 /** The invocations Lambda makes of an asynchronous tick event: the first and its retries within the event's age. */
 export const TICK_ATTEMPTS = 1 + asyncRetriesWithin(DEFAULT_TICK_MAX_EVENT_AGE_SECONDS);
 
+/** Keeps a set or map of message ids to the DISCARDED_KEPT most recent (insertion order: the oldest goes). */
+const trim = (ids: Set<string> | Map<string, unknown>): void => {
+  if (ids.size > DISCARDED_KEPT) ids.delete(ids.keys().next().value!);
+};
+
 /** Adds `id` to a bounded set of the most recent ids. */
 const remember = (ids: Set<string>, id: string): void => {
   ids.add(id);
-  if (ids.size > DISCARDED_KEPT) ids.delete(ids.values().next().value!);
+  trim(ids);
 };
 
 export class LocalRunner {
@@ -506,8 +511,7 @@ export class LocalRunner {
   private rememberTickError(messageId: string, error: unknown): void {
     this.#tickErrors.delete(messageId);
     this.#tickErrors.set(messageId, error);
-    if (this.#tickErrors.size > DISCARDED_KEPT)
-      this.#tickErrors.delete(this.#tickErrors.keys().next().value!);
+    trim(this.#tickErrors);
   }
 
   /**

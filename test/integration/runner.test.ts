@@ -638,6 +638,15 @@ describe('local runner: ticks, one asynchronous invocation each', () => {
   });
 });
 
+/** One ETH-USD tick as the bus rule delivers it to the tick queue. */
+const TICK_EVENT = JSON.stringify({
+  version: '0',
+  id: 'e1',
+  source: TICK_BUS.source,
+  'detail-type': TICK_BUS.detailType,
+  detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
+});
+
 /**
  * One tick sent at 0 on an embedded tick queue with a simulated clock (dead-lettering after 2 receives), run
  * `ageMs` later by a runner on that clock: how often margin-check was invoked, and whether it was dead-lettered.
@@ -654,15 +663,7 @@ async function runEmbeddedTick({
   const clock = new ManualClock(0);
   const dead = new EmbeddedQueue({ name: 'tickDeadLetters', clock });
   const ticks = new EmbeddedQueue({ name: 'ticks', clock, deadLetter: { queue: dead, maxReceiveCount: 2 } });
-  await ticks.send(
-    JSON.stringify({
-      version: '0',
-      id: 'e1',
-      source: TICK_BUS.source,
-      'detail-type': TICK_BUS.detailType,
-      detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
-    }),
-  );
+  await ticks.send(TICK_EVENT);
   clock.set(ageMs);
   let invoked = 0;
   const ticking = createLocalRunner({
@@ -755,15 +756,7 @@ describe("local runner: a tick Lambda gives up on goes to the on-failure destina
       clock,
       deadLetter: { queue: redrive, maxReceiveCount: LOCAL_TICK_MAX_RECEIVES },
     });
-    await ticks.send(
-      JSON.stringify({
-        version: '0',
-        id: 'e1',
-        source: TICK_BUS.source,
-        'detail-type': TICK_BUS.detailType,
-        detail: { symbol: 'ETH-USD', markPrice: '100', sequence: 1 },
-      }),
-    );
+    await ticks.send(TICK_EVENT);
     let called = signal();
     let invoked = 0;
     const sent = signal();
@@ -794,17 +787,18 @@ describe("local runner: a tick Lambda gives up on goes to the on-failure destina
       failureVisibilitySeconds: 0,
       idlePollMs: 5,
     });
+    // A receive's visibility timeout, and a millisecond: the message is visible again.
+    const visibilityMs = receiveVisibilitySeconds(FUNCTIONS.find((f) => f.id === 'marginCheck')!) * 1000 + 1;
     runner.start();
     try {
       for (let attempt = 0; attempt < LOCAL_TICK_MAX_RECEIVES - 1; attempt++) {
         await called.promise;
         called = signal();
         // A timed-out attempt's message waits out its visibility timeout (the invocation may still run).
-        clock.advance(receiveVisibilitySeconds(FUNCTIONS.find((f) => f.id === 'marginCheck')!) * 1000 + 1);
+        clock.advance(visibilityMs);
       }
       await sent.promise;
-      if (deleteFailures > 0)
-        clock.advance(receiveVisibilitySeconds(FUNCTIONS.find((f) => f.id === 'marginCheck')!) * 1000 + 1);
+      if (deleteFailures > 0) clock.advance(visibilityMs);
       await deleted.promise;
     } finally {
       await runner.stop();
