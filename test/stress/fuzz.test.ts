@@ -10,6 +10,7 @@ import {
   runScenario,
   type Scenario,
   scenarioArb,
+  twoMarketsArb,
 } from '../support/fuzz-harness.ts';
 
 /**
@@ -66,6 +67,15 @@ describe('fuzz: whole pipeline', () => {
   it('crashes and faults', run({}), TEST_TIMEOUT_MS);
   it('concurrent consumers, crashes and faults', run({ concurrent: true }), TEST_TIMEOUT_MS);
   it('ADL-heavy crashes through many counterparties', run({}, adlHeavyArb), TEST_TIMEOUT_MS);
+});
+
+/**
+ * Both markets tick at once in every step and move together, over providers quoting both and one small fund
+ * (session 40): their settlements share the fund's floor and cap, their auctions the providers' capital.
+ */
+describe('fuzz: two markets crashing together', () => {
+  it('crashes and faults', run({}, twoMarketsArb), TEST_TIMEOUT_MS);
+  it('concurrent consumers, crashes and faults', run({ concurrent: true }, twoMarketsArb), TEST_TIMEOUT_MS);
 });
 
 /**

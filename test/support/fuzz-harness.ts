@@ -135,6 +135,11 @@ export interface StepSpec {
    * starts may find their positions healthy at the venue's price, disputed under venueCheckBand (absent: follows).
    */
   venueLags?: boolean;
+  /**
+   * The other market ticks at the same instant, moved this many bps, in a margin-check invocation of its own
+   * alongside this one: markets that crash together (absent, or one market: only this one ticks).
+   */
+  together?: number;
   /** Operator changes to the crowd, made `crowdAt` of the way through the gap before the tick. */
   crowdOps?: CrowdOp[];
   crowdAt?: number;
@@ -453,6 +458,38 @@ export function fundHeavyArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
       },
       steps: s.steps.map((st) => ({ ...st, gapSeconds: st.gapSeconds % 400, redrive: true })),
     }));
+}
+
+/**
+ * Two markets crashing together (session 40): every step ticks both markets at the same instant, in two margin-check
+ * invocations, moving the same way (the second by up to a third more or less); providers quote both, with capital
+ * shared across them; the fund's floor and cap are small, so both markets' settlements contend for its draws.
+ */
+export function twoMarketsArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
+  return fc
+    .tuple(
+      scenarioArb({ ...o, markets: 2 }),
+      fc.array(fc.integer({ min: -33, max: 33 }), { minLength: 20, maxLength: 20 }),
+      fc.constantFrom<Side>('LONG', 'SHORT'),
+      fc.array(providerArb(2), { minLength: 2, maxLength: 4 }),
+    )
+    .map(([s, spreads, victim, providers]) => {
+      const down = victim === 'LONG';
+      return {
+        ...s,
+        providers: providers.map((pr) => ({ ...pr, both: true })),
+        fund: s.fund % 50_000,
+        config: {
+          ...s.config,
+          insurance: { ...s.config.insurance, drawCap: s.config.insurance.drawCap % 20_000 },
+        },
+        steps: s.steps.map((st, i) => {
+          const moveBps = (down ? -1 : 1) * (Math.abs(st.moveBps) % 1300);
+          const together = Math.trunc((moveBps * (100 + spreads[i % spreads.length]!)) / 100);
+          return { ...st, moveBps, together, spike: 0 };
+        }),
+      };
+    });
 }
 
 export function scenarioArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
@@ -1231,13 +1268,20 @@ export async function runScenario(
       const queue = rng.chance(0.5) ? p.adapters.liquidationQueue : p.adapters.auctionQueue;
       await queue.receive(1, 30);
     }
-    if (step.emptyBook) p.venue.faults.emptyBooks.add(symbol);
-    else p.venue.faults.emptyBooks.delete(symbol);
-    const last = marks.get(symbol)!;
-    const at = (bps: number) => {
-      const next = (last * BigInt(10_000 + bps)) / 10_000n;
+    const other = step.together !== undefined ? symbols.find((x) => x !== symbol) : undefined;
+    for (const x of [symbol, ...(other ? [other] : [])]) {
+      if (step.emptyBook) p.venue.faults.emptyBooks.add(x);
+      else p.venue.faults.emptyBooks.delete(x);
+    }
+    const atOf = (x: string) => (bps: number) => {
+      const next = (marks.get(x)! * BigInt(10_000 + bps)) / 10_000n;
       return next - (next % 1_000_000n) || 1_000_000n; // cents
     };
+    const last = marks.get(symbol)!;
+    const at = atOf(symbol);
+    // The other market's tick, delivered alongside this step's own (none: nothing).
+    const alongside = async (): Promise<unknown> =>
+      other && deliver(other, atOf(other)(step.together!), undefined, { venueLags: step.venueLags ?? false });
     if (step.replayOld > 0 && sent.length >= step.replayOld) {
       const old = sent[sent.length - step.replayOld]!;
       await deliver(old.symbol, old.markPrice, old);
@@ -1276,9 +1320,10 @@ export async function runScenario(
         p.clock.advance(1000);
         return deliver(symbol, at(step.moveBps + step.twin), undefined, lags);
       })();
-      await Promise.all([first, second, ...(k.concurrent ? [round()] : [])]);
-    } else if (k.concurrent) await Promise.all([deliver(symbol, at(step.moveBps), undefined, step), round()]);
-    else await deliver(symbol, at(step.moveBps), undefined, step);
+      await Promise.all([first, second, alongside(), ...(k.concurrent ? [round()] : [])]);
+    } else if (k.concurrent)
+      await Promise.all([deliver(symbol, at(step.moveBps), undefined, step), alongside(), round()]);
+    else await Promise.all([deliver(symbol, at(step.moveBps), undefined, step), alongside()]);
     armed = false;
     await addPositions(step.newPositions);
     armed = true;
