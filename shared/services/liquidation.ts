@@ -14,6 +14,7 @@ import {
 import { startPrice } from '../domain/auction.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
 import { marketConfig } from '../domain/config.ts';
+import { boundedFills } from '../domain/fills.ts';
 import { fnv1a } from '../domain/hash.ts';
 import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
@@ -718,7 +719,7 @@ async function executeMarket(
   const placedBefore = carried.claimedOrder !== clientOrderId;
   // Placed now: a later placement of it in this delivery (after a lost commit) is a repeat too.
   carried.claimedOrder = undefined;
-  const fills = await placeWithRetries(deps, placedBefore, {
+  const answered = await placeWithRetries(deps, placedBefore, {
     clientOrderId,
     symbol: liquidation.symbol,
     direction: closeDirection(liquidation.side),
@@ -726,9 +727,10 @@ async function executeMarket(
     limitPrice: context.limitPrice ?? context.executionMark,
     reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
   });
-  for (const fill of fills) {
+  for (const fill of answered) {
     deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, context.executionMark)));
   }
+  const fills = keptFills(answered, clientOrderId, deps);
   const executed: LiquidationRecord = {
     ...liquidation,
     state: 'MARKET_EXECUTED',
@@ -818,6 +820,25 @@ export class VenueAnswerError extends Error {
 }
 
 const sumSize = (fills: readonly Fill[]): BaseE8 => fills.reduce((total, f) => total + f.size, 0n);
+
+/**
+ * Most fills of one order a liquidation keeps: they are stored on its item, which DynamoDB refuses over 400 KB,
+ * and a venue may split one IOC into thousands of trades. Beyond it the rest are kept as their exact totals
+ * (boundedFills), which settle to the unit as the venue's trades do.
+ */
+export const MAX_FILLS_PER_ORDER = 100;
+
+/** An order's fills as the liquidation keeps them (at most MAX_FILLS_PER_ORDER), with a warning when folded. */
+function keptFills(fills: readonly Fill[], clientOrderId: string, deps: SettlementDeps): readonly Fill[] {
+  const kept = boundedFills(fills, MAX_FILLS_PER_ORDER);
+  if (kept !== fills)
+    deps.telemetry.warn('venue answered with more fills than a liquidation keeps; kept as their totals', {
+      clientOrderId,
+      fills: fills.length,
+      kept: kept.length,
+    });
+  return kept;
+}
 
 /** Client order id of a liquidation's last-resort order, one per attempt. */
 export const lastResortOrderId = (liquidationId: string, attempt: number): string =>
@@ -1058,8 +1079,9 @@ async function placeLastResort(
     size: size.toString(),
     limitPrice: limitPrice.toString(),
   });
+  const clientOrderId = lastResortOrderId(liquidation.id, attempt);
   const fills = await placeWithRetries(deps, placedBefore, {
-    clientOrderId: lastResortOrderId(liquidation.id, attempt),
+    clientOrderId,
     symbol: liquidation.symbol,
     direction,
     size,
@@ -1067,7 +1089,7 @@ async function placeLastResort(
     reference,
   });
   deps.telemetry.count(METRICS.LastResortOrders.name, 1);
-  return fills;
+  return keptFills(fills, clientOrderId, deps);
 }
 
 /** |fill - mark| / mark in basis points, rounded up. */
@@ -1897,7 +1919,8 @@ async function applySettlement(
     writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), version, adlMark, deps) });
   }
 
-  const lastResortFills = context.settle?.lastResortFills ?? [];
+  // Bounded here too: an older version froze the venue's answer whole.
+  const lastResortFills = boundedFills(context.settle?.lastResortFills ?? [], MAX_FILLS_PER_ORDER);
   const settled: LiquidationRecord = {
     ...withHistory(liquidation, terminal, now, decision.acted.join('>')),
     // The last-resort order's fills are market fills (the record's fills re-derive the settlement).

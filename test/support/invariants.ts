@@ -1,8 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { auctionItem } from '../../shared/adapters/aws/auctions.ts';
+import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { fillPnlE16 } from '../../shared/domain/accounting.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { boundedFills } from '../../shared/domain/fills.ts';
 import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
 import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
 import {
@@ -27,8 +30,10 @@ import {
   VenueError,
 } from '../../shared/ports/index.ts';
 import type { LiquidationContext } from '../../shared/services/context.ts';
+import { MAX_FILLS_PER_ORDER } from '../../shared/services/liquidation.ts';
 import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import { itemBytes, MAX_ITEM_BYTES } from './item-size.ts';
 
 /**
  * The invariants of issue 7, checked from the records after a scenario: an Observer logs every write the
@@ -301,6 +306,7 @@ const realized = (collateral: QuoteE6, p16: bigint): QuoteE6 =>
   div(p16, NOTIONAL_TO_QUOTE, collateral * NOTIONAL_TO_QUOTE + p16 < 0n ? 'ceil' : 'floor');
 
 const sumSize = (fills: readonly Fill[]): bigint => fills.reduce((t, f) => t + f.size, 0n);
+const notional = (fills: readonly Fill[]): bigint => fills.reduce((t, f) => t + f.size * f.price, 0n);
 
 function sameFills(a: readonly Fill[], b: readonly Fill[]): boolean {
   return a.length === b.length && a.every((f, i) => f.price === b[i]?.price && f.size === b[i]?.size);
@@ -542,11 +548,17 @@ export function checkVenueOrders(
     const lastResortFills = isTerminal(l.state)
       ? (lastResortOf.get(l.id) ?? []).flatMap((o) => (o.executed ? (o.result?.fills ?? []) : []))
       : [];
-    const expected = [...(executedFills ?? []), ...lastResortFills];
+    // As kept: an order's answer of more than MAX_FILLS_PER_ORDER fills is folded into its exact totals.
+    const kept = (fills: readonly Fill[]) => boundedFills(fills, MAX_FILLS_PER_ORDER);
+    const expected = [...kept(executedFills ?? []), ...kept(lastResortFills)];
     if (!sameFills(l.marketFills, expected))
       problems.push(
         `venue: ${l.id} records fills ${fmtFills(l.marketFills)}, the venue executed ${fmtFills(expected)}`,
       );
+    // And checked on their own against the venue's trades: the size and price x size a close settles.
+    const executed = [...(executedFills ?? []), ...lastResortFills];
+    if (sumSize(l.marketFills) !== sumSize(executed) || notional(l.marketFills) !== notional(executed))
+      problems.push(`venue: ${l.id}'s recorded fills do not total what the venue executed`);
   }
   return { calls, executions, problems };
 }
@@ -634,6 +646,17 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     problems: venueProblems,
   } = checkVenueOrders(input.venue, liquidations);
   for (const problem of venueProblems) fail(problem);
+
+  // --- items as the AWS adapters write them: DynamoDB refuses one over 400 KB, the embedded stores do not ----
+  for (const l of liquidations) {
+    const bytes = itemBytes(liquidationItem(l));
+    if (bytes > MAX_ITEM_BYTES)
+      fail(`items: liquidation ${l.id} is ${bytes} bytes in DynamoDB, over its limit`);
+  }
+  for (const a of auctions.values()) {
+    const bytes = itemBytes(auctionItem(a));
+    if (bytes > MAX_ITEM_BYTES) fail(`items: auction ${a.id} is ${bytes} bytes in DynamoDB, over its limit`);
+  }
 
   // --- settlements: each once, money re-derived from the records --------------------------------------------
   const terminalWrites = new Map<string, number>();

@@ -22,6 +22,7 @@ import {
   type PositionRecord,
   type ReceivedMessage,
   type Telemetry,
+  type Venue,
 } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import type { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
@@ -75,6 +76,8 @@ export interface PipelineOptions {
   readonly maxReceiveCount?: Partial<Record<'liquidations' | 'auctionSteps', number>>;
   /** Market model of the simulated venue (default: its defaults). */
   readonly venue?: Omit<SimulatedVenueOptions, 'clock'>;
+  /** Stands between the simulated venue and the services (a venue answering in its own way). */
+  readonly wrapVenue?: (venue: Venue) => Venue;
   /** Clock start, epoch ms (default T0). */
   readonly startMs?: number;
   /** ADL queues kept between settlements (default none: every ADL settlement ranks its side again). */
@@ -108,7 +111,7 @@ export function createPipeline(options: PipelineOptions = {}) {
   // Watches every write and every order for the invariant checks; the services see the same ports.
   const observer = new Observer(adapters);
   const venue = new SimulatedVenue({ clock, ...options.venue });
-  const orders = new CountingVenue(venue);
+  const orders = new CountingVenue(options.wrapVenue ? options.wrapVenue(venue) : venue);
   const configured = options.config ?? DEFAULT_RISK_CONFIG;
   const config = options.marks === 'as-configured' ? configured : withHeldMarks(configured);
   const telemetry = new RecordingTelemetry();
