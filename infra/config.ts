@@ -76,7 +76,7 @@ const principal = z
 const schema = z.strictObject({
   /** Names the stack (Backstop-<stage>), the tick bus and the dashboard. */
   stage: z.string().regex(DEPLOYED_STAGE.pattern, DEPLOYED_STAGE.rule).default('dev'),
-  /** Risk config input (decimal strings, see shared/domain/config.ts); validated here, passed as JSON. */
+  /** Risk config input (decimal strings, see shared/domain/config.ts); validated here, built into the code. */
   riskConfig: json(z.unknown()).optional(),
   logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   logRetentionDays: num(
@@ -151,7 +151,7 @@ type Parsed = z.output<typeof schema>;
 
 export interface InfraConfig extends Omit<Parsed, 'riskConfig'> {
   readonly riskConfigInput: RiskConfigInput;
-  /** JSON of riskConfigInput: the RISK_CONFIG environment variable. */
+  /** JSON of riskConfigInput, as the functions' code carries it (functions.ts `writeRiskConfigModule`). */
   readonly riskConfigJson: string;
   /** The risk config's market symbols, in its order. */
   readonly markets: readonly string[];

@@ -494,7 +494,10 @@ export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_UR
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
 /** Settings a function reads from its environment when set, and defaults otherwise. */
 const OPTIONAL_SETTINGS_ENV = {
-  /** The risk configuration, JSON (shared/domain/config.ts). */
+  /**
+   * Where the risk configuration is (shared/lambda/runtime.ts `riskConfigFromEnv`): RISK_CONFIG_BUNDLED in the
+   * stack's functions (built into their code), its JSON in code run from source (the local runner, tests).
+   */
   riskConfig: 'RISK_CONFIG',
   /** Index shards per market, JSON like {"BTC-USD": 4} (shared/adapters/aws/position-layout.ts). */
   positionIndexShards: 'POSITION_INDEX_SHARDS',
@@ -502,6 +505,13 @@ const OPTIONAL_SETTINGS_ENV = {
   maxPositions: 'MARGIN_CHECK_MAX_POSITIONS',
 } as const;
 export const RISK_CONFIG_ENV = OPTIONAL_SETTINGS_ENV.riskConfig;
+/** RISK_CONFIG of a deployed function: its risk configuration is the one built into its code at deploy. */
+export const RISK_CONFIG_BUNDLED = 'bundled';
+/**
+ * The global the stack's bundler injects the risk configuration's JSON as (infra/constructs/functions.ts); the
+ * runtime declares it by this name (shared/lambda/runtime.ts).
+ */
+export const BUNDLED_RISK_CONFIG_GLOBAL = 'BACKSTOP_RISK_CONFIG';
 export const POSITION_INDEX_SHARDS_ENV = OPTIONAL_SETTINGS_ENV.positionIndexShards;
 export const MAX_POSITIONS_ENV = OPTIONAL_SETTINGS_ENV.maxPositions;
 

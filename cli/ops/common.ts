@@ -156,10 +156,10 @@ export async function withTarget<T>(
 
 /**
  * The risk configuration the deployment's functions run with: --config FILE, else what local up recorded,
- * else the defaults. On AWS the functions' RISK_CONFIG is not readable from here (no Lambda SDK): pass the
- * file the stack was deployed with when it is not the default. A file that is not what local up recorded is
- * refused: the stage's functions would not use it (a withdrawal judged by another floor, positions priced by
- * margins nobody liquidates by).
+ * else the defaults. On AWS the configuration is built into the functions' code, not readable from here: pass
+ * the file the stack was deployed with (backstop:riskConfig) when it is not the default. A file that is not
+ * what local up recorded is refused: the stage's functions would not use it (a withdrawal judged by another
+ * floor, positions priced by margins nobody liquidates by).
  */
 export function riskConfigFor(deployment: Deployment, file: string | undefined): RiskConfig {
   const recorded =
@@ -175,10 +175,11 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
 }
 
 /**
- * The deployed rules, for a command that prices, judges or cuts off by them: never the built-in defaults by omission
- * on a deployed stack (aws, localstack), whose functions' RISK_CONFIG the CLI cannot read, so `--config` is required
- * there. A local stage local up does not run has no functions to disagree with; `anyTarget` requires it there too
- * (a withdrawal, a reindex). `why`: what the command takes from the rules.
+ * The deployed rules, for a command that prices, judges or cuts off by them: never the built-in defaults by
+ * omission on a deployed stack (aws, localstack), whose functions carry it in their code, which the CLI
+ * cannot read, so `--config` is required there. A local stage local up does not run has no functions to
+ * disagree with; `anyTarget` requires it there too (a withdrawal, a reindex). `why`: what the command takes
+ * from the rules.
  */
 export function deployedRiskConfig(
   deployment: Deployment,

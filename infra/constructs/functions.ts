@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Duration, RemovalPolicy, Stack, Stage, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -13,6 +15,7 @@ import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, metricsService } from '../../shared/metrics.ts';
 import {
   asyncRetriesWithin,
+  BUNDLED_RISK_CONFIG_GLOBAL,
   chainsThroughItsOwnQueue,
   FUNCTIONS,
   type FunctionDef,
@@ -25,6 +28,7 @@ import {
   QUEUES,
   type QueueId,
   queueEnv,
+  RISK_CONFIG_BUNDLED,
   RISK_CONFIG_ENV,
   TABLES,
   type TableId,
@@ -42,13 +46,13 @@ const MAX_ENVIRONMENT_BYTES = 4096;
 const SQS_URL_PREFIX_BYTES = 54;
 
 /**
- * The environment's size as deployed, measured as Lambda measures it: the variables as one JSON object, in UTF-8
- * bytes (its error quotes the "String measured: {\"KEY\":\"value\",...}"): braces, quotes, colons and commas
- * count, and every quote inside RISK_CONFIG's JSON counts twice, escaped. (Summing names and values, as before
- * session 39, passed six markets that the deploy refused.) Names and URLs are tokens at synth (about 20
- * characters) and CloudFormation generates them at deploy as `<stack>-<logical id>-<suffix>` (limited to the
- * resource's maximum): each is counted at that length, so a configuration that would pass synth and fail the
- * deploy is refused at synth.
+ * The environment's size as deployed, measured as Lambda measures it: the variables as one JSON object, in
+ * UTF-8 bytes (its error quotes the "String measured: {\"KEY\":\"value\",...}"): braces, quotes, colons and
+ * commas count, and every quote inside a JSON value counts twice, escaped. (Summing names and values, as
+ * before session 39, passed six markets that the deploy refused, when RISK_CONFIG held the risk
+ * configuration.) Names and URLs are tokens at synth (about 20 characters) and CloudFormation generates them
+ * at deploy as `<stack>-<logical id>-<suffix>` (limited to the resource's maximum): each is counted at that
+ * length, so a configuration that would pass synth and fail the deploy is refused at synth.
  */
 export function deployedEnvironmentBytes(
   scope: Construct,
@@ -92,6 +96,26 @@ const bundling = {
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
 };
 
+/**
+ * The risk configuration travels in the functions' code, not in their environment (4 KB: about five markets).
+ * Synth writes its JSON as a module that esbuild injects as BUNDLED_RISK_CONFIG_GLOBAL, so any number of markets
+ * fit, the configuration is versioned with the code that runs it (a change is a deploy, and code and rules change
+ * in one update: CloudFormation updates a function's environment before its code), and a cold start reads only
+ * its own package. Not esbuild's `define`: its value rides the command line (128 KB an argument on Linux, 32 KB
+ * on Windows). Not an SSM parameter: an IAM grant, a call at every cold start and a 4/8 KB limit of its own.
+ * The file is named by its content (a bundle's asset hash and CDK's asset cache follow the content), in the
+ * cloud assembly's directory beside the templates.
+ */
+export function writeRiskConfigModule(scope: Construct, riskConfigJson: string): string {
+  const dir = Stage.of(scope)?.outdir;
+  if (!dir) throw new Error('functions: no cloud assembly directory to write the risk configuration to');
+  mkdirSync(dir, { recursive: true });
+  const hash = createHash('sha256').update(riskConfigJson).digest('hex').slice(0, 16);
+  const file = join(dir, `risk-config-${hash}.mjs`);
+  writeFileSync(file, `export const ${BUNDLED_RISK_CONFIG_GLOBAL} = ${JSON.stringify(riskConfigJson)};\n`);
+  return file;
+}
+
 export interface FunctionsProps {
   readonly config: InfraConfig;
   readonly projectRoot: string;
@@ -110,7 +134,8 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
     POWERTOOLS_LOG_LEVEL: props.config.logLevel,
     NODE_OPTIONS: '--enable-source-maps',
     [TICK_BUS_ENV]: props.tickBus.eventBusName,
-    [RISK_CONFIG_ENV]: props.config.riskConfigJson,
+    // The configuration itself is in the code (writeRiskConfigModule): this says so, to the runtime and an operator.
+    [RISK_CONFIG_ENV]: RISK_CONFIG_BUNDLED,
     ...(Object.keys(props.config.positionIndexShards).length > 0
       ? { [POSITION_INDEX_SHARDS_ENV]: JSON.stringify(props.config.positionIndexShards) }
       : {}),
@@ -243,10 +268,15 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
   const env = functionEnvironment(props);
   const envBytes = deployedEnvironmentBytes(scope, env, props);
   if (envBytes > MAX_ENVIRONMENT_BYTES) {
+    // Generated names are bounded; what grows is a setting's value (POSITION_INDEX_SHARDS with every market).
+    const [largest] = Object.entries(env)
+      .filter(([, v]) => !Token.isUnresolved(v))
+      .sort(([, a], [, b]) => b.length - a.length);
     throw new Error(
-      `function environment would be ${envBytes} bytes once deployed, above Lambda's ${MAX_ENVIRONMENT_BYTES}: shrink the risk config`,
+      `function environment would be ${envBytes} bytes once deployed, above Lambda's ${MAX_ENVIRONMENT_BYTES}: its largest variable is ${largest?.[0]} (${largest?.[1].length} characters)`,
     );
   }
+  const riskConfigModule = writeRiskConfigModule(scope, config.riskConfigJson);
   const functions = {} as Record<FunctionId, NodejsFunction>;
   for (const def of FUNCTIONS) {
     const id = pascal(def.id);
@@ -285,7 +315,7 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
       recursiveLoop: chainsThroughItsOwnQueue(def) ? RecursiveLoop.ALLOW : RecursiveLoop.TERMINATE,
       environment: env,
       ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
-      bundling,
+      bundling: { ...bundling, inject: [riskConfigModule] },
     });
     for (const grant of def.grants) applyGrant(fn, grant, props, def.id);
     wireTrigger(scope, def, fn, props);

@@ -9,7 +9,14 @@ import type { Context } from 'aws-lambda';
 import { ConfigError, DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
 import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
-import { MAX_POSITIONS_ENV, maxReceivesEnv, QUEUES, type QueueId, RISK_CONFIG_ENV } from '../topology.ts';
+import {
+  MAX_POSITIONS_ENV,
+  maxReceivesEnv,
+  QUEUES,
+  type QueueId,
+  RISK_CONFIG_BUNDLED,
+  RISK_CONFIG_ENV,
+} from '../topology.ts';
 
 /** The stage's service (metricsService, set by the stack and the local stack); outside a stage, the bare prefix. */
 const SERVICE = process.env.POWERTOOLS_SERVICE_NAME || METRICS_SERVICE;
@@ -219,17 +226,56 @@ export function maxReceivesFromEnv(queue: QueueId, env: NodeJS.ProcessEnv = proc
 /** Bounds one invocation's work well inside its timeout; more is continued by a follow-up event, never dropped. */
 const DEFAULT_MAX_POSITIONS = 500;
 
-/** The risk configuration from RISK_CONFIG (JSON), validated at cold start; the documented defaults otherwise. */
-export function riskConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RiskConfig {
+/**
+ * The risk configuration the stack built into this code (infra/constructs/functions.ts injects it under
+ * BUNDLED_RISK_CONFIG_GLOBAL, topology.ts); undefined in code run from source (the local runner, tests).
+ */
+declare const BACKSTOP_RISK_CONFIG: string | undefined;
+export const bundledRiskConfigJson = (): string | undefined =>
+  typeof BACKSTOP_RISK_CONFIG === 'string' ? BACKSTOP_RISK_CONFIG : undefined;
+
+/**
+ * The risk configuration, validated at cold start. One rule, RISK_CONFIG says where it is:
+ * - `bundled` (RISK_CONFIG_BUNDLED, what the stack sets): the JSON built into the code at deploy, of any size;
+ * - JSON: that configuration, for code run from source (the local runner, tests), which has none built in;
+ * - unset: the documented defaults, likewise only without a built-in one.
+ * Code that carries a configuration refuses any other source: an edit of RISK_CONFIG in the console must fail
+ * loudly, not run beside the deployed rules; and the code of before session 40, which the deploy's configuration
+ * update meets for a moment before its code update, refuses `bundled` instead of running with the defaults.
+ */
+export function riskConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  bundled: string | undefined = bundledRiskConfigJson(),
+): RiskConfig {
   const raw = env[RISK_CONFIG_ENV];
+  if (raw === RISK_CONFIG_BUNDLED) {
+    if (bundled === undefined)
+      throw new ConfigError(
+        `${RISK_CONFIG_ENV} is "${RISK_CONFIG_BUNDLED}" but this code has no risk configuration built in: deploy it with the CDK app, which bundles backstop:riskConfig into every function`,
+      );
+    return parsedRiskConfig(bundled, 'the risk configuration built into this code');
+  }
+  if (bundled !== undefined)
+    throw new ConfigError(
+      `this code carries the risk configuration it was deployed with, so ${RISK_CONFIG_ENV} must be "${RISK_CONFIG_BUNDLED}", not ${raw ? 'JSON' : 'unset'}: change the configuration with a deploy (backstop:riskConfig)`,
+    );
   if (!raw) return DEFAULT_RISK_CONFIG;
+  return parsedRiskConfig(raw, RISK_CONFIG_ENV);
+}
+
+function parsedRiskConfig(raw: string, source: string): RiskConfig {
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch (error) {
-    throw new ConfigError(`${RISK_CONFIG_ENV} is not JSON: ${(error as Error).message}`);
+    throw new ConfigError(`${source} is not JSON: ${(error as Error).message}`);
   }
-  return parseRiskConfig(json);
+  try {
+    return parseRiskConfig(json);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${source}: ${error.message}`);
+    throw error;
+  }
 }
 
 type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];

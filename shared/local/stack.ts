@@ -37,7 +37,10 @@ export interface LocalStackOptions {
   readonly endpoint: string;
   readonly stage: string;
   readonly region?: string;
-  /** Risk configuration given to the functions (RISK_CONFIG), e.g. a fast auction for tests. */
+  /**
+   * Risk configuration given to the functions, e.g. a fast auction for tests: as RISK_CONFIG's JSON, of any size (a
+   * process's environment has no 4 KB limit), since the handlers run from source, with none built in.
+   */
   readonly riskConfig?: RiskConfigInput;
   /** Index shards per market (POSITION_INDEX_SHARDS), as `backstop:positionIndexShards` sets them on AWS. */
   readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;

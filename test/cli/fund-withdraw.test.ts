@@ -12,8 +12,8 @@ describe('backstop fund withdraw', () => {
     await createLocalResources(emulator.clients, 'floor1');
     const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'floor1'];
     expect((await cli('fund', 'deposit', '--amount', '1000', '--key', 'd1', ...at)).code).toBe(0);
-    // The deployed floor (riskConfig context -> RISK_CONFIG) is unknown to this shell: the withdrawal would be
-    // judged against DEFAULT_RISK_CONFIG's floor of 0, as `positions reindex` refuses to do.
+    // The deployed floor (the riskConfig context, built into the functions' code) is unknown to this shell: the
+    // withdrawal would be judged against DEFAULT_RISK_CONFIG's floor of 0, as `positions reindex` refuses to do.
     const run = await cli('fund', 'withdraw', '--amount', '1000', '--key', 'w1', ...at);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--config is required/);

@@ -6,9 +6,10 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
+import { writeRiskConfigModule } from '../../infra/constructs/functions.ts';
 import { stackName } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
-import { FUNCTIONS } from '../../shared/topology.ts';
+import { BUNDLED_RISK_CONFIG_GLOBAL, FUNCTIONS, RISK_CONFIG_BUNDLED } from '../../shared/topology.ts';
 
 /**
  * Issue 7, security: no secret in any Lambda function's environment. Every variable of every function in the
@@ -26,7 +27,8 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
   POWERTOOLS_LOG_LEVEL: 'the log level (INFO by default)',
   NODE_OPTIONS: 'runtime flag --enable-source-maps (readable stack traces)',
   TICK_BUS_NAME: "the tick bus's name (a Ref): margin-check puts continuations on it",
-  RISK_CONFIG: 'the public risk parameters (margins, slippage bounds, auction curve, fund caps) as JSON',
+  RISK_CONFIG:
+    '`bundled`: the public risk parameters are built into the code (checked below as the stack bundles them)',
   TABLE_POSITIONS: 'a table name (a Ref); reading or writing it takes the IAM grant',
   TABLE_MARKETS: 'a table name (a Ref)',
   TABLE_LIQUIDATIONS: 'a table name (a Ref)',
@@ -75,7 +77,7 @@ function literals(value: unknown): string[] {
   return Object.values(obj).flatMap(literals);
 }
 
-/** Keys at every depth of a JSON value (a secret could hide inside RISK_CONFIG). */
+/** Keys at every depth of a JSON value (a secret could hide inside the risk configuration). */
 const keysOf = (value: unknown): string[] =>
   typeof value !== 'object' || value === null
     ? []
@@ -91,8 +93,10 @@ const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'u
 let outdir: string;
 type Resource = { Type: string; Properties: Record<string, unknown> };
 let functions: [string, Record<string, unknown>][];
+/** The risk configuration as the stack builds it into every function's code. */
+let bundledRiskConfig: unknown;
 
-beforeAll(() => {
+beforeAll(async () => {
   outdir = mkdtempSync(join(tmpdir(), 'backstop-secrets-'));
   const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
   const config = loadConfig(app.node.getAllContext());
@@ -104,6 +108,11 @@ beforeAll(() => {
       id,
       (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
     ]);
+  const module = (await import(writeRiskConfigModule(stack, config.riskConfigJson))) as Record<
+    string,
+    string
+  >;
+  bundledRiskConfig = JSON.parse(module[BUNDLED_RISK_CONFIG_GLOBAL]!);
 });
 
 afterAll(() => {
@@ -144,17 +153,18 @@ describe('Lambda environments hold no secrets (issue 7)', () => {
     expect([...used].sort()).toEqual(Object.keys(DOCUMENTED).sort());
   });
 
-  it('no literal value looks like a credential, RISK_CONFIG included (its keys too)', () => {
+  it('no literal value looks like a credential, the bundled risk configuration included (its keys too)', () => {
     for (const [id, variables] of functions) {
       for (const [name, value] of Object.entries(variables)) {
         for (const literal of literals(value)) {
           expect(credentialLike(literal), `${id}.${name}: ${literal.slice(0, 40)}`).toBeUndefined();
         }
       }
-      const risk = variables.RISK_CONFIG;
-      expect(typeof risk, `${id}.RISK_CONFIG`).toBe('string');
-      for (const key of keysOf(JSON.parse(risk as string)))
-        expect(key, `${id}.RISK_CONFIG`).not.toMatch(SECRET_NAME);
+      expect(variables.RISK_CONFIG, `${id}.RISK_CONFIG`).toBe(RISK_CONFIG_BUNDLED);
     }
+    expect(keysOf(bundledRiskConfig)).toContain('markets');
+    for (const key of keysOf(bundledRiskConfig)) expect(key, 'risk configuration').not.toMatch(SECRET_NAME);
+    for (const literal of literals(bundledRiskConfig))
+      expect(credentialLike(literal), `risk configuration: ${literal.slice(0, 40)}`).toBeUndefined();
   });
 });

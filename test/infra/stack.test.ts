@@ -20,8 +20,13 @@ import {
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
 import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
-import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+  type RiskConfigInput,
+} from '../../shared/domain/config.ts';
 import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
+import { riskConfigFromEnv } from '../../shared/lambda/runtime.ts';
 import {
   applyFunctionEnvironment,
   functionEnvironment as localFunctionEnvironment,
@@ -47,6 +52,7 @@ import {
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
   queueEnv,
+  RISK_CONFIG_BUNDLED,
   RISK_CONFIG_ENV,
   TABLES,
   type TableId,
@@ -385,7 +391,7 @@ describe('BackstopStack template (default config)', () => {
     ).toBe(true);
   });
 
-  it('passes every table and queue name, the bus, the risk config and Powertools settings', () => {
+  it('passes every table and queue name, the bus, where the risk config is and Powertools settings', () => {
     for (const def of FUNCTIONS) {
       const env = (
         resources[logicalIdOf(stack, stack.functions[def.id])]!.Properties.Environment as {
@@ -395,7 +401,8 @@ describe('BackstopStack template (default config)', () => {
       for (const t of TABLES) expect(env[tableEnv(t.id)]).toEqual({ Ref: tableId(t.id) });
       for (const q of QUEUES) expect(env[queueEnv(q.id)]).toEqual({ Ref: queueId(stack.queues[q.id].queue) });
       expect(env[TICK_BUS_ENV]).toEqual({ Ref: logicalIdOf(stack, stack.tickBus) });
-      expect(JSON.parse(env[RISK_CONFIG_ENV] as string)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
+      // The configuration is in the code (the 40-market test below): the variable says so.
+      expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
       // One index shard per market unless the context says otherwise (the upgrade test below).
       expect(env[POSITION_INDEX_SHARDS_ENV]).toBeUndefined();
       // margin-check's own default (500 positions per invocation) unless the context sets it.
@@ -1219,21 +1226,23 @@ describe('cdk-nag', () => {
   });
 });
 
+/** A risk configuration of `count` markets of the defaults' size. */
+const withMarkets = (count: number) => ({
+  'backstop:riskConfig': JSON.stringify({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: Array.from({ length: count }, (_, i) => ({
+      ...DEFAULT_RISK_CONFIG_INPUT.markets[0],
+      symbol: `M${i}-USD`,
+    })),
+  }),
+});
+
 describe("functions' environment size, as deployed", () => {
   const sizes = (stack: BackstopStack, config: ReturnType<typeof loadConfig>) => {
     const env = functionEnvironment({ config, projectRoot, ...stack });
     const atSynth = Object.entries(env).reduce((n, [k, v]) => n + k.length + v.length, 0);
     return { atSynth, deployed: deployedEnvironmentBytes(stack, env, stack) };
   };
-  const withMarkets = (count: number) => ({
-    'backstop:riskConfig': JSON.stringify({
-      ...DEFAULT_RISK_CONFIG_INPUT,
-      markets: Array.from({ length: count }, (_, i) => ({
-        ...DEFAULT_RISK_CONFIG_INPUT.markets[0],
-        symbol: `M${i}-USD`,
-      })),
-    }),
-  });
 
   // Found by an audit of AWS limits in session 39: names and values were summed, so six markets passed synth and
   // failed the deploy (Lambda measures the variables as one JSON object, quotes escaped).
@@ -1256,47 +1265,81 @@ describe("functions' environment size, as deployed", () => {
     expect(deployed).toBeLessThanOrEqual(4096);
   });
 
-  it('refuses at synth a risk config that fits as tokens but not as deployed names (the deploy would fail)', () => {
-    let markets = 2;
-    for (; ; markets++) {
-      try {
-        build(withMarkets(markets));
-      } catch (error) {
-        expect(String(error)).toMatch(/once deployed, above Lambda's 4096/);
-        break;
-      }
-    }
-    // One market fewer deploys; the refused one would have passed the count of tokens.
-    const { stack, config } = build(withMarkets(markets - 1));
+  it('refuses at synth an environment that would not fit once deployed, naming its largest variable', () => {
+    // The risk configuration is in the code; what still grows is POSITION_INDEX_SHARDS, about 16 bytes a market
+    // named: some 180 sharded markets fit.
+    const sharded = (count: number) => ({
+      ...withMarkets(count),
+      'backstop:positionIndexShards': JSON.stringify(
+        Object.fromEntries(Array.from({ length: count }, (_, i) => [`M${i}-USD`, 16])),
+      ),
+    });
+    const { stack, config } = build(sharded(40));
     expect(sizes(stack, config).deployed).toBeLessThanOrEqual(4096);
-    const { atSynth } = sizes(stack, config);
-    const perMarket =
-      JSON.stringify({ ...DEFAULT_RISK_CONFIG_INPUT.markets[0], symbol: `M${markets}-USD` }).length + 1;
-    expect(atSynth + perMarket).toBeLessThanOrEqual(4096);
+    expect(() => build(sharded(250))).toThrow(
+      /once deployed, above Lambda's 4096: its largest variable is POSITION_INDEX_SHARDS/,
+    );
   });
 });
 
-describe("DEPLOY.md's count of markets that fit", () => {
-  it('is the count synth accepts with a short stage name, one more being refused', () => {
-    // Found by a walk through the docs in session 37: they said 7, and synth refused 7.
-    const deploy = readFileSync(join(projectRoot, 'docs/DEPLOY.md'), 'utf8');
-    const said = Number(
-      /(\d+) markets of the defaults' size fit with a short stage name such as `prod`/.exec(deploy)?.[1],
+// Found in session 40: the risk configuration rode every function's environment (4 KB), so synth refused a sixth
+// market of the defaults' size and an exchange of 30-50 markets could not deploy.
+describe('a deployment of 40 markets', () => {
+  const markets = 40;
+  type FunctionResource = {
+    Type: string;
+    Metadata: Record<string, string>;
+    Properties: Record<string, unknown>;
+  };
+  const functionsOf = (stack: BackstopStack) =>
+    Object.entries(Template.fromStack(stack).toJSON().Resources as Record<string, FunctionResource>).filter(
+      ([, r]) => r.Type === 'AWS::Lambda::Function',
     );
-    const markets = (count: number) => ({
-      'backstop:stage': 'prod',
-      'backstop:riskConfig': JSON.stringify({
-        ...DEFAULT_RISK_CONFIG_INPUT,
-        markets: Array.from({ length: count }, (_, i) => ({
-          ...DEFAULT_RISK_CONFIG_INPUT.markets[0],
-          symbol: `M${i}-USD`,
-        })),
-      }),
+  // Bundled for real (esbuild on the host, as cdk synth does): the configuration is in the code.
+  const bundled = (count: number) =>
+    build({
+      ...withMarkets(count),
+      'aws:cdk:bundling-stacks': ['**'],
+      'aws:cdk:enable-asset-metadata': true,
     });
-    expect(said).toBeGreaterThan(1);
-    expect(() => build(markets(said))).not.toThrow();
-    expect(() => build(markets(said + 1))).toThrow(/once deployed, above Lambda's 4096/);
+  let built: ReturnType<typeof build>;
+  beforeAll(() => {
+    built = bundled(markets);
+  }, 120_000);
+
+  it("builds the whole configuration into every function's code", () => {
+    const { app, stack, config } = built;
+    expect(config.markets).toHaveLength(markets);
+    expect(config.riskConfigJson.length).toBeGreaterThan(4 * 4096);
+    const functions = functionsOf(stack);
+    expect(functions).toHaveLength(FUNCTIONS.length);
+    for (const [id, fn] of functions) {
+      const bundle = readFileSync(join(app.outdir, fn.Metadata['aws:asset:path']!, 'index.mjs'), 'utf8');
+      // esbuild prints a string literal as it is when it holds no quote of the kind it picks (this JSON has none).
+      expect(bundle.includes(config.riskConfigJson), `${id} carries the configuration`).toBe(true);
+    }
   });
+
+  it('keeps every environment under 4 KB as deployed, saying where the configuration is', () => {
+    const { stack, config } = built;
+    const env = functionEnvironment({ config, projectRoot, ...stack });
+    expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
+    expect(deployedEnvironmentBytes(stack, env, stack)).toBeLessThanOrEqual(4096);
+    for (const [id, fn] of functionsOf(stack)) {
+      const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(Object.keys(variables).sort(), id).toEqual(Object.keys(env).sort());
+      expect(variables[RISK_CONFIG_ENV], id).toBe(RISK_CONFIG_BUNDLED);
+    }
+  });
+
+  it('gives a changed configuration new code: a change is a deploy', () => {
+    const assets = (stack: BackstopStack) =>
+      functionsOf(stack).map(([, fn]) => fn.Metadata['aws:asset:path']);
+    const before = assets(built.stack);
+    const after = assets(bundled(markets - 1).stack);
+    expect(after).toHaveLength(before.length);
+    for (const [i, asset] of after.entries()) expect(asset).not.toBe(before[i]);
+  }, 120_000);
 });
 
 describe("the local stack's function environment", () => {
@@ -1325,6 +1368,14 @@ describe("the local stack's function environment", () => {
     expect(env[MAX_POSITIONS_ENV]).toBe('2');
     expect(JSON.parse(env[POSITION_INDEX_SHARDS_ENV]!)).toEqual({ 'ETH-USD': 4 });
     expect(env[RISK_CONFIG_ENV]).toBeUndefined();
+  });
+
+  it('gives code run from source a risk configuration of any size as JSON, which it reads', () => {
+    const riskConfig = JSON.parse(withMarkets(40)['backstop:riskConfig']) as RiskConfigInput;
+    const env = local({ riskConfig });
+    expect(riskConfigFromEnv(env, undefined).markets.map((m) => m.symbol)).toEqual(
+      riskConfig.markets.map((m) => m.symbol),
+    );
   });
 
   it('clears every optional variable a shell or an earlier stack left before it applies its own', () => {
