@@ -152,6 +152,12 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
   return env;
 }
 
+/**
+ * A table write: puts, updates and a transaction's condition checks. No function deletes an item, so none may: CDK's
+ * write grants add DeleteItem and BatchWriteItem (which deletes too), and the ledger's journal is append-only.
+ */
+export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
+
 function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
   if (grant.table) {
     const table = props.tables[grant.table];
@@ -167,9 +173,12 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
         }),
       );
     } else if (grant.access === 'read') table.grantReadData(fn);
-    else if (grant.access === 'write') table.grantWriteData(fn);
-    else if (grant.access === 'readWrite') table.grantReadWriteData(fn);
-    else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);
+    else if (grant.access === 'write') table.grant(fn, ...TABLE_WRITE_ACTIONS);
+    else if (grant.access === 'readWrite') {
+      table.grantReadData(fn);
+      table.grant(fn, ...TABLE_WRITE_ACTIONS);
+    } else
+      throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);
   } else if (grant.queue) {
     const queue = props.queues[grant.queue].queue;
     if (grant.access === 'send') queue.grantSendMessages(fn);

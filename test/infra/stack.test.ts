@@ -565,6 +565,25 @@ describe('BackstopStack template (default config)', () => {
     }
   });
 
+  it('lets no function delete an item: nothing deletes, and the ledger journal is append-only', () => {
+    // CDK's table write grants add DeleteItem and BatchWriteItem: the consumers could erase journal entries (a
+    // security review, session 40).
+    const deletes = new Set(['dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:*']);
+    for (const def of FUNCTIONS) {
+      const statements = statementsOfRole(roleIdOf(def.id));
+      const actions = new Set(statements.flatMap((s) => asList(s.Action)));
+      expect(
+        [...actions].filter((a) => deletes.has(a)),
+        def.id,
+      ).toEqual([]);
+      const writes = def.grants.some((g) => g.table && g.access !== 'read');
+      expect(actions.has('dynamodb:PutItem'), def.id).toBe(writes);
+      if (def.grants.some((g) => g.table && g.access === 'readWrite'))
+        expect(actions.has('dynamodb:UpdateItem'), def.id).toBe(true);
+    }
+    expect(statementsOfRole(roleIdOf('liquidationConsumer')).length).toBeGreaterThan(3);
+  });
+
   it('has no wildcard actions and no wildcard resources outside a documented allow-list', () => {
     // X-Ray trace writes accept only Resource "*"; CDK table grants cover the table's own indexes.
     const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);

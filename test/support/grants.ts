@@ -18,9 +18,11 @@ import {
  * every call a function makes.
  */
 
-type Kind = 'read' | 'write' | 'send' | 'put';
+/** `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). */
+type Kind = 'read' | 'write' | 'delete' | 'send' | 'put';
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
-const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+const WRITES = new Set(['PutItem', 'UpdateItem']);
+const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
 
 interface TransactItem {
   readonly Put?: { TableName?: string };
@@ -66,9 +68,11 @@ export class GrantRecorder {
     const allows = (fn: FunctionId, kind: Kind, resource: string): boolean => {
       const def = FUNCTIONS.find((f) => f.id === fn)!;
       const covers = (access: Access): boolean =>
-        kind === 'send' || kind === 'put'
-          ? access === kind
-          : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
+        kind === 'delete'
+          ? false
+          : kind === 'send' || kind === 'put'
+            ? access === kind
+            : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
       return def.grants.some(
         (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
       );
@@ -91,16 +95,17 @@ export class GrantRecorder {
         ]);
       return [['read', table(input.TableName)]];
     }
-    if (WRITES.has(command)) {
+    if (WRITES.has(command)) return [['write', table(input.TableName)]];
+    if (DELETES.has(command)) {
       if (command === 'BatchWriteItem')
-        return Object.keys((input.RequestItems as object) ?? {}).map((t) => ['write', table(t)]);
-      return [['write', table(input.TableName)]];
+        return Object.keys((input.RequestItems as object) ?? {}).map((t) => ['delete', table(t)]);
+      return [['delete', table(input.TableName)]];
     }
     if (command === 'TransactWriteItems') {
       return ((input.TransactItems as TransactItem[]) ?? []).map((i) => {
         if (i.ConditionCheck) return ['read', table(i.ConditionCheck.TableName)];
-        const op = i.Put ?? i.Update ?? i.Delete;
-        return ['write', table(op?.TableName)];
+        if (i.Delete) return ['delete', table(i.Delete.TableName)];
+        return ['write', table((i.Put ?? i.Update)?.TableName)];
       });
     }
     if (command === 'SendMessage' || command === 'SendMessageBatch')
