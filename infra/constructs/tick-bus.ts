@@ -31,7 +31,8 @@ export const cdkEventPattern = ({ 'detail-type': detailType, ...rest }: EventPat
 /**
  * The custom bus the price feed puts ticks on. Its resource policy:
  * - allows PutEvents only from this account and the configured feed principals (any other account is
- *   refused: cross-account PutEvents needs an Allow here), and only with source TICK_BUS.source;
+ *   refused: cross-account PutEvents needs an Allow here), and only with source TICK_BUS.source; the feed
+ *   principals only PriceTick events (continuations are margin-check's, in this account);
  * - denies PutEvents with any other source to everyone, this account included, so the bus carries
  *   ticks and nothing else.
  * The bus has a fixed name (backstop-<stage>-ticks) because the feed, outside this stack, addresses it.
@@ -49,13 +50,28 @@ export function createTickBus(scope: Construct, config: InfraConfig): TickBus {
   const policy = new PolicyDocument({
     statements: [
       new PolicyStatement({
-        sid: 'AllowFeedPutTicks',
+        sid: 'AllowAccountPutTicks',
         effect: Effect.ALLOW,
-        principals: [new AccountPrincipal(account), ...config.feedPrincipals.map(feedPrincipal)],
+        principals: [new AccountPrincipal(account)],
         actions: ['events:PutEvents'],
         resources: [busArn],
         conditions: { StringEquals: { 'events:source': TICK_BUS.source } },
       }),
+      // A feed puts PriceTick only: a continuation is margin-check's own, and a forged one claims a tick's segments.
+      ...(config.feedPrincipals.length > 0
+        ? [
+            new PolicyStatement({
+              sid: 'AllowFeedPutTicks',
+              effect: Effect.ALLOW,
+              principals: config.feedPrincipals.map(feedPrincipal),
+              actions: ['events:PutEvents'],
+              resources: [busArn],
+              conditions: {
+                StringEquals: { 'events:source': TICK_BUS.source, 'events:detail-type': TICK_BUS.detailType },
+              },
+            }),
+          ]
+        : []),
       new PolicyStatement({
         sid: 'DenyOtherSources',
         effect: Effect.DENY,

@@ -1124,9 +1124,16 @@ describe('BackstopStack template (configured)', () => {
     const template = Template.fromStack(stack);
     const bus = Object.values(template.findResources('AWS::Events::EventBus'))[0]!.Properties;
     expect(bus.Name).toBe('backstop-prod-ticks');
-    const principals = JSON.stringify(bus.Policy.Statement[0].Principal);
-    expect(principals).toContain('arn:aws:iam::444455556666:role/price-feed');
-    expect(principals).toContain('111122223333');
+    const allows = (bus.Policy.Statement as Statement[]).filter((s) => s.Effect === 'Allow');
+    const feed = allows.filter((s) => JSON.stringify(s.Principal).includes('111122223333'));
+    expect(feed).toHaveLength(1);
+    expect(JSON.stringify(feed[0]!.Principal)).toContain('arn:aws:iam::444455556666:role/price-feed');
+    // A feed puts ticks, never margin-check's continuations (a forged segment cuts a tick's chain short: session 40).
+    expect(feed[0]!.Condition).toEqual({
+      StringEquals: { 'events:source': TICK_BUS.source, 'events:detail-type': TICK_BUS.detailType },
+    });
+    for (const s of allows.filter((s) => s !== feed[0]))
+      expect(JSON.stringify(s.Principal)).not.toMatch(/111122223333|444455556666/);
     template.hasResourceProperties('AWS::Events::Archive', { RetentionDays: 7 });
     const redrives = Object.values(template.findResources('AWS::SQS::Queue'))
       .map((q) => q.Properties.RedrivePolicy)
