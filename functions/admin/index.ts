@@ -2,7 +2,7 @@ import { formatQuote } from '../../shared/domain/units.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { handleAdmin } from '../../shared/services/admin.ts';
+import { ADMIN_ACTIONS, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 
 /**
@@ -20,8 +20,9 @@ export async function admin(event: unknown) {
     telemetry,
     nowMs: () => adapters.clock.nowMs(),
   });
-  const action =
-    typeof event === 'object' && event !== null && 'action' in event ? String(event.action) : 'unknown';
+  // Only an action it knows: the caller's value is not logged (any size, and `{"toString": 1}` made String() throw).
+  const asked = typeof event === 'object' && event !== null && 'action' in event ? event.action : undefined;
+  const action = typeof asked === 'string' && ADMIN_ACTIONS.includes(asked) ? asked : 'unknown';
   log.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
   if (result.ok && result.wakeError) {
     // Counted as any failed wake (on the dashboard); the sleepers still step when their messages come.

@@ -100,6 +100,7 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
   }),
 ]);
 export type AdminRequest = z.input<typeof adminRequestSchema>;
+export const ADMIN_ACTIONS: readonly string[] = adminRequestSchema.options.map((o) => o.shape.action.value);
 
 export class AdminInputError extends Error {
   override readonly name = 'AdminInputError';

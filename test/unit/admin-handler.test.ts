@@ -39,3 +39,25 @@ describe('the admin function on a fund movement', () => {
     expect(gauge().map((o) => o.value)).toEqual([1000, 1500, 1500]);
   });
 });
+
+describe('the admin function on a request it refuses', () => {
+  it('answers the refusal whatever the action holds, and logs only an action it knows', async () => {
+    const { admin } = await import('../../functions/admin/index.ts');
+    const { logger } = await import('../../shared/lambda/runtime.ts');
+    const info = vi.spyOn(logger, 'info').mockImplementation(() => {});
+    try {
+      // A parsed event's object with a "toString" key: String() of it threw after the refusal (a review, session 40).
+      const odd = JSON.parse('{"action":{"toString":1},"amount":"1"}');
+      expect(await admin(odd)).toMatchObject({ ok: false, reason: expect.stringMatching(/^admin\/invalid/) });
+      const long = `withdraw${'x'.repeat(100_000)}`;
+      expect(await admin({ action: long, amount: '1', idempotencyKey: 'k' })).toMatchObject({ ok: false });
+      expect(await admin({ action: 'deposit', amount: '-1', idempotencyKey: 'k' })).toMatchObject({
+        ok: false,
+      });
+      const actions = info.mock.calls.map((c) => (c[1] as { action?: unknown }).action);
+      expect(actions).toEqual(['unknown', 'unknown', 'deposit']);
+    } finally {
+      info.mockRestore();
+    }
+  });
+});
