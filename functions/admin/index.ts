@@ -8,9 +8,9 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 /**
  * IAM-only administration (no URL, no public trigger): fund deposits and withdrawals, provider registration,
  * position seeding. Refusals come back as { ok: false, reason } and change nothing; logs carry the action and
- * the outcome, never the whole request. A deposit or withdrawal answers the fund's balance now (`balance`), its
- * journal entry's (`sequence`, `balanceAfter`) and whether its key was applied before (`alreadyApplied`: then
- * nothing moved now).
+ * the outcome (a refusal's code), never the whole request. A deposit or withdrawal answers the fund's balance now
+ * (`balance`), its journal entry's (`sequence`, `balanceAfter`) and whether its key was applied before
+ * (`alreadyApplied`: then nothing moved now).
  */
 export async function admin(event: unknown) {
   const { adapters, config, telemetry } = wiring();
@@ -23,7 +23,9 @@ export async function admin(event: unknown) {
   // Only an action it knows: the caller's value is not logged (any size, and `{"toString": 1}` made String() throw).
   const asked = typeof event === 'object' && event !== null && 'action' in event ? event.action : undefined;
   const action = typeof asked === 'string' && ADMIN_ACTIONS.includes(asked) ? asked : 'unknown';
-  log.info('admin request', { action, ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
+  // The refusal's code: its reason may describe records to the caller (a taken id's position and owner).
+  const refusal = result.ok ? {} : { reason: result.reason.split(':')[0] };
+  log.info('admin request', { action, ok: result.ok, ...refusal });
   if (result.ok && result.wakeError) {
     // Counted as any failed wake (on the dashboard); the sleepers still step when their messages come.
     telemetry.count(METRICS.AuctionWakeFailures.name, 1);

@@ -61,3 +61,32 @@ describe('the admin function on a request it refuses', () => {
     }
   });
 });
+
+describe("the admin function's log line of a refusal", () => {
+  it("names the refusal's code, not the records its reason describes to the caller", async () => {
+    const { admin } = await import('../../functions/admin/index.ts');
+    const { logger } = await import('../../shared/lambda/runtime.ts');
+    const position = {
+      action: 'openPosition',
+      id: 'pos-log-1',
+      traderId: 'trader-7c1e',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: '3.21',
+      entryPrice: '1500',
+      collateral: '900',
+    };
+    expect(await admin(position)).toMatchObject({ ok: true });
+    const info = vi.spyOn(logger, 'info').mockImplementation(() => {});
+    try {
+      // Another position under a taken id: the answer describes the stored one, its owner included.
+      const refused = await admin({ ...position, size: '4' });
+      expect(refused).toMatchObject({ ok: false, reason: expect.stringContaining('trader-7c1e') });
+      const lines = JSON.stringify(info.mock.calls);
+      expect(lines).toContain('admin/position-exists');
+      expect(lines).not.toMatch(/trader-7c1e|3\.21|1,?500/);
+    } finally {
+      info.mockRestore();
+    }
+  });
+});
