@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { RiskConfig } from '../shared/domain/config.ts';
 import type { FunctionId, QueueId, TableId } from '../shared/topology.ts';
 
 /**
@@ -17,7 +19,23 @@ export const OUTPUT_KEYS = {
   dashboardName: 'DashboardName',
   /** The topic every alarm notifies (the stack's own, or backstop:alarmTopicArn). */
   alarmTopicArn: 'AlarmTopicArn',
+  /** riskConfigDigest of the risk configuration the functions run with (their RISK_CONFIG). */
+  riskConfigDigest: 'RiskConfigDigest',
 } as const;
+
+/**
+ * A risk configuration as the functions read it (markets are found by symbol: their order means nothing), hashed:
+ * the operator commands, which cannot read the functions' RISK_CONFIG, check their --config against the stack's.
+ */
+export const riskConfigDigest = (config: RiskConfig): string =>
+  createHash('sha256')
+    .update(
+      JSON.stringify(
+        { ...config, markets: [...config.markets].sort((a, b) => a.symbol.localeCompare(b.symbol)) },
+        (_, value) => (typeof value === 'bigint' ? value.toString() : value),
+      ),
+    )
+    .digest('hex');
 
 /** `positions` -> `TablePositions` (the table name). */
 export const tableNameKey = (id: TableId): string => `Table${pascal(id)}`;

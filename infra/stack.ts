@@ -3,6 +3,7 @@ import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { EventBus, Rule } from 'aws-cdk-lib/aws-events';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
+import { parseRiskConfig } from '../shared/domain/config.ts';
 import {
   FUNCTIONS,
   type FunctionId,
@@ -25,6 +26,7 @@ import {
   OUTPUT_KEYS,
   queueArnKey,
   queueUrlKey,
+  riskConfigDigest,
   tableArnKey,
   tableNameKey,
 } from './outputs.ts';
@@ -79,6 +81,11 @@ export class BackstopStack extends Stack {
     out(OUTPUT_KEYS.tickArchiveName, archive.archiveName);
     out(OUTPUT_KEYS.dashboardName, monitoring.dashboard.dashboardName);
     out(OUTPUT_KEYS.alarmTopicArn, monitoring.topic.topicArn, 'alarms notify this topic: subscribe to it');
+    out(
+      OUTPUT_KEYS.riskConfigDigest,
+      riskConfigDigest(parseRiskConfig(config.riskConfigInput)),
+      "SHA-256 of the functions' risk configuration: the operator commands refuse a --config that differs",
+    );
     for (const t of TABLES) {
       out(tableNameKey(t.id), tables[t.id].tableName);
       out(tableArnKey(t.id), tables[t.id].tableArn);

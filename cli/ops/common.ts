@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { OUTPUT_KEYS, riskConfigDigest, stackName } from '../../infra/outputs.ts';
 import {
   type AdapterNames,
   createAwsAdapters,
@@ -158,14 +159,23 @@ export async function withTarget<T>(
  * The risk configuration the deployment's functions run with: --config FILE, else what local up recorded,
  * else the defaults. On AWS the configuration is built into the functions' code, not readable from here: pass
  * the file the stack was deployed with (backstop:riskConfig) when it is not the default. A file that is not
- * what local up recorded is refused: the stage's functions would not use it (a withdrawal judged by another
- * floor, positions priced by margins nobody liquidates by).
+ * what local up recorded, or whose digest is not the stack's RiskConfigDigest output, is refused: the stage's
+ * functions would not use it (a withdrawal judged by another floor, positions priced by margins nobody
+ * liquidates by).
  */
 export function riskConfigFor(deployment: Deployment, file: string | undefined): RiskConfig {
   const recorded =
     deployment.recordedRiskConfig === undefined ? undefined : parseRiskConfig(deployment.recordedRiskConfig);
   if (file === undefined) return recorded ?? DEFAULT_RISK_CONFIG;
   const given = readRiskConfigFile(file);
+  // A deployed stack says which it runs (its RiskConfigDigest output): a stale or edited file would judge a
+  // withdrawal by another floor, the functions not (a security review, session 40).
+  const deployed = deployment.names.riskConfigDigest;
+  if (deployed !== undefined && riskConfigDigest(given) !== deployed)
+    throw new UsageError(
+      `--config: ${file} is not the risk configuration stack ${stackName(deployment.stage)} runs with (its ` +
+        `${OUTPUT_KEYS.riskConfigDigest} output differs): pass the file it was deployed with`,
+    );
   if (recorded && canonical(given) !== canonical(recorded))
     throw new UsageError(
       `--config: ${file} is not the risk configuration stage ${deployment.stage} runs with (recorded by local up): ` +

@@ -52,6 +52,8 @@ export interface DeploymentNames extends AdapterNames {
   readonly dashboardName?: string;
   readonly archiveName?: string;
   readonly busArn?: string;
+  /** The stack's RiskConfigDigest output (absent: a local stage, or a stack deployed before session 40). */
+  readonly riskConfigDigest?: string;
 }
 
 export interface Deployment {
@@ -160,6 +162,7 @@ export function namesFromOutputs(outputs: Readonly<Record<string, string>>, stag
   const dashboardName = optional(OUTPUT_KEYS.dashboardName);
   const archiveName = optional(OUTPUT_KEYS.tickArchiveName);
   const busArn = optional(OUTPUT_KEYS.tickBusArn);
+  const riskConfigDigest = optional(OUTPUT_KEYS.riskConfigDigest);
   return {
     tables,
     queues,
@@ -167,6 +170,7 @@ export function namesFromOutputs(outputs: Readonly<Record<string, string>>, stag
     ...(dashboardName ? { dashboardName } : {}),
     ...(archiveName ? { archiveName } : {}),
     ...(busArn ? { busArn } : {}),
+    ...(riskConfigDigest ? { riskConfigDigest } : {}),
   };
 }
 

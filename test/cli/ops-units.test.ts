@@ -7,22 +7,28 @@ import type { EventBridgeClient, PutEventsCommandInput } from '@aws-sdk/client-e
 import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { environmentFailure, parseCommand } from '../../cli/ops/common.ts';
+import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
 import { pricesOption } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
   queueUrlKey,
+  riskConfigDigest,
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
 import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
-import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
+  type Deployment,
   localstackEndpoint,
   namesFromOutputs,
   TargetError,
@@ -627,6 +633,43 @@ describe('targets', () => {
     expect(() => namesFromOutputs(missing, 'qa')).toThrow(
       `stack ${stackName('qa')} has no output QueueAuctionStepsUrl`,
     );
+  });
+  it("refuses a --config whose digest is not the stack's RiskConfigDigest output", () => {
+    // The CLI moves money with its own rules on a deployed stack: a stale file judged a withdrawal by another
+    // floor than the functions' (a security review, session 40).
+    const deployedInput = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '50000' },
+    };
+    const digest = riskConfigDigest(parseRiskConfig(deployedInput));
+    const dir = mkdtempSync(path.join(tmpdir(), 'backstop-digest-'));
+    try {
+      const file = (name: string, input: unknown) => {
+        writeFileSync(path.join(dir, name), JSON.stringify(input));
+        return path.join(dir, name);
+      };
+      const deployment = (outputs: Record<string, string>): Deployment => ({
+        kind: 'aws',
+        stage: 'prod',
+        region: 'eu-west-1',
+        clients: undefined as never,
+        names: namesFromOutputs(outputs, 'prod'),
+        close: () => {},
+      });
+      const deployed = deployment({ ...outputs, [OUTPUT_KEYS.riskConfigDigest]: digest });
+      expect(deployed.names.riskConfigDigest).toBe(digest);
+      expect(() => riskConfigFor(deployed, file('stale.json', DEFAULT_RISK_CONFIG_INPUT))).toThrow(
+        `stale.json is not the risk configuration stack ${stackName('prod')} runs with`,
+      );
+      // The same rules, markets in another order: the functions find markets by symbol.
+      const reordered = { ...deployedInput, markets: [...deployedInput.markets].reverse() };
+      expect(riskConfigFor(deployed, file('same.json', reordered)).insurance.floor).toBe(50_000_000_000n);
+      // A stack deployed before the output: the file is taken as given.
+      const older = deployment(outputs);
+      expect(riskConfigFor(older, path.join(dir, 'stale.json')).insurance.floor).toBe(0n);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('finds LocalStack at --endpoint, else AWS_ENDPOINT_URL, else localhost:4566', () => {
     expect(localstackEndpoint('http://h:1', { AWS_ENDPOINT_URL: 'http://e:2' })).toBe('http://h:1');

@@ -15,12 +15,14 @@ import {
   OUTPUT_KEYS,
   queueArnKey,
   queueUrlKey,
+  riskConfigDigest,
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
 import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 import {
+  DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
   type RiskConfigInput,
@@ -1019,6 +1021,19 @@ describe('BackstopStack template (default config)', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.length).toBeGreaterThan(20);
     for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+  });
+
+  it("outputs the digest of the functions' risk configuration, which the operator commands check --config by", () => {
+    const digestOf = (s: Stack) =>
+      Template.fromStack(s).toJSON().Outputs[OUTPUT_KEYS.riskConfigDigest]?.Value;
+    expect(digestOf(stack)).toBe(riskConfigDigest(DEFAULT_RISK_CONFIG));
+    const input = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '1' },
+    };
+    const configured = build({ 'backstop:riskConfig': JSON.stringify(input) }).stack;
+    expect(digestOf(configured)).toBe(riskConfigDigest(parseRiskConfig(input)));
+    expect(digestOf(configured)).not.toBe(digestOf(stack));
   });
 });
 
