@@ -176,7 +176,7 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
       `--config: ${file} is not the risk configuration stack ${stackName(deployment.stage)} runs with (its ` +
         `${OUTPUT_KEYS.riskConfigDigest} output differs): pass the file it was deployed with`,
     );
-  if (recorded && canonical(given) !== canonical(recorded))
+  if (recorded && riskConfigDigest(given) !== riskConfigDigest(recorded))
     throw new UsageError(
       `--config: ${file} is not the risk configuration stage ${deployment.stage} runs with (recorded by local up): ` +
         `its functions would not use it; leave --config out, or restart the stage with local up --config ${file}`,
@@ -203,13 +203,6 @@ export function deployedRiskConfig(
     throw new UsageError(`${command}: --config is required (the risk configuration deployed: ${why})`);
   return riskConfigFor(deployment, file);
 }
-
-/** A configuration as the functions read it: markets are found by symbol, so their order means nothing. */
-const canonical = (config: RiskConfig): string =>
-  JSON.stringify(
-    { ...config, markets: [...config.markets].sort((a, b) => a.symbol.localeCompare(b.symbol)) },
-    (_, value) => (typeof value === 'bigint' ? value.toString() : value),
-  );
 
 export function readRiskConfigFile(file: string): RiskConfig {
   return parseRiskConfig(readJsonFile(file, '--config'));
