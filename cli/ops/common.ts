@@ -166,11 +166,20 @@ export async function withTarget<T>(
 export function riskConfigFor(deployment: Deployment, file: string | undefined): RiskConfig {
   const recorded =
     deployment.recordedRiskConfig === undefined ? undefined : parseRiskConfig(deployment.recordedRiskConfig);
-  if (file === undefined) return recorded ?? DEFAULT_RISK_CONFIG;
-  const given = readRiskConfigFile(file);
   // A deployed stack says which it runs (its RiskConfigDigest output): a stale or edited file would judge a
   // withdrawal by another floor, the functions not (a security review, session 40).
   const deployed = deployment.names.riskConfigDigest;
+  if (file === undefined) {
+    if (recorded) return recorded;
+    // Without --config the built-in rules, which `status`, `inject` and `replay` assume: only where they run.
+    if (deployed !== undefined && deployed !== riskConfigDigest(DEFAULT_RISK_CONFIG))
+      throw new UsageError(
+        `--config is required: stack ${stackName(deployment.stage)} does not run the built-in risk configuration ` +
+          `(its ${OUTPUT_KEYS.riskConfigDigest} output): pass the file it was deployed with`,
+      );
+    return DEFAULT_RISK_CONFIG;
+  }
+  const given = readRiskConfigFile(file);
   if (deployed !== undefined && riskConfigDigest(given) !== deployed)
     throw new UsageError(
       `--config: ${file} is not the risk configuration stack ${stackName(deployment.stage)} runs with (its ` +

@@ -132,6 +132,8 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
     POWERTOOLS_SERVICE_NAME: metricsService(props.config.stage),
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     POWERTOOLS_LOG_LEVEL: props.config.logLevel,
+    // X-Ray keeps no handler's answer: admin's refusals name a stored position's owner and terms.
+    POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
     NODE_OPTIONS: '--enable-source-maps',
     [TICK_BUS_ENV]: props.tickBus.eventBusName,
     // The configuration itself is in the code (writeRiskConfigModule): this says so, to the runtime and an operator.

@@ -664,6 +664,15 @@ describe('targets', () => {
       // The same rules, markets in another order: the functions find markets by symbol.
       const reordered = { ...deployedInput, markets: [...deployedInput.markets].reverse() };
       expect(riskConfigFor(deployed, file('same.json', reordered)).insurance.floor).toBe(50_000_000_000n);
+      // No file: the built-in rules only where the stack says it runs them (status, inject, replay assume them).
+      expect(() => riskConfigFor(deployed, undefined)).toThrow(
+        `--config is required: stack ${stackName('prod')} does not run the built-in risk configuration`,
+      );
+      const builtIn = deployment({
+        ...outputs,
+        [OUTPUT_KEYS.riskConfigDigest]: riskConfigDigest(DEFAULT_RISK_CONFIG),
+      });
+      expect(riskConfigFor(builtIn, undefined)).toBe(DEFAULT_RISK_CONFIG);
       // A stack deployed before the output: the file is taken as given.
       const older = deployment(outputs);
       expect(riskConfigFor(older, path.join(dir, 'stale.json')).insurance.floor).toBe(0n);

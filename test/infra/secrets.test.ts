@@ -25,6 +25,7 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
     "a label on logs, metrics and traces (backstop-<stage>): each stage's alarms read its own",
   POWERTOOLS_METRICS_NAMESPACE: 'the CloudWatch namespace of the metrics (Backstop)',
   POWERTOOLS_LOG_LEVEL: 'the log level (INFO by default)',
+  POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false: traces keep no handler answer (a refusal names a position)',
   NODE_OPTIONS: 'runtime flag --enable-source-maps (readable stack traces)',
   TICK_BUS_NAME: "the tick bus's name (a Ref): margin-check puts continuations on it",
   RISK_CONFIG:
