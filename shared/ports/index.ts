@@ -809,6 +809,12 @@ export interface AuctionRecord {
    * whichever message runs it (the planned one, a tick's wake after an outage, a redrive), is priced as when due.
    */
   readonly stepDueAtMs?: number;
+  /**
+   * Markets whose sleepers this auction owes a wake: a step's fills left a provider of theirs without a bid they may
+   * have planned on (services/sleeping.ts spentMarkets). Written with the fills, removed once they are woken; any
+   * later delivery of the auction that finds it wakes them (its own died or failed after the commit).
+   */
+  readonly spentIn?: readonly string[];
   readonly version: number;
 }
 

@@ -38,9 +38,12 @@ import {
   biddersOf,
   coverWake,
   dueIn,
+  owing,
   providersUnchangedSince,
   sendStep,
+  spentMarkets,
   wakeCovered,
+  wakeSpent,
 } from './sleeping.ts';
 
 export class AuctionNotFoundError extends Error {
@@ -181,12 +184,16 @@ async function stepOnce(
     // older message, or the twin of that step (a tick's wake and the planned message share a step), has
     // nothing to finish.
     const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
+    // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it.
+    await wakeSpent(auction, deps);
     return message.step < auction.step - 1 || twin ? { status: 'stale' } : finish(auction, deps, marketRead);
   }
   if (message.step !== auction.step) {
     // The redelivery of a step whose delivery died between its commit and its cover finds the sleeper uncovered
     // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
     if (marketRead && !wakeCovered(auction, marketRead)) await coverWake(auction, marketRead, deps);
+    // So with a wake it owes.
+    await wakeSpent(auction, deps);
     return { status: 'stale' };
   }
 
@@ -242,7 +249,7 @@ async function stepOnce(
     };
     if (!anyBidder) deps.telemetry.info('no provider can bid; auction ends', { auctionId: auction.id });
     else if (fillsLeft <= 0) warnFull(auction, auction.fills.length, deps);
-    return finish(exhausted, deps, marketState, [
+    return finishAndWake(exhausted, deps, marketState, [
       { kind: 'auction', record: exhausted, expectedVersion: auction.version },
     ]);
   }
@@ -262,6 +269,7 @@ async function stepOnce(
     const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
     if (!(await commit(deps, writes, providersUnchangedSince(auction.symbol, marketState)))) return CONFLICT;
     await coverWake(restarted, marketState, deps);
+    await wakeSpent(restarted, deps);
     return outcome;
   }
 
@@ -326,8 +334,10 @@ async function stepOnce(
             mark,
           ),
         );
+  // A wake owed since an earlier step goes with this one's.
+  const spent = await spentMarkets(filled, auction.symbol, mark, deps);
   const next: AuctionRecord = {
-    ...awake(auction),
+    ...owing(awake(auction), [...new Set([...(auction.spentIn ?? []), ...spent])]),
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
     fills,
@@ -342,12 +352,13 @@ async function stepOnce(
   for (const record of filled.values()) {
     writes.push({ kind: 'provider', record, expectedVersion: record.version - 1 });
   }
-  if (sleep === undefined) return finish(next, deps, marketState, writes);
+  if (sleep === undefined) return finishAndWake(next, deps, marketState, writes);
   // The next step is scheduled before the commit, for the same reason as a reset's.
   const outcome = await schedule(next, sleep, deps, 'stepped');
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
+  await wakeSpent(next, deps);
   return clearing.fillsCapped
     ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
     : outcome;
@@ -420,6 +431,18 @@ async function finish(
   const tick = market?.lastTick;
   if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
   return releasingLease(carried, deps, () => settleFinished(auction, deps, carried));
+}
+
+/** finish, then the wake the ending step owes (its writes committed with the settlement's first transition). */
+async function finishAndWake(
+  auction: AuctionRecord,
+  deps: SettlementDeps,
+  market: MarketState | undefined,
+  ending: readonly Write[],
+): Promise<AuctionStepOutcome | typeof CONFLICT> {
+  const outcome = await finish(auction, deps, market, ending);
+  if (outcome !== CONFLICT) await wakeSpent(auction, deps);
+  return outcome;
 }
 
 async function settleFinished(

@@ -16,10 +16,12 @@ import {
   PPM_SCALE,
   type Ppm,
   type PriceE8,
+  type QuoteE6,
 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
+  ConditionFailedError,
   type MarketState,
   maxLotIn,
   type ProviderRecord,
@@ -28,6 +30,7 @@ import {
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
+import { MAX_WAKES_PER_CALL, wakeSleepers } from './wake.ts';
 
 /**
  * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
@@ -243,4 +246,97 @@ export async function sendStep(
     encodeMessage(stepMessageOf(auction, dueIn(delaySeconds, deps))),
     delaySeconds,
   );
+}
+
+/**
+ * Whether a provider with `capital` still makes, in `symbol` at `mark`, every bid a sleeper there may have planned on
+ * it (bestBid): it pays for a dust-sized piece (one base unit without dust) at the highest price an auction of the
+ * market offers, a BUY's cap of mark / floor (a SELL bid is never above the mark). Only capital is shared between
+ * auctions: a provider's lot room is per auction, so another auction's fills never take the room a sleeper counted.
+ */
+export function keepsEveryBid(capital: QuoteE6, symbol: string, mark: PriceE8, config: RiskConfig): boolean {
+  const piece = maxBig(1n, marketConfig(config, symbol).dustSize);
+  const highest = div(mark * PPM_SCALE, config.auction.floor, 'ceil');
+  return capital * NOTIONAL_TO_QUOTE >= piece * highest;
+}
+
+/**
+ * The markets in which a step's fills leave a provider short of a bid their sleepers may have planned on
+ * (keepsEveryBid at each market's mark): those sleepers plan again now, not at the step they planned on it, up to
+ * 900 s later, only to end then and hand their lot to the fund and ADL (an audit of two markets, session 40: BTC
+ * auctions slept on providers ETH auctions had spent). A provider's capital falls below it with the fill that spends
+ * it (and perhaps one more, a last piece at a lower price): rare. `filled`: the providers as the step writes them; `symbol`, `mark`: the step's market and
+ * mark. Another market's mark is read only for a filled provider that quotes it.
+ */
+export async function spentMarkets(
+  filled: ReadonlyMap<string, ProviderRecord>,
+  symbol: string,
+  mark: PriceE8,
+  deps: Pick<SettlementDeps, 'markets' | 'config'>,
+): Promise<string[]> {
+  const marks = new Map<string, PriceE8 | undefined>([[symbol, mark]]);
+  const spent = new Set<string>();
+  for (const provider of filled.values()) {
+    for (const market of provider.symbols) {
+      if (spent.has(market) || !deps.config.markets.some((m) => m.symbol === market)) continue;
+      if (!marks.has(market)) marks.set(market, (await deps.markets.get(market))?.lastTick?.markPrice);
+      const at = marks.get(market);
+      // No mark yet: no auction in that market.
+      if (at !== undefined && !keepsEveryBid(provider.capital, market, at, deps.config)) spent.add(market);
+    }
+  }
+  return [...spent];
+}
+
+/** The record owing a wake to `markets` (none: owing nothing). */
+export function owing(auction: AuctionRecord, markets: readonly string[]): AuctionRecord {
+  const { spentIn: _, ...rest } = auction;
+  return markets.length === 0 ? rest : { ...rest, spentIn: markets };
+}
+
+/**
+ * Pays the wake an auction owes (AuctionRecord.spentIn), after the commit that recorded it, as a registration does
+ * (admin.ts): each market's providers epoch first, so an auction planning meanwhile on the capital as it was fails
+ * its commit and plans again, then every sleeper of its two sides but this auction (which planned on the capital as
+ * written). Then the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept: those
+ * sleepers step when planned, unless a later delivery of this auction (a redelivery, its next step) wakes them.
+ */
+export async function wakeSpent(auction: AuctionRecord, deps: SettlementDeps): Promise<void> {
+  const markets = auction.spentIn;
+  if (markets === undefined || markets.length === 0) return;
+  let woken = 0;
+  const failures: string[] = [];
+  const attempt = async (what: string, act: () => Promise<void>): Promise<void> => {
+    try {
+      await act();
+    } catch (error) {
+      failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  for (const symbol of markets)
+    await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+  for (const symbol of markets) {
+    for (const direction of ['SELL', 'BUY'] as const) {
+      await attempt(`${symbol} ${direction} sleepers`, async () => {
+        const now = deps.clock.nowMs();
+        woken += (await wakeSleepers(deps, symbol, direction, undefined, now, MAX_WAKES_PER_CALL, auction.id))
+          .woken;
+      });
+    }
+  }
+  deps.telemetry.info('sleepers of a spent provider woken', { auctionId: auction.id, markets, woken });
+  if (failures.length > 0) {
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    deps.telemetry.warn('sleepers of a spent provider not woken; they step when planned', {
+      auctionId: auction.id,
+      error: failures.join('; '),
+    });
+    return;
+  }
+  try {
+    await deps.auctions.replace({ ...owing(auction, []), version: auction.version + 1 }, auction.version);
+  } catch (error) {
+    // Moved on: by a step that found the debt and carries it, or by a delivery that paid it.
+    if (!(error instanceof ConditionFailedError)) throw error;
+  }
 }

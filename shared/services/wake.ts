@@ -21,6 +21,7 @@ export interface WakeDeps {
  * sleeper when `mark` is undefined), at most `limit`, in wake order. A woken auction's step number dedupes the
  * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
  * `wokenAtMs`: now, when the woken steps are due. Returns how many were woken and the wake mark of the first one left (reached or not).
+ * `except`: an auction not to wake (the caller's own, which planned on what it just wrote).
  */
 export async function wakeSleepers(
   deps: WakeDeps,
@@ -29,8 +30,11 @@ export async function wakeSleepers(
   mark: PriceE8 | undefined,
   wokenAtMs: number,
   limit: number = MAX_WAKES_PER_CALL,
+  except?: string,
 ): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
-  const { due, next } = await deps.auctions.sleepers(symbol, direction, mark, limit);
+  const found = await deps.auctions.sleepers(symbol, direction, mark, limit);
+  const { next } = found;
+  const due = except === undefined ? found.due : found.due.filter((s) => s.id !== except);
   const bodies = due.map((s) =>
     encodeMessage({ ...stepMessageOf({ ...s, symbol }, wokenAtMs), woken: true }),
   );

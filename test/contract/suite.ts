@@ -1450,6 +1450,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           // When its next step is due (a step sent due now after it is priced as then).
           stepDueAtMs: 1_700_000_090_000,
           remainingLot: base('1.75'),
+          // The markets whose sleepers it owes a wake (its fills spent a provider of theirs).
+          spentIn: ['ETH-USD', 'BTC-USD'],
           version: 2,
         };
         await a.auctions.replace(next, 1);

@@ -33,7 +33,9 @@ import {
   readInt,
   readMaps,
   readS,
+  readStrings,
   S,
+  strings,
 } from './codec.ts';
 
 /**
@@ -70,6 +72,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
   ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
   ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
+  ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
@@ -84,6 +87,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const endedBy = item.endedBy === undefined ? undefined : oneOf(item, 'endedBy', ENDERS);
   const endedAtMark = optBig(item, 'endedAtMark');
   const stepDueAtMs = optInt(item, 'stepDueAtMs');
+  const spentIn = item.spentIn === undefined ? undefined : readStrings(item, 'spentIn');
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -102,6 +106,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(endedBy === undefined ? {} : { endedBy }),
     ...(endedAtMark === undefined ? {} : { endedAtMark }),
     ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
+    ...(spentIn === undefined ? {} : { spentIn }),
     version: readInt(item, 'version'),
   };
 };

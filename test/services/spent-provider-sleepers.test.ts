@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { isTerminal } from '../../shared/domain/model.ts';
+import { parseBase, parsePpm, parseQuote } from '../../shared/domain/units.ts';
+import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
+import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
+  const liquidation = p.adapters.liquidations.all().find((l) => l.positionId === positionId);
+  if (!liquidation) throw new Error(`no liquidation of ${positionId}`);
+  return liquidation;
+};
+const auctionOf = async (p: Pipeline, positionId: string): Promise<AuctionRecord> => {
+  const auction = await p.adapters.auctions.get(`${liquidationOf(p, positionId).id}:auction`);
+  if (!auction) throw new Error(`no auction of ${positionId}`);
+  return auction;
+};
+/** When the position's liquidation left its auction for the fund and ADL (undefined: not yet). */
+const leftAuctionAt = (p: Pipeline, positionId: string): number | undefined => {
+  const { history } = liquidationOf(p, positionId);
+  const at = history.findIndex((h) => h.state === 'AUCTION');
+  return at < 0 ? undefined : history.slice(at).find((h) => h.state !== 'AUCTION')?.atMs;
+};
+
+/**
+ * Two SELL auctions of ETH-USD and one provider, lp-1 (2 %, 150 USD: less than either lot). A (p1, liquidated at
+ * 184) sleeps until 360 s; B (p2, liquidated at 183.5 at 200 s) sleeps until 560 s on lp-1's bid; the lower mark
+ * moves A's fill to 450 s, where it spends all of lp-1. A profitable short (p3) is there for ADL.
+ */
+async function oneMarket(options: { crashHook?: ReturnType<typeof crashOnceAt>['hook'] } = {}) {
+  const p = createPipeline(options.crashHook ? { crashHook: options.crashHook } : {});
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+  await p.fund('100000');
+  await p.open('LONG', '1', '200', '20'); // liquidated below 184.62
+  await p.open('LONG', '1', '200', '21'); // below 183.59
+  await p.open('SHORT', '5', '200', '500');
+  await p.provider('lp-1', '150', '0.02', '10');
+  p.venue.faults.emptyBooks.add('ETH-USD'); // the market takes nothing: every lot goes to the auction
+  const t0 = p.clock.nowMs();
+  await p.tick('ETH-USD', '184');
+  await p.runUntil(t0 + 200_000);
+  await p.tick('ETH-USD', '183.5');
+  await p.runUntil(t0 + 201_000);
+  const b = await auctionOf(p, 'p2');
+  // B sleeps on lp-1's bid, its step planned after A's fill.
+  expect(b).toMatchObject({ state: 'RUNNING', fills: [] });
+  expect(b.wakeMark).toBeDefined();
+  expect(b.stepDueAtMs).toBe(t0 + 560_000);
+  return { p, t0, plannedB: b.stepDueAtMs! };
+}
+
+describe('sleepers of a provider another auction spent wake at once (spent-provider-sleepers)', () => {
+  it('one market: B ends when A spends its only bidder, not at its planned step', async () => {
+    const { p, t0, plannedB } = await oneMarket();
+    await p.runUntil(plannedB - 1000);
+    expect((await p.adapters.providers.get('lp-1'))?.capital).toBeLessThan(parseQuote('0.01'));
+    const a = await auctionOf(p, 'p1');
+    expect(a.fills.map((f) => f.providerId)).toEqual(['lp-1']);
+    // B: woken by A's fills, no bidder left, ended; its lot went on to the fund and ADL then (450 s), not at 560 s.
+    expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake', fills: [] });
+    expect(leftAuctionAt(p, 'p2')).toBe(t0 + 450_000);
+    expect(isTerminal(liquidationOf(p, 'p2').state)).toBe(true);
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it('the fills commit and the delivery dies before the wake: its redelivery wakes B', async () => {
+    // Killed right after the commit of A's fills (lp-1's record is in it): the redelivery comes 30 s later.
+    const crash = crashOnceAt('transactor.commit');
+    const { p, t0, plannedB } = await oneMarket({ crashHook: crash.hook });
+    const providers = p.adapters.providers;
+    const list = providers.list.bind(providers);
+    // Armed once A's step is about to fill: the next commit is the one with the fills.
+    providers.list = async (symbol) => {
+      const listed = await list(symbol);
+      if (p.clock.nowMs() === t0 + 450_000 && !crash.crashed()) crash.arm();
+      return listed;
+    };
+    await p.runUntil(plannedB - 1000);
+    expect(crash.crashed()).toBe(true);
+    expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake' });
+    expect(leftAuctionAt(p, 'p2')).toBeLessThanOrEqual(t0 + 450_000 + 31_000);
+    // The debt is paid and dropped: nothing owes a wake any more.
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it('a fill that leaves the provider its bid wakes nobody: B keeps its planned step', async () => {
+    const { p, plannedB } = await oneMarket();
+    // Enough for both lots: A's fill leaves lp-1 able to bid on B.
+    const lp = (await p.adapters.providers.get('lp-1'))!;
+    await p.adapters.providers.put(
+      { ...lp, capital: parseQuote('1000'), version: lp.version + 1 },
+      lp.version,
+    );
+    await p.runUntil(plannedB - 1000);
+    expect((await auctionOf(p, 'p1')).state).toBe('CLEARED');
+    const b = await auctionOf(p, 'p2');
+    expect(b).toMatchObject({ state: 'RUNNING', stepDueAtMs: plannedB, fills: [] });
+    await p.runUntil(plannedB + 1000);
+    expect((await auctionOf(p, 'p2')).state).toBe('CLEARED');
+  });
+
+  it('two markets sharing a provider: a BTC sleeper ends when an ETH auction spends it', async () => {
+    const p = createPipeline();
+    for (const _ of [1, 2]) {
+      await p.tick('ETH-USD', '200');
+      await p.tick('BTC-USD', '10000');
+    }
+    await p.fund('100000');
+    await p.open('LONG', '1', '200', '20'); // ETH, liquidated below 184.62
+    await p.open('LONG', '0.02', '10000', '20', 'BTC-USD');
+    await p.open('SHORT', '5', '200', '500');
+    await p.open('SHORT', '0.1', '10000', '500', 'BTC-USD');
+    await p.adapters.providers.put(
+      {
+        id: 'lp-m',
+        capital: parseQuote('150'),
+        maxDiscountPpm: parsePpm('0.02'),
+        maxLot: parseBase('10'),
+        symbols: ['ETH-USD', 'BTC-USD'],
+        version: 0,
+      },
+      undefined,
+    );
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    p.venue.faults.emptyBooks.add('BTC-USD');
+    const t0 = p.clock.nowMs();
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(t0 + 200_000);
+    await p.tick('BTC-USD', '9000');
+    await p.runUntil(t0 + 201_000);
+    const btc = await auctionOf(p, 'p2');
+    expect(btc).toMatchObject({ state: 'RUNNING', fills: [] });
+    expect(btc.wakeMark).toBeDefined();
+    expect(btc.stepDueAtMs).toBe(t0 + 560_000);
+
+    await p.runUntil(btc.stepDueAtMs! - 1000);
+    // The ETH auction's fills at 360 s spent lp-m; the BTC sleeper ended then, its lot on to the fund and ADL.
+    expect((await auctionOf(p, 'p1')).fills.map((f) => f.providerId)).toEqual(['lp-m']);
+    expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake', fills: [] });
+    expect(leftAuctionAt(p, 'p2')).toBe(t0 + 360_000);
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
