@@ -26,12 +26,14 @@ export const OUTPUT_KEYS = {
 /**
  * A risk configuration as the functions read it (markets are found by symbol: their order means nothing), hashed:
  * the operator commands, which cannot read the functions' RISK_CONFIG, check their --config against the stack's.
+ * Markets sorted by code unit, not localeCompare: that follows the process's locale (LANG), and synth and an
+ * operator's shell need not share one (Danish sorts AAVE-USD after ZEC-USD: the right file was refused).
  */
 export const riskConfigDigest = (config: RiskConfig): string =>
   createHash('sha256')
     .update(
       JSON.stringify(
-        { ...config, markets: [...config.markets].sort((a, b) => a.symbol.localeCompare(b.symbol)) },
+        { ...config, markets: [...config.markets].sort((a, b) => (a.symbol < b.symbol ? -1 : 1)) },
         (_, value) => (typeof value === 'bigint' ? value.toString() : value),
       ),
     )

@@ -680,6 +680,39 @@ describe('targets', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it("digests a configuration the same whatever the shell's locale (synth's and the operator's may differ)", () => {
+    // localeCompare sorted the markets by the process's locale: Danish puts AAVE-USD last, so a stack synthesized
+    // in one locale refused the very file it was deployed with from a shell in another (session 40 review).
+    const [eth] = DEFAULT_RISK_CONFIG_INPUT.markets;
+    const input = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: [...DEFAULT_RISK_CONFIG_INPUT.markets, { ...eth!, symbol: 'AAVE-USD' }],
+    };
+    const digestIn = (locale: string) => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          "const { riskConfigDigest } = await import('./infra/outputs.ts');" +
+            "const { parseRiskConfig } = await import('./shared/domain/config.ts');" +
+            'console.log(riskConfigDigest(parseRiskConfig(JSON.parse(process.env.RISK_INPUT))));',
+        ],
+        {
+          cwd: repoRoot,
+          env: { PATH: process.env.PATH, LANG: locale, LC_ALL: locale, RISK_INPUT: JSON.stringify(input) },
+          encoding: 'utf8',
+        },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      return run.stdout.trim();
+    };
+    const digest = riskConfigDigest(parseRiskConfig(input));
+    expect(digestIn('C.UTF-8')).toBe(digest);
+    expect(digestIn('da_DK.UTF-8')).toBe(digest);
+  });
   it('finds LocalStack at --endpoint, else AWS_ENDPOINT_URL, else localhost:4566', () => {
     expect(localstackEndpoint('http://h:1', { AWS_ENDPOINT_URL: 'http://e:2' })).toBe('http://h:1');
     expect(localstackEndpoint(undefined, { AWS_ENDPOINT_URL: 'http://e:2' })).toBe('http://e:2');
