@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
 import { indexAdlLeverage } from '../../shared/adapters/aws/positions.ts';
-import type { RiskConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
 import {
   formatPrice,
   formatQuote,
@@ -507,11 +507,15 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))
     throw new UsageError(`--key: letters, digits and . _ : - only (1-100)`);
   return withTarget(values, async (deployment) => {
-    // A deposit needs no rule; a withdrawal is judged against the deployed fund floor.
+    // A deposit needs no rule (a credit is never refused: the floor binds debits only), so it asks for none: a stack
+    // of other rules refuses to have them assumed (riskConfigFor), and a fund topped up in a crash must not wait for
+    // the deployed file. A withdrawal is judged against the deployed fund floor.
     const config =
       action === 'withdraw'
         ? deployedRiskConfig(deployment, values.config, 'fund withdraw', 'its fund floor', true)
-        : riskConfigFor(deployment, values.config);
+        : values.config === undefined
+          ? DEFAULT_RISK_CONFIG
+          : riskConfigFor(deployment, values.config);
     // Said before the money moves: a run that fails or times out after the write is run again with this key,
     // and the money moves once (a run without --key would make a new key and move it twice).
     if (values.key === undefined)

@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import { createLocalResources } from '../../shared/adapters/aws/index.ts';
-import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('withdraw');
 
@@ -33,6 +34,28 @@ describe('backstop fund withdraw', () => {
     );
     expect(withConfig.code).toBe(0);
     expect(withConfig.stdout).toMatch(/balance 600(\.00)? USD/);
+  });
+
+  it('deposits on a deployed stack of other rules without --config (a deposit needs none)', async () => {
+    // 9b1cd3e made riskConfigFor refuse to assume the built-in rules on such a stack, for status, inject and replay;
+    // a deposit asked it too, so recapitalising the fund in a crash needed the deployed file (session 40 review).
+    const { stage, names } = await emulator.newStage('dep');
+    const input = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '500' },
+    };
+    await publishStackOutputs(emulator.moto.endpoint, stage, names, {
+      [OUTPUT_KEYS.riskConfigDigest]: riskConfigDigest(parseRiskConfig(input)),
+    });
+    const at = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const deposit = await cli('fund', 'deposit', '--amount', '1000', '--key', 'd1', ...at);
+    expect(deposit.stderr).not.toMatch(/--config/);
+    expect(deposit.code).toBe(0);
+    expect(deposit.stdout).toMatch(/balance 1,?000(\.00)? USD/);
+    // A withdrawal still needs the deployed file, checked against the stack's digest.
+    expect((await cli('fund', 'withdraw', '--amount', '100', '--key', 'w1', ...at)).stderr).toMatch(
+      /--config is required/,
+    );
   });
 
   it('says the key it made before the money moves; run again with it, the money moves once', async () => {

@@ -44,16 +44,19 @@ export const injectTick = (symbol: string, price: string, ...options: string[]):
 
 /**
  * Publishes a local stage's resource names as the outputs of a CloudFormation stack `Backstop-<stage>` on the
- * emulator, as `cdk deploy` would: the CLI's `--target localstack|aws` finds a deployed stack from them.
+ * emulator, as `cdk deploy` would: the CLI's `--target localstack|aws` finds a deployed stack from them. `more`:
+ * other outputs (a `RiskConfigDigest`).
  */
 export async function publishStackOutputs(
   endpoint: string,
   stage: string,
   names: ResourceNames,
+  more: Readonly<Record<string, string>> = {},
 ): Promise<void> {
   const outputs: Record<string, { Value: string }> = {
     [OUTPUT_KEYS.tickBusName]: { Value: names.busName },
     [OUTPUT_KEYS.stage]: { Value: stage },
+    ...Object.fromEntries(Object.entries(more).map(([key, value]) => [key, { Value: value }])),
   };
   for (const t of TABLES) outputs[tableNameKey(t.id)] = { Value: names.tables[t.id] };
   for (const q of QUEUES) {
