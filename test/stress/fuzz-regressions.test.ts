@@ -32,3 +32,54 @@ describe('fuzz: the scenarios it once failed on', () => {
     120_000,
   );
 });
+
+/**
+ * The harness itself: a step's spike is a wick, and the step's own tick moves from the mark before it (StepSpec:
+ * "then this step's tick confirms or reverts"). ed18d82 priced the tick from the market's mark at that moment, so a
+ * spike within the band (accepted: a mark) carried the tick with it in every property, and the corpus above (four of
+ * its six scenarios spike) no longer replayed the path it was found on (session 40 review).
+ */
+describe('fuzz harness: a spike is a wick', () => {
+  it("prices the step's tick from the mark before the spike", async () => {
+    const base = JSON.parse(
+      readFileSync(new URL('index-read-before-record-909031.json', corpus), 'utf8'),
+    ) as Scenario;
+    const scenario: Scenario = {
+      ...base,
+      markets: 1,
+      prices: [base.prices[0]!],
+      positions: [],
+      providers: [],
+      crashes: [],
+      crashRate: 0,
+      dupRate: 0,
+      venue: { ...base.venue, faultRate: 0 },
+      steps: [
+        {
+          ...base.steps[0]!,
+          sym: 0,
+          moveBps: 0,
+          spike: 100, // within the 15 % band: accepted, the market's mark for a second
+          newPositions: [],
+          admin: { kind: 'none' },
+          replayOld: 0,
+          twin: 0,
+          jitterMs: 0,
+          indexBps: 0,
+          steal: 0,
+          redrive: false,
+          emptyBook: false,
+        },
+      ],
+    };
+    const r = await runScenario(scenario);
+    const ticks = (r.p as unknown as { ticksLog: [string, string][] }).ticksLog.map(([, v]) => v);
+    // The market's opening prints at the start price (the first waits for the second), the spike 1 % above, then
+    // the step's tick: moveBps 0 from the mark before the spike, so back at the start price.
+    const start = ticks[1]!.split(' ')[0]!;
+    expect(ticks[1]).toBe(`${start} accepted`);
+    expect(ticks[2]).toMatch(/ accepted$/);
+    expect(ticks[2]).not.toBe(ticks[1]);
+    expect(ticks[3]).toBe(`${start} accepted`);
+  }, 120_000);
+});

@@ -1273,9 +1273,13 @@ export async function runScenario(
       if (step.emptyBook) p.venue.faults.emptyBooks.add(x);
       else p.venue.faults.emptyBooks.delete(x);
     }
-    const atOf = (x: string) => (bps: number) => {
-      const next = (marks.get(x)! * BigInt(10_000 + bps)) / 10_000n;
-      return next - (next % 1_000_000n) || 1_000_000n; // cents
+    // From each market's mark before this step's ticks (a spike is a wick: the step's tick confirms or reverts it).
+    const atOf = (x: string) => {
+      const from = marks.get(x)!;
+      return (bps: number) => {
+        const next = (from * BigInt(10_000 + bps)) / 10_000n;
+        return next - (next % 1_000_000n) || 1_000_000n; // cents
+      };
     };
     const last = marks.get(symbol)!;
     const at = atOf(symbol);
