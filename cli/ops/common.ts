@@ -174,8 +174,9 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
     // Without --config the built-in rules, which `status`, `inject` and `replay` assume: only where they run.
     if (deployed !== undefined && deployed !== riskConfigDigest(DEFAULT_RISK_CONFIG))
       throw new UsageError(
-        `--config is required: stack ${stackName(deployment.stage)} does not run the built-in risk configuration ` +
-          `(its ${OUTPUT_KEYS.riskConfigDigest} output): pass the file it was deployed with`,
+        `--config is required: stack ${stackName(deployment.stage)} does not run this CLI's built-in risk ` +
+          `configuration (its ${OUTPUT_KEYS.riskConfigDigest} output: other rules, or a version of Backstop with ` +
+          `other defaults): pass the file it was deployed with, or use the version it was deployed from`,
       );
     return DEFAULT_RISK_CONFIG;
   }

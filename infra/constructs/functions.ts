@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CfnElement, Duration, RemovalPolicy, Stack, Stage, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -100,7 +100,7 @@ const bundling = {
  * The risk configuration travels in the functions' code, not in their environment (4 KB: about five markets).
  * Synth writes its JSON as a module that esbuild injects as BUNDLED_RISK_CONFIG_GLOBAL, so any number of markets
  * fit, the configuration is versioned with the code that runs it (a change is a deploy, and code and rules change
- * in one update: CloudFormation updates a function's environment before its code), and a cold start reads only
+ * in one deploy: the code of one version meeting the other's environment for a moment fails its cold start), and a cold start reads only
  * its own package. Not esbuild's `define`: its value rides the command line (128 KB an argument on Linux, 32 KB
  * on Windows). Not an SSM parameter: an IAM grant, a call at every cold start and a 4/8 KB limit of its own.
  * The file is named by its content (a bundle's asset hash and CDK's asset cache follow the content), in the
@@ -112,7 +112,10 @@ export function writeRiskConfigModule(scope: Construct, riskConfigJson: string):
   mkdirSync(dir, { recursive: true });
   const hash = createHash('sha256').update(riskConfigJson).digest('hex').slice(0, 16);
   const file = join(dir, `risk-config-${hash}.mjs`);
-  writeFileSync(file, `export const ${BUNDLED_RISK_CONFIG_GLOBAL} = ${JSON.stringify(riskConfigJson)};\n`);
+  // Written aside and renamed: a synth running beside this one never bundles a half-written module.
+  const partial = `${file}.${process.pid}.tmp`;
+  writeFileSync(partial, `export const ${BUNDLED_RISK_CONFIG_GLOBAL} = ${JSON.stringify(riskConfigJson)};\n`);
+  renameSync(partial, file);
   return file;
 }
 

@@ -240,8 +240,9 @@ export const bundledRiskConfigJson = (): string | undefined =>
  * - JSON: that configuration, for code run from source (the local runner, tests), which has none built in;
  * - unset: the documented defaults, likewise only without a built-in one.
  * Code that carries a configuration refuses any other source: an edit of RISK_CONFIG in the console must fail
- * loudly, not run beside the deployed rules; and the code of before session 40, which the deploy's configuration
- * update meets for a moment before its code update, refuses `bundled` instead of running with the defaults.
+ * loudly, not run beside the deployed rules; and the code of before session 40, which may meet the new
+ * environment for a moment during the deploy (code and environment are two updates), refuses `bundled` (not JSON)
+ * instead of running with the defaults.
  */
 export function riskConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,

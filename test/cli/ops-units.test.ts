@@ -666,7 +666,7 @@ describe('targets', () => {
       expect(riskConfigFor(deployed, file('same.json', reordered)).insurance.floor).toBe(50_000_000_000n);
       // No file: the built-in rules only where the stack says it runs them (status, inject, replay assume them).
       expect(() => riskConfigFor(deployed, undefined)).toThrow(
-        `--config is required: stack ${stackName('prod')} does not run the built-in risk configuration`,
+        `--config is required: stack ${stackName('prod')} does not run this CLI's built-in risk configuration`,
       );
       const builtIn = deployment({
         ...outputs,
