@@ -1,5 +1,9 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { AwsClients } from '../shared/adapters/aws/index.ts';
+import { itemBytes } from '../shared/adapters/aws/item-size.ts';
+
+type Item = Record<string, AttributeValue>;
+
 import { TABLES } from '../shared/topology.ts';
 
 /** Indexes of the positions table, each of which copies a position write (all sparse on OPEN positions). */
@@ -103,35 +107,6 @@ function tablesOf(input: DynamoInput): string {
   }
   if (input.RequestItems) return Object.keys(input.RequestItems).map(shortTable).join('+');
   return `${shortTable(input.TableName)}${input.IndexName ? `/${input.IndexName}` : ''}`;
-}
-
-type Item = Record<string, AttributeValue>;
-
-const utf8 = (s: string): number => Buffer.byteLength(s, 'utf8');
-
-function valueBytes(v: AttributeValue): number {
-  if (v.S !== undefined) return utf8(v.S);
-  if (v.N !== undefined) return numberBytes(v.N);
-  if (v.B !== undefined) return v.B.byteLength;
-  if (v.BOOL !== undefined || v.NULL !== undefined) return 1;
-  if (v.SS !== undefined) return v.SS.reduce((a, s) => a + utf8(s), 0);
-  if (v.NS !== undefined) return v.NS.reduce((a, n) => a + numberBytes(n), 0);
-  if (v.L !== undefined) return 3 + v.L.reduce((a, e) => a + 1 + valueBytes(e), 0);
-  if (v.M !== undefined)
-    return 3 + Object.entries(v.M).reduce((a, [k, e]) => a + 1 + utf8(k) + valueBytes(e), 0);
-  return 1;
-}
-
-function numberBytes(n: string): number {
-  const digits = n.replace(/^-/, '').replace(/\./, '').replace(/^0+/, '').replace(/0+$/, '');
-  return Math.ceil(Math.max(1, digits.length) / 2) + 1;
-}
-
-export function itemBytes(item: Item | undefined): number {
-  if (!item) return 0;
-  let bytes = 0;
-  for (const [name, value] of Object.entries(item)) bytes += utf8(name) + valueBytes(value);
-  return bytes;
 }
 
 const KB = 1024;

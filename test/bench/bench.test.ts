@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
-import { itemBytes } from '../../bench/capacity.ts';
 import { CODE_LAYERS } from '../../bench/layers.ts';
 import { type BenchResults, renderMarkdown } from '../../bench/results.ts';
 import { defaultOutDir } from '../../bench/run.ts';
+import { itemBytes } from '../../shared/adapters/aws/item-size.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 
 /**

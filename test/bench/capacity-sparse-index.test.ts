@@ -1,7 +1,8 @@
 import { TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { CapacityMeter, itemBytes } from '../../bench/capacity.ts';
+import { CapacityMeter } from '../../bench/capacity.ts';
 import { createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
+import { itemBytes } from '../../shared/adapters/aws/item-size.ts';
 import { PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
 import { positionItem } from '../../shared/adapters/aws/positions.ts';
 import { BASE_SCALE, PRICE_SCALE, QUOTE_SCALE } from '../../shared/domain/units.ts';

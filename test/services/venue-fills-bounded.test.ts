@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { itemBytes, MAX_ITEM_BYTES } from '../../shared/adapters/aws/item-size.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { settleClose } from '../../shared/domain/accounting.ts';
 import { marketConfig, parseRiskConfig } from '../../shared/domain/config.ts';
@@ -7,7 +8,6 @@ import type { OrderRequest, OrderResult, PositionRecord, Venue } from '../../sha
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { MAX_FILLS_PER_ORDER } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import { itemBytes, MAX_ITEM_BYTES } from '../support/item-size.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 

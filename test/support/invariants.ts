@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { auctionItem } from '../../shared/adapters/aws/auctions.ts';
+import { itemBytes, MAX_ITEM_BYTES } from '../../shared/adapters/aws/item-size.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { fillPnlE16 } from '../../shared/domain/accounting.ts';
@@ -33,7 +34,6 @@ import type { LiquidationContext } from '../../shared/services/context.ts';
 import { MAX_FILLS_PER_ORDER } from '../../shared/services/liquidation.ts';
 import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import { itemBytes, MAX_ITEM_BYTES } from './item-size.ts';
 
 /**
  * The invariants of issue 7, checked from the records after a scenario: an Observer logs every write the
