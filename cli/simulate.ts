@@ -51,9 +51,11 @@ const OPTIONS = {
 const QUOTE_ASSETS = 'USDT|USDC|BUSD|USD';
 
 /**
- * The market of a symbol argument ("BTC-USD", "btc") or of a file name that starts with its base asset, alone
- * or followed by a quote asset ("btc-...", "BTCUSDT-1m-..."). Otherwise the simulation's default market, or,
- * with `required` (prices sent to a live stack), a usage error: a wrong market's marks would liquidate its book.
+ * The market of a symbol argument ("BTC-USD", "btc") or of a file name that starts with its symbol ("btc-usdc-...",
+ * "BTCUSDC-1m-...") or its base asset, alone or followed by a quote asset ("btc-...", "BTCUSDT-1m-..."). A whole
+ * symbol wins over a base; a base that several markets share (BTC-USD and BTC-USDT) is refused with them named,
+ * never taken as the first configured. Otherwise the simulation's default market, or, with `required` (prices
+ * sent to a live stack), a usage error: a wrong market's marks would liquidate its book.
  */
 export function resolveSymbol(
   config: RiskConfig,
@@ -63,15 +65,36 @@ export function resolveSymbol(
 ): string {
   const symbols = config.markets.map((m) => m.symbol);
   const baseOf = (s: string): string => s.split('-')[0]!;
+  /** One market, or a usage error naming the markets that share the base. */
+  const one = (found: string[], what: string): string | undefined => {
+    if (found.length > 1)
+      throw new UsageError(
+        `${what} could be any of ${found.join(', ')} (markets of one base asset): give --symbol as the whole symbol`,
+      );
+    return found[0];
+  };
   if (given !== undefined) {
     const wanted = given.trim().toUpperCase();
-    const found = symbols.find((s) => s === wanted || baseOf(s) === wanted);
+    const found = symbols.includes(wanted)
+      ? wanted
+      : one(
+          symbols.filter((s) => baseOf(s) === wanted),
+          `--symbol: "${given}"`,
+        );
     if (!found)
       throw new UsageError(`--symbol: "${given}" is not a configured market (${symbols.join(', ')})`);
     return found;
   }
   const name = file === undefined ? '' : basename(file).toUpperCase();
-  const found = symbols.find((s) => new RegExp(`^${baseOf(s)}(?:${QUOTE_ASSETS})?(?![A-Z])`).test(name));
+  const whole = symbols.filter((s) =>
+    new RegExp(`^${baseOf(s)}[-_]?${s.split('-')[1]!}(?![A-Z0-9])`).test(name),
+  );
+  const found =
+    one(whole, `the file name "${basename(file ?? '')}"`) ??
+    one(
+      symbols.filter((s) => new RegExp(`^${baseOf(s)}(?:${QUOTE_ASSETS})?(?![A-Z0-9])`).test(name)),
+      `the file name "${basename(file ?? '')}"`,
+    );
   if (found) return found;
   if (required)
     throw new UsageError(

@@ -48,7 +48,15 @@ const json = <T extends z.ZodType>(schema: T) =>
     try {
       return JSON.parse(v);
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+      // The CDK CLI splits `-c key=value` with /=(.*)/, whose dot stops at a newline: a pretty-printed file given as
+      // -c key="$(cat risk.json)" arrives as its first line, "{", and nothing said why (session 40, 40 markets).
+      const firstLineOnly = /^\s*[[{]\s*$/.test(v);
+      ctx.addIssue({
+        code: 'custom',
+        message: firstLineOnly
+          ? `not valid JSON: only "${v.trim()}" arrived, the first line of a multi-line value (the CDK CLI keeps a -c value's first line only): give the JSON on one line, as -c KEY="$(jq -c . risk.json)", or put it in cdk.context.json`
+          : `not valid JSON (${v.length} characters, starting ${JSON.stringify(v.slice(0, 40))}; a -c value keeps its first line only: give it on one line, as -c KEY="$(jq -c . FILE.json)")`,
+      });
       return z.NEVER;
     }
   }, schema);

@@ -96,9 +96,15 @@ export function renderStatus(s: StatusReport): string {
   }
   const markets = Object.entries(s.markets);
   if (markets.length === 0) lines.push('markets         no tick accepted yet');
+  // Symbols run to 16 characters (1000000MOG-USDT): the column is as wide as the longest listed.
+  const width = Math.max(0, ...markets.map(([symbol]) => symbol.length));
   for (const [symbol, m] of markets) {
     const breaker = !m.breaker
-      ? 'breaker closed'
+      ? // A market item written before any tick (seeding providers bumps its epoch) has no mark: nothing of it is
+        // margin-checked, which "breaker closed" would hide.
+        m.mark === null
+        ? 'no tick accepted yet: its positions are not margin-checked'
+        : 'breaker closed'
       : m.breaker.reason === 'tick/unconfirmed'
         ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
         : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
@@ -106,7 +112,7 @@ export function renderStatus(s: StatusReport): string {
       ? `, sequence ${m.heldJump.behind ? 'behind at' : 'jump to'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it and the mark is stale)`
       : '';
     lines.push(
-      `market ${symbol.padEnd(8)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}${held}`,
+      `market ${symbol.padEnd(width)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}${held}`,
     );
   }
   return `${lines.join('\n')}\n`;

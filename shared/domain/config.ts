@@ -54,7 +54,12 @@ const baseSize = (what: string) =>
 const seconds = z.number().int().positive();
 
 export const marketConfigSchema = z.strictObject({
-  symbol: z.string().regex(/^[A-Z0-9]{2,10}-[A-Z]{3,5}$/, 'symbol like ETH-USD'),
+  symbol: z
+    .string()
+    .regex(
+      /^[A-Z0-9]{2,10}-[A-Z]{3,5}$/,
+      'a symbol is 2 to 10 capital letters or digits, a hyphen and 3 to 5 capital letters, like ETH-USD or 1000PEPE-USDT',
+    ),
   /** m: maintenance margin rate (Hyperliquid: half the initial margin at max leverage; dYdX ETH 3 %). */
   maintenanceMargin: rate('maintenanceMargin', '0.5'),
   /** Initial margin rate: partial liquidation closes until the remainder is back above it. */
@@ -253,11 +258,26 @@ export const DEFAULT_RISK_CONFIG_INPUT: RiskConfigInput = {
   insurance: { drawCapPerWindow: '1000000', windowSeconds: 3600, floor: '0' },
 };
 
+/**
+ * An issue's path, followed for a market's by its symbol as given (`markets.27.maintenanceMargin (WIF-USD)`,
+ * `markets.3.symbol ("eth-usd")`): in a file of 40 markets an index alone sends the operator counting.
+ */
+function issuePath(input: unknown, path: readonly PropertyKey[]): string {
+  const joined = path.map(String).join('.') || '(root)';
+  if (path[0] !== 'markets' || path.length < 2) return joined;
+  const markets = (input as { markets?: unknown } | null)?.markets;
+  const symbol = Array.isArray(markets)
+    ? (markets[Number(path[1])] as { symbol?: unknown } | undefined)?.symbol
+    : undefined;
+  if (symbol === undefined) return joined;
+  return `${joined} (${typeof symbol === 'string' && /^[A-Z0-9-]+$/.test(symbol) ? symbol : JSON.stringify(symbol)})`;
+}
+
 /** Validates a configuration; throws ConfigError listing every problem with its path. */
 export function parseRiskConfig(input: unknown): RiskConfig {
   const result = riskConfigSchema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    const problems = result.error.issues.map((i) => `${issuePath(input, i.path)}: ${i.message}`);
     throw new ConfigError(`invalid risk config: ${problems.join('; ')}`);
   }
   const config: RiskConfig = {

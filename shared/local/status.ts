@@ -344,7 +344,16 @@ export async function collectStatus(
   const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
   const drained = work.every(([id]) => total(queues[id]!) === 0);
   const openAuctions = auctions.get('RUNNING') ?? 0;
-  const marketMap = Object.fromEntries(markets.map((m) => [m.symbol, marketStatus(m, nowMs, config)]));
+  // Every configured market, one that never had an item too (no tick, no provider): status says it has no tick.
+  const listed = new Set(markets.map((m) => m.symbol));
+  const unlisted = (config?.markets ?? [])
+    .filter((m) => !listed.has(m.symbol))
+    .map((m) => ({ symbol: m.symbol }));
+  const marketMap = Object.fromEntries(
+    [...markets, ...unlisted]
+      .sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0))
+      .map((m) => [m.symbol, marketStatus(m, nowMs, config)]),
+  );
   return {
     target: {
       kind: deployment.kind,

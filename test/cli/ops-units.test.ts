@@ -7,9 +7,11 @@ import type { EventBridgeClient, PutEventsCommandInput } from '@aws-sdk/client-e
 import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
 import { pricesOption } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
+import { resolveSymbol } from '../../cli/simulate.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -805,6 +807,48 @@ describe('local.json', () => {
   });
 });
 
+// Found by running 40 markets in session 40: --symbol and a price file's name chose a market by its base asset, the
+// first configured of those sharing it, so with BTC-USD and BTC-USDT listed `replay btc-usdt-perp-....csv` sent
+// its ticks to BTC-USD, and `inject`, `feed resume` or `positions reindex --symbol btc` acted on BTC-USD unasked.
+describe('markets of one base asset (BTC-USD and BTC-USDT)', () => {
+  const config = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: ['BTC-USD', 'BTC-USDT', 'ETH-USD', '1INCH-USD', '1000PEPE-USDT', '10000SATS-USD'].map(
+      (symbol) => ({
+        ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!,
+        symbol,
+      }),
+    ),
+  });
+  it('takes the market a file name or --symbol names whole, whatever its place in the configuration', () => {
+    const cases: [string | undefined, string | undefined, string][] = [
+      [undefined, '/data/btc-usdt-perp-2020-03-12-leg1-1m.csv', 'BTC-USDT'],
+      [undefined, 'BTCUSDT-1m-2020-03-12.csv', 'BTC-USDT'],
+      [undefined, 'btc_usd.csv', 'BTC-USD'],
+      [undefined, 'btc-usd-crash.csv', 'BTC-USD'],
+      [undefined, 'eth-usdt-perp-2020-03-12-leg2-1m.csv', 'ETH-USD'],
+      [undefined, '1inch-usd-crash.csv', '1INCH-USD'],
+      [undefined, '1000pepe-usdt-crash.csv', '1000PEPE-USDT'],
+      [undefined, '10000sats.csv', '10000SATS-USD'],
+      ['btc-usdt', 'btc-usd.csv', 'BTC-USDT'],
+      ['btc-usd', undefined, 'BTC-USD'],
+      ['1inch', undefined, '1INCH-USD'],
+    ];
+    for (const [given, file, expected] of cases)
+      expect(resolveSymbol(config, given, file, true), `${given} ${file}`).toBe(expected);
+  });
+  it('refuses a base several markets share, naming them, instead of taking the first', () => {
+    expect(() => resolveSymbol(config, 'btc', undefined, true)).toThrow(UsageError);
+    expect(() => resolveSymbol(config, 'btc', undefined)).toThrow(
+      /--symbol: "btc" could be any of BTC-USD, BTC-USDT/,
+    );
+    expect(() => resolveSymbol(config, undefined, 'btc-1m.csv', true)).toThrow(
+      /the file name "btc-1m.csv" could be any of BTC-USD, BTC-USDT/,
+    );
+    expect(() => resolveSymbol(config, undefined, 'btcusdc.csv', true)).toThrow(/could be any of/);
+  });
+});
+
 describe('status rendering', () => {
   const zero = { depth: 0, inFlight: 0, delayed: 0 };
   const report: StatusReport = {
@@ -953,6 +997,70 @@ describe('status rendering', () => {
     expect(renderStatus({ ...report, drained: true, stranded: 1 })).toContain(
       '  1 liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend',
     );
+  });
+});
+
+// Found by running 40 markets in session 40: a market whose providers were seeded before its first tick has an item
+// and no mark, and status called it "breaker closed" like a live one; symbols past 8 characters (1000PEPE-USDT)
+// pushed their row out of the column.
+describe('status rendering of many markets', () => {
+  const market = (mark: string | null): StatusReport['markets'][string] => ({
+    lastSequence: mark === null ? null : 7,
+    mark,
+    at: mark === null ? null : '2026-01-01T00:00:00.000Z',
+    markAgeSeconds: mark === null ? null : 3,
+    maxMarkAgeSeconds: 120,
+    markStale: mark === null ? null : false,
+    pendingSequence: null,
+    breaker: null,
+    heldJump: null,
+  });
+  const report = {
+    target: { kind: 'local', stage: 'ops40', region: 'us-east-1', endpoint: null },
+    at: '2026-01-01T00:00:00.000Z',
+    positions: {},
+    liquidations: {
+      byState: {},
+      total: 0,
+      nonTerminal: 0,
+      owingAdlRounds: 0,
+      losses: {
+        fees: '0',
+        shortfall: '0',
+        fundPaid: '0',
+        adlCovered: '0',
+        uncoveredBadDebt: '0',
+        unreadable: 0,
+      },
+    },
+    auctions: { byState: {}, open: 0 },
+    queues: {},
+    dlqMessages: 0,
+    drained: true,
+    stranded: 0,
+    settled: true,
+    insuranceFund: {
+      account: 'insurance-fund',
+      balance: '0',
+      reconciled: true,
+      difference: '0',
+      minBalance: '0',
+      entries: 0,
+      problems: [],
+      lastEntries: [],
+    },
+    markets: { '1000PEPE-USDT': market('0.0100933'), 'AAVE-USD': market(null), 'ETH-USD': market('2965') },
+    breakersOpen: 0,
+  } as unknown as StatusReport;
+  it('says a market has no tick yet, and keeps every row in one column', () => {
+    const rows = renderStatus(report)
+      .split('\n')
+      .filter((line) => line.startsWith('market '));
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toContain('AAVE-USD      mark - (sequence - at -), no tick accepted yet');
+    expect(rows[1]).not.toContain('breaker closed');
+    expect(rows[2]).toContain('breaker closed');
+    expect(new Set(rows.map((row) => row.indexOf(' mark ')))).toEqual(new Set([20]));
   });
 });
 

@@ -138,7 +138,44 @@ describe('loadConfig', () => {
       { 'backstop:alarmInsuranceFundMin': 0 },
       /alarmInsuranceFundMin is 0, not above the insurance fund's floor 0 \(riskConfig\)/,
     ],
-    ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON/],
+    ['malformed JSON', { 'backstop:riskConfig': '{"markets":' }, /not valid JSON \(11 characters, starting/],
+    [
+      // Found in session 40 synthesizing 40 markets as -c backstop:riskConfig="$(cat risk.json)": the CDK CLI splits
+      // `-c key=value` with /=(.*)/ and keeps the first line of a pretty-printed file, "{"; the error said only
+      // "not valid JSON".
+      'a pretty-printed file given with -c (the CDK CLI keeps its first line)',
+      {
+        'backstop:riskConfig':
+          `backstop:riskConfig=${JSON.stringify(DEFAULT_RISK_CONFIG_INPUT, null, 2)}`.split(/=(.*)/, 2)[1],
+      },
+      /backstop:riskConfig: not valid JSON: only "\{" arrived, the first line of a multi-line value .*jq -c/,
+    ],
+    [
+      // Session 40, 40 markets: a schema problem named the market by its index alone ("markets.27.maintenanceMargin"),
+      // and a refused symbol said "symbol like ETH-USD" without the symbol or the rule.
+      'a bad margin in the 28th of 40 markets, named by its symbol',
+      {
+        'backstop:riskConfig': {
+          ...DEFAULT_RISK_CONFIG_INPUT,
+          markets: Array.from({ length: 40 }, (_, i) => ({
+            ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!,
+            symbol: i === 27 ? 'WIF-USD' : `M${i}-USD`,
+            ...(i === 27 ? { maintenanceMargin: '0.6' } : {}),
+          })),
+        },
+      },
+      /backstop:riskConfig: invalid risk config: markets\.27\.maintenanceMargin \(WIF-USD\): maintenanceMargin: must be at most 0\.5/,
+    ],
+    [
+      'a lower-case symbol, quoted with the rule',
+      {
+        'backstop:riskConfig': {
+          ...DEFAULT_RISK_CONFIG_INPUT,
+          markets: [{ ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!, symbol: '1inch-usd' }],
+        },
+      },
+      /markets\.0\.symbol \("1inch-usd"\): a symbol is 2 to 10 capital letters or digits, a hyphen and 3 to 5 capital letters/,
+    ],
     [
       'an invalid risk config',
       { 'backstop:riskConfig': { ...DEFAULT_RISK_CONFIG_INPUT, extra: 1 } },

@@ -45,7 +45,11 @@ describe('parseRiskConfig: defaults', () => {
 describe('parseRiskConfig: rejections', () => {
   const cases: [string, unknown, RegExp][] = [
     ['unknown root key', { ...DEFAULT_RISK_CONFIG_INPUT, extra: 1 }, /\(root\): Unrecognized key: "extra"/],
-    ['misspelt market key', withEth({ maintenanceMarginRate: '0.03' }), /markets\.0: Unrecognized key/],
+    [
+      'misspelt market key',
+      withEth({ maintenanceMarginRate: '0.03' }),
+      /markets\.0 \(ETH-USD\): Unrecognized key/,
+    ],
     [
       'unknown auction key',
       { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, chip: '0.001' } },
@@ -65,12 +69,12 @@ describe('parseRiskConfig: rejections', () => {
     [
       'rate not a number',
       withEth({ liquidationFee: 'abc' }),
-      /markets\.0\.liquidationFee: .*not a plain decimal/,
+      /markets\.0\.liquidationFee \(ETH-USD\): .*not a plain decimal/,
     ],
     [
       'rate as a JSON number',
       withEth({ liquidationFee: 0.01 }),
-      /markets\.0\.liquidationFee: .*expected string/,
+      /markets\.0\.liquidationFee \(ETH-USD\): .*expected string/,
     ],
     ['rate in exponent notation', withEth({ priceBand: '1e-1' }), /priceBand: .*exponent notation/],
     ['negative rate', withEth({ indexBand: '-0.1' }), /indexBand: .*must not be negative/],
@@ -136,7 +140,11 @@ describe('parseRiskConfig: rejections', () => {
       { ...DEFAULT_RISK_CONFIG_INPUT, auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, buf: '0.9' } },
       /auction\.buf: buf: must be at least 1 \(below 1 the auction would open on the wrong side/,
     ],
-    ['bad symbol', withEth({ symbol: 'eth/usd' }), /symbol like ETH-USD/],
+    [
+      'bad symbol',
+      withEth({ symbol: 'eth/usd' }),
+      /markets\.0\.symbol \("eth\/usd"\): a symbol is 2 to 10 capital letters or digits/,
+    ],
     ['seconds not an integer', withEth({ maxTickAgeSeconds: 1.5 }), /maxTickAgeSeconds/],
     ['seconds zero', withEth({ maxClockSkewSeconds: 0 }), /maxClockSkewSeconds/],
     ['missing field', withEth({ dustSize: undefined }), /markets\.0\.dustSize/],
