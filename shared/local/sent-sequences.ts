@@ -1,4 +1,13 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Deployment } from './deployment.ts';
@@ -54,10 +63,11 @@ export function lastSentSequence(dir: string, key: string): number | undefined {
 
 /** Records `sequence` as sent (keeps the highest); written whole, through a rename. */
 export function recordSentSequence(dir: string, key: string, sequence: number): void {
-  const record = read(dir);
-  if ((record[key] ?? -1) >= sequence) return;
-  record[key] = sequence;
-  write(dir, record);
+  update(dir, (record) => {
+    if ((record[key] ?? -1) >= sequence) return false;
+    record[key] = sequence;
+    return true;
+  });
 }
 
 /**
@@ -65,15 +75,69 @@ export function recordSentSequence(dir: string, key: string, sequence: number): 
  * next sent tick follows the resumed sequence, not the old numbering.
  */
 export function resetSentSequence(dir: string, key: string, sequence: number): void {
-  const record = read(dir);
-  if (record[key] === undefined) return;
-  record[key] = sequence;
-  write(dir, record);
+  update(dir, (record) => {
+    if (record[key] === undefined) return false;
+    record[key] = sequence;
+    return true;
+  });
 }
 
-function write(dir: string, record: Record<string, number>): void {
+/** How long a writer waits for another's lock, and the age past which a lock is a dead writer's. */
+const LOCK_WAIT_MS = 2_000;
+const LOCK_STALE_MS = 10_000;
+const LOCK_POLL_MS = 5;
+
+/**
+ * Read, change and write the record under a lock file: replays of several markets at once (one process each) wrote
+ * it together, each through the same temporary file, and one's rename found the file already renamed by another
+ * (ENOENT: that replay died mid-crash) or wrote over the other's market (session 40, 40 markets). A lock a dead
+ * process left, or one held past the wait, is taken over: the record is a hint, never worth a stuck command.
+ */
+function update(dir: string, change: (record: Record<string, number>) => boolean): void {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, SEQUENCES_FILE);
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
+  const lock = `${path}.lock`;
+  const release = acquire(lock);
+  try {
+    const record = read(dir);
+    if (!change(record)) return;
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`);
+    renameSync(temporary, path);
+  } finally {
+    release();
+  }
+}
+
+function acquire(lock: string): () => void {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      return () => {
+        try {
+          unlinkSync(lock);
+        } catch {
+          // taken over as stale meanwhile: nothing of ours to remove
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let stale = Date.now() >= deadline;
+    try {
+      stale ||= Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
+    } catch {
+      continue; // released meanwhile
+    }
+    if (stale) {
+      try {
+        unlinkSync(lock);
+      } catch {
+        // another writer took it over first
+      }
+      continue;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_POLL_MS);
+  }
 }

@@ -1094,6 +1094,40 @@ describe('seed files: what the admin service would refuse, before any write', ()
 });
 
 describe("sequences these commands sent (a replay's ticks may still be queued)", () => {
+  // Found by running 40 markets in session 40: eight replays at once (one process per market) wrote the record
+  // through one temporary file; a replay whose rename found it renamed by another died mid-crash ("internal error:
+  // ENOENT ... rename sequences.json.tmp"), and a write from a record read before another's lost that market.
+  it('keeps every market of replays run at once, in processes of their own, and none fails', async () => {
+    const dir = tempDir('backstop-sequences-race-');
+    const module = path.join(repoRoot, 'shared/local/sent-sequences.ts');
+    const script = `import { recordSentSequence } from ${JSON.stringify(module)};
+      const [dir, key] = process.argv.slice(-2);
+      for (let i = 1; i <= 200; i++) recordSentSequence(dir, key, i);`;
+    const markets = Array.from({ length: 6 }, (_, i) => `local|x|bus|M${i}-USD`);
+    const { spawn } = await import('node:child_process');
+    const codes = await Promise.all(
+      markets.map(
+        (key) =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            const child = spawn(
+              process.execPath,
+              ['--import', 'tsx', '--input-type=module', '-e', script, dir, key],
+              {
+                cwd: repoRoot,
+              },
+            );
+            let stderr = '';
+            child.stderr.on('data', (d: Buffer) => {
+              stderr += d.toString();
+            });
+            child.on('close', (code) => resolve({ code, stderr }));
+          }),
+      ),
+    );
+    for (const run of codes) expect(run, run.stderr).toMatchObject({ code: 0 });
+    for (const key of markets) expect(lastSentSequence(dir, key), key).toBe(200);
+  }, 60_000);
+
   it('keeps the highest per key, survives a corrupt record as no hint, and lives in the state folder', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'backstop-sequences-'));
     try {
