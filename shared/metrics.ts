@@ -7,7 +7,9 @@ import type { Layer } from './domain/model.ts';
  * Dimensions: Powertools adds `service` to every metric, so every function of a stage runs with the same
  * POWERTOOLS_SERVICE_NAME (metricsService(stage)) and each metric has exactly the dimension set
  * { service } or { service, <dimension> }. CloudWatch matches the whole set: a metric emitted with any
- * other extra dimension is a different metric and shows on no graph or alarm.
+ * other extra dimension is a different metric and shows on no graph or alarm. A metric `byMarket` has a second
+ * set, the first plus `Market`, in the same EMF blob: each data point counts in the total (which the alarms read:
+ * an alarm cannot sum a dimension's values) and in its market's (which says which market paged).
  */
 
 export const METRICS_NAMESPACE = 'Backstop';
@@ -24,12 +26,19 @@ export const metricsService = (stage: string): string => `${METRICS_SERVICE}-${s
 export type MetricUnitName = 'Count' | 'Seconds' | 'None';
 /** The only extra dimensions in use. */
 export type MetricDimension = 'Reason' | 'Layer' | 'Market' | 'Queue';
+/** The dimension that names the market a data point concerns (the Telemetry port's `Market`). */
+export const MARKET_DIMENSION = 'Market' satisfies MetricDimension;
 
 export interface MetricSpec {
   readonly name: string;
   readonly unit: MetricUnitName;
   /** Extra dimension beside `service`, if any. */
   readonly dimension?: MetricDimension;
+  /**
+   * Also per market: emitted under a second dimension set, the first plus Market, when the data point names its
+   * market. Counters and distributions only: a gauge's total is no sum of its markets'.
+   */
+  readonly byMarket?: true;
   /** Gauges are graphed with Minimum/Maximum/Average; counters with Sum. */
   readonly kind: 'counter' | 'gauge' | 'distribution';
   readonly help: string;
@@ -47,6 +56,7 @@ export const METRICS = {
     name: 'TicksRejected',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     dimension: 'Reason',
     help: 'ticks refused; Reason = the namespaced rejection reason (e.g. tick/stale)',
   },
@@ -54,24 +64,28 @@ export const METRICS = {
     name: 'PositionsChecked',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'positions read from the liquidation-price index per tick',
   },
   PositionsRepriced: {
     name: 'PositionsRepriced',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'positions a tick found priced by other rules (a margin change not reindexed) and priced again',
   },
   LiquidationsEnqueued: {
     name: 'LiquidationsEnqueued',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'liquidation messages sent',
   },
   LiquidationsSettled: {
     name: 'LiquidationsSettled',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     dimension: 'Layer',
     help: 'liquidations (or parts) settled; Layer = market | auction | insurance | adl',
   },
@@ -79,48 +93,56 @@ export const METRICS = {
     name: 'LiquidationsCancelled',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'liquidations cancelled (position back above maintenance margin)',
   },
   SlippageBps: {
     name: 'SlippageBps',
     unit: 'None',
     kind: 'distribution',
+    byMarket: true,
     help: 'market-layer fill versus mark, in basis points (graphed p50/p99)',
   },
   AuctionDurationSeconds: {
     name: 'AuctionDurationSeconds',
     unit: 'Seconds',
     kind: 'distribution',
+    byMarket: true,
     help: 'time from auction start to clearing',
   },
   AuctionsWoken: {
     name: 'AuctionsWoken',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'sleeping auctions a tick woke (their mark reached the price of a standing bid sooner than planned)',
   },
   AuctionsSkipped: {
     name: 'AuctionsSkipped',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'remainders no provider could bid on: they went to the fund and ADL without an auction',
   },
   AuctionWakeFailures: {
     name: 'AuctionWakeFailures',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned',
   },
   LiquidationLateness: {
     name: 'LiquidationLateness',
     unit: 'Seconds',
     kind: 'distribution',
+    byMarket: true,
     help: 'how long after it was due a liquidation message ran (sent plus its delay; 0 when on time): a backed-up or stalled consumer, retries, a redrive',
   },
   AuctionStepLateness: {
     name: 'AuctionStepLateness',
     unit: 'Seconds',
     kind: 'distribution',
+    byMarket: true,
     help: 'how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive',
   },
   InsuranceFundBalance: {
@@ -133,12 +155,14 @@ export const METRICS = {
     name: 'InsuranceFundDraws',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'payouts from the fund',
   },
   InsuranceFundRefusals: {
     name: 'InsuranceFundRefusals',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     dimension: 'Reason',
     help: 'settlements whose shortfall the fund refused in whole or part; Reason = insurance/floor or insurance/draw-cap (ADL takes the rest)',
   },
@@ -146,49 +170,63 @@ export const METRICS = {
     name: 'BadDebt',
     unit: 'None',
     kind: 'counter',
+    byMarket: true,
     help: 'loss no layer covered, in whole quote units (summed)',
   },
-  AdlEvents: { name: 'AdlEvents', unit: 'Count', kind: 'counter', help: 'auto-deleveraging events' },
+  AdlEvents: {
+    name: 'AdlEvents',
+    unit: 'Count',
+    kind: 'counter',
+    byMarket: true,
+    help: 'auto-deleveraging events',
+  },
   LastResortOrders: {
     name: 'LastResortOrders',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'last-resort market orders (within the wide bound): no layer could close any of a slice',
   },
   LastResortWaits: {
     name: 'LastResortWaits',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'last-resort orders that found nothing within the bound: the liquidation waits for the book',
   },
   LastResortWaitsOutraced: {
     name: 'LastResortWaitsOutraced',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: "last-resort waits after which another slice's last resort on the same side had filled: the book came back and a sibling took it (not counted towards the dead letter)",
   },
   MarkDisputes: {
     name: 'MarkDisputes',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: "looks at a liquidation held because the venue's price for the close disputes the mark (venueCheckBand): the position is healthy there (one every 10 s per held liquidation)",
   },
   LiquidationsDisputed: {
     name: 'LiquidationsDisputed',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: "liquidations held by the venue's dispute of the mark, counted once each, at the first look (MarkDisputes counts every look)",
   },
   MarkDisputesOverruled: {
     name: 'MarkDisputesOverruled',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'liquidations that went on on the mark after the venue had disputed it for venueCheckHoldSeconds',
   },
   StaleMarkWaits: {
     name: 'StaleMarkWaits',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'liquidation and auction messages that met a mark older than maxMarkAgeSeconds: they wait for a fresh tick',
   },
   RecordFailures: {
@@ -202,6 +240,7 @@ export const METRICS = {
     name: 'VenueOrderFailures',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     dimension: 'Reason',
     help: 'venue attempts that failed; Reason = timeout, unavailable or rejected (a slice whose attempts all fail goes to the auction)',
   },
@@ -209,18 +248,21 @@ export const METRICS = {
     name: 'OrderLeaseDeferrals',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: "deliveries deferred because another delivery holds the liquidation's orders (duplicate deliveries)",
   },
   OrderLeaseTakeovers: {
     name: 'OrderLeaseTakeovers',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: "order leases that ran out and were taken over: a delivery died holding a liquidation's orders",
   },
   CircuitBreakerTripped: {
     name: 'CircuitBreakerTripped',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'a tick jumped past the price band and the market halted',
   },
   LedgerReconcileDifference: {
@@ -245,6 +287,7 @@ export const METRICS = {
     name: 'LiquidationsContended',
     unit: 'Count',
     kind: 'counter',
+    byMarket: true,
     help: 'deliveries that spent their transitions on conflicts (settlements racing for the fund, planning again) and sent the liquidation back after a short delay',
   },
   LiquidationsOverdue: {

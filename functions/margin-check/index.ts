@@ -1,5 +1,4 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
@@ -10,8 +9,7 @@ import {
   logger,
   logIfTimingOut,
   MIDDY_OPTIONS,
-  metrics,
-  publishMetricsAtDeadline,
+  publishMetrics,
   tracer,
   withInvocationLogKeys,
 } from '../../shared/lambda/runtime.ts';
@@ -79,7 +77,7 @@ export const handler = withInvocationLogKeys(
   middy(marginCheck, MIDDY_OPTIONS)
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .use(publishMetricsAtDeadline())
+    // Not Powertools' logMetrics: it leaves the per-market metrics unpublished (publishMetrics).
+    .use(publishMetrics(undefined, { coldStart: true }))
     .use(parser({ schema: EventBridgeSchema })),
 );

@@ -23,6 +23,7 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   LIQUIDATION_LAYERS,
+  MARKET_DIMENSION,
   METRICS,
   METRICS_NAMESPACE,
   type MetricSpec,
@@ -112,6 +113,24 @@ const byDimension = (
     label: `${spec.name} by ${spec.dimension}`,
     period: FIVE_MINUTES,
   });
+
+/**
+ * Each market's series of a metric `byMarket` (SEARCH over its second dimension set: the markets with data in the
+ * graph's range). Graphs only: an alarm cannot hold a SEARCH, and the alarms read the total.
+ */
+export const perMarket = (spec: MetricSpec, statistic: string, service: string): MathExpression => {
+  if (!spec.byMarket) throw new Error(`${spec.name} is not emitted per market`);
+  const names = [MARKET_DIMENSION, ...(spec.dimension ? [spec.dimension] : []), 'service'].sort();
+  const labels = [MARKET_DIMENSION, ...(spec.dimension ? [spec.dimension] : [])]
+    .map((name) => `\${PROP('Dim.${name}')}`)
+    .join(' ');
+  return new MathExpression({
+    expression: `SEARCH('{${METRICS_NAMESPACE},${names.join(',')}} MetricName="${spec.name}" service="${service}"', '${statistic}', 300)`,
+    usingMetrics: {},
+    label: `${spec.name} ${labels}`,
+    period: FIVE_MINUTES,
+  });
+};
 
 const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
@@ -248,6 +267,11 @@ export class Monitoring extends Construct {
   /** Every emitted value of a dimension of this stage's metric (SEARCH). */
   private byDimension(spec: MetricSpec & { dimension: string }, statistic: string): MathExpression {
     return byDimension(spec, statistic, this.service);
+  }
+
+  /** Each market's series of this stage's metric (perMarket); counters summed. */
+  private perMarket(spec: MetricSpec, statistic = spec.kind === 'counter' ? 'Sum' : 'p99'): MathExpression {
+    return perMarket(spec, statistic, this.service);
   }
 
   private alarm(
@@ -655,6 +679,72 @@ export class Monitoring extends Construct {
     );
   }
 
+  /**
+   * Every metric `byMarket`, one series per market: the alarms page on the totals, and these graphs (grouped by
+   * the alarms they explain) say which market it was (docs/DEPLOY.md, alarm runbook).
+   */
+  private marketWidgets(): void {
+    const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
+      new GraphWidget({ title, left, right, width: 8, height: 6 });
+    const by = (spec: MetricSpec, statistic?: string) => this.perMarket(spec, statistic);
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          '## By market\nThe market behind a page: each alarmed metric per market (markets with data in the range).',
+        width: 24,
+        height: 1,
+      }),
+    );
+    this.dashboard.addWidgets(
+      graph('Bad debt by market', [by(METRICS.BadDebt)]),
+      graph('Fund draws and refusals, ADL by market', [
+        by(METRICS.InsuranceFundDraws),
+        by(METRICS.InsuranceFundRefusals),
+        by(METRICS.AdlEvents),
+      ]),
+      graph('Breaker trips, ticks rejected by market', [
+        by(METRICS.CircuitBreakerTripped),
+        by(METRICS.TicksRejected),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph('Stale-mark waits, mark disputes by market', [
+        by(METRICS.StaleMarkWaits),
+        by(METRICS.MarkDisputes),
+        by(METRICS.LiquidationsDisputed),
+        by(METRICS.MarkDisputesOverruled),
+      ]),
+      graph('Last resort, auctions skipped and woken by market', [
+        by(METRICS.LastResortOrders),
+        by(METRICS.LastResortWaits),
+        by(METRICS.LastResortWaitsOutraced),
+        by(METRICS.AuctionsSkipped),
+        by(METRICS.AuctionsWoken),
+        by(METRICS.AuctionWakeFailures),
+      ]),
+      graph('Venue failures, order leases, contention by market', [
+        by(METRICS.VenueOrderFailures),
+        by(METRICS.OrderLeaseDeferrals),
+        by(METRICS.OrderLeaseTakeovers),
+        by(METRICS.LiquidationsContended),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph('Liquidations by market', [
+        by(METRICS.LiquidationsEnqueued),
+        by(METRICS.LiquidationsSettled),
+        by(METRICS.LiquidationsCancelled),
+        by(METRICS.PositionsChecked),
+        by(METRICS.PositionsRepriced),
+      ]),
+      graph(
+        'Lateness (max, s); slippage (bps) and auction duration (s), p99, by market',
+        [by(METRICS.LiquidationLateness, 'Maximum'), by(METRICS.AuctionStepLateness, 'Maximum')],
+        [by(METRICS.SlippageBps), by(METRICS.AuctionDurationSeconds)],
+      ),
+    );
+  }
+
   private widgets(props: MonitoringProps): void {
     const m = (spec: MetricSpec, statistic?: string) => this.business(spec, statistic ? { statistic } : {});
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
@@ -734,6 +824,7 @@ export class Monitoring extends Construct {
         ],
       ),
     );
+    this.marketWidgets();
     const depth: IMetric[] = [];
     const age: IMetric[] = [];
     const dlqDepth: IMetric[] = [];

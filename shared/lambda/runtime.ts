@@ -7,7 +7,13 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { ConfigError, DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../domain/config.ts';
-import { METRICS, METRICS_NAMESPACE, METRICS_SERVICE } from '../metrics.ts';
+import {
+  MARKET_DIMENSION,
+  METRICS,
+  METRICS_NAMESPACE,
+  METRICS_SERVICE,
+  type MetricSpec,
+} from '../metrics.ts';
 import type { Telemetry } from '../ports/index.ts';
 import {
   MAX_POSITIONS_ENV,
@@ -27,11 +33,66 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 
 export const tracer = new Tracer({ serviceName: SERVICE });
 
 /**
- * Publishes the metrics stored so far (one EMF line). The consumers call it after each record, so a record's
- * metrics are out even when a later record runs the invocation out of time (stored metrics die with it).
+ * Metrics stored by their dimensions. An EMF blob's dimension sets hold for every metric in it, so the data points
+ * with dimensions (a Reason, a market) are kept in one blob per distinct dimension values, published with the
+ * shared instance's: a record's counts for one market make one line, not one a data point.
  */
-export function publishMetricsSoFar(emf: Metrics = metrics): void {
+export class DimensionedMetrics {
+  readonly #groups = new Map<string, { readonly emf: Metrics; readonly market?: string }>();
+  readonly #create: () => Metrics;
+
+  constructor(
+    create: () => Metrics = () => new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE }),
+  ) {
+    this.#create = create;
+  }
+
+  /**
+   * Stores a data point filed under { service, ...dimensions } and, with a market, under that set plus Market too.
+   * The dimensions are the blob's defaults, in both sets: as a key of two sets Powertools warns on every publish.
+   */
+  add(
+    dimensions: Readonly<Record<string, string>>,
+    market: string | undefined,
+    name: string,
+    unit: Unit,
+    value: number,
+  ): void {
+    const key = JSON.stringify([dimensions, market]);
+    let group = this.#groups.get(key);
+    if (!group) {
+      const emf = this.#create();
+      emf.setDefaultDimensions(dimensions);
+      group = market === undefined ? { emf } : { emf, market };
+      this.#groups.set(key, group);
+    }
+    // Powertools clears a blob's dimension sets when it publishes (also by itself, at 100 values of one metric).
+    if (group.market !== undefined && !group.emf.hasStoredMetrics()) {
+      group.emf.addDimensions({});
+      group.emf.addDimensions({ [MARKET_DIMENSION]: group.market });
+    }
+    group.emf.addMetric(name, unit, value);
+  }
+
+  publish(): void {
+    for (const { emf } of this.#groups.values()) publishMetricsSoFar(emf, null);
+  }
+}
+
+/** The dimensioned metrics of the functions (beside `metrics`, published with it). */
+export const dimensionedMetrics = new DimensionedMetrics();
+
+/**
+ * Publishes the metrics stored so far (one EMF line, and one per dimension sets of dimensioned data points). The
+ * consumers call it after each record, so a record's metrics are out even when a later record runs the invocation
+ * out of time (stored metrics die with it).
+ */
+export function publishMetricsSoFar(
+  emf: Metrics = metrics,
+  dimensioned: DimensionedMetrics | null = dimensionedMetrics,
+): void {
   if (emf.hasStoredMetrics()) emf.publishStoredMetrics();
+  dimensioned?.publish();
 }
 
 /**
@@ -50,30 +111,37 @@ export async function processingRecord<T>(
 }
 
 /**
- * The handlers' metrics middleware (margin-check keeps Powertools' logMetrics for its cold-start metric, beside
- * publishMetricsAtDeadline): publishes what is left when the invocation ends or fails, and what is stored just
- * before Lambda's deadline (publishMetricsAtDeadline). logMetrics does the same at the end but warns on every
- * invocation with nothing left, which per-record publishing makes the consumers' usual case, and an admin
- * request's too.
+ * The handlers' metrics middleware: publishes what is left when the invocation ends or fails, and what is stored
+ * just before Lambda's deadline (publishMetricsAtDeadline); with `coldStart` (margin-check), Powertools' ColdStart
+ * metric first. Powertools' logMetrics publishes its instance only (not the dimensioned metrics) and warns on every
+ * invocation with nothing left in it, which per-record publishing makes the consumers' usual case, per-market
+ * metrics a tick's, and an admin request's too.
  */
-export const publishMetrics = (emf: Metrics = metrics) => {
-  const atDeadline = publishMetricsAtDeadline(emf);
+export const publishMetrics = (
+  emf: Metrics = metrics,
+  options: { readonly coldStart?: boolean; readonly dimensioned?: DimensionedMetrics | null } = {},
+) => {
+  const dimensioned = options.dimensioned === undefined ? dimensionedMetrics : options.dimensioned;
+  const atDeadline = publishMetricsAtDeadline(emf, dimensioned);
   return {
-    before: atDeadline.before,
+    before: async (request: DeadlineRequest) => {
+      if (options.coldStart) emf.captureColdStartMetric(request.context?.functionName);
+      await atDeadline.before(request);
+    },
     after: async (request: DeadlineRequest) => {
       await atDeadline.after(request);
-      publishMetricsSoFar(emf);
+      publishMetricsSoFar(emf, dimensioned);
     },
     onError: async (request: DeadlineRequest) => {
       await atDeadline.onError(request);
-      publishMetricsSoFar(emf);
+      publishMetricsSoFar(emf, dimensioned);
     },
   };
 };
 
 /** What the deadline middlewares read of middy's request. */
 interface DeadlineRequest {
-  readonly context?: { readonly getRemainingTimeInMillis?: () => number };
+  readonly context?: { readonly getRemainingTimeInMillis?: () => number; readonly functionName?: string };
 }
 
 /**
@@ -81,7 +149,10 @@ interface DeadlineRequest {
  * first: Lambda ends an invocation that runs out of time with its stored metrics (middy no longer answers early:
  * MIDDY_OPTIONS; a review in session 36 found the counts of a tick or a record that timed out lost so).
  */
-export const publishMetricsAtDeadline = (emf: Metrics = metrics) => {
+export const publishMetricsAtDeadline = (
+  emf: Metrics = metrics,
+  dimensioned: DimensionedMetrics | null = dimensionedMetrics,
+) => {
   const watches = new WeakMap<DeadlineRequest, () => void>();
   const stop = async (request: DeadlineRequest) => {
     watches.get(request)?.();
@@ -91,7 +162,7 @@ export const publishMetricsAtDeadline = (emf: Metrics = metrics) => {
     before: async (request: DeadlineRequest) => {
       watches.set(
         request,
-        beforeDeadline(request.context, () => publishMetricsSoFar(emf)),
+        beforeDeadline(request.context, () => publishMetricsSoFar(emf, dimensioned)),
       );
     },
     after: stop,
@@ -285,22 +356,37 @@ const UNITS: Record<string, Unit> = {
   Seconds: MetricUnit.Seconds,
   None: MetricUnit.NoUnit,
 };
-const unitOf = (name: string): Unit => {
-  const spec = Object.values(METRICS).find((m) => m.name === name);
-  return UNITS[spec?.unit ?? 'None'] ?? MetricUnit.NoUnit;
-};
+const SPECS = new Map<string, MetricSpec>(Object.values(METRICS).map((spec) => [spec.name, spec]));
 
-/** The services' Telemetry port on Powertools: EMF metrics (flushed by the middleware) and structured logs. */
-export function powertoolsTelemetry(log: Logger = logger, emf: Metrics = metrics): Telemetry {
+/**
+ * The services' Telemetry port on Powertools: EMF metrics (flushed by the middleware) and structured logs. A data
+ * point without dimensions goes to the shared instance; one with dimensions to the blob of its dimension sets: its
+ * own, and for a metric `byMarket` that names its market a second one with Market (the first is the total's).
+ */
+export function powertoolsTelemetry(
+  log: Logger = logger,
+  emf: Metrics = metrics,
+  dimensioned: DimensionedMetrics = dimensionedMetrics,
+): Telemetry {
   const emit = (name: string, value: number, dimensions?: Readonly<Record<string, string>>) => {
-    if (!dimensions || Object.keys(dimensions).length === 0) {
-      emf.addMetric(name, unitOf(name), value);
+    const spec = SPECS.get(name);
+    const unit = UNITS[spec?.unit ?? 'None'] ?? MetricUnit.NoUnit;
+    if (!dimensions) {
+      emf.addMetric(name, unit, value);
       return;
     }
-    // A dimension only for this data point: singleMetric flushes on its own with its own dimension set.
-    const single = emf.singleMetric();
-    for (const [key, dimension] of Object.entries(dimensions)) single.addDimension(key, dimension);
-    single.addMetric(name, unitOf(name), value);
+    const market = spec?.byMarket ? dimensions[MARKET_DIMENSION] : undefined;
+    let own = dimensions;
+    // Market only where the spec has it: on any other metric it would move the data point off the alarm's set.
+    if (MARKET_DIMENSION in dimensions && spec && spec.dimension !== MARKET_DIMENSION) {
+      const { [MARKET_DIMENSION]: _, ...rest } = dimensions;
+      own = rest;
+    }
+    if (market === undefined && Object.keys(own).length === 0) {
+      emf.addMetric(name, unit, value);
+      return;
+    }
+    dimensioned.add(own, market, name, unit, value);
   };
   return {
     count: (name, value = 1, dimensions) => emit(name, value, dimensions),

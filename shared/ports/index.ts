@@ -981,7 +981,12 @@ export interface Transactor {
 
 // --- Telemetry -------------------------------------------------------------------------------------------
 
-/** Metrics and structured events, bound to Powertools in Lambda and to in-memory counters in the replay. */
+/**
+ * Metrics and structured events, bound to Powertools in Lambda and to in-memory counters in the replay. A data
+ * point's `dimensions` are its spec's (metrics.ts) and, for a metric `byMarket`, `Market`: the symbol of the market
+ * it concerns (a configured one: each value is a custom metric billed), which Powertools emits as a second dimension
+ * set beside the total's.
+ */
 export interface Telemetry {
   count(metric: string, value?: number, dimensions?: Readonly<Record<string, string>>): void;
   observe(metric: string, value: number, dimensions?: Readonly<Record<string, string>>): void;

@@ -19,6 +19,7 @@ import { encodeMessage } from '../schemas/messages.ts';
 import {
   MarkStaleError,
   markOfMarket,
+  messageMarket,
   requireFreshMark,
   type SettlementDeps,
   STALE_MARK_WAIT_SECONDS,
@@ -73,7 +74,11 @@ export async function processAuctionStep(
   const dueAtMs = message.backAtMs ?? message.dueAtMs;
   if (dueAtMs !== undefined) {
     const lateMs = Math.max(0, deps.clock.nowMs() - dueAtMs);
-    deps.telemetry.observe(METRICS.AuctionStepLateness.name, lateMs / 1000);
+    deps.telemetry.observe(
+      METRICS.AuctionStepLateness.name,
+      lateMs / 1000,
+      messageMarket(message.symbol, deps.config),
+    );
   }
   let current = message;
   let atMs: number | undefined;
@@ -467,6 +472,7 @@ async function settleFinished(
         deps.telemetry.observe(
           METRICS.AuctionDurationSeconds.name,
           Math.max(0, Math.round((deps.clock.nowMs() - startedAtMs) / 1000)),
+          { Market: liquidation.symbol },
         );
       }
       return { status: 'finished', liquidationState: liquidation.state };

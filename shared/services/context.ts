@@ -106,6 +106,16 @@ export function requireFreshMark<T extends { readonly atMs: number }>(
 }
 
 /**
+ * The Market dimension of a message's symbol (metrics.ts byMarket), when it names a configured market: a message of
+ * an earlier version has none, and each value is a custom metric billed.
+ */
+export const messageMarket = (
+  symbol: string | undefined,
+  config: Pick<RiskConfig, 'markets'>,
+): { readonly Market: string } | undefined =>
+  symbol !== undefined && config.markets.some((m) => m.symbol === symbol) ? { Market: symbol } : undefined;
+
+/**
  * How long a message waits for a fresh mark before it looks again: a feed that comes back is acted on within this,
  * and an outage costs each waiting liquidation or auction a message this often (no write, no order).
  */
@@ -124,7 +134,7 @@ export async function waitForFreshMark(
   logKeys: Record<string, string | number>,
 ): Promise<void> {
   await queue.send(body, STALE_MARK_WAIT_SECONDS);
-  deps.telemetry.count(METRICS.StaleMarkWaits.name, 1);
+  deps.telemetry.count(METRICS.StaleMarkWaits.name, 1, { Market: error.symbol });
   deps.telemetry.info('mark too old to act on; waiting for a fresh tick', {
     ...logKeys,
     symbol: error.symbol,

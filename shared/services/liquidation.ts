@@ -71,6 +71,7 @@ import {
   latestMark,
   MarkStaleError,
   markOfMarket,
+  messageMarket,
   ORDER_LEASE_MS,
   oppositeSide,
   requireFreshMark,
@@ -206,6 +207,29 @@ export async function processLiquidation(
   message: LiquidationMessage,
   deps: SettlementDeps,
 ): Promise<LiquidationOutcome> {
+  // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed). Reported
+  // once the record names its market: only margin-check's messages carry their symbol.
+  const lateSeconds =
+    message.dueAtMs === undefined ? undefined : Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000;
+  const read: { symbol?: string } = {};
+  try {
+    return await deliverLiquidation(message, deps, read);
+  } finally {
+    if (lateSeconds !== undefined)
+      deps.telemetry.observe(
+        METRICS.LiquidationLateness.name,
+        lateSeconds,
+        read.symbol === undefined ? messageMarket(message.symbol, deps.config) : { Market: read.symbol },
+      );
+  }
+}
+
+/** processLiquidation's delivery; `read.symbol`: the market of the record, once read. */
+async function deliverLiquidation(
+  message: LiquidationMessage,
+  deps: SettlementDeps,
+  read: { symbol?: string },
+): Promise<LiquidationOutcome> {
   const {
     liquidationId,
     lastResortWaits,
@@ -215,12 +239,6 @@ export async function processLiquidation(
     adlJudgedAtE8,
     contendedDeliveries,
   } = message;
-  // How late it came, whatever it finds: a backed-up or stalled consumer, retries, a redrive (alarmed).
-  if (message.dueAtMs !== undefined)
-    deps.telemetry.observe(
-      METRICS.LiquidationLateness.name,
-      Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000,
-    );
   // What the message carries from earlier deliveries: the last resort's waits and a dispute's first time.
   const counts = {
     ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
@@ -244,6 +262,7 @@ export async function processLiquidation(
         current ??= await deps.liquidations.get(liquidationId);
         if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
         state = current.state;
+        read.symbol = current.symbol;
         const step = await advance(current, deps, carried);
         if (step.done) return { liquidationId, state: step.record.state };
         current = step.next;
@@ -271,7 +290,11 @@ export async function processLiquidation(
         ),
         delaySeconds,
       );
-      deps.telemetry.count(METRICS.LiquidationsContended.name, 1);
+      deps.telemetry.count(
+        METRICS.LiquidationsContended.name,
+        1,
+        read.symbol === undefined ? undefined : { Market: read.symbol },
+      );
       deps.telemetry.info('liquidation contended; it comes back', { liquidationId, delaySeconds });
       return { liquidationId, state: state ?? 'QUEUED' };
     }
@@ -284,10 +307,10 @@ export async function processLiquidation(
         error.waitSeconds,
       );
       await deps.liquidationQueue.send(body, error.waitSeconds);
-      deps.telemetry.count(METRICS.MarkDisputes.name, 1);
+      deps.telemetry.count(METRICS.MarkDisputes.name, 1, { Market: error.symbol });
       // Once per hold: the first look has no dispute carried yet.
       if (message.markDisputedSinceMs === undefined)
-        deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1);
+        deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1, { Market: error.symbol });
       deps.telemetry.warn('the venue disputes the mark; the liquidation waits', {
         liquidationId,
         symbol: error.symbol,
@@ -383,7 +406,7 @@ async function holdLease(
   if (!order && held && held.untilMs > now && held.owner === owner) return liquidation;
   if (held && held.owner !== owner) {
     deps.telemetry.warn('order lease ran out; taking it over', { liquidationId: liquidation.id });
-    deps.telemetry.count(METRICS.OrderLeaseTakeovers.name, 1);
+    deps.telemetry.count(METRICS.OrderLeaseTakeovers.name, 1, { Market: liquidation.symbol });
   }
   const leased: LiquidationRecord = {
     ...liquidation,
@@ -420,7 +443,7 @@ async function awaitLeaseHolder(
     if ((await deps.liquidations.get(liquidation.id))?.version !== liquidation.version) return 'moved';
   }
   if (!foreign()) return 'free';
-  deps.telemetry.count(METRICS.OrderLeaseDeferrals.name, 1);
+  deps.telemetry.count(METRICS.OrderLeaseDeferrals.name, 1, { Market: liquidation.symbol });
   throw new LiquidationBusyError(
     `liquidation/busy: ${liquidation.id} (another delivery${holderDoes} until ${new Date(held!.untilMs).toISOString()})`,
     held!.untilMs - deps.clock.nowMs(),
@@ -580,7 +603,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
       { kind: 'position', record: reopened, expectedVersion: position.version },
     ]);
     if (!committed) return { done: false };
-    deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1);
+    deps.telemetry.count(METRICS.LiquidationsCancelled.name, 1, { Market: liquidation.symbol });
     return { done: true, record: cancelled };
   }
 
@@ -696,7 +719,7 @@ async function confirmWithVenue(
     mark: formatPrice(reference.mark),
     venuePrice: price === undefined ? null : formatPrice(price),
   });
-  deps.telemetry.count(METRICS.MarkDisputesOverruled.name, 1);
+  deps.telemetry.count(METRICS.MarkDisputesOverruled.name, 1, { Market: liquidation.symbol });
 }
 
 /**
@@ -728,7 +751,9 @@ async function executeMarket(
     reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
   });
   for (const fill of answered) {
-    deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, context.executionMark)));
+    deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, context.executionMark)), {
+      Market: liquidation.symbol,
+    });
   }
   const fills = keptFills(answered, clientOrderId, deps);
   const executed: LiquidationRecord = {
@@ -771,7 +796,7 @@ async function placeWithRetries(
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
       if (error.kind === 'timeout' || (placedBefore && error.kind === 'unavailable')) inDoubt = error;
-      deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
+      deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind, Market: order.symbol });
       deps.telemetry.warn('venue attempt failed', {
         clientOrderId: order.clientOrderId,
         attempt,
@@ -921,8 +946,9 @@ async function lastResort(
       `waterfall/no-liquidity: ${liquidation.id} (nothing within the bound after ${waits} waits, ${outracedWaits} of them outraced, ${Math.floor(waitedMs / 60_000)} min)`,
     );
   }
-  deps.telemetry.count(METRICS.LastResortWaits.name, 1);
-  if (outracedNow) deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1);
+  deps.telemetry.count(METRICS.LastResortWaits.name, 1, { Market: liquidation.symbol });
+  if (outracedNow)
+    deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1, { Market: liquidation.symbol });
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
   const delaySeconds = lastResortWaitSeconds(firstWait, waits);
   await deps.liquidationQueue.send(
@@ -1003,7 +1029,10 @@ async function quoteOrNone(
     return await deps.venue.quote(liquidation.symbol, reference);
   } catch (error) {
     if (!(error instanceof VenueError)) throw error;
-    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind });
+    deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, {
+      Reason: error.kind,
+      Market: liquidation.symbol,
+    });
     deps.telemetry.warn(message, { liquidationId: liquidation.id, kind: error.kind });
     return undefined;
   }
@@ -1088,7 +1117,7 @@ async function placeLastResort(
     limitPrice,
     reference,
   });
-  deps.telemetry.count(METRICS.LastResortOrders.name, 1);
+  deps.telemetry.count(METRICS.LastResortOrders.name, 1, { Market: liquidation.symbol });
   return keptFills(fills, clientOrderId, deps);
 }
 
@@ -1300,7 +1329,7 @@ export async function decideAndSettle(
     const plan = planOpening(opening, mark, now, deps.config, await deps.providers.list(liquidation.symbol));
     if (plan.kind !== 'no-bidder') return startAuction(liquidation, context, opening, plan, deps, carried);
     // Its first step would end it unfilled: the fund and ADL take the rest now, not a message later.
-    deps.telemetry.count(METRICS.AuctionsSkipped.name, 1);
+    deps.telemetry.count(METRICS.AuctionsSkipped.name, 1, { Market: liquidation.symbol });
     auctionResult = { fills: [], finished: true };
     decision = decide(NO_FUND, undefined, undefined, storedRestMark);
   }
@@ -1944,7 +1973,7 @@ async function applySettlement(
     return { done: false };
   }
 
-  recordSettlementMetrics(decision, fundBalance, deps, !!settled.context?.adlRound);
+  recordSettlementMetrics(liquidation.symbol, decision, fundBalance, deps, !!settled.context?.adlRound);
   if (adlFills.some((f) => f.size > 0n))
     deps.adlSnapshots?.closedOn(liquidation.symbol, oppositeSide(liquidation.side));
   if (nextLiquidation) await sendNextSlice(nextLiquidation.id, settled, deps);
@@ -2073,10 +2102,12 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
     writes.push({ kind: 'position', ...deleverage(fill, record, versions.get(fill.id), mark, deps) });
   }
   if (!(await commitOrSkip(deps, writes))) return { done: false };
-  if (allocation.fills.length > 0) deps.telemetry.count(METRICS.AdlEvents.name, allocation.fills.length);
+  const market = { Market: liquidation.symbol };
+  if (allocation.fills.length > 0)
+    deps.telemetry.count(METRICS.AdlEvents.name, allocation.fills.length, market);
   if (!last) return { done: false, next };
   if (allocation.uncovered > 0n)
-    deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(allocation.uncovered)));
+    deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(allocation.uncovered)), market);
   return { done: true, record: next };
 }
 
@@ -2125,11 +2156,13 @@ function deleverage(
 function reportSettledLoss(liquidation: LiquidationRecord, deps: SettlementDeps): void {
   const s = liquidation.settlement;
   if (!s) return;
-  if (s.adlClosedSize > 0n || s.adlCovered > 0n) deps.telemetry.count(METRICS.AdlEvents.name, 1);
-  if (s.badDebt > 0n) deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(s.badDebt)));
+  const market = { Market: liquidation.symbol };
+  if (s.adlClosedSize > 0n || s.adlCovered > 0n) deps.telemetry.count(METRICS.AdlEvents.name, 1, market);
+  if (s.badDebt > 0n) deps.telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(s.badDebt)), market);
 }
 
 function recordSettlementMetrics(
+  symbol: string,
   decision: WaterfallDecision,
   fundBalance: bigint | undefined,
   deps: SettlementDeps,
@@ -2137,21 +2170,24 @@ function recordSettlementMetrics(
   roundsFollow: boolean,
 ): void {
   const { telemetry } = deps;
-  for (const layer of decision.acted) telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer });
+  const market = { Market: symbol };
+  for (const layer of decision.acted)
+    telemetry.count(METRICS.LiquidationsSettled.name, 1, { Layer: layer, Market: symbol });
   // Counted once committed: a commit that fails (planned again, or lost to a duplicate) deleveraged nobody.
   const deleveraged = decision.adl?.fills.length ?? 0;
-  if (deleveraged > 0) telemetry.count(METRICS.AdlEvents.name, deleveraged);
+  if (deleveraged > 0) telemetry.count(METRICS.AdlEvents.name, deleveraged, market);
   const { insurance, adl } = decision.layers;
   if (insurance.shortfallPaid > 0n) {
-    telemetry.count(METRICS.InsuranceFundDraws.name, 1);
+    telemetry.count(METRICS.InsuranceFundDraws.name, 1, market);
   }
   // A fund at its floor or its window's cap pages for itself, before ADL's or bad debt's alarms say why.
   if (insurance.refused > 0n && insurance.refusal) {
-    telemetry.count(METRICS.InsuranceFundRefusals.name, 1, { Reason: insurance.refusal });
+    telemetry.count(METRICS.InsuranceFundRefusals.name, 1, { Reason: insurance.refusal, Market: symbol });
   }
   if (adl.uncovered > 0n && !roundsFollow) {
-    telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)));
+    telemetry.observe(METRICS.BadDebt.name, Number(formatQuote(adl.uncovered)), market);
   }
+  // The fund is shared by every market: its balance is one gauge.
   if (fundBalance !== undefined) {
     telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(fundBalance)));
   }

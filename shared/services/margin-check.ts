@@ -110,7 +110,11 @@ export async function handleTick(
     }
     if (outcome !== LOST_RACE) return outcome;
     if (attempt >= 3) {
-      deps.telemetry.count(METRICS.TicksRejected.name, 1, { Reason: 'tick/contended' });
+      const known = deps.config.markets.some((m) => m.symbol === tick.symbol);
+      deps.telemetry.count(METRICS.TicksRejected.name, 1, {
+        Reason: 'tick/contended',
+        ...(known ? { Market: tick.symbol } : {}),
+      });
       return {
         status: 'rejected',
         reason: 'tick/contended',
@@ -258,7 +262,11 @@ async function handleTickOnce(
       await markets.continueSequenceJump(tick.symbol, state.heldJump.tick.sequence, nowMs);
     }
     // Counted once it stands (a trip refused above judges the tick again).
-    telemetry.count(METRICS.TicksRejected.name, 1, { Reason: verdict.reason });
+    // Only a configured market's: the feed's symbols are not ours to bill a metric each.
+    telemetry.count(METRICS.TicksRejected.name, 1, {
+      Reason: verdict.reason,
+      ...(market ? { Market: tick.symbol } : {}),
+    });
     return { status: 'rejected', reason: verdict.reason, detail: verdict.detail };
   }
 
@@ -314,7 +322,7 @@ const judgedOn = (state: MarketState | undefined): JudgedMarket => ({
 
 /** The breaker's alarm and warning. A retry of the tripping tick reports it again: an alarm counts at least once. */
 function reportTrip(tick: Tick, reason: string, detail: string, deps: MarginCheckDeps): void {
-  deps.telemetry.count(METRICS.CircuitBreakerTripped.name, 1);
+  deps.telemetry.count(METRICS.CircuitBreakerTripped.name, 1, { Market: tick.symbol });
   deps.telemetry.warn('circuit breaker tripped', {
     symbol: tick.symbol,
     sequence: tick.sequence,
@@ -347,9 +355,9 @@ async function wakeSleepers(
       // since (found by the query or not) keeps it.
       await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
       deps.marketStates?.delete(symbol);
-      deps.telemetry.count(METRICS.AuctionsWoken.name, woken);
+      deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });
     } catch (error) {
-      deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+      deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
       deps.telemetry.warn('sleeping auctions not woken; they step when their messages come', {
         symbol,
         direction,
@@ -494,8 +502,8 @@ async function startLiquidations(
   }
 
   if (!needsContinuation) await deps.markets.clearPending(symbol, tick);
-  telemetry.count(METRICS.PositionsChecked.name, checked);
-  telemetry.count(METRICS.LiquidationsEnqueued.name, started.length);
+  telemetry.count(METRICS.PositionsChecked.name, checked, { Market: symbol });
+  telemetry.count(METRICS.LiquidationsEnqueued.name, started.length, { Market: symbol });
   return { status: 'accepted', checked, enqueued: started.length, needsContinuation };
 }
 
@@ -519,7 +527,7 @@ async function repriceHealthy(
       if (priced.liquidationPrice === position.liquidationPrice) return;
       try {
         await deps.positions.reprice(position.id, priced.liquidationPrice, position.version);
-        deps.telemetry.count(METRICS.PositionsRepriced.name, 1);
+        deps.telemetry.count(METRICS.PositionsRepriced.name, 1, { Market: position.symbol });
       } catch (error) {
         if (!(error instanceof ConditionFailedError)) throw error;
       }

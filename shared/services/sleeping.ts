@@ -221,7 +221,7 @@ export async function coverWake(
   try {
     await deps.markets.coverWakeMark(symbol, direction, wakeMark, wakeCovered(auction, market));
   } catch (error) {
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
     deps.telemetry.warn('wake mark not recorded; the auction wakes when its step message comes', {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),

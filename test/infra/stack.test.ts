@@ -2,10 +2,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
 import { addNagChecks } from '../../infra/nag.ts';
@@ -28,7 +30,12 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
-import { riskConfigFromEnv } from '../../shared/lambda/runtime.ts';
+import {
+  DimensionedMetrics,
+  powertoolsTelemetry,
+  publishMetricsSoFar,
+  riskConfigFromEnv,
+} from '../../shared/lambda/runtime.ts';
 import {
   applyFunctionEnvironment,
   functionEnvironment as localFunctionEnvironment,
@@ -104,6 +111,40 @@ const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown }
   stack.getLogicalId(construct.node.defaultChild as never);
 /** The queue's resource policy (its TLS-only statement). */
 const policyOf = (queue: Queue) => queue.node.findChild('Policy') as QueuePolicy;
+
+/**
+ * The dimension sets each business metric is filed under by the functions' telemetry (Powertools' EMF), for a data
+ * point with every dimension its spec names and its market.
+ */
+function emittedDimensionSets(): Map<string, string[][]> {
+  const lines: string[] = [];
+  const instance = () => {
+    const metrics = new Metrics({ namespace: 'Backstop', serviceName: 'backstop-dev' });
+    const sink = (metrics as unknown as { console: Console }).console;
+    vi.spyOn(sink, 'log').mockImplementation((line: string) => void lines.push(line));
+    return metrics;
+  };
+  const shared = instance();
+  const dimensioned = new DimensionedMetrics(instance);
+  const telemetry = powertoolsTelemetry(new Logger({ logLevel: 'SILENT' }), shared, dimensioned);
+  for (const spec of Object.values(METRICS)) {
+    const own = 'dimension' in spec ? { [spec.dimension]: 'ETH-USD' } : {};
+    telemetry.count(spec.name, 1, { ...own, Market: 'ETH-USD' });
+  }
+  publishMetricsSoFar(shared, dimensioned);
+  vi.restoreAllMocks();
+  const sets = new Map<string, string[][]>();
+  for (const line of lines) {
+    const [directive] = (
+      JSON.parse(line) as {
+        _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+      }
+    )._aws.CloudWatchMetrics;
+    for (const { Name } of directive!.Metrics)
+      sets.set(Name, [...(sets.get(Name) ?? []), ...directive!.Dimensions.map((d) => [...d].sort())]);
+  }
+  return sets;
+}
 
 describe('BackstopStack template (default config)', () => {
   let stack: BackstopStack;
@@ -999,6 +1040,83 @@ describe('BackstopStack template (default config)', () => {
         metric,
       ).toHaveLength(FUNCTIONS.length);
     }
+  });
+
+  // Session 40: only TicksAccepted named its market; a page for bad debt or a breaker trip said nothing of which.
+  it('graphs every metric emitted per market by market (SEARCH over its Market dimension set)', () => {
+    const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;
+    const parts = dashboard.DashboardBody['Fn::Join'][1] as unknown[];
+    const body = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      widgets: Array<{ properties: { metrics?: unknown[][] } }>;
+    };
+    const searches = body.widgets
+      .flatMap((w) => w.properties.metrics ?? [])
+      .flatMap((line) =>
+        line.filter((x): x is { expression: string; label: string } => typeof x === 'object'),
+      )
+      .filter((x) => x.expression?.startsWith('SEARCH('));
+    const perMarket = Object.values(METRICS).filter((spec) => 'byMarket' in spec);
+    expect(perMarket.length).toBeGreaterThan(25);
+    for (const spec of perMarket) {
+      const names = ['Market', 'service', ...('dimension' in spec ? [spec.dimension] : [])].sort();
+      const search = searches.find((s) =>
+        s.expression.startsWith(
+          `SEARCH('{Backstop,${names.join(',')}} MetricName="${spec.name}" service="backstop-dev"'`,
+        ),
+      );
+      // Each series labelled with its market (a dynamic label).
+      expect(search?.label, spec.name).toContain(`\${PROP('Dim.Market')}`);
+    }
+  });
+
+  // The alarms read the totals, as before session 40: an alarm matches its exact dimension set and cannot sum a
+  // dimension's values, so each must be a set the functions emit for every market's data points.
+  it("alarms on the totals the functions emit, whichever market's: no alarm but the feed's reads a market", () => {
+    const emitted = emittedDimensionSets();
+    const read: string[] = [];
+    for (const { Properties: a } of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      const metrics = a.Metrics
+        ? (a.Metrics as { MetricStat?: { Metric: Record<string, unknown> } }[]).flatMap((q) =>
+            q.MetricStat ? [q.MetricStat.Metric] : [],
+          )
+        : [a];
+      for (const m of metrics as {
+        Namespace?: string;
+        MetricName: string;
+        Dimensions: { Name: string }[];
+      }[]) {
+        if (m.Namespace !== 'Backstop') continue;
+        const names = m.Dimensions.map((d) => d.Name).sort();
+        expect(emitted.get(m.MetricName), m.MetricName).toContainEqual(names);
+        if (m.MetricName !== METRICS.TicksAccepted.name) expect(names, m.MetricName).not.toContain('Market');
+        read.push(m.MetricName);
+      }
+    }
+    // Every business alarm of before (the feed's are one a market: ETH-USD and BTC-USD by default).
+    expect(new Set(read)).toEqual(
+      new Set([
+        'InsuranceFundBalance',
+        'InsuranceFundRefusals',
+        'AdlEvents',
+        'AuctionsSkipped',
+        'LastResortOrders',
+        'BadDebt',
+        'LedgerReconcileDifference',
+        'LedgerJournalProblems',
+        'LedgerReconcileBacklog',
+        'LiquidationsOverdue',
+        'AuctionWakeFailures',
+        'VenueOrderFailures',
+        'AuctionStepLateness',
+        'StaleMarkWaits',
+        'MarkDisputes',
+        'CircuitBreakerTripped',
+        'TicksRejected',
+        'TicksAccepted',
+        'LiquidationLateness',
+        'RecordFailures',
+      ]),
+    );
   });
 
   it('outputs every name and ARN tools need under keys derived from topology ids', () => {

@@ -220,23 +220,30 @@ describe('pipeline on moto', () => {
       for (const metric of ['TicksAccepted', 'LiquidationsEnqueued', 'LiquidationsSettled']) {
         expect(printed).toContain(`"${metric}"`);
       }
-      // Each metric with exactly its spec's dimension set, or no graph or alarm would see it.
+      // Each metric with exactly its spec's dimension set, or no graph or alarm would see it; one `byMarket` with
+      // that set plus Market too (session 40: a page named no market), in the same blob, naming the tick's market.
       const blobs = printed
         .split('\n')
         .filter((line) => line.startsWith('{"_aws"'))
         .map((line) => JSON.parse(line));
-      const emitted = new Map<string, unknown>();
+      const emitted = new Map<string, { dimensions: unknown; market: unknown }>();
       for (const blob of blobs) {
         for (const directive of blob._aws.CloudWatchMetrics) {
-          for (const { Name } of directive.Metrics) emitted.set(Name, directive.Dimensions);
+          for (const { Name } of directive.Metrics)
+            emitted.set(Name, { dimensions: directive.Dimensions, market: blob.Market });
         }
       }
       expect(emitted.size).toBeGreaterThan(3);
-      for (const [name, dimensions] of emitted) {
+      for (const [name, { dimensions, market }] of emitted) {
         const spec: MetricSpec | undefined = Object.values(METRICS).find((m) => m.name === name);
-        expect(dimensions, name).toEqual([['service', ...(spec?.dimension ? [spec.dimension] : [])]]);
+        const total = ['service', ...(spec?.dimension ? [spec.dimension] : [])];
+        expect(dimensions, name).toEqual(spec?.byMarket ? [total, [...total, 'Market']] : [total]);
+        if (spec?.byMarket || spec?.dimension === 'Market') expect(market, name).toBe('ETH-USD');
       }
-      expect(blobs.find((b) => 'TicksAccepted' in b)?.Market).toBe('ETH-USD');
+      expect(emitted.get('LiquidationsSettled')?.dimensions).toEqual([
+        ['service', 'Layer'],
+        ['service', 'Layer', 'Market'],
+      ]);
       // The grants check sees the handlers' calls, by function (admin's through the runner's invoke).
       for (const use of [
         'marginCheck write liquidations',

@@ -1665,7 +1665,11 @@ describe('insurance and ADL layers', () => {
       expect(rounds).toBe(1);
       expect(given.every((g) => g === parseQuote('1'))).toBe(true);
       expect(p.telemetry.observations.filter((o) => o.metric === METRICS.BadDebt.name)).toEqual([
-        { metric: METRICS.BadDebt.name, value: Number(formatQuote(s.badDebt)) },
+        {
+          metric: METRICS.BadDebt.name,
+          value: Number(formatQuote(s.badDebt)),
+          dimensions: { Market: 'ETH-USD' },
+        },
       ]);
       expect((await p.check()).violations).toEqual([]);
     });

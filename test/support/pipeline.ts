@@ -16,6 +16,7 @@ import {
   parsePrice,
   parseQuote,
 } from '../../shared/domain/units.ts';
+import { MARKET_DIMENSION, METRICS } from '../../shared/metrics.ts';
 import {
   type CrashHook,
   InjectedCrash,
@@ -38,18 +39,40 @@ import {
 import { Rng } from '../../shared/sim/random.ts';
 import { CountingVenue, checkInvariants, Observer, uncoveredAtTick } from './invariants.ts';
 
-/** Telemetry that records what the services emit, for assertions. */
+const BY_MARKET = new Set<string>(
+  Object.values(METRICS)
+    .filter((m) => 'byMarket' in m)
+    .map((m) => m.name),
+);
+
+/**
+ * Telemetry that records what the services emit, for assertions. `counts` is keyed by the metric and its values of
+ * the other dimensions (the totals the alarms read); `marketCounts` by the metric and its Market.
+ */
 export class RecordingTelemetry implements Telemetry {
   readonly counts = new Map<string, number>();
+  readonly marketCounts = new Map<string, number>();
   readonly observations: { metric: string; value: number; dimensions?: Readonly<Record<string, string>> }[] =
     [];
   readonly warnings: string[] = [];
+  /** Data points of a metric `byMarket` that named no market (shown on no market's graph). */
+  readonly unmarked = new Set<string>();
   count(metric: string, value = 1, dimensions?: Readonly<Record<string, string>>): void {
-    const key = dimensions ? `${metric}:${Object.values(dimensions).join(',')}` : metric;
+    this.checkMarket(metric, dimensions);
+    const { Market: market, ...others } = dimensions ?? {};
+    const key = Object.keys(others).length > 0 ? `${metric}:${Object.values(others).join(',')}` : metric;
     this.counts.set(key, (this.counts.get(key) ?? 0) + value);
+    if (market !== undefined) {
+      const byMarket = `${metric}@${market}`;
+      this.marketCounts.set(byMarket, (this.marketCounts.get(byMarket) ?? 0) + value);
+    }
   }
   observe(metric: string, value: number, dimensions?: Readonly<Record<string, string>>): void {
+    this.checkMarket(metric, dimensions);
     this.observations.push({ metric, value, ...(dimensions ? { dimensions } : {}) });
+  }
+  private checkMarket(metric: string, dimensions?: Readonly<Record<string, string>>): void {
+    if (BY_MARKET.has(metric) && dimensions?.[MARKET_DIMENSION] === undefined) this.unmarked.add(metric);
   }
   info(): void {}
   warn(message: string): void {
@@ -88,7 +111,29 @@ export interface PipelineOptions {
    * maxMarkAgeSeconds, and the work waits for a tick.
    */
   readonly marks?: 'held' | 'as-configured';
+  /** Also sees every data point and event the services emit (Powertools' EMF, in a test of what it prints). */
+  readonly telemetry?: Telemetry;
 }
+
+/** Both telemetries see each data point and event. */
+const teeTelemetry = (a: Telemetry, b: Telemetry): Telemetry => ({
+  count: (metric, value, dimensions) => {
+    a.count(metric, value, dimensions);
+    b.count(metric, value, dimensions);
+  },
+  observe: (metric, value, dimensions) => {
+    a.observe(metric, value, dimensions);
+    b.observe(metric, value, dimensions);
+  },
+  info: (message, fields) => {
+    a.info(message, fields);
+    b.info(message, fields);
+  },
+  warn: (message, fields) => {
+    a.warn(message, fields);
+    b.warn(message, fields);
+  },
+});
 
 /** `config` with marks that never go stale (a feed that keeps sending the last price). */
 export const withHeldMarks = (config: RiskConfig): RiskConfig => ({
@@ -115,11 +160,12 @@ export function createPipeline(options: PipelineOptions = {}) {
   const configured = options.config ?? DEFAULT_RISK_CONFIG;
   const config = options.marks === 'as-configured' ? configured : withHeldMarks(configured);
   const telemetry = new RecordingTelemetry();
+  const emitted = options.telemetry ? teeTelemetry(telemetry, options.telemetry) : telemetry;
   const deps: SettlementDeps = {
     ...adapters,
     venue: orders,
     config,
-    telemetry,
+    telemetry: emitted,
     strategy: options.strategy ?? 'waterfall',
     insuranceAccount: INSURANCE_ACCOUNT,
     venueAttempts: options.venueAttempts ?? 3,
@@ -130,7 +176,7 @@ export function createPipeline(options: PipelineOptions = {}) {
   const marginDeps: MarginCheckDeps = {
     ...adapters,
     config,
-    telemetry,
+    telemetry: emitted,
     maxPositionsPerInvocation: options.maxPositionsPerInvocation ?? 500,
     ...(options.maxWakesPerTick === undefined ? {} : { maxWakesPerTick: options.maxWakesPerTick }),
   };
@@ -311,7 +357,10 @@ export function createPipeline(options: PipelineOptions = {}) {
     adapters.positions.createMany(records);
   }
 
-  /** Every invariant of issue 7 over the records so far (see invariants.ts), plus the per-tick `skipped`. */
+  /**
+   * Every invariant of issue 7 over the records so far (see invariants.ts), plus the per-tick `skipped`, and the
+   * per-market metrics emitted without their market (on no market's graph).
+   */
   async function check(allowedDeadLetters = 0) {
     const report = await checkInvariants({
       adapters,
@@ -322,6 +371,7 @@ export function createPipeline(options: PipelineOptions = {}) {
       allowedDeadLetters,
     });
     report.violations.push(...skipped.map((s) => `skipped: ${s}`));
+    report.violations.push(...[...telemetry.unmarked].map((m) => `metric without its market: ${m}`));
     return report;
   }
 
