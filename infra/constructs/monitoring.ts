@@ -192,6 +192,8 @@ const positionIndexThrottles = (positions: ITable): MathExpression => {
 export class Monitoring extends Construct {
   readonly dashboard: Dashboard;
   readonly alarms: Alarm[] = [];
+  /** The markets' tick feed alarms (also in `alarms`), shown apart on the dashboard. */
+  private readonly feedAlarms: Alarm[] = [];
   readonly topic: ITopic;
   /** The `service` dimension of this stage's metrics (metricsService): another stage's never reach its alarms. */
   private readonly service: string;
@@ -498,7 +500,7 @@ export class Monitoring extends Construct {
     const minutes = config.alarmTickSilenceMinutes;
     if (minutes === 0) return;
     for (const market of config.markets) {
-      this.alarm(
+      const feed = this.alarm(
         `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
         this.business(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
         `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (a feed that restarted its sequence: backstop feed resume), so its positions are not margin-checked`,
@@ -506,6 +508,7 @@ export class Monitoring extends Construct {
         ComparisonOperator.LESS_THAN_THRESHOLD,
         { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },
       );
+      this.feedAlarms.push(feed);
     }
   }
 
@@ -870,6 +873,34 @@ export class Monitoring extends Construct {
         [positionIndexThrottles(props.tables.positions)],
       ),
     );
-    this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
+    // The markets' feed alarms apart from the stack's: one per market, they would crowd the stack's out of sight.
+    const feeds = new Set(this.feedAlarms);
+    this.dashboard.addWidgets(
+      ...alarmWidgets(
+        'Alarms',
+        this.alarms.filter((a) => !feeds.has(a)),
+      ),
+      ...alarmWidgets('Tick feeds (one alarm per market)', this.feedAlarms),
+    );
   }
+}
+
+/** CloudWatch's alarm status widget holds at most 100 alarms (the dashboard body structure). */
+export const MAX_ALARMS_PER_WIDGET = 100;
+
+/** `alarms` in widgets of at most MAX_ALARMS_PER_WIDGET, numbered when there are several (none: no widget). */
+function alarmWidgets(title: string, alarms: readonly Alarm[]): AlarmStatusWidget[] {
+  const widgets: AlarmStatusWidget[] = [];
+  const count = Math.ceil(alarms.length / MAX_ALARMS_PER_WIDGET);
+  for (let i = 0; i < count; i++) {
+    widgets.push(
+      new AlarmStatusWidget({
+        title: count === 1 ? title : `${title}, ${i + 1} of ${count}`,
+        alarms: alarms.slice(i * MAX_ALARMS_PER_WIDGET, (i + 1) * MAX_ALARMS_PER_WIDGET),
+        width: 24,
+        height: 6,
+      }),
+    );
+  }
+  return widgets;
 }

@@ -1398,6 +1398,39 @@ const withMarkets = (count: number) => ({
   }),
 });
 
+describe('the dashboard of many markets', () => {
+  // Found by an operator's walk of 40 markets (session 40): every alarm in one status widget, one per market among
+  // them; CloudWatch's alarm widget holds at most 100, which 49 markets passed.
+  it('shows every alarm once, the feeds apart, in widgets of at most 100', () => {
+    const { stack } = build(withMarkets(150));
+    const template = Template.fromStack(stack);
+    const alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm'));
+    const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;
+    // Tokens become their logical ids: each alarm widget lists its alarms' ARNs as { Fn::GetAtt: [id, Arn] }.
+    const parts = dashboard.DashboardBody['Fn::Join'][1] as unknown[];
+    const text = parts
+      .map((p) =>
+        typeof p === 'string' ? p : ((p as { 'Fn::GetAtt'?: string[] })['Fn::GetAtt']?.[0] ?? 'TOKEN'),
+      )
+      .join('');
+    const body = JSON.parse(text) as {
+      widgets: Array<{ type: string; properties: { title?: string; alarms?: string[] } }>;
+    };
+    const widgets = body.widgets.filter((w) => w.type === 'alarm');
+    for (const w of widgets) expect(w.properties.alarms!.length, w.properties.title).toBeLessThanOrEqual(100);
+    const shown = widgets.flatMap((w) => w.properties.alarms!);
+    expect(shown.sort()).toEqual([...alarms].sort());
+    const feeds = widgets.filter((w) => w.properties.title?.startsWith('Tick feeds'));
+    expect(feeds.map((w) => w.properties.title)).toEqual([
+      'Tick feeds (one alarm per market), 1 of 2',
+      'Tick feeds (one alarm per market), 2 of 2',
+    ]);
+    expect(
+      feeds.flatMap((w) => w.properties.alarms!).every((id) => id.startsWith('MonitoringTickFeedM')),
+    ).toBe(true);
+  });
+});
+
 describe("functions' environment size, as deployed", () => {
   const sizes = (stack: BackstopStack, config: ReturnType<typeof loadConfig>) => {
     const env = functionEnvironment({ config, projectRoot, ...stack });
