@@ -815,7 +815,19 @@ export interface AuctionRecord {
    * later delivery of the auction that finds it wakes them (its own died or failed after the commit).
    */
   readonly spentIn?: readonly string[];
+  /**
+   * How far the wake spentIn owes went (services/sleeping.ts wakeSpent): the last sleeper woken, of that market side.
+   * Its markets are woken in order, each side SELL then BUY, a bounded number per delivery; the next payer goes on
+   * after it. Absent: from the first.
+   */
+  readonly spentWokenTo?: SpentWakeCursor;
   readonly version: number;
+}
+
+/** Where a wake of every sleeper of some markets stopped: the last sleeper it woke, and its market side. */
+export interface SpentWakeCursor extends Sleeper {
+  readonly symbol: string;
+  readonly direction: 'BUY' | 'SELL';
 }
 
 /** A sleeping auction a tick wakes: its id, the step its next message carries, and its wake mark. */
@@ -835,13 +847,15 @@ export interface AuctionRepository {
    * The sleeping auctions of one market side in wake order (SELL: lowest wake mark first; BUY: highest): `due`,
    * the first of them whose wake mark `mark` reached (every one when `mark` is undefined), at most `limit`;
    * `next`, the wake mark of the one after them, reached or not (undefined: none). On DynamoDB one query of a sparse index, eventually consistent: a
-   * sleeper written a moment ago may be missing and then wakes on its own timer.
+   * sleeper written a moment ago may be missing and then wakes on its own timer. `after`: only those after this
+   * one in wake order (it need not sleep any more): a wake that goes on where an earlier one stopped.
    */
   sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',
     mark: PriceE8 | undefined,
     limit: number,
+    after?: Sleeper,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }>;
 }
 

@@ -342,7 +342,12 @@ async function stepOnce(
   // A wake owed since an earlier step goes with this one's.
   const spent = await spentMarkets(filled, auction.symbol, mark, deps);
   const next: AuctionRecord = {
-    ...owing(awake(auction), [...new Set([...(auction.spentIn ?? []), ...spent])]),
+    // Where it went on from, unless this step spent a market anew: then from the start.
+    ...owing(
+      awake(auction),
+      [...new Set([...(auction.spentIn ?? []), ...spent])],
+      spent.length === 0 ? auction.spentWokenTo : undefined,
+    ),
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,
     fills,

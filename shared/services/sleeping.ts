@@ -21,16 +21,18 @@ import {
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
+  type AuctionStepMessage,
   ConditionFailedError,
   type MarketState,
   maxLotIn,
   type ProviderRecord,
   type ProvidersEpochCheck,
   providersEpochOf,
+  type SpentWakeCursor,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
-import { MAX_WAKES_PER_CALL, wakeSleepers } from './wake.ts';
+import { wakeSleepers } from './wake.ts';
 
 /**
  * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
@@ -288,20 +290,54 @@ export async function spentMarkets(
   return [...spent];
 }
 
-/** The record owing a wake to `markets` (none: owing nothing). */
-export function owing(auction: AuctionRecord, markets: readonly string[]): AuctionRecord {
-  const { spentIn: _, ...rest } = auction;
-  return markets.length === 0 ? rest : { ...rest, spentIn: markets };
+/**
+ * The record owing a wake to `markets` (none: owing nothing), gone as far as `wokenTo` (undefined: from the start,
+ * as a debt with a market newly spent must be: its sleepers may have planned since on what was spent).
+ */
+export function owing(
+  auction: AuctionRecord,
+  markets: readonly string[],
+  wokenTo?: SpentWakeCursor,
+): AuctionRecord {
+  const { spentIn: _, spentWokenTo: __, ...rest } = auction;
+  if (markets.length === 0) return rest;
+  return { ...rest, spentIn: markets, ...(wokenTo ? { spentWokenTo: wokenTo } : {}) };
 }
+
+/**
+ * Sleepers one delivery wakes for a debt (AuctionRecord.spentIn); the rest go on in a continuation. A wake of
+ * every sleeper of a market was unbounded (15,000 in the 100k replay, up to 50,000 a side): inside one step's
+ * delivery, ten to a batch, it could outlast the function's timeout (2,000 took 54 s on moto), and every later
+ * delivery started it again from the first sleeper (spent-wake-unbounded, session 40). 1,000 are 100
+ * SendMessageBatch calls, 25 in flight: a fraction of a second on AWS.
+ */
+export const SPENT_WAKES_PER_DELIVERY = 1_000;
+
+/**
+ * The message that goes on with a debt's wake: a stale message of the auction (its step 0, which every auction that
+ * owes a wake has passed; the twin of the step that ended it), which changes nothing but the wake (auction.ts).
+ */
+export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage => ({
+  auctionId: auction.id,
+  step: 0,
+  symbol: auction.symbol,
+  ...(auction.endedBy === 'plan' ? { woken: true } : {}),
+});
 
 /**
  * Pays the wake an auction owes (AuctionRecord.spentIn), after the commit that recorded it, as a registration does
  * (admin.ts): each market's providers epoch first, so an auction planning meanwhile on the capital as it was fails
  * its commit and plans again, then every sleeper of its two sides but this auction (which planned on the capital as
- * written). Then the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept: those
- * sleepers step when planned, unless a later delivery of this auction (a redelivery, its next step) wakes them.
+ * written), markets in order, SELL then BUY, at most `budget` in one call. With more left, the record keeps the
+ * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
+ * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept: those sleepers step when
+ * planned, unless a later delivery of this auction (a redelivery, its next step) wakes them.
  */
-export async function wakeSpent(auction: AuctionRecord, deps: SettlementDeps): Promise<void> {
+export async function wakeSpent(
+  auction: AuctionRecord,
+  deps: SettlementDeps,
+  budget: number = SPENT_WAKES_PER_DELIVERY,
+): Promise<void> {
   const markets = auction.spentIn;
   if (markets === undefined || markets.length === 0) return;
   let woken = 0;
@@ -313,18 +349,35 @@ export async function wakeSpent(auction: AuctionRecord, deps: SettlementDeps): P
       failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  for (const symbol of markets)
-    await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
-  for (const symbol of markets) {
-    for (const direction of ['SELL', 'BUY'] as const) {
-      await attempt(`${symbol} ${direction} sleepers`, async () => {
-        const now = deps.clock.nowMs();
-        woken += (await wakeSleepers(deps, symbol, direction, undefined, now, MAX_WAKES_PER_CALL, auction.id))
-          .woken;
-      });
+  const from = auction.spentWokenTo;
+  // Bumped once per debt, before its first sleeper is read.
+  if (from === undefined)
+    for (const symbol of markets)
+      await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+  const sides = markets.flatMap((symbol) =>
+    (['SELL', 'BUY'] as const).map((direction) => ({ symbol, direction })),
+  );
+  const at = from ? sides.findIndex((s) => s.symbol === from.symbol && s.direction === from.direction) : 0;
+  let wokenTo = at < 0 ? undefined : from;
+  let left = budget;
+  let more = false;
+  for (const { symbol, direction } of sides.slice(Math.max(0, at))) {
+    if (left === 0) {
+      more = true;
+      break;
     }
+    const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
+    await attempt(`${symbol} ${direction} sleepers`, async () => {
+      const now = deps.clock.nowMs();
+      const out = await wakeSleepers(deps, symbol, direction, undefined, now, left, auction.id, after);
+      woken += out.woken;
+      left -= out.read;
+      if (out.last) wokenTo = { symbol, direction, ...out.last };
+      more = out.next !== undefined;
+    });
+    if (failures.length > 0 || more) break;
   }
-  deps.telemetry.info('sleepers of a spent provider woken', { auctionId: auction.id, markets, woken });
+  deps.telemetry.info('sleepers of a spent provider woken', { auctionId: auction.id, markets, woken, more });
   if (failures.length > 0) {
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
     deps.telemetry.warn('sleepers of a spent provider not woken; they step when planned', {
@@ -334,9 +387,22 @@ export async function wakeSpent(auction: AuctionRecord, deps: SettlementDeps): P
     return;
   }
   try {
-    await deps.auctions.replace({ ...owing(auction, []), version: auction.version + 1 }, auction.version);
+    const rest = more ? owing(auction, markets, wokenTo) : owing(auction, []);
+    await deps.auctions.replace({ ...rest, version: auction.version + 1 }, auction.version);
   } catch (error) {
     // Moved on: by a step that found the debt and carries it, or by a delivery that paid it.
     if (!(error instanceof ConditionFailedError)) throw error;
+    return;
+  }
+  if (!more) return;
+  try {
+    await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
+  } catch (error) {
+    // The debt is kept: a later delivery of the auction goes on with it.
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    deps.telemetry.warn("the rest of a spent provider's wake not sent on; a later delivery goes on with it", {
+      auctionId: auction.id,
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 }

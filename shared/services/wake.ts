@@ -1,5 +1,5 @@
 import type { PriceE8 } from '../domain/units.ts';
-import type { AuctionRepository, QueueTransport } from '../ports/index.ts';
+import type { AuctionRepository, QueueTransport, Sleeper } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 
 /**
@@ -21,7 +21,8 @@ export interface WakeDeps {
  * sleeper when `mark` is undefined), at most `limit`, in wake order. A woken auction's step number dedupes the
  * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
  * `wokenAtMs`: now, when the woken steps are due. Returns how many were woken and the wake mark of the first one left (reached or not).
- * `except`: an auction not to wake (the caller's own, which planned on what it just wrote).
+ * `except`: an auction not to wake (the caller's own, which planned on what it just wrote). `after`: only the
+ * sleepers after this one in wake order; `read`, `last`: how many were read and the last of them (woken, or the one excepted).
  */
 export async function wakeSleepers(
   deps: WakeDeps,
@@ -31,15 +32,22 @@ export async function wakeSleepers(
   wokenAtMs: number,
   limit: number = MAX_WAKES_PER_CALL,
   except?: string,
-): Promise<{ readonly woken: number; readonly next: PriceE8 | undefined }> {
-  const found = await deps.auctions.sleepers(symbol, direction, mark, limit);
+  after?: Sleeper,
+): Promise<{
+  readonly woken: number;
+  readonly next: PriceE8 | undefined;
+  readonly read: number;
+  readonly last?: Sleeper;
+}> {
+  const found = await deps.auctions.sleepers(symbol, direction, mark, limit, after);
   const { next } = found;
   const due = except === undefined ? found.due : found.due.filter((s) => s.id !== except);
   const bodies = due.map((s) =>
     encodeMessage({ ...stepMessageOf({ ...s, symbol }, wokenAtMs), woken: true }),
   );
   await sendSpread(deps.auctionQueue, bodies);
-  return { woken: due.length, next };
+  const last = found.due.at(-1);
+  return { woken: due.length, next, read: found.due.length, ...(last ? { last } : {}) };
 }
 
 /**

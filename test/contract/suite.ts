@@ -1452,6 +1452,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           remainingLot: base('1.75'),
           // The markets whose sleepers it owes a wake (its fills spent a provider of theirs).
           spentIn: ['ETH-USD', 'BTC-USD'],
+          // How far that wake went: the last sleeper woken, of its market side.
+          spentWokenTo: {
+            symbol: 'BTC-USD',
+            direction: 'BUY' as const,
+            id: 's-9',
+            step: 7,
+            wakeMark: price('1.5'),
+          },
           version: 2,
         };
         await a.auctions.replace(next, 1);
@@ -1552,6 +1560,27 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           next: undefined,
         });
         await expect(a.auctions.sleepers('ETH-USD', 'BUY', price('1'), 0)).rejects.toThrow(/bad-limit/);
+        // After a sleeper, in wake order: where an earlier wake stopped (it need not sleep any more).
+        expect(await a.auctions.sleepers('ETH-USD', 'SELL', undefined, 1, s1)).toEqual({
+          due: [s2],
+          next: big,
+        });
+        expect(
+          (await a.auctions.sleepers('ETH-USD', 'SELL', undefined, 10, s2)).due.map((x) => x.id),
+        ).toEqual(['s-3']);
+        const gone = { id: 's-0', step: 9, wakeMark: price('1050') };
+        expect(
+          (await a.auctions.sleepers('ETH-USD', 'SELL', undefined, 10, gone)).due.map((x) => x.id),
+        ).toEqual(['s-2', 's-3']);
+        expect(
+          (
+            await a.auctions.sleepers('ETH-USD', 'BUY', undefined, 10, {
+              id: 'b-1',
+              step: 0,
+              wakeMark: price('900'),
+            })
+          ).due,
+        ).toEqual([{ id: 'b-2', step: 2, wakeMark: price('800') }]);
 
         // A replace moves the entry (new mark, new step); a finished or awake auction leaves the index.
         await a.auctions.replace(

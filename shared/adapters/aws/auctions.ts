@@ -31,6 +31,7 @@ import {
   readBig,
   readFill,
   readInt,
+  readMap,
   readMaps,
   readS,
   readStrings,
@@ -73,6 +74,19 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
   ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
   ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
+  ...(a.spentWokenTo === undefined
+    ? {}
+    : {
+        spentWokenTo: {
+          M: {
+            symbol: S(a.spentWokenTo.symbol),
+            direction: S(a.spentWokenTo.direction),
+            id: S(a.spentWokenTo.id),
+            step: N(a.spentWokenTo.step),
+            wakeMark: N(a.spentWokenTo.wakeMark),
+          },
+        },
+      }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
@@ -88,6 +102,14 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const endedAtMark = optBig(item, 'endedAtMark');
   const stepDueAtMs = optInt(item, 'stepDueAtMs');
   const spentIn = item.spentIn === undefined ? undefined : readStrings(item, 'spentIn');
+  const wokenTo = item.spentWokenTo === undefined ? undefined : readMap(item, 'spentWokenTo');
+  const spentWokenTo = wokenTo && {
+    symbol: readS(wokenTo, 'symbol'),
+    direction: oneOf(wokenTo, 'direction', DIRECTIONS),
+    id: readS(wokenTo, 'id'),
+    step: readInt(wokenTo, 'step'),
+    wakeMark: readBig(wokenTo, 'wakeMark'),
+  };
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -107,6 +129,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(endedAtMark === undefined ? {} : { endedAtMark }),
     ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
     ...(spentIn === undefined ? {} : { spentIn }),
+    ...(spentWokenTo === undefined ? {} : { spentWokenTo }),
     version: readInt(item, 'version'),
   };
 };
@@ -178,6 +201,7 @@ export class DynamoAuctionRepository implements AuctionRepository {
     direction: 'BUY' | 'SELL',
     mark: PriceE8 | undefined,
     limit: number,
+    after?: Sleeper,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
     if (!Number.isSafeInteger(limit) || limit < 1)
       throw new AdapterInputError(`auctions/bad-limit: a limit is an integer >= 1, got ${limit}`);
@@ -206,7 +230,12 @@ export class DynamoAuctionRepository implements AuctionRepository {
       wakeMark: readBig(item, 'wakeMark'),
     });
     const reached: Sleeper[] = [];
-    let start: Record<string, AttributeValue> | undefined;
+    // After a sleeper: DynamoDB's paging from its keys in the index (it need not be there any more).
+    let start: Record<string, AttributeValue> | undefined = after && {
+      wakeKey: S(wakeKeyOf(symbol, direction)),
+      wakeMark: N(after.wakeMark),
+      id: S(after.id),
+    };
     do {
       const out = await query(true, limit + 1 - reached.length, start);
       for (const item of out.Items ?? []) reached.push(sleeperOf(item));

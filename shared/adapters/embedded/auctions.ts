@@ -63,6 +63,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     direction: 'BUY' | 'SELL',
     mark: PriceE8 | undefined,
     limit: number,
+    after?: Sleeper,
   ): Promise<{ readonly due: readonly Sleeper[]; readonly next: PriceE8 | undefined }> {
     requireLimit(limit);
     const side = this.#sleepers.get(sideKey(symbol, direction));
@@ -71,6 +72,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const reached: Sleeper[] = [];
     let nearest: PriceE8 | undefined;
     for (const sleeper of side.values()) {
+      if (after !== undefined && wakeOrder(direction, sleeper, after) <= 0) continue;
       if (mark === undefined || wakes(direction, sleeper.wakeMark, mark)) reached.push(sleeper);
       else if (
         nearest === undefined ||
