@@ -3,7 +3,7 @@ import { base, price } from '../../shared/domain/units.ts';
 import type { AuctionRecord, AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeSpent } from '../../shared/services/sleeping.ts';
-import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 const auctionOf = (id: string, direction: 'BUY' | 'SELL', extra: Partial<AuctionRecord>): AuctionRecord => ({
   id,
@@ -35,55 +35,66 @@ async function takeAll(p: Pipeline): Promise<{ body: string; message: AuctionSte
   }
 }
 
+/** 2,500 sleepers of ETH-USD (wake marks in groups of 7 equal ones) and a payer owing their wake. */
+async function owedWake(p: Pipeline): Promise<{ payer: AuctionRecord; sleepers: number }> {
+  const sleepers = SPENT_WAKES_PER_DELIVERY * 2 + 500;
+  for (let i = 0; i < sleepers; i++) {
+    const direction = i % 3 === 0 ? 'BUY' : 'SELL';
+    await p.adapters.auctions.create(
+      auctionOf(`s-${i}`, direction, { wakeMark: price(String(150 + Math.floor(i / 7))) }),
+    );
+  }
+  const payer = auctionOf('payer', 'SELL', { spentIn: ['ETH-USD'] });
+  await p.adapters.auctions.create(payer);
+  return { payer, sleepers };
+}
+
+/** Delivers `body` to the auction function, then each continuation it leaves; counts the sleepers woken. */
+async function deliverAll(p: Pipeline, body: string, woken: Map<string, number>): Promise<number> {
+  let bodies = [body];
+  let deliveries = 0;
+  while (bodies.length > 0) {
+    const outcome = await p.handlers.auction({
+      messageId: `d${deliveries}`,
+      body: bodies[0]!,
+      receiptHandle: '',
+      receiveCount: 1,
+      sentAtMs: 0,
+    });
+    // A stale message of the payer: the auction function pays the wake and changes nothing else.
+    expect(outcome).toEqual({ status: 'stale' });
+    deliveries += 1;
+    expect(deliveries).toBeLessThan(10);
+    const taken = await takeAll(p);
+    count(taken, woken);
+    bodies = taken.filter(({ message }) => message.auctionId === 'payer').map((t) => t.body);
+  }
+  return deliveries;
+}
+
+const count = (taken: readonly { message: AuctionStepMessage }[], woken: Map<string, number>): void => {
+  for (const { message } of taken)
+    if (message.woken && message.auctionId !== 'payer')
+      woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
+};
+
 describe('a spent provider wakes its sleepers a bounded number per delivery (spent-wake-unbounded)', () => {
   it('one delivery wakes at most SPENT_WAKES_PER_DELIVERY; continuations wake every other sleeper once, then drop the debt', async () => {
     const p = createPipeline();
-    const sleepers = SPENT_WAKES_PER_DELIVERY * 2 + 500;
-    for (let i = 0; i < sleepers; i++) {
-      // Wake marks in groups of 7 sleepers each: a continuation goes on after a sleeper among equals.
-      const direction = i % 3 === 0 ? 'BUY' : 'SELL';
-      await p.adapters.auctions.create(
-        auctionOf(`s-${i}`, direction, { wakeMark: price(String(150 + Math.floor(i / 7))) }),
-      );
-    }
-    const payer = auctionOf('payer', 'SELL', { spentIn: ['ETH-USD'] });
-    await p.adapters.auctions.create(payer);
-
+    const { payer, sleepers } = await owedWake(p);
     await wakeSpent(payer, p.deps);
     const first = await takeAll(p);
     const woken = new Map<string, number>();
-    const count = (taken: typeof first) => {
-      for (const { message } of taken)
-        if (message.woken && message.auctionId !== 'payer')
-          woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
-    };
-    count(first);
+    count(first, woken);
     // Before: all 2,500 at once, in the step's delivery, and the debt dropped.
     expect(woken.size).toBeLessThanOrEqual(SPENT_WAKES_PER_DELIVERY);
     const owed = await p.adapters.auctions.get('payer');
     expect(owed?.spentIn).toEqual(['ETH-USD']);
     expect(owed?.spentWokenTo).toBeDefined();
-    let continuations = first.filter(({ message }) => message.auctionId === 'payer');
+    const continuations = first.filter(({ message }) => message.auctionId === 'payer');
     expect(continuations).toHaveLength(1);
 
-    let deliveries = 1;
-    while (continuations.length > 0) {
-      const [next] = continuations;
-      // The continuation is a stale message of the payer: the auction function pays the wake and changes nothing else.
-      const outcome = await p.handlers.auction({
-        messageId: `c${deliveries}`,
-        body: next!.body,
-        receiptHandle: '',
-        receiveCount: 1,
-        sentAtMs: 0,
-      });
-      expect(outcome).toEqual({ status: 'stale' });
-      deliveries += 1;
-      const taken = await takeAll(p);
-      count(taken);
-      continuations = taken.filter(({ message }) => message.auctionId === 'payer');
-      expect(deliveries).toBeLessThan(10);
-    }
+    const deliveries = 1 + (await deliverAll(p, continuations[0]!.body, woken));
     expect(deliveries).toBe(Math.ceil(sleepers / SPENT_WAKES_PER_DELIVERY));
     expect(woken.size).toBe(sleepers);
     expect([...woken.values()].every((n) => n === 1)).toBe(true);
@@ -91,5 +102,25 @@ describe('a spent provider wakes its sleepers a bounded number per delivery (spe
     expect(paid?.spentIn).toBeUndefined();
     expect(paid?.spentWokenTo).toBeUndefined();
     expect(paid).toMatchObject({ state: 'RUNNING', step: 3, fills: [] });
+  });
+
+  it('a delivery that dies after writing how far it went: its redelivery goes on from there', async () => {
+    const crash = crashOnceAt('auctions.replace');
+    const p = createPipeline({ crashHook: crash.hook });
+    const { payer, sleepers } = await owedWake(p);
+    crash.arm();
+    await expect(wakeSpent(payer, p.deps)).rejects.toThrow(/auctions.replace/);
+    const woken = new Map<string, number>();
+    const first = await takeAll(p);
+    count(first, woken);
+    // Its first part went out, and no continuation: the delivery died before sending it.
+    expect(woken.size).toBe(SPENT_WAKES_PER_DELIVERY);
+    expect(first.some(({ message }) => message.auctionId === 'payer')).toBe(false);
+    expect((await p.adapters.auctions.get('payer'))?.spentWokenTo).toBeDefined();
+    // SQS redelivers the message that died (here a stale step of the payer).
+    await deliverAll(p, JSON.stringify({ auctionId: 'payer', step: 2, symbol: 'ETH-USD' }), woken);
+    expect(woken.size).toBe(sleepers);
+    expect([...woken.values()].every((n) => n === 1)).toBe(true);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
   });
 });
