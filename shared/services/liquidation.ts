@@ -211,24 +211,39 @@ export async function processLiquidation(
   // once the record names its market: only margin-check's messages carry their symbol.
   const lateSeconds =
     message.dueAtMs === undefined ? undefined : Math.max(0, deps.clock.nowMs() - message.dueAtMs) / 1000;
-  const read: { symbol?: string } = {};
+  // Stored as soon as the record is read, before the delivery's venue calls: a delivery the function's timeout ends
+  // keeps it for the deadline's flush (stored only at the end, it died with the invocation: a review, session 40).
+  let reported = false;
+  const report = (market: { readonly Market: string } | undefined): void => {
+    if (reported || lateSeconds === undefined) return;
+    reported = true;
+    deps.telemetry.observe(METRICS.LiquidationLateness.name, lateSeconds, market);
+  };
+  const read: LiquidationRead = {
+    known: (symbol) => {
+      read.symbol = symbol;
+      report({ Market: symbol });
+    },
+  };
   try {
     return await deliverLiquidation(message, deps, read);
   } finally {
-    if (lateSeconds !== undefined)
-      deps.telemetry.observe(
-        METRICS.LiquidationLateness.name,
-        lateSeconds,
-        read.symbol === undefined ? messageMarket(message.symbol, deps.config) : { Market: read.symbol },
-      );
+    // Never read (not found, or a failure before): the message's market, if it names a configured one.
+    report(messageMarket(message.symbol, deps.config));
   }
 }
 
-/** processLiquidation's delivery; `read.symbol`: the market of the record, once read. */
+/** What a delivery knows of its liquidation's market: `known` once the record is read. */
+interface LiquidationRead {
+  symbol?: string;
+  readonly known: (symbol: string) => void;
+}
+
+/** processLiquidation's delivery; `read.known`: the market of the record, once read. */
 async function deliverLiquidation(
   message: LiquidationMessage,
   deps: SettlementDeps,
-  read: { symbol?: string },
+  read: LiquidationRead,
 ): Promise<LiquidationOutcome> {
   const {
     liquidationId,
@@ -262,7 +277,7 @@ async function deliverLiquidation(
         current ??= await deps.liquidations.get(liquidationId);
         if (!current) throw new LiquidationNotFoundError(`liquidation/not-found: ${liquidationId}`);
         state = current.state;
-        read.symbol = current.symbol;
+        read.known(current.symbol);
         const step = await advance(current, deps, carried);
         if (step.done) return { liquidationId, state: step.record.state };
         current = step.next;

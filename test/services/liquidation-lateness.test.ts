@@ -59,3 +59,38 @@ describe('liquidation lateness', () => {
     for (const seconds of waits) expect(seconds).toBeLessThanOrEqual(1);
   });
 });
+
+describe('liquidation lateness of a delivery that runs out of time', () => {
+  // Review of metrics-per-market in session 40: the lateness moved to the delivery's end (once the record named its
+  // market), so a delivery the function's timeout ends (a venue that hangs) never stored it, and the deadline's
+  // flush had nothing to publish: LiquidationsLateAlarm lost exactly the deliveries that run out of time.
+  it('is stored once the record is read, before the venue answers, and only once', async () => {
+    let hang = false;
+    let hung = 0;
+    const p = createPipeline({
+      wrapVenue: (venue) => ({
+        placeIoc: (order) => {
+          if (!hang) return venue.placeIoc(order);
+          hung += 1;
+          return new Promise(() => {});
+        },
+        quote: (symbol, reference) => venue.quote(symbol, reference),
+      }),
+    });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    await p.tick('ETH-USD', '184');
+    p.clock.advance(200_000);
+    hang = true;
+    const [message] = await p.adapters.liquidationQueue.receive(1, 30);
+    if (!message) throw new Error('no liquidation message');
+    void p.handlers.liquidation(message);
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(hung).toBe(1);
+    // The delivery waits on the venue: what a deadline's flush publishes must hold its lateness.
+    expect(lateness(p)).toEqual([200]);
+    expect(p.telemetry.unmarked).toEqual(new Set());
+    hang = false;
+  });
+});
