@@ -31,7 +31,7 @@ export interface AuctionSleep {
 /**
  * Plans the next step after `nowMs`. Boundary k (k steps after the start) is due when the auction needs a reset
  * there or, at `mark`, its price reaches the best bid (`bestDiscountPpm`); with no provider left to bid
- * (undefined) the next step is, and ends it.
+ * (undefined) the next step is: it resets the auction (a bid only a reset's curve reaches) or ends it.
  * Both are monotone in k (the curve never turns back and tail only comes closer), so the first due boundary is
  * found by bisection over the boundaries within the 900 s a delayed message can wait.
  *
@@ -48,7 +48,7 @@ export function planSleep(
   bestDiscountPpm: Ppm | undefined,
 ): AuctionSleep {
   const everyStep = nextStepDelaySeconds(auction, nowMs, config);
-  // No bidder: the next step ends the auction (its lot goes to the fund and ADL at the mark of then).
+  // No bid on this curve: the next step resets the auction, or ends it (its lot to the fund and ADL then).
   if (bestDiscountPpm === undefined) return { delaySeconds: everyStep, wakeMark: undefined };
   const elapsed = Math.max(0, nowMs - auction.startedAtMs);
   const stepMs = stepSeconds(config) * 1000;

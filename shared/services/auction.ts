@@ -1,9 +1,14 @@
-import { auctionStatus, MAX_STEP_DELAY_SECONDS, resetAuction } from '../domain/auction.ts';
+import {
+  type AuctionStatus,
+  auctionStatus,
+  MAX_STEP_DELAY_SECONDS,
+  resetAuction,
+} from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { div, notionalQuote, PPM_SCALE } from '../domain/units.ts';
+import { type BaseE8, div, notionalQuote, PPM_SCALE, type Ppm, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -214,33 +219,8 @@ async function stepOnce(
   // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
   // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
   // unit's price of capital: such crumbs kept every auction stepping to its tail.)
-  // A reset restarts the curve from the mark now. It comes when this curve must reset, or when no bid is within
-  // this curve's reach but one is within the restarted curve's (the mark moved away since the start: review,
-  // session 36, an auction idled an hour on a curve that could not fill); who can bid is then judged on the
-  // curve the reset starts.
-  let best = status.needsReset
-    ? undefined
-    : bestBid(auction, status, bidders, deps.config, auction.remainingLot, mark);
-  let reset: AuctionRecord | undefined;
-  // Only if some provider could bid on some curve (most auctions end because capital ran out: no curve helps).
-  if (
-    best === undefined &&
-    auction.resets < config.maxResets &&
-    bestBid(
-      auction,
-      status,
-      bidders,
-      deps.config,
-      auction.remainingLot,
-      mark,
-      anyPriceBound(auction.direction),
-    ) !== undefined
-  ) {
-    const restarted = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
-    const fresh = auctionStatus(restarted, mark, now, config);
-    best = bestBid(restarted, fresh, bidders, deps.config, auction.remainingLot, mark);
-    if (best !== undefined) reset = restarted;
-  }
+  // A reset restarts the curve from the mark now (bidOnSomeCurve).
+  const { best, reset } = bidOnSomeCurve(auction, status, bidders, auction.remainingLot, mark, now, deps);
   const anyBidder = best !== undefined;
   const fillsLeft = MAX_FILLS_PER_AUCTION - auction.fills.length;
   if (!anyBidder || fillsLeft <= 0) {
@@ -316,29 +296,35 @@ async function stepOnce(
   const full =
     !done && (fills.length >= MAX_FILLS_PER_AUCTION || (clearing.fillsCapped && clearing.fills.length === 0));
   if (full) warnFull(auction, fills.length, deps);
-  const ended = done ? ('CLEARED' as const) : full ? ('EXHAUSTED' as const) : undefined;
+  // The bid the rest waits for, as the next step would judge it (a capped step's bidders are still there).
+  const after =
+    done || full || clearing.fillsCapped
+      ? undefined
+      : bidOnSomeCurve(
+          auction,
+          status,
+          biddersOf(
+            providers.map((p) => filled.get(p.id) ?? p),
+            auction.symbol,
+            fills,
+          ),
+          clearing.remainingLot,
+          mark,
+          now,
+          deps,
+        );
+  // Fills that leave no provider a bid on any curve end it now, at this mark, as the next step would have ended
+  // it a step later (up to 90 s more of the lot's exposure before the fund and ADL took it; session 41).
+  const noBidder = after !== undefined && after.best === undefined;
+  if (noBidder)
+    deps.telemetry.info('no provider can bid after its fills; auction ends', { auctionId: auction.id });
+  const ended = done ? ('CLEARED' as const) : full || noBidder ? ('EXHAUSTED' as const) : undefined;
   const sleep = ended
     ? undefined
     : clearing.fillsCapped
       ? { delaySeconds: CAPPED_STEP_DELAY_SECONDS, wakeMark: undefined }
-      : planSleep(
-          auction,
-          mark,
-          now,
-          config,
-          bestBid(
-            auction,
-            status,
-            biddersOf(
-              providers.map((p) => filled.get(p.id) ?? p),
-              auction.symbol,
-              fills,
-            ),
-            deps.config,
-            clearing.remainingLot,
-            mark,
-          ),
-        );
+      : // A bid only a reset's curve reaches: the next step resets.
+        planSleep(auction, mark, now, config, after?.reset ? undefined : after?.best);
   // A wake owed since an earlier step goes with this one's.
   const spent = await spentMarkets(filled, auction.symbol, mark, deps);
   const next: AuctionRecord = {
@@ -372,6 +358,36 @@ async function stepOnce(
   return clearing.fillsCapped
     ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
     : outcome;
+}
+
+/**
+ * The best bid the auction can reach, and the restarted auction when only a reset's curve reaches it (no bid: best
+ * undefined). A reset comes when this curve must reset, or when no bid is within this curve's reach but one is
+ * within the restarted curve's (the mark moved away since the start: review, session 36, an auction idled an hour
+ * on a curve that could not fill); who can bid is then judged on the curve the reset starts.
+ */
+function bidOnSomeCurve(
+  auction: AuctionRecord,
+  status: AuctionStatus,
+  bidders: readonly ProviderRecord[],
+  lot: BaseE8,
+  mark: PriceE8,
+  now: number,
+  deps: SettlementDeps,
+): { readonly best: Ppm | undefined; readonly reset?: AuctionRecord } {
+  const config = deps.config.auction;
+  const best = status.needsReset ? undefined : bestBid(auction, status, bidders, deps.config, lot, mark);
+  // Only if some provider could bid on some curve (most auctions end because capital ran out: no curve helps).
+  if (
+    best !== undefined ||
+    auction.resets >= config.maxResets ||
+    bestBid(auction, status, bidders, deps.config, lot, mark, anyPriceBound(auction.direction)) === undefined
+  )
+    return { best };
+  const restarted = { ...awake(auction), ...resetAuction(auction, mark, now, config) };
+  const fresh = auctionStatus(restarted, mark, now, config);
+  const onRestarted = bestBid(restarted, fresh, bidders, deps.config, lot, mark);
+  return onRestarted === undefined ? { best: undefined } : { best: onRestarted, reset: restarted };
 }
 
 const enderOf = (message: AuctionStepMessage): 'wake' | 'plan' => (message.woken ? 'wake' : 'plan');

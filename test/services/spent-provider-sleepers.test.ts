@@ -64,6 +64,20 @@ describe('sleepers of a provider another auction spent wake at once (spent-provi
     expect(await p.check()).toMatchObject({ violations: [] });
   });
 
+  it('A ends in the step whose fill spends its only bidder, not a step later (fill-leaves-no-bidder)', async () => {
+    const { p, t0, plannedB } = await oneMarket();
+    await p.runUntil(plannedB - 1000);
+    const a = await auctionOf(p, 'p1');
+    // lp-1's 150 USD bought part of A's lot at 450 s; nobody can bid on the rest, so A ends then, at that mark.
+    expect(a).toMatchObject({ state: 'EXHAUSTED', endedBy: 'plan' });
+    expect(a.fills.map((f) => f.providerId)).toEqual(['lp-1']);
+    expect(a.remainingLot).toBeGreaterThan(0n);
+    expect(leftAuctionAt(p, 'p1')).toBe(t0 + 450_000);
+    expect(isTerminal(liquidationOf(p, 'p1').state)).toBe(true);
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
   it('the fills commit and the delivery dies before the wake: its redelivery wakes B', async () => {
     // Killed right after the commit of A's fills (lp-1's record is in it): the redelivery comes 30 s later.
     const crash = crashOnceAt('transactor.commit');
