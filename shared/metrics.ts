@@ -115,7 +115,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: 'sleeping auctions a tick woke (their mark reached the price of a standing bid sooner than planned)',
+    help: 'sleeping auctions woken before their planned step: by a tick (its mark reached a standing bid sooner) or by another auction that spent a provider they planned on',
   },
   AuctionsSkipped: {
     name: 'AuctionsSkipped',

@@ -340,20 +340,21 @@ export async function wakeSpent(
 ): Promise<void> {
   const markets = auction.spentIn;
   if (markets === undefined || markets.length === 0) return;
-  let woken = 0;
-  const failures: string[] = [];
-  const attempt = async (what: string, act: () => Promise<void>): Promise<void> => {
+  // Per market: AuctionsWoken and AuctionWakeFailures name it, as a tick's wake does.
+  const wokenIn = new Map<string, number>();
+  const failures: { symbol: string; error: string }[] = [];
+  const attempt = async (symbol: string, what: string, act: () => Promise<void>): Promise<void> => {
     try {
       await act();
     } catch (error) {
-      failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      failures.push({ symbol, error: `${what}: ${error instanceof Error ? error.message : String(error)}` });
     }
   };
   const from = auction.spentWokenTo;
   // Bumped once per debt, before its first sleeper is read.
   if (from === undefined)
     for (const symbol of markets)
-      await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+      await attempt(symbol, `${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
   const sides = markets.flatMap((symbol) =>
     (['SELL', 'BUY'] as const).map((direction) => ({ symbol, direction })),
   );
@@ -367,22 +368,28 @@ export async function wakeSpent(
       break;
     }
     const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
-    await attempt(`${symbol} ${direction} sleepers`, async () => {
+    await attempt(symbol, `${symbol} ${direction} sleepers`, async () => {
       const now = deps.clock.nowMs();
       const out = await wakeSleepers(deps, symbol, direction, undefined, now, left, auction.id, after);
-      woken += out.woken;
+      wokenIn.set(symbol, (wokenIn.get(symbol) ?? 0) + out.woken);
       left -= out.read;
       if (out.last) wokenTo = { symbol, direction, ...out.last };
       more = out.next !== undefined;
     });
     if (failures.length > 0 || more) break;
   }
+  let woken = 0;
+  for (const [symbol, count] of wokenIn) {
+    woken += count;
+    if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
+  }
   deps.telemetry.info('sleepers of a spent provider woken', { auctionId: auction.id, markets, woken, more });
   if (failures.length > 0) {
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    for (const symbol of new Set(failures.map((f) => f.symbol)))
+      deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
     deps.telemetry.warn('sleepers of a spent provider not woken; they step when planned', {
       auctionId: auction.id,
-      error: failures.join('; '),
+      error: failures.map((f) => f.error).join('; '),
     });
     return;
   }
@@ -399,7 +406,7 @@ export async function wakeSpent(
     await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
   } catch (error) {
     // The debt is kept: a later delivery of the auction goes on with it.
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1);
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: (wokenTo ?? auction).symbol });
     deps.telemetry.warn("the rest of a spent provider's wake not sent on; a later delivery goes on with it", {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isTerminal } from '../../shared/domain/model.ts';
 import { parseBase, parsePpm, parseQuote } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
@@ -60,6 +61,9 @@ describe('sleepers of a provider another auction spent wake at once (spent-provi
     expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake', fills: [] });
     expect(leftAuctionAt(p, 'p2')).toBe(t0 + 450_000);
     expect(isTerminal(liquidationOf(p, 'p2').state)).toBe(true);
+    // B's wake is counted, in its market, as a tick's is (no tick woke anything here).
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(1);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(1);
     await p.drain();
     expect(await p.check()).toMatchObject({ violations: [] });
   });
@@ -155,6 +159,9 @@ describe('sleepers of a provider another auction spent wake at once (spent-provi
     expect((await auctionOf(p, 'p1')).fills.map((f) => f.providerId)).toEqual(['lp-m']);
     expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake', fills: [] });
     expect(leftAuctionAt(p, 'p2')).toBe(t0 + 360_000);
+    // Counted in the market woken, not the market of the auction that spent it.
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@BTC-USD`)).toBe(1);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBeUndefined();
     await p.drain();
     expect(await p.check()).toMatchObject({ violations: [] });
   });

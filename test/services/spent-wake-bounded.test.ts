@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { base, price } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import type { AuctionRecord, AuctionStepMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeSpent } from '../../shared/services/sleeping.ts';
@@ -102,6 +103,22 @@ describe('a spent provider wakes its sleepers a bounded number per delivery (spe
     expect(paid?.spentIn).toBeUndefined();
     expect(paid?.spentWokenTo).toBeUndefined();
     expect(paid).toMatchObject({ state: 'RUNNING', step: 3, fills: [] });
+    // Counted as a tick's wakes are, in its market (spent-wakes-uncounted).
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(sleepers);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(sleepers);
+    expect(p.telemetry.unmarked).toEqual(new Set());
+  });
+
+  it('a failed wake is counted in the market it failed in, the debt kept (spent-wakes-uncounted)', async () => {
+    const p = createPipeline();
+    const { payer } = await owedWake(p);
+    p.adapters.markets.bumpProvidersEpoch = async () => {
+      throw new Error('throttled');
+    };
+    await wakeSpent(payer, p.deps);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(1);
+    expect(p.telemetry.unmarked).toEqual(new Set());
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toEqual(['ETH-USD']);
   });
 
   it('a delivery that dies after writing how far it went: its redelivery goes on from there', async () => {
