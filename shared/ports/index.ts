@@ -129,6 +129,12 @@ export interface MarketState {
    */
   readonly providersEpoch?: number;
   /**
+   * The providers epoch at which the latest wake of a spent provider's sleepers in the market began (its bump,
+   * bumpProvidersEpoch with `spentWake`; absent: none yet). Every such wake wakes all of the market's sleepers, so
+   * one begun later than another's bump covers the rest of that one, which stops (services/sleeping.ts wakeSpent).
+   */
+  readonly spentWakeEpoch?: number;
+  /**
    * Per direction, how many last-resort orders of the market's liquidations filled anything (countLastResortFill;
    * absent: none yet). A hint, not money: a slice waiting for the book that sees it grow knows the book came back
    * within the bound in between and a sibling took it, so that wait does not count towards its dead letter.
@@ -255,9 +261,10 @@ export interface MarketRepository {
   /**
    * Counts a change to the market's providers (a provider registered, its terms changed, or it left): bumps
    * providersEpoch, creating the market's item if needed. Done after the provider's write, before its sleepers
-   * are woken.
+   * are woken. `spentWake`: the bump begins a spent provider's wake, and spentWakeEpoch takes the new epoch in the
+   * same write. Returns the epoch the bump left (a retried write may have bumped twice: the later one).
    */
-  bumpProvidersEpoch(symbol: string): Promise<void>;
+  bumpProvidersEpoch(symbol: string, spentWake?: boolean): Promise<number>;
   /**
    * Counts a last-resort order on the side `direction` that filled anything: adds 1 to lastResortFills, creating
    * the market's item if needed. Unconditional (a delivery retried after it counts twice: a hint only needs to grow).
@@ -821,6 +828,12 @@ export interface AuctionRecord {
    * after it. Absent: from the first.
    */
   readonly spentWokenTo?: SpentWakeCursor;
+  /**
+   * Per market of spentIn, the providers epoch its wake's bump left (the market's spentWakeEpoch then): a market
+   * whose spentWakeEpoch has gone past it has a wake begun since, which wakes its sleepers, and this one stops
+   * there. Absent: the wake has not begun (its first delivery bumps).
+   */
+  readonly spentWakeBegan?: Readonly<Record<string, number>>;
   readonly version: number;
 }
 

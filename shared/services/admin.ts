@@ -495,7 +495,9 @@ async function wakeForNewBids(
   // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
   // the sleepers woken, and its commit fails on the epoch instead (sleeping.ts providersUnchangedSince).
   for (const symbol of symbols)
-    await attempt(`${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+    await attempt(`${symbol} providers epoch`, async () => {
+      await deps.markets.bumpProvidersEpoch(symbol);
+    });
   let woken = 0;
   for (const symbol of symbols) {
     for (const direction of ['SELL', 'BUY'] as const) {

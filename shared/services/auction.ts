@@ -332,7 +332,7 @@ async function stepOnce(
     ...owing(
       awake(auction),
       [...new Set([...(auction.spentIn ?? []), ...spent])],
-      spent.length === 0 ? auction.spentWokenTo : undefined,
+      spent.length === 0 ? auction : undefined,
     ),
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     remainingLot: clearing.remainingLot,

@@ -28,7 +28,6 @@ import {
   type ProviderRecord,
   type ProvidersEpochCheck,
   providersEpochOf,
-  type SpentWakeCursor,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
@@ -290,18 +289,27 @@ export async function spentMarkets(
   return [...spent];
 }
 
+/** How far a debt's wake went (AuctionRecord.spentWokenTo), and the epochs it began at (spentWakeBegan). */
+export type SpentWakeProgress = Pick<AuctionRecord, 'spentWokenTo' | 'spentWakeBegan'>;
+
 /**
- * The record owing a wake to `markets` (none: owing nothing), gone as far as `wokenTo` (undefined: from the start,
+ * The record owing a wake to `markets` (none: owing nothing), gone as far as `progress` says (undefined: not begun,
  * as a debt with a market newly spent must be: its sleepers may have planned since on what was spent).
  */
 export function owing(
   auction: AuctionRecord,
   markets: readonly string[],
-  wokenTo?: SpentWakeCursor,
+  progress?: SpentWakeProgress,
 ): AuctionRecord {
-  const { spentIn: _, spentWokenTo: __, ...rest } = auction;
+  const { spentIn: _, spentWokenTo: __, spentWakeBegan: ___, ...rest } = auction;
   if (markets.length === 0) return rest;
-  return { ...rest, spentIn: markets, ...(wokenTo ? { spentWokenTo: wokenTo } : {}) };
+  const { spentWokenTo, spentWakeBegan } = progress ?? {};
+  return {
+    ...rest,
+    spentIn: markets,
+    ...(spentWokenTo ? { spentWokenTo } : {}),
+    ...(spentWakeBegan ? { spentWakeBegan } : {}),
+  };
 }
 
 /**
@@ -332,6 +340,14 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
  * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept: those sleepers step when
  * planned, unless a later delivery of this auction (a redelivery, its next step) wakes them.
+ *
+ * The bump that begins a debt's wake also marks the market's latest wake (spentWakeEpoch), and the record keeps the
+ * epoch it left (spentWakeBegan). A later delivery that finds a market's mark past its own skips the market: a wake
+ * begun since, after this one's bump and so after the commit that spent the provider, wakes every sleeper of the
+ * market from the first, those this one owed included (a sleeper that planned before that bump is indexed by then,
+ * or fails its commit on the epoch). Auctions that each spent a provider of one market each woke all its sleepers
+ * (redundant-spent-wakes, session 41); now the earlier wakes stop at their next part. Such a wake fails only as the
+ * later one fails, whose sleepers are a superset; a read of the market that fails skips nothing.
  */
 export async function wakeSpent(
   auction: AuctionRecord,
@@ -351,10 +367,29 @@ export async function wakeSpent(
     }
   };
   const from = auction.spentWokenTo;
-  // Bumped once per debt, before its first sleeper is read.
-  if (from === undefined)
+  // Begun once per debt, before its first sleeper is read. A record of an earlier version, gone some way with no
+  // epochs, goes on with none (it is never skipped, and its bump now would claim a wake it began before).
+  const fresh = from === undefined && auction.spentWakeBegan === undefined;
+  let began = auction.spentWakeBegan;
+  if (fresh) {
+    const bumped: Record<string, number> = {};
     for (const symbol of markets)
-      await attempt(symbol, `${symbol} providers epoch`, () => deps.markets.bumpProvidersEpoch(symbol));
+      await attempt(symbol, `${symbol} providers epoch`, async () => {
+        bumped[symbol] = await deps.markets.bumpProvidersEpoch(symbol, true);
+      });
+    began = bumped;
+  }
+  // A wake begun after this one's bump covers the market (undefined: not read yet in this delivery).
+  const covered = new Map<string, boolean>();
+  const coveredSince = async (symbol: string): Promise<boolean> => {
+    const own = began?.[symbol];
+    if (fresh || own === undefined) return false;
+    try {
+      return ((await deps.markets.get(symbol))?.spentWakeEpoch ?? 0) > own;
+    } catch {
+      return false;
+    }
+  };
   const sides = markets.flatMap((symbol) =>
     (['SELL', 'BUY'] as const).map((direction) => ({ symbol, direction })),
   );
@@ -367,6 +402,8 @@ export async function wakeSpent(
       more = true;
       break;
     }
+    if (!covered.has(symbol)) covered.set(symbol, await coveredSince(symbol));
+    if (covered.get(symbol)) continue;
     const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
     await attempt(symbol, `${symbol} ${direction} sleepers`, async () => {
       const now = deps.clock.nowMs();
@@ -383,7 +420,14 @@ export async function wakeSpent(
     woken += count;
     if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
   }
-  deps.telemetry.info('sleepers of a spent provider woken', { auctionId: auction.id, markets, woken, more });
+  const coveredBy = [...covered].filter(([, yes]) => yes).map(([symbol]) => symbol);
+  deps.telemetry.info('sleepers of a spent provider woken', {
+    auctionId: auction.id,
+    markets,
+    woken,
+    more,
+    ...(coveredBy.length > 0 ? { coveredByLaterWake: coveredBy } : {}),
+  });
   if (failures.length > 0) {
     for (const symbol of new Set(failures.map((f) => f.symbol)))
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
@@ -394,7 +438,12 @@ export async function wakeSpent(
     return;
   }
   try {
-    const rest = more ? owing(auction, markets, wokenTo) : owing(auction, []);
+    const rest = more
+      ? owing(auction, markets, {
+          ...(wokenTo ? { spentWokenTo: wokenTo } : {}),
+          ...(began ? { spentWakeBegan: began } : {}),
+        })
+      : owing(auction, []);
     await deps.auctions.replace({ ...rest, version: auction.version + 1 }, auction.version);
   } catch (error) {
     // Moved on: by a step that found the debt and carries it, or by a delivery that paid it.

@@ -1460,6 +1460,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
             step: 7,
             wakeMark: price('1.5'),
           },
+          // The providers epoch each market's wake began at (a wake begun later covers the rest).
+          spentWakeBegan: { 'ETH-USD': 7, 'BTC-USD': 12 },
           version: 2,
         };
         await a.auctions.replace(next, 1);
@@ -1647,6 +1649,36 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.auctions.get(x.id))?.version).toBe(3);
         // Another market's epoch is its own.
         await a.transactor.commit(write(4), { symbol: 'BTC-USD', epoch: 0 });
+      });
+
+      it("providers epoch: a spent provider's wake marks its bump as the market's latest wake, in the same write", async () => {
+        // Returns the epoch it left; absent market: created.
+        expect(await a.markets.bumpProvidersEpoch('ETH-USD', true)).toBe(1);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          providersEpoch: 1,
+          spentWakeEpoch: 1,
+        });
+        // A registration's bump is no wake of every sleeper: the latest wake stays.
+        expect(await a.markets.bumpProvidersEpoch('ETH-USD')).toBe(2);
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        expect(await a.markets.bumpProvidersEpoch('ETH-USD', true)).toBe(3);
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          providersEpoch: 3,
+          spentWakeEpoch: 3,
+          lastTick: tick(1),
+        });
+        // The commit checks the epoch as the plain bump left it.
+        await expect(
+          a.transactor.commit([{ kind: 'auction', record: auction(), expectedVersion: undefined }], {
+            symbol: 'ETH-USD',
+            epoch: 2,
+          }),
+        ).rejects.toBeInstanceOf(ConditionFailedError);
+        await a.transactor.commit([{ kind: 'auction', record: auction(), expectedVersion: undefined }], {
+          symbol: 'ETH-USD',
+          epoch: 3,
+        });
       });
 
       it("last-resort fills: counted per side (creating the market's item), kept by the market's other writes", async () => {

@@ -51,7 +51,12 @@ async function owedWake(p: Pipeline): Promise<{ payer: AuctionRecord; sleepers: 
 }
 
 /** Delivers `body` to the auction function, then each continuation it leaves; counts the sleepers woken. */
-async function deliverAll(p: Pipeline, body: string, woken: Map<string, number>): Promise<number> {
+async function deliverAll(
+  p: Pipeline,
+  body: string,
+  woken: Map<string, number>,
+  payer = 'payer',
+): Promise<number> {
   let bodies = [body];
   let deliveries = 0;
   while (bodies.length > 0) {
@@ -68,14 +73,14 @@ async function deliverAll(p: Pipeline, body: string, woken: Map<string, number>)
     expect(deliveries).toBeLessThan(10);
     const taken = await takeAll(p);
     count(taken, woken);
-    bodies = taken.filter(({ message }) => message.auctionId === 'payer').map((t) => t.body);
+    bodies = taken.filter(({ message }) => message.auctionId === payer).map((t) => t.body);
   }
   return deliveries;
 }
 
 const count = (taken: readonly { message: AuctionStepMessage }[], woken: Map<string, number>): void => {
   for (const { message } of taken)
-    if (message.woken && message.auctionId !== 'payer')
+    if (message.woken && !message.auctionId.startsWith('payer'))
       woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
 };
 
@@ -139,5 +144,79 @@ describe('a spent provider wakes its sleepers a bounded number per delivery (spe
     expect(woken.size).toBe(sleepers);
     expect([...woken.values()].every((n) => n === 1)).toBe(true);
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+  });
+});
+
+describe('a wake begun later covers the rest of an earlier one (redundant-spent-wakes)', () => {
+  it('two payers of one market: the earlier stops at its next part, the later wakes every sleeper once', async () => {
+    const p = createPipeline();
+    const { payer, sleepers } = await owedWake(p);
+    const second = auctionOf('payer2', 'BUY', { spentIn: ['ETH-USD'] });
+    await p.adapters.auctions.create(second);
+    const continuationOf = (taken: readonly { body: string; message: AuctionStepMessage }[], id: string) => {
+      const bodies = taken.filter(({ message }) => message.auctionId === id).map((t) => t.body);
+      expect(bodies).toHaveLength(1);
+      return bodies[0]!;
+    };
+
+    // The first payer's first part, then its second: a registration's bump meanwhile begins no wake.
+    await wakeSpent(payer, p.deps);
+    const early = new Map<string, number>();
+    const firstPart = await takeAll(p);
+    count(firstPart, early);
+    expect(early.size).toBe(SPENT_WAKES_PER_DELIVERY);
+    await p.adapters.markets.bumpProvidersEpoch('ETH-USD');
+    const outcome = await p.handlers.auction({
+      messageId: 'p1-2',
+      body: continuationOf(firstPart, 'payer'),
+      receiptHandle: '',
+      receiveCount: 1,
+      sentAtMs: 0,
+    });
+    expect(outcome).toEqual({ status: 'stale' });
+    const secondPart = await takeAll(p);
+    count(secondPart, early);
+    expect(early.size).toBe(SPENT_WAKES_PER_DELIVERY * 2);
+
+    // The second payer begins its wake (from the first sleeper), then the first payer's third part comes.
+    await wakeSpent(second, p.deps);
+    const late = new Map<string, number>();
+    const secondFirst = await takeAll(p);
+    count(secondFirst, late);
+    const before = p.telemetry.total(METRICS.AuctionsWoken.name);
+    await deliverAll(p, continuationOf(secondPart, 'payer'), early);
+    // Covered: it wakes nobody, drops its debt and sends no continuation (before: the last 500 again).
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(before);
+    expect(early.size).toBe(SPENT_WAKES_PER_DELIVERY * 2);
+    const stopped = await p.adapters.auctions.get('payer');
+    expect(stopped?.spentIn).toBeUndefined();
+    expect(stopped?.spentWakeBegan).toBeUndefined();
+
+    // The later wake is not covered by the earlier one: it goes on to every sleeper, each once.
+    await deliverAll(p, continuationOf(secondFirst, 'payer2'), late, 'payer2');
+    expect(late.size).toBe(sleepers);
+    expect([...late.values()].every((n) => n === 1)).toBe(true);
+    expect((await p.adapters.auctions.get('payer2'))?.spentIn).toBeUndefined();
+    // 2,000 + 2,500 messages; each payer waking all of them sent 5,000.
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(SPENT_WAKES_PER_DELIVERY * 2 + sleepers);
+  });
+
+  it('a payer whose market read fails goes on waking (an extra wake, never a missed one)', async () => {
+    const p = createPipeline();
+    const { payer } = await owedWake(p);
+    const second = auctionOf('payer2', 'BUY', { spentIn: ['ETH-USD'] });
+    await p.adapters.auctions.create(second);
+    await wakeSpent(payer, p.deps);
+    await takeAll(p);
+    await wakeSpent(second, p.deps);
+    await takeAll(p);
+    p.adapters.markets.get = async () => {
+      throw new Error('throttled');
+    };
+    // Its second part, as its continuation's delivery pays it.
+    await wakeSpent((await p.adapters.auctions.get('payer'))!, p.deps);
+    const woken = new Map<string, number>();
+    count(await takeAll(p), woken);
+    expect(woken.size).toBe(SPENT_WAKES_PER_DELIVERY);
   });
 });

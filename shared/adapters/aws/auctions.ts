@@ -87,6 +87,15 @@ export const auctionItem = (a: AuctionRecord): Item => ({
           },
         },
       }),
+  ...(a.spentWakeBegan === undefined
+    ? {}
+    : {
+        spentWakeBegan: {
+          M: Object.fromEntries(
+            Object.entries(a.spentWakeBegan).map(([symbol, epoch]) => [symbol, N(epoch)]),
+          ),
+        },
+      }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
@@ -110,6 +119,9 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     step: readInt(wokenTo, 'step'),
     wakeMark: readBig(wokenTo, 'wakeMark'),
   };
+  const began = item.spentWakeBegan === undefined ? undefined : readMap(item, 'spentWakeBegan');
+  const spentWakeBegan =
+    began && Object.fromEntries(Object.keys(began).map((symbol) => [symbol, readInt(began, symbol)]));
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -130,6 +142,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
     ...(spentIn === undefined ? {} : { spentIn }),
     ...(spentWokenTo === undefined ? {} : { spentWokenTo }),
+    ...(spentWakeBegan === undefined ? {} : { spentWakeBegan }),
     version: readInt(item, 'version'),
   };
 };

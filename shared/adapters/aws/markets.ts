@@ -39,13 +39,15 @@ import {
  * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
  * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
  * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, and a held sequence jump, `heldJump`.
- * Counters written by ADD: `providersEpoch`, `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`. The `lastTick`,
+ * Counters written by ADD: `providersEpoch` (or SET with `spentWakeEpoch`), `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`. The `lastTick`,
  * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
  * ignore.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
 export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
+/** MarketState.spentWakeEpoch: set with the bump that begins a spent provider's wake. */
+const SPENT_WAKE_EPOCH_ATTR = 'spentWakeEpoch';
 
 /** The pending tick is the last tick: its sequence and recorded stamp (another numbering may reuse the number). */
 const PENDING_TICK = 'pendingSequence = :seq AND lastTick.timestampMs = :ts';
@@ -104,6 +106,7 @@ export function marketFromItem(item: Item): MarketState {
   const coversBuy = optInt(item, coversAttr('BUY'));
   const resumedAfterMs = optInt(item, 'resumedAfterMs');
   const providersEpoch = optInt(item, PROVIDERS_EPOCH_ATTR);
+  const spentWakeEpoch = optInt(item, SPENT_WAKE_EPOCH_ATTR);
   const fillsSell = optInt(item, lastResortFillsAttr('SELL'));
   const fillsBuy = optInt(item, lastResortFillsAttr('BUY'));
   const anchor = item.bandAnchor === undefined ? undefined : readMap(item, 'bandAnchor');
@@ -120,6 +123,7 @@ export function marketFromItem(item: Item): MarketState {
         }),
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
     ...(providersEpoch === undefined ? {} : { providersEpoch }),
+    ...(spentWakeEpoch === undefined ? {} : { spentWakeEpoch }),
     ...(fillsSell === undefined && fillsBuy === undefined
       ? {}
       : {
@@ -525,17 +529,24 @@ export class DynamoMarketRepository implements MarketRepository {
     throw new ConditionFailedError(`markets/wake-contended: ${symbol} ${direction} ${wakeMark}`);
   }
 
-  async bumpProvidersEpoch(symbol: string): Promise<void> {
-    await this.dynamo.send(
+  async bumpProvidersEpoch(symbol: string, spentWake = false): Promise<number> {
+    // One write: both sides of a SET read the item as it was, so spentWakeEpoch is exactly the epoch this bump left.
+    const bumped = 'if_not_exists(#epoch, :zero) + :one';
+    const out = await this.dynamo.send(
       new UpdateItemCommand({
         TableName: this.table,
         Key: { symbol: S(symbol) },
-        UpdateExpression: 'ADD #epoch :one',
-        ExpressionAttributeNames: { '#epoch': PROVIDERS_EPOCH_ATTR },
-        ExpressionAttributeValues: { ':one': N(1) },
+        UpdateExpression: spentWake ? `SET #epoch = ${bumped}, #spent = ${bumped}` : 'ADD #epoch :one',
+        ExpressionAttributeNames: {
+          '#epoch': PROVIDERS_EPOCH_ATTR,
+          ...(spentWake ? { '#spent': SPENT_WAKE_EPOCH_ATTR } : {}),
+        },
+        ExpressionAttributeValues: { ':one': N(1), ...(spentWake ? { ':zero': N(0) } : {}) },
+        ReturnValues: 'UPDATED_NEW',
       }),
     );
     this.crash('markets.bumpProvidersEpoch');
+    return readInt(out.Attributes ?? {}, PROVIDERS_EPOCH_ATTR);
   }
 
   async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {

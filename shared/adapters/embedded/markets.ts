@@ -37,7 +37,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
- * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed.
+ * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed; with
+ *   `spentWake`, spentWakeEpoch takes the new epoch too. Returns the new epoch.
  *   checkProvidersEpoch (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
  * - countLastResortFill: adds 1 to the side's lastResortFills (absent: 0), creating the market's state if needed.
  */
@@ -219,11 +220,18 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return true;
   }
 
-  async bumpProvidersEpoch(symbol: string): Promise<void> {
+  async bumpProvidersEpoch(symbol: string, spentWake = false): Promise<number> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
-    this.#set({ ...current, symbol, providersEpoch: providersEpochOf(current) + 1 });
+    const providersEpoch = providersEpochOf(current) + 1;
+    this.#set({
+      ...current,
+      symbol,
+      providersEpoch,
+      ...(spentWake ? { spentWakeEpoch: providersEpoch } : {}),
+    });
     fire(this.#hook, 'markets.bumpProvidersEpoch');
+    return providersEpoch;
   }
 
   async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {
