@@ -213,7 +213,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: "liquidations held by the venue's dispute of the mark, counted once each, at the first look (MarkDisputes counts every look)",
+    help: "liquidations held by the venue's dispute of the mark, once each however many deliveries hold them: counted by the one write that records the hold's start on the liquidation (MarkDisputes counts every look; a hold of 0 holds none: MarkDisputesOverruled)",
   },
   MarkDisputesOverruled: {
     name: 'MarkDisputesOverruled',

@@ -444,7 +444,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'MarkDisputedAlarm',
       this.business(METRICS.MarkDisputes),
-      "Liquidations wait because the venue's price disputes the mark (venueCheckBand): their positions are healthy at the price the close would execute; check the feed (a bad print the breaker let through) or the venue (a manipulated book); after venueCheckHoldSeconds they go on on the mark",
+      "Liquidations wait because the venue's price disputes the mark (venueCheckBand): their positions are healthy at the price the close would execute; check the feed (a bad print the breaker let through) or the venue (a manipulated book); after venueCheckHoldSeconds they go on on the mark. This counts looks (one per held liquidation every 10 s); LiquidationsDisputed counts the liquidations held, once each",
       1,
       GTE,
     );

@@ -439,6 +439,12 @@ export interface LiquidationRecord {
   readonly context?: LiquidationContext;
   /** Set only by recordFailure; carried along by replaces (records are spread), dropped when a record is created. */
   readonly lastFailure?: ProcessingFailure;
+  /**
+   * When the venue first disputed the mark this liquidation would start on (venue-check.ts): the hold is judged from
+   * it, not from a message (which a redelivery, a re-send or a forger may carry with any time). Set only by
+   * recordMarkDispute; carried along by replaces, dropped when a record is created.
+   */
+  readonly markDisputedSinceMs?: number;
   readonly version: number;
 }
 
@@ -466,6 +472,15 @@ export interface LiquidationRepository {
    * an earlier read may overwrite it, which is fine: the record has moved on.
    */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
+  /**
+   * Sets markDisputedSinceMs of a QUEUED liquidation that has none, and nothing else (its version does not move, so
+   * no transition is fought). The first time wins: `recorded` says whether this call wrote it, `sinceMs` is the time
+   * stored. ConditionFailedError when the liquidation is absent or no longer QUEUED.
+   */
+  recordMarkDispute(
+    id: string,
+    sinceMs: number,
+  ): Promise<{ readonly sinceMs: number; readonly recorded: boolean }>;
   /**
    * The open liquidations (isOpenLiquidation) whose first event is before `startedBeforeMs`, a page at a time, in
    * no set order (liquidation-watch). Records are read consistently; on AWS the index that lists them may lag, so
@@ -497,7 +512,10 @@ export interface LiquidationMessage {
   readonly lastResortWaitsOutraced?: number;
   /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */
   readonly lastResortFillsSeen?: number;
-  /** When the venue first disputed the mark this liquidation would start on (venue-check.ts; absent: it has not). */
+  /**
+   * When the venue first disputed the mark this liquidation would start on, as recorded (LiquidationRecord): for a
+   * consumer of a version before the record held it (a deploy). Read only when the record holds none.
+   */
   readonly markDisputedSinceMs?: number;
   /**
    * A waiting last resort's: the mark (PriceE8, integer string) at which ADL last found nobody to take the slice. A

@@ -18,6 +18,7 @@ export const liquidationMessageSchema = z.object({
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),
+  /** The venue hold's start as recorded on the liquidation: not trusted, read only on a record without one. */
   markDisputedSinceMs: z.number().int().min(0).optional(),
   adlJudgedAtE8: z
     .string()

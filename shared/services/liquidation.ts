@@ -167,7 +167,7 @@ export interface Carried {
   lastResortFillsSeen?: number;
   /** Of lastResortWaits, those after which a sibling's last resort had filled (LiquidationMessage). */
   lastResortWaitsOutraced?: number;
-  /** When the venue first disputed the mark this liquidation would start on (LiquidationMessage). */
+  /** The message's markDisputedSinceMs: read only on a record without one (confirmWithVenue). */
   markDisputedSinceMs?: number;
   /** The mark at which ADL last found nobody to take this waiting slice (LiquidationMessage.adlJudgedAtE8). */
   adlJudgedAt?: PriceE8;
@@ -314,7 +314,8 @@ async function deliverLiquidation(
       return { liquidationId, state: state ?? 'QUEUED' };
     }
     if (error instanceof MarkDisputedError) {
-      // Nothing was written: the same start comes back, and the dispute's first time with it.
+      // Nothing but the hold's start was written: the same start comes back. With the recorded first time, which
+      // this version does not read from it, for a consumer of the version before during a deploy.
       const { dueAtMs: _, ...start } = message;
       const body = dueLiquidationMessage(
         { ...start, markDisputedSinceMs: error.sinceMs },
@@ -322,10 +323,8 @@ async function deliverLiquidation(
         error.waitSeconds,
       );
       await deps.liquidationQueue.send(body, error.waitSeconds);
+      // Every look (LiquidationsDisputed counts each liquidation held once, where its hold is recorded).
       deps.telemetry.count(METRICS.MarkDisputes.name, 1, { Market: error.symbol });
-      // Once per hold: the first look has no dispute carried yet.
-      if (message.markDisputedSinceMs === undefined)
-        deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1, { Market: error.symbol });
       deps.telemetry.warn('the venue disputes the mark; the liquidation waits', {
         liquidationId,
         symbol: error.symbol,
@@ -622,7 +621,11 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     return { done: true, record: cancelled };
   }
 
-  if (!dustSlice) await confirmWithVenue(liquidation, position, reference, market, deps, carried);
+  if (
+    !dustSlice &&
+    (await confirmWithVenue(liquidation, position, reference, market, deps, carried)) === 'moved'
+  )
+    return { done: false };
 
   const plannedSize =
     deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
@@ -688,9 +691,10 @@ export class MarkDisputedError extends Error {
 
 /**
  * With the market's venueCheckBand, the venue's price for the close must not dispute the mark a liquidation starts
- * on: while it does, the liquidation waits, QUEUED and unwritten (its message comes back), for at most
- * venueCheckHoldSeconds from the first dispute; then it goes on on the mark, as a venue (a book someone props up)
- * must not hold liquidations for ever. A venue that cannot quote is no evidence: it goes on.
+ * on: while it does, the liquidation waits, QUEUED (its message comes back), for at most venueCheckHoldSeconds from
+ * the first dispute, as recorded on the liquidation (recordMarkDispute: the first time wins); then it goes on on the
+ * mark, as a venue (a book someone props up) must not hold liquidations for ever. A venue that cannot quote is no
+ * evidence: it goes on. 'moved': the record left QUEUED, or another delivery recorded the hold first (read it again).
  */
 async function confirmWithVenue(
   liquidation: LiquidationRecord,
@@ -699,42 +703,61 @@ async function confirmWithVenue(
   market: MarketConfig,
   deps: SettlementDeps,
   carried: Carried,
-): Promise<void> {
+): Promise<'checked' | 'moved'> {
   // A slice's rest continues a liquidation whose start was checked (and held at most once).
   if (market.venueCheckBand === undefined || deps.strategy === 'market-only' || isNextSlice(liquidation))
-    return;
+    return 'checked';
   const now = deps.clock.nowMs();
-  // A first time ahead of now (a message written with a clock ahead, or forged) would hold past the cap for ever.
-  const since =
-    carried.markDisputedSinceMs === undefined ? undefined : Math.min(carried.markDisputedSinceMs, now);
-  const holdMs = market.venueCheckHoldSeconds * 1000;
-  // A hold of 0 holds nothing: the first dispute is overruled at once (it held for a look, 10 s).
-  const holdsUntil = since === undefined ? (holdMs > 0 ? now + holdMs : undefined) : since + holdMs;
-  const holding = holdsUntil !== undefined && now < holdsUntil;
-  const disputed = (price: PriceE8 | undefined) =>
-    new MarkDisputedError(
-      liquidation.symbol,
-      reference.mark,
-      price,
-      since ?? now,
-      Math.max(1, Math.min(MARK_DISPUTE_WAIT_SECONDS, Math.ceil(((holdsUntil ?? now) - now) / 1000))),
-    );
+  // The hold starts when the record says. A message's time counts only on a record without one: a message of a
+  // version that did not record it (a rolling deploy). Trusted, a message re-sent without it or forged with another
+  // time restarted or ended the hold (session 41).
+  const legacy = liquidation.markDisputedSinceMs === undefined ? carried.markDisputedSinceMs : undefined;
+  const first = liquidation.markDisputedSinceMs ?? legacy;
+  // A first time ahead of now (a clock ahead, or forged) would hold past the cap for ever.
+  const since = first === undefined ? undefined : Math.min(first, now);
   const quote = await quoteOrNone(liquidation, reference, deps, 'venue quote failed');
-  if (!quote) {
-    // No evidence either way: a dispute already under way holds on (a failing venue must not end it).
-    if (since !== undefined && holding) throw disputed(undefined);
-    return;
+  const price = quote && (closeDirection(position.side) === 'SELL' ? quote.bid : quote.ask);
+  // No quote is no evidence either way: a dispute already under way holds on (a failing venue must not end it).
+  const disputes = quote
+    ? venueDisputesMark(position, reference.mark, price, market.maintenanceMargin, market.venueCheckBand)
+    : since !== undefined;
+  if (!disputes) return 'checked';
+  // A hold of 0 holds nothing: the first dispute is overruled at once (it held for a look, 10 s).
+  const holdsUntil = (since ?? now) + market.venueCheckHoldSeconds * 1000;
+  if (now >= holdsUntil) {
+    if (!quote) return 'checked';
+    deps.telemetry.warn(
+      'the venue has disputed the mark for venueCheckHoldSeconds; liquidating on the mark',
+      {
+        liquidationId: liquidation.id,
+        mark: formatPrice(reference.mark),
+        venuePrice: price === undefined ? null : formatPrice(price),
+      },
+    );
+    deps.telemetry.count(METRICS.MarkDisputesOverruled.name, 1, { Market: liquidation.symbol });
+    return 'checked';
   }
-  const price = closeDirection(position.side) === 'SELL' ? quote.bid : quote.ask;
-  if (!venueDisputesMark(position, reference.mark, price, market.maintenanceMargin, market.venueCheckBand))
-    return;
-  if (holding) throw disputed(price);
-  deps.telemetry.warn('the venue has disputed the mark for venueCheckHoldSeconds; liquidating on the mark', {
-    liquidationId: liquidation.id,
-    mark: formatPrice(reference.mark),
-    venuePrice: price === undefined ? null : formatPrice(price),
-  });
-  deps.telemetry.count(METRICS.MarkDisputesOverruled.name, 1, { Market: liquidation.symbol });
+  if (liquidation.markDisputedSinceMs === undefined) {
+    // Recorded before the message goes back: no later message moves it.
+    let held: { readonly sinceMs: number; readonly recorded: boolean };
+    try {
+      held = await deps.liquidations.recordMarkDispute(liquidation.id, since ?? now);
+    } catch (error) {
+      if (error instanceof ConditionFailedError) return 'moved';
+      throw error;
+    }
+    if (!held.recorded) return 'moved';
+    // Once per liquidation held, by the write only one delivery makes (an older version counted a legacy hold).
+    if (legacy === undefined)
+      deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1, { Market: liquidation.symbol });
+  }
+  throw new MarkDisputedError(
+    liquidation.symbol,
+    reference.mark,
+    price,
+    since ?? now,
+    Math.max(1, Math.min(MARK_DISPUTE_WAIT_SECONDS, Math.ceil((holdsUntil - now) / 1000))),
+  );
 }
 
 /**

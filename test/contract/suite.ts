@@ -1353,6 +1353,45 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.liquidations.get('absent:1')).toBeUndefined();
       });
 
+      // Session 41 (venue-hold-start-trusted): the hold's start is kept on the record, not in the queue's messages.
+      it('recordMarkDispute: the first time wins, the version does not move, only on a QUEUED record', async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        expect(await a.liquidations.recordMarkDispute(l.id, 5_000)).toEqual({
+          sinceMs: 5_000,
+          recorded: true,
+        });
+        // A later delivery's time, earlier or later, moves nothing.
+        for (const other of [1_000, 9_000, 5_000]) {
+          expect(await a.liquidations.recordMarkDispute(l.id, other)).toEqual({
+            sinceMs: 5_000,
+            recorded: false,
+          });
+        }
+        expect(await a.liquidations.get(l.id)).toEqual({ ...l, markDisputedSinceMs: 5_000 });
+        // A transition read before it still commits (same version), and a replace carries it along.
+        const executing = { ...(await a.liquidations.get(l.id))!, state: 'EXECUTING' as const, version: 2 };
+        await a.liquidations.replace(executing, 1);
+        expect((await a.liquidations.get(l.id))?.markDisputedSinceMs).toBe(5_000);
+        // Not QUEUED any more, or absent: refused, nothing written.
+        await expect(a.liquidations.recordMarkDispute(l.id, 7_000)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(a.liquidations.recordMarkDispute('absent:1', 7_000)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.liquidations.get('absent:1')).toBeUndefined();
+        // A record created from a held one (a next slice spreads its parent) starts without it.
+        const slice = { ...executing, id: `${p.id}:9`, state: 'QUEUED' as const, version: 0 };
+        await a.transactor.commit([{ kind: 'liquidation', record: slice, expectedVersion: undefined }]);
+        expect((await a.liquidations.get(slice.id))?.markDisputedSinceMs).toBeUndefined();
+        await expect(a.liquidations.recordMarkDispute(slice.id, -1)).rejects.toThrow(/bad-time/);
+        await expect(a.liquidations.recordMarkDispute(slice.id, 1.5)).rejects.toThrow(/bad-time/);
+        expect((await a.liquidations.get(slice.id))?.markDisputedSinceMs).toBeUndefined();
+      });
+
       it('recordFailure refuses a bad failure and writes nothing', async () => {
         const p = position();
         await a.positions.create(p);

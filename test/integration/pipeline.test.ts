@@ -668,6 +668,52 @@ describe('pipeline on moto', () => {
     });
   });
 
+  // Session 41 (venue-hold-start-trusted): the hold's start was the message's, so one carrying another time ended or
+  // prolonged the hold. On DynamoDB, as on the embedded store: the first recorded start is the one judged.
+  it("judges a venue's hold from the start on the liquidation, whatever time a message carries", async () => {
+    const held = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({
+        ...m,
+        venueCheckBand: '0.05',
+        venueCheckHoldSeconds: 30,
+      })),
+    };
+    await withStack(held, async (ctx) => {
+      await queuedWithStackStopped(ctx);
+      const [{ id: liquidationId }] = (await ctx.liquidations()) as [LiquidationRecord];
+      const settlement = wiring().settlement;
+      let now = Date.now();
+      const telemetry = new RecordingTelemetry();
+      const deps = {
+        ...settlement,
+        telemetry,
+        clock: { nowMs: () => now },
+        // The exchange's book still at 200 after the feed's fall to 175: the long is healthy there.
+        venue: {
+          placeIoc: settlement.venue.placeIoc.bind(settlement.venue),
+          quote: async () => ({ bid: parsePrice('200'), ask: parsePrice('200.1') }),
+        },
+      };
+      const deliver = async (message: Parameters<typeof processLiquidation>[0]) =>
+        (await asFunction('liquidationConsumer', () => processLiquidation(message, deps))).state;
+      const start = now;
+      expect(await deliver({ liquidationId })).toBe('QUEUED');
+      now += 10_000;
+      expect(await deliver({ liquidationId, markDisputedSinceMs: start - 3_600_000 })).toBe('QUEUED');
+      now += 19_000;
+      expect(await deliver({ liquidationId, markDisputedSinceMs: now })).toBe('QUEUED');
+      expect(await deliver({ liquidationId })).toBe('QUEUED');
+      expect((await ctx.adapters.liquidations.get(liquidationId))?.markDisputedSinceMs).toBe(start);
+      expect(telemetry.total('MarkDisputes')).toBe(4);
+      expect(telemetry.total('LiquidationsDisputed')).toBe(1);
+      // 30 s after the recorded start, a message claiming a later one does not hold it.
+      now += 1_000;
+      expect(await deliver({ liquidationId, markDisputedSinceMs: now - 1_000 })).not.toBe('QUEUED');
+      expect(telemetry.total('MarkDisputesOverruled')).toBe(1);
+    });
+  });
+
   it('socializes what an empty fund cannot pay through ADL (SETTLED_ADL)', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
       await ctx.tick('200');

@@ -410,6 +410,7 @@ describe('ticks', () => {
         replace: (next, v) => liquidations.replace(next, v),
         replaceWithPosition: (next, v, pos, pv) => liquidations.replaceWithPosition(next, v, pos, pv),
         recordFailure: (id, f) => liquidations.recordFailure(id, f),
+        recordMarkDispute: (id, since) => liquidations.recordMarkDispute(id, since),
         openStartedBefore: (ms) => liquidations.openStartedBefore(ms),
         begin: async (position, liquidation) => {
           atBegin();

@@ -29,6 +29,17 @@ async function badPrint(p: Pipeline, venueAt: string) {
   return long;
 }
 
+/** The pipeline's deps with a venue whose quotes all time out. */
+const failingQuotes = (p: Pipeline) => ({
+  ...p.deps,
+  venue: {
+    placeIoc: p.deps.venue.placeIoc.bind(p.deps.venue),
+    quote: async () => {
+      throw new VenueError('venue/timeout: quote', 'timeout');
+    },
+  },
+});
+
 async function deliverQueued(p: Pipeline): Promise<void> {
   for (const m of await p.adapters.liquidationQueue.receive(10, 30)) {
     await p.handlers.liquidation(m);
@@ -43,10 +54,11 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     const [queued] = p.adapters.liquidations.all();
     await deliverQueued(p);
 
-    // Nothing written, no order: the message comes back with the dispute's first time.
+    // Only the hold's start written (its version unmoved), no order: the message comes back with the start.
     const held = await p.adapters.liquidations.get(queued!.id);
     expect(held?.state).toBe('QUEUED');
     expect(held?.version).toBe(queued!.version);
+    expect(held?.markDisputedSinceMs).toBe(p.clock.nowMs());
     expect(p.orders.orders.size).toBe(0);
     expect(p.telemetry.total('MarkDisputes')).toBe(1);
     const [again] = p.adapters.liquidationQueue.pending();
@@ -141,23 +153,22 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     const p = createPipeline({ config: checked() });
     await badPrint(p, '100');
     const [queued] = p.adapters.liquidations.all();
-    const failing = {
-      ...p.deps,
-      venue: {
-        placeIoc: p.deps.venue.placeIoc.bind(p.deps.venue),
-        quote: async () => {
-          throw new VenueError('venue/timeout: quote', 'timeout');
-        },
-      },
-    };
     const since = p.clock.nowMs() - 10_000;
-    const held = await processLiquidation({ liquidationId: queued!.id, markDisputedSinceMs: since }, failing);
+    // A message of the version before (the hold's start in the message only, none on the record).
+    const held = await processLiquidation(
+      { liquidationId: queued!.id, markDisputedSinceMs: since },
+      failingQuotes(p),
+    );
     expect(held.state).toBe('QUEUED');
     expect(p.telemetry.total('MarkDisputes')).toBe(1);
     const [again] = p.adapters.liquidationQueue.pending().filter((m) => m.state === 'delayed');
     expect(parseLiquidationMessage(again!.body).markDisputedSinceMs).toBe(since);
+    expect((await p.adapters.liquidations.get(queued!.id))?.markDisputedSinceMs).toBe(since);
     // No dispute before: no evidence, no hold.
-    const started = await processLiquidation({ liquidationId: queued!.id }, failing);
+    const q = createPipeline({ config: checked() });
+    await badPrint(q, '100');
+    const [fresh] = q.adapters.liquidations.all();
+    const started = await processLiquidation({ liquidationId: fresh!.id }, failingQuotes(q));
     expect(started.state).not.toBe('QUEUED');
   });
 
@@ -199,5 +210,67 @@ describe('venueCheckBand: the venue checks the mark before a liquidation starts'
     expect(p.telemetry.total('LiquidationsDisputed')).toBe(1);
     expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
     expect((await p.check()).violations).toEqual([]);
+  });
+  // Found by the audit of session 41: the hold's start was the message's, so a message carrying an old or forged
+  // time ended the hold, one carrying a later time or none (a re-send) restarted it.
+  describe('the hold is judged from its start on the record (venue-hold-start-trusted)', () => {
+    async function heldAt(hold: number) {
+      const p = createPipeline({ config: checked({ venueCheckHoldSeconds: hold }) });
+      await badPrint(p, '100');
+      const [queued] = p.adapters.liquidations.all();
+      const start = p.clock.nowMs();
+      await deliverQueued(p);
+      expect(p.telemetry.total('MarkDisputes')).toBe(1);
+      return { p, id: queued!.id, start };
+    }
+
+    it('a message with an earlier time does not end the hold', async () => {
+      const { p, id, start } = await heldAt(30);
+      p.clock.advance(10_000);
+      const held = await processLiquidation(
+        { liquidationId: id, markDisputedSinceMs: start - 3_600_000 },
+        p.deps,
+      );
+      expect(held.state).toBe('QUEUED');
+      expect(p.telemetry.total('MarkDisputesOverruled')).toBe(0);
+      const record = await p.adapters.liquidations.get(id);
+      expect(record?.markDisputedSinceMs).toBe(start);
+      // What goes back carries the recorded start, not the forged one.
+      const sent = p.adapters.liquidationQueue.pending().map((m) => parseLiquidationMessage(m.body));
+      expect(sent.at(-1)).toMatchObject({ liquidationId: id, markDisputedSinceMs: start });
+    });
+
+    it.each([
+      ['a later time', 29_000],
+      ['no time (a re-sent start)', undefined],
+    ])(
+      'a message with %s does not prolong it: it ends 30 s after the recorded start',
+      async (_what, later) => {
+        const { p, id, start } = await heldAt(30);
+        p.clock.advance(30_000);
+        const message =
+          later === undefined
+            ? { liquidationId: id }
+            : { liquidationId: id, markDisputedSinceMs: start + later };
+        const outcome = await processLiquidation(message, p.deps);
+        expect(outcome.state).not.toBe('QUEUED');
+        expect(p.telemetry.total('MarkDisputesOverruled')).toBe(1);
+      },
+    );
+  });
+
+  // Found by the audit of session 41: counted at each delivery of a message without the hold's start, so a duplicate
+  // of the start (a redelivered tick's second message, the watch's re-send) counted one liquidation twice.
+  it('LiquidationsDisputed counts a held liquidation once, however many deliveries hold it (disputed-double-count)', async () => {
+    const p = createPipeline({ config: checked({ venueCheckHoldSeconds: 30 }) });
+    await badPrint(p, '100');
+    const [queued] = p.adapters.liquidations.all();
+    await processLiquidation({ liquidationId: queued!.id }, p.deps);
+    await processLiquidation({ liquidationId: queued!.id }, p.deps);
+    p.clock.advance(10_000);
+    await processLiquidation({ liquidationId: queued!.id }, p.deps);
+    expect(p.telemetry.total('MarkDisputes')).toBe(3);
+    expect(p.telemetry.total('LiquidationsDisputed')).toBe(1);
+    expect(p.telemetry.marketCounts.get('LiquidationsDisputed@ETH-USD')).toBe(1);
   });
 });

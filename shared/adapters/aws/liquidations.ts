@@ -14,6 +14,7 @@ import { type LiquidationState, TERMINAL_STATES } from '../../domain/model.ts';
 import { parseBase, parseQuote } from '../../domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
 import {
+  ConditionFailedError,
   type CrashHook,
   isOpenLiquidation,
   type LiquidationContext,
@@ -48,6 +49,7 @@ import {
   N,
   noCrash,
   optFailure,
+  optInt,
   optS,
   readBig,
   readFill,
@@ -137,6 +139,7 @@ export function liquidationItem(l: LiquidationRecord): Item {
     },
     ...(l.context === undefined ? {} : { context: S(encodeContext(l.context)) }),
     ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
+    ...(l.markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs: N(l.markDisputedSinceMs) }),
     // Listed in the open index while work remains; neither key moves meanwhile (the index is written twice).
     ...(isOpenLiquidation(l)
       ? { openShard: S(openShardOf(l.id)), startedAtMs: N(liquidationStartedAtMs(l)) }
@@ -188,9 +191,9 @@ export function readSettlement(m: Item): SettlementAmounts {
 
 const SETTLEMENT_KEYS = Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[];
 
-/** The item of a record being created: a failure belongs to the record that had it, not to a new slice. */
+/** The item of a record being created: a failure or a dispute belongs to the record that had it, not to a new slice. */
 export function newLiquidationItem(l: LiquidationRecord): Item {
-  const { lastFailure: _dropped, ...fresh } = l;
+  const { lastFailure: _dropped, markDisputedSinceMs: _held, ...fresh } = l;
   return liquidationItem(fresh);
 }
 
@@ -271,6 +274,7 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
   const contextText = optS(item, 'context');
   const context = contextText === undefined ? undefined : readContext(contextText);
   const lastFailure = optFailure(item);
+  const markDisputedSinceMs = optInt(item, 'markDisputedSinceMs');
   const settlement = item.settlement === undefined ? undefined : readSettlement(readMap(item, 'settlement'));
   return {
     id: readS(item, 'id'),
@@ -293,6 +297,7 @@ export function liquidationFromItem(item: Item): LiquidationRecord {
     }),
     ...(context === undefined ? {} : { context }),
     ...(lastFailure === undefined ? {} : { lastFailure }),
+    ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
     version: readInt(item, 'version'),
   };
 }
@@ -500,6 +505,39 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
       ),
     );
     this.crash('liquidations.recordFailure');
+  }
+
+  /**
+   * UpdateItem of markDisputedSinceMs alone, on a QUEUED item without one: no version condition, so no transition is
+   * fought. A failed condition reads the item (consistently) for the time that won.
+   */
+  async recordMarkDispute(
+    id: string,
+    sinceMs: number,
+  ): Promise<{ readonly sinceMs: number; readonly recorded: boolean }> {
+    checkLiquidationId(id);
+    if (!Number.isSafeInteger(sinceMs) || sinceMs < 0)
+      throw new AdapterInputError(`liquidations/bad-time: ${sinceMs} is not an integer of ms`);
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.tables.liquidations,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET markDisputedSinceMs = :since',
+          ConditionExpression: '#state = :queued AND attribute_not_exists(markDisputedSinceMs)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':since': N(sinceMs), ':queued': S('QUEUED') },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const stored = await this.get(id);
+      if (stored?.state !== 'QUEUED' || stored.markDisputedSinceMs === undefined)
+        throw new ConditionFailedError(`liquidations/not-queued: ${id}`);
+      return { sinceMs: stored.markDisputedSinceMs, recorded: false };
+    }
+    this.crash('liquidations.recordMarkDispute');
+    return { sinceMs, recorded: true };
   }
 
   async listByTick(tickKey: string): Promise<readonly LiquidationRecord[]> {

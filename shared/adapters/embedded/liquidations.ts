@@ -115,6 +115,22 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     fire(this.#hook, 'liquidations.recordFailure');
   }
 
+  async recordMarkDispute(
+    id: string,
+    sinceMs: number,
+  ): Promise<{ readonly sinceMs: number; readonly recorded: boolean }> {
+    requireId(id, 'liquidations');
+    if (!Number.isSafeInteger(sinceMs) || sinceMs < 0)
+      throw new EmbeddedInputError(`liquidations/bad-time: ${sinceMs} is not an integer of ms`);
+    const current = this.#records.get(id);
+    if (current?.state !== 'QUEUED') throw new ConditionFailedError(`liquidations/not-queued: ${id}`);
+    if (current.markDisputedSinceMs !== undefined)
+      return { sinceMs: current.markDisputedSinceMs, recorded: false };
+    this.#records.set(id, frozenCopy({ ...current, markDisputedSinceMs: sinceMs }));
+    fire(this.#hook, 'liquidations.recordMarkDispute');
+    return { sinceMs, recorded: true };
+  }
+
   /** A scan of the store (the embedded engine holds no index: only the watch asks, never the replay's hot path). */
   async *openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]> {
     if (!Number.isSafeInteger(startedBeforeMs))
@@ -156,12 +172,12 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   }
 
   /**
-   * Stores a checked record; a new one joins its tick's list and starts without a failure (a failure belongs
-   * to the record that had it, not to a slice spread from it).
+   * Stores a checked record; a new one joins its tick's list and starts without a failure or a dispute (they belong
+   * to the record that had them, not to a slice spread from it).
    */
   store(next: LiquidationRecord, created: boolean): void {
     if (created) {
-      const { lastFailure: _dropped, ...fresh } = next;
+      const { lastFailure: _dropped, markDisputedSinceMs: _held, ...fresh } = next;
       this.#records.set(next.id, frozenCopy(fresh));
       getOrCreate(this.#byTick, next.tickKey, () => []).push(next.id);
     } else this.#records.set(next.id, frozenCopy(next));
