@@ -1,3 +1,4 @@
+import { quoteOf } from '../shared/domain/config.ts';
 import {
   formatDecimal,
   formatPrice,
@@ -41,7 +42,8 @@ const conservationError = (r: SimulationResult): string =>
 
 type Row = readonly [label: string, value: (r: SimulationResult) => string];
 
-const ROWS: readonly (Row | 'rule')[] = [
+/** The rows, amounts labelled in the market's quote currency (the configuration's one). */
+const rows = (quote: string): readonly (Row | 'rule')[] => [
   ['liquidations (slices)', (r) => count(r.liquidations)],
   ['  settled by market', (r) => count(r.settledBy.market)],
   ['  settled by auction', (r) => count(r.settledBy.auction)],
@@ -56,13 +58,13 @@ const ROWS: readonly (Row | 'rule')[] = [
   ['slippage p99 (bps)', (r) => slippageCell(r, 'p99')],
   ['slippage max (bps)', (r) => slippageCell(r, 'max')],
   ['zero-price fills', (r) => count(r.zeroPriceFills)],
-  ['lowest mark (USD)', (r) => (r.markLow === undefined ? '-' : markUsd(r.markLow))],
+  [`lowest mark (${quote})`, (r) => (r.markLow === undefined ? '-' : markUsd(r.markLow))],
   'rule',
-  ['sold on the market (USD)', (r) => formatUsd(r.marketVolume)],
-  ['  last resort (USD)', (r) => formatUsd(r.lastResortVolume)],
-  ['sold in auctions (USD)', (r) => formatUsd(r.auctionVolume)],
-  ['closed by ADL (USD)', (r) => formatUsd(r.adlVolume)],
-  ['given up vs the mark (USD)', (r) => formatUsd(r.executionCost)],
+  [`sold on the market (${quote})`, (r) => formatUsd(r.marketVolume)],
+  [`  last resort (${quote})`, (r) => formatUsd(r.lastResortVolume)],
+  [`sold in auctions (${quote})`, (r) => formatUsd(r.auctionVolume)],
+  [`closed by ADL (${quote})`, (r) => formatUsd(r.adlVolume)],
+  [`given up vs the mark (${quote})`, (r) => formatUsd(r.executionCost)],
   'rule',
   ['insurance fund start', (r) => formatUsd(r.insuranceFund.start)],
   ['insurance fund end', (r) => formatUsd(r.insuranceFund.end)],
@@ -92,7 +94,7 @@ export function runProblems(results: readonly SimulationResult[]): string[] {
     ...(r.deadLetters > 0 ? [`${r.strategy}: ${count(r.deadLetters)} messages dead-lettered`] : []),
     ...(r.conservation.error !== 0n
       ? [
-          `${r.strategy}: money does not add up (conservation error ${formatDecimal(r.conservation.error, 6)} USD)`,
+          `${r.strategy}: money does not add up (conservation error ${formatDecimal(r.conservation.error, 6)} ${quoteOf(r.symbol)})`,
         ]
       : []),
   ]);
@@ -116,19 +118,21 @@ function drain(results: readonly SimulationResult[]): string {
 export function renderComparison(results: readonly SimulationResult[]): string {
   const first = results[0];
   if (!first) return '';
+  const quote = quoteOf(first.symbol);
+  const tableRows = rows(quote);
   const header = [
     `Backstop simulation: ${first.scenario}, ${first.symbol}, ${count(first.ticks)} ticks of ${tickInterval(first)}` +
       `${drain(results)}, price ${formatPrice(first.series.reference[0] ?? 0n)} -> low ${formatPrice(first.priceLow)}`,
-    `${count(first.positions)} positions, seed ${first.seed}, fund ${formatUsd(first.insuranceFund.start)} USD`,
+    `${count(first.positions)} positions, seed ${first.seed}, fund ${formatUsd(first.insuranceFund.start)} ${quote}`,
     '',
   ];
-  const labelWidth = Math.max(...ROWS.map((r) => (r === 'rule' ? 0 : r[0].length)));
-  const cells = ROWS.map((row) => (row === 'rule' ? [] : results.map((r) => row[1](r))));
+  const labelWidth = Math.max(...tableRows.map((r) => (r === 'rule' ? 0 : r[0].length)));
+  const cells = tableRows.map((row) => (row === 'rule' ? [] : results.map((r) => row[1](r))));
   const widths = results.map((r, i) => Math.max(r.strategy.length, ...cells.map((c) => (c[i] ?? '').length)));
   const line = (label: string, values: readonly string[]): string =>
     `${label.padEnd(labelWidth)}  ${values.map((v, i) => v.padStart(widths[i]!)).join('  ')}`.trimEnd();
   const rule = '-'.repeat(labelWidth + 2 + widths.reduce((a, w) => a + w + 2, -2));
-  const body = ROWS.map((row, i) => (row === 'rule' ? rule : line(row[0], cells[i]!)));
+  const body = tableRows.map((row, i) => (row === 'rule' ? rule : line(row[0], cells[i]!)));
   return [
     ...header,
     line(

@@ -1,3 +1,4 @@
+import { quoteOf } from '../shared/domain/config.ts';
 import { PRICE_SCALE, QUOTE_SCALE } from '../shared/domain/units.ts';
 import { type SimulationResult, type Strategy, slippageSummary, summaryJson } from '../shared/sim/results.ts';
 import { SLIPPAGE_UNITS_PER_BP } from '../shared/sim/stats.ts';
@@ -29,6 +30,8 @@ export interface ReportData {
   readonly title: string;
   readonly scenario: string;
   readonly symbol: string;
+  /** The quote currency of every amount (the market's, the configuration's one). */
+  readonly quote: string;
   readonly positions: number;
   readonly seed: number;
   readonly reference: { readonly time: number[]; readonly price: number[] };
@@ -66,6 +69,7 @@ export function reportData(results: readonly SimulationResult[]): ReportData {
     title: `Backstop: ${first.scenario} (${first.symbol})`,
     scenario: first.scenario,
     symbol: first.symbol,
+    quote: quoteOf(first.symbol),
     positions: first.positions,
     seed: first.seed,
     reference: { time: [...first.series.timestampMs], price: first.series.reference.map(px) },

@@ -31,7 +31,8 @@ const scriptJson = (value: unknown): string =>
 /** Inline script text must not close its own element. */
 const inlineScript = (source: string): string => source.replace(/<\/(script)/gi, '<\\/$1');
 
-const SUMMARY_ROWS: readonly [string, (s: Record<string, unknown>) => unknown][] = [
+/** The summary's rows, amounts labelled in the quote currency. */
+const summaryRows = (quote: string): readonly [string, (s: Record<string, unknown>) => unknown][] => [
   ['Liquidations', (s) => s.liquidations],
   ['Settled by market', (s) => (s.settledBy as Record<string, number>).market],
   ['Settled by auction', (s) => (s.settledBy as Record<string, number>).auction],
@@ -53,25 +54,27 @@ const SUMMARY_ROWS: readonly [string, (s: Record<string, unknown>) => unknown][]
   ['Zero-price fills', (s) => s.zeroPriceFills],
   ['Lowest mark', (s) => s.markLow ?? '-'],
   [
-    'Insurance fund start / end / min (USD)',
+    `Insurance fund start / end / min (${quote})`,
     (s) => {
       const f = s.insuranceFund as Record<string, string>;
       return `${f.start} / ${f.end} / ${f.min}`;
     },
   ],
-  ['Shortfall paid by the fund (USD)', (s) => s.insurancePaid],
-  ['Bad debt the fund did not pay (USD)', (s) => s.badDebt],
-  ['Conservation error (USD)', (s) => s.conservationError],
+  [`Shortfall paid by the fund (${quote})`, (s) => s.insurancePaid],
+  [`Bad debt the fund did not pay (${quote})`, (s) => s.badDebt],
+  [`Conservation error (${quote})`, (s) => s.conservationError],
 ];
 
 function summaryTable(data: ReportData): string {
   const head = data.strategies.map((s) => `<th>${escapeHtml(s.strategy)}</th>`).join('');
-  const rows = SUMMARY_ROWS.map(
-    ([label, get]) =>
-      `<tr><th scope="row">${escapeHtml(label)}</th>${data.strategies
-        .map((s) => `<td>${escapeHtml(String(get(s.summary)))}</td>`)
-        .join('')}</tr>`,
-  ).join('\n');
+  const rows = summaryRows(data.quote)
+    .map(
+      ([label, get]) =>
+        `<tr><th scope="row">${escapeHtml(label)}</th>${data.strategies
+          .map((s) => `<td>${escapeHtml(String(get(s.summary)))}</td>`)
+          .join('')}</tr>`,
+    )
+    .join('\n');
   return `<table class="summary"><thead><tr><th></th>${head}</tr></thead><tbody>\n${rows}\n</tbody></table>`;
 }
 
@@ -105,7 +108,7 @@ const CLIENT = `
     title: { text: 'Price path and liquidations (marker size: liquidations started that minute)' },
     tooltip: { trigger: 'axis' }, legend: { top: 28 }, grid: { top: 70, left: 60, right: 30, bottom: 60 },
     dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 10 }],
-    xAxis: { type: 'time' }, yAxis: { type: 'value', scale: true, name: 'USD' }, series: priceSeries,
+    xAxis: { type: 'time' }, yAxis: { type: 'value', scale: true, name: data.quote }, series: priceSeries,
   });
 
   data.strategies.forEach(function (s) {
@@ -124,7 +127,7 @@ const CLIENT = `
     title: { text: 'Insurance fund balance' },
     tooltip: { trigger: 'axis', valueFormatter: usd }, legend: { top: 28 }, grid: { top: 70, left: 90, right: 30, bottom: 60 },
     dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 10 }],
-    xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' },
+    xAxis: { type: 'time' }, yAxis: { type: 'value', name: data.quote },
     series: data.strategies.map(function (s) {
       return { name: s.strategy, type: 'line', showSymbol: false, data: zip(s.time, s.fund), itemStyle: { color: STRATEGY_COLORS[s.strategy] } };
     }),
@@ -146,7 +149,7 @@ const CLIENT = `
     title: { text: 'Bad debt and insurance fund drawdown' },
     tooltip: { trigger: 'axis', valueFormatter: usd }, legend: { top: 28 }, grid: { top: 70, left: 90, right: 30, bottom: 40 },
     xAxis: { type: 'category', data: ['bad debt (fund did not pay)', 'fund drawdown (deepest fall from a peak)', 'shortfall paid by the fund'] },
-    yAxis: { type: 'value', name: 'USD' },
+    yAxis: { type: 'value', name: data.quote },
     series: data.strategies.map(function (s) {
       return { name: s.strategy, type: 'bar', data: [s.totals.badDebt, s.totals.fundDrawdown, s.totals.insurancePaid], itemStyle: { color: STRATEGY_COLORS[s.strategy] }, label: { show: true, position: 'top', formatter: function (p) { return usd(p.value); } } };
     }),
@@ -156,7 +159,7 @@ const CLIENT = `
     title: { text: 'Cumulative bad debt' },
     tooltip: { trigger: 'axis', valueFormatter: usd }, legend: { top: 28 }, grid: { top: 70, left: 90, right: 30, bottom: 60 },
     dataZoom: [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 10 }],
-    xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' },
+    xAxis: { type: 'time' }, yAxis: { type: 'value', name: data.quote },
     series: data.strategies.map(function (s) {
       return { name: s.strategy, type: 'line', step: 'end', showSymbol: false, data: zip(s.time, s.badDebt), itemStyle: { color: STRATEGY_COLORS[s.strategy] } };
     }),
@@ -204,7 +207,7 @@ ${layerCharts}
 <div class="chart" id="chart-slippage"></div>
 <div class="chart" id="chart-loss"></div>
 <div class="chart" id="chart-baddebt"></div>
-<footer>Bad debt: the shortfall the insurance fund did not pay, socialized through ADL or left uncovered. Amounts in USD.
+<footer>Bad debt: the shortfall the insurance fund did not pay, socialized through ADL or left uncovered. Amounts in ${escapeHtml(data.quote)}.
 Charts: Apache ECharts (inlined).</footer>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
 <script>${inlineScript(echarts())}</script>

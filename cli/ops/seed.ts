@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
 import { indexAdlLeverage } from '../../shared/adapters/aws/positions.ts';
-import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG, quoteCurrency, quoteOf, type RiskConfig } from '../../shared/domain/config.ts';
 import {
   formatPrice,
   formatQuote,
@@ -438,7 +438,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
           await refuseUnhealthyBook(requests, symbol, price, given.has(symbol), config, deps);
           const oi = openInterestUsd(positions, price);
           batches.push({
-            label: `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} USD)`,
+            label: `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} ${quoteOf(symbol)})`,
             requests,
           });
         } else {
@@ -453,7 +453,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             seed,
           }).map((p) => ({ ...p, id: `lp-s${seed}-${symbol}-${p.id.replace(/^provider-/, '')}` }));
           batches.push({
-            label: `${symbol} providers (${totalUsd} USD committed, lots at ${formatPrice(price)})`,
+            label: `${symbol} providers (${totalUsd} ${quoteOf(symbol)} committed, lots at ${formatPrice(price)})`,
             requests: providers.map(registerProviderRequest),
           });
         }
@@ -548,16 +548,17 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       );
       return 0;
     }
+    const quote = quoteCurrency(config);
     if (result.alreadyApplied) {
       io.stdout.write(
-        `fund ${action} ${formatQuote(amount)} USD under key ${key} was already applied ` +
+        `fund ${action} ${formatQuote(amount)} ${quote} under key ${key} was already applied ` +
           `(journal entry ${entry.sequence}, ${new Date(entry.atMs).toISOString()}): nothing moved now; ` +
-          `balance ${formatQuote(balance)} USD\n`,
+          `balance ${formatQuote(balance)} ${quote}\n`,
       );
       return 0;
     }
     io.stdout.write(
-      `fund ${action} ${formatQuote(amount)} USD: balance ${formatQuote(balance)} USD ` +
+      `fund ${action} ${formatQuote(amount)} ${quote}: balance ${formatQuote(balance)} ${quote} ` +
         `(journal entry ${entry.sequence}, key ${key})\n`,
     );
     return 0;

@@ -1,3 +1,4 @@
+import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
 import { intOption, UsageError } from '../args.ts';
@@ -42,6 +43,9 @@ const nonZero = (counts: Record<string, number>): string => {
   return parts.length > 0 ? parts.join(', ') : 'none';
 };
 
+/** A report that names no quote currency (no configuration, no market listed): the built-in configuration's. */
+const DEFAULT_QUOTE = quoteCurrency(DEFAULT_RISK_CONFIG);
+
 const usd = (decimal: string): string => formatUsd(parseQuote(decimal, 'amount', { allowNegative: true }));
 
 /** The mark's age, and STALE past the market's maxMarkAgeSeconds when the configuration is known. */
@@ -56,11 +60,12 @@ const markAge = (m: StatusReport['markets'][string]): string => {
 /** The readable status. */
 export function renderStatus(s: StatusReport): string {
   const t = s.target;
+  const quote = s.quote ?? DEFAULT_QUOTE;
   const lines = [
     `backstop status: ${t.kind} stage ${t.stage}${t.endpoint ? ` (${t.endpoint})` : ` (${t.region})`} at ${s.at}`,
     `positions       ${nonZero(s.positions)}`,
     `liquidations    ${s.liquidations.total} total, ${s.liquidations.nonTerminal} not terminal${s.liquidations.owingAdlRounds > 0 ? ` (${s.liquidations.owingAdlRounds} settled, owing ADL rounds)` : ''}: ${nonZero(s.liquidations.byState)}`,
-    `losses          fees ${usd(s.liquidations.losses.fees)} USD earned; shortfalls ${usd(s.liquidations.losses.shortfall)} USD: fund ${usd(s.liquidations.losses.fundPaid)}, ADL ${usd(s.liquidations.losses.adlCovered)}, ${s.liquidations.losses.uncoveredBadDebt !== '0' ? `UNCOVERED BAD DEBT ${usd(s.liquidations.losses.uncoveredBadDebt)}` : 'none uncovered'}${s.liquidations.losses.unreadable > 0 ? ` (${s.liquidations.losses.unreadable} settlements unreadable, left out)` : ''}`,
+    `losses          fees ${usd(s.liquidations.losses.fees)} ${quote} earned; shortfalls ${usd(s.liquidations.losses.shortfall)} ${quote}: fund ${usd(s.liquidations.losses.fundPaid)}, ADL ${usd(s.liquidations.losses.adlCovered)}, ${s.liquidations.losses.uncoveredBadDebt !== '0' ? `UNCOVERED BAD DEBT ${usd(s.liquidations.losses.uncoveredBadDebt)}` : 'none uncovered'}${s.liquidations.losses.unreadable > 0 ? ` (${s.liquidations.losses.unreadable} settlements unreadable, left out)` : ''}`,
     `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
   ];
   const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>
@@ -82,9 +87,9 @@ export function renderStatus(s: StatusReport): string {
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
   lines.push(
-    `insurance fund  ${usd(f.balance)} USD, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${f.difference})`}, ` +
+    `insurance fund  ${usd(f.balance)} ${quote}, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${f.difference})`}, ` +
       // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
-      `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} USD` : 'never below zero'}`,
+      `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}` : 'never below zero'}`,
   );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
   if (f.problems.length > 5)

@@ -327,8 +327,36 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       );
     }
   }
+  refuseMixedQuotes(config.markets);
   refuseUnreachableCurve(config.auction);
   return config;
+}
+
+/** The quote currency of a market's symbol (`ETH-USDT`: `USDT`): the currency of its prices and money. */
+export const quoteOf = (symbol: string): string => symbol.slice(symbol.indexOf('-') + 1);
+
+/** The one quote currency of a parsed configuration: the currency of the insurance fund and of every amount. */
+export const quoteCurrency = (config: Pick<RiskConfig, 'markets'>): string =>
+  quoteOf(config.markets[0]!.symbol);
+
+/**
+ * Every market pays into and draws from one insurance fund, and the ledger, reports and alarms add amounts of all
+ * markets together: USD, USDT and USDC added as if equal is wrong by their spread (a depeg makes it large). Until
+ * a fund per quote currency exists, a configuration of more than one is refused, its markets named by quote.
+ */
+function refuseMixedQuotes(markets: readonly MarketConfig[]): void {
+  const byQuote = new Map<string, string[]>();
+  for (const m of markets) {
+    const quote = quoteOf(m.symbol);
+    const symbols = byQuote.get(quote) ?? [];
+    symbols.push(m.symbol);
+    byQuote.set(quote, symbols);
+  }
+  if (byQuote.size <= 1) return;
+  const groups = [...byQuote].map(([quote, symbols]) => `${quote} (${symbols.join(', ')})`);
+  throw new ConfigError(
+    `invalid risk config: markets of ${byQuote.size} quote currencies, ${groups.join('; ')}: they share one insurance fund and its amounts would add ${[...byQuote.keys()].join(' and ')} as if equal; list markets of one quote currency only`,
+  );
 }
 
 /**

@@ -6,7 +6,7 @@ import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
 import { scanPages } from '../adapters/aws/scan.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
-import type { RiskConfig } from '../domain/config.ts';
+import { quoteCurrency, quoteOf, type RiskConfig } from '../domain/config.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
@@ -92,6 +92,11 @@ export interface StatusReport {
     readonly endpoint: string | null;
   };
   readonly at: string;
+  /**
+   * The quote currency of every amount: the configuration's when known, else the one the listed markets share;
+   * absent when neither says (amounts are then shown as the built-in configuration's, USD).
+   */
+  readonly quote?: string;
   readonly positions: Record<PositionState, number>;
   readonly liquidations: {
     readonly byState: Record<LiquidationState, number>;
@@ -362,6 +367,7 @@ export async function collectStatus(
       endpoint: deployment.endpoint ?? null,
     },
     at: iso(nowMs),
+    ...quoteOfStatus(config, Object.keys(marketMap)),
     positions: fill(POSITION_STATES, positions),
     liquidations: {
       byState,
@@ -389,6 +395,13 @@ export async function collectStatus(
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).
     breakersOpen: markets.filter((m) => m.breaker && m.breaker.reason !== 'tick/unconfirmed').length,
   };
+}
+
+/** The configuration's quote currency, else the listed markets' when they have one (an older stack's might not). */
+function quoteOfStatus(config: RiskConfig | undefined, symbols: readonly string[]): { quote?: string } {
+  if (config) return { quote: quoteCurrency(config) };
+  const quotes = new Set(symbols.map(quoteOf));
+  return quotes.size === 1 ? { quote: [...quotes][0]! } : {};
 }
 
 async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusReport['insuranceFund']> {

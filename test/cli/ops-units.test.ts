@@ -26,6 +26,7 @@ import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
+  type RiskConfig,
 } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
@@ -810,16 +811,15 @@ describe('local.json', () => {
 // Found by running 40 markets in session 40: --symbol and a price file's name chose a market by its base asset, the
 // first configured of those sharing it, so with BTC-USD and BTC-USDT listed `replay btc-usdt-perp-....csv` sent
 // its ticks to BTC-USD, and `inject`, `feed resume` or `positions reindex --symbol btc` acted on BTC-USD unasked.
+// Since session 41 parseRiskConfig refuses markets of several quote currencies (config-mixed-quotes), so the
+// configuration is built whole: resolveSymbol must still not take a base for a market once a fund per quote exists.
 describe('markets of one base asset (BTC-USD and BTC-USDT)', () => {
-  const config = parseRiskConfig({
-    ...DEFAULT_RISK_CONFIG_INPUT,
+  const config: RiskConfig = {
+    ...DEFAULT_RISK_CONFIG,
     markets: ['BTC-USD', 'BTC-USDT', 'ETH-USD', '1INCH-USD', '1000PEPE-USDT', '10000SATS-USD'].map(
-      (symbol) => ({
-        ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!,
-        symbol,
-      }),
+      (symbol) => ({ ...DEFAULT_RISK_CONFIG.markets[0]!, symbol }),
     ),
-  });
+  };
   it('takes the market a file name or --symbol names whole, whatever its place in the configuration', () => {
     const cases: [string | undefined, string | undefined, string][] = [
       [undefined, '/data/btc-usdt-perp-2020-03-12-leg1-1m.csv', 'BTC-USDT'],
@@ -953,6 +953,18 @@ describe('status rendering', () => {
     ).toContain('UNCOVERED BAD DEBT 100.00 (2 settlements unreadable, left out)');
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
     expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
+    // The report's quote currency (the configuration's, session 41: config-mixed-quotes), not a fixed USD.
+    const usdt = renderStatus({
+      ...report,
+      quote: 'USDT',
+      insuranceFund: { ...report.insuranceFund, minBalance: '-5' },
+      markets: {},
+    });
+    expect(usdt).toContain(
+      'insurance fund  250,000.50 USDT, reconciled, 1 journal entries, BELOW ZERO at -5.00 USDT',
+    );
+    expect(usdt).toContain('losses          fees 120.50 USDT earned; shortfalls 1,500.00 USDT:');
+    expect(usdt).not.toMatch(/\bUSD\b/);
     expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
     expect(text).toContain(
       'sequence jump to 9007199254740991 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it and the mark is stale)',

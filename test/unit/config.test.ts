@@ -9,6 +9,7 @@ import {
   marketConfig,
   maxLeverage,
   parseRiskConfig,
+  quoteCurrency,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { formatPpm, usd } from '../../shared/domain/units.ts';
@@ -161,6 +162,33 @@ describe('parseRiskConfig: rejections', () => {
     expect(() => parseRiskConfig(input)).toThrow(
       /liquidationFee.*; .*priceBand.*; .*bogus|bogus.*liquidationFee/,
     );
+  });
+});
+
+// Found by a review of the configuration in session 41 (docs/RELIABILITY.md, config-mixed-quotes): markets of
+// several quote currencies were accepted, and their money was added in one fund and printed as USD.
+describe('parseRiskConfig: one quote currency', () => {
+  const markets = (...symbols: string[]) => ({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: symbols.map((symbol) => ({ ...ETH, symbol })),
+  });
+
+  it('refuses markets of several quotes, naming each quote with its markets', () => {
+    const input = markets('BTC-USD', 'ETH-USDT', 'SOL-USDC', 'XRP-USD');
+    expect(() => parseRiskConfig(input)).toThrow(ConfigError);
+    expect(() => parseRiskConfig(input)).toThrow(
+      'invalid risk config: markets of 3 quote currencies, USD (BTC-USD, XRP-USD); USDT (ETH-USDT); USDC (SOL-USDC): they share one insurance fund',
+    );
+    expect(() => parseRiskConfig(markets('ETH-USD', 'ETH-USDT'))).toThrow(
+      /USD \(ETH-USD\); USDT \(ETH-USDT\)/,
+    );
+  });
+
+  it('accepts one quote other than USD, and says which', () => {
+    const config = parseRiskConfig(markets('BTC-USDT', 'ETH-USDT', '1000PEPE-USDT'));
+    expect(config.markets.map((m) => m.symbol)).toEqual(['BTC-USDT', 'ETH-USDT', '1000PEPE-USDT']);
+    expect(quoteCurrency(config)).toBe('USDT');
+    expect(quoteCurrency(DEFAULT_RISK_CONFIG)).toBe('USD');
   });
 });
 

@@ -1,7 +1,8 @@
 import { afterEach, expect, it } from 'vitest';
 import { renderComparison, runProblems } from '../../cli/table.ts';
 import { reportData } from '../../report/data.ts';
-import { ConfigError } from '../../shared/domain/config.ts';
+import { renderReport } from '../../report/html.ts';
+import { ConfigError, DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { NOTIONAL_TO_QUOTE, price, usd } from '../../shared/domain/units.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { runSimulation } from '../../shared/sim/engine.ts';
@@ -85,6 +86,39 @@ it('fund drawdown: a fund that starts empty falls from the peak its fees built (
     `${((Number(fall) / Number(fallPeak)) * 100).toFixed(1)} %`,
   );
 }, 120_000);
+
+// Found by a review of the configuration in session 41 (config-mixed-quotes): the table and the report printed every
+// amount as USD whatever the market's quote.
+it("amounts are printed in the configuration's quote currency: USDT for a USDT-only configuration", async () => {
+  const config = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({
+      ...m,
+      symbol: m.symbol.replace('-USD', '-USDT'),
+    })),
+  });
+  const points = Array.from({ length: 3 }, (_, i) => ({ timestampMs: T0 + i * 60_000, price: price('195') }));
+  const run = await simulate(
+    prepareSimulation({
+      prices: { name: 'eth-flat.csv', points },
+      symbol: 'ETH-USDT',
+      positions: 50,
+      config,
+    }),
+    'waterfall',
+  );
+  const table = renderComparison([run]);
+  expect(table).toMatch(/^\d[\d,]* positions, seed 1, fund [\d,.]+ USDT$/m);
+  expect(table).toContain('shortfall paid by fund');
+  expect(table).toMatch(/^sold on the market \(USDT\) /m);
+  expect(table).not.toMatch(/\bUSD\b/);
+  const broken: SimulationResult = { ...run, conservation: { ...run.conservation, error: 1n } };
+  expect(runProblems([broken]).join('\n')).toContain('conservation error 0.000001 USDT');
+  const html = renderReport([run]);
+  expect(html).toContain('<th scope="row">Bad debt the fund did not pay (USDT)</th>');
+  expect(html).toContain('Amounts in USDT.');
+  expect(html).not.toMatch(/\bUSD\b/);
+}, 60_000);
 
 it('the built-in scenario is ETH-USD prices: another market needs a price file', () => {
   expect(() => prepareSimulation({ symbol: 'BTC-USD' })).toThrow(
