@@ -32,6 +32,7 @@ import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../..
 import { intOption, UsageError, usdOption } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
+import { callerArn } from './caller.ts';
 import {
   adaptersOf,
   type Command,
@@ -84,7 +85,8 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [-
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
   --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack)
-  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry, whether
+  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry (with
+                         who moved it: the caller's ARN, as STS names the credentials), whether
                          the key was applied before (nothing moved now) and the balance now
 ${TARGET_USAGE}`;
 
@@ -516,13 +518,14 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
         : values.config === undefined
           ? DEFAULT_RISK_CONFIG
           : riskConfigFor(deployment, values.config);
+    const actor = await callerOf(deployment, action, io);
     // Said before the money moves: a run that fails or times out after the write is run again with this key,
     // and the money moves once (a run without --key would make a new key and move it twice).
     if (values.key === undefined)
       io.stderr.write(
         `backstop: fund ${action} under idempotency key ${key}; if it does not finish, run it again with --key ${key}\n`,
       );
-    const deps = adminDeps(deployment, config);
+    const deps = { ...adminDeps(deployment, config), ...(actor === undefined ? {} : { actor }) };
     const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
     if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
     const entry = result.entry!;
@@ -543,6 +546,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
             amount: formatQuote(entry.amount),
             balanceAfter: formatQuote(entry.balanceAfter),
             at: new Date(entry.atMs).toISOString(),
+            ...(entry.actor === undefined ? {} : { actor: entry.actor }),
           },
         })}\n`,
       );
@@ -559,11 +563,36 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     }
     io.stdout.write(
       `fund ${action} ${formatQuote(amount)} ${quote}: balance ${formatQuote(balance)} ${quote} ` +
-        `(journal entry ${entry.sequence}, key ${key})\n`,
+        `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${entry.actor}`})\n`,
     );
     return 0;
   });
 });
+
+/**
+ * Who moves the fund, journaled with the movement (the admin function's requests name nobody: CloudTrail does).
+ * A withdrawal nobody can be named for is refused before anything moves; a deposit goes on unnamed, with a warning
+ * (a fund topped up in a crash must not wait for STS).
+ */
+async function callerOf(
+  deployment: Deployment,
+  action: 'deposit' | 'withdraw',
+  io: CliIo,
+): Promise<string | undefined> {
+  try {
+    return await callerArn(deployment.clients);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    if (action === 'withdraw')
+      throw new OperatorInputError(
+        `fund withdraw refused: the caller could not be identified for the journal (${why}); nothing moved`,
+      );
+    io.stderr.write(
+      `backstop: the caller could not be identified (${why}); the deposit is journaled without it\n`,
+    );
+    return undefined;
+  }
+}
 
 export const runFeed: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, FEED_OPTIONS);

@@ -96,7 +96,7 @@ export function renderStatus(s: StatusReport): string {
     lines.push(`  ... ${f.problems.length - 5} more lines of problems: backstop status --json`);
   for (const e of f.lastEntries) {
     lines.push(
-      `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference})`,
+      `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference}${e.actor === undefined ? '' : ` by ${e.actor}`})`,
     );
   }
   const markets = Object.entries(s.markets);

@@ -63,6 +63,8 @@ export interface JournalLine {
   readonly balanceAfter: string;
   readonly reference: string;
   readonly at: string;
+  /** Who moved it (JournalEntry.actor), when the journal names someone. */
+  readonly actor?: string;
 }
 
 export interface MarketStatus {
@@ -449,6 +451,7 @@ async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusRe
       balanceAfter: formatQuote(e.balanceAfter),
       reference: e.reference,
       at: iso(e.atMs),
+      ...(e.actor === undefined ? {} : { actor: e.actor }),
     })),
   };
 }

@@ -618,6 +618,8 @@ export interface JournalEntry {
   readonly reference: string;
   readonly atMs: number;
   readonly sequence: number;
+  /** Who moved it, when a person did: LedgerMovement.actor (absent: a service, or an entry of before session 41). */
+  readonly actor?: string;
 }
 
 /** The kind of the fund's shortfall payouts: a credit of it with a drawWindow gives a draw back to its window. */
@@ -632,6 +634,11 @@ export interface LedgerMovement {
   readonly atMs: number;
   /** A debit that would take the balance below this is refused (ConditionFailedError). */
   readonly floor: QuoteE6;
+  /**
+   * Who moves it, journaled with the entry: the operator's IAM ARN for the CLI's `fund deposit|withdraw` (what STS
+   * GetCallerIdentity answers its credentials). At most MAX_ACTOR characters. A key applied before keeps its first.
+   */
+  readonly actor?: string;
   /**
    * Draw-window accounting for debits: window start and the cap on the window's total draws. On a shortfall payout
    * given back (a credit of kind SHORTFALL_PAYOUT_KIND), the window of the draws it gives back: while that is the
@@ -663,6 +670,9 @@ export const journalRangeProblem = (afterSequence: number, limit: number): strin
 export const highestSequence = (state: Pick<MarketState, 'lastTick' | 'breaker'> | undefined): number =>
   Math.max(state?.lastTick?.sequence ?? -1, state?.breaker?.tick.sequence ?? -1);
 
+/** An IAM ARN's longest (2048). */
+export const MAX_ACTOR = 2048;
+
 export function movementProblem(m: LedgerMovement): string | undefined {
   const amounts: [string, unknown][] = [
     ['amount', m.amount],
@@ -672,6 +682,11 @@ export function movementProblem(m: LedgerMovement): string | undefined {
   for (const [what, v] of amounts)
     if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
   if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
+  if (
+    m.actor !== undefined &&
+    (typeof m.actor !== 'string' || m.actor.length === 0 || m.actor.length > MAX_ACTOR)
+  )
+    return `ledger/bad-actor: 1-${MAX_ACTOR} characters`;
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
     return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
   return undefined;

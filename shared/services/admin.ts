@@ -113,6 +113,11 @@ export interface AdminDeps extends WakeDeps, ResendDeps {
   readonly markets: MarketRepository;
   readonly config: RiskConfig;
   readonly nowMs: () => number;
+  /**
+   * Who the fund's deposits and withdrawals are journaled as moved by (LedgerMovement.actor): the operator CLI's
+   * caller, as STS names it. Never taken from a request, which anyone who may invoke the function writes.
+   */
+  readonly actor?: string;
 }
 
 export type AdminResult =
@@ -256,6 +261,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         reference: 'admin',
         atMs,
         floor: deps.config.insurance.floor,
+        ...(deps.actor === undefined ? {} : { actor: deps.actor }),
       });
       // A key applied before answers with its first entry, stamped when that one moved the money.
       const { replayed, ...first } = entry;

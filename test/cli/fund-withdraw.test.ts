@@ -2,8 +2,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
-import { createLocalResources } from '../../shared/adapters/aws/index.ts';
+import { createAwsAdapters, createLocalResources } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('withdraw');
@@ -73,6 +75,43 @@ describe('backstop fund withdraw', () => {
     expect(again.stderr).toBe('');
     expect(again.stdout).toMatch(
       /already applied \(journal entry 1, \S+\): nothing moved now; balance 250 USD\n$/,
+    );
+  });
+  // Session 41 (fund-journal-actor): the CLI writes the ledger directly under the operator's credentials, and the
+  // journal said `admin`, never who.
+  it("journals a withdrawal with the caller's ARN, as STS answers for the CLI's credentials", async () => {
+    const names = await createLocalResources(emulator.clients, 'actor1');
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'actor1'];
+    const config = path.join(emulator.dir, 'risk-actor.json');
+    writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    expect((await cli('fund', 'deposit', '--amount', '1000', '--key', 'd1', ...at)).code).toBe(0);
+    const run = await cli(
+      'fund',
+      'withdraw',
+      '--amount',
+      '400',
+      '--key',
+      'w1',
+      '--config',
+      config,
+      '--json',
+      ...at,
+    );
+    expect(run.code).toBe(0);
+    // moto's answer to GetCallerIdentity for credentials no IAM user of it holds.
+    const moto = 'arn:aws:sts::123456789012:user/moto';
+    expect(JSON.parse(run.stdout).entry).toMatchObject({ amount: '-400', actor: moto });
+    // As stored: the journal entry read back from the ledger table.
+    const { ledger } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    const journal = await ledger.journal(INSURANCE_ACCOUNT);
+    expect(journal.map((e) => [e.kind, e.actor])).toEqual([
+      ['deposit', moto],
+      ['withdraw', moto],
+    ]);
+    // And shown where the journal is printed.
+    const status = await cli('status', ...at);
+    expect(status.stdout).toMatch(
+      / withdraw -400\.00 -> 600\.00 \(admin by arn:aws:sts::123456789012:user\/moto\)/,
     );
   });
 });

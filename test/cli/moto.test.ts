@@ -199,11 +199,11 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
 
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toBe(
-      'fund deposit 1000.5 USD: balance 1000.5 USD (journal entry 1, key k1)\n',
+      'fund deposit 1000.5 USD: balance 1000.5 USD (journal entry 1, key k1, by arn:aws:sts::123456789012:user/moto)\n',
     );
     // The same key again moves nothing, and says so with the balance of now (its entry's balance was then).
     expect((await cli('fund', 'deposit', '--amount', '2', '--key', 'k2', ...at)).stdout).toContain(
-      'balance 1002.5 USD (journal entry 2, key k2)',
+      'balance 1002.5 USD (journal entry 2, key k2, by ',
     );
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toMatch(
       /^fund deposit 1000\.5 USD under key k1 was already applied \(journal entry 1, \S+\): nothing moved now; balance 1002\.5 USD\n$/,
@@ -216,7 +216,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       key: 'k1',
       alreadyApplied: true,
       balance: '1002.5',
-      entry: { sequence: 1, amount: '1000.5', balanceAfter: '1000.5', at: expect.any(String) },
+      entry: {
+        sequence: 1,
+        amount: '1000.5',
+        balanceAfter: '1000.5',
+        at: expect.any(String),
+        // Who moved it (session 41): moto's answer to STS GetCallerIdentity.
+        actor: 'arn:aws:sts::123456789012:user/moto',
+      },
     });
     // A withdrawal is judged against the deployed floor: the configuration is required when none is recorded.
     const noConfig = await cli('fund', 'withdraw', '--amount', '0.5', ...at);

@@ -1854,6 +1854,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.ledger.balance('fund')).balance).toBe(usd('1012'));
       });
 
+      // Session 41 (fund-journal-actor): who moved it, journaled with the entry; the first application's is kept.
+      it('journals who moved it, keeps the first on a replayed key, and refuses a malformed one', async () => {
+        const arn = 'arn:aws:sts::123456789012:assumed-role/operator/alice';
+        const first = await a.ledger.apply(movement({ idempotencyKey: 'by-alice', actor: arn }));
+        expect(first.actor).toBe(arn);
+        const again = await a.ledger.apply(
+          movement({ idempotencyKey: 'by-alice', actor: 'arn:aws:iam::1:user/bob' }),
+        );
+        expect(again.actor).toBe(arn);
+        await a.ledger.apply(movement({ idempotencyKey: 'by-nobody', amount: usd('1') }));
+        expect((await a.ledger.journal('fund')).map((e) => e.actor)).toEqual([arn, undefined]);
+        for (const actor of ['', 'x'.repeat(2049)])
+          await expect(a.ledger.apply(movement({ idempotencyKey: 'bad-actor', actor }))).rejects.toThrow(
+            /bad-actor/,
+          );
+        expect(await a.ledger.journal('fund')).toHaveLength(2);
+      });
+
       it('an unknown account has a zero balance and an empty journal', async () => {
         expect(await a.ledger.balance('nobody')).toEqual({
           account: 'nobody',

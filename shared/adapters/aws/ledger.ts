@@ -115,9 +115,11 @@ const entryItem = (e: JournalEntry): Item => ({
   atMs: N(e.atMs),
   sequence: N(e.sequence),
   journalSequence: N(e.sequence),
+  ...(e.actor === undefined ? {} : { actor: S(e.actor) }),
 });
 
 const entryFromItem = (item: Item): JournalEntry => ({
+  ...(item.actor === undefined ? {} : { actor: readS(item, 'actor') }),
   account: readS(item, 'account'),
   idempotencyKey: readS(item, 'idempotencyKey'),
   amount: readBig(item, 'amount'),
@@ -592,6 +594,7 @@ function planGroup(group: readonly Pending[], current: AccountBalance) {
         reference: movement.reference,
         atMs: movement.atMs,
         sequence: next.sequence,
+        ...(movement.actor === undefined ? {} : { actor: movement.actor }),
       },
     });
     after = next;

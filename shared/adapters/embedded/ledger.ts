@@ -112,6 +112,7 @@ export class EmbeddedLedger implements Ledger {
       reference: movement.reference,
       atMs: movement.atMs,
       sequence,
+      ...(movement.actor === undefined ? {} : { actor: movement.actor }),
     });
     this.#balances.set(
       account,
