@@ -93,8 +93,9 @@ const counting =
 
 const COUNTER_MIDDLEWARE = { step: 'initialize', name: 'backstopApiCallCounter' } as const;
 
-export function createAwsClients(config: AwsClientConfig, counter = new ApiCallCounter()): AwsClients {
-  const common = {
+/** The options every client of `config` is built with (region, retries, endpoint, credentials, timeouts). */
+export function clientOptions(config: AwsClientConfig) {
+  return {
     region: config.region,
     retryMode: 'standard',
     maxAttempts: config.maxAttempts ?? 3,
@@ -111,6 +112,10 @@ export function createAwsClients(config: AwsClientConfig, counter = new ApiCallC
         }
       : {}),
   } as const;
+}
+
+export function createAwsClients(config: AwsClientConfig, counter = new ApiCallCounter()): AwsClients {
+  const common = clientOptions(config);
   const dynamo = new DynamoDBClient(common);
   const sqs = new SQSClient(common);
   const events = new EventBridgeClient(common);
