@@ -266,24 +266,33 @@ export function keepsEveryBid(capital: QuoteE6, symbol: string, mark: PriceE8, c
  * (keepsEveryBid at each market's mark): those sleepers plan again now, not at the step they planned on it, up to
  * 900 s later, only to end then and hand their lot to the fund and ADL (an audit of two markets, session 40: BTC
  * auctions slept on providers ETH auctions had spent). A provider's capital falls below it with the fill that spends
- * it (and perhaps one more, a last piece at a lower price): rare. `filled`: the providers as the step writes them; `symbol`, `mark`: the step's market and
- * mark. Another market's mark is read only for a filled provider that quotes it.
+ * it (and perhaps one more, a last piece at a lower price): rare. `filled`: the providers as the step writes them;
+ * `symbol`, `mark`: the step's market and mark. The other markets the filled providers quote are read in one batch.
  */
 export async function spentMarkets(
   filled: ReadonlyMap<string, ProviderRecord>,
   symbol: string,
   mark: PriceE8,
-  deps: Pick<SettlementDeps, 'markets' | 'config'>,
+  deps: Pick<SettlementDeps, 'reader' | 'config'>,
 ): Promise<string[]> {
-  const marks = new Map<string, PriceE8 | undefined>([[symbol, mark]]);
+  const configured = new Set(deps.config.markets.map((m) => m.symbol));
+  const others = new Set<string>();
+  for (const provider of filled.values())
+    for (const market of provider.symbols)
+      if (market !== symbol && configured.has(market)) others.add(market);
+  const marks = new Map<string, PriceE8>([[symbol, mark]]);
+  // Every other market's mark in one batch read, as read now: a GetItem each made a provider quoting 40 markets
+  // cost 39 calls a fill step (session 41). A cached mark could miss a wake when the mark rose since.
+  if (others.size > 0)
+    for (const market of await deps.reader.markets([...others]))
+      if (market.lastTick) marks.set(market.symbol, market.lastTick.markPrice);
   const spent = new Set<string>();
   for (const provider of filled.values()) {
     for (const market of provider.symbols) {
-      if (spent.has(market) || !deps.config.markets.some((m) => m.symbol === market)) continue;
-      if (!marks.has(market)) marks.set(market, (await deps.markets.get(market))?.lastTick?.markPrice);
       const at = marks.get(market);
       // No mark yet: no auction in that market.
-      if (at !== undefined && !keepsEveryBid(provider.capital, market, at, deps.config)) spent.add(market);
+      if (!spent.has(market) && at !== undefined && !keepsEveryBid(provider.capital, market, at, deps.config))
+        spent.add(market);
     }
   }
   return [...spent];

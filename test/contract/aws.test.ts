@@ -129,6 +129,17 @@ describe('aws ledger across containers', () => {
     floor,
   });
 
+  it("reads a step's other markets in one BatchGetItem (spent-markets-reads)", () =>
+    withCountedStage(async ({ names, counter, counted }) => {
+      const a = createAwsAdapters({ clients: counted, names, clock: systemClock });
+      const symbols = Array.from({ length: 39 }, (_, i) => `M${i}-USD`);
+      for (const symbol of symbols) await a.markets.bumpProvidersEpoch(symbol);
+      counter.reset();
+      expect(await a.reader.markets(symbols)).toHaveLength(39);
+      // 39 GetItem calls before (one per market).
+      expect(counter.snapshot()).toEqual({ 'dynamodb.BatchGetItem': 1 });
+    }));
+
   it('chains movements of two containers on the stored balance, one read and one transaction each', () =>
     withCountedStage(async ({ names, plain, counter, counted }) => {
       const a = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;

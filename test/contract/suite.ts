@@ -1041,6 +1041,20 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(byId(await a.reader.positions(ids))).toEqual(byId(created));
         expect(await a.reader.positions([])).toEqual([]);
       });
+
+      it('reads many markets at once, beyond one call of 100 keys, each as stored, skipping absent and repeated ones', async () => {
+        const symbols = Array.from({ length: 120 }, (_, i) => `M${i}-USD`);
+        for (const symbol of symbols) await a.markets.bumpProvidersEpoch(symbol, true);
+        await a.markets.acceptTick('M7-USD', tick(1, { markPrice: HUGE }), undefined, false);
+        const found = await a.reader.markets([...symbols, 'ABSENT-USD', 'M7-USD']);
+        const bySymbol = new Map(found.map((m) => [m.symbol, m]));
+        expect(found).toHaveLength(symbols.length);
+        expect([...bySymbol.keys()].sort()).toEqual([...symbols].sort());
+        expect(bySymbol.get('M7-USD')).toEqual(await a.markets.get('M7-USD'));
+        expect(bySymbol.get('M7-USD')?.lastTick?.markPrice).toBe(HUGE);
+        expect(bySymbol.get('M0-USD')).toEqual({ symbol: 'M0-USD', providersEpoch: 1, spentWakeEpoch: 1 });
+        expect(await a.reader.markets([])).toEqual([]);
+      });
     });
 
     section('liquidations', () => {

@@ -180,6 +180,7 @@ describe('ADL rounds', () => {
       liquidationPositionAndMarket: reader.liquidationPositionAndMarket.bind(reader),
       positionAndMarket: reader.positionAndMarket.bind(reader),
       auctionAndMarket: reader.auctionAndMarket.bind(reader),
+      markets: reader.markets.bind(reader),
       positions: async (ids: readonly string[]) => {
         const found = await reader.positions(ids);
         if (++calls === 2) {

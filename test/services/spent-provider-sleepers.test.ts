@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { isTerminal } from '../../shared/domain/model.ts';
-import { parseBase, parsePpm, parseQuote } from '../../shared/domain/units.ts';
+import { parseBase, parsePpm, parseQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
+import type { AuctionRecord, LiquidationRecord, ProviderRecord } from '../../shared/ports/index.ts';
+import { spentMarkets } from '../../shared/services/sleeping.ts';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
@@ -164,5 +166,64 @@ describe('sleepers of a provider another auction spent wake at once (spent-provi
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBeUndefined();
     await p.drain();
     expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
+describe('the other markets a filled provider quotes are read in one call (spent-markets-reads)', () => {
+  it('a provider quoting 40 markets: one batch read of the 39 others, no GetItem each; the spent one found', async () => {
+    const eth = DEFAULT_RISK_CONFIG.markets[0]!;
+    const symbols = ['ETH-USD', ...Array.from({ length: 39 }, (_, i) => `M${i}-USD`)];
+    const p = createPipeline({
+      config: { ...DEFAULT_RISK_CONFIG, markets: symbols.map((symbol) => ({ ...eth, symbol })) },
+    });
+    for (const symbol of symbols) {
+      // A market's first print waits for a second; M5 trades at 1,000 times the others.
+      const at = symbol === 'M5-USD' ? '100000' : '100';
+      await p.tick(symbol, at);
+      await p.tick(symbol, at);
+    }
+    const calls = { get: 0, batch: 0, keys: 0 };
+    const { markets, reader } = p.deps;
+    const deps = {
+      config: p.deps.config,
+      markets: {
+        ...markets,
+        get: async (symbol: string) => {
+          calls.get += 1;
+          return markets.get(symbol);
+        },
+      },
+      reader: {
+        ...reader,
+        markets: async (wanted: readonly string[]) => {
+          calls.batch += 1;
+          calls.keys += wanted.length;
+          return reader.markets(wanted);
+        },
+      },
+    };
+    // 10 USD pays for a dust piece (0.001) at 100 / floor, not at 100,000 / floor.
+    const lp: ProviderRecord = {
+      id: 'lp-40',
+      capital: parseQuote('10'),
+      maxDiscountPpm: parsePpm('0.02'),
+      maxLot: parseBase('10'),
+      symbols,
+      version: 1,
+    };
+    const spent = await spentMarkets(new Map([[lp.id, lp]]), 'ETH-USD', price('100'), deps);
+    expect(spent).toEqual(['M5-USD']);
+    // Before: 39 GetItem calls, one per other market, every step that filled it.
+    expect(calls).toEqual({ get: 0, batch: 1, keys: 39 });
+    // A mark moved since is judged as it is now (nothing cached between steps).
+    const last = (await markets.get('M5-USD'))!.lastTick!;
+    const fell = {
+      ...last,
+      sequence: last.sequence + 1,
+      markPrice: price('100'),
+      timestampMs: p.clock.nowMs(),
+    };
+    await markets.acceptTick('M5-USD', fell, last.sequence, false);
+    expect(await spentMarkets(new Map([[lp.id, lp]]), 'ETH-USD', price('100'), deps)).toEqual([]);
   });
 });

@@ -126,6 +126,17 @@ export class DynamoBatchReader implements BatchReader {
     };
   }
 
+  async markets(symbols: readonly string[]): Promise<readonly MarketState[]> {
+    const unique = [...new Set(symbols)];
+    const found: MarketState[] = [];
+    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
+      const keys = unique.slice(i, i + BATCH_GET_MAX).map((symbol) => ({ symbol: S(symbol) }));
+      const items = await batchGetConsistent(this.dynamo, { [this.tables.markets]: keys });
+      found.push(...(items[this.tables.markets] ?? []).map(marketFromItem));
+    }
+    return found;
+  }
+
   async positions(ids: readonly string[]): Promise<readonly PositionRecord[]> {
     const unique = [...new Set(ids)];
     const found: PositionRecord[] = [];

@@ -1,4 +1,4 @@
-import type { Adapters, Clock, CrashHook, PositionRecord } from '../../ports/index.ts';
+import type { Adapters, Clock, CrashHook, MarketState, PositionRecord } from '../../ports/index.ts';
 import { QUEUES, type QueueId } from '../../topology.ts';
 import { EmbeddedAuctionRepository } from './auctions.ts';
 import { ManualClock } from './clock.ts';
@@ -104,6 +104,14 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
         auction: await auctions.get(auctionId),
         market: await markets.get(symbol),
       }),
+      markets: async (symbols) => {
+        const found: MarketState[] = [];
+        for (const symbol of new Set(symbols)) {
+          const m = await markets.get(symbol);
+          if (m) found.push(m);
+        }
+        return found;
+      },
       positions: async (ids) => {
         const found: PositionRecord[] = [];
         for (const id of new Set(ids)) {
