@@ -21,7 +21,6 @@ import {
   checkNextVersion,
   conditional,
   failureAttr,
-  fillAttr,
   type Item,
   N,
   noCrash,
@@ -36,8 +35,10 @@ import {
   readS,
   readStrings,
   S,
-  strings,
 } from './codec.ts';
+import { auctionItem, wakeKeyOf } from './record-items.ts';
+
+export { auctionItem };
 
 /**
  * Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. A sleeping
@@ -54,55 +55,6 @@ const oneOf = <T extends string>(item: Item, name: string, allowed: readonly T[]
     throw new CorruptItemError(`adapter/bad-${name}: ${value}`);
   return value as T;
 };
-
-export const auctionItem = (a: AuctionRecord): Item => ({
-  id: S(a.id),
-  liquidationId: S(a.liquidationId),
-  symbol: S(a.symbol),
-  direction: S(a.direction),
-  lot: N(a.lot),
-  remainingLot: N(a.remainingLot),
-  top: N(a.top),
-  startedAtMs: N(a.startedAtMs),
-  resets: N(a.resets),
-  step: N(a.step),
-  state: S(a.state),
-  fills: { L: a.fills.map(fillAttr) },
-  ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
-  ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
-  ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
-  ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
-  ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
-  ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
-  ...(a.spentWokenTo === undefined
-    ? {}
-    : {
-        spentWokenTo: {
-          M: {
-            symbol: S(a.spentWokenTo.symbol),
-            direction: S(a.spentWokenTo.direction),
-            id: S(a.spentWokenTo.id),
-            step: N(a.spentWokenTo.step),
-            wakeMark: N(a.spentWokenTo.wakeMark),
-          },
-        },
-      }),
-  ...(a.spentWakeBegan === undefined
-    ? {}
-    : {
-        spentWakeBegan: {
-          M: Object.fromEntries(
-            Object.entries(a.spentWakeBegan).map(([symbol, epoch]) => [symbol, N(epoch)]),
-          ),
-        },
-      }),
-  ...(a.wakeMark === undefined || a.state !== 'RUNNING'
-    ? {}
-    : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
-  version: N(a.version),
-});
-
-const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
 
 export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);

@@ -25,7 +25,7 @@ import {
   type PositionRecord,
   type ProcessingFailure,
 } from '../../ports/index.ts';
-import { contextFromText, encodeContext } from '../../schemas/context.ts';
+import { contextFromText } from '../../schemas/context.ts';
 import { OPEN_LIQUIDATIONS_INDEX } from '../../topology.ts';
 import {
   OPEN_INDEX_SHARDS,
@@ -43,7 +43,6 @@ import {
   checkNextVersion,
   conditional,
   failureAttr,
-  fillAttr,
   type Item,
   isConditionalCheckFailed,
   N,
@@ -60,6 +59,10 @@ import {
   retryingConflicts,
   S,
 } from './codec.ts';
+import { liquidationItem, SETTLEMENT_KEYS } from './record-items.ts';
+
+export { liquidationItem };
+
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
@@ -118,43 +121,6 @@ export function checkLiquidationId(id: string): void {
   }
 }
 
-export function liquidationItem(l: LiquidationRecord): Item {
-  return {
-    id: S(l.id),
-    positionId: S(l.positionId),
-    symbol: S(l.symbol),
-    side: S(l.side),
-    state: S(l.state),
-    tickKey: S(l.tickKey),
-    triggerMark: N(l.triggerMark),
-    remainingSize: N(l.remainingSize),
-    marketFills: { L: l.marketFills.map(fillAttr) },
-    ...(l.settlement === undefined ? {} : { settlement: settlementAttr(l.settlement) }),
-    history: {
-      L: l.history.map(
-        (e): AttributeValue => ({
-          M: { atMs: N(e.atMs), state: S(e.state), ...(e.note === undefined ? {} : { note: S(e.note) }) },
-        }),
-      ),
-    },
-    ...(l.context === undefined ? {} : { context: S(encodeContext(l.context)) }),
-    ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
-    ...(l.markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs: N(l.markDisputedSinceMs) }),
-    // Listed in the open index while work remains; neither key moves meanwhile (the index is written twice).
-    ...(isOpenLiquidation(l)
-      ? { openShard: S(openShardOf(l.id)), startedAtMs: N(liquidationStartedAtMs(l)) }
-      : {}),
-    version: N(l.version),
-  };
-}
-
-/** Settlement amounts as scaled integers, like every other amount of the record. */
-function settlementAttr(s: SettlementAmounts): AttributeValue {
-  const M: Item = {};
-  for (const key of SETTLEMENT_KEYS) M[key] = N(s[key]);
-  return { M };
-}
-
 /**
  * Settlement amounts the first versions did not write (before 27f9b99, 2 December): 0 when absent, as they were
  * then (no last resort, nothing carried). Every other amount is required.
@@ -188,8 +154,6 @@ export function readSettlement(m: Item): SettlementAmounts {
   }
   return amounts as SettlementAmounts;
 }
-
-const SETTLEMENT_KEYS = Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[];
 
 /** The item of a record being created: a failure or a dispute belongs to the record that had it, not to a new slice. */
 export function newLiquidationItem(l: LiquidationRecord): Item {

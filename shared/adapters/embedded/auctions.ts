@@ -7,6 +7,7 @@ import {
   type ProcessingFailure,
   type Sleeper,
 } from '../../ports/index.ts';
+import { auctionItem, auctionItemBytesAtMost } from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -14,6 +15,7 @@ import {
   type HookRef,
   requireFailure,
   requireId,
+  requireItemSize,
   requireVersionBump,
 } from './internal.ts';
 
@@ -54,7 +56,9 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     requireFailure(failure, 'auctions');
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`auctions/not-found: ${id}`);
-    this.#records.set(id, frozenCopy({ ...current, lastFailure: failure }));
+    const next = { ...current, lastFailure: failure };
+    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next), 'auctions', id);
+    this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'auctions.recordFailure');
   }
 
@@ -90,21 +94,25 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     return [...this.#records.values()];
   }
 
-  /** Condition of a write: absent when expectedVersion is undefined, else stored at that version. */
+  /**
+   * Condition of a write: absent when expectedVersion is undefined, else stored at that version; and its item
+   * within DynamoDB's size.
+   */
   checkWrite(next: AuctionRecord, expectedVersion: number | undefined): void {
     requireId(next?.id, 'auctions');
     const current = this.#records.get(next.id);
     if (expectedVersion === undefined) {
       if (current) throw new ConditionFailedError(`auctions/exists: ${next.id}`);
-      return;
+    } else {
+      requireVersionBump(next, expectedVersion, 'auctions');
+      if (!current) throw new ConditionFailedError(`auctions/not-found: ${next.id}`);
+      if (current.version !== expectedVersion) {
+        throw new ConditionFailedError(
+          `auctions/version-mismatch: ${next.id} is at version ${current.version}, not ${expectedVersion}`,
+        );
+      }
     }
-    requireVersionBump(next, expectedVersion, 'auctions');
-    if (!current) throw new ConditionFailedError(`auctions/not-found: ${next.id}`);
-    if (current.version !== expectedVersion) {
-      throw new ConditionFailedError(
-        `auctions/version-mismatch: ${next.id} is at version ${current.version}, not ${expectedVersion}`,
-      );
-    }
+    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next), 'auctions', next.id);
   }
 
   /** Stores a checked record (a frozen deep copy) and moves its sleeper entry. */

@@ -1,4 +1,6 @@
 import { type CrashHook, type ProcessingFailure, processingFailureProblem } from '../../ports/index.ts';
+import type { Item } from '../aws/codec.ts';
+import { itemBytes, MAX_ITEM_BYTES } from '../aws/item-size.ts';
 
 /**
  * Helpers shared by the embedded adapters: the crash hook they fire after each side effect, deep frozen
@@ -8,6 +10,27 @@ import { type CrashHook, type ProcessingFailure, processingFailureProblem } from
 /** Bad input to an embedded adapter (a caller bug, not a failed condition): reason like 'positions/bad-limit'. */
 export class EmbeddedInputError extends Error {
   override readonly name = 'EmbeddedInputError';
+}
+
+/**
+ * DynamoDB's refusal of an item over MAX_ITEM_BYTES (a ValidationException, "Item size has exceeded the maximum
+ * allowed size"): nothing of the write, or of its transaction, is stored.
+ */
+export class ItemTooLargeError extends Error {
+  override readonly name = 'ValidationException';
+}
+
+/**
+ * Refuses, as DynamoDB would, a write whose item (as the AWS adapter writes it) is over MAX_ITEM_BYTES. `atMost`:
+ * an upper bound of its size, read off the record; the item is built and measured only when that is over the limit.
+ */
+export function requireItemSize(atMost: number, item: () => Item, what: string, id: string): void {
+  if (atMost <= MAX_ITEM_BYTES) return;
+  const bytes = itemBytes(item());
+  if (bytes > MAX_ITEM_BYTES)
+    throw new ItemTooLargeError(
+      `Item size has exceeded the maximum allowed size (${what} ${id}: ${bytes} bytes, at most ${MAX_ITEM_BYTES})`,
+    );
 }
 
 /** Mutable holder so every adapter of one bundle sees the hook a test installs later. */

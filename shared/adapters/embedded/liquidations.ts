@@ -7,6 +7,7 @@ import {
   type ProcessingFailure,
   liquidationStartedAtMs as startedAtMs,
 } from '../../ports/index.ts';
+import { liquidationItem, liquidationItemBytesAtMost } from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -15,6 +16,7 @@ import {
   type HookRef,
   requireFailure,
   requireId,
+  requireItemSize,
   requireVersionBump,
 } from './internal.ts';
 import type { EmbeddedPositionRepository } from './positions.ts';
@@ -111,7 +113,9 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     requireFailure(failure, 'liquidations');
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`liquidations/not-found: ${id}`);
-    this.#records.set(id, frozenCopy({ ...current, lastFailure: failure }));
+    const next = { ...current, lastFailure: failure };
+    requireItemSize(liquidationItemBytesAtMost(next), () => liquidationItem(next), 'liquidations', id);
+    this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'liquidations.recordFailure');
   }
 
@@ -148,13 +152,21 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
 
   /**
    * Condition of a write: absent when expectedVersion is undefined, else stored at that version (and the
-   * new record carries version + 1 and keeps its position and tickKey).
+   * new record carries version + 1 and keeps its position and tickKey); and its item within DynamoDB's size.
    */
   checkWrite(next: LiquidationRecord, expectedVersion: number | undefined): void {
     requireId(next?.id, 'liquidations');
     const current = this.#records.get(next.id);
     if (expectedVersion === undefined) {
       if (current) throw new ConditionFailedError(`liquidations/exists: ${next.id}`);
+      // Stored without a failure (store), as the AWS adapter writes a new record (newLiquidationItem).
+      const { lastFailure: _dropped, ...fresh } = next;
+      requireItemSize(
+        liquidationItemBytesAtMost(fresh),
+        () => liquidationItem(fresh),
+        'liquidations',
+        next.id,
+      );
       return;
     }
     requireVersionBump(next, expectedVersion, 'liquidations');
@@ -169,6 +181,7 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
         `liquidations/immutable-key: ${next.id} cannot change its tickKey or position`,
       );
     }
+    requireItemSize(liquidationItemBytesAtMost(next), () => liquidationItem(next), 'liquidations', next.id);
   }
 
   /**

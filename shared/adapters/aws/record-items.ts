@@ -1,0 +1,160 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { Fill } from '../../domain/model.ts';
+import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
+import {
+  type AuctionRecord,
+  isOpenLiquidation,
+  type LiquidationRecord,
+  liquidationStartedAtMs,
+} from '../../ports/index.ts';
+import { encodeContext } from '../../schemas/context.ts';
+import { openShardOf } from '../shards.ts';
+import { failureAttr, fillAttr, type Item, N, S, strings } from './codec.ts';
+
+/**
+ * The DynamoDB items of the records that grow (a liquidation's fills and history, an auction's fills), apart from
+ * the adapters' commands: no runtime import of the SDK, so the embedded stores measure an item as DynamoDB would
+ * (itemBytes) without loading it.
+ */
+
+export const SETTLEMENT_KEYS = Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[];
+
+/*
+ * Upper bounds of itemBytes(liquidationItem(l)) and itemBytes(auctionItem(a)), read off the record without building
+ * its item: the embedded stores measure an item exactly only when its bound is over DynamoDB's limit (building and
+ * measuring every item added about a third to the crash replay). The bound walks the record itself as JSON at its
+ * most (jsonBytesAtMost), so an attribute a later version adds is counted without a change here; only the
+ * attributes an item derives from the record (index keys) are added by name.
+ * test/unit/embedded-item-size.test.ts holds each bound above the exact size.
+ */
+
+/** The most an N value of up to 38 digits counts (1 per two digits, plus 1). */
+const NUMBER_BYTES = 21;
+/** A bigint past 38 digits (DynamoDB refuses it anyway) counts in full. */
+const LARGEST = 10n ** 38n;
+
+/**
+ * At least the bytes DynamoDB counts for a value, and the UTF-8 bytes of its JSON as encodeContext writes it
+ * (bigints as "123n", a string maybe behind a backslash), walked without encoding. A string's JSON is at most 6
+ * bytes a UTF-16 unit (\u0000 escapes; UTF-8's most is 3), plus quotes and escape; a name is counted as a string
+ * (DynamoDB: its UTF-8 bytes); a list or map 3 and 1 an element, as DynamoDB counts them.
+ */
+function jsonBytesAtMost(value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return 6 * value.length + 4;
+    case 'bigint':
+      return value < LARGEST && value > -LARGEST ? 2 * NUMBER_BYTES : value.toString().length + 3;
+    case 'number':
+      return 24;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (value === null) return 4;
+      let total = 3;
+      if (Array.isArray(value)) {
+        for (const e of value) total += 1 + jsonBytesAtMost(e);
+        return total;
+      }
+      for (const key in value)
+        total += 6 * key.length + 6 + jsonBytesAtMost((value as Record<string, unknown>)[key]);
+      return total;
+    }
+    default:
+      return 4;
+  }
+}
+
+/** At least itemBytes(liquidationItem(l)), without building the item: the record, and its open index's keys. */
+export const liquidationItemBytesAtMost = (l: LiquidationRecord): number =>
+  jsonBytesAtMost(l) + 'openShard'.length + 3 * 'open#'.length + 24 + 'startedAtMs'.length + NUMBER_BYTES;
+
+/** At least itemBytes(auctionItem(a)), without building the item: the record, and its wake index's key. */
+export const auctionItemBytesAtMost = (a: AuctionRecord): number =>
+  jsonBytesAtMost(a) + 'wakeKey'.length + 3 * (a.symbol.length + 1 + a.direction.length);
+
+export function liquidationItem(l: LiquidationRecord): Item {
+  return {
+    id: S(l.id),
+    positionId: S(l.positionId),
+    symbol: S(l.symbol),
+    side: S(l.side),
+    state: S(l.state),
+    tickKey: S(l.tickKey),
+    triggerMark: N(l.triggerMark),
+    remainingSize: N(l.remainingSize),
+    marketFills: { L: l.marketFills.map(fillAttr) },
+    ...(l.settlement === undefined ? {} : { settlement: settlementAttr(l.settlement) }),
+    history: {
+      L: l.history.map(
+        (e): AttributeValue => ({
+          M: { atMs: N(e.atMs), state: S(e.state), ...(e.note === undefined ? {} : { note: S(e.note) }) },
+        }),
+      ),
+    },
+    ...(l.context === undefined ? {} : { context: S(encodeContext(l.context)) }),
+    ...(l.lastFailure === undefined ? {} : { lastFailure: failureAttr('liquidations', l.lastFailure) }),
+    ...(l.markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs: N(l.markDisputedSinceMs) }),
+    // Listed in the open index while work remains; neither key moves meanwhile (the index is written twice).
+    ...(isOpenLiquidation(l)
+      ? { openShard: S(openShardOf(l.id)), startedAtMs: N(liquidationStartedAtMs(l)) }
+      : {}),
+    version: N(l.version),
+  };
+}
+
+/** Settlement amounts as scaled integers, like every other amount of the record. */
+function settlementAttr(s: SettlementAmounts): AttributeValue {
+  const M: Item = {};
+  for (const key of SETTLEMENT_KEYS) M[key] = N(s[key]);
+  return { M };
+}
+
+export const auctionItem = (a: AuctionRecord): Item => ({
+  id: S(a.id),
+  liquidationId: S(a.liquidationId),
+  symbol: S(a.symbol),
+  direction: S(a.direction),
+  lot: N(a.lot),
+  remainingLot: N(a.remainingLot),
+  top: N(a.top),
+  startedAtMs: N(a.startedAtMs),
+  resets: N(a.resets),
+  step: N(a.step),
+  state: S(a.state),
+  fills: { L: a.fills.map(fillAttr) },
+  ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
+  ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
+  ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
+  ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
+  ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
+  ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
+  ...(a.spentWokenTo === undefined
+    ? {}
+    : {
+        spentWokenTo: {
+          M: {
+            symbol: S(a.spentWokenTo.symbol),
+            direction: S(a.spentWokenTo.direction),
+            id: S(a.spentWokenTo.id),
+            step: N(a.spentWokenTo.step),
+            wakeMark: N(a.spentWokenTo.wakeMark),
+          },
+        },
+      }),
+  ...(a.spentWakeBegan === undefined
+    ? {}
+    : {
+        spentWakeBegan: {
+          M: Object.fromEntries(
+            Object.entries(a.spentWakeBegan).map(([symbol, epoch]) => [symbol, N(epoch)]),
+          ),
+        },
+      }),
+  ...(a.wakeMark === undefined || a.state !== 'RUNNING'
+    ? {}
+    : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
+  version: N(a.version),
+});
+
+export const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;
