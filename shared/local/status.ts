@@ -94,11 +94,6 @@ export interface StatusReport {
     readonly endpoint: string | null;
   };
   readonly at: string;
-  /**
-   * The quote currency of every amount: the configuration's when known, else the one the listed markets share;
-   * absent when neither says (amounts are then shown as the built-in configuration's, USD).
-   */
-  readonly quote?: string;
   readonly positions: Record<PositionState, number>;
   readonly liquidations: {
     readonly byState: Record<LiquidationState, number>;
@@ -156,6 +151,11 @@ export interface StatusReport {
   /** Per market: the last accepted tick and the circuit breaker (null when closed). */
   readonly markets: Record<string, MarketStatus>;
   readonly breakersOpen: number;
+  /**
+   * The quote currency of every amount: the configuration's when known, else the one the listed markets share;
+   * null when neither says (amounts are then shown as the built-in configuration's, USD). Last: a key added later.
+   */
+  readonly quote: string | null;
 }
 
 /**
@@ -369,7 +369,6 @@ export async function collectStatus(
       endpoint: deployment.endpoint ?? null,
     },
     at: iso(nowMs),
-    ...quoteOfStatus(config, Object.keys(marketMap)),
     positions: fill(POSITION_STATES, positions),
     liquidations: {
       byState,
@@ -396,14 +395,15 @@ export async function collectStatus(
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).
     breakersOpen: markets.filter((m) => m.breaker && m.breaker.reason !== 'tick/unconfirmed').length,
+    quote: quoteOfStatus(config, Object.keys(marketMap)),
   };
 }
 
 /** The configuration's quote currency, else the listed markets' when they have one (an older stack's might not). */
-function quoteOfStatus(config: RiskConfig | undefined, symbols: readonly string[]): { quote?: string } {
-  if (config) return { quote: quoteCurrency(config) };
+function quoteOfStatus(config: RiskConfig | undefined, symbols: readonly string[]): string | null {
+  if (config) return quoteCurrency(config);
   const quotes = new Set(symbols.map(quoteOf));
-  return quotes.size === 1 ? { quote: [...quotes][0]! } : {};
+  return quotes.size === 1 ? [...quotes][0]! : null;
 }
 
 async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusReport['insuranceFund']> {

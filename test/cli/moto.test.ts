@@ -67,7 +67,10 @@ describe('status', () => {
       'insuranceFund',
       'markets',
       'breakersOpen',
+      'quote',
     ]);
+    // The local stage's configuration, the built-in one: its quote currency (session 41, config-mixed-quotes).
+    expect(report.quote).toBe('USD');
     expect(report.target).toEqual({
       kind: 'local',
       stage,

@@ -926,6 +926,7 @@ describe('status rendering', () => {
       },
     },
     breakersOpen: 1,
+    quote: null,
   };
   it('shows every part on its own line', () => {
     const text = renderStatus(report);
