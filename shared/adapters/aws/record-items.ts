@@ -1,5 +1,4 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Fill } from '../../domain/model.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
 import {
   type AuctionRecord,
