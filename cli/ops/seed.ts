@@ -574,7 +574,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
  * A withdrawal nobody can be named for is refused before anything moves; a deposit goes on unnamed, with a warning
  * (a fund topped up in a crash must not wait for STS).
  */
-async function callerOf(
+export async function callerOf(
   deployment: Deployment,
   action: 'deposit' | 'withdraw',
   io: CliIo,
