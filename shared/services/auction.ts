@@ -46,6 +46,7 @@ import {
   dueIn,
   owing,
   providersUnchangedSince,
+  SpentWakeOwedError,
   sendStep,
   spentMarkets,
   wakeCovered,
@@ -194,9 +195,15 @@ async function stepOnce(
     // older message, or the twin of that step (a tick's wake and the planned message share a step), has
     // nothing to finish.
     const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
-    // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it.
-    await wakeSpent(auction, deps);
-    return message.step < auction.step - 1 || twin ? { status: 'stale' } : finish(auction, deps, marketRead);
+    // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it. Still
+    // owed, this delivery fails after the settlement's part (no later step of an ended auction would pay it).
+    const paid = await wakeSpent(auction, deps);
+    const outcome =
+      message.step < auction.step - 1 || twin
+        ? { status: 'stale' as const }
+        : await finish(auction, deps, marketRead);
+    if (!paid) throw new SpentWakeOwedError(auction);
+    return outcome;
   }
   if (message.step !== auction.step) {
     // The redelivery of a step whose delivery died between its commit and its cover finds the sleeper uncovered
@@ -459,7 +466,10 @@ async function finish(
   return releasingLease(carried, deps, () => settleFinished(auction, deps, carried));
 }
 
-/** finish, then the wake the ending step owes (its writes committed with the settlement's first transition). */
+/**
+ * finish, then the wake the ending step owes (its writes committed with the settlement's first transition); a wake
+ * still owed fails the delivery, whose retry pays it (SpentWakeOwedError).
+ */
 async function finishAndWake(
   auction: AuctionRecord,
   deps: SettlementDeps,
@@ -467,7 +477,7 @@ async function finishAndWake(
   ending: readonly Write[],
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
   const outcome = await finish(auction, deps, market, ending);
-  if (outcome !== CONFLICT) await wakeSpent(auction, deps);
+  if (outcome !== CONFLICT && !(await wakeSpent(auction, deps))) throw new SpentWakeOwedError(auction);
   return outcome;
 }
 

@@ -347,8 +347,11 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * its commit and plans again, then every sleeper of its two sides but this auction (which planned on the capital as
  * written), markets in order, SELL then BUY, at most `budget` in one call. With more left, the record keeps the
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
- * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept: those sleepers step when
- * planned, unless a later delivery of this auction (a redelivery, its next step) wakes them.
+ * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept for a later delivery of
+ * this auction: a RUNNING auction's next step (its message sent before the commit) carries it; an ended one has no
+ * step to come, so its caller fails the delivery on `false` (SpentWakeOwedError) and SQS's redelivery pays it.
+ * Returns false when the debt is kept with nothing sent on to pay it (a failure), true otherwise (paid, going on
+ * in a continuation, or moved on by another delivery).
  *
  * The bump that begins a debt's wake also marks the market's latest wake (spentWakeEpoch), and the record keeps the
  * epoch it left (spentWakeBegan). A later delivery that finds a market's mark past its own skips the market: a wake
@@ -362,9 +365,9 @@ export async function wakeSpent(
   auction: AuctionRecord,
   deps: SettlementDeps,
   budget: number = SPENT_WAKES_PER_DELIVERY,
-): Promise<void> {
+): Promise<boolean> {
   const markets = auction.spentIn;
-  if (markets === undefined || markets.length === 0) return;
+  if (markets === undefined || markets.length === 0) return true;
   // Per market: AuctionsWoken and AuctionWakeFailures name it, as a tick's wake does.
   const wokenIn = new Map<string, number>();
   const failures: { symbol: string; error: string }[] = [];
@@ -440,11 +443,11 @@ export async function wakeSpent(
   if (failures.length > 0) {
     for (const symbol of new Set(failures.map((f) => f.symbol)))
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
-    deps.telemetry.warn('sleepers of a spent provider not woken; they step when planned', {
+    deps.telemetry.warn(`sleepers of a spent provider not woken; ${retriedBy(auction)}`, {
       auctionId: auction.id,
       error: failures.map((f) => f.error).join('; '),
     });
-    return;
+    return false;
   }
   try {
     const rest = more
@@ -457,17 +460,38 @@ export async function wakeSpent(
   } catch (error) {
     // Moved on: by a step that found the debt and carries it, or by a delivery that paid it.
     if (!(error instanceof ConditionFailedError)) throw error;
-    return;
+    return true;
   }
-  if (!more) return;
+  if (!more) return true;
   try {
     await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
+    return true;
   } catch (error) {
-    // The debt is kept: a later delivery of the auction goes on with it.
+    // The debt is kept, gone as far as the record says: a later delivery of the auction goes on with it.
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: (wokenTo ?? auction).symbol });
-    deps.telemetry.warn("the rest of a spent provider's wake not sent on; a later delivery goes on with it", {
+    deps.telemetry.warn(`the rest of a spent provider's wake not sent on; ${retriedBy(auction)}`, {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),
     });
+    return false;
+  }
+}
+
+/** Who pays a debt a delivery could not: the auction's next step, or (ended) this delivery's retry. */
+const retriedBy = (auction: AuctionRecord): string =>
+  auction.state === 'RUNNING'
+    ? 'its next step goes on with it'
+    : 'the delivery fails and its retry goes on with it';
+
+/**
+ * A wake an ended auction still owes after its delivery: no later step of that auction comes to pay it (found in
+ * session 41: its sleepers slept out their plan, up to 900 s, on a bidder's spent capital), so the delivery fails,
+ * SQS redelivers the message (whose delivery pays the debt, idempotently) and, after maxReceiveCount receives,
+ * dead-letters it (alarmed).
+ */
+export class SpentWakeOwedError extends Error {
+  override readonly name = 'SpentWakeOwedError';
+  constructor(auction: Pick<AuctionRecord, 'id' | 'spentIn'>) {
+    super(`auction/spent-wake-owed: ${auction.id} (${(auction.spentIn ?? []).join(', ')})`);
   }
 }

@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { isTerminal } from '../../shared/domain/model.ts';
+import { base, price } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
+import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import { SPENT_WAKES_PER_DELIVERY } from '../../shared/services/sleeping.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
+  const liquidation = p.adapters.liquidations.all().find((l) => l.positionId === positionId);
+  if (!liquidation) throw new Error(`no liquidation of ${positionId}`);
+  return liquidation;
+};
+const auctionOf = async (p: Pipeline, positionId: string): Promise<AuctionRecord> => {
+  const auction = await p.adapters.auctions.get(`${liquidationOf(p, positionId).id}:auction`);
+  if (!auction) throw new Error(`no auction of ${positionId}`);
+  return auction;
+};
+/** When the position's liquidation left its auction for the fund and ADL (undefined: not yet). */
+const leftAuctionAt = (p: Pipeline, positionId: string): number | undefined => {
+  const { history } = liquidationOf(p, positionId);
+  const at = history.findIndex((h) => h.state === 'AUCTION');
+  return at < 0 ? undefined : history.slice(at).find((h) => h.state !== 'AUCTION')?.atMs;
+};
+
+/**
+ * As spent-provider-sleepers.test.ts: A (p1) and B (p2), SELL auctions of ETH-USD, sleep on lp-1 (150 USD); A's step
+ * at 450 s spends lp-1 and ends A (no bidder left); B sleeps until 560 s. `failing`: how many reads of the sleepers
+ * index from A's step on fail (no tick comes meanwhile: each is a spent wake's).
+ */
+async function endedPayer(failing: number, maxReceiveCount?: number) {
+  const p = createPipeline(maxReceiveCount ? { maxReceiveCount: { auctionSteps: maxReceiveCount } } : {});
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+  await p.fund('100000');
+  await p.open('LONG', '1', '200', '20'); // liquidated below 184.62
+  await p.open('LONG', '1', '200', '21'); // below 183.59
+  await p.open('SHORT', '5', '200', '500');
+  await p.provider('lp-1', '150', '0.02', '10');
+  p.venue.faults.emptyBooks.add('ETH-USD');
+  const t0 = p.clock.nowMs();
+  await p.tick('ETH-USD', '184');
+  await p.runUntil(t0 + 200_000);
+  await p.tick('ETH-USD', '183.5');
+  await p.runUntil(t0 + 201_000);
+  const plannedB = (await auctionOf(p, 'p2')).stepDueAtMs!;
+  expect(plannedB).toBe(t0 + 560_000);
+  let left = failing;
+  const auctions = p.adapters.auctions;
+  const sleepers = auctions.sleepers.bind(auctions);
+  auctions.sleepers = async (...args) => {
+    if (left > 0) {
+      left -= 1;
+      throw new Error('throttled');
+    }
+    return sleepers(...args);
+  };
+  return { p, t0, plannedB, heal: () => (left = 0) };
+}
+
+describe("an ended auction's wake debt never waits for a later step (spent-wake-ended)", () => {
+  it("A's wake fails once after A ended: its delivery fails and the retry wakes B, 30 s later, not at 560 s", async () => {
+    const { p, t0, plannedB } = await endedPayer(1);
+    await p.runUntil(plannedB - 1000);
+    const a = await auctionOf(p, 'p1');
+    expect(a).toMatchObject({ state: 'EXHAUSTED', endedBy: 'plan' });
+    // A's settlement went on at 450 s, the wake's failure notwithstanding.
+    expect(leftAuctionAt(p, 'p1')).toBe(t0 + 450_000);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(1);
+    // Before: the delivery succeeded, nobody came back for the debt, and B slept until 560 s.
+    expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake' });
+    expect(leftAuctionAt(p, 'p2')).toBeLessThanOrEqual(t0 + 450_000 + 31_000);
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(1);
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it('a wake that keeps failing dead-letters its message (alarmed); redriven, it pays the debt once', async () => {
+    const { p, t0, plannedB, heal } = await endedPayer(Number.POSITIVE_INFINITY, 3);
+    await p.runUntil(plannedB + 1000);
+    // Every receive of A's ending step failed on the wake alone: A's liquidation was settled at the first.
+    expect(leftAuctionAt(p, 'p1')).toBe(t0 + 450_000);
+    expect(isTerminal(liquidationOf(p, 'p1').state)).toBe(true);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(3);
+    // B, never woken, ended at its planned step.
+    expect(leftAuctionAt(p, 'p2')).toBe(plannedB);
+    await p.drain();
+    expect((await auctionOf(p, 'p1')).spentIn).toEqual(['ETH-USD']);
+    const dead = await p.adapters.auctionDeadLetters.receive(10, 30);
+    expect(dead.map((m) => parseAuctionStepMessage(m.body).auctionId)).toEqual([
+      (await auctionOf(p, 'p1')).id,
+    ]);
+    heal();
+    for (const m of dead) {
+      await p.handlers.auction(m);
+      await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
+    }
+    await p.drain();
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
+/** A payer's record (step 3) owing the wake of 2,500 ETH-USD sleepers. */
+const recordOf = (id: string, extra: Partial<AuctionRecord>): AuctionRecord => ({
+  id,
+  liquidationId: `${id}:liq`,
+  symbol: 'ETH-USD',
+  direction: 'SELL',
+  lot: base('1'),
+  remainingLot: base('1'),
+  top: price('200'),
+  startedAtMs: 1,
+  resets: 0,
+  step: 3,
+  state: 'RUNNING',
+  fills: [],
+  version: 0,
+  ...extra,
+});
+
+describe("an ended auction's wake continuation that cannot be sent (spent-wake-ended)", () => {
+  it('fails the delivery; its redelivery goes on from where the record says, each sleeper woken once', async () => {
+    const p = createPipeline();
+    const sleepers = SPENT_WAKES_PER_DELIVERY + 500;
+    for (let i = 0; i < sleepers; i++)
+      await p.adapters.auctions.create(recordOf(`s-${i}`, { wakeMark: price(String(150 + (i % 40))) }));
+    await p.adapters.auctions.create(
+      recordOf('payer', { state: 'CLEARED', endedBy: 'plan', spentIn: ['ETH-USD'] }),
+    );
+    const queue = p.adapters.auctionQueue;
+    const send = queue.send.bind(queue);
+    queue.send = async () => {
+      throw new Error('throttled');
+    };
+    // A stale message of the ended payer (its continuations' kind): nothing else of it comes later.
+    const stale = {
+      messageId: 'm',
+      body: '{"auctionId":"payer","step":0,"symbol":"ETH-USD"}',
+      receiptHandle: '',
+    };
+    const delivery = { ...stale, receiveCount: 1, sentAtMs: 0 };
+    // Before: the delivery succeeded, the debt stayed on the record, and no delivery of it ever came again.
+    await expect(p.handlers.auction(delivery)).rejects.toThrow(/auction\/spent-wake-owed: payer/);
+    const owed = await p.adapters.auctions.get('payer');
+    expect(owed?.spentWokenTo).toBeDefined();
+    queue.send = send;
+    expect(await p.handlers.auction({ ...delivery, receiveCount: 2 })).toEqual({ status: 'stale' });
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+    const woken = new Map<string, number>();
+    for (;;) {
+      const batch = await queue.receive(10, 300);
+      if (batch.length === 0) break;
+      for (const m of batch) {
+        const { auctionId } = parseAuctionStepMessage(m.body);
+        woken.set(auctionId, (woken.get(auctionId) ?? 0) + 1);
+      }
+    }
+    expect(woken.size).toBe(sleepers);
+    expect([...woken.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('a RUNNING auction whose wake fails keeps the debt for its next step (its message already sent)', async () => {
+    const p = createPipeline();
+    await p.adapters.auctions.create(recordOf('s-0', { wakeMark: price('150') }));
+    await p.adapters.auctions.create(recordOf('payer', { spentIn: ['ETH-USD'] }));
+    p.adapters.markets.bumpProvidersEpoch = async () => {
+      throw new Error('throttled');
+    };
+    const delivery = {
+      messageId: 'm',
+      body: '{"auctionId":"payer","step":2,"symbol":"ETH-USD"}',
+      receiptHandle: '',
+      receiveCount: 1,
+      sentAtMs: 0,
+    };
+    expect(await p.handlers.auction(delivery)).toEqual({ status: 'stale' });
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toEqual(['ETH-USD']);
+  });
+});
