@@ -115,7 +115,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: 'sleeping auctions woken before their planned step: by a tick (its mark reached a standing bid sooner) or by another auction that spent a provider they planned on',
+    help: 'sleeping auctions woken before their planned step: by a tick (its mark reached a standing bid sooner), by another auction that spent a provider they planned on, or by a provider registered or changed',
   },
   AuctionsSkipped: {
     name: 'AuctionsSkipped',

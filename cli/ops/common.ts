@@ -18,6 +18,7 @@ import {
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, MotoPortInUseError } from '../../shared/local/moto.ts';
 import { LocalStateError } from '../../shared/local/state.ts';
+import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
 import type { CliIo } from '../simulate.ts';
@@ -233,6 +234,21 @@ export function readJsonFile(file: string, what: string): unknown {
     throw new UsageError(`${what}: ${file} is not JSON`);
   }
 }
+
+/**
+ * The services' telemetry when the CLI runs them from an operator's shell: no metrics (the shell has no sink; the
+ * dashboard counts the functions' own), warnings on stderr with their error only (a provider registered whose
+ * sleepers were not woken says so, where applyAdmin's outcome keeps no wake error).
+ */
+export const cliTelemetry = (io: Pick<CliIo, 'stderr'>): Telemetry => ({
+  count: () => {},
+  observe: () => {},
+  info: () => {},
+  warn: (message, fields) => {
+    const error = fields?.error === undefined ? '' : ` (${String(fields.error)})`;
+    io.stderr.write(`backstop: warning: ${message}${error}\n`);
+  },
+});
 
 /**
  * The AWS adapters of a deployment (wall clock). Positions go to the index shards `local up` recorded, else

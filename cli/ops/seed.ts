@@ -36,6 +36,7 @@ import { callerArn } from './caller.ts';
 import {
   adaptersOf,
   type Command,
+  cliTelemetry,
   deployedRiskConfig,
   noMorePositionals,
   OperatorInputError,
@@ -165,7 +166,12 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
     const everyShard = new PositionIndexLayout({
       [symbol]: { read: MAX_POSITION_INDEX_SHARDS, write: 1 },
     });
-    const deps: AdminDeps = { ...adaptersOf(deployment, everyShard), config, nowMs: () => Date.now() };
+    const deps: AdminDeps = {
+      ...adaptersOf(deployment, everyShard),
+      config,
+      telemetry: cliTelemetry(io),
+      nowMs: () => Date.now(),
+    };
     for (const side of ['LONG', 'SHORT'] as const) {
       let checked = 0;
       let updated = 0;
@@ -328,9 +334,13 @@ async function registerNewProviders(
   return { ...outcome, existing: outcome.existing + (requests.length - fresh.length) };
 }
 
-const adminDeps = (deployment: Deployment, config: RiskConfig): AdminDeps & Pick<Adapters, 'reader'> => {
+const adminDeps = (
+  deployment: Deployment,
+  config: RiskConfig,
+  io: Pick<CliIo, 'stderr'>,
+): AdminDeps & Pick<Adapters, 'reader'> => {
   const adapters = adaptersOf(deployment);
-  return { ...adapters, config, nowMs: () => Date.now() };
+  return { ...adapters, config, telemetry: cliTelemetry(io), nowMs: () => Date.now() };
 };
 
 function report(io: CliIo, what: string, outcome: SeedOutcome): number {
@@ -410,7 +420,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   return withTarget(values, async (deployment) => {
     // Positions are priced (their liquidation price, refused when liquidatable) and lots checked by these rules.
     const config = deployedRiskConfig(deployment, values.config, `seed ${what}`, 'its margins and markets');
-    const deps = adminDeps(deployment, config);
+    const deps = adminDeps(deployment, config, io);
     const progress = new ProgressBar(io.stderr);
     const onProgress = (done: number, total: number) => progress.update(what, done, total);
     try {
@@ -525,7 +535,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(
         `backstop: fund ${action} under idempotency key ${key}; if it does not finish, run it again with --key ${key}\n`,
       );
-    const deps = { ...adminDeps(deployment, config), ...(actor === undefined ? {} : { actor }) };
+    const deps = { ...adminDeps(deployment, config, io), ...(actor === undefined ? {} : { actor }) };
     const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
     if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
     const entry = result.entry!;
@@ -612,7 +622,7 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
     const symbol = resolveSymbol(config, values.symbol, undefined);
     const result = await handleAdmin(
       { action: 'resumeFeed', symbol, fromSequence },
-      adminDeps(deployment, config),
+      adminDeps(deployment, config, io),
     );
     if (!result.ok) throw new OperatorInputError(`feed resume refused: ${result.reason}`);
     resetSentSequence(stateDir(), sentSequenceKey(deployment, result.id!), result.sequence!.after);

@@ -26,13 +26,6 @@ export async function admin(event: unknown) {
   // The refusal's code: its reason may describe records to the caller (a taken id's position and owner).
   const refusal = result.ok ? {} : { reason: result.reason.split(':')[0] };
   log.info('admin request', { action, ok: result.ok, ...refusal });
-  if (result.ok && result.wakeError) {
-    // Counted as any failed wake (on the dashboard); the sleepers still step when their messages come.
-    telemetry.count(METRICS.AuctionWakeFailures.name, 1);
-    log.warn('provider registered; sleeping auctions not woken, they see it when they step', {
-      error: result.wakeError,
-    });
-  }
   if (result.ok && result.entry) {
     // A key applied before answers with its first entry, whose balance is not the balance now (an audit, session
     // 36: the answer said nothing of it and the gauge went back to that old balance).

@@ -17,6 +17,7 @@ import {
   type QuoteE6,
   UnitError,
 } from '../domain/units.ts';
+import { METRICS } from '../metrics.ts';
 import {
   ConditionFailedError,
   highestSequence,
@@ -28,6 +29,7 @@ import {
   type PositionRepository,
   type ProviderRecord,
   type ProviderRepository,
+  type Telemetry,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { type ResendDeps, rebaseTakingOver, withLiquidationPrice } from './margin-check.ts';
@@ -113,6 +115,11 @@ export interface AdminDeps extends WakeDeps, ResendDeps {
   readonly markets: MarketRepository;
   readonly config: RiskConfig;
   readonly nowMs: () => number;
+  /**
+   * A registration's wake counts in AuctionsWoken and AuctionWakeFailures by market, as a tick's and a spent
+   * provider's do (the admin function's Powertools; the CLI, run from an operator's shell, its own).
+   */
+  readonly telemetry: Telemetry;
   /**
    * Who the fund's deposits and withdrawals are journaled as moved by (LedgerMovement.actor): the operator CLI's
    * caller, as STS names it. Never taken from a request, which anyone who may invoke the function writes.
@@ -491,26 +498,39 @@ async function wakeForNewBids(
   deps: AdminDeps,
 ): Promise<{ woken: number; wakeError?: string }> {
   const errors: string[] = [];
-  const attempt = async (what: string, act: () => Promise<void>): Promise<void> => {
+  // Per market, as a tick's wake and a spent provider's count theirs (AuctionsWoken was a tick's alone here).
+  const failedIn = new Set<string>();
+  const attempt = async (symbol: string, what: string, act: () => Promise<void>): Promise<void> => {
     try {
       await act();
     } catch (error) {
+      failedIn.add(symbol);
       errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
   // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
   // the sleepers woken, and its commit fails on the epoch instead (sleeping.ts providersUnchangedSince).
   for (const symbol of symbols)
-    await attempt(`${symbol} providers epoch`, async () => {
+    await attempt(symbol, `${symbol} providers epoch`, async () => {
       await deps.markets.bumpProvidersEpoch(symbol);
     });
   let woken = 0;
   for (const symbol of symbols) {
+    let wokenHere = 0;
     for (const direction of ['SELL', 'BUY'] as const) {
-      await attempt(`${symbol} ${direction} sleepers`, async () => {
-        woken += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
+      await attempt(symbol, `${symbol} ${direction} sleepers`, async () => {
+        wokenHere += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
       });
     }
+    if (wokenHere > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, wokenHere, { Market: symbol });
+    woken += wokenHere;
   }
-  return errors.length > 0 ? { woken, wakeError: errors.join('; ') } : { woken };
+  if (errors.length === 0) return { woken };
+  for (const symbol of failedIn)
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+  const wakeError = errors.join('; ');
+  deps.telemetry.warn('provider registered; sleeping auctions not woken, they see it when they step', {
+    error: wakeError,
+  });
+  return { woken, wakeError };
 }

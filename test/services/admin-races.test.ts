@@ -26,7 +26,7 @@ import { DEEP_AUCTION } from '../support/risk-configs.ts';
 async function restartAndResume(p: ReturnType<typeof createPipeline>): Promise<void> {
   p.clock.advance(1000);
   expect(await p.tick('ETH-USD', '200', { sequence: 1 })).toMatchObject({ reason: 'tick/out-of-order' });
-  const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+  const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
   expect(await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 2 }, deps)).toMatchObject(
     {
       ok: true,
@@ -102,7 +102,7 @@ describe('resumeFeed vs a bad print that tripped the breaker', () => {
 describe('resumeFeed with a breaker tick ahead of the last tick', () => {
   it('resumes the feed from its next sequence when the breaker holds a tick numbered far ahead', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 99 }); // a market's first print waits for a second
     p.clock.advance(1000);
     await p.tick('ETH-USD', '200', { sequence: 100 });
@@ -130,7 +130,7 @@ describe('resumeFeed with a breaker tick ahead of the last tick', () => {
 describe('registerProvider racing auction fills', () => {
   it('a change of terms does not give back capital the auctions used since the operator read it', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.tick('ETH-USD', '200');
     const register = (maxDiscount: string, capital?: string, expectedVersion?: number) =>
@@ -193,7 +193,7 @@ describe('registerProvider: a provider leaving a market', () => {
         markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.fund('100000');
     await p.tick('ETH-USD', '200'); // a market's first print waits for a second
     await p.open('LONG', '10', '200', '200');
@@ -240,7 +240,7 @@ describe('registerProvider: a provider leaving a market', () => {
 describe('resumeFeed vs an old tick stamped ahead of the clock', () => {
   it("refuses a retry of the old feed's tick stamped ahead of its last one after the feed is resumed", async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 4999 }); // a first print waits for a second
     p.clock.advance(1000);
     await p.tick('ETH-USD', '200', { sequence: 5000 });
@@ -297,7 +297,7 @@ describe('registerProvider racing an auction planning its sleep', () => {
         markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const register = (id: string, maxDiscount: string) =>
       handleAdmin(
         {
@@ -392,7 +392,7 @@ describe('registerProvider for two markets, one of whose wakes fails', () => {
         markets: DEEP_AUCTION.markets.map((m) => ({ ...m, slippageBound: '0.000001' })),
       }),
     });
-    const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     for (const _ of [1, 2]) {
       await p.tick('ETH-USD', '200');
       await p.tick('BTC-USD', '10000');

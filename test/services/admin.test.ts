@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
-import type { ProviderRepository } from '../../shared/ports/index.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import type { AuctionRecord, ProviderRepository } from '../../shared/ports/index.ts';
 import { type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
@@ -33,7 +34,7 @@ const REGISTER_LP1 = {
 
 function setup() {
   const p = createPipeline();
-  const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+  const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
   return { p, run: (request: AdminRequest | unknown) => handleAdmin(request, deps) };
 }
 
@@ -106,7 +107,7 @@ describe('admin requests', () => {
 
     const crash = crashOnceAt('providers.put');
     const q = createPipeline({ crashHook: crash.hook });
-    const deps = { ...q.adapters, config: q.config, nowMs: () => q.clock.nowMs() };
+    const deps = { ...q.adapters, config: q.config, telemetry: q.telemetry, nowMs: () => q.clock.nowMs() };
     const register = REGISTER_LP1;
     crash.arm();
     await expect(handleAdmin(register, deps)).rejects.toThrow();
@@ -219,7 +220,13 @@ describe('admin requests', () => {
         return providers.put(record, expected);
       },
     };
-    const deps = { ...p.adapters, providers: racing, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = {
+      ...p.adapters,
+      providers: racing,
+      config: p.config,
+      telemetry: p.telemetry,
+      nowMs: () => p.clock.nowMs(),
+    };
     const terms = {
       action: 'registerProvider',
       id: 'lp',
@@ -472,7 +479,7 @@ describe('reindexPositions', () => {
     const longs = [];
     for (const collateral of ['200', '300', '400']) longs.push(await p.open('LONG', '10', '200', collateral));
     const short = await p.open('SHORT', '10', '200', '200');
-    const raised = { ...p.adapters, config: RAISED, nowMs: () => p.clock.nowMs() };
+    const raised = { ...p.adapters, config: RAISED, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     // Priced again, the first long is past 186 (its old price was below it): the index did not show it there.
     const repriced = withLiquidationPrice(longs[0]!, RAISED).liquidationPrice;
     expect(repriced).toBeGreaterThan(parsePrice('186'));
@@ -548,7 +555,7 @@ describe('reindexPositions', () => {
 
   it("a reindex that writes a crossed position between a tick's index read and its start does not hide it", async () => {
     const { p, old } = await deployedWithOldLong();
-    const deps = { ...p.adapters, config: RAISED, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: RAISED, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const positions = p.adapters.positions;
     const read = positions.queryCrossed.bind(positions);
     let raced = false;
@@ -593,5 +600,57 @@ describe('reindexPositions', () => {
     const result = await run({ action: 'reindexPositions', ...request });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(reason) });
     expect((await p.adapters.positions.get(long.id))?.version).toBe(long.version);
+  });
+});
+
+describe("a registration's wake is counted by market (registration-wakes-uncounted)", () => {
+  /** A SELL auction of `symbol` asleep until its wake mark. */
+  const sleeperOf = (id: string, symbol: string, wakeMark: string): AuctionRecord => ({
+    id,
+    liquidationId: `${id}:liq`,
+    symbol,
+    direction: 'SELL',
+    lot: parseBase('1'),
+    remainingLot: parseBase('1'),
+    top: parsePrice('200'),
+    startedAtMs: 1,
+    resets: 0,
+    step: 1,
+    state: 'RUNNING',
+    fills: [],
+    wakeMark: parsePrice(wakeMark),
+    version: 0,
+  });
+  const both = { ...REGISTER_LP1, symbols: ['ETH-USD', 'BTC-USD'] };
+
+  it('AuctionsWoken in each market woken, as a tick and a spent provider count theirs', async () => {
+    const { p, run } = setup();
+    for (const i of [1, 2, 3]) await p.adapters.auctions.create(sleeperOf(`e${i}`, 'ETH-USD', '190'));
+    for (const i of [1, 2]) await p.adapters.auctions.create(sleeperOf(`b${i}`, 'BTC-USD', '9000'));
+    expect(await run(both)).toEqual({ ok: true, id: 'lp1', woken: 5 });
+    // Before: nothing (the admin service had no telemetry; only its answer said how many).
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(3);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@BTC-USD`)).toBe(2);
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(5);
+    expect(p.telemetry.unmarked).toEqual(new Set());
+  });
+
+  it('a failed wake in the market it failed in, with a warning; the other market woken and counted', async () => {
+    const { p, run } = setup();
+    await p.adapters.auctions.create(sleeperOf('e1', 'ETH-USD', '190'));
+    await p.adapters.auctions.create(sleeperOf('b1', 'BTC-USD', '9000'));
+    const sleepers = p.adapters.auctions.sleepers.bind(p.adapters.auctions);
+    vi.spyOn(p.adapters.auctions, 'sleepers').mockImplementation(async (symbol, ...rest) => {
+      if (symbol === 'BTC-USD') throw new Error('ThrottlingException');
+      return sleepers(symbol, ...rest);
+    });
+    expect(await run(both)).toMatchObject({ ok: true, id: 'lp1', woken: 1 });
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@BTC-USD`)).toBe(1);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBeUndefined();
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(1);
+    expect(p.telemetry.warnings).toContain(
+      'provider registered; sleeping auctions not woken, they see it when they step',
+    );
+    expect(p.telemetry.unmarked).toEqual(new Set());
   });
 });

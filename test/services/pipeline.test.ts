@@ -655,7 +655,7 @@ describe('ticks', () => {
 
   it("a container's market cached before a resumeFeed is not trusted: a bad print is judged on the market as it is (cache-after-resume)", async () => {
     const p = createPipeline();
-    const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200', { sequence: 0 });
     await p.tick('ETH-USD', '200', { sequence: 1 });
     // Container A accepts tick 2 at 200 and keeps the market as written.
@@ -1458,7 +1458,7 @@ describe('sleeping auctions', () => {
   it('a provider registered (or changed) through admin wakes every sleeper of its markets: they see its bid now', async () => {
     const { p, auction, startedAt } = await sleeper();
     await p.runUntil(startedAt + 200_000);
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     // A 1 % bid (182.16 at the mark of 184) is short of step 2's price (183.95) and reached by step 3's (182.1).
     const result = await handleAdmin(
       {
@@ -1485,7 +1485,7 @@ describe('sleeping auctions', () => {
   it('a failed wake after a provider registration says why; the provider is registered all the same', async () => {
     const { p } = await sleeper();
     vi.spyOn(p.adapters.auctions, 'sleepers').mockRejectedValueOnce(new Error('ThrottlingException'));
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const result = await handleAdmin(
       {
         action: 'registerProvider',

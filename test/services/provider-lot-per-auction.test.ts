@@ -55,7 +55,7 @@ describe("a provider's lot per market", () => {
     await p.fund('100000');
     await p.open('LONG', '1', '200', '20');
     await p.open('LONG', '0.2', '10000', '100', 'BTC-USD');
-    const admin = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const registered = await handleAdmin(
       {
         action: 'registerProvider',

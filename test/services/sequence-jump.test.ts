@@ -125,7 +125,7 @@ describe('a tick that jumps the sequence', () => {
 
   it('a feed resumed from 0 is guarded too: a glitch after the resume is held (review, session 33)', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '100', { sequence: 500 });
     await p.tick('ETH-USD', '100', { sequence: 501 });
     const resumed = await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 0 }, deps);

@@ -196,7 +196,7 @@ describe('a bid the auction can never reach is no bidder', () => {
 
   it('admin refuses a maxDiscount above 100 %', async () => {
     const p = createPipeline({ config });
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const result = await handleAdmin(
       {
         action: 'registerProvider',

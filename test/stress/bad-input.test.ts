@@ -377,7 +377,12 @@ describe('scenario 6: bad input', () => {
       fc.asyncProperty(adminMutation, async ({ label, request }) => {
         runs += 1;
         const p = await world();
-        const deps: AdminDeps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+        const deps: AdminDeps = {
+          ...p.adapters,
+          config: p.config,
+          telemetry: p.telemetry,
+          nowMs: () => p.clock.nowMs(),
+        };
         await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed' }, deps);
         const before = await snapshot(p, ['ETH-USD', 'BTC-USD']);
         const providers = toJson(await p.adapters.providers.list('ETH-USD'));
@@ -420,7 +425,12 @@ describe('scenario 6: bad input', () => {
 
   it('admin-idempotency-conflict: a reused key with another amount is refused as { ok: false }', async () => {
     const p = await world();
-    const deps: AdminDeps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps: AdminDeps = {
+      ...p.adapters,
+      config: p.config,
+      telemetry: p.telemetry,
+      nowMs: () => p.clock.nowMs(),
+    };
     await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed' }, deps);
     const result = await handleAdmin({ action: 'deposit', amount: '5', idempotencyKey: 'seed' }, deps);
     expect(result.ok).toBe(false);

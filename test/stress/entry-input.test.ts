@@ -106,7 +106,7 @@ describe('queue messages', () => {
 describe('admin requests', () => {
   it('refuses a position whose liquidation price has more digits than a DynamoDB number holds, writing nothing', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const result = await handleAdmin(
       {
         action: 'openPosition',
@@ -129,7 +129,7 @@ describe('admin requests', () => {
 
   it('refuses a provider that lists a market twice', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     const result = await handleAdmin(
       {
         action: 'registerProvider',
@@ -149,7 +149,7 @@ describe('admin requests', () => {
 describe('operator input', () => {
   it('a positions file with a row whose id another position holds is refused before anything is written', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     const row = (id: string, trader: string) => `${id},${trader},ETH-USD,LONG,1,200,50`;
@@ -188,7 +188,7 @@ describe('operator input', () => {
 
   it('a positions file run again after the mark moved passes: its rows are stored as they opened (review, session 38)', async () => {
     const p = createPipeline();
-    const deps = { ...p.adapters, config: p.config, nowMs: () => p.clock.nowMs() };
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
     const file = ['id,traderId,symbol,side,size,entryPrice,collateral', 's1,t1,ETH-USD,LONG,1,200,60'].join(

@@ -9,6 +9,7 @@ import type { Pipeline } from './pipeline.ts';
 export const adminDepsOf = (p: Pipeline): AdminDeps => ({
   ...p.adapters,
   config: p.config,
+  telemetry: p.telemetry,
   nowMs: () => p.clock.nowMs(),
 });
 

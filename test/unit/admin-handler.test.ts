@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { parseBase, parsePrice } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
 
@@ -88,5 +89,44 @@ describe("the admin function's log line of a refusal", () => {
     } finally {
       info.mockRestore();
     }
+  });
+});
+
+describe("the admin function on a registration's wake", () => {
+  it('counts the sleepers woken and a failed wake in their market, once each', async () => {
+    const { admin } = await import('../../functions/admin/index.ts');
+    await p.adapters.auctions.create({
+      id: 'asleep',
+      liquidationId: 'asleep:liq',
+      symbol: 'ETH-USD',
+      direction: 'SELL',
+      lot: parseBase('1'),
+      remainingLot: parseBase('1'),
+      top: parsePrice('200'),
+      startedAtMs: 1,
+      resets: 0,
+      step: 1,
+      state: 'RUNNING',
+      fills: [],
+      wakeMark: parsePrice('190'),
+      version: 0,
+    });
+    const register = (id: string) =>
+      admin({
+        action: 'registerProvider',
+        id,
+        capital: '1000',
+        maxDiscount: '0.02',
+        maxLot: '5',
+        symbols: ['ETH-USD'],
+      });
+    expect(await register('lp-w1')).toEqual({ ok: true, id: 'lp-w1', woken: 1 });
+    expect(telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(1);
+    vi.spyOn(p.adapters.auctions, 'sleepers').mockRejectedValueOnce(new Error('ThrottlingException'));
+    expect(await register('lp-w2')).toMatchObject({ ok: true, id: 'lp-w2', wakeError: expect.any(String) });
+    // Before: counted by the function with no Market (on no market's graph), beside none by the service.
+    expect(telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(1);
+    expect(telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(1);
+    expect(telemetry.unmarked).toEqual(new Set());
   });
 });
