@@ -129,7 +129,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: 'wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned',
+    help: "wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned, unless a retry wakes them (an ended auction's delivery fails for its wake)",
   },
   LiquidationLateness: {
     name: 'LiquidationLateness',
