@@ -15,7 +15,9 @@ import type { SettlementAmounts } from '../domain/waterfall.ts';
  * Conventions:
  * - Every state change is conditional. A failed condition throws ConditionFailedError; the caller decides
  *   whether that means "someone else did it" (idempotent skip) or a real conflict.
- * - Transient faults (throttling, timeouts) throw anything else and end in a retry.
+ * - Transient faults (throttling, timeouts) throw anything else and end in a retry; so does a whole-item write
+ *   the AWS adapters refuse over an item a newer Backstop wrote during a rolling deploy (NewerWriterError,
+ *   adapters/aws/writer-schema.ts: never a failed condition, which a re-read would meet again).
  */
 
 export class ConditionFailedError extends Error {

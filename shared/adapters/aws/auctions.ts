@@ -37,6 +37,7 @@ import {
   S,
 } from './codec.ts';
 import { auctionItem, wakeKeyOf } from './record-items.ts';
+import { fencedPut, refusingNewerWriter } from './writer-schema.ts';
 
 export { auctionItem };
 
@@ -128,15 +129,14 @@ export class DynamoAuctionRepository implements AuctionRepository {
 
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('auctions', next.version, expectedVersion);
+    const put = fencedPut({
+      TableName: this.table,
+      Item: auctionItem(next),
+      ConditionExpression: 'version = :expected',
+      ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+    });
     await conditional('auctions/version', () =>
-      this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: auctionItem(next),
-          ConditionExpression: 'version = :expected',
-          ExpressionAttributeValues: { ':expected': N(expectedVersion) },
-        }),
-      ),
+      refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
     );
     this.crash('auctions.replace');
   }

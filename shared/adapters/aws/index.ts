@@ -117,3 +117,4 @@ export {
 } from './resources.ts';
 export { QueueSendError, SqsQueueTransport } from './sqs-queue.ts';
 export { AwsTransactor } from './transactor.ts';
+export { NewerWriterError, RECORD_SCHEMA, SCHEMA_ATTR } from './writer-schema.ts';

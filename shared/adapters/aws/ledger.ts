@@ -37,6 +37,7 @@ import {
   readS,
   S,
 } from './codec.ts';
+import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
 
 /**
  * Ledger table, pk/sk. Balance item `ACCOUNT#<account>` / `BALANCE`; journal entries `ACCOUNT#<account>` /
@@ -116,6 +117,7 @@ const entryItem = (e: JournalEntry): Item => ({
   sequence: N(e.sequence),
   journalSequence: N(e.sequence),
   ...(e.actor === undefined ? {} : { actor: S(e.actor) }),
+  ...schemaStamp(),
 });
 
 const entryFromItem = (item: Item): JournalEntry => ({
@@ -408,21 +410,25 @@ export class DynamoLedger implements Ledger {
     // A restart, or a first checkpoint, begins an epoch: a fresh id, so no read is needed (the function may only
     // put its checkpoint).
     const epoch = from === 'restart' || from === undefined ? randomUUID() : from.epoch;
+    const checkpoint = {
+      TableName: this.table,
+      Item: {
+        pk: S(auditPkOf(account)),
+        sk: S(AUDIT_SK),
+        sequence: N(audit.sequence),
+        sum: N(audit.sum),
+        minBalance: N(audit.minBalance),
+        ...(epoch === '' ? {} : { epoch: S(epoch) }),
+        ...schemaStamp(),
+      },
+    };
+    // Only a first checkpoint is a creation; a restart's or a carried-on one's may replace a stored one.
+    const put =
+      from === undefined
+        ? { ...checkpoint, ...carriesOn(from, audit.sequence) }
+        : fencedPut(from === 'restart' ? checkpoint : { ...checkpoint, ...carriesOn(from, audit.sequence) });
     try {
-      await this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: {
-            pk: S(auditPkOf(account)),
-            sk: S(AUDIT_SK),
-            sequence: N(audit.sequence),
-            sum: N(audit.sum),
-            minBalance: N(audit.minBalance),
-            ...(epoch === '' ? {} : { epoch: S(epoch) }),
-          },
-          ...(from === 'restart' ? {} : carriesOn(from, audit.sequence)),
-        }),
-      );
+      await refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]);
     } catch (error) {
       // A restart stored a checkpoint since this run read its own, or a concurrent run a further one: keep it.
       if (!isConditionalCheckFailed(error)) throw error;
@@ -487,41 +493,50 @@ export class DynamoLedger implements Ledger {
       sequence: N(next.sequence),
       windowStartMs: N(next.windowStartMs),
       windowDrawn: N(next.windowDrawn),
+      ...schemaStamp(),
     };
-    const balanceGuard =
+    const balancePut =
       current.sequence === 0
-        ? { ConditionExpression: 'attribute_not_exists(pk)' }
-        : {
+        ? { TableName: this.table, Item: balanceItem, ConditionExpression: 'attribute_not_exists(pk)' }
+        : fencedPut({
+            TableName: this.table,
+            Item: balanceItem,
             ConditionExpression: '#seq = :seq AND balance = :before',
             ExpressionAttributeNames: { '#seq': 'sequence' },
             ExpressionAttributeValues: { ':seq': N(current.sequence), ':before': N(current.balance) },
-          };
+          });
+    // The balance put's index in the transaction, after the journal puts: a newer writer's balance is refused.
+    const puts = [...entries.map(() => undefined), balancePut];
     try {
-      await this.dynamo.send(
-        new TransactWriteItemsCommand({
-          // The SDK's retry of a commit whose answer was lost is then answered as the commit it is, not as keys
-          // found applied (which would say `replayed` of money this call moved; a review in session 37).
-          ClientRequestToken: randomUUID(),
-          TransactItems: [
-            ...entries.map(({ entry }) => ({
-              Put: {
-                TableName: this.table,
-                Item: entryItem(entry),
-                ConditionExpression: 'attribute_not_exists(sk)',
-              },
-            })),
-            { Put: { TableName: this.table, Item: balanceItem, ...balanceGuard } },
-            ...fenceIds.map((id) => ({
-              ConditionCheck: {
-                TableName: this.liquidationsTable!,
-                Key: { id: S(id) },
-                ConditionExpression: '#version = :version',
-                ExpressionAttributeNames: { '#version': 'version' },
-                ExpressionAttributeValues: { ':version': N(fences.get(id)!) },
-              },
-            })),
-          ],
-        }),
+      await refusingNewerWriter(
+        () =>
+          this.dynamo.send(
+            new TransactWriteItemsCommand({
+              // The SDK's retry of a commit whose answer was lost is then answered as the commit it is, not as keys
+              // found applied (which would say `replayed` of money this call moved; a review in session 37).
+              ClientRequestToken: randomUUID(),
+              TransactItems: [
+                ...entries.map(({ entry }) => ({
+                  Put: {
+                    TableName: this.table,
+                    Item: entryItem(entry),
+                    ConditionExpression: 'attribute_not_exists(sk)',
+                  },
+                })),
+                { Put: balancePut },
+                ...fenceIds.map((id) => ({
+                  ConditionCheck: {
+                    TableName: this.liquidationsTable!,
+                    Key: { id: S(id) },
+                    ConditionExpression: '#version = :version',
+                    ExpressionAttributeNames: { '#version': 'version' },
+                    ExpressionAttributeValues: { ':version': N(fences.get(id)!) },
+                  },
+                })),
+              ],
+            }),
+          ),
+        puts,
       );
       return 'committed';
     } catch (error) {

@@ -67,6 +67,7 @@ import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 import { scanPages } from './scan.ts';
+import { fencedPut, refusingNewerWriter } from './writer-schema.ts';
 
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
@@ -174,7 +175,7 @@ export function replacedLiquidationPut(
   next: LiquidationRecord,
   expectedVersion: number,
 ): NonNullable<TransactWriteItem['Put']> {
-  return {
+  return fencedPut({
     TableName: table,
     Item: liquidationItem(next),
     ConditionExpression: 'version = :expected AND tickKey = :tickKey AND positionId = :positionId',
@@ -184,7 +185,7 @@ export function replacedLiquidationPut(
       ':positionId': S(next.positionId),
     },
     ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-  };
+  });
 }
 
 /** A replace whose record would move to another tick or position: a caller bug, as the embedded adapter says. */
@@ -417,7 +418,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     const put = replacedLiquidationPut(this.tables.liquidations, next, expectedVersion);
     await conditional('liquidations/version', () =>
       refusingMovedKey(
-        () => this.dynamo.send(new PutItemCommand(put)),
+        () => refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
         new Map([[0, { next, expectedVersion }]]),
       ),
     );
@@ -432,22 +433,19 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   ): Promise<void> {
     checkNextVersion('liquidations', next.version, expectedVersion);
     checkNextVersion('positions', position.version, expectedPositionVersion);
-    const transaction = new TransactWriteItemsCommand({
-      TransactItems: [
-        { Put: replacedLiquidationPut(this.tables.liquidations, next, expectedVersion) },
-        {
-          Put: {
-            TableName: this.tables.positions,
-            Item: positionItem(position, this.layout),
-            ConditionExpression: 'version = :expected',
-            ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
-          },
-        },
-      ],
-    });
+    const puts = [
+      replacedLiquidationPut(this.tables.liquidations, next, expectedVersion),
+      fencedPut({
+        TableName: this.tables.positions,
+        Item: positionItem(position, this.layout),
+        ConditionExpression: 'version = :expected',
+        ExpressionAttributeValues: { ':expected': N(expectedPositionVersion) },
+      }),
+    ];
+    const transaction = new TransactWriteItemsCommand({ TransactItems: puts.map((Put) => ({ Put })) });
     await conditional('liquidations/version', () =>
       refusingMovedKey(
-        () => retryingConflicts(() => this.dynamo.send(transaction)),
+        () => refusingNewerWriter(() => retryingConflicts(() => this.dynamo.send(transaction)), puts),
         new Map([[0, { next, expectedVersion }]]),
       ),
     );

@@ -29,6 +29,7 @@ import {
 import type { PositionIndexLayout } from './position-layout.ts';
 import { scanPages } from './scan.ts';
 import { readSharded } from './sharded-query.ts';
+import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
 
 /**
  * Positions table, pk `id`. Only OPEN positions carry the index attributes `liqKey` and `liqPrice`, so the
@@ -69,6 +70,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
           adlLeverage: N(adlLeverageKey(p.size, wholeMargin(p))),
         }
       : {}),
+    ...schemaStamp(),
   };
 }
 
@@ -294,15 +296,14 @@ export class DynamoPositionRepository implements PositionRepository {
 
   async replace(next: PositionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('positions', next.version, expectedVersion);
+    const put = fencedPut({
+      TableName: this.table,
+      Item: positionItem(next, this.layout),
+      ConditionExpression: 'version = :expected',
+      ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+    });
     await conditional('positions/version', () =>
-      this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: positionItem(next, this.layout),
-          ConditionExpression: 'version = :expected',
-          ExpressionAttributeValues: { ':expected': N(expectedVersion) },
-        }),
-      ),
+      refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
     );
     this.crash('positions.replace');
   }

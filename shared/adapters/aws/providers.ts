@@ -13,6 +13,7 @@ import {
   S,
   strings,
 } from './codec.ts';
+import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
 
 /**
  * Providers table, pk `id`. list(symbol) is a consistent Scan filtered in code: the providers are a short,
@@ -33,6 +34,7 @@ export const providerItem = (p: ProviderRecord): Item => ({
     : {}),
   symbols: strings(p.symbols),
   version: N(p.version),
+  ...schemaStamp(),
 });
 
 export const providerFromItem = (item: Item): ProviderRecord => ({
@@ -85,19 +87,18 @@ export class DynamoProviderRepository implements ProviderRepository {
 
   /** expectedVersion undefined: create (fails if the id exists); else replace if the stored version matches. */
   async put(provider: ProviderRecord, expectedVersion: number | undefined): Promise<void> {
+    const Item = providerItem(provider);
+    const put =
+      expectedVersion === undefined
+        ? { TableName: this.table, Item, ConditionExpression: 'attribute_not_exists(id)' }
+        : fencedPut({
+            TableName: this.table,
+            Item,
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+          });
     await conditional(expectedVersion === undefined ? 'providers/exists' : 'providers/version', () =>
-      this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: providerItem(provider),
-          ...(expectedVersion === undefined
-            ? { ConditionExpression: 'attribute_not_exists(id)' }
-            : {
-                ConditionExpression: 'version = :expected',
-                ExpressionAttributeValues: { ':expected': N(expectedVersion) },
-              }),
-        }),
-      ),
+      refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
     );
     this.crash('providers.put');
   }

@@ -9,6 +9,7 @@ import {
 import { encodeContext } from '../../schemas/context.ts';
 import { openShardOf } from '../shards.ts';
 import { failureAttr, fillAttr, type Item, N, S, strings } from './codec.ts';
+import { SCHEMA_ATTR, schemaStamp } from './writer-schema.ts';
 
 /**
  * The DynamoDB items of the records that grow (a liquidation's fills and history, an auction's fills), apart from
@@ -64,13 +65,22 @@ function jsonBytesAtMost(value: unknown): number {
   }
 }
 
+/** The writer's schema every item carries (writer-schema.ts). */
+const STAMP_BYTES = SCHEMA_ATTR.length + NUMBER_BYTES;
+
 /** At least itemBytes(liquidationItem(l)), without building the item: the record, and its open index's keys. */
 export const liquidationItemBytesAtMost = (l: LiquidationRecord): number =>
-  jsonBytesAtMost(l) + 'openShard'.length + 3 * 'open#'.length + 24 + 'startedAtMs'.length + NUMBER_BYTES;
+  jsonBytesAtMost(l) +
+  STAMP_BYTES +
+  'openShard'.length +
+  3 * 'open#'.length +
+  24 +
+  'startedAtMs'.length +
+  NUMBER_BYTES;
 
 /** At least itemBytes(auctionItem(a)), without building the item: the record, and its wake index's key. */
 export const auctionItemBytesAtMost = (a: AuctionRecord): number =>
-  jsonBytesAtMost(a) + 'wakeKey'.length + 3 * (a.symbol.length + 1 + a.direction.length);
+  jsonBytesAtMost(a) + STAMP_BYTES + 'wakeKey'.length + 3 * (a.symbol.length + 1 + a.direction.length);
 
 export function liquidationItem(l: LiquidationRecord): Item {
   return {
@@ -99,6 +109,7 @@ export function liquidationItem(l: LiquidationRecord): Item {
       ? { openShard: S(openShardOf(l.id)), startedAtMs: N(liquidationStartedAtMs(l)) }
       : {}),
     version: N(l.version),
+    ...schemaStamp(),
   };
 }
 
@@ -154,6 +165,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
   version: N(a.version),
+  ...schemaStamp(),
 });
 
 export const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;

@@ -34,6 +34,7 @@ import { PROVIDERS_EPOCH_ATTR } from './markets.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem } from './positions.ts';
 import { providerItem } from './providers.ts';
+import { fencedPut, refusingNewerWriter } from './writer-schema.ts';
 
 /**
  * Transactor on one TransactWriteItems: each write is a Put conditional on the stored version (or on
@@ -78,8 +79,12 @@ export class AwsTransactor implements Transactor {
         replaced.set(index, { next: w.record, expectedVersion: w.expectedVersion });
     });
     const transaction = new TransactWriteItemsCommand({ TransactItems: items });
+    const puts = items.map((item) => ('Put' in item ? item.Put : undefined));
     await conditional('transactor/version', () =>
-      refusingMovedKey(() => retryingConflicts(() => this.dynamo.send(transaction)), replaced),
+      refusingMovedKey(
+        () => refusingNewerWriter(() => retryingConflicts(() => this.dynamo.send(transaction)), puts),
+        replaced,
+      ),
     );
     this.crash('transactor.commit');
   }
@@ -100,16 +105,15 @@ export class AwsTransactor implements Transactor {
 
   private item(write: Write): TransactWriteItem {
     const put = (table: string, item: Item, expectedVersion: number | undefined): TransactWriteItem => ({
-      Put: {
-        TableName: table,
-        Item: item,
-        ...(expectedVersion === undefined
-          ? { ConditionExpression: 'attribute_not_exists(id)' }
-          : {
+      Put:
+        expectedVersion === undefined
+          ? { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(id)' }
+          : fencedPut({
+              TableName: table,
+              Item: item,
               ConditionExpression: 'version = :expected',
               ExpressionAttributeValues: { ':expected': N(expectedVersion) },
             }),
-      },
     });
     const { expectedVersion } = write;
     switch (write.kind) {
