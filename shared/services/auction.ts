@@ -18,6 +18,7 @@ import {
   type MarketState,
   type ProviderRecord,
   type ProvidersEpochCheck,
+  providersEpochOf,
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
@@ -261,7 +262,7 @@ async function stepOnce(
     const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
     if (!(await commit(deps, writes, providersUnchangedSince(auction.symbol, marketState)))) return CONFLICT;
     await coverWake(restarted, marketState, deps);
-    await wakeSpent(restarted, deps);
+    await wakeSpent(restarted, deps, undefined, providersEpochOf(marketState));
     return outcome;
   }
 
@@ -361,7 +362,8 @@ async function stepOnce(
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
-  await wakeSpent(next, deps);
+  // The epoch its plan was committed on (a capped step's is unchecked, and sleeps on no wake mark).
+  await wakeSpent(next, deps, undefined, planned?.epoch);
   return clearing.fillsCapped
     ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
     : outcome;

@@ -360,11 +360,17 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * or fails its commit on the epoch). Auctions that each spent a provider of one market each woke all its sleepers
  * (redundant-spent-wakes, session 41); now the earlier wakes stop at their next part. Such a wake fails only as the
  * later one fails, whose sleepers are a superset; a read of the market that fails skips nothing.
+ *
+ * A wake leaves its own auction out, which planned on the capital as written, unless its plan may predate another
+ * bump: `plannedAtEpoch`, the providers epoch its commit checked (undefined: not known, a wake begun by a later
+ * delivery). A bump between that and this wake's own (an earlier payer's, whose wake this one now covers) means it
+ * may have planned on what that payer spent, and it wakes itself with the rest (review41-later-wake-own-sleeper).
  */
 export async function wakeSpent(
   auction: AuctionRecord,
   deps: SettlementDeps,
   budget: number = SPENT_WAKES_PER_DELIVERY,
+  plannedAtEpoch?: number,
 ): Promise<boolean> {
   const markets = auction.spentIn;
   if (markets === undefined || markets.length === 0) return true;
@@ -390,6 +396,19 @@ export async function wakeSpent(
         bumped[symbol] = await deps.markets.bumpProvidersEpoch(symbol, true);
       });
     began = bumped;
+    const own = bumped[auction.symbol];
+    if (
+      own !== undefined &&
+      auction.state === 'RUNNING' &&
+      auction.wakeMark !== undefined &&
+      (plannedAtEpoch === undefined || own !== plannedAtEpoch + 1)
+    )
+      await attempt(auction.symbol, `${auction.symbol} own step`, async () => {
+        await deps.auctionQueue.send(
+          encodeMessage({ ...stepMessageOf(auction, deps.clock.nowMs()), woken: true }),
+        );
+        wokenIn.set(auction.symbol, (wokenIn.get(auction.symbol) ?? 0) + 1);
+      });
   }
   // A wake begun after this one's bump covers the market (undefined: not read yet in this delivery).
   const covered = new Map<string, boolean>();

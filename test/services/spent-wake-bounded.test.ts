@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { base, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { AuctionRecord, AuctionStepMessage } from '../../shared/ports/index.ts';
+import { type AuctionRecord, type AuctionStepMessage, providersEpochOf } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeSpent } from '../../shared/services/sleeping.ts';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
@@ -199,6 +199,40 @@ describe('a wake begun later covers the rest of an earlier one (redundant-spent-
     expect((await p.adapters.auctions.get('payer2'))?.spentIn).toBeUndefined();
     // 2,000 + 2,500 messages; each payer waking all of them sent 5,000.
     expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(SPENT_WAKES_PER_DELIVERY * 2 + sleepers);
+  });
+
+  // Review 41: the later wake leaves its own auction out (it planned on the capital as written), but a payer whose plan
+  // was read before the earlier wake's bump (committed between that payer's commit and its bump) planned on the spent
+  // capital: the earlier wake, stopped, no longer woke it, and it slept out its plan (up to 900 s).
+  it('a later payer that planned before the earlier wake began wakes itself; one that planned after does not', async () => {
+    const p = createPipeline();
+    const { payer } = await owedWake(p);
+    const planned = providersEpochOf(await p.adapters.markets.get('ETH-USD'));
+    // A BUY sleeper: past the earlier wake's first part (the SELL sleepers come first).
+    const second = auctionOf('payer2', 'BUY', { spentIn: ['ETH-USD'], wakeMark: price('150') });
+    await p.adapters.auctions.create(second);
+    const ownWakes = (taken: readonly { message: AuctionStepMessage }[], id: string) =>
+      taken.filter(({ message }) => message.woken && message.auctionId === id).length;
+
+    await wakeSpent(payer, p.deps);
+    const firstPart = await takeAll(p);
+    expect(ownWakes(firstPart, 'payer2')).toBe(0);
+    // payer2 committed on the epoch before the first payer's bump, and begins its own wake after it.
+    await wakeSpent(second, p.deps, undefined, planned);
+    const secondFirst = await takeAll(p);
+    const woken = new Map<string, number>();
+    const [continuation] = firstPart.filter(({ message }) => message.auctionId === 'payer');
+    await deliverAll(p, continuation!.body, woken);
+    // The first payer's rest is covered by payer2's wake: none of it comes again.
+    expect(woken.size).toBe(0);
+    expect(ownWakes(secondFirst, 'payer2')).toBe(1);
+
+    // A payer whose plan read the epoch its own bump moves on from planned on what every earlier spend left.
+    const third = auctionOf('payer3', 'BUY', { spentIn: ['ETH-USD'], wakeMark: price('150') });
+    await p.adapters.auctions.create(third);
+    const now = providersEpochOf(await p.adapters.markets.get('ETH-USD'));
+    await wakeSpent(third, p.deps, undefined, now);
+    expect(ownWakes(await takeAll(p), 'payer3')).toBe(0);
   });
 
   it('a payer whose market read fails goes on waking (an extra wake, never a missed one)', async () => {
