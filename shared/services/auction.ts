@@ -197,13 +197,14 @@ async function stepOnce(
     // nothing to finish.
     const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
     // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it. Still
-    // owed, this delivery fails after the settlement's part (no later step of an ended auction would pay it).
-    const paid = await wakeSpent(auction, deps);
+    // owed, this delivery fails after the settlement's part (no later step of an ended auction would pay it); a
+    // wake that throws holds the settlement no more than one that fails (review41-ended-wake-first).
+    const paid = await wakeSpent(auction, deps).catch((error: unknown) => ({ error }));
     const outcome =
       message.step < auction.step - 1 || twin
         ? { status: 'stale' as const }
         : await finish(auction, deps, marketRead);
-    if (!paid) throw new SpentWakeOwedError(auction);
+    if (paid !== true) throw paid === false ? new SpentWakeOwedError(auction) : paid.error;
     return outcome;
   }
   if (message.step !== auction.step) {

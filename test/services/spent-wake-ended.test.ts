@@ -5,7 +5,7 @@ import { METRICS } from '../../shared/metrics.ts';
 import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY } from '../../shared/services/sleeping.ts';
-import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
   const liquidation = p.adapters.liquidations.all().find((l) => l.positionId === positionId);
@@ -29,8 +29,15 @@ const leftAuctionAt = (p: Pipeline, positionId: string): number | undefined => {
  * at 450 s spends lp-1 and ends A (no bidder left); B sleeps until 560 s. `failing`: how many reads of the sleepers
  * index from A's step on fail (no tick comes meanwhile: each is a spent wake's).
  */
-async function endedPayer(failing: number, maxReceiveCount?: number) {
-  const p = createPipeline(maxReceiveCount ? { maxReceiveCount: { auctionSteps: maxReceiveCount } } : {});
+async function endedPayer(
+  failing: number,
+  maxReceiveCount?: number,
+  crashHook?: ReturnType<typeof crashOnceAt>['hook'],
+) {
+  const p = createPipeline({
+    ...(maxReceiveCount ? { maxReceiveCount: { auctionSteps: maxReceiveCount } } : {}),
+    ...(crashHook ? { crashHook } : {}),
+  });
   await p.tick('ETH-USD', '200'); // a market's first print waits for a second
   await p.tick('ETH-USD', '200');
   await p.fund('100000');
@@ -97,6 +104,45 @@ describe("an ended auction's wake debt never waits for a later step (spent-wake-
       await p.handlers.auction(m);
       await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
     }
+    await p.drain();
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
+describe('a redelivery of an ended auction settles before it pays the wake (review41-ended-wake-first)', () => {
+  it("a wake whose record write fails does not hold the settlement the ending step's delivery died before", async () => {
+    // Killed right after the commit that ends A (its settlement's first transition): its redelivery, 30 s later,
+    // finds A ended, owing the wake and its settlement unfinished.
+    const crash = crashOnceAt('transactor.commit');
+    const { p, t0 } = await endedPayer(0, undefined, crash.hook);
+    const providers = p.adapters.providers;
+    const list = providers.list.bind(providers);
+    providers.list = async (symbol) => {
+      const listed = await list(symbol);
+      if (p.clock.nowMs() === t0 + 450_000 && !crash.crashed()) crash.arm();
+      return listed;
+    };
+    // The redelivery's write of the debt paid fails once (DynamoDB throttling past the SDK's retries, say).
+    const auctions = p.adapters.auctions;
+    const replace = auctions.replace.bind(auctions);
+    let throttled = 0;
+    auctions.replace = async (next, expectedVersion) => {
+      const stored = await auctions.get(next.id);
+      if (throttled === 0 && stored?.spentIn && next.spentIn === undefined && stored.state !== 'RUNNING') {
+        throttled += 1;
+        throw new Error('ProvisionedThroughputExceededException');
+      }
+      return replace(next, expectedVersion);
+    };
+    await p.runUntil(t0 + 450_000 + 31_000);
+    expect(crash.crashed()).toBe(true);
+    expect(throttled).toBe(1);
+    expect(await auctionOf(p, 'p1')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'plan' });
+    // Settled by the redelivery at 480 s; before, the wake threw first and the settlement waited for the retry.
+    const { history } = liquidationOf(p, 'p1');
+    expect(isTerminal(history.at(-1)!.state)).toBe(true);
+    expect(history.at(-1)!.atMs).toBeLessThanOrEqual(t0 + 480_000);
     await p.drain();
     expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
     expect(await p.check()).toMatchObject({ violations: [] });
