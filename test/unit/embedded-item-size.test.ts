@@ -187,6 +187,32 @@ describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () 
   });
 });
 
+describe('a new liquidation is measured as the AWS adapter writes it (review41-new-item-measured)', () => {
+  it("takes a slice of exactly 400 KB spread from a held parent: the hold's start is not written with it", async () => {
+    // A next slice spreads its parent, a hold's start included, which a new record's item leaves out
+    // (newLiquidationItem; the embedded store drops it too): the bound measured it, so a slice DynamoDB takes
+    // was refused.
+    const base = liquidation({ history: history(2_500, 100) });
+    const last = base.history.at(-1)!;
+    const fitting = {
+      ...base,
+      history: [
+        ...base.history.slice(0, -1),
+        { ...last, note: last.note + 'y'.repeat(MAX_ITEM_BYTES - exactBytes(base)) },
+      ],
+    };
+    expect(exactBytes(fitting)).toBe(MAX_ITEM_BYTES);
+    const spread = { ...fitting, markDisputedSinceMs: 1_700_000_000_000 };
+    expect(exactBytes(spread)).toBeGreaterThan(MAX_ITEM_BYTES);
+    const s = stores();
+    await s.positions.create(position);
+    await s.liquidations.begin(position, spread);
+    const stored = await s.liquidations.get('p1:3');
+    expect(stored?.history).toHaveLength(2_500);
+    expect(stored?.markDisputedSinceMs).toBeUndefined();
+  });
+});
+
 // The stores build and measure an item only when its bound is over the limit: a bound below the exact size would
 // let an oversized item through.
 describe('the bounds of a record are never below its item as DynamoDB counts it', () => {

@@ -159,8 +159,8 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     const current = this.#records.get(next.id);
     if (expectedVersion === undefined) {
       if (current) throw new ConditionFailedError(`liquidations/exists: ${next.id}`);
-      // Stored without a failure (store), as the AWS adapter writes a new record (newLiquidationItem).
-      const { lastFailure: _dropped, ...fresh } = next;
+      // Measured as stored (store), as the AWS adapter writes a new record (newLiquidationItem).
+      const fresh = asCreated(next);
       requireItemSize(
         liquidationItemBytesAtMost(fresh),
         () => liquidationItem(fresh),
@@ -190,9 +190,14 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
    */
   store(next: LiquidationRecord, created: boolean): void {
     if (created) {
-      const { lastFailure: _dropped, markDisputedSinceMs: _held, ...fresh } = next;
-      this.#records.set(next.id, frozenCopy(fresh));
+      this.#records.set(next.id, frozenCopy(asCreated(next)));
       getOrCreate(this.#byTick, next.tickKey, () => []).push(next.id);
     } else this.#records.set(next.id, frozenCopy(next));
   }
+}
+
+/** A record as created: a failure or a hold's start belongs to the record that had it, not to a slice spread from it. */
+function asCreated(l: LiquidationRecord): LiquidationRecord {
+  const { lastFailure: _dropped, markDisputedSinceMs: _held, ...fresh } = l;
+  return fresh;
 }
