@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+/** The ids of docs/RELIABILITY.md's table of what happened (`| id | where | what happened | status |`), in order. */
+function findingIds(): string[] {
+  const lines = readFileSync(new URL('../../docs/RELIABILITY.md', import.meta.url), 'utf8').split('\n');
+  const header = lines.findIndex((l) => l.startsWith('| id | where | what happened | status |'));
+  expect(header).toBeGreaterThanOrEqual(0);
+  const ids: string[] = [];
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith('|')) break;
+    ids.push(line.split('|')[1]!.trim());
+  }
+  return ids;
+}
+
+describe("docs/RELIABILITY.md's findings (review41-duplicate-rows)", () => {
+  // Session 41's merges left an earlier text of two rows beside the later one, contradicting it.
+  it('names each finding once', () => {
+    const ids = findingIds();
+    expect(ids.length).toBeGreaterThan(100);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+  });
+});
