@@ -9,33 +9,42 @@ import {
 } from '../../shared/lambda/failures.ts';
 import { lambdaHandler, log, processingRecord } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
-import type { AuctionStepMessage } from '../../shared/ports/index.ts';
-import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
-import { processAuctionStep } from '../../shared/services/auction.ts';
+import { type AuctionQueueMessage, isRegistrationWakeMessage } from '../../shared/ports/index.ts';
+import { parseAuctionQueueMessage } from '../../shared/schemas/messages.ts';
+import { processAuctionMessage } from '../../shared/services/auction.ts';
 
-/** One auction step per record; failures are retried by SQS and end in the DLQ (alarmed). */
+/**
+ * One auction step per record (or a part of a registration's wake); failures are retried by SQS and end in the DLQ
+ * (alarmed).
+ */
 async function recordHandler(record: SQSRecord): Promise<void> {
   const message = await readMessage(
     'auctionSteps',
     wiring().adapters.auctionQueue,
     record,
-    parseAuctionStepMessage,
+    parseAuctionQueueMessage,
   );
-  const keys = { correlation_id: message.auctionId, receiveCount: record.attributes.ApproximateReceiveCount };
+  const correlation = isRegistrationWakeMessage(message)
+    ? `registration-wake:${message.registrationWake.symbol}:${message.registrationWake.epoch}`
+    : message.auctionId;
+  const keys = { correlation_id: correlation, receiveCount: record.attributes.ApproximateReceiveCount };
   await processingRecord(keys, () => processRecord(record, message));
 }
 
-async function processRecord(record: SQSRecord, message: AuctionStepMessage): Promise<void> {
+async function processRecord(record: SQSRecord, message: AuctionQueueMessage): Promise<void> {
   try {
-    const outcome = await processAuctionStep(message, wiring().settlement);
-    log.info('auction step processed', { step: message.step, ...outcome });
+    const outcome = await processAuctionMessage(message, wiring().settlement);
+    if (isRegistrationWakeMessage(message))
+      log.info('registration wake continued', { ...message.registrationWake, ...outcome });
+    else log.info('auction step processed', { step: message.step, ...outcome });
   } catch (error) {
     logFailure(error, 'auction step failed; it will be retried');
     const { adapters, maxReceives } = wiring();
     // Back when another delivery's order lease runs out, or after the queue's backoff (the last receive's at
     // once, to be dead-lettered): not after the whole visibility timeout.
     await scheduleRetry('auctionSteps', adapters.auctionQueue, record, error, maxReceives.auctionSteps);
-    // On the auction too, so a dead-lettered step shows why (`backstop dlq list`).
+    // On the auction too, so a dead-lettered step shows why (`backstop dlq list`); a wake has no auction.
+    if (isRegistrationWakeMessage(message)) throw error;
     await noteFailure(
       'auction',
       message.auctionId,

@@ -137,6 +137,11 @@ export interface MarketState {
    */
   readonly spentWakeEpoch?: number;
   /**
+   * A registration's wake of the market's sleepers going on in continuations (services/registration-wake.ts):
+   * absent when none went past the admin call.
+   */
+  readonly registrationWake?: RegistrationWake;
+  /**
    * Per direction, how many last-resort orders of the market's liquidations filled anything (countLastResortFill;
    * absent: none yet). A hint, not money: a slice waiting for the book that sees it grow knows the book came back
    * within the bound in between and a sibling took it, so that wait does not count towards its dead letter.
@@ -151,6 +156,21 @@ export interface MarketState {
     readonly heldAtMs: number;
     readonly continuedAtMs?: number;
   };
+}
+
+/**
+ * How far a registration's wake of every sleeper of a market went (MarketState.registrationWake). Its continuation
+ * messages name it by `epoch` and go on from `wokenTo`; `part` counts its writes, each conditional on the last.
+ */
+export interface RegistrationWake {
+  /** The providers epoch the registration's bump left: the wake's name (a later registration's is higher). */
+  readonly epoch: number;
+  /** Parts recorded so far (the one that began it: 1). */
+  readonly part: number;
+  /** The last sleeper woken, of the market side `direction` (SELL, then BUY). Absent: from the first. */
+  readonly wokenTo?: Sleeper & { readonly direction: 'BUY' | 'SELL' };
+  /** Every sleeper woken: later deliveries of its continuation do nothing. */
+  readonly done?: boolean;
 }
 
 /** A pending tick: the last tick, by its sequence and its recorded stamp. */
@@ -267,6 +287,17 @@ export interface MarketRepository {
    * same write. Returns the epoch the bump left (a retried write may have bumped twice: the later one).
    */
   bumpProvidersEpoch(symbol: string, spentWake?: boolean): Promise<number>;
+  /**
+   * Records how far a registration's wake went: `wake` replaces the market's registrationWake when it is the wake's
+   * part `expectedPart` as read (same epoch and part), or, `expectedPart` undefined (the wake's first record), when
+   * there is none or one of a lower epoch (a wake begun earlier, which this one covers). False when it is not (another
+   * delivery moved it on, or a later registration's wake began). Creates the market's item if needed.
+   */
+  recordRegistrationWake(
+    symbol: string,
+    wake: RegistrationWake,
+    expectedPart: number | undefined,
+  ): Promise<boolean>;
   /**
    * Counts a last-resort order on the side `direction` that filled anything: adds 1 to lastResortFills, creating
    * the market's item if needed. Unconditional (a delivery retried after it counts twice: a hint only needs to grow).
@@ -548,6 +579,20 @@ export interface AuctionStepMessage {
    */
   readonly backAtMs?: number;
 }
+
+/**
+ * The continuation of a registration's wake of a market's sleepers (services/registration-wake.ts), on the auction
+ * queue: it names the wake (the market and the epoch its bump left); how far it went is on the market's record.
+ */
+export interface RegistrationWakeMessage {
+  readonly registrationWake: { readonly symbol: string; readonly epoch: number };
+}
+
+/** What the auction function is sent: an auction's step, or the rest of a registration's wake. */
+export type AuctionQueueMessage = AuctionStepMessage | RegistrationWakeMessage;
+
+export const isRegistrationWakeMessage = (message: AuctionQueueMessage): message is RegistrationWakeMessage =>
+  'registrationWake' in message;
 
 export interface LiquidationQueue {
   /** Sends messages; throws if any entry could not be sent after the adapter's retries. */

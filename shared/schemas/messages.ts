@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { TICK_INDEX_PREFIX } from '../adapters/shards.ts';
-import type { AuctionStepMessage, LiquidationMessage } from '../ports/index.ts';
+import type {
+  AuctionQueueMessage,
+  AuctionStepMessage,
+  LiquidationMessage,
+  RegistrationWakeMessage,
+} from '../ports/index.ts';
 
 /**
  * Queue message bodies. A message whose fields do not parse is poison and goes to the DLQ with its reason. Fields
@@ -41,6 +46,14 @@ export const auctionStepMessageSchema = z.object({
   backAtMs: z.number().int().min(0).optional(),
 });
 
+/** The rest of a registration's wake (services/registration-wake.ts), sent to the auction function. */
+export const registrationWakeMessageSchema = z.object({
+  registrationWake: z.object({
+    symbol: z.string().min(1).max(40),
+    epoch: z.number().int().min(1),
+  }),
+});
+
 export class PoisonMessageError extends Error {
   override readonly name = 'PoisonMessageError';
 }
@@ -65,8 +78,25 @@ export const parseLiquidationMessage = (body: string): LiquidationMessage =>
 export const parseAuctionStepMessage = (body: string): AuctionStepMessage =>
   parseBody(auctionStepMessageSchema, body, 'auction-step-message');
 
-export const encodeMessage = (message: LiquidationMessage | AuctionStepMessage): string =>
-  JSON.stringify(message);
+/**
+ * A message of the auction queue: a registration's wake when it has `registrationWake`, else an auction's step
+ * (each parsed by its own schema, so a malformed step says which of its fields is wrong).
+ */
+export function parseAuctionQueueMessage(body: string): AuctionQueueMessage {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new PoisonMessageError('auction-step-message/not-json');
+  }
+  if (typeof json === 'object' && json !== null && 'registrationWake' in json)
+    return parseBody(registrationWakeMessageSchema, body, 'registration-wake-message');
+  return parseAuctionStepMessage(body);
+}
+
+export const encodeMessage = (
+  message: LiquidationMessage | AuctionStepMessage | RegistrationWakeMessage,
+): string => JSON.stringify(message);
 
 /** A liquidation message due `delaySeconds` after `nowMs`, encoded. */
 export const dueLiquidationMessage = (

@@ -17,7 +17,6 @@ import {
   type QuoteE6,
   UnitError,
 } from '../domain/units.ts';
-import { METRICS } from '../metrics.ts';
 import {
   ConditionFailedError,
   highestSequence,
@@ -33,7 +32,8 @@ import {
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { type ResendDeps, rebaseTakingOver, withLiquidationPrice } from './margin-check.ts';
-import { type WakeDeps, wakeSleepers } from './wake.ts';
+import { wakeForNewBids } from './registration-wake.ts';
+import type { WakeDeps } from './wake.ts';
 
 /** Positions one reindexPositions request reads and may write (one page: bounded work per request). */
 export const REINDEX_PAGE_MAX = 1000;
@@ -134,8 +134,13 @@ export type AdminResult =
       /** deposit, withdraw: the key was applied before; `entry` is that first application, nothing moved now. */
       readonly alreadyApplied?: boolean;
       readonly id?: string;
-      /** registerProvider: sleeping auctions woken to see the new terms. */
+      /** registerProvider: sleeping auctions woken in this call to see the new terms. */
       readonly woken?: number;
+      /**
+       * registerProvider: markets with more sleepers than one call wakes (REGISTRATION_WAKES_PER_PART): the rest are
+       * woken by continuation messages the auction function handles, after this answer.
+       */
+      readonly wakeContinues?: readonly string[];
       /** registerProvider: why the wake failed (the provider is registered; sleepers see it when they step). */
       readonly wakeError?: string;
       /** resumeFeed: the last accepted tick's sequence before and after. */
@@ -483,54 +488,4 @@ async function reindex(
     }
   }
   return { checked: page.positions.length, updated, ...(page.cursor ? { cursor: page.cursor } : {}) };
-}
-
-/**
- * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
- * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
- * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
- * The provider is registered either way: a failed wake only leaves the sleepers to their planned steps. Each
- * market, and each side, on its own: one that fails costs no other its bump or its wake (found by a review of two
- * markets at once, session 28).
- */
-async function wakeForNewBids(
-  symbols: readonly string[],
-  deps: AdminDeps,
-): Promise<{ woken: number; wakeError?: string }> {
-  const errors: string[] = [];
-  // Per market, as a tick's wake and a spent provider's count theirs (AuctionsWoken was a tick's alone here).
-  const failedIn = new Set<string>();
-  const attempt = async (symbol: string, what: string, act: () => Promise<void>): Promise<void> => {
-    try {
-      await act();
-    } catch (error) {
-      failedIn.add(symbol);
-      errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  };
-  // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
-  // the sleepers woken, and its commit fails on the epoch instead (sleeping.ts providersUnchangedSince).
-  for (const symbol of symbols)
-    await attempt(symbol, `${symbol} providers epoch`, async () => {
-      await deps.markets.bumpProvidersEpoch(symbol);
-    });
-  let woken = 0;
-  for (const symbol of symbols) {
-    let wokenHere = 0;
-    for (const direction of ['SELL', 'BUY'] as const) {
-      await attempt(symbol, `${symbol} ${direction} sleepers`, async () => {
-        wokenHere += (await wakeSleepers(deps, symbol, direction, undefined, deps.nowMs())).woken;
-      });
-    }
-    if (wokenHere > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, wokenHere, { Market: symbol });
-    woken += wokenHere;
-  }
-  if (errors.length === 0) return { woken };
-  for (const symbol of failedIn)
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
-  const wakeError = errors.join('; ');
-  deps.telemetry.warn('provider registered; sleeping auctions not woken, they see it when they step', {
-    error: wakeError,
-  });
-  return { woken, wakeError };
 }

@@ -11,9 +11,11 @@ import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
 import { type BaseE8, div, notionalQuote, PPM_SCALE, type Ppm, type PriceE8 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import {
+  type AuctionQueueMessage,
   type AuctionRecord,
   type AuctionStepMessage,
   ConditionFailedError,
+  isRegistrationWakeMessage,
   type LiquidationRecord,
   type MarketState,
   type ProviderRecord,
@@ -39,6 +41,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
+import { continueRegistrationWake, type RegistrationWakeOutcome } from './registration-wake.ts';
 import {
   anyPriceBound,
   bestBid,
@@ -64,6 +67,18 @@ export type AuctionStepOutcome =
   | { readonly status: 'waiting'; readonly delaySeconds: number }
   | { readonly status: 'reset' | 'stepped'; readonly nextStep: number; readonly delaySeconds: number }
   | { readonly status: 'finished'; readonly liquidationState: LiquidationRecord['state'] };
+
+/**
+ * A message of the auction queue: an auction's step (processAuctionStep), or the rest of a registration's wake
+ * (registration-wake.ts), which needs no auction of its own.
+ */
+export async function processAuctionMessage(
+  message: AuctionQueueMessage,
+  deps: SettlementDeps,
+): Promise<AuctionStepOutcome | RegistrationWakeOutcome> {
+  if (!isRegistrationWakeMessage(message)) return processAuctionStep(message, deps);
+  return continueRegistrationWake(message.registrationWake, { ...deps, nowMs: () => deps.clock.nowMs() });
+}
 
 /**
  * Advances one Dutch auction by one step (the step messages are its clock): reset it when it is past tail or

@@ -31,7 +31,7 @@ import {
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
-import { wakeSleepers } from './wake.ts';
+import { sidesOf, wakeInOrder } from './wake.ts';
 
 /**
  * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
@@ -343,7 +343,7 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
 
 /**
  * Pays the wake an auction owes (AuctionRecord.spentIn), after the commit that recorded it, as a registration does
- * (admin.ts): each market's providers epoch first, so an auction planning meanwhile on the capital as it was fails
+ * (registration-wake.ts): each market's providers epoch first, so an auction planning meanwhile on the capital as it was fails
  * its commit and plans again, then every sleeper of its two sides but this auction (which planned on the capital as
  * written), markets in order, SELL then BUY, at most `budget` in one call. With more left, the record keeps the
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
@@ -375,15 +375,7 @@ export async function wakeSpent(
   const markets = auction.spentIn;
   if (markets === undefined || markets.length === 0) return true;
   // Per market: AuctionsWoken and AuctionWakeFailures name it, as a tick's wake does.
-  const wokenIn = new Map<string, number>();
   const failures: { symbol: string; error: string }[] = [];
-  const attempt = async (symbol: string, what: string, act: () => Promise<void>): Promise<void> => {
-    try {
-      await act();
-    } catch (error) {
-      failures.push({ symbol, error: `${what}: ${error instanceof Error ? error.message : String(error)}` });
-    }
-  };
   const from = auction.spentWokenTo;
   // Begun once per debt, before its first sleeper is read. A record of an earlier version, gone some way with no
   // epochs, goes on with none (it is never skipped, and its bump now would claim a wake it began before).
@@ -391,10 +383,16 @@ export async function wakeSpent(
   let began = auction.spentWakeBegan;
   if (fresh) {
     const bumped: Record<string, number> = {};
-    for (const symbol of markets)
-      await attempt(symbol, `${symbol} providers epoch`, async () => {
+    for (const symbol of markets) {
+      try {
         bumped[symbol] = await deps.markets.bumpProvidersEpoch(symbol, true);
-      });
+      } catch (error) {
+        failures.push({
+          symbol,
+          error: `${symbol} providers epoch: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
+    }
     began = bumped;
     const own = bumped[auction.symbol];
     if (
@@ -410,8 +408,7 @@ export async function wakeSpent(
         wokenIn.set(auction.symbol, (wokenIn.get(auction.symbol) ?? 0) + 1);
       });
   }
-  // A wake begun after this one's bump covers the market (undefined: not read yet in this delivery).
-  const covered = new Map<string, boolean>();
+  // A wake begun after this one's bump covers the market.
   const coveredSince = async (symbol: string): Promise<boolean> => {
     const own = began?.[symbol];
     if (fresh || own === undefined) return false;
@@ -421,37 +418,23 @@ export async function wakeSpent(
       return false;
     }
   };
-  const sides = markets.flatMap((symbol) =>
-    (['SELL', 'BUY'] as const).map((direction) => ({ symbol, direction })),
-  );
-  const at = from ? sides.findIndex((s) => s.symbol === from.symbol && s.direction === from.direction) : 0;
-  let wokenTo = at < 0 ? undefined : from;
-  let left = budget;
-  let more = false;
-  for (const { symbol, direction } of sides.slice(Math.max(0, at))) {
-    if (left === 0) {
-      more = true;
-      break;
-    }
-    if (!covered.has(symbol)) covered.set(symbol, await coveredSince(symbol));
-    if (covered.get(symbol)) continue;
-    const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
-    await attempt(symbol, `${symbol} ${direction} sleepers`, async () => {
-      const now = deps.clock.nowMs();
-      const out = await wakeSleepers(deps, symbol, direction, undefined, now, left, auction.id, after);
-      wokenIn.set(symbol, (wokenIn.get(symbol) ?? 0) + out.woken);
-      left -= out.read;
-      if (out.last) wokenTo = { symbol, direction, ...out.last };
-      more = out.next !== undefined;
-    });
-    if (failures.length > 0 || more) break;
-  }
+  // A bump that failed wakes nobody: the debt is kept, and the delivery that pays it bumps first.
+  const part =
+    failures.length > 0
+      ? undefined
+      : await wakeInOrder(deps, sidesOf(markets), from, budget, () => deps.clock.nowMs(), {
+          except: auction.id,
+          skip: coveredSince,
+        });
+  if (part?.failure) failures.push(part.failure);
+  const wokenTo = part?.wokenTo;
+  const more = part?.more ?? true;
   let woken = 0;
-  for (const [symbol, count] of wokenIn) {
+  for (const [symbol, count] of part?.wokenIn ?? []) {
     woken += count;
     if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
   }
-  const coveredBy = [...covered].filter(([, yes]) => yes).map(([symbol]) => symbol);
+  const coveredBy = part?.skipped ?? [];
   deps.telemetry.info('sleepers of a spent provider woken', {
     auctionId: auction.id,
     markets,

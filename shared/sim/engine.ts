@@ -13,9 +13,9 @@ import {
   type Telemetry,
 } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
-import { parseAuctionStepMessage, parseLiquidationMessage } from '../schemas/messages.ts';
+import { parseAuctionQueueMessage, parseLiquidationMessage } from '../schemas/messages.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
-import { processAuctionStep } from '../services/auction.ts';
+import { processAuctionMessage } from '../services/auction.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../services/context.ts';
 import { processLiquidation } from '../services/liquidation.ts';
 import { handleTick, type MarginCheckDeps } from '../services/margin-check.ts';
@@ -193,7 +193,9 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
       const a = await drainQueue(liquidationQueue, (b) =>
         processLiquidation(parseLiquidationMessage(b), deps),
       );
-      const b = await drainQueue(auctionQueue, (b) => processAuctionStep(parseAuctionStepMessage(b), deps));
+      const b = await drainQueue(auctionQueue, (b) =>
+        processAuctionMessage(parseAuctionQueueMessage(b), deps),
+      );
       if (!a && !b) return;
     }
   };

@@ -1734,6 +1734,43 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
       });
 
+      it("a registration's wake: recorded part by part, each write on the part read; a later epoch takes over", async () => {
+        const wokenTo = { direction: 'SELL' as const, id: 's-7', step: 3, wakeMark: price('151') };
+        // The first record creates the market's item; a part that is not the stored one writes nothing.
+        expect(
+          await a.markets.recordRegistrationWake('ETH-USD', { epoch: 2, part: 1, wokenTo }, undefined),
+        ).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          registrationWake: { epoch: 2, part: 1, wokenTo },
+        });
+        const part2 = { epoch: 2, part: 2, wokenTo: { ...wokenTo, direction: 'BUY' as const, id: 's-9' } };
+        expect(await a.markets.recordRegistrationWake('ETH-USD', part2, 2)).toBe(false);
+        expect(await a.markets.recordRegistrationWake('ETH-USD', { ...part2, epoch: 3 }, 1)).toBe(false);
+        // An earlier epoch's first record is no wake to begin: this one covers it.
+        expect(await a.markets.recordRegistrationWake('ETH-USD', { epoch: 1, part: 1 }, undefined)).toBe(
+          false,
+        );
+        expect(await a.markets.recordRegistrationWake('ETH-USD', part2, 1)).toBe(true);
+        // Kept by the market's other writes.
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        await a.markets.bumpProvidersEpoch('ETH-USD');
+        expect(await a.markets.get('ETH-USD')).toMatchObject({ registrationWake: part2, lastTick: tick(1) });
+        // Its duplicate, delivered after it: the part has moved on.
+        expect(await a.markets.recordRegistrationWake('ETH-USD', { ...part2, part: 3, done: true }, 1)).toBe(
+          false,
+        );
+        expect(await a.markets.recordRegistrationWake('ETH-USD', { epoch: 2, part: 3, done: true }, 2)).toBe(
+          true,
+        );
+        expect((await a.markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 2, part: 3, done: true });
+        // A later registration's wake begins over it.
+        expect(
+          await a.markets.recordRegistrationWake('ETH-USD', { epoch: 4, part: 1, wokenTo }, undefined),
+        ).toBe(true);
+        expect((await a.markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 4, part: 1, wokenTo });
+      });
+
       it("last-resort fills: counted per side (creating the market's item), kept by the market's other writes", async () => {
         await a.markets.countLastResortFill('ETH-USD', 'SELL');
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastResortFills: { SELL: 1 } });

@@ -225,4 +225,19 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
     expect(telemetry.total(METRICS.TicksAccepted.name)).toBe(2); // ticks 2 and 3
     clients.destroy();
   });
+  it("a registration wake's record whose answer was lost is its own write: the wake goes on (registration-wake-unbounded)", async () => {
+    const { clients, adapters } = await setUp();
+    expect(await adapters.markets.recordRegistrationWake('ETH-USD', { epoch: 1, part: 1 }, undefined)).toBe(
+      true,
+    );
+    const fault = loseNextUpdateAnswer(clients, (i) => i.UpdateExpression === 'SET #wake = :wake');
+    fault.armed = true;
+    // Read as another delivery's write, the continuation would send nothing on: the rest never woken.
+    expect(await adapters.markets.recordRegistrationWake('ETH-USD', { epoch: 1, part: 2 }, 1)).toBe(true);
+    expect(fault.lost).toBe(1);
+    // Another call's write on the same read is a race it lost.
+    expect(await adapters.markets.recordRegistrationWake('ETH-USD', { epoch: 1, part: 2 }, 1)).toBe(false);
+    expect((await adapters.markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 1, part: 2 });
+    clients.destroy();
+  });
 });

@@ -644,12 +644,13 @@ describe("a registration's wake is counted by market (registration-wakes-uncount
       if (symbol === 'BTC-USD') throw new Error('ThrottlingException');
       return sleepers(symbol, ...rest);
     });
-    expect(await run(both)).toMatchObject({ ok: true, id: 'lp1', woken: 1 });
+    // BTC's wake goes on in a continuation, which retries its sleepers (registration-wake-unbounded).
+    expect(await run(both)).toMatchObject({ ok: true, id: 'lp1', woken: 1, wakeContinues: ['BTC-USD'] });
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@BTC-USD`)).toBe(1);
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBeUndefined();
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(1);
     expect(p.telemetry.warnings).toContain(
-      'provider registered; sleeping auctions not woken, they see it when they step',
+      'provider registered; the auction function retries the wake of the sleeping auctions of BTC-USD',
     );
     expect(p.telemetry.unmarked).toEqual(new Set());
   });

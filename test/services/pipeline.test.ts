@@ -1497,10 +1497,12 @@ describe('sleeping auctions', () => {
       },
       deps,
     );
+    // The auction function goes on with the market's wake from where it failed (registration-wake-unbounded).
     expect(result).toEqual({
       ok: true,
       id: 'lp-2',
       woken: 0,
+      wakeContinues: ['ETH-USD'],
       wakeError: 'ETH-USD SELL sleepers: ThrottlingException',
     });
     expect(await p.adapters.providers.get('lp-2')).toMatchObject({ id: 'lp-2', version: 0 });

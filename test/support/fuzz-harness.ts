@@ -28,13 +28,13 @@ import {
   type ProviderRecord,
   type ReceivedMessage,
 } from '../../shared/ports/index.ts';
-import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import { parseAuctionQueueMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import {
   MAX_FILLS_PER_AUCTION,
   MAX_FILLS_PER_STEP,
-  processAuctionStep,
+  processAuctionMessage,
 } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
@@ -737,7 +737,7 @@ export async function runScenario(
   const marginDeps = k.pauseSeed ? delayedDeps(p.marginDeps, pause) : p.marginDeps;
   const handlers = {
     liquidation: (m: ReceivedMessage) => processLiquidation(parseLiquidationMessage(m.body), deps),
-    auction: (m: ReceivedMessage) => processAuctionStep(parseAuctionStepMessage(m.body), deps),
+    auction: (m: ReceivedMessage) => processAuctionMessage(parseAuctionQueueMessage(m.body), deps),
   };
   const adminDeps = {
     ...p.adapters,

@@ -25,9 +25,9 @@ import {
   type Telemetry,
   type Venue,
 } from '../../shared/ports/index.ts';
-import { parseAuctionStepMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import { parseAuctionQueueMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import type { AdlSnapshots } from '../../shared/services/adl-snapshots.ts';
-import { processAuctionStep } from '../../shared/services/auction.ts';
+import { processAuctionMessage } from '../../shared/services/auction.ts';
 import { INSURANCE_ACCOUNT, type SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import {
@@ -230,7 +230,7 @@ export function createPipeline(options: PipelineOptions = {}) {
   /** The Lambda handlers' work for one received message of each queue. */
   const handlers = {
     liquidation: (m: ReceivedMessage) => processLiquidation(parseLiquidationMessage(m.body), deps),
-    auction: (m: ReceivedMessage) => processAuctionStep(parseAuctionStepMessage(m.body), deps),
+    auction: (m: ReceivedMessage) => processAuctionMessage(parseAuctionQueueMessage(m.body), deps),
   };
 
   /** No message visible, in flight or delayed on either queue. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   encodeMessage,
   PoisonMessageError,
+  parseAuctionQueueMessage,
   parseAuctionStepMessage,
   parseLiquidationMessage,
   stepMessageOf,
@@ -81,5 +82,23 @@ describe('liquidation messages', () => {
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseLiquidationMessage(body)).toThrow(PoisonMessageError);
     expect(() => parseLiquidationMessage(body)).toThrow(reason);
+  });
+});
+
+describe("the auction queue's messages (registration-wake-unbounded)", () => {
+  it("a registration's wake by its field, a step otherwise; each refused by its own schema", () => {
+    const wake = { registrationWake: { symbol: 'ETH-USD', epoch: 3 } };
+    expect(parseAuctionQueueMessage(encodeMessage(wake))).toEqual(wake);
+    expect(parseAuctionQueueMessage('{"auctionId":"l-1:auction","step":4}')).toEqual({
+      auctionId: 'l-1:auction',
+      step: 4,
+    });
+    expect(() => parseAuctionQueueMessage('{"registrationWake":{"symbol":"ETH-USD"}}')).toThrow(
+      /registration-wake-message\/malformed: registrationWake.epoch/,
+    );
+    expect(() => parseAuctionQueueMessage('{"step":4}')).toThrow(
+      /auction-step-message\/malformed: auctionId/,
+    );
+    expect(() => parseAuctionQueueMessage('nope')).toThrow(PoisonMessageError);
   });
 });

@@ -19,15 +19,18 @@ import {
   type MarketState,
   type PendingTick,
   type PrintAsRead,
+  type RegistrationWake,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
+  CorruptItemError,
   type Item,
   isConditionalCheckFailed,
   N,
   noCrash,
   optBig,
   optInt,
+  optS,
   readBig,
   readInt,
   readMap,
@@ -38,7 +41,8 @@ import {
 /**
  * Markets table, pk `symbol`. `lastSequence` sits beside the `lastTick` map so acceptTick is one conditional
  * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
- * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, and a held sequence jump, `heldJump`.
+ * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, a held sequence jump, `heldJump`, and a
+ * registration's wake going on in continuations, `registrationWake`.
  * Counters written by ADD: `providersEpoch` (or SET with `spentWakeEpoch`), `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`. The `lastTick`,
  * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
  * ignore.
@@ -48,6 +52,52 @@ import {
 export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
 /** MarketState.spentWakeEpoch: set with the bump that begins a spent provider's wake. */
 const SPENT_WAKE_EPOCH_ATTR = 'spentWakeEpoch';
+
+/** MarketState.registrationWake: a map written whole, with the `writer` of the write (lost answers, see writerToken). */
+const REGISTRATION_WAKE_ATTR = 'registrationWake';
+
+const registrationWakeAttr = (wake: RegistrationWake, writer: string): AttributeValue => ({
+  M: {
+    epoch: N(wake.epoch),
+    part: N(wake.part),
+    ...(wake.wokenTo === undefined
+      ? {}
+      : {
+          wokenTo: {
+            M: {
+              direction: S(wake.wokenTo.direction),
+              id: S(wake.wokenTo.id),
+              step: N(wake.wokenTo.step),
+              wakeMark: N(wake.wokenTo.wakeMark),
+            },
+          },
+        }),
+    ...(wake.done ? { done: { BOOL: true } } : {}),
+    writer: S(writer),
+  },
+});
+
+function readRegistrationWake(m: Item): RegistrationWake {
+  const wokenTo = m.wokenTo === undefined ? undefined : readMap(m, 'wokenTo');
+  const direction = wokenTo && optS(wokenTo, 'direction');
+  if (wokenTo && direction !== 'BUY' && direction !== 'SELL')
+    throw new CorruptItemError(`adapter/bad-direction: ${direction}`);
+  return {
+    epoch: readInt(m, 'epoch'),
+    part: readInt(m, 'part'),
+    ...(wokenTo === undefined
+      ? {}
+      : {
+          wokenTo: {
+            direction: direction as 'BUY' | 'SELL',
+            id: readS(wokenTo, 'id'),
+            step: readInt(wokenTo, 'step'),
+            wakeMark: readBig(wokenTo, 'wakeMark'),
+          },
+        }),
+    ...(m.done?.BOOL === true ? { done: true } : {}),
+  };
+}
 
 /** The pending tick is the last tick: its sequence and recorded stamp (another numbering may reuse the number). */
 const PENDING_TICK = 'pendingSequence = :seq AND lastTick.timestampMs = :ts';
@@ -83,8 +133,10 @@ const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
 const writerToken = (): string => randomUUID();
 
 /** The `writer` of a stored map (lastTick, breaker), if any. */
-const writerOf = (item: Item | undefined, map: 'lastTick' | 'breaker' | 'heldJump'): string | undefined =>
-  item?.[map]?.M?.writer?.S;
+const writerOf = (
+  item: Item | undefined,
+  map: 'lastTick' | 'breaker' | 'heldJump' | typeof REGISTRATION_WAKE_ATTR,
+): string | undefined => item?.[map]?.M?.writer?.S;
 
 const readTick = (m: Item): AcceptedTick => {
   const indexPrice = optBig(m, 'indexPrice');
@@ -111,6 +163,10 @@ export function marketFromItem(item: Item): MarketState {
   const fillsBuy = optInt(item, lastResortFillsAttr('BUY'));
   const anchor = item.bandAnchor === undefined ? undefined : readMap(item, 'bandAnchor');
   const heldJump = item.heldJump === undefined ? undefined : readMap(item, 'heldJump');
+  const registrationWake =
+    item[REGISTRATION_WAKE_ATTR] === undefined
+      ? undefined
+      : readRegistrationWake(readMap(item, REGISTRATION_WAKE_ATTR));
   return {
     symbol: readS(item, 'symbol'),
     ...(anchor === undefined
@@ -124,6 +180,7 @@ export function marketFromItem(item: Item): MarketState {
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
     ...(providersEpoch === undefined ? {} : { providersEpoch }),
     ...(spentWakeEpoch === undefined ? {} : { spentWakeEpoch }),
+    ...(registrationWake === undefined ? {} : { registrationWake }),
     ...(fillsSell === undefined && fillsBuy === undefined
       ? {}
       : {
@@ -549,6 +606,35 @@ export class DynamoMarketRepository implements MarketRepository {
     return readInt(out.Attributes ?? {}, PROVIDERS_EPOCH_ATTR);
   }
 
+  async recordRegistrationWake(
+    symbol: string,
+    wake: RegistrationWake,
+    expectedPart: number | undefined,
+  ): Promise<boolean> {
+    const writer = writerToken();
+    const written = await this.updateOwned(
+      {
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET #wake = :wake',
+        ConditionExpression:
+          expectedPart === undefined
+            ? 'attribute_not_exists(#wake) OR #wake.epoch < :epoch'
+            : '#wake.epoch = :epoch AND #wake.part = :part',
+        ExpressionAttributeNames: { '#wake': REGISTRATION_WAKE_ATTR },
+        ExpressionAttributeValues: {
+          ':wake': registrationWakeAttr(wake, writer),
+          ':epoch': N(wake.epoch),
+          ...(expectedPart === undefined ? {} : { ':part': N(expectedPart) }),
+        },
+      },
+      REGISTRATION_WAKE_ATTR,
+      writer,
+    );
+    if (written) this.crash('markets.recordRegistrationWake');
+    return written;
+  }
+
   async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {
     await this.dynamo.send(
       new UpdateItemCommand({
@@ -594,7 +680,7 @@ export class DynamoMarketRepository implements MarketRepository {
    */
   private async updateOwned(
     input: UpdateItemCommandInput,
-    map: 'breaker' | 'heldJump',
+    map: 'breaker' | 'heldJump' | typeof REGISTRATION_WAKE_ATTR,
     writer: string,
   ): Promise<boolean> {
     try {

@@ -14,6 +14,7 @@ import {
   type PrintAsRead,
   type ProvidersEpochCheck,
   providersEpochOf,
+  type RegistrationWake,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from './internal.ts';
 
@@ -40,6 +41,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed; with
  *   `spentWake`, spentWakeEpoch takes the new epoch too. Returns the new epoch.
  *   checkProvidersEpoch (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
+ * - recordRegistrationWake: replaces registrationWake when the stored one has the wake's epoch and the part
+ *   `expectedPart`, or (expectedPart undefined) when there is none or its epoch is lower; otherwise returns false and
+ *   changes nothing (no hook). Creates the market's state if needed.
  * - countLastResortFill: adds 1 to the side's lastResortFills (absent: 0), creating the market's state if needed.
  */
 export class EmbeddedMarketRepository implements MarketRepository {
@@ -232,6 +236,24 @@ export class EmbeddedMarketRepository implements MarketRepository {
     });
     fire(this.#hook, 'markets.bumpProvidersEpoch');
     return providersEpoch;
+  }
+
+  async recordRegistrationWake(
+    symbol: string,
+    wake: RegistrationWake,
+    expectedPart: number | undefined,
+  ): Promise<boolean> {
+    requireId(symbol, 'markets');
+    const current = this.#states.get(symbol);
+    const stored = current?.registrationWake;
+    const matches =
+      expectedPart === undefined
+        ? stored === undefined || stored.epoch < wake.epoch
+        : stored?.epoch === wake.epoch && stored.part === expectedPart;
+    if (!matches) return false;
+    this.#set({ ...current, symbol, registrationWake: wake });
+    fire(this.#hook, 'markets.recordRegistrationWake');
+    return true;
   }
 
   async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {

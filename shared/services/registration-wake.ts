@@ -1,0 +1,202 @@
+import { METRICS } from '../metrics.ts';
+import type {
+  MarketRepository,
+  RegistrationWake,
+  RegistrationWakeMessage,
+  SpentWakeCursor,
+  Telemetry,
+} from '../ports/index.ts';
+import { encodeMessage } from '../schemas/messages.ts';
+import { sidesOf, type WakeDeps, wakeInOrder } from './wake.ts';
+
+/**
+ * Sleepers a registration wakes in the admin call, and each continuation after it. A wake of every sleeper of the
+ * provider's markets (up to 50,000 a side each) in one call was unbounded by the admin function's time, or the
+ * operator's shell (registration-wake-unbounded, session 41); 1,000 are 100 SendMessageBatch calls, 25 in flight.
+ */
+export const REGISTRATION_WAKES_PER_PART = 1_000;
+
+export interface RegistrationWakeDeps extends WakeDeps {
+  readonly markets: Pick<MarketRepository, 'get' | 'bumpProvidersEpoch' | 'recordRegistrationWake'>;
+  readonly telemetry: Telemetry;
+  readonly nowMs: () => number;
+}
+
+/** What a registration's wake answers (AdminResult). */
+export interface NewBidsWake {
+  /** Sleepers woken in the call. */
+  readonly woken: number;
+  /** Markets whose other sleepers are woken by continuations the auction function handles. */
+  readonly wakeContinues?: readonly string[];
+  /** What failed (the provider is registered either way). */
+  readonly wakeError?: string;
+}
+
+export const registrationWakeMessage = (symbol: string, epoch: number): RegistrationWakeMessage => ({
+  registrationWake: { symbol, epoch },
+});
+
+const cursorOf = (symbol: string, wake: RegistrationWake): SpentWakeCursor | undefined =>
+  wake.wokenTo && { symbol, ...wake.wokenTo };
+
+/** How far a part went, as the market's record keeps it. */
+function recordOf(
+  epoch: number,
+  part: number,
+  at: SpentWakeCursor | undefined,
+  more: boolean,
+): RegistrationWake {
+  return {
+    epoch,
+    part,
+    ...(at ? { wokenTo: { direction: at.direction, id: at.id, step: at.step, wakeMark: at.wakeMark } } : {}),
+    ...(more ? {} : { done: true }),
+  };
+}
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
+ * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
+ * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
+ * The provider is registered either way. Each market on its own: one that fails costs no other its bump or its wake
+ * (found by a review of two markets at once, session 28); a side that fails ends its market's part in the call, and
+ * the continuation retries it.
+ *
+ * At most `budget` sleepers are woken in the call, markets in order, each side SELL then BUY. A market with more
+ * left (or whose part failed) records how far its wake went (MarketState.registrationWake, named by the epoch its
+ * bump left) and sends a continuation to the auction function, which goes on from there (continueRegistrationWake):
+ * a failure there is retried by SQS and dead-lettered (alarmed). A market whose bump, record or continuation fails
+ * is in `wakeError` (AuctionWakeFailures): its sleepers see the provider when they step.
+ */
+export async function wakeForNewBids(
+  symbols: readonly string[],
+  deps: RegistrationWakeDeps,
+  budget: number = REGISTRATION_WAKES_PER_PART,
+): Promise<NewBidsWake> {
+  const errors: string[] = [];
+  // Per market, as a tick's wake and a spent provider's count theirs.
+  const failedIn = new Set<string>();
+  const fail = (symbol: string, error: string): void => {
+    failedIn.add(symbol);
+    errors.push(error);
+  };
+  // Before the wakes: an auction planning its sleep meanwhile, on the providers before this change, is not among
+  // the sleepers woken, and its commit fails on the epoch instead (sleeping.ts providersUnchangedSince).
+  const epochs = new Map<string, number>();
+  for (const symbol of symbols) {
+    try {
+      epochs.set(symbol, await deps.markets.bumpProvidersEpoch(symbol));
+    } catch (error) {
+      // No epoch, no name for a continuation: its sleepers see the provider when they step.
+      fail(symbol, `${symbol} providers epoch: ${messageOf(error)}`);
+    }
+  }
+  let left = budget;
+  let woken = 0;
+  const continues: string[] = [];
+  for (const symbol of symbols) {
+    const epoch = epochs.get(symbol);
+    if (epoch === undefined) continue;
+    const part = await wakeInOrder(deps, sidesOf([symbol]), undefined, left, deps.nowMs);
+    left -= part.read;
+    const here = part.wokenIn.get(symbol) ?? 0;
+    if (here > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, here, { Market: symbol });
+    woken += here;
+    // A side that failed goes on in the continuation too: its retry is SQS's.
+    if (part.failure) fail(symbol, part.failure.error);
+    if (!part.more) continue;
+    try {
+      // False: a later registration's wake began, which wakes every sleeper from the first.
+      if (
+        !(await deps.markets.recordRegistrationWake(
+          symbol,
+          recordOf(epoch, 1, part.wokenTo, true),
+          undefined,
+        ))
+      )
+        continue;
+      await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+      continues.push(symbol);
+    } catch (error) {
+      fail(symbol, `${symbol} the rest of the wake not sent on: ${messageOf(error)}`);
+    }
+  }
+  const answer = { woken, ...(continues.length > 0 ? { wakeContinues: continues } : {}) };
+  if (errors.length === 0) return answer;
+  for (const symbol of failedIn)
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+  const wakeError = errors.join('; ');
+  // A market whose wake goes on is retried by the auction function; the others' sleepers wait for their steps.
+  const retried = [...failedIn].filter((symbol) => continues.includes(symbol));
+  deps.telemetry.warn(
+    retried.length === 0
+      ? 'provider registered; sleeping auctions not woken, they see it when they step'
+      : `provider registered; the auction function retries the wake of the sleeping auctions of ${retried.join(', ')}${
+          retried.length < failedIn.size ? ', the others see it when they step' : ''
+        }`,
+    { error: wakeError },
+  );
+  return { ...answer, wakeError };
+}
+
+export type RegistrationWakeOutcome =
+  /** A later registration's wake began (it wakes every sleeper from the first), the wake is done, or another
+   * delivery of this part moved it on. */
+  { readonly status: 'stale' } | { readonly status: 'woken'; readonly woken: number; readonly more: boolean };
+
+/** A continuation of a wake its market does not record (a read before the write that preceded its send). */
+export class RegistrationWakeNotRecordedError extends Error {
+  override readonly name = 'RegistrationWakeNotRecordedError';
+}
+
+/** A part of a registration's wake that failed: SQS retries the delivery, which goes on from the record. */
+export class RegistrationWakeFailedError extends Error {
+  override readonly name = 'RegistrationWakeFailedError';
+}
+
+/**
+ * The auction function's part of a registration's wake (its continuation message): wakes at most `budget` sleepers
+ * after the last the market's record says, records how far it went (conditional on the part it read) and, with
+ * more left, sends the next continuation. The record, not the message, says where to go on: a duplicate delivered
+ * after this one goes on from where this one stopped (two wakes of one part need two deliveries at once, and the
+ * later record write fails for one of them, which sends nothing on). A failure throws after counting
+ * (AuctionWakeFailures): SQS redelivers the message, which goes on from the record, and dead-letters it (alarmed).
+ */
+export async function continueRegistrationWake(
+  message: RegistrationWakeMessage['registrationWake'],
+  deps: RegistrationWakeDeps,
+  budget: number = REGISTRATION_WAKES_PER_PART,
+): Promise<RegistrationWakeOutcome> {
+  const { symbol, epoch } = message;
+  const wake = (await deps.markets.get(symbol))?.registrationWake;
+  // Recorded before its message was sent, and read consistently: a lower epoch cannot be this wake's.
+  if (wake === undefined || wake.epoch < epoch)
+    throw new RegistrationWakeNotRecordedError(`registration-wake/not-recorded: ${symbol} epoch ${epoch}`);
+  if (wake.epoch > epoch || wake.done) return { status: 'stale' };
+  const part = await wakeInOrder(deps, sidesOf([symbol]), cursorOf(symbol, wake), budget, deps.nowMs);
+  const woken = part.wokenIn.get(symbol) ?? 0;
+  if (woken > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });
+  const failed = (what: string): RegistrationWakeFailedError => {
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+    deps.telemetry.warn(`a registration's wake failed; its delivery is retried`, {
+      symbol,
+      epoch,
+      error: what,
+    });
+    return new RegistrationWakeFailedError(`registration-wake/failed: ${symbol} epoch ${epoch}: ${what}`);
+  };
+  if (part.failure) throw failed(part.failure.error);
+  const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more);
+  if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) return { status: 'stale' };
+  if (part.more) {
+    try {
+      await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+    } catch (error) {
+      // The record went on: the redelivery wakes the next part, not this one again.
+      throw failed(`the rest not sent on: ${messageOf(error)}`);
+    }
+  }
+  return { status: 'woken', woken, more: part.more };
+}
