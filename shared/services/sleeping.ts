@@ -401,12 +401,17 @@ export async function wakeSpent(
       auction.wakeMark !== undefined &&
       (plannedAtEpoch === undefined || own !== plannedAtEpoch + 1)
     )
-      await attempt(auction.symbol, `${auction.symbol} own step`, async () => {
+      try {
         await deps.auctionQueue.send(
           encodeMessage({ ...stepMessageOf(auction, deps.clock.nowMs()), woken: true }),
         );
-        wokenIn.set(auction.symbol, (wokenIn.get(auction.symbol) ?? 0) + 1);
-      });
+        deps.telemetry.count(METRICS.AuctionsWoken.name, 1, { Market: auction.symbol });
+      } catch (error) {
+        failures.push({
+          symbol: auction.symbol,
+          error: `${auction.symbol} own step: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
   }
   // A wake begun after this one's bump covers the market.
   const coveredSince = async (symbol: string): Promise<boolean> => {
