@@ -78,9 +78,25 @@ export const liquidationItemBytesAtMost = (l: LiquidationRecord): number =>
   'startedAtMs'.length +
   NUMBER_BYTES;
 
-/** At least itemBytes(auctionItem(a)), without building the item: the record, and its wake index's key. */
+/**
+ * The token of the call that put an auction alone (AuctionRepository create and replace): the retry of a put
+ * whose answer was lost finds its own write by it (auctions.ts). A transaction's puts carry none.
+ */
+export const WRITER_ATTR = 'writer';
+/** A writer token's length (a UUID), so the embedded stores measure an item as the adapter writes it. */
+export const WRITER_TOKEN_LENGTH = 36;
+const WRITER_BYTES = WRITER_ATTR.length + WRITER_TOKEN_LENGTH;
+
+/**
+ * At least itemBytes(auctionItem(a, writer)), without building the item: the record, its wake index's key and a
+ * writer token.
+ */
 export const auctionItemBytesAtMost = (a: AuctionRecord): number =>
-  jsonBytesAtMost(a) + STAMP_BYTES + 'wakeKey'.length + 3 * (a.symbol.length + 1 + a.direction.length);
+  jsonBytesAtMost(a) +
+  STAMP_BYTES +
+  WRITER_BYTES +
+  'wakeKey'.length +
+  3 * (a.symbol.length + 1 + a.direction.length);
 
 export function liquidationItem(l: LiquidationRecord): Item {
   return {
@@ -120,7 +136,8 @@ function settlementAttr(s: SettlementAmounts): AttributeValue {
   return { M };
 }
 
-export const auctionItem = (a: AuctionRecord): Item => ({
+/** An auction's item; `writer`: the token of a put alone (WRITER_ATTR), none in a transaction. */
+export const auctionItem = (a: AuctionRecord, writer?: string): Item => ({
   id: S(a.id),
   liquidationId: S(a.liquidationId),
   symbol: S(a.symbol),
@@ -166,6 +183,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
   version: N(a.version),
   ...schemaStamp(),
+  ...(writer === undefined ? {} : { [WRITER_ATTR]: S(writer) }),
 });
 
 export const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;

@@ -7,7 +7,7 @@ import {
   type ProcessingFailure,
   type Sleeper,
 } from '../../ports/index.ts';
-import { auctionItem, auctionItemBytesAtMost } from '../aws/record-items.ts';
+import { auctionItem, auctionItemBytesAtMost, WRITER_TOKEN_LENGTH } from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -18,6 +18,9 @@ import {
   requireItemSize,
   requireVersionBump,
 } from './internal.ts';
+
+/** A writer token's stand-in, of its size. */
+const SIZED_WRITER = '-'.repeat(WRITER_TOKEN_LENGTH);
 
 /**
  * Dutch auctions: create is conditional on absence, replace on the version. Sleepers (RUNNING with a wake mark)
@@ -40,13 +43,13 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
   }
 
   async create(auction: AuctionRecord): Promise<void> {
-    this.checkWrite(auction, undefined);
+    this.checkWrite(auction, undefined, true);
     this.store(auction);
     fire(this.#hook, 'auctions.create');
   }
 
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
-    this.checkWrite(next, expectedVersion);
+    this.checkWrite(next, expectedVersion, true);
     this.store(next);
     fire(this.#hook, 'auctions.replace');
   }
@@ -57,7 +60,8 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`auctions/not-found: ${id}`);
     const next = { ...current, lastFailure: failure };
-    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next), 'auctions', id);
+    // The stored item may carry the token of the put that wrote it alone.
+    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next, SIZED_WRITER), 'auctions', id);
     this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'auctions.recordFailure');
   }
@@ -96,9 +100,9 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
 
   /**
    * Condition of a write: absent when expectedVersion is undefined, else stored at that version; and its item
-   * within DynamoDB's size.
+   * within DynamoDB's size. `alone`: put by create or replace, whose item carries its writer's token.
    */
-  checkWrite(next: AuctionRecord, expectedVersion: number | undefined): void {
+  checkWrite(next: AuctionRecord, expectedVersion: number | undefined, alone = false): void {
     requireId(next?.id, 'auctions');
     const current = this.#records.get(next.id);
     if (expectedVersion === undefined) {
@@ -112,7 +116,12 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
         );
       }
     }
-    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next), 'auctions', next.id);
+    requireItemSize(
+      auctionItemBytesAtMost(next),
+      () => auctionItem(next, alone ? SIZED_WRITER : undefined),
+      'auctions',
+      next.id,
+    );
   }
 
   /** Stores a checked record (a frozen deep copy) and moves its sleeper entry. */
