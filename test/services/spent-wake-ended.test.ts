@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isTerminal } from '../../shared/domain/model.ts';
-import { base, price } from '../../shared/domain/units.ts';
+import { base, formatQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
@@ -25,14 +25,16 @@ const leftAuctionAt = (p: Pipeline, positionId: string): number | undefined => {
 };
 
 /**
- * As spent-provider-sleepers.test.ts: A (p1) and B (p2), SELL auctions of ETH-USD, sleep on lp-1 (150 USD); A's step
- * at 450 s spends lp-1 and ends A (no bidder left); B sleeps until 560 s. `failing`: how many reads of the sleepers
- * index from A's step on fail (no tick comes meanwhile: each is a spent wake's).
+ * As spent-provider-sleepers.test.ts: A (p1) and B (p2), SELL auctions of ETH-USD, sleep on lp-1; A's step at 450 s
+ * clears A's whole lot with exactly lp-1's capital (clearingCapital), so A ends in the step that spends lp-1; B sleeps
+ * until 560 s. `failing`: how many reads of the sleepers index from A's step on fail (no tick comes meanwhile: each
+ * is a spent wake's).
  */
 async function endedPayer(
   failing: number,
   maxReceiveCount?: number,
   crashHook?: ReturnType<typeof crashOnceAt>['hook'],
+  lpCapital?: string,
 ) {
   const p = createPipeline({
     ...(maxReceiveCount ? { maxReceiveCount: { auctionSteps: maxReceiveCount } } : {}),
@@ -44,7 +46,7 @@ async function endedPayer(
   await p.open('LONG', '1', '200', '20'); // liquidated below 184.62
   await p.open('LONG', '1', '200', '21'); // below 183.59
   await p.open('SHORT', '5', '200', '500');
-  await p.provider('lp-1', '150', '0.02', '10');
+  await p.provider('lp-1', lpCapital ?? (await clearingCapital()), '0.02', '10');
   p.venue.faults.emptyBooks.add('ETH-USD');
   const t0 = p.clock.nowMs();
   await p.tick('ETH-USD', '184');
@@ -66,12 +68,25 @@ async function endedPayer(
   return { p, t0, plannedB, heal: () => (left = 0) };
 }
 
+let clearing: string | undefined;
+/** What A's whole lot costs at its step at 450 s: a provider with that much clears A and is spent by it. */
+async function clearingCapital(): Promise<string> {
+  if (clearing === undefined) {
+    const { p, t0 } = await endedPayer(0, undefined, undefined, '100000');
+    await p.runUntil(t0 + 451_000);
+    const a = await auctionOf(p, 'p1');
+    expect(a).toMatchObject({ state: 'CLEARED', remainingLot: 0n });
+    clearing = formatQuote(a.fills.reduce((sum, f) => sum + f.cost!, 0n));
+  }
+  return clearing;
+}
+
 describe("an ended auction's wake debt never waits for a later step (spent-wake-ended)", () => {
   it("A's wake fails once after A ended: its delivery fails and the retry wakes B, 30 s later, not at 560 s", async () => {
     const { p, t0, plannedB } = await endedPayer(1);
     await p.runUntil(plannedB - 1000);
     const a = await auctionOf(p, 'p1');
-    expect(a).toMatchObject({ state: 'EXHAUSTED', endedBy: 'plan' });
+    expect(a).toMatchObject({ state: 'CLEARED' });
     // A's settlement went on at 450 s, the wake's failure notwithstanding.
     expect(leftAuctionAt(p, 'p1')).toBe(t0 + 450_000);
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(1);
@@ -138,7 +153,7 @@ describe('a redelivery of an ended auction settles before it pays the wake (revi
     await p.runUntil(t0 + 450_000 + 31_000);
     expect(crash.crashed()).toBe(true);
     expect(throttled).toBe(1);
-    expect(await auctionOf(p, 'p1')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'plan' });
+    expect(await auctionOf(p, 'p1')).toMatchObject({ state: 'CLEARED' });
     // Settled by the redelivery at 480 s; before, the wake threw first and the settlement waited for the retry.
     const { history } = liquidationOf(p, 'p1');
     expect(isTerminal(history.at(-1)!.state)).toBe(true);
