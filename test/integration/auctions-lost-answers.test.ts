@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type AwsClients,
   createAwsAdapters,
   createAwsClients,
   createLocalResources,
@@ -12,6 +11,7 @@ import { base, price } from '../../shared/domain/units.ts';
 import { type AuctionRecord, ConditionFailedError } from '../../shared/ports/index.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { wakeSpent } from '../../shared/services/sleeping.ts';
+import { loseNextAnswer } from '../support/lost-answer.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
@@ -33,32 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await moto?.stop();
 });
-
-type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
-type Args = { input: unknown; request?: { body?: unknown } };
-
-/**
- * The next `command` reaches moto, then its answer is lost: a TimeoutError, which the SDK retries. `bodies`: the
- * request body of every attempt of that command (a retry sends the same request).
- */
-function loseNextAnswer(clients: AwsClients, command: string) {
-  const state = { armed: false, lost: 0, bodies: [] as string[] };
-  const middleware = ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) =>
-    async (args: Args) => {
-      if (context.commandName === command) state.bodies.push(String(args.request?.body));
-      const out = await next(args);
-      if (state.armed && context.commandName === command) {
-        state.armed = false;
-        state.lost += 1;
-        const error = new Error('injected: the answer was lost after the write');
-        error.name = 'TimeoutError';
-        throw error;
-      }
-      return out;
-    }) as unknown as Middleware;
-  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'loseAnswer' });
-  return state;
-}
 
 const auctionOf = (id: string, extra: Partial<AuctionRecord> = {}): AuctionRecord => ({
   id,

@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -23,7 +21,6 @@ import {
   conditional,
   failureAttr,
   type Item,
-  isConditionalCheckFailed,
   N,
   noCrash,
   optBig,
@@ -38,38 +35,18 @@ import {
   readStrings,
   S,
 } from './codec.ts';
-import { auctionItem, WRITER_ATTR, wakeKeyOf } from './record-items.ts';
-import { fencedPut, refusingNewerWriter } from './writer-schema.ts';
+import { putOwned } from './owned-put.ts';
+import { auctionItem, wakeKeyOf } from './record-items.ts';
+import { fencedPut } from './writer-schema.ts';
 
 export { auctionItem };
 
 /**
  * Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. A sleeping
  * RUNNING auction carries `wakeKey` and `wakeMark`, the keys of the sparse `byWakeMark` index. An item put by
- * create or replace carries the `writer` token of that call (see writerToken), which reads ignore; a transaction's
+ * create or replace carries the `writer` token of that call (owned-put.ts), which reads ignore; a transaction's
  * put needs none (TransactWriteItems is idempotent on the ClientRequestToken the SDK makes once per call).
  */
-
-/**
- * A token of one create or replace call, put with the item (WRITER_ATTR). PutItem has no idempotency token: the
- * SDK retries a put whose answer was lost (a timeout, a reset connection) by sending the same request again, whose
- * condition then fails on the put it made itself. The item as it stood (ALL_OLD) then holds this call's token;
- * another call's put, even of the same record, holds its own (auction-write-lost-answer: a spent wake read its own
- * write as another delivery's and sent its continuation nowhere). Made once per call, before `send`, so every
- * retry of the request carries it.
- */
-const writerToken = (): string => randomUUID();
-
-/** A put of an item carrying `writer`: a condition that failed on an item holding that token is this call's put. */
-async function owning(put: () => Promise<unknown>, writer: string): Promise<void> {
-  try {
-    await put();
-  } catch (error) {
-    if (isConditionalCheckFailed(error) && (error as { Item?: Item }).Item?.[WRITER_ATTR]?.S === writer)
-      return;
-    throw error;
-  }
-}
 
 const DIRECTIONS = ['BUY', 'SELL'] as const;
 const STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
@@ -140,37 +117,25 @@ export class DynamoAuctionRepository implements AuctionRepository {
   }
 
   async create(auction: AuctionRecord): Promise<void> {
-    const writer = writerToken();
     await conditional('auctions/exists', () =>
-      owning(
-        () =>
-          this.dynamo.send(
-            new PutItemCommand({
-              TableName: this.table,
-              Item: auctionItem(auction, writer),
-              ConditionExpression: 'attribute_not_exists(id)',
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            }),
-          ),
-        writer,
-      ),
+      putOwned(this.dynamo, {
+        TableName: this.table,
+        Item: auctionItem(auction),
+        ConditionExpression: 'attribute_not_exists(id)',
+      }),
     );
     this.crash('auctions.create');
   }
 
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('auctions', next.version, expectedVersion);
-    const writer = writerToken();
     const put = fencedPut({
       TableName: this.table,
-      Item: auctionItem(next, writer),
+      Item: auctionItem(next),
       ConditionExpression: 'version = :expected',
       ExpressionAttributeValues: { ':expected': N(expectedVersion) },
     });
-    // Its own put first: an item this call wrote is never a newer writer's, nor another delivery's.
-    await conditional('auctions/version', () =>
-      refusingNewerWriter(() => owning(() => this.dynamo.send(new PutItemCommand(put)), writer), [put]),
-    );
+    await conditional('auctions/version', () => putOwned(this.dynamo, put));
     this.crash('auctions.replace');
   }
 

@@ -3,7 +3,6 @@ import {
   type CancellationReason,
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -63,6 +62,7 @@ import { liquidationItem, SETTLEMENT_KEYS } from './record-items.ts';
 
 export { liquidationItem };
 
+import { putOwned } from './owned-put.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
@@ -418,7 +418,8 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     const put = replacedLiquidationPut(this.tables.liquidations, next, expectedVersion);
     await conditional('liquidations/version', () =>
       refusingMovedKey(
-        () => refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
+        // Its own put first (putOwned): a lost answer's retry finds this call's item, never a moved key.
+        () => putOwned(this.dynamo, put),
         new Map([[0, { next, expectedVersion }]]),
       ),
     );

@@ -1,7 +1,6 @@
 import {
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -26,10 +25,11 @@ import {
   readS,
   S,
 } from './codec.ts';
+import { putOwned } from './owned-put.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { scanPages } from './scan.ts';
 import { readSharded } from './sharded-query.ts';
-import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
+import { fencedPut, schemaStamp } from './writer-schema.ts';
 
 /**
  * Positions table, pk `id`. Only OPEN positions carry the index attributes `liqKey` and `liqPrice`, so the
@@ -183,13 +183,11 @@ export class DynamoPositionRepository implements PositionRepository {
 
   async create(position: PositionRecord): Promise<void> {
     await conditional('positions/exists', () =>
-      this.dynamo.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: positionItem(position, this.layout),
-          ConditionExpression: 'attribute_not_exists(id)',
-        }),
-      ),
+      putOwned(this.dynamo, {
+        TableName: this.table,
+        Item: positionItem(position, this.layout),
+        ConditionExpression: 'attribute_not_exists(id)',
+      }),
     );
     this.crash('positions.create');
   }
@@ -302,9 +300,7 @@ export class DynamoPositionRepository implements PositionRepository {
       ConditionExpression: 'version = :expected',
       ExpressionAttributeValues: { ':expected': N(expectedVersion) },
     });
-    await conditional('positions/version', () =>
-      refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
-    );
+    await conditional('positions/version', () => putOwned(this.dynamo, put));
     this.crash('positions.replace');
   }
 

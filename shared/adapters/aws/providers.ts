@@ -1,4 +1,4 @@
-import { type DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { CrashHook, ProviderRecord, ProviderRepository } from '../../ports/index.ts';
 import {
   conditional,
@@ -13,7 +13,8 @@ import {
   S,
   strings,
 } from './codec.ts';
-import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
+import { putOwned } from './owned-put.ts';
+import { fencedPut, schemaStamp } from './writer-schema.ts';
 
 /**
  * Providers table, pk `id`. list(symbol) is a consistent Scan filtered in code: the providers are a short,
@@ -98,7 +99,7 @@ export class DynamoProviderRepository implements ProviderRepository {
             ExpressionAttributeValues: { ':expected': N(expectedVersion) },
           });
     await conditional(expectedVersion === undefined ? 'providers/exists' : 'providers/version', () =>
-      refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]),
+      putOwned(this.dynamo, put),
     );
     this.crash('providers.put');
   }

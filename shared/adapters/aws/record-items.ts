@@ -68,10 +68,29 @@ function jsonBytesAtMost(value: unknown): number {
 /** The writer's schema every item carries (writer-schema.ts). */
 const STAMP_BYTES = SCHEMA_ATTR.length + NUMBER_BYTES;
 
-/** At least itemBytes(liquidationItem(l)), without building the item: the record, and its open index's keys. */
+/**
+ * The token of the call that put an item alone (owned-put.ts `putOwned`: a create or replace of an auction, a
+ * liquidation, a position or a provider): the retry of a put whose answer was lost finds its own write by it. A
+ * transaction's puts carry none (the stored item then has none), and an UpdateItem keeps what is stored.
+ */
+export const WRITER_ATTR = 'writer';
+/** A writer token's length (a UUID), so the embedded stores measure an item as the adapter writes it. */
+export const WRITER_TOKEN_LENGTH = 36;
+const WRITER_BYTES = WRITER_ATTR.length + WRITER_TOKEN_LENGTH;
+/** A writer token's stand-in, of its size: what the embedded stores measure an item put alone with. */
+export const SIZED_WRITER = '-'.repeat(WRITER_TOKEN_LENGTH);
+
+/** An item as a put alone writes it, with its writer's token. */
+export const withWriter = (item: Item, writer: string): Item => ({ ...item, [WRITER_ATTR]: S(writer) });
+
+/**
+ * At least itemBytes(withWriter(liquidationItem(l), writer)), without building the item: the record, its open
+ * index's keys and a writer token.
+ */
 export const liquidationItemBytesAtMost = (l: LiquidationRecord): number =>
   jsonBytesAtMost(l) +
   STAMP_BYTES +
+  WRITER_BYTES +
   'openShard'.length +
   3 * 'open#'.length +
   24 +
@@ -79,16 +98,7 @@ export const liquidationItemBytesAtMost = (l: LiquidationRecord): number =>
   NUMBER_BYTES;
 
 /**
- * The token of the call that put an auction alone (AuctionRepository create and replace): the retry of a put
- * whose answer was lost finds its own write by it (auctions.ts). A transaction's puts carry none.
- */
-export const WRITER_ATTR = 'writer';
-/** A writer token's length (a UUID), so the embedded stores measure an item as the adapter writes it. */
-export const WRITER_TOKEN_LENGTH = 36;
-const WRITER_BYTES = WRITER_ATTR.length + WRITER_TOKEN_LENGTH;
-
-/**
- * At least itemBytes(auctionItem(a, writer)), without building the item: the record, its wake index's key and a
+ * At least itemBytes(withWriter(auctionItem(a), writer)), without building the item: the record, its wake index's key and a
  * writer token.
  */
 export const auctionItemBytesAtMost = (a: AuctionRecord): number =>
@@ -136,8 +146,7 @@ function settlementAttr(s: SettlementAmounts): AttributeValue {
   return { M };
 }
 
-/** An auction's item; `writer`: the token of a put alone (WRITER_ATTR), none in a transaction. */
-export const auctionItem = (a: AuctionRecord, writer?: string): Item => ({
+export const auctionItem = (a: AuctionRecord): Item => ({
   id: S(a.id),
   liquidationId: S(a.liquidationId),
   symbol: S(a.symbol),
@@ -183,7 +192,6 @@ export const auctionItem = (a: AuctionRecord, writer?: string): Item => ({
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
   version: N(a.version),
   ...schemaStamp(),
-  ...(writer === undefined ? {} : { [WRITER_ATTR]: S(writer) }),
 });
 
 export const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;

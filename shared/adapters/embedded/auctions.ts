@@ -7,7 +7,7 @@ import {
   type ProcessingFailure,
   type Sleeper,
 } from '../../ports/index.ts';
-import { auctionItem, auctionItemBytesAtMost, WRITER_TOKEN_LENGTH } from '../aws/record-items.ts';
+import { auctionItem, auctionItemBytesAtMost, SIZED_WRITER, withWriter } from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -18,9 +18,6 @@ import {
   requireItemSize,
   requireVersionBump,
 } from './internal.ts';
-
-/** A writer token's stand-in, of its size. */
-const SIZED_WRITER = '-'.repeat(WRITER_TOKEN_LENGTH);
 
 /**
  * Dutch auctions: create is conditional on absence, replace on the version. Sleepers (RUNNING with a wake mark)
@@ -61,7 +58,12 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     if (!current) throw new ConditionFailedError(`auctions/not-found: ${id}`);
     const next = { ...current, lastFailure: failure };
     // The stored item may carry the token of the put that wrote it alone.
-    requireItemSize(auctionItemBytesAtMost(next), () => auctionItem(next, SIZED_WRITER), 'auctions', id);
+    requireItemSize(
+      auctionItemBytesAtMost(next),
+      () => withWriter(auctionItem(next), SIZED_WRITER),
+      'auctions',
+      id,
+    );
     this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'auctions.recordFailure');
   }
@@ -118,7 +120,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     }
     requireItemSize(
       auctionItemBytesAtMost(next),
-      () => auctionItem(next, alone ? SIZED_WRITER : undefined),
+      () => (alone ? withWriter(auctionItem(next), SIZED_WRITER) : auctionItem(next)),
       'auctions',
       next.id,
     );

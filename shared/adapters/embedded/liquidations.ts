@@ -7,7 +7,12 @@ import {
   type ProcessingFailure,
   liquidationStartedAtMs as startedAtMs,
 } from '../../ports/index.ts';
-import { liquidationItem, liquidationItemBytesAtMost } from '../aws/record-items.ts';
+import {
+  liquidationItem,
+  liquidationItemBytesAtMost,
+  SIZED_WRITER,
+  withWriter,
+} from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -86,7 +91,7 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   }
 
   async replace(next: LiquidationRecord, expectedVersion: number): Promise<void> {
-    this.checkWrite(next, expectedVersion);
+    this.checkWrite(next, expectedVersion, true);
     this.store(next, false);
     fire(this.#hook, 'liquidations.replace');
   }
@@ -114,7 +119,13 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`liquidations/not-found: ${id}`);
     const next = { ...current, lastFailure: failure };
-    requireItemSize(liquidationItemBytesAtMost(next), () => liquidationItem(next), 'liquidations', id);
+    // The stored item may carry the token of the put that wrote it alone.
+    requireItemSize(
+      liquidationItemBytesAtMost(next),
+      () => withWriter(liquidationItem(next), SIZED_WRITER),
+      'liquidations',
+      id,
+    );
     this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'liquidations.recordFailure');
   }
@@ -153,8 +164,9 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   /**
    * Condition of a write: absent when expectedVersion is undefined, else stored at that version (and the
    * new record carries version + 1 and keeps its position and tickKey); and its item within DynamoDB's size.
+   * `alone`: put by replace, whose item carries its writer's token (a transaction's put carries none).
    */
-  checkWrite(next: LiquidationRecord, expectedVersion: number | undefined): void {
+  checkWrite(next: LiquidationRecord, expectedVersion: number | undefined, alone = false): void {
     requireId(next?.id, 'liquidations');
     const current = this.#records.get(next.id);
     if (expectedVersion === undefined) {
@@ -181,7 +193,12 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
         `liquidations/immutable-key: ${next.id} cannot change its tickKey or position`,
       );
     }
-    requireItemSize(liquidationItemBytesAtMost(next), () => liquidationItem(next), 'liquidations', next.id);
+    requireItemSize(
+      liquidationItemBytesAtMost(next),
+      () => (alone ? withWriter(liquidationItem(next), SIZED_WRITER) : liquidationItem(next)),
+      'liquidations',
+      next.id,
+    );
   }
 
   /**

@@ -1,0 +1,27 @@
+import type { AwsClients } from '../../shared/adapters/aws/index.ts';
+
+type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
+type Args = { input: unknown; request?: { body?: unknown } };
+
+/**
+ * Once armed, the next `command` (a DynamoDB command's name) reaches moto, then its answer is lost: a TimeoutError,
+ * which the SDK retries by sending the same request. `bodies`: the request body of every attempt of that command.
+ */
+export function loseNextAnswer(clients: AwsClients, command: string) {
+  const state = { armed: false, lost: 0, bodies: [] as string[] };
+  const middleware = ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) =>
+    async (args: Args) => {
+      if (context.commandName === command) state.bodies.push(String(args.request?.body));
+      const out = await next(args);
+      if (state.armed && context.commandName === command) {
+        state.armed = false;
+        state.lost += 1;
+        const error = new Error('injected: the answer was lost after the write');
+        error.name = 'TimeoutError';
+        throw error;
+      }
+      return out;
+    }) as unknown as Middleware;
+  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'loseAnswer' });
+  return state;
+}
