@@ -131,9 +131,11 @@ export interface MarketState {
    */
   readonly providersEpoch?: number;
   /**
-   * The providers epoch at which the latest wake of a spent provider's sleepers in the market began (its bump,
-   * bumpProvidersEpoch with `spentWake`; absent: none yet). Every such wake wakes all of the market's sleepers, so
-   * one begun later than another's bump covers the rest of that one, which stops (services/sleeping.ts wakeSpent).
+   * The providers epoch at which the latest wake of a spent provider's sleepers in the market began (its bump), marked
+   * once its auction's record keeps that beginning (markSpentWake; absent: none yet). Every such wake wakes all of the
+   * market's sleepers, so one begun later than another's bump covers the rest of that one, which stops
+   * (services/sleeping.ts wakeSpent). A bump whose delivery lost its record write marks nothing: its wake went no
+   * further than that delivery.
    */
   readonly spentWakeEpoch?: number;
   /**
@@ -283,10 +285,14 @@ export interface MarketRepository {
   /**
    * Counts a change to the market's providers (a provider registered, its terms changed, or it left): bumps
    * providersEpoch, creating the market's item if needed. Done after the provider's write, before its sleepers
-   * are woken. `spentWake`: the bump begins a spent provider's wake, and spentWakeEpoch takes the new epoch in the
-   * same write. Returns the epoch the bump left (a retried write may have bumped twice: the later one).
+   * are woken. Returns the epoch the bump left (a retried write may have bumped twice: the later one).
    */
-  bumpProvidersEpoch(symbol: string, spentWake?: boolean): Promise<number>;
+  bumpProvidersEpoch(symbol: string): Promise<number>;
+  /**
+   * Marks the market's latest spent provider's wake (spentWakeEpoch): it takes `epoch` unless it is already that or
+   * later, creating the market's item if needed.
+   */
+  markSpentWake(symbol: string, epoch: number): Promise<void>;
   /**
    * Records how far a registration's wake went: `wake` replaces the market's registrationWake when it is the wake's
    * part `expectedPart` as read (same epoch and part), or, `expectedPart` undefined (the wake's first record), when

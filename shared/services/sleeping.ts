@@ -353,8 +353,8 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * Returns false when the debt is kept with nothing sent on to pay it (a failure), true otherwise (paid, going on
  * in a continuation, or moved on by another delivery).
  *
- * The bump that begins a debt's wake also marks the market's latest wake (spentWakeEpoch), and the record keeps the
- * epoch it left (spentWakeBegan). A later delivery that finds a market's mark past its own skips the market: a wake
+ * The record keeps the epoch the bump that begins a debt's wake left (spentWakeBegan), and once it does, the market
+ * marks it its latest wake (spentWakeEpoch; markCover). A later delivery that finds a market's mark past its own skips the market: a wake
  * begun since, after this one's bump and so after the commit that spent the provider, wakes every sleeper of the
  * market from the first, those this one owed included (a sleeper that planned before that bump is indexed by then,
  * or fails its commit on the epoch). Auctions that each spent a provider of one market each woke all its sleepers
@@ -385,7 +385,7 @@ export async function wakeSpent(
     const bumped: Record<string, number> = {};
     for (const symbol of markets) {
       try {
-        bumped[symbol] = await deps.markets.bumpProvidersEpoch(symbol, true);
+        bumped[symbol] = await deps.markets.bumpProvidersEpoch(symbol);
       } catch (error) {
         failures.push({
           symbol,
@@ -465,10 +465,12 @@ export async function wakeSpent(
       : owing(auction, []);
     await deps.auctions.replace({ ...rest, version: auction.version + 1 }, auction.version);
   } catch (error) {
-    // Moved on: by a step that found the debt and carries it, or by a delivery that paid it.
+    // Moved on: by a step that found the debt and carries it, or by a delivery that paid it. This delivery's bump
+    // covers nobody: its part went no further (fuzz41-duplicate-delivery-covers).
     if (!(error instanceof ConditionFailedError)) throw error;
     return true;
   }
+  await markCover(auction, began, deps);
   if (!more) return true;
   try {
     await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
@@ -481,6 +483,34 @@ export async function wakeSpent(
       error: error instanceof Error ? error.message : String(error),
     });
     return false;
+  }
+}
+
+/**
+ * Marks each market's latest wake (spentWakeEpoch) once the record keeps its beginning: only then does it go on from
+ * the first sleeper. Marked at the bump, a twin delivery of the debt (SQS's at-least-once, both reading the record
+ * before either wrote), whose later bump lost the record write, covered the other one's rest, which stopped: the
+ * sleepers after its first part slept out their plans (the wake stress test, session 41). Unmarked (a failure here,
+ * or a death before), later wakes wake those sleepers again: extra wakes, never a missed one.
+ */
+async function markCover(
+  auction: AuctionRecord,
+  began: Readonly<Record<string, number>> | undefined,
+  deps: SettlementDeps,
+): Promise<void> {
+  for (const [symbol, epoch] of Object.entries(began ?? {})) {
+    try {
+      await deps.markets.markSpentWake(symbol, epoch);
+    } catch (error) {
+      deps.telemetry.warn(
+        "a spent provider's wake not marked; later wakes of its market wake its sleepers again",
+        {
+          auctionId: auction.id,
+          symbol,
+          error: error instanceof Error ? error.message : String(error),
+        },
+      );
+    }
   }
 }
 

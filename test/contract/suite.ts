@@ -1044,7 +1044,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
 
       it('reads many markets at once, beyond one call of 100 keys, each as stored, skipping absent and repeated ones', async () => {
         const symbols = Array.from({ length: 120 }, (_, i) => `M${i}-USD`);
-        for (const symbol of symbols) await a.markets.bumpProvidersEpoch(symbol, true);
+        for (const symbol of symbols) {
+          await a.markets.bumpProvidersEpoch(symbol);
+          await a.markets.markSpentWake(symbol, 1);
+        }
         await a.markets.acceptTick('M7-USD', tick(1, { markPrice: HUGE }), undefined, false);
         const found = await a.reader.markets([...symbols, 'ABSENT-USD', 'M7-USD']);
         const bySymbol = new Map(found.map((m) => [m.symbol, m]));
@@ -1704,23 +1707,30 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.transactor.commit(write(4), { symbol: 'BTC-USD', epoch: 0 });
       });
 
-      it("providers epoch: a spent provider's wake marks its bump as the market's latest wake, in the same write", async () => {
+      it("providers epoch: a bump marks no wake; a spent provider's wake marks its own, never moving the mark back", async () => {
         // Returns the epoch it left; absent market: created.
-        expect(await a.markets.bumpProvidersEpoch('ETH-USD', true)).toBe(1);
+        expect(await a.markets.bumpProvidersEpoch('ETH-USD')).toBe(1);
+        expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', providersEpoch: 1 });
+        await a.markets.markSpentWake('ETH-USD', 1);
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           providersEpoch: 1,
           spentWakeEpoch: 1,
         });
-        // A registration's bump is no wake of every sleeper: the latest wake stays.
         expect(await a.markets.bumpProvidersEpoch('ETH-USD')).toBe(2);
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
-        expect(await a.markets.bumpProvidersEpoch('ETH-USD', true)).toBe(3);
+        expect(await a.markets.bumpProvidersEpoch('ETH-USD')).toBe(3);
+        // Marked out of order (the wake whose record write came last began earlier): the later one stays.
+        await a.markets.markSpentWake('ETH-USD', 3);
+        await a.markets.markSpentWake('ETH-USD', 2);
         expect(await a.markets.get('ETH-USD')).toMatchObject({
           providersEpoch: 3,
           spentWakeEpoch: 3,
           lastTick: tick(1),
         });
+        // Created by a mark on an absent market.
+        await a.markets.markSpentWake('BTC-USD', 4);
+        expect(await a.markets.get('BTC-USD')).toEqual({ symbol: 'BTC-USD', spentWakeEpoch: 4 });
         // The commit checks the epoch as the plain bump left it.
         await expect(
           a.transactor.commit([{ kind: 'auction', record: auction(), expectedVersion: undefined }], {

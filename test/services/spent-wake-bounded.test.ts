@@ -235,6 +235,29 @@ describe('a wake begun later covers the rest of an earlier one (redundant-spent-
     expect(ownWakes(await takeAll(p), 'payer3')).toBe(0);
   });
 
+  // Found by the wake stress test (session 41, fuzz41-duplicate-delivery-covers): SQS delivered the payer's message
+  // twice at once; both deliveries read the record before either wrote, both bumped, and the one whose bump came first
+  // wrote its progress. Its next part found the market's latest wake past its own (the other delivery's, whose part was
+  // thrown away with its write) and stopped: the sleepers after its first part slept out their plans.
+  it('a debt delivered twice at once: the delivery whose write lost covers nothing, the other wakes every sleeper', async () => {
+    const p = createPipeline();
+    const { payer, sleepers } = await owedWake(p);
+    const woken = new Map<string, number>();
+    // Both read the payer as it was: the first writes its progress, the second's write fails.
+    await wakeSpent(payer, p.deps);
+    const first = await takeAll(p);
+    count(first, woken);
+    await wakeSpent(payer, p.deps);
+    const twin = await takeAll(p);
+    count(twin, woken);
+    expect(twin.some(({ message }) => message.auctionId === 'payer')).toBe(false);
+    expect(woken.size).toBe(SPENT_WAKES_PER_DELIVERY);
+    const [continuation] = first.filter(({ message }) => message.auctionId === 'payer');
+    await deliverAll(p, continuation!.body, woken);
+    expect(woken.size).toBe(sleepers);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+  });
+
   it('a payer whose market read fails goes on waking (an extra wake, never a missed one)', async () => {
     const p = createPipeline();
     const { payer } = await owedWake(p);

@@ -43,14 +43,15 @@ import {
  * update on a top-level attribute; `pendingSequence` and `breaker` are present only while set, as are the
  * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, a held sequence jump, `heldJump`, and a
  * registration's wake going on in continuations, `registrationWake`.
- * Counters written by ADD: `providersEpoch` (or SET with `spentWakeEpoch`), `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`. The `lastTick`,
+ * Counters written by ADD: `providersEpoch`, `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`; `spentWakeEpoch` only
+ * rises (a conditional SET). The `lastTick`,
  * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
  * ignore.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
 export const PROVIDERS_EPOCH_ATTR = 'providersEpoch';
-/** MarketState.spentWakeEpoch: set with the bump that begins a spent provider's wake. */
+/** MarketState.spentWakeEpoch: marked once the record of a spent provider's wake keeps the epoch its bump left. */
 const SPENT_WAKE_EPOCH_ATTR = 'spentWakeEpoch';
 
 /** MarketState.registrationWake: a map written whole, with the `writer` of the write (lost answers, see writerToken). */
@@ -586,24 +587,31 @@ export class DynamoMarketRepository implements MarketRepository {
     throw new ConditionFailedError(`markets/wake-contended: ${symbol} ${direction} ${wakeMark}`);
   }
 
-  async bumpProvidersEpoch(symbol: string, spentWake = false): Promise<number> {
-    // One write: both sides of a SET read the item as it was, so spentWakeEpoch is exactly the epoch this bump left.
-    const bumped = 'if_not_exists(#epoch, :zero) + :one';
+  async bumpProvidersEpoch(symbol: string): Promise<number> {
     const out = await this.dynamo.send(
       new UpdateItemCommand({
         TableName: this.table,
         Key: { symbol: S(symbol) },
-        UpdateExpression: spentWake ? `SET #epoch = ${bumped}, #spent = ${bumped}` : 'ADD #epoch :one',
-        ExpressionAttributeNames: {
-          '#epoch': PROVIDERS_EPOCH_ATTR,
-          ...(spentWake ? { '#spent': SPENT_WAKE_EPOCH_ATTR } : {}),
-        },
-        ExpressionAttributeValues: { ':one': N(1), ...(spentWake ? { ':zero': N(0) } : {}) },
+        UpdateExpression: 'ADD #epoch :one',
+        ExpressionAttributeNames: { '#epoch': PROVIDERS_EPOCH_ATTR },
+        ExpressionAttributeValues: { ':one': N(1) },
         ReturnValues: 'UPDATED_NEW',
       }),
     );
     this.crash('markets.bumpProvidersEpoch');
     return readInt(out.Attributes ?? {}, PROVIDERS_EPOCH_ATTR);
+  }
+
+  async markSpentWake(symbol: string, epoch: number): Promise<void> {
+    const marked = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET #spent = :epoch',
+      ConditionExpression: 'attribute_not_exists(#spent) OR #spent < :epoch',
+      ExpressionAttributeNames: { '#spent': SPENT_WAKE_EPOCH_ATTR },
+      ExpressionAttributeValues: { ':epoch': N(epoch) },
+    });
+    if (marked) this.crash('markets.markSpentWake');
   }
 
   async recordRegistrationWake(

@@ -55,7 +55,8 @@ export interface EmbeddedAdapters extends Adapters {
 /**
  * The in-process adapter bundle. Crash points are '<adapter>.<method>' with the bundle's property names:
  * positions.create|createMany|replace,
- * markets.acceptTick|clearPending|tripBreaker|resetBreaker|coverWakeMark|replaceWakeMark|bumpProvidersEpoch|recordRegistrationWake,
+ * markets.acceptTick|clearPending|tripBreaker|resetBreaker|coverWakeMark|replaceWakeMark|bumpProvidersEpoch|markSpentWake|
+ *   recordRegistrationWake,
  * liquidations.begin|replace|replaceWithPosition, auctions.create|replace, providers.put, ledger.apply,
  * transactor.commit,
  * liquidationQueue.send|sendBatch|receive|delete|changeVisibility (auctionQueue likewise).

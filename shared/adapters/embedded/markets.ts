@@ -38,8 +38,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
- * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed; with
- *   `spentWake`, spentWakeEpoch takes the new epoch too. Returns the new epoch.
+ * - bumpProvidersEpoch: adds 1 to providersEpoch (absent: 0), creating the market's state if needed. Returns the
+ *   new epoch.
+ * - markSpentWake: spentWakeEpoch takes the epoch unless it is that or later (then no write, no hook).
  *   checkProvidersEpoch (the transactor's check) throws ConditionFailedError unless it is still the given epoch.
  * - recordRegistrationWake: replaces registrationWake when the stored one has the wake's epoch and the part
  *   `expectedPart`, or (expectedPart undefined) when there is none or its epoch is lower; otherwise returns false and
@@ -224,18 +225,21 @@ export class EmbeddedMarketRepository implements MarketRepository {
     return true;
   }
 
-  async bumpProvidersEpoch(symbol: string, spentWake = false): Promise<number> {
+  async bumpProvidersEpoch(symbol: string): Promise<number> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
     const providersEpoch = providersEpochOf(current) + 1;
-    this.#set({
-      ...current,
-      symbol,
-      providersEpoch,
-      ...(spentWake ? { spentWakeEpoch: providersEpoch } : {}),
-    });
+    this.#set({ ...current, symbol, providersEpoch });
     fire(this.#hook, 'markets.bumpProvidersEpoch');
     return providersEpoch;
+  }
+
+  async markSpentWake(symbol: string, epoch: number): Promise<void> {
+    requireId(symbol, 'markets');
+    const current = this.#states.get(symbol);
+    if ((current?.spentWakeEpoch ?? 0) >= epoch) return;
+    this.#set({ ...current, symbol, spentWakeEpoch: epoch });
+    fire(this.#hook, 'markets.markSpentWake');
   }
 
   async recordRegistrationWake(
