@@ -20,6 +20,7 @@ import {
   parsePrice,
   parseQuote,
 } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import {
   highestSequence,
   InjectedCrash,
@@ -1420,6 +1421,14 @@ export async function runScenario(
   extra.push(...fillProblems);
   for (const l of p.adapters.liquidations.all()) {
     if (!/^(SETTLED_|CANCELLED)/.test(l.state)) extra.push(`not terminal at quiescence: ${l.id} ${l.state}`);
+  }
+  // A venue's hold is counted once per liquidation held, by the write that records its start (disputed-double-count):
+  // never more, and, with no crash between that write and the count, never fewer.
+  {
+    const held = p.adapters.liquidations.all().filter((l) => l.markDisputedSinceMs !== undefined).length;
+    const counted = p.telemetry.total(METRICS.LiquidationsDisputed.name);
+    if (counted > held || (!trace.some((t) => /^\d+:/.test(t)) && counted < held))
+      extra.push(`LiquidationsDisputed counted ${counted} for ${held} liquidations held`);
   }
   for (const symbol of symbols) {
     const m = marketConfig(config, symbol);
