@@ -387,12 +387,13 @@ describe('stress: wakes in parts, crashes, duplicates and races', () => {
       fc.asyncProperty(scenarioArb, async (s) => {
         await run(s);
       }),
-      { numRuns: RUNS, seed: SEED, verbose: 0 },
+      // A counterexample runs again with its seed (FUZZ_SEED) and fast-check's printed path (FUZZ_PATH).
+      {
+        numRuns: RUNS,
+        seed: SEED,
+        verbose: 0,
+        ...(process.env.FUZZ_PATH ? { path: process.env.FUZZ_PATH } : {}),
+      },
     );
   }, 600_000);
-});
-
-/** A counterexample again: WAKE_CASE='<its JSON>' npx vitest run test/stress/wakes.test.ts -t WAKE_CASE. */
-describe.skipIf(!process.env.WAKE_CASE)('stress: wakes, one case', () => {
-  it('WAKE_CASE', () => run(JSON.parse(process.env.WAKE_CASE!)));
 });
