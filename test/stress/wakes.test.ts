@@ -243,7 +243,14 @@ async function run(s: Scenario): Promise<void> {
           { action: 'registerProvider', id, capital: '1000', maxDiscount: '0.02', maxLot: '5', symbols },
           { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() },
         );
-        clean = answer.ok && !('wakeError' in answer && answer.wakeError);
+        // A market whose wake failed but goes on in a continuation is retried by the auction function: owed all the
+        // same. Only an error in a market that does not go on is the operator's to retry.
+        const goesOn = new Set('wakeContinues' in answer ? (answer.wakeContinues ?? []) : []);
+        const failedIn = ('wakeError' in answer ? (answer.wakeError ?? '') : '')
+          .split('; ')
+          .filter((e) => e.length > 0)
+          .map((e) => e.split(' ')[0]!);
+        clean = answer.ok && failedIn.every((symbol) => goesOn.has(symbol));
       } catch (error) {
         if (!(error instanceof InjectedCrash)) throw error;
       } finally {
