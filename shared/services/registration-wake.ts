@@ -142,8 +142,7 @@ export async function wakeForNewBids(
 }
 
 export type RegistrationWakeOutcome =
-  /** A later registration's wake began (it wakes every sleeper from the first), the wake is done, or another
-   * delivery of this part moved it on. */
+  /** The market's wake is done, or another delivery of this part moved it on. */
   { readonly status: 'stale' } | { readonly status: 'woken'; readonly woken: number; readonly more: boolean };
 
 /** A continuation of a wake its market does not record (a read before the write that preceded its send). */
@@ -159,7 +158,9 @@ export class RegistrationWakeFailedError extends Error {
 /**
  * The auction function's part of a registration's wake (its continuation message): wakes at most `budget` sleepers
  * after the last the market's record says, records how far it went (conditional on the part it read) and, with
- * more left, sends the next continuation. The record, not the message, says where to go on: a duplicate delivered
+ * more left, sends the next continuation. A later registration's wake recorded since covers this one (it wakes every
+ * sleeper from the first): the message goes on with that one, whose own continuation may never have been sent (its
+ * answer said so), or that one's rest was woken by neither (fuzz41-registration-wake-stranded). The record, not the message, says where to go on: a duplicate delivered
  * after this one goes on from where this one stopped (two wakes of one part need two deliveries at once, and the
  * later record write fails for one of them, which sends nothing on). A failure throws after counting
  * (AuctionWakeFailures): SQS redelivers the message, which goes on from the record, and dead-letters it (alarmed).
@@ -169,12 +170,16 @@ export async function continueRegistrationWake(
   deps: RegistrationWakeDeps,
   budget: number = REGISTRATION_WAKES_PER_PART,
 ): Promise<RegistrationWakeOutcome> {
-  const { symbol, epoch } = message;
+  const { symbol } = message;
   const wake = (await deps.markets.get(symbol))?.registrationWake;
   // Recorded before its message was sent, and read consistently: a lower epoch cannot be this wake's.
-  if (wake === undefined || wake.epoch < epoch)
-    throw new RegistrationWakeNotRecordedError(`registration-wake/not-recorded: ${symbol} epoch ${epoch}`);
-  if (wake.epoch > epoch || wake.done) return { status: 'stale' };
+  if (wake === undefined || wake.epoch < message.epoch)
+    throw new RegistrationWakeNotRecordedError(
+      `registration-wake/not-recorded: ${symbol} epoch ${message.epoch}`,
+    );
+  if (wake.done) return { status: 'stale' };
+  // The market's wake, this message's or a later one that covers it.
+  const { epoch } = wake;
   const part = await wakeInOrder(deps, sidesOf([symbol]), cursorOf(symbol, wake), budget, deps.nowMs);
   const woken = part.wokenIn.get(symbol) ?? 0;
   if (woken > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });

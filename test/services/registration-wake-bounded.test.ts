@@ -188,7 +188,7 @@ describe("a registration's wake is bounded, the rest goes on in continuations (r
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(maxReceives);
   });
 
-  it("a later registration's wake covers an earlier one's continuation, which stops", async () => {
+  it("a later registration's wake covers an earlier one's: the earlier continuation goes on with it", async () => {
     const { p, register } = await sleeping();
     await register('lp1');
     const early = new Map<string, number>();
@@ -197,14 +197,45 @@ describe("a registration's wake is bounded, the rest goes on in continuations (r
     const late = new Map<string, number>();
     const [lp2Rest] = await takeAll(p, late);
     expect(lp2Rest).toContain('"epoch":2');
-    // lp2's wake began after lp1's bump and wakes every sleeper from the first: lp1's rest wakes nobody.
-    expect(await deliver(p, lp1Rest!)).toEqual({ status: 'stale' });
-    expect(await takeAll(p, early)).toEqual([]);
-    await deliverAll(p, [lp2Rest!], late);
+    // lp2's wake began after lp1's bump and wakes every sleeper from the first: lp1's rest is lp2's next part.
+    expect(await deliver(p, lp1Rest!)).toEqual({
+      status: 'woken',
+      woken: REGISTRATION_WAKES_PER_PART,
+      more: true,
+    });
+    const next = await takeAll(p, late);
+    expect(next).toEqual([JSON.stringify({ registrationWake: { symbol: 'ETH-USD', epoch: 2 } })]);
+    await deliverAll(p, [lp2Rest!, ...next], late);
     onceEach(late);
     expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(
       REGISTRATION_WAKES_PER_PART + SLEEPERS,
     );
+  });
+
+  // Found by review of the wake stress test (session 41, fuzz41-registration-wake-stranded): a later registration
+  // whose continuation could not be sent had recorded its wake all the same, and the earlier one's continuation, finding
+  // a later epoch, stopped: the sleepers past the later call's first part were woken by neither, though the earlier
+  // answer said its wake went on (and the later one's said they would see it when they step).
+  it("an earlier wake's continuation goes on with a later one whose own continuation was not sent", async () => {
+    const { p, register } = await sleeping();
+    expect(await register('lp1')).toMatchObject({ wakeContinues: ['ETH-USD'] });
+    const early = new Map<string, number>();
+    const [lp1Rest] = await takeAll(p, early);
+    p.adapters.auctionQueue.faults.failWhen = (body) => body.includes('registrationWake');
+    expect(await register('lp2')).toMatchObject({
+      woken: REGISTRATION_WAKES_PER_PART,
+      wakeError: expect.stringMatching(/ETH-USD the rest of the wake not sent on/),
+    });
+    p.adapters.auctionQueue.faults.failWhen = undefined;
+    const late = new Map<string, number>();
+    expect(await takeAll(p, late)).toEqual([]);
+    // lp1's continuation is the only message left: it wakes every sleeper past lp2's first part, once.
+    await deliverAll(p, [lp1Rest!], late);
+    onceEach(late);
+    expect((await p.adapters.markets.get('ETH-USD'))?.registrationWake).toMatchObject({
+      epoch: 2,
+      done: true,
+    });
   });
 
   it('a continuation that cannot be sent: the answer says so, counted in its market', async () => {
