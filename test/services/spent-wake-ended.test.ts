@@ -2,27 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { isTerminal } from '../../shared/domain/model.ts';
 import { base, formatQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
+import type { AuctionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY } from '../../shared/services/sleeping.ts';
-import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
-
-const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
-  const liquidation = p.adapters.liquidations.all().find((l) => l.positionId === positionId);
-  if (!liquidation) throw new Error(`no liquidation of ${positionId}`);
-  return liquidation;
-};
-const auctionOf = async (p: Pipeline, positionId: string): Promise<AuctionRecord> => {
-  const auction = await p.adapters.auctions.get(`${liquidationOf(p, positionId).id}:auction`);
-  if (!auction) throw new Error(`no auction of ${positionId}`);
-  return auction;
-};
-/** When the position's liquidation left its auction for the fund and ADL (undefined: not yet). */
-const leftAuctionAt = (p: Pipeline, positionId: string): number | undefined => {
-  const { history } = liquidationOf(p, positionId);
-  const at = history.findIndex((h) => h.state === 'AUCTION');
-  return at < 0 ? undefined : history.slice(at).find((h) => h.state !== 'AUCTION')?.atMs;
-};
+import { auctionOf, leftAuctionAt, liquidationOf } from '../support/auction-records.ts';
+import { crashOnceAt, createPipeline } from '../support/pipeline.ts';
 
 /**
  * As spent-provider-sleepers.test.ts: A (p1) and B (p2), SELL auctions of ETH-USD, sleep on lp-1; A's step at 450 s
