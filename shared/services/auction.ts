@@ -320,33 +320,32 @@ async function stepOnce(
   const full =
     !done && (fills.length >= MAX_FILLS_PER_AUCTION || (clearing.fillsCapped && clearing.fills.length === 0));
   if (full) warnFull(auction, fills.length, deps);
-  // The bid the rest waits for, as the next step would judge it (a capped step's bidders are still there).
-  const after =
-    done || full || clearing.fillsCapped
-      ? undefined
-      : bidOnSomeCurve(
-          auction,
-          status,
-          biddersOf(
-            providers.map((p) => filled.get(p.id) ?? p),
-            auction.symbol,
-            fills,
-          ),
-          clearing.remainingLot,
-          mark,
-          now,
-          deps,
-        );
-  // Fills that leave no provider a bid sleep one step, and the next step ends the auction if still nobody can bid.
-  // Ending at once was measured (session 41): more bad debt on both real crash legs (leg 2 at 4,000 positions:
-  // 14,287 against 9,658 USD; leg 1: 300 USD where there was none), so the step stays.
+  // Fills that leave no provider a bid sleep one step, and the next step ends the auction if still nobody can bid
+  // (or resets it, a bid only a reset's curve reaches). Ending at once was measured (session 41): more bad debt on
+  // both real crash legs (leg 2 at 4,000 positions: 14,287 against 9,658 USD; leg 1: 300 USD where there was none).
   const ended = done ? ('CLEARED' as const) : full ? ('EXHAUSTED' as const) : undefined;
   const sleep = ended
     ? undefined
     : clearing.fillsCapped
       ? { delaySeconds: CAPPED_STEP_DELAY_SECONDS, wakeMark: undefined }
-      : // A bid only a reset's curve reaches: the next step resets.
-        planSleep(auction, mark, now, config, after?.reset ? undefined : after?.best);
+      : planSleep(
+          auction,
+          mark,
+          now,
+          config,
+          bestBid(
+            auction,
+            status,
+            biddersOf(
+              providers.map((p) => filled.get(p.id) ?? p),
+              auction.symbol,
+              fills,
+            ),
+            deps.config,
+            clearing.remainingLot,
+            mark,
+          ),
+        );
   // A wake owed since an earlier step goes with this one's.
   const spent = await spentMarkets(filled, auction.symbol, mark, deps);
   const next: AuctionRecord = {

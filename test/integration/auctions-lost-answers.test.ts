@@ -7,10 +7,11 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import { base, price } from '../../shared/domain/units.ts';
-import { type AuctionRecord, ConditionFailedError } from '../../shared/ports/index.ts';
+import { price } from '../../shared/domain/units.ts';
+import { ConditionFailedError } from '../../shared/ports/index.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { wakeSpent } from '../../shared/services/sleeping.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
@@ -34,22 +35,7 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-const auctionOf = (id: string, extra: Partial<AuctionRecord> = {}): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol: 'ETH-USD',
-  direction: 'SELL',
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
-  version: 0,
-  ...extra,
-});
+const auctionOf = auctionRecord;
 
 async function setUp() {
   const clients = createAwsClients(localClientConfig(moto.endpoint));

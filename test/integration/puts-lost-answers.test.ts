@@ -16,6 +16,7 @@ import {
   type ProviderRecord,
 } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
@@ -157,22 +158,8 @@ describe('lost answers of conditional puts sent alone (moto, real adapters)', ()
   });
 });
 
-const sleeperOf = (id: string, direction: 'BUY' | 'SELL', wakeMark: string): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol: 'ETH-USD',
-  direction,
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
-  wakeMark: price(wakeMark),
-  version: 0,
-});
+const sleeperOf = (id: string, direction: 'BUY' | 'SELL', wakeMark: string): AuctionRecord =>
+  auctionRecord(id, { direction, wakeMark: price(wakeMark) });
 
 describe("an operator's registration whose answer was lost (moto, the admin service on the real adapters)", () => {
   it('a top-up whose put lost its answer succeeds and wakes the sleepers of its market (put-lost-answer)', async () => {

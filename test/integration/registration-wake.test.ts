@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchStage } from '../../bench/stage.ts';
-import { base, price } from '../../shared/domain/units.ts';
+import { price } from '../../shared/domain/units.ts';
 import type { AuctionRecord } from '../../shared/ports/index.ts';
 import { lambdaContext, sqsEvent, sqsRecord } from '../../shared/runner/lambda-events.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 /**
@@ -20,22 +21,8 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-const sleeperOf = (id: string, direction: 'BUY' | 'SELL', wakeMark: string): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol: 'ETH-USD',
-  direction,
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
-  wakeMark: price(wakeMark),
-  version: 0,
-});
+const sleeperOf = (id: string, direction: 'BUY' | 'SELL', wakeMark: string): AuctionRecord =>
+  auctionRecord(id, { direction, wakeMark: price(wakeMark) });
 
 const IDENTITY = { region: 'us-east-1', accountId: '000000000000' };
 

@@ -1,27 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { base, price } from '../../shared/domain/units.ts';
+import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { type AuctionRecord, type AuctionStepMessage, providersEpochOf } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeSpent } from '../../shared/services/sleeping.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
-const auctionOf = (id: string, direction: 'BUY' | 'SELL', extra: Partial<AuctionRecord>): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol: 'ETH-USD',
-  direction,
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
-  version: 0,
-  ...extra,
-});
+const auctionOf = (id: string, direction: 'BUY' | 'SELL', extra: Partial<AuctionRecord>): AuctionRecord =>
+  auctionRecord(id, { direction, ...extra });
 
 /** Every message on the auction queue now, taken off it. */
 async function takeAll(p: Pipeline): Promise<{ body: string; message: AuctionStepMessage }[]> {

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isTerminal } from '../../shared/domain/model.ts';
-import { base, formatQuote, price } from '../../shared/domain/units.ts';
+import { formatQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { AuctionRecord } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY } from '../../shared/services/sleeping.ts';
-import { auctionOf, leftAuctionAt, liquidationOf } from '../support/auction-records.ts';
+import { auctionOf, auctionRecord, leftAuctionAt, liquidationOf } from '../support/auction-records.ts';
 import { crashOnceAt, createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -149,22 +148,7 @@ describe('a redelivery of an ended auction settles before it pays the wake (revi
 });
 
 /** A payer's record (step 3) owing the wake of 2,500 ETH-USD sleepers. */
-const recordOf = (id: string, extra: Partial<AuctionRecord>): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol: 'ETH-USD',
-  direction: 'SELL',
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
-  version: 0,
-  ...extra,
-});
+const recordOf = auctionRecord;
 
 describe("an ended auction's wake continuation that cannot be sent (spent-wake-ended)", () => {
   it('fails the delivery; its redelivery goes on from where the record says, each sleeper woken once', async () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { QueueSendError } from '../../shared/adapters/embedded/queue.ts';
-import { base, price } from '../../shared/domain/units.ts';
+import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import {
   type AuctionRecord,
@@ -14,6 +14,7 @@ import { handleAdmin } from '../../shared/services/admin.ts';
 import { REGISTRATION_WAKES_PER_PART } from '../../shared/services/registration-wake.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeContinuationOf } from '../../shared/services/sleeping.ts';
 import { Rng } from '../../shared/sim/random.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -74,23 +75,11 @@ const scenarioArb = fc.record({
 });
 type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never;
 
-const sleeperOf = (id: string, symbol: Market, r: Rng): AuctionRecord => ({
-  id,
-  liquidationId: `${id}:liq`,
-  symbol,
-  direction: r.chance(0.5) ? 'BUY' : 'SELL',
-  lot: base('1'),
-  remainingLot: base('1'),
-  top: price('200'),
-  startedAtMs: 1,
-  resets: 0,
-  step: 3,
-  state: 'RUNNING',
-  fills: [],
+const sleeperOf = (id: string, symbol: Market, r: Rng): AuctionRecord => {
+  const direction = r.chance(0.5) ? 'BUY' : 'SELL';
   // Few distinct marks: the cursor goes on after a sleeper by its id too.
-  wakeMark: price(String(150 + r.int(0, 20))),
-  version: 0,
-});
+  return auctionRecord(id, { symbol, direction, wakeMark: price(String(150 + r.int(0, 20))) });
+};
 
 /** A plan a sleeper slept on (step), made at `seq`; Infinity: ended. */
 interface Plan {

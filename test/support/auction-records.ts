@@ -1,3 +1,4 @@
+import { base, price } from '../../shared/domain/units.ts';
 import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
 import type { Pipeline } from './pipeline.ts';
 
@@ -20,3 +21,21 @@ export const leftAuctionAt = (p: Pipeline, positionId: string): number | undefin
   const at = history.findIndex((h) => h.state === 'AUCTION');
   return at < 0 ? undefined : history.slice(at).find((h) => h.state !== 'AUCTION')?.atMs;
 };
+
+/** A SELL auction of 1 ETH-USD at step 3, running: a sleeper or payer of the wake tests (`extra` overrides). */
+export const auctionRecord = (id: string, extra: Partial<AuctionRecord> = {}): AuctionRecord => ({
+  id,
+  liquidationId: `${id}:liq`,
+  symbol: 'ETH-USD',
+  direction: 'SELL',
+  lot: base('1'),
+  remainingLot: base('1'),
+  top: price('200'),
+  startedAtMs: 1,
+  resets: 0,
+  step: 3,
+  state: 'RUNNING',
+  fills: [],
+  version: 0,
+  ...extra,
+});
