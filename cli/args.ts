@@ -59,8 +59,8 @@ export function intOption(
   return n;
 }
 
-/** A quote amount in USD ("250000", "1e6" refused), >= 0, exact. */
-export function usdOption(name: string, value: string | undefined): QuoteE6 | undefined {
+/** An amount of the quote currency ("250000", "1e6" refused), >= 0, exact. */
+export function quoteOption(name: string, value: string | undefined): QuoteE6 | undefined {
   if (value === undefined) return undefined;
   try {
     return parseQuote(value, `--${name}`);

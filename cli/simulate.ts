@@ -7,7 +7,7 @@ import { MAX_POSITIONS } from '../shared/sim/book.ts';
 import { MAX_PROVIDERS } from '../shared/sim/providers.ts';
 import { type SimulationResult, STRATEGIES, type Strategy, summaryJson } from '../shared/sim/results.ts';
 import { prepareSimulation, SIMULATION_DEFAULTS, simulate } from '../shared/sim/setup.ts';
-import { choiceOption, intOption, parseOptions, UsageError, usdOption } from './args.ts';
+import { choiceOption, intOption, parseOptions, quoteOption, UsageError } from './args.ts';
 import { ProgressBar, type ProgressStream } from './progress.ts';
 import { renderComparison, runProblems } from './table.ts';
 
@@ -22,7 +22,8 @@ waterfall without its auction (no-auction), and market-only.
   --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
   --seed N               seed of the book, providers and scenario noise (default ${SIMULATION_DEFAULTS.seed})
   --strategy S           waterfall | no-auction | market-only (default waterfall): the first column
-  --fund USD             insurance fund at the start (default 0.75 % of the book's open interest)
+  --fund AMOUNT          insurance fund at the start, in the market's quote currency (default 0.75 % of
+                         the book's open interest)
   --providers N          backstop liquidity providers (default ${SIMULATION_DEFAULTS.providers})
   --json                 print one JSON object (the strategy's run) instead of the table
   --report FILE.html     write the HTML report (of every strategy)
@@ -126,7 +127,7 @@ export async function runSimulate(
   const positions = intOption('positions', values.positions, 1, MAX_POSITIONS);
   const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1);
   const providers = intOption('providers', values.providers, 0, MAX_PROVIDERS);
-  const fund = usdOption('fund', values.fund);
+  const fund = quoteOption('fund', values.fund);
   const report = values.report ?? defaultReport;
   if (report !== undefined) checkReportPath(report);
   const symbol = resolveSymbol(config, values.symbol, values.prices);

@@ -29,7 +29,7 @@ import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/ser
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
-import { intOption, UsageError, usdOption } from '../args.ts';
+import { intOption, quoteOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
 import { callerArn } from './caller.ts';
@@ -69,7 +69,8 @@ positions: a synthetic book (Pareto notionals, log-normal leverage, 70 % long) p
   --file F.csv|F.json    positions from a file instead (columns id,traderId,symbol,side,size,entryPrice,collateral)
 providers: backstop liquidity providers with committed capital and standing bids
   --count N              providers per market (default 8)
-  --capital USD          capital of all providers of a market together (default 5000000)
+  --capital AMOUNT       capital of all providers of a market together, in the configuration's quote
+                         currency (default 5000000)
   --markets, --seed, --price as above; provider ids are lp-s<seed>-<market>-<n>: a re-run adds nothing (a
                          provider already there keeps its terms and what the auctions left of its capital)
 Both:
@@ -77,12 +78,13 @@ Both:
                          localstack: the deployed one, required)
 ${TARGET_USAGE}`;
 
-export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount USD [--key K] [--json]
+export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--json]
        backstop fund index-journal [--json]
 
   index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
                          before the index by sequence their place in it (ledger-reconcile reads that index)
-  --amount USD           amount, exact decimal (e.g. 250000 or 1234.56)
+  --amount AMOUNT        amount in the configuration's quote currency, exact decimal (e.g. 250000 or
+                         1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
   --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack)
@@ -223,7 +225,7 @@ const FUND_OPTIONS = {
 
 const DEFAULT_POSITIONS = 1000;
 const DEFAULT_PROVIDERS = 8;
-const DEFAULT_PROVIDER_CAPITAL_USD = 5_000_000;
+const DEFAULT_PROVIDER_CAPITAL = 5_000_000;
 
 /** A positive decimal option within (0, max], for distribution parameters. */
 function ratioOption(name: string, value: string | undefined, max: number): number | undefined {
@@ -391,10 +393,10 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
       ratioOption('leverage-sigma', values['leverage-sigma'], 10) ?? DEFAULT_BOOK_PARAMS.leverageSigma,
     longShare: ratioOption('long-share', values['long-share'], 1) ?? DEFAULT_BOOK_PARAMS.longShare,
   };
-  const capital = usdOption('capital', values.capital);
-  // The generator splits whole dollars; a fraction would be rounded away silently.
+  const capital = quoteOption('capital', values.capital);
+  // The generator splits whole units; a fraction would be rounded away silently.
   if (capital !== undefined && capital % QUOTE_SCALE !== 0n)
-    throw new UsageError('--capital: whole USD only');
+    throw new UsageError('--capital: whole units of the quote currency only');
   // Refused here with its reason, not per provider by the admin service (as a maxLot of 0 the operator never gave).
   const providers = count ?? DEFAULT_PROVIDERS;
   if (what === 'providers' && capital !== undefined && capital < BigInt(providers) * QUOTE_SCALE)
@@ -454,8 +456,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             requests,
           });
         } else {
-          const totalUsd =
-            capital === undefined ? DEFAULT_PROVIDER_CAPITAL_USD : Number(capital / QUOTE_SCALE);
+          const totalUsd = capital === undefined ? DEFAULT_PROVIDER_CAPITAL : Number(capital / QUOTE_SCALE);
           const providers = generateProviders({
             ...DEFAULT_PROVIDER_PARAMS,
             symbol,
@@ -513,7 +514,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     });
   }
   if (values.amount === undefined) throw new UsageError(`fund ${action}: --amount is required`);
-  const amount = usdOption('amount', values.amount)!;
+  const amount = quoteOption('amount', values.amount)!;
   if (amount <= 0n) throw new UsageError('--amount: must be greater than zero');
   const key = values.key ?? `cli-${Date.now()}-${process.pid}`;
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))

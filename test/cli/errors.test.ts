@@ -104,7 +104,11 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--ts: "0" is not after 1970/,
     ],
     ['a book option on providers', ['seed', 'providers', '--long-share', '0.5'], /option of seed positions/],
-    ['fractional capital', ['seed', 'providers', '--capital', '10.5'], /--capital: whole USD only/],
+    [
+      'fractional capital',
+      ['seed', 'providers', '--capital', '10.5'],
+      /--capital: whole units of the quote currency only/,
+    ],
     // Refused per provider before, as "maxLot: must be greater than zero", an option nobody gave (exit 1).
     [
       'a deposit option on index-journal',

@@ -213,6 +213,31 @@ describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () 
   });
 });
 
+describe("a hold's start is measured (embedded-dispute-size, session 42)", () => {
+  it('refuses the hold of a liquidation of exactly 400 KB: the record stays as it was, with no hold', async () => {
+    const base = liquidation({ history: history(2_500, 100), version: 1 });
+    const last = base.history.at(-1)!;
+    const fitting = {
+      ...base,
+      history: [
+        ...base.history.slice(0, -1),
+        { ...last, note: last.note + 'y'.repeat(MAX_ITEM_BYTES - aloneBytes(base)) },
+      ],
+    };
+    expect(aloneBytes(fitting)).toBe(MAX_ITEM_BYTES);
+    const s = stores();
+    await s.positions.create(position);
+    await s.liquidations.begin(position, liquidation());
+    await s.liquidations.replace(fitting, 0);
+    const before = await s.liquidations.get('p1:3');
+    await expect(s.liquidations.recordMarkDispute('p1:3', 1_700_000_000_000)).rejects.toMatchObject(
+      TOO_LARGE,
+    );
+    expect(await s.liquidations.get('p1:3')).toBe(before);
+    expect(before?.markDisputedSinceMs).toBeUndefined();
+  });
+});
+
 describe('a new liquidation is measured as the AWS adapter writes it (review41-new-item-measured)', () => {
   it("takes a slice of exactly 400 KB spread from a held parent: the hold's start is not written with it", async () => {
     // A next slice spreads its parent, a hold's start included, which a new record's item leaves out

@@ -141,7 +141,15 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     if (current?.state !== 'QUEUED') throw new ConditionFailedError(`liquidations/not-queued: ${id}`);
     if (current.markDisputedSinceMs !== undefined)
       return { sinceMs: current.markDisputedSinceMs, recorded: false };
-    this.#records.set(id, frozenCopy({ ...current, markDisputedSinceMs: sinceMs }));
+    const next = { ...current, markDisputedSinceMs: sinceMs };
+    // An UpdateItem of the stored item, which may carry the token of the put that wrote it alone.
+    requireItemSize(
+      liquidationItemBytesAtMost(next),
+      () => withWriter(liquidationItem(next), SIZED_WRITER),
+      'liquidations',
+      id,
+    );
+    this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'liquidations.recordMarkDispute');
     return { sinceMs, recorded: true };
   }
