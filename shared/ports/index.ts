@@ -285,7 +285,8 @@ export interface MarketRepository {
   /**
    * Counts a change to the market's providers (a provider registered, its terms changed, or it left): bumps
    * providersEpoch, creating the market's item if needed. Done after the provider's write, before its sleepers
-   * are woken. Returns the epoch the bump left (a retried write may have bumped twice: the later one).
+   * are woken. Returns the epoch the bump left. One call bumps once, also when its write was retried (AWS: unless
+   * another call's bump landed between the write and its retry).
    */
   bumpProvidersEpoch(symbol: string): Promise<number>;
   /**
@@ -306,7 +307,8 @@ export interface MarketRepository {
   ): Promise<boolean>;
   /**
    * Counts a last-resort order on the side `direction` that filled anything: adds 1 to lastResortFills, creating
-   * the market's item if needed. Unconditional (a delivery retried after it counts twice: a hint only needs to grow).
+   * the market's item if needed. One call counts once, also when its write was retried (as bumpProvidersEpoch); a
+   * delivery retried after it counts twice (a hint only needs to grow).
    */
   countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void>;
 }

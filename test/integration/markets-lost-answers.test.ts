@@ -10,10 +10,14 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import { parsePrice } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { ConditionFailedError } from '../../shared/ports/index.ts';
-import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
+import {
+  handleTick,
+  type MarginCheckDeps,
+  withLiquidationPrice,
+} from '../../shared/services/margin-check.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
@@ -40,7 +44,10 @@ type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
 /** The next UpdateItem matching `matches` reaches moto, then its answer is lost: a TimeoutError, which the SDK retries. */
 function loseNextUpdateAnswer(
   clients: AwsClients,
-  matches: (input: { UpdateExpression?: string }) => boolean,
+  matches: (input: {
+    UpdateExpression?: string;
+    ExpressionAttributeNames?: Record<string, string>;
+  }) => boolean,
 ) {
   const state = { armed: false, lost: 0 };
   const middleware = ((
@@ -62,7 +69,7 @@ function loseNextUpdateAnswer(
   return state;
 }
 
-async function setUp() {
+async function setUp(maxPositionsPerInvocation = 500) {
   const clients = createAwsClients(localClientConfig(moto.endpoint));
   const names = await createLocalResources(clients, `lost${stage++}`);
   const adapters: AwsAdapters = createAwsAdapters({ clients, names, clock: systemClock });
@@ -71,7 +78,7 @@ async function setUp() {
     ...adapters,
     config: DEFAULT_RISK_CONFIG,
     telemetry,
-    maxPositionsPerInvocation: 500,
+    maxPositionsPerInvocation,
   };
   const tick = (price: string, sequence: number) =>
     handleTick(
@@ -238,6 +245,155 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
     // Another call's write on the same read is a race it lost.
     expect(await adapters.markets.recordRegistrationWake('ETH-USD', { epoch: 1, part: 2 }, 1)).toBe(false);
     expect((await adapters.markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 1, part: 2 });
+    clients.destroy();
+  });
+
+  // Noted in session 41 (put-lost-answer), fixed in 42: claimSegment, like the other conditional UpdateItems that
+  // went through updateIf, read its retry's failed condition as "claimed before": the continuation took itself for
+  // a retry and re-sent everything its tick had started once more.
+  it("a continuation's claim whose answer was lost is its own: the segment claimed once (markets-update-lost-answer)", async () => {
+    const { clients, adapters } = await setUp();
+    const pending = { sequence: 3, markPrice: parsePrice('199'), timestampMs: 3_000 };
+    await adapters.markets.acceptTick('ETH-USD', pending, 2, true);
+    const fault = loseNextUpdateAnswer(
+      clients,
+      (i) => i.UpdateExpression?.startsWith('SET pendingSegment') ?? false,
+    );
+    fault.armed = true;
+    expect(await adapters.markets.claimSegment('ETH-USD', pending, 1)).toBe(true);
+    expect(fault.lost).toBe(1);
+    // Another delivery of the same segment (a duplicate, or the retry of a twin) finds it claimed.
+    expect(await adapters.markets.claimSegment('ETH-USD', pending, 1)).toBe(false);
+    expect(await adapters.markets.get('ETH-USD')).toMatchObject({ pendingSequence: 3, pendingSegment: 1 });
+    clients.destroy();
+  });
+
+  it('a continuation whose claim lost its answer goes on without re-sending what its tick started (markets-update-lost-answer)', async () => {
+    const { clients, adapters, deps } = await setUp(10);
+    // 20 longs of 1 ETH from 200 with 4 USD: 196 crosses them all, 10 a segment.
+    for (let i = 0; i < 20; i++) {
+      await adapters.positions.create(
+        withLiquidationPrice(
+          {
+            id: `p${i}`,
+            traderId: `t${i}`,
+            symbol: 'ETH-USD',
+            side: 'LONG',
+            size: parseBase('1'),
+            entryPrice: parsePrice('200'),
+            collateral: parseQuote('4'),
+            state: 'OPEN',
+            version: 0,
+          },
+          DEFAULT_RISK_CONFIG,
+        ),
+      );
+    }
+    let sent = 0;
+    const counted: MarginCheckDeps = {
+      ...deps,
+      liquidationQueue: {
+        ...deps.liquidationQueue,
+        sendBatch: async (bodies) => {
+          sent += bodies.length;
+          return deps.liquidationQueue.sendBatch(bodies);
+        },
+      },
+    };
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('196'),
+      timestampMs: Date.now(),
+      sequence: 3,
+      source: 'test',
+    };
+    expect(await handleTick(tick, counted, Date.now(), 0)).toMatchObject({ needsContinuation: true });
+    expect(sent).toBe(10);
+    const fault = loseNextUpdateAnswer(
+      clients,
+      (i) => i.UpdateExpression?.startsWith('SET pendingSegment') ?? false,
+    );
+    fault.armed = true;
+    await handleTick(tick, counted, Date.now(), 1);
+    expect(fault.lost).toBe(1);
+    expect((await adapters.liquidations.listByTick('ETH-USD#3')).length).toBe(20);
+    // Each liquidation sent once (before: segment 0's ten sent again, taken for a retry's).
+    expect(sent).toBe(20);
+    clients.destroy();
+  });
+
+  it('a wake mark replaced whose answer was lost says replaced (markets-update-lost-answer)', async () => {
+    const { clients, adapters } = await setUp();
+    await adapters.markets.coverWakeMark('ETH-USD', 'SELL', parsePrice('190'));
+    const fault = loseNextUpdateAnswer(
+      clients,
+      (i) => i.ExpressionAttributeNames?.['#wake'] === 'wakeMarkSELL',
+    );
+    fault.armed = true;
+    expect(
+      await adapters.markets.replaceWakeMark('ETH-USD', 'SELL', parsePrice('190'), parsePrice('180'), 1),
+    ).toBe(true);
+    expect(fault.lost).toBe(1);
+    // Another call on the same read finds it replaced.
+    expect(
+      await adapters.markets.replaceWakeMark('ETH-USD', 'SELL', parsePrice('190'), parsePrice('180'), 1),
+    ).toBe(false);
+    expect((await adapters.markets.get('ETH-USD'))?.wakeMarks).toEqual({ SELL: parsePrice('180') });
+    clients.destroy();
+  });
+});
+
+/**
+ * The markets' counters were unconditional ADDs: the SDK's retry of an applied one counted it again (an extra
+ * providers epoch, a last-resort fill counted twice). Noted in session 41 (put-lost-answer), fixed in 42.
+ */
+describe('lost answers of the markets counters (moto, real adapters): markets-add-retried', () => {
+  const counting = (attr: string) => (i: { ExpressionAttributeNames?: Record<string, string> }) =>
+    Object.values(i.ExpressionAttributeNames ?? {}).includes(attr);
+
+  it('a providers epoch bump whose answer was lost bumps once, and returns the epoch it left; different calls all count', async () => {
+    const clients = createAwsClients(localClientConfig(moto.endpoint));
+    const names = await createLocalResources(clients, `lost${stage++}`);
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    expect(await markets.bumpProvidersEpoch('ETH-USD')).toBe(1);
+    const fault = loseNextUpdateAnswer(clients, counting('providersEpoch'));
+    fault.armed = true;
+    expect(await markets.bumpProvidersEpoch('ETH-USD')).toBe(2);
+    expect(fault.lost).toBe(1);
+    expect((await markets.get('ETH-USD'))?.providersEpoch).toBe(2);
+    // On a market's first bump too (the item created by it).
+    fault.armed = true;
+    expect(await markets.bumpProvidersEpoch('BTC-USD')).toBe(1);
+    expect(fault.lost).toBe(2);
+    expect((await markets.get('BTC-USD'))?.providersEpoch).toBe(1);
+    // Different calls all count, at once or one after the other.
+    const epochs = await Promise.all(Array.from({ length: 6 }, () => markets.bumpProvidersEpoch('ETH-USD')));
+    expect([...epochs].sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(await markets.bumpProvidersEpoch('ETH-USD')).toBe(9);
+    expect(await markets.bumpProvidersEpoch('ETH-USD')).toBe(10);
+    expect((await markets.get('ETH-USD'))?.providersEpoch).toBe(10);
+    clients.destroy();
+  });
+
+  it('a last-resort fill counted whose answer was lost counts once; different calls all count', async () => {
+    const clients = createAwsClients(localClientConfig(moto.endpoint));
+    const names = await createLocalResources(clients, `lost${stage++}`);
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    const fault = loseNextUpdateAnswer(clients, counting('lastResortFillsSELL'));
+    fault.armed = true;
+    await markets.countLastResortFill('ETH-USD', 'SELL');
+    expect(fault.lost).toBe(1);
+    expect((await markets.get('ETH-USD'))?.lastResortFills).toEqual({ SELL: 1 });
+    await Promise.all([
+      markets.countLastResortFill('ETH-USD', 'SELL'),
+      markets.countLastResortFill('ETH-USD', 'SELL'),
+      markets.countLastResortFill('ETH-USD', 'BUY'),
+    ]);
+    await markets.countLastResortFill('ETH-USD', 'SELL');
+    fault.armed = true;
+    await markets.countLastResortFill('ETH-USD', 'SELL');
+    expect(fault.lost).toBe(2);
+    expect((await markets.get('ETH-USD'))?.lastResortFills).toEqual({ SELL: 5, BUY: 1 });
     clients.destroy();
   });
 });

@@ -46,7 +46,8 @@ import {
  * Counters written by ADD: `providersEpoch`, `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`; `spentWakeEpoch` only
  * rises (a conditional SET). The `lastTick`,
  * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
- * ignore.
+ * ignore; so do the top-level tokens of the writes with no map of their own (`rebaseWriter`, SEGMENT_WRITER_ATTR,
+ * wakeWriterAttr, EPOCH_WRITER_ATTR, fillsWriterAttr), each left in place until its next write.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
@@ -107,6 +108,15 @@ const lastResortFillsAttr = (direction: 'BUY' | 'SELL'): string => `lastResortFi
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
 const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
 
+/** The token of the last claimSegment that wrote (writerToken). */
+const SEGMENT_WRITER_ATTR = 'pendingSegmentWriter';
+/** The token of the side's last replaceWakeMark that wrote (coverWakeMark writes none: its covers only need to grow). */
+const wakeWriterAttr = (direction: 'BUY' | 'SELL'): string => `wakeMarkWriter${direction}`;
+/** The token of the last bumpProvidersEpoch (addOnce). */
+const EPOCH_WRITER_ATTR = 'providersEpochWriter';
+/** The token of the side's last countLastResortFill (addOnce). */
+const fillsWriterAttr = (direction: 'BUY' | 'SELL'): string => `lastResortFillsWriter${direction}`;
+
 function requireWakeMark(mark: PriceE8): void {
   if (typeof mark !== 'bigint' || mark <= 0n)
     throw new AdapterInputError(`markets/bad-wake-mark: a wake mark is a positive price, got ${mark}`);
@@ -123,7 +133,8 @@ const tickAttr = (tick: AcceptedTick, writer?: string): AttributeValue => ({
 });
 
 /**
- * A token of one acceptTick, tripBreaker, holdSequenceJump or rebaseSequence call, written with what it writes.
+ * A token of one acceptTick, tripBreaker, holdSequenceJump, rebaseSequence, recordRegistrationWake, claimSegment,
+ * replaceWakeMark, bumpProvidersEpoch or countLastResortFill call, written with what it writes.
  * UpdateItem has no idempotency token: the SDK retries a write whose answer was lost (a timeout, a reset
  * connection) by sending the very same request again, whose condition then fails on the write it made itself.
  * The stored item (ALL_OLD) then holds this call's token, while a concurrent duplicate delivery of the same tick
@@ -138,6 +149,12 @@ const writerOf = (
   item: Item | undefined,
   map: 'lastTick' | 'breaker' | 'heldJump' | typeof REGISTRATION_WAKE_ATTR,
 ): string | undefined => item?.[map]?.M?.writer?.S;
+
+/** Where a write keeps its token: the `writer` of a map it writes, or a top-level attribute of its own. */
+type TokenAt = 'breaker' | 'heldJump' | typeof REGISTRATION_WAKE_ATTR | { readonly attr: string };
+
+const tokenAt = (item: Item | undefined, at: TokenAt): string | undefined =>
+  typeof at === 'string' ? writerOf(item, at) : item?.[at.attr]?.S;
 
 const readTick = (m: Item): AcceptedTick => {
   const indexPrice = optBig(m, 'indexPrice');
@@ -372,17 +389,25 @@ export class DynamoMarketRepository implements MarketRepository {
       throw new AdapterInputError(
         `markets/bad-segment: a continuation segment is an integer >= 1, got ${segment}`,
       );
-    const done = await this.updateIf({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: 'SET pendingSegment = :segment',
-      ConditionExpression: `${PENDING_TICK} AND (attribute_not_exists(pendingSegment) OR pendingSegment < :segment)`,
-      ExpressionAttributeValues: {
-        ':seq': N(tick.sequence),
-        ':ts': N(tick.timestampMs),
-        ':segment': N(segment),
+    // The retry of a claim whose answer was lost finds the segment claimed by itself: this call's claim (read as
+    // another's, the continuation re-sent all its tick started). Another delivery of the segment holds its own token.
+    const writer = writerToken();
+    const done = await this.updateOwned(
+      {
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: `SET pendingSegment = :segment, ${SEGMENT_WRITER_ATTR} = :writer`,
+        ConditionExpression: `${PENDING_TICK} AND (attribute_not_exists(pendingSegment) OR pendingSegment < :segment)`,
+        ExpressionAttributeValues: {
+          ':seq': N(tick.sequence),
+          ':ts': N(tick.timestampMs),
+          ':segment': N(segment),
+          ':writer': S(writer),
+        },
       },
-    });
+      { attr: SEGMENT_WRITER_ATTR },
+      writer,
+    );
     if (done) this.crash('markets.claimSegment');
     return done;
   }
@@ -588,18 +613,9 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   async bumpProvidersEpoch(symbol: string): Promise<number> {
-    const out = await this.dynamo.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: { symbol: S(symbol) },
-        UpdateExpression: 'ADD #epoch :one',
-        ExpressionAttributeNames: { '#epoch': PROVIDERS_EPOCH_ATTR },
-        ExpressionAttributeValues: { ':one': N(1) },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
+    const epoch = await this.addOnce(symbol, PROVIDERS_EPOCH_ATTR, EPOCH_WRITER_ATTR);
     this.crash('markets.bumpProvidersEpoch');
-    return readInt(out.Attributes ?? {}, PROVIDERS_EPOCH_ATTR);
+    return epoch;
   }
 
   async markSpentWake(symbol: string, epoch: number): Promise<void> {
@@ -644,15 +660,7 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   async countLastResortFill(symbol: string, direction: 'BUY' | 'SELL'): Promise<void> {
-    await this.dynamo.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: { symbol: S(symbol) },
-        UpdateExpression: 'ADD #fills :one',
-        ExpressionAttributeNames: { '#fills': lastResortFillsAttr(direction) },
-        ExpressionAttributeValues: { ':one': N(1) },
-      }),
-    );
+    await this.addOnce(symbol, lastResortFillsAttr(direction), fillsWriterAttr(direction));
     this.crash('markets.countLastResortFill');
   }
 
@@ -664,33 +672,42 @@ export class DynamoMarketRepository implements MarketRepository {
     covers: number | undefined,
   ): Promise<boolean> {
     if (next !== undefined) requireWakeMark(next);
-    const done = await this.updateIf({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: next === undefined ? 'REMOVE #wake' : 'SET #wake = :next',
-      ConditionExpression: `#wake = :expected AND ${
-        covers === undefined ? 'attribute_not_exists(#covers)' : '#covers = :covers'
-      }`,
-      ExpressionAttributeNames: { '#wake': wakeAttr(direction), '#covers': coversAttr(direction) },
-      ExpressionAttributeValues: {
-        ':expected': N(expected),
-        ...(next === undefined ? {} : { ':next': N(next) }),
-        ...(covers === undefined ? {} : { ':covers': N(covers) }),
+    // The retry of a replace whose answer was lost finds the mark replaced by itself: replaced, by this call.
+    const writer = writerToken();
+    const done = await this.updateOwned(
+      {
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: `${next === undefined ? 'REMOVE #wake SET' : 'SET #wake = :next,'} #writer = :writer`,
+        ConditionExpression: `#wake = :expected AND ${
+          covers === undefined ? 'attribute_not_exists(#covers)' : '#covers = :covers'
+        }`,
+        ExpressionAttributeNames: {
+          '#wake': wakeAttr(direction),
+          '#covers': coversAttr(direction),
+          '#writer': wakeWriterAttr(direction),
+        },
+        ExpressionAttributeValues: {
+          ':expected': N(expected),
+          ':writer': S(writer),
+          ...(next === undefined ? {} : { ':next': N(next) }),
+          ...(covers === undefined ? {} : { ':covers': N(covers) }),
+        },
       },
-    });
+      { attr: wakeWriterAttr(direction) },
+      writer,
+    );
     if (done) this.crash('markets.replaceWakeMark');
     return done;
   }
 
   /**
-   * A conditional update of the map `map`, written with `writer` (writerToken): true when this call wrote it,
-   * including an SDK retry whose answer was lost (its condition then fails on this call's own write).
+   * A conditional update that writes `writer` (writerToken) at `at`: true when this call wrote it, including an SDK
+   * retry whose answer was lost (its condition then fails on this call's own write). A stored token of this call
+   * means its write was applied, whatever came after it; a later write of another call that replaced the token
+   * hides it (false, as before).
    */
-  private async updateOwned(
-    input: UpdateItemCommandInput,
-    map: 'breaker' | 'heldJump' | typeof REGISTRATION_WAKE_ATTR,
-    writer: string,
-  ): Promise<boolean> {
+  private async updateOwned(input: UpdateItemCommandInput, at: TokenAt, writer: string): Promise<boolean> {
     try {
       await this.dynamo.send(
         new UpdateItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
@@ -699,11 +716,48 @@ export class DynamoMarketRepository implements MarketRepository {
     } catch (error) {
       const failed = failedCondition(error);
       if (!failed) throw error;
-      return writerOf(failed.item, map) === writer;
+      return tokenAt(failed.item, at) === writer;
     }
   }
 
-  /** An update whose failed condition means "nothing to do": false instead of an error. */
+  /**
+   * Adds 1 to `counter` once per call, creating the item if needed, and returns the count it left. An ADD alone is
+   * counted again by the SDK's retry of a write whose answer was lost; so the call's token (writerToken) is set at
+   * `tokenAttr` with the count, on the condition that the stored one is not it: the retry of an applied count fails
+   * on its own token, and returns the count as it stood (ALL_OLD). Two calls carry two tokens: both count. Left:
+   * another call's count landing between this call's and its retry replaces the token, and the retry counts again
+   * (as every retry did before).
+   */
+  private async addOnce(symbol: string, counter: string, tokenAttr: string): Promise<number> {
+    const writer = writerToken();
+    try {
+      const out = await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: 'SET #writer = :writer ADD #count :one',
+          ConditionExpression: 'attribute_not_exists(#writer) OR #writer <> :writer',
+          ExpressionAttributeNames: { '#count': counter, '#writer': tokenAttr },
+          ExpressionAttributeValues: { ':one': N(1), ':writer': S(writer) },
+          ReturnValues: 'UPDATED_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return readInt(out.Attributes ?? {}, counter);
+    } catch (error) {
+      // The condition fails only on this call's own token: its count, applied.
+      const failed = failedCondition(error);
+      if (!failed?.item || failed.item[tokenAttr]?.S !== writer) throw error;
+      return readInt(failed.item, counter);
+    }
+  }
+
+  /**
+   * An update whose failed condition means "nothing to do": false instead of an error. A lost answer's retry also
+   * reads false though the write stands: kept for the writes whose answer nobody acts on (only their crash hook is
+   * skipped): clearPending, continueSequenceJump, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
+   * not done, is followed by a count: the covers only need to change).
+   */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {
     try {
       await this.dynamo.send(new UpdateItemCommand(input));
