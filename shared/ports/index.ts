@@ -131,11 +131,11 @@ export interface MarketState {
    */
   readonly providersEpoch?: number;
   /**
-   * The providers epoch at which the latest wake of a spent provider's sleepers in the market began (its bump), marked
-   * once its auction's record keeps that beginning (markSpentWake; absent: none yet). Every such wake wakes all of the
-   * market's sleepers, so one begun later than another's bump covers the rest of that one, which stops
-   * (services/sleeping.ts wakeSpent). A bump whose delivery lost its record write marks nothing: its wake went no
-   * further than that delivery.
+   * The providers epoch at which the latest wake of every sleeper of the market began (its bump): a spent provider's,
+   * marked once its auction's record keeps that beginning, or a registration's, once it is done or its rest recorded
+   * and sent on (markSpentWake; absent: none yet). Every such wake wakes all of the market's sleepers, so one begun
+   * later than a spent provider's wake's bump covers the rest of that one, which stops (services/sleeping.ts
+   * wakeSpent). A bump whose delivery lost its record write marks nothing: its wake went no further than that delivery.
    */
   readonly spentWakeEpoch?: number;
   /**
@@ -290,7 +290,7 @@ export interface MarketRepository {
    */
   bumpProvidersEpoch(symbol: string): Promise<number>;
   /**
-   * Marks the market's latest spent provider's wake (spentWakeEpoch): it takes `epoch` unless it is already that or
+   * Marks the market's latest wake of every sleeper (spentWakeEpoch): it takes `epoch` unless it is already that or
    * later, creating the market's item if needed.
    */
   markSpentWake(symbol: string, epoch: number): Promise<void>;

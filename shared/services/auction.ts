@@ -226,8 +226,8 @@ async function stepOnce(
     // The redelivery of a step whose delivery died between its commit and its cover finds the sleeper uncovered
     // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
     if (marketRead && !wakeCovered(auction, marketRead)) await coverWake(auction, marketRead, deps);
-    // So with a wake it owes.
-    await wakeSpent(auction, deps);
+    // So with a wake it owes (this delivery may be the retry of the step that could not pay it).
+    await payWake(auction, deps);
     return { status: 'stale' };
   }
 
@@ -278,7 +278,7 @@ async function stepOnce(
     const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
     if (!(await commit(deps, writes, providersUnchangedSince(auction.symbol, marketState)))) return CONFLICT;
     await coverWake(restarted, marketState, deps);
-    await wakeSpent(restarted, deps, undefined, providersEpochOf(marketState));
+    await payWake(restarted, deps, providersEpochOf(marketState));
     return outcome;
   }
 
@@ -376,7 +376,7 @@ async function stepOnce(
   if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
   // The epoch its plan was committed on (a capped step's is unchecked, and sleeps on no wake mark).
-  await wakeSpent(next, deps, undefined, planned?.epoch);
+  await payWake(next, deps, planned?.epoch);
   return clearing.fillsCapped
     ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
     : outcome;
@@ -494,6 +494,17 @@ async function finishAndWake(
   const outcome = await finish(auction, deps, market, ending);
   if (outcome !== CONFLICT && !(await wakeSpent(auction, deps))) throw new SpentWakeOwedError(auction);
   return outcome;
+}
+
+/**
+ * The wake a running auction's committed step owes (AuctionRecord.spentIn), paid after the commit and its next step's
+ * message. Still owed, the delivery fails (SpentWakeOwedError) after everything it wrote: its retry, seconds later
+ * (the queue's backoff), finds the step done and pays the debt, idempotently, and a wake that keeps failing is
+ * dead-lettered (alarmed). Kept for the auction's next step instead, the sleepers planned on the spent capital for
+ * up to 900 s more (spent-wake-retry-late, session 42). `plannedAtEpoch`: as wakeSpent's.
+ */
+async function payWake(auction: AuctionRecord, deps: SettlementDeps, plannedAtEpoch?: number): Promise<void> {
+  if (!(await wakeSpent(auction, deps, undefined, plannedAtEpoch))) throw new SpentWakeOwedError(auction);
 }
 
 async function settleFinished(

@@ -17,7 +17,10 @@ import { sidesOf, type WakeDeps, wakeInOrder } from './wake.ts';
 export const REGISTRATION_WAKES_PER_PART = 1_000;
 
 export interface RegistrationWakeDeps extends WakeDeps {
-  readonly markets: Pick<MarketRepository, 'get' | 'bumpProvidersEpoch' | 'recordRegistrationWake'>;
+  readonly markets: Pick<
+    MarketRepository,
+    'get' | 'bumpProvidersEpoch' | 'recordRegistrationWake' | 'markSpentWake'
+  >;
   readonly telemetry: Telemetry;
   readonly nowMs: () => number;
 }
@@ -57,6 +60,26 @@ function recordOf(
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
+ * Marks the market's latest wake of every sleeper (spentWakeEpoch) with a registration's, once it is sure to go on
+ * (done, or its rest recorded and carried by a message that SQS retries): it began after the bump of any spent
+ * provider's wake marked lower and wakes every sleeper from the first, so that one stops at its next part
+ * (sleeping.ts wakeSpent) instead of waking them all again (registration-bump-covers-spent, session 42). Marked
+ * before, a wake whose continuation was never sent would stop that one for nothing. Unmarked (a failure here),
+ * only extra wakes.
+ */
+async function markCovers(symbol: string, epoch: number, deps: RegistrationWakeDeps): Promise<void> {
+  try {
+    await deps.markets.markSpentWake(symbol, epoch);
+  } catch (error) {
+    deps.telemetry.warn("a registration's wake not marked; a spent provider's wake of its market goes on", {
+      symbol,
+      epoch,
+      error: messageOf(error),
+    });
+  }
+}
+
+/**
  * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
  * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
  * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
@@ -68,7 +91,8 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
  * left (or whose part failed) records how far its wake went (MarketState.registrationWake, named by the epoch its
  * bump left) and sends a continuation to the auction function, which goes on from there (continueRegistrationWake):
  * a failure there is retried by SQS and dead-lettered (alarmed). A market whose bump, record or continuation fails
- * is in `wakeError` (AuctionWakeFailures): its sleepers see the provider when they step.
+ * is in `wakeError` (AuctionWakeFailures): its sleepers see the provider when they step. A market whose wake is
+ * done in the call or goes on is marked its latest wake of every sleeper (markCovers).
  */
 export async function wakeForNewBids(
   symbols: readonly string[],
@@ -106,7 +130,10 @@ export async function wakeForNewBids(
     woken += here;
     // A side that failed goes on in the continuation too: its retry is SQS's.
     if (part.failure) fail(symbol, part.failure.error);
-    if (!part.more) continue;
+    if (!part.more) {
+      await markCovers(symbol, epoch, deps);
+      continue;
+    }
     try {
       // False: a later registration's wake began, which wakes every sleeper from the first.
       if (
@@ -121,7 +148,10 @@ export async function wakeForNewBids(
       continues.push(symbol);
     } catch (error) {
       fail(symbol, `${symbol} the rest of the wake not sent on: ${messageOf(error)}`);
+      continue;
     }
+    // Recorded and sent on: it goes on (the continuation's failures are SQS's retries, then its dead letter).
+    await markCovers(symbol, epoch, deps);
   }
   const answer = { woken, ...(continues.length > 0 ? { wakeContinues: continues } : {}) };
   if (errors.length === 0) return answer;
@@ -171,7 +201,8 @@ export async function continueRegistrationWake(
   budget: number = REGISTRATION_WAKES_PER_PART,
 ): Promise<RegistrationWakeOutcome> {
   const { symbol } = message;
-  const wake = (await deps.markets.get(symbol))?.registrationWake;
+  const market = await deps.markets.get(symbol);
+  const wake = market?.registrationWake;
   // Recorded before its message was sent, and read consistently: a lower epoch cannot be this wake's.
   if (wake === undefined || wake.epoch < message.epoch)
     throw new RegistrationWakeNotRecordedError(
@@ -195,6 +226,9 @@ export async function continueRegistrationWake(
   if (part.failure) throw failed(part.failure.error);
   const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more);
   if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) return { status: 'stale' };
+  // Recorded: it goes on (this message's retries go on from the record). A later wake this message goes on with may
+  // not be marked: its call's continuation was not sent.
+  if ((market?.spentWakeEpoch ?? 0) < epoch) await markCovers(symbol, epoch, deps);
   if (part.more) {
     try {
       await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));

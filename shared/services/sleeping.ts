@@ -348,15 +348,16 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * written), markets in order, SELL then BUY, at most `budget` in one call. With more left, the record keeps the
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
  * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept for a later delivery of
- * this auction: a RUNNING auction's next step (its message sent before the commit) carries it; an ended one has no
- * step to come, so its caller fails the delivery on `false` (SpentWakeOwedError) and SQS's redelivery pays it.
- * Returns false when the debt is kept with nothing sent on to pay it (a failure), true otherwise (paid, going on
- * in a continuation, or moved on by another delivery).
+ * this auction: its caller fails the delivery on `false` (SpentWakeOwedError) and SQS's redelivery, seconds later,
+ * pays it, running or ended (a running one's next step carries it too, but up to 900 s later:
+ * spent-wake-retry-late). Returns false when the debt is kept with nothing sent on to pay it (a failure), true
+ * otherwise (paid, going on in a continuation, or moved on by another delivery).
  *
  * The record keeps the epoch the bump that begins a debt's wake left (spentWakeBegan), and once it does, the market
  * marks it its latest wake (spentWakeEpoch; markCover). A later delivery that finds a market's mark past its own skips the market: a wake
- * begun since, after this one's bump and so after the commit that spent the provider, wakes every sleeper of the
- * market from the first, those this one owed included (a sleeper that planned before that bump is indexed by then,
+ * begun since (another spent provider's, or a registration's: registration-wake.ts markCovers), after this one's bump
+ * and so after the commit that spent the provider, wakes every sleeper of the market from the first, those this one
+ * owed included (a sleeper that planned before that bump is indexed by then,
  * or fails its commit on the epoch). Auctions that each spent a provider of one market each woke all its sleepers
  * (redundant-spent-wakes, session 41); now the earlier wakes stop at their next part. Such a wake fails only as the
  * later one fails, whose sleepers are a superset; a read of the market that fails skips nothing.
@@ -450,7 +451,7 @@ export async function wakeSpent(
   if (failures.length > 0) {
     for (const symbol of new Set(failures.map((f) => f.symbol)))
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
-    deps.telemetry.warn(`sleepers of a spent provider not woken; ${retriedBy(auction)}`, {
+    deps.telemetry.warn(`sleepers of a spent provider not woken; ${RETRIED_BY}`, {
       auctionId: auction.id,
       error: failures.map((f) => f.error).join('; '),
     });
@@ -478,7 +479,7 @@ export async function wakeSpent(
   } catch (error) {
     // The debt is kept, gone as far as the record says: a later delivery of the auction goes on with it.
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: (wokenTo ?? auction).symbol });
-    deps.telemetry.warn(`the rest of a spent provider's wake not sent on; ${retriedBy(auction)}`, {
+    deps.telemetry.warn(`the rest of a spent provider's wake not sent on; ${RETRIED_BY}`, {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),
     });
@@ -514,17 +515,15 @@ async function markCover(
   }
 }
 
-/** Who pays a debt a delivery could not: the auction's next step, or (ended) this delivery's retry. */
-const retriedBy = (auction: AuctionRecord): string =>
-  auction.state === 'RUNNING'
-    ? 'its next step goes on with it'
-    : 'the delivery fails and its retry goes on with it';
+/** Who pays a debt a delivery could not (SpentWakeOwedError). */
+const RETRIED_BY = 'the delivery fails and its retry goes on with it';
 
 /**
- * A wake an ended auction still owes after its delivery: no later step of that auction comes to pay it (found in
- * session 41: its sleepers slept out their plan, up to 900 s, on a bidder's spent capital), so the delivery fails,
- * SQS redelivers the message (whose delivery pays the debt, idempotently) and, after maxReceiveCount receives,
- * dead-letters it (alarmed).
+ * A wake an auction still owes after its delivery: an ended auction has no later step to pay it (found in session 41:
+ * its sleepers slept out their plan, up to 900 s, on a bidder's spent capital), a running one's comes up to 900 s
+ * later (spent-wake-retry-late, session 42). So the delivery fails after its writes, SQS redelivers the message
+ * after the queue's backoff (5 s, then 30 s, ...), whose delivery pays the debt, idempotently, and, after
+ * maxReceiveCount receives, dead-letters it (alarmed).
  */
 export class SpentWakeOwedError extends Error {
   override readonly name = 'SpentWakeOwedError';

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { type AuctionRecord, type AuctionStepMessage, providersEpochOf } from '../../shared/ports/index.ts';
-import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import {
+  type AuctionRecord,
+  type AuctionStepMessage,
+  isRegistrationWakeMessage,
+  providersEpochOf,
+} from '../../shared/ports/index.ts';
+import { parseAuctionQueueMessage, parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeSpent } from '../../shared/services/sleeping.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
@@ -262,5 +268,128 @@ describe('a wake begun later covers the rest of an earlier one (redundant-spent-
     const woken = new Map<string, number>();
     count(await takeAll(p), woken);
     expect(woken.size).toBe(SPENT_WAKES_PER_DELIVERY);
+  });
+});
+
+describe("a registration's wake covers a spent provider's begun before it (registration-bump-covers-spent)", () => {
+  const admin = (p: Pipeline) => ({
+    ...p.adapters,
+    config: p.config,
+    telemetry: p.telemetry,
+    nowMs: () => p.clock.nowMs(),
+  });
+  const register = (p: Pipeline, id: string) =>
+    handleAdmin(
+      {
+        action: 'registerProvider',
+        id,
+        capital: '1000',
+        maxDiscount: '0.02',
+        maxLot: '5',
+        symbols: ['ETH-USD'],
+      },
+      admin(p),
+    );
+  /** Every message on the auction queue now, taken off it: the bodies of those of `of` (a payer, or registrations). */
+  async function takeOf(p: Pipeline, woken: Map<string, number>, of: string): Promise<string[]> {
+    const bodies: string[] = [];
+    for (;;) {
+      const batch = await p.adapters.auctionQueue.receive(10, 300);
+      if (batch.length === 0) return bodies;
+      for (const m of batch) {
+        await p.adapters.auctionQueue.delete(m.receiptHandle);
+        const message = parseAuctionQueueMessage(m.body);
+        if (isRegistrationWakeMessage(message)) {
+          if (of === 'registration') bodies.push(m.body);
+        } else if (message.auctionId === of) bodies.push(m.body);
+        else if (message.woken) woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
+      }
+    }
+  }
+  const deliver = (p: Pipeline, body: string) =>
+    p.handlers.auction({ messageId: 'd', body, receiptHandle: '', receiveCount: 1, sentAtMs: 0 });
+  const spentMark = async (p: Pipeline) => (await p.adapters.markets.get('ETH-USD'))?.spentWakeEpoch;
+
+  it("a payer's next part after a registration's wake went on stops; the registration wakes every sleeper once", async () => {
+    const p = createPipeline();
+    const { payer, sleepers } = await owedWake(p);
+    await wakeSpent(payer, p.deps);
+    const [payerRest] = await takeOf(p, new Map(), 'payer');
+    const began = (await p.adapters.auctions.get('payer'))?.spentWakeBegan?.['ETH-USD'];
+    expect(await spentMark(p)).toBe(began);
+
+    expect(await register(p, 'lp1')).toMatchObject({
+      woken: SPENT_WAKES_PER_DELIVERY,
+      wakeContinues: ['ETH-USD'],
+    });
+    const woken = new Map<string, number>();
+    let bodies = await takeOf(p, woken, 'registration');
+    // Marked with the registration's epoch once its rest is recorded and sent on (before: the payer's still).
+    const epoch = providersEpochOf(await p.adapters.markets.get('ETH-USD'));
+    expect(epoch).toBeGreaterThan(began!);
+    expect(await spentMark(p)).toBe(epoch);
+
+    // The payer's second part: covered, it wakes nobody and drops its debt (before: 1,000 more, then 500).
+    const before = p.telemetry.total(METRICS.AuctionsWoken.name);
+    expect(await deliver(p, payerRest!)).toEqual({ status: 'stale' });
+    expect(await takeOf(p, woken, 'payer')).toEqual([]);
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(before);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+
+    while (bodies.length > 0) {
+      await deliver(p, bodies[0]!);
+      bodies = [...bodies.slice(1), ...(await takeOf(p, woken, 'registration'))];
+    }
+    expect(woken.size).toBe(sleepers);
+    expect([...woken.values()].every((n) => n === 1)).toBe(true);
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(SPENT_WAKES_PER_DELIVERY + sleepers);
+  });
+
+  it('a registration whose rest was not sent on marks nothing: the payer goes on; a continuation going on with it marks it', async () => {
+    const p = createPipeline();
+    const { payer } = await owedWake(p);
+    expect(await register(p, 'lp1')).toMatchObject({ wakeContinues: ['ETH-USD'] });
+    const [lp1Rest] = await takeOf(p, new Map(), 'registration');
+    expect(await spentMark(p)).toBe(1);
+    await wakeSpent(payer, p.deps);
+    const [payerRest] = await takeOf(p, new Map(), 'payer');
+    expect(await spentMark(p)).toBe(2);
+
+    p.adapters.auctionQueue.faults.failWhen = (body) => body.includes('registrationWake');
+    expect(await register(p, 'lp2')).toMatchObject({
+      wakeError: expect.stringMatching(/ETH-USD the rest of the wake not sent on/),
+    });
+    p.adapters.auctionQueue.faults.failWhen = undefined;
+    await takeOf(p, new Map(), 'registration');
+    // lp2's wake, recorded, may go no further than its call: the payer's rest is still its own.
+    expect(await spentMark(p)).toBe(2);
+    const woken = new Map<string, number>();
+    await deliver(p, payerRest!);
+    await takeOf(p, woken, 'payer');
+    expect(woken.size).toBe(SPENT_WAKES_PER_DELIVERY);
+
+    // lp1's continuation goes on with lp2's wake (fuzz41-registration-wake-stranded): it goes on, and is marked.
+    expect(await deliver(p, lp1Rest!)).toMatchObject({ status: 'woken', more: true });
+    expect(await spentMark(p)).toBe(3);
+  });
+
+  it("a registration's wake done in its call marks the market", async () => {
+    const p = createPipeline();
+    for (let i = 0; i < 3; i++)
+      await p.adapters.auctions.create(auctionOf(`s-${i}`, 'SELL', { wakeMark: price('150') }));
+    expect(await register(p, 'lp1')).toEqual({ ok: true, id: 'lp1', woken: 3 });
+    expect(await spentMark(p)).toBe(1);
+  });
+
+  it('a mark that fails costs only extra wakes: the registration is answered as before', async () => {
+    const p = createPipeline();
+    await p.adapters.auctions.create(auctionOf('s-0', 'SELL', { wakeMark: price('150') }));
+    p.adapters.markets.markSpentWake = async () => {
+      throw new Error('throttled');
+    };
+    expect(await register(p, 'lp1')).toEqual({ ok: true, id: 'lp1', woken: 1 });
+    expect(p.telemetry.warnings).toContain(
+      "a registration's wake not marked; a spent provider's wake of its market goes on",
+    );
   });
 });

@@ -147,6 +147,62 @@ describe('a redelivery of an ended auction settles before it pays the wake (revi
   });
 });
 
+describe("a running auction's failed wake is retried by its delivery, not left to its next step (spent-wake-retry-late)", () => {
+  // lp-1's 150 USD buys part of A's lot at 450 s: A runs on, asleep until its next step at 540 s, which ends it.
+  it("A's wake fails once at 450 s: its delivery fails and the retry wakes B at 480 s, not A's next step at 540 s", async () => {
+    const { p, t0, plannedB } = await endedPayer(1, undefined, undefined, '150');
+    await p.runUntil(t0 + 451_000);
+    const a = await auctionOf(p, 'p1');
+    expect(a).toMatchObject({ state: 'RUNNING', spentIn: ['ETH-USD'] });
+    expect(a.fills.map((f) => f.providerId)).toEqual(['lp-1']);
+    expect(a.stepDueAtMs).toBe(t0 + 540_000);
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(1);
+    await p.runUntil(plannedB - 1000);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(1);
+    // Before: the delivery succeeded and the debt waited for A's step at 540 s, which woke B then.
+    expect(await auctionOf(p, 'p2')).toMatchObject({ state: 'EXHAUSTED', endedBy: 'wake', fills: [] });
+    expect(leftAuctionAt(p, 'p2')).toBe(t0 + 480_000);
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(1);
+    await p.drain();
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it('a wake that keeps failing dead-letters the deliveries that owe it (alarmed); redriven, they pay it once', async () => {
+    const { p, t0, plannedB, heal } = await endedPayer(Number.POSITIVE_INFINITY, 3, undefined, '150');
+    await p.runUntil(plannedB + 1000);
+    // A's step at 450 s and each retry failed on the wake alone: A's fill stands, its next steps went on.
+    const a = await auctionOf(p, 'p1');
+    expect(a.fills.map((f) => f.providerId)).toEqual(['lp-1']);
+    expect(a.state).toBe('EXHAUSTED');
+    expect(leftAuctionAt(p, 'p1')).toBe(t0 + 540_000);
+    expect(isTerminal(liquidationOf(p, 'p1').state)).toBe(true);
+    // B, never woken, ended at its planned step.
+    expect(leftAuctionAt(p, 'p2')).toBe(plannedB);
+    await p.drain();
+    // Each receive counted, as the ended auction's are.
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(6);
+    expect((await auctionOf(p, 'p1')).spentIn).toEqual(['ETH-USD']);
+    const dead = await p.adapters.auctionDeadLetters.receive(10, 30);
+    // A's step that spent lp-1 (step 1, at 450 s) and the one that ended it (step 2, at 540 s), each after 3 receives.
+    const steps = dead.map((m) => parseAuctionStepMessage(m.body));
+    expect(steps.map((m) => m.auctionId)).toEqual([a.id, a.id]);
+    expect(steps.map((m) => m.step).sort()).toEqual([1, 2]);
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(6);
+    heal();
+    const before = p.telemetry.total(METRICS.AuctionsWoken.name);
+    for (const m of dead) {
+      await p.handlers.auction(m);
+      await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
+    }
+    await p.drain();
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    // B has ended: the debt paid wakes nobody more.
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(before);
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
 /** A payer's record (step 3) owing the wake of 2,500 ETH-USD sleepers. */
 const recordOf = auctionRecord;
 
@@ -191,11 +247,13 @@ describe("an ended auction's wake continuation that cannot be sent (spent-wake-e
     expect([...woken.values()].every((n) => n === 1)).toBe(true);
   });
 
-  it('a RUNNING auction whose wake fails keeps the debt for its next step (its message already sent)', async () => {
+  it('a RUNNING auction whose wake fails fails the delivery too; its retry pays it (spent-wake-retry-late)', async () => {
     const p = createPipeline();
     await p.adapters.auctions.create(recordOf('s-0', { wakeMark: price('150') }));
     await p.adapters.auctions.create(recordOf('payer', { spentIn: ['ETH-USD'] }));
-    p.adapters.markets.bumpProvidersEpoch = async () => {
+    const markets = p.adapters.markets;
+    const bump = markets.bumpProvidersEpoch.bind(markets);
+    markets.bumpProvidersEpoch = async () => {
       throw new Error('throttled');
     };
     const delivery = {
@@ -205,7 +263,11 @@ describe("an ended auction's wake continuation that cannot be sent (spent-wake-e
       receiveCount: 1,
       sentAtMs: 0,
     };
-    expect(await p.handlers.auction(delivery)).toEqual({ status: 'stale' });
+    // Before: a stale step, the debt kept for the payer's next step (up to 900 s).
+    await expect(p.handlers.auction(delivery)).rejects.toThrow(/auction\/spent-wake-owed: payer/);
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toEqual(['ETH-USD']);
+    markets.bumpProvidersEpoch = bump;
+    expect(await p.handlers.auction({ ...delivery, receiveCount: 2 })).toEqual({ status: 'stale' });
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
   });
 });
