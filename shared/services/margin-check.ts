@@ -349,19 +349,34 @@ async function wakeSleepers(
   for (const direction of ['SELL', 'BUY'] as const) {
     const wakeMark = state?.wakeMarks?.[direction];
     if (wakeMark === undefined || !wakes(direction, wakeMark, mark)) continue;
+    let failure: string | undefined;
     try {
-      const { woken, next } = await wake(deps, symbol, direction, mark, nowMs, deps.maxWakesPerTick);
+      const out = await wake(deps, symbol, direction, mark, nowMs, deps.maxWakesPerTick);
+      // Those sent are woken, of a side whose sends partly failed too (wake-part-restarts, session 42).
+      deps.telemetry.count(METRICS.AuctionsWoken.name, out.woken, { Market: symbol });
+      failure = out.failure;
       // Conditional on the mark and its covers as read before the query: a sleeper that covered its own mark
-      // since (found by the query or not) keeps it.
-      await deps.markets.replaceWakeMark(symbol, direction, wakeMark, next, state?.wakeCovers?.[direction]);
-      deps.marketStates?.delete(symbol);
-      deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });
+      // since (found by the query or not) keeps it. Kept after a failed send: the next tick reaching it wakes the
+      // side again (those already woken are deduped by their step numbers).
+      if (failure === undefined) {
+        await deps.markets.replaceWakeMark(
+          symbol,
+          direction,
+          wakeMark,
+          out.next,
+          state?.wakeCovers?.[direction],
+        );
+        deps.marketStates?.delete(symbol);
+      }
     } catch (error) {
+      failure = error instanceof Error ? error.message : String(error);
+    }
+    if (failure !== undefined) {
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
       deps.telemetry.warn('sleeping auctions not woken; they step when their messages come', {
         symbol,
         direction,
-        error: error instanceof Error ? error.message : String(error),
+        error: failure,
       });
     }
   }

@@ -16,13 +16,31 @@ export interface WakeDeps {
   readonly auctionQueue: QueueTransport;
 }
 
+/** What one wakeSleepers call did. */
+export interface Woken {
+  /** Step messages sent (a failed SendMessageBatch's are not counted: the port does not say which of it went). */
+  readonly woken: number;
+  /** The wake mark of the first sleeper left, reached or not. */
+  readonly next: PriceE8 | undefined;
+  /** Sleepers read (woken, or the one excepted). */
+  readonly read: number;
+  /**
+   * Where the next call goes on (`after`): the last sleeper read; after a failed send, the last of the longest
+   * prefix, in wake order, whose messages all went (none: not one of the first batch went).
+   */
+  readonly last?: Sleeper;
+  /** Why a send failed: the sleepers after `last` are not all woken. */
+  readonly failure?: string;
+}
+
 /**
  * Sends the step messages of the sleeping auctions of one market side whose wake mark `mark` reached (every
  * sleeper when `mark` is undefined), at most `limit`, in wake order. A woken auction's step number dedupes the
  * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
- * `wokenAtMs`: now, when the woken steps are due. Returns how many were woken and the wake mark of the first one left (reached or not).
- * `except`: an auction not to wake (the caller's own, which planned on what it just wrote). `after`: only the
- * sleepers after this one in wake order; `read`, `last`: how many were read and the last of them (woken, or the one excepted).
+ * `wokenAtMs`: now, when the woken steps are due. `except`: an auction not to wake (the caller's own, which planned
+ * on what it just wrote). `after`: only the sleepers after this one in wake order.
+ * A read that fails throws (nothing was sent); a send that fails is returned (`failure`) with how far the sends went,
+ * so a wake in parts keeps what went out instead of restarting its part (wake-part-restarts, session 42).
  */
 export async function wakeSleepers(
   deps: WakeDeps,
@@ -33,22 +51,33 @@ export async function wakeSleepers(
   limit: number = MAX_WAKES_PER_CALL,
   except?: string,
   after?: Sleeper,
-): Promise<{
-  readonly woken: number;
-  readonly next: PriceE8 | undefined;
-  readonly read: number;
-  readonly last?: Sleeper;
-}> {
+): Promise<Woken> {
   const found = await deps.auctions.sleepers(symbol, direction, mark, limit, after);
   const { next } = found;
   const due = except === undefined ? found.due : found.due.filter((s) => s.id !== except);
   const bodies = due.map((s) =>
     encodeMessage({ ...stepMessageOf({ ...s, symbol }, wokenAtMs), woken: true }),
   );
-  await sendSpread(deps.auctionQueue, bodies);
-  const last = found.due.at(-1);
-  return { woken: due.length, next, read: found.due.length, ...(last ? { last } : {}) };
+  const spread = await sendSettled(deps.auctionQueue, bodies);
+  const read = found.due.length;
+  if (spread.failure === undefined) {
+    const last = found.due.at(-1);
+    return { woken: spread.sent, next, read, ...(last ? { last } : {}) };
+  }
+  // The sleeper before the first whose message may not have gone (the excepted one, if it comes just before).
+  const unsent = due[spread.prefix];
+  const at = unsent === undefined ? read : found.due.indexOf(unsent);
+  const last = at > 0 ? found.due[at - 1] : undefined;
+  return {
+    woken: spread.sent,
+    next,
+    read,
+    ...(last ? { last } : {}),
+    failure: messageOf(spread.failure.error),
+  };
 }
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A market side, in the order a wake of every sleeper goes through them. */
 export interface WakeSide {
@@ -62,15 +91,18 @@ export const sidesOf = (symbols: readonly string[]): WakeSide[] =>
 
 /** What one part of a wake of every sleeper did (wakeInOrder). */
 export interface WakePart {
-  /** Sleepers woken, per market. */
+  /** Sleepers woken (their messages sent, a failed side's too), per market. */
   readonly wokenIn: ReadonlyMap<string, number>;
-  /** The last sleeper read (woken or excepted), where the next part goes on; undefined: none yet. */
+  /**
+   * The last sleeper read (woken or excepted), where the next part goes on; undefined: none yet. After a failure,
+   * the last of the prefix whose messages all went (wakeSleepers' `last`).
+   */
   readonly wokenTo: SpentWakeCursor | undefined;
   /** Sleepers are left after wokenTo (the budget ran out, or a side failed: the next part retries it). */
   readonly more: boolean;
   /** Sleepers read, of the budget. */
   readonly read: number;
-  /** The market side that failed, and why (the part stopped there). */
+  /** The market side that failed, and why (the part stopped there, wokenTo kept as far as it went). */
   readonly failure?: { readonly symbol: string; readonly error: string };
   /** Markets passed over (`skip`). */
   readonly skipped: readonly string[];
@@ -105,48 +137,96 @@ export async function wakeInOrder(
     if (options.skip && !skipped.has(symbol)) skipped.set(symbol, await options.skip(symbol));
     if (skipped.get(symbol)) continue;
     const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
+    let out: Woken;
     try {
-      const out = await wakeSleepers(
-        deps,
-        symbol,
-        direction,
-        undefined,
-        nowMs(),
-        left,
-        options.except,
-        after,
-      );
-      wokenIn.set(symbol, (wokenIn.get(symbol) ?? 0) + out.woken);
-      left -= out.read;
-      if (out.last) wokenTo = { symbol, direction, ...out.last };
-      more = out.next !== undefined;
+      out = await wakeSleepers(deps, symbol, direction, undefined, nowMs(), left, options.except, after);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      out = { woken: 0, next: undefined, read: 0, failure: messageOf(error) };
+    }
+    wokenIn.set(symbol, (wokenIn.get(symbol) ?? 0) + out.woken);
+    left -= out.read;
+    if (out.last) wokenTo = { symbol, direction, ...out.last };
+    if (out.failure !== undefined)
+      // Kept up to the prefix sent: the retry goes on from there. Messages sent past it (batches in flight when
+      // one failed) go again then, harmless: a woken step is deduped by its step number.
       return {
         wokenIn,
         wokenTo,
         more: true,
         read: budget - left,
-        failure: { symbol, error: `${symbol} ${direction} sleepers: ${message}` },
+        failure: { symbol, error: `${symbol} ${direction} sleepers: ${out.failure}` },
         skipped: skippedOf(skipped),
       };
-    }
+    more = out.next !== undefined;
     if (more) break;
   }
   return { wokenIn, wokenTo, more, read: budget - left, skipped: skippedOf(skipped) };
 }
 
+/** A part went past `from` (the cursor it began after): it has progress to keep, even if it failed. */
+export const movedOn = (part: WakePart, from: SpentWakeCursor | undefined): boolean => {
+  const to = part.wokenTo;
+  if (to === undefined) return false;
+  if (from === undefined) return true;
+  return (
+    to.symbol !== from.symbol ||
+    to.direction !== from.direction ||
+    to.id !== from.id ||
+    to.step !== from.step ||
+    to.wakeMark !== from.wakeMark
+  );
+};
+
 const skippedOf = (skipped: ReadonlyMap<string, boolean>): string[] =>
   [...skipped].filter(([, yes]) => yes).map(([symbol]) => symbol);
 
+/** Entries of one SendMessageBatch (SQS's limit): one sendBatch call each, so a failure is that batch's alone. */
+const PER_BATCH = 10;
+
+/** How far sendSettled went. */
+export interface Spread {
+  /** Messages of the batches that went (a failed batch may have sent some of its own: not counted). */
+  readonly sent: number;
+  /** The first `prefix` messages all went (all of them without a failure). */
+  readonly prefix: number;
+  /** The first error met (none: every message went); no batch is begun after it. */
+  readonly failure?: { readonly error: unknown };
+}
+
 /**
  * Sends many messages as SendMessageBatch calls several at a time (SENDS_IN_FLIGHT): 100,000 messages take
- * seconds, not the minutes of one call after another. Order is not kept (standard queues keep none).
+ * seconds, not the minutes of one call after another. Order is not kept (standard queues keep none). A failure
+ * stops it beginning more batches (the rest would fail alike, or go again with the caller's retry) and is returned
+ * with how far it went, once the batches in flight are done.
  */
+export async function sendSettled(queue: QueueTransport, bodies: readonly string[]): Promise<Spread> {
+  const batches = Math.ceil(bodies.length / PER_BATCH);
+  const went = new Array<boolean>(batches).fill(false);
+  let begun = 0;
+  let failed: { readonly error: unknown } | undefined;
+  const sender = async (): Promise<void> => {
+    while (failed === undefined && begun < batches) {
+      const at = begun++;
+      try {
+        await queue.sendBatch(bodies.slice(at * PER_BATCH, (at + 1) * PER_BATCH));
+        went[at] = true;
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SENDS_IN_FLIGHT, batches) }, sender));
+  let sent = 0;
+  went.forEach((yes, at) => {
+    if (yes) sent += Math.min(PER_BATCH, bodies.length - at * PER_BATCH);
+  });
+  const gap = went.indexOf(false);
+  const prefix = gap < 0 ? bodies.length : gap * PER_BATCH;
+  return failed === undefined ? { sent, prefix } : { sent, prefix, failure: failed };
+}
+
+/** sendSettled, throwing its failure: for a caller that sends everything again on a retry. */
 export async function sendSpread(queue: QueueTransport, bodies: readonly string[]): Promise<void> {
-  const perSend = 10 * Math.ceil(bodies.length / 10 / SENDS_IN_FLIGHT);
-  const sends: Promise<void>[] = [];
-  for (let at = 0; at < bodies.length; at += perSend)
-    sends.push(queue.sendBatch(bodies.slice(at, at + perSend)));
-  await Promise.all(sends);
+  const { failure } = await sendSettled(queue, bodies);
+  if (failure !== undefined) throw failure.error;
 }

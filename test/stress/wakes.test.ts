@@ -331,8 +331,9 @@ async function run(s: Scenario): Promise<void> {
   // fails, running or ended, and its retry pays (before, a running debtor's debt waited for its next step).
   for (let pass = 0; ; pass++) {
     if (pass > 50) throw new Error('debts never paid');
-    // A part restarts whole after a failure: at the higher crash rates one of a thousand sends keeps failing, so the
-    // faults end (an outage does) and the owed wakes go through.
+    // A part that fails keeps the prefix its sends reached (wake-part-restarts, session 42), but at the higher crash
+    // rates nearly every delivery of a part still fails, and is dead-lettered and redriven: the faults end (an outage
+    // does) and the owed wakes go through.
     if (pass === 10) armed = false;
     await drain();
     if ((await redrive()) > 0) continue;

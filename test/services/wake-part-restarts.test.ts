@@ -1,0 +1,201 @@
+import { describe, expect, it } from 'vitest';
+import { parseBase, parsePrice, price } from '../../shared/domain/units.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { type AuctionRecord, isRegistrationWakeMessage } from '../../shared/ports/index.ts';
+import { parseAuctionQueueMessage } from '../../shared/schemas/messages.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
+import { REGISTRATION_WAKES_PER_PART } from '../../shared/services/registration-wake.ts';
+import { SPENT_WAKES_PER_DELIVERY, wakeContinuationOf } from '../../shared/services/sleeping.ts';
+import { auctionRecord } from '../support/auction-records.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/**
+ * wake-part-restarts (session 42): a part of a wake (up to 1,000 sleepers, 100 SendMessageBatch calls) failed whole
+ * when one send failed, and kept nothing: its retry began it again from its first sleeper. With one send in 37
+ * failing (each call failing whole, sending nothing), every part met a failure and no wake ever finished; now each
+ * delivery keeps the prefix that went, and the wake finishes in a few more deliveries than it has parts.
+ */
+
+const SLEEPERS = 2_500;
+const FAIL_EVERY = 37;
+/** Deliveries, retries included, that a wake of SLEEPERS must finish within (3 parts without failures). */
+const MAX_DELIVERIES = 15;
+
+/** SLEEPERS sleepers of ETH-USD: two SELL in three (more than a part), in groups of 7 equal wake marks. */
+async function sleeping(p: Pipeline): Promise<void> {
+  for (let i = 0; i < SLEEPERS; i++)
+    await p.adapters.auctions.create(
+      auctionRecord(`s-${i}`, {
+        direction: i % 3 === 0 ? 'BUY' : 'SELL',
+        wakeMark: price(String(150 + Math.floor(i / 7))),
+      }),
+    );
+}
+
+/**
+ * Every FAIL_EVERY-th SendMessageBatch call on the auction queue fails whole (a throttled call), as the AWS adapter
+ * meets it: a sendBatch sends its batches of 10 in turn and throws at the one that fails, sending no later one.
+ */
+function failingEvery(p: Pipeline): { failed: () => number } {
+  const queue = p.adapters.auctionQueue;
+  const sendBatch = queue.sendBatch.bind(queue);
+  let calls = 0;
+  queue.sendBatch = async (bodies) => {
+    for (let at = 0; at < bodies.length; at += 10) {
+      calls += 1;
+      if (calls % FAIL_EVERY === 0) throw new Error('ServiceUnavailable');
+      await sendBatch(bodies.slice(at, at + 10));
+    }
+  };
+  return { failed: () => Math.floor(calls / FAIL_EVERY) };
+}
+
+/** Every message on the auction queue, taken off it: the woken steps counted per auction, the others returned. */
+async function takeAll(p: Pipeline, woken: Map<string, number>): Promise<string[]> {
+  const rest: string[] = [];
+  for (;;) {
+    const batch = await p.adapters.auctionQueue.receive(10, 300);
+    if (batch.length === 0) return rest;
+    for (const m of batch) {
+      await p.adapters.auctionQueue.delete(m.receiptHandle);
+      const message = parseAuctionQueueMessage(m.body);
+      if (!isRegistrationWakeMessage(message) && message.woken && message.step !== 0)
+        woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
+      else rest.push(m.body);
+    }
+  }
+}
+
+/**
+ * Delivers `body` to the auction function, again after each delivery that fails (SQS's redelivery), then each
+ * message it leaves; returns the deliveries and the failed ones.
+ */
+async function deliverAll(
+  p: Pipeline,
+  body: string,
+  woken: Map<string, number>,
+): Promise<{ deliveries: number; failed: number }> {
+  let left = [body];
+  let deliveries = 0;
+  let failed = 0;
+  while (left.length > 0) {
+    const [next, ...rest] = left;
+    deliveries += 1;
+    // Before the fix: every delivery failed (each part met a failing send), and its retry began the part again.
+    if (deliveries > MAX_DELIVERIES) throw new Error(`not finished in ${MAX_DELIVERIES} deliveries`);
+    const ok = await p.handlers
+      .auction({ messageId: `d${deliveries}`, body: next!, receiptHandle: '', receiveCount: 1, sentAtMs: 0 })
+      .then(
+        () => true,
+        () => false,
+      );
+    if (!ok) failed += 1;
+    left = [...(ok ? rest : left), ...(await takeAll(p, woken))];
+  }
+  return { deliveries, failed };
+}
+
+const everyOnceAtLeast = (woken: Map<string, number>): void => {
+  expect(woken.size).toBe(SLEEPERS);
+};
+
+const sent = (woken: Map<string, number>): number => [...woken.values()].reduce((a, b) => a + b, 0);
+
+describe('a wake whose sends partly fail goes on from the prefix that went (wake-part-restarts)', () => {
+  it("a spent provider's wake in parts, one send in 37 failing: it finishes in a bounded number of retries", async () => {
+    const p = createPipeline();
+    await sleeping(p);
+    // An ended payer: its deliveries fail while it owes the wake (SpentWakeOwedError), and SQS retries them.
+    const payer: AuctionRecord = auctionRecord('payer', {
+      step: 5,
+      state: 'EXHAUSTED',
+      endedBy: 'plan',
+      spentIn: ['ETH-USD'],
+    });
+    await p.adapters.auctions.create(payer);
+    const faults = failingEvery(p);
+    const woken = new Map<string, number>();
+    const { deliveries, failed } = await deliverAll(p, JSON.stringify(wakeContinuationOf(payer)), woken);
+    everyOnceAtLeast(woken);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+    expect(failed).toBeGreaterThan(0);
+    expect(deliveries).toBeLessThanOrEqual(Math.ceil(SLEEPERS / SPENT_WAKES_PER_DELIVERY) + failed);
+    expect(faults.failed()).toBe(failed);
+    // Counted as sent, those of the parts that failed included.
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(sent(woken));
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(failed);
+  });
+
+  it("a registration's wake, one send in 37 failing: the answer counts what went, the continuations finish it", async () => {
+    const p = createPipeline();
+    await sleeping(p);
+    const faults = failingEvery(p);
+    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
+    const answer = await handleAdmin(
+      {
+        action: 'registerProvider',
+        id: 'lp1',
+        capital: '1000',
+        maxDiscount: '0.02',
+        maxLot: '5',
+        symbols: ['ETH-USD'],
+      },
+      admin,
+    );
+    const woken = new Map<string, number>();
+    const [continuation, ...others] = await takeAll(p, woken);
+    expect(others).toEqual([]);
+    // The 37th send failed: the 36 batches before it and those in flight went (before: woken 0).
+    expect(answer).toMatchObject({
+      ok: true,
+      woken: sent(woken),
+      wakeContinues: ['ETH-USD'],
+      wakeError: 'ETH-USD SELL sleepers: ServiceUnavailable',
+    });
+    expect(sent(woken)).toBeGreaterThan(360);
+    expect((await p.adapters.markets.get('ETH-USD'))?.registrationWake?.wokenTo?.id).toBeDefined();
+
+    const { deliveries, failed } = await deliverAll(p, continuation!, woken);
+    everyOnceAtLeast(woken);
+    expect((await p.adapters.markets.get('ETH-USD'))?.registrationWake).toMatchObject({ done: true });
+    expect(deliveries).toBeLessThanOrEqual(Math.ceil(SLEEPERS / REGISTRATION_WAKES_PER_PART) + failed);
+    expect(faults.failed()).toBe(failed + 1);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(sent(woken));
+  });
+
+  it("a tick's wake whose sends partly fail counts those sent and keeps the wake mark for the next tick", async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    const count = 45;
+    for (let i = 0; i < count; i++) {
+      const wakeMark = parsePrice('201') + BigInt(i);
+      await p.adapters.auctions.create(
+        auctionRecord(`a-${String(i).padStart(4, '0')}`, { lot: parseBase('1'), wakeMark }),
+      );
+      await p.adapters.markets.coverWakeMark('ETH-USD', 'SELL', wakeMark);
+    }
+    const queue = p.adapters.auctionQueue;
+    const sendBatch = queue.sendBatch.bind(queue);
+    let failing = true;
+    // The batch of the 11th to the 20th sleeper fails.
+    queue.sendBatch = async (bodies) => {
+      if (failing && bodies.some((b) => b.includes('"a-0010"'))) throw new Error('ServiceUnavailable');
+      await sendBatch(bodies);
+    };
+    const before = (await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL;
+    await p.tick('ETH-USD', '210');
+    const woken = new Map<string, number>();
+    await takeAll(p, woken);
+    expect(woken.size).toBe(count - 10);
+    // Before: none counted, though 35 went.
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(count - 10);
+    expect(p.telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(1);
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks?.SELL).toBe(before);
+    // The next tick reaching it wakes the side again: the ten left out are woken.
+    failing = false;
+    await p.tick('ETH-USD', '210.5');
+    await takeAll(p, woken);
+    expect(woken.size).toBe(count);
+    expect((await p.adapters.markets.get('ETH-USD'))?.wakeMarks).toBeUndefined();
+  });
+});
