@@ -81,7 +81,7 @@ export interface PositionRepository {
   replace(next: PositionRecord, expectedVersion: number): Promise<void>;
   /**
    * Sets the liquidation price of an OPEN position at version `expectedVersion` (ConditionFailedError
-   * otherwise), version + 1, and nothing else: the position stays in the index partition it is stored in,
+   * otherwise, never for its own write retried), version + 1, and nothing else: the position stays in the index partition it is stored in,
    * whatever index shards the caller writes (an operator's repricing must not move it out of the functions'
    * reads).
    */
@@ -515,8 +515,8 @@ export interface LiquidationRepository {
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
   /**
    * Sets markDisputedSinceMs of a QUEUED liquidation that has none, and nothing else (its version does not move, so
-   * no transition is fought). The first time wins: `recorded` says whether this call wrote it, `sinceMs` is the time
-   * stored. ConditionFailedError when the liquidation is absent or no longer QUEUED.
+   * no transition is fought). The first time wins: `recorded` says whether this call wrote it (also when its write was
+   * retried), `sinceMs` is the time stored. ConditionFailedError when the liquidation is absent or no longer QUEUED.
    */
   recordMarkDispute(
     id: string,

@@ -6,14 +6,19 @@ type Args = { input: unknown; request?: { body?: unknown } };
 /**
  * Once armed, the next `command` (a DynamoDB command's name) reaches moto, then its answer is lost: a TimeoutError,
  * which the SDK retries by sending the same request. `bodies`: the request body of every attempt of that command.
+ * `matches`: only a command whose input it accepts loses its answer (any, without it).
  */
-export function loseNextAnswer(clients: AwsClients, command: string) {
+export function loseNextAnswer(
+  clients: AwsClients,
+  command: string,
+  matches: (input: Record<string, unknown>) => boolean = () => true,
+) {
   const state = { armed: false, lost: 0, bodies: [] as string[] };
   const middleware = ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) =>
     async (args: Args) => {
       if (context.commandName === command) state.bodies.push(String(args.request?.body));
       const out = await next(args);
-      if (state.armed && context.commandName === command) {
+      if (state.armed && context.commandName === command && matches(args.input as Record<string, unknown>)) {
         state.armed = false;
         state.lost += 1;
         const error = new Error('injected: the answer was lost after the write');

@@ -62,7 +62,7 @@ import { liquidationItem, SETTLEMENT_KEYS } from './record-items.ts';
 
 export { liquidationItem };
 
-import { putOwned } from './owned-put.ts';
+import { putOwned, updateItemOwned } from './owned-put.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
@@ -482,16 +482,15 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     if (!Number.isSafeInteger(sinceMs) || sinceMs < 0)
       throw new AdapterInputError(`liquidations/bad-time: ${sinceMs} is not an integer of ms`);
     try {
-      await this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.tables.liquidations,
-          Key: { id: S(id) },
-          UpdateExpression: 'SET markDisputedSinceMs = :since',
-          ConditionExpression: '#state = :queued AND attribute_not_exists(markDisputedSinceMs)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':since': N(sinceMs), ':queued': S('QUEUED') },
-        }),
-      );
+      // Its own write (updateItemOwned): a lost answer's retry fails on the time it recorded, not another delivery's.
+      await updateItemOwned(this.dynamo, {
+        TableName: this.tables.liquidations,
+        Key: { id: S(id) },
+        UpdateExpression: 'SET markDisputedSinceMs = :since',
+        ConditionExpression: '#state = :queued AND attribute_not_exists(markDisputedSinceMs)',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':since': N(sinceMs), ':queued': S('QUEUED') },
+      });
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
       const stored = await this.get(id);

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type DynamoDBClient, type Put, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { type Item, isConditionalCheckFailed } from './codec.ts';
+import {
+  type DynamoDBClient,
+  type Put,
+  PutItemCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { type Item, isConditionalCheckFailed, S } from './codec.ts';
 import { WRITER_ATTR, withWriter } from './record-items.ts';
 import { refusingNewerWriter } from './writer-schema.ts';
 
@@ -34,4 +40,35 @@ export async function putOwned(dynamo: DynamoDBClient, put: Put): Promise<void> 
       throw error;
     }
   }, [owned]);
+}
+
+const OWNED_NAME = '#ownedWriter';
+const OWNED_VALUE = ':ownedWriter';
+
+/**
+ * A conditional UpdateItem (a SET) sent alone, knowing its own write as putOwned does: it also sets WRITER_ATTR to a
+ * token of the call, and a failed condition on an item holding that token is this call's update, applied, whose
+ * answer was lost: it succeeds. Another call's update, or a later write that replaced the token, fails as before
+ * (with the item as it stood, ALL_OLD). The token is the one of the item's last write alone, as a put's
+ * (retry-audit).
+ */
+export async function updateItemOwned(dynamo: DynamoDBClient, update: UpdateItemCommandInput): Promise<void> {
+  const expression = update.UpdateExpression;
+  if (!expression?.startsWith('SET ')) throw new Error('updateItemOwned: an update that SETs');
+  const writer = randomUUID();
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        ...update,
+        UpdateExpression: `SET ${OWNED_NAME} = ${OWNED_VALUE}, ${expression.slice('SET '.length)}`,
+        ExpressionAttributeNames: { ...update.ExpressionAttributeNames, [OWNED_NAME]: WRITER_ATTR },
+        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, [OWNED_VALUE]: S(writer) },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+  } catch (error) {
+    if (isConditionalCheckFailed(error) && (error as { Item?: Item }).Item?.[WRITER_ATTR]?.S === writer)
+      return;
+    throw error;
+  }
 }

@@ -25,7 +25,7 @@ import {
   readS,
   S,
 } from './codec.ts';
-import { putOwned } from './owned-put.ts';
+import { putOwned, updateItemOwned } from './owned-put.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
 import { scanPages } from './scan.ts';
 import { readSharded } from './sharded-query.ts';
@@ -309,23 +309,22 @@ export class DynamoPositionRepository implements PositionRepository {
     // short's is <= 0 only with negative collateral beyond its entry notional (a slice's rest may carry a deficit).
     if (typeof liquidationPrice !== 'bigint')
       throw new AdapterInputError(`positions/bad-liquidation-price: ${id} must carry a bigint PriceE8`);
-    // The index attributes but the price stay as stored: the position keeps its partition (liqKey).
+    // The index attributes but the price stay as stored: the position keeps its partition (liqKey). Its own write
+    // (updateItemOwned): a lost answer's retry fails on the version it set, which is not another writer's.
     await conditional('positions/version', () =>
-      this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { id: S(id) },
-          UpdateExpression: 'SET liquidationPrice = :price, liqPrice = :price, version = :next',
-          ConditionExpression: 'version = :expected AND #state = :open',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':price': N(liquidationPrice),
-            ':next': N(expectedVersion + 1),
-            ':expected': N(expectedVersion),
-            ':open': S('OPEN'),
-          },
-        }),
-      ),
+      updateItemOwned(this.dynamo, {
+        TableName: this.table,
+        Key: { id: S(id) },
+        UpdateExpression: 'SET liquidationPrice = :price, liqPrice = :price, version = :next',
+        ConditionExpression: 'version = :expected AND #state = :open',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: {
+          ':price': N(liquidationPrice),
+          ':next': N(expectedVersion + 1),
+          ':expected': N(expectedVersion),
+          ':open': S('OPEN'),
+        },
+      }),
     );
     this.crash('positions.replace');
   }

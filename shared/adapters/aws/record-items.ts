@@ -69,9 +69,10 @@ function jsonBytesAtMost(value: unknown): number {
 const STAMP_BYTES = SCHEMA_ATTR.length + NUMBER_BYTES;
 
 /**
- * The token of the call that put an item alone (owned-put.ts `putOwned`: a create or replace of an auction, a
- * liquidation, a position or a provider): the retry of a put whose answer was lost finds its own write by it. A
- * transaction's puts carry none (the stored item then has none), and an UpdateItem keeps what is stored.
+ * The token of the call that last wrote an item alone (owned-put.ts `putOwned`: a create or replace of an auction, a
+ * liquidation, a position or a provider; `updateItemOwned`: a position's reprice, a liquidation's mark dispute): the
+ * retry of a write whose answer was lost finds its own write by it. A transaction's puts carry none (the stored item
+ * then has none), and the other UpdateItems (recordFailure) keep what is stored.
  */
 export const WRITER_ATTR = 'writer';
 /** A writer token's length (a UUID), so the embedded stores measure an item as the adapter writes it. */
