@@ -80,6 +80,24 @@ async function markCovers(symbol: string, epoch: number, deps: RegistrationWakeD
 }
 
 /**
+ * After a record write of the market's wake that lost to a later registration's: that wake covers this one's rest,
+ * but its own continuation may never have been sent (its call's answer says so), and nothing else carried it
+ * (review42-registration-record-overwritten). Sends a continuation of it unless it is done; returns its epoch when
+ * sent. A loss to another delivery of this wake (the same epoch) sends nothing: that one goes on. Throws when the
+ * read or the send fails.
+ */
+async function carryLater(
+  symbol: string,
+  epoch: number,
+  deps: RegistrationWakeDeps,
+): Promise<number | undefined> {
+  const later = (await deps.markets.get(symbol))?.registrationWake;
+  if (later === undefined || later.done || later.epoch <= epoch) return undefined;
+  await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, later.epoch)));
+  return later.epoch;
+}
+
+/**
  * A sleeping auction planned its wake on the bids it saw (domain/sleep.ts): new or changed terms must reach it
  * now, not at its planned step (up to 900 s). Every sleeper of the provider's markets steps once and plans again;
  * the market's providers epoch, bumped first, catches the auctions that are planning a sleep meanwhile.
@@ -134,24 +152,26 @@ export async function wakeForNewBids(
       await markCovers(symbol, epoch, deps);
       continue;
     }
+    let goesOn = epoch;
     try {
-      // False: a later registration's wake began, which wakes every sleeper from the first.
+      // False: a later registration's wake began, which wakes every sleeper from the first (carried on here, its own
+      // continuation may not have been sent).
       if (
-        !(await deps.markets.recordRegistrationWake(
-          symbol,
-          recordOf(epoch, 1, part.wokenTo, true),
-          undefined,
-        ))
+        await deps.markets.recordRegistrationWake(symbol, recordOf(epoch, 1, part.wokenTo, true), undefined)
       )
-        continue;
-      await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+        await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+      else {
+        const later = await carryLater(symbol, epoch, deps);
+        if (later === undefined) continue;
+        goesOn = later;
+      }
       continues.push(symbol);
     } catch (error) {
       fail(symbol, `${symbol} the rest of the wake not sent on: ${messageOf(error)}`);
       continue;
     }
     // Recorded and sent on: it goes on (the continuation's failures are SQS's retries, then its dead letter).
-    await markCovers(symbol, epoch, deps);
+    await markCovers(symbol, goesOn, deps);
   }
   const answer = { woken, ...(continues.length > 0 ? { wakeContinues: continues } : {}) };
   if (errors.length === 0) return answer;
@@ -239,7 +259,15 @@ export async function continueRegistrationWake(
     throw error;
   }
   const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more);
-  if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) return { status: 'stale' };
+  if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) {
+    // Moved on by another delivery of this part, which goes on, or by a later registration's record.
+    try {
+      await carryLater(symbol, epoch, deps);
+    } catch (error) {
+      throw failed(`a later wake not carried on: ${messageOf(error)}`);
+    }
+    return { status: 'stale' };
+  }
   // Recorded: it goes on (this message's retries go on from the record). A later wake this message goes on with may
   // not be marked: its call's continuation was not sent.
   if ((market?.spentWakeEpoch ?? 0) < epoch) await markCovers(symbol, epoch, deps);

@@ -393,3 +393,126 @@ describe("a registration's wake covers a spent provider's begun before it (regis
     );
   });
 });
+
+// Review 42: a continuation's part whose record write lost to a later registration's call (its record landed between
+// the part's read and its write) took the loss for another delivery of its part, which goes on, and sent nothing on;
+// the later call's continuation was not sent (its answer said so). Nobody carried the rest, and the payer, covered by
+// the earlier registration's mark, had dropped its debt: sleepers past the continuation's part were never woken.
+describe('a registration whose part lost its record to a later one (review42-registration-record-overwritten)', () => {
+  const admin = (p: Pipeline) => ({
+    ...p.adapters,
+    config: p.config,
+    telemetry: p.telemetry,
+    nowMs: () => p.clock.nowMs(),
+  });
+  const register = (p: Pipeline, id: string) =>
+    handleAdmin(
+      {
+        action: 'registerProvider',
+        id,
+        capital: '1000',
+        maxDiscount: '0.02',
+        maxLot: '5',
+        symbols: ['ETH-USD'],
+      },
+      admin(p),
+    );
+  /** Every message on the auction queue now, taken off it: sleepers woken counted, the others' bodies returned. */
+  async function take(p: Pipeline, woken: Map<string, number>): Promise<string[]> {
+    const bodies: string[] = [];
+    for (;;) {
+      const batch = await p.adapters.auctionQueue.receive(10, 300);
+      if (batch.length === 0) return bodies;
+      for (const m of batch) {
+        await p.adapters.auctionQueue.delete(m.receiptHandle);
+        const message = parseAuctionQueueMessage(m.body);
+        if (!isRegistrationWakeMessage(message) && message.woken && message.auctionId.startsWith('s-'))
+          woken.set(message.auctionId, (woken.get(message.auctionId) ?? 0) + 1);
+        else bodies.push(m.body);
+      }
+    }
+  }
+  const deliver = (p: Pipeline, body: string) =>
+    p.handlers.auction({ messageId: 'd', body, receiptHandle: '', receiveCount: 1, sentAtMs: 0 });
+
+  it("the continuation goes on with the later wake: every sleeper the payer owed is woken after the payer's commit", async () => {
+    const p = createPipeline();
+    const { payer, sleepers } = await owedWake(p);
+    await wakeSpent(payer, p.deps);
+    const [payerRest] = await take(p, new Map());
+    expect(await register(p, 'lp1')).toMatchObject({ wakeContinues: ['ETH-USD'] });
+    // Woken since the payer's commit (its own first part's are not needed for this).
+    const woken = new Map<string, number>();
+    const [lp1Rest] = await take(p, woken);
+    // lp1's wake is marked: the payer's next part stops, covered, and drops its debt.
+    expect(await deliver(p, payerRest!)).toEqual({ status: 'stale' });
+    expect(await take(p, woken)).toEqual([]);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+
+    // lp2 registers while lp1's continuation wakes its part: lp2's record lands first, its continuation not sent.
+    const markets = p.adapters.markets;
+    const record = markets.recordRegistrationWake.bind(markets);
+    let lp2: Awaited<ReturnType<typeof register>> | undefined;
+    markets.recordRegistrationWake = async (symbol, wake, expectedPart) => {
+      if (lp2 === undefined && expectedPart !== undefined) {
+        markets.recordRegistrationWake = record;
+        p.adapters.auctionQueue.faults.failWhen = (body) => body.includes('registrationWake');
+        lp2 = await register(p, 'lp2');
+        p.adapters.auctionQueue.faults.failWhen = undefined;
+      }
+      return record(symbol, wake, expectedPart);
+    };
+    let bodies = [lp1Rest!];
+    for (let deliveries = 0; bodies.length > 0; deliveries++) {
+      expect(deliveries).toBeLessThan(10);
+      await deliver(p, bodies[0]!);
+      bodies = [...bodies.slice(1), ...(await take(p, woken))];
+    }
+    expect(lp2).toMatchObject({
+      wakeError: expect.stringMatching(/ETH-USD the rest of the wake not sent on/),
+    });
+    // Before: 2,000 (lp1's two parts; lp2's first part), the last 500 woken by nobody.
+    expect(woken.size).toBe(sleepers);
+    expect((await p.adapters.markets.get('ETH-USD'))?.registrationWake?.done).toBe(true);
+  });
+
+  it("a call whose record lost to a later call's carries that one's wake on, and answers that it goes on", async () => {
+    const p = createPipeline();
+    const sleepers = SPENT_WAKES_PER_DELIVERY * 2 + 500;
+    for (let i = 0; i < sleepers; i++)
+      await p.adapters.auctions.create(
+        auctionOf(`s-${i}`, 'SELL', { wakeMark: price(String(150 + (i % 9))) }),
+      );
+    // lp2 registers between lp1's part and its record (lp1 bumped first), its continuation not sent.
+    const markets = p.adapters.markets;
+    const record = markets.recordRegistrationWake.bind(markets);
+    let lp2: Awaited<ReturnType<typeof register>> | undefined;
+    markets.recordRegistrationWake = async (symbol, wake, expectedPart) => {
+      markets.recordRegistrationWake = record;
+      p.adapters.auctionQueue.faults.failWhen = (body) => body.includes('registrationWake');
+      lp2 = await register(p, 'lp2');
+      p.adapters.auctionQueue.faults.failWhen = undefined;
+      return record(symbol, wake, expectedPart);
+    };
+    // Before: { woken: 1000 } alone, as if lp2's wake covered the rest, though nothing carried it.
+    expect(await register(p, 'lp1')).toEqual({
+      ok: true,
+      id: 'lp1',
+      woken: SPENT_WAKES_PER_DELIVERY,
+      wakeContinues: ['ETH-USD'],
+    });
+    expect(lp2).toMatchObject({
+      wakeError: expect.stringMatching(/ETH-USD the rest of the wake not sent on/),
+    });
+    // lp2's wake, carried on by lp1's call, is marked (lp1's bump, before it, is covered by it).
+    expect((await p.adapters.markets.get('ETH-USD'))?.spentWakeEpoch).toBe(2);
+    const woken = new Map<string, number>();
+    let bodies = await take(p, woken);
+    for (let deliveries = 0; bodies.length > 0; deliveries++) {
+      expect(deliveries).toBeLessThan(10);
+      await deliver(p, bodies[0]!);
+      bodies = [...bodies.slice(1), ...(await take(p, woken))];
+    }
+    expect(woken.size).toBe(sleepers);
+  });
+});

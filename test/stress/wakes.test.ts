@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { QueueSendError } from '../../shared/adapters/embedded/queue.ts';
@@ -20,11 +21,12 @@ import { createPipeline } from '../support/pipeline.ts';
 /**
  * The wakes of sleeping auctions that go on in parts (session 41): a registration's (its admin call, then
  * continuation messages) and a spent provider's (paid by its auction's deliveries, covered by a later one), racing
- * each other, crashes at every write and send, duplicated deliveries, sleepers planning again or ending meanwhile.
- * The pipeline fuzzing never reaches them: its runs have a few sleepers, never a wake's second part, and no invariant
- * of who was woken. Here every sleeper is a bare record whose woken step message is only noted, and at the end every
- * wake owed must have reached every sleeper that planned before its bump: a step message of the plan it slept on,
- * sent after the bump, or a plan made since. FUZZ_RUNS and FUZZ_SEED as fuzz.test.ts.
+ * each other (two registrations at once too, each answerable for its own bumps), crashes at every write and send,
+ * duplicated deliveries, sleepers planning again or ending meanwhile. The pipeline fuzzing never reaches them: its
+ * runs have a few sleepers, never a wake's second part, and no invariant of who was woken. Here every sleeper is a
+ * bare record whose woken step message is only noted, and at the end every wake owed must have reached every sleeper
+ * that planned before its bump: a step message of the plan it slept on, sent after the bump, or a plan made since.
+ * FUZZ_RUNS and FUZZ_SEED as fuzz.test.ts.
  */
 const RUNS = Math.max(1, Math.ceil(Number(process.env.FUZZ_RUNS ?? 6) / 3));
 const SEED = Number(process.env.FUZZ_SEED ?? 20240404);
@@ -39,7 +41,7 @@ const marketsArb = fc.constantFrom<Market[]>(
 );
 
 type Event =
-  | { readonly kind: 'register'; readonly markets: Market[] }
+  | { readonly kind: 'register'; readonly markets: Market[]; readonly alongside?: Market[] }
   | { readonly kind: 'debt'; readonly markets: Market[]; readonly ended: boolean; readonly own: Market }
   | { readonly kind: 'replan'; readonly count: number }
   | { readonly kind: 'end'; readonly count: number }
@@ -47,6 +49,8 @@ type Event =
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   fc.record({ kind: fc.constant('register' as const), markets: marketsArb }),
+  // Two registrations at once: one's record may land between the other's bump and record, or a continuation's part.
+  fc.record({ kind: fc.constant('register' as const), markets: marketsArb, alongside: marketsArb }),
   fc.record({
     kind: fc.constant('debt' as const),
     markets: marketsArb,
@@ -89,6 +93,8 @@ interface Plan {
 interface Bump {
   readonly symbol: string;
   readonly seq: number;
+  /** The registration whose call bumped (none: a spent provider's wake). */
+  readonly by: string | undefined;
 }
 /** A spent provider's debt: its auction, the markets it spent, and when its commit was. */
 interface Debt {
@@ -120,10 +126,11 @@ async function run(s: Scenario): Promise<void> {
 
   // Every bump, and every woken step message stored (a send that crashes after storing it counts).
   const markets = p.adapters.markets;
+  const caller = new AsyncLocalStorage<string>();
   const bump = markets.bumpProvidersEpoch.bind(markets);
   markets.bumpProvidersEpoch = async (symbol) => {
     const at = ++seq;
-    const note = () => bumps.push({ symbol, seq: at });
+    const note = () => bumps.push({ symbol, seq: at, by: caller.getStore() });
     try {
       const epoch = await bump(symbol);
       note();
@@ -233,7 +240,7 @@ async function run(s: Scenario): Promise<void> {
 
   /** Registers until an answer says every wake went (an operator retries an error or a wakeError). */
   let providers = 0;
-  const obligedRegistrations: { from: number; to: number; markets: ReadonlySet<string> }[] = [];
+  const obligedRegistrations: { id: string; from: number; to: number; markets: ReadonlySet<string> }[] = [];
   /** Registers, again after a call that threw (the operator sees an error), as an operator would. */
   const register = async (symbols: Market[]): Promise<void> => {
     const id = `lp-${++providers}`;
@@ -244,9 +251,11 @@ async function run(s: Scenario): Promise<void> {
       const wasArmed = armed;
       armed = attempt < 5;
       try {
-        const answer = await handleAdmin(
-          { action: 'registerProvider', id, capital: '1000', maxDiscount: '0.02', maxLot: '5', symbols },
-          { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() },
+        const answer = await caller.run(id, () =>
+          handleAdmin(
+            { action: 'registerProvider', id, capital: '1000', maxDiscount: '0.02', maxLot: '5', symbols },
+            { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() },
+          ),
         );
         // A market whose wake failed but goes on in a continuation is retried by the auction function: owed all the
         // same. One that does not go on is the answer's warning (its sleepers see the provider when they step): the
@@ -264,7 +273,7 @@ async function run(s: Scenario): Promise<void> {
         armed = wasArmed;
       }
       if (owedIn) {
-        obligedRegistrations.push({ from, to: seq, markets: owedIn });
+        obligedRegistrations.push({ id, from, to: seq, markets: owedIn });
         return;
       }
     }
@@ -296,7 +305,8 @@ async function run(s: Scenario): Promise<void> {
   for (const e of s.events) {
     switch (e.kind) {
       case 'register':
-        if (s.concurrent) await Promise.all([register(e.markets), round()]);
+        if (e.alongside) await Promise.all([register(e.markets), register(e.alongside), round()]);
+        else if (s.concurrent) await Promise.all([register(e.markets), round()]);
         else await register(e.markets);
         break;
       case 'debt':
@@ -351,7 +361,7 @@ async function run(s: Scenario): Promise<void> {
     ...bumps
       .filter((b) =>
         obligedRegistrations.some(
-          ({ from, to, markets }) => b.seq > from && b.seq <= to && markets.has(b.symbol),
+          ({ id, from, to, markets }) => b.by === id && b.seq > from && b.seq <= to && markets.has(b.symbol),
         ),
       )
       .map((b) => ({ symbol: b.symbol, seq: b.seq, what: `registration bump ${b.symbol}@${b.seq}` })),
