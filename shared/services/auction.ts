@@ -92,22 +92,15 @@ export async function processAuctionStep(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
-  // How late the step came, whatever it finds: a backed-up or stalled consumer, a redrive (alarmed).
-  const dueAtMs = message.backAtMs ?? message.dueAtMs;
-  if (dueAtMs !== undefined) {
-    const lateMs = Math.max(0, deps.clock.nowMs() - dueAtMs);
-    deps.telemetry.observe(
-      METRICS.AuctionStepLateness.name,
-      lateMs / 1000,
-      messageMarket(message.symbol, deps.config),
-    );
-  }
+  const taking = reportLateness(message, deps);
   let current = message;
   let atMs: number | undefined;
+  // What a capped step's wake failed with: the run's later steps carry the debt and try it again.
+  let owed: unknown;
   for (let run = 1; ; run++) {
     let outcome: StepResult;
     try {
-      outcome = await stepWithRetries(current, deps, atMs);
+      outcome = await stepWithRetries(current, deps, atMs, run === 1 ? taking : undefined);
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
       // Nothing of this step was committed: the same step comes back, still due when it was (the auction's curve
@@ -117,25 +110,57 @@ export async function processAuctionStep(
         auctionId: current.auctionId,
         step: current.step,
       });
+      if (owed !== undefined) throw owed;
       return { status: 'waiting', delaySeconds: STALE_MARK_WAIT_SECONDS };
     }
+    // Any other step that ends the run paid the debt its record carried or failed itself (or lost the step to a
+    // delivery that carries it).
+    if (!isCapped(outcome)) return outcome;
+    owed = outcome.owed;
     // A step the fills cap stopped goes on here, priced at the same instant (a second later, the tail or the cusp
     // could reset the auction under bids that stand); its message, a second away, covers a death meanwhile.
-    if (!isCapped(outcome) || run >= MAX_CAPPED_RUNS) return publicOutcome(outcome);
+    if (run >= MAX_CAPPED_RUNS) {
+      // Its wake still owed, the delivery fails after the run: SQS's retry pays it (SpentWakeOwedError).
+      if (owed !== undefined) throw owed;
+      return publicOutcome(outcome);
+    }
     current = { auctionId: current.auctionId, step: outcome.nextStep, ...symbolOf(current) };
     atMs = outcome.cappedAtMs;
   }
 }
 
+/**
+ * How late a delivery's step ran (a backed-up or stalled consumer, a redrive: alarmed), reported once, by the
+ * delivery that takes its step, as it received it. One that finds its step taken ran none late: a twin, or the retry
+ * of a delivery that failed on the wake its step owed (5, 30, 120 s on the queue's backoff), which paged as a consumer
+ * behind on top of RecordFailures (review42-debt-retry-lateness).
+ */
+function reportLateness(message: AuctionStepMessage, deps: SettlementDeps): (() => void) | undefined {
+  const dueAtMs = message.backAtMs ?? message.dueAtMs;
+  if (dueAtMs === undefined) return undefined;
+  const lateMs = Math.max(0, deps.clock.nowMs() - dueAtMs);
+  let reported = false;
+  return () => {
+    if (reported) return;
+    reported = true;
+    deps.telemetry.observe(
+      METRICS.AuctionStepLateness.name,
+      lateMs / 1000,
+      messageMarket(message.symbol, deps.config),
+    );
+  };
+}
+
 /** Capped steps one delivery runs on (1,000 providers at one price take 12). */
 const MAX_CAPPED_RUNS = 20;
 
-/** A step the fills cap stopped, and the instant it was priced at. */
+/** A step the fills cap stopped, the instant it was priced at, and what its wake failed with (still owed). */
 interface Capped {
   readonly status: 'stepped';
   readonly nextStep: number;
   readonly delaySeconds: number;
   readonly cappedAtMs: number;
+  readonly owed?: unknown;
 }
 type StepResult = AuctionStepOutcome | Capped;
 
@@ -143,22 +168,24 @@ const isCapped = (outcome: StepResult): outcome is Capped => 'cappedAtMs' in out
 
 const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
   if (!isCapped(outcome)) return outcome;
-  const { cappedAtMs: _, ...rest } = outcome;
+  const { cappedAtMs: _, owed: __, ...rest } = outcome;
   return rest;
 };
 
 const symbolOf = (message: AuctionStepMessage) => (message.symbol ? { symbol: message.symbol } : {});
 
+/** `taking`: called when the delivery takes its step (the auction running at it), before it is priced. */
 async function stepWithRetries(
   message: AuctionStepMessage,
   deps: SettlementDeps,
   atMs: number | undefined,
+  taking?: () => void,
 ): Promise<StepResult> {
   // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
   // auction changed meanwhile (the step must still happen: run it again on fresh records).
   for (let attempt = 1; attempt <= MAX_STEP_ATTEMPTS; attempt++) {
     if (attempt > 1) await deps.backoff?.(attempt);
-    const outcome = await stepOnce(message, deps, atMs);
+    const outcome = await stepOnce(message, deps, atMs, taking);
     if (outcome !== CONFLICT) return outcome;
     const auction = await deps.auctions.get(message.auctionId);
     if (!auction) return { status: 'stale' };
@@ -196,6 +223,7 @@ async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
   atMs: number | undefined,
+  taking: (() => void) | undefined,
 ): Promise<StepResult | typeof CONFLICT> {
   // Messages name the market (those of earlier versions do not): one read for the auction and its market.
   const read = message.symbol
@@ -230,6 +258,7 @@ async function stepOnce(
     await payWake(auction, deps);
     return { status: 'stale' };
   }
+  taking?.();
 
   const config = deps.config.auction;
   const marketState = marketRead ?? (await deps.markets.get(auction.symbol));
@@ -375,11 +404,22 @@ async function stepOnce(
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
   await coverWake(next, marketState, deps);
-  // The epoch its plan was committed on (a capped step's is unchecked, and sleeps on no wake mark).
-  await payWake(next, deps, planned?.epoch);
-  return clearing.fillsCapped
-    ? { status: 'stepped', nextStep: next.step, delaySeconds: sleep.delaySeconds, cappedAtMs: now }
-    : outcome;
+  if (!clearing.fillsCapped) {
+    // The epoch its plan was committed on.
+    await payWake(next, deps, planned?.epoch);
+    return outcome;
+  }
+  // A capped step's plan is unchecked (it sleeps on no wake mark). A wake it cannot pay fails the delivery only once
+  // the run is done (processAuctionStep): failed here, the run's next step came from its message a second later,
+  // when the tail or the cusp could reset the auction under bids that stand (review42-capped-run-split).
+  const paid = await wakeSpent(next, deps).catch((error: unknown) => ({ error }));
+  return {
+    status: 'stepped',
+    nextStep: next.step,
+    delaySeconds: sleep.delaySeconds,
+    cappedAtMs: now,
+    ...(paid === true ? {} : { owed: paid === false ? new SpentWakeOwedError(next) : paid.error }),
+  };
 }
 
 /**
@@ -498,7 +538,8 @@ async function finishAndWake(
 
 /**
  * The wake a running auction's committed step owes (AuctionRecord.spentIn), paid after the commit and its next step's
- * message. Still owed, the delivery fails (SpentWakeOwedError) after everything it wrote: its retry, seconds later
+ * message. Still owed, the delivery fails (SpentWakeOwedError) after everything it wrote (a capped step's, after its
+ * run: review42-capped-run-split): its retry, seconds later
  * (the queue's backoff), finds the step done and pays the debt, idempotently, and a wake that keeps failing is
  * dead-lettered (alarmed). Kept for the auction's next step instead, the sleepers planned on the spent capital for
  * up to 900 s more (spent-wake-retry-late, session 42). `plannedAtEpoch`: as wakeSpent's.

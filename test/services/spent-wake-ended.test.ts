@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { isTerminal } from '../../shared/domain/model.ts';
 import { formatQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
@@ -269,5 +270,83 @@ describe("an ended auction's wake continuation that cannot be sent (spent-wake-e
     markets.bumpProvidersEpoch = bump;
     expect(await p.handlers.auction({ ...delivery, receiveCount: 2 })).toEqual({ status: 'stale' });
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+  });
+});
+
+describe("a capped step's failed wake fails its delivery after the run, not at the step (review42-capped-run-split)", () => {
+  // As pipeline.test.ts's capped tail: the 1 % bids are reached at step 3 (270 s), the tail, by 150 providers of
+  // 0.1 ETH; 100 take the 10 ETH lot (90, then 10 in the run's next step, at the same instant).
+  it.each([
+    { failing: 2, owed: 1, case: 'both wakes of the run fail: the delivery fails after it, its retry pays' },
+    {
+      failing: 1,
+      owed: 0,
+      case: "the capped step's wake fails: the run's ending step pays it, the delivery succeeds",
+    },
+  ])('a run of 100 fills at one price still ends in one delivery when $case', async ({ failing, owed }) => {
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, tailSeconds: 270, maxResets: 0 },
+    });
+    const p = createPipeline({ config });
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    // Each with a cent more than its fill costs (18.21 USD): the capped step spends its 90.
+    for (let i = 0; i < 150; i++)
+      await p.provider(`lp-${String(i).padStart(3, '0')}`, '18.22', '0.01', '0.1');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    // The first wakes fail (their providers epoch bump): the capped step's, then the ending step's.
+    let left = failing;
+    const markets = p.adapters.markets;
+    const bump = markets.bumpProvidersEpoch.bind(markets);
+    markets.bumpProvidersEpoch = async (symbol) => {
+      if (left > 0) {
+        left -= 1;
+        throw new Error('throttled');
+      }
+      return bump(symbol);
+    };
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    expect(left).toBe(0);
+    const auction = await auctionOf(p, long.id);
+    // Before: the delivery failed at the capped step, and the run's next step, from its message a second later,
+    // found the tail passed: EXHAUSTED with 1 ETH unsold.
+    expect(auction).toMatchObject({ state: 'CLEARED', remainingLot: 0n });
+    expect(auction.fills).toHaveLength(100);
+    expect(new Set(auction.fills.map((f) => f.price)).size).toBe(1);
+    // The debt the capped step recorded: still owed after the run, it failed the delivery once; paid in the end.
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(owed);
+    expect(p.errors).toHaveLength(owed);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionWakeFailures.name}@ETH-USD`)).toBe(failing);
+    expect(auction.spentIn).toBeUndefined();
+    expect(liquidationOf(p, long.id).state).toBe('SETTLED_AUCTION');
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+});
+
+describe('a retry that only pays a wake debt reports no step lateness (review42-debt-retry-lateness)', () => {
+  it("the retries of A's steps that owe a wake run no step late, nor does their redrive", async () => {
+    const { p, heal } = await endedPayer(Number.POSITIVE_INFINITY, undefined, undefined, '150');
+    // A's step 1 (450 s) and step 2 (540 s) fail on the wake at each of their 5 receives, SQS's backoff bringing
+    // them back 5, 30, 120 s on (the 4th receive of step 1, at 605 s, is 155 s after it was due), then dead-letter.
+    await p.drain();
+    expect(p.errors.filter((e) => e.includes('auction/spent-wake-owed'))).toHaveLength(10);
+    heal();
+    const dead = await p.adapters.auctionDeadLetters.receive(10, 30);
+    expect(dead).toHaveLength(2);
+    for (const m of dead) {
+      await p.handlers.auction(m);
+      await p.adapters.auctionDeadLetters.delete(m.receiptHandle);
+    }
+    await p.drain();
+    expect((await auctionOf(p, 'p1')).spentIn).toBeUndefined();
+    expect(await p.check()).toMatchObject({ violations: [] });
+    // Every step ran when it was due: a retry found its step taken. Before: each retry reported its wait, up to the
+    // redrive's, past AuctionStepsLateAlarm's 60 s ("consumer behind", over RecordFailures' page for the same).
+    const lateness = p.telemetry.observations.filter((o) => o.metric === METRICS.AuctionStepLateness.name);
+    expect(lateness.length).toBeGreaterThan(0);
+    expect(Math.max(...lateness.map((o) => o.value))).toBeLessThanOrEqual(1);
   });
 });
