@@ -44,9 +44,12 @@ export interface CloseSettlement {
   /** sum size_i * price_i, floored (informational: the fee is computed from the exact value). */
   readonly closedNotional: QuoteE6;
   readonly realizedPnl: QuoteE6;
-  /** Liquidation fee actually collected for the fund (capped by what the trader still has). */
+  /**
+   * Liquidation fee actually collected for the fund (capped by what the trader still has), and ADL's counterparties'
+   * rounding beyond the shortfall (creditCloseRounding).
+   */
   readonly fee: QuoteE6;
-  /** Loss beyond the collateral, owed by the backstop layers (fund, then ADL). */
+  /** Loss beyond the collateral, owed by the backstop layers (fund, then ADL); less ADL's counterparties' rounding. */
   readonly shortfall: QuoteE6;
   readonly remaining: { readonly size: BaseE8; readonly collateral: QuoteE6 };
   /**
@@ -56,7 +59,10 @@ export interface CloseSettlement {
   readonly restCollateralOverE16?: bigint;
   /** Paid out to the trader on a full close (0 on a partial close: the money stays as collateral). */
   readonly traderPayout: QuoteE6;
-  /** What the counterparty (venue, auction buyer, ADL counterparties) receives: -realizedPnl. */
+  /**
+   * What the counterparty (venue, auction buyer, ADL counterparties) receives: -realizedPnl, less what the ADL
+   * counterparties' rounding credits the fund (creditCloseRounding).
+   */
   readonly counterpartyFlow: QuoteE6;
   /** Net flow into the backstop: fee - shortfall (the shortfall is paid by the fund or socialized by ADL). */
   readonly fundFlow: QuoteE6;
@@ -257,6 +263,29 @@ export function settleSlice(
 export function chargeSliceFee(s: CloseSettlement, extra: QuoteE6): CloseSettlement {
   if (extra < 0n) throw new AccountingError('accounting/bad-fee-rate', `extra fee ${extra} must be >= 0`);
   return { ...s, fee: s.fee + extra, traderPayout: s.traderPayout - extra, fundFlow: s.fundFlow + extra };
+}
+
+/**
+ * ADL's counterparties closed their part of `s` at the mark, each rounded on its own (adl.ts closeRoundingE16): in
+ * all they gave `roundingE16` (E16) that no account received. Its whole units go to the fund: a smaller shortfall
+ * (the fund pays less, or ADL's deficit is smaller), the rest with the fee; the trader's outcome is its own close's.
+ * What is left is under one unit. Conservation still holds: counterpartyFlow and fundFlow move by the same units.
+ */
+export function creditCloseRounding(s: CloseSettlement, roundingE16: bigint): CloseSettlement {
+  if (roundingE16 < 0n)
+    throw new AccountingError('accounting/bad-fill', `close rounding ${roundingE16} must be >= 0`);
+  const units = div(roundingE16, NOTIONAL_TO_QUOTE, 'floor');
+  if (units === 0n) return s;
+  const lessShortfall = minBig(units, s.shortfall);
+  const fee = s.fee + units - lessShortfall;
+  const shortfall = s.shortfall - lessShortfall;
+  return {
+    ...s,
+    fee,
+    shortfall,
+    counterpartyFlow: s.counterpartyFlow - units,
+    fundFlow: fee - shortfall,
+  };
 }
 
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */

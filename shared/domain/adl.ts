@@ -1,5 +1,5 @@
-import { pnlE16 } from './accounting.ts';
-import { wholeMargin } from './margin.ts';
+import { pnlE16, settleClose } from './accounting.ts';
+import { marginE16, wholeMargin } from './margin.ts';
 import type { Position, Side } from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
@@ -32,19 +32,27 @@ export interface AdlCandidate {
    * profit stays unrealized): never taken twice, so a counterparty never gives more than its profit.
    */
   readonly adlProfitGiven?: QuoteE6;
+  /**
+   * The sub-unit of its exact margin above `collateral` (E16, 0 <= it < 1e10; absent: 0), what a slice's rounding
+   * left on it: never given, but its close rounds it with its profit (closeRoundingE16).
+   */
+  readonly collateralUnderE16?: bigint;
 }
 
 /**
  * A position as ADL sees it: its collateral the exact margin floored, without the sub-unit a slice's rounding left
- * over on it (Position.collateralOverE16), so no ranking, haircut or room counts a sub-unit the position lacks. The
- * indexes' leverage key is taken on the same collateral.
+ * over on it (Position.collateralOverE16), so no ranking, haircut or room counts a sub-unit the position lacks; the
+ * sub-unit of the exact margin above that is `collateralUnderE16`. The indexes' leverage key is taken on the same
+ * collateral.
  */
 export function asAdlCandidate<P extends Pick<Position, 'collateral' | 'collateralOverE16'>>(
   p: P,
-): Omit<P, 'collateralOverE16'> {
+): Omit<P, 'collateralOverE16'> & Pick<AdlCandidate, 'collateralUnderE16'> {
   if (!p.collateralOverE16) return p;
   const { collateralOverE16: _, ...rest } = p;
-  return { ...rest, collateral: wholeMargin(p) };
+  const collateral = wholeMargin(p);
+  const under = marginE16(p) - collateral * NOTIONAL_TO_QUOTE;
+  return { ...rest, collateral, ...(under > 0n ? { collateralUnderE16: under } : {}) };
 }
 
 /** num / den with num > 0 and den >= 0; den = 0 is +infinity (a profitable position with no collateral). */
@@ -110,9 +118,12 @@ function assertCandidate(c: AdlCandidate): void {
   // Collateral may be negative: a deficit a slice of it left (accounting.ts settleSlice); never a counterparty then.
   if (c.size < 0n || c.entryPrice <= 0n || profitGivenOf(c) < 0n)
     throw new AdlError('adl/bad-candidate', `${c.id}: size >= 0, entry > 0 and profit given >= 0 required`);
+  const under = c.collateralUnderE16 ?? 0n;
+  if (under < 0n || under >= NOTIONAL_TO_QUOTE)
+    throw new AdlError('adl/bad-candidate', `${c.id}: collateralUnderE16 ${under} is outside [0, 1e10)`);
 }
 
-const profitGivenOf = (c: AdlCandidate): QuoteE6 => c.adlProfitGiven ?? 0n;
+const profitGivenOf = (c: Pick<AdlCandidate, 'adlProfitGiven'>): QuoteE6 => c.adlProfitGiven ?? 0n;
 
 /** The profit ADL can still take from `c` at `mark` (E16): its profit there less what ADL took before. */
 function profitLeftE16(c: AdlCandidate, mark: PriceE8): bigint {
@@ -254,6 +265,7 @@ const rankedOf = ({ candidate: c, left16, score }: Scored, mark: PriceE8, deleve
     entryPrice: c.entryPrice,
     collateral: c.collateral,
     ...(c.adlProfitGiven ? { adlProfitGiven: c.adlProfitGiven } : {}),
+    ...(c.collateralUnderE16 ? { collateralUnderE16: c.collateralUnderE16 } : {}),
     unrealizedPnl: div(left16, NOTIONAL_TO_QUOTE, 'floor'),
     score,
   };
@@ -391,7 +403,15 @@ export interface AdlAllocation {
   readonly closedSize: BaseE8;
   /** Deleveraged size the opposite side could not take (its open size was too small). */
   readonly unmatchedSize: BaseE8;
+  /**
+   * What the counterparties' closes round away in all (E16, the sum of closeRoundingE16 over the closes): each is
+   * rounded on its own, so the deleveraged position's close credits it to the fund (waterfall.ts).
+   */
+  readonly closeRoundingE16: bigint;
 }
+
+/** What closing part of a position needs of it (a candidate's, or a record's). */
+type Closable = Pick<AdlCandidate, 'side' | 'size' | 'entryPrice' | 'adlProfitGiven'>;
 
 /**
  * 1. Closes: counterparties take the deleveraged size in rank order, c_j = min(size_j, left).
@@ -406,7 +426,7 @@ export interface AdlAllocation {
  *    again.
  */
 /** The profit of closing `take` of `c` at `mark`, floored (the close realizes it in whole units), at least 0. */
-const closedProfit = (c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 =>
+const closedProfit = (c: Closable, take: BaseE8, mark: PriceE8): QuoteE6 =>
   maxBig(0n, div(pnlE16(c.side, take, c.entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor'));
 
 /**
@@ -415,12 +435,23 @@ const closedProfit = (c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 =>
  * rounded down (so closed and open part together never give more than the whole profit: floor(a) + floor(b) <=
  * floor(a + b)). The open part keeps the rest: the two shares are exactly what was given.
  */
-function closedShareOfGiven(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6 {
+function closedShareOfGiven(c: Closable, take: BaseE8, mark: PriceE8): QuoteE6 {
   const given = profitGivenOf(c);
   if (given === 0n || take === 0n) return 0n;
   if (take >= c.size) return given;
   const up = div(given * take, c.size, 'ceil');
   return up <= closedProfit(c, take, mark) ? up : div(given * take, c.size, 'floor');
+}
+
+/**
+ * What closing `take` of `c` at `mark` rounds away (E16, 0 <= it < 1e10): its exact margin and the closed part's
+ * exact profit, less the whole units its collateral keeps (settleClose floors a solvent close, and a counterparty
+ * is solvent: margin >= 0, profit > 0). deleverageCounterparty's close on the record keeps exactly those units.
+ */
+export function closeRoundingE16(c: AdlCandidate, take: BaseE8, mark: PriceE8): bigint {
+  if (take === 0n) return 0n;
+  const exact16 = (c.collateralUnderE16 ?? 0n) + pnlE16(c.side, take, c.entryPrice, mark);
+  return exact16 - div(exact16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE;
 }
 
 /** The profit ADL can take from closing `take` of `c` at `mark`: the closed part's profit less its share given. */
@@ -433,9 +464,48 @@ function closedProfitLeft(c: AdlCandidate, take: BaseE8, mark: PriceE8): QuoteE6
  * the rest of its profit: the haircut, and what the closed part did not take of earlier ones (closedShareOfGiven):
  * the counterparty never gives twice, and keeps no unit of profit that no later round could take.
  */
-export function profitGivenAfter(c: AdlCandidate, take: BaseE8, haircut: QuoteE6, mark: PriceE8): QuoteE6 {
+export function profitGivenAfter(c: Closable, take: BaseE8, haircut: QuoteE6, mark: PriceE8): QuoteE6 {
   if (take >= c.size) return 0n;
   return haircut + profitGivenOf(c) - closedShareOfGiven(c, take, mark);
+}
+
+/** A counterparty as ADL writes it: the record's money fields (its collateral with the sub-unit a slice left on it). */
+export type DeleveragedPosition = Pick<
+  Position,
+  'side' | 'size' | 'entryPrice' | 'collateral' | 'collateralOverE16' | 'adlProfitGiven'
+>;
+
+/** A counterparty after an ADL fill (deleverageCounterparty). */
+export interface CounterpartyAfter {
+  readonly size: BaseE8;
+  /** Its collateral after the fill, or, closed in full (size 0), what it is paid. */
+  readonly collateral: QuoteE6;
+  /** Profit ADL took from what stays open (profitGivenAfter; 0: none). */
+  readonly adlProfitGiven: QuoteE6;
+  /** Whether the sub-unit over it held stays (a haircut alone closes nothing); a close rounds it away. */
+  readonly keepsOver: boolean;
+}
+
+/**
+ * A counterparty closes `fill.size` of `p` at `mark` (rounded once on its exact margin, as any close: settleClose)
+ * and gives up `fill.pnlGiven` of its profit to cover the deficit.
+ */
+export function deleverageCounterparty(
+  p: DeleveragedPosition,
+  fill: AdlFill,
+  mark: PriceE8,
+): CounterpartyAfter {
+  const closed =
+    fill.size > 0n
+      ? settleClose(p, [{ price: mark, size: fill.size }], 0n)
+      : { remaining: { size: p.size, collateral: p.collateral }, traderPayout: 0n };
+  const kept = fill.size === p.size ? closed.traderPayout : closed.remaining.collateral;
+  return {
+    size: p.size - fill.size,
+    collateral: kept - fill.pnlGiven,
+    adlProfitGiven: profitGivenAfter(p, fill.size, fill.haircut, mark),
+    keepsOver: fill.size === 0n,
+  };
 }
 
 export function allocateAdl(input: AdlInput): AdlAllocation {
@@ -456,6 +526,7 @@ export function allocateAdl(input: AdlInput): AdlAllocation {
   }
   const closedSize = bankruptPosition.size - sizeLeft;
   const capTotal = cap.reduce((a, b) => a + b, 0n);
+  const closeRounding = ranked.reduce((t, c, j) => t + closeRoundingE16(c, close[j]!, mark), 0n);
 
   const fromClose = close.map(() => 0n);
   const target = minBig(deficit, capTotal);
@@ -496,5 +567,12 @@ export function allocateAdl(input: AdlInput): AdlAllocation {
   });
 
   const covered = deficit - haircutLeft;
-  return { fills, covered, uncovered: haircutLeft, closedSize, unmatchedSize: sizeLeft };
+  return {
+    fills,
+    covered,
+    uncovered: haircutLeft,
+    closedSize,
+    unmatchedSize: sizeLeft,
+    closeRoundingE16: closeRounding,
+  };
 }

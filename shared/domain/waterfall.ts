@@ -4,6 +4,7 @@ import {
   type CloseSettlement,
   chargeFee,
   chargeSliceFee,
+  creditCloseRounding,
   settleClose,
   settleSlice,
 } from './accounting.ts';
@@ -29,7 +30,8 @@ import { type BaseE8, maxBig, minBig, type PriceE8, type QuoteE6 } from './units
  * Layers run in order market -> auction -> insurance -> adl:
  *   market    IOC fills on the venue within the slippage bound (possibly none)
  *   auction   Dutch auction of the size the market left (possibly none, when `finished`)
- *   (close)   all fills are settled as ONE close (settleClose): realized PnL, fee, shortfall
+ *   (close)   all fills are settled as ONE close (settleClose): realized PnL, fee, shortfall; the whole units
+ *             ADL's counterparties' own closes round away go to the fund (creditCloseRounding)
  *   insurance pays the shortfall within its floor and draw cap (planDebit)
  *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl)
  *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
@@ -141,6 +143,7 @@ const NO_ADL_CLOSE: AdlAllocation = {
   uncovered: 0n,
   closedSize: 0n,
   unmatchedSize: 0n,
+  closeRoundingE16: 0n,
 };
 
 /** Net amounts a settlement's earlier plans applied to the fund (both >= 0). */
@@ -173,7 +176,8 @@ export interface LayerAmounts {
   readonly insurance: {
     /**
      * Liquidation fee credited to the fund: 0 whenever there is a shortfall, but for the part of an earlier plan's
-     * fee the fund could not give back (chargeFee, replan-fee-floor).
+     * fee the fund could not give back (chargeFee, replan-fee-floor). It holds ADL's counterparties' rounding beyond
+     * the shortfall (creditCloseRounding).
      */
     readonly feeCredited: QuoteE6;
     readonly shortfallPaid: QuoteE6;
@@ -331,6 +335,9 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
   let settlement = sliced
     ? settleSlice(settled, closes, fee, { size: restSize, mark: input.restOfPosition?.mark ?? mark })
     : settleClose(settled, closes, fee);
+  // ADL's counterparties close at the mark, each rounded on its own: what they round away goes to the fund, not to
+  // the trader (whose close counts their size at the mark exactly) nor to nobody.
+  if (adlSize > 0n && probe) settlement = creditCloseRounding(settlement, probe.closeRoundingE16);
 
   // Planned again, the fund already holds what earlier plans moved: only the differences move now. A fee to give
   // back is a debit the floor may refuse; what it refuses stays charged (chargeFee), its shortfall then going to

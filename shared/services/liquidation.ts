@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { settleClose } from '../domain/accounting.ts';
 import {
   type AdlAllocation,
   type AdlCandidate,
   type AdlFill,
   allocateAdl,
   asAdlCandidate,
+  deleverageCounterparty,
   givesWithoutClosing,
   profitGivenAfter,
   type RankedCandidate,
@@ -1712,6 +1712,7 @@ const versionedOf = (c: RankedCandidate, version: number): VersionedCandidate =>
   entryPrice: c.entryPrice,
   collateral: c.collateral,
   ...(c.adlProfitGiven ? { adlProfitGiven: c.adlProfitGiven } : {}),
+  ...(c.collateralUnderE16 ? { collateralUnderE16: c.collateralUnderE16 } : {}),
   version,
 });
 
@@ -2165,17 +2166,10 @@ function deleverage(
       `adl/counterparty-version: ${fill.id} v${current.version}, plan v${planVersion}`,
     );
   // Applied against the version the plan was made on: a counterparty that changed since makes the commit fail.
-  const closed =
-    fill.size > 0n
-      ? settleClose(current, [{ price: mark, size: fill.size }], 0n)
-      : { remaining: { size: current.size, collateral: current.collateral }, traderPayout: 0n };
-  const collateral =
-    (fill.size === current.size ? closed.traderPayout : closed.remaining.collateral) - fill.pnlGiven;
-  const size = current.size - fill.size;
-  // A close rounds the exact margin once (settleClose): what it leaves holds no sub-unit over. A haircut alone
-  // closes nothing: the sub-unit stays for the close to come.
-  const { adlProfitGiven: _, ...rest } = fill.size > 0n ? withoutOver(current) : current;
-  const given = profitGivenAfter(current, fill.size, fill.haircut, mark);
+  const after = deleverageCounterparty(current, fill, mark);
+  const { size, collateral, adlProfitGiven: given } = after;
+  // A close rounds the exact margin once: what it leaves holds no sub-unit over. A haircut alone keeps it.
+  const { adlProfitGiven: _, ...rest } = after.keepsOver ? current : withoutOver(current);
   const base = {
     ...rest,
     size,

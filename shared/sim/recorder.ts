@@ -1,4 +1,5 @@
 import { fillPnlE16, settleClose } from '../domain/accounting.ts';
+import { marginE16 } from '../domain/margin.ts';
 import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
 import { div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
@@ -229,6 +230,8 @@ export class SimulationRecorder {
     const context = liquidation.context;
     const mark = context?.settle?.mark ?? context?.executionMark ?? this.mark;
 
+    // What the ADL counterparties' closes round away (E16): its whole units went to the fund.
+    let adlRounding16 = 0n;
     for (const { write, before } of writes) {
       if (write.kind !== 'position' || !before) continue;
       const previous = before as PositionRecord;
@@ -244,12 +247,18 @@ export class SimulationRecorder {
         // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
         const closed = previous.size - next.size;
         if (closed > 0n) {
-          this.#flows.adl -= settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
+          const realized = settleClose(previous, [{ price: mark, size: closed }], 0n).realizedPnl;
+          this.#flows.adl -= realized;
+          adlRounding16 +=
+            marginE16(previous) +
+            pnl16(previous.side, closed, previous.entryPrice, mark) -
+            (previous.collateral + realized) * NOTIONAL_TO_QUOTE;
         }
         if (next.state === 'CLOSED')
           this.#payouts.set(next.id, (this.#payouts.get(next.id) ?? 0n) + (next.closedPayout ?? 0n));
       }
     }
+    this.#flows.adl -= div(adlRounding16, NOTIONAL_TO_QUOTE, 'floor');
   }
 
   /** The counterparties of the liquidated close receive -realizedPnl, split by the layer that took each fill. */

@@ -353,6 +353,8 @@ export function checkSettlement(
   },
   auction: AuctionRecord | undefined,
   config: RiskConfig,
+  /** What the ADL counterparties' closes rounded away in all (E16): its whole units go to the fund. */
+  adlRounding16 = 0n,
 ): SettlementCheck {
   const problems: string[] = [];
   if (!l.settlement) problems.push(`settle: ${l.id} is ${l.state} without settlement amounts`);
@@ -402,6 +404,11 @@ export function checkSettlement(
     : minBig(feeDue, maxBig(0n, equity));
   let payout = sliced ? equity - fee : maxBig(0n, equity) - fee;
   let shortfall = sliced ? 0n : maxBig(0n, -equity);
+  // The counterparties' rounding, in whole units, to the fund: a smaller shortfall, then more fee.
+  const rounded = div(adlRounding16, NOTIONAL_TO_QUOTE, 'floor');
+  const lessShortfall = minBig(rounded, shortfall);
+  fee += rounded - lessShortfall;
+  shortfall -= lessShortfall;
   // Planned again, a settlement keeps the part of a fee credited before that the fund, as the plan saw it, could
   // not give back above its floor: after the shortfall it gives back, unless the kept fee is more than the
   // trader has left (then with none given back). The trader pays it from the payout, a shortfall for the rest (a
@@ -424,7 +431,9 @@ export function checkSettlement(
     shortfall += kept - taken;
   }
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
-  const toAdl = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
+  // ADL's counterparties pay the fund what their closes' rounding gave in whole units.
+  const atMark = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
+  const toAdl = atMark - rounded;
   const recorded = {
     pnl: s.realizedPnl,
     fee: s.fee,
@@ -456,7 +465,7 @@ export function checkSettlement(
     restOver: sliced ? equity * NOTIONAL_TO_QUOTE - equity16 : 0n,
     toProviders,
     toAdl,
-    toVenue: -pnl - toProviders - toAdl,
+    toVenue: -pnl - toProviders - atMark,
     adlSize,
     mark,
   };
@@ -744,7 +753,25 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       continue;
     }
     const auction = context.auctionId ? auctions.get(context.auctionId) : undefined;
-    const { close, recorded, planned, problems } = checkSettlement(l, context, before, auction, config);
+    // What each counterparty's close rounded away (E16): its exact margin and closed profit at the mark, less the
+    // whole units it kept (a counterparty is solvent: the close floors).
+    const adlMark = context.settle?.mark ?? context.executionMark;
+    let adlRounding16 = 0n;
+    for (const w of positionWrites) {
+      const c = w.after as PositionRecord;
+      const cb = w.before as PositionRecord | undefined;
+      if (c.id === l.positionId || !cb || cb.size <= c.size) continue;
+      const exact16 = marginE16(cb) + pnl16(cb.side, cb.size - c.size, cb.entryPrice, adlMark);
+      adlRounding16 += exact16 - div(exact16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE;
+    }
+    const { close, recorded, planned, problems } = checkSettlement(
+      l,
+      context,
+      before,
+      auction,
+      config,
+      adlRounding16,
+    );
     for (const problem of problems) fail(problem);
     const { payout } = close;
     const ledger = fundByReference.get(l.id) ?? { fee: 0n, paid: 0n, entries: 0 };

@@ -5,6 +5,7 @@ import {
   type ClosablePosition,
   chargeFee,
   chargeSliceFee,
+  creditCloseRounding,
   pnlE16,
   settleClose,
   settleSlice,
@@ -535,6 +536,47 @@ describe('settleSlice: the sub-unit a slice rounds is carried, so slicing pays n
           }
         },
       ),
+    );
+  });
+});
+
+describe("creditCloseRounding: ADL counterparties' rounding to the fund (adl-close-rounding)", () => {
+  const E10 = NOTIONAL_TO_QUOTE;
+  // Under water by 5 USD, and solvent with 95 USD left after a 1 USD fee.
+  const under = settleClose(pos('LONG', '1', '200', '20'), [fill('1', '175')], FEE);
+  const solvent = settleClose(pos('LONG', '1', '200', '100'), [fill('1', '195')], FEE);
+
+  it('lowers the shortfall by the whole units, then credits the rest with the fee; the trader keeps its outcome', () => {
+    const a = creditCloseRounding(under, 2n * E10 + 5n);
+    expect([a.shortfall, a.fee, a.traderPayout]).toEqual([usd('4.999998'), 0n, 0n]);
+    const b = creditCloseRounding(
+      settleClose(pos('LONG', '1', '200', '20'), [fill('1', '180')], 0n),
+      3n * E10,
+    );
+    expect([b.shortfall, b.fee, b.traderPayout]).toEqual([0n, 3n, 0n]);
+    const c = creditCloseRounding(solvent, E10);
+    expect([c.shortfall, c.fee, c.traderPayout]).toEqual([0n, solvent.fee + 1n, solvent.traderPayout]);
+    // Under one unit: nothing moves.
+    expect(creditCloseRounding(under, E10 - 1n)).toBe(under);
+    expect(() => creditCloseRounding(under, -1n)).toThrow(AccountingError);
+  });
+
+  it('conserves: the counterparties receive the units less, the fund the units more', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(under, solvent), fc.bigInt({ min: 0n, max: 100n * E10 }), (s, rounding) => {
+        const r = creditCloseRounding(s, rounding);
+        const units = rounding / E10;
+        expect(r.fundFlow - s.fundFlow).toBe(units);
+        expect(s.counterpartyFlow - r.counterpartyFlow).toBe(units);
+        expect(r.fee - r.shortfall).toBe(r.fundFlow);
+        expect(r.shortfall >= 0n && r.fee >= s.fee && r.shortfall <= s.shortfall).toBe(true);
+        expect([r.traderPayout, r.remaining, r.realizedPnl]).toEqual([
+          s.traderPayout,
+          s.remaining,
+          s.realizedPnl,
+        ]);
+      }),
+      RUNS,
     );
   });
 });

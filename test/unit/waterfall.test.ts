@@ -1,10 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
-import { pnlE16, traderChange } from '../../shared/domain/accounting.ts';
-import { type AdlCandidate, rankForAdl } from '../../shared/domain/adl.ts';
+import { pnlE16, settleClose, settleSlice, traderChange } from '../../shared/domain/accounting.ts';
+import {
+  type AdlCandidate,
+  asAdlCandidate,
+  type DeleveragedPosition,
+  deleverageCounterparty,
+  rankForAdl,
+} from '../../shared/domain/adl.ts';
 import { DEFAULT_RISK_CONFIG, type InsuranceConfig, marketConfig } from '../../shared/domain/config.ts';
 import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts';
+import { marginE16 } from '../../shared/domain/margin.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { planLiquidationStep } from '../../shared/domain/sizing.ts';
 import { base, div, NOTIONAL_TO_QUOTE, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
@@ -1163,6 +1170,141 @@ describe('slice rounding (settleSlice then settleClose)', () => {
     const exactLossFloor = -exact16 / 10n ** 10n; // exact16 < 0
     expect(exact16 < 0n).toBe(true);
     expect(last.layers.insurance.shortfallPaid).toBeLessThanOrEqual(exactLossFloor);
+  });
+});
+
+describe("ADL closes' rounding (adl-close-rounding)", () => {
+  const E10 = NOTIONAL_TO_QUOTE;
+  const oppositeOf = (side: Side): Side => (side === 'LONG' ? 'SHORT' : 'LONG');
+  /** A sub-unit a slice's rounding left on a collateral (Position.collateralOverE16), often none. */
+  const overArb = fc.oneof(
+    { arbitrary: fc.constant(0n), weight: 1 },
+    { arbitrary: fc.bigInt({ min: 1n, max: E10 - 1n }), weight: 2 },
+  );
+  // Odd prices and sizes: every close leaves a sub-unit.
+  const arb = fc
+    .record({
+      side: sideArb,
+      mark: fc.bigInt({ min: 1_000_000_000n, max: 500_000_000_000n }),
+      size: fc.bigInt({ min: 1n, max: 5_000_000_000n }),
+      entryMove: fc.bigInt({ min: 0n, max: 300n }), // per mille against the position
+      collateral: fc.bigInt({ min: 0n, max: 50_000_000_000n }),
+      over: overArb,
+      marketShare: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 99n })), // percent sold on the market
+      marketMove: fc.bigInt({ min: 0n, max: 50n }), // per mille under (over) the mark
+      balance: fc.bigInt({ min: 0n, max: 50_000_000_000n }),
+      cap: fc.bigInt({ min: 0n, max: 50_000_000_000n }),
+      feeRate: fc.bigInt({ min: 0n, max: 20_000n }),
+      rest: fc.option(fc.bigInt({ min: 1n, max: 5_000_000_000n }), { freq: 3 }),
+      counterparties: fc.array(
+        fc.record({
+          size: fc.bigInt({ min: 1n, max: 3_000_000_000n }),
+          entryMove: fc.bigInt({ min: -100n, max: 400n }), // per mille in its favour
+          collateral: fc.bigInt({ min: 0n, max: 20_000_000_000n }),
+          over: overArb,
+          given: fc.option(fc.bigInt({ min: 1n, max: 2_000_000_000n }), { freq: 3 }),
+        }),
+        { minLength: 1, maxLength: 8 },
+      ),
+    })
+    .map((s) => {
+      const against = (move: bigint) => (s.side === 'LONG' ? 1000n + move : 1000n - move);
+      const position = {
+        side: s.side,
+        size: s.size,
+        entryPrice: (s.mark * 1000n) / against(-s.entryMove) + 1n,
+        collateral: s.collateral,
+        ...(s.over > 0n && s.collateral > 0n ? { collateralOverE16: s.over } : {}),
+      };
+      const sold = (s.size * s.marketShare) / 100n;
+      const fills: Fill[] =
+        sold > 0n ? [{ size: sold, price: (s.mark * against(s.marketMove)) / 1000n }] : [];
+      const counterparties = s.counterparties.map((c, i): DeleveragedPosition & { id: string } => ({
+        id: `c${i}`,
+        side: oppositeOf(s.side),
+        size: c.size,
+        entryPrice: (s.mark * (s.side === 'LONG' ? 1000n + c.entryMove : 1000n - c.entryMove)) / 1000n + 7n,
+        collateral: c.collateral,
+        ...(c.over > 0n && c.collateral > 0n ? { collateralOverE16: c.over } : {}),
+        ...(c.given ? { adlProfitGiven: c.given } : {}),
+      }));
+      return { ...s, position, fills, counterparties };
+    });
+
+  /** A counterparty's exact equity at the mark (E16): its exact margin and the profit of its open size there. */
+  const equityAt = (p: DeleveragedPosition, mark: bigint) =>
+    marginE16(p) + pnlE16(p.side, p.size, p.entryPrice, mark);
+
+  it('every unit the counterparties give goes to the deficit or the fund; the trader gains none of it', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(arb, (s) => {
+        const d = decideWaterfall({
+          liquidationId: 'liq-r:0',
+          position: s.position,
+          ...(s.rest ? { restOfPosition: { size: s.rest, mark: s.mark } } : {}),
+          mark: s.mark,
+          market: { liquidationFee: s.feeRate },
+          stillLiquidatable: true,
+          marketResult: { fills: s.fills },
+          auctionResult: { fills: [], finished: true },
+          insurance: {
+            account: ACCOUNT,
+            state: { balance: s.balance, windowStartMs: 0, windowDrawn: 0n },
+            config: { drawCapPerWindow: s.cap, windowSeconds: 3600, floor: 0n },
+          },
+          adlCandidates: s.counterparties.map((c) => asAdlCandidate(c)),
+          nowMs: 0,
+        });
+        fc.pre(d.next === 'settle' && d.adl !== undefined);
+        const adl = d.adl!;
+        // What the counterparties gave up at the mark (E16, exactly): their exact equity before less after.
+        let gives16 = 0n;
+        for (const f of adl.fills) {
+          const before = s.counterparties.find((c) => c.id === f.id)!;
+          const after = deleverageCounterparty(before, f, s.mark);
+          const over = after.keepsOver ? before.collateralOverE16 : undefined;
+          const open = { ...before, size: after.size, collateral: after.collateral, collateralOverE16: over };
+          // Never left with an exact margin below 0; closed in full, paid in whole units.
+          expect(after.size === 0n ? after.collateral : marginE16(open)).toBeGreaterThanOrEqual(0n);
+          const after16 = after.size === 0n ? after.collateral * E10 : equityAt(open, s.mark);
+          gives16 += equityAt(before, s.mark) - after16;
+        }
+        // The position's own close: its fills, and what ADL took at the mark, rounded once (accounting.ts).
+        const settled = { ...s.position, size: s.position.size - d.carriedSize };
+        const closes: Fill[] = [
+          ...s.fills,
+          ...(adl.closedSize > 0n ? [{ price: s.mark, size: adl.closedSize }] : []),
+        ];
+        const restSize = (s.rest ?? 0n) + d.carriedSize;
+        const own =
+          restSize > 0n
+            ? settleSlice(settled, closes, s.feeRate, { size: restSize, mark: s.mark })
+            : settleClose(settled, closes, s.feeRate);
+        // The trader's outcome is its own close's: nothing of the counterparties' rounding.
+        expect(d.traderPayout).toBe(own.traderPayout);
+        expect(d.settlement!.restCollateralOverE16).toBe(own.restCollateralOverE16);
+        // The fund: its own close's fee less shortfall, what ADL covered and left uncovered (it does not pay them),
+        // and what it receives beyond: never less.
+        const { insurance } = d.layers;
+        const toFund =
+          insurance.feeCredited -
+          insurance.shortfallPaid -
+          (own.fee - own.shortfall) -
+          adl.covered -
+          adl.uncovered;
+        expect(toFund).toBeGreaterThanOrEqual(0n);
+        // Every whole unit the counterparties gave is received: by the deficit (covered) or the fund. What is left
+        // is their closes' rounding, less than one unit in all.
+        const left16 = gives16 - (adl.covered + toFund) * E10;
+        expect(left16).toBeGreaterThanOrEqual(0n);
+        expect(left16).toBeLessThan(E10);
+        if (adl.fills.filter((f) => f.size > 0n).length > 1) checked++;
+      }),
+      { numRuns: 1000 },
+    );
+    // Closes against several counterparties, each leaving a sub-unit, were checked.
+    expect(checked).toBeGreaterThan(200);
   });
 });
 

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { pnlE16 } from '../../shared/domain/accounting.ts';
+import { marginE16 } from '../../shared/domain/margin.ts';
+import { NOTIONAL_TO_QUOTE, parseQuote } from '../../shared/domain/units.ts';
+import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
+import { withLiquidationPrice } from '../../shared/services/margin-check.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/** The book's spread wide enough that the long's market order fills nothing; no provider bids: ADL closes it. */
+const WIDE_BOOK = { venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } } };
+
+/**
+ * A long bankrupt at 175 by exactly 5 USD with an empty fund, which ADL closes at the mark against three shorts:
+ * each short's close realizes its profit floored (8.333333, 8.333333 and 8.333333 USD), leaving 0.2533, 0.2533 and
+ * 0.5033 of a micro-dollar (1.01 in all) that none of them keeps. `over`: the first short carries that much of a
+ * slice's sub-unit (Position.collateralOverE16, E16), which its close rounds too.
+ */
+async function bankruptAgainstThreeShorts(p: Pipeline, over = 0n) {
+  await p.tick('ETH-USD', '200');
+  const long = await p.open('LONG', '1', '200', '20');
+  const shorts = [
+    await p.open('SHORT', '0.33333333', '200.00000001', '100'),
+    await p.open('SHORT', '0.33333333', '200.00000001', '100'),
+    await p.open('SHORT', '0.33333334', '200.00000001', '100'),
+  ];
+  if (over > 0n) {
+    const first = shorts[0]!;
+    shorts[0] = withLiquidationPrice(
+      { ...first, collateralOverE16: over, version: first.version + 1 },
+      p.config,
+    );
+    await p.adapters.positions.replace(shorts[0], first.version);
+  }
+  await p.tick('ETH-USD', '175');
+  await p.drain();
+  const [liquidation] = p.adapters.liquidations.all().filter((l) => l.positionId === long.id);
+  return { long, shorts, liquidation: liquidation! };
+}
+
+describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
+  it('three counterparties each leaving a sub-unit: their whole unit lowers the deficit they cover', async () => {
+    const p = createPipeline(WIDE_BOOK);
+    const { long, shorts, liquidation } = await bankruptAgainstThreeShorts(p);
+    const s = liquidation.settlement!;
+    expect(liquidation.state).toBe('SETTLED_ADL');
+    expect(s.adlClosedSize).toBe(long.size);
+    // The long's loss beyond its collateral is exactly 5 USD; the counterparties' rounding paid a micro-dollar of it.
+    expect(s.shortfall).toBe(parseQuote('4.999999'));
+    expect(s.insurancePaid).toBe(0n);
+    expect(s.adlCovered).toBe(parseQuote('4.999999'));
+    expect(s.badDebt).toBe(0n);
+    // What the shorts gave up at the mark, exactly: the long's 5 USD (4.999999 covered, the unit their closes
+    // rounded away lowering the deficit) and 0.01 of a micro-dollar, the rounding's sub-unit left.
+    let gave16 = 0n;
+    for (const before of shorts) {
+      const after = (await p.adapters.positions.get(before.id))!;
+      const equity = (x: PositionRecord) =>
+        x.state === 'CLOSED'
+          ? (x.closedPayout ?? 0n) * NOTIONAL_TO_QUOTE
+          : marginE16(x) + pnlE16(x.side, x.size, x.entryPrice, 17_500_000_000n);
+      gave16 += equity(before) - equity(after);
+    }
+    expect(gave16 - parseQuote('5') * NOTIONAL_TO_QUOTE).toBe(100_000_000n);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it("counts a counterparty's sub-unit over as its close rounds it: 0.91 of a unit in all, none to the fund", async () => {
+    // The delivery that froze the plan dies: the next one applies it from the counterparties it froze.
+    let frozen = false;
+    const p: Pipeline = createPipeline({
+      ...WIDE_BOOK,
+      crashHook: (point) => {
+        if (frozen || point !== 'transactor.commit') return;
+        if (p.adapters.liquidations.all().some((l) => l.state === 'SETTLING')) {
+          frozen = true;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    // The first short's exact margin is 0.1 of a micro-dollar under its collateral: its close leaves 0.1533.
+    const { liquidation } = await bankruptAgainstThreeShorts(p, 1_000_000_000n);
+    expect(frozen).toBe(true);
+    expect(liquidation.history.map((h) => h.note ?? '')).not.toContain('planning again');
+    expect(liquidation.settlement?.shortfall).toBe(parseQuote('5'));
+    expect(liquidation.settlement?.adlCovered).toBe(parseQuote('5'));
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
