@@ -400,6 +400,12 @@ export interface LiquidationContext {
     readonly superseded?: boolean;
     /** ADL's plan saw every position of the side that could give, and took them all: no round can follow. */
     readonly adlExhausted?: boolean;
+    /**
+     * The plan credits the fund what its counterparties' closes round away, its candidates carrying their
+     * sub-units (adl-close-rounding). A record with candidates and without it was frozen by an older version: its
+     * movements hold other amounts under the same keys, and its candidates no sub-unit: it is planned again.
+     */
+    readonly adlCloseRounding?: boolean;
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { pnlE16 } from '../../shared/domain/accounting.ts';
 import { marginE16 } from '../../shared/domain/margin.ts';
 import { NOTIONAL_TO_QUOTE, parseQuote } from '../../shared/domain/units.ts';
-import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
+import {
+  InjectedCrash,
+  type Ledger,
+  type LiquidationRecord,
+  type PositionRecord,
+} from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
@@ -83,6 +90,111 @@ describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
     expect(liquidation.history.map((h) => h.note ?? '')).not.toContain('planning again');
     expect(liquidation.settlement?.shortfall).toBe(parseQuote('5'));
     expect(liquidation.settlement?.adlCovered).toBe(parseQuote('5'));
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  /**
+   * The frozen plan as a version before adl-close-rounding stored it: its counterparties without their sub-units
+   * (collateralUnderE16), and without the field this version's plans carry (adlCloseRounding).
+   */
+  async function asFrozenByOlderVersion(p: Pipeline, id: string): Promise<void> {
+    const frozen = (await p.adapters.liquidations.get(id))!;
+    const settle = frozen.context!.settle!;
+    const { adlCloseRounding: _, ...older } = settle;
+    const candidates = (settle.candidates ?? []).map(({ collateralUnderE16: _under, ...c }) => c);
+    const record: LiquidationRecord = {
+      ...frozen,
+      version: frozen.version + 1,
+      context: { ...frozen.context!, settle: { ...older, candidates } },
+    };
+    await p.adapters.liquidations.replace(record, frozen.version);
+  }
+
+  it('review42-adl-older-plan: a plan an older version froze credits no unit its counterparties did not give', async () => {
+    // The first short carries 0.1 of a unit over: its close rounds 0.1533 away, 0.91 in all. The older version's
+    // frozen candidate does not say so: applied as frozen, this version counted 1.01 and credited the fund a unit.
+    let frozen = false;
+    const p: Pipeline = createPipeline({
+      ...WIDE_BOOK,
+      crashHook: (point) => {
+        if (frozen || point !== 'transactor.commit') return;
+        if (p.adapters.liquidations.all().some((l) => l.state === 'SETTLING')) {
+          frozen = true;
+          throw new InjectedCrash(point);
+        }
+      },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '1', '200', '20');
+    const first = await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333334', '200.00000001', '100');
+    await p.adapters.positions.replace(
+      withLiquidationPrice(
+        { ...first, collateralOverE16: 1_000_000_000n, version: first.version + 1 },
+        p.config,
+      ),
+      first.version,
+    );
+    await p.tick('ETH-USD', '175');
+    const [queued] = p.adapters.liquidations.all();
+    await expect(processLiquidation({ liquidationId: queued!.id }, p.deps)).rejects.toBeInstanceOf(
+      InjectedCrash,
+    );
+    expect(frozen).toBe(true);
+    await asFrozenByOlderVersion(p, queued!.id);
+    await p.drain();
+    const settled = (await p.adapters.liquidations.get(queued!.id))!;
+    expect(settled.state).toBe('SETTLED_ADL');
+    expect((await p.check()).violations).toEqual([]);
+    expect(settled.settlement?.shortfall).toBe(parseQuote('5'));
+    expect(settled.settlement?.adlCovered).toBe(parseQuote('5'));
+    expect(settled.history.map((h) => h.note ?? '')).toContain('planning again');
+  });
+
+  it('review42-adl-older-plan: a fund payment an older version applied is not met with another amount under its key', async () => {
+    // The fund pays the shortfall: the older version's plan drew 5.00 under the settlement's key and its delivery
+    // died before the commit. Applied as frozen by this version, the plan drew 4.999999 under the same key.
+    const p = createPipeline(WIDE_BOOK);
+    await p.fund('1000');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '1', '200', '20');
+    await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333334', '200.00000001', '100');
+    await p.tick('ETH-USD', '175');
+    const [queued] = p.adapters.liquidations.all();
+    const id = queued!.id;
+    const ledger = p.deps.ledger;
+    // The older version's plan: the same draw without the counterparties' unit; then its delivery dies.
+    const older: Ledger = {
+      balance: (account) => ledger.balance(account),
+      journal: (account) => ledger.journal(account),
+      journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+      auditCheckpoint: (account) => ledger.auditCheckpoint(account),
+      saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
+      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
+      apply: async (movement, known) => {
+        expect(movement.idempotencyKey).toBe(`${id}:shortfall`);
+        expect(movement.amount).toBe(-parseQuote('4.999999'));
+        await ledger.apply({ ...movement, amount: -parseQuote('5') }, known);
+        throw new InjectedCrash('ledger.apply');
+      },
+    };
+    await expect(
+      processLiquidation({ liquidationId: id }, { ...p.deps, ledger: older }),
+    ).rejects.toBeInstanceOf(InjectedCrash);
+    await asFrozenByOlderVersion(p, id);
+    // Within the plan's 30 s: it is not stale.
+    await processLiquidation({ liquidationId: id }, p.deps);
+    await p.drain();
+    const settled = (await p.adapters.liquidations.get(id))!;
+    expect(settled.state).toBe('SETTLED_ADL');
+    expect(settled.settlement?.shortfall).toBe(parseQuote('4.999999'));
+    expect(settled.settlement?.insurancePaid).toBe(parseQuote('4.999999'));
+    const entries = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id);
+    expect(entries.reduce((t, e) => t + e.amount, 0n)).toBe(-parseQuote('4.999999'));
+    expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
   });
 });
