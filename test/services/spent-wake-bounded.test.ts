@@ -271,25 +271,23 @@ describe('a wake begun later covers the rest of an earlier one (redundant-spent-
   });
 });
 
+/** A provider registration through the admin service, on the pipeline's adapters. */
+const register = (p: Pipeline, id: string) =>
+  handleAdmin(
+    {
+      action: 'registerProvider',
+      id,
+      capital: '1000',
+      maxDiscount: '0.02',
+      maxLot: '5',
+      symbols: ['ETH-USD'],
+    },
+    { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() },
+  );
+const deliver = (p: Pipeline, body: string) =>
+  p.handlers.auction({ messageId: 'd', body, receiptHandle: '', receiveCount: 1, sentAtMs: 0 });
+
 describe("a registration's wake covers a spent provider's begun before it (registration-bump-covers-spent)", () => {
-  const admin = (p: Pipeline) => ({
-    ...p.adapters,
-    config: p.config,
-    telemetry: p.telemetry,
-    nowMs: () => p.clock.nowMs(),
-  });
-  const register = (p: Pipeline, id: string) =>
-    handleAdmin(
-      {
-        action: 'registerProvider',
-        id,
-        capital: '1000',
-        maxDiscount: '0.02',
-        maxLot: '5',
-        symbols: ['ETH-USD'],
-      },
-      admin(p),
-    );
   /** Every message on the auction queue now, taken off it: the bodies of those of `of` (a payer, or registrations). */
   async function takeOf(p: Pipeline, woken: Map<string, number>, of: string): Promise<string[]> {
     const bodies: string[] = [];
@@ -306,8 +304,6 @@ describe("a registration's wake covers a spent provider's begun before it (regis
       }
     }
   }
-  const deliver = (p: Pipeline, body: string) =>
-    p.handlers.auction({ messageId: 'd', body, receiptHandle: '', receiveCount: 1, sentAtMs: 0 });
   const spentMark = async (p: Pipeline) => (await p.adapters.markets.get('ETH-USD'))?.spentWakeEpoch;
 
   it("a payer's next part after a registration's wake went on stops; the registration wakes every sleeper once", async () => {
@@ -399,24 +395,6 @@ describe("a registration's wake covers a spent provider's begun before it (regis
 // the later call's continuation was not sent (its answer said so). Nobody carried the rest, and the payer, covered by
 // the earlier registration's mark, had dropped its debt: sleepers past the continuation's part were never woken.
 describe('a registration whose part lost its record to a later one (review42-registration-record-overwritten)', () => {
-  const admin = (p: Pipeline) => ({
-    ...p.adapters,
-    config: p.config,
-    telemetry: p.telemetry,
-    nowMs: () => p.clock.nowMs(),
-  });
-  const register = (p: Pipeline, id: string) =>
-    handleAdmin(
-      {
-        action: 'registerProvider',
-        id,
-        capital: '1000',
-        maxDiscount: '0.02',
-        maxLot: '5',
-        symbols: ['ETH-USD'],
-      },
-      admin(p),
-    );
   /** Every message on the auction queue now, taken off it: sleepers woken counted, the others' bodies returned. */
   async function take(p: Pipeline, woken: Map<string, number>): Promise<string[]> {
     const bodies: string[] = [];
@@ -432,8 +410,6 @@ describe('a registration whose part lost its record to a later one (review42-reg
       }
     }
   }
-  const deliver = (p: Pipeline, body: string) =>
-    p.handlers.auction({ messageId: 'd', body, receiptHandle: '', receiveCount: 1, sentAtMs: 0 });
 
   it("the continuation goes on with the later wake: every sleeper the payer owed is woken after the payer's commit", async () => {
     const p = createPipeline();
