@@ -266,10 +266,11 @@ export function chargeSliceFee(s: CloseSettlement, extra: QuoteE6): CloseSettlem
 }
 
 /**
- * ADL's counterparties closed their part of `s` at the mark, each rounded on its own (adl.ts closeRoundingE16): in
- * all they gave `roundingE16` (E16) that no account received. Its whole units go to the fund: a smaller shortfall
- * (the fund pays less, or ADL's deficit is smaller), the rest with the fee; the trader's outcome is its own close's.
- * What is left is under one unit. Conservation still holds: counterpartyFlow and fundFlow move by the same units.
+ * ADL's counterparties closed their part of `s` at the mark, each rounded on its own (adl.ts closeRoundingE16), and
+ * the trader's close rounded its own (closeRoundingOwnE16): in all they gave `roundingE16` (E16) that no account
+ * received. Its whole units go to the fund: a smaller shortfall (the fund pays less, or ADL's deficit is smaller),
+ * the rest with the fee; the trader's outcome is its own close's. What is left is under one unit. Conservation
+ * still holds: counterpartyFlow and fundFlow move by the same units.
  */
 export function creditCloseRounding(s: CloseSettlement, roundingE16: bigint): CloseSettlement {
   if (roundingE16 < 0n)
@@ -286,6 +287,17 @@ export function creditCloseRounding(s: CloseSettlement, roundingE16: bigint): Cl
     counterpartyFlow: s.counterpartyFlow - units,
     fundFlow: fee - shortfall,
   };
+}
+
+/**
+ * What a whole close (settleClose) of `fills` out of `position` rounds away from the trader (E16, 0 <= it < 1e10):
+ * solvent, its exact margin and PnL less the whole units its equity keeps (the close floors them). Under water it
+ * is 0: the close floors the loss beyond the collateral, the fund's way, and the trader gives no sub-unit. A slice
+ * rounds nothing away: settleSlice carries its sub-unit on the rest, whose own final close rounds it.
+ */
+export function closeRoundingOwnE16(position: ClosablePosition, fills: readonly Fill[]): bigint {
+  const exact16 = marginE16(position) + closeTotals(position, fills, 0n).pnl16;
+  return exact16 < 0n ? 0n : exact16 - div(exact16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE;
 }
 
 /** traderPayout + remaining.collateral - collateral: the trader's change of wealth from a close. */

@@ -4,6 +4,7 @@ import {
   type CloseSettlement,
   chargeFee,
   chargeSliceFee,
+  closeRoundingOwnE16,
   creditCloseRounding,
   settleClose,
   settleSlice,
@@ -31,7 +32,8 @@ import { type BaseE8, maxBig, minBig, type PriceE8, type QuoteE6 } from './units
  *   market    IOC fills on the venue within the slippage bound (possibly none)
  *   auction   Dutch auction of the size the market left (possibly none, when `finished`)
  *   (close)   all fills are settled as ONE close (settleClose): realized PnL, fee, shortfall; the whole units
- *             ADL's counterparties' own closes round away go to the fund (creditCloseRounding)
+ *             ADL's counterparties' own closes and the trader's close round away go to the fund
+ *             (creditCloseRounding)
  *   insurance pays the shortfall within its floor and draw cap (planDebit)
  *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl)
  *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
@@ -336,8 +338,13 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     ? settleSlice(settled, closes, fee, { size: restSize, mark: input.restOfPosition?.mark ?? mark })
     : settleClose(settled, closes, fee);
   // ADL's counterparties close at the mark, each rounded on its own: what they round away goes to the fund, not to
-  // the trader (whose close counts their size at the mark exactly) nor to nobody.
-  if (adlSize > 0n && probe) settlement = creditCloseRounding(settlement, probe.closeRoundingE16);
+  // the trader (whose close counts their size at the mark exactly) nor to nobody. So does what the trader's own
+  // whole close rounds away: it rounds once, on all its fills, and with ADL's among them the sub-unit is settled in
+  // our books, not the venue's (adl-trader-rounding). A slice carries its own on the rest, whose close rounds it.
+  if (adlSize > 0n && probe) {
+    const own = sliced ? 0n : closeRoundingOwnE16(settled, closes);
+    settlement = creditCloseRounding(settlement, probe.closeRoundingE16 + own);
+  }
 
   // Planned again, the fund already holds what earlier plans moved: only the differences move now. A fee to give
   // back is a debit the floor may refuse; what it refuses stays charged (chargeFee), its shortfall then going to

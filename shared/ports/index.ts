@@ -401,11 +401,17 @@ export interface LiquidationContext {
     /** ADL's plan saw every position of the side that could give, and took them all: no round can follow. */
     readonly adlExhausted?: boolean;
     /**
-     * The plan credits the fund what its counterparties' closes round away, its candidates carrying their
-     * sub-units (adl-close-rounding). A record with candidates and without it was frozen by an older version: its
-     * movements hold other amounts under the same keys, and its candidates no sub-unit: it is planned again.
+     * Written by the versions of adl-close-rounding and review42-adl-older-plan: their plans credit the fund what
+     * the counterparties' closes round away, not the trader's close's. No longer written: the latter, finding it
+     * absent, plans this version's plans again rather than apply them without the trader's sub-unit.
      */
     readonly adlCloseRounding?: boolean;
+    /**
+     * The plan credits the fund what its counterparties' closes and the trader's close round away, its candidates
+     * carrying their sub-units (adl-close-rounding, adl-trader-rounding). A record with candidates and without it
+     * was frozen by an older version: its movements may hold other amounts under the same keys: it is planned again.
+     */
+    readonly adlTraderRounding?: boolean;
   };
   /** Last-resort orders that filled nothing so far: the next one's client order id ends with this number. */
   readonly lastResortAttempt?: number;

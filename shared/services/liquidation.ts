@@ -1512,7 +1512,7 @@ async function freeze(
       version: position.version,
     },
     auctionFills: base.auctionFills,
-    ...(candidates ? { candidates, adlCloseRounding: true } : {}),
+    ...(candidates ? { candidates, adlTraderRounding: true } : {}),
     ...(adlExhausted ? { adlExhausted } : {}),
     ...(lastResortFills ? { lastResortFills } : {}),
     ...(base.applied
@@ -1667,14 +1667,15 @@ async function refreeze(
  * A plan an older version froze after money moved: on the fund before what it applied (no
  * `insuranceHoldsApplied`, before session 24), or after a draw without the draw's time (no `appliedDrawAtMs`,
  * before session 27), so a payout it gives back would free the window of its plan, not of its draw. Or one with
- * ADL's counterparties from before adl-close-rounding: made again here it would credit their rounding, not the
- * amounts the older version may have applied, and count none of their sub-units (review42-adl-older-plan).
+ * ADL's counterparties from before adl-trader-rounding: made again here it would credit their rounding (and the
+ * trader's), not the amounts the older version may have applied, and, from before adl-close-rounding, count none
+ * of their sub-units (review42-adl-older-plan).
  */
 function frozenByOlderVersion(
   frozen: NonNullable<LiquidationContext['settle']>,
   liquidationId: string,
 ): boolean {
-  if ((frozen.candidates?.length ?? 0) > 0 && !frozen.adlCloseRounding) return true;
+  if ((frozen.candidates?.length ?? 0) > 0 && !frozen.adlTraderRounding) return true;
   if (!frozen.applied) return false;
   if (!frozen.insuranceHoldsApplied) return true;
   return frozen.appliedDrawAtMs === undefined && frozen.applied[`${liquidationId}:shortfall`] !== undefined;

@@ -35,6 +35,23 @@ const TERMINAL_LAYER: Readonly<Record<string, Layer>> = {
 const pnl16 = (side: Side, size: bigint, entry: PriceE8, price: PriceE8): bigint =>
   side === 'LONG' ? size * (price - entry) : size * (entry - price);
 
+/**
+ * What a whole close rounds away from the trader (E16): solvent, its exact margin and PnL (its fills, and ADL's size
+ * at the mark) less the whole units it keeps; under water the loss is floored, the fund's way: 0.
+ */
+function ownRounding16(
+  p: PositionRecord,
+  fills: readonly Fill[],
+  { adlClosedSize }: SettlementAmounts,
+  mark: PriceE8,
+): bigint {
+  const exact16 =
+    marginE16(p) +
+    fills.reduce((t, f) => t + fillPnlE16(p.side, f, p.entryPrice), 0n) +
+    pnl16(p.side, adlClosedSize, p.entryPrice, mark);
+  return exact16 < 0n ? 0n : exact16 - div(exact16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE;
+}
+
 const notional = (size: bigint, price: PriceE8): QuoteE6 => div(size * price, NOTIONAL_TO_QUOTE, 'floor');
 
 /** Per minute: settlements by layer, deficits left as bad debt (not ADL's: it closed and covered nothing), cancels. */
@@ -230,7 +247,8 @@ export class SimulationRecorder {
     const context = liquidation.context;
     const mark = context?.settle?.mark ?? context?.executionMark ?? this.mark;
 
-    // What the ADL counterparties' closes round away (E16): its whole units went to the fund.
+    // What the ADL counterparties' closes round away (E16), and the trader's close with them: its whole units went
+    // to the fund.
     let adlRounding16 = 0n;
     for (const { write, before } of writes) {
       if (write.kind !== 'position' || !before) continue;
@@ -243,6 +261,9 @@ export class SimulationRecorder {
           context?.settle?.auctionFills ?? this.#endedAuctionFills.get(liquidation.id) ?? [];
         this.#endedAuctionFills.delete(liquidation.id);
         this.#liquidatedClose(s, auctionFills, previous, mark, uncovered);
+        // A whole close ADL took part in (a slice carries its sub-unit on the rest): adl-trader-rounding.
+        if (next.state === 'CLOSED' && s.adlClosedSize > 0n)
+          adlRounding16 += ownRounding16(previous, [...liquidation.marketFills, ...auctionFills], s, mark);
       } else if (previous.size > next.size || previous.collateral !== next.collateral) {
         // An ADL counterparty: closes (part of) its position at the mark and gives up profit.
         const closed = previous.size - next.size;

@@ -95,12 +95,12 @@ describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
 
   /**
    * The frozen plan as a version before adl-close-rounding stored it: its counterparties without their sub-units
-   * (collateralUnderE16), and without the field this version's plans carry (adlCloseRounding).
+   * (collateralUnderE16), and without the field this version's plans carry (adlTraderRounding).
    */
   async function asFrozenByOlderVersion(p: Pipeline, id: string): Promise<void> {
     const frozen = (await p.adapters.liquidations.get(id))!;
     const settle = frozen.context!.settle!;
-    const { adlCloseRounding: _, ...older } = settle;
+    const { adlTraderRounding: _, ...older } = settle;
     const candidates = (settle.candidates ?? []).map(({ collateralUnderE16: _under, ...c }) => c);
     const record: LiquidationRecord = {
       ...frozen,
@@ -194,6 +194,107 @@ describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
     expect(settled.settlement?.insurancePaid).toBe(parseQuote('4.999999'));
     const entries = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id);
     expect(entries.reduce((t, e) => t + e.amount, 0n)).toBe(-parseQuote('4.999999'));
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+  });
+});
+
+describe("the trader's own close's rounding joins ADL's (adl-trader-rounding)", () => {
+  /**
+   * A long of 1 ETH entered at 200.00000001 with 27 USD, liquidatable and solvent at 175, which ADL closes whole at
+   * the mark against adl-close-rounding's three shorts. Its exact equity there is 1.99999999 USD: its close keeps
+   * 1.999999 and rounds 0.99 of a micro-dollar away; the shorts' closes round 1.01 away. 2.00 in all: two units.
+   */
+  async function solventAgainstThreeShorts(p: Pipeline) {
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '1', '200.00000001', '27');
+    const shorts = [
+      await p.open('SHORT', '0.33333333', '200.00000001', '100'),
+      await p.open('SHORT', '0.33333333', '200.00000001', '100'),
+      await p.open('SHORT', '0.33333334', '200.00000001', '100'),
+    ];
+    await p.tick('ETH-USD', '175');
+    return { long, shorts };
+  }
+
+  it("a solvent trader's sub-unit and the counterparties' make two units for the fund; the payout is its own", async () => {
+    const p = createPipeline(WIDE_BOOK);
+    const { long, shorts } = await solventAgainstThreeShorts(p);
+    await p.drain();
+    const [liquidation] = p.adapters.liquidations.all().filter((l) => l.positionId === long.id);
+    const s = liquidation!.settlement!;
+    expect(liquidation!.state).toBe('SETTLED_ADL');
+    expect([s.adlClosedSize, s.carriedSize, s.shortfall]).toEqual([long.size, 0n, 0n]);
+    // The fee due is 1.75 USD; the fund gets both units with it (before: 1.750001, the trader's 0.99 to nobody).
+    expect(s.fee).toBe(parseQuote('1.750002'));
+    // The trader is paid its own close floored: 27 - 25.00000001 - 1.75 = 0.24999999.
+    expect(s.traderPayout).toBe(parseQuote('0.249999'));
+    // What the shorts and the trader gave at the mark, exactly, is what the fund got beyond the fee due: 2.00.
+    const mark = 17_500_000_000n;
+    let gave16 = 0n;
+    for (const before of shorts) {
+      const after = (await p.adapters.positions.get(before.id))!;
+      const equity = (x: PositionRecord) =>
+        x.state === 'CLOSED'
+          ? (x.closedPayout ?? 0n) * NOTIONAL_TO_QUOTE
+          : marginE16(x) + pnlE16(x.side, x.size, x.entryPrice, mark);
+      gave16 += equity(before) - equity(after);
+    }
+    gave16 += marginE16(long) + pnlE16(long.side, long.size, long.entryPrice, mark);
+    gave16 -= (s.traderPayout + parseQuote('1.75')) * NOTIONAL_TO_QUOTE;
+    expect(gave16).toBe(2n * NOTIONAL_TO_QUOTE);
+    expect((await p.check()).violations).toEqual([]);
+  });
+
+  it('adl-trader-rounding: a plan adl-close-rounding froze is planned again, not met with another fee under its key', async () => {
+    // That version's plan credits the shorts' unit, not the trader's: it applied a fee of 1.750001 and its delivery
+    // died. Applied as frozen by this version, the plan credited 1.750002 under the same key.
+    const p = createPipeline(WIDE_BOOK);
+    await solventAgainstThreeShorts(p);
+    const [queued] = p.adapters.liquidations.all();
+    const id = queued!.id;
+    const ledger = p.deps.ledger;
+    const older: Ledger = {
+      balance: (account) => ledger.balance(account),
+      journal: (account) => ledger.journal(account),
+      journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+      auditCheckpoint: (account) => ledger.auditCheckpoint(account),
+      saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
+      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
+      apply: async (movement, known) => {
+        expect(movement.idempotencyKey).toBe(`${id}:fee`);
+        expect(movement.amount).toBe(parseQuote('1.750002'));
+        await ledger.apply({ ...movement, amount: parseQuote('1.750001') }, known);
+        throw new InjectedCrash('ledger.apply');
+      },
+    };
+    await expect(
+      processLiquidation({ liquidationId: id }, { ...p.deps, ledger: older }),
+    ).rejects.toBeInstanceOf(InjectedCrash);
+    // As that version stored it: its flag, not this version's; its candidates with their sub-units.
+    const frozen = (await p.adapters.liquidations.get(id))!;
+    const { adlTraderRounding: _, ...settle } = frozen.context!.settle!;
+    expect(settle.candidates?.length).toBe(3);
+    await p.adapters.liquidations.replace(
+      {
+        ...frozen,
+        version: frozen.version + 1,
+        context: { ...frozen.context!, settle: { ...settle, adlCloseRounding: true } },
+      },
+      frozen.version,
+    );
+    // Within the plan's 30 s: it is not stale.
+    await processLiquidation({ liquidationId: id }, p.deps);
+    await p.drain();
+    const settled = (await p.adapters.liquidations.get(id))!;
+    expect(settled.state).toBe('SETTLED_ADL');
+    expect(settled.history.map((h) => h.note ?? '')).toContain('planning again');
+    expect(settled.settlement?.fee).toBe(parseQuote('1.750002'));
+    const entries = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, id);
+    expect(entries.map((e) => [e.idempotencyKey, e.amount])).toEqual([
+      [`${id}:fee`, parseQuote('1.750001')],
+      [`${id}:fee:r1`, 1n],
+    ]);
     expect(p.errors).toEqual([]);
     expect((await p.check()).violations).toEqual([]);
   });

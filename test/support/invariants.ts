@@ -353,7 +353,10 @@ export function checkSettlement(
   },
   auction: AuctionRecord | undefined,
   config: RiskConfig,
-  /** What the ADL counterparties' closes rounded away in all (E16): its whole units go to the fund. */
+  /**
+   * What the ADL counterparties' closes rounded away in all (E16): its whole units, with the trader's own close's
+   * rounding, go to the fund.
+   */
   adlRounding16 = 0n,
 ): SettlementCheck {
   const problems: string[] = [];
@@ -404,8 +407,14 @@ export function checkSettlement(
     : minBig(feeDue, maxBig(0n, equity));
   let payout = sliced ? equity - fee : maxBig(0n, equity) - fee;
   let shortfall = sliced ? 0n : maxBig(0n, -equity);
-  // The counterparties' rounding, in whole units, to the fund: a smaller shortfall, then more fee.
-  const rounded = div(adlRounding16, NOTIONAL_TO_QUOTE, 'floor');
+  // A solvent trader's whole close ADL takes part in rounds its exact equity down: that sub-unit joins the
+  // counterparties' (adl-trader-rounding). A slice carries its own on the rest; under water none is given.
+  const own16 =
+    adlSize > 0n && !sliced && equity16 >= 0n
+      ? equity16 - div(equity16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE
+      : 0n;
+  // The counterparties' rounding and the trader's, in whole units, to the fund: a smaller shortfall, then more fee.
+  const rounded = div(adlRounding16 + own16, NOTIONAL_TO_QUOTE, 'floor');
   const lessShortfall = minBig(rounded, shortfall);
   fee += rounded - lessShortfall;
   shortfall -= lessShortfall;
@@ -431,7 +440,8 @@ export function checkSettlement(
     shortfall += kept - taken;
   }
   const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
-  // ADL's counterparties pay the fund what their closes' rounding gave in whole units.
+  // ADL's close (its counterparties, and the trader's close with them) pays the fund what its rounding gave in
+  // whole units.
   const atMark = div(-adl16, NOTIONAL_TO_QUOTE, 'floor');
   const toAdl = atMark - rounded;
   const recorded = {

@@ -5,6 +5,7 @@ import {
   type ClosablePosition,
   chargeFee,
   chargeSliceFee,
+  closeRoundingOwnE16,
   creditCloseRounding,
   pnlE16,
   settleClose,
@@ -576,6 +577,53 @@ describe("creditCloseRounding: ADL counterparties' rounding to the fund (adl-clo
           s.realizedPnl,
         ]);
       }),
+      RUNS,
+    );
+  });
+});
+
+describe('closeRoundingOwnE16: what a whole close rounds away from the trader (adl-trader-rounding)', () => {
+  const E10 = NOTIONAL_TO_QUOTE;
+
+  it('a solvent close: its exact equity less the whole units it keeps; under water: none', () => {
+    // 27 - 25.00000001 = 1.99999999: the close keeps 1.999999, 0.99 of a unit away.
+    expect(closeRoundingOwnE16(pos('LONG', '1', '200.00000001', '27'), [fill('1', '175')])).toBe(
+      9_900_000_000n,
+    );
+    // A sub-unit over the collateral (a slice's) is rounded with it: 0.98.
+    const over = { ...pos('LONG', '1', '200.00000001', '27'), collateralOverE16: 100_000_000n };
+    expect(closeRoundingOwnE16(over, [fill('1', '175')])).toBe(9_800_000_000n);
+    // Exactly whole: nothing; under water (the loss is floored, the fund's way): nothing.
+    expect(closeRoundingOwnE16(pos('LONG', '1', '200', '27'), [fill('1', '175')])).toBe(0n);
+    expect(closeRoundingOwnE16(pos('LONG', '1', '200.00000001', '20'), [fill('1', '175')])).toBe(0n);
+  });
+
+  it('is what settleClose keeps below the exact equity, for any solvent close', () => {
+    fc.assert(
+      fc.property(
+        sideArb,
+        fc.bigInt({ min: 1n, max: 1_000_000_000n }),
+        fc.bigInt({ min: 1_000_000_000n, max: 50_000_000_000n }),
+        fc.bigInt({ min: 1_000_000_000n, max: 50_000_000_000n }),
+        fc.bigInt({ min: 0n, max: 20_000_000_000n }),
+        fc.bigInt({ min: 0n, max: E10 - 1n }),
+        (side, size, entry, at, collateral, over) => {
+          const p = {
+            side,
+            size,
+            entryPrice: entry,
+            collateral,
+            ...(over > 0n ? { collateralOverE16: over } : {}),
+          };
+          const fills = [{ size, price: at }];
+          const exact16 = collateral * E10 - over + pnlE16(side, size, entry, at);
+          const s = settleClose(p, fills, 0n);
+          const rounded = closeRoundingOwnE16(p, fills);
+          if (exact16 < 0n) expect(rounded).toBe(0n);
+          else expect(rounded).toBe(exact16 - s.traderPayout * E10);
+          expect(rounded >= 0n && rounded < E10).toBe(true);
+        },
+      ),
       RUNS,
     );
   });

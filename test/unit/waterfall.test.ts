@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
-import { pnlE16, settleClose, settleSlice, traderChange } from '../../shared/domain/accounting.ts';
+import {
+  type ClosablePosition,
+  pnlE16,
+  settleClose,
+  settleSlice,
+  traderChange,
+} from '../../shared/domain/accounting.ts';
 import {
   type AdlCandidate,
   asAdlCandidate,
@@ -14,7 +20,16 @@ import { type InsuranceState, planDebit } from '../../shared/domain/insurance.ts
 import { marginE16 } from '../../shared/domain/margin.ts';
 import type { Fill, Layer, Side } from '../../shared/domain/model.ts';
 import { planLiquidationStep } from '../../shared/domain/sizing.ts';
-import { base, div, NOTIONAL_TO_QUOTE, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
+import {
+  base,
+  div,
+  maxBig,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  ppm,
+  price,
+  usd,
+} from '../../shared/domain/units.ts';
 import {
   type AppliedAmounts,
   appliedAmounts,
@@ -1235,8 +1250,9 @@ describe("ADL closes' rounding (adl-close-rounding)", () => {
   const equityAt = (p: DeleveragedPosition, mark: bigint) =>
     marginE16(p) + pnlE16(p.side, p.size, p.entryPrice, mark);
 
-  it('every unit the counterparties give goes to the deficit or the fund; the trader gains none of it', () => {
+  it('every unit the counterparties and the trader give goes to the deficit or the fund; the trader gains none of it', () => {
     let checked = 0;
+    let withTrader = 0;
     fc.assert(
       fc.property(arb, (s) => {
         const d = decideWaterfall({
@@ -1284,6 +1300,18 @@ describe("ADL closes' rounding (adl-close-rounding)", () => {
         // The trader's outcome is its own close's: nothing of the counterparties' rounding.
         expect(d.traderPayout).toBe(own.traderPayout);
         expect(d.settlement!.restCollateralOverE16).toBe(own.restCollateralOverE16);
+        // What the trader's own close gives at the mark (E16, adl-trader-rounding): its exact equity after its fills
+        // less what it keeps (a slice's rest at its exact margin) and pays the fund. Solvent, what the close rounds
+        // down; a slice carries it on its rest (0: its final close rounds it); under water the loss is floored, the
+        // fund's way (below 0: no sub-unit given).
+        const exact16 =
+          marginE16(settled) +
+          closes.reduce((t, f) => t + pnlE16(s.side, f.size, settled.entryPrice, f.price), 0n);
+        const kept16 = own.traderPayout * E10 - (own.restCollateralOverE16 ?? 0n);
+        const trader16 = exact16 - kept16 - (own.fee - own.shortfall) * E10;
+        expect(trader16 > -E10 && trader16 < E10).toBe(true);
+        if (restSize > 0n) expect(trader16).toBe(0n);
+        const traderGives16 = maxBig(0n, trader16);
         // The fund: its own close's fee less shortfall, what ADL covered and left uncovered (it does not pay them),
         // and what it receives beyond: never less.
         const { insurance } = d.layers;
@@ -1294,17 +1322,82 @@ describe("ADL closes' rounding (adl-close-rounding)", () => {
           adl.covered -
           adl.uncovered;
         expect(toFund).toBeGreaterThanOrEqual(0n);
-        // Every whole unit the counterparties gave is received: by the deficit (covered) or the fund. What is left
-        // is their closes' rounding, less than one unit in all.
-        const left16 = gives16 - (adl.covered + toFund) * E10;
+        // Every whole unit the counterparties and the trader gave is received: by the deficit (covered) or the fund.
+        // What is left is their closes' rounding, less than one unit in all.
+        const left16 = gives16 + traderGives16 - (adl.covered + toFund) * E10;
         expect(left16).toBeGreaterThanOrEqual(0n);
         expect(left16).toBeLessThan(E10);
         if (adl.fills.filter((f) => f.size > 0n).length > 1) checked++;
+        // The trader's sub-unit made a whole unit with the counterparties' fractions.
+        const rounding16 = gives16 - adl.covered * E10;
+        if (div(rounding16 + traderGives16, E10, 'floor') > div(rounding16, E10, 'floor')) withTrader++;
       }),
       { numRuns: 1000 },
     );
     // Closes against several counterparties, each leaving a sub-unit, were checked.
     expect(checked).toBeGreaterThan(200);
+    expect(withTrader).toBeGreaterThan(20);
+  });
+
+  it("counts a slice's own sub-unit once: carried on the rest, not credited, and rounded by the rest's close", () => {
+    // A long of 2 ETH entered at 200.00000001 with 54 USD, closed by ADL at 175 in two slices of 1 ETH, each against
+    // three shorts: entered at 200.00000001 their closes round 1.01 of a unit away (adl-close-rounding's), at
+    // 200.00000002 1.02. The slice's exact equity is 28.99999999: it keeps 29 and its rest carries the 0.01.
+    const mark = price('175');
+    const shorts = (entry: string) =>
+      ['0.33333333', '0.33333333', '0.33333334'].map((size, i) =>
+        asAdlCandidate({
+          id: `c${i}`,
+          side: 'SHORT' as const,
+          size: base(size),
+          entryPrice: price(entry),
+          collateral: usd('100'),
+        }),
+      );
+    const decide = (position: ClosablePosition, shortsEntry: string, rest?: bigint) =>
+      decideWaterfall({
+        liquidationId: 'liq-own:0',
+        position,
+        ...(rest ? { restOfPosition: { size: rest, mark } } : {}),
+        mark,
+        market: { liquidationFee: ppm('0.01') },
+        stillLiquidatable: true,
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        insurance: {
+          account: ACCOUNT,
+          state: { balance: 0n, windowStartMs: 0, windowDrawn: 0n },
+          config: { drawCapPerWindow: 0n, windowSeconds: 3600, floor: 0n },
+        },
+        adlCandidates: shorts(shortsEntry),
+        nowMs: 0,
+      });
+    const entry = price('200.00000001');
+    const slice = decide(
+      { side: 'LONG', size: base('1'), entryPrice: entry, collateral: usd('54') },
+      '200.00000001',
+      base('1'),
+    );
+    // The shorts' unit only: the trader's 0.99 stays with its rest (counted here too, the fund would get 2).
+    expect(slice.settlement!.fee).toBe(usd('1.750001'));
+    expect(slice.traderPayout).toBe(usd('27.25'));
+    expect(slice.settlement!.restCollateralOverE16).toBe(100_000_000n);
+    const rest = {
+      side: 'LONG' as const,
+      size: base('1'),
+      entryPrice: entry,
+      collateral: slice.traderPayout,
+      collateralOverE16: slice.settlement!.restCollateralOverE16!,
+    };
+    const close = decide(rest, '200.00000002');
+    // The rest's exact equity, 27.25 less the 0.01 carried less 25.00000001, is 2.24999998: it keeps 2.249999 and
+    // rounds 0.98 away, the trader's only sub-unit over both (2 x 27 - 2 x 25.00000001 - 3.50 = 0.49999998).
+    expect(close.traderPayout).toBe(usd('0.499999'));
+    expect(close.traderPayout).toBe(
+      settleClose(rest, [{ price: mark, size: base('1') }], ppm('0.01')).traderPayout,
+    );
+    // With the shorts' 1.02: two units (the shorts' alone, one).
+    expect(close.settlement!.fee).toBe(usd('1.750002'));
   });
 });
 
