@@ -401,7 +401,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   const providers = count ?? DEFAULT_PROVIDERS;
   if (what === 'providers' && capital !== undefined && capital < BigInt(providers) * QUOTE_SCALE)
     throw new UsageError(
-      `--capital: ${formatQuote(capital)} USD for ${providers} providers is less than 1 USD each`,
+      `--capital: ${formatQuote(capital)} for ${providers} providers is less than 1 unit of the quote currency each`,
     );
   const fileText =
     values.file === undefined
@@ -522,11 +522,12 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   return withTarget(values, async (deployment) => {
     // A deposit needs no rule (a credit is never refused: the floor binds debits only), so it asks for none: a stack
     // of other rules refuses to have them assumed (riskConfigFor), and a fund topped up in a crash must not wait for
-    // the deployed file. A withdrawal is judged against the deployed fund floor.
+    // the deployed file. A withdrawal is judged against the deployed fund floor. The one local up recorded names the
+    // quote currency (a USDT stage's deposit was said in USD).
     const config =
       action === 'withdraw'
         ? deployedRiskConfig(deployment, values.config, 'fund withdraw', 'its fund floor', true)
-        : values.config === undefined
+        : values.config === undefined && deployment.recordedRiskConfig === undefined
           ? DEFAULT_RISK_CONFIG
           : riskConfigFor(deployment, values.config);
     const actor = await callerOf(deployment, action, io);

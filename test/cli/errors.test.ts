@@ -115,15 +115,16 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       ['fund', 'index-journal', '--amount', '5'],
       /fund index-journal: --amount is an option of fund deposit and withdraw/,
     ],
+    // Said "0 USD ... less than 1 USD each" whatever the configuration's quote (walk42-capital-quote).
     [
       'no capital',
       ['seed', 'providers', '--capital', '0'],
-      /--capital: 0 USD for 8 providers is less than 1 USD each/,
+      /--capital: 0 for 8 providers is less than 1 unit of the quote currency each$/,
     ],
     [
-      'less than a dollar a provider',
+      'less than a unit a provider',
       ['seed', 'providers', '--capital', '3', '--count', '8'],
-      /--capital: 3 USD for 8 providers/,
+      /--capital: 3 for 8 providers is less than 1 unit of the quote currency each$/,
     ],
     [
       'capital on positions',

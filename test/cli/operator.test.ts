@@ -235,6 +235,43 @@ describe('--config on a stage local up runs: only the configuration it runs with
   });
 });
 
+// Found by an operator's walk through the local flow in session 42 (walk42-deposit-quote): a deposit without --config
+// on a stage local up runs with a USDT configuration said "250000 USD", where status says USDT.
+describe('fund deposit on a stage local up runs: amounts in its quote currency', () => {
+  it('names the recorded configuration quote, without --config', async () => {
+    const { stage, names } = await newStage();
+    const state = mkdtempSync(path.join(tmpdir(), 'op-quote-'));
+    const before = process.env.BACKSTOP_STATE_DIR;
+    process.env.BACKSTOP_STATE_DIR = state;
+    try {
+      const usdt = {
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: [{ ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!, symbol: 'ETH-USDT' }],
+      };
+      writeLocalRecord(state, {
+        pid: process.pid,
+        motoPid: process.pid,
+        endpoint: emulator.moto.endpoint,
+        stage,
+        region: 'us-east-1',
+        startedAt: new Date().toISOString(),
+        riskConfig: usdt,
+      });
+      const run = await cli('fund', 'deposit', '--amount', '250', '--key', 'q1');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/^fund deposit 250 USDT: balance 250 USDT \(journal entry 1, key q1/);
+      const again = await cli('fund', 'deposit', '--amount', '250', '--key', 'q1');
+      expect(again.stdout).toMatch(
+        /^fund deposit 250 USDT under key q1 was already applied .* balance 250 USDT\n$/,
+      );
+      expect((await adapters(names).ledger.balance('insurance-fund')).balance).toBe(250_000_000n);
+    } finally {
+      process.env.BACKSTOP_STATE_DIR = before;
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 // Found by running 40 markets in session 40: status listed a market only once it had an item, and called one whose
 // providers were seeded before any tick "breaker closed", as it does a live market; its positions are not checked.
 describe('status of configured markets without a tick', () => {
