@@ -88,7 +88,12 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (INPUT_ERRORS.some((kind) => error instanceof kind)) {
-      io.stderr.write(`backstop: ${message}\n`);
+      // A mistyped flag: say where the right one is listed, still on one line.
+      const hint =
+        error instanceof UsageError && message.startsWith('Unknown option') && command
+          ? ` (backstop ${command} --help lists its options)`
+          : '';
+      io.stderr.write(`backstop: ${message}${hint}\n`);
       return 2;
     }
     io.stderr.write(`backstop: internal error: ${message}\n`);

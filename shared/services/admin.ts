@@ -239,7 +239,7 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
       return {
         ok: false,
         reason: moves
-          ? `admin/insufficient-funds or concurrent change: ${error.message}${parsed.data.action === 'withdraw' ? await withdrawable(deps) : ''}`
+          ? `admin/insufficient-funds or concurrent change: ${error.message}${parsed.data.action === 'withdraw' ? await withdrawable(deps) : ''}; nothing moved`
           : `admin/concurrent-change: ${error.message} (it changed since it was read: read it again and retry)`,
       };
     }

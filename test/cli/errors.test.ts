@@ -216,7 +216,11 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--queue: "bogus" is not one of liquidations, auctionSteps, tickDeadLetters/,
     ],
     ['an unknown DLQ action', ['dlq', 'purge'], /unknown subcommand "purge" \(list \| redrive \| discard\)/],
-    ['an unknown option', ['status', '--verbose'], /Unknown option '--verbose'/],
+    [
+      'an unknown option',
+      ['status', '--verbose'],
+      /Unknown option '--verbose' \(backstop status --help lists its options\)$/,
+    ],
   ];
   it.each(cases)('%s', async (_name, argv, pattern) => {
     const run = await cli(...argv);

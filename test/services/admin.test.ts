@@ -256,7 +256,9 @@ describe('admin requests', () => {
     const result = await run({ action: 'withdraw', amount: '10.000001', idempotencyKey: 'w1' });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/insufficient-funds/) });
     // With what the fund holds above its floor: the AWS ledger's refusal says only "ledger/below-floor".
-    expect(result.ok ? '' : result.reason).toMatch(/\(balance 10, floor 0: at most 10 can be withdrawn\)$/);
+    expect(result.ok ? '' : result.reason).toMatch(
+      /\(balance 10, floor 0: at most 10 can be withdrawn\); nothing moved$/,
+    );
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
   });
 
