@@ -1,11 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createAwsAdapters,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
-import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { price } from '../../shared/domain/units.ts';
 import { ConditionFailedError } from '../../shared/ports/index.ts';
@@ -13,7 +6,7 @@ import type { SettlementDeps } from '../../shared/services/context.ts';
 import { wakeSpent } from '../../shared/services/sleeping.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -25,22 +18,12 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  * call with the item and knows its own write, as the markets adapter does (markets-lost-answers.test.ts).
  */
 
-let moto: MotoServer;
-let stage = 0;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto?.stop();
-});
+const moto = motoStages('alost');
 
 const auctionOf = auctionRecord;
 
 async function setUp() {
-  const clients = createAwsClients(localClientConfig(moto.endpoint));
-  const names = await createLocalResources(clients, `alost${stage++}`);
-  const adapters = createAwsAdapters({ clients, names, clock: systemClock });
+  const { clients, names, adapters } = await moto.stage();
   return { clients, adapters };
 }
 

@@ -1,14 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AwsAdapters,
-  type AwsClients,
-  createAwsAdapters,
-  createAwsClients,
-  createAwsQueueTransports,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
-import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { describe, expect, it } from 'vitest';
+import { type AwsClients, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
@@ -18,7 +9,7 @@ import {
   type MarginCheckDeps,
   withLiquidationPrice,
 } from '../../shared/services/margin-check.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -29,15 +20,7 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  * alarm. The adapter now reads the item as it stood (ReturnValuesOnConditionCheckFailure) and knows its own write.
  */
 
-let moto: MotoServer;
-let stage = 0;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto?.stop();
-});
+const moto = motoStages('lost');
 
 type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
 
@@ -70,9 +53,7 @@ function loseNextUpdateAnswer(
 }
 
 async function setUp(maxPositionsPerInvocation = 500) {
-  const clients = createAwsClients(localClientConfig(moto.endpoint));
-  const names = await createLocalResources(clients, `lost${stage++}`);
-  const adapters: AwsAdapters = createAwsAdapters({ clients, names, clock: systemClock });
+  const { clients, names, adapters } = await moto.stage();
   const telemetry = new RecordingTelemetry();
   const deps: MarginCheckDeps = {
     ...adapters,
@@ -158,9 +139,10 @@ describe('lost answers of conditional UpdateItems on the markets table (moto, re
   // at-least-once) was accepted too, counted and woken twice, and a repeated trip tripped twice. A write now carries
   // a token of its call, made before the SDK sends it: only the SDK's retry of that very request carries the same.
   it("a lost answer is the call's own write; the same tick or trip written by another call is a race it lost", async () => {
-    const clients = createAwsClients(localClientConfig(moto.endpoint));
-    const names = await createLocalResources(clients, `lost${stage++}`);
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
     const fault = loseNextUpdateAnswer(
       clients,
       (i) =>
@@ -352,9 +334,10 @@ describe('lost answers of the markets counters (moto, real adapters): markets-ad
     Object.values(i.ExpressionAttributeNames ?? {}).includes(attr);
 
   it('a providers epoch bump whose answer was lost bumps once, and returns the epoch it left; different calls all count', async () => {
-    const clients = createAwsClients(localClientConfig(moto.endpoint));
-    const names = await createLocalResources(clients, `lost${stage++}`);
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
     expect(await markets.bumpProvidersEpoch('ETH-USD')).toBe(1);
     const fault = loseNextUpdateAnswer(clients, counting('providersEpoch'));
     fault.armed = true;
@@ -376,9 +359,10 @@ describe('lost answers of the markets counters (moto, real adapters): markets-ad
   });
 
   it('a last-resort fill counted whose answer was lost counts once; different calls all count', async () => {
-    const clients = createAwsClients(localClientConfig(moto.endpoint));
-    const names = await createLocalResources(clients, `lost${stage++}`);
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
     const fault = loseNextUpdateAnswer(clients, counting('lastResortFillsSELL'));
     fault.armed = true;
     await markets.countLastResortFill('ETH-USD', 'SELL');

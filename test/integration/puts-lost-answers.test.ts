@@ -1,11 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createAwsAdapters,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
-import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import {
@@ -18,7 +11,7 @@ import {
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -31,20 +24,10 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  * read, even of the same record, is still refused.
  */
 
-let moto: MotoServer;
-let stage = 0;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto?.stop();
-});
+const moto = motoStages('plost');
 
 async function setUp() {
-  const clients = createAwsClients(localClientConfig(moto.endpoint));
-  const names = await createLocalResources(clients, `plost${stage++}`);
-  const adapters = createAwsAdapters({ clients, names, clock: systemClock });
+  const { clients, names, adapters } = await moto.stage();
   return { clients, adapters, fault: loseNextAnswer(clients, 'PutItemCommand') };
 }
 

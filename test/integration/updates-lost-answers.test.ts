@@ -1,12 +1,5 @@
 import { TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createAwsAdapters,
-  createAwsClients,
-  createLocalResources,
-  localClientConfig,
-} from '../../shared/adapters/aws/index.ts';
-import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -23,7 +16,7 @@ import type { SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -37,20 +30,10 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  * ignores the token, so those tests check the tokens only).
  */
 
-let moto: MotoServer;
-let stage = 0;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto?.stop();
-});
+const moto = motoStages('ulost');
 
 async function setUp() {
-  const clients = createAwsClients(localClientConfig(moto.endpoint));
-  const names = await createLocalResources(clients, `ulost${stage++}`);
-  const adapters = createAwsAdapters({ clients, names, clock: systemClock });
+  const { clients, names, adapters } = await moto.stage();
   return { clients, names, adapters };
 }
 
