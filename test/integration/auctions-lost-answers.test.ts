@@ -23,7 +23,7 @@ const moto = motoStages('alost');
 const auctionOf = auctionRecord;
 
 async function setUp() {
-  const { clients, names, adapters } = await moto.stage();
+  const { clients, adapters } = await moto.stage();
   return { clients, adapters };
 }
 

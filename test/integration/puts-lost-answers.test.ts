@@ -27,7 +27,7 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
 const moto = motoStages('plost');
 
 async function setUp() {
-  const { clients, names, adapters } = await moto.stage();
+  const { clients, adapters } = await moto.stage();
   return { clients, adapters, fault: loseNextAnswer(clients, 'PutItemCommand') };
 }
 

@@ -113,20 +113,26 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     return (this.#byTick.get(tickKey) ?? []).map((id) => this.#records.get(id)!).sort(byId);
   }
 
+  /**
+   * Stores an UpdateItem's result: measured as the stored item, which may carry the token of the put that wrote it
+   * alone (owned-put.ts), so refused as DynamoDB would refuse it.
+   */
+  #update(next: LiquidationRecord): void {
+    requireItemSize(
+      liquidationItemBytesAtMost(next),
+      () => withWriter(liquidationItem(next), SIZED_WRITER),
+      'liquidations',
+      next.id,
+    );
+    this.#records.set(next.id, frozenCopy(next));
+  }
+
   async recordFailure(id: string, failure: ProcessingFailure): Promise<void> {
     requireId(id, 'liquidations');
     requireFailure(failure, 'liquidations');
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`liquidations/not-found: ${id}`);
-    const next = { ...current, lastFailure: failure };
-    // The stored item may carry the token of the put that wrote it alone.
-    requireItemSize(
-      liquidationItemBytesAtMost(next),
-      () => withWriter(liquidationItem(next), SIZED_WRITER),
-      'liquidations',
-      id,
-    );
-    this.#records.set(id, frozenCopy(next));
+    this.#update({ ...current, lastFailure: failure });
     fire(this.#hook, 'liquidations.recordFailure');
   }
 
@@ -141,15 +147,7 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     if (current?.state !== 'QUEUED') throw new ConditionFailedError(`liquidations/not-queued: ${id}`);
     if (current.markDisputedSinceMs !== undefined)
       return { sinceMs: current.markDisputedSinceMs, recorded: false };
-    const next = { ...current, markDisputedSinceMs: sinceMs };
-    // An UpdateItem of the stored item, which may carry the token of the put that wrote it alone.
-    requireItemSize(
-      liquidationItemBytesAtMost(next),
-      () => withWriter(liquidationItem(next), SIZED_WRITER),
-      'liquidations',
-      id,
-    );
-    this.#records.set(id, frozenCopy(next));
+    this.#update({ ...current, markDisputedSinceMs: sinceMs });
     fire(this.#hook, 'liquidations.recordMarkDispute');
     return { sinceMs, recorded: true };
   }
