@@ -44,6 +44,17 @@ async function bankruptAgainstThreeShorts(p: Pipeline, over = 0n) {
   return { long, shorts, liquidation: liquidation! };
 }
 
+/** `ledger` with its `apply` replaced (an older version's movement, say); every read goes to it. */
+const applyingWith = (ledger: Ledger, apply: Ledger['apply']): Ledger => ({
+  balance: (account) => ledger.balance(account),
+  journal: (account) => ledger.journal(account),
+  journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+  auditCheckpoint: (account) => ledger.auditCheckpoint(account),
+  saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
+  entriesOf: (account, reference) => ledger.entriesOf(account, reference),
+  apply,
+});
+
 describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
   it('three counterparties each leaving a sub-unit: their whole unit lowers the deficit they cover', async () => {
     const p = createPipeline(WIDE_BOOK);
@@ -167,20 +178,12 @@ describe("ADL closes' rounding goes to the fund (adl-close-rounding)", () => {
     const id = queued!.id;
     const ledger = p.deps.ledger;
     // The older version's plan: the same draw without the counterparties' unit; then its delivery dies.
-    const older: Ledger = {
-      balance: (account) => ledger.balance(account),
-      journal: (account) => ledger.journal(account),
-      journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
-      auditCheckpoint: (account) => ledger.auditCheckpoint(account),
-      saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
-      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
-      apply: async (movement, known) => {
-        expect(movement.idempotencyKey).toBe(`${id}:shortfall`);
-        expect(movement.amount).toBe(-parseQuote('4.999999'));
-        await ledger.apply({ ...movement, amount: -parseQuote('5') }, known);
-        throw new InjectedCrash('ledger.apply');
-      },
-    };
+    const older = applyingWith(ledger, async (movement, known) => {
+      expect(movement.idempotencyKey).toBe(`${id}:shortfall`);
+      expect(movement.amount).toBe(-parseQuote('4.999999'));
+      await ledger.apply({ ...movement, amount: -parseQuote('5') }, known);
+      throw new InjectedCrash('ledger.apply');
+    });
     await expect(
       processLiquidation({ liquidationId: id }, { ...p.deps, ledger: older }),
     ).rejects.toBeInstanceOf(InjectedCrash);
@@ -254,20 +257,12 @@ describe("the trader's own close's rounding joins ADL's (adl-trader-rounding)", 
     const [queued] = p.adapters.liquidations.all();
     const id = queued!.id;
     const ledger = p.deps.ledger;
-    const older: Ledger = {
-      balance: (account) => ledger.balance(account),
-      journal: (account) => ledger.journal(account),
-      journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
-      auditCheckpoint: (account) => ledger.auditCheckpoint(account),
-      saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
-      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
-      apply: async (movement, known) => {
-        expect(movement.idempotencyKey).toBe(`${id}:fee`);
-        expect(movement.amount).toBe(parseQuote('1.750002'));
-        await ledger.apply({ ...movement, amount: parseQuote('1.750001') }, known);
-        throw new InjectedCrash('ledger.apply');
-      },
-    };
+    const older = applyingWith(ledger, async (movement, known) => {
+      expect(movement.idempotencyKey).toBe(`${id}:fee`);
+      expect(movement.amount).toBe(parseQuote('1.750002'));
+      await ledger.apply({ ...movement, amount: parseQuote('1.750001') }, known);
+      throw new InjectedCrash('ledger.apply');
+    });
     await expect(
       processLiquidation({ liquidationId: id }, { ...p.deps, ledger: older }),
     ).rejects.toBeInstanceOf(InjectedCrash);
