@@ -25,6 +25,7 @@ import {
   type Transactor,
   type Write,
 } from '../../shared/ports/index.ts';
+import { position } from '../support/records.ts';
 
 /**
  * The contract every adapter family passes (embedded and AWS), written once over a harness factory.
@@ -79,20 +80,6 @@ export async function eventually<T>(
 }
 
 // --- Record factories ------------------------------------------------------------------------------------
-
-const position = (over: Partial<PositionRecord> = {}): PositionRecord => ({
-  id: 'pos-1',
-  traderId: 'trader-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  size: base('1.5'),
-  entryPrice: price('2000'),
-  collateral: usd('150'),
-  state: 'OPEN',
-  version: 1,
-  liquidationPrice: price('1900'),
-  ...over,
-});
 
 const liquidation = (p: PositionRecord, over: Partial<LiquidationRecord> = {}): LiquidationRecord => ({
   id: `${p.id}:${p.version}`,

@@ -1,18 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
-import {
-  type AuctionRecord,
-  ConditionFailedError,
-  type LiquidationRecord,
-  type PositionRecord,
-  type ProviderRecord,
-} from '../../shared/ports/index.ts';
+import { type AuctionRecord, ConditionFailedError, type ProviderRecord } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
+import { liquidation, position } from '../support/records.ts';
 
 /**
  * A conditional PutItem sent alone that DynamoDB applied but whose answer was lost (a timeout, a reset
@@ -30,35 +25,6 @@ async function setUp() {
   const { clients, adapters } = await moto.stage();
   return { clients, adapters, fault: loseNextAnswer(clients, 'PutItemCommand') };
 }
-
-const position = (over: Partial<PositionRecord> = {}): PositionRecord => ({
-  id: 'pos-1',
-  traderId: 'trader-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  size: base('1.5'),
-  entryPrice: price('2000'),
-  collateral: usd('150'),
-  state: 'OPEN',
-  version: 1,
-  liquidationPrice: price('1900'),
-  ...over,
-});
-
-const liquidation = (over: Partial<LiquidationRecord> = {}): LiquidationRecord => ({
-  id: 'pos-1:1',
-  positionId: 'pos-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  state: 'QUEUED',
-  tickKey: 'ETH-USD#7',
-  triggerMark: price('1890'),
-  remainingSize: base('1.5'),
-  marketFills: [],
-  history: [{ atMs: 1_000, state: 'QUEUED' }],
-  version: 1,
-  ...over,
-});
 
 const provider = (over: Partial<ProviderRecord> = {}): ProviderRecord => ({
   id: 'lp-1',

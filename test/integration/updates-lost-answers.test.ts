@@ -6,11 +6,7 @@ import {
   parseRiskConfig,
 } from '../../shared/domain/config.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
-import {
-  ConditionFailedError,
-  type LiquidationRecord,
-  type PositionRecord,
-} from '../../shared/ports/index.ts';
+import { ConditionFailedError } from '../../shared/ports/index.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
@@ -18,6 +14,7 @@ import { handleTick, withLiquidationPrice } from '../../shared/services/margin-c
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
+import { liquidation, position } from '../support/records.ts';
 
 /**
  * The audit of lost answers (session 42, retry-audit): a write DynamoDB applied whose answer was lost (a timeout, a
@@ -36,35 +33,6 @@ async function setUp() {
   const { clients, names, adapters } = await moto.stage();
   return { clients, names, adapters };
 }
-
-const position = (over: Partial<PositionRecord> = {}): PositionRecord => ({
-  id: 'pos-1',
-  traderId: 'trader-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  size: base('1.5'),
-  entryPrice: price('2000'),
-  collateral: usd('150'),
-  state: 'OPEN',
-  version: 1,
-  liquidationPrice: price('1900'),
-  ...over,
-});
-
-const liquidation = (over: Partial<LiquidationRecord> = {}): LiquidationRecord => ({
-  id: 'pos-1:1',
-  positionId: 'pos-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  state: 'QUEUED',
-  tickKey: 'ETH-USD#7',
-  triggerMark: price('1890'),
-  remainingSize: base('1.5'),
-  marketFills: [],
-  history: [{ atMs: 1_000, state: 'QUEUED' }],
-  version: 1,
-  ...over,
-});
 
 const tokensOf = (bodies: readonly string[]) =>
   bodies.map((body) => (JSON.parse(body) as { ClientRequestToken?: string }).ClientRequestToken);

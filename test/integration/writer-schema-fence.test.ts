@@ -18,16 +18,11 @@ import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import type { JournalAudit } from '../../shared/domain/journal-audit.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
-import {
-  type AuctionRecord,
-  ConditionFailedError,
-  type LiquidationRecord,
-  type PositionRecord,
-  type ProviderRecord,
-} from '../../shared/ports/index.ts';
+import { type AuctionRecord, ConditionFailedError, type ProviderRecord } from '../../shared/ports/index.ts';
 import { createLocalRunner } from '../../shared/runner/index.ts';
 import { lambdaContext, sqsEvent, sqsRecord } from '../../shared/runner/lambda-events.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
+import { liquidation, position } from '../support/records.ts';
 
 /**
  * The writer-schema fence (adapters/aws/writer-schema.ts). During a rolling deploy an older function that read an
@@ -99,35 +94,6 @@ async function refusedAsNewer(write: Promise<unknown>, table: string, key: strin
 }
 
 const id = (value: string) => ({ id: { S: value } });
-
-const position = (over: Partial<PositionRecord> = {}): PositionRecord => ({
-  id: 'pos-1',
-  traderId: 'trader-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  size: base('1.5'),
-  entryPrice: price('2000'),
-  collateral: usd('150'),
-  state: 'OPEN',
-  version: 1,
-  liquidationPrice: price('1900'),
-  ...over,
-});
-
-const liquidation = (over: Partial<LiquidationRecord> = {}): LiquidationRecord => ({
-  id: 'pos-1:1',
-  positionId: 'pos-1',
-  symbol: 'ETH-USD',
-  side: 'LONG',
-  state: 'QUEUED',
-  tickKey: 'ETH-USD#7',
-  triggerMark: price('1890'),
-  remainingSize: base('1.5'),
-  marketFills: [],
-  history: [{ atMs: 1_000, state: 'QUEUED' }],
-  version: 1,
-  ...over,
-});
 
 const auction = (over: Partial<AuctionRecord> = {}): AuctionRecord => ({
   id: 'auc-1',
