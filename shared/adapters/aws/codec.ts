@@ -129,6 +129,16 @@ const errorName = (error: unknown): string | undefined =>
 export const isConditionalCheckFailed = (error: unknown): boolean =>
   errorName(error) === 'ConditionalCheckFailedException';
 
+/**
+ * A failed condition, with the item as it stood (ReturnValuesOnConditionCheckFailure ALL_OLD; none when absent);
+ * undefined for any other error.
+ */
+export const failedCondition = (error: unknown): { readonly item?: Item } | undefined => {
+  if (!isConditionalCheckFailed(error)) return undefined;
+  const item = (error as { Item?: Item }).Item;
+  return item ? { item } : {};
+};
+
 /** Codes of a cancelled TransactWriteItems, in item order ('None' for items that passed); else undefined. */
 export function cancellationCodes(error: unknown): string[] | undefined {
   if (errorName(error) !== 'TransactionCanceledException') return undefined;

@@ -24,6 +24,7 @@ import {
 import {
   AdapterInputError,
   CorruptItemError,
+  failedCondition,
   type Item,
   isConditionalCheckFailed,
   N,
@@ -243,16 +244,6 @@ export function marketFromItem(item: Item): MarketState {
         }),
   };
 }
-
-/**
- * A failed condition, with the item as it stood (ReturnValuesOnConditionCheckFailure ALL_OLD; none when absent);
- * undefined for any other error.
- */
-const failedCondition = (error: unknown): { readonly item?: Item } | undefined => {
-  if (!isConditionalCheckFailed(error)) return undefined;
-  const item = (error as { Item?: Item }).Item;
-  return item ? { item } : {};
-};
 
 /**
  * The condition that the print at `path` is `print` as read (its sequence, mark and stamp), or that there is none;

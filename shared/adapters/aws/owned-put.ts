@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { type Item, isConditionalCheckFailed, S } from './codec.ts';
+import { failedCondition, S } from './codec.ts';
 import { WRITER_ATTR, withWriter } from './record-items.ts';
 import { refusingNewerWriter } from './writer-schema.ts';
 
@@ -35,12 +35,15 @@ export async function putOwned(dynamo: DynamoDBClient, put: Put): Promise<void> 
     try {
       await dynamo.send(new PutItemCommand(owned));
     } catch (error) {
-      if (isConditionalCheckFailed(error) && (error as { Item?: Item }).Item?.[WRITER_ATTR]?.S === writer)
-        return;
+      if (wroteIt(error, writer)) return;
       throw error;
     }
   }, [owned]);
 }
+
+/** A failed condition on an item holding `writer`: the call's own write, applied, whose answer was lost. */
+const wroteIt = (error: unknown, writer: string): boolean =>
+  failedCondition(error)?.item?.[WRITER_ATTR]?.S === writer;
 
 const OWNED_NAME = '#ownedWriter';
 const OWNED_VALUE = ':ownedWriter';
@@ -67,8 +70,7 @@ export async function updateItemOwned(dynamo: DynamoDBClient, update: UpdateItem
       }),
     );
   } catch (error) {
-    if (isConditionalCheckFailed(error) && (error as { Item?: Item }).Item?.[WRITER_ATTR]?.S === writer)
-      return;
+    if (wroteIt(error, writer)) return;
     throw error;
   }
 }
