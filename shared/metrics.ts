@@ -143,7 +143,7 @@ export const METRICS = {
     unit: 'Seconds',
     kind: 'distribution',
     byMarket: true,
-    help: 'how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive; none from a delivery that finds its step taken (a twin, a retry that only pays a wake)',
+    help: "how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive; also from an ended auction's delivery that finishes the settlement its ending step left (that delivery died or failed); none from a delivery that finds its step taken (a twin, a retry that only pays a wake)",
   },
   InsuranceFundBalance: {
     name: 'InsuranceFundBalance',

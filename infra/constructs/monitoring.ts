@@ -430,7 +430,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'AuctionStepsLateAlarm',
       this.business(METRICS.AuctionStepLateness, { statistic: 'Maximum' }),
-      `An auction step ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, or steps were redriven (a wait for a fresh mark counts from when it was sent back: StaleMarkAlarm pages for the feed)`,
+      `An auction step (or the settlement of the auction it ended) ran more than ${AUCTION_STEP_LATE_SECONDS} s after it was due: the auction consumer is behind, a delivery died and its redelivery ran it, or steps were redriven (a wait for a fresh mark counts from when it was sent back: StaleMarkAlarm pages for the feed)`,
       AUCTION_STEP_LATE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );

@@ -97,12 +97,21 @@ export async function processAuctionStep(
   let atMs: number | undefined;
   // What a capped step's wake failed with: the run's later steps carry the debt and try it again.
   let owed: unknown;
+  // The run's last capped step (undefined: none yet).
+  let capped: Capped | undefined;
   for (let run = 1; ; run++) {
     let outcome: StepResult;
     try {
       outcome = await stepWithRetries(current, deps, atMs, run === 1 ? taking : undefined);
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
+      if (capped) {
+        // A later step of the run: its own message, sent before the capped step's commit and due a second later,
+        // waits for the fresh mark itself. Sent back here too, two messages waited for one step, each every 30 s
+        // (capped43-stale-run-twin-wait). Its wake still owed, the delivery fails: SQS's retry pays it.
+        if (owed !== undefined) throw owed;
+        return publicOutcome(capped);
+      }
       // Nothing of this step was committed: the same step comes back, still due when it was (the auction's curve
       // waits out the outage: onTimeCurve moves it on by the lateness), and back when the wait ends.
       const back = { ...current, backAtMs: deps.clock.nowMs() + STALE_MARK_WAIT_SECONDS * 1000 };
@@ -110,12 +119,12 @@ export async function processAuctionStep(
         auctionId: current.auctionId,
         step: current.step,
       });
-      if (owed !== undefined) throw owed;
       return { status: 'waiting', delaySeconds: STALE_MARK_WAIT_SECONDS };
     }
     // Any other step that ends the run paid the debt its record carried or failed itself (or lost the step to a
     // delivery that carries it).
     if (!isCapped(outcome)) return outcome;
+    capped = outcome;
     owed = outcome.owed;
     // A step the fills cap stopped goes on here, priced at the same instant (a second later, the tail or the cusp
     // could reset the auction under bids that stand); its message, a second away, covers a death meanwhile.
@@ -133,7 +142,9 @@ export async function processAuctionStep(
  * How late a delivery's step ran (a backed-up or stalled consumer, a redrive: alarmed), reported once, by the
  * delivery that takes its step, as it received it. One that finds its step taken ran none late: a twin, or the retry
  * of a delivery that failed on the wake its step owed (5, 30, 120 s on the queue's backoff), which paged as a consumer
- * behind on top of RecordFailures (review42-debt-retry-lateness).
+ * behind on top of RecordFailures (review42-debt-retry-lateness). An ended auction's delivery that finds the
+ * settlement its ending step left unfinished (that delivery died or failed) runs that step's rest: it reports its
+ * lateness too, which none did, however late the settlement, a redrive's hours (lateness43-ended-settlement).
  */
 function reportLateness(message: AuctionStepMessage, deps: SettlementDeps): (() => void) | undefined {
   const dueAtMs = message.backAtMs ?? message.dueAtMs;
@@ -174,7 +185,10 @@ const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
 
 const symbolOf = (message: AuctionStepMessage) => (message.symbol ? { symbol: message.symbol } : {});
 
-/** `taking`: called when the delivery takes its step (the auction running at it), before it is priced. */
+/**
+ * `taking`: called when the delivery takes its step (the auction running at it), before it is priced, or finds its
+ * ended auction's settlement unfinished (settleFinished).
+ */
 async function stepWithRetries(
   message: AuctionStepMessage,
   deps: SettlementDeps,
@@ -246,7 +260,7 @@ async function stepOnce(
     const outcome =
       message.step < auction.step - 1 || twin
         ? { status: 'stale' as const }
-        : await finish(auction, deps, marketRead);
+        : await finish(auction, deps, marketRead, undefined, taking);
     if (paid !== true) throw paid === false ? new SpentWakeOwedError(auction) : paid.error;
     return outcome;
   }
@@ -513,12 +527,13 @@ async function finish(
   deps: SettlementDeps,
   market?: MarketState,
   ending?: readonly Write[],
+  unsettled?: () => void,
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
   // What one transition leaves for the next (a frozen plan, the mark), as processLiquidation carries it.
   const carried: Carried = ending ? { pendingWrites: ending } : {};
   const tick = market?.lastTick;
   if (tick) carried.mark = markOfMarket(market, tick.markPrice, deps.clock.nowMs());
-  return releasingLease(carried, deps, () => settleFinished(auction, deps, carried));
+  return releasingLease(carried, deps, () => settleFinished(auction, deps, carried, unsettled));
 }
 
 /**
@@ -548,16 +563,26 @@ async function payWake(auction: AuctionRecord, deps: SettlementDeps, plannedAtEp
   if (!(await wakeSpent(auction, deps, undefined, plannedAtEpoch))) throw new SpentWakeOwedError(auction);
 }
 
+/**
+ * `unsettled`: called when the settlement is found unfinished, before this delivery goes on with it: an ended
+ * auction's ending step left it (that delivery died or failed), and its lateness is this one's
+ * (lateness43-ended-settlement).
+ */
 async function settleFinished(
   auction: AuctionRecord,
   deps: SettlementDeps,
   carried: Carried,
+  unsettled?: () => void,
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
   // The record each transition leaves is carried too; undefined: read it (first, or after a lost race).
   let liquidation: LiquidationRecord | undefined;
   for (let attempt = 0; attempt < 6; attempt++) {
     liquidation ??= await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
+    // A last resort waiting for the book is its own message's, on its own schedule (LiquidationLateness): this
+    // delivery runs nothing late for it.
+    if (attempt === 0 && !isTerminal(liquidation.state) && !liquidation.context?.lastResortAttempt)
+      unsettled?.();
     if (isTerminal(liquidation.state)) {
       // Settled without this step (not expected): the auction still ends, or the step is stale.
       if (carried.pendingWrites && !(await commit(deps, carried.pendingWrites))) return CONFLICT;

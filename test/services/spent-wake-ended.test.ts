@@ -350,3 +350,70 @@ describe('a retry that only pays a wake debt reports no step lateness (review42-
     expect(Math.max(...lateness.map((o) => o.value))).toBeLessThanOrEqual(1);
   });
 });
+
+describe("an ended auction's delivery that finishes the settlement its ending step left reports its lateness (lateness43-ended-settlement)", () => {
+  it("A's ending step dies after its commit: the redelivery, 30 s late, settles A and says so", async () => {
+    // As review41-ended-wake-first's: killed right after the commit that ends A (its settlement's first transition).
+    const crash = crashOnceAt('transactor.commit');
+    const { p, t0 } = await endedPayer(0, undefined, crash.hook);
+    const providers = p.adapters.providers;
+    const list = providers.list.bind(providers);
+    providers.list = async (symbol) => {
+      const listed = await list(symbol);
+      if (p.clock.nowMs() === t0 + 450_000 && !crash.crashed()) crash.arm();
+      return listed;
+    };
+    await p.runUntil(t0 + 479_000);
+    expect(crash.crashed()).toBe(true);
+    expect(await auctionOf(p, 'p1')).toMatchObject({ state: 'CLEARED' });
+    expect(liquidationOf(p, 'p1').state).toBe('SETTLING');
+    const late = () =>
+      p.telemetry.observations
+        .filter((o) => o.metric === METRICS.AuctionStepLateness.name)
+        .map((o) => o.value);
+    expect(Math.max(...late())).toBeLessThanOrEqual(1);
+    await p.runUntil(t0 + 480_000);
+    expect(isTerminal(liquidationOf(p, 'p1').state)).toBe(true);
+    // The step due at 450 s settled 30 s late. Before: no lateness from an ended auction's delivery, however late
+    // (a redrive's hours) the settlement it finished.
+    expect(late().filter((s) => s > 1)).toEqual([30]);
+    await p.drain();
+    expect(late().filter((s) => s > 1)).toEqual([30]);
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it("a last resort waiting for the book is its liquidation message's: the ending step's redelivery reports no lateness", async () => {
+    // No bid left when A's planned step comes (lp's capital gone), no fund, no counterparty: A ends EXHAUSTED and its
+    // settlement's last resort finds an empty book and waits (its message, 60 s on). The delivery dies right after
+    // sending it.
+    const crash = crashOnceAt('liquidationQueue.send');
+    const p = createPipeline({ crashHook: crash.hook });
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    await p.provider('lp', '1000000', '0.05', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 1000);
+    const due = (await auctionOf(p, long.id)).stepDueAtMs!;
+    const lp = (await p.adapters.providers.get('lp'))!;
+    await p.adapters.providers.put({ ...lp, capital: 0n, version: lp.version + 1 }, lp.version);
+    const providers = p.adapters.providers;
+    const list = providers.list.bind(providers);
+    providers.list = async (symbol) => {
+      const listed = await list(symbol);
+      if (p.clock.nowMs() === due && !crash.crashed()) crash.arm();
+      return listed;
+    };
+    await p.runUntil(due);
+    expect(crash.crashed()).toBe(true);
+    expect(await auctionOf(p, long.id)).toMatchObject({ state: 'EXHAUSTED', fills: [] });
+    expect(liquidationOf(p, long.id).context?.lastResortAttempt).toBe(1);
+    // The redelivery, 30 s on, finds the settlement waiting: nothing of it was due then.
+    await p.runUntil(due + 30_000);
+    expect(p.errors).toEqual(['auctionSteps: liquidationQueue.send']);
+    const lateness = p.telemetry.observations.filter((o) => o.metric === METRICS.AuctionStepLateness.name);
+    expect(lateness.length).toBeGreaterThan(0);
+    expect(Math.max(...lateness.map((o) => o.value))).toBeLessThanOrEqual(1);
+  });
+});

@@ -1,0 +1,166 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
+import { auctionOf, leftAuctionAt, liquidationOf } from '../support/auction-records.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+
+/**
+ * The fills one step may take, when set (MAX_FILLS_PER_STEP otherwise). At 90 a step an auction's 1,000 fills take 12
+ * steps, so no run reaches its bound of 20 capped steps (MAX_CAPPED_RUNS) unless a step takes fewer: 4 here.
+ */
+const cap = vi.hoisted(() => ({ fills: undefined as number | undefined }));
+vi.mock('../../shared/domain/clearing.ts', async (importOriginal) => {
+  const clearing = await importOriginal<typeof import('../../shared/domain/clearing.ts')>();
+  return {
+    ...clearing,
+    clearAuctionStep: (input: Parameters<typeof clearing.clearAuctionStep>[0]) =>
+      clearing.clearAuctionStep(
+        cap.fills === undefined
+          ? input
+          : { ...input, maxFills: Math.min(input.maxFills ?? cap.fills, cap.fills) },
+      ),
+  };
+});
+
+afterEach(() => {
+  cap.fills = undefined;
+});
+
+/**
+ * As spent-wake-ended.test.ts's capped run, with the default tail (an hour): a 10 ETH long crossed at 184 over an empty book, 150 providers of 0.1 ETH
+ * at 1 % (each with a cent more than its fill costs: every fill spends its provider, a wake owed), whose bids the
+ * curve reaches at its step at 270 s; 100 of them take the lot at one price. Its wakes (their providers epoch bump)
+ * fail while `failing()` says so.
+ */
+async function crowded(marks: 'held' | 'as-configured', failing: (p: Pipeline) => boolean) {
+  const config = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    auction: { ...DEFAULT_RISK_CONFIG_INPUT.auction, maxResets: 0 },
+  });
+  const p = createPipeline({ config, marks });
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+  const long = await p.open('LONG', '10', '200', '200');
+  for (let i = 0; i < 150; i++) await p.provider(`lp-${String(i).padStart(3, '0')}`, '18.22', '0.01', '0.1');
+  p.venue.faults.emptyBooks.add('ETH-USD');
+  const t0 = p.clock.nowMs();
+  await p.tick('ETH-USD', '184');
+  await p.runUntil(t0 + 1000);
+  expect((await auctionOf(p, long.id)).stepDueAtMs).toBe(t0 + 270_000);
+  const failed = { count: 0 };
+  const markets = p.adapters.markets;
+  const bump = markets.bumpProvidersEpoch.bind(markets);
+  markets.bumpProvidersEpoch = async (symbol) => {
+    if (failing(p)) {
+      failed.count += 1;
+      throw new Error('throttled');
+    }
+    return bump(symbol);
+  };
+  const owed = () => p.errors.filter((e) => e.includes('auction/spent-wake-owed')).length;
+  return { p, t0, long, failed, owed };
+}
+
+/** Each provider filled once, 100 fills at one price, the lot sold, the debt paid, every step on time. */
+async function clearedOnce(p: Pipeline, positionId: string): Promise<void> {
+  const auction = await auctionOf(p, positionId);
+  expect(auction).toMatchObject({ state: 'CLEARED', remainingLot: 0n });
+  expect(auction.spentIn).toBeUndefined();
+  expect(auction.fills).toHaveLength(100);
+  expect(new Set(auction.fills.map((f) => f.providerId)).size).toBe(100);
+  expect(new Set(auction.fills.map((f) => f.price)).size).toBe(1);
+  expect(liquidationOf(p, positionId).state).toBe('SETTLED_AUCTION');
+  expect(await p.check()).toMatchObject({ violations: [] });
+  // A retry that finds its step taken ran none late (review42-debt-retry-lateness).
+  const lateness = p.telemetry.observations.filter((o) => o.metric === METRICS.AuctionStepLateness.name);
+  expect(Math.max(...lateness.map((o) => o.value))).toBeLessThanOrEqual(1);
+}
+
+describe("a capped run's wake debt still owed when the run stops fails its delivery after the run (review42-capped-run-split)", () => {
+  it.each([
+    {
+      failingUntil: 271_000,
+      failures: 20,
+      deliveries: 1,
+      paidAt: 271_000,
+      case: "the run's next delivery, a second later, pays it; the retry finds its step taken",
+    },
+    {
+      // Every delivery that finds the debt meanwhile fails too (spent-wake-retry-late): at 271 s the run's next one
+      // (its 5 steps' wakes) and the 19 other messages the first run's steps sent, at 272 s the 4 the second sent.
+      failingUntil: 300_000,
+      failures: 20 + 19 + 5 + 4,
+      deliveries: 1 + 19 + 1 + 4,
+      paidAt: 300_000,
+      case: 'the wakes fail until the retry, 30 s later, which pays it',
+    },
+  ])('owed after the 20th capped step: $case', async ({ failingUntil, failures, deliveries, paidAt }) => {
+    // 4 fills a step: the lot's 100 take 25 steps, 20 in the first delivery (at 270 s), 5 in the next (271 s).
+    cap.fills = 4;
+    const { p, t0, long, failed, owed } = await crowded('held', (p) => p.clock.nowMs() < t0 + failingUntil);
+    await p.runUntil(t0 + 270_000);
+    // Its 20 steps committed, each wake failed: the delivery failed after them, the debt on the record.
+    const after = await auctionOf(p, long.id);
+    expect(after).toMatchObject({ state: 'RUNNING', step: 20, spentIn: ['ETH-USD'] });
+    expect(after.fills).toHaveLength(80);
+    expect(failed.count).toBe(20);
+    expect(owed()).toBe(1);
+    await p.runUntil(t0 + paidAt - 1000);
+    expect((await auctionOf(p, long.id)).spentIn).toEqual(['ETH-USD']);
+    await p.runUntil(t0 + paidAt);
+    expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
+    // The 20th step's message went on with the run: the lot cleared at the same price a second later.
+    expect(await auctionOf(p, long.id)).toMatchObject({ state: 'CLEARED', step: 25 });
+    expect(leftAuctionAt(p, long.id)).toBe(t0 + 271_000);
+    await p.drain();
+    expect(failed.count).toBe(failures);
+    expect(owed()).toBe(deliveries);
+    expect(p.errors).toHaveLength(deliveries);
+    await clearedOnce(p, long.id);
+  });
+
+  it('the run stops for a fresh mark after the capped step whose wake failed: the delivery fails, its retry pays', async () => {
+    // Marks as configured (stale after 120 s): a tick at 150 s keeps the mark fresh up to the step at 270 s, exactly.
+    // The capped step's wake fails once and takes a second, so the run's next step finds the mark 121 s old.
+    let first = true;
+    const { p, t0, long, failed, owed } = await crowded('as-configured', (p) => {
+      if (!first) return false;
+      first = false;
+      p.clock.advance(1000);
+      return true;
+    });
+    await p.runUntil(t0 + 150_000);
+    await p.tick('ETH-USD', '184');
+    const sent: number[] = [];
+    const queue = p.adapters.auctionQueue;
+    const send = queue.send.bind(queue);
+    queue.send = async (body, delaySeconds) => {
+      sent.push(parseAuctionStepMessage(body).step);
+      return send(body, delaySeconds);
+    };
+    await p.runUntil(t0 + 270_000);
+    const after = await auctionOf(p, long.id);
+    expect(after).toMatchObject({ state: 'RUNNING', step: 1, spentIn: ['ETH-USD'] });
+    expect(after.fills).toHaveLength(90);
+    expect(failed.count).toBe(1);
+    expect(owed()).toBe(1);
+    // Step 1's messages wait for the fresh mark (they pay no debt): the debt waits for the retry at 300 s.
+    await p.runUntil(t0 + 299_000);
+    expect((await auctionOf(p, long.id)).spentIn).toEqual(['ETH-USD']);
+    await p.runUntil(t0 + 300_000);
+    expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
+    expect(await auctionOf(p, long.id)).toMatchObject({ state: 'RUNNING', step: 1 });
+    // The feed is back: step 1 runs at its message's next look (331 s), at the price of 270 s.
+    await p.runUntil(t0 + 310_000);
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    expect(owed()).toBe(1);
+    expect(p.errors).toHaveLength(1);
+    await clearedOnce(p, long.id);
+    // One message of step 1 waited (its capped step's, at 271 s and 301 s). Before: the run sent step 1 back as well,
+    // a second message waiting for the same step (4 waits, and a twin delivery once the feed was back).
+    expect(sent.filter((step) => step === 1)).toHaveLength(3);
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe(2);
+  });
+});
