@@ -115,7 +115,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: 'sleeping auctions woken before their planned step: by a tick (its mark reached a standing bid sooner), by another auction that spent a provider they planned on, or by a provider registered or changed',
+    help: 'sleeping auctions woken before their planned step: by a tick (its mark reached a standing bid sooner), by another auction that spent a provider they planned on, or by a provider registered or changed; a wake in parts counts each sleeper once, whatever its retries sent again',
   },
   AuctionsSkipped: {
     name: 'AuctionsSkipped',

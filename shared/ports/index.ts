@@ -997,6 +997,16 @@ export interface ReceivedMessage {
  */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
+/**
+ * The entries a sendBatch that threw did not send (indices into its bodies), when its error says (both adapters'
+ * QueueSendError: SQS's Failed entries, and every entry of a later SendMessageBatch call not begun); undefined: it
+ * does not say, and any of them may have gone.
+ */
+export const unsentOf = (error: unknown): readonly number[] | undefined => {
+  const unsent = (error as { readonly unsent?: unknown } | undefined)?.unsent;
+  return Array.isArray(unsent) && unsent.every((i) => Number.isSafeInteger(i)) ? unsent : undefined;
+};
+
 /** Most messages one receive asks for (SQS's MaxNumberOfMessages). */
 export const MAX_RECEIVE_MESSAGES = 10;
 
@@ -1010,7 +1020,9 @@ export interface QueueTransport {
   /** Refuses a body over MAX_MESSAGE_BYTES ('queue/message-too-large'), sending nothing. */
   send(body: string, delaySeconds?: number): Promise<void>;
   /**
-   * Up to 10 bodies per call on SQS; adapters split larger lists. Throws if an entry still fails after retries.
+   * Up to 10 bodies per call on SQS; adapters split larger lists. Throws if an entry still fails after retries:
+   * an error with `unsent` (unsentOf) names the entries not sent, every other one went; any other error says
+   * nothing of which went (a call whose answer was lost may have sent them all).
    * Refuses a list with a body over MAX_MESSAGE_BYTES ('queue/message-too-large'), sending none of it.
    */
   sendBatch(bodies: readonly string[]): Promise<void>;

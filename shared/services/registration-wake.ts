@@ -27,7 +27,11 @@ export interface RegistrationWakeDeps extends WakeDeps {
 
 /** What a registration's wake answers (AdminResult). */
 export interface NewBidsWake {
-  /** Sleepers woken in the call. */
+  /**
+   * Sleepers woken in the call, as AuctionsWoken counts them: in a market whose wake goes on from the cursor its
+   * record keeps, those up to it (messages sent past it, after a failed send, go again and are counted with the
+   * continuation's part).
+   */
   readonly woken: number;
   /** Markets whose other sleepers are woken by continuations the auction function handles. */
   readonly wakeContinues?: readonly string[];
@@ -138,28 +142,36 @@ export async function wakeForNewBids(
   let left = budget;
   let woken = 0;
   const continues: string[] = [];
+  // Each sleeper once a wake (wakes43-count-once): what the call sent, or, its cursor recorded for the continuation
+  // to go on from, the sleepers up to it (the continuation sends those past it again, and counts them).
+  const tally = (symbol: string, count: number): void => {
+    if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
+    woken += count;
+  };
   for (const symbol of symbols) {
     const epoch = epochs.get(symbol);
     if (epoch === undefined) continue;
     const part = await wakeInOrder(deps, sidesOf([symbol]), undefined, left, deps.nowMs);
     left -= part.read;
-    const here = part.wokenIn.get(symbol) ?? 0;
-    if (here > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, here, { Market: symbol });
-    woken += here;
+    const sent = part.wokenIn.get(symbol) ?? 0;
     // A side that failed goes on in the continuation too: its retry is SQS's.
     if (part.failure) fail(symbol, part.failure.error);
     if (!part.more) {
+      tally(symbol, sent);
       await markCovers(symbol, epoch, deps);
       continue;
     }
     let goesOn = epoch;
+    let recorded = false;
     try {
       // False: a later registration's wake began, which wakes every sleeper from the first (carried on here, its own
       // continuation may not have been sent).
-      if (
-        await deps.markets.recordRegistrationWake(symbol, recordOf(epoch, 1, part.wokenTo, true), undefined)
-      )
-        await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+      recorded = await deps.markets.recordRegistrationWake(
+        symbol,
+        recordOf(epoch, 1, part.wokenTo, true),
+        undefined,
+      );
+      if (recorded) await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
       else {
         const later = await carryLater(symbol, epoch, deps);
         if (later === undefined) continue;
@@ -169,6 +181,8 @@ export async function wakeForNewBids(
     } catch (error) {
       fail(symbol, `${symbol} the rest of the wake not sent on: ${messageOf(error)}`);
       continue;
+    } finally {
+      tally(symbol, recorded ? (part.passedIn.get(symbol) ?? 0) : sent);
     }
     // Recorded and sent on: it goes on (the continuation's failures are SQS's retries, then its dead letter).
     await markCovers(symbol, goesOn, deps);
@@ -212,9 +226,10 @@ export class RegistrationWakeFailedError extends Error {
  * sleeper from the first): the message goes on with that one, whose own continuation may never have been sent (its
  * answer said so), or that one's rest was woken by neither (fuzz41-registration-wake-stranded). The record, not the message, says where to go on: a duplicate delivered
  * after this one goes on from where this one stopped (two wakes of one part need two deliveries at once, and the
- * later record write fails for one of them, which sends nothing on). A failure throws after counting
- * (AuctionWakeFailures) and recording how far the part's sends went: SQS redelivers the message, which goes on from
- * the record, and dead-letters it (alarmed).
+ * later record write fails for one of them, which sends nothing on). A part whose sends failed after some went is
+ * counted (AuctionWakeFailures), recorded as far as they went and goes on in the next continuation. Any other failure
+ * throws after counting: SQS redelivers the message, which goes on from the record, and dead-letters it (alarmed).
+ * AuctionsWoken counts the sleepers the recorded cursor passed, each once a wake (wakes43-count-once).
  */
 export async function continueRegistrationWake(
   message: RegistrationWakeMessage['registrationWake'],
@@ -234,8 +249,6 @@ export async function continueRegistrationWake(
   const { epoch } = wake;
   const from = cursorOf(symbol, wake);
   const part = await wakeInOrder(deps, sidesOf([symbol]), from, budget, deps.nowMs);
-  const woken = part.wokenIn.get(symbol) ?? 0;
-  if (woken > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });
   const failed = (what: string): RegistrationWakeFailedError => {
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
     deps.telemetry.warn(`a registration's wake failed; its delivery is retried`, {
@@ -246,17 +259,17 @@ export async function continueRegistrationWake(
     return new RegistrationWakeFailedError(`registration-wake/failed: ${symbol} epoch ${epoch}: ${what}`);
   };
   if (part.failure) {
-    const error = failed(part.failure.error);
-    // Kept as far as its sends went, for the redelivery to go on from (restarted from the part's first sleeper, a
-    // part of 1,000 failed most times at 0.2 % of sends failing: wake-part-restarts, session 42). A record moved on
-    // meanwhile stays: the redelivery goes on from it.
-    if (movedOn(part, from))
-      await deps.markets.recordRegistrationWake(
-        symbol,
-        recordOf(epoch, wake.part + 1, part.wokenTo, true),
-        wake.part,
-      );
-    throw error;
+    // Before its first send: the redelivery goes on from the record.
+    if (!movedOn(part, from)) throw failed(part.failure.error);
+    // Past it: recorded as far as its sends went (wake-part-restarts, session 42), and the rest goes on in the
+    // continuation any part with more left sends. Failed instead, each delivery going further, a part failing at
+    // every delivery was dead-lettered after its receives (wakes43-progress-retried).
+    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+    deps.telemetry.warn(`a registration's wake failed; a continuation goes on from the last sent`, {
+      symbol,
+      epoch,
+      error: part.failure.error,
+    });
   }
   const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more);
   if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) {
@@ -268,6 +281,10 @@ export async function continueRegistrationWake(
     }
     return { status: 'stale' };
   }
+  // Each sleeper once a wake: those the recorded cursor passed; those sent past it (a failed part's) go again, and
+  // are counted, with the next part (wakes43-count-once). A delivery whose write lost counts none: the winner does.
+  const woken = part.passedIn.get(symbol) ?? 0;
+  if (woken > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, woken, { Market: symbol });
   // Recorded: it goes on (this message's retries go on from the record). A later wake this message goes on with may
   // not be marked: its call's continuation was not sent.
   if ((market?.spentWakeEpoch ?? 0) < epoch) await markCovers(symbol, epoch, deps);

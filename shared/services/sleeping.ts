@@ -347,11 +347,15 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * its commit and plans again, then every sleeper of its two sides but this auction (which planned on the capital as
  * written), markets in order, SELL then BUY, at most `budget` in one call. With more left, the record keeps the
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
- * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept (as far as a failed part's
- * sends went) for a later delivery of this auction: its caller fails the delivery on `false` (SpentWakeOwedError)
- * and SQS's redelivery, seconds later, pays it, running or ended (a running one's next step carries it too, but up
- * to 900 s later: spent-wake-retry-late). Returns false when the debt is kept with nothing sent on to pay it (a
- * failure), true otherwise (paid, going on in a continuation, or moved on by another delivery).
+ * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept. A part whose sends failed
+ * after some went is kept as far as they went and goes on in a continuation like any part with more left (retried
+ * instead, each delivery going further, such a part was dead-lettered after its receives: wakes43-progress-retried).
+ * Any other failure (a bump, the own step, a part that sent nothing, the continuation's send) is left to a later
+ * delivery of this auction: its caller fails the delivery on `false` (SpentWakeOwedError) and SQS's redelivery,
+ * seconds later, pays it, running or ended (a running one's next step carries it too, but up to 900 s later:
+ * spent-wake-retry-late). Returns false when the debt is kept with nothing sent on to pay it, true otherwise (paid,
+ * going on in a continuation, or moved on by another delivery). AuctionsWoken counts each sleeper once a wake: a
+ * part counts the sleepers its recorded cursor passed (wakes43-count-once).
  *
  * The record keeps the epoch the bump that begins a debt's wake left (spentWakeBegan), and once it does, the market
  * marks it its latest wake (spentWakeEpoch; markCover). A later delivery that finds a market's mark past its own skips the market: a wake
@@ -435,30 +439,28 @@ export async function wakeSpent(
   if (part?.failure) failures.push(part.failure);
   const wokenTo = part?.wokenTo;
   const more = part?.more ?? true;
-  let woken = 0;
-  for (const [symbol, count] of part?.wokenIn ?? []) {
-    woken += count;
-    if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
-  }
+  // Went past its cursor: kept, and the rest goes on in a continuation, a failed part's too.
+  const progressed = part !== undefined && movedOn(part, from);
   const coveredBy = part?.skipped ?? [];
   deps.telemetry.info('sleepers of a spent provider woken', {
     auctionId: auction.id,
     markets,
-    woken,
+    woken: sum(part?.passedIn),
     more,
     ...(coveredBy.length > 0 ? { coveredByLaterWake: coveredBy } : {}),
   });
   if (failures.length > 0) {
     for (const symbol of new Set(failures.map((f) => f.symbol)))
       deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
-    deps.telemetry.warn(`sleepers of a spent provider not woken; ${RETRIED_BY}`, {
+    deps.telemetry.warn(`sleepers of a spent provider not woken; ${progressed ? GOES_ON : RETRIED_BY}`, {
       auctionId: auction.id,
       error: failures.map((f) => f.error).join('; '),
     });
-    // A part that failed after some of its sends keeps how far they went, and the delivery that pays the rest goes
-    // on from there: restarted from its first sleeper, a part of 1,000 failed most times at 0.2 % of sends failing
-    // (wake-part-restarts, session 42).
-    if (part === undefined || !movedOn(part, from)) return false;
+    // Nothing to keep: its bumps or its own step failed (the retry begins again), or a later part failed before its
+    // first send (the retry goes on from the record). A fresh wake whose first part failed so keeps its beginning:
+    // its retry neither bumps again nor, knowing no epoch its auction planned on, wakes that auction once more
+    // (wakes43-retry-own-step).
+    if (part === undefined || !(progressed || fresh)) return false;
   }
   try {
     const rest = more
@@ -470,14 +472,22 @@ export async function wakeSpent(
     await deps.auctions.replace({ ...rest, version: auction.version + 1 }, auction.version);
   } catch (error) {
     // Moved on: by a step that found the debt and carries it, or by a delivery that paid it. This delivery's bump
-    // covers nobody: its part went no further (fuzz41-duplicate-delivery-covers).
+    // covers nobody: its part went no further (fuzz41-duplicate-delivery-covers), and the delivery whose write went
+    // counts the sleepers.
     if (!(error instanceof ConditionFailedError)) throw error;
     return true;
   }
+  // Each sleeper once a wake: those the recorded cursor passed. The messages sent past it go again, and are counted,
+  // with the part after it (wakes43-count-once).
+  for (const [symbol, count] of part?.passedIn ?? [])
+    if (count > 0) deps.telemetry.count(METRICS.AuctionsWoken.name, count, { Market: symbol });
   await markCover(auction, began, deps);
-  if (failures.length > 0) return false;
+  // A part that failed before its first send: SQS's retry, on the queue's backoff, goes on from the record.
+  if (failures.length > 0 && !progressed) return false;
   if (!more) return true;
   try {
+    // Also after a failed send past the cursor: the delivery succeeds and the continuation goes on from the prefix
+    // sent, so a part failing at every delivery, each going further, is not dead-lettered (wakes43-progress-retried).
     await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
     return true;
   } catch (error) {
@@ -490,6 +500,9 @@ export async function wakeSpent(
     return false;
   }
 }
+
+const sum = (counts: ReadonlyMap<string, number> | undefined): number =>
+  [...(counts?.values() ?? [])].reduce((a, b) => a + b, 0);
 
 /**
  * Marks each market's latest wake (spentWakeEpoch) once the record keeps its beginning: only then does it go on from
@@ -521,6 +534,8 @@ async function markCover(
 
 /** Who pays a debt a delivery could not (SpentWakeOwedError). */
 const RETRIED_BY = 'the delivery fails and its retry goes on with it';
+/** Who pays the rest of a part that failed past its cursor. */
+const GOES_ON = 'a continuation goes on from the last sent';
 
 /**
  * A wake an auction still owes after its delivery: an ended auction has no later step to pay it (found in session 41:

@@ -1,5 +1,11 @@
 import type { PriceE8 } from '../domain/units.ts';
-import type { AuctionRepository, QueueTransport, Sleeper, SpentWakeCursor } from '../ports/index.ts';
+import {
+  type AuctionRepository,
+  type QueueTransport,
+  type Sleeper,
+  type SpentWakeCursor,
+  unsentOf,
+} from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 
 /**
@@ -18,8 +24,10 @@ export interface WakeDeps {
 
 /** What one wakeSleepers call did. */
 export interface Woken {
-  /** Step messages sent (a failed SendMessageBatch's are not counted: the port does not say which of it went). */
+  /** Step messages known sent (sendSettled's `sent`: past a failed send too). */
   readonly woken: number;
+  /** Of them, those up to `last`, where a retry goes on from: all the messages before the first not known sent. */
+  readonly passed: number;
   /** The wake mark of the first sleeper left, reached or not. */
   readonly next: PriceE8 | undefined;
   /** Sleepers read (woken, or the one excepted). */
@@ -62,7 +70,7 @@ export async function wakeSleepers(
   const read = found.due.length;
   if (spread.failure === undefined) {
     const last = found.due.at(-1);
-    return { woken: spread.sent, next, read, ...(last ? { last } : {}) };
+    return { woken: spread.sent, passed: spread.sent, next, read, ...(last ? { last } : {}) };
   }
   // The sleeper before the first whose message may not have gone (the excepted one, if it comes just before).
   const unsent = due[spread.prefix];
@@ -70,6 +78,7 @@ export async function wakeSleepers(
   const last = at > 0 ? found.due[at - 1] : undefined;
   return {
     woken: spread.sent,
+    passed: spread.prefix,
     next,
     read,
     ...(last ? { last } : {}),
@@ -91,8 +100,13 @@ export const sidesOf = (symbols: readonly string[]): WakeSide[] =>
 
 /** What one part of a wake of every sleeper did (wakeInOrder). */
 export interface WakePart {
-  /** Sleepers woken (their messages sent, a failed side's too), per market. */
+  /** Sleepers woken (their messages known sent, a failed side's too), per market. */
   readonly wokenIn: ReadonlyMap<string, number>;
+  /**
+   * Of them, those from `from` to wokenTo, per market: what a part counts when the wake goes on from wokenTo (the
+   * messages it sent past wokenTo go again with the part after, which counts them then).
+   */
+  readonly passedIn: ReadonlyMap<string, number>;
   /**
    * The last sleeper read (woken or excepted), where the next part goes on; undefined: none yet. After a failure,
    * the last of the prefix whose messages all went (wakeSleepers' `last`).
@@ -124,6 +138,7 @@ export async function wakeInOrder(
   options: { readonly except?: string; readonly skip?: (symbol: string) => Promise<boolean> } = {},
 ): Promise<WakePart> {
   const wokenIn = new Map<string, number>();
+  const passedIn = new Map<string, number>();
   const skipped = new Map<string, boolean>();
   const at = from ? sides.findIndex((s) => s.symbol === from.symbol && s.direction === from.direction) : 0;
   let wokenTo = at < 0 ? undefined : from;
@@ -141,9 +156,10 @@ export async function wakeInOrder(
     try {
       out = await wakeSleepers(deps, symbol, direction, undefined, nowMs(), left, options.except, after);
     } catch (error) {
-      out = { woken: 0, next: undefined, read: 0, failure: messageOf(error) };
+      out = { woken: 0, passed: 0, next: undefined, read: 0, failure: messageOf(error) };
     }
     wokenIn.set(symbol, (wokenIn.get(symbol) ?? 0) + out.woken);
+    passedIn.set(symbol, (passedIn.get(symbol) ?? 0) + out.passed);
     left -= out.read;
     if (out.last) wokenTo = { symbol, direction, ...out.last };
     if (out.failure !== undefined)
@@ -151,6 +167,7 @@ export async function wakeInOrder(
       // one failed) go again then, harmless: a woken step is deduped by its step number.
       return {
         wokenIn,
+        passedIn,
         wokenTo,
         more: true,
         read: budget - left,
@@ -160,7 +177,7 @@ export async function wakeInOrder(
     more = out.next !== undefined;
     if (more) break;
   }
-  return { wokenIn, wokenTo, more, read: budget - left, skipped: skippedOf(skipped) };
+  return { wokenIn, passedIn, wokenTo, more, read: budget - left, skipped: skippedOf(skipped) };
 }
 
 /** A part went past `from` (the cursor it began after): it has progress to keep, even if it failed. */
@@ -185,7 +202,10 @@ const PER_BATCH = 10;
 
 /** How far sendSettled went. */
 export interface Spread {
-  /** Messages of the batches that went (a failed batch may have sent some of its own: not counted). */
+  /**
+   * Messages known to have gone: those of the batches that went, and of a failed batch those its error does not name
+   * unsent (ports' unsentOf; an error that names none, a lost answer say, counts none of its batch).
+   */
   readonly sent: number;
   /** The first `prefix` messages all went (all of them without a failure). */
   readonly prefix: number;
@@ -201,7 +221,11 @@ export interface Spread {
  */
 export async function sendSettled(queue: QueueTransport, bodies: readonly string[]): Promise<Spread> {
   const batches = Math.ceil(bodies.length / PER_BATCH);
-  const went = new Array<boolean>(batches).fill(false);
+  const sizeOf = (at: number): number => Math.min(PER_BATCH, bodies.length - at * PER_BATCH);
+  // Per batch, its entries known sent: all of a batch that went, none of one not begun.
+  const went: (readonly boolean[])[] = Array.from({ length: batches }, (_, at) =>
+    new Array<boolean>(sizeOf(at)).fill(false),
+  );
   let begun = 0;
   let failed: { readonly error: unknown } | undefined;
   const sender = async (): Promise<void> => {
@@ -209,19 +233,19 @@ export async function sendSettled(queue: QueueTransport, bodies: readonly string
       const at = begun++;
       try {
         await queue.sendBatch(bodies.slice(at * PER_BATCH, (at + 1) * PER_BATCH));
-        went[at] = true;
+        went[at] = went[at]!.map(() => true);
       } catch (error) {
+        const unsent = unsentOf(error);
+        if (unsent) went[at] = went[at]!.map((_, i) => !unsent.includes(i));
         failed ??= { error };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(SENDS_IN_FLIGHT, batches) }, sender));
-  let sent = 0;
-  went.forEach((yes, at) => {
-    if (yes) sent += Math.min(PER_BATCH, bodies.length - at * PER_BATCH);
-  });
-  const gap = went.indexOf(false);
-  const prefix = gap < 0 ? bodies.length : gap * PER_BATCH;
+  const all = went.flat();
+  const sent = all.filter((yes) => yes).length;
+  const gap = all.indexOf(false);
+  const prefix = gap < 0 ? bodies.length : gap;
   return failed === undefined ? { sent, prefix } : { sent, prefix, failure: failed };
 }
 

@@ -228,6 +228,50 @@ describe('a wake begun later covers the rest of an earlier one (redundant-spent-
     expect(ownWakes(await takeAll(p), 'payer3')).toBe(0);
   });
 
+  // wakes43-retry-own-step: a wake whose first part sent nothing wrote nothing, so its retry (which knows no epoch its
+  // auction planned on) began it afresh, bumped the epoch again and woke its own auction: one step more.
+  it('the retry of a wake whose first part sent nothing neither bumps again nor wakes its own auction', async () => {
+    const p = createPipeline();
+    const { sleepers } = await owedWake(p);
+    const planned = providersEpochOf(await p.adapters.markets.get('ETH-USD'));
+    const payer2 = auctionOf('payer2', 'BUY', { spentIn: ['ETH-USD'], wakeMark: price('150') });
+    await p.adapters.auctions.create(payer2);
+    const queue = p.adapters.auctionQueue;
+    const sendBatch = queue.sendBatch.bind(queue);
+    // The first SendMessageBatch call fails: the part's first batch, so its cursor goes nowhere.
+    let failing = 1;
+    queue.sendBatch = async (bodies) => {
+      if (failing-- > 0) throw new Error('ServiceUnavailable');
+      await sendBatch(bodies);
+    };
+    // The step that spent the provider, its plan committed on the epoch before this wake's bump.
+    expect(await wakeSpent(payer2, p.deps, undefined, planned)).toBe(false);
+    const kept = await p.adapters.auctions.get('payer2');
+    expect(kept).toMatchObject({ spentIn: ['ETH-USD'], spentWakeBegan: { 'ETH-USD': planned + 1 } });
+    expect(kept?.spentWokenTo).toBeUndefined();
+    const woken = new Map<string, number>();
+    count(await takeAll(p), woken);
+    // SQS's retry of the step's delivery, stale now, pays the debt's first part.
+    const retry = await p.handlers.auction({
+      messageId: 'retry',
+      body: JSON.stringify({ auctionId: 'payer2', step: 2, symbol: 'ETH-USD' }),
+      receiptHandle: '',
+      receiveCount: 2,
+      sentAtMs: 0,
+    });
+    expect(retry).toEqual({ status: 'stale' });
+    const taken = await takeAll(p);
+    count(taken, woken);
+    // Before: bumped again, and payer2's own step sent, woken (a step more than its plan).
+    expect(taken.filter(({ message }) => message.auctionId === 'payer2' && message.step !== 0)).toEqual([]);
+    expect(providersEpochOf(await p.adapters.markets.get('ETH-USD'))).toBe(planned + 1);
+    const [continuation] = taken.filter(({ message }) => message.auctionId === 'payer2');
+    await deliverAll(p, continuation!.body, woken, 'payer2');
+    expect(woken.size).toBe(sleepers);
+    expect((await p.adapters.auctions.get('payer2'))?.spentIn).toBeUndefined();
+    expect(p.telemetry.total(METRICS.AuctionsWoken.name)).toBe(sleepers);
+  });
+
   // Found by the wake stress test (session 41, fuzz41-duplicate-delivery-covers): SQS delivered the payer's message
   // twice at once; both deliveries read the record before either wrote, both bumped, and the one whose bump came first
   // wrote its progress. Its next part found the market's latest wake past its own (the other delivery's, whose part was

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
 import { EmbeddedQueue, QueueError, QueueSendError } from '../../shared/adapters/embedded/queue.ts';
+import { unsentOf } from '../../shared/ports/index.ts';
 
 function queues(maxReceiveCount = 3) {
   const clock = new ManualClock(1_000_000);
@@ -143,6 +144,9 @@ describe('embedded queue: faults and bad input', () => {
     queue.faults.failWhen = (body) => body === 'b';
     await expect(queue.sendBatch(['a', 'b', 'c'])).rejects.toThrow(/1 of 3 entries not sent/);
     expect(queue.pending().map((m) => m.body)).toEqual(['a', 'c']);
+    // It names the entry not sent, as SQS's answer does (wakes43-count-once).
+    const error = await queue.sendBatch(['d', 'b', 'e', 'b']).catch((e: unknown) => e);
+    expect(unsentOf(error)).toEqual([1, 3]);
   });
 
   it('a duplicated send is delivered twice under one message id', async () => {

@@ -68,6 +68,7 @@ describe('a wake whose sends partly fail keeps the prefix that went (wake-part-r
     // s-040 to s-049 went in one batch, which failed; the batches after it were in flight and went.
     expect(out.last).toEqual(side[39]);
     expect(out.woken).toBe(85);
+    expect(out.passed).toBe(40);
     expect(q.sent).toHaveLength(85);
     expect(q.woken()).not.toContain('s-040');
     expect(out.failure).toBe('ServiceUnavailable');
@@ -84,7 +85,7 @@ describe('a wake whose sends partly fail keeps the prefix that went (wake-part-r
       undefined,
       1,
     );
-    expect(all).toEqual({ woken: 95, next: undefined, read: 95, last: side[94] });
+    expect(all).toEqual({ woken: 95, passed: 95, next: undefined, read: 95, last: side[94] });
     const first = failingQueue(holding('s-003'));
     const none = await wakeSleepers(
       { auctions: auctionsOf({ 'ETH-USD SELL': side }), auctionQueue: first.queue },
@@ -123,12 +124,16 @@ describe('a wake whose sends partly fail keeps the prefix that went (wake-part-r
     // The 30 SELL and 190 BUY messages that went (before: 0, and no cursor past the SELL side).
     expect(part.wokenIn.get('ETH-USD')).toBe(220);
     expect(q.sent).toHaveLength(220);
+    // Up to the cursor: the 30 SELL and the first 120 BUY.
+    expect(part.passedIn.get('ETH-USD')).toBe(150);
     failing = false;
     const retry = await wakeInOrder(deps, sidesOf(['ETH-USD']), part.wokenTo, 1_000, () => 1);
     expect(retry).toMatchObject({ more: false, wokenTo: { direction: 'BUY', ...buy[199] } });
     // From buy-120: its failed batch, and the batches sent past it again (deduped by their step numbers).
     expect(retry.wokenIn.get('ETH-USD')).toBe(80);
     expect(new Set(q.woken())).toEqual(new Set([...sell, ...buy].map((s) => s.id)));
+    // Counted up to each cursor, each sleeper is counted once (wakes43-count-once); the messages sent, 300 of 230.
+    expect(part.passedIn.get('ETH-USD')! + retry.passedIn.get('ETH-USD')!).toBe(230);
   });
 
   it('a failure begins no more batches; those in flight finish and are counted', async () => {
@@ -144,5 +149,45 @@ describe('a wake whose sends partly fail keeps the prefix that went (wake-part-r
     const ok = failingQueue(() => false);
     expect(await sendSettled(ok.queue, bodies.slice(0, 95))).toEqual({ sent: 95, prefix: 95 });
     expect(ok.calls()).toBe(10);
+  });
+});
+
+/** A queue whose SendMessageBatch calls leave out the entries `unsent` says, naming them in their error (the port's). */
+function partlyFailingQueue(unsent: (bodies: readonly string[]) => number[]) {
+  const sent: string[] = [];
+  const queue: QueueTransport = {
+    ...failingQueue(() => false).queue,
+    sendBatch: async (bodies) => {
+      const left = unsent(bodies);
+      sent.push(...bodies.filter((_, i) => !left.includes(i)));
+      if (left.length > 0) throw Object.assign(new Error('InternalError'), { unsent: left });
+    },
+  };
+  return { queue, sent };
+}
+
+// wakes43-count-once: a failed SendMessageBatch counted none of its entries, though SQS's answer said which went.
+describe('a SendMessageBatch that names the entries it did not send (wakes43-count-once)', () => {
+  it('counts the others, and the prefix goes on to the first entry not sent', async () => {
+    const side = sleepersOf('s', 95);
+    // The batch s-040..s-049: s-043 and s-047 not sent.
+    const q = partlyFailingQueue((bodies) =>
+      bodies.flatMap((b, i) =>
+        ['s-043', 's-047'].includes(parseAuctionStepMessage(b).auctionId) ? [i] : [],
+      ),
+    );
+    const deps = { auctions: auctionsOf({ 'ETH-USD SELL': side }), auctionQueue: q.queue };
+    const out = await wakeSleepers(deps, 'ETH-USD', 'SELL', undefined, 1);
+    // Before: 85 counted and the cursor at s-039.
+    expect(out).toMatchObject({ woken: 93, passed: 43, last: side[42], failure: 'InternalError' });
+    expect(q.sent).toHaveLength(93);
+  });
+
+  it('an error that names nothing (a lost answer) counts none of its batch', async () => {
+    const bodies = sleepersOf('s', 30).map((s) => JSON.stringify({ auctionId: s.id, step: s.step }));
+    const q = failingQueue(holding('s-015'));
+    expect(await sendSettled(q.queue, bodies)).toMatchObject({ sent: 20, prefix: 10 });
+    const named = partlyFailingQueue((batch) => (batch.some((b) => b.includes('s-015')) ? [5] : []));
+    expect(await sendSettled(named.queue, bodies)).toMatchObject({ sent: 29, prefix: 15 });
   });
 });

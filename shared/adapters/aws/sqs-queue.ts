@@ -38,11 +38,15 @@ export interface SendFailure {
 
 export class QueueSendError extends Error {
   override readonly name = 'QueueSendError';
+  /** The entries not sent (indices into the call's bodies; ports' unsentOf): every other one went. */
+  readonly unsent: readonly number[];
   constructor(
     message: string,
     readonly failures: readonly SendFailure[],
+    unsent: readonly number[] = failures.map((f) => f.index),
   ) {
     super(message);
+    this.unsent = unsent;
   }
 }
 
@@ -117,8 +121,16 @@ export class SqsQueueTransport implements QueueTransport {
   }
 
   async sendBatch(bodies: readonly string[]): Promise<void> {
-    for (const batch of splitBatches(bodies)) {
-      await this.sendOneBatch(batch);
+    const batches = splitBatches(bodies);
+    for (const [at, batch] of batches.entries()) {
+      try {
+        await this.sendOneBatch(batch);
+      } catch (error) {
+        // Its failed entries, and the later calls' entries, not begun: the caller counts what went.
+        if (!(error instanceof QueueSendError) || at === batches.length - 1) throw error;
+        const later = batches.slice(at + 1).flatMap((b) => b.map((e) => e.index));
+        throw new QueueSendError(error.message, error.failures, [...error.unsent, ...later]);
+      }
       this.crash(`${this.crashPrefix}.sendBatch`);
     }
   }

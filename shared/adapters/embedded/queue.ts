@@ -13,9 +13,15 @@ export class QueueError extends Error {
   override readonly name = 'QueueError';
 }
 
-/** An (injected) send failure: the entry was not enqueued. */
+/** An (injected) send failure: the entries `unsent` (indices into the call's bodies) were not enqueued. */
 export class QueueSendError extends Error {
   override readonly name = 'QueueSendError';
+  constructor(
+    message: string,
+    readonly unsent: readonly number[] = [0],
+  ) {
+    super(message);
+  }
 }
 
 /** Faults to inject; counters are consumed one entry at a time, predicates are asked for every entry. */
@@ -121,21 +127,22 @@ export class EmbeddedQueue implements QueueTransport {
 
   async sendBatch(bodies: readonly string[]): Promise<void> {
     for (const body of bodies) checkBody(body);
-    let failed = 0;
+    const failed: number[] = [];
     for (let start = 0; start < bodies.length; start += this.#maxBatch) {
       let sent = 0;
-      for (const body of bodies.slice(start, start + this.#maxBatch)) {
-        if (this.#shouldFail(body)) failed += 1;
+      bodies.slice(start, start + this.#maxBatch).forEach((body, i) => {
+        if (this.#shouldFail(body)) failed.push(start + i);
         else {
           this.#enqueue(body, 0);
           sent += 1;
         }
-      }
+      });
       if (sent > 0) fire(this.#hook, `${this.#label}.sendBatch`);
     }
-    if (failed > 0) {
+    if (failed.length > 0) {
       throw new QueueSendError(
-        `queue/send-failed: ${this.name}: ${failed} of ${bodies.length} entries not sent`,
+        `queue/send-failed: ${this.name}: ${failed.length} of ${bodies.length} entries not sent`,
+        failed,
       );
     }
   }
