@@ -10,6 +10,7 @@ import {
   type PriceE8,
   parsePrice,
   QUOTE_SCALE,
+  type QuoteE6,
 } from '../../shared/domain/units.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import {
@@ -24,7 +25,7 @@ import {
 } from '../../shared/local/seed.ts';
 import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import type { Adapters, MarketRepository } from '../../shared/ports/index.ts';
+import type { Adapters, JournalEntry, MarketRepository } from '../../shared/ports/index.ts';
 import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
@@ -32,6 +33,7 @@ import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../..
 import { intOption, quoteOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
+import { formatQuoteExact } from '../table.ts';
 import { callerArn } from './caller.ts';
 import {
   adaptersOf,
@@ -564,22 +566,34 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       );
       return 0;
     }
-    const quote = quoteCurrency(config);
-    if (result.alreadyApplied) {
-      io.stdout.write(
-        `fund ${action} ${formatQuote(amount)} ${quote} under key ${key} was already applied ` +
-          `(journal entry ${entry.sequence}, ${new Date(entry.atMs).toISOString()}): nothing moved now; ` +
-          `balance ${formatQuote(balance)} ${quote}\n`,
-      );
-      return 0;
-    }
     io.stdout.write(
-      `fund ${action} ${formatQuote(amount)} ${quote}: balance ${formatQuote(balance)} ${quote} ` +
-        `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${entry.actor}`})\n`,
+      renderFund(action, amount, key, quoteCurrency(config), result.alreadyApplied === true, entry, balance),
     );
     return 0;
   });
 });
+
+/** A fund movement's line: amounts as `status` shows them (grouped, cents), never rounded (formatQuoteExact). */
+export function renderFund(
+  action: 'deposit' | 'withdraw',
+  amount: QuoteE6,
+  key: string,
+  quote: string,
+  alreadyApplied: boolean,
+  entry: Pick<JournalEntry, 'sequence' | 'atMs' | 'actor'>,
+  balance: QuoteE6,
+): string {
+  const q = (v: QuoteE6) => `${formatQuoteExact(v)} ${quote}`;
+  if (alreadyApplied)
+    return (
+      `fund ${action} ${q(amount)} under key ${key} was already applied ` +
+      `(journal entry ${entry.sequence}, ${new Date(entry.atMs).toISOString()}): nothing moved now; balance ${q(balance)}\n`
+    );
+  return (
+    `fund ${action} ${q(amount)}: balance ${q(balance)} ` +
+    `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${entry.actor}`})\n`
+  );
+}
 
 /**
  * Who moves the fund, journaled with the movement (the admin function's requests name nobody: CloudTrail does).

@@ -202,14 +202,14 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
 
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toBe(
-      'fund deposit 1000.5 USD: balance 1000.5 USD (journal entry 1, key k1, by arn:aws:sts::123456789012:user/moto)\n',
+      'fund deposit 1,000.50 USD: balance 1,000.50 USD (journal entry 1, key k1, by arn:aws:sts::123456789012:user/moto)\n',
     );
     // The same key again moves nothing, and says so with the balance of now (its entry's balance was then).
     expect((await cli('fund', 'deposit', '--amount', '2', '--key', 'k2', ...at)).stdout).toContain(
-      'balance 1002.5 USD (journal entry 2, key k2, by ',
+      'balance 1,002.50 USD (journal entry 2, key k2, by ',
     );
     expect((await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', ...at)).stdout).toMatch(
-      /^fund deposit 1000\.5 USD under key k1 was already applied \(journal entry 1, \S+\): nothing moved now; balance 1002\.5 USD\n$/,
+      /^fund deposit 1,000\.50 USD under key k1 was already applied \(journal entry 1, \S+\): nothing moved now; balance 1,002\.50 USD\n$/,
     );
     // The same for scripts, as the other commands give it (exact decimal strings).
     const json = await cli('fund', 'deposit', '--amount', '1000.5', '--key', 'k1', '--json', ...at);

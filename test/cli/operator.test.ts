@@ -259,10 +259,12 @@ describe('fund deposit on a stage local up runs: amounts in its quote currency',
       });
       const run = await cli('fund', 'deposit', '--amount', '250', '--key', 'q1');
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toMatch(/^fund deposit 250 USDT: balance 250 USDT \(journal entry 1, key q1/);
+      expect(run.stdout).toMatch(
+        /^fund deposit 250\.00 USDT: balance 250\.00 USDT \(journal entry 1, key q1/,
+      );
       const again = await cli('fund', 'deposit', '--amount', '250', '--key', 'q1');
       expect(again.stdout).toMatch(
-        /^fund deposit 250 USDT under key q1 was already applied .* balance 250 USDT\n$/,
+        /^fund deposit 250\.00 USDT under key q1 was already applied .* balance 250\.00 USDT\n$/,
       );
       expect((await adapters(names).ledger.balance('insurance-fund')).balance).toBe(250_000_000n);
     } finally {

@@ -9,9 +9,10 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
-import { pricesOption } from '../../cli/ops/seed.ts';
+import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
+import { formatQuoteExact, formatUsd } from '../../cli/table.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -28,7 +29,7 @@ import {
   parseRiskConfig,
   type RiskConfig,
 } from '../../shared/domain/config.ts';
-import { parsePrice } from '../../shared/domain/units.ts';
+import { parsePrice, usd } from '../../shared/domain/units.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
   type Deployment,
@@ -1074,6 +1075,35 @@ describe('status rendering of many markets', () => {
     expect(rows[1]).not.toContain('breaker closed');
     expect(rows[2]).toContain('breaker closed');
     expect(new Set(rows.map((row) => row.indexOf(' mark ')))).toEqual(new Set([20]));
+  });
+});
+
+// Noted in session 42: `fund` printed 250000.5 where `status` prints the same balance as 250,000.50.
+describe('fund rendering', () => {
+  const entry = {
+    sequence: 3,
+    atMs: Date.parse('2026-01-01T00:00:00.000Z'),
+    actor: 'arn:aws:sts::1:user/op',
+  };
+  it('shows amounts as status does, and never rounds one away', () => {
+    const fund = renderFund('deposit', usd('1000.5'), 'k1', 'USD', false, entry, usd('250000.5'));
+    expect(fund).toBe(
+      'fund deposit 1,000.50 USD: balance 250,000.50 USD (journal entry 3, key k1, by arn:aws:sts::1:user/op)\n',
+    );
+    // The same figure as status's insurance fund line.
+    expect(fund).toContain(`balance ${formatUsd(usd('250000.5'))} USD`);
+    expect(renderFund('withdraw', usd('1234567'), 'k2', 'USDT', true, entry, usd('0.004'))).toBe(
+      'fund withdraw 1,234,567.00 USDT under key k2 was already applied (journal entry 3, 2026-01-01T00:00:00.000Z): ' +
+        'nothing moved now; balance 0.004 USDT\n',
+    );
+    const cases: [string, string][] = [
+      ['0.004', '0.004'],
+      ['1234.567891', '1,234.567891'],
+      ['1234.56', '1,234.56'],
+      ['-1000.000001', '-1,000.000001'],
+      ['-0.5', '-0.50'],
+    ];
+    for (const [value, text] of cases) expect(formatQuoteExact(usd(value))).toBe(text);
   });
 });
 
