@@ -10,13 +10,30 @@ if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import moto, flask; asser
   echo "moto $MOTO_VERSION ready in $VENV" >&2
   exit 0
 fi
+# A linked .venv (git worktrees share the main checkout's) belongs to another checkout: rebuilding it from here would
+# change, or on failure delete, that checkout's environment.
+if [ -L "$VENV" ]; then
+  echo "error: $VENV is a link to $(readlink "$VENV") (another checkout's environment) without moto $MOTO_VERSION; not rebuilding it through the link: run this script in the checkout it belongs to, or remove the link (rm $VENV) to build this checkout's own" >&2
+  exit 1
+fi
+# Only a venv this run made is removed when the install fails: one that was here before may hold other work.
+made=1
+if [ -e "$VENV" ]; then made=0; fi
 if python3 -m venv "$VENV" >&2 && "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2; then
   echo "moto $MOTO_VERSION installed in $VENV" >&2
   exit 0
 fi
 if python3 -c "import moto, flask" 2>/dev/null; then
-  echo "warning: could not install moto $MOTO_VERSION into $VENV; using the machine's moto $(python3 -c 'import moto; print(moto.__version__)')" >&2
-  rm -rf "$VENV"
+  machine="$(python3 -c 'import moto; print(moto.__version__)')"
+  if [ "$made" = 1 ]; then
+    rm -rf "$VENV"
+    echo "warning: could not install moto $MOTO_VERSION into $VENV; using the machine's moto $machine" >&2
+  elif [ -e "$VENV/bin/moto_server" ]; then
+    # The emulator runs .venv's moto_server whenever there is one (shared/local/moto.ts).
+    echo "warning: could not install moto $MOTO_VERSION into $VENV, which was here before (left as it is): its own moto runs; remove $VENV to use the machine's moto $machine" >&2
+  else
+    echo "warning: could not install moto $MOTO_VERSION into $VENV, which was here before (left as it is); using the machine's moto $machine" >&2
+  fi
   exit 0
 fi
 echo "error: moto[server] is not installed and could not be installed; run: python3 -m venv .venv && .venv/bin/pip install 'moto[server]==$MOTO_VERSION'" >&2

@@ -1,5 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -772,6 +782,78 @@ describe('targets', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+
+  // Noted in session 42: git worktrees link .venv to the main checkout's; a failed moto check rebuilt the linked venv
+  // (python3 -m venv and pip through the link), and a failed install deleted whatever .venv was there before.
+  it('setup-emulator.sh never rebuilds a linked .venv nor deletes one it did not make', () => {
+    // A python3 whose pip install fails (PyPI unreachable) and which has a moto of its own; it logs its calls.
+    const fakes = tempDir('fake-python-');
+    const log = path.join(fakes, 'calls.log');
+    writeFileSync(
+      path.join(fakes, 'python3'),
+      `#!/usr/bin/env bash
+echo "$*" >> "${log}"
+if [ "$1" = -m ]; then mkdir -p "$3/bin" && printf '#!/usr/bin/env bash\nexit 1\n' > "$3/bin/pip" && chmod +x "$3/bin/pip"; exit 0; fi
+case "$2" in *print*) echo 5.0.0 ;; esac
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    // A venv with another moto: its python fails the check.
+    const venvWithOtherMoto = (dir: string) => {
+      mkdirSync(path.join(dir, 'bin'), { recursive: true });
+      writeFileSync(path.join(dir, 'bin', 'python'), '#!/usr/bin/env bash\nexit 1\n', { mode: 0o755 });
+      writeFileSync(path.join(dir, 'other-work'), 'kept');
+    };
+    const checkout = () => {
+      const root = tempDir('checkout-');
+      mkdirSync(path.join(root, 'scripts'));
+      copyFileSync(
+        path.join(repoRoot, 'scripts', 'setup-emulator.sh'),
+        path.join(root, 'scripts', 'setup-emulator.sh'),
+      );
+      return root;
+    };
+    const setup = (root: string) => {
+      writeFileSync(log, '');
+      return spawnSync('bash', [path.join(root, 'scripts', 'setup-emulator.sh')], {
+        env: { PATH: `${fakes}:${process.env.PATH}` },
+        encoding: 'utf8',
+      });
+    };
+
+    const shared = tempDir('main-checkout-venv-');
+    venvWithOtherMoto(shared);
+    const worktree = checkout();
+    symlinkSync(shared, path.join(worktree, '.venv'));
+    const linked = setup(worktree);
+    expect(linked.status).toBe(1);
+    expect(linked.stderr).toBe(
+      `error: .venv is a link to ${shared} (another checkout's environment) without moto 5.2.5; not rebuilding it through the link: run this script in the checkout it belongs to, or remove the link (rm .venv) to build this checkout's own\n`,
+    );
+    expect(readFileSync(log, 'utf8')).toBe('');
+    expect(readdirSync(shared).sort()).toEqual(['bin', 'other-work']);
+    expect(readdirSync(path.join(shared, 'bin'))).toEqual(['python']);
+
+    const own = checkout();
+    venvWithOtherMoto(path.join(own, '.venv'));
+    const before = setup(own);
+    expect(before.status).toBe(0);
+    expect(before.stderr).toContain(
+      "warning: could not install moto 5.2.5 into .venv, which was here before (left as it is); using the machine's moto 5.0.0",
+    );
+    expect(readFileSync(path.join(own, '.venv', 'other-work'), 'utf8')).toBe('kept');
+
+    // One this run made is removed, as before: the machine's moto runs.
+    const fresh = checkout();
+    const ranFresh = setup(fresh);
+    expect(ranFresh.status).toBe(0);
+    expect(ranFresh.stderr).toContain(
+      "warning: could not install moto 5.2.5 into .venv; using the machine's moto 5.0.0",
+    );
+    expect(existsSync(path.join(fresh, '.venv'))).toBe(false);
+    expect(readFileSync(log, 'utf8')).toMatch(/^-m venv \.venv\n/);
   });
 
   it('maps environment failures to one line and leaves bugs alone', () => {
