@@ -109,6 +109,19 @@ const TOO_LARGE = {
   message: expect.stringMatching(/^Item size has exceeded the maximum allowed size \(liquidations p1:3: /),
 };
 
+/**
+ * In a transaction DynamoDB cancels it (TransactionCanceledException) with a ValidationError at the item's index
+ * of the TransactWriteItems, 'None' at the others (small43-transaction-too-large).
+ */
+const cancelled = (codes: readonly string[], what: RegExp) => ({
+  name: 'TransactionCanceledException',
+  message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${codes.join(', ')}]`,
+  CancellationReasons: codes.map((Code) =>
+    Code === 'ValidationError' ? { Code, Message: expect.stringMatching(what) } : { Code },
+  ),
+});
+const LIQUIDATION_TOO_LARGE = /^Item size has exceeded the maximum allowed size \(liquidations p1:3: /;
+
 describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () => {
   it('refuses a liquidation replaced past the limit, and keeps the record as it was', async () => {
     const s = stores();
@@ -118,12 +131,23 @@ describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () 
     const grown = liquidation({ history: history(4_000, 100), version: 1 });
     expect(exactBytes(grown)).toBeGreaterThan(MAX_ITEM_BYTES);
     await expect(s.liquidations.replace(grown, 0)).rejects.toMatchObject(TOO_LARGE);
+    // The liquidation's put, the position's.
     await expect(
       s.liquidations.replaceWithPosition(grown, 0, { ...position, version: 5 }, 4),
-    ).rejects.toThrow(/Item size has exceeded/);
+    ).rejects.toMatchObject(cancelled(['ValidationError', 'None'], LIQUIDATION_TOO_LARGE));
     await expect(
       s.transactor.commit([{ kind: 'liquidation', record: grown, expectedVersion: 0 }]),
-    ).rejects.toThrow(/Item size has exceeded/);
+    ).rejects.toMatchObject(cancelled(['ValidationError'], LIQUIDATION_TOO_LARGE));
+    // After a position's write, with the providers' epoch checked: its index among the items.
+    await expect(
+      s.transactor.commit(
+        [
+          { kind: 'position', record: { ...position, version: 5 }, expectedVersion: 4 },
+          { kind: 'liquidation', record: grown, expectedVersion: 0 },
+        ],
+        { symbol: 'ETH-USD', epoch: 0 },
+      ),
+    ).rejects.toMatchObject(cancelled(['None', 'ValidationError', 'None'], LIQUIDATION_TOO_LARGE));
     expect(await s.liquidations.get('p1:3')).toBe(before);
     expect((await s.positions.get('p1'))?.version).toBe(4);
   });
@@ -132,7 +156,10 @@ describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () 
     const s = stores();
     await s.positions.create(position);
     const huge = liquidation({ history: history(4_000, 100) });
-    await expect(s.liquidations.begin(position, huge)).rejects.toMatchObject(TOO_LARGE);
+    // The position's update, the liquidation's put, its tick-index item.
+    await expect(s.liquidations.begin(position, huge)).rejects.toMatchObject(
+      cancelled(['None', 'ValidationError', 'None'], LIQUIDATION_TOO_LARGE),
+    );
     expect(await s.positions.get('p1')).toMatchObject({ state: 'OPEN', version: 3 });
     expect(await s.liquidations.get('p1:3')).toBeUndefined();
     expect(await s.liquidations.listByTick('ETH-USD#7')).toEqual([]);
@@ -154,11 +181,17 @@ describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () 
         { kind: 'position', record: { ...position, state: 'CLOSED', version: 4 }, expectedVersion: 3 },
         { kind: 'auction', record: grown, expectedVersion: 0 },
       ]),
-    ).rejects.toMatchObject({
+    ).rejects.toMatchObject(
+      cancelled(
+        ['None', 'ValidationError'],
+        /^Item size has exceeded the maximum allowed size \(auctions a1: /,
+      ),
+    );
+    // A put alone: DynamoDB's ValidationException.
+    await expect(s.auctions.replace(grown, 0)).rejects.toMatchObject({
       name: 'ValidationException',
       message: expect.stringMatching(/^Item size has exceeded the maximum allowed size \(auctions a1: /),
     });
-    await expect(s.auctions.replace(grown, 0)).rejects.toThrow(/Item size has exceeded/);
     expect(await s.positions.get('p1')).toMatchObject({ state: 'OPEN', version: 3 });
     expect(await s.auctions.get('a1')).toMatchObject({ version: 0, fills: [] });
   });

@@ -13,11 +13,50 @@ export class EmbeddedInputError extends Error {
 }
 
 /**
- * DynamoDB's refusal of an item over MAX_ITEM_BYTES (a ValidationException, "Item size has exceeded the maximum
- * allowed size"): nothing of the write, or of its transaction, is stored.
+ * DynamoDB's refusal of an item over MAX_ITEM_BYTES written alone (a ValidationException, "Item size has exceeded
+ * the maximum allowed size"): nothing of the write is stored. In a transaction it cancels it (checkInTransaction).
  */
 export class ItemTooLargeError extends Error {
   override readonly name = 'ValidationException';
+}
+
+/** A cancelled transaction's reason for one of its items, as DynamoDB gives it ('None': that item passed). */
+export interface CancellationReason {
+  readonly Code: string;
+  readonly Message?: string;
+}
+
+/**
+ * DynamoDB's cancellation of a TransactWriteItems (TransactionCanceledException): one reason per item of the
+ * transaction, in its order. Nothing of the transaction is stored.
+ */
+export class TransactionCanceledError extends Error {
+  override readonly name = 'TransactionCanceledException';
+  readonly CancellationReasons: readonly CancellationReason[];
+  constructor(reasons: readonly CancellationReason[]) {
+    super(
+      `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+    );
+    this.CancellationReasons = reasons;
+  }
+}
+
+/**
+ * Runs the check of a transaction's item at `index` of its `items()` (as the AWS adapter orders them): an item over
+ * the limit cancels the transaction, as DynamoDB does (a ValidationError at its index), where a write alone is
+ * refused with a ValidationException.
+ */
+export function checkInTransaction<T>(index: number, items: () => number, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof ItemTooLargeError)) throw error;
+    throw new TransactionCanceledError(
+      Array.from({ length: items() }, (_, i) =>
+        i === index ? { Code: 'ValidationError', Message: error.message } : { Code: 'None' },
+      ),
+    );
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   withWriter,
 } from '../aws/record-items.ts';
 import {
+  checkInTransaction,
   EmbeddedInputError,
   fire,
   frozenCopy,
@@ -84,7 +85,12 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
         `liquidations/position-changed: ${position.id} is not OPEN at version ${position.version}`,
       );
     }
-    this.checkWrite(liquidation, undefined);
+    // Its items on AWS: the position's update, the liquidation's put, its tick-index item.
+    checkInTransaction(
+      1,
+      () => 3,
+      () => this.checkWrite(liquidation, undefined),
+    );
     this.#positions.write(stored, { ...stored, state: 'LIQUIDATING', version: stored.version + 1 });
     this.store(liquidation, true);
     fire(this.#hook, 'liquidations.begin');
@@ -102,7 +108,12 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     position: PositionRecord,
     expectedPositionVersion: number,
   ): Promise<void> {
-    this.checkWrite(next, expectedVersion);
+    // Its items on AWS: the liquidation's put, the position's.
+    checkInTransaction(
+      0,
+      () => 2,
+      () => this.checkWrite(next, expectedVersion),
+    );
     const currentPosition = this.#positions.checkReplace(position, expectedPositionVersion);
     this.store(next, false);
     this.#positions.write(currentPosition, position);

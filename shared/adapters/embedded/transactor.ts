@@ -8,7 +8,7 @@ import {
 } from '../../ports/index.ts';
 import { tickIndexItems } from '../shards.ts';
 import type { EmbeddedAuctionRepository } from './auctions.ts';
-import { EmbeddedInputError, fire, type HookRef } from './internal.ts';
+import { checkInTransaction, EmbeddedInputError, fire, type HookRef } from './internal.ts';
 import type { EmbeddedLiquidationRepository } from './liquidations.ts';
 import type { EmbeddedMarketRepository } from './markets.ts';
 import type { EmbeddedPositionRepository } from './positions.ts';
@@ -53,26 +53,11 @@ export class EmbeddedTransactor implements Transactor {
     const { positions, liquidations, auctions, providers, markets } = this.#stores;
     if (providersUnchanged) markets.checkProvidersEpoch(providersUnchanged);
     const currentPositions = new Map<string, PositionRecord | undefined>();
-    for (const w of writes) {
-      switch (w.kind) {
-        case 'position':
-          if (w.expectedVersion === undefined) {
-            positions.checkCreate(w.record);
-            currentPositions.set(w.record.id, undefined);
-          } else currentPositions.set(w.record.id, positions.checkReplace(w.record, w.expectedVersion));
-          break;
-        case 'liquidation':
-          liquidations.checkWrite(w.record, w.expectedVersion);
-          break;
-        case 'auction':
-          auctions.checkWrite(w.record, w.expectedVersion);
-          break;
-        case 'provider':
-          providers.checkWrite(w.record, w.expectedVersion);
-          break;
-        default:
-          throw new EmbeddedInputError(`transactor/bad-kind: ${(w as { kind: unknown }).kind}`);
-      }
+    // As on AWS: the writes in order, then the tick-index items new liquidations join, then the epoch's check.
+    const transactionItems = () =>
+      writes.length + tickIndexItems(createdLiquidations(writes)).size + (providersUnchanged ? 1 : 0);
+    for (const [index, w] of writes.entries()) {
+      checkInTransaction(index, transactionItems, () => this.#check(w, currentPositions));
     }
     for (const w of writes) {
       if (w.kind === 'position') positions.write(currentPositions.get(w.record.id), w.record);
@@ -82,7 +67,34 @@ export class EmbeddedTransactor implements Transactor {
     }
     fire(this.#hook, 'transactor.commit');
   }
+
+  /** A write's condition and size; a position's record as stored is kept for its write. */
+  #check(w: Write, currentPositions: Map<string, PositionRecord | undefined>): void {
+    const { positions, liquidations, auctions, providers } = this.#stores;
+    switch (w.kind) {
+      case 'position':
+        if (w.expectedVersion === undefined) {
+          positions.checkCreate(w.record);
+          currentPositions.set(w.record.id, undefined);
+        } else currentPositions.set(w.record.id, positions.checkReplace(w.record, w.expectedVersion));
+        break;
+      case 'liquidation':
+        liquidations.checkWrite(w.record, w.expectedVersion);
+        break;
+      case 'auction':
+        auctions.checkWrite(w.record, w.expectedVersion);
+        break;
+      case 'provider':
+        providers.checkWrite(w.record, w.expectedVersion);
+        break;
+      default:
+        throw new EmbeddedInputError(`transactor/bad-kind: ${(w as { kind: unknown }).kind}`);
+    }
+  }
 }
+
+const createdLiquidations = (writes: readonly Write[]): LiquidationRecord[] =>
+  writes.flatMap((w) => (w.kind === 'liquidation' && w.expectedVersion === undefined ? [w.record] : []));
 
 /**
  * The items of the commit's TransactWriteItems on AWS: one per write, and one per tick-index item a new
@@ -96,10 +108,7 @@ export class EmbeddedTransactor implements Transactor {
 function itemCount(writes: readonly Write[], checks: number): number {
   const direct = writes.length + checks;
   if (direct > MAX_WRITES_PER_COMMIT) return direct;
-  const created: LiquidationRecord[] = [];
-  for (const w of writes) {
-    if (w.kind === 'liquidation' && w.expectedVersion === undefined) created.push(w.record);
-  }
+  const created = createdLiquidations(writes);
   // At most one item per new liquidation: within the limit, the exact count does not matter.
   if (direct + created.length <= MAX_WRITES_PER_COMMIT) return direct;
   return direct + tickIndexItems(created).size;
