@@ -747,7 +747,11 @@ async function confirmWithVenue(
       throw error;
     }
     if (!held.recorded) return 'moved';
-    // Once per liquidation held, by the write only one delivery makes (an older version counted a legacy hold).
+    // Once per liquidation held, by the write only one delivery makes (an older version counted a legacy hold). At
+    // most once: a delivery whose write landed and that never counted it or never published the count (its answer
+    // lost past the SDK's retries, a process killed before the record's metrics went out) leaves the hold uncounted,
+    // and its retry cannot tell that from a delivery that did count and then failed (its hold message not sent):
+    // the count and the record are not one atomic write, so counting in the retry would count some holds twice.
     if (legacy === undefined)
       deps.telemetry.count(METRICS.LiquidationsDisputed.name, 1, { Market: liquidation.symbol });
   }
