@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the local AWS emulator (moto in server mode, pinned) into .venv. Idempotent; falls back to the
-# machine's own moto when PyPI cannot be reached. Prints the python interpreter that runs it.
+# machine's own moto when PyPI cannot be reached, and says on stderr which moto will run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOTO_VERSION="5.2.5"
