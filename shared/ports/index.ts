@@ -420,6 +420,12 @@ export interface LiquidationContext {
    * delivery without its message's counts (the auction's end delivered again) still knows them.
    */
   readonly lastResortOutraced?: number;
+  /**
+   * The last resort's wait for the book: the one message that carries it on (its lastResortWaitId) and the waits so
+   * far. Written after that message is sent, on the record's version: a copy of an earlier wait message (a
+   * redelivery, a duplicate delivery) names another id, or one never recorded, and ends without a wait of its own.
+   */
+  readonly lastResortWait?: { readonly id: string; readonly waits: number };
   /** The next slice of the same position, started atomically with this one's settlement. */
   readonly nextLiquidationId?: string;
   /**
@@ -559,8 +565,13 @@ export interface LiquidationMessage {
    */
   readonly positionId?: string;
   readonly symbol?: string;
-  /** Waits of a last resort for the book so far (a wait that found no price within the bound writes nothing). */
+  /** Waits of a last resort for the book so far (also on the record: LiquidationContext.lastResortWait). */
   readonly lastResortWaits?: number;
+  /**
+   * The wait this message carries on (LiquidationContext.lastResortWait): while the record names another, it is a
+   * copy and ends. Absent (a start, an operator's re-send, a message of an earlier version): it takes the wait over.
+   */
+  readonly lastResortWaitId?: string;
   /** Of lastResortWaits, those after which another slice's last resort on the same side had filled (absent: 0). */
   readonly lastResortWaitsOutraced?: number;
   /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */

@@ -23,6 +23,8 @@ export const liquidationMessageSchema = z.object({
   lastResortWaits: z.number().int().min(1).max(1000).optional(),
   lastResortWaitsOutraced: z.number().int().min(1).max(1000).optional(),
   lastResortFillsSeen: z.number().int().min(0).optional(),
+  /** The wait it carries on: a copy of one the record no longer names ends (LiquidationContext.lastResortWait). */
+  lastResortWaitId: z.string().min(1).max(64).optional(),
   /** The venue hold's start as recorded on the liquidation: not trusted, read only on a record without one. */
   markDisputedSinceMs: z.number().int().min(0).optional(),
   adlJudgedAtE8: z

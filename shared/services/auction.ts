@@ -583,6 +583,10 @@ async function settleFinished(
     // delivery runs nothing late for it.
     if (attempt === 0 && !isTerminal(liquidation.state) && !liquidation.context?.lastResortAttempt)
       unsettled?.();
+    // The wait its message carries on was recorded sent (this step's delivery came back after it, or a copy of the
+    // step): looking again here sent a second wait beside it, each going on for ever (waits43-one-chain).
+    if (!isTerminal(liquidation.state) && liquidation.context?.lastResortWait && !carried.pendingWrites)
+      return { status: 'finished', liquidationState: liquidation.state };
     if (isTerminal(liquidation.state)) {
       // Settled without this step (not expected): the auction still ends, or the step is stale.
       if (carried.pendingWrites && !(await commit(deps, carried.pendingWrites))) return CONFLICT;

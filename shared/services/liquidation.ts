@@ -161,8 +161,10 @@ export interface Carried {
    * other effect (`flushPending`).
    */
   pendingWrites?: readonly Write[];
-  /** The last resort's waits so far, as its message counts them (waits on an empty quote write nothing). */
+  /** The last resort's waits so far, as its message counts them (the record's count: LiquidationContext). */
   lastResortWaits?: number;
+  /** The wait the message carries on (LiquidationMessage.lastResortWaitId). */
+  lastResortWaitId?: string;
   /** The market's last-resort fills on the slice's side at its last look (LiquidationMessage.lastResortFillsSeen). */
   lastResortFillsSeen?: number;
   /** Of lastResortWaits, those after which a sibling's last resort had filled (LiquidationMessage). */
@@ -248,6 +250,7 @@ async function deliverLiquidation(
   const {
     liquidationId,
     lastResortWaits,
+    lastResortWaitId,
     lastResortWaitsOutraced,
     lastResortFillsSeen,
     markDisputedSinceMs,
@@ -257,6 +260,7 @@ async function deliverLiquidation(
   // What the message carries from earlier deliveries: the last resort's waits and a dispute's first time.
   const counts = {
     ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
+    ...(lastResortWaitId === undefined ? {} : { lastResortWaitId }),
     ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
     ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
@@ -925,9 +929,9 @@ export const LAST_RESORT_WAITS = 20;
  * (undefined returned); after LAST_RESORT_WAITS waits it throws `waterfall/no-liquidity` instead (retried,
  * then dead-lettered). An order that filled nothing executed nothing, so the next attempt may place a new one
  * under its own id. A liquidation already waiting (an attempt filled nothing) asks the venue for a quote first:
- * while the best price is beyond the limit no order could fill, so it waits again with no order and no write
- * (its message counts the waits); a herd of waiting slices so costs the venue a quote each, not an order, and
- * the table nothing.
+ * while the best price is beyond the limit no order could fill, so it waits again with no order; a herd of waiting
+ * slices so costs the venue a quote each, not an order, and the table one write each (the wait's message, named on the
+ * record: any copy of it ends, LiquidationContext.lastResortWait).
  */
 async function lastResort(
   liquidation: LiquidationRecord,
@@ -946,6 +950,8 @@ async function lastResort(
   const reference =
     pending?.reference ?? (carried.mark?.mark === mark ? carried.mark : { mark, atMs: deps.clock.nowMs() });
   const waiting = attempt > 0 && !pending;
+  // The record the wait is recorded on: as read, or with the attempt that filled nothing.
+  let waitingOn = liquidation;
   let outraced: Outraced | undefined;
   const outracedSoFar = async () => (outraced ??= await judgeOutraced(liquidation, direction, deps, carried));
   if (!waiting || (await bookReaches(liquidation, direction, limitPrice, reference, deps))) {
@@ -976,10 +982,17 @@ async function lastResort(
         ...(count > 0 ? { lastResortOutraced: count } : {}),
       },
     };
-    await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }]);
+    if (!(await commitOrSkip(deps, [{ kind: 'liquidation', record: next, expectedVersion: held.version }])))
+      return 'moved';
+    waitingOn = next;
   }
-  // Every empty order was a wait; the message counts the waits that placed none.
-  const waits = Math.max(carried.lastResortWaits ?? 0, attempt);
+  // Every empty order was a wait; the message and the record count the waits that placed none (the record's count
+  // for a message without it: an operator's re-send).
+  const waits = Math.max(
+    carried.lastResortWaits ?? 0,
+    attempt,
+    contextOf(waitingOn).lastResortWait?.waits ?? 0,
+  );
   const { fillsSeen, now: outracedNow, count: outracedWaits } = await outracedSoFar();
   const since = lastResortWaitingSince(liquidation);
   const waitedMs = since === undefined ? 0 : deps.clock.nowMs() - since;
@@ -993,11 +1006,14 @@ async function lastResort(
     deps.telemetry.count(METRICS.LastResortWaitsOutraced.name, 1, { Market: liquidation.symbol });
   const firstWait = marketConfig(deps.config, liquidation.symbol).lastResortWaitSeconds;
   const delaySeconds = lastResortWaitSeconds(firstWait, waits);
+  // Its own id: twin deliveries of one message each send a wait, and only the one recorded below goes on.
+  const id = randomUUID();
   await deps.liquidationQueue.send(
     dueLiquidationMessage(
       {
         liquidationId: liquidation.id,
         lastResortWaits: waits + 1,
+        lastResortWaitId: id,
         ...(outracedWaits > 0 ? { lastResortWaitsOutraced: outracedWaits } : {}),
         lastResortFillsSeen: fillsSeen,
         ...(carried.adlJudgedAt === undefined ? {} : { adlJudgedAtE8: carried.adlJudgedAt.toString() }),
@@ -1007,6 +1023,23 @@ async function lastResort(
     ),
     delaySeconds,
   );
+  // Recorded once sent, on the version this delivery read: a delivery dying between the two leaves its message a
+  // copy, and its own message (still the one named) comes back to wait again; recorded first, the wait was lost.
+  const recorded: LiquidationRecord = {
+    ...waitingOn,
+    context: {
+      ...contextOf(waitingOn),
+      lastResortWait: { id, waits: waits + 1 },
+      ...(outracedWaits > 0 ? { lastResortOutraced: outracedWaits } : {}),
+    },
+    version: waitingOn.version + 1,
+  };
+  if (
+    !(await commitOrSkip(deps, [
+      { kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version },
+    ]))
+  )
+    return 'moved';
   return 'waiting';
 }
 
@@ -1234,6 +1267,15 @@ export async function decideAndSettle(
   carried: Carried = {},
 ): Promise<Step> {
   const context = contextOf(liquidation);
+  if (carried.lastResortWaitId !== undefined && context.lastResortWait?.id !== carried.lastResortWaitId) {
+    // A copy of a wait message (its delivery came back after it sent the next wait, a duplicate delivery, a sender
+    // that died before recording it): the wait the record names goes on, and this one ends, sending nothing. Before
+    // session 43 each copy sent a next wait of its own, every look after: chains in parallel (waits43-one-chain).
+    deps.telemetry.info('a copy of a wait for the book; the one the record names goes on', {
+      liquidationId: liquidation.id,
+    });
+    return { done: true, record: liquidation };
+  }
   // Every outcome below commits on this record's version: a lease taken after this read fails that commit.
   if ((await awaitLeaseHolder(liquidation, deps, carried)) === 'moved') return { done: false };
   const live = await loadPosition(liquidation, deps, carried);

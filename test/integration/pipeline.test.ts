@@ -601,7 +601,7 @@ describe('pipeline on moto', () => {
     });
   });
 
-  it('waits for the book through delayed SQS messages that count the waits; a wait that finds no price writes nothing', async () => {
+  it('waits for the book through delayed SQS messages that count the waits; a wait that finds no price only names its message', async () => {
     // Bounds tighter than the simulated book's half spread: neither the market order nor the last resort can fill.
     const noPriceWithin = {
       ...AUCTION_ONLY,
@@ -643,23 +643,31 @@ describe('pipeline on moto', () => {
       expect(waiting?.context?.lastResortAttempt).toBe(1);
       expect(await queue.depth()).toMatchObject({ visible: 0, inFlight: 0 });
 
-      // The next delivery asks the book for a quote, finds no price within the bound, and only sends the next
-      // wait (2 s): no order, no write.
+      // The next delivery asks the book for a quote, finds no price within the bound, and sends the next wait
+      // (2 s), then names it on the record with one conditional write (a copy of a wait message ends:
+      // waits43-one-chain): no order.
       // Each wait's message is due when its delay ends (its lateness counts from then).
-      expect(await deliver()).toEqual({
+      const first = await deliver();
+      expect(first).toEqual({
         liquidationId,
         lastResortWaits: 1,
+        lastResortWaitId: waiting?.context?.lastResortWait?.id,
         lastResortFillsSeen: 0,
         adlJudgedAtE8: '18400000000',
         dueAtMs: expect.any(Number),
       });
+      expect(waiting?.context?.lastResortWait).toEqual({ id: expect.any(String), waits: 1 });
       const still = await ctx.adapters.liquidations.get(liquidationId);
-      expect(still?.version).toBe(waiting?.version);
+      expect(still?.version).toBe(waiting!.version + 1);
       expect(still?.context?.lastResortAttempt).toBe(1);
       const [next] = await queue.receive(1, 30);
+      const nextId = still?.context?.lastResortWait?.id;
+      expect(nextId).not.toBe(first.lastResortWaitId);
+      expect(still?.context?.lastResortWait).toEqual({ id: nextId, waits: 2 });
       expect(next && parseLiquidationMessage(next.body)).toEqual({
         liquidationId,
         lastResortWaits: 2,
+        lastResortWaitId: nextId,
         lastResortFillsSeen: 0,
         adlJudgedAtE8: '18400000000',
         dueAtMs: expect.any(Number),

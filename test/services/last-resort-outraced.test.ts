@@ -74,6 +74,8 @@ describe('a last resort outraced by its siblings', () => {
     expect(next).toEqual({
       liquidationId: older,
       lastResortWaits: lastWait + 1,
+      // The wait the record names (a copy of this message ends: waits43-one-chain).
+      lastResortWaitId: expect.any(String),
       lastResortWaitsOutraced: 1,
       lastResortFillsSeen: fillsAfter,
       // Sent without it (judged at no mark): planned again at the mark of now, then waiting on.
@@ -106,10 +108,11 @@ describe('a last resort outraced by its siblings', () => {
     await p.tick('ETH-USD', '184');
     await expect(processLiquidation(message, p.deps)).resolves.toMatchObject({ liquidationId: older });
 
-    // A day after it: the outrace no longer holds it; it fails with the reason, for a retry and the dead letter.
+    // A day after it: the outrace no longer holds it; the wait it sent fails with the reason, for a retry and the
+    // dead letter.
     p.clock.advance(1_000);
-    await expect(processLiquidation(message, p.deps)).rejects.toThrow(
-      /waterfall\/no-liquidity: .* \(nothing within the bound after 2 waits, 1 of them outraced, 1440 min\)/,
+    await expect(processLiquidation(waitMessageOf(p, older)!, p.deps)).rejects.toThrow(
+      /waterfall\/no-liquidity: .* \(nothing within the bound after 3 waits, 1 of them outraced, 1440 min\)/,
     );
   });
 

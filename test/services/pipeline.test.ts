@@ -38,13 +38,17 @@ import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { createPipeline, type Pipeline, T0 } from '../support/pipeline.ts';
 import { AUCTION_ONLY, DEEP_AUCTION } from '../support/risk-configs.ts';
 
-/** A liquidation message's body: these fields, then when it is due (dueLiquidationMessage). */
+/**
+ * A liquidation message's body: these fields, then when it is due (dueLiquidationMessage). A wait for the book's
+ * names its wait after its count (any id: waits43-one-chain).
+ */
 const dueBody = (fields: Record<string, unknown>) =>
   expect.stringMatching(
     new RegExp(
       `^${JSON.stringify(fields)
         .slice(0, -1)
-        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')},"dueAtMs":\\d+}$`,
+        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/("lastResortWaits":\d+)/, '$1,"lastResortWaitId":"[^"]+"')},"dueAtMs":\\d+}$`,
     ),
   );
 
@@ -2104,7 +2108,8 @@ describe('what ADL cannot take', () => {
 
     // No bid, no fund, no ADL: the last resort found nothing and waits (60 s, 120 s, 240 s...): no error, no
     // dead letter. Its first order filled nothing; each wait after it asks the book for a quote, finds no
-    // price within the bound, and waits again with no order and no write (its message counts the waits).
+    // price within the bound, and waits again with no order (its message and the record count the waits; the
+    // record names the message that carries the wait on: waits43-one-chain).
     const [waiting] = await liquidationsOf(p);
     expect(waiting?.state).toBe('MARKET_EXECUTED');
     expect(waiting?.context?.lastResortAttempt).toBe(1);
@@ -2191,8 +2196,8 @@ describe('what ADL cannot take', () => {
     expect(p.orders.quotes).toBe(1);
     expect(p.orders.orders.get(`${first!.id}:last-resort:1`)?.result?.fills).toEqual([]);
     expect(raced?.context?.lastResortAttempt).toBe(2);
-    // Two writes: the order's lease, then the attempt (which drops the lease).
-    expect(raced?.version).toBe(first!.version + 2);
+    // Three writes: the order's lease, the attempt (which drops the lease), then the wait it sent.
+    expect(raced?.version).toBe(first!.version + 3);
     expect(raced?.context?.lease).toBeUndefined();
     expect(p.adapters.liquidationQueue.pending()).toMatchObject([
       {

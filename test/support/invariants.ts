@@ -916,8 +916,18 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
 
   // --- states: terminal once, or progressing with a message in flight; nothing lost --------------------------
   const pendingLiquidations = new Set<string>();
-  for (const m of adapters.liquidationQueue.pending())
-    pendingLiquidations.add(bodyField(m.body, 'liquidationId'));
+  // A wait message the record does not name is a copy that ends at its delivery (waits43-one-chain): not in flight.
+  const waitIdsPending = new Map<string, Set<string>>();
+  for (const m of adapters.liquidationQueue.pending()) {
+    const id = bodyField(m.body, 'liquidationId');
+    const waitId = bodyField(m.body, 'lastResortWaitId');
+    if (waitId === '') pendingLiquidations.add(id);
+    else waitIdsPending.set(id, (waitIdsPending.get(id) ?? new Set()).add(waitId));
+  }
+  for (const l of liquidations) {
+    const named = l.context?.lastResortWait?.id;
+    if (named !== undefined && waitIdsPending.get(l.id)?.has(named)) pendingLiquidations.add(l.id);
+  }
   const pendingAuctions = new Set<string>();
   for (const m of adapters.auctionQueue.pending()) pendingAuctions.add(bodyField(m.body, 'auctionId'));
   const deadLetters =

@@ -62,6 +62,9 @@ describe('liquidation messages', () => {
     expect(parseLiquidationMessage(encodeMessage(waiting))).toEqual(waiting);
     const outraced = { ...waiting, lastResortWaitsOutraced: 2, lastResortFillsSeen: 0 };
     expect(parseLiquidationMessage(encodeMessage(outraced))).toEqual(outraced);
+    // The wait it carries on (waits43-one-chain).
+    const named = { ...waiting, lastResortWaitId: 'f3a1c2d4-0b5e-4c6f-9a7b-8c9d0e1f2a3b' };
+    expect(parseLiquidationMessage(encodeMessage(named))).toEqual(named);
   });
 
   it.each([
@@ -78,6 +81,7 @@ describe('liquidation messages', () => {
       '{"liquidationId":"p-1:1","lastResortFillsSeen":-1}',
       /malformed: lastResortFillsSeen/,
     ],
+    ['an empty wait id', '{"liquidationId":"p-1:1","lastResortWaitId":""}', /malformed: lastResortWaitId/],
     ['no JSON', 'p-1:1', /liquidation-message\/not-json/],
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseLiquidationMessage(body)).toThrow(PoisonMessageError);
