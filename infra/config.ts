@@ -75,6 +75,13 @@ const list = <T extends z.ZodType>(schema: T) =>
     ),
   );
 
+/** `true` / `false`, as booleans or as the CDK CLI's strings. */
+const bool = () =>
+  z.preprocess(
+    (v) => (v === 'true' ? true : v === 'false' ? false : v),
+    z.boolean({ error: 'must be true or false' }),
+  );
+
 const ACCOUNT_ID = /^\d{12}$/;
 const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const principal = z
@@ -95,6 +102,11 @@ const schema = z.strictObject({
   tickArchiveRetentionDays: num(z.number().int().min(1).max(3650)).default(30),
   /** Who may put ticks on the bus besides this account: account ids and/or role ARNs (JSON list or a,b,c). */
   feedPrincipals: list(z.array(principal)).default([]),
+  /**
+   * Deny PriceTick to every principal not in feedPrincipals, this account's included (by default any principal of
+   * this account that IAM allows may put one).
+   */
+  tickPublishersOnly: bool().default(false),
   /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */
   // At least 2: with 1, a healthy message's first deferral (a duplicate delivery waiting for the order lease) or a
   // receive Lambda throttled would dead-letter it, and the retry backoff would never run.
@@ -188,6 +200,11 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
   if (rest.alarmEmail && rest.alarmTopicArn) {
     throw new InfraConfigError(
       `invalid CDK context: set ${CONTEXT_PREFIX}alarmEmail (a new topic) or ${CONTEXT_PREFIX}alarmTopicArn (an existing one), not both`,
+    );
+  }
+  if (rest.tickPublishersOnly && rest.feedPrincipals.length === 0) {
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}tickPublishersOnly denies PriceTick to every principal not in ${CONTEXT_PREFIX}feedPrincipals, which names none: the bus would take no tick; list the feed's role ARN (or its account id) there`,
     );
   }
   const riskConfigInput = (riskConfig ?? DEFAULT_RISK_CONFIG_INPUT) as RiskConfigInput;

@@ -17,7 +17,7 @@ import { createFunctions, TICK_RULE_ID } from './constructs/functions.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { createQueues, type QueuePair } from './constructs/queues.ts';
 import { createTables } from './constructs/tables.ts';
-import { createTickBus } from './constructs/tick-bus.ts';
+import { BUS_PUTTERS, createTickBus, setTickBusPolicy } from './constructs/tick-bus.ts';
 import {
   deadLetterQueueArnKey,
   deadLetterQueueUrlKey,
@@ -58,6 +58,12 @@ export class BackstopStack extends Stack {
       queues,
       tickBus: bus,
     });
+    // Once the functions exist: only margin-check's role may put continuations.
+    setTickBusPolicy(
+      bus,
+      config,
+      BUS_PUTTERS.map((def) => functions[def.id].role!),
+    );
     const tickRule = this.node.findChild(TICK_RULE_ID) as Rule;
     const monitoring = new Monitoring(this, 'Monitoring', {
       config,

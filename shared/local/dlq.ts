@@ -11,6 +11,7 @@ import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import { auctionStepMessageSchema, liquidationMessageSchema } from '../schemas/messages.ts';
+import { TICK_BUS } from '../topology.ts';
 import type { Deployment } from './deployment.ts';
 
 /**
@@ -359,18 +360,33 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
   ) {
     throw new Error('dlq/not-an-event: the body is not an EventBridge event');
   }
-  const out = await events.send(
-    new PutEventsCommand({
-      Entries: [
-        {
-          EventBusName: deployment.names.busName,
-          Source: event.source,
-          DetailType: event['detail-type'],
-          Detail: JSON.stringify(event.detail),
-        },
-      ],
-    }),
-  );
+  // A deployed bus takes a continuation from margin-check's role alone, and with tickPublishersOnly a PriceTick from
+  // the feed principals alone (its policy): a refusal says what to do instead.
+  const refused = (code: string, message?: string): Error => {
+    const detail = message ? `${code} (${message})` : code;
+    if (!/AccessDenied|NotAuthorized/.test(code)) return new Error(`dlq/put-failed: ${detail}`);
+    return new Error(
+      event['detail-type'] === TICK_BUS.continuationDetailType
+        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (status --json shows the market's pendingSequence until then), then dlq discard removes this one`
+        : `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`,
+    );
+  };
+  const out = await events
+    .send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: deployment.names.busName,
+            Source: event.source,
+            DetailType: event['detail-type'],
+            Detail: JSON.stringify(event.detail),
+          },
+        ],
+      }),
+    )
+    .catch((error: Error) => {
+      throw /AccessDenied|NotAuthorized/.test(error.name) ? refused(error.name, error.message) : error;
+    });
   const entry = out.Entries?.[0];
-  if (!entry || entry.ErrorCode) throw new Error(`dlq/put-failed: ${entry?.ErrorCode ?? 'no result'}`);
+  if (!entry || entry.ErrorCode) throw refused(entry?.ErrorCode ?? 'no result', entry?.ErrorMessage);
 }

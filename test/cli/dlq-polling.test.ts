@@ -10,6 +10,7 @@ import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
 import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
+import { TICK_BUS } from '../../shared/topology.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 const WAIT = { timeout: 60_000, interval: 100 };
@@ -151,4 +152,54 @@ it('ends while new dead letters keep coming in, leaving them for the next redriv
     sending = false;
     await inflow;
   }
+});
+
+it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's policy, session 43)", async () => {
+  // On AWS the bus takes a PriceTickContinuation from margin-check's role alone, and with tickPublishersOnly a
+  // PriceTick from the feed principals alone; moto enforces no policy, so the client refuses as the bus would: the
+  // continuation's entry (EventBridge's per-entry answer), the tick's whole call.
+  const d = await stage('dlqbus', []);
+  const tickDlq = d.names.queues.tickDeadLetters.url;
+  const event = (detailType: string, segment?: number) =>
+    JSON.stringify({
+      version: '0',
+      id: `e-${detailType}`,
+      'detail-type': detailType,
+      source: TICK_BUS.source,
+      time: '2026-01-01T00:00:00Z',
+      detail: { symbol: 'ETH-USD', markPrice: '1500', sequence: 7, ...(segment ? { segment } : {}) },
+    });
+  for (const body of [event(TICK_BUS.continuationDetailType, 2), event(TICK_BUS.detailType)])
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: tickDlq, MessageBody: body }));
+  const denial =
+    'not authorized to perform: events:PutEvents with an explicit deny in a resource-based policy';
+  clients.events.middlewareStack.add(
+    ((_next: unknown, context: { commandName?: string }) =>
+      async (args: { input: { Entries: { DetailType: string }[] } }) => {
+        if (context.commandName !== 'PutEventsCommand') throw new Error('unexpected command');
+        if (args.input.Entries[0]!.DetailType === TICK_BUS.continuationDetailType)
+          return {
+            output: {
+              FailedEntryCount: 1,
+              Entries: [{ ErrorCode: 'AccessDeniedException', ErrorMessage: denial }],
+              $metadata: {},
+            },
+            response: {},
+          };
+        throw Object.assign(new Error(denial), { name: 'AccessDeniedException' });
+      }) as never,
+    { step: 'initialize', name: 'busPolicyRefuses' },
+  );
+  try {
+    const outcome = await redriveDeadLetters(d, 'tickDeadLetters');
+    expect(outcome.moved).toBe(0);
+    expect(outcome.failed.map((f) => f.reason).sort()).toEqual([
+      `dlq/continuation-refused: AccessDeniedException (${denial}): the bus takes a PriceTickContinuation from margin-check alone; the market's next accepted tick takes over the work its tick left (status --json shows the market's pendingSequence until then), then dlq discard removes this one`,
+      `dlq/put-failed: AccessDeniedException (${denial}): a stack deployed with backstop:tickPublishersOnly takes a PriceTick from its feed principals alone: redrive with a feed role's credentials`,
+    ]);
+  } finally {
+    clients.events.middlewareStack.remove('busPolicyRefuses');
+  }
+  // Both stay, for dlq discard or a redrive with other credentials.
+  expect(await listDeadLetters(d, 'tickDeadLetters')).toHaveLength(2);
 });

@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       logRetentionDays: 30,
       tickArchiveRetentionDays: 30,
       feedPrincipals: [],
+      tickPublishersOnly: false,
       tickMaxEventAgeSeconds: 120,
       tickRetryAttempts: 3,
       alarmLiquidationQueueAgeSeconds: 120,
@@ -60,6 +61,10 @@ describe('loadConfig', () => {
     expect(config.logRetentionDays).toBe(90);
     expect(config.maxReceiveCount).toBe(3);
     expect(config.feedPrincipals).toEqual(['111122223333', 'arn:aws:iam::444455556666:role/feed']);
+    const feed = { 'backstop:feedPrincipals': 'arn:aws:iam::444455556666:role/feed' };
+    expect(loadConfig({ ...feed, 'backstop:tickPublishersOnly': 'true' }).tickPublishersOnly).toBe(true);
+    expect(loadConfig({ ...feed, 'backstop:tickPublishersOnly': true }).tickPublishersOnly).toBe(true);
+    expect(loadConfig({ 'backstop:tickPublishersOnly': 'false' }).tickPublishersOnly).toBe(false);
     expect(config.reservedConcurrency).toEqual({ marginCheck: 50, liquidationConsumer: 20 });
     expect(JSON.parse(config.riskConfigJson).insurance.drawCapPerWindow).toBe('5');
     expect(loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' }).positionIndexShards).toEqual({
@@ -105,6 +110,17 @@ describe('loadConfig', () => {
       'a principal with a wildcard',
       { 'backstop:feedPrincipals': ['arn:aws:iam::111122223333:role/*'] },
       /feedPrincipals/,
+    ],
+    [
+      'tickPublishersOnly neither true nor false',
+      { 'backstop:tickPublishersOnly': 'yes' },
+      /backstop:tickPublishersOnly: must be true or false/,
+    ],
+    [
+      // Every PriceTick denied and no one excepted: the bus would take no tick (session 43).
+      'tickPublishersOnly with no feed principal',
+      { 'backstop:tickPublishersOnly': 'true' },
+      /backstop:tickPublishersOnly denies PriceTick to every principal not in backstop:feedPrincipals, which names none: the bus would take no tick/,
     ],
     ['a maxReceiveCount of 0', { 'backstop:maxReceiveCount': 0 }, /backstop:maxReceiveCount/],
     [

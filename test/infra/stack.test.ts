@@ -112,6 +112,53 @@ const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown }
 /** The queue's resource policy (its TLS-only statement). */
 const policyOf = (queue: Queue) => queue.node.findChild('Policy') as QueuePolicy;
 
+/** The logical ids a template value refers to: Ref, Fn::GetAtt and ${X} in Fn::Sub (pseudo parameters left out). */
+function referencesOf(value: unknown, into = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) referencesOf(v, into);
+  else if (value && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      if (key === 'Ref' && typeof v === 'string' && !v.startsWith('AWS::')) into.add(v);
+      else if (key === 'Fn::GetAtt') into.add(Array.isArray(v) ? String(v[0]) : String(v).split('.')[0]!);
+      else if (key === 'Fn::Sub') {
+        const text = Array.isArray(v) ? v[0] : v;
+        for (const m of String(text).matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)) into.add(m[1]!);
+        if (Array.isArray(v)) referencesOf(v[1], into);
+      } else referencesOf(v, into);
+    }
+  }
+  return into;
+}
+
+/** A cycle of the template's dependencies (references and DependsOn), as CloudFormation would refuse it; [] if none. */
+function dependencyCycle(resources: Record<string, Resource & { DependsOn?: string | string[] }>): string[] {
+  const edges = new Map(
+    Object.entries(resources).map(([id, r]) => [
+      id,
+      [...referencesOf(r.Properties), ...asList(r.DependsOn ?? [])].filter((d) => d in resources),
+    ]),
+  );
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (id: string): string[] => {
+    if (state.get(id) === 'done') return [];
+    if (state.get(id) === 'open') return [...path.slice(path.indexOf(id)), id];
+    state.set(id, 'open');
+    path.push(id);
+    for (const next of edges.get(id) ?? []) {
+      const cycle = visit(next);
+      if (cycle.length > 0) return cycle;
+    }
+    path.pop();
+    state.set(id, 'done');
+    return [];
+  };
+  for (const id of edges.keys()) {
+    const cycle = visit(id);
+    if (cycle.length > 0) return cycle;
+  }
+  return [];
+}
+
 /**
  * The dimension sets each business metric is filed under by the functions' telemetry (Powertools' EMF), for a data
  * point with every dimension its spec names and its market.
@@ -513,8 +560,8 @@ describe('BackstopStack template (default config)', () => {
     const bus = resources[logicalIdOf(stack, stack.tickBus)]!.Properties;
     expect(bus.Name).toBe('backstop-dev-ticks');
     const statements = (bus.Policy as { Statement: Statement[] }).Statement;
-    expect(statements).toHaveLength(2);
-    const [allow, deny] = statements;
+    expect(statements).toHaveLength(3);
+    const [allow, , deny] = statements;
     expect(allow).toMatchObject({
       Effect: 'Allow',
       Action: 'events:PutEvents',
@@ -534,6 +581,57 @@ describe('BackstopStack template (default config)', () => {
       // Feed ticks only: a continuation is margin-check's own, not a tick to replay.
       EventPattern: { source: [TICK_BUS.source], 'detail-type': [TICK_BUS.detailType] },
     });
+  });
+
+  it("denies PriceTickContinuation to every principal but margin-check's role", () => {
+    // Any principal of this account could put one, and a forged continuation claims a tick's segments (session 43).
+    const bus = resources[logicalIdOf(stack, stack.tickBus)]!.Properties;
+    const statements = (bus.Policy as { Statement: Statement[] }).Statement;
+    const continuations = statements.filter((s) =>
+      JSON.stringify(s.Condition ?? {}).includes(TICK_BUS.continuationDetailType),
+    );
+    expect(continuations).toEqual([
+      {
+        Sid: 'DenyOthersContinuations',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 'events:PutEvents',
+        Resource: expect.anything(),
+        Condition: {
+          StringEquals: { 'events:detail-type': TICK_BUS.continuationDetailType },
+          ArnNotEquals: { 'aws:PrincipalArn': [{ 'Fn::GetAtt': [roleIdOf('marginCheck'), 'Arn'] }] },
+        },
+      },
+    ]);
+    // No PriceTick deny without tickPublishersOnly: this account's principals still put ticks.
+    expect(statements.filter((s) => s.Effect === 'Deny')).toHaveLength(2);
+  });
+
+  it('has no circular reference between its resources', () => {
+    // The bus policy names margin-check's role, whose policy names the bus: a role references nothing, so no cycle.
+    expect(dependencyCycle(resources)).toEqual([]);
+    // The check finds one: the same bus policy with the grant inline in the role (the bus names the role, the role
+    // the bus), and none with the grant in a policy of its own, as CDK writes it.
+    const bus = {
+      Type: 'AWS::Events::EventBus',
+      Properties: { Policy: { P: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
+    };
+    const grant = { PolicyDocument: { Resource: { 'Fn::GetAtt': ['Bus', 'Arn'] } } };
+    expect(
+      dependencyCycle({ Bus: bus, Role: { Type: 'AWS::IAM::Role', Properties: { Policies: [grant] } } }),
+    ).toEqual(['Bus', 'Role', 'Bus']);
+    expect(
+      dependencyCycle({
+        Bus: bus,
+        Role: { Type: 'AWS::IAM::Role', Properties: {} },
+        RolePolicy: { Type: 'AWS::IAM::Policy', Properties: { Roles: [{ Ref: 'Role' }], ...grant } },
+        Fn: {
+          Type: 'AWS::Lambda::Function',
+          Properties: { Role: { Ref: 'Role' } },
+          DependsOn: ['RolePolicy'],
+        },
+      }),
+    ).toEqual([]);
   });
 
   it('grants each function exactly its topology grants', () => {
@@ -1364,6 +1462,109 @@ describe('BackstopStack template (margin-check bound)', () => {
     const marginCheck = resources[logicalIdOf(stack, stack.functions.marginCheck)]!;
     expect(marginCheck.Properties.Environment?.Variables[MAX_POSITIONS_ENV]).toBe('2000');
     expect(() => build({ 'backstop:marginCheckMaxPositions': '0' })).toThrow(/marginCheckMaxPositions/);
+  });
+});
+
+describe('tickPublishersOnly', () => {
+  const busStatements = (stack: BackstopStack): Statement[] =>
+    (
+      (Template.fromStack(stack).toJSON().Resources as Record<string, Resource>)[
+        logicalIdOf(stack, stack.tickBus)
+      ]!.Properties.Policy as { Statement: Statement[] }
+    ).Statement;
+  const tickDeny = (statements: Statement[]) =>
+    statements.filter(
+      (s) =>
+        s.Effect === 'Deny' &&
+        JSON.stringify(s.Condition ?? {}).includes(`"events:detail-type":"${TICK_BUS.detailType}"`),
+    );
+
+  it('denies PriceTick to every principal but the feed principals: their roles by ARN, their accounts by id', () => {
+    const { stack } = build({
+      'backstop:feedPrincipals':
+        '111122223333,arn:aws:iam::444455556666:role/price-feed,arn:aws:iam::777788889999:role/ops/tick-operator',
+      'backstop:tickPublishersOnly': 'true',
+    });
+    const statements = busStatements(stack);
+    expect(tickDeny(statements)).toEqual([
+      {
+        Sid: 'DenyOthersTicks',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 'events:PutEvents',
+        Resource: expect.anything(),
+        Condition: {
+          StringEquals: { 'events:detail-type': TICK_BUS.detailType },
+          ArnNotEquals: {
+            'aws:PrincipalArn': [
+              'arn:aws:iam::444455556666:role/price-feed',
+              'arn:aws:iam::777788889999:role/ops/tick-operator',
+            ],
+          },
+          StringNotEquals: { 'aws:PrincipalAccount': ['111122223333'] },
+        },
+      },
+    ]);
+    // Continuations stay margin-check's alone, the feed principals' included.
+    expect(
+      statements.filter((s) => JSON.stringify(s.Condition).includes(TICK_BUS.continuationDetailType)),
+    ).toHaveLength(1);
+  });
+
+  it('names only what is given: roles alone, or accounts alone', () => {
+    const roles = tickDeny(
+      busStatements(
+        build({
+          'backstop:feedPrincipals': ['arn:aws:iam::444455556666:role/price-feed'],
+          'backstop:tickPublishersOnly': true,
+        }).stack,
+      ),
+    );
+    expect(roles[0]!.Condition).toEqual({
+      StringEquals: { 'events:detail-type': TICK_BUS.detailType },
+      ArnNotEquals: { 'aws:PrincipalArn': ['arn:aws:iam::444455556666:role/price-feed'] },
+    });
+    const accounts = tickDeny(
+      busStatements(
+        build({ 'backstop:feedPrincipals': '111122223333', 'backstop:tickPublishersOnly': 'true' }).stack,
+      ),
+    );
+    expect(accounts[0]!.Condition).toEqual({
+      StringEquals: { 'events:detail-type': TICK_BUS.detailType },
+      StringNotEquals: { 'aws:PrincipalAccount': ['111122223333'] },
+    });
+  });
+
+  it('is off by default, and off when false', () => {
+    const feed = { 'backstop:feedPrincipals': 'arn:aws:iam::444455556666:role/price-feed' };
+    expect(tickDeny(busStatements(build(feed).stack))).toEqual([]);
+    expect(tickDeny(busStatements(build({ ...feed, 'backstop:tickPublishersOnly': 'false' }).stack))).toEqual(
+      [],
+    );
+  });
+
+  it('is refused with no feed principal (no tick could be put) or with the stack its own feed account', () => {
+    expect(() => build({ 'backstop:tickPublishersOnly': 'true' })).toThrow(
+      /tickPublishersOnly denies PriceTick to every principal not in backstop:feedPrincipals, which names none/,
+    );
+    // The stack's own account listed would let every principal of it put ticks: the option would deny no one.
+    const own = (account: string) => {
+      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] } });
+      outdirs.push(app.outdir);
+      const config = loadConfig({
+        'backstop:feedPrincipals': `${account},arn:aws:iam::444455556666:role/price-feed`,
+        'backstop:tickPublishersOnly': 'true',
+      });
+      return new BackstopStack(app, 'Backstop-dev', {
+        config,
+        projectRoot,
+        env: { account: '111122223333', region: 'us-east-1' },
+      });
+    };
+    expect(() => own('111122223333')).toThrow(
+      /feedPrincipals names this stack's account 111122223333, which lets every principal of it put PriceTick/,
+    );
+    expect(tickDeny(busStatements(own('222233334444')))).toHaveLength(1);
   });
 });
 
