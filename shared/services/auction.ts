@@ -105,10 +105,12 @@ export async function processAuctionStep(
       outcome = await stepWithRetries(current, deps, atMs, run === 1 ? taking : undefined);
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
-      if (capped) {
-        // A later step of the run: its own message, sent before the capped step's commit and due a second later,
-        // waits for the fresh mark itself. Sent back here too, two messages waited for one step, each every 30 s
-        // (capped43-stale-run-twin-wait). Its wake still owed, the delivery fails: SQS's retry pays it.
+      // A later step of the run, its own message sent before the capped step's commit and due a second later: when
+      // that commit landed within the second, the message comes after it and waits for the fresh mark itself (sent
+      // back here too, two messages waited, each every 30 s: capped43-stale-run-twin-wait). After a slower commit it
+      // may have come first, found its step not yet taken and ended: sent back here (review43-capped-run-early-message).
+      if (capped?.messageAfterCommit) {
+        // Its wake still owed, the delivery fails: SQS's retry pays it.
         if (owed !== undefined) throw owed;
         return publicOutcome(capped);
       }
@@ -119,6 +121,7 @@ export async function processAuctionStep(
         auctionId: current.auctionId,
         step: current.step,
       });
+      if (owed !== undefined) throw owed;
       return { status: 'waiting', delaySeconds: STALE_MARK_WAIT_SECONDS };
     }
     // Any other step that ends the run paid the debt its record carried or failed itself (or lost the step to a
@@ -171,6 +174,12 @@ interface Capped {
   readonly nextStep: number;
   readonly delaySeconds: number;
   readonly cappedAtMs: number;
+  /**
+   * Its commit landed within its next step's delay (CAPPED_STEP_DELAY_SECONDS) of that step's send: that message could
+   * not come before it (SQS's delay starts after the send does). A slower commit's could, find the auction a step
+   * behind, and end as a stale twin.
+   */
+  readonly messageAfterCommit: boolean;
   readonly owed?: unknown;
 }
 type StepResult = AuctionStepOutcome | Capped;
@@ -179,7 +188,7 @@ const isCapped = (outcome: StepResult): outcome is Capped => 'cappedAtMs' in out
 
 const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
   if (!isCapped(outcome)) return outcome;
-  const { cappedAtMs: _, owed: __, ...rest } = outcome;
+  const { cappedAtMs: _, owed: __, messageAfterCommit: ___, ...rest } = outcome;
   return rest;
 };
 
@@ -414,9 +423,11 @@ async function stepOnce(
   }
   if (sleep === undefined) return finishAndWake(next, deps, marketState, writes);
   // The next step is scheduled before the commit, for the same reason as a reset's.
+  const sentAtMs = deps.clock.nowMs();
   const outcome = await schedule(next, sleep, deps, 'stepped');
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
+  const messageAfterCommit = deps.clock.nowMs() - sentAtMs < sleep.delaySeconds * 1000;
   await coverWake(next, marketState, deps);
   if (!clearing.fillsCapped) {
     // The epoch its plan was committed on.
@@ -432,6 +443,7 @@ async function stepOnce(
     nextStep: next.step,
     delaySeconds: sleep.delaySeconds,
     cappedAtMs: now,
+    messageAfterCommit,
     ...(paid === true ? {} : { owed: paid === false ? new SpentWakeOwedError(next) : paid.error }),
   };
 }

@@ -164,3 +164,44 @@ describe("a capped run's wake debt still owed when the run stops fails its deliv
     expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe(2);
   });
 });
+
+describe("a capped run that meets a stale mark, its capped step's commit slower than that step's message (review43-capped-run-early-message)", () => {
+  it("the step's message came before the commit and found its step not yet taken: the run sends the step back", async () => {
+    // Marks as configured: a tick at 150 s keeps the mark fresh up to the step at 270 s. The capped step's commit takes
+    // 2 s, so the run's next step finds the mark 122 s old.
+    const { p, t0, long } = await crowded('as-configured', () => false);
+    await p.runUntil(t0 + 150_000);
+    await p.tick('ETH-USD', '184');
+    const transactor = p.adapters.transactor;
+    const commit = transactor.commit.bind(transactor);
+    const early: string[] = [];
+    let slow = true;
+    transactor.commit = async (writes, providersUnchanged) => {
+      const auction = writes.find((w) => w.kind === 'auction');
+      if (slow && auction?.record.step === 1 && auction.record.state === 'RUNNING') {
+        slow = false;
+        // Meanwhile step 1's message, due a second after it was sent, comes: the auction still at step 0.
+        p.clock.advance(2000);
+        const queue = p.adapters.auctionQueue;
+        for (const m of await queue.receive(10, 30)) {
+          const outcome = await p.handlers.auction(m);
+          early.push(`${parseAuctionStepMessage(m.body).step}: ${outcome.status}`);
+          await queue.delete(m.receiptHandle);
+        }
+      }
+      return commit(writes, providersUnchanged);
+    };
+    await p.runUntil(t0 + 272_000);
+    expect(early).toEqual(['1: stale']);
+    const after = await auctionOf(p, long.id);
+    expect(after).toMatchObject({ state: 'RUNNING', step: 1 });
+    expect(after.fills).toHaveLength(90);
+    // The feed is back: step 1 runs, and the lot clears at the price of 270 s.
+    await p.runUntil(t0 + 310_000);
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+    expect(p.errors).toEqual([]);
+    await clearedOnce(p, long.id);
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe(2);
+  });
+});
