@@ -423,7 +423,8 @@ export interface LiquidationContext {
   /**
    * The last resort's wait for the book: the one message that carries it on (its lastResortWaitId) and the waits so
    * far. Written after that message is sent, on the record's version: a copy of an earlier wait message (a
-   * redelivery, a duplicate delivery) names another id, or one never recorded, and ends without a wait of its own.
+   * redelivery, a duplicate delivery) names another id, or one never recorded, and ends without a wait of its own
+   * (unless the record still names the wait it followed: LiquidationMessage.lastResortWaitAfter).
    */
   readonly lastResortWait?: { readonly id: string; readonly waits: number };
   /** The next slice of the same position, started atomically with this one's settlement. */
@@ -572,6 +573,12 @@ export interface LiquidationMessage {
    * copy and ends. Absent (a start, an operator's re-send, a message of an earlier version): it takes the wait over.
    */
   readonly lastResortWaitId?: string;
+  /**
+   * The wait the record named when this one was sent (absent: none). While the record still names it, this one's
+   * sender has not named it yet (its write is slow, it died, or it lost a race and looks again): it takes the wait
+   * over rather than end, as one due before its name is written would leave none (review43b-wait-before-named).
+   */
+  readonly lastResortWaitAfter?: string;
   /** Of lastResortWaits, those after which another slice's last resort on the same side had filled (absent: 0). */
   readonly lastResortWaitsOutraced?: number;
   /** The market's lastResortFills on the slice's side when it last looked at the book (absent: not yet). */

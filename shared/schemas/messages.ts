@@ -25,6 +25,8 @@ export const liquidationMessageSchema = z.object({
   lastResortFillsSeen: z.number().int().min(0).optional(),
   /** The wait it carries on: a copy of one the record no longer names ends (LiquidationContext.lastResortWait). */
   lastResortWaitId: z.string().min(1).max(64).optional(),
+  /** The wait the record named when it was sent: while it still does, this one takes the wait over. */
+  lastResortWaitAfter: z.string().min(1).max(64).optional(),
   /** The venue hold's start as recorded on the liquidation: not trusted, read only on a record without one. */
   markDisputedSinceMs: z.number().int().min(0).optional(),
   adlJudgedAtE8: z

@@ -165,6 +165,8 @@ export interface Carried {
   lastResortWaits?: number;
   /** The wait the message carries on (LiquidationMessage.lastResortWaitId). */
   lastResortWaitId?: string;
+  /** The wait the record named when the message was sent (LiquidationMessage.lastResortWaitAfter). */
+  lastResortWaitAfter?: string;
   /** The market's last-resort fills on the slice's side at its last look (LiquidationMessage.lastResortFillsSeen). */
   lastResortFillsSeen?: number;
   /** Of lastResortWaits, those after which a sibling's last resort had filled (LiquidationMessage). */
@@ -251,6 +253,7 @@ async function deliverLiquidation(
     liquidationId,
     lastResortWaits,
     lastResortWaitId,
+    lastResortWaitAfter,
     lastResortWaitsOutraced,
     lastResortFillsSeen,
     markDisputedSinceMs,
@@ -261,6 +264,7 @@ async function deliverLiquidation(
   const counts = {
     ...(lastResortWaits === undefined ? {} : { lastResortWaits }),
     ...(lastResortWaitId === undefined ? {} : { lastResortWaitId }),
+    ...(lastResortWaitAfter === undefined ? {} : { lastResortWaitAfter }),
     ...(lastResortWaitsOutraced === undefined ? {} : { lastResortWaitsOutraced }),
     ...(lastResortFillsSeen === undefined ? {} : { lastResortFillsSeen }),
     ...(markDisputedSinceMs === undefined ? {} : { markDisputedSinceMs }),
@@ -1008,12 +1012,15 @@ async function lastResort(
   const delaySeconds = lastResortWaitSeconds(firstWait, waits);
   // Its own id: twin deliveries of one message each send a wait, and only the one recorded below goes on.
   const id = randomUUID();
+  // The wait it follows (the one the record below replaces): while the record names it, this one is not a copy.
+  const after = contextOf(waitingOn).lastResortWait?.id;
   await deps.liquidationQueue.send(
     dueLiquidationMessage(
       {
         liquidationId: liquidation.id,
         lastResortWaits: waits + 1,
         lastResortWaitId: id,
+        ...(after === undefined ? {} : { lastResortWaitAfter: after }),
         ...(outracedWaits > 0 ? { lastResortWaitsOutraced: outracedWaits } : {}),
         lastResortFillsSeen: fillsSeen,
         ...(carried.adlJudgedAt === undefined ? {} : { adlJudgedAtE8: carried.adlJudgedAt.toString() }),
@@ -1267,10 +1274,18 @@ export async function decideAndSettle(
   carried: Carried = {},
 ): Promise<Step> {
   const context = contextOf(liquidation);
-  if (carried.lastResortWaitId !== undefined && context.lastResortWait?.id !== carried.lastResortWaitId) {
-    // A copy of a wait message (its delivery came back after it sent the next wait, a duplicate delivery, a sender
-    // that died before recording it): the wait the record names goes on, and this one ends, sending nothing. Before
-    // session 43 each copy sent a next wait of its own, every look after: chains in parallel (waits43-one-chain).
+  const named = context.lastResortWait?.id;
+  if (
+    carried.lastResortWaitId !== undefined &&
+    named !== carried.lastResortWaitId &&
+    named !== carried.lastResortWaitAfter
+  ) {
+    // A copy of a wait message (its delivery came back after it sent the next wait, a duplicate delivery, a wait
+    // another replaced): the wait the record names goes on, and this one ends, sending nothing. Before session 43
+    // each copy sent a next wait of its own, every look after: chains in parallel (waits43-one-chain). One whose
+    // predecessor is still named goes on, as a take-over: its sender has not named it yet, and may never (a write
+    // slower than the wait, a death, a lost race); ended, the liquidation was left with no message when that write
+    // landed (review43b-wait-before-named). Only one take-over's write lands on a version; the others then end here.
     deps.telemetry.info('a copy of a wait for the book; the one the record names goes on', {
       liquidationId: liquidation.id,
     });

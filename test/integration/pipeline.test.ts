@@ -668,6 +668,8 @@ describe('pipeline on moto', () => {
         liquidationId,
         lastResortWaits: 2,
         lastResortWaitId: nextId,
+        // The wait it followed (review43b-wait-before-named).
+        lastResortWaitAfter: first.lastResortWaitId,
         lastResortFillsSeen: 0,
         adlJudgedAtE8: '18400000000',
         dueAtMs: expect.any(Number),

@@ -151,6 +151,46 @@ describe('one wait for the book per liquidation, whatever copies of its message 
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it('a wait due before its sender names it (a slow write) carries the wait on: never a liquidation left with none', async () => {
+    // Waits of 1 s (the least the config takes): the record's write after the send may well take that long (retried
+    // conflicts, throttling).
+    const config = {
+      ...AUCTION_ONLY,
+      markets: AUCTION_ONLY.markets.map((m) => ({ ...m, lastResortWaitSeconds: 1 })),
+    };
+    const { p, id } = await waiting({ config: parseRiskConfig(config) });
+    const transactor = p.adapters.transactor;
+    const commit = transactor.commit.bind(transactor);
+    let slow = true;
+    transactor.commit = async (writes, check) => {
+      const named = writes.find((w) => w.kind === 'liquidation')?.record.context?.lastResortWait;
+      if (slow && named) {
+        slow = false;
+        // The wait just sent falls due and is delivered while its sender's write is on its way.
+        const [sent] = waitsOf(p, id).filter((m) => m.lastResortWaitId === named.id);
+        await p.runUntil(sent!.dueAtMs!);
+      }
+      return commit(writes, check);
+    };
+    await p.runUntil(waitsOf(p, id)[0]!.dueAtMs!);
+    expect(slow).toBe(false);
+    // The early wait took it over (its predecessor was still named) and sent the next; the slow write then lost
+    // its version and its sender ended. Before: the early wait ended as a copy, then the write named it, consumed:
+    // the liquidation waited with no message (stranded).
+    const [next] = waitsOf(p, id);
+    expect(waitsOf(p, id)).toHaveLength(1);
+    expect(p.adapters.liquidations.all()[0]?.context?.lastResortWait).toEqual({
+      id: next!.lastResortWaitId,
+      waits: next!.lastResortWaits,
+    });
+    // Each wait counted once (no look twice).
+    expect(p.telemetry.total('LastResortWaits')).toBe(next!.lastResortWaits);
+    expect((await p.check()).violations).toEqual([]);
+    // One wait goes on: looks 8 s, 24 s and 56 s on (two chains: six).
+    expect(await waitOn(p, id, 1)).toEqual({ quotes: 3, left: 1 });
+    expect((await p.check()).violations).toEqual([]);
+  });
+
   it('a copy meeting the book back places no order twice: the slice sells once, by the wait the record names', async () => {
     const { p, id } = await waiting();
     const message = await receiveWait(p, id);

@@ -76,6 +76,8 @@ describe('a last resort outraced by its siblings', () => {
       lastResortWaits: lastWait + 1,
       // The wait the record names (a copy of this message ends: waits43-one-chain).
       lastResortWaitId: expect.any(String),
+      // The wait it followed, named until this one is (review43b-wait-before-named).
+      lastResortWaitAfter: expect.any(String),
       lastResortWaitsOutraced: 1,
       lastResortFillsSeen: fillsAfter,
       // Sent without it (judged at no mark): planned again at the mark of now, then waiting on.

@@ -40,7 +40,8 @@ import { AUCTION_ONLY, DEEP_AUCTION } from '../support/risk-configs.ts';
 
 /**
  * A liquidation message's body: these fields, then when it is due (dueLiquidationMessage). A wait for the book's
- * names its wait after its count (any id: waits43-one-chain).
+ * names its wait after its count (any id: waits43-one-chain), then the one it followed if any
+ * (review43b-wait-before-named).
  */
 const dueBody = (fields: Record<string, unknown>) =>
   expect.stringMatching(
@@ -48,7 +49,10 @@ const dueBody = (fields: Record<string, unknown>) =>
       `^${JSON.stringify(fields)
         .slice(0, -1)
         .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-        .replace(/("lastResortWaits":\d+)/, '$1,"lastResortWaitId":"[^"]+"')},"dueAtMs":\\d+}$`,
+        .replace(
+          /("lastResortWaits":\d+)/,
+          '$1,"lastResortWaitId":"[^"]+"(,"lastResortWaitAfter":"[^"]+")?',
+        )},"dueAtMs":\\d+}$`,
     ),
   );
 

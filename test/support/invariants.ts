@@ -916,17 +916,26 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
 
   // --- states: terminal once, or progressing with a message in flight; nothing lost --------------------------
   const pendingLiquidations = new Set<string>();
-  // A wait message the record does not name is a copy that ends at its delivery (waits43-one-chain): not in flight.
-  const waitIdsPending = new Map<string, Set<string>>();
+  // A wait message is a copy that ends at its delivery (waits43-one-chain), not in flight, unless the record names
+  // it or still names the wait it followed (its take-over: review43b-wait-before-named; '' for none).
+  const waitsPending = new Map<string, Set<string>>();
   for (const m of adapters.liquidationQueue.pending()) {
     const id = bodyField(m.body, 'liquidationId');
     const waitId = bodyField(m.body, 'lastResortWaitId');
     if (waitId === '') pendingLiquidations.add(id);
-    else waitIdsPending.set(id, (waitIdsPending.get(id) ?? new Set()).add(waitId));
+    else
+      waitsPending.set(
+        id,
+        (waitsPending.get(id) ?? new Set())
+          .add(`=${waitId}`)
+          .add(`>${bodyField(m.body, 'lastResortWaitAfter')}`),
+      );
   }
   for (const l of liquidations) {
     const named = l.context?.lastResortWait?.id;
-    if (named !== undefined && waitIdsPending.get(l.id)?.has(named)) pendingLiquidations.add(l.id);
+    const pending = waitsPending.get(l.id);
+    if (pending && ((named !== undefined && pending.has(`=${named}`)) || pending.has(`>${named ?? ''}`)))
+      pendingLiquidations.add(l.id);
   }
   const pendingAuctions = new Set<string>();
   for (const m of adapters.auctionQueue.pending()) pendingAuctions.add(bodyField(m.body, 'auctionId'));

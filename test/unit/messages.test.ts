@@ -65,6 +65,9 @@ describe('liquidation messages', () => {
     // The wait it carries on (waits43-one-chain).
     const named = { ...waiting, lastResortWaitId: 'f3a1c2d4-0b5e-4c6f-9a7b-8c9d0e1f2a3b' };
     expect(parseLiquidationMessage(encodeMessage(named))).toEqual(named);
+    // And the one it followed, which it takes over from while the record still names it (review43b-wait-before-named).
+    const after = { ...named, lastResortWaitAfter: '0b5e4c6f-f3a1-c2d4-9a7b-8c9d0e1f2a3b' };
+    expect(parseLiquidationMessage(encodeMessage(after))).toEqual(after);
   });
 
   it.each([
@@ -82,6 +85,11 @@ describe('liquidation messages', () => {
       /malformed: lastResortFillsSeen/,
     ],
     ['an empty wait id', '{"liquidationId":"p-1:1","lastResortWaitId":""}', /malformed: lastResortWaitId/],
+    [
+      'an empty followed wait',
+      '{"liquidationId":"p-1:1","lastResortWaitAfter":""}',
+      /malformed: lastResortWaitAfter/,
+    ],
     ['no JSON', 'p-1:1', /liquidation-message\/not-json/],
   ])('refuses %s as poison, with the reason', (_what, body, reason) => {
     expect(() => parseLiquidationMessage(body)).toThrow(PoisonMessageError);
