@@ -2,8 +2,9 @@ import { quoteOf } from '../shared/domain/config.ts';
 import {
   formatDecimal,
   formatPrice,
+  formatQuoteGrouped,
+  groupThousands,
   type PriceE8,
-  QUOTE_DECIMALS,
   QUOTE_SCALE,
   type QuoteE6,
 } from '../shared/domain/units.ts';
@@ -11,26 +12,15 @@ import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts
 
 /** The readable summary: one column per strategy run on the same inputs. */
 
-const grouped = (whole: bigint): string => whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-
 /** 1234567.891 -> "1,234,567.89" (display only: rounded half away from zero to cents). */
 export function formatUsd(value: QuoteE6): string {
   const negative = value < 0n;
   const cents = ((negative ? -value : value) + QUOTE_SCALE / 200n) / (QUOTE_SCALE / 100n);
-  return `${negative ? '-' : ''}${grouped(cents / 100n)}.${(cents % 100n).toString().padStart(2, '0')}`;
+  return `${negative ? '-' : ''}${groupThousands(cents / 100n)}.${(cents % 100n).toString().padStart(2, '0')}`;
 }
 
-/**
- * An amount moved, as `formatUsd` shows it (1000.5 -> "1,000.50"), but never rounded: a finer amount keeps its
- * digits (0.004 -> "0.004", not "0.00": a receipt must say what moved).
- */
-export function formatQuoteExact(value: QuoteE6): string {
-  if (value % (QUOTE_SCALE / 100n) === 0n) return formatUsd(value);
-  const negative = value < 0n;
-  const abs = negative ? -value : value;
-  const fraction = (abs % QUOTE_SCALE).toString().padStart(QUOTE_DECIMALS, '0').replace(/0+$/, '');
-  return `${negative ? '-' : ''}${grouped(abs / QUOTE_SCALE)}.${fraction}`;
-}
+/** An amount moved, as `formatUsd` shows it (1000.5 -> "1,000.50"), but never rounded: a receipt says what moved. */
+export const formatQuoteExact = formatQuoteGrouped;
 
 const count = (n: number): string => n.toLocaleString('en-US');
 /** No market order, no slippage to show: '-' (0.00 would read as orders that filled at the mark). */

@@ -167,6 +167,22 @@ export const formatBase = (v: BaseE8): string => formatDecimal(v, BASE_DECIMALS)
 export const formatPrice = (v: PriceE8): string => formatDecimal(v, PRICE_DECIMALS);
 export const formatPpm = (v: Ppm): string => formatDecimal(v, PPM_DECIMALS);
 
+/** 1234567 -> "1,234,567". */
+export const groupThousands = (whole: bigint): string =>
+  whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+
+/** An amount for people: thousands grouped, cents at least (1000.5 -> "1,000.50"), never rounded (0.004 -> "0.004"). */
+export function formatQuoteGrouped(value: QuoteE6): string {
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const fraction = (abs % QUOTE_SCALE)
+    .toString()
+    .padStart(QUOTE_DECIMALS, '0')
+    .replace(/0+$/, '')
+    .padEnd(2, '0');
+  return `${negative ? '-' : ''}${groupThousands(abs / QUOTE_SCALE)}.${fraction}`;
+}
+
 /** Shorthands for tests and defaults: usd('1520.5'), base('0.1'), price('195'). */
 export const usd = (s: string): QuoteE6 => parseQuote(s, 'usd', { allowNegative: true });
 export const base = (s: string): BaseE8 => parseBase(s);

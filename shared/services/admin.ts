@@ -7,6 +7,7 @@ import {
   formatBase,
   formatPrice,
   formatQuote,
+  formatQuoteGrouped,
   MAX_SCALED_DIGITS,
   PPM_SCALE,
   type PriceE8,
@@ -253,7 +254,7 @@ async function withdrawable(deps: AdminDeps): Promise<string> {
     const { balance } = await deps.ledger.balance(INSURANCE_ACCOUNT);
     const { floor } = deps.config.insurance;
     const room = balance > floor ? balance - floor : 0n;
-    return ` (balance ${formatQuote(balance)}, floor ${formatQuote(floor)}: at most ${formatQuote(room)} can be withdrawn)`;
+    return ` (balance ${formatQuoteGrouped(balance)}, floor ${formatQuoteGrouped(floor)}: at most ${formatQuoteGrouped(room)} can be withdrawn)`;
   } catch {
     return '';
   }

@@ -238,7 +238,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(refused.code).toBe(2);
     // After the key it made (said before the money moves), the refusal and its reason.
     expect(refused.stderr).toMatch(
-      /^backstop: fund withdraw under idempotency key \S+; [^\n]+\nbackstop: fund withdraw refused: .*ledger\/below-floor \(balance 1002\.5, floor 0: at most 1002\.5 can be withdrawn\); nothing moved\n$/,
+      /^backstop: fund withdraw under idempotency key \S+; [^\n]+\nbackstop: fund withdraw refused: .*ledger\/below-floor \(balance 1,002\.50, floor 0\.00: at most 1,002\.50 can be withdrawn\); nothing moved\n$/,
     );
     expect((await cli('fund', 'withdraw', '--amount', '0.5', '--config', riskFile, ...at)).code).toBe(0);
 

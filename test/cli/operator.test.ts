@@ -221,7 +221,7 @@ describe('--config on a stage local up runs: only the configuration it runs with
       const floor = await cli('fund', 'withdraw', '--amount', '100', '--key', 'w', '--config', same);
       expect(floor.code).toBe(2);
       expect(floor.stderr).toMatch(
-        /ledger\/below-floor \(balance 150, floor 100: at most 50 can be withdrawn\); nothing moved/,
+        /ledger\/below-floor \(balance 150\.00, floor 100\.00: at most 50\.00 can be withdrawn\); nothing moved/,
       );
       expect((await cli('status', '--config', same)).code).toBe(0);
       // The same configuration with its markets in another order: markets are found by symbol, so it is the same.

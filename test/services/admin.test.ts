@@ -257,7 +257,7 @@ describe('admin requests', () => {
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/insufficient-funds/) });
     // With what the fund holds above its floor: the AWS ledger's refusal says only "ledger/below-floor".
     expect(result.ok ? '' : result.reason).toMatch(
-      /\(balance 10, floor 0: at most 10 can be withdrawn\); nothing moved$/,
+      /\(balance 10\.00, floor 0\.00: at most 10\.00 can be withdrawn\); nothing moved$/,
     );
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
   });
