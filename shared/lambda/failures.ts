@@ -19,9 +19,11 @@ const MAX_REASON_CHARS = 300;
 export function failureReason(error: unknown): string {
   const name = error instanceof Error ? error.name : typeof error;
   let message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
-  // A cancelled transaction says why only in its reason codes (TransactionConflict, ConditionalCheckFailed).
+  // A cancelled transaction says why in its reason codes (TransactionConflict, ConditionalCheckFailed), which
+  // DynamoDB's message lists already ("... [None, ConditionalCheckFailed]") and other engines' may not.
   const codes = (error as { CancellationReasons?: { Code?: string }[] } | null)?.CancellationReasons;
-  if (Array.isArray(codes)) message += ` [${codes.map((c) => c.Code ?? 'None').join(',')}]`;
+  if (Array.isArray(codes) && !/\[[^\]]*\]$/.test(message))
+    message += ` [${codes.map((c) => c.Code ?? 'None').join(',')}]`;
   const reason = !message
     ? name
     : name === 'Error' || message.startsWith(name)

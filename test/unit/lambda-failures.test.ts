@@ -50,6 +50,18 @@ describe('failureReason', () => {
       cancelled,
       'TransactionCanceledException: Transaction cancelled, please refer cancellation reasons [None,TransactionConflict]',
     ],
+    "a cancelled transaction whose message lists its codes (DynamoDB's): once": [
+      Object.assign(
+        new Error(
+          'Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]',
+        ),
+        {
+          name: 'TransactionCanceledException',
+          CancellationReasons: [{ Code: 'None' }, { Code: 'ConditionalCheckFailed' }],
+        },
+      ),
+      'TransactionCanceledException: Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]',
+    ],
     'an empty message: the name': [new ConditionFailedError(''), 'ConditionFailedError'],
     'a thrown string': ['boom', 'string: boom'],
     'several lines: one': [new Error('a\n  b'), 'a b'],
