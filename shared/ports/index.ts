@@ -173,6 +173,8 @@ export interface RegistrationWake {
   readonly wokenTo?: Sleeper & { readonly direction: 'BUY' | 'SELL' };
   /** Every sleeper woken: later deliveries of its continuation do nothing. */
   readonly done?: boolean;
+  /** The last part met a failed send after some went: as AuctionRecord.spentWakeSendFailed (wakes43b). */
+  readonly sendFailed?: true;
 }
 
 /** A pending tick: the last tick, by its sequence and its recorded stamp. */
@@ -613,9 +615,15 @@ export interface AuctionStepMessage {
   readonly dueAtMs?: number;
   /**
    * When a wait for a fresh mark sent it back (the same step, still due at dueAtMs for the curve): its lateness
-   * counts from then, as the outage is the feed's (StaleMarkWaits), not the consumer's.
+   * counts from then, as the outage is the feed's (StaleMarkWaits), not the consumer's. Also when it came before its
+   * step's commit and was sent back to wait for it (earlyWaits).
    */
   readonly backAtMs?: number;
+  /**
+   * Times it came before its step's commit (its auction a step behind it) and was sent back to wait for it (absent:
+   * none): past MAX_EARLY_STEP_WAITS it ends (services/auction.ts).
+   */
+  readonly earlyWaits?: number;
 }
 
 /**
@@ -952,6 +960,11 @@ export interface AuctionRecord {
    * there. Absent: the wake has not begun (its first delivery bumps).
    */
   readonly spentWakeBegan?: Readonly<Record<string, number>>;
+  /**
+   * The wake's last part met a failed send after some went: the next part sends a batch at a time and stops at its
+   * first failure (services/wake.ts), and comes WAKE_RETRY_DELAY_SECONDS later (wakes43b). Absent: it went whole.
+   */
+  readonly spentWakeSendFailed?: true;
   readonly version: number;
 }
 

@@ -48,6 +48,7 @@ export const auctionStepMessageSchema = z.object({
   woken: z.boolean().optional(),
   dueAtMs: z.number().int().min(0).optional(),
   backAtMs: z.number().int().min(0).optional(),
+  earlyWaits: z.number().int().min(1).max(1000).optional(),
 });
 
 /** The rest of a registration's wake (services/registration-wake.ts), sent to the auction function. */

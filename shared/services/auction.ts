@@ -65,6 +65,8 @@ export type AuctionStepOutcome =
   | { readonly status: 'stale' }
   /** The market's mark was too old to step on: the same step comes back after delaySeconds. */
   | { readonly status: 'waiting'; readonly delaySeconds: number }
+  /** It came before its step's commit (the auction a step behind): the same message comes back after delaySeconds. */
+  | { readonly status: 'early'; readonly delaySeconds: number }
   | { readonly status: 'reset' | 'stepped'; readonly nextStep: number; readonly delaySeconds: number }
   | { readonly status: 'finished'; readonly liquidationState: LiquidationRecord['state'] };
 
@@ -106,10 +108,11 @@ export async function processAuctionStep(
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
       // A later step of the run, its own message sent before the capped step's commit and due a second later: when
-      // that commit landed within the second, the message comes after it and waits for the fresh mark itself (sent
-      // back here too, two messages waited, each every 30 s: capped43-stale-run-twin-wait). After a slower commit it
-      // may have come first, found its step not yet taken and ended: sent back here (review43-capped-run-early-message).
-      if (capped?.messageAfterCommit) {
+      // that commit landed before the message's last look (a message that comes first waits for it: early43), the
+      // message finds its step and waits for the fresh mark itself (sent back here too, two messages waited, each
+      // every 30 s: capped43-stale-run-twin-wait). After a slower commit it may have ended: sent back here
+      // (review43-capped-run-early-message).
+      if (capped?.messageOutlastsCommit) {
         // Its wake still owed, the delivery fails: SQS's retry pays it.
         if (owed !== undefined) throw owed;
         return publicOutcome(capped);
@@ -175,11 +178,10 @@ interface Capped {
   readonly delaySeconds: number;
   readonly cappedAtMs: number;
   /**
-   * Its commit landed within its next step's delay (CAPPED_STEP_DELAY_SECONDS) of that step's send: that message could
-   * not come before it (SQS's delay starts after the send does). A slower commit's could, find the auction a step
-   * behind, and end as a stale twin.
+   * Its commit landed within earlyWindowMs of its next step's send: that message's last look comes after it (SQS's
+   * delay starts after the send does), and so finds its step. A slower commit's message may have ended before it.
    */
-  readonly messageAfterCommit: boolean;
+  readonly messageOutlastsCommit: boolean;
   readonly owed?: unknown;
 }
 type StepResult = AuctionStepOutcome | Capped;
@@ -188,7 +190,7 @@ const isCapped = (outcome: StepResult): outcome is Capped => 'cappedAtMs' in out
 
 const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
   if (!isCapped(outcome)) return outcome;
-  const { cappedAtMs: _, owed: __, messageAfterCommit: ___, ...rest } = outcome;
+  const { cappedAtMs: _, owed: __, messageOutlastsCommit: ___, ...rest } = outcome;
   return rest;
 };
 
@@ -234,6 +236,22 @@ export const MAX_FILLS_PER_STEP = 90;
 export const MAX_FILLS_PER_AUCTION = 1_000;
 const CAPPED_STEP_DELAY_SECONDS = 1;
 
+/**
+ * A step's next-step message is sent before the step's commit (a death between them must not lose the step) and is
+ * due after the step's delay, 1 s at least; the commit can take longer (the SDK's 3 attempts, each up to its 5 s
+ * request timeout: adapters/aws/clients.ts; DynamoDB retrying a conflicted or throttled transaction of 90 providers).
+ * Such a message finds its auction a step behind: it is sent back to look again EARLY_STEP_WAIT_SECONDS later, at most
+ * MAX_EARLY_STEP_WAITS times (early43; taken for a stale twin, it ended, and once the commit landed the auction had no
+ * message for its step). Past them the commit never landed: the delivery that planned it died or gave up before it,
+ * and SQS redelivers that delivery's message, which plans the step again and sends a message of its own.
+ */
+export const EARLY_STEP_WAIT_SECONDS = 5;
+export const MAX_EARLY_STEP_WAITS = 3;
+
+/** How long after its send a step's message still looks for its step: its delay and its waits. */
+const earlyWindowMs = (delaySeconds: number): number =>
+  (delaySeconds + MAX_EARLY_STEP_WAITS * EARLY_STEP_WAIT_SECONDS) * 1000;
+
 /** Attempts in one delivery: a step still contended after them waits for SQS's redelivery (the visibility timeout). */
 const MAX_STEP_ATTEMPTS = 8;
 const CONFLICT = Symbol('conflict');
@@ -273,6 +291,7 @@ async function stepOnce(
     if (paid !== true) throw paid === false ? new SpentWakeOwedError(auction) : paid.error;
     return outcome;
   }
+  if (message.step === auction.step + 1) return waitForCommit(message, deps);
   if (message.step !== auction.step) {
     // The redelivery of a step whose delivery died between its commit and its cover finds the sleeper uncovered
     // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
@@ -427,7 +446,7 @@ async function stepOnce(
   const outcome = await schedule(next, sleep, deps, 'stepped');
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
-  const messageAfterCommit = deps.clock.nowMs() - sentAtMs < sleep.delaySeconds * 1000;
+  const messageOutlastsCommit = deps.clock.nowMs() - sentAtMs < earlyWindowMs(sleep.delaySeconds);
   await coverWake(next, marketState, deps);
   if (!clearing.fillsCapped) {
     // The epoch its plan was committed on.
@@ -443,9 +462,35 @@ async function stepOnce(
     nextStep: next.step,
     delaySeconds: sleep.delaySeconds,
     cappedAtMs: now,
-    messageAfterCommit,
+    messageOutlastsCommit,
     ...(paid === true ? {} : { owed: paid === false ? new SpentWakeOwedError(next) : paid.error }),
   };
+}
+
+/**
+ * A running auction's next step's message that came before the commit of the step that sent it (EARLY_STEP_WAIT_SECONDS):
+ * sent back to look again, or past its waits, ended. A message behind its auction (a twin, an older step) ends at once
+ * (stepOnce); so does any message of an ended auction, which no commit moves on again.
+ */
+async function waitForCommit(message: AuctionStepMessage, deps: SettlementDeps): Promise<StepResult> {
+  const waits = message.earlyWaits ?? 0;
+  const keys = { auctionId: message.auctionId, step: message.step, waits };
+  if (waits >= MAX_EARLY_STEP_WAITS) {
+    deps.telemetry.info(
+      "a step's message stayed ahead of its auction; it ends (its step is planned again)",
+      keys,
+    );
+    return { status: 'stale' };
+  }
+  const back: AuctionStepMessage = {
+    ...message,
+    earlyWaits: waits + 1,
+    // Its lateness counts from then: the wait is the commit's, not the consumer's.
+    backAtMs: deps.clock.nowMs() + EARLY_STEP_WAIT_SECONDS * 1000,
+  };
+  await deps.auctionQueue.send(encodeMessage(back), EARLY_STEP_WAIT_SECONDS);
+  deps.telemetry.info("a step's message came before its step's commit; it looks again", keys);
+  return { status: 'early', delaySeconds: EARLY_STEP_WAIT_SECONDS };
 }
 
 /**

@@ -7,7 +7,7 @@ import type {
   Telemetry,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import { movedOn, sidesOf, type WakeDeps, wakeInOrder } from './wake.ts';
+import { movedOn, sidesOf, WAKE_RETRY_DELAY_SECONDS, type WakeDeps, wakeInOrder } from './wake.ts';
 
 /**
  * Sleepers a registration wakes in the admin call, and each continuation after it. A wake of every sleeper of the
@@ -46,19 +46,33 @@ export const registrationWakeMessage = (symbol: string, epoch: number): Registra
 const cursorOf = (symbol: string, wake: RegistrationWake): SpentWakeCursor | undefined =>
   wake.wokenTo && { symbol, ...wake.wokenTo };
 
-/** How far a part went, as the market's record keeps it. */
+/** How far a part went, as the market's record keeps it, and whether it met a failed send (the next sends in order). */
 function recordOf(
   epoch: number,
   part: number,
   at: SpentWakeCursor | undefined,
   more: boolean,
+  sendFailed = false,
 ): RegistrationWake {
   return {
     epoch,
     part,
     ...(at ? { wokenTo: { direction: at.direction, id: at.id, step: at.step, wakeMark: at.wakeMark } } : {}),
     ...(more ? {} : { done: true }),
+    ...(more && sendFailed ? { sendFailed: true } : {}),
   };
+}
+
+/** A registration's continuation; after a part that met a failed send, WAKE_RETRY_DELAY_SECONDS later (wakes43b). */
+async function sendContinuation(
+  symbol: string,
+  epoch: number,
+  afterFailure: boolean,
+  deps: RegistrationWakeDeps,
+): Promise<void> {
+  const body = encodeMessage(registrationWakeMessage(symbol, epoch));
+  if (afterFailure) await deps.auctionQueue.send(body, WAKE_RETRY_DELAY_SECONDS);
+  else await deps.auctionQueue.send(body);
 }
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -112,9 +126,10 @@ async function carryLater(
  * At most `budget` sleepers are woken in the call, markets in order, each side SELL then BUY. A market with more
  * left (or whose part failed) records how far its wake went (MarketState.registrationWake, named by the epoch its
  * bump left) and sends a continuation to the auction function, which goes on from there (continueRegistrationWake):
- * a failure there is retried by SQS and dead-lettered (alarmed). A market whose bump, record or continuation fails
- * is in `wakeError` (AuctionWakeFailures): its sleepers see the provider when they step. A market whose wake is
- * done in the call or goes on is marked its latest wake of every sleeper (markCovers).
+ * a failure there is retried by SQS and dead-lettered (alarmed). After a part that failed, the record says so and
+ * the continuation comes WAKE_RETRY_DELAY_SECONDS later, sending a batch at a time (wakes43b). A market whose bump,
+ * record or continuation fails is in `wakeError` (AuctionWakeFailures): its sleepers see the provider when they step.
+ * A market whose wake is done in the call or goes on is marked its latest wake of every sleeper (markCovers).
  */
 export async function wakeForNewBids(
   symbols: readonly string[],
@@ -168,10 +183,10 @@ export async function wakeForNewBids(
       // continuation may not have been sent).
       recorded = await deps.markets.recordRegistrationWake(
         symbol,
-        recordOf(epoch, 1, part.wokenTo, true),
+        recordOf(epoch, 1, part.wokenTo, true, part.failure !== undefined),
         undefined,
       );
-      if (recorded) await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+      if (recorded) await sendContinuation(symbol, epoch, part.failure !== undefined, deps);
       else {
         const later = await carryLater(symbol, epoch, deps);
         if (later === undefined) continue;
@@ -227,8 +242,10 @@ export class RegistrationWakeFailedError extends Error {
  * answer said so), or that one's rest was woken by neither (fuzz41-registration-wake-stranded). The record, not the message, says where to go on: a duplicate delivered
  * after this one goes on from where this one stopped (two wakes of one part need two deliveries at once, and the
  * later record write fails for one of them, which sends nothing on). A part whose sends failed after some went is
- * counted (AuctionWakeFailures), recorded as far as they went and goes on in the next continuation. Any other failure
- * throws after counting: SQS redelivers the message, which goes on from the record, and dead-letters it (alarmed).
+ * counted (AuctionWakeFailures), recorded as far as they went and goes on in the next continuation, which comes
+ * WAKE_RETRY_DELAY_SECONDS later and sends a batch at a time, stopping at its first failure (wakes43b). Any other
+ * failure throws after counting (once a delivery): SQS redelivers the message, which goes on from the record, and
+ * dead-letters it (alarmed).
  * AuctionsWoken counts the sleepers the recorded cursor passed, each once a wake (wakes43-count-once).
  */
 export async function continueRegistrationWake(
@@ -248,9 +265,19 @@ export async function continueRegistrationWake(
   // The market's wake, this message's or a later one that covers it.
   const { epoch } = wake;
   const from = cursorOf(symbol, wake);
-  const part = await wakeInOrder(deps, sidesOf([symbol]), from, budget, deps.nowMs);
-  const failed = (what: string): RegistrationWakeFailedError => {
+  const part = await wakeInOrder(deps, sidesOf([symbol]), from, budget, deps.nowMs, {
+    inOrder: wake.sendFailed === true,
+  });
+  // AuctionWakeFailures once a delivery: a part that failed after some sends and whose continuation then could not be
+  // sent counted twice (wakes43b).
+  let counted = false;
+  const count = (): void => {
+    if (counted) return;
+    counted = true;
     deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+  };
+  const failed = (what: string): RegistrationWakeFailedError => {
+    count();
     deps.telemetry.warn(`a registration's wake failed; its delivery is retried`, {
       symbol,
       epoch,
@@ -264,14 +291,14 @@ export async function continueRegistrationWake(
     // Past it: recorded as far as its sends went (wake-part-restarts, session 42), and the rest goes on in the
     // continuation any part with more left sends. Failed instead, each delivery going further, a part failing at
     // every delivery was dead-lettered after its receives (wakes43-progress-retried).
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
+    count();
     deps.telemetry.warn(`a registration's wake failed; a continuation goes on from the last sent`, {
       symbol,
       epoch,
       error: part.failure.error,
     });
   }
-  const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more);
+  const next = recordOf(epoch, wake.part + 1, part.wokenTo, part.more, part.failure !== undefined);
   if (!(await deps.markets.recordRegistrationWake(symbol, next, wake.part))) {
     // Moved on by another delivery of this part, which goes on, or by a later registration's record.
     try {
@@ -290,7 +317,7 @@ export async function continueRegistrationWake(
   if ((market?.spentWakeEpoch ?? 0) < epoch) await markCovers(symbol, epoch, deps);
   if (part.more) {
     try {
-      await deps.auctionQueue.send(encodeMessage(registrationWakeMessage(symbol, epoch)));
+      await sendContinuation(symbol, epoch, part.failure !== undefined, deps);
     } catch (error) {
       // The record went on: the redelivery wakes the next part, not this one again.
       throw failed(`the rest not sent on: ${messageOf(error)}`);

@@ -31,7 +31,7 @@ import {
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
-import { movedOn, sidesOf, wakeInOrder } from './wake.ts';
+import { movedOn, sidesOf, WAKE_RETRY_DELAY_SECONDS, wakeInOrder } from './wake.ts';
 
 /**
  * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
@@ -298,8 +298,14 @@ export async function spentMarkets(
   return [...spent];
 }
 
-/** How far a debt's wake went (AuctionRecord.spentWokenTo), and the epochs it began at (spentWakeBegan). */
-export type SpentWakeProgress = Pick<AuctionRecord, 'spentWokenTo' | 'spentWakeBegan'>;
+/**
+ * How far a debt's wake went (AuctionRecord.spentWokenTo), the epochs it began at (spentWakeBegan), and whether its
+ * last part met a failed send (spentWakeSendFailed).
+ */
+export type SpentWakeProgress = Pick<
+  AuctionRecord,
+  'spentWokenTo' | 'spentWakeBegan' | 'spentWakeSendFailed'
+>;
 
 /**
  * The record owing a wake to `markets` (none: owing nothing), gone as far as `progress` says (undefined: not begun,
@@ -310,14 +316,15 @@ export function owing(
   markets: readonly string[],
   progress?: SpentWakeProgress,
 ): AuctionRecord {
-  const { spentIn: _, spentWokenTo: __, spentWakeBegan: ___, ...rest } = auction;
+  const { spentIn: _, spentWokenTo: __, spentWakeBegan: ___, spentWakeSendFailed: ____, ...rest } = auction;
   if (markets.length === 0) return rest;
-  const { spentWokenTo, spentWakeBegan } = progress ?? {};
+  const { spentWokenTo, spentWakeBegan, spentWakeSendFailed } = progress ?? {};
   return {
     ...rest,
     spentIn: markets,
     ...(spentWokenTo ? { spentWokenTo } : {}),
     ...(spentWakeBegan ? { spentWakeBegan } : {}),
+    ...(spentWakeSendFailed ? { spentWakeSendFailed } : {}),
   };
 }
 
@@ -349,10 +356,11 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
  * debt and how far it went (spentWokenTo), and a continuation message of the auction goes on after it; with none,
  * the record drops the debt. A failure is reported (AuctionWakeFailures) and the debt kept. A part whose sends failed
  * after some went is kept as far as they went and goes on in a continuation like any part with more left (retried
- * instead, each delivery going further, such a part was dead-lettered after its receives: wakes43-progress-retried).
- * Any other failure (a bump, the own step, a part that sent nothing, the continuation's send) is left to a later
- * delivery of this auction: its caller fails the delivery on `false` (SpentWakeOwedError) and SQS's redelivery,
- * seconds later, pays it, running or ended (a running one's next step carries it too, but up to 900 s later:
+ * instead, each delivery going further, such a part was dead-lettered after its receives: wakes43-progress-retried);
+ * the record says so (spentWakeSendFailed), and that continuation comes WAKE_RETRY_DELAY_SECONDS later and sends a
+ * batch at a time, stopping at its first failure (wakes43b). Any other failure (a bump, the own step, a part that
+ * sent nothing, the continuation's send) is left to a later delivery of this auction: its caller fails the delivery
+ * on `false` (SpentWakeOwedError) and SQS's redelivery, seconds later, pays it, running or ended (a running one's next step carries it too, but up to 900 s later:
  * spent-wake-retry-late). Returns false when the debt is kept with nothing sent on to pay it, true otherwise (paid,
  * going on in a continuation, or moved on by another delivery). AuctionsWoken counts each sleeper once a wake: a
  * part counts the sleepers its recorded cursor passed (wakes43-count-once).
@@ -435,12 +443,15 @@ export async function wakeSpent(
       : await wakeInOrder(deps, sidesOf(markets), from, budget, () => deps.clock.nowMs(), {
           except: auction.id,
           skip: coveredSince,
+          inOrder: auction.spentWakeSendFailed === true,
         });
   if (part?.failure) failures.push(part.failure);
   const wokenTo = part?.wokenTo;
   const more = part?.more ?? true;
   // Went past its cursor: kept, and the rest goes on in a continuation, a failed part's too.
   const progressed = part !== undefined && movedOn(part, from);
+  // A part that met a failed send after some went: the next one waits, and sends in order (wakes43b).
+  const sendFailed = part?.failure !== undefined && progressed;
   const coveredBy = part?.skipped ?? [];
   deps.telemetry.info('sleepers of a spent provider woken', {
     auctionId: auction.id,
@@ -467,6 +478,7 @@ export async function wakeSpent(
       ? owing(auction, markets, {
           ...(wokenTo ? { spentWokenTo: wokenTo } : {}),
           ...(began ? { spentWakeBegan: began } : {}),
+          ...(sendFailed ? { spentWakeSendFailed: true } : {}),
         })
       : owing(auction, []);
     await deps.auctions.replace({ ...rest, version: auction.version + 1 }, auction.version);
@@ -488,11 +500,16 @@ export async function wakeSpent(
   try {
     // Also after a failed send past the cursor: the delivery succeeds and the continuation goes on from the prefix
     // sent, so a part failing at every delivery, each going further, is not dead-lettered (wakes43-progress-retried).
-    await deps.auctionQueue.send(encodeMessage(wakeContinuationOf(auction)));
+    // That one waits a little: an SQS failing now is not sent its next part at once (wakes43b).
+    const body = encodeMessage(wakeContinuationOf(auction));
+    if (sendFailed) await deps.auctionQueue.send(body, WAKE_RETRY_DELAY_SECONDS);
+    else await deps.auctionQueue.send(body);
     return true;
   } catch (error) {
-    // The debt is kept, gone as far as the record says: a later delivery of the auction goes on with it.
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: (wokenTo ?? auction).symbol });
+    // The debt is kept, gone as far as the record says: a later delivery of the auction goes on with it. Counted once
+    // a delivery: a part that failed was counted above (wakes43b).
+    if (failures.length === 0)
+      deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: (wokenTo ?? auction).symbol });
     deps.telemetry.warn(`the rest of a spent provider's wake not sent on; ${RETRIED_BY}`, {
       auctionId: auction.id,
       error: error instanceof Error ? error.message : String(error),

@@ -1505,6 +1505,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           },
           // The providers epoch each market's wake began at (a wake begun later covers the rest).
           spentWakeBegan: { 'ETH-USD': 7, 'BTC-USD': 12 },
+          // Its last part met a failed send: the next sends in order (wakes43b).
+          spentWakeSendFailed: true as const,
           version: 2,
         };
         await a.auctions.replace(next, 1);
@@ -1741,7 +1743,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           symbol: 'ETH-USD',
           registrationWake: { epoch: 2, part: 1, wokenTo },
         });
-        const part2 = { epoch: 2, part: 2, wokenTo: { ...wokenTo, direction: 'BUY' as const, id: 's-9' } };
+        // Its last part met a failed send: the next sends in order (wakes43b).
+        const part2 = {
+          epoch: 2,
+          part: 2,
+          wokenTo: { ...wokenTo, direction: 'BUY' as const, id: 's-9' },
+          sendFailed: true as const,
+        };
         expect(await a.markets.recordRegistrationWake('ETH-USD', part2, 2)).toBe(false);
         expect(await a.markets.recordRegistrationWake('ETH-USD', { ...part2, epoch: 3 }, 1)).toBe(false);
         // An earlier epoch's first record is no wake to begin: this one covers it.

@@ -418,6 +418,7 @@ describe('the bounds of a record are never below its item as DynamoDB counts it'
           wakeMark: big,
         }),
         spentWakeBegan: fc.dictionary(text, fc.nat(), { maxKeys: 4 }),
+        spentWakeSendFailed: fc.constant(true as const),
         version: fc.nat(),
       },
       {

@@ -150,6 +150,30 @@ describe('a wake whose sends partly fail keeps the prefix that went (wake-part-r
     expect(await sendSettled(ok.queue, bodies.slice(0, 95))).toEqual({ sent: 95, prefix: 95 });
     expect(ok.calls()).toBe(10);
   });
+
+  it('one in flight (the part after a failed one, wakes43b): nothing past the failed batch goes', async () => {
+    const bodies = sleepersOf('s', 400).map((s) =>
+      JSON.stringify({ auctionId: s.id, step: s.step, symbol: 'ETH-USD', woken: true }),
+    );
+    const q = failingQueue(holding('s-050'));
+    const out = await sendSettled(q.queue, bodies, 1);
+    // Before (25 in flight): the 24 batches begun with it went too, past the prefix, and went again with the next part.
+    expect(q.calls()).toBe(6);
+    expect(out).toMatchObject({ sent: 50, prefix: 50 });
+    const part = await wakeInOrder(
+      {
+        auctions: auctionsOf({ 'ETH-USD SELL': sleepersOf('s', 400) }),
+        auctionQueue: failingQueue(holding('s-050')).queue,
+      },
+      sidesOf(['ETH-USD']),
+      undefined,
+      1000,
+      () => 0,
+      { inOrder: true },
+    );
+    expect(part).toMatchObject({ wokenTo: { id: 's-049' }, more: true });
+    expect(part.wokenIn.get('ETH-USD')).toBe(50);
+  });
 });
 
 /** A queue whose SendMessageBatch calls leave out the entries `unsent` says, naming them in their error (the port's). */

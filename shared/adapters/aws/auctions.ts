@@ -98,6 +98,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(spentIn === undefined ? {} : { spentIn }),
     ...(spentWokenTo === undefined ? {} : { spentWokenTo }),
     ...(spentWakeBegan === undefined ? {} : { spentWakeBegan }),
+    ...(item.spentWakeSendFailed?.BOOL === true ? { spentWakeSendFailed: true as const } : {}),
     version: readInt(item, 'version'),
   };
 };

@@ -76,6 +76,7 @@ const registrationWakeAttr = (wake: RegistrationWake, writer: string): Attribute
           },
         }),
     ...(wake.done ? { done: { BOOL: true } } : {}),
+    ...(wake.sendFailed ? { sendFailed: { BOOL: true } } : {}),
     writer: S(writer),
   },
 });
@@ -99,6 +100,7 @@ function readRegistrationWake(m: Item): RegistrationWake {
           },
         }),
     ...(m.done?.BOOL === true ? { done: true } : {}),
+    ...(m.sendFailed?.BOOL === true ? { sendFailed: true as const } : {}),
   };
 }
 

@@ -188,6 +188,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
           ),
         },
       }),
+  ...(a.spentWakeSendFailed ? { spentWakeSendFailed: { BOOL: true } } : {}),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
