@@ -107,12 +107,11 @@ export async function processAuctionStep(
       outcome = await stepWithRetries(current, deps, atMs, run === 1 ? taking : undefined);
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
-      // A later step of the run, its own message sent before the capped step's commit and due a second later: when
-      // that commit landed before the message's last look (a message that comes first waits for it: early43), the
+      // A later step of the run, its own message sent before the capped step's commit and due a second later: that
       // message finds its step and waits for the fresh mark itself (sent back here too, two messages waited, each
-      // every 30 s: capped43-stale-run-twin-wait). After a slower commit it may have ended: sent back here
-      // (review43-capped-run-early-message).
-      if (capped?.messageOutlastsCommit) {
+      // every 30 s: capped43-stale-run-twin-wait). One that came first waits for the commit (early43); after a commit
+      // slower than its waits, which it may have outwaited, the capped step sent the step again (resendAfterSlowCommit).
+      if (capped) {
         // Its wake still owed, the delivery fails: SQS's retry pays it.
         if (owed !== undefined) throw owed;
         return publicOutcome(capped);
@@ -177,11 +176,6 @@ interface Capped {
   readonly nextStep: number;
   readonly delaySeconds: number;
   readonly cappedAtMs: number;
-  /**
-   * Its commit landed within earlyWindowMs of its next step's send: that message's last look comes after it (SQS's
-   * delay starts after the send does), and so finds its step. A slower commit's message may have ended before it.
-   */
-  readonly messageOutlastsCommit: boolean;
   readonly owed?: unknown;
 }
 type StepResult = AuctionStepOutcome | Capped;
@@ -190,7 +184,7 @@ const isCapped = (outcome: StepResult): outcome is Capped => 'cappedAtMs' in out
 
 const publicOutcome = (outcome: StepResult): AuctionStepOutcome => {
   if (!isCapped(outcome)) return outcome;
-  const { cappedAtMs: _, owed: __, messageOutlastsCommit: ___, ...rest } = outcome;
+  const { cappedAtMs: _, owed: __, ...rest } = outcome;
   return rest;
 };
 
@@ -243,7 +237,9 @@ const CAPPED_STEP_DELAY_SECONDS = 1;
  * Such a message finds its auction a step behind: it is sent back to look again EARLY_STEP_WAIT_SECONDS later, at most
  * MAX_EARLY_STEP_WAITS times (early43; taken for a stale twin, it ended, and once the commit landed the auction had no
  * message for its step). Past them the commit never landed: the delivery that planned it died or gave up before it,
- * and SQS redelivers that delivery's message, which plans the step again and sends a message of its own.
+ * and SQS redelivers that delivery's message, which plans the step again and sends a message of its own. Or it landed
+ * later still (the transactor's 5 attempts of a cancelled transaction, each the SDK's 3): that delivery sends the step
+ * again (resendAfterSlowCommit).
  */
 export const EARLY_STEP_WAIT_SECONDS = 5;
 export const MAX_EARLY_STEP_WAITS = 3;
@@ -345,9 +341,11 @@ async function stepOnce(
     // Scheduled before the commit, so the next step can never be lost: a death in between redelivers this
     // step, which runs again and schedules once more. Of the two next-step messages the first to arrive after
     // the commit runs the step; the other no longer matches the step number and dies.
+    const sentAtMs = deps.clock.nowMs();
     const outcome = await schedule(restarted, sleep, deps, 'reset');
     const writes: Write[] = [{ kind: 'auction', record: restarted, expectedVersion: auction.version }];
     if (!(await commit(deps, writes, providersUnchangedSince(auction.symbol, marketState)))) return CONFLICT;
+    await resendAfterSlowCommit(restarted, sleep.delaySeconds, sentAtMs, 0, deps);
     await coverWake(restarted, marketState, deps);
     await payWake(restarted, deps, providersEpochOf(marketState));
     return outcome;
@@ -446,7 +444,9 @@ async function stepOnce(
   const outcome = await schedule(next, sleep, deps, 'stepped');
   const planned = clearing.fillsCapped ? undefined : providersUnchangedSince(auction.symbol, marketState);
   if (!(await commit(deps, writes, planned))) return CONFLICT;
-  const messageOutlastsCommit = deps.clock.nowMs() - sentAtMs < earlyWindowMs(sleep.delaySeconds);
+  // Capped, the run goes on at once: its message, as the one sent before the commit, a second away.
+  const resendDelay = clearing.fillsCapped ? CAPPED_STEP_DELAY_SECONDS : 0;
+  await resendAfterSlowCommit(next, sleep.delaySeconds, sentAtMs, resendDelay, deps);
   await coverWake(next, marketState, deps);
   if (!clearing.fillsCapped) {
     // The epoch its plan was committed on.
@@ -462,9 +462,32 @@ async function stepOnce(
     nextStep: next.step,
     delaySeconds: sleep.delaySeconds,
     cappedAtMs: now,
-    messageOutlastsCommit,
     ...(paid === true ? {} : { owed: paid === false ? new SpentWakeOwedError(next) : paid.error }),
   };
+}
+
+/**
+ * A commit that landed later than its next step's message's last look (earlyWindowMs after that message's send, which
+ * came first): the message may have ended past its waits, and the step would have none (the auction RUNNING, its
+ * liquidation in AUCTION until the overdue watch). The step is sent again, due after `delaySeconds` (its first due time
+ * passed); a message that did find the step makes it a twin, which finds its step taken (review43c-slow-commit-resend).
+ * Sent before anything else of the delivery: a failure after it redelivers a step message that finds its step taken.
+ */
+async function resendAfterSlowCommit(
+  next: AuctionRecord,
+  plannedDelaySeconds: number,
+  sentAtMs: number,
+  delaySeconds: number,
+  deps: SettlementDeps,
+): Promise<void> {
+  const tookMs = deps.clock.nowMs() - sentAtMs;
+  if (tookMs < earlyWindowMs(plannedDelaySeconds)) return;
+  deps.telemetry.info("a step's commit outlasted its next step's message; the step is sent again", {
+    auctionId: next.id,
+    step: next.step,
+    tookMs,
+  });
+  await sendStep(next, delaySeconds, deps);
 }
 
 /**

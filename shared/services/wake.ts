@@ -26,6 +26,16 @@ const SENDS_IN_FLIGHT = 25;
  */
 export const WAKE_RETRY_DELAY_SECONDS = 5;
 
+/**
+ * How long a part sent a batch at a time (inOrder) begins calls, once one went. One call after another, a part of 100
+ * calls on a slow SQS (each call throttled and retried by the SDK, or waiting out its 5 s request timeout) took 100
+ * calls' time, where 25 in flight took a few: 20 s at 200 ms a call, inside the step delivery it runs in (the auction
+ * function's 60 s, a step begun with 20 s left: functions/auction), so a function timeout killed the delivery and
+ * its batch, the part unrecorded, its retry in order again (review43c-in-order-part-time). Stopped here with no
+ * failure, the part went as a whole one does: SQS is sending, and the next part goes on at once, 25 at a time.
+ */
+export const IN_ORDER_PART_MS = 5_000;
+
 export interface WakeDeps {
   readonly auctions: Pick<AuctionRepository, 'sleepers'>;
   readonly auctionQueue: QueueTransport;
@@ -48,6 +58,8 @@ export interface Woken {
   readonly last?: Sleeper;
   /** Why a send failed: the sleepers after `last` are not all woken. */
   readonly failure?: string;
+  /** `stop` said so before every batch went: the sleepers after `last` are not all woken (no send failed). */
+  readonly stopped?: true;
 }
 
 /**
@@ -56,7 +68,7 @@ export interface Woken {
  * message against the one it sleeps on: whichever comes first runs the step, the other finds it taken.
  * `wokenAtMs`: now, when the woken steps are due. `except`: an auction not to wake (the caller's own, which planned
  * on what it just wrote). `after`: only the sleepers after this one in wake order. `inFlight`: SendMessageBatch calls
- * at once (sendSettled).
+ * at once (sendSettled); `stop`: begin no more of them (sendSettled).
  * A read that fails throws (nothing was sent); a send that fails is returned (`failure`) with how far the sends went,
  * so a wake in parts keeps what went out instead of restarting its part (wake-part-restarts, session 42).
  */
@@ -70,6 +82,7 @@ export async function wakeSleepers(
   except?: string,
   after?: Sleeper,
   inFlight: number = SENDS_IN_FLIGHT,
+  stop?: () => boolean,
 ): Promise<Woken> {
   const found = await deps.auctions.sleepers(symbol, direction, mark, limit, after);
   const { next } = found;
@@ -77,9 +90,9 @@ export async function wakeSleepers(
   const bodies = due.map((s) =>
     encodeMessage({ ...stepMessageOf({ ...s, symbol }, wokenAtMs), woken: true }),
   );
-  const spread = await sendSettled(deps.auctionQueue, bodies, inFlight);
+  const spread = await sendSettled(deps.auctionQueue, bodies, inFlight, stop);
   const read = found.due.length;
-  if (spread.failure === undefined) {
+  if (spread.failure === undefined && !spread.stopped) {
     const last = found.due.at(-1);
     return { woken: spread.sent, passed: spread.sent, next, read, ...(last ? { last } : {}) };
   }
@@ -93,7 +106,7 @@ export async function wakeSleepers(
     next,
     read,
     ...(last ? { last } : {}),
-    failure: messageOf(spread.failure.error),
+    ...(spread.failure ? { failure: messageOf(spread.failure.error) } : { stopped: true as const }),
   };
 }
 
@@ -131,6 +144,8 @@ export interface WakePart {
   readonly failure?: { readonly symbol: string; readonly error: string };
   /** Markets passed over (`skip`). */
   readonly skipped: readonly string[];
+  /** Sent in order, it ran out of its time (IN_ORDER_PART_MS) with sleepers left, no send failed. */
+  readonly stopped?: true;
 }
 
 /**
@@ -142,6 +157,8 @@ export interface WakePart {
  * `inOrder`: a batch at a time, the part after one that met a failed send (WAKE_RETRY_DELAY_SECONDS): with 25 in
  * flight, the batches past the first that failed still went, past the cursor, and went again with the next part
  * (wakes43b: 21,128 messages for 2,500 sleepers with one call in 5 failing); one at a time, nothing past it goes.
+ * Such a part begins no call IN_ORDER_PART_MS after it began, once one went: it ends there, its sleepers left to the
+ * next part (`stopped`, with no failure, as a part that went whole).
  */
 export async function wakeInOrder(
   deps: WakeDeps,
@@ -162,11 +179,25 @@ export async function wakeInOrder(
   let wokenTo = at < 0 ? undefined : from;
   let left = budget;
   let more = false;
+  // A part in order begins no call past its time, once one went (review43c-in-order-part-time).
+  const startedAt = wokenTo;
+  const deadline = options.inOrder ? nowMs() + IN_ORDER_PART_MS : undefined;
+  const timeOut = deadline === undefined ? undefined : () => nowMs() >= deadline;
   for (const { symbol, direction } of sides.slice(Math.max(0, at))) {
     if (left === 0) {
       more = true;
       break;
     }
+    if (timeOut?.() && wokenTo !== startedAt)
+      return {
+        wokenIn,
+        passedIn,
+        wokenTo,
+        more: true,
+        read: budget - left,
+        skipped: skippedOf(skipped),
+        stopped: true,
+      };
     if (options.skip && !skipped.has(symbol)) skipped.set(symbol, await options.skip(symbol));
     if (skipped.get(symbol)) continue;
     const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
@@ -182,6 +213,7 @@ export async function wakeInOrder(
         options.except,
         after,
         options.inOrder ? 1 : SENDS_IN_FLIGHT,
+        timeOut,
       );
     } catch (error) {
       out = { woken: 0, passed: 0, next: undefined, read: 0, failure: messageOf(error) };
@@ -201,6 +233,16 @@ export async function wakeInOrder(
         read: budget - left,
         failure: { symbol, error: `${symbol} ${direction} sleepers: ${out.failure}` },
         skipped: skippedOf(skipped),
+      };
+    if (out.stopped)
+      return {
+        wokenIn,
+        passedIn,
+        wokenTo,
+        more: true,
+        read: budget - left,
+        skipped: skippedOf(skipped),
+        stopped: true,
       };
     more = out.next !== undefined;
     if (more) break;
@@ -237,8 +279,10 @@ export interface Spread {
   readonly sent: number;
   /** The first `prefix` messages all went (all of them without a failure). */
   readonly prefix: number;
-  /** The first error met (none: every message went); no batch is begun after it. */
+  /** The first error met (none: every message went, or `stopped`); no batch is begun after it. */
   readonly failure?: { readonly error: unknown };
+  /** `stop` said so before every batch began (no failure): those not begun did not go. */
+  readonly stopped?: true;
 }
 
 /**
@@ -246,11 +290,13 @@ export interface Spread {
  * take seconds, not the minutes of one call after another. Order is not kept (standard queues keep none). A failure
  * stops it beginning more batches (the rest would fail alike, or go again with the caller's retry) and is returned
  * with how far it went, once the batches in flight are done (with one in flight, none past the failed one went).
+ * `stop`: asked before each batch but the first; true, no more begin (`stopped`).
  */
 export async function sendSettled(
   queue: QueueTransport,
   bodies: readonly string[],
   inFlight: number = SENDS_IN_FLIGHT,
+  stop?: () => boolean,
 ): Promise<Spread> {
   const batches = Math.ceil(bodies.length / PER_BATCH);
   const sizeOf = (at: number): number => Math.min(PER_BATCH, bodies.length - at * PER_BATCH);
@@ -260,8 +306,13 @@ export async function sendSettled(
   );
   let begun = 0;
   let failed: { readonly error: unknown } | undefined;
+  let stopped = false;
   const sender = async (): Promise<void> => {
     while (failed === undefined && begun < batches) {
+      if (begun > 0 && (stopped || stop?.())) {
+        stopped = true;
+        return;
+      }
       const at = begun++;
       try {
         await queue.sendBatch(bodies.slice(at * PER_BATCH, (at + 1) * PER_BATCH));
@@ -278,7 +329,8 @@ export async function sendSettled(
   const sent = all.filter((yes) => yes).length;
   const gap = all.indexOf(false);
   const prefix = gap < 0 ? bodies.length : gap;
-  return failed === undefined ? { sent, prefix } : { sent, prefix, failure: failed };
+  if (failed !== undefined) return { sent, prefix, failure: failed };
+  return stopped && prefix < bodies.length ? { sent, prefix, stopped: true } : { sent, prefix };
 }
 
 /** sendSettled, throwing its failure: for a caller that sends everything again on a retry. */

@@ -177,7 +177,7 @@ describe("a capped run that meets a stale mark, its capped step's commit slower 
       seconds: 17,
       seen: ['1: early', '1: early', '1: early', '1: stale'],
       waits: 1,
-      case: "a commit slower than the message's waits, which ended: the run sends the step back",
+      case: "a commit slower than the message's waits, which ended: the capped step sends the step again (review43c-slow-commit-resend)",
     },
   ])("the capped step's commit takes $seconds s: $case", async ({ seconds, seen, waits }) => {
     // Marks as configured: a tick at 150 s keeps the mark fresh up to the step at 270 s. The capped step's commit is
@@ -217,7 +217,8 @@ describe("a capped run that meets a stale mark, its capped step's commit slower 
     await p.drain();
     expect(p.errors).toEqual([]);
     await clearedOnce(p, long.id);
-    // One message of step 1 waited for the fresh mark: the early one, or the run's own once that one had ended.
+    // One message of step 1 waited for the fresh mark: the early one, or the one the capped step sent again once that
+    // one had ended (the run leaves the step to it: no twin wait).
     expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBe(waits);
   });
 });

@@ -85,6 +85,21 @@ describe("a step's message that comes before its step's commit waits for it (ear
     expect(Math.max(...lateness.map((o) => o.value))).toBeLessThanOrEqual(1);
   });
 
+  it("a commit that lands after the message's last look: the step's delivery sends the step again (review43c-slow-commit-resend)", async () => {
+    const { p, positionId } = await partlyFilled();
+    // Due at 8 s, the message looks at 8, 13, 18 and 23 s, then ends; the commit lands at 25 s.
+    const seen = slowFillCommit(p, 25);
+    await p.drain();
+    expect(seen).toEqual(['1: early', '1: early', '1: early', '1: stale']);
+    const auction = await auctionOf(p, positionId);
+    // Before: RUNNING at step 1 with no message for it, its liquidation in AUCTION (the overdue watch, an hour later).
+    expect(auction.state).toBe('CLEARED');
+    expect(auction.fills.map((f) => f.providerId)).toEqual(['lp-1', 'lp-2']);
+    expect(liquidationOf(p, positionId).state).not.toBe('AUCTION');
+    expect(p.errors).toEqual([]);
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
   it('a commit that never lands: the message ends after its waits, and the redelivery of the step plans it again', async () => {
     const { p, positionId } = await partlyFilled();
     const transactor = p.adapters.transactor;

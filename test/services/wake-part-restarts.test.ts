@@ -6,7 +6,7 @@ import { parseAuctionQueueMessage } from '../../shared/schemas/messages.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { REGISTRATION_WAKES_PER_PART } from '../../shared/services/registration-wake.ts';
 import { SPENT_WAKES_PER_DELIVERY, wakeContinuationOf } from '../../shared/services/sleeping.ts';
-import { WAKE_RETRY_DELAY_SECONDS } from '../../shared/services/wake.ts';
+import { IN_ORDER_PART_MS, WAKE_RETRY_DELAY_SECONDS } from '../../shared/services/wake.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
@@ -260,6 +260,49 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
     expect(p.clock.nowMs() - startedAt).toBeGreaterThanOrEqual(
       (deliveries - 1) * WAKE_RETRY_DELAY_SECONDS * 1000,
     );
+  });
+
+  it("a spent provider's wake on a slow SQS: a part sent a batch at a time stops beginning calls after IN_ORDER_PART_MS (review43c-in-order-part-time)", async () => {
+    const p = createPipeline();
+    await sleeping(p);
+    const payer: AuctionRecord = auctionRecord('payer', {
+      step: 5,
+      state: 'EXHAUSTED',
+      endedBy: 'plan',
+      spentIn: ['ETH-USD'],
+    });
+    await p.adapters.auctions.create(payer);
+    // One call in 150 fails; each takes 200 ms (throttled, retried by the SDK), after its predecessor when in order.
+    const faults = failingEvery(p, 150);
+    const queue = p.adapters.auctionQueue;
+    const sendBatch = queue.sendBatch.bind(queue);
+    queue.sendBatch = async (bodies) => {
+      p.clock.advance(200 * Math.ceil(bodies.length / 10));
+      return sendBatch(bodies);
+    };
+    // How long each delivery of a part sent in order (its record marked by a failed part) took.
+    const inOrderMs: number[] = [];
+    const auction = p.handlers.auction.bind(p.handlers);
+    p.handlers.auction = async (message) => {
+      const inOrder = (await p.adapters.auctions.get('payer'))?.spentWakeSendFailed === true;
+      const startedAt = p.clock.nowMs();
+      try {
+        return await auction(message);
+      } finally {
+        if (inOrder) inOrderMs.push(p.clock.nowMs() - startedAt);
+      }
+    };
+    const woken = new Map<string, number>();
+    const { failed } = await deliverAll(p, JSON.stringify(wakeContinuationOf(payer)), woken, 1000);
+    everyOnceAtLeast(woken);
+    expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
+    expect(failed).toBe(0);
+    expect(faults.failed()).toBeGreaterThan(0);
+    expect(inOrderMs.length).toBeGreaterThan(0);
+    // Before: the part after the failed one made its 100 calls one after another, 20 s of the step delivery it runs
+    // in (the auction function has 60 s, a step begun with 20 s left); 25 in flight, they take a few calls' time.
+    expect(Math.max(...inOrderMs)).toBeLessThanOrEqual(IN_ORDER_PART_MS + 200);
+    expect(p.telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(SLEEPERS);
   });
 
   it("a registration's wake, one call in 5 failing: its continuations send in order after a failed part (wakes43b)", async () => {
