@@ -88,9 +88,10 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (INPUT_ERRORS.some((kind) => error instanceof kind)) {
-      // A mistyped flag: say where the right one is listed, still on one line.
+      // A mistyped flag, or a value without its flag (`fund deposit 250000`): say where the right one is listed,
+      // still on one line.
       const hint =
-        error instanceof UsageError && message.startsWith('Unknown option') && command
+        error instanceof UsageError && /^Unknown option|: unexpected argument "/.test(message) && command
           ? ` (backstop ${command} --help lists its options)`
           : '';
       io.stderr.write(`backstop: ${message}${hint}\n`);

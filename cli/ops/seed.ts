@@ -7,6 +7,7 @@ import { DEFAULT_RISK_CONFIG, quoteCurrency, quoteOf, type RiskConfig } from '..
 import {
   formatPrice,
   formatQuote,
+  groupThousands,
   type PriceE8,
   parsePrice,
   QUOTE_SCALE,
@@ -228,6 +229,9 @@ const FUND_OPTIONS = {
 const DEFAULT_POSITIONS = 1000;
 const DEFAULT_PROVIDERS = 8;
 const DEFAULT_PROVIDER_CAPITAL = 5_000_000;
+
+/** Whole units of the quote grouped, as fund and status show amounts (250,000). */
+const whole = (units: number): string => groupThousands(BigInt(units));
 
 /** A positive decimal option within (0, max], for distribution parameters. */
 function ratioOption(name: string, value: string | undefined, max: number): number | undefined {
@@ -454,7 +458,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
           await refuseUnhealthyBook(requests, symbol, price, given.has(symbol), config, deps);
           const oi = openInterestUsd(positions, price);
           batches.push({
-            label: `${symbol} positions around ${formatPrice(price)} (open interest long ${oi.long} / short ${oi.short} ${quoteOf(symbol)})`,
+            label: `${symbol} positions around ${formatPrice(price)} (open interest long ${whole(oi.long)} / short ${whole(oi.short)} ${quoteOf(symbol)})`,
             requests,
           });
         } else {
@@ -468,7 +472,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             seed,
           }).map((p) => ({ ...p, id: `lp-s${seed}-${symbol}-${p.id.replace(/^provider-/, '')}` }));
           batches.push({
-            label: `${symbol} providers (${totalUsd} ${quoteOf(symbol)} committed, lots at ${formatPrice(price)})`,
+            label: `${symbol} providers (${whole(totalUsd)} ${quoteOf(symbol)} committed, lots at ${formatPrice(price)})`,
             requests: providers.map(registerProviderRequest),
           });
         }

@@ -91,6 +91,8 @@ const MAX_INPUT_LENGTH = 80;
  * write of its item (a fund balance that can no longer move).
  */
 export const MAX_SCALED_DIGITS = 30;
+/** A number grouped by thousands with commas and a decimal point ("1,000.50", "250,000"), as groupThousands writes. */
+const GROUPED = /^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$/;
 const MAX_SCALED = 10n ** BigInt(MAX_SCALED_DIGITS);
 
 /**
@@ -113,7 +115,13 @@ export function parseDecimal(
     throw new UnitError(`${what}: "${text}" is not a finite number`);
   if (/e/i.test(text)) throw new UnitError(`${what}: exponent notation is not supported ("${text}")`);
   const match = DECIMAL.exec(text);
-  if (!match) throw new UnitError(`${what}: "${text}" is not a plain decimal number`);
+  if (!match) {
+    // An amount copied from what fund and status print ("1,000.50") is grouped: say how to write it.
+    const ungrouped = GROUPED.test(text)
+      ? `: write it without the thousands separators, ${text.replaceAll(',', '')}`
+      : '';
+    throw new UnitError(`${what}: "${text}" is not a plain decimal number${ungrouped}`);
+  }
   const [, sign, whole = '0', fraction = ''] = match;
   let scaled: bigint;
   if (fraction.length > decimals) {

@@ -815,6 +815,14 @@ export interface AccountBalance {
 /** The idempotency key was applied before with another amount: a bug or a replayed plan that changed. */
 export class LedgerIdempotencyConflictError extends Error {
   override readonly name = 'LedgerIdempotencyConflictError';
+  /** `applied`: the amount the key moved; `asked`: the other one asked with it now (signed, as movements are). */
+  constructor(
+    message: string,
+    readonly applied?: QuoteE6,
+    readonly asked?: QuoteE6,
+  ) {
+    super(message);
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, marketConfig, type RiskConfig } from '../domain/config.ts';
+import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
@@ -232,20 +232,54 @@ export async function handleAdmin(input: unknown, deps: AdminDeps): Promise<Admi
       };
     }
     if (error instanceof LedgerIdempotencyConflictError) {
-      return { ok: false, reason: `admin/idempotency-key-reused: ${error.message}` };
+      return { ok: false, reason: keyReused(parsed.data, error, deps.config) };
     }
     if (error instanceof ConditionFailedError) {
+      const { data } = parsed;
+      // A withdrawal the floor refused: said with what was asked and what the fund could give, in its currency.
+      if (data.action === 'withdraw' && error.message.startsWith('ledger/below-floor'))
+        return {
+          ok: false,
+          reason: `admin/insufficient-funds: ledger/below-floor: withdrawing ${amountOf(data.amount, deps.config)} would take the fund below its floor${await withdrawable(deps)}; nothing moved`,
+        };
       // A refused movement of the fund is most often one the floor refuses; anything else changed under the request.
-      const moves = parsed.data.action === 'deposit' || parsed.data.action === 'withdraw';
+      const moves = data.action === 'deposit' || data.action === 'withdraw';
       return {
         ok: false,
         reason: moves
-          ? `admin/insufficient-funds or concurrent change: ${error.message}${parsed.data.action === 'withdraw' ? await withdrawable(deps) : ''}; nothing moved`
+          ? `admin/insufficient-funds or concurrent change: ${error.message}${data.action === 'withdraw' ? await withdrawable(deps) : ''}; nothing moved`
           : `admin/concurrent-change: ${error.message} (it changed since it was read: read it again and retry)`,
       };
     }
     throw error;
   }
+}
+
+/** An amount as fund and status show it (grouped, never rounded), in the configuration's quote currency. */
+const grouped = (value: QuoteE6, config: RiskConfig): string =>
+  `${formatQuoteGrouped(value)} ${quoteCurrency(config)}`;
+
+/** A request's amount (already parsed once, so valid) for a reason. */
+const amountOf = (amount: string, config: RiskConfig): string =>
+  grouped(parseQuote(amount, 'amount'), config);
+
+/**
+ * A fund key used again with another amount or direction: what it moved, what was asked, that nothing moved now and
+ * what to do (the ledger's own message, in signed fixed-point, when its amounts are unknown).
+ */
+function keyReused(
+  request: z.output<typeof adminRequestSchema>,
+  error: LedgerIdempotencyConflictError,
+  config: RiskConfig,
+): string {
+  const movement = (signed: QuoteE6) =>
+    `${signed < 0n ? 'a withdrawal' : 'a deposit'} of ${grouped(signed < 0n ? -signed : signed, config)}`;
+  const key = 'idempotencyKey' in request ? request.idempotencyKey : '';
+  const what =
+    error.applied === undefined || error.asked === undefined
+      ? error.message
+      : `key ${key} already moved ${movement(error.applied)}, not ${movement(error.asked)}`;
+  return `admin/idempotency-key-reused: ${what}; nothing moved (a key moves the fund once: a new movement needs a new key)`;
 }
 
 /** What the fund holds above its floor, for a refused withdrawal's reason (nothing when it cannot be read). */
@@ -254,7 +288,8 @@ async function withdrawable(deps: AdminDeps): Promise<string> {
     const { balance } = await deps.ledger.balance(INSURANCE_ACCOUNT);
     const { floor } = deps.config.insurance;
     const room = balance > floor ? balance - floor : 0n;
-    return ` (balance ${formatQuoteGrouped(balance)}, floor ${formatQuoteGrouped(floor)}: at most ${formatQuoteGrouped(room)} can be withdrawn)`;
+    const q = (v: QuoteE6) => grouped(v, deps.config);
+    return ` (balance ${q(balance)}, floor ${q(floor)}: at most ${q(room)} can be withdrawn)`;
   } catch {
     return '';
   }

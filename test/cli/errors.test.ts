@@ -163,6 +163,18 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ['a negative amount', ['fund', 'withdraw', '--amount', '-5'], /--amount: must not be negative/],
     ['a zero amount', ['fund', 'deposit', '--amount', '0'], /--amount: must be greater than zero/],
     ['exponent notation', ['fund', 'deposit', '--amount', '1e6'], /exponent notation/],
+    // As fund prints it (walk43-cli-input): refused, and said how to write it.
+    [
+      'a grouped amount',
+      ['fund', 'deposit', '--amount', '1,000.50'],
+      /--amount: "1,000\.50" is not a plain decimal number: write it without the thousands separators, 1000\.50$/,
+    ],
+    // The amount as a word (walk43-cli-input): the command's help named, as for an unknown option.
+    [
+      'an amount without --amount',
+      ['fund', 'deposit', '250000'],
+      /fund: unexpected argument "250000" \(backstop fund --help lists its options\)$/,
+    ],
     ['a bad key', ['fund', 'deposit', '--amount', '1', '--key', 'a b'], /--key: letters, digits/],
     ['inject without tick', ['inject'], /inject: missing subcommand \(tick\)/],
     ['a tick without symbol', ['inject', 'tick', '--price', '1'], /--symbol is required/],

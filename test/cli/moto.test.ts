@@ -165,8 +165,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
 
     const book = await cli('seed', 'positions', '--count', '20', '--price', '1500', '--seed', '3', ...at);
     expect(book.code, book.stderr).toBe(0);
+    // Its amounts grouped, as fund and status show them (walk43-seed-grouped: "long 24371 / short 9977 USD").
     expect(book.stdout).toMatch(
-      /^ETH-USD positions around 1500 .*: 20 written, 0 already there, 0 refused\n$/,
+      /^ETH-USD positions around 1500 \(open interest long \d{1,3}(,\d{3})+ \/ short \d{1,3}(,\d{3})+ USD\): 20 written, 0 already there, 0 refused\n$/,
     );
     const again = await cli('seed', 'positions', '--count', '20', '--price', '1500', '--seed', '3', ...at);
     expect(again.stdout).toContain('0 written, 20 already there, 0 refused');
@@ -181,7 +182,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       '1500',
       ...at,
     );
-    expect(providers.stdout).toContain('3 written');
+    expect(providers.stdout).toBe(
+      'ETH-USD providers (300,000 USD committed, lots at 1500): 3 written, 0 already there, 0 refused\n',
+    );
     const listed = await adapters(names).providers.list('ETH-USD');
     expect(listed.map((p) => p.id).sort()).toEqual([
       'lp-s1-ETH-USD-001',
@@ -238,7 +241,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(refused.code).toBe(2);
     // After the key it made (said before the money moves), the refusal and its reason.
     expect(refused.stderr).toMatch(
-      /^backstop: fund withdraw under idempotency key \S+; [^\n]+\nbackstop: fund withdraw refused: .*ledger\/below-floor \(balance 1,002\.50, floor 0\.00: at most 1,002\.50 can be withdrawn\); nothing moved\n$/,
+      /^backstop: fund withdraw under idempotency key \S+; [^\n]+\nbackstop: fund withdraw refused: .*ledger\/below-floor: withdrawing 5,000\.00 USD would take the fund below its floor \(balance 1,002\.50 USD, floor 0\.00 USD: at most 1,002\.50 USD can be withdrawn\); nothing moved\n$/,
     );
     expect((await cli('fund', 'withdraw', '--amount', '0.5', '--config', riskFile, ...at)).code).toBe(0);
 

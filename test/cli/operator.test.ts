@@ -221,7 +221,7 @@ describe('--config on a stage local up runs: only the configuration it runs with
       const floor = await cli('fund', 'withdraw', '--amount', '100', '--key', 'w', '--config', same);
       expect(floor.code).toBe(2);
       expect(floor.stderr).toMatch(
-        /ledger\/below-floor \(balance 150\.00, floor 100\.00: at most 50\.00 can be withdrawn\); nothing moved/,
+        /ledger\/below-floor: withdrawing 100\.00 USD would take the fund below its floor \(balance 150\.00 USD, floor 100\.00 USD: at most 50\.00 USD can be withdrawn\); nothing moved/,
       );
       expect((await cli('status', '--config', same)).code).toBe(0);
       // The same configuration with its markets in another order: markets are found by symbol, so it is the same.
@@ -266,6 +266,22 @@ describe('fund deposit on a stage local up runs: amounts in its quote currency',
       expect(again.stdout).toMatch(
         /^fund deposit 250\.00 USDT under key q1 was already applied .* balance 250\.00 USDT\n$/,
       );
+      // The refusals in the stage's currency too (walk43-withdraw-refusal, walk43-key-reused: no currency before).
+      const reused = await cli('fund', 'deposit', '--amount', '300', '--key', 'q1');
+      expect(reused).toMatchObject({
+        code: 2,
+        stderr:
+          'backstop: fund deposit refused: admin/idempotency-key-reused: key q1 already moved a deposit of 250.00 USDT, ' +
+          'not a deposit of 300.00 USDT; nothing moved (a key moves the fund once: a new movement needs a new key)\n',
+      });
+      const overdraft = await cli('fund', 'withdraw', '--amount', '1000', '--key', 'q2');
+      expect(overdraft).toMatchObject({
+        code: 2,
+        stderr:
+          'backstop: fund withdraw refused: admin/insufficient-funds: ledger/below-floor: withdrawing 1,000.00 USDT ' +
+          'would take the fund below its floor (balance 250.00 USDT, floor 0.00 USDT: at most 250.00 USDT can be ' +
+          'withdrawn); nothing moved\n',
+      });
       expect((await adapters(names).ledger.balance('insurance-fund')).balance).toBe(250_000_000n);
     } finally {
       process.env.BACKSTOP_STATE_DIR = before;

@@ -255,11 +255,30 @@ describe('admin requests', () => {
     await run({ action: 'deposit', amount: '10', idempotencyKey: 'd1' });
     const result = await run({ action: 'withdraw', amount: '10.000001', idempotencyKey: 'w1' });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/insufficient-funds/) });
-    // With what the fund holds above its floor: the AWS ledger's refusal says only "ledger/below-floor".
-    expect(result.ok ? '' : result.reason).toMatch(
-      /\(balance 10\.00, floor 0\.00: at most 10\.00 can be withdrawn\); nothing moved$/,
+    // With what was asked and what the fund holds above its floor, in its currency (the AWS ledger's refusal says
+    // only "ledger/below-floor"; the amounts had no currency and it said "or concurrent change": walk43-withdraw-refusal).
+    expect(result.ok ? '' : result.reason).toBe(
+      'admin/insufficient-funds: ledger/below-floor: withdrawing 10.000001 USD would take the fund below its floor ' +
+        '(balance 10.00 USD, floor 0.00 USD: at most 10.00 USD can be withdrawn); nothing moved',
     );
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('10'));
+  });
+
+  it('refuses a key used again with another amount or direction: what it moved, that nothing moved, what to do', async () => {
+    // walk43-key-reused: said "ledger/idempotency-conflict: insurance-fund admin:d1 was applied with 1000.5, not 2000".
+    const { p, run } = setup();
+    await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' });
+    await run({ action: 'withdraw', amount: '100', idempotencyKey: 'w1' });
+    const tail = '; nothing moved (a key moves the fund once: a new movement needs a new key)';
+    expect(await run({ action: 'deposit', amount: '2000', idempotencyKey: 'd1' })).toEqual({
+      ok: false,
+      reason: `admin/idempotency-key-reused: key d1 already moved a deposit of 1,000.50 USD, not a deposit of 2,000.00 USD${tail}`,
+    });
+    expect(await run({ action: 'deposit', amount: '100', idempotencyKey: 'w1' })).toEqual({
+      ok: false,
+      reason: `admin/idempotency-key-reused: key w1 already moved a withdrawal of 100.00 USD, not a deposit of 100.00 USD${tail}`,
+    });
+    expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('900.5'));
   });
 
   it.each(['admin', 'admin:x'])(

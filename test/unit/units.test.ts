@@ -103,7 +103,15 @@ describe('parseDecimal rejects bad input with a clear reason', () => {
     ['inf', 'inf', /not a finite number/],
     ['exponent', '1e3', /exponent notation/],
     ['negative exponent', '1.5E-2', /exponent notation/],
-    ['thousands separator', '1,000', /not a plain decimal/],
+    // As fund and status print amounts: said how to write it (walk43-cli-input).
+    [
+      'thousands separator',
+      '1,000',
+      /not a plain decimal number: write it without the thousands separators, 1000$/,
+    ],
+    ['grouped, with cents', '1,000.50', /"1,000\.50" is not .*separators, 1000\.50$/],
+    ['a decimal comma', '1,5', /"1,5" is not a plain decimal number$/],
+    ['grouped wrongly', '10,00', /"10,00" is not a plain decimal number$/],
     ['underscore separator', '1_000', /not a plain decimal/],
     ['hex', '0x10', /not a plain decimal/],
     ['trailing dot', '1.', /not a plain decimal/],

@@ -171,6 +171,8 @@ function sameMovement(entry: JournalEntry, movement: LedgerMovement): AppliedEnt
   if (entry.amount !== movement.amount) {
     throw new LedgerIdempotencyConflictError(
       `ledger/idempotency-conflict: ${movement.account} ${movement.idempotencyKey} was applied with ${formatQuote(entry.amount)}, not ${formatQuote(movement.amount)}`,
+      entry.amount,
+      movement.amount,
     );
   }
   return { ...entry, replayed: true };

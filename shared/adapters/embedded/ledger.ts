@@ -70,6 +70,8 @@ export class EmbeddedLedger implements Ledger {
       if (existing.amount !== amount) {
         throw new LedgerIdempotencyConflictError(
           `ledger/idempotency-conflict: ${account} ${idempotencyKey} was applied with ${formatQuote(existing.amount)}, not ${formatQuote(amount)}`,
+          existing.amount,
+          amount,
         );
       }
       return { ...existing, replayed: true };
