@@ -183,21 +183,22 @@ export async function wakeInOrder(
   const startedAt = wokenTo;
   const deadline = options.inOrder ? nowMs() + IN_ORDER_PART_MS : undefined;
   const timeOut = deadline === undefined ? undefined : () => nowMs() >= deadline;
+  // A part that ends before its sides do (a failed send, its time up): the rest goes on from wokenTo.
+  const cutShort = (why: Pick<WakePart, 'failure' | 'stopped'>): WakePart => ({
+    wokenIn,
+    passedIn,
+    wokenTo,
+    more: true,
+    read: budget - left,
+    skipped: skippedOf(skipped),
+    ...why,
+  });
   for (const { symbol, direction } of sides.slice(Math.max(0, at))) {
     if (left === 0) {
       more = true;
       break;
     }
-    if (timeOut?.() && wokenTo !== startedAt)
-      return {
-        wokenIn,
-        passedIn,
-        wokenTo,
-        more: true,
-        read: budget - left,
-        skipped: skippedOf(skipped),
-        stopped: true,
-      };
+    if (timeOut?.() && wokenTo !== startedAt) return cutShort({ stopped: true });
     if (options.skip && !skipped.has(symbol)) skipped.set(symbol, await options.skip(symbol));
     if (skipped.get(symbol)) continue;
     const after = wokenTo?.symbol === symbol && wokenTo.direction === direction ? wokenTo : undefined;
@@ -225,25 +226,8 @@ export async function wakeInOrder(
     if (out.failure !== undefined)
       // Kept up to the prefix sent: the retry goes on from there. Messages sent past it (batches in flight when
       // one failed) go again then, harmless: a woken step is deduped by its step number.
-      return {
-        wokenIn,
-        passedIn,
-        wokenTo,
-        more: true,
-        read: budget - left,
-        failure: { symbol, error: `${symbol} ${direction} sleepers: ${out.failure}` },
-        skipped: skippedOf(skipped),
-      };
-    if (out.stopped)
-      return {
-        wokenIn,
-        passedIn,
-        wokenTo,
-        more: true,
-        read: budget - left,
-        skipped: skippedOf(skipped),
-        stopped: true,
-      };
+      return cutShort({ failure: { symbol, error: `${symbol} ${direction} sleepers: ${out.failure}` } });
+    if (out.stopped) return cutShort({ stopped: true });
     more = out.next !== undefined;
     if (more) break;
   }
