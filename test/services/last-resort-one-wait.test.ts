@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRiskConfig } from '../../shared/domain/config.ts';
 import { encodeMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { LAST_RESORT_WAITS } from '../../shared/services/liquidation.ts';
-import { auctionOf, liquidationOf } from '../support/auction-records.ts';
+import { auctionEndingIntoWait, auctionOf, liquidationOf } from '../support/auction-records.ts';
 import { crashOnceAt, createPipeline, type Pipeline, type PipelineOptions } from '../support/pipeline.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
 
@@ -213,24 +213,7 @@ describe("an ended auction's step delivered again after its last resort began to
    */
   async function endedIntoWait(lose: { crashAt: string } | 'ack') {
     const crash = crashOnceAt(typeof lose === 'string' ? 'none' : lose.crashAt);
-    const p = createPipeline({ crashHook: crash.hook });
-    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
-    await p.tick('ETH-USD', '200');
-    const long = await p.open('LONG', '10', '200', '200');
-    await p.provider('lp', '1000000', '0.05', '100');
-    p.venue.faults.emptyBooks.add('ETH-USD');
-    await p.tick('ETH-USD', '184');
-    await p.runUntil(p.clock.nowMs() + 1000);
-    const due = (await auctionOf(p, long.id)).stepDueAtMs!;
-    const lp = (await p.adapters.providers.get('lp'))!;
-    await p.adapters.providers.put({ ...lp, capital: 0n, version: lp.version + 1 }, lp.version);
-    const providers = p.adapters.providers;
-    const list = providers.list.bind(providers);
-    providers.list = async (symbol) => {
-      const listed = await list(symbol);
-      if (p.clock.nowMs() === due && !crash.crashed()) crash.arm();
-      return listed;
-    };
+    const { p, long, due } = await auctionEndingIntoWait(crash);
     const queue = p.adapters.auctionQueue;
     const remove = queue.delete.bind(queue);
     let lost = false;

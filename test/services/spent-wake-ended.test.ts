@@ -5,7 +5,13 @@ import { formatQuote, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { SPENT_WAKES_PER_DELIVERY } from '../../shared/services/sleeping.ts';
-import { auctionOf, auctionRecord, leftAuctionAt, liquidationOf } from '../support/auction-records.ts';
+import {
+  auctionEndingIntoWait,
+  auctionOf,
+  auctionRecord,
+  leftAuctionAt,
+  liquidationOf,
+} from '../support/auction-records.ts';
 import { crashOnceAt, createPipeline } from '../support/pipeline.ts';
 
 /**
@@ -387,24 +393,7 @@ describe("an ended auction's delivery that finishes the settlement its ending st
     // settlement's last resort finds an empty book and waits (its message, 60 s on). The delivery dies right after
     // sending it.
     const crash = crashOnceAt('liquidationQueue.send');
-    const p = createPipeline({ crashHook: crash.hook });
-    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
-    await p.tick('ETH-USD', '200');
-    const long = await p.open('LONG', '10', '200', '200');
-    await p.provider('lp', '1000000', '0.05', '100');
-    p.venue.faults.emptyBooks.add('ETH-USD');
-    await p.tick('ETH-USD', '184');
-    await p.runUntil(p.clock.nowMs() + 1000);
-    const due = (await auctionOf(p, long.id)).stepDueAtMs!;
-    const lp = (await p.adapters.providers.get('lp'))!;
-    await p.adapters.providers.put({ ...lp, capital: 0n, version: lp.version + 1 }, lp.version);
-    const providers = p.adapters.providers;
-    const list = providers.list.bind(providers);
-    providers.list = async (symbol) => {
-      const listed = await list(symbol);
-      if (p.clock.nowMs() === due && !crash.crashed()) crash.arm();
-      return listed;
-    };
+    const { p, long, due } = await auctionEndingIntoWait(crash);
     await p.runUntil(due);
     expect(crash.crashed()).toBe(true);
     expect(await auctionOf(p, long.id)).toMatchObject({ state: 'EXHAUSTED', fills: [] });

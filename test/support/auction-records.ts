@@ -1,6 +1,6 @@
 import { base, price } from '../../shared/domain/units.ts';
-import type { AuctionRecord, LiquidationRecord } from '../../shared/ports/index.ts';
-import type { Pipeline } from './pipeline.ts';
+import type { AuctionRecord, CrashHook, LiquidationRecord } from '../../shared/ports/index.ts';
+import { createPipeline, type Pipeline } from './pipeline.ts';
 
 /** The liquidation of a position (its first, the only one in these scenarios). */
 export const liquidationOf = (p: Pipeline, positionId: string): LiquidationRecord => {
@@ -39,3 +39,34 @@ export const auctionRecord = (id: string, extra: Partial<AuctionRecord> = {}): A
   version: 0,
   ...extra,
 });
+
+/**
+ * An auction that ends EXHAUSTED into its last resort's wait: no bid left when its planned step comes (lp's capital
+ * gone), no fund, no counterparty, an empty book. `armAtDue` is called as that step lists the providers (once, while
+ * it answers true): to crash that delivery at a point of the caller's choosing.
+ */
+export async function auctionEndingIntoWait(crash: {
+  readonly hook: CrashHook;
+  readonly arm: () => void;
+  readonly crashed: () => boolean;
+}) {
+  const p = createPipeline({ crashHook: crash.hook });
+  await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+  await p.tick('ETH-USD', '200');
+  const long = await p.open('LONG', '10', '200', '200');
+  await p.provider('lp', '1000000', '0.05', '100');
+  p.venue.faults.emptyBooks.add('ETH-USD');
+  await p.tick('ETH-USD', '184');
+  await p.runUntil(p.clock.nowMs() + 1000);
+  const due = (await auctionOf(p, long.id)).stepDueAtMs!;
+  const lp = (await p.adapters.providers.get('lp'))!;
+  await p.adapters.providers.put({ ...lp, capital: 0n, version: lp.version + 1 }, lp.version);
+  const providers = p.adapters.providers;
+  const list = providers.list.bind(providers);
+  providers.list = async (symbol) => {
+    const listed = await list(symbol);
+    if (p.clock.nowMs() === due && !crash.crashed()) crash.arm();
+    return listed;
+  };
+  return { p, long, due };
+}
