@@ -106,6 +106,20 @@ async function deliverAll(
   return { deliveries, failed };
 }
 
+/** lp1 registers on ETH-USD through the admin function: its wake of the sleepers begins in the call. */
+const registerLp1 = (p: Pipeline) =>
+  handleAdmin(
+    {
+      action: 'registerProvider',
+      id: 'lp1',
+      capital: '1000',
+      maxDiscount: '0.02',
+      maxLot: '5',
+      symbols: ['ETH-USD'],
+    },
+    { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() },
+  );
+
 const everyOnceAtLeast = (woken: Map<string, number>): void => {
   expect(woken.size).toBe(SLEEPERS);
 };
@@ -145,18 +159,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
     const p = createPipeline();
     await sleeping(p);
     const faults = failingEvery(p);
-    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
-    const answer = await handleAdmin(
-      {
-        action: 'registerProvider',
-        id: 'lp1',
-        capital: '1000',
-        maxDiscount: '0.02',
-        maxLot: '5',
-        symbols: ['ETH-USD'],
-      },
-      admin,
-    );
+    const answer = await registerLp1(p);
     const woken = new Map<string, number>();
     // After a part that met a failed send, its continuation comes a little later (wakes43b).
     expect(await takeAll(p, woken)).toEqual([]);
@@ -309,18 +312,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
     const p = createPipeline();
     await sleeping(p);
     const faults = failingEvery(p, 5);
-    const admin = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
-    const answer = await handleAdmin(
-      {
-        action: 'registerProvider',
-        id: 'lp1',
-        capital: '1000',
-        maxDiscount: '0.02',
-        maxLot: '5',
-        symbols: ['ETH-USD'],
-      },
-      admin,
-    );
+    const answer = await registerLp1(p);
     expect(answer).toMatchObject({ ok: true, wakeContinues: ['ETH-USD'] });
     expect((await p.adapters.markets.get('ETH-USD'))?.registrationWake?.sendFailed).toBe(true);
     const woken = new Map<string, number>();
@@ -355,23 +347,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
         await p.adapters.auctions.create(payer);
         body = JSON.stringify(wakeContinuationOf(payer));
       } else {
-        const admin = {
-          ...p.adapters,
-          config: p.config,
-          telemetry: p.telemetry,
-          nowMs: () => p.clock.nowMs(),
-        };
-        await handleAdmin(
-          {
-            action: 'registerProvider',
-            id: 'lp1',
-            capital: '1000',
-            maxDiscount: '0.02',
-            maxLot: '5',
-            symbols: ['ETH-USD'],
-          },
-          admin,
-        );
+        await registerLp1(p);
         [body] = (await takeAll(p, new Map())) as [string];
       }
       const before = p.telemetry.total(METRICS.AuctionWakeFailures.name);
