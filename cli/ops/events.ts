@@ -2,7 +2,12 @@ import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
-import { lastSentSequence, recordSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
+import {
+  claimSequences,
+  lastSentSequence,
+  recordSentSequence,
+  sentSequenceKey,
+} from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import { collectStatus } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
@@ -161,8 +166,16 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const { markets } = adaptersOf(deployment);
     // One read: it numbers the tick and foretells its verdict.
     const state = await markets.get(symbol);
+    // Claimed in the record before it is sent: a replay running meanwhile numbers on past it (walk43b-sequence-claim).
     const sequence =
-      given ?? afterSent(sequenceAfter(state, now), key, marketConfig(config, symbol).maxSequenceJump);
+      given ??
+      claimSequences(
+        stateDir(),
+        key,
+        sequenceAfter(state, now),
+        1,
+        marketConfig(config, symbol).maxSequenceJump,
+      );
     const detail = tickDetail({
       symbol,
       markPrice,
@@ -294,12 +307,20 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         speed,
         firstSequence,
         ...(values.source === undefined ? {} : { source: values.source }),
-        onProgress: (sent, total) => {
-          // Each batch on the bus is recorded at once: a replay that fails later, or an inject run while it
-          // goes on, never reuses a sequence still queued.
-          recordSentSequence(stateDir(), key, firstSequence + sent - 1);
-          progress.update('replay', sent, total);
+        // Each batch's sequences are claimed in the record before they are sent, past any the market has seen: an
+        // inject run meanwhile took the replay's next sequence, and margin-check refused the replay's tick as a
+        // duplicate without a word (walk43b-sequence-claim).
+        claim: async (next, count) => {
+          const seen = sequenceAfter(await markets.get(symbol), next);
+          return claimSequences(stateDir(), key, Math.max(next, seen), count, maxSequenceJump);
         },
+        onRenumber: (from, to) =>
+          io.stderr.write(
+            `backstop: replay: ${symbol} sequence${from === to ? ` ${from} was` : `s ${from}..${to} were`} taken by ` +
+              'another sender (an inject tick, another replay): the replay numbers its ticks on after ' +
+              `${from === to ? 'it' : 'them'}, no price lost\n`,
+          ),
+        onProgress: (sent, total) => progress.update('replay', sent, total),
         signal: abort.signal,
         backlog: {
           limit: REPLAY_AHEAD_LIMIT,
@@ -337,7 +358,6 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                   }
                 },
                 onSent: (sequence: number) => {
-                  recordSentSequence(stateDir(), key, sequence);
                   // A log (CI, a file) gets a line per held tick; a terminal has the bar.
                   if (!io.stderr.isTTY && lastPrice !== undefined)
                     io.stderr.write(
@@ -362,12 +382,13 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       held: outcome.held,
       accepted: outcome.accepted,
       rejected: outcome.rejected.length,
+      ...(outcome.renumbered.length > 0 ? { renumbered: outcome.renumbered } : {}),
       ...(outcome.stalled ? { stalled: outcome.stalled } : {}),
       firstSequence: outcome.firstSequence,
       lastSequence: outcome.lastSequence,
       rejections: outcome.rejected
         .slice(0, 20)
-        .map((r) => ({ ...r, sequence: outcome.firstSequence + r.index })),
+        .map((r) => ({ index: r.index, code: r.code, message: r.message, sequence: r.sequence })),
     };
     if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
     else {

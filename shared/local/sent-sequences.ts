@@ -71,6 +71,31 @@ export function recordSentSequence(dir: string, key: string, sequence: number): 
 }
 
 /**
+ * Takes `count` sequences from `from` on, past any this record shows sent, and records them before they are sent:
+ * an inject and a replay that read the record together once took the same next sequence, and margin-check refused
+ * the replay's tick as a duplicate without a word (walk43b-sequence-claim). A recorded one that would jump `from`
+ * by more than `maxJump` (a mistyped `--sequence`) is not continued. Returns the first sequence taken.
+ */
+export function claimSequences(
+  dir: string,
+  key: string,
+  from: number,
+  count: number,
+  maxJump: number,
+): number {
+  let first = from;
+  update(dir, (record) => {
+    const sent = record[key];
+    if (sent !== undefined && sent + 1 - from <= maxJump) first = Math.max(from, sent + 1);
+    const last = first + count - 1;
+    if ((sent ?? -1) >= last) return false;
+    record[key] = last;
+    return true;
+  });
+  return first;
+}
+
+/**
  * The market's sequence was set back (`feed resume`): what these commands sent before counts no more, and the
  * next sent tick follows the resumed sequence, not the old numbering.
  */

@@ -170,6 +170,13 @@ export interface ReplayOptions {
   readonly backlog?: ReplayBacklog;
   /** After the last point, keeps sending its price while work is left (see ReplayHold). */
   readonly hold?: ReplayHold;
+  /**
+   * Before each batch (and held tick): the first sequence free for `count` ticks from `next`, the replay's own next
+   * one. Another sender (an inject, a second replay) may have taken it: the replay numbers on after it.
+   */
+  readonly claim?: (next: number, count: number) => Promise<number>;
+  /** Called when `claim` moved the numbering: sequences from..to were another sender's. */
+  readonly onRenumber?: (from: number, to: number) => void;
 }
 
 /**
@@ -201,6 +208,15 @@ export interface ReplayBacklog {
 }
 
 export interface ReplayOutcome extends PutOutcome {
+  /** Refused entries, with the sequence each carried (the numbering may skip another sender's). */
+  readonly rejected: readonly {
+    readonly index: number;
+    readonly sequence: number;
+    readonly code: string;
+    readonly message: string;
+  }[];
+  /** Sequences another sender took while the replay ran: it numbered on after them. */
+  readonly renumbered: readonly { readonly from: number; readonly to: number }[];
   /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
   readonly stalled?: string;
   readonly total: number;
@@ -272,24 +288,32 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const started = now();
   let sent = 0;
   let accepted = 0;
-  const rejected: { index: number; code: string; message: string }[] = [];
+  const rejected: { index: number; sequence: number; code: string; message: string }[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
+  // The next sequence to send: it skips any another sender took (claim).
+  let next = options.firstSequence;
+  let firstSent: number | undefined;
+  const renumbered: { from: number; to: number }[] = [];
+  const claim = async (count: number): Promise<number> => {
+    const first = options.claim ? await options.claim(next, count) : next;
+    if (first > next) {
+      renumbered.push({ from: next, to: first - 1 });
+      options.onRenumber?.(next, first - 1);
+    }
+    firstSent ??= first;
+    next = first + count;
+    return first;
+  };
   for (const batch of replayBatches(offsets, 5, options.backlog?.limit)) {
     if (options.signal?.aborted) break;
     const wait = started + batch.dueMs - now();
     if (wait > 0) await sleep(wait);
     if (options.backlog && batch.start > 0)
-      stalled = await awaitBacklog(
-        options.backlog,
-        options.firstSequence + batch.start - 1,
-        batch.end - batch.start,
-        options,
-        now,
-        sleep,
-      );
+      stalled = await awaitBacklog(options.backlog, next - 1, batch.end - batch.start, options, now, sleep);
     if (stalled) break;
     if (options.signal?.aborted) break;
+    const first = await claim(batch.end - batch.start);
     const sendMs = now();
     const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
       tickEntry(
@@ -298,14 +322,16 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
           symbol: options.symbol,
           markPrice: formatPrice(point.price),
           timestampMs: sendMs,
-          sequence: options.firstSequence + batch.start + i,
+          sequence: first + i,
           ...(options.source ? { source: options.source } : {}),
         }),
       ),
     );
     const outcome = await putEntries(options.events, entries);
     accepted += outcome.accepted;
-    rejected.push(...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start })));
+    rejected.push(
+      ...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start, sequence: first + r.index })),
+    );
     eventIds.push(...outcome.eventIds);
     sent = batch.end;
     options.onProgress?.(sent, options.points.length);
@@ -320,7 +346,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
         await sleep(Math.min(1000, everyMs - waited));
       // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
       if (options.signal?.aborted || !(await pending())) break;
-      const sequence = options.firstSequence + sent + held;
+      const sequence = await claim(1);
       const entry = tickEntry(
         options.busName,
         tickDetail({
@@ -333,7 +359,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       );
       const outcome = await putEntries(options.events, [entry]);
       accepted += outcome.accepted;
-      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: sent + held })));
+      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: sent + held, sequence })));
       eventIds.push(...outcome.eventIds);
       held += 1;
       onSent?.(sequence);
@@ -347,7 +373,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     accepted,
     rejected,
     eventIds,
-    firstSequence: options.firstSequence,
-    lastSequence: options.firstSequence + Math.max(0, sent + held - 1),
+    renumbered,
+    firstSequence: firstSent ?? options.firstSequence,
+    lastSequence: Math.max(firstSent ?? options.firstSequence, next - 1),
   };
 }

@@ -795,6 +795,72 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
   }, 120_000);
 });
 
+describe('an inject run while a replay goes on (walk43b-sequence-claim)', () => {
+  // Found by the operator walk of session 43: an inject took the market's next sequence, which was also the
+  // replay's next one; margin-check refused the replay's tick with that sequence as a duplicate, and nothing said so.
+  it('never sends a sequence the other sent: the replay numbers on past the inject and says so', async () => {
+    const { names, at } = await newStage();
+    const markets = await marketAt(names, 41, '130');
+    const file = path.join(emulator.dir, 'eth-usd-during.csv');
+    const t0 = 1584003600000;
+    const rows = Array.from({ length: 6 }, (_, i) => `${t0 + i * 60_000},${130 - i / 10}`);
+    writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
+    // Every tick put on the bus, in order; the market handles each put at once (nothing runs margin-check here).
+    const sent: { sequence: number; source: string }[] = [];
+    let handled = 41;
+    let injected: Awaited<ReturnType<typeof cli>> | undefined;
+    const original = EventBridgeClient.prototype.send;
+    const spy = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      ...args: Parameters<EventBridgeClient['send']>
+    ) {
+      const out = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      const entries = (args[0].input as { Entries?: { Detail?: string }[] }).Entries ?? [];
+      const details = entries.map(
+        (e) => JSON.parse(e.Detail ?? '{}') as { sequence: number; source: string },
+      );
+      sent.push(...details);
+      const highest = Math.max(...details.map((d) => d.sequence));
+      if (highest > handled) {
+        await markets.acceptTick(
+          'ETH-USD',
+          { sequence: highest, markPrice: parsePrice('130'), timestampMs: Date.now() },
+          handled,
+          false,
+        );
+        handled = highest;
+      }
+      // The inject runs while the replay's first batch is on the bus, before its second.
+      if (injected === undefined && details[0]?.source !== 'walk-inject') {
+        injected = await injectTick('ETH-USD', '130', '--source', 'walk-inject', '--wait', '0', ...at);
+      }
+      return out;
+    } as never);
+    let replay: Awaited<ReturnType<typeof cli>>;
+    try {
+      replay = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(injected?.code, injected?.stderr).toBe(0);
+    expect(replay.code, replay.stderr).toBe(0);
+    const injectedSequence = JSON.parse(injected!.stdout).entry.Detail.sequence as number;
+    expect(injectedSequence).toBe(44);
+    const sequences = sent.map((t) => t.sequence);
+    expect(new Set(sequences).size, JSON.stringify(sent)).toBe(sequences.length);
+    expect(sent.filter((t) => t.source !== 'walk-inject').map((t) => t.sequence)).toEqual([
+      42, 43, 45, 46, 47, 48,
+    ]);
+    expect(JSON.parse(replay.stdout)).toMatchObject({
+      sent: 6,
+      firstSequence: 42,
+      lastSequence: 48,
+      renumbered: [{ from: 44, to: 44 }],
+    });
+    expect(replay.stderr).toMatch(/ETH-USD sequence 44 was taken by another sender .*no price lost/);
+  }, 120_000);
+});
+
 describe("replay: the file's market", () => {
   it("does not send a Binance BTCUSDT kline file's prices as ETH-USD ticks", async () => {
     const { names, at } = await newStage();

@@ -336,7 +336,7 @@ describe('replay to the bus (moto)', () => {
       expect(time.time.sleeps).toEqual([1000, 1000]);
       expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
       expect(outcome.rejected).toEqual([
-        { index: 1, code: 'MalformedDetail', message: 'Detail is malformed.' },
+        { index: 1, sequence: 42, code: 'MalformedDetail', message: 'Detail is malformed.' },
       ]);
       // What the bus's rule delivered: the accepted ticks, stamped when they were sent; the refused one never.
       const arrived = await remainingTicks(names.tickQueueUrl);
