@@ -7,6 +7,7 @@ import { DEFAULT_RISK_CONFIG, quoteCurrency, quoteOf, type RiskConfig } from '..
 import {
   formatPrice,
   formatQuote,
+  formatQuoteGrouped,
   groupThousands,
   type PriceE8,
   parsePrice,
@@ -334,12 +335,13 @@ async function registerNewProviders(
   requests: readonly AdminRequest[],
   deps: AdminDeps,
   onProgress: (done: number, total: number) => void,
-): Promise<SeedOutcome> {
+): Promise<SeedOutcome & { readonly existingIds: ReadonlySet<string> }> {
   const ids = requests.map((r) => ('id' in r ? r.id : ''));
   const found = await Promise.all(ids.map((id) => deps.providers.get(id)));
   const fresh = requests.filter((_, i) => found[i] === undefined);
   const outcome = await applyAdmin(fresh, deps, { onProgress });
-  return { ...outcome, existing: outcome.existing + (requests.length - fresh.length) };
+  const existingIds = new Set(ids.filter((_, i) => found[i] !== undefined));
+  return { ...outcome, existing: outcome.existing + existingIds.size, existingIds };
 }
 
 const adminDeps = (
@@ -439,7 +441,12 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
       }
       checkMarkets(config, markets);
       // Every market's price and batch before the first write: a market that cannot be seeded changes nothing.
-      const batches: { readonly label: string; readonly requests: AdminRequest[] }[] = [];
+      const batches: {
+        readonly label:
+          | string
+          | ((outcome: SeedOutcome & { readonly existingIds?: ReadonlySet<string> }) => string);
+        readonly requests: AdminRequest[];
+      }[] = [];
       for (const symbol of markets) {
         const price = await startPrice(deps.markets, symbol, given);
         if (what === 'positions') {
@@ -472,7 +479,20 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             seed,
           }).map((p) => ({ ...p, id: `lp-s${seed}-${symbol}-${p.id.replace(/^provider-/, '')}` }));
           batches.push({
-            label: `${symbol} providers (${whole(totalUsd)} ${quoteOf(symbol)} committed, lots at ${formatPrice(price)})`,
+            // What the providers written commit, not what the seed asked: a re-run writes none (walk43b-seed-committed).
+            label: (outcome) => {
+              const written = providers.filter(
+                (p) => !outcome.existingIds?.has(p.id) && !outcome.failed.some((f) => f.id === p.id),
+              );
+              const committed = written.reduce((sum, p) => sum + p.capital, 0n);
+              const what =
+                written.length === 0
+                  ? 'nothing new committed'
+                  : written.length === providers.length
+                    ? `${whole(totalUsd)} ${quoteOf(symbol)} committed`
+                    : `${formatQuoteGrouped(committed)} ${quoteOf(symbol)} committed by the ${written.length} written`;
+              return `${symbol} providers (${what}, lots at ${formatPrice(price)})`;
+            },
             requests: providers.map(registerProviderRequest),
           });
         }
@@ -484,7 +504,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
             ? await applyAdmin(requests, deps, { onProgress })
             : await registerNewProviders(requests, deps, onProgress);
         progress.done();
-        failed += report(io, label, outcome);
+        failed += report(io, typeof label === 'string' ? label : label(outcome), outcome);
       }
       return failed > 0 ? 1 : 0;
     } finally {

@@ -192,6 +192,21 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       'lp-s1-ETH-USD-003',
     ]);
     expect(listed.reduce((sum, p) => sum + p.capital, 0n)).toBe(300_000_000_000n);
+    // walk43b-seed-committed: a re-run writes none, and said "300,000 USD committed" all the same.
+    const providersAgain = await cli(
+      'seed',
+      'providers',
+      '--count',
+      '3',
+      '--capital',
+      '300000',
+      '--price',
+      '1500',
+      ...at,
+    );
+    expect(providersAgain.stdout).toBe(
+      'ETH-USD providers (nothing new committed, lots at 1500): 0 written, 3 already there, 0 refused\n',
+    );
 
     const file = path.join(emulator.dir, 'book.csv');
     writeFileSync(
