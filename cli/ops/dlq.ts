@@ -1,6 +1,7 @@
 import {
   DLQ_IDS,
   type DlqId,
+  deadLetterQueuesOf,
   discardDeadLetters,
   listDeadLetters,
   redriveDeadLetters,
@@ -65,10 +66,21 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     const most = intOption('max', values.max, 1, 100_000) ?? 1000;
     return withTarget(values, async (deployment) => {
       const outcome = await discardDeadLetters(deployment, only, ids, most);
-      if (values.json) io.stdout.write(`${JSON.stringify({ queue: only, ...outcome })}\n`);
+      // An id not in the queue named may be in another one: named, so the operator need not guess.
+      const elsewhere =
+        outcome.notFound.length > 0 ? await deadLetterQueuesOf(deployment, only, outcome.notFound, most) : {};
+      if (values.json)
+        io.stdout.write(
+          `${JSON.stringify({ queue: only, ...outcome, ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}) })}\n`,
+        );
       else {
         for (const d of outcome.discarded) io.stdout.write(`discarded ${d.messageId}\n  body: ${d.body}\n`);
-        for (const id of outcome.notFound) io.stdout.write(`not found in ${only}: ${id}\n`);
+        for (const id of outcome.notFound) {
+          const other = elsewhere[id];
+          io.stdout.write(
+            `not found in ${only}: ${id}${other ? ` (it is in ${other}: use --queue ${other})` : ''}\n`,
+          );
+        }
       }
       return outcome.notFound.length > 0 ? 1 : 0;
     });

@@ -308,6 +308,36 @@ export async function discardDeadLetters(
   return { discarded, notFound: [...wanted] };
 }
 
+/**
+ * The other dead-letter queue holding each of `messageIds`, looked at and left there (every message released): a
+ * discard given the wrong --queue named only the queue it looked in (walk43b-dlq-other-queue).
+ */
+export async function deadLetterQueuesOf(
+  deployment: Deployment,
+  except: DlqId,
+  messageIds: readonly string[],
+  max = 1000,
+): Promise<Record<string, DlqId>> {
+  const found: Record<string, DlqId> = {};
+  for (const queue of DLQ_IDS) {
+    if (queue === except || messageIds.every((id) => found[id] !== undefined)) continue;
+    const url = dlqUrl(deployment, queue);
+    const seen: Message[] = [];
+    try {
+      while (seen.length < max) {
+        const batch = await receive(deployment, url, max - seen.length);
+        const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+        if (fresh.length === 0) break;
+        seen.push(...fresh);
+      }
+    } finally {
+      await release(deployment, url, seen);
+    }
+    for (const m of seen) if (messageIds.includes(m.MessageId ?? '')) found[m.MessageId!] ??= queue;
+  }
+  return found;
+}
+
 interface TickEventBody {
   readonly source?: unknown;
   readonly 'detail-type'?: unknown;

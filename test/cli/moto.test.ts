@@ -538,6 +538,24 @@ describe('dlq list and redrive on moto', () => {
     const missing = await discard();
     expect(missing.code).toBe(1);
     expect(missing.stdout).toBe(`not found in liquidations: ${poison.messageId}\n`);
+    // walk43b-dlq-other-queue: an id in another dead-letter queue is named with its queue, and left there.
+    const other = left.find((m) => m.queue !== 'liquidations') as unknown as {
+      messageId: string;
+      queue: string;
+    };
+    const wrong = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      other.messageId,
+      ...at,
+    );
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toBe(
+      `not found in liquidations: ${other.messageId} (it is in ${other.queue}: use --queue ${other.queue})\n`,
+    );
     expect((await status(at)).dlqMessages).toBe(1);
     expect((await cli('dlq', 'discard', '--message-id', 'x', ...at)).stderr).toMatch(/--queue is required/);
   });
