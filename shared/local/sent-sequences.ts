@@ -74,7 +74,8 @@ export function recordSentSequence(dir: string, key: string, sequence: number): 
  * Takes `count` sequences from `from` on, past any this record shows sent, and records them before they are sent:
  * an inject and a replay that read the record together once took the same next sequence, and margin-check refused
  * the replay's tick as a duplicate without a word (walk43b-sequence-claim). A recorded one that would jump `from`
- * by more than `maxJump` (a mistyped `--sequence`) is not continued. Returns the first sequence taken.
+ * by more than `maxJump` (a mistyped `--sequence`, a market rebased down) is not continued: the claim takes its place,
+ * or the next claimer would take the same sequences. Returns the first sequence taken.
  */
 export function claimSequences(
   dir: string,
@@ -86,9 +87,10 @@ export function claimSequences(
   let first = from;
   update(dir, (record) => {
     const sent = record[key];
-    if (sent !== undefined && sent + 1 - from <= maxJump) first = Math.max(from, sent + 1);
+    const continued = sent !== undefined && sent + 1 - from <= maxJump;
+    if (continued) first = Math.max(from, sent + 1);
     const last = first + count - 1;
-    if ((sent ?? -1) >= last) return false;
+    if (continued && sent >= last) return false;
     record[key] = last;
     return true;
   });

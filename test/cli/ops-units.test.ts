@@ -50,6 +50,7 @@ import {
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import {
+  claimSequences,
   lastSentSequence,
   recordSentSequence,
   resetSentSequence,
@@ -1252,6 +1253,20 @@ describe("sequences these commands sent (a replay's ticks may still be queued)",
     for (const run of codes) expect(run, run.stderr).toMatchObject({ code: 0 });
     for (const key of markets) expect(lastSentSequence(dir, key), key).toBe(200);
   }, 60_000);
+
+  it('a claim past a far-off record takes its place: an inject claiming meanwhile never gets the same sequence', () => {
+    // Found by a review of session 43 (walk43b-sequence-claim): a recorded sequence too far above the market's to be
+    // continued (the market rebased down onto its feed's numbering) kept its place, so a replay's claim was never
+    // recorded and an inject claiming during it took the replay's sequence again.
+    const dir = tempDir('backstop-sequences-far-');
+    const key = 'local|x|bus|ETH-USD';
+    recordSentSequence(dir, key, 5_000_000);
+    expect(claimSequences(dir, key, 101, 2, 1000)).toBe(101); // the replay's first batch: 101, 102
+    // The inject reads the market before the replay's ticks are handled: it still shows 100.
+    expect(claimSequences(dir, key, 101, 1, 1000)).toBe(103);
+    expect(claimSequences(dir, key, 103, 2, 1000)).toBe(104); // the replay numbers on past it
+    expect(lastSentSequence(dir, key)).toBe(105);
+  });
 
   it('keeps the highest per key, survives a corrupt record as no hint, and lives in the state folder', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'backstop-sequences-'));
