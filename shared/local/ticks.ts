@@ -232,10 +232,14 @@ export interface ReplayOutcome extends PutOutcome {
  * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale).
  */
 /**
- * Waits until `batch` more ticks after `lastSent` leave at most `limit` unhandled; the reason when it stalled.
+ * Waits until `batch` more ticks leave at most `limit` unhandled; the reason when it stalled. `onBus`: the sequences
+ * the bus took, ascending (those handled are dropped from it): a tick the bus refused never reaches the market, and
+ * counted as waiting it held a replay whose batch ended with one for `stallMs`, then stopped it as stalled
+ * (seq43-refused-backlog). `lastSent`: the replay's last sequence, for the reason.
  */
 async function awaitBacklog(
   backlog: ReplayBacklog,
+  onBus: number[],
   lastSent: number,
   batch: number,
   options: ReplayOptions,
@@ -244,7 +248,10 @@ async function awaitBacklog(
 ): Promise<string | undefined> {
   let handled = await backlog.handled();
   let progressAt = now();
-  const behind = () => lastSent + batch - (handled ?? options.firstSequence - 1);
+  const behind = () => {
+    while (handled !== undefined && onBus.length > 0 && onBus[0]! <= handled) onBus.shift();
+    return onBus.length + batch;
+  };
   while (behind() > backlog.limit && !options.signal?.aborted) {
     if (now() - progressAt >= backlog.stallMs) {
       return (
@@ -295,6 +302,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let next = options.firstSequence;
   let firstSent: number | undefined;
   const renumbered: { from: number; to: number }[] = [];
+  // The sequences the bus took and the market may not have handled yet (awaitBacklog).
+  const onBus: number[] = [];
   const claim = async (count: number): Promise<number> => {
     const first = options.claim ? await options.claim(next, count) : next;
     if (first > next) {
@@ -310,7 +319,15 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     const wait = started + batch.dueMs - now();
     if (wait > 0) await sleep(wait);
     if (options.backlog && batch.start > 0)
-      stalled = await awaitBacklog(options.backlog, next - 1, batch.end - batch.start, options, now, sleep);
+      stalled = await awaitBacklog(
+        options.backlog,
+        onBus,
+        next - 1,
+        batch.end - batch.start,
+        options,
+        now,
+        sleep,
+      );
     if (stalled) break;
     if (options.signal?.aborted) break;
     const first = await claim(batch.end - batch.start);
@@ -332,6 +349,10 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     rejected.push(
       ...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start, sequence: first + r.index })),
     );
+    const refused = new Set(outcome.rejected.map((r) => r.index));
+    entries.forEach((_, i) => {
+      if (!refused.has(i)) onBus.push(first + i);
+    });
     eventIds.push(...outcome.eventIds);
     sent = batch.end;
     options.onProgress?.(sent, options.points.length);

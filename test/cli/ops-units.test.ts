@@ -478,6 +478,37 @@ describe('replay to the bus (moto)', () => {
     expect(sequencesOf(await remainingTicks(names.tickQueueUrl))).toEqual(range(7, 16));
   });
 
+  it('does not wait on a tick the bus refused: a batch ending with one goes on, the refusal reported (seq43-refused-backlog)', async () => {
+    const time = fakeTime(0);
+    // A bus that refuses sequence 10, the first batch's last tick; the stack handles every tick the bus took at once.
+    let handledUpTo: number | undefined;
+    const events = {
+      send: async (command: { input: PutEventsCommandInput }) => ({
+        FailedEntryCount: 0,
+        Entries: (command.input.Entries ?? []).map((entry) => {
+          const { sequence } = JSON.parse(entry.Detail!) as { sequence: number };
+          if (sequence === 10) return { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' };
+          handledUpTo = Math.max(handledUpTo ?? 0, sequence);
+          return { EventId: `e${sequence}` };
+        }),
+      }),
+    } as unknown as EventBridgeClient;
+    const outcome = await replayAtMax('bus', {
+      points: points(20),
+      events,
+      now: time.now,
+      sleep: time.sleep,
+      backlog: { limit: 10, handled: async () => handledUpTo, stallMs: 60_000, pollMs: 250 },
+    });
+    // Before: 10 counted as unhandled, so the second batch waited 60 s and the replay stopped as stalled.
+    expect(outcome.stalled).toBeUndefined();
+    expect(outcome).toMatchObject({ total: 20, sent: 20, accepted: 19, lastSequence: 20 });
+    expect(outcome.rejected).toEqual([
+      { index: 9, sequence: 10, code: 'ThrottlingException', message: 'Rate exceeded' },
+    ]);
+    expect(time.time.sleeps).toEqual([]);
+  });
+
   it('stops at once when aborted and says how far it got', async () => {
     const { names } = await emulator.newStage('abort');
     const time = fakeTime(0);
