@@ -4,6 +4,7 @@ import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import {
   claimSequences,
+  continuesSent,
   lastSentSequence,
   recordSentSequence,
   sentSequenceKey,
@@ -450,7 +451,7 @@ async function nextSentSequence(
  */
 function afterSent(seen: number, key: string, maxSequenceJump: number): number {
   const sent = lastSentSequence(stateDir(), key);
-  if (sent === undefined || sent + 1 - seen > maxSequenceJump) return seen;
+  if (sent === undefined || !continuesSent(sent, seen, maxSequenceJump)) return seen;
   return Math.max(seen, sent + 1);
 }
 

@@ -346,6 +346,14 @@ export function oldNumberingEndsAt(
 }
 
 /**
+ * Whether a tick numbered `sequence` is no jump above `last`, the market's last sequence (its last accepted tick or
+ * the breaker's): one further above is held as tick/sequence-jump. The operator commands number by it too.
+ */
+export function withinSequenceJump(sequence: number, last: number, maxSequenceJump: number): boolean {
+  return sequence - last <= maxSequenceJump;
+}
+
+/**
  * A tick numbered off the market's sequence: far above it (a jump), or behind it with a later stamp (evaluateTick
  * lets only those through). Held, or refused while it continues from a held one too soon; a jump's continuation
  * is then judged as usual, a continuation behind moves the market onto its numbering (see above).
@@ -361,7 +369,7 @@ function checkNumbering(
   if (seen.length === 0) return undefined;
   const floor = Math.max(...seen);
   const behind = tick.sequence < floor;
-  if (!behind && tick.sequence - floor <= market.maxSequenceJump) return undefined;
+  if (!behind && withinSequenceJump(tick.sequence, floor, market.maxSequenceJump)) return undefined;
   const held = state.heldJump;
   const reason = behind ? 'tick/sequence-behind' : 'tick/sequence-jump';
   const off = behind
@@ -372,7 +380,7 @@ function checkNumbering(
   if (
     !held ||
     tick.sequence < held.tick.sequence ||
-    tick.sequence - held.tick.sequence > market.maxSequenceJump
+    !withinSequenceJump(tick.sequence, held.tick.sequence, market.maxSequenceJump)
   ) {
     // A print that does not continue from the held one replaces it (a glitch held above a feed restarted on a new
     // numbering must not keep that feed out), unless a print continued from the held one within the span: a

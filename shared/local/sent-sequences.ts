@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { withinSequenceJump } from '../domain/tick.ts';
 import type { Deployment } from './deployment.ts';
 
 /**
@@ -71,10 +72,19 @@ export function recordSentSequence(dir: string, key: string, sequence: number): 
 }
 
 /**
+ * Whether the record's `sent` may be continued by a market whose next sequence is `next`: the tick after it must be
+ * within `maxJump` of the market's last (`next - 1`), as margin-check measures. Measured from `next`, a record at the
+ * bound gave a tick one past it, held as tick/sequence-jump (seq43-jump-bound).
+ */
+export function continuesSent(sent: number, next: number, maxJump: number): boolean {
+  return withinSequenceJump(sent + 1, next - 1, maxJump);
+}
+
+/**
  * Takes `count` sequences from `from` on, past any this record shows sent, and records them before they are sent:
  * an inject and a replay that read the record together once took the same next sequence, and margin-check refused
- * the replay's tick as a duplicate without a word (walk43b-sequence-claim). A recorded one that would jump `from`
- * by more than `maxJump` (a mistyped `--sequence`, a market rebased down) is not continued: the claim takes its place,
+ * the replay's tick as a duplicate without a word (walk43b-sequence-claim). A recorded one whose next tick would be a
+ * jump (`continuesSent`: a mistyped `--sequence`, a market rebased down) is not continued: the claim takes its place,
  * or the next claimer would take the same sequences. Returns the first sequence taken.
  */
 export function claimSequences(
@@ -87,7 +97,7 @@ export function claimSequences(
   let first = from;
   update(dir, (record) => {
     const sent = record[key];
-    const continued = sent !== undefined && sent + 1 - from <= maxJump;
+    const continued = sent !== undefined && continuesSent(sent, from, maxJump);
     if (continued) first = Math.max(from, sent + 1);
     const last = first + count - 1;
     if (continued && sent >= last) return false;

@@ -39,6 +39,7 @@ import {
   parseRiskConfig,
   type RiskConfig,
 } from '../../shared/domain/config.ts';
+import { withinSequenceJump } from '../../shared/domain/tick.ts';
 import { parsePrice, usd } from '../../shared/domain/units.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
@@ -51,6 +52,7 @@ import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import {
   claimSequences,
+  continuesSent,
   lastSentSequence,
   recordSentSequence,
   resetSentSequence,
@@ -1297,6 +1299,21 @@ describe("sequences these commands sent (a replay's ticks may still be queued)",
     expect(claimSequences(dir, key, 101, 1, 1000)).toBe(103);
     expect(claimSequences(dir, key, 103, 2, 1000)).toBe(104); // the replay numbers on past it
     expect(lastSentSequence(dir, key)).toBe(105);
+  });
+
+  it("continues a record only while its next tick is no jump from the market's last, as margin-check measures (seq43-jump-bound)", () => {
+    const dir = tempDir('backstop-sequences-bound-');
+    const key = 'local|x|bus|ETH-USD';
+    // The market's last is 100 (next 101): margin-check takes a tick up to 1000 above it, 1100, and holds 1101.
+    expect(withinSequenceJump(1100, 100, 1000)).toBe(true);
+    expect(withinSequenceJump(1101, 100, 1000)).toBe(false);
+    recordSentSequence(dir, key, 1099);
+    expect(continuesSent(1099, 101, 1000)).toBe(true);
+    expect(claimSequences(dir, key, 101, 1, 1000)).toBe(1100);
+    // The record is at the bound now: continued, its next tick (1101) would be held as tick/sequence-jump.
+    expect(continuesSent(1100, 101, 1000)).toBe(false);
+    expect(claimSequences(dir, key, 101, 1, 1000)).toBe(101);
+    expect(lastSentSequence(dir, key)).toBe(101);
   });
 
   it('keeps the highest per key, survives a corrupt record as no hint, and lives in the state folder', () => {
