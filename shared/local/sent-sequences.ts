@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   closeSync,
   mkdirSync,
@@ -7,6 +8,7 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -134,7 +136,7 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
   mkdirSync(dir, { recursive: true });
   const path = join(dir, SEQUENCES_FILE);
   const lock = `${path}.lock`;
-  const release = acquire(lock);
+  const release = acquireLock(lock);
   try {
     const record = read(dir);
     if (!change(record)) return;
@@ -146,16 +148,28 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
   }
 }
 
-function acquire(lock: string): () => void {
+/**
+ * Takes the lock file and returns its release. The lock holds a token of its own, and the release removes it only if
+ * it still holds that token: a writer paused past the takeover (LOCK_WAIT_MS) once deleted the lock another writer
+ * had taken over since, letting a third in beside it (seq43-lock-owner). Exported for its test.
+ */
+export function acquireLock(lock: string): () => void {
   const deadline = Date.now() + LOCK_WAIT_MS;
+  const token = `${process.pid}:${randomUUID()}`;
   for (;;) {
     try {
-      closeSync(openSync(lock, 'wx'));
+      const fd = openSync(lock, 'wx');
+      try {
+        writeSync(fd, token);
+      } finally {
+        closeSync(fd);
+      }
       return () => {
         try {
-          unlinkSync(lock);
+          // Another's token (or none yet: it has just opened the file) is a takeover's: not ours to remove.
+          if (readFileSync(lock, 'utf8') === token) unlinkSync(lock);
         } catch {
-          // taken over as stale meanwhile: nothing of ours to remove
+          // taken over and released meanwhile: nothing of ours to remove
         }
       };
     } catch (error) {

@@ -8,6 +8,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +52,7 @@ import {
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import {
+  acquireLock,
   claimSequences,
   continuesSent,
   lastSentSequence,
@@ -1314,6 +1316,18 @@ describe("sequences these commands sent (a replay's ticks may still be queued)",
     expect(continuesSent(1100, 101, 1000)).toBe(false);
     expect(claimSequences(dir, key, 101, 1, 1000)).toBe(101);
     expect(lastSentSequence(dir, key)).toBe(101);
+  });
+
+  it("releases only its own lock: a writer paused past the takeover leaves the new owner's lock (seq43-lock-owner)", () => {
+    const lock = path.join(tempDir('backstop-sequences-lock-'), `${SEQUENCES_FILE}.lock`);
+    const paused = acquireLock(lock);
+    // Another writer took the lock over as held past the wait (the takeover deletes it, then takes it).
+    unlinkSync(lock);
+    const owner = acquireLock(lock);
+    paused(); // before: deleted the owner's lock, letting a third writer in beside it
+    expect(existsSync(lock)).toBe(true);
+    owner();
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('keeps the highest per key, survives a corrupt record as no hint, and lives in the state folder', () => {
