@@ -124,6 +124,13 @@ export const METRICS = {
     byMarket: true,
     help: 'remainders no provider could bid on: they went to the fund and ADL without an auction',
   },
+  AuctionStepsResent: {
+    name: 'AuctionStepsResent',
+    unit: 'Count',
+    kind: 'counter',
+    byMarket: true,
+    help: 'running auctions whose step went unrun more than 15 minutes past its due time, its message lost, sent again by liquidation-watch (every 5 minutes); the auction moves on, but the lost message is a fault to look into',
+  },
   AuctionWakeFailures: {
     name: 'AuctionWakeFailures',
     unit: 'Count',

@@ -422,9 +422,15 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     timeoutSeconds: 300,
     memoryMb: 512,
     trigger: { kind: 'schedule', everyMinutes: 5 },
-    grants: [{ table: 'liquidations', access: 'read' }],
+    grants: [
+      { table: 'liquidations', access: 'read' },
+      // A running auction whose step message was lost: its record, its market's mark, and the step sent again.
+      { table: 'auctions', access: 'read' },
+      { table: 'markets', access: 'read' },
+      { queue: 'auctionSteps', access: 'send' },
+    ],
     purpose:
-      'finds open liquidations that should have moved on by now (a lost message, a purged queue, a fault no retry reached) and reports them',
+      'finds open liquidations that should have moved on by now (a lost message, a purged queue, a fault no retry reached) and reports them; sends a stalled auction step again',
   },
   {
     id: 'admin',

@@ -5,15 +5,19 @@ import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 
 /**
  * Scheduled: finds the open liquidations no message is moving (past the longest their state may stay quiet) and
- * reports them (`LiquidationsOverdue`, alarmed; the longest overdue in the log). It changes nothing: an operator
- * resumes them with `backstop liquidations overdue --resend` once the cause is known.
+ * reports them (`LiquidationsOverdue`, alarmed; the longest overdue in the log): an operator resumes them with
+ * `backstop liquidations overdue --resend` once the cause is known. One fault it heals itself: a running auction
+ * whose step message was lost gets it again (`AuctionStepsResent`, alarmed; a twin is harmless).
  */
 export async function watch() {
   const { adapters, telemetry, config } = wiring();
   const nowMs = systemClock.nowMs();
-  const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry);
+  const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry, 20, {
+    resend: { auctions: adapters.auctions, markets: adapters.markets, auctionQueue: adapters.auctionQueue },
+  });
   const summary = {
     judged: report.judged,
+    auctionStepsResent: report.resent,
     overdue: report.overdue,
     longestOverdue: report.sample.map((l) => ({
       ...l,

@@ -403,6 +403,14 @@ export class Monitoring extends Construct {
       ComparisonOperator.LESS_THAN_THRESHOLD,
       { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: 3 },
     );
+    // A self-heal, alarmed all the same: the auction moves on, but a step message was lost (a fault, or a bug).
+    this.alarm(
+      'AuctionStepsResentAlarm',
+      this.business(METRICS.AuctionStepsResent),
+      'liquidation-watch sent a running auction its step again: the step went unrun 15 minutes past its due time, its message lost (a slow commit whose delivery died before its resend, a purge, an expired dead letter). The auction moves on; its log line names it: find why its message was lost',
+      1,
+      GTE,
+    );
     this.alarm(
       'AuctionWakeFailuresAlarm',
       this.business(METRICS.AuctionWakeFailures),
@@ -723,6 +731,7 @@ export class Monitoring extends Construct {
         by(METRICS.LastResortWaitsOutraced),
         by(METRICS.AuctionsSkipped),
         by(METRICS.AuctionsWoken),
+        by(METRICS.AuctionStepsResent),
         by(METRICS.AuctionWakeFailures),
       ]),
       graph('Venue failures, order leases, contention by market', [
@@ -767,9 +776,10 @@ export class Monitoring extends Construct {
       ]),
       graph('Ticks rejected by reason', [this.byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
-      graph('Auctions woken by ticks, skipped for want of a bidder', [
+      graph('Auctions woken by ticks, skipped for want of a bidder, steps sent again', [
         m(METRICS.AuctionsWoken),
         m(METRICS.AuctionWakeFailures),
+        m(METRICS.AuctionStepsResent),
         m(METRICS.AuctionsSkipped),
       ]),
     );

@@ -1,12 +1,19 @@
 import { DEFAULT_VENUE_CHECK_HOLD_SECONDS, type RiskConfig } from '../domain/config.ts';
+import { markIsStale } from '../domain/tick.ts';
 import { METRICS } from '../metrics.ts';
 import {
+  type AuctionRecord,
+  type AuctionRepository,
   type LiquidationRecord,
   type LiquidationRepository,
   liquidationStartedAtMs,
+  type MarketRepository,
+  type QueueTransport,
   type Telemetry,
 } from '../ports/index.ts';
-import { LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
+import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
+import { markOfMarket, messageMarket } from './context.ts';
+import { auctionIdOf, LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
 
 /**
  * Beyond its longest legitimate quiet time, how long an open liquidation may go before it is overdue: the queue's
@@ -47,6 +54,34 @@ export function overdueAtMs(l: LiquidationRecord, config: RiskConfig): number {
   return quietUntilMs + OVERDUE_SLACK_MS;
 }
 
+/**
+ * How long past its due time a running auction's step may go without being taken before the watch sends it again:
+ * past SQS's longest delay (900 s) and a failed delivery's retries (the queue's backoff, 455 s, and a visibility
+ * timeout). A stale-mark wait leaves the step due in the past, but the watch does not resend while the mark is stale.
+ */
+export const STEP_STALL_MARGIN_MS = 900_000;
+
+/**
+ * Whether a running auction's step is stalled at `nowMs`: due more than STEP_STALL_MARGIN_MS ago and not taken (a
+ * taken step moves `step` and `stepDueAtMs` on). No message will run it: its planned one was lost (a slow commit
+ * whose delivery died before its resend, a purge, a dead letter SQS deleted). A record of an earlier version, with
+ * no due time, is left to the overdue report.
+ */
+export const auctionStalled = (
+  auction: Pick<AuctionRecord, 'state' | 'stepDueAtMs'>,
+  nowMs: number,
+): boolean =>
+  auction.state === 'RUNNING' &&
+  auction.stepDueAtMs !== undefined &&
+  nowMs > auction.stepDueAtMs + STEP_STALL_MARGIN_MS;
+
+/** What the watch needs to send a stalled auction's step again (absent: it only reports, as the CLI's listing). */
+export interface StalledAuctionResend {
+  readonly auctions: Pick<AuctionRepository, 'get'>;
+  readonly markets: Pick<MarketRepository, 'get'>;
+  readonly auctionQueue: Pick<QueueTransport, 'send'>;
+}
+
 export interface OverdueLiquidation {
   readonly id: string;
   readonly symbol: string;
@@ -66,6 +101,8 @@ export interface WatchReport {
   readonly overdue: number;
   /** The longest overdue first (with `all`, the oldest first), at most `sampleSize`. */
   readonly sample: readonly OverdueLiquidation[];
+  /** Stalled auctions whose step was sent again (with `resend`). */
+  readonly resent: number;
 }
 
 /**
@@ -74,6 +111,13 @@ export interface WatchReport {
  * A purged queue, a message lost to a fault no retry covered or a bug leaves a liquidation no message will move;
  * nothing else would notice it. A message of `{ liquidationId }` resumes any of them (the consumer is idempotent and
  * resumes from the record: `backstop liquidations overdue --resend`).
+ * With `resend`, it also heals a running auction whose step is stalled (auctionStalled): it sends that step's
+ * message again, due when the step was (a twin of a message still alive finds its step taken and ends), counted
+ * in `AuctionStepsResent` (alarmed: a lost step message is a fault to look into). To see them, it reads the open
+ * liquidations started at least STEP_STALL_MARGIN_MS ago (a step is due after its auction's start), and each one
+ * in AUCTION's auction. Not while the market's mark is stale: the step's own message waits for a fresh tick then,
+ * and a resend every run would only add a twin waiting beside it; the first watch run after the feed is back
+ * resends it if it is still stalled.
  */
 export async function watchLiquidations(
   liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
@@ -81,15 +125,37 @@ export async function watchLiquidations(
   nowMs: number,
   telemetry: Telemetry,
   sampleSize = 20,
-  options: { readonly all?: boolean } = {},
+  options: { readonly all?: boolean; readonly resend?: StalledAuctionResend } = {},
 ): Promise<WatchReport> {
   let judged = 0;
+  let resent = 0;
   const overdue: OverdueLiquidation[] = [];
   // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
   // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
-  const before = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
+  const judgedBefore = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
+  const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
+  const freshMarks = new Map<string, boolean>();
   for await (const page of liquidations.openStartedBefore(before)) {
     for (const l of page) {
+      if (options.resend && l.state === 'AUCTION') {
+        // One that fails is tried again next run: the overdue report below still runs.
+        const sent = await resendStalled(
+          auctionIdOf(l.id),
+          options.resend,
+          config,
+          nowMs,
+          telemetry,
+          freshMarks,
+        ).catch((error: unknown) => {
+          telemetry.warn('stalled auction step not sent again', {
+            liquidationId: l.id,
+            error: String(error),
+          });
+          return false;
+        });
+        if (sent) resent += 1;
+      }
+      if (liquidationStartedAtMs(l) >= judgedBefore) continue;
       judged += 1;
       const dueMs = overdueAtMs(l, config);
       if (nowMs < dueMs && !options.all) continue;
@@ -114,5 +180,37 @@ export async function watchLiquidations(
     : (l: OverdueLiquidation) => l.overdueSinceMs;
   overdue.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (!options.all) telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
-  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize) };
+  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize), resent };
+}
+
+/** Sends a stalled auction's step again (see watchLiquidations); true if it did. */
+async function resendStalled(
+  auctionId: string,
+  deps: StalledAuctionResend,
+  config: RiskConfig,
+  nowMs: number,
+  telemetry: Telemetry,
+  freshMarks: Map<string, boolean>,
+): Promise<boolean> {
+  const auction = await deps.auctions.get(auctionId);
+  if (!auction || !auctionStalled(auction, nowMs) || auction.stepDueAtMs === undefined) return false;
+  let fresh = freshMarks.get(auction.symbol);
+  if (fresh === undefined) {
+    const market = config.markets.find((m) => m.symbol === auction.symbol);
+    const mark = markOfMarket(await deps.markets.get(auction.symbol), auction.top, nowMs);
+    fresh = market !== undefined && !markIsStale(mark.atMs, nowMs, market);
+    freshMarks.set(auction.symbol, fresh);
+  }
+  if (!fresh) return false;
+  // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed).
+  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, auction.stepDueAtMs)), 0);
+  telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(auction.symbol, config));
+  telemetry.warn('auction step stalled: sent again', {
+    auctionId: auction.id,
+    liquidationId: auction.liquidationId,
+    symbol: auction.symbol,
+    step: auction.step,
+    stepDueAt: new Date(auction.stepDueAtMs).toISOString(),
+  });
+  return true;
 }

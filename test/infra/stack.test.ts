@@ -1030,6 +1030,14 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       }),
     ]);
+    // liquidation-watch healed a stalled auction: a step message was lost (watch43-stalled-auction).
+    expect(alarms.filter((a) => a.MetricName === METRICS.AuctionStepsResent.name)).toEqual([
+      expect.objectContaining({
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
     // The venue failing orders: every reason the consumer counts, summed.
     const venue = alarms.filter((a) =>
       (a.Metrics ?? []).some((m) => m.MetricStat?.Metric.MetricName === METRICS.VenueOrderFailures.name),
@@ -1204,6 +1212,7 @@ describe('BackstopStack template (default config)', () => {
         'LedgerReconcileBacklog',
         'LiquidationsOverdue',
         'AuctionWakeFailures',
+        'AuctionStepsResent',
         'VenueOrderFailures',
         'AuctionStepLateness',
         'StaleMarkWaits',

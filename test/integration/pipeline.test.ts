@@ -541,6 +541,56 @@ describe('pipeline on moto', () => {
     });
   });
 
+  it('sends a running auction its lost step again from liquidation-watch (watch43-stalled-auction; the calls as granted)', async () => {
+    const slowSteps = {
+      ...AUCTION_ONLY,
+      auction: { ...AUCTION_ONLY.auction, curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 4 } },
+    } as const;
+    await withStack(slowSteps, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(provider('lp-1', '0.08'));
+      await ctx.stack.runner.stop();
+      await ctx.stack.putTicks([tickDetail('184', 2)]);
+      await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('AUCTION');
+      const steps = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.auctionSteps;
+      expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
+      // Its step message lost (a purge), and half an hour on: the step was due 20 minutes ago.
+      await ctx.stack.clients.sqs.send(
+        new PurgeQueueCommand({ QueueUrl: ctx.stack.names.queues.auctionSteps.url }),
+      );
+      expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 0 });
+      await ctx.adapters.liquidations.replace(
+        {
+          ...liquidation!,
+          history: liquidation!.history.map((e) => ({ ...e, atMs: e.atMs - 30 * 60_000 })),
+          version: liquidation!.version + 1,
+        },
+        liquidation!.version,
+      );
+      const auction = await ctx.adapters.auctions.get(`${liquidation!.id}:auction`);
+      await ctx.adapters.auctions.replace(
+        { ...auction!, stepDueAtMs: Date.now() - 20 * 60_000, version: auction!.version + 1 },
+        auction!.version,
+      );
+      // A fresh mark (the watch does not resend while it is stale).
+      await ctx.stack.putTicks([tickDetail('184', 3)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+      expect(await ctx.stack.runner.triggerSchedule('liquidationWatch')).toMatchObject({
+        auctionStepsResent: 1,
+      });
+      expect(await steps.depth()).toMatchObject({ visible: 1 });
+      for (const use of [
+        'liquidationWatch read auctions',
+        'liquidationWatch read markets',
+        'liquidationWatch send auctionSteps',
+      ])
+        expect([...grants.uses]).toContain(use);
+    });
+  });
+
   // A position above 100,000 USD of notional is closed in slices of 25 % (the default rules): each slice's
   // settlement sends the next one's message, from the consumer or from the auction function.
   it.each([

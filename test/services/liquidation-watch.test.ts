@@ -134,7 +134,7 @@ describe('liquidation-watch', () => {
     };
     // Too young to judge, then judged and not yet overdue: each run still reports (the stopped-watch alarm).
     expect(await watch(p.clock.nowMs())).toEqual({
-      report: { judged: 0, overdue: 0, sample: [] },
+      report: { judged: 0, overdue: 0, sample: [], resent: 0 },
       gauges: [0],
     });
     expect((await watch(dueMs - 1)).report).toMatchObject({ judged: 1, overdue: 0 });
@@ -152,6 +152,7 @@ describe('liquidation-watch', () => {
             owesAdlRounds: false,
           },
         ],
+        resent: 0,
       },
       gauges: [1],
     });
@@ -168,7 +169,7 @@ describe('liquidation-watch', () => {
     await p.tick('ETH-USD', '1700');
     await p.drain();
     expect((await p.adapters.liquidations.get(liquidation!.id))?.state).toMatch(/^SETTLED_/);
-    expect((await watch(dueMs)).report).toEqual({ judged: 0, overdue: 0, sample: [] });
+    expect((await watch(dueMs)).report).toEqual({ judged: 0, overdue: 0, sample: [], resent: 0 });
   });
 });
 

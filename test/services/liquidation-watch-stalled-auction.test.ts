@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { METRICS } from '../../shared/metrics.ts';
+import {
+  auctionStalled,
+  STEP_STALL_MARGIN_MS,
+  watchLiquidations,
+} from '../../shared/services/liquidation-watch.ts';
+import { createPipeline, type Pipeline, RecordingTelemetry } from '../support/pipeline.ts';
+
+/**
+ * Several paths leave a running auction with no step message (review43c-slow-commit-resend's "Left": a step commit
+ * that outlasts its early-message window and whose delivery then dies before its resend; a purge; a dead letter
+ * SQS deleted). Only liquidation-watch saw one, as overdue an hour or more later, and an operator had to resend it
+ * (watch43-stalled-auction). The watch now sends a stalled step again itself.
+ */
+
+describe('auctionStalled: a running step due more than the margin ago', () => {
+  const due = 10_000_000;
+  it('is stalled only past the margin, only while running, only with a due time', () => {
+    expect(auctionStalled({ state: 'RUNNING', stepDueAtMs: due }, due)).toBe(false);
+    expect(auctionStalled({ state: 'RUNNING', stepDueAtMs: due }, due + STEP_STALL_MARGIN_MS)).toBe(false);
+    expect(auctionStalled({ state: 'RUNNING', stepDueAtMs: due }, due + STEP_STALL_MARGIN_MS + 1)).toBe(true);
+    expect(auctionStalled({ state: 'CLEARED', stepDueAtMs: due }, due + STEP_STALL_MARGIN_MS + 1)).toBe(
+      false,
+    );
+    expect(auctionStalled({ state: 'EXHAUSTED', stepDueAtMs: due }, due + STEP_STALL_MARGIN_MS + 1)).toBe(
+      false,
+    );
+    // A record of an earlier version: left to the overdue report.
+    expect(auctionStalled({ state: 'RUNNING' }, Number.MAX_SAFE_INTEGER)).toBe(false);
+  });
+
+  it('waits past SQS longest delay', () => {
+    expect(STEP_STALL_MARGIN_MS).toBeGreaterThanOrEqual(900_000);
+  });
+});
+
+/** A sleeping auction whose step message the queue lost, received once due and deleted. */
+async function stalledAuction(options: Parameters<typeof createPipeline>[0] = {}) {
+  const p: Pipeline = createPipeline(options);
+  await p.fund('10000');
+  await p.tick('ETH-USD', '200');
+  await p.tick('ETH-USD', '200');
+  await p.open('LONG', '10', '200', '200'); // bankrupt at 180
+  await p.provider('lp-1', '100000', '0.05', '100'); // takes at 5 % under the mark
+  p.venue.faults.emptyBooks.add('ETH-USD'); // the market takes nothing: the slice goes to the auction
+  await p.tick('ETH-USD', '175');
+  await p.runUntil(p.clock.nowMs());
+  const [liquidation] = p.adapters.liquidations.all();
+  expect(liquidation?.state).toBe('AUCTION');
+  const auctionId = `${liquidation!.id}:auction`;
+  const watch = async () => {
+    const telemetry = new RecordingTelemetry();
+    const report = await watchLiquidations(
+      p.adapters.liquidations,
+      p.config,
+      p.clock.nowMs(),
+      telemetry,
+      20,
+      {
+        resend: {
+          auctions: p.adapters.auctions,
+          markets: p.adapters.markets,
+          auctionQueue: p.adapters.auctionQueue,
+        },
+      },
+    );
+    return {
+      resent: report.resent,
+      counted: telemetry.marketCounts.get(`${METRICS.AuctionStepsResent.name}@ETH-USD`),
+    };
+  };
+  // Asleep, its step due ahead: not touched.
+  const asleep = await p.adapters.auctions.get(auctionId);
+  expect(asleep?.state).toBe('RUNNING');
+  expect(asleep!.stepDueAtMs!).toBeGreaterThan(p.clock.nowMs());
+  expect(await watch()).toEqual({ resent: 0, counted: undefined });
+  expect(await p.adapters.auctionQueue.depth()).toMatchObject({ visible: 0 });
+  // The step's message is lost: received once due, then deleted.
+  let lost: readonly { receiptHandle: string }[] = [];
+  for (let i = 0; i < 1000 && lost.length === 0; i++) {
+    p.clock.advance(1_000);
+    lost = await p.adapters.auctionQueue.receive(10, 30);
+  }
+  expect(lost).toHaveLength(1);
+  for (const m of lost) await p.adapters.auctionQueue.delete(m.receiptHandle);
+  const stalled = await p.adapters.auctions.get(auctionId);
+  expect(stalled?.step).toBe(asleep?.step);
+  return { p, auctionId, liquidationId: liquidation!.id, dueAtMs: stalled!.stepDueAtMs!, watch };
+}
+
+const queued = async (p: Pipeline) => {
+  const d = await p.adapters.auctionQueue.depth();
+  return d.visible + d.inFlight + d.delayed;
+};
+
+describe('liquidation-watch: a running auction whose step message was lost', () => {
+  it('is sent its step again once overdue past the margin, and its lot then clears', async () => {
+    const { p, auctionId, liquidationId, dueAtMs, watch } = await stalledAuction();
+    // Overdue by the margin, no more (the mark kept fresh by the feed): not touched.
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 0, counted: undefined });
+    expect(await queued(p)).toBe(0);
+    p.clock.advance(1);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 1, counted: 1 });
+    expect(await queued(p)).toBe(1);
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+    expect((await p.adapters.liquidations.get(liquidationId))?.state).toMatch(/^SETTLED_/);
+    // Nothing left to heal.
+    expect(await watch()).toEqual({ resent: 0, counted: undefined });
+  });
+
+  it("is not sent again while its market's mark is stale, and is once the feed is back", async () => {
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction({ marks: 'as-configured' }); // 120 s at most
+    // No tick since: the mark is stale (its own message would wait for a fresh one; a resend each run would pile
+    // twins waiting beside it).
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 60_000);
+    expect(await watch()).toEqual({ resent: 0, counted: undefined });
+    expect(await queued(p)).toBe(0);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 1, counted: 1 });
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+  });
+});
