@@ -136,25 +136,9 @@ export async function watchLiquidations(
   const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
   const freshMarks = new Map<string, boolean>();
   for await (const page of liquidations.openStartedBefore(before)) {
+    if (options.resend)
+      resent += await resendStalledOf(page, options.resend, config, nowMs, telemetry, freshMarks);
     for (const l of page) {
-      if (options.resend && l.state === 'AUCTION') {
-        // One that fails is tried again next run: the overdue report below still runs.
-        const sent = await resendStalled(
-          auctionIdOf(l.id),
-          options.resend,
-          config,
-          nowMs,
-          telemetry,
-          freshMarks,
-        ).catch((error: unknown) => {
-          telemetry.warn('stalled auction step not sent again', {
-            liquidationId: l.id,
-            error: String(error),
-          });
-          return false;
-        });
-        if (sent) resent += 1;
-      }
       if (liquidationStartedAtMs(l) >= judgedBefore) continue;
       judged += 1;
       const dueMs = overdueAtMs(l, config);
@@ -181,6 +165,39 @@ export async function watchLiquidations(
   overdue.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (!options.all) telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
   return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize), resent };
+}
+
+/**
+ * Auction reads in flight at once: a crash leaves thousands of auctions open past the margin, and one read after
+ * another (a few ms each) would spend the watch's 300 s on them.
+ */
+const RESEND_READS_IN_FLIGHT = 16;
+
+/** Sends again the stalled steps of a page's auctions; how many it sent. One that fails is tried again next run. */
+async function resendStalledOf(
+  page: readonly LiquidationRecord[],
+  deps: StalledAuctionResend,
+  config: RiskConfig,
+  nowMs: number,
+  telemetry: Telemetry,
+  freshMarks: Map<string, boolean>,
+): Promise<number> {
+  const inAuction = page.filter((l) => l.state === 'AUCTION');
+  let next = 0;
+  let sent = 0;
+  const worker = async (): Promise<void> => {
+    for (let at = next++; at < inAuction.length; at = next++) {
+      const l = inAuction[at]!;
+      try {
+        if (await resendStalled(auctionIdOf(l.id), deps, config, nowMs, telemetry, freshMarks)) sent += 1;
+      } catch (error) {
+        // The overdue report still runs.
+        telemetry.warn('stalled auction step not sent again', { liquidationId: l.id, error: String(error) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(RESEND_READS_IN_FLIGHT, inAuction.length) }, worker));
+  return sent;
 }
 
 /** Sends a stalled auction's step again (see watchLiquidations); true if it did. */

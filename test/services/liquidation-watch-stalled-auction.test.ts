@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../shared/metrics.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import {
   auctionStalled,
   STEP_STALL_MARGIN_MS,
   watchLiquidations,
 } from '../../shared/services/liquidation-watch.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { createPipeline, type Pipeline, RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -124,5 +126,60 @@ describe('liquidation-watch: a running auction whose step message was lost', () 
     expect(await watch()).toEqual({ resent: 1, counted: 1 });
     await p.drain();
     expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+  });
+});
+
+describe('liquidation-watch: many stalled auctions', () => {
+  it('reads their auctions several at a time, not one after another, and sends each step once', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const now = p.clock.nowMs();
+    const count = 40;
+    // Only what the watch reads of them: in AUCTION, started 20 minutes ago (too young to be judged overdue).
+    const liquidations = Array.from(
+      { length: count },
+      (_, i) =>
+        ({
+          id: `l${i}:0`,
+          state: 'AUCTION',
+          symbol: 'ETH-USD',
+          history: [{ state: 'AUCTION', atMs: now - 1_200_000 }],
+        }) as unknown as LiquidationRecord,
+    );
+    let reading = 0;
+    let most = 0;
+    const auctions = {
+      get: async (id: string) => {
+        reading += 1;
+        most = Math.max(most, reading);
+        await new Promise((resolve) => setImmediate(resolve));
+        reading -= 1;
+        return auctionRecord(id, { stepDueAtMs: now - STEP_STALL_MARGIN_MS - 1 });
+      },
+    };
+    const sent: string[] = [];
+    const report = await watchLiquidations(
+      {
+        openStartedBefore: async function* () {
+          yield liquidations;
+        },
+      },
+      p.config,
+      now,
+      new RecordingTelemetry(),
+      20,
+      {
+        resend: {
+          auctions,
+          markets: p.adapters.markets,
+          auctionQueue: { send: async (body: string) => void sent.push(body) },
+        },
+      },
+    );
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(16);
+    expect(report.resent).toBe(count);
+    expect(new Set(sent).size).toBe(count);
   });
 });
