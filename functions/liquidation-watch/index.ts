@@ -7,7 +7,8 @@ import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
  * Scheduled: finds the open liquidations no message is moving (past the longest their state may stay quiet) and
  * reports them (`LiquidationsOverdue`, alarmed; the longest overdue in the log): an operator resumes them with
  * `backstop liquidations overdue --resend` once the cause is known. One fault it heals itself: a running auction
- * whose step message was lost gets it again (`AuctionStepsResent`, alarmed; a twin is harmless).
+ * whose step message was lost gets it again (`AuctionStepsResent`, alarmed, counted by the delivery it takes the
+ * step in; a twin is harmless).
  */
 export async function watch() {
   const { adapters, telemetry, config } = wiring();

@@ -407,7 +407,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'AuctionStepsResentAlarm',
       this.business(METRICS.AuctionStepsResent),
-      'liquidation-watch sent a running auction its step again: the step went unrun 15 minutes past its due time, its message lost (a slow commit whose delivery died before its resend, a purge, an expired dead letter). The auction moves on; its log line names it: find why its message was lost',
+      'liquidation-watch sent a running auction its step again and that message took the step: the step went unrun 15 minutes past its due time, its message lost (a slow commit whose delivery died before its resend, a purge, an expired dead letter). The auction moves on; its log line names it: find why its message was lost',
       1,
       GTE,
     );

@@ -624,6 +624,12 @@ export interface AuctionStepMessage {
    * none): past MAX_EARLY_STEP_WAITS it ends (services/auction.ts).
    */
   readonly earlyWaits?: number;
+  /**
+   * Sent again by liquidation-watch, the step stalled (services/liquidation-watch.ts): counted in AuctionStepsResent
+   * only if it takes its step, its own message lost; a twin of one still alive (waiting for a fresh mark, a queue
+   * behind) finds its step taken and counts nothing.
+   */
+  readonly resent?: boolean;
 }
 
 /**

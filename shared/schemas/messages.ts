@@ -49,6 +49,7 @@ export const auctionStepMessageSchema = z.object({
   dueAtMs: z.number().int().min(0).optional(),
   backAtMs: z.number().int().min(0).optional(),
   earlyWaits: z.number().int().min(1).max(1000).optional(),
+  resent: z.boolean().optional(),
 });
 
 /** The rest of a registration's wake (services/registration-wake.ts), sent to the auction function. */

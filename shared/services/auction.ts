@@ -164,6 +164,15 @@ function reportLateness(message: AuctionStepMessage, deps: SettlementDeps): (() 
       lateMs / 1000,
       messageMarket(message.symbol, deps.config),
     );
+    // liquidation-watch's resend took the step: its own message was lost (a twin of a live one finds it taken).
+    if (message.resent) {
+      deps.telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(message.symbol, deps.config));
+      deps.telemetry.warn('auction step stalled: the message sent again took it', {
+        auctionId: message.auctionId,
+        step: message.step,
+        lateSeconds: Math.floor(lateMs / 1000),
+      });
+    }
   };
 }
 

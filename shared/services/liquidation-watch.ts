@@ -12,7 +12,7 @@ import {
   type Telemetry,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
-import { markOfMarket, messageMarket } from './context.ts';
+import { markOfMarket, STALE_MARK_WAIT_SECONDS } from './context.ts';
 import { auctionIdOf, LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
 
 /**
@@ -60,6 +60,13 @@ export function overdueAtMs(l: LiquidationRecord, config: RiskConfig): number {
  * timeout). A stale-mark wait leaves the step due in the past, but the watch does not resend while the mark is stale.
  */
 export const STEP_STALL_MARGIN_MS = 900_000;
+
+/**
+ * A resend's delay: past the next look of a step message waiting for a fresh mark (STALE_MARK_WAIT_SECONDS), so one
+ * the feed's return finds waiting, just before the watch's run, takes its step first and the resend finds it taken
+ * (review43e-feed-back-resend: it took the step itself and paged a lost message that was not).
+ */
+export const RESEND_DELAY_SECONDS = 2 * STALE_MARK_WAIT_SECONDS;
 
 /**
  * Whether a running auction's step is stalled at `nowMs`: due more than STEP_STALL_MARGIN_MS ago and not taken (a
@@ -112,8 +119,9 @@ export interface WatchReport {
  * nothing else would notice it. A message of `{ liquidationId }` resumes any of them (the consumer is idempotent and
  * resumes from the record: `backstop liquidations overdue --resend`).
  * With `resend`, it also heals a running auction whose step is stalled (auctionStalled): it sends that step's
- * message again, due when the step was (a twin of a message still alive finds its step taken and ends), counted
- * in `AuctionStepsResent` (alarmed: a lost step message is a fault to look into). To see them, it reads the open
+ * message again, due when the step was, RESEND_DELAY_SECONDS away (a twin of a message still alive finds its step
+ * taken and ends); the delivery that takes the step with it counts it in `AuctionStepsResent` (alarmed: a lost step
+ * message is a fault to look into). To see them, it reads the open
  * liquidations started at least STEP_STALL_MARGIN_MS ago (a step is due after its auction's start), and each one
  * in AUCTION's auction. Not while the market's mark is stale: the step's own message waits for a fresh tick then,
  * and a resend every run would only add a twin waiting beside it; the first watch run after the feed is back
@@ -219,10 +227,11 @@ async function resendStalled(
     freshMarks.set(auction.symbol, fresh);
   }
   if (!fresh) return false;
-  // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed).
-  await deps.auctionQueue.send(encodeMessage(stepMessageOf(auction, auction.stepDueAtMs)), 0);
-  telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(auction.symbol, config));
-  telemetry.warn('auction step stalled: sent again', {
+  // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed). Counted in
+  // AuctionStepsResent (alarmed) by the delivery that takes the step with it (review43e-feed-back-resend).
+  const message = { ...stepMessageOf(auction, auction.stepDueAtMs), resent: true };
+  await deps.auctionQueue.send(encodeMessage(message), RESEND_DELAY_SECONDS);
+  telemetry.info('auction step stalled: sent again', {
     auctionId: auction.id,
     liquidationId: auction.liquidationId,
     symbol: auction.symbol,
