@@ -202,6 +202,28 @@ const open = (id: string, side: 'LONG' | 'SHORT', size: string, entry: string, c
   collateral,
 });
 
+/** An auction whose steps are 4 s apart: its providers' bids far down the curve, it sleeps from its start. */
+const SLOW_STEPS = {
+  ...AUCTION_ONLY,
+  auction: { ...AUCTION_ONLY.auction, curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 4 } },
+} as const;
+
+/**
+ * p1's liquidation, gone to an auction that sleeps (the runner stopped: each phase is run by the test). lp-1 bids 8 %
+ * under the mark: from 184, the 4 s stairstep reaches it at step 9 (36 s).
+ */
+async function sleepingAuction(ctx: Context) {
+  await ctx.tick('200');
+  await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+  await ctx.admin(provider('lp-1', '0.08'));
+  await ctx.stack.runner.stop();
+  await ctx.stack.putTicks([tickDetail('184', 2)]);
+  await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
+  const [liquidation] = await ctx.liquidations();
+  expect(liquidation?.state).toBe('AUCTION');
+  return liquidation;
+}
+
 describe('pipeline on moto', () => {
   it('settles on the market: tick on the bus -> margin-check -> SQS -> consumer -> ledger', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
@@ -511,21 +533,9 @@ describe('pipeline on moto', () => {
   });
 
   it('wakes a sleeping auction when a tick reaches its wake mark (the wake index on moto, the calls as granted)', async () => {
-    const slowSteps = {
-      ...AUCTION_ONLY,
-      auction: { ...AUCTION_ONLY.auction, curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 4 } },
-    } as const;
-    await withStack(slowSteps, async (ctx) => {
-      await ctx.tick('200');
-      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      // Bids 8 % under the mark: from 184, the 4 s stairstep reaches it at step 9 (36 s).
-      await ctx.admin(provider('lp-1', '0.08'));
-      await ctx.stack.runner.stop();
-      await ctx.stack.putTicks([tickDetail('184', 2)]);
-      await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
+    await withStack(SLOW_STEPS, async (ctx) => {
       // The auction sleeps from its start: the liquidation function planned its first step and covered its mark.
-      const [liquidation] = await ctx.liquidations();
-      expect(liquidation?.state).toBe('AUCTION');
+      const liquidation = await sleepingAuction(ctx);
       const auction = await ctx.adapters.auctions.get(`${liquidation?.id}:auction`);
       expect(auction).toMatchObject({ state: 'RUNNING', step: 0 });
       expect(auction?.wakeMark).toBeDefined();
@@ -542,19 +552,8 @@ describe('pipeline on moto', () => {
   });
 
   it('sends a running auction its lost step again from liquidation-watch (watch43-stalled-auction; the calls as granted)', async () => {
-    const slowSteps = {
-      ...AUCTION_ONLY,
-      auction: { ...AUCTION_ONLY.auction, curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 4 } },
-    } as const;
-    await withStack(slowSteps, async (ctx) => {
-      await ctx.tick('200');
-      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
-      await ctx.admin(provider('lp-1', '0.08'));
-      await ctx.stack.runner.stop();
-      await ctx.stack.putTicks([tickDetail('184', 2)]);
-      await runPhase(ctx.stack, ['marginCheck', 'liquidationConsumer']);
-      const [liquidation] = await ctx.liquidations();
-      expect(liquidation?.state).toBe('AUCTION');
+    await withStack(SLOW_STEPS, async (ctx) => {
+      const liquidation = await sleepingAuction(ctx);
       const steps = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.auctionSteps;
       expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
       // Its step message lost (a purge), and half an hour on: the step was due 20 minutes ago.
