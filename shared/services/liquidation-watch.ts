@@ -142,7 +142,8 @@ export async function watchLiquidations(
   // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
   const judgedBefore = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
   const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
-  const freshMarks = new Map<string, boolean>();
+  // Per market, once a run: the 16 reads in flight share one market read.
+  const freshMarks = new Map<string, Promise<boolean>>();
   for await (const page of liquidations.openStartedBefore(before)) {
     if (options.resend)
       resent += await resendStalledOf(page, options.resend, config, nowMs, telemetry, freshMarks);
@@ -188,7 +189,7 @@ async function resendStalledOf(
   config: RiskConfig,
   nowMs: number,
   telemetry: Telemetry,
-  freshMarks: Map<string, boolean>,
+  freshMarks: Map<string, Promise<boolean>>,
 ): Promise<number> {
   const inAuction = page.filter((l) => l.state === 'AUCTION');
   let next = 0;
@@ -215,18 +216,24 @@ async function resendStalled(
   config: RiskConfig,
   nowMs: number,
   telemetry: Telemetry,
-  freshMarks: Map<string, boolean>,
+  freshMarks: Map<string, Promise<boolean>>,
 ): Promise<boolean> {
   const auction = await deps.auctions.get(auctionId);
   if (!auction || !auctionStalled(auction, nowMs) || auction.stepDueAtMs === undefined) return false;
   let fresh = freshMarks.get(auction.symbol);
   if (fresh === undefined) {
     const market = config.markets.find((m) => m.symbol === auction.symbol);
-    const mark = markOfMarket(await deps.markets.get(auction.symbol), auction.top, nowMs);
-    fresh = market !== undefined && !markIsStale(mark.atMs, nowMs, market);
+    fresh = deps.markets
+      .get(auction.symbol)
+      .then(
+        (state) =>
+          market !== undefined && !markIsStale(markOfMarket(state, auction.top, nowMs).atMs, nowMs, market),
+      );
+    // A failed read is not kept: the market's next auction reads it again.
+    fresh.catch(() => freshMarks.delete(auction.symbol));
     freshMarks.set(auction.symbol, fresh);
   }
-  if (!fresh) return false;
+  if (!(await fresh)) return false;
   // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed). Counted in
   // AuctionStepsResent (alarmed) by the delivery that takes the step with it (review43e-feed-back-resend).
   const message = { ...stepMessageOf(auction, auction.stepDueAtMs), resent: true };
