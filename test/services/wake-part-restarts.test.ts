@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBase, parsePrice, price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { type AuctionRecord, isRegistrationWakeMessage } from '../../shared/ports/index.ts';
+import { isRegistrationWakeMessage } from '../../shared/ports/index.ts';
 import { parseAuctionQueueMessage } from '../../shared/schemas/messages.ts';
 import { handleAdmin } from '../../shared/services/admin.ts';
 import { REGISTRATION_WAKES_PER_PART } from '../../shared/services/registration-wake.ts';
@@ -124,23 +124,28 @@ const everyOnceAtLeast = (woken: Map<string, number>): void => {
   expect(woken.size).toBe(SLEEPERS);
 };
 
+/** An ended auction, 'payer', owing the wake of ETH-USD's sleepers (its deliveries fail while it owes it: SpentWakeOwedError); its continuation's body. */
+async function endedPayer(p: Pipeline): Promise<string> {
+  const payer = auctionRecord('payer', {
+    step: 5,
+    state: 'EXHAUSTED',
+    endedBy: 'plan',
+    spentIn: ['ETH-USD'],
+  });
+  await p.adapters.auctions.create(payer);
+  return JSON.stringify(wakeContinuationOf(payer));
+}
+
 const sent = (woken: Map<string, number>): number => [...woken.values()].reduce((a, b) => a + b, 0);
 
 describe('a wake whose sends partly fail goes on from the prefix that went (wake-part-restarts)', () => {
   it("a spent provider's wake in parts, one send in 37 failing: it finishes in a bounded number of retries", async () => {
     const p = createPipeline();
     await sleeping(p);
-    // An ended payer: its deliveries fail while it owes the wake (SpentWakeOwedError), and SQS retries them.
-    const payer: AuctionRecord = auctionRecord('payer', {
-      step: 5,
-      state: 'EXHAUSTED',
-      endedBy: 'plan',
-      spentIn: ['ETH-USD'],
-    });
-    await p.adapters.auctions.create(payer);
+    const payerWake = await endedPayer(p);
     const faults = failingEvery(p);
     const woken = new Map<string, number>();
-    const { deliveries, failed } = await deliverAll(p, JSON.stringify(wakeContinuationOf(payer)), woken);
+    const { deliveries, failed } = await deliverAll(p, payerWake, woken);
     everyOnceAtLeast(woken);
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
     // Each part that failed after some sends went on in a continuation: no delivery failed (wakes43-progress-retried).
@@ -233,22 +238,11 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
   ])("a spent provider's wake, $case failing: each message goes about once (wakes43b)", async ({ every }) => {
     const p = createPipeline();
     await sleeping(p);
-    const payer: AuctionRecord = auctionRecord('payer', {
-      step: 5,
-      state: 'EXHAUSTED',
-      endedBy: 'plan',
-      spentIn: ['ETH-USD'],
-    });
-    await p.adapters.auctions.create(payer);
+    const payerWake = await endedPayer(p);
     const faults = failingEvery(p, every);
     const woken = new Map<string, number>();
     const startedAt = p.clock.nowMs();
-    const { deliveries, failed } = await deliverAll(
-      p,
-      JSON.stringify(wakeContinuationOf(payer)),
-      woken,
-      1000,
-    );
+    const { deliveries, failed } = await deliverAll(p, payerWake, woken, 1000);
     everyOnceAtLeast(woken);
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
     expect(failed).toBe(0);
@@ -268,13 +262,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
   it("a spent provider's wake on a slow SQS: a part sent a batch at a time stops beginning calls after IN_ORDER_PART_MS (review43c-in-order-part-time)", async () => {
     const p = createPipeline();
     await sleeping(p);
-    const payer: AuctionRecord = auctionRecord('payer', {
-      step: 5,
-      state: 'EXHAUSTED',
-      endedBy: 'plan',
-      spentIn: ['ETH-USD'],
-    });
-    await p.adapters.auctions.create(payer);
+    const payerWake = await endedPayer(p);
     // One call in 150 fails; each takes 200 ms (throttled, retried by the SDK), after its predecessor when in order.
     const faults = failingEvery(p, 150);
     const queue = p.adapters.auctionQueue;
@@ -296,7 +284,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
       }
     };
     const woken = new Map<string, number>();
-    const { failed } = await deliverAll(p, JSON.stringify(wakeContinuationOf(payer)), woken, 1000);
+    const { failed } = await deliverAll(p, payerWake, woken, 1000);
     everyOnceAtLeast(woken);
     expect((await p.adapters.auctions.get('payer'))?.spentIn).toBeUndefined();
     expect(failed).toBe(0);
@@ -338,14 +326,7 @@ describe('a wake whose sends partly fail goes on from the prefix that went (wake
       await sleeping(p);
       let body: string;
       if (kind === 'spent') {
-        const payer = auctionRecord('payer', {
-          step: 5,
-          state: 'EXHAUSTED',
-          endedBy: 'plan',
-          spentIn: ['ETH-USD'],
-        });
-        await p.adapters.auctions.create(payer);
-        body = JSON.stringify(wakeContinuationOf(payer));
+        body = await endedPayer(p);
       } else {
         await registerLp1(p);
         [body] = (await takeAll(p, new Map())) as [string];
