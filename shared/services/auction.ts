@@ -123,7 +123,6 @@ export async function processAuctionStep(
         auctionId: current.auctionId,
         step: current.step,
       });
-      if (owed !== undefined) throw owed;
       return { status: 'waiting', delaySeconds: STALE_MARK_WAIT_SECONDS };
     }
     // Any other step that ends the run paid the debt its record carried or failed itself (or lost the step to a
