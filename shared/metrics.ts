@@ -243,6 +243,13 @@ export const METRICS = {
     dimension: 'Queue',
     help: "queue records that failed and will be retried (not a deferral behind another delivery's order lease); Queue = liquidations or auctionSteps. Lambda counts an error only when a whole batch fails",
   },
+  NewerWriterRetries: {
+    name: 'NewerWriterRetries',
+    unit: 'Count',
+    kind: 'counter',
+    dimension: 'Queue',
+    help: 'queue records that met a record a newer Backstop wrote (a rolling deploy) and will be retried on the backoff; not alarmed: one still failing after its last receive is dead-lettered, which alarms',
+  },
   VenueOrderFailures: {
     name: 'VenueOrderFailures',
     unit: 'Count',

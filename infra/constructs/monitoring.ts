@@ -865,7 +865,10 @@ export class Monitoring extends Construct {
       graph(
         'Function errors, failed records',
         fns.map(({ def, fn }) => fn.metricErrors({ label: def.folder, statistic: 'Sum' })),
-        [this.byDimension(METRICS.RecordFailures, 'Sum')],
+        [
+          this.byDimension(METRICS.RecordFailures, 'Sum'),
+          this.byDimension(METRICS.NewerWriterRetries, 'Sum'),
+        ],
       ),
       graph(
         'Function throttles',

@@ -5,6 +5,7 @@ import {
   processPartialResponse,
 } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { NewerWriterError } from '../adapters/aws/writer-schema.ts';
 import { METRICS } from '../metrics.ts';
 import type { ProcessingFailure, QueueTransport, Telemetry } from '../ports/index.ts';
 import { LiquidationBusyError } from '../services/liquidation.ts';
@@ -62,11 +63,19 @@ export async function noteFailure(
 
 /**
  * Logs a record's failure before it is retried: at ERROR, except a deferral (another delivery holds the
- * liquidation's order lease: a duplicate delivery, normal under at-least-once), at INFO.
+ * liquidation's order lease: a duplicate delivery, normal under at-least-once), at INFO, and a record a newer
+ * Backstop wrote (a rolling deploy: the new code takes it once live), at WARN.
  */
 export function logFailure(error: unknown, message: string): void {
   if (error instanceof LiquidationBusyError) {
     log.info("another delivery places this liquidation's orders; deferred", { reason: error.message });
+  } else if (error instanceof NewerWriterError) {
+    log.warn(
+      `${message}: a newer Backstop wrote its record; retried until this function runs the new version`,
+      {
+        reason: error.message,
+      },
+    );
   } else {
     log.error(message, { error: error as Error });
   }
@@ -116,7 +125,9 @@ export function retryBackoffSeconds(
 /**
  * What a failed record's handler does before reporting it: another delivery's lease makes it wait for that lease,
  * any other failure is counted (RecordFailures, alarmed) and backs off on its queue's schedule (by
- * ApproximateReceiveCount), the last receive's not at all.
+ * ApproximateReceiveCount), the last receive's not at all. A record a newer Backstop wrote is counted apart
+ * (NewerWriterRetries, not alarmed: a rolling deploy must not page) on the same schedule, so one that outlasts
+ * its receives (a rollback) still reaches the dead-letter queue, which alarms.
  */
 export async function scheduleRetry(
   queueId: QueueId,
@@ -128,7 +139,8 @@ export async function scheduleRetry(
 ): Promise<void> {
   if (error instanceof LiquidationBusyError) return deferRecord(queue, record, error.retryAfterMs);
   // Counted here: Lambda counts an error only when every record of the batch failed.
-  telemetry.count(METRICS.RecordFailures.name, 1, { Queue: queueId });
+  const metric = error instanceof NewerWriterError ? METRICS.NewerWriterRetries : METRICS.RecordFailures;
+  telemetry.count(metric.name, 1, { Queue: queueId });
   const receives = Number(record.attributes?.ApproximateReceiveCount);
   const seconds = retryBackoffSeconds(queueId, receives, maxReceives);
   if (seconds !== undefined) await deferRecord(queue, record, seconds * 1000, 'backoff');

@@ -1,5 +1,6 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
+import { NewerWriterError, RECORD_SCHEMA } from '../../shared/adapters/aws/writer-schema.ts';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
 import { EmbeddedQueue } from '../../shared/adapters/embedded/queue.ts';
 import { type DeferralKind, recordingDeferrals } from '../../shared/lambda/deferral.ts';
@@ -107,6 +108,20 @@ describe('noteFailure', () => {
 });
 
 describe('logFailure', () => {
+  it("logs a newer writer's record (a rolling deploy) at WARN, saying it waits for the new version", () => {
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const warn = vi.spyOn(logger, 'warn').mockImplementation(() => {});
+    try {
+      logFailure(new NewerWriterError('Auctions', 'a1', RECORD_SCHEMA + 1), 'auction step failed');
+      expect(error).not.toHaveBeenCalled();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]![0]).toContain('newer Backstop');
+    } finally {
+      error.mockRestore();
+      warn.mockRestore();
+    }
+  });
+
   it('logs a failure at ERROR and a deferral (another delivery holds the orders) at INFO', () => {
     const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
     const info = vi.spyOn(logger, 'info').mockImplementation(() => {});
@@ -350,6 +365,25 @@ describe('scheduleRetry', () => {
     expect(Object.fromEntries(telemetry.counts)).toEqual({
       [`${METRICS.RecordFailures.name}:auctionSteps`]: 1,
       [`${METRICS.RecordFailures.name}:liquidations`]: 2,
+    });
+  });
+
+  it("counts a newer writer's record apart from failures (a rolling deploy must not page), on the same backoff", async () => {
+    const clock = new ManualClock(1_000_000);
+    const queue = new EmbeddedQueue({ name: 'liquidations', clock });
+    await queue.send('m');
+    const message = (await queue.receive(1, 361))[0]!;
+    const record = runnerRecord(message, 'arn', identity, clock.nowMs());
+    const telemetry = new RecordingTelemetry();
+    const newer = new NewerWriterError('Liquidations', 'p1:0', RECORD_SCHEMA + 1);
+    await scheduleRetry('liquidations', queue, record, newer, undefined, telemetry);
+    expect(Object.fromEntries(telemetry.counts)).toEqual({
+      [`${METRICS.NewerWriterRetries.name}:liquidations`]: 1,
+    });
+    // Not a deferral: its receives run out as any failure's do, so a rollback's records reach the DLQ (alarmed).
+    expect(await retryOf(newer, 1)).toEqual({
+      seconds: retryBackoffSeconds('liquidations', 1),
+      kind: 'backoff',
     });
   });
 
