@@ -381,3 +381,88 @@ describe('lost answers of the markets counters (moto, real adapters): markets-ad
     clients.destroy();
   });
 });
+
+/**
+ * The markets' writes still on updateIf (a failed condition read as "nothing to do") and the registration's first
+ * record, checked for lost answers in session 44 (markets44-lost-answers-checked): the retry of an applied one
+ * finds its own write, and what the caller sees is what the write did.
+ */
+describe('lost answers of the wake marks and wake records (moto, real adapters): markets44-lost-answers-checked', () => {
+  const writing = (expression: string) => (i: { UpdateExpression?: string }) =>
+    i.UpdateExpression === expression;
+
+  it("a spent wake's mark whose answer was lost is marked, and only rises", async () => {
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
+    const fault = loseNextUpdateAnswer(clients, writing('SET #spent = :epoch'));
+    fault.armed = true;
+    // The retry fails on the epoch it set, which is what the port's "already that or later" means: nothing to answer.
+    await markets.markSpentWake('ETH-USD', 3);
+    expect(fault.lost).toBe(1);
+    expect((await markets.get('ETH-USD'))?.spentWakeEpoch).toBe(3);
+    await markets.markSpentWake('ETH-USD', 2);
+    expect((await markets.get('ETH-USD'))?.spentWakeEpoch).toBe(3);
+    fault.armed = true;
+    await markets.markSpentWake('ETH-USD', 4);
+    expect(fault.lost).toBe(2);
+    expect((await markets.get('ETH-USD'))?.spentWakeEpoch).toBe(4);
+    clients.destroy();
+  });
+
+  it("a wake mark set or counted whose answer was lost covers the sleeper: a tick's replace judged before the count fails", async () => {
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
+    await markets.coverWakeMark('ETH-USD', 'SELL', parsePrice('190'));
+    const judged = (await markets.get('ETH-USD'))!;
+    // Set: the retry, read as not done, is followed by the count (the covers change twice; they only need to change).
+    const fault = loseNextUpdateAnswer(clients, (i) => i.UpdateExpression?.includes('ADD #covers') ?? false);
+    fault.armed = true;
+    await markets.coverWakeMark('ETH-USD', 'SELL', parsePrice('180'));
+    expect(fault.lost).toBe(1);
+    const set = (await markets.get('ETH-USD'))!;
+    expect(set.wakeMarks).toEqual({ SELL: parsePrice('180') });
+    expect(set.wakeCovers?.SELL).toBeGreaterThan(judged.wakeCovers?.SELL ?? 0);
+    // Count: the retry counts again, the mark as it was. A tick that read the market between the two covers, and
+    // queried the sleepers then, keeps its hands off the mark.
+    fault.armed = true;
+    await markets.coverWakeMark('ETH-USD', 'SELL', parsePrice('185'), true);
+    expect(fault.lost).toBe(2);
+    const counted = (await markets.get('ETH-USD'))!;
+    expect(counted.wakeMarks).toEqual({ SELL: parsePrice('180') });
+    expect(counted.wakeCovers?.SELL).toBeGreaterThan(set.wakeCovers?.SELL ?? 0);
+    expect(
+      await markets.replaceWakeMark('ETH-USD', 'SELL', parsePrice('180'), undefined, set.wakeCovers?.SELL),
+    ).toBe(false);
+    // A tick that read the market after both replaces the mark.
+    expect(
+      await markets.replaceWakeMark(
+        'ETH-USD',
+        'SELL',
+        parsePrice('180'),
+        undefined,
+        counted.wakeCovers?.SELL,
+      ),
+    ).toBe(true);
+    clients.destroy();
+  });
+
+  it("a registration wake's first record whose answer was lost is its own: its continuation goes", async () => {
+    const {
+      clients,
+      adapters: { markets },
+    } = await moto.stage();
+    const fault = loseNextUpdateAnswer(clients, writing('SET #wake = :wake'));
+    fault.armed = true;
+    // Read as another's (false), wakeForNewBids looks for a later wake, finds its own epoch and sends nothing on.
+    expect(await markets.recordRegistrationWake('ETH-USD', { epoch: 2, part: 1 }, undefined)).toBe(true);
+    expect(fault.lost).toBe(1);
+    // Another delivery's first record of the same wake is a race it lost.
+    expect(await markets.recordRegistrationWake('ETH-USD', { epoch: 2, part: 1 }, undefined)).toBe(false);
+    expect((await markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 2, part: 1 });
+    clients.destroy();
+  });
+});
