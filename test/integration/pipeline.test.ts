@@ -13,13 +13,25 @@ import {
   parseRiskConfig,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
+import { isTerminal } from '../../shared/domain/model.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../shared/local/stack.ts';
 import { METRICS, type MetricSpec } from '../../shared/metrics.ts';
-import { InjectedCrash, type LiquidationRecord } from '../../shared/ports/index.ts';
-import { asFunction, createLocalRunner } from '../../shared/runner/index.ts';
-import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import {
+  InjectedCrash,
+  type LiquidationMessage,
+  type LiquidationRecord,
+  type Venue,
+} from '../../shared/ports/index.ts';
+import {
+  asFunction,
+  createLocalRunner,
+  failedMessageIds,
+  sqsEvent,
+  sqsRecord,
+} from '../../shared/runner/index.ts';
+import { encodeMessage, parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
@@ -180,6 +192,45 @@ async function queuedWithStackStopped(ctx: Context): Promise<void> {
   await ctx.stack.putTicks([tickDetail('175', 2)]);
   await runPhase(ctx.stack, ['marginCheck']);
 }
+
+/**
+ * The stage's venue (the handlers' simulated book, wiring().settlement.venue) behind a switch that empties the book,
+ * as a crash does: no fill, no quote. Counts the quotes asked and keeps the client order ids placed.
+ */
+function emptiedVenue(): { empty: boolean; quotes: number; readonly orders: string[] } {
+  const settlement = wiring().settlement as { venue: Venue };
+  const book = settlement.venue;
+  const venue = { empty: true, quotes: 0, orders: [] as string[] };
+  settlement.venue = {
+    placeIoc: async (order) => {
+      venue.orders.push(order.clientOrderId);
+      return venue.empty
+        ? { clientOrderId: order.clientOrderId, fills: [], status: 'NONE' }
+        : book.placeIoc(order);
+    },
+    quote: async (symbol, reference) => {
+      venue.quotes += 1;
+      return venue.empty ? {} : book.quote(symbol, reference);
+    },
+  };
+  return venue;
+}
+
+/**
+ * Receives the liquidations queue's next message (a long poll: a delayed one once its delay ends) and hands it to
+ * the stage's consumer (functions/liquidation-consumer) as an SQS event, as Lambda would; deletes it once handled.
+ */
+const consumerOf = (stack: LocalStack, queue: SqsQueueTransport) => async (): Promise<LiquidationMessage> => {
+  const [message] = await queue.receive(1, 30);
+  expect(message).toBeDefined();
+  const identity = { region: 'us-east-1', accountId: '000000000000' };
+  const arn = `arn:aws:sqs:${identity.region}:${identity.accountId}:${queue.name}`;
+  const event = sqsEvent([sqsRecord(message!, arn, identity, Date.now())]);
+  const response = await stack.runner.invoke('liquidationConsumer', event);
+  expect(failedMessageIds(response, [message!])).toEqual(new Set());
+  await queue.delete(message!.receiptHandle);
+  return parseLiquidationMessage(message!.body);
+};
 
 /** A provider with 100,000 USD of capital bidding `maxDiscount` under the mark on ETH-USD. */
 const provider = (id: string, maxDiscount: string) => ({
@@ -725,6 +776,84 @@ describe('pipeline on moto', () => {
         dueAtMs: expect.any(Number),
       });
       expect((await ctx.adapters.positions.get('p1'))?.state).toBe('LIQUIDATING');
+    });
+  });
+
+  it('waits for an empty book through the real consumer and delayed SQS messages, ends a copy of a wait, and settles once when the book returns', async () => {
+    // Waits of 1 s, then 2 s: the chain runs in seconds.
+    const config = {
+      ...AUCTION_ONLY,
+      markets: AUCTION_ONLY.markets.map((m) => ({ ...m, lastResortWaitSeconds: 1 })),
+    };
+    await withStack(config, async (ctx) => {
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(open('s1', 'SHORT', '1', '180', '400')); // no profit at 184: no ADL counterparty
+      await ctx.stack.runner.stop();
+      // The crash empties the exchange's book: no bid within any bound (AUCTION_ONLY's market bound takes none
+      // anyway), and no provider, so no auction: the last resort is all that can close it, and it waits.
+      const venue = emptiedVenue();
+      await ctx.stack.putTicks([tickDetail('184', 2)]);
+      await runPhase(ctx.stack, ['marginCheck']);
+      const queue = new SqsQueueTransport(ctx.stack.clients.sqs, {
+        url: ctx.stack.names.queues.liquidations.url,
+        waitTimeSeconds: 10,
+      });
+      const consume = consumerOf(ctx.stack, queue);
+      const { liquidationId: id } = await consume();
+      const waiting = await ctx.adapters.liquidations.get(id);
+      expect(waiting).toMatchObject({ state: 'MARKET_EXECUTED', context: { lastResortAttempt: 1 } });
+      const w1 = waiting!.context!.lastResortWait!;
+      expect(w1).toEqual({ id: expect.any(String), waits: 1 });
+      // The wait is a delayed SQS message, not a message visible at once.
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
+      expect(venue.orders).toEqual([`${id}:market`, `${id}:last-resort:0`]);
+
+      // The wait, received when its delay ended: a quote (still empty), the next wait sent and named.
+      const first = await consume();
+      expect(first).toMatchObject({ liquidationId: id, lastResortWaits: 1, lastResortWaitId: w1.id });
+      expect(venue.quotes).toBe(1);
+      const named = await ctx.adapters.liquidations.get(id);
+      expect(named?.context?.lastResortWait).toEqual({ id: expect.any(String), waits: 2 });
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
+
+      // SQS delivers the first wait again: a copy of a wait the record no longer names ends, asking nothing and
+      // sending nothing (waits43-one-chain).
+      await queue.send(encodeMessage(first));
+      await consume();
+      expect(venue.quotes).toBe(1);
+      expect((await ctx.adapters.liquidations.get(id))?.version).toBe(named!.version);
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
+
+      // The book comes back: the named wait's look finds a bid within the bound and sells, by the stack's runner.
+      venue.empty = false;
+      await ctx.stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+      const ended = await ctx.adapters.liquidations.get(id);
+      expect(ended?.state).toMatch(/^SETTLED_/);
+      expect(ended?.history.filter((h) => isTerminal(h.state))).toHaveLength(1);
+      expect(ended?.settlement?.lastResortClosedSize).toBe(parseBase('10'));
+      expect(venue.quotes).toBe(2);
+      expect(venue.orders.filter((o) => o.includes(':last-resort:'))).toEqual([
+        `${id}:last-resort:0`,
+        `${id}:last-resort:1`,
+      ]);
+      expect((await ctx.adapters.positions.get('p1'))?.state).toBe('CLOSED');
+      // A copy of the last wait after the end asks and sends nothing either.
+      await ctx.stack.runner.stop();
+      const last = named!.context!.lastResortWait!.id;
+      await queue.send(
+        encodeMessage({
+          liquidationId: id,
+          lastResortWaits: 2,
+          lastResortWaitId: last,
+          lastResortWaitAfter: w1.id,
+        }),
+      );
+      await consume();
+      expect(venue.quotes).toBe(2);
+      expect(await ctx.adapters.liquidations.get(id)).toEqual(ended);
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
     });
   });
 
