@@ -1041,12 +1041,10 @@ async function lastResort(
     },
     version: waitingOn.version + 1,
   };
-  if (
-    !(await commitOrSkip(deps, [
-      { kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version },
-    ]))
-  )
-    return 'moved';
+  // Lost to another writer, the look still ends here: the wait just sent names the one this read, so it carries on
+  // if the winner named none, and ends as a copy if the winner sent its own. Read again, a message naming no wait
+  // looked at once a second time: a quote, a count, and a wait that ended as a copy (wait44-lost-write-ends).
+  await commitOrSkip(deps, [{ kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version }]);
   return 'waiting';
 }
 

@@ -191,6 +191,43 @@ describe('one wait for the book per liquidation, whatever copies of its message 
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it('a look whose record write loses to another writer ends there: one quote, one count, one wait sent', async () => {
+    const { p, id } = await waiting();
+    // An operator's re-send (naming no wait, so never a copy), delivered twice: SQS's duplicate delivery.
+    await p.adapters.liquidationQueue.send(encodeMessage({ liquidationId: id }));
+    const [resend] = await p.adapters.liquidationQueue.receive(10, 30);
+    expect(parseLiquidationMessage(resend!.body)).toEqual({ liquidationId: id });
+    const transactor = p.adapters.transactor;
+    const commit = transactor.commit.bind(transactor);
+    let twin = true;
+    transactor.commit = async (writes, check) => {
+      if (twin && writes.some((w) => w.kind === 'liquidation' && w.record.context?.lastResortWait)) {
+        twin = false;
+        // The twin looks, sends and names its wait first: this write then loses the version it read.
+        await p.handlers.liquidation(resend!);
+      }
+      return commit(writes, check);
+    };
+    const quotes = p.orders.quotes;
+    const waits = p.telemetry.total('LastResortWaits');
+    await p.handlers.liquidation(resend!);
+    await p.adapters.liquidationQueue.delete(resend!.receiptHandle);
+    expect(twin).toBe(false);
+    // One look each. Before: the loser read the record again and, its message naming no wait, looked a second
+    // time: a third quote and count, and a third wait sent that ended as a copy at its look.
+    expect(p.orders.quotes - quotes).toBe(2);
+    expect(p.telemetry.total('LastResortWaits') - waits).toBe(2);
+    // The first wait, the twin's (named) and the loser's (ends at its look).
+    const named = p.adapters.liquidations.all().find((l) => l.id === id)?.context?.lastResortWait;
+    expect(waitsOf(p, id)).toHaveLength(3);
+    expect(waitsOf(p, id).filter((m) => m.lastResortWaitId === named?.id)).toHaveLength(1);
+    expect(p.errors).toEqual([]);
+    expect((await p.check()).violations).toEqual([]);
+    // The first wait and the loser's end at their looks; the twin's goes on.
+    expect(await waitOn(p, id, 15)).toMatchObject({ left: 1 });
+    expect((await p.check()).violations).toEqual([]);
+  });
+
   it('a copy meeting the book back places no order twice: the slice sells once, by the wait the record names', async () => {
     const { p, id } = await waiting();
     const message = await receiveWait(p, id);
