@@ -2,7 +2,7 @@ import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.t
 import { parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
 import { intOption, UsageError } from '../args.ts';
-import { formatUsd } from '../table.ts';
+import { formatQuoteExact } from '../table.ts';
 import {
   type Command,
   noMorePositionals,
@@ -46,7 +46,9 @@ const nonZero = (counts: Record<string, number>): string => {
 /** A report that names no quote currency (no configuration, no market listed): the built-in configuration's. */
 const DEFAULT_QUOTE = quoteCurrency(DEFAULT_RISK_CONFIG);
 
-const usd = (decimal: string): string => formatUsd(parseQuote(decimal, 'amount', { allowNegative: true }));
+/** An amount as fund shows it: grouped, never rounded (a fund of 0.004 below zero must not read as -0.00). */
+const usd = (decimal: string): string =>
+  formatQuoteExact(parseQuote(decimal, 'amount', { allowNegative: true }));
 
 /** The mark's age, and STALE past the market's maxMarkAgeSeconds when the configuration is known. */
 const markAge = (m: StatusReport['markets'][string]): string => {

@@ -23,7 +23,7 @@ import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/c
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
-import { formatQuoteExact, formatUsd } from '../../cli/table.ts';
+import { formatQuoteExact } from '../../cli/table.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -1130,6 +1130,32 @@ describe('status rendering', () => {
       '  1 liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend',
     );
   });
+  // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
+  // 250,000.00 beside fund's 250,000.004); both now use formatQuoteGrouped, and --json keeps its exact decimal strings.
+  it('status44-fund-exact: shows the fund and its journal exactly, as fund does', () => {
+    const fund = usd('250000.004');
+    const exact = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        balance: '250000.004',
+        minBalance: '-0.000001',
+        lastEntries: [
+          { ...report.insuranceFund.lastEntries[0]!, amount: '0.005', balanceAfter: '250000.004' },
+        ],
+      },
+      liquidations: { ...report.liquidations, losses: { ...report.liquidations.losses, fees: '0.004' } },
+    });
+    expect(exact).toContain(`insurance fund  ${formatQuoteExact(fund)} USD, reconciled`);
+    expect(exact).toContain('insurance fund  250,000.004 USD, reconciled');
+    expect(exact).toContain('BELOW ZERO at -0.000001 USD');
+    expect(exact).toContain('  #1 2026-01-01T00:00:00.000Z deposit 0.005 -> 250,000.004 (admin)');
+    expect(exact).toContain('losses          fees 0.004 USD earned');
+    // The same amount as the fund command's receipt prints it.
+    expect(renderFund('deposit', usd('0.005'), 'k', 'USD', false, { sequence: 1, atMs: 0 }, fund)).toContain(
+      'balance 250,000.004 USD',
+    );
+  });
 });
 
 // Found by running 40 markets in session 40: a market whose providers were seeded before its first tick has an item
@@ -1209,7 +1235,7 @@ describe('fund rendering', () => {
       'fund deposit 1,000.50 USD: balance 250,000.50 USD (journal entry 3, key k1, by arn:aws:sts::1:user/op)\n',
     );
     // The same figure as status's insurance fund line.
-    expect(fund).toContain(`balance ${formatUsd(usd('250000.5'))} USD`);
+    expect(fund).toContain(`balance ${formatQuoteExact(usd('250000.5'))} USD`);
     expect(renderFund('withdraw', usd('1234567'), 'k2', 'USDT', true, entry, usd('0.004'))).toBe(
       'fund withdraw 1,234,567.00 USDT under key k2 was already applied (journal entry 3, 2026-01-01T00:00:00.000Z): ' +
         'nothing moved now; balance 0.004 USDT\n',
