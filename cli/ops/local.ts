@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, createWriteStream, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type MarketShards,
@@ -14,6 +14,7 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
+import { divertMetricLines, METRICS_LOG } from '../../shared/local/metric-lines.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import {
@@ -62,6 +63,8 @@ Options of up:
   -h, --help             this help
 
 The other commands find the running stack through .backstop/local.json (BACKSTOP_STATE_DIR moves it).
+The functions' metrics (EMF, a line an invocation) are appended to .backstop/metrics.log; logs and the
+runner's errors stay on the terminal (in .backstop/local.log with --detach).
 `;
 
 const DETACH_DEADLINE_MS = 120_000;
@@ -175,6 +178,29 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
 
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
+  const metricsFile = join(dir, METRICS_LOG);
+  const metrics = metricsToFile(metricsFile);
+  try {
+    return await runUp(dir, options, io, metricsFile);
+  } finally {
+    await metrics.close();
+  }
+}
+
+/** The handlers' metric blobs (one an invocation) to `file`, appended, instead of this process's stdout. */
+function metricsToFile(file: string): { close(): Promise<void> } {
+  mkdirSync(dirname(file), { recursive: true });
+  const out = createWriteStream(file, { flags: 'a' });
+  const diversion = divertMetricLines(process.stdout, (line) => out.write(`${line}\n`));
+  return {
+    close: () => {
+      diversion.restore();
+      return new Promise((resolveClose) => out.end(resolveClose));
+    },
+  };
+}
+
+async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: string): Promise<number> {
   const moto = await startMoto({ port: options.port, ownProcessGroup: true });
   let stack: LocalStack;
   try {
@@ -206,7 +232,8 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   };
   writeLocalRecord(dir, record);
   io.stdout.write(
-    `backstop local stack up: endpoint ${moto.endpoint}, stage ${options.stage} (pid ${process.pid}); Ctrl-C stops it\n`,
+    `backstop local stack up: endpoint ${moto.endpoint}, stage ${options.stage} (pid ${process.pid}); Ctrl-C stops it\n` +
+      `metrics (EMF, one line an invocation) go to ${metricsFile}; logs and runner errors stay here\n`,
   );
   const reason = await untilStopped(stack, moto, io);
   io.stdout.write(`stopping (${reason})...\n`);

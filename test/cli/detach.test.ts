@@ -50,6 +50,9 @@ describe('local up --detach and local down', () => {
       stage: 'bg',
       endpoint: record.endpoint,
     });
+    // local44-metrics-file: a tick makes margin-check publish its metrics, to metrics.log and not the stack's output.
+    const tick = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1520.5');
+    expect([0, 3], tick.stderr).toContain(tick.code); // 3: the first print waits for a second, as it should
     const again = await cli('local', 'up', '--detach', '--port', '0');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already running/);
@@ -62,7 +65,12 @@ describe('local up --detach and local down', () => {
     expect(readLocalRecord(dir)).toBeUndefined();
     expect(isAlive(record.pid)).toBe(false);
     expect(await motoAnswers(record.endpoint)).toBe(false);
-    expect(readFileSync(record.log!, 'utf8')).toContain('backstop local stack stopped');
+    const log = readFileSync(record.log!, 'utf8');
+    expect(log).toContain('backstop local stack stopped');
+    expect(log).toContain(`metrics (EMF, one line an invocation) go to ${path.join(dir, 'metrics.log')}`);
+    expect(log).not.toContain('"_aws"');
+    const metrics = readFileSync(path.join(dir, 'metrics.log'), 'utf8').trim().split('\n');
+    expect(metrics.some((line) => JSON.parse(line).service === 'backstop-bg')).toBe(true);
   }, 120_000);
 
   it('reports why a background start failed, in one line', async () => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -62,6 +62,8 @@ let stackExit: Promise<number | null> | undefined;
 let stackOutput = '';
 /** The runner's error lines, kept whole (stackOutput keeps only the tail of a chatty run). */
 const runnerErrors: string[] = [];
+/** Metric blobs that reached the terminal (local44-metrics-file: they go to metrics.log). */
+let metricLinesOnStdout = 0;
 
 interface Run {
   readonly code: number;
@@ -111,6 +113,9 @@ beforeAll(async () => {
   });
   stack.stdout?.on('data', (chunk: Buffer) => {
     stackOutput += chunk.toString();
+  });
+  createInterface({ input: stack.stdout! }).on('line', (line) => {
+    if (line.includes('"_aws"')) metricLinesOnStdout++;
   });
   stack.stderr?.on('data', (chunk: Buffer) => {
     stackOutput = (stackOutput + chunk.toString()).slice(-20_000);
@@ -202,6 +207,11 @@ describe('backstop local up: the March 2020 crash end to end on the emulator', (
     // A clean stop: the runner stops before the emulator, so no invocation fails on the way down.
     expect(runnerErrors.slice(errorsBeforeStop)).toEqual([]);
     expect(existsSync(path.join(dir, 'local.json'))).toBe(false);
+    // The terminal kept for the operator: every invocation's metric blob went to the state folder's metrics.log.
+    expect(metricLinesOnStdout).toBe(0);
+    const metricLines = readFileSync(path.join(dir, 'metrics.log'), 'utf8').trim().split('\n');
+    expect(metricLines.length).toBeGreaterThan(POSITIONS);
+    for (const line of metricLines) expect(JSON.parse(line)).toHaveProperty('_aws.CloudWatchMetrics');
     expect(isAlive(record.motoPid)).toBe(false);
     expect(await motoAnswers(record.endpoint)).toBe(false);
   }, 480_000);
