@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
   closeSync,
+  fstatSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
-  statSync,
-  unlinkSync,
+  rmSync,
   writeFileSync,
-  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -151,44 +151,93 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
 /**
  * Takes the lock file and returns its release. The lock holds a token of its own, and the release removes it only if
  * it still holds that token: a writer paused past the takeover (LOCK_WAIT_MS) once deleted the lock another writer
- * had taken over since, letting a third in beside it (seq43-lock-owner). Exported for its test.
+ * had taken over since, letting a third in beside it (seq43-lock-owner). Every step that could meet another writer's
+ * is one atomic call (lock44-release-atomic): the token is written to a file of this taker's before a no-clobber link
+ * makes it the lock (a lock is never empty), and a release or a takeover first renames the lock to a name of its own,
+ * then looks at what it moved, and links back what was not its to remove. Exported for its test.
  */
 export function acquireLock(lock: string): () => void {
   const deadline = Date.now() + LOCK_WAIT_MS;
-  const token = `${process.pid}:${randomUUID()}`;
-  for (;;) {
-    try {
-      const fd = openSync(lock, 'wx');
-      try {
-        writeSync(fd, token);
-      } finally {
-        closeSync(fd);
+  const token = `${process.pid}-${randomUUID()}`;
+  const mine = `${lock}.${token}`;
+  try {
+    writeFileSync(mine, token, { flag: 'wx' });
+    for (;;) {
+      if (linkNoClobber(mine, lock)) return () => releaseLock(lock, token);
+      const seen = look(lock);
+      if (seen === undefined) continue; // released meanwhile
+      if (Date.now() >= deadline || Date.now() - seen.mtimeMs > LOCK_STALE_MS) {
+        removeIfStill(lock, `${mine}.takeover`, (moved) => sameLock(moved, seen));
+        continue;
       }
-      return () => {
-        try {
-          // Another's token (or none yet: it has just opened the file) is a takeover's: not ours to remove.
-          if (readFileSync(lock, 'utf8') === token) unlinkSync(lock);
-        } catch {
-          // taken over and released meanwhile: nothing of ours to remove
-        }
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_POLL_MS);
     }
-    let stale = Date.now() >= deadline;
-    try {
-      stale ||= Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
-    } catch {
-      continue; // released meanwhile
-    }
-    if (stale) {
-      try {
-        unlinkSync(lock);
-      } catch {
-        // another writer took it over first
-      }
-      continue;
-    }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_POLL_MS);
+  } finally {
+    rmSync(mine, { force: true }); // the lock, once linked, is a name of its own
+  }
+}
+
+/** A lock that reads as another's is left as it is; one that reads as ours is moved, checked again, removed. */
+function releaseLock(lock: string, token: string): void {
+  if (look(lock)?.token !== token) return; // taken over (or released by a takeover's holder): not ours
+  removeIfStill(lock, `${lock}.${token}.release`, (moved) => moved.token === token);
+}
+
+interface SeenLock {
+  readonly ino: number;
+  readonly mtimeMs: number;
+  readonly token: string;
+}
+
+/** `to` made a name of `from` unless `to` exists: false when another holds it. */
+function linkNoClobber(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/** One lock file's identity and token, read through one descriptor (a lock replaced meanwhile is not mixed in). */
+function look(file: string): SeenLock | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const { ino, mtimeMs } = fstatSync(fd);
+    return { ino, mtimeMs, token: readFileSync(fd, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The same file: an inode number alone may be reused by the next lock, and an old empty lock has no token. */
+const sameLock = (a: SeenLock, b: SeenLock): boolean =>
+  a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.token === b.token;
+
+/**
+ * Moves the lock aside (atomic: what was moved is this call's alone to judge), removes it if `ours` says so, and
+ * otherwise links it back. Left open: a lock replaced between the caller's look and the move, and a third writer
+ * taking the free name before the link back; the third keeps it (no clobber) beside the replacer. Files have no
+ * compare-and-delete; it takes a writer stalled past the takeover and two others within the same microseconds.
+ */
+function removeIfStill(lock: string, aside: string, ours: (moved: SeenLock) => boolean): void {
+  try {
+    renameSync(lock, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // released or taken over and released
+    throw error;
+  }
+  try {
+    const moved = look(aside);
+    if (moved && !ours(moved)) linkNoClobber(aside, lock);
+  } finally {
+    rmSync(aside, { force: true });
   }
 }
