@@ -86,6 +86,8 @@ const history = (count: number, noteLength: number): LiquidationEvent[] =>
     note: 'x'.repeat(noteLength),
   }));
 
+const FAILURE = { reason: 'Error: the venue timed out', attempt: 2, atMs: 9_000 };
+
 const exactBytes = (l: LiquidationRecord): number => itemBytes(liquidationItem(l));
 /** As a put alone (replace) writes it: with its writer's token (owned-put.ts). */
 const aloneBytes = (l: LiquidationRecord): number => itemBytes(withWriter(liquidationItem(l), randomUUID()));
@@ -121,6 +123,14 @@ const cancelled = (codes: readonly string[], what: RegExp) => ({
   ),
 });
 const LIQUIDATION_TOO_LARGE = /^Item size has exceeded the maximum allowed size \(liquidations p1:3: /;
+
+/** An UpdateItem's refusal: DynamoDB words it apart from a put's (embedded44-update-wording). */
+const TOO_LARGE_TO_UPDATE = (what: string) => ({
+  name: 'ValidationException',
+  message: expect.stringMatching(
+    new RegExp(`^Item size to update has exceeded the maximum allowed size \\(${what}: `),
+  ),
+});
 
 describe('the embedded stores refuse an item over 400 KB, as DynamoDB does', () => {
   it('refuses a liquidation replaced past the limit, and keeps the record as it was', async () => {
@@ -264,10 +274,42 @@ describe("a hold's start is measured (embedded-dispute-size, session 42)", () =>
     await s.liquidations.replace(fitting, 0);
     const before = await s.liquidations.get('p1:3');
     await expect(s.liquidations.recordMarkDispute('p1:3', 1_700_000_000_000)).rejects.toMatchObject(
-      TOO_LARGE,
+      TOO_LARGE_TO_UPDATE('liquidations p1:3'),
     );
     expect(await s.liquidations.get('p1:3')).toBe(before);
     expect(before?.markDisputedSinceMs).toBeUndefined();
+    // A failure recorded on it is an UpdateItem too (recordFailure).
+    await expect(s.liquidations.recordFailure('p1:3', FAILURE)).rejects.toMatchObject(
+      TOO_LARGE_TO_UPDATE('liquidations p1:3'),
+    );
+    expect(await s.liquidations.get('p1:3')).toBe(before);
+  });
+
+  it("refuses a failure recorded on an auction of exactly 400 KB in an UpdateItem's words", async () => {
+    const fills = Array.from({ length: 5_000 }, (_, i) => ({
+      price: price('190'),
+      size: BigInt(i + 1),
+      providerId: `provider-${i}`,
+    }));
+    const base = auction({ fills, version: 1 });
+    const last = fills.at(-1)!;
+    const alone = (a: AuctionRecord) => itemBytes(withWriter(auctionItem(a), randomUUID()));
+    const fitting = auction({
+      fills: [
+        ...fills.slice(0, -1),
+        { ...last, providerId: last.providerId + 'y'.repeat(MAX_ITEM_BYTES - alone(base)) },
+      ],
+      version: 1,
+    });
+    expect(alone(fitting)).toBe(MAX_ITEM_BYTES);
+    const s = stores();
+    await s.auctions.create(auction());
+    await s.auctions.replace(fitting, 0);
+    const before = await s.auctions.get('a1');
+    await expect(s.auctions.recordFailure('a1', FAILURE)).rejects.toMatchObject(
+      TOO_LARGE_TO_UPDATE('auctions a1'),
+    );
+    expect(await s.auctions.get('a1')).toBe(before);
   });
 });
 

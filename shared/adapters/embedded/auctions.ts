@@ -63,6 +63,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
       () => withWriter(auctionItem(next), SIZED_WRITER),
       'auctions',
       id,
+      'update',
     );
     this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'auctions.recordFailure');

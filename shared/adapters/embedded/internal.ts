@@ -14,7 +14,8 @@ export class EmbeddedInputError extends Error {
 
 /**
  * DynamoDB's refusal of an item over MAX_ITEM_BYTES written alone (a ValidationException, "Item size has exceeded
- * the maximum allowed size"): nothing of the write is stored. In a transaction it cancels it (checkInTransaction).
+ * the maximum allowed size", or "Item size to update has ..." for an UpdateItem): nothing of the write is stored. In
+ * a transaction it cancels it (checkInTransaction).
  */
 export class ItemTooLargeError extends Error {
   override readonly name = 'ValidationException';
@@ -59,16 +60,29 @@ export function checkInTransaction<T>(index: number, items: () => number, check:
   }
 }
 
+/** DynamoDB's words for an item over the limit: a put's (PutItem, a transaction's Put) and an UpdateItem's. */
+const TOO_LARGE = {
+  put: 'Item size has exceeded the maximum allowed size',
+  update: 'Item size to update has exceeded the maximum allowed size',
+} as const;
+
 /**
  * Refuses, as DynamoDB would, a write whose item (as the AWS adapter writes it) is over MAX_ITEM_BYTES. `atMost`:
  * an upper bound of its size, read off the record; the item is built and measured only when that is over the limit.
+ * `operation`: the AWS adapter's request for this write, whose refusal DynamoDB words apart.
  */
-export function requireItemSize(atMost: number, item: () => Item, what: string, id: string): void {
+export function requireItemSize(
+  atMost: number,
+  item: () => Item,
+  what: string,
+  id: string,
+  operation: keyof typeof TOO_LARGE = 'put',
+): void {
   if (atMost <= MAX_ITEM_BYTES) return;
   const bytes = itemBytes(item());
   if (bytes > MAX_ITEM_BYTES)
     throw new ItemTooLargeError(
-      `Item size has exceeded the maximum allowed size (${what} ${id}: ${bytes} bytes, at most ${MAX_ITEM_BYTES})`,
+      `${TOO_LARGE[operation]} (${what} ${id}: ${bytes} bytes, at most ${MAX_ITEM_BYTES})`,
     );
 }
 

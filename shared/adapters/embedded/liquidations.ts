@@ -134,6 +134,7 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
       () => withWriter(liquidationItem(next), SIZED_WRITER),
       'liquidations',
       next.id,
+      'update',
     );
     this.#records.set(next.id, frozenCopy(next));
   }
