@@ -129,7 +129,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: 'running auctions whose step went unrun more than 15 minutes past its due time, sent again by liquidation-watch (every 5 minutes), counted by the auction delivery whose resent message took the step (its own message lost); the auction moves on, but the lost message is a fault to look into',
+    help: 'running auctions whose step went unrun more than 15 minutes past its due time, sent again by liquidation-watch (every 5 minutes), counted by the auction delivery whose resent message took the step within 5 minutes of its due time (its own message lost; a step is sent again at most once an hour); the auction moves on, but the lost message is a fault to look into',
   },
   AuctionWakeFailures: {
     name: 'AuctionWakeFailures',

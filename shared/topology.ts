@@ -424,8 +424,9 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     trigger: { kind: 'schedule', everyMinutes: 5 },
     grants: [
       { table: 'liquidations', access: 'read' },
-      // A running auction whose step message was lost: its record, its market's mark, and the step sent again.
-      { table: 'auctions', access: 'read' },
+      // A running auction whose step message was lost: its record, its market's mark, and the step sent again (its
+      // claim, an UpdateItem of stepResent alone: watch44-resend-once).
+      { table: 'auctions', access: 'readWrite' },
       { table: 'markets', access: 'read' },
       { queue: 'auctionSteps', access: 'send' },
     ],

@@ -1,7 +1,7 @@
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
-import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import { WATCH_BUDGET_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 
 /**
  * Scheduled: finds the open liquidations no message is moving (past the longest their state may stay quiet) and
@@ -15,9 +15,12 @@ export async function watch() {
   const nowMs = systemClock.nowMs();
   const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry, 20, {
     resend: { auctions: adapters.auctions, markets: adapters.markets, auctionQueue: adapters.auctionQueue },
+    // Under the function's timeout: a run too short for every open liquidation reports the part it read.
+    budget: { untilMs: nowMs + WATCH_BUDGET_MS, nowMs: () => systemClock.nowMs() },
   });
   const summary = {
     judged: report.judged,
+    complete: report.complete,
     auctionStepsResent: report.resent,
     overdue: report.overdue,
     longestOverdue: report.sample.map((l) => ({

@@ -41,6 +41,10 @@ export function tickIndexItems(
  */
 export const OPEN_INDEX_SHARDS = 16;
 
+/** The shard a listing of the open index begins at for `rotation` (openStartedBefore): any integer, any sign. */
+export const firstOpenShard = (rotation: number): number =>
+  ((Math.trunc(rotation) % OPEN_INDEX_SHARDS) + OPEN_INDEX_SHARDS) % OPEN_INDEX_SHARDS;
+
 /** The open-index partition key of shard `shard`. */
 export const openShardKey = (shard: number): string => `open#${shard}`;
 

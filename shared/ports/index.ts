@@ -546,9 +546,11 @@ export interface LiquidationRepository {
   /**
    * The open liquidations (isOpenLiquidation) whose first event is before `startedBeforeMs`, a page at a time, in
    * no set order (liquidation-watch). Records are read consistently; on AWS the index that lists them may lag, so
-   * a page may hold one that ended a moment ago: callers judge the records, not the listing.
+   * a page may hold one that ended a moment ago: callers judge the records, not the listing. `rotation` (an integer)
+   * begins the listing at another part of it for each value: a caller that may stop before the end (liquidation-watch,
+   * bounded in time) passes another each run, so each part is read in turn.
    */
-  openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]>;
+  openStartedBefore(startedBeforeMs: number, rotation?: number): AsyncIterable<readonly LiquidationRecord[]>;
 }
 
 /** Work remains: a state not terminal, or a settlement whose deficit ADL still owes rounds on. */
@@ -626,8 +628,9 @@ export interface AuctionStepMessage {
   readonly earlyWaits?: number;
   /**
    * Sent again by liquidation-watch, the step stalled (services/liquidation-watch.ts): counted in AuctionStepsResent
-   * only if it takes its step, its own message lost; a twin of one still alive (waiting for a fresh mark, a queue
-   * behind) finds its step taken and counts nothing.
+   * only if it takes its step, its own message lost, and within RESEND_COUNTED_WITHIN_MS of its own due time (later, its
+   * own may be alive behind it); a twin of one still alive (waiting for a fresh mark, a queue behind) finds its step
+   * taken and counts nothing, as does one that finishes an ended auction's settlement.
    */
   readonly resent?: boolean;
 }
@@ -957,6 +960,12 @@ export interface AuctionRecord {
    */
   readonly stepDueAtMs?: number;
   /**
+   * The last step liquidation-watch sent again, stalled, and when (claimStepResend): it sends that step no twin each
+   * run while its resend waits in a queue behind, and the delivery its resend takes the step with tells from it how
+   * long that resend waited (services/liquidation-watch.ts). A later step's leaves it behind (absent: none sent).
+   */
+  readonly stepResent?: { readonly step: number; readonly atMs: number };
+  /**
    * Markets whose sleepers this auction owes a wake: a step's fills left a provider of theirs without a bid they may
    * have planned on (services/sleeping.ts spentMarkets). Written with the fills, removed once they are woken; any
    * later delivery of the auction that finds it wakes them (its own died or failed after the commit).
@@ -1001,6 +1010,14 @@ export interface AuctionRepository {
   replace(next: AuctionRecord, expectedVersion: number): Promise<void>;
   /** As LiquidationRepository.recordFailure. */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
+  /**
+   * liquidation-watch's claim to send step `step` of a RUNNING auction again at `atMs`: sets stepResent to them unless
+   * that step was claimed after `lastBeforeMs` (none claimed, another step's, or one at or before it, pass). No version
+   * condition, no version bump: no step is fought. True if this call wrote it (also when its write was retried); false
+   * if the auction is absent, ended, at another step, or its step was claimed since. A claim of `atMs` 0 gives back
+   * one made at `lastBeforeMs` or before (a send that failed).
+   */
+  claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean>;
   /**
    * The sleeping auctions of one market side in wake order (SELL: lowest wake mark first; BUY: highest): `due`,
    * the first of them whose wake mark `mark` reached (every one when `mark` is undefined), at most `limit`;

@@ -41,6 +41,7 @@ import {
   releasingLease,
   sendFollowUps,
 } from './liquidation.ts';
+import { resendTakenLate } from './liquidation-watch.ts';
 import { continueRegistrationWake, type RegistrationWakeOutcome } from './registration-wake.ts';
 import {
   anyPriceBound,
@@ -149,13 +150,18 @@ export async function processAuctionStep(
  * behind on top of RecordFailures (review42-debt-retry-lateness). An ended auction's delivery that finds the
  * settlement its ending step left unfinished (that delivery died or failed) runs that step's rest: it reports its
  * lateness too, which none did, however late the settlement, a redrive's hours (lateness43-ended-settlement).
+ * `took`: the running auction whose step the delivery takes (absent: it finishes an ended auction's settlement).
  */
-function reportLateness(message: AuctionStepMessage, deps: SettlementDeps): (() => void) | undefined {
+function reportLateness(
+  message: AuctionStepMessage,
+  deps: SettlementDeps,
+): ((took?: AuctionRecord) => void) | undefined {
   const dueAtMs = message.backAtMs ?? message.dueAtMs;
   if (dueAtMs === undefined) return undefined;
-  const lateMs = Math.max(0, deps.clock.nowMs() - dueAtMs);
+  const nowMs = deps.clock.nowMs();
+  const lateMs = Math.max(0, nowMs - dueAtMs);
   let reported = false;
-  return () => {
+  return (took) => {
     if (reported) return;
     reported = true;
     deps.telemetry.observe(
@@ -163,15 +169,27 @@ function reportLateness(message: AuctionStepMessage, deps: SettlementDeps): (() 
       lateMs / 1000,
       messageMarket(message.symbol, deps.config),
     );
-    // liquidation-watch's resend took the step: its own message was lost (a twin of a live one finds it taken).
-    if (message.resent) {
-      deps.telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(message.symbol, deps.config));
-      deps.telemetry.warn('auction step stalled: the message sent again took it', {
-        auctionId: message.auctionId,
-        step: message.step,
-        lateSeconds: Math.floor(lateMs / 1000),
-      });
+    // liquidation-watch's resend took the step: its own message was lost (a twin of a live one finds it taken). Not
+    // one finishing an ended auction's settlement: the delivery that took its step counted it (watch44-resent-count).
+    if (!message.resent || took === undefined) return;
+    if (resendTakenLate(took, message.step, nowMs)) {
+      // A consumer behind (its lateness pages): the step's own message may have been alive behind the resend.
+      deps.telemetry.info(
+        'auction step stalled: the message sent again took it late, maybe ahead of its own',
+        {
+          auctionId: message.auctionId,
+          step: message.step,
+          lateSeconds: Math.floor(lateMs / 1000),
+        },
+      );
+      return;
     }
+    deps.telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(message.symbol, deps.config));
+    deps.telemetry.warn('auction step stalled: the message sent again took it', {
+      auctionId: message.auctionId,
+      step: message.step,
+      lateSeconds: Math.floor(lateMs / 1000),
+    });
   };
 }
 
@@ -206,7 +224,7 @@ async function stepWithRetries(
   message: AuctionStepMessage,
   deps: SettlementDeps,
   atMs: number | undefined,
-  taking?: () => void,
+  taking?: (took?: AuctionRecord) => void,
 ): Promise<StepResult> {
   // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
   // auction changed meanwhile (the step must still happen: run it again on fresh records).
@@ -268,7 +286,7 @@ async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
   atMs: number | undefined,
-  taking: (() => void) | undefined,
+  taking: ((took?: AuctionRecord) => void) | undefined,
 ): Promise<StepResult | typeof CONFLICT> {
   // Messages name the market (those of earlier versions do not): one read for the auction and its market.
   const read = message.symbol
@@ -304,7 +322,7 @@ async function stepOnce(
     await payWake(auction, deps);
     return { status: 'stale' };
   }
-  taking?.();
+  taking?.(auction);
 
   const config = deps.config.auction;
   const marketState = marketRead ?? (await deps.markets.get(auction.symbol));

@@ -69,6 +69,47 @@ export const STEP_STALL_MARGIN_MS = 900_000;
 export const RESEND_DELAY_SECONDS = 2 * STALE_MARK_WAIT_SECONDS;
 
 /**
+ * How long after a step's resend the watch sends it again if it is still stalled: each run (every 5 minutes) sent a
+ * twin of it while its resend waited in a queue behind (watch44-resend-once). An hour: far past a resend's delay and
+ * the margin, so a step still stalled then lost its resend too (a purge again) or its consumer is an hour behind
+ * (AuctionStepQueueAgeAlarm pages at 20 minutes): a twin an hour each, not twelve.
+ */
+export const RESEND_AGAIN_AFTER_MS = 3_600_000;
+
+/**
+ * A resend that takes its step within this of its own due time counts in AuctionStepsResent: its consumer keeps up
+ * (its first retries included), so the step's own message, due over STEP_STALL_MARGIN_MS before it, would have run
+ * first had it been alive. Taken later, the consumer is behind (its lateness pages) and the step's own message may
+ * be alive behind it: SQS keeps no order, so a count would page a lost message that was not (watch44-resent-count).
+ */
+export const RESEND_COUNTED_WITHIN_MS = 300_000;
+
+/**
+ * Whether the resent message of `step` that takes it at `nowMs` came RESEND_COUNTED_WITHIN_MS or more past its own
+ * due time (its claim's time plus RESEND_DELAY_SECONDS). No claim of that step known (a resend of an earlier version,
+ * one given back): not late.
+ */
+export const resendTakenLate = (
+  auction: Pick<AuctionRecord, 'stepResent'>,
+  step: number,
+  nowMs: number,
+): boolean => {
+  const claim = auction.stepResent;
+  if (claim === undefined || claim.step !== step || claim.atMs === 0) return false;
+  return nowMs - (claim.atMs + RESEND_DELAY_SECONDS * 1000) > RESEND_COUNTED_WITHIN_MS;
+};
+
+/**
+ * How long a run may read before it reports what it has judged: under the function's 300 s timeout (topology.ts),
+ * with room for the page in hand. Every open liquidation is read each run; 100,000 after a crash (a BatchGet per
+ * 100, an auction read each) outran the timeout, so no run reported anything (watch44-bounded-run).
+ */
+export const WATCH_BUDGET_MS = 240_000;
+
+/** The watch's schedule: each run's listing begins at another part of it (openStartedBefore's rotation). */
+const WATCH_PERIOD_MS = 300_000;
+
+/**
  * Whether a running auction's step is stalled at `nowMs`: due more than STEP_STALL_MARGIN_MS ago and not taken (a
  * taken step moves `step` and `stepDueAtMs` on). No message will run it: its planned one was lost (a slow commit
  * whose delivery died before its resend, a purge, a dead letter SQS deleted). A record of an earlier version, with
@@ -84,7 +125,7 @@ export const auctionStalled = (
 
 /** What the watch needs to send a stalled auction's step again (absent: it only reports, as the CLI's listing). */
 export interface StalledAuctionResend {
-  readonly auctions: Pick<AuctionRepository, 'get'>;
+  readonly auctions: Pick<AuctionRepository, 'get' | 'claimStepResend'>;
   readonly markets: Pick<MarketRepository, 'get'>;
   readonly auctionQueue: Pick<QueueTransport, 'send'>;
 }
@@ -110,6 +151,14 @@ export interface WatchReport {
   readonly sample: readonly OverdueLiquidation[];
   /** Stalled auctions whose step was sent again (with `resend`). */
   readonly resent: number;
+  /** Every open liquidation read; false: the budget ran out first (`judged` and `overdue` are of a part). */
+  readonly complete: boolean;
+}
+
+/** A run's time budget: reading stops once `nowMs()` reaches `untilMs`. */
+export interface WatchBudget {
+  readonly untilMs: number;
+  readonly nowMs: () => number;
 }
 
 /**
@@ -120,12 +169,14 @@ export interface WatchReport {
  * resumes from the record: `backstop liquidations overdue --resend`).
  * With `resend`, it also heals a running auction whose step is stalled (auctionStalled): it sends that step's
  * message again, due when the step was, RESEND_DELAY_SECONDS away (a twin of a message still alive finds its step
- * taken and ends); the delivery that takes the step with it counts it in `AuctionStepsResent` (alarmed: a lost step
- * message is a fault to look into). To see them, it reads the open
+ * taken and ends); the delivery that takes the step with it, within RESEND_COUNTED_WITHIN_MS of the resend's due time,
+ * counts it in `AuctionStepsResent` (alarmed: a lost step message is a fault to look into). A step is sent again at
+ * most once per RESEND_AGAIN_AFTER_MS (claimStepResend, a conditional write on the auction). To see them, it reads the open
  * liquidations started at least STEP_STALL_MARGIN_MS ago (a step is due after its auction's start), and each one
  * in AUCTION's auction. Not while the market's mark is stale: the step's own message waits for a fresh tick then,
  * and a resend every run would only add a twin waiting beside it; the first watch run after the feed is back
- * resends it if it is still stalled.
+ * resends it if it is still stalled. With `budget`, it stops reading once the budget is spent and reports the part it
+ * judged (`complete` false; no gauge of 0 for it); each run's listing begins at another part (by its 5-minute slot).
  */
 export async function watchLiquidations(
   liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
@@ -133,10 +184,15 @@ export async function watchLiquidations(
   nowMs: number,
   telemetry: Telemetry,
   sampleSize = 20,
-  options: { readonly all?: boolean; readonly resend?: StalledAuctionResend } = {},
+  options: {
+    readonly all?: boolean;
+    readonly resend?: StalledAuctionResend;
+    readonly budget?: WatchBudget;
+  } = {},
 ): Promise<WatchReport> {
   let judged = 0;
   let resent = 0;
+  let complete = true;
   const overdue: OverdueLiquidation[] = [];
   // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
   // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
@@ -144,7 +200,13 @@ export async function watchLiquidations(
   const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
   // Per market, once a run: the 16 reads in flight share one market read.
   const freshMarks = new Map<string, Promise<boolean>>();
-  for await (const page of liquidations.openStartedBefore(before)) {
+  // Each run begins elsewhere: one its budget stops leaves the rest to the next runs, not to no run.
+  const rotation = Math.floor(nowMs / WATCH_PERIOD_MS);
+  for await (const page of liquidations.openStartedBefore(before, rotation)) {
+    if (options.budget && options.budget.nowMs() >= options.budget.untilMs) {
+      complete = false;
+      break;
+    }
     if (options.resend)
       resent += await resendStalledOf(page, options.resend, config, nowMs, telemetry, freshMarks);
     for (const l of page) {
@@ -172,8 +234,15 @@ export async function watchLiquidations(
     ? (l: OverdueLiquidation) => l.startedAtMs
     : (l: OverdueLiquidation) => l.overdueSinceMs;
   overdue.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  if (!options.all) telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
-  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize), resent };
+  if (!complete)
+    telemetry.warn('liquidation-watch ran out of time: it judged only part of the open liquidations', {
+      judged,
+      overdue: overdue.length,
+    });
+  // A 0 only for a whole read: a run that never reads it all reports none and pages as a stopped watch.
+  if (!options.all && (complete || overdue.length > 0))
+    telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
+  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize), resent, complete };
 }
 
 /**
@@ -209,6 +278,12 @@ async function resendStalledOf(
   return sent;
 }
 
+/** Its current step was sent again after `sinceMs` (a claim, as claimStepResend's). */
+const resentSince = (auction: AuctionRecord, sinceMs: number): boolean =>
+  auction.stepResent !== undefined &&
+  auction.stepResent.step === auction.step &&
+  auction.stepResent.atMs > sinceMs;
+
 /** Sends a stalled auction's step again (see watchLiquidations); true if it did. */
 async function resendStalled(
   auctionId: string,
@@ -220,6 +295,7 @@ async function resendStalled(
 ): Promise<boolean> {
   const auction = await deps.auctions.get(auctionId);
   if (!auction || !auctionStalled(auction, nowMs) || auction.stepDueAtMs === undefined) return false;
+  if (resentSince(auction, nowMs - RESEND_AGAIN_AFTER_MS)) return false;
   let fresh = freshMarks.get(auction.symbol);
   if (fresh === undefined) {
     const market = config.markets.find((m) => m.symbol === auction.symbol);
@@ -234,10 +310,19 @@ async function resendStalled(
     freshMarks.set(auction.symbol, fresh);
   }
   if (!(await fresh)) return false;
+  // One claim per step an interval, a conditional write: a run racing this one, or a retry, sends no twin.
+  const lastBeforeMs = Math.max(0, nowMs - RESEND_AGAIN_AFTER_MS);
+  if (!(await deps.auctions.claimStepResend(auction.id, auction.step, nowMs, lastBeforeMs))) return false;
   // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed). Counted in
   // AuctionStepsResent (alarmed) by the delivery that takes the step with it (review43e-feed-back-resend).
   const message = { ...stepMessageOf(auction, auction.stepDueAtMs), resent: true };
-  await deps.auctionQueue.send(encodeMessage(message), RESEND_DELAY_SECONDS);
+  try {
+    await deps.auctionQueue.send(encodeMessage(message), RESEND_DELAY_SECONDS);
+  } catch (error) {
+    // Given back (as if sent at 0): the next run sends it. A claim kept by a failed give-back waits the interval.
+    await deps.auctions.claimStepResend(auction.id, auction.step, 0, nowMs).catch(() => false);
+    throw error;
+  }
   telemetry.info('auction step stalled: sent again', {
     auctionId: auction.id,
     liquidationId: auction.liquidationId,

@@ -1323,6 +1323,15 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const listed: LiquidationRecord[] = [];
         for await (const page of a.liquidations.openStartedBefore(2_000)) listed.push(...page);
         expect(byId(listed)).toEqual(byId(begun));
+        // Begun elsewhere (a reader that may stop early and goes on elsewhere next time): the same, each once.
+        const firsts = new Set<string>();
+        for (const rotation of [1, 7, 12]) {
+          const rotated: LiquidationRecord[] = [];
+          for await (const page of a.liquidations.openStartedBefore(2_000, rotation)) rotated.push(...page);
+          expect(byId(rotated)).toEqual(byId(begun));
+          firsts.add(rotated[0]!.id);
+        }
+        expect(firsts.size).toBeGreaterThan(1);
       });
 
       it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {
@@ -1548,6 +1557,32 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await expect(a.auctions.recordFailure(x.id, { ...failure, reason: '' })).rejects.toThrow(
           /bad-failure/,
         );
+      });
+
+      it('claimStepResend claims a running step once per interval, without a version, kept by the next replace', async () => {
+        const x = auction({ step: 3 });
+        await a.auctions.create(x);
+        // The first claim of step 3; another before 1,000 is refused.
+        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        expect(await a.auctions.get(x.id)).toEqual({ ...x, stepResent: { step: 3, atMs: 1_000 } });
+        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
+        // Long after: claimed again. Given back (as if sent at 0) by its own claimer, not by an earlier one.
+        expect(await a.auctions.claimStepResend(x.id, 3, 5_000, 1_000)).toBe(true);
+        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(false);
+        expect(await a.auctions.claimStepResend(x.id, 3, 0, 5_000)).toBe(true);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0 });
+        // No other step, no ended auction, no absent one; the version stays.
+        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 0)).toBe(false);
+        expect((await a.auctions.get(x.id))?.version).toBe(1);
+        const next = { ...(await a.auctions.get(x.id))!, step: 4, version: 2 };
+        await a.auctions.replace(next, 1);
+        expect(await a.auctions.get(x.id)).toEqual(next);
+        // Another step's claim is no claim of this one.
+        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 5_999)).toBe(true);
+        await a.auctions.replace({ ...next, state: 'CLEARED', step: 5, version: 3 }, 2);
+        expect(await a.auctions.claimStepResend(x.id, 5, 7_000, 0)).toBe(false);
+        expect(await a.auctions.claimStepResend('absent', 0, 7_000, 0)).toBe(false);
+        expect(await a.auctions.get('absent')).toBeUndefined();
       });
 
       it('sleepers: RUNNING auctions with a wake mark per market side, in wake order, due while the mark reached them', async () => {

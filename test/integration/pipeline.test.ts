@@ -602,7 +602,7 @@ describe('pipeline on moto', () => {
     });
   });
 
-  it('sends a running auction its lost step again from liquidation-watch (watch43-stalled-auction; the calls as granted)', async () => {
+  it('sends a running auction its lost step again from liquidation-watch, once (watch43-stalled-auction, watch44-resend-once; the calls as granted)', async () => {
     await withStack(SLOW_STEPS, async (ctx) => {
       const liquidation = await sleepingAuction(ctx);
       const steps = createAwsQueueTransports(ctx.stack.clients, ctx.stack.names).queues.auctionSteps;
@@ -633,8 +633,16 @@ describe('pipeline on moto', () => {
       });
       // A minute away: a message of the step waiting for a fresh mark looks first (review43e-feed-back-resend).
       expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
+      // Claimed on the auction: the next run, the resend still waiting, sends no twin (watch44-resend-once).
+      expect((await ctx.adapters.auctions.get(auction!.id))?.stepResent?.step).toBe(auction!.step);
+      expect(await ctx.stack.runner.triggerSchedule('liquidationWatch')).toMatchObject({
+        auctionStepsResent: 0,
+        complete: true,
+      });
+      expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
       for (const use of [
         'liquidationWatch read auctions',
+        'liquidationWatch write auctions',
         'liquidationWatch read markets',
         'liquidationWatch send auctionSteps',
       ])

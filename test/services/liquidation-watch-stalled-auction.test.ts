@@ -3,11 +3,14 @@ import { METRICS } from '../../shared/metrics.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import {
   auctionStalled,
+  RESEND_AGAIN_AFTER_MS,
+  RESEND_COUNTED_WITHIN_MS,
+  RESEND_DELAY_SECONDS,
   STEP_STALL_MARGIN_MS,
   watchLiquidations,
 } from '../../shared/services/liquidation-watch.ts';
 import { auctionRecord } from '../support/auction-records.ts';
-import { createPipeline, type Pipeline, RecordingTelemetry } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, type Pipeline, RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
  * Several paths leave a running auction with no step message (review43c-slow-commit-resend's "Left": a step commit
@@ -160,6 +163,7 @@ describe('liquidation-watch: many stalled auctions', () => {
         reading -= 1;
         return auctionRecord(id, { stepDueAtMs: now - STEP_STALL_MARGIN_MS - 1 });
       },
+      claimStepResend: async () => true,
     };
     const sent: string[] = [];
     const report = await watchLiquidations(
@@ -222,5 +226,92 @@ describe('liquidation-watch: a step whose own message waits for a fresh mark (re
       t.marketCounts.get(`${METRICS.AuctionStepsResent.name}@ETH-USD`) ?? 0;
     expect(resentCount(telemetry) + resentCount(p.telemetry)).toBe(0);
     expect(p.telemetry.warnings).not.toContain('auction step stalled: the message sent again took it');
+  });
+});
+
+describe('liquidation-watch: a step sent again is not sent again each run (watch44-resend-once)', () => {
+  it('while its resend waits (a consumer behind), later runs send nothing; long after, still stalled, once more', async () => {
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    const firstAtMs = p.clock.nowMs();
+    expect(await watch()).toEqual({ resent: 1, counted: undefined });
+    expect((await p.adapters.auctions.get(auctionId))?.stepResent).toEqual({
+      step: (await p.adapters.auctions.get(auctionId))?.step,
+      atMs: firstAtMs,
+    });
+    // The consumer takes nothing: each run (every 5 minutes) finds the step still stalled and sends no twin.
+    while (p.clock.nowMs() + 300_000 < firstAtMs + RESEND_AGAIN_AFTER_MS) {
+      p.clock.advance(300_000);
+      await p.tick('ETH-USD', '175');
+      expect((await watch()).resent).toBe(0);
+    }
+    expect(await queued(p)).toBe(1);
+    // The resend was lost too: long after it, the step still stalled, it is sent once more, and the lot clears.
+    const resend = await p.adapters.auctionQueue.receive(10, 30);
+    for (const m of resend) await p.adapters.auctionQueue.delete(m.receiptHandle);
+    p.clock.set(firstAtMs + RESEND_AGAIN_AFTER_MS + 1);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 1, counted: undefined });
+    expect(await watch()).toEqual({ resent: 0, counted: undefined });
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+    expect(resentCounted(p)).toBe(1);
+  });
+
+  it('a send that fails gives its claim back: the next run sends it', async () => {
+    const { p, auctionId, dueAtMs } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    const run = (send: (body: string, delaySeconds?: number) => Promise<void>) =>
+      watchLiquidations(p.adapters.liquidations, p.config, p.clock.nowMs(), new RecordingTelemetry(), 20, {
+        resend: { auctions: p.adapters.auctions, markets: p.adapters.markets, auctionQueue: { send } },
+      });
+    const failed = await run(async () => {
+      throw new Error('sqs unavailable');
+    });
+    expect(failed.resent).toBe(0);
+    p.clock.advance(300_000);
+    await p.tick('ETH-USD', '175');
+    const next = await run((body, delaySeconds) => p.adapters.auctionQueue.send(body, delaySeconds));
+    expect(next.resent).toBe(1);
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+  });
+});
+
+describe('liquidation-watch: AuctionStepsResent counts a lost step message, nothing else (watch44-resent-count)', () => {
+  it('a resend taken long after its due time (a consumer behind: its own message may be alive behind it) counts nothing', async () => {
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 1, counted: undefined });
+    // Taken past RESEND_COUNTED_WITHIN_MS of its own due time.
+    p.clock.advance(RESEND_DELAY_SECONDS * 1000 + RESEND_COUNTED_WITHIN_MS + 1_000);
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+    expect(resentCounted(p)).toBeUndefined();
+    // The consumer's lateness is paged as such (the step's), as for any late step.
+    expect(
+      p.telemetry.observations.some(
+        (o) => o.metric === METRICS.AuctionStepLateness.name && o.value > STEP_STALL_MARGIN_MS / 1000,
+      ),
+    ).toBe(true);
+  });
+
+  it("a resend's redelivery that finishes the settlement its step left unfinished counts nothing more", async () => {
+    const crash = crashOnceAt('transactor.commit');
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction({ crashHook: crash.hook });
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 1, counted: undefined });
+    // The resend takes the step and ends the auction; its delivery dies after the commit, before the settlement.
+    crash.arm();
+    await p.drain();
+    expect(crash.crashed()).toBe(true);
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+    // Its redelivery finished the settlement: one lost message, counted once.
+    expect(resentCounted(p)).toBe(1);
   });
 });

@@ -4,7 +4,13 @@ import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { LAST_RESORT_MAX_WAIT_MS } from '../../shared/services/liquidation.ts';
-import { OVERDUE_SLACK_MS, overdueAtMs, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import {
+  OVERDUE_SLACK_MS,
+  overdueAtMs,
+  WATCH_BUDGET_MS,
+  watchLiquidations,
+} from '../../shared/services/liquidation-watch.ts';
+import { FUNCTIONS } from '../../shared/topology.ts';
 import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
 
 /**
@@ -134,7 +140,7 @@ describe('liquidation-watch', () => {
     };
     // Too young to judge, then judged and not yet overdue: each run still reports (the stopped-watch alarm).
     expect(await watch(p.clock.nowMs())).toEqual({
-      report: { judged: 0, overdue: 0, sample: [], resent: 0 },
+      report: { judged: 0, overdue: 0, sample: [], resent: 0, complete: true },
       gauges: [0],
     });
     expect((await watch(dueMs - 1)).report).toMatchObject({ judged: 1, overdue: 0 });
@@ -153,6 +159,7 @@ describe('liquidation-watch', () => {
           },
         ],
         resent: 0,
+        complete: true,
       },
       gauges: [1],
     });
@@ -169,7 +176,13 @@ describe('liquidation-watch', () => {
     await p.tick('ETH-USD', '1700');
     await p.drain();
     expect((await p.adapters.liquidations.get(liquidation!.id))?.state).toMatch(/^SETTLED_/);
-    expect((await watch(dueMs)).report).toEqual({ judged: 0, overdue: 0, sample: [], resent: 0 });
+    expect((await watch(dueMs)).report).toEqual({
+      judged: 0,
+      overdue: 0,
+      sample: [],
+      resent: 0,
+      complete: true,
+    });
   });
 });
 
@@ -197,5 +210,59 @@ describe('watchLiquidations { all }', () => {
     );
     // "every open liquidation, however young"
     expect(report.sample.map((l) => l.id)).toEqual([liquidation!.id]);
+  });
+});
+
+describe('liquidation-watch: a run bounded in time (watch44-bounded-run)', () => {
+  // 100,000 open liquidations after a crash: read whole, each run, the watch outran its 300 s and reported nothing.
+  const nowMs = 50 * OVERDUE_SLACK_MS;
+  const page = (p: number, overdueAt?: number) =>
+    Array.from({ length: 10 }, (_, i) =>
+      record({
+        id: `p${p}-${i}:1`,
+        // Judged (started over the slack ago), not overdue; one page may hold an overdue one.
+        history: [{ atMs: i === overdueAt ? 0 : nowMs - OVERDUE_SLACK_MS - 1, state: 'QUEUED' }],
+      }),
+    );
+  const run = async (atMs: number, overduePage?: number) => {
+    let clockMs = atMs;
+    const rotations: (number | undefined)[] = [];
+    const liquidations = {
+      openStartedBefore: async function* (_before: number, rotation?: number) {
+        rotations.push(rotation);
+        // Each page takes 100 s to read and judge (a crash's thousands of records in each).
+        for (let p = 0; p < 5; p++) {
+          yield page(p, p === overduePage ? 0 : undefined);
+          clockMs += 100_000;
+        }
+      },
+    };
+    const telemetry = new RecordingTelemetry();
+    const report = await watchLiquidations(liquidations, DEFAULT_RISK_CONFIG, atMs, telemetry, 20, {
+      budget: { untilMs: atMs + WATCH_BUDGET_MS, nowMs: () => clockMs },
+    });
+    const gauges = telemetry.observations.filter((o) => o.metric === METRICS.LiquidationsOverdue.name);
+    return { report, gauges: gauges.map((g) => g.value), rotations, warnings: telemetry.warnings };
+  };
+
+  it('stops reading at its budget, within the function timeout, and says it judged only part', async () => {
+    const timeoutMs = FUNCTIONS.find((f) => f.id === 'liquidationWatch')!.timeoutSeconds * 1000;
+    expect(WATCH_BUDGET_MS).toBeLessThanOrEqual(timeoutMs - 60_000);
+    const { report, gauges, warnings } = await run(nowMs);
+    expect(report).toMatchObject({ complete: false, judged: 30, overdue: 0 });
+    // No 0 for what it did not judge: a run that never ends its reading pages as a stopped watch.
+    expect(gauges).toEqual([]);
+    expect(warnings).toContain(
+      'liquidation-watch ran out of time: it judged only part of the open liquidations',
+    );
+  });
+
+  it('still reports the overdue ones it found, and begins elsewhere each run, so every part is read in turn', async () => {
+    const found = await run(nowMs, 1);
+    expect(found.report).toMatchObject({ complete: false, overdue: 1 });
+    expect(found.gauges).toEqual([1]);
+    const next = await run(nowMs + 300_000);
+    expect(next.rotations[0]).not.toBe(found.rotations[0]);
+    expect(next.rotations[0]).toBeDefined();
   });
 });

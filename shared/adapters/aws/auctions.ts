@@ -21,6 +21,7 @@ import {
   conditional,
   failureAttr,
   type Item,
+  isConditionalCheckFailed,
   N,
   noCrash,
   optBig,
@@ -35,7 +36,7 @@ import {
   readStrings,
   S,
 } from './codec.ts';
-import { putOwned } from './owned-put.ts';
+import { putOwned, updateItemOwned } from './owned-put.ts';
 import { auctionItem, wakeKeyOf } from './record-items.ts';
 import { fencedPut } from './writer-schema.ts';
 
@@ -77,6 +78,8 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const began = item.spentWakeBegan === undefined ? undefined : readMap(item, 'spentWakeBegan');
   const spentWakeBegan =
     began && Object.fromEntries(Object.keys(began).map((symbol) => [symbol, readInt(began, symbol)]));
+  const resent = item.stepResent === undefined ? undefined : readMap(item, 'stepResent');
+  const stepResent = resent && { step: readInt(resent, 'step'), atMs: readInt(resent, 'atMs') };
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -95,6 +98,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(endedBy === undefined ? {} : { endedBy }),
     ...(endedAtMark === undefined ? {} : { endedAtMark }),
     ...(stepDueAtMs === undefined ? {} : { stepDueAtMs }),
+    ...(stepResent === undefined ? {} : { stepResent }),
     ...(spentIn === undefined ? {} : { spentIn }),
     ...(spentWokenTo === undefined ? {} : { spentWokenTo }),
     ...(spentWakeBegan === undefined ? {} : { spentWakeBegan }),
@@ -154,6 +158,41 @@ export class DynamoAuctionRepository implements AuctionRepository {
       ),
     );
     this.crash('auctions.recordFailure');
+  }
+
+  /**
+   * UpdateItem of stepResent alone (no version condition): an older Put that drops it costs one twin more. Its own
+   * write (updateItemOwned): a lost answer's retry finds its own claim, not another's.
+   */
+  async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
+    for (const [name, value] of [
+      ['step', step],
+      ['time', atMs],
+      ['time', lastBeforeMs],
+    ] as const)
+      if (!Number.isSafeInteger(value) || value < 0)
+        throw new AdapterInputError(`auctions/bad-${name}: ${value} is not an integer >= 0`);
+    try {
+      await updateItemOwned(this.dynamo, {
+        TableName: this.table,
+        Key: { id: S(id) },
+        UpdateExpression: 'SET stepResent = :resent',
+        ConditionExpression:
+          '#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: {
+          ':resent': { M: { step: N(step), atMs: N(atMs) } },
+          ':running': S('RUNNING'),
+          ':step': N(step),
+          ':before': N(lastBeforeMs),
+        },
+      });
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+    this.crash('auctions.claimStepResend');
+    return true;
   }
 
   /**

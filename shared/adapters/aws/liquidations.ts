@@ -27,6 +27,7 @@ import {
 import { contextFromText } from '../../schemas/context.ts';
 import { OPEN_LIQUIDATIONS_INDEX } from '../../topology.ts';
 import {
+  firstOpenShard,
   OPEN_INDEX_SHARDS,
   openShardKey,
   openShardOf,
@@ -528,10 +529,15 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
    * Each shard of the open index, a page of keys at a time, started before `startedBeforeMs`; the records read
    * consistently, 100 at a time, and kept only while still open (the index lags the table).
    */
-  async *openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]> {
+  async *openStartedBefore(
+    startedBeforeMs: number,
+    rotation = 0,
+  ): AsyncIterable<readonly LiquidationRecord[]> {
     if (!Number.isSafeInteger(startedBeforeMs))
       throw new AdapterInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
-    for (let shard = 0; shard < OPEN_INDEX_SHARDS; shard++) {
+    const first = firstOpenShard(rotation);
+    for (let s = 0; s < OPEN_INDEX_SHARDS; s++) {
+      const shard = (first + s) % OPEN_INDEX_SHARDS;
       let start: Item | undefined;
       do {
         const out = await this.dynamo.send(

@@ -165,6 +165,9 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
   ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
   ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
+  ...(a.stepResent === undefined
+    ? {}
+    : { stepResent: { M: { step: N(a.stepResent.step), atMs: N(a.stepResent.atMs) } } }),
   ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
   ...(a.spentWokenTo === undefined
     ? {}

@@ -69,6 +69,20 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     fire(this.#hook, 'auctions.recordFailure');
   }
 
+  async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
+    for (const value of [step, atMs, lastBeforeMs])
+      if (!Number.isSafeInteger(value) || value < 0)
+        throw new EmbeddedInputError(`auctions/bad-claim: ${value} is not an integer >= 0`);
+    const current = this.#records.get(id);
+    if (current?.state !== 'RUNNING' || current.step !== step) return false;
+    const last = current.stepResent;
+    if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return false;
+    // No version bump: as the AWS adapter's UpdateItem, it fights no step.
+    this.#records.set(id, frozenCopy({ ...current, stepResent: { step, atMs } }));
+    fire(this.#hook, 'auctions.claimStepResend');
+    return true;
+  }
+
   async sleepers(
     symbol: string,
     direction: 'BUY' | 'SELL',

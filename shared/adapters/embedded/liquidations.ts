@@ -13,6 +13,7 @@ import {
   SIZED_WRITER,
   withWriter,
 } from '../aws/record-items.ts';
+import { firstOpenShard, OPEN_INDEX_SHARDS } from '../shards.ts';
 import {
   checkInTransaction,
   EmbeddedInputError,
@@ -165,13 +166,19 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   }
 
   /** A scan of the store (the embedded engine holds no index: only the watch asks, never the replay's hot path). */
-  async *openStartedBefore(startedBeforeMs: number): AsyncIterable<readonly LiquidationRecord[]> {
+  async *openStartedBefore(
+    startedBeforeMs: number,
+    rotation = 0,
+  ): AsyncIterable<readonly LiquidationRecord[]> {
     if (!Number.isSafeInteger(startedBeforeMs))
       throw new EmbeddedInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
     const open = [...this.#records.values()].filter(
       (l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs,
     );
-    for (let i = 0; i < open.length; i += OPEN_PAGE) yield open.slice(i, i + OPEN_PAGE);
+    // As the AWS adapter begins at another of its shards: another sixteenth of the list.
+    const from = Math.floor((open.length * firstOpenShard(rotation)) / OPEN_INDEX_SHARDS);
+    const rotated = [...open.slice(from), ...open.slice(0, from)];
+    for (let i = 0; i < rotated.length; i += OPEN_PAGE) yield rotated.slice(i, i + OPEN_PAGE);
   }
 
   /** Every liquidation in creation order (reports of the simulation). */
