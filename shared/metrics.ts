@@ -136,7 +136,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'counter',
     byMarket: true,
-    help: "wakes that failed (a wake mark not recorded, sleepers not woken): those auctions step when planned, unless a retry wakes them (an ended auction's delivery fails for its wake)",
+    help: 'wakes that failed (a wake mark not recorded, sleepers not woken), once per market a delivery (a capped run tries its wake at each step): those auctions step when planned, unless a retry wakes them (the delivery that owns a spent wake fails for it; another that finds it ends quietly and counts none)',
   },
   LiquidationLateness: {
     name: 'LiquidationLateness',
@@ -150,7 +150,7 @@ export const METRICS = {
     unit: 'Seconds',
     kind: 'distribution',
     byMarket: true,
-    help: "how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive; also from an ended auction's delivery that finishes the settlement its ending step left (that delivery died or failed); none from a delivery that finds its step taken (a twin, a retry that only pays a wake)",
+    help: "how long after it was due an auction step ran (0 when on time): a backed-up or stalled auction consumer, a redrive; a message that came before its step's commit counts its deliveries' lateness, not its waits for the commit, once it takes the step; also from an ended auction's delivery that finishes the settlement its ending step left (that delivery died or failed); none from a delivery that finds its step taken (a twin, a retry that only pays a wake)",
   },
   InsuranceFundBalance: {
     name: 'InsuranceFundBalance',

@@ -618,7 +618,8 @@ export interface AuctionStepMessage {
   /**
    * When a wait for a fresh mark sent it back (the same step, still due at dueAtMs for the curve): its lateness
    * counts from then, as the outage is the feed's (StaleMarkWaits), not the consumer's. Also when it came before its
-   * step's commit and was sent back to wait for it (earlyWaits).
+   * step's commit and was sent back to wait for it (earlyWaits), less how late that delivery came: the step's one
+   * report counts the consumer's lateness of each of its deliveries, none of the commit's wait (early44-lateness).
    */
   readonly backAtMs?: number;
   /**
@@ -988,6 +989,12 @@ export interface AuctionRecord {
    * first failure (services/wake.ts), and comes WAKE_RETRY_DELAY_SECONDS later (wakes43b). Absent: it went whole.
    */
   readonly spentWakeSendFailed?: true;
+  /**
+   * Written by a capped run's later steps (services/auction.ts processAuctionStep): the step of the message whose
+   * delivery took them, which owns a wake the record owes (its retry pays it); the messages of the steps it took end
+   * quietly (capped44-stale-run-quiet). Absent: the record's last step was taken by its own message (step - 1).
+   */
+  readonly runFrom?: number;
   readonly version: number;
 }
 

@@ -9,7 +9,7 @@ import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
 import { type BaseE8, div, notionalQuote, PPM_SCALE, type Ppm, type PriceE8 } from '../domain/units.ts';
-import { METRICS } from '../metrics.ts';
+import { MARKET_DIMENSION, METRICS } from '../metrics.ts';
 import {
   type AuctionQueueMessage,
   type AuctionRecord,
@@ -21,6 +21,7 @@ import {
   type ProviderRecord,
   type ProvidersEpochCheck,
   providersEpochOf,
+  type Telemetry,
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
@@ -49,6 +50,7 @@ import {
   biddersOf,
   coverWake,
   dueIn,
+  isWakeContinuation,
   owing,
   providersUnchangedSince,
   SpentWakeOwedError,
@@ -93,11 +95,13 @@ export async function processAuctionMessage(
  */
 export async function processAuctionStep(
   message: AuctionStepMessage,
-  deps: SettlementDeps,
+  settlementDeps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
+  const deps = { ...settlementDeps, telemetry: wakeFailuresOnce(settlementDeps.telemetry) };
   const taking = reportLateness(message, deps);
   let current = message;
-  let atMs: number | undefined;
+  // A capped step's continuation: the instant it is priced at, and this delivery's message (undefined: the first step).
+  let within: RunStep | undefined;
   // What a capped step's wake failed with: the run's later steps carry the debt and try it again.
   let owed: unknown;
   // The run's last capped step (undefined: none yet).
@@ -105,7 +109,7 @@ export async function processAuctionStep(
   for (let run = 1; ; run++) {
     let outcome: StepResult;
     try {
-      outcome = await stepWithRetries(current, deps, atMs, run === 1 ? taking : undefined);
+      outcome = await stepWithRetries(current, deps, within, run === 1 ? taking : undefined);
     } catch (error) {
       if (!(error instanceof MarkStaleError)) throw error;
       // A later step of the run, its own message sent before the capped step's commit and due a second later: that
@@ -139,7 +143,7 @@ export async function processAuctionStep(
       return publicOutcome(outcome);
     }
     current = { auctionId: current.auctionId, step: outcome.nextStep, ...symbolOf(current) };
-    atMs = outcome.cappedAtMs;
+    within = { atMs: outcome.cappedAtMs, from: message.step };
   }
 }
 
@@ -147,19 +151,21 @@ export async function processAuctionStep(
  * How late a delivery's step ran (a backed-up or stalled consumer, a redrive: alarmed), reported once, by the
  * delivery that takes its step, as it received it. One that finds its step taken ran none late: a twin, or the retry
  * of a delivery that failed on the wake its step owed (5, 30, 120 s on the queue's backoff), which paged as a consumer
- * behind on top of RecordFailures (review42-debt-retry-lateness). An ended auction's delivery that finds the
- * settlement its ending step left unfinished (that delivery died or failed) runs that step's rest: it reports its
- * lateness too, which none did, however late the settlement, a redrive's hours (lateness43-ended-settlement).
+ * behind on top of RecordFailures (review42-debt-retry-lateness). One that came before its step's commit and waits
+ * for it reports at the delivery that takes the step, counting how late each of its deliveries came, not its waits
+ * (waitForCommit; its first delivery's lateness went unreported: early44-lateness). An ended auction's delivery that
+ * finds the settlement its ending step left unfinished (that delivery died or failed) runs that step's rest: it
+ * reports its lateness too, which none did, however late the settlement, a redrive's hours
+ * (lateness43-ended-settlement).
  * `took`: the running auction whose step the delivery takes (absent: it finishes an ended auction's settlement).
  */
 function reportLateness(
   message: AuctionStepMessage,
   deps: SettlementDeps,
 ): ((took?: AuctionRecord) => void) | undefined {
-  const dueAtMs = message.backAtMs ?? message.dueAtMs;
-  if (dueAtMs === undefined) return undefined;
+  if ((message.backAtMs ?? message.dueAtMs) === undefined) return undefined;
   const nowMs = deps.clock.nowMs();
-  const lateMs = Math.max(0, nowMs - dueAtMs);
+  const lateMs = lateMsOf(message, nowMs);
   let reported = false;
   return (took) => {
     if (reported) return;
@@ -193,8 +199,23 @@ function reportLateness(
   };
 }
 
+/** How late a delivery at `nowMs` came: since its message was due, or back from a wait (0: none, or unknown). */
+const lateMsOf = (message: AuctionStepMessage, nowMs: number): number => {
+  const dueAtMs = message.backAtMs ?? message.dueAtMs;
+  return dueAtMs === undefined ? 0 : Math.max(0, nowMs - dueAtMs);
+};
+
 /** Capped steps one delivery runs on (1,000 providers at one price take 12). */
 const MAX_CAPPED_RUNS = 20;
+
+/**
+ * A later step of a capped run: priced at `atMs`, the capped step's instant, and taken by the delivery of the message
+ * of step `from`, which owns a wake the run owes (AuctionRecord.runFrom).
+ */
+interface RunStep {
+  readonly atMs: number;
+  readonly from: number;
+}
 
 /** A step the fills cap stopped, the instant it was priced at, and what its wake failed with (still owed). */
 interface Capped {
@@ -223,14 +244,14 @@ const symbolOf = (message: AuctionStepMessage) => (message.symbol ? { symbol: me
 async function stepWithRetries(
   message: AuctionStepMessage,
   deps: SettlementDeps,
-  atMs: number | undefined,
+  within: RunStep | undefined,
   taking?: (took?: AuctionRecord) => void,
 ): Promise<StepResult> {
   // A failed commit is either a duplicate of this step that won (stale: done) or a provider that another
   // auction changed meanwhile (the step must still happen: run it again on fresh records).
   for (let attempt = 1; attempt <= MAX_STEP_ATTEMPTS; attempt++) {
     if (attempt > 1) await deps.backoff?.(attempt);
-    const outcome = await stepOnce(message, deps, atMs, taking);
+    const outcome = await stepOnce(message, deps, within, taking);
     if (outcome !== CONFLICT) return outcome;
     const auction = await deps.auctions.get(message.auctionId);
     if (!auction) return { status: 'stale' };
@@ -285,7 +306,7 @@ export class AuctionContentionError extends Error {
 async function stepOnce(
   message: AuctionStepMessage,
   deps: SettlementDeps,
-  atMs: number | undefined,
+  within: RunStep | undefined,
   taking: ((took?: AuctionRecord) => void) | undefined,
 ): Promise<StepResult | typeof CONFLICT> {
   // Messages name the market (those of earlier versions do not): one read for the auction and its market.
@@ -294,7 +315,7 @@ async function stepOnce(
     : { auction: await deps.auctions.get(message.auctionId), market: undefined };
   const stored = read.auction;
   if (!stored) throw new AuctionNotFoundError(`auction/not-found: ${message.auctionId}`);
-  const now = atMs ?? deps.clock.nowMs();
+  const now = within?.atMs ?? deps.clock.nowMs();
   const auction = onTimeCurve(stored, message, now);
   const marketRead = read.market?.symbol === auction.symbol ? read.market : undefined;
   if (auction.state !== 'RUNNING') {
@@ -303,14 +324,14 @@ async function stepOnce(
     // nothing to finish.
     const twin = auction.endedBy !== undefined && auction.endedBy !== enderOf(message);
     // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it. Still
-    // owed, this delivery fails after the settlement's part (no later step of an ended auction would pay it); a
-    // wake that throws holds the settlement no more than one that fails (review41-ended-wake-first).
-    const paid = await wakeSpent(auction, deps).catch((error: unknown) => ({ error }));
+    // owed, the delivery that owns it fails after the settlement's part (no later step of an ended auction would pay
+    // it); a wake that throws holds the settlement no more than one that fails (review41-ended-wake-first).
+    const owed = await stillOwed(auction, message, deps);
     const outcome =
       message.step < auction.step - 1 || twin
         ? { status: 'stale' as const }
         : await finish(auction, deps, marketRead, undefined, taking);
-    if (paid !== true) throw paid === false ? new SpentWakeOwedError(auction) : paid.error;
+    if (owed !== undefined) throw owed;
     return outcome;
   }
   if (message.step === auction.step + 1) return waitForCommit(message, deps);
@@ -319,7 +340,8 @@ async function stepOnce(
     // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
     if (marketRead && !wakeCovered(auction, marketRead)) await coverWake(auction, marketRead, deps);
     // So with a wake it owes (this delivery may be the retry of the step that could not pay it).
-    await payWake(auction, deps);
+    const owed = await stillOwed(auction, message, deps);
+    if (owed !== undefined) throw owed;
     return { status: 'stale' };
   }
   taking?.(auction);
@@ -342,7 +364,7 @@ async function stepOnce(
   const fillsLeft = MAX_FILLS_PER_AUCTION - auction.fills.length;
   if (!anyBidder || fillsLeft <= 0) {
     const exhausted: AuctionRecord = {
-      ...awake(auction),
+      ...takenBy(awake(auction), within),
       endedBy: enderOf(message),
       endedAtMark: mark,
       state: 'EXHAUSTED',
@@ -358,7 +380,7 @@ async function stepOnce(
   if (reset) {
     const sleep = planSleep(reset, mark, now, config, best);
     const restarted: AuctionRecord = {
-      ...reset,
+      ...takenBy(reset, within),
       ...(sleep.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
       step: auction.step + 1,
       stepDueAtMs: dueIn(sleep.delaySeconds, deps),
@@ -446,7 +468,7 @@ async function stepOnce(
   const next: AuctionRecord = {
     // Where it went on from, unless this step spent a market anew: then from the start.
     ...owing(
-      awake(auction),
+      takenBy(awake(auction), within),
       [...new Set([...(auction.spentIn ?? []), ...spent])],
       spent.length === 0 ? auction : undefined,
     ),
@@ -531,11 +553,13 @@ async function waitForCommit(message: AuctionStepMessage, deps: SettlementDeps):
     );
     return { status: 'stale' };
   }
+  const now = deps.clock.nowMs();
   const back: AuctionStepMessage = {
     ...message,
     earlyWaits: waits + 1,
-    // Its lateness counts from then: the wait is the commit's, not the consumer's.
-    backAtMs: deps.clock.nowMs() + EARLY_STEP_WAIT_SECONDS * 1000,
+    // The wait is the commit's, not the consumer's: its lateness counts from its look then, less how late this
+    // delivery came (the consumer's, reported once, when the step is taken: early44-lateness).
+    backAtMs: now + EARLY_STEP_WAIT_SECONDS * 1000 - lateMsOf(message, now),
   };
   await deps.auctionQueue.send(encodeMessage(back), EARLY_STEP_WAIT_SECONDS);
   deps.telemetry.info("a step's message came before its step's commit; it looks again", keys);
@@ -667,6 +691,97 @@ async function finishAndWake(
  */
 async function payWake(auction: AuctionRecord, deps: SettlementDeps, plannedAtEpoch?: number): Promise<void> {
   if (!(await wakeSpent(auction, deps, undefined, plannedAtEpoch))) throw new SpentWakeOwedError(auction);
+}
+
+/**
+ * The wake its auction owes, paid by a delivery that finds its step taken (a twin, an older step's message, the retry
+ * of the delivery that could not pay it): what to fail the delivery with when it stays owed, undefined when paid or
+ * left to its owner. The delivery that owns the debt (ownsWake) fails, and its retry pays it; so does one whose try
+ * may have written the record (an owner whose write then lost to it took the debt for paid). Any other ends quietly,
+ * its try's failure uncounted: while the wake kept failing, a capped run's later steps' messages (up to 11, all a
+ * second after the run) each failed at every receive and were dead-lettered, for one debt (capped44-stale-run-quiet).
+ */
+async function stillOwed(
+  auction: AuctionRecord,
+  message: AuctionStepMessage,
+  deps: SettlementDeps,
+): Promise<unknown> {
+  const owner = ownsWake(auction, message);
+  const held = owner ? undefined : holdingWakeFailures(deps.telemetry);
+  const paid = await wakeSpent(auction, held ? { ...deps, telemetry: held.telemetry } : deps).catch(
+    (error: unknown) => ({ error }),
+  );
+  if (paid === true) return undefined;
+  const failure = paid === false ? new SpentWakeOwedError(auction) : paid.error;
+  if (held && (await untouched(auction, deps))) {
+    deps.telemetry.info('a wake its auction owes not paid; the delivery that owns it pays it', {
+      auctionId: auction.id,
+      step: message.step,
+      owner: auction.runFrom ?? auction.step - 1,
+    });
+    return undefined;
+  }
+  held?.release();
+  return failure;
+}
+
+/** The record is as read: this delivery's try wrote nothing (a read that fails cannot say so). */
+const untouched = (auction: AuctionRecord, deps: SettlementDeps): Promise<boolean> =>
+  deps.auctions.get(auction.id).then(
+    (now) => now?.version === auction.version,
+    () => false,
+  );
+
+/**
+ * Whether the message's delivery owns the wake its auction owes: it took the record's last step (whose delivery wrote
+ * or carried the debt: a capped run's message for its later steps, AuctionRecord.runFrom), or it is a wake's
+ * continuation, which goes on with it.
+ */
+const ownsWake = (auction: AuctionRecord, message: AuctionStepMessage): boolean =>
+  isWakeContinuation(message) || message.step === (auction.runFrom ?? auction.step - 1);
+
+/** The record as a step writes it: a capped run's later step names the run's message (AuctionRecord.runFrom). */
+const takenBy = ({ runFrom: _, ...auction }: AuctionRecord, within: RunStep | undefined): AuctionRecord =>
+  within === undefined ? auction : { ...auction, runFrom: within.from };
+
+/**
+ * A delivery's telemetry, which counts AuctionWakeFailures once per market: a capped run tries the one wake it owes
+ * again at each of its steps, up to 20 in one delivery, and counted it each time (capped44-count-once).
+ */
+function wakeFailuresOnce(telemetry: Telemetry): Telemetry {
+  const counted = new Set<string | undefined>();
+  return {
+    count: (metric, value, dimensions) => {
+      if (metric === METRICS.AuctionWakeFailures.name) {
+        const market = dimensions?.[MARKET_DIMENSION];
+        if (counted.has(market)) return;
+        counted.add(market);
+      }
+      telemetry.count(metric, value, dimensions);
+    },
+    observe: (metric, value, dimensions) => telemetry.observe(metric, value, dimensions),
+    info: (message, fields) => telemetry.info(message, fields),
+    warn: (message, fields) => telemetry.warn(message, fields),
+  };
+}
+
+/** Telemetry whose AuctionWakeFailures wait for `release`: a delivery that ends quietly counts none. */
+function holdingWakeFailures(telemetry: Telemetry): { readonly telemetry: Telemetry; release(): void } {
+  const held: Parameters<Telemetry['count']>[] = [];
+  return {
+    telemetry: {
+      count: (metric, value, dimensions) => {
+        if (metric === METRICS.AuctionWakeFailures.name) held.push([metric, value, dimensions]);
+        else telemetry.count(metric, value, dimensions);
+      },
+      observe: (metric, value, dimensions) => telemetry.observe(metric, value, dimensions),
+      info: (message, fields) => telemetry.info(message, fields),
+      warn: (message, fields) => telemetry.warn(message, fields),
+    },
+    release: () => {
+      for (const args of held.splice(0)) telemetry.count(...args);
+    },
+  };
 }
 
 /**

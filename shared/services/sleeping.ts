@@ -348,6 +348,10 @@ export const wakeContinuationOf = (auction: AuctionRecord): AuctionStepMessage =
   ...(auction.endedBy === 'plan' ? { woken: true } : {}),
 });
 
+/** A wake's continuation (wakeContinuationOf): the one step message sent with no due time. */
+export const isWakeContinuation = (message: AuctionStepMessage): boolean =>
+  message.step === 0 && message.dueAtMs === undefined;
+
 /**
  * Pays the wake an auction owes (AuctionRecord.spentIn), after the commit that recorded it, as a registration does
  * (registration-wake.ts): each market's providers epoch first, so an auction planning meanwhile on the capital as it was fails

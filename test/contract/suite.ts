@@ -1516,6 +1516,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           spentWakeBegan: { 'ETH-USD': 7, 'BTC-USD': 12 },
           // Its last part met a failed send: the next sends in order (wakes43b).
           spentWakeSendFailed: true as const,
+          // Taken by a capped run's delivery, whose message owns the wake (capped44-stale-run-quiet).
+          runFrom: 0,
           version: 2,
         };
         await a.auctions.replace(next, 1);

@@ -83,40 +83,90 @@ describe("a capped run's wake debt still owed when the run stops fails its deliv
       failingUntil: 271_000,
       failures: 20,
       deliveries: 1,
+      // Once a delivery (capped44-count-once): before, once for each of the 20 capped steps' wakes.
+      wakeFailures: 1,
       paidAt: 271_000,
       case: "the run's next delivery, a second later, pays it; the retry finds its step taken",
     },
     {
-      // Every delivery that finds the debt meanwhile fails too (spent-wake-retry-late): at 271 s the run's next one
-      // (its 5 steps' wakes) and the 19 other messages the first run's steps sent, at 272 s the 4 the second sent.
+      // Every delivery that finds the debt meanwhile tries it: at 271 s the run's next one (its 5 steps' wakes) and the
+      // 19 other messages the first run's steps sent, at 272 s the 4 the second sent. Only the two runs' deliveries,
+      // which own the debt, fail (capped44-stale-run-quiet; before, the 23 others failed too: 25, and 48 wake failures).
       failingUntil: 300_000,
       failures: 20 + 19 + 5 + 4,
-      deliveries: 1 + 19 + 1 + 4,
+      deliveries: 1 + 1,
+      wakeFailures: 2,
       paidAt: 300_000,
       case: 'the wakes fail until the retry, 30 s later, which pays it',
     },
-  ])('owed after the 20th capped step: $case', async ({ failingUntil, failures, deliveries, paidAt }) => {
-    // 4 fills a step: the lot's 100 take 25 steps, 20 in the first delivery (at 270 s), 5 in the next (271 s).
+  ])(
+    'owed after the 20th capped step: $case',
+    async ({ failingUntil, failures, deliveries, wakeFailures, paidAt }) => {
+      // 4 fills a step: the lot's 100 take 25 steps, 20 in the first delivery (at 270 s), 5 in the next (271 s).
+      cap.fills = 4;
+      const { p, t0, long, failed, owed } = await crowded('held', (p) => p.clock.nowMs() < t0 + failingUntil);
+      await p.runUntil(t0 + 270_000);
+      // Its 20 steps committed, each wake failed: the delivery failed after them, the debt on the record.
+      const after = await auctionOf(p, long.id);
+      expect(after).toMatchObject({ state: 'RUNNING', step: 20, spentIn: ['ETH-USD'] });
+      expect(after.fills).toHaveLength(80);
+      expect(failed.count).toBe(20);
+      expect(owed()).toBe(1);
+      await p.runUntil(t0 + paidAt - 1000);
+      expect((await auctionOf(p, long.id)).spentIn).toEqual(['ETH-USD']);
+      await p.runUntil(t0 + paidAt);
+      expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
+      // The 20th step's message went on with the run: the lot cleared at the same price a second later.
+      expect(await auctionOf(p, long.id)).toMatchObject({ state: 'CLEARED', step: 25 });
+      expect(leftAuctionAt(p, long.id)).toBe(t0 + 271_000);
+      await p.drain();
+      expect(failed.count).toBe(failures);
+      expect(owed()).toBe(deliveries);
+      expect(p.errors).toHaveLength(deliveries);
+      expect(p.telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(wakeFailures);
+      await clearedOnce(p, long.id);
+    },
+  );
+
+  it("while the wake keeps failing, only the message that owns the debt fails; the run's other messages end quietly, and the debt is paid (capped44-stale-run-quiet)", async () => {
     cap.fills = 4;
-    const { p, t0, long, failed, owed } = await crowded('held', (p) => p.clock.nowMs() < t0 + failingUntil);
-    await p.runUntil(t0 + 270_000);
-    // Its 20 steps committed, each wake failed: the delivery failed after them, the debt on the record.
-    const after = await auctionOf(p, long.id);
-    expect(after).toMatchObject({ state: 'RUNNING', step: 20, spentIn: ['ETH-USD'] });
-    expect(after.fills).toHaveLength(80);
-    expect(failed.count).toBe(20);
-    expect(owed()).toBe(1);
-    await p.runUntil(t0 + paidAt - 1000);
+    // The wake fails until 380 s: the owner's retries (30 s apart here) fail at 301, 331 and 361 s and pay at 391 s.
+    const { p, t0, long, failed } = await crowded('held', (p) => p.clock.nowMs() < t0 + 380_000);
+    await p.runUntil(t0 + 272_000);
+    expect(await auctionOf(p, long.id)).toMatchObject({ state: 'CLEARED', step: 25, spentIn: ['ETH-USD'] });
+    await p.runUntil(t0 + 390_000);
+    // Still owed: not lost while its owner's message lives.
     expect((await auctionOf(p, long.id)).spentIn).toEqual(['ETH-USD']);
-    await p.runUntil(t0 + paidAt);
-    expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
-    // The 20th step's message went on with the run: the lot cleared at the same price a second later.
-    expect(await auctionOf(p, long.id)).toMatchObject({ state: 'CLEARED', step: 25 });
-    expect(leftAuctionAt(p, long.id)).toBe(t0 + 271_000);
     await p.drain();
-    expect(failed.count).toBe(failures);
-    expect(owed()).toBe(deliveries);
-    expect(p.errors).toHaveLength(deliveries);
+    expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
+    // Each capped run's delivery failed, then the second run's (the owner) at each retry until the wake came back; the
+    // first run's retry found the debt owned by the second and ended quietly. Before: the 23 stale messages failed at
+    // each receive as well (100 failed deliveries, 123 wake failures).
+    expect(p.errors).toHaveLength(2 + 3);
+    expect(p.adapters.auctionDeadLetters.pending()).toEqual([]);
+    expect(failed.count).toBeGreaterThan(2 + 3);
+    expect(p.telemetry.total(METRICS.AuctionWakeFailures.name)).toBe(2 + 3);
+    await clearedOnce(p, long.id);
+  });
+
+  it("a wake that fails for good: only the owner's message is dead-lettered, with the debt, and its redrive pays (capped44-stale-run-quiet)", async () => {
+    cap.fills = 4;
+    let failing = true;
+    const { p, long } = await crowded('held', () => failing);
+    await p.drain();
+    // The debt stays on the record, and on the one dead letter: the owner's (before: 25 dead letters, one a message,
+    // and 148 wake failures).
+    const auction = await auctionOf(p, long.id);
+    expect(auction).toMatchObject({ state: 'CLEARED', spentIn: ['ETH-USD'], runFrom: 20 });
+    const dead = p.adapters.auctionDeadLetters.pending();
+    expect(dead.map((m) => parseAuctionStepMessage(m.body).step)).toEqual([20]);
+    // The fault gone, the dead letter redriven: it pays the debt.
+    failing = false;
+    const [redriven] = await p.adapters.auctionDeadLetters.receive(10, 30);
+    await p.adapters.auctionQueue.send(redriven!.body);
+    await p.adapters.auctionDeadLetters.delete(redriven!.receiptHandle);
+    await p.drain();
+    expect((await auctionOf(p, long.id)).spentIn).toBeUndefined();
     await clearedOnce(p, long.id);
   });
 

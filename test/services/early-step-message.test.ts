@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { ReceivedMessage } from '../../shared/ports/index.ts';
+import type { AuctionRecord, ReceivedMessage } from '../../shared/ports/index.ts';
 import { parseAuctionStepMessage } from '../../shared/schemas/messages.ts';
 import { MAX_EARLY_STEP_WAITS } from '../../shared/services/auction.ts';
 import { auctionOf, auctionRecord, liquidationOf } from '../support/auction-records.ts';
@@ -42,18 +42,38 @@ async function partlyFilled(): Promise<{ p: Pipeline; positionId: string }> {
  * The commit of the step that fills lp-1 takes `seconds`: meanwhile the messages that fall due are delivered, second
  * by second, as SQS would. Returns each such delivery's step and outcome.
  */
-function slowFillCommit(p: Pipeline, seconds: number): string[] {
+function slowFillCommit(p: Pipeline, seconds: number, consumerFrom = 0): string[] {
+  return slowCommit(
+    p,
+    (record) => record.state === 'RUNNING' && record.fills.length > 0,
+    seconds,
+    consumerFrom,
+  );
+}
+
+/**
+ * The first commit of an auction record `slow` picks takes `seconds`: meanwhile the messages that fall due are
+ * delivered second by second, from `consumerFrom` s into it (a consumer behind until then). Returns each such
+ * delivery's step and outcome.
+ */
+function slowCommit(
+  p: Pipeline,
+  slow: (record: AuctionRecord) => boolean,
+  seconds: number,
+  consumerFrom = 0,
+): string[] {
   const seen: string[] = [];
   const transactor = p.adapters.transactor;
   const commit = transactor.commit.bind(transactor);
-  let slow = true;
+  let armed = true;
   transactor.commit = async (writes, providersUnchanged) => {
     const auction = writes.find((w) => w.kind === 'auction');
-    if (slow && auction?.record.state === 'RUNNING' && auction.record.fills.length > 0) {
-      slow = false;
+    if (armed && auction && slow(auction.record)) {
+      armed = false;
       const queue = p.adapters.auctionQueue;
-      for (let s = 0; s < seconds; s++) {
+      for (let s = 1; s <= seconds; s++) {
         p.clock.advance(1000);
+        if (s < consumerFrom) continue;
         for (const m of await queue.receive(10, 30)) {
           const outcome = await p.handlers.auction(m as ReceivedMessage);
           seen.push(`${parseAuctionStepMessage(m.body).step}: ${outcome.status}`);
@@ -96,6 +116,61 @@ describe("a step's message that comes before its step's commit waits for it (ear
     expect(auction.state).toBe('CLEARED');
     expect(auction.fills.map((f) => f.providerId)).toEqual(['lp-1', 'lp-2']);
     expect(liquidationOf(p, positionId).state).not.toBe('AUCTION');
+    expect(p.errors).toEqual([]);
+    expect(await p.check()).toMatchObject({ violations: [] });
+  });
+
+  it("an early message's first delivery, late itself, reports that lateness once, when its step is taken (early44-lateness)", async () => {
+    const { p, positionId } = await partlyFilled();
+    const lateness = () =>
+      p.telemetry.observations
+        .filter((o) => o.metric === METRICS.AuctionStepLateness.name)
+        .map((o) => o.value);
+    await p.runUntil(p.clock.nowMs());
+    const before = lateness().length;
+    // Step 1's message is due 8 s into the 15 s commit; the consumer is behind and takes it only at 14 s (6 s late),
+    // then it waits for the commit and takes its step at 19 s, on time after its wait.
+    const seen = slowFillCommit(p, 15, 14);
+    await p.drain();
+    expect(seen).toEqual(['1: early']);
+    expect((await auctionOf(p, positionId)).state).toBe('CLEARED');
+    expect(p.errors).toEqual([]);
+    // Step 0's (which fills lp-1) and step 1's (lp-2's, taken after its wait): the 6 s its first delivery came late,
+    // once, with none of the commit's wait (before: 0, the first delivery reported nothing and its wait's was on time).
+    expect(lateness().slice(before)).toEqual([0, 6]);
+  });
+
+  it("a reset's commit that lands after its next step's message's last look: the reset's delivery sends the step again (review43c-slow-commit-resend, reset44-resend-test)", async () => {
+    // 2 s steps, a 12 s tail: lp-1's bid, 1 % under the mark, is reached 6 s into a curve begun at that mark.
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      auction: {
+        ...DEFAULT_RISK_CONFIG_INPUT.auction,
+        curve: { kind: 'stairstep', cut: '0.99', stepSeconds: 2 },
+        tailSeconds: 12,
+      },
+    });
+    const p = createPipeline({ config });
+    await p.fund('10000');
+    await p.tick('ETH-USD', '200'); // a market's first print waits for a second
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '10', '200', '200');
+    await p.provider('lp-1', '100000', '0.01', '100');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 1000);
+
+    // The mark falls: the curve begun at 184 never reaches the bid before its tail, the one a reset begins at 175 does.
+    await p.tick('ETH-USD', '175');
+    const seen = slowCommit(p, (record) => record.resets === 1 && record.state === 'RUNNING', 25);
+    await p.drain();
+
+    // Its step's message looked four times and ended, before the reset's commit landed.
+    expect(seen).toEqual(['1: early', '1: early', '1: early', '1: stale']);
+    const auction = await auctionOf(p, long.id);
+    // Without the reset's resend: RUNNING after its reset with no message for its step, its liquidation in AUCTION.
+    expect(auction).toMatchObject({ state: 'CLEARED', resets: 1 });
+    expect(liquidationOf(p, long.id).state).not.toBe('AUCTION');
     expect(p.errors).toEqual([]);
     expect(await p.check()).toMatchObject({ violations: [] });
   });

@@ -461,6 +461,7 @@ describe('the bounds of a record are never below its item as DynamoDB counts it'
         }),
         spentWakeBegan: fc.dictionary(text, fc.nat(), { maxKeys: 4 }),
         spentWakeSendFailed: fc.constant(true as const),
+        runFrom: fc.nat(),
         version: fc.nat(),
       },
       {

@@ -66,6 +66,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const endedBy = item.endedBy === undefined ? undefined : oneOf(item, 'endedBy', ENDERS);
   const endedAtMark = optBig(item, 'endedAtMark');
   const stepDueAtMs = optInt(item, 'stepDueAtMs');
+  const runFrom = optInt(item, 'runFrom');
   const spentIn = item.spentIn === undefined ? undefined : readStrings(item, 'spentIn');
   const wokenTo = item.spentWokenTo === undefined ? undefined : readMap(item, 'spentWokenTo');
   const spentWokenTo = wokenTo && {
@@ -103,6 +104,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     ...(spentWokenTo === undefined ? {} : { spentWokenTo }),
     ...(spentWakeBegan === undefined ? {} : { spentWakeBegan }),
     ...(item.spentWakeSendFailed?.BOOL === true ? { spentWakeSendFailed: true as const } : {}),
+    ...(runFrom === undefined ? {} : { runFrom }),
     version: readInt(item, 'version'),
   };
 };

@@ -192,6 +192,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
         },
       }),
   ...(a.spentWakeSendFailed ? { spentWakeSendFailed: { BOOL: true } } : {}),
+  ...(a.runFrom === undefined ? {} : { runFrom: N(a.runFrom) }),
   ...(a.wakeMark === undefined || a.state !== 'RUNNING'
     ? {}
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
