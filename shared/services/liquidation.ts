@@ -1043,9 +1043,28 @@ async function lastResort(
   };
   // Lost to another writer, the look still ends here: the wait just sent names the one this read, so it carries on
   // if the winner named none, and ends as a copy if the winner sent its own. Read again, a message naming no wait
-  // looked at once a second time: a quote, a count, and a wait that ended as a copy (wait44-lost-write-ends).
-  await commitOrSkip(deps, [{ kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version }]);
-  return 'waiting';
+  // looked at once a second time: a quote, a count, and a wait that ended as a copy (wait44-lost-write-ends). But a
+  // take-over that lost to its own sender naming it looks again: ended, no message went on.
+  if (
+    await commitOrSkip(deps, [{ kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version }])
+  )
+    return 'waiting';
+  return (await namedSinceRead(waitingOn, deps, carried)) ? 'moved' : 'waiting';
+}
+
+/**
+ * A take-over (its message's wait not yet named when read) whose write lost to its own sender's, naming the wait
+ * this delivery carries: ended, its message is consumed and the wait it sent, following the one before, ends as a
+ * copy, leaving no message (review44-takeover-named-after). Read again, its wait is the one named and goes on.
+ */
+async function namedSinceRead(
+  read: LiquidationRecord,
+  deps: SettlementDeps,
+  carried: Carried,
+): Promise<boolean> {
+  const own = carried.lastResortWaitId;
+  if (own === undefined || contextOf(read).lastResortWait?.id === own) return false;
+  return (await deps.liquidations.get(read.id))?.context?.lastResortWait?.id === own;
 }
 
 /** A waiting slice's outraced waits (lastResort): the market's fill count now, whether this wait was, and all so far. */

@@ -228,6 +228,44 @@ describe('one wait for the book per liquidation, whatever copies of its message 
     expect((await p.check()).violations).toEqual([]);
   });
 
+  it('a wait that took over and then lost its write to its sender naming it goes on: never a liquidation left with none', async () => {
+    const config = {
+      ...AUCTION_ONLY,
+      markets: AUCTION_ONLY.markets.map((m) => ({ ...m, lastResortWaitSeconds: 1 })),
+    };
+    const { p, id } = await waiting({ config: parseRiskConfig(config) });
+    const transactor = p.adapters.transactor;
+    const commit = transactor.commit.bind(transactor);
+    let stage: 'sender' | 'early' | 'done' = 'sender';
+    let landSender = async () => {};
+    transactor.commit = async (writes, check) => {
+      const named = writes.find((w) => w.kind === 'liquidation')?.record.context?.lastResortWait;
+      if (named && stage === 'sender') {
+        stage = 'early';
+        landSender = () => commit(writes, check);
+        // The wait just sent falls due and is delivered (a take-over: its predecessor still named) while its
+        // sender's write is on its way ...
+        const [sent] = waitsOf(p, id).filter((m) => m.lastResortWaitId === named.id);
+        await p.runUntil(sent!.dueAtMs!);
+        expect(stage).toBe('done');
+        return;
+      }
+      if (named && stage === 'early') {
+        // ... and the sender's write, naming that very wait, lands before the early wait's own write.
+        stage = 'done';
+        await landSender();
+      }
+      return commit(writes, check);
+    };
+    await p.runUntil(waitsOf(p, id)[0]!.dueAtMs!);
+    expect(stage).toBe('done');
+    // The record names the early wait, whose delivery lost its write: it looks again rather than end. Ended, the
+    // wait it sent (naming the one before as its predecessor) ended as a copy at its look: stranded, no message.
+    expect((await p.check()).violations).toEqual([]);
+    expect(await waitOn(p, id, 1)).toMatchObject({ left: 1 });
+    expect((await p.check()).violations).toEqual([]);
+  });
+
   it('a copy meeting the book back places no order twice: the slice sells once, by the wait the record names', async () => {
     const { p, id } = await waiting();
     const message = await receiveWait(p, id);
