@@ -193,10 +193,11 @@ export interface BatchDeadline {
  * One invocation's SQS batch, each record through `handle`; failed records are reported for SQS to redeliver.
  * When every record failed the invocation fails too (Powertools' FullBatchFailureError: Lambda counts an error,
  * which alarms), unless every failure was a deferral: a duplicate delivery waiting for another's order lease is
- * normal under at-least-once, and a batch of one such record must not page anybody. With a `deadline`, records
- * processed one after another stop being started when the invocation's time runs short, and go back to their
- * queue as new messages: a timed-out invocation would send every record of its batch back, done or not, after
- * the visibility timeout, and count a receive against each.
+ * normal under at-least-once, and a batch of one such record must not page anybody; nor a newer writer's record
+ * (a rolling deploy: one never taken pages from the dead-letter queue, review44-newer-writer-batch). With a
+ * `deadline`, records processed one after another stop being started when the invocation's time runs short, and
+ * go back to their queue as new messages: a timed-out invocation would send every record of its batch back, done
+ * or not, after the visibility timeout, and count a receive against each.
  */
 export async function processBatch(
   event: SQSEvent,
@@ -229,7 +230,7 @@ export async function processBatch(
   });
   const errors = processor.errors;
   const allFailed = event.Records.length > 0 && response.batchItemFailures.length === event.Records.length;
-  if (allFailed && errors.some((e) => !(e instanceof LiquidationBusyError))) {
+  if (allFailed && errors.some((e) => !expectedFailure(e))) {
     throw new FullBatchFailureError(errors);
   }
   if (deadline && requeued) {
@@ -253,6 +254,10 @@ export async function processBatch(
   }
   return response;
 }
+
+/** A failure that is no fault: waiting for another delivery's lease, or for this function to run a newer version. */
+const expectedFailure = (error: unknown): boolean =>
+  error instanceof LiquidationBusyError || error instanceof NewerWriterError;
 
 /** The records' bodies sent again as new messages, in one batch (10 at most: an SQS batch); their ids. */
 async function requeue(records: readonly SQSRecord[], queue: QueueTransport): Promise<ReadonlySet<string>> {

@@ -1133,7 +1133,11 @@ describe('BackstopStack template (default config)', () => {
         expect.anything(),
       ]);
     }
-    expect(JSON.stringify(lines)).toContain(`MetricName=\\"${METRICS.TicksRejected.name}\\"`);
+    // Each one by its dimension (SEARCH): the failed records and, beside them, the newer writers' retries (not alarmed).
+    for (const spec of Object.values(METRICS)) {
+      if ('dimension' in spec)
+        expect(JSON.stringify(lines), spec.name).toContain(`MetricName=\\"${spec.name}\\"`);
+    }
     for (const stat of ['p50', 'p99']) {
       expect(business).toContainEqual(['Backstop', 'SlippageBps', 'service', 'backstop-dev', { stat }]);
     }

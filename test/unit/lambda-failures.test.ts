@@ -182,6 +182,20 @@ describe('processBatch', () => {
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }]);
     }
   });
+
+  it("does not fail the invocation when every failure was a newer writer's record: a rolling deploy must not page (review44-newer-writer-batch)", async () => {
+    const newer = () => new NewerWriterError('Liquidations', 'p1:0', RECORD_SCHEMA + 1);
+    for (const outcomes of [{ a: newer() }, { a: newer(), b: busy() }]) {
+      const response = await processBatch(batch(...Object.keys(outcomes)), failing(outcomes));
+      expect(response.batchItemFailures).toEqual(
+        Object.keys(outcomes).map((itemIdentifier) => ({ itemIdentifier })),
+      );
+    }
+    // Any other failure among them still fails it.
+    await expect(
+      processBatch(batch('a', 'b'), failing({ a: newer(), b: new Error('throttled') })),
+    ).rejects.toMatchObject({ name: 'FullBatchFailureError' });
+  });
 });
 
 describe('processBatch with a deadline', () => {
