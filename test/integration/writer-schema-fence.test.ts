@@ -349,7 +349,7 @@ describe('a consumer meeting a newer writer’s record', () => {
         lambdaContext('liquidation-consumer', 1024, 60_000, identity),
       );
       // A batch item failure (the other record went on): SQS keeps the message and delivers it again after the
-      // queue's backoff. A batch of it alone fails the invocation (FullBatchFailureError): kept all the same.
+      // queue's backoff (a batch of it alone too: review44-newer-writer-batch, below).
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: message.messageId }] });
       const { liquidationId: otherId } = JSON.parse(other.body) as { liquidationId: string };
       const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
@@ -368,7 +368,14 @@ describe('a consumer meeting a newer writer’s record', () => {
       // Delivered again (its backoff cut short here): the same message, its second receive.
       await queue.changeVisibility(message.receiptHandle, 0);
       const again = await queue.receive(10, 360);
-      expect(again.find((m) => m.messageId === message.messageId)).toMatchObject({ receiveCount: 2 });
+      const retried = again.find((m) => m.messageId === message.messageId);
+      expect(retried).toMatchObject({ receiveCount: 2 });
+      // Alone in its batch, it fails no invocation (no error Lambda counts, no errors alarm): reported, retried.
+      const alone = await stack.handlers.liquidationConsumer(
+        sqsEvent([sqsRecord(retried!, arn, identity, Date.now())]) as never,
+        lambdaContext('liquidation-consumer', 1024, 60_000, identity),
+      );
+      expect(alone).toEqual({ batchItemFailures: [{ itemIdentifier: message.messageId }] });
     } finally {
       await stack.stop();
     }
