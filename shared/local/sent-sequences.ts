@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   closeSync,
+  constants,
+  copyFileSync,
   fstatSync,
   linkSync,
   mkdirSync,
@@ -8,6 +10,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -157,16 +160,22 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
  * then looks at what it moved, and links back what was not its to remove. Exported for its test.
  */
 export function acquireLock(lock: string): () => void {
-  const deadline = Date.now() + LOCK_WAIT_MS;
   const token = `${process.pid}-${randomUUID()}`;
   const mine = `${lock}.${token}`;
   try {
     writeFileSync(mine, token, { flag: 'wx' });
+    let written = Date.now();
+    // The wait is for one lock: a waiter's own wait once counted, so one that had waited 2 s while others took the
+    // lock turn by turn took over a lock taken a moment before, both holding (review44-lock-wait-per-lock).
+    let waiting: { lock: SeenLock; sinceMs: number } | undefined;
     for (;;) {
+      // A lock made of a token file written long ago would read as a dead writer's at once.
+      if (Date.now() - written > LOCK_WAIT_MS) written = touch(mine);
       if (linkNoClobber(mine, lock)) return () => releaseLock(lock, token);
       const seen = look(lock);
       if (seen === undefined) continue; // released meanwhile
-      if (Date.now() >= deadline || Date.now() - seen.mtimeMs > LOCK_STALE_MS) {
+      if (!waiting || !sameLock(waiting.lock, seen)) waiting = { lock: seen, sinceMs: Date.now() };
+      if (Date.now() - waiting.sinceMs >= LOCK_WAIT_MS || Date.now() - seen.mtimeMs > LOCK_STALE_MS) {
         removeIfStill(lock, `${mine}.takeover`, (moved) => sameLock(moved, seen));
         continue;
       }
@@ -175,6 +184,13 @@ export function acquireLock(lock: string): () => void {
   } finally {
     rmSync(mine, { force: true }); // the lock, once linked, is a name of its own
   }
+}
+
+/** Sets `file`'s mtime to now (the clock the lock's age is read by); returns now. */
+function touch(file: string): number {
+  const now = Date.now();
+  utimesSync(file, now / 1000, now / 1000);
+  return now;
 }
 
 /** A lock that reads as another's is left as it is; one that reads as ours is moved, checked again, removed. */
@@ -195,10 +211,23 @@ function linkNoClobber(from: string, to: string): boolean {
     linkSync(from, to);
     return true;
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code ?? '')) throw error;
+  }
+  // A filesystem without hard links (vfat, exFAT, some shared folders): an exclusive copy, as open(wx) and a write
+  // did before (review44-lock-no-hard-links). A copy that fails is removed (libuv), so no empty lock is left.
+  try {
+    copyFileSync(from, to, constants.COPYFILE_EXCL);
+    return true;
+  } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   }
 }
+
+/** What `link` answers on a filesystem that has no hard links. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 /** One lock file's identity and token, read through one descriptor (a lock replaced meanwhile is not mixed in). */
 function look(file: string): SeenLock | undefined {

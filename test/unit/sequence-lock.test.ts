@@ -1,8 +1,8 @@
 import type * as fs from 'node:fs';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { acquireLock } from '../../shared/local/sent-sequences.ts';
 
 /**
@@ -11,7 +11,7 @@ import { acquireLock } from '../../shared/local/sent-sequences.ts';
  */
 
 type Hook = (file: string) => void;
-const hooks: { afterRead?: Hook; afterStat?: Hook; failWrite?: boolean } = {};
+const hooks: { afterRead?: Hook; afterStat?: Hook; failWrite?: boolean; linkError?: string } = {};
 
 vi.mock('node:fs', async (original) => {
   const actual = await original<typeof import('node:fs')>();
@@ -50,6 +50,14 @@ vi.mock('node:fs', async (original) => {
       if (hooks.failWrite) throw enospc();
       return actual.writeFileSync(...args);
     }) as typeof actual.writeFileSync,
+    // A filesystem without hard links (vfat, exFAT, some shared folders) refuses every link.
+    linkSync: ((...args: Parameters<typeof actual.linkSync>) => {
+      if (hooks.linkError)
+        throw Object.assign(new Error(`${hooks.linkError}: operation not permitted, link`), {
+          code: hooks.linkError,
+        });
+      return actual.linkSync(...args);
+    }) as typeof actual.linkSync,
   };
   return { ...wrapped, default: wrapped };
 });
@@ -68,7 +76,35 @@ beforeEach(() => {
   delete hooks.afterRead;
   delete hooks.afterStat;
   delete hooks.failWrite;
+  delete hooks.linkError;
 });
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** The clock the lock reads (Date.now), moved on by `skew.ms` without waiting. */
+const skew = { ms: 0 };
+function skewClock(): void {
+  skew.ms = 0;
+  const real = Date.now.bind(Date);
+  vi.spyOn(Date, 'now').mockImplementation(() => real() + skew.ms);
+}
+
+/** Runs `step(n)` at the n-th look at `lock` itself (after its stat), with the hooks off meanwhile. */
+function atLooks(lock: string, step: (n: number) => void): Hook {
+  let looks = 0;
+  return (file) => {
+    if (file !== lock) return;
+    looks++;
+    const saved = hooks.afterStat;
+    delete hooks.afterStat;
+    try {
+      step(looks);
+    } finally {
+      hooks.afterStat = saved;
+    }
+  };
+}
 
 /** Runs `action` once, at the first call the hook sees on `lock` (or a file named after it), with the hooks off. */
 function once(lock: string, action: () => void): Hook {
@@ -201,4 +237,95 @@ describe('lock44-release-atomic: the sequence lock under injected interleavings'
     expect(readFileSync(lock, 'utf8')).not.toBe('');
     next();
   });
+});
+
+describe('review44: the wait is for one lock, and a filesystem without hard links still locks', () => {
+  it('review44-lock-wait-per-lock: a writer that waited past 2 s never takes over a lock another has just taken', () => {
+    const lock = lockPath();
+    skewClock();
+    const first = acquireLock(lock);
+    let second: (() => void) | undefined;
+    let secondsToken = '';
+    let secondReleased = false;
+    hooks.afterStat = atLooks(lock, (n) => {
+      if (n === 1) {
+        // The waiter saw the first's lock; the first lets go, a second writer takes the lock at once, and the
+        // waiter has been waiting past LOCK_WAIT_MS (others took the lock turn by turn meanwhile).
+        first();
+        second = acquireLock(lock);
+        secondsToken = readFileSync(lock, 'utf8');
+        skew.ms += 2_001;
+      } else if (n === 3 && second) {
+        // The second, a few milliseconds into its lock, still holds it, and lets go.
+        expect(readFileSync(lock, 'utf8')).toBe(secondsToken);
+        second();
+        secondReleased = true;
+      }
+    });
+    const waiter = acquireLock(lock);
+    delete hooks.afterStat;
+    // Before: past its own deadline, the waiter took over the second's fresh lock at its next look, both holding.
+    expect(secondReleased).toBe(true);
+    waiter();
+    expect(readdirSync(path.dirname(lock))).toEqual([]);
+  });
+
+  it('review44-lock-wait-per-lock: a lock held past the wait by the same writer is still taken over', () => {
+    const lock = lockPath();
+    skewClock();
+    const stuck = acquireLock(lock);
+    hooks.afterStat = atLooks(lock, (n) => {
+      if (n === 2) skew.ms += 2_001; // the same lock, seen again past LOCK_WAIT_MS: its holder is stuck
+    });
+    const next = acquireLock(lock);
+    delete hooks.afterStat;
+    const nextsToken = readFileSync(lock, 'utf8');
+    stuck(); // its lock is the next's now: left as it is
+    expect(readFileSync(lock, 'utf8')).toBe(nextsToken);
+    next();
+    expect(readdirSync(path.dirname(lock))).toEqual([]);
+  });
+
+  it("review44-lock-wait-per-lock: a lock taken after a long wait reads as fresh, not as a dead writer's", () => {
+    const lock = lockPath();
+    skewClock();
+    const first = acquireLock(lock);
+    hooks.afterStat = atLooks(lock, (n) => {
+      if (n === 1) {
+        first();
+        skew.ms += 11_000; // the waiter waited past LOCK_STALE_MS (a lock passed from writer to writer)
+      }
+    });
+    const waiter = acquireLock(lock);
+    delete hooks.afterStat;
+    // Before: its lock kept the mtime of the token file written when it began to wait, 11 s old: the next writer
+    // took it over at once as a dead writer's.
+    expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(2_000);
+    waiter();
+  });
+
+  for (const code of ['EPERM', 'ENOTSUP', 'ENOSYS']) {
+    it(`review44-lock-no-hard-links: locks where link fails with ${code}, and puts a lock back there too`, () => {
+      const lock = lockPath();
+      hooks.linkError = code;
+      // Before: every inject and replay failed ("internal error: EPERM ... link"); open(wx) had worked there.
+      const paused = acquireLock(lock);
+      const pausedToken = readFileSync(lock, 'utf8');
+      expect(pausedToken).not.toBe('');
+      expect(readdirSync(path.dirname(lock))).toEqual([path.basename(lock)]);
+      ageLock(lock);
+      let taker: (() => void) | undefined;
+      let takersToken = '';
+      hooks.afterRead = once(lock, () => {
+        taker = acquireLock(lock); // a takeover between the release's check and its move
+        takersToken = readFileSync(lock, 'utf8');
+      });
+      paused();
+      delete hooks.afterRead;
+      expect(takersToken).not.toBe(pausedToken);
+      expect(readFileSync(lock, 'utf8')).toBe(takersToken); // put back, by a copy
+      taker!();
+      expect(readdirSync(path.dirname(lock))).toEqual([]);
+    });
+  }
 });
