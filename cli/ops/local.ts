@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, createWriteStream, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type MarketShards,
@@ -14,7 +14,7 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
-import { divertMetricLines, METRICS_LOG } from '../../shared/local/metric-lines.ts';
+import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import {
@@ -179,25 +179,14 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const metricsFile = join(dir, METRICS_LOG);
-  const metrics = metricsToFile(metricsFile);
+  const metrics = metricsToFile(metricsFile, process.stdout, (message) =>
+    io.stderr.write(`backstop: local up: ${message}\n`),
+  );
   try {
     return await runUp(dir, options, io, metricsFile);
   } finally {
     await metrics.close();
   }
-}
-
-/** The handlers' metric blobs (one an invocation) to `file`, appended, instead of this process's stdout. */
-function metricsToFile(file: string): { close(): Promise<void> } {
-  mkdirSync(dirname(file), { recursive: true });
-  const out = createWriteStream(file, { flags: 'a' });
-  const diversion = divertMetricLines(process.stdout, (line) => out.write(`${line}\n`));
-  return {
-    close: () => {
-      diversion.restore();
-      return new Promise((resolveClose) => out.end(resolveClose));
-    },
-  };
 }
 
 async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: string): Promise<number> {

@@ -1,3 +1,6 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 /**
  * `local up` runs every handler in one process, and Powertools publishes each invocation's metrics as an EMF blob on
  * stdout (on Lambda, CloudWatch reads them from the log). In a replay that is thousands of lines a minute, which bury
@@ -52,6 +55,36 @@ export function divertMetricLines(
     lines: () => count,
     restore: () => {
       if ((stream.write as Write) === diverted) stream.write = original as NodeJS.WritableStream['write'];
+    },
+  };
+}
+
+/**
+ * The handlers' metric blobs (one an invocation) to `file`, appended, instead of `stream` (this process's stdout). A
+ * file that cannot be written (a full disk, a read-only folder) is said once through `warn`, and its blobs dropped:
+ * its stream's error, unheard, ended local up and left its emulator running (review44-metrics-file-error).
+ */
+export function metricsToFile(
+  file: string,
+  stream: NodeJS.WritableStream,
+  warn: (message: string) => void,
+): { close(): Promise<void> } {
+  mkdirSync(dirname(file), { recursive: true });
+  const out = createWriteStream(file, { flags: 'a' });
+  let failed = false;
+  out.on('error', (error) => {
+    if (failed) return;
+    failed = true;
+    warn(`${file} could not be written (${error.message}): the functions' metrics are dropped from now on`);
+  });
+  const diversion = divertMetricLines(stream, (line) => {
+    if (!failed) out.write(`${line}\n`);
+  });
+  return {
+    close: () => {
+      diversion.restore();
+      // Answered even after an error (with it, ignored: said already).
+      return new Promise((resolveClose) => out.end(() => resolveClose()));
     },
   };
 }
