@@ -50,6 +50,10 @@ const DEFAULT_QUOTE = quoteCurrency(DEFAULT_RISK_CONFIG);
 const usd = (decimal: string): string =>
   formatQuoteExact(parseQuote(decimal, 'amount', { allowNegative: true }));
 
+/** The reconcile's difference: an amount with its currency, or the report's word when none was judged. */
+const amountOrWord = (difference: string, quote: string): string =>
+  /^-?\d/.test(difference) ? `${usd(difference)} ${quote}` : difference;
+
 /** The mark's age, and STALE past the market's maxMarkAgeSeconds when the configuration is known. */
 const markAge = (m: StatusReport['markets'][string]): string => {
   if (m.markAgeSeconds === null) return '';
@@ -89,7 +93,7 @@ export function renderStatus(s: StatusReport): string {
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
   lines.push(
-    `insurance fund  ${usd(f.balance)} ${quote}, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${f.difference})`}, ` +
+    `insurance fund  ${usd(f.balance)} ${quote}, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${amountOrWord(f.difference, quote)})`}, ` +
       // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
       `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}` : 'never below zero'}`,
   );

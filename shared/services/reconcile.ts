@@ -1,5 +1,5 @@
 import { EMPTY_AUDIT, extendAudit, type JournalAudit } from '../domain/journal-audit.ts';
-import { absBig, formatQuote, type QuoteE6 } from '../domain/units.ts';
+import { absBig, formatQuote, formatQuoteGrouped, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
 import type { AccountBalance, JournalEntry, Ledger, Telemetry } from '../ports/index.ts';
 
@@ -241,10 +241,14 @@ async function pastTheBalance(
  */
 function windowProblems(balance: AccountBalance, drawCap: ReconcileOptions['drawCap']): readonly string[] {
   const drawn = balance.windowDrawn;
-  if (drawn < 0n) return [`window drawn ${drawn} is below zero`];
+  // In quote units, as status shows the fund: micro-units read as a sum a million times larger.
+  if (drawn < 0n) return [`window drawn ${formatQuoteGrouped(drawn)} is below zero`];
   if (drawCap === undefined || drawCap.nowMs >= balance.windowStartMs + drawCap.windowSeconds * 1000)
     return [];
-  if (drawn > drawCap.cap) return [`window drawn ${drawn} is above the draw cap ${drawCap.cap}`];
+  if (drawn > drawCap.cap)
+    return [
+      `window drawn ${formatQuoteGrouped(drawn)} is above the draw cap ${formatQuoteGrouped(drawCap.cap)}`,
+    ];
   return [];
 }
 

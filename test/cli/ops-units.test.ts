@@ -1156,6 +1156,26 @@ describe('status rendering', () => {
       'balance 250,000.004 USD',
     );
   });
+
+  it('review44-status-difference: a NOT RECONCILED difference and a window problem read as amounts, grouped', () => {
+    const shown = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        reconciled: false,
+        difference: '-1234567.000001',
+        problems: [`window drawn ${formatQuoteExact(usd('60000.5'))} is above the draw cap 50,000.00`],
+      },
+    });
+    // Before: "difference -1234567.000001", beside a balance shown grouped and with its currency.
+    expect(shown).toContain('NOT RECONCILED (difference -1,234,567.000001 USD)');
+    expect(shown).toContain('  problem: window drawn 60,000.50 is above the draw cap 50,000.00');
+    const unjudged = renderStatus({
+      ...report,
+      insuranceFund: { ...report.insuranceFund, reconciled: false, difference: 'not judged' },
+    });
+    expect(unjudged).toContain('NOT RECONCILED (difference not judged)');
+  });
 });
 
 // Found by running 40 markets in session 40: a market whose providers were seeded before its first tick has an item

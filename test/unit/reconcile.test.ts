@@ -460,11 +460,12 @@ describe('ledger reconcile: the draw window', () => {
     ).problems;
 
   it('reports a window drawn below zero, or above the configured cap; at the cap it reconciles', async () => {
-    expect(await judge(-1n)).toEqual(['window drawn -1 is below zero']);
-    expect(await judge(-1n, 5n * USD)).toEqual(['window drawn -1 is below zero']);
+    expect(await judge(-1n, 5n * USD)).toEqual(['window drawn -0.000001 is below zero']);
+    // review44-status-difference: in quote units, as status shows them (before: micro-units, 5000001 for 5.000001).
     expect(await judge(5n * USD + 1n, 5n * USD)).toEqual([
-      `window drawn ${5n * USD + 1n} is above the draw cap ${5n * USD}`,
+      'window drawn 5.000001 is above the draw cap 5.00',
     ]);
+    expect(await judge(-1n)).toEqual(['window drawn -0.000001 is below zero']);
     expect(await judge(5n * USD, 5n * USD)).toEqual([]);
     expect(await judge(0n, 5n * USD)).toEqual([]);
     // Without the cap (a caller that does not know the configuration), only the lower bound.
@@ -480,7 +481,7 @@ describe('ledger reconcile: the draw window', () => {
     expect(await judge(over, 5n * USD, 7_200_000)).toEqual([]);
     expect(await judge(over, 5n * USD, 7 * 86_400_000)).toEqual([]);
     // Below zero is a broken ledger whenever it is read.
-    expect(await judge(-1n, 5n * USD, 7 * 86_400_000)).toEqual(['window drawn -1 is below zero']);
+    expect(await judge(-1n, 5n * USD, 7 * 86_400_000)).toEqual(['window drawn -0.000001 is below zero']);
   });
 });
 
