@@ -131,6 +131,13 @@ export const METRICS = {
     byMarket: true,
     help: 'running auctions whose step went unrun more than 15 minutes past its due time, sent again by liquidation-watch (every 5 minutes), counted by the auction delivery whose resent message took the step within 5 minutes of its due time (its own message lost; a step is sent again at most once an hour); the auction moves on, but the lost message is a fault to look into',
   },
+  AuctionStepResendFailures: {
+    name: 'AuctionStepResendFailures',
+    unit: 'Count',
+    kind: 'counter',
+    byMarket: true,
+    help: "stalled auction steps liquidation-watch could not send again (the auction's or market's read, the claim or the send failed): the auction stays stalled, its step message already lost, until a later run's resend goes through",
+  },
   AuctionWakeFailures: {
     name: 'AuctionWakeFailures',
     unit: 'Count',

@@ -411,6 +411,15 @@ export class Monitoring extends Construct {
       1,
       GTE,
     );
+    // The self-heal failing: the step's message is lost already, and nothing else pages until the liquidation is
+    // overdue (its auction's tail and an hour on).
+    this.alarm(
+      'AuctionStepResendFailuresAlarm',
+      this.business(METRICS.AuctionStepResendFailures),
+      "liquidation-watch found a running auction's step stalled (its message lost) and could not send it again (a read, the claim or the send failed; its log line `stalled auction step not sent again` names the liquidation and the error): the auction stays stalled until a later run's resend goes through",
+      1,
+      GTE,
+    );
     this.alarm(
       'AuctionWakeFailuresAlarm',
       this.business(METRICS.AuctionWakeFailures),
@@ -732,6 +741,7 @@ export class Monitoring extends Construct {
         by(METRICS.AuctionsSkipped),
         by(METRICS.AuctionsWoken),
         by(METRICS.AuctionStepsResent),
+        by(METRICS.AuctionStepResendFailures),
         by(METRICS.AuctionWakeFailures),
       ]),
       graph('Venue failures, order leases, contention by market', [
@@ -776,10 +786,11 @@ export class Monitoring extends Construct {
       ]),
       graph('Ticks rejected by reason', [this.byDimension(METRICS.TicksRejected, 'Sum')]),
       graph('Liquidations', [m(METRICS.LiquidationsEnqueued), m(METRICS.LiquidationsCancelled)]),
-      graph('Auctions woken by ticks, skipped for want of a bidder, steps sent again', [
+      graph('Auctions woken by ticks, skipped for want of a bidder, steps sent again (or not)', [
         m(METRICS.AuctionsWoken),
         m(METRICS.AuctionWakeFailures),
         m(METRICS.AuctionStepsResent),
+        m(METRICS.AuctionStepResendFailures),
         m(METRICS.AuctionsSkipped),
       ]),
     );

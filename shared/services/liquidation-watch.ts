@@ -269,7 +269,8 @@ async function resendStalledOf(
       try {
         if (await resendStalled(auctionIdOf(l.id), deps, config, nowMs, telemetry, freshMarks)) sent += 1;
       } catch (error) {
-        // The overdue report still runs.
+        // The overdue report still runs. Counted (alarmed): the step's own message is lost, and only a later run heals it.
+        telemetry.count(METRICS.AuctionStepResendFailures.name, 1, { Market: l.symbol });
         telemetry.warn('stalled auction step not sent again', { liquidationId: l.id, error: String(error) });
       }
     }

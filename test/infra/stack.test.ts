@@ -2,12 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
 import { addNagChecks } from '../../infra/nag.ts';
@@ -30,12 +28,7 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { retryBackoffSeconds } from '../../shared/lambda/failures.ts';
-import {
-  DimensionedMetrics,
-  powertoolsTelemetry,
-  publishMetricsSoFar,
-  riskConfigFromEnv,
-} from '../../shared/lambda/runtime.ts';
+import { riskConfigFromEnv } from '../../shared/lambda/runtime.ts';
 import {
   applyFunctionEnvironment,
   functionEnvironment as localFunctionEnvironment,
@@ -70,6 +63,7 @@ import {
   tableEnv,
   visibilityTimeoutSeconds,
 } from '../../shared/topology.ts';
+import { emfDimensionSets } from '../support/emit-sites.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
 process.env.CDK_VALIDATION = 'false';
@@ -164,33 +158,12 @@ function dependencyCycle(resources: Record<string, Resource & { DependsOn?: stri
  * point with every dimension its spec names and its market.
  */
 function emittedDimensionSets(): Map<string, string[][]> {
-  const lines: string[] = [];
-  const instance = () => {
-    const metrics = new Metrics({ namespace: 'Backstop', serviceName: 'backstop-dev' });
-    const sink = (metrics as unknown as { console: Console }).console;
-    vi.spyOn(sink, 'log').mockImplementation((line: string) => void lines.push(line));
-    return metrics;
-  };
-  const shared = instance();
-  const dimensioned = new DimensionedMetrics(instance);
-  const telemetry = powertoolsTelemetry(new Logger({ logLevel: 'SILENT' }), shared, dimensioned);
-  for (const spec of Object.values(METRICS)) {
-    const own = 'dimension' in spec ? { [spec.dimension]: 'ETH-USD' } : {};
-    telemetry.count(spec.name, 1, { ...own, Market: 'ETH-USD' });
-  }
-  publishMetricsSoFar(shared, dimensioned);
-  vi.restoreAllMocks();
-  const sets = new Map<string, string[][]>();
-  for (const line of lines) {
-    const [directive] = (
-      JSON.parse(line) as {
-        _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] };
-      }
-    )._aws.CloudWatchMetrics;
-    for (const { Name } of directive!.Metrics)
-      sets.set(Name, [...(sets.get(Name) ?? []), ...directive!.Dimensions.map((d) => [...d].sort())]);
-  }
-  return sets;
+  return emfDimensionSets(
+    Object.values(METRICS).map((spec) => ({
+      name: spec.name,
+      dimensions: { ...('dimension' in spec ? { [spec.dimension]: 'ETH-USD' } : {}), Market: 'ETH-USD' },
+    })),
+  );
 }
 
 describe('BackstopStack template (default config)', () => {
@@ -1038,6 +1011,15 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       }),
     ]);
+    // The watch could not send a stalled step again: the auction stays stalled (observe44-resend-failure-alarm).
+    expect(alarms.filter((a) => a.MetricName === METRICS.AuctionStepResendFailures.name)).toEqual([
+      expect.objectContaining({
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
     // The venue failing orders: every reason the consumer counts, summed.
     const venue = alarms.filter((a) =>
       (a.Metrics ?? []).some((m) => m.MetricStat?.Metric.MetricName === METRICS.VenueOrderFailures.name),
@@ -1217,6 +1199,7 @@ describe('BackstopStack template (default config)', () => {
         'LiquidationsOverdue',
         'AuctionWakeFailures',
         'AuctionStepsResent',
+        'AuctionStepResendFailures',
         'VenueOrderFailures',
         'AuctionStepLateness',
         'StaleMarkWaits',

@@ -315,3 +315,48 @@ describe('liquidation-watch: AuctionStepsResent counts a lost step message, noth
     expect(resentCounted(p)).toBe(1);
   });
 });
+
+/** The metric's name as the alarm reads it (observe44-resend-failure-alarm). */
+const RESEND_FAILURES = 'AuctionStepResendFailures';
+
+describe('liquidation-watch: a stalled step it could not send again (observe44-resend-failure-alarm)', () => {
+  it('is counted for its market (alarmed: the auction stays stalled), and a send that succeeds counts nothing', async () => {
+    const { p, auctionId, dueAtMs } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    const run = (
+      telemetry: RecordingTelemetry,
+      send: (body: string, delaySeconds?: number) => Promise<void>,
+    ) =>
+      watchLiquidations(p.adapters.liquidations, p.config, p.clock.nowMs(), telemetry, 20, {
+        resend: { auctions: p.adapters.auctions, markets: p.adapters.markets, auctionQueue: { send } },
+      });
+    // Before, only a warning line said so: nothing paged until the liquidation was overdue, its tail and an hour on.
+    const failing = new RecordingTelemetry();
+    const failed = await run(failing, async () => {
+      throw new Error('sqs unavailable');
+    });
+    expect(failed.resent).toBe(0);
+    expect(failing.marketCounts.get(`${RESEND_FAILURES}@ETH-USD`)).toBe(1);
+    expect(failing.total(RESEND_FAILURES)).toBe(1);
+    expect(failing.warnings).toContain('stalled auction step not sent again');
+    p.clock.advance(300_000);
+    await p.tick('ETH-USD', '175');
+    const healthy = new RecordingTelemetry();
+    const next = await run(healthy, (body, delaySeconds) => p.adapters.auctionQueue.send(body, delaySeconds));
+    expect(next.resent).toBe(1);
+    expect(healthy.total(RESEND_FAILURES)).toBe(0);
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+  });
+
+  it('is a metric of the specs, counted per market', () => {
+    expect(METRICS).toHaveProperty(RESEND_FAILURES);
+    expect(METRICS[RESEND_FAILURES as keyof typeof METRICS]).toMatchObject({
+      name: RESEND_FAILURES,
+      kind: 'counter',
+      unit: 'Count',
+      byMarket: true,
+    });
+  });
+});

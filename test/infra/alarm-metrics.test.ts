@@ -1,0 +1,213 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { BackstopStack } from '../../infra/stack.ts';
+import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
+import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
+
+/**
+ * An alarm matches one metric name and its exact dimension set: one reading a name, a set or a value the code never
+ * emits stays OK through the failure it was made for. These tests read the emitting code itself (every Telemetry
+ * call, by its types), not the specs alone, against the synthesized alarms and dashboard, and the runbook against
+ * the alarms (observe44-*).
+ */
+
+process.env.CDK_VALIDATION = 'false';
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
+  string,
+  unknown
+>;
+const outdir = mkdtempSync(join(tmpdir(), 'backstop-observe-'));
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+const SPECS = new Map<string, MetricSpec>(Object.values(METRICS).map((s) => [s.name, s]));
+
+interface AlarmMetric {
+  readonly alarm: string;
+  readonly name: string;
+  readonly dimensions: ReadonlyMap<string, unknown>;
+}
+
+/** The Backstop metrics each alarm reads (a math expression's too), by the alarm's construct id. */
+function alarmMetrics(template: Template): AlarmMetric[] {
+  type Raw = { Namespace?: string; MetricName: string; Dimensions?: { Name: string; Value: unknown }[] };
+  return Object.entries(template.findResources('AWS::CloudWatch::Alarm')).flatMap(
+    ([id, { Properties: a }]) => {
+      const raws: Raw[] = a.Metrics
+        ? (a.Metrics as { MetricStat?: { Metric: Raw } }[]).flatMap((q) =>
+            q.MetricStat ? [q.MetricStat.Metric] : [],
+          )
+        : [a as Raw];
+      return raws
+        .filter((m) => m.Namespace === 'Backstop')
+        .map((m) => ({
+          alarm: id,
+          name: m.MetricName,
+          dimensions: new Map((m.Dimensions ?? []).map((d) => [d.Name, d.Value])),
+        }));
+    },
+  );
+}
+
+/** The dashboard's Backstop metric names: its exact lines' and its SEARCH expressions'. */
+function graphedMetrics(template: Template): { names: Set<string>; lines: unknown[][]; searches: string[] } {
+  const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;
+  const parts = dashboard.DashboardBody['Fn::Join'][1] as unknown[];
+  const body = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+    widgets: Array<{ properties: { metrics?: unknown[][] } }>;
+  };
+  const all = body.widgets.flatMap((w) => w.properties.metrics ?? []);
+  const lines = all.filter((l) => l[0] === 'Backstop');
+  const searches = all
+    .flatMap((l) => l.filter((x): x is { expression: string } => typeof x === 'object' && x !== null))
+    .map((x) => x.expression)
+    .filter((e) => e?.startsWith('SEARCH('));
+  const names = new Set<string>([
+    ...lines.map((l) => String(l[1])),
+    ...searches.flatMap((e) => [...e.matchAll(/MetricName="(\w+)"/g)].map((m) => m[1]!)),
+  ]);
+  return { names, lines, searches };
+}
+
+describe('alarms and graphs against the code that emits (observe44-alarm-emitted)', () => {
+  let template: Template;
+  let sites: EmitSite[];
+
+  beforeAll(() => {
+    const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
+    const config = loadConfig(app.node.getAllContext());
+    template = Template.fromStack(new BackstopStack(app, 'Backstop-dev', { config, projectRoot }));
+    sites = emitSites(projectRoot, ['shared', 'functions']);
+  });
+
+  it('finds every Telemetry call of the functions and the services', () => {
+    // Spot checks that the scan sees what it must: a choice of specs, a dimension maybe absent, a union of values.
+    expect(sites.length).toBeGreaterThan(50);
+    const failures = sites.find((s) => s.metrics.includes(METRICS.NewerWriterRetries.name));
+    expect(failures?.metrics).toEqual(
+      expect.arrayContaining([METRICS.NewerWriterRetries.name, METRICS.RecordFailures.name]),
+    );
+    const rejected = sites.find(
+      (s) =>
+        s.metrics.includes(METRICS.TicksRejected.name) && s.values.get('Reason')?.has('tick/out-of-order'),
+    );
+    expect(rejected?.keySets).toEqual(expect.arrayContaining([['Reason'], [MARKET_DIMENSION, 'Reason']]));
+    expect(sites.some((s) => s.values.get('Reason')?.has('tick/contended'))).toBe(true);
+    const refusals = sites.find((s) => s.metrics.includes(METRICS.InsuranceFundRefusals.name));
+    expect([...(refusals?.values.get('Reason') ?? [])].sort()).toEqual([
+      'insurance/draw-cap',
+      'insurance/floor',
+    ]);
+  });
+
+  it("passes each metric its spec's dimension, and Market only where the spec files it per market", () => {
+    const wrong: string[] = [];
+    for (const s of sites) {
+      for (const name of s.metrics) {
+        const spec = SPECS.get(name)!;
+        const own = spec.dimension ? [spec.dimension] : [];
+        for (const keys of s.keySets) {
+          const rest =
+            spec.dimension === MARKET_DIMENSION ? keys : keys.filter((k) => k !== MARKET_DIMENSION);
+          if (rest.join() !== own.join()) wrong.push(`${s.at} ${name} {${keys}}: its spec's is {${own}}`);
+          if (keys.includes(MARKET_DIMENSION) && !spec.byMarket && spec.dimension !== MARKET_DIMENSION)
+            wrong.push(`${s.at} ${name} names its market: not byMarket, dropped`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('reads in every alarm a metric the code emits, with a dimension set and values it emits', () => {
+    const points = sites.flatMap((s) =>
+      s.metrics.flatMap((name) =>
+        s.keySets.map((keys) => ({ name, dimensions: Object.fromEntries(keys.map((k) => [k, 'x'])) })),
+      ),
+    );
+    const emitted = emfDimensionSets(points);
+    const read = alarmMetrics(template);
+    expect(read.length).toBeGreaterThan(20);
+    const wrong: string[] = [];
+    for (const { alarm, name, dimensions } of read) {
+      const names = [...dimensions.keys()].sort();
+      if (!emitted.get(name)?.some((set) => set.join() === names.join()))
+        wrong.push(
+          `${alarm}: ${name} {${names}} is never emitted (${JSON.stringify(emitted.get(name) ?? [])})`,
+        );
+      if (dimensions.get('service') !== 'backstop-dev') wrong.push(`${alarm}: ${name} reads another service`);
+      for (const [key, value] of dimensions) {
+        if (key === 'service') continue;
+        // A value no site's types can give: the alarm waits for a data point that never comes. A site that passes
+        // any string (a parsed reason) is taken to give none of the alarmed values, unless every site does.
+        const valued = sites.filter((s) => s.metrics.includes(name) && s.values.has(key));
+        const known = valued.filter((s) => s.values.get(key) !== undefined);
+        if (
+          (known.length > 0 || valued.length === 0) &&
+          !known.some((s) => s.values.get(key)!.has(String(value)))
+        )
+          wrong.push(
+            `${alarm}: ${name} ${key}=${String(value)} is emitted by no call (${valued.map((s) => s.at)})`,
+          );
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('graphs every metric the code emits, each with its dimension, and graphs none it does not', () => {
+    const emitted = new Set(sites.flatMap((s) => s.metrics));
+    const { names, lines, searches } = graphedMetrics(template);
+    expect([...emitted].sort()).toEqual(
+      Object.values(METRICS)
+        .map((m) => m.name)
+        .sort(),
+    );
+    expect([...names].sort()).toEqual([...emitted].sort());
+    for (const spec of Object.values(METRICS) as MetricSpec[]) {
+      const dims = ['service', ...(spec.dimension ? [spec.dimension] : [])].sort();
+      const exact = lines.some(
+        (l) => l[1] === spec.name && dims.every((d) => l.includes(d)) && !l.includes(MARKET_DIMENSION),
+      );
+      const search = searches.some((e) =>
+        e.startsWith(`SEARCH('{Backstop,${dims.join(',')}} MetricName="${spec.name}"`),
+      );
+      expect(exact || search, `${spec.name}: its total {${dims}} on no graph`).toBe(true);
+    }
+  });
+});
+
+describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms (observe44-runbook-every-alarm)", () => {
+  const deploy = readFileSync(join(projectRoot, 'docs/DEPLOY.md'), 'utf8');
+  const start = deploy.indexOf('**When an alarm fires**');
+  const runbook = deploy.slice(start, deploy.indexOf('\nStack outputs', start));
+  /** Alarm names as the runbook spells them; `<Market>` stands for any market (one alarm each). */
+  const named = [...new Set([...runbook.matchAll(/`([A-Za-z<>]+Alarm)`/g)].map((m) => m[1]!))];
+  const pattern = (name: string) => new RegExp(`^${name.replace(/<\w+>/g, '\\w+')}$`);
+
+  let alarms: string[];
+  beforeAll(() => {
+    const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
+    const config = loadConfig(app.node.getAllContext());
+    const template = Template.fromStack(new BackstopStack(app, 'Backstop-dev', { config, projectRoot }));
+    // The construct id: the alarm's name CloudFormation puts in every notification (<stack>-Monitoring<id><hash>-...).
+    alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm')).map((id) =>
+      id.replace(/^Monitoring/, '').replace(/[0-9A-F]{8}$/, ''),
+    );
+  });
+
+  it('names every alarm exactly, so the name a page carries finds its entry', () => {
+    expect(start).toBeGreaterThan(0);
+    expect(alarms.length).toBeGreaterThan(40);
+    const missing = alarms.filter((a) => !named.some((n) => pattern(n).test(a)));
+    expect(missing).toEqual([]);
+  });
+
+  it('names no alarm that does not exist', () => {
+    expect(named.filter((n) => !alarms.some((a) => pattern(n).test(a)))).toEqual([]);
+  });
+});
