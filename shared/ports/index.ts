@@ -992,7 +992,9 @@ export interface AuctionRecord {
   /**
    * Written by a capped run's later steps (services/auction.ts processAuctionStep): the step of the message whose
    * delivery took them, which owns a wake the record owes (its retry pays it); the messages of the steps it took end
-   * quietly (capped44-stale-run-quiet). Absent: the record's last step was taken by its own message (step - 1).
+   * quietly (capped44-stale-run-quiet). Also by the wake's write of a delivery that found its step taken and did not
+   * own the debt: its message owns it from then on, its retry failing for it (review44-debt-owner-lost). Absent: the
+   * record's last step was taken by its own message (step - 1).
    */
   readonly runFrom?: number;
   readonly version: number;

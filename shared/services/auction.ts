@@ -326,7 +326,7 @@ async function stepOnce(
     // A wake the ending step owes, its delivery dead or failed after the commit: whoever finds it pays it. Still
     // owed, the delivery that owns it fails after the settlement's part (no later step of an ended auction would pay
     // it); a wake that throws holds the settlement no more than one that fails (review41-ended-wake-first).
-    const owed = await stillOwed(auction, message, deps);
+    const owed = await stillOwed(auction, message, deps, within);
     const outcome =
       message.step < auction.step - 1 || twin
         ? { status: 'stale' as const }
@@ -340,7 +340,7 @@ async function stepOnce(
     // (as may a stale twin): cover it now, or no tick would wake it before its planned step. Covered, no write.
     if (marketRead && !wakeCovered(auction, marketRead)) await coverWake(auction, marketRead, deps);
     // So with a wake it owes (this delivery may be the retry of the step that could not pay it).
-    const owed = await stillOwed(auction, message, deps);
+    const owed = await stillOwed(auction, message, deps, within);
     if (owed !== undefined) throw owed;
     return { status: 'stale' };
   }
@@ -697,7 +697,9 @@ async function payWake(auction: AuctionRecord, deps: SettlementDeps, plannedAtEp
  * The wake its auction owes, paid by a delivery that finds its step taken (a twin, an older step's message, the retry
  * of the delivery that could not pay it): what to fail the delivery with when it stays owed, undefined when paid or
  * left to its owner. The delivery that owns the debt (ownsWake) fails, and its retry pays it; so does one whose try
- * may have written the record (an owner whose write then lost to it took the debt for paid). Any other ends quietly,
+ * may have written the record (an owner whose write then lost to it took the debt for paid), a write that names its
+ * delivery's message the owner (runFrom; a capped run's later step: the run's, `within`), so that its retry fails too
+ * (review44-debt-owner-lost). Any other ends quietly,
  * its try's failure uncounted: while the wake kept failing, a capped run's later steps' messages (up to 11, all a
  * second after the run) each failed at every receive and were dead-lettered, for one debt (capped44-stale-run-quiet).
  */
@@ -705,10 +707,15 @@ async function stillOwed(
   auction: AuctionRecord,
   message: AuctionStepMessage,
   deps: SettlementDeps,
+  within: RunStep | undefined,
 ): Promise<unknown> {
   const owner = ownsWake(auction, message);
   const held = owner ? undefined : holdingWakeFailures(deps.telemetry);
-  const paid = await wakeSpent(auction, held ? { ...deps, telemetry: held.telemetry } : deps).catch(
+  // Another's try that writes the record names this delivery's message its owner: that write may beat the owner's,
+  // which then takes the debt for moved on and ends, and this one's retry must still fail for it
+  // (review44-debt-owner-lost).
+  const paying = owner ? auction : { ...auction, runFrom: within?.from ?? message.step };
+  const paid = await wakeSpent(paying, held ? { ...deps, telemetry: held.telemetry } : deps).catch(
     (error: unknown) => ({ error }),
   );
   if (paid === true) return undefined;
