@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { auctionItem } from '../../shared/adapters/aws/record-items.ts';
+import { RECORD_SCHEMA, SCHEMA_ATTR } from '../../shared/adapters/aws/writer-schema.ts';
+import { base, price } from '../../shared/domain/units.ts';
+import type { AuctionRecord } from '../../shared/ports/index.ts';
+
+/**
+ * The writer-schema fence's rule (adapters/aws/writer-schema.ts): a release that adds an attribute a whole-item Put
+ * must keep raises RECORD_SCHEMA, or an older function's Put during a rolling deploy drops it. Each attribute of an
+ * auction item is listed here once it is decided: written by schema 1 (the fence's first), harmless to drop (and why),
+ * or kept since the schema that raised for it. A new attribute fails this test until it is decided.
+ */
+const SCHEMA_1 = new Set([
+  'id',
+  'liquidationId',
+  'symbol',
+  'direction',
+  'lot',
+  'remainingLot',
+  'top',
+  'startedAtMs',
+  'resets',
+  'step',
+  'state',
+  'fills',
+  'lastFailure',
+  'wakeMark',
+  'endedBy',
+  'endedAtMark',
+  'stepDueAtMs',
+  'spentIn',
+  'spentWokenTo',
+  'spentWakeBegan',
+  'wakeKey',
+  'version',
+  SCHEMA_ATTR,
+]);
+
+/** Dropped by an older Put, nothing is lost (docs/DEPLOY.md says why for each). */
+const HARMLESS_TO_DROP = new Set([
+  // The wake's next part goes 25 sends at a time instead of one batch (wakes43b).
+  'spentWakeSendFailed',
+  // liquidation-watch's claim: one twin more at its next run (watch44-resend-once).
+  'stepResent',
+]);
+
+/** Kept by every later writer: the schema that raised for it. */
+const KEPT_SINCE: Readonly<Record<string, number>> = {
+  // Names the message that owns a wake debt; dropped, the owner is step - 1, a message that may have ended quietly,
+  // and the debt is left with none alive (capped44-stale-run-quiet, review44-debt-owner-lost).
+  runFrom: 2,
+};
+
+/** An auction with every attribute its item can carry. */
+const everything: AuctionRecord = {
+  id: 'liq-1:auction',
+  liquidationId: 'liq-1',
+  symbol: 'ETH-USD',
+  direction: 'SELL',
+  lot: base('2'),
+  remainingLot: base('1'),
+  top: price('1900'),
+  startedAtMs: 1,
+  resets: 0,
+  step: 3,
+  state: 'RUNNING',
+  fills: [{ price: price('1880'), size: base('1'), providerId: 'lp-1', cost: 1_880_000_000n }],
+  lastFailure: { reason: 'x', attempt: 1, atMs: 2 },
+  wakeMark: price('1850'),
+  endedBy: 'plan',
+  endedAtMark: price('1800'),
+  stepDueAtMs: 3,
+  stepResent: { step: 3, atMs: 4 },
+  spentIn: ['ETH-USD'],
+  spentWokenTo: { symbol: 'ETH-USD', direction: 'BUY', id: 's-1', step: 1, wakeMark: price('1.5') },
+  spentWakeBegan: { 'ETH-USD': 7 },
+  spentWakeSendFailed: true,
+  runFrom: 2,
+  version: 5,
+};
+
+describe('writer schema: every attribute of an auction item is decided (writer-schema.ts, docs/DEPLOY.md)', () => {
+  it('each attribute is of schema 1, harmless to drop, or kept since a schema no newer than RECORD_SCHEMA', () => {
+    const undecided = Object.keys(auctionItem(everything)).filter(
+      (name) => !SCHEMA_1.has(name) && !HARMLESS_TO_DROP.has(name) && KEPT_SINCE[name] === undefined,
+    );
+    expect(undecided).toEqual([]);
+    for (const [name, schema] of Object.entries(KEPT_SINCE))
+      expect(RECORD_SCHEMA, `${name} is kept since schema ${schema}`).toBeGreaterThanOrEqual(schema);
+  });
+});
