@@ -42,14 +42,15 @@ const HARMLESS_TO_DROP = new Set([
   'spentWakeSendFailed',
   // liquidation-watch's claim: one twin more at its next run (watch44-resend-once).
   'stepResent',
+  // The owner of a wake debt (capped44-stale-run-quiet). Dropped by a previous version's Put in a deploy's minutes,
+  // the owner may be a message that ended: the debt's sleepers then wake at their own planned step (900 s at most)
+  // and find no bidder, as before spent wakes. Raising the schema would cost every deploy's alarms and any rollback
+  // (review44-record-schema).
+  'runFrom',
 ]);
 
 /** Kept by every later writer: the schema that raised for it. */
-const KEPT_SINCE: Readonly<Record<string, number>> = {
-  // Names the message that owns a wake debt; dropped, the owner is step - 1, a message that may have ended quietly,
-  // and the debt is left with none alive (capped44-stale-run-quiet, review44-debt-owner-lost).
-  runFrom: 2,
-};
+const KEPT_SINCE: Readonly<Record<string, number>> = {};
 
 /** An auction with every attribute its item can carry. */
 const everything: AuctionRecord = {

@@ -13,12 +13,12 @@ import { cancellationCodes, type Item, isConditionalCheckFailed, N } from './cod
  * these items (an UpdateItem's SET of a named attribute keeps the others, and needs nothing; but one that sets an
  * attribute a Put must keep, added in that release, must also set SCHEMA_ATTR to its schema under the same fence,
  * or an older Put would drop it). Schema 1 is the first version with the fence: the versions before it write no
- * SCHEMA_ATTR and check none. Schema 2 (session 44): an auction's runFrom, the message that owns its wake debt
- * (dropped, the debt could be left with no message alive: review44-record-schema). Markets and the tick index are
- * written by UpdateItem alone and carry none. test/unit/writer-schema-attributes.test.ts lists each auction
- * attribute's decision.
+ * SCHEMA_ATTR and check none. Markets and the tick index are written by UpdateItem alone and carry none. Raising it
+ * has a price: for the deploy's minutes the previous version refuses every item the new one wrote, and a rollback
+ * refuses them for good; an attribute whose loss costs less can be left harmless to drop, with the reason
+ * (test/unit/writer-schema-attributes.test.ts lists each auction attribute's decision).
  */
-export const RECORD_SCHEMA = 2;
+export const RECORD_SCHEMA = 1;
 
 /** The attribute naming the schema of an item's writer. */
 export const SCHEMA_ATTR = 'writerSchema';
