@@ -60,6 +60,12 @@ export const AUCTION_WAKE_INDEX = 'byWakeMark';
  * moves while the record is open, so a liquidation writes the index twice: when it starts and when it ends.
  */
 export const OPEN_LIQUIDATIONS_INDEX = 'openByStart';
+/**
+ * Partition key prefix of liquidation-watch's cursor in the liquidations table (where its runs stand in the open
+ * listing: watch44b-cursor): all that liquidation-watch may write there. Not a liquidation: no state, no tickKey,
+ * none of the open index's keys.
+ */
+export const LIQUIDATION_WATCH_KEY_PREFIX = '~watch~';
 
 /**
  * Ledger index: partition `pk` (`ACCOUNT#<account>`), sort `journalSequence` (N), present only on journal
@@ -424,6 +430,8 @@ export const FUNCTIONS: readonly FunctionDef[] = [
     trigger: { kind: 'schedule', everyMinutes: 5 },
     grants: [
       { table: 'liquidations', access: 'read' },
+      // Its cursor only (a conditional PutItem a run): never a liquidation.
+      { table: 'liquidations', access: 'write', keysBeginWith: LIQUIDATION_WATCH_KEY_PREFIX },
       // A running auction whose step message was lost: its record, its market's mark, and the step sent again (its
       // claim, an UpdateItem of stepResent alone: watch44-resend-once).
       { table: 'auctions', access: 'readWrite' },

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
@@ -8,7 +9,7 @@ import { WATCH_BUDGET_MS, watchLiquidations } from '../../shared/services/liquid
  * reports them (`LiquidationsOverdue`, alarmed; the longest overdue in the log): an operator resumes them with
  * `backstop liquidations overdue --resend` once the cause is known. One fault it heals itself: a running auction
  * whose step message was lost gets it again (`AuctionStepsResent`, alarmed, counted by the delivery it takes the
- * step in; a twin is harmless).
+ * step in; a twin is harmless). A run reads for WATCH_BUDGET_MS at most, from where the last stopped (its cursor).
  */
 export async function watch() {
   const { adapters, telemetry, config } = wiring();
@@ -17,10 +18,22 @@ export async function watch() {
     resend: { auctions: adapters.auctions, markets: adapters.markets, auctionQueue: adapters.auctionQueue },
     // Under the function's timeout: a run too short for every open liquidation reports the part it read.
     budget: { untilMs: nowMs + WATCH_BUDGET_MS, nowMs: () => systemClock.nowMs() },
+    // And the next run reads on from where it stopped (watch44b-cursor).
+    resume: { cursors: adapters.liquidations, runId: randomUUID() },
   });
   const summary = {
     judged: report.judged,
     complete: report.complete,
+    ...(report.cycle
+      ? {
+          cycle: {
+            startedAt: new Date(report.cycle.startedAtMs).toISOString(),
+            judged: report.cycle.judged,
+            overdue: report.cycle.overdue,
+            cursorSaved: report.cycle.cursorSaved,
+          },
+        }
+      : {}),
     auctionStepsResent: report.resent,
     overdue: report.overdue,
     longestOverdue: report.sample.map((l) => ({

@@ -41,13 +41,50 @@ export function tickIndexItems(
  */
 export const OPEN_INDEX_SHARDS = 16;
 
-/** The shard a listing of the open index begins at for `rotation` (openStartedBefore): any integer, any sign. */
-export const firstOpenShard = (rotation: number): number =>
-  ((Math.trunc(rotation) % OPEN_INDEX_SHARDS) + OPEN_INDEX_SHARDS) % OPEN_INDEX_SHARDS;
-
 /** The open-index partition key of shard `shard`. */
 export const openShardKey = (shard: number): string => `open#${shard}`;
 
+/** The shard of the open index a liquidation is listed under while it is open. */
+export const openShardNumberOf = (liquidationId: string): number => fnv1a(liquidationId) % OPEN_INDEX_SHARDS;
+
 /** The open-index partition a liquidation is listed under while it is open. */
-export const openShardOf = (liquidationId: string): string =>
-  openShardKey(fnv1a(liquidationId) % OPEN_INDEX_SHARDS);
+export const openShardOf = (liquidationId: string): string => openShardKey(openShardNumberOf(liquidationId));
+
+/** A liquidation's place in the open listing (openStartedBefore): its shard, its start, its id. */
+export interface OpenListingKey {
+  readonly shard: number;
+  readonly startedAtMs: number;
+  readonly id: string;
+}
+
+export const openListingKeyOf = (l: {
+  readonly id: string;
+  readonly history: readonly { readonly atMs: number }[];
+}): OpenListingKey => ({ shard: openShardNumberOf(l.id), startedAtMs: l.history[0]?.atMs ?? 0, id: l.id });
+
+/** The listing's order: shard, then start, then id (as the index's keys and then the table's). */
+export const compareListingKeys = (a: OpenListingKey, b: OpenListingKey): number =>
+  a.shard - b.shard || a.startedAtMs - b.startedAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Whether `key` is listed after `position` (a shard's start, or after a key of it). */
+export const comesAfter = (
+  key: OpenListingKey,
+  position: {
+    readonly shard: number;
+    readonly after?: { readonly startedAtMs: number; readonly id: string };
+  },
+): boolean =>
+  key.shard > position.shard ||
+  (key.shard === position.shard &&
+    (position.after === undefined || compareListingKeys(key, { shard: key.shard, ...position.after }) > 0));
+
+/** Rejects a listing position no listing gave (a shard out of range, a start that is no integer). */
+export const isListingPosition = (position: {
+  readonly shard: number;
+  readonly after?: { readonly startedAtMs: number; readonly id: string };
+}): boolean =>
+  Number.isInteger(position.shard) &&
+  position.shard >= 0 &&
+  position.shard < OPEN_INDEX_SHARDS &&
+  (position.after === undefined ||
+    (Number.isSafeInteger(position.after.startedAtMs) && position.after.id.length > 0));

@@ -544,13 +544,56 @@ export interface LiquidationRepository {
     sinceMs: number,
   ): Promise<{ readonly sinceMs: number; readonly recorded: boolean }>;
   /**
-   * The open liquidations (isOpenLiquidation) whose first event is before `startedBeforeMs`, a page at a time, in
-   * no set order (liquidation-watch). Records are read consistently; on AWS the index that lists them may lag, so
-   * a page may hold one that ended a moment ago: callers judge the records, not the listing. `rotation` (an integer)
-   * begins the listing at another part of it for each value: a caller that may stop before the end (liquidation-watch,
-   * bounded in time) passes another each run, so each part is read in turn.
+   * The open liquidations (isOpenLiquidation) whose first event is before `startedBeforeMs`, a page at a time
+   * (liquidation-watch), in the index's order: shard by shard (0 to OPEN_INDEX_SHARDS - 1), each by start time, then
+   * id. Records are read consistently; on AWS the index that lists them may lag, so a page may hold one that ended a
+   * moment ago: callers judge the records, not the listing. `from`: after that position (a page's `next`), even if
+   * its liquidation has ended since; a caller that stops early resumes there (liquidation-watch's cursor). Neither
+   * key moves while a liquidation is open, so a resumed listing reads every one still open after the position.
    */
-  openStartedBefore(startedBeforeMs: number, rotation?: number): AsyncIterable<readonly LiquidationRecord[]>;
+  openStartedBefore(startedBeforeMs: number, from?: OpenListingPosition): AsyncIterable<OpenListingPage>;
+  /** liquidation-watch's cursor as its last run stored it (read consistently); undefined: none stored. */
+  watchCursor(): Promise<WatchCursor | undefined>;
+  /**
+   * Stores liquidation-watch's cursor at `expectedVersion` + 1 only if the stored one is still at `expectedVersion`
+   * (undefined: none stored): a run that read an older cursor than another's stored one loses. `owner` names the
+   * run: a retried write whose first answer was lost finds its own and answers true. True: stored by this owner.
+   */
+  saveWatchCursor(
+    cursor: WatchCursorState,
+    expectedVersion: number | undefined,
+    owner: string,
+  ): Promise<boolean>;
+}
+
+/** A position in openStartedBefore's listing: after `after` in shard `shard` (no `after`: the shard's start). */
+export interface OpenListingPosition {
+  readonly shard: number;
+  readonly after?: { readonly startedAtMs: number; readonly id: string };
+}
+
+/** A page of openStartedBefore: its open records and the position after the last key it listed. */
+export interface OpenListingPage {
+  readonly records: readonly LiquidationRecord[];
+  readonly next: OpenListingPosition;
+}
+
+/**
+ * Where liquidation-watch's cycle stands: its runs read the open listing from its start to its end, each resuming
+ * where the last stored run stopped. `from` undefined: the next run begins a cycle at the listing's start.
+ */
+export interface WatchCursorState {
+  readonly from?: OpenListingPosition;
+  /** When the cycle's first run began. */
+  readonly cycleStartedAtMs: number;
+  /** Judged and found overdue by the cycle's stored runs so far (each liquidation once a cycle). */
+  readonly judged: number;
+  readonly overdue: number;
+}
+
+export interface WatchCursor extends WatchCursorState {
+  readonly version: number;
+  readonly owner: string;
 }
 
 /** Work remains: a state not terminal, or a settlement whose deficit ADL still owes rounds on. */

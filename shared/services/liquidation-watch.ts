@@ -8,8 +8,11 @@ import {
   type LiquidationRepository,
   liquidationStartedAtMs,
   type MarketRepository,
+  type OpenListingPosition,
   type QueueTransport,
   type Telemetry,
+  type WatchCursor,
+  type WatchCursorState,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import { markOfMarket, STALE_MARK_WAIT_SECONDS } from './context.ts';
@@ -101,13 +104,11 @@ export const resendTakenLate = (
 
 /**
  * How long a run may read before it reports what it has judged: under the function's 300 s timeout (topology.ts),
- * with room for the page in hand. Every open liquidation is read each run; 100,000 after a crash (a BatchGet per
- * 100, an auction read each) outran the timeout, so no run reported anything (watch44-bounded-run).
+ * with room for the page in hand and the cursor's write. Every open liquidation is read each run; 100,000 after a
+ * crash (a BatchGet per 100, an auction read each) outran the timeout, so no run reported anything
+ * (watch44-bounded-run).
  */
 export const WATCH_BUDGET_MS = 240_000;
-
-/** The watch's schedule: each run's listing begins at another part of it (openStartedBefore's rotation). */
-const WATCH_PERIOD_MS = 300_000;
 
 /**
  * Whether a running auction's step is stalled at `nowMs`: due more than STEP_STALL_MARGIN_MS ago and not taken (a
@@ -142,6 +143,17 @@ export interface OverdueLiquidation {
   readonly lastFailure?: string;
 }
 
+/** Where a cycle of runs stands after this run (with `resume`). */
+export interface WatchCycle {
+  /** When the cycle's first run began. */
+  readonly startedAtMs: number;
+  /** Judged and overdue by the cycle's stored runs and this one: the whole cycle's once `complete`. */
+  readonly judged: number;
+  readonly overdue: number;
+  /** This run stored where the next resumes (false: it failed, or another run's cursor was stored first). */
+  readonly cursorSaved: boolean;
+}
+
 export interface WatchReport {
   /** Open liquidations old enough to be judged (started at least OVERDUE_SLACK_MS ago; with `all`, every open one). */
   readonly judged: number;
@@ -151,8 +163,18 @@ export interface WatchReport {
   readonly sample: readonly OverdueLiquidation[];
   /** Stalled auctions whose step was sent again (with `resend`). */
   readonly resent: number;
-  /** Every open liquidation read; false: the budget ran out first (`judged` and `overdue` are of a part). */
+  /**
+   * Read to the listing's end; false: the budget ran out first (`judged` and `overdue` are of a part). With
+   * `resume`, the end of a cycle of runs that read the whole listing between them.
+   */
   readonly complete: boolean;
+  readonly cycle?: WatchCycle;
+}
+
+/** The stored cursor a run resumes from and stores, and the run's name (its owned write). */
+export interface WatchResume {
+  readonly cursors: Pick<LiquidationRepository, 'watchCursor' | 'saveWatchCursor'>;
+  readonly runId: string;
 }
 
 /** A run's time budget: reading stops once `nowMs()` reaches `untilMs`. */
@@ -175,8 +197,11 @@ export interface WatchBudget {
  * liquidations started at least STEP_STALL_MARGIN_MS ago (a step is due after its auction's start), and each one
  * in AUCTION's auction. Not while the market's mark is stale: the step's own message waits for a fresh tick then,
  * and a resend every run would only add a twin waiting beside it; the first watch run after the feed is back
- * resends it if it is still stalled. With `budget`, it stops reading once the budget is spent and reports the part it
- * judged (`complete` false; no gauge of 0 for it); each run's listing begins at another part (by its 5-minute slot).
+ * resends it if it is still stalled. With `budget`, it stops reading once the budget is spent (after its first page:
+ * each run moves on) and reports the part it judged (`complete` false; no gauge of 0 for it). With `resume`, it reads
+ * on from the cursor the last stored run stored and stores where it stopped, so runs cut short read the listing in
+ * turn, each part once a cycle (watch44b-cursor): the gauge is the cycle's count so far when it is above 0, and its
+ * whole count (0 included) from the run that ends it.
  */
 export async function watchLiquidations(
   liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
@@ -188,6 +213,7 @@ export async function watchLiquidations(
     readonly all?: boolean;
     readonly resend?: StalledAuctionResend;
     readonly budget?: WatchBudget;
+    readonly resume?: WatchResume;
   } = {},
 ): Promise<WatchReport> {
   let judged = 0;
@@ -200,16 +226,18 @@ export async function watchLiquidations(
   const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
   // Per market, once a run: the 16 reads in flight share one market read.
   const freshMarks = new Map<string, Promise<boolean>>();
-  // Each run begins elsewhere: one its budget stops leaves the rest to the next runs, not to no run.
-  const rotation = Math.floor(nowMs / WATCH_PERIOD_MS);
-  for await (const page of liquidations.openStartedBefore(before, rotation)) {
-    if (options.budget && options.budget.nowMs() >= options.budget.untilMs) {
+  const stored = options.resume ? await storedCursor(options.resume, telemetry) : undefined;
+  let stoppedAt: OpenListingPosition | undefined;
+  for await (const page of liquidations.openStartedBefore(before, stored?.cursor?.from)) {
+    // Never before the first page: a run that reads none would leave its cursor, and the next the same.
+    if (stoppedAt && options.budget && options.budget.nowMs() >= options.budget.untilMs) {
       complete = false;
       break;
     }
+    stoppedAt = page.next;
     if (options.resend)
-      resent += await resendStalledOf(page, options.resend, config, nowMs, telemetry, freshMarks);
-    for (const l of page) {
+      resent += await resendStalledOf(page.records, options.resend, config, nowMs, telemetry, freshMarks);
+    for (const l of page.records) {
       if (liquidationStartedAtMs(l) >= judgedBefore) continue;
       judged += 1;
       const dueMs = overdueAtMs(l, config);
@@ -239,10 +267,89 @@ export async function watchLiquidations(
       judged,
       overdue: overdue.length,
     });
-  // A 0 only for a whole read: a run that never reads it all reports none and pages as a stopped watch.
-  if (!options.all && (complete || overdue.length > 0))
-    telemetry.observe(METRICS.LiquidationsOverdue.name, overdue.length);
-  return { judged, overdue: overdue.length, sample: overdue.slice(0, sampleSize), resent, complete };
+  const cycle =
+    options.resume && stored
+      ? await storeCycle(options.resume, stored, { judged, overdue: overdue.length }, nowMs, {
+          resumeFrom: complete ? undefined : stoppedAt,
+          telemetry,
+        })
+      : undefined;
+  // A 0 only for a whole read (a run's, or a cycle's): a watch that never reads it all reports none and pages as a
+  // stopped watch. Mid-cycle, what the cycle found so far: an overdue one found by an earlier run is not forgotten.
+  const gauge = cycle?.overdue ?? overdue.length;
+  if (!options.all && (complete || gauge > 0)) telemetry.observe(METRICS.LiquidationsOverdue.name, gauge);
+  return {
+    judged,
+    overdue: overdue.length,
+    sample: overdue.slice(0, sampleSize),
+    resent,
+    complete,
+    ...(cycle ? { cycle } : {}),
+  };
+}
+
+/**
+ * The cursor a run resumes from: `cursor` undefined, none stored (a first run). Not `readable`: the run reads from the
+ * listing's start and stores nothing over what it could not read.
+ */
+interface StoredCursor {
+  readonly cursor: WatchCursor | undefined;
+  readonly readable: boolean;
+}
+
+async function storedCursor(resume: WatchResume, telemetry: Telemetry): Promise<StoredCursor> {
+  try {
+    return { cursor: await resume.cursors.watchCursor(), readable: true };
+  } catch (error) {
+    telemetry.warn('liquidation-watch could not read its cursor: this run reads from the start', {
+      error: String(error),
+    });
+    return { cursor: undefined, readable: false };
+  }
+}
+
+/**
+ * Stores where the next run resumes (`resumeFrom`, after this run's last page) and what the cycle found so far; none
+ * (the listing read to its end): the cycle's end, and the next run begins another at the start. One write,
+ * conditional on the cursor this run read: of two runs that read the same one, only the first to store moves it on,
+ * so the stored cursors follow one another and each part is counted once a cycle.
+ */
+async function storeCycle(
+  resume: WatchResume,
+  stored: StoredCursor,
+  found: { readonly judged: number; readonly overdue: number },
+  nowMs: number,
+  end: { readonly resumeFrom: OpenListingPosition | undefined; readonly telemetry: Telemetry },
+): Promise<WatchCycle> {
+  // A cursor with no position begins a cycle: its counts are the last cycle's.
+  const carried = stored.cursor?.from ? stored.cursor : undefined;
+  const cycle = {
+    startedAtMs: carried?.cycleStartedAtMs ?? nowMs,
+    judged: (carried?.judged ?? 0) + found.judged,
+    overdue: (carried?.overdue ?? 0) + found.overdue,
+  };
+  if (!stored.readable) return { ...cycle, cursorSaved: false };
+  const next: WatchCursorState = end.resumeFrom
+    ? {
+        cycleStartedAtMs: cycle.startedAtMs,
+        judged: cycle.judged,
+        overdue: cycle.overdue,
+        from: end.resumeFrom,
+      }
+    : { cycleStartedAtMs: nowMs, judged: 0, overdue: 0 };
+  let cursorSaved = false;
+  try {
+    cursorSaved = await resume.cursors.saveWatchCursor(next, stored.cursor?.version, resume.runId);
+    if (!cursorSaved)
+      end.telemetry.info('liquidation-watch: another run stored its cursor first; this run leaves it', {
+        runId: resume.runId,
+      });
+  } catch (error) {
+    end.telemetry.warn('liquidation-watch could not store its cursor: the next run reads this part again', {
+      error: String(error),
+    });
+  }
+  return { ...cycle, cursorSaved };
 }
 
 /**

@@ -392,7 +392,8 @@ describe('liquidations index', () => {
     );
     const listed = async () => {
       const ids: string[] = [];
-      for await (const page of a.liquidations.openStartedBefore(2_000)) ids.push(...page.map((l) => l.id));
+      for await (const page of a.liquidations.openStartedBefore(2_000))
+        ids.push(...page.records.map((l) => l.id));
       return ids;
     };
     expect(await listed()).toEqual([]);
@@ -459,7 +460,7 @@ describe('liquidations index', () => {
     expect(run.stderr).toMatch(/1 items could not be read as liquidations \(not listed\): broken\n$/);
     const ids: string[] = [];
     for await (const page of adapters(names).liquidations.openStartedBefore(2_000))
-      ids.push(...page.map((l) => l.id));
+      ids.push(...page.records.map((l) => l.id));
     expect(ids.sort()).toEqual(['fine', 'rounds']);
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compareListingKeys, openListingKeyOf } from '../../shared/adapters/shards.ts';
 import { type AdlOrder, adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import { rebasedTickState } from '../../shared/domain/tick.ts';
@@ -18,6 +19,8 @@ import {
   type LiquidationRecord,
   MAX_MESSAGE_BYTES,
   MovementFencedError,
+  type OpenListingPage,
+  type OpenListingPosition,
   type PositionRecord,
   type ProviderRecord,
   type QueueTransport,
@@ -1283,7 +1286,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const listed = async (beforeMs: number) => {
           const ids: string[] = [];
           for await (const page of a.liquidations.openStartedBefore(beforeMs))
-            ids.push(...page.map((l) => l.id));
+            ids.push(...page.records.map((l) => l.id));
           return ids.sort();
         };
         expect(await listed(4_500)).toEqual(['o0:1', 'o2:1', 'o3:1']);
@@ -1291,7 +1294,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await listed(100_000)).toEqual(['o0:1', 'o2:1', 'o3:1', 'o4:1', 'o5:1']);
         // The records as stored, not the listing's keys.
         const pages: LiquidationRecord[] = [];
-        for await (const page of a.liquidations.openStartedBefore(100_000)) pages.push(...page);
+        for await (const page of a.liquidations.openStartedBefore(100_000)) pages.push(...page.records);
         expect(pages.find((l) => l.id === 'o3:1')).toEqual(auctioned);
         // Once the rounds end, it leaves the listing.
         await a.liquidations.replace(
@@ -1320,18 +1323,83 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
             }),
           );
         }
-        const listed: LiquidationRecord[] = [];
-        for await (const page of a.liquidations.openStartedBefore(2_000)) listed.push(...page);
+        const pages: OpenListingPage[] = [];
+        for await (const page of a.liquidations.openStartedBefore(2_000)) pages.push(page);
+        const listed = pages.flatMap((p) => p.records);
         expect(byId(listed)).toEqual(byId(begun));
-        // Begun elsewhere (a reader that may stop early and goes on elsewhere next time): the same, each once.
-        const firsts = new Set<string>();
-        for (const rotation of [1, 7, 12]) {
-          const rotated: LiquidationRecord[] = [];
-          for await (const page of a.liquidations.openStartedBefore(2_000, rotation)) rotated.push(...page);
-          expect(byId(rotated)).toEqual(byId(begun));
-          firsts.add(rotated[0]!.id);
+        // In the index's order: shard, start, id; each page's `next` is its last key.
+        const keys = listed.map(openListingKeyOf);
+        expect(keys).toEqual([...keys].sort(compareListingKeys));
+        for (const page of pages) {
+          const last = openListingKeyOf(page.records.at(-1)!);
+          expect(page.next).toEqual({
+            shard: last.shard,
+            after: { startedAtMs: last.startedAtMs, id: last.id },
+          });
         }
-        expect(firsts.size).toBeGreaterThan(1);
+        // Resumed after any page (a reader that stopped there, watch44b-cursor): the rest, each once, in order.
+        const resumedAfter = async (from: OpenListingPosition) => {
+          const rest: LiquidationRecord[] = [];
+          for await (const page of a.liquidations.openStartedBefore(2_000, from)) rest.push(...page.records);
+          return rest.map((l) => l.id);
+        };
+        let readSoFar = 0;
+        for (const page of pages.slice(0, -1)) {
+          readSoFar += page.records.length;
+          expect(await resumedAfter(page.next)).toEqual(listed.slice(readSoFar).map((l) => l.id));
+        }
+        // A shard's start; after a liquidation that has ended since (no longer in the index): still right after it.
+        const third = keys[2]!;
+        expect(await resumedAfter({ shard: third.shard })).toEqual(
+          listed.filter((_, i) => keys[i]!.shard >= third.shard).map((l) => l.id),
+        );
+        const ended = listed[40]!;
+        await a.liquidations.replace(
+          {
+            ...ended,
+            state: 'SETTLED_ADL',
+            history: [...ended.history, { atMs: 9_000, state: 'SETTLED_ADL' }],
+            version: ended.version + 1,
+          },
+          ended.version,
+        );
+        const after = keys[40]!;
+        expect(
+          await resumedAfter({ shard: after.shard, after: { startedAtMs: after.startedAtMs, id: after.id } }),
+        ).toEqual(listed.slice(41).map((l) => l.id));
+        await refusedAsInput(
+          (async () => {
+            for await (const _ of a.liquidations.openStartedBefore(2_000, { shard: 16 })) break;
+          })(),
+          /liquidations\/bad-position/,
+        );
+      });
+
+      it("watch cursor: a conditional write on the version read; a retry of one's own write whose answer was lost finds it stored", async () => {
+        expect(await a.liquidations.watchCursor()).toBeUndefined();
+        const cycle = { cycleStartedAtMs: 1_000, judged: 300, overdue: 2 };
+        const at = { shard: 3, after: { startedAtMs: 1_500, id: 'w042:1' } };
+        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, undefined, 'run-a')).toBe(true);
+        const first = await a.liquidations.watchCursor();
+        expect(first).toEqual({ ...cycle, from: at, version: 1, owner: 'run-a' });
+        // Another run that read no cursor either: the first stored wins.
+        expect(await a.liquidations.saveWatchCursor(cycle, undefined, 'run-b')).toBe(false);
+        // run-a's write again (its answer lost, the SDK retried it): its own, stored.
+        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, undefined, 'run-a')).toBe(true);
+        expect(await a.liquidations.watchCursor()).toEqual(first);
+        // The next run reads version 1 and stores on; a cycle's end stores no position.
+        const ended = { cycleStartedAtMs: 2_000, judged: 0, overdue: 0 };
+        expect(await a.liquidations.saveWatchCursor(ended, 1, 'run-c')).toBe(true);
+        expect(await a.liquidations.watchCursor()).toEqual({ ...ended, version: 2, owner: 'run-c' });
+        // A run that read version 1 late (a slow run) stores nothing over it, even its own earlier owner.
+        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, 1, 'run-a')).toBe(false);
+        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, 1, 'run-d')).toBe(false);
+        expect((await a.liquidations.watchCursor())?.owner).toBe('run-c');
+        // Not a liquidation: neither listed nor read as one.
+        const listed: LiquidationRecord[] = [];
+        for await (const page of a.liquidations.openStartedBefore(Number.MAX_SAFE_INTEGER))
+          listed.push(...page.records);
+        expect(listed).toEqual([]);
       });
 
       it('recordFailure sets lastFailure alone; replaces keep it, a created slice starts without it', async () => {

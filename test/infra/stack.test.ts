@@ -514,6 +514,21 @@ describe('BackstopStack template (default config)', () => {
     expect(JSON.stringify(dlqPolicy)).toContain('aws:SourceArn');
   });
 
+  it('lets liquidation-watch write its cursor alone in the liquidations table: PutItem of ~watch~ keys (watch44b-cursor)', () => {
+    const liquidations = tableId('liquidations');
+    const writes = statementsOfRole(roleIdOf('liquidationWatch')).filter(
+      (s) =>
+        JSON.stringify(s.Resource).includes(liquidations) &&
+        asList(s.Action).some((a) => ['dynamodb:PutItem', 'dynamodb:UpdateItem'].includes(a)),
+    );
+    expect(writes.map((s) => ({ actions: asList(s.Action), condition: s.Condition }))).toEqual([
+      {
+        actions: ['dynamodb:PutItem'],
+        condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['~watch~*'] } },
+      },
+    ]);
+  });
+
   it('schedules ledger-reconcile and liquidation-watch and gives admin no trigger, URL or resource permission', () => {
     for (const fn of [stack.functions.ledgerReconcile, stack.functions.liquidationWatch]) {
       template.hasResourceProperties('AWS::Events::Rule', {

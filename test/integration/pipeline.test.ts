@@ -1047,6 +1047,9 @@ describe('pipeline on moto', () => {
       expect(await watch()).toMatchObject({
         overdue: 1,
         longestOverdue: [{ id: queued!.id, state: 'QUEUED' }],
+        // Read whole: the cycle ends and its cursor is stored, as granted (watch44b-cursor).
+        complete: true,
+        cycle: { judged: 1, overdue: 1, cursorSaved: true },
       });
 
       const listed = await cli('liquidations', 'overdue', '--json', ...at);

@@ -105,6 +105,28 @@ describe('lost answers of conditional puts sent alone (moto, real adapters)', ()
     expect(await adapters.providers.get('lp-1')).toEqual(topped);
     clients.destroy();
   });
+
+  it("liquidations.saveWatchCursor: a run's cursor whose answer was lost is its own; another run's on the same read is refused (watch44b-cursor)", async () => {
+    const { clients, adapters, fault } = await setUp();
+    const cycle = { cycleStartedAtMs: 1_000, judged: 300, overdue: 0 };
+    expect(await adapters.liquidations.saveWatchCursor(cycle, undefined, 'run-a')).toBe(true);
+    const from = { shard: 4, after: { startedAtMs: 900, id: 'pos-9:1' } };
+    fault.bodies.length = 0;
+    fault.armed = true;
+    expect(await adapters.liquidations.saveWatchCursor({ ...cycle, judged: 600, from }, 1, 'run-b')).toBe(
+      true,
+    );
+    expect(fault.lost).toBe(1);
+    expect(fault.bodies).toHaveLength(2);
+    const stored = { ...cycle, judged: 600, from, version: 2, owner: 'run-b' };
+    expect(await adapters.liquidations.watchCursor()).toEqual(stored);
+    // A slow run that read version 1 too: refused, the stored cursor kept.
+    expect(await adapters.liquidations.saveWatchCursor(cycle, 1, 'run-c')).toBe(false);
+    expect(await adapters.liquidations.watchCursor()).toEqual(stored);
+    // The cursor is no liquidation: neither read as one nor an id a liquidation may take.
+    expect(await adapters.liquidations.get('~watch~open-cursor')).toBeUndefined();
+    clients.destroy();
+  });
 });
 
 const sleeperOf = (id: string, direction: 'BUY' | 'SELL', wakeMark: string): AuctionRecord =>

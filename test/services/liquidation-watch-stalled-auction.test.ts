@@ -169,7 +169,7 @@ describe('liquidation-watch: many stalled auctions', () => {
     const report = await watchLiquidations(
       {
         openStartedBefore: async function* () {
-          yield liquidations;
+          yield { records: liquidations, next: { shard: 0 } };
         },
       },
       p.config,

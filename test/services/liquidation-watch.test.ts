@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+import { openShardKey, openShardOf } from '../../shared/adapters/shards.ts';
 import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../../shared/domain/config.ts';
 import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import type { LiquidationRecord, LiquidationRepository } from '../../shared/ports/index.ts';
 import { LAST_RESORT_MAX_WAIT_MS } from '../../shared/services/liquidation.ts';
 import {
   OVERDUE_SLACK_MS,
@@ -12,6 +14,7 @@ import {
 } from '../../shared/services/liquidation-watch.ts';
 import { FUNCTIONS } from '../../shared/topology.ts';
 import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
+import { liquidation as liquidationOf, position } from '../support/records.ts';
 
 /**
  * Nothing moved a liquidation left with no message (a purged queue, a message lost to a fault no retry covered, a
@@ -226,13 +229,11 @@ describe('liquidation-watch: a run bounded in time (watch44-bounded-run)', () =>
     );
   const run = async (atMs: number, overduePage?: number) => {
     let clockMs = atMs;
-    const rotations: (number | undefined)[] = [];
     const liquidations = {
-      openStartedBefore: async function* (_before: number, rotation?: number) {
-        rotations.push(rotation);
+      openStartedBefore: async function* () {
         // Each page takes 100 s to read and judge (a crash's thousands of records in each).
         for (let p = 0; p < 5; p++) {
-          yield page(p, p === overduePage ? 0 : undefined);
+          yield { records: page(p, p === overduePage ? 0 : undefined), next: { shard: p } };
           clockMs += 100_000;
         }
       },
@@ -242,7 +243,7 @@ describe('liquidation-watch: a run bounded in time (watch44-bounded-run)', () =>
       budget: { untilMs: atMs + WATCH_BUDGET_MS, nowMs: () => clockMs },
     });
     const gauges = telemetry.observations.filter((o) => o.metric === METRICS.LiquidationsOverdue.name);
-    return { report, gauges: gauges.map((g) => g.value), rotations, warnings: telemetry.warnings };
+    return { report, gauges: gauges.map((g) => g.value), warnings: telemetry.warnings };
   };
 
   it('stops reading at its budget, within the function timeout, and says it judged only part', async () => {
@@ -257,12 +258,168 @@ describe('liquidation-watch: a run bounded in time (watch44-bounded-run)', () =>
     );
   });
 
-  it('still reports the overdue ones it found, and begins elsewhere each run, so every part is read in turn', async () => {
+  it('still reports the overdue ones it found (the next runs resume after it: watch44b-cursor)', async () => {
     const found = await run(nowMs, 1);
     expect(found.report).toMatchObject({ complete: false, overdue: 1 });
     expect(found.gauges).toEqual([1]);
-    const next = await run(nowMs + 300_000);
-    expect(next.rotations[0]).not.toBe(found.rotations[0]);
-    expect(next.rotations[0]).toBeDefined();
+  });
+});
+
+describe('liquidation-watch: each run resumes where the last stored run stopped (watch44b-cursor)', () => {
+  // A backlog no run reads whole: 900 open liquidations in one shard (more than a run's budget) and 20 elsewhere.
+  const BIG_SHARD = 5;
+  const nowMs = 50 * OVERDUE_SLACK_MS;
+  const backlog = async (startedAtMs: (id: string) => number) => {
+    const adapters = createEmbeddedAdapters();
+    const ids: string[] = [];
+    let big = 0;
+    for (let i = 0; ids.length < 920; i++) {
+      const id = `b${i}:1`;
+      const inBig = openShardOf(id) === openShardKey(BIG_SHARD);
+      if (inBig ? big >= 900 : ids.length - big >= 20) continue;
+      if (inBig) big += 1;
+      ids.push(id);
+      const p = position({ id: `b${i}` });
+      await adapters.positions.create(p);
+      await adapters.liquidations.begin(
+        p,
+        liquidationOf({ id, positionId: p.id, history: [{ atMs: startedAtMs(id), state: 'QUEUED' }] }),
+      );
+    }
+    return { liquidations: adapters.liquidations, ids };
+  };
+  type Cursors = Pick<LiquidationRepository, 'watchCursor' | 'saveWatchCursor'>;
+  // A run whose budget is spent after its third page (each takes 100 s).
+  const run = async (
+    liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
+    cursors: Cursors,
+    atMs: number,
+    runId: string,
+  ) => {
+    let reads = 0;
+    const telemetry = new RecordingTelemetry();
+    const report = await watchLiquidations(liquidations, DEFAULT_RISK_CONFIG, atMs, telemetry, 10_000, {
+      budget: { untilMs: atMs + WATCH_BUDGET_MS, nowMs: () => atMs + 100_000 * ++reads },
+      resume: { cursors, runId },
+    });
+    const gauges = telemetry.observations.filter((o) => o.metric === METRICS.LiquidationsOverdue.name);
+    return { report, read: report.sample.map((l) => l.id), gauges: gauges.map((g) => g.value), telemetry };
+  };
+  const countEach = (reads: readonly string[][]) => {
+    const times = new Map<string, number>();
+    for (const id of reads.flat()) times.set(id, (times.get(id) ?? 0) + 1);
+    return times;
+  };
+
+  it('a shard longer than a run: the next runs read its tail, each at any time (one 5-minute slot), and a cycle reads each once', async () => {
+    const { liquidations, ids } = await backlog(() => 0);
+    const runs = [];
+    // Every run in the same 5-minute slot: where a run begins comes from the stored cursor, not the clock.
+    for (let r = 0; r < 4; r++)
+      runs.push(await run(liquidations, liquidations, nowMs + r * 1_000, `run-${r}`));
+    expect(runs.map((r) => r.report.complete)).toEqual([false, false, false, true]);
+    expect(runs.map((r) => r.read.length)).toEqual([300, 300, 300, 20]);
+    const times = countEach(runs.map((r) => r.read));
+    expect([...times.keys()].sort()).toEqual([...ids].sort());
+    expect(new Set(times.values())).toEqual(new Set([1]));
+    // The gauge: what the cycle found so far; its last run, the whole cycle's.
+    expect(runs.map((r) => r.gauges)).toEqual([[300], [600], [900], [920]]);
+    // The next cycle begins again at the listing's start.
+    const next = await run(liquidations, liquidations, nowMs + 10_000, 'run-4');
+    expect(next.read).toEqual(runs[0]!.read);
+    expect(next.gauges).toEqual([300]);
+  });
+
+  it('a 0 only once the cycle read everything; an overdue one found mid-cycle stays in the gauge to its end', async () => {
+    // Judged, none overdue but one.
+    const { liquidations, ids } = await backlog((id) => (id === 'b0:1' ? 0 : nowMs - OVERDUE_SLACK_MS - 1));
+    expect(ids).toContain('b0:1');
+    const runs = [];
+    for (let r = 0; r < 4; r++)
+      runs.push(await run(liquidations, liquidations, nowMs + r * 1_000, `run-${r}`));
+    expect(runs.map((r) => r.report.judged)).toEqual([300, 300, 300, 20]);
+    const foundAt = runs.findIndex((r) => r.read.includes('b0:1'));
+    expect(foundAt).toBeGreaterThanOrEqual(0);
+    expect(runs.map((r) => r.gauges)).toEqual(runs.map((_, i) => (i < foundAt ? [] : [1])));
+    const healthy = await backlog(() => nowMs - OVERDUE_SLACK_MS - 1);
+    const quiet = [];
+    for (let r = 0; r < 4; r++)
+      quiet.push(await run(healthy.liquidations, healthy.liquidations, nowMs + r * 1_000, `q-${r}`));
+    expect(quiet.map((r) => r.gauges)).toEqual([[], [], [], [0]]);
+    expect(quiet[3]!.report.cycle).toMatchObject({ judged: 920, overdue: 0, cursorSaved: true });
+  });
+
+  it('two runs at once (a slow run and the next): one stores its cursor, the other is dropped, and nothing is counted twice', async () => {
+    const { liquidations, ids } = await backlog(() => 0);
+    const first = await run(liquidations, liquidations, nowMs, 'run-0');
+    const [slow, next] = await Promise.all([
+      run(liquidations, liquidations, nowMs + 1_000, 'slow'),
+      run(liquidations, liquidations, nowMs + 2_000, 'next'),
+    ]);
+    // Both read on from the same stored cursor; only one stores where it stopped.
+    expect(slow!.read).toEqual(next!.read);
+    expect(slow!.read.some((id) => first.read.includes(id))).toBe(false);
+    expect([slow!.report.cycle?.cursorSaved, next!.report.cycle?.cursorSaved].sort()).toEqual([false, true]);
+    const winner = slow!.report.cycle?.cursorSaved ? 'slow' : 'next';
+    expect((await liquidations.watchCursor())?.owner).toBe(winner);
+    const rest = [];
+    for (let r = 0; r < 2; r++) rest.push(await run(liquidations, liquidations, nowMs + 3_000 + r, `r-${r}`));
+    expect(rest.map((r) => r.report.complete)).toEqual([false, true]);
+    const times = countEach([first.read, slow!.read, ...rest.map((r) => r.read)]);
+    expect([...times.keys()].sort()).toEqual([...ids].sort());
+    expect(new Set(times.values())).toEqual(new Set([1]));
+    // The cycle's count: its stored runs', each liquidation once.
+    expect(rest[1]!.gauges).toEqual([920]);
+  });
+
+  it('a cursor write that fails: the next run reads that part again; one whose answer was lost: the next goes on after it', async () => {
+    const { liquidations, ids } = await backlog(() => 0);
+    const first = await run(liquidations, liquidations, nowMs, 'run-0');
+    const failing: Cursors = {
+      watchCursor: () => liquidations.watchCursor(),
+      saveWatchCursor: async () => {
+        throw new Error('ProvisionedThroughputExceededException');
+      },
+    };
+    const failed = await run(liquidations, failing, nowMs + 1_000, 'failed');
+    expect(failed.report.cycle?.cursorSaved).toBe(false);
+    expect(failed.telemetry.warnings).toContain(
+      'liquidation-watch could not store its cursor: the next run reads this part again',
+    );
+    // Still reported: what it found is true, and a watch that never stores pages as stopped, never as healthy.
+    expect(failed.gauges).toEqual([600]);
+    const again = await run(liquidations, liquidations, nowMs + 2_000, 'again');
+    expect(again.read).toEqual(failed.read);
+    const lostAnswer: Cursors = {
+      watchCursor: () => liquidations.watchCursor(),
+      saveWatchCursor: async (...args) => {
+        await liquidations.saveWatchCursor(...args);
+        throw new Error('socket hang up');
+      },
+    };
+    const lost = await run(liquidations, lostAnswer, nowMs + 3_000, 'lost');
+    expect(lost.report.cycle?.cursorSaved).toBe(false);
+    const last = await run(liquidations, liquidations, nowMs + 4_000, 'last');
+    expect(last.report.complete).toBe(true);
+    const times = countEach([first.read, again.read, lost.read, last.read]);
+    expect([...times.keys()].sort()).toEqual([...ids].sort());
+    expect(new Set(times.values())).toEqual(new Set([1]));
+    expect(last.gauges).toEqual([920]);
+  });
+
+  it('a cursor that cannot be read: the run begins at the start and stores nothing over what it could not read', async () => {
+    const { liquidations } = await backlog(() => 0);
+    const first = await run(liquidations, liquidations, nowMs, 'run-0');
+    const stored = await liquidations.watchCursor();
+    const unreadable: Cursors = {
+      watchCursor: async () => {
+        throw new Error('InternalServerError');
+      },
+      saveWatchCursor: (...args) => liquidations.saveWatchCursor(...args),
+    };
+    const blind = await run(liquidations, unreadable, nowMs + 1_000, 'blind');
+    expect(blind.read).toEqual(first.read);
+    expect(blind.report.cycle?.cursorSaved).toBe(false);
+    expect(await liquidations.watchCursor()).toEqual(stored);
   });
 });

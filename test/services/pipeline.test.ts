@@ -419,7 +419,9 @@ describe('ticks', () => {
         replaceWithPosition: (next, v, pos, pv) => liquidations.replaceWithPosition(next, v, pos, pv),
         recordFailure: (id, f) => liquidations.recordFailure(id, f),
         recordMarkDispute: (id, since) => liquidations.recordMarkDispute(id, since),
-        openStartedBefore: (ms) => liquidations.openStartedBefore(ms),
+        openStartedBefore: (ms, from) => liquidations.openStartedBefore(ms, from),
+        watchCursor: () => liquidations.watchCursor(),
+        saveWatchCursor: (cursor, v, owner) => liquidations.saveWatchCursor(cursor, v, owner),
         begin: async (position, liquidation) => {
           atBegin();
           await released;

@@ -3,6 +3,7 @@ import {
   type CancellationReason,
   type DynamoDBClient,
   GetItemCommand,
+  PutItemCommand,
   QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -21,14 +22,21 @@ import {
   type LiquidationRecord,
   type LiquidationRepository,
   liquidationStartedAtMs,
+  type OpenListingPage,
+  type OpenListingPosition,
   type PositionRecord,
   type ProcessingFailure,
+  type WatchCursor,
+  type WatchCursorState,
 } from '../../ports/index.ts';
 import { contextFromText } from '../../schemas/context.ts';
-import { OPEN_LIQUIDATIONS_INDEX } from '../../topology.ts';
+import { LIQUIDATION_WATCH_KEY_PREFIX, OPEN_LIQUIDATIONS_INDEX } from '../../topology.ts';
 import {
-  firstOpenShard,
+  compareListingKeys,
+  isListingPosition,
   OPEN_INDEX_SHARDS,
+  type OpenListingKey,
+  openListingKeyOf,
   openShardKey,
   openShardOf,
   TICK_INDEX_PREFIX,
@@ -42,6 +50,7 @@ import {
   cancellationCodes,
   checkNextVersion,
   conditional,
+  failedCondition,
   failureAttr,
   type Item,
   isConditionalCheckFailed,
@@ -68,7 +77,7 @@ import type { PositionIndexLayout } from './position-layout.ts';
 import { positionItem, readSide } from './positions.ts';
 import { BATCH_GET_MAX, batchGetConsistent } from './reader.ts';
 import { scanPages } from './scan.ts';
-import { fencedPut, refusingNewerWriter } from './writer-schema.ts';
+import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts';
 
 /**
  * Liquidations table, pk `id`. listByTick without a Scan or an extra index: `begin` adds the liquidation id,
@@ -115,11 +124,17 @@ export function tickIndexUpdates(table: string, liquidations: readonly Liquidati
   }));
 }
 
-/** Liquidation ids may not collide with the tick-index items. */
+/** The table's items that are not liquidations: the tick index, liquidation-watch's cursor. */
+const isHelperItemId = (id: string): boolean =>
+  id.startsWith(TICK_INDEX_PREFIX) || id.startsWith(LIQUIDATION_WATCH_KEY_PREFIX);
+
+/** Liquidation ids may not collide with the tick-index items or the watch's cursor. */
 export function checkLiquidationId(id: string): void {
   if (!id) throw new AdapterInputError('liquidations/bad-id: empty id');
-  if (id.startsWith(TICK_INDEX_PREFIX)) {
-    throw new AdapterInputError(`liquidations/bad-id: ids may not start with ${TICK_INDEX_PREFIX}`);
+  if (isHelperItemId(id)) {
+    throw new AdapterInputError(
+      `liquidations/bad-id: ids may not start with ${TICK_INDEX_PREFIX} or ${LIQUIDATION_WATCH_KEY_PREFIX}`,
+    );
   }
 }
 
@@ -341,6 +356,52 @@ export async function indexOpenLiquidations(
   return { scanned, open, indexed, unreadable };
 }
 
+/** liquidation-watch's cursor: an item of this table, and the only one the watch may write (topology.ts). */
+const WATCH_CURSOR_ID = `${LIQUIDATION_WATCH_KEY_PREFIX}open-cursor`;
+
+/**
+ * The cursor as an item. Its position under names of its own: `openShard` and `startedAtMs` would list it in the
+ * open index, and `state` or `tickKey` make an item a liquidation to the table's readers (status, the index scan).
+ */
+function watchCursorItem(cursor: WatchCursorState, owner: string, version: number): Item {
+  const from = cursor.from;
+  return {
+    id: S(WATCH_CURSOR_ID),
+    kind: S('watchCursor'),
+    cycleStartedAtMs: N(cursor.cycleStartedAtMs),
+    cycleJudged: N(cursor.judged),
+    cycleOverdue: N(cursor.overdue),
+    owner: S(owner),
+    version: N(version),
+    ...(from ? { resumeShard: N(from.shard) } : {}),
+    ...(from?.after
+      ? { resumeAfterStartedAtMs: N(from.after.startedAtMs), resumeAfterId: S(from.after.id) }
+      : {}),
+  };
+}
+
+function watchCursorFromItem(item: Item): WatchCursor {
+  const shard = optInt(item, 'resumeShard');
+  const afterId = optS(item, 'resumeAfterId');
+  return {
+    cycleStartedAtMs: readInt(item, 'cycleStartedAtMs'),
+    judged: readInt(item, 'cycleJudged'),
+    overdue: readInt(item, 'cycleOverdue'),
+    owner: readS(item, 'owner'),
+    version: readInt(item, 'version'),
+    ...(shard === undefined
+      ? {}
+      : {
+          from: {
+            shard,
+            ...(afterId === undefined
+              ? {}
+              : { after: { startedAtMs: readInt(item, 'resumeAfterStartedAtMs'), id: afterId } }),
+          },
+        }),
+  };
+}
+
 export class DynamoLiquidationRepository implements LiquidationRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -350,7 +411,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   ) {}
 
   async get(id: string): Promise<LiquidationRecord | undefined> {
-    if (id.startsWith(TICK_INDEX_PREFIX)) return undefined;
+    if (isHelperItemId(id)) return undefined;
     const out = await this.dynamo.send(
       new GetItemCommand({ TableName: this.tables.liquidations, Key: { id: S(id) }, ConsistentRead: true }),
     );
@@ -526,19 +587,24 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   }
 
   /**
-   * Each shard of the open index, a page of keys at a time, started before `startedBeforeMs`; the records read
-   * consistently, 100 at a time, and kept only while still open (the index lags the table).
+   * Each shard of the open index from `from`'s, a page of keys at a time, started before `startedBeforeMs`; the
+   * records read consistently, 100 at a time, and kept only while still open (the index lags the table). A page's
+   * `next` is its last key (the LastEvaluatedKey a query ending there would give), so a listing resumes after it even
+   * once that liquidation has left the index.
    */
   async *openStartedBefore(
     startedBeforeMs: number,
-    rotation = 0,
-  ): AsyncIterable<readonly LiquidationRecord[]> {
+    from?: OpenListingPosition,
+  ): AsyncIterable<OpenListingPage> {
     if (!Number.isSafeInteger(startedBeforeMs))
       throw new AdapterInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
-    const first = firstOpenShard(rotation);
-    for (let s = 0; s < OPEN_INDEX_SHARDS; s++) {
-      const shard = (first + s) % OPEN_INDEX_SHARDS;
-      let start: Item | undefined;
+    if (from !== undefined && !isListingPosition(from))
+      throw new AdapterInputError(`liquidations/bad-position: ${JSON.stringify(from)}`);
+    for (let shard = from?.shard ?? 0; shard < OPEN_INDEX_SHARDS; shard++) {
+      const after = shard === from?.shard ? from.after : undefined;
+      let start: Item | undefined = after
+        ? { openShard: S(openShardKey(shard)), startedAtMs: N(after.startedAtMs), id: S(after.id) }
+        : undefined;
       do {
         const out = await this.dynamo.send(
           new QueryCommand({
@@ -549,19 +615,74 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         );
-        const keys = (out.Items ?? []).map((item) => ({ id: S(readS(item, 'id')) }));
-        const chunks: Item[][] = [];
+        const keys = (out.Items ?? []).map((item) => ({
+          shard,
+          startedAtMs: readInt(item, 'startedAtMs'),
+          id: readS(item, 'id'),
+        }));
+        const chunks: OpenListingKey[][] = [];
         for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
         // READS_IN_FLIGHT BatchGets at once: a long crash's open auctions are read within the watch's timeout.
         for (let i = 0; i < chunks.length; i += READS_IN_FLIGHT) {
-          const pages = await Promise.all(chunks.slice(i, i + READS_IN_FLIGHT).map((c) => this.batchGet(c)));
-          for (const items of pages) {
-            const open = items.map(liquidationFromItem).filter(isOpenLiquidation);
-            if (open.length > 0) yield open;
+          const group = chunks.slice(i, i + READS_IN_FLIGHT);
+          const pages = await Promise.all(group.map((c) => this.batchGet(c.map((k) => ({ id: S(k.id) })))));
+          for (const [at, items] of pages.entries()) {
+            const last = group[at]!.at(-1)!;
+            // In the index's order (BatchGetItem answers in none).
+            const open = items
+              .map(liquidationFromItem)
+              .filter(isOpenLiquidation)
+              .sort((a, b) => compareListingKeys(openListingKeyOf(a), openListingKeyOf(b)));
+            if (open.length > 0)
+              yield {
+                records: open,
+                next: { shard, after: { startedAtMs: last.startedAtMs, id: last.id } },
+              };
           }
         }
         start = out.LastEvaluatedKey;
       } while (start);
+    }
+  }
+
+  async watchCursor(): Promise<WatchCursor | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({
+        TableName: this.tables.liquidations,
+        Key: { id: S(WATCH_CURSOR_ID) },
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item ? watchCursorFromItem(out.Item) : undefined;
+  }
+
+  /**
+   * A PutItem of the cursor item, on the version read (fenced, as every whole item). A failed condition answers the
+   * item as it stood: `owner`'s at the next version is this run's write, whose answer was lost and the SDK retried.
+   */
+  async saveWatchCursor(
+    cursor: WatchCursorState,
+    expectedVersion: number | undefined,
+    owner: string,
+  ): Promise<boolean> {
+    const version = (expectedVersion ?? 0) + 1;
+    const put = fencedPut({
+      TableName: this.tables.liquidations,
+      Item: { ...watchCursorItem(cursor, owner, version), ...schemaStamp() },
+      ...(expectedVersion === undefined
+        ? { ConditionExpression: 'attribute_not_exists(id)' }
+        : {
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+          }),
+    });
+    try {
+      await refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]);
+      return true;
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (failed === undefined) throw error;
+      return failed.item?.owner?.S === owner && failed.item?.version?.N === String(version);
     }
   }
 

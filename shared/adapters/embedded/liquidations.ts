@@ -3,9 +3,13 @@ import {
   isOpenLiquidation,
   type LiquidationRecord,
   type LiquidationRepository,
+  type OpenListingPage,
+  type OpenListingPosition,
   type PositionRecord,
   type ProcessingFailure,
   liquidationStartedAtMs as startedAtMs,
+  type WatchCursor,
+  type WatchCursorState,
 } from '../../ports/index.ts';
 import {
   liquidationItem,
@@ -13,7 +17,7 @@ import {
   SIZED_WRITER,
   withWriter,
 } from '../aws/record-items.ts';
-import { firstOpenShard, OPEN_INDEX_SHARDS } from '../shards.ts';
+import { comesAfter, compareListingKeys, isListingPosition, openListingKeyOf } from '../shards.ts';
 import {
   checkInTransaction,
   EmbeddedInputError,
@@ -44,6 +48,7 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   readonly #byTick = new Map<string, string[]>();
   readonly #positions: EmbeddedPositionRepository;
   readonly #hook: HookRef;
+  #watchCursor: WatchCursor | undefined;
 
   constructor(positions: EmbeddedPositionRepository, hook: HookRef = {}) {
     this.#positions = positions;
@@ -165,20 +170,49 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     return { sinceMs, recorded: true };
   }
 
-  /** A scan of the store (the embedded engine holds no index: only the watch asks, never the replay's hot path). */
+  /**
+   * A scan of the store (the embedded engine holds no index: only the watch asks, never the replay's hot path), in
+   * the AWS index's order: shard, start time, id.
+   */
   async *openStartedBefore(
     startedBeforeMs: number,
-    rotation = 0,
-  ): AsyncIterable<readonly LiquidationRecord[]> {
+    from?: OpenListingPosition,
+  ): AsyncIterable<OpenListingPage> {
     if (!Number.isSafeInteger(startedBeforeMs))
       throw new EmbeddedInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
-    const open = [...this.#records.values()].filter(
-      (l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs,
-    );
-    // As the AWS adapter begins at another of its shards: another sixteenth of the list.
-    const from = Math.floor((open.length * firstOpenShard(rotation)) / OPEN_INDEX_SHARDS);
-    const rotated = [...open.slice(from), ...open.slice(0, from)];
-    for (let i = 0; i < rotated.length; i += OPEN_PAGE) yield rotated.slice(i, i + OPEN_PAGE);
+    if (from !== undefined && !isListingPosition(from))
+      throw new EmbeddedInputError(`liquidations/bad-position: ${JSON.stringify(from)}`);
+    const listed = [...this.#records.values()]
+      .filter((l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs)
+      .map((l) => ({ record: l, key: openListingKeyOf(l) }))
+      .filter(({ key }) => from === undefined || comesAfter(key, from))
+      .sort((a, b) => compareListingKeys(a.key, b.key));
+    for (let i = 0; i < listed.length; i += OPEN_PAGE) {
+      const page = listed.slice(i, i + OPEN_PAGE);
+      const last = page.at(-1)!.key;
+      yield {
+        records: page.map(({ record }) => record),
+        next: { shard: last.shard, after: { startedAtMs: last.startedAtMs, id: last.id } },
+      };
+    }
+  }
+
+  async watchCursor(): Promise<WatchCursor | undefined> {
+    return this.#watchCursor;
+  }
+
+  async saveWatchCursor(
+    cursor: WatchCursorState,
+    expectedVersion: number | undefined,
+    owner: string,
+  ): Promise<boolean> {
+    const stored = this.#watchCursor;
+    if (stored?.version !== expectedVersion) {
+      // Its own write, retried after a lost answer (as the AWS adapter reads the item its condition failed on).
+      return stored !== undefined && stored.owner === owner && stored.version === (expectedVersion ?? 0) + 1;
+    }
+    this.#watchCursor = frozenCopy({ ...cursor, version: (expectedVersion ?? 0) + 1, owner });
+    return true;
   }
 
   /** Every liquidation in creation order (reports of the simulation). */
