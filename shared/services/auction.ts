@@ -21,7 +21,6 @@ import {
   type ProviderRecord,
   type ProvidersEpochCheck,
   providersEpochOf,
-  type Telemetry,
   type Write,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
@@ -59,6 +58,7 @@ import {
   wakeCovered,
   wakeSpent,
 } from './sleeping.ts';
+import { countingOncePer, holdingCounts } from './telemetry-counts.ts';
 
 export class AuctionNotFoundError extends Error {
   override readonly name = 'AuctionNotFoundError';
@@ -97,7 +97,12 @@ export async function processAuctionStep(
   message: AuctionStepMessage,
   settlementDeps: SettlementDeps,
 ): Promise<AuctionStepOutcome> {
-  const deps = { ...settlementDeps, telemetry: wakeFailuresOnce(settlementDeps.telemetry) };
+  // A capped run tries the one wake it owes again at each of its steps (up to 20 in one delivery), and counted its
+  // failure each time (capped44-count-once).
+  const deps = {
+    ...settlementDeps,
+    telemetry: countingOncePer(settlementDeps.telemetry, METRICS.AuctionWakeFailures.name, MARKET_DIMENSION),
+  };
   const taking = reportLateness(message, deps);
   let current = message;
   // A capped step's continuation: the instant it is priced at, and this delivery's message (undefined: the first step).
@@ -710,7 +715,8 @@ async function stillOwed(
   within: RunStep | undefined,
 ): Promise<unknown> {
   const owner = ownsWake(auction, message);
-  const held = owner ? undefined : holdingWakeFailures(deps.telemetry);
+  // A delivery that ends quietly counts no AuctionWakeFailures.
+  const held = owner ? undefined : holdingCounts(deps.telemetry, METRICS.AuctionWakeFailures.name);
   // Another's try that writes the record names this delivery's message its owner: that write may beat the owner's,
   // which then takes the debt for moved on and ends, and this one's retry must still fail for it
   // (review44-debt-owner-lost).
@@ -750,46 +756,6 @@ const ownsWake = (auction: AuctionRecord, message: AuctionStepMessage): boolean 
 /** The record as a step writes it: a capped run's later step names the run's message (AuctionRecord.runFrom). */
 const takenBy = ({ runFrom: _, ...auction }: AuctionRecord, within: RunStep | undefined): AuctionRecord =>
   within === undefined ? auction : { ...auction, runFrom: within.from };
-
-/**
- * A delivery's telemetry, which counts AuctionWakeFailures once per market: a capped run tries the one wake it owes
- * again at each of its steps, up to 20 in one delivery, and counted it each time (capped44-count-once).
- */
-function wakeFailuresOnce(telemetry: Telemetry): Telemetry {
-  const counted = new Set<string | undefined>();
-  return {
-    count: (metric, value, dimensions) => {
-      if (metric === METRICS.AuctionWakeFailures.name) {
-        const market = dimensions?.[MARKET_DIMENSION];
-        if (counted.has(market)) return;
-        counted.add(market);
-      }
-      telemetry.count(metric, value, dimensions);
-    },
-    observe: (metric, value, dimensions) => telemetry.observe(metric, value, dimensions),
-    info: (message, fields) => telemetry.info(message, fields),
-    warn: (message, fields) => telemetry.warn(message, fields),
-  };
-}
-
-/** Telemetry whose AuctionWakeFailures wait for `release`: a delivery that ends quietly counts none. */
-function holdingWakeFailures(telemetry: Telemetry): { readonly telemetry: Telemetry; release(): void } {
-  const held: Parameters<Telemetry['count']>[] = [];
-  return {
-    telemetry: {
-      count: (metric, value, dimensions) => {
-        if (metric === METRICS.AuctionWakeFailures.name) held.push([metric, value, dimensions]);
-        else telemetry.count(metric, value, dimensions);
-      },
-      observe: (metric, value, dimensions) => telemetry.observe(metric, value, dimensions),
-      info: (message, fields) => telemetry.info(message, fields),
-      warn: (message, fields) => telemetry.warn(message, fields),
-    },
-    release: () => {
-      for (const args of held.splice(0)) telemetry.count(...args);
-    },
-  };
-}
 
 /**
  * `unsettled`: called when the settlement is found unfinished, before this delivery goes on with it: an ended

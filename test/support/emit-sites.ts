@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import ts from 'typescript';
@@ -27,6 +27,12 @@ const sourceFiles = (dir: string): string[] =>
     if (entry.isDirectory()) return sourceFiles(path);
     return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
   });
+
+/** The module whose telemetries pass on counts by their callers' names: the callers are the sites. */
+const FORWARDERS = new Set(['shared/services/telemetry-counts.ts']);
+
+const isForwarder = (file: ts.SourceFile, root: string): boolean =>
+  FORWARDERS.has(relative(root, file.fileName).split(sep).join('/'));
 
 /** The string literals a type can be; undefined when it can be any string (or is no string at all). */
 function literals(type: ts.Type): Set<string> | undefined {
@@ -66,7 +72,7 @@ export function emitSites(root: string, dirs: readonly string[]): EmitSite[] {
       ['count', 'observe'].includes(node.expression.name.text) &&
       checker.getTypeAtLocation(node.expression.expression).getSymbol()?.getName() === 'Telemetry'
     ) {
-      sites.push(site(file, node, checker, root));
+      if (!isForwarder(file, root)) sites.push(site(file, node, checker, root));
     }
     ts.forEachChild(node, (child) => visit(file, child));
   };
