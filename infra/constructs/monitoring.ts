@@ -398,7 +398,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'LiquidationWatchStoppedAlarm',
       this.business(METRICS.LiquidationsOverdue, { statistic: 'SampleCount' }),
-      'liquidation-watch has not reported for 15 minutes (it runs every 5; a run cut short by its time budget reports only what it found overdue): liquidations left with no message would go unnoticed',
+      'liquidation-watch has not reported for 15 minutes (it runs every 5; runs cut short by their time budget report only while a cycle of them reads every open liquidation within the hour and stores its cursor): liquidations left with no message would go unnoticed',
       1,
       ComparisonOperator.LESS_THAN_THRESHOLD,
       { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: 3 },

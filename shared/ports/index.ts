@@ -589,6 +589,8 @@ export interface WatchCursorState {
   /** Judged and found overdue by the cycle's stored runs so far (each liquidation once a cycle). */
   readonly judged: number;
   readonly overdue: number;
+  /** Found overdue by the last cycle that ended within its time (undefined: none yet): mid-cycle reports. */
+  readonly lastCycleOverdue?: number;
 }
 
 export interface WatchCursor extends WatchCursorState {

@@ -111,6 +111,13 @@ export const resendTakenLate = (
 export const WATCH_BUDGET_MS = 240_000;
 
 /**
+ * How old a cycle's reads may be for the watch to report a 0 from them (review44b-watch-cycle-gauge): a cycle begun
+ * longer ago (its runs too slow for the open set, or its cursor writes failing so each run reads the same tail) has
+ * parts last read that long ago, and reports only the overdue ones it found, so the watch pages as stopped.
+ */
+export const CYCLE_REPORTED_WITHIN_MS = 3_600_000;
+
+/**
  * Whether a running auction's step is stalled at `nowMs`: due more than STEP_STALL_MARGIN_MS ago and not taken (a
  * taken step moves `step` and `stepDueAtMs` on). No message will run it: its planned one was lost (a slow commit
  * whose delivery died before its resend, a purge, a dead letter SQS deleted). A record of an earlier version, with
@@ -200,8 +207,7 @@ export interface WatchBudget {
  * resends it if it is still stalled. With `budget`, it stops reading once the budget is spent (after its first page:
  * each run moves on) and reports the part it judged (`complete` false; no gauge of 0 for it). With `resume`, it reads
  * on from the cursor the last stored run stored and stores where it stopped, so runs cut short read the listing in
- * turn, each part once a cycle (watch44b-cursor): the gauge is the cycle's count so far when it is above 0, and its
- * whole count (0 included) from the run that ends it.
+ * turn, each part once a cycle (watch44b-cursor); the gauge: overdueGauge.
  */
 export async function watchLiquidations(
   liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
@@ -274,10 +280,10 @@ export async function watchLiquidations(
           telemetry,
         })
       : undefined;
-  // A 0 only for a whole read (a run's, or a cycle's): a watch that never reads it all reports none and pages as a
-  // stopped watch. Mid-cycle, what the cycle found so far: an overdue one found by an earlier run is not forgotten.
-  const gauge = cycle?.overdue ?? overdue.length;
-  if (!options.all && (complete || gauge > 0)) telemetry.observe(METRICS.LiquidationsOverdue.name, gauge);
+  const gauge = options.all
+    ? undefined
+    : overdueGauge(overdue.length, complete, cycle, stored?.cursor?.lastCycleOverdue, nowMs);
+  if (gauge !== undefined) telemetry.observe(METRICS.LiquidationsOverdue.name, gauge);
   return {
     judged,
     overdue: overdue.length,
@@ -286,6 +292,29 @@ export async function watchLiquidations(
     complete,
     ...(cycle ? { cycle } : {}),
   };
+}
+
+/**
+ * What a run reports as LiquidationsOverdue; undefined: nothing, and 15 minutes (three runs) of nothing pages as a
+ * stopped watch. A 0 only from reads that cover every open liquidation: a run's whole read, or a cycle's begun within
+ * CYCLE_REPORTED_WITHIN_MS, at its end, or mid-cycle (its cursor stored: it moves on) with the last ended cycle's
+ * count for the part not read yet, so a healthy backlog of four runs or more is no stopped watch and an overdue one a
+ * cycle found stays reported until a cycle ends without it (review44b-watch-cycle-gauge). Otherwise, what the cycle
+ * found overdue so far, when above 0: an overdue one found by an earlier run is not forgotten.
+ */
+function overdueGauge(
+  found: number,
+  complete: boolean,
+  cycle: WatchCycle | undefined,
+  lastCycleOverdue: number | undefined,
+  nowMs: number,
+): number | undefined {
+  if (!cycle) return complete || found > 0 ? found : undefined;
+  const recent = nowMs - cycle.startedAtMs <= CYCLE_REPORTED_WITHIN_MS;
+  if (recent && complete) return cycle.overdue;
+  if (recent && cycle.cursorSaved && lastCycleOverdue !== undefined)
+    return Math.max(lastCycleOverdue, cycle.overdue);
+  return cycle.overdue > 0 ? cycle.overdue : undefined;
 }
 
 /**
@@ -329,14 +358,23 @@ async function storeCycle(
     overdue: (carried?.overdue ?? 0) + found.overdue,
   };
   if (!stored.readable) return { ...cycle, cursorSaved: false };
-  const next: WatchCursorState = end.resumeFrom
-    ? {
-        cycleStartedAtMs: cycle.startedAtMs,
-        judged: cycle.judged,
-        overdue: cycle.overdue,
-        from: end.resumeFrom,
-      }
-    : { cycleStartedAtMs: nowMs, judged: 0, overdue: 0 };
+  // The last ended cycle's count, for the next runs' reports mid-cycle: only a cycle whose reads are recent vouches.
+  const lastCycleOverdue = end.resumeFrom
+    ? stored.cursor?.lastCycleOverdue
+    : nowMs - cycle.startedAtMs <= CYCLE_REPORTED_WITHIN_MS
+      ? cycle.overdue
+      : undefined;
+  const next: WatchCursorState = {
+    ...(end.resumeFrom
+      ? {
+          cycleStartedAtMs: cycle.startedAtMs,
+          judged: cycle.judged,
+          overdue: cycle.overdue,
+          from: end.resumeFrom,
+        }
+      : { cycleStartedAtMs: nowMs, judged: 0, overdue: 0 }),
+    ...(lastCycleOverdue === undefined ? {} : { lastCycleOverdue }),
+  };
   let cursorSaved = false;
   try {
     cursorSaved = await resume.cursors.saveWatchCursor(next, stored.cursor?.version, resume.runId);

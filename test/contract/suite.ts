@@ -1388,7 +1388,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, undefined, 'run-a')).toBe(true);
         expect(await a.liquidations.watchCursor()).toEqual(first);
         // The next run reads version 1 and stores on; a cycle's end stores no position.
-        const ended = { cycleStartedAtMs: 2_000, judged: 0, overdue: 0 };
+        // It keeps the ended cycle's count (review44b-watch-cycle-gauge).
+        const ended = { cycleStartedAtMs: 2_000, judged: 0, overdue: 0, lastCycleOverdue: 2 };
         expect(await a.liquidations.saveWatchCursor(ended, 1, 'run-c')).toBe(true);
         expect(await a.liquidations.watchCursor()).toEqual({ ...ended, version: 2, owner: 'run-c' });
         // A run that read version 1 late (a slow run) stores nothing over it, even its own earlier owner.

@@ -7,6 +7,7 @@ import { METRICS } from '../../shared/metrics.ts';
 import type { LiquidationRecord, LiquidationRepository } from '../../shared/ports/index.ts';
 import { LAST_RESORT_MAX_WAIT_MS } from '../../shared/services/liquidation.ts';
 import {
+  CYCLE_REPORTED_WITHIN_MS,
   OVERDUE_SLACK_MS,
   overdueAtMs,
   WATCH_BUDGET_MS,
@@ -269,7 +270,8 @@ describe('liquidation-watch: each run resumes where the last stored run stopped 
   // A backlog no run reads whole: 900 open liquidations in one shard (more than a run's budget) and 20 elsewhere.
   const BIG_SHARD = 5;
   const nowMs = 50 * OVERDUE_SLACK_MS;
-  const backlog = async (startedAtMs: (id: string) => number) => {
+  // `lastEventAtMs`: a later event each (a liquidation still moving, never overdue however late the run).
+  const backlog = async (startedAtMs: (id: string) => number, lastEventAtMs?: number) => {
     const adapters = createEmbeddedAdapters();
     const ids: string[] = [];
     let big = 0;
@@ -283,7 +285,14 @@ describe('liquidation-watch: each run resumes where the last stored run stopped 
       await adapters.positions.create(p);
       await adapters.liquidations.begin(
         p,
-        liquidationOf({ id, positionId: p.id, history: [{ atMs: startedAtMs(id), state: 'QUEUED' }] }),
+        liquidationOf({
+          id,
+          positionId: p.id,
+          history: [
+            { atMs: startedAtMs(id), state: 'QUEUED' },
+            ...(lastEventAtMs === undefined ? [] : [{ atMs: lastEventAtMs, state: 'QUEUED' as const }]),
+          ],
+        }),
       );
     }
     return { liquidations: adapters.liquidations, ids };
@@ -327,7 +336,8 @@ describe('liquidation-watch: each run resumes where the last stored run stopped 
     // The next cycle begins again at the listing's start.
     const next = await run(liquidations, liquidations, nowMs + 10_000, 'run-4');
     expect(next.read).toEqual(runs[0]!.read);
-    expect(next.gauges).toEqual([300]);
+    // Still the last cycle's 920 for the part not read again yet (review44b-watch-cycle-gauge).
+    expect(next.gauges).toEqual([920]);
   });
 
   it('a 0 only once the cycle read everything; an overdue one found mid-cycle stays in the gauge to its end', async () => {
@@ -421,5 +431,89 @@ describe('liquidation-watch: each run resumes where the last stored run stopped 
     expect(blind.read).toEqual(first.read);
     expect(blind.report.cycle?.cursorSaved).toBe(false);
     expect(await liquidations.watchCursor()).toEqual(stored);
+  });
+
+  // LiquidationWatchStoppedAlarm pages when 15 minutes (three runs) pass without a report: a cycle of four runs or
+  // more that reports only at its end paged a working watch as stopped, once a cycle, through a whole crash.
+  it('review44b-watch-cycle-gauge: once a cycle has ended, each run of the next reports, and what a cycle found stays reported until one ends without it', async () => {
+    const healthy = await backlog(() => nowMs - OVERDUE_SLACK_MS - 1);
+    const quiet = [];
+    for (let r = 0; r < 8; r++)
+      quiet.push(await run(healthy.liquidations, healthy.liquidations, nowMs + r * 1_000, `q-${r}`));
+    // The first cycle after the upgrade knows no earlier one: a 0 only from its end.
+    expect(quiet.map((r) => r.gauges)).toEqual([[], [], [], [0], [0], [0], [0], [0]]);
+    expect(quiet.map((r) => r.report.complete)).toEqual([
+      false,
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+      true,
+    ]);
+
+    // One overdue: found by the first cycle, reported by every run of the next, even before it reaches it again.
+    const { liquidations } = await backlog((id) => (id === 'b0:1' ? 0 : nowMs - OVERDUE_SLACK_MS - 1));
+    const cycles: number[][][] = [];
+    for (let c = 0; c < 3; c++) {
+      if (c === 2) {
+        const found = (await liquidations.get('b0:1'))!;
+        await liquidations.replace(
+          {
+            ...found,
+            state: 'CANCELLED',
+            history: [...found.history, { atMs: nowMs, state: 'CANCELLED' }],
+            version: found.version + 1,
+          },
+          found.version,
+        );
+      }
+      const gauges = [];
+      for (let r = 0; r < 4; r++)
+        gauges.push(
+          (await run(liquidations, liquidations, nowMs + c * 10_000 + r * 1_000, `c${c}-${r}`)).gauges,
+        );
+      cycles.push(gauges);
+    }
+    expect(cycles[1]).toEqual([[1], [1], [1], [1]]);
+    // Moved on since: reported until the cycle that no longer finds it ends.
+    expect(cycles[2]).toEqual([[1], [1], [1], [0]]);
+  });
+
+  it('review44b-watch-cycle-gauge: a run that stores no cursor mid-cycle reports no 0 (a watch that never stores pages as stopped)', async () => {
+    const healthy = await backlog(() => nowMs - OVERDUE_SLACK_MS - 1);
+    for (let r = 0; r < 4; r++)
+      await run(healthy.liquidations, healthy.liquidations, nowMs + r * 1_000, `q-${r}`);
+    const failing: Cursors = {
+      watchCursor: () => healthy.liquidations.watchCursor(),
+      saveWatchCursor: async () => {
+        throw new Error('AccessDeniedException');
+      },
+    };
+    const failed = await run(healthy.liquidations, failing, nowMs + 5_000, 'failed');
+    expect(failed.report.cycle?.cursorSaved).toBe(false);
+    expect(failed.gauges).toEqual([]);
+  });
+
+  it('review44b-watch-cycle-gauge: a cycle begun over an hour ago vouches for no 0 (its cursor writes failing, each run reads its same tail)', async () => {
+    // Never overdue: each moved again long after the runs below.
+    const { liquidations } = await backlog(() => nowMs - OVERDUE_SLACK_MS - 1, nowMs + 10 * OVERDUE_SLACK_MS);
+    for (let r = 0; r < 3; r++) await run(liquidations, liquidations, nowMs + r * 1_000, `r-${r}`);
+    const failing: Cursors = {
+      watchCursor: () => liquidations.watchCursor(),
+      saveWatchCursor: async () => {
+        throw new Error('AccessDeniedException');
+      },
+    };
+    // Each resumes at the same stored cursor, reads the last 20 and ends the cycle; the first 900 are never read again.
+    const soon = await run(liquidations, failing, nowMs + 600_000, 'soon');
+    expect(soon.report).toMatchObject({ complete: true, cycle: { judged: 920, cursorSaved: false } });
+    expect(soon.gauges).toEqual([0]);
+    for (const late of [CYCLE_REPORTED_WITHIN_MS + 1_000, 2 * CYCLE_REPORTED_WITHIN_MS]) {
+      const stale = await run(liquidations, failing, nowMs + late, `late-${late}`);
+      expect(stale.report).toMatchObject({ complete: true, judged: 20 });
+      expect(stale.gauges).toEqual([]);
+    }
   });
 });

@@ -371,6 +371,7 @@ function watchCursorItem(cursor: WatchCursorState, owner: string, version: numbe
     cycleStartedAtMs: N(cursor.cycleStartedAtMs),
     cycleJudged: N(cursor.judged),
     cycleOverdue: N(cursor.overdue),
+    ...(cursor.lastCycleOverdue === undefined ? {} : { lastCycleOverdue: N(cursor.lastCycleOverdue) }),
     owner: S(owner),
     version: N(version),
     ...(from ? { resumeShard: N(from.shard) } : {}),
@@ -383,10 +384,12 @@ function watchCursorItem(cursor: WatchCursorState, owner: string, version: numbe
 function watchCursorFromItem(item: Item): WatchCursor {
   const shard = optInt(item, 'resumeShard');
   const afterId = optS(item, 'resumeAfterId');
+  const lastCycleOverdue = optInt(item, 'lastCycleOverdue');
   return {
     cycleStartedAtMs: readInt(item, 'cycleStartedAtMs'),
     judged: readInt(item, 'cycleJudged'),
     overdue: readInt(item, 'cycleOverdue'),
+    ...(lastCycleOverdue === undefined ? {} : { lastCycleOverdue }),
     owner: readS(item, 'owner'),
     version: readInt(item, 'version'),
     ...(shard === undefined
