@@ -605,6 +605,9 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
       throw new AdapterInputError(`liquidations/bad-position: ${JSON.stringify(from)}`);
     for (let shard = from?.shard ?? 0; shard < OPEN_INDEX_SHARDS; shard++) {
       const after = shard === from?.shard ? from.after : undefined;
+      // Past the bound (a position a later-bounded listing gave): none after it here, and DynamoDB refuses a start
+      // key outside the key condition (review44b-open-listing-range).
+      if (after && after.startedAtMs >= startedBeforeMs) continue;
       let start: Item | undefined = after
         ? { openShard: S(openShardKey(shard)), startedAtMs: N(after.startedAtMs), id: S(after.id) }
         : undefined;
