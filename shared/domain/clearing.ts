@@ -2,6 +2,7 @@ import type { AuctionDirection } from './auction.ts';
 import {
   type BaseE8,
   div,
+  maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
@@ -13,7 +14,8 @@ import {
 
 /**
  * Clears one auction step against the standing bids of backstop liquidity providers (Maker's take, with
- * the providers' terms standing in for the keepers' `max`). Everyone fills at the one auction price.
+ * the providers' terms standing in for the keepers' `max`). Each bid fills at its own price (fillPrice), as a
+ * book's resting orders do when an ask crosses them: the auction's price only says which bids it has reached.
  */
 
 export type ClearingReason =
@@ -40,7 +42,7 @@ export interface ProviderBid {
   readonly capital: QuoteE6;
   /**
    * d: the bid stands at mark * (1 - d) on a SELL lot, mark * (1 + d) on a BUY lot; the provider takes once
-   * the auction price reaches it, at the auction price.
+   * the auction price reaches it, at its bid (fillPrice).
    */
   readonly maxDiscountPpm: bigint;
   readonly maxLot: BaseE8;
@@ -65,6 +67,7 @@ export interface AuctionStepInput {
 export interface ProviderFill {
   readonly providerId: string;
   readonly size: BaseE8;
+  /** The provider's own bid at the step's mark (fillPrice), not the auction's price. */
   readonly price: PriceE8;
   /** SELL: ceil(size * price), what the provider pays. BUY: floor(size * price), what the backstop pays. */
   readonly cost: QuoteE6;
@@ -78,8 +81,9 @@ export interface ClearingResult {
   readonly collected: QuoteE6;
   readonly remainingLot: BaseE8;
   /**
-   * SELL: collected == debt, or lot is left but one more base unit would collect more than debt (the
-   * residual, debt - collected, is then below one unit's price). The rest of the lot goes back to its
+   * SELL: collected == debt, or lot is left but the debt stopped the sale: one more base unit at the best bid
+   * still able to take one would collect more than debt (the residual, debt - collected, is then below that
+   * unit's price; below the auction's price when no such bid was reached). The rest of the lot goes back to its
    * owner (Maker), so it may be below dust. Always false for BUY.
    */
   readonly debtCovered: boolean;
@@ -88,12 +92,15 @@ export interface ClearingResult {
 }
 
 /**
- * Fills, in order of best terms, min(remaining, maxLot, floor(capital / price), SELL: floor(debt left / price))
- * from each provider whose bid the auction price has reached (see `accepts`):
+ * Fills, in order of best terms, min(remaining, maxLot, floor(capital / p), SELL: floor(debt left / p)) from each
+ * provider whose bid the auction price has reached (see `accepts`), each at its own price p (fillPrice):
  *   SELL: price <= mark * (1 - maxDiscount)    BUY: price >= mark * (1 + maxDiscount)
  * Best terms = smallest discount (premium) first, the bid nearest the mark and so the first the auction
- * reaches, as a book would rank it; then larger capital; then id, so the result does not depend on the
- * order of `providers`.
+ * reaches, as a book would rank it (SELL: the highest bid, BUY: the lowest ask); then larger capital; then id,
+ * so the result does not depend on the order of `providers`.
+ *
+ * The debt (SELL) stops the sale at the first bid it cuts: that bid's next unit would collect more than debt, and
+ * a lower bid is not sold around it (at most one unit's price of debt, for a sliver below the best price left).
  *
  * Dust (Maker's chost): no fill is smaller than dust unless it takes the whole rest of the lot or pays off
  * the debt (a provider's crumbs of capital or room take nothing). If the greedy pass leaves
@@ -104,69 +111,62 @@ export interface ClearingResult {
 export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   validate(input);
   const { direction, price, mark, debt, dust } = input;
-  // size <= floor(q * 1e10 / price) <=> ceil(size * price / 1e10) <= q: the largest size whose cost fits q.
-  const sizeFor = (quote: QuoteE6): BaseE8 => div(quote * NOTIONAL_TO_QUOTE, price, 'floor');
   // Most steps of an auction come before the price reaches any bid: nothing fills (no sort, no sizing).
   if (!input.providers.some((p) => accepts(p, direction, price, mark))) {
     const remainingLot = input.remainingLot;
-    const debtCovered = direction === 'SELL' && (debt === 0n || (remainingLot > 0n && sizeFor(debt) === 0n));
+    const debtCovered =
+      direction === 'SELL' && (debt === 0n || (remainingLot > 0n && sizeAt(debt, price) === 0n));
     return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered, fillsCapped: false };
   }
   const rounding: Rounding = direction === 'SELL' ? 'ceil' : 'floor';
-  // What a provider would fill of `remaining` (0: nothing). A crumb (below dust, not the whole rest) is no fill:
-  // a provider down to crumbs of capital or room would otherwise take a sliver of every lot. The piece that pays
-  // off the debt is the exception.
-  const fillSize = (provider: ProviderBid, remaining: BaseE8, collected: QuoteE6): BaseE8 => {
-    const size = minBig(remaining, minBig(provider.maxLot, sizeFor(provider.capital)));
-    if (size === 0n || size < minBig(dust, remaining)) return 0n;
-    return direction === 'SELL' ? minBig(size, sizeFor(debt - collected)) : size;
-  };
 
-  const sizes = new Map<string, BaseE8>();
-  const order: ProviderBid[] = [];
+  const taken: Taken[] = [];
   let remaining = input.remainingLot;
   let collected = 0n;
   let fillsCapped = false;
+  // The debt cut a bid (SELL): the residual buys no unit at that bid.
+  let debtStopped = false;
   const maxFills = input.maxFills ?? Number.POSITIVE_INFINITY;
   for (const provider of [...input.providers].sort(byBestTerms)) {
     if (remaining === 0n) break;
     if (!accepts(provider, direction, price, mark)) continue;
-    const size = fillSize(provider, remaining, collected);
-    if (size === 0n) continue;
+    const at = fillPrice(provider, direction, price, mark);
+    // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room would
+    // otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
+    const room = minBig(remaining, minBig(provider.maxLot, sizeAt(provider.capital, at)));
+    if (room === 0n || room < minBig(dust, remaining)) continue;
+    const byDebt = direction === 'SELL' ? sizeAt(debt - collected, at) : room;
+    const size = minBig(room, byDebt);
+    if (size === 0n) {
+      debtStopped = true;
+      break;
+    }
     // Only a provider that would fill counts towards the cap: crumbs and a paid debt do not.
-    if (order.length >= maxFills) {
+    if (taken.length >= maxFills) {
       fillsCapped = true;
       break;
     }
-    sizes.set(provider.id, size);
-    order.push(provider);
+    taken.push({ provider, price: at, size });
     remaining -= size;
-    collected += notionalQuote(size, price, rounding);
-  }
-
-  // Covered: paid in full, or the debt (not the lot or the providers) stopped the sale: one more unit would
-  // collect more than debt. A lot sold out just short of the debt is not covered: that shortfall is real.
-  const debtCovered =
-    direction === 'SELL' && (collected === debt || (remaining > 0n && sizeFor(debt - collected) === 0n));
-  if (!debtCovered && remaining > 0n && remaining < dust) {
-    // Trim from the worst terms back; trimming only lowers costs, so no cap can break. A fill the trim
-    // would leave below dust goes whole (more than dust then remains, which is allowed).
-    let excess = dust - remaining;
-    for (let i = order.length - 1; i >= 0 && excess > 0n; i--) {
-      const id = order[i]!.id;
-      const size = sizes.get(id)!;
-      const kept = size - minBig(size, excess);
-      const left = kept < dust ? 0n : kept;
-      sizes.set(id, left);
-      excess -= minBig(excess, size - left);
+    collected += notionalQuote(size, at, rounding);
+    if (direction === 'SELL' && byDebt <= room) {
+      debtStopped = true;
+      break;
     }
   }
 
+  // Covered: paid in full, or the debt (not the lot or the providers) stopped the sale: one more unit would
+  // collect more than debt, at the bid it cut or, with none cut, at the lowest price this step pays (the auction's).
+  // A lot sold out just short of the debt is not covered: that shortfall is real.
+  const debtCovered =
+    direction === 'SELL' &&
+    (collected === debt || (remaining > 0n && (debtStopped || sizeAt(debt - collected, price) === 0n)));
+  if (!debtCovered && remaining > 0n && remaining < dust) trimForDust(taken, dust - remaining, dust);
+
   const fills: ProviderFill[] = [];
-  for (const provider of order) {
-    const size = sizes.get(provider.id)!;
+  for (const { provider, price: at, size } of taken) {
     if (size > 0n)
-      fills.push({ providerId: provider.id, size, price, cost: notionalQuote(size, price, rounding) });
+      fills.push({ providerId: provider.id, size, price: at, cost: notionalQuote(size, at, rounding) });
   }
   const filledSize = fills.reduce((sum, f) => sum + f.size, 0n);
   return {
@@ -179,9 +179,60 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   };
 }
 
+interface Taken {
+  readonly provider: ProviderBid;
+  readonly price: PriceE8;
+  size: BaseE8;
+}
+
+/** size <= floor(q * 1e10 / p) <=> ceil(size * p / 1e10) <= q: the largest size whose cost at p fits q. */
+const sizeAt = (quote: QuoteE6, at: PriceE8): BaseE8 => div(quote * NOTIONAL_TO_QUOTE, at, 'floor');
+
+/**
+ * Gives back `excess` of the lot from the worst terms back, so at least dust remains; trimming only lowers costs,
+ * so no cap can break. A fill the trim would leave below dust goes whole (more than dust then remains, allowed).
+ */
+function trimForDust(taken: Taken[], excess: BaseE8, dust: BaseE8): void {
+  for (let i = taken.length - 1; i >= 0 && excess > 0n; i--) {
+    const fill = taken[i]!;
+    const kept = fill.size - minBig(fill.size, excess);
+    const left = kept < dust ? 0n : kept;
+    excess -= minBig(excess, fill.size - left);
+    fill.size = left;
+  }
+}
+
+/**
+ * The price a provider whose bid the auction has reached fills at: its own bid, a resting order's price when the
+ * auction's ask (SELL) or bid (BUY) crosses it, rounded to a whole tick in the fund's favour: SELL up (the provider
+ * may pay less than 1e-8 quote per base unit above its exact bid), BUY down. Never beyond the auction's price:
+ * reached, the exact bid is at or above it (SELL), at or below it (BUY), so the rounding cannot cross it either.
+ */
+export function fillPrice(
+  provider: Pick<ProviderBid, 'maxDiscountPpm'>,
+  direction: AuctionDirection,
+  price: PriceE8,
+  mark: PriceE8,
+): PriceE8 {
+  return direction === 'SELL'
+    ? maxBig(price, bidPrice(provider, direction, mark))
+    : minBig(price, bidPrice(provider, direction, mark));
+}
+
+/** A provider's bid at `mark`, rounded to a whole tick in the fund's favour (SELL up, BUY down): what it fills at. */
+export function bidPrice(
+  provider: Pick<ProviderBid, 'maxDiscountPpm'>,
+  direction: AuctionDirection,
+  mark: PriceE8,
+): PriceE8 {
+  return direction === 'SELL'
+    ? div(mark * (PPM_SCALE - provider.maxDiscountPpm), PPM_SCALE, 'ceil')
+    : div(mark * (PPM_SCALE + provider.maxDiscountPpm), PPM_SCALE, 'floor');
+}
+
 /**
  * A provider's standing bid sits at mark * (1 - d) for a SELL lot (mark * (1 + d) for a BUY lot): as the Dutch
- * auction's price falls (rises) it takes the lot once the price reaches its bid, at the auction's price.
+ * auction's price falls (rises) it takes the lot once the price reaches its bid, at its bid (fillPrice).
  * Exact, cross-multiplied: price * 1e6 <= mark * (1e6 - d) for SELL, >= mark * (1e6 + d) for BUY.
  */
 export function accepts(

@@ -935,7 +935,7 @@ export interface ProviderRecord {
   readonly id: string;
   /** Capital still committed and unused. */
   readonly capital: QuoteE6;
-  /** Largest discount to the mark the provider accepts, in ppm. */
+  /** Its standing bid's discount to the mark, in ppm: it fills at mark x (1 - d) on a SELL lot, x (1 + d) on BUY. */
   readonly maxDiscountPpm: bigint;
   /** Largest lot per auction, in base units of the auction's market, unless maxLotBySymbol says otherwise. */
   readonly maxLot: BaseE8;
@@ -985,6 +985,7 @@ export interface AuctionRecord {
   readonly resets: number;
   readonly step: number;
   readonly state: 'RUNNING' | 'CLEARED' | 'EXHAUSTED';
+  /** Each at its provider's own bid at the step's mark (domain/clearing.ts fillPrice): prices differ within a step. */
   readonly fills: readonly (Fill & { readonly providerId: string })[];
   /** As on LiquidationRecord: the last failed step, set only by recordFailure. */
   readonly lastFailure?: ProcessingFailure;

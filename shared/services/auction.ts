@@ -359,10 +359,10 @@ async function stepOnce(
   const bidders = biddersOf(providers, auction.symbol, auction.fills);
   const market = marketConfig(deps.config, auction.symbol);
 
-  // Walking the rest of the curve (and resetting it) fills nothing worth having when no provider has the capital
-  // and room for a dust-sized piece (or the whole rest, if smaller) at the best price the auction still offers
-  // it: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to one base
-  // unit's price of capital: such crumbs kept every auction stepping to its tail.)
+  // Walking the rest of the curve (and resetting it) fills nothing worth having when no provider whose bid the curve
+  // still reaches has the capital and room for a dust-sized piece (or the whole rest, if smaller) at its bid, the
+  // price it fills at: the waterfall's next layers take over now, not at tail. (A provider's fills leave it up to
+  // one base unit's price of capital: such crumbs kept every auction stepping to its tail.)
   // A reset restarts the curve from the mark now (bidOnSomeCurve).
   const { best, reset } = bidOnSomeCurve(auction, status, bidders, auction.remainingLot, mark, now, deps);
   const anyBidder = best !== undefined;

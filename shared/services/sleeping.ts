@@ -4,7 +4,7 @@ import {
   lastPriceBeforeReset,
   MAX_AUCTION_PRICE,
 } from '../domain/auction.ts';
-import { accepts } from '../domain/clearing.ts';
+import { accepts, bidPrice } from '../domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
 import {
@@ -41,18 +41,14 @@ import { movedOn, sidesOf, WAKE_RETRY_DELAY_SECONDS, wakeInOrder } from './wake.
 /**
  * The first bid the auction can reach, as a discount (premium) from the mark; undefined: nobody can bid any more.
  * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller;
- * one base unit at least, when the market has no dust) and the capital to pay for it at a price the auction still
- * offers and it takes at: BUY, its own ask at the mark, mark x (1 + d), or the auction's price now if higher (the
- * price only rises; counted at the price now alone, a provider that cannot pay at its ask kept an auction asleep
- * until its ask, then nobody filled: found by the pipeline fuzzing, session 27); SELL, at or above the lowest price
- * before a reset (the floor, tail or cusp). Either way a bid this curve does not reach before it must reset (SELL:
+ * one base unit at least, when the market has no dust) and the capital to pay for it at the price it fills at, its
+ * own bid at the mark (clearing's bidPrice: each bid fills at its own price, session 44). A BUY provider counted at
+ * the auction's price of the moment, below its ask, kept an auction asleep until its ask, then nobody filled (found
+ * by the pipeline fuzzing, session 27); a SELL provider whose capital pays for the piece only below its bid never
+ * fills (the clearing takes no crumbs), so it is no bid. A bid this curve does not reach before it must reset (SELL:
  * below the last price it offers then; BUY: above it) is no bid on it: at this mark the auction would walk its
  * curve unfilled (an audit of the auction path, session 36: a SELL discount of 0.4 or a BUY premium of 0.8, within
  * the floor, held a lot 181 minutes); whether a reset's curve reaches it is stepOnce's question (services/auction.ts).
- * A SELL provider whose capital pays for that piece only below its own bid bids lower, at the price it can pay (to
- * the ppm of the mark, rounded up: a wake a little early fills nothing and sleeps again, one late sold a step
- * lower; found by a review of the money arithmetic, session 28): the clearing takes no crumbs, so the auction
- * sleeps until then instead of stepping through prices it cannot fill at.
  */
 export function bestBid(
   auction: Pick<AuctionRecord, 'direction' | 'symbol' | 'top' | 'startedAtMs'>,
@@ -65,22 +61,13 @@ export function bestBid(
 ): Ppm | undefined {
   // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
   const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
-  const reachable = providers.filter((p) => withinFloor(p.maxDiscountPpm, auction.direction, config));
-  // BUY: a provider with the capital at the price it takes at counts, if the curve reaches that price.
-  if (auction.direction === 'BUY') return bestDiscount(reachable, smallest, status.price, mark, last);
+  const { direction } = auction;
   let best: Ppm | undefined;
-  for (const p of reachable) {
-    if (p.maxLot < smallest) continue;
-    // Its bid, mark x (1 - d), below the curve's last price before the reset: never reached at this mark.
-    if (mark * (PPM_SCALE - p.maxDiscountPpm) < last * PPM_SCALE) continue;
-    // The highest price at which it pays for the piece (clearing's sizeFor, inverted).
-    const payable = div(p.capital * NOTIONAL_TO_QUOTE, smallest, 'floor');
-    if (payable < last) continue;
-    const discount =
-      payable * PPM_SCALE >= mark * (PPM_SCALE - p.maxDiscountPpm)
-        ? p.maxDiscountPpm
-        : PPM_SCALE - div(payable * PPM_SCALE, mark, 'ceil');
-    if (best === undefined || discount < best) best = discount;
+  for (const p of providers) {
+    // Beyond the floor, or not reached by this curve's last price (the bid itself: `accepts`), it never fills here.
+    const reached = withinFloor(p.maxDiscountPpm, direction, config) && accepts(p, direction, last, mark);
+    if (!reached || (best !== undefined && p.maxDiscountPpm >= best)) continue;
+    if (canBid(p, smallest, bidPrice(p, direction, mark))) best = p.maxDiscountPpm;
   }
   return best;
 }
@@ -112,26 +99,6 @@ function withinFloor(discount: Ppm, direction: AuctionRecord['direction'], confi
   const { floor } = config.auction;
   if (direction === 'SELL') return PPM_SCALE - discount > 0n && PPM_SCALE - discount >= floor;
   return floor === 0n || (PPM_SCALE + discount) * floor <= PPM_SCALE * PPM_SCALE;
-}
-
-/**
- * BUY: the smallest premium among providers that can pay for `size` at their ask, or at `price` if higher, and
- * whose ask the curve reaches (at most `highest`).
- */
-function bestDiscount(
-  providers: readonly ProviderRecord[],
-  size: BaseE8,
-  price: PriceE8,
-  mark: PriceE8,
-  highest: PriceE8,
-): Ppm | undefined {
-  let best: Ppm | undefined;
-  for (const p of providers) {
-    const takesAt = maxBig(price, div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil'));
-    if (takesAt <= highest && canBid(p, size, takesAt) && (best === undefined || p.maxDiscountPpm < best))
-      best = p.maxDiscountPpm;
-  }
-  return best;
 }
 
 /** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */

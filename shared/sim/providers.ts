@@ -5,8 +5,8 @@ import { Rng } from './random.ts';
 /**
  * Backstop liquidity providers with committed capital and standing bid terms:
  * - capital: `totalCapitalUsd` split with weights Pareto(1, 1.5): a few large market makers, a long tail;
- * - maxDiscountPpm: uniform between `minDiscount` and `maxDiscount` of the mark (0.5 % to 5 %): the deepest
- *   discount at which a provider still takes a lot (clearing fills the smallest discounts first);
+ * - maxDiscountPpm: uniform between `minDiscount` and `maxDiscount` of the mark (0.5 % to 5 %): its standing bid's
+ *   discount, the price it takes a lot at (clearing fills the smallest discounts first, each at its own bid);
  * - maxLot: `lotShare` of its capital at the first price, in base units: no single auction takes all of it.
  * Deterministic per seed.
  */

@@ -16,7 +16,7 @@ describe('a slice settled after the mark fell', () => {
   it('charges no fee the whole position cannot pay at the settlement mark; ADL covers the loss alone', async () => {
     const config = parseRiskConfig({
       ...DEFAULT_RISK_CONFIG_INPUT,
-      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, drawCapPerWindow: '1000' },
+      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, drawCapPerWindow: '500' },
     });
     // A book 9 % wide: the market takes nothing within the slippage bound, the slice goes to the auction.
     const p = createPipeline({
@@ -53,16 +53,21 @@ describe('a slice settled after the mark fell', () => {
     expect(wholeBeforeFee).toBeLessThan(0n);
     // Before: a fee of 438.513445, owed back by the rest.
     expect(s.fee).toBe(0n);
-    // The rest's shortfall is the position's loss alone: the fund's cap pays 1,000, ADL the rest (610.84 before).
+    // The rest's shortfall is the position's loss alone: the fund's cap pays 500, ADL the rest. (Before session 44 the
+    // slice sold below its provider's bid, at the curve's price: a shortfall of 1,172.33, the cap then 1,000 with ADL
+    // covering 172.33, and 610.84 before the fix above.)
+    expect((await p.adapters.auctions.get(`${first.id}:auction`))?.fills).toEqual([
+      expect.objectContaining({ price: parsePrice('176.4') }), // the bid, 2 % under the mark of 180
+    ]);
     const last = slices.at(-1)!.settlement!;
     expect({
       shortfall: last.shortfall,
       insurancePaid: last.insurancePaid,
       adlCovered: last.adlCovered,
     }).toEqual({
-      shortfall: parseQuote('1172.327255'),
-      insurancePaid: parseQuote('1000'),
-      adlCovered: parseQuote('172.327255'),
+      shortfall: parseQuote('918.367346'),
+      insurancePaid: parseQuote('500'),
+      adlCovered: parseQuote('418.367346'),
     });
     expect((await p.check()).violations).toEqual([]);
   });

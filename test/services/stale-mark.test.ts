@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { auctionStatus } from '../../shared/domain/auction.ts';
 import { marketConfig } from '../../shared/domain/config.ts';
 import type { LiquidationState } from '../../shared/domain/model.ts';
-import { parseQuote } from '../../shared/domain/units.ts';
+import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { InjectedCrash, type PositionRecord } from '../../shared/ports/index.ts';
-import { INSURANCE_ACCOUNT, STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
+import { STALE_MARK_WAIT_SECONDS } from '../../shared/services/context.ts';
 
 /**
  * A pipeline on the configured mark bound whose delivery dies once, right after the commit that leaves a
@@ -170,7 +171,9 @@ describe('a mark older than maxMarkAgeSeconds', () => {
 
   // Found by the review of the guard (session 30): a step sent due now (here a tick's wake at the end of the
   // outage) was not late, so the curve was priced as if it had walked through the outage: 159.80 instead of
-  // 173.18, and the fund paid about 134 USD more.
+  // 173.18, and the fund paid about 134 USD more. Since each bid fills at its own price (session 44), the curve's price
+  // decides which bids a step reaches, no longer what they pay: the price the step ran at is read off the curve as
+  // the step moved it on (its start, later by the lateness) at the time the step settled the liquidation.
   it('a tick that ends the outage and wakes the auction goes on at the price the curve paused at', async () => {
     const run = async (backAt: string) => {
       const p = await auctionAt184();
@@ -178,12 +181,13 @@ describe('a mark older than maxMarkAgeSeconds', () => {
       await p.tick('ETH-USD', backAt);
       await p.drain();
       const [liquidation] = p.adapters.liquidations.all();
-      const auction = await p.adapters.auctions.get(`${liquidation?.id}:auction`);
+      const auction = (await p.adapters.auctions.get(`${liquidation?.id}:auction`))!;
       expect((await p.check()).violations).toEqual([]);
+      const steppedAtMs = liquidation!.history.find((h) => h.state === 'SETTLING')!.atMs;
       return {
         woken: p.telemetry.total(METRICS.AuctionsWoken.name),
-        prices: auction?.fills.map((f) => f.price),
-        fund: (await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance,
+        curve: auctionStatus(auction, parsePrice(backAt), steppedAtMs, p.config.auction).price,
+        prices: auction.fills.map((f) => f.price),
       };
     };
     // Back at 184: no wake, the planned step (re-sent through the outage) runs, late by the outage.
@@ -192,7 +196,10 @@ describe('a mark older than maxMarkAgeSeconds', () => {
     // Back at 186: the tick reaches the sleeper's wake mark and wakes it.
     const woken = await run('186');
     expect(woken.woken).toBeGreaterThan(0);
-    expect({ prices: woken.prices, fund: woken.fund }).toEqual({ prices: paused.prices, fund: paused.fund });
+    expect(woken.curve).toBe(paused.curve);
+    expect(paused.curve).toBeGreaterThan(parsePrice('173')); // walked through the outage, it was 159.80
+    // Each at its bid at its mark: 184 x 0.95 and 186 x 0.95.
+    expect([paused.prices, woken.prices]).toEqual([[parsePrice('174.8')], [parsePrice('176.7')]]);
   });
 
   // Found by the same review: a claimed order redelivered on a stale mark was placed, and every wait took and

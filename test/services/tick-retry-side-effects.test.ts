@@ -50,8 +50,9 @@ async function deliverWithRetry(p: Pipeline, price: string, sequence: number) {
 
 /**
  * A long auctioned from 184 sleeps on one provider bidding 10 % under the mark (docs: sleeping auctions); 600 s
- * later a tick at 200 reaches its wake mark (about 190.5): woken, it sells at once at the curve's price of then
- * (step 6, 176.70). `crossing`: a short the 200 tick liquidates as well (the tick is pending: resumeTick path).
+ * later a tick at 200 reaches its wake mark (about 190.5): woken, it sells at once, at the provider's bid at 200
+ * (180; the curve's price then, step 6, is 176.70). `crossing`: a short the 200 tick liquidates as well (the tick
+ * is pending: resumeTick path).
  */
 async function sleeperWokenAt200(dieAfterAccept: boolean, crossing: boolean) {
   const death = dyingAfter('markets.acceptTick');
@@ -80,7 +81,8 @@ describe('a tick retried after its write', () => {
     '%s: the retry wakes the sleeper the tick reached, which sells as if nothing had died',
     async (_path, crossing) => {
       const reference = await sleeperWokenAt200(false, crossing);
-      expect(reference.auction.fills.map((f) => f.price)).toEqual([17_669_699_444n]); // 176.70, at once
+      expect(reference.auction.fills.map((f) => f.price)).toEqual([parsePrice('180')]); // its bid, at once
+      const settledAtMs = (l: typeof reference.liquidation) => l.history.at(-1)!.atMs;
       const died = await sleeperWokenAt200(true, crossing);
       expect(died.p.errors).toEqual([]);
       // resumeTick path: the short the 200 tick crossed was liquidated by the retry.
@@ -90,14 +92,17 @@ describe('a tick retried after its write', () => {
       const accounted =
         died.p.telemetry.total(METRICS.AuctionsWoken.name) +
         died.p.telemetry.total(METRICS.AuctionWakeFailures.name);
+      // A lost wake sells at the same bid (the mark stays at 200), but only at the step planned before the tick.
       expect({
         accounted,
         fills: died.auction.fills.map((f) => f.price),
         shortfall: died.liquidation.settlement?.shortfall,
+        settledAtMs: settledAtMs(died.liquidation),
       }).toEqual({
         accounted: 1,
-        fills: [17_669_699_444n],
-        shortfall: reference.liquidation.settlement?.shortfall, // 33.03 USD; 102.66 USD when the wake is lost
+        fills: [parsePrice('180')],
+        shortfall: reference.liquidation.settlement?.shortfall,
+        settledAtMs: settledAtMs(reference.liquidation),
       });
     },
   );

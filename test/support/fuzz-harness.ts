@@ -12,6 +12,7 @@ import { isLiquidatable } from '../../shared/domain/margin.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
 import {
+  div,
   formatBase,
   formatPpm,
   formatQuote,
@@ -695,9 +696,9 @@ export async function runScenario(
       }
     }
   };
-  // Every auction fill a commit adds: at or beyond its provider's bid (SELL: price <= mark x (1 - d); BUY:
-  // price >= mark x (1 + d)) and within the floor (SELL: price >= floor x mark), at the mark of the commit. Only
-  // where no tick interleaves with a consumer (the step's mark is the commit's).
+  // Every auction fill a commit adds: at its provider's own bid (SELL: ceil(mark x (1 - d)); BUY: floor(mark x
+  // (1 + d))) and within the floor (SELL: price >= floor x mark), at the mark of the commit. Only where no tick
+  // interleaves with a consumer (the step's mark is the commit's).
   const fillProblems: string[] = [];
   if (!k.concurrent && !s.steps.some((st) => st.twin !== 0)) {
     const commit = p.adapters.transactor.commit.bind(p.adapters.transactor);
@@ -713,13 +714,14 @@ export async function runScenario(
           const provider = writes.find((x) => x.kind === 'provider' && x.record.id === fill.providerId);
           const d = provider?.kind === 'provider' ? provider.record.maxDiscountPpm : undefined;
           if (d === undefined) continue;
-          const ok =
+          // At its own bid, rounded to a tick in the fund's favour (SELL up, BUY down): auction44-pay-as-bid.
+          const bid =
             a.direction === 'SELL'
-              ? fill.price * 1_000_000n <= mark * (1_000_000n - d)
-              : fill.price * 1_000_000n >= mark * (1_000_000n + d);
-          if (!ok)
+              ? div(mark * (1_000_000n - d), 1_000_000n, 'ceil')
+              : div(mark * (1_000_000n + d), 1_000_000n, 'floor');
+          if (fill.price !== bid)
             fillProblems.push(
-              `auction ${a.id} filled ${fill.providerId} at ${fill.price}, beyond its bid (d ${d}) at mark ${mark}`,
+              `auction ${a.id} filled ${fill.providerId} at ${fill.price}, not at its bid ${bid} (d ${d}) at mark ${mark}`,
             );
           const floorOk =
             a.direction === 'SELL'

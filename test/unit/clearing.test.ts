@@ -12,6 +12,7 @@ import {
 import {
   base,
   div,
+  maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
@@ -63,6 +64,15 @@ function reached(p: ProviderBid, direction: 'BUY' | 'SELL', auctionPrice: PriceE
     : auctionPrice >= div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'ceil');
 }
 
+/**
+ * Independent oracle for a fill's price: the provider's own bid at the mark, rounded to a whole tick in the fund's
+ * favour (SELL up: the provider pays less than 1e-8 quote per base unit above its exact bid; BUY down).
+ */
+const ownBid = (p: ProviderBid, direction: 'BUY' | 'SELL', mark: PriceE8): PriceE8 =>
+  direction === 'SELL'
+    ? div(mark * (PPM_SCALE - p.maxDiscountPpm), PPM_SCALE, 'ceil')
+    : div(mark * (PPM_SCALE + p.maxDiscountPpm), PPM_SCALE, 'floor');
+
 const sizes = (r: ClearingResult) => r.fills.map((f) => [f.providerId, f.size]);
 
 function reasonOf(fn: () => unknown): ClearingReason | undefined {
@@ -76,10 +86,12 @@ function reasonOf(fn: () => unknown): ClearingReason | undefined {
 }
 
 describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Maker tab)', () => {
-  // Price 1000 against a mark of 1250: 20% down, below RICH's bid at 1125, so only the debt binds.
-  it('the default SELL step is below the bid', () => {
+  // Price 1000 against a mark of 1250: 20% down, exactly AT_PRICE's bid (it fills at 1000), so only the debt binds.
+  const AT_PRICE = bid('at-price', '1000000000', '0.2', '1000');
+  it('the default SELL step reaches the bid, which is the price', () => {
     expect(step({}).mark).toBe(price('1250'));
-    expect(reached(RICH, 'SELL', P1000, price('1250'))).toBe(true);
+    expect(reached(AT_PRICE, 'SELL', P1000, price('1250'))).toBe(true);
+    expect(reached(AT_PRICE, 'SELL', P1000 + 1n, price('1250'))).toBe(false);
   });
 
   const cases: Record<
@@ -125,7 +137,7 @@ describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Ma
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => {
-      const r = clearAuctionStep(step({ debt: usd(c.debt) }));
+      const r = clearAuctionStep(step({ debt: usd(c.debt), providers: [AT_PRICE] }));
       expect(r.filledSize).toBe(base(c.filled));
       expect(r.collected).toBe(usd(c.collected));
       expect(r.remainingLot).toBe(base(c.remaining));
@@ -150,19 +162,20 @@ describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Ma
   });
 
   it('sizes the last slice so its rounded-up cost still fits the debt', () => {
-    const r = clearAuctionStep(step({ price: price('3'), debt: usd('10') }));
+    const r = clearAuctionStep(step({ price: price('3'), debt: usd('10'), providers: [AT_PRICE] }));
     expect(r.filledSize).toBe(333_333_333n); // floor(10 / 3 * 1e8)
     expect(r.collected).toBe(usd('10')); // ceil(9.99999999) = 10.000000 <= debt
     expect(r.debtCovered).toBe(true);
   });
 
   it('shares the debt across providers in order', () => {
+    // Same bid and capital: 'a' before 'at-price' by id (across bids at different prices: the pay-as-bid tests).
     const r = clearAuctionStep(
-      step({ debt: usd('5000'), providers: [RICH, bid('a', '3000', '0.01', '100')] }),
+      step({ debt: usd('5000'), providers: [AT_PRICE, bid('a', '1000000000', '0.2', '3')] }),
     );
     expect(sizes(r)).toEqual([
       ['a', base('3')],
-      ['rich', base('2')],
+      ['at-price', base('2')],
     ]);
     expect(r.collected).toBe(usd('5000'));
   });
@@ -186,7 +199,7 @@ describe("clearAuctionStep: a provider's bid (SELL: takes once price <= mark(1 -
     'SELL a tick above the bid': { dir: 'SELL', price: '950.00000001', fills: false },
     'SELL at the bid': { dir: 'SELL', price: '950', fills: true },
     'SELL a tick below the bid': { dir: 'SELL', price: '949.99999999', fills: true },
-    'SELL far below the bid: takes at the auction price': { dir: 'SELL', price: '500', fills: true },
+    'SELL far below the bid: fills at its bid': { dir: 'SELL', price: '500', fills: true },
     'SELL off-tick bid: the tick above it is not reached': {
       dir: 'SELL',
       price: '950.00000001',
@@ -201,7 +214,7 @@ describe("clearAuctionStep: a provider's bid (SELL: takes once price <= mark(1 -
     'BUY a tick below the bid': { dir: 'BUY', price: '1049.99999999', fills: false },
     'BUY at the bid': { dir: 'BUY', price: '1050', fills: true },
     'BUY a tick above the bid': { dir: 'BUY', price: '1050.00000001', fills: true },
-    'BUY far above the bid: takes at the auction price': { dir: 'BUY', price: '2000', fills: true },
+    'BUY far above the bid: fills at its bid': { dir: 'BUY', price: '2000', fills: true },
     'BUY off-tick bid: the tick below it is not reached': {
       dir: 'BUY',
       price: '1050.00000001',
@@ -221,9 +234,11 @@ describe("clearAuctionStep: a provider's bid (SELL: takes once price <= mark(1 -
       expect(reached(provider, c.dir, at, mark)).toBe(c.fills);
       const r = clearAuctionStep(step({ direction: c.dir, price: at, mark, providers: [provider] }));
       expect(r.filledSize).toBe(c.fills ? base('10') : 0n);
-      expect(r.fills.map((f) => f.price)).toEqual(c.fills ? [at] : []);
+      // At its own bid (rounded in the fund's favour), wherever the auction's price is past it.
+      const own = ownBid(provider, c.dir, mark);
+      expect(r.fills.map((f) => f.price)).toEqual(c.fills ? [own] : []);
       if (c.fills)
-        expect(r.collected).toBe(notionalQuote(base('10'), at, c.dir === 'SELL' ? 'ceil' : 'floor'));
+        expect(r.collected).toBe(notionalQuote(base('10'), own, c.dir === 'SELL' ? 'ceil' : 'floor'));
     });
   }
 
@@ -266,7 +281,8 @@ describe('clearAuctionStep: order, caps and rounding', () => {
       step({
         remainingLot: base('100'),
         price: price('3'),
-        providers: [bid('lot', '1000', '0', '1'), bid('cap', '100', '0.1', '100')],
+        // cap bids 3.75 x 0.8 = 3, the price: its capital buys at 3.
+        providers: [bid('lot', '1000', '0', '1'), bid('cap', '100', '0.2', '100')],
       }),
     );
     expect(sizes(r)).toEqual([
@@ -420,6 +436,139 @@ describe("clearAuctionStep: dust (Maker's chost): never leave 0 < remaining < du
   }
 });
 
+// auction44-pay-as-bid: a standing bid is a resting order, so it fills at its own price when the auction's descending
+// ask (ascending bid, BUY) crosses it, not at the auction's price however far beyond.
+describe('clearAuctionStep: each bid fills at its own price (pay as bid)', () => {
+  const MARK = P1000;
+  it('SELL: a bid above the auction price fills at the bid, and pays for its size there', () => {
+    const p = bid('p', '1000000', '0.05', '100'); // bids 950
+    const r = clearAuctionStep(step({ price: price('800'), mark: MARK, providers: [p] }));
+    expect(r.fills).toEqual([{ providerId: 'p', size: base('10'), price: price('950'), cost: usd('9500') }]);
+    expect(r.collected).toBe(usd('9500'));
+  });
+
+  it('BUY: an ask below the auction price fills at the ask: the backstop pays the ask', () => {
+    const p = bid('p', '1000000', '0.05', '100'); // asks 1050
+    const r = clearAuctionStep(
+      step({ direction: 'BUY', price: price('1300'), mark: MARK, debt: 0n, providers: [p] }),
+    );
+    expect(r.fills).toEqual([
+      { providerId: 'p', size: base('10'), price: price('1050'), cost: usd('10500') },
+    ]);
+  });
+
+  it('rounds an off-tick bid in the fund’s favour: SELL up, BUY down, by less than a tick', () => {
+    const off = price('1000.00000001'); // bids 950.0000000095 (SELL), asks 1050.0000000105 (BUY)
+    const p = bid('p', '1000000', '0.05', '100');
+    const sell = clearAuctionStep(step({ price: price('900'), mark: off, providers: [p] }));
+    expect(sell.fills[0]?.price).toBe(price('950.00000001'));
+    const buy = clearAuctionStep(step({ direction: 'BUY', price: price('1100'), mark: off, providers: [p] }));
+    expect(buy.fills[0]?.price).toBe(price('1050.00000001'));
+  });
+
+  it('a bid exactly at the auction price fills at that price', () => {
+    const p = bid('p', '1000000', '0.05', '100');
+    expect(clearAuctionStep(step({ price: price('950'), mark: MARK, providers: [p] })).fills[0]?.price).toBe(
+      price('950'),
+    );
+  });
+
+  it('walks the book: the highest bid fills first at its price, then the next at its own', () => {
+    const providers = [bid('far', '1000000', '0.05', '4'), bid('near', '1000000', '0.03', '4')];
+    const sell = clearAuctionStep(step({ price: price('900'), mark: MARK, providers, dust: 0n }));
+    expect(sell.fills.map((f) => [f.providerId, f.price, f.cost])).toEqual([
+      ['near', price('970'), usd('3880')],
+      ['far', price('950'), usd('3800')],
+    ]);
+    expect(sell.collected).toBe(usd('7680'));
+    const buy = clearAuctionStep(
+      step({ direction: 'BUY', price: price('1100'), mark: MARK, providers, dust: 0n }),
+    );
+    expect(buy.fills.map((f) => [f.providerId, f.price])).toEqual([
+      ['near', price('1030')],
+      ['far', price('1050')],
+    ]);
+  });
+
+  it('limits each fill by the capital at its own price, not at the lower auction price', () => {
+    // 1,900 USD buys 2 at its bid of 950 (3.8 at the auction's 500).
+    const p = bid('p', '1900', '0.05', '100');
+    const r = clearAuctionStep(step({ price: price('500'), mark: MARK, providers: [p] }));
+    expect(sizes(r)).toEqual([['p', base('2')]]);
+    expect(r.fills[0]?.cost).toBe(usd('1900'));
+    // BUY at its ask of 1050: 2,100 USD of capital puts up 2 (1.75 at the auction's 1200).
+    const q = bid('q', '2100', '0.05', '100');
+    const b = clearAuctionStep(step({ direction: 'BUY', price: price('1200'), mark: MARK, providers: [q] }));
+    expect(sizes(b)).toEqual([['q', base('2')]]);
+    expect(b.fills[0]?.cost).toBe(usd('2100'));
+  });
+
+  it('a provider whose capital pays for dust only below its bid takes nothing (a crumb at its price)', () => {
+    // 0.9 USD: dust (0.001) costs 0.95 at its bid, though 0.5 at the auction's price.
+    const poor = bid('poor', '0.9', '0.05', '100');
+    const r = clearAuctionStep(step({ price: price('500'), mark: MARK, providers: [poor] }));
+    expect(r.fills).toEqual([]);
+  });
+
+  it('the debt cuts the first bid it reaches at that bid’s price; a lower bid is not sold around it', () => {
+    // near bids 970, far 950; a debt of 5,000 buys 5.15463917 at 970: covered, the rest goes back.
+    const providers = [bid('far', '1000000', '0.05', '100'), bid('near', '1000000', '0.03', '100')];
+    const r = clearAuctionStep(step({ price: price('900'), mark: MARK, providers, debt: usd('5000') }));
+    expect(sizes(r)).toEqual([['near', 515_463_917n]]);
+    expect(r.collected).toBe(usd('4999.999995')); // ceil(5.15463917 x 970) = 4999.9999949
+    expect(r.debtCovered).toBe(true);
+    expect(r.remainingLot).toBe(base('10') - 515_463_917n);
+    // (debt - collected) x 1e10 = 0.000005 USD is below one base unit at 970 (0.0000097): no unit more fits.
+    expect((usd('5000') - r.collected) * NOTIONAL_TO_QUOTE).toBeLessThan(price('970'));
+  });
+
+  it('shares the debt across bids in order, each at its own price', () => {
+    // near takes 3 at 970 (2,910), far the rest of 5,000 at 950: 2.2 (2,090).
+    const providers = [bid('far', '1000000', '0.05', '100'), bid('near', '1000000', '0.03', '3')];
+    const r = clearAuctionStep(step({ price: price('900'), mark: MARK, providers, debt: usd('5000') }));
+    expect(sizes(r)).toEqual([
+      ['near', base('3')],
+      ['far', base('2.2')],
+    ]);
+    expect(r.collected).toBe(usd('5000'));
+    expect(r.debtCovered).toBe(true);
+  });
+
+  it('a debt below one unit at the best bid reached is covered, with no fill', () => {
+    // 0.000009 USD buys no base unit at 970 (0.0000097), though it would at the auction's 800 (0.000008).
+    const near = bid('near', '1000000', '0.03', '100');
+    const r = clearAuctionStep(step({ price: price('800'), mark: MARK, providers: [near], debt: 9n }));
+    expect(r.fills).toEqual([]);
+    expect(r.debtCovered).toBe(true);
+  });
+
+  it('trims for dust at each fill’s own price', () => {
+    // near 970 takes 8, far 950 takes 1.5: 0.5 < dust 1 left, so far gives back 0.5 and pays for 1 at 950.
+    const providers = [bid('near', '1000000', '0.03', '8'), bid('far', '1000000', '0.05', '1.5')];
+    const r = clearAuctionStep(step({ price: price('900'), mark: MARK, providers, dust: base('1') }));
+    expect(r.fills.map((f) => [f.providerId, f.size, f.price, f.cost])).toEqual([
+      ['near', base('8'), price('970'), usd('7760')],
+      ['far', base('1'), price('950'), usd('950')],
+    ]);
+    expect(r.remainingLot).toBe(base('1'));
+    expect(r.collected).toBe(usd('8710'));
+  });
+
+  it('maxFills stops at the cap with the fills before it at their own prices', () => {
+    const providers = [
+      bid('a', '1000000', '0.01', '1'),
+      bid('b', '1000000', '0.02', '1'),
+      bid('c', '1000000', '0.03', '1'),
+    ];
+    const r = clearAuctionStep(step({ price: price('900'), mark: MARK, providers, maxFills: 2 }));
+    expect(r.fills.map((f) => [f.providerId, f.price])).toEqual([
+      ['a', price('990')],
+      ['b', price('980')],
+    ]);
+    expect(r.fillsCapped).toBe(true);
+  });
+});
+
 describe('clearAuctionStep: bad input is refused with a reason', () => {
   const cases: Record<string, { over: Partial<AuctionStepInput>; reason: ClearingReason }> = {
     'zero price': { over: { price: 0n }, reason: 'clearing/non-positive-price' },
@@ -499,19 +648,34 @@ describe('clearAuctionStep: properties', () => {
         for (const f of r.fills) {
           const p = byId.get(f.providerId)!;
           expect(f.size > 0n && f.size <= p.maxLot).toBe(true);
-          expect(f.cost).toBe(notionalQuote(f.size, input.price, rounding));
+          expect(f.cost).toBe(notionalQuote(f.size, f.price, rounding));
           expect(f.cost <= p.capital).toBe(true);
-          expect(f.price).toBe(input.price);
-          expect(accepts(p, input.direction, f.price, input.mark)).toBe(true);
+          // At its own bid (pay as bid): never beyond the auction's price, never a tick past the exact bid.
+          expect(accepts(p, input.direction, input.price, input.mark)).toBe(true);
+          expect(f.price).toBe(ownBid(p, input.direction, input.mark));
+          const exact = input.mark * (PPM_SCALE + (input.direction === 'SELL' ? -1n : 1n) * p.maxDiscountPpm);
+          const past = input.direction === 'SELL' ? f.price * PPM_SCALE - exact : exact - f.price * PPM_SCALE;
+          expect(past >= 0n && past < PPM_SCALE).toBe(true);
+          expect(input.direction === 'SELL' ? f.price >= input.price : f.price <= input.price).toBe(true);
         }
+        // The highest bid first (SELL), the lowest ask first (BUY).
+        r.fills.forEach((f, i) => {
+          const before = r.fills[i - 1];
+          if (before)
+            expect(input.direction === 'SELL' ? before.price >= f.price : before.price <= f.price).toBe(true);
+        });
         // No fill at a price outside a provider's terms, by the independent oracle.
         const filled = new Set(r.fills.map((f) => f.providerId));
         for (const p of input.providers) {
           if (!reached(p, input.direction, input.price, input.mark)) expect(filled.has(p.id)).toBe(false);
         }
         if (input.direction === 'SELL') expect(r.collected <= input.debt).toBe(true);
-        // Covered leaves less than one base unit's price of debt unpaid.
-        if (r.debtCovered) expect((input.debt - r.collected) * NOTIONAL_TO_QUOTE < input.price).toBe(true);
+        // Covered leaves less than one base unit's price of debt unpaid, at the best bid reached (the price the next
+        // unit would sell at) or, with none, the auction's.
+        const bestReached = input.providers
+          .filter((p) => reached(p, input.direction, input.price, input.mark))
+          .reduce((best, p) => maxBig(best, ownBid(p, input.direction, input.mark)), input.price);
+        if (r.debtCovered) expect((input.debt - r.collected) * NOTIONAL_TO_QUOTE < bestReached).toBe(true);
         if (input.direction === 'BUY') expect(r.debtCovered).toBe(false);
         // No crumbs: a fill below dust takes the whole rest of the lot or pays off the debt, and is the last.
         r.fills.forEach((f, i) => {
@@ -572,7 +736,11 @@ describe('clearAuctionStep: properties', () => {
         const capacity = input.providers
           .filter((p) => reached(p, input.direction, input.price, input.mark))
           .reduce((s, p) => {
-            const byCapital = div(p.capital * NOTIONAL_TO_QUOTE, input.price, 'floor');
+            const byCapital = div(
+              p.capital * NOTIONAL_TO_QUOTE,
+              ownBid(p, input.direction, input.mark),
+              'floor',
+            );
             return s + minBig(p.maxLot, byCapital);
           }, 0n);
         const want = minBig(input.remainingLot, capacity);

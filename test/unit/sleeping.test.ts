@@ -7,7 +7,6 @@ import {
 } from '../../shared/domain/auction.ts';
 import { clearAuctionStep } from '../../shared/domain/clearing.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, marketConfig, parseRiskConfig } from '../../shared/domain/config.ts';
-import { planSleep } from '../../shared/domain/sleep.ts';
 import {
   div,
   NOTIONAL_TO_QUOTE,
@@ -54,51 +53,70 @@ describe('bestBid', () => {
   );
 });
 
-// Found by a review of the money arithmetic in session 28: the bid of a SELL provider whose capital pays only below
-// its own bid was rounded down to the ppm of the mark, so an auction slept through a step whose price the provider
-// could pay (the clearing fills it there) and sold a step (about 1 %) lower.
-describe('bestBid of a SELL provider limited by its capital', () => {
-  it('wakes the auction at the first step the provider can pay, not a step later', () => {
-    const config = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);
-    const dust = marketConfig(config, 'ETH-USD').dustSize;
-    const stepMs = stepSeconds(config.auction) * 1000;
-    const mark = 200_000_001_003n;
-    const k = 5;
-    const auction = {
-      direction: 'SELL' as const,
-      top: startPrice(mark, 'SELL', config.auction.buf),
-      startedAtMs: 0,
-      symbol: 'ETH-USD',
-      resets: 0,
-    };
-    const priceAtK = auctionStatus(auction, mark, k * stepMs, config.auction).price;
-    // Capital for a dust-sized piece at step k's price, and not a unit more.
-    const capital = div(priceAtK * dust, NOTIONAL_TO_QUOTE, 'ceil');
-    const payable = div(capital * NOTIONAL_TO_QUOTE, dust, 'floor');
-    // The case: a bid rounded down to the ppm of the mark falls below step k's price.
-    expect(mark * div(payable * PPM_SCALE, mark, 'floor')).toBeLessThan(priceAtK * PPM_SCALE);
-    const lp: ProviderRecord = { ...provider('lp', '0'), capital, maxDiscountPpm: 0n };
-    const lot = parseBase('1');
-    const filledAtK = clearAuctionStep({
-      direction: 'SELL',
+// Session 28 (a review of the money arithmetic) had a SELL provider whose capital paid for dust only below its own bid
+// bid lower, at the price it could pay, since everyone filled at the auction's price. Each bid fills at its own price
+// since session 44 (auction44-pay-as-bid): such a provider never fills (a crumb at its bid), so it is no bidder, and
+// a provider counts when its capital pays for dust at the price it fills at, its bid, however far past it the price.
+describe('bestBid counts the capital at the price a provider fills at: its own bid', () => {
+  const config = parseRiskConfig(DEFAULT_RISK_CONFIG_INPUT);
+  const dust = marketConfig(config, 'ETH-USD').dustSize;
+  const mark = 200_000_001_003n;
+  const lot = parseBase('1');
+  const sellAuction = {
+    direction: 'SELL' as const,
+    top: startPrice(mark, 'SELL', config.auction.buf),
+    startedAtMs: 0,
+    symbol: 'ETH-USD',
+    resets: 0,
+  };
+  const ownBid = div(mark * (PPM_SCALE - 20_000n), PPM_SCALE, 'ceil');
+  const clearsAt = (p: ProviderRecord, at: bigint, direction: AuctionDirection) =>
+    clearAuctionStep({
+      direction,
       remainingLot: lot,
-      price: priceAtK,
+      price: at,
       mark,
       debt: parseQuote('1000000'),
       dust,
-      providers: [lp],
-    }).filledSize;
-    expect(filledAtK).toBeGreaterThan(0n);
+      providers: [p],
+    });
 
-    const nowMs = (k - 1) * stepMs + 1_000;
-    const status = auctionStatus(auction, mark, nowMs, config.auction);
-    const sleep = planSleep(
-      auction,
-      mark,
-      nowMs,
-      config.auction,
-      bestBid(auction, status, [lp], config, lot, mark),
-    );
-    expect(Math.floor((nowMs + sleep.delaySeconds * 1000) / stepMs)).toBe(k);
+  it('SELL: capital for dust only below its bid is no bid, and the clearing agrees (it fills nothing)', () => {
+    const stepMs = stepSeconds(config.auction) * 1000;
+    const priceLater = auctionStatus(sellAuction, mark, 10 * stepMs, config.auction).price;
+    const short = div(priceLater * dust, NOTIONAL_TO_QUOTE, 'ceil'); // dust at step 10's price, not at its bid
+    const lp: ProviderRecord = { ...provider('lp', '0'), capital: short };
+    expect(clearsAt(lp, priceLater, 'SELL').fills).toEqual([]);
+    const status = auctionStatus(sellAuction, mark, 0, config.auction);
+    expect(bestBid(sellAuction, status, [lp], config, lot, mark)).toBeUndefined();
+  });
+
+  it('SELL: capital for dust at its bid, rounded up, is a bid at its discount, and fills there', () => {
+    const enough = div(ownBid * dust, NOTIONAL_TO_QUOTE, 'ceil');
+    const lp: ProviderRecord = { ...provider('lp', '0'), capital: enough };
+    const status = auctionStatus(sellAuction, mark, 0, config.auction);
+    expect(bestBid(sellAuction, status, [lp], config, lot, mark)).toBe(20_000n);
+    const fills = clearsAt(lp, ownBid - 1_000_000n, 'SELL').fills;
+    expect(fills.map((f) => [f.price, f.size])).toEqual([[ownBid, dust]]);
+    // A unit of capital less pays for dust only below its bid: no bid.
+    const less = { ...lp, capital: enough - 1n };
+    expect(bestBid(sellAuction, status, [less], config, lot, mark)).toBeUndefined();
+  });
+
+  it('BUY: capital for dust at its ask counts once the price has passed the ask (it fills at the ask)', () => {
+    const buyAuction = {
+      ...sellAuction,
+      direction: 'BUY' as const,
+      top: startPrice(mark, 'BUY', config.auction.buf),
+    };
+    const ask = div(mark * (PPM_SCALE + 20_000n), PPM_SCALE, 'floor');
+    const capital = div(ask * dust, NOTIONAL_TO_QUOTE, 'ceil');
+    const lp: ProviderRecord = { ...provider('lp', '0'), capital };
+    // The price well past the ask: dust at it costs more than the capital, dust at the ask does not.
+    const stepMs = stepSeconds(config.auction) * 1000;
+    const status = auctionStatus(buyAuction, mark, 8 * stepMs, config.auction);
+    expect(status.price * dust).toBeGreaterThan(capital * NOTIONAL_TO_QUOTE);
+    expect(bestBid(buyAuction, status, [lp], config, lot, mark)).toBe(20_000n);
+    expect(clearsAt(lp, status.price, 'BUY').fills.map((f) => [f.price, f.size])).toEqual([[ask, dust]]);
   });
 });
