@@ -1,5 +1,15 @@
 import type { AuctionConfig } from './config.ts';
-import { div, maxBig, minBig, PPM_SCALE, type Ppm, type PriceE8 } from './units.ts';
+import {
+  type BaseE8,
+  div,
+  maxBig,
+  minBig,
+  notionalQuote,
+  PPM_SCALE,
+  type Ppm,
+  type PriceE8,
+  type QuoteE6,
+} from './units.ts';
 
 /**
  * Dutch auction price curves and status, after MakerDAO dss (src/abaci.sol, src/clip.sol).
@@ -179,6 +189,22 @@ export function startPrice(mark: PriceE8, direction: AuctionDirection, buf: Ppm)
   if (top > MAX_AUCTION_PRICE)
     throw new AuctionError('auction/invalid-mark', `mark * buf ${top} is too large`);
   return top;
+}
+
+/**
+ * The most a SELL step may collect (Maker's tab): `lot` at the top plus the penalty, rounded up (the fund's way). The
+ * top is the curve's or, if higher, the one a restart at `mark` opens at: each bid fills at its own price, never above
+ * the mark, so the tab cuts no bid. On the start's top alone it cut every bid a mark risen since by more than the
+ * penalty put above it, and the rest of the lot went to ADL (review44c-tab-follows-mark).
+ */
+export function sellTab(
+  top: PriceE8,
+  lot: BaseE8,
+  mark: PriceE8,
+  config: Pick<AuctionConfig, 'buf' | 'penalty'>,
+): QuoteE6 {
+  const followed = maxBig(top, startPrice(mark, 'SELL', config.buf));
+  return notionalQuote(lot, div(followed * (PPM_SCALE + config.penalty), PPM_SCALE, 'ceil'), 'ceil');
 }
 
 export interface AuctionState {

@@ -3,12 +3,13 @@ import {
   auctionStatus,
   MAX_STEP_DELAY_SECONDS,
   resetAuction,
+  sellTab,
 } from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
-import { type BaseE8, div, notionalQuote, PPM_SCALE, type Ppm, type PriceE8 } from '../domain/units.ts';
+import type { BaseE8, Ppm, PriceE8 } from '../domain/units.ts';
 import { MARKET_DIMENSION, METRICS } from '../metrics.ts';
 import {
   type AuctionQueueMessage,
@@ -409,12 +410,8 @@ async function stepOnce(
     remainingLot: auction.remainingLot,
     price: status.price,
     mark,
-    // Maker's tab: never collect more than the lot is worth at top plus the penalty.
-    debt: notionalQuote(
-      auction.remainingLot,
-      div(auction.top * (PPM_SCALE + config.penalty), PPM_SCALE, 'ceil'),
-      'ceil',
-    ),
+    // Maker's tab: never collect more than the lot is worth at the top (followed up to the mark's) plus the penalty.
+    debt: auction.direction === 'SELL' ? sellTab(auction.top, auction.remainingLot, mark, config) : 0n,
     dust: market.dustSize,
     providers: bidders,
     maxFills: Math.min(MAX_FILLS_PER_STEP, fillsLeft),

@@ -14,11 +14,12 @@ import {
   type PriceCurve,
   resetAuction,
   StairstepExponentialDecrease,
+  sellTab,
   startPrice,
   stepSeconds,
 } from '../../shared/domain/auction.ts';
 import { type AuctionConfig, DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import { div, PPM_SCALE, ppm, price } from '../../shared/domain/units.ts';
+import { div, NOTIONAL_TO_QUOTE, PPM_SCALE, ppm, price, usd } from '../../shared/domain/units.ts';
 
 const config = (over: Partial<AuctionConfig> = {}): AuctionConfig => ({
   ...DEFAULT_RISK_CONFIG.auction,
@@ -213,6 +214,36 @@ describe('startPrice: SELL ceil(mark * buf), BUY floor(mark / buf)', () => {
     expect(reasonOf(() => startPrice(0n, 'SELL', ppm('1.02')))).toBe('auction/invalid-mark');
     expect(reasonOf(() => startPrice(-1n, 'BUY', ppm('1.02')))).toBe('auction/invalid-mark');
     expect(reasonOf(() => startPrice(MAX_AUCTION_PRICE, 'SELL', ppm('1.02')))).toBe('auction/invalid-mark');
+  });
+});
+
+// review44c-tab-follows-mark: each bid fills at its own price, mark x (1 - d), so the tab must follow a mark risen above
+// the top, or it cut the bids and the rest of the lot went to ADL.
+describe("sellTab: the lot at max(top, a restart's top at the mark) plus the penalty, rounded up", () => {
+  it("is counted on the start's top while the mark stays below it, on the mark's top once above", () => {
+    const c = config({ buf: ppm('1.02'), penalty: ppm('0.13') });
+    // 10 at 1,020 x 1.13 = 11,526 (mark 1,000); at 1,250 the top 1,275 x 1.13 = 14,407.50.
+    expect(sellTab(price('1020'), 10n * 10n ** 8n, T1000, c)).toBe(usd('11526'));
+    expect(sellTab(price('1020'), 10n * 10n ** 8n, price('1250'), c)).toBe(usd('14407.5'));
+  });
+
+  it('leaves room for the whole lot at any bid at or below the mark, whatever the top', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 13n }),
+        fc.bigInt({ min: 1n, max: 10n ** 13n }),
+        fc.bigInt({ min: 0n, max: 10n ** 12n }),
+        fc.bigInt({ min: 0n, max: 999_999n }),
+        fc.bigInt({ min: PPM_SCALE, max: 2n * PPM_SCALE }),
+        fc.bigInt({ min: 0n, max: PPM_SCALE }),
+        (top, mark, lot, d, buf, penalty) => {
+          const bid = div(mark * (PPM_SCALE - d), PPM_SCALE, 'ceil'); // clearing's bidPrice
+          const tab = sellTab(top, lot, mark, config({ buf, penalty }));
+          expect(tab * NOTIONAL_TO_QUOTE >= lot * bid).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
