@@ -133,8 +133,8 @@ export type AuctionOpening =
 /**
  * The first step of a new auction, planned as it starts: it opens beyond the mark (above for SELL, below for
  * BUY), where no bid stands, so its first step would fill nothing and only plan the sleep. 'no-bidder': no
- * provider has the capital and room for a dust-sized piece at the best price it will offer (its first step
- * would end it); 'step-now': a reset is due or the start price already reaches the best bid.
+ * provider whose bid the curve reaches has the capital and room for a dust-sized piece at its bid, the price it
+ * fills at (its first step would end it); 'step-now': a reset is due or the start price already reaches the best bid.
  */
 export function planOpening(
   auction: AuctionRecord,
