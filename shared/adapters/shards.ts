@@ -3,6 +3,7 @@
  */
 
 import { fnv1a } from '../domain/hash.ts';
+import { type LiquidationRecord, liquidationStartedAtMs, type OpenListingPosition } from '../ports/index.ts';
 
 /** Shards of a tick's index of the liquidations it began (AWS: items of the liquidations table, liquidations.ts). */
 export const TICK_INDEX_SHARDS = 256;
@@ -57,32 +58,24 @@ export interface OpenListingKey {
   readonly id: string;
 }
 
-export const openListingKeyOf = (l: {
-  readonly id: string;
-  readonly history: readonly { readonly atMs: number }[];
-}): OpenListingKey => ({ shard: openShardNumberOf(l.id), startedAtMs: l.history[0]?.atMs ?? 0, id: l.id });
+export const openListingKeyOf = (l: LiquidationRecord): OpenListingKey => ({
+  shard: openShardNumberOf(l.id),
+  startedAtMs: liquidationStartedAtMs(l),
+  id: l.id,
+});
 
 /** The listing's order: shard, then start, then id (as the index's keys and then the table's). */
 export const compareListingKeys = (a: OpenListingKey, b: OpenListingKey): number =>
   a.shard - b.shard || a.startedAtMs - b.startedAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** Whether `key` is listed after `position` (a shard's start, or after a key of it). */
-export const comesAfter = (
-  key: OpenListingKey,
-  position: {
-    readonly shard: number;
-    readonly after?: { readonly startedAtMs: number; readonly id: string };
-  },
-): boolean =>
+export const comesAfter = (key: OpenListingKey, position: OpenListingPosition): boolean =>
   key.shard > position.shard ||
   (key.shard === position.shard &&
     (position.after === undefined || compareListingKeys(key, { shard: key.shard, ...position.after }) > 0));
 
 /** Rejects a listing position no listing gave (a shard out of range, a start that is no integer). */
-export const isListingPosition = (position: {
-  readonly shard: number;
-  readonly after?: { readonly startedAtMs: number; readonly id: string };
-}): boolean =>
+export const isListingPosition = (position: OpenListingPosition): boolean =>
   Number.isInteger(position.shard) &&
   position.shard >= 0 &&
   position.shard < OPEN_INDEX_SHARDS &&

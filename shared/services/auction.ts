@@ -128,8 +128,11 @@ export async function processAuctionStep(
         return publicOutcome(capped);
       }
       // Nothing of this step was committed: the same step comes back, still due when it was (the auction's curve
-      // waits out the outage: onTimeCurve moves it on by the lateness), and back when the wait ends.
-      const back = { ...current, backAtMs: deps.clock.nowMs() + STALE_MARK_WAIT_SECONDS * 1000 };
+      // waits out the outage: onTimeCurve moves it on by the lateness), and back when the wait ends. No longer
+      // `resent`: this delivery counted it, taking the step before it read the mark, and each look back counted it
+      // again (final44-resent-stale-once).
+      const { resent: _counted, ...again } = current;
+      const back = { ...again, backAtMs: deps.clock.nowMs() + STALE_MARK_WAIT_SECONDS * 1000 };
       await waitForFreshMark(error, deps.auctionQueue, encodeMessage(back), deps, {
         auctionId: current.auctionId,
         step: current.step,
@@ -176,32 +179,26 @@ function reportLateness(
   return (took) => {
     if (reported) return;
     reported = true;
-    deps.telemetry.observe(
-      METRICS.AuctionStepLateness.name,
-      lateMs / 1000,
-      messageMarket(message.symbol, deps.config),
-    );
+    const market = messageMarket(message.symbol, deps.config);
+    deps.telemetry.observe(METRICS.AuctionStepLateness.name, lateMs / 1000, market);
     // liquidation-watch's resend took the step: its own message was lost (a twin of a live one finds it taken). Not
     // one finishing an ended auction's settlement: the delivery that took its step counted it (watch44-resent-count).
     if (!message.resent || took === undefined) return;
+    const fields = {
+      auctionId: message.auctionId,
+      step: message.step,
+      lateSeconds: Math.floor(lateMs / 1000),
+    };
     if (resendTakenLate(took, message.step, nowMs)) {
       // A consumer behind (its lateness pages): the step's own message may have been alive behind the resend.
       deps.telemetry.info(
         'auction step stalled: the message sent again took it late, maybe ahead of its own',
-        {
-          auctionId: message.auctionId,
-          step: message.step,
-          lateSeconds: Math.floor(lateMs / 1000),
-        },
+        fields,
       );
       return;
     }
-    deps.telemetry.count(METRICS.AuctionStepsResent.name, 1, messageMarket(message.symbol, deps.config));
-    deps.telemetry.warn('auction step stalled: the message sent again took it', {
-      auctionId: message.auctionId,
-      step: message.step,
-      lateSeconds: Math.floor(lateMs / 1000),
-    });
+    deps.telemetry.count(METRICS.AuctionStepsResent.name, 1, market);
+    deps.telemetry.warn('auction step stalled: the message sent again took it', fields);
   };
 }
 

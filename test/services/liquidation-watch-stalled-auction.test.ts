@@ -133,6 +133,24 @@ describe('liquidation-watch: a running auction whose step message was lost', () 
     expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
     expect(resentCounted(p)).toBe(1);
   });
+
+  it('a resend that meets a mark gone stale since is counted once, not at each of its looks for a fresh one (final44-resent-stale-once)', async () => {
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction({ marks: 'as-configured' }); // 120 s at most
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 60_000);
+    await p.tick('ETH-USD', '175');
+    // The mark 70 s old: fresh at the watch's run, stale (130 s and more) when the resend comes, 60 s later.
+    p.clock.advance(70_000);
+    expect(await watch()).toEqual({ resent: 1, counted: undefined });
+    // It looks at 60, 90, 120 and 150 s, within RESEND_COUNTED_WITHIN_MS of its due time, and waits each time.
+    await p.runUntil(p.clock.nowMs() + 150_000);
+    expect(p.telemetry.total(METRICS.StaleMarkWaits.name)).toBeGreaterThanOrEqual(4);
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('RUNNING');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
+    // Before: once a look (each delivery of the message sent back still said `resent`), 6 for one lost message.
+    expect(resentCounted(p)).toBe(1);
+  });
 });
 
 describe('liquidation-watch: many stalled auctions', () => {
