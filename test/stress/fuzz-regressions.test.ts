@@ -83,3 +83,24 @@ describe('fuzz harness: a spike is a wick', () => {
     expect(ticks[3]).toBe(`${start} accepted`);
   }, 120_000);
 });
+
+/**
+ * The harness itself: marks off the cent (markUnit, session 44). On whole cents mark x (1e6 - d) / 1e6 is always
+ * exact, so a fill's rounding at its bid was never exercised; on a grid of 7 PriceE8 the bids round, and the run
+ * stays clean (the venue's book keeps its own tick).
+ */
+describe('fuzz harness: marks off the cent', () => {
+  it('rounds auction bids on a 7 PriceE8 grid, and the run stays clean', async () => {
+    const base = JSON.parse(
+      readFileSync(new URL('refreeze-lockstep-162734.json', corpus), 'utf8'),
+    ) as Scenario;
+    // Consumers one at a time: the harness checks each auction fill against its bid at the commit's mark.
+    const knobs = { ...base.knobs, concurrent: false };
+    const onCents = await runScenario({ ...base, knobs });
+    expect(onCents.offCent).toEqual({ marks: 0, roundedBids: 0 });
+    const r = await runScenario({ ...base, knobs, markUnit: 7 });
+    expect([...r.violations, ...r.extra]).toEqual([]);
+    expect(r.offCent.marks).toBeGreaterThan(0);
+    expect(r.offCent.roundedBids).toBeGreaterThan(0);
+  }, 120_000);
+});

@@ -27,6 +27,9 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20240404);
 interface Tally {
   checked: number;
   skipped: number;
+  /** Checked runs whose marks left the cent, and their auction fills at a rounded bid (markUnit). */
+  offCentRuns: number;
+  roundedBids: number;
 }
 
 async function property(s: Scenario, tally: Tally): Promise<boolean> {
@@ -44,6 +47,8 @@ async function property(s: Scenario, tally: Tally): Promise<boolean> {
     throw error;
   }
   tally.checked += 1;
+  if (r.offCent.marks > 0) tally.offCentRuns += 1;
+  tally.roundedBids += r.offCent.roundedBids;
   const all = [...r.violations, ...r.extra];
   if (all.length > 0) throw new Error(`${all.slice(0, 8).join('\n')}\n(trace ${r.trace.join(',')})`);
   return true;
@@ -67,7 +72,7 @@ const run =
     maxSkippedShare = MAX_SKIPPED_SHARE,
   ) =>
   async () => {
-    const tally: Tally = { checked: 0, skipped: 0 };
+    const tally: Tally = { checked: 0, skipped: 0, offCentRuns: 0, roundedBids: 0 };
     await fc.assert(
       fc.asyncProperty(arb(o), (s) => property(s, tally)),
       {
@@ -80,6 +85,11 @@ const run =
       },
     );
     const total = tally.checked + tally.skipped;
+    if (process.env.FUZZ_RUNS)
+      console.log(
+        `seed ${SEED}: ${tally.checked} checked, ${tally.skipped} skipped; ${tally.offCentRuns} runs with marks off ` +
+          `the cent, ${tally.roundedBids} auction fills at a rounded bid`,
+      );
     if (tally.skipped > maxSkippedShare * total + SKIP_ALLOWANCE)
       throw new Error(
         `${tally.skipped} of ${total} runs skipped as runaways (${((tally.skipped / total) * 100).toFixed(1)} %; ` +

@@ -172,6 +172,12 @@ export type CrowdOp =
 export interface Scenario {
   markets: number; // 1 or 2
   prices: number[]; // start price per market (dollars)
+  /**
+   * The grid of marks and entry prices, in PriceE8 units: 1_000_000 whole cents (absent: cents, as every scenario
+   * saved before session 44), down to 1 (any PriceE8), so a fill at a bid, a fee, a bound or a bankruptcy price
+   * computed from the mark rounds. The venue's book stays on its own tick (0.01) whatever the mark.
+   */
+  markUnit?: number;
   config: ScenarioConfig;
   positions: PositionSpec[];
   providers: ProviderSpec[];
@@ -218,6 +224,13 @@ export type AdminOp =
 
 const usd = (x: number, dp = 6) => x.toFixed(dp);
 const px = (x: number) => x.toFixed(2);
+const CENT = 1_000_000;
+
+/** A price in dollars on the scenario's grid: to the cent as before session 44, else down to the unit (at least one). */
+function onGrid(dollars: number, unit: number): bigint {
+  if (unit === CENT) return BigInt(Math.max(1, Math.round(dollars * 100))) * BigInt(CENT);
+  return BigInt(Math.max(1, Math.round((dollars * Number(PRICE_SCALE)) / unit))) * BigInt(unit);
+}
 
 export function buildConfig(s: ScenarioConfig): RiskConfig {
   const mm = s.mm;
@@ -322,6 +335,9 @@ export const configArb: fc.Arbitrary<ScenarioConfig> = fc
     venueCheckHoldSeconds: fc.constantFrom(30, 300),
   })
   .filter(configValid);
+
+/** Whole cents in a third of the scenarios (the grid before session 44), else off the cent down to one PriceE8. */
+const markUnitArb = fc.constantFrom(CENT, 1, CENT, 10_000, 1, 7);
 
 const positionArb = (markets: number): fc.Arbitrary<PositionSpec> =>
   fc.record({
@@ -500,6 +516,7 @@ export function scenarioArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
     fc.record({
       markets: fc.constant(markets),
       prices: fc.tuple(f(20, 3000), f(2000, 60_000)).map(([a, b]) => [a, b].slice(0, markets)),
+      markUnit: markUnitArb,
       config: configArb,
       positions: fc.oneof(
         {
@@ -574,6 +591,13 @@ export interface RunResult {
   readonly p: Pipeline;
   readonly trace: string[];
   readonly figures: unknown;
+  /** That the grid is off the cent: accepted marks off it, and checked auction fills whose bid was rounded. */
+  readonly offCent: OffCentCounts;
+}
+
+export interface OffCentCounts {
+  marks: number;
+  roundedBids: number;
 }
 
 function positionRecord(
@@ -582,13 +606,13 @@ function positionRecord(
   symbol: string,
   mark: bigint,
   config: RiskConfig,
+  unit: number,
 ): PositionRecord | undefined {
   const m = marketConfig(config, symbol);
   const maxLev = 1_000_000 / Number(m.initialMargin);
   const leverage = 1 + (maxLev - 1) * spec.levShare;
   const center = Number(mark) / Number(PRICE_SCALE);
-  const entryCents = Math.max(1, Math.round(center * (1 + spec.entryBps / 10_000) * 100));
-  const entryPrice = BigInt(entryCents) * (PRICE_SCALE / 100n);
+  const entryPrice = onGrid(center * (1 + spec.entryBps / 10_000), unit);
   const size =
     spec.dustUnits !== undefined
       ? (m.dustSize * BigInt(Math.round(spec.dustUnits * 1e6))) / 1_000_000n
@@ -626,6 +650,7 @@ export async function runScenario(
   deliveries = 0;
   const slowBleedSlices = opts.slowBleedSlices ?? SLOW_BLEED_SLICES;
   const config = buildConfig(s.config);
+  const markUnit = s.markUnit ?? CENT;
   const symbols: Sym[] = SYMBOLS.slice(0, s.markets) as Sym[];
   const k = s.knobs;
   let armed = false;
@@ -700,6 +725,7 @@ export async function runScenario(
   // (1 + d))) and within the floor (SELL: price >= floor x mark), at the mark of the commit. Only where no tick
   // interleaves with a consumer (the step's mark is the commit's).
   const fillProblems: string[] = [];
+  const offCent: OffCentCounts = { marks: 0, roundedBids: 0 };
   if (!k.concurrent && !s.steps.some((st) => st.twin !== 0)) {
     const commit = p.adapters.transactor.commit.bind(p.adapters.transactor);
     p.adapters.transactor.commit = async (writes, providersUnchanged) => {
@@ -719,6 +745,8 @@ export async function runScenario(
             a.direction === 'SELL'
               ? div(mark * (1_000_000n - d), 1_000_000n, 'ceil')
               : div(mark * (1_000_000n + d), 1_000_000n, 'floor');
+          // mark x (1e6 -/+ d) / 1e6 is exact when mark x d is a whole number of millionths (always, on cents).
+          if ((mark * d) % 1_000_000n !== 0n) offCent.roundedBids += 1;
           if (fill.price !== bid)
             fillProblems.push(
               `auction ${a.id} filled ${fill.providerId} at ${fill.price}, not at its bid ${bid} (d ${d}) at mark ${mark}`,
@@ -947,6 +975,7 @@ export async function runScenario(
     // Judged once the tick and its continuations are done, if it is still the market's last accepted one (a
     // concurrent newer tick takes over what an older one left).
     ticksLog.push([`${symbol}#${t.sequence}@${t.timestampMs}`, `${mark} ${status}`]);
+    if (status === 'accepted' && mark % 1_000_000n !== 0n) offCent.marks += 1;
     const range = markRange.get(symbol) ?? { min: mark, max: mark };
     markRange.set(symbol, {
       min: mark < range.min ? mark : range.min,
@@ -1186,7 +1215,7 @@ export async function runScenario(
 
   // --- set-up: two ticks open each market, then the book, providers and fund ---
   for (const [i, symbol] of symbols.entries()) {
-    const mark = parsePrice(px(s.prices[i]!));
+    const mark = markUnit === CENT ? parsePrice(px(s.prices[i]!)) : onGrid(s.prices[i]!, markUnit);
     await deliver(symbol, mark);
     p.clock.advance(1000);
     await deliver(symbol, mark);
@@ -1195,7 +1224,7 @@ export async function runScenario(
   const addPositions = async (specs: readonly PositionSpec[]) => {
     for (const spec of specs) {
       const symbol = symbols[spec.sym]!;
-      const record = positionRecord(spec, `p${++n}`, symbol, marks.get(symbol)!, config);
+      const record = positionRecord(spec, `p${++n}`, symbol, marks.get(symbol)!, config, markUnit);
       if (record) await p.adapters.positions.create(record);
     }
   };
@@ -1281,7 +1310,8 @@ export async function runScenario(
       const from = marks.get(x)!;
       return (bps: number) => {
         const next = (from * BigInt(10_000 + bps)) / 10_000n;
-        return next - (next % 1_000_000n) || 1_000_000n; // cents
+        const unit = BigInt(markUnit);
+        return next - (next % unit) || unit; // on the scenario's grid
       };
     };
     const last = marks.get(symbol)!;
@@ -1542,7 +1572,7 @@ export async function runScenario(
   );
   for (const e of errors) extra.push(`suspicious error: ${e}`);
   if (opts.log) console.log({ trace, errors: p.errors.slice(0, 20), figures: report.figures });
-  return { violations, extra, errors: p.errors, p, trace, figures: report.figures };
+  return { violations, extra, errors: p.errors, p, trace, figures: report.figures, offCent };
 }
 
 async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
