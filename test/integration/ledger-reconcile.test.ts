@@ -4,9 +4,11 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { RECORD_SCHEMA, SCHEMA_ATTR } from '../../shared/adapters/aws/writer-schema.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { logger } from '../../shared/lambda/runtime.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { collectStatus } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
@@ -210,6 +212,39 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       },
     );
     expect(await ledger.auditCheckpoint(INSURANCE_ACCOUNT)).toEqual(restarted);
+  });
+
+  // small44-reconcile-newer-checkpoint: an old and a new scheduled run overlapping during a rolling deploy.
+  it('an older run meeting a checkpoint a newer Backstop wrote warns, reports its audit and ends without an error', async () => {
+    await deposit(1);
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+    const table = stack.names.tables.ledger;
+    const key = { pk: { S: `AUDIT#${INSURANCE_ACCOUNT}` }, sk: { S: 'JOURNAL' } };
+    const { Item: ours } = await stack.clients.dynamo.send(
+      new GetItemCommand({ TableName: table, Key: key }),
+    );
+    const newer = { ...ours!, [SCHEMA_ATTR]: { N: String(RECORD_SCHEMA + 1) } };
+    await stack.clients.dynamo.send(new PutItemCommand({ TableName: table, Item: newer }));
+    await deposit(1);
+    const warn = vi.spyOn(logger, 'warn');
+    const error = vi.spyOn(logger, 'error');
+    try {
+      expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, entries: 1 });
+      expect(await reconcile({ full: true })).toMatchObject({ reconciled: true });
+      const warned = warn.mock.calls.map((c) => String(c[0]));
+      expect(warned.filter((m) => m.includes('newer Backstop'))).toHaveLength(2);
+      expect(error).not.toHaveBeenCalled();
+      // Left to the newer code, as it stood.
+      const { Item: after } = await stack.clients.dynamo.send(
+        new GetItemCommand({ TableName: table, Key: key }),
+      );
+      expect(after).toEqual(newer);
+    } finally {
+      warn.mockRestore();
+      error.mockRestore();
+      await stack.clients.dynamo.send(new PutItemCommand({ TableName: table, Item: ours! }));
+    }
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, entries: 1 });
   });
 
   // Session 37: the window's accounting was never reconciled (reconcile-draw-window).
