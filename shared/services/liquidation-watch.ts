@@ -466,7 +466,12 @@ async function resendStalled(
     await deps.auctionQueue.send(encodeMessage(message), RESEND_DELAY_SECONDS);
   } catch (error) {
     // Given back (as if sent at 0): the next run sends it. A claim kept by a failed give-back waits the interval.
-    await deps.auctions.claimStepResend(auction.id, auction.step, 0, nowMs).catch(() => false);
+    await deps.auctions.claimStepResend(auction.id, auction.step, 0, nowMs).catch((giveBack: unknown) => {
+      telemetry.warn('resend claim not given back: the next run waits the interval to send the step', {
+        auctionId: auction.id,
+        reason: giveBack instanceof Error ? giveBack.message : String(giveBack),
+      });
+    });
     throw error;
   }
   telemetry.info('auction step stalled: sent again', {

@@ -296,6 +296,41 @@ describe('liquidation-watch: a step sent again is not sent again each run (watch
     await p.drain();
     expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
   });
+
+  it('a give-back that fails is logged at WARN with the auction and the reason', async () => {
+    const { p, auctionId, dueAtMs } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 1);
+    await p.tick('ETH-USD', '175');
+    const warned: { message: string; fields?: Record<string, unknown> }[] = [];
+    const telemetry = new (class extends RecordingTelemetry {
+      override warn(message: string, fields?: Record<string, unknown>): void {
+        super.warn(message);
+        warned.push({ message, ...(fields ? { fields } : {}) });
+      }
+    })();
+    const auctions = {
+      get: (id: string) => p.adapters.auctions.get(id),
+      claimStepResend: async (id: string, step: number, atMs: number, lastBeforeMs: number) => {
+        if (atMs === 0) throw new Error('dynamodb throttled');
+        return p.adapters.auctions.claimStepResend(id, step, atMs, lastBeforeMs);
+      },
+    };
+    await watchLiquidations(p.adapters.liquidations, p.config, p.clock.nowMs(), telemetry, 20, {
+      resend: {
+        auctions,
+        markets: p.adapters.markets,
+        auctionQueue: {
+          send: async () => {
+            throw new Error('sqs unavailable');
+          },
+        },
+      },
+    });
+    const giveBack = warned.find((w) => w.fields?.auctionId === auctionId && w.message.includes('give'));
+    expect(giveBack?.fields).toMatchObject({ auctionId, reason: 'dynamodb throttled' });
+    // The send's failure is still the one reported for the liquidation.
+    expect(telemetry.warnings).toContain('stalled auction step not sent again');
+  });
 });
 
 describe('liquidation-watch: AuctionStepsResent counts a lost step message, nothing else (watch44-resent-count)', () => {
