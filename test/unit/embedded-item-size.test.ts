@@ -285,7 +285,8 @@ describe("a hold's start is measured (embedded-dispute-size, session 42)", () =>
     expect(await s.liquidations.get('p1:3')).toBe(before);
   });
 
-  it("refuses a failure recorded on an auction of exactly 400 KB in an UpdateItem's words", async () => {
+  /** Stores with auction a1 of exactly 400 KB, as a put alone (with its writer's token) stored it. */
+  async function auctionAtTheBound() {
     const fills = Array.from({ length: 5_000 }, (_, i) => ({
       price: price('190'),
       size: BigInt(i + 1),
@@ -305,8 +306,22 @@ describe("a hold's start is measured (embedded-dispute-size, session 42)", () =>
     const s = stores();
     await s.auctions.create(auction());
     await s.auctions.replace(fitting, 0);
+    return s;
+  }
+
+  it("refuses a failure recorded on an auction of exactly 400 KB in an UpdateItem's words", async () => {
+    const s = await auctionAtTheBound();
     const before = await s.auctions.get('a1');
     await expect(s.auctions.recordFailure('a1', FAILURE)).rejects.toMatchObject(
+      TOO_LARGE_TO_UPDATE('auctions a1'),
+    );
+    expect(await s.auctions.get('a1')).toBe(before);
+  });
+
+  it("refuses a resend's claim on an auction of exactly 400 KB in an UpdateItem's words (small44-claim-size)", async () => {
+    const s = await auctionAtTheBound();
+    const before = await s.auctions.get('a1');
+    await expect(s.auctions.claimStepResend('a1', 0, 9_000, 0)).rejects.toMatchObject(
       TOO_LARGE_TO_UPDATE('auctions a1'),
     );
     expect(await s.auctions.get('a1')).toBe(before);

@@ -78,7 +78,16 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const last = current.stepResent;
     if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return false;
     // No version bump: as the AWS adapter's UpdateItem, it fights no step.
-    this.#records.set(id, frozenCopy({ ...current, stepResent: { step, atMs } }));
+    const next = { ...current, stepResent: { step, atMs } };
+    // Measured as recordFailure's: the update sets the call's token too (updateItemOwned).
+    requireItemSize(
+      auctionItemBytesAtMost(next),
+      () => withWriter(auctionItem(next), SIZED_WRITER),
+      'auctions',
+      id,
+      'update',
+    );
+    this.#records.set(id, frozenCopy(next));
     fire(this.#hook, 'auctions.claimStepResend');
     return true;
   }
