@@ -1045,11 +1045,16 @@ async function lastResort(
   // if the winner named none, and ends as a copy if the winner sent its own. Read again, a message naming no wait
   // looked at once a second time: a quote, a count, and a wait that ended as a copy (wait44-lost-write-ends). But a
   // take-over that lost to its own sender naming it looks again: ended, no message went on.
-  if (
-    await commitOrSkip(deps, [{ kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version }])
-  )
-    return 'waiting';
-  return (await namedSinceRead(waitingOn, deps, carried)) ? 'moved' : 'waiting';
+  const write: Write = { kind: 'liquidation', record: recorded, expectedVersion: waitingOn.version };
+  if (await commitOrSkip(deps, [write], undefined, 'quiet')) return 'waiting';
+  const again = await namedSinceRead(waitingOn, deps, carried);
+  deps.telemetry.info(
+    again
+      ? "last resort's wait record lost to its sender naming this delivery's wait; re-reading"
+      : "last resort's wait record lost to another writer; the look ends, the wait sent follows the one read",
+    { liquidationId: waitingOn.id, waitId: id },
+  );
+  return again ? 'moved' : 'waiting';
 }
 
 /**
@@ -2431,18 +2436,21 @@ async function flushPending(deps: SettlementDeps, carried: Carried): Promise<boo
 
 /**
  * Commits the writes; a failed condition means a concurrent or earlier attempt moved the records first,
- * which the caller's loop then observes by re-reading (never an effect applied twice).
+ * which the caller's loop then observes by re-reading (never an effect applied twice). 'quiet': a caller that
+ * does not re-read logs what it does instead.
  */
 async function commitOrSkip(
   deps: SettlementDeps,
   writes: readonly Write[],
   providersUnchanged?: ProvidersEpochCheck,
+  lost: 'log' | 'quiet' = 'log',
 ): Promise<boolean> {
   try {
     await deps.transactor.commit(writes, providersUnchanged);
     return true;
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
+    if (lost === 'quiet') return false;
     deps.telemetry.info('concurrent transition observed; re-reading', {
       records: writes.map((w) => `${w.kind}:${w.record.id}`),
     });
