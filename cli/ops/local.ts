@@ -14,6 +14,7 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
+import { rotateLogs } from '../../shared/local/log-rotation.ts';
 import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
@@ -64,7 +65,8 @@ Options of up:
 
 The other commands find the running stack through .backstop/local.json (BACKSTOP_STATE_DIR moves it).
 The functions' metrics (EMF, a line an invocation) are appended to .backstop/metrics.log; logs and the
-runner's errors stay on the terminal (in .backstop/local.log with --detach).
+runner's errors stay on the terminal (in .backstop/local.log with --detach). Either, past 50 MB, is moved
+to <name>.1 (over an older one) when local up starts.
 `;
 
 const DETACH_DEADLINE_MS = 120_000;
@@ -147,8 +149,16 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     );
   }
   motoCommand(); // fails early, with the setup hint, when the emulator is not installed
+  rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${message}\n`));
   return values.detach ? detach(dir, options, io) : up(dir, options, io);
 });
+
+/**
+ * The logs a start may rotate (small44-log-rotation): not local.log in the background child, which writes to it
+ * already (its parent rotated it before opening it), and a move would send this run's lines to local.log.1.
+ */
+const logsToRotate = (dir: string): string[] =>
+  process.env[LOG_ENV] ? [join(dir, METRICS_LOG)] : [join(dir, METRICS_LOG), join(dir, LOCAL_LOG)];
 
 /**
  * --index-shards: JSON of shard counts by market, checked as the functions will read it, and against the risk

@@ -7,13 +7,14 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { withinSequenceJump } from '../domain/tick.ts';
 import type { Deployment } from './deployment.ts';
@@ -171,7 +172,10 @@ export function acquireLock(lock: string): () => void {
     for (;;) {
       // A lock made of a token file written long ago would read as a dead writer's at once.
       if (Date.now() - written > LOCK_WAIT_MS) written = touch(mine);
-      if (linkNoClobber(mine, lock)) return () => releaseLock(lock, token);
+      if (linkNoClobber(mine, lock)) {
+        sweepDeadWriters(lock);
+        return () => releaseLock(lock, token);
+      }
       const seen = look(lock);
       if (seen === undefined) continue; // released meanwhile
       if (!waiting || !sameLock(waiting.lock, seen)) waiting = { lock: seen, sinceMs: Date.now() };
@@ -183,6 +187,38 @@ export function acquireLock(lock: string): () => void {
     }
   } finally {
     rmSync(mine, { force: true }); // the lock, once linked, is a name of its own
+  }
+}
+
+/** A writer's file beside `lock`: its token file, or a lock it moved aside (`.takeover`, `.release`). */
+const WRITER_FILE =
+  /^(\d+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.takeover|\.release)?$/;
+
+/**
+ * Removes the files beside `lock` of writers whose process is gone (small44-lock-sweep): a command killed while it
+ * waited left its token file, which blocked nobody but stayed in the state folder. Run by the lock's holder; a live
+ * process's files (its pid answers) and the lock itself are never touched. Housekeeping: a failure is let be.
+ */
+function sweepDeadWriters(lock: string): void {
+  const prefix = `${basename(lock)}.`;
+  try {
+    for (const name of readdirSync(dirname(lock))) {
+      const pid = name.startsWith(prefix) ? WRITER_FILE.exec(name.slice(prefix.length))?.[1] : undefined;
+      if (pid !== undefined && !processExists(Number(pid)))
+        rmSync(join(dirname(lock), name), { force: true });
+    }
+  } catch {
+    // the next holder sweeps again
+  }
+}
+
+/** Whether a process has `pid`: EPERM is another user's, alive. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

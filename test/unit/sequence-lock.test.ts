@@ -1,5 +1,14 @@
 import type * as fs from 'node:fs';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -328,4 +337,35 @@ describe('review44: the wait is for one lock, and a filesystem without hard link
       expect(readdirSync(path.dirname(lock))).toEqual([]);
     });
   }
+});
+
+describe('small44-lock-sweep: a writer that takes the lock removes what killed waiters left', () => {
+  /** A pid no process has (above Linux's largest pid_max, 2^22): kill(pid, 0) answers ESRCH. */
+  const DEAD_PID = 99_999_999;
+  const uuid = '0b6f1c2e-5d3a-4e7b-9c1f-2a8d4e6b0c31';
+
+  it("removes a dead process's token and aside files, and keeps a live one's, the lock and other files", () => {
+    const lock = lockPath();
+    const dir = path.dirname(lock);
+    const name = path.basename(lock);
+    const dead = [
+      `${name}.${DEAD_PID}-${uuid}`,
+      `${name}.${DEAD_PID}-${uuid}.takeover`,
+      `${name}.${DEAD_PID}-${uuid}.release`,
+    ];
+    const kept = [
+      `${name}.${process.pid}-${uuid}`, // a live waiter's token
+      'sequences.json',
+      `other.lock.${DEAD_PID}-${uuid}`, // another lock's: not this one's to judge
+      `${name}.${DEAD_PID}-${uuid}.notes`,
+    ];
+    for (const file of [...dead, ...kept]) writeFileSync(path.join(dir, file), 'x');
+    expect(() => process.kill(DEAD_PID, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+
+    const release = acquireLock(lock);
+    // Before: every file stayed, and .backstop/ filled up with a killed command's tokens.
+    expect(readdirSync(dir).sort()).toEqual([...kept, name].sort());
+    release();
+    expect(readdirSync(dir).sort()).toEqual([...kept].sort());
+  });
 });
