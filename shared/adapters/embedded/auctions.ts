@@ -56,16 +56,7 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     requireFailure(failure, 'auctions');
     const current = this.#records.get(id);
     if (!current) throw new ConditionFailedError(`auctions/not-found: ${id}`);
-    const next = { ...current, lastFailure: failure };
-    // The stored item may carry the token of the put that wrote it alone.
-    requireItemSize(
-      auctionItemBytesAtMost(next),
-      () => withWriter(auctionItem(next), SIZED_WRITER),
-      'auctions',
-      id,
-      'update',
-    );
-    this.#records.set(id, frozenCopy(next));
+    this.storeUpdated({ ...current, lastFailure: failure });
     fire(this.#hook, 'auctions.recordFailure');
   }
 
@@ -78,18 +69,21 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     const last = current.stepResent;
     if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return false;
     // No version bump: as the AWS adapter's UpdateItem, it fights no step.
-    const next = { ...current, stepResent: { step, atMs } };
-    // Measured as recordFailure's: the update sets the call's token too (updateItemOwned).
+    this.storeUpdated({ ...current, stepResent: { step, atMs } });
+    fire(this.#hook, 'auctions.claimStepResend');
+    return true;
+  }
+
+  /** An UpdateItem's result, measured as DynamoDB would: the stored item may carry a writer's token (updateItemOwned). */
+  private storeUpdated(next: AuctionRecord): void {
     requireItemSize(
       auctionItemBytesAtMost(next),
       () => withWriter(auctionItem(next), SIZED_WRITER),
       'auctions',
-      id,
+      next.id,
       'update',
     );
-    this.#records.set(id, frozenCopy(next));
-    fire(this.#hook, 'auctions.claimStepResend');
-    return true;
+    this.#records.set(next.id, frozenCopy(next));
   }
 
   async sleepers(
