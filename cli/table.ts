@@ -2,7 +2,6 @@ import { quoteOf } from '../shared/domain/config.ts';
 import {
   formatDecimal,
   formatPrice,
-  formatQuoteGrouped,
   groupThousands,
   type PriceE8,
   QUOTE_SCALE,
@@ -18,9 +17,6 @@ export function formatUsd(value: QuoteE6): string {
   const cents = ((negative ? -value : value) + QUOTE_SCALE / 200n) / (QUOTE_SCALE / 100n);
   return `${negative ? '-' : ''}${groupThousands(cents / 100n)}.${(cents % 100n).toString().padStart(2, '0')}`;
 }
-
-/** An amount moved, as `formatUsd` shows it (1000.5 -> "1,000.50"), but never rounded: a receipt says what moved. */
-export const formatQuoteExact = formatQuoteGrouped;
 
 const count = (n: number): string => n.toLocaleString('en-US');
 /** No market order, no slippage to show: '-' (0.00 would read as orders that filled at the mark). */

@@ -83,6 +83,9 @@ const bool = () =>
   );
 
 const ACCOUNT_ID = /^\d{12}$/;
+
+/** A feed principal given as an account id (else a role ARN). */
+export const isAccountId = (principal: string): boolean => ACCOUNT_ID.test(principal);
 const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const principal = z
   .string()

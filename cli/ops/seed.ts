@@ -35,7 +35,6 @@ import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../..
 import { intOption, quoteOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
-import { formatQuoteExact } from '../table.ts';
 import { callerArn } from './caller.ts';
 import {
   adaptersOf,
@@ -597,7 +596,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
   });
 });
 
-/** A fund movement's line: amounts as `status` shows them (grouped, cents), never rounded (formatQuoteExact). */
+/** A fund movement's line: amounts as `status` shows them (grouped, cents), never rounded (formatQuoteGrouped). */
 export function renderFund(
   action: 'deposit' | 'withdraw',
   amount: QuoteE6,
@@ -607,7 +606,7 @@ export function renderFund(
   entry: Pick<JournalEntry, 'sequence' | 'atMs' | 'actor'>,
   balance: QuoteE6,
 ): string {
-  const q = (v: QuoteE6) => `${formatQuoteExact(v)} ${quote}`;
+  const q = (v: QuoteE6) => `${formatQuoteGrouped(v)} ${quote}`;
   if (alreadyApplied)
     return (
       `fund ${action} ${q(amount)} under key ${key} was already applied ` +

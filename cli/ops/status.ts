@@ -1,8 +1,7 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
-import { parseQuote } from '../../shared/domain/units.ts';
+import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
 import { intOption, UsageError } from '../args.ts';
-import { formatQuoteExact } from '../table.ts';
 import {
   type Command,
   noMorePositionals,
@@ -48,7 +47,7 @@ const DEFAULT_QUOTE = quoteCurrency(DEFAULT_RISK_CONFIG);
 
 /** An amount as fund shows it: grouped, never rounded (a fund of 0.004 below zero must not read as -0.00). */
 const usd = (decimal: string): string =>
-  formatQuoteExact(parseQuote(decimal, 'amount', { allowNegative: true }));
+  formatQuoteGrouped(parseQuote(decimal, 'amount', { allowNegative: true }));
 
 /** The reconcile's difference: an amount with its currency, or the report's word when none was judged. */
 const amountOrWord = (difference: string, quote: string): string =>

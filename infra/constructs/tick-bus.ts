@@ -19,14 +19,13 @@ import {
   TICK_BUS,
   TICK_PATTERN,
 } from '../../shared/topology.ts';
-import { CONTEXT_PREFIX, type InfraConfig, InfraConfigError } from '../config.ts';
+import { CONTEXT_PREFIX, type InfraConfig, InfraConfigError, isAccountId } from '../config.ts';
 
 export interface TickBus {
   readonly bus: EventBus;
   readonly archive: Archive;
 }
 
-const isAccountId = (p: string): boolean => /^\d{12}$/.test(p);
 const feedPrincipal = (p: string): IPrincipal =>
   isAccountId(p) ? new AccountPrincipal(p) : new ArnPrincipal(p);
 

@@ -2,7 +2,6 @@ import type { AuctionDirection } from './auction.ts';
 import {
   type BaseE8,
   div,
-  maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
@@ -14,7 +13,7 @@ import {
 
 /**
  * Clears one auction step against the standing bids of backstop liquidity providers (Maker's take, with
- * the providers' terms standing in for the keepers' `max`). Each bid fills at its own price (fillPrice), as a
+ * the providers' terms standing in for the keepers' `max`). Each bid fills at its own price (bidPrice), as a
  * book's resting orders do when an ask crosses them: the auction's price only says which bids it has reached.
  */
 
@@ -42,7 +41,7 @@ export interface ProviderBid {
   readonly capital: QuoteE6;
   /**
    * d: the bid stands at mark * (1 - d) on a SELL lot, mark * (1 + d) on a BUY lot; the provider takes once
-   * the auction price reaches it, at its bid (fillPrice).
+   * the auction price reaches it, at its bid (bidPrice).
    */
   readonly maxDiscountPpm: bigint;
   readonly maxLot: BaseE8;
@@ -67,7 +66,7 @@ export interface AuctionStepInput {
 export interface ProviderFill {
   readonly providerId: string;
   readonly size: BaseE8;
-  /** The provider's own bid at the step's mark (fillPrice), not the auction's price. */
+  /** The provider's own bid at the step's mark (bidPrice), not the auction's price. */
   readonly price: PriceE8;
   /** SELL: ceil(size * price), what the provider pays. BUY: floor(size * price), what the backstop pays. */
   readonly cost: QuoteE6;
@@ -93,7 +92,7 @@ export interface ClearingResult {
 
 /**
  * Fills, in order of best terms, min(remaining, maxLot, floor(capital / p), SELL: floor(debt left / p)) from each
- * provider whose bid the auction price has reached (see `accepts`), each at its own price p (fillPrice):
+ * provider whose bid the auction price has reached (see `accepts`), each at its own price p (bidPrice):
  *   SELL: price <= mark * (1 - maxDiscount)    BUY: price >= mark * (1 + maxDiscount)
  * Best terms = smallest discount (premium) first, the bid nearest the mark and so the first the auction
  * reaches, as a book would rank it (SELL: the highest bid, BUY: the lowest ask); then larger capital; then id,
@@ -130,7 +129,7 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   for (const provider of [...input.providers].sort(byBestTerms)) {
     if (remaining === 0n) break;
     if (!accepts(provider, direction, price, mark)) continue;
-    const at = fillPrice(provider, direction, price, mark);
+    const at = bidPrice(provider, direction, mark);
     // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room would
     // otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
     const room = minBig(remaining, minBig(provider.maxLot, sizeAt(provider.capital, at)));
@@ -203,23 +202,11 @@ function trimForDust(taken: Taken[], excess: BaseE8, dust: BaseE8): void {
 }
 
 /**
- * The price a provider whose bid the auction has reached fills at: its own bid, a resting order's price when the
- * auction's ask (SELL) or bid (BUY) crosses it, rounded to a whole tick in the fund's favour: SELL up (the provider
- * may pay less than 1e-8 quote per base unit above its exact bid), BUY down. Never beyond the auction's price:
- * reached, the exact bid is at or above it (SELL), at or below it (BUY), so the rounding cannot cross it either.
+ * A provider's bid at `mark`, rounded to a whole tick in the fund's favour (SELL up: the provider may pay less than
+ * 1e-8 quote per base unit above its exact bid; BUY down): what it fills at, a resting order's price, once the
+ * auction's price reaches it (`accepts`). Never beyond the auction's price: reached, the exact bid is at or above it
+ * (SELL), at or below it (BUY), so the rounding cannot cross it either.
  */
-export function fillPrice(
-  provider: Pick<ProviderBid, 'maxDiscountPpm'>,
-  direction: AuctionDirection,
-  price: PriceE8,
-  mark: PriceE8,
-): PriceE8 {
-  return direction === 'SELL'
-    ? maxBig(price, bidPrice(provider, direction, mark))
-    : minBig(price, bidPrice(provider, direction, mark));
-}
-
-/** A provider's bid at `mark`, rounded to a whole tick in the fund's favour (SELL up, BUY down): what it fills at. */
 export function bidPrice(
   provider: Pick<ProviderBid, 'maxDiscountPpm'>,
   direction: AuctionDirection,
@@ -232,7 +219,7 @@ export function bidPrice(
 
 /**
  * A provider's standing bid sits at mark * (1 - d) for a SELL lot (mark * (1 + d) for a BUY lot): as the Dutch
- * auction's price falls (rises) it takes the lot once the price reaches its bid, at its bid (fillPrice).
+ * auction's price falls (rises) it takes the lot once the price reaches its bid, at its bid (bidPrice).
  * Exact, cross-multiplied: price * 1e6 <= mark * (1e6 - d) for SELL, >= mark * (1e6 + d) for BUY.
  */
 export function accepts(

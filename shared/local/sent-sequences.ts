@@ -18,6 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { withinSequenceJump } from '../domain/tick.ts';
 import type { Deployment } from './deployment.ts';
+import { isAlive } from './state.ts';
 
 /**
  * The last tick sequence the operator commands sent per target and market (`.backstop/sequences.json`). A replay's
@@ -204,21 +205,10 @@ function sweepDeadWriters(lock: string): void {
   try {
     for (const name of readdirSync(dirname(lock))) {
       const pid = name.startsWith(prefix) ? WRITER_FILE.exec(name.slice(prefix.length))?.[1] : undefined;
-      if (pid !== undefined && !processExists(Number(pid)))
-        rmSync(join(dirname(lock), name), { force: true });
+      if (pid !== undefined && !isAlive(Number(pid))) rmSync(join(dirname(lock), name), { force: true });
     }
   } catch {
     // the next holder sweeps again
-  }
-}
-
-/** Whether a process has `pid`: EPERM is another user's, alive. */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

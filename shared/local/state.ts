@@ -81,12 +81,12 @@ export function removeLocalRecord(dir: string, pid: number): void {
   rmSync(localRecordPath(dir), { force: true });
 }
 
-/** Whether a process exists (signal 0 checks without signalling; EPERM means it exists, not ours). */
+/** Whether a process exists (signal 0 checks without signalling): only ESRCH says none (EPERM: another user's). */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }

@@ -985,7 +985,7 @@ export interface AuctionRecord {
   readonly resets: number;
   readonly step: number;
   readonly state: 'RUNNING' | 'CLEARED' | 'EXHAUSTED';
-  /** Each at its provider's own bid at the step's mark (domain/clearing.ts fillPrice): prices differ within a step. */
+  /** Each at its provider's own bid at the step's mark (domain/clearing.ts bidPrice): prices differ within a step. */
   readonly fills: readonly (Fill & { readonly providerId: string })[];
   /** As on LiquidationRecord: the last failed step, set only by recordFailure. */
   readonly lastFailure?: ProcessingFailure;

@@ -3,6 +3,7 @@ import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../do
 import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
+  absBig,
   type BaseE8,
   formatBase,
   formatPrice,
@@ -273,7 +274,7 @@ function keyReused(
   config: RiskConfig,
 ): string {
   const movement = (signed: QuoteE6) =>
-    `${signed < 0n ? 'a withdrawal' : 'a deposit'} of ${grouped(signed < 0n ? -signed : signed, config)}`;
+    `${signed < 0n ? 'a withdrawal' : 'a deposit'} of ${grouped(absBig(signed), config)}`;
   const key = 'idempotencyKey' in request ? request.idempotencyKey : '';
   const what =
     error.applied === undefined || error.asked === undefined

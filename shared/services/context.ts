@@ -56,7 +56,7 @@ export const closeDirection = (side: Side): 'BUY' | 'SELL' => (side === 'LONG' ?
 
 /** Latest accepted mark for a symbol and its time; falls back to `fallback` when none is recorded. */
 export async function latestMark(
-  markets: MarketRepository,
+  markets: Pick<MarketRepository, 'get'>,
   symbol: string,
   fallback: PriceE8,
   nowMs: number,

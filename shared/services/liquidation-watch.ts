@@ -15,7 +15,7 @@ import {
   type WatchCursorState,
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
-import { markOfMarket, STALE_MARK_WAIT_SECONDS } from './context.ts';
+import { latestMark, STALE_MARK_WAIT_SECONDS } from './context.ts';
 import { auctionIdOf, LAST_RESORT_MAX_WAIT_MS, lastResortWaitingSince } from './liquidation.ts';
 
 /**
@@ -123,10 +123,10 @@ export const CYCLE_REPORTED_WITHIN_MS = 3_600_000;
  * whose delivery died before its resend, a purge, a dead letter SQS deleted). A record of an earlier version, with
  * no due time, is left to the overdue report.
  */
-export const auctionStalled = (
-  auction: Pick<AuctionRecord, 'state' | 'stepDueAtMs'>,
+export const auctionStalled = <A extends Pick<AuctionRecord, 'state' | 'stepDueAtMs'>>(
+  auction: A,
   nowMs: number,
-): boolean =>
+): auction is A & { readonly stepDueAtMs: number } =>
   auction.state === 'RUNNING' &&
   auction.stepDueAtMs !== undefined &&
   nowMs > auction.stepDueAtMs + STEP_STALL_MARGIN_MS;
@@ -350,7 +350,7 @@ async function storeCycle(
   nowMs: number,
   end: { readonly resumeFrom: OpenListingPosition | undefined; readonly telemetry: Telemetry },
 ): Promise<WatchCycle> {
-  // A cursor with no position begins a cycle: its counts are the last cycle's.
+  // A cursor with no position begins a cycle: its counts are not read (the last cycle's is lastCycleOverdue).
   const carried = stored.cursor?.from ? stored.cursor : undefined;
   const cycle = {
     startedAtMs: carried?.cycleStartedAtMs ?? nowMs,
@@ -440,17 +440,14 @@ async function resendStalled(
   freshMarks: Map<string, Promise<boolean>>,
 ): Promise<boolean> {
   const auction = await deps.auctions.get(auctionId);
-  if (!auction || !auctionStalled(auction, nowMs) || auction.stepDueAtMs === undefined) return false;
+  if (!auction || !auctionStalled(auction, nowMs)) return false;
   if (resentSince(auction, nowMs - RESEND_AGAIN_AFTER_MS)) return false;
   let fresh = freshMarks.get(auction.symbol);
   if (fresh === undefined) {
     const market = config.markets.find((m) => m.symbol === auction.symbol);
-    fresh = deps.markets
-      .get(auction.symbol)
-      .then(
-        (state) =>
-          market !== undefined && !markIsStale(markOfMarket(state, auction.top, nowMs).atMs, nowMs, market),
-      );
+    fresh = latestMark(deps.markets, auction.symbol, auction.top, nowMs).then(
+      (mark) => market !== undefined && !markIsStale(mark.atMs, nowMs, market),
+    );
     // A failed read is not kept: the market's next auction reads it again.
     fresh.catch(() => freshMarks.delete(auction.symbol));
     freshMarks.set(auction.symbol, fresh);

@@ -101,7 +101,7 @@ function withinFloor(discount: Ppm, direction: AuctionRecord['direction'], confi
   return floor === 0n || (PPM_SCALE + discount) * floor <= PPM_SCALE * PPM_SCALE;
 }
 
-/** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeFor, inverted). */
+/** A provider that could take `size` at `price`: room for it, and the capital (clearing's sizeAt, inverted). */
 const canBid = (p: ProviderRecord, size: BaseE8, price: PriceE8): boolean =>
   p.maxLot >= size && p.capital * NOTIONAL_TO_QUOTE >= size * price;
 

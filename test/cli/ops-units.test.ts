@@ -23,7 +23,6 @@ import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/c
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
-import { formatQuoteExact } from '../../cli/table.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -41,7 +40,7 @@ import {
   type RiskConfig,
 } from '../../shared/domain/config.ts';
 import { withinSequenceJump } from '../../shared/domain/tick.ts';
-import { parsePrice, usd } from '../../shared/domain/units.ts';
+import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
   type Deployment,
@@ -1146,7 +1145,7 @@ describe('status rendering', () => {
       },
       liquidations: { ...report.liquidations, losses: { ...report.liquidations.losses, fees: '0.004' } },
     });
-    expect(exact).toContain(`insurance fund  ${formatQuoteExact(fund)} USD, reconciled`);
+    expect(exact).toContain(`insurance fund  ${formatQuoteGrouped(fund)} USD, reconciled`);
     expect(exact).toContain('insurance fund  250,000.004 USD, reconciled');
     expect(exact).toContain('BELOW ZERO at -0.000001 USD');
     expect(exact).toContain('  #1 2026-01-01T00:00:00.000Z deposit 0.005 -> 250,000.004 (admin)');
@@ -1164,7 +1163,7 @@ describe('status rendering', () => {
         ...report.insuranceFund,
         reconciled: false,
         difference: '-1234567.000001',
-        problems: [`window drawn ${formatQuoteExact(usd('60000.5'))} is above the draw cap 50,000.00`],
+        problems: [`window drawn ${formatQuoteGrouped(usd('60000.5'))} is above the draw cap 50,000.00`],
       },
     });
     // Before: "difference -1234567.000001", beside a balance shown grouped and with its currency.
@@ -1255,7 +1254,7 @@ describe('fund rendering', () => {
       'fund deposit 1,000.50 USD: balance 250,000.50 USD (journal entry 3, key k1, by arn:aws:sts::1:user/op)\n',
     );
     // The same figure as status's insurance fund line.
-    expect(fund).toContain(`balance ${formatQuoteExact(usd('250000.5'))} USD`);
+    expect(fund).toContain(`balance ${formatQuoteGrouped(usd('250000.5'))} USD`);
     expect(renderFund('withdraw', usd('1234567'), 'k2', 'USDT', true, entry, usd('0.004'))).toBe(
       'fund withdraw 1,234,567.00 USDT under key k2 was already applied (journal entry 3, 2026-01-01T00:00:00.000Z): ' +
         'nothing moved now; balance 0.004 USDT\n',
@@ -1267,7 +1266,7 @@ describe('fund rendering', () => {
       ['-1000.000001', '-1,000.000001'],
       ['-0.5', '-0.50'],
     ];
-    for (const [value, text] of cases) expect(formatQuoteExact(usd(value))).toBe(text);
+    for (const [value, text] of cases) expect(formatQuoteGrouped(usd(value))).toBe(text);
   });
 });
 
