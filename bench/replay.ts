@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -174,8 +174,8 @@ async function stopProfiler(session: Session) {
  * The worker as one esbuild bundle, the form the Lambdas ship in (NodejsFunction bundles with esbuild): tsx's
  * transform keeps every function's name, a defineProperty for each closure created, 4 % of a replay.
  */
-function bundleWorker(): string {
-  const outfile = join(mkdtempSync(join(tmpdir(), 'backstop-replay-')), 'replay-worker.mjs');
+function bundleWorker(dir: string): string {
+  const outfile = join(dir, 'replay-worker.mjs');
   buildSync({
     entryPoints: [fileURLToPath(new URL('./replay-worker.ts', import.meta.url))],
     outfile,
@@ -218,15 +218,29 @@ function replayInWorker(
  * independent, each single-threaded); `seconds` is the wall time of them all.
  */
 export async function benchReplay(options: ReplayOptions): Promise<ReplayResult> {
-  const bundle = options.parallel ? bundleWorker() : undefined;
+  // The bundle's directory goes when the legs end, failed or not: every run left one in the OS temp dir.
+  const dir = options.parallel ? mkdtempSync(join(tmpdir(), 'backstop-replay-')) : undefined;
+  try {
+    return await replayAll(options, dir === undefined ? undefined : bundleWorker(dir));
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function replayAll(options: ReplayOptions, bundle: string | undefined): Promise<ReplayResult> {
   const start = performance.now();
   const cpu0 = process.cpuUsage();
-  const legs = bundle
-    ? await Promise.all(
-        options.files.map((f) => replayInWorker(bundle, f, options.positions, options.profile === true)),
-      )
-    : [];
-  if (!options.parallel) {
+  const legs: ReplayLeg[] = [];
+  if (bundle) {
+    // Every worker ends before the bundle is removed: a failed leg does not pull the file from under the others.
+    const settled = await Promise.allSettled(
+      options.files.map((f) => replayInWorker(bundle, f, options.positions, options.profile === true)),
+    );
+    for (const s of settled) {
+      if (s.status === 'rejected') throw s.reason;
+      legs.push(s.value);
+    }
+  } else {
     for (const f of options.files) {
       legs.push(await replayLeg(f, options.positions, { profile: options.profile === true }));
     }

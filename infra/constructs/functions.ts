@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CfnElement, Duration, RemovalPolicy, Stack, Stage, Token, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -12,6 +12,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { writeFileAtomic } from '../../shared/local/atomic-file.ts';
 import { METRICS_NAMESPACE, metricsService } from '../../shared/metrics.ts';
 import {
   asyncRetriesWithin,
@@ -113,9 +114,7 @@ export function writeRiskConfigModule(scope: Construct, riskConfigJson: string):
   const hash = createHash('sha256').update(riskConfigJson).digest('hex').slice(0, 16);
   const file = join(dir, `risk-config-${hash}.mjs`);
   // Written aside and renamed: a synth running beside this one never bundles a half-written module.
-  const partial = `${file}.${process.pid}.tmp`;
-  writeFileSync(partial, `export const ${BUNDLED_RISK_CONFIG_GLOBAL} = ${JSON.stringify(riskConfigJson)};\n`);
-  renameSync(partial, file);
+  writeFileAtomic(file, `export const ${BUNDLED_RISK_CONFIG_GLOBAL} = ${JSON.stringify(riskConfigJson)};\n`);
   return file;
 }
 

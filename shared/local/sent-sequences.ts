@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { withinSequenceJump } from '../domain/tick.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 import type { Deployment } from './deployment.ts';
 import { isAlive } from './state.ts';
 
@@ -145,9 +146,7 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
   try {
     const record = read(dir);
     if (!change(record)) return;
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`);
-    renameSync(temporary, path);
+    writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`);
   } finally {
     release();
   }

@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { positionIndexShardsSchema } from '../adapters/aws/position-layout.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /**
  * What `backstop local up` records in `.backstop/local.json` while it runs, so the other commands find the
@@ -65,10 +66,7 @@ export function readLocalRecord(dir: string): LocalRecord | undefined {
 /** Writes the record atomically (a reader never sees half a file). */
 export function writeLocalRecord(dir: string, record: LocalRecord): void {
   mkdirSync(dir, { recursive: true });
-  const path = localRecordPath(dir);
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`);
-  renameSync(temporary, path);
+  writeFileAtomic(localRecordPath(dir), `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** Removes the record if it is `pid`'s (a newer stack's record is left alone). */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,12 +28,14 @@ const LAUNCH_ARGS = [
 
 describe('HTML report in headless Chromium', () => {
   let browser: Browser;
+  let dir: string | undefined;
   let report: string;
 
   beforeAll(async () => {
     // Not skipped when missing: a report that nobody renders is not tested. CI installs Debian's chromium.
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-    report = path.join(mkdtempSync(path.join(tmpdir(), 'report-')), 'report.html');
+    dir = mkdtempSync(path.join(tmpdir(), 'report-'));
+    report = path.join(dir, 'report.html');
     const cli = path.join(repoRoot, 'cli', 'main.ts');
     await run(
       process.execPath,
@@ -46,7 +48,11 @@ describe('HTML report in headless Chromium', () => {
   });
 
   afterAll(async () => {
-    await browser?.close();
+    try {
+      await browser?.close();
+    } finally {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is one self-contained file: the plotting library and the data inline, nothing fetched', () => {

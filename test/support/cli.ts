@@ -110,10 +110,13 @@ export function useOperatorEmulator(name: string): OperatorEmulator {
     clients = createAwsClients(localClientConfig(moto.endpoint));
   }, 60_000);
   afterAll(async () => {
-    clients?.destroy();
-    await moto?.stop();
-    process.env = saved;
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      clients?.destroy();
+      await moto?.stop();
+    } finally {
+      process.env = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   const started = <T>(value: T | undefined): T => {
     if (value === undefined) throw new Error('the emulator is started in beforeAll: read it inside a test');

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -193,11 +193,15 @@ describe('files', () => {
 
   it('names the file and the line of a bad row', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'prices-'));
-    const file = path.join(dir, 'bad.csv');
-    writeFileSync(file, 'time,close\n1584003720,1\n1584003780,x\n');
-    const e = failure(() => readPriceFile(file));
-    expect(e.reason).toBe('prices/bad-price');
-    expect(e.message).toBe(`prices/bad-price: ${file}: line 3: price: "x" is not a plain decimal number`);
+    try {
+      const file = path.join(dir, 'bad.csv');
+      writeFileSync(file, 'time,close\n1584003720,1\n1584003780,x\n');
+      const e = failure(() => readPriceFile(file));
+      expect(e.reason).toBe('prices/bad-price');
+      expect(e.message).toBe(`prices/bad-price: ${file}: line 3: price: "x" is not a plain decimal number`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a missing file and a directory as unreadable', () => {

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { ProgressBar } from '../../cli/progress.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
@@ -11,10 +11,20 @@ import { usd } from '../../shared/domain/units.ts';
 import { prepareSimulation, simulate } from '../../shared/sim/setup.ts';
 import { cli } from '../support/cli.ts';
 
-/** Runs the CLI in process with captured streams. */
+const dirs: string[] = [];
+/** A folder of this file's own, removed after its tests. */
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('backstop CLI: bad arguments are one line on stderr and exit code 2', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+  const dir = tempDir();
   const bad = path.join(dir, 'bad.csv');
   writeFileSync(bad, 'time,close\n1584003720,1\n1584003780,oops\n');
   const folder = path.join(dir, 'folder.html');
@@ -113,7 +123,7 @@ describe('backstop simulate', () => {
   });
 
   it('runs a price file in any supported layout, for the market its name says', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+    const dir = tempDir();
     const file = path.join(dir, 'btc-crash.csv');
     const rows = Array.from({ length: 30 }, (_, i) => `${1584003720 + i * 60},${(7000 - i * 40).toFixed(2)}`);
     writeFileSync(file, `time,price\n${rows.join('\n')}\n`);
@@ -135,7 +145,7 @@ describe('backstop simulate', () => {
   });
 
   it('refuses a price at which the book cannot be drawn as asked, instead of running a smaller one', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+    const dir = tempDir();
     const file = path.join(dir, 'eth-cents.csv');
     const rows = Array.from({ length: 10 }, (_, i) => `${1584003720 + i * 60},${99999999999 - i}`);
     writeFileSync(file, `time,price\n${rows.join('\n')}\n`);
