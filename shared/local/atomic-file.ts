@@ -10,7 +10,11 @@ export function writeFileAtomic(path: string, text: string): void {
     writeFileSync(aside, text);
     renameSync(aside, path);
   } catch (error) {
-    rmSync(aside, { force: true });
+    try {
+      rmSync(aside, { force: true });
+    } catch {
+      // Housekeeping: the caller is told why the write failed, not why the cleanup did (review45-tmp-cleanup-masks).
+    }
     throw error;
   }
 }

@@ -54,4 +54,20 @@ describe('files written aside and renamed', () => {
     expect(() => recordSentSequence(dir, 'embedded|local|bus|ETH-USD', 7)).toThrow();
     expect(readdirSync(dir)).toEqual([SEQUENCES_FILE]);
   });
+
+  // review45-tmp-cleanup-masks: the removal of the file aside threw in place of the write's own error.
+  it("rethrow the write's own error when the file aside cannot be removed", () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'f.json');
+    // A folder where the file aside goes: the write fails, and so does removing it (rm without recursive).
+    mkdirSync(path.join(dir, `f.json.${process.pid}.tmp`, 'inside'), { recursive: true });
+    let thrown: NodeJS.ErrnoException | undefined;
+    try {
+      writeFileAtomic(file, 'new');
+    } catch (error) {
+      thrown = error as NodeJS.ErrnoException;
+    }
+    expect({ code: thrown?.code, syscall: thrown?.syscall }).toEqual({ code: 'EISDIR', syscall: 'open' });
+    expect(readdirSync(dir)).toEqual([`f.json.${process.pid}.tmp`]);
+  });
 });
