@@ -14,7 +14,7 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
-import { rotateLogs } from '../../shared/local/log-rotation.ts';
+import { rotateLogs, rotateWhileRunning } from '../../shared/local/log-rotation.ts';
 import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
@@ -66,7 +66,7 @@ Options of up:
 The other commands find the running stack through .backstop/local.json (BACKSTOP_STATE_DIR moves it).
 The functions' metrics (EMF, a line an invocation) are appended to .backstop/metrics.log; logs and the
 runner's errors stay on the terminal (in .backstop/local.log with --detach). Either, past 50 MB, is moved
-to <name>.1 (over an older one) when local up starts.
+to <name>.1 (over an older one), when local up starts and while it runs.
 `;
 
 const DETACH_DEADLINE_MS = 120_000;
@@ -155,7 +155,8 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
 
 /**
  * The logs a start may rotate (small44-log-rotation): not local.log in the background child, which writes to it
- * already (its parent rotated it before opening it), and a move would send this run's lines to local.log.1.
+ * already (its parent rotated it before opening it), and a move would send this run's lines to local.log.1; it keeps
+ * the file within the bound while it runs (`rotateWhileRunning`, in `up`).
  */
 const logsToRotate = (dir: string): string[] =>
   process.env[LOG_ENV] ? [join(dir, METRICS_LOG)] : [join(dir, METRICS_LOG), join(dir, LOCAL_LOG)];
@@ -189,12 +190,15 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const metricsFile = join(dir, METRICS_LOG);
-  const metrics = metricsToFile(metricsFile, process.stdout, (message) =>
-    io.stderr.write(`backstop: local up: ${message}\n`),
-  );
+  const warn = (message: string) => io.stderr.write(`backstop: local up: ${message}\n`);
+  const metrics = metricsToFile(metricsFile, process.stdout, warn);
+  // A detached run writes local.log through its stdout and stderr: kept within the bound while it runs too.
+  const log = process.env[LOG_ENV];
+  const stopRotation = log ? rotateWhileRunning(log, warn) : () => {};
   try {
     return await runUp(dir, options, io, metricsFile);
   } finally {
+    stopRotation();
     await metrics.close();
   }
 }

@@ -1,8 +1,9 @@
-import { renameSync, statSync } from 'node:fs';
+import { copyFileSync, renameSync, statSync, truncateSync } from 'node:fs';
 
 /**
  * `local up` appends to the state folder's logs (metrics.log, and local.log with --detach) run after run: a log past
- * this size is moved to `<name>.1` at the next start (over an older `.1`), so at most two of each are kept.
+ * this size is moved to `<name>.1` (over an older `.1`), at the next start and while it runs, so at most two of each
+ * are kept.
  */
 export const LOG_ROTATE_BYTES = 50 * 1024 * 1024;
 
@@ -22,3 +23,42 @@ export function rotateLogs(
     }
   }
 }
+
+/** How often a running `local up` looks at the size of the log it writes through its stdout and stderr. */
+export const LOG_CHECK_MS = 10_000;
+
+/**
+ * Keeps `file`, which this process writes through descriptors it cannot reopen (a detached `local up`'s stdout and
+ * stderr are local.log), within `maxBytes` while it runs (local45-log-rotation-running): looked at every `every`
+ * (LOG_CHECK_MS), and past the bound copied to `<file>.1` and emptied. A rename would leave the descriptors on `.1`.
+ * They append (O_APPEND), so the next line lands at the start of the emptied file, not past a hole; the copy and the
+ * truncate are synchronous, as this process's writes to a file are, so none of its lines falls between them (no
+ * other process writes there). A failure is said once and tried again at each look. Returns the stop.
+ */
+export function rotateWhileRunning(
+  file: string,
+  warn: (message: string) => void,
+  { maxBytes = LOG_ROTATE_BYTES, every = everyCheck }: { maxBytes?: number; every?: Every } = {},
+): () => void {
+  let warned = false;
+  return every(() => {
+    try {
+      if (statSync(file).size <= maxBytes) return;
+      copyFileSync(file, `${file}.1`);
+      truncateSync(file, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || warned) return;
+      warned = true;
+      warn(`${file} could not be moved to ${file}.1 (${(error as Error).message}): it keeps growing`);
+    }
+  });
+}
+
+/** Runs `check` now and then until the returned stop; tests inject their own trigger. */
+export type Every = (check: () => void) => () => void;
+
+const everyCheck: Every = (check) => {
+  const timer = setInterval(check, LOG_CHECK_MS);
+  timer.unref(); // never what keeps local up running
+  return () => clearInterval(timer);
+};

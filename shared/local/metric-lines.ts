@@ -1,5 +1,6 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, fstatSync, mkdirSync, openSync, renameSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { LOG_ROTATE_BYTES } from './log-rotation.ts';
 
 /**
  * `local up` runs every handler in one process, and Powertools publishes each invocation's metrics as an EMF blob on
@@ -62,29 +63,62 @@ export function divertMetricLines(
 /**
  * The handlers' metric blobs (one an invocation) to `file`, appended, instead of `stream` (this process's stdout). A
  * file that cannot be written (a full disk, a read-only folder) is said once through `warn`, and its blobs dropped:
- * its stream's error, unheard, ended local up and left its emulator running (review44-metrics-file-error).
+ * its stream's error, unheard, ended local up and left its emulator running (review44-metrics-file-error). Once
+ * `maxBytes` are in the file (its size at open and what was written since, counted: no timer, no stat), it is moved
+ * to `<file>.1` and a new one opened (local45-log-rotation-running): a long-running local up grew it without bound.
  */
 export function metricsToFile(
   file: string,
   stream: NodeJS.WritableStream,
   warn: (message: string) => void,
+  maxBytes = LOG_ROTATE_BYTES,
 ): { close(): Promise<void> } {
   mkdirSync(dirname(file), { recursive: true });
-  const out = createWriteStream(file, { flags: 'a' });
   let failed = false;
-  out.on('error', (error) => {
+  const fail = (error: Error) => {
     if (failed) return;
     failed = true;
     warn(`${file} could not be written (${error.message}): the functions' metrics are dropped from now on`);
-  });
+  };
+  // Opened here, not by the stream (it opens later): a rename before that open would put two streams on the new file.
+  let out: WriteStream | undefined;
+  let size = 0;
+  const open = () => {
+    try {
+      const fd = openSync(file, 'a');
+      size = fstatSync(fd).size;
+      out = createWriteStream(file, { fd });
+      out.on('error', fail);
+    } catch (error) {
+      fail(error as Error);
+    }
+  };
+  // Streams moved to .1, closed with the current one (what they still hold lands there, in order).
+  const ending: Promise<void>[] = [];
+  const end = (ended: WriteStream) => new Promise<void>((resolveEnd) => ended.end(() => resolveEnd()));
+  open();
   const diversion = divertMetricLines(stream, (line) => {
-    if (!failed) out.write(`${line}\n`);
+    if (failed || !out) return;
+    const text = `${line}\n`;
+    out.write(text);
+    size += Buffer.byteLength(text);
+    if (size <= maxBytes) return;
+    try {
+      renameSync(file, `${file}.1`); // the open descriptor follows the file
+    } catch (error) {
+      warn(`${file} could not be moved to ${file}.1 (${(error as Error).message}): it keeps growing`);
+      size = 0; // tried again after as much again
+      return;
+    }
+    ending.push(end(out));
+    out = undefined; // a new file that fails to open drops the blobs, said once
+    open();
   });
   return {
-    close: () => {
+    close: async () => {
       diversion.restore();
       // Answered even after an error (with it, ignored: said already).
-      return new Promise((resolveClose) => out.end(() => resolveClose()));
+      await Promise.all([...ending, ...(out ? [end(out)] : [])]);
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -19,7 +20,7 @@ import { z } from 'zod';
 import { withinSequenceJump } from '../domain/tick.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { Deployment } from './deployment.ts';
-import { isAlive } from './state.ts';
+import { currentHost, isAlive, LOCAL_FILE, temporaryPath } from './state.ts';
 
 /**
  * The last tick sequence the operator commands sent per target and market (`.backstop/sequences.json`). A replay's
@@ -131,6 +132,13 @@ export function resetSentSequence(dir: string, key: string, sequence: number): v
 const LOCK_WAIT_MS = 2_000;
 const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 5;
+/**
+ * The age past which another host's file beside the lock is a dead writer's (its pid means nothing here). A live
+ * writer's are seconds old (a waiter touches its token every LOCK_WAIT_MS, an aside or a temporary lives for one
+ * call): an hour leaves room for two machines' clocks apart (over NFS the server stamps the files) and for a writer
+ * stopped a while (Ctrl-Z); a dead one's files blocked nobody meanwhile.
+ */
+const OTHER_HOST_STALE_MS = 60 * 60_000;
 
 /**
  * Read, change and write the record under a lock file: replays of several markets at once (one process each) wrote
@@ -146,7 +154,7 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
   try {
     const record = read(dir);
     if (!change(record)) return;
-    writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`);
+    writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, temporaryPath(path));
   } finally {
     release();
   }
@@ -158,10 +166,11 @@ function update(dir: string, change: (record: Record<string, number>) => boolean
  * had taken over since, letting a third in beside it (seq43-lock-owner). Every step that could meet another writer's
  * is one atomic call (lock44-release-atomic): the token is written to a file of this taker's before a no-clobber link
  * makes it the lock (a lock is never empty), and a release or a takeover first renames the lock to a name of its own,
- * then looks at what it moved, and links back what was not its to remove. Exported for its test.
+ * then looks at what it moved, and links back what was not its to remove. The token names its writer's host
+ * (`currentHost`), read by the sweep. Exported for its test, which injects `host`.
  */
-export function acquireLock(lock: string): () => void {
-  const token = `${process.pid}-${randomUUID()}`;
+export function acquireLock(lock: string, host: string = currentHost()): () => void {
+  const token = `${process.pid}-${host}-${randomUUID()}`;
   const mine = `${lock}.${token}`;
   try {
     writeFileSync(mine, token, { flag: 'wx' });
@@ -173,7 +182,7 @@ export function acquireLock(lock: string): () => void {
       // A lock made of a token file written long ago would read as a dead writer's at once.
       if (Date.now() - written > LOCK_WAIT_MS) written = touch(mine);
       if (linkNoClobber(mine, lock)) {
-        sweepDeadWriters(lock);
+        sweepDeadWriters(lock, host);
         return () => releaseLock(lock, token);
       }
       const seen = look(lock);
@@ -190,24 +199,56 @@ export function acquireLock(lock: string): () => void {
   }
 }
 
-/** A writer's file beside `lock`: its token file, or a lock it moved aside (`.takeover`, `.release`). */
+/**
+ * A writer's file beside `lock`, after `<lock>.`: its token file, or a lock it moved aside (`.takeover`, `.release`).
+ * Groups: the pid, the host (none in the names of the versions before session 45).
+ */
 const WRITER_FILE =
-  /^(\d+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.takeover|\.release)?$/;
+  /^(\d+)-(?:([0-9a-f]{16})-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\.takeover|\.release)?$/;
+
+/** A leftover of an atomic write of the state folder's files (`temporaryPath`; older versions: no host). */
+const TEMPORARY_FILE = new RegExp(
+  `^(?:${[SEQUENCES_FILE, LOCAL_FILE].map((file) => file.replaceAll('.', '\\.')).join('|')})` +
+    '\\.(\\d+)(?:-([0-9a-f]{16}))?\\.tmp$',
+);
 
 /**
- * Removes the files beside `lock` of writers whose process is gone (small44-lock-sweep): a command killed while it
- * waited left its token file, which blocked nobody but stayed in the state folder. Run by the lock's holder; a live
- * process's files (its pid answers) and the lock itself are never touched. Housekeeping: a failure is let be.
+ * Removes what writers now gone left in the lock's folder (small44-lock-sweep): a command killed while it waited
+ * left its token file, one killed between its write and its rename its temporary file (local45-tmp-leftover); none
+ * blocks anybody, but they stayed in the state folder. Run by the lock's holder; the lock itself and other names are
+ * never touched. Housekeeping: a failure is let be.
  */
-function sweepDeadWriters(lock: string): void {
+function sweepDeadWriters(lock: string, host: string): void {
+  const dir = dirname(lock);
   const prefix = `${basename(lock)}.`;
   try {
-    for (const name of readdirSync(dirname(lock))) {
-      const pid = name.startsWith(prefix) ? WRITER_FILE.exec(name.slice(prefix.length))?.[1] : undefined;
-      if (pid !== undefined && !isAlive(Number(pid))) rmSync(join(dirname(lock), name), { force: true });
+    for (const name of readdirSync(dir)) {
+      const writer = name.startsWith(prefix)
+        ? WRITER_FILE.exec(name.slice(prefix.length))
+        : TEMPORARY_FILE.exec(name);
+      if (writer && writerGone(join(dir, name), Number(writer[1]), writer[2], host))
+        rmSync(join(dir, name), { force: true });
     }
   } catch {
     // the next holder sweeps again
+  }
+}
+
+/**
+ * Whether the writer of `file` (`pid` on `fileHost`) is gone. A pid names a process only on its own host (pid
+ * namespace and boot): judged here, another host's pid read as nobody's, and a live waiter in a container lost its
+ * token (its command failed with ENOENT), or as a process of this host, and a dead one's stayed
+ * (local45-lock-pid-namespace). So only this host's files are judged by pid; another host's, or an older version's
+ * (no host), by age alone (`OTHER_HOST_STALE_MS`): asking that host is no simpler than waiting.
+ */
+function writerGone(file: string, pid: number, fileHost: string | undefined, host: string): boolean {
+  if (fileHost === host) return !isAlive(pid);
+  try {
+    // ctime too: a rename moves it (an aside keeps the lock's mtime), as a write and a touch do.
+    const { mtimeMs, ctimeMs } = statSync(file);
+    return Date.now() - Math.max(mtimeMs, ctimeMs) > OTHER_HOST_STALE_MS;
+  } catch {
+    return false;
   }
 }
 

@@ -1,4 +1,6 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { positionIndexShardsSchema } from '../adapters/aws/position-layout.ts';
@@ -66,7 +68,8 @@ export function readLocalRecord(dir: string): LocalRecord | undefined {
 /** Writes the record atomically (a reader never sees half a file). */
 export function writeLocalRecord(dir: string, record: LocalRecord): void {
   mkdirSync(dir, { recursive: true });
-  writeFileAtomic(localRecordPath(dir), `${JSON.stringify(record, null, 2)}\n`);
+  const path = localRecordPath(dir);
+  writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, temporaryPath(path));
 }
 
 /** Removes the record if it is `pid`'s (a newer stack's record is left alone). */
@@ -88,3 +91,52 @@ export function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
+
+/**
+ * Where a pid names a process: one pid namespace of one boot of one machine. A state folder shared by a container
+ * and its host (or two containers on a volume, or machines over NFS) holds files named by the pids of each.
+ */
+export interface HostParts {
+  readonly hostname: string;
+  /** `/proc/self/ns/pid`'s link (`pid:[4026531836]`): a container has its own; a host's is alike on every machine. */
+  readonly pidNamespace?: string;
+  /** `/proc/sys/kernel/random/boot_id`: new at each boot. */
+  readonly bootId?: string;
+}
+
+/** This process's host parts; /proc is Linux's, elsewhere the hostname alone. */
+export function readHostParts(): HostParts {
+  const optional = (read: () => string): string | undefined => {
+    try {
+      return read().trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const pidNamespace = optional(() => readlinkSync('/proc/self/ns/pid'));
+  const bootId = optional(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'));
+  return {
+    hostname: hostname(),
+    ...(pidNamespace === undefined ? {} : { pidNamespace }),
+    ...(bootId === undefined ? {} : { bootId }),
+  };
+}
+
+/** `parts` as 16 hex digits, fit for a file name (a hostname may hold anything). */
+export function hostIdentity(parts: HostParts = readHostParts()): string {
+  return createHash('sha256')
+    .update(JSON.stringify([parts.hostname, parts.pidNamespace ?? '', parts.bootId ?? '']))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+let thisHost: string | undefined;
+/** This process's `hostIdentity`, read once. */
+export const currentHost = (): string => (thisHost ??= hostIdentity());
+
+/**
+ * The temporary file of an atomic write of `path`, named by its writer (pid and host) so that the lock's sweep can
+ * tell a leftover of a writer killed before its rename (local45-tmp-leftover).
+ */
+export const temporaryPath = (path: string, host: string = currentHost()): string =>
+  `${path}.${process.pid}-${host}.tmp`;

@@ -1,8 +1,25 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LOG_ROTATE_BYTES, rotateLogs } from '../../shared/local/log-rotation.ts';
+import {
+  LOG_CHECK_MS,
+  LOG_ROTATE_BYTES,
+  rotateLogs,
+  rotateWhileRunning,
+} from '../../shared/local/log-rotation.ts';
+import { metricsToFile } from '../../shared/local/metric-lines.ts';
 
 // small44-log-rotation: `local up` appended to .backstop/metrics.log and local.log run after run, never rotated, so a
 // developer's replays grew them without bound. Each is now moved to `<name>.1` at start once past a bound.
@@ -54,5 +71,94 @@ describe('small44-log-rotation: local up keeps at most two files of each log', (
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`${stuck} could not be moved to ${stuck}.1`);
     expect(readFileSync(stuck, 'utf8')).toBe('x'.repeat(20));
+  });
+});
+
+// local45-log-rotation-running: the logs were rotated only when `local up` started, so one running for days grew them
+// without bound. metrics.log is moved once its bound is written (counted), local.log looked at on a timer, here
+// triggered by hand.
+describe('local45-log-rotation-running: a running local up keeps its logs within the bound', () => {
+  /** The timer `rotateWhileRunning` would set, as a trigger the test pulls. */
+  function manualTrigger(): {
+    pull: () => void;
+    stopped: () => boolean;
+    every: (check: () => void) => () => void;
+  } {
+    let check: (() => void) | undefined;
+    let stopped = false;
+    return {
+      pull: () => check!(),
+      stopped: () => stopped,
+      every: (given) => {
+        check = given;
+        return () => {
+          stopped = true;
+        };
+      },
+    };
+  }
+
+  it('looks every 10 s', () => {
+    expect(LOG_CHECK_MS).toBe(10_000);
+  });
+
+  it("empties local.log past the bound into local.log.1, and the stack's own descriptor goes on at its start", () => {
+    const dir = stateDir();
+    const log = path.join(dir, 'local.log');
+    const fd = openSync(log, 'a'); // as the detached child's stdout and stderr
+    try {
+      const trigger = manualTrigger();
+      const stop = rotateWhileRunning(log, () => expect.fail('no warning expected'), {
+        maxBytes: 10,
+        every: trigger.every,
+      });
+      writeSync(fd, 'line one\n'); // 9 bytes: within the bound
+      trigger.pull();
+      expect(readdirSync(dir)).toEqual(['local.log']);
+      writeSync(fd, 'line two\n');
+      // Before: nothing looked at the log while local up ran.
+      trigger.pull();
+      expect(readFileSync(`${log}.1`, 'utf8')).toBe('line one\nline two\n');
+      expect(readFileSync(log, 'utf8')).toBe('');
+      writeSync(fd, 'line three\n');
+      expect(readFileSync(log, 'utf8')).toBe('line three\n'); // appended at the start: no hole
+      stop();
+      expect(trigger.stopped()).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('a log that cannot be moved is said once, not at every look', () => {
+    const dir = stateDir();
+    const log = path.join(dir, 'local.log');
+    writeFileSync(log, 'x'.repeat(20));
+    mkdirSync(`${log}.1`);
+    const warnings: string[] = [];
+    const trigger = manualTrigger();
+    rotateWhileRunning(log, (message) => warnings.push(message), { maxBytes: 10, every: trigger.every });
+    trigger.pull();
+    trigger.pull();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`${log} could not be moved to ${log}.1`);
+    expect(readFileSync(log, 'utf8')).toBe('x'.repeat(20));
+  });
+
+  it('moves metrics.log to metrics.log.1 once its bound is written, every line kept in order', async () => {
+    const dir = stateDir();
+    const file = path.join(dir, 'metrics.log');
+    const blob = (n: number) =>
+      `{"_aws":{"Timestamp":${n},"CloudWatchMetrics":[]},"service":"backstop-local"}`;
+    const line = blob(1).length + 1; // the same length for n < 10
+    writeFileSync(file, `${blob(0)}\n`); // a run before this one's
+    const stdout = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const metrics = metricsToFile(file, stdout, () => expect.fail('no warning expected'), 2.5 * line);
+    stdout.write(`${blob(1)}\n`);
+    stdout.write(`${blob(2)}\n`); // three lines in the file: past the bound
+    stdout.write(`${blob(3)}\n`);
+    await metrics.close();
+    // Before: one file, every line in it.
+    expect(readFileSync(`${file}.1`, 'utf8')).toBe(`${blob(0)}\n${blob(1)}\n${blob(2)}\n`);
+    expect(readFileSync(file, 'utf8')).toBe(`${blob(3)}\n`);
   });
 });

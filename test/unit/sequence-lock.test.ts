@@ -4,15 +4,23 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { acquireLock } from '../../shared/local/sent-sequences.ts';
+import { acquireLock, recordSentSequence } from '../../shared/local/sent-sequences.ts';
+import {
+  currentHost,
+  hostIdentity,
+  readHostParts,
+  temporaryPath,
+  writeLocalRecord,
+} from '../../shared/local/state.ts';
 
 /**
  * The sent-sequences record's lock under injected interleavings: the test runs another writer's takeover at a chosen
@@ -20,7 +28,14 @@ import { acquireLock } from '../../shared/local/sent-sequences.ts';
  */
 
 type Hook = (file: string) => void;
-const hooks: { afterRead?: Hook; afterStat?: Hook; failWrite?: boolean; linkError?: string } = {};
+const hooks: {
+  afterRead?: Hook;
+  afterStat?: Hook;
+  failWrite?: boolean;
+  linkError?: string;
+  failRename?: boolean;
+  failedRenames?: string[];
+} = {};
 
 vi.mock('node:fs', async (original) => {
   const actual = await original<typeof import('node:fs')>();
@@ -59,6 +74,14 @@ vi.mock('node:fs', async (original) => {
       if (hooks.failWrite) throw enospc();
       return actual.writeFileSync(...args);
     }) as typeof actual.writeFileSync,
+    // A writer killed between its write and its rename.
+    renameSync: ((...args: Parameters<typeof actual.renameSync>) => {
+      if (hooks.failRename && String(args[0]).endsWith('.tmp')) {
+        hooks.failedRenames?.push(path.basename(String(args[0])));
+        throw new Error('killed before the rename');
+      }
+      return actual.renameSync(...args);
+    }) as typeof actual.renameSync,
     // A filesystem without hard links (vfat, exFAT, some shared folders) refuses every link.
     linkSync: ((...args: Parameters<typeof actual.linkSync>) => {
       if (hooks.linkError)
@@ -86,6 +109,8 @@ beforeEach(() => {
   delete hooks.afterStat;
   delete hooks.failWrite;
   delete hooks.linkError;
+  delete hooks.failRename;
+  delete hooks.failedRenames;
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -339,33 +364,151 @@ describe('review44: the wait is for one lock, and a filesystem without hard link
   }
 });
 
-describe('small44-lock-sweep: a writer that takes the lock removes what killed waiters left', () => {
-  /** A pid no process has (above Linux's largest pid_max, 2^22): kill(pid, 0) answers ESRCH. */
-  const DEAD_PID = 99_999_999;
-  const uuid = '0b6f1c2e-5d3a-4e7b-9c1f-2a8d4e6b0c31';
+/** A pid no process has (above Linux's largest pid_max, 2^22): kill(pid, 0) answers ESRCH. */
+const DEAD_PID = 99_999_999;
+const uuid = '0b6f1c2e-5d3a-4e7b-9c1f-2a8d4e6b0c31';
+/** Injected identities: this writer's host, and another pid namespace's (a container's, or its host's). */
+const HERE = '1111111111111111';
+const THERE = '2222222222222222';
+/** Past the age at which another host's files are a dead writer's (an hour). */
+const PAST_OTHER_HOST_STALE_MS = 60 * 60_000 + 1_000;
 
+describe('small44-lock-sweep: a writer that takes the lock removes what killed waiters left', () => {
   it("removes a dead process's token and aside files, and keeps a live one's, the lock and other files", () => {
     const lock = lockPath();
     const dir = path.dirname(lock);
     const name = path.basename(lock);
     const dead = [
-      `${name}.${DEAD_PID}-${uuid}`,
-      `${name}.${DEAD_PID}-${uuid}.takeover`,
-      `${name}.${DEAD_PID}-${uuid}.release`,
+      `${name}.${DEAD_PID}-${HERE}-${uuid}`,
+      `${name}.${DEAD_PID}-${HERE}-${uuid}.takeover`,
+      `${name}.${DEAD_PID}-${HERE}-${uuid}.release`,
     ];
     const kept = [
-      `${name}.${process.pid}-${uuid}`, // a live waiter's token
+      `${name}.${process.pid}-${HERE}-${uuid}`, // a live waiter's token
       'sequences.json',
-      `other.lock.${DEAD_PID}-${uuid}`, // another lock's: not this one's to judge
-      `${name}.${DEAD_PID}-${uuid}.notes`,
+      `other.lock.${DEAD_PID}-${HERE}-${uuid}`, // another lock's: not this one's to judge
+      `${name}.${DEAD_PID}-${HERE}-${uuid}.notes`,
     ];
     for (const file of [...dead, ...kept]) writeFileSync(path.join(dir, file), 'x');
     expect(() => process.kill(DEAD_PID, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
 
-    const release = acquireLock(lock);
+    const release = acquireLock(lock, HERE);
     // Before: every file stayed, and .backstop/ filled up with a killed command's tokens.
     expect(readdirSync(dir).sort()).toEqual([...kept, name].sort());
     release();
     expect(readdirSync(dir).sort()).toEqual([...kept].sort());
+  });
+});
+
+describe("local45-lock-pid-namespace: a pid is judged only on its own host's files", () => {
+  it("keeps another host's files however its pids read here, until they are an hour old", () => {
+    const lock = lockPath();
+    const dir = path.dirname(lock);
+    const name = path.basename(lock);
+    const thisHostsDead = `${name}.${DEAD_PID}-${HERE}-${uuid}`;
+    const thisHostsLive = `${name}.${process.pid}-${HERE}-${uuid}`;
+    const otherHosts = [
+      // A live waiter in a container whose pid no process of this one has: before, removed, and its command
+      // failed with ENOENT at its next touch or link.
+      `${name}.${DEAD_PID}-${THERE}-${uuid}`,
+      // A dead writer's aside whose pid is a live process here (this one): before, kept for good.
+      `${name}.${process.pid}-${THERE}-${uuid}.takeover`,
+      // An older version's token, which names no host.
+      `${name}.${DEAD_PID}-${uuid}`,
+    ];
+    for (const file of [thisHostsDead, thisHostsLive, ...otherHosts])
+      writeFileSync(path.join(dir, file), 'x');
+
+    acquireLock(lock, HERE)();
+    expect(readdirSync(dir).sort()).toEqual([thisHostsLive, ...otherHosts].sort());
+
+    // An hour on, untouched: their writers are gone, whatever the pids say; this host's live one is still judged by
+    // its pid.
+    skewClock();
+    skew.ms = PAST_OTHER_HOST_STALE_MS;
+    acquireLock(lock, HERE)();
+    expect(readdirSync(dir)).toEqual([thisHostsLive]);
+  });
+
+  it("names this process's host by its pid namespace, its boot and its hostname", () => {
+    const parts = { hostname: 'box', pidNamespace: 'pid:[4026531836]', bootId: 'b0' };
+    const id = hostIdentity(parts);
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(hostIdentity({ ...parts })).toBe(id);
+    // A container on the same machine (its own namespace), the same machine rebooted, another machine of the
+    // same name: each another host.
+    expect(hostIdentity({ ...parts, pidNamespace: 'pid:[4026532201]' })).not.toBe(id);
+    expect(hostIdentity({ ...parts, bootId: 'b1' })).not.toBe(id);
+    expect(hostIdentity({ ...parts, hostname: 'other' })).not.toBe(id);
+    expect(hostIdentity({ hostname: 'box' })).not.toBe(id); // no /proc (macOS, Windows): the hostname alone
+
+    const read = (get: () => string) => {
+      try {
+        return get().trim();
+      } catch {
+        return undefined;
+      }
+    };
+    const here = readHostParts();
+    expect(here.hostname).toBe(hostname());
+    expect(here.pidNamespace).toBe(read(() => readlinkSync('/proc/self/ns/pid')));
+    expect(here.bootId).toBe(read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')));
+    expect(currentHost()).toBe(hostIdentity(here));
+
+    // The lock's token names it.
+    const lock = lockPath();
+    const release = acquireLock(lock);
+    expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}-${currentHost()}-`));
+    release();
+  });
+});
+
+describe('local45-tmp-leftover: the lock holder removes the temporaries of writers killed before their rename', () => {
+  it("removes a dead writer's sequences.json and local.json temporaries, by the same host rule", () => {
+    const lock = lockPath();
+    const dir = path.dirname(lock);
+    const dead = [`sequences.json.${DEAD_PID}-${HERE}.tmp`, `local.json.${DEAD_PID}-${HERE}.tmp`];
+    const kept = [
+      `sequences.json.${process.pid}-${HERE}.tmp`, // a live writer's, between its write and its rename
+      `sequences.json.${DEAD_PID}-${THERE}.tmp`, // another host's: by age
+      `local.json.${DEAD_PID}.tmp`, // an older version's (no host): by age
+      `notes.json.${DEAD_PID}-${HERE}.tmp`, // not the state folder's
+    ];
+    for (const file of [...dead, ...kept]) writeFileSync(path.join(dir, file), '{');
+
+    // Before: every leftover stayed in .backstop/ for good.
+    acquireLock(lock, HERE)();
+    expect(readdirSync(dir).sort()).toEqual([...kept].sort());
+
+    skewClock();
+    skew.ms = PAST_OTHER_HOST_STALE_MS;
+    acquireLock(lock, HERE)();
+    expect(readdirSync(dir).sort()).toEqual(
+      [`sequences.json.${process.pid}-${HERE}.tmp`, `notes.json.${DEAD_PID}-${HERE}.tmp`].sort(),
+    );
+  });
+
+  it('names the temporaries of both writers of the state folder so', () => {
+    const dir = path.dirname(lockPath());
+    expect(temporaryPath(path.join(dir, 'x'), HERE)).toBe(path.join(dir, `x.${process.pid}-${HERE}.tmp`));
+    hooks.failRename = true;
+    hooks.failedRenames = [];
+    expect(() => recordSentSequence(dir, 'k', 1)).toThrow(/killed before the rename/);
+    expect(() =>
+      writeLocalRecord(dir, {
+        pid: DEAD_PID,
+        motoPid: 0,
+        endpoint: 'http://127.0.0.1:1',
+        stage: 'dev',
+        region: 'us-east-1',
+        startedAt: '',
+      }),
+    ).toThrow(/killed before the rename/);
+    expect(hooks.failedRenames.sort()).toEqual([
+      `local.json.${process.pid}-${currentHost()}.tmp`,
+      `sequences.json.${process.pid}-${currentHost()}.tmp`,
+    ]);
+    // A failed rename removes its file (tmp45-temp-dirs); only a kill leaves one, for the sweep above.
+    expect(readdirSync(dir).filter((file) => file.endsWith('.tmp'))).toEqual([]);
   });
 });
