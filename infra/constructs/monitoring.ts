@@ -71,12 +71,36 @@ const VENUE_FAILURES_PER_5_MINUTES = 3;
 /** An auction step this late is a backed-up or stalled auction consumer (SQS delivers a due step within seconds). */
 const AUCTION_STEP_LATE_SECONDS = 60;
 /**
- * The oldest auction step message's age that pages: a step is sent up to 900 s ahead (the longest SQS delay), so
- * only one waiting 5 minutes past that is behind.
+ * The oldest work-queue message's age (ApproximateAgeOfOldestMessage) that pages, for the liquidation and auction
+ * step queues alike: both hold messages sent up to 900 s ahead (SQS's longest delay: an auction's next step, a last
+ * resort's wait for the book). AWS documents neither whether a delayed message counts nor from when (docs/DEPLOY.md
+ * "What a queue's age counts"), so the threshold holds under both readings: aged from its send, a healthy message is
+ * at most its delay plus one delivery (the function's 60 s) and the waits between the three receives the metric
+ * counts (5 s, 30 s, a lease deferral's 90 s), under 1,200 s; aged from when it falls due, a stall still pages,
+ * 1,200 s after the oldest message fell due.
+ * A message received three times without being deleted leaves the metric (AWS): a consumer that fails every message
+ * pages by its errors, failed records and dead letters, not here.
  */
-const AUCTION_STEP_QUEUE_AGE_SECONDS = 900 + 300;
-/** Likewise for liquidations: a last resort waits for the book up to 900 s ahead. */
-const LIQUIDATION_QUEUE_AGE_SECONDS = 900 + 300;
+export const WORK_QUEUE_AGE_SECONDS = 900 + 300;
+
+/** CloudWatch's longest alarm name. */
+const ALARM_NAME_MAX = 255;
+
+/**
+ * An alarm's name: `<stack>-<construct id>` (Backstop-prod-LiquidationQueueAgeAlarm), the name its notification and
+ * the console show and its runbook entry goes by, instead of CloudFormation's `<stack>-Monitoring<id><hash>-<random>`.
+ * Only a change of the name replaces an alarm in CloudFormation (every other property updates in place), and the
+ * stack name holds the stage, so stages in one account and region never share one. An id that moves in the construct
+ * tree changes the logical id and keeps the name: CloudFormation would create the new resource under the name the old
+ * one still holds, so the alarms stay direct children of Monitoring (test/infra/alarm-metrics.test.ts).
+ */
+export function alarmName(stackName: string, id: string): string {
+  const name = `${stackName}-${id}`;
+  if (name.length > ALARM_NAME_MAX) {
+    throw new InfraConfigError(`alarm name ${name} is longer than CloudWatch's ${ALARM_NAME_MAX} characters`);
+  }
+  return name;
+}
 
 /** A business metric with its exact dimension set: { service } plus the spec's dimension, if given. */
 export function businessMetric(
@@ -285,6 +309,7 @@ export class Monitoring extends Construct {
     options: { treatMissingData?: TreatMissingData; evaluationPeriods?: number } = {},
   ): Alarm {
     const alarm = new Alarm(this, id, {
+      alarmName: alarmName(Stack.of(this).stackName, id),
       metric,
       threshold,
       comparisonOperator,
@@ -593,7 +618,8 @@ export class Monitoring extends Construct {
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         );
         // The first alarm pages once; a dead letter left alone then expires with its retention (counted from when
-        // it was first sent) and that alarm goes back to OK, the liquidation left unfinished with no message.
+        // it was first sent) and that alarm goes back to OK, the liquidation left unfinished with no message. Its age
+        // counts from its move here (AWS), but one listed three times (each `dlq list` is a receive) may leave it.
         this.alarm(
           id.replace(/Alarm$/, 'AgingAlarm'),
           dlq.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: FIVE_MINUTES }),
@@ -617,26 +643,21 @@ export class Monitoring extends Construct {
       { evaluationPeriods: 2 },
     );
     // A stalled consumer reports no lateness (nothing runs): its queue shows it.
+    this.workQueueAgeAlarm('LiquidationQueueAgeAlarm', 'liquidations', props);
+    this.workQueueAgeAlarm('AuctionStepQueueAgeAlarm', 'auctionSteps', props);
+  }
+
+  /** A work queue whose oldest message waits past WORK_QUEUE_AGE_SECONDS: what it can mean, as AWS documents it. */
+  private workQueueAgeAlarm(id: string, queue: QueueId, props: MonitoringProps): void {
+    const consumer = FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === queue);
     this.alarm(
-      'LiquidationQueueAgeAlarm',
-      props.queues.liquidations.queue.metricApproximateAgeOfOldestMessage({
+      id,
+      props.queues[queue].queue.metricApproximateAgeOfOldestMessage({
         statistic: 'Maximum',
         period: ONE_MINUTE,
       }),
-      `The oldest liquidation message is more than ${LIQUIDATION_QUEUE_AGE_SECONDS} s old (messages are sent up to 900 s ahead): the liquidation consumer has stalled`,
-      LIQUIDATION_QUEUE_AGE_SECONDS,
-      ComparisonOperator.GREATER_THAN_THRESHOLD,
-      { evaluationPeriods: 2 },
-    );
-    // A stalled auction consumer reports no lateness (no step runs): its queue shows it.
-    this.alarm(
-      'AuctionStepQueueAgeAlarm',
-      props.queues.auctionSteps.queue.metricApproximateAgeOfOldestMessage({
-        statistic: 'Maximum',
-        period: ONE_MINUTE,
-      }),
-      `An auction step message is older than ${AUCTION_STEP_QUEUE_AGE_SECONDS} s (sent at most 900 s ahead): the auction consumer is stalled or behind`,
-      AUCTION_STEP_QUEUE_AGE_SECONDS,
+      `The oldest ${queue} message not yet received three times is over ${WORK_QUEUE_AGE_SECONDS} s old, two minutes running: ${consumer?.folder ?? queue} is not receiving (its event source mapping disabled, its concurrency spent: its throttles alarm) or is far behind. Messages are sent up to 900 s ahead and AWS does not say whether a delayed message is aged from its send: if it is, this pages 300 s after such a message fell due, and also when a delivery of one died and came back after the visibility timeout (its errors alarm pages too); if not, ${WORK_QUEUE_AGE_SECONDS} s after. A message received three times without being deleted leaves this age (AWS): a consumer failing every message pages by its errors, failed records and dead letters instead`,
+      WORK_QUEUE_AGE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },
     );

@@ -190,14 +190,19 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
   const pattern = (name: string) => new RegExp(`^${name.replace(/<\w+>/g, '\\w+')}$`);
 
   let alarms: string[];
+  /** Each alarm's logical id and the AlarmName it is given. */
+  let named45: { logicalId: string; name: unknown }[];
   beforeAll(() => {
     const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
     const config = loadConfig(app.node.getAllContext());
     const template = Template.fromStack(new BackstopStack(app, 'Backstop-dev', { config, projectRoot }));
-    // The construct id: the alarm's name CloudFormation puts in every notification (<stack>-Monitoring<id><hash>-...).
-    alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm')).map((id) =>
-      id.replace(/^Monitoring/, '').replace(/[0-9A-F]{8}$/, ''),
-    );
+    const resources = template.findResources('AWS::CloudWatch::Alarm');
+    // The construct id, which the alarm's name carries (alarms45-fixed-names: <stack>-<id>).
+    alarms = Object.keys(resources).map((id) => id.replace(/^Monitoring/, '').replace(/[0-9A-F]{8}$/, ''));
+    named45 = Object.entries(resources).map(([logicalId, r]) => ({
+      logicalId,
+      name: r.Properties.AlarmName,
+    }));
   });
 
   it('names every alarm exactly, so the name a page carries finds its entry', () => {
@@ -209,5 +214,22 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
 
   it('names no alarm that does not exist', () => {
     expect(named.filter((n) => !alarms.some((a) => pattern(n).test(a)))).toEqual([]);
+  });
+
+  it('gives every alarm the name <stack>-<its entry>, once, tied to its logical id (alarms45-fixed-names)', () => {
+    expect(named45.length).toBeGreaterThan(40);
+    const wrong: string[] = [];
+    for (const { logicalId, name } of named45) {
+      // A direct child of Monitoring: its logical id is Monitoring<id><hash>, and its name <stack>-<id>. An alarm
+      // moved elsewhere in the tree would change its logical id and keep its name, which CloudFormation cannot
+      // create while the old resource still holds it.
+      const id = /^Monitoring([A-Za-z0-9]+)[0-9A-F]{8}$/.exec(logicalId)?.[1];
+      if (typeof name !== 'string' || id === undefined || name !== `Backstop-dev-${id}`)
+        wrong.push(`${logicalId}: ${String(name)}`);
+      else if (name.length > 255) wrong.push(`${name}: longer than 255`);
+      else if (!named.some((n) => pattern(n).test(id))) wrong.push(`${name}: no runbook entry`);
+    }
+    expect(wrong).toEqual([]);
+    expect(new Set(named45.map((a) => a.name)).size).toBe(named45.length);
   });
 });

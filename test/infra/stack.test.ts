@@ -8,6 +8,7 @@ import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
+import { alarmName, WORK_QUEUE_AGE_SECONDS } from '../../infra/constructs/monitoring.ts';
 import { addNagChecks } from '../../infra/nag.ts';
 import {
   deadLetterQueueUrlKey,
@@ -21,6 +22,7 @@ import {
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
 import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
+import { SQS_MAX_DELAY_SECONDS } from '../../shared/adapters/aws/sqs-queue.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -1049,6 +1051,41 @@ describe('BackstopStack template (default config)', () => {
     expect(venue[0]).toMatchObject({ Threshold: 3, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
   });
 
+  it('ages the work queues past the longest delay and a healthy delivery, and says what the age can mean (alarms45-queue-age)', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    for (const q of QUEUES.filter((def) => def.deadLetter)) {
+      const queue = logicalIdOf(stack, stack.queues[q.id].queue);
+      const age = alarms.filter(
+        (a) =>
+          a.MetricName === 'ApproximateAgeOfOldestMessage' &&
+          JSON.stringify(a.Dimensions).includes(`"${queue}"`),
+      );
+      expect(age, q.id).toEqual([
+        expect.objectContaining({
+          Threshold: 1200,
+          Statistic: 'Maximum',
+          Period: 60,
+          EvaluationPeriods: 2,
+          ComparisonOperator: 'GreaterThanThreshold',
+        }),
+      ]);
+      // If SQS ages a delayed message from its send (AWS does not say), a healthy one is at most its delay, one
+      // whole delivery and the waits between the three receives the metric counts: it must not page.
+      const consumer = FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === q.id)!;
+      const [first, second] = q.deadLetter!.retryBackoffSeconds;
+      const wait = Math.max(first!, second!, ORDER_LEASE_MS / 1000);
+      expect(SQS_MAX_DELAY_SECONDS + consumer.timeoutSeconds + 2 * wait, q.id).toBeLessThan(
+        WORK_QUEUE_AGE_SECONDS,
+      );
+      const description = String(age[0]!.AlarmDescription);
+      // AWS's documented rule: a message received three times or more leaves the age; a failing consumer pages
+      // elsewhere. And neither reading of a delayed message's age is stated as fact.
+      expect(description).toMatch(/received three times without being deleted leaves this age/);
+      expect(description).toMatch(/AWS does not say whether a delayed message is aged from its send/);
+      expect(description).not.toMatch(/has stalled/);
+    }
+  });
+
   it('alarms on throttled requests to every table, and on throttled positions indexes with the shards advice', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) =>
@@ -1328,6 +1365,20 @@ describe('BackstopStack template (configured)', () => {
         name,
       ).toBe(true);
     }
+  });
+
+  it("names each alarm after its stage's stack, so stages in one account and region never share one (alarms45-fixed-names)", () => {
+    const names = (stage: string) =>
+      Object.values(
+        Template.fromStack(build({ 'backstop:stage': stage }).stack).findResources('AWS::CloudWatch::Alarm'),
+      ).map((a) => a.Properties.AlarmName as string);
+    const prod = names('prod');
+    expect(prod).toContain('Backstop-prod-LiquidationQueueAgeAlarm');
+    expect(prod.every((n) => n.startsWith('Backstop-prod-'))).toBe(true);
+    expect(names('prod')).toEqual(prod);
+    expect(names('dev').filter((n) => prod.includes(n))).toEqual([]);
+    expect(alarmName('Backstop-prod', 'A'.repeat(241))).toHaveLength(255);
+    expect(() => alarmName('Backstop-prod', 'A'.repeat(242))).toThrow(/longer than CloudWatch's 255/);
   });
 
   it("reads only its own stage's metrics: stages share the account's namespace", () => {
