@@ -203,8 +203,9 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(`backstop: the bus refused the tick: ${refused.code} ${refused.message}\n`);
       return 1;
     }
-    // Not one margin-check holds as a jump (a mistyped --sequence): the next tick would continue from it.
-    if (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump')
+    // A given one (a claimed one is recorded by its claim), not one margin-check holds as a jump (a mistyped
+    // --sequence): the next tick would continue from it.
+    if (given !== undefined && (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump'))
       recordSentSequence(stateDir(), key, sequence);
     const fate = await awaitTickFate({
       markets,

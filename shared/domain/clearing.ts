@@ -136,18 +136,17 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
     if (room === 0n || room < minBig(dust, remaining)) continue;
     const byDebt = direction === 'SELL' ? sizeAt(debt - collected, at) : room;
     const size = minBig(room, byDebt);
-    if (size === 0n) {
-      debtStopped = true;
-      break;
+    // Only a provider that fills counts towards the cap: crumbs (skipped above) and a paid debt (0) do not.
+    if (size > 0n) {
+      if (taken.length >= maxFills) {
+        fillsCapped = true;
+        break;
+      }
+      taken.push({ provider, price: at, size });
+      remaining -= size;
+      collected += notionalQuote(size, at, rounding);
     }
-    // Only a provider that would fill counts towards the cap: crumbs and a paid debt do not.
-    if (taken.length >= maxFills) {
-      fillsCapped = true;
-      break;
-    }
-    taken.push({ provider, price: at, size });
-    remaining -= size;
-    collected += notionalQuote(size, at, rounding);
+    // The debt cut this bid, after its last unit or before any: a lower bid is not sold around it.
     if (direction === 'SELL' && byDebt <= room) {
       debtStopped = true;
       break;

@@ -79,16 +79,27 @@ export async function listDeadLetters(
   queue: DlqId,
   max = 100,
 ): Promise<DeadLetter[]> {
-  const url = dlqUrl(deployment, queue);
+  return peek(deployment, dlqUrl(deployment, queue), max, (seen) =>
+    Promise.all(seen.map((m) => describe(deployment, queue, m))),
+  );
+}
+
+/** Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. */
+async function peek<T>(
+  deployment: Deployment,
+  url: string,
+  max: number,
+  use: (seen: readonly Message[]) => T | Promise<T>,
+): Promise<T> {
   const seen: Message[] = [];
   try {
-    for (;;) {
+    while (seen.length < max) {
       const batch = await receive(deployment, url, max - seen.length);
       const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+      if (fresh.length === 0) break;
       seen.push(...fresh);
-      if (batch.length === 0 || fresh.length === 0 || seen.length >= max) break;
     }
-    return await Promise.all(seen.map((m) => describe(deployment, queue, m)));
+    return await use(seen);
   } finally {
     await release(deployment, url, seen);
   }
@@ -321,19 +332,9 @@ export async function deadLetterQueuesOf(
   const found: Record<string, DlqId> = {};
   for (const queue of DLQ_IDS) {
     if (queue === except || messageIds.every((id) => found[id] !== undefined)) continue;
-    const url = dlqUrl(deployment, queue);
-    const seen: Message[] = [];
-    try {
-      while (seen.length < max) {
-        const batch = await receive(deployment, url, max - seen.length);
-        const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
-        if (fresh.length === 0) break;
-        seen.push(...fresh);
-      }
-    } finally {
-      await release(deployment, url, seen);
-    }
-    for (const m of seen) if (messageIds.includes(m.MessageId ?? '')) found[m.MessageId!] ??= queue;
+    await peek(deployment, dlqUrl(deployment, queue), max, (seen) => {
+      for (const m of seen) if (messageIds.includes(m.MessageId ?? '')) found[m.MessageId!] ??= queue;
+    });
   }
   return found;
 }

@@ -10,6 +10,7 @@ import {
   parseQuote,
   UnitError,
 } from '../domain/units.ts';
+import { eachInFlight } from '../in-flight.ts';
 import type { BatchReader, MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import {
   type AdminDeps,
@@ -145,11 +146,9 @@ async function storedPositions(
   const chunks: string[][] = [];
   for (let i = 0; i < ids.length; i += 100) chunks.push(ids.slice(i, i + 100));
   const found = new Map<string, PositionRecord>();
-  const readNext = async (): Promise<void> => {
-    for (let chunk = chunks.pop(); chunk; chunk = chunks.pop())
-      for (const p of await reader.positions(chunk)) found.set(p.id, p);
-  };
-  await Promise.all(Array.from({ length: Math.min(STORED_READS_IN_FLIGHT, chunks.length) }, readNext));
+  await eachInFlight(chunks, STORED_READS_IN_FLIGHT, async (chunk) => {
+    for (const p of await reader.positions(chunk)) found.set(p.id, p);
+  });
   return found;
 }
 
@@ -217,7 +216,10 @@ export interface ApplyOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-/** Applies admin requests through handleAdmin, a few at a time; refusals are collected, not thrown. */
+/**
+ * Applies admin requests through handleAdmin, a few at a time; refusals are collected, not thrown. A row that throws
+ * (a store's failure) throws, once the rows in flight are done, and no other row begins (tidy45-pool-after-failure).
+ */
 export async function applyAdmin(
   requests: readonly AdminRequest[],
   deps: AdminDeps,
@@ -227,21 +229,15 @@ export async function applyAdmin(
   let existing = 0;
   let done = 0;
   const failed: { id: string; reason: string }[] = [];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < requests.length) {
-      const request = requests[next++]!;
-      const result = await handleAdmin(request, deps);
-      // A row already there as written counts as there; one there with other terms is refused, with its reason.
-      if (result.ok) {
-        if (result.alreadyApplied) existing += 1;
-        else created += 1;
-      } else failed.push({ id: 'id' in request ? request.id : request.action, reason: result.reason });
-      done += 1;
-      options.onProgress?.(done, requests.length);
-    }
-  };
-  const workers = Math.max(1, Math.min(options.concurrency ?? 16, requests.length));
-  await Promise.all(Array.from({ length: workers }, worker));
+  await eachInFlight(requests, options.concurrency ?? 16, async (request) => {
+    const result = await handleAdmin(request, deps);
+    // A row already there as written counts as there; one there with other terms is refused, with its reason.
+    if (result.ok) {
+      if (result.alreadyApplied) existing += 1;
+      else created += 1;
+    } else failed.push({ id: 'id' in request ? request.id : request.action, reason: result.reason });
+    done += 1;
+    options.onProgress?.(done, requests.length);
+  });
   return { created, existing, failed };
 }

@@ -1,5 +1,6 @@
 import { DEFAULT_VENUE_CHECK_HOLD_SECONDS, type RiskConfig } from '../domain/config.ts';
 import { markIsStale } from '../domain/tick.ts';
+import { eachInFlight } from '../in-flight.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AuctionRecord,
@@ -406,21 +407,16 @@ async function resendStalledOf(
   freshMarks: Map<string, Promise<boolean>>,
 ): Promise<number> {
   const inAuction = page.filter((l) => l.state === 'AUCTION');
-  let next = 0;
   let sent = 0;
-  const worker = async (): Promise<void> => {
-    for (let at = next++; at < inAuction.length; at = next++) {
-      const l = inAuction[at]!;
-      try {
-        if (await resendStalled(auctionIdOf(l.id), deps, config, nowMs, telemetry, freshMarks)) sent += 1;
-      } catch (error) {
-        // The overdue report still runs. Counted (alarmed): the step's own message is lost, and only a later run heals it.
-        telemetry.count(METRICS.AuctionStepResendFailures.name, 1, { Market: l.symbol });
-        telemetry.warn('stalled auction step not sent again', { liquidationId: l.id, error: String(error) });
-      }
+  await eachInFlight(inAuction, RESEND_READS_IN_FLIGHT, async (l) => {
+    try {
+      if (await resendStalled(auctionIdOf(l.id), deps, config, nowMs, telemetry, freshMarks)) sent += 1;
+    } catch (error) {
+      // The overdue report still runs. Counted (alarmed): the step's own message is lost, and only a later run heals it.
+      telemetry.count(METRICS.AuctionStepResendFailures.name, 1, { Market: l.symbol });
+      telemetry.warn('stalled auction step not sent again', { liquidationId: l.id, error: String(error) });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(RESEND_READS_IN_FLIGHT, inAuction.length) }, worker));
+  });
   return sent;
 }
 

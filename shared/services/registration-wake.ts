@@ -1,4 +1,4 @@
-import { METRICS } from '../metrics.ts';
+import { MARKET_DIMENSION, METRICS } from '../metrics.ts';
 import type {
   MarketRepository,
   RegistrationWake,
@@ -7,7 +7,8 @@ import type {
   Telemetry,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
-import { movedOn, sidesOf, WAKE_RETRY_DELAY_SECONDS, type WakeDeps, wakeInOrder } from './wake.ts';
+import { countingOncePer } from './telemetry-counts.ts';
+import { movedOn, sendWakeContinuation, sidesOf, type WakeDeps, wakeInOrder } from './wake.ts';
 
 /**
  * Sleepers a registration wakes in the admin call, and each continuation after it. A wake of every sleeper of the
@@ -63,16 +64,18 @@ function recordOf(
   };
 }
 
-/** A registration's continuation; after a part that met a failed send, WAKE_RETRY_DELAY_SECONDS later (wakes43b). */
+/** A registration's continuation (sendWakeContinuation: later after a part that met a failed send, wakes43b). */
 async function sendContinuation(
   symbol: string,
   epoch: number,
   afterFailure: boolean,
   deps: RegistrationWakeDeps,
 ): Promise<void> {
-  const body = encodeMessage(registrationWakeMessage(symbol, epoch));
-  if (afterFailure) await deps.auctionQueue.send(body, WAKE_RETRY_DELAY_SECONDS);
-  else await deps.auctionQueue.send(body);
+  await sendWakeContinuation(
+    deps.auctionQueue,
+    encodeMessage(registrationWakeMessage(symbol, epoch)),
+    afterFailure,
+  );
 }
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -270,12 +273,8 @@ export async function continueRegistrationWake(
   });
   // AuctionWakeFailures once a delivery: a part that failed after some sends and whose continuation then could not be
   // sent counted twice (wakes43b).
-  let counted = false;
-  const count = (): void => {
-    if (counted) return;
-    counted = true;
-    deps.telemetry.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
-  };
+  const once = countingOncePer(deps.telemetry, METRICS.AuctionWakeFailures.name, MARKET_DIMENSION);
+  const count = (): void => once.count(METRICS.AuctionWakeFailures.name, 1, { Market: symbol });
   const failed = (what: string): RegistrationWakeFailedError => {
     count();
     deps.telemetry.warn(`a registration's wake failed; its delivery is retried`, {

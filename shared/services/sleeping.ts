@@ -31,7 +31,7 @@ import {
 } from '../ports/index.ts';
 import { encodeMessage, stepMessageOf } from '../schemas/messages.ts';
 import type { SettlementDeps } from './context.ts';
-import { movedOn, sidesOf, WAKE_RETRY_DELAY_SECONDS, wakeInOrder } from './wake.ts';
+import { movedOn, sendWakeContinuation, sidesOf, wakeInOrder } from './wake.ts';
 
 /**
  * What the liquidation and auction functions share about sleeping auctions: the bid an auction waits for,
@@ -472,9 +472,7 @@ export async function wakeSpent(
     // Also after a failed send past the cursor: the delivery succeeds and the continuation goes on from the prefix
     // sent, so a part failing at every delivery, each going further, is not dead-lettered (wakes43-progress-retried).
     // That one waits a little: an SQS failing now is not sent its next part at once (wakes43b).
-    const body = encodeMessage(wakeContinuationOf(auction));
-    if (sendFailed) await deps.auctionQueue.send(body, WAKE_RETRY_DELAY_SECONDS);
-    else await deps.auctionQueue.send(body);
+    await sendWakeContinuation(deps.auctionQueue, encodeMessage(wakeContinuationOf(auction)), sendFailed);
     return true;
   } catch (error) {
     // The debt is kept, gone as far as the record says: a later delivery of the auction goes on with it. Counted once

@@ -1,4 +1,5 @@
 import type { PriceE8 } from '../domain/units.ts';
+import { eachInFlight } from '../in-flight.ts';
 import {
   type AuctionRepository,
   type QueueTransport,
@@ -25,6 +26,16 @@ const SENDS_IN_FLIGHT = 25;
  * in 5 failing (some 60 parts) would take most of an hour, far past its sleepers' own planned steps (900 s at most).
  */
 export const WAKE_RETRY_DELAY_SECONDS = 5;
+
+/** Sends a wake's continuation: at once, or, after a part that met a failed send, WAKE_RETRY_DELAY_SECONDS later. */
+export async function sendWakeContinuation(
+  queue: QueueTransport,
+  body: string,
+  afterFailedSend: boolean,
+): Promise<void> {
+  if (afterFailedSend) await queue.send(body, WAKE_RETRY_DELAY_SECONDS);
+  else await queue.send(body);
+}
 
 /**
  * How long a part sent a batch at a time (inOrder) begins calls, once one went. One call after another, a part of 100
@@ -282,36 +293,35 @@ export async function sendSettled(
   inFlight: number = SENDS_IN_FLIGHT,
   stop?: () => boolean,
 ): Promise<Spread> {
-  const batches = Math.ceil(bodies.length / PER_BATCH);
-  const sizeOf = (at: number): number => Math.min(PER_BATCH, bodies.length - at * PER_BATCH);
-  // Per batch, its entries known sent: all of a batch that went, none of one not begun.
-  const went: (readonly boolean[])[] = Array.from({ length: batches }, (_, at) =>
-    new Array<boolean>(sizeOf(at)).fill(false),
+  const batches = Array.from({ length: Math.ceil(bodies.length / PER_BATCH) }, (_, at) =>
+    bodies.slice(at * PER_BATCH, (at + 1) * PER_BATCH),
   );
-  let begun = 0;
+  // Each message known sent: all of a batch that went, none of one not begun.
+  const went = new Array<boolean>(bodies.length).fill(false);
   let failed: { readonly error: unknown } | undefined;
   let stopped = false;
-  const sender = async (): Promise<void> => {
-    while (failed === undefined && begun < batches) {
-      if (begun > 0 && (stopped || stop?.())) {
-        stopped = true;
-        return;
-      }
-      const at = begun++;
+  await eachInFlight(
+    batches,
+    inFlight,
+    async (batch, at) => {
+      const from = at * PER_BATCH;
       try {
-        await queue.sendBatch(bodies.slice(at * PER_BATCH, (at + 1) * PER_BATCH));
-        went[at] = went[at]!.map(() => true);
+        await queue.sendBatch(batch);
+        went.fill(true, from, from + batch.length);
       } catch (error) {
         const unsent = unsentOf(error);
-        if (unsent) went[at] = went[at]!.map((_, i) => !unsent.includes(i));
+        if (unsent) for (let i = 0; i < batch.length; i++) went[from + i] = !unsent.includes(i);
         failed ??= { error };
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, batches)) }, sender));
-  const all = went.flat();
-  const sent = all.filter((yes) => yes).length;
-  const gap = all.indexOf(false);
+    },
+    // No more after a failure, nor once `stop` says so.
+    () => {
+      if (failed === undefined && !stopped && stop?.()) stopped = true;
+      return failed !== undefined || stopped;
+    },
+  );
+  const sent = went.filter((yes) => yes).length;
+  const gap = went.indexOf(false);
   const prefix = gap < 0 ? bodies.length : gap;
   if (failed !== undefined) return { sent, prefix, failure: failed };
   return stopped && prefix < bodies.length ? { sent, prefix, stopped: true } : { sent, prefix };

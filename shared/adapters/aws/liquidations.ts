@@ -13,6 +13,7 @@ import {
 import { type LiquidationState, TERMINAL_STATES } from '../../domain/model.ts';
 import { parseBase, parseQuote } from '../../domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
+import { eachInFlight } from '../../in-flight.ts';
 import {
   ConditionFailedError,
   type CrashHook,
@@ -581,11 +582,9 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     for (let i = 0; i < ids.length; i += BATCH_GET_MAX)
       chunks.push(ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) })));
     const records: LiquidationRecord[] = [];
-    const readNext = async (): Promise<void> => {
-      for (let keys = chunks.pop(); keys; keys = chunks.pop())
-        records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
-    };
-    await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, chunks.length) }, readNext));
+    await eachInFlight(chunks, READS_IN_FLIGHT, async (keys) => {
+      records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
+    });
     return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
