@@ -75,8 +75,9 @@ const AUCTION_STEP_LATE_SECONDS = 60;
  * step queues alike: both hold messages sent up to 900 s ahead (SQS's longest delay: an auction's next step, a last
  * resort's wait for the book). AWS documents neither whether a delayed message counts nor from when (docs/DEPLOY.md
  * "What a queue's age counts"), so the threshold holds under both readings: aged from its send, a healthy message is
- * at most its delay plus one delivery (the function's 60 s) and the waits between the three receives the metric
- * counts (5 s, 30 s, a lease deferral's 90 s), under 1,200 s; aged from when it falls due, a stall still pages,
+ * at most its delay and, before the third receive the metric counts, two deliveries (the function's 60 s each) each
+ * followed by its wait (a 5 s, then a 30 s backoff, or a lease deferral's 90 s): 1,200 s at the very worst, which an
+ * alarm above 1,200 s does not page (test/infra/stack.test.ts); aged from when it falls due, a stall still pages,
  * 1,200 s after the oldest message fell due.
  * A message received three times without being deleted leaves the metric (AWS): a consumer that fails every message
  * pages by its errors, failed records and dead letters, not here.

@@ -1069,14 +1069,16 @@ describe('BackstopStack template (default config)', () => {
           ComparisonOperator: 'GreaterThanThreshold',
         }),
       ]);
-      // If SQS ages a delayed message from its send (AWS does not say), a healthy one is at most its delay, one
-      // whole delivery and the waits between the three receives the metric counts: it must not page.
+      // If SQS ages a delayed message from its send (AWS does not say), a healthy one is at most its delay and,
+      // before its third receive takes it out of the metric, two deliveries (each up to the function's timeout) each
+      // followed by its wait: the backoff after that receive (the one scheduleRetry uses) or a lease deferral. It
+      // must not page, and the alarm pages only above the threshold (Lambda's seconds of polling and batching fall
+      // within the two minutes running it needs): reaching it is allowed (review45-alarms-healthy-age).
       const consumer = FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === q.id)!;
-      const [first, second] = q.deadLetter!.retryBackoffSeconds;
-      const wait = Math.max(first!, second!, ORDER_LEASE_MS / 1000);
-      expect(SQS_MAX_DELAY_SECONDS + consumer.timeoutSeconds + 2 * wait, q.id).toBeLessThan(
-        WORK_QUEUE_AGE_SECONDS,
-      );
+      const waitAfter = (receive: number) =>
+        Math.max(retryBackoffSeconds(q.id, receive) ?? visibilityTimeoutSeconds(q.id), ORDER_LEASE_MS / 1000);
+      const healthy = SQS_MAX_DELAY_SECONDS + 2 * consumer.timeoutSeconds + waitAfter(1) + waitAfter(2);
+      expect(healthy, q.id).toBeLessThanOrEqual(WORK_QUEUE_AGE_SECONDS);
       const description = String(age[0]!.AlarmDescription);
       // AWS's documented rule: a message received three times or more leaves the age; a failing consumer pages
       // elsewhere. And neither reading of a delayed message's age is stated as fact.
