@@ -66,6 +66,13 @@ export const OPEN_LIQUIDATIONS_INDEX = 'openByStart';
  * none of the open index's keys.
  */
 export const LIQUIDATION_WATCH_KEY_PREFIX = '~watch~';
+/**
+ * The attributes of an auction item liquidation-watch's claim (`claimStepResend`, an UpdateItem) names, all it may
+ * touch in the auctions table (IAM dynamodb:Attributes: watch45-auctions-permission): the key, the claim and the
+ * call's writer token it sets (owned-put.ts), the state and step its condition reads. IAM cannot tell a written
+ * attribute from one a condition reads: the grant would let it set `state` and `step` too, never any other.
+ */
+export const AUCTION_RESEND_CLAIM_ATTRIBUTES = ['id', 'state', 'step', 'stepResent', 'writer'] as const;
 
 /**
  * Ledger index: partition `pk` (`ACCOUNT#<account>`), sort `journalSequence` (N), present only on journal
@@ -312,6 +319,11 @@ export interface Grant {
   readonly access: Access;
   /** Puts only, of items whose partition key begins with this (IAM's dynamodb:LeadingKeys): a write of its own items. */
   readonly keysBeginWith?: string;
+  /**
+   * UpdateItems only, naming only these attributes (IAM's dynamodb:Attributes: the key's among them) and returning
+   * none of the item (dynamodb:ReturnValues NONE): a write of some attributes of the table's items.
+   */
+  readonly attributes?: readonly string[];
 }
 
 export interface FunctionDef {
@@ -433,8 +445,9 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       // Its cursor only (a conditional PutItem a run): never a liquidation.
       { table: 'liquidations', access: 'write', keysBeginWith: LIQUIDATION_WATCH_KEY_PREFIX },
       // A running auction whose step message was lost: its record, its market's mark, and the step sent again (its
-      // claim, an UpdateItem of stepResent alone: watch44-resend-once).
-      { table: 'auctions', access: 'readWrite' },
+      // claim, an UpdateItem of stepResent alone: watch44-resend-once, naming nothing else: watch45-auctions-permission).
+      { table: 'auctions', access: 'read' },
+      { table: 'auctions', access: 'write', attributes: AUCTION_RESEND_CLAIM_ATTRIBUTES },
       { table: 'markets', access: 'read' },
       { queue: 'auctionSteps', access: 'send' },
     ],

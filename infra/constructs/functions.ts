@@ -176,6 +176,20 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
           conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${grant.keysBeginWith}*`] } },
         }),
       );
+    } else if (grant.attributes !== undefined) {
+      if (grant.access !== 'write') throw new Error(`topology: ${owner}: attributes applies to writes only`);
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          // Some attributes of the table's items, by UpdateItem (a Put writes every attribute): those named, the key
+          // among them, written or read by a condition, and none of the item answered (ALL_OLD, ALL_NEW would be).
+          actions: ['dynamodb:UpdateItem'],
+          resources: [table.tableArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...grant.attributes] },
+            StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
+          },
+        }),
+      );
     } else if (grant.access === 'read') table.grantReadData(fn);
     else if (grant.access === 'write') table.grant(fn, ...TABLE_WRITE_ACTIONS);
     else if (grant.access === 'readWrite') {

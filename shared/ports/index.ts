@@ -557,7 +557,8 @@ export interface LiquidationRepository {
   /**
    * Stores liquidation-watch's cursor at `expectedVersion` + 1 only if the stored one is still at `expectedVersion`
    * (undefined: none stored): a run that read an older cursor than another's stored one loses. `owner` names the
-   * run: a retried write whose first answer was lost finds its own and answers true. True: stored by this owner.
+   * run in the stored cursor. True: this call stored it (also when its write was retried after a lost answer: the
+   * adapter's own write, putOwned); false: another call's cursor is stored, even one of the same owner.
    */
   saveWatchCursor(
     cursor: WatchCursorState,
@@ -595,6 +596,7 @@ export interface WatchCursorState {
 
 export interface WatchCursor extends WatchCursorState {
   readonly version: number;
+  /** The run that stored it. */
   readonly owner: string;
 }
 

@@ -179,7 +179,7 @@ export interface WatchReport {
   readonly cycle?: WatchCycle;
 }
 
-/** The stored cursor a run resumes from and stores, and the run's name (its owned write). */
+/** The stored cursor a run resumes from and stores, and the run's name (stored with its cursor). */
 export interface WatchResume {
   readonly cursors: Pick<LiquidationRepository, 'watchCursor' | 'saveWatchCursor'>;
   readonly runId: string;

@@ -1375,7 +1375,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         );
       });
 
-      it("watch cursor: a conditional write on the version read; a retry of one's own write whose answer was lost finds it stored", async () => {
+      it('watch cursor: a conditional write on the version read, naming the run that stored it', async () => {
         expect(await a.liquidations.watchCursor()).toBeUndefined();
         const cycle = { cycleStartedAtMs: 1_000, judged: 300, overdue: 2 };
         const at = { shard: 3, after: { startedAtMs: 1_500, id: 'w042:1' } };
@@ -1384,8 +1384,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(first).toEqual({ ...cycle, from: at, version: 1, owner: 'run-a' });
         // Another run that read no cursor either: the first stored wins.
         expect(await a.liquidations.saveWatchCursor(cycle, undefined, 'run-b')).toBe(false);
-        // run-a's write again (its answer lost, the SDK retried it): its own, stored.
-        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, undefined, 'run-a')).toBe(true);
+        // Another call of run-a's on the same read: refused too. The SDK's retry of one call whose answer was lost
+        // is that call's own (putOwned: test/integration/puts-lost-answers.test.ts, moto).
+        expect(await a.liquidations.saveWatchCursor({ ...cycle, from: at }, undefined, 'run-a')).toBe(false);
         expect(await a.liquidations.watchCursor()).toEqual(first);
         // The next run reads version 1 and stores on; a cycle's end stores no position.
         // It keeps the ended cycle's count (review44b-watch-cycle-gauge).
@@ -1654,6 +1655,40 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.auctions.claimStepResend(x.id, 5, 7_000, 0)).toBe(false);
         expect(await a.auctions.claimStepResend('absent', 0, 7_000, 0)).toBe(false);
         expect(await a.auctions.get('absent')).toBeUndefined();
+      });
+
+      it('replace keeps a resend claim made after its read: the step reads, the watch claims, the step writes (watch45-resend-claim-kept)', async () => {
+        const x = auction({ step: 3 });
+        await a.auctions.create(x);
+        // A step's delivery reads the auction (no claim yet) ...
+        const read = (await a.auctions.get(x.id))!;
+        // ... liquidation-watch claims its step meanwhile ...
+        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        // ... and the delivery writes what it read, moved on in place (a wake's debt: the same step).
+        const owing = { ...read, spentIn: ['BTC-USD'], version: 2 };
+        await a.auctions.replace(owing, 1);
+        expect(await a.auctions.get(x.id)).toEqual({ ...owing, stepResent: { step: 3, atMs: 1_000 } });
+        // So a run an interval on is refused (no twin), and the claim's give-back is its own still.
+        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
+        // A read that carried the claim, the claim given back since: the stored one (the give-back) is kept.
+        const claimed = (await a.auctions.get(x.id))!;
+        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(true);
+        await a.auctions.replace({ ...claimed, version: 3 }, 2);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0 });
+        // Still conditional on the version read, the claim kept by the write refused too.
+        await expect(a.auctions.replace({ ...read, version: 2 }, 1)).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        expect(await a.auctions.get(x.id)).toEqual({
+          ...claimed,
+          stepResent: { step: 3, atMs: 0 },
+          version: 3,
+        });
+        // A step's write takes the step on: the claim of the step it took stays behind, moot (resentSince).
+        const took = { ...(await a.auctions.get(x.id))!, step: 4, version: 4 };
+        await a.auctions.replace(took, 3);
+        expect(await a.auctions.get(x.id)).toEqual(took);
+        expect(await a.auctions.claimStepResend(x.id, 4, 3_000, 0)).toBe(true);
       });
 
       it('sleepers: RUNNING auctions with a wake mark per market side, in wake order, due while the mark reached them', async () => {

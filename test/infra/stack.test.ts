@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
@@ -21,6 +22,7 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
+import { DynamoAuctionRepository } from '../../shared/adapters/aws/auctions.ts';
 import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 import { SQS_MAX_DELAY_SECONDS } from '../../shared/adapters/aws/sqs-queue.ts';
 import {
@@ -66,6 +68,8 @@ import {
   visibilityTimeoutSeconds,
 } from '../../shared/topology.ts';
 import { emfDimensionSets } from '../support/emit-sites.ts';
+import { outsideGrant } from '../support/grants.ts';
+import { requestAttributes } from '../support/request-attributes.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
 process.env.CDK_VALIDATION = 'false';
@@ -92,6 +96,39 @@ function build(ours: Record<string, unknown> = {}, nag = false) {
 afterAll(() => {
   for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * The requests liquidation-watch's claim sends (aws/auctions.ts `claimStepResend`): a claim that holds, one refused,
+ * and a give-back, as they leave the adapter (a client that answers them itself: no DynamoDB).
+ */
+async function claimRequests(): Promise<{ command: string; input: Record<string, unknown> }[]> {
+  const sent: { command: string; input: Record<string, unknown> }[] = [];
+  const refused: boolean[] = [false, true, false];
+  const dynamo = new DynamoDBClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  dynamo.middlewareStack.add(
+    (_next, context) => async (args) => {
+      sent.push({
+        command: (context.commandName ?? '').replace(/Command$/, ''),
+        input: args.input as Record<string, unknown>,
+      });
+      if (refused[sent.length - 1])
+        throw Object.assign(new Error('The conditional request failed'), {
+          name: 'ConditionalCheckFailedException',
+        });
+      return { output: {} as never, response: {} };
+    },
+    { step: 'initialize', name: 'answerClaims' },
+  );
+  const auctions = new DynamoAuctionRepository(dynamo, 'auctions');
+  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 1_000, 0)).toBe(true);
+  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 2_000, 999)).toBe(false);
+  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 0, 1_000)).toBe(true);
+  dynamo.destroy();
+  return sent;
+}
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 type Statement = {
@@ -531,6 +568,44 @@ describe('BackstopStack template (default config)', () => {
     ]);
   });
 
+  it("lets liquidation-watch update only its claim's attributes of the auctions table, answered none of the item (watch45-auctions-permission)", async () => {
+    const auctions = tableId('auctions');
+    const statements = statementsOfRole(roleIdOf('liquidationWatch')).filter((s) =>
+      JSON.stringify(s.Resource).includes(auctions),
+    );
+    const writes = statements.filter((s) =>
+      asList(s.Action).some((a) => ['dynamodb:PutItem', 'dynamodb:UpdateItem'].includes(a)),
+    );
+    expect(writes.map((s) => ({ actions: asList(s.Action), condition: s.Condition }))).toEqual([
+      {
+        actions: ['dynamodb:UpdateItem'],
+        condition: {
+          'ForAllValues:StringEquals': {
+            'dynamodb:Attributes': ['id', 'state', 'step', 'stepResent', 'writer'],
+          },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
+        },
+      },
+    ]);
+    // Its reads stay whole: the auction it judges.
+    expect(statements.flatMap((s) => asList(s.Action))).toContain('dynamodb:GetItem');
+    // What the claim's adapter sends, each way it goes (claimed, refused, given back), within those attributes: an
+    // attribute added to the claim fails here until the grant names it.
+    const granted = {
+      table: 'auctions' as const,
+      access: 'write' as const,
+      attributes: (writes[0]!.Condition as Record<string, Record<string, string[]>>)[
+        'ForAllValues:StringEquals'
+      ]!['dynamodb:Attributes']!,
+    };
+    const sent = await claimRequests();
+    expect(sent.map((r) => r.command)).toEqual(['UpdateItem', 'UpdateItem', 'UpdateItem']);
+    for (const r of sent)
+      expect(outsideGrant(granted, { action: 'UpdateItem', input: r.input })).toBeUndefined();
+    // And none granted in vain.
+    expect(requestAttributes(sent[0]!.input)).toEqual([...granted.attributes].sort());
+  });
+
   it('schedules ledger-reconcile and liquidation-watch and gives admin no trigger, URL or resource permission', () => {
     for (const fn of [stack.functions.ledgerReconcile, stack.functions.liquidationWatch]) {
       template.hasResourceProperties('AWS::Events::Rule', {
@@ -644,28 +719,41 @@ describe('BackstopStack template (default config)', () => {
         }
       }
       for (const t of TABLES) {
-        const grant = def.grants.find((g) => g.table === t.id && g.keysBeginWith === undefined);
+        const grant = def.grants.find(
+          (g) => g.table === t.id && g.keysBeginWith === undefined && g.attributes === undefined,
+        );
         expect(tableLevel(byResource.get(tableId(t.id)) ?? new Set()), `${def.id} -> ${t.id}`).toBe(
           grant?.access ?? 'none',
         );
       }
-      const keyed = statements.filter((s) => s.Condition);
+      // Writes limited by condition: puts of some keys, updates of some attributes.
+      const limited = statements.filter((s) => s.Condition);
       expect(
-        keyed.map((s) => ({
+        limited.map((s) => ({
           table: JSON.stringify(s.Resource).match(/"Fn::GetAtt":\["([A-Za-z0-9]+)/)?.[1],
           actions: asList(s.Action).sort(),
-          leadingKeys: (s.Condition as Record<string, Record<string, unknown>>)['ForAllValues:StringLike']?.[
-            'dynamodb:LeadingKeys'
-          ],
+          condition: s.Condition,
         })),
         def.id,
       ).toEqual(
         def.grants
-          .filter((g) => g.keysBeginWith !== undefined)
+          .filter((g) => g.keysBeginWith !== undefined || g.attributes !== undefined)
           .map((g) => ({
             table: tableId(g.table!),
-            actions: ['dynamodb:PutItem'],
-            leadingKeys: [`${g.keysBeginWith}*`],
+            ...(g.keysBeginWith !== undefined
+              ? {
+                  actions: ['dynamodb:PutItem'],
+                  condition: {
+                    'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${g.keysBeginWith}*`] },
+                  },
+                }
+              : {
+                  actions: ['dynamodb:UpdateItem'],
+                  condition: {
+                    'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...g.attributes!] },
+                    StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
+                  },
+                }),
           })),
       );
       for (const q of QUEUES) {

@@ -11,6 +11,7 @@ import { handleAdmin } from '../../shared/services/admin.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
@@ -105,6 +106,23 @@ describe('lost answers of conditional UpdateItems sent alone (moto, real adapter
       recorded: false,
     });
     expect(await adapters.liquidations.get('pos-1:1')).toEqual(liquidation({ markDisputedSinceMs: 5_000 }));
+    clients.destroy();
+  });
+
+  it("auctions.claimStepResend: a claim whose answer was lost is the call's own, read from nothing; another's is refused (watch45-auctions-permission)", async () => {
+    const { clients, adapters } = await setUp();
+    const running = auctionRecord('a-1');
+    await adapters.auctions.create(running);
+    const fault = loseNextAnswer(clients, 'UpdateItemCommand');
+    fault.armed = true;
+    expect(await adapters.auctions.claimStepResend('a-1', 3, 5_000, 0)).toBe(true);
+    expect(fault.lost).toBe(1);
+    expect(fault.bodies).toHaveLength(2);
+    // No item asked back: the retry holds by its own token in the condition.
+    for (const body of fault.bodies) expect(body).not.toContain('ReturnValuesOnConditionCheckFailure');
+    // Another run's claim in the interval is refused; the claim and the record stand.
+    expect(await adapters.auctions.claimStepResend('a-1', 3, 6_000, 4_000)).toBe(false);
+    expect(await adapters.auctions.get('a-1')).toEqual({ ...running, stepResent: { step: 3, atMs: 5_000 } });
     clients.destroy();
   });
 

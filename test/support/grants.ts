@@ -6,10 +6,13 @@ import {
   type BusId,
   FUNCTIONS,
   type FunctionId,
+  type Grant,
   type QueueId,
+  TABLES,
   type TableId,
   TICK_BUS,
 } from '../../shared/topology.ts';
+import { requestAttributes } from './request-attributes.ts';
 
 /**
  * What each function's handler touched, as IAM sees it: every DynamoDB, SQS and EventBridge call the handlers' own clients
@@ -31,9 +34,40 @@ interface TransactItem {
   readonly ConditionCheck?: { TableName?: string };
 }
 
+/** One item written, as IAM authorizes it: PutItem or UpdateItem (alone, or a transaction's Put or Update). */
+interface ItemWrite {
+  readonly action: 'PutItem' | 'UpdateItem';
+  readonly input: Record<string, unknown>;
+}
+
+/**
+ * Why a grant limited by condition (keysBeginWith, attributes) does not cover `write`, as the stack's statement
+ * would refuse it (infra/constructs/functions.ts); undefined: covered.
+ */
+export function outsideGrant(grant: Grant, write: ItemWrite): string | undefined {
+  if (grant.keysBeginWith !== undefined) {
+    if (write.action !== 'PutItem') return `${write.action} (puts only)`;
+    const keyName = TABLES.find((t) => t.id === grant.table)!.partitionKey.name;
+    const key = (write.input.Item as Record<string, { S?: string }> | undefined)?.[keyName]?.S ?? '';
+    return key.startsWith(grant.keysBeginWith) ? undefined : `key ${key} (not ${grant.keysBeginWith}*)`;
+  }
+  if (grant.attributes !== undefined) {
+    if (write.action !== 'UpdateItem') return `${write.action} (updates only)`;
+    const outside = requestAttributes(write.input).filter((a) => !grant.attributes!.includes(a));
+    if (outside.length > 0) return `attributes ${outside.join(',')} (not granted)`;
+    // dynamodb:ReturnValues NONE; and no item answered on a failed condition (no IAM key says what it returns).
+    for (const field of ['ReturnValues', 'ReturnValuesOnConditionCheckFailure'])
+      if (![undefined, 'NONE'].includes(write.input[field] as string | undefined))
+        return `${field} ${String(write.input[field])} (NONE only)`;
+  }
+  return undefined;
+}
+
 export class GrantRecorder {
   /** `${function} ${kind} ${resource}`: one line per distinct use. */
   readonly uses = new Set<string>();
+  /** Writes a grant limited by condition does not cover: `${function} ${table}: why`. */
+  readonly outside = new Set<string>();
   #names: ResourceNames | undefined;
 
   /** The stage's physical names (set before its handlers run). */
@@ -48,6 +82,10 @@ export class GrantRecorder {
       if (!fn || !this.#names) return;
       for (const [kind, resource] of this.#resourcesOf(command, input))
         this.uses.add(`${fn} ${kind} ${resource}`);
+      for (const [table, write] of this.#itemWrites(command, input)) {
+        const why = this.#outsideGrants(fn as FunctionId, table, write);
+        if (why !== undefined) this.outside.add(`${fn} ${table}: ${why}`);
+      }
     };
     const middleware =
       (
@@ -77,9 +115,38 @@ export class GrantRecorder {
         (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
       );
     };
-    return [...this.uses].filter((use) => {
-      const [fn, kind, resource] = use.split(' ') as [FunctionId, Kind, string];
-      return !allows(fn, kind, resource);
+    return [
+      ...[...this.uses].filter((use) => {
+        const [fn, kind, resource] = use.split(' ') as [FunctionId, Kind, string];
+        return !allows(fn, kind, resource);
+      }),
+      ...this.outside,
+    ];
+  }
+
+  /**
+   * Why no write grant of `fn` on `table` covers `write`: none when one is table-wide, or one limited by condition
+   * covers it (a write no grant names at all is `ungranted` by its use).
+   */
+  #outsideGrants(fn: FunctionId, table: string, write: ItemWrite): string | undefined {
+    const grants = FUNCTIONS.find((f) => f.id === fn)!.grants.filter(
+      (g) => g.table === table && (g.access === 'write' || g.access === 'readWrite'),
+    );
+    if (grants.length === 0) return undefined;
+    const whys = grants.map((g) => outsideGrant(g, write));
+    return whys.some((why) => why === undefined) ? undefined : whys.join('; ');
+  }
+
+  /** The items a call writes, by table id. */
+  #itemWrites(command: string, input: Record<string, unknown>): [string, ItemWrite][] {
+    if (command === 'PutItem' || command === 'UpdateItem')
+      return [[this.#tableId(String(input.TableName)), { action: command, input }]];
+    if (command !== 'TransactWriteItems') return [];
+    return ((input.TransactItems as TransactItem[]) ?? []).flatMap((i): [string, ItemWrite][] => {
+      const [action, item] = i.Put ? (['PutItem', i.Put] as const) : (['UpdateItem', i.Update] as const);
+      return item
+        ? [[this.#tableId(String(item.TableName)), { action, input: item as Record<string, unknown> }]]
+        : [];
     });
   }
 

@@ -2,16 +2,18 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
+  type Put,
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { PriceE8 } from '../../domain/units.ts';
-import type {
-  AuctionRecord,
-  AuctionRepository,
-  CrashHook,
-  ProcessingFailure,
-  Sleeper,
+import {
+  type AuctionRecord,
+  type AuctionRepository,
+  ConditionFailedError,
+  type CrashHook,
+  type ProcessingFailure,
+  type Sleeper,
 } from '../../ports/index.ts';
 import { AUCTION_WAKE_INDEX } from '../../topology.ts';
 import {
@@ -19,6 +21,7 @@ import {
   CorruptItemError,
   checkNextVersion,
   conditional,
+  failedCondition,
   failureAttr,
   type Item,
   isConditionalCheckFailed,
@@ -36,11 +39,14 @@ import {
   readStrings,
   S,
 } from './codec.ts';
-import { putOwned, updateItemOwned } from './owned-put.ts';
+import { putOwned, updateItemOwnedUnread } from './owned-put.ts';
 import { auctionItem, wakeKeyOf } from './record-items.ts';
 import { fencedPut } from './writer-schema.ts';
 
 export { auctionItem };
+
+/** Puts of one replace that may meet a claim made since its read (claimStepResend) before it gives up. */
+const CLAIM_ATTEMPTS = 3;
 
 /**
  * Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. A sleeping
@@ -134,16 +140,46 @@ export class DynamoAuctionRepository implements AuctionRepository {
     this.crash('auctions.create');
   }
 
+  /**
+   * A Put of the whole record on the version read, keeping the resend claim stored (stepResent: claimStepResend writes
+   * it alone, no version moved): one made after the caller's read would be dropped, and the watch's next run send the
+   * step again, counted even if late (watch45-resend-claim-kept). The Put is also conditional on the claim the record
+   * carries; a failure on it alone (the version still the one read) puts again with the stored claim.
+   */
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('auctions', next.version, expectedVersion);
-    const put = fencedPut({
+    let record = next;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await putOwned(this.dynamo, this.replacePut(record, expectedVersion));
+        break;
+      } catch (error) {
+        const stored = failedCondition(error)?.item;
+        // Claims come once an hour a step (and a give-back): a few attempts, then a conflict as any other.
+        if (!stored || readInt(stored, 'version') !== expectedVersion || attempt >= CLAIM_ATTEMPTS)
+          throw isConditionalCheckFailed(error) ? new ConditionFailedError('auctions/version') : error;
+        const { stepResent: _read, ...rest } = record;
+        const claim = auctionFromItem(stored).stepResent;
+        record = claim === undefined ? rest : { ...rest, stepResent: claim };
+      }
+    }
+    this.crash('auctions.replace');
+  }
+
+  /** The Put of replace: on the version read and the claim the record carries (none: none stored). */
+  private replacePut(next: AuctionRecord, expectedVersion: number): Put {
+    const claim = next.stepResent;
+    return fencedPut({
       TableName: this.table,
       Item: auctionItem(next),
-      ConditionExpression: 'version = :expected',
-      ExpressionAttributeValues: { ':expected': N(expectedVersion) },
+      ConditionExpression: claim
+        ? 'version = :expected AND stepResent.step = :claimStep AND stepResent.atMs = :claimAt'
+        : 'version = :expected AND attribute_not_exists(stepResent)',
+      ExpressionAttributeValues: {
+        ':expected': N(expectedVersion),
+        ...(claim ? { ':claimStep': N(claim.step), ':claimAt': N(claim.atMs) } : {}),
+      },
     });
-    await conditional('auctions/version', () => putOwned(this.dynamo, put));
-    this.crash('auctions.replace');
   }
 
   /** UpdateItem of lastFailure alone, on an existing item: no version condition, so no step is fought. */
@@ -164,7 +200,8 @@ export class DynamoAuctionRepository implements AuctionRepository {
 
   /**
    * UpdateItem of stepResent alone (no version condition): an older Put that drops it costs one twin more. Its own
-   * write (updateItemOwned): a lost answer's retry finds its own claim, not another's.
+   * write (updateItemOwnedUnread): a lost answer's retry finds its own claim, not another's. It reads nothing back and
+   * names only AUCTION_RESEND_CLAIM_ATTRIBUTES, all liquidation-watch's grant lets it touch (watch45-auctions-permission).
    */
   async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
     for (const [name, value] of [
@@ -175,7 +212,7 @@ export class DynamoAuctionRepository implements AuctionRepository {
       if (!Number.isSafeInteger(value) || value < 0)
         throw new AdapterInputError(`auctions/bad-${name}: ${value} is not an integer >= 0`);
     try {
-      await updateItemOwned(this.dynamo, {
+      await updateItemOwnedUnread(this.dynamo, {
         TableName: this.table,
         Key: { id: S(id) },
         UpdateExpression: 'SET stepResent = :resent',

@@ -3,7 +3,6 @@ import {
   type CancellationReason,
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -51,7 +50,6 @@ import {
   cancellationCodes,
   checkNextVersion,
   conditional,
-  failedCondition,
   failureAttr,
   type Item,
   isConditionalCheckFailed,
@@ -662,18 +660,18 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   }
 
   /**
-   * A PutItem of the cursor item, on the version read (fenced, as every whole item). A failed condition answers the
-   * item as it stood: `owner`'s at the next version is this run's write, whose answer was lost and the SDK retried.
+   * A PutItem of the cursor item, on the version read (fenced, as every whole item), written as its own (putOwned):
+   * a retry of it whose first answer was lost finds its call's write and succeeds. Any other failed condition: another
+   * run stored first. `owner` only names the run in the item.
    */
   async saveWatchCursor(
     cursor: WatchCursorState,
     expectedVersion: number | undefined,
     owner: string,
   ): Promise<boolean> {
-    const version = (expectedVersion ?? 0) + 1;
     const put = fencedPut({
       TableName: this.tables.liquidations,
-      Item: { ...watchCursorItem(cursor, owner, version), ...schemaStamp() },
+      Item: { ...watchCursorItem(cursor, owner, (expectedVersion ?? 0) + 1), ...schemaStamp() },
       ...(expectedVersion === undefined
         ? { ConditionExpression: 'attribute_not_exists(id)' }
         : {
@@ -682,12 +680,11 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
           }),
     });
     try {
-      await refusingNewerWriter(() => this.dynamo.send(new PutItemCommand(put)), [put]);
+      await putOwned(this.dynamo, put);
       return true;
     } catch (error) {
-      const failed = failedCondition(error);
-      if (failed === undefined) throw error;
-      return failed.item?.owner?.S === owner && failed.item?.version?.N === String(version);
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
     }
   }
 

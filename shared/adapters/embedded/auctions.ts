@@ -45,9 +45,13 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     fire(this.#hook, 'auctions.create');
   }
 
+  /** Keeps the stored resend claim, as the AWS adapter's (watch45-resend-claim-kept): the record's is its read's. */
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
-    this.checkWrite(next, expectedVersion, true);
-    this.store(next);
+    // (Anything but a record goes on to checkWrite's refusal.)
+    const kept =
+      typeof next === 'object' && next !== null ? withClaimOf(next, this.#records.get(next.id)) : next;
+    this.checkWrite(kept, expectedVersion, true);
+    this.store(kept);
     fire(this.#hook, 'auctions.replace');
   }
 
@@ -162,6 +166,12 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
       side?.delete(stored.id);
     }
   }
+}
+
+/** `next` with the claim `stored` holds (none: none). */
+function withClaimOf(next: AuctionRecord, stored: AuctionRecord | undefined): AuctionRecord {
+  const { stepResent: _read, ...rest } = next;
+  return stored?.stepResent === undefined ? rest : { ...rest, stepResent: stored.stepResent };
 }
 
 const sideKey = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;

@@ -206,11 +206,8 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     expectedVersion: number | undefined,
     owner: string,
   ): Promise<boolean> {
-    const stored = this.#watchCursor;
-    if (stored?.version !== expectedVersion) {
-      // Its own write, retried after a lost answer (as the AWS adapter reads the item its condition failed on).
-      return stored !== undefined && stored.owner === owner && stored.version === (expectedVersion ?? 0) + 1;
-    }
+    // No answer is lost here: the AWS adapter's retry of a write whose answer was lost finds its own (putOwned).
+    if (this.#watchCursor?.version !== expectedVersion) return false;
     this.#watchCursor = frozenCopy({ ...cursor, version: (expectedVersion ?? 0) + 1, owner });
     return true;
   }
