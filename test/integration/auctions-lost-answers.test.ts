@@ -114,6 +114,40 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
     clients.destroy();
   });
 
+  it('a replace whose every put meets the resend claim changed since fails as no conflict: the version never moved (review45-watch-claim-churn)', async () => {
+    const { clients, adapters } = await setUp();
+    await adapters.auctions.create(auctionOf('a'));
+    // Before each put of the replace, liquidation-watch claims the step, gives it back, claims it again.
+    const claims: [number, number][] = [
+      [1_000, 0],
+      [0, 1_000],
+      [2_000, 0],
+    ];
+    type Args = { input: { TableName?: string; Item?: { id?: { S?: string } } } };
+    clients.dynamo.middlewareStack.add(
+      ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) => async (args: Args) => {
+        const claim =
+          context.commandName === 'PutItemCommand' && args.input.Item?.id?.S === 'a' && claims.shift();
+        if (claim) expect(await adapters.auctions.claimStepResend('a', 3, ...claim)).toBe(true);
+        return next(args);
+      }) as unknown as Parameters<typeof clients.dynamo.middlewareStack.add>[0],
+      { step: 'deserialize', name: 'claimBeforePut' },
+    );
+    const owing = auctionOf('a', { spentIn: ['ETH-USD'], version: 1 });
+    const refused = await adapters.auctions.replace(owing, 0).catch((error: unknown) => error);
+    expect(claims).toEqual([]);
+    // A conflict tells a spent provider's wake that another delivery moved the auction on, and it ends sending no
+    // continuation (wakeSpent): nobody did. An error of its own fails the delivery, whose retry reads the claim.
+    expect(refused).toBeInstanceOf(Error);
+    expect(refused).not.toBeInstanceOf(ConditionFailedError);
+    expect(String(refused)).toContain('auctions/claim-moved');
+    expect(await adapters.auctions.get('a')).toEqual({
+      ...auctionOf('a'),
+      stepResent: { step: 3, atMs: 2_000 },
+    });
+    clients.destroy();
+  });
+
   // Why a step's commit needs no token of its own: TransactWriteItems is idempotent on its ClientRequestToken for
   // ten minutes, which the SDK makes once per call when none is given, so DynamoDB answers the retry of an applied
   // commit with success. (moto ignores the token: the retry fails there, which this test does not assert.)

@@ -144,7 +144,8 @@ export class DynamoAuctionRepository implements AuctionRepository {
    * A Put of the whole record on the version read, keeping the resend claim stored (stepResent: claimStepResend writes
    * it alone, no version moved): one made after the caller's read would be dropped, and the watch's next run send the
    * step again, counted even if late (watch45-resend-claim-kept). The Put is also conditional on the claim the record
-   * carries; a failure on it alone (the version still the one read) puts again with the stored claim.
+   * carries; a failure on it alone (the version still the one read) puts again with the stored claim, and throws (not
+   * ConditionFailedError) when the claim moved before each of CLAIM_ATTEMPTS puts.
    */
   async replace(next: AuctionRecord, expectedVersion: number): Promise<void> {
     checkNextVersion('auctions', next.version, expectedVersion);
@@ -155,9 +156,14 @@ export class DynamoAuctionRepository implements AuctionRepository {
         break;
       } catch (error) {
         const stored = failedCondition(error)?.item;
-        // Claims come once an hour a step (and a give-back): a few attempts, then a conflict as any other.
-        if (!stored || readInt(stored, 'version') !== expectedVersion || attempt >= CLAIM_ATTEMPTS)
+        if (!stored || readInt(stored, 'version') !== expectedVersion)
           throw isConditionalCheckFailed(error) ? new ConditionFailedError('auctions/version') : error;
+        // Claims come once an hour a step (and a give-back): a few attempts. Then no conflict: the version never moved,
+        // and a caller takes a conflict for another's write (wakeSpent ends, sending nothing: review45-watch-claim-churn).
+        if (attempt >= CLAIM_ATTEMPTS)
+          throw new Error(
+            `auctions/claim-moved: ${next.id}'s resend claim changed before each of ${CLAIM_ATTEMPTS} puts at version ${expectedVersion}`,
+          );
         const { stepResent: _read, ...rest } = record;
         const claim = auctionFromItem(stored).stepResent;
         record = claim === undefined ? rest : { ...rest, stepResent: claim };
