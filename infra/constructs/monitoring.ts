@@ -31,6 +31,7 @@ import {
 } from '../../shared/metrics.ts';
 import { VENUE_ERROR_KINDS } from '../../shared/ports/index.ts';
 import {
+  consumerOf,
   DEAD_LETTER_RETENTION_SECONDS,
   FUNCTIONS,
   type FunctionId,
@@ -60,6 +61,7 @@ const FIVE_MINUTES = Duration.minutes(5);
 /** Half the dead letters' retention: a second page with a week left (less what they spent on their work queue). */
 const DEAD_LETTER_AGING_DAYS = 7;
 const ONE_MINUTE = Duration.minutes(1);
+const ONE_HOUR = Duration.hours(1);
 
 /**
  * Out-of-order ticks a minute that page (two minutes running): retries and concurrent deliveries make a few; a
@@ -74,15 +76,26 @@ const AUCTION_STEP_LATE_SECONDS = 60;
  * The oldest work-queue message's age (ApproximateAgeOfOldestMessage) that pages, for the liquidation and auction
  * step queues alike: both hold messages sent up to 900 s ahead (SQS's longest delay: an auction's next step, a last
  * resort's wait for the book). AWS documents neither whether a delayed message counts nor from when (docs/DEPLOY.md
- * "What a queue's age counts"), so the threshold holds under both readings: aged from its send, a healthy message is
- * at most its delay and, before the third receive the metric counts, two deliveries (the function's 60 s each) each
- * followed by its wait (a 5 s, then a 30 s backoff, or a lease deferral's 90 s): 1,200 s at the very worst, which an
- * alarm above 1,200 s does not page (test/infra/stack.test.ts); aged from when it falls due, a stall still pages,
- * 1,200 s after the oldest message fell due.
+ * "What a queue's age counts"). Aged from its send, a healthy message is at most its delay and, before the third
+ * receive the metric counts, two deliveries (the function's 60 s each) each followed by its wait (a 5 s, then a 30 s
+ * backoff, or a lease deferral's 90 s): 1,200 s; 1,380 s if "more than three times" lets a third delivery and its
+ * 120 s backoff count. A consumer that receives nothing pages by its stall alarm (WORK_QUEUE_STALL_MINUTES), which
+ * reads no age, so this one is kept clear of both (test/infra/stack.test.ts) and pages a consumer far behind or
+ * receiving too little: 1,800 s after the oldest message was sent or fell due.
  * A message received three times without being deleted leaves the metric (AWS): a consumer that fails every message
  * pages by its errors, failed records and dead letters, not here.
  */
-export const WORK_QUEUE_AGE_SECONDS = 900 + 300;
+export const WORK_QUEUE_AGE_SECONDS = 30 * 60;
+/**
+ * Minutes running that a work queue holds a visible message and none is received, which page (its stall alarm): the
+ * consumer is not polling (its event source mapping disabled or failing, its function gone or unable to read the
+ * queue). Visible messages exclude delayed and in-flight ones, so a message waiting on its delay, a backoff or a
+ * lease deferral is not one; Lambda's pollers long-poll and take a visible message within seconds, and a consumer at
+ * its maximum concurrency receives again as an invocation ends (within its batch window and timeout, 61 s). Five
+ * minutes outlast twice that and the minute the two counts' buckets may straddle, and SQS's approximate counts
+ * settling (AWS asks for several minutes of zeros before taking a queue for empty).
+ */
+export const WORK_QUEUE_STALL_MINUTES = 5;
 
 /** CloudWatch's longest alarm name. */
 const ALARM_NAME_MAX = 255;
@@ -619,14 +632,17 @@ export class Monitoring extends Construct {
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         );
         // The first alarm pages once; a dead letter left alone then expires with its retention (counted from when
-        // it was first sent) and that alarm goes back to OK, the liquidation left unfinished with no message. Its age
-        // counts from its move here (AWS), but one listed three times (each `dlq list` is a receive) may leave it.
+        // it was first sent), the liquidation left unfinished with no message. Counted in hours with a message
+        // visible, not by the queue's age: a message received three times leaves the age (AWS), and each `dlq list`
+        // is a receive; a listing hides what it shows for seconds, and the hour's maximum still counts it. Hourly
+        // periods let CloudWatch evaluate the 7 days (a day at most under an hour).
         this.alarm(
           id.replace(/Alarm$/, 'AgingAlarm'),
-          dlq.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: FIVE_MINUTES }),
-          `A message has waited in the ${q.id} dead-letter queue for ${DEAD_LETTER_AGING_DAYS} days: it expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: redrive it, or settle it by hand`,
-          DEAD_LETTER_AGING_DAYS * 86_400,
+          dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_HOUR }),
+          `The ${q.id} dead-letter queue has held a message every hour for ${DEAD_LETTER_AGING_DAYS} days: a dead letter expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: \`backstop dlq list\` shows when each was sent; redrive them, or settle them by hand`,
+          1,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          { evaluationPeriods: (DEAD_LETTER_AGING_DAYS * 86_400) / ONE_HOUR.toSeconds() },
         );
       }
     }
@@ -643,21 +659,49 @@ export class Monitoring extends Construct {
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },
     );
-    // A stalled consumer reports no lateness (nothing runs): its queue shows it.
+    // A stalled consumer reports no lateness (nothing runs): its queue shows it, by counts first, by age later.
+    this.workQueueStallAlarm('LiquidationQueueStallAlarm', 'liquidations', props);
+    this.workQueueStallAlarm('AuctionStepQueueStallAlarm', 'auctionSteps', props);
     this.workQueueAgeAlarm('LiquidationQueueAgeAlarm', 'liquidations', props);
     this.workQueueAgeAlarm('AuctionStepQueueAgeAlarm', 'auctionSteps', props);
   }
 
+  /**
+   * A work queue holding visible messages none of which is received, WORK_QUEUE_STALL_MINUTES running: two counts
+   * SQS documents, neither an age, so how SQS ages a delayed message does not matter. A minute with no receive
+   * reported is one with none; one with no visible count reported (a queue SQS stopped reporting) is not a stall.
+   */
+  private workQueueStallAlarm(id: string, queue: QueueId, props: MonitoringProps): void {
+    const consumer = consumerOf(queue);
+    const q = props.queues[queue].queue;
+    this.alarm(
+      id,
+      new MathExpression({
+        expression: 'IF(FILL(received, 0) == 0, FILL(visible, 0), 0)',
+        usingMetrics: {
+          visible: q.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
+          received: q.metricNumberOfMessagesReceived({ statistic: 'Sum', period: ONE_MINUTE }),
+        },
+        label: `${queue} visible, none received`,
+        period: ONE_MINUTE,
+      }),
+      `${queue} has held messages ready to receive (visible: neither delayed nor in flight) and none was received, ${WORK_QUEUE_STALL_MINUTES} minutes running: ${consumer?.folder ?? queue}'s SQS trigger is not receiving: its event source mapping disabled or failing (its State and LastProcessingResult), or the function unable to be invoked or to read the queue. A consumer that receives and fails pages by its errors and failed records instead, a throttled one (it still receives) by its throttles, and one that receives too little by its late and age alarms`,
+      0,
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+      { evaluationPeriods: WORK_QUEUE_STALL_MINUTES },
+    );
+  }
+
   /** A work queue whose oldest message waits past WORK_QUEUE_AGE_SECONDS: what it can mean, as AWS documents it. */
   private workQueueAgeAlarm(id: string, queue: QueueId, props: MonitoringProps): void {
-    const consumer = FUNCTIONS.find((f) => f.trigger.kind === 'queue' && f.trigger.queue === queue);
+    const consumer = consumerOf(queue);
     this.alarm(
       id,
       props.queues[queue].queue.metricApproximateAgeOfOldestMessage({
         statistic: 'Maximum',
         period: ONE_MINUTE,
       }),
-      `The oldest ${queue} message not yet received three times is over ${WORK_QUEUE_AGE_SECONDS} s old, two minutes running: ${consumer?.folder ?? queue} is not receiving (its event source mapping disabled, its concurrency spent: its throttles alarm) or is far behind. Messages are sent up to 900 s ahead and AWS does not say whether a delayed message is aged from its send: if it is, this pages 300 s after such a message fell due, and also when a delivery of one died and came back after the visibility timeout (its errors alarm pages too); if not, ${WORK_QUEUE_AGE_SECONDS} s after. A message received three times without being deleted leaves this age (AWS): a consumer failing every message pages by its errors, failed records and dead letters instead`,
+      `The oldest ${queue} message not yet received three times is over ${WORK_QUEUE_AGE_SECONDS} s old, two minutes running: ${consumer?.folder ?? queue} is far behind or receiving too little (one receiving nothing pages by its stall alarm first; its late alarm says how late messages run). Messages are sent up to 900 s ahead and AWS does not say whether a delayed message is aged from its send: if it is, this pages 900 s or more after the oldest message fell due; if not, ${WORK_QUEUE_AGE_SECONDS} s after. A message received three times without being deleted leaves this age (AWS): a consumer failing every message pages by its errors, failed records and dead letters instead`,
       WORK_QUEUE_AGE_SECONDS,
       ComparisonOperator.GREATER_THAN_THRESHOLD,
       { evaluationPeriods: 2 },
@@ -872,11 +916,17 @@ export class Monitoring extends Construct {
     );
     this.marketWidgets();
     const depth: IMetric[] = [];
+    const received: IMetric[] = [];
     const age: IMetric[] = [];
     const dlqDepth: IMetric[] = [];
     for (const q of QUEUES) {
       const pair = props.queues[q.id];
       depth.push(pair.queue.metricApproximateNumberOfMessagesVisible({ label: q.id, statistic: 'Maximum' }));
+      // Beside the depth, what the stall alarms compare it with.
+      if (consumerOf(q.id))
+        received.push(
+          pair.queue.metricNumberOfMessagesReceived({ label: `${q.id} received`, statistic: 'Sum' }),
+        );
       age.push(pair.queue.metricApproximateAgeOfOldestMessage({ label: q.id, statistic: 'Maximum' }));
       const dlq = pair.deadLetter ?? (isDeadLetterSink(q) ? pair.queue : undefined);
       if (dlq) {
@@ -889,7 +939,7 @@ export class Monitoring extends Construct {
       }
     }
     this.dashboard.addWidgets(
-      graph('Queue depth', depth),
+      graph('Queue depth (visible); messages received (right)', depth, received),
       graph('Age of oldest message (s)', age),
       graph('Dead-letter queue depth', dlqDepth),
     );

@@ -43,7 +43,7 @@ export interface DeadLetter {
 }
 
 /** How long listed messages stay hidden while the listing runs (they are released right after). */
-const PEEK_VISIBILITY_SECONDS = 30;
+export const PEEK_VISIBILITY_SECONDS = 30;
 const RECEIVE_BATCH = 10;
 /**
  * Long polling: a short-polled receive samples some of SQS's servers and may answer none from a queue that holds
