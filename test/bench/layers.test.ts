@@ -55,7 +55,11 @@ describe('bench layers', () => {
     expect(layerOfModule('shared/sim/recorder.ts')).toBe('simulation');
     expect(layerOfModule('shared/schemas/messages.ts')).toBe('messages');
     expect(layerOfModule('node_modules/zod/v4/core/core.js')).toBe('messages');
-    // The AWS adapters never run in a replay; anything unknown is "other", never a guess.
+    // What the embedded stores run outside their folder: the copy each write stores, its item's size bound.
+    expect(layerOfModule('shared/frozen.ts')).toBe('embeddedAdapters');
+    expect(layerOfModule('file:///work/main/shared/adapters/aws/record-items.ts')).toBe('embeddedAdapters');
+    expect(layerOfModule('shared/adapters/aws/item-size.ts')).toBe('embeddedAdapters');
+    // The AWS adapters themselves never run in a replay; anything unknown is "other", never a guess.
     expect(layerOfModule('shared/adapters/aws/ledger.ts')).toBe('other');
     expect(layerOfModule('node:internal/timers')).toBe('other');
   });
