@@ -669,7 +669,10 @@ export class Monitoring extends Construct {
   /**
    * A work queue holding visible messages none of which is received, WORK_QUEUE_STALL_MINUTES running: two counts
    * SQS documents, neither an age, so how SQS ages a delayed message does not matter. A minute with no receive
-   * reported is one with none; one with no visible count reported (a queue SQS stopped reporting) is not a stall.
+   * reported is one with none. A minute with no visible count reported has no data point at all, not a 0: SQS's
+   * metrics can come late, and FILL would make the latest minute, not reported yet, a 0 that holds the alarm off while
+   * they do (AWS's warning on FILL in alarms); unfilled, CloudWatch evaluates the latest minutes reported
+   * (review45-stall-fill-latest).
    */
   private workQueueStallAlarm(id: string, queue: QueueId, props: MonitoringProps): void {
     const consumer = consumerOf(queue);
@@ -677,7 +680,7 @@ export class Monitoring extends Construct {
     this.alarm(
       id,
       new MathExpression({
-        expression: 'IF(FILL(received, 0) == 0, FILL(visible, 0), 0)',
+        expression: 'IF(visible > 0, IF(FILL(received, 0) == 0, visible, 0), 0)',
         usingMetrics: {
           visible: q.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
           received: q.metricNumberOfMessagesReceived({ statistic: 'Sum', period: ONE_MINUTE }),

@@ -75,6 +75,7 @@ import {
 } from '../../shared/topology.ts';
 import { emfDimensionSets } from '../support/emit-sites.ts';
 import { outsideGrant } from '../support/grants.ts';
+import { alarms as alarmsOn, evaluate } from '../support/metric-math.ts';
 import { requestAttributes } from '../support/request-attributes.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
@@ -1255,8 +1256,59 @@ describe('BackstopStack template (default config)', () => {
       });
       const returned = queries.filter((m) => m.ReturnData !== false);
       expect(returned).toHaveLength(1);
-      // A minute with no receive reported is one with none; one with no visible count reported is not a stall.
-      expect(returned[0]!.Expression).toBe(`IF(FILL(${received.Id}, 0) == 0, FILL(${visible.Id}, 0), 0)`);
+      // What the expression gives, as AWS documents metric math and an alarm's choice of data points
+      // (test/support/metric-math.ts), over ten minutes, the latest last.
+      const minutes = Array.from({ length: 10 }, (_, m) => m);
+      const series = (value: (m: number) => number | undefined) =>
+        new Map(minutes.flatMap((m) => (value(m) === undefined ? [] : [[m, value(m)!] as const])));
+      const pages = (vis: (m: number) => number | undefined, rec: (m: number) => number | undefined) =>
+        alarmsOn(
+          evaluate(
+            returned[0]!.Expression!,
+            { [visible.Id]: series(vis), [received.Id]: series(rec) },
+            minutes,
+          ),
+          WORK_QUEUE_STALL_MINUTES,
+          0,
+        );
+      const none = () => undefined;
+      // A stall: messages visible, none received (a minute with no receive reported is one with none).
+      expect(
+        pages(() => 3, none),
+        q.id,
+      ).toBe(true);
+      expect(
+        pages(
+          () => 3,
+          () => 0,
+        ),
+        q.id,
+      ).toBe(true);
+      // The same stall while SQS has yet to report the latest minute (its metrics come late: AWS warns that FILL in
+      // an alarm makes that minute the filled value): it still pages (review45-stall-fill-latest).
+      const reported = (latest: number, v: number) => (m: number) => (m <= latest ? v : undefined);
+      expect(pages(reported(8, 3), none), q.id).toBe(true);
+      expect(pages(reported(7, 3), reported(7, 0)), q.id).toBe(true);
+      // No stall: a receive in the window, a queue with nothing visible, a queue SQS does not report.
+      expect(
+        pages(
+          () => 3,
+          (m) => (m === 7 ? 10 : 0),
+        ),
+        q.id,
+      ).toBe(false);
+      expect(
+        pages(reported(8, 3), (m) => (m === 8 ? 10 : undefined)),
+        q.id,
+      ).toBe(false);
+      expect(
+        pages(
+          () => 0,
+          () => 0,
+        ),
+        q.id,
+      ).toBe(false);
+      expect(pages(none, none), q.id).toBe(false);
       const description = String(stall.AlarmDescription);
       expect(description).toMatch(/event source mapping/);
       expect(description).not.toMatch(/has stalled/);
