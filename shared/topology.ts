@@ -68,11 +68,12 @@ export const OPEN_LIQUIDATIONS_INDEX = 'openByStart';
 export const LIQUIDATION_WATCH_KEY_PREFIX = '~watch~';
 /**
  * The attributes of an auction item liquidation-watch's claim (`claimStepResend`, an UpdateItem) names, all it may
- * touch in the auctions table (IAM dynamodb:Attributes: watch45-auctions-permission): the key, the claim and the
- * call's writer token it sets (owned-put.ts), the state and step its condition reads. IAM cannot tell a written
- * attribute from one a condition reads: the grant would let it set `state` and `step` too, never any other.
+ * touch in the auctions table (IAM dynamodb:Attributes: watch45-auctions-permission): the key, the claim (its call's
+ * token inside it, not `writer`, which other writes own: claim45-own-token), the state and step its condition reads.
+ * IAM cannot tell a written attribute from one a condition reads: the grant would let it set `state` and `step` too,
+ * never any other.
  */
-export const AUCTION_RESEND_CLAIM_ATTRIBUTES = ['id', 'state', 'step', 'stepResent', 'writer'] as const;
+export const AUCTION_RESEND_CLAIM_ATTRIBUTES = ['id', 'state', 'step', 'stepResent'] as const;
 
 /**
  * Ledger index: partition `pk` (`ACCOUNT#<account>`), sort `journalSequence` (N), present only on journal

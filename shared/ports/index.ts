@@ -1012,8 +1012,10 @@ export interface AuctionRecord {
    * The last step liquidation-watch sent again, stalled, and when (claimStepResend): it sends that step no twin each
    * run while its resend waits in a queue behind, and the delivery its resend takes the step with tells from it how
    * long that resend waited (services/liquidation-watch.ts). A later step's leaves it behind (absent: none sent).
+   * `claimer`: the claiming call's token (absent in claims of earlier versions), by which a retry of a claim whose
+   * answer was lost knows its own write; a replace carries it with the claim (claim45-own-token).
    */
-  readonly stepResent?: { readonly step: number; readonly atMs: number };
+  readonly stepResent?: { readonly step: number; readonly atMs: number; readonly claimer?: string };
   /**
    * Markets whose sleepers this auction owes a wake: a step's fills left a provider of theirs without a bid they may
    * have planned on (services/sleeping.ts spentMarkets). Written with the fills, removed once they are woken; any

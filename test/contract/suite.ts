@@ -99,6 +99,9 @@ const liquidation = (p: PositionRecord, over: Partial<LiquidationRecord> = {}): 
   ...over,
 });
 
+/** A resend claim's token (claim45-own-token): the adapter's own, of a UUID's size (what an item counts). */
+const mine = expect.stringMatching(/^[\w-]{36}$/);
+
 const auction = (over: Partial<AuctionRecord> = {}): AuctionRecord => ({
   id: 'auc-1',
   liquidationId: 'pos-1:1',
@@ -1636,13 +1639,16 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.auctions.create(x);
         // The first claim of step 3; another before 1,000 is refused.
         expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
-        expect(await a.auctions.get(x.id)).toEqual({ ...x, stepResent: { step: 3, atMs: 1_000 } });
+        expect(await a.auctions.get(x.id)).toEqual({
+          ...x,
+          stepResent: { step: 3, atMs: 1_000, claimer: mine },
+        });
         expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
         // Long after: claimed again. Given back (as if sent at 0) by its own claimer, not by an earlier one.
         expect(await a.auctions.claimStepResend(x.id, 3, 5_000, 1_000)).toBe(true);
         expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(false);
         expect(await a.auctions.claimStepResend(x.id, 3, 0, 5_000)).toBe(true);
-        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0 });
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0, claimer: mine });
         // No other step, no ended auction, no absent one; the version stays.
         expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 0)).toBe(false);
         expect((await a.auctions.get(x.id))?.version).toBe(1);
@@ -1667,21 +1673,24 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // ... and the delivery writes what it read, moved on in place (a wake's debt: the same step).
         const owing = { ...read, spentIn: ['BTC-USD'], version: 2 };
         await a.auctions.replace(owing, 1);
-        expect(await a.auctions.get(x.id)).toEqual({ ...owing, stepResent: { step: 3, atMs: 1_000 } });
+        expect(await a.auctions.get(x.id)).toEqual({
+          ...owing,
+          stepResent: { step: 3, atMs: 1_000, claimer: mine },
+        });
         // So a run an interval on is refused (no twin), and the claim's give-back is its own still.
         expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
         // A read that carried the claim, the claim given back since: the stored one (the give-back) is kept.
         const claimed = (await a.auctions.get(x.id))!;
         expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(true);
         await a.auctions.replace({ ...claimed, version: 3 }, 2);
-        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0 });
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0, claimer: mine });
         // Still conditional on the version read, the claim kept by the write refused too.
         await expect(a.auctions.replace({ ...read, version: 2 }, 1)).rejects.toBeInstanceOf(
           ConditionFailedError,
         );
         expect(await a.auctions.get(x.id)).toEqual({
           ...claimed,
-          stepResent: { step: 3, atMs: 0 },
+          stepResent: { step: 3, atMs: 0, claimer: mine },
           version: 3,
         });
         // A step's write takes the step on: the claim of the step it took stays behind, moot (resentSince).
@@ -1689,6 +1698,34 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.auctions.replace(took, 3);
         expect(await a.auctions.get(x.id)).toEqual(took);
         expect(await a.auctions.claimStepResend(x.id, 4, 3_000, 0)).toBe(true);
+      });
+
+      it("a resend claim carries its own token, never another write's: a replace carries it with the claim; a claim of an earlier version has none (claim45-own-token)", async () => {
+        const x = auction({ step: 3 });
+        await a.auctions.create(x);
+        const read = (await a.auctions.get(x.id))!;
+        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        const first = (await a.auctions.get(x.id))!.stepResent!;
+        expect(first).toEqual({ step: 3, atMs: 1_000, claimer: mine });
+        // A replace read before the claim carries the stored one, its token too; so does one read after it.
+        await a.auctions.replace({ ...read, spentIn: ['BTC-USD'], version: 2 }, 1);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual(first);
+        const claimed = (await a.auctions.get(x.id))!;
+        await a.auctions.replace({ ...claimed, spentIn: [], version: 3 }, 2);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual(first);
+        // Each claim its own token: the give-back's is another.
+        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(true);
+        const back = (await a.auctions.get(x.id))!.stepResent!;
+        expect(back).toEqual({ step: 3, atMs: 0, claimer: mine });
+        expect(back.claimer).not.toBe(first.claimer);
+        // A claim an earlier version made (no token): kept as it is, refused in its interval, claimed after it.
+        const older = auction({ id: 'auc-older', step: 3, stepResent: { step: 3, atMs: 1_000 } });
+        await a.auctions.create(older);
+        await a.auctions.replace({ ...older, spentIn: ['BTC-USD'], version: 2 }, 1);
+        expect((await a.auctions.get(older.id))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
+        expect(await a.auctions.claimStepResend(older.id, 3, 2_000, 999)).toBe(false);
+        expect(await a.auctions.claimStepResend(older.id, 3, 5_000, 1_000)).toBe(true);
+        expect((await a.auctions.get(older.id))?.stepResent).toEqual({ step: 3, atMs: 5_000, claimer: mine });
       });
 
       it('sleepers: RUNNING auctions with a wake mark per market side, in wake order, due while the mark reached them', async () => {

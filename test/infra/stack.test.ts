@@ -588,7 +588,7 @@ describe('BackstopStack template (default config)', () => {
         actions: ['dynamodb:UpdateItem'],
         condition: {
           'ForAllValues:StringEquals': {
-            'dynamodb:Attributes': ['id', 'state', 'step', 'stepResent', 'writer'],
+            'dynamodb:Attributes': ['id', 'state', 'step', 'stepResent'],
           },
           StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
         },

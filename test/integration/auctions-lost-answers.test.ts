@@ -1,7 +1,12 @@
+import { PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
+import type { AwsClients } from '../../shared/adapters/aws/index.ts';
+import { auctionItem } from '../../shared/adapters/aws/record-items.ts';
+import { fencedPut } from '../../shared/adapters/aws/writer-schema.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { price } from '../../shared/domain/units.ts';
-import { ConditionFailedError } from '../../shared/ports/index.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { type AuctionRecord, ConditionFailedError } from '../../shared/ports/index.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
 import { wakeSpent } from '../../shared/services/sleeping.ts';
 import { auctionRecord } from '../support/auction-records.ts';
@@ -23,8 +28,57 @@ const moto = motoStages('alost');
 const auctionOf = auctionRecord;
 
 async function setUp() {
-  const { clients, adapters } = await moto.stage();
-  return { clients, adapters };
+  const { clients, adapters, names } = await moto.stage();
+  return { clients, adapters, table: names.tables.auctions };
+}
+
+type Adapters = Awaited<ReturnType<typeof setUp>>['adapters'];
+
+const settlementDeps = (adapters: Adapters, telemetry = new RecordingTelemetry()): SettlementDeps => ({
+  ...adapters,
+  venue: {
+    placeIoc: () => Promise.reject(new Error('no venue in this test')),
+    quote: () => Promise.resolve({}),
+  },
+  config: DEFAULT_RISK_CONFIG,
+  telemetry,
+  strategy: 'waterfall',
+  insuranceAccount: 'fund',
+  venueAttempts: 1,
+});
+
+/** Every message on the auction queue, as sent. */
+async function drained(adapters: Adapters): Promise<{ auctionId: string; step: number }[]> {
+  const sent: { auctionId: string; step: number }[] = [];
+  for (;;) {
+    const batch = await adapters.auctionQueue.receive(10, 30);
+    if (batch.length === 0) return sent;
+    sent.push(...batch.map((m) => JSON.parse(m.body)));
+  }
+}
+
+type Args = { input: { Item?: { id?: { S?: string } }; Key?: { id?: { S?: string } } } };
+
+/** Runs `before` ahead of the `attempt`th attempt (the SDK's retries included) of `command` on auction `id`. */
+function beforeAttempt(
+  clients: AwsClients,
+  command: 'PutItemCommand' | 'UpdateItemCommand',
+  id: string,
+  attempt: number,
+  before: () => Promise<void>,
+): { attempts: number } {
+  const seen = { attempts: 0 };
+  clients.dynamo.middlewareStack.add(
+    ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) => async (args: Args) => {
+      if (context.commandName === command && (args.input.Item ?? args.input.Key)?.id?.S === id) {
+        seen.attempts += 1;
+        if (seen.attempts === attempt) await before();
+      }
+      return next(args);
+    }) as unknown as Parameters<typeof clients.dynamo.middlewareStack.add>[0],
+    { step: 'deserialize', name: `before${command}${attempt}` },
+  );
+  return seen;
 }
 
 describe('lost answers of conditional writes on the auctions table (moto, real adapters)', () => {
@@ -73,18 +127,7 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
       spentIn: ['ETH-USD'],
     });
     await adapters.auctions.create(payer);
-    const deps: SettlementDeps = {
-      ...adapters,
-      venue: {
-        placeIoc: () => Promise.reject(new Error('no venue in this test')),
-        quote: () => Promise.resolve({}),
-      },
-      config: DEFAULT_RISK_CONFIG,
-      telemetry: new RecordingTelemetry(),
-      strategy: 'waterfall',
-      insuranceAccount: 'fund',
-      venueAttempts: 1,
-    };
+    const deps = settlementDeps(adapters);
     const fault = loseNextAnswer(clients, 'PutItemCommand');
     fault.armed = true;
     // One sleeper a part: s-0 now, s-1 in the continuation.
@@ -95,12 +138,7 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
       spentWokenTo: { id: 's-0' },
       version: 1,
     });
-    const sent: { auctionId: string; step: number; woken?: boolean }[] = [];
-    for (;;) {
-      const batch = await adapters.auctionQueue.receive(10, 30);
-      if (batch.length === 0) break;
-      sent.push(...batch.map((m) => JSON.parse(m.body)));
-    }
+    const sent = await drained(adapters);
     // s-0 woken, and the continuation of the payer's wake: before, the lost answer read as another delivery's
     // write sent none, and s-1 slept out its plan.
     expect(
@@ -123,7 +161,6 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
       [0, 1_000],
       [2_000, 0],
     ];
-    type Args = { input: { TableName?: string; Item?: { id?: { S?: string } } } };
     clients.dynamo.middlewareStack.add(
       ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) => async (args: Args) => {
         const claim =
@@ -143,10 +180,78 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
     expect(String(refused)).toContain('auctions/claim-moved');
     expect(await adapters.auctions.get('a')).toEqual({
       ...auctionOf('a'),
-      stepResent: { step: 3, atMs: 2_000 },
+      stepResent: { step: 3, atMs: 2_000, claimer: expect.any(String) },
     });
     clients.destroy();
   });
+
+  it("a wake debt's write whose answer was lost stays its own when a resend claim lands before the retry (claim45-own-token)", async () => {
+    const { clients, adapters } = await setUp();
+    for (const [id, mark] of [
+      ['s-0', '150'],
+      ['s-1', '151'],
+    ] as const)
+      await adapters.auctions.create(auctionOf(id, { wakeMark: price(mark) }));
+    // Running at step 3 (no wake mark of its own: only the sleepers are woken), owing its market a wake.
+    const payer = auctionOf('payer', { spentIn: ['ETH-USD'] });
+    await adapters.auctions.create(payer);
+    const telemetry = new RecordingTelemetry();
+    const fault = loseNextAnswer(
+      clients,
+      'PutItemCommand',
+      (input) => (input as Args['input']).Item?.id?.S === 'payer',
+    );
+    // Between the put DynamoDB applied and the SDK's retry, liquidation-watch claims the payer's stalled step.
+    const put = beforeAttempt(clients, 'PutItemCommand', 'payer', 2, async () => {
+      expect(await adapters.auctions.claimStepResend('payer', 3, 5_000, 0)).toBe(true);
+    });
+    fault.armed = true;
+    expect(await wakeSpent(payer, settlementDeps(adapters, telemetry), 1)).toBe(true);
+    expect(fault.lost).toBe(1);
+    expect(put.attempts).toBe(2);
+    expect(await adapters.auctions.get('payer')).toMatchObject({
+      spentWokenTo: { id: 's-0' },
+      stepResent: { step: 3, atMs: 5_000 },
+      version: 1,
+    });
+    // Its own write: s-0 counted and the rest sent on. Before, the claim had written over the replace's token, the
+    // retry took the write for another delivery's, and the wake ended quietly: no count, no continuation.
+    expect(telemetry.marketCounts.get(`${METRICS.AuctionsWoken.name}@ETH-USD`)).toBe(1);
+    expect((await drained(adapters)).map((m) => m.auctionId).sort()).toEqual(['payer', 's-0']);
+    clients.destroy();
+  });
+
+  for (const read of ['after', 'before'] as const)
+    it(`a resend claim whose answer was lost stays its own when a replace of its step, read ${read} the claim, lands before the retry (claim45-own-token)`, async () => {
+      const { clients, adapters } = await setUp();
+      await adapters.auctions.create(auctionOf('a'));
+      // Read before: the replace's first put meets the claim and puts again with the stored one.
+      const early = read === 'before' ? await adapters.auctions.get('a') : undefined;
+      const fault = loseNextAnswer(clients, 'UpdateItemCommand');
+      // Between the claim DynamoDB applied and the SDK's retry, a wake debt is written at the same step.
+      const claim = beforeAttempt(clients, 'UpdateItemCommand', 'a', 2, async () => {
+        const record = early ?? (await adapters.auctions.get('a'))!;
+        await adapters.auctions.replace(
+          { ...record, spentIn: ['ETH-USD'], version: record.version + 1 },
+          record.version,
+        );
+      });
+      fault.armed = true;
+      // Before, the replace carried the claim but wrote its own token over the claim's: the retry answered false,
+      // its claim standing, and the watch sent nothing (the next run refused too, for the hour).
+      expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 0)).toBe(true);
+      expect(fault.lost).toBe(1);
+      expect(claim.attempts).toBe(2);
+      expect(await adapters.auctions.get('a')).toEqual({
+        ...auctionOf('a'),
+        spentIn: ['ETH-USD'],
+        stepResent: { step: 3, atMs: 5_000, claimer: expect.any(String) },
+        version: 1,
+      });
+      // Another run's claim in the hour is still refused.
+      expect(await adapters.auctions.claimStepResend('a', 3, 6_000, 4_000)).toBe(false);
+      clients.destroy();
+    });
 
   // Why a step's commit needs no token of its own: TransactWriteItems is idempotent on its ClientRequestToken for
   // ten minutes, which the SDK makes once per call when none is given, so DynamoDB answers the retry of an applied
@@ -166,6 +271,98 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
     expect(tokens).toHaveLength(2);
     expect(tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(tokens[1]).toBe(tokens[0]);
+    clients.destroy();
+  });
+});
+
+describe('a rolling deploy: the resend claims of the previous version and of this one on one item (claim45-own-token)', () => {
+  /**
+   * The previous version's claim (as at watch45-auctions-permission; session 44's wrote the item the same way, asking
+   * it back instead of the `writer` clause): its call's token in `writer`, none in the claim.
+   */
+  const previousClaim = (table: string, step: number, atMs: number, lastBeforeMs: number, token: string) =>
+    new UpdateItemCommand({
+      TableName: table,
+      Key: { id: { S: 'a' } },
+      UpdateExpression: 'SET #ownedWriter = :ownedWriter, stepResent = :resent',
+      ConditionExpression:
+        '(#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)) OR #ownedWriter = :ownedWriter',
+      ExpressionAttributeNames: { '#state': 'state', '#ownedWriter': 'writer' },
+      ExpressionAttributeValues: {
+        ':resent': { M: { step: { N: String(step) }, atMs: { N: String(atMs) } } },
+        ':running': { S: 'RUNNING' },
+        ':step': { N: String(step) },
+        ':before': { N: String(lastBeforeMs) },
+        ':ownedWriter': { S: token },
+      },
+    });
+  /**
+   * The previous version's replace (as at watch45-resend-claim-kept): the record as it decodes it (the claim's step and
+   * time, no more of the map), on them and the version. Session 44's, on the version alone, dropped any claim made since
+   * its read, as before.
+   */
+  const previousReplace = (table: string, next: AuctionRecord, expectedVersion: number) => {
+    const claim = next.stepResent && { step: next.stepResent.step, atMs: next.stepResent.atMs };
+    const { stepResent: _read, ...rest } = next;
+    return new PutItemCommand(
+      fencedPut({
+        TableName: table,
+        Item: {
+          ...auctionItem(claim ? { ...rest, stepResent: claim } : rest),
+          writer: { S: 'previous-put' },
+        },
+        ConditionExpression: claim
+          ? 'version = :expected AND stepResent.step = :claimStep AND stepResent.atMs = :claimAt'
+          : 'version = :expected AND attribute_not_exists(stepResent)',
+        ExpressionAttributeValues: {
+          ':expected': { N: String(expectedVersion) },
+          ...(claim
+            ? { ':claimStep': { N: String(claim.step) }, ':claimAt': { N: String(claim.atMs) } }
+            : {}),
+        },
+      }),
+    );
+  };
+
+  it('an item the previous version claimed (no token in the claim): read, kept, refused and claimed again as before', async () => {
+    const { clients, adapters, table } = await setUp();
+    await adapters.auctions.create(auctionOf('a'));
+    await clients.dynamo.send(previousClaim(table, 3, 1_000, 0, 'previous-claim'));
+    const claimed = (await adapters.auctions.get('a'))!;
+    expect(claimed.stepResent).toEqual({ step: 3, atMs: 1_000 });
+    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBe(false);
+    // A wake debt's write keeps the claim as it stands.
+    await adapters.auctions.replace({ ...claimed, spentIn: ['ETH-USD'], version: 1 }, 0);
+    expect((await adapters.auctions.get('a'))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
+    // An hour on, claimed again, with its own token.
+    expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 1_000)).toBe(true);
+    expect((await adapters.auctions.get('a'))?.stepResent).toEqual({
+      step: 3,
+      atMs: 5_000,
+      claimer: expect.any(String),
+    });
+    clients.destroy();
+  });
+
+  it("the previous version's claim and replace on an item this one claimed: as before, the token dropped", async () => {
+    const { clients, adapters, table } = await setUp();
+    await adapters.auctions.create(auctionOf('a'));
+    expect(await adapters.auctions.claimStepResend('a', 3, 1_000, 0)).toBe(true);
+    const claimed = (await adapters.auctions.get('a'))!;
+    // Its claim in the hour is refused (the token is no `writer` of its own).
+    await expect(clients.dynamo.send(previousClaim(table, 3, 2_000, 999, 'p-1'))).rejects.toMatchObject({
+      name: 'ConditionalCheckFailedException',
+    });
+    // Its replace holds on the claim's step and time, and puts the claim back without the token.
+    await clients.dynamo.send(previousReplace(table, { ...claimed, spentIn: ['ETH-USD'], version: 1 }, 0));
+    expect((await adapters.auctions.get('a'))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
+    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBe(false);
+    // An hour on, its claim holds, and this version's replace keeps that one.
+    await clients.dynamo.send(previousClaim(table, 3, 5_000, 1_000, 'p-2'));
+    const reclaimed = (await adapters.auctions.get('a'))!;
+    expect(reclaimed.stepResent).toEqual({ step: 3, atMs: 5_000 });
+    await adapters.auctions.replace({ ...reclaimed, spentIn: [], version: 2 }, 1);
+    expect(await adapters.auctions.get('a')).toEqual({ ...reclaimed, spentIn: [], version: 2 });
     clients.destroy();
   });
 });

@@ -122,7 +122,10 @@ describe('lost answers of conditional UpdateItems sent alone (moto, real adapter
     for (const body of fault.bodies) expect(body).not.toContain('ReturnValuesOnConditionCheckFailure');
     // Another run's claim in the interval is refused; the claim and the record stand.
     expect(await adapters.auctions.claimStepResend('a-1', 3, 6_000, 4_000)).toBe(false);
-    expect(await adapters.auctions.get('a-1')).toEqual({ ...running, stepResent: { step: 3, atMs: 5_000 } });
+    expect(await adapters.auctions.get('a-1')).toEqual({
+      ...running,
+      stepResent: { step: 3, atMs: 5_000, claimer: expect.any(String) },
+    });
     clients.destroy();
   });
 

@@ -257,6 +257,7 @@ describe('liquidation-watch: a step sent again is not sent again each run (watch
     expect((await p.adapters.auctions.get(auctionId))?.stepResent).toEqual({
       step: (await p.adapters.auctions.get(auctionId))?.step,
       atMs: firstAtMs,
+      claimer: expect.any(String),
     });
     // The consumer takes nothing: each run (every 5 minutes) finds the step still stalled and sends no twin.
     while (p.clock.nowMs() + 300_000 < firstAtMs + RESEND_AGAIN_AFTER_MS) {

@@ -466,6 +466,11 @@ describe('the bounds of a record are never below its item as DynamoDB counts it'
         endedBy: fc.constantFrom('wake' as const, 'plan' as const),
         endedAtMark: big,
         stepDueAtMs: fc.nat(),
+        // The resend claim, with its claimer's token or (an earlier version's) without (claim45-own-token).
+        stepResent: fc.record(
+          { step: fc.nat(), atMs: fc.nat(), claimer: text },
+          { requiredKeys: ['step', 'atMs'] },
+        ),
         spentIn: fc.array(text, { maxLength: 4 }),
         spentWokenTo: fc.record({
           symbol: text,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
   type DynamoDBClient,
@@ -30,6 +31,7 @@ import {
   optBig,
   optFailure,
   optInt,
+  optS,
   readBig,
   readFill,
   readInt,
@@ -39,8 +41,8 @@ import {
   readStrings,
   S,
 } from './codec.ts';
-import { putOwned, updateItemOwnedUnread } from './owned-put.ts';
-import { auctionItem, wakeKeyOf } from './record-items.ts';
+import { putOwned } from './owned-put.ts';
+import { auctionItem, stepResentAttr, wakeKeyOf } from './record-items.ts';
 import { fencedPut } from './writer-schema.ts';
 
 export { auctionItem };
@@ -52,7 +54,8 @@ const CLAIM_ATTEMPTS = 3;
  * Auctions table, pk `id`: one item per Dutch auction, replaced whole under a version condition. A sleeping
  * RUNNING auction carries `wakeKey` and `wakeMark`, the keys of the sparse `byWakeMark` index. An item put by
  * create or replace carries the `writer` token of that call (owned-put.ts), which reads ignore; a transaction's
- * put needs none (TransactWriteItems is idempotent on the ClientRequestToken the SDK makes once per call).
+ * put needs none (TransactWriteItems is idempotent on the ClientRequestToken the SDK makes once per call). The resend
+ * claim carries its own token inside it (`stepResent.claimer`: claimStepResend), so neither overwrites the other's.
  */
 
 const DIRECTIONS = ['BUY', 'SELL'] as const;
@@ -86,7 +89,12 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
   const spentWakeBegan =
     began && Object.fromEntries(Object.keys(began).map((symbol) => [symbol, readInt(began, symbol)]));
   const resent = item.stepResent === undefined ? undefined : readMap(item, 'stepResent');
-  const stepResent = resent && { step: readInt(resent, 'step'), atMs: readInt(resent, 'atMs') };
+  const claimer = resent && optS(resent, 'claimer');
+  const stepResent = resent && {
+    step: readInt(resent, 'step'),
+    atMs: readInt(resent, 'atMs'),
+    ...(claimer === undefined ? {} : { claimer }),
+  };
   return {
     id: readS(item, 'id'),
     liquidationId: readS(item, 'liquidationId'),
@@ -172,18 +180,26 @@ export class DynamoAuctionRepository implements AuctionRepository {
     this.crash('auctions.replace');
   }
 
-  /** The Put of replace: on the version read and the claim the record carries (none: none stored). */
+  /**
+   * The Put of replace: on the version read and the claim the record carries, its claimer's token too (none: none
+   * stored), so the put writes back the very claim stored and a retried claim still finds its token (claim45-own-token).
+   */
   private replacePut(next: AuctionRecord, expectedVersion: number): Put {
     const claim = next.stepResent;
+    const claimer =
+      claim?.claimer === undefined
+        ? 'attribute_not_exists(stepResent.claimer)'
+        : 'stepResent.claimer = :claimer';
     return fencedPut({
       TableName: this.table,
       Item: auctionItem(next),
       ConditionExpression: claim
-        ? 'version = :expected AND stepResent.step = :claimStep AND stepResent.atMs = :claimAt'
+        ? `version = :expected AND stepResent.step = :claimStep AND stepResent.atMs = :claimAt AND ${claimer}`
         : 'version = :expected AND attribute_not_exists(stepResent)',
       ExpressionAttributeValues: {
         ':expected': N(expectedVersion),
         ...(claim ? { ':claimStep': N(claim.step), ':claimAt': N(claim.atMs) } : {}),
+        ...(claim?.claimer === undefined ? {} : { ':claimer': S(claim.claimer) }),
       },
     });
   }
@@ -205,9 +221,12 @@ export class DynamoAuctionRepository implements AuctionRepository {
   }
 
   /**
-   * UpdateItem of stepResent alone (no version condition): an older Put that drops it costs one twin more. Its own
-   * write (updateItemOwnedUnread): a lost answer's retry finds its own claim, not another's. It reads nothing back and
-   * names only AUCTION_RESEND_CLAIM_ATTRIBUTES, all liquidation-watch's grant lets it touch (watch45-auctions-permission).
+   * UpdateItem of stepResent alone (no version condition): an older Put that drops it costs one twin more. It knows its
+   * own write by a token of the call inside the claim (`claimer`), never `writer`, which other writes of the item own
+   * (claim45-own-token): the condition also holds on a claim holding that token (its own, applied, whose answer was
+   * lost, kept by any replace since), and the retry sets it again. It reads nothing back (ALL_OLD would answer every
+   * attribute) and names only AUCTION_RESEND_CLAIM_ATTRIBUTES, all liquidation-watch's grant lets it touch
+   * (watch45-auctions-permission).
    */
   async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
     for (const [name, value] of [
@@ -217,21 +236,26 @@ export class DynamoAuctionRepository implements AuctionRepository {
     ] as const)
       if (!Number.isSafeInteger(value) || value < 0)
         throw new AdapterInputError(`auctions/bad-${name}: ${value} is not an integer >= 0`);
+    // Made before send: every retry of the call carries it.
+    const claimer = randomUUID();
     try {
-      await updateItemOwnedUnread(this.dynamo, {
-        TableName: this.table,
-        Key: { id: S(id) },
-        UpdateExpression: 'SET stepResent = :resent',
-        ConditionExpression:
-          '#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: {
-          ':resent': { M: { step: N(step), atMs: N(atMs) } },
-          ':running': S('RUNNING'),
-          ':step': N(step),
-          ':before': N(lastBeforeMs),
-        },
-      });
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET stepResent = :resent',
+          ConditionExpression:
+            '(#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)) OR stepResent.claimer = :claimer',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':resent': stepResentAttr({ step, atMs, claimer }),
+            ':running': S('RUNNING'),
+            ':step': N(step),
+            ':before': N(lastBeforeMs),
+            ':claimer': S(claimer),
+          },
+        }),
+      );
     } catch (error) {
       if (isConditionalCheckFailed(error)) return false;
       throw error;

@@ -74,27 +74,3 @@ export async function updateItemOwned(dynamo: DynamoDBClient, update: UpdateItem
     throw error;
   }
 }
-
-/**
- * As updateItemOwned, reading nothing of the item: the condition also holds on an item holding this call's token (its
- * own update, applied, whose answer was lost), which the retry sets again to the same values. For a caller whose grant
- * names the attributes it may touch (IAM dynamodb:Attributes): ALL_OLD would answer every attribute of the item
- * (watch45-auctions-permission). A failed condition throws DynamoDB's error, without the item.
- */
-export async function updateItemOwnedUnread(
-  dynamo: DynamoDBClient,
-  update: UpdateItemCommandInput,
-): Promise<void> {
-  const expression = update.UpdateExpression;
-  if (!expression?.startsWith('SET ')) throw new Error('updateItemOwnedUnread: an update that SETs');
-  if (!update.ConditionExpression) throw new Error('updateItemOwnedUnread: a conditional update');
-  await dynamo.send(
-    new UpdateItemCommand({
-      ...update,
-      UpdateExpression: `SET ${OWNED_NAME} = ${OWNED_VALUE}, ${expression.slice('SET '.length)}`,
-      ConditionExpression: `(${update.ConditionExpression}) OR ${OWNED_NAME} = ${OWNED_VALUE}`,
-      ExpressionAttributeNames: { ...update.ExpressionAttributeNames, [OWNED_NAME]: WRITER_ATTR },
-      ExpressionAttributeValues: { ...update.ExpressionAttributeValues, [OWNED_VALUE]: S(randomUUID()) },
-    }),
-  );
-}

@@ -72,7 +72,8 @@ const STAMP_BYTES = SCHEMA_ATTR.length + NUMBER_BYTES;
  * The token of the call that last wrote an item alone (owned-put.ts `putOwned`: a create or replace of an auction, a
  * liquidation, a position or a provider; `updateItemOwned`: a position's reprice, a liquidation's mark dispute): the
  * retry of a write whose answer was lost finds its own write by it. A transaction's puts carry none (the stored item
- * then has none), and the other UpdateItems (recordFailure) keep what is stored.
+ * then has none), and the other UpdateItems (recordFailure) keep what is stored. The auction's resend claim keeps its
+ * token inside itself (`stepResent.claimer`: claim45-own-token), so no write takes another's token for its own.
  */
 export const WRITER_ATTR = 'writer';
 /** A writer token's length (a UUID), so the embedded stores measure an item as the adapter writes it. */
@@ -165,9 +166,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
   ...(a.endedAtMark === undefined ? {} : { endedAtMark: N(a.endedAtMark) }),
   ...(a.stepDueAtMs === undefined ? {} : { stepDueAtMs: N(a.stepDueAtMs) }),
-  ...(a.stepResent === undefined
-    ? {}
-    : { stepResent: { M: { step: N(a.stepResent.step), atMs: N(a.stepResent.atMs) } } }),
+  ...(a.stepResent === undefined ? {} : { stepResent: stepResentAttr(a.stepResent) }),
   ...(a.spentIn === undefined ? {} : { spentIn: strings(a.spentIn) }),
   ...(a.spentWokenTo === undefined
     ? {}
@@ -198,6 +197,15 @@ export const auctionItem = (a: AuctionRecord): Item => ({
     : { wakeKey: S(wakeKeyOf(a.symbol, a.direction)) }),
   version: N(a.version),
   ...schemaStamp(),
+});
+
+/** The resend claim's map: its step and time, and the claiming call's token when known (claim45-own-token). */
+export const stepResentAttr = (claim: NonNullable<AuctionRecord['stepResent']>): AttributeValue => ({
+  M: {
+    step: N(claim.step),
+    atMs: N(claim.atMs),
+    ...(claim.claimer === undefined ? {} : { claimer: S(claim.claimer) }),
+  },
 });
 
 export const wakeKeyOf = (symbol: string, direction: 'BUY' | 'SELL'): string => `${symbol}#${direction}`;

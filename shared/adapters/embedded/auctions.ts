@@ -7,7 +7,13 @@ import {
   type ProcessingFailure,
   type Sleeper,
 } from '../../ports/index.ts';
-import { auctionItem, auctionItemBytesAtMost, SIZED_WRITER, withWriter } from '../aws/record-items.ts';
+import {
+  auctionItem,
+  auctionItemBytesAtMost,
+  SIZED_WRITER,
+  WRITER_TOKEN_LENGTH,
+  withWriter,
+} from '../aws/record-items.ts';
 import {
   EmbeddedInputError,
   fire,
@@ -30,6 +36,8 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
   /** Sleepers by market side, then id: a tick reads them only when it reaches the side's wake mark. */
   readonly #sleepers = new Map<string, Map<string, Sleeper>>();
   readonly #hook: HookRef;
+  /** Claims made: each claim's token (no answer is lost here: a token as the AWS adapter's, of its size, for parity). */
+  #claims = 0;
 
   constructor(hook: HookRef = {}) {
     this.#hook = hook;
@@ -72,8 +80,10 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     if (current?.state !== 'RUNNING' || current.step !== step) return false;
     const last = current.stepResent;
     if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return false;
-    // No version bump: as the AWS adapter's UpdateItem, it fights no step.
-    this.storeUpdated({ ...current, stepResent: { step, atMs } });
+    // No version bump: as the AWS adapter's UpdateItem, it fights no step. Its token in the claim, as the AWS one's.
+    this.#claims += 1;
+    const claimer = `claim-${String(this.#claims).padStart(WRITER_TOKEN_LENGTH - 'claim-'.length, '0')}`;
+    this.storeUpdated({ ...current, stepResent: { step, atMs, claimer } });
     fire(this.#hook, 'auctions.claimStepResend');
     return true;
   }
