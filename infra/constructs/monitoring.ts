@@ -97,6 +97,15 @@ export const WORK_QUEUE_AGE_SECONDS = 30 * 60;
  */
 export const WORK_QUEUE_STALL_MINUTES = 5;
 
+/**
+ * Periods a DynamoDB throttle alarm looks back, one breaching enough to page. Its sum FILLs every period with 0:
+ * alarms on AWS/DynamoDB metrics ignore missing data whatever TreatMissingData says (PutMetricAlarm), so an unfilled
+ * sum after a throttle would hold the alarm in ALARM. FILL makes the latest period, not reported yet, a 0 at every
+ * evaluation (AWS's FILL entry), so one period would never see a count reported after it; three see one up to two
+ * periods (10 minutes) late, and clear 15 minutes after the last (alarms45-fill-sparse-counts).
+ */
+const THROTTLE_EVALUATION_PERIODS = 3;
+
 /** CloudWatch's longest alarm name. */
 const ALARM_NAME_MAX = 255;
 
@@ -320,7 +329,11 @@ export class Monitoring extends Construct {
     description: string,
     threshold: number,
     comparisonOperator: ComparisonOperator,
-    options: { treatMissingData?: TreatMissingData; evaluationPeriods?: number } = {},
+    options: {
+      treatMissingData?: TreatMissingData;
+      evaluationPeriods?: number;
+      datapointsToAlarm?: number;
+    } = {},
   ): Alarm {
     const alarm = new Alarm(this, id, {
       alarmName: alarmName(Stack.of(this).stackName, id),
@@ -328,6 +341,7 @@ export class Monitoring extends Construct {
       threshold,
       comparisonOperator,
       evaluationPeriods: options.evaluationPeriods ?? 1,
+      ...(options.datapointsToAlarm !== undefined ? { datapointsToAlarm: options.datapointsToAlarm } : {}),
       treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
       alarmDescription: description,
     });
@@ -466,10 +480,13 @@ export class Monitoring extends Construct {
       1,
       GTE,
     );
+    // Sums of sparse counts, unfilled: metric math adds a missing value as 0, and the sum has no point where no
+    // count has one, so a period not reported yet is skipped and a late count is evaluated when it comes; FILL made
+    // the latest period a 0 at every evaluation (alarms45-fill-sparse-counts).
     this.alarm(
       'VenueFailuresAlarm',
       new MathExpression({
-        expression: VENUE_ERROR_KINDS.map((kind) => `FILL(${kind}, 0)`).join(' + '),
+        expression: VENUE_ERROR_KINDS.join(' + '),
         usingMetrics: Object.fromEntries(
           VENUE_ERROR_KINDS.map((kind) => [
             kind,
@@ -539,7 +556,8 @@ export class Monitoring extends Construct {
     this.alarm(
       'FeedNumberingAlarm',
       new MathExpression({
-        expression: 'FILL(jump, 0) + FILL(behind, 0) + FILL(confirming, 0)',
+        // Unfilled, as VenueFailuresAlarm's (alarms45-fill-sparse-counts).
+        expression: 'jump + behind + confirming',
         usingMetrics: {
           jump: rejected('tick/sequence-jump'),
           behind: rejected('tick/sequence-behind'),
@@ -600,8 +618,9 @@ export class Monitoring extends Construct {
       'TickDeliveryLostAlarm',
       new MathExpression({
         // Not Lambda's AsyncEventsDropped: it also counts the events sent to the on-failure destination (the tick
-        // dead-letter queue, alarmed on its own) before they are dropped.
-        expression: 'FILL(failed, 0) + FILL(notDeadLettered, 0) + FILL(undelivered, 0)',
+        // dead-letter queue, alarmed on its own) before they are dropped. Unfilled, as VenueFailuresAlarm's
+        // (alarms45-fill-sparse-counts).
+        expression: 'failed + notDeadLettered + undelivered',
         usingMetrics: {
           failed: events('FailedInvocations'),
           notDeadLettered: events('InvocationsFailedToBeSentToDlq'),
@@ -754,17 +773,19 @@ export class Monitoring extends Construct {
       this.alarm(
         `${pascal(t.id)}TableThrottleAlarm`,
         tableThrottles(props.tables[t.id], t),
-        `Requests to the ${t.id} table${t.id !== 'positions' && t.indexes.length > 0 ? ` or writes to its indexes (${t.indexes.map((i) => i.name).join(', ')})` : ''} were throttled: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
+        `Requests to the ${t.id} table${t.id !== 'positions' && t.indexes.length > 0 ? ` or writes to its indexes (${t.indexes.map((i) => i.name).join(', ')})` : ''} were throttled in the last ${THROTTLE_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes()} minutes: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
         1,
         ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        { evaluationPeriods: THROTTLE_EVALUATION_PERIODS, datapointsToAlarm: 1 },
       );
     }
     this.alarm(
       'PositionIndexThrottleAlarm',
       positionIndexThrottles(props.tables.positions),
-      'Writes to the positions indexes were throttled: a market writes more positions a second than its index partitions take; give it more index shards (backstop:positionIndexShards, docs/DEPLOY.md)',
+      `Writes to the positions indexes were throttled in the last ${THROTTLE_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes()} minutes: a market writes more positions a second than its index partitions take; give it more index shards (backstop:positionIndexShards, docs/DEPLOY.md)`,
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      { evaluationPeriods: THROTTLE_EVALUATION_PERIODS, datapointsToAlarm: 1 },
     );
   }
 

@@ -75,7 +75,13 @@ import {
 } from '../../shared/topology.ts';
 import { emfDimensionSets } from '../support/emit-sites.ts';
 import { outsideGrant } from '../support/grants.ts';
-import { alarms as alarmsOn, evaluate } from '../support/metric-math.ts';
+import {
+  type AlarmRule,
+  alarms as alarmsOn,
+  evaluate,
+  evaluations,
+  type Report,
+} from '../support/metric-math.ts';
 import { requestAttributes } from '../support/request-attributes.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
@@ -1419,6 +1425,102 @@ describe('BackstopStack template (default config)', () => {
       ),
     ).toEqual([POSITION_INDEX, POSITION_ADL_INDEXES.entry, POSITION_ADL_INDEXES.leverage]);
   });
+
+  /**
+   * An alarm on metric math as the template states it, run over periods 0 to 30 (test/support/metric-math.ts
+   * `evaluations`: each evaluation reads the counts that reached CloudWatch by then, its own period still open).
+   */
+  const sparseAlarm = (name: string) => {
+    type Query = {
+      Id: string;
+      Expression?: string;
+      ReturnData?: boolean;
+      MetricStat?: { Metric: { Namespace: string } };
+    };
+    const props = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties)
+      .find((a) => a.AlarmName === `Backstop-dev-${name}`);
+    expect(props, name).toBeDefined();
+    const queries = props!.Metrics as Query[];
+    const returned = queries.filter((m) => m.ReturnData !== false);
+    expect(returned, name).toHaveLength(1);
+    const expression = returned[0]!.Expression!;
+    const ids = queries.flatMap((m) => (m.MetricStat ? [m.Id] : []));
+    const rule: AlarmRule = {
+      evaluationPeriods: props!.EvaluationPeriods,
+      datapointsToAlarm: props!.DatapointsToAlarm,
+      threshold: props!.Threshold,
+      comparisonOperator: props!.ComparisonOperator,
+      treatMissingData: props!.TreatMissingData,
+    };
+    const namespaces = new Set(queries.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Namespace] : [])));
+    const states = (reports: Report[]) => evaluations(expression, ids, rule, reports, { from: 0, to: 30 });
+    // Whether it pages at some evaluation, and clears once nothing more comes.
+    const pages = (reports: Report[]) => {
+      const all = states(reports);
+      expect(all.at(-1), `${name} still in ALARM 20 periods later`).toBe(false);
+      return all.some(Boolean);
+    };
+    return { expression, ids, rule, namespaces, pages };
+  };
+
+  // AWS's FILL entry: in an alarm, FILL makes "the latest data point for the metric to always be the FILL value",
+  // the latest period not reported yet included. With one evaluation period, a count that reached CloudWatch after
+  // its period stopped being the latest was never evaluated, the next period's filled 0 read instead
+  // (alarms45-fill-sparse-counts). Each count here is stamped in period 10.
+  it.each([
+    ['VenueFailuresAlarm', 'timeout'],
+    ['FeedNumberingAlarm', 'jump'],
+    ['TickDeliveryLostAlarm', 'failed'],
+    ...TABLES.map((t) => [`${t.id.charAt(0).toUpperCase()}${t.id.slice(1)}TableThrottleAlarm`, `r_${t.id}`]),
+    ['PositionIndexThrottleAlarm', 'i0'],
+  ])(
+    'pages %s on a count that reaches CloudWatch after its period, and clears (alarms45-fill-sparse-counts)',
+    (name, first) => {
+      const { expression, ids, rule, namespaces, pages } = sparseAlarm(name);
+      expect(ids).toContain(first);
+      const threshold = rule.threshold;
+      expect(rule.comparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+      const count = (id: string, value: number, arrives?: number): Report => ({
+        id,
+        period: 10,
+        value,
+        arrives,
+      });
+      // In time: reported within its own period.
+      expect(pages([count(first, threshold)])).toBe(true);
+      // Late, by one period, with the latest period not reported at that evaluation: every metric of the sum.
+      for (const id of ids) expect(pages([count(id, threshold, 11)]), id).toBe(true);
+      // Part in time and part late: the period's whole count is evaluated once it is there.
+      if (threshold > 1) {
+        expect(pages([count(first, threshold - 1), count(ids[1]!, 1, 11)])).toBe(true);
+        expect(pages([count(first, threshold - 1), count(ids[1]!, 0, 11)])).toBe(false);
+      }
+      // Nothing counted: no page.
+      expect(pages([])).toBe(false);
+      const range = Array.from({ length: 6 }, (_, k) => k);
+      if (namespaces.has('AWS/DynamoDB')) {
+        // Alarms on AWS/DynamoDB metrics ignore missing data whatever TreatMissingData says (PutMetricAlarm): an
+        // unfilled sum, missing once the throttles stop, would hold the alarm in ALARM. So the sum keeps FILL, a point
+        // at every period, and pages on one breaching period of its last EvaluationPeriods (AWS's answer to FILL's
+        // latest point: M out of N): a count up to EvaluationPeriods - 1 periods late is still evaluated.
+        expect(namespaces).toEqual(new Set(['AWS/DynamoDB']));
+        expect(evaluate(expression, Object.fromEntries(ids.map((id) => [id, new Map()])), range).size).toBe(
+          6,
+        );
+        expect(rule).toMatchObject({ evaluationPeriods: 3, datapointsToAlarm: 1 });
+        expect(pages([count(first, threshold, 12)])).toBe(true);
+      } else {
+        // Missing data not breaching: the sum has no point where no metric has one, so a period not reported yet is
+        // skipped and the latest reported one is evaluated.
+        expect(rule).toMatchObject({ evaluationPeriods: 1, treatMissingData: 'notBreaching' });
+        expect(rule.datapointsToAlarm ?? 1).toBe(1);
+        expect(evaluate(expression, Object.fromEntries(ids.map((id) => [id, new Map()])), range).size).toBe(
+          0,
+        );
+      }
+    },
+  );
 
   it('graphs every business metric on the dashboard with its exact dimensions', () => {
     const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties;

@@ -1,10 +1,13 @@
 /**
- * The part of CloudWatch metric math the alarms use (IF, FILL, comparisons), evaluated as AWS's "Use metric math"
- * page documents it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html), and an
- * alarm's choice of data points as "How alarm state is evaluated when data is missing" documents it. A series holds a
- * value only at the timestamps it has data for:
- * - `FILL(m, s)` has one at every timestamp of the query's range, so in an alarm the latest minutes SQS has not
- *   reported yet too (the page's warning: "the latest data point for the metric to always be the FILL value");
+ * The part of CloudWatch metric math the alarms use (IF, FILL, `+`, comparisons), evaluated as AWS's "Use metric
+ * math" page documents it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html), and
+ * an alarm's choice of data points as "How alarm state is evaluated when data is missing" documents it. A series holds
+ * a value only at the timestamps it has data for:
+ * - `FILL(m, s)` has one at every timestamp of the query's range, so in an alarm the latest periods not reported yet
+ *   too (the page's warning: "the latest data point for the metric to always be the FILL value");
+ * - `a + b` of two series has a point where either has one, a missing value read as 0 (the page: "Missing values in a
+ *   time series are treated as 0"), and none where neither has: nothing there to add; a series plus a scalar has
+ *   the series' points;
  * - a series compared with a scalar has a point where the series has one (1 or 0); two series compare over the union
  *   of their timestamps, a missing value read as 0;
  * - `IF(cond, a, b)` has a point where `cond` has one: `a` where it is true (0 where `a` is a series without that
@@ -13,7 +16,7 @@
 export type Series = ReadonlyMap<number, number>;
 type Value = number | Series;
 
-const TOKEN = /\s*(==|!=|<=|>=|<|>|\(|\)|,|-?\d+(?:\.\d+)?|[A-Z_]+(?=\s*\()|[a-z][A-Za-z0-9_]*)/y;
+const TOKEN = /\s*(==|!=|<=|>=|<|>|\(|\)|,|\+|-?\d+(?:\.\d+)?|[A-Z_]+(?=\s*\()|[a-z][A-Za-z0-9_]*)/y;
 const COMPARE: Record<string, (a: number, b: number) => boolean> = {
   '==': (a, b) => a === b,
   '!=': (a, b) => a !== b,
@@ -58,6 +61,13 @@ export function evaluate(
     const times = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
     return new Map(times.map((t) => [t, bit(a.get(t) ?? 0, b.get(t) ?? 0)]));
   };
+  const add = (a: Value, b: Value): Value => {
+    if (typeof a === 'number' && typeof b === 'number') return a + b;
+    if (typeof a === 'number') return add(b, a);
+    if (typeof b === 'number') return new Map([...a].map(([t, v]) => [t, v + b]));
+    const times = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
+    return new Map(times.map((t) => [t, (a.get(t) ?? 0) + (b.get(t) ?? 0)]));
+  };
   const call = (name: string, args: Value[]): Value => {
     if (name === 'FILL') {
       const [m, s] = args;
@@ -100,12 +110,20 @@ export function evaluate(
     if (!m) throw new Error(`metric math: no metric "${t}"`);
     return new Map([...m].filter(([time]) => range.includes(time)));
   };
+  const sum = (): Value => {
+    let value = primary();
+    while (ts[i] === '+') {
+      i++;
+      value = add(value, primary());
+    }
+    return value;
+  };
   const expr = (): Value => {
-    const left = primary();
+    const left = sum();
     const op = ts[i];
     if (op !== undefined && op in COMPARE) {
       i++;
-      return compare(op, left, primary());
+      return compare(op, left, sum());
     }
     return left;
   };
@@ -115,12 +133,99 @@ export function evaluate(
   return result;
 }
 
+/** An alarm's rule as the template states it. */
+export interface AlarmRule {
+  readonly evaluationPeriods: number;
+  /** EvaluationPeriods when not given (CloudFormation's default). */
+  readonly datapointsToAlarm?: number;
+  readonly threshold: number;
+  readonly comparisonOperator: string;
+  /** Only the settings the stack uses: missing data not breaching (the alarms' default), or breaching. */
+  readonly treatMissingData?: string;
+}
+
+const BREACHES: Record<string, (v: number, threshold: number) => boolean> = {
+  GreaterThanThreshold: (v, t) => v > t,
+  GreaterThanOrEqualToThreshold: (v, t) => v >= t,
+  LessThanThreshold: (v, t) => v < t,
+  LessThanOrEqualToThreshold: (v, t) => v <= t,
+};
+
+/**
+ * Whether an alarm on `series` (its evaluation range) is in ALARM, as "How alarm state is evaluated when data is
+ * missing" documents it: with at least EvaluationPeriods points in the range, the most recent ones that exist are
+ * evaluated (a period not reported yet is skipped); with fewer, every real point is and the missing ones are filled as
+ * missing data is treated. ALARM when DatapointsToAlarm of them breach.
+ */
+export function alarmState(series: Series, rule: AlarmRule): boolean {
+  const breaches = BREACHES[rule.comparisonOperator];
+  if (!breaches) throw new Error(`metric math: ${rule.comparisonOperator} is not modelled here`);
+  const missing = rule.treatMissingData ?? 'missing';
+  if (missing !== 'notBreaching' && missing !== 'breaching')
+    throw new Error(`metric math: missing data treated as ${missing} is not modelled here`);
+  const n = rule.evaluationPeriods;
+  const points = [...series].sort(([a], [b]) => a - b).slice(-n);
+  const breaching =
+    points.filter(([, v]) => breaches(v, rule.threshold)).length +
+    (missing === 'breaching' ? n - points.length : 0);
+  return breaching >= (rule.datapointsToAlarm ?? n);
+}
+
 /**
  * Whether an alarm above `threshold` on `series` with `periods` evaluation periods, every one to breach, and missing
- * data not breaching, is in ALARM: with at least `periods` points in the range CloudWatch evaluates the most recent
- * ones that exist (a minute not reported yet is skipped); with fewer, the missing ones are filled, not breaching.
+ * data not breaching, is in ALARM (alarmState).
  */
 export function alarms(series: Series, periods: number, threshold: number): boolean {
-  const latest = [...series].sort(([a], [b]) => a - b).slice(-periods);
-  return latest.length === periods && latest.every(([, v]) => v > threshold);
+  return alarmState(series, {
+    evaluationPeriods: periods,
+    threshold,
+    comparisonOperator: 'GreaterThanThreshold',
+    treatMissingData: 'notBreaching',
+  });
+}
+
+/** A count of one metric: the period it is stamped in, and the period during which it reaches CloudWatch. */
+export interface Report {
+  readonly id: string;
+  readonly period: number;
+  readonly value: number;
+  /** Its own period when not given. */
+  readonly arrives?: number;
+}
+
+/**
+ * The alarm's state (true: ALARM) at one evaluation in each period `from` to `to`, its expression run as evaluate()
+ * does: each reads the `range` periods of its evaluation range up to its own, still open (the latest, which FILL
+ * fills), and the counts that reached CloudWatch by then, a period's counts of one metric summed (the alarms read
+ * Sum). `ids` are the expression's metrics. CloudWatch evaluates more often than once a period; once, after that
+ * period's arrivals, is the most a count that arrived in it could be seen. How many periods an evaluation range holds
+ * is CloudWatch's own ("a higher number of data points than specified by Evaluation Periods": 5 for 3 in AWS's
+ * example): unless given, EvaluationPeriods and 1, the fewest those words allow (the least a late count is given).
+ */
+export function evaluations(
+  expression: string,
+  ids: readonly string[],
+  rule: AlarmRule,
+  reports: readonly Report[],
+  window: { from: number; to: number; range?: number },
+): boolean[] {
+  for (const r of reports)
+    if (!ids.includes(r.id)) throw new Error(`metric math: no metric "${r.id}" in "${expression}"`);
+  const states: boolean[] = [];
+  const span = window.range ?? rule.evaluationPeriods + 1;
+  for (let now = window.from; now <= window.to; now++) {
+    const range = Array.from({ length: span }, (_, k) => now - span + 1 + k);
+    const metrics = Object.fromEntries(
+      ids.map((id) => {
+        const series = new Map<number, number>();
+        for (const r of reports) {
+          if (r.id !== id || (r.arrives ?? r.period) > now || !range.includes(r.period)) continue;
+          series.set(r.period, (series.get(r.period) ?? 0) + r.value);
+        }
+        return [id, series];
+      }),
+    );
+    states.push(alarmState(evaluate(expression, metrics, range), rule));
+  }
+  return states;
 }

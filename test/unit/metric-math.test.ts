@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { type AlarmRule, alarmState, evaluate, evaluations, type Series } from '../support/metric-math.ts';
+
+// The evaluator the alarm tests run the template's expressions on (test/support/metric-math.ts), checked against the
+// examples AWS's pages give (alarms45-fill-sparse-counts).
+
+/** A series from AWS's notation: one value a timestamp, undefined for '-' (no value). */
+const series = (values: (number | undefined)[]): Series =>
+  new Map(values.flatMap((v, t) => (v === undefined ? [] : [[t, v] as const])));
+const values = (s: Series, length: number) => Array.from({ length }, (_, t) => s.get(t));
+
+describe('metric math as "Use metric math" documents it', () => {
+  const range = [0, 1, 2, 3, 4];
+
+  it('compares two series over their timestamps, a missing value read as 0 (the comparison table)', () => {
+    const metrics = { metric1: series([30, 20, 0, 0]), metric2: series([20, undefined, 20, undefined]) };
+    expect(values(evaluate('metric1 < metric2', metrics, range), 4)).toEqual([0, 0, 1, 0]);
+    expect(values(evaluate('metric1 >= 30', metrics, range), 4)).toEqual([1, 0, 0, 0]);
+  });
+
+  it('chooses IF(metric1, metric2, metric3) point by point (the IF table)', () => {
+    const metrics = {
+      metric1: series([1, 1, 0, 0, undefined]),
+      metric2: series([30, undefined, 0, 0, 30]),
+      metric3: series([0, 0, 20, undefined, 20]),
+    };
+    expect(values(evaluate('IF(metric1, metric2, metric3)', metrics, range), 5)).toEqual([
+      30,
+      0,
+      20,
+      undefined,
+      undefined,
+    ]);
+    expect(values(evaluate('IF(metric1, 5, metric3)', metrics, range), 5)).toEqual([
+      5,
+      5,
+      20,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('adds a missing value as 0 where another series has one, and has no point where none has', () => {
+    const metrics = { a: series([1, undefined, 2, undefined]), b: series([undefined, undefined, 3, 4]) };
+    expect(values(evaluate('a + b', metrics, range), 5)).toEqual([1, undefined, 5, 4, undefined]);
+    expect(values(evaluate('a + 1', metrics, range), 5)).toEqual([2, undefined, 3, undefined, undefined]);
+    // FILL gives every timestamp of the range a value, the latest, not reported yet, too.
+    expect(values(evaluate('FILL(a, 0) + FILL(b, 0)', metrics, range), 5)).toEqual([1, 0, 5, 4, 0]);
+  });
+});
+
+describe('an alarm\'s state as "How alarm state is evaluated when data is missing" documents it', () => {
+  // AWS's tables: the 5 most recent points retrieved, oldest first; 0 not breaching, X breaching, - missing.
+  const points = (row: string) =>
+    series(row.split(' ').map((p) => (p === '-' ? undefined : p === 'X' ? 1 : 0)));
+  const state = (row: string, m: number, treatMissingData: string) =>
+    alarmState(points(row), {
+      evaluationPeriods: 3,
+      datapointsToAlarm: m,
+      threshold: 1,
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      treatMissingData,
+    })
+      ? 'ALARM'
+      : 'OK';
+
+  it.each([
+    // Datapoints to Alarm 3 of 3: [row, breaching, not breaching].
+    [3, '0 - X - X', 'OK', 'OK'],
+    [3, '0 - - - -', 'OK', 'OK'],
+    [3, '- - - - -', 'ALARM', 'OK'],
+    [3, '0 X X - X', 'ALARM', 'ALARM'],
+    [3, '- - - - X', 'ALARM', 'OK'],
+    [3, 'X - - - -', 'ALARM', 'OK'],
+    // 2 of 3.
+    [2, '0 - X - X', 'ALARM', 'ALARM'],
+    [2, '0 0 X 0 X', 'ALARM', 'ALARM'],
+    [2, '0 - X - -', 'ALARM', 'OK'],
+    [2, '- - - - 0', 'ALARM', 'OK'],
+    [2, '- - - - X', 'ALARM', 'OK'],
+  ])('%i of 3 on %s: %s treating missing data as breaching, %s as not', (m, row, breaching, notBreaching) => {
+    expect(state(row, m, 'breaching')).toBe(breaching);
+    expect(state(row, m, 'notBreaching')).toBe(notBreaching);
+  });
+
+  it('runs an expression over periods, each evaluation seeing the counts that reached CloudWatch by then', () => {
+    const rule: AlarmRule = {
+      evaluationPeriods: 1,
+      threshold: 1,
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      treatMissingData: 'notBreaching',
+    };
+    const late = [{ id: 'a', period: 2, value: 1, arrives: 3 }];
+    // Filled, the latest period reads 0 at every evaluation: the count that came after its period is never read.
+    expect(evaluations('FILL(a, 0)', ['a'], rule, late, { from: 0, to: 6 })).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    // Unfilled, the latest reported period is read once the count is there, and leaves the range.
+    expect(evaluations('a', ['a'], rule, late, { from: 0, to: 6 })).toEqual([
+      false,
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+    ]);
+    expect(() =>
+      evaluations('a', ['a'], rule, [{ id: 'b', period: 0, value: 1 }], { from: 0, to: 1 }),
+    ).toThrow(/no metric "b"/);
+  });
+});
