@@ -98,13 +98,20 @@ export const WORK_QUEUE_AGE_SECONDS = 30 * 60;
 export const WORK_QUEUE_STALL_MINUTES = 5;
 
 /**
- * Periods a DynamoDB throttle alarm looks back, one breaching enough to page. Its sum FILLs every period with 0:
- * alarms on AWS/DynamoDB metrics ignore missing data whatever TreatMissingData says (PutMetricAlarm), so an unfilled
- * sum after a throttle would hold the alarm in ALARM. FILL makes the latest period, not reported yet, a 0 at every
- * evaluation (AWS's FILL entry), so one period would never see a count reported after it; three see one up to two
- * periods (10 minutes) late, and clear 15 minutes after the last (alarms45-fill-sparse-counts).
+ * Periods an alarm on a sum of sparse counts looks back, one breaching enough to page. Each count is FILLed with 0,
+ * so the sum has a point at every period however AWS's metric math page is read: it says a missing value is "treated
+ * as 0" in arithmetic, not at which timestamps, so an unfilled sum may have no point, or a 0, where no count has one
+ * (review45-fill-readings); and alarms on AWS/DynamoDB metrics ignore missing data whatever TreatMissingData says
+ * (PutMetricAlarm), so an unfilled throttle sum could hold its alarm in ALARM. FILL makes the latest period, not
+ * reported yet, a 0 at every evaluation (AWS's FILL entry), so one period would never see a count reported after it;
+ * three see one up to two periods (10 minutes) late, and clear 15 minutes after the last
+ * (alarms45-fill-sparse-counts).
  */
-const THROTTLE_EVALUATION_PERIODS = 3;
+const SPARSE_SUM_EVALUATION_PERIODS = 3;
+const SPARSE_SUM_MINUTES = SPARSE_SUM_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes();
+
+/** A sum of sparse counts, each FILLed with 0 (SPARSE_SUM_EVALUATION_PERIODS). */
+const filledSum = (ids: readonly string[]): string => ids.map((id) => `FILL(${id}, 0)`).join(' + ');
 
 /** CloudWatch's longest alarm name. */
 const ALARM_NAME_MAX = 255;
@@ -209,9 +216,7 @@ const tableThrottles = (table: ITable, def: TableDef): MathExpression => {
     if (id !== 'positions') usingMetrics[`w_${id}_i${i}`] = dynamoMetric('WriteThrottleEvents', dimensions);
   });
   return new MathExpression({
-    expression: Object.keys(usingMetrics)
-      .map((key) => `FILL(${key}, 0)`)
-      .join(' + '),
+    expression: filledSum(Object.keys(usingMetrics)),
     usingMetrics,
     label: id,
     period: FIVE_MINUTES,
@@ -228,7 +233,7 @@ const positionIndexThrottles = (positions: ITable): MathExpression => {
     ]),
   );
   return new MathExpression({
-    expression: indexes.map((_, i) => `FILL(i${i}, 0)`).join(' + '),
+    expression: filledSum(indexes.map((_, i) => `i${i}`)),
     usingMetrics,
     label: 'positions indexes',
     period: FIVE_MINUTES,
@@ -480,13 +485,12 @@ export class Monitoring extends Construct {
       1,
       GTE,
     );
-    // Sums of sparse counts, unfilled: metric math adds a missing value as 0, and the sum has no point where no
-    // count has one, so a period not reported yet is skipped and a late count is evaluated when it comes; FILL made
-    // the latest period a 0 at every evaluation (alarms45-fill-sparse-counts).
+    // Sums of sparse counts: FILLed, one breaching period of the last SPARSE_SUM_EVALUATION_PERIODS pages
+    // (alarms45-fill-sparse-counts, review45-fill-readings).
     this.alarm(
       'VenueFailuresAlarm',
       new MathExpression({
-        expression: VENUE_ERROR_KINDS.join(' + '),
+        expression: filledSum(VENUE_ERROR_KINDS),
         usingMetrics: Object.fromEntries(
           VENUE_ERROR_KINDS.map((kind) => [
             kind,
@@ -496,9 +500,10 @@ export class Monitoring extends Construct {
         label: 'venue attempts failed',
         period: FIVE_MINUTES,
       }),
-      `The venue failed ${VENUE_FAILURES_PER_5_MINUTES} or more order attempts in 5 minutes (timeouts, unavailable, rejected): slices whose attempts all fail go to the auction, the fund and ADL instead of the market`,
+      `The venue failed ${VENUE_FAILURES_PER_5_MINUTES} or more order attempts in a 5-minute period of the last ${SPARSE_SUM_MINUTES} minutes (timeouts, unavailable, rejected): slices whose attempts all fail go to the auction, the fund and ADL instead of the market`,
       VENUE_FAILURES_PER_5_MINUTES,
       GTE,
+      { evaluationPeriods: SPARSE_SUM_EVALUATION_PERIODS, datapointsToAlarm: 1 },
     );
     this.alarm(
       'AuctionStepsLateAlarm',
@@ -556,8 +561,8 @@ export class Monitoring extends Construct {
     this.alarm(
       'FeedNumberingAlarm',
       new MathExpression({
-        // Unfilled, as VenueFailuresAlarm's (alarms45-fill-sparse-counts).
-        expression: 'jump + behind + confirming',
+        // FILLed, as VenueFailuresAlarm's (review45-fill-readings).
+        expression: filledSum(['jump', 'behind', 'confirming']),
         usingMetrics: {
           jump: rejected('tick/sequence-jump'),
           behind: rejected('tick/sequence-behind'),
@@ -567,9 +572,10 @@ export class Monitoring extends Construct {
         label: 'ticks held off their market numbering',
         period: FIVE_MINUTES,
       }),
-      "A tick was numbered off its market's sequence and held, not recorded: far ahead of it (tick/sequence-jump: a glitch, a faulty or hostile feed, or a feed restarted on a higher numbering) or behind it with a later stamp (tick/sequence-behind: the market recorded a print ahead of its feed). A feed that goes on from the held print is followed once the market's mark is stale (maxMarkAgeSeconds: its own numbering has had no print accepted that long) and the print persisted breakerConfirmSeconds; until then its prints are refused (tick/sequence-confirming) and this alarm stays on. backstop feed resume moves a market down at once; backstop status shows what is held",
+      `A tick was numbered off its market's sequence and held, not recorded: far ahead of it (tick/sequence-jump: a glitch, a faulty or hostile feed, or a feed restarted on a higher numbering) or behind it with a later stamp (tick/sequence-behind: the market recorded a print ahead of its feed). A feed that goes on from the held print is followed once the market's mark is stale (maxMarkAgeSeconds: its own numbering has had no print accepted that long) and the print persisted breakerConfirmSeconds; until then its prints are refused (tick/sequence-confirming) and this alarm stays on. backstop feed resume moves a market down at once; backstop status shows what is held. It pages on a held print in any of the last ${SPARSE_SUM_MINUTES} minutes`,
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      { evaluationPeriods: SPARSE_SUM_EVALUATION_PERIODS, datapointsToAlarm: 1 },
     );
     const minutes = config.alarmTickSilenceMinutes;
     if (minutes === 0) return;
@@ -618,9 +624,9 @@ export class Monitoring extends Construct {
       'TickDeliveryLostAlarm',
       new MathExpression({
         // Not Lambda's AsyncEventsDropped: it also counts the events sent to the on-failure destination (the tick
-        // dead-letter queue, alarmed on its own) before they are dropped. Unfilled, as VenueFailuresAlarm's
-        // (alarms45-fill-sparse-counts).
-        expression: 'failed + notDeadLettered + undelivered',
+        // dead-letter queue, alarmed on its own) before they are dropped. FILLed, as VenueFailuresAlarm's
+        // (review45-fill-readings).
+        expression: filledSum(['failed', 'notDeadLettered', 'undelivered']),
         usingMetrics: {
           failed: events('FailedInvocations'),
           notDeadLettered: events('InvocationsFailedToBeSentToDlq'),
@@ -629,9 +635,10 @@ export class Monitoring extends Construct {
         label: 'ticks lost',
         period: FIVE_MINUTES,
       }),
-      'Ticks were lost on their way to margin-check and are not in the tick dead-letter queue either (EventBridge could not invoke or dead-letter them, or Lambda could not deliver them to it): check the rule, the function and the queue policy',
+      `Ticks were lost on their way to margin-check in the last ${SPARSE_SUM_MINUTES} minutes and are not in the tick dead-letter queue either (EventBridge could not invoke or dead-letter them, or Lambda could not deliver them to it): check the rule, the function and the queue policy`,
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      { evaluationPeriods: SPARSE_SUM_EVALUATION_PERIODS, datapointsToAlarm: 1 },
     );
   }
 
@@ -699,7 +706,11 @@ export class Monitoring extends Construct {
     this.alarm(
       id,
       new MathExpression({
-        expression: 'IF(visible > 0, IF(FILL(received, 0) == 0, visible, 0), 0)',
+        // False: `visible` (0 there), not a scalar 0. AWS's IF(metric1, metric2, scalar3) table gives the scalar where
+        // the condition has no point and metric2 has one, as the inner IF has every minute: the latest minute, not
+        // reported yet, read 0 again. IF of three series has none where its condition has none
+        // (review45-fill-if-table).
+        expression: 'IF(visible > 0, IF(FILL(received, 0) == 0, visible, 0), visible)',
         usingMetrics: {
           visible: q.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
           received: q.metricNumberOfMessagesReceived({ statistic: 'Sum', period: ONE_MINUTE }),
@@ -773,19 +784,19 @@ export class Monitoring extends Construct {
       this.alarm(
         `${pascal(t.id)}TableThrottleAlarm`,
         tableThrottles(props.tables[t.id], t),
-        `Requests to the ${t.id} table${t.id !== 'positions' && t.indexes.length > 0 ? ` or writes to its indexes (${t.indexes.map((i) => i.name).join(', ')})` : ''} were throttled in the last ${THROTTLE_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes()} minutes: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
+        `Requests to the ${t.id} table${t.id !== 'positions' && t.indexes.length > 0 ? ` or writes to its indexes (${t.indexes.map((i) => i.name).join(', ')})` : ''} were throttled in the last ${SPARSE_SUM_MINUTES} minutes: one of its items or partitions takes more than DynamoDB serves it (retried by the SDK and the queues, but slower)`,
         1,
         ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        { evaluationPeriods: THROTTLE_EVALUATION_PERIODS, datapointsToAlarm: 1 },
+        { evaluationPeriods: SPARSE_SUM_EVALUATION_PERIODS, datapointsToAlarm: 1 },
       );
     }
     this.alarm(
       'PositionIndexThrottleAlarm',
       positionIndexThrottles(props.tables.positions),
-      `Writes to the positions indexes were throttled in the last ${THROTTLE_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes()} minutes: a market writes more positions a second than its index partitions take; give it more index shards (backstop:positionIndexShards, docs/DEPLOY.md)`,
+      `Writes to the positions indexes were throttled in the last ${SPARSE_SUM_MINUTES} minutes: a market writes more positions a second than its index partitions take; give it more index shards (backstop:positionIndexShards, docs/DEPLOY.md)`,
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      { evaluationPeriods: THROTTLE_EVALUATION_PERIODS, datapointsToAlarm: 1 },
+      { evaluationPeriods: SPARSE_SUM_EVALUATION_PERIODS, datapointsToAlarm: 1 },
     );
   }
 

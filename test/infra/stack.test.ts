@@ -80,7 +80,9 @@ import {
   alarms as alarmsOn,
   evaluate,
   evaluations,
+  READINGS,
   type Report,
+  readingName,
 } from '../support/metric-math.ts';
 import { requestAttributes } from '../support/request-attributes.ts';
 
@@ -995,11 +997,17 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       }),
     ]);
-    // A print held off its market's numbering pages at once: a glitch, or a market numbered ahead of its feed.
+    // A print held off its market's numbering pages at once: a glitch, or a market numbered ahead of its feed (one
+    // period of three: review45-fill-readings).
     const numbering = alarms.find((a) =>
       a.AlarmDescription.startsWith("A tick was numbered off its market's"),
     );
-    expect(numbering).toMatchObject({ Threshold: 1, EvaluationPeriods: 1, TreatMissingData: 'notBreaching' });
+    expect(numbering).toMatchObject({
+      Threshold: 1,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 1,
+      TreatMissingData: 'notBreaching',
+    });
     const numberingReasons = (
       (numbering?.Metrics ?? []) as { MetricStat?: { Metric: { Dimensions: unknown[] } } }[]
     )
@@ -1263,38 +1271,48 @@ describe('BackstopStack template (default config)', () => {
       const returned = queries.filter((m) => m.ReturnData !== false);
       expect(returned).toHaveLength(1);
       // What the expression gives, as AWS documents metric math and an alarm's choice of data points
-      // (test/support/metric-math.ts), over ten minutes, the latest last.
+      // (test/support/metric-math.ts), over ten minutes, the latest last: under every reading of what the page leaves
+      // open (review45-fill-readings), each reading's state named.
       const minutes = Array.from({ length: 10 }, (_, m) => m);
       const series = (value: (m: number) => number | undefined) =>
         new Map(minutes.flatMap((m) => (value(m) === undefined ? [] : [[m, value(m)!] as const])));
       const pages = (vis: (m: number) => number | undefined, rec: (m: number) => number | undefined) =>
-        alarmsOn(
-          evaluate(
-            returned[0]!.Expression!,
-            { [visible.Id]: series(vis), [received.Id]: series(rec) },
-            minutes,
-          ),
-          WORK_QUEUE_STALL_MINUTES,
-          0,
+        Object.fromEntries(
+          READINGS.map((r) => [
+            readingName(r),
+            alarmsOn(
+              evaluate(
+                returned[0]!.Expression!,
+                { [visible.Id]: series(vis), [received.Id]: series(rec) },
+                minutes,
+                r,
+              ),
+              WORK_QUEUE_STALL_MINUTES,
+              0,
+            ),
+          ]),
         );
+      const always = (state: boolean) => Object.fromEntries(READINGS.map((r) => [readingName(r), state]));
       const none = () => undefined;
       // A stall: messages visible, none received (a minute with no receive reported is one with none).
       expect(
         pages(() => 3, none),
         q.id,
-      ).toBe(true);
+      ).toEqual(always(true));
       expect(
         pages(
           () => 3,
           () => 0,
         ),
         q.id,
-      ).toBe(true);
+      ).toEqual(always(true));
       // The same stall while SQS has yet to report the latest minute (its metrics come late: AWS warns that FILL in
-      // an alarm makes that minute the filled value): it still pages (review45-stall-fill-latest).
+      // an alarm makes that minute the filled value): it still pages (review45-stall-fill-latest), also where AWS's
+      // IF(metric1, metric2, scalar3) table gives the scalar where the condition has no point
+      // (review45-fill-if-table).
       const reported = (latest: number, v: number) => (m: number) => (m <= latest ? v : undefined);
-      expect(pages(reported(8, 3), none), q.id).toBe(true);
-      expect(pages(reported(7, 3), reported(7, 0)), q.id).toBe(true);
+      expect(pages(reported(8, 3), none), q.id).toEqual(always(true));
+      expect(pages(reported(7, 3), reported(7, 0)), q.id).toEqual(always(true));
       // No stall: a receive in the window, a queue with nothing visible, a queue SQS does not report.
       expect(
         pages(
@@ -1302,19 +1320,19 @@ describe('BackstopStack template (default config)', () => {
           (m) => (m === 7 ? 10 : 0),
         ),
         q.id,
-      ).toBe(false);
+      ).toEqual(always(false));
       expect(
         pages(reported(8, 3), (m) => (m === 8 ? 10 : undefined)),
         q.id,
-      ).toBe(false);
+      ).toEqual(always(false));
       expect(
         pages(
           () => 0,
           () => 0,
         ),
         q.id,
-      ).toBe(false);
-      expect(pages(none, none), q.id).toBe(false);
+      ).toEqual(always(false));
+      expect(pages(none, none), q.id).toEqual(always(false));
       const description = String(stall.AlarmDescription);
       expect(description).toMatch(/event source mapping/);
       expect(description).not.toMatch(/has stalled/);
@@ -1428,7 +1446,8 @@ describe('BackstopStack template (default config)', () => {
 
   /**
    * An alarm on metric math as the template states it, run over periods 0 to 30 (test/support/metric-math.ts
-   * `evaluations`: each evaluation reads the counts that reached CloudWatch by then, its own period still open).
+   * `evaluations`: each evaluation reads the counts that reached CloudWatch by then, its own period still open), under
+   * every reading of what AWS's metric math page leaves open (review45-fill-readings).
    */
   const sparseAlarm = (name: string) => {
     type Query = {
@@ -1453,21 +1472,25 @@ describe('BackstopStack template (default config)', () => {
       comparisonOperator: props!.ComparisonOperator,
       treatMissingData: props!.TreatMissingData,
     };
-    const namespaces = new Set(queries.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Namespace] : [])));
-    const states = (reports: Report[]) => evaluations(expression, ids, rule, reports, { from: 0, to: 30 });
-    // Whether it pages at some evaluation, and clears once nothing more comes.
-    const pages = (reports: Report[]) => {
-      const all = states(reports);
-      expect(all.at(-1), `${name} still in ALARM 20 periods later`).toBe(false);
-      return all.some(Boolean);
-    };
-    return { expression, ids, rule, namespaces, pages };
+    // Whether it pages at some evaluation, and clears once nothing more comes, each reading's answer named.
+    const pages = (reports: Report[]) =>
+      Object.fromEntries(
+        READINGS.map((r) => {
+          const all = evaluations(expression, ids, rule, reports, { from: 0, to: 30 }, r);
+          expect(all.at(-1), `${name} still in ALARM 20 periods later (${readingName(r)})`).toBe(false);
+          return [readingName(r), all.some(Boolean)];
+        }),
+      );
+    return { expression, ids, rule, pages };
   };
+  const always = (state: boolean) => Object.fromEntries(READINGS.map((r) => [readingName(r), state]));
 
   // AWS's FILL entry: in an alarm, FILL makes "the latest data point for the metric to always be the FILL value",
   // the latest period not reported yet included. With one evaluation period, a count that reached CloudWatch after
   // its period stopped being the latest was never evaluated, the next period's filled 0 read instead
-  // (alarms45-fill-sparse-counts). Each count here is stamped in period 10.
+  // (alarms45-fill-sparse-counts). Unfilled, a sum skips that period only if it has no point where no count has one,
+  // which AWS's page does not say ("Missing values in a time series are treated as 0", no example): read as a 0 at
+  // every period, it is the filled sum again (review45-fill-readings). Each count here is stamped in period 10.
   it.each([
     ['VenueFailuresAlarm', 'timeout'],
     ['FeedNumberingAlarm', 'jump'],
@@ -1475,9 +1498,9 @@ describe('BackstopStack template (default config)', () => {
     ...TABLES.map((t) => [`${t.id.charAt(0).toUpperCase()}${t.id.slice(1)}TableThrottleAlarm`, `r_${t.id}`]),
     ['PositionIndexThrottleAlarm', 'i0'],
   ])(
-    'pages %s on a count that reaches CloudWatch after its period, and clears (alarms45-fill-sparse-counts)',
+    'pages %s on a count that reaches CloudWatch after its period, and clears, however metric math is read (alarms45-fill-sparse-counts, review45-fill-readings)',
     (name, first) => {
-      const { expression, ids, rule, namespaces, pages } = sparseAlarm(name);
+      const { expression, ids, rule, pages } = sparseAlarm(name);
       expect(ids).toContain(first);
       const threshold = rule.threshold;
       expect(rule.comparisonOperator).toBe('GreaterThanOrEqualToThreshold');
@@ -1488,37 +1511,32 @@ describe('BackstopStack template (default config)', () => {
         arrives,
       });
       // In time: reported within its own period.
-      expect(pages([count(first, threshold)])).toBe(true);
-      // Late, by one period, with the latest period not reported at that evaluation: every metric of the sum.
-      for (const id of ids) expect(pages([count(id, threshold, 11)]), id).toBe(true);
+      expect(pages([count(first, threshold)])).toEqual(always(true));
+      // Late, by one period and by two, with the latest period not reported at that evaluation: every metric of the
+      // sum.
+      for (const id of ids) {
+        expect(pages([count(id, threshold, 11)]), id).toEqual(always(true));
+        expect(pages([count(id, threshold, 12)]), id).toEqual(always(true));
+      }
       // Part in time and part late: the period's whole count is evaluated once it is there.
       if (threshold > 1) {
-        expect(pages([count(first, threshold - 1), count(ids[1]!, 1, 11)])).toBe(true);
-        expect(pages([count(first, threshold - 1), count(ids[1]!, 0, 11)])).toBe(false);
+        expect(pages([count(first, threshold - 1), count(ids[1]!, 1, 11)])).toEqual(always(true));
+        expect(pages([count(first, threshold - 1), count(ids[1]!, 0, 11)])).toEqual(always(false));
       }
       // Nothing counted: no page.
-      expect(pages([])).toBe(false);
+      expect(pages([])).toEqual(always(false));
+      // Every metric FILLed, so the sum has a point at every period under every reading: no alarm's state rests on
+      // how missing data is treated, which alarms on AWS/DynamoDB metrics ignore whatever TreatMissingData says
+      // (PutMetricAlarm: they "remain in their current state"), so an unfilled throttle sum would stay in ALARM. The
+      // latest period, filled, reads 0 until reported: one breaching period of the last three pages (AWS's answer to
+      // FILL's latest point: M out of N), a count up to two periods late.
       const range = Array.from({ length: 6 }, (_, k) => k);
-      if (namespaces.has('AWS/DynamoDB')) {
-        // Alarms on AWS/DynamoDB metrics ignore missing data whatever TreatMissingData says (PutMetricAlarm): an
-        // unfilled sum, missing once the throttles stop, would hold the alarm in ALARM. So the sum keeps FILL, a point
-        // at every period, and pages on one breaching period of its last EvaluationPeriods (AWS's answer to FILL's
-        // latest point: M out of N): a count up to EvaluationPeriods - 1 periods late is still evaluated.
-        expect(namespaces).toEqual(new Set(['AWS/DynamoDB']));
-        expect(evaluate(expression, Object.fromEntries(ids.map((id) => [id, new Map()])), range).size).toBe(
-          6,
-        );
-        expect(rule).toMatchObject({ evaluationPeriods: 3, datapointsToAlarm: 1 });
-        expect(pages([count(first, threshold, 12)])).toBe(true);
-      } else {
-        // Missing data not breaching: the sum has no point where no metric has one, so a period not reported yet is
-        // skipped and the latest reported one is evaluated.
-        expect(rule).toMatchObject({ evaluationPeriods: 1, treatMissingData: 'notBreaching' });
-        expect(rule.datapointsToAlarm ?? 1).toBe(1);
-        expect(evaluate(expression, Object.fromEntries(ids.map((id) => [id, new Map()])), range).size).toBe(
-          0,
-        );
-      }
+      for (const r of READINGS)
+        expect(
+          evaluate(expression, Object.fromEntries(ids.map((id) => [id, new Map()])), range, r).size,
+          readingName(r),
+        ).toBe(6);
+      expect(rule).toMatchObject({ evaluationPeriods: 3, datapointsToAlarm: 1 });
     },
   );
 

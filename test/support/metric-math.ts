@@ -12,9 +12,48 @@
  *   of their timestamps, a missing value read as 0;
  * - `IF(cond, a, b)` has a point where `cond` has one: `a` where it is true (0 where `a` is a series without that
  *   point), `b` where false (dropped where `b` is a series without it).
+ * Where the page leaves a choice open, a Reading names each way it can be read; those above are AS_WRITTEN, and the
+ * alarm tests run every one (READINGS), so an alarm is shown right under each, not only under the one picked here
+ * (review45-fill-readings).
  */
 export type Series = ReadonlyMap<number, number>;
 type Value = number | Series;
+
+/** The ways the metric math page can be read where its words and examples leave it open. */
+export interface Reading {
+  /**
+   * Which timestamps `a + b` has. "Missing values in a time series are treated as 0" (the arithmetic table) says
+   * nothing of which, and no example adds a series with a missing value: where either term has a point ('any'),
+   * every timestamp of the range ('range': a missing value is a 0 everywhere, as FILL(a, 0) + FILL(b, 0)), or, against
+   * that sentence, only where every term has one ('every').
+   */
+  readonly sum: 'any' | 'range' | 'every';
+  /**
+   * Which timestamps a series compared with a scalar has: the series' ('points'), or, a missing value read as 0 as
+   * between two series, every timestamp of the range ('range'). The page's only example has no missing value.
+   */
+  readonly compare: 'points' | 'range';
+  /**
+   * `IF(cond, a, s)`, `a` a series and `s` a scalar, where `cond` has no point and `a` has one: none ('condition', the
+   * text: "For each data point of metric1"), or `s` ('either', the page's own table for IF(metric1, metric2,
+   * scalar3): [30, 0, 5, 5, 5], a 5 where metric1 has no point and metric2 has 30).
+   */
+  readonly ifScalarElse: 'condition' | 'either';
+}
+
+/** The choices the evaluator made before review45-fill-readings. */
+export const AS_WRITTEN: Reading = { sum: 'any', compare: 'points', ifScalarElse: 'condition' };
+
+/** Every Reading. */
+export const READINGS: readonly Reading[] = (['any', 'range', 'every'] as const).flatMap((sum) =>
+  (['points', 'range'] as const).flatMap((compare) =>
+    (['condition', 'either'] as const).map((ifScalarElse) => ({ sum, compare, ifScalarElse })),
+  ),
+);
+
+/** A reading's name, for assertion messages. */
+export const readingName = (r: Reading): string =>
+  `sum ${r.sum}, compare ${r.compare}, IF else ${r.ifScalarElse}`;
 
 const TOKEN = /\s*(==|!=|<=|>=|<|>|\(|\)|,|\+|-?\d+(?:\.\d+)?|[A-Z_]+(?=\s*\()|[a-z][A-Za-z0-9_]*)/y;
 const COMPARE: Record<string, (a: number, b: number) => boolean> = {
@@ -43,6 +82,7 @@ export function evaluate(
   expression: string,
   metrics: Readonly<Record<string, Series>>,
   range: readonly number[],
+  reading: Reading = AS_WRITTEN,
 ): Series {
   const ts = tokens(expression);
   let i = 0;
@@ -52,21 +92,28 @@ export function evaluate(
       throw new Error(`metric math: expected ${want ?? 'more'} in "${expression}"`);
     return t;
   };
+  /** A series with a 0 at every timestamp of the range it has no point at. */
+  const zeroFilled = (a: Series): Series => new Map(range.map((t) => [t, a.get(t) ?? 0]));
   const compare = (op: string, a: Value, b: Value): Value => {
     const f = COMPARE[op]!;
     const bit = (x: number, y: number) => (f(x, y) ? 1 : 0);
     if (typeof a === 'number' && typeof b === 'number') return bit(a, b);
-    if (typeof a === 'number') return new Map([...(b as Series)].map(([t, v]) => [t, bit(a, v)]));
-    if (typeof b === 'number') return new Map([...a].map(([t, v]) => [t, bit(v, b)]));
+    const series = (s: Series) => (reading.compare === 'range' ? zeroFilled(s) : s);
+    if (typeof a === 'number') return new Map([...series(b as Series)].map(([t, v]) => [t, bit(a, v)]));
+    if (typeof b === 'number') return new Map([...series(a)].map(([t, v]) => [t, bit(v, b)]));
     const times = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
     return new Map(times.map((t) => [t, bit(a.get(t) ?? 0, b.get(t) ?? 0)]));
   };
   const add = (a: Value, b: Value): Value => {
     if (typeof a === 'number' && typeof b === 'number') return a + b;
     if (typeof a === 'number') return add(b, a);
-    if (typeof b === 'number') return new Map([...a].map(([t, v]) => [t, v + b]));
-    const times = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
-    return new Map(times.map((t) => [t, (a.get(t) ?? 0) + (b.get(t) ?? 0)]));
+    const x = reading.sum === 'range' ? zeroFilled(a) : a;
+    if (typeof b === 'number') return new Map([...x].map(([t, v]) => [t, v + b]));
+    const y = reading.sum === 'range' ? zeroFilled(b) : b;
+    const keys = [...x.keys(), ...y.keys()];
+    const times = [...new Set(reading.sum === 'every' ? keys.filter((t) => x.has(t) && y.has(t)) : keys)];
+    times.sort((p, q) => p - q);
+    return new Map(times.map((t) => [t, (x.get(t) ?? 0) + (y.get(t) ?? 0)]));
   };
   const call = (name: string, args: Value[]): Value => {
     if (name === 'FILL') {
@@ -79,7 +126,13 @@ export function evaluate(
       const [cond, a, b] = args as [Value, Value, Value | undefined];
       if (typeof cond === 'number') return cond !== 0 ? a : (b ?? new Map());
       const out = new Map<number, number>();
-      for (const [t, c] of cond) {
+      // Under 'either', where `a` has a point and `cond` none, the condition is read as a missing 0: false.
+      const times =
+        reading.ifScalarElse === 'either' && typeof a !== 'number' && typeof b === 'number'
+          ? [...new Set([...cond.keys(), ...a.keys()])].sort((x, y) => x - y)
+          : [...cond.keys()];
+      for (const t of times) {
+        const c = cond.get(t) ?? 0;
         if (c !== 0) out.set(t, typeof a === 'number' ? a : (a.get(t) ?? 0));
         else if (typeof b === 'number') out.set(t, b);
         else if (b?.has(t)) out.set(t, b.get(t)!);
@@ -201,6 +254,7 @@ export interface Report {
  * period's arrivals, is the most a count that arrived in it could be seen. How many periods an evaluation range holds
  * is CloudWatch's own ("a higher number of data points than specified by Evaluation Periods": 5 for 3 in AWS's
  * example): unless given, EvaluationPeriods and 1, the fewest those words allow (the least a late count is given).
+ * `reading`: how the expression is read where AWS's page leaves it open.
  */
 export function evaluations(
   expression: string,
@@ -208,6 +262,7 @@ export function evaluations(
   rule: AlarmRule,
   reports: readonly Report[],
   window: { from: number; to: number; range?: number },
+  reading: Reading = AS_WRITTEN,
 ): boolean[] {
   for (const r of reports)
     if (!ids.includes(r.id)) throw new Error(`metric math: no metric "${r.id}" in "${expression}"`);
@@ -225,7 +280,7 @@ export function evaluations(
         return [id, series];
       }),
     );
-    states.push(alarmState(evaluate(expression, metrics, range), rule));
+    states.push(alarmState(evaluate(expression, metrics, range, reading), rule));
   }
   return states;
 }
