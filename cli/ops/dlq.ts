@@ -27,8 +27,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
             delivery error); they stay in the queue
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
-            each from the DLQ only once resent; a poison message (not a message of its queue) stays, and so
-            does a PriceTickContinuation on a deployed stack, whose bus takes one from margin-check alone
+            each from the DLQ only once resent; a poison message (not a message of its queue) stays, as does
+            one naming a liquidation or auction with no record, and a PriceTickContinuation on a deployed
+            stack, whose bus takes one from margin-check alone
             (dlq/continuation-refused: the market's next accepted tick does its work; then discard it)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident

@@ -10,7 +10,7 @@ import {
   sentSequenceKey,
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import { collectStatus } from '../../shared/local/status.ts';
+import { collectStatus, strandedAdvice } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   handledSequence,
@@ -89,7 +89,7 @@ tick waiting longer would be refused as too old), and stops with a clear error w
                          as long as a liquidation is not terminal, as a live feed would: the work a crash
                          leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
                          otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
-                         it (dead-lettered) ends it with exit 1 and the way to the dead letters. Each held tick
+                         it (dead-lettered, or lost) ends it with exit 1 and the way on. Each held tick
                          is a line on stderr when it is not a terminal (a progress bar when it is)
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
@@ -343,14 +343,13 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                       liquidations.total - liquidations.nonTerminal,
                       liquidations.total,
                     );
-                    // Work left with no message to move it (dead-lettered): no tick will. Two looks running, as
+                    // Work left with no message to move it (dead-lettered, or lost): no tick will. Two looks running, as
                     // SQS's counts are approximate.
                     stuckLooks = liquidations.nonTerminal > 0 && drained ? stuckLooks + 1 : 0;
                     if (stuckLooks >= STUCK_LOOKS) {
                       holdFailure =
                         `hold ended: ${liquidations.nonTerminal} liquidations are not terminal and no message is left ` +
-                        `to move them (${dlqMessages} in the dead-letter queues): backstop dlq list says why, ` +
-                        'backstop dlq redrive sends them back';
+                        `to move them: ${strandedAdvice(dlqMessages)}`;
                       return false;
                     }
                     return liquidations.nonTerminal > 0;

@@ -1,6 +1,6 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
-import { collectStatus, type StatusReport } from '../../shared/local/status.ts';
+import { collectStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
 import { intOption, UsageError } from '../args.ts';
 import {
   type Command,
@@ -87,7 +87,7 @@ export function renderStatus(s: StatusReport): string {
   );
   if (s.stranded > 0)
     lines.push(
-      `  ${s.stranded} liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend`,
+      `  ${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages)}`,
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;

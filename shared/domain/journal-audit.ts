@@ -1,4 +1,4 @@
-import type { QuoteE6 } from './units.ts';
+import { formatQuoteGrouped, type QuoteE6 } from './units.ts';
 
 /** What the audit reads of a journal entry. */
 export interface AuditedEntry {
@@ -56,15 +56,22 @@ export function extendAudit(
     }
     if (entry.sequence !== sequence + 1) break;
     copies = 1;
-    if (entry.balanceBefore !== sum)
-      problems.push(`entry ${entry.sequence}: balanceBefore ${entry.balanceBefore} != ${sum}`);
+    // In quote units, with the gap: a balance item changed outside the journal shows here by how much
+    // (drill45-reconcile-units: raw 1e-6 integers before).
+    if (entry.balanceBefore !== sum) {
+      const gap = entry.balanceBefore - sum;
+      problems.push(
+        `entry ${entry.sequence}: balanceBefore ${formatQuoteGrouped(entry.balanceBefore)} != ${formatQuoteGrouped(sum)}, the sum of the entries before it (${gap > 0n ? '+' : ''}${formatQuoteGrouped(gap)})`,
+      );
+    }
     if (entry.balanceAfter !== entry.balanceBefore + entry.amount) {
       problems.push(`entry ${entry.sequence}: balanceAfter != balanceBefore + amount`);
     }
     sum += entry.amount;
     sequence = entry.sequence;
     if (sum < minBalance) {
-      if (minBalance === 0n) problems.push(`entry ${entry.sequence}: balance ${sum} below zero`);
+      if (minBalance === 0n)
+        problems.push(`entry ${entry.sequence}: balance ${formatQuoteGrouped(sum)} below zero`);
       minBalance = sum;
     }
   }

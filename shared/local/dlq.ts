@@ -10,7 +10,11 @@ import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
-import { auctionStepMessageSchema, liquidationMessageSchema } from '../schemas/messages.ts';
+import {
+  auctionStepMessageSchema,
+  liquidationMessageSchema,
+  registrationWakeMessageSchema,
+} from '../schemas/messages.ts';
 import { TICK_BUS } from '../topology.ts';
 import type { Deployment } from './deployment.ts';
 
@@ -141,33 +145,35 @@ async function describe(deployment: Deployment, queue: DlqId, m: Message): Promi
   };
 }
 
+// Reads only: the index layout does not matter.
+const liquidationRepo = (deployment: Deployment) =>
+  new DynamoLiquidationRepository(
+    deployment.clients.dynamo,
+    { liquidations: deployment.names.tables.liquidations, positions: deployment.names.tables.positions },
+    SINGLE_SHARD_LAYOUT,
+  );
+
+const auctionRepo = (deployment: Deployment) =>
+  new DynamoAuctionRepository(deployment.clients.dynamo, deployment.names.tables.auctions);
+
 async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: Message): Promise<string> {
-  const { dynamo } = deployment.clients;
-  const tables = deployment.names.tables;
   const json = parseJson(body);
   if (queue === 'liquidations') {
     const parsed = liquidationMessageSchema.safeParse(json);
     if (!parsed.success) return 'poison: not a liquidation message';
-    const repo = new DynamoLiquidationRepository(
-      dynamo,
-      {
-        liquidations: tables.liquidations,
-        positions: tables.positions,
-        // Reads only: the index layout does not matter.
-      },
-      SINGLE_SHARD_LAYOUT,
-    );
-    const record = await repo.get(parsed.data.liquidationId);
-    if (!record) return `liquidation ${parsed.data.liquidationId} not found`;
+    const record = await liquidationRepo(deployment).get(parsed.data.liquidationId);
+    if (!record) return noRecord('liquidation', parsed.data.liquidationId);
     const last = record.history.at(-1);
     const where = `liquidation ${record.id} in ${record.state}${last?.note ? `: ${last.note}` : ''}`;
     return withFailure(where, record.lastFailure);
   }
   if (queue === 'auctionSteps') {
+    const wake = registrationWakeMessageSchema.safeParse(json);
+    if (wake.success) return registrationWakeReason(wake.data.registrationWake);
     const parsed = auctionStepMessageSchema.safeParse(json);
     if (!parsed.success) return 'poison: not an auction step message';
-    const auction = await new DynamoAuctionRepository(dynamo, tables.auctions).get(parsed.data.auctionId);
-    if (!auction) return `auction ${parsed.data.auctionId} not found`;
+    const auction = await auctionRepo(deployment).get(parsed.data.auctionId);
+    if (!auction) return noRecord('auction', parsed.data.auctionId);
     return withFailure(
       `auction ${auction.id} step ${parsed.data.step} (at step ${auction.step}, ${auction.state}) of liquidation ${auction.liquidationId}`,
       auction.lastFailure,
@@ -175,15 +181,31 @@ async function reasonOf(deployment: Deployment, queue: DlqId, body: string, m: M
   }
   // EventBridge adds the delivery error as message attributes on AWS; Lambda's on-failure record holds it.
   const { event, failure } = tickDeadLetter(json);
+  if (!isEvent(event)) return NOT_AN_EVENT;
   const code = m.MessageAttributes?.ERROR_CODE?.StringValue ?? failure?.code;
   const message = m.MessageAttributes?.ERROR_MESSAGE?.StringValue ?? failure?.message;
-  const tick = event?.detail
-    ? `tick ${String(event.detail.symbol)} #${String(event.detail.sequence)}`
-    : 'event';
+  const tick = `tick ${String(event.detail.symbol)} #${String(event.detail.sequence)}`;
   return code || message
     ? `${tick}: ${[code, message].filter(Boolean).join(': ')}`
     : `${tick}: margin-check failed on every retry`;
 }
+
+/**
+ * A work queue's message naming no record: its consumer fails it on every delivery (the record is written before
+ * its first message is sent, so none will come), and sent back it would only dead-letter again as new (drill45-dlq-no-record).
+ */
+const noRecord = (kind: 'liquidation' | 'auction', id: string): string =>
+  `${kind} ${id} has no record: nothing to resume (a message of another stage, or sent by hand)`;
+
+/**
+ * The rest of a provider registration's wake, which the auction queue carries too: no poison, redriven as any
+ * (drill45-dlq-registration-wake: listed and left as "not an auction step message").
+ */
+const registrationWakeReason = (wake: { readonly symbol: string; readonly epoch: number }): string =>
+  `registration wake of ${wake.symbol} (epoch ${wake.epoch}): the market's sleeping auctions it had not woken yet`;
+
+/** A tick dead letter that is no event: nothing to put back on the bus (drill45-dlq-tick-poison). */
+const NOT_AN_EVENT = 'poison: not an EventBridge event';
 
 /** Where the record stands, then the error its handler recorded on the last failed delivery (if any). */
 const withFailure = (where: string, failure: ProcessingFailure | undefined): string =>
@@ -229,15 +251,15 @@ export async function redriveDeadLetters(
       const batch = received.filter((m) => !arrived.includes(m));
       if (batch.length === 0) break;
       for (const m of batch) {
-        const poison = poisonReason(queue, m.Body ?? '');
-        if (poison) {
-          // No fix makes it parse: sent back, it fails again and comes back as new (its alarm, aging and expiry
-          // restarted). It stays for `dlq discard` (a drill of the runbook in session 38).
-          failed.push({ messageId: m.MessageId ?? '', reason: `${poison}; dlq discard removes it` });
-          left.push(m);
-          continue;
-        }
         try {
+          const never = await unredrivable(deployment, queue, m.Body ?? '');
+          if (never) {
+            // No fix makes it work: sent back, it fails again and comes back as new (its alarm, aging and expiry
+            // restarted). It stays for `dlq discard` (a drill of the runbook in session 38).
+            failed.push({ messageId: m.MessageId ?? '', reason: `${never}; dlq discard removes it` });
+            left.push(m);
+            continue;
+          }
           await resend(deployment, queue, m.Body ?? '');
           await deployment.clients.sqs.send(
             new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }),
@@ -266,13 +288,25 @@ function freshBudget(body: string): string {
   return JSON.stringify(rest);
 }
 
-/** Why a work queue's message can never be processed (its body is not a message of the queue), if it cannot. */
-function poisonReason(queue: DlqId, body: string): string | undefined {
-  if (queue === 'tickDeadLetters') return undefined; // resend says why it is not an event
-  const schema = queue === 'liquidations' ? liquidationMessageSchema : auctionStepMessageSchema;
-  return schema.safeParse(parseJson(body)).success
-    ? undefined
-    : `poison: not ${queue === 'liquidations' ? 'a liquidation' : 'an auction step'} message`;
+/**
+ * Why a dead letter can never be processed, if it cannot: its body is not a message of its queue (poison), or it
+ * names a liquidation or auction that does not exist.
+ */
+async function unredrivable(deployment: Deployment, queue: DlqId, body: string): Promise<string | undefined> {
+  const json = parseJson(body);
+  if (queue === 'tickDeadLetters') return isEvent(tickDeadLetter(json).event) ? undefined : NOT_AN_EVENT;
+  if (queue === 'liquidations') {
+    const parsed = liquidationMessageSchema.safeParse(json);
+    if (!parsed.success) return 'poison: not a liquidation message';
+    const id = parsed.data.liquidationId;
+    return (await liquidationRepo(deployment).get(id)) ? undefined : noRecord('liquidation', id);
+  }
+  // The auction queue also carries the rest of a registration's wake: no record to look for.
+  if (registrationWakeMessageSchema.safeParse(json).success) return undefined;
+  const parsed = auctionStepMessageSchema.safeParse(json);
+  if (!parsed.success) return 'poison: not an auction step message';
+  const id = parsed.data.auctionId;
+  return (await auctionRepo(deployment).get(id)) ? undefined : noRecord('auction', id);
 }
 
 export interface DiscardOutcome {
@@ -345,6 +379,18 @@ interface TickEventBody {
   readonly detail?: { readonly symbol?: unknown; readonly sequence?: unknown };
 }
 
+/** An event the bus can take again: its source, detail type and detail. */
+function isEvent(
+  event: TickEventBody | undefined,
+): event is TickEventBody & { source: string; 'detail-type': string; detail: object } {
+  return (
+    typeof event?.source === 'string' &&
+    typeof event['detail-type'] === 'string' &&
+    typeof event.detail === 'object' &&
+    event.detail !== null
+  );
+}
+
 /**
  * A tick dead letter's event and, when margin-check failed it, why. The tick DLQ holds two shapes: the event
  * itself (EventBridge could not deliver it) and Lambda's on-failure record of an invocation that failed every
@@ -384,13 +430,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
     return;
   }
   const { event } = tickDeadLetter(parseJson(body));
-  if (
-    typeof event?.source !== 'string' ||
-    typeof event['detail-type'] !== 'string' ||
-    event.detail === undefined
-  ) {
-    throw new Error('dlq/not-an-event: the body is not an EventBridge event');
-  }
+  if (!isEvent(event)) throw new Error('dlq/not-an-event: the body is not an EventBridge event');
   // A deployed bus takes a continuation from margin-check's role alone, and with tickPublishersOnly a PriceTick from
   // the feed principals alone (its policy): a refusal says what to do instead.
   const refused = (code: string, message?: string): Error => {

@@ -318,6 +318,18 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
 }
 
 /**
+ * What to do for open liquidations no message is moving: a dead letter's way (why it failed, then redrive) for those
+ * dead-lettered, a resend for the others (a purged queue, an expired dead letter), which no dead letter holds
+ * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there).
+ */
+export function strandedAdvice(dlqMessages: number): string {
+  const resend = 'backstop liquidations overdue --all --resend';
+  return dlqMessages === 0
+    ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
+    : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); those no dead letter holds: ${resend}`;
+}
+
+/**
  * Reads everything the status shows, in parallel. `config`: the deployed risk configuration, when known (each
  * market's mark is then judged stale or not).
  */

@@ -275,7 +275,8 @@ function report(
   if ((difference ?? 0n) !== 0n || problemCount > 0) {
     telemetry.warn('ledger does not reconcile', {
       account,
-      difference: difference?.toString(),
+      // In quote units, as ledger-reconcile's own line says it (drill45-reconcile-units: 1e-6 units before).
+      difference: difference === undefined ? undefined : formatQuote(difference),
       problemCount,
       problems,
     });

@@ -1,3 +1,4 @@
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import {
@@ -42,13 +43,41 @@ afterAll(async () => {
   await moto?.stop();
 });
 
+/**
+ * A liquidation record whose position is not there: its every delivery fails (`liquidation/position-missing`), a
+ * cause that lasts. A message naming no record at all is not sent back (drill45-dlq-no-record).
+ */
+async function queuedWithoutPosition(table: string, liquidationId: string): Promise<void> {
+  await clients.dynamo.send(
+    new PutItemCommand({
+      TableName: table,
+      Item: {
+        id: { S: liquidationId },
+        positionId: { S: `${liquidationId}-gone` },
+        symbol: { S: 'ETH-USD' },
+        side: { S: 'LONG' },
+        state: { S: 'QUEUED' },
+        tickKey: { S: 'ETH-USD#1' },
+        triggerMark: { N: '150000000000' },
+        remainingSize: { N: '100000000' },
+        marketFills: { L: [] },
+        history: { L: [{ M: { atMs: { N: '1000' }, state: { S: 'QUEUED' } } }] },
+        version: { N: '0' },
+      },
+    }),
+  );
+}
+
 async function stage(name: string, bodies: string[]): Promise<Deployment> {
   const names = await createLocalResources(clients, name);
   shortPolls = 0;
-  for (const body of bodies)
+  for (const body of bodies) {
+    const { liquidationId } = JSON.parse(body) as { liquidationId: string };
+    await queuedWithoutPosition(names.tables.liquidations, liquidationId);
     await clients.sqs.send(
       new SendMessageCommand({ QueueUrl: names.queues.liquidations.dlqUrl!, MessageBody: body }),
     );
+  }
   return {
     kind: 'local',
     stage: name,
@@ -98,8 +127,8 @@ it('lists every message a small DLQ holds, with the reason the (real) table give
   const d = await stage('dlqmoto2', ['{"liquidationId":"a:0"}', '{"liquidationId":"b:0"}']);
   const listed = await listDeadLetters(d, 'liquidations');
   expect(listed.map((m) => m.reason).sort()).toEqual([
-    'liquidation a:0 not found',
-    'liquidation b:0 not found',
+    'liquidation a:0 in QUEUED',
+    'liquidation b:0 in QUEUED',
   ]);
 });
 
@@ -111,8 +140,10 @@ it('sends each dead letter back once, even when it fails again during the redriv
   const stack = await startLocalStack({ endpoint: moto.endpoint, stage: 'dlqcycle', fastRetries: true });
   try {
     const d = { ...(await stage('dlqcycle', [])), clients: stack.clients, names: stack.names };
-    // A liquidation that is not there fails every delivery (a poison body is not sent back at all: see below).
+    // A liquidation whose position is not there fails every delivery (a poison body, or one naming no record, is
+    // not sent back at all).
     const failing = '{"liquidationId":"gone:0"}';
+    await queuedWithoutPosition(stack.names.tables.liquidations, 'gone:0');
     await stack.clients.sqs.send(
       new SendMessageCommand({ QueueUrl: stack.names.queues.liquidations.url, MessageBody: failing }),
     );
@@ -139,6 +170,7 @@ it('ends while new dead letters keep coming in, leaving them for the next redriv
   const inflow = (async () => {
     while (sending) {
       sent += 1;
+      await queuedWithoutPosition(d.names.tables.liquidations, `new${sent}:0`);
       await clients.sqs.send(
         new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"new${sent}:0"}` }),
       );

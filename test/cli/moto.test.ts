@@ -444,6 +444,12 @@ describe('dlq list and redrive on moto', () => {
     );
     await send(names.queues.liquidations.dlqUrl!, JSON.stringify({ liquidationId: 'gone:0' }));
     await send(names.queues.liquidations.dlqUrl!, 'not json');
+    // The auction queue's other message, the rest of a registration's wake, and a step of no auction.
+    await send(
+      names.queues.auctionSteps.dlqUrl!,
+      JSON.stringify({ registrationWake: { symbol: 'ETH-USD', epoch: 2 } }),
+    );
+    await send(names.queues.auctionSteps.dlqUrl!, JSON.stringify({ auctionId: 'gone:0:auction', step: 1 }));
     const event = {
       version: '0',
       id: 'e1',
@@ -473,16 +479,27 @@ describe('dlq list and redrive on moto', () => {
     };
     const listed = await list();
     expect(listed.map((m) => [m.queue, m.reason]).sort()).toEqual([
+      [
+        'auctionSteps',
+        'auction gone:0:auction has no record: nothing to resume (a message of another stage, or sent by hand)',
+      ],
+      [
+        'auctionSteps',
+        "registration wake of ETH-USD (epoch 2): the market's sleeping auctions it had not woken yet",
+      ],
       ['liquidations', 'liquidation d1:0 in QUEUED: crossed at 1200'],
-      ['liquidations', 'liquidation gone:0 not found'],
+      [
+        'liquidations',
+        'liquidation gone:0 has no record: nothing to resume (a message of another stage, or sent by hand)',
+      ],
       ['liquidations', 'poison: not a liquidation message'],
-      ['tickDeadLetters', 'event: margin-check failed on every retry'],
+      ['tickDeadLetters', 'poison: not an EventBridge event'],
       ['tickDeadLetters', 'tick ETH-USD #3: margin-check failed on every retry'],
       ['tickDeadLetters', 'tick ETH-USD #4: TransactionCanceledException: Transaction cancelled'],
     ]);
     // Listing leaves them in place (visible again at once).
-    expect(await list()).toHaveLength(6);
-    expect((await status(at)).dlqMessages).toBe(6);
+    expect(await list()).toHaveLength(8);
+    expect((await status(at)).dlqMessages).toBe(8);
     const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
     expect(text.stdout).toMatch(/^liquidations: 3 message\(s\)\n/);
     // SQS's receive count, which each listing raises: said so, not read as failed deliveries.
@@ -491,17 +508,33 @@ describe('dlq list and redrive on moto', () => {
     const redrive = await cli('dlq', 'redrive', '--json', ...at);
     expect(redrive.code).toBe(1); // the non-event body cannot go back on the bus
     const outcome = JSON.parse(redrive.stdout) as {
-      redriven: { queue: string; moved: number; failed: unknown[] }[];
+      redriven: { queue: string; moved: number; failed: { reason: string }[] }[];
     };
     // A poison message is not sent back (it would fail again and come back as new, its alarm and expiry
-    // restarted: a drill of the runbook in session 38); dlq discard removes it.
-    expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.length])).toEqual([
-      ['liquidations', 2, 1],
-      ['auctionSteps', 0, 0],
-      ['tickDeadLetters', 2, 1],
+    // restarted: a drill of the runbook in session 38); dlq discard removes it. Nor is a tick dead letter that
+    // is no event, nor a message naming no liquidation (drill45-dlq-tick-poison, drill45-dlq-no-record: each
+    // went back, the second to fail its five receives into the DLQ again).
+    expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.map((f) => f.reason).sort()])).toEqual([
+      [
+        'liquidations',
+        1,
+        [
+          'liquidation gone:0 has no record: nothing to resume (a message of another stage, or sent by hand); dlq discard removes it',
+          'poison: not a liquidation message; dlq discard removes it',
+        ],
+      ],
+      [
+        'auctionSteps',
+        1,
+        [
+          'auction gone:0:auction has no record: nothing to resume (a message of another stage, or sent by hand); dlq discard removes it',
+        ],
+      ],
+      ['tickDeadLetters', 2, ['poison: not an EventBridge event; dlq discard removes it']],
     ]);
     const report = await status(at);
-    expect(report.queues.liquidations?.depth).toBe(2);
+    expect(report.queues.liquidations?.depth).toBe(1);
+    expect(report.queues.auctionSteps?.depth).toBe(1); // the wake, sent back (drill45-dlq-registration-wake)
     const sentBack = await emulator.clients.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: names.queues.liquidations.url,
@@ -509,10 +542,7 @@ describe('dlq list and redrive on moto', () => {
         WaitTimeSeconds: 1,
       }),
     );
-    expect((sentBack.Messages ?? []).map((m) => m.Body).sort()).toEqual([
-      '{"liquidationId":"d1:0"}',
-      '{"liquidationId":"gone:0"}',
-    ]);
+    expect((sentBack.Messages ?? []).map((m) => m.Body).sort()).toEqual(['{"liquidationId":"d1:0"}']);
     await emulator.clients.sqs.send(
       new ChangeMessageVisibilityBatchCommand({
         QueueUrl: names.queues.liquidations.url,
@@ -523,13 +553,15 @@ describe('dlq list and redrive on moto', () => {
         })),
       }),
     );
-    expect(report.queues.liquidationsDlq?.depth).toBe(1);
+    expect(report.queues.liquidationsDlq?.depth).toBe(2);
     // The ticks went back on the bus, whose rule delivers them to the runner's queue.
     expect(report.queues.ticks?.depth).toBe(2);
-    expect(report.dlqMessages).toBe(2);
+    expect(report.dlqMessages).toBe(4);
 
     const left = await list();
-    const poison = left.find((m) => m.queue === 'liquidations') as unknown as { messageId: string };
+    const poison = left.find((m) => m.reason.startsWith('poison: not a liquidation')) as unknown as {
+      messageId: string;
+    };
     const discard = () =>
       cli('dlq', 'discard', '--queue', 'liquidations', '--message-id', poison.messageId, ...at);
     const discarded = await discard();
@@ -556,7 +588,7 @@ describe('dlq list and redrive on moto', () => {
     expect(wrong.stdout).toBe(
       `not found in liquidations: ${other.messageId} (it is in ${other.queue}: use --queue ${other.queue})\n`,
     );
-    expect((await status(at)).dlqMessages).toBe(1);
+    expect((await status(at)).dlqMessages).toBe(3);
     expect((await cli('dlq', 'discard', '--message-id', 'x', ...at)).stderr).toMatch(/--queue is required/);
   });
 });
@@ -1031,7 +1063,8 @@ describe('replay --hold', () => {
       expect.stringMatching(
         /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations/,
       ),
-      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them (0 in the dead-letter queues): backstop dlq list says why, backstop dlq redrive sends them back',
+      // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
+      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
     ]);
   });
 

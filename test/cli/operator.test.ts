@@ -595,3 +595,35 @@ describe('status: the losses settlements recorded', () => {
     );
   });
 });
+
+// Found by a drill of DEPLOY.md's runbook on a local stage in session 45 (drill45-reconcile-units): a balance written
+// outside the journal, then a movement, read "entry 2: balanceBefore 110000000 != 100000000" in status and in
+// ledger-reconcile's log, in 1e-6 units beside a difference in USD.
+describe('status: a fund balance written outside the journal', () => {
+  it('names the break in the quote currency, with its gap, beside the difference', async () => {
+    const { names, at } = await newStage();
+    expect((await cli('fund', 'deposit', '--amount', '100', '--key', 'd1', ...at)).code).toBe(0);
+    // By hand, as the runbook's case: 10 USD more in the balance item, no journal entry.
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: 'ACCOUNT#insurance-fund' }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = :n',
+        ConditionExpression: 'balance = :o',
+        ExpressionAttributeValues: { ':n': { N: '110000000' }, ':o': { N: '100000000' } },
+      }),
+    );
+    expect((await cli('fund', 'deposit', '--amount', '5', '--key', 'd2', ...at)).code).toBe(0);
+    const run = await cli('status', '--json', ...at);
+    expect(run.code, run.stderr).toBe(0);
+    const fund = JSON.parse(run.stdout).insuranceFund;
+    expect([fund.reconciled, fund.difference, fund.problems]).toEqual([
+      false,
+      '10',
+      ['entry 2: balanceBefore 110.00 != 100.00, the sum of the entries before it (+10.00)'],
+    ]);
+    expect((await cli('status', ...at)).stdout).toContain(
+      '  problem: entry 2: balanceBefore 110.00 != 100.00, the sum of the entries before it (+10.00)\n',
+    );
+  });
+});

@@ -1125,8 +1125,12 @@ describe('status rendering', () => {
     });
     expect(broken.match(/^ {2}problem: /gm)).toHaveLength(5);
     expect(broken).toContain('  ... 3 more lines of problems: backstop status --json');
-    expect(renderStatus({ ...report, drained: true, stranded: 1 })).toContain(
-      '  1 liquidations not terminal and no message moving them: backstop liquidations overdue --all --resend',
+    expect(renderStatus({ ...report, drained: true, stranded: 1, dlqMessages: 0 })).toContain(
+      '  1 liquidations not terminal and no message moving them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
+    );
+    // drill45-stranded-advice: dead-lettered ones have their own way first (the resend alone sent them to fail again).
+    expect(renderStatus({ ...report, drained: true, stranded: 2, dlqMessages: 1 })).toContain(
+      '  2 liquidations not terminal and no message moving them: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); those no dead letter holds: backstop liquidations overdue --all --resend',
     );
   });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as

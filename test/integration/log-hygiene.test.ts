@@ -287,7 +287,10 @@ describe('logs hold no whole records and no credentials (issue 7)', () => {
     expect(messages.filter((m) => m === "could not record the liquidation's failure")).toHaveLength(5);
     const dead = await listDeadLetters(deployment(), 'liquidations');
     expect(dead.map((d) => [d.body, d.reason])).toEqual([
-      [JSON.stringify({ liquidationId: 'ghost-hyg:0' }), 'liquidation ghost-hyg:0 not found'],
+      [
+        JSON.stringify({ liquidationId: 'ghost-hyg:0' }),
+        'liquidation ghost-hyg:0 has no record: nothing to resume (a message of another stage, or sent by hand)',
+      ],
     ]);
   });
 

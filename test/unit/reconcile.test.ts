@@ -7,15 +7,17 @@ import { type JournalReader, journalSnapshot, reconcileAccount } from '../../sha
 const USD = 1_000_000n;
 const FUND = 'insurance';
 
-function recording(): Telemetry & { observed: Map<string, number[]> } {
+function recording(): Telemetry & { observed: Map<string, number[]>; warned: Record<string, unknown>[] } {
   const observed = new Map<string, number[]>();
+  const warned: Record<string, unknown>[] = [];
   const put = (name: string, value: number) => observed.set(name, [...(observed.get(name) ?? []), value]);
   return {
     observed,
+    warned,
     count: (name, value = 1) => put(name, value),
     observe: (name, value) => put(name, value),
     info: () => {},
-    warn: () => {},
+    warn: (message, fields) => void warned.push({ message, ...fields }),
   };
 }
 
@@ -77,7 +79,7 @@ describe('ledger reconcile reports what it checks', () => {
     const telemetry = recording();
     const report = await reconcileAccount(journalSnapshot(balanceOf(50n * USD, 2), journal), FUND, telemetry);
     expect(report.minBalance).toBe(-50n * USD);
-    expect(report.problems).toEqual(['entry 1: balance -50000000 below zero']);
+    expect(report.problems).toEqual(['entry 1: balance -50.00 below zero']);
     // Its own alarm (LedgerJournalAlarm, >= 1), apart from the difference's tolerance.
     expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([1]);
     expect(telemetry.observed.get(METRICS.LedgerReconcileDifference.name)).toEqual([0]);
@@ -87,9 +89,21 @@ describe('ledger reconcile reports what it checks', () => {
     const journal = [entry(1, 10n * USD, 0n), entry(2, 5n * USD, 11n * USD)];
     const telemetry = recording();
     const report = await reconcileAccount(journalSnapshot(balanceOf(16n * USD, 2), journal), FUND, telemetry);
-    expect(report.problems).toEqual(['entry 2: balanceBefore 11000000 != 10000000']);
+    expect(report.problems).toEqual([
+      'entry 2: balanceBefore 11.00 != 10.00, the sum of the entries before it (+1.00)',
+    ]);
     expect(report.difference).toBe(1n * USD);
     expect(telemetry.observed.get(METRICS.LedgerReconcileDifference.name)).toEqual([1]);
+    // In USD, as ledger-reconcile's own line says it (drill45-reconcile-units: "1000000" before).
+    expect(telemetry.warned).toEqual([
+      {
+        message: 'ledger does not reconcile',
+        account: FUND,
+        difference: '1',
+        problemCount: 1,
+        problems: report.problems,
+      },
+    ]);
   });
 
   // Found by an audit of AWS limits in session 39: one balance written outside the journal breaks the chain of
@@ -107,7 +121,9 @@ describe('ledger reconcile reports what it checks', () => {
     );
     expect(report.problemCount).toBe(999);
     expect(report.problems).toHaveLength(21);
-    expect(report.problems[0]).toBe('entry 2: balanceBefore 2000000 != 1000000');
+    expect(report.problems[0]).toBe(
+      'entry 2: balanceBefore 2.00 != 1.00, the sum of the entries before it (+1.00)',
+    );
     expect(report.problems[20]).toBe('... and 979 more problems');
     expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([999]);
     expect(report.difference).toBe(1n * USD);
@@ -188,7 +204,9 @@ describe('ledger reconcile from its checkpoint', () => {
     };
     const options = { from: 'checkpoint', saveCheckpoint: true, pageSize: 2, ...noPause } as const;
     const report = await reconcileAccount(reader, FUND, recording(), options);
-    expect(report.problems).toEqual([`entry 3: balanceBefore ${99n * USD} != ${15n * USD}`]);
+    expect(report.problems).toEqual([
+      'entry 3: balanceBefore 99.00 != 15.00, the sum of the entries before it (+84.00)',
+    ]);
     expect(saved).toEqual([2]);
   });
 
