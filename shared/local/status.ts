@@ -320,13 +320,15 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
 /**
  * What to do for open liquidations no message is moving: a dead letter's way (why it failed, then redrive) for those
  * dead-lettered, a resend for the others (a purged queue, an expired dead letter), which no dead letter holds
- * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there).
+ * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there). The resend comes after the
+ * redrive: it sends every open liquidation a message, a dead-lettered one too, which fails again while its cause
+ * lasts (review45-drill-stranded-order).
  */
 export function strandedAdvice(dlqMessages: number): string {
   const resend = 'backstop liquidations overdue --all --resend';
   return dlqMessages === 0
     ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
-    : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); those no dead letter holds: ${resend}`;
+    : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
 }
 
 /**

@@ -1129,8 +1129,9 @@ describe('status rendering', () => {
       '  1 liquidations not terminal and no message moving them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
     );
     // drill45-stranded-advice: dead-lettered ones have their own way first (the resend alone sent them to fail again).
+    // review45-drill-stranded-order: and the resend after it, which cannot leave them out (it sends every open one).
     expect(renderStatus({ ...report, drained: true, stranded: 2, dlqMessages: 1 })).toContain(
-      '  2 liquidations not terminal and no message moving them: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); those no dead letter holds: backstop liquidations overdue --all --resend',
+      '  2 liquidations not terminal and no message moving them: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)',
     );
   });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
