@@ -88,7 +88,10 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     return true;
   }
 
-  /** An UpdateItem's result, measured as DynamoDB would: the stored item may carry a writer's token (updateItemOwned). */
+  /**
+   * An UpdateItem's result, measured as DynamoDB would: the stored item may still carry the `writer` token of the
+   * create or replace that put it (a transaction's put carries none: measured with one, the bound errs large).
+   */
   private storeUpdated(next: AuctionRecord): void {
     requireItemSize(
       auctionItemBytesAtMost(next),
