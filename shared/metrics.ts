@@ -317,6 +317,19 @@ export const METRICS = {
     kind: 'gauge',
     help: 'open liquidations past the longest their state may stay quiet (liquidation-watch, every 5 minutes): no message is moving them; 0 when healthy',
   },
+  DeadLetters: {
+    name: 'DeadLetters',
+    unit: 'Count',
+    kind: 'gauge',
+    dimension: 'Queue',
+    help: "messages a dead-letter queue holds (visible, in flight and delayed), read by liquidation-watch every 5 minutes (GetQueueAttributes); Queue = liquidations or auctionSteps (their dead-letter queues) or tickDeadLetters; 0 when empty. The dead-letter alarms read it beside SQS's own count, which SQS may stop reporting for a queue nothing calls",
+  },
+  DeadLetterReadFailures: {
+    name: 'DeadLetterReadFailures',
+    unit: 'Count',
+    kind: 'counter',
+    help: 'dead-letter queues liquidation-watch could not read (GetQueueAttributes failed; its log line names the queue): their DeadLetters is not reported that run',
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricKey = keyof typeof METRICS;

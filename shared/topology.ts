@@ -216,6 +216,13 @@ export const QUEUES: readonly QueueDef[] = [
  */
 export const isDeadLetterSink = (def: QueueDef): boolean => !def.deadLetter && !consumerOf(def.id);
 
+/**
+ * The queues whose dead letters are kept: in a dead-letter queue of their own, or in themselves (a sink). What the
+ * dead-letter alarms and liquidation-watch's DeadLetters gauge cover, one each.
+ */
+export const deadLetteredQueues = (): readonly QueueDef[] =>
+  QUEUES.filter((q) => q.deadLetter !== undefined || isDeadLetterSink(q));
+
 /** Dead letters are kept the SQS maximum, so an operator has two weeks to redrive them. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 
@@ -310,13 +317,19 @@ export type Trigger =
   | { readonly kind: 'schedule'; readonly everyMinutes: number }
   | { readonly kind: 'iamInvoke' };
 
-export type Access = 'read' | 'write' | 'readWrite' | 'send' | 'consume' | 'put';
+/** `depth`: sqs:GetQueueAttributes alone, of a `deadLetters` grant's queue: what it holds, none of its messages. */
+export type Access = 'read' | 'write' | 'readWrite' | 'send' | 'consume' | 'put' | 'depth';
 /** The event buses a function may put events on (`put`). */
 export type BusId = typeof TICK_BUS.name;
 export interface Grant {
   readonly table?: TableId;
   readonly queue?: QueueId;
   readonly bus?: BusId;
+  /**
+   * The queue that keeps this queue's dead letters (its dead-letter queue, or a sink itself: deadLetteredQueues), by
+   * `depth` only.
+   */
+  readonly deadLetters?: QueueId;
   readonly access: Access;
   /** Puts only, of items whose partition key begins with this (IAM's dynamodb:LeadingKeys): a write of its own items. */
   readonly keysBeginWith?: string;
@@ -451,9 +464,14 @@ export const FUNCTIONS: readonly FunctionDef[] = [
       { table: 'auctions', access: 'write', attributes: AUCTION_RESEND_CLAIM_ATTRIBUTES },
       { table: 'markets', access: 'read' },
       { queue: 'auctionSteps', access: 'send' },
+      // What each dead-letter queue holds (DeadLetters, read by the dead-letter alarms: dlq45-depth-gauge): a call
+      // that also keeps SQS reporting the queue.
+      { deadLetters: 'liquidations', access: 'depth' },
+      { deadLetters: 'auctionSteps', access: 'depth' },
+      { deadLetters: 'tickDeadLetters', access: 'depth' },
     ],
     purpose:
-      'finds open liquidations that should have moved on by now (a lost message, a purged queue, a fault no retry reached) and reports them; sends a stalled auction step again',
+      "finds open liquidations that should have moved on by now (a lost message, a purged queue, a fault no retry reached) and reports them; sends a stalled auction step again; reports each dead-letter queue's depth",
   },
   {
     id: 'admin',
@@ -518,6 +536,16 @@ export const tableEnv = (id: TableId): string =>
   `TABLE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 export const queueEnv = (id: QueueId): string =>
   `QUEUE_${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_URL`;
+/**
+ * The variable that carries the URL of the queue that keeps `id`'s dead letters: its dead-letter queue's
+ * (QUEUE_<ID>_DLQ_URL), or a sink's own (queueEnv).
+ */
+export const deadLetterQueueEnv = (id: QueueId): string => {
+  const def = QUEUES.find((q) => q.id === id);
+  if (def && !def.deadLetter && isDeadLetterSink(def)) return queueEnv(id);
+  if (!def?.deadLetter) throw new Error(`topology: ${id} keeps no dead letters`);
+  return queueEnv(id).replace(/_URL$/, '_DLQ_URL');
+};
 /** Receives before a queue's messages are dead-lettered (the stack's maxReceiveCount; the topology's when unset). */
 export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_URL$/, '_MAX_RECEIVES');
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
+import { gaugeDeadLetters } from '../../shared/services/dead-letter-gauge.ts';
 import { WATCH_BUDGET_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 
 /**
@@ -10,9 +11,12 @@ import { WATCH_BUDGET_MS, watchLiquidations } from '../../shared/services/liquid
  * `backstop liquidations overdue --resend` once the cause is known. One fault it heals itself: a running auction
  * whose step message was lost gets it again (`AuctionStepsResent`, alarmed, counted by the delivery it takes the
  * step in; a twin is harmless). A run reads for WATCH_BUDGET_MS at most, from where the last stopped (its cursor).
+ * First, what each dead-letter queue holds (`DeadLetters`, read by the dead-letter alarms: dlq45-depth-gauge): a
+ * queue it cannot read is counted and logged, never thrown, so the rest of the run goes on whatever it finds.
  */
 export async function watch() {
-  const { adapters, telemetry, config } = wiring();
+  const { adapters, telemetry, config, deadLetters } = wiring();
+  const dead = await gaugeDeadLetters(deadLetters, telemetry);
   const nowMs = systemClock.nowMs();
   const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry, 20, {
     resend: { auctions: adapters.auctions, markets: adapters.markets, auctionQueue: adapters.auctionQueue },
@@ -22,6 +26,8 @@ export async function watch() {
     resume: { cursors: adapters.liquidations, runId: randomUUID() },
   });
   const summary = {
+    deadLetters: dead.held,
+    ...(dead.unread.length > 0 ? { deadLettersUnread: dead.unread } : {}),
     judged: report.judged,
     complete: report.complete,
     ...(report.cycle

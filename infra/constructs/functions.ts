@@ -18,15 +18,18 @@ import {
   asyncRetriesWithin,
   BUNDLED_RISK_CONFIG_GLOBAL,
   chainsThroughItsOwnQueue,
+  deadLetterQueueEnv,
   FUNCTIONS,
   type FunctionDef,
   type FunctionId,
   type Grant,
+  isDeadLetterSink,
   MARGIN_CHECK_PATTERN,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
+  type QueueDef,
   type QueueId,
   queueEnv,
   RISK_CONFIG_BUNDLED,
@@ -69,8 +72,9 @@ export function deployedEnvironmentBytes(
   const deployed: Record<string, number> = {};
   for (const t of TABLES) deployed[props.tables[t.id].tableName] = generated(props.tables[t.id], 255);
   for (const q of QUEUES) {
-    const queue = props.queues[q.id].queue;
+    const { queue, deadLetter } = props.queues[q.id];
     deployed[queue.queueUrl] = SQS_URL_PREFIX_BYTES + generated(queue, 80);
+    if (deadLetter) deployed[deadLetter.queueUrl] = SQS_URL_PREFIX_BYTES + generated(deadLetter, 80);
   }
   deployed[props.tickBus.eventBusName] = generated(props.tickBus, 256);
   // A generated name is plain ASCII with nothing to escape: a run of its length stands for it.
@@ -150,6 +154,9 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
   for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
   for (const q of QUEUES) {
     env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;
+    // liquidation-watch reads what each holds (DeadLetters: dlq45-depth-gauge).
+    const deadLetter = props.queues[q.id].deadLetter;
+    if (deadLetter) env[deadLetterQueueEnv(q.id)] = deadLetter.queueUrl;
     const receives = maxReceiveCount(props.config, q.id);
     if (receives !== undefined) env[maxReceivesEnv(q.id)] = String(receives);
   }
@@ -161,6 +168,8 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
  * write grants add DeleteItem and BatchWriteItem (which deletes too), and the ledger's journal is append-only.
  */
 export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
+
+const queueDef = (id: QueueId): QueueDef => QUEUES.find((q) => q.id === id)!;
 
 function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
   if (grant.table) {
@@ -202,11 +211,21 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
     if (grant.access === 'send') queue.grantSendMessages(fn);
     else if (grant.access === 'consume') queue.grantConsumeMessages(fn);
     else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to queue ${grant.queue}`);
+  } else if (grant.deadLetters) {
+    // What it holds (GetQueueAttributes) and nothing else: no message is received, sent or deleted.
+    const pair = props.queues[grant.deadLetters];
+    const keeper =
+      pair.deadLetter ?? (isDeadLetterSink(queueDef(grant.deadLetters)) ? pair.queue : undefined);
+    if (grant.access !== 'depth' || !keeper)
+      throw new Error(
+        `topology: ${owner}: access ${grant.access} does not apply to dead letters of ${grant.deadLetters}`,
+      );
+    keeper.grant(fn, 'sqs:GetQueueAttributes');
   } else if (grant.bus) {
     if (grant.access === 'put') props.tickBus.grantPutEventsTo(fn);
     else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to bus ${grant.bus}`);
   } else {
-    throw new Error(`topology: ${owner}: a grant names no table, queue or bus`);
+    throw new Error(`topology: ${owner}: a grant names no table, queue, dead letters or bus`);
   }
 }
 

@@ -113,6 +113,12 @@ const SPARSE_SUM_MINUTES = SPARSE_SUM_EVALUATION_PERIODS * FIVE_MINUTES.toMinute
 /** A sum of sparse counts, each FILLed with 0 (SPARSE_SUM_EVALUATION_PERIODS). */
 const filledSum = (ids: readonly string[]): string => ids.map((id) => `FILL(${id}, 0)`).join(' + ');
 
+/**
+ * 5-minute periods running with a dead-letter queue liquidation-watch could not read that page (a run every 5
+ * minutes): one failure leaves the dead-letter alarms as they were until the next run reads it.
+ */
+const DEAD_LETTER_READ_FAILURE_PERIODS = 3;
+
 /** CloudWatch's longest alarm name. */
 const ALARM_NAME_MAX = 255;
 
@@ -642,6 +648,23 @@ export class Monitoring extends Construct {
     );
   }
 
+  /**
+   * What the queue that keeps `queue`'s dead letters holds, by either source: SQS's visible count (reported while the
+   * queue is active) or liquidation-watch's DeadLetters (every 5 minutes, whatever SQS reports: dlq45-depth-gauge). A
+   * period has a point where either has one.
+   */
+  private deadLettersHeld(queue: QueueId, dlq: Queue, period: Duration): MathExpression {
+    return new MathExpression({
+      expression: 'MAX([sqs, watch])',
+      usingMetrics: {
+        sqs: dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period }),
+        watch: this.business(METRICS.DeadLetters, { dimension: queue, statistic: 'Maximum', period }),
+      },
+      label: `${queue} dead letters held`,
+      period,
+    });
+  }
+
   private queueAlarms(props: MonitoringProps): void {
     for (const q of QUEUES) {
       const pair = props.queues[q.id];
@@ -650,28 +673,46 @@ export class Monitoring extends Construct {
         : [];
       if (isDeadLetterSink(q)) deadLetters.push([`${pascal(q.id)}Alarm`, pair.queue]);
       for (const [id, dlq] of deadLetters) {
+        // Missing data keeps the page: a minute neither SQS nor the watch reported says nothing of the letters (the
+        // watch reports every 5 minutes; SQS may stop for a queue nothing calls), and a watch that stops pages as
+        // stopped (LiquidationWatchStoppedAlarm) instead of clearing this one (dlq45-depth-gauge).
         this.alarm(
           id,
-          dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
-          `Messages in the ${q.id} dead-letter queue: they failed every retry and wait for a redrive`,
+          this.deadLettersHeld(q.id, dlq, ONE_MINUTE),
+          `Messages in the ${q.id} dead-letter queue (SQS's count of visible ones, or liquidation-watch's DeadLetters of all it holds): they failed every retry and wait for a redrive`,
           1,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          { treatMissingData: TreatMissingData.IGNORE },
         );
         // The first alarm pages once; a dead letter left alone then expires with its retention (counted from when
-        // it was first sent), the liquidation left unfinished with no message. Counted in hours with a message
-        // visible, not by the queue's age: a message received three times leaves the age (AWS), and each `dlq list`
-        // is a receive; a listing hides what it shows for seconds, and the hour's maximum still counts it. Hourly
-        // periods let CloudWatch evaluate the 7 days (a day at most under an hour).
+        // it was first sent), the liquidation left unfinished with no message. Counted in hours with a message held,
+        // not by the queue's age: a message received three times leaves the age (AWS), and each `dlq list` is a
+        // receive. Hourly periods let CloudWatch evaluate the 7 days (a day at most under an hour). An hour neither
+        // SQS nor the watch reported counts towards the week (breaching): it says nothing of the letters, and
+        // counting it as empty would start the week again, or clear the page, while they wait to expire.
         this.alarm(
           id.replace(/Alarm$/, 'AgingAlarm'),
-          dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_HOUR }),
-          `The ${q.id} dead-letter queue has held a message every hour for ${DEAD_LETTER_AGING_DAYS} days: a dead letter expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: \`backstop dlq list\` shows when each was sent; redrive them, or settle them by hand`,
+          this.deadLettersHeld(q.id, dlq, ONE_HOUR),
+          `The ${q.id} dead-letter queue has held a message every hour for ${DEAD_LETTER_AGING_DAYS} days (an hour neither SQS nor liquidation-watch reported counts as one; a stopped watch pages on its own): a dead letter expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: \`backstop dlq list\` shows when each was sent; redrive them, or settle them by hand`,
           1,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          { evaluationPeriods: (DEAD_LETTER_AGING_DAYS * 86_400) / ONE_HOUR.toSeconds() },
+          {
+            evaluationPeriods: (DEAD_LETTER_AGING_DAYS * 86_400) / ONE_HOUR.toSeconds(),
+            treatMissingData: TreatMissingData.BREACHING,
+          },
         );
       }
     }
+    // The gauge's own failure: a dead-letter queue the watch cannot read (its grant, SQS) leaves its pages to SQS's
+    // count alone. One failed run changes nothing (the depth alarm keeps its state): three running page.
+    this.alarm(
+      'DeadLetterReadFailuresAlarm',
+      this.business(METRICS.DeadLetterReadFailures),
+      `liquidation-watch could not read a dead-letter queue's depth in each of its last ${DEAD_LETTER_READ_FAILURE_PERIODS} 5-minute periods (its log line \`dead-letter queue not read\` names the queue and the error): that queue's DeadLetters is not reported, and its dead-letter alarms read SQS's count alone, which SQS may stop reporting`,
+      1,
+      ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      { evaluationPeriods: DEAD_LETTER_READ_FAILURE_PERIODS },
+    );
     // How late messages run, measured by the consumer from when each was due: the queue's age cannot say it, as
     // the liquidation queue holds messages sent up to 900 s ahead (the last resort's waits for the book).
     this.alarm(
@@ -976,7 +1017,12 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       graph('Queue depth (visible); messages received (right)', depth, received),
       graph('Age of oldest message (s)', age),
-      graph('Dead-letter queue depth', dlqDepth),
+      graph(
+        'Dead-letter queue depth, and all each holds as liquidation-watch reads it; queues it could not read (right)',
+        // Beside SQS's visible counts, what the dead-letter alarms read with them (dlq45-depth-gauge).
+        [...dlqDepth, this.byDimension(METRICS.DeadLetters, 'Maximum')],
+        [m(METRICS.DeadLetterReadFailures)],
+      ),
     );
     const fns = FUNCTIONS.map((def) => ({ def, fn: props.functions[def.id] }));
     this.dashboard.addWidgets(

@@ -5,7 +5,9 @@ import {
   adapterNamesFromEnv,
   createAwsAdapters,
   createAwsClients,
+  deadLetterUrlsFromEnv,
   positionLayoutFromEnv,
+  SqsQueueTransport,
 } from '../adapters/aws/index.ts';
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
@@ -13,6 +15,7 @@ import type { RiskConfig } from '../domain/config.ts';
 import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
+import type { DeadLetterQueues } from '../services/dead-letter-gauge.ts';
 import { type QueueId, TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
 import {
   maxPositionsFromEnv,
@@ -35,6 +38,8 @@ export interface LambdaWiring {
   readonly marketStates: Map<string, MarketState>;
   /** Receives before each consumer's queue dead-letters a message (its last failure is not backed off). */
   readonly maxReceives: Readonly<Record<Exclude<QueueId, 'tickDeadLetters'>, number | undefined>>;
+  /** The queues that keep the dead letters, by the id of the queue whose they are (liquidation-watch reads their depth). */
+  readonly deadLetters: DeadLetterQueues;
 }
 
 let cached: LambdaWiring | undefined;
@@ -100,8 +105,15 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     liquidations: maxReceivesFromEnv('liquidations', env),
     auctionSteps: maxReceivesFromEnv('auctionSteps', env),
   };
+  const deadLetters = Object.fromEntries(
+    Object.entries(deadLetterUrlsFromEnv(env)).map(([id, url]) => [
+      id,
+      new SqsQueueTransport(clients.sqs, { url }),
+    ]),
+  ) as DeadLetterQueues;
   cached = {
     adapters,
+    deadLetters,
     config,
     telemetry,
     settlement,

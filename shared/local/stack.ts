@@ -12,6 +12,7 @@ import type { RiskConfigInput } from '../domain/config.ts';
 import { METRICS_NAMESPACE, metricsService } from '../metrics.ts';
 import { createLocalRunner, type LambdaHandler, type LocalRunner } from '../runner/index.ts';
 import {
+  deadLetterQueueEnv,
   FUNCTIONS,
   type FunctionId,
   MAX_POSITIONS_ENV,
@@ -96,6 +97,12 @@ export function functionEnvironment(
     env[queueEnv(queue.id)] = names.queues[queue.id].url;
     // The local queues' redrive is the topology's (shared/adapters/aws/resources.ts).
     if (queue.deadLetter) env[maxReceivesEnv(queue.id)] = String(queue.deadLetter.maxReceiveCount);
+    // liquidation-watch reads what each holds (DeadLetters: dlq45-depth-gauge), as on AWS.
+    const dlqUrl = names.queues[queue.id].dlqUrl;
+    if (queue.deadLetter) {
+      if (!dlqUrl) throw new Error(`local stack: ${queue.id} has no dead-letter queue`);
+      env[deadLetterQueueEnv(queue.id)] = dlqUrl;
+    }
   }
   const { riskConfig, positionIndexShards, marginCheckMaxPositions } = settings;
   if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);

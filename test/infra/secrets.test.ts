@@ -39,6 +39,9 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
   QUEUE_LIQUIDATIONS_URL: 'a queue URL (a Ref); sending or receiving takes the IAM grant',
   QUEUE_AUCTION_STEPS_URL: 'a queue URL (a Ref)',
   QUEUE_TICK_DEAD_LETTERS_URL: 'a queue URL (a Ref)',
+  QUEUE_LIQUIDATIONS_DLQ_URL:
+    "a dead-letter queue's URL (a Ref); liquidation-watch's grant reads its depth (GetQueueAttributes) alone",
+  QUEUE_AUCTION_STEPS_DLQ_URL: "a dead-letter queue's URL (a Ref)",
   QUEUE_LIQUIDATIONS_MAX_RECEIVES: "the liquidation queue's maxReceiveCount (a count)",
   QUEUE_AUCTION_STEPS_MAX_RECEIVES: "the auction-step queue's maxReceiveCount (a count)",
 };

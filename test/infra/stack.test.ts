@@ -51,6 +51,8 @@ import {
   asyncRetriesWithin,
   chainsThroughItsOwnQueue,
   consumerOf,
+  deadLetteredQueues,
+  deadLetterQueueEnv,
   FUNCTIONS,
   type FunctionId,
   isDeadLetterSink,
@@ -63,6 +65,7 @@ import {
   POSITION_INDEX,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
+  type QueueId,
   queueEnv,
   RISK_CONFIG_BUNDLED,
   RISK_CONFIG_ENV,
@@ -77,6 +80,7 @@ import { emfDimensionSets } from '../support/emit-sites.ts';
 import { outsideGrant } from '../support/grants.ts';
 import {
   type AlarmRule,
+  alarmState,
   alarms as alarmsOn,
   evaluate,
   evaluations,
@@ -155,6 +159,17 @@ type Statement = {
 };
 
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+/** A query of a metric-math alarm. */
+type DlqQuery = {
+  Id: string;
+  Expression?: string;
+  ReturnData?: boolean;
+  MetricStat?: {
+    Metric: { Namespace: string; MetricName: string; Dimensions?: { Name: string; Value: unknown }[] };
+    Period: number;
+    Stat: string;
+  };
+};
 const logicalIdOf = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
   stack.getLogicalId(construct.node.defaultChild as never);
 /** The queue's resource policy (its TLS-only statement). */
@@ -229,6 +244,19 @@ describe('BackstopStack template (default config)', () => {
   const roleIdOf = (fn: FunctionId) => {
     const props = resources[logicalIdOf(stack, stack.functions[fn])]!.Properties;
     return (props.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  };
+  /** The alarms that read what the queue keeping `id`'s dead letters holds, depth then aging. */
+  const deadLetterAlarmsOf = (id: QueueId): Record<string, unknown>[] => {
+    const keeper = queueId(stack.queues[id].deadLetter ?? stack.queues[id].queue);
+    return Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties as Record<string, unknown>)
+      .filter((a) =>
+        ((a.Metrics ?? []) as DlqQuery[]).some(
+          (m) =>
+            m.MetricStat?.Metric.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+            JSON.stringify(m.MetricStat.Metric.Dimensions).includes(`"${keeper}"`),
+        ),
+      );
   };
   const statementsOfRole = (roleId: string): Statement[] =>
     Object.values(resources)
@@ -519,6 +547,11 @@ describe('BackstopStack template (default config)', () => {
       ).Variables;
       for (const t of TABLES) expect(env[tableEnv(t.id)]).toEqual({ Ref: tableId(t.id) });
       for (const q of QUEUES) expect(env[queueEnv(q.id)]).toEqual({ Ref: queueId(stack.queues[q.id].queue) });
+      // The queue keeping each one's dead letters, whose depth liquidation-watch reads (dlq45-depth-gauge).
+      for (const q of deadLetteredQueues())
+        expect(env[deadLetterQueueEnv(q.id)], q.id).toEqual({
+          Ref: queueId(stack.queues[q.id].deadLetter ?? stack.queues[q.id].queue),
+        });
       expect(env[TICK_BUS_ENV]).toEqual({ Ref: logicalIdOf(stack, stack.tickBus) });
       // The configuration is in the code (the 40-market test below): the variable says so.
       expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
@@ -781,6 +814,51 @@ describe('BackstopStack template (default config)', () => {
         expect(actions.has('sqs:SendMessage'), `${def.id} send ${q.id}`).toBe(send);
         expect(actions.has('sqs:ReceiveMessage'), `${def.id} consume ${q.id}`).toBe(consume);
       }
+      // What a dead-letter queue holds, by GetQueueAttributes alone, where the topology says (dlq45-depth-gauge); CDK's
+      // send grants add it too (margin-check's on-failure destination).
+      for (const q of deadLetteredQueues()) {
+        const pair = stack.queues[q.id];
+        const keeper = queueId(pair.deadLetter ?? pair.queue);
+        const actions = [...(byResource.get(keeper) ?? [])].sort();
+        const depth = def.grants.some((g) => g.deadLetters === q.id && g.access === 'depth');
+        const sends = actions.includes('sqs:SendMessage');
+        expect(actions.includes('sqs:GetQueueAttributes'), `${def.id} depth of ${q.id}'s dead letters`).toBe(
+          depth || sends,
+        );
+        if (depth && !sends) expect(actions, def.id).toEqual(['sqs:GetQueueAttributes']);
+      }
+    }
+  });
+
+  it('lets liquidation-watch read what each dead-letter queue holds, and nothing else of them (dlq45-depth-gauge)', () => {
+    const keepers = deadLetteredQueues().map((q) =>
+      queueId(stack.queues[q.id].deadLetter ?? stack.queues[q.id].queue),
+    );
+    expect(keepers).toHaveLength(3);
+    const onKeepers = statementsOfRole(roleIdOf('liquidationWatch')).filter((s) =>
+      keepers.some((k) => JSON.stringify(s.Resource).includes(`"${k}"`)),
+    );
+    // Each keeper by its ARN, GetQueueAttributes alone: no message received, sent or deleted.
+    const granted = onKeepers.flatMap((s) =>
+      asList(s.Resource).flatMap((r) =>
+        asList(s.Action).map(
+          (a) => `${a} ${JSON.stringify(r).match(/"Fn::GetAtt":\["([A-Za-z0-9]+)"/)?.[1]}`,
+        ),
+      ),
+    );
+    expect(granted.sort()).toEqual(keepers.map((k) => `sqs:GetQueueAttributes ${k}`).sort());
+    // No other function may read a dead-letter queue of a work queue (margin-check sends to the tick sink).
+    for (const def of FUNCTIONS.filter((f) => f.id !== 'liquidationWatch')) {
+      const reads = statementsOfRole(roleIdOf(def.id)).filter(
+        (s) =>
+          asList(s.Action).includes('sqs:GetQueueAttributes') &&
+          QUEUES.some(
+            (q) =>
+              stack.queues[q.id].deadLetter &&
+              JSON.stringify(s.Resource).includes(`"${queueId(stack.queues[q.id].deadLetter!)}"`),
+          ),
+      );
+      expect(reads, def.id).toEqual([]);
     }
   });
 
@@ -853,32 +931,62 @@ describe('BackstopStack template (default config)', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const on = (metricName: string, namespace: string) =>
       alarms.filter((a) => a.MetricName === metricName && a.Namespace === namespace);
-    const dlqs = [
-      ...QUEUES.flatMap((q) => (stack.queues[q.id].deadLetter ? [stack.queues[q.id].deadLetter!] : [])),
-      stack.queues.tickDeadLetters.queue,
-    ];
-    const dlqAlarms = on('ApproximateNumberOfMessagesVisible', 'AWS/SQS');
     const ages = on('ApproximateAgeOfOldestMessage', 'AWS/SQS');
     const ofQueue = (queue: Queue) => (a: Record<string, unknown>) =>
       JSON.stringify(a.Dimensions).includes(queueId(queue));
-    for (const dlq of dlqs) {
-      expect(dlqAlarms.find(ofQueue(dlq)), queueId(dlq)).toMatchObject({
+    expect(deadLetteredQueues().map((q) => q.id)).toEqual([
+      'liquidations',
+      'auctionSteps',
+      'tickDeadLetters',
+    ]);
+    for (const q of deadLetteredQueues()) {
+      const dlq = stack.queues[q.id].deadLetter ?? stack.queues[q.id].queue;
+      // Each by SQS's visible count or liquidation-watch's gauge of it (dlq45-depth-gauge), then paged again a week
+      // on: a dead letter expires with its retention, and its liquidation with it. Counted in hours with a message
+      // held, not by the age a listing's receives take it out of (alarms45-dlq-aging-by-counts).
+      const [depth, aging, ...more] = deadLetterAlarmsOf(q.id);
+      expect(more, q.id).toEqual([]);
+      expect(depth, q.id).toMatchObject({
+        Threshold: 1,
+        EvaluationPeriods: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'ignore',
+      });
+      expect(aging, q.id).toMatchObject({
+        EvaluationPeriods: 7 * 24,
         Threshold: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'breaching',
       });
-      // Paged again a week on: a dead letter expires with its retention, and its liquidation with it. Counted in
-      // hours with a message visible, not by the age a listing's receives take it out of
-      // (alarms45-dlq-aging-by-counts).
-      expect(dlqAlarms.filter(ofQueue(dlq)), queueId(dlq)).toEqual([
-        expect.objectContaining({ Period: 60, Threshold: 1 }),
-        expect.objectContaining({
-          Statistic: 'Maximum',
-          Period: 3600,
-          EvaluationPeriods: 7 * 24,
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        }),
-      ]);
+      for (const [alarm, period] of [
+        [depth!, 60],
+        [aging!, 3600],
+      ] as const) {
+        const queries = alarm.Metrics as DlqQuery[];
+        expect(queries.filter((m) => m.ReturnData !== false).map((m) => m.Expression)).toEqual([
+          'MAX([sqs, watch])',
+        ]);
+        const stat = (id: string) => queries.find((m) => m.Id === id)!.MetricStat!;
+        expect(stat('sqs')).toMatchObject({
+          Period: period,
+          Stat: 'Maximum',
+          Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible' },
+        });
+        expect(JSON.stringify(stat('sqs').Metric.Dimensions)).toContain(`"${queueId(dlq)}"`);
+        expect(stat('watch')).toMatchObject({
+          Period: period,
+          Stat: 'Maximum',
+          Metric: {
+            Namespace: 'Backstop',
+            MetricName: METRICS.DeadLetters.name,
+            Dimensions: expect.arrayContaining([
+              { Name: 'service', Value: 'backstop-dev' },
+              { Name: 'Queue', Value: q.id },
+            ]),
+          },
+        });
+        expect(stat('watch').Metric.Dimensions).toHaveLength(2);
+      }
       expect(ages.filter(ofQueue(dlq)), queueId(dlq)).toEqual([]);
     }
     // The liquidation queue holds messages sent up to 900 s ahead (the last resort's waits): its age alarms
@@ -1348,7 +1456,7 @@ describe('BackstopStack template (default config)', () => {
     expect(WORK_QUEUE_STALL_MINUTES * 60).toBeLessThan(WORK_QUEUE_AGE_SECONDS / 4);
   });
 
-  it('pages a dead letter left a week by hours with one visible, which a listing does not hide (alarms45-dlq-aging-by-counts)', () => {
+  it('pages a dead letter left a week by hours with one held, which a listing does not hide (alarms45-dlq-aging-by-counts)', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const aging = alarms.filter((a) => String(a.AlarmName).endsWith('AgingAlarm'));
     expect(aging.map((a) => a.AlarmName).sort()).toEqual([
@@ -1358,20 +1466,147 @@ describe('BackstopStack template (default config)', () => {
     ]);
     for (const a of aging) {
       expect(a, a.AlarmName).toMatchObject({
-        Namespace: 'AWS/SQS',
-        MetricName: 'ApproximateNumberOfMessagesVisible',
-        Statistic: 'Maximum',
-        Period: 3600,
         EvaluationPeriods: 168,
         Threshold: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
-      // Seven days of hours, each with a dead letter visible: the longest range CloudWatch evaluates.
-      expect(a.Period * a.EvaluationPeriods).toBe(7 * 86_400);
+      // Seven days of hours, each with a dead letter held: the longest range CloudWatch evaluates.
+      const periods = (a.Metrics as DlqQuery[]).flatMap((m) => (m.MetricStat ? [m.MetricStat.Period] : []));
+      expect(new Set(periods), a.AlarmName).toEqual(new Set([3600]));
+      expect(3600 * a.EvaluationPeriods).toBe(7 * 86_400);
       expect(a.DatapointsToAlarm ?? a.EvaluationPeriods).toBe(168);
     }
     // A listing holds what it shows out of sight for seconds (then releases it): the hour's maximum still counts it.
     expect(PEEK_VISIBILITY_SECONDS).toBeLessThan(3600 / 2);
+  });
+
+  // Asked in session 45: nothing calls a dead-letter queue, and SQS reports a queue's metrics only while it is active
+  // ("for up to six hours if it contains any messages or if any action accesses it"): whether one that holds letters
+  // but that nothing calls keeps reporting, no page settles. The alarms read SQS's count alone: once it stopped, the
+  // depth alarm cleared (missing data not breaching) and the aging alarm never came, while the letters waited to
+  // expire. They read liquidation-watch's DeadLetters beside it now, as AWS documents metric math and missing data
+  // (test/support/metric-math.ts).
+  it("pages dead letters SQS stops reporting, by liquidation-watch's gauge, and keeps the page while neither reports (dlq45-depth-gauge)", () => {
+    for (const q of deadLetteredQueues()) {
+      const [depth, aging] = deadLetterAlarmsOf(q.id) as {
+        Metrics: DlqQuery[];
+        EvaluationPeriods: number;
+        Threshold: number;
+        ComparisonOperator: string;
+        TreatMissingData: string;
+      }[];
+      const ruleOf = (a: NonNullable<typeof depth>): AlarmRule => ({
+        evaluationPeriods: a.EvaluationPeriods,
+        threshold: a.Threshold,
+        comparisonOperator: a.ComparisonOperator,
+        treatMissingData: a.TreatMissingData,
+      });
+      const expressionOf = (a: NonNullable<typeof depth>) =>
+        a.Metrics.find((m) => m.ReturnData !== false)!.Expression!;
+
+      // The depth alarm, each minute: SQS silent, the watch reporting every 5 minutes (its run).
+      const minutes = (reports: Report[], to = 20) =>
+        evaluations(expressionOf(depth!), ['sqs', 'watch'], ruleOf(depth!), reports, { from: 0, to });
+      const watch = (value: number, from: number, to: number): Report[] =>
+        Array.from({ length: Math.floor((to - from) / 5) + 1 }, (_, k) => ({
+          id: 'watch',
+          period: from + 5 * k,
+          value,
+        }));
+      // Two letters held, and SQS reports nothing: paged from the watch's first run, and kept between its runs.
+      expect(minutes(watch(2, 2, 20)), q.id).toEqual([false, false, ...Array(19).fill(true)]);
+      // The watch stops (paged as stopped) and SQS stays silent: the page stays, not cleared by the silence.
+      expect(minutes(watch(2, 2, 7)).slice(7), q.id).toEqual(Array(14).fill(true));
+      // Redriven: the next run reads 0 and the page clears.
+      expect(minutes([...watch(2, 2, 7), ...watch(0, 12, 20)]).slice(12), q.id).toEqual(Array(9).fill(false));
+      // A letter between two runs, while SQS reports: paged the minute SQS has it, not at the next run.
+      const sqs = (value: (m: number) => number): Report[] =>
+        Array.from({ length: 21 }, (_, m) => ({ id: 'sqs', period: m, value: value(m) }));
+      expect(minutes([...watch(0, 0, 20), ...sqs((m) => (m >= 7 ? 1 : 0))]).indexOf(true), q.id).toBe(7);
+      // An empty queue, by either source: no page.
+      expect(minutes([...watch(0, 0, 20), ...sqs(() => 0)]), q.id).toEqual(Array(21).fill(false));
+
+      // The aging alarm, over its week of hours.
+      const hours = Array.from({ length: aging!.EvaluationPeriods }, (_, h) => h);
+      const ages = (sqsAt: (h: number) => number | undefined, watchAt: (h: number) => number | undefined) => {
+        const series = (at: (h: number) => number | undefined) =>
+          new Map(hours.flatMap((h) => (at(h) === undefined ? [] : [[h, at(h)!] as const])));
+        return alarmState(
+          evaluate(expressionOf(aging!), { sqs: series(sqsAt), watch: series(watchAt) }, hours),
+          ruleOf(aging!),
+        );
+      };
+      const none = () => undefined;
+      // A week of letters held that SQS reported only their first 6 hours: the watch's hours page.
+      expect(
+        ages(
+          (h) => (h < 6 ? 1 : undefined),
+          () => 1,
+        ),
+        q.id,
+      ).toBe(true);
+      expect(
+        ages(none, () => 1),
+        q.id,
+      ).toBe(true);
+      // An hour neither reported (the watch stopped: paged as stopped) does not start the week again.
+      expect(
+        ages(none, (h) => (h === 100 ? undefined : 1)),
+        q.id,
+      ).toBe(true);
+      // An hour the queue was read empty does; an empty queue never pages.
+      expect(
+        ages(none, (h) => (h === 100 ? 0 : 1)),
+        q.id,
+      ).toBe(false);
+      expect(
+        ages(none, () => 0),
+        q.id,
+      ).toBe(false);
+      expect(
+        ages(
+          () => 0,
+          () => 0,
+        ),
+        q.id,
+      ).toBe(false);
+    }
+  });
+
+  it('pages a dead-letter queue liquidation-watch cannot read, three runs running, not one (dlq45-depth-gauge)', () => {
+    const alarm = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties)
+      .find((a) => a.AlarmName === 'Backstop-dev-DeadLetterReadFailuresAlarm')!;
+    expect(alarm).toMatchObject({
+      Namespace: 'Backstop',
+      MetricName: METRICS.DeadLetterReadFailures.name,
+      Dimensions: [{ Name: 'service', Value: 'backstop-dev' }],
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 3,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    const rule: AlarmRule = {
+      evaluationPeriods: alarm.EvaluationPeriods,
+      threshold: alarm.Threshold,
+      comparisonOperator: alarm.ComparisonOperator,
+      treatMissingData: alarm.TreatMissingData,
+    };
+    const failures = (periods: number[]) =>
+      evaluations(
+        'failed',
+        ['failed'],
+        rule,
+        periods.map((period) => ({ id: 'failed', period, value: 1 })),
+        {
+          from: 0,
+          to: 9,
+        },
+      );
+    expect(failures([4]).some(Boolean)).toBe(false);
+    expect(failures([3, 4, 5]).indexOf(true)).toBe(5);
   });
 
   it("keeps every alarm's evaluation range within CloudWatch's: a day under hourly periods, 7 days from them", () => {
@@ -1665,6 +1900,9 @@ describe('BackstopStack template (default config)', () => {
         'TicksAccepted',
         'LiquidationLateness',
         'RecordFailures',
+        // By queue, each the total of its only source (dlq45-depth-gauge).
+        'DeadLetters',
+        'DeadLetterReadFailures',
       ]),
     );
   });
@@ -2207,7 +2445,14 @@ describe("the local stack's function environment", () => {
   const names: ResourceNames = {
     tables: Object.fromEntries(TABLES.map((t) => [t.id, `local-${t.id}`])) as ResourceNames['tables'],
     queues: Object.fromEntries(
-      QUEUES.map((q) => [q.id, { url: `http://local/${q.id}`, arn: `arn:local:${q.id}` }]),
+      QUEUES.map((q) => [
+        q.id,
+        {
+          url: `http://local/${q.id}`,
+          arn: `arn:local:${q.id}`,
+          ...(q.deadLetter ? { dlqUrl: `http://local/${q.id}-dlq`, dlqArn: `arn:local:${q.id}-dlq` } : {}),
+        },
+      ]),
     ) as ResourceNames['queues'],
     busName: 'backstop-local-ticks',
     tickQueueUrl: 'http://local/tick-local',
@@ -2222,6 +2467,24 @@ describe("the local stack's function environment", () => {
     for (const key of ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'])
       expect(local()[key], key).toBe(onAws[key]);
     expect(local(undefined, 'demo-1').POWERTOOLS_SERVICE_NAME).toBe('backstop-demo-1');
+  });
+
+  it("gives the functions every queue's URL, dead-letter queues too, under the stack's names (dlq45-depth-gauge)", () => {
+    const { stack, config } = build();
+    const onAws = Object.keys(functionEnvironment({ config, projectRoot, ...stack })).filter((k) =>
+      k.startsWith('QUEUE_'),
+    );
+    const env = local();
+    expect(
+      Object.keys(env)
+        .filter((k) => k.startsWith('QUEUE_'))
+        .sort(),
+    ).toEqual(onAws.sort());
+    expect(deadLetteredQueues().map((q) => env[deadLetterQueueEnv(q.id)])).toEqual([
+      'http://local/liquidations-dlq',
+      'http://local/auctionSteps-dlq',
+      'http://local/tickDeadLetters',
+    ]);
   });
 
   it('sets the optional settings it is given, as the stack does from its context', () => {

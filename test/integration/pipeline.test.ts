@@ -650,6 +650,32 @@ describe('pipeline on moto', () => {
     });
   });
 
+  // SQS reports a queue's metrics only while it is active, and nothing called the dead-letter queues: the alarms,
+  // reading SQS's count alone, could clear and never age while letters waited (dlq45-depth-gauge).
+  it('reports what each dead-letter queue holds from liquidation-watch, by GetQueueAttributes as granted (dlq45-depth-gauge)', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      const { names, clients } = ctx.stack;
+      const liquidationLetters = new SqsQueueTransport(clients.sqs, {
+        url: names.queues.liquidations.dlqUrl!,
+      });
+      await liquidationLetters.send(encodeMessage({ liquidationId: 'lost-1' }));
+      await liquidationLetters.send(encodeMessage({ liquidationId: 'lost-2' }));
+      // One a listing holds out of sight (in flight) is still held.
+      expect(await liquidationLetters.receive(1, 60)).toHaveLength(1);
+      await new SqsQueueTransport(clients.sqs, { url: names.queues.tickDeadLetters.url }).send(
+        '{"detail":{}}',
+      );
+      expect(await ctx.stack.runner.triggerSchedule('liquidationWatch')).toMatchObject({
+        deadLetters: { liquidations: 2, auctionSteps: 0, tickDeadLetters: 1 },
+        overdue: 0,
+        complete: true,
+      });
+      // The reads are the watch's own calls, each granted (withStack checks every call against the topology).
+      for (const queue of ['liquidations', 'auctionSteps', 'tickDeadLetters'])
+        expect([...grants.uses]).toContain(`liquidationWatch depth ${queue}`);
+    });
+  });
+
   // A position above 100,000 USD of notional is closed in slices of 25 % (the default rules): each slice's
   // settlement sends the next one's message, from the consumer or from the auction function.
   it.each([

@@ -7,6 +7,8 @@ import {
   FUNCTIONS,
   type FunctionId,
   type Grant,
+  isDeadLetterSink,
+  QUEUES,
   type QueueId,
   TABLES,
   type TableId,
@@ -21,8 +23,11 @@ import { requestAttributes } from './request-attributes.ts';
  * every call a function makes.
  */
 
-/** `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). */
-type Kind = 'read' | 'write' | 'delete' | 'send' | 'put';
+/**
+ * `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). `depth`: a
+ * GetQueueAttributes, of the queue that keeps a queue's dead letters (named by that queue's id).
+ */
+type Kind = 'read' | 'write' | 'delete' | 'send' | 'put' | 'depth';
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const WRITES = new Set(['PutItem', 'UpdateItem']);
 const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
@@ -108,9 +113,10 @@ export class GrantRecorder {
       const covers = (access: Access): boolean =>
         kind === 'delete'
           ? false
-          : kind === 'send' || kind === 'put'
+          : kind === 'send' || kind === 'put' || kind === 'depth'
             ? access === kind
             : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
+      if (kind === 'depth') return def.grants.some((g) => g.deadLetters === resource && covers(g.access));
       return def.grants.some(
         (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
       );
@@ -177,6 +183,7 @@ export class GrantRecorder {
     }
     if (command === 'SendMessage' || command === 'SendMessageBatch')
       return [['send', this.#queueId(String(input.QueueUrl))]];
+    if (command === 'GetQueueAttributes') return [['depth', this.#deadLettersOf(String(input.QueueUrl))]];
     if (command === 'PutEvents') {
       return ((input.Entries as { EventBusName?: string }[]) ?? []).map((e) => [
         'put',
@@ -196,6 +203,17 @@ export class GrantRecorder {
     return name !== undefined && name === this.#names!.busName
       ? TICK_BUS.name
       : `unknown-bus:${name ?? 'default'}`;
+  }
+
+  /** The queue whose dead letters the queue at `url` keeps (its dead-letter queue, or a sink itself). */
+  #deadLettersOf(url: string): QueueId | string {
+    const queues = this.#names!.queues;
+    const id = (Object.keys(queues) as QueueId[]).find(
+      (q) =>
+        queues[q].dlqUrl === url ||
+        (queues[q].url === url && isDeadLetterSink(QUEUES.find((d) => d.id === q)!)),
+    );
+    return id ?? `not-dead-letters:${url}`;
   }
 
   #queueId(url: string): QueueId | string {

@@ -11,7 +11,9 @@
  * - a series compared with a scalar has a point where the series has one (1 or 0); two series compare over the union
  *   of their timestamps, a missing value read as 0;
  * - `IF(cond, a, b)` has a point where `cond` has one: `a` where it is true (0 where `a` is a series without that
- *   point), `b` where false (dropped where `b` is a series without it).
+ *   point), `b` where false (dropped where `b` is a series without it);
+ * - `MAX([a, b, ...])` of an array of series (its function table: one series, each value the largest of theirs at its
+ *   time) has a point where any has one, the largest of those that do.
  * Where the page leaves a choice open, a Reading names each way it can be read; those above are AS_WRITTEN, and the
  * alarm tests run every one (READINGS), so an alarm is shown right under each, not only under the one picked here
  * (review45-fill-readings).
@@ -39,23 +41,32 @@ export interface Reading {
    * scalar3): [30, 0, 5, 5, 5], a 5 where metric1 has no point and metric2 has 30).
    */
   readonly ifScalarElse: 'condition' | 'either';
+  /**
+   * Which timestamps `MAX([a, b])` has. Its entry says only that each value is the maximum of the series' values at
+   * that time, not what a missing one is: where any has a point, the largest of those ('any'), every timestamp of the
+   * range, a missing value read as 0 as in arithmetic ('range'), or only where every series has one ('every')
+   * (dlq45-depth-gauge).
+   */
+  readonly max: 'any' | 'range' | 'every';
 }
 
 /** The choices the evaluator made before review45-fill-readings. */
-export const AS_WRITTEN: Reading = { sum: 'any', compare: 'points', ifScalarElse: 'condition' };
+export const AS_WRITTEN: Reading = { sum: 'any', compare: 'points', ifScalarElse: 'condition', max: 'any' };
 
 /** Every Reading. */
 export const READINGS: readonly Reading[] = (['any', 'range', 'every'] as const).flatMap((sum) =>
   (['points', 'range'] as const).flatMap((compare) =>
-    (['condition', 'either'] as const).map((ifScalarElse) => ({ sum, compare, ifScalarElse })),
+    (['condition', 'either'] as const).flatMap((ifScalarElse) =>
+      (['any', 'range', 'every'] as const).map((max) => ({ sum, compare, ifScalarElse, max })),
+    ),
   ),
 );
 
 /** A reading's name, for assertion messages. */
 export const readingName = (r: Reading): string =>
-  `sum ${r.sum}, compare ${r.compare}, IF else ${r.ifScalarElse}`;
+  `sum ${r.sum}, compare ${r.compare}, IF else ${r.ifScalarElse}, MAX ${r.max}`;
 
-const TOKEN = /\s*(==|!=|<=|>=|<|>|\(|\)|,|\+|-?\d+(?:\.\d+)?|[A-Z_]+(?=\s*\()|[a-z][A-Za-z0-9_]*)/y;
+const TOKEN = /\s*(==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\+|-?\d+(?:\.\d+)?|[A-Z_]+(?=\s*\()|[a-z][A-Za-z0-9_]*)/y;
 const COMPARE: Record<string, (a: number, b: number) => boolean> = {
   '==': (a, b) => a === b,
   '!=': (a, b) => a !== b,
@@ -139,6 +150,17 @@ export function evaluate(
       }
       return out;
     }
+    if (name === 'MAX') {
+      if (args.some((a) => typeof a === 'number')) throw new Error('metric math: MAX([series, ...]) only');
+      const series = (args as Series[]).map((m) => (reading.max === 'range' ? zeroFilled(m) : m));
+      const keys = series.flatMap((m) => [...m.keys()]);
+      const times = [
+        ...new Set(reading.max === 'every' ? keys.filter((t) => series.every((m) => m.has(t))) : keys),
+      ].sort((x, y) => x - y);
+      return new Map(
+        times.map((t) => [t, Math.max(...series.flatMap((m) => (m.has(t) ? [m.get(t)!] : [])))]),
+      );
+    }
     throw new Error(`metric math: ${name} is not modelled here`);
   };
   const primary = (): Value => {
@@ -151,11 +173,15 @@ export function evaluate(
     if (/^-?\d/.test(t)) return Number(t);
     if (/^[A-Z_]+$/.test(t)) {
       take('(');
+      // An array of series, `[a, b]`, is taken as the function's arguments (MAX).
+      const array = ts[i] === '[';
+      if (array) i++;
       const args = [expr()];
       while (ts[i] === ',') {
         i++;
         args.push(expr());
       }
+      if (array) take(']');
       take(')');
       return call(t, args);
     }
@@ -193,7 +219,10 @@ export interface AlarmRule {
   readonly datapointsToAlarm?: number;
   readonly threshold: number;
   readonly comparisonOperator: string;
-  /** Only the settings the stack uses: missing data not breaching (the alarms' default), or breaching. */
+  /**
+   * Only the settings the stack uses: missing data not breaching (the alarms' default), breaching, or ignored (the
+   * state kept: modelled where no point is in the range only).
+   */
   readonly treatMissingData?: string;
 }
 
@@ -208,16 +237,23 @@ const BREACHES: Record<string, (v: number, threshold: number) => boolean> = {
  * Whether an alarm on `series` (its evaluation range) is in ALARM, as "How alarm state is evaluated when data is
  * missing" documents it: with at least EvaluationPeriods points in the range, the most recent ones that exist are
  * evaluated (a period not reported yet is skipped); with fewer, every real point is and the missing ones are filled as
- * missing data is treated. ALARM when DatapointsToAlarm of them breach.
+ * missing data is treated. ALARM when DatapointsToAlarm of them breach. Ignored missing data keeps `previous` (the
+ * state before) where the range has no point.
  */
-export function alarmState(series: Series, rule: AlarmRule): boolean {
+export function alarmState(series: Series, rule: AlarmRule, previous?: boolean): boolean {
   const breaches = BREACHES[rule.comparisonOperator];
   if (!breaches) throw new Error(`metric math: ${rule.comparisonOperator} is not modelled here`);
   const missing = rule.treatMissingData ?? 'missing';
-  if (missing !== 'notBreaching' && missing !== 'breaching')
-    throw new Error(`metric math: missing data treated as ${missing} is not modelled here`);
   const n = rule.evaluationPeriods;
   const points = [...series].sort(([a], [b]) => a - b).slice(-n);
+  if (missing === 'ignore' && points.length === 0) {
+    if (previous === undefined) throw new Error('metric math: ignored missing data keeps a state: give it');
+    return previous;
+  }
+  if (missing === 'ignore' && points.length < n)
+    throw new Error('metric math: ignored missing data with some points in the range is not modelled here');
+  if (missing !== 'notBreaching' && missing !== 'breaching' && missing !== 'ignore')
+    throw new Error(`metric math: missing data treated as ${missing} is not modelled here`);
   const breaching =
     points.filter(([, v]) => breaches(v, rule.threshold)).length +
     (missing === 'breaching' ? n - points.length : 0);
@@ -280,7 +316,8 @@ export function evaluations(
         return [id, series];
       }),
     );
-    states.push(alarmState(evaluate(expression, metrics, range, reading), rule));
+    // Ignored missing data keeps the last evaluation's state (none before the first: not in ALARM).
+    states.push(alarmState(evaluate(expression, metrics, range, reading), rule, states.at(-1) ?? false));
   }
   return states;
 }

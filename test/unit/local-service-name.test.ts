@@ -8,7 +8,17 @@ import { QUEUES, TABLES } from '../../shared/topology.ts';
 
 const names = {
   tables: Object.fromEntries(TABLES.map((t) => [t.id, `t-${t.id}`])),
-  queues: Object.fromEntries(QUEUES.map((q) => [q.id, { url: `http://local/${q.id}`, arn: `arn:${q.id}` }])),
+  queues: Object.fromEntries(
+    QUEUES.map((q) => [
+      q.id,
+      {
+        url: `http://local/${q.id}`,
+        arn: `arn:${q.id}`,
+        dlqUrl: `http://local/${q.id}-dlq`,
+        dlqArn: `arn:${q.id}-dlq`,
+      },
+    ]),
+  ),
   busName: 'bus',
   tickQueueUrl: 'http://local/ticks',
   tickQueueArn: 'arn:ticks',

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type AlarmRule,
+  AS_WRITTEN,
   alarmState,
   evaluate,
   evaluations,
@@ -60,10 +61,7 @@ describe('metric math as "Use metric math" documents it', () => {
   it('chooses IF(metric1, metric2, scalar3) as its table shows under one reading, as its text says under the other', () => {
     const metrics = { metric1: series([1, 1, 0, 0, undefined]), metric2: series([30, undefined, 0, 0, 30]) };
     const read = (ifScalarElse: 'condition' | 'either') =>
-      values(
-        evaluate('IF(metric1, metric2, 5)', metrics, range, { sum: 'any', compare: 'points', ifScalarElse }),
-        5,
-      );
+      values(evaluate('IF(metric1, metric2, 5)', metrics, range, { ...AS_WRITTEN, ifScalarElse }), 5);
     expect(read('either')).toEqual([30, 0, 5, 5, 5]);
     expect(read('condition')).toEqual([30, 0, 5, 5, undefined]);
   });
@@ -71,7 +69,7 @@ describe('metric math as "Use metric math" documents it', () => {
   it('compares a series with a scalar at its own points, or, under the range reading, at every timestamp', () => {
     const metrics = { a: series([3, undefined, 0]) };
     const read = (compare: 'points' | 'range') =>
-      values(evaluate('a > 0', metrics, [0, 1, 2, 3], { sum: 'any', compare, ifScalarElse: 'condition' }), 4);
+      values(evaluate('a > 0', metrics, [0, 1, 2, 3], { ...AS_WRITTEN, compare }), 4);
     expect(read('points')).toEqual([1, undefined, 0, undefined]);
     expect(read('range')).toEqual([1, 0, 0, 0]);
   });
@@ -87,13 +85,22 @@ describe('metric math as "Use metric math" documents it', () => {
   it('adds sparse series at the timestamps each reading gives, filled ones alike under every reading', () => {
     const metrics = { a: series([1, undefined, 2, undefined]), b: series([undefined, undefined, 3, 4]) };
     const read = (expression: string, sum: 'any' | 'range' | 'every') =>
-      values(evaluate(expression, metrics, range, { sum, compare: 'points', ifScalarElse: 'condition' }), 5);
+      values(evaluate(expression, metrics, range, { ...AS_WRITTEN, sum }), 5);
     expect(read('a + b', 'range')).toEqual([1, 0, 5, 4, 0]);
     expect(read('a + b', 'every')).toEqual([undefined, undefined, 5, undefined, undefined]);
     for (const r of READINGS)
       expect(values(evaluate('FILL(a, 0) + FILL(b, 0)', metrics, range, r), 5), readingName(r)).toEqual([
         1, 0, 5, 4, 0,
       ]);
+  });
+
+  it('takes MAX of an array of series point by point, where any has one (dlq45-depth-gauge)', () => {
+    const metrics = {
+      sqs: series([1, undefined, 0, undefined]),
+      watch: series([undefined, undefined, 2, 0]),
+    };
+    expect(values(evaluate('MAX([sqs, watch])', metrics, range), 5)).toEqual([1, undefined, 2, 0, undefined]);
+    expect(() => evaluate('MAX([sqs, 1])', metrics, range)).toThrow(/MAX\(\[series/);
   });
 });
 
@@ -129,6 +136,37 @@ describe('an alarm\'s state as "How alarm state is evaluated when data is missin
   ])('%i of 3 on %s: %s treating missing data as breaching, %s as not', (m, row, breaching, notBreaching) => {
     expect(state(row, m, 'breaching')).toBe(breaching);
     expect(state(row, m, 'notBreaching')).toBe(notBreaching);
+  });
+
+  it('keeps the state before where no point is in the range, treating missing data as ignored (dlq45-depth-gauge)', () => {
+    const rule = (evaluationPeriods: number): AlarmRule => ({
+      evaluationPeriods,
+      threshold: 1,
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      treatMissingData: 'ignore',
+    });
+    expect(alarmState(points('- - - - -'), rule(1), true)).toBe(true);
+    expect(alarmState(points('- - - - -'), rule(1), false)).toBe(false);
+    expect(alarmState(points('- - X - -'), rule(1), false)).toBe(true);
+    expect(alarmState(points('X - - 0 -'), rule(1), true)).toBe(false);
+    expect(() => alarmState(points('- - - - -'), rule(1))).toThrow(/keeps a state/);
+    // Some points but fewer than the periods: not modelled, not guessed.
+    expect(() => alarmState(points('- - - X -'), rule(3), true)).toThrow(/not modelled/);
+    // Over periods, each evaluation keeps the last one's state (none before the first: not in ALARM).
+    const reports = [
+      { id: 'a', period: 1, value: 1 },
+      { id: 'a', period: 5, value: 0 },
+    ];
+    expect(evaluations('a', ['a'], rule(1), reports, { from: 0, to: 7 })).toEqual([
+      false,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('runs an expression over periods, each evaluation seeing the counts that reached CloudWatch by then', () => {

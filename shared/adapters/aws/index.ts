@@ -112,6 +112,7 @@ export {
   type AdapterNames,
   adapterNamesFromEnv,
   createLocalResources,
+  deadLetterUrlsFromEnv,
   type QueueNames,
   type ResourceNames,
 } from './resources.ts';
