@@ -361,6 +361,13 @@ export const chainsThroughItsOwnQueue = (def: FunctionDef): boolean =>
     (g) => g.queue === (def.trigger as { readonly queue: QueueId }).queue && g.access === 'send',
   );
 
+/**
+ * A function granted the depth of dead-letter queues (liquidation-watch): the one whose environment carries their URLs
+ * (deadLetterQueueEnv), so no other function's environment or cold start depends on them (review45-dlq-watch-env).
+ */
+export const readsDeadLetters = (def: FunctionDef): boolean =>
+  def.grants.some((g) => g.deadLetters !== undefined);
+
 export const FUNCTIONS: readonly FunctionDef[] = [
   {
     id: 'marginCheck',

@@ -16,7 +16,7 @@ import { WATCH_BUDGET_MS, watchLiquidations } from '../../shared/services/liquid
  */
 export async function watch() {
   const { adapters, telemetry, config, deadLetters } = wiring();
-  const dead = await gaugeDeadLetters(deadLetters, telemetry);
+  const dead = await gaugeDeadLetters(deadLetters(), telemetry);
   const nowMs = systemClock.nowMs();
   const report = await watchLiquidations(adapters.liquidations, config, nowMs, telemetry, 20, {
     resend: { auctions: adapters.auctions, markets: adapters.markets, auctionQueue: adapters.auctionQueue },

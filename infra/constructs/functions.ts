@@ -18,6 +18,7 @@ import {
   asyncRetriesWithin,
   BUNDLED_RISK_CONFIG_GLOBAL,
   chainsThroughItsOwnQueue,
+  deadLetteredQueues,
   deadLetterQueueEnv,
   FUNCTIONS,
   type FunctionDef,
@@ -34,6 +35,7 @@ import {
   queueEnv,
   RISK_CONFIG_BUNDLED,
   RISK_CONFIG_ENV,
+  readsDeadLetters,
   TABLES,
   type TableId,
   TICK_BUS_ENV,
@@ -132,7 +134,10 @@ export interface FunctionsProps {
 
 const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
-/** Every function gets every resource name: one environment shape for the adapter bundle. Names are not access. */
+/**
+ * Every function gets every resource name the adapter bundle reads: one environment shape for it. Names are not access.
+ * A function's own additions: ownEnvironment.
+ */
 export function functionEnvironment(props: FunctionsProps): Record<string, string> {
   const env: Record<string, string> = {
     POWERTOOLS_SERVICE_NAME: metricsService(props.config.stage),
@@ -154,13 +159,25 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
   for (const t of TABLES) env[tableEnv(t.id)] = props.tables[t.id].tableName;
   for (const q of QUEUES) {
     env[queueEnv(q.id)] = props.queues[q.id].queue.queueUrl;
-    // liquidation-watch reads what each holds (DeadLetters: dlq45-depth-gauge).
-    const deadLetter = props.queues[q.id].deadLetter;
-    if (deadLetter) env[deadLetterQueueEnv(q.id)] = deadLetter.queueUrl;
     const receives = maxReceiveCount(props.config, q.id);
     if (receives !== undefined) env[maxReceivesEnv(q.id)] = String(receives);
   }
   return env;
+}
+
+/**
+ * What `def` adds to functionEnvironment: the URLs of the queues that keep dead letters, for the function granted their
+ * depth alone (readsDeadLetters: liquidation-watch's DeadLetters, dlq45-depth-gauge). Not every function's: each
+ * would spend some 300 bytes of its 4 KB on them, and its cold start would need them (review45-dlq-watch-env).
+ */
+export function ownEnvironment(props: FunctionsProps, def: FunctionDef): Record<string, string> {
+  if (!readsDeadLetters(def)) return {};
+  return Object.fromEntries(
+    deadLetteredQueues().map((q) => {
+      const pair = props.queues[q.id];
+      return [deadLetterQueueEnv(q.id), (pair.deadLetter ?? pair.queue).queueUrl];
+    }),
+  );
 }
 
 /**
@@ -311,16 +328,21 @@ function wireTrigger(scope: Construct, def: FunctionDef, fn: NodejsFunction, pro
 
 export function createFunctions(scope: Construct, props: FunctionsProps): Record<FunctionId, NodejsFunction> {
   const { config } = props;
-  const env = functionEnvironment(props);
-  const envBytes = deployedEnvironmentBytes(scope, env, props);
-  if (envBytes > MAX_ENVIRONMENT_BYTES) {
-    // Generated names are bounded; what grows is a setting's value (POSITION_INDEX_SHARDS with every market).
-    const [largest] = Object.entries(env)
-      .filter(([, v]) => !Token.isUnresolved(v))
-      .sort(([, a], [, b]) => b.length - a.length);
-    throw new Error(
-      `function environment would be ${envBytes} bytes once deployed, above Lambda's ${MAX_ENVIRONMENT_BYTES}: its largest variable is ${largest?.[0]} (${largest?.[1].length} characters)`,
-    );
+  const shared = functionEnvironment(props);
+  const environments = new Map(
+    FUNCTIONS.map((def) => [def.id, { ...shared, ...ownEnvironment(props, def) }]),
+  );
+  for (const [id, env] of environments) {
+    const envBytes = deployedEnvironmentBytes(scope, env, props);
+    if (envBytes > MAX_ENVIRONMENT_BYTES) {
+      // Generated names are bounded; what grows is a setting's value (POSITION_INDEX_SHARDS with every market).
+      const [largest] = Object.entries(env)
+        .filter(([, v]) => !Token.isUnresolved(v))
+        .sort(([, a], [, b]) => b.length - a.length);
+      throw new Error(
+        `function environment would be ${envBytes} bytes once deployed, above Lambda's ${MAX_ENVIRONMENT_BYTES}: its largest variable is ${largest?.[0]} (${largest?.[1].length} characters; ${id}'s environment)`,
+      );
+    }
   }
   const riskConfigModule = writeRiskConfigModule(scope, config.riskConfigJson);
   const functions = {} as Record<FunctionId, NodejsFunction>;
@@ -359,7 +381,7 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
       // Lambda stops an SQS chain of one function after 16 invocations by default; these chain on purpose
       // (a last resort waits up to 19 times), bounded in code.
       recursiveLoop: chainsThroughItsOwnQueue(def) ? RecursiveLoop.ALLOW : RecursiveLoop.TERMINATE,
-      environment: env,
+      environment: environments.get(def.id)!,
       ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
       bundling: { ...bundling, inject: [riskConfigModule] },
     });

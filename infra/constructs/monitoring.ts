@@ -114,8 +114,15 @@ const SPARSE_SUM_MINUTES = SPARSE_SUM_EVALUATION_PERIODS * FIVE_MINUTES.toMinute
 const filledSum = (ids: readonly string[]): string => ids.map((id) => `FILL(${id}, 0)`).join(' + ');
 
 /**
+ * Minutes a dead-letter depth alarm looks back, one with a letter read enough to page: three of liquidation-watch's
+ * runs (every 5 minutes), so its page holds between them while SQS is silent, a run late or lost too, and clears this
+ * long after the last letter read (review45-dlq-max-readings).
+ */
+const DEAD_LETTER_DEPTH_MINUTES = 15;
+
+/**
  * 5-minute periods running with a dead-letter queue liquidation-watch could not read that page (a run every 5
- * minutes): one failure leaves the dead-letter alarms as they were until the next run reads it.
+ * minutes): one failure is spanned by the depth alarm's DEAD_LETTER_DEPTH_MINUTES.
  */
 const DEAD_LETTER_READ_FAILURE_PERIODS = 3;
 
@@ -649,19 +656,25 @@ export class Monitoring extends Construct {
   }
 
   /**
-   * What the queue that keeps `queue`'s dead letters holds, by either source: SQS's visible count (reported while the
-   * queue is active) or liquidation-watch's DeadLetters (every 5 minutes, whatever SQS reports: dlq45-depth-gauge). A
-   * period has a point where either has one.
+   * What the queue that keeps `queue`'s dead letters holds, by either source, a minute at a time: SQS's visible count
+   * (reported while the queue is active) or liquidation-watch's DeadLetters (every 5 minutes, whatever SQS reports:
+   * dlq45-depth-gauge). Each FILLed with 0, so MAX has a point at every minute however a missing value in it is read
+   * (review45-dlq-max-readings); the minutes between the watch's runs, and the latest one, then read 0 where SQS is
+   * silent, which DEAD_LETTER_DEPTH_MINUTES spans.
    */
-  private deadLettersHeld(queue: QueueId, dlq: Queue, period: Duration): MathExpression {
+  private deadLettersHeld(queue: QueueId, dlq: Queue): MathExpression {
     return new MathExpression({
-      expression: 'MAX([sqs, watch])',
+      expression: 'MAX([FILL(sqs, 0), FILL(watch, 0)])',
       usingMetrics: {
-        sqs: dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period }),
-        watch: this.business(METRICS.DeadLetters, { dimension: queue, statistic: 'Maximum', period }),
+        sqs: dlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: ONE_MINUTE }),
+        watch: this.business(METRICS.DeadLetters, {
+          dimension: queue,
+          statistic: 'Maximum',
+          period: ONE_MINUTE,
+        }),
       },
       label: `${queue} dead letters held`,
-      period,
+      period: ONE_MINUTE,
     });
   }
 
@@ -673,42 +686,43 @@ export class Monitoring extends Construct {
         : [];
       if (isDeadLetterSink(q)) deadLetters.push([`${pascal(q.id)}Alarm`, pair.queue]);
       for (const [id, dlq] of deadLetters) {
-        // Missing data keeps the page: a minute neither SQS nor the watch reported says nothing of the letters (the
-        // watch reports every 5 minutes; SQS may stop for a queue nothing calls), and a watch that stops pages as
-        // stopped (LiquidationWatchStoppedAlarm) instead of clearing this one (dlq45-depth-gauge).
+        // One minute with a letter read, by either source, in the last DEAD_LETTER_DEPTH_MINUTES pages: the watch's
+        // runs, 5 minutes apart, keep the page between them while SQS is silent, one late or lost run too; it clears
+        // that long after the last letter read (a redrive; or both sources silent: a stopped watch pages as
+        // LiquidationWatchStoppedAlarm). Missing data has no part in it (review45-dlq-max-readings).
         this.alarm(
           id,
-          this.deadLettersHeld(q.id, dlq, ONE_MINUTE),
-          `Messages in the ${q.id} dead-letter queue (SQS's count of visible ones, or liquidation-watch's DeadLetters of all it holds): they failed every retry and wait for a redrive`,
+          this.deadLettersHeld(q.id, dlq),
+          `Messages in the ${q.id} dead-letter queue in a minute of the last ${DEAD_LETTER_DEPTH_MINUTES} (SQS's count of visible ones, or liquidation-watch's DeadLetters of all it holds, read every 5 minutes): they failed every retry and wait for a redrive`,
           1,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          { treatMissingData: TreatMissingData.IGNORE },
+          { evaluationPeriods: DEAD_LETTER_DEPTH_MINUTES, datapointsToAlarm: 1 },
         );
         // The first alarm pages once; a dead letter left alone then expires with its retention (counted from when
         // it was first sent), the liquidation left unfinished with no message. Counted in hours with a message held,
         // not by the queue's age: a message received three times leaves the age (AWS), and each `dlq list` is a
-        // receive. Hourly periods let CloudWatch evaluate the 7 days (a day at most under an hour). An hour neither
-        // SQS nor the watch reported counts towards the week (breaching): it says nothing of the letters, and
-        // counting it as empty would start the week again, or clear the page, while they wait to expire.
+        // receive. Hourly periods let CloudWatch evaluate the 7 days (a day at most under an hour). By the watch's
+        // read alone (every 5 minutes, so every hour has its maximum while the watch runs), not metric math: no
+        // reading of MAX or FILL is relied on, and the hour not reported yet is skipped as CloudWatch skips missing
+        // points. An hour with no read counts as not held (the alarms' default): counted as held, a stack with empty
+        // queues that SQS had not reported for the week paged at its deploy (review45-dlq-aging-deploy); a stopped
+        // watch pages on its own.
         this.alarm(
           id.replace(/Alarm$/, 'AgingAlarm'),
-          this.deadLettersHeld(q.id, dlq, ONE_HOUR),
-          `The ${q.id} dead-letter queue has held a message every hour for ${DEAD_LETTER_AGING_DAYS} days (an hour neither SQS nor liquidation-watch reported counts as one; a stopped watch pages on its own): a dead letter expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: \`backstop dlq list\` shows when each was sent; redrive them, or settle them by hand`,
+          this.business(METRICS.DeadLetters, { dimension: q.id, statistic: 'Maximum', period: ONE_HOUR }),
+          `The ${q.id} dead-letter queue has held a message every hour for ${DEAD_LETTER_AGING_DAYS} days, as liquidation-watch read it (DeadLetters; an hour it did not read starts the week again, and a stopped watch pages on its own): a dead letter expires ${DEAD_LETTER_RETENTION_SECONDS / 86_400} days after it was first sent, and its liquidation or tick is then lost with it: \`backstop dlq list\` shows when each was sent; redrive them, or settle them by hand`,
           1,
           ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          {
-            evaluationPeriods: (DEAD_LETTER_AGING_DAYS * 86_400) / ONE_HOUR.toSeconds(),
-            treatMissingData: TreatMissingData.BREACHING,
-          },
+          { evaluationPeriods: (DEAD_LETTER_AGING_DAYS * 86_400) / ONE_HOUR.toSeconds() },
         );
       }
     }
-    // The gauge's own failure: a dead-letter queue the watch cannot read (its grant, SQS) leaves its pages to SQS's
-    // count alone. One failed run changes nothing (the depth alarm keeps its state): three running page.
+    // The gauge's own failure: a dead-letter queue the watch cannot read (its grant, SQS) leaves its depth page to
+    // SQS's count alone and its aging page without data. One failed run changes nothing: three running page.
     this.alarm(
       'DeadLetterReadFailuresAlarm',
       this.business(METRICS.DeadLetterReadFailures),
-      `liquidation-watch could not read a dead-letter queue's depth in each of its last ${DEAD_LETTER_READ_FAILURE_PERIODS} 5-minute periods (its log line \`dead-letter queue not read\` names the queue and the error): that queue's DeadLetters is not reported, and its dead-letter alarms read SQS's count alone, which SQS may stop reporting`,
+      `liquidation-watch could not read a dead-letter queue's depth in each of its last ${DEAD_LETTER_READ_FAILURE_PERIODS} 5-minute periods (its log line \`dead-letter queue not read\` names the queue and the error): that queue's DeadLetters is not reported, so its depth alarm reads SQS's count alone, which SQS may stop reporting, and its aging alarm counts no hour`,
       1,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       { evaluationPeriods: DEAD_LETTER_READ_FAILURE_PERIODS },

@@ -38,8 +38,12 @@ export interface LambdaWiring {
   readonly marketStates: Map<string, MarketState>;
   /** Receives before each consumer's queue dead-letters a message (its last failure is not backed off). */
   readonly maxReceives: Readonly<Record<Exclude<QueueId, 'tickDeadLetters'>, number | undefined>>;
-  /** The queues that keep the dead letters, by the id of the queue whose they are (liquidation-watch reads their depth). */
-  readonly deadLetters: DeadLetterQueues;
+  /**
+   * The queues that keep the dead letters, by the id of the queue whose they are: liquidation-watch reads their depth,
+   * and its environment alone carries their URLs, read at this first call, not at every function's cold start
+   * (review45-dlq-watch-env).
+   */
+  readonly deadLetters: () => DeadLetterQueues;
 }
 
 let cached: LambdaWiring | undefined;
@@ -105,12 +109,16 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     liquidations: maxReceivesFromEnv('liquidations', env),
     auctionSteps: maxReceivesFromEnv('auctionSteps', env),
   };
-  const deadLetters = Object.fromEntries(
-    Object.entries(deadLetterUrlsFromEnv(env)).map(([id, url]) => [
-      id,
-      new SqsQueueTransport(clients.sqs, { url }),
-    ]),
-  ) as DeadLetterQueues;
+  let deadLetterQueues: DeadLetterQueues | undefined;
+  const deadLetters = (): DeadLetterQueues => {
+    deadLetterQueues ??= Object.fromEntries(
+      Object.entries(deadLetterUrlsFromEnv(env)).map(([id, url]) => [
+        id,
+        new SqsQueueTransport(clients.sqs, { url }),
+      ]),
+    ) as DeadLetterQueues;
+    return deadLetterQueues;
+  };
   cached = {
     adapters,
     deadLetters,

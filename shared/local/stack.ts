@@ -97,7 +97,8 @@ export function functionEnvironment(
     env[queueEnv(queue.id)] = names.queues[queue.id].url;
     // The local queues' redrive is the topology's (shared/adapters/aws/resources.ts).
     if (queue.deadLetter) env[maxReceivesEnv(queue.id)] = String(queue.deadLetter.maxReceiveCount);
-    // liquidation-watch reads what each holds (DeadLetters: dlq45-depth-gauge), as on AWS.
+    // liquidation-watch reads what each holds (DeadLetters: dlq45-depth-gauge). On AWS its environment alone has these
+    // (ownEnvironment); the runner's functions share one process and one environment.
     const dlqUrl = names.queues[queue.id].dlqUrl;
     if (queue.deadLetter) {
       if (!dlqUrl) throw new Error(`local stack: ${queue.id} has no dead-letter queue`);

@@ -40,7 +40,7 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
   QUEUE_AUCTION_STEPS_URL: 'a queue URL (a Ref)',
   QUEUE_TICK_DEAD_LETTERS_URL: 'a queue URL (a Ref)',
   QUEUE_LIQUIDATIONS_DLQ_URL:
-    "a dead-letter queue's URL (a Ref); liquidation-watch's grant reads its depth (GetQueueAttributes) alone",
+    "a dead-letter queue's URL (a Ref), in liquidation-watch's environment alone: its grant reads the depth (GetQueueAttributes)",
   QUEUE_AUCTION_STEPS_DLQ_URL: "a dead-letter queue's URL (a Ref)",
   QUEUE_LIQUIDATIONS_MAX_RECEIVES: "the liquidation queue's maxReceiveCount (a count)",
   QUEUE_AUCTION_STEPS_MAX_RECEIVES: "the auction-step queue's maxReceiveCount (a count)",

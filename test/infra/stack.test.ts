@@ -8,7 +8,11 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
-import { deployedEnvironmentBytes, functionEnvironment } from '../../infra/constructs/functions.ts';
+import {
+  deployedEnvironmentBytes,
+  functionEnvironment,
+  ownEnvironment,
+} from '../../infra/constructs/functions.ts';
 import {
   alarmName,
   WORK_QUEUE_AGE_SECONDS,
@@ -69,6 +73,7 @@ import {
   queueEnv,
   RISK_CONFIG_BUNDLED,
   RISK_CONFIG_ENV,
+  readsDeadLetters,
   TABLES,
   type TableId,
   TICK_BUS,
@@ -80,7 +85,6 @@ import { emfDimensionSets } from '../support/emit-sites.ts';
 import { outsideGrant } from '../support/grants.ts';
 import {
   type AlarmRule,
-  alarmState,
   alarms as alarmsOn,
   evaluate,
   evaluations,
@@ -159,6 +163,7 @@ type Statement = {
 };
 
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+const watchDef = FUNCTIONS.find((f) => f.id === 'liquidationWatch')!;
 /** A query of a metric-math alarm. */
 type DlqQuery = {
   Id: string;
@@ -245,18 +250,25 @@ describe('BackstopStack template (default config)', () => {
     const props = resources[logicalIdOf(stack, stack.functions[fn])]!.Properties;
     return (props.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
   };
-  /** The alarms that read what the queue keeping `id`'s dead letters holds, depth then aging. */
+  /** The alarms on what the queue keeping `id`'s dead letters holds, depth then aging, and any other on its count. */
   const deadLetterAlarmsOf = (id: QueueId): Record<string, unknown>[] => {
     const keeper = queueId(stack.queues[id].deadLetter ?? stack.queues[id].queue);
-    return Object.values(template.findResources('AWS::CloudWatch::Alarm'))
-      .map((a) => a.Properties as Record<string, unknown>)
-      .filter((a) =>
-        ((a.Metrics ?? []) as DlqQuery[]).some(
-          (m) =>
-            m.MetricStat?.Metric.MetricName === 'ApproximateNumberOfMessagesVisible' &&
-            JSON.stringify(m.MetricStat.Metric.Dimensions).includes(`"${keeper}"`),
-        ),
-      );
+    const name =
+      id === 'tickDeadLetters' ? 'TickDeadLetters' : `${id.charAt(0).toUpperCase()}${id.slice(1)}Dlq`;
+    const all = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties as Record<string, unknown>,
+    );
+    const named = (suffix: string) => all.find((a) => a.AlarmName === `Backstop-dev-${name}${suffix}`)!;
+    const onCount = all.filter((a) =>
+      [...((a.Metrics ?? []) as DlqQuery[]).map((m) => m.MetricStat?.Metric), a].some(
+        (m) =>
+          (m as { MetricName?: string } | undefined)?.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+          JSON.stringify((m as { Dimensions?: unknown }).Dimensions).includes(`"${keeper}"`),
+      ),
+    );
+    const depth = named('Alarm');
+    const aging = named('AgingAlarm');
+    return [depth, aging, ...onCount.filter((a) => a !== depth && a !== aging)];
   };
   const statementsOfRole = (roleId: string): Statement[] =>
     Object.values(resources)
@@ -547,11 +559,16 @@ describe('BackstopStack template (default config)', () => {
       ).Variables;
       for (const t of TABLES) expect(env[tableEnv(t.id)]).toEqual({ Ref: tableId(t.id) });
       for (const q of QUEUES) expect(env[queueEnv(q.id)]).toEqual({ Ref: queueId(stack.queues[q.id].queue) });
-      // The queue keeping each one's dead letters, whose depth liquidation-watch reads (dlq45-depth-gauge).
-      for (const q of deadLetteredQueues())
-        expect(env[deadLetterQueueEnv(q.id)], q.id).toEqual({
-          Ref: queueId(stack.queues[q.id].deadLetter ?? stack.queues[q.id].queue),
-        });
+      // The queue keeping each one's dead letters, whose depth liquidation-watch reads (dlq45-depth-gauge): in its
+      // environment alone (review45-dlq-watch-env; the tick sink's is its queue URL, above).
+      for (const q of deadLetteredQueues()) {
+        const pair = stack.queues[q.id];
+        expect(env[deadLetterQueueEnv(q.id)], `${def.id}: ${q.id}`).toEqual(
+          readsDeadLetters(def) || !pair.deadLetter
+            ? { Ref: queueId(pair.deadLetter ?? pair.queue) }
+            : undefined,
+        );
+      }
       expect(env[TICK_BUS_ENV]).toEqual({ Ref: logicalIdOf(stack, stack.tickBus) });
       // The configuration is in the code (the 40-market test below): the variable says so.
       expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
@@ -946,47 +963,48 @@ describe('BackstopStack template (default config)', () => {
       // held, not by the age a listing's receives take it out of (alarms45-dlq-aging-by-counts).
       const [depth, aging, ...more] = deadLetterAlarmsOf(q.id);
       expect(more, q.id).toEqual([]);
+      // Depth: SQS's count or the watch's, each FILLed, one minute of the last 15 with a letter
+      // (review45-dlq-max-readings).
       expect(depth, q.id).toMatchObject({
         Threshold: 1,
-        EvaluationPeriods: 1,
+        EvaluationPeriods: 15,
+        DatapointsToAlarm: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'ignore',
+        TreatMissingData: 'notBreaching',
       });
+      const queries = depth!.Metrics as DlqQuery[];
+      expect(queries.filter((m) => m.ReturnData !== false).map((m) => m.Expression)).toEqual([
+        'MAX([FILL(sqs, 0), FILL(watch, 0)])',
+      ]);
+      const stat = (id: string) => queries.find((m) => m.Id === id)!.MetricStat!;
+      expect(stat('sqs')).toMatchObject({
+        Period: 60,
+        Stat: 'Maximum',
+        Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible' },
+      });
+      expect(JSON.stringify(stat('sqs').Metric.Dimensions)).toContain(`"${queueId(dlq)}"`);
+      const watched = {
+        Namespace: 'Backstop',
+        MetricName: METRICS.DeadLetters.name,
+        Dimensions: expect.arrayContaining([
+          { Name: 'service', Value: 'backstop-dev' },
+          { Name: 'Queue', Value: q.id },
+        ]),
+      };
+      expect(stat('watch')).toMatchObject({ Period: 60, Stat: 'Maximum', Metric: watched });
+      expect(stat('watch').Metric.Dimensions).toHaveLength(2);
+      // Aging: the watch's read alone, by the hour, an hour unread not held (review45-dlq-aging-deploy).
       expect(aging, q.id).toMatchObject({
+        ...watched,
+        Statistic: 'Maximum',
+        Period: 3600,
         EvaluationPeriods: 7 * 24,
         Threshold: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'breaching',
+        TreatMissingData: 'notBreaching',
       });
-      for (const [alarm, period] of [
-        [depth!, 60],
-        [aging!, 3600],
-      ] as const) {
-        const queries = alarm.Metrics as DlqQuery[];
-        expect(queries.filter((m) => m.ReturnData !== false).map((m) => m.Expression)).toEqual([
-          'MAX([sqs, watch])',
-        ]);
-        const stat = (id: string) => queries.find((m) => m.Id === id)!.MetricStat!;
-        expect(stat('sqs')).toMatchObject({
-          Period: period,
-          Stat: 'Maximum',
-          Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible' },
-        });
-        expect(JSON.stringify(stat('sqs').Metric.Dimensions)).toContain(`"${queueId(dlq)}"`);
-        expect(stat('watch')).toMatchObject({
-          Period: period,
-          Stat: 'Maximum',
-          Metric: {
-            Namespace: 'Backstop',
-            MetricName: METRICS.DeadLetters.name,
-            Dimensions: expect.arrayContaining([
-              { Name: 'service', Value: 'backstop-dev' },
-              { Name: 'Queue', Value: q.id },
-            ]),
-          },
-        });
-        expect(stat('watch').Metric.Dimensions).toHaveLength(2);
-      }
+      expect(aging!.Metrics, q.id).toBeUndefined();
+      expect(aging!.Dimensions, q.id).toHaveLength(2);
       expect(ages.filter(ofQueue(dlq)), queueId(dlq)).toEqual([]);
     }
     // The liquidation queue holds messages sent up to 900 s ahead (the last resort's waits): its age alarms
@@ -1471,105 +1489,191 @@ describe('BackstopStack template (default config)', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
       // Seven days of hours, each with a dead letter held: the longest range CloudWatch evaluates.
-      const periods = (a.Metrics as DlqQuery[]).flatMap((m) => (m.MetricStat ? [m.MetricStat.Period] : []));
-      expect(new Set(periods), a.AlarmName).toEqual(new Set([3600]));
-      expect(3600 * a.EvaluationPeriods).toBe(7 * 86_400);
+      expect(a.Period, a.AlarmName).toBe(3600);
+      expect(a.Period * a.EvaluationPeriods).toBe(7 * 86_400);
       expect(a.DatapointsToAlarm ?? a.EvaluationPeriods).toBe(168);
     }
     // A listing holds what it shows out of sight for seconds (then releases it): the hour's maximum still counts it.
     expect(PEEK_VISIBILITY_SECONDS).toBeLessThan(3600 / 2);
   });
 
+  /**
+   * A dead-letter alarm as the template states it, run over periods as test/support/metric-math.ts `evaluations` does,
+   * under every reading of what AWS's metric math page leaves open (review45-fill-readings): each report names its
+   * source, SQS's visible count (`sqs`) or liquidation-watch's DeadLetters (`watch`); an alarm that does not read a
+   * source drops its reports.
+   */
+  type Source = 'sqs' | 'watch';
+  const pascal = (id: string) => id.charAt(0).toUpperCase() + id.slice(1);
+  type SourceReport = { source: Source; period: number; value: number; arrives?: number };
+  const deadLetterAlarm = (name: string) => {
+    const props = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties as Record<string, unknown>)
+      .find((a) => a.AlarmName === `Backstop-dev-${name}`);
+    expect(props, name).toBeDefined();
+    const sourceOf = (metricName: string): Source => {
+      if (metricName === METRICS.DeadLetters.name) return 'watch';
+      expect(metricName, name).toBe('ApproximateNumberOfMessagesVisible');
+      return 'sqs';
+    };
+    const idOf: Partial<Record<Source, string>> = {};
+    let expression = 'm';
+    if (props!.Metrics) {
+      const queries = props!.Metrics as DlqQuery[];
+      expression = queries.find((m) => m.ReturnData !== false)!.Expression!;
+      for (const m of queries) if (m.MetricStat) idOf[sourceOf(m.MetricStat.Metric.MetricName)] = m.Id;
+    } else {
+      idOf[sourceOf(String(props!.MetricName))] = 'm';
+    }
+    const rule: AlarmRule = {
+      evaluationPeriods: props!.EvaluationPeriods as number,
+      datapointsToAlarm: props!.DatapointsToAlarm as number | undefined,
+      threshold: props!.Threshold as number,
+      comparisonOperator: props!.ComparisonOperator as string,
+      treatMissingData: props!.TreatMissingData as string,
+    };
+    /** Each reading's states, one evaluation a period from `from` to `to`, summed up by `judge`. */
+    const run = <T>(reports: SourceReport[], to: number, judge: (states: boolean[]) => T, from = 0) =>
+      Object.fromEntries(
+        READINGS.map((r) => [
+          readingName(r),
+          judge(
+            evaluations(
+              expression,
+              Object.values(idOf),
+              rule,
+              reports.flatMap(({ source, ...report }) => {
+                const id = idOf[source];
+                return id ? [{ id, ...report }] : [];
+              }),
+              { from, to },
+              r,
+            ),
+          ),
+        ]),
+      );
+    return { run, rule, reads: (source: Source) => idOf[source] !== undefined };
+  };
+  /** How many times an alarm goes from OK to ALARM (each a page), from OK. */
+  const pagesIn = (states: boolean[]) => states.filter((s, i) => s && !(states[i - 1] ?? false)).length;
+  const everyReading = <T>(value: T) => Object.fromEntries(READINGS.map((r) => [readingName(r), value]));
+  /** liquidation-watch's runs, every 5 minutes from `from` to `to`, each reading `value`, reaching CloudWatch `late` on. */
+  const watchRuns = (value: number, from: number, to: number, late = 0): SourceReport[] =>
+    Array.from({ length: Math.floor((to - from) / 5) + 1 }, (_, k) => ({
+      source: 'watch',
+      period: from + 5 * k,
+      value,
+      arrives: from + 5 * k + late,
+    }));
+  /** One report of `source` a period, from `from` to `to`, `value(period)`. */
+  const each = (source: Source, value: (p: number) => number, from: number, to: number): SourceReport[] =>
+    Array.from({ length: to - from + 1 }, (_, k) => ({ source, period: from + k, value: value(from + k) }));
+
   // Asked in session 45: nothing calls a dead-letter queue, and SQS reports a queue's metrics only while it is active
   // ("for up to six hours if it contains any messages or if any action accesses it"): whether one that holds letters
   // but that nothing calls keeps reporting, no page settles. The alarms read SQS's count alone: once it stopped, the
-  // depth alarm cleared (missing data not breaching) and the aging alarm never came, while the letters waited to
-  // expire. They read liquidation-watch's DeadLetters beside it now, as AWS documents metric math and missing data
-  // (test/support/metric-math.ts).
-  it("pages dead letters SQS stops reporting, by liquidation-watch's gauge, and keeps the page while neither reports (dlq45-depth-gauge)", () => {
+  // depth alarm cleared and the aging alarm never came, while the letters waited to expire (dlq45-depth-gauge). The
+  // depth alarm read `MAX([sqs, watch])` unfilled, keeping its state where neither had a point: whether MAX has a
+  // point where one series has none, AWS's page does not say. Read as a 0 at every minute, the minutes between the
+  // watch's runs cleared it, a page every run; read as a point only where both have one, letters SQS no longer
+  // reported never paged, and a page SQS last saw stayed after a redrive (review45-dlq-max-readings).
+  it('pages dead letters by either source, once, and clears after a redrive, however metric math is read (dlq45-depth-gauge, review45-dlq-max-readings)', () => {
     for (const q of deadLetteredQueues()) {
-      const [depth, aging] = deadLetterAlarmsOf(q.id) as {
-        Metrics: DlqQuery[];
-        EvaluationPeriods: number;
-        Threshold: number;
-        ComparisonOperator: string;
-        TreatMissingData: string;
-      }[];
-      const ruleOf = (a: NonNullable<typeof depth>): AlarmRule => ({
-        evaluationPeriods: a.EvaluationPeriods,
-        threshold: a.Threshold,
-        comparisonOperator: a.ComparisonOperator,
-        treatMissingData: a.TreatMissingData,
-      });
-      const expressionOf = (a: NonNullable<typeof depth>) =>
-        a.Metrics.find((m) => m.ReturnData !== false)!.Expression!;
+      const depth = deadLetterAlarm(
+        q.id === 'tickDeadLetters' ? 'TickDeadLettersAlarm' : `${pascal(q.id)}DlqAlarm`,
+      );
+      expect(depth.reads('sqs') && depth.reads('watch'), q.id).toBe(true);
+      /** Paged at `first` and never cleared to 40. */
+      const pagedFrom = (first: number) => (states: boolean[]) =>
+        states.indexOf(true) === first && pagesIn(states) === 1 && states.at(-1) === true;
+      // Two letters held, SQS silent: paged at the watch's first run, and held between its runs (one page).
+      expect(depth.run(watchRuns(2, 2, 40), 40, pagedFrom(2)), q.id).toEqual(everyReading(true));
+      // Each run's count reaching CloudWatch 3 minutes late: the same, 3 minutes on.
+      expect(depth.run(watchRuns(2, 2, 40, 3), 40, pagedFrom(5)), q.id).toEqual(everyReading(true));
+      // A letter SQS reports while the watch cannot read the queue: paged the minute SQS has it.
+      expect(
+        depth.run([...watchRuns(0, 0, 5), ...each('sqs', (m) => (m >= 7 ? 1 : 0), 0, 40)], 40, pagedFrom(7)),
+        q.id,
+      ).toEqual(everyReading(true));
+      // Redriven at minute 11: SQS had reported the letters, then stops reporting the empty queue; the watch reads 0
+      // from its next run on. The page clears and stays clear.
+      const redriven = [...each('sqs', () => 2, 0, 10), ...watchRuns(2, 2, 7), ...watchRuns(0, 12, 60)];
+      expect(
+        depth.run(redriven, 60, (s) => pagesIn(s) === 1 && s.indexOf(true) === 0 && s.at(-1) === false),
+        q.id,
+      ).toEqual(everyReading(true));
+      // An empty queue, by both sources or by the watch alone, or none reporting yet (a deploy): never paged.
+      const never = (s: boolean[]) => !s.some(Boolean);
+      expect(depth.run([...watchRuns(0, 0, 40), ...each('sqs', () => 0, 0, 40)], 40, never)).toEqual(
+        everyReading(true),
+      );
+      expect(depth.run(watchRuns(0, 3, 40), 40, never)).toEqual(everyReading(true));
+      expect(depth.run([], 40, never)).toEqual(everyReading(true));
+    }
+  });
 
-      // The depth alarm, each minute: SQS silent, the watch reporting every 5 minutes (its run).
-      const minutes = (reports: Report[], to = 20) =>
-        evaluations(expressionOf(depth!), ['sqs', 'watch'], ruleOf(depth!), reports, { from: 0, to });
-      const watch = (value: number, from: number, to: number): Report[] =>
-        Array.from({ length: Math.floor((to - from) / 5) + 1 }, (_, k) => ({
-          id: 'watch',
-          period: from + 5 * k,
-          value,
-        }));
-      // Two letters held, and SQS reports nothing: paged from the watch's first run, and kept between its runs.
-      expect(minutes(watch(2, 2, 20)), q.id).toEqual([false, false, ...Array(19).fill(true)]);
-      // The watch stops (paged as stopped) and SQS stays silent: the page stays, not cleared by the silence.
-      expect(minutes(watch(2, 2, 7)).slice(7), q.id).toEqual(Array(14).fill(true));
-      // Redriven: the next run reads 0 and the page clears.
-      expect(minutes([...watch(2, 2, 7), ...watch(0, 12, 20)]).slice(12), q.id).toEqual(Array(9).fill(false));
-      // A letter between two runs, while SQS reports: paged the minute SQS has it, not at the next run.
-      const sqs = (value: (m: number) => number): Report[] =>
-        Array.from({ length: 21 }, (_, m) => ({ id: 'sqs', period: m, value: value(m) }));
-      expect(minutes([...watch(0, 0, 20), ...sqs((m) => (m >= 7 ? 1 : 0))]).indexOf(true), q.id).toBe(7);
-      // An empty queue, by either source: no page.
-      expect(minutes([...watch(0, 0, 20), ...sqs(() => 0)]), q.id).toEqual(Array(21).fill(false));
-
-      // The aging alarm, over its week of hours.
-      const hours = Array.from({ length: aging!.EvaluationPeriods }, (_, h) => h);
-      const ages = (sqsAt: (h: number) => number | undefined, watchAt: (h: number) => number | undefined) => {
-        const series = (at: (h: number) => number | undefined) =>
-          new Map(hours.flatMap((h) => (at(h) === undefined ? [] : [[h, at(h)!] as const])));
-        return alarmState(
-          evaluate(expressionOf(aging!), { sqs: series(sqsAt), watch: series(watchAt) }, hours),
-          ruleOf(aging!),
+  // The aging alarms read `MAX([sqs, watch])` by the hour and took an hour neither reported as breaching: a new stack,
+  // or one upgraded, whose dead-letter queues SQS had reported nothing of for the week (empty, nothing calling them)
+  // paged each one as the alarm was created, cleared at the watch's first run (review45-dlq-aging-deploy); and whether
+  // MAX has a point where one series has none decided whether letters SQS no longer reported paged at all
+  // (review45-dlq-max-readings).
+  it("pages letters held a week from the watch's hourly reads, never an empty queue at deploy, however metric math is read (review45-dlq-aging-deploy)", () => {
+    for (const q of deadLetteredQueues()) {
+      const aging = deadLetterAlarm(
+        q.id === 'tickDeadLetters' ? 'TickDeadLettersAgingAlarm' : `${pascal(q.id)}DlqAgingAlarm`,
+      );
+      const week = aging.rule.evaluationPeriods;
+      expect(week, q.id).toBe(7 * 24);
+      const hourly = (
+        value: (h: number) => number | undefined,
+        from: number,
+        to: number,
+        late = 0,
+      ): SourceReport[] =>
+        Array.from({ length: to - from + 1 }, (_, k) => from + k).flatMap((h) =>
+          value(h) === undefined
+            ? []
+            : [{ source: 'watch' as const, period: h, value: value(h)!, arrives: h + late }],
         );
-      };
-      const none = () => undefined;
-      // A week of letters held that SQS reported only their first 6 hours: the watch's hours page.
+      const never = (s: boolean[]) => !s.some(Boolean);
+      // Deployed at hour 0 with empty queues: nothing reported for the week before, the watch's 0s from its first run.
       expect(
-        ages(
-          (h) => (h < 6 ? 1 : undefined),
-          () => 1,
+        aging.run(
+          hourly(() => 0, 1, 30),
+          30,
+          never,
         ),
         q.id,
-      ).toBe(true);
+      ).toEqual(everyReading(true));
+      expect(aging.run([], 30, never), q.id).toEqual(everyReading(true));
+      // Letters held from hour 0, SQS silent, each hour's maximum reaching CloudWatch after the hour (the latest one,
+      // open, not reported yet): paged once the week's hours are reported, and held.
+      const held = (s: boolean[]) => s.indexOf(true) === week && pagesIn(s) === 1 && s.at(-1) === true;
       expect(
-        ages(none, () => 1),
-        q.id,
-      ).toBe(true);
-      // An hour neither reported (the watch stopped: paged as stopped) does not start the week again.
-      expect(
-        ages(none, (h) => (h === 100 ? undefined : 1)),
-        q.id,
-      ).toBe(true);
-      // An hour the queue was read empty does; an empty queue never pages.
-      expect(
-        ages(none, (h) => (h === 100 ? 0 : 1)),
-        q.id,
-      ).toBe(false);
-      expect(
-        ages(none, () => 0),
-        q.id,
-      ).toBe(false);
-      expect(
-        ages(
-          () => 0,
-          () => 0,
+        aging.run(
+          hourly(() => 2, 0, 200, 1),
+          200,
+          held,
         ),
         q.id,
-      ).toBe(false);
+      ).toEqual(everyReading(true));
+      expect(
+        aging.run(
+          hourly(() => 2, 0, 200),
+          200,
+          (s) => s.indexOf(true) === week - 1 && pagesIn(s) === 1,
+        ),
+        q.id,
+      ).toEqual(everyReading(true));
+      // An hour the queue was read empty (a redrive, then new letters) starts the week again.
+      expect(
+        aging.run(
+          hourly((h) => (h === 50 ? 0 : 2), 0, 200),
+          200,
+          never,
+        ),
+        q.id,
+      ).toEqual(everyReading(true));
     }
   });
 
@@ -2424,9 +2528,14 @@ describe('a deployment of 40 markets', () => {
     const env = functionEnvironment({ config, projectRoot, ...stack });
     expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
     expect(deployedEnvironmentBytes(stack, env, stack)).toBeLessThanOrEqual(4096);
+    const watchEnv = { ...env, ...ownEnvironment({ config, projectRoot, ...stack }, watchDef) };
+    expect(Object.keys(watchEnv).length).toBeGreaterThan(Object.keys(env).length);
+    expect(deployedEnvironmentBytes(stack, watchEnv, stack)).toBeLessThanOrEqual(4096);
     for (const [id, fn] of functionsOf(stack)) {
       const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(Object.keys(variables).sort(), id).toEqual(Object.keys(env).sort());
+      // liquidation-watch's has the dead-letter queues' URLs besides (review45-dlq-watch-env).
+      const expected = id.startsWith('LiquidationWatch') ? watchEnv : env;
+      expect(Object.keys(variables).sort(), id).toEqual(Object.keys(expected).sort());
       expect(variables[RISK_CONFIG_ENV], id).toBe(RISK_CONFIG_BUNDLED);
     }
   });
@@ -2471,8 +2580,11 @@ describe("the local stack's function environment", () => {
 
   it("gives the functions every queue's URL, dead-letter queues too, under the stack's names (dlq45-depth-gauge)", () => {
     const { stack, config } = build();
-    const onAws = Object.keys(functionEnvironment({ config, projectRoot, ...stack })).filter((k) =>
-      k.startsWith('QUEUE_'),
+    // The runner's functions share one environment: liquidation-watch's on AWS, the dead-letter queues' URLs with it
+    // (review45-dlq-watch-env).
+    const props = { config, projectRoot, ...stack };
+    const onAws = Object.keys({ ...functionEnvironment(props), ...ownEnvironment(props, watchDef) }).filter(
+      (k) => k.startsWith('QUEUE_'),
     );
     const env = local();
     expect(

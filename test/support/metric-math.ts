@@ -103,6 +103,7 @@ export function evaluate(
       throw new Error(`metric math: expected ${want ?? 'more'} in "${expression}"`);
     return t;
   };
+  const inRange = new Set(range);
   /** A series with a 0 at every timestamp of the range it has no point at. */
   const zeroFilled = (a: Series): Series => new Map(range.map((t) => [t, a.get(t) ?? 0]));
   const compare = (op: string, a: Value, b: Value): Value => {
@@ -187,7 +188,7 @@ export function evaluate(
     }
     const m = metrics[t];
     if (!m) throw new Error(`metric math: no metric "${t}"`);
-    return new Map([...m].filter(([time]) => range.includes(time)));
+    return new Map([...m].filter(([time]) => inRange.has(time)));
   };
   const sum = (): Value => {
     let value = primary();
@@ -306,11 +307,12 @@ export function evaluations(
   const span = window.range ?? rule.evaluationPeriods + 1;
   for (let now = window.from; now <= window.to; now++) {
     const range = Array.from({ length: span }, (_, k) => now - span + 1 + k);
+    const inRange = new Set(range);
     const metrics = Object.fromEntries(
       ids.map((id) => {
         const series = new Map<number, number>();
         for (const r of reports) {
-          if (r.id !== id || (r.arrives ?? r.period) > now || !range.includes(r.period)) continue;
+          if (r.id !== id || (r.arrives ?? r.period) > now || !inRange.has(r.period)) continue;
           series.set(r.period, (series.get(r.period) ?? 0) + r.value);
         }
         return [id, series];

@@ -102,6 +102,22 @@ describe('metric math as "Use metric math" documents it', () => {
     expect(values(evaluate('MAX([sqs, watch])', metrics, range), 5)).toEqual([1, undefined, 2, 0, undefined]);
     expect(() => evaluate('MAX([sqs, 1])', metrics, range)).toThrow(/MAX\(\[series/);
   });
+
+  it('takes MAX at the timestamps each reading gives, filled series alike under every reading (review45-dlq-max-readings)', () => {
+    const metrics = {
+      sqs: series([1, undefined, 0, undefined]),
+      watch: series([undefined, undefined, 2, 0]),
+    };
+    const read = (max: 'any' | 'range' | 'every') =>
+      values(evaluate('MAX([sqs, watch])', metrics, range, { ...AS_WRITTEN, max }), 5);
+    expect(read('range')).toEqual([1, 0, 2, 0, 0]);
+    expect(read('every')).toEqual([undefined, undefined, 2, undefined, undefined]);
+    for (const r of READINGS)
+      expect(
+        values(evaluate('MAX([FILL(sqs, 0), FILL(watch, 0)])', metrics, range, r), 5),
+        readingName(r),
+      ).toEqual([1, 0, 2, 0, 0]);
+  });
 });
 
 describe('an alarm\'s state as "How alarm state is evaluated when data is missing" documents it', () => {
