@@ -322,7 +322,7 @@ export const METRICS = {
     unit: 'Count',
     kind: 'gauge',
     dimension: 'Queue',
-    help: "messages a dead-letter queue holds (visible, in flight and delayed), read by liquidation-watch every 5 minutes (GetQueueAttributes); Queue = liquidations or auctionSteps (their dead-letter queues) or tickDeadLetters; 0 when empty. The dead-letter alarms read it beside SQS's own count, which SQS may stop reporting for a queue nothing calls",
+    help: "messages a dead-letter queue holds (visible, in flight and delayed), read by liquidation-watch every 5 minutes (GetQueueAttributes); Queue = liquidations or auctionSteps (their dead-letter queues) or tickDeadLetters; 0 when empty. The dead-letter depth alarms read it beside SQS's own count, which SQS may stop reporting for a queue nothing calls, and the aging alarms alone",
   },
   DeadLetterReadFailures: {
     name: 'DeadLetterReadFailures',

@@ -549,7 +549,7 @@ export const queueEnv = (id: QueueId): string =>
  */
 export const deadLetterQueueEnv = (id: QueueId): string => {
   const def = QUEUES.find((q) => q.id === id);
-  if (def && !def.deadLetter && isDeadLetterSink(def)) return queueEnv(id);
+  if (def && isDeadLetterSink(def)) return queueEnv(id);
   if (!def?.deadLetter) throw new Error(`topology: ${id} keeps no dead letters`);
   return queueEnv(id).replace(/_URL$/, '_DLQ_URL');
 };

@@ -24,13 +24,11 @@ import {
   type FunctionDef,
   type FunctionId,
   type Grant,
-  isDeadLetterSink,
   MARGIN_CHECK_PATTERN,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   POSITION_INDEX_SHARDS_ENV,
   QUEUES,
-  type QueueDef,
   type QueueId,
   queueEnv,
   RISK_CONFIG_BUNDLED,
@@ -173,11 +171,14 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
 export function ownEnvironment(props: FunctionsProps, def: FunctionDef): Record<string, string> {
   if (!readsDeadLetters(def)) return {};
   return Object.fromEntries(
-    deadLetteredQueues().map((q) => {
-      const pair = props.queues[q.id];
-      return [deadLetterQueueEnv(q.id), (pair.deadLetter ?? pair.queue).queueUrl];
-    }),
+    deadLetteredQueues().map((q) => [deadLetterQueueEnv(q.id), deadLetterKeeper(props, q.id)!.queueUrl]),
   );
+}
+
+/** The queue that keeps `id`'s dead letters: its dead-letter queue, or a sink itself (none: deadLetteredQueues). */
+function deadLetterKeeper(props: FunctionsProps, id: QueueId): QueuePair['queue'] | undefined {
+  const pair = props.queues[id];
+  return deadLetteredQueues().some((q) => q.id === id) ? (pair.deadLetter ?? pair.queue) : undefined;
 }
 
 /**
@@ -185,8 +186,6 @@ export function ownEnvironment(props: FunctionsProps, def: FunctionDef): Record<
  * write grants add DeleteItem and BatchWriteItem (which deletes too), and the ledger's journal is append-only.
  */
 export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
-
-const queueDef = (id: QueueId): QueueDef => QUEUES.find((q) => q.id === id)!;
 
 function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
   if (grant.table) {
@@ -230,9 +229,7 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
     else throw new Error(`topology: ${owner}: access ${grant.access} does not apply to queue ${grant.queue}`);
   } else if (grant.deadLetters) {
     // What it holds (GetQueueAttributes) and nothing else: no message is received, sent or deleted.
-    const pair = props.queues[grant.deadLetters];
-    const keeper =
-      pair.deadLetter ?? (isDeadLetterSink(queueDef(grant.deadLetters)) ? pair.queue : undefined);
+    const keeper = deadLetterKeeper(props, grant.deadLetters);
     if (grant.access !== 'depth' || !keeper)
       throw new Error(
         `topology: ${owner}: access ${grant.access} does not apply to dead letters of ${grant.deadLetters}`,

@@ -5,7 +5,6 @@ import {
   adapterNamesFromEnv,
   createAwsAdapters,
   createAwsClients,
-  deadLetterUrlsFromEnv,
   positionLayoutFromEnv,
   SqsQueueTransport,
 } from '../adapters/aws/index.ts';
@@ -16,7 +15,7 @@ import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
 import type { DeadLetterQueues } from '../services/dead-letter-gauge.ts';
-import { type QueueId, TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
+import { deadLetteredQueues, deadLetterQueueEnv, type QueueId, TICK_BUS, TICK_BUS_ENV } from '../topology.ts';
 import {
   maxPositionsFromEnv,
   maxReceivesFromEnv,
@@ -41,7 +40,7 @@ export interface LambdaWiring {
   /**
    * The queues that keep the dead letters, by the id of the queue whose they are: liquidation-watch reads their depth,
    * and its environment alone carries their URLs, read at this first call, not at every function's cold start
-   * (review45-dlq-watch-env).
+   * (review45-dlq-watch-env); a queue whose URL is missing fails its own read alone (final45-watch-dlq-env).
    */
   readonly deadLetters: () => DeadLetterQueues;
 }
@@ -111,12 +110,17 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
   };
   let deadLetterQueues: DeadLetterQueues | undefined;
   const deadLetters = (): DeadLetterQueues => {
+    // A URL missing (the watch's new code meeting its previous environment, mid-deploy) fails that queue's read
+    // alone, counted as any failed read: the rest of the watch's run goes on (final45-watch-dlq-env).
     deadLetterQueues ??= Object.fromEntries(
-      Object.entries(deadLetterUrlsFromEnv(env)).map(([id, url]) => [
-        id,
-        new SqsQueueTransport(clients.sqs, { url }),
-      ]),
-    ) as DeadLetterQueues;
+      deadLetteredQueues().map((q) => {
+        const url = env[deadLetterQueueEnv(q.id)];
+        const unset = async (): Promise<never> => {
+          throw new Error(`${deadLetterQueueEnv(q.id)} environment variable is not set`);
+        };
+        return [q.id, url ? new SqsQueueTransport(clients.sqs, { url }) : { depth: unset }];
+      }),
+    );
     return deadLetterQueues;
   };
   cached = {

@@ -14,7 +14,7 @@ export interface DeadLetterGauge {
 
 /**
  * Reports what each dead-letter queue holds as `DeadLetters` (a gauge by Queue, 0 when empty), which the dead-letter
- * alarms read beside SQS's own count: SQS reports a queue's metrics only while it is active ("for up to six hours if
+ * depth alarms read beside SQS's own count and the aging alarms alone: SQS reports a queue's metrics only while it is active ("for up to six hours if
  * it contains any messages or if any action accesses it"), and whether a queue that holds messages but that nothing
  * calls stays active no page of AWS's settles; without this, nothing calls the dead-letter queues, and a depth page
  * could clear and the aging page never come while the letters wait to expire (dlq45-depth-gauge). The read is itself

@@ -192,6 +192,8 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
   let alarms: string[];
   /** Each alarm's logical id and the AlarmName it is given. */
   let named45: { logicalId: string; name: unknown }[];
+  /** The metric names each dead-letter aging alarm reads. */
+  let agingReads: string[];
   beforeAll(() => {
     const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
     const config = loadConfig(app.node.getAllContext());
@@ -203,6 +205,9 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
       logicalId,
       name: r.Properties.AlarmName,
     }));
+    agingReads = Object.values(resources)
+      .filter((r) => String(r.Properties.AlarmName).endsWith('AgingAlarm'))
+      .map((r) => String(r.Properties.MetricName));
   });
 
   it('names every alarm exactly, so the name a page carries finds its entry', () => {
@@ -214,6 +219,33 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
 
   it('names no alarm that does not exist', () => {
     expect(named.filter((n) => !alarms.some((a) => pattern(n).test(a)))).toEqual([]);
+  });
+
+  // Found in session 45's final re-read: the upgrade note still said a dead letter waiting since before the deploy
+  // counts towards its aging page from its arrival, as SQS's own count did until review45-dlq-aging-deploy made the
+  // aging alarms read liquidation-watch's DeadLetters alone, whose week begins at the watch's first run (as the same
+  // note said a few lines before) (final45-upgrade-note).
+  it('says in the session 45 upgrade note what the template makes: the alarms it counts, and what the aging alarms read', () => {
+    const begin = deploy.indexOf('**Upgrading to session 45**');
+    const note = deploy.slice(begin, deploy.indexOf('\n\n', begin)).replace(/\s+/g, ' ');
+    expect(begin).toBeGreaterThan(0);
+    expect(note).toContain(`(${alarms.length} with the default two markets)`);
+    expect(note).toContain(`Three of the ${alarms.length} are new`);
+    for (const added of [
+      'LiquidationQueueStallAlarm',
+      'AuctionStepQueueStallAlarm',
+      'DeadLetterReadFailuresAlarm',
+    ]) {
+      expect(alarms).toContain(added);
+      expect(note).toContain(`\`${added}\``);
+    }
+    expect(agingReads).toEqual([
+      METRICS.DeadLetters.name,
+      METRICS.DeadLetters.name,
+      METRICS.DeadLetters.name,
+    ]);
+    expect(note).toContain("count the week from the watch's first run");
+    expect(note).not.toMatch(/SQS already reported|counts from its arrival/);
   });
 
   it('gives every alarm the name <stack>-<its entry>, once, tied to its logical id (alarms45-fixed-names)', () => {

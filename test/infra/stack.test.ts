@@ -31,7 +31,6 @@ import {
 } from '../../infra/outputs.ts';
 import { BackstopStack } from '../../infra/stack.ts';
 import { DynamoAuctionRepository } from '../../shared/adapters/aws/auctions.ts';
-import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 import { SQS_MAX_DELAY_SECONDS } from '../../shared/adapters/aws/sqs-queue.ts';
 import {
   DEFAULT_RISK_CONFIG,
@@ -93,6 +92,7 @@ import {
   readingName,
 } from '../support/metric-math.ts';
 import { requestAttributes } from '../support/request-attributes.ts';
+import { fakeResourceNames } from '../support/resource-names.ts';
 
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
 process.env.CDK_VALIDATION = 'false';
@@ -2551,22 +2551,7 @@ describe('a deployment of 40 markets', () => {
 });
 
 describe("the local stack's function environment", () => {
-  const names: ResourceNames = {
-    tables: Object.fromEntries(TABLES.map((t) => [t.id, `local-${t.id}`])) as ResourceNames['tables'],
-    queues: Object.fromEntries(
-      QUEUES.map((q) => [
-        q.id,
-        {
-          url: `http://local/${q.id}`,
-          arn: `arn:local:${q.id}`,
-          ...(q.deadLetter ? { dlqUrl: `http://local/${q.id}-dlq`, dlqArn: `arn:local:${q.id}-dlq` } : {}),
-        },
-      ]),
-    ) as ResourceNames['queues'],
-    busName: 'backstop-local-ticks',
-    tickQueueUrl: 'http://local/tick-local',
-    tickQueueArn: 'arn:local:tick-local',
-  };
+  const names = fakeResourceNames();
   const local = (settings?: Parameters<typeof localFunctionEnvironment>[4], stage = 'dev') =>
     localFunctionEnvironment(stage, names, 'http://localhost:5000', 'us-east-1', settings);
 

@@ -220,10 +220,7 @@ export interface AlarmRule {
   readonly datapointsToAlarm?: number;
   readonly threshold: number;
   readonly comparisonOperator: string;
-  /**
-   * Only the settings the stack uses: missing data not breaching (the alarms' default), breaching, or ignored (the
-   * state kept: modelled where no point is in the range only).
-   */
+  /** Only the settings the alarms evaluated here use: missing data not breaching (the alarms' default) or breaching. */
   readonly treatMissingData?: string;
 }
 
@@ -238,22 +235,15 @@ const BREACHES: Record<string, (v: number, threshold: number) => boolean> = {
  * Whether an alarm on `series` (its evaluation range) is in ALARM, as "How alarm state is evaluated when data is
  * missing" documents it: with at least EvaluationPeriods points in the range, the most recent ones that exist are
  * evaluated (a period not reported yet is skipped); with fewer, every real point is and the missing ones are filled as
- * missing data is treated. ALARM when DatapointsToAlarm of them breach. Ignored missing data keeps `previous` (the
- * state before) where the range has no point.
+ * missing data is treated. ALARM when DatapointsToAlarm of them breach.
  */
-export function alarmState(series: Series, rule: AlarmRule, previous?: boolean): boolean {
+export function alarmState(series: Series, rule: AlarmRule): boolean {
   const breaches = BREACHES[rule.comparisonOperator];
   if (!breaches) throw new Error(`metric math: ${rule.comparisonOperator} is not modelled here`);
   const missing = rule.treatMissingData ?? 'missing';
   const n = rule.evaluationPeriods;
   const points = [...series].sort(([a], [b]) => a - b).slice(-n);
-  if (missing === 'ignore' && points.length === 0) {
-    if (previous === undefined) throw new Error('metric math: ignored missing data keeps a state: give it');
-    return previous;
-  }
-  if (missing === 'ignore' && points.length < n)
-    throw new Error('metric math: ignored missing data with some points in the range is not modelled here');
-  if (missing !== 'notBreaching' && missing !== 'breaching' && missing !== 'ignore')
+  if (missing !== 'notBreaching' && missing !== 'breaching')
     throw new Error(`metric math: missing data treated as ${missing} is not modelled here`);
   const breaching =
     points.filter(([, v]) => breaches(v, rule.threshold)).length +
@@ -318,8 +308,7 @@ export function evaluations(
         return [id, series];
       }),
     );
-    // Ignored missing data keeps the last evaluation's state (none before the first: not in ALARM).
-    states.push(alarmState(evaluate(expression, metrics, range, reading), rule, states.at(-1) ?? false));
+    states.push(alarmState(evaluate(expression, metrics, range, reading), rule));
   }
   return states;
 }

@@ -24,10 +24,7 @@ const EXPRESSIONS = [
 ] as const;
 
 /** The top-level attribute names `expression` refers to (`names`: its ExpressionAttributeNames). */
-export function expressionAttributes(
-  expression: string,
-  names: Readonly<Record<string, string>> = {},
-): string[] {
+function expressionAttributes(expression: string, names: Readonly<Record<string, string>> = {}): string[] {
   const found: string[] = [];
   // A name, not a value (:v), not a nested segment (after '.'), not a function (before '(').
   for (const m of expression.matchAll(/(^|[^.:#\w])(#?[A-Za-z_][\w]*)(?=\s*(\()?)/g)) {

@@ -1,28 +1,11 @@
 import { expect, it } from 'vitest';
-import type { ResourceNames } from '../../shared/adapters/aws/resources.ts';
 // What `backstop local up` does: cli/ops/local.ts imports the local stack module (and through it
 // shared/lambda/wiring.ts -> runtime.ts) before startLocalStack applies the stage's environment.
 import { applyFunctionEnvironment, functionEnvironment } from '../../shared/local/stack.ts';
 import { metricsService } from '../../shared/metrics.ts';
-import { QUEUES, TABLES } from '../../shared/topology.ts';
+import { fakeResourceNames } from '../support/resource-names.ts';
 
-const names = {
-  tables: Object.fromEntries(TABLES.map((t) => [t.id, `t-${t.id}`])),
-  queues: Object.fromEntries(
-    QUEUES.map((q) => [
-      q.id,
-      {
-        url: `http://local/${q.id}`,
-        arn: `arn:${q.id}`,
-        dlqUrl: `http://local/${q.id}-dlq`,
-        dlqArn: `arn:${q.id}-dlq`,
-      },
-    ]),
-  ),
-  busName: 'bus',
-  tickQueueUrl: 'http://local/ticks',
-  tickQueueArn: 'arn:ticks',
-} as unknown as ResourceNames;
+const names = fakeResourceNames();
 
 // Found by a review of session 31: the CLI loaded the handlers' Powertools instances before local up gave the
 // stage's environment, so local stages emitted under the bare `backstop`.

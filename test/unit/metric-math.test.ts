@@ -154,37 +154,6 @@ describe('an alarm\'s state as "How alarm state is evaluated when data is missin
     expect(state(row, m, 'notBreaching')).toBe(notBreaching);
   });
 
-  it('keeps the state before where no point is in the range, treating missing data as ignored (dlq45-depth-gauge)', () => {
-    const rule = (evaluationPeriods: number): AlarmRule => ({
-      evaluationPeriods,
-      threshold: 1,
-      comparisonOperator: 'GreaterThanOrEqualToThreshold',
-      treatMissingData: 'ignore',
-    });
-    expect(alarmState(points('- - - - -'), rule(1), true)).toBe(true);
-    expect(alarmState(points('- - - - -'), rule(1), false)).toBe(false);
-    expect(alarmState(points('- - X - -'), rule(1), false)).toBe(true);
-    expect(alarmState(points('X - - 0 -'), rule(1), true)).toBe(false);
-    expect(() => alarmState(points('- - - - -'), rule(1))).toThrow(/keeps a state/);
-    // Some points but fewer than the periods: not modelled, not guessed.
-    expect(() => alarmState(points('- - - X -'), rule(3), true)).toThrow(/not modelled/);
-    // Over periods, each evaluation keeps the last one's state (none before the first: not in ALARM).
-    const reports = [
-      { id: 'a', period: 1, value: 1 },
-      { id: 'a', period: 5, value: 0 },
-    ];
-    expect(evaluations('a', ['a'], rule(1), reports, { from: 0, to: 7 })).toEqual([
-      false,
-      true,
-      true,
-      true,
-      true,
-      false,
-      false,
-      false,
-    ]);
-  });
-
   it('runs an expression over periods, each evaluation seeing the counts that reached CloudWatch by then', () => {
     const rule: AlarmRule = {
       evaluationPeriods: 1,

@@ -112,7 +112,6 @@ export {
   type AdapterNames,
   adapterNamesFromEnv,
   createLocalResources,
-  deadLetterUrlsFromEnv,
   type QueueNames,
   type ResourceNames,
 } from './resources.ts';

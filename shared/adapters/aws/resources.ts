@@ -15,8 +15,6 @@ import {
   asyncRetriesWithin,
   DEAD_LETTER_RETENTION_SECONDS,
   DEFAULT_TICK_MAX_EVENT_AGE_SECONDS,
-  deadLetteredQueues,
-  deadLetterQueueEnv,
   type IndexDef,
   isDeadLetterSink,
   MARGIN_CHECK_PATTERN,
@@ -97,16 +95,6 @@ export function adapterNamesFromEnv(env: NodeJS.ProcessEnv = process.env): Adapt
       auctionSteps: { url: required(env, queueEnv('auctionSteps')) },
     },
   };
-}
-
-/**
- * The URL of the queue that keeps each queue's dead letters (deadLetterQueueEnv), from a function's environment: what
- * liquidation-watch reads the depth of (dlq45-depth-gauge).
- */
-export function deadLetterUrlsFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
-): Partial<Record<QueueId, string>> {
-  return Object.fromEntries(deadLetteredQueues().map((q) => [q.id, required(env, deadLetterQueueEnv(q.id))]));
 }
 
 const keyAttrs = (table: TableDef): AttributeDefinition[] => {
