@@ -349,7 +349,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                     if (stuckLooks >= STUCK_LOOKS) {
                       holdFailure =
                         `hold ended: ${liquidations.nonTerminal} liquidations are not terminal and no message is left ` +
-                        `to move them: ${strandedAdvice(dlqMessages)}`;
+                        `to move them: ${strandedAdvice(dlqMessages, deployment.kind)}`;
                       return false;
                     }
                     return liquidations.nonTerminal > 0;

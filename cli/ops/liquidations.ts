@@ -1,7 +1,7 @@
 import { indexOpenLiquidations } from '../../shared/adapters/aws/liquidations.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
-import { watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { intOption, UsageError } from '../args.ts';
 import {
   adaptersOf,
@@ -37,6 +37,23 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
                          and the venue check's hold set how long a liquidation may stay quiet)
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
+
+/**
+ * The first line of `overdue` (without --all): the open ones too young to judge are counted, so that none judged does
+ * not read as none open (ux45-overdue-none-judged).
+ */
+export function overdueHeadline(report: WatchReport, listed: number, nowMs: number): string {
+  const more = report.overdue > listed ? ` (the ${listed} longest overdue below)` : '';
+  const young = report.young?.open ?? 0;
+  if (young === 0)
+    return `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge${more}`;
+  const first = report.young?.firstJudgedAtMs;
+  const when =
+    first === undefined ? '' : ` (the first in ${Math.max(1, Math.ceil((first - nowMs) / 60_000))} min)`;
+  return report.judged === 0
+    ? `0 overdue; ${young} open, none old enough to judge yet${when}`
+    : `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge${more}; ${young} more open, too young to judge${when}`;
+}
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
@@ -89,8 +106,10 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       "how long each state may stay quiet (the auction's tail, the venue check's hold)",
     );
     const adapters = adaptersOf(deployment);
-    const report = await watchLiquidations(adapters.liquidations, config, Date.now(), silentTelemetry, max, {
+    const nowMs = Date.now();
+    const report = await watchLiquidations(adapters.liquidations, config, nowMs, silentTelemetry, max, {
       all: values.all === true,
+      young: values.all !== true,
     });
     const resent = values.resend ? report.sample.map((l) => l.id) : [];
     // Ten to a call (the transport splits the list and retries failed entries).
@@ -104,15 +123,27 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     }));
     if (values.json) {
       io.stdout.write(
-        `${JSON.stringify({ judged: report.judged, overdue: report.overdue, liquidations: listed, resent })}\n`,
+        `${JSON.stringify({
+          judged: report.judged,
+          overdue: report.overdue,
+          ...(report.young
+            ? {
+                tooYoung: report.young.open,
+                ...(report.young.firstJudgedAtMs === undefined
+                  ? {}
+                  : { firstJudgedAt: new Date(report.young.firstJudgedAtMs).toISOString() }),
+              }
+            : {}),
+          liquidations: listed,
+          resent,
+        })}\n`,
       );
       return 0;
     }
     io.stdout.write(
       values.all
         ? `${report.overdue} open liquidations${report.overdue > listed.length ? ` (the ${listed.length} oldest below)` : ''}\n`
-        : `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge` +
-            `${report.overdue > listed.length ? ` (the ${listed.length} longest overdue below)` : ''}\n`,
+        : `${overdueHeadline(report, listed.length, nowMs)}\n`,
     );
     for (const l of listed) {
       const rounds = l.owesAdlRounds ? ', owes ADL rounds' : '';

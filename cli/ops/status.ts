@@ -62,6 +62,8 @@ const markAge = (m: StatusReport['markets'][string]): string => {
   return `, ${m.markAgeSeconds} s old${stale}`;
 };
 
+const EPOCH = new Date(0).toISOString();
+
 /** The readable status. */
 export function renderStatus(s: StatusReport): string {
   const t = s.target;
@@ -87,7 +89,7 @@ export function renderStatus(s: StatusReport): string {
   );
   if (s.stranded > 0)
     lines.push(
-      `  ${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages)}`,
+      `  ${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages, t.kind)}`,
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
@@ -96,6 +98,14 @@ export function renderStatus(s: StatusReport): string {
       // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
       `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}` : 'never below zero'}`,
   );
+  const w = f.drawWindow;
+  if (w)
+    lines.push(
+      w.cap === null || w.floor === null
+        ? // A fund never drawn stores its window at 0 (1970): no window to name.
+          `  draws ${w.since === EPOCH ? 'none yet' : `${usd(w.drawn)} ${quote} in the window from ${w.since}`} (the draw cap and floor: with --config)`
+        : `  draws ${usd(w.drawn)} of the ${usd(w.cap)} ${quote} draw cap in the window from ${w.since} (${w.windowSeconds} s); floor ${usd(w.floor)} ${quote}`,
+    );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
   if (f.problems.length > 5)
     lines.push(`  ... ${f.problems.length - 5} more lines of problems: backstop status --json`);

@@ -7,11 +7,18 @@ import { marketFromItem } from '../adapters/aws/markets.ts';
 import { scanPages } from '../adapters/aws/scan.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
 import { quoteCurrency, quoteOf, type RiskConfig } from '../domain/config.ts';
+import { windowLengthMs, windowStartFor } from '../domain/insurance.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
-import { highestSequence, type Ledger, type MarketState, silentTelemetry } from '../ports/index.ts';
+import {
+  type AccountBalance,
+  highestSequence,
+  type Ledger,
+  type MarketState,
+  silentTelemetry,
+} from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
@@ -147,6 +154,17 @@ export interface StatusReport {
     readonly entries: number;
     readonly problems: readonly string[];
     readonly lastEntries: readonly JournalLine[];
+    /**
+     * The current draw window's draws against the cap, and the floor (ux45-status-draw-window): cap, floor and
+     * window length null when the configuration is not known; `drawn` is then the stored window's, from `since`.
+     */
+    readonly drawWindow?: {
+      readonly drawn: string;
+      readonly since: string;
+      readonly cap: string | null;
+      readonly windowSeconds: number | null;
+      readonly floor: string | null;
+    };
   };
   /** Per market: the last accepted tick and the circuit breaker (null when closed). */
   readonly markets: Record<string, MarketStatus>;
@@ -322,10 +340,11 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
  * dead-lettered, a resend for the others (a purged queue, an expired dead letter), which no dead letter holds
  * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there). The resend comes after the
  * redrive: it sends every open liquidation a message, a dead-lettered one too, which fails again while its cause
- * lasts (review45-drill-stranded-order).
+ * lasts (review45-drill-stranded-order). `kind`: the target's; `overdue` needs --config on any but local, which runs
+ * with the configuration local up recorded (ux45-advice-config).
  */
-export function strandedAdvice(dlqMessages: number): string {
-  const resend = 'backstop liquidations overdue --all --resend';
+export function strandedAdvice(dlqMessages: number, kind: string): string {
+  const resend = `backstop liquidations overdue --all --resend${kind === 'local' ? '' : ' --config FILE.json'}`;
   return dlqMessages === 0
     ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
     : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
@@ -353,7 +372,7 @@ export async function collectStatus(
     Promise.all(
       [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
     ),
-    fundStatus(ledger, config),
+    fundStatus(ledger, nowMs, config),
   ]);
   const byState = fill(LIQUIDATION_STATES, liquidations.byState);
   const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);
@@ -420,7 +439,11 @@ function quoteOfStatus(config: RiskConfig | undefined, symbols: readonly string[
   return quotes.size === 1 ? [...quotes][0]! : null;
 }
 
-async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusReport['insuranceFund']> {
+async function fundStatus(
+  ledger: Ledger,
+  nowMs: number,
+  config?: RiskConfig,
+): Promise<StatusReport['insuranceFund']> {
   // A consistent snapshot while movements commit: the balance first, then the journal; retried if an entry
   // landed in between (journal entries are immutable and numbered, so "no newer entry" is a clean cut).
   let balance = await ledger.balance(INSURANCE_ACCOUNT);
@@ -467,5 +490,34 @@ async function fundStatus(ledger: Ledger, config?: RiskConfig): Promise<StatusRe
       at: iso(e.atMs),
       ...(e.actor === undefined ? {} : { actor: e.actor }),
     })),
+    drawWindow: drawWindowStatus(balance, nowMs, config),
+  };
+}
+
+/**
+ * The draws of the window a debit now counts against: none once the stored window has ended (as rollWindow judges,
+ * without its checks: a stored window drawn below zero is reconcile's problem to show, not a failed status).
+ */
+export function drawWindowStatus(
+  balance: AccountBalance,
+  nowMs: number,
+  config?: RiskConfig,
+): NonNullable<StatusReport['insuranceFund']['drawWindow']> {
+  if (!config)
+    return {
+      drawn: formatQuote(balance.windowDrawn),
+      since: iso(balance.windowStartMs),
+      cap: null,
+      windowSeconds: null,
+      floor: null,
+    };
+  const { insurance } = config;
+  const ended = nowMs >= balance.windowStartMs + windowLengthMs(insurance);
+  return {
+    drawn: formatQuote(ended ? 0n : balance.windowDrawn),
+    since: iso(ended ? windowStartFor(nowMs, insurance) : balance.windowStartMs),
+    cap: formatQuote(insurance.drawCapPerWindow),
+    windowSeconds: insurance.windowSeconds,
+    floor: formatQuote(insurance.floor),
   };
 }

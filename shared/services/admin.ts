@@ -385,10 +385,16 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
       // band and the time order judge the next tick as usual).
       const after = request.fromSequence - 1;
       if (!state || before === undefined || before <= after) {
+        // A held print is not the last tick: the refusal names it, and the resume that drops it (ux45-resume-held-jump).
+        const held = state?.heldJump?.tick.sequence;
+        const heldNote =
+          held === undefined || before === undefined
+            ? ''
+            : `; it holds print ${held} (numbered ${held < before ? 'behind the last' : 'past maxSequenceJump'}, held, not recorded): --from-sequence ${before} or below drops it, as does the feed's next accepted print`;
         throw new AdminInputError(
           before === undefined
             ? `admin/nothing-to-resume: ${symbol} has had no tick yet: its feed's first tick is judged as any`
-            : `admin/nothing-to-resume: ${symbol}'s last tick is ${before}, already below ${request.fromSequence}`,
+            : `admin/nothing-to-resume: ${symbol}'s last tick is ${before}, already below ${request.fromSequence}${heldNote}`,
         );
       }
       // A tick of the old numbering still starting liquidations is taken over (rebaseTakingOver). Its late

@@ -177,6 +177,11 @@ export interface WatchReport {
    */
   readonly complete: boolean;
   readonly cycle?: WatchCycle;
+  /**
+   * With `young`: the open liquidations too young to judge (started less than OVERDUE_SLACK_MS ago), and when the
+   * first of them is judged (its start plus OVERDUE_SLACK_MS).
+   */
+  readonly young?: { readonly open: number; readonly firstJudgedAtMs?: number };
 }
 
 /** The stored cursor a run resumes from and stores, and the run's name (stored with its cursor). */
@@ -221,16 +226,24 @@ export async function watchLiquidations(
     readonly resend?: StalledAuctionResend;
     readonly budget?: WatchBudget;
     readonly resume?: WatchResume;
+    /** Count the open liquidations too young to judge as well (an operator's `overdue`: ux45-overdue-none-judged). */
+    readonly young?: boolean;
   } = {},
 ): Promise<WatchReport> {
   let judged = 0;
+  let young = 0;
+  let firstYoungStartMs = Number.MAX_SAFE_INTEGER;
   let resent = 0;
   let complete = true;
   const overdue: OverdueLiquidation[] = [];
   // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
   // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
   const judgedBefore = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
-  const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
+  const before = options.young
+    ? Number.MAX_SAFE_INTEGER
+    : options.resend
+      ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS)
+      : judgedBefore;
   // Per market, once a run: the 16 reads in flight share one market read.
   const freshMarks = new Map<string, Promise<boolean>>();
   const stored = options.resume ? await storedCursor(options.resume, telemetry) : undefined;
@@ -245,7 +258,12 @@ export async function watchLiquidations(
     if (options.resend)
       resent += await resendStalledOf(page.records, options.resend, config, nowMs, telemetry, freshMarks);
     for (const l of page.records) {
-      if (liquidationStartedAtMs(l) >= judgedBefore) continue;
+      const startedMs = liquidationStartedAtMs(l);
+      if (startedMs >= judgedBefore) {
+        young += 1;
+        firstYoungStartMs = Math.min(firstYoungStartMs, startedMs);
+        continue;
+      }
       judged += 1;
       const dueMs = overdueAtMs(l, config);
       if (nowMs < dueMs && !options.all) continue;
@@ -292,6 +310,14 @@ export async function watchLiquidations(
     resent,
     complete,
     ...(cycle ? { cycle } : {}),
+    ...(options.young
+      ? {
+          young: {
+            open: young,
+            ...(young > 0 ? { firstJudgedAtMs: firstYoungStartMs + OVERDUE_SLACK_MS } : {}),
+          },
+        }
+      : {}),
   };
 }
 

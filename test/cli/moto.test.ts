@@ -1064,7 +1064,8 @@ describe('replay --hold', () => {
         /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations/,
       ),
       // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
-      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
+      // ux45-advice-config: with the --config overdue requires on localstack.
+      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config FILE.json sends each a message',
     ]);
   });
 

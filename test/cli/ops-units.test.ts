@@ -20,6 +20,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
+import { overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
@@ -60,7 +61,7 @@ import {
   SEQUENCES_FILE,
 } from '../../shared/local/sent-sequences.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
-import type { StatusReport } from '../../shared/local/status.ts';
+import { drawWindowStatus, type StatusReport } from '../../shared/local/status.ts';
 import {
   dueOffsets,
   nextSequence,
@@ -71,8 +72,14 @@ import {
   TickInputError,
   tickDetail,
 } from '../../shared/local/ticks.ts';
-import type { MarketRepository, MarketState } from '../../shared/ports/index.ts';
+import {
+  type LiquidationRecord,
+  type MarketRepository,
+  type MarketState,
+  silentTelemetry,
+} from '../../shared/ports/index.ts';
 import { type PriceTickDetail, parseTickDetail } from '../../shared/schemas/tick.ts';
+import { OVERDUE_SLACK_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
 import { useOperatorEmulator } from '../support/cli.ts';
 
@@ -1133,6 +1140,19 @@ describe('status rendering', () => {
     expect(renderStatus({ ...report, drained: true, stranded: 2, dlqMessages: 1 })).toContain(
       '  2 liquidations not terminal and no message moving them: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)',
     );
+    // ux45-advice-config: overdue refuses to run without --config on aws and localstack (local has its recorded one).
+    for (const kind of ['aws', 'localstack'])
+      expect(
+        renderStatus({
+          ...report,
+          target: { ...report.target, kind },
+          drained: true,
+          stranded: 1,
+          dlqMessages: 0,
+        }),
+      ).toContain(
+        'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config FILE.json sends each a message',
+      );
   });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
   // 250,000.00 beside fund's 250,000.004); both now use formatQuoteGrouped, and --json keeps its exact decimal strings.
@@ -1161,6 +1181,44 @@ describe('status rendering', () => {
     );
   });
 
+  // ux45-status-draw-window (a drill of the runbook): status showed no draw window, so a payout refused at the draw
+  // cap could not be told from one refused at the floor.
+  it("shows the current window's draws against the draw cap, and the floor, exactly", () => {
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      insurance: { drawCapPerWindow: '50000', windowSeconds: 3600, floor: '1000.5' },
+    });
+    const startMs = Date.parse('2026-01-01T00:00:00.000Z');
+    const balance = {
+      account: 'insurance-fund',
+      balance: usd('250000'),
+      sequence: 3,
+      windowStartMs: startMs,
+      windowDrawn: usd('49999.000001'),
+    };
+    const within = drawWindowStatus(balance, startMs + 3_599_999, config);
+    const shown = renderStatus({ ...report, insuranceFund: { ...report.insuranceFund, drawWindow: within } });
+    expect(shown).toContain(
+      '  draws 49,999.000001 of the 50,000.00 USD draw cap in the window from 2026-01-01T00:00:00.000Z (3600 s); floor 1,000.50 USD',
+    );
+    // The window ended: a debit now counts against a new one, nothing drawn in it yet.
+    expect(drawWindowStatus(balance, startMs + 3_600_000, config)).toMatchObject({
+      drawn: '0',
+      since: '2026-01-01T01:00:00.000Z',
+    });
+    // The configuration unknown (a deployed stack, no --config): the stored window's, and where cap and floor are.
+    const unknown = drawWindowStatus(balance, startMs + 3_600_000);
+    expect(
+      renderStatus({ ...report, insuranceFund: { ...report.insuranceFund, drawWindow: unknown } }),
+    ).toContain(
+      '  draws 49,999.000001 USD in the window from 2026-01-01T00:00:00.000Z (the draw cap and floor: with --config)',
+    );
+    const never = drawWindowStatus({ ...balance, windowStartMs: 0, windowDrawn: 0n }, startMs);
+    expect(
+      renderStatus({ ...report, insuranceFund: { ...report.insuranceFund, drawWindow: never } }),
+    ).toContain('  draws none yet (the draw cap and floor: with --config)');
+  });
+
   it('review44-status-difference: a NOT RECONCILED difference and a window problem read as amounts, grouped', () => {
     const shown = renderStatus({
       ...report,
@@ -1179,6 +1237,62 @@ describe('status rendering', () => {
       insuranceFund: { ...report.insuranceFund, reconciled: false, difference: 'not judged' },
     });
     expect(unjudged).toContain('NOT RECONCILED (difference not judged)');
+  });
+});
+
+// ux45-overdue-none-judged (a drill of the runbook): with 13 open liquidations all younger than an hour, `overdue` said
+// "0 overdue of 0 open liquidations old enough to judge", which read as none open.
+describe('liquidations overdue: the open ones too young to judge', () => {
+  const nowMs = Date.parse('2026-01-01T12:00:00.000Z');
+  const queued = (id: string, atMs: number): LiquidationRecord => ({
+    id,
+    positionId: id.split(':')[0]!,
+    symbol: 'ETH-USD',
+    side: 'LONG',
+    state: 'QUEUED',
+    tickKey: 'ETH-USD#7',
+    triggerMark: parsePrice('1440'),
+    remainingSize: 100_000_000n,
+    marketFills: [],
+    history: [{ atMs, state: 'QUEUED' }],
+    version: 0,
+  });
+  // The listing as both adapters answer it: the open ones started before the bound.
+  const listing = (records: LiquidationRecord[]) => ({
+    async *openStartedBefore(before: number) {
+      yield { records: records.filter((l) => l.history[0]!.atMs < before), next: { shard: 0 } };
+    },
+  });
+  const headline = async (records: LiquidationRecord[]) => {
+    const report = await watchLiquidations(
+      listing(records),
+      DEFAULT_RISK_CONFIG,
+      nowMs,
+      silentTelemetry,
+      100,
+      {
+        young: true,
+      },
+    );
+    return overdueHeadline(report, report.sample.length, nowMs);
+  };
+  // 13 started 45 to 33 minutes ago: the oldest is judged in 15 minutes.
+  const young = Array.from({ length: 13 }, (_, i) =>
+    queued(`y${i}:0`, nowMs - OVERDUE_SLACK_MS + (15 + i) * 60_000),
+  );
+
+  it('says how many are open and when the first is judged, none judged yet', async () => {
+    expect(await headline(young)).toBe(
+      '0 overdue; 13 open, none old enough to judge yet (the first in 15 min)',
+    );
+  });
+
+  it('counts them beside the ones judged, and says as before when none is open', async () => {
+    const old = queued('o1:0', nowMs - 3 * OVERDUE_SLACK_MS);
+    expect(await headline([old, ...young])).toBe(
+      '1 overdue of 1 open liquidations old enough to judge; 13 more open, too young to judge (the first in 15 min)',
+    );
+    expect(await headline([])).toBe('0 overdue of 0 open liquidations old enough to judge');
   });
 });
 

@@ -123,6 +123,34 @@ describe('a tick that jumps the sequence', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(base + 129);
   });
 
+  // ux45-resume-held-jump (a drill of the runbook): the refusal of a resume above the last did not name the held print,
+  // which only a resume at or below the last drops.
+  it('a resume from above the last is refused naming the held print, and one at or below the last drops it', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
+    await marketWithLong(p);
+    await p.tick('ETH-USD', '100', { sequence: 5_000_000 });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 5_000_001 }, deps),
+    ).toEqual({
+      ok: false,
+      reason:
+        "admin/nothing-to-resume: ETH-USD's last tick is 1, already below 5000001; it holds print 5000000 (numbered past maxSequenceJump, held, not recorded): --from-sequence 1 or below drops it, as does the feed's next accepted print",
+    });
+    expect(
+      await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps),
+    ).toMatchObject({
+      ok: true,
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
+    // No held print: the refusal as before.
+    const again = await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 5 }, deps);
+    expect(again).toEqual({
+      ok: false,
+      reason: "admin/nothing-to-resume: ETH-USD's last tick is 0, already below 5",
+    });
+  });
+
   it('a feed resumed from 0 is guarded too: a glitch after the resume is held (review, session 33)', async () => {
     const p = createPipeline();
     const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
