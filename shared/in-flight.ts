@@ -26,3 +26,11 @@ export async function eachInFlight<T>(
   await Promise.all(Array.from({ length: Math.min(Math.max(1, inFlight), items.length) }, worker));
   if (failure !== undefined) throw failure.error;
 }
+
+/** `items` in runs of `size` (at least one), in order, the last shorter: BatchGetItem's 100 keys a call. */
+export function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const step = Math.max(1, size);
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += step) chunks.push(items.slice(i, i + step));
+  return chunks;
+}

@@ -44,12 +44,17 @@ ${TARGET_USAGE}`;
  */
 export function overdueHeadline(report: WatchReport, listed: number, nowMs: number): string {
   const more = report.overdue > listed ? ` (the ${listed} longest overdue below)` : '';
-  const young = report.young?.open ?? 0;
-  if (young === 0)
+  const open = report.young?.open ?? 0;
+  if (open === 0)
     return `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge${more}`;
+  // Counted up to a bound (ux45-young-read-bounded): at least that many, the first judged within the time said.
+  const bounded = report.young?.more === true;
+  const young = `${bounded ? 'at least ' : ''}${open}`;
   const first = report.young?.firstJudgedAtMs;
   const when =
-    first === undefined ? '' : ` (the first in ${Math.max(1, Math.ceil((first - nowMs) / 60_000))} min)`;
+    first === undefined
+      ? ''
+      : ` (the first ${bounded ? 'within' : 'in'} ${Math.max(1, Math.ceil((first - nowMs) / 60_000))} min)`;
   return report.judged === 0
     ? `0 overdue; ${young} open, none old enough to judge yet${when}`
     : `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge${more}; ${young} more open, too young to judge${when}`;
@@ -129,9 +134,15 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
           ...(report.young
             ? {
                 tooYoung: report.young.open,
+                // Counted up to a bound: tooYoung is at least, and the first is judged by firstJudgedBy.
+                ...(report.young.more ? { tooYoungAtLeast: true } : {}),
                 ...(report.young.firstJudgedAtMs === undefined
                   ? {}
-                  : { firstJudgedAt: new Date(report.young.firstJudgedAtMs).toISOString() }),
+                  : {
+                      [report.young.more ? 'firstJudgedBy' : 'firstJudgedAt']: new Date(
+                        report.young.firstJudgedAtMs,
+                      ).toISOString(),
+                    }),
               }
             : {}),
           liquidations: listed,

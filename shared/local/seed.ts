@@ -10,7 +10,7 @@ import {
   parseQuote,
   UnitError,
 } from '../domain/units.ts';
-import { eachInFlight } from '../in-flight.ts';
+import { chunksOf, eachInFlight } from '../in-flight.ts';
 import type { BatchReader, MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import {
   type AdminDeps,
@@ -143,8 +143,7 @@ async function storedPositions(
   reader: Pick<BatchReader, 'positions'>,
   ids: readonly string[],
 ): Promise<Map<string, PositionRecord>> {
-  const chunks: string[][] = [];
-  for (let i = 0; i < ids.length; i += 100) chunks.push(ids.slice(i, i + 100));
+  const chunks = chunksOf(ids, 100);
   const found = new Map<string, PositionRecord>();
   await eachInFlight(chunks, STORED_READS_IN_FLIGHT, async (chunk) => {
     for (const p of await reader.positions(chunk)) found.set(p.id, p);

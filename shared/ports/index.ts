@@ -550,8 +550,13 @@ export interface LiquidationRepository {
    * moment ago: callers judge the records, not the listing. `from`: after that position (a page's `next`), even if
    * its liquidation has ended since; a caller that stops early resumes there (liquidation-watch's cursor). Neither
    * key moves while a liquidation is open, so a resumed listing reads every one still open after the position.
+   * `startedFromMs`: only those started at or after it too (a range of the index, not a filter of what it read).
    */
-  openStartedBefore(startedBeforeMs: number, from?: OpenListingPosition): AsyncIterable<OpenListingPage>;
+  openStartedBefore(
+    startedBeforeMs: number,
+    from?: OpenListingPosition,
+    startedFromMs?: number,
+  ): AsyncIterable<OpenListingPage>;
   /** liquidation-watch's cursor as its last run stored it (read consistently); undefined: none stored. */
   watchCursor(): Promise<WatchCursor | undefined>;
   /**

@@ -179,9 +179,10 @@ export interface WatchReport {
   readonly cycle?: WatchCycle;
   /**
    * With `young`: the open liquidations too young to judge (started less than OVERDUE_SLACK_MS ago), and when the
-   * first of them is judged (its start plus OVERDUE_SLACK_MS).
+   * first of them is judged (its start plus OVERDUE_SLACK_MS). `more`: counted up to YOUNG_COUNTED_MAX, more may be
+   * open (`open` is at least, and the first is judged at `firstJudgedAtMs` at the latest).
    */
-  readonly young?: { readonly open: number; readonly firstJudgedAtMs?: number };
+  readonly young?: { readonly open: number; readonly more: boolean; readonly firstJudgedAtMs?: number };
 }
 
 /** The stored cursor a run resumes from and stores, and the run's name (stored with its cursor). */
@@ -231,19 +232,14 @@ export async function watchLiquidations(
   } = {},
 ): Promise<WatchReport> {
   let judged = 0;
-  let young = 0;
-  let firstYoungStartMs = Number.MAX_SAFE_INTEGER;
+  const young = { open: 0, more: false, firstStartMs: Number.MAX_SAFE_INTEGER };
   let resent = 0;
   let complete = true;
   const overdue: OverdueLiquidation[] = [];
   // `all` (an operator who knows messages were lost): every open liquidation, however young, oldest first.
   // (The functions' clocks stamp the starts: `all` takes any time, not this clock's now.)
   const judgedBefore = options.all ? Number.MAX_SAFE_INTEGER : nowMs - OVERDUE_SLACK_MS;
-  const before = options.young
-    ? Number.MAX_SAFE_INTEGER
-    : options.resend
-      ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS)
-      : judgedBefore;
+  const before = options.resend ? Math.max(judgedBefore, nowMs - STEP_STALL_MARGIN_MS) : judgedBefore;
   // Per market, once a run: the 16 reads in flight share one market read.
   const freshMarks = new Map<string, Promise<boolean>>();
   const stored = options.resume ? await storedCursor(options.resume, telemetry) : undefined;
@@ -260,8 +256,8 @@ export async function watchLiquidations(
     for (const l of page.records) {
       const startedMs = liquidationStartedAtMs(l);
       if (startedMs >= judgedBefore) {
-        young += 1;
-        firstYoungStartMs = Math.min(firstYoungStartMs, startedMs);
+        young.open += 1;
+        young.firstStartMs = Math.min(young.firstStartMs, startedMs);
         continue;
       }
       judged += 1;
@@ -283,6 +279,7 @@ export async function watchLiquidations(
       });
     }
   }
+  if (options.young && before < Number.MAX_SAFE_INTEGER) await countYoung(liquidations, before, young);
   const order = options.all
     ? (l: OverdueLiquidation) => l.startedAtMs
     : (l: OverdueLiquidation) => l.overdueSinceMs;
@@ -313,12 +310,45 @@ export async function watchLiquidations(
     ...(options.young
       ? {
           young: {
-            open: young,
-            ...(young > 0 ? { firstJudgedAtMs: firstYoungStartMs + OVERDUE_SLACK_MS } : {}),
+            open: young.open,
+            more: young.more,
+            ...(young.open > 0 ? { firstJudgedAtMs: young.firstStartMs + OVERDUE_SLACK_MS } : {}),
           },
         }
       : {}),
   };
+}
+
+/**
+ * How many of the open liquidations too young to judge `young`'s count reads beyond the judged ones: after a crash
+ * tens of thousands are, and the command's reads grew with them all (ux45-young-read-bounded).
+ */
+export const YOUNG_COUNTED_MAX = 1_000;
+
+/**
+ * Adds to `young` the open liquidations started at or after `fromMs` (the index's range, none judged read again), a
+ * page at a time up to YOUNG_COUNTED_MAX; a page beyond it is not read, and `more` says so.
+ */
+async function countYoung(
+  liquidations: Pick<LiquidationRepository, 'openStartedBefore'>,
+  fromMs: number,
+  young: { open: number; more: boolean; firstStartMs: number },
+): Promise<void> {
+  let counted = 0;
+  for await (const page of liquidations.openStartedBefore(Number.MAX_SAFE_INTEGER, undefined, fromMs)) {
+    if (counted >= YOUNG_COUNTED_MAX) {
+      young.more = true;
+      return;
+    }
+    for (const l of page.records) {
+      // The index's range, as the port says; a record outside it is not counted.
+      const startedMs = liquidationStartedAtMs(l);
+      if (startedMs < fromMs) continue;
+      counted += 1;
+      young.open += 1;
+      young.firstStartMs = Math.min(young.firstStartMs, startedMs);
+    }
+  }
 }
 
 /**

@@ -1294,6 +1294,17 @@ describe('liquidations overdue: the open ones too young to judge', () => {
     );
     expect(await headline([])).toBe('0 overdue of 0 open liquidations old enough to judge');
   });
+
+  it('ux45-young-read-bounded: counted up to a bound, says at least, and the first within the time', () => {
+    const report = { judged: 0, overdue: 0, sample: [], resent: 0, complete: true };
+    const young = { open: 1_000, more: true, firstJudgedAtMs: nowMs + 15 * 60_000 };
+    expect(overdueHeadline({ ...report, young }, 0, nowMs)).toBe(
+      '0 overdue; at least 1000 open, none old enough to judge yet (the first within 15 min)',
+    );
+    expect(overdueHeadline({ ...report, judged: 2, young }, 0, nowMs)).toBe(
+      '0 overdue of 2 open liquidations old enough to judge; at least 1000 more open, too young to judge (the first within 15 min)',
+    );
+  });
 });
 
 // Found by running 40 markets in session 40: a market whose providers were seeded before its first tick has an item

@@ -1295,6 +1295,16 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await listed(4_500)).toEqual(['o0:1', 'o2:1', 'o3:1']);
         expect(await listed(1_000)).toEqual([]);
         expect(await listed(100_000)).toEqual(['o0:1', 'o2:1', 'o3:1', 'o4:1', 'o5:1']);
+        // A range of starts (ux45-young-read-bounded: the young ones counted without reading the judged again).
+        const ranged = async (beforeMs: number, fromMs: number) => {
+          const ids: string[] = [];
+          for await (const page of a.liquidations.openStartedBefore(beforeMs, undefined, fromMs))
+            ids.push(...page.records.map((l) => l.id));
+          return ids.sort();
+        };
+        expect(await ranged(100_000, 3_000)).toEqual(['o2:1', 'o3:1', 'o4:1', 'o5:1']);
+        expect(await ranged(4_500, 3_001)).toEqual(['o3:1']);
+        expect(await ranged(4_000, 4_000)).toEqual([]);
         // The records as stored, not the listing's keys.
         const pages: LiquidationRecord[] = [];
         for await (const page of a.liquidations.openStartedBefore(100_000)) pages.push(...page.records);

@@ -12,6 +12,7 @@ import {
   overdueAtMs,
   WATCH_BUDGET_MS,
   watchLiquidations,
+  YOUNG_COUNTED_MAX,
 } from '../../shared/services/liquidation-watch.ts';
 import { FUNCTIONS } from '../../shared/topology.ts';
 import { createPipeline, RecordingTelemetry } from '../support/pipeline.ts';
@@ -515,5 +516,97 @@ describe('liquidation-watch: each run resumes where the last stored run stopped 
       expect(stale.report).toMatchObject({ complete: true, judged: 20 });
       expect(stale.gauges).toEqual([]);
     }
+  });
+});
+
+// ux45-young-read-bounded: the operator's count of the open liquidations too young to judge read every one of them, so
+// after a crash (tens of thousands open, under an hour old) the command's reads grew with the whole backlog.
+describe('liquidation-watch: the count of the young ones reads a bounded part (ux45-young-read-bounded)', () => {
+  const nowMs = 50 * OVERDUE_SLACK_MS;
+  const open = async (young: number, firstAgoMs = 50 * 60_000) => {
+    const adapters = createEmbeddedAdapters();
+    const begin = async (i: number, atMs: number) => {
+      const p = position({ id: `y${i}` });
+      await adapters.positions.create(p);
+      await adapters.liquidations.begin(
+        p,
+        liquidationOf({ id: `y${i}:1`, positionId: p.id, history: [{ atMs, state: 'QUEUED' }] }),
+      );
+    };
+    // Three judged (one overdue), the young ones started in the last hour, the first `firstAgoMs` ago.
+    for (let i = 0; i < 3; i++) await begin(i, i === 0 ? 0 : nowMs - OVERDUE_SLACK_MS - 1);
+    for (let i = 0; i < young; i++) await begin(3 + i, nowMs - firstAgoMs + i);
+    // A spy on the port: each record the listing hands over was read.
+    let read = 0;
+    const liquidations: Pick<LiquidationRepository, 'openStartedBefore'> = {
+      async *openStartedBefore(before, from, startedFrom) {
+        for await (const page of adapters.liquidations.openStartedBefore(before, from, startedFrom)) {
+          read += page.records.length;
+          yield page;
+        }
+      },
+    };
+    return { liquidations, reads: () => read };
+  };
+  const PAGE = 100;
+
+  it('counts at most YOUNG_COUNTED_MAX of them beyond the judged, and says there may be more', async () => {
+    const backlog = await open(3 * YOUNG_COUNTED_MAX);
+    const report = await watchLiquidations(
+      backlog.liquidations,
+      DEFAULT_RISK_CONFIG,
+      nowMs,
+      new RecordingTelemetry(),
+      20,
+      {
+        young: true,
+      },
+    );
+    expect(report).toMatchObject({ judged: 3, overdue: 1, complete: true });
+    expect(backlog.reads()).toBeLessThanOrEqual(3 + YOUNG_COUNTED_MAX + PAGE);
+    expect(report.young?.more).toBe(true);
+    expect(report.young?.open).toBeGreaterThanOrEqual(YOUNG_COUNTED_MAX);
+    expect(report.young?.open).toBeLessThan(3 * YOUNG_COUNTED_MAX);
+    // The first of those read: the first of all is judged then at the latest.
+    expect(report.young?.firstJudgedAtMs).toBeLessThanOrEqual(nowMs + 10 * 60_000 + 3 * YOUNG_COUNTED_MAX);
+  });
+
+  it('with --resend too: past the ones the resend reads (15 min old and more), the bound', async () => {
+    const backlog = await open(3 * YOUNG_COUNTED_MAX, 10 * 60_000);
+    const adapters = createEmbeddedAdapters();
+    const report = await watchLiquidations(
+      backlog.liquidations,
+      DEFAULT_RISK_CONFIG,
+      nowMs,
+      new RecordingTelemetry(),
+      20,
+      {
+        young: true,
+        resend: {
+          auctions: adapters.auctions,
+          markets: adapters.markets,
+          auctionQueue: { send: async () => {} },
+        },
+      },
+    );
+    expect(report).toMatchObject({ judged: 3, overdue: 1 });
+    expect(backlog.reads()).toBeLessThanOrEqual(3 + YOUNG_COUNTED_MAX + PAGE);
+    expect(report.young?.more).toBe(true);
+  });
+
+  it('under the bound: all of them, exactly, the first exactly', async () => {
+    const backlog = await open(250);
+    const report = await watchLiquidations(
+      backlog.liquidations,
+      DEFAULT_RISK_CONFIG,
+      nowMs,
+      new RecordingTelemetry(),
+      20,
+      {
+        young: true,
+      },
+    );
+    expect(report.young).toEqual({ open: 250, more: false, firstJudgedAtMs: nowMs + 10 * 60_000 });
+    expect(backlog.reads()).toBe(3 + 250);
   });
 });

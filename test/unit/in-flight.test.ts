@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eachInFlight } from '../../shared/in-flight.ts';
+import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import { applyAdmin } from '../../shared/local/seed.ts';
 import type { AdminRequest } from '../../shared/services/admin.ts';
 import { createPipeline } from '../support/pipeline.ts';
@@ -89,5 +89,18 @@ describe('applyAdmin after a row that throws (tidy45-pool-after-failure)', () =>
     expect(begun).toEqual(['lp-0', 'lp-1']);
     expect(await p.adapters.providers.get('lp-1')).toMatchObject({ id: 'lp-1' });
     expect(await p.adapters.providers.get('lp-2')).toBeUndefined();
+  });
+});
+
+describe('chunksOf', () => {
+  it('runs of the size, in order, the last shorter; none of nothing', () => {
+    expect(chunksOf([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
+    expect(
+      chunksOf(
+        Array.from({ length: 200 }, (_, i) => i),
+        100,
+      ).map((c) => c.length),
+    ).toEqual([100, 100]);
+    expect(chunksOf([], 100)).toEqual([]);
   });
 });

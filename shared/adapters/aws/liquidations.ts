@@ -12,7 +12,7 @@ import {
 import { type LiquidationState, TERMINAL_STATES } from '../../domain/model.ts';
 import { parseBase, parseQuote } from '../../domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
-import { eachInFlight } from '../../in-flight.ts';
+import { chunksOf, eachInFlight } from '../../in-flight.ts';
 import {
   ConditionFailedError,
   type CrashHook,
@@ -35,7 +35,6 @@ import {
   compareListingKeys,
   isListingPosition,
   OPEN_INDEX_SHARDS,
-  type OpenListingKey,
   openListingKeyOf,
   openShardKey,
   openShardOf,
@@ -570,15 +569,11 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
     const shardKeys = Array.from({ length: TICK_INDEX_SHARDS }, (_, s) => ({
       id: S(tickIndexShardId(tickKey, s)),
     }));
-    const pages: Item[][] = [];
-    for (let i = 0; i < shardKeys.length; i += BATCH_GET_MAX)
-      pages.push(shardKeys.slice(i, i + BATCH_GET_MAX));
+    const pages = chunksOf(shardKeys, BATCH_GET_MAX);
     const items = (await Promise.all(pages.map((keys) => this.batchGet(keys)))).flat();
     const ids = items.flatMap((item) => (item.ids?.SS ? item.ids.SS : []));
     // Several BatchGets in flight: a tick that crossed 100,000 positions is read in seconds (its re-send).
-    const chunks: Item[][] = [];
-    for (let i = 0; i < ids.length; i += BATCH_GET_MAX)
-      chunks.push(ids.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) })));
+    const chunks = chunksOf(ids, BATCH_GET_MAX).map((chunk) => chunk.map((id): Item => ({ id: S(id) })));
     const records: LiquidationRecord[] = [];
     await eachInFlight(chunks, READS_IN_FLIGHT, async (keys) => {
       records.push(...(await this.batchGet(keys)).map(liquidationFromItem));
@@ -595,26 +590,36 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
   async *openStartedBefore(
     startedBeforeMs: number,
     from?: OpenListingPosition,
+    startedFromMs = Number.MIN_SAFE_INTEGER,
   ): AsyncIterable<OpenListingPage> {
-    if (!Number.isSafeInteger(startedBeforeMs))
-      throw new AdapterInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
+    for (const ms of [startedBeforeMs, startedFromMs])
+      if (!Number.isSafeInteger(ms))
+        throw new AdapterInputError(`liquidations/bad-time: ${ms} is not an integer of ms`);
     if (from !== undefined && !isListingPosition(from))
       throw new AdapterInputError(`liquidations/bad-position: ${JSON.stringify(from)}`);
+    // An empty range (BETWEEN refuses a start past its end).
+    if (startedFromMs >= startedBeforeMs) return;
     for (let shard = from?.shard ?? 0; shard < OPEN_INDEX_SHARDS; shard++) {
       const after = shard === from?.shard ? from.after : undefined;
       // Past the bound (a position a later-bounded listing gave): none after it here, and DynamoDB refuses a start
       // key outside the key condition (review44b-open-listing-range).
       if (after && after.startedAtMs >= startedBeforeMs) continue;
-      let start: Item | undefined = after
-        ? { openShard: S(openShardKey(shard)), startedAtMs: N(after.startedAtMs), id: S(after.id) }
-        : undefined;
+      // Before the range's start: the range's start reads the same ones (and the key must be in the range).
+      let start: Item | undefined =
+        after && after.startedAtMs >= startedFromMs
+          ? { openShard: S(openShardKey(shard)), startedAtMs: N(after.startedAtMs), id: S(after.id) }
+          : undefined;
       do {
         const out = await this.dynamo.send(
           new QueryCommand({
             TableName: this.tables.liquidations,
             IndexName: OPEN_LIQUIDATIONS_INDEX,
-            KeyConditionExpression: 'openShard = :shard AND startedAtMs < :before',
-            ExpressionAttributeValues: { ':shard': S(openShardKey(shard)), ':before': N(startedBeforeMs) },
+            KeyConditionExpression: 'openShard = :shard AND startedAtMs BETWEEN :from AND :last',
+            ExpressionAttributeValues: {
+              ':shard': S(openShardKey(shard)),
+              ':from': N(startedFromMs),
+              ':last': N(startedBeforeMs - 1),
+            },
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         );
@@ -623,8 +628,7 @@ export class DynamoLiquidationRepository implements LiquidationRepository {
           startedAtMs: readInt(item, 'startedAtMs'),
           id: readS(item, 'id'),
         }));
-        const chunks: OpenListingKey[][] = [];
-        for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
+        const chunks = chunksOf(keys, BATCH_GET_MAX);
         // READS_IN_FLIGHT BatchGets at once: a long crash's open auctions are read within the watch's timeout.
         for (let i = 0; i < chunks.length; i += READS_IN_FLIGHT) {
           const group = chunks.slice(i, i + READS_IN_FLIGHT);

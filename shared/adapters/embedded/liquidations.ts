@@ -177,13 +177,17 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
   async *openStartedBefore(
     startedBeforeMs: number,
     from?: OpenListingPosition,
+    startedFromMs = Number.MIN_SAFE_INTEGER,
   ): AsyncIterable<OpenListingPage> {
-    if (!Number.isSafeInteger(startedBeforeMs))
-      throw new EmbeddedInputError(`liquidations/bad-time: ${startedBeforeMs} is not an integer of ms`);
+    for (const ms of [startedBeforeMs, startedFromMs])
+      if (!Number.isSafeInteger(ms))
+        throw new EmbeddedInputError(`liquidations/bad-time: ${ms} is not an integer of ms`);
     if (from !== undefined && !isListingPosition(from))
       throw new EmbeddedInputError(`liquidations/bad-position: ${JSON.stringify(from)}`);
     const listed = [...this.#records.values()]
-      .filter((l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs)
+      .filter(
+        (l) => isOpenLiquidation(l) && startedAtMs(l) < startedBeforeMs && startedAtMs(l) >= startedFromMs,
+      )
       .map((l) => ({ record: l, key: openListingKeyOf(l) }))
       .filter(({ key }) => from === undefined || comesAfter(key, from))
       .sort((a, b) => compareListingKeys(a.key, b.key));
