@@ -179,9 +179,20 @@ export function acquireLock(lock: string, host: string = currentHost()): () => v
     // lock turn by turn took over a lock taken a moment before, both holding (review44-lock-wait-per-lock).
     let waiting: { lock: SeenLock; sinceMs: number } | undefined;
     for (;;) {
-      // A lock made of a token file written long ago would read as a dead writer's at once.
-      if (Date.now() - written > LOCK_WAIT_MS) written = touch(mine);
-      if (linkNoClobber(mine, lock)) {
+      let linked: boolean;
+      try {
+        // A lock made of a token file written long ago would read as a dead writer's at once.
+        if (Date.now() - written > LOCK_WAIT_MS) written = touch(mine);
+        linked = linkNoClobber(mine, lock);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // Swept: a waiter paused past OTHER_HOST_STALE_MS reads as dead to another host's sweep. Written again, it
+        // waits on; the command once failed with ENOENT (local45-token-rewritten). A folder gone fails here.
+        writeFileSync(mine, token);
+        written = Date.now();
+        continue;
+      }
+      if (linked) {
         sweepDeadWriters(lock, host);
         return () => releaseLock(lock, token);
       }

@@ -373,6 +373,33 @@ const THERE = '2222222222222222';
 /** Past the age at which another host's files are a dead writer's (an hour). */
 const PAST_OTHER_HOST_STALE_MS = 60 * 60_000 + 1_000;
 
+describe("local45-token-rewritten: a waiter whose token file another host's sweep removed", () => {
+  // A waiter paused over an hour (Ctrl-Z) reads as dead to another host's sweep, which removes its token file; on
+  // waking it failed with ENOENT: at its link, or at its touch once its wait passed LOCK_WAIT_MS.
+  for (const [at, ms] of [
+    ['link', 0],
+    ['touch', 2_001],
+  ] as const)
+    it(`writes its token again and takes the lock (at its ${at})`, () => {
+      const lock = lockPath();
+      skewClock();
+      const holder = acquireLock(lock);
+      hooks.afterStat = atLooks(lock, (n) => {
+        if (n !== 1) return;
+        for (const name of readdirSync(path.dirname(lock)))
+          if (name !== path.basename(lock)) rmSync(path.join(path.dirname(lock), name));
+        holder();
+        skew.ms += ms;
+      });
+      const waiter = acquireLock(lock);
+      delete hooks.afterStat;
+      expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}-`));
+      expect(readdirSync(path.dirname(lock))).toEqual([path.basename(lock)]);
+      waiter();
+      expect(readdirSync(path.dirname(lock))).toEqual([]);
+    });
+});
+
 describe('small44-lock-sweep: a writer that takes the lock removes what killed waiters left', () => {
   it("removes a dead process's token and aside files, and keeps a live one's, the lock and other files", () => {
     const lock = lockPath();
