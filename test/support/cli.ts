@@ -100,11 +100,14 @@ export interface OperatorEmulator {
  */
 export function useOperatorEmulator(name: string): OperatorEmulator {
   const saved = { ...process.env };
-  const dir = mkdtempSync(path.join(tmpdir(), `backstop-${name}-`));
+  // Made when the file's tests start, not when they are collected: a run filtering them all out (`-t`) runs no
+  // afterAll, and a folder made at collection stayed in the OS temp dir (final45-filtered-temp-dirs).
+  let dir: string | undefined;
   let moto: MotoServer | undefined;
   let clients: AwsClients | undefined;
   let stages = 0;
   beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), `backstop-${name}-`));
     process.env.BACKSTOP_STATE_DIR = path.join(dir, 'state');
     moto = await startMoto();
     clients = createAwsClients(localClientConfig(moto.endpoint));
@@ -115,7 +118,7 @@ export function useOperatorEmulator(name: string): OperatorEmulator {
       await moto?.stop();
     } finally {
       process.env = saved;
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });
   const started = <T>(value: T | undefined): T => {
@@ -129,7 +132,9 @@ export function useOperatorEmulator(name: string): OperatorEmulator {
     get clients() {
       return started(clients);
     },
-    dir,
+    get dir() {
+      return started(dir);
+    },
     async newStage(prefix: string) {
       stages += 1;
       const stage = `${prefix}${stages}`;
