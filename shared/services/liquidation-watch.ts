@@ -341,9 +341,7 @@ async function countYoung(
       return;
     }
     for (const l of page.records) {
-      // The index's range, as the port says; a record outside it is not counted.
       const startedMs = liquidationStartedAtMs(l);
-      if (startedMs < fromMs) continue;
       counted += 1;
       young.open += 1;
       young.firstStartMs = Math.min(young.firstStartMs, startedMs);

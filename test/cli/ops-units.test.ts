@@ -82,6 +82,7 @@ import { type PriceTickDetail, parseTickDetail } from '../../shared/schemas/tick
 import { OVERDUE_SLACK_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
 import { useOperatorEmulator } from '../support/cli.ts';
+import { liquidation } from '../support/records.ts';
 
 const made: string[] = [];
 const tempDir = (prefix: string): string => {
@@ -1244,23 +1245,14 @@ describe('status rendering', () => {
 // "0 overdue of 0 open liquidations old enough to judge", which read as none open.
 describe('liquidations overdue: the open ones too young to judge', () => {
   const nowMs = Date.parse('2026-01-01T12:00:00.000Z');
-  const queued = (id: string, atMs: number): LiquidationRecord => ({
-    id,
-    positionId: id.split(':')[0]!,
-    symbol: 'ETH-USD',
-    side: 'LONG',
-    state: 'QUEUED',
-    tickKey: 'ETH-USD#7',
-    triggerMark: parsePrice('1440'),
-    remainingSize: 100_000_000n,
-    marketFills: [],
-    history: [{ atMs, state: 'QUEUED' }],
-    version: 0,
-  });
-  // The listing as both adapters answer it: the open ones started before the bound.
+  const queued = (id: string, atMs: number): LiquidationRecord =>
+    liquidation({ id, positionId: id.split(':')[0]!, history: [{ atMs, state: 'QUEUED' }] });
+  // The listing as both adapters answer it: the open ones started within the range.
   const listing = (records: LiquidationRecord[]) => ({
-    async *openStartedBefore(before: number) {
-      yield { records: records.filter((l) => l.history[0]!.atMs < before), next: { shard: 0 } };
+    async *openStartedBefore(before: number, _from?: unknown, startedFrom = Number.MIN_SAFE_INTEGER) {
+      const within = (l: LiquidationRecord) =>
+        l.history[0]!.atMs >= startedFrom && l.history[0]!.atMs < before;
+      yield { records: records.filter(within), next: { shard: 0 } };
     },
   });
   const headline = async (records: LiquidationRecord[]) => {
