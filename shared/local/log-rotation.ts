@@ -1,4 +1,4 @@
-import { copyFileSync, renameSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, fstatSync, ftruncateSync, renameSync, statSync, truncateSync } from 'node:fs';
 
 /**
  * `local up` appends to the state folder's logs (metrics.log, and local.log with --detach) run after run: a log past
@@ -33,12 +33,18 @@ export const LOG_CHECK_MS = 10_000;
  * (LOG_CHECK_MS), and past the bound copied to `<file>.1` and emptied. A rename would leave the descriptors on `.1`.
  * They append (O_APPEND), so the next line lands at the start of the emptied file, not past a hole; the copy and the
  * truncate are synchronous, as this process's writes to a file are, so none of its lines falls between them (no
- * other process writes there). A failure is said once and tried again at each look. Returns the stop.
+ * other process writes there). A failure is said once and tried again at each look. A file deleted while it runs
+ * is still written through `descriptor` (its stdout), out of every folder's sight: emptied through it past the bound
+ * (local46-deleted-log), as its disk space is not given back until local up ends. Returns the stop.
  */
 export function rotateWhileRunning(
   file: string,
   warn: (message: string) => void,
-  { maxBytes = LOG_ROTATE_BYTES, every = everyCheck }: { maxBytes?: number; every?: Every } = {},
+  {
+    maxBytes = LOG_ROTATE_BYTES,
+    every = everyCheck,
+    descriptor = 1,
+  }: { maxBytes?: number; every?: Every; descriptor?: number } = {},
 ): () => void {
   let warned = false;
   return every(() => {
@@ -47,11 +53,22 @@ export function rotateWhileRunning(
       copyFileSync(file, `${file}.1`);
       truncateSync(file, 0);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || warned) return;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyIfDeleted(descriptor, maxBytes);
+      if (warned) return;
       warned = true;
       warn(`${file} could not be moved to ${file}.1 (${(error as Error).message}): it keeps growing`);
     }
   });
+}
+
+/** Empties the file behind `descriptor` past `maxBytes` when no folder holds it any more (no link left). */
+function emptyIfDeleted(descriptor: number, maxBytes: number): void {
+  try {
+    const stats = fstatSync(descriptor);
+    if (stats.isFile() && stats.nlink === 0 && stats.size > maxBytes) ftruncateSync(descriptor, 0);
+  } catch {
+    // Housekeeping: a descriptor that cannot be read or emptied is left as it is.
+  }
 }
 
 /** Runs `check` now and then until the returned stop; tests inject their own trigger. */

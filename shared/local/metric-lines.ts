@@ -66,6 +66,7 @@ export function divertMetricLines(
  * its stream's error, unheard, ended local up and left its emulator running (review44-metrics-file-error). Once
  * `maxBytes` are in the file (its size at open and what was written since, counted: no timer, no stat), it is moved
  * to `<file>.1` and a new one opened (local45-log-rotation-running): a long-running local up grew it without bound.
+ * A file deleted meanwhile is opened anew instead, its unlinked copy ended (local46-deleted-log).
  */
 export function metricsToFile(
   file: string,
@@ -106,6 +107,13 @@ export function metricsToFile(
     try {
       renameSync(file, `${file}.1`); // the open descriptor follows the file
     } catch (error) {
+      // Deleted while local up runs (local46-deleted-log): the stream wrote where no folder shows; a new file now.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        ending.push(end(out));
+        out = undefined;
+        open();
+        return;
+      }
       warn(`${file} could not be moved to ${file}.1 (${(error as Error).message}): it keeps growing`);
       size = 0; // tried again after as much again
       return;

@@ -1,11 +1,13 @@
 import {
   closeSync,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
+  unlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -129,6 +131,31 @@ describe('local45-log-rotation-running: a running local up keeps its logs within
     }
   });
 
+  it('local46-deleted-log: a local.log deleted while local up runs is emptied through its descriptor past the bound', () => {
+    const dir = stateDir();
+    const log = path.join(dir, 'local.log');
+    const fd = openSync(log, 'a'); // as the detached child's stdout and stderr
+    try {
+      const trigger = manualTrigger();
+      rotateWhileRunning(log, () => expect.fail('no warning expected'), {
+        maxBytes: 10,
+        every: trigger.every,
+        descriptor: fd,
+      });
+      unlinkSync(log); // an operator's rm while it runs: the lines go on into the unlinked file
+      writeSync(fd, 'line one\n');
+      trigger.pull();
+      expect(fstatSync(fd).size).toBe(9); // within the bound: kept
+      writeSync(fd, 'line two\n');
+      trigger.pull();
+      // Before: the deleted file grew without bound, its disk space held until local up ended.
+      expect(fstatSync(fd).size).toBe(0);
+      expect(readdirSync(dir)).toEqual([]); // nothing made in its place
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('a log that cannot be moved is said once, not at every look', () => {
     const dir = stateDir();
     const log = path.join(dir, 'local.log');
@@ -142,6 +169,26 @@ describe('local45-log-rotation-running: a running local up keeps its logs within
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`${log} could not be moved to ${log}.1`);
     expect(readFileSync(log, 'utf8')).toBe('x'.repeat(20));
+  });
+
+  it('local46-deleted-log: a metrics.log deleted while local up runs is opened anew past the bound', async () => {
+    const dir = stateDir();
+    const file = path.join(dir, 'metrics.log');
+    const blob = (n: number) =>
+      `{"_aws":{"Timestamp":${n},"CloudWatchMetrics":[]},"service":"backstop-local"}`;
+    const line = blob(1).length + 1;
+    const stdout = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const warnings: string[] = [];
+    const metrics = metricsToFile(file, stdout, (message) => warnings.push(message), 1.5 * line);
+    stdout.write(`${blob(1)}\n`);
+    unlinkSync(file); // deleted while it runs
+    stdout.write(`${blob(2)}\n`); // past the bound: nothing to move
+    stdout.write(`${blob(3)}\n`);
+    await metrics.close();
+    // Before: "could not be moved" said, and every later line written where no folder shows.
+    expect(warnings).toEqual([]);
+    expect(readFileSync(file, 'utf8')).toBe(`${blob(3)}\n`);
+    expect(readdirSync(dir)).toEqual(['metrics.log']);
   });
 
   it('moves metrics.log to metrics.log.1 once its bound is written, every line kept in order', async () => {
