@@ -89,8 +89,9 @@ tick waiting longer would be refused as too old), and stops with a clear error w
                          as long as a liquidation is not terminal, as a live feed would: the work a crash
                          leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
                          otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
-                         it (dead-lettered, or lost) ends it with exit 1 and the way on. Each held tick
-                         is a line on stderr when it is not a terminal (a progress bar when it is)
+                         it (dead-lettered, or lost; not while a tick is still starting it, as status judges)
+                         ends it with exit 1 and the way on. Each held tick is a line on stderr when it is not
+                         a terminal (a progress bar when it is)
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
@@ -336,19 +337,19 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
-                    const { liquidations, drained, dlqMessages } = await collectStatus(deployment);
+                    const { liquidations, stranded, dlqMessages } = await collectStatus(deployment);
                     work = liquidations;
                     progress.update(
                       'hold',
                       liquidations.total - liquidations.nonTerminal,
                       liquidations.total,
                     );
-                    // Work left with no message to move it (dead-lettered, or lost): no tick will. Two looks running, as
-                    // SQS's counts are approximate.
-                    stuckLooks = liquidations.nonTerminal > 0 && drained ? stuckLooks + 1 : 0;
+                    // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will.
+                    // Two looks running, as SQS's counts are approximate.
+                    stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
                     if (stuckLooks >= STUCK_LOOKS) {
                       holdFailure =
-                        `hold ended: ${liquidations.nonTerminal} liquidations are not terminal and no message is left ` +
+                        `hold ended: ${stranded} liquidations are not terminal and no message is left ` +
                         `to move them: ${strandedAdvice(dlqMessages, deployment.kind)}`;
                       return false;
                     }

@@ -63,12 +63,17 @@ export function dlqUrl(deployment: Deployment, queue: DlqId): string {
   return url;
 }
 
-async function receive(deployment: Deployment, url: string, max: number): Promise<Message[]> {
+async function receive(
+  deployment: Deployment,
+  url: string,
+  max: number,
+  visibilitySeconds: number,
+): Promise<Message[]> {
   const out = await deployment.clients.sqs.send(
     new ReceiveMessageCommand({
       QueueUrl: url,
       MaxNumberOfMessages: Math.min(RECEIVE_BATCH, max),
-      VisibilityTimeout: PEEK_VISIBILITY_SECONDS,
+      VisibilityTimeout: visibilitySeconds,
       WaitTimeSeconds: RECEIVE_WAIT_SECONDS,
       MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       MessageAttributeNames: ['All'],
@@ -77,14 +82,95 @@ async function receive(deployment: Deployment, url: string, max: number): Promis
   return out.Messages ?? [];
 }
 
+export interface DlqRunOptions {
+  /** How long each message a run receives stays hidden from its later receives (default PEEK_VISIBILITY_SECONDS). */
+  readonly visibilitySeconds?: number;
+}
+
+/**
+ * One run's receives from a DLQ, each message handed on once (ops46-dlq-seen-once). SQS delivers at least once: a
+ * message the run holds comes round again once its visibility timeout runs out while the run still works (a run over
+ * hundreds of messages outlasts PEEK_VISIBILITY_SECONDS), and a standard queue may return one even after its delete
+ * (a copy on a server that was out). Extending the timeout would not rule the second out, nor the first when one step
+ * outlasts it; stopping at the first repeat would end a run with unseen messages behind it. So the run knows its
+ * messages by MessageId: a repeat is not handed on again, and its receipt handle replaces the held one, since SQS
+ * documents only the newest as sure to act (a delete by an older one succeeds and may delete nothing).
+ */
+class DlqRun {
+  /** Received and not deleted, by MessageId, with the newest receipt handle: released at the end. */
+  readonly #held = new Map<string, Message>();
+  readonly #deleted = new Set<string>();
+  readonly #deployment: Deployment;
+  readonly #url: string;
+  readonly #visibilitySeconds: number;
+
+  constructor(deployment: Deployment, url: string, options: DlqRunOptions = {}) {
+    this.#deployment = deployment;
+    this.#url = url;
+    this.#visibilitySeconds = options.visibilitySeconds ?? PEEK_VISIBILITY_SECONDS;
+  }
+
+  /** Up to `max` messages this run has not received before; none once the queue has no more for it. */
+  async next(max: number): Promise<Message[]> {
+    // The repeats since the last new message: one coming round twice means the run is cycling through its own (a
+    // receive re-hides what it returns, so each comes round once at most while others are still to be seen).
+    const cameRound = new Set<string>();
+    for (;;) {
+      const batch = await receive(this.#deployment, this.#url, max, this.#visibilitySeconds);
+      if (batch.length === 0) return [];
+      const fresh: Message[] = [];
+      let twice = false;
+      for (const m of batch) {
+        const id = m.MessageId ?? '';
+        if (this.#held.has(id) || this.#deleted.has(id)) {
+          if (cameRound.has(id)) twice = true;
+          cameRound.add(id);
+          // Deleted and back: a copy the delete missed. Not handed on (it was dealt with); deleted by its new handle.
+          if (this.#deleted.has(id)) await this.#deleteBy(m);
+          else this.#held.set(id, m);
+          continue;
+        }
+        this.#held.set(id, m);
+        fresh.push(m);
+      }
+      if (fresh.length > 0) return fresh;
+      if (twice) return [];
+    }
+  }
+
+  /** Deletes a message of this run, by the newest receipt handle the run has for it. */
+  async delete(m: Message): Promise<void> {
+    const id = m.MessageId ?? '';
+    await this.#deleteBy(this.#held.get(id) ?? m);
+    this.#held.delete(id);
+    this.#deleted.add(id);
+  }
+
+  async #deleteBy(m: Message): Promise<void> {
+    await this.#deployment.clients.sqs.send(
+      new DeleteMessageCommand({ QueueUrl: this.#url, ReceiptHandle: m.ReceiptHandle }),
+    );
+  }
+
+  /** Makes every message the run holds visible again. */
+  release(): Promise<void> {
+    return release(this.#deployment, this.#url, [...this.#held.values()]);
+  }
+}
+
 /** Up to `max` messages of a DLQ with their reasons; they stay in the queue. */
 export async function listDeadLetters(
   deployment: Deployment,
   queue: DlqId,
   max = 100,
+  options: DlqRunOptions = {},
 ): Promise<DeadLetter[]> {
-  return peek(deployment, dlqUrl(deployment, queue), max, (seen) =>
-    Promise.all(seen.map((m) => describe(deployment, queue, m))),
+  return peek(
+    deployment,
+    dlqUrl(deployment, queue),
+    max,
+    (seen) => Promise.all(seen.map((m) => describe(deployment, queue, m))),
+    options,
   );
 }
 
@@ -94,18 +180,19 @@ async function peek<T>(
   url: string,
   max: number,
   use: (seen: readonly Message[]) => T | Promise<T>,
+  options: DlqRunOptions = {},
 ): Promise<T> {
+  const run = new DlqRun(deployment, url, options);
   const seen: Message[] = [];
   try {
     while (seen.length < max) {
-      const batch = await receive(deployment, url, max - seen.length);
-      const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+      const fresh = await run.next(max - seen.length);
       if (fresh.length === 0) break;
       seen.push(...fresh);
     }
     return await use(seen);
   } finally {
-    await release(deployment, url, seen);
+    await run.release();
   }
 }
 
@@ -231,6 +318,7 @@ export async function redriveDeadLetters(
   deployment: Deployment,
   queue: DlqId,
   max = 1000,
+  options: DlqRunOptions = {},
 ): Promise<RedriveOutcome> {
   const url = dlqUrl(deployment, queue);
   // SQS stamps by its clock: a skew between it and this machine's moves the cut by as much (a message sent back in
@@ -239,15 +327,15 @@ export async function redriveDeadLetters(
   let moved = 0;
   const arrivedDuring = new Set<string>();
   const failed: { messageId: string; reason: string }[] = [];
-  const left: Message[] = [];
+  // What it does not delete it holds out of sight until the end (released then), each message handed on once.
+  const run = new DlqRun(deployment, url, options);
   try {
     while (moved + failed.length + arrivedDuring.size < max) {
-      const received = await receive(deployment, url, max - moved - failed.length - arrivedDuring.size);
-      // Held out of sight until the end (released then). A receive of nothing older ends the run: while the cause
-      // still fails, new dead letters keep coming and would hold it for ever (a review in session 37).
+      const received = await run.next(max - moved - failed.length - arrivedDuring.size);
+      // A receive of nothing older ends the run: while the cause still fails, new dead letters keep coming and would
+      // hold it for ever (a review in session 37).
       const arrived = received.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) > startedMs);
       for (const m of arrived) arrivedDuring.add(m.MessageId ?? '');
-      left.push(...arrived);
       const batch = received.filter((m) => !arrived.includes(m));
       if (batch.length === 0) break;
       for (const m of batch) {
@@ -257,22 +345,18 @@ export async function redriveDeadLetters(
             // No fix makes it work: sent back, it fails again and comes back as new (its alarm, aging and expiry
             // restarted). It stays for `dlq discard` (a drill of the runbook in session 38).
             failed.push({ messageId: m.MessageId ?? '', reason: `${never}; dlq discard removes it` });
-            left.push(m);
             continue;
           }
           await resend(deployment, queue, m.Body ?? '');
-          await deployment.clients.sqs.send(
-            new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }),
-          );
+          await run.delete(m);
           moved += 1;
         } catch (error) {
           failed.push({ messageId: m.MessageId ?? '', reason: (error as Error).message });
-          left.push(m);
         }
       }
     }
   } finally {
-    await release(deployment, url, left);
+    await run.release();
   }
   return { moved, failed, ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}) };
 }
@@ -325,30 +409,26 @@ export async function discardDeadLetters(
   queue: DlqId,
   messageIds: readonly string[],
   max = 1000,
+  options: DlqRunOptions = {},
 ): Promise<DiscardOutcome> {
-  const url = dlqUrl(deployment, queue);
+  const run = new DlqRun(deployment, dlqUrl(deployment, queue), options);
   const wanted = new Set(messageIds);
-  const seen: Message[] = [];
+  let seen = 0;
   const discarded: { messageId: string; body: string }[] = [];
   try {
-    while (wanted.size > 0 && seen.length < max) {
-      const batch = await receive(deployment, url, max - seen.length);
-      const fresh = batch.filter((m) => !seen.some((s) => s.MessageId === m.MessageId));
+    while (wanted.size > 0 && seen < max) {
+      const fresh = await run.next(max - seen);
       if (fresh.length === 0) break;
+      seen += fresh.length;
       for (const m of fresh) {
-        if (!wanted.has(m.MessageId ?? '')) {
-          seen.push(m);
-          continue;
-        }
-        await deployment.clients.sqs.send(
-          new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }),
-        );
+        if (!wanted.has(m.MessageId ?? '')) continue;
+        await run.delete(m);
         wanted.delete(m.MessageId!);
         discarded.push({ messageId: m.MessageId!, body: m.Body ?? '' });
       }
     }
   } finally {
-    await release(deployment, url, seen);
+    await run.release();
   }
   return { discarded, notFound: [...wanted] };
 }

@@ -133,8 +133,9 @@ export interface StatusReport {
   /** No message waits in any work queue (visible, in flight or delayed). */
   readonly drained: boolean;
   /**
-   * Liquidations not terminal while no work queue holds a message: nothing will move them (a purged queue, dead
-   * letters gone); `backstop liquidations overdue --all --resend` resumes them. 0 while any message waits.
+   * Liquidations not terminal while no work queue holds a message and no tick is still starting its work
+   * (strandedCount): nothing will move them (a purged queue, dead letters gone); `backstop liquidations overdue --all
+   * --resend` resumes them. 0 while any message waits.
    */
   readonly stranded: number;
   /**
@@ -336,15 +337,31 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
 }
 
 /**
+ * How many liquidations nothing will move: those not terminal while no work queue holds a message and no tick is
+ * still starting the ones it crossed. Such a tick (its market's pending sequence) sends their messages yet: Lambda
+ * retries its failed invocation a minute or two later on AWS (margin-check resumes a pending tick whatever its
+ * age), and the market's next accepted tick takes its work over. The one judgement of `status` and of a hold's end
+ * (ops46-hold-pending-tick: the hold ended on work a tick was still retrying, which status did not call stranded).
+ */
+export function strandedCount(
+  nonTerminal: number,
+  drained: boolean,
+  markets: readonly Pick<MarketState, 'pendingSequence'>[],
+): number {
+  return drained && markets.every((m) => m.pendingSequence === undefined) ? nonTerminal : 0;
+}
+
+/**
  * What to do for open liquidations no message is moving: a dead letter's way (why it failed, then redrive) for those
  * dead-lettered, a resend for the others (a purged queue, an expired dead letter), which no dead letter holds
  * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there). The resend comes after the
  * redrive: it sends every open liquidation a message, a dead-lettered one too, which fails again while its cause
  * lasts (review45-drill-stranded-order). `kind`: the target's; `overdue` needs --config on any but local, which runs
- * with the configuration local up recorded (ux45-advice-config).
+ * with the configuration local up recorded (ux45-advice-config), named as DEPLOY.md's examples name it
+ * (ops46-advice-config-name).
  */
 export function strandedAdvice(dlqMessages: number, kind: string): string {
-  const resend = `backstop liquidations overdue --all --resend${kind === 'local' ? '' : ' --config FILE.json'}`;
+  const resend = `backstop liquidations overdue --all --resend${kind === 'local' ? '' : ' --config risk.json'}`;
   return dlqMessages === 0
     ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
     : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
@@ -414,8 +431,7 @@ export async function collectStatus(
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained,
-    // A tick still starting liquidations (its market's pending sequence) sends their messages yet.
-    stranded: drained && markets.every((m) => m.pendingSequence === undefined) ? nonTerminal : 0,
+    stranded: strandedCount(nonTerminal, drained, markets),
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).

@@ -235,3 +235,96 @@ it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's
   // Both stay, for dlq discard or a redrive with other credentials.
   expect(await listDeadLetters(d, 'tickDeadLetters')).toHaveLength(2);
 });
+
+/**
+ * Holds the `nth` receive from `url` (counting from 1) until `ready` passes: by then what the run received before has
+ * come round (its visibility timeout ran out), as in a run of hundreds of messages that outlasts the timeout. Returns
+ * what removes the hold.
+ */
+function holdReceive(url: string, nth: number, ready: () => Promise<void>): () => void {
+  let receives = 0;
+  const name = `holdReceive${url}`;
+  clients.sqs.middlewareStack.add(
+    ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: { QueueUrl?: string } }) => {
+        if (context.commandName === 'ReceiveMessageCommand' && args.input.QueueUrl === url) {
+          receives += 1;
+          if (receives === nth) await ready();
+        }
+        return next(args);
+      }) as never,
+    { step: 'initialize', name },
+  );
+  return () => clients.sqs.middlewareStack.remove(name);
+}
+
+/** Until the queue at `url` shows `visible` messages (the ones held by a receive came round). */
+const untilVisible = (url: string, visible: number) => () =>
+  vi.waitFor(async () => {
+    expect((await new SqsQueueTransport(clients.sqs, { url }).depth()).visible).toBe(visible);
+  }, WAIT);
+
+const VISIBILITY = { visibilitySeconds: 2 };
+
+it('lists each message once, and all of them, when the listing outlasts the visibility timeout (ops46-dlq-seen-once)', async () => {
+  // Found by the on-call drill in session 45: a listing longer than the timeout could end early (a receive of only
+  // messages it had listed ended it, with more behind) and released those that came round by a stale receipt
+  // handle, which SQS refuses: they stayed hidden for a timeout after the listing.
+  const ids = Array.from({ length: 12 }, (_, i) => `l${i}:0`);
+  const d = await stage(
+    'dlqround1',
+    ids.map((id) => `{"liquidationId":"${id}"}`),
+  );
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  // The first receive takes 10 of the 12; the second waits until those 10 are visible again.
+  const unhold = holdReceive(dlq, 2, untilVisible(dlq, 12));
+  try {
+    const listed = await listDeadLetters(d, 'liquidations', 100, VISIBILITY);
+    expect(listed.map((m) => m.reason).sort()).toEqual(ids.map((id) => `liquidation ${id} in QUEUED`).sort());
+    expect(new Set(listed.map((m) => m.messageId)).size).toBe(12);
+  } finally {
+    unhold();
+  }
+  // Released by their newest handles: all there for the next command at once.
+  expect((await new SqsQueueTransport(clients.sqs, { url: dlq }).depth()).visible).toBe(12);
+}, 120_000);
+
+it('redrives each message once when the redrive outlasts the visibility timeout (ops46-dlq-seen-once)', async () => {
+  // Found by the same drill: a dead letter the redrive held (one it cannot send back) came round once its timeout ran
+  // out, and was taken for another: listed twice among those left, counted twice towards --max.
+  const d = await stage('dlqround2', []);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const good = Array.from({ length: 10 }, (_, i) => `{"liquidationId":"g${i}:0"}`);
+  const poison = Array.from({ length: 5 }, (_, i) => `poison ${i}`);
+  for (let i = 0; i < 10; i++) await queuedWithoutPosition(d.names.tables.liquidations, `g${i}:0`);
+  // Moto answers in the order sent: the first receive moves five and holds the five poison messages.
+  for (const body of [...good.slice(0, 5), ...poison, ...good.slice(5)])
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  // The second receive waits until the five poison messages the first held are visible again, beside the five
+  // good ones left.
+  const unhold = holdReceive(dlq, 2, untilVisible(dlq, 10));
+  let outcome: Awaited<ReturnType<typeof redriveDeadLetters>>;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 1000, VISIBILITY);
+  } finally {
+    unhold();
+  }
+  expect(outcome.moved).toBe(10);
+  expect(outcome.failed).toHaveLength(5);
+  expect(new Set(outcome.failed.map((f) => f.messageId)).size).toBe(5);
+  // Each good one sent back once; the poison ones left, visible for the next command.
+  const back: string[] = [];
+  for (;;) {
+    const out = await clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: d.names.queues.liquidations.url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
+    );
+    if (!out.Messages?.length) break;
+    back.push(...out.Messages.map((m) => m.Body!));
+  }
+  expect(back.sort()).toEqual([...good].sort());
+  expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body).sort()).toEqual(poison);
+}, 120_000);

@@ -1065,8 +1065,63 @@ describe('replay --hold', () => {
       ),
       // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
       // ux45-advice-config: with the --config overdue requires on localstack.
-      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config FILE.json sends each a message',
+      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
     ]);
+  });
+
+  it('holds on while a tick is still starting the work, as status judges it (ops46-hold-pending-tick)', async () => {
+    // Found by the on-call drill in session 45: on AWS a tick whose invocation failed after it was accepted is retried
+    // by Lambda a minute or two later (its market's pending sequence meanwhile), and sends its liquidations' messages
+    // then. status did not call them stranded; the hold, judging on its own, ended after two looks with exit 1 and
+    // "no message is left to move them".
+    const { stage, names } = await newStage();
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    await adapters(names).markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('129.9'), timestampMs: Date.now() },
+      undefined,
+      true,
+    );
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    await put(pending('p1:0'));
+    expect(await status(target)).toMatchObject({ drained: true, stranded: 0 });
+    let stderr = '';
+    let lines = 0;
+    let settling: Promise<unknown> | undefined;
+    const code = await main(
+      [
+        'replay',
+        twoPrices(),
+        '--symbol',
+        'ETH-USD',
+        '--speed',
+        'max',
+        '--hold',
+        '--hold-every',
+        '1',
+        ...target,
+      ],
+      {
+        stdout: { write: () => {} },
+        stderr: {
+          isTTY: false,
+          write: (t: string) => {
+            stderr += t;
+            // Past the two looks that ended it, the tick's retry sends the message and the liquidation settles.
+            lines += 1;
+            if (lines === 3) settling = put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
+          },
+        },
+      },
+    );
+    await settling;
+    expect(code, stderr).toBe(0);
+    expect(stderr).not.toMatch(/hold ended/);
+    expect(lines).toBeGreaterThanOrEqual(3);
   });
 
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {

@@ -61,7 +61,7 @@ import {
   SEQUENCES_FILE,
 } from '../../shared/local/sent-sequences.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
-import { drawWindowStatus, type StatusReport } from '../../shared/local/status.ts';
+import { drawWindowStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
 import {
   dueOffsets,
   nextSequence,
@@ -1152,8 +1152,16 @@ describe('status rendering', () => {
           dlqMessages: 0,
         }),
       ).toContain(
-        'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config FILE.json sends each a message',
+        'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
       );
+    // ops46-advice-config-name: the command an operator copies is DEPLOY.md's, file name included (it said FILE.json).
+    const deploy = readFileSync(path.join(process.cwd(), 'docs', 'DEPLOY.md'), 'utf8').replace(/\s+/g, ' ');
+    for (const dlqMessages of [0, 1]) {
+      const advice = strandedAdvice(dlqMessages, 'aws');
+      const resend = advice.match(/backstop liquidations overdue [^()]*?--config \S+/)?.[0];
+      expect(resend, advice).toBe('backstop liquidations overdue --all --resend --config risk.json');
+      expect(deploy).toContain(resend);
+    }
   });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
   // 250,000.00 beside fund's 250,000.004); both now use formatQuoteGrouped, and --json keeps its exact decimal strings.
