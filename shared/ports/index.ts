@@ -1075,13 +1075,19 @@ export interface AuctionRepository {
   /** As LiquidationRepository.recordFailure. */
   recordFailure(id: string, failure: ProcessingFailure): Promise<void>;
   /**
-   * liquidation-watch's claim to send step `step` of a RUNNING auction again at `atMs`: sets stepResent to them unless
-   * that step was claimed after `lastBeforeMs` (none claimed, another step's, or one at or before it, pass). No version
-   * condition, no version bump: no step is fought. True if this call wrote it (also when its write was retried); false
-   * if the auction is absent, ended, at another step, or its step was claimed since. A claim of `atMs` 0 gives back
-   * one made at `lastBeforeMs` or before (a send that failed).
+   * liquidation-watch's claim to send step `step` of a RUNNING auction again at `atMs`: sets stepResent to them, with a
+   * token of the call (`claimer`), unless that step was claimed after `lastBeforeMs` (none claimed, another step's, or
+   * one at or before it, pass). No version condition, no version bump: no step is fought. The token if this call wrote
+   * it (also when its write was retried, the auction still running at that step); undefined if the auction is absent,
+   * ended, at another step, or its step was claimed since.
    */
-  claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean>;
+  claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<string | undefined>;
+  /**
+   * Gives back the claim whose token is `claimer` (its send failed): its time set to 0, so the next run claims the step
+   * again. Only that claim: true if it was stored (also when this write was retried); false, writing nothing, if
+   * another is (another run's, one a previous version's put left without its token) or none, or the auction is absent.
+   */
+  giveBackStepResend(id: string, claimer: string): Promise<boolean>;
   /**
    * The sleeping auctions of one market side in wake order (SELL: lowest wake mark first; BUY: highest): `due`,
    * the first of them whose wake mark `mark` reached (every one when `mark` is undefined), at most `limit`;

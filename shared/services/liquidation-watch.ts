@@ -134,7 +134,7 @@ export const auctionStalled = <A extends Pick<AuctionRecord, 'state' | 'stepDueA
 
 /** What the watch needs to send a stalled auction's step again (absent: it only reports, as the CLI's listing). */
 export interface StalledAuctionResend {
-  readonly auctions: Pick<AuctionRepository, 'get' | 'claimStepResend'>;
+  readonly auctions: Pick<AuctionRepository, 'get' | 'claimStepResend' | 'giveBackStepResend'>;
   readonly markets: Pick<MarketRepository, 'get'>;
   readonly auctionQueue: Pick<QueueTransport, 'send'>;
 }
@@ -505,20 +505,31 @@ async function resendStalled(
   if (!(await fresh)) return false;
   // One claim per step an interval, a conditional write: a run racing this one, or a retry, sends no twin.
   const lastBeforeMs = Math.max(0, nowMs - RESEND_AGAIN_AFTER_MS);
-  if (!(await deps.auctions.claimStepResend(auction.id, auction.step, nowMs, lastBeforeMs))) return false;
+  const claimer = await deps.auctions.claimStepResend(auction.id, auction.step, nowMs, lastBeforeMs);
+  if (claimer === undefined) return false;
   // Due when the step was: the step prices as then (onTimeCurve) and reports its lateness (alarmed). Counted in
   // AuctionStepsResent (alarmed) by the delivery that takes the step with it (review43e-feed-back-resend).
   const message = { ...stepMessageOf(auction, auction.stepDueAtMs), resent: true };
   try {
     await deps.auctionQueue.send(encodeMessage(message), RESEND_DELAY_SECONDS);
   } catch (error) {
-    // Given back (as if sent at 0): the next run sends it. A claim kept by a failed give-back waits the interval.
-    await deps.auctions.claimStepResend(auction.id, auction.step, 0, nowMs).catch((giveBack: unknown) => {
-      telemetry.warn('resend claim not given back: the next run waits the interval to send the step', {
-        auctionId: auction.id,
-        reason: giveBack instanceof Error ? giveBack.message : String(giveBack),
-      });
-    });
+    // Given back (as if sent at 0): the next run sends it. This run's own claim only (its token): another's stored
+    // since stands, and its resend (watch46-give-back-own). A claim kept by a failed give-back waits the interval.
+    await deps.auctions.giveBackStepResend(auction.id, claimer).then(
+      (given) => {
+        if (!given)
+          telemetry.info("resend claim not given back: the claim stored is no longer this run's", {
+            auctionId: auction.id,
+            step: auction.step,
+          });
+      },
+      (giveBack: unknown) => {
+        telemetry.warn('resend claim not given back: the next run waits the interval to send the step', {
+          auctionId: auction.id,
+          reason: giveBack instanceof Error ? giveBack.message : String(giveBack),
+        });
+      },
+    );
     throw error;
   }
   telemetry.info('auction step stalled: sent again', {

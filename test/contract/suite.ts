@@ -1647,29 +1647,35 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('claimStepResend claims a running step once per interval, without a version, kept by the next replace', async () => {
         const x = auction({ step: 3 });
         await a.auctions.create(x);
-        // The first claim of step 3; another before 1,000 is refused.
-        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        // The first claim of step 3, its token answered; another before 1,000 is refused.
+        const first = await a.auctions.claimStepResend(x.id, 3, 1_000, 0);
+        expect(first).toEqual(mine);
         expect(await a.auctions.get(x.id)).toEqual({
           ...x,
-          stepResent: { step: 3, atMs: 1_000, claimer: mine },
+          stepResent: { step: 3, atMs: 1_000, claimer: first },
         });
-        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
-        // Long after: claimed again. Given back (as if sent at 0) by its own claimer, not by an earlier one.
-        expect(await a.auctions.claimStepResend(x.id, 3, 5_000, 1_000)).toBe(true);
-        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(false);
-        expect(await a.auctions.claimStepResend(x.id, 3, 0, 5_000)).toBe(true);
-        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0, claimer: mine });
+        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBeUndefined();
+        // Long after: claimed again, another token. Given back (as if sent at 0) by its own claimer, not an earlier one.
+        const again = await a.auctions.claimStepResend(x.id, 3, 5_000, 1_000);
+        expect(again).toEqual(mine);
+        expect(again).not.toBe(first);
+        expect(await a.auctions.giveBackStepResend(x.id, first!)).toBe(false);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 5_000, claimer: again });
+        expect(await a.auctions.giveBackStepResend(x.id, again!)).toBe(true);
+        expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0, claimer: again });
+        // Given back, the step is claimed by the next run at once.
+        expect(await a.auctions.claimStepResend(x.id, 3, 5_500, 5_000)).toEqual(mine);
         // No other step, no ended auction, no absent one; the version stays.
-        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 0)).toBe(false);
+        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 0)).toBeUndefined();
         expect((await a.auctions.get(x.id))?.version).toBe(1);
         const next = { ...(await a.auctions.get(x.id))!, step: 4, version: 2 };
         await a.auctions.replace(next, 1);
         expect(await a.auctions.get(x.id)).toEqual(next);
         // Another step's claim is no claim of this one.
-        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 5_999)).toBe(true);
+        expect(await a.auctions.claimStepResend(x.id, 4, 6_000, 5_999)).toEqual(mine);
         await a.auctions.replace({ ...next, state: 'CLEARED', step: 5, version: 3 }, 2);
-        expect(await a.auctions.claimStepResend(x.id, 5, 7_000, 0)).toBe(false);
-        expect(await a.auctions.claimStepResend('absent', 0, 7_000, 0)).toBe(false);
+        expect(await a.auctions.claimStepResend(x.id, 5, 7_000, 0)).toBeUndefined();
+        expect(await a.auctions.claimStepResend('absent', 0, 7_000, 0)).toBeUndefined();
         expect(await a.auctions.get('absent')).toBeUndefined();
       });
 
@@ -1679,7 +1685,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // A step's delivery reads the auction (no claim yet) ...
         const read = (await a.auctions.get(x.id))!;
         // ... liquidation-watch claims its step meanwhile ...
-        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toEqual(mine);
         // ... and the delivery writes what it read, moved on in place (a wake's debt: the same step).
         const owing = { ...read, spentIn: ['BTC-USD'], version: 2 };
         await a.auctions.replace(owing, 1);
@@ -1688,10 +1694,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           stepResent: { step: 3, atMs: 1_000, claimer: mine },
         });
         // So a run an interval on is refused (no twin), and the claim's give-back is its own still.
-        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBe(false);
+        expect(await a.auctions.claimStepResend(x.id, 3, 2_000, 999)).toBeUndefined();
         // A read that carried the claim, the claim given back since: the stored one (the give-back) is kept.
         const claimed = (await a.auctions.get(x.id))!;
-        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(true);
+        expect(await a.auctions.giveBackStepResend(x.id, claimed.stepResent!.claimer!)).toBe(true);
         await a.auctions.replace({ ...claimed, version: 3 }, 2);
         expect((await a.auctions.get(x.id))?.stepResent).toEqual({ step: 3, atMs: 0, claimer: mine });
         // Still conditional on the version read, the claim kept by the write refused too.
@@ -1707,14 +1713,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const took = { ...(await a.auctions.get(x.id))!, step: 4, version: 4 };
         await a.auctions.replace(took, 3);
         expect(await a.auctions.get(x.id)).toEqual(took);
-        expect(await a.auctions.claimStepResend(x.id, 4, 3_000, 0)).toBe(true);
+        expect(await a.auctions.claimStepResend(x.id, 4, 3_000, 0)).toEqual(mine);
       });
 
       it("a resend claim carries its own token, never another write's: a replace carries it with the claim; a claim of an earlier version has none (claim45-own-token)", async () => {
         const x = auction({ step: 3 });
         await a.auctions.create(x);
         const read = (await a.auctions.get(x.id))!;
-        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toBe(true);
+        expect(await a.auctions.claimStepResend(x.id, 3, 1_000, 0)).toEqual(mine);
         const first = (await a.auctions.get(x.id))!.stepResent!;
         expect(first).toEqual({ step: 3, atMs: 1_000, claimer: mine });
         // A replace read before the claim carries the stored one, its token too; so does one read after it.
@@ -1723,19 +1729,57 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const claimed = (await a.auctions.get(x.id))!;
         await a.auctions.replace({ ...claimed, spentIn: [], version: 3 }, 2);
         expect((await a.auctions.get(x.id))?.stepResent).toEqual(first);
-        // Each claim its own token: the give-back's is another.
-        expect(await a.auctions.claimStepResend(x.id, 3, 0, 1_000)).toBe(true);
-        const back = (await a.auctions.get(x.id))!.stepResent!;
-        expect(back).toEqual({ step: 3, atMs: 0, claimer: mine });
-        expect(back.claimer).not.toBe(first.claimer);
+        // Each claim its own token: the next one's is another.
+        expect(await a.auctions.claimStepResend(x.id, 3, 5_000, 1_000)).toEqual(mine);
+        const next = (await a.auctions.get(x.id))!.stepResent!;
+        expect(next).toEqual({ step: 3, atMs: 5_000, claimer: mine });
+        expect(next.claimer).not.toBe(first.claimer);
         // A claim an earlier version made (no token): kept as it is, refused in its interval, claimed after it.
         const older = auction({ id: 'auc-older', step: 3, stepResent: { step: 3, atMs: 1_000 } });
         await a.auctions.create(older);
         await a.auctions.replace({ ...older, spentIn: ['BTC-USD'], version: 2 }, 1);
         expect((await a.auctions.get(older.id))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
-        expect(await a.auctions.claimStepResend(older.id, 3, 2_000, 999)).toBe(false);
-        expect(await a.auctions.claimStepResend(older.id, 3, 5_000, 1_000)).toBe(true);
+        expect(await a.auctions.claimStepResend(older.id, 3, 2_000, 999)).toBeUndefined();
+        expect(await a.auctions.claimStepResend(older.id, 3, 5_000, 1_000)).toEqual(mine);
         expect((await a.auctions.get(older.id))?.stepResent).toEqual({ step: 3, atMs: 5_000, claimer: mine });
+      });
+
+      it("giveBackStepResend gives back its own claim only, never another's (watch46-give-back-own)", async () => {
+        const x = auction({ step: 3 });
+        await a.auctions.create(x);
+        const mineClaim = (await a.auctions.claimStepResend(x.id, 3, 5_000, 0))!;
+        const claimed = (await a.auctions.get(x.id))!;
+        // A claim of the previous version (no token), stored at an earlier time than this run's (its put had dropped
+        // this run's claim, its run began first): before, the give-back (a claim at 0 over any claim of the step at or
+        // before the run's time) erased it, and the next run sent a twin of its resend.
+        const older = auction({ id: 'auc-older', step: 3, stepResent: { step: 3, atMs: 4_000 } });
+        await a.auctions.create(older);
+        expect(await a.auctions.giveBackStepResend(older.id, mineClaim)).toBe(false);
+        expect(await a.auctions.get(older.id)).toEqual(older);
+        // Another run's claim, a token of its own, stands too; none stored, or no auction: nothing written.
+        const theirs = auction({ id: 'auc-theirs', step: 3 });
+        await a.auctions.create(theirs);
+        const theirClaim = (await a.auctions.claimStepResend(theirs.id, 3, 4_000, 0))!;
+        expect(await a.auctions.giveBackStepResend(theirs.id, mineClaim)).toBe(false);
+        expect((await a.auctions.get(theirs.id))?.stepResent).toEqual({
+          step: 3,
+          atMs: 4_000,
+          claimer: theirClaim,
+        });
+        const none = auction({ id: 'auc-none', step: 3 });
+        await a.auctions.create(none);
+        expect(await a.auctions.giveBackStepResend(none.id, mineClaim)).toBe(false);
+        expect(await a.auctions.get(none.id)).toEqual(none);
+        expect(await a.auctions.giveBackStepResend('absent', mineClaim)).toBe(false);
+        expect(await a.auctions.get('absent')).toBeUndefined();
+        // Its own: the time to 0, its step and token kept, no version moved; given back twice, the same.
+        expect(await a.auctions.giveBackStepResend(x.id, mineClaim)).toBe(true);
+        expect(await a.auctions.giveBackStepResend(x.id, mineClaim)).toBe(true);
+        expect(await a.auctions.get(x.id)).toEqual({
+          ...claimed,
+          stepResent: { step: 3, atMs: 0, claimer: mineClaim },
+        });
+        await expect(a.auctions.giveBackStepResend(x.id, '')).rejects.toThrow(/bad-claimer/);
       });
 
       it('sleepers: RUNNING auctions with a wake mark per market side, in wake order, due while the mark reached them', async () => {

@@ -122,7 +122,7 @@ afterAll(() => {
 
 /**
  * The requests liquidation-watch's claim sends (aws/auctions.ts `claimStepResend`): a claim that holds, one refused,
- * and a give-back, as they leave the adapter (a client that answers them itself: no DynamoDB).
+ * and its give-back (`giveBackStepResend`), as they leave the adapter (a client that answers them itself: no DynamoDB).
  */
 async function claimRequests(): Promise<{ command: string; input: Record<string, unknown> }[]> {
   const sent: { command: string; input: Record<string, unknown> }[] = [];
@@ -146,9 +146,10 @@ async function claimRequests(): Promise<{ command: string; input: Record<string,
     { step: 'initialize', name: 'answerClaims' },
   );
   const auctions = new DynamoAuctionRepository(dynamo, 'auctions');
-  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 1_000, 0)).toBe(true);
-  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 2_000, 999)).toBe(false);
-  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 0, 1_000)).toBe(true);
+  const claimer = await auctions.claimStepResend('pos-1:1:auction', 3, 1_000, 0);
+  expect(claimer).toEqual(expect.any(String));
+  expect(await auctions.claimStepResend('pos-1:1:auction', 3, 2_000, 999)).toBeUndefined();
+  expect(await auctions.giveBackStepResend('pos-1:1:auction', claimer!)).toBe(true);
   dynamo.destroy();
   return sent;
 }

@@ -6,13 +6,20 @@ import { fencedPut } from '../../shared/adapters/aws/writer-schema.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { price } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { type AuctionRecord, ConditionFailedError } from '../../shared/ports/index.ts';
+import {
+  type AuctionRecord,
+  ConditionFailedError,
+  type MarketState,
+  silentTelemetry,
+} from '../../shared/ports/index.ts';
 import type { SettlementDeps } from '../../shared/services/context.ts';
+import { STEP_STALL_MARGIN_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { wakeSpent } from '../../shared/services/sleeping.ts';
 import { auctionRecord } from '../support/auction-records.ts';
 import { loseNextAnswer } from '../support/lost-answer.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
+import { liquidation } from '../support/records.ts';
 
 /**
  * A version-conditional PutItem of an auction that DynamoDB applied but whose answer was lost (a timeout, a reset
@@ -56,6 +63,35 @@ async function drained(adapters: Adapters): Promise<{ auctionId: string; step: n
     sent.push(...batch.map((m) => JSON.parse(m.body)));
   }
 }
+
+/**
+ * One run of liquidation-watch at `nowMs`, its resend alone on these adapters: liquidation l-1:0 listed in AUCTION
+ * (begun 20 minutes before), ETH-USD's mark fresh, its step messages to `auctionQueue`.
+ */
+const watchOf =
+  (adapters: Adapters) =>
+  (nowMs: number, auctionQueue: { send: (body: string, delaySeconds?: number) => Promise<void> }) =>
+    watchLiquidations(
+      {
+        async *openStartedBefore() {
+          const history = [{ atMs: nowMs - 1_200_000, state: 'AUCTION' as const }];
+          yield { records: [liquidation({ id: 'l-1:0', state: 'AUCTION', history })], next: { shard: 0 } };
+        },
+      },
+      DEFAULT_RISK_CONFIG,
+      nowMs,
+      silentTelemetry,
+      20,
+      {
+        resend: {
+          auctions: adapters.auctions,
+          markets: {
+            get: async () => ({ lastTick: { markPrice: price('175'), timestampMs: nowMs } }) as MarketState,
+          },
+          auctionQueue,
+        },
+      },
+    );
 
 type Args = { input: { Item?: { id?: { S?: string } }; Key?: { id?: { S?: string } } } };
 
@@ -156,16 +192,17 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
     const { clients, adapters } = await setUp();
     await adapters.auctions.create(auctionOf('a'));
     // Before each put of the replace, liquidation-watch claims the step, gives it back, claims it again.
-    const claims: [number, number][] = [
-      [1_000, 0],
-      [0, 1_000],
-      [2_000, 0],
+    let claimer: string | undefined;
+    const claims = [
+      async () => (claimer = await adapters.auctions.claimStepResend('a', 3, 1_000, 0)),
+      () => adapters.auctions.giveBackStepResend('a', claimer!),
+      () => adapters.auctions.claimStepResend('a', 3, 2_000, 0),
     ];
     clients.dynamo.middlewareStack.add(
       ((next: (args: Args) => Promise<unknown>, context: { commandName?: string }) => async (args: Args) => {
         const claim =
           context.commandName === 'PutItemCommand' && args.input.Item?.id?.S === 'a' && claims.shift();
-        if (claim) expect(await adapters.auctions.claimStepResend('a', 3, ...claim)).toBe(true);
+        if (claim) expect(await claim()).toBeTruthy();
         return next(args);
       }) as unknown as Parameters<typeof clients.dynamo.middlewareStack.add>[0],
       { step: 'deserialize', name: 'claimBeforePut' },
@@ -203,7 +240,7 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
     );
     // Between the put DynamoDB applied and the SDK's retry, liquidation-watch claims the payer's stalled step.
     const put = beforeAttempt(clients, 'PutItemCommand', 'payer', 2, async () => {
-      expect(await adapters.auctions.claimStepResend('payer', 3, 5_000, 0)).toBe(true);
+      expect(await adapters.auctions.claimStepResend('payer', 3, 5_000, 0)).toEqual(expect.any(String));
     });
     fault.armed = true;
     expect(await wakeSpent(payer, settlementDeps(adapters, telemetry), 1)).toBe(true);
@@ -239,7 +276,7 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
       fault.armed = true;
       // Before, the replace carried the claim but wrote its own token over the claim's: the retry answered false,
       // its claim standing, and the watch sent nothing (the next run refused too, for the hour).
-      expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 0)).toBe(true);
+      expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 0)).toEqual(expect.any(String));
       expect(fault.lost).toBe(1);
       expect(claim.attempts).toBe(2);
       expect(await adapters.auctions.get('a')).toEqual({
@@ -249,7 +286,7 @@ describe('lost answers of conditional writes on the auctions table (moto, real a
         version: 1,
       });
       // Another run's claim in the hour is still refused.
-      expect(await adapters.auctions.claimStepResend('a', 3, 6_000, 4_000)).toBe(false);
+      expect(await adapters.auctions.claimStepResend('a', 3, 6_000, 4_000)).toBeUndefined();
       clients.destroy();
     });
 
@@ -280,10 +317,17 @@ describe('a rolling deploy: the resend claims of the previous version and of thi
    * The previous version's claim (as at watch45-auctions-permission; session 44's wrote the item the same way, asking
    * it back instead of the `writer` clause): its call's token in `writer`, none in the claim.
    */
-  const previousClaim = (table: string, step: number, atMs: number, lastBeforeMs: number, token: string) =>
+  const previousClaim = (
+    table: string,
+    step: number,
+    atMs: number,
+    lastBeforeMs: number,
+    token: string,
+    id = 'a',
+  ) =>
     new UpdateItemCommand({
       TableName: table,
-      Key: { id: { S: 'a' } },
+      Key: { id: { S: id } },
       UpdateExpression: 'SET #ownedWriter = :ownedWriter, stepResent = :resent',
       ConditionExpression:
         '(#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)) OR #ownedWriter = :ownedWriter',
@@ -330,12 +374,12 @@ describe('a rolling deploy: the resend claims of the previous version and of thi
     await clients.dynamo.send(previousClaim(table, 3, 1_000, 0, 'previous-claim'));
     const claimed = (await adapters.auctions.get('a'))!;
     expect(claimed.stepResent).toEqual({ step: 3, atMs: 1_000 });
-    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBe(false);
+    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBeUndefined();
     // A wake debt's write keeps the claim as it stands.
     await adapters.auctions.replace({ ...claimed, spentIn: ['ETH-USD'], version: 1 }, 0);
     expect((await adapters.auctions.get('a'))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
     // An hour on, claimed again, with its own token.
-    expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 1_000)).toBe(true);
+    expect(await adapters.auctions.claimStepResend('a', 3, 5_000, 1_000)).toEqual(expect.any(String));
     expect((await adapters.auctions.get('a'))?.stepResent).toEqual({
       step: 3,
       atMs: 5_000,
@@ -347,7 +391,7 @@ describe('a rolling deploy: the resend claims of the previous version and of thi
   it("the previous version's claim and replace on an item this one claimed: as before, the token dropped", async () => {
     const { clients, adapters, table } = await setUp();
     await adapters.auctions.create(auctionOf('a'));
-    expect(await adapters.auctions.claimStepResend('a', 3, 1_000, 0)).toBe(true);
+    expect(await adapters.auctions.claimStepResend('a', 3, 1_000, 0)).toEqual(expect.any(String));
     const claimed = (await adapters.auctions.get('a'))!;
     // Its claim in the hour is refused (the token is no `writer` of its own).
     await expect(clients.dynamo.send(previousClaim(table, 3, 2_000, 999, 'p-1'))).rejects.toMatchObject({
@@ -356,7 +400,7 @@ describe('a rolling deploy: the resend claims of the previous version and of thi
     // Its replace holds on the claim's step and time, and puts the claim back without the token.
     await clients.dynamo.send(previousReplace(table, { ...claimed, spentIn: ['ETH-USD'], version: 1 }, 0));
     expect((await adapters.auctions.get('a'))?.stepResent).toEqual({ step: 3, atMs: 1_000 });
-    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBe(false);
+    expect(await adapters.auctions.claimStepResend('a', 3, 2_000, 999)).toBeUndefined();
     // An hour on, its claim holds, and this version's replace keeps that one.
     await clients.dynamo.send(previousClaim(table, 3, 5_000, 1_000, 'p-2'));
     const reclaimed = (await adapters.auctions.get('a'))!;
@@ -365,4 +409,108 @@ describe('a rolling deploy: the resend claims of the previous version and of thi
     expect(await adapters.auctions.get('a')).toEqual({ ...reclaimed, spentIn: [], version: 2 });
     clients.destroy();
   });
+
+  // watch46-give-back-own: a send that failed gave the claim back by a claim at 0 over any claim of the step made at or
+  // before the run's time, so a claim another run had made since (here the previous version's, its put having dropped
+  // this run's, in a rolling deploy) was erased, and the next run sent a twin of its resend.
+  it("a failed send gives back this run's own claim only: the previous version's, landed since, stands (watch46-give-back-own)", async () => {
+    const { clients, adapters, table } = await setUp();
+    const nowMs = Date.now();
+    const id = 'l-1:0:auction';
+    await adapters.auctions.create(auctionOf(id, { stepDueAtMs: nowMs - STEP_STALL_MARGIN_MS - 60_000 }));
+    const watch = watchOf(adapters);
+    const failing = {
+      send: async () => {
+        // While the send fails: the previous version's write of the step (on the version alone, as session 44's
+        // replace) drops this run's claim, and its watch, a run begun a minute earlier, claims the step.
+        const read = (await adapters.auctions.get(id))!;
+        const { stepResent: _dropped, ...rest } = read;
+        await clients.dynamo.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: { ...auctionItem({ ...rest, version: read.version + 1 }), writer: { S: 'previous-put' } },
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': { N: String(read.version) } },
+          }),
+        );
+        await clients.dynamo.send(previousClaim(table, 3, nowMs - 60_000, 0, 'previous-run', id));
+        throw new Error('sqs unavailable');
+      },
+    };
+    expect((await watch(nowMs, failing)).resent).toBe(0);
+    // Before: given back (time 0), and the next run sent the step again, a twin of the previous version's resend.
+    expect((await adapters.auctions.get(id))?.stepResent).toEqual({ step: 3, atMs: nowMs - 60_000 });
+    const sent: string[] = [];
+    const later = await watch(nowMs + 300_000, { send: async (body: string) => void sent.push(body) });
+    expect(later.resent).toBe(0);
+    expect(sent).toEqual([]);
+    clients.destroy();
+  });
+});
+
+describe('the resend claim and its give-back, their answers lost (moto, the real SDK)', () => {
+  it("a give-back whose answer was lost is its own on the retry; one retried after another run's claim leaves it (watch46-give-back-own)", async () => {
+    const { clients, adapters } = await setUp();
+    await adapters.auctions.create(auctionOf('a'));
+    const claimer = (await adapters.auctions.claimStepResend('a', 3, 1_000, 0))!;
+    const fault = loseNextAnswer(clients, 'UpdateItemCommand');
+    fault.armed = true;
+    expect(await adapters.auctions.giveBackStepResend('a', claimer)).toBe(true);
+    expect(fault.lost).toBe(1);
+    expect(fault.bodies).toHaveLength(2);
+    expect((await adapters.auctions.get('a'))?.stepResent).toEqual({ step: 3, atMs: 0, claimer });
+    // Between a give-back DynamoDB applied and its retry, the next run claims the step: the retry leaves that claim.
+    const theirs: (string | undefined)[] = [];
+    const giveBack = beforeAttempt(clients, 'UpdateItemCommand', 'a', 2, async () => {
+      theirs.push(await adapters.auctions.claimStepResend('a', 3, 2_000, 1_000));
+    });
+    fault.armed = true;
+    expect(await adapters.auctions.giveBackStepResend('a', claimer)).toBe(false);
+    expect(fault.lost).toBe(2);
+    expect(giveBack.attempts).toBe(3);
+    expect(theirs).toEqual([expect.any(String)]);
+    expect((await adapters.auctions.get('a'))?.stepResent).toEqual({
+      step: 3,
+      atMs: 2_000,
+      claimer: theirs[0],
+    });
+    clients.destroy();
+  });
+
+  // watch46-retry-moved-on: a claim's retry after a lost answer held on its own token alone, whatever the auction had
+  // done since: the step taken (or the auction ended) between the applied claim and the retry, it still answered
+  // claimed, and the watch sent the step again, a twin of a step already taken, logged as a stalled step sent again.
+  for (const since of ['taken', 'ended'] as const)
+    it(`a claim whose answer was lost, the step ${since} before the retry, answers no claim and the watch sends nothing (watch46-retry-moved-on)`, async () => {
+      const { clients, adapters } = await setUp();
+      const nowMs = Date.now();
+      const id = 'l-1:0:auction';
+      await adapters.auctions.create(auctionOf(id, { stepDueAtMs: nowMs - STEP_STALL_MARGIN_MS - 60_000 }));
+      const fault = loseNextAnswer(clients, 'UpdateItemCommand');
+      // Between the claim DynamoDB applied and the SDK's retry, the step's own message (late) takes it.
+      const claim = beforeAttempt(clients, 'UpdateItemCommand', id, 2, async () => {
+        const record = (await adapters.auctions.get(id))!;
+        await adapters.auctions.replace(
+          since === 'taken'
+            ? { ...record, step: 4, stepDueAtMs: nowMs + 60_000, version: record.version + 1 }
+            : { ...record, state: 'CLEARED', endedBy: 'plan', version: record.version + 1 },
+          record.version,
+        );
+      });
+      fault.armed = true;
+      const sent: string[] = [];
+      const report = await watchOf(adapters)(nowMs, { send: async (body: string) => void sent.push(body) });
+      expect(fault.lost).toBe(1);
+      expect(claim.attempts).toBe(2);
+      // Before: resent 1, the message of step 3 sent to an auction past it.
+      expect(report.resent).toBe(0);
+      expect(sent).toEqual([]);
+      // The claim it made stays behind, of the step taken: moot.
+      expect((await adapters.auctions.get(id))?.stepResent).toEqual({
+        step: 3,
+        atMs: nowMs,
+        claimer: expect.any(String),
+      });
+      clients.destroy();
+    });
 });

@@ -181,7 +181,8 @@ describe('liquidation-watch: many stalled auctions', () => {
         reading -= 1;
         return auctionRecord(id, { stepDueAtMs: now - STEP_STALL_MARGIN_MS - 1 });
       },
-      claimStepResend: async () => true,
+      claimStepResend: async (id: string) => `claim-${id}`,
+      giveBackStepResend: async () => true,
     };
     const sent: string[] = [];
     const report = await watchLiquidations(
@@ -311,9 +312,10 @@ describe('liquidation-watch: a step sent again is not sent again each run (watch
     })();
     const auctions = {
       get: (id: string) => p.adapters.auctions.get(id),
-      claimStepResend: async (id: string, step: number, atMs: number, lastBeforeMs: number) => {
-        if (atMs === 0) throw new Error('dynamodb throttled');
-        return p.adapters.auctions.claimStepResend(id, step, atMs, lastBeforeMs);
+      claimStepResend: (id: string, step: number, atMs: number, lastBeforeMs: number) =>
+        p.adapters.auctions.claimStepResend(id, step, atMs, lastBeforeMs),
+      giveBackStepResend: async () => {
+        throw new Error('dynamodb throttled');
       },
     };
     await watchLiquidations(p.adapters.liquidations, p.config, p.clock.nowMs(), telemetry, 20, {
@@ -331,6 +333,47 @@ describe('liquidation-watch: a step sent again is not sent again each run (watch
     expect(giveBack?.fields).toMatchObject({ auctionId, reason: 'dynamodb throttled' });
     // The send's failure is still the one reported for the liquidation.
     expect(telemetry.warnings).toContain('stalled auction step not sent again');
+  });
+});
+
+describe("liquidation-watch: a failed send gives back this run's claim only (watch46-give-back-own)", () => {
+  it("another run's claim stored since stands: the next run sends no twin of its resend", async () => {
+    const { p, auctionId, dueAtMs, watch } = await stalledAuction();
+    p.clock.set(dueAtMs + STEP_STALL_MARGIN_MS + 60_001);
+    await p.tick('ETH-USD', '175');
+    const nowMs = p.clock.nowMs();
+    const telemetry = new RecordingTelemetry();
+    const failed = await watchLiquidations(p.adapters.liquidations, p.config, nowMs, telemetry, 20, {
+      resend: {
+        auctions: p.adapters.auctions,
+        markets: p.adapters.markets,
+        auctionQueue: {
+          send: async (body) => {
+            // While the send fails, another run's claim replaces this one's: a run begun a minute earlier, of the
+            // previous version (no token), once its put had dropped this run's claim (stored as it would store it).
+            const current = (await p.adapters.auctions.get(auctionId))!;
+            p.adapters.auctions.store({
+              ...current,
+              stepResent: { step: current.step, atMs: nowMs - 60_000 },
+            });
+            // Its resend is on the queue: its send went.
+            await p.adapters.auctionQueue.send(body, RESEND_DELAY_SECONDS);
+            throw new Error('sqs unavailable');
+          },
+        },
+      },
+    });
+    expect(failed.resent).toBe(0);
+    expect(telemetry.warnings).toContain('stalled auction step not sent again');
+    // Before: given back (its time 0) though not this run's, and the next run sent the step again, a twin.
+    const claim = (await p.adapters.auctions.get(auctionId))?.stepResent;
+    expect(claim).toEqual({ step: claim?.step, atMs: nowMs - 60_000 });
+    p.clock.advance(300_000);
+    await p.tick('ETH-USD', '175');
+    expect(await watch()).toEqual({ resent: 0, counted: undefined });
+    expect(await queued(p)).toBe(1);
+    await p.drain();
+    expect((await p.adapters.auctions.get(auctionId))?.state).toBe('CLEARED');
   });
 });
 

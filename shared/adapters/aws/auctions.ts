@@ -224,11 +224,17 @@ export class DynamoAuctionRepository implements AuctionRepository {
    * UpdateItem of stepResent alone (no version condition): an older Put that drops it costs one twin more. It knows its
    * own write by a token of the call inside the claim (`claimer`), never `writer`, which other writes of the item own
    * (claim45-own-token): the condition also holds on a claim holding that token (its own, applied, whose answer was
-   * lost, kept by any replace since), and the retry sets it again. It reads nothing back (ALL_OLD would answer every
-   * attribute) and names only AUCTION_RESEND_CLAIM_ATTRIBUTES, all liquidation-watch's grant lets it touch
-   * (watch45-auctions-permission).
+   * lost, kept by any replace since), and the retry sets it again, but only while the auction still runs at that step:
+   * one moved on since answers undefined, as a claim sent then would, and the watch sends no twin of a step taken
+   * (watch46-retry-moved-on). It reads nothing back (ALL_OLD would answer every attribute) and names only
+   * AUCTION_RESEND_CLAIM_ATTRIBUTES, all liquidation-watch's grant lets it touch (watch45-auctions-permission).
    */
-  async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
+  async claimStepResend(
+    id: string,
+    step: number,
+    atMs: number,
+    lastBeforeMs: number,
+  ): Promise<string | undefined> {
     for (const [name, value] of [
       ['step', step],
       ['time', atMs],
@@ -245,7 +251,7 @@ export class DynamoAuctionRepository implements AuctionRepository {
           Key: { id: S(id) },
           UpdateExpression: 'SET stepResent = :resent',
           ConditionExpression:
-            '(#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before)) OR stepResent.claimer = :claimer',
+            '#state = :running AND step = :step AND (attribute_not_exists(stepResent) OR stepResent.step <> :step OR stepResent.atMs <= :before OR stepResent.claimer = :claimer)',
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: {
             ':resent': stepResentAttr({ step, atMs, claimer }),
@@ -257,10 +263,36 @@ export class DynamoAuctionRepository implements AuctionRepository {
         }),
       );
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
+      if (isConditionalCheckFailed(error)) return undefined;
       throw error;
     }
     this.crash('auctions.claimStepResend');
+    return claimer;
+  }
+
+  /**
+   * UpdateItem of the claim's time alone, to 0, conditional on the claim holding `claimer`: another run's claim, or one
+   * a previous version's write left without a token, stands (watch46-give-back-own). Its retry after a lost answer finds
+   * the token still there and sets 0 again. Names only `id` and `stepResent`, within the watch's grant.
+   */
+  async giveBackStepResend(id: string, claimer: string): Promise<boolean> {
+    if (typeof claimer !== 'string' || claimer === '')
+      throw new AdapterInputError(`auctions/bad-claimer: ${String(claimer)} is no claim's token`);
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { id: S(id) },
+          UpdateExpression: 'SET stepResent.atMs = :zero',
+          ConditionExpression: 'stepResent.claimer = :claimer',
+          ExpressionAttributeValues: { ':zero': N(0), ':claimer': S(claimer) },
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+    this.crash('auctions.giveBackStepResend');
     return true;
   }
 

@@ -72,19 +72,36 @@ export class EmbeddedAuctionRepository implements AuctionRepository {
     fire(this.#hook, 'auctions.recordFailure');
   }
 
-  async claimStepResend(id: string, step: number, atMs: number, lastBeforeMs: number): Promise<boolean> {
+  async claimStepResend(
+    id: string,
+    step: number,
+    atMs: number,
+    lastBeforeMs: number,
+  ): Promise<string | undefined> {
     for (const value of [step, atMs, lastBeforeMs])
       if (!Number.isSafeInteger(value) || value < 0)
         throw new EmbeddedInputError(`auctions/bad-claim: ${value} is not an integer >= 0`);
     const current = this.#records.get(id);
-    if (current?.state !== 'RUNNING' || current.step !== step) return false;
+    if (current?.state !== 'RUNNING' || current.step !== step) return undefined;
     const last = current.stepResent;
-    if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return false;
+    if (last !== undefined && last.step === step && last.atMs > lastBeforeMs) return undefined;
     // No version bump: as the AWS adapter's UpdateItem, it fights no step. Its token in the claim, as the AWS one's.
     this.#claims += 1;
     const claimer = `claim-${String(this.#claims).padStart(WRITER_TOKEN_LENGTH - 'claim-'.length, '0')}`;
     this.storeUpdated({ ...current, stepResent: { step, atMs, claimer } });
     fire(this.#hook, 'auctions.claimStepResend');
+    return claimer;
+  }
+
+  /** As the AWS adapter's: the claim's time to 0, only if the stored claim holds `claimer` (watch46-give-back-own). */
+  async giveBackStepResend(id: string, claimer: string): Promise<boolean> {
+    if (typeof claimer !== 'string' || claimer === '')
+      throw new EmbeddedInputError(`auctions/bad-claimer: ${String(claimer)} is no claim's token`);
+    const current = this.#records.get(id);
+    const claim = current?.stepResent;
+    if (current === undefined || claim?.claimer !== claimer) return false;
+    this.storeUpdated({ ...current, stepResent: { ...claim, atMs: 0 } });
+    fire(this.#hook, 'auctions.giveBackStepResend');
     return true;
   }
 
