@@ -4,8 +4,10 @@ import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
+import { eachInFlight } from '../../shared/in-flight.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
+import { YOUNG_COUNTED_MAX } from '../../shared/services/liquidation-watch.ts';
 import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 /**
@@ -72,5 +74,27 @@ describe('liquidations overdue --all --resend', () => {
     const out = JSON.parse(run.stdout) as { overdue: number; resent: string[] };
     expect(out.overdue).toBe(105);
     expect(out.resent.length).toBe(105);
+  });
+});
+
+// Checked in session 46 (overdue46-young-resend): `overdue --resend` was thought to read every open liquidation 15 to 60
+// minutes old, as the watch's stalled-step resend does. It does not: the CLI's --resend resends the liquidations listed
+// and reads as `overdue` does, the young ones counted up to YOUNG_COUNTED_MAX (ux45-young-read-bounded).
+describe('liquidations overdue --resend after a crash: the young ones', () => {
+  it('reads a bounded part of those 15 to 60 minutes old, says at least, and resends none of them', async () => {
+    const { names, at } = await emulator.newStage('yr');
+    const now = Date.now();
+    const open = YOUNG_COUNTED_MAX + 300;
+    await eachInFlight(
+      Array.from({ length: open }, (_, i) => i),
+      16,
+      (i) => put(names, queued(`y${i}:0`, now - 45 * 60_000 + i)),
+    );
+    const run = await cli('liquidations', 'overdue', '--resend', '--json', ...at);
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout) as { tooYoung: number };
+    expect(out).toMatchObject({ judged: 0, overdue: 0, tooYoungAtLeast: true, resent: [] });
+    expect(out.tooYoung).toBeGreaterThanOrEqual(YOUNG_COUNTED_MAX);
+    expect(out.tooYoung).toBeLessThan(open);
   });
 });

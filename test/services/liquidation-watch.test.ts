@@ -571,7 +571,9 @@ describe('liquidation-watch: the count of the young ones reads a bounded part (u
     expect(report.young?.firstJudgedAtMs).toBeLessThanOrEqual(nowMs + 10 * 60_000 + 3 * YOUNG_COUNTED_MAX);
   });
 
-  it('with --resend too: past the ones the resend reads (15 min old and more), the bound', async () => {
+  // The watch's stalled-step resend (`resend`: liquidation-watch's function), not the CLI's --resend, which resends the
+  // listed liquidations and reads as without it: with `resend`, the open ones 15 minutes old and more are all read.
+  it("with the watch's stalled-step resend too: past the ones it reads (15 min old and more), the bound", async () => {
     const backlog = await open(3 * YOUNG_COUNTED_MAX, 10 * 60_000);
     const adapters = createEmbeddedAdapters();
     const report = await watchLiquidations(
