@@ -26,6 +26,7 @@ import {
   type PositionRecord,
 } from '../../shared/ports/index.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
+import { position } from '../support/records.ts';
 import { contractSuite, type HarnessFactory } from './suite.ts';
 
 /**
@@ -138,6 +139,42 @@ describe('aws ledger across containers', () => {
       expect(await a.reader.markets(symbols)).toHaveLength(39);
       // 39 GetItem calls before (one per market).
       expect(counter.snapshot()).toEqual({ 'dynamodb.BatchGetItem': 1 });
+    }));
+
+  // tidy46-reader-chunks: the reader's runs of 100 keys are chunksOf's now; the calls it sends, as before.
+  it('reads more than 100 keys in BatchGetItems of at most 100, one after another, each key once', () =>
+    withCountedStage(async ({ names, counter, counted }) => {
+      const a = createAwsAdapters({ clients: counted, names, clock: systemClock });
+      const symbols = Array.from({ length: 230 }, (_, i) => `M${i}-USD`);
+      for (const symbol of symbols) await a.markets.bumpProvidersEpoch(symbol);
+      const ids = Array.from({ length: 150 }, (_, i) => `p-${i}`);
+      for (const id of ids) await a.positions.create(position({ id }));
+      const keys: number[] = [];
+      let inFlight = 0;
+      let most = 0;
+      counted.dynamo.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== 'BatchGetItemCommand') return next(args);
+          const asked = (args.input as { RequestItems: Record<string, { Keys: unknown[] }> }).RequestItems;
+          keys.push(Object.values(asked).reduce((n, r) => n + r.Keys.length, 0));
+          inFlight += 1;
+          most = Math.max(most, inFlight);
+          try {
+            return await next(args);
+          } finally {
+            inFlight -= 1;
+          }
+        },
+        { step: 'initialize', name: 'batchKeys' },
+      );
+      counter.reset();
+      const markets = await a.reader.markets([...symbols, ...symbols.slice(0, 50), 'ABSENT-USD']);
+      expect(markets.map((m) => m.symbol).sort()).toEqual([...symbols].sort());
+      const positions = await a.reader.positions([...ids, 'absent', 'p-7']);
+      expect(positions.map((p) => p.id).sort()).toEqual([...ids].sort());
+      expect(keys).toEqual([100, 100, 31, 100, 51]);
+      expect(most).toBe(1);
+      expect(counter.snapshot()).toEqual({ 'dynamodb.BatchGetItem': 5 });
     }));
 
   it('chains movements of two containers on the stored balance, one read and one transaction each', () =>

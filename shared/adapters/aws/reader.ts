@@ -1,4 +1,5 @@
 import { BatchGetItemCommand, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
+import { chunksOf } from '../../in-flight.ts';
 import type {
   AuctionRecord,
   BatchReader,
@@ -127,23 +128,27 @@ export class DynamoBatchReader implements BatchReader {
   }
 
   async markets(symbols: readonly string[]): Promise<readonly MarketState[]> {
-    const unique = [...new Set(symbols)];
-    const found: MarketState[] = [];
-    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
-      const keys = unique.slice(i, i + BATCH_GET_MAX).map((symbol) => ({ symbol: S(symbol) }));
-      const items = await batchGetConsistent(this.dynamo, { [this.tables.markets]: keys });
-      found.push(...(items[this.tables.markets] ?? []).map(marketFromItem));
-    }
-    return found;
+    return this.#many(this.tables.markets, 'symbol', symbols, marketFromItem);
   }
 
   async positions(ids: readonly string[]): Promise<readonly PositionRecord[]> {
-    const unique = [...new Set(ids)];
-    const found: PositionRecord[] = [];
-    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
-      const keys = unique.slice(i, i + BATCH_GET_MAX).map((id) => ({ id: S(id) }));
-      const items = await batchGetConsistent(this.dynamo, { [this.tables.positions]: keys });
-      found.push(...(items[this.tables.positions] ?? []).map(positionFromItem));
+    return this.#many(this.tables.positions, 'id', ids, positionFromItem);
+  }
+
+  /**
+   * The items of `table` whose key `key` is one of `values` (each asked once), a BatchGetItem of at most 100 keys after
+   * another (a caller that wants several in flight splits its keys itself: local/seed.ts).
+   */
+  async #many<T>(
+    table: string,
+    key: 'id' | 'symbol',
+    values: readonly string[],
+    fromItem: (item: Item) => T,
+  ): Promise<T[]> {
+    const found: T[] = [];
+    for (const chunk of chunksOf([...new Set(values)], BATCH_GET_MAX)) {
+      const items = await batchGetConsistent(this.dynamo, { [table]: chunk.map((v) => ({ [key]: S(v) })) });
+      found.push(...(items[table] ?? []).map(fromItem));
     }
     return found;
   }
