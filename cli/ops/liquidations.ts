@@ -163,6 +163,12 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       io.stdout.write(`  ${l.id} ${l.symbol} ${l.state}${rounds}, ${since}${failure}\n`);
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
+    // The rest waits for a run after these moved (each resend makes its liquidation young again), or a higher --max.
+    const unsent = report.overdue - resent.length;
+    if (values.resend && unsent > 0)
+      io.stdout.write(
+        `${unsent} more ${values.all ? 'open' : 'overdue'} not resent (--max ${max}): run it again once these have moved, or with --max ${report.overdue}\n`,
+      );
     return 0;
   });
 });

@@ -77,6 +77,27 @@ describe('liquidations overdue --all --resend', () => {
   });
 });
 
+// overdue46-more-unsent: `--resend` resent the first --max (100) and said nothing of the rest, so an operator after an
+// outage took the overdue count for done, or ran it again and resent the same ones, still overdue until the consumer
+// moved them.
+describe('liquidations overdue --resend, more than --max', () => {
+  it('says how many were not resent and how to send them', async () => {
+    const { names, at } = await emulator.newStage('mx');
+    const now = Date.now();
+    for (let i = 0; i < 5; i++) await put(names, queued(`m${i}:0`, now - 3 * 3_600_000 + i));
+    const run = await cli('liquidations', 'overdue', '--resend', '--max', '2', ...at);
+    expect(run.stderr).toBe('');
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(
+      /^5 overdue of 5 open liquidations old enough to judge \(the 2 longest overdue below\)/,
+    );
+    expect(lines.at(-2)).toBe('resent 2');
+    expect(lines.at(-1)).toBe(
+      '3 more overdue not resent (--max 2): run it again once these have moved, or with --max 5',
+    );
+  });
+});
+
 // Checked in session 46 (overdue46-young-resend): `overdue --resend` was thought to read every open liquidation 15 to 60
 // minutes old, as the watch's stalled-step resend does. It does not: the CLI's --resend resends the liquidations listed
 // and reads as `overdue` does, the young ones counted up to YOUNG_COUNTED_MAX (ux45-young-read-bounded).
