@@ -28,7 +28,12 @@ import {
 import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import type { Adapters, JournalEntry, MarketRepository } from '../../shared/ports/index.ts';
-import { type AdminDeps, type AdminRequest, handleAdmin } from '../../shared/services/admin.ts';
+import {
+  type AdminDeps,
+  type AdminRequest,
+  handleAdmin,
+  WITHDRAWAL_AUDIT_MAX_ENTRIES,
+} from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
@@ -83,6 +88,11 @@ ${TARGET_USAGE}`;
 
 export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--json]
        backstop fund index-journal [--json]
+
+  withdraw is refused, and moves nothing, while the fund's balance does not reconcile with its journal as
+  ledger-reconcile judges it (from its last checkpoint: a withdrawal reads at most ${WITHDRAWAL_AUDIT_MAX_ENTRIES.toLocaleString('en-US')} entries past
+  it, and is refused when the balance is further on): do not move money to cover a difference, escalate
+  (docs/DEPLOY.md, "Ledger difference"). A deposit is never held for it.
 
   index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
                          before the index by sequence their place in it (ledger-reconcile reads that index)

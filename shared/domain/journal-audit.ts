@@ -77,3 +77,55 @@ export function extendAudit(
   }
   return { audit: { sequence, sum, minBalance }, problems };
 }
+
+/** What a withdrawal is judged on: the fund's balance item against its journal, audited up to some entry. */
+export interface ReconciliationInput {
+  /** The balance item: its balance and the sequence of the last entry it counts. */
+  readonly balance: QuoteE6;
+  readonly sequence: number;
+  /** The journal's audited prefix (a checkpoint carried on by extendAudit), as far as it was read. */
+  readonly audit: JournalAudit;
+  /** What the audit found wrong (extendAudit's problems, an entry past the balance, ...). */
+  readonly problems: readonly string[];
+}
+
+export type Reconciliation =
+  | { readonly reconciled: true }
+  /** The balance item and the journal disagree; `difference` (balance - journal sum) once judged at its sequence. */
+  | {
+      readonly reconciled: false;
+      readonly reason: 'unreconciled';
+      readonly difference?: QuoteE6;
+      readonly problems: readonly string[];
+    }
+  /** The journal is not audited up to the balance's sequence (`behind` entries short): not judged. */
+  | { readonly reconciled: false; readonly reason: 'not-audited'; readonly behind: number };
+
+/**
+ * Whether the fund's balance reconciles with its journal, as ledger-reconcile judges it: every entry up to the
+ * balance's sequence chains (none missing, none twice, each from the running sum), nothing lies past it, and the
+ * balance is the journal's sum. The latest entry's balanceAfter alone is not enough: once a movement follows a
+ * balance written by hand, that entry chains from the written balance and only its balanceBefore against the sum
+ * before it shows the break. A prefix not audited up to the balance is not judged (not a yes).
+ */
+export function judgeReconciliation(input: ReconciliationInput): Reconciliation {
+  const { balance, sequence, audit, problems } = input;
+  const atBalance = audit.sequence === sequence;
+  const difference = atBalance ? balance - audit.sum : undefined;
+  if (problems.length > 0)
+    return {
+      reconciled: false,
+      reason: 'unreconciled',
+      problems,
+      ...(difference !== undefined && difference !== 0n ? { difference } : {}),
+    };
+  if (audit.sequence > sequence)
+    return {
+      reconciled: false,
+      reason: 'unreconciled',
+      problems: [`balance at sequence ${sequence} is behind the audited journal (${audit.sequence})`],
+    };
+  if (!atBalance) return { reconciled: false, reason: 'not-audited', behind: sequence - audit.sequence };
+  if (difference !== 0n) return { reconciled: false, reason: 'unreconciled', difference, problems: [] };
+  return { reconciled: true };
+}

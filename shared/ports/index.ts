@@ -4,7 +4,7 @@ import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
-import type { BaseE8, PriceE8, QuoteE6 } from '../domain/units.ts';
+import { type BaseE8, formatQuoteGrouped, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 
 /**
@@ -805,6 +805,21 @@ export interface LedgerMovement {
    * ConditionFailedError when the debit is refused as well: either way nothing moved).
    */
   readonly fence?: MovementFence;
+  /**
+   * Applies only while the account's balance item is still exactly this (its sequence and balance, as the caller
+   * read and checked them): else ConditionFailedError ('ledger/moved-since-read', nothing moved). An operator's
+   * withdrawal is checked against the journal first (withdraw46-unreconciled): a balance changed since, by a
+   * movement or by hand, was not checked.
+   */
+  readonly expected?: { readonly sequence: number; readonly balance: QuoteE6 };
+}
+
+/** The reason a movement's `expected` refuses it on `current`, or undefined (both adapters judge it alike). */
+export function movedSinceRead(m: LedgerMovement, current: AccountBalance): string | undefined {
+  const { expected } = m;
+  if (!expected || (expected.sequence === current.sequence && expected.balance === current.balance))
+    return undefined;
+  return `ledger/moved-since-read: ${m.account} is at entry ${current.sequence}, balance ${formatQuoteGrouped(current.balance)}, not as read (entry ${expected.sequence}, balance ${formatQuoteGrouped(expected.balance)})`;
 }
 
 /**
@@ -834,6 +849,7 @@ export function movementProblem(m: LedgerMovement): string | undefined {
     ['floor', m.floor],
   ];
   if (m.drawWindow) amounts.push(['drawWindow.cap', m.drawWindow.cap]);
+  if (m.expected) amounts.push(['expected.balance', m.expected.balance]);
   for (const [what, v] of amounts)
     if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
   if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
@@ -842,6 +858,8 @@ export function movementProblem(m: LedgerMovement): string | undefined {
     (typeof m.actor !== 'string' || m.actor.length === 0 || m.actor.length > MAX_ACTOR)
   )
     return `ledger/bad-actor: 1-${MAX_ACTOR} characters`;
+  if (m.expected && !(Number.isSafeInteger(m.expected.sequence) && m.expected.sequence >= 0))
+    return 'ledger/bad-expected: expected.sequence must be an integer >= 0';
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
     return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
   return undefined;

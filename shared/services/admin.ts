@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../domain/config.ts';
+import { type JournalAudit, judgeReconciliation, type Reconciliation } from '../domain/journal-audit.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
@@ -20,20 +21,25 @@ import {
   UnitError,
 } from '../domain/units.ts';
 import {
+  type AccountBalance,
+  type AppliedEntry,
   ConditionFailedError,
   highestSequence,
   type JournalEntry,
   type Ledger,
   LedgerIdempotencyConflictError,
+  type LedgerMovement,
   type MarketRepository,
   type PositionRecord,
   type PositionRepository,
   type ProviderRecord,
   type ProviderRepository,
+  silentTelemetry,
   type Telemetry,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { type ResendDeps, rebaseTakingOver, withLiquidationPrice } from './margin-check.ts';
+import { type JournalReader, reconcileAccount } from './reconcile.ts';
 import { wakeForNewBids } from './registration-wake.ts';
 import type { WakeDeps } from './wake.ts';
 
@@ -296,13 +302,117 @@ async function withdrawable(deps: AdminDeps): Promise<string> {
   }
 }
 
+/**
+ * Entries past ledger-reconcile's checkpoint a withdrawal's check reads at most (20 pages of the journal's index,
+ * a second or two): the scheduled run (every 5 minutes, 100,000 entries at most) keeps the rest audited. Past it the
+ * withdrawal is not judged, and refused.
+ */
+export const WITHDRAWAL_AUDIT_MAX_ENTRIES = 20_000;
+/** Checks a withdrawal makes at most while movements keep landing between its check and its write. */
+export const WITHDRAWAL_CHECKS = 10;
+
+/**
+ * A withdrawal, only while the fund's balance reconciles with its journal (withdraw46-unreconciled), and written
+ * on exactly the balance checked (LedgerMovement.expected): a balance that changed between the check and the write,
+ * by a movement or by hand, refuses the write, and the check is made again on what moved since.
+ */
+async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Promise<AppliedEntry> {
+  let audited: JournalAudit | undefined;
+  for (let check = 0; check < WITHDRAWAL_CHECKS; check++) {
+    const { balance, verdict, audit, problemCount } = await checkFund(deps.ledger, audited);
+    if (!verdict.reconciled) {
+      // This withdrawal's key applied before (its answer lost, run again): its first entry; the key moves nothing now.
+      const applied = await deps.ledger.entriesOf(INSURANCE_ACCOUNT, 'admin');
+      if (applied.some((e) => e.idempotencyKey === movement.idempotencyKey))
+        return deps.ledger.apply(movement);
+      throw new AdminInputError(notReconciledReason(verdict, balance, problemCount, deps.config));
+    }
+    try {
+      const expected = { sequence: balance.sequence, balance: balance.balance };
+      return await deps.ledger.apply({ ...movement, expected }, balance);
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError) || !error.message.startsWith('ledger/moved-since-read'))
+        throw error;
+      // The prefix just checked stands (entries are immutable): the next check reads only what moved since.
+      audited = audit;
+    }
+  }
+  throw new AdminInputError(
+    `admin/fund-busy: the fund moved between its journal's check and the withdrawal ${WITHDRAWAL_CHECKS} times in a row; nothing moved: run it again with the same key`,
+  );
+}
+
+/**
+ * The fund's balance judged against its journal as ledger-reconcile judges it, from its checkpoint (or from
+ * `from`, a prefix this withdrawal audited already), reading WITHDRAWAL_AUDIT_MAX_ENTRIES at most; nothing stored.
+ */
+async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
+  let read: AccountBalance | undefined;
+  const reader: JournalReader = {
+    balance: async (account) => {
+      read = await ledger.balance(account);
+      return read;
+    },
+    journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+    auditCheckpoint: async (account) =>
+      from === undefined ? ledger.auditCheckpoint(account) : { ...from, epoch: '' },
+    saveAuditCheckpoint: async () => {},
+  };
+  // Silent: the reconcile's metrics and alarms are ledger-reconcile's runs'.
+  const report = await reconcileAccount(reader, INSURANCE_ACCOUNT, silentTelemetry, {
+    from: 'checkpoint',
+    maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES,
+    balanceAgain: (account) => ledger.balance(account),
+  });
+  const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
+  const verdict = judgeReconciliation({
+    balance: report.balance,
+    sequence: report.balanceSequence,
+    audit,
+    problems: report.problems,
+  });
+  return { balance: read!, verdict, audit, problemCount: report.problemCount };
+}
+
+/** Problems a refusal names (the reconcile's log and `backstop status` list them all). */
+const PROBLEMS_NAMED = 3;
+
+/** Why a withdrawal is refused on a fund that does not reconcile, and what to do (DEPLOY.md's runbook). */
+function notReconciledReason(
+  verdict: Exclude<Reconciliation, { reconciled: true }>,
+  balance: AccountBalance,
+  problemCount: number,
+  config: RiskConfig,
+): string {
+  if (verdict.reason === 'not-audited')
+    return (
+      `admin/fund-not-audited: the fund's journal is audited ${verdict.behind} ${verdict.behind === 1 ? 'entry' : 'entries'} short of its balance's entry ${balance.sequence}, more than a withdrawal reads (ledger-reconcile is behind or stopped); nothing moved. ` +
+      `Run ledger-reconcile until its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken`
+    );
+  const { difference, problems } = verdict;
+  const said = [
+    `balance ${grouped(balance.balance, config)} at entry ${balance.sequence}`,
+    ...(difference === undefined
+      ? []
+      : [`difference ${difference > 0n ? '+' : ''}${grouped(difference, config)} from the journal's sum`]),
+    ...problems.slice(0, PROBLEMS_NAMED),
+    // The rest are in ledger-reconcile's log and `backstop status`.
+    ...(problemCount > PROBLEMS_NAMED ? [`and ${problemCount - PROBLEMS_NAMED} more problems`] : []),
+  ];
+  return (
+    `admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (${said.join('; ')}); nothing moved. ` +
+    'Withdrawals are refused until it does: do not move money to cover the difference (it would hide it); escalate ' +
+    '(docs/DEPLOY.md, "Ledger difference"). Deposits are still taken'
+  );
+}
+
 async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDeps): Promise<AdminResult> {
   switch (request.action) {
     case 'deposit':
     case 'withdraw': {
       const amount = parseQuote(request.amount, 'amount', { positive: true });
       const atMs = deps.nowMs();
-      const entry = await deps.ledger.apply({
+      const movement: LedgerMovement = {
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `admin:${request.idempotencyKey}`,
         amount: request.action === 'deposit' ? amount : -amount,
@@ -311,7 +421,12 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         atMs,
         floor: deps.config.insurance.floor,
         ...(deps.actor === undefined ? {} : { actor: deps.actor }),
-      });
+      };
+      // A deposit is never held for the journal: money added in a crisis must not wait for anything.
+      const entry =
+        request.action === 'deposit'
+          ? await deps.ledger.apply(movement)
+          : await checkedWithdrawal(movement, deps);
       // A key applied before answers with its first entry, stamped when that one moved the money.
       const { replayed, ...first } = entry;
       return { ok: true, entry: first, ...(replayed ? { alreadyApplied: true } : {}) };

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import { createAwsAdapters, createLocalResources } from '../../shared/adapters/aws/index.ts';
@@ -112,6 +113,51 @@ describe('backstop fund withdraw', () => {
     const status = await cli('status', ...at);
     expect(status.stdout).toMatch(
       / withdraw -400\.00 -> 600\.00 \(admin by arn:aws:sts::123456789012:user\/moto\)/,
+    );
+  });
+
+  // Session 46 (withdraw46-unreconciled): a drill of the runbook withdrew from a fund whose balance item had been
+  // written by hand, liquidations settled since; nothing refused it.
+  it('refuses a withdrawal while the fund does not reconcile, and still takes a deposit', async () => {
+    const { names, at } = await emulator.newStage('unrec');
+    const config = path.join(emulator.dir, 'risk-unrec.json');
+    writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    expect((await cli('fund', 'deposit', '--amount', '100', '--key', 'd1', ...at)).code).toBe(0);
+    // By hand, as the runbook's case: 10 USD more in the balance item, no journal entry; then the fund moves on.
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = :n',
+        ConditionExpression: 'balance = :o',
+        ExpressionAttributeValues: { ':n': { N: '110000000' }, ':o': { N: '100000000' } },
+      }),
+    );
+    expect((await cli('fund', 'deposit', '--amount', '5', '--key', 'd2', ...at)).code).toBe(0);
+    const refused = await cli('fund', 'withdraw', '--amount', '30', '--key', 'w1', '--config', config, ...at);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(
+      "backstop: fund withdraw refused: admin/fund-not-reconciled: the fund's balance does not reconcile with its " +
+        "journal (balance 115.00 USD at entry 2; difference +10.00 USD from the journal's sum; entry 2: balanceBefore " +
+        '110.00 != 100.00, the sum of the entries before it (+10.00)); nothing moved. Withdrawals are refused until it ' +
+        'does: do not move money to cover the difference (it would hide it); escalate (docs/DEPLOY.md, "Ledger ' +
+        'difference"). Deposits are still taken\n',
+    );
+    const { ledger } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    expect((await ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey)).toEqual([
+      'admin:d1',
+      'admin:d2',
+    ]);
+    expect((await ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(115_000_000n);
+    // Adding money in a crisis is never held.
+    const deposit = await cli('fund', 'deposit', '--amount', '50', '--key', 'd3', ...at);
+    expect([deposit.code, deposit.stdout]).toEqual([
+      0,
+      expect.stringMatching(/^fund deposit 50\.00 USD: balance 165\.00 USD/),
+    ]);
+    // The usage says so.
+    expect((await cli('fund', '--help')).stdout).toMatch(
+      /withdraw is refused, and moves nothing, while the fund's balance does not reconcile with its journal[\s\S]*A deposit is never held for it\./,
     );
   });
 });

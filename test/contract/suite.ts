@@ -2160,6 +2160,51 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.journal('fund')).toHaveLength(2);
       });
 
+      // Session 46 (withdraw46-unreconciled): a withdrawal checked against the journal is written on exactly the
+      // balance checked; whatever moved it since (a movement, a write by hand) refuses the write.
+      it('applies a movement with `expected` only on exactly that sequence and balance', async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'dep', amount: usd('100') }));
+        const read = await a.ledger.balance('fund');
+        const at = { sequence: read.sequence, balance: read.balance };
+        // Another movement lands after the read: the write is refused, and nothing moved.
+        await a.ledger.apply(movement({ idempotencyKey: 'fee', amount: usd('1') }));
+        const stale = movement({ idempotencyKey: 'w1', amount: usd('-30'), kind: 'withdraw', expected: at });
+        await expect(a.ledger.apply(stale, read)).rejects.toThrow(
+          new ConditionFailedError(
+            'ledger/moved-since-read: fund is at entry 2, balance 101.00, not as read (entry 1, balance 100.00)',
+          ),
+        );
+        // The same sequence with another balance is refused too (a balance written by hand keeps its sequence).
+        const now = await a.ledger.balance('fund');
+        const otherBalance = { sequence: now.sequence, balance: now.balance - usd('1') };
+        await expect(
+          a.ledger.apply(movement({ idempotencyKey: 'w1', amount: usd('-30'), expected: otherBalance })),
+        ).rejects.toThrow(/ledger\/moved-since-read/);
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('101'), sequence: 2 });
+        // On the balance as it is, it applies.
+        const fresh = { sequence: now.sequence, balance: now.balance };
+        const entry = await a.ledger.apply(
+          movement({ idempotencyKey: 'w1', amount: usd('-30'), expected: fresh }),
+          now,
+        );
+        expect(entry).toMatchObject({ sequence: 3, balanceBefore: usd('101'), balanceAfter: usd('71') });
+        // Its key again, on a read since outdated: its first entry, nothing moved (the key is answered first).
+        const again = await a.ledger.apply(
+          movement({ idempotencyKey: 'w1', amount: usd('-30'), expected: fresh }),
+        );
+        expect(again).toMatchObject({ sequence: 3, replayed: true });
+        expect((await a.ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['dep', 'fee', 'w1']);
+        // A malformed one is a caller's bug.
+        for (const expected of [
+          { sequence: -1, balance: 0n },
+          { sequence: 1.5, balance: 0n },
+          { sequence: 1, balance: 1 as unknown as bigint },
+        ])
+          await expect(
+            a.ledger.apply(movement({ idempotencyKey: 'bad-expected', amount: usd('-1'), expected })),
+          ).rejects.toThrow(/bad-expected/);
+      });
+
       it('an unknown account has a zero balance and an empty journal', async () => {
         expect(await a.ledger.balance('nobody')).toEqual({
           account: 'nobody',

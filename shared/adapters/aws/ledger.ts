@@ -22,6 +22,7 @@ import {
   LedgerIdempotencyConflictError,
   type LedgerMovement,
   MovementFencedError,
+  movedSinceRead,
   movementProblem,
 } from '../../ports/index.ts';
 import { JOURNAL_SEQUENCE_INDEX, LEDGER_AUDIT_KEY_PREFIX } from '../../topology.ts';
@@ -138,7 +139,9 @@ const entryFromItem = (item: Item): JournalEntry => ({
  * Debits only: after = before + amount >= floor; in the draw window, drawn' = drawn + |amount| <= cap, where
  * a window start later than the stored one opens a new window (drawn restarts at 0) and an earlier one counts
  * against the stored window (the stricter reading, in the fund's favour).
- * Credits are never refused. A shortfall payout given back (kind SHORTFALL_PAYOUT_KIND, with a drawWindow) whose
+ * A movement with `expected` is refused ('ledger/moved-since-read') unless `current` is at exactly its sequence and
+ * balance; the put's condition on that read makes it exact at commit.
+ * Otherwise credits are never refused. A shortfall payout given back (kind SHORTFALL_PAYOUT_KIND, with a drawWindow) whose
  * window start is the stored one gives its draw back: drawn' = drawn - min(amount, drawn); another window's
  * draws stay. The balance put is conditional on the sequence read, so `drawn` is exact at commit: never below 0.
  */
@@ -146,6 +149,8 @@ export function nextBalance(
   current: AccountBalance,
   movement: LedgerMovement,
 ): AccountBalance | { readonly refused: string } {
+  const moved = movedSinceRead(movement, current);
+  if (moved) return { refused: moved };
   const balance = current.balance + movement.amount;
   if (movement.amount >= 0n) {
     const windowDrawn = givesDrawBack(movement, current.windowStartMs)

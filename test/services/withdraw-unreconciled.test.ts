@@ -1,0 +1,281 @@
+import { describe, expect, it } from 'vitest';
+import { parseQuote } from '../../shared/domain/units.ts';
+import type { Ledger } from '../../shared/ports/index.ts';
+import {
+  type AdminDeps,
+  handleAdmin,
+  WITHDRAWAL_AUDIT_MAX_ENTRIES,
+  WITHDRAWAL_CHECKS,
+} from '../../shared/services/admin.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
+import { createPipeline, type Pipeline } from '../support/pipeline.ts';
+import { adminDepsOf } from '../support/resume.ts';
+
+/**
+ * Found by an on-call drill in session 45: a withdrawal from a fund whose balance item no longer matched its
+ * journal (written by hand, then liquidations settled) went through; the runbook says to move no money then. A
+ * withdrawal is now refused while the balance does not reconcile with the journal, as ledger-reconcile judges it
+ * from its checkpoint, and is written on exactly the balance checked (withdraw46-unreconciled). Embedded adapters.
+ */
+
+const usd = (v: string) => parseQuote(v, 'amount', { allowNegative: true });
+
+function setup() {
+  const p = createPipeline();
+  const deps = adminDepsOf(p);
+  const run = (request: unknown, d: AdminDeps = deps) => handleAdmin(request, d);
+  const withdraw = (amount: string, key: string, d: AdminDeps = deps) =>
+    run({ action: 'withdraw', amount, idempotencyKey: key }, d);
+  const deposit = (amount: string, key: string) => run({ action: 'deposit', amount, idempotencyKey: key });
+  const fund = async () => ({
+    balance: await p.adapters.ledger.balance(INSURANCE_ACCOUNT),
+    journal: (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey),
+  });
+  return { p, deps, run, withdraw, deposit, fund };
+}
+
+/** A balance item raised `by` outside the journal, as the drill's write by hand. */
+async function writeByHand(p: Pipeline, by: string): Promise<void> {
+  const { balance } = await p.adapters.ledger.balance(INSURANCE_ACCOUNT);
+  p.adapters.ledger.writeBalanceOutsideJournal(INSURANCE_ACCOUNT, { balance: balance + usd(by) });
+}
+
+/** Admin dependencies whose ledger runs `between` after a withdrawal's check and before its write, `times` times. */
+function racing(p: Pipeline, between: () => Promise<void>, times = 1): AdminDeps {
+  const ledger = p.adapters.ledger;
+  let done = 0;
+  return {
+    ...adminDepsOf(p),
+    ledger: new Proxy(ledger, {
+      get: (target, key) =>
+        key === 'apply'
+          ? async (...args: Parameters<Ledger['apply']>) => {
+              if (args[0].kind === 'withdraw' && done < times) {
+                done += 1;
+                await between();
+              }
+              return (ledger as Ledger).apply(...args);
+            }
+          : Reflect.get(target, key).bind(target),
+    }),
+  };
+}
+
+const RUNBOOK =
+  'nothing moved. Withdrawals are refused until it does: do not move money to cover the difference (it would hide it); ' +
+  'escalate (docs/DEPLOY.md, "Ledger difference"). Deposits are still taken';
+
+describe('a withdrawal from a fund whose balance does not reconcile with its journal', () => {
+  it('is refused once movements followed a balance written by hand (the latest entry chains from it)', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    expect(await deposit('100', 'd1')).toMatchObject({ ok: true });
+    await writeByHand(p, '10');
+    // The drill: the fund moved since (a fee, a deposit): entry 2 chains from the written balance.
+    expect(await deposit('5', 'd2')).toMatchObject({ ok: true });
+    const before = await fund();
+    expect(await withdraw('30', 'w1')).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (balance 115.00 USD at " +
+        "entry 2; difference +10.00 USD from the journal's sum; entry 2: balanceBefore 110.00 != 100.00, the sum of " +
+        `the entries before it (+10.00)); ${RUNBOOK}`,
+    });
+    expect(await fund()).toEqual(before);
+    // Adding money is never held: a deposit still goes (and the difference stays, for the escalation to find).
+    expect(await deposit('50', 'd3')).toMatchObject({ ok: true, entry: { sequence: 3 } });
+    expect(await withdraw('30', 'w1')).toMatchObject({ ok: false, reason: /admin\/fund-not-reconciled/ });
+  });
+
+  it('is refused on a balance written by hand with nothing moved since, by the difference', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    await writeByHand(p, '-0.01');
+    const before = await fund();
+    expect(await withdraw('1', 'w1')).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (balance 99.99 USD at " +
+        `entry 1; difference -0.01 USD from the journal's sum); ${RUNBOOK}`,
+    });
+    expect(await fund()).toEqual(before);
+  });
+
+  it('is refused on a balance item set back behind its journal (a restore of that item alone)', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    await deposit('20', 'd2');
+    // The item as it stood after entry 1: entry 2 is past it, a movement no balance counts.
+    p.adapters.ledger.writeBalanceOutsideJournal(INSURANCE_ACCOUNT, { balance: usd('100'), sequence: 1 });
+    const before = await fund();
+    expect(await withdraw('1', 'w1')).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("entry 2 is past the balance's sequence 1"),
+    });
+    expect(await fund()).toEqual(before);
+  });
+
+  it('goes through on a fund that reconciles, and the journal still does', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    expect(await withdraw('30', 'w1')).toMatchObject({
+      ok: true,
+      entry: { sequence: 2, balanceAfter: usd('70') },
+    });
+    expect((await fund()).balance.balance).toBe(usd('70'));
+    const report = await reconcileAccount(p.adapters.ledger, INSURANCE_ACCOUNT, p.telemetry);
+    expect([report.difference, report.problems]).toEqual([0n, []]);
+  });
+
+  it('answers its key applied before as applied, moving nothing, though the fund stopped reconciling since', async () => {
+    // The operator runs a withdrawal again with its key (the first run's answer was lost): it moved once.
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    expect(await withdraw('30', 'w1')).toMatchObject({ ok: true });
+    await writeByHand(p, '10');
+    const before = await fund();
+    expect(await withdraw('30', 'w1')).toMatchObject({
+      ok: true,
+      alreadyApplied: true,
+      entry: { sequence: 2 },
+    });
+    // Another amount under it is the key reused, as before.
+    expect(await withdraw('31', 'w1')).toMatchObject({ ok: false, reason: /admin\/idempotency-key-reused/ });
+    expect(await fund()).toEqual(before);
+  });
+
+  it('reads only the journal past the checkpoint, and is not judged past its budget', async () => {
+    const { p, withdraw, fund } = setup();
+    const ledger = p.adapters.ledger;
+    const deposit = (n: number) =>
+      ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: `fee-${n}`,
+        amount: usd('1'),
+        kind: 'fee',
+        reference: `p${n}`,
+        atMs: n,
+        floor: 0n,
+      });
+    for (let n = 1; n <= WITHDRAWAL_AUDIT_MAX_ENTRIES + 1; n++) await deposit(n);
+    // No checkpoint (ledger-reconcile never ran, or stopped): more than a withdrawal reads.
+    const before = await fund();
+    expect(await withdraw('1', 'w1')).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-audited: the fund's journal is audited 1 entry short of its balance's entry 20001, more " +
+        'than a withdrawal reads (ledger-reconcile is behind or stopped); nothing moved. Run ledger-reconcile until ' +
+        'its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken',
+    });
+    expect(await fund()).toEqual(before);
+    // The scheduled run's checkpoint: the next withdrawal reads what was written since, and goes.
+    await reconcileAccount(ledger, INSURANCE_ACCOUNT, p.telemetry, {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+    });
+    for (let n = WITHDRAWAL_AUDIT_MAX_ENTRIES + 2; n <= WITHDRAWAL_AUDIT_MAX_ENTRIES + 4; n++)
+      await deposit(n);
+    const read: number[] = [];
+    const counting = new Proxy(ledger, {
+      get: (target, key) =>
+        key === 'journalAfter'
+          ? async (...args: Parameters<Ledger['journalAfter']>) => {
+              const page = await ledger.journalAfter(...args);
+              read.push(...page.map((e) => e.sequence));
+              return page;
+            }
+          : Reflect.get(target, key).bind(target),
+    });
+    expect(await withdraw('1', 'w1', { ...adminDepsOf(p), ledger: counting })).toMatchObject({ ok: true });
+    // The checkpoint's entry again (a page overlaps the audited prefix by one), the 3 since, then the balance's own
+    // entry once more (a second copy of it?) and nothing past it: never the 20,001 audited before.
+    expect(read).toEqual([20001, 20002, 20003, 20004, 20004]);
+  });
+});
+
+describe('a withdrawal racing a change of the balance between its check and its write', () => {
+  it('does not slip through when the balance is written by hand in between', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    const deps = racing(p, () => writeByHand(p, '10'));
+    const result = await withdraw('30', 'w1', deps);
+    expect(result).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^admin\/fund-not-reconciled: .*difference \+10\.00 USD/),
+    });
+    expect(await fund()).toMatchObject({
+      balance: { balance: usd('110'), sequence: 1 },
+      journal: ['admin:d1'],
+    });
+  });
+
+  it('checks again on what moved in between (a fee), and moves once on the balance it checked', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    const fee = () =>
+      p.adapters.ledger
+        .apply({
+          account: INSURANCE_ACCOUNT,
+          idempotencyKey: 'p1:0:fee',
+          amount: usd('5'),
+          kind: 'fee',
+          reference: 'p1:0',
+          atMs: 1,
+          floor: 0n,
+        })
+        .then(() => {});
+    expect(await withdraw('30', 'w1', racing(p, fee))).toMatchObject({
+      ok: true,
+      entry: { sequence: 3, balanceBefore: usd('105'), balanceAfter: usd('75') },
+    });
+    expect(await fund()).toMatchObject({
+      balance: { balance: usd('75') },
+      journal: ['admin:d1', 'p1:0:fee', 'admin:w1'],
+    });
+    const report = await reconcileAccount(p.adapters.ledger, INSURANCE_ACCOUNT, p.telemetry);
+    expect([report.difference, report.problems]).toEqual([0n, []]);
+  });
+
+  it('gives up, moving nothing, when every check is outraced (the fund moving all the while)', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    await deposit('100', 'd1');
+    let fees = 0;
+    const fee = async () => {
+      fees += 1;
+      await p.adapters.ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: `p${fees}:0:fee`,
+        amount: usd('1'),
+        kind: 'fee',
+        reference: `p${fees}:0`,
+        atMs: fees,
+        floor: 0n,
+      });
+    };
+    expect(await withdraw('30', 'w1', racing(p, fee, WITHDRAWAL_CHECKS))).toEqual({
+      ok: false,
+      reason: `admin/fund-busy: the fund moved between its journal's check and the withdrawal ${WITHDRAWAL_CHECKS} times in a row; nothing moved: run it again with the same key`,
+    });
+    expect(await fund()).toMatchObject({ balance: { balance: usd('110') } });
+    expect((await fund()).journal).not.toContain('admin:w1');
+    // Once the fund is quiet for a moment, the same key goes.
+    expect(await withdraw('30', 'w1')).toMatchObject({ ok: true, entry: { balanceAfter: usd('80') } });
+  });
+
+  it("leaves the services' own movements and deposits as they were: no check, no condition", async () => {
+    const { p, deposit } = setup();
+    await deposit('100', 'd1');
+    await writeByHand(p, '10');
+    // A shortfall payout and a fee on the unreconciled fund: the waterfall must not wait for the escalation.
+    const entry = await p.adapters.ledger.apply({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'p1:0:payout',
+      amount: usd('-20'),
+      kind: 'shortfall-payout',
+      reference: 'p1:0',
+      atMs: 1,
+      floor: 0n,
+    });
+    expect(entry).toMatchObject({ balanceBefore: usd('110'), balanceAfter: usd('90') });
+  });
+});

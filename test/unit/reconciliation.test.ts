@@ -1,0 +1,133 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type AuditedEntry,
+  EMPTY_AUDIT,
+  extendAudit,
+  judgeReconciliation,
+} from '../../shared/domain/journal-audit.ts';
+
+/**
+ * What a withdrawal is judged on (withdraw46-unreconciled): the balance item against the journal's audited prefix,
+ * as ledger-reconcile judges it. Pure.
+ */
+
+const USD = 1_000_000n;
+
+/** A journal chained from 0 by `amounts`, as the ledger writes it. */
+function chained(amounts: readonly bigint[]): AuditedEntry[] {
+  let balance = 0n;
+  return amounts.map((amount, i) => {
+    const entry = { sequence: i + 1, amount, balanceBefore: balance, balanceAfter: balance + amount };
+    balance += amount;
+    return entry;
+  });
+}
+
+describe('judgeReconciliation', () => {
+  it('an empty fund with no journal reconciles', () => {
+    expect(judgeReconciliation({ balance: 0n, sequence: 0, audit: EMPTY_AUDIT, problems: [] })).toEqual({
+      reconciled: true,
+    });
+  });
+
+  it('reconciles when audited up to the balance, with no problem and the balance at the sum', () => {
+    const audit = { sequence: 3, sum: 60n * USD, minBalance: 0n };
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 3, audit, problems: [] })).toEqual({
+      reconciled: true,
+    });
+  });
+
+  it('a balance off the sum is a difference (balance - sum), signed', () => {
+    const audit = { sequence: 3, sum: 60n * USD, minBalance: 0n };
+    expect(judgeReconciliation({ balance: 70n * USD, sequence: 3, audit, problems: [] })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      difference: 10n * USD,
+      problems: [],
+    });
+    expect(judgeReconciliation({ balance: 59n * USD, sequence: 3, audit, problems: [] })).toMatchObject({
+      difference: -1n * USD,
+    });
+  });
+
+  it('any problem refuses, with the difference when judged, and before a prefix short of the balance', () => {
+    const audit = { sequence: 3, sum: 60n * USD, minBalance: 0n };
+    const problems = ['entry 2: balanceBefore 110.00 != 100.00, the sum of the entries before it (+10.00)'];
+    expect(judgeReconciliation({ balance: 70n * USD, sequence: 3, audit, problems })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      difference: 10n * USD,
+      problems,
+    });
+    // The balance equal to the sum does not hide a broken chain (the drill's write, then a movement).
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 3, audit, problems })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      problems,
+    });
+    // A problem found in the part read is a refusal, however much is left unread.
+    expect(judgeReconciliation({ balance: 70n * USD, sequence: 9, audit, problems })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      problems,
+    });
+  });
+
+  it('a prefix short of the balance is not judged: not a yes', () => {
+    const audit = { sequence: 3, sum: 60n * USD, minBalance: 0n };
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 20_003, audit, problems: [] })).toEqual({
+      reconciled: false,
+      reason: 'not-audited',
+      behind: 20_000,
+    });
+  });
+
+  it('a balance behind the audited journal (an item set back) does not reconcile', () => {
+    const audit = { sequence: 5, sum: 60n * USD, minBalance: 0n };
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 4, audit, problems: [] })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      problems: ['balance at sequence 4 is behind the audited journal (5)'],
+    });
+  });
+
+  it('on any journal the ledger writes: reconciled at its sum, refused at any other balance', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.bigInt({ min: -1_000n * USD, max: 1_000n * USD }), { minLength: 1, maxLength: 40 }),
+        fc.bigInt({ min: -5n * USD, max: 5n * USD }).filter((d) => d !== 0n),
+        (amounts, off) => {
+          const journal = chained(amounts);
+          const { audit, problems } = extendAudit(EMPTY_AUDIT, journal, journal.length);
+          // Only the chain and the sum matter here (a journal below zero is extendAudit's own problem).
+          const chainProblems = problems.filter((p) => !p.endsWith('below zero'));
+          const last = journal.at(-1)!;
+          const at = { sequence: last.sequence, audit, problems: chainProblems };
+          expect(judgeReconciliation({ ...at, balance: last.balanceAfter })).toEqual({ reconciled: true });
+          expect(judgeReconciliation({ ...at, balance: last.balanceAfter + off })).toEqual({
+            reconciled: false,
+            reason: 'unreconciled',
+            difference: off,
+            problems: [],
+          });
+        },
+      ),
+    );
+  });
+
+  it('a balance written by hand before the last movement: the last entry agrees, the chain does not', () => {
+    // 100 deposited, the item raised 10 by hand, then 5 more: entry 2 chains from 110 and ends at the balance, 115.
+    const journal: AuditedEntry[] = [
+      { sequence: 1, amount: 100n * USD, balanceBefore: 0n, balanceAfter: 100n * USD },
+      { sequence: 2, amount: 5n * USD, balanceBefore: 110n * USD, balanceAfter: 115n * USD },
+    ];
+    const { audit, problems } = extendAudit(EMPTY_AUDIT, journal, 2);
+    expect(judgeReconciliation({ balance: 115n * USD, sequence: 2, audit, problems })).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      difference: 10n * USD,
+      problems: ['entry 2: balanceBefore 110.00 != 100.00, the sum of the entries before it (+10.00)'],
+    });
+  });
+});
