@@ -9,7 +9,7 @@ import {
   SqsQueueTransport,
 } from '../adapters/aws/index.ts';
 import { systemClock } from '../adapters/embedded/clock.ts';
-import { MarkFollowingVenue } from '../adapters/venue/mark-following.ts';
+import { createVenue } from '../adapters/venue/index.ts';
 import type { RiskConfig } from '../domain/config.ts';
 import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
@@ -73,9 +73,9 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
   const telemetry = powertoolsTelemetry();
   const settlement: SettlementDeps = {
     ...adapters,
-    // The simulated order book is the default venue (local runs, tests, demos); a real exchange adapter
-    // implements the same Venue port and replaces it here.
-    venue: new MarkFollowingVenue(adapters.markets, systemClock),
+    // The venue named in adapters/venue/index.ts (the simulated book that follows the marks, unless an exchange
+    // adapter is named there: docs/VENUE.md).
+    venue: createVenue({ markets: adapters.markets, clock: systemClock, env }),
     config,
     telemetry,
     strategy: 'waterfall',

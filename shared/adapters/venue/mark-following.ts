@@ -8,19 +8,20 @@ import { SimulatedVenue, type SimulatedVenueOptions } from './simulated.ts';
  * Client-order-id idempotency lives in memory, per container: a real exchange adapter keeps it on the exchange.
  */
 export class MarkFollowingVenue implements Venue {
-  readonly #venue: SimulatedVenue;
+  /** The book it trades on (tests: its faults and its record of executions). */
+  readonly book: SimulatedVenue;
   readonly #markets: MarketRepository;
   /** Time of the last mark followed, per symbol. */
   readonly #seen = new Map<string, number>();
 
   constructor(markets: MarketRepository, clock: Clock, options: Omit<SimulatedVenueOptions, 'clock'> = {}) {
     this.#markets = markets;
-    this.#venue = new SimulatedVenue({ ...options, clock });
+    this.book = new SimulatedVenue({ ...options, clock });
   }
 
   async placeIoc(order: OrderRequest): Promise<OrderResult> {
     await this.#follow(order.symbol, order.reference);
-    return this.#venue.placeIoc(order);
+    return this.book.placeIoc(order);
   }
 
   async quote(
@@ -28,7 +29,7 @@ export class MarkFollowingVenue implements Venue {
     reference?: OrderRequest['reference'],
   ): Promise<{ bid?: bigint; ask?: bigint }> {
     await this.#follow(symbol, reference);
-    return this.#venue.quote(symbol);
+    return this.book.quote(symbol);
   }
 
   /**
@@ -42,6 +43,6 @@ export class MarkFollowingVenue implements Venue {
       : (await this.#markets.get(symbol))?.lastTick;
     if (!tick || tick.timestampMs <= (this.#seen.get(symbol) ?? Number.NEGATIVE_INFINITY)) return;
     this.#seen.set(symbol, tick.timestampMs);
-    this.#venue.onTick(symbol, tick.markPrice, tick.timestampMs);
+    this.book.onTick(symbol, tick.markPrice, tick.timestampMs);
   }
 }

@@ -80,6 +80,8 @@ export class SimulatedVenue implements Venue {
   readonly #overrides: Readonly<Record<string, Partial<SimulatedMarketConfig>>>;
   readonly #books = new Map<string, BookState>();
   readonly #orders = new Map<string, OrderResult>();
+  /** Base our orders bought minus sold, per symbol: the venue's own record of its executions. */
+  readonly #traded = new Map<string, BaseE8>();
   #orderNumber = 0;
 
   constructor(options: SimulatedVenueOptions) {
@@ -163,6 +165,14 @@ export class SimulatedVenue implements Venue {
     };
   }
 
+  /**
+   * Base our orders bought minus sold on `symbol` so far, as the book executed them, not as any answer said (the
+   * venue contract checks each answer against it: test/contract/venue-suite.ts).
+   */
+  traded(symbol: string): BaseE8 {
+    return this.#traded.get(symbol) ?? 0n;
+  }
+
   /** The first `count` levels of each side now (tests and charts). */
   levels(symbol: string, count: number): { bids: Fill[]; asks: Fill[] } {
     const book = this.#books.get(symbol);
@@ -207,6 +217,8 @@ export class SimulatedVenue implements Venue {
     }
     if (filled === 0n) return none;
     book.impact += impactOf(shape, side, filled, book.config.impactRetention);
+    const signed = order.direction === 'BUY' ? filled : -filled;
+    this.#traded.set(order.symbol, this.traded(order.symbol) + signed);
     return {
       clientOrderId: order.clientOrderId,
       fills,

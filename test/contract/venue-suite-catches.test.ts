@@ -1,0 +1,285 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
+import { SimulatedVenue } from '../../shared/adapters/venue/simulated.ts';
+import { base, price } from '../../shared/domain/units.ts';
+import {
+  type OrderRequest,
+  type OrderResult,
+  type Venue,
+  VenueError,
+  type VenueErrorKind,
+} from '../../shared/ports/index.ts';
+import {
+  checkVenueProperty,
+  type ExchangeFault,
+  VENUE_PROPERTIES,
+  type VenueHarness,
+} from './venue-suite.ts';
+
+/**
+ * The venue contract is not vacuous: each mistake an exchange adapter is likely to make (a wrapper around the
+ * simulated book making it) fails the properties named for it, and passes the rest.
+ */
+
+const SYMBOL = 'ETH-USD';
+const MARK = price('2000');
+const FAULTS = {
+  'lost-before': 'timeout',
+  'lost-after': 'timeout-after-fill',
+  refused: 'reject',
+  down: 'unavailable',
+} as const satisfies Record<ExchangeFault, unknown>;
+
+/** A harness whose venue is `adapter` over a simulated book (the exchange: its record of executions, its faults). */
+const harnessOf =
+  (adapter: (exchange: SimulatedVenue) => Venue, sibling?: (exchange: SimulatedVenue) => Venue) =>
+  async (): Promise<VenueHarness> => {
+    const exchange = new SimulatedVenue({ clock: new ManualClock(0) });
+    exchange.onTick(SYMBOL, MARK, 0);
+    return {
+      venue: adapter(exchange),
+      symbol: SYMBOL,
+      unlisted: 'DOGE-USD',
+      reference: { mark: MARK, atMs: 0 },
+      minSize: 1n,
+      maxSize: base('2000'),
+      netTraded: async (symbol) => exchange.traded(symbol),
+      fail: (fault) => exchange.injectFaults(FAULTS[fault]),
+      emptyBook: (symbol, empty) => {
+        if (empty) exchange.faults.emptyBooks.add(symbol);
+        else exchange.faults.emptyBooks.delete(symbol);
+      },
+      ...(sibling ? { sibling: () => sibling(exchange) } : {}),
+      close: async () => {},
+    };
+  };
+
+/** An adapter passing orders through `order`, answers through `answer`, errors through `error`. */
+const through =
+  (ways: {
+    order?: (o: OrderRequest) => OrderRequest;
+    answer?: (r: OrderResult, o: OrderRequest) => OrderResult;
+    error?: (e: unknown) => unknown;
+    quote?: (q: { bid?: bigint; ask?: bigint }) => { bid?: bigint; ask?: bigint };
+  }) =>
+  (exchange: SimulatedVenue): Venue => ({
+    placeIoc: async (o) => {
+      let r: OrderResult;
+      try {
+        r = await exchange.placeIoc(ways.order ? ways.order(o) : o);
+      } catch (e) {
+        throw ways.error ? ways.error(e) : e;
+      }
+      return ways.answer ? ways.answer(r, o) : { ...r, clientOrderId: o.clientOrderId };
+    },
+    quote: async (symbol) => {
+      const q = await exchange.quote(symbol);
+      return ways.quote ? ways.quote(q) : q;
+    },
+  });
+
+/** Executes every call anew (an exchange that keeps no client order ids, as many do once an order is closed). */
+let calls = 0;
+const forgetful = through({ order: (o) => ({ ...o, clientOrderId: `${o.clientOrderId}#${++calls}` }) });
+
+/** Remembers ids in its own memory, over an exchange that does not: MarkFollowingVenue's idempotency, per container. */
+const inMemory = (exchange: SimulatedVenue): Venue => {
+  const inner = forgetful(exchange);
+  const known = new Map<string, OrderResult>();
+  return {
+    placeIoc: async (o) => {
+      const first = known.get(o.clientOrderId);
+      if (first) return first;
+      const r = await inner.placeIoc(o);
+      known.set(o.clientOrderId, r);
+      return r;
+    },
+    quote: (symbol, reference) => inner.quote(symbol, reference),
+  };
+};
+
+const MISTAKES: readonly {
+  readonly mistake: string;
+  readonly caughtBy: readonly string[];
+  readonly harness: () => Promise<VenueHarness>;
+}[] = [
+  {
+    mistake: 'client order ids cut to the 36 characters an exchange takes',
+    caughtBy: ['distinct-ids'],
+    harness: harnessOf(through({ order: (o) => ({ ...o, clientOrderId: o.clientOrderId.slice(0, 36) }) })),
+  },
+  {
+    mistake: 'client order ids folded to lower case',
+    caughtBy: ['distinct-ids'],
+    harness: harnessOf(through({ order: (o) => ({ ...o, clientOrderId: o.clientOrderId.toLowerCase() }) })),
+  },
+  {
+    mistake: 'an exchange that forgets ids once an order is closed, the adapter asking it nothing first',
+    caughtBy: ['repeat', 'repeat-concurrent', 'final', 'fault-lost-after'],
+    harness: harnessOf(forgetful),
+  },
+  {
+    mistake: "the exchange's duplicate-id error passed on as a rejection",
+    caughtBy: ['repeat', 'repeat-concurrent'],
+    harness: harnessOf((exchange) => {
+      const placed = new Set<string>();
+      const inner = through({})(exchange);
+      return {
+        placeIoc: async (o) => {
+          if (placed.has(o.clientOrderId))
+            throw new VenueError(`duplicate clientOrderId ${o.clientOrderId}`, 'rejected');
+          placed.add(o.clientOrderId);
+          return inner.placeIoc(o);
+        },
+        quote: (s, r) => inner.quote(s, r),
+      };
+    }),
+  },
+  {
+    mistake: 'a lost answer reported as the exchange being unavailable',
+    caughtBy: ['fault-lost-after', 'fault-sequences'],
+    harness: harnessOf(
+      through({
+        error: (e) =>
+          e instanceof VenueError && e.kind === 'timeout' ? new VenueError(e.message, 'unavailable') : e,
+      }),
+    ),
+  },
+  {
+    mistake: "only the first page of an order's trades reported",
+    caughtBy: ['answer-is-execution'],
+    harness: harnessOf(
+      through({
+        answer: (r, o) => {
+          const fills = r.fills.slice(0, 1);
+          const size = fills.reduce((t, f) => t + f.size, 0n);
+          return {
+            clientOrderId: o.clientOrderId,
+            fills,
+            status: size === 0n ? 'NONE' : size === o.size ? 'FILLED' : 'PARTIAL',
+          };
+        },
+      }),
+    ),
+  },
+  {
+    mistake: "a SELL limit rounded down to the exchange's tick (0.01 USD), past the limit asked",
+    caughtBy: ['answer-is-execution'],
+    harness: harnessOf(
+      through({
+        order: (o) =>
+          o.direction === 'SELL' ? { ...o, limitPrice: (o.limitPrice / 1_000_000n) * 1_000_000n } : o,
+      }),
+    ),
+  },
+  {
+    mistake: 'a status saying FILLED for what the book filled in part',
+    caughtBy: ['answer-is-execution', 'final'],
+    harness: harnessOf(
+      through({
+        answer: (r, o) => ({
+          ...r,
+          clientOrderId: o.clientOrderId,
+          status: r.fills.length ? 'FILLED' : r.status,
+        }),
+      }),
+    ),
+  },
+  {
+    mistake: 'errors thrown as they come from the HTTP client (not VenueError)',
+    caughtBy: ['refuses-size-0', 'unlisted', 'fault-refused', 'fault-down', 'fault-lost-before'],
+    harness: harnessOf(through({ error: (e) => new Error(`HTTP 400: ${String(e)}`) })),
+  },
+  {
+    mistake: 'a kind of its own, outside the ones the alarm sums',
+    caughtBy: ['fault-refused'],
+    harness: harnessOf(
+      through({
+        error: (e) =>
+          e instanceof VenueError && e.kind === 'rejected'
+            ? new VenueError(e.message, 'auth' as VenueErrorKind)
+            : e,
+      }),
+    ),
+  },
+  {
+    mistake: 'a quote taking the bid one tick too high (a stale or rounded book)',
+    caughtBy: ['quote-sell'],
+    harness: harnessOf(
+      through({ quote: (q) => (q.bid === undefined ? q : { ...q, bid: q.bid + 1_000_000n }) }),
+    ),
+  },
+  {
+    mistake: "a quote outage thrown as the HTTP client's error",
+    caughtBy: ['quote-failure'],
+    harness: async () => {
+      let failing: 'lost' | 'down' | undefined;
+      const h = await harnessOf((exchange) => ({
+        placeIoc: (o) => exchange.placeIoc(o),
+        quote: async (symbol) => {
+          const fault = failing;
+          failing = undefined;
+          if (fault) throw new Error(fault === 'lost' ? 'ETIMEDOUT' : 'HTTP 503');
+          return exchange.quote(symbol);
+        },
+      }))();
+      return {
+        ...h,
+        failQuote: (fault) => {
+          failing = fault;
+        },
+      };
+    },
+  },
+  {
+    mistake:
+      "idempotency kept in the adapter's memory over an exchange that keeps none (MarkFollowingVenue's)",
+    caughtBy: ['sibling-repeat', 'sibling-lost-after'],
+    harness: harnessOf(inMemory, inMemory),
+  },
+];
+
+const byId = new Map(VENUE_PROPERTIES.map((p) => [p.id, p]));
+
+describe('the venue contract catches the mistakes it is written against', () => {
+  it('names each property once', () => {
+    expect(byId.size).toBe(VENUE_PROPERTIES.length);
+  });
+
+  // Every property can be met, the ones the simulated venues go without included: a stateless adapter over an
+  // exchange that keeps its client order ids, with every control.
+  it('passes a stateless adapter over an exchange keeping its ids, on every property', async () => {
+    const sound = async (): Promise<VenueHarness> => {
+      let failing: 'lost' | 'down' | undefined;
+      const adapter = (exchange: SimulatedVenue): Venue => ({
+        placeIoc: (o) => exchange.placeIoc(o),
+        quote: async (symbol) => {
+          const fault = failing;
+          failing = undefined;
+          if (fault) throw new VenueError(`venue/${fault}`, fault === 'lost' ? 'timeout' : 'unavailable');
+          return exchange.quote(symbol);
+        },
+      });
+      const h = await harnessOf(adapter, adapter)();
+      return {
+        ...h,
+        failQuote: (fault) => {
+          failing = fault;
+        },
+      };
+    };
+    for (const property of VENUE_PROPERTIES)
+      await checkVenueProperty(property, sound, { numRuns: 50, seed: 46 });
+  });
+
+  for (const { mistake, caughtBy, harness } of MISTAKES) {
+    it(`${mistake}: ${caughtBy.join(', ')}`, async () => {
+      for (const id of caughtBy) {
+        const property = byId.get(id);
+        if (!property) throw new Error(`no property ${id}`);
+        // Seeded: the same runs each time (the contract's own runs are not).
+        await expect(checkVenueProperty(property, harness, { numRuns: 50, seed: 46 }), id).rejects.toThrow();
+      }
+    });
+  }
+});
