@@ -68,10 +68,10 @@ export const OPEN_LIQUIDATIONS_INDEX = 'openByStart';
 export const LIQUIDATION_WATCH_KEY_PREFIX = '~watch~';
 /**
  * The attributes of an auction item liquidation-watch's claim (`claimStepResend`, an UpdateItem) names, all it may
- * touch in the auctions table (its give-back, `giveBackStepResend`, names the key and the claim alone) (IAM dynamodb:Attributes: watch45-auctions-permission): the key, the claim (its call's
+ * touch in the auctions table (IAM dynamodb:Attributes: watch45-auctions-permission): the key, the claim (its call's
  * token inside it, not `writer`, which other writes own: claim45-own-token), the state and step its condition reads.
- * IAM cannot tell a written attribute from one a condition reads: the grant would let it set `state` and `step` too,
- * never any other.
+ * Its give-back (`giveBackStepResend`) names the key and the claim alone. IAM cannot tell a written attribute from one
+ * a condition reads: the grant would let it set `state` and `step` too, never any other.
  */
 export const AUCTION_RESEND_CLAIM_ATTRIBUTES = ['id', 'state', 'step', 'stepResent'] as const;
 
