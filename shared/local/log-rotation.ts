@@ -35,7 +35,8 @@ export const LOG_CHECK_MS = 10_000;
  * truncate are synchronous, as this process's writes to a file are, so none of its lines falls between them (no
  * other process writes there). A failure is said once and tried again at each look. A file deleted while it runs
  * is still written through `descriptor` (its stdout), out of every folder's sight: emptied through it past the bound
- * (local46-deleted-log), as its disk space is not given back until local up ends. Returns the stop.
+ * (local46-deleted-log), as its disk space is not given back until local up ends; also when another file has been
+ * made at its path since, which is left alone (review46-log-recreated). Returns the stop.
  */
 export function rotateWhileRunning(
   file: string,
@@ -48,12 +49,14 @@ export function rotateWhileRunning(
 ): () => void {
   let warned = false;
   return every(() => {
+    // Deleted, whatever is at its path now (a file made there since is not the one written: review46-log-recreated).
+    if (emptyIfDeleted(descriptor, maxBytes)) return;
     try {
       if (statSync(file).size <= maxBytes) return;
       copyFileSync(file, `${file}.1`);
       truncateSync(file, 0);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyIfDeleted(descriptor, maxBytes);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       if (warned) return;
       warned = true;
       warn(`${file} could not be moved to ${file}.1 (${(error as Error).message}): it keeps growing`);
@@ -61,13 +64,19 @@ export function rotateWhileRunning(
   });
 }
 
-/** Empties the file behind `descriptor` past `maxBytes` when no folder holds it any more (no link left). */
-function emptyIfDeleted(descriptor: number, maxBytes: number): void {
+/**
+ * Whether the file behind `descriptor` is one no folder holds any more (no link left), emptied then past `maxBytes`.
+ * Judged on the descriptor, not the path: a file made at the path since (`touch`, a tool's log) is another.
+ */
+function emptyIfDeleted(descriptor: number, maxBytes: number): boolean {
   try {
     const stats = fstatSync(descriptor);
-    if (stats.isFile() && stats.nlink === 0 && stats.size > maxBytes) ftruncateSync(descriptor, 0);
+    if (!stats.isFile() || stats.nlink !== 0) return false;
+    if (stats.size > maxBytes) ftruncateSync(descriptor, 0);
+    return true;
   } catch {
-    // Housekeeping: a descriptor that cannot be read or emptied is left as it is.
+    // Housekeeping: a descriptor that cannot be read or emptied is left as it is (the path is looked at as before).
+    return false;
   }
 }
 

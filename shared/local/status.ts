@@ -20,6 +20,7 @@ import {
   silentTelemetry,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
+import { tickKeyOf } from '../services/margin-check.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
 
@@ -133,7 +134,7 @@ export interface StatusReport {
   /** No message waits in any work queue (visible, in flight or delayed). */
   readonly drained: boolean;
   /**
-   * Liquidations not terminal while no work queue holds a message and no tick is still starting its work
+   * Liquidations not terminal while no work queue holds a message, but for the QUEUED ones a tick is still starting
    * (strandedCount): nothing will move them (a purged queue, dead letters gone); `backstop liquidations overdue --all
    * --resend` resumes them. 0 while any message waits.
    */
@@ -194,15 +195,20 @@ async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promi
   return count;
 }
 
-/** Liquidations by state, and their settlements' amounts summed (one paginated Scan of those two attributes). */
+/**
+ * Liquidations by state, the QUEUED ones by the tick that started them, and their settlements' amounts summed (one
+ * paginated Scan of those three attributes).
+ */
 async function liquidationTotals(
   dynamo: DynamoDBClient,
   table: string,
 ): Promise<{
   readonly byState: Map<string, number>;
+  readonly queuedByTick: Map<string, number>;
   readonly losses: StatusReport['liquidations']['losses'];
 }> {
   const byState = new Map<string, number>();
+  const queuedByTick = new Map<string, number>();
   let fees = 0n;
   let shortfall = 0n;
   let fundPaid = 0n;
@@ -211,7 +217,7 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement',
+    ProjectionExpression: '#s, settlement, tickKey',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
     ExpressionAttributeNames: { '#s': 'state' },
@@ -220,6 +226,9 @@ async function liquidationTotals(
     for (const item of items) {
       const state = item.state?.S ?? '(not a string)';
       byState.set(state, (byState.get(state) ?? 0) + 1);
+      const tickKey = item.tickKey?.S;
+      if (state === 'QUEUED' && tickKey !== undefined)
+        queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
       const m = item.settlement?.M;
       if (!m) continue;
       let s: SettlementAmounts;
@@ -239,6 +248,7 @@ async function liquidationTotals(
   }
   return {
     byState,
+    queuedByTick,
     losses: {
       fees: formatQuote(fees),
       shortfall: formatQuote(shortfall),
@@ -337,18 +347,31 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
 }
 
 /**
- * How many liquidations nothing will move: those not terminal while no work queue holds a message and no tick is
- * still starting the ones it crossed. Such a tick (its market's pending sequence) sends their messages yet: Lambda
- * retries its failed invocation a minute or two later on AWS (margin-check resumes a pending tick whatever its
- * age), and the market's next accepted tick takes its work over. The one judgement of `status` and of a hold's end
- * (ops46-hold-pending-tick: the hold ended on work a tick was still retrying, which status did not call stranded).
+ * How many liquidations nothing will move: those not terminal while no work queue holds a message, but for the ones
+ * a tick is still starting. Such a tick (its market's pending sequence) sends their messages yet: Lambda retries its
+ * failed invocation a minute or two later on AWS (margin-check resumes a pending tick whatever its age), and the
+ * market's next accepted tick takes its work over; either re-sends what the tick started that is still QUEUED
+ * (`resendStarted`), and nothing else. The one judgement of `status` and of a hold's end (ops46-hold-pending-tick:
+ * the hold ended on work a tick was still retrying). Only that tick's QUEUED ones are left out
+ * (review46-pending-tick-scope): a pending tick of any market left out every one, so work no tick would move (a
+ * purged queue, another tick's, another market's) was never stranded while it lasted, and a hold never ended on it.
+ * `queuedByTick`: the QUEUED liquidations by their tickKey.
  */
 export function strandedCount(
   nonTerminal: number,
   drained: boolean,
-  markets: readonly Pick<MarketState, 'pendingSequence'>[],
+  markets: readonly Pick<MarketState, 'symbol' | 'pendingSequence'>[],
+  queuedByTick: ReadonlyMap<string, number>,
 ): number {
-  return drained && markets.every((m) => m.pendingSequence === undefined) ? nonTerminal : 0;
+  if (!drained) return 0;
+  const starting = markets.reduce(
+    (sum, m) =>
+      m.pendingSequence === undefined
+        ? sum
+        : sum + (queuedByTick.get(tickKeyOf(m.symbol, m.pendingSequence)) ?? 0),
+    0,
+  );
+  return Math.max(0, nonTerminal - starting);
 }
 
 /**
@@ -431,7 +454,7 @@ export async function collectStatus(
     queues,
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
     drained,
-    stranded: strandedCount(nonTerminal, drained, markets),
+    stranded: strandedCount(nonTerminal, drained, markets, liquidations.queuedByTick),
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).

@@ -1087,7 +1087,9 @@ describe('replay --hold', () => {
       emulator.clients.dynamo.send(
         new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
       );
-    await put(pending('p1:0'));
+    // Started by the pending tick (its tickKey): the tick's retry, or the next accepted tick, re-sends it.
+    const started = { ...pending('p1:0'), tickKey: 'ETH-USD#7' };
+    await put(started);
     expect(await status(target)).toMatchObject({ drained: true, stranded: 0 });
     let stderr = '';
     let lines = 0;
@@ -1113,7 +1115,7 @@ describe('replay --hold', () => {
             stderr += t;
             // Past the two looks that ended it, the tick's retry sends the message and the liquidation settles.
             lines += 1;
-            if (lines === 3) settling = put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
+            if (lines === 3) settling = put({ ...started, state: 'CANCELLED', version: 1 });
           },
         },
       },
@@ -1122,6 +1124,75 @@ describe('replay --hold', () => {
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/hold ended/);
     expect(lines).toBeGreaterThanOrEqual(3);
+  });
+
+  it('ends on work no pending tick will move, another tick or market pending (review46-pending-tick-scope)', async () => {
+    // Found reviewing ops46-hold-pending-tick: a pending tick of any market left every open liquidation out of
+    // stranded, though a tick re-sends only the QUEUED ones it started. BTC-USD's tick, its retries spent and no feed
+    // ticking BTC-USD, stays pending until that market's next tick: a hold of ETH-USD never ended on ETH-USD's work.
+    const { stage, names } = await newStage();
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    await adapters(names).markets.acceptTick(
+      'BTC-USD',
+      { sequence: 7, markPrice: parsePrice('30000'), timestampMs: Date.now() },
+      undefined,
+      true,
+    );
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    const btc: LiquidationRecord = {
+      ...pending('b1:0'),
+      symbol: 'BTC-USD',
+      tickKey: 'BTC-USD#7',
+      triggerMark: parsePrice('30000'),
+    };
+    const eth = pending('p1:0'); // started by an earlier tick: nothing re-sends it
+    await put(btc);
+    await put(eth);
+    // The BTC-USD one is still being started; the ETH-USD one is stranded (0 before).
+    expect(await status(target)).toMatchObject({ drained: true, stranded: 1 });
+    let stderr = '';
+    let lines = 0;
+    let settling: Promise<unknown> | undefined;
+    const code = await main(
+      [
+        'replay',
+        twoPrices(),
+        '--symbol',
+        'ETH-USD',
+        '--speed',
+        'max',
+        '--hold',
+        '--hold-every',
+        '1',
+        ...target,
+      ],
+      {
+        stdout: { write: () => {} },
+        stderr: {
+          isTTY: false,
+          write: (t: string) => {
+            stderr += t;
+            // Before, it held on for as long as BTC-USD's tick stayed pending: past four looks both settle, and it
+            // ends with exit 0 instead of the way on.
+            lines += 1;
+            if (lines === 4)
+              settling = Promise.all([
+                put({ ...btc, state: 'CANCELLED', version: 1 }),
+                put({ ...eth, state: 'CANCELLED', version: 1 }),
+              ]);
+          },
+        },
+      },
+    );
+    await settling;
+    expect(code, stderr).toBe(1);
+    expect(stderr.trimEnd().split('\n').at(-1)).toBe(
+      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
+    );
   });
 
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {

@@ -156,6 +156,34 @@ describe('local45-log-rotation-running: a running local up keeps its logs within
     }
   });
 
+  it('review46-log-recreated: a deleted local.log is emptied through its descriptor even with a new file at its path', () => {
+    const dir = stateDir();
+    const log = path.join(dir, 'local.log');
+    const fd = openSync(log, 'a'); // as the detached child's stdout and stderr
+    try {
+      const trigger = manualTrigger();
+      rotateWhileRunning(log, () => expect.fail('no warning expected'), {
+        maxBytes: 10,
+        every: trigger.every,
+        descriptor: fd,
+      });
+      unlinkSync(log); // an operator's rm while it runs
+      writeFileSync(log, 'theirs\n'); // and a file made at the path since (a touch, a tool's log)
+      writeSync(fd, 'line one\nline two\n');
+      trigger.pull();
+      // Before: the path's small file was looked at, and the unlinked one grew without bound.
+      expect(fstatSync(fd).size).toBe(0);
+      expect(readdirSync(dir)).toEqual(['local.log']); // the other file neither moved nor emptied
+      expect(readFileSync(log, 'utf8')).toBe('theirs\n');
+      writeFileSync(log, 'x'.repeat(20)); // past the bound too: not this process's to rotate
+      trigger.pull();
+      expect(readdirSync(dir)).toEqual(['local.log']);
+      expect(readFileSync(log, 'utf8')).toBe('x'.repeat(20));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('a log that cannot be moved is said once, not at every look', () => {
     const dir = stateDir();
     const log = path.join(dir, 'local.log');
