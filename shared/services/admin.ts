@@ -319,13 +319,14 @@ export const WITHDRAWAL_CHECKS = 10;
 async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Promise<AppliedEntry> {
   let audited: JournalAudit | undefined;
   for (let check = 0; check < WITHDRAWAL_CHECKS; check++) {
-    const { balance, verdict, audit, problemCount } = await checkFund(deps.ledger, audited);
+    const checked = await checkFund(deps.ledger, audited);
+    const { balance, verdict, audit } = checked;
     if (!verdict.reconciled) {
       // This withdrawal's key applied before (its answer lost, run again): its first entry; the key moves nothing now.
       const applied = await deps.ledger.entriesOf(INSURANCE_ACCOUNT, 'admin');
       if (applied.some((e) => e.idempotencyKey === movement.idempotencyKey))
         return deps.ledger.apply(movement);
-      throw new AdminInputError(notReconciledReason(verdict, balance, problemCount, deps.config));
+      throw new AdminInputError(notReconciledReason(verdict, checked, deps.config));
     }
     try {
       const expected = { sequence: balance.sequence, balance: balance.balance };
@@ -348,14 +349,19 @@ async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Pro
  */
 async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
   let read: AccountBalance | undefined;
+  /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
+  let start: number | undefined;
   const reader: JournalReader = {
     balance: async (account) => {
       read = await ledger.balance(account);
       return read;
     },
     journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
-    auditCheckpoint: async (account) =>
-      from === undefined ? ledger.auditCheckpoint(account) : { ...from, epoch: '' },
+    auditCheckpoint: async (account) => {
+      const prefix = from === undefined ? await ledger.auditCheckpoint(account) : { ...from, epoch: '' };
+      start = prefix?.sequence;
+      return prefix;
+    },
     saveAuditCheckpoint: async () => {},
   };
   // Silent: the reconcile's metrics and alarms are ledger-reconcile's runs'.
@@ -371,8 +377,18 @@ async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
     audit,
     problems: report.problems,
   });
-  return { balance: read!, verdict, audit, problemCount: report.problemCount };
+  return {
+    balance: read!,
+    verdict,
+    audit,
+    problemCount: report.problemCount,
+    start,
+    ownPrefix: from !== undefined,
+  };
 }
+
+/** A number of journal entries, grouped as the usage says 20,000. */
+const count = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
 
 /** Problems a refusal names (the reconcile's log and `backstop status` list them all). */
 const PROBLEMS_NAMED = 3;
@@ -380,15 +396,26 @@ const PROBLEMS_NAMED = 3;
 /** Why a withdrawal is refused on a fund that does not reconcile, and what to do (DEPLOY.md's runbook). */
 function notReconciledReason(
   verdict: Exclude<Reconciliation, { reconciled: true }>,
-  balance: AccountBalance,
-  problemCount: number,
+  checked: Awaited<ReturnType<typeof checkFund>>,
   config: RiskConfig,
 ): string {
-  if (verdict.reason === 'not-audited')
+  const { balance, problemCount } = checked;
+  if (verdict.reason === 'not-audited') {
+    // From where the audit stood, as ledger-reconcile counts its backlog; `behind`, what is left past the entries
+    // this check read, said "1 entry short ..., more than a withdrawal reads" (review46-not-audited).
+    const from = checked.start ?? 0;
+    const short = balance.sequence - from;
+    const prefix = checked.ownPrefix
+      ? 'as this withdrawal checked it'
+      : checked.start === undefined
+        ? 'ledger-reconcile has stored no checkpoint'
+        : "ledger-reconcile's checkpoint";
     return (
-      `admin/fund-not-audited: the fund's journal is audited ${verdict.behind} ${verdict.behind === 1 ? 'entry' : 'entries'} short of its balance's entry ${balance.sequence}, more than a withdrawal reads (ledger-reconcile is behind or stopped); nothing moved. ` +
-      `Run ledger-reconcile until its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken`
+      `admin/fund-not-audited: the fund's journal is audited through entry ${from} (${prefix}), ${count(short)} short of its balance's entry ${balance.sequence}: more than the ${count(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a withdrawal reads, so the fund is not judged; nothing moved. ` +
+      'ledger-reconcile is behind or stopped, or the fund moved that much since its last run (a burst of settlements): ' +
+      'run ledger-reconcile until its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken'
     );
+  }
   const { difference, problems } = verdict;
   const said = [
     `balance ${grouped(balance.balance, config)} at entry ${balance.sequence}`,

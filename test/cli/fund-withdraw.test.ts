@@ -1,12 +1,13 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import { createAwsAdapters, createLocalResources } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { JOURNAL_SEQUENCE_INDEX } from '../../shared/topology.ts';
 import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('withdraw');
@@ -159,5 +160,112 @@ describe('backstop fund withdraw', () => {
     expect((await cli('fund', '--help')).stdout).toMatch(
       /withdraw is refused, and moves nothing, while the fund's balance does not reconcile with its journal[\s\S]*A deposit is never held for it\./,
     );
+  });
+
+  // review46-repair-conditional: DEPLOY.md's repair said "the balance item put back as the journal says" and the
+  // entries from N "and every later one" fixed, with no word of the fund moving meanwhile (fees and payouts are never
+  // held): a put of a balance read before a fee committed loses the fee (a new difference), and entries fixed before
+  // the balance leave those written in between chained from the old one. The repair as the runbook now says it,
+  // with a fee landing between the operator's read and write.
+  it('repairs a balance written by hand as the runbook says, while the fund moves, and withdrawals go again', async () => {
+    const deploy = readFileSync(path.join(import.meta.dirname, '../../docs/DEPLOY.md'), 'utf8');
+    const entry = deploy.slice(deploy.indexOf('- Ledger difference (`LedgerReconcileAlarm`)'));
+    const runbook = entry.slice(0, entry.indexOf('\n- ')).replace(/\s+/g, ' ');
+    for (const said of [
+      'first the balance item put back as the journal says (the balance less the gap) by one `UpdateItem` conditioned on the sequence and balance just read',
+      '`ConditionExpression "#seq = :seq AND balance = :read"`',
+      'a refused update means the fund moved, so read it again',
+      "every later one up to the sequence the update was conditioned on (the ledger table's index `journalBySequence`), less the gap",
+    ])
+      expect(runbook).toContain(said);
+
+    const { names, at } = await emulator.newStage('repair');
+    const config = path.join(emulator.dir, 'risk-repair.json');
+    writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const dynamo = emulator.clients.dynamo;
+    const TableName = names.tables.ledger;
+    const pk = { S: `ACCOUNT#${INSURANCE_ACCOUNT}` };
+    const deposit = async (amount: string, key: string) =>
+      expect((await cli('fund', 'deposit', '--amount', amount, '--key', key, ...at)).code).toBe(0);
+    await deposit('100', 'd1');
+    // The write by hand (+10 USD, no entry), then the fund moves on: entry 2 reads the gap (+10.00).
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName,
+        Key: { pk, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = :n',
+        ExpressionAttributeValues: { ':n': { N: '110000000' } },
+      }),
+    );
+    await deposit('5', 'd2');
+    const gap = 10_000_000n;
+
+    const read = async () => {
+      const { Item } = await dynamo.send(
+        new GetItemCommand({ TableName, Key: { pk, sk: { S: 'BALANCE' } }, ConsistentRead: true }),
+      );
+      return { sequence: Item!.sequence!.N!, balance: BigInt(Item!.balance!.N!) };
+    };
+    const putBack = (seen: { sequence: string; balance: bigint }) =>
+      dynamo.send(
+        new UpdateItemCommand({
+          TableName,
+          Key: { pk, sk: { S: 'BALANCE' } },
+          UpdateExpression: 'SET balance = :fixed',
+          ConditionExpression: '#seq = :seq AND balance = :read',
+          ExpressionAttributeNames: { '#seq': 'sequence' },
+          ExpressionAttributeValues: {
+            ':fixed': { N: String(seen.balance - gap) },
+            ':seq': { N: seen.sequence },
+            ':read': { N: String(seen.balance) },
+          },
+        }),
+      );
+    const stale = await read();
+    // A settlement's fee commits between the operator's read and write: the update is refused, nothing lost.
+    await deposit('1', 'fee');
+    await expect(putBack(stale)).rejects.toMatchObject({ name: 'ConditionalCheckFailedException' });
+    const seen = await read();
+    await putBack(seen);
+    // Entry 2 (the first with the gap) up to the sequence the update was conditioned on, less the gap.
+    const { Items } = await dynamo.send(
+      new QueryCommand({
+        TableName,
+        IndexName: JOURNAL_SEQUENCE_INDEX,
+        KeyConditionExpression: 'pk = :pk AND journalSequence BETWEEN :n AND :m',
+        ExpressionAttributeValues: { ':pk': pk, ':n': { N: '2' }, ':m': { N: seen.sequence } },
+      }),
+    );
+    expect(Items!.map((i) => i.sequence!.N)).toEqual(['2', '3']);
+    for (const item of Items!)
+      await dynamo.send(
+        new UpdateItemCommand({
+          TableName,
+          Key: { pk, sk: item.sk! },
+          UpdateExpression: 'SET balanceBefore = balanceBefore - :gap, balanceAfter = balanceAfter - :gap',
+          ExpressionAttributeValues: { ':gap': { N: String(gap) } },
+        }),
+      );
+    // A movement after the update chains from the balance put back; the write meant, if real money, deposited.
+    await deposit('10', 'meant');
+
+    const status = await cli('status', '--json', ...at);
+    const fund = JSON.parse(status.stdout).insuranceFund;
+    expect([fund.reconciled, fund.difference, fund.problems]).toEqual([true, '0', []]);
+    const withdraw = await cli(
+      'fund',
+      'withdraw',
+      '--amount',
+      '30',
+      '--key',
+      'w1',
+      '--config',
+      config,
+      ...at,
+    );
+    expect([withdraw.code, withdraw.stdout]).toEqual([
+      0,
+      expect.stringMatching(/^fund withdraw 30\.00 USD: balance 86\.00 USD/),
+    ]);
   });
 });

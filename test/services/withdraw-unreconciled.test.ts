@@ -163,9 +163,11 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
     expect(await withdraw('1', 'w1')).toEqual({
       ok: false,
       reason:
-        "admin/fund-not-audited: the fund's journal is audited 1 entry short of its balance's entry 20001, more " +
-        'than a withdrawal reads (ledger-reconcile is behind or stopped); nothing moved. Run ledger-reconcile until ' +
-        'its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken',
+        "admin/fund-not-audited: the fund's journal is audited through entry 0 (ledger-reconcile has stored no " +
+        "checkpoint), 20,001 entries short of its balance's entry 20001: more than the 20,000 entries a withdrawal " +
+        'reads, so the fund is not judged; nothing moved. ledger-reconcile is behind or stopped, or the fund moved ' +
+        'that much since its last run (a burst of settlements): run ledger-reconcile until its backlog is 0 ' +
+        '(docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken',
     });
     expect(await fund()).toEqual(before);
     // The scheduled run's checkpoint: the next withdrawal reads what was written since, and goes.
@@ -190,6 +192,45 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
     // The checkpoint's entry again (a page overlaps the audited prefix by one), the 3 since, then the balance's own
     // entry once more (a second copy of it?) and nothing past it: never the 20,001 audited before.
     expect(read).toEqual([20001, 20002, 20003, 20004, 20004]);
+  });
+
+  // review46-not-audited: the refusal counted only what was left past the 20,000 entries it read ("audited 3 entries
+  // short ... more than a withdrawal reads"), not how far ledger-reconcile's checkpoint is behind, its backlog's count.
+  it('says how far behind the balance the checkpoint is, as the reconcile counts its backlog', async () => {
+    const { p, withdraw } = setup();
+    const ledger = p.adapters.ledger;
+    const fee = (n: number) =>
+      ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: `fee-${n}`,
+        amount: usd('1'),
+        kind: 'fee',
+        reference: `p${n}`,
+        atMs: n,
+        floor: 0n,
+      });
+    for (let n = 1; n <= 5; n++) await fee(n);
+    await reconcileAccount(ledger, INSURANCE_ACCOUNT, p.telemetry, {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+    });
+    // A burst of settlements since the scheduled run: more than a withdrawal reads.
+    for (let n = 6; n <= WITHDRAWAL_AUDIT_MAX_ENTRIES + 8; n++) await fee(n);
+    const refused = await withdraw('1', 'w1');
+    expect(refused).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining(
+        "admin/fund-not-audited: the fund's journal is audited through entry 5 (ledger-reconcile's checkpoint), " +
+          "20,003 entries short of its balance's entry 20008: more than the 20,000 entries a withdrawal reads",
+      ),
+    });
+    // As the operator is told: ledger-reconcile until its backlog is 0, then the withdrawal goes.
+    const run = await reconcileAccount(ledger, INSURANCE_ACCOUNT, p.telemetry, {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+    });
+    expect([run.entries, run.backlog]).toEqual([20_003, 0]);
+    expect(await withdraw('1', 'w1')).toMatchObject({ ok: true, entry: { sequence: 20_009 } });
   });
 });
 
