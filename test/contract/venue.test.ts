@@ -22,6 +22,7 @@ const SIMULATED: Record<ExchangeFault, VenueFault> = {
 /** The controls of a simulated book: its faults, its empty books, its record of executions. */
 const controlsOf = (book: SimulatedVenue) => ({
   netTraded: async (symbol: string) => book.traded(symbol),
+  netPaid: async (symbol: string) => book.paid(symbol),
   fail: (fault: ExchangeFault) => book.injectFaults(SIMULATED[fault]),
   emptyBook: (symbol: string, empty: boolean) => {
     if (empty) book.faults.emptyBooks.add(symbol);

@@ -49,6 +49,38 @@ describe('a refusal of an order that an earlier delivery may have executed (orde
     expect(onVenue + auctioned).toBeLessThanOrEqual(long.size);
   });
 
+  // docs/VENUE.md's table of error kinds: 'rejected' is an answer about the order (nothing executed under its id),
+  // taken as one even for an order an earlier delivery may have placed; 'unavailable' there keeps it in doubt.
+  it('takes a rejection of an order an earlier delivery may have placed as its answer: the slice goes to the auction', async () => {
+    const p = createPipeline({ config: parseRiskConfig(FAST_AUCTION) });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.provider('lp-1', '100000', '0.02', '100');
+    const long = await p.open('LONG', '10', '200', '200');
+
+    const place = p.venue.placeIoc.bind(p.venue);
+    let calls = 0;
+    p.venue.placeIoc = async (order: OrderRequest): Promise<OrderResult> => {
+      calls += 1;
+      // The first delivery's three attempts never reach the exchange; the redelivery's are refused.
+      if (calls <= 3) throw new VenueError(`venue/timeout: ${order.clientOrderId}`, 'timeout');
+      if (calls <= 6) throw new VenueError(`venue/rejected: ${order.clientOrderId}`, 'rejected');
+      return place(order);
+    };
+
+    await p.tick('ETH-USD', '184');
+    await p.drain();
+
+    const [liquidation] = p.adapters.liquidations.all();
+    const market = p.orders.orders.get(`${liquidation!.id}:market`);
+    expect(market).toMatchObject({ calls: 6, executed: false });
+    expect(liquidation?.marketFills).toEqual([]);
+    // Handed over whole in the redelivery, not held in doubt until the dead-letter queue.
+    const [auction] = p.adapters.auctions.all();
+    expect(auction?.lot).toBe(long.size);
+    expect(p.errors).toHaveLength(1);
+  });
+
   it('never takes a refused repeat of a timed-out last-resort order as filling nothing', async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.fund('100000');

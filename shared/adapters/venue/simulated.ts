@@ -82,6 +82,8 @@ export class SimulatedVenue implements Venue {
   readonly #orders = new Map<string, OrderResult>();
   /** Base our orders bought minus sold, per symbol: the venue's own record of its executions. */
   readonly #traded = new Map<string, BaseE8>();
+  /** Quote (price x size, 1e-16) our orders paid minus received, per symbol: the rest of that record. */
+  readonly #paid = new Map<string, bigint>();
   #orderNumber = 0;
 
   constructor(options: SimulatedVenueOptions) {
@@ -173,6 +175,11 @@ export class SimulatedVenue implements Venue {
     return this.#traded.get(symbol) ?? 0n;
   }
 
+  /** Quote our orders paid for what they bought minus received for what they sold on `symbol`: each fill's price x size. */
+  paid(symbol: string): bigint {
+    return this.#paid.get(symbol) ?? 0n;
+  }
+
   /** The first `count` levels of each side now (tests and charts). */
   levels(symbol: string, count: number): { bids: Fill[]; asks: Fill[] } {
     const book = this.#books.get(symbol);
@@ -219,6 +226,11 @@ export class SimulatedVenue implements Venue {
     book.impact += impactOf(shape, side, filled, book.config.impactRetention);
     const signed = order.direction === 'BUY' ? filled : -filled;
     this.#traded.set(order.symbol, this.traded(order.symbol) + signed);
+    const notional = fills.reduce((total, f) => total + f.price * f.size, 0n);
+    this.#paid.set(
+      order.symbol,
+      this.paid(order.symbol) + (order.direction === 'BUY' ? notional : -notional),
+    );
     return {
       clientOrderId: order.clientOrderId,
       fills,
