@@ -91,6 +91,13 @@ const principal = z
   .string()
   .refine((s) => ACCOUNT_ID.test(s) || ROLE_ARN.test(s), 'must be a 12-digit account id or an IAM role ARN');
 
+/** A Secrets Manager secret's complete ARN: its name and the six characters Secrets Manager adds (`-a1B2c3`). */
+const SECRET_ARN = /^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}$/;
+/** A secret's name as Secrets Manager takes one. */
+const SECRET_NAME = /^[\w/+=.@-]{1,512}$/;
+/** A KMS key's ARN (an alias would not do: IAM authorizes Decrypt on the key). */
+const KMS_KEY_ARN = /^arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/;
+
 const schema = z.strictObject({
   /** Names the stack (Backstop-<stage>), the tick bus and the dashboard. */
   stage: z.string().regex(DEPLOYED_STAGE.pattern, DEPLOYED_STAGE.rule).default('dev'),
@@ -167,6 +174,29 @@ const schema = z.strictObject({
   reservedConcurrency: json(
     z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
   ).default({}),
+  /**
+   * The Secrets Manager secret holding the venue's API key (docs/VENUE.md): its complete ARN, or its name in the
+   * stack's account and region. Set, the functions that trade (VENUE_TRADERS) alone may read that secret alone and are
+   * given its id (VENUE_KEY_ENV); unset, nothing is granted (the simulated venue reads no key).
+   */
+  venueSecret: z
+    .string()
+    .superRefine((s, ctx) => {
+      if (s.startsWith('arn:') ? SECRET_ARN.test(s) : SECRET_NAME.test(s)) return;
+      ctx.addIssue({
+        code: 'custom',
+        // A partial ARN (no suffix) would be granted nothing: IAM matches the complete one.
+        message: s.startsWith('arn:')
+          ? "must be a secret's complete ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters> (as the console shows it), or its name"
+          : "must be a secret's ARN or its name (1 to 512 of letters, digits and /_+=.@-)",
+      });
+    })
+    .optional(),
+  /** The customer-managed KMS key venueSecret is encrypted with (its key ARN); absent: Secrets Manager's own key. */
+  venueSecretKmsKey: z
+    .string()
+    .regex(KMS_KEY_ARN, "must be a KMS key's ARN, arn:aws:kms:<region>:<account>:key/<key id> (not an alias)")
+    .optional(),
 });
 
 export type ContextInput = z.input<typeof schema>;
@@ -208,6 +238,11 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
   if (rest.tickPublishersOnly && rest.feedPrincipals.length === 0) {
     throw new InfraConfigError(
       `invalid CDK context: ${CONTEXT_PREFIX}tickPublishersOnly denies PriceTick to every principal not in ${CONTEXT_PREFIX}feedPrincipals, which names none: the bus would take no tick; list the feed's role ARN (or its account id) there`,
+    );
+  }
+  if (rest.venueSecretKmsKey && !rest.venueSecret) {
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}venueSecretKmsKey names the key of a secret, and ${CONTEXT_PREFIX}venueSecret names none: set both, or neither`,
     );
   }
   const riskConfigInput = (riskConfig ?? DEFAULT_RISK_CONFIG_INPUT) as RiskConfigInput;

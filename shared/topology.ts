@@ -556,6 +556,17 @@ export const deadLetterQueueEnv = (id: QueueId): string => {
 /** Receives before a queue's messages are dead-lettered (the stack's maxReceiveCount; the topology's when unset). */
 export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_URL$/, '_MAX_RECEIVES');
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
+/**
+ * The functions that place orders and ask for quotes (shared/services/liquidation.ts): the only ones that may read the
+ * venue's API key (docs/VENUE.md); the other four build the venue and never call it.
+ */
+export const VENUE_TRADERS: readonly FunctionId[] = ['liquidationConsumer', 'auction'];
+/**
+ * Where a deployed trader finds the venue's API key: the Secrets Manager SecretId (its ARN, or its name) the stack's
+ * `backstop:venueSecret` names, read at the adapter's first call (shared/adapters/venue/key.ts). A reference, not the
+ * key: IAM gates the value. Absent without the setting.
+ */
+export const VENUE_KEY_ENV = 'VENUE_KEY_ID';
 /** Settings a function reads from its environment when set, and defaults otherwise. */
 const OPTIONAL_SETTINGS_ENV = {
   /**

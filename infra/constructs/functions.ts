@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CfnElement, Duration, RemovalPolicy, Stack, Stage, Token, Validations } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  type CfnElement,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  Stage,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -39,6 +48,8 @@ import {
   TICK_BUS_ENV,
   type Trigger,
   tableEnv,
+  VENUE_KEY_ENV,
+  VENUE_TRADERS,
 } from '../../shared/topology.ts';
 import { type InfraConfig, maxReceiveCount } from '../config.ts';
 import type { QueuePair } from './queues.ts';
@@ -169,10 +180,53 @@ export function functionEnvironment(props: FunctionsProps): Record<string, strin
  * would spend some 300 bytes of its 4 KB on them, and its cold start would need them (review45-dlq-watch-env).
  */
 export function ownEnvironment(props: FunctionsProps, def: FunctionDef): Record<string, string> {
-  if (!readsDeadLetters(def)) return {};
-  return Object.fromEntries(
-    deadLetteredQueues().map((q) => [deadLetterQueueEnv(q.id), deadLetterKeeper(props, q.id)!.queueUrl]),
-  );
+  const venueSecret = props.config.venueSecret;
+  return {
+    ...(readsDeadLetters(def)
+      ? Object.fromEntries(
+          deadLetteredQueues().map((q) => [
+            deadLetterQueueEnv(q.id),
+            deadLetterKeeper(props, q.id)!.queueUrl,
+          ]),
+        )
+      : {}),
+    // The id as given (an ARN, or a name: read by name, never as a partial ARN a name ending in -xxxxxx would defeat).
+    ...(venueSecret !== undefined && VENUE_TRADERS.includes(def.id) ? { [VENUE_KEY_ENV]: venueSecret } : {}),
+  };
+}
+
+/**
+ * What reading the venue's key takes (backstop:venueSecret), granted to VENUE_TRADERS alone: GetSecretValue on that
+ * one secret (a name: its ARN with the six characters Secrets Manager adds, `-??????`, which matches no other name's),
+ * and Decrypt on its customer-managed key, when it has one, through Secrets Manager only.
+ */
+export function venueKeyStatements(scope: Construct, config: InfraConfig): PolicyStatement[] {
+  const secret = config.venueSecret;
+  if (secret === undefined) return [];
+  const stack = Stack.of(scope);
+  const isArn = secret.startsWith('arn:');
+  const resource = isArn
+    ? secret
+    : stack.formatArn({
+        service: 'secretsmanager',
+        resource: 'secret',
+        resourceName: `${secret}-??????`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+  const statements = [
+    new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [resource] }),
+  ];
+  if (config.venueSecretKmsKey !== undefined) {
+    const region = isArn ? secret.split(':')[3] : stack.region;
+    statements.push(
+      new PolicyStatement({
+        actions: ['kms:Decrypt'],
+        resources: [config.venueSecretKmsKey],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` } },
+      }),
+    );
+  }
+  return statements;
 }
 
 /** The queue that keeps `id`'s dead letters: its dead-letter queue, or a sink itself (none: deadLetteredQueues). */
@@ -383,6 +437,8 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
       bundling: { ...bundling, inject: [riskConfigModule] },
     });
     for (const grant of def.grants) applyGrant(fn, grant, props, def.id);
+    if (VENUE_TRADERS.includes(def.id))
+      for (const statement of venueKeyStatements(scope, config)) fn.addToRolePolicy(statement);
     wireTrigger(scope, def, fn, props);
     acknowledgeFunctionFindings(fn, role, def, props);
     functions[def.id] = fn;

@@ -202,9 +202,52 @@ describe('loadConfig', () => {
       { 'backstop:alarmEmail': 'a@b.co', 'backstop:alarmTopicArn': 'arn:aws:sns:eu-west-1:111122223333:ops' },
       /not both/,
     ],
+    [
+      // IAM matches a secret's complete ARN: a partial one (no six characters) would grant nothing.
+      "a secret's partial ARN",
+      { 'backstop:venueSecret': 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:backstop/venue' },
+      /backstop:venueSecret: must be a secret's complete ARN/,
+    ],
+    [
+      'another kind of ARN as the venue secret',
+      { 'backstop:venueSecret': 'arn:aws:ssm:eu-west-1:111122223333:parameter/venue-key-a1B2c3' },
+      /backstop:venueSecret: must be a secret's complete ARN/,
+    ],
+    [
+      'a secret name Secrets Manager would not take',
+      { 'backstop:venueSecret': 'venue key!' },
+      /backstop:venueSecret: must be a secret's ARN or its name/,
+    ],
+    [
+      "a KMS alias as the secret's key (IAM authorizes Decrypt on the key)",
+      {
+        'backstop:venueSecret': 'backstop/venue-key',
+        'backstop:venueSecretKmsKey': 'arn:aws:kms:eu-west-1:111122223333:alias/venue',
+      },
+      /backstop:venueSecretKmsKey: must be a KMS key's ARN/,
+    ],
+    [
+      'a secret key without a secret',
+      { 'backstop:venueSecretKmsKey': 'arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d' },
+      /venueSecretKmsKey names the key of a secret, and backstop:venueSecret names none/,
+    ],
   ])('rejects %s with a clear error', (_name, context, message) => {
     expect(() => loadConfig(context)).toThrow(InfraConfigError);
     expect(() => loadConfig(context)).toThrow(message);
+  });
+
+  it("takes the venue's secret by complete ARN or by name, and its key by ARN; none by default", () => {
+    expect(loadConfig({}).venueSecret).toBeUndefined();
+    const arn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:backstop/venue-key-a1B2c3';
+    expect(loadConfig({ 'backstop:venueSecret': arn }).venueSecret).toBe(arn);
+    expect(loadConfig({ 'backstop:venueSecret': 'prod/backstop/venue_key+1=a.b@c' }).venueSecret).toBe(
+      'prod/backstop/venue_key+1=a.b@c',
+    );
+    const key = 'arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-0a1b2c3d4e5f';
+    expect(
+      loadConfig({ 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': key })
+        .venueSecretKmsKey,
+    ).toBe(key);
   });
 
   it('accepts the boundaries: 60 s event age, two receives, 185 retries', () => {

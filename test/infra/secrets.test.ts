@@ -13,8 +13,9 @@ import { BUNDLED_RISK_CONFIG_GLOBAL, FUNCTIONS, RISK_CONFIG_BUNDLED } from '../.
 
 /**
  * Issue 7, security: no secret in any Lambda function's environment. Every variable of every function in the
- * synthesized template is listed below with why it is harmless; a new variable fails the test until it is
- * reviewed and added. Names that sound secret and values that look like credentials fail whatever the list says.
+ * synthesized template (the default stack's, and a stack's that reads a venue key: backstop:venueSecret) is listed
+ * below with why it is harmless; a new variable fails the test until it is reviewed and added. Names that sound
+ * secret and values that look like credentials fail whatever the list says.
  */
 
 process.env.CDK_VALIDATION = 'false';
@@ -44,6 +45,8 @@ const DOCUMENTED: Readonly<Record<string, string>> = {
   QUEUE_AUCTION_STEPS_DLQ_URL: "a dead-letter queue's URL (a Ref)",
   QUEUE_LIQUIDATIONS_MAX_RECEIVES: "the liquidation queue's maxReceiveCount (a count)",
   QUEUE_AUCTION_STEPS_MAX_RECEIVES: "the auction-step queue's maxReceiveCount (a count)",
+  VENUE_KEY_ID:
+    "where the venue's API key is, not the key: the Secrets Manager secret's ARN or name (backstop:venueSecret), in liquidation-consumer's and auction's environments alone; reading it takes GetSecretValue, granted to those two on that one secret (an ARN is a name: it opens nothing)",
 };
 
 const SECRET_NAME = /SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY/i;
@@ -94,24 +97,42 @@ const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'u
   string,
   unknown
 >;
-let outdir: string;
+const outdirs: string[] = [];
 type Resource = { Type: string; Properties: Record<string, unknown> };
+/** Every function of the default stack and of one that reads a venue key (backstop:venueSecret). */
 let functions: [string, Record<string, unknown>][];
+/** A secret's ARN as Secrets Manager makes one (its name, then six characters of its own). */
+const VENUE_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:backstop/venue-key-a1B2c3';
 /** The risk configuration as the stack builds it into every function's code. */
 let bundledRiskConfig: unknown;
 
-beforeAll(async () => {
-  outdir = mkdtempSync(join(tmpdir(), 'backstop-secrets-'));
-  const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
+function synth(ours: Record<string, unknown>) {
+  const outdir = mkdtempSync(join(tmpdir(), 'backstop-secrets-'));
+  outdirs.push(outdir);
+  const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
   const config = loadConfig(app.node.getAllContext());
   const stack = new BackstopStack(app, stackName(config.stage), { config, projectRoot });
   const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
-  functions = Object.entries(resources)
+  const fns = Object.entries(resources)
     .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
-    .map(([id, r]) => [
-      id,
-      (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
-    ]);
+    .map(
+      ([id, r]) =>
+        [
+          id,
+          (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
+        ] as [string, Record<string, unknown>],
+    );
+  return { config, stack, fns };
+}
+
+beforeAll(async () => {
+  const { config, stack, fns } = synth({});
+  const withKey = synth({ 'backstop:venueSecret': VENUE_SECRET_ARN });
+  expect(withKey.fns.length).toBe(fns.length);
+  functions = [
+    ...fns,
+    ...withKey.fns.map(([id, v]): [string, Record<string, unknown>] => [`${id} (venue key)`, v]),
+  ];
   const module = (await import(writeRiskConfigModule(stack, config.riskConfigJson))) as Record<
     string,
     string
@@ -120,7 +141,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  rmSync(outdir, { recursive: true, force: true });
+  for (const outdir of outdirs) rmSync(outdir, { recursive: true, force: true });
 });
 
 describe('Lambda environments hold no secrets (issue 7)', () => {
@@ -134,7 +155,14 @@ describe('Lambda environments hold no secrets (issue 7)', () => {
       'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY': 'base64 blob',
     };
     for (const [value, kind] of Object.entries(flagged)) expect(credentialLike(value), value).toBe(kind);
-    for (const harmless of ['backstop-dev', 'Backstop', 'INFO', '--enable-source-maps', '{"buf":"1.05"}']) {
+    for (const harmless of [
+      'backstop-dev',
+      'Backstop',
+      'INFO',
+      '--enable-source-maps',
+      '{"buf":"1.05"}',
+      VENUE_SECRET_ARN,
+    ]) {
       expect(credentialLike(harmless), harmless).toBeUndefined();
     }
     expect(
@@ -143,8 +171,9 @@ describe('Lambda environments hold no secrets (issue 7)', () => {
   });
 
   it('every function has only the documented variables, none named like a secret', () => {
-    // Only the project's functions: no CDK helper Lambda (log retention, custom resources) with its own environment.
-    expect(functions.length).toBe(FUNCTIONS.length);
+    // Only the project's functions (of both stacks): no CDK helper Lambda (log retention, custom resources) with its
+    // own environment.
+    expect(functions.length).toBe(2 * FUNCTIONS.length);
     for (const name of Object.keys(DOCUMENTED)) expect(name).not.toMatch(SECRET_NAME);
     for (const [id, variables] of functions) {
       for (const name of Object.keys(variables)) {

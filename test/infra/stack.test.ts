@@ -78,6 +78,8 @@ import {
   TICK_BUS,
   TICK_BUS_ENV,
   tableEnv,
+  VENUE_KEY_ENV,
+  VENUE_TRADERS,
   visibilityTimeoutSeconds,
 } from '../../shared/topology.ts';
 import { emfDimensionSets } from '../support/emit-sites.ts';
@@ -2377,6 +2379,134 @@ describe('tickPublishersOnly', () => {
   });
 });
 
+describe("the venue's key (backstop:venueSecret)", () => {
+  const ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:backstop/venue-key-a1B2c3';
+  const KEY = 'arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+  /** A template value as text, a Ref as {Name}: an ARN the stack builds from its account and region. */
+  const text = (v: unknown): string =>
+    typeof v === 'string'
+      ? v
+      : v && typeof v === 'object' && 'Ref' in v
+        ? `{${(v as { Ref: string }).Ref}}`
+        : v && typeof v === 'object' && 'Fn::Join' in v
+          ? (v as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map(text).join('')
+          : JSON.stringify(v);
+  /** Per function, its role's statements and its environment; and every IAM statement of the template. */
+  function synthesized(ours: Record<string, unknown>) {
+    const { stack } = build(ours);
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
+    const perFunction = Object.fromEntries(
+      FUNCTIONS.map((def) => {
+        const props = resources[logicalIdOf(stack, stack.functions[def.id])]!.Properties;
+        const role = (props.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+        const statements = Object.values(resources)
+          .filter(
+            (r) =>
+              r.Type === 'AWS::IAM::Policy' &&
+              (r.Properties.Roles as Array<{ Ref: string }>).some((ref) => ref.Ref === role),
+          )
+          .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+        const env = (props.Environment as { Variables: Record<string, unknown> }).Variables;
+        return [def.id, { statements, env }];
+      }),
+    ) as Record<FunctionId, { statements: Statement[]; env: Record<string, unknown> }>;
+    const all = Object.values(resources).flatMap((r) => [
+      ...((r.Properties.PolicyDocument as { Statement: Statement[] } | undefined)?.Statement ?? []),
+      ...((r.Properties.Policy as { Statement: Statement[] } | undefined)?.Statement ?? []),
+      ...(
+        (r.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }> | undefined) ?? []
+      ).flatMap((p) => p.PolicyDocument.Statement),
+    ]);
+    return { resources, perFunction, all };
+  }
+  const onSecrets = (s: Statement) =>
+    asList(s.Action).some((a) => a.startsWith('secretsmanager:') || a.startsWith('kms:'));
+
+  it('without it, no function may read a secret or decrypt with a key, and none is told of one', () => {
+    const { perFunction, all } = synthesized({});
+    expect(all.length).toBeGreaterThan(10);
+    expect(all.filter(onSecrets)).toEqual([]);
+    for (const def of FUNCTIONS) expect(perFunction[def.id].env, def.id).not.toHaveProperty(VENUE_KEY_ENV);
+  });
+
+  it("with a secret's ARN: GetSecretValue on that secret alone, to liquidation-consumer and auction alone, who are told it", () => {
+    expect(VENUE_TRADERS).toEqual(['liquidationConsumer', 'auction']);
+    const { perFunction, all } = synthesized({ 'backstop:venueSecret': ARN });
+    for (const def of FUNCTIONS) {
+      const { statements, env } = perFunction[def.id];
+      const trader = VENUE_TRADERS.includes(def.id);
+      expect(statements.filter(onSecrets), def.id).toEqual(
+        trader ? [{ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ARN }] : [],
+      );
+      expect(env[VENUE_KEY_ENV], def.id).toBe(trader ? ARN : undefined);
+    }
+    // Nothing else in the template (a bus or queue policy, another role) speaks of secrets.
+    expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
+  });
+
+  it("with a secret's name: on that name's secret of the stack's account and region alone", () => {
+    const { perFunction, all } = synthesized({ 'backstop:venueSecret': 'backstop/venue-key' });
+    for (const id of VENUE_TRADERS) {
+      const [statement, ...others] = perFunction[id].statements.filter(onSecrets);
+      expect(others).toEqual([]);
+      expect(statement!.Action).toBe('secretsmanager:GetSecretValue');
+      // The six characters Secrets Manager adds to a name, and no other name: not backstop/venue-key-2's.
+      expect(text(statement!.Resource)).toBe(
+        'arn:{AWS::Partition}:secretsmanager:{AWS::Region}:{AWS::AccountId}:secret:backstop/venue-key-??????',
+      );
+      // Read by its name (a partial ARN would misread a name ending in a hyphen and six characters).
+      expect(perFunction[id].env[VENUE_KEY_ENV]).toBe('backstop/venue-key');
+    }
+    expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
+  });
+
+  it("with the secret's customer-managed key: Decrypt on that key alone, through Secrets Manager, to the two alone", () => {
+    const { perFunction, all } = synthesized({
+      'backstop:venueSecret': ARN,
+      'backstop:venueSecretKmsKey': KEY,
+    });
+    for (const def of FUNCTIONS) {
+      const decrypts = perFunction[def.id].statements.filter((s) =>
+        asList(s.Action).some((a) => a.startsWith('kms:')),
+      );
+      expect(decrypts, def.id).toEqual(
+        VENUE_TRADERS.includes(def.id)
+          ? [
+              {
+                Effect: 'Allow',
+                Action: 'kms:Decrypt',
+                Resource: KEY,
+                // The secret's region (its ARN's): Secrets Manager decrypts where the secret is.
+                Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+              },
+            ]
+          : [],
+      );
+    }
+    expect(all.filter(onSecrets)).toHaveLength(2 * VENUE_TRADERS.length);
+  });
+
+  it('adds that grant and that variable, and changes nothing else of the template', () => {
+    const plain = synthesized({}).resources;
+    const configured = synthesized({
+      'backstop:venueSecret': ARN,
+      'backstop:venueSecretKmsKey': KEY,
+    }).resources;
+    // A code asset's key hashes its bundling options, the path of the synth's own risk-configuration module among them.
+    for (const r of [...Object.values(plain), ...Object.values(configured)])
+      delete (r.Properties.Code as { S3Key?: unknown } | undefined)?.S3Key;
+    for (const r of Object.values(configured)) {
+      const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables;
+      if (variables) delete variables[VENUE_KEY_ENV];
+      const document = r.Properties.PolicyDocument as { Statement: Statement[] } | undefined;
+      if (r.Type === 'AWS::IAM::Policy' && document)
+        document.Statement = document.Statement.filter((s) => !onSecrets(s));
+    }
+    expect(configured).toEqual(plain);
+  });
+});
+
 describe('cdk-nag', () => {
   it('synthesizes with AwsSolutions and Serverless checks and no unacknowledged finding', () => {
     const { app } = build({ 'backstop:alarmEmail': 'ops@example.com' }, true);
@@ -2386,6 +2516,21 @@ describe('cdk-nag', () => {
     };
     const findings = report.pluginReports.flatMap((r) => r.violations ?? []);
     expect(findings).toEqual([]);
+  });
+
+  it('finds nothing in a stack that reads a venue key by name, encrypted with its own key', () => {
+    const { app } = build(
+      {
+        'backstop:venueSecret': 'backstop/venue-key',
+        'backstop:venueSecretKmsKey':
+          'arn:aws:kms:us-east-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789',
+      },
+      true,
+    );
+    const report = JSON.parse(
+      readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'),
+    ) as { pluginReports: Array<{ violations?: unknown[] }> };
+    expect(report.pluginReports.flatMap((r) => r.violations ?? [])).toEqual([]);
   });
 
   it('fails synthesis on an unacknowledged finding (the checks are wired)', () => {

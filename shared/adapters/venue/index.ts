@@ -16,7 +16,7 @@ export interface VenueContext {
   readonly clock: Clock;
   /**
    * The function's environment: names, never credentials (test/infra/secrets.test.ts); an exchange's API key is
-   * read from Secrets Manager at the adapter's first call (docs/VENUE.md).
+   * read from Secrets Manager at the adapter's first call, by `secretsManagerVenueKey(env)` (key.ts, docs/VENUE.md).
    */
   readonly env: NodeJS.ProcessEnv;
 }
