@@ -733,7 +733,7 @@ export interface OrderResult {
   readonly status: 'FILLED' | 'PARTIAL' | 'NONE';
 }
 
-/** How a venue call fails (the Reason of the VenueOrderFailures metric, each alarmed). */
+/** How a venue call fails (the Reason of the VenueOrderFailures metric, each alarmed; another kind is taken as a timeout). */
 export const VENUE_ERROR_KINDS = ['timeout', 'rejected', 'unavailable'] as const;
 export type VenueErrorKind = (typeof VENUE_ERROR_KINDS)[number];
 

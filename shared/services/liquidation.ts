@@ -60,6 +60,7 @@ import {
   type OrderResult,
   type PositionRecord,
   type ProvidersEpochCheck,
+  VENUE_ERROR_KINDS,
   VenueError,
   type Write,
 } from '../ports/index.ts';
@@ -843,14 +844,16 @@ async function placeWithRetries(
     let result: OrderResult;
     try {
       result = await deps.venue.placeIoc(order);
-    } catch (error) {
-      if (!(error instanceof VenueError)) throw error;
+    } catch (thrown) {
+      if (!(thrown instanceof VenueError)) throw thrown;
+      const error = knownKind(thrown);
       if (error.kind === 'timeout' || (placedBefore && error.kind === 'unavailable')) inDoubt = error;
       deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, { Reason: error.kind, Market: order.symbol });
       deps.telemetry.warn('venue attempt failed', {
         clientOrderId: order.clientOrderId,
         attempt,
         kind: error.kind,
+        ...(error === thrown ? {} : { reportedKind: String(thrown.kind) }),
       });
       continue;
     }
@@ -865,18 +868,38 @@ async function placeWithRetries(
 }
 
 /**
+ * A venue failure as the consumer acts on it: of its own kind, or, of a kind outside VENUE_ERROR_KINDS (an adapter's
+ * mistake), a timeout: the kind that assumes least (the order may have executed: it is asked again, never handed
+ * on), counted under a Reason VenueFailuresAlarm sums. Taken as "nothing executed", a lost answer was sold twice.
+ */
+function knownKind(error: VenueError): VenueError {
+  if ((VENUE_ERROR_KINDS as readonly unknown[]).includes(error.kind)) return error;
+  return new VenueError(
+    `venue/timeout: a failure of kind ${String(error.kind)}: ${error.message}`,
+    'timeout',
+  );
+}
+
+/**
  * An exchange's answer must be this order's and within it: its client order id, fills of positive size within the
  * order's size and at or within its limit (an IOC never fills beyond it), and no cost of their own. Another answer
  * may mean anything, an execution included: it is neither recorded nor taken as "nothing filled" (which would hand
- * the slice on), but fails the delivery, retried then dead-lettered with its alarm, for an operator.
+ * the slice on), but fails the delivery, retried then dead-lettered with its alarm, for an operator. Sizes and prices
+ * are bigints: the operators below take a number or a string too, and let them through to fail later, or add up.
  */
 function checkAnswer(order: OrderRequest, result: OrderResult): void {
   const fault = (why: string): never => {
     throw new VenueAnswerError(`venue/bad-answer: ${order.clientOrderId}: ${why}`);
   };
+  if (typeof result !== 'object' || result === null || !Array.isArray(result.fills))
+    fault('an answer with no list of fills');
   if (result.clientOrderId !== order.clientOrderId) fault(`answered as ${result.clientOrderId}`);
   let size = 0n;
   for (const f of result.fills) {
+    if (typeof f?.size !== 'bigint' || typeof f.price !== 'bigint')
+      fault(
+        `a fill whose size and price are not both bigints (size: ${typeof f?.size}, price: ${typeof f?.price})`,
+      );
     if (f.size <= 0n || f.price <= 0n) fault(`a fill of ${formatBase(f.size)} at ${formatPrice(f.price)}`);
     const beyond = order.direction === 'SELL' ? f.price < order.limitPrice : f.price > order.limitPrice;
     if (beyond) fault(`a fill at ${formatPrice(f.price)} beyond the limit ${formatPrice(order.limitPrice)}`);
@@ -1131,8 +1154,9 @@ async function quoteOrNone(
 ): Promise<{ readonly bid?: PriceE8; readonly ask?: PriceE8 } | undefined> {
   try {
     return await deps.venue.quote(liquidation.symbol, reference);
-  } catch (error) {
-    if (!(error instanceof VenueError)) throw error;
+  } catch (thrown) {
+    if (!(thrown instanceof VenueError)) throw thrown;
+    const error = knownKind(thrown);
     deps.telemetry.count(METRICS.VenueOrderFailures.name, 1, {
       Reason: error.kind,
       Market: liquidation.symbol,
