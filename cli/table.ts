@@ -60,9 +60,10 @@ const rows = (quote: string): readonly (Row | 'rule')[] => [
   ['zero-price fills', (r) => count(r.zeroPriceFills)],
   [`lowest mark (${quote})`, (r) => (r.markLow === undefined ? '-' : markUsd(r.markLow))],
   'rule',
-  [`sold on the market (${quote})`, (r) => formatUsd(r.marketVolume)],
+  // "closed", not "sold": a short's liquidation buys (leg 2 of the real crash liquidates shorts on its rebounds).
+  [`closed on the market (${quote})`, (r) => formatUsd(r.marketVolume)],
   [`  last resort (${quote})`, (r) => formatUsd(r.lastResortVolume)],
-  [`sold in auctions (${quote})`, (r) => formatUsd(r.auctionVolume)],
+  [`closed in auctions (${quote})`, (r) => formatUsd(r.auctionVolume)],
   [`closed by ADL (${quote})`, (r) => formatUsd(r.adlVolume)],
   [`given up vs the mark (${quote})`, (r) => formatUsd(r.executionCost)],
   'rule',

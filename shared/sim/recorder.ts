@@ -1,4 +1,4 @@
-import { fillPnlE16, settleClose } from '../domain/accounting.ts';
+import { fillPnlE16, fillValueE16, settleClose } from '../domain/accounting.ts';
 import { marginE16 } from '../domain/margin.ts';
 import { type Fill, isTerminal, type Layer, type Side } from '../domain/model.ts';
 import { div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from '../domain/units.ts';
@@ -52,8 +52,6 @@ function ownRounding16(
   return exact16 < 0n ? 0n : exact16 - div(exact16, NOTIONAL_TO_QUOTE, 'floor') * NOTIONAL_TO_QUOTE;
 }
 
-const notional = (size: bigint, price: PriceE8): QuoteE6 => div(size * price, NOTIONAL_TO_QUOTE, 'floor');
-
 /** Per minute: settlements by layer, deficits left as bad debt (not ADL's: it closed and covered nothing), cancels. */
 export type MinuteCounts = Record<Layer | 'badDebt' | 'cancelled', number>;
 
@@ -70,12 +68,15 @@ export class SimulationRecorder {
   fees = 0n;
   insurancePaid = 0n;
   marketOrders = 0;
-  marketVolume = 0n;
+  /**
+   * What the closes were worth, E16, by layer: a market fill's price x size, an auction fill's cost (what its provider
+   * paid, or was paid), ADL's size x the mark. Summed exactly and rounded once (the getters): floored fill by fill, a
+   * volume depended on how many trades the venue split an order into, and was not what the records hold (a
+   * liquidation keeps more than 100 trades of one order as their exact totals).
+   */
+  readonly #volume16 = { market: 0n, lastResort: 0n, auction: 0n, adl: 0n };
   /** The waterfall's last resort: market orders within its wide bound (part of marketOrders and marketVolume). */
   lastResortOrders = 0;
-  lastResortVolume = 0n;
-  auctionVolume = 0n;
-  adlVolume = 0n;
   /**
    * What market and auction fills gave up against the mark of their time (sold below it, bought above it), price
    * x size: a market order's against the mark it was placed at, an auction's against the mark its step priced at.
@@ -119,8 +120,8 @@ export class SimulationRecorder {
     this.slippage.push(orderSlippage(o.order.direction, o.result.fills, mark));
     for (const f of o.result.fills) {
       this.#executionCost16 += costAgainst(o.order.direction, f, mark);
-      this.marketVolume += notional(f.size, f.price);
-      if (lastResort) this.lastResortVolume += notional(f.size, f.price);
+      this.#volume16.market += f.size * f.price;
+      if (lastResort) this.#volume16.lastResort += f.size * f.price;
       if (isZeroPriceFill(o.order.direction, f.price, mark)) this.zeroPriceFills += 1;
     }
   }
@@ -176,6 +177,26 @@ export class SimulationRecorder {
       this.#minute[badDebtOnly ? 'badDebt' : layer] += 1;
       this.#settle(write.record, writes);
     }
+  }
+
+  /** Market orders' fills, price x size (floored once). */
+  get marketVolume(): QuoteE6 {
+    return div(this.#volume16.market, NOTIONAL_TO_QUOTE, 'floor');
+  }
+
+  /** Of the market volume, the last resort's orders. */
+  get lastResortVolume(): QuoteE6 {
+    return div(this.#volume16.lastResort, NOTIONAL_TO_QUOTE, 'floor');
+  }
+
+  /** Auction fills at what their providers paid (or were paid, a BUY lot): the value the closes settled at. */
+  get auctionVolume(): QuoteE6 {
+    return div(this.#volume16.auction, NOTIONAL_TO_QUOTE, 'floor');
+  }
+
+  /** ADL's closes of liquidated positions, at the settlement's mark. */
+  get adlVolume(): QuoteE6 {
+    return div(this.#volume16.adl, NOTIONAL_TO_QUOTE, 'floor');
   }
 
   /** Positions a settled liquidation closed some of (a position closed in slices counts once). */
@@ -295,10 +316,10 @@ export class SimulationRecorder {
     let auction16 = 0n;
     for (const f of auctionFills) {
       auction16 += fillPnlE16(side, f, entryPrice);
-      this.auctionVolume += notional(f.size, f.price);
+      this.#volume16.auction += fillValueE16(f);
       if (isZeroPriceFill(side === 'LONG' ? 'SELL' : 'BUY', f.price, mark)) this.zeroPriceFills += 1;
     }
-    this.adlVolume += notional(adlSize, mark);
+    this.#volume16.adl += adlSize * mark;
     const toProviders = div(-auction16, NOTIONAL_TO_QUOTE, 'floor');
     const toAdl = div(-pnl16(side, adlSize, entryPrice, mark), NOTIONAL_TO_QUOTE, 'floor');
     this.#flows.providers += toProviders;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import type { Side } from '../../shared/domain/model.ts';
-import { base, div, NOTIONAL_TO_QUOTE, PRICE_SCALE, price, usd } from '../../shared/domain/units.ts';
+import { base, PRICE_SCALE, price, usd } from '../../shared/domain/units.ts';
 import type { PositionRecord, ProviderRecord } from '../../shared/ports/index.ts';
 import type { PricePoint } from '../../shared/prices/parse.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
@@ -352,8 +352,8 @@ describe('auction volume', () => {
       inspect: async (adapters) => {
         for (const l of adapters.liquidations.all()) {
           const auction = await adapters.auctions.get(auctionIdOf(l.id));
-          for (const f of auction?.fills ?? [])
-            soldInAuctions += div(f.size * f.price, NOTIONAL_TO_QUOTE, 'floor');
+          // What each fill's provider paid: the value the close settles at (audit46-volume-rounding).
+          for (const f of auction?.fills ?? []) soldInAuctions += f.cost ?? 0n;
           if (l.state === 'SETTLED_AUCTION') settledByAuction += 1;
         }
       },
@@ -361,9 +361,8 @@ describe('auction volume', () => {
     expect(settledByAuction).toBeGreaterThan(0);
     expect(settledByAuction).toBe(result.settledBy.auction);
     expect(result.auctionVolume).toBe(soldInAuctions);
-    // What the providers paid out of their capital is what the auctions sold, up to each fill's rounding.
-    const apart = result.providerCapitalUsed - result.auctionVolume;
-    expect(apart < 0n ? -apart : apart).toBeLessThan(usd('1'));
+    // What the providers paid out of their capital is what the auctions closed for, exactly.
+    expect(result.providerCapitalUsed).toBe(result.auctionVolume);
   }, 120_000);
 });
 

@@ -110,7 +110,7 @@ it("amounts are printed in the configuration's quote currency: USDT for a USDT-o
   const table = renderComparison([run]);
   expect(table).toMatch(/^\d[\d,]* positions, seed 1, fund [\d,.]+ USDT$/m);
   expect(table).toContain('shortfall paid by fund');
-  expect(table).toMatch(/^sold on the market \(USDT\) /m);
+  expect(table).toMatch(/^closed on the market \(USDT\) /m);
   expect(table).not.toMatch(/\bUSD\b/);
   const broken: SimulationResult = { ...run, conservation: { ...run.conservation, error: 1n } };
   expect(runProblems([broken]).join('\n')).toContain('conservation error 0.000001 USDT');
@@ -267,3 +267,38 @@ it('left as bad debt: a settlement a later ADL round covers is settled by ADL af
   const minute = same.takeMinute();
   expect([minute.badDebt, minute.adl]).toEqual([0, 1]);
 });
+
+it("closed on the market: the exact sum of an order's trades, rounded once (audit46-volume-rounding)", () => {
+  // Found by the audit of session 46: each trade's notional was floored before it was added, so the volume depended on
+  // how many trades the venue split an order into, and was not what the liquidation's record holds (more than 100
+  // trades of one order are kept as their exact totals). Three trades of 0.5 micro-dollars each: 1.5, shown 1, not 0.
+  const recorder = new SimulationRecorder(price('1'));
+  const fill = { price: price('1'), size: 50n };
+  const order: ObservedOrder = {
+    order: { clientOrderId: 'p1:1:market', symbol: 'ETH-USD', direction: 'SELL', size: 150n, limitPrice: 1n },
+    result: { clientOrderId: 'p1:1:market', fills: [fill, fill, fill], status: 'FILLED' },
+    mark: price('1'),
+    atMs: 0,
+  };
+  expect(fill.size * fill.price).toBe(NOTIONAL_TO_QUOTE / 2n);
+  recorder.onOrder(order);
+  expect(recorder.marketVolume).toBe(1n);
+});
+
+it("closed, not sold: a short's liquidation buys, and the rows say so (audit46-closed-not-sold)", async () => {
+  // Found by the audit of session 46: the rows read "sold on the market" and "sold in auctions" while they add up
+  // every close, a short's purchases too (the real crash's leg 2 liquidates shorts on its rebounds).
+  const points = [195, 195, 215, 240, 270, 270].map((p, i) => ({
+    timestampMs: T0 + i * 60_000,
+    price: price(String(p)),
+  }));
+  const run = await simulate(
+    prepareSimulation({ prices: { name: 'eth-up.csv', points }, positions: 300 }),
+    'waterfall',
+  );
+  expect(run.marketVolume).toBeGreaterThan(0n);
+  const table = renderComparison([run]);
+  expect(table).toMatch(/^closed on the market \(USD\) /m);
+  expect(table).toMatch(/^closed in auctions \(USD\) /m);
+  expect(table).not.toMatch(/\bsold\b/);
+}, 60_000);
