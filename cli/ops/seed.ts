@@ -95,7 +95,8 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT
   (docs/DEPLOY.md, "Ledger difference"). A deposit is never held for it.
 
   index-journal          once, on a stack deployed before session 27: gives the fund's journal entries written
-                         before the index by sequence their place in it (ledger-reconcile reads that index)
+                         before the index by sequence their place in it (ledger-reconcile and a withdrawal's
+                         check read that index; a withdrawal refused as admin/fund-not-indexed needs it)
   --amount AMOUNT        amount in the configuration's quote currency, exact decimal (e.g. 250000 or
                          1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said

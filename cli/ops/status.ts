@@ -19,7 +19,7 @@ export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interva
 
 Positions by state, liquidations by state, the fees earned and who bore the shortfalls (fund, ADL, uncovered
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
-(balance, reconciliation, last journal entries) and the circuit breakers.
+(balance, reconciliation, whether withdrawals are refused for it, last journal entries) and the circuit breakers.
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
   --watch                refresh until Ctrl-C
   --interval S           seconds between refreshes (default 2)
@@ -98,6 +98,12 @@ export function renderStatus(s: StatusReport): string {
       // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
       `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}` : 'never below zero'}`,
   );
+  // As a withdrawal judges the fund now (its own check), which a NOT RECONCILED above does not say alone.
+  if (f.withdrawals.refused) lines.push(`  WITHDRAWALS REFUSED: ${f.withdrawals.reason}`);
+  else if (!f.reconciled)
+    lines.push(
+      "  withdrawals not refused: a withdrawal's check (the journal from ledger-reconcile's checkpoint; the draw cap is no withdrawal's) finds the fund reconciled",
+    );
   const w = f.drawWindow;
   if (w)
     lines.push(

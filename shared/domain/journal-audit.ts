@@ -87,6 +87,11 @@ export interface ReconciliationInput {
   readonly audit: JournalAudit;
   /** What the audit found wrong (extendAudit's problems, an entry past the balance, ...). */
   readonly problems: readonly string[];
+  /**
+   * The lowest sequence of an entry the journal holds but the index the audit read it through does not list
+   * (a table deployed before that index, not indexed since), when one was found: the audit's "missing" is the index's.
+   */
+  readonly unindexed?: number;
 }
 
 export type Reconciliation =
@@ -99,17 +104,22 @@ export type Reconciliation =
       readonly problems: readonly string[];
     }
   /** The journal is not audited up to the balance's sequence (`behind` entries short): not judged. */
-  | { readonly reconciled: false; readonly reason: 'not-audited'; readonly behind: number };
+  | { readonly reconciled: false; readonly reason: 'not-audited'; readonly behind: number }
+  /** The index the journal is read through lacks entries (from `lowest`): not judged until it is indexed. */
+  | { readonly reconciled: false; readonly reason: 'not-indexed'; readonly lowest: number };
 
 /**
  * Whether the fund's balance reconciles with its journal, as ledger-reconcile judges it: every entry up to the
  * balance's sequence chains (none missing, none twice, each from the running sum), nothing lies past it, and the
  * balance is the journal's sum. The latest entry's balanceAfter alone is not enough: once a movement follows a
  * balance written by hand, that entry chains from the written balance and only its balanceBefore against the sum
- * before it shows the break. A prefix not audited up to the balance is not judged (not a yes).
+ * before it shows the break. A prefix not audited up to the balance is not judged (not a yes), nor is a journal
+ * whose index lacks entries: what it reads as missing is there, and what lies past it is read short.
  */
 export function judgeReconciliation(input: ReconciliationInput): Reconciliation {
   const { balance, sequence, audit, problems } = input;
+  if (input.unindexed !== undefined)
+    return { reconciled: false, reason: 'not-indexed', lowest: input.unindexed };
   const atBalance = audit.sequence === sequence;
   const difference = atBalance ? balance - audit.sum : undefined;
   if (problems.length > 0)

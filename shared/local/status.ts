@@ -6,7 +6,7 @@ import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
 import { scanPages } from '../adapters/aws/scan.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
-import { quoteCurrency, quoteOf, type RiskConfig } from '../domain/config.ts';
+import { DEFAULT_RISK_CONFIG, quoteCurrency, quoteOf, type RiskConfig } from '../domain/config.ts';
 import { windowLengthMs, windowStartFor } from '../domain/insurance.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
 import { markIsStale } from '../domain/tick.ts';
@@ -19,6 +19,7 @@ import {
   type MarketState,
   silentTelemetry,
 } from '../ports/index.ts';
+import { checkFundForWithdrawal, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
@@ -166,6 +167,17 @@ export interface StatusReport {
       readonly cap: string | null;
       readonly windowSeconds: number | null;
       readonly floor: string | null;
+    };
+    /**
+     * Whether a withdrawal now is refused for the journal, by the withdrawal's own check (services/admin.ts
+     * `checkFundForWithdrawal`: from ledger-reconcile's checkpoint; the draw cap is no withdrawal's), which may differ
+     * from `reconciled` (this snapshot's audit from the first entry, the cap included): `code` and `reason` are its
+     * refusal's, null when it goes (the floor is not judged here).
+     */
+    readonly withdrawals: {
+      readonly refused: boolean;
+      readonly code: string | null;
+      readonly reason: string | null;
     };
   };
   /** Per market: the last accepted tick and the circuit breaker (null when closed). */
@@ -403,17 +415,19 @@ export async function collectStatus(
   const { dynamo, sqs } = clients;
   const ledger = new DynamoLedger(dynamo, names.tables.ledger);
   const { work, deadLetters } = reportQueues(names);
-  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, fund] = await Promise.all([
-    countByAttribute(dynamo, names.tables.positions, 'state'),
-    liquidationTotals(dynamo, names.tables.liquidations),
-    countOwingAdlRounds(dynamo, names.tables.liquidations),
-    countByAttribute(dynamo, names.tables.auctions, 'state'),
-    scanMarkets(dynamo, names.tables.markets),
-    Promise.all(
-      [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
-    ),
-    fundStatus(ledger, nowMs, config),
-  ]);
+  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, fund, withdrawalCheck] =
+    await Promise.all([
+      countByAttribute(dynamo, names.tables.positions, 'state'),
+      liquidationTotals(dynamo, names.tables.liquidations),
+      countOwingAdlRounds(dynamo, names.tables.liquidations),
+      countByAttribute(dynamo, names.tables.auctions, 'state'),
+      scanMarkets(dynamo, names.tables.markets),
+      Promise.all(
+        [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
+      ),
+      fundStatus(ledger, nowMs, config),
+      checkFundForWithdrawal(ledger),
+    ]);
   const byState = fill(LIQUIDATION_STATES, liquidations.byState);
   const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);
   const terminal = [...liquidations.byState].reduce(
@@ -434,6 +448,11 @@ export async function collectStatus(
       .sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0))
       .map((m) => [m.symbol, marketStatus(m, nowMs, config)]),
   );
+  const quote = quoteOfStatus(config, Object.keys(marketMap));
+  // The withdrawal's own rule and words (withdraw46-status-refused), amounts in the quote status shows.
+  const refusal = withdrawalRefusal(withdrawalCheck, quote ?? quoteCurrency(DEFAULT_RISK_CONFIG));
+  const withdrawals =
+    refusal === undefined ? { refused: false, code: null, reason: null } : { refused: true, ...refusal };
   return {
     target: {
       kind: deployment.kind,
@@ -463,11 +482,11 @@ export async function collectStatus(
       openAuctions === 0 &&
       (queues.ticks ? total(queues.ticks) === 0 : true) &&
       markets.every((m) => m.pendingSequence === undefined),
-    insuranceFund: fund,
+    insuranceFund: { ...fund, withdrawals },
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).
     breakersOpen: markets.filter((m) => m.breaker && m.breaker.reason !== 'tick/unconfirmed').length,
-    quote: quoteOfStatus(config, Object.keys(marketMap)),
+    quote,
   };
 }
 
@@ -482,7 +501,7 @@ async function fundStatus(
   ledger: Ledger,
   nowMs: number,
   config?: RiskConfig,
-): Promise<StatusReport['insuranceFund']> {
+): Promise<Omit<StatusReport['insuranceFund'], 'withdrawals'>> {
   // A consistent snapshot while movements commit: the balance first, then the journal; retried if an entry
   // landed in between (journal entries are immutable and numbered, so "no newer entry" is a clean cut).
   let balance = await ledger.balance(INSURANCE_ACCOUNT);

@@ -919,6 +919,24 @@ export interface AuditCheckpoint extends JournalAudit {
   readonly epoch: string;
 }
 
+/** What a look for journal entries that journalAfter does not list found (Ledger.unindexedEntries). */
+export interface UnindexedEntries {
+  /** Entries of the account's journal the look read. */
+  readonly read: number;
+  /** Of those, the ones journalAfter does not list. */
+  readonly found: number;
+  /** The lowest sequence among those found. */
+  readonly lowest?: number;
+  /** The whole journal was read: none found is none there. */
+  readonly complete: boolean;
+}
+
+/** A look's bound must be a whole number of entries, at least 1. */
+export const unindexedLookProblem = (maxRead: number): string | undefined =>
+  Number.isSafeInteger(maxRead) && maxRead >= 1
+    ? undefined
+    : 'ledger/bad-look: maxRead must be an integer of at least 1';
+
 export interface Ledger {
   balance(account: string): Promise<AccountBalance>;
   /**
@@ -934,6 +952,13 @@ export interface Ledger {
    * read of an index, which may lag the balance by a moment: the newest entries may be missing, not in order.
    */
   journalAfter(account: string, afterSequence: number, limit: number): Promise<readonly JournalEntry[]>;
+  /**
+   * Entries of the account's journal that journalAfter does not list, read from the journal itself: on AWS those
+   * written before the index by sequence existed (session 27) and not indexed since (`backstop fund index-journal`),
+   * which the index's readers take for missing. Reads `maxRead` entries at most, and stops at the first read that
+   * finds one; a withdrawal's check asks only once an entry is missing (withdraw46-not-indexed).
+   */
+  unindexedEntries(account: string, maxRead: number): Promise<UnindexedEntries>;
   /** The audited prefix of the account's journal that the last reconcile stored, if any. */
   auditCheckpoint(account: string): Promise<AuditCheckpoint | undefined>;
   /**

@@ -36,6 +36,7 @@ import {
   type ProviderRepository,
   silentTelemetry,
   type Telemetry,
+  type UnindexedEntries,
 } from '../ports/index.ts';
 import { INSURANCE_ACCOUNT } from './context.ts';
 import { type ResendDeps, rebaseTakingOver, withLiquidationPrice } from './margin-check.ts';
@@ -133,6 +134,11 @@ export interface AdminDeps extends WakeDeps, ResendDeps {
    * caller, as STS names it. Never taken from a request, which anyone who may invoke the function writes.
    */
   readonly actor?: string;
+  /**
+   * How a withdrawal's check waits before reading again a journal entry the index does not list yet (its lag):
+   * real time unless given (tests give one that does not wait).
+   */
+  readonly pause?: (ms: number) => Promise<void>;
 }
 
 export type AdminResult =
@@ -319,14 +325,15 @@ export const WITHDRAWAL_CHECKS = 10;
 async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Promise<AppliedEntry> {
   let audited: JournalAudit | undefined;
   for (let check = 0; check < WITHDRAWAL_CHECKS; check++) {
-    const checked = await checkFund(deps.ledger, audited);
-    const { balance, verdict, audit } = checked;
-    if (!verdict.reconciled) {
+    const checked = await checkFund(deps.ledger, audited, deps.pause);
+    const { balance, audit } = checked;
+    const refusal = withdrawalRefusal(checked, quoteCurrency(deps.config));
+    if (refusal !== undefined) {
       // This withdrawal's key applied before (its answer lost, run again): its first entry; the key moves nothing now.
       const applied = await deps.ledger.entriesOf(INSURANCE_ACCOUNT, 'admin');
       if (applied.some((e) => e.idempotencyKey === movement.idempotencyKey))
         return deps.ledger.apply(movement);
-      throw new AdminInputError(notReconciledReason(verdict, checked, deps.config));
+      throw new AdminInputError(refusal.reason);
     }
     try {
       const expected = { sequence: balance.sequence, balance: balance.balance };
@@ -346,8 +353,14 @@ async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Pro
 /**
  * The fund's balance judged against its journal as ledger-reconcile judges it, from its checkpoint (or from
  * `from`, a prefix this withdrawal audited already), reading WITHDRAWAL_AUDIT_MAX_ENTRIES at most; nothing stored.
+ * An entry the index does not show even after the waits is looked for in the journal itself (as many entries at
+ * most): one there that the index lacks is a journal to index, not a break (withdraw46-not-indexed).
  */
-async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
+async function checkFund(
+  ledger: Ledger,
+  from: JournalAudit | undefined,
+  pause?: (ms: number) => Promise<void>,
+) {
   let read: AccountBalance | undefined;
   /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
   let start: number | undefined;
@@ -369,13 +382,20 @@ async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
     from: 'checkpoint',
     maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES,
     balanceAgain: (account) => ledger.balance(account),
+    ...(pause === undefined ? {} : { pause }),
   });
+  // Only on a missing entry: its cost (a read of the journal itself) is never a withdrawal's that goes.
+  const look =
+    report.missing === undefined
+      ? undefined
+      : await ledger.unindexedEntries(INSURANCE_ACCOUNT, WITHDRAWAL_AUDIT_MAX_ENTRIES);
   const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
   const verdict = judgeReconciliation({
     balance: report.balance,
     sequence: report.balanceSequence,
     audit,
     problems: report.problems,
+    ...(look?.lowest === undefined ? {} : { unindexed: look.lowest }),
   });
   return {
     balance: read!,
@@ -384,7 +404,39 @@ async function checkFund(ledger: Ledger, from: JournalAudit | undefined) {
     problemCount: report.problemCount,
     start,
     ownPrefix: from !== undefined,
+    missing: report.missing,
+    look,
   };
+}
+
+/** The fund as a withdrawal's check judged it (FundCheck.verdict), with what its refusal says. */
+export type FundCheck = Awaited<ReturnType<typeof checkFund>>;
+
+/**
+ * The fund judged as a withdrawal now would judge it, from ledger-reconcile's checkpoint: what `backstop status`
+ * shows, by the withdrawal's own check (withdraw46-status-refused).
+ */
+export const checkFundForWithdrawal = (ledger: Ledger): Promise<FundCheck> => checkFund(ledger, undefined);
+
+/** The code of a withdrawal's refusal for the journal, by what the check found. */
+const REFUSAL_CODE = {
+  unreconciled: 'admin/fund-not-reconciled',
+  'not-audited': 'admin/fund-not-audited',
+  'not-indexed': 'admin/fund-not-indexed',
+} as const;
+
+/**
+ * Why the journal refuses a withdrawal on this check: its code and its reason (which begins with the code),
+ * amounts in `quote`; undefined when it does not (the floor may still).
+ */
+export function withdrawalRefusal(
+  checked: FundCheck,
+  quote: string,
+): { readonly code: string; readonly reason: string } | undefined {
+  const { verdict } = checked;
+  if (verdict.reconciled) return undefined;
+  const code = REFUSAL_CODE[verdict.reason];
+  return { code, reason: `${code}: ${notReconciledReason(verdict, checked, quote)}` };
 }
 
 /** A number of journal entries, grouped as the usage says 20,000. */
@@ -396,10 +448,23 @@ const PROBLEMS_NAMED = 3;
 /** Why a withdrawal is refused on a fund that does not reconcile, and what to do (DEPLOY.md's runbook). */
 function notReconciledReason(
   verdict: Exclude<Reconciliation, { reconciled: true }>,
-  checked: Awaited<ReturnType<typeof checkFund>>,
-  config: RiskConfig,
+  checked: FundCheck,
+  quote: string,
 ): string {
-  const { balance, problemCount } = checked;
+  const { balance, problemCount, look } = checked;
+  const inQuote = (value: QuoteE6) => `${formatQuoteGrouped(value)} ${quote}`;
+  if (verdict.reason === 'not-indexed') {
+    // Read through the index, the journal looks broken at its first entry left out of it: say why, and the command
+    // (a stack deployed before session 27 said "entry 1 missing ... escalate": withdraw46-not-indexed).
+    const { found, read, complete } = look!;
+    const among = complete ? `${found} of its ${count(read)}` : `${found} of the ${count(read)} read`;
+    return (
+      `the fund's journal holds entries its index by sequence does not list (${among}, from entry ${verdict.lowest}), ` +
+      `so a withdrawal's check, which reads the journal through that index, found entry ${checked.missing} missing and cannot judge the fund; nothing moved. ` +
+      'They were written before the index existed (a stack deployed before session 27) or by the previous version during a deploy: ' +
+      'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed"), then withdraw again; deposits are still taken'
+    );
+  }
   if (verdict.reason === 'not-audited') {
     // From where the audit stood, as ledger-reconcile counts its backlog; `behind`, what is left past the entries
     // this check read, said "1 entry short ..., more than a withdrawal reads" (review46-not-audited).
@@ -411,26 +476,37 @@ function notReconciledReason(
         ? 'ledger-reconcile has stored no checkpoint'
         : "ledger-reconcile's checkpoint";
     return (
-      `admin/fund-not-audited: the fund's journal is audited through entry ${from} (${prefix}), ${count(short)} short of its balance's entry ${balance.sequence}: more than the ${count(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a withdrawal reads, so the fund is not judged; nothing moved. ` +
+      `the fund's journal is audited through entry ${from} (${prefix}), ${count(short)} short of its balance's entry ${balance.sequence}: more than the ${count(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a withdrawal reads, so the fund is not judged; nothing moved. ` +
       'ledger-reconcile is behind or stopped, or the fund moved that much since its last run (a burst of settlements): ' +
       'run ledger-reconcile until its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken'
     );
   }
   const { difference, problems } = verdict;
   const said = [
-    `balance ${grouped(balance.balance, config)} at entry ${balance.sequence}`,
+    `balance ${inQuote(balance.balance)} at entry ${balance.sequence}`,
     ...(difference === undefined
       ? []
-      : [`difference ${difference > 0n ? '+' : ''}${grouped(difference, config)} from the journal's sum`]),
+      : [`difference ${difference > 0n ? '+' : ''}${inQuote(difference)} from the journal's sum`]),
     ...problems.slice(0, PROBLEMS_NAMED),
     // The rest are in ledger-reconcile's log and `backstop status`.
     ...(problemCount > PROBLEMS_NAMED ? [`and ${problemCount - PROBLEMS_NAMED} more problems`] : []),
+    ...(look === undefined ? [] : [indexLooked(look)]),
   ];
   return (
-    `admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (${said.join('; ')}); nothing moved. ` +
+    `the fund's balance does not reconcile with its journal (${said.join('; ')}); nothing moved. ` +
     'Withdrawals are refused until it does: do not move money to cover the difference (it would hide it); escalate ' +
     '(docs/DEPLOY.md, "Ledger difference"). Deposits are still taken'
   );
+}
+
+/** What the look for entries left out of the index found, on a missing entry it does not explain. */
+function indexLooked(look: UnindexedEntries): string {
+  if (look.complete)
+    return look.read === 0
+      ? 'the journal holds no entry: none is left out of its index by sequence'
+      : `each of the journal's ${count(look.read)} is in its index by sequence: the missing entry is not one left out of it`;
+  // Not read to the end: an entry left out of the index may lie further on (withdraw46-not-indexed).
+  return `none of the first ${count(look.read)} of the journal is left out of its index by sequence; on a stack deployed before session 27, run \`backstop fund index-journal\` first (a re-run changes nothing)`;
 }
 
 async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDeps): Promise<AdminResult> {

@@ -27,6 +27,11 @@ export interface ReconcileReport {
   /** Every problem found (the journal-problems metric). */
   readonly problemCount: number;
   readonly minBalance: QuoteE6;
+  /**
+   * The entry the audit looked for and did not find, after its waits, where it stopped: a lost entry, or one the
+   * reader's index does not list (Ledger.unindexedEntries). Undefined when none was missing.
+   */
+  readonly missing?: number;
 }
 
 export interface ReconcileOptions {
@@ -131,6 +136,7 @@ export async function reconcileAccount(
     problems: found,
     problemCount: problems.size,
     minBalance: audit.minBalance,
+    ...(walk.missing === undefined ? {} : { missing: walk.missing }),
   };
 }
 
@@ -154,6 +160,8 @@ interface Walk {
   readonly clean: JournalAudit;
   readonly entries: number;
   readonly problems: readonly string[];
+  /** The entry not found, where the walk stopped. */
+  readonly missing?: number;
 }
 
 /** Audits the journal from `start` up to `through`, a page at a time, within the run's budget. */
@@ -174,6 +182,7 @@ async function walkJournal(
   let entries = 0;
   let missingAttempt = 0;
   let overlap = true;
+  let missing: number | undefined;
   while (audit.sequence < through && entries < maxEntries) {
     // Each page begins at the prefix's last entry, read again: a second entry of its sequence is seen wherever a
     // page (or the checkpoint) ends.
@@ -195,7 +204,8 @@ async function walkJournal(
         await pause(retries[missingAttempt++]!);
         continue;
       }
-      problems.add(`entry ${audit.sequence + 1} missing (the balance is at sequence ${through})`);
+      missing = audit.sequence + 1;
+      problems.add(`entry ${missing} missing (the balance is at sequence ${through})`);
       break;
     }
     missingAttempt = 0;
@@ -203,7 +213,7 @@ async function walkJournal(
     if (problems.size === 0) clean = step.audit;
     audit = step.audit;
   }
-  return { audit, clean, entries, problems: [...problems] };
+  return { audit, clean, entries, problems: [...problems], ...(missing === undefined ? {} : { missing }) };
 }
 
 /**

@@ -162,6 +162,79 @@ describe('backstop fund withdraw', () => {
     );
   });
 
+  // withdraw46-status-refused: status showed the fund NOT RECONCILED but not whether withdrawals are refused, which
+  // is not the same thing: a draw window above a lowered cap is a reconcile problem no withdrawal is refused for.
+  it("status says whether withdrawals are refused, by the withdrawal's own check and in its words", async () => {
+    const { names, at } = await emulator.newStage('wstat');
+    const lowered = path.join(emulator.dir, 'risk-wstat.json');
+    writeFileSync(
+      lowered,
+      JSON.stringify({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        insurance: { drawCapPerWindow: '50', windowSeconds: 3600, floor: '0' },
+      }),
+    );
+    expect((await cli('fund', 'deposit', '--amount', '1000', '--key', 'd1', ...at)).code).toBe(0);
+    // A shortfall payout drew 100 in this window under the cap of then; the cap is now 50.
+    const { ledger } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    await ledger.apply({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'p1:0:payout',
+      amount: -100_000_000n,
+      kind: 'shortfall-payout',
+      reference: 'p1:0',
+      atMs: Date.now(),
+      floor: 0n,
+      drawWindow: { windowStartMs: Date.now(), cap: 1_000_000_000n },
+    });
+    const status = async () => {
+      const shown = await cli('status', '--config', lowered, ...at);
+      const json = await cli('status', '--json', '--config', lowered, ...at);
+      return { text: shown.stdout, fund: JSON.parse(json.stdout).insuranceFund };
+    };
+    const drawn = await status();
+    expect(drawn.fund).toMatchObject({
+      reconciled: false,
+      problems: ['window drawn 100.00 is above the draw cap 50.00'],
+      withdrawals: { refused: false, code: null, reason: null },
+    });
+    expect(drawn.text).toContain(
+      "  withdrawals not refused: a withdrawal's check (the journal from ledger-reconcile's checkpoint; the draw cap is no withdrawal's) finds the fund reconciled\n",
+    );
+    expect(drawn.text).not.toContain('WITHDRAWALS REFUSED');
+    // As status says: the withdrawal goes.
+    const goes = await cli('fund', 'withdraw', '--amount', '10', '--key', 'w1', '--config', lowered, ...at);
+    expect(goes.code).toBe(0);
+
+    // The balance item written by hand: refused, and status says so in the refusal's own words.
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = balance + :gap',
+        ExpressionAttributeValues: { ':gap': { N: '10000000' } },
+      }),
+    );
+    const refused = await cli(
+      'fund',
+      'withdraw',
+      '--amount',
+      '10',
+      '--key',
+      'w2',
+      '--config',
+      lowered,
+      ...at,
+    );
+    expect(refused.code).toBe(2);
+    const reason = refused.stderr.replace(/^backstop: fund withdraw refused: /, '').replace(/\n$/, '');
+    expect(reason).toMatch(/^admin\/fund-not-reconciled: .*difference \+10\.00 USD/);
+    const broken = await status();
+    expect(broken.fund.withdrawals).toEqual({ refused: true, code: 'admin/fund-not-reconciled', reason });
+    expect(broken.text).toContain(`  WITHDRAWALS REFUSED: ${reason}\n`);
+    expect(broken.text).not.toContain('withdrawals not refused');
+  });
+
   // review46-repair-conditional: DEPLOY.md's repair said "the balance item put back as the journal says" and the
   // entries from N "and every later one" fixed, with no word of the fund moving meanwhile (fees and payouts are never
   // held): a put of a balance read before a fee committed loses the fee (a new difference), and entries fixed before
@@ -252,6 +325,7 @@ describe('backstop fund withdraw', () => {
     const status = await cli('status', '--json', ...at);
     const fund = JSON.parse(status.stdout).insuranceFund;
     expect([fund.reconciled, fund.difference, fund.problems]).toEqual([true, '0', []]);
+    expect(fund.withdrawals).toEqual({ refused: false, code: null, reason: null });
     const withdraw = await cli(
       'fund',
       'withdraw',

@@ -1027,6 +1027,7 @@ describe('status rendering', () => {
       minBalance: '0',
       entries: 1,
       problems: [],
+      withdrawals: { refused: false, code: null, reason: null },
       lastEntries: [
         {
           sequence: 1,
@@ -1247,6 +1248,24 @@ describe('status rendering', () => {
     });
     expect(unjudged).toContain('NOT RECONCILED (difference not judged)');
   });
+
+  // withdraw46-status-refused: status's own audit reads the journal table from its first entry; a withdrawal reads
+  // it through the index from the checkpoint, and may be refused on a fund status finds reconciled.
+  it('says withdrawals are refused under a fund it finds reconciled, and nothing more when both agree', () => {
+    const reason =
+      "admin/fund-not-indexed: the fund's journal holds entries its index by sequence does not list ...";
+    const refused = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        withdrawals: { refused: true, code: 'admin/fund-not-indexed', reason },
+      },
+    });
+    expect(refused).toContain(
+      `insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero\n  WITHDRAWALS REFUSED: ${reason}\n`,
+    );
+    expect(renderStatus(report)).not.toMatch(/withdrawals/i);
+  });
 });
 
 // ux45-overdue-none-judged (a drill of the runbook): with 13 open liquidations all younger than an hour, `overdue` said
@@ -1355,6 +1374,7 @@ describe('status rendering of many markets', () => {
       entries: 0,
       problems: [],
       lastEntries: [],
+      withdrawals: { refused: false, code: null, reason: null },
     },
     markets: { '1000PEPE-USDT': market('0.0100933'), 'AAVE-USD': market(null), 'ETH-USD': market('2965') },
     breakersOpen: 0,

@@ -1,7 +1,7 @@
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
-import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { DynamoLedger, indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parseQuote } from '../../shared/domain/units.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
@@ -51,6 +51,8 @@ async function setUp() {
     config: DEFAULT_RISK_CONFIG,
     telemetry: silentTelemetry,
     nowMs: () => Date.now(),
+    // The check's waits for the index's lag are real time; moto's index has none.
+    pause: async () => {},
   };
   expect(await handleAdmin({ action: 'deposit', amount: '100', idempotencyKey: 'd1' }, deps)).toMatchObject({
     ok: true,
@@ -61,7 +63,36 @@ async function setUp() {
     balance: await adapters.ledger.balance(INSURANCE_ACCOUNT),
     journal: (await adapters.ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey),
   });
-  return { clients, names, adapters, withdraw, fund };
+  const deposit = (amount: string, key: string) =>
+    handleAdmin({ action: 'deposit', amount, idempotencyKey: key }, deps);
+  return { clients, names, adapters, withdraw, deposit, fund };
+}
+
+const pk = { S: `ACCOUNT#${INSURANCE_ACCOUNT}` };
+
+/** The fund's journal items as the table holds them (keys and sequences), in key order. */
+async function journalItems(clients: AwsClients, table: string) {
+  const { Items } = await clients.dynamo.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :j)',
+      ExpressionAttributeValues: { ':pk': pk, ':j': { S: 'J#' } },
+    }),
+  );
+  return Items!.map((item) => ({ sk: item.sk!.S!, sequence: Number(item.sequence!.N) }));
+}
+
+/** Takes `journalSequence` off the entries of these sequences, as a version before session 27 wrote them. */
+async function unindex(clients: AwsClients, table: string, sequences: readonly number[]) {
+  for (const { sk, sequence } of await journalItems(clients, table))
+    if (sequences.includes(sequence))
+      await clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk, sk: { S: sk } },
+          UpdateExpression: 'REMOVE journalSequence',
+        }),
+      );
 }
 
 describe('a withdrawal racing a change of the fund between its check and its write (moto, real SDK)', () => {
@@ -121,6 +152,86 @@ describe('a withdrawal racing a change of the fund between its check and its wri
     const report = await reconcileAccount(adapters.ledger, INSURANCE_ACCOUNT, silentTelemetry);
     expect([report.difference, report.problems]).toEqual([0n, []]);
     other.destroy();
+    clients.destroy();
+  });
+});
+
+// withdraw46-not-indexed: a stack deployed before session 27 that never ran `backstop fund index-journal` holds
+// journal entries without `journalSequence`; the check reads the journal through that index and refused with
+// "entry 1 missing ... escalate". The entries are looked for in the table itself, with the real SDK.
+describe('a withdrawal from a fund whose journal entries its index does not list (moto, real SDK)', () => {
+  it('says to run index-journal; once it has, the withdrawal goes', async () => {
+    const { clients, names, withdraw, deposit, fund } = await setUp();
+    await deposit('100', 'd2');
+    await deposit('100', 'd3');
+    await unindex(clients, names.tables.ledger, [1, 2, 3]);
+    // The first movement since the upgrade, indexed.
+    await deposit('5', 'd4');
+    const before = await fund();
+    expect(await withdraw('30', 'w1')).toEqual({
+      ok: false,
+      reason: expect.stringMatching(
+        /^admin\/fund-not-indexed: the fund's journal holds entries its index by sequence does not list \(3 of its 4 entries, from entry 1\), so a withdrawal's check, which reads the journal through that index, found entry 1 missing and cannot judge the fund; nothing moved\. .*run `backstop fund index-journal`/,
+      ),
+    });
+    expect(await fund()).toEqual(before);
+    expect(await indexJournal(clients.dynamo, names.tables.ledger, INSURANCE_ACCOUNT)).toEqual({
+      entries: 4,
+      indexed: 3,
+    });
+    expect(await withdraw('30', 'w1')).toMatchObject({
+      ok: true,
+      entry: { sequence: 5, balanceAfter: usd('275') },
+    });
+    clients.destroy();
+  });
+
+  it('refuses an entry lost from the table as a break, having read every entry of it', async () => {
+    const { clients, names, withdraw, deposit } = await setUp();
+    await deposit('20', 'd2');
+    // Entry 2's item deleted (a restore without it): in neither the index nor the table.
+    const lost = (await journalItems(clients, names.tables.ledger)).find((e) => e.sequence === 2)!;
+    await clients.dynamo.send(
+      new DeleteItemCommand({ TableName: names.tables.ledger, Key: { pk, sk: { S: lost.sk } } }),
+    );
+    await deposit('5', 'd3');
+    expect(await withdraw('30', 'w1')).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining(
+        "admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (balance 125.00 USD at " +
+          "entry 3; entry 2 missing (the balance is at sequence 3); each of the journal's 2 entries is in its index " +
+          'by sequence: the missing entry is not one left out of it); nothing moved.',
+      ),
+    });
+    clients.destroy();
+  });
+
+  it('reads at most the entries it is given, counting those its filter leaves out, and stops at the first found', async () => {
+    const { clients, names, adapters, deposit } = await setUp();
+    for (const key of ['d2', 'd3', 'd4', 'd5']) await deposit('1', key);
+    // In key order admin:d1 .. admin:d5: only the last is left out of the index.
+    await unindex(clients, names.tables.ledger, [5]);
+    const ledger = adapters.ledger;
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 2)).toEqual({
+      read: 2,
+      found: 0,
+      complete: false,
+    });
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 20_000)).toEqual({
+      read: 5,
+      found: 1,
+      lowest: 5,
+      complete: true,
+    });
+    await unindex(clients, names.tables.ledger, [1, 2, 3, 4]);
+    // Found on the first read of 2 (admin:d1, admin:d2): the rest is not read.
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 2)).toEqual({
+      read: 2,
+      found: 2,
+      lowest: 1,
+      complete: false,
+    });
+    await expect(ledger.unindexedEntries(INSURANCE_ACCOUNT, 0)).rejects.toThrow(/ledger\/bad-look/);
     clients.destroy();
   });
 });

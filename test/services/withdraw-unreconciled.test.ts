@@ -234,6 +234,118 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
   });
 });
 
+// withdraw46-not-indexed: on a stack deployed before session 27 that never ran `backstop fund index-journal`, the
+// entries written before the journal's index by sequence are not in it; the check reads through that index and
+// refused with "entry 1 missing ... escalate", where the fix is that command.
+describe('a withdrawal from a fund whose journal its index by sequence does not wholly list', () => {
+  /** Admin dependencies whose check reads the index again at once (its waits for the index's lag are real time). */
+  const noWait = (p: Pipeline, ledger: Ledger = p.adapters.ledger): AdminDeps => ({
+    ...adminDepsOf(p),
+    ledger,
+    pause: async () => {},
+  });
+  const INDEX_JOURNAL =
+    'They were written before the index existed (a stack deployed before session 27) or by the previous version ' +
+    'during a deploy: run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not ' +
+    'indexed"), then withdraw again; deposits are still taken';
+
+  it('says to run index-journal, not to escalate, and goes once the journal is indexed', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    for (const key of ['d1', 'd2', 'd3']) await deposit('100', key);
+    // As an earlier version wrote them; the one since (entry 4) is in the index.
+    p.adapters.ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [1, 2, 3]);
+    await deposit('5', 'd4');
+    const before = await fund();
+    expect(await withdraw('30', 'w1', noWait(p))).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-indexed: the fund's journal holds entries its index by sequence does not list (3 of its 4 " +
+        "entries, from entry 1), so a withdrawal's check, which reads the journal through that index, found entry 1 " +
+        `missing and cannot judge the fund; nothing moved. ${INDEX_JOURNAL}`,
+    });
+    expect(await fund()).toEqual(before);
+    expect(p.adapters.ledger.indexJournal(INSURANCE_ACCOUNT)).toEqual({ entries: 4, indexed: 3 });
+    // Indexed, the journal is judged and reconciles; a withdrawal that goes never looks at the journal itself.
+    let looks = 0;
+    const ledger = p.adapters.ledger;
+    const counting = new Proxy(ledger, {
+      get: (target, key) =>
+        key === 'unindexedEntries'
+          ? (...args: Parameters<Ledger['unindexedEntries']>) => {
+              looks += 1;
+              return ledger.unindexedEntries(...args);
+            }
+          : Reflect.get(target, key).bind(target),
+    });
+    expect(await withdraw('30', 'w1', noWait(p, counting))).toMatchObject({
+      ok: true,
+      entry: { sequence: 5, balanceAfter: usd('275') },
+    });
+    expect(looks).toBe(0);
+  });
+
+  it('says so too with no entry in the index at all (nothing moved since the upgrade)', async () => {
+    const { p, withdraw, deposit } = setup();
+    await deposit('100', 'd1');
+    await deposit('20', 'd2');
+    p.adapters.ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [1, 2]);
+    expect(await withdraw('30', 'w1', noWait(p))).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-indexed: the fund's journal holds entries its index by sequence does not list (2 of its 2 " +
+        "entries, from entry 1), so a withdrawal's check, which reads the journal through that index, found entry 1 " +
+        `missing and cannot judge the fund; nothing moved. ${INDEX_JOURNAL}`,
+    });
+  });
+
+  it('still refuses an entry missing from the journal itself as a break, and says the index is not the cause', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    for (const key of ['d1', 'd2', 'd3']) await deposit('100', key);
+    // Entry 2 lost (a restore of the table without it): neither the index nor the journal has it.
+    const ledger = p.adapters.ledger;
+    const lost = new Proxy(ledger, {
+      get: (target, key) =>
+        key === 'journalAfter'
+          ? async (...args: Parameters<Ledger['journalAfter']>) =>
+              (await ledger.journalAfter(...args)).filter((e) => e.sequence !== 2)
+          : Reflect.get(target, key).bind(target),
+    });
+    const before = await fund();
+    expect(await withdraw('30', 'w1', noWait(p, lost))).toEqual({
+      ok: false,
+      reason:
+        "admin/fund-not-reconciled: the fund's balance does not reconcile with its journal (balance 300.00 USD at " +
+        "entry 3; entry 2 missing (the balance is at sequence 3); each of the journal's 3 entries is in its index by " +
+        `sequence: the missing entry is not one left out of it); ${RUNBOOK}`,
+    });
+    expect(await fund()).toEqual(before);
+  });
+
+  it('names index-journal as a first step when its look for entries left out of the index did not read to the end', async () => {
+    const { p, withdraw, deposit } = setup();
+    for (const key of ['d1', 'd2']) await deposit('100', key);
+    const ledger = p.adapters.ledger;
+    // A journal longer than the look reads, none of the part read left out of the index.
+    const long = new Proxy(ledger, {
+      get: (target, key) =>
+        key === 'journalAfter'
+          ? async (...args: Parameters<Ledger['journalAfter']>) =>
+              (await ledger.journalAfter(...args)).filter((e) => e.sequence !== 1)
+          : key === 'unindexedEntries'
+            ? async () => ({ read: WITHDRAWAL_AUDIT_MAX_ENTRIES, found: 0, complete: false })
+            : Reflect.get(target, key).bind(target),
+    });
+    expect(await withdraw('30', 'w1', noWait(p, long))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining(
+        'entry 1 missing (the balance is at sequence 2); none of the first 20,000 entries of the journal is left out ' +
+          'of its index by sequence; on a stack deployed before session 27, run `backstop fund index-journal` first ' +
+          '(a re-run changes nothing)); nothing moved. Withdrawals are refused until it does',
+      ),
+    });
+  });
+});
+
 describe('a withdrawal racing a change of the balance between its check and its write', () => {
   it('does not slip through when the balance is written by hand in between', async () => {
     const { p, withdraw, deposit, fund } = setup();

@@ -83,6 +83,22 @@ describe('judgeReconciliation', () => {
     });
   });
 
+  // withdraw46-not-indexed: a table deployed before the journal's index by sequence (session 27) and never indexed
+  // reads through that index as "entry 1 missing", which is not a break.
+  it('a journal whose index lacks entries is not judged: not a yes, and not a break, whatever the index made of it', () => {
+    const audit = { sequence: 0, sum: 0n, minBalance: 0n };
+    const problems = ['entry 1 missing (the balance is at sequence 5)'];
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 5, audit, problems, unindexed: 1 })).toEqual({
+      reconciled: false,
+      reason: 'not-indexed',
+      lowest: 1,
+    });
+    // Without it the same audit is a break.
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 5, audit, problems })).toMatchObject({
+      reason: 'unreconciled',
+    });
+  });
+
   it('a balance behind the audited journal (an item set back) does not reconcile', () => {
     const audit = { sequence: 5, sum: 60n * USD, minBalance: 0n };
     expect(judgeReconciliation({ balance: 60n * USD, sequence: 4, audit, problems: [] })).toEqual({

@@ -24,6 +24,8 @@ import {
   MovementFencedError,
   movedSinceRead,
   movementProblem,
+  type UnindexedEntries,
+  unindexedLookProblem,
 } from '../../ports/index.ts';
 import { JOURNAL_SEQUENCE_INDEX, LEDGER_AUDIT_KEY_PREFIX } from '../../topology.ts';
 import {
@@ -67,6 +69,8 @@ const MAX_BACKOFF_MS = 400;
 const BALANCE_SK = 'BALANCE';
 const JOURNAL_PREFIX = 'J#';
 const AUDIT_SK = 'JOURNAL';
+/** Entries one Query of unindexedEntries reads at most (well under its 1 MB a page). */
+const UNINDEXED_PAGE = 1_000;
 const auditPkOf = (account: string): string => `${LEDGER_AUDIT_KEY_PREFIX}${account}`;
 
 /**
@@ -389,6 +393,41 @@ export class DynamoLedger implements Ledger {
       start = out.LastEvaluatedKey;
     } while (start !== undefined && entries.length < limit);
     return entries;
+  }
+
+  async unindexedEntries(account: string, maxRead: number): Promise<UnindexedEntries> {
+    const problem = unindexedLookProblem(maxRead);
+    if (problem) throw new AdapterInputError(problem);
+    let read = 0;
+    let found = 0;
+    let lowest: number | undefined;
+    let start: Item | undefined;
+    // The journal in the table's own order (by key, not sequence), as indexJournal reads it; only the entries
+    // without journalSequence come back, each page's Limit counting those read.
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :journal)',
+          FilterExpression: 'attribute_not_exists(journalSequence)',
+          ProjectionExpression: '#seq',
+          ExpressionAttributeNames: { '#seq': 'sequence' },
+          ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':journal': S(JOURNAL_PREFIX) },
+          Limit: Math.min(UNINDEXED_PAGE, maxRead - read),
+          // Strong: an entry indexed by index-journal a moment ago is not found again.
+          ConsistentRead: true,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        }),
+      );
+      read += out.ScannedCount ?? 0;
+      for (const item of out.Items ?? []) {
+        found++;
+        const sequence = readInt(item, 'sequence');
+        if (lowest === undefined || sequence < lowest) lowest = sequence;
+      }
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && found === 0 && read < maxRead);
+    return { read, found, ...(lowest === undefined ? {} : { lowest }), complete: start === undefined };
   }
 
   async auditCheckpoint(account: string): Promise<AuditCheckpoint | undefined> {
