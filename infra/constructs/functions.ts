@@ -51,7 +51,7 @@ import {
   VENUE_KEY_ENV,
   VENUE_TRADERS,
 } from '../../shared/topology.ts';
-import { type InfraConfig, maxReceiveCount } from '../config.ts';
+import { CONTEXT_PREFIX, type InfraConfig, InfraConfigError, maxReceiveCount } from '../config.ts';
 import type { QueuePair } from './queues.ts';
 import { cdkEventPattern } from './tick-bus.ts';
 
@@ -217,7 +217,14 @@ export function venueKeyStatements(scope: Construct, config: InfraConfig): Polic
     new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [resource] }),
   ];
   if (config.venueSecretKmsKey !== undefined) {
-    const region = isArn ? secret.split(':')[3] : stack.region;
+    const region = isArn ? secret.split(':')[3]! : stack.region;
+    // Secrets Manager decrypts with a key of the secret's own region: another's grant opens nothing, and every read
+    // would fail (known here for an ARN, or a name in a stack with a region; an environment-agnostic synth cannot tell).
+    const keyRegion = config.venueSecretKmsKey.split(':')[3];
+    if (!Token.isUnresolved(region) && keyRegion !== region)
+      throw new InfraConfigError(
+        `invalid CDK context: ${CONTEXT_PREFIX}venueSecretKmsKey is a key of ${keyRegion}, and the secret is in ${region}${isArn ? '' : " (a name: the stack's region)"}: Secrets Manager decrypts a secret with a key of its own region; name that region's key (a multi-Region key's replica there)`,
+      );
     statements.push(
       new PolicyStatement({
         actions: ['kms:Decrypt'],

@@ -1161,7 +1161,11 @@ async function quoteOrNone(
       Reason: error.kind,
       Market: liquidation.symbol,
     });
-    deps.telemetry.warn(message, { liquidationId: liquidation.id, kind: error.kind });
+    deps.telemetry.warn(message, {
+      liquidationId: liquidation.id,
+      kind: error.kind,
+      ...(error === thrown ? {} : { reportedKind: String(thrown.kind) }),
+    });
     return undefined;
   }
 }

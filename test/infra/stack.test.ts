@@ -2486,6 +2486,35 @@ describe("the venue's key (backstop:venueSecret)", () => {
     expect(all.filter(onSecrets)).toHaveLength(2 * VENUE_TRADERS.length);
   });
 
+  it("refuses a key of another region than the secret's, at synth", () => {
+    // Found reviewing session 46 (review46-venue-kms-region): Secrets Manager decrypts with a key of the secret's
+    // region; another region's key was granted, nothing else said so, and every read of the key failed.
+    const inRegion = (ours: Record<string, unknown>, region?: string) => {
+      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
+      outdirs.push(outdir);
+      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
+      const config = loadConfig(app.node.getAllContext());
+      return new BackstopStack(app, stackName(config.stage), {
+        config,
+        projectRoot,
+        ...(region ? { env: { account: '111122223333', region } } : {}),
+      });
+    };
+    const usKey = 'arn:aws:kms:us-east-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    // A secret's ARN says its region, whatever the stack's.
+    expect(() => inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': usKey })).toThrow(
+      /venueSecretKmsKey is a key of us-east-1, and the secret is in eu-west-1/,
+    );
+    expect(() => inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': KEY })).not.toThrow();
+    // A name is the stack's region's secret: known when the stack has one.
+    const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': KEY };
+    expect(() => inRegion(byName, 'us-east-1')).toThrow(
+      /venueSecretKmsKey is a key of eu-west-1, and the secret is in us-east-1 \(a name: the stack's region\)/,
+    );
+    expect(() => inRegion(byName, 'eu-west-1')).not.toThrow();
+    expect(() => inRegion(byName)).not.toThrow();
+  });
+
   it('adds that grant and that variable, and changes nothing else of the template', () => {
     const plain = synthesized({}).resources;
     const configured = synthesized({

@@ -6,6 +6,8 @@ import { METRICS } from '../../shared/metrics.ts';
 import {
   type OrderRequest,
   type OrderResult,
+  silentTelemetry,
+  type Telemetry,
   VENUE_ERROR_KINDS,
   VenueError,
   type VenueErrorKind,
@@ -149,10 +151,21 @@ describe('venue failures are counted', () => {
 // (docs/RELIABILITY.md, venue46-unknown-kind).
 describe('a venue failure of a kind the consumer does not know is taken as a timeout', () => {
   const LOST = 'connection-reset' as VenueErrorKind;
+  /** The WARN lines' fields, by message: what an operator reads of each failure. */
+  const warnLines = () => {
+    const lines: { message: string; fields?: Readonly<Record<string, unknown>> }[] = [];
+    const telemetry: Telemetry = {
+      ...silentTelemetry,
+      warn: (message, fields) => lines.push({ message, ...(fields ? { fields } : {}) }),
+    };
+    return { lines, telemetry };
+  };
 
   it('keeps an order that may have executed in doubt (asked again, never handed to the auction), counted as a timeout', async () => {
     let lost = 3;
+    const { lines, telemetry } = warnLines();
     const p = createPipeline({
+      telemetry,
       // Three attempts execute and lose their answers, then the adapter recovers and answers the first execution.
       wrapVenue: (venue) => ({
         quote: (...args) => venue.quote(...args),
@@ -184,10 +197,15 @@ describe('a venue failure of a kind the consumer does not know is taken as a tim
         0,
       ),
     ).toBe(p.telemetry.total(METRICS.VenueOrderFailures.name));
+    // The line says what the adapter reported.
+    const failed = lines.filter((l) => l.message === 'venue attempt failed');
+    expect(failed).toHaveLength(3);
+    for (const l of failed) expect(l.fields).toMatchObject({ kind: 'timeout', reportedKind: LOST });
   });
 
-  it('counts a failed quote of such a kind as a timeout too', async () => {
-    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+  it('counts a failed quote of such a kind as a timeout too, its line naming the kind reported', async () => {
+    const { lines, telemetry } = warnLines();
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY), telemetry });
     await p.tick('ETH-USD', '200');
     await p.open('LONG', '10', '200', '200');
     p.venue.faults.emptyBooks.add('ETH-USD');
@@ -205,6 +223,10 @@ describe('a venue failure of a kind the consumer does not know is taken as a tim
     expect(p.adapters.liquidations.all()[0]?.state).toMatch(/^SETTLED_/);
     expect(p.telemetry.counts.get(`${METRICS.VenueOrderFailures.name}:timeout`)).toBe(2);
     expect(p.telemetry.total(METRICS.VenueOrderFailures.name)).toBe(2);
+    // Found reviewing session 46 (review46-quote-reported-kind): the quote's line said `timeout` alone.
+    const failed = lines.filter((l) => l.message.startsWith('venue quote failed'));
+    expect(failed).toHaveLength(2);
+    for (const l of failed) expect(l.fields).toMatchObject({ kind: 'timeout', reportedKind: LOST });
   });
 });
 
