@@ -36,7 +36,8 @@ Commands:
   replay     replay a price file as ticks (paced or at max speed)
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
   dlq        dlq list | redrive | discard: dead-lettered messages, why they failed, send them back
-  liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them
+  liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them;
+             liquidations show <id> | --position <id>: one liquidation's story (fills, auction, settlement, ledger)
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 

@@ -8,6 +8,7 @@ import {
   type Command,
   deployedRiskConfig,
   noMorePositionals,
+  OperatorInputError,
   operatorCommand,
   parseCommand,
   subcommand,
@@ -15,11 +16,21 @@ import {
   TARGET_USAGE,
   withTarget,
 } from './common.ts';
+import {
+  collectLiquidation,
+  collectPositionLiquidations,
+  renderLiquidation,
+  renderPositionLiquidations,
+} from './liquidation-show.ts';
 
-/** `liquidations overdue`: what liquidation-watch alarms on, and resuming it once the cause is known. */
+/**
+ * `liquidations overdue`: what liquidation-watch alarms on, and resuming it once the cause is known; `liquidations
+ * show`: one liquidation's story.
+ */
 
 export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] [--resend] [--max N] [--config FILE.json] [--json]
        backstop liquidations index [--json]
+       backstop liquidations show <liquidationId> | --position <positionId> [--json]
 
   overdue   the open liquidations past the longest their state may stay quiet (what liquidation-watch
             alarms on, LiquidationsOverdueAlarm), the longest overdue first: no message is moving them
@@ -32,6 +43,15 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
             written before it existed, which liquidation-watch cannot see until their next write (a Scan of
             the liquidations table, listing only those not ended; an item it cannot read is named and left,
             exit 1; a re-run changes nothing)
+  show      one liquidation, read-only: its position, trigger mark and tick, every state with its time, the
+            market fills, what remains, its last failure, its slices and waits for the book; its auction (each
+            provider's fill, how it ended); its settlement (the shortfall, what the fund paid, the fee, bad debt,
+            ADL's counterparties with what each closed and gave); and the insurance fund's journal entries keyed
+            by it. Sizes in the market's base unit, prices and money in its quote, exactly; times in UTC.
+            Exit 2 when there is no such liquidation. ADL's further rounds (a deficit beyond one
+            transaction of counterparties) are counted; their counterparties are recorded nowhere
+  --position ID          show: the liquidations of a position (found by key among the ids of its versions,
+                         <position id>:<version>, its latest 1000; no scan), the oldest first
   --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)
@@ -67,7 +87,60 @@ const OPTIONS = {
   max: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
+  position: { type: 'string' },
 } as const;
+
+type Values = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
+
+function refuseOverdueOptions(action: string, values: Values): void {
+  for (const name of ['all', 'resend', 'max', 'config'] as const) {
+    if (values[name] !== undefined)
+      throw new UsageError(`liquidations ${action}: --${name} is an option of liquidations overdue`);
+  }
+}
+
+/** `liquidations show`: read-only, by key (a liquidation, or a position's by the ids of its versions). */
+async function show(
+  positionals: readonly string[],
+  values: Values,
+  io: Parameters<Command>[1],
+): Promise<number> {
+  refuseOverdueOptions('show', values);
+  const id = positionals[1];
+  const positionId = values.position;
+  if (positionId !== undefined) {
+    noMorePositionals('liquidations show --position', positionals, 1);
+    if (positionId.trim() === '') throw new UsageError('liquidations show: --position needs a position id');
+  } else {
+    if (id === undefined || id.trim() === '')
+      throw new UsageError(
+        'liquidations show: a liquidation id (<position id>:<version>), or --position <id>',
+      );
+    noMorePositionals('liquidations show', positionals, 2);
+  }
+  return withTarget(values, async (deployment) => {
+    const adapters = adaptersOf(deployment);
+    const where = `stage ${deployment.stage} (${deployment.kind})`;
+    if (positionId !== undefined) {
+      const found = await collectPositionLiquidations(adapters, positionId);
+      if (!found) throw new OperatorInputError(`liquidations show: no position "${positionId}" in ${where}`);
+      io.stdout.write(values.json ? `${JSON.stringify(found)}\n` : renderPositionLiquidations(found));
+      return 0;
+    }
+    const shown = await collectLiquidation(adapters, id!);
+    if (!shown) {
+      // A position's id given for a liquidation's: say which command shows its liquidations.
+      const position = await adapters.positions.get(id!);
+      throw new OperatorInputError(
+        position
+          ? `liquidations show: "${id}" is a position, not a liquidation: backstop liquidations show --position ${id}`
+          : `liquidations show: no liquidation "${id}" in ${where} (a liquidation's id is <position id>:<version>; --position <id> lists a position's)`,
+      );
+    }
+    io.stdout.write(values.json ? `${JSON.stringify(shown)}\n` : renderLiquidation(shown));
+    return 0;
+  });
+}
 
 export const runLiquidations: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, OPTIONS);
@@ -75,13 +148,13 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(LIQUIDATIONS_USAGE);
     return 0;
   }
-  const action = subcommand('liquidations', positionals, ['overdue', 'index'] as const);
+  const action = subcommand('liquidations', positionals, ['overdue', 'index', 'show'] as const);
+  if (action === 'show') return show(positionals, values, io);
   noMorePositionals('liquidations', positionals, 1);
   if (action === 'index') {
-    for (const name of ['all', 'resend', 'max', 'config'] as const) {
-      if (values[name] !== undefined)
-        throw new UsageError(`liquidations index: --${name} is an option of liquidations overdue`);
-    }
+    refuseOverdueOptions('index', values);
+    if (values.position !== undefined)
+      throw new UsageError('liquidations index: --position is an option of liquidations show');
     return withTarget(values, async (deployment) => {
       const outcome = await indexOpenLiquidations(
         deployment.clients.dynamo,
@@ -101,6 +174,8 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       return 1;
     });
   }
+  if (values.position !== undefined)
+    throw new UsageError('liquidations overdue: --position is an option of liquidations show');
   // --all means all: a purge's every liquidation, not the first 100 again and again.
   const max = intOption('max', values.max, 1, 100_000) ?? (values.all ? Number.MAX_SAFE_INTEGER : 100);
   return withTarget(values, async (deployment) => {

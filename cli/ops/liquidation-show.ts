@@ -1,0 +1,709 @@
+import { allocateAdl } from '../../shared/domain/adl.ts';
+import { quoteOf } from '../../shared/domain/config.ts';
+import { isTerminal } from '../../shared/domain/model.ts';
+import {
+  formatBase,
+  formatPrice,
+  formatQuote,
+  formatQuoteGrouped,
+  parseQuote,
+} from '../../shared/domain/units.ts';
+import { planKeyOf, SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
+import { eachInFlight } from '../../shared/in-flight.ts';
+import {
+  type Adapters,
+  type AuctionRecord,
+  isOpenLiquidation,
+  type JournalEntry,
+  type LiquidationRecord,
+  type PositionRecord,
+  type ProcessingFailure,
+} from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { auctionIdOf } from '../../shared/services/liquidation.ts';
+import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
+
+/**
+ * `liquidations show`: one liquidation's whole story from its records, read by key through the adapters (no scan):
+ * the liquidation, its position, its auction, its settlement with ADL's closes, and the fund's journal entries that
+ * reference it. Every amount is a decimal string in its unit (never a float), every time ISO-8601 UTC.
+ */
+
+export type ShowAdapters = Pick<Adapters, 'liquidations' | 'positions' | 'auctions' | 'ledger' | 'reader'>;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const baseOf = (symbol: string): string => symbol.slice(0, Math.max(0, symbol.indexOf('-'))) || symbol;
+
+export interface ShownFailure {
+  readonly reason: string;
+  readonly attempt: number;
+  readonly at: string;
+}
+
+const failureOf = (f: ProcessingFailure | undefined): ShownFailure | undefined =>
+  f === undefined ? undefined : { reason: f.reason, attempt: f.attempt, at: iso(f.atMs) };
+
+export interface ShownEvent {
+  readonly at: string;
+  readonly state: string;
+  /** The note with its fixed-point integers written as decimals in their units. */
+  readonly note?: string;
+  /** The note as stored, when it held fixed-point integers (its sizes in 1e-8 base units, prices in 1e-8 quote). */
+  readonly storedNote?: string;
+}
+
+/**
+ * Notes the services write with a size or price as its stored integer (shared/services/liquidation.ts): each as a
+ * decimal in its unit. Any other note is shown as stored.
+ */
+export function decodeNote(note: string, base: string, quote: string): string {
+  const size = (v: string) => `${formatBase(BigInt(v))} ${base}`;
+  const price = (v: string) => `${formatPrice(BigInt(v))} ${quote}`;
+  let m = /^healthy at (\d+)$/.exec(note);
+  if (m) return `healthy at ${price(m[1]!)}`;
+  m = /^size (\d+) limit (\d+)$/.exec(note);
+  if (m) return `size ${size(m[1]!)}, limit ${price(m[2]!)}`;
+  m = /^filled (\d+) of (\d+)$/.exec(note);
+  if (m) return `filled ${size(m[1]!)} of ${size(m[2]!)}`;
+  m = /^lot (\d+)$/.exec(note);
+  if (m) return `lot ${size(m[1]!)}`;
+  return note;
+}
+
+export interface ShownFill {
+  readonly price: string;
+  readonly size: string;
+  /** What the counterparty paid or was paid for it, when it settled it in whole units of its own (an auction's). */
+  readonly cost?: string;
+}
+
+export interface ShownAdlClose {
+  readonly positionId: string;
+  /** Size of the counterparty closed against the liquidated position, at the plan's mark (0: profit taken only). */
+  readonly closedSize: string;
+  /** The effective close price (informational: the money that moved is profitGiven). */
+  readonly price: string;
+  /** Profit it gave up to cover the deficit, haircut included. */
+  readonly profitGiven: string;
+  readonly haircut: string;
+  /** Its version the plan was made on: the close is its version + 1. */
+  readonly planVersion: number;
+  /** The counterparty's position now (undefined: not found). */
+  readonly now?: { readonly state: string; readonly size: string; readonly version: number };
+}
+
+export interface ShownSettlement {
+  /** The layers that acted, as the terminal event says (`market>insurance>adl`). */
+  readonly settledBy?: string;
+  readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
+  readonly adl: {
+    /**
+     * The counterparties of the settlement's own plan and what each closed and gave, derived from the plan's frozen
+     * inputs (allocateAdl, as the settlement ran it); undefined when the record has no plan of ADL's, or the
+     * derivation does not give the settlement's amounts (then `note` says why).
+     */
+    readonly closes?: readonly ShownAdlClose[];
+    /** Rounds run after the settlement for a deficit beyond one transaction (their counterparties are not recorded). */
+    readonly rounds: number;
+    readonly owesRounds: boolean;
+    readonly note?: string;
+  };
+}
+
+export interface ShownJournalEntry {
+  readonly sequence: number;
+  readonly at: string;
+  readonly kind: string;
+  readonly key: string;
+  readonly amount: string;
+  readonly balanceAfter: string;
+  readonly actor?: string;
+}
+
+export interface LiquidationShow {
+  readonly liquidation: {
+    readonly id: string;
+    readonly positionId: string;
+    readonly symbol: string;
+    readonly side: string;
+    /** The units of sizes (base) and of prices and money (quote). */
+    readonly base: string;
+    readonly quote: string;
+    readonly state: string;
+    /** Work remains: not terminal, or owing ADL rounds. */
+    readonly open: boolean;
+    readonly startedAt: string;
+    readonly tickKey: string;
+    readonly triggerMark: string;
+    readonly remainingSize: string;
+    readonly history: readonly ShownEvent[];
+    readonly marketFills: readonly ShownFill[];
+    readonly marketFilledSize: string;
+    readonly lastFailure?: ShownFailure;
+    readonly markDisputedSince?: string;
+    readonly slices: { readonly previous?: string; readonly next?: string };
+    readonly context?: ShownContext;
+    readonly version: number;
+  };
+  /** The position now (undefined: no record). */
+  readonly position?: ShownPosition;
+  readonly auction?: ShownAuction;
+  readonly settlement?: ShownSettlement;
+  readonly journal: {
+    readonly account: string;
+    readonly entries: readonly ShownJournalEntry[];
+    /** Net of the entries, by what they moved: the fee credited, the shortfall the fund paid (>= 0: paid). */
+    readonly fee: string;
+    readonly fundPaid: string;
+    /** Whether the nets are the settlement's fee and fund payout (undefined: not settled). */
+    readonly agreesWithSettlement?: boolean;
+  };
+}
+
+export interface ShownPosition {
+  readonly id: string;
+  readonly traderId: string;
+  readonly state: string;
+  /** As stored: a CLOSED position keeps its last size (a liquidation's close) or 0 (an ADL close). */
+  readonly size: string;
+  readonly collateral: string;
+  readonly entryPrice: string;
+  readonly closedPayout?: string;
+  readonly version: number;
+}
+
+export interface ShownContext {
+  readonly plannedSize: string;
+  readonly executionMark: string;
+  readonly executionMarkAt?: string;
+  readonly limitPrice?: string;
+  readonly positionVersion?: number;
+  readonly settledMark?: string;
+  readonly waitsForBook?: {
+    readonly waits: number;
+    readonly ordersFilledNothing: number;
+    readonly outraced: number;
+    readonly pendingOrder?: { readonly attempt: number; readonly size: string; readonly limitPrice: string };
+  };
+  readonly lease?: { readonly owner: string; readonly until: string };
+  readonly adlRound?: { readonly round: number; readonly confirmAt?: string; readonly confirmMark?: string };
+  /** The settlement's frozen inputs (absent: settled without the fund or ADL, or not planned yet). */
+  readonly plan?: {
+    readonly at: string;
+    readonly mark: string;
+    readonly fundBalance: string;
+    readonly fundDrawnInWindow: string;
+    readonly position: { readonly size: string; readonly collateral: string; readonly entryPrice: string };
+    readonly lastResortFills?: readonly ShownFill[];
+    readonly replans?: number;
+    readonly superseded?: boolean;
+  };
+}
+
+export interface ShownAuction {
+  readonly id: string;
+  readonly state: string;
+  readonly direction: string;
+  readonly lot: string;
+  readonly remainingLot: string;
+  readonly top: string;
+  readonly startedAt: string;
+  readonly step: number;
+  readonly resets: number;
+  readonly stepDueAt?: string;
+  readonly wakeMark?: string;
+  readonly endedBy?: string;
+  readonly endedAtMark?: string;
+  readonly fills: readonly (ShownFill & { readonly providerId: string })[];
+  readonly filledSize: string;
+  readonly lastFailure?: ShownFailure;
+}
+
+const fillOf = (f: { price: bigint; size: bigint; cost?: bigint }): ShownFill => ({
+  price: formatPrice(f.price),
+  size: formatBase(f.size),
+  ...(f.cost === undefined ? {} : { cost: formatQuote(f.cost) }),
+});
+
+const sizeOf = (fills: readonly { size: bigint }[]): bigint => fills.reduce((t, f) => t + f.size, 0n);
+
+function contextOf(l: LiquidationRecord): ShownContext | undefined {
+  const c = l.context;
+  if (!c) return undefined;
+  const waits = c.lastResortWait?.waits ?? 0;
+  const attempts = c.lastResortAttempt ?? 0;
+  const order = c.lastResortOrder;
+  const plan = c.settle;
+  return {
+    plannedSize: formatBase(c.plannedSize),
+    executionMark: formatPrice(c.executionMark),
+    ...(c.executionMarkAtMs === undefined ? {} : { executionMarkAt: iso(c.executionMarkAtMs) }),
+    ...(c.limitPrice === undefined ? {} : { limitPrice: formatPrice(c.limitPrice) }),
+    ...(c.positionVersion === undefined ? {} : { positionVersion: c.positionVersion }),
+    ...(c.settledMark === undefined ? {} : { settledMark: formatPrice(c.settledMark) }),
+    ...(waits > 0 || attempts > 0 || order
+      ? {
+          waitsForBook: {
+            waits,
+            ordersFilledNothing: attempts,
+            outraced: c.lastResortOutraced ?? 0,
+            ...(order
+              ? {
+                  pendingOrder: {
+                    attempt: order.attempt,
+                    size: formatBase(order.size),
+                    limitPrice: formatPrice(order.limitPrice),
+                  },
+                }
+              : {}),
+          },
+        }
+      : {}),
+    ...(c.lease ? { lease: { owner: c.lease.owner, until: iso(c.lease.untilMs) } } : {}),
+    ...(c.adlRound
+      ? {
+          adlRound: {
+            round: c.adlRound.round,
+            ...(c.adlRound.confirm
+              ? { confirmAt: iso(c.adlRound.confirm.atMs), confirmMark: formatPrice(c.adlRound.confirm.mark) }
+              : {}),
+          },
+        }
+      : {}),
+    ...(plan
+      ? {
+          plan: {
+            at: iso(plan.nowMs),
+            mark: formatPrice(plan.mark),
+            fundBalance: formatQuote(plan.insurance.balance),
+            fundDrawnInWindow: formatQuote(plan.insurance.windowDrawn),
+            position: {
+              size: formatBase(plan.position.size),
+              collateral: formatQuote(plan.position.collateral),
+              entryPrice: formatPrice(plan.position.entryPrice),
+            },
+            ...(plan.lastResortFills ? { lastResortFills: plan.lastResortFills.map(fillOf) } : {}),
+            ...(plan.replans === undefined ? {} : { replans: plan.replans }),
+            ...(plan.superseded ? { superseded: true } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * ADL's closes in the settlement, from the plan's frozen inputs: the waterfall (domain/waterfall.ts) gives ADL the
+ * size no other layer closed and the deficit the fund refused, among the frozen candidates at the plan's mark, so
+ * allocateAdl on them is the allocation the settlement committed. Checked against the recorded amounts (the size ADL
+ * closed; the deficit it covered, when no round followed): undefined, with the reason, when they differ (a record
+ * of another version's plan).
+ */
+export function adlClosesOf(l: LiquidationRecord): {
+  readonly fills?: ReturnType<typeof allocateAdl>['fills'];
+  readonly note?: string;
+} {
+  const s = l.settlement;
+  const plan = l.context?.settle;
+  if (!s || (s.adlClosedSize === 0n && s.adlCovered === 0n && s.badDebt === 0n)) return {};
+  if (!plan?.candidates)
+    return { note: 'the record keeps no plan of ADL (its counterparties are not recorded on it)' };
+  let allocation: ReturnType<typeof allocateAdl>;
+  try {
+    allocation = allocateAdl({
+      // The fund's refusal: what the fund did not pay of the shortfall (rounds move only covered vs uncovered).
+      deficit: s.shortfall - s.insurancePaid,
+      bankruptPosition: { side: l.side, size: s.adlClosedSize + s.carriedSize },
+      ranked: plan.candidates,
+      mark: plan.mark,
+    });
+  } catch (error) {
+    // A record no plan of this version's could have made: shown without its counterparties, not a failed command.
+    return { note: `the plan's inputs give no ADL allocation (${(error as Error).message})` };
+  }
+  const rounds = (l.context?.adlRounds ?? 0) > 0 || l.context?.adlRound !== undefined;
+  const agrees =
+    allocation.closedSize === s.adlClosedSize &&
+    (rounds ? allocation.covered <= s.adlCovered : allocation.covered === s.adlCovered);
+  if (!agrees)
+    return {
+      note: `the plan's inputs do not give the settlement's ADL amounts (closed ${formatBase(allocation.closedSize)}, covered ${formatQuote(allocation.covered)}): its counterparties are not shown`,
+    };
+  return { fills: allocation.fills.filter((f) => f.size > 0n || f.pnlGiven > 0n) };
+}
+
+async function settlementOf(
+  l: LiquidationRecord,
+  adapters: ShowAdapters,
+): Promise<ShownSettlement | undefined> {
+  const s = l.settlement;
+  if (!s) return undefined;
+  const amounts = Object.fromEntries(
+    (Object.keys(SETTLEMENT_UNITS) as (keyof SettlementAmounts)[]).map((k) => [
+      k,
+      SETTLEMENT_UNITS[k] === 'base' ? formatBase(s[k]) : formatQuote(s[k]),
+    ]),
+  ) as Record<keyof SettlementAmounts, string>;
+  const terminal = [...l.history].reverse().find((e) => isTerminal(e.state));
+  const { fills, note } = adlClosesOf(l);
+  let closes: ShownAdlClose[] | undefined;
+  if (fills) {
+    const versions = new Map((l.context?.settle?.candidates ?? []).map((c) => [c.id, c.version]));
+    const now = new Map(
+      (await adapters.reader.positions(fills.map((f) => f.id))).map((p) => [p.id, p] as const),
+    );
+    closes = fills.map((f) => {
+      const p = now.get(f.id);
+      return {
+        positionId: f.id,
+        closedSize: formatBase(f.size),
+        price: formatPrice(f.price),
+        profitGiven: formatQuote(f.pnlGiven),
+        haircut: formatQuote(f.haircut),
+        planVersion: versions.get(f.id) ?? -1,
+        ...(p ? { now: { state: p.state, size: formatBase(p.size), version: p.version } } : {}),
+      };
+    });
+  }
+  return {
+    ...(terminal?.note ? { settledBy: terminal.note } : {}),
+    amounts,
+    adl: {
+      ...(closes ? { closes } : {}),
+      rounds: l.context?.adlRounds ?? l.context?.adlRound?.round ?? 0,
+      owesRounds: l.context?.adlRound !== undefined,
+      ...(note ? { note } : {}),
+    },
+  };
+}
+
+const positionOf = (p: PositionRecord): ShownPosition => ({
+  id: p.id,
+  traderId: p.traderId,
+  state: p.state,
+  size: formatBase(p.size),
+  collateral: formatQuote(p.collateral),
+  entryPrice: formatPrice(p.entryPrice),
+  ...(p.closedPayout === undefined ? {} : { closedPayout: formatQuote(p.closedPayout) }),
+  version: p.version,
+});
+
+const auctionOf = (a: AuctionRecord): ShownAuction => ({
+  id: a.id,
+  state: a.state,
+  direction: a.direction,
+  lot: formatBase(a.lot),
+  remainingLot: formatBase(a.remainingLot),
+  top: formatPrice(a.top),
+  startedAt: iso(a.startedAtMs),
+  step: a.step,
+  resets: a.resets,
+  ...(a.stepDueAtMs === undefined ? {} : { stepDueAt: iso(a.stepDueAtMs) }),
+  ...(a.wakeMark === undefined ? {} : { wakeMark: formatPrice(a.wakeMark) }),
+  ...(a.endedBy === undefined ? {} : { endedBy: a.endedBy }),
+  ...(a.endedAtMark === undefined ? {} : { endedAtMark: formatPrice(a.endedAtMark) }),
+  fills: a.fills.map((f) => ({ providerId: f.providerId, ...fillOf(f) })),
+  filledSize: formatBase(sizeOf(a.fills)),
+  ...(a.lastFailure ? { lastFailure: failureOf(a.lastFailure)! } : {}),
+});
+
+function journalOf(l: LiquidationRecord, entries: readonly JournalEntry[]): LiquidationShow['journal'] {
+  let fee = 0n;
+  let paid = 0n;
+  for (const e of entries) {
+    const key = planKeyOf(e.idempotencyKey);
+    if (key === `${l.id}:fee`) fee += e.amount;
+    else if (key === `${l.id}:shortfall`) paid -= e.amount;
+  }
+  const s = l.settlement;
+  return {
+    account: INSURANCE_ACCOUNT,
+    entries: entries.map((e) => ({
+      sequence: e.sequence,
+      at: iso(e.atMs),
+      kind: e.kind,
+      key: e.idempotencyKey,
+      amount: formatQuote(e.amount),
+      balanceAfter: formatQuote(e.balanceAfter),
+      ...(e.actor === undefined ? {} : { actor: e.actor }),
+    })),
+    fee: formatQuote(fee),
+    fundPaid: formatQuote(paid),
+    ...(s && isTerminal(l.state) ? { agreesWithSettlement: fee === s.fee && paid === s.insurancePaid } : {}),
+  };
+}
+
+/** The liquidation `id` and what it led to, read by key; undefined when there is no such liquidation. */
+export async function collectLiquidation(
+  adapters: ShowAdapters,
+  id: string,
+): Promise<LiquidationShow | undefined> {
+  const l = await adapters.liquidations.get(id);
+  if (!l) return undefined;
+  const [position, auction, entries] = await Promise.all([
+    adapters.positions.get(l.positionId),
+    adapters.auctions.get(l.context?.auctionId ?? auctionIdOf(l.id)),
+    // The fund's entries keyed `<liquidation id>:...` (a key range of its journal, read strongly: Ledger.entriesOf).
+    adapters.ledger.entriesOf(INSURANCE_ACCOUNT, l.id),
+  ]);
+  const base = baseOf(l.symbol);
+  const quote = quoteOf(l.symbol);
+  const first = l.history[0]?.note;
+  const previous = first?.startsWith(`${NEXT_SLICE_NOTE} `)
+    ? first.slice(NEXT_SLICE_NOTE.length + 1)
+    : undefined;
+  const context = contextOf(l);
+  const settlement = await settlementOf(l, adapters);
+  return {
+    liquidation: {
+      id: l.id,
+      positionId: l.positionId,
+      symbol: l.symbol,
+      side: l.side,
+      base,
+      quote,
+      state: l.state,
+      open: isOpenLiquidation(l),
+      startedAt: iso(l.history[0]?.atMs ?? 0),
+      tickKey: l.tickKey,
+      triggerMark: formatPrice(l.triggerMark),
+      remainingSize: formatBase(l.remainingSize),
+      history: l.history.map((e) => {
+        const note = e.note === undefined ? undefined : decodeNote(e.note, base, quote);
+        return {
+          at: iso(e.atMs),
+          state: e.state,
+          ...(note === undefined ? {} : { note }),
+          ...(note !== undefined && note !== e.note ? { storedNote: e.note } : {}),
+        };
+      }),
+      marketFills: l.marketFills.map(fillOf),
+      marketFilledSize: formatBase(sizeOf(l.marketFills)),
+      ...(l.lastFailure ? { lastFailure: failureOf(l.lastFailure)! } : {}),
+      ...(l.markDisputedSinceMs === undefined ? {} : { markDisputedSince: iso(l.markDisputedSinceMs) }),
+      slices: {
+        ...(previous ? { previous } : {}),
+        ...(l.context?.nextLiquidationId ? { next: l.context.nextLiquidationId } : {}),
+      },
+      ...(context ? { context } : {}),
+      version: l.version,
+    },
+    ...(position ? { position: positionOf(position) } : {}),
+    ...(auction ? { auction: auctionOf(auction) } : {}),
+    ...(settlement ? { settlement } : {}),
+    journal: journalOf(l, entries),
+  };
+}
+
+/** Most of a position's versions `--position` reads (each a GetItem of the liquidation its version may have started). */
+export const MAX_POSITION_VERSIONS_READ = 1000;
+
+export interface PositionLiquidations {
+  readonly position: ShownPosition & { readonly symbol: string; readonly side: string };
+  readonly liquidations: readonly {
+    readonly id: string;
+    readonly state: string;
+    readonly open: boolean;
+    readonly startedAt: string;
+    readonly plannedSize?: string;
+    readonly remainingSize: string;
+    /** The terminal event's note: the layers that settled it (`market>auction`), or why it was cancelled. */
+    readonly outcome?: string;
+  }[];
+  /** Versions before this one were not read (more than MAX_POSITION_VERSIONS_READ); absent: every one was. */
+  readonly unreadBelowVersion?: number;
+}
+
+/**
+ * The liquidations of a position: a liquidation's id is `<position id>:<version>`, the version of the position it
+ * started on, so the liquidations of a position are found by key among the ids of its versions up to its current
+ * one (the liquidations table has no index by position, and a Scan is not an operator's read). Undefined: no such
+ * position.
+ */
+export async function collectPositionLiquidations(
+  adapters: ShowAdapters,
+  positionId: string,
+): Promise<PositionLiquidations | undefined> {
+  const p = await adapters.positions.get(positionId);
+  if (!p) return undefined;
+  const from = Math.max(0, p.version + 1 - MAX_POSITION_VERSIONS_READ);
+  const versions = Array.from({ length: p.version + 1 - from }, (_, i) => from + i);
+  const found: LiquidationRecord[] = [];
+  await eachInFlight(versions, 8, async (v) => {
+    const l = await adapters.liquidations.get(`${positionId}:${v}`);
+    if (l?.positionId === positionId) found.push(l);
+  });
+  found.sort((a, b) => (a.history[0]?.atMs ?? 0) - (b.history[0]?.atMs ?? 0) || a.version - b.version);
+  const base = baseOf(p.symbol);
+  return {
+    position: { ...positionOf(p), symbol: p.symbol, side: p.side },
+    liquidations: found.map((l) => {
+      const terminal = [...l.history].reverse().find((e) => isTerminal(e.state));
+      return {
+        id: l.id,
+        state: l.state,
+        open: isOpenLiquidation(l),
+        startedAt: iso(l.history[0]?.atMs ?? 0),
+        ...(l.context ? { plannedSize: formatBase(l.context.plannedSize) } : {}),
+        remainingSize: formatBase(l.remainingSize),
+        ...(terminal?.note ? { outcome: decodeNote(terminal.note, base, quoteOf(p.symbol)) } : {}),
+      };
+    }),
+    ...(from > 0 ? { unreadBelowVersion: from } : {}),
+  };
+}
+
+// --- Text --------------------------------------------------------------------------------------------------
+
+/** The failed delivery's receive count (0: not known). */
+const receiveOf = (f: ShownFailure): string => (f.attempt > 0 ? `receive ${f.attempt}` : 'receive unknown');
+
+const plural = (n: number, one: string, many: string): string =>
+  n === 0 ? `no ${one}` : `${n} ${n === 1 ? one : many}`;
+
+/** A position as it is now: a CLOSED one by what it paid out (its stored size is its last, or 0). */
+const nowOf = (p: ShownPosition, base: string, quote: string): string =>
+  p.state === 'CLOSED'
+    ? `CLOSED${p.closedPayout === undefined ? '' : `, paid out ${money(p.closedPayout, quote)}`} (version ${p.version})`
+    : `${p.state}, ${p.size} ${base}, collateral ${money(p.collateral, quote)} (version ${p.version})`;
+
+/** An amount for people: grouped, never rounded (formatQuoteGrouped), from the report's exact decimal. */
+const money = (decimal: string, quote: string): string =>
+  `${formatQuoteGrouped(parseQuote(decimal, 'amount', { allowNegative: true }))} ${quote}`;
+
+export function renderLiquidation(r: LiquidationShow): string {
+  const l = r.liquidation;
+  const { base, quote } = l;
+  const size = (s: string) => `${s} ${base}`;
+  const price = (p: string) => `${p} ${quote}`;
+  const out: string[] = [];
+  out.push(
+    `liquidation ${l.id}: ${l.symbol} ${l.side}, ${l.state}${r.settlement?.adl.owesRounds ? ' (owes ADL rounds)' : l.open ? ' (open)' : ''}`,
+  );
+  const p = r.position;
+  out.push(
+    p
+      ? `  position     ${p.id} of trader ${p.traderId}, entry ${price(p.entryPrice)}; now ${nowOf(p, base, quote)}`
+      : `  position     ${l.positionId}: no record`,
+  );
+  out.push(`  trigger      mark ${price(l.triggerMark)} (tick ${l.tickKey}), started ${l.startedAt}`);
+  const c = l.context;
+  if (c) {
+    out.push(
+      `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${c.executionMarkAt ? ` (of ${c.executionMarkAt})` : ''}${c.limitPrice ? `, limit ${price(c.limitPrice)}` : ''}`,
+    );
+  }
+  if (l.slices.previous || l.slices.next)
+    out.push(
+      `  slices       ${[l.slices.previous ? `previous ${l.slices.previous}` : '', l.slices.next ? `next ${l.slices.next}` : ''].filter(Boolean).join(', ')}`,
+    );
+  out.push('  history');
+  for (const e of l.history) out.push(`    ${e.at} ${e.state}${e.note ? `  ${e.note}` : ''}`);
+  out.push(
+    `  market fills ${l.marketFills.length === 0 ? 'none' : `${l.marketFills.length}, ${size(l.marketFilledSize)} in all`}`,
+  );
+  for (const f of l.marketFills) out.push(`    ${size(f.size)} at ${price(f.price)}`);
+  // The record keeps the size it handed on: at the claim the slice, after the market what it left.
+  out.push(
+    `  remaining    ${size(l.remainingSize)} (as recorded: what the layers after the market had to close)`,
+  );
+  if (l.markDisputedSince) out.push(`  mark disputed by the venue since ${l.markDisputedSince}`);
+  const w = c?.waitsForBook;
+  if (w) {
+    out.push(
+      `  waits for the book: ${w.waits} so far, ${w.ordersFilledNothing} last-resort orders filled nothing, ${w.outraced} outraced by another slice`,
+    );
+    if (w.pendingOrder)
+      out.push(
+        `    order ${w.pendingOrder.attempt} pending: ${size(w.pendingOrder.size)}, limit ${price(w.pendingOrder.limitPrice)}`,
+      );
+  }
+  if (c?.lease) out.push(`  orders held by delivery ${c.lease.owner} until ${c.lease.until}`);
+  if (l.lastFailure)
+    out.push(`  last failure ${l.lastFailure.at} (${receiveOf(l.lastFailure)}): ${l.lastFailure.reason}`);
+
+  const a = r.auction;
+  if (a) {
+    const ended =
+      a.state === 'RUNNING'
+        ? `at step ${a.step}${a.stepDueAt ? ` (due ${a.stepDueAt})` : ''}${a.wakeMark ? `, asleep until mark ${price(a.wakeMark)}` : ''}`
+        : `ended at step ${a.step}${a.endedAtMark ? ` at mark ${price(a.endedAtMark)}` : ''}${a.endedBy ? ` (by its ${a.endedBy === 'wake' ? "tick's wake" : 'planned step'})` : ''}`;
+    out.push(`auction ${a.id}: ${a.direction} ${a.state}, ${ended}`);
+    out.push(
+      `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${a.resets} resets`,
+    );
+    out.push(`  fills        ${a.fills.length === 0 ? 'none' : ''}`.trimEnd());
+    for (const f of a.fills)
+      out.push(
+        `    ${f.providerId}: ${size(f.size)} at ${price(f.price)}${f.cost === undefined ? '' : ` (cost ${money(f.cost, quote)})`}`,
+      );
+    if (a.lastFailure)
+      out.push(`  last failure ${a.lastFailure.at} (${receiveOf(a.lastFailure)}): ${a.lastFailure.reason}`);
+  }
+
+  const plan = c?.plan;
+  if (plan) {
+    out.push(
+      `plan         frozen ${plan.at} at mark ${price(plan.mark)}: position ${size(plan.position.size)}, collateral ${money(plan.position.collateral, quote)}, entry ${price(plan.position.entryPrice)}; fund ${money(plan.fundBalance, quote)} (drawn ${money(plan.fundDrawnInWindow, quote)} in its window)${plan.replans ? `, planned again ${plan.replans} times` : ''}${plan.superseded ? ', being planned again' : ''}`,
+    );
+    for (const f of plan.lastResortFills ?? [])
+      out.push(`  last resort  ${size(f.size)} at ${price(f.price)}`);
+  }
+  const s = r.settlement;
+  if (s) {
+    const m = s.amounts;
+    out.push(`settlement${s.settledBy ? ` (${s.settledBy})` : ''}`);
+    out.push(
+      `  closed       market ${size(m.marketClosedSize)} (last resort ${size(m.lastResortClosedSize)}), auction ${size(m.auctionClosedSize)}, ADL ${size(m.adlClosedSize)}; carried to the next slice ${size(m.carriedSize)}`,
+    );
+    out.push(
+      `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, collateral left to the trader ${money(m.traderPayout, quote)}`,
+    );
+    out.push(
+      `  shortfall    ${money(m.shortfall, quote)}: fund paid ${money(m.insurancePaid, quote)}, ADL covered ${money(m.adlCovered, quote)}, ${m.badDebt === '0' ? 'no bad debt' : `BAD DEBT ${money(m.badDebt, quote)}`}`,
+    );
+    for (const close of s.adl.closes ?? []) {
+      const now = close.now
+        ? `now ${close.now.state}, ${size(close.now.size)} (version ${close.now.version})`
+        : 'no record now';
+      out.push(
+        `  ADL          ${close.positionId}: closed ${size(close.closedSize)} at ${price(close.price)} (effective), gave ${money(close.profitGiven, quote)} (haircut ${money(close.haircut, quote)}), from version ${close.planVersion}; ${now}`,
+      );
+    }
+    if (s.adl.note) out.push(`  ADL          ${s.adl.note}`);
+    if (s.adl.rounds > 0 || s.adl.owesRounds)
+      out.push(
+        `  ADL rounds   ${s.adl.rounds} after the settlement${s.adl.owesRounds ? ', more to come' : ''} (their counterparties are not recorded on the liquidation)`,
+      );
+  }
+  const j = r.journal;
+  out.push(`ledger       ${j.account}: ${plural(j.entries.length, 'entry', 'entries')} keyed ${l.id}:...`);
+  for (const e of j.entries)
+    out.push(
+      `  #${e.sequence} ${e.at} ${e.kind} ${money(e.amount, quote)} -> ${money(e.balanceAfter, quote)} (${e.key})`,
+    );
+  if (j.entries.length > 0 || j.agreesWithSettlement === false)
+    out.push(
+      `  net: fee ${money(j.fee, quote)}, fund paid ${money(j.fundPaid, quote)}${j.agreesWithSettlement === undefined ? '' : j.agreesWithSettlement ? ' (as the settlement says)' : ' (NOT what the settlement says)'}`,
+    );
+  return `${out.join('\n')}\n`;
+}
+
+export function renderPositionLiquidations(r: PositionLiquidations): string {
+  const p = r.position;
+  const base = baseOf(p.symbol);
+  const out = [
+    `position ${p.id} of trader ${p.traderId}: ${p.symbol} ${p.side}, entry ${p.entryPrice} ${quoteOf(p.symbol)}; now ${nowOf(p, base, quoteOf(p.symbol))}`,
+    r.liquidations.length === 0
+      ? '  no liquidation'
+      : `  ${plural(r.liquidations.length, 'liquidation', 'liquidations')}, the oldest first:`,
+  ];
+  for (const l of r.liquidations)
+    out.push(
+      `  ${l.id} ${l.state}${l.outcome ? ` (${l.outcome})` : ''}${l.open ? ', open' : ''}, started ${l.startedAt}${l.plannedSize ? `, ${l.plannedSize} ${base} planned` : ''}, ${l.remainingSize} ${base} remaining`,
+    );
+  if (r.unreadBelowVersion !== undefined)
+    out.push(
+      `  (versions below ${r.unreadBelowVersion} not read: the latest ${MAX_POSITION_VERSIONS_READ} only)`,
+    );
+  return `${out.join('\n')}\n`;
+}

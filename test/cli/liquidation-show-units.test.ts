@@ -1,0 +1,237 @@
+import { describe, expect, it } from 'vitest';
+import {
+  adlClosesOf,
+  collectLiquidation,
+  decodeNote,
+  renderLiquidation,
+} from '../../cli/ops/liquidation-show.ts';
+import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+import { parseBase, parsePrice, parseQuote, usd } from '../../shared/domain/units.ts';
+import type { LiquidationRecord, PositionRecord } from '../../shared/ports/index.ts';
+
+/** `liquidations show`'s reading of records the pipeline tests do not reach (test/cli/liquidations-show.test.ts runs it on moto). */
+
+const T = Date.UTC(2020, 2, 12, 9, 0, 0);
+
+describe('decodeNote', () => {
+  it("writes the services' stored integers as decimals in their units, and leaves any other note", () => {
+    expect(decodeNote('size 250000000 limit 17325000000', 'ETH', 'USD')).toBe(
+      'size 2.5 ETH, limit 173.25 USD',
+    );
+    expect(decodeNote('filled 0 of 1000000000', 'ETH', 'USD')).toBe('filled 0 ETH of 10 ETH');
+    expect(decodeNote('lot 1', 'BTC', 'USDT')).toBe('lot 0.00000001 BTC');
+    expect(decodeNote('healthy at 19012345678', 'ETH', 'USD')).toBe('healthy at 190.12345678 USD');
+    for (const note of [
+      'crossed at 184',
+      'market>insurance>adl',
+      'next slice of p1:3',
+      'lot 1.5',
+      'inputs refreshed',
+    ])
+      expect(decodeNote(note, 'ETH', 'USD')).toBe(note);
+  });
+});
+
+/** p1 LONG 10 at 200, 200 of collateral, closed by ADL at 175 against `candidateSize` of s1: 20 from the fund, 30 by ADL. */
+const settledByAdl = (candidateSize: string): LiquidationRecord => ({
+  id: 'p1:0',
+  positionId: 'p1',
+  symbol: 'ETH-USD',
+  side: 'LONG',
+  state: 'SETTLED_ADL',
+  tickKey: 'ETH-USD#2',
+  triggerMark: parsePrice('175'),
+  remainingSize: parseBase('10'),
+  marketFills: [],
+  settlement: {
+    marketClosedSize: 0n,
+    lastResortClosedSize: 0n,
+    auctionClosedSize: 0n,
+    adlClosedSize: parseBase('10'),
+    carriedSize: 0n,
+    realizedPnl: usd('-250'),
+    fee: 0n,
+    shortfall: parseQuote('50'),
+    insurancePaid: parseQuote('20'),
+    adlCovered: parseQuote('30'),
+    badDebt: 0n,
+    traderPayout: 0n,
+  },
+  history: [
+    { atMs: T, state: 'QUEUED', note: 'crossed at 175' },
+    { atMs: T + 1000, state: 'SETTLED_ADL', note: 'insurance>adl' },
+  ],
+  context: {
+    plannedSize: parseBase('10'),
+    executionMark: parsePrice('175'),
+    settle: {
+      insurance: { balance: parseQuote('20'), windowStartMs: 0, windowDrawn: 0n },
+      nowMs: T + 500,
+      mark: parsePrice('175'),
+      position: {
+        size: parseBase('10'),
+        collateral: parseQuote('200'),
+        entryPrice: parsePrice('200'),
+        version: 1,
+      },
+      auctionFills: [],
+      candidates: [
+        {
+          id: 's1',
+          side: 'SHORT',
+          size: parseBase(candidateSize),
+          entryPrice: parsePrice('200'),
+          collateral: parseQuote('400'),
+          version: 0,
+        },
+      ],
+      adlTraderRounding: true,
+    },
+  },
+  version: 4,
+});
+
+describe('adlClosesOf', () => {
+  it("gives the plan's counterparties when they give the settlement's amounts", () => {
+    const { fills, note } = adlClosesOf(settledByAdl('10'));
+    expect(note).toBeUndefined();
+    expect(fills?.map((f) => [f.id, f.size, f.pnlGiven])).toEqual([
+      ['s1', parseBase('10'), parseQuote('30')],
+    ]);
+  });
+
+  it('shows none, and says why, when they do not (a record of another version of the plan)', () => {
+    const { fills, note } = adlClosesOf(settledByAdl('4'));
+    expect(fills).toBeUndefined();
+    expect(note).toMatch(/^the plan's inputs do not give the settlement's ADL amounts \(closed 4, covered /);
+  });
+
+  it('says the counterparties are not recorded when the record keeps no plan of ADL', () => {
+    const record = settledByAdl('10');
+    const { settle: _, ...context } = record.context!;
+    expect(adlClosesOf({ ...record, context })).toEqual({
+      note: 'the record keeps no plan of ADL (its counterparties are not recorded on it)',
+    });
+  });
+});
+
+describe('an open liquidation: a next slice waiting for the book, its auction asleep', () => {
+  it('shows the slices, the waits, the lease, the running auction and no settlement', async () => {
+    const adapters = createEmbeddedAdapters();
+    const position: PositionRecord = {
+      id: 'p2',
+      traderId: 't-p2',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      size: parseBase('4'),
+      entryPrice: parsePrice('150'),
+      collateral: parseQuote('30'),
+      state: 'OPEN',
+      liquidationPrice: parsePrice('155'),
+      version: 3,
+    };
+    await adapters.positions.create({ ...position, version: 0 });
+    await adapters.positions.replace({ ...position, version: 1 }, 0);
+    await adapters.positions.replace({ ...position, version: 2 }, 1);
+    await adapters.positions.replace(position, 2);
+    const queued: LiquidationRecord = {
+      id: 'p2:3',
+      positionId: 'p2',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#9',
+      triggerMark: parsePrice('156'),
+      remainingSize: parseBase('4'),
+      marketFills: [],
+      history: [{ atMs: T, state: 'QUEUED', note: 'next slice of p2:1' }],
+      version: 0,
+    };
+    await adapters.liquidations.begin(position, queued);
+    await adapters.liquidations.replace(
+      {
+        ...queued,
+        state: 'AUCTION',
+        remainingSize: parseBase('1.5'),
+        marketFills: [{ price: parsePrice('156.1'), size: parseBase('2.5') }],
+        history: [
+          ...queued.history,
+          { atMs: T + 1000, state: 'EXECUTING', note: 'size 400000000 limit 15756000000' },
+          { atMs: T + 2000, state: 'MARKET_EXECUTED', note: 'filled 250000000 of 400000000' },
+          { atMs: T + 3000, state: 'AUCTION', note: 'lot 150000000' },
+        ],
+        context: {
+          plannedSize: parseBase('4'),
+          executionMark: parsePrice('156'),
+          executionMarkAtMs: T,
+          limitPrice: parsePrice('157.56'),
+          positionVersion: 4,
+          auctionId: 'p2:3:auction',
+          lastResortWait: { id: 'w-2', waits: 2 },
+          lastResortAttempt: 2,
+          lease: { owner: 'delivery-7', untilMs: T + 600_000 },
+        },
+        version: 1,
+      },
+      0,
+    );
+    await adapters.liquidations.recordFailure('p2:3', {
+      reason: 'VenueError: timeout',
+      attempt: 3,
+      atMs: T + 2500,
+    });
+    await adapters.auctions.create({
+      id: 'p2:3:auction',
+      liquidationId: 'p2:3',
+      symbol: 'ETH-USD',
+      direction: 'BUY',
+      lot: parseBase('1.5'),
+      remainingLot: parseBase('1.5'),
+      top: parsePrice('159.12'),
+      startedAtMs: T + 3000,
+      resets: 1,
+      step: 2,
+      state: 'RUNNING',
+      fills: [],
+      wakeMark: parsePrice('158'),
+      stepDueAtMs: T + 90_000,
+      version: 0,
+    });
+
+    const shown = (await collectLiquidation(adapters, 'p2:3'))!;
+    expect(shown.liquidation).toMatchObject({
+      state: 'AUCTION',
+      open: true,
+      slices: { previous: 'p2:1' },
+      lastFailure: { reason: 'VenueError: timeout', attempt: 3, at: '2020-03-12T09:00:02.500Z' },
+      context: { waitsForBook: { waits: 2, ordersFilledNothing: 2, outraced: 0 } },
+    });
+    expect(shown.settlement).toBeUndefined();
+    expect(shown.journal).toEqual({ account: 'insurance-fund', entries: [], fee: '0', fundPaid: '0' });
+    expect(renderLiquidation(shown)).toBe(
+      [
+        'liquidation p2:3: ETH-USD SHORT, AUCTION (open)',
+        '  position     p2 of trader t-p2, entry 150 USD; now LIQUIDATING, 4 ETH, collateral 30.00 USD (version 4)',
+        '  trigger      mark 156 USD (tick ETH-USD#9), started 2020-03-12T09:00:00.000Z',
+        '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD',
+        '  slices       previous p2:1',
+        '  history',
+        '    2020-03-12T09:00:00.000Z QUEUED  next slice of p2:1',
+        '    2020-03-12T09:00:01.000Z EXECUTING  size 4 ETH, limit 157.56 USD',
+        '    2020-03-12T09:00:02.000Z MARKET_EXECUTED  filled 2.5 ETH of 4 ETH',
+        '    2020-03-12T09:00:03.000Z AUCTION  lot 1.5 ETH',
+        '  market fills 1, 2.5 ETH in all',
+        '    2.5 ETH at 156.1 USD',
+        '  remaining    1.5 ETH (as recorded: what the layers after the market had to close)',
+        '  waits for the book: 2 so far, 2 last-resort orders filled nothing, 0 outraced by another slice',
+        '  orders held by delivery delivery-7 until 2020-03-12T09:10:00.000Z',
+        '  last failure 2020-03-12T09:00:02.500Z (receive 3): VenueError: timeout',
+        'auction p2:3:auction: BUY RUNNING, at step 2 (due 2020-03-12T09:01:30.000Z), asleep until mark 158 USD',
+        '  lot          1.5 ETH, 0 ETH filled, 1.5 ETH left; top 159.12 USD, started 2020-03-12T09:00:03.000Z, 1 resets',
+        '  fills        none',
+        'ledger       insurance-fund: no entry keyed p2:3:...',
+        '',
+      ].join('\n'),
+    );
+  });
+});

@@ -1,0 +1,381 @@
+import { describe, expect, it } from 'vitest';
+import type { LiquidationShow, PositionLiquidations } from '../../cli/ops/liquidation-show.ts';
+import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
+import {
+  formatBase,
+  formatQuote,
+  formatQuoteGrouped,
+  parseBase,
+  parsePrice,
+  parseQuote,
+} from '../../shared/domain/units.ts';
+import { startLocalStack } from '../../shared/local/stack.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
+
+/**
+ * `backstop liquidations show` through the CLI against liquidations the real handlers ran on moto (a tick on the
+ * bus, margin-check, the consumer, the auction function, the ledger): one settled on the market, one through an
+ * auction, one with a fund payout and ADL; an unknown id; the JSON parsed.
+ */
+const emulator = useOperatorEmulator('liqshow');
+
+const open = (id: string, side: 'LONG' | 'SHORT', size: string, entry: string, collateral: string) => ({
+  action: 'openPosition',
+  id,
+  traderId: `t-${id}`,
+  symbol: 'ETH-USD',
+  side,
+  size,
+  entryPrice: entry,
+  collateral,
+});
+
+let stages = 0;
+
+interface Stage {
+  readonly at: string[];
+  readonly adapters: ReturnType<typeof createAwsAdapters>;
+  tick(price: string): Promise<void>;
+  admin(request: unknown): Promise<void>;
+}
+
+/** A stage run by the project's handlers with `config`; stopped (its records kept) before `check` runs the CLI. */
+async function withStage(
+  prefix: string,
+  config: RiskConfigInput,
+  scenario: (stage: Stage) => Promise<void>,
+  check: (stage: Stage) => Promise<void>,
+): Promise<void> {
+  stages += 1;
+  const stageName = `${prefix}${stages}`;
+  const stack = await startLocalStack({
+    endpoint: emulator.moto.endpoint,
+    stage: stageName,
+    riskConfig: config,
+    fastRetries: true,
+  });
+  let sequence = 0;
+  const stage: Stage = {
+    at: ['--endpoint', emulator.moto.endpoint, '--stage', stageName],
+    adapters: createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock }),
+    async tick(price) {
+      sequence += 1;
+      const failures = await stack.putTicks([
+        { symbol: 'ETH-USD', markPrice: price, timestamp: Date.now(), sequence, source: 'test' },
+      ]);
+      expect(failures).toEqual([]);
+      await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+    },
+    async admin(request) {
+      const result = (await stack.runner.invoke('admin', request)) as { ok: boolean };
+      expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
+    },
+  };
+  try {
+    await scenario(stage);
+    expect(stack.runner.errors.map((e) => String(e.error))).toEqual([]);
+  } finally {
+    await stack.stop();
+  }
+  await check(stage);
+}
+
+/** `liquidations show` of `id`, text and JSON, both exit 0; the JSON parsed. */
+async function show(stage: Stage, id: string): Promise<{ text: string; json: LiquidationShow }> {
+  const text = await cli('liquidations', 'show', id, ...stage.at);
+  expect(text.stderr).toBe('');
+  expect(text.code).toBe(0);
+  const json = await cli('liquidations', 'show', id, '--json', ...stage.at);
+  expect(json.code, json.stderr).toBe(0);
+  return { text: text.stdout, json: JSON.parse(json.stdout) as LiquidationShow };
+}
+
+/** The one liquidation of `positionId`, found through `show --position`. */
+async function onlyLiquidationOf(stage: Stage, positionId: string): Promise<string> {
+  const run = await cli('liquidations', 'show', '--position', positionId, '--json', ...stage.at);
+  expect(run.code, run.stderr).toBe(0);
+  const listed = JSON.parse(run.stdout) as PositionLiquidations;
+  expect(listed.position).toMatchObject({ id: positionId, traderId: `t-${positionId}`, symbol: 'ETH-USD' });
+  expect(listed.liquidations).toHaveLength(1);
+  return listed.liquidations[0]!.id;
+}
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+describe('liquidations show', () => {
+  it('a liquidation settled on the market: fills, history, the fee in the journal; --position lists it', async () => {
+    await withStage(
+      'shm',
+      DEFAULT_RISK_CONFIG_INPUT,
+      async (s) => {
+        await s.tick('200');
+        await s.admin(open('p1', 'LONG', '10', '200', '200'));
+        await s.tick('184');
+      },
+      async (s) => {
+        const id = await onlyLiquidationOf(s, 'p1');
+        const stored = (await s.adapters.liquidations.get(id))!;
+        expect(stored.state).toBe('SETTLED_MARKET');
+        const { text, json } = await show(s, id);
+        const l = json.liquidation;
+        expect(l).toMatchObject({
+          id,
+          positionId: 'p1',
+          symbol: 'ETH-USD',
+          side: 'LONG',
+          base: 'ETH',
+          quote: 'USD',
+          state: 'SETTLED_MARKET',
+          open: false,
+          triggerMark: '184',
+          tickKey: 'ETH-USD#2',
+          remainingSize: formatBase(stored.remainingSize),
+        });
+        // Every state with its time; the notes' stored integers as decimals in their units.
+        expect(l.history.map((e) => e.state)).toEqual(stored.history.map((e) => e.state));
+        for (const e of l.history) expect(e.at).toMatch(ISO);
+        expect(l.history[0]!.note).toBe('crossed at 184');
+        const claimed = l.history.find((e) => e.state === 'EXECUTING')!;
+        expect(claimed.note).toMatch(/^size 10 ETH, limit \d+(\.\d+)? USD$/);
+        expect(claimed.storedNote).toMatch(/^size 1000000000 limit \d+$/);
+        expect(l.marketFills).toEqual(
+          stored.marketFills.map((f) => ({
+            price: expect.stringMatching(DECIMAL),
+            size: formatBase(f.size),
+          })),
+        );
+        expect(l.marketFilledSize).toBe('10');
+        expect(l.context).toMatchObject({ plannedSize: '10', executionMark: '184' });
+        expect(json.auction).toBeUndefined();
+        const s1 = stored.settlement!;
+        expect(json.settlement).toMatchObject({
+          settledBy: 'market',
+          amounts: { marketClosedSize: '10', fee: formatQuote(s1.fee), shortfall: '0', insurancePaid: '0' },
+          adl: { rounds: 0, owesRounds: false },
+        });
+        expect(json.settlement!.adl.closes).toBeUndefined();
+        // The fee, credited to the fund under the liquidation's key.
+        expect(json.journal).toMatchObject({
+          account: INSURANCE_ACCOUNT,
+          fee: formatQuote(s1.fee),
+          fundPaid: '0',
+          agreesWithSettlement: true,
+        });
+        expect(json.journal.entries).toEqual([
+          expect.objectContaining({ kind: 'liquidation-fee', key: `${id}:fee`, amount: formatQuote(s1.fee) }),
+        ]);
+        const p1 = (await s.adapters.positions.get('p1'))!;
+        expect(json.position).toMatchObject({
+          id: 'p1',
+          traderId: 't-p1',
+          state: 'CLOSED',
+          entryPrice: '200',
+          closedPayout: formatQuote(p1.closedPayout!),
+        });
+
+        expect(text.split('\n')[0]).toBe(`liquidation ${id}: ETH-USD LONG, SETTLED_MARKET`);
+        expect(text).toContain(
+          `  position     p1 of trader t-p1, entry 200 USD; now CLOSED, paid out ${formatQuoteGrouped(p1.closedPayout!)} USD (version ${p1.version})`,
+        );
+        expect(text).toContain('  trigger      mark 184 USD (tick ETH-USD#2), started ');
+        expect(text).toContain('  market fills ');
+        expect(text).toContain(`settlement (market)`);
+        expect(text).toMatch(/\n {2}#1 \S+Z liquidation-fee \d[\d,]*\.\d\d+ USD -> /);
+        expect(text).toContain('(as the settlement says)');
+        // Nothing printed as a stored integer (prices and sizes are 1e8 of their unit).
+        expect(text).not.toMatch(/\b\d{9,}\b/);
+
+        const listed = await cli('liquidations', 'show', '--position', 'p1', ...s.at);
+        expect(listed.code).toBe(0);
+        expect(listed.stdout).toContain(`  ${id} SETTLED_MARKET (market), started `);
+      },
+    );
+  }, 120_000);
+
+  it('a liquidation through an auction: the provider, its price and size, how the auction ended', async () => {
+    await withStage(
+      'sha',
+      AUCTION_ONLY,
+      async (s) => {
+        await s.tick('200');
+        await s.admin(open('p1', 'LONG', '10', '200', '200'));
+        await s.admin({
+          action: 'registerProvider',
+          id: 'lp-1',
+          capital: '100000',
+          maxDiscount: '0.01',
+          maxLot: '100',
+          symbols: ['ETH-USD'],
+        });
+        await s.tick('184');
+      },
+      async (s) => {
+        const id = await onlyLiquidationOf(s, 'p1');
+        const auction = (await s.adapters.auctions.get(`${id}:auction`))!;
+        expect(auction.state).toBe('CLEARED');
+        const { text, json } = await show(s, id);
+        expect(json.liquidation.state).toBe('SETTLED_AUCTION');
+        expect(json.liquidation.history.map((e) => e.state)).toContain('AUCTION');
+        expect(json.liquidation.history.find((e) => e.state === 'AUCTION')?.note).toBe('lot 10 ETH');
+        expect(json.auction).toMatchObject({
+          id: `${id}:auction`,
+          state: 'CLEARED',
+          direction: 'SELL',
+          lot: '10',
+          remainingLot: '0',
+          filledSize: '10',
+          step: auction.step,
+          resets: 0,
+          endedBy: auction.endedBy,
+        });
+        expect(json.auction!.startedAt).toMatch(ISO);
+        expect(json.auction!.fills).toEqual(
+          auction.fills.map((f) => ({
+            providerId: 'lp-1',
+            price: expect.stringMatching(DECIMAL),
+            size: formatBase(f.size),
+            ...(f.cost === undefined ? {} : { cost: formatQuote(f.cost) }),
+          })),
+        );
+        expect(json.settlement?.amounts).toMatchObject({ auctionClosedSize: '10', marketClosedSize: '0' });
+        expect(json.settlement?.settledBy).toBe('auction');
+        expect(text).toMatch(new RegExp(`\\nauction ${id}:auction: SELL CLEARED, ended at step \\d+`));
+        expect(text).toMatch(/\n {4}lp-1: [\d.]+ ETH at [\d.]+ USD/);
+        expect(text).not.toMatch(/\b\d{9,}\b/);
+      },
+    );
+  }, 120_000);
+
+  it('a liquidation with a fund payout and ADL: the shortfall split, the counterparty and its close, the payout in the journal', async () => {
+    await withStage(
+      'shd',
+      // The market takes none (its bound), and no provider bids: ADL takes the position at the mark.
+      AUCTION_ONLY,
+      async (s) => {
+        await s.admin({ action: 'deposit', amount: '20', idempotencyKey: 'seed' });
+        await s.tick('200');
+        await s.admin(open('p1', 'LONG', '10', '200', '200')); // bankrupt at 180
+        await s.admin(open('s1', 'SHORT', '10', '200', '400'));
+        await s.tick('175');
+      },
+      async (s) => {
+        const id = await onlyLiquidationOf(s, 'p1');
+        const stored = (await s.adapters.liquidations.get(id))!;
+        const settled = stored.settlement!;
+        expect(stored.state).toBe('SETTLED_ADL');
+        // 10 ETH closed by ADL at 175 against 200 of collateral: 50 short, the fund's 20 paid, ADL the other 30.
+        expect(settled.shortfall).toBe(parseQuote('50'));
+        expect(settled.insurancePaid).toBe(parseQuote('20'));
+        expect(settled.adlCovered).toBe(parseQuote('30'));
+        const { text, json } = await show(s, id);
+        expect(json.settlement).toMatchObject({
+          settledBy: 'insurance>adl',
+          amounts: {
+            adlClosedSize: '10',
+            shortfall: '50',
+            insurancePaid: '20',
+            adlCovered: '30',
+            badDebt: '0',
+            fee: '0',
+          },
+        });
+        // The counterparty and its close, as the settlement committed it: s1's record says the same.
+        const s1 = (await s.adapters.positions.get('s1'))!;
+        const [close, ...others] = json.settlement!.adl.closes!;
+        expect(others).toEqual([]);
+        expect(close).toMatchObject({
+          positionId: 's1',
+          closedSize: '10',
+          profitGiven: '30',
+          haircut: '0',
+          now: { state: 'CLOSED', size: '0', version: s1.version },
+        });
+        expect(close!.planVersion + 1).toBe(s1.version);
+        // s1 closed 10 at 175 from 200 with 400 of collateral (250 profit) and gave 30 of it.
+        expect(s1.closedPayout).toBe(parseQuote('400') + parseQuote('250') - parseQuote(close!.profitGiven));
+        expect(json.liquidation.context?.plan).toMatchObject({
+          mark: '175',
+          fundBalance: '20',
+          position: { size: '10', collateral: '200', entryPrice: '200' },
+        });
+        // The payout, debited from the fund under the liquidation's key.
+        expect(json.journal).toMatchObject({ fee: '0', fundPaid: '20', agreesWithSettlement: true });
+        expect(json.journal.entries).toEqual([
+          expect.objectContaining({
+            kind: 'shortfall-payout',
+            key: `${id}:shortfall`,
+            amount: '-20',
+            balanceAfter: '0',
+          }),
+        ]);
+        expect(json.journal.entries[0]!.at).toMatch(ISO);
+        expect(json.auction).toBeUndefined();
+
+        expect(text).toContain(
+          '  shortfall    50.00 USD: fund paid 20.00 USD, ADL covered 30.00 USD, no bad debt',
+        );
+        expect(text).toMatch(/\n {2}ADL {10}s1: closed 10 ETH at [\d.]+ USD \(effective\), gave /);
+        expect(text).toContain(
+          `gave 30.00 USD (haircut 0.00 USD), from version ${close!.planVersion}; now CLOSED, 0 ETH`,
+        );
+        expect(text).toMatch(/\n {2}#2 \S+Z shortfall-payout -20\.00 USD -> 0\.00 USD \(p1:\d+:shortfall\)/);
+        expect(text).not.toMatch(/\b\d{9,}\b/);
+        expect(parseBase(json.liquidation.remainingSize)).toBe(stored.remainingSize);
+      },
+    );
+  }, 120_000);
+
+  it('an unknown id: exit 2 and one line; a position id given for a liquidation id says which command to run', async () => {
+    const { stage, names, at } = await emulator.newStage('shu');
+    const { positions } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    await positions.create({
+      id: 'p7',
+      traderId: 't-p7',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: parseBase('1'),
+      entryPrice: parsePrice('200'),
+      collateral: parseQuote('20'),
+      state: 'OPEN',
+      liquidationPrice: parsePrice('185'),
+      version: 0,
+    });
+    const unknown = await cli('liquidations', 'show', 'nope:0', ...at);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toBe(
+      `backstop: liquidations show: no liquidation "nope:0" in stage ${stage} (local) (a liquidation's id is <position id>:<version>; --position <id> lists a position's)\n`,
+    );
+    const json = await cli('liquidations', 'show', 'nope:0', '--json', ...at);
+    expect(json.code).toBe(2);
+    expect(json.stdout).toBe('');
+    const position = await cli('liquidations', 'show', '--position', 'nobody', ...at);
+    expect(position.code).toBe(2);
+    expect(position.stderr).toBe(
+      `backstop: liquidations show: no position "nobody" in stage ${stage} (local)\n`,
+    );
+    const usage = await cli('liquidations', 'show', ...at);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^backstop: liquidations show: a liquidation id/);
+    // A position's id where a liquidation's is asked for: the command that lists its liquidations.
+    const given = await cli('liquidations', 'show', 'p7', ...at);
+    expect(given.code).toBe(2);
+    expect(given.stderr).toBe(
+      'backstop: liquidations show: "p7" is a position, not a liquidation: backstop liquidations show --position p7\n',
+    );
+    const none = await cli('liquidations', 'show', '--position', 'p7', '--json', ...at);
+    expect(none.code).toBe(0);
+    expect(JSON.parse(none.stdout)).toMatchObject({
+      position: { id: 'p7', state: 'OPEN' },
+      liquidations: [],
+    });
+    const mixed = await cli('liquidations', 'show', 'p1:0', '--resend', ...at);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain('--resend is an option of liquidations overdue');
+  });
+});
