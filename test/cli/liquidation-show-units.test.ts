@@ -106,6 +106,36 @@ describe('adlClosesOf', () => {
     expect(note).toMatch(/^the plan's inputs do not give the settlement's ADL amounts \(closed 4, covered /);
   });
 
+  it('gives those of the settlement alone when rounds followed it (their counterparties are not recorded)', () => {
+    // The market closed the 10 (ADL closes no size); s1, 1 ETH with 1 USD of collateral, gives what its haircut can.
+    const base = settledByAdl('1');
+    const record: LiquidationRecord = {
+      ...base,
+      settlement: {
+        ...base.settlement!,
+        marketClosedSize: parseBase('10'),
+        adlClosedSize: 0n,
+        insurancePaid: 0n,
+        adlCovered: parseQuote('3'),
+        badDebt: parseQuote('47'),
+      },
+      context: {
+        ...base.context!,
+        settle: {
+          ...base.context!.settle!,
+          candidates: [{ ...base.context!.settle!.candidates![0]!, collateral: parseQuote('1') }],
+        },
+        adlRounds: 2,
+      },
+    };
+    const { fills, note } = adlClosesOf(record);
+    expect(note).toBeUndefined();
+    expect(fills).toEqual([expect.objectContaining({ id: 's1', size: 0n, pnlGiven: parseQuote('1') })]);
+    // Without the rounds the settlement alone must have covered the 3: it could not, so none is shown.
+    const { adlRounds: _, ...context } = record.context!;
+    expect(adlClosesOf({ ...record, context }).fills).toBeUndefined();
+  });
+
   it('says the counterparties are not recorded when the record keeps no plan of ADL', () => {
     const record = settledByAdl('10');
     const { settle: _, ...context } = record.context!;
