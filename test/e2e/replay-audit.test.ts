@@ -7,7 +7,15 @@ import { readPriceFile } from '../../shared/prices/file.ts';
 import { runSimulation } from '../../shared/sim/engine.ts';
 import type { SimulationResult, Strategy } from '../../shared/sim/results.ts';
 import { type PreparedSimulation, prepareSimulation } from '../../shared/sim/setup.ts';
-import { type Audit, type AuditedReplay, auditReplay, least, readStores } from '../support/replay-audit.ts';
+import {
+  type Audit,
+  type AuditedReplay,
+  type AuditInput,
+  auditReplay,
+  least,
+  type ReplayStores,
+  readStores,
+} from '../support/replay-audit.ts';
 
 /**
  * A risk analyst's audit of the crash replay (session 46): every number of `npm run demo`'s table and of its
@@ -29,6 +37,8 @@ const STRATEGIES: readonly Strategy[] = ['waterfall', 'no-auction', 'market-only
 interface Audited {
   readonly result: SimulationResult;
   readonly audit: Audit;
+  /** What the audit read: doctored, it must say what is wrong. */
+  readonly input: AuditInput;
 }
 
 async function runAudited(prepared: PreparedSimulation, strategy: Strategy): Promise<Audited> {
@@ -40,7 +50,7 @@ async function runAudited(prepared: PreparedSimulation, strategy: Strategy): Pro
       stores = await readStores(adapters, prepared.book, prepared.providers);
     },
   });
-  const audit = auditReplay({
+  const input: AuditInput = {
     strategy,
     symbol: prepared.symbol,
     config: prepared.config,
@@ -50,8 +60,36 @@ async function runAudited(prepared: PreparedSimulation, strategy: Strategy): Pro
     fundStart: prepared.fundStart,
     marks: result.series.mark,
     stores: stores!,
-  });
-  return { result, audit };
+  };
+  return { result, audit: auditReplay(input), input };
+}
+
+/**
+ * The stores with one more unit of fee credited for `liquidationId` (its settlement and its journal entry, the
+ * entries after it and the balance moved with it: a chain that adds up), taken from nobody.
+ */
+function withOneMoreFeeUnit(stores: ReplayStores, liquidationId: string): ReplayStores {
+  const at = stores.journal.findIndex((e) => e.reference === liquidationId && e.kind === 'liquidation-fee');
+  expect(at).toBeGreaterThanOrEqual(0);
+  return {
+    ...stores,
+    liquidations: stores.liquidations.map((l) =>
+      l.id === liquidationId && l.settlement
+        ? { ...l, settlement: { ...l.settlement, fee: l.settlement.fee + 1n } }
+        : l,
+    ),
+    journal: stores.journal.map((e, i) =>
+      i < at
+        ? e
+        : {
+            ...e,
+            amount: i === at ? e.amount + 1n : e.amount,
+            balanceBefore: i === at ? e.balanceBefore : e.balanceBefore + 1n,
+            balanceAfter: e.balanceAfter + 1n,
+          },
+    ),
+    balance: { ...stores.balance, balance: stores.balance.balance + 1n },
+  };
 }
 
 // --- formatting of our own, to compare the printed cells --------------------------------------------------------
@@ -422,6 +460,36 @@ describe('the demo, audited: npm run demo (built-in crash, 20,000 positions, see
     expect(prose).toContain(
       `the auction sold part of ${count(waterfall.acted.auction)} of the waterfall's slices and settled ${count(waterfall.settledBy.auction)} of them, and the fund paid a shortfall on the other ${count(waterfall.acted.auction - waterfall.settledBy.auction)}`,
     );
+  });
+
+  it('fails a unit the fund or an ADL counterparty got from nobody (review46-adl-rounding-exact, -counterparties-money)', () => {
+    // No-auction: ADL closes 1,404 slices' rest on counterparties, and covers none of their deficits (the fund pays).
+    const { input, audit } = runs[1]!;
+    expect(audit.numbers.closedSize.adl).toBeGreaterThan(0n);
+    // A settlement ADL closed some of, crediting the fund with what the closes rounded away (and a fee).
+    const settled = input.stores.liquidations.find(
+      (l) =>
+        (l.settlement?.adlClosedSize ?? 0n) > 0n &&
+        (l.settlement?.fee ?? 0n) > 0n &&
+        (l.context?.settle?.candidates?.length ?? 0) > 1,
+    )!;
+    // One more unit credited than the closes rounded away: the bound of a unit a counterparty let it pass.
+    const credited = auditReplay({ ...input, stores: withOneMoreFeeUnit(input.stores, settled.id) });
+    expect(credited.problems).toEqual([
+      expect.stringMatching(new RegExp(`^${settled.id}: fee .* units of ADL's rounding$`)),
+    ]);
+    // A counterparty ADL closed some of keeps a unit more: its side of the money was checked only when ADL closed
+    // nothing.
+    const liquidated = new Set(input.stores.liquidations.map((l) => l.positionId));
+    const counterparty = input.book.find((p) => {
+      const now = input.stores.positions.get(p.id);
+      return !liquidated.has(p.id) && now?.state === 'OPEN' && now.size < p.size;
+    })!;
+    const positions = new Map(input.stores.positions);
+    const now = positions.get(counterparty.id)!;
+    positions.set(counterparty.id, { ...now, collateral: now.collateral + 1n });
+    const kept = auditReplay({ ...input, stores: { ...input.stores, positions } });
+    expect(kept.problems).toEqual([expect.stringMatching(/^ADL's counterparties' wealth moved by/)]);
   });
 });
 

@@ -167,6 +167,8 @@ const floorDiv = (n: bigint, d: bigint): bigint => {
   return n % d !== 0n && n < 0n !== d < 0n ? q - 1n : q;
 };
 const ceilDiv = (n: bigint, d: bigint): bigint => -floorDiv(-n, d);
+/** What flooring an E16 amount to whole units (E6) leaves, 0 <= it < 1e10. */
+const subUnit = (n16: bigint): bigint => n16 - floorDiv(n16, E10) * E10;
 const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 /** The smallest of some values (one at least). */
@@ -312,6 +314,8 @@ export function auditReplay(input: AuditInput): Audit {
   let uncovered = 0n;
   let rederived = 0;
   let roundingCredited = 0n;
+  /** What ADL's counterparties kept of their closes (before what they gave), against their records before. */
+  let counterpartiesKept = 0n;
   let replanned = 0;
   const liquidated = new Set<string>();
   const bookOf = new Map(input.book.map((p) => [p.id, p]));
@@ -480,6 +484,24 @@ export function auditReplay(input: AuditInput): Audit {
       }
       volume16.adl += s.adlClosedSize * mark;
 
+      // ADL's closes on its counterparties: those the plan used, frozen in its rank order, each closing all it holds
+      // until the size is taken (adl.ts, allocateAdl), at the mark, each rounded once on its exact margin (the sub-unit
+      // a slice left, collateralUnderE16, with the closed part's profit). What each keeps before it gives: its whole
+      // units, less the unit its record's collateral held over that margin (the close takes it back).
+      let cpRounding16 = 0n;
+      let sizeLeft = s.adlClosedSize;
+      for (const c of context.settle?.candidates ?? []) {
+        const take = min(c.size, sizeLeft);
+        sizeLeft -= take;
+        if (take === 0n) continue;
+        const under = c.collateralUnderE16 ?? 0n;
+        const exact16 = under + pnl16(c.side, take, take * mark, c.entryPrice);
+        cpRounding16 += subUnit(exact16);
+        counterpartiesKept += floorDiv(exact16, E10) - (under > 0n ? 1n : 0n);
+      }
+      if (sizeLeft !== 0n)
+        fail(`${l.id}: ADL closed ${s.adlClosedSize}, its counterparties ${s.adlClosedSize - sizeLeft}`);
+
       // The fund's entries for it are its settlement's fee and payout.
       const entries = journalOf.get(l.id) ?? [];
       const feeIn = entries.filter((e) => e.kind === 'liquidation-fee').reduce((t, e) => t + e.amount, 0n);
@@ -561,15 +583,15 @@ export function auditReplay(input: AuditInput): Audit {
             fail(`${l.id}: fee ${s.fee} shortfall ${s.shortfall}, from its fills ${fee} ${shortfall}`);
         } else {
           // ADL's closes round on their own; the whole units they (and a whole close of the trader's) round away are
-          // credited to the fund: less shortfall first, the rest with the fee. At most one unit per counterparty,
-          // plus the trader's own.
+          // credited to the fund: less shortfall first, the rest with the fee. Exactly those units: a bound (one a
+          // counterparty, up to 90 of them) let a unit credited from nothing pass (review46-adl-rounding-exact).
           const units = s.fee - s.shortfall - (fee - shortfall);
           roundingCredited += units;
           const less = min(units, shortfall);
-          const counterparties = BigInt(context.settle?.candidates?.length ?? 0);
+          const own16 = margin16 + fillsPnl16;
+          const rounding16 = cpRounding16 + (restSize > 0n || own16 < 0n ? 0n : subUnit(own16));
           if (
-            units < 0n ||
-            units > counterparties + 1n ||
+            units !== floorDiv(rounding16, E10) ||
             s.shortfall !== shortfall - less ||
             s.fee !== fee + units - less
           )
@@ -590,7 +612,7 @@ export function auditReplay(input: AuditInput): Audit {
   let tradersChange = 0n;
   let adlCounterparties = 0;
   let adlCounterpartySize = 0n;
-  let haircuts = 0n;
+  let counterpartiesChange = 0n;
   for (const initial of input.book) {
     const p = stores.positions.get(initial.id);
     if (!p) {
@@ -624,15 +646,21 @@ export function auditReplay(input: AuditInput): Audit {
         );
       adlCounterparties += 1;
       adlCounterpartySize += (held.closed === undefined ? held.size : 0n) - sizeNow;
-      if (haircut) haircuts += held.collateral - p.collateral;
+      if (held.closed === undefined)
+        counterpartiesChange +=
+          (p.state === 'CLOSED' ? (p.closedPayout ?? 0n) : p.collateral) - held.collateral;
     }
   }
   // ADL closes as much on its counterparties as on the liquidated positions.
   if (adlCounterpartySize !== closedSize.adl)
     fail(`ADL closed ${closedSize.adl} of liquidated positions and ${adlCounterpartySize} of counterparties`);
-  // With no ADL close at all, what ADL covered came out of counterparties' collateral alone (haircuts), unit for unit.
-  if (closedSize.adl === 0n && haircuts !== covered)
-    fail(`ADL covered ${covered}, its counterparties' collateral fell by ${haircuts}`);
+  // What ADL covered came out of its counterparties, unit for unit: their wealth moved by what their closes kept
+  // less what they gave (haircuts alone when ADL closed nothing). Checked only through sizes and haircuts, a unit
+  // a close kept from nowhere passed while ADL closed some (review46-adl-counterparties-money).
+  if (counterpartiesChange !== counterpartiesKept - covered)
+    fail(
+      `ADL's counterparties' wealth moved by ${counterpartiesChange}: their closes kept ${counterpartiesKept}, they gave ${covered}`,
+    );
   if (strategy === 'market-only' && closedSize.adl === 0n && adlCounterparties > 0)
     fail(`the baseline changed ${adlCounterparties} positions outside their liquidations`);
 
