@@ -28,6 +28,7 @@ import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { resolveSymbol } from '../simulate.ts';
@@ -300,6 +301,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     // What the last look at the stack found, for the line each held tick writes where no bar is drawn.
     let work = { total: 0, nonTerminal: 0 };
     let stuckLooks = 0;
+    // The status read every held tick: a missing ledger entry waited for once (review46-status-watch).
+    const holdCheck = withdrawalChecker();
     const lastPrice = points.at(-1)?.price;
     try {
       outcome = await replayPrices({
@@ -337,7 +340,12 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
-                    const { liquidations, stranded, dlqMessages } = await collectStatus(deployment);
+                    const { liquidations, stranded, dlqMessages } = await collectStatus(
+                      deployment,
+                      Date.now(),
+                      undefined,
+                      holdCheck,
+                    );
                     work = liquidations;
                     progress.update(
                       'hold',

@@ -1,6 +1,7 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
+import { withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
 import {
   type Command,
@@ -165,7 +166,9 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
       deployment.kind === 'local'
         ? riskConfigFor(deployment, values.config)
         : undefined;
-    const collect = () => collectStatus(deployment, Date.now(), config);
+    // One check for every refresh: a missing entry is waited for once, not on each (review46-status-watch).
+    const checkFund = withdrawalChecker();
+    const collect = () => collectStatus(deployment, Date.now(), config, checkFund);
     if (!values.watch) {
       write(await collect());
       return 0;

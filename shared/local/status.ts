@@ -19,7 +19,7 @@ import {
   type MarketState,
   silentTelemetry,
 } from '../ports/index.ts';
-import { checkFundForWithdrawal, withdrawalRefusal } from '../services/admin.ts';
+import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
@@ -404,12 +404,14 @@ export function strandedAdvice(dlqMessages: number, kind: string): string {
 
 /**
  * Reads everything the status shows, in parallel. `config`: the deployed risk configuration, when known (each
- * market's mark is then judged stale or not).
+ * market's mark is then judged stale or not). `checkFund`: the withdrawal's check; a caller that reads the status
+ * again and again (--watch) passes one withdrawalChecker for all its reads, so a missing entry is waited for once.
  */
 export async function collectStatus(
   deployment: Deployment,
   nowMs = Date.now(),
   config?: RiskConfig,
+  checkFund: (ledger: Ledger) => Promise<FundCheck> = checkFundForWithdrawal,
 ): Promise<StatusReport> {
   const { clients, names } = deployment;
   const { dynamo, sqs } = clients;
@@ -426,7 +428,7 @@ export async function collectStatus(
         [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
       ),
       fundStatus(ledger, nowMs, config),
-      checkFundForWithdrawal(ledger),
+      checkFund(ledger),
     ]);
   const byState = fill(LIQUIDATION_STATES, liquidations.byState);
   const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);

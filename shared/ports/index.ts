@@ -931,6 +931,12 @@ export interface UnindexedEntries {
   readonly complete: boolean;
 }
 
+/**
+ * Entries one read of Ledger.unindexedEntries takes at most (the AWS ledger's Query, well under its 1 MB a page); the
+ * look stops after the first read that finds one, in both ledgers.
+ */
+export const UNINDEXED_LOOK_PAGE = 1_000;
+
 /** A look's bound must be a whole number of entries, at least 1. */
 export const unindexedLookProblem = (maxRead: number): string | undefined =>
   Number.isSafeInteger(maxRead) && maxRead >= 1
@@ -955,8 +961,10 @@ export interface Ledger {
   /**
    * Entries of the account's journal that journalAfter does not list, read from the journal itself: on AWS those
    * written before the index by sequence existed (session 27) and not indexed since (`backstop fund index-journal`),
-   * which the index's readers take for missing. Reads `maxRead` entries at most, and stops at the first read that
-   * finds one; a withdrawal's check asks only once an entry is missing (withdraw46-not-indexed).
+   * which the index's readers take for missing. Reads the journal as the table holds it (by idempotency key, not by
+   * sequence), UNINDEXED_LOOK_PAGE entries a read, `maxRead` at most, and stops after the first read that finds one:
+   * `found` and `lowest` are of the entries read. A withdrawal's check asks only once an entry is missing
+   * (withdraw46-not-indexed).
    */
   unindexedEntries(account: string, maxRead: number): Promise<UnindexedEntries>;
   /** The audited prefix of the account's journal that the last reconcile stored, if any. */

@@ -360,6 +360,7 @@ async function checkFund(
   ledger: Ledger,
   from: JournalAudit | undefined,
   pause?: (ms: number) => Promise<void>,
+  waitedFor?: number,
 ) {
   let read: AccountBalance | undefined;
   /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
@@ -383,6 +384,7 @@ async function checkFund(
     maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES,
     balanceAgain: (account) => ledger.balance(account),
     ...(pause === undefined ? {} : { pause }),
+    ...(waitedFor === undefined ? {} : { waitedFor }),
   });
   // Only on a missing entry: its cost (a read of the journal itself) is never a withdrawal's that goes.
   const look =
@@ -417,6 +419,23 @@ export type FundCheck = Awaited<ReturnType<typeof checkFund>>;
  * shows, by the withdrawal's own check (withdraw46-status-refused).
  */
 export const checkFundForWithdrawal = (ledger: Ledger): Promise<FundCheck> => checkFund(ledger, undefined);
+
+/**
+ * checkFundForWithdrawal for a caller that makes it again and again (`backstop status --watch`, every few seconds):
+ * an entry the last check waited for and did not find is not waited for again. Those waits (6.35 s) are for an
+ * index's lag; a lost entry, or a journal not indexed, lasts, and held every refresh of the operator's screen that
+ * long (review46-status-watch). A new missing entry is waited for as a withdrawal waits.
+ */
+export function withdrawalChecker(
+  pause?: (ms: number) => Promise<void>,
+): (ledger: Ledger) => Promise<FundCheck> {
+  let waitedFor: number | undefined;
+  return async (ledger) => {
+    const checked = await checkFund(ledger, undefined, pause, waitedFor);
+    waitedFor = checked.missing;
+    return checked;
+  };
+}
 
 /** The code of a withdrawal's refusal for the journal, by what the check found. */
 const REFUSAL_CODE = {

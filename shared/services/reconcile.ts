@@ -54,6 +54,11 @@ export interface ReconcileOptions {
   readonly missingRetriesMs?: readonly number[];
   readonly pause?: (ms: number) => Promise<void>;
   /**
+   * An entry an earlier read of this journal already waited for and did not find: reported missing at once, its
+   * waits (for an index's lag, seconds at most) not made again (a check made every few seconds: review46-status-watch).
+   */
+  readonly waitedFor?: number;
+  /**
    * The configured draw cap per window (the risk config's insurance drawCapPerWindow and windowSeconds) and the
    * time of the run: the balance's windowDrawn stays within the cap while its window lasts. A window that has
    * ended counts as drawn 0 (the ledger starts the next one at the next draw): judged after it, a cap lowered
@@ -200,7 +205,7 @@ async function walkJournal(
         continue;
       }
       // The next entry is not there: an index that has not caught up yet, or an entry that was lost.
-      if (missingAttempt < retries.length) {
+      if (missingAttempt < retries.length && audit.sequence + 1 !== options.waitedFor) {
         await pause(retries[missingAttempt++]!);
         continue;
       }

@@ -15,6 +15,8 @@ contractSuite(
         auctionSteps: adapters.auctionDeadLetters,
       },
       advance: (ms) => clock.advance(ms),
+      leaveOutOfJournalIndex: async (account, sequences) =>
+        adapters.ledger.leaveOutOfJournalIndex(account, sequences),
       close: async () => {},
     };
   },

@@ -43,6 +43,11 @@ export interface ContractHarness {
   readonly deadLetters: Readonly<Record<'liquidations' | 'auctionSteps', QueueTransport>>;
   /** Lets `ms` of queue time pass (ManualClock); a no-op where time is real. */
   advance(ms: number): void;
+  /**
+   * Takes these entries of the account's journal out of journalAfter's listing, as a table deployed before the index
+   * by sequence (session 27) holds the entries written before it.
+   */
+  leaveOutOfJournalIndex(account: string, sequences: readonly number[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -2276,6 +2281,39 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.unindexedEntries('nobody', 10)).toEqual({ read: 0, found: 0, complete: true });
         for (const maxRead of [0, 1.5, Number.NaN])
           await expect(a.ledger.unindexedEntries('fund', maxRead)).rejects.toThrow(/ledger\/bad-look/);
+      });
+
+      // review46-look-agrees: the AWS ledger reads the journal as its table holds it, by key (`J#<idempotency key>`),
+      // not by sequence, and stops at the first page that finds an entry; the embedded ledger read it by sequence,
+      // all of it, and told a withdrawal's check other counts and another lowest entry than AWS would.
+      it('finds the entries journalAfter does not list as the table holds them: by key, stopping at a page that finds one', async () => {
+        // Keys in the reverse of their sequences: entry 1 is k-e, last by key.
+        for (const key of ['k-e', 'k-d', 'k-c', 'k-b', 'k-a'])
+          await a.ledger.apply(movement({ idempotencyKey: key, amount: usd('1') }));
+        await h.leaveOutOfJournalIndex('fund', [1]);
+        expect(await a.ledger.unindexedEntries('fund', 2)).toEqual({ read: 2, found: 0, complete: false });
+        expect(await a.ledger.unindexedEntries('fund', 4)).toEqual({ read: 4, found: 0, complete: false });
+        expect(await a.ledger.unindexedEntries('fund', 100)).toEqual({
+          read: 5,
+          found: 1,
+          lowest: 1,
+          complete: true,
+        });
+        await h.leaveOutOfJournalIndex('fund', [2, 4]);
+        // k-a (5), then k-b (4): found on the first read of 2, the rest not read.
+        expect(await a.ledger.unindexedEntries('fund', 2)).toEqual({
+          read: 2,
+          found: 1,
+          lowest: 4,
+          complete: false,
+        });
+        expect(await a.ledger.unindexedEntries('fund', 100)).toEqual({
+          read: 5,
+          found: 3,
+          lowest: 1,
+          complete: true,
+        });
+        expect((await a.ledger.journalAfter('fund', 0, 10)).map((e) => e.sequence)).toEqual([3, 5]);
       });
 
       it('keeps the audit checkpoint of each account, and never moves it back', async () => {

@@ -1,11 +1,18 @@
-import { DeleteItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
 import { DynamoLedger, indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parseQuote } from '../../shared/domain/units.ts';
+import { collectStatus } from '../../shared/local/status.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
-import { type AdminDeps, handleAdmin } from '../../shared/services/admin.ts';
+import { type AdminDeps, handleAdmin, withdrawalChecker } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { motoStages } from '../support/moto.ts';
@@ -232,6 +239,56 @@ describe('a withdrawal from a fund whose journal entries its index does not list
       complete: false,
     });
     await expect(ledger.unindexedEntries(INSURANCE_ACCOUNT, 0)).rejects.toThrow(/ledger\/bad-look/);
+    clients.destroy();
+  });
+});
+
+// review46-status-watch: status runs the withdrawal's check on every read, and `status --watch` reads every 2 s; on
+// an entry missing from the index the check waits 6.35 s for the index's lag, so a lost entry (or a journal not
+// indexed) held every refresh of the operator's screen that long, for as long as it lasted.
+describe("the status read again and again (--watch): the withdrawal's check (moto, real SDK)", () => {
+  it('waits for a missing entry once, not on every read, and again for another one', async () => {
+    const { clients, names, deposit } = await setUp();
+    await deposit('20', 'd2');
+    await deposit('5', 'd3');
+    const deployment = {
+      kind: 'local' as const,
+      stage: 'watch',
+      region: 'us-east-1',
+      endpoint: moto.endpoint(),
+      clients,
+      names,
+      close: () => {},
+    };
+    const itemOf = async (sequence: number) => {
+      const { sk } = (await journalItems(clients, names.tables.ledger)).find((e) => e.sequence === sequence)!;
+      const Key = { pk, sk: { S: sk } };
+      const { Item } = await clients.dynamo.send(new GetItemCommand({ TableName: names.tables.ledger, Key }));
+      return { Key, Item: Item! };
+    };
+    const lose = (Key: Awaited<ReturnType<typeof itemOf>>['Key']) =>
+      clients.dynamo.send(new DeleteItemCommand({ TableName: names.tables.ledger, Key }));
+    const second = await itemOf(2);
+    await lose(second.Key);
+    const waits: number[] = [];
+    const check = withdrawalChecker(async (ms) => {
+      waits.push(ms);
+    });
+    const read = async () => (await collectStatus(deployment, Date.now(), undefined, check)).insuranceFund;
+    const first = await read();
+    expect(first.withdrawals).toMatchObject({ refused: true, code: 'admin/fund-not-reconciled' });
+    expect(first.withdrawals.reason).toContain('entry 2 missing');
+    expect(waits).toEqual([50, 100, 200, 400, 800, 1_600, 3_200]);
+    // The same entry missing on the next reads: the same refusal, no wait.
+    for (let i = 0; i < 2; i++) expect((await read()).withdrawals).toEqual(first.withdrawals);
+    expect(waits).toHaveLength(7);
+    // Restored: judged at once and reconciled; then another entry lost is waited for, as a withdrawal waits.
+    await clients.dynamo.send(new PutItemCommand({ TableName: names.tables.ledger, Item: second.Item }));
+    expect((await read()).withdrawals).toEqual({ refused: false, code: null, reason: null });
+    expect(waits).toHaveLength(7);
+    await lose((await itemOf(3)).Key);
+    expect((await read()).withdrawals.reason).toContain('entry 3 missing');
+    expect(waits).toHaveLength(14);
     clients.destroy();
   });
 });

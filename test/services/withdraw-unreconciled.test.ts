@@ -344,6 +344,36 @@ describe('a withdrawal from a fund whose journal its index by sequence does not 
       ),
     });
   });
+
+  // review46-look-agrees: the embedded ledger's look read every entry up to maxRead, by sequence; the AWS ledger's reads
+  // them by key, 1,000 a Query, and stops after the first that finds one (test/contract/suite.ts holds both to the key
+  // order; a journal of more than a page is too long for moto's contract run).
+  it('the embedded look reads a page of 1,000 by key at a time, and stops after the first that finds one', async () => {
+    const { p, deposit } = setup();
+    // Keys d0000 .. d1499: entry n is d(n - 1), so key order is sequence order here.
+    for (let i = 0; i < 1_500; i++) await deposit('1', `d${String(i).padStart(4, '0')}`);
+    const ledger = p.adapters.ledger;
+    ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [1_200]);
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 20_000)).toEqual({
+      read: 1_500,
+      found: 1,
+      lowest: 1_200,
+      complete: true,
+    });
+    ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [700, 900]);
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 20_000)).toEqual({
+      read: 1_000,
+      found: 2,
+      lowest: 700,
+      complete: false,
+    });
+    expect(await ledger.unindexedEntries(INSURANCE_ACCOUNT, 800)).toEqual({
+      read: 800,
+      found: 1,
+      lowest: 700,
+      complete: false,
+    });
+  });
 });
 
 describe('a withdrawal racing a change of the balance between its check and its write', () => {

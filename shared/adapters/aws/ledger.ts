@@ -24,6 +24,7 @@ import {
   MovementFencedError,
   movedSinceRead,
   movementProblem,
+  UNINDEXED_LOOK_PAGE,
   type UnindexedEntries,
   unindexedLookProblem,
 } from '../../ports/index.ts';
@@ -69,8 +70,6 @@ const MAX_BACKOFF_MS = 400;
 const BALANCE_SK = 'BALANCE';
 const JOURNAL_PREFIX = 'J#';
 const AUDIT_SK = 'JOURNAL';
-/** Entries one Query of unindexedEntries reads at most (well under its 1 MB a page). */
-const UNINDEXED_PAGE = 1_000;
 const auditPkOf = (account: string): string => `${LEDGER_AUDIT_KEY_PREFIX}${account}`;
 
 /**
@@ -413,7 +412,7 @@ export class DynamoLedger implements Ledger {
           ProjectionExpression: '#seq',
           ExpressionAttributeNames: { '#seq': 'sequence' },
           ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':journal': S(JOURNAL_PREFIX) },
-          Limit: Math.min(UNINDEXED_PAGE, maxRead - read),
+          Limit: Math.min(UNINDEXED_LOOK_PAGE, maxRead - read),
           // Strong: an entry indexed by index-journal a moment ago is not found again.
           ConsistentRead: true,
           ...(start === undefined ? {} : { ExclusiveStartKey: start }),

@@ -15,6 +15,7 @@ import {
   MovementFencedError,
   movedSinceRead,
   movementProblem,
+  UNINDEXED_LOOK_PAGE,
   type UnindexedEntries,
   unindexedLookProblem,
 } from '../../ports/index.ts';
@@ -161,14 +162,24 @@ export class EmbeddedLedger implements Ledger {
   async unindexedEntries(account: string, maxRead: number): Promise<UnindexedEntries> {
     const problem = unindexedLookProblem(maxRead);
     if (problem) throw new EmbeddedInputError(problem);
-    const journal = this.#journals.get(account) ?? [];
     const hidden = this.#unindexed.get(account) ?? new Set<number>();
-    const found = journal.slice(0, maxRead).filter((e) => hidden.has(e.sequence));
+    // As the AWS table holds the journal (`J#<idempotency key>`, ordered by its UTF-8 bytes) and its Query reads it:
+    // by key, a page at a time, stopping after the first page that finds one (review46-look-agrees).
+    const byKey = [...(this.#journals.get(account) ?? [])]
+      .map((e) => ({ key: Buffer.from(e.idempotencyKey), sequence: e.sequence }))
+      .sort((a, b) => Buffer.compare(a.key, b.key));
+    let read = 0;
+    const found: number[] = [];
+    do {
+      const page = byKey.slice(read, read + Math.min(UNINDEXED_LOOK_PAGE, maxRead - read));
+      read += page.length;
+      for (const { sequence } of page) if (hidden.has(sequence)) found.push(sequence);
+    } while (read < byKey.length && found.length === 0 && read < maxRead);
     return {
-      read: Math.min(maxRead, journal.length),
+      read,
       found: found.length,
-      ...(found.length === 0 ? {} : { lowest: found[0]!.sequence }),
-      complete: journal.length <= maxRead,
+      ...(found.length === 0 ? {} : { lowest: Math.min(...found) }),
+      complete: read === byKey.length,
     };
   }
 
