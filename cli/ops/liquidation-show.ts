@@ -295,8 +295,9 @@ function contextOf(l: LiquidationRecord): ShownContext | undefined {
  * ADL's closes in the settlement, from the plan's frozen inputs: the waterfall (domain/waterfall.ts) gives ADL the
  * size no other layer closed and the deficit the fund refused, among the frozen candidates at the plan's mark, so
  * allocateAdl on them is the allocation the settlement committed. Checked against the recorded amounts (the size ADL
- * closed; the deficit it covered, when no round followed): undefined, with the reason, when they differ (a record
- * of another version's plan).
+ * closed; the deficit it covered, when no round followed; some left uncovered, when rounds did) and against the
+ * frozen list itself, which holds only the counterparties the plan used (freeze): undefined, with the reason, when
+ * they differ (a record of another version's plan, whose totals may agree while its split does not).
  */
 export function adlClosesOf(l: LiquidationRecord): {
   readonly fills?: ReturnType<typeof allocateAdl>['fills'];
@@ -321,12 +322,22 @@ export function adlClosesOf(l: LiquidationRecord): {
     return { note: `the plan's inputs give no ADL allocation (${(error as Error).message})` };
   }
   const rounds = (l.context?.adlRounds ?? 0) > 0 || l.context?.adlRound !== undefined;
+  // Rounds follow only a settlement that left some of the deficit uncovered (roundsFollow).
   const agrees =
     allocation.closedSize === s.adlClosedSize &&
-    (rounds ? allocation.covered <= s.adlCovered : allocation.covered === s.adlCovered);
+    (rounds
+      ? allocation.covered <= s.adlCovered && allocation.uncovered > 0n
+      : allocation.covered === s.adlCovered);
   if (!agrees)
     return {
       note: `the plan's inputs do not give the settlement's ADL amounts (closed ${formatBase(allocation.closedSize)}, covered ${formatQuote(allocation.covered)}): its counterparties are not shown`,
+    };
+  // Every counterparty frozen took part in the plan: one left out here was used by rules other than these.
+  const used = new Set(allocation.fills.map((f) => f.id));
+  const unused = plan.candidates.filter((c) => !used.has(c.id)).map((c) => c.id);
+  if (unused.length > 0)
+    return {
+      note: `the plan froze counterparties this allocation does not use (${unused.slice(0, 3).join(', ')}${unused.length > 3 ? `, ${unused.length - 3} more` : ''}): a plan of another version's, its counterparties are not shown`,
     };
   return { fills: allocation.fills.filter((f) => f.size > 0n || f.pnlGiven > 0n) };
 }

@@ -136,6 +136,35 @@ describe('adlClosesOf', () => {
     expect(adlClosesOf({ ...record, context }).fills).toBeUndefined();
   });
 
+  it('review46-adl-split-check: shows none when the totals agree but the frozen counterparties do not all take part', () => {
+    // s1 alone gives the 10 and the 30 under this version's rules; the plan froze s2 as well, so it used s2: rules
+    // of another version split it otherwise (s1 shown closing all 10 would be plausible and wrong).
+    const base = settledByAdl('10');
+    const s1 = base.context!.settle!.candidates![0]!;
+    const record: LiquidationRecord = {
+      ...base,
+      context: {
+        ...base.context!,
+        settle: { ...base.context!.settle!, candidates: [s1, { ...s1, id: 's2' }] },
+      },
+    };
+    const { fills, note } = adlClosesOf(record);
+    expect(fills).toBeUndefined();
+    expect(note).toBe(
+      "the plan froze counterparties this allocation does not use (s2): a plan of another version's, its counterparties are not shown",
+    );
+  });
+
+  it('review46-adl-split-check: shows none when rounds followed a settlement its inputs say covered it all', () => {
+    // Rounds follow only a deficit the settlement left uncovered: s1 covers the 30 whole, so no round could follow.
+    const base = settledByAdl('10');
+    const { fills, note } = adlClosesOf({ ...base, context: { ...base.context!, adlRounds: 1 } });
+    expect(fills).toBeUndefined();
+    expect(note).toMatch(
+      /^the plan's inputs do not give the settlement's ADL amounts \(closed 10, covered 30\)/,
+    );
+  });
+
   it('says the counterparties are not recorded when the record keeps no plan of ADL', () => {
     const record = settledByAdl('10');
     const { settle: _, ...context } = record.context!;
