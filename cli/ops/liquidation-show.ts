@@ -1,6 +1,6 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
 import { quoteOf } from '../../shared/domain/config.ts';
-import { isTerminal } from '../../shared/domain/model.ts';
+import { isTerminal, type LiquidationState } from '../../shared/domain/model.ts';
 import {
   formatBase,
   formatPrice,
@@ -512,10 +512,14 @@ export interface PositionLiquidations {
   readonly position: ShownPosition & { readonly symbol: string; readonly side: string };
   readonly liquidations: readonly {
     readonly id: string;
-    readonly state: string;
+    readonly state: LiquidationState;
     readonly open: boolean;
     readonly startedAt: string;
     readonly plannedSize?: string;
+    /**
+     * As recorded: before the market layer, the size to close; after it, what it left to the layers after it (on an
+     * ended liquidation, not what is still open: the text shows it only while the liquidation has not ended).
+     */
     readonly remainingSize: string;
     /** The terminal event's note: the layers that settled it (`market>auction`), or why it was cancelled. */
     readonly outcome?: string;
@@ -538,16 +542,18 @@ export async function collectPositionLiquidations(
   if (!p) return undefined;
   const from = Math.max(0, p.version + 1 - MAX_POSITION_VERSIONS_READ);
   const versions = Array.from({ length: p.version + 1 - from }, (_, i) => from + i);
-  const found: LiquidationRecord[] = [];
+  const found: { readonly startedOn: number; readonly l: LiquidationRecord }[] = [];
   await eachInFlight(versions, 8, async (v) => {
     const l = await adapters.liquidations.get(`${positionId}:${v}`);
-    if (l?.positionId === positionId) found.push(l);
+    if (l?.positionId === positionId) found.push({ startedOn: v, l });
   });
-  found.sort((a, b) => (a.history[0]?.atMs ?? 0) - (b.history[0]?.atMs ?? 0) || a.version - b.version);
+  // In the order they started: each starts on a later version of the position than the one before. Not by time: a
+  // tick's is the feed's clock (up to its skew ahead), a next slice's the function's, and reads complete in any order.
+  found.sort((a, b) => a.startedOn - b.startedOn);
   const base = baseOf(p.symbol);
   return {
     position: { ...positionOf(p), symbol: p.symbol, side: p.side },
-    liquidations: found.map((l) => {
+    liquidations: found.map(({ l }) => {
       const terminal = [...l.history].reverse().find((e) => isTerminal(e.state));
       return {
         id: l.id,
@@ -710,7 +716,7 @@ export function renderPositionLiquidations(r: PositionLiquidations): string {
   ];
   for (const l of r.liquidations)
     out.push(
-      `  ${l.id} ${l.state}${l.outcome ? ` (${l.outcome})` : ''}${l.open ? ', open' : ''}, started ${l.startedAt}${l.plannedSize ? `, ${l.plannedSize} ${base} planned` : ''}, ${l.remainingSize} ${base} remaining`,
+      `  ${l.id} ${l.state}${l.outcome ? ` (${l.outcome})` : ''}${l.open ? ', open' : ''}, started ${l.startedAt}${l.plannedSize ? `, ${l.plannedSize} ${base} planned` : ''}${isTerminal(l.state) ? '' : `, ${l.remainingSize} ${base} remaining`}`,
     );
   if (r.unreadBelowVersion !== undefined)
     out.push(

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   adlClosesOf,
   collectLiquidation,
+  collectPositionLiquidations,
   decodeNote,
   renderLiquidation,
+  renderPositionLiquidations,
 } from '../../cli/ops/liquidation-show.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { parseBase, parsePrice, parseQuote, usd } from '../../shared/domain/units.ts';
@@ -289,6 +291,67 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         '  lot          1.5 ETH, 0 ETH filled, 1.5 ETH left; top 159.12 USD, started 2020-03-12T09:00:03.000Z, 1 resets',
         '  fills        none',
         'ledger       insurance-fund: no entry keyed p2:3:...',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe("a position's liquidations (review46-position-order, review46-list-remaining)", () => {
+  it('are listed in the order they started, whatever their times say; an ended one says no size remaining', async () => {
+    const adapters = createEmbeddedAdapters();
+    const position: PositionRecord = {
+      id: 'p3',
+      traderId: 't-p3',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: parseBase('6'),
+      entryPrice: parsePrice('200'),
+      collateral: parseQuote('60'),
+      state: 'LIQUIDATING',
+      liquidationPrice: parsePrice('190'),
+      version: 3,
+    };
+    await adapters.positions.create({ ...position, version: 0 });
+    for (let v = 1; v <= 3; v++) await adapters.positions.replace({ ...position, version: v }, v - 1);
+    const slice = (id: string, atMs: number, note: string): LiquidationRecord => ({
+      id,
+      positionId: 'p3',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#4',
+      triggerMark: parsePrice('185'),
+      remainingSize: parseBase('6'),
+      marketFills: [],
+      history: [{ atMs, state: 'QUEUED', note }],
+      version: 0,
+    });
+    // p3:0 began at its tick's stamp, the feed's clock 4 s ahead of the functions'; its settlement began p3:2 at
+    // the function's time, before that stamp.
+    const first = slice('p3:0', T + 5000, 'crossed at 185');
+    const next = slice('p3:2', T + 1000, 'next slice of p3:0');
+    await adapters.transactor.commit([
+      { kind: 'liquidation', record: next, expectedVersion: undefined },
+      {
+        kind: 'liquidation',
+        record: {
+          ...first,
+          state: 'SETTLED_MARKET',
+          remainingSize: parseBase('4'),
+          history: [...first.history, { atMs: T + 1000, state: 'SETTLED_MARKET', note: 'market' }],
+        },
+        expectedVersion: undefined,
+      },
+    ]);
+    const listed = (await collectPositionLiquidations(adapters, 'p3'))!;
+    expect(listed.liquidations.map((l) => l.id)).toEqual(['p3:0', 'p3:2']);
+    expect(renderPositionLiquidations(listed)).toBe(
+      [
+        'position p3 of trader t-p3: ETH-USD LONG, entry 200 USD; now LIQUIDATING, 6 ETH, collateral 60.00 USD (version 3)',
+        '  2 liquidations, the oldest first:',
+        '  p3:0 SETTLED_MARKET (market), started 2020-03-12T09:00:05.000Z',
+        '  p3:2 QUEUED, open, started 2020-03-12T09:00:01.000Z, 6 ETH remaining',
         '',
       ].join('\n'),
     );
