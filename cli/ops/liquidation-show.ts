@@ -96,6 +96,12 @@ export interface ShownSettlement {
   /** The layers that acted, as the terminal event says (`market>insurance>adl`). */
   readonly settledBy?: string;
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
+  /**
+   * Where `amounts.traderPayout` went: `trader`, paid out (the liquidation closed what was left of the position);
+   * `rest`, the collateral the rest of the position keeps (negative: the slice's deficit it carries). Absent: the
+   * records do not tell (a record without the position version it worked on).
+   */
+  readonly payoutTo?: 'trader' | 'rest';
   readonly adl: {
     /**
      * The counterparties of the settlement's own plan and what each closed and gave, derived from the plan's frozen
@@ -342,9 +348,27 @@ export function adlClosesOf(l: LiquidationRecord): {
   return { fills: allocation.fills.filter((f) => f.size > 0n || f.pnlGiven > 0n) };
 }
 
+/**
+ * Whether the settlement closed what was left of the position, its payout the trader's, or left a rest that keeps
+ * it (applySettlement: the position after it is its size less the slice plus what was carried). Without a frozen
+ * plan the position itself tells: the settlement wrote the version after the one it worked on, CLOSED only when it
+ * closed it whole, and a closed position is never written again.
+ */
+function payoutTo(l: LiquidationRecord, position: PositionRecord | undefined): 'trader' | 'rest' | undefined {
+  const s = l.settlement;
+  const c = l.context;
+  if (!s || !c) return undefined;
+  if (s.carriedSize > 0n || c.nextLiquidationId !== undefined) return 'rest';
+  if (c.settle) return c.settle.position.size > c.plannedSize ? 'rest' : 'trader';
+  const worked = c.positionVersion;
+  if (worked === undefined || !position || position.version <= worked) return undefined;
+  return position.version === worked + 1 && position.state === 'CLOSED' ? 'trader' : 'rest';
+}
+
 async function settlementOf(
   l: LiquidationRecord,
   adapters: ShowAdapters,
+  position: PositionRecord | undefined,
 ): Promise<ShownSettlement | undefined> {
   const s = l.settlement;
   if (!s) return undefined;
@@ -375,9 +399,11 @@ async function settlementOf(
       };
     });
   }
+  const to = payoutTo(l, position);
   return {
     ...(terminal?.note ? { settledBy: terminal.note } : {}),
     amounts,
+    ...(to ? { payoutTo: to } : {}),
     adl: {
       ...(closes ? { closes } : {}),
       rounds: l.context?.adlRounds ?? l.context?.adlRound?.round ?? 0,
@@ -463,7 +489,7 @@ export async function collectLiquidation(
     ? first.slice(NEXT_SLICE_NOTE.length + 1)
     : undefined;
   const context = contextOf(l);
-  const settlement = await settlementOf(l, adapters);
+  const settlement = await settlementOf(l, adapters, position);
   return {
     liquidation: {
       id: l.id,
@@ -587,6 +613,13 @@ const nowOf = (p: ShownPosition, base: string, quote: string): string =>
 const money = (decimal: string, quote: string): string =>
   `${formatQuoteGrouped(parseQuote(decimal, 'amount', { allowNegative: true }))} ${quote}`;
 
+/** The settlement's traderPayout, by where it went (ShownSettlement.payoutTo). */
+const PAYOUT_TO = {
+  trader: (m: string) => `collateral left to the trader ${m}`,
+  rest: (m: string) => `collateral left with the rest of the position ${m}`,
+  unknown: (m: string) => `collateral left ${m} (the trader's if it closed the position, else its rest's)`,
+} as const;
+
 export function renderLiquidation(r: LiquidationShow): string {
   const l = r.liquidation;
   const { base, quote } = l;
@@ -673,7 +706,7 @@ export function renderLiquidation(r: LiquidationShow): string {
       `  closed       market ${size(m.marketClosedSize)} (last resort ${size(m.lastResortClosedSize)}), auction ${size(m.auctionClosedSize)}, ADL ${size(m.adlClosedSize)}; carried to the next slice ${size(m.carriedSize)}`,
     );
     out.push(
-      `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, collateral left to the trader ${money(m.traderPayout, quote)}`,
+      `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, ${PAYOUT_TO[s.payoutTo ?? 'unknown'](money(m.traderPayout, quote))}`,
     );
     out.push(
       `  shortfall    ${money(m.shortfall, quote)}: fund paid ${money(m.insurancePaid, quote)}, ADL covered ${money(m.adlCovered, quote)}, ${m.badDebt === '0' ? 'no bad debt' : `BAD DEBT ${money(m.badDebt, quote)}`}`,

@@ -55,7 +55,9 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
   --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)
-  --json                 JSON instead of text
+  --json                 JSON instead of text (show: the fields of LiquidationShow, or PositionLiquidations with
+                         --position, in cli/ops/liquidation-show.ts; amounts are decimal strings in their units,
+                         times ISO-8601 UTC, a field absent when the records do not have it)
 ${TARGET_USAGE}`;
 
 /**

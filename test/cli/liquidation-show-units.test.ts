@@ -357,3 +357,82 @@ describe("a position's liquidations (review46-position-order, review46-list-rema
     );
   });
 });
+
+describe('review46-payout-to: where a settlement left the collateral', () => {
+  /** A settled record of p4 and p4 at `now`; the text's `trader` line and the JSON's payoutTo. */
+  async function shown(record: LiquidationRecord, now: PositionRecord) {
+    const adapters = createEmbeddedAdapters();
+    await adapters.positions.create({ ...now, version: 0 });
+    for (let v = 1; v <= now.version; v++) await adapters.positions.replace({ ...now, version: v }, v - 1);
+    await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
+    const r = (await collectLiquidation(adapters, record.id))!;
+    return {
+      payoutTo: r.settlement?.payoutTo,
+      line: renderLiquidation(r)
+        .split('\n')
+        .find((l) => l.startsWith('  trader ')),
+    };
+  }
+  const p4: PositionRecord = {
+    id: 'p4',
+    traderId: 't-p4',
+    symbol: 'ETH-USD',
+    side: 'LONG',
+    size: parseBase('20'),
+    entryPrice: parsePrice('200'),
+    collateral: usd('-655'),
+    state: 'LIQUIDATING',
+    liquidationPrice: parsePrice('230'),
+    version: 3,
+  };
+  /** p4:0 settled a slice of 10 of its 30 by the market, leaving `payout`. */
+  const slice = (payout: string, context: Partial<NonNullable<LiquidationRecord['context']>>) => ({
+    ...settledByAdl('10'),
+    id: 'p4:0',
+    positionId: 'p4',
+    state: 'SETTLED_MARKET' as const,
+    settlement: {
+      ...settledByAdl('10').settlement!,
+      marketClosedSize: parseBase('10'),
+      adlClosedSize: 0n,
+      shortfall: 0n,
+      insurancePaid: 0n,
+      adlCovered: 0n,
+      traderPayout: usd(payout),
+    },
+    history: [{ atMs: T, state: 'SETTLED_MARKET' as const, note: 'market' }],
+    context: { plannedSize: parseBase('10'), executionMark: parsePrice('175'), ...context },
+  });
+
+  it('a slice whose plan saw a bigger position: the rest keeps it, the trader is paid nothing', async () => {
+    const { settle } = settledByAdl('10').context!;
+    const frozen = { ...settle!, candidates: [], position: { ...settle!.position, size: parseBase('30') } };
+    expect(await shown(slice('-655', { settle: frozen }), p4)).toEqual({
+      payoutTo: 'rest',
+      line: '  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left with the rest of the position -655.00 USD',
+    });
+  });
+
+  it('without a plan, the position says: written again since (rest), or CLOSED by the settlement (trader)', async () => {
+    // The slice worked on version 2 and wrote version 3, OPEN again with the rest.
+    expect((await shown(slice('-655', { positionVersion: 2 }), { ...p4, state: 'OPEN' })).payoutTo).toBe(
+      'rest',
+    );
+    const closed = {
+      ...p4,
+      state: 'CLOSED' as const,
+      size: parseBase('10'),
+      collateral: 0n,
+      closedPayout: usd('12'),
+    };
+    expect(await shown(slice('12', { positionVersion: 2 }), closed)).toEqual({
+      payoutTo: 'trader',
+      line: '  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left to the trader 12.00 USD',
+    });
+    // A record that does not say which version it worked on: both read.
+    expect(await shown(slice('12', {}), closed)).toEqual({
+      payoutTo: undefined,
+      line: "  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left 12.00 USD (the trader's if it closed the position, else its rest's)",
+    });
+  });
+});

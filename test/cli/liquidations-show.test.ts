@@ -156,6 +156,8 @@ describe('liquidations show', () => {
         expect(json.settlement).toMatchObject({
           settledBy: 'market',
           amounts: { marketClosedSize: '10', fee: formatQuote(s1.fee), shortfall: '0', insurancePaid: '0' },
+          // Settled without a plan: the position CLOSED by the settlement's write says so.
+          payoutTo: 'trader',
           adl: { rounds: 0, owesRounds: false },
         });
         expect(json.settlement!.adl.closes).toBeUndefined();
@@ -275,6 +277,7 @@ describe('liquidations show', () => {
         const { text, json } = await show(s, id);
         expect(json.settlement).toMatchObject({
           settledBy: 'insurance>adl',
+          payoutTo: 'trader',
           amounts: {
             adlClosedSize: '10',
             shortfall: '50',
