@@ -679,7 +679,7 @@ export function renderLiquidation(r: LiquidationShow): string {
         : `ended at step ${a.step}${a.endedAtMark ? ` at mark ${price(a.endedAtMark)}` : ''}${a.endedBy ? ` (by its ${a.endedBy === 'wake' ? "tick's wake" : 'planned step'})` : ''}`;
     out.push(`auction ${a.id}: ${a.direction} ${a.state}, ${ended}`);
     out.push(
-      `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${a.resets} resets`,
+      `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${a.resets} ${a.resets === 1 ? 'reset' : 'resets'}`,
     );
     out.push(`  fills        ${a.fills.length === 0 ? 'none' : ''}`.trimEnd());
     for (const f of a.fills)
@@ -716,7 +716,7 @@ export function renderLiquidation(r: LiquidationShow): string {
         ? `now ${close.now.state}, ${size(close.now.size)} (version ${close.now.version})`
         : 'no record now';
       out.push(
-        `  ADL          ${close.positionId}: closed ${size(close.closedSize)} at ${price(close.price)} (effective), gave ${money(close.profitGiven, quote)} (haircut ${money(close.haircut, quote)}), from version ${close.planVersion}; ${now}`,
+        `  ADL          ${close.positionId}: ${close.closedSize === '0' ? 'closed nothing (a haircut alone)' : `closed ${size(close.closedSize)} at ${price(close.price)} (effective)`}, gave ${money(close.profitGiven, quote)} (haircut ${money(close.haircut, quote)}), from version ${close.planVersion}; ${now}`,
       );
     }
     if (s.adl.note) out.push(`  ADL          ${s.adl.note}`);

@@ -288,7 +288,7 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         '  orders held by delivery delivery-7 until 2020-03-12T09:10:00.000Z',
         '  last failure 2020-03-12T09:00:02.500Z (receive 3): VenueError: timeout',
         'auction p2:3:auction: BUY RUNNING, at step 2 (due 2020-03-12T09:01:30.000Z), asleep until mark 158 USD',
-        '  lot          1.5 ETH, 0 ETH filled, 1.5 ETH left; top 159.12 USD, started 2020-03-12T09:00:03.000Z, 1 resets',
+        '  lot          1.5 ETH, 0 ETH filled, 1.5 ETH left; top 159.12 USD, started 2020-03-12T09:00:03.000Z, 1 reset',
         '  fills        none',
         'ledger       insurance-fund: no entry keyed p2:3:...',
         '',
