@@ -1,7 +1,7 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { collectStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
-import { withdrawalChecker } from '../../shared/services/admin.ts';
+import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
 import {
   type Command,
@@ -20,7 +20,8 @@ export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interva
 
 Positions by state, liquidations by state, the fees earned and who bore the shortfalls (fund, ADL, uncovered
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
-(balance, reconciliation, whether withdrawals are refused for it, last journal entries) and the circuit breakers.
+(balance, reconciliation as a withdrawal judges it: from ledger-reconcile's checkpoint, never the whole journal;
+whether withdrawals are refused for it; the last journal entries) and the circuit breakers.
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
   --watch                refresh until Ctrl-C
   --interval S           seconds between refreshes (default 2)
@@ -65,6 +66,9 @@ const markAge = (m: StatusReport['markets'][string]): string => {
 
 const EPOCH = new Date(0).toISOString();
 
+/** A number of journal entries, grouped. */
+const entryCount = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
+
 /** The readable status. */
 export function renderStatus(s: StatusReport): string {
   const t = s.target;
@@ -94,17 +98,25 @@ export function renderStatus(s: StatusReport): string {
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
+  const judged = f.reconciled
+    ? 'reconciled'
+    : f.verdict === 'unreconciled'
+      ? `NOT RECONCILED (difference ${amountOrWord(f.difference, quote)})`
+      : `NOT JUDGED (${f.verdict === 'not-indexed' ? "entries left out of the journal's index" : `the journal audited ${entryCount(f.sequence - f.audit.through)} short of it`})`;
+  // The audit's lowest below zero (reconcile's check): a fund that never went below zero says so.
+  const lowest = f.minBalance.startsWith('-')
+    ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}`
+    : 'never below zero';
+  // What was judged, never the whole journal (status46-journal-bounded).
+  const from =
+    f.audit.checkpoint === null
+      ? `ledger-reconcile has stored no checkpoint: ${entryCount(f.audit.read)} read from the first, ${entryCount(WITHDRAWAL_AUDIT_MAX_ENTRIES)} at most`
+      : `from ledger-reconcile's checkpoint at entry ${f.audit.checkpoint}, ${entryCount(f.audit.read)} read past it`;
   lines.push(
-    `insurance fund  ${usd(f.balance)} ${quote}, ${f.reconciled ? 'reconciled' : `NOT RECONCILED (difference ${amountOrWord(f.difference, quote)})`}, ` +
-      // The journal's lowest below zero (reconcile's check): a fund that never went below zero says so.
-      `${f.entries} journal entries, ${f.minBalance.startsWith('-') ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}` : 'never below zero'}`,
+    `insurance fund  ${usd(f.balance)} ${quote} at entry ${f.sequence}, ${judged}, ${lowest} (journal audited through entry ${f.audit.through}: ${from})`,
   );
-  // As a withdrawal judges the fund now (its own check), which a NOT RECONCILED above does not say alone.
+  // In the withdrawal's own words (the same check as the line above).
   if (f.withdrawals.refused) lines.push(`  WITHDRAWALS REFUSED: ${f.withdrawals.reason}`);
-  else if (!f.reconciled)
-    lines.push(
-      "  withdrawals not refused: a withdrawal's check (the journal from ledger-reconcile's checkpoint; the draw cap is no withdrawal's) finds the fund reconciled",
-    );
   const w = f.drawWindow;
   if (w)
     lines.push(
@@ -112,6 +124,10 @@ export function renderStatus(s: StatusReport): string {
         ? // A fund never drawn stores its window at 0 (1970): no window to name.
           `  draws ${w.since === EPOCH ? 'none yet' : `${usd(w.drawn)} ${quote} in the window from ${w.since}`} (the draw cap and floor: with --config)`
         : `  draws ${usd(w.drawn)} of the ${usd(w.cap)} ${quote} draw cap in the window from ${w.since} (${w.windowSeconds} s); floor ${usd(w.floor)} ${quote}`,
+    );
+  if (w?.problem)
+    lines.push(
+      `  problem: ${w.problem} (a cap lowered within the window: ledger-reconcile alarms until it ends; no withdrawal is refused for it)`,
     );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
   if (f.problems.length > 5)

@@ -12,17 +12,11 @@ import { isTerminal, type LiquidationState, type PositionState } from '../domain
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
-import {
-  type AccountBalance,
-  highestSequence,
-  type Ledger,
-  type MarketState,
-  silentTelemetry,
-} from '../ports/index.ts';
+import { type AccountBalance, highestSequence, type Ledger, type MarketState } from '../ports/index.ts';
 import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
-import { journalSnapshot, reconcileAccount } from '../services/reconcile.ts';
+import { aboveDrawCap } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
 
 /**
@@ -53,8 +47,6 @@ export const LIQUIDATION_STATES = Object.keys(LIQUIDATION_STATE_SET) as Liquidat
 export const AUCTION_STATES = ['RUNNING', 'CLEARED', 'EXHAUSTED'] as const;
 /** Journal entries shown in the status (the newest last). */
 export const LAST_ENTRIES = 5;
-const SNAPSHOT_ATTEMPTS = 5;
-const newest = (journal: readonly { sequence: number }[]): number => journal.at(-1)?.sequence ?? 0;
 
 export interface QueueDepth {
   /** Visible messages (ApproximateNumberOfMessages). */
@@ -149,13 +141,35 @@ export interface StatusReport {
   readonly insuranceFund: {
     readonly account: string;
     readonly balance: string;
-    /** Stored balance equals the journal's sum and the journal chains without gaps. */
+    /** The balance item's sequence: the last journal entry it counts. */
+    readonly sequence: number;
+    /**
+     * The balance reconciles with the journal, judged as a withdrawal judges it (services/admin.ts
+     * `checkFundForWithdrawal`: from ledger-reconcile's checkpoint, never the whole journal); `verdict` says why not.
+     */
     readonly reconciled: boolean;
+    /**
+     * judgeReconciliation's: `unreconciled`, the balance and the journal disagree; `not-audited`, the journal is not
+     * audited up to the balance's entry (more past the checkpoint than a check reads); `not-indexed`, the journal's
+     * index lacks entries. Either of the last two is not judged.
+     */
+    readonly verdict: 'reconciled' | 'unreconciled' | 'not-audited' | 'not-indexed';
+    /** balance - the journal's sum, once audited up to the balance's entry: else `not judged`. */
     readonly difference: string;
-    /** Lowest balance the journal ever shows (0 before the first entry). */
+    /**
+     * What was judged (status46-journal-bounded): the audit went on from ledger-reconcile's checkpoint (`checkpoint`,
+     * its entry; null when none is stored yet, from the first entry), read `read` entries past it (20,000 at most,
+     * WITHDRAWAL_AUDIT_MAX_ENTRIES) and chains through entry `through`.
+     */
+    readonly audit: { readonly checkpoint: number | null; readonly read: number; readonly through: number };
+    /** Lowest balance the journal shows through audit.through (the checkpoint carries it), 0 before the first entry. */
     readonly minBalance: string;
-    readonly entries: number;
+    /** What the audit found wrong when unreconciled (at most 20, then a line with how many more). */
     readonly problems: readonly string[];
+    /**
+     * The newest LAST_ENTRIES entries, newest last: one read of the journal's index, newest first (it may lag the
+     * balance by a moment), never the journal.
+     */
     readonly lastEntries: readonly JournalLine[];
     /**
      * The current draw window's draws against the cap, and the floor (ux45-status-draw-window): cap, floor and
@@ -167,12 +181,15 @@ export interface StatusReport {
       readonly cap: string | null;
       readonly windowSeconds: number | null;
       readonly floor: string | null;
+      /**
+       * The window drawn above the cap while it lasts (a cap lowered within it: ledger-reconcile pages for it, no
+       * withdrawal is refused for it, and `reconciled` does not count it); null when not, or the cap is not known.
+       */
+      readonly problem: string | null;
     };
     /**
-     * Whether a withdrawal now is refused for the journal, by the withdrawal's own check (services/admin.ts
-     * `checkFundForWithdrawal`: from ledger-reconcile's checkpoint; the draw cap is no withdrawal's), which may differ
-     * from `reconciled` (this snapshot's audit from the first entry, the cap included): `code` and `reason` are its
-     * refusal's, null when it goes (the floor is not judged here).
+     * Whether a withdrawal now is refused for the journal (the same check as `reconciled`; the draw cap is no
+     * withdrawal's): `code` and `reason` are its refusal's, null when it goes (the floor is not judged here).
      */
     readonly withdrawals: {
       readonly refused: boolean;
@@ -417,7 +434,7 @@ export async function collectStatus(
   const { dynamo, sqs } = clients;
   const ledger = new DynamoLedger(dynamo, names.tables.ledger);
   const { work, deadLetters } = reportQueues(names);
-  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, fund, withdrawalCheck] =
+  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, { fund, check }] =
     await Promise.all([
       countByAttribute(dynamo, names.tables.positions, 'state'),
       liquidationTotals(dynamo, names.tables.liquidations),
@@ -427,8 +444,7 @@ export async function collectStatus(
       Promise.all(
         [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
       ),
-      fundStatus(ledger, nowMs, config),
-      checkFund(ledger),
+      fundStatus(ledger, nowMs, config, checkFund),
     ]);
   const byState = fill(LIQUIDATION_STATES, liquidations.byState);
   const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);
@@ -452,7 +468,7 @@ export async function collectStatus(
   );
   const quote = quoteOfStatus(config, Object.keys(marketMap));
   // The withdrawal's own rule and words (withdraw46-status-refused), amounts in the quote status shows.
-  const refusal = withdrawalRefusal(withdrawalCheck, quote ?? quoteCurrency(DEFAULT_RISK_CONFIG));
+  const refusal = withdrawalRefusal(check, quote ?? quoteCurrency(DEFAULT_RISK_CONFIG));
   const withdrawals =
     refusal === undefined ? { refused: false, code: null, reason: null } : { refused: true, ...refusal };
   return {
@@ -499,58 +515,49 @@ function quoteOfStatus(config: RiskConfig | undefined, symbols: readonly string[
   return quotes.size === 1 ? [...quotes][0]! : null;
 }
 
-async function fundStatus(
+/**
+ * The fund as status shows it, from ledger-reconcile's checkpoint on (status46-journal-bounded: it read the whole
+ * journal, strongly consistent, on every read, `--watch`'s every 2 s): judged by the withdrawal's own check
+ * (`checkFund`: checkFundForWithdrawal, or one withdrawalChecker for all of a watch's reads), which reads the entries
+ * past the checkpoint (WITHDRAWAL_AUDIT_MAX_ENTRIES at most), and the last LAST_ENTRIES read newest first.
+ */
+export async function fundStatus(
   ledger: Ledger,
   nowMs: number,
   config?: RiskConfig,
-): Promise<Omit<StatusReport['insuranceFund'], 'withdrawals'>> {
-  // A consistent snapshot while movements commit: the balance first, then the journal; retried if an entry
-  // landed in between (journal entries are immutable and numbered, so "no newer entry" is a clean cut).
-  let balance = await ledger.balance(INSURANCE_ACCOUNT);
-  let journal = await ledger.journal(INSURANCE_ACCOUNT);
-  for (let attempt = 0; attempt < SNAPSHOT_ATTEMPTS && newest(journal) > balance.sequence; attempt++) {
-    balance = await ledger.balance(INSURANCE_ACCOUNT);
-    journal = await ledger.journal(INSURANCE_ACCOUNT);
-  }
-  // A snapshot has nothing to wait for (an entry it lacks is missing), and is read as one page. An entry past its
-  // balance is a problem once the live balance, read again, is still behind it (a lost or set-back balance item).
-  const report = await reconcileAccount(
-    journalSnapshot(balance, journal),
-    INSURANCE_ACCOUNT,
-    silentTelemetry,
-    {
-      missingRetriesMs: [],
-      pageSize: Number.MAX_SAFE_INTEGER,
-      balanceAgain: (account) => ledger.balance(account),
-      ...(config
-        ? {
-            drawCap: {
-              cap: config.insurance.drawCapPerWindow,
-              windowSeconds: config.insurance.windowSeconds,
-              nowMs: Date.now(),
-            },
-          }
-        : {}),
-    },
-  );
+  checkFund: (ledger: Ledger) => Promise<FundCheck> = checkFundForWithdrawal,
+): Promise<{ readonly fund: Omit<StatusReport['insuranceFund'], 'withdrawals'>; readonly check: FundCheck }> {
+  const [check, latest] = await Promise.all([
+    checkFund(ledger),
+    ledger.latestEntries(INSURANCE_ACCOUNT, LAST_ENTRIES),
+  ]);
+  const { balance, verdict, audit } = check;
+  // As judgeReconciliation judges it: only with the journal audited up to the balance's entry.
+  const judged =
+    audit.sequence === balance.sequence && (verdict.reconciled || verdict.reason !== 'not-indexed');
   return {
-    account: INSURANCE_ACCOUNT,
-    balance: formatQuote(report.balance),
-    reconciled: report.difference === 0n && report.problemCount === 0,
-    difference: report.difference === undefined ? 'not judged' : formatQuote(report.difference),
-    minBalance: formatQuote(report.minBalance),
-    entries: report.entries,
-    problems: report.problems,
-    lastEntries: journal.slice(-LAST_ENTRIES).map((e) => ({
-      sequence: e.sequence,
-      kind: e.kind,
-      amount: formatQuote(e.amount),
-      balanceAfter: formatQuote(e.balanceAfter),
-      reference: e.reference,
-      at: iso(e.atMs),
-      ...(e.actor === undefined ? {} : { actor: e.actor }),
-    })),
-    drawWindow: drawWindowStatus(balance, nowMs, config),
+    check,
+    fund: {
+      account: INSURANCE_ACCOUNT,
+      balance: formatQuote(balance.balance),
+      sequence: balance.sequence,
+      reconciled: verdict.reconciled,
+      verdict: verdict.reconciled ? 'reconciled' : verdict.reason,
+      difference: judged ? formatQuote(balance.balance - audit.sum) : 'not judged',
+      audit: { checkpoint: check.start ?? null, read: check.read, through: audit.sequence },
+      minBalance: formatQuote(audit.minBalance),
+      problems: !verdict.reconciled && verdict.reason === 'unreconciled' ? verdict.problems : [],
+      lastEntries: [...latest].reverse().map((e) => ({
+        sequence: e.sequence,
+        kind: e.kind,
+        amount: formatQuote(e.amount),
+        balanceAfter: formatQuote(e.balanceAfter),
+        reference: e.reference,
+        at: iso(e.atMs),
+        ...(e.actor === undefined ? {} : { actor: e.actor }),
+      })),
+      drawWindow: drawWindowStatus(balance, nowMs, config),
+    },
   };
 }
 
@@ -570,14 +577,18 @@ export function drawWindowStatus(
       cap: null,
       windowSeconds: null,
       floor: null,
+      problem: null,
     };
   const { insurance } = config;
   const ended = nowMs >= balance.windowStartMs + windowLengthMs(insurance);
+  const cap = { cap: insurance.drawCapPerWindow, windowSeconds: insurance.windowSeconds, nowMs };
   return {
     drawn: formatQuote(ended ? 0n : balance.windowDrawn),
     since: iso(ended ? windowStartFor(nowMs, insurance) : balance.windowStartMs),
     cap: formatQuote(insurance.drawCapPerWindow),
     windowSeconds: insurance.windowSeconds,
     floor: formatQuote(insurance.floor),
+    // ledger-reconcile's own rule, from the balance item alone.
+    problem: aboveDrawCap(balance, cap) ?? null,
   };
 }

@@ -832,6 +832,10 @@ export const journalRangeProblem = (afterSequence: number, limit: number): strin
     ? undefined
     : 'ledger/bad-journal-range: an integer sequence and a limit of at least 1';
 
+/** Why a latestEntries limit is refused, or undefined: both adapters judge it alike. */
+export const journalLimitProblem = (limit: number): string | undefined =>
+  Number.isSafeInteger(limit) && limit >= 1 ? undefined : 'ledger/bad-journal-limit: a limit of at least 1';
+
 /**
  * The highest sequence a market holds, its last tick's or its breaker's (a market whose only print is its first,
  * waiting for a second, has only the breaker's; one print far ahead may hold the breaker above the last tick);
@@ -958,6 +962,12 @@ export interface Ledger {
    * read of an index, which may lag the balance by a moment: the newest entries may be missing, not in order.
    */
   journalAfter(account: string, afterSequence: number, limit: number): Promise<readonly JournalEntry[]>;
+  /**
+   * At most `limit` of the account's entries with the highest sequences, newest first: one bounded read, whatever the
+   * journal's length (`backstop status` shows the last few on every refresh: status46-journal-bounded). On AWS a
+   * read of the same index as journalAfter, which may lag by a moment; entries it does not list are left out.
+   */
+  latestEntries(account: string, limit: number): Promise<readonly JournalEntry[]>;
   /**
    * Entries of the account's journal that journalAfter does not list, read from the journal itself: on AWS those
    * written before the index by sequence existed (session 27) and not indexed since (`backstop fund index-journal`),

@@ -404,6 +404,8 @@ async function checkFund(
     verdict,
     audit,
     problemCount: report.problemCount,
+    /** Entries this check read past where its audit started. */
+    read: report.entries,
     start,
     ownPrefix: from !== undefined,
     missing: report.missing,

@@ -258,13 +258,25 @@ function windowProblems(balance: AccountBalance, drawCap: ReconcileOptions['draw
   const drawn = balance.windowDrawn;
   // In quote units, as status shows the fund: micro-units read as a sum a million times larger.
   if (drawn < 0n) return [`window drawn ${formatQuoteGrouped(drawn)} is below zero`];
+  const above = aboveDrawCap(balance, drawCap);
+  return above === undefined ? [] : [above];
+}
+
+/**
+ * The stored window, while it lasts, drawn above the configured cap (a cap lowered within it), or undefined: a
+ * reconcile's problem that refuses no withdrawal (a withdrawal does not draw on the cap); `backstop status` shows it
+ * beside the window's draws.
+ */
+export function aboveDrawCap(
+  balance: AccountBalance,
+  drawCap: ReconcileOptions['drawCap'],
+): string | undefined {
   if (drawCap === undefined || drawCap.nowMs >= balance.windowStartMs + drawCap.windowSeconds * 1000)
-    return [];
-  if (drawn > drawCap.cap)
-    return [
-      `window drawn ${formatQuoteGrouped(drawn)} is above the draw cap ${formatQuoteGrouped(drawCap.cap)}`,
-    ];
-  return [];
+    return undefined;
+  const drawn = balance.windowDrawn;
+  return drawn > drawCap.cap
+    ? `window drawn ${formatQuoteGrouped(drawn)} is above the draw cap ${formatQuoteGrouped(drawCap.cap)}`
+    : undefined;
 }
 
 function report(

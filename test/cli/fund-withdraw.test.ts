@@ -163,7 +163,8 @@ describe('backstop fund withdraw', () => {
   });
 
   // withdraw46-status-refused: status showed the fund NOT RECONCILED but not whether withdrawals are refused, which
-  // is not the same thing: a draw window above a lowered cap is a reconcile problem no withdrawal is refused for.
+  // was not the same thing: a draw window above a lowered cap is a reconcile problem no withdrawal is refused for.
+  // Since status46-journal-bounded the fund's line is the withdrawal's check, and the cap its draw window's problem.
   it("status says whether withdrawals are refused, by the withdrawal's own check and in its words", async () => {
     const { names, at } = await emulator.newStage('wstat');
     const lowered = path.join(emulator.dir, 'risk-wstat.json');
@@ -194,14 +195,15 @@ describe('backstop fund withdraw', () => {
     };
     const drawn = await status();
     expect(drawn.fund).toMatchObject({
-      reconciled: false,
-      problems: ['window drawn 100.00 is above the draw cap 50.00'],
+      reconciled: true,
+      problems: [],
+      drawWindow: { problem: 'window drawn 100.00 is above the draw cap 50.00' },
       withdrawals: { refused: false, code: null, reason: null },
     });
     expect(drawn.text).toContain(
-      "  withdrawals not refused: a withdrawal's check (the journal from ledger-reconcile's checkpoint; the draw cap is no withdrawal's) finds the fund reconciled\n",
+      '  problem: window drawn 100.00 is above the draw cap 50.00 (a cap lowered within the window: ledger-reconcile alarms until it ends; no withdrawal is refused for it)\n',
     );
-    expect(drawn.text).not.toContain('WITHDRAWALS REFUSED');
+    expect(drawn.text).not.toMatch(/WITHDRAWALS REFUSED|NOT RECONCILED/);
     // As status says: the withdrawal goes.
     const goes = await cli('fund', 'withdraw', '--amount', '10', '--key', 'w1', '--config', lowered, ...at);
     expect(goes.code).toBe(0);
@@ -231,8 +233,9 @@ describe('backstop fund withdraw', () => {
     expect(reason).toMatch(/^admin\/fund-not-reconciled: .*difference \+10\.00 USD/);
     const broken = await status();
     expect(broken.fund.withdrawals).toEqual({ refused: true, code: 'admin/fund-not-reconciled', reason });
+    expect(broken.fund).toMatchObject({ reconciled: false, verdict: 'unreconciled', difference: '10' });
     expect(broken.text).toContain(`  WITHDRAWALS REFUSED: ${reason}\n`);
-    expect(broken.text).not.toContain('withdrawals not refused');
+    expect(broken.text).toContain('NOT RECONCILED (difference 10.00 USD)');
   });
 
   // review46-repair-conditional: DEPLOY.md's repair said "the balance item put back as the journal says" and the

@@ -121,9 +121,10 @@ describe('status', () => {
     });
     expect(report.insuranceFund).toMatchObject({
       balance: '0',
+      sequence: 0,
       reconciled: true,
       minBalance: '0',
-      entries: 0,
+      audit: { checkpoint: null, read: 0, through: 0 },
     });
     const text = await cli('status', ...at);
     expect(text.stdout).toMatch(/^backstop status: local stage cli\d+ /);
@@ -323,9 +324,11 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(report.positions).toEqual({ OPEN: 22, LIQUIDATING: 0, CLOSED: 0 });
     expect(report.insuranceFund).toMatchObject({
       balance: '1002',
+      sequence: 3,
       reconciled: true,
-      entries: 3,
       minBalance: '0',
+      // No ledger-reconcile on this stage: judged from the first entry (status46-journal-bounded).
+      audit: { checkpoint: null, read: 3, through: 3 },
     });
     expect(report.insuranceFund.lastEntries.map((e) => [e.kind, e.amount, e.balanceAfter])).toEqual([
       ['deposit', '1000.5', '1000.5'],

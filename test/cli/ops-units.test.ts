@@ -1022,10 +1022,12 @@ describe('status rendering', () => {
     insuranceFund: {
       account: 'insurance-fund',
       balance: '250000.5',
+      sequence: 1,
       reconciled: true,
+      verdict: 'reconciled',
       difference: '0',
+      audit: { checkpoint: 0, read: 1, through: 1 },
       minBalance: '0',
-      entries: 1,
       problems: [],
       withdrawals: { refused: false, code: null, reason: null },
       lastEntries: [
@@ -1080,7 +1082,17 @@ describe('status rendering', () => {
       }),
     ).toContain('UNCOVERED BAD DEBT 100.00 (2 settlements unreadable, left out)');
     expect(text).toContain('dead letters    2 (liquidationsDlq 2,');
-    expect(text).toContain('insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero');
+    // What it judged, from the checkpoint (status46-journal-bounded: it read the whole journal for it).
+    expect(text).toContain(
+      "insurance fund  250,000.50 USD at entry 1, reconciled, never below zero (journal audited through entry 1: from ledger-reconcile's checkpoint at entry 0, 1 entry read past it)\n",
+    );
+    const unchecked = renderStatus({
+      ...report,
+      insuranceFund: { ...report.insuranceFund, audit: { checkpoint: null, read: 1, through: 1 } },
+    });
+    expect(unchecked).toContain(
+      'never below zero (journal audited through entry 1: ledger-reconcile has stored no checkpoint: 1 entry read from the first, 20,000 entries at most)\n',
+    );
     // The report's quote currency (the configuration's, session 41: config-mixed-quotes), not a fixed USD.
     const usdt = renderStatus({
       ...report,
@@ -1089,7 +1101,7 @@ describe('status rendering', () => {
       markets: {},
     });
     expect(usdt).toContain(
-      'insurance fund  250,000.50 USDT, reconciled, 1 journal entries, BELOW ZERO at -5.00 USDT',
+      'insurance fund  250,000.50 USDT at entry 1, reconciled, BELOW ZERO at -5.00 USDT (journal audited through entry 1:',
     );
     expect(usdt).toContain('losses          fees 120.50 USDT earned; shortfalls 1,500.00 USDT:');
     expect(usdt).not.toMatch(/\bUSD\b/);
@@ -1180,8 +1192,8 @@ describe('status rendering', () => {
       },
       liquidations: { ...report.liquidations, losses: { ...report.liquidations.losses, fees: '0.004' } },
     });
-    expect(exact).toContain(`insurance fund  ${formatQuoteGrouped(fund)} USD, reconciled`);
-    expect(exact).toContain('insurance fund  250,000.004 USD, reconciled');
+    expect(exact).toContain(`insurance fund  ${formatQuoteGrouped(fund)} USD at entry 1, reconciled`);
+    expect(exact).toContain('insurance fund  250,000.004 USD at entry 1, reconciled');
     expect(exact).toContain('BELOW ZERO at -0.000001 USD');
     expect(exact).toContain('  #1 2026-01-01T00:00:00.000Z deposit 0.005 -> 250,000.004 (admin)');
     expect(exact).toContain('losses          fees 0.004 USD earned');
@@ -1235,34 +1247,78 @@ describe('status rendering', () => {
       insuranceFund: {
         ...report.insuranceFund,
         reconciled: false,
+        verdict: 'unreconciled',
         difference: '-1234567.000001',
-        problems: [`window drawn ${formatQuoteGrouped(usd('60000.5'))} is above the draw cap 50,000.00`],
+        drawWindow: {
+          drawn: '60000.5',
+          since: '2026-01-01T00:00:00.000Z',
+          cap: '50000',
+          windowSeconds: 3600,
+          floor: '0',
+          problem: `window drawn ${formatQuoteGrouped(usd('60000.5'))} is above the draw cap 50,000.00`,
+        },
       },
     });
     // Before: "difference -1234567.000001", beside a balance shown grouped and with its currency.
     expect(shown).toContain('NOT RECONCILED (difference -1,234,567.000001 USD)');
-    expect(shown).toContain('  problem: window drawn 60,000.50 is above the draw cap 50,000.00');
+    // status46-journal-bounded: the cap is no withdrawal's, and not the reconciliation's status judges (the check's).
+    expect(shown).toContain(
+      '  problem: window drawn 60,000.50 is above the draw cap 50,000.00 (a cap lowered within the window: ledger-reconcile alarms until it ends; no withdrawal is refused for it)\n',
+    );
     const unjudged = renderStatus({
       ...report,
-      insuranceFund: { ...report.insuranceFund, reconciled: false, difference: 'not judged' },
+      insuranceFund: {
+        ...report.insuranceFund,
+        reconciled: false,
+        verdict: 'unreconciled',
+        difference: 'not judged',
+      },
     });
     expect(unjudged).toContain('NOT RECONCILED (difference not judged)');
+    // Not audited up to the balance (more past the checkpoint than a check reads), or entries not indexed: not judged.
+    const short = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        sequence: 25_008,
+        reconciled: false,
+        verdict: 'not-audited',
+        difference: 'not judged',
+        audit: { checkpoint: 5_000, read: 20_000, through: 25_000 },
+      },
+    });
+    expect(short).toContain(
+      "at entry 25008, NOT JUDGED (the journal audited 8 entries short of it), never below zero (journal audited through entry 25000: from ledger-reconcile's checkpoint at entry 5000, 20,000 entries read past it)\n",
+    );
+    const unindexed = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        reconciled: false,
+        verdict: 'not-indexed',
+        difference: 'not judged',
+      },
+    });
+    expect(unindexed).toContain("NOT JUDGED (entries left out of the journal's index)");
   });
 
-  // withdraw46-status-refused: status's own audit reads the journal table from its first entry; a withdrawal reads
-  // it through the index from the checkpoint, and may be refused on a fund status finds reconciled.
-  it('says withdrawals are refused under a fund it finds reconciled, and nothing more when both agree', () => {
+  // withdraw46-status-refused: status says whether a withdrawal is refused, in the refusal's own words; since
+  // status46-journal-bounded the fund's line is judged by the same check, so they never disagree.
+  it("says withdrawals are refused under the fund's line, in the refusal's words, and nothing when they go", () => {
     const reason =
       "admin/fund-not-indexed: the fund's journal holds entries its index by sequence does not list ...";
     const refused = renderStatus({
       ...report,
       insuranceFund: {
         ...report.insuranceFund,
+        reconciled: false,
+        verdict: 'not-indexed',
+        difference: 'not judged',
         withdrawals: { refused: true, code: 'admin/fund-not-indexed', reason },
       },
     });
     expect(refused).toContain(
-      `insurance fund  250,000.50 USD, reconciled, 1 journal entries, never below zero\n  WITHDRAWALS REFUSED: ${reason}\n`,
+      `insurance fund  250,000.50 USD at entry 1, NOT JUDGED (entries left out of the journal's index), never below zero (journal audited through entry 1: from ledger-reconcile's checkpoint at entry 0, 1 entry read past it)\n  WITHDRAWALS REFUSED: ${reason}\n`,
     );
     expect(renderStatus(report)).not.toMatch(/withdrawals/i);
   });
@@ -1368,10 +1424,12 @@ describe('status rendering of many markets', () => {
     insuranceFund: {
       account: 'insurance-fund',
       balance: '0',
+      sequence: 0,
       reconciled: true,
+      verdict: 'reconciled',
       difference: '0',
+      audit: { checkpoint: null, read: 0, through: 0 },
       minBalance: '0',
-      entries: 0,
       problems: [],
       lastEntries: [],
       withdrawals: { refused: false, code: null, reason: null },

@@ -2270,6 +2270,27 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         }
       });
 
+      // status46-journal-bounded: `backstop status` read the fund's whole journal for the last five entries it shows.
+      it('reads the newest entries first, as many as asked, whatever the keys sort as, none left out of the index', async () => {
+        for (let i = 1; i <= 12; i++) {
+          await a.ledger.apply(
+            movement({ idempotencyKey: `n-${String.fromCharCode(110 - i)}`, amount: usd(String(i)) }),
+          );
+        }
+        await a.ledger.apply(movement({ account: 'other', idempotencyKey: 'n-x', amount: usd('1') }));
+        const sequences = async (limit: number) =>
+          (await a.ledger.latestEntries('fund', limit)).map((e) => e.sequence);
+        expect(await sequences(3)).toEqual([12, 11, 10]);
+        expect(await sequences(100)).toEqual([12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        expect((await a.ledger.latestEntries('fund', 1))[0]).toEqual((await a.ledger.journal('fund'))[11]);
+        expect(await a.ledger.latestEntries('nobody', 5)).toEqual([]);
+        for (const limit of [0, 2.5, Number.NaN])
+          await expect(a.ledger.latestEntries('fund', limit)).rejects.toThrow(/ledger\/bad-journal-limit/);
+        // As journalAfter lists them: an entry left out of the index is not among them.
+        await h.leaveOutOfJournalIndex('fund', [12, 10]);
+        expect(await sequences(2)).toEqual([11, 9]);
+      });
+
       // withdraw46-not-indexed: what a withdrawal's check asks on a missing entry. Every entry this version writes is
       // listed by journalAfter; the entries a table deployed before session 27 holds unlisted: test/integration.
       it('finds no entry journalAfter does not list on a journal this version wrote, and reads no more than asked', async () => {

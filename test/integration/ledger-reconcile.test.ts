@@ -286,10 +286,13 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       }),
     );
     const status = (await collectStatus(deployment())).insuranceFund;
+    // Judged from ledger-reconcile's checkpoint (status46-journal-bounded); the entries shown are the newest, not the
+    // first five from the balance's sequence 0.
     expect(status).toMatchObject({
       reconciled: false,
-      problems: ["entry 1 is past the balance's sequence 0"],
+      problems: [`balance at sequence 0 is behind the audited journal (${sequence})`],
     });
+    expect(status.lastEntries.map((e) => e.sequence)).toEqual([4, 3, 2, 1, 0].map((back) => sequence - back));
     const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>;
     expect(
       await admin({ action: 'deposit', amount: '10', idempotencyKey: 'after-loss' }, context),

@@ -49,6 +49,7 @@ const applyingWith = (ledger: Ledger, apply: Ledger['apply']): Ledger => ({
   balance: (account) => ledger.balance(account),
   journal: (account) => ledger.journal(account),
   journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+  latestEntries: (account, limit) => ledger.latestEntries(account, limit),
   unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
   auditCheckpoint: (account) => ledger.auditCheckpoint(account),
   saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),

@@ -2958,6 +2958,7 @@ describe('money a settlement moved before it is planned again', () => {
         balance: (account) => ledger.balance(account),
         journal: (account) => ledger.journal(account),
         journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+        latestEntries: (account, limit) => ledger.latestEntries(account, limit),
         unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
         auditCheckpoint: (account) => ledger.auditCheckpoint(account),
         saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),

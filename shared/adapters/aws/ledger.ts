@@ -17,6 +17,7 @@ import {
   type CrashHook,
   givesDrawBack,
   type JournalEntry,
+  journalLimitProblem,
   journalRangeProblem,
   type Ledger,
   LedgerIdempotencyConflictError,
@@ -384,6 +385,30 @@ export class DynamoLedger implements Ledger {
           IndexName: JOURNAL_SEQUENCE_INDEX,
           KeyConditionExpression: 'pk = :pk AND journalSequence > :after',
           ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':after': N(afterSequence) },
+          Limit: limit - entries.length,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        }),
+      );
+      entries.push(...(out.Items ?? []).map(entryFromItem));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && entries.length < limit);
+    return entries;
+  }
+
+  async latestEntries(account: string, limit: number): Promise<readonly JournalEntry[]> {
+    const problem = journalLimitProblem(limit);
+    if (problem) throw new AdapterInputError(problem);
+    const entries: JournalEntry[] = [];
+    let start: Item | undefined;
+    // The index backwards from its highest sequence: `limit` items read, not the journal.
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: JOURNAL_SEQUENCE_INDEX,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': S(pkOf(account)) },
+          ScanIndexForward: false,
           Limit: limit - entries.length,
           ...(start === undefined ? {} : { ExclusiveStartKey: start }),
         }),

@@ -7,6 +7,7 @@ import {
   ConditionFailedError,
   givesDrawBack,
   type JournalEntry,
+  journalLimitProblem,
   journalRangeProblem,
   type Ledger,
   LedgerIdempotencyConflictError,
@@ -156,6 +157,17 @@ export class EmbeddedLedger implements Ledger {
     return journal
       .slice(start)
       .filter((e) => !hidden.has(e.sequence))
+      .slice(0, limit);
+  }
+
+  async latestEntries(account: string, limit: number): Promise<readonly JournalEntry[]> {
+    const problem = journalLimitProblem(limit);
+    if (problem) throw new EmbeddedInputError(problem);
+    const hidden = this.#unindexed.get(account);
+    // As the AWS index lists them: by sequence (a balance set back numbers entries again), none left out of it.
+    return (this.#journals.get(account) ?? [])
+      .filter((e) => !hidden?.has(e.sequence))
+      .sort((a, b) => b.sequence - a.sequence)
       .slice(0, limit);
   }
 
