@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
+import { putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
 import {
   claimSequences,
   continuesSent,
@@ -16,13 +17,10 @@ import {
   handledSequence,
   nextSequence,
   parseSpeed,
-  putEntries,
   type ReplayOutcome,
   replayPrices,
   sequenceAfter,
   TICK_SOURCE,
-  tickDetail,
-  tickEntry,
 } from '../../shared/local/ticks.ts';
 import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
@@ -185,7 +183,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       ...(indexPrice === undefined ? {} : { indexPrice }),
       timestampMs: timestampMs ?? now,
       sequence,
-      ...(values.source === undefined ? {} : { source: values.source }),
+      source: values.source ?? TICK_SOURCE,
     });
     const parsed = parseTickDetail(detail);
     if (!parsed.ok) throw new UsageError(`inject tick: ${parsed.reason}`);

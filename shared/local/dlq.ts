@@ -1,4 +1,3 @@
-import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageCommand,
@@ -9,6 +8,7 @@ import {
 import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
+import { putEntries } from '../feed/publisher.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import {
   auctionStepMessageSchema,
@@ -522,22 +522,17 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
         : `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`,
     );
   };
-  const out = await events
-    .send(
-      new PutEventsCommand({
-        Entries: [
-          {
-            EventBusName: deployment.names.busName,
-            Source: event.source,
-            DetailType: event['detail-type'],
-            Detail: JSON.stringify(event.detail),
-          },
-        ],
-      }),
-    )
-    .catch((error: Error) => {
-      throw /AccessDenied|NotAuthorized/.test(error.name) ? refused(error.name, error.message) : error;
-    });
-  const entry = out.Entries?.[0];
-  if (!entry || entry.ErrorCode) throw refused(entry?.ErrorCode ?? 'no result', entry?.ErrorMessage);
+  // As the feed's publisher puts it: a throttled entry is sent again, one refused is said.
+  const out = await putEntries(events, [
+    {
+      EventBusName: deployment.names.busName,
+      Source: event.source,
+      DetailType: event['detail-type'],
+      Detail: JSON.stringify(event.detail),
+    },
+  ]).catch((error: Error) => {
+    throw /AccessDenied|NotAuthorized/.test(error.name) ? refused(error.name, error.message) : error;
+  });
+  const entry = out.rejected[0];
+  if (entry) throw refused(entry.code, entry.message);
 }

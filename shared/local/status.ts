@@ -18,6 +18,7 @@ import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
 import type { Deployment, DeploymentNames } from './deployment.ts';
+import { sequenceAfter } from './ticks.ts';
 
 /**
  * One snapshot of a deployment for operators and scripts (`backstop status --json`). The shape is stable:
@@ -70,6 +71,12 @@ export interface JournalLine {
 
 export interface MarketStatus {
   readonly lastSequence: number | null;
+  /**
+   * The sequence a tick published now should carry (sequenceAfter: past the last accepted, the breaker's and the
+   * pending tick; now in epoch ms for a market with none): what a plain PutEvents, or a feed that lost its count,
+   * numbers by (README's examples/tick.json recipe, docs/FEED.md).
+   */
+  readonly nextSequence: number;
   readonly mark: string | null;
   readonly at: string | null;
   /** How old the mark is (work waits for a fresh one past the market's maxMarkAgeSeconds). */
@@ -352,6 +359,7 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
   const market = config?.markets.find((c) => c.symbol === m.symbol);
   return {
     lastSequence: m.lastTick?.sequence ?? null,
+    nextSequence: sequenceAfter(m, nowMs),
     mark: m.lastTick ? formatPrice(m.lastTick.markPrice) : null,
     at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
     markAgeSeconds: m.lastTick ? Math.max(0, Math.floor((nowMs - m.lastTick.timestampMs) / 1000)) : null,

@@ -1,61 +1,24 @@
-import {
-  type EventBridgeClient,
-  PutEventsCommand,
-  type PutEventsRequestEntry,
-} from '@aws-sdk/client-eventbridge';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { formatPrice } from '../domain/units.ts';
+import {
+  PUT_EVENTS_BATCH,
+  type PutOutcome,
+  putEntries,
+  type RefusedEntry,
+  TickInputError,
+  tickDetail,
+  tickEntry,
+} from '../feed/publisher.ts';
 import type { MarketRepository, MarketState } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
-import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
-import { TICK_BUS } from '../topology.ts';
 
 /**
- * Putting PriceTick events on the tick bus from outside (operator injection, file replays): the detail is
- * checked against the same schema margin-check parses, entries go 10 per PutEvents (the API's limit), and
- * every entry's outcome is reported.
+ * Putting PriceTick events on the tick bus from outside (operator injection, file replays), through the feed's own
+ * publisher (shared/feed/publisher.ts): the detail checked against the schema margin-check parses, entries 10 per
+ * PutEvents, those the bus answered with a retryable code sent again, and every entry's outcome reported.
  */
 
 export const TICK_SOURCE = 'backstop-cli';
-export const PUT_EVENTS_BATCH = 10;
-
-export class TickInputError extends Error {
-  override readonly name = 'TickInputError';
-}
-
-export interface TickFields {
-  readonly symbol: string;
-  readonly markPrice: string;
-  readonly indexPrice?: string;
-  readonly timestampMs: number;
-  readonly sequence: number;
-  readonly source?: string;
-}
-
-/** A PriceTick detail, validated as margin-check will parse it (TickInputError with the reason if not). */
-export function tickDetail(fields: TickFields): PriceTickDetail {
-  const detail: PriceTickDetail = {
-    symbol: fields.symbol,
-    markPrice: fields.markPrice,
-    ...(fields.indexPrice === undefined ? {} : { indexPrice: fields.indexPrice }),
-    timestamp: fields.timestampMs,
-    sequence: fields.sequence,
-    source: fields.source ?? TICK_SOURCE,
-  };
-  const parsed = priceTickDetailSchema.safeParse(detail);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new TickInputError(`tick/malformed: ${issues.join('; ')}`);
-  }
-  return detail;
-}
-
-/** The PutEvents entry of a tick detail on `busName`. */
-export const tickEntry = (busName: string, detail: PriceTickDetail): PutEventsRequestEntry => ({
-  EventBusName: busName,
-  Source: TICK_BUS.source,
-  DetailType: TICK_BUS.detailType,
-  Detail: JSON.stringify(detail),
-});
 
 /**
  * The sequence after everything the market has seen: max(last accepted, breaker tick, pending) + 1; a market
@@ -75,36 +38,6 @@ export function sequenceAfter(state: MarketState | undefined, nowMs: number): nu
     (s): s is number => s !== undefined,
   );
   return seen.length === 0 ? nowMs : Math.max(...seen) + 1;
-}
-
-export interface PutOutcome {
-  readonly accepted: number;
-  /** Refused entries: index in the input, and EventBridge's code and message. */
-  readonly rejected: readonly { readonly index: number; readonly code: string; readonly message: string }[];
-  readonly eventIds: readonly string[];
-}
-
-/** PutEvents in batches of 10; entries the bus refuses are reported, not retried. */
-export async function putEntries(
-  events: EventBridgeClient,
-  entries: readonly PutEventsRequestEntry[],
-): Promise<PutOutcome> {
-  let accepted = 0;
-  const rejected: { index: number; code: string; message: string }[] = [];
-  const eventIds: string[] = [];
-  for (let start = 0; start < entries.length; start += PUT_EVENTS_BATCH) {
-    const batch = entries.slice(start, start + PUT_EVENTS_BATCH);
-    const out = await events.send(new PutEventsCommand({ Entries: [...batch] }));
-    (out.Entries ?? []).forEach((entry, i) => {
-      if (entry.ErrorCode) {
-        rejected.push({ index: start + i, code: entry.ErrorCode, message: entry.ErrorMessage ?? '' });
-      } else {
-        accepted += 1;
-        if (entry.EventId) eventIds.push(entry.EventId);
-      }
-    });
-  }
-  return { accepted, rejected, eventIds };
 }
 
 // --- Replays ---------------------------------------------------------------------------------------------
@@ -209,12 +142,7 @@ export interface ReplayBacklog {
 
 export interface ReplayOutcome extends PutOutcome {
   /** Refused entries, with the sequence each carried (the numbering may skip another sender's). */
-  readonly rejected: readonly {
-    readonly index: number;
-    readonly sequence: number;
-    readonly code: string;
-    readonly message: string;
-  }[];
+  readonly rejected: readonly (RefusedEntry & { readonly sequence: number })[];
   /** Sequences another sender took while the replay ran: it numbered on after them. */
   readonly renumbered: readonly { readonly from: number; readonly to: number }[];
   /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
@@ -295,7 +223,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const started = now();
   let sent = 0;
   let accepted = 0;
-  const rejected: { index: number; sequence: number; code: string; message: string }[] = [];
+  const rejected: (RefusedEntry & { sequence: number })[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
   // The next sequence to send: it skips any another sender took (claim).
@@ -340,11 +268,11 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
           markPrice: formatPrice(point.price),
           timestampMs: sendMs,
           sequence: first + i,
-          ...(options.source ? { source: options.source } : {}),
+          source: options.source ?? TICK_SOURCE,
         }),
       ),
     );
-    const outcome = await putEntries(options.events, entries);
+    const outcome = await putEntries(options.events, entries, { sleep });
     accepted += outcome.accepted;
     rejected.push(
       ...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start, sequence: first + r.index })),
@@ -375,10 +303,10 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
           markPrice: formatPrice(last.price),
           timestampMs: now(),
           sequence,
-          ...(options.source ? { source: options.source } : {}),
+          source: options.source ?? TICK_SOURCE,
         }),
       );
-      const outcome = await putEntries(options.events, [entry]);
+      const outcome = await putEntries(options.events, [entry], { sleep });
       accepted += outcome.accepted;
       rejected.push(...outcome.rejected.map((r) => ({ ...r, index: sent + held, sequence })));
       eventIds.push(...outcome.eventIds);

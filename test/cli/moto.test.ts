@@ -390,6 +390,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     expect(report.breakersOpen).toBe(1);
     expect(report.markets['ETH-USD']).toMatchObject({
       lastSequence: lastSent + 41,
+      // Past the breaker's tick, which the last one's next would repeat: what a plain PutEvents numbers by
+      // (README's examples/tick.json recipe; feed46-readme-sequence).
+      nextSequence: lastSent + 44,
       mark: '1500',
       breaker: { reason: 'tick/price-band', mark: '900' },
       heldJump: null,

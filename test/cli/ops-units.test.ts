@@ -42,6 +42,7 @@ import {
 } from '../../shared/domain/config.ts';
 import { withinSequenceJump } from '../../shared/domain/tick.ts';
 import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
+import { TickInputError, tickDetail } from '../../shared/feed/publisher.ts';
 import {
   DEFAULT_DEPLOYED_STAGE,
   type Deployment,
@@ -69,8 +70,6 @@ import {
   type ReplayOptions,
   replayBatches,
   replayPrices,
-  TickInputError,
-  tickDetail,
 } from '../../shared/local/ticks.ts';
 import {
   type LiquidationRecord,
@@ -348,7 +347,15 @@ describe('replay to the bus (moto)', () => {
       expect(time.time.sleeps).toEqual([1000, 1000]);
       expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 2, firstSequence: 41, lastSequence: 43 });
       expect(outcome.rejected).toEqual([
-        { index: 1, sequence: 42, code: 'MalformedDetail', message: 'Detail is malformed.' },
+        // Refused for good: not sent again.
+        {
+          index: 1,
+          sequence: 42,
+          code: 'MalformedDetail',
+          message: 'Detail is malformed.',
+          attempts: 1,
+          retryable: false,
+        },
       ]);
       // What the bus's rule delivered: the accepted ticks, stamped when they were sent; the refused one never.
       const arrived = await remainingTicks(names.tickQueueUrl);
@@ -359,6 +366,55 @@ describe('replay to the bus (moto)', () => {
         [43, 1_002_000, '129.8'],
       ]);
       expect(arrived.map((t) => t.eventId).sort()).toEqual([...outcome.eventIds].sort());
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  it('sends a tick the bus throttled again, the same entry, instead of reporting it refused (feed46-cli-retries)', async () => {
+    const { names } = await emulator.newStage('throttled');
+    const clients = createAwsClients(localClientConfig(emulator.moto.endpoint));
+    // The first PutEvents answers its second entry ThrottlingException, without putting it (as EventBridge does).
+    const sent: string[][] = [];
+    type Args = { input: PutEventsCommandInput };
+    type Out = { output: { Entries?: { EventId?: string; ErrorCode?: string }[] } };
+    const middleware =
+      (next: (args: Args) => Promise<Out>, context: { commandName?: string }) => async (args: Args) => {
+        if (context.commandName !== 'PutEventsCommand') return next(args);
+        const entries = args.input.Entries ?? [];
+        sent.push(entries.map((e) => e.Detail ?? ''));
+        if (sent.length > 1) return next(args);
+        const out = await next({
+          ...args,
+          input: { ...args.input, Entries: [entries[0]!, ...entries.slice(2)] },
+        });
+        const [first, ...rest] = out.output.Entries ?? [];
+        return {
+          ...out,
+          output: { ...out.output, Entries: [first!, { ErrorCode: 'ThrottlingException' }, ...rest] },
+        };
+      };
+    clients.events.middlewareStack.add(middleware as never, { step: 'initialize', name: 'throttleSecond' });
+    const time = fakeTime(2_000_000);
+    try {
+      const outcome = await replayPrices({
+        points: points(3),
+        symbol: 'ETH-USD',
+        busName: names.busName,
+        events: clients.events,
+        speed: { kind: 'max' },
+        firstSequence: 11,
+        now: time.now,
+        sleep: time.sleep,
+      });
+      // Before: { accepted: 2, rejected: [sequence 12, ThrottlingException] }, a gap in what the market saw.
+      expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 3, rejected: [] });
+      expect(sent).toHaveLength(2);
+      expect(sent[1]).toEqual([sent[0]![1]]);
+      // One retry's wait, within the publisher's first delay.
+      expect(time.time.sleeps).toHaveLength(1);
+      expect(time.time.sleeps[0]).toBeLessThanOrEqual(100);
+      expect(sequencesOf(await remainingTicks(names.tickQueueUrl))).toEqual([11, 12, 13]);
     } finally {
       clients.destroy();
     }
@@ -491,7 +547,7 @@ describe('replay to the bus (moto)', () => {
 
   it('does not wait on a tick the bus refused: a batch ending with one goes on, the refusal reported (seq43-refused-backlog)', async () => {
     const time = fakeTime(0);
-    // A bus that refuses sequence 10, the first batch's last tick; the stack handles every tick the bus took at once.
+    // A bus that throttles sequence 10, the first batch's last tick, every time; the stack handles every tick the bus took at once.
     let handledUpTo: number | undefined;
     const events = {
       send: async (command: { input: PutEventsCommandInput }) => ({
@@ -514,10 +570,18 @@ describe('replay to the bus (moto)', () => {
     // Before: 10 counted as unhandled, so the second batch waited 60 s and the replay stopped as stalled.
     expect(outcome.stalled).toBeUndefined();
     expect(outcome).toMatchObject({ total: 20, sent: 20, accepted: 19, lastSequence: 20 });
+    // Throttled on every attempt: given up after the publisher's retries (their waits the only sleeps).
     expect(outcome.rejected).toEqual([
-      { index: 9, sequence: 10, code: 'ThrottlingException', message: 'Rate exceeded' },
+      {
+        index: 9,
+        sequence: 10,
+        code: 'ThrottlingException',
+        message: 'Rate exceeded',
+        attempts: 5,
+        retryable: true,
+      },
     ]);
-    expect(time.time.sleeps).toEqual([]);
+    expect(time.time.sleeps).toHaveLength(4);
   });
 
   it('stops at once when aborted and says how far it got', async () => {
@@ -540,18 +604,19 @@ describe('replay to the bus (moto)', () => {
 
 describe('ticks', () => {
   it('refuses a detail margin-check would refuse, with the reason', () => {
-    expect(() => tickDetail({ symbol: 'ETH USD', markPrice: '1', timestampMs: 0, sequence: 1 })).toThrow(
-      /tick\/malformed: symbol/,
-    );
-    expect(() => tickDetail({ symbol: 'ETH-USD', markPrice: ' 1', timestampMs: 0, sequence: 1 })).toThrow(
-      /markPrice/,
-    );
+    expect(() =>
+      tickDetail({ symbol: 'ETH USD', markPrice: '1', timestampMs: 0, sequence: 1, source: 't' }),
+    ).toThrow(/tick\/malformed: symbol/);
+    expect(() =>
+      tickDetail({ symbol: 'ETH-USD', markPrice: ' 1', timestampMs: 0, sequence: 1, source: 't' }),
+    ).toThrow(/markPrice/);
     const detail = tickDetail({
       symbol: 'ETH-USD',
       markPrice: '1520.5',
       indexPrice: '1520',
       timestampMs: 5,
       sequence: 9,
+      source: 't',
     });
     expect(parseTickDetail(detail).ok).toBe(true);
   });
@@ -572,6 +637,19 @@ describe('ticks', () => {
     ['after a pending tick', { lastTick: tick(5), pendingSequence: 7 }, 8],
   ])('next sequence: %s', async (_name, state, expected) => {
     expect(await nextSequence(market(state), 'ETH-USD', 1_700_000_000_000)).toBe(expected);
+  });
+
+  it("README's examples/tick.json recipe numbers the tick by the market's nextSequence, not the clock (feed46-readme-sequence)", () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const recipe = readme.split('\n').find((line) => line.includes('examples/tick.json > /tmp/tick.json'));
+    // Before: `--argjson seq "$(date +%s%3N)"`, a jump past maxSequenceJump on any market numbered otherwise (a feed
+    // counting from 1, a stage a replay numbered more than 1,000,000 ms ago): held as tick/sequence-jump and paged.
+    expect(recipe).toContain(`jq '.markets["ETH-USD"].nextSequence'`);
+    expect(recipe).toContain('--argjson seq "$seq"');
+    expect(recipe).not.toMatch(/date \+%s/);
+    // The field it reads is status's own (the moto test of status shows it past a breaker's tick).
+    const field: keyof StatusReport['markets'][string] = 'nextSequence';
+    expect(recipe).toContain(field);
   });
 
   it('examples/tick.json is a ready PutEvents entries file for the dev stack', () => {
@@ -1044,6 +1122,7 @@ describe('status rendering', () => {
     markets: {
       'ETH-USD': {
         lastSequence: 12,
+        nextSequence: 13,
         mark: '1520.5',
         at: '2026-01-01T00:00:00.000Z',
         markAgeSeconds: 150,
@@ -1388,6 +1467,7 @@ describe('liquidations overdue: the open ones too young to judge', () => {
 describe('status rendering of many markets', () => {
   const market = (mark: string | null): StatusReport['markets'][string] => ({
     lastSequence: mark === null ? null : 7,
+    nextSequence: mark === null ? 1_767_225_600_000 : 8,
     mark,
     at: mark === null ? null : '2026-01-01T00:00:00.000Z',
     markAgeSeconds: mark === null ? null : 3,

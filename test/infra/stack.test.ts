@@ -2101,7 +2101,7 @@ describe('BackstopStack template (configured)', () => {
   it('has every alarm the docs name (a runbook entry for an alarm that does not exist pages nobody)', () => {
     const { stack } = build();
     const ids = Object.keys(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'));
-    const docs = ['README.md', 'docs/DEPLOY.md', 'docs/VENUE.md']
+    const docs = ['README.md', 'docs/DEPLOY.md', 'docs/VENUE.md', 'docs/FEED.md']
       .map((f) => readFileSync(join(projectRoot, f), 'utf8'))
       .join('\n');
     const named = [...new Set([...docs.matchAll(/`([A-Za-z<>]+Alarm)`/g)].map((m) => m[1]!))];

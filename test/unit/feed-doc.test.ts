@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
+import { formatPpm } from '../../shared/domain/units.ts';
+import { DEFAULT_RETRY, PUT_EVENTS_BATCH, RETRYABLE_ENTRY_CODES } from '../../shared/feed/publisher.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { TICK_BUS } from '../../shared/topology.ts';
+
+/**
+ * docs/FEED.md is what an exchange's engineer writes the publisher from: its numbers, names and examples are checked
+ * here against the code they describe, so a change to either shows.
+ */
+
+const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+const feed = read('docs/FEED.md');
+
+describe('docs/FEED.md against the code', () => {
+  it("states the built-in markets' timing and bands as the configuration has them", () => {
+    const m = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    const percent = (ppm: bigint) => `${Number(formatPpm(ppm)) * 100} %`;
+    for (const [name, value] of [
+      ['maxTickAgeSeconds', m.maxTickAgeSeconds],
+      ['maxClockSkewSeconds', m.maxClockSkewSeconds],
+      ['maxMarkAgeSeconds', m.maxMarkAgeSeconds],
+      ['breakerConfirmSeconds', m.breakerConfirmSeconds],
+      ['alarmTickSilenceMinutes', loadConfig({}).alarmTickSilenceMinutes],
+    ] as const) {
+      expect(feed, name).toContain(`\`${name}\` [${value}]`);
+    }
+    expect(feed).toContain(`\`priceBand\` [${percent(m.priceBand)}]`);
+    expect(feed).toContain(`\`indexBand\` of it (${percent(m.indexBand)} by default)`);
+    expect(feed).toContain(`\`maxSequenceJump\` (${m.maxSequenceJump.toLocaleString('en-US')} by default)`);
+    expect(m.priceWindowSeconds).toBe(0);
+  });
+
+  it("names the bus's source and detail type, PutEvents' batch and the publisher's retries as they are", () => {
+    expect(feed).toContain(`\`${TICK_BUS.source}\` exactly`);
+    expect(feed).toContain(`\`${TICK_BUS.detailType}\` exactly`);
+    expect(PUT_EVENTS_BATCH).toBe(10);
+    expect(feed).toContain('**10 entries a call** (`PUT_EVENTS_BATCH`)');
+    expect([...RETRYABLE_ENTRY_CODES].sort()).toEqual(['InternalFailure', 'ThrottlingException']);
+    expect(feed).toContain('(`InternalFailure`,\n  `ThrottlingException`)');
+    const waits = Array.from({ length: DEFAULT_RETRY.attempts - 1 }, (_, i) =>
+      Math.min(DEFAULT_RETRY.maxDelayMs, DEFAULT_RETRY.firstDelayMs * 2 ** i),
+    );
+    expect(waits).toEqual([100, 200, 400, 800]);
+    expect(feed).toContain(`(${DEFAULT_RETRY.attempts} attempts, waits of\n  up to 100, 200, 400 and 800 ms`);
+  });
+
+  it('names only metrics the functions emit and reasons margin-check gives', () => {
+    for (const [, name] of feed.matchAll(
+      /`(Ticks(?:Accepted|Rejected\w*)|CircuitBreakerTripped|StaleMarkWaits)`/g,
+    ))
+      expect(Object.keys(METRICS), name).toContain(name);
+    const sources = [
+      'shared/domain/tick.ts',
+      'shared/schemas/tick.ts',
+      'shared/services/margin-check.ts',
+    ].map(read);
+    const reasons = new Set([...feed.matchAll(/`(tick\/[a-z-]+)`/g)].map((match) => match[1]!));
+    expect(reasons.size).toBeGreaterThan(15);
+    for (const reason of reasons) {
+      expect(
+        sources.some((s) => s.includes(`'${reason}'`) || s.includes(`\`${reason}`)),
+        reason,
+      ).toBe(true);
+    }
+  });
+
+  it('refuses every markPrice and timestamp it says are refused, and takes the ones it gives as examples', () => {
+    const detail = (over: Record<string, unknown>) => ({
+      symbol: 'ETH-USD',
+      markPrice: '1520.5',
+      timestamp: 1_767_225_600_000,
+      sequence: 1,
+      source: 'doc',
+      ...over,
+    });
+    for (const markPrice of [1520.5, '1.5e3', '1.123456789', '0', '-1', '+1', ' 1', '1,520.5', '.5', '5.']) {
+      expect(parseTickDetail(detail({ markPrice })), String(markPrice)).toMatchObject({ ok: false });
+    }
+    expect(parseTickDetail(detail({ markPrice: 1520.5 }))).toMatchObject({
+      reason: expect.stringContaining('expected string, received number'),
+    });
+    for (const markPrice of ['1520.5', '0.00012345', '1'.repeat(22)]) {
+      expect(parseTickDetail(detail({ markPrice })), markPrice).toMatchObject({ ok: true });
+    }
+    expect(parseTickDetail(detail({ markPrice: '1'.repeat(23) }))).toMatchObject({ ok: false });
+    for (const timestamp of ['2026-01-01T00:00:00.123Z', '2026-01-01T01:00:00+01:00', 0, 8.64e15])
+      expect(parseTickDetail(detail({ timestamp })), String(timestamp)).toMatchObject({ ok: true });
+    for (const timestamp of ['2026-01-01T00:00:00', 1.5, -1, 8.64e15 + 1])
+      expect(parseTickDetail(detail({ timestamp })), String(timestamp)).toMatchObject({ ok: false });
+    for (const [field, value] of [
+      ['sequence', '1'],
+      ['sequence', 1.5],
+      ['sequence', -1],
+      ['source', ''],
+      ['source', 'x'.repeat(65)],
+      ['indexprice', '1520'],
+    ] as const) {
+      expect(parseTickDetail(detail({ [field]: value })), `${field} ${value}`).toMatchObject({ ok: false });
+    }
+  });
+});
