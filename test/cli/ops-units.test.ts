@@ -33,6 +33,7 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
+import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
 import {
   DEFAULT_RISK_CONFIG,
@@ -62,7 +63,12 @@ import {
   SEQUENCES_FILE,
 } from '../../shared/local/sent-sequences.ts';
 import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shared/local/state.ts';
-import { drawWindowStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
+import {
+  drawWindowStatus,
+  fundStatus,
+  type StatusReport,
+  strandedAdvice,
+} from '../../shared/local/status.ts';
 import {
   dueOffsets,
   nextSequence,
@@ -78,7 +84,10 @@ import {
   silentTelemetry,
 } from '../../shared/ports/index.ts';
 import { type PriceTickDetail, parseTickDetail } from '../../shared/schemas/tick.ts';
+import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalRefusal } from '../../shared/services/admin.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { OVERDUE_SLACK_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
 import { useOperatorEmulator } from '../support/cli.ts';
 import { liquidation } from '../support/records.ts';
@@ -1367,7 +1376,21 @@ describe('status rendering', () => {
       },
     });
     expect(short).toContain(
-      "at entry 25008, NOT JUDGED (the journal audited 8 entries short of it), never below zero (journal audited through entry 25000: from ledger-reconcile's checkpoint at entry 5000, 20,000 entries read past it)\n",
+      "at entry 25008, NOT JUDGED (ledger-reconcile's checkpoint 20,008 entries behind it, more than the 20,000 entries a check reads), never below zero (journal audited through entry 25000: from ledger-reconcile's checkpoint at entry 5000, 20,000 entries read past it)\n",
+    );
+    const none = renderStatus({
+      ...report,
+      insuranceFund: {
+        ...report.insuranceFund,
+        sequence: 20_008,
+        reconciled: false,
+        verdict: 'not-audited',
+        difference: 'not judged',
+        audit: { checkpoint: null, read: 20_000, through: 20_000 },
+      },
+    });
+    expect(none).toContain(
+      'at entry 20008, NOT JUDGED (20,008 entries and no checkpoint stored by ledger-reconcile, more than the 20,000 entries a check reads)',
     );
     const unindexed = renderStatus({
       ...report,
@@ -1400,6 +1423,46 @@ describe('status rendering', () => {
       `insurance fund  250,000.50 USD at entry 1, NOT JUDGED (entries left out of the journal's index), never below zero (journal audited through entry 1: from ledger-reconcile's checkpoint at entry 0, 1 entry read past it)\n  WITHDRAWALS REFUSED: ${reason}\n`,
     );
     expect(renderStatus(report)).not.toMatch(/withdrawals/i);
+  });
+
+  // review46-status-not-audited: a fund not audited up to its balance said "the journal audited 8 entries short of
+  // it" (those past the 20,000 this read audited, which nothing keeps) above a refusal saying 20,008 short of it.
+  it('counts a fund not judged from where its audit stands, as the withdrawal refused under it does', async () => {
+    const ledger = new EmbeddedLedger();
+    const fee = (n: number) =>
+      ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: `fee-${n}`,
+        amount: usd('1'),
+        kind: 'fee',
+        reference: `p${n}`,
+        atMs: n,
+        floor: 0n,
+      });
+    const total = 5_000 + WITHDRAWAL_AUDIT_MAX_ENTRIES + 8;
+    for (let n = 1; n <= total; n++) {
+      await fee(n);
+      // ledger-reconcile's last run: its checkpoint at 5,000.
+      if (n === 5_000)
+        await reconcileAccount(ledger, INSURANCE_ACCOUNT, silentTelemetry, {
+          from: 'checkpoint',
+          saveCheckpoint: true,
+        });
+    }
+    const { fund, check } = await fundStatus(ledger, 0);
+    const refusal = withdrawalRefusal(check, 'USD')!;
+    const text = renderStatus({
+      ...report,
+      insuranceFund: { ...fund, withdrawals: { refused: true, ...refusal } },
+    });
+    expect(refusal.reason).toContain(
+      "audited through entry 5000 (ledger-reconcile's checkpoint), 20,008 entries short",
+    );
+    const line = text.split('\n').find((l) => l.startsWith('insurance fund'));
+    expect(line).toContain(
+      "at entry 25008, NOT JUDGED (ledger-reconcile's checkpoint 20,008 entries behind it, more than the 20,000 entries a check reads)",
+    );
+    expect(line).not.toContain('short');
   });
 });
 
