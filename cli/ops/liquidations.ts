@@ -60,6 +60,21 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
                          times ISO-8601 UTC, a field absent when the records do not have it)
 ${TARGET_USAGE}`;
 
+/** The most `--max` takes. */
+const MAX_OPTION = 100_000;
+
+/**
+ * `overdue --resend`'s last line when it left some unsent (overdue46-more-unsent), undefined when it did not. The rest
+ * waits for a run after these moved (each resend makes its liquidation young again), or a higher --max: never one past
+ * what --max takes, which the operator's copy would have refused (final46-resend-max-bound).
+ */
+export function notResentLine(found: number, resent: number, max: number, all: boolean): string | undefined {
+  const unsent = found - resent;
+  if (unsent <= 0) return undefined;
+  const higher = Math.min(found, MAX_OPTION);
+  return `${unsent} more ${all ? 'open' : 'overdue'} not resent (--max ${max}): run it again once these have moved${higher > max ? `, or with --max ${higher}` : ''}`;
+}
+
 /**
  * The first line of `overdue` (without --all): the open ones too young to judge are counted, so that none judged does
  * not read as none open (ux45-overdue-none-judged).
@@ -179,7 +194,7 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
   if (values.position !== undefined)
     throw new UsageError('liquidations overdue: --position is an option of liquidations show');
   // --all means all: a purge's every liquidation, not the first 100 again and again.
-  const max = intOption('max', values.max, 1, 100_000) ?? (values.all ? Number.MAX_SAFE_INTEGER : 100);
+  const max = intOption('max', values.max, 1, MAX_OPTION) ?? (values.all ? Number.MAX_SAFE_INTEGER : 100);
   return withTarget(values, async (deployment) => {
     const config = deployedRiskConfig(
       deployment,
@@ -240,12 +255,10 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       io.stdout.write(`  ${l.id} ${l.symbol} ${l.state}${rounds}, ${since}${failure}\n`);
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
-    // The rest waits for a run after these moved (each resend makes its liquidation young again), or a higher --max.
-    const unsent = report.overdue - resent.length;
-    if (values.resend && unsent > 0)
-      io.stdout.write(
-        `${unsent} more ${values.all ? 'open' : 'overdue'} not resent (--max ${max}): run it again once these have moved, or with --max ${report.overdue}\n`,
-      );
+    const unsent = values.resend
+      ? notResentLine(report.overdue, resent.length, max, values.all === true)
+      : undefined;
+    if (unsent) io.stdout.write(`${unsent}\n`);
     return 0;
   });
 });

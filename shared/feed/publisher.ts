@@ -16,7 +16,7 @@ import { TICK_BUS } from '../topology.ts';
  * - `putEntries` sends entries 10 per PutEvents (the API's most), in order, one call at a time, and sends again
  *   exactly the entries the bus answered with a retryable code (InternalFailure, ThrottlingException), unchanged,
  *   after a backoff, until they are put or their attempts run out. Never renumbered: a tick sent twice reaches
- *   margin-check as the same sequence, which it takes once (docs/FEED.md, "Retries").
+ *   margin-check as the same sequence, which it takes once (docs/FEED.md, "PutEvents: limits, partial failures, retries").
  * - `publishTicks` is the feed's call: ticks in, an error naming each tick the bus did not take.
  */
 

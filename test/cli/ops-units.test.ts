@@ -20,7 +20,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
-import { overdueHeadline } from '../../cli/ops/liquidations.ts';
+import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
@@ -1521,6 +1521,23 @@ describe('liquidations overdue: the open ones too young to judge', () => {
     expect(overdueHeadline({ ...report, judged: 2, young }, 0, nowMs)).toBe(
       '0 overdue of 2 open liquidations old enough to judge; at least 1000 more open, too young to judge (the first within 15 min)',
     );
+  });
+});
+
+// final46-resend-max-bound: past 100,000 overdue (a purged queue under a crash of a large book) the last line of
+// `overdue --resend` advised `--max` with the whole count, which --max refuses above 100,000.
+describe('overdue --resend: the line on the ones not resent', () => {
+  it('advises a --max the option takes, and none when the run already used the most', () => {
+    expect(notResentLine(5, 2, 2, false)).toBe(
+      '3 more overdue not resent (--max 2): run it again once these have moved, or with --max 5',
+    );
+    expect(notResentLine(150_000, 100, 100, false)).toBe(
+      '149900 more overdue not resent (--max 100): run it again once these have moved, or with --max 100000',
+    );
+    expect(notResentLine(150_000, 100_000, 100_000, true)).toBe(
+      '50000 more open not resent (--max 100000): run it again once these have moved',
+    );
+    expect(notResentLine(5, 5, 100, false)).toBeUndefined();
   });
 });
 
