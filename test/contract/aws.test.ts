@@ -99,6 +99,17 @@ const awsHarness =
               }),
             );
       },
+      writeBalanceOutsideJournal: async (account, balance, sequence) => {
+        await clients!.dynamo.send(
+          new UpdateItemCommand({
+            TableName: names.tables.ledger,
+            Key: { pk: { S: `ACCOUNT#${account}` }, sk: { S: 'BALANCE' } },
+            UpdateExpression: 'SET balance = :b, #seq = :s',
+            ExpressionAttributeNames: { '#seq': 'sequence' },
+            ExpressionAttributeValues: { ':b': { N: String(balance) }, ':s': { N: String(sequence) } },
+          }),
+        );
+      },
       close: async () => {},
     };
   };

@@ -17,6 +17,8 @@ contractSuite(
       advance: (ms) => clock.advance(ms),
       leaveOutOfJournalIndex: async (account, sequences) =>
         adapters.ledger.leaveOutOfJournalIndex(account, sequences),
+      writeBalanceOutsideJournal: async (account, balance, sequence) =>
+        adapters.ledger.writeBalanceOutsideJournal(account, { balance, sequence }),
       close: async () => {},
     };
   },

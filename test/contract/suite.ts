@@ -25,9 +25,11 @@ import {
   type ProviderRecord,
   type QueueTransport,
   type ReceivedMessage,
+  silentTelemetry,
   type Transactor,
   type Write,
 } from '../../shared/ports/index.ts';
+import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { position } from '../support/records.ts';
 
 /**
@@ -48,6 +50,8 @@ export interface ContractHarness {
    * by sequence (session 27) holds the entries written before it.
    */
   leaveOutOfJournalIndex(account: string, sequences: readonly number[]): Promise<void>;
+  /** The account's balance item written by hand, outside the journal (an UpdateItem, a restore of that item alone). */
+  writeBalanceOutsideJournal(account: string, balance: bigint, sequence: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -2289,6 +2293,26 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // As journalAfter lists them: an entry left out of the index is not among them.
         await h.leaveOutOfJournalIndex('fund', [12, 10]);
         expect(await sequences(2)).toEqual([11, 9]);
+      });
+
+      // final46-renumbered-journal: a balance item set back numbers the next entries again; the embedded ledger listed
+      // entries by their place in the journal (entry n at n - 1), so a withdrawal's check, reading the original entries
+      // up to the balance's sequence, found a fund that AWS (its index, by sequence) shows broken reconciled.
+      it('lists the entries after a balance set back by sequence, entries of one number together, as the index does', async () => {
+        for (let i = 1; i <= 5; i++)
+          await a.ledger.apply(movement({ idempotencyKey: `r-${i}`, amount: usd('10') }));
+        await h.writeBalanceOutsideJournal('fund', usd('20'), 2);
+        for (let i = 6; i <= 8; i++)
+          await a.ledger.apply(movement({ idempotencyKey: `r-${i}`, amount: usd('10') }));
+        const listedAfter = async (sequence: number, limit: number) =>
+          (await a.ledger.journalAfter('fund', sequence, limit)).map((e) => e.sequence);
+        expect(await listedAfter(2, 100)).toEqual([3, 3, 4, 4, 5, 5]);
+        expect(await listedAfter(3, 2)).toEqual([4, 4]);
+        expect(await listedAfter(0, 3)).toEqual([1, 2, 3]);
+        expect((await a.ledger.journal('fund')).map((e) => e.sequence)).toEqual([1, 2, 3, 3, 4, 4, 5, 5]);
+        // The reconcile (a withdrawal's check) sees the entries twice: as many moved since as were set back, same sum.
+        const report = await reconcileAccount(a.ledger, 'fund', silentTelemetry, { missingRetriesMs: [] });
+        expect(report.problems).toContain('entry 3 appears twice');
       });
 
       // withdraw46-not-indexed: what a withdrawal's check asks on a missing entry. Every entry this version writes is

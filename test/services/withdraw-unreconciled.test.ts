@@ -115,6 +115,21 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
     expect(await fund()).toEqual(before);
   });
 
+  // final46-renumbered-journal: the embedded ledger listed entries by their place, entry n at n - 1; after a set-back
+  // the check read the original entries 3 to 5 and not their namesakes, found the sum equal, and let this one go.
+  it('is refused on a balance item set back two entries, as much moved since as the entries it left out', async () => {
+    const { p, withdraw, deposit, fund } = setup();
+    for (let i = 1; i <= 5; i++) await deposit('10', `d${i}`);
+    p.adapters.ledger.writeBalanceOutsideJournal(INSURANCE_ACCOUNT, { balance: usd('20'), sequence: 2 });
+    for (let i = 6; i <= 8; i++) await deposit('10', `d${i}`);
+    const before = await fund();
+    expect(await withdraw('1', 'w1')).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('entry 3 appears twice'),
+    });
+    expect(await fund()).toEqual(before);
+  });
+
   it('goes through on a fund that reconciles, and the journal still does', async () => {
     const { p, withdraw, deposit, fund } = setup();
     await deposit('100', 'd1');

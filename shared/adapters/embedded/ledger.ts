@@ -55,6 +55,8 @@ export class EmbeddedLedger implements Ledger {
   readonly #audits = new Map<string, AuditCheckpoint>();
   /** Sequences of entries journalAfter does not list, by account: AWS's entries without journalSequence (drills). */
   readonly #unindexed = new Map<string, Set<number>>();
+  /** Accounts whose balance sequence was written outside the journal: their entries are no longer at n - 1. */
+  readonly #renumbered = new Set<string>();
   /** Audit epochs begun so far (each restart begins one). */
   #epochs = 0;
   readonly #hook: HookRef;
@@ -139,7 +141,8 @@ export class EmbeddedLedger implements Ledger {
   }
 
   async journal(account: string): Promise<readonly JournalEntry[]> {
-    return [...(this.#journals.get(account) ?? [])];
+    // In sequence order, as the AWS ledger sorts it, once a balance written outside the journal numbers entries again.
+    return [...(this.#journals.get(account) ?? [])].sort((a, b) => a.sequence - b.sequence);
   }
 
   async journalAfter(
@@ -149,14 +152,21 @@ export class EmbeddedLedger implements Ledger {
   ): Promise<readonly JournalEntry[]> {
     const problem = journalRangeProblem(afterSequence, limit);
     if (problem) throw new EmbeddedInputError(problem);
-    // Entries are appended in sequence order from 1: entry n sits at n - 1.
-    const start = Math.max(0, afterSequence);
     const journal = this.#journals.get(account) ?? [];
     const hidden = this.#unindexed.get(account);
-    if (!hidden) return journal.slice(start, start + limit);
+    // Entries are appended in sequence order from 1, entry n at n - 1, until a balance written outside the journal
+    // numbers them again: then by sequence, as the AWS index lists them (final46-renumbered-journal).
+    if (!this.#renumbered.has(account)) {
+      const start = Math.max(0, afterSequence);
+      if (!hidden) return journal.slice(start, start + limit);
+      return journal
+        .slice(start)
+        .filter((e) => !hidden.has(e.sequence))
+        .slice(0, limit);
+    }
     return journal
-      .slice(start)
-      .filter((e) => !hidden.has(e.sequence))
+      .filter((e) => e.sequence > afterSequence && !hidden?.has(e.sequence))
+      .sort((a, b) => a.sequence - b.sequence)
       .slice(0, limit);
   }
 
@@ -233,6 +243,8 @@ export class EmbeddedLedger implements Ledger {
    * AWS: for drills and tests of what the reconcile and a withdrawal make of it (nothing in Backstop calls it).
    */
   writeBalanceOutsideJournal(account: string, change: Partial<Omit<AccountBalance, 'account'>>): void {
+    if (change.sequence !== undefined && change.sequence !== this.#balance(account).sequence)
+      this.#renumbered.add(account);
     this.#balances.set(account, Object.freeze({ ...this.#balance(account), ...change, account }));
   }
 
