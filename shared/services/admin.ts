@@ -382,6 +382,7 @@ async function checkFund(
   const report = await reconcileAccount(reader, INSURANCE_ACCOUNT, silentTelemetry, {
     from: 'checkpoint',
     maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES,
+    // Not the reader's: `read` stays the balance judged, the one the withdrawal is written on (`expected`).
     balanceAgain: (account) => ledger.balance(account),
     ...(pause === undefined ? {} : { pause }),
     ...(waitedFor === undefined ? {} : { waitedFor }),

@@ -1,7 +1,7 @@
 import { EMPTY_AUDIT, extendAudit, type JournalAudit } from '../domain/journal-audit.ts';
 import { absBig, formatQuote, formatQuoteGrouped, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
-import type { AccountBalance, JournalEntry, Ledger, Telemetry } from '../ports/index.ts';
+import type { AccountBalance, Ledger, Telemetry } from '../ports/index.ts';
 
 export interface ReconcileReport {
   readonly account: string;
@@ -67,7 +67,8 @@ export interface ReconcileOptions {
   readonly drawCap?: { readonly cap: QuoteE6; readonly windowSeconds: number; readonly nowMs: number };
   /**
    * The balance read again before an entry past it is called a problem (the reader's by default): a reader over a
-   * snapshot passes the live ledger's, as a movement may have committed since the snapshot was taken.
+   * snapshot passes the live ledger's, as a movement may have committed since the snapshot was taken; a withdrawal's
+   * check (admin.ts `checkFund`) passes the ledger's, its reader keeping the first read, the balance it judged.
    */
   readonly balanceAgain?: (account: string) => Promise<AccountBalance>;
 }
@@ -308,16 +309,4 @@ function report(
       problems,
     });
   }
-}
-
-/** A reader over a journal already in memory (a consistent snapshot): no checkpoint, nothing stored. */
-export function journalSnapshot(balance: AccountBalance, journal: readonly JournalEntry[]): JournalReader {
-  const ordered = [...journal].sort((a, b) => a.sequence - b.sequence);
-  return {
-    balance: async () => balance,
-    journalAfter: async (_account, afterSequence, limit) =>
-      ordered.filter((e) => e.sequence > afterSequence).slice(0, limit),
-    auditCheckpoint: async () => undefined,
-    saveAuditCheckpoint: async () => {},
-  };
 }

@@ -2,7 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import type { AccountBalance, JournalEntry, Telemetry } from '../../shared/ports/index.ts';
-import { type JournalReader, journalSnapshot, reconcileAccount } from '../../shared/services/reconcile.ts';
+import { type JournalReader, reconcileAccount } from '../../shared/services/reconcile.ts';
+
+/** A reader over a journal already in memory (a consistent snapshot): no checkpoint, nothing stored. */
+function journalSnapshot(balance: AccountBalance, journal: readonly JournalEntry[]): JournalReader {
+  const ordered = [...journal].sort((a, b) => a.sequence - b.sequence);
+  return {
+    balance: async () => balance,
+    journalAfter: async (_account, afterSequence, limit) =>
+      ordered.filter((e) => e.sequence > afterSequence).slice(0, limit),
+    auditCheckpoint: async () => undefined,
+    saveAuditCheckpoint: async () => {},
+  };
+}
 
 const USD = 1_000_000n;
 const FUND = 'insurance';
