@@ -11,7 +11,7 @@ import {
   sentSequenceKey,
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import { collectStatus, strandedAdvice } from '../../shared/local/status.ts';
+import { collectLiquidationWork, strandedAdvice } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   handledSequence,
@@ -26,7 +26,6 @@ import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
-import { withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { resolveSymbol } from '../simulate.ts';
@@ -299,8 +298,6 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     // What the last look at the stack found, for the line each held tick writes where no bar is drawn.
     let work = { total: 0, nonTerminal: 0 };
     let stuckLooks = 0;
-    // The status read every held tick: a missing ledger entry waited for once (review46-status-watch).
-    const holdCheck = withdrawalChecker();
     const lastPrice = points.at(-1)?.price;
     try {
       outcome = await replayPrices({
@@ -338,12 +335,9 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
-                    const { liquidations, stranded, dlqMessages } = await collectStatus(
-                      deployment,
-                      Date.now(),
-                      undefined,
-                      holdCheck,
-                    );
+                    // Only what it judges, the liquidations table's Scans: never the positions (a whole book), the
+                    // auctions or the fund, on every held tick (status46-watch-scans).
+                    const { liquidations, stranded, dlqMessages } = await collectLiquidationWork(deployment);
                     work = liquidations;
                     progress.update(
                       'hold',

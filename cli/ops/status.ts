@@ -1,6 +1,12 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
-import { collectStatus, type StatusReport, strandedAdvice } from '../../shared/local/status.ts';
+import {
+  collectStatus,
+  STATUS_COUNT_EVERY_MS,
+  type StatusReport,
+  statusWatcher,
+  strandedAdvice,
+} from '../../shared/local/status.ts';
 import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
 import {
@@ -22,8 +28,13 @@ Positions by state, liquidations by state, the fees earned and who bore the shor
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
 (balance, reconciliation as a withdrawal judges it: from ledger-reconcile's checkpoint, never the whole journal;
 whether withdrawals are refused for it; the last journal entries) and the circuit breakers.
+The counts by state Scan the positions, liquidations (twice) and auctions tables whole on each read: on a
+deployed stack, a read unit per 8 KB scanned (DynamoDB on demand, eventually consistent), ~60,000 read units
+for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md, "What backstop status reads").
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
-  --watch                refresh until Ctrl-C
+  --watch                refresh until Ctrl-C: queues, dead letters, markets and the fund on every refresh; the
+                         positions, liquidations and auctions counts (and stranded, settled) every 5 minutes,
+                         shown with their age in between ("counted ... s ago"; --json: counted.ageSeconds)
   --interval S           seconds between refreshes (default 2)
   --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
                          older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
@@ -80,6 +91,12 @@ export function renderStatus(s: StatusReport): string {
     `losses          fees ${usd(s.liquidations.losses.fees)} ${quote} earned; shortfalls ${usd(s.liquidations.losses.shortfall)} ${quote}: fund ${usd(s.liquidations.losses.fundPaid)}, ADL ${usd(s.liquidations.losses.adlCovered)}, ${s.liquidations.losses.uncoveredBadDebt !== '0' ? `UNCOVERED BAD DEBT ${usd(s.liquidations.losses.uncoveredBadDebt)}` : 'none uncovered'}${s.liquidations.losses.unreadable > 0 ? ` (${s.liquidations.losses.unreadable} settlements unreadable, left out)` : ''}`,
     `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
   ];
+  // --watch's counts between its Scans (status46-watch-scans): their age, not passed off as this refresh's.
+  const reused = s.counted.at !== s.at;
+  if (reused)
+    lines.push(
+      `  (positions, liquidations, auctions, stranded and settled counted ${s.counted.ageSeconds} s ago at ${s.counted.at}: they Scan their tables, --watch counts again every ${STATUS_COUNT_EVERY_MS / 60_000} min; the rest is live)`,
+    );
   const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>
     `${name} ${q.depth}${q.inFlight ? ` +${q.inFlight} in flight` : ''}${q.delayed ? ` +${q.delayed} delayed` : ''}`;
   const entries = Object.entries(s.queues);
@@ -94,7 +111,7 @@ export function renderStatus(s: StatusReport): string {
   );
   if (s.stranded > 0)
     lines.push(
-      `  ${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages, t.kind)}`,
+      `  ${s.stranded} liquidations not terminal and no message moving them${reused ? ` (counted ${s.counted.ageSeconds} s ago)` : ''}: ${strandedAdvice(s.dlqMessages, t.kind)}`,
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
@@ -192,11 +209,13 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
         : undefined;
     // One check for every refresh: a missing entry is waited for once, not on each (review46-status-watch).
     const checkFund = withdrawalChecker();
-    const collect = () => collectStatus(deployment, Date.now(), config, checkFund);
     if (!values.watch) {
-      write(await collect());
+      write(await collectStatus(deployment, Date.now(), config, checkFund));
       return 0;
     }
+    // The Scanned counts again every STATUS_COUNT_EVERY_MS, the rest on every refresh (status46-watch-scans).
+    const watcher = statusWatcher(deployment, config, checkFund);
+    const collect = () => watcher(Date.now());
     let stopped = false;
     let wake: () => void = () => {};
     const onSignal = () => {

@@ -24,9 +24,11 @@ import { sequenceAfter } from './ticks.ts';
  * One snapshot of a deployment for operators and scripts (`backstop status --json`). The shape is stable:
  * every state is present (0 when empty), amounts are decimal strings, times ISO 8601.
  *
- * Counting positions, liquidations and auctions by state Scans those tables. That is fine for an operator
- * tool run by hand or every few seconds; nothing on the liquidation path ever scans (it queries the sparse
- * index), and the Scans read only the `state` attribute.
+ * Counting positions, liquidations and auctions by state Scans those tables whole: a read unit per 4 KB of items
+ * read (8 KB eventually consistent, as these are), whatever the projection (DEPLOY.md prices it for a book). A single
+ * read counts; `--watch` counts again every STATUS_COUNT_EVERY_MS and says the counts' age (`counted`); `replay --hold`
+ * scans only the liquidations (collectLiquidationWork). Nothing on the liquidation path ever scans (it queries the
+ * sparse index).
  */
 
 // Records keyed by every state: the compiler flags a state added to the model and missing here.
@@ -212,6 +214,12 @@ export interface StatusReport {
    * null when neither says (amounts are then shown as the built-in configuration's, USD). Last: a key added later.
    */
   readonly quote: string | null;
+  /**
+   * When positions, liquidations, auctions, `stranded` and `settled` were counted (they Scan their tables: see
+   * STATUS_COUNT_EVERY_MS): `at` is the report's own for a single read; `status --watch` counts again every 5 minutes
+   * and shows the last counts in between, `ageSeconds` old (status46-watch-scans).
+   */
+  readonly counted: { readonly at: string; readonly ageSeconds: number };
 }
 
 /**
@@ -428,42 +436,178 @@ export function strandedAdvice(dlqMessages: number, kind: string): string {
 }
 
 /**
+ * How often `status --watch` counts again what needs a Scan (status46-watch-scans): positions, liquidations and
+ * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole: ~60,000 read units for a
+ * book of 1,000,000 positions and a crash's 100,000 liquidations (DEPLOY.md's assumptions), hundreds of 1 MB Scan
+ * pages, where --watch counted on every refresh (2 s), back to back.
+ * Five minutes: the book's totals are a trend to the on-call, and what moves within seconds in a crash (queues, dead
+ * letters, breakers, the fund) is read live on every refresh; a Scan every 5 minutes is 150 times fewer than every 2 s.
+ */
+export const STATUS_COUNT_EVERY_MS = 5 * 60_000;
+
+/** The counts that need a Scan, and what is judged from them, as of `atMs` (one status read's, reused by --watch). */
+export interface StatusTallies {
+  readonly atMs: number;
+  readonly positions: StatusReport['positions'];
+  readonly liquidations: StatusReport['liquidations'];
+  readonly auctions: StatusReport['auctions'];
+  readonly stranded: number;
+  readonly settled: boolean;
+}
+
+/**
+ * The work the liquidations table says is left, judged as status judges it (strandedCount): what `replay --hold`
+ * reads on every held tick. Scans the liquidations table (twice: the totals and the ADL rounds owed), never the
+ * positions or auctions.
+ */
+export interface LiquidationWork {
+  readonly liquidations: StatusReport['liquidations'];
+  readonly stranded: number;
+  readonly dlqMessages: number;
+}
+
+interface LiveReads {
+  readonly markets: MarketState[];
+  readonly queues: Record<string, QueueDepth>;
+  readonly drained: boolean;
+  readonly dlqMessages: number;
+}
+
+async function liveReads(deployment: Deployment): Promise<LiveReads> {
+  const { clients, names } = deployment;
+  const { work, deadLetters } = reportQueues(names);
+  const [markets, depths] = await Promise.all([
+    scanMarkets(clients.dynamo, names.tables.markets),
+    Promise.all(
+      [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(clients.sqs, url)] as const),
+    ),
+  ]);
+  const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
+  return {
+    markets,
+    queues,
+    drained: work.every(([id]) => total(queues[id]!) === 0),
+    dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
+  };
+}
+
+/** The liquidations table's two Scans: the totals and the ADL rounds owed. */
+interface LiquidationScan {
+  readonly totals: Awaited<ReturnType<typeof liquidationTotals>>;
+  readonly owingAdlRounds: number;
+}
+
+async function scanLiquidations(deployment: Deployment): Promise<LiquidationScan> {
+  const { dynamo } = deployment.clients;
+  const table = deployment.names.tables.liquidations;
+  const [totals, owingAdlRounds] = await Promise.all([
+    liquidationTotals(dynamo, table),
+    countOwingAdlRounds(dynamo, table),
+  ]);
+  return { totals, owingAdlRounds };
+}
+
+/** The liquidations' counts, and those stranded judged against the queues and markets read with them. */
+function judgeLiquidations(
+  { totals, owingAdlRounds }: LiquidationScan,
+  live: LiveReads,
+): { readonly liquidations: StatusReport['liquidations']; readonly stranded: number } {
+  const liquidationTotal = [...totals.byState.values()].reduce((a, b) => a + b, 0);
+  const terminal = [...totals.byState].reduce(
+    (sum, [state, n]) => sum + (isTerminal(state as LiquidationState) ? n : 0),
+    0,
+  );
+  const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
+  return {
+    liquidations: {
+      byState: fill(LIQUIDATION_STATES, totals.byState),
+      total: liquidationTotal,
+      nonTerminal,
+      owingAdlRounds,
+      losses: totals.losses,
+    },
+    stranded: strandedCount(nonTerminal, live.drained, live.markets, totals.queuedByTick),
+  };
+}
+
+/**
+ * What `replay --hold` needs on each held tick (status46-watch-scans): the liquidations' terminal state, the stranded
+ * judgement and the dead letters, from the liquidations table, the markets and the queues; it scanned the positions
+ * (a whole book) and the auctions and ran the fund's check every few seconds for nothing it used.
+ */
+export async function collectLiquidationWork(deployment: Deployment): Promise<LiquidationWork> {
+  const [live, scan] = await Promise.all([liveReads(deployment), scanLiquidations(deployment)]);
+  return { ...judgeLiquidations(scan, live), dlqMessages: live.dlqMessages };
+}
+
+/** The three Scanned tables' counts (in parallel). */
+async function scanTallies(deployment: Deployment) {
+  const { dynamo } = deployment.clients;
+  const [liquidations, positions, auctions] = await Promise.all([
+    scanLiquidations(deployment),
+    countByAttribute(dynamo, deployment.names.tables.positions, 'state'),
+    countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
+  ]);
+  return { liquidations, positions, auctions };
+}
+
+function talliesOf(
+  scan: Awaited<ReturnType<typeof scanTallies>>,
+  live: LiveReads,
+  nowMs: number,
+): StatusTallies {
+  const { liquidations, stranded } = judgeLiquidations(scan.liquidations, live);
+  const openAuctions = scan.auctions.get('RUNNING') ?? 0;
+  return {
+    atMs: nowMs,
+    positions: fill(POSITION_STATES, scan.positions),
+    liquidations,
+    auctions: { byState: fill(AUCTION_STATES, scan.auctions), open: openAuctions },
+    stranded,
+    // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
+    // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
+    // are still being started (its market's pending sequence: a continuation, a retried invocation).
+    settled:
+      liquidations.nonTerminal === 0 &&
+      openAuctions === 0 &&
+      (live.queues.ticks ? total(live.queues.ticks) === 0 : true) &&
+      live.markets.every((m) => m.pendingSequence === undefined),
+  };
+}
+
+/**
  * Reads everything the status shows, in parallel. `config`: the deployed risk configuration, when known (each
  * market's mark is then judged stale or not). `checkFund`: the withdrawal's check; a caller that reads the status
  * again and again (--watch) passes one withdrawalChecker for all its reads, so a missing entry is waited for once.
+ * `tallies`: counts a read before took (statusWatcher), shown with their age instead of scanning again; none: counted
+ * now.
  */
 export async function collectStatus(
   deployment: Deployment,
   nowMs = Date.now(),
   config?: RiskConfig,
   checkFund: (ledger: Ledger) => Promise<FundCheck> = checkFundForWithdrawal,
+  tallies?: StatusTallies,
 ): Promise<StatusReport> {
+  return (await readStatus(deployment, nowMs, config, checkFund, tallies)).report;
+}
+
+async function readStatus(
+  deployment: Deployment,
+  nowMs: number,
+  config: RiskConfig | undefined,
+  checkFund: (ledger: Ledger) => Promise<FundCheck>,
+  reuse: StatusTallies | undefined,
+): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies }> {
   const { clients, names } = deployment;
-  const { dynamo, sqs } = clients;
-  const ledger = new DynamoLedger(dynamo, names.tables.ledger);
-  const { work, deadLetters } = reportQueues(names);
-  const [positions, liquidations, owingAdlRounds, auctions, markets, depths, { fund, check }] =
-    await Promise.all([
-      countByAttribute(dynamo, names.tables.positions, 'state'),
-      liquidationTotals(dynamo, names.tables.liquidations),
-      countOwingAdlRounds(dynamo, names.tables.liquidations),
-      countByAttribute(dynamo, names.tables.auctions, 'state'),
-      scanMarkets(dynamo, names.tables.markets),
-      Promise.all(
-        [...work, ...deadLetters].map(async ([id, url]) => [id, await queueDepth(sqs, url)] as const),
-      ),
-      fundStatus(ledger, nowMs, config, checkFund),
-    ]);
-  const byState = fill(LIQUIDATION_STATES, liquidations.byState);
-  const liquidationTotal = [...liquidations.byState.values()].reduce((a, b) => a + b, 0);
-  const terminal = [...liquidations.byState].reduce(
-    (sum, [state, n]) => sum + (isTerminal(state as LiquidationState) ? n : 0),
-    0,
-  );
-  const queues = Object.fromEntries(depths) as Record<string, QueueDepth>;
-  const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
-  const drained = work.every(([id]) => total(queues[id]!) === 0);
-  const openAuctions = auctions.get('RUNNING') ?? 0;
+  const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
+  const [live, { fund, check }, scan] = await Promise.all([
+    liveReads(deployment),
+    fundStatus(ledger, nowMs, config, checkFund),
+    reuse === undefined ? scanTallies(deployment) : undefined,
+  ]);
+  const tallies = scan === undefined ? reuse! : talliesOf(scan, live, nowMs);
+  const { markets, queues } = live;
   // Every configured market, one that never had an item too (no tick, no provider): status says it has no tick.
   const listed = new Set(markets.map((m) => m.symbol));
   const unlisted = (config?.markets ?? [])
@@ -479,7 +623,7 @@ export async function collectStatus(
   const refusal = withdrawalRefusal(check, quote ?? quoteCurrency(DEFAULT_RISK_CONFIG));
   const withdrawals =
     refusal === undefined ? { refused: false, code: null, reason: null } : { refused: true, ...refusal };
-  return {
+  const report: StatusReport = {
     target: {
       kind: deployment.kind,
       stage: deployment.stage,
@@ -487,32 +631,51 @@ export async function collectStatus(
       endpoint: deployment.endpoint ?? null,
     },
     at: iso(nowMs),
-    positions: fill(POSITION_STATES, positions),
-    liquidations: {
-      byState,
-      total: liquidationTotal,
-      nonTerminal,
-      owingAdlRounds,
-      losses: liquidations.losses,
-    },
-    auctions: { byState: fill(AUCTION_STATES, auctions), open: openAuctions },
+    positions: tallies.positions,
+    liquidations: tallies.liquidations,
+    auctions: tallies.auctions,
     queues,
-    dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
-    drained,
-    stranded: strandedCount(nonTerminal, drained, markets, liquidations.queuedByTick),
-    // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
-    // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
-    // are still being started (its market's pending sequence: a continuation, a retried invocation).
-    settled:
-      nonTerminal === 0 &&
-      openAuctions === 0 &&
-      (queues.ticks ? total(queues.ticks) === 0 : true) &&
-      markets.every((m) => m.pendingSequence === undefined),
+    dlqMessages: live.dlqMessages,
+    drained: live.drained,
+    stranded: tallies.stranded,
+    settled: tallies.settled,
     insuranceFund: { ...fund, withdrawals },
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).
     breakersOpen: markets.filter((m) => m.breaker && m.breaker.reason !== 'tick/unconfirmed').length,
     quote,
+    counted: {
+      at: iso(tallies.atMs),
+      ageSeconds: Math.max(0, Math.floor((nowMs - tallies.atMs) / 1000)),
+    },
+  };
+  return { report, tallies };
+}
+
+/**
+ * `status --watch`'s reads (status46-watch-scans): each read's queues, markets, fund and breakers live, the counts
+ * that Scan the positions, liquidations and auctions tables taken again only once `countEveryMs` has passed since the
+ * last (STATUS_COUNT_EVERY_MS), the last ones reused in between and their age said (`counted`).
+ */
+export function statusWatcher(
+  deployment: Deployment,
+  config: RiskConfig | undefined,
+  checkFund: (ledger: Ledger) => Promise<FundCheck>,
+  countEveryMs = STATUS_COUNT_EVERY_MS,
+): (nowMs: number) => Promise<StatusReport> {
+  let last: StatusTallies | undefined;
+  return async (nowMs) => {
+    // A clock set back counts again too.
+    const fresh = last !== undefined && nowMs >= last.atMs && nowMs - last.atMs < countEveryMs;
+    const { report, tallies } = await readStatus(
+      deployment,
+      nowMs,
+      config,
+      checkFund,
+      fresh ? last : undefined,
+    );
+    last = tallies;
+    return report;
   };
 }
 

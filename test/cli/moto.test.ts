@@ -68,9 +68,12 @@ describe('status', () => {
       'markets',
       'breakersOpen',
       'quote',
+      'counted',
     ]);
     // The local stage's configuration, the built-in one: its quote currency (session 41, config-mixed-quotes).
     expect(report.quote).toBe('USD');
+    // A single read counts now (status46-watch-scans: --watch shows older counts, with their age).
+    expect(report.counted).toEqual({ at: report.at, ageSeconds: 0 });
     expect(report.target).toEqual({
       kind: 'local',
       stage,

@@ -22,7 +22,7 @@ import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
-import { renderStatus } from '../../cli/ops/status.ts';
+import { renderStatus, STATUS_USAGE } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
 import {
   deadLetterQueueUrlKey,
@@ -66,6 +66,7 @@ import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shar
 import {
   drawWindowStatus,
   fundStatus,
+  STATUS_COUNT_EVERY_MS,
   type StatusReport,
   strandedAdvice,
 } from '../../shared/local/status.ts';
@@ -1146,6 +1147,7 @@ describe('status rendering', () => {
     },
     breakersOpen: 1,
     quote: null,
+    counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 0 },
   };
   it('shows every part on its own line', () => {
     const text = renderStatus(report);
@@ -1265,6 +1267,26 @@ describe('status rendering', () => {
       expect(resend, advice).toBe('backstop liquidations overdue --all --resend --config risk.json');
       expect(deploy).toContain(resend);
     }
+  });
+  // status46-watch-scans: --watch shows the counts that Scan their tables from up to 5 minutes back, with their age.
+  it('says how old the counts are when --watch shows earlier ones, and nothing of it for a single read', () => {
+    expect(renderStatus(report)).not.toContain('counted');
+    const reused = renderStatus({
+      ...report,
+      at: '2026-01-01T00:02:00.000Z',
+      counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 120 },
+      drained: true,
+      stranded: 1,
+      dlqMessages: 0,
+    });
+    expect(reused).toContain(
+      'auctions        1 open (RUNNING 1)\n  (positions, liquidations, auctions, stranded and settled counted 120 s ago at 2026-01-01T00:00:00.000Z: they Scan their tables, --watch counts again every 5 min; the rest is live)\n',
+    );
+    expect(reused).toContain(
+      '  1 liquidations not terminal and no message moving them (counted 120 s ago): no dead letter',
+    );
+    expect(STATUS_USAGE).toContain('every 5 minutes');
+    expect(STATUS_COUNT_EVERY_MS).toBe(5 * 60_000);
   });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
   // 250,000.00 beside fund's 250,000.004); both now use formatQuoteGrouped, and --json keeps its exact decimal strings.
@@ -1598,6 +1620,7 @@ describe('status rendering of many markets', () => {
     },
     markets: { '1000PEPE-USDT': market('0.0100933'), 'AAVE-USD': market(null), 'ETH-USD': market('2965') },
     breakersOpen: 0,
+    counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 0 },
   } as unknown as StatusReport;
   it('says a market has no tick yet, and keeps every row in one column', () => {
     const rows = renderStatus(report)
