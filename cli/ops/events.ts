@@ -72,14 +72,14 @@ const STUCK_LOOKS = 2;
 
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
-Replays a price file as ticks: PutEvents in batches of 10, a progress bar on stderr (a line every 30 s when it
+Replays a price file as ticks: one PutEvents a tick, a progress bar on stderr (a line every 30 s when it
 is not a terminal), then the entries the bus
 took and refused (and a print the market's breaker holds at the end). Files: a header with a time column
 (timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
 12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
-continue from the market's last one. The replay keeps at most 2 ticks ahead of what the stack has handled (a
-tick waiting longer would be refused as too old), and stops with a clear error when the stack handles none for
-60 s.
+continue from the market's last one. Each tick is sent once the stack has handled the one before (EventBridge
+keeps no order between ticks in flight together: the older, landing second, would be refused as out of order),
+and the replay stops with a clear error when the stack handles none for 60 s.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -327,7 +327,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           limit: REPLAY_AHEAD_LIMIT,
           handled: () => handledSequence(markets, symbol),
           stallMs: REPLAY_STALL_MS,
-          pollMs: 250,
+          pollMs: REPLAY_POLL_MS,
         },
         ...(values.hold
           ? {
@@ -427,12 +427,17 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
 });
 
 /**
- * Ticks a replay keeps sent and not yet handled, at most; and how long it waits for a stack handling none. Two:
- * margin-check handles a market's ticks one after another, and a tick crossing many positions takes tens of
- * seconds on the emulator, so every tick queued behind it ages towards maxTickAgeSeconds (with 20 queued, a
- * README-sized replay had its ticks refused as too old and stalled); two keep the bus busy without that.
+ * Ticks a replay keeps sent and not yet handled, at most; how often it looks; and how long it waits for a stack
+ * handling none. One (review46-replay-order): EventBridge keeps no order between events, so two ticks of the market
+ * in flight together may reach margin-check in either order, and the older, landing second, is refused as out of
+ * order: a price of the file lost and counted towards TicksOutOfOrderAlarm (on AWS; moto and the local runner
+ * deliver in order). A replay at max speed is a feed as fast as the stack records its ticks, never faster: each
+ * next tick waits until the market shows the last (recorded, or held by its breaker), looked at every 100 ms. (20
+ * queued had a README-sized replay's ticks refused as too old: margin-check handles a market's ticks one after
+ * another, and one crossing many positions takes tens of seconds on the emulator.)
  */
-const REPLAY_AHEAD_LIMIT = 2;
+export const REPLAY_AHEAD_LIMIT = 1;
+export const REPLAY_POLL_MS = 100;
 const REPLAY_STALL_MS = 60_000;
 
 /** After what the market has seen and what these commands sent it (ticks of a replay may still be queued). */

@@ -832,9 +832,8 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
     const t0 = 1584003600000;
     const rows = Array.from({ length: 25 }, (_, i) => `${t0 + i * 60_000},${130 - i / 10}`);
     writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
-    // The bus takes the first PutEvents (ticks 42 and 43: a replay keeps 2 ahead of the stack), which the market
-    // then handles (nothing runs margin-check here: the test moves the market on), then the connection drops on
-    // the second.
+    // The bus takes the first PutEvents (tick 42: a tick a call), which the market then handles (nothing runs
+    // margin-check here: the test moves the market on), then the connection drops on the second (tick 43).
     const original = EventBridgeClient.prototype.send;
     let calls = 0;
     const spy = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
@@ -846,7 +845,7 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
       const out = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
       await markets.acceptTick(
         'ETH-USD',
-        { sequence: 43, markPrice: parsePrice('129.9'), timestampMs: Date.now() },
+        { sequence: 42, markPrice: parsePrice('130'), timestampMs: Date.now() },
         41,
         false,
       );
@@ -863,8 +862,8 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
     const inject = await injectTick('ETH-USD', '130', '--wait', '0', ...at);
     expect(inject.code, inject.stderr).toBe(0);
     const sequence = JSON.parse(inject.stdout).entry.Detail.sequence as number;
-    // 42 and 43 were sent by the replay, and 44-45 may have reached the bus before the connection dropped: the
-    // inject must come after what the replay recorded.
+    // 42 was put and handled, and 43 may have reached the bus before the connection dropped: the inject must come
+    // after what the replay recorded, not after the market's 42.
     expect(sequence).toBeGreaterThan(43);
   }, 120_000);
 });
@@ -904,7 +903,7 @@ describe('an inject run while a replay goes on (walk43b-sequence-claim)', () => 
         );
         handled = highest;
       }
-      // The inject runs while the replay's first batch is on the bus, before its second.
+      // The inject runs while the replay's first tick is on the bus, before its second.
       if (injected === undefined && details[0]?.source !== 'walk-inject') {
         injected = await injectTick('ETH-USD', '130', '--source', 'walk-inject', '--wait', '0', ...at);
       }
@@ -919,19 +918,19 @@ describe('an inject run while a replay goes on (walk43b-sequence-claim)', () => 
     expect(injected?.code, injected?.stderr).toBe(0);
     expect(replay.code, replay.stderr).toBe(0);
     const injectedSequence = JSON.parse(injected!.stdout).entry.Detail.sequence as number;
-    expect(injectedSequence).toBe(44);
+    expect(injectedSequence).toBe(43);
     const sequences = sent.map((t) => t.sequence);
     expect(new Set(sequences).size, JSON.stringify(sent)).toBe(sequences.length);
     expect(sent.filter((t) => t.source !== 'walk-inject').map((t) => t.sequence)).toEqual([
-      42, 43, 45, 46, 47, 48,
+      42, 44, 45, 46, 47, 48,
     ]);
     expect(JSON.parse(replay.stdout)).toMatchObject({
       sent: 6,
       firstSequence: 42,
       lastSequence: 48,
-      renumbered: [{ from: 44, to: 44 }],
+      renumbered: [{ from: 43, to: 43 }],
     });
-    expect(replay.stderr).toMatch(/ETH-USD sequence 44 was taken by another sender .*no price lost/);
+    expect(replay.stderr).toMatch(/ETH-USD sequence 43 was taken by another sender .*no price lost/);
   }, 120_000);
 });
 
@@ -942,16 +941,17 @@ describe("replay: the file's market", () => {
     // data.binance.vision's own name for the 12-column kline layout replay reads.
     const file = path.join(emulator.dir, 'BTCUSDT-1m-2020-03-12.csv');
     const t0 = 1584003600000;
-    // Two prints: one batch (a replay keeps 2 ticks ahead of a stack, and none runs here).
-    const rows = [7381.14, 7380.5].map(
+    // One print: a replay's next tick waits for the market to handle the one before, and nothing runs margin-check
+    // here (review46-replay-order).
+    const rows = [7381.14].map(
       (close, i) =>
         `${t0 + i * 60_000},${close},${close},${close},${close},1,${t0 + i * 60_000 + 59_999},1,1,1,1,0`,
     );
     writeFileSync(file, `${rows.join('\n')}\n`);
     const run = await cli('replay', file, '--speed', 'max', '--json', ...at);
     if (run.code === 0) {
-      // It went to ETH-USD: 7381 USD prints on the ETH market (the first trips the breaker, the second agrees
-      // with it and is accepted: the ETH book judged at BTC's price).
+      // It went to BTC-USD, not ETH-USD: there 7381 USD prints would open the ETH market once a second agreed
+      // (the ETH book judged at BTC's price).
       expect((JSON.parse(run.stdout) as { symbol: string }).symbol).toBe('BTC-USD');
     } else {
       expect(run.code).toBe(2);
@@ -985,15 +985,17 @@ describe('README "Running the stack locally", as written', () => {
 });
 
 describe('replay --hold', () => {
-  /** Two prices: sent in one batch, so no stack needs to handle them before the hold. */
-  const twoPrices = () => {
+  /**
+   * One price (129.9): nothing runs margin-check here, and a replay sends a next tick only once the market has handled
+   * the one before (review46-replay-order), so the file's tick goes alone and the hold follows.
+   */
+  const onePrice = () => {
     const file = path.join(emulator.dir, `hold-${Math.random().toString(36).slice(2)}.csv`);
-    writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,129.9\n');
+    writeFileSync(file, 'timestamp,close\n2020-03-12T10:01:00Z,129.9\n');
     return file;
   };
-  /** A replay of two prices that holds a tick a second. */
   const holdEverySecond = (at: string[]) =>
-    cli('replay', twoPrices(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at);
+    cli('replay', onePrice(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at);
   const pending = (id: string): LiquidationRecord => ({
     id,
     positionId: id.split(':')[0]!,
@@ -1021,7 +1023,7 @@ describe('replay --hold', () => {
     const code = await main(
       [
         'replay',
-        twoPrices(),
+        onePrice(),
         '--symbol',
         'ETH-USD',
         '--speed',
@@ -1047,7 +1049,7 @@ describe('replay --hold', () => {
     expect(code, stderr).toBe(0);
     await settling;
     const outcome = JSON.parse(stdout) as { sent: number; held: number; lastSequence: number };
-    expect(outcome.sent).toBe(2);
+    expect(outcome.sent).toBe(1);
     expect(outcome.held).toBeGreaterThanOrEqual(1);
     const lines = stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(outcome.held);
@@ -1106,7 +1108,7 @@ describe('replay --hold', () => {
     const code = await main(
       [
         'replay',
-        twoPrices(),
+        onePrice(),
         '--symbol',
         'ETH-USD',
         '--speed',
@@ -1169,7 +1171,7 @@ describe('replay --hold', () => {
     const code = await main(
       [
         'replay',
-        twoPrices(),
+        onePrice(),
         '--symbol',
         'ETH-USD',
         '--speed',
@@ -1209,7 +1211,7 @@ describe('replay --hold', () => {
     await emulator.clients.dynamo.send(new DeleteTableCommand({ TableName: names.tables.liquidations }));
     const run = await holdEverySecond(at);
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/^replayed 2 of 2 prices of hold-\S+ as ETH-USD ticks/);
+    expect(run.stdout).toMatch(/^replayed 1 of 1 prices of hold-\S+ as ETH-USD ticks/);
     expect(run.stderr).toMatch(
       /^backstop: hold ended: the stack's status could not be read \(.*ResourceNotFound/,
     );
@@ -1219,7 +1221,7 @@ describe('replay --hold', () => {
     const { at } = await newStage();
     const stale = await cli(
       'replay',
-      twoPrices(),
+      onePrice(),
       '--symbol',
       'ETH-USD',
       '--hold',
@@ -1232,7 +1234,7 @@ describe('replay --hold', () => {
       stderr:
         "backstop: --hold-every: 120 s would let ETH-USD's mark go stale between held ticks (its maxMarkAgeSeconds is 120): give less\n",
     });
-    const alone = await cli('replay', twoPrices(), '--symbol', 'ETH-USD', '--hold-every', '5', ...at);
+    const alone = await cli('replay', onePrice(), '--symbol', 'ETH-USD', '--hold-every', '5', ...at);
     expect(alone).toMatchObject({ code: 2, stderr: expect.stringMatching(/--hold-every: only with --hold/) });
   });
 });
@@ -1242,10 +1244,11 @@ describe('replay: what the bus took is not what margin-check accepted', () => {
     const { names, at } = await newStage();
     const markets = await marketAt(names, 1, '130');
     const file = path.join(emulator.dir, 'eth-spike.csv');
-    writeFileSync(file, 'timestamp,close\n2020-03-12T10:00:00Z,130\n2020-03-12T10:01:00Z,200\n');
+    // One print (nothing runs margin-check here to handle a first before a second: review46-replay-order).
+    writeFileSync(file, 'timestamp,close\n2020-03-12T10:01:00Z,200\n');
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/\): 2 taken by the bus, 0 refused by it\n$/);
+    expect(run.stdout).toMatch(/\): 1 taken by the bus, 0 refused by it\n$/);
     expect(run.stderr).toBe('');
     // What margin-check makes of the spike (nothing runs it here): the breaker holds it.
     const state = (await markets.get('ETH-USD'))!;

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
-import { formatPpm } from '../../shared/domain/units.ts';
+import { evaluateTick } from '../../shared/domain/tick.ts';
+import { formatPpm, parsePrice } from '../../shared/domain/units.ts';
 import { DEFAULT_RETRY, PUT_EVENTS_BATCH, RETRYABLE_ENTRY_CODES } from '../../shared/feed/publisher.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
@@ -67,6 +68,30 @@ describe('docs/FEED.md against the code', () => {
         reason,
       ).toBe(true);
     }
+  });
+
+  it('says what margin-check makes of a stamp in epoch seconds, on a live market and a new one (review46-epoch-seconds)', () => {
+    const m = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    const nowMs = 1_767_225_600_000;
+    const tick = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('1520.5'),
+      timestampMs: nowMs / 1000,
+      sequence: 8,
+      source: 'doc',
+    };
+    const lastTick = { sequence: 7, markPrice: parsePrice('1520'), timestampMs: nowMs - 1_000 };
+    const reason = (verdict: ReturnType<typeof evaluateTick>) =>
+      verdict.verdict === 'reject' ? verdict.reason : 'accepted';
+    const live = reason(evaluateTick(tick, { lastTick }, m, nowMs));
+    const fresh = reason(evaluateTick(tick, {}, m, nowMs));
+    expect([live, fresh]).toEqual(['tick/out-of-order', 'tick/too-old']);
+    // Before: "refused as `tick/too-old` (1970)", on every market; on a live one it pages TicksOutOfOrderAlarm.
+    const flat = feed.replace(/\s+/g, ' ');
+    expect(flat).toContain(
+      `Epoch seconds pass the schema as a time in January 1970: refused as \`${live}\` on a market with an accepted tick`,
+    );
+    expect(flat).toContain(`as \`${fresh}\` on a market without one`);
   });
 
   it('refuses every markPrice and timestamp it says are refused, and takes the ones it gives as examples', () => {
