@@ -657,6 +657,10 @@ describe('ticks', () => {
     expect(recipe).toContain(`jq '.markets["ETH-USD"].nextSequence // (now * 1000 | floor)'`);
     expect(recipe).toContain('--argjson seq "$seq"');
     expect(recipe).not.toMatch(/date \+%s/);
+    // Stamped in epoch ms by jq (portable): `date -u +%FT%TZ` stamped whole seconds, so a tick put within the second
+    // after an `inject` (stamped in ms) was older than it, refused as tick/out-of-order and paged.
+    expect(recipe).toContain('.timestamp=(now * 1000 | floor)');
+    expect(recipe).not.toContain('date -u');
     // The field it reads is status's own (the moto test of status shows it past a breaker's tick).
     const field: keyof StatusReport['markets'][string] = 'nextSequence';
     expect(recipe).toContain(field);
