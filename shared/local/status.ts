@@ -217,7 +217,9 @@ export interface StatusReport {
   /**
    * When positions, liquidations, auctions, `stranded` and `settled` were counted (they Scan their tables: see
    * STATUS_COUNT_EVERY_MS): `at` is the report's own for a single read; `status --watch` counts again every 5 minutes
-   * and shows the last counts in between, `ageSeconds` old (status46-watch-scans).
+   * and shows the last counts in between, `ageSeconds` old (status46-watch-scans); their `stranded` and `settled` are
+   * cleared by what each refresh reads live (0 stranded while a message waits; not settled while one does or a tick
+   * is starting work), never raised (review46-watch-stale-judgements).
    */
   readonly counted: { readonly at: string; readonly ageSeconds: number };
 }
@@ -608,6 +610,14 @@ async function readStatus(
   ]);
   const tallies = scan === undefined ? reuse! : talliesOf(scan, live, nowMs);
   const { markets, queues } = live;
+  // Counts reused (--watch) were judged against the queues and markets of their read; these live ones only clear a
+  // judgement they now contradict, never raise one (review46-watch-stale-judgements): a message waiting moves the work
+  // (stranded 0, as a single read says), and work queued or a tick still starting it may be new since the count.
+  // A count's own read may call what is left in the queues settled (no-ops); a reused one cannot know them.
+  const reused = scan === undefined;
+  const stranded = reused && !live.drained ? 0 : tallies.stranded;
+  const settled =
+    tallies.settled && (!reused || (live.drained && markets.every((m) => m.pendingSequence === undefined)));
   // Every configured market, one that never had an item too (no tick, no provider): status says it has no tick.
   const listed = new Set(markets.map((m) => m.symbol));
   const unlisted = (config?.markets ?? [])
@@ -637,8 +647,8 @@ async function readStatus(
     queues,
     dlqMessages: live.dlqMessages,
     drained: live.drained,
-    stranded: tallies.stranded,
-    settled: tallies.settled,
+    stranded,
+    settled,
     insuranceFund: { ...fund, withdrawals },
     markets: marketMap,
     // A market's first print waits as a tripped breaker would, but it is how every market starts (no alarm).

@@ -1,8 +1,10 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import type { AwsClients, ResourceNames } from '../../shared/adapters/aws/index.ts';
+import { renderStatus } from '../../cli/ops/status.ts';
+import { type AwsClients, createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { collectLiquidationWork, STATUS_COUNT_EVERY_MS, statusWatcher } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
@@ -11,10 +13,11 @@ import { motoStages } from '../support/moto.ts';
 
 /**
  * status46-watch-scans: `status --watch` counted positions, liquidations and auctions by state on every refresh (every
- * 2 s), each count a Scan of those tables whole: on a book of 1,000,000 positions, ~125,000 read units and minutes a
- * refresh, while the on-call watches a crash. It now counts every STATUS_COUNT_EVERY_MS and shows the last counts, with
- * their age, in between; the queues, markets and fund stay live. `replay --hold` scanned the positions and auctions on
- * every held tick for nothing it used. The Scans are counted by a middleware of the real SDK, on moto.
+ * 2 s), each count a Scan of those tables whole: on a book of 1,000,000 positions, ~60,000 read units (DEPLOY.md) and
+ * hundreds of Scan pages a refresh, while the on-call watches a crash. It now counts every STATUS_COUNT_EVERY_MS and
+ * shows the last counts, with their age, in between; the queues, markets and fund stay live. `replay --hold` scanned
+ * the positions and auctions on every held tick for nothing it used. The Scans are counted by a middleware of the real
+ * SDK, on moto.
  */
 
 const moto = motoStages('sws');
@@ -111,6 +114,63 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     // A clock set back counts again rather than showing a count from the future.
     await watch(t0 + STATUS_COUNT_EVERY_MS - 1_000);
     expect(counted(scans, names).positions).toBe(3);
+    clients.destroy();
+  });
+
+  // review46-watch-stale-judgements: `stranded` and `settled` are judged from the counts and shown with them, but the
+  // queues and markets beside them are live; what those say now clears a judgement they contradict (never raises one).
+  it('clears a counted stranded once a message moves the work', async () => {
+    const { clients, names, deployment, put, scans } = await setUp();
+    const t0 = Date.now();
+    await put(queued('p1:0', t0));
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ drained: true, stranded: 1, settled: false });
+    // The resend the stranded line advises: a message moves it now.
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+    );
+    const resent = await watch(t0 + 2_000);
+    expect(counted(scans, names).liquidations).toBe(2);
+    // Before: stranded 1 beside a queue holding its message, the line advising the resend again for 5 minutes.
+    expect(resent).toMatchObject({ drained: false, stranded: 0 });
+    expect(renderStatus(resent)).not.toContain('no message moving them');
+    clients.destroy();
+  });
+
+  it('is not settled on a count taken before a tick queued work, or while a tick is starting it', async () => {
+    const { clients, names, deployment, put, scans } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ drained: true, settled: true });
+    // A tick crosses a position: margin-check marks its market pending, then writes and queues the liquidation.
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    const starting = await watch(t0 + 2_000);
+    expect(starting.markets['ETH-USD']!.pendingSequence).toBe(7);
+    // Before: settled, counted before the tick.
+    expect(starting.settled).toBe(false);
+    await put(queued('p1:0', t0));
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+    );
+    // Its work started, the next tick clears the pending mark.
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 8, markPrice: parsePrice('1500'), timestampMs: t0 + 1 },
+      7,
+      false,
+    );
+    const queuedWork = await watch(t0 + 4_000);
+    expect(counted(scans, names).liquidations).toBe(2);
+    expect(queuedWork.markets['ETH-USD']!.pendingSequence).toBeNull();
+    // Before: settled beside the queued message, the queues line calling it a no-op.
+    expect(queuedWork).toMatchObject({ drained: false, settled: false });
+    expect(renderStatus(queuedWork)).not.toContain('(settled:');
     clients.destroy();
   });
 
