@@ -3,6 +3,7 @@ import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
+import { backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   claimSequences,
   continuesSent,
@@ -350,7 +351,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                     if (stuckLooks >= STUCK_LOOKS) {
                       holdFailure =
                         `hold ended: ${stranded} liquidations are not terminal and no message is left ` +
-                        `to move them: ${strandedAdvice(dlqMessages, deployment.kind)}`;
+                        `to move them: ${strandedAdvice(dlqMessages, deployment)}`;
                       return false;
                     }
                     return liquidations.nonTerminal > 0;
@@ -375,6 +376,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       process.off('SIGINT', onSignal);
       progress.done();
     }
+    // Its dead-letter advice names the queue of this target (ux46-advice-target).
+    const stalled = outcome.stalled && withTargetFlags(outcome.stalled, deployment);
     const summary = {
       file: basename(file),
       symbol,
@@ -385,7 +388,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       accepted: outcome.accepted,
       rejected: outcome.rejected.length,
       ...(outcome.renumbered.length > 0 ? { renumbered: outcome.renumbered } : {}),
-      ...(outcome.stalled ? { stalled: outcome.stalled } : {}),
+      ...(stalled ? { stalled } : {}),
       firstSequence: outcome.firstSequence,
       lastSequence: outcome.lastSequence,
       rejections: outcome.rejected
@@ -410,10 +413,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         `backstop: ${symbol}'s circuit breaker holds tick ${market.breaker.tick.sequence} ` +
           `(${market.breaker.reason}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
           'next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the ' +
-          "market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
+          `market's breakerConfirmSeconds, closes the breaker (${backstopCommand(deployment, 'status')})\n`,
       );
-    if (outcome.stalled) {
-      io.stderr.write(`backstop: ${outcome.stalled}\n`);
+    if (stalled) {
+      io.stderr.write(`backstop: ${stalled}\n`);
       return 1;
     }
     if (holdFailure) {

@@ -1,4 +1,5 @@
 import { indexOpenLiquidations } from '../../shared/adapters/aws/liquidations.ts';
+import { backstopCommand, shellWord } from '../../shared/local/deployment.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
@@ -66,13 +67,20 @@ const MAX_OPTION = 100_000;
 /**
  * `overdue --resend`'s last line when it left some unsent (overdue46-more-unsent), undefined when it did not. The rest
  * waits for a run after these moved (each resend makes its liquidation young again), or a higher --max: never one past
- * what --max takes, which the operator's copy would have refused (final46-resend-max-bound).
+ * what --max takes, which the operator's copy would have refused (final46-resend-max-bound). `again(max)`: the run
+ * again, as a command for the same target (ux46-advice-target).
  */
-export function notResentLine(found: number, resent: number, max: number, all: boolean): string | undefined {
+export function notResentLine(
+  found: number,
+  resent: number,
+  max: number,
+  all: boolean,
+  again: (max: number) => string,
+): string | undefined {
   const unsent = found - resent;
   if (unsent <= 0) return undefined;
   const higher = Math.min(found, MAX_OPTION);
-  return `${unsent} more ${all ? 'open' : 'overdue'} not resent (--max ${max}): run it again once these have moved${higher > max ? `, or with --max ${higher}` : ''}`;
+  return `${unsent} more ${all ? 'open' : 'overdue'} not resent (--max ${max}): run ${again(max)} again once these have moved${higher > max ? `, or ${again(higher)}` : ''}`;
 }
 
 /**
@@ -97,7 +105,7 @@ export function overdueHeadline(report: WatchReport, listed: number, nowMs: numb
     : `${report.overdue} overdue of ${report.judged} open liquidations old enough to judge${more}; ${young} more open, too young to judge${when}`;
 }
 
-const OPTIONS = {
+export const LIQUIDATIONS_OPTIONS = {
   ...TARGET_OPTIONS,
   all: { type: 'boolean' },
   resend: { type: 'boolean' },
@@ -107,7 +115,7 @@ const OPTIONS = {
   position: { type: 'string' },
 } as const;
 
-type Values = ReturnType<typeof parseCommand<typeof OPTIONS>>['values'];
+type Values = ReturnType<typeof parseCommand<typeof LIQUIDATIONS_OPTIONS>>['values'];
 
 function refuseOverdueOptions(action: string, values: Values): void {
   for (const name of ['all', 'resend', 'max', 'config'] as const) {
@@ -150,7 +158,7 @@ async function show(
       const position = await adapters.positions.get(id!);
       throw new OperatorInputError(
         position
-          ? `liquidations show: "${id}" is a position, not a liquidation: backstop liquidations show --position ${id}`
+          ? `liquidations show: "${id}" is a position, not a liquidation: ${backstopCommand(deployment, `liquidations show --position ${shellWord(id!)}`)}`
           : `liquidations show: no liquidation "${id}" in ${where} (a liquidation's id is <position id>:<version>; --position <id> lists a position's)`,
       );
     }
@@ -160,7 +168,7 @@ async function show(
 }
 
 export const runLiquidations: Command = operatorCommand(async (argv, io) => {
-  const { positionals, values } = parseCommand(argv, OPTIONS);
+  const { positionals, values } = parseCommand(argv, LIQUIDATIONS_OPTIONS);
   if (values.help) {
     io.stdout.write(LIQUIDATIONS_USAGE);
     return 0;
@@ -256,7 +264,12 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
     const unsent = values.resend
-      ? notResentLine(report.overdue, resent.length, max, values.all === true)
+      ? notResentLine(report.overdue, resent.length, max, values.all === true, (n) =>
+          backstopCommand(
+            deployment,
+            `liquidations overdue${values.all ? ' --all' : ''} --resend --max ${n}${values.config === undefined ? '' : ` --config ${shellWord(values.config)}`}`,
+          ),
+        )
       : undefined;
     if (unsent) io.stdout.write(`${unsent}\n`);
     return 0;

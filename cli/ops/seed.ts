@@ -14,7 +14,7 @@ import {
   QUOTE_SCALE,
   type QuoteE6,
 } from '../../shared/domain/units.ts';
-import type { Deployment } from '../../shared/local/deployment.ts';
+import { type Deployment, shellWord, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   applyAdmin,
   type OpenPosition,
@@ -575,7 +575,8 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       );
     const deps = { ...adminDeps(deployment, config, io), ...(actor === undefined ? {} : { actor }) };
     const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
-    if (!result.ok) throw new OperatorInputError(`fund ${action} refused: ${result.reason}`);
+    if (!result.ok)
+      throw new OperatorInputError(`fund ${action} refused: ${withTargetFlags(result.reason, deployment)}`);
     const entry = result.entry!;
     // A key applied before answers with its first entry: its balance then is not the balance now.
     const balance = result.alreadyApplied
@@ -674,7 +675,13 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
       { action: 'resumeFeed', symbol, fromSequence },
       adminDeps(deployment, config, io),
     );
-    if (!result.ok) throw new OperatorInputError(`feed resume refused: ${result.reason}`);
+    if (!result.ok) {
+      // The resume it names acts on this target, with the --config this one was given (ux46-advice-target).
+      const config = values.config === undefined ? '' : ` --config ${shellWord(values.config)}`;
+      throw new OperatorInputError(
+        `feed resume refused: ${withTargetFlags(result.reason, deployment, config)}`,
+      );
+    }
     resetSentSequence(stateDir(), sentSequenceKey(deployment, result.id!), result.sequence!.after);
     io.stdout.write(
       `feed ${result.id} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,

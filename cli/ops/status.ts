@@ -1,5 +1,6 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
+import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
   STATUS_COUNT_EVERY_MS,
@@ -80,8 +81,8 @@ const EPOCH = new Date(0).toISOString();
 /** A number of journal entries, grouped. */
 const entryCount = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
 
-/** The readable status. */
-export function renderStatus(s: StatusReport): string {
+/** The readable status; `target`: the one the commands it advises address (ux46-advice-target). */
+export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): string {
   const t = s.target;
   const quote = s.quote ?? DEFAULT_QUOTE;
   const lines = [
@@ -111,7 +112,7 @@ export function renderStatus(s: StatusReport): string {
   );
   if (s.stranded > 0)
     lines.push(
-      `  ${s.stranded} liquidations not terminal and no message moving them${reused ? ` (counted ${s.counted.ageSeconds} s ago)` : ''}: ${strandedAdvice(s.dlqMessages, t.kind)}`,
+      `  ${s.stranded} liquidations not terminal and no message moving them${reused ? ` (counted ${s.counted.ageSeconds} s ago)` : ''}: ${strandedAdvice(s.dlqMessages, target)}`,
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
@@ -141,7 +142,8 @@ export function renderStatus(s: StatusReport): string {
     `insurance fund  ${usd(f.balance)} ${quote} at entry ${f.sequence}, ${judged}, ${lowest} (journal audited through entry ${f.audit.through}: ${from})`,
   );
   // In the withdrawal's own words (the same check as the line above).
-  if (f.withdrawals.refused) lines.push(`  WITHDRAWALS REFUSED: ${f.withdrawals.reason}`);
+  if (f.withdrawals.refused)
+    lines.push(`  WITHDRAWALS REFUSED: ${withTargetFlags(f.withdrawals.reason ?? '', target)}`);
   const w = f.drawWindow;
   if (w)
     lines.push(
@@ -156,7 +158,9 @@ export function renderStatus(s: StatusReport): string {
     );
   for (const p of f.problems.slice(0, 5)) lines.push(`  problem: ${p}`);
   if (f.problems.length > 5)
-    lines.push(`  ... ${f.problems.length - 5} more lines of problems: backstop status --json`);
+    lines.push(
+      `  ... ${f.problems.length - 5} more lines of problems: ${backstopCommand(target, 'status --json')}`,
+    );
   for (const e of f.lastEntries) {
     lines.push(
       `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference}${e.actor === undefined ? '' : ` by ${e.actor}`})`,
@@ -196,9 +200,9 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
   if (values.interval !== undefined && !values.watch)
     throw new UsageError('--interval: only with --watch (status prints once without it)');
   const intervalMs = (intOption('interval', values.interval, 1, 3600) ?? 2) * 1000;
-  const write = (report: StatusReport) =>
-    io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report));
   return withTarget(values, async (deployment) => {
+    const write = (report: StatusReport) =>
+      io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report, deployment));
     // Known when given, recorded, or a local stage's (the built-in one unless local up recorded another); a deployed
     // stack's is not known here: never the built-in defaults' bound by omission.
     const config =

@@ -68,8 +68,64 @@ export interface Deployment {
   readonly recordedRiskConfig?: unknown;
   /** Index shards per market recorded by `local up` (local only). */
   readonly recordedPositionIndexShards?: Readonly<Record<string, MarketShards>>;
+  /** The target options the command was given (targetFlags names the same target with them). */
+  readonly given?: TargetGiven;
   close(): void;
 }
+
+export interface TargetGiven {
+  readonly endpoint?: string;
+  readonly stage?: string;
+  readonly region?: string;
+}
+
+/** The target a printed command must address: a deployment, or a status report's target. */
+export interface AdviceTarget {
+  readonly kind: string;
+  readonly stage: string;
+  readonly region: string;
+  readonly endpoint?: string | null;
+  readonly given?: TargetGiven;
+}
+
+/** A word as a shell takes it back unchanged. */
+export const shellWord = (word: string): string =>
+  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The flags that make a command an operator copies act where the one that printed it did (ux46-advice-target):
+ * without them it runs against the default target, local, and fails or acts on a running local stack. Local: what the
+ * command was given (without it, local up's record resolves the same stack). Deployed: the target and stage always,
+ * LocalStack's endpoint, and the region when given (without it, the shell's default resolves the same).
+ */
+export function targetFlags(target: AdviceTarget): string {
+  const given = target.given ?? {};
+  const flags: string[] = [];
+  if (target.kind === 'local') {
+    if (given.endpoint !== undefined) flags.push('--endpoint', given.endpoint);
+    if (given.stage !== undefined) flags.push('--stage', given.stage);
+    if (given.region !== undefined) flags.push('--region', given.region);
+  } else {
+    flags.push('--target', target.kind, '--stage', target.stage);
+    if (target.kind === 'localstack' && target.endpoint) flags.push('--endpoint', target.endpoint);
+    if (given.region !== undefined) flags.push('--region', target.region);
+  }
+  return flags.map((f) => ` ${shellWord(f)}`).join('');
+}
+
+/** `backstop <words>` with the target's flags: advice naming a command (ux46-advice-target). */
+export const backstopCommand = (target: AdviceTarget, words: string): string =>
+  `backstop ${words}${targetFlags(target)}`;
+
+/**
+ * A message that names commands in backquotes (a service's refusal), each given the target's flags; `extra`: options
+ * the command that printed it was given and the one named needs too (a feed resume's --config).
+ */
+export const withTargetFlags = (text: string, target: AdviceTarget, extra = ''): string =>
+  text.replace(
+    /`backstop ([^`]+)`/g,
+    (_, words: string) => `\`${backstopCommand(target, `${words}${extra}`)}\``,
+  );
 
 export interface TargetOptions {
   readonly kind: TargetKind;
@@ -201,6 +257,12 @@ export async function stackOutputs(
 export const localstackEndpoint = (given: string | undefined, env: NodeJS.ProcessEnv = process.env): string =>
   given ?? env.AWS_ENDPOINT_URL ?? LOCALSTACK_ENDPOINT;
 
+const givenOf = (options: TargetOptions): TargetGiven => ({
+  ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+  ...(options.stage === undefined ? {} : { stage: options.stage }),
+  ...(options.region === undefined ? {} : { region: options.region }),
+});
+
 /** Resolves a target into clients and names; TargetError when it cannot be used. */
 export async function openDeployment(options: TargetOptions): Promise<Deployment> {
   const env = options.env ?? process.env;
@@ -240,6 +302,7 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
       ...(endpoint ? { endpoint } : {}),
       clients,
       names,
+      given: givenOf(options),
       close: () => clients.destroy(),
     };
   } finally {
@@ -298,6 +361,7 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
       ...(fromRecord?.positionIndexShards === undefined
         ? {}
         : { recordedPositionIndexShards: fromRecord.positionIndexShards }),
+      given: givenOf(options),
       close: () => clients.destroy(),
     };
   } catch (error) {

@@ -16,7 +16,7 @@ import {
   registrationWakeMessageSchema,
 } from '../schemas/messages.ts';
 import { TICK_BUS } from '../topology.ts';
-import type { Deployment } from './deployment.ts';
+import { backstopCommand, type Deployment, shellWord } from './deployment.ts';
 
 /**
  * Dead-letter queues: list what is in them and why, and send the messages back once the cause is fixed.
@@ -344,7 +344,10 @@ export async function redriveDeadLetters(
           if (never) {
             // No fix makes it work: sent back, it fails again and comes back as new (its alarm, aging and expiry
             // restarted). It stays for `dlq discard` (a drill of the runbook in session 38).
-            failed.push({ messageId: m.MessageId ?? '', reason: `${never}; dlq discard removes it` });
+            failed.push({
+              messageId: m.MessageId ?? '',
+              reason: `${never}; ${discardCommand(deployment, queue, m.MessageId ?? '')} removes it`,
+            });
             continue;
           }
           await resend(deployment, queue, m.Body ?? '');
@@ -518,7 +521,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
     if (!/AccessDenied|NotAuthorized/.test(code)) return new Error(`dlq/put-failed: ${detail}`);
     return new Error(
       event['detail-type'] === TICK_BUS.continuationDetailType
-        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (status --json shows the market's pendingSequence until then), then dlq discard removes this one`
+        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then dlq discard removes this one`
         : `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`,
     );
   };
@@ -536,3 +539,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
   const entry = out.rejected[0];
   if (entry) throw refused(entry.code, entry.message);
 }
+
+/** The discard of one dead letter, for the target it is in (ux46-advice-target). */
+const discardCommand = (deployment: Deployment, queue: DlqId, messageId: string): string =>
+  backstopCommand(deployment, `dlq discard --queue ${queue} --message-id ${shellWord(messageId)}`);

@@ -17,7 +17,7 @@ import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../se
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
-import type { Deployment, DeploymentNames } from './deployment.ts';
+import { type AdviceTarget, backstopCommand, type Deployment, type DeploymentNames } from './deployment.ts';
 import { sequenceAfter } from './ticks.ts';
 
 /**
@@ -426,15 +426,18 @@ export function strandedCount(
  * dead-lettered, a resend for the others (a purged queue, an expired dead letter), which no dead letter holds
  * (drill45-stranded-advice: the hold pointed only at the dead letters, with none there). The resend comes after the
  * redrive: it sends every open liquidation a message, a dead-lettered one too, which fails again while its cause
- * lasts (review45-drill-stranded-order). `kind`: the target's; `overdue` needs --config on any but local, which runs
- * with the configuration local up recorded (ux45-advice-config), named as DEPLOY.md's examples name it
- * (ops46-advice-config-name).
+ * lasts (review45-drill-stranded-order). `overdue` needs --config on any target but local, which runs with the
+ * configuration local up recorded (ux45-advice-config), named as DEPLOY.md's examples name it
+ * (ops46-advice-config-name); each command carries the target's flags (ux46-advice-target).
  */
-export function strandedAdvice(dlqMessages: number, kind: string): string {
-  const resend = `backstop liquidations overdue --all --resend${kind === 'local' ? '' : ' --config risk.json'}`;
+export function strandedAdvice(dlqMessages: number, target: AdviceTarget): string {
+  const resend = backstopCommand(
+    target,
+    `liquidations overdue --all --resend${target.kind === 'local' ? '' : ' --config risk.json'}`,
+  );
   return dlqMessages === 0
     ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
-    : `${dlqMessages} in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
+    : `${dlqMessages} in the dead-letter queues (${backstopCommand(target, 'dlq list')} says why, ${backstopCommand(target, 'dlq redrive')} sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
 }
 
 /**

@@ -630,7 +630,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         const heldNote =
           held === undefined || before === undefined
             ? ''
-            : `; it holds print ${held} (numbered ${held < before ? 'behind the last' : 'past maxSequenceJump'}, held, not recorded): --from-sequence ${before} or below drops it, as does the feed's next accepted print`;
+            : `; it holds print ${held} (numbered ${held < before ? 'behind the last' : 'past maxSequenceJump'}, held, not recorded): \`backstop feed resume --symbol ${symbol} --from-sequence ${before}\` (or from below it) drops it, as does the feed's next accepted print`;
         throw new AdminInputError(
           before === undefined
             ? `admin/nothing-to-resume: ${symbol} has had no tick yet: its feed's first tick is judged as any`

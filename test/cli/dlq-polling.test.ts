@@ -226,7 +226,7 @@ it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's
     const outcome = await redriveDeadLetters(d, 'tickDeadLetters');
     expect(outcome.moved).toBe(0);
     expect(outcome.failed.map((f) => f.reason).sort()).toEqual([
-      `dlq/continuation-refused: AccessDeniedException (${denial}): the bus takes a PriceTickContinuation from margin-check alone; the market's next accepted tick takes over the work its tick left (status --json shows the market's pendingSequence until then), then dlq discard removes this one`,
+      `dlq/continuation-refused: AccessDeniedException (${denial}): the bus takes a PriceTickContinuation from margin-check alone; the market's next accepted tick takes over the work its tick left (backstop status --json shows the market's pendingSequence until then), then dlq discard removes this one`,
       `dlq/put-failed: AccessDeniedException (${denial}): a stack deployed with backstop:tickPublishersOnly takes a PriceTick from its feed principals alone: redrive with a feed role's credentials`,
     ]);
   } finally {

@@ -369,7 +369,7 @@ describe('liquidations show', () => {
     const given = await cli('liquidations', 'show', 'p7', ...at);
     expect(given.code).toBe(2);
     expect(given.stderr).toBe(
-      'backstop: liquidations show: "p7" is a position, not a liquidation: backstop liquidations show --position p7\n',
+      `backstop: liquidations show: "p7" is a position, not a liquidation: backstop liquidations show --position p7 ${at.join(' ')}\n`,
     );
     const none = await cli('liquidations', 'show', '--position', 'p7', '--json', ...at);
     expect(none.code).toBe(0);

@@ -9,6 +9,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { parseCommand } from '../../cli/ops/common.ts';
+import { LIQUIDATIONS_OPTIONS } from '../../cli/ops/liquidations.ts';
 import { stackName } from '../../infra/outputs.ts';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
@@ -523,7 +525,15 @@ describe('dlq list and redrive on moto', () => {
     // restarted: a drill of the runbook in session 38); dlq discard removes it. Nor is a tick dead letter that
     // is no event, nor a message naming no liquidation (drill45-dlq-tick-poison, drill45-dlq-no-record: each
     // went back, the second to fail its five receives into the DLQ again).
-    expect(outcome.redriven.map((o) => [o.queue, o.moved, o.failed.map((f) => f.reason).sort()])).toEqual([
+    // ux46-advice-target: each names its discard, for this target; its message id left out here.
+    const namedDiscard = (o: { queue: string }, reason: string) => {
+      const flags = `--queue ${o.queue} --message-id \\S+ ${at.join(' ')} removes it$`;
+      expect(reason).toMatch(new RegExp(`; backstop dlq discard ${flags}`));
+      return reason.replace(/; backstop dlq discard .*/, '; dlq discard removes it');
+    };
+    expect(
+      outcome.redriven.map((o) => [o.queue, o.moved, o.failed.map((f) => namedDiscard(o, f.reason)).sort()]),
+    ).toEqual([
       [
         'liquidations',
         1,
@@ -1076,8 +1086,30 @@ describe('replay --hold', () => {
       ),
       // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
       // ux45-advice-config: with the --config overdue requires on localstack.
-      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
+      // ux46-advice-target: with the flags of the target the hold ran against.
+      `backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} sends each a message`,
     ]);
+    // The advice run as printed (read back by the CLI's own parser) acts on this stage: it resends p1:0 to its queue.
+    const printed = run.stderr
+      .match(/(backstop liquidations overdue .*) sends each a message/)![1]!
+      .split(' ');
+    const { positionals, values } = parseCommand(printed.slice(2), LIQUIDATIONS_OPTIONS);
+    expect(positionals).toEqual(['overdue']);
+    expect(values).toMatchObject({
+      target: 'localstack',
+      stage,
+      endpoint: emulator.moto.endpoint,
+      all: true,
+    });
+    const riskFile = path.join(emulator.dir, 'risk.json');
+    writeFileSync(riskFile, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const resend = await cli(...printed.slice(1).map((w) => (w === 'risk.json' ? riskFile : w)));
+    expect(resend.code, resend.stderr).toBe(0);
+    expect(resend.stdout).toContain('resent 1\n');
+    const sent = await emulator.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: names.queues.liquidations.url, WaitTimeSeconds: 1 }),
+    );
+    expect((sent.Messages ?? []).map((m) => m.Body)).toEqual(['{"liquidationId":"p1:0"}']);
   });
 
   it('holds on while a tick is still starting the work, as status judges it (ops46-hold-pending-tick)', async () => {
@@ -1202,7 +1234,7 @@ describe('replay --hold', () => {
     await settling;
     expect(code, stderr).toBe(1);
     expect(stderr.trimEnd().split('\n').at(-1)).toBe(
-      'backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
+      `backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} sends each a message`,
     );
   });
 
@@ -1261,7 +1293,7 @@ describe('replay: what the bus took is not what margin-check accepted', () => {
     );
     const again = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(again.stderr).toBe(
-      "backstop: ETH-USD's circuit breaker holds tick 3 (tick/price-band, 200): it liquidated nothing, and the next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the market's breakerConfirmSeconds, closes the breaker (backstop status)\n",
+      `backstop: ETH-USD's circuit breaker holds tick 3 (tick/price-band, 200): it liquidated nothing, and the next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the market's breakerConfirmSeconds, closes the breaker (backstop status ${at.join(' ')})\n`,
     );
   });
 });

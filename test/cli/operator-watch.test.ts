@@ -93,7 +93,8 @@ describe('liquidations overdue --resend, more than --max', () => {
     );
     expect(lines.at(-2)).toBe('resent 2');
     expect(lines.at(-1)).toBe(
-      '3 more overdue not resent (--max 2): run it again once these have moved, or with --max 5',
+      // ux46-advice-target: as commands for this stage.
+      `3 more overdue not resent (--max 2): run backstop liquidations overdue --resend --max 2 ${at.join(' ')} again once these have moved, or backstop liquidations overdue --resend --max 5 ${at.join(' ')}`,
     );
   });
 });

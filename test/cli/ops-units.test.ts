@@ -45,11 +45,15 @@ import { withinSequenceJump } from '../../shared/domain/tick.ts';
 import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
 import { TickInputError, tickDetail } from '../../shared/feed/publisher.ts';
 import {
+  backstopCommand,
   DEFAULT_DEPLOYED_STAGE,
   type Deployment,
   localstackEndpoint,
   namesFromOutputs,
+  shellWord,
   TargetError,
+  targetFlags,
+  withTargetFlags,
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
@@ -1259,12 +1263,12 @@ describe('status rendering', () => {
           dlqMessages: 0,
         }),
       ).toContain(
-        'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json sends each a message',
+        `no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target ${kind} --stage ${report.target.stage}`,
       );
     // ops46-advice-config-name: the command an operator copies is DEPLOY.md's, file name included (it said FILE.json).
     const deploy = readFileSync(path.join(process.cwd(), 'docs', 'DEPLOY.md'), 'utf8').replace(/\s+/g, ' ');
     for (const dlqMessages of [0, 1]) {
-      const advice = strandedAdvice(dlqMessages, 'aws');
+      const advice = strandedAdvice(dlqMessages, { kind: 'aws', stage: 'prod', region: 'eu-west-1' });
       const resend = advice.match(/backstop liquidations overdue [^()]*?--config \S+/)?.[0];
       expect(resend, advice).toBe('backstop liquidations overdue --all --resend --config risk.json');
       expect(deploy).toContain(resend);
@@ -1554,16 +1558,17 @@ describe('liquidations overdue: the open ones too young to judge', () => {
 // `overdue --resend` advised `--max` with the whole count, which --max refuses above 100,000.
 describe('overdue --resend: the line on the ones not resent', () => {
   it('advises a --max the option takes, and none when the run already used the most', () => {
-    expect(notResentLine(5, 2, 2, false)).toBe(
-      '3 more overdue not resent (--max 2): run it again once these have moved, or with --max 5',
+    const again = (n: number) => `CMD --max ${n}`;
+    expect(notResentLine(5, 2, 2, false, again)).toBe(
+      '3 more overdue not resent (--max 2): run CMD --max 2 again once these have moved, or CMD --max 5',
     );
-    expect(notResentLine(150_000, 100, 100, false)).toBe(
-      '149900 more overdue not resent (--max 100): run it again once these have moved, or with --max 100000',
+    expect(notResentLine(150_000, 100, 100, false, again)).toBe(
+      '149900 more overdue not resent (--max 100): run CMD --max 100 again once these have moved, or CMD --max 100000',
     );
-    expect(notResentLine(150_000, 100_000, 100_000, true)).toBe(
-      '50000 more open not resent (--max 100000): run it again once these have moved',
+    expect(notResentLine(150_000, 100_000, 100_000, true, again)).toBe(
+      '50000 more open not resent (--max 100000): run CMD --max 100000 again once these have moved',
     );
-    expect(notResentLine(5, 5, 100, false)).toBeUndefined();
+    expect(notResentLine(5, 5, 100, false, again)).toBeUndefined();
   });
 });
 
@@ -1795,5 +1800,54 @@ describe("sequences these commands sent (a replay's ticks may still be queued)",
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ux46-advice-target: on a deployed stack the advice named commands without the target's flags, so that copied as printed
+// they ran against the default target, local (failing, or acting on a running local stack).
+describe('advice names commands for the target that printed them', () => {
+  const local = { kind: 'local', stage: 'local', region: 'us-east-1', endpoint: 'http://127.0.0.1:5000' };
+  const aws = { kind: 'aws', stage: 'prod', region: 'eu-west-1' };
+  const localstack = {
+    kind: 'localstack',
+    stage: 'dev',
+    region: 'us-east-1',
+    endpoint: 'http://localhost:4566',
+  };
+  it('renders the target flags: none for the default local target, the deployed target and stage always', () => {
+    expect(targetFlags(local)).toBe('');
+    expect(targetFlags({ ...local, given: { stage: 'drill', endpoint: 'http://127.0.0.1:5001' } })).toBe(
+      ' --endpoint http://127.0.0.1:5001 --stage drill',
+    );
+    expect(targetFlags(aws)).toBe(' --target aws --stage prod');
+    expect(targetFlags({ ...aws, given: { region: 'eu-west-1' } })).toBe(
+      ' --target aws --stage prod --region eu-west-1',
+    );
+    expect(targetFlags(localstack)).toBe(' --target localstack --stage dev --endpoint http://localhost:4566');
+    expect(backstopCommand(aws, 'dlq list')).toBe('backstop dlq list --target aws --stage prod');
+    expect(shellWord("it's here")).toBe("'it'\\''s here'");
+  });
+  it('gives every command of the stranded advice, a refusal and the status the target flags', () => {
+    expect(strandedAdvice(1, local)).toBe(
+      '1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)',
+    );
+    expect(strandedAdvice(1, aws)).toBe(
+      '1 in the dead-letter queues (backstop dlq list --target aws --stage prod says why, backstop dlq redrive --target aws --stage prod sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod (not before: it sends the dead-lettered ones a message too, to fail again)',
+    );
+    expect(strandedAdvice(0, localstack)).toBe(
+      'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 sends each a message',
+    );
+    expect(withTargetFlags('run `backstop fund index-journal` first', aws)).toBe(
+      'run `backstop fund index-journal --target aws --stage prod` first',
+    );
+    expect(
+      withTargetFlags(
+        '`backstop feed resume --symbol ETH-USD --from-sequence 1` drops it',
+        localstack,
+        ' --config risk.json',
+      ),
+    ).toBe(
+      '`backstop feed resume --symbol ETH-USD --from-sequence 1 --config risk.json --target localstack --stage dev --endpoint http://localhost:4566` drops it',
+    );
   });
 });

@@ -135,7 +135,7 @@ describe('a tick that jumps the sequence', () => {
     ).toEqual({
       ok: false,
       reason:
-        "admin/nothing-to-resume: ETH-USD's last tick is 1, already below 5000001; it holds print 5000000 (numbered past maxSequenceJump, held, not recorded): --from-sequence 1 or below drops it, as does the feed's next accepted print",
+        "admin/nothing-to-resume: ETH-USD's last tick is 1, already below 5000001; it holds print 5000000 (numbered past maxSequenceJump, held, not recorded): `backstop feed resume --symbol ETH-USD --from-sequence 1` (or from below it) drops it, as does the feed's next accepted print",
     });
     expect(
       await handleAdmin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 }, deps),

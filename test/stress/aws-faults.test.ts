@@ -496,8 +496,12 @@ describe('AWS faults on moto (issue 7, scenario 5)', () => {
       const redriven = await redriveDeadLetters(ctx.deployment, 'liquidations');
       expect(redriven.moved).toBe(0);
       expect(redriven.failed.map((f) => f.reason)).toEqual(
-        poison.map(() => 'poison: not a liquidation message; dlq discard removes it'),
+        redriven.failed.map(
+          (f) =>
+            `poison: not a liquidation message; backstop dlq discard --queue liquidations --message-id ${f.messageId} removes it`,
+        ),
       );
+      expect(redriven.failed).toHaveLength(poison.length);
       const again = await listDeadLetters(ctx.deployment, 'liquidations');
       expect(again.map((d) => d.messageId).sort()).toEqual(dead.map((d) => d.messageId).sort());
       // Discarded, their bodies returned (the only copy left).
