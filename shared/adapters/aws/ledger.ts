@@ -4,6 +4,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandInput,
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -375,40 +376,42 @@ export class DynamoLedger implements Ledger {
   ): Promise<readonly JournalEntry[]> {
     const problem = journalRangeProblem(afterSequence, limit);
     if (problem) throw new AdapterInputError(problem);
-    const entries: JournalEntry[] = [];
-    let start: Item | undefined;
-    // An index read (never strongly consistent); a page may come back short of the limit before the end.
-    do {
-      const out = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: JOURNAL_SEQUENCE_INDEX,
-          KeyConditionExpression: 'pk = :pk AND journalSequence > :after',
-          ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':after': N(afterSequence) },
-          Limit: limit - entries.length,
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-        }),
-      );
-      entries.push(...(out.Items ?? []).map(entryFromItem));
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined && entries.length < limit);
-    return entries;
+    return this.sequenceIndexEntries(limit, {
+      KeyConditionExpression: 'pk = :pk AND journalSequence > :after',
+      ExpressionAttributeValues: { ':pk': S(pkOf(account)), ':after': N(afterSequence) },
+    });
   }
 
   async latestEntries(account: string, limit: number): Promise<readonly JournalEntry[]> {
     const problem = journalLimitProblem(limit);
     if (problem) throw new AdapterInputError(problem);
+    // The index backwards from its highest sequence: `limit` items read, not the journal.
+    return this.sequenceIndexEntries(limit, {
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': S(pkOf(account)) },
+      ScanIndexForward: false,
+    });
+  }
+
+  /**
+   * Up to `limit` journal entries from the sequence index, in its order: an index read (never strongly consistent),
+   * whose page may come back short of the limit before the end.
+   */
+  private async sequenceIndexEntries(
+    limit: number,
+    query: Pick<
+      QueryCommandInput,
+      'KeyConditionExpression' | 'ExpressionAttributeValues' | 'ScanIndexForward'
+    >,
+  ): Promise<JournalEntry[]> {
     const entries: JournalEntry[] = [];
     let start: Item | undefined;
-    // The index backwards from its highest sequence: `limit` items read, not the journal.
     do {
       const out = await this.dynamo.send(
         new QueryCommand({
           TableName: this.table,
           IndexName: JOURNAL_SEQUENCE_INDEX,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': S(pkOf(account)) },
-          ScanIndexForward: false,
+          ...query,
           Limit: limit - entries.length,
           ...(start === undefined ? {} : { ExclusiveStartKey: start }),
         }),
