@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { renderReport } from '../report/html.ts';
-import { DEFAULT_RISK_CONFIG, type RiskConfig } from '../shared/domain/config.ts';
+import { baseOf, DEFAULT_RISK_CONFIG, quoteOf, type RiskConfig } from '../shared/domain/config.ts';
 import { readPriceFile } from '../shared/prices/file.ts';
 import { MAX_POSITIONS } from '../shared/sim/book.ts';
 import { MAX_PROVIDERS } from '../shared/sim/providers.ts';
@@ -65,7 +65,6 @@ export function resolveSymbol(
   required = false,
 ): string {
   const symbols = config.markets.map((m) => m.symbol);
-  const baseOf = (s: string): string => s.split('-')[0]!;
   /** One market, or a usage error naming the markets that share the base. */
   const one = (found: string[], what: string): string | undefined => {
     if (found.length > 1)
@@ -87,9 +86,7 @@ export function resolveSymbol(
     return found;
   }
   const name = file === undefined ? '' : basename(file).toUpperCase();
-  const whole = symbols.filter((s) =>
-    new RegExp(`^${baseOf(s)}[-_]?${s.split('-')[1]!}(?![A-Z0-9])`).test(name),
-  );
+  const whole = symbols.filter((s) => new RegExp(`^${baseOf(s)}[-_]?${quoteOf(s)}(?![A-Z0-9])`).test(name));
   const found =
     one(whole, `the file name "${basename(file ?? '')}"`) ??
     one(

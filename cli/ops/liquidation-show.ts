@@ -1,5 +1,5 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
-import { quoteOf } from '../../shared/domain/config.ts';
+import { baseOf, quoteOf } from '../../shared/domain/config.ts';
 import { isTerminal, type LiquidationState } from '../../shared/domain/model.ts';
 import {
   formatBase,
@@ -32,7 +32,6 @@ import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
 export type ShowAdapters = Pick<Adapters, 'liquidations' | 'positions' | 'auctions' | 'ledger' | 'reader'>;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const baseOf = (symbol: string): string => symbol.slice(0, Math.max(0, symbol.indexOf('-'))) || symbol;
 
 export interface ShownFailure {
   readonly reason: string;

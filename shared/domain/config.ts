@@ -335,6 +335,9 @@ export function parseRiskConfig(input: unknown): RiskConfig {
 /** The quote currency of a market's symbol (`ETH-USDT`: `USDT`): the currency of its prices and money. */
 export const quoteOf = (symbol: string): string => symbol.slice(symbol.indexOf('-') + 1);
 
+/** The base asset of a market's symbol (ETH of ETH-USD; the whole symbol when it has no '-'). */
+export const baseOf = (symbol: string): string => symbol.split('-')[0]!;
+
 /** The one quote currency of a parsed configuration: the currency of the insurance fund and of every amount. */
 export const quoteCurrency = (config: Pick<RiskConfig, 'markets'>): string =>
   quoteOf(config.markets[0]!.symbol);

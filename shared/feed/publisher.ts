@@ -3,6 +3,7 @@ import {
   PutEventsCommand,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
+import { chunksOf } from '../in-flight.ts';
 import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
 import { TICK_BUS } from '../topology.ts';
 
@@ -140,8 +141,11 @@ export async function putEntries(
   const random = options.random ?? Math.random;
   const ids: (string | undefined)[] = [];
   const rejected: RefusedEntry[] = [];
-  for (let start = 0; start < entries.length; start += PUT_EVENTS_BATCH) {
-    let pending = entries.slice(start, start + PUT_EVENTS_BATCH).map((_, i) => start + i);
+  for (const batch of chunksOf(
+    entries.map((_, i) => i),
+    PUT_EVENTS_BATCH,
+  )) {
+    let pending = batch;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
       const out = await events.send(new PutEventsCommand({ Entries: pending.map((i) => entries[i]!) }));
