@@ -30,7 +30,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             each from the DLQ only once resent; a poison message (not a message of its queue) stays, as does
             one naming a liquidation or auction with no record, and a PriceTickContinuation on a deployed
             stack, whose bus takes one from margin-check alone
-            (dlq/continuation-refused: the market's next accepted tick does its work; then discard it)
+            (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
+            one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
+            duplicate its consumer takes; or discard it)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
@@ -76,6 +78,8 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         );
       else {
         for (const d of outcome.discarded) io.stdout.write(`discarded ${d.messageId}\n  body: ${d.body}\n`);
+        for (const n of outcome.notDeleted ?? [])
+          io.stdout.write(`not discarded ${n.messageId}: its delete failed (${n.reason})\n`);
         for (const id of outcome.notFound) {
           const other = elsewhere[id];
           io.stdout.write(
@@ -83,7 +87,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
           );
         }
       }
-      return outcome.notFound.length > 0 ? 1 : 0;
+      return outcome.notFound.length > 0 || outcome.notDeleted ? 1 : 0;
     });
   }
   if (values['message-id'] !== undefined)
@@ -114,10 +118,16 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         const later = o.arrivedDuring
           ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive`
           : '';
-        io.stdout.write(`${o.queue}: ${o.moved} sent back, ${o.failed.length} left in the DLQ${later}\n`);
-        for (const f of o.failed.slice(0, 10)) io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);
+        const still = o.notDeleted
+          ? ` (${o.notDeleted.length} of them still in the DLQ: their delete failed)`
+          : '';
+        io.stdout.write(
+          `${o.queue}: ${o.moved} sent back${still}, ${o.failed.length} left in the DLQ${later}\n`,
+        );
+        for (const f of [...o.failed, ...(o.notDeleted ?? [])].slice(0, 10))
+          io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);
       }
     }
-    return outcomes.some((o) => o.failed.length > 0) ? 1 : 0;
+    return outcomes.some((o) => o.failed.length > 0 || o.notDeleted) ? 1 : 0;
   });
 });

@@ -1,6 +1,6 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
-import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
+import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
   STATUS_COUNT_EVERY_MS,
@@ -141,9 +141,8 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   lines.push(
     `insurance fund  ${usd(f.balance)} ${quote} at entry ${f.sequence}, ${judged}, ${lowest} (journal audited through entry ${f.audit.through}: ${from})`,
   );
-  // In the withdrawal's own words (the same check as the line above).
-  if (f.withdrawals.refused)
-    lines.push(`  WITHDRAWALS REFUSED: ${withTargetFlags(f.withdrawals.reason ?? '', target)}`);
+  // In the withdrawal's own words (the same check as the line above), its commands with the target's flags already.
+  if (f.withdrawals.refused) lines.push(`  WITHDRAWALS REFUSED: ${f.withdrawals.reason}`);
   const w = f.drawWindow;
   if (w)
     lines.push(

@@ -95,8 +95,9 @@ export const shellWord = (word: string): string =>
 /**
  * The flags that make a command an operator copies act where the one that printed it did (ux46-advice-target):
  * without them it runs against the default target, local, and fails or acts on a running local stack. Local: what the
- * command was given (without it, local up's record resolves the same stack). Deployed: the target and stage always,
- * LocalStack's endpoint, and the region when given (without it, the shell's default resolves the same).
+ * command was given (without it, local up's record resolves the same stack). Deployed: the target and stage, LocalStack's
+ * endpoint, and the region always: the one the command ran in, however it was resolved (--region, AWS_REGION, the
+ * profile's), since a shell with another default would run the copy elsewhere (ops47-advice-region).
  */
 export function targetFlags(target: AdviceTarget): string {
   const given = target.given ?? {};
@@ -108,7 +109,7 @@ export function targetFlags(target: AdviceTarget): string {
   } else {
     flags.push('--target', target.kind, '--stage', target.stage);
     if (target.kind === 'localstack' && target.endpoint) flags.push('--endpoint', target.endpoint);
-    if (given.region !== undefined) flags.push('--region', target.region);
+    flags.push('--region', target.region);
   }
   return flags.map((f) => ` ${shellWord(f)}`).join('');
 }

@@ -87,6 +87,12 @@ export interface DlqRunOptions {
   readonly visibilitySeconds?: number;
 }
 
+/** A message a run dealt with (sent back, discarded) that is still in its DLQ: its delete failed. */
+export interface NotDeleted {
+  readonly messageId: string;
+  readonly reason: string;
+}
+
 /**
  * One run's receives from a DLQ, each message handed on once (ops46-dlq-seen-once). SQS delivers at least once: a
  * message the run holds comes round again once its visibility timeout runs out while the run still works (a run over
@@ -95,11 +101,17 @@ export interface DlqRunOptions {
  * outlasts it; stopping at the first repeat would end a run with unseen messages behind it. So the run knows its
  * messages by MessageId: a repeat is not handed on again, and its receipt handle replaces the held one, since SQS
  * documents only the newest as sure to act (a delete by an older one succeeds and may delete nothing).
+ *
+ * A delete that fails (after the SDK's retries) leaves the message held: it is deleted again if it comes round and
+ * once more as the run ends, then, still there, released and reported by `notDeleted` (ops47-dlq-delete-failed).
  */
 class DlqRun {
   /** Received and not deleted, by MessageId, with the newest receipt handle: released at the end. */
   readonly #held = new Map<string, Message>();
-  readonly #deleted = new Set<string>();
+  /** Dealt with (deleted, or its delete failed): never handed on again, deleted again when it comes round. */
+  readonly #done = new Set<string>();
+  /** Dealt with and still in the queue: the last delete's error. */
+  readonly #undeleted = new Map<string, string>();
   readonly #deployment: Deployment;
   readonly #url: string;
   readonly #visibilitySeconds: number;
@@ -119,42 +131,60 @@ class DlqRun {
       const batch = await receive(this.#deployment, this.#url, max, this.#visibilitySeconds);
       if (batch.length === 0) return [];
       const fresh: Message[] = [];
+      const copies: string[] = [];
       let twice = false;
       for (const m of batch) {
         const id = m.MessageId ?? '';
-        if (this.#held.has(id) || this.#deleted.has(id)) {
-          if (cameRound.has(id)) twice = true;
-          cameRound.add(id);
-          // Deleted and back: a copy the delete missed. Not handed on (it was dealt with); deleted by its new handle.
-          if (this.#deleted.has(id)) await this.#deleteBy(m);
-          else this.#held.set(id, m);
-          continue;
-        }
+        const known = this.#held.has(id) || this.#done.has(id);
+        if (known && cameRound.has(id)) twice = true;
+        if (known) cameRound.add(id);
         this.#held.set(id, m);
-        fresh.push(m);
+        if (!known) fresh.push(m);
+        // Dealt with and back: a copy its delete missed, or one whose delete failed. Not handed on again.
+        else if (this.#done.has(id)) copies.push(id);
       }
+      // Deleted once the whole batch is held: a failed delete left the rest of it hidden and out of the run
+      // (ops47-dlq-delete-mid-batch).
+      for (const id of copies) await this.#deleteHeld(id);
       if (fresh.length > 0) return fresh;
       if (twice) return [];
     }
   }
 
-  /** Deletes a message of this run, by the newest receipt handle the run has for it. */
-  async delete(m: Message): Promise<void> {
+  /**
+   * Deletes a message of this run, by the newest receipt handle the run has for it. False when the delete failed:
+   * the message stays held (deleted again when it comes round and as the run ends; else released, in notDeleted).
+   */
+  delete(m: Message): Promise<boolean> {
     const id = m.MessageId ?? '';
-    await this.#deleteBy(this.#held.get(id) ?? m);
+    if (!this.#held.has(id)) this.#held.set(id, m);
+    this.#done.add(id);
+    return this.#deleteHeld(id);
+  }
+
+  async #deleteHeld(id: string): Promise<boolean> {
+    try {
+      await this.#deployment.clients.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: this.#url, ReceiptHandle: this.#held.get(id)?.ReceiptHandle }),
+      );
+    } catch (error) {
+      this.#undeleted.set(id, (error as Error).message);
+      return false;
+    }
     this.#held.delete(id);
-    this.#deleted.add(id);
+    this.#undeleted.delete(id);
+    return true;
   }
 
-  async #deleteBy(m: Message): Promise<void> {
-    await this.#deployment.clients.sqs.send(
-      new DeleteMessageCommand({ QueueUrl: this.#url, ReceiptHandle: m.ReceiptHandle }),
-    );
+  /** The messages dealt with whose delete failed, once the run has finished: still in the queue. */
+  notDeleted(): NotDeleted[] {
+    return [...this.#undeleted].map(([messageId, reason]) => ({ messageId, reason }));
   }
 
-  /** Makes every message the run holds visible again. */
-  release(): Promise<void> {
-    return release(this.#deployment, this.#url, [...this.#held.values()]);
+  /** Tries each failed delete once more, then makes every message the run holds visible again. */
+  async finish(): Promise<void> {
+    for (const id of [...this.#undeleted.keys()]) await this.#deleteHeld(id);
+    await release(this.#deployment, this.#url, [...this.#held.values()]);
   }
 }
 
@@ -192,7 +222,7 @@ async function peek<T>(
     }
     return await use(seen);
   } finally {
-    await run.release();
+    await run.finish();
   }
 }
 
@@ -301,9 +331,15 @@ const withFailure = (where: string, failure: ProcessingFailure | undefined): str
     : where;
 
 export interface RedriveOutcome {
+  /** Messages sent back (those of notDeleted among them). */
   readonly moved: number;
   /** Messages that could not be sent back (left in the DLQ). */
   readonly failed: readonly { readonly messageId: string; readonly reason: string }[];
+  /**
+   * Messages sent back whose delete from the DLQ then failed: still there (present when any). A next redrive sends
+   * each again, which its consumer takes as any duplicate delivery; `dlq discard` removes it (its reason says how).
+   */
+  readonly notDeleted?: readonly NotDeleted[];
   /** Dead letters that arrived during the redrive (left for the next one; present when any did). */
   readonly arrivedDuring?: number;
 }
@@ -332,12 +368,13 @@ export async function redriveDeadLetters(
   try {
     while (moved + failed.length + arrivedDuring.size < max) {
       const received = await run.next(max - moved - failed.length - arrivedDuring.size);
-      // A receive of nothing older ends the run: while the cause still fails, new dead letters keep coming and would
-      // hold it for ever (a review in session 37).
+      if (received.length === 0) break;
+      // New dead letters are held to the end and counted towards `max`, which bounds the run while the cause still
+      // fails (a review in session 37). A receive of new ones alone goes on: SQS answers in no set order, so older
+      // ones may still be there (ops47-dlq-arrivals-only).
       const arrived = received.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) > startedMs);
       for (const m of arrived) arrivedDuring.add(m.MessageId ?? '');
       const batch = received.filter((m) => !arrived.includes(m));
-      if (batch.length === 0) break;
       for (const m of batch) {
         try {
           const never = await unredrivable(deployment, queue, m.Body ?? '');
@@ -350,18 +387,30 @@ export async function redriveDeadLetters(
             });
             continue;
           }
-          await resend(deployment, queue, m.Body ?? '');
-          await run.delete(m);
-          moved += 1;
+          await resend(deployment, queue, m.Body ?? '', m.MessageId ?? '');
         } catch (error) {
           failed.push({ messageId: m.MessageId ?? '', reason: (error as Error).message });
+          continue;
         }
+        moved += 1;
+        // Sent back: a failed delete leaves it held and tried again, and, still there, in notDeleted
+        // (ops47-dlq-delete-failed), not among those that could not be sent back.
+        await run.delete(m);
       }
     }
   } finally {
-    await run.release();
+    await run.finish();
   }
-  return { moved, failed, ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}) };
+  const notDeleted = run.notDeleted().map(({ messageId, reason }) => ({
+    messageId,
+    reason: `sent back, then its delete failed (${reason}): still in the DLQ, where a redrive sends it again (a duplicate delivery, which its consumer takes as any); ${discardCommand(deployment, queue, messageId)} removes it`,
+  }));
+  return {
+    moved,
+    failed,
+    ...(notDeleted.length > 0 ? { notDeleted } : {}),
+    ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
+  };
 }
 
 /**
@@ -400,6 +449,8 @@ export interface DiscardOutcome {
   /** The messages deleted, with their bodies (the only copy left: keep them with the incident). */
   readonly discarded: readonly { readonly messageId: string; readonly body: string }[];
   readonly notFound: readonly string[];
+  /** Found, and their delete failed: still in the DLQ (present when any). */
+  readonly notDeleted?: readonly NotDeleted[];
 }
 
 /**
@@ -431,9 +482,17 @@ export async function discardDeadLetters(
       }
     }
   } finally {
-    await run.release();
+    await run.finish();
   }
-  return { discarded, notFound: [...wanted] };
+  // One whose delete failed is still there: not discarded, and said (its error used to end the command, leaving the
+  // bodies of those discarded before it unprinted: ops47-dlq-delete-failed).
+  const notDeleted = run.notDeleted();
+  const left = new Set(notDeleted.map((n) => n.messageId));
+  return {
+    discarded: discarded.filter((d) => !left.has(d.messageId)),
+    notFound: [...wanted],
+    ...(notDeleted.length > 0 ? { notDeleted } : {}),
+  };
 }
 
 /**
@@ -501,7 +560,7 @@ function tickDeadLetter(json: unknown): {
   };
 }
 
-async function resend(deployment: Deployment, queue: DlqId, body: string): Promise<void> {
+async function resend(deployment: Deployment, queue: DlqId, body: string, messageId: string): Promise<void> {
   const { sqs, events } = deployment.clients;
   if (queue !== 'tickDeadLetters') {
     await sqs.send(
@@ -521,7 +580,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string): Promi
     if (!/AccessDenied|NotAuthorized/.test(code)) return new Error(`dlq/put-failed: ${detail}`);
     return new Error(
       event['detail-type'] === TICK_BUS.continuationDetailType
-        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then dlq discard removes this one`
+        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then ${discardCommand(deployment, queue, messageId)} removes this one`
         : `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`,
     );
   };

@@ -17,7 +17,13 @@ import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../se
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
-import { type AdviceTarget, backstopCommand, type Deployment, type DeploymentNames } from './deployment.ts';
+import {
+  type AdviceTarget,
+  backstopCommand,
+  type Deployment,
+  type DeploymentNames,
+  withTargetFlags,
+} from './deployment.ts';
 import { sequenceAfter } from './ticks.ts';
 
 /**
@@ -198,7 +204,8 @@ export interface StatusReport {
     };
     /**
      * Whether a withdrawal now is refused for the journal (the same check as `reconciled`; the draw cap is no
-     * withdrawal's): `code` and `reason` are its refusal's, null when it goes (the floor is not judged here).
+     * withdrawal's): `code` and `reason` are its refusal's, null when it goes (the floor is not judged here); the
+     * commands `reason` names carry the target's flags, as `fund withdraw` prints them (ops47-json-advice).
      */
     readonly withdrawals: {
       readonly refused: boolean;
@@ -634,8 +641,11 @@ async function readStatus(
   const quote = quoteOfStatus(config, Object.keys(marketMap));
   // The withdrawal's own rule and words (withdraw46-status-refused), amounts in the quote status shows.
   const refusal = withdrawalRefusal(check, quote ?? quoteCurrency(DEFAULT_RISK_CONFIG));
+  // Its commands with the target's flags, as the text and a refused withdrawal print them (ops47-json-advice).
   const withdrawals =
-    refusal === undefined ? { refused: false, code: null, reason: null } : { refused: true, ...refusal };
+    refusal === undefined
+      ? { refused: false, code: null, reason: null }
+      : { refused: true, code: refusal.code, reason: withTargetFlags(refusal.reason, deployment) };
   const report: StatusReport = {
     target: {
       kind: deployment.kind,

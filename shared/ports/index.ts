@@ -1248,6 +1248,8 @@ export interface BatchReader {
   ): Promise<{ readonly position: PositionRecord | undefined; readonly market: MarketState | undefined }>;
   /** The positions of `ids` that exist, in no particular order (DynamoDB: BatchGetItem, 100 keys a call). */
   positions(ids: readonly string[]): Promise<readonly PositionRecord[]>;
+  /** The liquidations of `ids` that exist, in no particular order (BatchGetItem, 100 keys a call). */
+  liquidations(ids: readonly string[]): Promise<readonly LiquidationRecord[]>;
   /** The states of the markets of `symbols` that have one, in no particular order (BatchGetItem, 100 keys a call). */
   markets(symbols: readonly string[]): Promise<readonly MarketState[]>;
   /** An auction and the state of a market, as an auction step needs them. */

@@ -1,17 +1,25 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import {
   type AwsClients,
+  createAwsAdapters,
   createAwsClients,
   createLocalResources,
   localClientConfig,
 } from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
-import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { listDeadLetters, type RedriveOutcome, redriveDeadLetters } from '../../shared/local/dlq.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
 import { TICK_BUS } from '../../shared/topology.ts';
+import { cli, publishStackOutputs } from '../support/cli.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
 const WAIT = { timeout: 60_000, interval: 100 };
@@ -190,7 +198,8 @@ it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's
   // On AWS the bus takes a PriceTickContinuation from margin-check's role alone, and with tickPublishersOnly a
   // PriceTick from the feed principals alone; moto enforces no policy, so the client refuses as the bus would: the
   // continuation's entry (EventBridge's per-entry answer), the tick's whole call.
-  const d = await stage('dlqbus', []);
+  // A deployed stack's: the advice names its commands for it, the region it ran in too (ops47-advice-region).
+  const d = { ...(await stage('dlqbus', [])), kind: 'aws', stage: 'prod', region: 'eu-west-1' } as Deployment;
   const tickDlq = d.names.queues.tickDeadLetters.url;
   const event = (detailType: string, segment?: number) =>
     JSON.stringify({
@@ -225,8 +234,11 @@ it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's
   try {
     const outcome = await redriveDeadLetters(d, 'tickDeadLetters');
     expect(outcome.moved).toBe(0);
+    const flags = '--target aws --stage prod --region eu-west-1';
+    // ops47-json-advice: its discard was named as bare words ("then dlq discard removes this one").
+    const continuation = outcome.failed.find((f) => f.reason.startsWith('dlq/continuation-refused'))!;
     expect(outcome.failed.map((f) => f.reason).sort()).toEqual([
-      `dlq/continuation-refused: AccessDeniedException (${denial}): the bus takes a PriceTickContinuation from margin-check alone; the market's next accepted tick takes over the work its tick left (backstop status --json shows the market's pendingSequence until then), then dlq discard removes this one`,
+      `dlq/continuation-refused: AccessDeniedException (${denial}): the bus takes a PriceTickContinuation from margin-check alone; the market's next accepted tick takes over the work its tick left (backstop status --json ${flags} shows the market's pendingSequence until then), then backstop dlq discard --queue tickDeadLetters --message-id ${continuation.messageId} ${flags} removes this one`,
       `dlq/put-failed: AccessDeniedException (${denial}): a stack deployed with backstop:tickPublishersOnly takes a PriceTick from its feed principals alone: redrive with a feed role's credentials`,
     ]);
   } finally {
@@ -243,7 +255,7 @@ it("says why a deployed bus refuses a tick dead letter, and leaves it (the bus's
  */
 function holdReceive(url: string, nth: number, ready: () => Promise<void>): () => void {
   let receives = 0;
-  const name = `holdReceive${url}`;
+  const name = `holdReceive${nth}${url}`;
   clients.sqs.middlewareStack.add(
     ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
       async (args: { input: { QueueUrl?: string } }) => {
@@ -444,3 +456,275 @@ it('deletes a dead letter it sent back that comes round after its delete, and do
   const depth = await new SqsQueueTransport(clients.sqs, { url: dlq }).depth();
   expect(depth.visible + depth.inFlight).toBe(0);
 }, 120_000);
+
+type DeleteAnswer = 'lost' | 'fail' | 'ok';
+
+/**
+ * DeleteMessage on `url` as `plan` says for the bodies it names, its n-th delete of one by the plan's n-th answer (the
+ * last for any after): `lost` succeeds and deletes nothing (a copy on a server that was out, as receiptHandlesAsSqs),
+ * `fail` fails as a call does once the SDK's retries are spent (an initialize-step middleware runs above them), `ok`
+ * deletes. Returns what removes it.
+ */
+function deletesAs(
+  url: string,
+  plan: Readonly<Record<string, readonly DeleteAnswer[]>>,
+  sqs = clients.sqs,
+): () => void {
+  const bodyOf = new Map<string, string>(); // receipt handle -> body
+  const deletes = new Map<string, number>(); // body -> deletes asked
+  const name = `deletesAs${url}`;
+  sqs.middlewareStack.add(
+    ((
+      next: (a: unknown) => Promise<{ output: Record<string, unknown> }>,
+      context: { commandName?: string },
+    ) =>
+      async (args: { input: { QueueUrl?: string; ReceiptHandle?: string } }) => {
+        if (args.input.QueueUrl !== url) return next(args);
+        if (context.commandName === 'ReceiveMessageCommand') {
+          const result = await next(args);
+          for (const m of (result.output.Messages ?? []) as { ReceiptHandle: string; Body: string }[])
+            bodyOf.set(m.ReceiptHandle, m.Body);
+          return result;
+        }
+        const body = bodyOf.get(args.input.ReceiptHandle ?? '');
+        const answers = body === undefined ? undefined : plan[body];
+        if (context.commandName !== 'DeleteMessageCommand' || !answers) return next(args);
+        const n = deletes.get(body!) ?? 0;
+        deletes.set(body!, n + 1);
+        const answer = answers[Math.min(n, answers.length - 1)];
+        if (answer === 'lost') return { output: { $metadata: {} }, response: {} };
+        if (answer === 'fail')
+          throw Object.assign(new Error('Service Unavailable'), {
+            name: 'ServiceUnavailable',
+            $fault: 'server',
+          });
+        return next(args);
+      }) as never,
+    { step: 'initialize', name },
+  );
+  return () => sqs.middlewareStack.remove(name);
+}
+
+/** The bodies waiting in the queue at `url`, each once (received and left hidden: read them last). */
+async function bodiesIn(url: string): Promise<string[]> {
+  const bodies: string[] = [];
+  for (;;) {
+    const out = await clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    if (!out.Messages?.length) return bodies.sort();
+    bodies.push(...out.Messages.map((m) => m.Body!));
+  }
+}
+
+/** Hides the messages of `url` with `bodies` for `seconds` (as another operator's listing holds them). */
+async function hide(url: string, bodies: readonly string[], seconds: number): Promise<void> {
+  const out = await clients.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: url,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 1,
+      VisibilityTimeout: seconds,
+    }),
+  );
+  const others = (out.Messages ?? []).filter((m) => !bodies.includes(m.Body!));
+  expect((out.Messages ?? []).length - others.length).toBe(bodies.length);
+  for (const m of others)
+    await clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: url,
+        ReceiptHandle: m.ReceiptHandle!,
+        VisibilityTimeout: 0,
+      }),
+    );
+}
+
+it('holds the whole batch when the delete of a copy that came round in it fails (ops47-dlq-delete-mid-batch)', async () => {
+  // Found by the review of session 46: a copy of a message the run had deleted was deleted again as the run met it
+  // in a batch, and that delete failing threw out of the run with the rest of the batch neither handed on nor held:
+  // hidden for the visibility timeout, out of the run's release, the redrive ended by the error.
+  const d = await stage('dlqcopyfail', []);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const [a, b, c] = ['a', 'b', 'c'].map((id) => `{"liquidationId":"${id}:0"}`) as [string, string, string];
+  for (const id of ['a', 'b', 'c']) await queuedWithoutPosition(d.names.tables.liquidations, `${id}:0`);
+  for (const body of [a, b, c])
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  // The first receive takes a alone (b and c held elsewhere); a's delete deletes nothing, so a's copy comes round
+  // first in the second receive (moto answers in the order sent), which waits for all three, and its delete fails.
+  await hide(dlq, [b, c], 2);
+  const removeDeletes = deletesAs(dlq, { [a]: ['lost', 'fail'] });
+  const unhold = holdReceive(dlq, 2, untilVisible(dlq, 3));
+  let outcome: Awaited<ReturnType<typeof redriveDeadLetters>>;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 1000, VISIBILITY);
+  } finally {
+    unhold();
+    removeDeletes();
+  }
+  const aId = outcome.notDeleted?.[0]?.messageId ?? '';
+  expect(outcome).toEqual({
+    moved: 3,
+    failed: [],
+    notDeleted: [
+      {
+        messageId: aId,
+        reason: `sent back, then its delete failed (Service Unavailable): still in the DLQ, where a redrive sends it again (a duplicate delivery, which its consumer takes as any); backstop dlq discard --queue liquidations --message-id ${aId} removes it`,
+      },
+    ],
+  });
+  // b and c deleted, a released (none left hidden), and each sent back once.
+  const depth = await new SqsQueueTransport(clients.sqs, { url: dlq }).depth();
+  expect([depth.visible, depth.inFlight]).toEqual([1, 0]);
+  expect(await bodiesIn(d.names.queues.liquidations.url)).toEqual([a, b, c]);
+  expect(await bodiesIn(dlq)).toEqual([a]);
+}, 120_000);
+
+it('goes on past a receive of new dead letters alone while older ones are still there (ops47-dlq-arrivals-only)', async () => {
+  // Found by the review of session 46: a receive holding only dead letters that arrived during the run ended it. SQS
+  // answers in no set order (and another reader may hold the older ones a moment), so older ones were left behind.
+  const d = await stage('dlqarrivals', []);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const olds = ['o1', 'o2', 'o3'].map((id) => `{"liquidationId":"${id}:0"}`);
+  for (const id of ['o1', 'o2', 'o3']) await queuedWithoutPosition(d.names.tables.liquidations, `${id}:0`);
+  for (const body of olds)
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  await hide(dlq, olds, 2);
+  const arrival = '{"liquidationId":"new:0"}';
+  // The run's first receive answers the arrival alone: sent as it starts (stamped after the run's start), the
+  // older ones still held; the second waits until they are visible again.
+  const unholdFirst = holdReceive(dlq, 1, async () => {
+    const calledAt = Date.now();
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(calledAt), { interval: 1 });
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: arrival }));
+  });
+  const unholdSecond = holdReceive(dlq, 2, untilVisible(dlq, 3));
+  let outcome: Awaited<ReturnType<typeof redriveDeadLetters>>;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations');
+  } finally {
+    unholdFirst();
+    unholdSecond();
+  }
+  expect(outcome).toEqual({ moved: 3, failed: [], arrivedDuring: 1 });
+  expect(await bodiesIn(d.names.queues.liquidations.url)).toEqual(olds);
+  expect(await bodiesIn(dlq)).toEqual([arrival]); // left for the next redrive, visible at once
+}, 120_000);
+
+it('says a dead letter sent back whose delete failed is still there, and its next redrive is a duplicate its consumer takes (ops47-dlq-delete-failed)', async () => {
+  // Found by the review of session 46: the delete failing after the resend, the message was reported among those that
+  // could not be sent back (it had been), not counted as moved, and nothing said that it was still in the DLQ.
+  vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'CRITICAL');
+  const stack = await startLocalStack({ endpoint: moto.endpoint, stage: 'dlqtwice', fastRetries: true });
+  try {
+    const d = { ...(await stage('dlqtwice', [])), clients: stack.clients, names: stack.names };
+    const a = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
+    // p1 healthy at the mark: its liquidation, sent back, is cancelled by the consumer and p1 goes back to the book.
+    await a.markets.acceptTick(
+      'ETH-USD',
+      { sequence: 1, markPrice: parsePrice('1500'), timestampMs: Date.now() },
+      undefined,
+      false,
+    );
+    const position = {
+      id: 'p1',
+      traderId: 't-p1',
+      symbol: 'ETH-USD',
+      side: 'LONG' as const,
+      size: parseBase('1'),
+      entryPrice: parsePrice('1500'),
+      collateral: parseQuote('300'),
+      state: 'OPEN' as const,
+      liquidationPrice: parsePrice('1250'),
+      version: 0,
+    };
+    await a.positions.create(position);
+    await a.liquidations.begin(position, {
+      id: 'p1:0',
+      positionId: 'p1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#1',
+      triggerMark: parsePrice('1200'),
+      remainingSize: position.size,
+      marketFills: [],
+      history: [{ atMs: Date.now(), state: 'QUEUED' }],
+      version: 0,
+    });
+    const body = '{"liquidationId":"p1:0"}';
+    const dlq = stack.names.queues.liquidations.dlqUrl!;
+    await stack.clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+
+    // Every delete of it fails: the one after its resend, and the one the run tries again as it ends.
+    const removeDeletes = deletesAs(dlq, { [body]: ['fail'] }, stack.clients.sqs);
+    let first: Awaited<ReturnType<typeof redriveDeadLetters>>;
+    try {
+      first = await redriveDeadLetters(d, 'liquidations');
+    } finally {
+      removeDeletes();
+    }
+    const id = first.notDeleted?.[0]?.messageId ?? '';
+    expect(first).toEqual({
+      moved: 1,
+      failed: [],
+      notDeleted: [
+        {
+          messageId: id,
+          reason: `sent back, then its delete failed (Service Unavailable): still in the DLQ, where a redrive sends it again (a duplicate delivery, which its consumer takes as any); backstop dlq discard --queue liquidations --message-id ${id} removes it`,
+        },
+      ],
+    });
+    await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+    const cancelled = await a.liquidations.get('p1:0');
+    const reopened = await a.positions.get('p1');
+    expect(cancelled).toMatchObject({ state: 'CANCELLED', version: 1 });
+    expect(reopened).toMatchObject({ state: 'OPEN', version: 2 });
+    // Still there, visible at once, as said.
+    expect((await listDeadLetters(d, 'liquidations')).map((m) => [m.messageId, m.body])).toEqual([
+      [id, body],
+    ]);
+
+    // The next redrive sends it again: the consumer takes it as a duplicate delivery, nothing moves.
+    expect(await redriveDeadLetters(d, 'liquidations')).toEqual({ moved: 1, failed: [] });
+    await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+    expect(await a.liquidations.get('p1:0')).toEqual(cancelled);
+    expect(await a.positions.get('p1')).toEqual(reopened);
+    expect(stack.runner.errors).toEqual([]);
+    const depth = await new SqsQueueTransport(stack.clients.sqs, { url: dlq }).depth();
+    expect([depth.visible, depth.inFlight]).toEqual([0, 0]);
+  } finally {
+    await stack.stop();
+    vi.unstubAllEnvs();
+  }
+}, 120_000);
+
+it('names the region a deployed target ran in, resolved from the shell, in the commands it prints (ops47-advice-region)', async () => {
+  // Found by the review of session 46: --region was printed only when given, so the copy, run in a shell whose
+  // default region (AWS_REGION, the profile's) is another, acted on that region's stack or found none.
+  const regional = createAwsClients(localClientConfig(moto.endpoint, 'eu-west-2'));
+  try {
+    const names = await createLocalResources(regional, 'regionx');
+    await publishStackOutputs(moto.endpoint, 'regionx', names, {}, 'eu-west-2');
+    await regional.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.dlqUrl!, MessageBody: 'not json' }),
+    );
+    vi.stubEnv('AWS_REGION', 'eu-west-2');
+    // LocalStack's region resolves from the shell as an aws target's does (--target aws takes no emulator).
+    const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--stage', 'regionx'];
+    const redrive = await cli('dlq', 'redrive', '--queue', 'liquidations', '--json', ...target);
+    expect(redrive.code, redrive.stderr).toBe(1);
+    const [poison] = (JSON.parse(redrive.stdout) as { redriven: RedriveOutcome[] }).redriven[0]!.failed;
+    const printed = /; (backstop dlq discard .*) removes it$/.exec(poison!.reason)?.[1];
+    expect(printed).toBe(
+      `backstop dlq discard --queue liquidations --message-id ${poison!.messageId} --target localstack --stage regionx --endpoint ${moto.endpoint} --region eu-west-2`,
+    );
+    // Run as printed in a shell whose default region is another: it acts where it was printed.
+    vi.stubEnv('AWS_REGION', 'us-west-1');
+    const discard = await cli(...printed!.split(' ').slice(1));
+    expect(discard.code, discard.stderr).toBe(0);
+    expect(discard.stdout).toBe(`discarded ${poison!.messageId}\n  body: not json\n`);
+  } finally {
+    vi.unstubAllEnvs();
+    regional.destroy();
+  }
+});

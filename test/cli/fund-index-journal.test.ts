@@ -13,7 +13,52 @@ const emulator = useOperatorEmulator('index-journal');
  * A stack deployed before session 27 holds journal entries without `journalSequence`: the reconcile's index by
  * sequence cannot see them, and the reconcile reports entry 1 missing. `fund index-journal` gives them their place.
  */
+/** Removes `journalSequence` from the fund's journal entries of `table`, as an earlier version wrote them. */
+async function unindexJournal(table: string): Promise<void> {
+  const dynamo = emulator.clients.dynamo;
+  const { Items } = await dynamo.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :j)',
+      ExpressionAttributeValues: { ':pk': { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, ':j': { S: 'J#' } },
+    }),
+  );
+  for (const item of Items ?? []) {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: item.pk!, sk: item.sk! },
+        UpdateExpression: 'REMOVE journalSequence',
+      }),
+    );
+  }
+}
+
 describe('backstop fund index-journal', () => {
+  it('is named with the target flags in status --json as in the text, and runs as printed (ops47-json-advice)', async () => {
+    // Found by the review of session 46: ux46-advice-target gave the text's WITHDRAWALS REFUSED line the target's
+    // flags, while status --json's withdrawals.reason kept the bare `backstop fund index-journal`: a script running it
+    // acted on the default target.
+    const names = await createLocalResources(emulator.clients, 'idx2');
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'idx2'];
+    expect((await cli('fund', 'deposit', '--amount', '100', '--key', 'd1', ...at)).code).toBe(0);
+    await unindexJournal(names.tables.ledger);
+    const json = await cli('status', '--json', ...at);
+    expect(json.code, json.stderr).toBe(0);
+    const { withdrawals } = JSON.parse(json.stdout).insuranceFund as {
+      withdrawals: { refused: boolean; code: string; reason: string };
+    };
+    expect(withdrawals).toMatchObject({ refused: true, code: 'admin/fund-not-indexed' });
+    const command = /`(backstop fund index-journal[^`]*)`/.exec(withdrawals.reason)?.[1];
+    expect(command).toBe(`backstop fund index-journal ${at.join(' ')}`);
+    // The same words as the text's.
+    expect((await cli('status', ...at)).stdout).toContain(`  WITHDRAWALS REFUSED: ${withdrawals.reason}\n`);
+    // Run as printed, it indexes this stage's journal: withdrawals go.
+    expect((await cli(...command!.split(' ').slice(1))).stdout).toMatch(/1 of 1 journal entries indexed/);
+    const after = JSON.parse((await cli('status', '--json', ...at)).stdout).insuranceFund;
+    expect(after.withdrawals).toEqual({ refused: false, code: null, reason: null });
+  });
+
   it('indexes the entries written before the index, once, and the reconcile then reads the whole journal', async () => {
     const names = await createLocalResources(emulator.clients, 'idx1');
     const at = ['--endpoint', emulator.moto.endpoint, '--stage', 'idx1'];

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { LiquidationShow, PositionLiquidations } from '../../cli/ops/liquidation-show.ts';
-import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import {
+  collectPositionLiquidations,
+  type LiquidationShow,
+  type PositionLiquidations,
+} from '../../cli/ops/liquidation-show.ts';
+import { createAwsAdapters, createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import {
@@ -12,6 +16,7 @@ import {
   parseQuote,
 } from '../../shared/domain/units.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
 import { AUCTION_ONLY } from '../support/risk-configs.ts';
@@ -380,5 +385,76 @@ describe('liquidations show', () => {
     const mixed = await cli('liquidations', 'show', 'p1:0', '--resend', ...at);
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toContain('--resend is an option of liquidations overdue');
+  });
+
+  it('--position reads its liquidations by BatchGetItem, 100 keys a call, unprocessed keys asked again (ops47-show-batch-get)', async () => {
+    // Found by the review of session 46: one GetItem per version of the position, up to 1,000 calls for a command an
+    // operator runs in an incident (8 at a time).
+    const { names } = await emulator.newStage('shb');
+    const clients = createAwsClients(localClientConfig(emulator.moto.endpoint));
+    try {
+      const adapters = createAwsAdapters({ clients, names, clock: systemClock });
+      await adapters.positions.create({
+        id: 'p8',
+        traderId: 't-p8',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        size: parseBase('1'),
+        entryPrice: parsePrice('200'),
+        collateral: parseQuote('20'),
+        state: 'OPEN',
+        liquidationPrice: parsePrice('185'),
+        version: 250,
+      });
+      // One in each call's 100 ids, past the first 40 (left unprocessed by whichever call comes first).
+      const started = [60, 160, 249];
+      const slice = (v: number): LiquidationRecord => ({
+        id: `p8:${v}`,
+        positionId: 'p8',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        state: 'CANCELLED',
+        tickKey: `ETH-USD#${v}`,
+        triggerMark: parsePrice('185'),
+        remainingSize: parseBase('1'),
+        marketFills: [],
+        history: [{ atMs: Date.now(), state: 'CANCELLED', note: 'healthy at 19000000000' }],
+        version: 1,
+      });
+      await adapters.transactor.commit(
+        started.map((v) => ({ kind: 'liquidation', record: slice(v), expectedVersion: undefined })),
+      );
+      // DynamoDB leaves keys unprocessed under load (moto never does): the first call answers 40 of its 100.
+      let batches = 0;
+      clients.dynamo.middlewareStack.add(
+        ((
+          next: (a: unknown) => Promise<{ output: Record<string, unknown> }>,
+          context: { commandName?: string },
+        ) =>
+          async (args: { input: { RequestItems: Record<string, { Keys: unknown[] }> } }) => {
+            if (context.commandName !== 'BatchGetItemCommand' || batches++ > 0) return next(args);
+            const [table, request] = Object.entries(args.input.RequestItems)[0]!;
+            const out = await next({
+              ...args,
+              input: { RequestItems: { [table]: { ...request, Keys: request.Keys.slice(0, 40) } } },
+            });
+            return {
+              ...out,
+              output: {
+                ...out.output,
+                UnprocessedKeys: { [table]: { ...request, Keys: request.Keys.slice(40) } },
+              },
+            };
+          }) as never,
+        { step: 'initialize', name: 'unprocessedKeys' },
+      );
+      clients.counter.reset();
+      const listed = (await collectPositionLiquidations(adapters, 'p8'))!;
+      expect(listed.liquidations.map((l) => l.id)).toEqual(started.map((v) => `p8:${v}`));
+      // The position's GetItem, then 251 ids in three BatchGetItem calls and the first one's rest asked again.
+      expect(clients.counter.snapshot()).toEqual({ 'dynamodb.BatchGetItem': 4, 'dynamodb.GetItem': 1 });
+    } finally {
+      clients.destroy();
+    }
   });
 });

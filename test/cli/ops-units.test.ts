@@ -1819,12 +1819,18 @@ describe('advice names commands for the target that printed them', () => {
     expect(targetFlags({ ...local, given: { stage: 'drill', endpoint: 'http://127.0.0.1:5001' } })).toBe(
       ' --endpoint http://127.0.0.1:5001 --stage drill',
     );
-    expect(targetFlags(aws)).toBe(' --target aws --stage prod');
+    // ops47-advice-region: a deployed target's region always, given or resolved (AWS_REGION, the profile's): a shell
+    // with another default ran the copy in another region.
+    expect(targetFlags(aws)).toBe(' --target aws --stage prod --region eu-west-1');
     expect(targetFlags({ ...aws, given: { region: 'eu-west-1' } })).toBe(
       ' --target aws --stage prod --region eu-west-1',
     );
-    expect(targetFlags(localstack)).toBe(' --target localstack --stage dev --endpoint http://localhost:4566');
-    expect(backstopCommand(aws, 'dlq list')).toBe('backstop dlq list --target aws --stage prod');
+    expect(targetFlags(localstack)).toBe(
+      ' --target localstack --stage dev --endpoint http://localhost:4566 --region us-east-1',
+    );
+    expect(backstopCommand(aws, 'dlq list')).toBe(
+      'backstop dlq list --target aws --stage prod --region eu-west-1',
+    );
     expect(shellWord("it's here")).toBe("'it'\\''s here'");
   });
   it('gives every command of the stranded advice, a refusal and the status the target flags', () => {
@@ -1832,13 +1838,13 @@ describe('advice names commands for the target that printed them', () => {
       '1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)',
     );
     expect(strandedAdvice(1, aws)).toBe(
-      '1 in the dead-letter queues (backstop dlq list --target aws --stage prod says why, backstop dlq redrive --target aws --stage prod sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod (not before: it sends the dead-lettered ones a message too, to fail again)',
+      '1 in the dead-letter queues (backstop dlq list --target aws --stage prod --region eu-west-1 says why, backstop dlq redrive --target aws --stage prod --region eu-west-1 sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 (not before: it sends the dead-lettered ones a message too, to fail again)',
     );
     expect(strandedAdvice(0, localstack)).toBe(
-      'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 sends each a message',
+      'no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 --region us-east-1 sends each a message',
     );
     expect(withTargetFlags('run `backstop fund index-journal` first', aws)).toBe(
-      'run `backstop fund index-journal --target aws --stage prod` first',
+      'run `backstop fund index-journal --target aws --stage prod --region eu-west-1` first',
     );
     expect(
       withTargetFlags(
@@ -1847,7 +1853,7 @@ describe('advice names commands for the target that printed them', () => {
         ' --config risk.json',
       ),
     ).toBe(
-      '`backstop feed resume --symbol ETH-USD --from-sequence 1 --config risk.json --target localstack --stage dev --endpoint http://localhost:4566` drops it',
+      '`backstop feed resume --symbol ETH-USD --from-sequence 1 --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 --region us-east-1` drops it',
     );
   });
 });

@@ -181,6 +181,7 @@ describe('ADL rounds', () => {
       positionAndMarket: reader.positionAndMarket.bind(reader),
       auctionAndMarket: reader.auctionAndMarket.bind(reader),
       markets: reader.markets.bind(reader),
+      liquidations: reader.liquidations.bind(reader),
       positions: async (ids: readonly string[]) => {
         const found = await reader.positions(ids);
         if (++calls === 2) {

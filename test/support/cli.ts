@@ -45,13 +45,14 @@ export const injectTick = (symbol: string, price: string, ...options: string[]):
 /**
  * Publishes a local stage's resource names as the outputs of a CloudFormation stack `Backstop-<stage>` on the
  * emulator, as `cdk deploy` would: the CLI's `--target localstack|aws` finds a deployed stack from them. `more`:
- * other outputs (a `RiskConfigDigest`).
+ * other outputs (a `RiskConfigDigest`); `region`: the one it is deployed in.
  */
 export async function publishStackOutputs(
   endpoint: string,
   stage: string,
   names: ResourceNames,
   more: Readonly<Record<string, string>> = {},
+  region = 'us-east-1',
 ): Promise<void> {
   const outputs: Record<string, { Value: string }> = {
     [OUTPUT_KEYS.tickBusName]: { Value: names.busName },
@@ -65,7 +66,7 @@ export async function publishStackOutputs(
     if (dlq) outputs[deadLetterQueueUrlKey(q.id)] = { Value: dlq };
   }
   const cfn = new CloudFormationClient({
-    region: 'us-east-1',
+    region,
     endpoint,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });

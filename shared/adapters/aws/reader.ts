@@ -135,6 +135,10 @@ export class DynamoBatchReader implements BatchReader {
     return this.#many(this.tables.positions, 'id', ids, positionFromItem);
   }
 
+  async liquidations(ids: readonly string[]): Promise<readonly LiquidationRecord[]> {
+    return this.#many(this.tables.liquidations, 'id', ids, liquidationFromItem);
+  }
+
   /**
    * The items of `table` whose key `key` is one of `values` (each asked once), a BatchGetItem of at most 100 keys after
    * another (a caller that wants several in flight splits its keys itself: local/seed.ts).

@@ -1,4 +1,11 @@
-import type { Adapters, Clock, CrashHook, MarketState, PositionRecord } from '../../ports/index.ts';
+import type {
+  Adapters,
+  Clock,
+  CrashHook,
+  LiquidationRecord,
+  MarketState,
+  PositionRecord,
+} from '../../ports/index.ts';
 import { QUEUES, type QueueId } from '../../topology.ts';
 import { EmbeddedAuctionRepository } from './auctions.ts';
 import { ManualClock } from './clock.ts';
@@ -118,6 +125,14 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
         for (const id of new Set(ids)) {
           const p = positions.peek(id);
           if (p) found.push(p);
+        }
+        return found;
+      },
+      liquidations: async (ids) => {
+        const found: LiquidationRecord[] = [];
+        for (const id of new Set(ids)) {
+          const l = liquidations.peek(id);
+          if (l) found.push(l);
         }
         return found;
       },

@@ -59,6 +59,11 @@ export class EmbeddedLiquidationRepository implements LiquidationRepository {
     return this.#records.get(id);
   }
 
+  /** Synchronous read (the batch reader's: one await per call, as one BatchGetItem). */
+  peek(id: string): LiquidationRecord | undefined {
+    return this.#records.get(id);
+  }
+
   /** The stored version, read without yielding (the ledger's fences). */
   versionOf(id: string): number | undefined {
     return this.#records.get(id)?.version;
