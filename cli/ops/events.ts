@@ -336,7 +336,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 everyMs: holdEverySeconds * 1000,
                 pending: async () => {
                   try {
-                    // Only what it judges, the liquidations table's Scans: never the positions (a whole book), the
+                    // Only what it judges, the liquidations table's one Scan: never the positions (a whole book), the
                     // auctions or the fund, on every held tick (status46-watch-scans).
                     const { liquidations, stranded, dlqMessages } = await collectLiquidationWork(deployment);
                     work = liquidations;

@@ -29,13 +29,14 @@ Positions by state, liquidations by state, the fees earned and who bore the shor
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
 (balance, reconciliation as a withdrawal judges it: from ledger-reconcile's checkpoint, never the whole journal;
 whether withdrawals are refused for it; the last journal entries) and the circuit breakers.
-The counts by state Scan the positions, liquidations (twice) and auctions tables whole on each read: on a
-deployed stack, a read unit per 8 KB scanned (DynamoDB on demand, eventually consistent), ~60,000 read units
-for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md, "What backstop status reads").
+The counts by state Scan the positions, liquidations and auctions tables whole (one Scan each) on each read:
+on a deployed stack, a read unit per 8 KB scanned (DynamoDB on demand, eventually consistent), ~44,000 read
+units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md, "What backstop status reads").
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings
-  --watch                refresh until Ctrl-C: queues, dead letters, markets and the fund on every refresh; the
-                         positions, liquidations and auctions counts (and stranded, settled) every 5 minutes,
-                         shown with their age in between ("counted ... s ago"; --json: counted.ageSeconds)
+  --watch                refresh until Ctrl-C: queues, dead letters, markets, the fund and stranded work (from
+                         the open liquidations' index) on every refresh; the positions, liquidations and
+                         auctions counts (and settled) every 5 minutes, shown with their age in between
+                         ("counted ... s ago"; --json: counted.ageSeconds)
   --interval S           seconds between refreshes (default 2)
   --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
                          older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
@@ -92,11 +93,11 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
     `losses          fees ${usd(s.liquidations.losses.fees)} ${quote} earned; shortfalls ${usd(s.liquidations.losses.shortfall)} ${quote}: fund ${usd(s.liquidations.losses.fundPaid)}, ADL ${usd(s.liquidations.losses.adlCovered)}, ${s.liquidations.losses.uncoveredBadDebt !== '0' ? `UNCOVERED BAD DEBT ${usd(s.liquidations.losses.uncoveredBadDebt)}` : 'none uncovered'}${s.liquidations.losses.unreadable > 0 ? ` (${s.liquidations.losses.unreadable} settlements unreadable, left out)` : ''}`,
     `auctions        ${s.auctions.open} open (${nonZero(s.auctions.byState)})`,
   ];
-  // --watch's counts between its Scans (status46-watch-scans): their age, not passed off as this refresh's.
-  const reused = s.counted.at !== s.at;
-  if (reused)
+  // --watch's counts between its Scans (status46-watch-scans): their age, not passed off as this refresh's. Stranded
+  // is judged on every refresh (status47-stranded-live).
+  if (s.counted.at !== s.at)
     lines.push(
-      `  (positions, liquidations, auctions, stranded and settled counted ${s.counted.ageSeconds} s ago at ${s.counted.at}: they Scan their tables, --watch counts again every ${STATUS_COUNT_EVERY_MS / 60_000} min; the rest is live)`,
+      `  (positions, liquidations, auctions and settled counted ${s.counted.ageSeconds} s ago at ${s.counted.at}: they Scan their tables, --watch counts again every ${STATUS_COUNT_EVERY_MS / 60_000} min; stranded and the rest are read now)`,
     );
   const queue = ([name, q]: [string, StatusReport['queues'][string]]) =>
     `${name} ${q.depth}${q.inFlight ? ` +${q.inFlight} in flight` : ''}${q.delayed ? ` +${q.delayed} delayed` : ''}`;
@@ -112,7 +113,7 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   );
   if (s.stranded > 0)
     lines.push(
-      `  ${s.stranded} liquidations not terminal and no message moving them${reused ? ` (counted ${s.counted.ageSeconds} s ago)` : ''}: ${strandedAdvice(s.dlqMessages, target)}`,
+      `  ${s.strandedAtLeast ? 'at least ' : ''}${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages, target)}`,
     );
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
@@ -189,6 +190,41 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   return `${lines.join('\n')}\n`;
 }
 
+/** `status --watch`'s loop and what it runs on (a test drives it with a clock and sleep of its own). */
+export interface StatusWatch {
+  /** One refresh's read at `nowMs` (statusWatcher: the Scanned counts only every STATUS_COUNT_EVERY_MS). */
+  readonly read: (nowMs: number) => Promise<StatusReport>;
+  readonly write: (report: StatusReport) => void;
+  readonly intervalMs: number;
+  readonly nowMs: () => number;
+  /** Resolves after `ms`, or at once when `signal` aborts (sleepUnlessAborted). */
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Ctrl-C: the loop ends, within a read, never a whole interval later. */
+  readonly signal: AbortSignal;
+}
+
+/** Reads and writes the status every `intervalMs` until `signal` aborts (status47-watch-loop). */
+export async function watchStatus(watch: StatusWatch): Promise<void> {
+  while (!watch.signal.aborted) {
+    watch.write(await watch.read(watch.nowMs()));
+    await watch.sleep(watch.intervalMs, watch.signal);
+  }
+}
+
+/** A wait of `ms` that an abort ends at once (one already aborted does not wait). */
+export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export const runStatus: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, OPTIONS);
   if (values.help) {
@@ -217,30 +253,23 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
       return 0;
     }
     // The Scanned counts again every STATUS_COUNT_EVERY_MS, the rest on every refresh (status46-watch-scans).
-    const watcher = statusWatcher(deployment, config, checkFund);
-    const collect = () => watcher(Date.now());
-    let stopped = false;
-    let wake: () => void = () => {};
-    const onSignal = () => {
-      stopped = true;
-      wake();
-    };
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      while (!stopped) {
-        const report = await collect();
-        // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
-        if (!values.json && 'isTTY' in io.stdout && io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
-        write(report);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, intervalMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
+      await watchStatus({
+        read: statusWatcher(deployment, config, checkFund),
+        write: (report) => {
+          // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
+          if (!values.json && 'isTTY' in io.stdout && io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
+          write(report);
+        },
+        intervalMs,
+        nowMs: Date.now,
+        sleep: sleepUnlessAborted,
+        signal: stop.signal,
+      });
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

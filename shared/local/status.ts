@@ -1,11 +1,13 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { CorruptItemError } from '../adapters/aws/codec.ts';
+import { CorruptItemError, S } from '../adapters/aws/codec.ts';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
+import { BATCH_GET_MAX, batchGetConsistent } from '../adapters/aws/reader.ts';
 import { scanPages } from '../adapters/aws/scan.ts';
 import { SqsQueueTransport } from '../adapters/aws/sqs-queue.ts';
+import { OPEN_INDEX_SHARDS, openShardKey } from '../adapters/shards.ts';
 import { DEFAULT_RISK_CONFIG, quoteCurrency, quoteOf, type RiskConfig } from '../domain/config.ts';
 import { windowLengthMs, windowStartFor } from '../domain/insurance.ts';
 import { isTerminal, type LiquidationState, type PositionState } from '../domain/model.ts';
@@ -17,6 +19,7 @@ import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../se
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
+import { OPEN_LIQUIDATIONS_INDEX } from '../topology.ts';
 import {
   type AdviceTarget,
   backstopCommand,
@@ -32,9 +35,9 @@ import { sequenceAfter } from './ticks.ts';
  *
  * Counting positions, liquidations and auctions by state Scans those tables whole: a read unit per 4 KB of items
  * read (8 KB eventually consistent, as these are), whatever the projection (DEPLOY.md prices it for a book). A single
- * read counts; `--watch` counts again every STATUS_COUNT_EVERY_MS and says the counts' age (`counted`); `replay --hold`
- * scans only the liquidations (collectLiquidationWork). Nothing on the liquidation path ever scans (it queries the
- * sparse index).
+ * read counts; `--watch` counts again every STATUS_COUNT_EVERY_MS and says the counts' age (`counted`), judging
+ * `stranded` in between from the open liquidations' index (strandedNow); `replay --hold` scans only the liquidations
+ * (collectLiquidationWork). Nothing on the liquidation path ever scans (it queries the sparse index).
  */
 
 // Records keyed by every state: the compiler flags a state added to the model and missing here.
@@ -144,7 +147,8 @@ export interface StatusReport {
   /**
    * Liquidations not terminal while no work queue holds a message, but for the QUEUED ones a tick is still starting
    * (strandedCount): nothing will move them (a purged queue, dead letters gone); `backstop liquidations overdue --all
-   * --resend` resumes them. 0 while any message waits.
+   * --resend` resumes them. 0 while any message waits. Judged now on every read: a count's Scan, or between --watch's
+   * counts the open index (status47-stranded-live, `strandedAtLeast`).
    */
   readonly stranded: number;
   /**
@@ -222,35 +226,33 @@ export interface StatusReport {
    */
   readonly quote: string | null;
   /**
-   * When positions, liquidations, auctions, `stranded` and `settled` were counted (they Scan their tables: see
+   * When positions, liquidations, auctions and `settled` were counted (they Scan their tables: see
    * STATUS_COUNT_EVERY_MS): `at` is the report's own for a single read; `status --watch` counts again every 5 minutes
-   * and shows the last counts in between, `ageSeconds` old (status46-watch-scans); their `stranded` and `settled` are
-   * cleared by what each refresh reads live (0 stranded while a message waits; not settled while one does or a tick
-   * is starting work), never raised (review46-watch-stale-judgements).
+   * and shows the last counts in between, `ageSeconds` old (status46-watch-scans); their `settled` is cleared by what
+   * each refresh reads live (not settled while a message waits, a tick is starting work or the open index lists
+   * work), never raised (review46-watch-stale-judgements). `stranded` is judged on every refresh: between counts from
+   * the open liquidations' index (status47-stranded-live).
    */
   readonly counted: { readonly at: string; readonly ageSeconds: number };
+  /**
+   * `stranded` is a lower bound: a --watch refresh between counts read STRANDED_LOOK_MAX of the open liquidations
+   * and the open index lists more (the next count has the figure). False on a count. Last: a key added later.
+   */
+  readonly strandedAtLeast: boolean;
 }
 
 /**
- * Settled liquidations whose context still carries `adlRound` (services/liquidation.ts: ADL's further rounds
- * on a deficit one transaction of counterparties did not cover). The context is stored as JSON text.
+ * A settled liquidation whose context still carries `adlRound` (services/liquidation.ts: ADL's further rounds on a
+ * deficit one transaction of counterparties did not cover). The context is stored as JSON text.
  */
-async function countOwingAdlRounds(dynamo: DynamoDBClient, table: string): Promise<number> {
-  let count = 0;
-  for await (const page of scanPages(dynamo, {
-    TableName: table,
-    Select: 'COUNT',
-    FilterExpression: 'contains(#c, :owing)',
-    ExpressionAttributeNames: { '#c': 'context' },
-    ExpressionAttributeValues: { ':owing': { S: '"adlRound":' } },
-  }))
-    count += page.count;
-  return count;
-}
+const owesAdlRounds = (item: Record<string, AttributeValue>): boolean =>
+  item.context?.S?.includes('"adlRound":') ?? false;
 
 /**
- * Liquidations by state, the QUEUED ones by the tick that started them, and their settlements' amounts summed (one
- * paginated Scan of those three attributes).
+ * Liquidations by state, the QUEUED ones by the tick that started them, the settled ones ADL still owes rounds on
+ * and their settlements' amounts summed: one paginated Scan of those four attributes (status47-one-scan: the ADL
+ * rounds owed were a second Scan of the whole table, and a Scan is charged by the items it reads, whatever it
+ * returns).
  */
 async function liquidationTotals(
   dynamo: DynamoDBClient,
@@ -258,10 +260,12 @@ async function liquidationTotals(
 ): Promise<{
   readonly byState: Map<string, number>;
   readonly queuedByTick: Map<string, number>;
+  readonly owingAdlRounds: number;
   readonly losses: StatusReport['liquidations']['losses'];
 }> {
   const byState = new Map<string, number>();
   const queuedByTick = new Map<string, number>();
+  let owingAdlRounds = 0;
   let fees = 0n;
   let shortfall = 0n;
   let fundPaid = 0n;
@@ -270,15 +274,16 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement, tickKey',
+    ProjectionExpression: '#s, settlement, tickKey, #c',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
-    ExpressionAttributeNames: { '#s': 'state' },
+    ExpressionAttributeNames: { '#s': 'state', '#c': 'context' },
   });
   for await (const { items } of pages) {
     for (const item of items) {
       const state = item.state?.S ?? '(not a string)';
       byState.set(state, (byState.get(state) ?? 0) + 1);
+      if (owesAdlRounds(item)) owingAdlRounds += 1;
       const tickKey = item.tickKey?.S;
       if (state === 'QUEUED' && tickKey !== undefined)
         queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
@@ -302,6 +307,7 @@ async function liquidationTotals(
   return {
     byState,
     queuedByTick,
+    owingAdlRounds,
     losses: {
       fees: formatQuote(fees),
       shortfall: formatQuote(shortfall),
@@ -449,9 +455,9 @@ export function strandedAdvice(dlqMessages: number, target: AdviceTarget): strin
 
 /**
  * How often `status --watch` counts again what needs a Scan (status46-watch-scans): positions, liquidations and
- * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole: ~60,000 read units for a
- * book of 1,000,000 positions and a crash's 100,000 liquidations (DEPLOY.md's assumptions), hundreds of 1 MB Scan
- * pages, where --watch counted on every refresh (2 s), back to back.
+ * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole, one Scan each: ~44,000
+ * read units for a book of 1,000,000 positions and a crash's 100,000 liquidations (DEPLOY.md's assumptions), hundreds
+ * of 1 MB Scan pages, where --watch counted on every refresh (2 s), back to back.
  * Five minutes: the book's totals are a trend to the on-call, and what moves within seconds in a crash (queues, dead
  * letters, breakers, the fund) is read live on every refresh; a Scan every 5 minutes is 150 times fewer than every 2 s.
  */
@@ -469,8 +475,8 @@ export interface StatusTallies {
 
 /**
  * The work the liquidations table says is left, judged as status judges it (strandedCount): what `replay --hold`
- * reads on every held tick. Scans the liquidations table (twice: the totals and the ADL rounds owed), never the
- * positions or auctions.
+ * reads on every held tick. Scans the liquidations table once (status47-hold-one-scan: it was twice, the totals and
+ * the ADL rounds owed), never the positions or auctions.
  */
 export interface LiquidationWork {
   readonly liquidations: StatusReport['liquidations'];
@@ -503,25 +509,15 @@ async function liveReads(deployment: Deployment): Promise<LiveReads> {
   };
 }
 
-/** The liquidations table's two Scans: the totals and the ADL rounds owed. */
-interface LiquidationScan {
-  readonly totals: Awaited<ReturnType<typeof liquidationTotals>>;
-  readonly owingAdlRounds: number;
-}
+/** The liquidations table's one Scan (liquidationTotals). */
+type LiquidationScan = Awaited<ReturnType<typeof liquidationTotals>>;
 
-async function scanLiquidations(deployment: Deployment): Promise<LiquidationScan> {
-  const { dynamo } = deployment.clients;
-  const table = deployment.names.tables.liquidations;
-  const [totals, owingAdlRounds] = await Promise.all([
-    liquidationTotals(dynamo, table),
-    countOwingAdlRounds(dynamo, table),
-  ]);
-  return { totals, owingAdlRounds };
-}
+const scanLiquidations = (deployment: Deployment): Promise<LiquidationScan> =>
+  liquidationTotals(deployment.clients.dynamo, deployment.names.tables.liquidations);
 
 /** The liquidations' counts, and those stranded judged against the queues and markets read with them. */
 function judgeLiquidations(
-  { totals, owingAdlRounds }: LiquidationScan,
+  totals: LiquidationScan,
   live: LiveReads,
 ): { readonly liquidations: StatusReport['liquidations']; readonly stranded: number } {
   const liquidationTotal = [...totals.byState.values()].reduce((a, b) => a + b, 0);
@@ -529,17 +525,72 @@ function judgeLiquidations(
     (sum, [state, n]) => sum + (isTerminal(state as LiquidationState) ? n : 0),
     0,
   );
-  const nonTerminal = liquidationTotal - terminal + owingAdlRounds;
+  const nonTerminal = liquidationTotal - terminal + totals.owingAdlRounds;
   return {
     liquidations: {
       byState: fill(LIQUIDATION_STATES, totals.byState),
       total: liquidationTotal,
       nonTerminal,
-      owingAdlRounds,
+      owingAdlRounds: totals.owingAdlRounds,
       losses: totals.losses,
     },
     stranded: strandedCount(nonTerminal, live.drained, live.markets, totals.queuedByTick),
   };
+}
+
+/**
+ * Liquidations a --watch refresh between counts reads at most from the open index (status47-stranded-live): one
+ * BatchGetItem. Past it `stranded` is a lower bound (`strandedAtLeast`): a hundred liquidations nothing moves call for
+ * the same resend as a thousand, and the next count gives the figure.
+ */
+export const STRANDED_LOOK_MAX = BATCH_GET_MAX;
+
+/** What the open index lists now, read back from the table (the look's records, only those still open). */
+interface OpenLook {
+  /** The QUEUED ones by their tick, as the count keeps them (strandedCount's `queuedByTick`). */
+  readonly queuedByTick: ReadonlyMap<string, number>;
+  readonly open: number;
+  /** The index listed no more than the look read. */
+  readonly complete: boolean;
+}
+
+/**
+ * The open liquidations (isOpenLiquidation: not terminal, or owing ADL rounds) as the sparse open index lists them
+ * (KEYS_ONLY, OPEN_INDEX_SHARDS partitions, only open records in it): its first page of every shard at once, then the
+ * records of STRANDED_LOOK_MAX of its keys read consistently. Bounded by the open work, never the table: on a drained
+ * stack the index is empty (16 Queries of nothing). The index lags the table on AWS: one just ended may still be
+ * listed (its record, read consistently, says so and it is left out), one just started may not be yet (a refresh
+ * later it is; a count's eventually consistent Scan may miss it as well).
+ */
+async function lookAtOpenWork(dynamo: DynamoDBClient, table: string, max: number): Promise<OpenLook> {
+  const pages = await Promise.all(
+    Array.from({ length: OPEN_INDEX_SHARDS }, (_, shard) =>
+      dynamo.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: OPEN_LIQUIDATIONS_INDEX,
+          KeyConditionExpression: 'openShard = :shard',
+          ExpressionAttributeValues: { ':shard': S(openShardKey(shard)) },
+          Limit: max,
+        }),
+      ),
+    ),
+  );
+  const ids = pages.flatMap((p) => (p.Items ?? []).map((item) => item.id!));
+  const complete = ids.length <= max && pages.every((p) => p.LastEvaluatedKey === undefined);
+  const keys = ids.slice(0, max).map((id) => ({ id }));
+  const items = keys.length === 0 ? [] : ((await batchGetConsistent(dynamo, { [table]: keys }))[table] ?? []);
+  const queuedByTick = new Map<string, number>();
+  let open = 0;
+  for (const item of items) {
+    const state = item.state?.S;
+    if (state === undefined || (isTerminal(state as LiquidationState) && !owesAdlRounds(item))) continue;
+    open += 1;
+    const tickKey = item.tickKey?.S;
+    if (state === 'QUEUED' && tickKey !== undefined)
+      queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
+  }
+  return { queuedByTick, open, complete };
 }
 
 /**
@@ -613,21 +664,24 @@ async function readStatus(
 ): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies }> {
   const { clients, names } = deployment;
   const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
-  const [live, { fund, check }, scan] = await Promise.all([
+  const [first, { fund, check }, scan] = await Promise.all([
     liveReads(deployment),
     fundStatus(ledger, nowMs, config, checkFund),
     reuse === undefined ? scanTallies(deployment) : undefined,
   ]);
-  const tallies = scan === undefined ? reuse! : talliesOf(scan, live, nowMs);
-  const { markets, queues } = live;
-  // Counts reused (--watch) were judged against the queues and markets of their read; these live ones only clear a
-  // judgement they now contradict, never raise one (review46-watch-stale-judgements): a message waiting moves the work
-  // (stranded 0, as a single read says), and work queued or a tick still starting it may be new since the count.
-  // A count's own read may call what is left in the queues settled (no-ops); a reused one cannot know them.
+  const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs);
   const reused = scan === undefined;
-  const stranded = reused && !live.drained ? 0 : tallies.stranded;
+  const { live, stranded, strandedAtLeast, openNow } = reused
+    ? await strandedNow(deployment, first)
+    : { live: first, stranded: tallies.stranded, strandedAtLeast: false, openNow: false };
+  const { markets, queues } = live;
+  // A reused count's settled was judged against the queues and markets of its read; the live ones only clear it,
+  // never raise it (review46-watch-stale-judgements): work queued, a tick still starting it, or open work the open
+  // index lists may be new since the count. A count's own read may call what is left in the queues settled (no-ops);
+  // a reused one cannot know them.
   const settled =
-    tallies.settled && (!reused || (live.drained && markets.every((m) => m.pendingSequence === undefined)));
+    tallies.settled &&
+    (!reused || (live.drained && !openNow && markets.every((m) => m.pendingSequence === undefined)));
   // Every configured market, one that never had an item too (no tick, no provider): status says it has no tick.
   const listed = new Set(markets.map((m) => m.symbol));
   const unlisted = (config?.markets ?? [])
@@ -671,8 +725,38 @@ async function readStatus(
       at: iso(tallies.atMs),
       ageSeconds: Math.max(0, Math.floor((nowMs - tallies.atMs) / 1000)),
     },
+    strandedAtLeast,
   };
   return { report, tallies };
+}
+
+/**
+ * A --watch refresh between counts judges `stranded` now (status47-stranded-live; a count's, up to 5 minutes old,
+ * showed work stranded since only at the next count): 0 while a work queue holds a message (it moves the work), else
+ * the open index's look (lookAtOpenWork) judged by strandedCount. Work found stranded is judged again on the queues
+ * and markets read after the look: one a tick started between the first read and the look (its market pending, or
+ * its message sent by now) is not stranded. `openNow`: the look found open work (nothing is settled).
+ */
+async function strandedNow(
+  deployment: Deployment,
+  first: LiveReads,
+): Promise<{ live: LiveReads; stranded: number; strandedAtLeast: boolean; openNow: boolean }> {
+  if (!first.drained) return { live: first, stranded: 0, strandedAtLeast: false, openNow: false };
+  const look = await lookAtOpenWork(
+    deployment.clients.dynamo,
+    deployment.names.tables.liquidations,
+    STRANDED_LOOK_MAX,
+  );
+  const judge = (live: LiveReads) => strandedCount(look.open, live.drained, live.markets, look.queuedByTick);
+  const openNow = look.open > 0 || !look.complete;
+  if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: !look.complete, openNow };
+  const live = await liveReads(deployment);
+  return {
+    live,
+    stranded: judge(live),
+    strandedAtLeast: live.drained && !look.complete,
+    openNow: openNow || !live.drained,
+  };
 }
 
 /**

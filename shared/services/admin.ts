@@ -361,6 +361,7 @@ async function checkFund(
   from: JournalAudit | undefined,
   pause?: (ms: number) => Promise<void>,
   waitedFor?: number,
+  lookedBefore?: LookMade,
 ) {
   let read: AccountBalance | undefined;
   /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
@@ -391,7 +392,9 @@ async function checkFund(
   const look =
     report.missing === undefined
       ? undefined
-      : await ledger.unindexedEntries(INSURANCE_ACCOUNT, WITHDRAWAL_AUDIT_MAX_ENTRIES);
+      : (await lookStands(ledger, lookedBefore, report.balanceSequence, report.missing))
+        ? lookedBefore!.look
+        : await ledger.unindexedEntries(INSURANCE_ACCOUNT, WITHDRAWAL_AUDIT_MAX_ENTRIES);
   const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
   const verdict = judgeReconciliation({
     balance: report.balance,
@@ -414,6 +417,34 @@ async function checkFund(
   };
 }
 
+/** A look for entries left out of the index, and the journal it was made on (withdrawalChecker). */
+interface LookMade {
+  readonly look: UnindexedEntries;
+  readonly balanceSequence: number;
+  readonly missing: number;
+}
+
+/**
+ * Whether a look made by an earlier check still tells what the journal holds (status47-look-remembered): no entry
+ * written since (the balance's entry, each entry commits with it), the same entry missing, and the lowest entry it
+ * found left out of the index still left out (one read of the index: index-journal, run since, lists it). A look
+ * reads up to 20,000 entries of the journal, strongly consistent, to find what only a new entry or index-journal
+ * changes.
+ */
+async function lookStands(
+  ledger: Ledger,
+  before: LookMade | undefined,
+  balanceSequence: number,
+  missing: number,
+): Promise<boolean> {
+  if (before === undefined || before.balanceSequence !== balanceSequence || before.missing !== missing)
+    return false;
+  const { lowest } = before.look;
+  if (lowest === undefined) return true;
+  const [next] = await ledger.journalAfter(INSURANCE_ACCOUNT, lowest - 1, 1);
+  return next?.sequence !== lowest;
+}
+
 /** The fund as a withdrawal's check judged it (FundCheck.verdict), with what its refusal says. */
 export type FundCheck = Awaited<ReturnType<typeof checkFund>>;
 
@@ -427,15 +458,21 @@ export const checkFundForWithdrawal = (ledger: Ledger): Promise<FundCheck> => ch
  * checkFundForWithdrawal for a caller that makes it again and again (`backstop status --watch`, every few seconds):
  * an entry the last check waited for and did not find is not waited for again. Those waits (6.35 s) are for an
  * index's lag; a lost entry, or a journal not indexed, lasts, and held every refresh of the operator's screen that
- * long (review46-status-watch). A new missing entry is waited for as a withdrawal waits.
+ * long (review46-status-watch). A new missing entry is waited for as a withdrawal waits. Its look for entries left
+ * out of the index is made again only once the journal has changed (lookStands: status47-look-remembered).
  */
 export function withdrawalChecker(
   pause?: (ms: number) => Promise<void>,
 ): (ledger: Ledger) => Promise<FundCheck> {
   let waitedFor: number | undefined;
+  let looked: LookMade | undefined;
   return async (ledger) => {
-    const checked = await checkFund(ledger, undefined, pause, waitedFor);
+    const checked = await checkFund(ledger, undefined, pause, waitedFor, looked);
     waitedFor = checked.missing;
+    looked =
+      checked.look === undefined || checked.missing === undefined
+        ? undefined
+        : { look: checked.look, balanceSequence: checked.balance.sequence, missing: checked.missing };
     return checked;
   };
 }

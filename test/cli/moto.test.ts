@@ -71,11 +71,13 @@ describe('status', () => {
       'breakersOpen',
       'quote',
       'counted',
+      'strandedAtLeast',
     ]);
     // The local stage's configuration, the built-in one: its quote currency (session 41, config-mixed-quotes).
     expect(report.quote).toBe('USD');
     // A single read counts now (status46-watch-scans: --watch shows older counts, with their age).
     expect(report.counted).toEqual({ at: report.at, ageSeconds: 0 });
+    expect(report.strandedAtLeast).toBe(false);
     expect(report.target).toEqual({
       kind: 'local',
       stage,

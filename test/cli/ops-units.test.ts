@@ -1154,6 +1154,7 @@ describe('status rendering', () => {
     breakersOpen: 1,
     quote: null,
     counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 0 },
+    strandedAtLeast: false,
   };
   it('shows every part on its own line', () => {
     const text = renderStatus(report);
@@ -1286,11 +1287,13 @@ describe('status rendering', () => {
       dlqMessages: 0,
     });
     expect(reused).toContain(
-      'auctions        1 open (RUNNING 1)\n  (positions, liquidations, auctions, stranded and settled counted 120 s ago at 2026-01-01T00:00:00.000Z: they Scan their tables, --watch counts again every 5 min; the rest is live)\n',
+      'auctions        1 open (RUNNING 1)\n  (positions, liquidations, auctions and settled counted 120 s ago at 2026-01-01T00:00:00.000Z: they Scan their tables, --watch counts again every 5 min; stranded and the rest are read now)\n',
     );
-    expect(reused).toContain(
-      '  1 liquidations not terminal and no message moving them (counted 120 s ago): no dead letter',
-    );
+    // status47-stranded-live: stranded is judged on every refresh (the open index between counts), not counted.
+    expect(reused).toContain('\n  1 liquidations not terminal and no message moving them: no dead letter');
+    expect(
+      renderStatus({ ...report, drained: true, stranded: 100, strandedAtLeast: true, dlqMessages: 0 }),
+    ).toContain('\n  at least 100 liquidations not terminal and no message moving them: no dead letter');
     expect(STATUS_USAGE).toContain('every 5 minutes');
     expect(STATUS_COUNT_EVERY_MS).toBe(5 * 60_000);
   });

@@ -1,12 +1,19 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { renderStatus } from '../../cli/ops/status.ts';
+import { renderStatus, sleepUnlessAborted, watchStatus } from '../../cli/ops/status.ts';
 import { type AwsClients, createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { openShardOf } from '../../shared/adapters/shards.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
-import { collectLiquidationWork, STATUS_COUNT_EVERY_MS, statusWatcher } from '../../shared/local/status.ts';
+import {
+  collectLiquidationWork,
+  STATUS_COUNT_EVERY_MS,
+  STRANDED_LOOK_MAX,
+  type StatusReport,
+  statusWatcher,
+} from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { withdrawalChecker } from '../../shared/services/admin.ts';
 import { motoStages } from '../support/moto.ts';
@@ -87,8 +94,9 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     const first = await watch(t0);
     expect(first.counted).toEqual({ at: first.at, ageSeconds: 0 });
     expect(first.liquidations.nonTerminal).toBe(1);
-    // One count: positions and auctions one Scan each, liquidations two (the totals, the ADL rounds owed).
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 2, auctions: 1, markets: 1 });
+    // One count: one Scan of each table (status47-one-scan: the liquidations' was two, the totals and the ADL rounds
+    // owed).
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 1 });
 
     // Refreshes every 2 s within the five minutes: no Scan of the counted tables; the queues read live.
     await put(queued('p2:0', t0));
@@ -100,7 +108,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     await watch(t0 + 4_000);
     const last = await watch(t0 + lastBefore);
     // Before: a count on each of the three refreshes, 4 in all.
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 2, auctions: 1, markets: 4 });
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 4 });
     expect(last.liquidations.nonTerminal).toBe(1);
     expect(last.counted).toEqual({ at: first.at, ageSeconds: lastBefore / 1000 });
     expect(last.queues.liquidations!.depth).toBe(1);
@@ -108,7 +116,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
 
     // Five minutes after the count: counted again, the new liquidation in it.
     const recount = await watch(t0 + STATUS_COUNT_EVERY_MS);
-    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 4, auctions: 2, markets: 5 });
+    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 2, markets: 5 });
     expect(recount.liquidations.nonTerminal).toBe(2);
     expect(recount.counted).toEqual({ at: recount.at, ageSeconds: 0 });
     // A clock set back counts again rather than showing a count from the future.
@@ -130,7 +138,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
       new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
     );
     const resent = await watch(t0 + 2_000);
-    expect(counted(scans, names).liquidations).toBe(2);
+    expect(counted(scans, names).liquidations).toBe(1);
     // Before: stranded 1 beside a queue holding its message, the line advising the resend again for 5 minutes.
     expect(resent).toMatchObject({ drained: false, stranded: 0 });
     expect(renderStatus(resent)).not.toContain('no message moving them');
@@ -166,7 +174,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
       false,
     );
     const queuedWork = await watch(t0 + 4_000);
-    expect(counted(scans, names).liquidations).toBe(2);
+    expect(counted(scans, names).liquidations).toBe(1);
     expect(queuedWork.markets['ETH-USD']!.pendingSequence).toBeNull();
     // Before: settled beside the queued message, the queues line calling it a no-op.
     expect(queuedWork).toMatchObject({ drained: false, settled: false });
@@ -174,13 +182,225 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     clients.destroy();
   });
 
-  it("replay --hold's look scans the liquidations only, and judges the work as status does", async () => {
+  it("replay --hold's look scans the liquidations only, once, and judges the work as status does", async () => {
     const { clients, names, deployment, put, scans } = await setUp();
     await put(queued('p1:0', Date.now()));
+    // Settled, ADL still owing rounds on its deficit: open work, found by the same Scan (status47-hold-one-scan).
+    await put({
+      ...queued('p2:0', Date.now()),
+      state: 'SETTLED_ADL',
+      remainingSize: 0n,
+      context: { plannedSize: 100_000_000n, executionMark: parsePrice('1440'), adlRound: { round: 0 } },
+    });
     const work = await collectLiquidationWork(deployment);
-    // Before: collectStatus, the positions (a whole book) and the auctions scanned on every held tick too.
-    expect(counted(scans, names)).toEqual({ positions: 0, liquidations: 2, auctions: 0, markets: 1 });
-    expect(work).toMatchObject({ liquidations: { total: 1, nonTerminal: 1 }, stranded: 1, dlqMessages: 0 });
+    // Before: collectStatus, the positions (a whole book) and the auctions scanned on every held tick too; and the
+    // liquidations twice (the totals, then the ADL rounds owed).
+    expect(counted(scans, names)).toEqual({ positions: 0, liquidations: 1, auctions: 0, markets: 1 });
+    expect(work).toMatchObject({
+      liquidations: { total: 2, nonTerminal: 2, owingAdlRounds: 1 },
+      stranded: 2,
+      dlqMessages: 0,
+    });
+    clients.destroy();
+  });
+});
+
+/** The calls of one command sent, by table (BatchGetItem: by the tables it reads). */
+function countCalls(clients: AwsClients, command: string) {
+  const calls: Record<string, number> = {};
+  const middleware =
+    (next: (args: { input: unknown }) => Promise<unknown>, context: { commandName?: string }) =>
+    async (args: { input: { TableName?: string; RequestItems?: Record<string, unknown> } }) => {
+      if (context.commandName === command)
+        for (const table of args.input.TableName
+          ? [args.input.TableName]
+          : Object.keys(args.input.RequestItems ?? {}))
+          calls[table] = (calls[table] ?? 0) + 1;
+      return next(args);
+    };
+  clients.dynamo.middlewareStack.add(middleware as never, { step: 'initialize', name: `count${command}` });
+  return calls;
+}
+
+// status47-stranded-live: between counts, `stranded` was the count's (cleared by a waiting message, never raised), so
+// work stranded after a count (a purged queue, a message gone) showed only at the next count, up to 5 minutes on. A
+// refresh with the work queues drained now reads the open liquidations' index, bounded by the open work, no Scan.
+describe('status --watch: stranded work between counts (moto, real SDK)', () => {
+  it('shows a liquidation stranded after the count on the next refresh, without a Scan', async () => {
+    const { clients, names, deployment, put, scans } = await setUp();
+    const queries = countCalls(clients, 'QueryCommand');
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ drained: true, stranded: 0, settled: true });
+    // Written with no message (its message lost, the queue purged): nothing moves it.
+    await put(queued('p1:0', t0));
+    const later = await watch(t0 + 2_000);
+    // Before: stranded 0 and settled, as counted, until the count at 5 minutes.
+    expect(later).toMatchObject({ drained: true, stranded: 1, strandedAtLeast: false, settled: false });
+    expect(later.counted.ageSeconds).toBe(2);
+    expect(counted(scans, names)).toMatchObject({ positions: 1, liquidations: 1, auctions: 1 });
+    // The look: a Query of each of the open index's 16 shards.
+    expect(queries[names.tables.liquidations]).toBe(16);
+    const text = renderStatus(later);
+    expect(text).toContain('\n  1 liquidations not terminal and no message moving them: no dead letter');
+    expect(text).toContain('auctions and settled counted 2 s ago');
+    // A message sent (the resend the line advises): no look while one waits.
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+    );
+    expect(await watch(t0 + 4_000)).toMatchObject({ drained: false, stranded: 0, settled: false });
+    expect(queries[names.tables.liquidations]).toBe(16);
+    clients.destroy();
+  });
+
+  it("judges the look as a count does: an ended one the index still lists and a pending tick's are not stranded", async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    await watch(t0);
+    // Ended, but still listed by the open index (AWS's index lags the table): its record says it ended.
+    const ended = liquidationItem({ ...queued('p1:0', t0), state: 'CANCELLED' });
+    await clients.dynamo.send(
+      new PutItemCommand({
+        TableName: names.tables.liquidations,
+        Item: { ...ended, openShard: { S: openShardOf('p1:0') }, startedAtMs: { N: String(t0) } },
+      }),
+    );
+    expect(await watch(t0 + 2_000)).toMatchObject({ drained: true, stranded: 0, settled: true });
+    // A tick still starting its liquidations (its market pending): it sends their messages yet.
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    await put(queued('p2:0', t0));
+    expect(await watch(t0 + 4_000)).toMatchObject({ drained: true, stranded: 0, settled: false });
+    // Another tick's: stranded.
+    await put({ ...queued('p3:0', t0), tickKey: 'ETH-USD#6' });
+    expect(await watch(t0 + 6_000)).toMatchObject({ drained: true, stranded: 1, settled: false });
+    clients.destroy();
+  });
+
+  it('judges again on the queues read after the look: work a tick started meanwhile is not stranded', async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    await watch(t0);
+    await put(queued('p1:0', t0));
+    // Its message is sent while the look reads the record (after the refresh read the queues drained).
+    let sent = false;
+    const middleware =
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: unknown) => {
+        const out = await next(args);
+        if (context.commandName === 'BatchGetItemCommand' && !sent) {
+          sent = true;
+          await clients.sqs.send(
+            new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+          );
+        }
+        return out;
+      };
+    clients.dynamo.middlewareStack.add(middleware as never, { step: 'initialize', name: 'sendDuringLook' });
+    const report = await watch(t0 + 2_000);
+    expect(sent).toBe(true);
+    // Before: stranded 1, judged on the queues read before the look, beside no queue at all.
+    expect(report).toMatchObject({ drained: false, stranded: 0 });
+    expect(report.queues.liquidations!.depth).toBe(1);
+    clients.destroy();
+  });
+
+  it('reads at most STRANDED_LOOK_MAX records and says the figure is a lower bound', async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const batchGets = countCalls(clients, 'BatchGetItemCommand');
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    await watch(t0);
+    for (let i = 0; i <= STRANDED_LOOK_MAX; i++) await put(queued(`p${i}:0`, t0));
+    const report = await watch(t0 + 2_000);
+    expect(report).toMatchObject({ stranded: STRANDED_LOOK_MAX, strandedAtLeast: true });
+    expect(batchGets[names.tables.liquidations]).toBe(1);
+    expect(renderStatus(report)).toContain(`\n  at least ${STRANDED_LOOK_MAX} liquidations not terminal`);
+    // The count's is exact.
+    expect(await watch(t0 + STATUS_COUNT_EVERY_MS)).toMatchObject({
+      stranded: STRANDED_LOOK_MAX + 1,
+      strandedAtLeast: false,
+    });
+    clients.destroy();
+  });
+});
+
+// status47-watch-loop: the loop of `status --watch` (its timer, Ctrl-C) was driven by no test, only the reads it makes.
+describe("status --watch: the loop (moto, real SDK; its clock and sleep the test's)", () => {
+  it('refreshes every interval, counting only every STATUS_COUNT_EVERY_MS, until aborted', async () => {
+    const { clients, names, deployment, put, scans } = await setUp();
+    const t0 = Date.now();
+    let now = t0;
+    const stop = new AbortController();
+    const written: StatusReport[] = [];
+    const slept: number[] = [];
+    const scansAtWrite: ReturnType<typeof counted>[] = [];
+    const intervalMs = 60_000;
+    await watchStatus({
+      read: statusWatcher(deployment, undefined, withdrawalChecker()),
+      write: (report) => {
+        written.push(report);
+        scansAtWrite.push(counted(scans, names));
+      },
+      intervalMs,
+      nowMs: () => now,
+      sleep: async (ms) => {
+        slept.push(ms);
+        now += ms;
+        // A liquidation started (and still moving: its message waits) between the first two refreshes.
+        if (written.length === 1) {
+          await put(queued('p1:0', t0));
+          await clients.sqs.send(
+            new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+          );
+        }
+        // Ctrl-C once the refresh after the second count is written.
+        if (written.length === 7) stop.abort();
+      },
+      signal: stop.signal,
+    });
+    // Refreshes at 0, 1, 2, 3, 4 min (the first count's), 5 (counted again) and 6 min: then aborted.
+    expect(written.map((r) => r.at)).toEqual(
+      [0, 1, 2, 3, 4, 5, 6].map((m) => new Date(t0 + m * 60_000).toISOString()),
+    );
+    expect(slept).toEqual(Array(7).fill(intervalMs));
+    // The Scanned tables once per count, the markets on every refresh.
+    expect(scansAtWrite.map((c) => c.liquidations)).toEqual([1, 1, 1, 1, 1, 2, 2]);
+    expect(scansAtWrite.map((c) => c.positions)).toEqual([1, 1, 1, 1, 1, 2, 2]);
+    expect(scansAtWrite.map((c) => c.markets)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(written.map((r) => r.counted.ageSeconds)).toEqual([0, 60, 120, 180, 240, 0, 60]);
+    // The liquidation started after the first count is in the second.
+    expect(written.map((r) => r.liquidations.total)).toEqual([0, 0, 0, 0, 0, 1, 1]);
+    clients.destroy();
+  });
+
+  it('ends on Ctrl-C during a read at once, not an interval later', async () => {
+    const { clients, deployment } = await setUp();
+    const stop = new AbortController();
+    const watcher = statusWatcher(deployment, undefined, withdrawalChecker());
+    let reads = 0;
+    await watchStatus({
+      read: async (nowMs) => {
+        reads += 1;
+        const report = await watcher(nowMs);
+        stop.abort();
+        return report;
+      },
+      write: () => {},
+      // An hour (--interval 3600): the test would time out on a wait the abort does not end.
+      intervalMs: 3_600_000,
+      nowMs: Date.now,
+      sleep: sleepUnlessAborted,
+      signal: stop.signal,
+    });
+    expect(reads).toBe(1);
     clients.destroy();
   });
 });

@@ -291,4 +291,73 @@ describe("the status read again and again (--watch): the withdrawal's check (mot
     expect(waits).toHaveLength(14);
     clients.destroy();
   });
+
+  // status47-look-remembered: the look for entries left out of the index (a read of the journal itself, strongly
+  // consistent, up to 20,000 entries) was made on every refresh while an entry was missing.
+  it('looks for entries left out of the index once while the journal stays as it is', async () => {
+    const { clients, names, deposit } = await setUp();
+    await deposit('20', 'd2');
+    await deposit('5', 'd3');
+    const looks = countLooks(clients, names.tables.ledger);
+    const check = withdrawalChecker(async () => {});
+    const read = async () =>
+      (await collectStatus(watchedDeployment(clients, names), Date.now(), undefined, check)).insuranceFund;
+    // Entry 2 lost, entry 3 not indexed (a stack deployed before session 27): both the index reads as missing.
+    const lost = (await journalItems(clients, names.tables.ledger)).find((e) => e.sequence === 2)!;
+    await clients.dynamo.send(
+      new DeleteItemCommand({ TableName: names.tables.ledger, Key: { pk, sk: { S: lost.sk } } }),
+    );
+    await unindex(clients, names.tables.ledger, [3]);
+    const first = await read();
+    expect(first.withdrawals.reason).toMatch(
+      /^admin\/fund-not-indexed: .*\(1 of its 2 entries, from entry 3\)/,
+    );
+    expect(looks.count).toBe(1);
+    // Read again and again, the journal as it was: the look stands.
+    for (let i = 0; i < 3; i++) expect((await read()).withdrawals).toEqual(first.withdrawals);
+    // Before: a look on each read, 4 by now.
+    expect(looks.count).toBe(1);
+    // index-journal lists entry 3: looked at again, and the break is entry 2's alone.
+    await indexJournal(clients.dynamo, names.tables.ledger, INSURANCE_ACCOUNT);
+    expect((await read()).withdrawals.reason).toContain(
+      "entry 2 missing (the balance is at sequence 3); each of the journal's 2 entries is in its index by sequence",
+    );
+    expect(looks.count).toBe(2);
+    expect((await read()).withdrawals.code).toBe('admin/fund-not-reconciled');
+    expect(looks.count).toBe(2);
+    // An entry written: the journal changed, looked at again.
+    await deposit('1', 'd4');
+    expect((await read()).withdrawals.reason).toContain("each of the journal's 3 entries is in its index");
+    expect(looks.count).toBe(3);
+    clients.destroy();
+  });
 });
+
+/** A deployment of the stage, as the CLI's --watch reads it. */
+const watchedDeployment = (clients: AwsClients, names: Awaited<ReturnType<typeof setUp>>['names']) => ({
+  kind: 'local' as const,
+  stage: 'watch',
+  region: 'us-east-1',
+  endpoint: moto.endpoint(),
+  clients,
+  names,
+  close: () => {},
+});
+
+/** The looks for entries left out of the index sent (Ledger.unindexedEntries' Query of the journal). */
+function countLooks(clients: AwsClients, table: string) {
+  const looks = { count: 0 };
+  const middleware =
+    (next: (args: { input: unknown }) => Promise<unknown>, context: { commandName?: string }) =>
+    async (args: { input: { TableName?: string; FilterExpression?: string } }) => {
+      if (
+        context.commandName === 'QueryCommand' &&
+        args.input.TableName === table &&
+        args.input.FilterExpression === 'attribute_not_exists(journalSequence)'
+      )
+        looks.count += 1;
+      return next(args);
+    };
+  clients.dynamo.middlewareStack.add(middleware as never, { step: 'initialize', name: 'countLooks' });
+  return looks;
+}
