@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { positionIndexShardsSchema } from '../shared/adapters/aws/position-layout.ts';
+import { readsVenueKey } from '../shared/adapters/venue/index.ts';
 import {
   ConfigError,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -280,6 +281,19 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
     );
   }
   return { ...rest, riskConfigInput, riskConfigJson: JSON.stringify(riskConfigInput), markets };
+}
+
+/**
+ * Refuses a venue that reads an API key (every adapter but the simulated ones: KEYLESS_VENUES) without
+ * backstop:venueSecret: deployed, each trader's first read of the key would fail (`VENUE_KEY_ID is not set`), and
+ * with it every order, each slice handed to the auction at its discount, paged only as venue failures
+ * (venue47-secret-required). `venue`: the one the functions' code trades on (VENUE, built into the bundles).
+ */
+export function checkVenueKey(config: InfraConfig, venue: string): void {
+  if (!readsVenueKey(venue) || config.venueSecret !== undefined) return;
+  throw new InfraConfigError(
+    `invalid CDK context: the functions trade on the venue ${venue} (VENUE, shared/adapters/venue/index.ts), which reads its API key from Secrets Manager, and ${CONTEXT_PREFIX}venueSecret names no secret: every order would fail its key's read (VENUE_KEY_ID is not set) and hand its slice to the auction; store the key and deploy with -c ${CONTEXT_PREFIX}venueSecret=<its name or ARN> (docs/VENUE.md, "The secret")`,
+  );
 }
 
 /** Receives before a message moves to its queue's dead-letter queue. */

@@ -3,6 +3,7 @@ import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { EventBus, Rule } from 'aws-cdk-lib/aws-events';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
+import { VENUE } from '../shared/adapters/venue/index.ts';
 import { parseRiskConfig } from '../shared/domain/config.ts';
 import {
   FUNCTIONS,
@@ -12,7 +13,7 @@ import {
   TABLES,
   type TableId,
 } from '../shared/topology.ts';
-import type { InfraConfig } from './config.ts';
+import { checkVenueKey, type InfraConfig } from './config.ts';
 import { createFunctions, TICK_RULE_ID } from './constructs/functions.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { createQueues, type QueuePair } from './constructs/queues.ts';
@@ -35,6 +36,11 @@ export interface BackstopStackProps extends StackProps {
   readonly config: InfraConfig;
   /** Repository root: functions/<folder>/index.ts entries and package-lock.json live there. */
   readonly projectRoot: string;
+  /**
+   * The venue the functions' code trades on: VENUE (shared/adapters/venue/index.ts), built into the bundles; another
+   * name only in tests of what synth requires of it (checkVenueKey).
+   */
+  readonly venue?: string;
 }
 
 /** Everything the backstop runs on, generated from shared/topology.ts. */
@@ -48,6 +54,7 @@ export class BackstopStack extends Stack {
   constructor(scope: Construct, id: string, props: BackstopStackProps) {
     super(scope, id, props);
     const { config } = props;
+    checkVenueKey(config, props.venue ?? VENUE);
     const tables = createTables(this, { positionIndexes: config.positionIndexes });
     const queues = createQueues(this, config);
     const { bus, archive } = createTickBus(this, config);

@@ -561,12 +561,6 @@ export const TICK_BUS_ENV = 'TICK_BUS_NAME';
  * venue's API key (docs/VENUE.md); the other four build the venue and never call it.
  */
 export const VENUE_TRADERS: readonly FunctionId[] = ['liquidationConsumer', 'auction'];
-/**
- * Where a deployed trader finds the venue's API key: the Secrets Manager SecretId (its ARN, or its name) the stack's
- * `backstop:venueSecret` names, read at the adapter's first call (shared/adapters/venue/key.ts). A reference, not the
- * key: IAM gates the value. Absent without the setting.
- */
-export const VENUE_KEY_ENV = 'VENUE_KEY_ID';
 /** Settings a function reads from its environment when set, and defaults otherwise. */
 const OPTIONAL_SETTINGS_ENV = {
   /**
@@ -578,6 +572,8 @@ const OPTIONAL_SETTINGS_ENV = {
   positionIndexShards: 'POSITION_INDEX_SHARDS',
   /** Positions margin-check starts per invocation before it continues the tick (default 500). */
   maxPositions: 'MARGIN_CHECK_MAX_POSITIONS',
+  /** The secret holding the venue's API key (VENUE_KEY_ENV): none by default, as the simulated venue reads none. */
+  venueKey: 'VENUE_KEY_ID',
 } as const;
 export const RISK_CONFIG_ENV = OPTIONAL_SETTINGS_ENV.riskConfig;
 /** RISK_CONFIG of a deployed function: its risk configuration is the one built into its code at deploy. */
@@ -589,6 +585,18 @@ export const RISK_CONFIG_BUNDLED = 'bundled';
 export const BUNDLED_RISK_CONFIG_GLOBAL = 'BACKSTOP_RISK_CONFIG';
 export const POSITION_INDEX_SHARDS_ENV = OPTIONAL_SETTINGS_ENV.positionIndexShards;
 export const MAX_POSITIONS_ENV = OPTIONAL_SETTINGS_ENV.maxPositions;
+/**
+ * Where a trader finds the venue's API key: the Secrets Manager SecretId (its ARN, or its name), read at the adapter's
+ * first call (shared/adapters/venue/key.ts). A reference, not the key: IAM gates the value. Set by the stack's
+ * `backstop:venueSecret` on VENUE_TRADERS, and by `backstop local up --venue-key` (localVenueSecretName, in the
+ * emulator); absent without them.
+ */
+export const VENUE_KEY_ENV = OPTIONAL_SETTINGS_ENV.venueKey;
+/**
+ * The emulator's secret a local stack keeps the venue's API key in (`backstop local up --venue-key FILE`), named to
+ * its functions in VENUE_KEY_ENV as a deployed stack's backstop:venueSecret is (venue47-local-key).
+ */
+export const localVenueSecretName = (stage: string): string => physicalName(stage, 'venue-key');
 
 /** Every optional variable: a run that hosts the functions in its own process clears them before it sets its own. */
 export const optionalEnvNames = (): string[] => [

@@ -7,6 +7,7 @@ import {
   PositionIndexLayout,
   PositionLayoutError,
 } from '../../shared/adapters/aws/position-layout.ts';
+import { readsVenueKey, VENUE } from '../../shared/adapters/venue/index.ts';
 import {
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
@@ -57,6 +58,10 @@ Options of up:
   --index-shards JSON    index shards of markets written faster than one partition takes, like
                          '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
                          market; as backstop:positionIndexShards on AWS)
+  --venue-key FILE       the venue's API key (the secret's string, as the exchange adapter parses it), stored in
+                         the emulator's Secrets Manager as backstop-<stage>-venue-key and named to the functions in
+                         VENUE_KEY_ID, as backstop:venueSecret on AWS; required by a venue that reads a key (an
+                         exchange adapter in VENUE: docs/VENUE.md), none for the simulated one
   --lambda-retries       failed records come back after their retry backoff (or the visibility timeout), as on
                          Lambda, and a failed tick a minute later, once within its 120 s maximum age, then to
                          tickDeadLetters (default: retry at once). A tick older than 120 s is never invoked
@@ -82,6 +87,7 @@ const OPTIONS = {
   region: { type: 'string' },
   config: { type: 'string' },
   'index-shards': { type: 'string' },
+  'venue-key': { type: 'string' },
   'lambda-retries': { type: 'boolean' },
   detach: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -94,6 +100,9 @@ interface UpOptions {
   readonly configFile?: string;
   readonly riskConfig?: RiskConfigInput;
   readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;
+  /** --venue-key: the file, as given again to a detached child, and its key. */
+  readonly venueKeyFile?: string;
+  readonly venueKey?: string;
   readonly lambdaRetries: boolean;
 }
 
@@ -113,6 +122,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
       'region',
       'config',
       'index-shards',
+      'venue-key',
       'detach',
       'lambda-retries',
     ] as const) {
@@ -133,6 +143,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     values['index-shards'] === undefined
       ? undefined
       : indexShardsOption(values['index-shards'], parseRiskConfig(riskConfig ?? DEFAULT_RISK_CONFIG_INPUT));
+  const venueKey = venueKeyOption(values['venue-key'], VENUE);
   const options: UpOptions = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
     stage: values.stage ?? DEFAULT_LOCAL_STAGE,
@@ -140,6 +151,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     ...(values.config === undefined ? {} : { configFile: resolve(values.config) }),
     ...(riskConfig === undefined ? {} : { riskConfig }),
     ...(positionIndexShards === undefined ? {} : { positionIndexShards }),
+    ...(venueKey === undefined ? {} : { venueKeyFile: resolve(values['venue-key']!), venueKey }),
     lambdaRetries: values['lambda-retries'] ?? false,
   };
   const running = readLocalRecord(dir);
@@ -187,6 +199,32 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
   return parsed as Record<string, MarketShards>;
 }
 
+/**
+ * --venue-key: the key's secret string, the file's text without its last line break (an editor's). Required by a venue
+ * that reads a key, as synth requires backstop:venueSecret of it (venue47-secret-required): without it the adapter's
+ * first read fails (VENUE_KEY_ID is not set), and every order with it.
+ */
+export function venueKeyOption(file: string | undefined, venue: string): string | undefined {
+  if (file === undefined) {
+    if (readsVenueKey(venue))
+      throw new UsageError(
+        `--venue-key: the venue ${venue} (VENUE, shared/adapters/venue/index.ts) reads its API key from Secrets Manager: give it with --venue-key FILE, the secret's string (docs/VENUE.md, "The secret")`,
+      );
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `--venue-key: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  const key = text.replace(/\r?\n$/, '');
+  if (key === '') throw new UsageError(`--venue-key: ${file} is empty`);
+  return key;
+}
+
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const metricsFile = join(dir, METRICS_LOG);
@@ -213,6 +251,7 @@ async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: st
       region: options.region,
       ...(options.riskConfig ? { riskConfig: options.riskConfig } : {}),
       ...(options.positionIndexShards ? { positionIndexShards: options.positionIndexShards } : {}),
+      ...(options.venueKey === undefined ? {} : { venueKey: options.venueKey }),
       fastRetries: !options.lambdaRetries,
       schedules: true,
     });
@@ -305,6 +344,8 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<numbe
     options.region,
     ...(options.configFile ? ['--config', options.configFile] : []),
     ...(options.positionIndexShards ? ['--index-shards', JSON.stringify(options.positionIndexShards)] : []),
+    // The file, not the key: a process's arguments are anyone's to read.
+    ...(options.venueKeyFile ? ['--venue-key', options.venueKeyFile] : []),
     ...(options.lambdaRetries ? ['--lambda-retries'] : []),
   ];
   const child = spawn(process.execPath, args, {

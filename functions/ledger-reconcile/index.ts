@@ -51,7 +51,9 @@ export async function reconcile(event: unknown) {
     minBalance: formatQuote(report.minBalance),
     problemCount: report.problemCount,
     problems: report.problems,
-    reconciled: report.difference === 0n && report.problemCount === 0,
+    // As a withdrawal's check judges the fund: `not-indexed` is a journal to index (its problem names the command).
+    verdict: report.verdict.reconciled ? 'reconciled' : report.verdict.reason,
+    reconciled: report.verdict.reconciled,
   };
   if (summary.reconciled) log.info('ledger reconciled', summary);
   else log.warn('ledger not reconciled', summary);
@@ -67,6 +69,7 @@ function leavingNewerCheckpoint(ledger: Ledger): JournalReader {
   return {
     balance: (account) => ledger.balance(account),
     journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+    unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
     auditCheckpoint: (account) => ledger.auditCheckpoint(account),
     saveAuditCheckpoint: async (account, audit, from) => {
       try {

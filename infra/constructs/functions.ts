@@ -226,6 +226,8 @@ export function venueKeyStatements(scope: Construct, config: InfraConfig): Polic
         `invalid CDK context: ${CONTEXT_PREFIX}venueSecretKmsKey is a key of ${keyRegion}, and the secret is in ${region}${isArn ? '' : " (a name: the stack's region)"}: Secrets Manager decrypts a secret with a key of its own region; name that region's key (a multi-Region key's replica there)`,
       );
     statements.push(
+      // `.amazonaws.com` in every partition, China's included (not the partition's URL suffix): AWS's KMS developer
+      // guide, conditions-kms ("Services that support the kms:ViaService condition key"); docs/VENUE.md.
       new PolicyStatement({
         actions: ['kms:Decrypt'],
         resources: [config.venueSecretKmsKey],

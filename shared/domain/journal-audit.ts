@@ -139,3 +139,34 @@ export function judgeReconciliation(input: ReconciliationInput): Reconciliation 
   if (difference !== 0n) return { reconciled: false, reason: 'unreconciled', difference, problems: [] };
   return { reconciled: true };
 }
+
+/** What a look for journal entries the index by sequence does not list found, when it found some. */
+export interface UnindexedFound {
+  /** The lowest sequence among them. */
+  readonly lowest: number;
+  readonly found: number;
+  /** Entries the look read, and whether that was the whole journal. */
+  readonly read: number;
+  readonly complete: boolean;
+}
+
+/**
+ * The problem a reconcile reports for entry `missing`, not found through the journal's index by sequence before the
+ * balance's sequence `through`. `unindexed`: the journal's entries that index does not list, when a look found some.
+ * Then the index lacks it, no entry was lost: a stack deployed before session 27 (or entries the previous version
+ * wrote during a deploy) whose journal is to be indexed, as judgeReconciliation's `not-indexed` verdict says
+ * (reconcile47-not-indexed-log: ledger-reconcile's log said "entry 1 missing" alone).
+ */
+export function missingEntryProblem(missing: number, through: number, unindexed?: UnindexedFound): string {
+  const problem = `entry ${missing} missing (the balance is at sequence ${through})`;
+  if (unindexed === undefined) return problem;
+  const entries = (n: number) => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
+  const among = unindexed.complete
+    ? `${unindexed.found} of its ${entries(unindexed.read)}`
+    : `${unindexed.found} of the ${entries(unindexed.read)} read`;
+  return (
+    `${problem} from the journal's index by sequence, which does not list entries the journal holds (${among}, from entry ${unindexed.lowest}): ` +
+    'written before the index existed (a stack deployed before session 27) or by the previous version during a deploy, not lost; ' +
+    'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")'
+  );
+}

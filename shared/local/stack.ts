@@ -1,4 +1,10 @@
 import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { clientOptions } from '../adapters/aws/clients.ts';
+import {
   type AwsClients,
   createAwsClients,
   createAwsQueueTransports,
@@ -15,6 +21,7 @@ import {
   deadLetterQueueEnv,
   FUNCTIONS,
   type FunctionId,
+  localVenueSecretName,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   optionalEnvNames,
@@ -26,6 +33,7 @@ import {
   TICK_BUS,
   TICK_BUS_ENV,
   tableEnv,
+  VENUE_KEY_ENV,
 } from '../topology.ts';
 
 /**
@@ -53,6 +61,13 @@ export interface LocalStackOptions {
   readonly schedules?: boolean;
   /** Tick invocations at once (default 1, in order); more races a market's ticks as Lambda may. */
   readonly tickConcurrency?: number;
+  /**
+   * The venue's API key (the secret's string, as an exchange adapter parses it), for an adapter run against its stub
+   * or testnet: stored in the emulator's Secrets Manager as localVenueSecretName(stage), which VENUE_KEY_ENV names to
+   * the functions, as backstop:venueSecret does on AWS. Absent, the functions are told of no key (the simulated venue
+   * reads none).
+   */
+  readonly venueKey?: string;
 }
 
 export interface LocalStack {
@@ -70,7 +85,10 @@ export interface LocalStack {
 type LocalSettings = Pick<
   LocalStackOptions,
   'riskConfig' | 'positionIndexShards' | 'marginCheckMaxPositions'
->;
+> & {
+  /** The venue key's secret (VENUE_KEY_ENV), as `backstop:venueSecret` names it on AWS. */
+  readonly venueSecret?: string;
+};
 
 /** The environment each function gets in the CDK stack, for local names. */
 export function functionEnvironment(
@@ -105,10 +123,12 @@ export function functionEnvironment(
       env[deadLetterQueueEnv(queue.id)] = dlqUrl;
     }
   }
-  const { riskConfig, positionIndexShards, marginCheckMaxPositions } = settings;
+  const { riskConfig, positionIndexShards, marginCheckMaxPositions, venueSecret } = settings;
   if (riskConfig) env[RISK_CONFIG_ENV] = JSON.stringify(riskConfig);
   if (positionIndexShards) env[POSITION_INDEX_SHARDS_ENV] = JSON.stringify(positionIndexShards);
   if (marginCheckMaxPositions !== undefined) env[MAX_POSITIONS_ENV] = String(marginCheckMaxPositions);
+  // On AWS the traders' alone (VENUE_TRADERS); the runner's functions share one process and one environment.
+  if (venueSecret !== undefined) env[VENUE_KEY_ENV] = venueSecret;
   return env;
 }
 
@@ -122,6 +142,24 @@ export function applyFunctionEnvironment(
 ): void {
   for (const name of optionalEnvNames()) delete target[name];
   Object.assign(target, env);
+}
+
+/**
+ * Stores the venue's API key in the emulator's Secrets Manager as localVenueSecretName(stage) (a new value over one an
+ * earlier stack of the stage left); returns the name, the functions' VENUE_KEY_ENV.
+ */
+async function storeVenueKey(endpoint: string, region: string, stage: string, key: string): Promise<string> {
+  const name = localVenueSecretName(stage);
+  const client = new SecretsManagerClient(clientOptions(localClientConfig(endpoint, region)));
+  try {
+    await client.send(new CreateSecretCommand({ Name: name, SecretString: key }));
+  } catch (error) {
+    if ((error as Error).name !== 'ResourceExistsException') throw error;
+    await client.send(new PutSecretValueCommand({ SecretId: name, SecretString: key }));
+  } finally {
+    client.destroy();
+  }
+  return name;
 }
 
 /** Imports every function's handler from functions/<folder>/index.ts (the files the CDK stack bundles). */
@@ -139,7 +177,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const region = options.region ?? 'us-east-1';
   const clients = createAwsClients(localClientConfig(options.endpoint, region));
   const names = await createLocalResources(clients, options.stage);
-  const env = functionEnvironment(options.stage, names, options.endpoint, region, options);
+  const venueSecret =
+    options.venueKey === undefined
+      ? undefined
+      : await storeVenueKey(options.endpoint, region, options.stage, options.venueKey);
+  const env = functionEnvironment(options.stage, names, options.endpoint, region, {
+    ...options,
+    ...(venueSecret === undefined ? {} : { venueSecret }),
+  });
   applyFunctionEnvironment(env);
   // Loaded once the stage's environment is in place: the handlers' Powertools instances (shared/lambda/runtime.ts)
   // read their service name (metricsService(stage)) when their module loads, as a Lambda's do at cold start.

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../domain/config.ts';
-import { type JournalAudit, judgeReconciliation, type Reconciliation } from '../domain/journal-audit.ts';
+import type { JournalAudit, Reconciliation } from '../domain/journal-audit.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
@@ -364,6 +364,7 @@ async function checkFund(
   lookedBefore?: LookMade,
 ) {
   let read: AccountBalance | undefined;
+  let reused = false;
   /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
   let start: number | undefined;
   const reader: JournalReader = {
@@ -372,6 +373,18 @@ async function checkFund(
       return read;
     },
     journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+    // Asked only on a missing entry: its cost (a read of the journal itself) is never a withdrawal's that goes.
+    // An earlier check's look is reused while the journal has not changed (status47-look-remembered).
+    unindexedEntries: async (account, maxRead) => {
+      if (
+        lookedBefore !== undefined &&
+        (await lookStands(ledger, lookedBefore, read!.sequence, lookedBefore.missing))
+      ) {
+        reused = true;
+        return lookedBefore.look;
+      }
+      return ledger.unindexedEntries(account, maxRead);
+    },
     auditCheckpoint: async (account) => {
       const prefix = from === undefined ? await ledger.auditCheckpoint(account) : { ...from, epoch: '' };
       start = prefix?.sequence;
@@ -388,21 +401,11 @@ async function checkFund(
     ...(pause === undefined ? {} : { pause }),
     ...(waitedFor === undefined ? {} : { waitedFor }),
   });
-  // Only on a missing entry: its cost (a read of the journal itself) is never a withdrawal's that goes.
-  const look =
-    report.missing === undefined
-      ? undefined
-      : (await lookStands(ledger, lookedBefore, report.balanceSequence, report.missing))
-        ? lookedBefore!.look
-        : await ledger.unindexedEntries(INSURANCE_ACCOUNT, WITHDRAWAL_AUDIT_MAX_ENTRIES);
+  // The look reused was made for another missing entry: judged again on a look of its own.
+  if (reused && report.missing !== lookedBefore!.missing) return checkFund(ledger, from, pause, waitedFor);
   const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
-  const verdict = judgeReconciliation({
-    balance: report.balance,
-    sequence: report.balanceSequence,
-    audit,
-    problems: report.problems,
-    ...(look?.lowest === undefined ? {} : { unindexed: look.lowest }),
-  });
+  // Judged as ledger-reconcile judges it (judgeReconciliation, in reconcileAccount): the same verdict.
+  const { verdict, look } = report;
   return {
     balance: read!,
     verdict,

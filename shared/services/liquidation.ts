@@ -1145,15 +1145,19 @@ type LastResortOutcome =
   | 'waiting'
   | 'moved';
 
-/** The venue's quote, or none when it fails (counted as a venue failure, and logged with `message`). */
+/**
+ * The venue's quote, or none when it fails (counted as a venue failure, and logged with `message`); an answer that is
+ * no quote a book can show is refused (checkQuote).
+ */
 async function quoteOrNone(
   liquidation: LiquidationRecord,
   reference: MarkAt,
   deps: SettlementDeps,
   message: string,
 ): Promise<{ readonly bid?: PriceE8; readonly ask?: PriceE8 } | undefined> {
+  let quote: { readonly bid?: PriceE8; readonly ask?: PriceE8 };
   try {
-    return await deps.venue.quote(liquidation.symbol, reference);
+    quote = await deps.venue.quote(liquidation.symbol, reference);
   } catch (thrown) {
     if (!(thrown instanceof VenueError)) throw thrown;
     const error = knownKind(thrown);
@@ -1168,6 +1172,36 @@ async function quoteOrNone(
     });
     return undefined;
   }
+  checkQuote(liquidation, quote);
+  return quote;
+}
+
+/**
+ * A quote must be a price the book can hold: each side present a positive bigint, the bid not above the ask. Another
+ * answer is refused as a fill's is (checkAnswer), failing the delivery for an operator: the bigint operators that read
+ * it take a number or a string too, and a side of 0, a negative one or sides swapped would start, hold or spend a
+ * liquidation on a price no book shows (venue47-quote-not-bigint).
+ */
+function checkQuote(liquidation: LiquidationRecord, quote: unknown): void {
+  // Typed so that TypeScript narrows on it: a side after its check is a bigint.
+  const fault: (why: string) => never = (why) => {
+    throw new VenueAnswerError(
+      `venue/bad-answer: the quote of ${liquidation.symbol} (liquidation ${liquidation.id}): ${why}`,
+    );
+  };
+  if (typeof quote !== 'object' || quote === null) fault(`an answer that is not a quote (${String(quote)})`);
+  const { bid, ask } = quote as { readonly bid?: unknown; readonly ask?: unknown };
+  for (const [name, side] of [
+    ['bid', bid],
+    ['ask', ask],
+  ] as const) {
+    if (side === undefined) continue;
+    const a = name === 'ask' ? 'an' : 'a';
+    if (typeof side !== 'bigint') fault(`${a} ${name} that is not a bigint (${typeof side})`);
+    if (side <= 0n) fault(`${a} ${name} of ${formatPrice(side)}`);
+  }
+  if (typeof bid === 'bigint' && typeof ask === 'bigint' && bid > ask)
+    fault(`a bid of ${formatPrice(bid)} above the ask of ${formatPrice(ask)}`);
 }
 
 /**

@@ -1,7 +1,14 @@
-import { EMPTY_AUDIT, extendAudit, type JournalAudit } from '../domain/journal-audit.ts';
+import {
+  EMPTY_AUDIT,
+  extendAudit,
+  type JournalAudit,
+  judgeReconciliation,
+  missingEntryProblem,
+  type Reconciliation,
+} from '../domain/journal-audit.ts';
 import { absBig, formatQuote, formatQuoteGrouped, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
-import type { AccountBalance, Ledger, Telemetry } from '../ports/index.ts';
+import type { AccountBalance, Ledger, Telemetry, UnindexedEntries } from '../ports/index.ts';
 
 export interface ReconcileReport {
   readonly account: string;
@@ -32,6 +39,13 @@ export interface ReconcileReport {
    * reader's index does not list (Ledger.unindexedEntries). Undefined when none was missing.
    */
   readonly missing?: number;
+  /**
+   * What the look for entries the index lacks found (Ledger.unindexedEntries), made only when an entry was missing:
+   * some found, the missing entry is the index's (the problem says so, and the command).
+   */
+  readonly look?: UnindexedEntries;
+  /** The fund judged on this report (judgeReconciliation), as a withdrawal's check judges it. */
+  readonly verdict: Reconciliation;
 }
 
 export interface ReconcileOptions {
@@ -71,6 +85,11 @@ export interface ReconcileOptions {
    * check (admin.ts `checkFund`) passes the ledger's, its reader keeping the first read, the balance it judged.
    */
   readonly balanceAgain?: (account: string) => Promise<AccountBalance>;
+  /**
+   * Entries the look for ones the index lacks reads at most, once an entry is missing (maxEntries by default: a run's
+   * own budget); 1,000 a read, stopping after the first read that finds one.
+   */
+  readonly unindexedLookMax?: number;
 }
 
 const DEFAULTS = {
@@ -83,7 +102,7 @@ const realPause = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 
 export type JournalReader = Pick<
   Ledger,
-  'balance' | 'journalAfter' | 'auditCheckpoint' | 'saveAuditCheckpoint'
+  'balance' | 'journalAfter' | 'unindexedEntries' | 'auditCheckpoint' | 'saveAuditCheckpoint'
 >;
 
 /**
@@ -113,7 +132,17 @@ export async function reconcileAccount(
   }
   const walk = await walkJournal(ledger, account, start, balance.sequence, options);
   for (const problem of walk.problems) problems.add(problem);
-  const { audit, clean, entries } = walk;
+  const { audit, clean, entries, missing } = walk;
+  // A missing entry may be one the index lacks, not a lost one: the journal itself says (withdraw46-not-indexed).
+  const look =
+    missing === undefined
+      ? undefined
+      : await ledger.unindexedEntries(
+          account,
+          options.unindexedLookMax ?? options.maxEntries ?? DEFAULTS.maxEntries,
+        );
+  const unindexed = look?.lowest === undefined ? undefined : { ...look, lowest: look.lowest };
+  if (missing !== undefined) problems.add(missingEntryProblem(missing, balance.sequence, unindexed));
   const caughtUp = audit.sequence === balance.sequence;
   if (caughtUp) {
     const again = options.balanceAgain ?? ((a: string) => ledger.balance(a));
@@ -129,7 +158,14 @@ export async function reconcileAccount(
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
     await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
   const found = listed([...problems]);
-  report(telemetry, account, balance, difference, found, problems.size, backlog);
+  const verdict = judgeReconciliation({
+    balance: balance.balance,
+    sequence: balance.sequence,
+    audit,
+    problems: [...problems],
+    ...(unindexed === undefined ? {} : { unindexed: unindexed.lowest }),
+  });
+  report(telemetry, account, balance, difference, found, problems.size, backlog, verdict);
   return {
     account,
     balance: balance.balance,
@@ -142,7 +178,9 @@ export async function reconcileAccount(
     problems: found,
     problemCount: problems.size,
     minBalance: audit.minBalance,
-    ...(walk.missing === undefined ? {} : { missing: walk.missing }),
+    ...(missing === undefined ? {} : { missing }),
+    ...(look === undefined ? {} : { look }),
+    verdict,
   };
 }
 
@@ -166,7 +204,7 @@ interface Walk {
   readonly clean: JournalAudit;
   readonly entries: number;
   readonly problems: readonly string[];
-  /** The entry not found, where the walk stopped. */
+  /** The entry not found, where the walk stopped (a problem, named by reconcileAccount). */
   readonly missing?: number;
 }
 
@@ -210,8 +248,8 @@ async function walkJournal(
         await pause(retries[missingAttempt++]!);
         continue;
       }
+      // Its problem is reconcileAccount's, once it has looked whether the index lacks it.
       missing = audit.sequence + 1;
-      problems.add(`entry ${missing} missing (the balance is at sequence ${through})`);
       break;
     }
     missingAttempt = 0;
@@ -288,6 +326,7 @@ function report(
   problems: readonly string[],
   problemCount: number,
   backlog: number,
+  verdict: Reconciliation,
 ): void {
   // Gauges in whole quote units for the dashboard; a broken journal is counted apart (its own alarm), so the
   // difference's tolerance never hides it. A run that did not reach the balance judges no difference.
@@ -307,6 +346,7 @@ function report(
       difference: difference === undefined ? undefined : formatQuote(difference),
       problemCount,
       problems,
+      verdict: verdict.reconciled ? 'reconciled' : verdict.reason,
     });
   }
 }

@@ -56,6 +56,16 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
     ],
     ['an up option on down', ['local', 'down', '--port', '1'], /--port is an option of local up/],
     [
+      'a venue key on down',
+      ['local', 'down', '--venue-key', 'k.json'],
+      /--venue-key is an option of local up/,
+    ],
+    [
+      "a venue key's file that is not there",
+      ['local', 'up', '--venue-key', path.join(dir, 'none.json')],
+      /--venue-key: cannot read .*none\.json \(ENOENT\)/,
+    ],
+    [
       'a missing config file',
       ['local', 'up', '--config', path.join(dir, 'none.json')],
       /--config: cannot read/,

@@ -11,7 +11,8 @@ const emulator = useOperatorEmulator('index-journal');
 
 /**
  * A stack deployed before session 27 holds journal entries without `journalSequence`: the reconcile's index by
- * sequence cannot see them, and the reconcile reports entry 1 missing. `fund index-journal` gives them their place.
+ * sequence cannot see them, and the reconcile reports entry 1 missing from that index, naming this command. `fund
+ * index-journal` gives them their place.
  */
 /** Removes `journalSequence` from the fund's journal entries of `table`, as an earlier version wrote them. */
 async function unindexJournal(table: string): Promise<void> {
@@ -91,7 +92,15 @@ describe('backstop fund index-journal', () => {
         from: 'checkpoint',
         missingRetriesMs: [],
       });
-    expect((await check()).problems).toEqual(['entry 1 missing (the balance is at sequence 3)']);
+    // Named as the index's, with the command (reconcile47-not-indexed-log), not as a lost entry.
+    expect(await check()).toMatchObject({
+      problems: [
+        expect.stringMatching(
+          /^entry 1 missing .* \(3 of its 3 entries, from entry 1\): .*run `backstop fund index-journal`/,
+        ),
+      ],
+      verdict: { reconciled: false, reason: 'not-indexed', lowest: 1 },
+    });
 
     const run = await cli('fund', 'index-journal', ...at);
     expect(run).toMatchObject({ code: 0 });

@@ -21,6 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
+import { venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus, STATUS_USAGE } from '../../cli/ops/status.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
@@ -1857,6 +1858,30 @@ describe('advice names commands for the target that printed them', () => {
       ),
     ).toBe(
       '`backstop feed resume --symbol ETH-USD --from-sequence 1 --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 --region us-east-1` drops it',
+    );
+  });
+});
+
+// venue47-local-key: `backstop local up` never set VENUE_KEY_ID, so an exchange adapter run on the local stack (against
+// its stub or testnet) failed its key's first read, and every order with it; and a venue that reads a key is refused
+// without one, as synth refuses it without backstop:venueSecret (venue47-secret-required).
+describe('local up --venue-key', () => {
+  it("reads the key's file, its last line break dropped, and requires one of a venue that reads a key", () => {
+    const dir = tempDir('backstop-venue-key-');
+    const file = path.join(dir, 'key.json');
+    writeFileSync(file, '{"apiKey":"k","apiSecret":"s"}\n');
+    expect(venueKeyOption(file, 'mark-following')).toBe('{"apiKey":"k","apiSecret":"s"}');
+    expect(venueKeyOption(file, 'my-exchange')).toBe('{"apiKey":"k","apiSecret":"s"}');
+    // The simulated venue reads none; an exchange adapter cannot start without it.
+    expect(venueKeyOption(undefined, 'mark-following')).toBeUndefined();
+    expect(() => venueKeyOption(undefined, 'my-exchange')).toThrow(
+      /^--venue-key: the venue my-exchange \(VENUE, shared\/adapters\/venue\/index\.ts\) reads its API key from Secrets Manager: give it with --venue-key FILE/,
+    );
+    expect(() => venueKeyOption(undefined, 'my-exchange')).toThrow(UsageError);
+    writeFileSync(file, '\n');
+    expect(() => venueKeyOption(file, 'my-exchange')).toThrow(/--venue-key: .*key\.json is empty/);
+    expect(() => venueKeyOption(path.join(dir, 'none.json'), 'my-exchange')).toThrow(
+      /--venue-key: cannot read .*none\.json \(ENOENT\)/,
     );
   });
 });

@@ -32,6 +32,7 @@ import {
 import { BackstopStack } from '../../infra/stack.ts';
 import { DynamoAuctionRepository } from '../../shared/adapters/aws/auctions.ts';
 import { SQS_MAX_DELAY_SECONDS } from '../../shared/adapters/aws/sqs-queue.ts';
+import { KEYLESS_VENUES, readsVenueKey } from '../../shared/adapters/venue/index.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -60,6 +61,7 @@ import {
   type FunctionId,
   isDeadLetterSink,
   JOURNAL_SEQUENCE_INDEX,
+  localVenueSecretName,
   MAX_POSITIONS_ENV,
   maxReceivesEnv,
   OPEN_LIQUIDATIONS_INDEX,
@@ -67,6 +69,7 @@ import {
   POSITION_ADL_INDEXES,
   POSITION_INDEX,
   POSITION_INDEX_SHARDS_ENV,
+  physicalName,
   QUEUES,
   type QueueId,
   queueEnv,
@@ -2515,6 +2518,73 @@ describe("the venue's key (backstop:venueSecret)", () => {
     expect(() => inRegion(byName)).not.toThrow();
   });
 
+  // venue47-kms-via-service-partition: AWS's KMS developer guide (conditions-kms, "Services that support the
+  // kms:ViaService condition key") says to use the `.amazonaws.com` suffix of a ViaService name in all partitions, China's
+  // included, where the service's endpoint ends in `.amazonaws.com.cn`: the partition's URL suffix would match no
+  // request there, and every read of the key would fail its Decrypt. CDK's own Secret.grantRead writes the same.
+  it("conditions Decrypt on Secrets Manager's ViaService name in .amazonaws.com in China too, not the partition's URL suffix", () => {
+    const cnSecret = 'arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:backstop/venue-key-a1B2c3';
+    const cnKey = 'arn:aws-cn:kms:cn-north-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    const decryptOf = (ours: Record<string, unknown>, region?: string) => {
+      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
+      outdirs.push(outdir);
+      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
+      const config = loadConfig(app.node.getAllContext());
+      const stack = new BackstopStack(app, stackName(config.stage), {
+        config,
+        projectRoot,
+        ...(region ? { env: { account: '111122223333', region } } : {}),
+      });
+      const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+        (r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+      );
+      const decrypts = statements.filter((st) => asList(st.Action).includes('kms:Decrypt'));
+      expect(decrypts).toHaveLength(VENUE_TRADERS.length);
+      return decrypts.map((st) =>
+        text((st.Condition as { StringEquals: Record<string, unknown> }).StringEquals['kms:ViaService']),
+      );
+    };
+    const viaChina = VENUE_TRADERS.map(() => 'secretsmanager.cn-north-1.amazonaws.com');
+    // A secret's ARN in China, the stack's region unknown or China's.
+    expect(decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey })).toEqual(
+      viaChina,
+    );
+    expect(
+      decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey }, 'cn-north-1'),
+    ).toEqual(viaChina);
+    // A name: the stack's region, in a China stack and in an environment-agnostic one (never {AWS::URLSuffix}).
+    const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': cnKey };
+    expect(decryptOf(byName, 'cn-north-1')).toEqual(viaChina);
+    expect(decryptOf(byName)).toEqual(VENUE_TRADERS.map(() => 'secretsmanager.{AWS::Region}.amazonaws.com'));
+  });
+
+  // venue47-secret-required: an exchange adapter deployed without the setting synthesized clean, and every trader's
+  // first read of its key failed (VENUE_KEY_ID is not set): each order unavailable, its slice handed to the auction.
+  it('refuses, at synth, a venue that reads a key without the setting, and grants it the key with one', () => {
+    const withVenue = (ours: Record<string, unknown>, venue: string) => {
+      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
+      outdirs.push(outdir);
+      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
+      const config = loadConfig(app.node.getAllContext());
+      return new BackstopStack(app, stackName(config.stage), { config, projectRoot, venue });
+    };
+    // An adapter beyond KEYLESS_VENUES reads its key from Secrets Manager.
+    expect(readsVenueKey('my-exchange')).toBe(true);
+    expect(() => withVenue({}, 'my-exchange')).toThrow(
+      /^invalid CDK context: the functions trade on the venue my-exchange \(VENUE, shared\/adapters\/venue\/index\.ts\), which reads its API key from Secrets Manager, and backstop:venueSecret names no secret: .*-c backstop:venueSecret=<its name or ARN>/,
+    );
+    const keyed = withVenue({ 'backstop:venueSecret': ARN }, 'my-exchange');
+    const statements = Object.values(Template.fromStack(keyed).findResources('AWS::IAM::Policy')).flatMap(
+      (r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+    );
+    expect(statements.filter(onSecrets)).toEqual(
+      VENUE_TRADERS.map(() => ({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ARN })),
+    );
+    // The simulated venue trades on no exchange and reads none.
+    expect(KEYLESS_VENUES).toEqual(['mark-following']);
+    expect(() => withVenue({}, 'mark-following')).not.toThrow();
+  });
+
   it('adds that grant and that variable, and changes nothing else of the template', () => {
     const plain = synthesized({}).resources;
     const configured = synthesized({
@@ -2764,6 +2834,24 @@ describe("the local stack's function environment", () => {
     expect(env[MAX_POSITIONS_ENV]).toBe('2');
     expect(JSON.parse(env[POSITION_INDEX_SHARDS_ENV]!)).toEqual({ 'ETH-USD': 4 });
     expect(env[RISK_CONFIG_ENV]).toBeUndefined();
+    expect(env[VENUE_KEY_ENV]).toBeUndefined();
+  });
+
+  // venue47-local-key: the local stack never set VENUE_KEY_ID, so an exchange adapter run on it failed its key's read.
+  it("names the venue key's secret in VENUE_KEY_ID as the stack names backstop:venueSecret to its traders", () => {
+    const secret = localVenueSecretName('dev');
+    expect(secret).toBe(physicalName('dev', 'venue-key'));
+    const env = local({ venueSecret: secret });
+    expect(env[VENUE_KEY_ENV]).toBe('backstop-dev-venue-key');
+    // The variable the stack gives its traders for a secret's name, and only that besides.
+    const { stack, config } = build({ 'backstop:venueSecret': secret });
+    const props = { config, projectRoot, ...stack };
+    const trader = {
+      ...functionEnvironment(props),
+      ...ownEnvironment(props, FUNCTIONS.find((f) => f.id === VENUE_TRADERS[0])!),
+    };
+    expect(trader[VENUE_KEY_ENV]).toBe(env[VENUE_KEY_ENV]);
+    expect(Object.keys(env).filter((k) => !Object.keys(local()).includes(k))).toEqual([VENUE_KEY_ENV]);
   });
 
   it('gives code run from source a risk configuration of any size as JSON, which it reads', () => {
@@ -2780,6 +2868,8 @@ describe("the local stack's function environment", () => {
         RISK_CONFIG_ENV,
         POSITION_INDEX_SHARDS_ENV,
         MAX_POSITIONS_ENV,
+        // A shell's VENUE_KEY_ID, or an earlier stack's, named a secret this stack never stored (venue47-local-key).
+        VENUE_KEY_ENV,
         maxReceivesEnv('liquidations'),
         maxReceivesEnv('auctionSteps'),
       ].sort(),

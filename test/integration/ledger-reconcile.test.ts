@@ -5,7 +5,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { DynamoLedger, indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { RECORD_SCHEMA, SCHEMA_ATTR } from '../../shared/adapters/aws/writer-schema.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
@@ -245,6 +245,46 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       await stack.clients.dynamo.send(new PutItemCommand({ TableName: table, Item: ours! }));
     }
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, entries: 1 });
+  });
+
+  // reconcile47-not-indexed-log: a stack deployed before session 27 holds journal entries its index by sequence does
+  // not list; a withdrawal's check named `backstop fund index-journal` (withdraw46-not-indexed), and this run's own
+  // line said "entry 1 missing" alone, as for a lost entry.
+  it('on a journal its index does not wholly list, its line names index-journal; indexed, it reconciles', async () => {
+    await deposit(2);
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+    const table = stack.names.tables.ledger;
+    const journal = await ledger.journal(INSURANCE_ACCOUNT);
+    // Entries 1 and 2 as a version before session 27 wrote them: no journalSequence.
+    for (const e of journal.filter((entry) => entry.sequence <= 2)) {
+      await stack.clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: `J#${e.idempotencyKey}` } },
+          UpdateExpression: 'REMOVE journalSequence',
+        }),
+      );
+    }
+    const warn = vi.spyOn(logger, 'warn');
+    try {
+      const named = expect.stringMatching(
+        new RegExp(
+          `^entry 1 missing \\(the balance is at sequence ${journal.length}\\) from the journal's index by sequence, which does not list entries the journal holds \\(2 of its ${journal.length} entries, from entry 1\\): .*run \`backstop fund index-journal\``,
+        ),
+      );
+      expect(await reconcile({ full: true })).toMatchObject({
+        reconciled: false,
+        verdict: 'not-indexed',
+        problems: [named],
+      });
+      const lines = warn.mock.calls.filter((c) => c[0] === 'ledger not reconciled');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]![1]).toMatchObject({ verdict: 'not-indexed', problems: [named] });
+    } finally {
+      warn.mockRestore();
+    }
+    expect(await indexJournal(stack.clients.dynamo, table, INSURANCE_ACCOUNT)).toMatchObject({ indexed: 2 });
+    expect(await reconcile({ full: true })).toMatchObject({ reconciled: true, verdict: 'reconciled' });
   });
 
   // Session 37: the window's accounting was never reconciled (reconcile-draw-window).

@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientOptions, localClientConfig } from '../../shared/adapters/aws/clients.ts';
 import { secretsManagerVenueKey } from '../../shared/adapters/venue/key.ts';
 import { MOTO_HOST } from '../../shared/local/moto.ts';
+import { startLocalStack } from '../../shared/local/stack.ts';
 import { VenueError } from '../../shared/ports/index.ts';
-import { VENUE_KEY_ENV } from '../../shared/topology.ts';
+import { localVenueSecretName, VENUE_KEY_ENV } from '../../shared/topology.ts';
 import { motoStages } from '../support/moto.ts';
 
 /**
@@ -136,4 +137,38 @@ describe('the venue key reader (Secrets Manager, real SDK, moto)', () => {
     expect(await key.refresh('new')).toBe('newer');
     expect(reads - start).toBe(2);
   });
+});
+
+// venue47-local-key: `backstop local up` never set VENUE_KEY_ID, so an exchange adapter run on the local stack (against
+// its stub or testnet) failed its key's first read, and every order with it.
+describe("a local stack given the venue's key", () => {
+  it('stores it in the emulator and names it in VENUE_KEY_ID, where the reader a trader builds finds it', async () => {
+    const stage = 'venuelocal';
+    const up = async (venueKey?: string) => {
+      const stack = await startLocalStack({
+        endpoint: moto.endpoint(),
+        stage,
+        ...(venueKey === undefined ? {} : { venueKey }),
+      });
+      try {
+        // As the wiring builds an adapter's reader: from the function's own environment, on the emulator.
+        const id = process.env[VENUE_KEY_ENV];
+        expect(stack.env[VENUE_KEY_ENV]).toBe(id);
+        return { id, key: id === undefined ? undefined : await secretsManagerVenueKey(process.env).get() };
+      } finally {
+        await stack.stop();
+      }
+    };
+    expect(await up('{"apiKey":"local","apiSecret":"s1"}')).toEqual({
+      id: localVenueSecretName(stage),
+      key: '{"apiKey":"local","apiSecret":"s1"}',
+    });
+    // The stage again on the same emulator: the new key over the one it kept.
+    expect(await up('{"apiKey":"local","apiSecret":"s2"}')).toEqual({
+      id: localVenueSecretName(stage),
+      key: '{"apiKey":"local","apiSecret":"s2"}',
+    });
+    // Without one, no function is told of a key (the last stack's variable does not outlive it).
+    expect(await up()).toEqual({ id: undefined, key: undefined });
+  }, 120_000);
 });

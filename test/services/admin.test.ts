@@ -125,6 +125,7 @@ describe('admin requests', () => {
     // A deposit lands after the balance was read, before the journal is.
     const racing = {
       balance: ledger.balance.bind(ledger),
+      unindexedEntries: ledger.unindexedEntries.bind(ledger),
       auditCheckpoint: ledger.auditCheckpoint.bind(ledger),
       saveAuditCheckpoint: ledger.saveAuditCheckpoint.bind(ledger),
       journalAfter: async (account: string, after: number, limit: number) => {

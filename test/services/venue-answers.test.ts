@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRiskConfig } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import type { Fill } from '../../shared/domain/model.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import { METRICS } from '../../shared/metrics.ts';
@@ -286,5 +286,77 @@ describe('an answer whose fills are not bigints is refused', () => {
       expect(error).toMatch(/venue\/bad-answer: .*:last-resort:0: a fill whose size and price are not/);
     // No fill was taken: the slices waiting on this side are not told the book came back.
     expect((await p.adapters.markets.get('ETH-USD'))?.lastResortFills).toBeUndefined();
+  });
+});
+
+// Left by session 46 (venue46-fill-types covered fills only): a quote is read with bigint operators too, which take a
+// number or a string, and nothing refused a side of 0, a negative one or sides swapped; the contract suite catches
+// them in an adapter, but a deployed adapter that regressed fed them to the venue check and the waiting last resort
+// (docs/RELIABILITY.md, venue47-quote-not-bigint).
+describe('a quote whose sides are not positive bigints, or crossed, is refused', () => {
+  type Quote = { bid?: bigint; ask?: bigint };
+  const spoiled: [string, (q: Quote) => unknown, RegExp][] = [
+    ['a number bid', (q) => ({ ...q, bid: Number(q.bid) }), /a bid that is not a bigint \(number\)/],
+    ['a string ask', (q) => ({ ...q, ask: String(q.ask) }), /an ask that is not a bigint \(string\)/],
+    ['a null bid', (q) => ({ ...q, bid: null }), /a bid that is not a bigint \(object\)/],
+    ['a bid of 0', (q) => ({ ...q, bid: 0n }), /a bid of 0/],
+    ['a negative ask', (q) => ({ ...q, ask: -1n }), /an ask of -0\.00000001/],
+    ['sides swapped', (q) => ({ bid: q.ask, ask: q.bid }), /a bid of [\d.]+ above the ask of [\d.]+/],
+    ['no quote at all', () => null, /an answer that is not a quote \(null\)/],
+  ];
+  const venueChecked = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({ ...m, venueCheckBand: '0.05' })),
+  });
+
+  it.each(spoiled)(
+    'the venue check refuses %s: nothing placed, held or cancelled',
+    async (_name, spoil, why) => {
+      const p = createPipeline({ config: venueChecked });
+      await p.fund('100000');
+      await p.tick('ETH-USD', '2000');
+      await p.tick('ETH-USD', '2000');
+      await p.open('LONG', '1', '2000', '200');
+      const quote = p.venue.quote.bind(p.venue);
+      p.venue.quote = async (...args: Parameters<typeof quote>) => spoil(await quote(...args)) as Quote;
+      await p.tick('ETH-USD', '1840');
+      await p.drain();
+      const [liquidation] = p.adapters.liquidations.all();
+      // Not started on it, nor held (a hold is a write), nor counted as a venue failure: the delivery fails with the
+      // reason, retried then dead-lettered with its alarm.
+      expect(liquidation).toMatchObject({ state: 'QUEUED' });
+      expect(liquidation?.markDisputedSinceMs).toBeUndefined();
+      expect(p.orders.orders.size).toBe(0);
+      expect(p.telemetry.total(METRICS.VenueOrderFailures.name)).toBe(0);
+      expect(p.errors.length).toBeGreaterThan(0);
+      for (const error of p.errors) {
+        expect(error).toMatch(/venue\/bad-answer: the quote of ETH-USD \(liquidation .+\): /);
+        expect(error).toMatch(why);
+      }
+    },
+  );
+
+  it('a last resort waiting for the book refuses a quote with its sides swapped: no order placed on it', async () => {
+    const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '10', '200', '200');
+    p.venue.faults.emptyBooks.add('ETH-USD');
+    await p.tick('ETH-USD', '184');
+    await p.runUntil(p.clock.nowMs() + 30_000);
+    expect(p.adapters.liquidations.all()[0]?.context?.lastResortAttempt).toBe(1);
+    const placed = p.orders.orders.size;
+    // The book is back, its sides swapped: the bid (really the ask) reaches a SELL's limit the real bid may not.
+    p.venue.faults.emptyBooks.delete('ETH-USD');
+    const quote = p.venue.quote.bind(p.venue);
+    p.venue.quote = async (...args: Parameters<typeof quote>) => {
+      const { bid, ask } = await quote(...args);
+      return { bid: ask, ask: bid };
+    };
+    await p.drain(3600);
+    expect(p.adapters.liquidations.all()[0]?.state).not.toMatch(/^SETTLED_/);
+    expect(p.orders.orders.size).toBe(placed);
+    expect(p.errors.length).toBeGreaterThan(0);
+    for (const error of p.errors)
+      expect(error).toMatch(/venue\/bad-answer: the quote of ETH-USD .*above the ask/);
   });
 });

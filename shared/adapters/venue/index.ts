@@ -33,6 +33,17 @@ export type VenueName = keyof typeof VENUES;
 /** The venue the deployed and local functions trade on, chosen when the code is built (as the bundled risk config). */
 export const VENUE: VenueName = 'mark-following';
 
+/**
+ * The venues that read no API key: the simulated ones, which trade on no exchange. Every other adapter of VENUES reads
+ * its key from Secrets Manager at its first call (secretsManagerVenueKey, VENUE_KEY_ID), so the stack refuses to
+ * synthesize one without backstop:venueSecret, and `backstop local up` to start one without --venue-key: without it
+ * every order fails its key's read, and its slice goes to the auction (venue47-secret-required).
+ */
+export const KEYLESS_VENUES: readonly VenueName[] = ['mark-following'];
+
+/** Whether the venue named `name` reads an API key (any but KEYLESS_VENUES, an unknown name too). */
+export const readsVenueKey = (name: string): boolean => !(KEYLESS_VENUES as readonly string[]).includes(name);
+
 /** The venue named `name` (VENUE by default), built from `context`. */
 export function createVenue(context: VenueContext, name: string = VENUE): Venue {
   const factory: VenueFactory | undefined = Object.hasOwn(VENUES, name)
