@@ -262,10 +262,13 @@ async function liquidationTotals(
   readonly queuedByTick: Map<string, number>;
   readonly owingAdlRounds: number;
   readonly losses: StatusReport['liquidations']['losses'];
+  /** Open records the open index does not list (UNINDEXED_KEPT_MAX at most): what a look between counts reads too. */
+  readonly unindexedOpen: readonly string[];
 }> {
   const byState = new Map<string, number>();
   const queuedByTick = new Map<string, number>();
   let owingAdlRounds = 0;
+  const unindexedOpen: string[] = [];
   let fees = 0n;
   let shortfall = 0n;
   let fundPaid = 0n;
@@ -274,7 +277,7 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement, tickKey, #c',
+    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
     ExpressionAttributeNames: { '#s': 'state', '#c': 'context' },
@@ -283,7 +286,16 @@ async function liquidationTotals(
     for (const item of items) {
       const state = item.state?.S ?? '(not a string)';
       byState.set(state, (byState.get(state) ?? 0) + 1);
-      if (owesAdlRounds(item)) owingAdlRounds += 1;
+      const owing = owesAdlRounds(item);
+      if (owing) owingAdlRounds += 1;
+      // Written before the open index (session 38) and not listed since (review47-stranded-unindexed).
+      if (
+        (owing || !isTerminal(state as LiquidationState)) &&
+        item.openShard === undefined &&
+        item.id?.S !== undefined &&
+        unindexedOpen.length < UNINDEXED_KEPT_MAX
+      )
+        unindexedOpen.push(item.id.S);
       const tickKey = item.tickKey?.S;
       if (state === 'QUEUED' && tickKey !== undefined)
         queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
@@ -308,6 +320,7 @@ async function liquidationTotals(
     byState,
     queuedByTick,
     owingAdlRounds,
+    unindexedOpen,
     losses: {
       fees: formatQuote(fees),
       shortfall: formatQuote(shortfall),
@@ -471,6 +484,8 @@ export interface StatusTallies {
   readonly auctions: StatusReport['auctions'];
   readonly stranded: number;
   readonly settled: boolean;
+  /** The count's open records outside the open index (liquidationTotals), read by the looks until the next count. */
+  readonly unindexedOpen: readonly string[];
 }
 
 /**
@@ -544,6 +559,8 @@ function judgeLiquidations(
  * the same resend as a thousand, and the next count gives the figure.
  */
 export const STRANDED_LOOK_MAX = BATCH_GET_MAX;
+/** One more than a look reads: past it the look knows it read not all. */
+const UNINDEXED_KEPT_MAX = STRANDED_LOOK_MAX + 1;
 
 /** What the open index lists now, read back from the table (the look's records, only those still open). */
 interface OpenLook {
@@ -560,9 +577,15 @@ interface OpenLook {
  * records of STRANDED_LOOK_MAX of its keys read consistently. Bounded by the open work, never the table: on a drained
  * stack the index is empty (16 Queries of nothing). The index lags the table on AWS: one just ended may still be
  * listed (its record, read consistently, says so and it is left out), one just started may not be yet (a refresh
- * later it is; a count's eventually consistent Scan may miss it as well).
+ * later it is; a count's eventually consistent Scan may miss it as well). `unindexed`: open records the last count
+ * found the index does not list (written before it, session 38), read too.
  */
-async function lookAtOpenWork(dynamo: DynamoDBClient, table: string, max: number): Promise<OpenLook> {
+async function lookAtOpenWork(
+  dynamo: DynamoDBClient,
+  table: string,
+  max: number,
+  unindexed: readonly string[],
+): Promise<OpenLook> {
   const pages = await Promise.all(
     Array.from({ length: OPEN_INDEX_SHARDS }, (_, shard) =>
       dynamo.send(
@@ -576,7 +599,10 @@ async function lookAtOpenWork(dynamo: DynamoDBClient, table: string, max: number
       ),
     ),
   );
-  const ids = pages.flatMap((p) => (p.Items ?? []).map((item) => item.id!));
+  const listed = pages.flatMap((p) => (p.Items ?? []).map((item) => item.id!));
+  // And those the last count found open outside the index (review47-stranded-unindexed), each once.
+  const inIndex = new Set(listed.map((id) => id.S));
+  const ids = [...listed, ...unindexed.filter((id) => !inIndex.has(id)).map((id) => S(id))];
   const complete = ids.length <= max && pages.every((p) => p.LastEvaluatedKey === undefined);
   const keys = ids.slice(0, max).map((id) => ({ id }));
   const items = keys.length === 0 ? [] : ((await batchGetConsistent(dynamo, { [table]: keys }))[table] ?? []);
@@ -627,6 +653,7 @@ function talliesOf(
     liquidations,
     auctions: { byState: fill(AUCTION_STATES, scan.auctions), open: openAuctions },
     stranded,
+    unindexedOpen: scan.liquidations.unindexedOpen,
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).
@@ -672,7 +699,7 @@ async function readStatus(
   const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs);
   const reused = scan === undefined;
   const { live, stranded, strandedAtLeast, openNow } = reused
-    ? await strandedNow(deployment, first)
+    ? await strandedNow(deployment, first, tallies.unindexedOpen)
     : { live: first, stranded: tallies.stranded, strandedAtLeast: false, openNow: false };
   const { markets, queues } = live;
   // A reused count's settled was judged against the queues and markets of its read; the live ones only clear it,
@@ -733,19 +760,22 @@ async function readStatus(
 /**
  * A --watch refresh between counts judges `stranded` now (status47-stranded-live; a count's, up to 5 minutes old,
  * showed work stranded since only at the next count): 0 while a work queue holds a message (it moves the work), else
- * the open index's look (lookAtOpenWork) judged by strandedCount. Work found stranded is judged again on the queues
- * and markets read after the look: one a tick started between the first read and the look (its market pending, or
- * its message sent by now) is not stranded. `openNow`: the look found open work (nothing is settled).
+ * the open index's look (lookAtOpenWork; with the open records the last count found it does not list) judged by
+ * strandedCount. Work found stranded is judged again on the queues and markets read after the look: one a tick
+ * started between the first read and the look (its market pending, or its message sent by now) is not stranded.
+ * `openNow`: the look found open work (nothing is settled).
  */
 async function strandedNow(
   deployment: Deployment,
   first: LiveReads,
+  unindexed: readonly string[],
 ): Promise<{ live: LiveReads; stranded: number; strandedAtLeast: boolean; openNow: boolean }> {
   if (!first.drained) return { live: first, stranded: 0, strandedAtLeast: false, openNow: false };
   const look = await lookAtOpenWork(
     deployment.clients.dynamo,
     deployment.names.tables.liquidations,
     STRANDED_LOOK_MAX,
+    unindexed,
   );
   const judge = (live: LiveReads) => strandedCount(look.open, live.drained, live.markets, look.queuedByTick);
   const openNow = look.open > 0 || !look.complete;

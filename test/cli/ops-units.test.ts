@@ -1298,6 +1298,19 @@ describe('status rendering', () => {
     expect(STATUS_USAGE).toContain('every 5 minutes');
     expect(STATUS_COUNT_EVERY_MS).toBe(5 * 60_000);
   });
+  // review47-upgrade-notes: session 47's new key of status --json and the reads --watch makes now (its credentials need
+  // them) were told only under "What backstop status reads", not in the upgrade notes a script's or a role's owner reads.
+  it("names status's session 47 changes in DEPLOY.md's upgrade notes", () => {
+    const deploy = readFileSync(path.join(process.cwd(), 'docs', 'DEPLOY.md'), 'utf8').replace(/\s+/g, ' ');
+    const notes = deploy.slice(
+      deploy.indexOf('**Upgrading to session 47**'),
+      deploy.indexOf('**Changing a provider'),
+    );
+    expect(notes).toContain('`strandedAtLeast`');
+    expect(notes).toMatch(
+      /`status --watch`[^*]*`dynamodb:Query` on the `liquidations` table's `openByStart` index and `dynamodb:BatchGetItem`/,
+    );
+  });
   // Found in session 43's notes: status rounded the fund to cents where fund shows it exactly (250,000.004 read as
   // 250,000.00 beside fund's 250,000.004); both now use formatQuoteGrouped, and --json keeps its exact decimal strings.
   it('status44-fund-exact: shows the fund and its journal exactly, as fund does', () => {
