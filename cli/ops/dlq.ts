@@ -118,11 +118,13 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         const later = o.arrivedDuring
           ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive`
           : '';
-        const still = o.notDeleted
-          ? ` (${o.notDeleted.length} of them still in the DLQ: their delete failed)`
+        // Those sent back whose delete failed are left too: counted in both (review47-redrive-left-count).
+        const still = o.notDeleted?.length ?? 0;
+        const why = still
+          ? ` (${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed)`
           : '';
         io.stdout.write(
-          `${o.queue}: ${o.moved} sent back${still}, ${o.failed.length} left in the DLQ${later}\n`,
+          `${o.queue}: ${o.moved} sent back, ${o.failed.length + still} left in the DLQ${why}${later}\n`,
         );
         for (const f of [...o.failed, ...(o.notDeleted ?? [])].slice(0, 10))
           io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);

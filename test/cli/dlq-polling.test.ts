@@ -1,8 +1,10 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import {
@@ -728,3 +730,51 @@ it('names the region a deployed target ran in, resolved from the shell, in the c
     regional.destroy();
   }
 });
+
+it("counts a dead letter sent back whose delete failed among those left in the DLQ, in the redrive's line (review47-redrive-left-count)", async () => {
+  // Found by the review of session 47: the line read "1 sent back (1 of them still in the DLQ: their delete failed), 0
+  // left in the DLQ", its count of what is left leaving out the one it said was left.
+  const names = await createLocalResources(clients, 'leftcount');
+  await publishStackOutputs(moto.endpoint, 'leftcount', names);
+  const dlq = names.queues.liquidations.dlqUrl!;
+  await queuedWithoutPosition(names.tables.liquidations, 'a:0');
+  await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"liquidationId":"a:0"}' }));
+  // The CLI builds its own clients: every delete from this DLQ fails, as the service's would.
+  const send = SQSClient.prototype.send;
+  const deletes = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    if (command instanceof DeleteMessageCommand && command.input.QueueUrl === dlq)
+      return Promise.reject(Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable' }));
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as SQSClient['send']);
+  let run: Awaited<ReturnType<typeof cli>>;
+  try {
+    run = await cli(
+      'dlq',
+      'redrive',
+      '--queue',
+      'liquidations',
+      '--target',
+      'localstack',
+      '--endpoint',
+      moto.endpoint,
+      '--stage',
+      'leftcount',
+    );
+  } finally {
+    deletes.mockRestore();
+  }
+  expect(run.code, run.stderr).toBe(1);
+  const lines = run.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe(
+    'liquidations: 1 sent back, 1 left in the DLQ (1 of them sent back: its delete failed)',
+  );
+  expect(lines[1]).toMatch(
+    /^ {2}\S+: sent back, then its delete failed \(Service Unavailable\): still in the DLQ/,
+  );
+  expect(lines).toHaveLength(2);
+  expect(await bodiesIn(dlq)).toEqual(['{"liquidationId":"a:0"}']);
+}, 60_000);
