@@ -153,9 +153,9 @@ export interface UnindexedFound {
 /**
  * The problem a reconcile reports for entry `missing`, not found through the journal's index by sequence before the
  * balance's sequence `through`. `unindexed`: the journal's entries that index does not list, when a look found some.
- * Then the index lacks it, no entry was lost: a stack deployed before session 27 (or entries the previous version
- * wrote during a deploy) whose journal is to be indexed, as judgeReconciliation's `not-indexed` verdict says
- * (reconcile47-not-indexed-log: ledger-reconcile's log said "entry 1 missing" alone).
+ * Then the index lacks entries: a stack deployed before session 27 (or entries the previous version wrote during a
+ * deploy) whose journal is to be indexed, as judgeReconciliation's `not-indexed` verdict says (reconcile47-not-indexed-log:
+ * ledger-reconcile's log said "entry 1 missing" alone); `missing` is not lost when the look found it.
  */
 export function missingEntryProblem(missing: number, through: number, unindexed?: UnindexedFound): string {
   const problem = `entry ${missing} missing (the balance is at sequence ${through})`;
@@ -164,9 +164,15 @@ export function missingEntryProblem(missing: number, through: number, unindexed?
   const among = unindexed.complete
     ? `${unindexed.found} of its ${entries(unindexed.read)}`
     : `${unindexed.found} of the ${entries(unindexed.read)} read`;
+  const run =
+    'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")';
+  // Not lost only when the look found it (`lowest`): one that found others says nothing of it (review47-not-lost-claim).
+  const said =
+    unindexed.lowest === missing
+      ? `, not lost; ${run}`
+      : `; entry ${missing} itself may be lost: ${run}, then a run that still finds it missing has lost it`;
   return (
     `${problem} from the journal's index by sequence, which does not list entries the journal holds (${among}, from entry ${unindexed.lowest}): ` +
-    'written before the index existed (a stack deployed before session 27) or by the previous version during a deploy, not lost; ' +
-    'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")'
+    `written before the index existed (a stack deployed before session 27) or by the previous version during a deploy${said}`
   );
 }

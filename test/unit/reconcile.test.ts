@@ -649,4 +649,24 @@ describe('ledger reconcile: a journal its index by sequence does not wholly list
     ]);
     expect(report.verdict).toEqual({ reconciled: false, reason: 'not-indexed', lowest: 2 });
   });
+
+  // review47-not-lost-claim: the problem said "not lost" of the missing entry whatever the look found, though it may
+  // have found only others (entry 2 lost, entry 3 left out of the index): the on-call read a lost entry as none.
+  it('says the missing entry may be lost when the look found only others', async () => {
+    // Entries 1 to 3 written; the index lists entry 1 alone: 2 is lost, 3 left out (the look finds 3, not 2).
+    const reader: JournalReader = {
+      ...journalSnapshot(balanceOf(6n * USD, 3), [entry(1, 1n * USD, 0n)]),
+      unindexedEntries: async () => ({ read: 2, found: 1, lowest: 3, complete: true }),
+    };
+    const report = await reconcileAccount(reader, FUND, recording(), { missingRetriesMs: [], ...noPause });
+    expect(report.problems).toEqual([
+      "entry 2 missing (the balance is at sequence 3) from the journal's index by sequence, which does not list " +
+        'entries the journal holds (1 of its 2 entries, from entry 3): written before the index existed (a stack ' +
+        'deployed before session 27) or by the previous version during a deploy; entry 2 itself may be lost: run ' +
+        '`backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed"), then a run ' +
+        'that still finds it missing has lost it',
+    ]);
+    // Judged as a withdrawal's check judges it: the journal is indexed first, then the break shows alone.
+    expect(report.verdict).toEqual({ reconciled: false, reason: 'not-indexed', lowest: 3 });
+  });
 });

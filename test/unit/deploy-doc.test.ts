@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_USAGE } from '../../cli/ops/local.ts';
+import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
+import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
+import { VENUE_KEY_ENV } from '../../shared/topology.ts';
+
+const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+
+/** The paragraph of docs/DEPLOY.md that begins with `**Upgrading to session <n>**`, its lines joined. */
+function upgradeNote(session: number): string {
+  const deploy = read('docs/DEPLOY.md');
+  const begin = deploy.indexOf(`**Upgrading to session ${session}**`);
+  expect(begin).toBeGreaterThan(0);
+  return deploy.slice(begin, deploy.indexOf('\n\n', begin)).replace(/\s+/g, ' ');
+}
+
+// review47-upgrade-note: the session 47 note said the upgrade changed nothing the functions do, while ledger-reconcile
+// gained a look and `verdict`, a new problem text, and liquidation-consumer dead-letters a malformed quote; nor did it
+// name `local up --venue-key` or a shell's VENUE_KEY_ID no longer reaching the local functions.
+describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
+  const note = upgradeNote(47);
+
+  it("names ledger-reconcile's verdicts and its problem on a journal not indexed as the code writes them", () => {
+    expect(note).not.toContain('nor what the functions do');
+    const reasons: (Exclude<Reconciliation, { reconciled: true }>['reason'] | 'reconciled')[] = [
+      'reconciled',
+      'unreconciled',
+      'not-audited',
+      'not-indexed',
+    ];
+    expect(note).toContain(
+      `carry \`verdict\`: ${reasons
+        .map((r) => `\`${r}\``)
+        .join(', ')
+        .replace(/, (?=[^,]*$)/, ' or ')}`,
+    );
+    const problem = missingEntryProblem(1, 4, { lowest: 1, found: 3, read: 4, complete: true });
+    const [start] = problem.split(', which does not list');
+    expect(note).toContain(
+      `\`${start!.replace('sequence 4', 'sequence N')}, ... run backstop fund index-journal\``,
+    );
+    expect(problem).toContain('run `backstop fund index-journal`');
+  });
+
+  it("names the quote's refusal as the consumer gives it, and what a venue that reads a key now needs", () => {
+    const refusal = 'venue/bad-answer: the quote of ';
+    expect(read('shared/services/liquidation.ts')).toContain(
+      `\`${refusal}\${liquidation.symbol} (liquidation`,
+    );
+    expect(note).toContain(`\`${refusal}<symbol> (liquidation <id>): ...\``);
+    expect(note).toContain('`LiquidationsDlqAlarm`');
+    expect(KEYLESS_VENUES.length).toBeGreaterThan(0);
+    expect(note).toContain('`KEYLESS_VENUES`');
+    expect(LOCAL_USAGE).toContain('--venue-key FILE');
+    expect(note).toContain('`--venue-key FILE`');
+    expect(note).toContain(`a \`${VENUE_KEY_ENV}\` set in the shell no longer reaches the local functions`);
+  });
+});
