@@ -1,6 +1,6 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
-import { isTerminal, type LiquidationState } from '../../shared/domain/model.ts';
+import { type AdlEvent, isTerminal, type LiquidationState } from '../../shared/domain/model.ts';
 import {
   formatBase,
   formatPrice,
@@ -108,7 +108,7 @@ export interface ShownSettlement {
      * derivation does not give the settlement's amounts (then `note` says why).
      */
     readonly closes?: readonly ShownAdlClose[];
-    /** Rounds run after the settlement for a deficit beyond one transaction (their counterparties are not recorded). */
+    /** Rounds run after the settlement for a deficit beyond one transaction (their counterparties are not recorded on the liquidation; each one's position names it: adl47-who-closed). */
     readonly rounds: number;
     readonly owesRounds: boolean;
     readonly note?: string;
@@ -554,13 +554,51 @@ export interface PositionLiquidations {
   }[];
   /** Versions before this one were not read (more than MAX_POSITION_VERSIONS_READ); absent: every one was. */
   readonly unreadBelowVersion?: number;
+  /**
+   * The liquidations whose ADL reduced or closed this position (as their counterparty), from its record: absent when
+   * ADL never took from it (or only before session 47, whose records keep none).
+   */
+  readonly deleveragedBy?: {
+    /** Every ADL event recorded on the position: more than `events` when older ones were let go. */
+    readonly total: number;
+    /** The latest (MAX_ADL_EVENTS_KEPT), the oldest first. */
+    readonly events: readonly ShownAdlEvent[];
+  };
 }
+
+/** One ADL close or haircut a position took as a counterparty (Position.adlEvents). */
+export interface ShownAdlEvent {
+  /** The liquidation whose rest or deficit it took. */
+  readonly liquidationId: string;
+  /** 0: the liquidation's settlement; n: its n-th ADL round after it. */
+  readonly round: number;
+  readonly at: string;
+  /** Size closed at the mark (0: profit taken only, a haircut). */
+  readonly closedSize: string;
+  readonly mark: string;
+  /** The effective close price (informational: the money that moved is profitGiven). */
+  readonly price: string;
+  /** Profit it gave up to cover the deficit, haircut included. */
+  readonly profitGiven: string;
+  readonly haircut: string;
+}
+
+const adlEventOf = (e: AdlEvent): ShownAdlEvent => ({
+  liquidationId: e.liquidationId,
+  round: e.round,
+  at: iso(e.atMs),
+  closedSize: formatBase(e.size),
+  mark: formatPrice(e.mark),
+  price: formatPrice(e.price),
+  profitGiven: formatQuote(e.given),
+  haircut: formatQuote(e.haircut),
+});
 
 /**
  * The liquidations of a position: a liquidation's id is `<position id>:<version>`, the version of the position it
  * started on, so the liquidations of a position are found by key among the ids of its versions up to its current
- * one (the liquidations table has no index by position, and a Scan is not an operator's read). Undefined: no such
- * position.
+ * one (the liquidations table has no index by position, and a Scan is not an operator's read). And the liquidations
+ * whose ADL took from it, as its record names them (adl47-who-closed). Undefined: no such position.
  */
 export async function collectPositionLiquidations(
   adapters: ShowAdapters,
@@ -597,6 +635,9 @@ export async function collectPositionLiquidations(
       };
     }),
     ...(from > 0 ? { unreadBelowVersion: from } : {}),
+    ...(p.adlEvents
+      ? { deleveragedBy: { total: p.adlEvents.total, events: p.adlEvents.recent.map(adlEventOf) } }
+      : {}),
   };
 }
 
@@ -760,5 +801,17 @@ export function renderPositionLiquidations(r: PositionLiquidations): string {
     out.push(
       `  (versions below ${r.unreadBelowVersion} not read: the latest ${MAX_POSITION_VERSIONS_READ} only)`,
     );
+  const adl = r.deleveragedBy;
+  if (adl) {
+    const quote = quoteOf(p.symbol);
+    const kept = adl.events.length;
+    out.push(
+      `  deleveraged by ADL ${adl.total === 1 ? 'once' : `${adl.total} times`}${adl.total > kept ? `, the latest ${kept} kept` : ''}${kept > 1 ? ', the oldest first' : ''}:`,
+    );
+    for (const e of adl.events)
+      out.push(
+        `  ${e.at} by ${e.liquidationId} (${e.round === 0 ? 'its settlement' : `its ADL round ${e.round}`}): ${e.closedSize === '0' ? `closed nothing (a haircut alone, at mark ${e.mark} ${quote})` : `closed ${e.closedSize} ${base} at mark ${e.mark} ${quote} (effective ${e.price} ${quote})`}, gave ${money(e.profitGiven, quote)} (haircut ${money(e.haircut, quote)})`,
+      );
+  }
   return `${out.join('\n')}\n`;
 }

@@ -1,4 +1,5 @@
 import { indexOpenLiquidations } from '../../shared/adapters/aws/liquidations.ts';
+import { MAX_ADL_EVENTS_KEPT } from '../../shared/domain/adl.ts';
 import { backstopCommand, shellWord } from '../../shared/local/deployment.ts';
 import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
@@ -50,9 +51,12 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
             ADL's counterparties with what each closed and gave); and the insurance fund's journal entries keyed
             by it. Sizes in the market's base unit, prices and money in its quote, exactly; times in UTC.
             Exit 2 when there is no such liquidation. ADL's further rounds (a deficit beyond one
-            transaction of counterparties) are counted; their counterparties are recorded nowhere
+            transaction of counterparties) are counted; their counterparties are not recorded on the
+            liquidation, but each counterparty's position names it (--position)
   --position ID          show: the liquidations of a position (found by key among the ids of its versions,
-                         <position id>:<version>, its latest 1000; no scan), the oldest first
+                         <position id>:<version>, its latest 1000; no scan), the oldest first; and, when ADL
+                         reduced or closed it, which liquidations' ADL did (and which round), what it closed
+                         at which mark and gave: the latest ${MAX_ADL_EVENTS_KEPT} its record keeps, with how many in all
   --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
                          and the venue check's hold set how long a liquidation may stay quiet)

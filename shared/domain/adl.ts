@@ -1,6 +1,6 @@
 import { pnlE16, settleClose } from './accounting.ts';
 import { marginE16, wholeMargin } from './margin.ts';
-import type { Position, Side } from './model.ts';
+import type { AdlEvent, AdlEvents, Position, Side } from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -506,6 +506,28 @@ export function deleverageCounterparty(
     adlProfitGiven: profitGivenAfter(p, fill.size, fill.haircut, mark),
     keepsOver: fill.size === 0n,
   };
+}
+
+/**
+ * ADL events a position keeps (the latest): bounded, so a counterparty deleveraged again and again keeps an item of
+ * bounded size (about 0.1 KB an event; under 1 KB in all with short ids, 4 KB with the longest:
+ * test/unit/adl-events.test.ts), and `total` says how many there were.
+ */
+export const MAX_ADL_EVENTS_KEPT = 5;
+
+/**
+ * The position's ADL events with `event` recorded: the latest MAX_ADL_EVENTS_KEPT kept. An event of the same
+ * liquidation and round already kept is not recorded again (the write that carries an event is conditional on the
+ * version it was planned on, so only a record built twice from the same read could hold it).
+ */
+export function withAdlEvent(events: AdlEvents | undefined, event: AdlEvent): AdlEvents {
+  if (!events) return { total: 1, recent: [event] };
+  const { recent } = events;
+  for (const e of recent)
+    if (e.liquidationId === event.liquidationId && e.round === event.round) return events;
+  const kept = recent.slice(Math.max(0, recent.length + 1 - MAX_ADL_EVENTS_KEPT));
+  kept.push(event);
+  return { total: Math.max(events.total, recent.length) + 1, recent: kept };
 }
 
 export function allocateAdl(input: AdlInput): AdlAllocation {

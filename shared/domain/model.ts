@@ -31,8 +31,39 @@ export interface Position {
   readonly adlProfitGiven?: QuoteE6;
   /** CLOSED only: what the trader was paid when the position closed (its collateral is then 0). */
   readonly closedPayout?: QuoteE6;
+  /**
+   * The ADL closes and haircuts this position took as a counterparty (who deleveraged it), written by the same
+   * write that reduced it: the latest few and how many in all. Absent: none (or written by a version that kept none).
+   */
+  readonly adlEvents?: AdlEvents;
   /** Optimistic-concurrency version: every write is conditional on it. */
   readonly version: number;
+}
+
+/** One ADL fill a counterparty took: part of its size closed at the mark, or profit given, or both. */
+export interface AdlEvent {
+  /** The liquidation whose rest or deficit it took. */
+  readonly liquidationId: string;
+  /** 0: the liquidation's settlement; n: its n-th ADL round after it (a deficit beyond one transaction). */
+  readonly round: number;
+  /** Size closed (0: profit given alone, a haircut). */
+  readonly size: BaseE8;
+  /** The effective close price (informational: the money that moved is `given`). */
+  readonly price: PriceE8;
+  /** The mark the size closed at. */
+  readonly mark: PriceE8;
+  /** Profit given up to cover the deficit, `haircut` included. */
+  readonly given: QuoteE6;
+  /** The part of `given` beyond the closed size's profit, taken from the profit left open. */
+  readonly haircut: QuoteE6;
+  readonly atMs: number;
+}
+
+/** A position's ADL events: the latest MAX_ADL_EVENTS_KEPT (domain/adl.ts), oldest first, and how many in all. */
+export interface AdlEvents {
+  /** Every event recorded on the position: more than `recent` holds when older ones were let go. */
+  readonly total: number;
+  readonly recent: readonly AdlEvent[];
 }
 
 export interface Fill {

@@ -10,6 +10,7 @@ import {
   profitGivenAfter,
   type RankedCandidate,
   rankCandidate,
+  withAdlEvent,
 } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
@@ -2133,7 +2134,14 @@ async function applySettlement(
   const adlMark = context.settle?.mark ?? context.executionMark;
   for (const fill of adlFills) {
     const version = frozenVersions.get(fill.id);
-    writes.push({ kind: 'position', ...deleverage(fill, current.get(fill.id), version, adlMark, deps) });
+    writes.push({
+      kind: 'position',
+      ...deleverage(fill, current.get(fill.id), version, adlMark, deps, {
+        liquidationId: liquidation.id,
+        round: 0,
+        atMs: now,
+      }),
+    });
   }
 
   // Bounded here too: an older version froze the venue's answer whole.
@@ -2287,7 +2295,14 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   const writes: Write[] = [{ kind: 'liquidation', record: next, expectedVersion: liquidation.version }];
   for (const fill of allocation.fills) {
     const record = queue.records.get(fill.id);
-    writes.push({ kind: 'position', ...deleverage(fill, record, versions.get(fill.id), mark, deps) });
+    writes.push({
+      kind: 'position',
+      ...deleverage(fill, record, versions.get(fill.id), mark, deps, {
+        liquidationId: liquidation.id,
+        round,
+        atMs: now,
+      }),
+    });
   }
   if (!(await commitOrSkip(deps, writes))) return { done: false };
   const market = { Market: liquidation.symbol };
@@ -2299,13 +2314,18 @@ async function adlRound(liquidation: LiquidationRecord, deps: SettlementDeps): P
   return { done: true, record: next };
 }
 
-/** An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. */
+/**
+ * An ADL counterparty closes `size` at the mark and gives up `pnlGiven` of its profit to cover the deficit. The same
+ * write records on it which liquidation (and round) did it: no write of its own, and a round that is retried
+ * commits it once (the write is conditional on the version planned on).
+ */
 function deleverage(
   fill: AdlFill,
   current: PositionRecord | undefined,
   planVersion: number | undefined,
   mark: PriceE8,
   deps: SettlementDeps,
+  by: { readonly liquidationId: string; readonly round: number; readonly atMs: number },
 ): { record: PositionRecord; expectedVersion: number } {
   if (planVersion === undefined || !current)
     throw new LiquidationStuckError(`adl/counterparty-missing: ${fill.id}`);
@@ -2324,6 +2344,16 @@ function deleverage(
     size,
     collateral,
     ...(given > 0n ? { adlProfitGiven: given } : {}),
+    adlEvents: withAdlEvent(current.adlEvents, {
+      liquidationId: by.liquidationId,
+      round: by.round,
+      size: fill.size,
+      price: fill.price,
+      mark,
+      given: fill.pnlGiven,
+      haircut: fill.haircut,
+      atMs: by.atMs,
+    }),
     version: planVersion + 1,
   };
   const record =

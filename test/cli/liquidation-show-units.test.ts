@@ -436,3 +436,97 @@ describe('review46-payout-to: where a settlement left the collateral', () => {
     });
   });
 });
+
+describe('adl47-who-closed: a position ADL reduced names the liquidations that did it', () => {
+  /** s9, a short ADL took from `events.total` times, of which it keeps `events.recent`. */
+  async function listed(over: Partial<PositionRecord>) {
+    const adapters = createEmbeddedAdapters();
+    const s9: PositionRecord = {
+      id: 's9',
+      traderId: 't-s9',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      size: parseBase('4'),
+      entryPrice: parsePrice('200'),
+      collateral: parseQuote('91.5'),
+      state: 'OPEN',
+      liquidationPrice: parsePrice('215'),
+      version: 0,
+      ...over,
+    };
+    await adapters.positions.create(s9);
+    return (await collectPositionLiquidations(adapters, 's9'))!;
+  }
+  const close = {
+    liquidationId: 'p1:0',
+    round: 0,
+    size: parseBase('6'),
+    price: parsePrice('178.12345678'),
+    mark: parsePrice('175'),
+    given: usd('18.740741'),
+    haircut: 0n,
+    atMs: T + 1_000,
+  };
+  const haircut = {
+    liquidationId: 'p2:3',
+    round: 2,
+    size: 0n,
+    price: parsePrice('170'),
+    mark: parsePrice('170'),
+    given: usd('1234.5'),
+    haircut: usd('1234.5'),
+    atMs: T + 61_000,
+  };
+
+  it('each event by its liquidation and round: the size closed at the mark, what it gave, exactly', async () => {
+    const r = await listed({ adlEvents: { total: 2, recent: [close, haircut] } });
+    expect(r.deleveragedBy).toEqual({
+      total: 2,
+      events: [
+        {
+          liquidationId: 'p1:0',
+          round: 0,
+          at: '2020-03-12T09:00:01.000Z',
+          closedSize: '6',
+          mark: '175',
+          price: '178.12345678',
+          profitGiven: '18.740741',
+          haircut: '0',
+        },
+        {
+          liquidationId: 'p2:3',
+          round: 2,
+          at: '2020-03-12T09:01:01.000Z',
+          closedSize: '0',
+          mark: '170',
+          price: '170',
+          profitGiven: '1234.5',
+          haircut: '1234.5',
+        },
+      ],
+    });
+    expect(renderPositionLiquidations(r)).toBe(
+      [
+        'position s9 of trader t-s9: ETH-USD SHORT, entry 200 USD; now OPEN, 4 ETH, collateral 91.50 USD (version 0)',
+        '  no liquidation',
+        '  deleveraged by ADL 2 times, the oldest first:',
+        '  2020-03-12T09:00:01.000Z by p1:0 (its settlement): closed 6 ETH at mark 175 USD (effective 178.12345678 USD), gave 18.740741 USD (haircut 0.00 USD)',
+        '  2020-03-12T09:01:01.000Z by p2:3 (its ADL round 2): closed nothing (a haircut alone, at mark 170 USD), gave 1,234.50 USD (haircut 1,234.50 USD)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a list that let older events go says how many there were; a position ADL never took from shows none', async () => {
+    const lines = renderPositionLiquidations(
+      await listed({ adlEvents: { total: 7, recent: [close] } }),
+    ).split('\n');
+    expect(lines[2]).toBe('  deleveraged by ADL 7 times, the latest 1 kept:');
+    expect(lines[3]).toMatch(/^ {2}\S+Z by p1:0 \(its settlement\): closed 6 ETH/);
+    const once = renderPositionLiquidations(await listed({ adlEvents: { total: 1, recent: [close] } }));
+    expect(once).toContain('\n  deleveraged by ADL once:\n');
+    const none = await listed({});
+    expect(none.deleveragedBy).toBeUndefined();
+    expect(renderPositionLiquidations(none)).not.toContain('ADL');
+  });
+});

@@ -306,6 +306,30 @@ describe('liquidations show', () => {
         expect(close!.planVersion + 1).toBe(s1.version);
         // s1 closed 10 at 175 from 200 with 400 of collateral (250 profit) and gave 30 of it.
         expect(s1.closedPayout).toBe(parseQuote('400') + parseQuote('250') - parseQuote(close!.profitGiven));
+        // The counterparty's side (adl47-who-closed): its record names the liquidation that closed it.
+        const byPosition = await cli('liquidations', 'show', '--position', 's1', '--json', ...s.at);
+        expect(byPosition.code, byPosition.stderr).toBe(0);
+        const ofS1 = JSON.parse(byPosition.stdout) as PositionLiquidations;
+        expect(ofS1.liquidations).toEqual([]);
+        expect(ofS1.deleveragedBy).toEqual({
+          total: 1,
+          events: [
+            {
+              liquidationId: id,
+              round: 0,
+              at: expect.stringMatching(ISO),
+              closedSize: '10',
+              mark: '175',
+              price: close!.price,
+              profitGiven: '30',
+              haircut: '0',
+            },
+          ],
+        });
+        const s1Text = await cli('liquidations', 'show', '--position', 's1', ...s.at);
+        expect(s1Text.stdout).toContain(
+          `\n  deleveraged by ADL once:\n  ${ofS1.deleveragedBy!.events[0]!.at} by ${id} (its settlement): closed 10 ETH at mark 175 USD (effective ${close!.price} USD), gave 30.00 USD (haircut 0.00 USD)\n`,
+        );
         expect(json.liquidation.context?.plan).toMatchObject({
           mark: '175',
           fundBalance: '20',

@@ -2,9 +2,11 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compareListingKeys, openListingKeyOf } from '../../shared/adapters/shards.ts';
 import { type AdlOrder, adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import type { Side } from '../../shared/domain/model.ts';
 import { rebasedTickState } from '../../shared/domain/tick.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
+import type { SettlementAmounts } from '../../shared/domain/waterfall.ts';
 import {
   type AcceptedTick,
   type Adapters,
@@ -27,8 +29,11 @@ import {
   type ReceivedMessage,
   silentTelemetry,
   type Transactor,
+  type Venue,
   type Write,
 } from '../../shared/ports/index.ts';
+import { INSURANCE_ACCOUNT, type SettlementDeps } from '../../shared/services/context.ts';
+import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { position } from '../support/records.ts';
 
@@ -159,6 +164,22 @@ const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
   ...over,
 });
 
+/** A settlement's amounts, all 0. */
+const NO_AMOUNTS: SettlementAmounts = {
+  marketClosedSize: 0n,
+  lastResortClosedSize: 0n,
+  auctionClosedSize: 0n,
+  adlClosedSize: 0n,
+  carriedSize: 0n,
+  realizedPnl: 0n,
+  fee: 0n,
+  shortfall: 0n,
+  insurancePaid: 0n,
+  adlCovered: 0n,
+  badDebt: 0n,
+  traderPayout: 0n,
+};
+
 const byId = <T extends { readonly id: string }>(xs: readonly T[]): T[] =>
   [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
@@ -210,6 +231,31 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           collateral: -HUGE,
           liquidationPrice: ABOVE_2_53,
           adlProfitGiven: ABOVE_2_53,
+          adlEvents: {
+            total: 7,
+            recent: [
+              {
+                liquidationId: 'long-9:12',
+                round: 3,
+                size: HUGE,
+                price: ABOVE_2_53,
+                mark: HUGE + 1n,
+                given: ABOVE_2_53 + 2n,
+                haircut: 0n,
+                atMs: 1_584_050_040_000,
+              },
+              {
+                liquidationId: 'long-9:13',
+                round: 0,
+                size: 0n,
+                price: 1n,
+                mark: 1n,
+                given: 5n,
+                haircut: 5n,
+                atMs: 1,
+              },
+            ],
+          },
         });
         await a.positions.create(p);
         expect(await a.positions.get(p.id)).toEqual(p);
@@ -1574,6 +1620,120 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await h.transactor.commit([created, ...auctions(98)]);
         expect(await a.liquidations.get(slice.id)).toEqual(slice);
         expect(await a.auctions.get('auc-97')).toBeDefined();
+      });
+
+      // adl47-who-closed: a counterparty's record names the liquidation that deleveraged it, written by the round's
+      // own commit; a round redelivered after that commit records nothing again.
+      it('an ADL round records on each counterparty which liquidation took from it, in its one commit, once', async () => {
+        let armed = false;
+        const c = await factory({
+          crashHook: (point) => {
+            if (armed && point === 'transactor.commit') {
+              armed = false;
+              throw new InjectedCrash(point);
+            }
+          },
+        });
+        try {
+          const b = c.adapters;
+          const mark = price('1800');
+          await b.markets.acceptTick(
+            'ETH-USD',
+            { sequence: 1, markPrice: mark, timestampMs: b.clock.nowMs() },
+            undefined,
+            false,
+          );
+          // Two shorts of 300 USD profit at the mark and 150 USD collateral, stored as before session 47.
+          const short = (id: string) =>
+            position({ id, side: 'SHORT', liquidationPrice: price('2090'), version: 1 });
+          for (const id of ['short-a', 'short-b']) {
+            await b.positions.create(short(id));
+            expect((await b.positions.get(id))?.adlEvents).toBeUndefined();
+          }
+          // A long settled with a deficit left to ADL's rounds (no size: haircuts only).
+          const settledOwing = async (id: string, deficit: bigint): Promise<LiquidationRecord> => {
+            const long = position({ id });
+            await b.positions.create(long);
+            const l = liquidation(long);
+            await b.liquidations.begin(long, l);
+            const settled: LiquidationRecord = {
+              ...l,
+              state: 'SETTLED_ADL',
+              history: [...l.history, { atMs: 2_000, state: 'SETTLED_ADL' }],
+              settlement: { ...NO_AMOUNTS, shortfall: deficit, badDebt: deficit },
+              context: { plannedSize: l.remainingSize, executionMark: mark, adlRound: { round: 0 } },
+              version: 2,
+            };
+            await b.liquidations.replace(settled, 1);
+            return settled;
+          };
+          const commits: (readonly Write[])[] = [];
+          const deps: SettlementDeps = {
+            ...b,
+            transactor: {
+              commit: (writes, epoch) => {
+                commits.push(writes);
+                return b.transactor.commit(writes, epoch);
+              },
+            },
+            venue: {} as Venue,
+            config: DEFAULT_RISK_CONFIG,
+            telemetry: silentTelemetry,
+            strategy: 'waterfall',
+            insuranceAccount: INSURANCE_ACCOUNT,
+            venueAttempts: 1,
+          };
+
+          const first = await settledOwing('long-1', usd('200'));
+          const before = b.clock.nowMs();
+          armed = true;
+          // The round commits, and its delivery dies before it answers.
+          await expect(processLiquidation({ liquidationId: first.id }, deps)).rejects.toBeInstanceOf(
+            InjectedCrash,
+          );
+          const after = b.clock.nowMs();
+          // One commit: the record and the two counterparties, each write carrying its event (no item more).
+          expect(commits.map((w) => w.map((x) => `${x.kind}:${x.record.id}`))).toEqual([
+            [`liquidation:${first.id}`, 'position:short-a', 'position:short-b'],
+          ]);
+          const event = (given: bigint) => ({
+            liquidationId: first.id,
+            round: 1,
+            size: 0n,
+            price: mark,
+            mark,
+            given,
+            haircut: given,
+            atMs: expect.any(Number),
+          });
+          const shortA = (await b.positions.get('short-a'))!;
+          const shortB = (await b.positions.get('short-b'))!;
+          expect(shortA.adlEvents).toEqual({ total: 1, recent: [event(usd('150'))] });
+          expect(shortB.adlEvents).toEqual({ total: 1, recent: [event(usd('50'))] });
+          const at = shortA.adlEvents!.recent[0]!.atMs;
+          expect(at >= before && at <= after).toBe(true);
+          // Redelivered: the rounds ended with that commit, nothing is written or recorded again.
+          await processLiquidation({ liquidationId: first.id }, deps);
+          expect(commits).toHaveLength(1);
+          expect(await b.positions.get('short-a')).toEqual(shortA);
+          expect(await b.positions.get('short-b')).toEqual(shortB);
+          expect((await b.liquidations.get(first.id))?.context?.adlRounds).toBe(1);
+
+          // Another liquidation takes from short-b again (short-a has no collateral left to give): its events
+          // follow the first, which the write kept from the record it read.
+          const second = await settledOwing('long-2', usd('20'));
+          await processLiquidation({ liquidationId: second.id }, deps);
+          expect((await b.positions.get('short-a'))?.adlEvents).toEqual(shortA.adlEvents);
+          expect((await b.positions.get('short-b'))?.adlEvents).toEqual({
+            total: 2,
+            recent: [
+              event(usd('50')),
+              { ...event(usd('20')), liquidationId: second.id, atMs: expect.any(Number) },
+            ],
+          });
+        } finally {
+          await c.close();
+        }
       });
     });
 

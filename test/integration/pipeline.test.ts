@@ -947,6 +947,11 @@ describe('pipeline on moto', () => {
       expect(liquidation?.state).toBe('SETTLED_ADL');
       const counterparty = await ctx.adapters.positions.get('s1');
       expect(counterparty?.version).toBeGreaterThan(0);
+      // It names the settlement that took from it (adl47-who-closed).
+      expect(counterparty?.adlEvents).toEqual({
+        total: 1,
+        recent: [expect.objectContaining({ liquidationId: liquidation!.id, round: 0 })],
+      });
       expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
     });
   });
@@ -995,6 +1000,27 @@ describe('pipeline on moto', () => {
       expect(given.every((g) => g >= 0n && g <= parseQuote('1'))).toBe(true);
       expect(given.reduce((a, b) => a + b, 0n)).toBe(s.adlCovered);
       expect(given.filter((g) => g > 0n).length).toBeGreaterThan(180);
+      // Each short that gave names the liquidation and the round that took from it, written by the transactions
+      // counted above (adl47-who-closed); the settlement is round 0.
+      const rounds = new Set<number>();
+      for (const [i, id] of shorts.entries()) {
+        const events = (await ctx.adapters.positions.get(id))?.adlEvents;
+        if (given[i] === 0n) {
+          expect(events).toBeUndefined();
+          continue;
+        }
+        expect(events?.total).toBe(1);
+        expect(events?.recent[0]).toMatchObject({
+          liquidationId: liquidation!.id,
+          size: 0n,
+          given: given[i],
+          haircut: given[i],
+        });
+        rounds.add(events!.recent[0]!.round);
+      }
+      expect([...rounds].sort((a, b) => a - b)).toEqual(
+        Array.from({ length: liquidation!.context!.adlRounds! + 1 }, (_, round) => round),
+      );
 
       // The fund had nothing and paid nothing; no message is left behind, dead-lettered or delayed.
       expect((await ctx.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);

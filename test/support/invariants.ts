@@ -694,6 +694,33 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   const payouts = new Map<string, QuoteE6>();
   const m = (symbol: string) => marketConfig(config, symbol);
 
+  /** The counterparty writes of settlements and rounds: each records one ADL event (adl47-who-closed). */
+  const adlWrites = new Set<unknown>();
+  const checkAdlEvent = (
+    w: { readonly before?: unknown; readonly after: unknown },
+    liquidationId: string,
+    round: number,
+    size: bigint,
+    given: bigint,
+  ): void => {
+    adlWrites.add(w);
+    const c = w.after as PositionRecord;
+    const total = (w.before as PositionRecord | undefined)?.adlEvents?.total ?? 0;
+    const last = c.adlEvents?.recent.at(-1);
+    if (c.adlEvents?.total !== total + 1)
+      fail(
+        `adl events: ${c.id} counts ${c.adlEvents?.total} after ${total}, deleveraged once by ${liquidationId}`,
+      );
+    else if (
+      last?.liquidationId !== liquidationId ||
+      last.round !== round ||
+      last.size !== size ||
+      last.given !== given
+    )
+      fail(
+        `adl events: ${c.id}'s last event ${toJson(last)} is not ${liquidationId} round ${round}, ${size} closed, ${given} given`,
+      );
+  };
   for (const group of observer.groups) {
     const round = group.writes.find(
       (w) =>
@@ -714,6 +741,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
         );
       if (l.settlement?.shortfall !== b.settlement?.shortfall) fail(`round: ${l.id} changed its shortfall`);
       let given = 0n;
+      const roundNumber = l.context?.adlRounds ?? l.context?.adlRound?.round;
       for (const w of group.writes) {
         if (w.kind !== 'position') continue;
         const c = w.after as PositionRecord;
@@ -724,6 +752,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
         }
         if (cb.collateral < c.collateral) fail(`round: ${c.id} received ${c.collateral - cb.collateral}`);
         given += cb.collateral - c.collateral;
+        checkAdlEvent(w, l.id, roundNumber ?? -1, 0n, cb.collateral - c.collateral);
       }
       if (given !== delta) fail(`round: ${l.id} counterparties gave ${given}, the round says ${delta}`);
       traders -= given;
@@ -852,6 +881,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       if (c.state === 'OPEN' && marginE16(c) < 0n)
         fail(`adl: ${c.id} left with an exact margin of ${marginE16(c)} (E16) in ${l.id}`);
       if (kept < 0n) fail(`adl: ${c.id} paid out ${kept} in ${l.id}`);
+      checkAdlEvent(w, l.id, 0, size, given);
       givenTotal += given;
       traders += kept - cb.collateral;
     }
@@ -862,6 +892,15 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   }
   for (const [id, count] of terminalWrites)
     if (count !== 1) fail(`settle: ${id} reached a terminal state ${count} times`);
+  // Any other write of a position keeps its ADL events as they were (none dropped, none added).
+  for (const group of observer.groups)
+    for (const w of group.writes) {
+      if (w.kind !== 'position' || adlWrites.has(w)) continue;
+      const before = (w.before as PositionRecord | undefined)?.adlEvents;
+      const after = (w.after as PositionRecord).adlEvents;
+      if (before !== after && toJson(before) !== toJson(after))
+        fail(`adl events: ${(w.after as PositionRecord).id} changed by a write that deleveraged nothing`);
+    }
 
   // Traders again, globally: every position's wealth now against its collateral at creation.
   let tradersGlobal = 0n;

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
+import { positionItem } from '../../shared/adapters/aws/positions.ts';
 import { auctionItem } from '../../shared/adapters/aws/record-items.ts';
 import { RECORD_SCHEMA, SCHEMA_ATTR } from '../../shared/adapters/aws/writer-schema.ts';
 import { base, price } from '../../shared/domain/units.ts';
-import type { AuctionRecord } from '../../shared/ports/index.ts';
+import type { AuctionRecord, PositionRecord } from '../../shared/ports/index.ts';
 
 /**
  * The writer-schema fence's rule (adapters/aws/writer-schema.ts): a release that adds an attribute a whole-item Put
@@ -108,5 +110,74 @@ describe('writer schema: every attribute of an auction item is decided (writer-s
     const fields = Object.keys(auctionItem(everything).stepResent?.M ?? {});
     expect(fields).toContain('claimer');
     expect(fields.filter((f) => !CLAIM_FIELDS.has(f) && !CLAIM_FIELDS_HARMLESS_TO_DROP.has(f))).toEqual([]);
+  });
+});
+
+/** A position item's attributes written by schema 1 (all of an open one's, and a closed one's payout). */
+const POSITION_SCHEMA_1 = new Set([
+  'id',
+  'traderId',
+  'symbol',
+  'side',
+  'size',
+  'entryPrice',
+  'collateral',
+  'collateralOverE16',
+  'state',
+  'version',
+  'liquidationPrice',
+  'closedPayout',
+  'adlProfitGiven',
+  'liqKey',
+  'liqPrice',
+  'adlLeverage',
+  SCHEMA_ATTR,
+]);
+
+/** Dropped by an older Put, no money and no decision is lost (docs/DEPLOY.md, upgrading to session 47). */
+const POSITION_HARMLESS_TO_DROP = new Set([
+  // Who deleveraged the position (adl47-who-closed): read by `liquidations show --position` alone. A version before
+  // session 47 that puts the position back in a deploy's minutes drops it, and the next event starts the list again
+  // (the liquidation's own plan still names its settlement's counterparties). Raising the schema would cost every
+  // deploy's retries and any rollback.
+  'adlEvents',
+]);
+
+const POSITION_KEPT_SINCE: Readonly<Record<string, number>> = {};
+
+/** A position with every attribute its item can carry (an open one's index keys and a closed one's payout). */
+const everyPosition: PositionRecord = {
+  id: 'pos-1',
+  traderId: 't-1',
+  symbol: 'ETH-USD',
+  side: 'SHORT',
+  size: base('1'),
+  entryPrice: price('2000'),
+  collateral: 1n,
+  collateralOverE16: 1n,
+  state: 'OPEN',
+  version: 3,
+  liquidationPrice: price('2100'),
+  closedPayout: 1n,
+  adlProfitGiven: 1n,
+  adlEvents: {
+    total: 1,
+    recent: [
+      { liquidationId: 'p:1', round: 0, size: 1n, price: 1n, mark: 1n, given: 1n, haircut: 0n, atMs: 1 },
+    ],
+  },
+};
+
+describe('writer schema: every attribute of a position item is decided (writer-schema.ts, docs/DEPLOY.md)', () => {
+  it('each attribute is of schema 1, harmless to drop, or kept since a schema no newer than RECORD_SCHEMA', () => {
+    const undecided = Object.keys(positionItem(everyPosition, SINGLE_SHARD_LAYOUT)).filter(
+      (name) =>
+        !POSITION_SCHEMA_1.has(name) &&
+        !POSITION_HARMLESS_TO_DROP.has(name) &&
+        POSITION_KEPT_SINCE[name] === undefined,
+    );
+    expect(undecided).toEqual([]);
+    for (const [name, schema] of Object.entries(POSITION_KEPT_SINCE))
+      expect(RECORD_SCHEMA, `${name} is kept since schema ${schema}`).toBeGreaterThanOrEqual(schema);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
@@ -6,7 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
 import { wholeMargin } from '../../domain/margin.ts';
-import type { PositionState, Side } from '../../domain/model.ts';
+import type { AdlEvent, AdlEvents, PositionState, Side } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { CrashHook, CrossedPage, PositionRecord, PositionRepository } from '../../ports/index.ts';
 import { POSITION_ADL_INDEXES, POSITION_INDEX } from '../../topology.ts';
@@ -22,6 +23,8 @@ import {
   optBig,
   readBig,
   readInt,
+  readMap,
+  readMaps,
   readS,
   S,
 } from './codec.ts';
@@ -63,6 +66,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
     liquidationPrice: N(p.liquidationPrice),
     ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
     ...(p.adlProfitGiven !== undefined ? { adlProfitGiven: N(p.adlProfitGiven) } : {}),
+    ...(p.adlEvents !== undefined ? { adlEvents: adlEventsAttr(p.adlEvents) } : {}),
     ...(p.state === 'OPEN'
       ? {
           liqKey: S(layout.keyOf(p)),
@@ -136,6 +140,53 @@ export async function indexAdlLeverage(
   return { missing, indexed, unreadable };
 }
 
+/**
+ * Who deleveraged the position (Position.adlEvents): a map of the count and a list bounded by MAX_ADL_EVENTS_KEPT,
+ * so the item stays far below DynamoDB's 400 KB. Not fenced (writer-schema.ts): a version before session 47 reads
+ * the item without it and its whole-item Put drops it (docs/DEPLOY.md, upgrading to session 47).
+ */
+function adlEventsAttr(events: AdlEvents): AttributeValue {
+  return {
+    M: {
+      total: N(events.total),
+      recent: {
+        L: events.recent.map(
+          (e): AttributeValue => ({
+            M: {
+              liquidationId: S(e.liquidationId),
+              round: N(e.round),
+              size: N(e.size),
+              price: N(e.price),
+              mark: N(e.mark),
+              given: N(e.given),
+              haircut: N(e.haircut),
+              atMs: N(e.atMs),
+            },
+          }),
+        ),
+      },
+    },
+  };
+}
+
+function optAdlEvents(item: Item): AdlEvents | undefined {
+  if (item.adlEvents === undefined) return undefined;
+  const m = readMap(item, 'adlEvents');
+  const recent = readMaps(m, 'recent').map(
+    (e): AdlEvent => ({
+      liquidationId: readS(e, 'liquidationId'),
+      round: readInt(e, 'round'),
+      size: readBig(e, 'size'),
+      price: readBig(e, 'price'),
+      mark: readBig(e, 'mark'),
+      given: readBig(e, 'given'),
+      haircut: readBig(e, 'haircut'),
+      atMs: readInt(e, 'atMs'),
+    }),
+  );
+  return { total: readInt(m, 'total'), recent };
+}
+
 export function positionFromItem(item: Item): PositionRecord {
   const state = readS(item, 'state');
   if (!(STATES as readonly string[]).includes(state))
@@ -143,6 +194,7 @@ export function positionFromItem(item: Item): PositionRecord {
   const closedPayout = optBig(item, 'closedPayout');
   const adlProfitGiven = optBig(item, 'adlProfitGiven');
   const collateralOverE16 = optBig(item, 'collateralOverE16');
+  const adlEvents = optAdlEvents(item);
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),
@@ -157,6 +209,7 @@ export function positionFromItem(item: Item): PositionRecord {
     liquidationPrice: readBig(item, 'liquidationPrice'),
     ...(closedPayout !== undefined ? { closedPayout } : {}),
     ...(adlProfitGiven !== undefined ? { adlProfitGiven } : {}),
+    ...(adlEvents !== undefined ? { adlEvents } : {}),
   };
 }
 

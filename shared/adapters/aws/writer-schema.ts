@@ -16,7 +16,7 @@ import { cancellationCodes, type Item, isConditionalCheckFailed, N } from './cod
  * SCHEMA_ATTR and check none. Markets and the tick index are written by UpdateItem alone and carry none. Raising it
  * has a price: for the deploy's minutes the previous version refuses every item the new one wrote, and a rollback
  * refuses them for good; an attribute whose loss costs less can be left harmless to drop, with the reason
- * (test/unit/writer-schema-attributes.test.ts lists each auction attribute's decision).
+ * (test/unit/writer-schema-attributes.test.ts lists each auction and position attribute's decision).
  */
 export const RECORD_SCHEMA = 1;
 

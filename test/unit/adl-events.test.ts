@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { itemBytes, MAX_ITEM_BYTES } from '../../shared/adapters/aws/item-size.ts';
+import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
+import { positionItem } from '../../shared/adapters/aws/positions.ts';
+import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items.ts';
+import { MAX_ADL_EVENTS_KEPT, withAdlEvent } from '../../shared/domain/adl.ts';
+import type { AdlEvent, AdlEvents } from '../../shared/domain/model.ts';
+import { base, price, usd } from '../../shared/domain/units.ts';
+import type { PositionRecord } from '../../shared/ports/index.ts';
+import { position } from '../support/records.ts';
+
+/**
+ * Who deleveraged a position (adl47-who-closed): domain/adl.ts withAdlEvent keeps the latest MAX_ADL_EVENTS_KEPT of
+ * a counterparty's ADL events and counts them all, so its item stays bounded however often ADL takes from it.
+ */
+
+const event = (n: number, over: Partial<AdlEvent> = {}): AdlEvent => ({
+  liquidationId: `long-${n}:1`,
+  round: 0,
+  size: base('0.5'),
+  price: price('1812.34'),
+  mark: price('1800'),
+  given: usd('6.17'),
+  haircut: 0n,
+  atMs: 1_584_050_040_000 + n,
+  ...over,
+});
+
+const recorded = (n: number, from?: AdlEvents): AdlEvents => {
+  let events = from;
+  for (let i = 1; i <= n; i++) events = withAdlEvent(events, event(i));
+  return events!;
+};
+
+describe('ADL events on a position (withAdlEvent)', () => {
+  it('records the first event on a record that has none (an older one reads as none)', () => {
+    expect(withAdlEvent(undefined, event(1))).toEqual({ total: 1, recent: [event(1)] });
+  });
+
+  it('keeps the latest, oldest first, and counts every event: a truncated list says so', () => {
+    expect(recorded(3)).toEqual({ total: 3, recent: [event(1), event(2), event(3)] });
+    const many = recorded(MAX_ADL_EVENTS_KEPT + 7);
+    expect(many.total).toBe(MAX_ADL_EVENTS_KEPT + 7);
+    expect(many.recent).toHaveLength(MAX_ADL_EVENTS_KEPT);
+    expect(many.recent.map((e) => e.liquidationId)).toEqual(
+      Array.from({ length: MAX_ADL_EVENTS_KEPT }, (_, i) => `long-${i + 8}:1`),
+    );
+  });
+
+  it('records an event of the same liquidation and round once; another round of it is another event', () => {
+    const once = recorded(2);
+    expect(withAdlEvent(once, event(2, { atMs: 9 }))).toBe(once);
+    expect(withAdlEvent(once, event(2, { round: 1 }))).toEqual({
+      total: 3,
+      recent: [event(1), event(2), event(2, { round: 1 })],
+    });
+  });
+
+  it('never counts fewer than it keeps (a total a foreign writer left short)', () => {
+    expect(withAdlEvent({ total: 0, recent: [event(1)] }, event(2)).total).toBe(2);
+  });
+});
+
+describe("a deleveraged position's item stays small (DynamoDB's 400 KB, and its 1 KB write unit)", () => {
+  it('a typical position keeping the most events stays within one write unit when put alone', () => {
+    const typical: PositionRecord = {
+      ...position({ id: 'pos-004711', traderId: 'trader-004711', side: 'SHORT', version: 12 }),
+      collateralOverE16: 1_234_567_890n,
+      adlProfitGiven: usd('12.34'),
+      adlEvents: recorded(MAX_ADL_EVENTS_KEPT + 3),
+    };
+    expect(itemBytes(withWriter(positionItem(typical, SINGLE_SHARD_LAYOUT), SIZED_WRITER))).toBeLessThan(
+      1024,
+    );
+  });
+
+  it('the largest position item (longest ids, widest numbers, every event kept) is a few KB', () => {
+    const id = 'x'.repeat(100);
+    const widest = 10n ** 37n;
+    const largest: PositionRecord = {
+      ...position({ id, traderId: id, size: widest, entryPrice: widest, collateral: -widest }),
+      liquidationPrice: widest,
+      collateralOverE16: widest,
+      adlProfitGiven: widest,
+      closedPayout: widest,
+      version: Number.MAX_SAFE_INTEGER,
+      adlEvents: {
+        total: Number.MAX_SAFE_INTEGER,
+        recent: Array.from({ length: MAX_ADL_EVENTS_KEPT }, () => ({
+          liquidationId: `${id}:${Number.MAX_SAFE_INTEGER}`,
+          round: Number.MAX_SAFE_INTEGER,
+          size: widest,
+          price: widest,
+          mark: widest,
+          given: widest,
+          haircut: widest,
+          atMs: Number.MAX_SAFE_INTEGER,
+        })),
+      },
+    };
+    const bytes = itemBytes(withWriter(positionItem(largest, SINGLE_SHARD_LAYOUT), SIZED_WRITER));
+    expect(bytes).toBeLessThan(4 * 1024);
+    expect(bytes).toBeLessThan(MAX_ITEM_BYTES / 100);
+  });
+});
