@@ -9,6 +9,7 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { PutEntriesError } from '../../shared/feed/publisher.ts';
 import {
   type Deployment,
   openDeployment,
@@ -291,6 +292,8 @@ export function environmentFailure(error: unknown): string | undefined {
   ) {
     return error.message;
   }
+  // A PutEvents call that failed is said as its own error was (the network, a timeout, an AWS error).
+  if (error instanceof PutEntriesError) return environmentFailure(error.cause);
   if (!(error instanceof Error)) return undefined;
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;

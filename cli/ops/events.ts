@@ -15,13 +15,14 @@ import { stateDir } from '../../shared/local/state.ts';
 import { collectLiquidationWork, strandedAdvice } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
-  handledSequence,
+  handledTicks,
   nextSequence,
   parseSpeed,
   type ReplayOutcome,
   replayPrices,
   sequenceAfter,
   TICK_SOURCE,
+  type TickNotTaken,
 } from '../../shared/local/ticks.ts';
 import type { MarketRepository } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
@@ -75,7 +76,8 @@ export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] 
 
 Replays a price file as ticks: one PutEvents a tick, a progress bar on stderr (a line every 30 s when it
 is not a terminal), then the entries the bus
-took and refused (and a print the market's breaker holds at the end). Files: a header with a time column
+took and refused, the ticks margin-check's breaker held or refused while it confirmed a move (a line on stderr
+each), and a print the breaker holds at the end. Files: a header with a time column
 (timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
 12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
 continue from the market's last one. Each tick is sent once the stack has handled the one before (EventBridge
@@ -326,7 +328,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         signal: abort.signal,
         backlog: {
           limit: REPLAY_AHEAD_LIMIT,
-          handled: () => handledSequence(markets, symbol),
+          handled: () => handledTicks(markets, symbol),
           stallMs: REPLAY_STALL_MS,
           pollMs: REPLAY_POLL_MS,
         },
@@ -394,6 +396,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       rejections: outcome.rejected
         .slice(0, 20)
         .map((r) => ({ index: r.index, code: r.code, message: r.message, sequence: r.sequence })),
+      // On the bus, and not taken by margin-check: its breaker held them, or refused them while it confirmed a move.
+      notTaken: outcome.notTaken.length,
+      ...(outcome.notTaken.length > 0 ? { notTakenTicks: outcome.notTaken.slice(0, 20) } : {}),
+      ...(outcome.unknown.length > 0 ? { unknownFate: outcome.unknown.length } : {}),
     };
     if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
     else {
@@ -405,7 +411,17 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       );
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
+      if (outcome.unknown.length > 0)
+        io.stdout.write(
+          `  ${outcome.unknown.length} answered without a result: on the bus or not (${outcome.unknown
+            .slice(0, 20)
+            .map((u) => u.code)
+            .join(', ')})\n`,
+        );
     }
+    // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).
+    for (const line of notTakenLines(symbol, outcome.notTaken))
+      io.stderr.write(`backstop: replay: ${line}\n`);
     // The bus taking a tick is not margin-check accepting it: a print its breaker holds liquidates nothing.
     const market = await markets.get(symbol).catch(() => undefined);
     if (market?.breaker && market.breaker.reason !== 'tick/unconfirmed')
@@ -428,6 +444,34 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     return outcome.rejected.length > 0 ? 1 : 0;
   });
 });
+
+/** What a replay says of its ticks on the bus that margin-check did not take (ReplayOutcome.notTaken). */
+export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[]): string[] {
+  const confirming = notTaken.filter((t) => t.reason === 'tick/breaker-confirming');
+  const held = notTaken.filter((t) => t.reason !== 'tick/breaker-confirming');
+  const list = (ticks: readonly TickNotTaken[]) =>
+    `${ticks
+      .slice(0, 20)
+      .map((t) => t.sequence)
+      .join(', ')}${ticks.length > 20 ? ', ...' : ''}`;
+  return [
+    ...(held.length > 0
+      ? [
+          `${symbol}'s circuit breaker held ${held.length} of the replay's ticks (${[
+            ...new Set(held.map((t) => t.reason)),
+          ].join(', ')}; sequence${held.length > 1 ? 's' : ''} ${list(held)}): they liquidated nothing`,
+        ]
+      : []),
+    ...(confirming.length > 0
+      ? [
+          `margin-check refused ${confirming.length} of the replay's ticks as tick/breaker-confirming ` +
+            `(sequence${confirming.length > 1 ? 's' : ''} ${list(confirming)}): they agreed with the move ${symbol}'s ` +
+            "circuit breaker held sooner than the market's breakerConfirmSeconds after it, and liquidated nothing; " +
+            'the first print agreeing with it once it has persisted that long is followed',
+        ]
+      : []),
+  ];
+}
 
 /**
  * Ticks a replay keeps sent and not yet handled, at most; how often it looks; and how long it waits for a stack

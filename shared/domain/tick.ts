@@ -428,10 +428,14 @@ export function rebasedTickState<S extends TickState>(
 ): S {
   const { heldJump: _dropped, ...rest } = state;
   const { lastTick, breaker } = state;
+  // A print the breaker refused while confirming (a trace MarketState keeps) was of the numbering left: dropped.
+  const { confirming: _refused, ...held } = (breaker ?? {}) as NonNullable<TickState['breaker']> & {
+    confirming?: unknown;
+  };
   return {
     ...rest,
+    ...(breaker ? { breaker: { ...held, tick: { ...held.tick, sequence: rebase.sequence } } } : {}),
     ...(lastTick ? { lastTick: { ...lastTick, sequence: rebase.sequence } } : {}),
-    ...(breaker ? { breaker: { ...breaker, tick: { ...breaker.tick, sequence: rebase.sequence } } } : {}),
     resumedAfterMs: rebase.resumedAfterMs,
   } as S;
 }

@@ -1,6 +1,7 @@
 import {
   type EventBridgeClient,
   PutEventsCommand,
+  type PutEventsCommandOutput,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { chunksOf } from '../in-flight.ts';
@@ -18,7 +19,7 @@ import { TICK_BUS } from '../topology.ts';
  *   exactly the entries the bus answered with a retryable code (InternalFailure, ThrottlingException), unchanged,
  *   after a backoff, until they are put or their attempts run out. Never renumbered: a tick sent twice reaches
  *   margin-check as the same sequence, which it takes once (docs/FEED.md, "PutEvents: limits, partial failures, retries").
- * - `publishTicks` is the feed's call: ticks in, an error naming each tick the bus did not take.
+ * - `publishTicks` is the feed's call: ticks in, an error naming each tick not put, and each of unknown fate.
  */
 
 /** Entries PutEvents takes in one call. */
@@ -95,6 +96,7 @@ export interface PutOptions {
   readonly random?: () => number;
 }
 
+/** An entry EventBridge refused: its answer carried an error code, so the entry is not on the bus. */
 export interface RefusedEntry {
   /** The entry's index in the input. */
   readonly index: number;
@@ -104,14 +106,73 @@ export interface RefusedEntry {
   readonly attempts: number;
   /** Whether its last code was a retryable one (its attempts ran out) rather than a refusal of the entry. */
   readonly retryable: boolean;
+  /**
+   * 'entry': the code came in the entry's result (PutEventsResultEntry); 'call': EventBridge refused the whole call
+   * (an error answer, such as AccessDeniedException, to a request the SDK sent once), so none of its entries was put.
+   */
+  readonly scope: 'entry' | 'call';
+}
+
+/**
+ * An entry EventBridge did not answer for: its call failed without an answer (the network, a timeout, a 5xx), or the
+ * answer held no result for it. It may be on the bus or not; sending it again is safe (margin-check takes a sequence
+ * once).
+ */
+export interface UnknownEntry {
+  readonly index: number;
+  /** The call's error (its name, as the SDK gives it) and message. */
+  readonly code: string;
+  readonly message: string;
+  readonly attempts: number;
 }
 
 export interface PutOutcome {
   readonly accepted: number;
-  /** The entries the bus did not take, in input order. */
+  /** The entries EventBridge refused (not on the bus), in input order. */
   readonly rejected: readonly RefusedEntry[];
+  /** Entries an answer held no result for after their attempts (AWS answers one per entry: none, normally). */
+  readonly unknown: readonly UnknownEntry[];
   /** The accepted entries' event ids, in input order. */
   readonly eventIds: readonly string[];
+}
+
+/**
+ * A call that failed without EventBridge answering it (the SDK's own retries spent): `putEntries` stops there.
+ * `outcome` is what the calls before it put and refused; `unknown` the entries that call carried, which may be on
+ * the bus (sending them again is safe: margin-check takes a sequence once); `unsent` the later entries, never sent.
+ */
+export class PutEntriesError extends Error {
+  override readonly name = 'PutEntriesError';
+  constructor(
+    readonly outcome: PutOutcome,
+    readonly unknown: readonly UnknownEntry[],
+    readonly unsent: readonly number[],
+    override readonly cause: unknown,
+  ) {
+    super(
+      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${unknown.length} entries may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
+    );
+  }
+}
+
+const errorName = (error: unknown): string => (error instanceof Error ? error.name : 'Error');
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * The code of a call EventBridge refused as a whole: an error it answered (a 4xx, the client's fault) to a request
+ * the SDK sent once. Its entries are not on the bus. A request sent more than once may have been taken by an earlier
+ * attempt whose answer was lost; an error without an answer (the network, a timeout) or a 5xx says nothing of them.
+ */
+function callRefusal(error: unknown): string | undefined {
+  const e = error as {
+    name?: unknown;
+    $fault?: unknown;
+    $metadata?: { httpStatusCode?: unknown; attempts?: unknown };
+  };
+  const status = e?.$metadata?.httpStatusCode;
+  if (e?.$fault !== 'client' || typeof status !== 'number' || status >= 500) return undefined;
+  if (e.$metadata?.attempts !== 1 || typeof e.name !== 'string') return undefined;
+  return e.name;
 }
 
 /** The wait before retry `retry` (1, 2, ...): exponential, capped, with the upper half jittered. */
@@ -125,9 +186,10 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 /**
  * PutEvents in calls of at most 10 entries, one after another in input order. The entries of a call the bus answered
  * with InternalFailure or ThrottlingException are sent again, exactly those and unchanged, before the next call's
- * entries; any other code refuses the entry for good. A call that throws (the SDK's own retries spent: the network,
- * the whole call throttled or denied) throws here: its entries may be on the bus or not, and sending them again is
- * safe (margin-check takes a sequence once).
+ * entries; any other code refuses the entry for good. A call EventBridge refuses as a whole (AccessDeniedException
+ * from the bus's policy, for one) refuses each of its entries, and the next call goes on. A call that fails without
+ * an answer (the SDK's own retries spent: the network, a timeout, a 5xx) ends it: PutEntriesError says what was put,
+ * refused, of unknown fate (sending those again is safe: margin-check takes a sequence once) and not sent.
  */
 export async function putEntries(
   events: EventBridgeClient,
@@ -141,17 +203,45 @@ export async function putEntries(
   const random = options.random ?? Math.random;
   const ids: (string | undefined)[] = [];
   const rejected: RefusedEntry[] = [];
-  for (const batch of chunksOf(
+  const unknown: UnknownEntry[] = [];
+  const byIndex = <T extends { index: number }>(list: T[]) => [...list].sort((a, b) => a.index - b.index);
+  const outcome = (): PutOutcome => {
+    const eventIds = ids.filter((id): id is string => id !== undefined);
+    return { accepted: eventIds.length, rejected: byIndex(rejected), unknown: byIndex(unknown), eventIds };
+  };
+  const batches = chunksOf(
     entries.map((_, i) => i),
     PUT_EVENTS_BATCH,
-  )) {
+  );
+  for (const [b, batch] of batches.entries()) {
     let pending = batch;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
-      const out = await events.send(new PutEventsCommand({ Entries: pending.map((i) => entries[i]!) }));
+      let out: PutEventsCommandOutput;
+      try {
+        out = await events.send(new PutEventsCommand({ Entries: pending.map((i) => entries[i]!) }));
+      } catch (error) {
+        const code = callRefusal(error);
+        if (code === undefined) {
+          const message = errorMessage(error);
+          throw new PutEntriesError(
+            outcome(),
+            pending.map((index) => ({ index, code: errorName(error), message, attempts: attempt })),
+            batches.slice(b + 1).flat(),
+            error,
+          );
+        }
+        // Refused as a whole: none of its entries is on the bus. Not sent again (the SDK retried what it retries).
+        const message = errorMessage(error);
+        const retryable = RETRYABLE_ENTRY_CODES.has(code);
+        for (const index of pending)
+          rejected.push({ index, code, message, attempts: attempt, retryable, scope: 'call' });
+        break;
+      }
       const again: number[] = [];
       pending.forEach((index, k) => {
-        // One result per entry, in order (AWS); a result missing or without an id is taken as not put.
+        // One result per entry, in order (AWS): an id, or an error code. One with neither, or none, says nothing of
+        // the entry: sent again as InternalFailure is, then of unknown fate.
         const result = out.Entries?.[k];
         if (result?.EventId && !result.ErrorCode) {
           ids[index] = result.EventId;
@@ -160,46 +250,81 @@ export async function putEntries(
         const code = result?.ErrorCode ?? 'InternalFailure';
         const retryable = RETRYABLE_ENTRY_CODES.has(code);
         if (retryable && attempt < policy.attempts) again.push(index);
+        else if (!result?.ErrorCode)
+          unknown.push({ index, code: 'NoResult', message: 'no result for the entry', attempts: attempt });
         else
           rejected.push({
             index,
             code,
-            message: result?.ErrorMessage ?? (result ? '' : 'no result for the entry'),
+            message: result.ErrorMessage ?? '',
             attempts: attempt,
             retryable,
+            scope: 'entry',
           });
       });
       pending = again;
     }
   }
-  rejected.sort((a, b) => a.index - b.index);
-  const eventIds = ids.filter((id): id is string => id !== undefined);
-  return { accepted: eventIds.length, rejected, eventIds };
+  return outcome();
 }
 
-/** A tick the bus did not take, named for the feed's log. */
-export interface UnpublishedTick extends RefusedEntry {
+/** A tick EventBridge refused (its answer carried an error code): not on the bus. */
+export interface RefusedTick extends RefusedEntry {
   readonly symbol: string;
   readonly sequence: number;
 }
 
-/** Ticks the bus did not take: refused, or still failing after their attempts. Those not named were put. */
+/** A tick EventBridge did not answer for (its call failed without an answer, or no result): on the bus or not. */
+export interface UnknownTick extends UnknownEntry {
+  readonly symbol: string;
+  readonly sequence: number;
+}
+
+/** A tick never sent (a call before it failed): not on the bus. */
+export interface UnsentTick {
+  readonly index: number;
+  readonly symbol: string;
+  readonly sequence: number;
+}
+
+/**
+ * Ticks not known to be on the bus, each said as it stands: `refused` by EventBridge (its answer carried an error code,
+ * for the entry or for its whole call: not on the bus), of `unknown` fate (their call failed without an answer: on
+ * the bus or not; sending them again is safe, margin-check takes a sequence once), or `unsent` (after that failure:
+ * not on the bus). The ticks not named were put (`outcome.eventIds`). `cause`: the failed call's error, if one failed.
+ */
 export class TickPublishError extends Error {
   override readonly name = 'TickPublishError';
   constructor(
-    readonly unpublished: readonly UnpublishedTick[],
+    readonly refused: readonly RefusedTick[],
+    readonly unknown: readonly UnknownTick[],
+    readonly unsent: readonly UnsentTick[],
     readonly outcome: PutOutcome,
+    override readonly cause?: unknown,
   ) {
-    super(
-      `tick/not-published: ${unpublished.length} of ${outcome.accepted + unpublished.length} ticks not on the bus: ${unpublished
-        .map(
-          (u) =>
-            `${u.symbol} ${u.sequence}: ${u.code}${u.message ? ` (${u.message})` : ''}, ${
-              u.retryable ? `still failing after ${u.attempts} attempts` : 'refused'
-            }`,
-        )
-        .join('; ')}`,
-    );
+    const total = outcome.accepted + refused.length + unknown.length + unsent.length;
+    const parts = [
+      refused.length > 0 &&
+        `${refused.length} refused by EventBridge, not on the bus: ${refused
+          .map(
+            (r) =>
+              `${r.symbol} ${r.sequence}: ${r.code}${r.message ? ` (${r.message})` : ''}, ${
+                r.scope === 'call'
+                  ? 'the whole call refused'
+                  : r.retryable
+                    ? `still failing after ${r.attempts} attempts`
+                    : 'refused'
+              }`,
+          )
+          .join('; ')}`,
+      unknown.length > 0 &&
+        `${unknown.length} of unknown fate, on the bus or not (sending again is safe): ${unknown
+          .map((u) => `${u.symbol} ${u.sequence}: ${u.code}${u.message ? ` (${u.message})` : ''}`)
+          .join('; ')}`,
+      unsent.length > 0 &&
+        `${unsent.length} not sent, not on the bus: ${unsent.map((u) => `${u.symbol} ${u.sequence}`).join('; ')}`,
+    ].filter((p): p is string => typeof p === 'string');
+    super(`tick/not-published: of ${total} ticks ${outcome.accepted} put; ${parts.join('; ')}`);
   }
 }
 
@@ -208,7 +333,7 @@ export class TickPublishError extends Error {
  * keeps no order between events: two of one market in flight together may reach margin-check in either order, the
  * older then refused as out of order), retried as `putEntries` retries them. Resolves to the event ids in input
  * order once every tick is on the bus; throws TickInputError before sending anything when a tick is malformed, and
- * TickPublishError naming each tick the bus did not take (the others were put).
+ * otherwise TickPublishError naming each tick refused, of unknown fate or not sent (the others were put).
  */
 export async function publishTicks(
   events: EventBridgeClient,
@@ -229,16 +354,25 @@ export async function publishTicks(
       throw new TickInputError(`tick ${i} (${tick.symbol} ${tick.sequence}): ${(error as Error).message}`);
     }
   });
-  const outcome = await putEntries(events, entries, options);
-  if (outcome.rejected.length > 0) {
+  const named = <T extends { index: number }>(e: T) => ({
+    ...e,
+    symbol: ticks[e.index]!.symbol,
+    sequence: ticks[e.index]!.sequence,
+  });
+  let outcome: PutOutcome;
+  try {
+    outcome = await putEntries(events, entries, options);
+  } catch (error) {
+    if (!(error instanceof PutEntriesError)) throw error;
     throw new TickPublishError(
-      outcome.rejected.map((r) => ({
-        ...r,
-        symbol: ticks[r.index]!.symbol,
-        sequence: ticks[r.index]!.sequence,
-      })),
-      outcome,
+      error.outcome.rejected.map(named),
+      [...error.outcome.unknown, ...error.unknown].map(named).sort((a, b) => a.index - b.index),
+      error.unsent.map((index) => named({ index })),
+      error.outcome,
+      error.cause,
     );
   }
+  if (outcome.rejected.length > 0 || outcome.unknown.length > 0)
+    throw new TickPublishError(outcome.rejected.map(named), outcome.unknown.map(named), [], outcome);
   return outcome.eventIds;
 }

@@ -1,4 +1,3 @@
-import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { clientConfigFromEnv } from '../adapters/aws/clients.ts';
 import {
   type AwsClients,
@@ -11,6 +10,7 @@ import {
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { createVenue } from '../adapters/venue/index.ts';
 import type { RiskConfig } from '../domain/config.ts';
+import { type PutOptions, putEntries } from '../feed/publisher.ts';
 import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
@@ -25,8 +25,11 @@ import {
 } from './runtime.ts';
 
 export interface LambdaWiring {
-  /** Re-emits a tick's detail as a continuation event on the tick bus. */
-  readonly putContinuation: (detail: unknown) => Promise<void>;
+  /**
+   * Re-emits a tick's detail as a continuation event on the tick bus, through the feed's publisher: an entry the bus
+   * throttles is sent again, not the whole tick (`options`: its retry, for tests).
+   */
+  readonly putContinuation: (detail: unknown, options?: PutOptions) => Promise<void>;
   readonly adapters: Adapters;
   readonly config: RiskConfig;
   readonly telemetry: Telemetry;
@@ -87,21 +90,27 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     backoff: jitteredBackoff,
   };
   const busName = requireEnv(TICK_BUS_ENV, env);
-  const putContinuation = async (detail: unknown) => {
-    const out = await clients.events.send(
-      new PutEventsCommand({
-        Entries: [
-          {
-            EventBusName: busName,
-            Source: TICK_BUS.source,
-            DetailType: TICK_BUS.continuationDetailType,
-            Detail: JSON.stringify(detail),
-          },
-        ],
-      }),
+  const putContinuation = async (detail: unknown, options?: PutOptions) => {
+    // Its own PutEvents failed the tick on a throttled entry, which Lambda then retried whole (feed47-continuation-
+    // retries). Still failing (refused, or its attempts spent), or of unknown fate, the tick fails and is retried:
+    // a continuation put twice is taken once (claimSegment).
+    const out = await putEntries(
+      clients.events,
+      [
+        {
+          EventBusName: busName,
+          Source: TICK_BUS.source,
+          DetailType: TICK_BUS.continuationDetailType,
+          Detail: JSON.stringify(detail),
+        },
+      ],
+      options,
     );
-    if (out.FailedEntryCount)
-      throw new Error(`continuation/put-failed: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
+    const failed = out.rejected[0] ?? out.unknown[0];
+    if (failed)
+      throw new Error(
+        `continuation/put-failed: ${failed.code}${failed.message ? ` (${failed.message})` : ''} after ${failed.attempts} attempts`,
+      );
   };
   const maxPositionsPerInvocation = maxPositionsFromEnv(env);
   const maxReceives = {

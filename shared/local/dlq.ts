@@ -8,7 +8,7 @@ import {
 import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
-import { putEntries } from '../feed/publisher.ts';
+import { PutEntriesError, putEntries } from '../feed/publisher.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import {
   auctionStepMessageSchema,
@@ -593,9 +593,12 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
       Detail: JSON.stringify(event.detail),
     },
   ]).catch((error: Error) => {
-    throw /AccessDenied|NotAuthorized/.test(error.name) ? refused(error.name, error.message) : error;
+    // A call that failed without an answer the publisher could read as a refusal: its own error says why.
+    const cause = error instanceof PutEntriesError && error.cause instanceof Error ? error.cause : error;
+    throw /AccessDenied|NotAuthorized/.test(cause.name) ? refused(cause.name, cause.message) : error;
   });
-  const entry = out.rejected[0];
+  // Refused (the entry, or the whole call: the bus's policy may answer either way), or answered with no result.
+  const entry = out.rejected[0] ?? out.unknown[0];
   if (entry) throw refused(entry.code, entry.message);
 }
 

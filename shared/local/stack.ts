@@ -215,7 +215,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         Detail: JSON.stringify(detail),
       })),
     );
-    return out.rejected.map((r) => r.code);
+    return [...out.rejected, ...out.unknown].map((r) => r.code);
   }
 
   return {

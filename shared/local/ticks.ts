@@ -8,6 +8,7 @@ import {
   TickInputError,
   tickDetail,
   tickEntry,
+  type UnknownEntry,
 } from '../feed/publisher.ts';
 import type { MarketRepository, MarketState } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
@@ -138,15 +139,36 @@ export interface ReplayBacklog {
    * deliver in either order (margin-check then refuses the older as out of order): `backstop replay` keeps 1.
    */
   readonly limit: number;
-  /** The highest sequence the market has handled (accepted, or held by its breaker); undefined: none yet. */
-  readonly handled: () => Promise<number | undefined>;
+  /** What the market shows of the ticks it handled (handledTicks). */
+  readonly handled: () => Promise<HandledTicks>;
   readonly stallMs: number;
   readonly pollMs: number;
+}
+
+/** A tick the market shows it did not take: held by its breaker, or refused while the breaker confirms a move. */
+export interface TickNotTaken {
+  readonly sequence: number;
+  /** tick/breaker-confirming, or the breaker's own reason for the tick it holds (tick/price-band, ...). */
+  readonly reason: string;
+}
+
+/** What a market's record shows of the ticks margin-check handled. */
+export interface HandledTicks {
+  /** The highest sequence it shows handled: accepted, held by its breaker, or refused while it confirms; undefined: none. */
+  readonly upTo: number | undefined;
+  /** Of those, the ones it shows it did not take (the record keeps the latest of each kind only). */
+  readonly notTaken: readonly TickNotTaken[];
 }
 
 export interface ReplayOutcome extends PutOutcome {
   /** Refused entries, with the sequence each carried (the numbering may skip another sender's). */
   readonly rejected: readonly (RefusedEntry & { readonly sequence: number })[];
+  /**
+   * Ticks on the bus that margin-check did not take, as the market showed them: held by its breaker (a move beyond
+   * the band, liquidating nothing until it persists) or refused while the breaker confirmed the move
+   * (tick/breaker-confirming). Seen while waiting on each tick (backlog): none without one.
+   */
+  readonly notTaken: readonly TickNotTaken[];
   /** Sequences another sender took while the replay ran: it numbered on after them. */
   readonly renumbered: readonly { readonly from: number; readonly to: number }[];
   /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
@@ -163,24 +185,32 @@ export interface ReplayOutcome extends PutOutcome {
  * Waits until `batch` more ticks leave at most `limit` unhandled; the reason when it stalled. `onBus`: the sequences
  * the bus took, ascending (those handled are dropped from it): a tick the bus refused never reaches the market, and
  * counted as waiting it held a replay whose batch ended with one for `stallMs`, then stopped it as stalled
- * (seq43-refused-backlog). `lastSent`: the replay's last sequence, for the reason.
+ * (seq43-refused-backlog). `lastSent`: the replay's last sequence, for the reason. `seen` gets each look's ticks not
+ * taken.
  */
 async function awaitBacklog(
   backlog: ReplayBacklog,
+  limit: number,
   onBus: number[],
   lastSent: number,
   batch: number,
   options: ReplayOptions,
   now: () => number,
   sleep: (ms: number) => Promise<void>,
+  seen: (handled: HandledTicks) => void,
 ): Promise<string | undefined> {
-  let handled = await backlog.handled();
+  const look = async () => {
+    const handled = await backlog.handled();
+    seen(handled);
+    return handled.upTo;
+  };
+  let handled = await look();
   let progressAt = now();
   const behind = () => {
     while (handled !== undefined && onBus.length > 0 && onBus[0]! <= handled) onBus.shift();
     return onBus.length + batch;
   };
-  while (behind() > backlog.limit && !options.signal?.aborted) {
+  while (behind() > limit && !options.signal?.aborted) {
     if (now() - progressAt >= backlog.stallMs) {
       return (
         `replay/stalled: ${options.symbol} handled no tick for ${Math.round(backlog.stallMs / 1000)} s ` +
@@ -189,7 +219,7 @@ async function awaitBacklog(
       );
     }
     await sleep(backlog.pollMs);
-    const next = await backlog.handled();
+    const next = await look();
     if (next !== handled) {
       handled = next;
       progressAt = now();
@@ -199,21 +229,28 @@ async function awaitBacklog(
 }
 
 /**
- * The highest sequence the market has handled, for a replay's backlog: its last accepted tick, or the one its
- * breaker holds. While the breaker holds a move it refuses the prints that agree with it without a trace
- * (tick/breaker-confirming) until the move has persisted: then nothing is waited on, or the print that would
- * confirm it would never be sent.
+ * What the market's record shows of the ticks margin-check handled, for a replay's backlog: its last accepted tick,
+ * the one its breaker holds, and the last print the breaker refused while confirming the move it holds
+ * (breaker.confirming). Those two are ticks not taken. A refusal of any other kind (too old, out of order, a
+ * duplicate) leaves nothing: a replay waiting on one stops as stalled.
  */
-export async function handledSequence(
-  markets: MarketRepository,
-  symbol: string,
-): Promise<number | undefined> {
-  const state = await markets.get(symbol);
-  if (state?.breaker && state.breaker.reason !== 'tick/unconfirmed') return Number.MAX_SAFE_INTEGER;
-  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence].filter(
+export function handledOnRecord(state: MarketState | undefined): HandledTicks {
+  const breaker = state?.breaker;
+  const notTaken: TickNotTaken[] = [];
+  // A market's first print waits for a second: how every market starts, not a tick the replay lost.
+  if (breaker && breaker.reason !== 'tick/unconfirmed')
+    notTaken.push({ sequence: breaker.tick.sequence, reason: breaker.reason });
+  if (breaker?.confirming)
+    notTaken.push({ sequence: breaker.confirming.sequence, reason: 'tick/breaker-confirming' });
+  const seen = [state?.lastTick?.sequence, breaker?.tick.sequence, breaker?.confirming?.sequence].filter(
     (s): s is number => s !== undefined,
   );
-  return seen.length === 0 ? undefined : Math.max(...seen);
+  return { upTo: seen.length === 0 ? undefined : Math.max(...seen), notTaken };
+}
+
+/** handledOnRecord on the market as it is now. */
+export async function handledTicks(markets: MarketRepository, symbol: string): Promise<HandledTicks> {
+  return handledOnRecord(await markets.get(symbol));
 }
 
 /**
@@ -226,11 +263,21 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const offsets = dueOffsets(options.points, options.speed);
   const started = now();
-  let sent = 0;
+  let done = 0;
   let accepted = 0;
   const rejected: (RefusedEntry & { sequence: number })[] = [];
+  const unknown: UnknownEntry[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
+  // The replay's ticks the market showed it did not take (feed47-replay-breaker), by sequence.
+  const sent = new Set<number>();
+  const notTaken = new Map<number, string>();
+  let lastLook: HandledTicks | undefined;
+  const seen = (handled: HandledTicks) => {
+    lastLook = handled;
+    for (const t of handled.notTaken)
+      if (sent.has(t.sequence) && !notTaken.has(t.sequence)) notTaken.set(t.sequence, t.reason);
+  };
   // The next sequence to send: it skips any another sender took (claim).
   let next = options.firstSequence;
   let firstSent: number | undefined;
@@ -256,12 +303,14 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     if (options.backlog && batch.start > 0)
       stalled = await awaitBacklog(
         options.backlog,
+        options.backlog.limit,
         onBus,
         next - 1,
         batch.end - batch.start,
         options,
         now,
         sleep,
+        seen,
       );
     if (stalled) break;
     if (options.signal?.aborted) break;
@@ -284,17 +333,24 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     rejected.push(
       ...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start, sequence: first + r.index })),
     );
-    const refused = new Set(outcome.rejected.map((r) => r.index));
+    unknown.push(...outcome.unknown.map((u) => ({ ...u, index: u.index + batch.start })));
+    // Waited on: those the bus took (one of unknown fate may never come).
+    const notPut = new Set([...outcome.rejected, ...outcome.unknown].map((r) => r.index));
     entries.forEach((_, i) => {
-      if (!refused.has(i)) onBus.push(first + i);
+      sent.add(first + i);
+      if (!notPut.has(i)) onBus.push(first + i);
     });
     eventIds.push(...outcome.eventIds);
-    sent = batch.end;
-    options.onProgress?.(sent, options.points.length);
+    done = batch.end;
+    options.onProgress?.(done, options.points.length);
   }
+  // While the market's breaker holds a move, the file's last ticks are waited on too: their refusal while it
+  // confirms (the record's trace, replaced by the next) is reported, not left behind the end.
+  if (options.backlog && (lastLook?.notTaken.length ?? 0) > 0 && !stalled && !options.signal?.aborted)
+    stalled = await awaitBacklog(options.backlog, 0, onBus, next - 1, 0, options, now, sleep, seen);
   let held = 0;
-  const last = options.points[sent - 1];
-  if (options.hold && last && !stalled && sent === options.points.length) {
+  const last = options.points[done - 1];
+  if (options.hold && last && !stalled && done === options.points.length) {
     const { everyMs, pending, onSent } = options.hold;
     while (!options.signal?.aborted) {
       // In steps of a second, so Ctrl-C ends a hold at once.
@@ -315,7 +371,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       );
       const outcome = await putEntries(options.events, [entry], { sleep });
       accepted += outcome.accepted;
-      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: sent + held, sequence })));
+      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: done + held, sequence })));
+      unknown.push(...outcome.unknown.map((u) => ({ ...u, index: done + held })));
       eventIds.push(...outcome.eventIds);
       held += 1;
       onSent?.(sequence);
@@ -324,10 +381,12 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   return {
     ...(stalled ? { stalled } : {}),
     total: options.points.length,
-    sent,
+    sent: done,
     held,
     accepted,
     rejected,
+    unknown,
+    notTaken: [...notTaken].sort(([a], [b]) => a - b).map(([sequence, reason]) => ({ sequence, reason })),
     eventIds,
     renumbered,
     firstSequence: firstSent ?? options.firstSequence,

@@ -105,7 +105,16 @@ export interface MarketState {
   readonly pendingSequence?: number;
   /** Highest continuation of the pending tick claimed so far (claimSegment); absent before the first. */
   readonly pendingSegment?: number;
-  readonly breaker?: { readonly reason: string; readonly trippedAtMs: number; readonly tick: AcceptedTick };
+  readonly breaker?: {
+    readonly reason: string;
+    readonly trippedAtMs: number;
+    readonly tick: AcceptedTick;
+    /**
+     * The latest print refused as confirming the held move too soon (tick/breaker-confirming): its sequence and
+     * our clock. Only a trace, for a sender that waits on each tick (`backstop replay`, `inject`): no rule reads it.
+     */
+    readonly confirming?: BreakerConfirming;
+  };
   /** The mark that opened the market's price window (domain/tick.ts, window band); absent without a window. */
   readonly bandAnchor?: { readonly markPrice: PriceE8; readonly timestampMs: number };
   /**
@@ -177,6 +186,12 @@ export interface RegistrationWake {
   readonly sendFailed?: true;
 }
 
+/** A print refused as confirming a held move too soon (MarketState.breaker.confirming). */
+export interface BreakerConfirming {
+  readonly sequence: number;
+  readonly atMs: number;
+}
+
 /** A pending tick: the last tick, by its sequence and its recorded stamp. */
 export type PendingTick = Pick<AcceptedTick, 'sequence' | 'timestampMs'>;
 
@@ -236,6 +251,16 @@ export interface MarketRepository {
     judged?: JudgedMarket,
   ): Promise<boolean>;
   resetBreaker(symbol: string): Promise<void>;
+  /**
+   * Records `confirming` as the print the breaker refused last while the move it holds persists (breaker.confirming),
+   * only while the breaker holds `breakerTick` (its sequence, mark and stamp) and no print numbered as high or higher
+   * is recorded there; a no-op otherwise. A trace for senders, written after the refusal stands.
+   */
+  noteBreakerConfirming(
+    symbol: string,
+    breakerTick: PrintAsRead,
+    confirming: BreakerConfirming,
+  ): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
    * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.

@@ -261,6 +261,14 @@ async function handleTickOnce(
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
       await markets.continueSequenceJump(tick.symbol, state.heldJump.tick.sequence, nowMs);
     }
+    if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {
+      // Else the refusal leaves nothing on the market, and a sender waiting on each tick (backstop replay) waited
+      // for a trace that never came (feed47-replay-breaker).
+      await markets.noteBreakerConfirming(tick.symbol, state.breaker.tick, {
+        sequence: tick.sequence,
+        atMs: nowMs,
+      });
+    }
     // Counted once it stands (a trip refused above judges the tick again).
     // Only a configured market's: the feed's symbols are not ours to bill a metric each.
     telemetry.count(METRICS.TicksRejected.name, 1, {

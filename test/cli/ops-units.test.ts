@@ -77,6 +77,7 @@ import {
 } from '../../shared/local/status.ts';
 import {
   dueOffsets,
+  type HandledTicks,
   nextSequence,
   parseSpeed,
   type ReplayOptions,
@@ -315,10 +316,13 @@ describe('replay to the bus (moto)', () => {
     return {
       stack,
       unhandled: () => stack.sent - stack.taken.length,
-      handled: async (): Promise<number | undefined> => {
+      handled: async (): Promise<HandledTicks> => {
         const n = Math.min(perPoll, stack.sent - stack.taken.length);
         if (n > 0) stack.taken.push(...(await takeTicks(queueUrl, n)));
-        return stack.taken.length === 0 ? undefined : firstSequence - 1 + stack.taken.length;
+        return {
+          upTo: stack.taken.length === 0 ? undefined : firstSequence - 1 + stack.taken.length,
+          notTaken: [],
+        };
       },
     };
   }
@@ -370,6 +374,7 @@ describe('replay to the bus (moto)', () => {
           message: 'Detail is malformed.',
           attempts: 1,
           retryable: false,
+          scope: 'entry',
         },
       ]);
       // What the bus's rule delivered: the accepted ticks, stamped when they were sent; the refused one never.
@@ -548,7 +553,12 @@ describe('replay to the bus (moto)', () => {
       firstSequence: 7,
       now: time.now,
       sleep: time.sleep,
-      backlog: { limit: 10, handled: async () => undefined, stallMs: 60_000, pollMs: 250 },
+      backlog: {
+        limit: 10,
+        handled: async () => ({ upTo: undefined, notTaken: [] }),
+        stallMs: 60_000,
+        pollMs: 250,
+      },
     });
     expect(outcome).toMatchObject({ sent: 10, lastSequence: 16 });
     expect(outcome.stalled).toMatch(
@@ -578,7 +588,12 @@ describe('replay to the bus (moto)', () => {
       events,
       now: time.now,
       sleep: time.sleep,
-      backlog: { limit: 10, handled: async () => handledUpTo, stallMs: 60_000, pollMs: 250 },
+      backlog: {
+        limit: 10,
+        handled: async () => ({ upTo: handledUpTo, notTaken: [] }),
+        stallMs: 60_000,
+        pollMs: 250,
+      },
     });
     // Before: 10 counted as unhandled, so the next ticks waited 60 s and the replay stopped as stalled.
     expect(outcome.stalled).toBeUndefined();
@@ -592,6 +607,7 @@ describe('replay to the bus (moto)', () => {
         message: 'Rate exceeded',
         attempts: 5,
         retryable: true,
+        scope: 'entry',
       },
     ]);
     expect(time.time.sleeps).toHaveLength(4);

@@ -714,6 +714,48 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.get('ETH-USD')).toEqual(rebased);
       });
 
+      it("notes a print refused while the breaker confirms, only on the breaker's print and numbered higher; a trip or a rebase drops it", async () => {
+        // feed47-replay-breaker: the refusal left no trace, and `backstop replay` waited on one.
+        await a.markets.acceptTick('ETH-USD', tick(10), undefined, false);
+        await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(11), 9_000);
+        await a.markets.noteBreakerConfirming('ETH-USD', tick(11), { sequence: 12, atMs: 9_100 });
+        expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
+          reason: 'tick/price-band',
+          trippedAtMs: 9_000,
+          tick: tick(11),
+          confirming: { sequence: 12, atMs: 9_100 },
+        });
+        // Not below or at the one noted (a redelivery), not on another print numbered as the held one.
+        await a.markets.noteBreakerConfirming('ETH-USD', tick(11), { sequence: 12, atMs: 9_200 });
+        await a.markets.noteBreakerConfirming(
+          'ETH-USD',
+          { ...tick(11), markPrice: HUGE },
+          { sequence: 13, atMs: 9_200 },
+        );
+        expect((await a.markets.get('ETH-USD'))?.breaker?.confirming).toEqual({ sequence: 12, atMs: 9_100 });
+        await a.markets.noteBreakerConfirming('ETH-USD', tick(11), { sequence: 13, atMs: 9_300 });
+        expect((await a.markets.get('ETH-USD'))?.breaker?.confirming).toEqual({ sequence: 13, atMs: 9_300 });
+        // Nothing without a breaker; a re-armed breaker starts without it.
+        await a.markets.noteBreakerConfirming('BTC-USD', tick(11), { sequence: 14, atMs: 9_300 });
+        expect(await a.markets.get('BTC-USD')).toBeUndefined();
+        const held = (await a.markets.get('ETH-USD'))!;
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 2, held, RESUMED_AFTER_MS);
+        expect(rebased.breaker).toEqual({
+          reason: 'tick/price-band',
+          trippedAtMs: 9_000,
+          tick: { ...tick(11), sequence: 2 },
+        });
+        expect(rebased).toEqual(rebasedTickState(held, { sequence: 2, resumedAfterMs: RESUMED_AFTER_MS }));
+        await a.markets.noteBreakerConfirming('ETH-USD', rebased.breaker!.tick, { sequence: 3, atMs: 9_400 });
+        expect((await a.markets.get('ETH-USD'))?.breaker?.confirming).toEqual({ sequence: 3, atMs: 9_400 });
+        await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', tick(15), 9_500);
+        expect((await a.markets.get('ETH-USD'))?.breaker).toEqual({
+          reason: 'tick/breaker-open',
+          trippedAtMs: 9_500,
+          tick: tick(15),
+        });
+      });
+
       it('accepts a tick only on the last mark and time it was judged on, when given (a resumed feed repeats sequences)', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
         const none = { breakerSequence: undefined, pendingSequence: undefined };

@@ -208,13 +208,14 @@ describe('the feed publisher on moto (real SDK, EventBridge to SQS)', () => {
     );
     expect(error).toBeInstanceOf(TickPublishError);
     const failure = error as TickPublishError;
-    expect(failure.unpublished).toEqual([
+    expect(failure.refused).toEqual([
       expect.objectContaining({
         symbol: 'M1-USD',
         sequence: 7,
         code: 'ThrottlingException',
         attempts: DEFAULT_RETRY.attempts,
         retryable: true,
+        scope: 'entry',
       }),
       expect.objectContaining({
         symbol: 'M3-USD',
@@ -222,10 +223,13 @@ describe('the feed publisher on moto (real SDK, EventBridge to SQS)', () => {
         code: 'AccessDeniedException',
         attempts: 1,
         retryable: false,
+        scope: 'entry',
       }),
     ]);
+    expect(failure.unknown).toEqual([]);
+    expect(failure.unsent).toEqual([]);
     expect(failure.message).toMatch(
-      /^tick\/not-published: 2 of 4 ticks not on the bus: M1-USD 7: ThrottlingException \(injected ThrottlingException\), still failing after 5 attempts; M3-USD 7: AccessDeniedException .*refused$/,
+      /^tick\/not-published: of 4 ticks 2 put; 2 refused by EventBridge, not on the bus: M1-USD 7: ThrottlingException \(injected ThrottlingException\), still failing after 5 attempts; M3-USD 7: AccessDeniedException .*refused$/,
     );
     expect(failure.outcome.accepted).toBe(2);
     // The throttled one alone went again, 4 times, on a doubling backoff capped at maxDelayMs.
@@ -334,7 +338,7 @@ describe('the feed publisher on moto (real SDK, EventBridge to SQS)', () => {
     stage.clients.destroy();
   });
 
-  it('putEntries reports, never throws, for entries the bus refuses; a thrown call throws', async () => {
+  it('putEntries reports, never throws, for entries or a call the bus refuses', async () => {
     const stage = await moto.stage();
     faultyBus(stage.clients.events, (call) => (call === 1 ? { code: 'MalformedDetail' } : undefined));
     const entry = {
@@ -353,12 +357,17 @@ describe('the feed publisher on moto (real SDK, EventBridge to SQS)', () => {
           message: 'injected MalformedDetail',
           attempts: 1,
           retryable: false,
+          scope: 'entry',
         },
       ],
+      unknown: [],
     });
-    await expect(
-      putEntries(stage.clients.events, [{ ...entry, EventBusName: 'no-such-bus' }]),
-    ).rejects.toThrow();
+    // A call the bus answers with an error (here: no such bus) put none of its entries: each is refused with it.
+    const missing = await putEntries(stage.clients.events, [{ ...entry, EventBusName: 'no-such-bus' }]);
+    expect(missing).toMatchObject({ accepted: 0, unknown: [] });
+    expect(missing.rejected).toEqual([
+      expect.objectContaining({ index: 0, code: 'ResourceNotFoundException', attempts: 1, scope: 'call' }),
+    ]);
     stage.clients.destroy();
   });
 });

@@ -450,6 +450,21 @@ describe('lost answers of the wake marks and wake records (moto, real adapters):
     clients.destroy();
   });
 
+  it("a breaker's confirming trace whose answer was lost stands: the retry finds it and does nothing (feed47-replay-breaker)", async () => {
+    const { clients, adapters, tick } = await setUp();
+    expect(await tick('100', 3)).toMatchObject({ reason: 'tick/price-band' });
+    const fault = loseNextUpdateAnswer(clients, writing('SET breaker.confirming = :confirming'));
+    fault.armed = true;
+    // The move's next print, too soon: refused, noted on the breaker for a sender waiting on it.
+    expect(await tick('100', 4)).toMatchObject({ reason: 'tick/breaker-confirming' });
+    expect(fault.lost).toBe(1);
+    expect((await adapters.markets.get('ETH-USD'))?.breaker).toMatchObject({
+      tick: { sequence: 3 },
+      confirming: { sequence: 4 },
+    });
+    clients.destroy();
+  });
+
   it("a registration wake's first record whose answer was lost is its own: its continuation goes", async () => {
     const {
       clients,

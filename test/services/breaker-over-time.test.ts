@@ -1,8 +1,10 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
+import { notTakenLines, REPLAY_AHEAD_LIMIT, REPLAY_POLL_MS } from '../../cli/ops/events.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
-import { handledSequence, replayPrices } from '../../shared/local/ticks.ts';
+import { handledTicks, replayPrices } from '../../shared/local/ticks.ts';
+import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
@@ -108,10 +110,9 @@ describe('priceWindowSeconds: a walk is held at the band of its window', () => {
 });
 
 describe('backstop replay through a move the breaker holds', () => {
-  it('sends the prints that confirm it instead of waiting for a trace the refusals do not leave', async () => {
-    const p = createPipeline();
-    // EventBridge, as margin-check's rule delivers it: each entry to the tick handler.
-    const events = {
+  /** EventBridge as margin-check's rule delivers it: each entry put to the tick handler, at once. */
+  const busOf = (p: ReturnType<typeof createPipeline>) =>
+    ({
       send: async (command: { input: { Entries?: { Detail?: string }[] } }) => {
         const entries = command.input.Entries ?? [];
         for (const e of entries) {
@@ -121,7 +122,10 @@ describe('backstop replay through a move the breaker holds', () => {
         }
         return { Entries: entries.map((_, i) => ({ EventId: `e${i}` })) };
       },
-    } as unknown as EventBridgeClient;
+    }) as unknown as EventBridgeClient;
+
+  it('sends the prints that confirm it, and reports those the breaker held or refused while it confirmed', async () => {
+    const p = createPipeline();
     // A real 30 % move, one print a second: it trips the breaker and persists.
     const prices = ['100', '100', '130', '130', '130', '130', '130', '130', '130', '130', '130', '130'];
     const t0 = p.clock.nowMs();
@@ -129,21 +133,69 @@ describe('backstop replay through a move the breaker holds', () => {
       points: prices.map((price, i) => ({ timestampMs: t0 + i * 1_000, price: parsePrice(price) })),
       symbol: 'ETH-USD',
       busName: 'bus',
-      events,
+      events: busOf(p),
       speed: { kind: 'factor', factor: 1 },
       firstSequence: 1,
       now: () => p.clock.nowMs(),
       sleep: async (ms) => p.clock.advance(ms),
       backlog: {
-        limit: 2,
+        limit: REPLAY_AHEAD_LIMIT,
         stallMs: 60_000,
-        pollMs: 250,
-        handled: () => handledSequence(p.adapters.markets, 'ETH-USD'),
+        pollMs: REPLAY_POLL_MS,
+        handled: () => handledTicks(p.adapters.markets, 'ETH-USD'),
       },
     });
     expect(outcome.stalled).toBeUndefined();
     expect(outcome.sent).toBe(prices.length);
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.markPrice).toBe(parsePrice('130'));
+    // 3 tripped it; 4 to 7 agreed with it 1 to 4 s later, refused; 8, 5 s later, confirmed the move, and the rest
+    // followed it.
+    expect(outcome.notTaken).toEqual([
+      { sequence: 3, reason: 'tick/price-band' },
+      ...[4, 5, 6, 7].map((sequence) => ({ sequence, reason: 'tick/breaker-confirming' })),
+    ]);
+    expect(p.telemetry.total(METRICS.TicksAccepted.name)).toBe(6); // 2, then 8 to 12
+  });
+
+  it('at max speed, reports every print refused while the breaker confirms, the last one included (feed47-replay-breaker)', async () => {
+    // Found in session 46, fixed in 47: margin-check refused such a print without a trace, so the replay could not
+    // wait on it; it waited on nothing while the breaker held a move, and its ticks were refused without a word.
+    const p = createPipeline();
+    const prices = ['100', '100', '130', '130', '130', '130', '130', '130'];
+    // Each tick is handled as soon as it is put: no time passes, and the move cannot persist.
+    const outcome = await replayPrices({
+      points: prices.map((price, i) => ({ timestampMs: i * 60_000, price: parsePrice(price) })),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events: busOf(p),
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      now: () => p.clock.nowMs(),
+      sleep: async (ms) => p.clock.advance(ms),
+      backlog: {
+        limit: REPLAY_AHEAD_LIMIT,
+        stallMs: 60_000,
+        pollMs: REPLAY_POLL_MS,
+        handled: () => handledTicks(p.adapters.markets, 'ETH-USD'),
+      },
+    });
+    expect(outcome).toMatchObject({ sent: 8, accepted: 8, rejected: [] });
+    expect(outcome.stalled).toBeUndefined();
+    expect(outcome.notTaken).toEqual([
+      { sequence: 3, reason: 'tick/price-band' },
+      ...[4, 5, 6, 7, 8].map((sequence) => ({ sequence, reason: 'tick/breaker-confirming' })),
+    ]);
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.lastTick).toMatchObject({ sequence: 2, markPrice: parsePrice('100') });
+    expect(market?.breaker).toMatchObject({ tick: { sequence: 3 }, confirming: { sequence: 8 } });
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/breaker-confirming`)).toBe(5);
+    // What `backstop replay` says of them on stderr.
+    expect(notTakenLines('ETH-USD', outcome.notTaken)).toEqual([
+      "ETH-USD's circuit breaker held 1 of the replay's ticks (tick/price-band; sequence 3): they liquidated nothing",
+      "margin-check refused 5 of the replay's ticks as tick/breaker-confirming (sequences 4, 5, 6, 7, 8): they " +
+        "agreed with the move ETH-USD's circuit breaker held sooner than the market's breakerConfirmSeconds after " +
+        'it, and liquidated nothing; the first print agreeing with it once it has persisted that long is followed',
+    ]);
   });
 });
 

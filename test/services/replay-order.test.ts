@@ -2,7 +2,7 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
 import { REPLAY_AHEAD_LIMIT, REPLAY_POLL_MS } from '../../cli/ops/events.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
-import { handledSequence, replayPrices } from '../../shared/local/ticks.ts';
+import { handledTicks, replayPrices } from '../../shared/local/ticks.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import type { TickOutcome } from '../../shared/services/margin-check.ts';
 import { createPipeline } from '../support/pipeline.ts';
@@ -42,7 +42,7 @@ describe('backstop replay at max speed on a bus that delivers ticks in flight ne
     };
     const handled = async () => {
       await deliver(p.clock.nowMs());
-      return handledSequence(p.adapters.markets, 'ETH-USD');
+      return handledTicks(p.adapters.markets, 'ETH-USD');
     };
     const prices = Array.from({ length: 12 }, (_, i) => (130 - i / 10).toFixed(1));
     const t0 = p.clock.nowMs();

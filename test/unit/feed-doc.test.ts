@@ -4,7 +4,13 @@ import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick } from '../../shared/domain/tick.ts';
 import { formatPpm, parsePrice } from '../../shared/domain/units.ts';
-import { DEFAULT_RETRY, PUT_EVENTS_BATCH, RETRYABLE_ENTRY_CODES } from '../../shared/feed/publisher.ts';
+import {
+  DEFAULT_RETRY,
+  PUT_EVENTS_BATCH,
+  PutEntriesError,
+  RETRYABLE_ENTRY_CODES,
+  TickPublishError,
+} from '../../shared/feed/publisher.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { TICK_BUS } from '../../shared/topology.ts';
@@ -48,6 +54,22 @@ describe('docs/FEED.md against the code', () => {
     );
     expect(waits).toEqual([100, 200, 400, 800]);
     expect(feed).toContain(`(${DEFAULT_RETRY.attempts} attempts, waits of\n  up to 100, 200, 400 and 800 ms`);
+  });
+
+  it("names TickPublishError's and PutEntriesError's fields as they are (feed47-publish-error-fates)", () => {
+    const outcome = { accepted: 0, rejected: [], unknown: [], eventIds: [] };
+    const published = new TickPublishError([], [], [], outcome, new Error('x'));
+    for (const field of ['refused', 'unknown', 'unsent', 'outcome', 'cause'] as const) {
+      expect(published, field).toHaveProperty(field);
+      expect(feed, field).toContain(`\`.${field}\``);
+    }
+    const put = new PutEntriesError(outcome, [], [], new Error('x'));
+    for (const field of ['outcome', 'unknown', 'unsent'] as const) expect(put, field).toHaveProperty(field);
+    for (const field of ['eventIds', 'rejected', 'unknown'] as const) {
+      expect(outcome, field).toHaveProperty(field);
+      expect(feed, field).toContain(`(\`${field}\``);
+    }
+    expect(feed).toContain("`scope`: `'entry'`, or `'call'` for a call refused whole");
   });
 
   it('names only metrics the functions emit and reasons margin-check gives', () => {

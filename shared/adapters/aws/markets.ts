@@ -9,6 +9,7 @@ import {
 import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
+  type BreakerConfirming,
   ConditionFailedError,
   type CrashHook,
   highestSequence,
@@ -231,6 +232,14 @@ export function marketFromItem(item: Item): MarketState {
             reason: readS(breaker, 'reason'),
             trippedAtMs: readInt(breaker, 'trippedAtMs'),
             tick: readTick(readMap(breaker, 'tick')),
+            ...(breaker.confirming === undefined
+              ? {}
+              : {
+                  confirming: {
+                    sequence: readInt(readMap(breaker, 'confirming'), 'sequence'),
+                    atMs: readInt(readMap(breaker, 'confirming'), 'atMs'),
+                  },
+                }),
           },
         }),
     ...(SELL === undefined && BUY === undefined
@@ -492,6 +501,28 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
+  /** A trace only (no rule reads it): a lost answer's retry finds it written, and does nothing. */
+  async noteBreakerConfirming(
+    symbol: string,
+    breakerTick: PrintAsRead,
+    confirming: BreakerConfirming,
+  ): Promise<void> {
+    const values: Record<string, AttributeValue> = {
+      ':confirming': { M: { sequence: N(confirming.sequence), atMs: N(confirming.atMs) } },
+      ':confirmingSeq': N(confirming.sequence),
+    };
+    const condition = `${samePrintCondition('breaker.#tick', 'held', breakerTick, values)} AND (attribute_not_exists(breaker.confirming) OR breaker.confirming.#seq < :confirmingSeq)`;
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET breaker.confirming = :confirming',
+      ConditionExpression: condition,
+      ...namesUsedBy(condition),
+      ExpressionAttributeValues: values,
+    });
+    if (done) this.crash('markets.noteBreakerConfirming');
+  }
+
   async rebaseSequence(
     symbol: string,
     sequence: number,
@@ -528,7 +559,8 @@ export class DynamoMarketRepository implements MarketRepository {
           Key: { symbol: S(symbol) },
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
-          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment`,
+          // A print the breaker refused while confirming was of the numbering left: its trace goes too.
+          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment${breaker === undefined ? '' : ', breaker.confirming'}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
@@ -748,7 +780,7 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * An update whose failed condition means "nothing to do": false instead of an error. A lost answer's retry also
    * reads false though the write stands: kept for the writes whose answer nobody acts on (only their crash hook is
-   * skipped): clearPending, continueSequenceJump, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
+   * skipped): clearPending, continueSequenceJump, noteBreakerConfirming, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
    * not done, is followed by a count: the covers only need to change).
    */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {

@@ -3,6 +3,7 @@ import { rebasedTickState } from '../../domain/tick.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
   type AcceptedTick,
+  type BreakerConfirming,
   ConditionFailedError,
   highestSequence,
   type JudgedJump,
@@ -32,6 +33,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   `judged`, only while lastTick and the breaker's tick are the judged prints (sequence, mark and stamp), and
  *   then with any tick (the caller judged it on that breaker). Returns whether it wrote.
  * - resetBreaker: removes the breaker; a no-op when none.
+ * - noteBreakerConfirming: sets the breaker's confirming only while its tick is the given print (sequence, mark and
+ *   stamp) and the stored confirming (if any) is numbered lower; otherwise a no-op (no hook). Any trip replaces the
+ *   breaker (and with it the trace); rebaseSequence removes the trace (it was of the numbering left).
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
@@ -182,6 +186,19 @@ export class EmbeddedMarketRepository implements MarketRepository {
     this.#set(rebasedTickState(settled, { sequence, resumedAfterMs }));
     fire(this.#hook, 'markets.rebaseSequence');
     return this.#states.get(symbol)!;
+  }
+
+  async noteBreakerConfirming(
+    symbol: string,
+    breakerTick: PrintAsRead,
+    confirming: BreakerConfirming,
+  ): Promise<void> {
+    const current = this.#states.get(symbol);
+    const breaker = current?.breaker;
+    if (!breaker || !samePrint(breaker.tick, breakerTick)) return;
+    if (breaker.confirming && breaker.confirming.sequence >= confirming.sequence) return;
+    this.#set({ ...current, breaker: { ...breaker, confirming } });
+    fire(this.#hook, 'markets.noteBreakerConfirming');
   }
 
   async resetBreaker(symbol: string): Promise<void> {

@@ -1,0 +1,274 @@
+import { Readable } from 'node:stream';
+import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { describe, expect, it } from 'vitest';
+import {
+  PutEntriesError,
+  publishTicks,
+  putEntries,
+  type TickFields,
+  TickPublishError,
+} from '../../shared/feed/publisher.ts';
+
+/**
+ * The publisher (shared/feed/publisher.ts) against answers moto never gives: an EventBridge client whose HTTP handler
+ * answers as EventBridge does (the SDK parses the answer, classifies and retries it as on AWS), and records what each
+ * request carried. docs/FEED.md, "Who may publish": a bus policy's refusal comes per entry (PutEventsResultEntry's
+ * AccessDeniedException, NotAuthorizedForSourceException, NotAuthorizedForDetailTypeException) or, for the call, as an
+ * AccessDeniedException error; which one AWS gives for a Deny in a bus policy is not documented, so both are handled.
+ */
+
+/** What the bus makes of one request: per-entry results, an error answer, or no answer at all. */
+type Answer =
+  | { readonly results: readonly ({ EventId: string } | { ErrorCode: string; ErrorMessage: string })[] }
+  | { readonly status: number; readonly type: string; readonly message: string }
+  | { readonly fail: Error };
+
+const keyOf = (entry: PutEventsRequestEntry): string => {
+  const { symbol, sequence } = JSON.parse(entry.Detail ?? '{}') as { symbol: string; sequence: number };
+  return `${symbol} ${sequence}`;
+};
+
+/**
+ * A client of a bus answering request n (1, 2, ...) with `answer(n, keys)`. `maxAttempts`: the SDK's own attempts per
+ * call (1: none again, so no test waits on the SDK's backoff). Returns each request's keys as sent.
+ */
+function fakeBus(answer: (request: number, keys: string[]) => Answer, maxAttempts = 1) {
+  const requests: string[][] = [];
+  const events = new EventBridgeClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'feed', secretAccessKey: 'feed' },
+    maxAttempts,
+    requestHandler: {
+      handle: async (request: { body?: string | Uint8Array }) => {
+        const text = typeof request.body === 'string' ? request.body : new TextDecoder().decode(request.body);
+        const entries = (JSON.parse(text) as { Entries: PutEventsRequestEntry[] }).Entries;
+        const keys = entries.map(keyOf);
+        const a = answer(requests.push(keys), keys);
+        if ('fail' in a) throw a.fail;
+        const [status, body] =
+          'results' in a
+            ? [
+                200,
+                { FailedEntryCount: a.results.filter((r) => 'ErrorCode' in r).length, Entries: a.results },
+              ]
+            : [a.status, { __type: a.type, message: a.message }];
+        return {
+          response: {
+            statusCode: status,
+            headers: {
+              'content-type': 'application/x-amz-json-1.1',
+              'x-amzn-requestid': `r${requests.length}`,
+            },
+            body: Readable.from([Buffer.from(JSON.stringify(body))]),
+          },
+        };
+      },
+    } as never,
+  });
+  return { events, requests };
+}
+
+const tickOf = (symbol: string, sequence = 7): TickFields => ({
+  symbol,
+  markPrice: '1520.5',
+  timestampMs: 1_767_225_600_000,
+  sequence,
+  source: 'exchange-a',
+});
+const markets = (n: number) => Array.from({ length: n }, (_, i) => tickOf(`M${i}-USD`));
+const BUS = 'arn:aws:events:eu-west-1:111122223333:event-bus/backstop-prod-ticks';
+const noWait = { sleep: async () => {} };
+const denial =
+  'User: arn:aws:sts::444455556666:assumed-role/other/s is not authorized to perform: events:PutEvents on resource: ' +
+  `${BUS} with an explicit deny in a resource-based policy`;
+const ok = (keys: string[]) => ({ results: keys.map((k) => ({ EventId: `id ${k}` })) });
+
+const caught = <T>(promise: Promise<unknown>): Promise<T> =>
+  promise.then(
+    () => {
+      throw new Error('resolved');
+    },
+    (e: unknown) => e as T,
+  );
+
+describe("a bus policy's refusal, in either of the shapes AWS documents (feed47-policy-refusal)", () => {
+  it('per entry: each refused entry reported, not sent again, the others put', async () => {
+    const { events, requests } = fakeBus((_n, keys) => ({
+      results: keys.map((k) =>
+        k === 'M1-USD 7'
+          ? {
+              ErrorCode: 'NotAuthorizedForDetailTypeException',
+              ErrorMessage: 'Not authorized for the detail type',
+            }
+          : k === 'M2-USD 7'
+            ? { ErrorCode: 'AccessDeniedException', ErrorMessage: denial }
+            : { EventId: `id ${k}` },
+      ),
+    }));
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, markets(3), noWait));
+    expect(error).toBeInstanceOf(TickPublishError);
+    expect(requests).toEqual([['M0-USD 7', 'M1-USD 7', 'M2-USD 7']]);
+    expect(error.refused).toEqual([
+      expect.objectContaining({
+        symbol: 'M1-USD',
+        code: 'NotAuthorizedForDetailTypeException',
+        scope: 'entry',
+        attempts: 1,
+      }),
+      expect.objectContaining({
+        symbol: 'M2-USD',
+        code: 'AccessDeniedException',
+        scope: 'entry',
+        attempts: 1,
+      }),
+    ]);
+    expect(error.unknown).toEqual([]);
+    expect(error.unsent).toEqual([]);
+    expect(error.outcome.eventIds).toEqual(['id M0-USD 7']);
+  });
+
+  it('for the call: each of its entries refused (none on the bus), not sent again, the next call still sent', async () => {
+    // Before: the SDK's AccessDeniedException thrown as it came, the first call's 10 ticks, put, unreported.
+    const { events, requests } = fakeBus(
+      (n, keys) => (n === 2 ? { status: 400, type: 'AccessDeniedException', message: denial } : ok(keys)),
+      3,
+    );
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, markets(12), noWait));
+    expect(error).toBeInstanceOf(TickPublishError);
+    // The SDK does not send a denied call again, nor does the publisher.
+    expect(requests.map((r) => r.length)).toEqual([10, 2]);
+    expect(error.outcome.accepted).toBe(10);
+    expect(error.refused).toEqual(
+      ['M10-USD', 'M11-USD'].map((symbol, k) => ({
+        index: 10 + k,
+        symbol,
+        sequence: 7,
+        code: 'AccessDeniedException',
+        message: denial,
+        attempts: 1,
+        retryable: false,
+        scope: 'call',
+      })),
+    );
+    expect(error.unknown).toEqual([]);
+    expect(error.message).toBe(
+      `tick/not-published: of 12 ticks 10 put; 2 refused by EventBridge, not on the bus: M10-USD 7: AccessDeniedException (${denial}), the whole call refused; M11-USD 7: AccessDeniedException (${denial}), the whole call refused`,
+    );
+    // putEntries reports it as it reports an entry refused, and goes on with the next call.
+    const { events: again, requests: sent } = fakeBus((n, keys) =>
+      n === 1 ? { status: 400, type: 'AccessDeniedException', message: denial } : ok(keys),
+    );
+    const entries = markets(11).map((t) => ({
+      EventBusName: BUS,
+      Source: 'backstop.prices',
+      DetailType: 'PriceTick',
+      Detail: JSON.stringify({ symbol: t.symbol, sequence: t.sequence }),
+    }));
+    const outcome = await putEntries(again, entries, noWait);
+    expect(sent.map((r) => r.length)).toEqual([10, 1]);
+    expect(outcome.eventIds).toEqual(['id M10-USD 7']);
+    expect(outcome.rejected.map((r) => [r.index, r.code, r.scope])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [i, 'AccessDeniedException', 'call']),
+    );
+  });
+});
+
+describe('TickPublishError says which ticks are not on the bus and which may be (feed47-publish-error-fates)', () => {
+  it('a call that fails without an answer: its ticks of unknown fate, the later ones not sent, the earlier put', async () => {
+    // The bus takes the second request's entries, and the answer is lost: the SDK sees the connection reset.
+    const delivered: string[] = [];
+    const { events, requests } = fakeBus((n, keys) => {
+      if (n === 2) {
+        delivered.push(...keys);
+        return { fail: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) };
+      }
+      return ok(keys);
+    });
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, markets(25), noWait));
+    expect(error).toBeInstanceOf(TickPublishError);
+    expect(requests.map((r) => r.length)).toEqual([10, 10]);
+    expect(error.outcome.accepted).toBe(10);
+    expect(error.refused).toEqual([]);
+    // Before: "not on the bus" would have been said of these ten, which are.
+    expect(error.unknown.map((u) => u.symbol)).toEqual(delivered.map((k) => k.split(' ')[0]));
+    expect(error.unknown[0]).toEqual({
+      index: 10,
+      symbol: 'M10-USD',
+      sequence: 7,
+      code: 'Error',
+      message: 'socket hang up',
+      attempts: 1,
+    });
+    expect(error.unsent.map((u) => u.index)).toEqual([20, 21, 22, 23, 24]);
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(error.message).toMatch(
+      /^tick\/not-published: of 25 ticks 10 put; 10 of unknown fate, on the bus or not \(sending again is safe\): M10-USD 7: Error \(socket hang up\); .*; 5 not sent, not on the bus: M20-USD 7; M21-USD 7; M22-USD 7; M23-USD 7; M24-USD 7$/,
+    );
+    expect(error.message).not.toMatch(/M1\d-USD 7[^;]*not on the bus/);
+  });
+
+  it('a 5xx after the SDK sent the call is of unknown fate too, and a retry that fails so leaves its entries so', async () => {
+    // The first call: one entry throttled; its retry answered 500 (the SDK sent it, and may have been taken).
+    const { events, requests } = fakeBus((n, keys) =>
+      n === 1
+        ? {
+            results: keys.map((k) =>
+              k === 'M1-USD 7'
+                ? { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }
+                : { EventId: `id ${k}` },
+            ),
+          }
+        : { status: 500, type: 'InternalException', message: 'internal' },
+    );
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, markets(3), noWait));
+    expect(requests).toEqual([['M0-USD 7', 'M1-USD 7', 'M2-USD 7'], ['M1-USD 7']]);
+    expect(error.outcome.eventIds).toEqual(['id M0-USD 7', 'id M2-USD 7']);
+    expect(error.refused).toEqual([]);
+    expect(error.unknown).toEqual([
+      expect.objectContaining({ symbol: 'M1-USD', code: 'InternalException', attempts: 2 }),
+    ]);
+    // putEntries itself throws PutEntriesError with the same account.
+    const thrown = await caught<PutEntriesError>(
+      putEntries(fakeBus(() => ({ status: 500, type: 'InternalException', message: 'internal' })).events, [
+        { EventBusName: BUS, Source: 'backstop.prices', DetailType: 'PriceTick', Detail: '{}' },
+      ]),
+    );
+    expect(thrown).toBeInstanceOf(PutEntriesError);
+    expect(thrown.unknown.map((u) => u.index)).toEqual([0]);
+    expect(thrown.unsent).toEqual([]);
+  });
+
+  it('an error answer the SDK got after sending the call again is of unknown fate: an earlier attempt may have been taken', async () => {
+    // The first attempt times out (the bus may have taken it); the SDK's retry is throttled, and gives up.
+    const { events, requests } = fakeBus(
+      (n) =>
+        n === 1
+          ? { fail: Object.assign(new Error('timed out'), { name: 'TimeoutError' }) }
+          : { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' },
+      2,
+    );
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, [tickOf('ETH-USD')], noWait));
+    expect(requests).toHaveLength(2);
+    expect(error.refused).toEqual([]);
+    expect(error.unknown).toEqual([
+      expect.objectContaining({ symbol: 'ETH-USD', code: 'ThrottlingException' }),
+    ]);
+  });
+
+  it('an entry answered with neither an id nor a code, after its attempts, is of unknown fate', async () => {
+    const { events, requests } = fakeBus(() => ({ results: [{} as { EventId: string }] }));
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, [tickOf('ETH-USD')], noWait));
+    expect(requests).toHaveLength(5);
+    expect(error.refused).toEqual([]);
+    expect(error.unknown).toEqual([
+      {
+        index: 0,
+        symbol: 'ETH-USD',
+        sequence: 7,
+        code: 'NoResult',
+        message: 'no result for the entry',
+        attempts: 5,
+      },
+    ]);
+  });
+});
