@@ -56,4 +56,39 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
     expect(note).toContain('`--venue-key FILE`');
     expect(note).toContain(`a \`${VENUE_KEY_ENV}\` set in the shell no longer reaches the local functions`);
   });
+
+  // review47-adl-note-functions: the ADL events (adl47-who-closed) were appended to a note that still said two functions
+  // change (ledger-reconcile, liquidation-consumer), and named none for them: the auction function settles too.
+  it('counts the auction among the functions that change: it settles, and its ADL records events too', () => {
+    expect(read('shared/services/liquidation.ts')).toContain('adlEvents: withAdlEvent(');
+    expect(read('functions/auction/index.ts')).toContain('processAuctionMessage');
+    expect(read('shared/services/auction.ts')).toContain(
+      'await decideAndSettle(liquidation, deps, auction, carried)',
+    );
+    expect(note).toContain('Three functions change what they do');
+    expect(note).toContain(
+      "liquidation-consumer and auction, the functions that settle liquidations and run ADL's rounds",
+    );
+  });
+
+  // review47-adl-note-writers: the note said a previous version's margin check starting a liquidation, or an admin
+  // change, drops the list; both update the item in place (no whole-item Put), which keeps attributes they do not know.
+  it("names as dropping the ADL events only the previous version's functions that put a position whole", () => {
+    expect(read('shared/adapters/aws/liquidations.ts')).toContain(
+      "UpdateExpression: 'SET #state = :liquidating, version = :next REMOVE liqKey, liqPrice'",
+    );
+    expect(read('shared/adapters/aws/positions.ts')).toContain(
+      "UpdateExpression: 'SET liquidationPrice = :price, liqPrice = :price, version = :next'",
+    );
+    for (const service of ['margin-check', 'admin']) {
+      const code = read(`shared/services/${service}.ts`);
+      expect(code).not.toContain('positions.replace(');
+      expect(code).not.toContain("kind: 'position'");
+    }
+    expect(note).not.toContain('a margin check starting its liquidation');
+    expect(note).not.toContain('an admin change');
+    expect(note).toContain(
+      "margin-check (starting a liquidation, repricing) and the admin function (a new position, reindex's reprice) write no position whole",
+    );
+  });
 });
