@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
-import { SimulatedVenue } from '../../shared/adapters/venue/simulated.ts';
+import { type SimulatedMarketConfig, SimulatedVenue } from '../../shared/adapters/venue/simulated.ts';
 import type { Fill } from '../../shared/domain/model.ts';
 import { base, price } from '../../shared/domain/units.ts';
 import {
@@ -32,11 +32,21 @@ const FAULTS = {
   down: 'unavailable',
 } as const satisfies Record<ExchangeFault, unknown>;
 
-/** A harness whose venue is `adapter` over a simulated book (the exchange: its record of executions, its faults). */
+/**
+ * A harness whose venue is `adapter` over a simulated book (the exchange: its record of executions, its faults), the
+ * book's model `market` if given.
+ */
 const harnessOf =
-  (adapter: (exchange: SimulatedVenue) => Venue, sibling?: (exchange: SimulatedVenue) => Venue) =>
+  (
+    adapter: (exchange: SimulatedVenue) => Venue,
+    sibling?: (exchange: SimulatedVenue) => Venue,
+    market?: Partial<SimulatedMarketConfig>,
+  ) =>
   async (): Promise<VenueHarness> => {
-    const exchange = new SimulatedVenue({ clock: new ManualClock(0) });
+    const exchange = new SimulatedVenue({
+      clock: new ManualClock(0),
+      ...(market ? { defaults: market } : {}),
+    });
     exchange.onTick(SYMBOL, MARK, 0);
     return {
       venue: adapter(exchange),
@@ -315,29 +325,31 @@ const MISTAKES: readonly {
   },
 ];
 
-/** A harness with every control: `adapter` and its sibling over the exchange, and quote faults. */
-const everyControl = (adapter: (exchange: SimulatedVenue) => Venue) => async (): Promise<VenueHarness> => {
-  let failing: 'lost' | 'down' | undefined;
-  const withQuoteFaults = (exchange: SimulatedVenue): Venue => {
-    const inner = adapter(exchange);
+/** A harness with every control: `adapter` and its sibling over the exchange (its book's model `market`), and quote faults. */
+const everyControl =
+  (adapter: (exchange: SimulatedVenue) => Venue, market?: Partial<SimulatedMarketConfig>) =>
+  async (): Promise<VenueHarness> => {
+    let failing: 'lost' | 'down' | undefined;
+    const withQuoteFaults = (exchange: SimulatedVenue): Venue => {
+      const inner = adapter(exchange);
+      return {
+        placeIoc: (o) => inner.placeIoc(o),
+        quote: async (symbol, reference) => {
+          const fault = failing;
+          failing = undefined;
+          if (fault) throw new VenueError(`venue/${fault}`, fault === 'lost' ? 'timeout' : 'unavailable');
+          return inner.quote(symbol, reference);
+        },
+      };
+    };
+    const h = await harnessOf(withQuoteFaults, withQuoteFaults, market)();
     return {
-      placeIoc: (o) => inner.placeIoc(o),
-      quote: async (symbol, reference) => {
-        const fault = failing;
-        failing = undefined;
-        if (fault) throw new VenueError(`venue/${fault}`, fault === 'lost' ? 'timeout' : 'unavailable');
-        return inner.quote(symbol, reference);
+      ...h,
+      failQuote: (fault) => {
+        failing = fault;
       },
     };
   };
-  const h = await harnessOf(withQuoteFaults, withQuoteFaults)();
-  return {
-    ...h,
-    failQuote: (fault) => {
-      failing = fault;
-    },
-  };
-};
 
 /** What an exchange keeps per client order id, shared by the adapter's instances (as the exchange's, or a table's). */
 const perExchange = <T>(make: () => T) => {
@@ -366,7 +378,21 @@ const split = (fills: readonly Fill[]): Fill[] =>
         ],
   );
 
-const SOUND: readonly { readonly adapter: string; readonly venue: (exchange: SimulatedVenue) => Venue }[] = [
+/**
+ * A book without a spread (its bid level at the ask's price): locked, as a real exchange's book is for moments when
+ * the mark is on its tick grid.
+ */
+const LOCKED: Partial<SimulatedMarketConfig> = {
+  baseHalfSpreadPpm: 0,
+  halfSpreadPerVol: 0,
+  maxHalfSpreadPpm: 0,
+};
+
+const SOUND: readonly {
+  readonly adapter: string;
+  readonly venue: (exchange: SimulatedVenue) => Venue;
+  readonly market?: Partial<SimulatedMarketConfig>;
+}[] = [
   {
     adapter: 'stateless, over an exchange keeping its client order ids',
     venue: (exchange) => ({ placeIoc: (o) => exchange.placeIoc(o), quote: (s) => exchange.quote(s) }),
@@ -413,6 +439,12 @@ const SOUND: readonly { readonly adapter: string; readonly venue: (exchange: Sim
       quote: (s) => exchange.quote(s),
     }),
   },
+  {
+    // The consumer takes a bid equal to the ask (checkQuote refuses one above it alone).
+    adapter: 'over a locked book: the bid equal to the ask',
+    venue: (exchange) => ({ placeIoc: (o) => exchange.placeIoc(o), quote: (s) => exchange.quote(s) }),
+    market: LOCKED,
+  },
 ];
 
 const byId = new Map(VENUE_PROPERTIES.map((p) => [p.id, p]));
@@ -424,11 +456,27 @@ describe('the venue contract catches the mistakes it is written against', () => 
 
   // Every property can be met, the ones the simulated venues go without included, and by adapters differing in
   // what the consumer does not read or is safe to be told.
-  for (const { adapter, venue } of SOUND)
+  for (const { adapter, venue, market } of SOUND)
     it(`passes an adapter ${adapter}, on every property`, async () => {
       for (const property of VENUE_PROPERTIES)
-        await checkVenueProperty(property, everyControl(venue), { numRuns: 50, seed: 46 });
+        await checkVenueProperty(property, everyControl(venue, market), { numRuns: 50, seed: 46 });
     });
+
+  // venue47-quote-locked: quote-sell and quote-buy asked for a bid below the ask, which the consumer does not: an
+  // adapter quoting a locked book, as real exchanges show for moments, failed the contract the consumer passes.
+  it('takes a locked quote (the bid equal to the ask), as the consumer does, and refuses a crossed one', async () => {
+    const locked = await everyControl(through({}), LOCKED)();
+    const quote = await locked.venue.quote(locked.symbol, locked.reference);
+    expect(quote).toEqual({ bid: MARK, ask: MARK });
+    for (const id of ['quote-sell', 'quote-buy']) {
+      const property = byId.get(id)!;
+      await checkVenueProperty(property, everyControl(through({}), LOCKED));
+      await expect(
+        checkVenueProperty(property, harnessOf(through({ quote: (q) => ({ bid: q.ask, ask: q.bid }) }))),
+        id,
+      ).rejects.toThrow(/a crossed quote: the bid \d+ above the ask \d+/);
+    }
+  });
 
   for (const { mistake, caughtBy, harness } of MISTAKES) {
     it(`${mistake}: ${caughtBy.join(', ')}`, async () => {

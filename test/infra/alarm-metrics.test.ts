@@ -1,14 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../infra/config.ts';
-import { BackstopStack } from '../../infra/stack.ts';
 import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
+import { buildStack, projectRoot, synthDir, THIS_PROJECT } from '../support/infra-project.ts';
 
 /**
  * An alarm matches one metric name and its exact dimension set: one reading a name, a set or a value the code never
@@ -18,12 +14,7 @@ import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-site
  */
 
 process.env.CDK_VALIDATION = 'false';
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
-  string,
-  unknown
->;
-const outdir = mkdtempSync(join(tmpdir(), 'backstop-observe-'));
+const outdir = synthDir('backstop-observe-');
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
 const SPECS = new Map<string, MetricSpec>(Object.values(METRICS).map((s) => [s.name, s]));
@@ -80,9 +71,7 @@ describe('alarms and graphs against the code that emits (observe44-alarm-emitted
   let sites: EmitSite[];
 
   beforeAll(() => {
-    const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
-    const config = loadConfig(app.node.getAllContext());
-    template = Template.fromStack(new BackstopStack(app, 'Backstop-dev', { config, projectRoot }));
+    template = Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack);
     sites = emitSites(projectRoot, ['shared', 'functions']);
   });
 
@@ -195,9 +184,7 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
   /** The metric names each dead-letter aging alarm reads. */
   let agingReads: string[];
   beforeAll(() => {
-    const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, outdir });
-    const config = loadConfig(app.node.getAllContext());
-    const template = Template.fromStack(new BackstopStack(app, 'Backstop-dev', { config, projectRoot }));
+    const template = Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack);
     const resources = template.findResources('AWS::CloudWatch::Alarm');
     // The construct id, which the alarm's name carries (alarms45-fixed-names: <stack>-<id>).
     alarms = Object.keys(resources).map((id) => id.replace(/^Monitoring/, '').replace(/[0-9A-F]{8}$/, ''));

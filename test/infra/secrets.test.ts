@@ -1,19 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { App } from 'aws-cdk-lib';
+import { rmSync } from 'node:fs';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../infra/config.ts';
 import { writeRiskConfigModule } from '../../infra/constructs/functions.ts';
-import { stackName } from '../../infra/outputs.ts';
-import { BackstopStack } from '../../infra/stack.ts';
 import { BUNDLED_RISK_CONFIG_GLOBAL, FUNCTIONS, RISK_CONFIG_BUNDLED } from '../../shared/topology.ts';
+import { buildStack, KEYED_PROJECT, type Project, synthDir, THIS_PROJECT } from '../support/infra-project.ts';
 
 /**
  * Issue 7, security: no secret in any Lambda function's environment. Every variable of every function in the
- * synthesized template (the default stack's, and a stack's that reads a venue key: backstop:venueSecret) is listed
+ * synthesized template (this project's stack, and one whose venue reads a key: backstop:venueSecret) is listed
  * below with why it is harmless; a new variable fails the test until it is reviewed and added. Names that sound
  * secret and values that look like credentials fail whatever the list says.
  */
@@ -92,26 +86,22 @@ const keysOf = (value: unknown): string[] =>
       ? value.flatMap(keysOf)
       : Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)]);
 
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
-  string,
-  unknown
->;
 const outdirs: string[] = [];
 type Resource = { Type: string; Properties: Record<string, unknown> };
-/** Every function of the default stack and of one that reads a venue key (backstop:venueSecret). */
+/**
+ * Every function of this project's stack (cdk.json's context, VENUE) and of a stack whose venue reads a key
+ * (backstop:venueSecret).
+ */
 let functions: [string, Record<string, unknown>][];
 /** A secret's ARN as Secrets Manager makes one (its name, then six characters of its own). */
 const VENUE_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:backstop/venue-key-a1B2c3';
 /** The risk configuration as the stack builds it into every function's code. */
 let bundledRiskConfig: unknown;
 
-function synth(ours: Record<string, unknown>) {
-  const outdir = mkdtempSync(join(tmpdir(), 'backstop-secrets-'));
+function synth(project: Project, ours: Record<string, unknown>) {
+  const outdir = synthDir('backstop-secrets-');
   outdirs.push(outdir);
-  const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
-  const config = loadConfig(app.node.getAllContext());
-  const stack = new BackstopStack(app, stackName(config.stage), { config, projectRoot });
+  const { config, stack } = buildStack(project, ours, { outdir });
   const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
   const fns = Object.entries(resources)
     .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
@@ -126,8 +116,8 @@ function synth(ours: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  const { config, stack, fns } = synth({});
-  const withKey = synth({ 'backstop:venueSecret': VENUE_SECRET_ARN });
+  const { config, stack, fns } = synth(THIS_PROJECT, {});
+  const withKey = synth(KEYED_PROJECT, { 'backstop:venueSecret': VENUE_SECRET_ARN });
   expect(withKey.fns.length).toBe(fns.length);
   functions = [
     ...fns,

@@ -1,9 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, type Environment, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,10 +25,9 @@ import {
   queueArnKey,
   queueUrlKey,
   riskConfigDigest,
-  stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
-import { BackstopStack } from '../../infra/stack.ts';
+import type { BackstopStack } from '../../infra/stack.ts';
 import { DynamoAuctionRepository } from '../../shared/adapters/aws/auctions.ts';
 import { SQS_MAX_DELAY_SECONDS } from '../../shared/adapters/aws/sqs-queue.ts';
 import { KEYLESS_VENUES, readsVenueKey } from '../../shared/adapters/venue/index.ts';
@@ -88,6 +86,16 @@ import {
 import { emfDimensionSets } from '../support/emit-sites.ts';
 import { outsideGrant } from '../support/grants.ts';
 import {
+  buildStack,
+  KEYED_PROJECT,
+  KEYLESS_PROJECT,
+  PROJECTS,
+  type Project,
+  projectRoot,
+  synthDir,
+  THIS_PROJECT,
+} from '../support/infra-project.ts';
+import {
   type AlarmRule,
   alarms as alarmsOn,
   evaluate,
@@ -102,23 +110,24 @@ import { fakeResourceNames } from '../support/resource-names.ts';
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
 process.env.CDK_VALIDATION = 'false';
 
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-/** The feature flags cdk.json gives the real app, so the tests see the same template. */
-const cdkJsonContext = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8')).context as Record<
-  string,
-  unknown
->;
 const outdirs: string[] = [];
 
-function build(ours: Record<string, unknown> = {}, nag = false) {
-  const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
+/**
+ * `project`'s stack (test/support/infra-project.ts) with `ours` over its context, in a region when `env` says one.
+ * An integrator's project (a venue that reads a key, its secret in cdk.json: docs/VENUE.md, step 5) builds as this
+ * one does; the venue's key paths run on both kinds of project below (PROJECTS).
+ */
+function buildIn(project: Project, ours: Record<string, unknown> = {}, env?: Environment) {
+  const outdir = synthDir('backstop-cdk-');
   outdirs.push(outdir);
-  const context = { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours };
-  const app = new App({ context, outdir });
-  const config = loadConfig(app.node.getAllContext());
-  const stack = new BackstopStack(app, stackName(config.stage), { config, projectRoot });
-  if (nag) addNagChecks(app);
-  return { app, stack, config };
+  return buildStack(project, ours, { outdir, ...(env ? { env } : {}) });
+}
+
+/** This project's stack, as `cdk synth` builds it (cdk.json's context, VENUE), with `ours` over its context. */
+function build(ours: Record<string, unknown> = {}, nag = false) {
+  const built = buildIn(THIS_PROJECT, ours);
+  if (nag) addNagChecks(built.app);
+  return built;
 }
 
 afterAll(() => {
@@ -2079,22 +2088,12 @@ describe('BackstopStack template (configured)', () => {
 
   it("refuses an alarm topic of another region than the stack's, at synth", () => {
     // Found by an audit in session 37: the deploy failed half-way, at the first alarm's PutMetricAlarm.
-    const context = {
-      ...cdkJsonContext,
-      'aws:cdk:bundling-stacks': [],
-      'backstop:alarmTopicArn': 'arn:aws:sns:eu-west-1:111122223333:ops',
-    };
-    const inRegion = (region: string) => {
-      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
-      outdirs.push(outdir);
-      const app = new App({ context, outdir });
-      const config = loadConfig(app.node.getAllContext());
-      return new BackstopStack(app, stackName(config.stage), {
-        config,
-        projectRoot,
-        env: { account: '111122223333', region },
-      });
-    };
+    const inRegion = (region: string) =>
+      buildIn(
+        THIS_PROJECT,
+        { 'backstop:alarmTopicArn': 'arn:aws:sns:eu-west-1:111122223333:ops' },
+        { account: '111122223333', region },
+      ).stack;
     expect(() => inRegion('us-east-1')).toThrow(
       /alarmTopicArn is a topic of eu-west-1, not of the stack's region us-east-1/,
     );
@@ -2361,24 +2360,23 @@ describe('tickPublishersOnly', () => {
     expect(() => build({ 'backstop:tickPublishersOnly': 'true' })).toThrow(
       /tickPublishersOnly denies PriceTick to every principal not in backstop:feedPrincipals, which names none/,
     );
-    // The stack's own account listed would let every principal of it put ticks: the option would deny no one.
-    const own = (account: string) => {
-      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] } });
-      outdirs.push(app.outdir);
-      const config = loadConfig({
-        'backstop:feedPrincipals': `${account},arn:aws:iam::444455556666:role/price-feed`,
-        'backstop:tickPublishersOnly': 'true',
-      });
-      return new BackstopStack(app, 'Backstop-dev', {
-        config,
-        projectRoot,
-        env: { account: '111122223333', region: 'us-east-1' },
-      });
-    };
-    expect(() => own('111122223333')).toThrow(
-      /feedPrincipals names this stack's account 111122223333, which lets every principal of it put PriceTick/,
-    );
-    expect(tickDeny(busStatements(own('222233334444')))).toHaveLength(1);
+    // The stack's own account listed would let every principal of it put ticks: the option would deny no one. Built
+    // from the project's context (its config once read without cdk.json's: venue47-infra-tests-keyed).
+    for (const project of [THIS_PROJECT, ...PROJECTS]) {
+      const own = (account: string) =>
+        buildIn(
+          project,
+          {
+            'backstop:feedPrincipals': `${account},arn:aws:iam::444455556666:role/price-feed`,
+            'backstop:tickPublishersOnly': 'true',
+          },
+          { account: '111122223333', region: 'us-east-1' },
+        ).stack;
+      expect(() => own('111122223333'), project.name).toThrow(
+        /feedPrincipals names this stack's account 111122223333, which lets every principal of it put PriceTick/,
+      );
+      expect(tickDeny(busStatements(own('222233334444'))), project.name).toHaveLength(1);
+    }
   });
 });
 
@@ -2395,8 +2393,8 @@ describe("the venue's key (backstop:venueSecret)", () => {
           ? (v as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map(text).join('')
           : JSON.stringify(v);
   /** Per function, its role's statements and its environment; and every IAM statement of the template. */
-  function synthesized(ours: Record<string, unknown>) {
-    const { stack } = build(ours);
+  function synthesized(project: Project, ours: Record<string, unknown>) {
+    const { stack } = buildIn(project, ours);
     const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
     const perFunction = Object.fromEntries(
       FUNCTIONS.map((def) => {
@@ -2424,186 +2422,181 @@ describe("the venue's key (backstop:venueSecret)", () => {
   }
   const onSecrets = (s: Statement) =>
     asList(s.Action).some((a) => a.startsWith('secretsmanager:') || a.startsWith('kms:'));
+  /** Names no secret, whatever cdk.json names. */
+  const NONE = { 'backstop:venueSecret': undefined };
 
-  it('without it, no function may read a secret or decrypt with a key, and none is told of one', () => {
-    const { perFunction, all } = synthesized({});
+  it('a venue that reads no key, without it: no function may read a secret or decrypt with a key, and none is told of one', () => {
+    expect(readsVenueKey(KEYLESS_PROJECT.venue)).toBe(false);
+    const { perFunction, all } = synthesized(KEYLESS_PROJECT, NONE);
     expect(all.length).toBeGreaterThan(10);
     expect(all.filter(onSecrets)).toEqual([]);
     for (const def of FUNCTIONS) expect(perFunction[def.id].env, def.id).not.toHaveProperty(VENUE_KEY_ENV);
   });
 
-  it("with a secret's ARN: GetSecretValue on that secret alone, to liquidation-consumer and auction alone, who are told it", () => {
-    expect(VENUE_TRADERS).toEqual(['liquidationConsumer', 'auction']);
-    const { perFunction, all } = synthesized({ 'backstop:venueSecret': ARN });
-    for (const def of FUNCTIONS) {
-      const { statements, env } = perFunction[def.id];
-      const trader = VENUE_TRADERS.includes(def.id);
-      expect(statements.filter(onSecrets), def.id).toEqual(
-        trader ? [{ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ARN }] : [],
-      );
-      expect(env[VENUE_KEY_ENV], def.id).toBe(trader ? ARN : undefined);
-    }
-    // Nothing else in the template (a bus or queue policy, another role) speaks of secrets.
-    expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
-  });
-
-  it("with a secret's name: on that name's secret of the stack's account and region alone", () => {
-    const { perFunction, all } = synthesized({ 'backstop:venueSecret': 'backstop/venue-key' });
-    for (const id of VENUE_TRADERS) {
-      const [statement, ...others] = perFunction[id].statements.filter(onSecrets);
-      expect(others).toEqual([]);
-      expect(statement!.Action).toBe('secretsmanager:GetSecretValue');
-      // The six characters Secrets Manager adds to a name, and no other name: not backstop/venue-key-2's.
-      expect(text(statement!.Resource)).toBe(
-        'arn:{AWS::Partition}:secretsmanager:{AWS::Region}:{AWS::AccountId}:secret:backstop/venue-key-??????',
-      );
-      // Read by its name (a partial ARN would misread a name ending in a hyphen and six characters).
-      expect(perFunction[id].env[VENUE_KEY_ENV]).toBe('backstop/venue-key');
-    }
-    expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
-  });
-
-  it("with the secret's customer-managed key: Decrypt on that key alone, through Secrets Manager, to the two alone", () => {
-    const { perFunction, all } = synthesized({
-      'backstop:venueSecret': ARN,
-      'backstop:venueSecretKmsKey': KEY,
-    });
-    for (const def of FUNCTIONS) {
-      const decrypts = perFunction[def.id].statements.filter((s) =>
-        asList(s.Action).some((a) => a.startsWith('kms:')),
-      );
-      expect(decrypts, def.id).toEqual(
-        VENUE_TRADERS.includes(def.id)
-          ? [
-              {
-                Effect: 'Allow',
-                Action: 'kms:Decrypt',
-                Resource: KEY,
-                // The secret's region (its ARN's): Secrets Manager decrypts where the secret is.
-                Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
-              },
-            ]
-          : [],
-      );
-    }
-    expect(all.filter(onSecrets)).toHaveLength(2 * VENUE_TRADERS.length);
-  });
-
-  it("refuses a key of another region than the secret's, at synth", () => {
-    // Found reviewing session 46 (review46-venue-kms-region): Secrets Manager decrypts with a key of the secret's
-    // region; another region's key was granted, nothing else said so, and every read of the key failed.
-    const inRegion = (ours: Record<string, unknown>, region?: string) => {
-      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
-      outdirs.push(outdir);
-      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
-      const config = loadConfig(app.node.getAllContext());
-      return new BackstopStack(app, stackName(config.stage), {
-        config,
-        projectRoot,
-        ...(region ? { env: { account: '111122223333', region } } : {}),
-      });
-    };
-    const usKey = 'arn:aws:kms:us-east-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
-    // A secret's ARN says its region, whatever the stack's.
-    expect(() => inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': usKey })).toThrow(
-      /venueSecretKmsKey is a key of us-east-1, and the secret is in eu-west-1/,
-    );
-    expect(() => inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': KEY })).not.toThrow();
-    // A name is the stack's region's secret: known when the stack has one.
-    const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': KEY };
-    expect(() => inRegion(byName, 'us-east-1')).toThrow(
-      /venueSecretKmsKey is a key of eu-west-1, and the secret is in us-east-1 \(a name: the stack's region\)/,
-    );
-    expect(() => inRegion(byName, 'eu-west-1')).not.toThrow();
-    expect(() => inRegion(byName)).not.toThrow();
-  });
-
-  // venue47-kms-via-service-partition: AWS's KMS developer guide (conditions-kms, "Services that support the
-  // kms:ViaService condition key") says to use the `.amazonaws.com` suffix of a ViaService name in all partitions, China's
-  // included, where the service's endpoint ends in `.amazonaws.com.cn`: the partition's URL suffix would match no
-  // request there, and every read of the key would fail its Decrypt. CDK's own Secret.grantRead writes the same.
-  it("conditions Decrypt on Secrets Manager's ViaService name in .amazonaws.com in China too, not the partition's URL suffix", () => {
-    const cnSecret = 'arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:backstop/venue-key-a1B2c3';
-    const cnKey = 'arn:aws-cn:kms:cn-north-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
-    const decryptOf = (ours: Record<string, unknown>, region?: string) => {
-      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
-      outdirs.push(outdir);
-      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
-      const config = loadConfig(app.node.getAllContext());
-      const stack = new BackstopStack(app, stackName(config.stage), {
-        config,
-        projectRoot,
-        ...(region ? { env: { account: '111122223333', region } } : {}),
-      });
-      const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
-        (r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
-      );
-      const decrypts = statements.filter((st) => asList(st.Action).includes('kms:Decrypt'));
-      expect(decrypts).toHaveLength(VENUE_TRADERS.length);
-      return decrypts.map((st) =>
-        text((st.Condition as { StringEquals: Record<string, unknown> }).StringEquals['kms:ViaService']),
-      );
-    };
-    const viaChina = VENUE_TRADERS.map(() => 'secretsmanager.cn-north-1.amazonaws.com');
-    // A secret's ARN in China, the stack's region unknown or China's.
-    expect(decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey })).toEqual(
-      viaChina,
-    );
-    expect(
-      decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey }, 'cn-north-1'),
-    ).toEqual(viaChina);
-    // A name: the stack's region, in a China stack and in an environment-agnostic one (never {AWS::URLSuffix}).
-    const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': cnKey };
-    expect(decryptOf(byName, 'cn-north-1')).toEqual(viaChina);
-    expect(decryptOf(byName)).toEqual(VENUE_TRADERS.map(() => 'secretsmanager.{AWS::Region}.amazonaws.com'));
-  });
-
   // venue47-secret-required: an exchange adapter deployed without the setting synthesized clean, and every trader's
   // first read of its key failed (VENUE_KEY_ID is not set): each order unavailable, its slice handed to the auction.
-  it('refuses, at synth, a venue that reads a key without the setting, and grants it the key with one', () => {
-    const withVenue = (ours: Record<string, unknown>, venue: string) => {
-      const outdir = mkdtempSync(join(tmpdir(), 'backstop-cdk-'));
-      outdirs.push(outdir);
-      const app = new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [], ...ours }, outdir });
-      const config = loadConfig(app.node.getAllContext());
-      return new BackstopStack(app, stackName(config.stage), { config, projectRoot, venue });
-    };
+  it('refuses, at synth, a venue that reads a key without it, and grants it the key cdk.json names or -c gives', () => {
     // An adapter beyond KEYLESS_VENUES reads its key from Secrets Manager.
-    expect(readsVenueKey('my-exchange')).toBe(true);
-    expect(() => withVenue({}, 'my-exchange')).toThrow(
+    expect(readsVenueKey(KEYED_PROJECT.venue)).toBe(true);
+    expect(() => buildIn(KEYED_PROJECT, NONE)).toThrow(
       /^invalid CDK context: the functions trade on the venue my-exchange \(VENUE, shared\/adapters\/venue\/index\.ts\), which reads its API key from Secrets Manager, and backstop:venueSecret names no secret: .*-c backstop:venueSecret=<its name or ARN>/,
     );
-    const keyed = withVenue({ 'backstop:venueSecret': ARN }, 'my-exchange');
-    const statements = Object.values(Template.fromStack(keyed).findResources('AWS::IAM::Policy')).flatMap(
-      (r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
-    );
-    expect(statements.filter(onSecrets)).toEqual(
+    // cdk.json's name (docs/VENUE.md, step 5), and a -c value over it.
+    const named = synthesized(KEYED_PROJECT, {});
+    expect(KEYED_PROJECT.context['backstop:venueSecret']).toBe('backstop/my-exchange-key');
+    for (const id of VENUE_TRADERS)
+      expect(named.perFunction[id].env[VENUE_KEY_ENV]).toBe('backstop/my-exchange-key');
+    const { all } = synthesized(KEYED_PROJECT, { 'backstop:venueSecret': ARN });
+    expect(all.filter(onSecrets)).toEqual(
       VENUE_TRADERS.map(() => ({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ARN })),
     );
     // The simulated venue trades on no exchange and reads none.
     expect(KEYLESS_VENUES).toEqual(['mark-following']);
-    expect(() => withVenue({}, 'mark-following')).not.toThrow();
+    expect(() => buildIn(KEYLESS_PROJECT, NONE)).not.toThrow();
   });
 
-  it('adds that grant and that variable, and changes nothing else of the template', () => {
-    const plain = synthesized({}).resources;
-    const configured = synthesized({
-      'backstop:venueSecret': ARN,
-      'backstop:venueSecretKmsKey': KEY,
-    }).resources;
-    // A code asset's key hashes its bundling options, the path of the synth's own risk-configuration module among them.
-    for (const r of [...Object.values(plain), ...Object.values(configured)])
-      delete (r.Properties.Code as { S3Key?: unknown } | undefined)?.S3Key;
-    for (const r of Object.values(configured)) {
-      const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
-        ?.Variables;
-      if (variables) delete variables[VENUE_KEY_ENV];
-      const document = r.Properties.PolicyDocument as { Statement: Statement[] } | undefined;
-      if (r.Type === 'AWS::IAM::Policy' && document)
-        document.Statement = document.Statement.filter((s) => !onSecrets(s));
-    }
-    expect(configured).toEqual(plain);
-  });
+  // What the setting grants, on both kinds of project: a venue that reads a key, whose cdk.json names a secret
+  // already, sees each setting given over it (venue47-infra-tests-keyed).
+  for (const project of PROJECTS)
+    describe(project.name, () => {
+      it("with a secret's ARN: GetSecretValue on that secret alone, to liquidation-consumer and auction alone, who are told it", () => {
+        expect(VENUE_TRADERS).toEqual(['liquidationConsumer', 'auction']);
+        const { perFunction, all } = synthesized(project, { 'backstop:venueSecret': ARN });
+        for (const def of FUNCTIONS) {
+          const { statements, env } = perFunction[def.id];
+          const trader = VENUE_TRADERS.includes(def.id);
+          expect(statements.filter(onSecrets), def.id).toEqual(
+            trader ? [{ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ARN }] : [],
+          );
+          expect(env[VENUE_KEY_ENV], def.id).toBe(trader ? ARN : undefined);
+        }
+        // Nothing else in the template (a bus or queue policy, another role) speaks of secrets.
+        expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
+      });
+
+      it("with a secret's name: on that name's secret of the stack's account and region alone", () => {
+        const { perFunction, all } = synthesized(project, { 'backstop:venueSecret': 'backstop/venue-key' });
+        for (const id of VENUE_TRADERS) {
+          const [statement, ...others] = perFunction[id].statements.filter(onSecrets);
+          expect(others).toEqual([]);
+          expect(statement!.Action).toBe('secretsmanager:GetSecretValue');
+          // The six characters Secrets Manager adds to a name, and no other name: not backstop/venue-key-2's.
+          expect(text(statement!.Resource)).toBe(
+            'arn:{AWS::Partition}:secretsmanager:{AWS::Region}:{AWS::AccountId}:secret:backstop/venue-key-??????',
+          );
+          // Read by its name (a partial ARN would misread a name ending in a hyphen and six characters).
+          expect(perFunction[id].env[VENUE_KEY_ENV]).toBe('backstop/venue-key');
+        }
+        expect(all.filter(onSecrets)).toHaveLength(VENUE_TRADERS.length);
+      });
+
+      it("with the secret's customer-managed key: Decrypt on that key alone, through Secrets Manager, to the two alone", () => {
+        const { perFunction, all } = synthesized(project, {
+          'backstop:venueSecret': ARN,
+          'backstop:venueSecretKmsKey': KEY,
+        });
+        for (const def of FUNCTIONS) {
+          const decrypts = perFunction[def.id].statements.filter((s) =>
+            asList(s.Action).some((a) => a.startsWith('kms:')),
+          );
+          expect(decrypts, def.id).toEqual(
+            VENUE_TRADERS.includes(def.id)
+              ? [
+                  {
+                    Effect: 'Allow',
+                    Action: 'kms:Decrypt',
+                    Resource: KEY,
+                    // The secret's region (its ARN's): Secrets Manager decrypts where the secret is.
+                    Condition: {
+                      StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' },
+                    },
+                  },
+                ]
+              : [],
+          );
+        }
+        expect(all.filter(onSecrets)).toHaveLength(2 * VENUE_TRADERS.length);
+      });
+
+      it("refuses a key of another region than the secret's, at synth", () => {
+        // Found reviewing session 46 (review46-venue-kms-region): Secrets Manager decrypts with a key of the secret's
+        // region; another region's key was granted, nothing else said so, and every read of the key failed.
+        const inRegion = (ours: Record<string, unknown>, region?: string) =>
+          buildIn(project, ours, region ? { account: '111122223333', region } : undefined).stack;
+        const usKey = 'arn:aws:kms:us-east-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+        // A secret's ARN says its region, whatever the stack's.
+        expect(() => inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': usKey })).toThrow(
+          /venueSecretKmsKey is a key of us-east-1, and the secret is in eu-west-1/,
+        );
+        expect(() =>
+          inRegion({ 'backstop:venueSecret': ARN, 'backstop:venueSecretKmsKey': KEY }),
+        ).not.toThrow();
+        // A name is the stack's region's secret: known when the stack has one.
+        const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': KEY };
+        expect(() => inRegion(byName, 'us-east-1')).toThrow(
+          /venueSecretKmsKey is a key of eu-west-1, and the secret is in us-east-1 \(a name: the stack's region\)/,
+        );
+        expect(() => inRegion(byName, 'eu-west-1')).not.toThrow();
+        expect(() => inRegion(byName)).not.toThrow();
+      });
+
+      // venue47-kms-via-service-partition: AWS's KMS developer guide (conditions-kms, "Services that support the
+      // kms:ViaService condition key") says to use the `.amazonaws.com` suffix of a ViaService name in all partitions,
+      // China's included, where the service's endpoint ends in `.amazonaws.com.cn`: the partition's URL suffix would
+      // match no request there, and every read of the key would fail its Decrypt. CDK's own Secret.grantRead writes the
+      // same.
+      it("conditions Decrypt on Secrets Manager's ViaService name in .amazonaws.com in China too, not the partition's URL suffix", () => {
+        const cnSecret = 'arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:backstop/venue-key-a1B2c3';
+        const cnKey = 'arn:aws-cn:kms:cn-north-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+        const decryptOf = (ours: Record<string, unknown>, region?: string) => {
+          const { stack } = buildIn(project, ours, region ? { account: '111122223333', region } : undefined);
+          const statements = Object.values(
+            Template.fromStack(stack).findResources('AWS::IAM::Policy'),
+          ).flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+          const decrypts = statements.filter((st) => asList(st.Action).includes('kms:Decrypt'));
+          expect(decrypts).toHaveLength(VENUE_TRADERS.length);
+          return decrypts.map((st) =>
+            text((st.Condition as { StringEquals: Record<string, unknown> }).StringEquals['kms:ViaService']),
+          );
+        };
+        const viaChina = VENUE_TRADERS.map(() => 'secretsmanager.cn-north-1.amazonaws.com');
+        // A secret's ARN in China, the stack's region unknown or China's.
+        expect(decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey })).toEqual(
+          viaChina,
+        );
+        expect(
+          decryptOf({ 'backstop:venueSecret': cnSecret, 'backstop:venueSecretKmsKey': cnKey }, 'cn-north-1'),
+        ).toEqual(viaChina);
+        // A name: the stack's region, in a China stack and in an environment-agnostic one (never {AWS::URLSuffix}).
+        const byName = { 'backstop:venueSecret': 'backstop/venue-key', 'backstop:venueSecretKmsKey': cnKey };
+        expect(decryptOf(byName, 'cn-north-1')).toEqual(viaChina);
+        expect(decryptOf(byName)).toEqual(
+          VENUE_TRADERS.map(() => 'secretsmanager.{AWS::Region}.amazonaws.com'),
+        );
+      });
+
+      it('adds that grant and that variable to the stack of a venue that reads no key, and changes nothing else of it', () => {
+        // The stack without a secret is a keyless venue's: a venue that reads a key has none (venue47-infra-tests-keyed).
+        const plain = synthesized(KEYLESS_PROJECT, NONE).resources;
+        const configured = synthesized(project, {
+          'backstop:venueSecret': ARN,
+          'backstop:venueSecretKmsKey': KEY,
+        }).resources;
+        // A code asset's key hashes its bundling options, the path of the synth's own risk-configuration module among
+        // them.
+        for (const r of [...Object.values(plain), ...Object.values(configured)])
+          delete (r.Properties.Code as { S3Key?: unknown } | undefined)?.S3Key;
+        for (const r of Object.values(configured)) {
+          const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
+            ?.Variables;
+          if (variables) delete variables[VENUE_KEY_ENV];
+          const document = r.Properties.PolicyDocument as { Statement: Statement[] } | undefined;
+          if (r.Type === 'AWS::IAM::Policy' && document)
+            document.Statement = document.Statement.filter((s) => !onSecrets(s));
+        }
+        expect(configured).toEqual(plain);
+      });
+    });
 });
 
 describe('cdk-nag', () => {
@@ -2769,19 +2762,31 @@ describe('a deployment of 40 markets', () => {
   });
 
   it('keeps every environment under 4 KB as deployed, saying where the configuration is', () => {
-    const { stack, config } = built;
-    const env = functionEnvironment({ config, projectRoot, ...stack });
-    expect(env[RISK_CONFIG_ENV]).toBe(RISK_CONFIG_BUNDLED);
-    expect(deployedEnvironmentBytes(stack, env, stack)).toBeLessThanOrEqual(4096);
-    const watchEnv = { ...env, ...ownEnvironment({ config, projectRoot, ...stack }, watchDef) };
-    expect(Object.keys(watchEnv).length).toBeGreaterThan(Object.keys(env).length);
-    expect(deployedEnvironmentBytes(stack, watchEnv, stack)).toBeLessThanOrEqual(4096);
-    for (const [id, fn] of functionsOf(stack)) {
-      const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    // This project's (bundled), and each kind of project's: a venue key's id is one more variable of the traders'
+    // (venue47-infra-tests-keyed).
+    for (const [name, { stack, config }] of [
+      ['this project', built] as const,
+      ...PROJECTS.map((p) => [p.name, buildIn(p, withMarkets(markets))] as const),
+    ]) {
+      const props = { config, projectRoot, ...stack };
+      const env = functionEnvironment(props);
+      expect(env[RISK_CONFIG_ENV], name).toBe(RISK_CONFIG_BUNDLED);
       // liquidation-watch's has the dead-letter queues' URLs besides (review45-dlq-watch-env).
-      const expected = id.startsWith('LiquidationWatch') ? watchEnv : env;
-      expect(Object.keys(variables).sort(), id).toEqual(Object.keys(expected).sort());
-      expect(variables[RISK_CONFIG_ENV], id).toBe(RISK_CONFIG_BUNDLED);
+      expect(Object.keys(ownEnvironment(props, watchDef)).length, name).toBeGreaterThan(0);
+      const resources = Template.fromStack(stack).toJSON().Resources as Record<string, FunctionResource>;
+      for (const def of FUNCTIONS) {
+        const at = `${name}: ${def.id}`;
+        const own = { ...env, ...ownEnvironment(props, def) };
+        expect(deployedEnvironmentBytes(stack, own, stack), at).toBeLessThanOrEqual(4096);
+        const fn = resources[logicalIdOf(stack, stack.functions[def.id])]!;
+        const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+        expect(Object.keys(variables).sort(), at).toEqual(Object.keys(own).sort());
+        expect(variables[RISK_CONFIG_ENV], at).toBe(RISK_CONFIG_BUNDLED);
+        // A trader is told of the key exactly when a secret is named.
+        expect(variables[VENUE_KEY_ENV], at).toBe(
+          VENUE_TRADERS.includes(def.id) ? config.venueSecret : undefined,
+        );
+      }
     }
   });
 

@@ -336,6 +336,28 @@ describe('a quote whose sides are not positive bigints, or crossed, is refused',
     },
   );
 
+  // A locked book (the bid equal to the ask) is a quote: the contract suite asks the same of an adapter
+  // (venue47-quote-locked).
+  it('the venue check takes a locked quote, the bid equal to the ask', async () => {
+    const p = createPipeline({ config: venueChecked });
+    await p.fund('100000');
+    await p.tick('ETH-USD', '2000');
+    await p.tick('ETH-USD', '2000');
+    await p.open('LONG', '1', '2000', '200');
+    const quote = p.venue.quote.bind(p.venue);
+    const asked: Quote[] = [];
+    p.venue.quote = async (...args: Parameters<typeof quote>) => {
+      const { bid } = await quote(...args);
+      asked.push({ bid: bid!, ask: bid! });
+      return asked.at(-1)!;
+    };
+    await p.tick('ETH-USD', '1840');
+    await p.drain();
+    expect(asked.length).toBeGreaterThan(0);
+    expect(p.errors).toEqual([]);
+    expect(p.adapters.liquidations.all()[0]?.state).toMatch(/^SETTLED_/);
+  });
+
   it('a last resort waiting for the book refuses a quote with its sides swapped: no order placed on it', async () => {
     const p = createPipeline({ config: parseRiskConfig(AUCTION_ONLY) });
     await p.tick('ETH-USD', '200');
