@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
+import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -65,7 +66,7 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
     expect(read('shared/services/auction.ts')).toContain(
       'await decideAndSettle(liquidation, deps, auction, carried)',
     );
-    expect(note).toContain('Three functions change what they do');
+    expect(note).toContain('Four functions change what they do');
     expect(note).toContain(
       "liquidation-consumer and auction, the functions that settle liquidations and run ADL's rounds",
     );
@@ -90,5 +91,49 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
     expect(note).toContain(
       "margin-check (starting a liquidation, repricing) and the admin function (a new position, reindex's reprice) write no position whole",
     );
+  });
+
+  // review47-feed-upgrade-note: b25d678 (feed47-*) made margin-check write the market record on a refusal, changed its
+  // continuation's failure, the publisher's errors an exchange's feed code reads and replay's output; the note said none.
+  it("names margin-check's note on the breaker, its continuation's failures, the publisher's new errors and replay's keys", () => {
+    expect(note).toContain('Four functions change what they do');
+    expect(read('shared/adapters/aws/markets.ts')).toContain("'SET breaker.confirming = :confirming'");
+    expect(note).toContain('`breaker.confirming`');
+    expect(read('shared/lambda/wiring.ts')).toMatch(
+      /`continuation\/put-failed: \$\{failed\.code\}\$\{failed\.message \? ` \(\$\{failed\.message\}\)` : ''\} after \$\{failed\.attempts\} attempts`/,
+    );
+    expect(note).toContain('`continuation/put-failed: <code> (<message>) after <n> attempts`');
+    const putFailed = new PutEntriesError(
+      { accepted: 0, rejected: [], unknown: [], eventIds: [] },
+      [],
+      [],
+      new Error('x'),
+    );
+    expect(putFailed.message.startsWith('events/put-failed: a PutEvents call failed (')).toBe(true);
+    expect(note).toContain('`events/put-failed: a PutEvents call failed (<error>: <message>): ...`');
+    const notPublished = new TickPublishError([], [], [], {
+      accepted: 2,
+      rejected: [],
+      unknown: [],
+      eventIds: ['a', 'b'],
+    });
+    expect(notPublished.message).toBe('tick/not-published: of 2 ticks 2 put; ');
+    expect(note).toContain('`tick/not-published: of N ticks M put; ...`');
+    for (const field of ['refused', 'unknown', 'unsent', 'outcome', 'cause'] as const)
+      expect(field in notPublished, field).toBe(true);
+    expect('unpublished' in notPublished).toBe(false);
+    expect(note).toContain(
+      '`TickPublishError.unpublished` is gone: `.refused` (not on the bus; each with its `scope`, `entry` or `call`), `.unknown` (on the bus or not) and `.unsent` (never sent)',
+    );
+    expect(note).toContain('`PutEntriesError` (`.outcome`, `.unknown`, `.unsent`, `.cause`)');
+    const events = read('cli/ops/events.ts');
+    for (const key of ['notTaken', 'notTakenTicks', 'unknownFate']) {
+      expect(events).toMatch(new RegExp(`\\b${key}: `));
+      expect(note).toContain(`\`${key}\``);
+    }
+    expect(read('shared/local/ticks.ts')).toMatch(
+      /`replay\/stalled: \$\{options\.symbol\} handled no tick for/,
+    );
+    expect(note).toContain('stops as `replay/stalled` (exit 1)');
   });
 });
