@@ -22,6 +22,12 @@ export const METRICS_SERVICE = 'backstop';
  */
 export const metricsService = (stage: string): string => `${METRICS_SERVICE}-${stage}`;
 
+/** The stage whose service `service` is (metricsService's inverse); undefined for any other name. */
+export const stageOfService = (service: string | undefined): string | undefined =>
+  service?.startsWith(`${METRICS_SERVICE}-`) && service.length > METRICS_SERVICE.length + 1
+    ? service.slice(METRICS_SERVICE.length + 1)
+    : undefined;
+
 /** CloudWatch unit names as Powertools' MetricUnit spells them. */
 export type MetricUnitName = 'Count' | 'Seconds' | 'None';
 /** The only extra dimensions in use. */

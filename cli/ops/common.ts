@@ -7,6 +7,7 @@ import {
   PositionLayoutError,
   positionLayoutFromEnv,
 } from '../../shared/adapters/aws/index.ts';
+import { UnprocessedKeysError } from '../../shared/adapters/aws/reader.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { PutEntriesError } from '../../shared/feed/publisher.ts';
@@ -283,15 +284,7 @@ const NETWORK_CODES = new Set([
  * anything else (a bug, reported by main as an internal error).
  */
 export function environmentFailure(error: unknown): string | undefined {
-  if (
-    error instanceof TargetError ||
-    error instanceof LocalStateError ||
-    error instanceof PositionLayoutError ||
-    error instanceof MotoNotInstalledError ||
-    error instanceof MotoPortInUseError
-  ) {
-    return error.message;
-  }
+  if (isUnusableTarget(error)) return (error as Error).message;
   // A PutEvents call that failed is said as its own error was (the network, a timeout, an AWS error).
   if (error instanceof PutEntriesError) return environmentFailure(error.cause);
   if (!(error instanceof Error)) return undefined;
@@ -308,6 +301,57 @@ export function environmentFailure(error: unknown): string | undefined {
 }
 
 const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
+
+/**
+ * AWS errors no later try heals: the resource is not there (the stack deleted, another stage or region) or the caller
+ * may not act on it (a policy, a key that is not one), or the request is wrong. An expired credential is not among them:
+ * renewed (`aws sso login`, a profile's role) the SDK's provider reads it again.
+ */
+const LASTING_ERRORS = new Set([
+  'ResourceNotFoundException',
+  'QueueDoesNotExist',
+  'AWS.SimpleQueueService.NonExistentQueue',
+  'AccessDeniedException',
+  'AccessDenied',
+  'UnrecognizedClientException',
+  'InvalidClientTokenId',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'ValidationException',
+]);
+
+/** A read a watch makes again and again that failed: one line, and whether a later read may succeed. */
+export interface RefreshFailure {
+  /** The error's class (its code for a network error) and the first line of its message. */
+  readonly line: string;
+  /** No later read heals it (LASTING_ERRORS, or a target that cannot be used): the watch ends on it. */
+  readonly lasting: boolean;
+}
+
+/**
+ * How a watch (`status --watch`, `replay --hold`) takes a failed read (ops47-watch-retry): a throttle, a server error,
+ * a timeout, a network blip, an expired credential or keys a batch read left unprocessed may heal, and the watch reads
+ * again at its next interval; an AWS error of LASTING_ERRORS or a target that cannot be used is lasting. Undefined for
+ * anything else (a bug), which ends the watch as any command's bug does.
+ */
+export function refreshFailure(error: unknown): RefreshFailure | undefined {
+  // A batch read throttled through all its rounds: a throttle too.
+  if (error instanceof UnprocessedKeysError)
+    return { line: `${error.name}: ${error.message}`, lasting: false };
+  if (environmentFailure(error) === undefined) return undefined;
+  const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
+  const code = e.code ?? e.cause?.code;
+  const line = `${e.name}${code && code !== e.name ? ` (${code})` : ''}: ${firstLine(e.message)}`;
+  const lasting = e.$metadata === undefined ? isUnusableTarget(error) : LASTING_ERRORS.has(e.name);
+  return { line, lasting };
+}
+
+const isUnusableTarget = (error: unknown): boolean =>
+  error instanceof TargetError ||
+  error instanceof LocalStateError ||
+  error instanceof PositionLayoutError ||
+  error instanceof MotoNotInstalledError ||
+  error instanceof MotoPortInUseError;
 
 function quietOnClosedPipe(error: NodeJS.ErrnoException): void {
   if (error.code === 'EPIPE') process.exit(0);

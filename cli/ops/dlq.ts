@@ -1,9 +1,11 @@
+import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   DLQ_IDS,
   type DlqId,
   deadLetterQueuesOf,
   discardDeadLetters,
   listDeadLetters,
+  type RedriveOutcome,
   redriveDeadLetters,
 } from '../../shared/local/dlq.ts';
 import { choiceOption, intOption, UsageError } from '../args.ts';
@@ -20,6 +22,10 @@ import {
 
 /** `dlq list|redrive`: what failed and why, and sending it back once the cause is fixed. */
 
+/** The messages `dlq list` lists by default; `dlq redrive`'s text, at most the reasons of those not sent back. */
+const LIST_MAX = 100;
+export const REDRIVE_FAILED_SHOWN = 10;
+
 export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--json]
        backstop dlq discard --queue Q --message-id ID[,ID...] [--json]
 
@@ -32,7 +38,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             stack, whose bus takes one from margin-check alone
             (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
             one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
-            duplicate its consumer takes; or discard it)
+            duplicate its consumer takes; or discard it). The text names every one of those, then at most
+            ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
@@ -40,6 +47,39 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
+
+/**
+ * `dlq redrive`'s text: a line per queue, then every message sent back whose delete failed (each names the discard the
+ * operator runs: never cut), then the reasons of at most REDRIVE_FAILED_SHOWN not sent back and a line saying how many
+ * more and where they are all listed (ops47-redrive-more: they were cut at 10 together, failed first, without a word, so
+ * with 10 failed the deletes that failed went unsaid).
+ */
+export function renderRedrive(
+  outcomes: readonly (RedriveOutcome & { readonly queue: DlqId })[],
+  target: AdviceTarget,
+): string {
+  const lines: string[] = [];
+  for (const o of outcomes) {
+    const later = o.arrivedDuring ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive` : '';
+    // Those sent back whose delete failed are left too: counted in both (review47-redrive-left-count).
+    const still = o.notDeleted?.length ?? 0;
+    const why = still ? ` (${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed)` : '';
+    const left = o.failed.length + still;
+    lines.push(`${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why}${later}`);
+    for (const n of o.notDeleted ?? []) lines.push(`  ${n.messageId}: ${n.reason}`);
+    for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN)) lines.push(`  ${f.messageId}: ${f.reason}`);
+    const more = o.failed.length - REDRIVE_FAILED_SHOWN;
+    if (more > 0) {
+      // Enough for every one left (and those that arrived meanwhile), past list's default.
+      const there = left + (o.arrivedDuring ?? 0);
+      const list = `dlq list --queue ${o.queue}${there > LIST_MAX ? ` --max ${there}` : ''}`;
+      lines.push(
+        `  ... and ${more} more not sent back (with --json a redrive lists every one and why; ${backstopCommand(target, list)} lists what is left, sending nothing)`,
+      );
+    }
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
@@ -93,7 +133,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   if (values['message-id'] !== undefined)
     throw new UsageError('dlq: --message-id is an option of dlq discard');
   const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
-  const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? 100 : 1000);
+  const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
     if (action === 'list') {
       const lists = await Promise.all(queues.map((q) => listDeadLetters(deployment, q, max)));
@@ -113,23 +153,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     const outcomes = [];
     for (const q of queues) outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max)) });
     if (values.json) io.stdout.write(`${JSON.stringify({ redriven: outcomes })}\n`);
-    else {
-      for (const o of outcomes) {
-        const later = o.arrivedDuring
-          ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive`
-          : '';
-        // Those sent back whose delete failed are left too: counted in both (review47-redrive-left-count).
-        const still = o.notDeleted?.length ?? 0;
-        const why = still
-          ? ` (${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed)`
-          : '';
-        io.stdout.write(
-          `${o.queue}: ${o.moved} sent back, ${o.failed.length + still} left in the DLQ${why}${later}\n`,
-        );
-        for (const f of [...o.failed, ...(o.notDeleted ?? [])].slice(0, 10))
-          io.stdout.write(`  ${f.messageId}: ${f.reason}\n`);
-      }
-    }
+    else io.stdout.write(renderRedrive(outcomes, deployment));
     return outcomes.some((o) => o.failed.length > 0 || o.notDeleted) ? 1 : 0;
   });
 });

@@ -3,7 +3,7 @@ import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
-import { backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
+import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   claimSequences,
   continuesSent,
@@ -12,7 +12,7 @@ import {
   sentSequenceKey,
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import { collectLiquidationWork, strandedAdvice } from '../../shared/local/status.ts';
+import { collectLiquidationWork, type LiquidationWork, strandedAdvice } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   handledTicks,
@@ -37,6 +37,7 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
+  refreshFailure,
   riskConfigFor,
   subcommand,
   TARGET_OPTIONS,
@@ -71,6 +72,87 @@ ${TARGET_USAGE}`;
 const HOLD_EVERY_SECONDS = 30;
 /** Looks in a row that find work left and no message to move it before a hold gives up. */
 const STUCK_LOOKS = 2;
+/**
+ * How long a hold goes on holding while its looks at the stack fail with an error that may heal (a throttle, a blip, an
+ * expired credential): the held ticks keep the marks fresh meanwhile, and the hold keeps its place.
+ */
+export const HOLD_BLIND_MS = 5 * 60_000;
+
+/** Looks in a row that may fail before the hold ends: HOLD_BLIND_MS of held ticks, and never fewer than STUCK_LOOKS. */
+export const holdFailuresAllowed = (everyMs: number): number =>
+  Math.max(STUCK_LOOKS, Math.ceil(HOLD_BLIND_MS / everyMs));
+
+/** `replay --hold`'s looks at the stack (ReplayHold.pending), and why they ended the hold. */
+export interface HoldLooks {
+  /** Whether the next held tick goes (work left); false ends the hold. */
+  readonly pending: () => Promise<boolean>;
+  /** Why the hold ended, when a look ended it (exit 1); undefined while it holds, or when the work is done. */
+  readonly ended: () => string | undefined;
+  /** What the last look found; undefined when it could not read the stack. */
+  readonly work: () => { readonly total: number; readonly nonTerminal: number } | undefined;
+}
+
+/**
+ * The looks a hold makes before each held tick: the liquidations' work (`collect`), which ends the hold once every one
+ * is terminal, or after STUCK_LOOKS in a row find work left with no message to move it (the way on in `target`'s
+ * flags). A look that fails with an error that may heal (refreshFailure) is said (`warn`) and the hold goes on, its
+ * tick sent: it ended on the first, a throttle or a blip losing its place (ops47-hold-retry), up to
+ * holdFailuresAllowed(everyMs) in a row; a lasting one (the stack not there, access denied) or a bug ends it at once.
+ */
+export function holdLooks(options: {
+  readonly collect: () => Promise<LiquidationWork>;
+  readonly everyMs: number;
+  readonly target: AdviceTarget;
+  readonly onLook?: (liquidations: LiquidationWork['liquidations']) => void;
+  readonly warn: (line: string) => void;
+}): HoldLooks {
+  const allowed = holdFailuresAllowed(options.everyMs);
+  let work: { readonly total: number; readonly nonTerminal: number } | undefined = {
+    total: 0,
+    nonTerminal: 0,
+  };
+  let stuckLooks = 0;
+  let failures = 0;
+  let ended: string | undefined;
+  const pending = async (): Promise<boolean> => {
+    let found: LiquidationWork;
+    try {
+      found = await options.collect();
+    } catch (error) {
+      const failure = refreshFailure(error);
+      failures += 1;
+      work = undefined;
+      const why = failure?.line ?? String(error);
+      if (failure === undefined || failure.lasting) {
+        ended = `hold ended: the stack's status could not be read (${why})`;
+        return false;
+      }
+      if (failures > allowed) {
+        ended = `hold ended: the stack's status could not be read ${failures} times in a row, over ${Math.round(((failures - 1) * options.everyMs) / 1000)} s (${why})`;
+        return false;
+      }
+      options.warn(
+        `hold: the stack's status could not be read (${why}): its last price is sent again, and it is read again in ${options.everyMs / 1000} s (${failures} of ${allowed} failures in a row before the hold ends)`,
+      );
+      return true;
+    }
+    failures = 0;
+    const { liquidations, stranded, dlqMessages } = found;
+    work = liquidations;
+    options.onLook?.(liquidations);
+    // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will. Two looks
+    // running, as SQS's counts are approximate.
+    stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
+    if (stuckLooks >= STUCK_LOOKS) {
+      ended =
+        `hold ended: ${stranded} liquidations are not terminal and no message is left ` +
+        `to move them: ${strandedAdvice(dlqMessages, options.target)}`;
+      return false;
+    }
+    return liquidations.nonTerminal > 0;
+  };
+  return { pending, ended: () => ended, work: () => work };
+}
 
 export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
 
@@ -92,7 +174,10 @@ and the replay stops with a clear error when the stack handles none for 60 s.
                          otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
                          it (dead-lettered, or lost; not while a tick is still starting it, as status judges)
                          ends it with exit 1 and the way on. Each held tick is a line on stderr when it is not
-                         a terminal (a progress bar when it is)
+                         a terminal (a progress bar when it is). A look at the stack that fails with an error
+                         that may heal (a throttle, a network blip, an expired credential) is a line on stderr
+                         and the hold goes on, its tick sent, for ${HOLD_BLIND_MS / 60_000} minutes of failures in a row; one that
+                         cannot (the stack or a table not there, access denied) ends it with exit 1
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
@@ -296,11 +381,21 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal);
     let outcome: ReplayOutcome;
-    // A hold ended because the stack's status could not be read: said, and the exit code says it too.
-    let holdFailure: string | undefined;
-    // What the last look at the stack found, for the line each held tick writes where no bar is drawn.
-    let work = { total: 0, nonTerminal: 0 };
-    let stuckLooks = 0;
+    // Its looks at the stack before each held tick; a hold they end is said, and the exit code says it too.
+    const looks = holdLooks({
+      // Only what it judges, the liquidations table's one Scan: never the positions (a whole book), the auctions or
+      // the fund, on every held tick (status46-watch-scans).
+      collect: () => collectLiquidationWork(deployment),
+      everyMs: holdEverySeconds * 1000,
+      target: deployment,
+      onLook: (liquidations) =>
+        progress.update('hold', liquidations.total - liquidations.nonTerminal, liquidations.total),
+      warn: (line) => {
+        // Above the bar, which the next look draws again.
+        progress.done();
+        io.stderr.write(`backstop: ${line}\n`);
+      },
+    });
     const lastPrice = points.at(-1)?.price;
     try {
       outcome = await replayPrices({
@@ -336,38 +431,14 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           ? {
               hold: {
                 everyMs: holdEverySeconds * 1000,
-                pending: async () => {
-                  try {
-                    // Only what it judges, the liquidations table's one Scan: never the positions (a whole book), the
-                    // auctions or the fund, on every held tick (status46-watch-scans).
-                    const { liquidations, stranded, dlqMessages } = await collectLiquidationWork(deployment);
-                    work = liquidations;
-                    progress.update(
-                      'hold',
-                      liquidations.total - liquidations.nonTerminal,
-                      liquidations.total,
-                    );
-                    // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will.
-                    // Two looks running, as SQS's counts are approximate.
-                    stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
-                    if (stuckLooks >= STUCK_LOOKS) {
-                      holdFailure =
-                        `hold ended: ${stranded} liquidations are not terminal and no message is left ` +
-                        `to move them: ${strandedAdvice(dlqMessages, deployment)}`;
-                      return false;
-                    }
-                    return liquidations.nonTerminal > 0;
-                  } catch (error) {
-                    holdFailure = `hold ended: the stack's status could not be read (${String(error)})`;
-                    return false;
-                  }
-                },
+                pending: looks.pending,
                 onSent: (sequence: number) => {
                   // A log (CI, a file) gets a line per held tick; a terminal has the bar.
+                  const work = looks.work();
                   if (!io.stderr.isTTY && lastPrice !== undefined)
                     io.stderr.write(
                       `backstop: hold: ${symbol} ${formatPrice(lastPrice)} sent again as sequence ${sequence}; ` +
-                        `${work.nonTerminal} of ${work.total} liquidations not terminal\n`,
+                        `${work ? `${work.nonTerminal} of ${work.total} liquidations not terminal` : "the stack's status not read"}\n`,
                     );
                 },
               },
@@ -435,6 +506,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(`backstop: ${stalled}\n`);
       return 1;
     }
+    const holdFailure = looks.ended();
     if (holdFailure) {
       io.stderr.write(`backstop: ${holdFailure}\n`);
       return 1;

@@ -68,12 +68,40 @@ ${TARGET_USAGE}`;
 /** The most `--max` takes. */
 const MAX_OPTION = 100_000;
 
+/** The ones `overdue --resend` left unsent: how many, the advice, and its commands (for the same target). */
+export interface NotResent {
+  readonly count: number;
+  /** The text output's last line. */
+  readonly advice: string;
+  /** The runs it advises, as printed: the same run again, then a higher --max when --max takes one. */
+  readonly commands: readonly string[];
+}
+
 /**
- * `overdue --resend`'s last line when it left some unsent (overdue46-more-unsent), undefined when it did not. The rest
- * waits for a run after these moved (each resend makes its liquidation young again), or a higher --max: never one past
- * what --max takes, which the operator's copy would have refused (final46-resend-max-bound). `again(max)`: the run
- * again, as a command for the same target (ux46-advice-target).
+ * What `overdue --resend` left unsent (overdue46-more-unsent), undefined when it did not. The rest waits for a run after
+ * these moved (each resend makes its liquidation young again), or a higher --max: never one past what --max takes, which
+ * the operator's copy would have refused (final46-resend-max-bound). `again(max)`: the run again, as a command for the
+ * same target (ux46-advice-target). The text prints `advice`; --json has it all (ops47-overdue-json-advice).
  */
+export function notResent(
+  found: number,
+  resent: number,
+  max: number,
+  all: boolean,
+  again: (max: number) => string,
+): NotResent | undefined {
+  const unsent = found - resent;
+  if (unsent <= 0) return undefined;
+  const higher = Math.min(found, MAX_OPTION);
+  const commands = [again(max), ...(higher > max ? [again(higher)] : [])];
+  return {
+    count: unsent,
+    advice: `${unsent} more ${all ? 'open' : 'overdue'} not resent (--max ${max}): run ${commands[0]} again once these have moved${commands[1] ? `, or ${commands[1]}` : ''}`,
+    commands,
+  };
+}
+
+/** `overdue --resend`'s last line when it left some unsent (notResent's advice), undefined when it did not. */
 export function notResentLine(
   found: number,
   resent: number,
@@ -81,10 +109,7 @@ export function notResentLine(
   all: boolean,
   again: (max: number) => string,
 ): string | undefined {
-  const unsent = found - resent;
-  if (unsent <= 0) return undefined;
-  const higher = Math.min(found, MAX_OPTION);
-  return `${unsent} more ${all ? 'open' : 'overdue'} not resent (--max ${max}): run ${again(max)} again once these have moved${higher > max ? `, or ${again(higher)}` : ''}`;
+  return notResent(found, resent, max, all, again)?.advice;
 }
 
 /**
@@ -225,6 +250,14 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     await adapters.liquidationQueue.sendBatch(
       resent.map((liquidationId) => encodeMessage({ liquidationId })),
     );
+    const unsent = values.resend
+      ? notResent(report.overdue, resent.length, max, values.all === true, (n) =>
+          backstopCommand(
+            deployment,
+            `liquidations overdue${values.all ? ' --all' : ''} --resend --max ${n}${values.config === undefined ? '' : ` --config ${shellWord(values.config)}`}`,
+          ),
+        )
+      : undefined;
     const listed = report.sample.map((l) => ({
       ...l,
       startedAt: new Date(l.startedAtMs).toISOString(),
@@ -251,6 +284,8 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
             : {}),
           liquidations: listed,
           resent,
+          // The text's last line and its commands, with the target's flags: the rest, for a script to run.
+          ...(unsent ? { notResent: unsent } : {}),
         })}\n`,
       );
       return 0;
@@ -267,15 +302,7 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       io.stdout.write(`  ${l.id} ${l.symbol} ${l.state}${rounds}, ${since}${failure}\n`);
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
-    const unsent = values.resend
-      ? notResentLine(report.overdue, resent.length, max, values.all === true, (n) =>
-          backstopCommand(
-            deployment,
-            `liquidations overdue${values.all ? ' --all' : ''} --resend --max ${n}${values.config === undefined ? '' : ` --config ${shellWord(values.config)}`}`,
-          ),
-        )
-      : undefined;
-    if (unsent) io.stdout.write(`${unsent}\n`);
+    if (unsent) io.stdout.write(`${unsent.advice}\n`);
     return 0;
   });
 });

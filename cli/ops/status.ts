@@ -15,6 +15,7 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
+  refreshFailure,
   riskConfigFor,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -36,7 +37,10 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
   --watch                refresh until Ctrl-C: queues, dead letters, markets, the fund and stranded work (from
                          the open liquidations' index) on every refresh; the positions, liquidations and
                          auctions counts (and settled) every 5 minutes, shown with their age in between
-                         ("counted ... s ago"; --json: counted.ageSeconds)
+                         ("counted ... s ago"; --json: counted.ageSeconds). A refresh that fails with an error
+                         that may heal (a throttle, a network blip, an expired credential) is a line (--json: on
+                         stderr), the last figures kept and marked STALE with their age, and is read again at the
+                         next interval; one that cannot (the stack or a table not there, access denied) ends it
   --interval S           seconds between refreshes (default 2)
   --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
                          older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
@@ -195,6 +199,8 @@ export interface StatusWatch {
   /** One refresh's read at `nowMs` (statusWatcher: the Scanned counts only every STATUS_COUNT_EVERY_MS). */
   readonly read: (nowMs: number) => Promise<StatusReport>;
   readonly write: (report: StatusReport) => void;
+  /** A refresh that failed with an error that may heal (refreshFailure): the loop reads again an interval later. */
+  readonly writeFailure: (failed: FailedRefresh) => void;
   readonly intervalMs: number;
   readonly nowMs: () => number;
   /** Resolves after `ms`, or at once when `signal` aborts (sleepUnlessAborted). */
@@ -203,12 +209,66 @@ export interface StatusWatch {
   readonly signal: AbortSignal;
 }
 
-/** Reads and writes the status every `intervalMs` until `signal` aborts (status47-watch-loop). */
+/** A refresh of `status --watch` that failed, and what it can still show. */
+export interface FailedRefresh {
+  /** When the refresh was made. */
+  readonly atMs: number;
+  /** refreshFailure's line: the error's class and message. */
+  readonly error: string;
+  /** The last refresh that succeeded (none before the first). */
+  readonly last?: StatusReport;
+  /** Refreshes failed in a row, this one included. */
+  readonly inARow: number;
+  readonly intervalMs: number;
+}
+
+/**
+ * Reads and writes the status every `intervalMs` until `signal` aborts (status47-watch-loop). A refresh that fails
+ * (ops47-watch-retry) is written as its error and the age of the last figures, and read again at the next
+ * interval: a throttle, a network blip or an expired credential ended the watch when a crash made the on-call need it.
+ * An error no retry heals (the stack or a table not there, access denied: refreshFailure's lasting) ends it, thrown as
+ * before, as does a bug.
+ */
 export async function watchStatus(watch: StatusWatch): Promise<void> {
+  let last: StatusReport | undefined;
+  let inARow = 0;
   while (!watch.signal.aborted) {
-    watch.write(await watch.read(watch.nowMs()));
+    const atMs = watch.nowMs();
+    let report: StatusReport;
+    try {
+      report = await watch.read(atMs);
+    } catch (error) {
+      const failure = refreshFailure(error);
+      if (failure === undefined || failure.lasting) throw error;
+      inARow += 1;
+      watch.writeFailure({
+        atMs,
+        error: failure.line,
+        ...(last === undefined ? {} : { last }),
+        inARow,
+        intervalMs: watch.intervalMs,
+      });
+      await watch.sleep(watch.intervalMs, watch.signal);
+      continue;
+    }
+    last = report;
+    inARow = 0;
+    watch.write(report);
     await watch.sleep(watch.intervalMs, watch.signal);
   }
+}
+
+/**
+ * A failed refresh in one line: its error, and how old the figures shown are (the last good read's), or that there
+ * are none yet; then when it is tried again.
+ */
+export function failedRefreshLine(failed: FailedRefresh): string {
+  const at = new Date(failed.atMs).toISOString();
+  const row = failed.inARow > 1 ? ` (${failed.inARow} in a row)` : '';
+  const figures = failed.last
+    ? `STALE: the figures shown were read at ${failed.last.at}, ${Math.max(0, Math.floor((failed.atMs - Date.parse(failed.last.at)) / 1000))} s ago`
+    : 'no figures yet';
+  return `backstop status: the refresh at ${at} failed${row}: ${failed.error}; ${figures}; read again in ${failed.intervalMs / 1000} s (Ctrl-C ends the watch)`;
 }
 
 /** A wait of `ms` that an abort ends at once (one already aborted does not wait). */
@@ -257,13 +317,26 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
+    const screen = !values.json && 'isTTY' in io.stdout && io.stdout.isTTY;
     try {
       await watchStatus({
         read: statusWatcher(deployment, config, checkFund),
         write: (report) => {
-          // Clear the terminal between readable refreshes; JSON lines are appended for scripts.
-          if (!values.json && 'isTTY' in io.stdout && io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
+          if (screen) io.stdout.write('\x1b[2J\x1b[H');
           write(report);
+        },
+        // A failed refresh (ops47-watch-retry): on a terminal the last figures stay, under the line that says they
+        // are stale; in a log the line follows them; with --json on stderr, stdout keeping one report a line.
+        writeFailure: (failed) => {
+          const line = `${failedRefreshLine(failed)}\n`;
+          if (values.json) io.stderr.write(line);
+          else if (!screen) io.stdout.write(line);
+          else {
+            io.stdout.write('\x1b[2J\x1b[H');
+            io.stdout.write(line);
+            if (failed.last) io.stdout.write(renderStatus(failed.last, deployment));
+          }
         },
         intervalMs,
         nowMs: Date.now,

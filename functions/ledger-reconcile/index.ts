@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NewerWriterError } from '../../shared/adapters/aws/writer-schema.ts';
+import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
 import { formatQuote } from '../../shared/domain/units.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
@@ -33,6 +34,7 @@ export async function reconcile(event: unknown) {
       from: request.data.full ? 'start' : 'checkpoint',
       saveCheckpoint: true,
       maxEntries: ENTRIES_PER_RUN,
+      advice: withStackFlags,
       drawCap: {
         cap: config.insurance.drawCapPerWindow,
         windowSeconds: config.insurance.windowSeconds,
@@ -58,6 +60,20 @@ export async function reconcile(event: unknown) {
   if (summary.reconciled) log.info('ledger reconciled', summary);
   else log.warn('ledger not reconciled', summary);
   return summary;
+}
+
+/**
+ * A problem's command (an unindexed journal's `backstop fund index-journal`) as the on-call pastes it: with this stack's
+ * target flags, from the function's own environment (ops47-reconcile-advice: it named the bare command, which runs
+ * against the default target, local). The flags in words when the environment does not name the stage.
+ */
+function withStackFlags(problem: string): string {
+  const target = adviceTargetFromEnv(process.env);
+  if (target) return withTargetFlags(problem, target);
+  return problem.replace(
+    /`backstop [^`]+`/g,
+    (command) => `${command} (with the stack's flags: --target aws --stage <stage> --region <region>)`,
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 } from '../adapters/aws/index.ts';
 import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import { LOCAL_TICK_QUEUE } from '../adapters/aws/resources.ts';
+import type { TargetGiven } from '../advice.ts';
 import { physicalName, QUEUES, type QueueId, TABLES, type TableId, TICK_BUS } from '../topology.ts';
 import { isAlive, readLocalRecord, stateDir } from './state.ts';
 
@@ -32,6 +33,16 @@ export const LOCALSTACK_ENDPOINT = 'http://localhost:4566';
 export const DEFAULT_LOCAL_STAGE = 'local';
 /** The CDK app's default stage (infra/config.ts). */
 export const DEFAULT_DEPLOYED_STAGE = 'dev';
+
+// In a module of their own, which a function can bundle (shared/advice.ts); named here for the CLI's code.
+export {
+  type AdviceTarget,
+  backstopCommand,
+  shellWord,
+  type TargetGiven,
+  targetFlags,
+  withTargetFlags,
+} from '../advice.ts';
 
 /** The target cannot be used: not running, not deployed, unreachable, no credentials. One line, no stack. */
 export class TargetError extends Error {
@@ -72,61 +83,6 @@ export interface Deployment {
   readonly given?: TargetGiven;
   close(): void;
 }
-
-export interface TargetGiven {
-  readonly endpoint?: string;
-  readonly stage?: string;
-  readonly region?: string;
-}
-
-/** The target a printed command must address: a deployment, or a status report's target. */
-export interface AdviceTarget {
-  readonly kind: string;
-  readonly stage: string;
-  readonly region: string;
-  readonly endpoint?: string | null;
-  readonly given?: TargetGiven;
-}
-
-/** A word as a shell takes it back unchanged. */
-export const shellWord = (word: string): string =>
-  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
-
-/**
- * The flags that make a command an operator copies act where the one that printed it did (ux46-advice-target):
- * without them it runs against the default target, local, and fails or acts on a running local stack. Local: what the
- * command was given (without it, local up's record resolves the same stack). Deployed: the target and stage, LocalStack's
- * endpoint, and the region always: the one the command ran in, however it was resolved (--region, AWS_REGION, the
- * profile's), since a shell with another default would run the copy elsewhere (ops47-advice-region).
- */
-export function targetFlags(target: AdviceTarget): string {
-  const given = target.given ?? {};
-  const flags: string[] = [];
-  if (target.kind === 'local') {
-    if (given.endpoint !== undefined) flags.push('--endpoint', given.endpoint);
-    if (given.stage !== undefined) flags.push('--stage', given.stage);
-    if (given.region !== undefined) flags.push('--region', given.region);
-  } else {
-    flags.push('--target', target.kind, '--stage', target.stage);
-    if (target.kind === 'localstack' && target.endpoint) flags.push('--endpoint', target.endpoint);
-    flags.push('--region', target.region);
-  }
-  return flags.map((f) => ` ${shellWord(f)}`).join('');
-}
-
-/** `backstop <words>` with the target's flags: advice naming a command (ux46-advice-target). */
-export const backstopCommand = (target: AdviceTarget, words: string): string =>
-  `backstop ${words}${targetFlags(target)}`;
-
-/**
- * A message that names commands in backquotes (a service's refusal), each given the target's flags; `extra`: options
- * the command that printed it was given and the one named needs too (a feed resume's --config).
- */
-export const withTargetFlags = (text: string, target: AdviceTarget, extra = ''): string =>
-  text.replace(
-    /`backstop ([^`]+)`/g,
-    (_, words: string) => `\`${backstopCommand(target, `${words}${extra}`)}\``,
-  );
 
 export interface TargetOptions {
   readonly kind: TargetKind;

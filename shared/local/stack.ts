@@ -13,6 +13,7 @@ import {
   type ResourceNames,
 } from '../adapters/aws/index.ts';
 import type { MarketShards } from '../adapters/aws/position-layout.ts';
+import { LOCAL_RUNNER_ENV } from '../advice.ts';
 import type { RiskConfigInput } from '../domain/config.ts';
 import { putEntries } from '../feed/publisher.ts';
 import { METRICS_NAMESPACE, metricsService } from '../metrics.ts';
@@ -109,6 +110,8 @@ export function functionEnvironment(
     // The runner is not Lambda: no X-Ray daemon to send traces to.
     POWERTOOLS_TRACE_ENABLED: 'false',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+    // The commands its functions name are for a local stage (adviceTargetFromEnv).
+    [LOCAL_RUNNER_ENV]: '1',
   };
   for (const table of TABLES) env[tableEnv(table.id)] = names.tables[table.id];
   for (const queue of QUEUES) {

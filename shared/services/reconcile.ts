@@ -90,6 +90,11 @@ export interface ReconcileOptions {
    * own budget); 1,000 a read, stopping after the first read that finds one.
    */
   readonly unindexedLookMax?: number;
+  /**
+   * A problem as the caller's operator reads it: ledger-reconcile gives the commands a problem names its stack's target
+   * flags (ops47-reconcile-advice), in its line, the service's warning and the report alike. As found by default.
+   */
+  readonly advice?: (problem: string) => string;
 }
 
 const DEFAULTS = {
@@ -157,7 +162,7 @@ export async function reconcileAccount(
   const restarted = options.from !== 'checkpoint';
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
     await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
-  const found = listed([...problems]);
+  const found = listed([...problems]).map(options.advice ?? ((problem) => problem));
   const verdict = judgeReconciliation({
     balance: balance.balance,
     sequence: balance.sequence,

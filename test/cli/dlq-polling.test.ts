@@ -778,3 +778,48 @@ it("counts a dead letter sent back whose delete failed among those left in the D
   expect(lines).toHaveLength(2);
   expect(await bodiesIn(dlq)).toEqual(['{"liquidationId":"a:0"}']);
 }, 60_000);
+
+it('names every dead letter whose delete failed, and how many more were not sent back, past 10 (ops47-redrive-more)', async () => {
+  // Noticed in session 47: the text printed 10 lines, those not sent back first, and nothing of the rest; with 10 or more
+  // of them, those sent back whose delete failed (each naming the discard to run) were never printed.
+  const names = await createLocalResources(clients, 'redrivemore');
+  await publishStackOutputs(moto.endpoint, 'redrivemore', names);
+  const dlq = names.queues.liquidations.dlqUrl!;
+  await queuedWithoutPosition(names.tables.liquidations, 'a:0');
+  await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"liquidationId":"a:0"}' }));
+  // Twelve poison messages: none is sent back.
+  for (let i = 0; i < 12; i++)
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: `not json ${i}` }));
+  // The CLI builds its own clients: a:0's delete from the DLQ fails, as the service's would.
+  const send = SQSClient.prototype.send;
+  const deletes = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    if (command instanceof DeleteMessageCommand && command.input.QueueUrl === dlq)
+      return Promise.reject(Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable' }));
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as SQSClient['send']);
+  const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--stage', 'redrivemore'];
+  let run: Awaited<ReturnType<typeof cli>>;
+  try {
+    run = await cli('dlq', 'redrive', '--queue', 'liquidations', ...target);
+  } finally {
+    deletes.mockRestore();
+  }
+  expect(run.code, run.stderr).toBe(1);
+  const lines = run.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe(
+    'liquidations: 1 sent back, 13 left in the DLQ (1 of them sent back: its delete failed)',
+  );
+  // The one whose delete failed, with its discard; then 10 of the poison messages and how many more.
+  expect(lines[1]).toMatch(
+    /^ {2}\S+: sent back, then its delete failed \(Service Unavailable\): still in the DLQ, .*; backstop dlq discard --queue liquidations --message-id \S+ --target localstack .* removes it$/,
+  );
+  expect(lines.slice(2, 12).every((l) => /^ {2}\S+: poison: /.test(l))).toBe(true);
+  expect(lines[12]).toBe(
+    `  ... and 2 more not sent back (with --json a redrive lists every one and why; backstop dlq list --queue liquidations --target localstack --stage redrivemore --endpoint ${moto.endpoint} --region us-east-1 lists what is left, sending nothing)`,
+  );
+  expect(lines).toHaveLength(13);
+}, 60_000);

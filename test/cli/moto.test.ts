@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -10,6 +10,7 @@ import {
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
 import { parseCommand } from '../../cli/ops/common.ts';
+import { holdFailuresAllowed } from '../../cli/ops/events.ts';
 import { LIQUIDATIONS_OPTIONS } from '../../cli/ops/liquidations.ts';
 import { stackName } from '../../infra/outputs.ts';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
@@ -52,6 +53,64 @@ async function marketAt(names: ResourceNames, sequence: number, price: string) {
 }
 
 describe('status', () => {
+  // ops47-watch-retry: on a terminal, a refresh that fails leaves the last figures on screen, marked stale with
+  // their age under the error; an error no retry heals ends the watch, as any command's environment failure.
+  it('--watch keeps the last figures on a terminal, stale, through a throttled refresh, and ends on a table not there', async () => {
+    const { names, at } = await newStage();
+    // The CLI builds its own clients: each refresh Scans the markets; the second is throttled (the SDK's own retries
+    // spent), the third finds the table gone.
+    const send = DynamoDBClient.prototype.send;
+    let marketScans = 0;
+    const scans = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
+        marketScans += 1;
+        const fault =
+          marketScans === 2
+            ? { name: 'ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }
+            : marketScans >= 3
+              ? { name: 'ResourceNotFoundException', message: 'Requested resource not found' }
+              : undefined;
+        if (fault)
+          return Promise.reject(
+            Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
+          );
+      }
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    let stdout = '';
+    let stderr = '';
+    let code: number;
+    try {
+      // A terminal, as runStatus tells one (an io's stdout saying isTTY).
+      const terminal = { isTTY: true, write: (t: string) => (stdout += t) };
+      code = await main(['status', '--watch', '--interval', '1', ...at], {
+        stdout: terminal,
+        stderr: { write: (t: string) => (stderr += t) },
+      });
+    } finally {
+      scans.mockRestore();
+    }
+    expect(code).toBe(1);
+    expect(stderr).toBe('backstop: AWS ResourceNotFoundException: Requested resource not found\n');
+    const screens = stdout.split('\x1b[2J\x1b[H').slice(1);
+    expect(screens).toHaveLength(2);
+    const first = screens[0]!;
+    const read = /^backstop status: local stage \S+ \(\S+\) at (\S+)\n/.exec(first)?.[1];
+    expect(read).toBeDefined();
+    // The second screen: the failure, the figures stale with their age, then the figures of the first read as they were.
+    const [line, ...rest] = screens[1]!.split('\n');
+    expect(line).toMatch(
+      new RegExp(
+        `^backstop status: the refresh at \\S+ failed: ThrottlingException: Rate of requests exceeds the allowed throughput\\.; STALE: the figures shown were read at ${read!.replace(/[.]/g, '\\.')}, [1-9]\\d* s ago; read again in 1 s \\(Ctrl-C ends the watch\\)$`,
+      ),
+    );
+    expect(rest.join('\n')).toBe(first);
+  });
+
   it('has the stable JSON shape, every state present, on an empty stage', async () => {
     const { stage, at } = await newStage();
     const report = await status(at);
@@ -1238,6 +1297,79 @@ describe('replay --hold', () => {
     expect(stderr.trimEnd().split('\n').at(-1)).toBe(
       `backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
     );
+  });
+
+  // ops47-hold-retry: the first look at the stack that failed (a throttle, a network blip) ended the hold with exit 1,
+  // the replay losing its place while the crash's work still needed fresh marks.
+  it('holds on through looks at the stack that fail with an error that may heal, saying so', async () => {
+    const { names, at } = await newStage();
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    await put(pending('p1:0'));
+    // The CLI builds its own clients: the hold's first two Scans of the liquidations are throttled (the SDK's own
+    // retries spent), as DynamoDB throttles a table read whole every few seconds.
+    const send = DynamoDBClient.prototype.send;
+    let throttles = 2;
+    const scans = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (
+        command instanceof ScanCommand &&
+        command.input.TableName === names.tables.liquidations &&
+        throttles-- > 0
+      )
+        return Promise.reject(
+          Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
+            name: 'ThrottlingException',
+            $metadata: { httpStatusCode: 400 },
+          }),
+        );
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    let stderr = '';
+    let writes = 0;
+    let settling: Promise<unknown> | undefined;
+    let code: number;
+    try {
+      code = await main(
+        ['replay', onePrice(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at],
+        {
+          stdout: { write: () => {} },
+          stderr: {
+            isTTY: false,
+            write: (t: string) => {
+              stderr += t;
+              // Two failed looks and their held ticks, a look that reads the work and its tick: then the work is
+              // done, which the next look reads.
+              writes += 1;
+              if (writes === 5) settling = put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
+            },
+          },
+        },
+      );
+    } finally {
+      scans.mockRestore();
+    }
+    await settling;
+    expect(code, stderr).toBe(0);
+    const lines = stderr.trimEnd().split('\n');
+    const failed = (n: number) =>
+      `backstop: hold: the stack's status could not be read (ThrottlingException: Rate of requests exceeds the allowed throughput.): its last price is sent again, and it is read again in 1 s (${n} of ${holdFailuresAllowed(1000)} failures in a row before the hold ends)`;
+    expect(lines[0]).toBe(failed(1));
+    const held = /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; the stack's status not read$/;
+    expect(lines[1]).toMatch(held);
+    expect(lines[2]).toBe(failed(2));
+    expect(lines[3]).toMatch(held);
+    // Read again: the work, then done.
+    expect(lines[4]).toMatch(
+      /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations not terminal$/,
+    );
+    expect(lines).toHaveLength(5);
+    expect(stderr).not.toMatch(/hold ended/);
   });
 
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {

@@ -97,6 +97,32 @@ describe('liquidations overdue --resend, more than --max', () => {
       `3 more overdue not resent (--max 2): run backstop liquidations overdue --resend --max 2 ${at.join(' ')} again once these have moved, or backstop liquidations overdue --resend --max 5 ${at.join(' ')}`,
     );
   });
+
+  // ops47-overdue-json-advice: --json had `overdue` beside `resent`, and no run again: a script had to rebuild the
+  // command, target flags and all, that the text names.
+  it('says it in --json too, with the commands as the text names them, runnable as printed', async () => {
+    const { names, at } = await emulator.newStage('mj');
+    const now = Date.now();
+    for (let i = 0; i < 5; i++) await put(names, queued(`m${i}:0`, now - 3 * 3_600_000 + i));
+    const run = await cli('liquidations', 'overdue', '--resend', '--max', '2', '--json', ...at);
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout) as { resent: string[]; notResent: unknown };
+    expect(out.resent).toHaveLength(2);
+    const again = `backstop liquidations overdue --resend --max 2 ${at.join(' ')}`;
+    const higher = `backstop liquidations overdue --resend --max 5 ${at.join(' ')}`;
+    expect(out.notResent).toEqual({
+      count: 3,
+      advice: `3 more overdue not resent (--max 2): run ${again} again once these have moved, or ${higher}`,
+      commands: [again, higher],
+    });
+    // The higher one, run as printed, resends every one on this stage.
+    const rest = await cli(...higher.split(' ').slice(1), '--json');
+    expect(rest.stderr).toBe('');
+    const all = JSON.parse(rest.stdout) as { overdue: number; resent: string[] };
+    expect(all.overdue).toBe(5);
+    expect(all.resent).toHaveLength(5);
+    expect(all).not.toHaveProperty('notResent');
+  });
 });
 
 // Checked in session 46 (overdue46-young-resend): `overdue --resend` was thought to read every open liquidation 15 to 60

@@ -19,7 +19,8 @@ import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
-import { environmentFailure, parseCommand, riskConfigFor } from '../../cli/ops/common.ts';
+import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
+import { holdFailuresAllowed, holdLooks } from '../../cli/ops/events.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
@@ -34,8 +35,10 @@ import {
   tableNameKey,
 } from '../../infra/outputs.ts';
 import { createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
+import { UnprocessedKeysError } from '../../shared/adapters/aws/reader.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { EmbeddedMarketRepository } from '../../shared/adapters/embedded/markets.ts';
+import { adviceTargetFromEnv, LOCAL_RUNNER_ENV } from '../../shared/advice.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -71,6 +74,7 @@ import { readLocalRecord, removeLocalRecord, writeLocalRecord } from '../../shar
 import {
   drawWindowStatus,
   fundStatus,
+  type LiquidationWork,
   STATUS_COUNT_EVERY_MS,
   type StatusReport,
   strandedAdvice,
@@ -84,6 +88,7 @@ import {
   replayBatches,
   replayPrices,
 } from '../../shared/local/ticks.ts';
+import { metricsService } from '../../shared/metrics.ts';
 import {
   type LiquidationRecord,
   type MarketRepository,
@@ -131,6 +136,69 @@ describe('parseCommand: positional words and strict options', () => {
       positionals: ['--json'],
       values: { price: '7' },
     });
+  });
+});
+
+// ops47-hold-retry: a hold ended on its first look at the stack that failed (a throttle, a blip), losing its place.
+describe('replay --hold: its looks at the stack', () => {
+  const throttled = () =>
+    Object.assign(new Error('Rate exceeded'), {
+      name: 'ThrottlingException',
+      $metadata: { httpStatusCode: 400 },
+    });
+  const work = (nonTerminal: number, stranded = 0) =>
+    ({ liquidations: { total: 1, nonTerminal }, stranded, dlqMessages: 0 }) as unknown as LiquidationWork;
+  const aws = { kind: 'aws', stage: 'prod', region: 'eu-west-1' };
+  /** Looks whose reads answer `answers` in turn (an Error is thrown); the lines they warn with. */
+  function looksAt(answers: (LiquidationWork | Error)[], everyMs = 30_000) {
+    const warned: string[] = [];
+    const looks = holdLooks({
+      collect: async () => {
+        const answer = answers.shift()!;
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      everyMs,
+      target: aws,
+      warn: (line) => warned.push(line),
+    });
+    return { looks, warned };
+  }
+
+  it('holds on through failed looks that may heal, said each time, the count starting again after a read', async () => {
+    const { looks, warned } = looksAt([throttled(), throttled(), work(1), throttled(), work(0)]);
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await looks.pending());
+    expect(answers).toEqual([true, true, true, true, false]);
+    expect(looks.ended()).toBeUndefined();
+    expect(warned).toEqual([
+      "hold: the stack's status could not be read (ThrottlingException: Rate exceeded): its last price is sent again, and it is read again in 30 s (1 of 10 failures in a row before the hold ends)",
+      "hold: the stack's status could not be read (ThrottlingException: Rate exceeded): its last price is sent again, and it is read again in 30 s (2 of 10 failures in a row before the hold ends)",
+      "hold: the stack's status could not be read (ThrottlingException: Rate exceeded): its last price is sent again, and it is read again in 30 s (1 of 10 failures in a row before the hold ends)",
+    ]);
+    expect(looks.work()).toEqual({ total: 1, nonTerminal: 0 });
+  });
+
+  it('ends after five minutes of failed looks in a row, and at once on one that cannot heal', async () => {
+    expect([1_000, 30_000, 119_000].map(holdFailuresAllowed)).toEqual([300, 10, 3]);
+    const { looks } = looksAt(Array.from({ length: 11 }, throttled));
+    const answers = [];
+    for (let i = 0; i < 11; i++) answers.push(await looks.pending());
+    expect(answers).toEqual([...Array(10).fill(true), false]);
+    expect(looks.ended()).toBe(
+      "hold ended: the stack's status could not be read 11 times in a row, over 300 s (ThrottlingException: Rate exceeded)",
+    );
+    expect(looks.work()).toBeUndefined();
+    const denied = Object.assign(new Error('User is not authorized'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const gone = looksAt([work(1), denied]);
+    expect([await gone.looks.pending(), await gone.looks.pending()]).toEqual([true, false]);
+    expect(gone.looks.ended()).toBe(
+      "hold ended: the stack's status could not be read (AccessDeniedException: User is not authorized)",
+    );
+    expect(gone.warned).toEqual([]);
   });
 });
 
@@ -1024,6 +1092,63 @@ exit 0
     expect(environmentFailure(denied)).toBe('AWS AccessDeniedException: User is not authorized');
     expect(environmentFailure(new TypeError('x is undefined'))).toBeUndefined();
   });
+
+  // ops47-watch-retry: what a watch (status --watch, replay --hold) reads again, and what ends it.
+  it('tells a failed refresh that may heal from one that cannot, in one line', () => {
+    const aws = (name: string, message: string, httpStatusCode = 400) =>
+      Object.assign(new Error(message), { name, $metadata: { httpStatusCode } });
+    const heals = [
+      aws('ThrottlingException', 'Rate exceeded'),
+      aws(
+        'ProvisionedThroughputExceededException',
+        'The level of configured provisioned throughput was exceeded',
+      ),
+      aws('ExpiredTokenException', 'The security token included in the request is expired'),
+      aws('InternalServerError', 'Internal server error', 500),
+      Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }),
+      Object.assign(new Error('Token is expired'), { name: 'CredentialsProviderError' }),
+      new UnprocessedKeysError('dynamodb/batch-get-unprocessed: keys still unprocessed'),
+    ];
+    expect(heals.map((e) => refreshFailure(e))).toEqual([
+      { line: 'ThrottlingException: Rate exceeded', lasting: false },
+      {
+        line: 'ProvisionedThroughputExceededException: The level of configured provisioned throughput was exceeded',
+        lasting: false,
+      },
+      {
+        line: 'ExpiredTokenException: The security token included in the request is expired',
+        lasting: false,
+      },
+      { line: 'InternalServerError: Internal server error', lasting: false },
+      { line: 'Error (ECONNRESET): read ECONNRESET', lasting: false },
+      { line: 'TimeoutError: socket hang up', lasting: false },
+      { line: 'CredentialsProviderError: Token is expired', lasting: false },
+      {
+        line: 'UnprocessedKeysError: dynamodb/batch-get-unprocessed: keys still unprocessed',
+        lasting: false,
+      },
+    ]);
+    const lasting = [
+      aws('ResourceNotFoundException', 'Requested resource not found'),
+      aws('QueueDoesNotExist', 'The specified queue does not exist.'),
+      aws('AccessDeniedException', 'User is not authorized\nmore'),
+      aws('UnrecognizedClientException', 'The security token included in the request is invalid.'),
+      new TargetError('stack backstop-dev not found in eu-west-1'),
+    ];
+    expect(lasting.map((e) => refreshFailure(e))).toEqual([
+      { line: 'ResourceNotFoundException: Requested resource not found', lasting: true },
+      { line: 'QueueDoesNotExist: The specified queue does not exist.', lasting: true },
+      { line: 'AccessDeniedException: User is not authorized', lasting: true },
+      {
+        line: 'UnrecognizedClientException: The security token included in the request is invalid.',
+        lasting: true,
+      },
+      { line: 'TargetError: stack backstop-dev not found in eu-west-1', lasting: true },
+    ]);
+    // A bug is no failure of the environment: it ends the watch as any command's.
+    expect(refreshFailure(new TypeError('x is undefined'))).toBeUndefined();
+  });
 });
 
 describe('local.json', () => {
@@ -1888,6 +2013,37 @@ describe('advice names commands for the target that printed them', () => {
     ).toBe(
       '`backstop feed resume --symbol ETH-USD --from-sequence 1 --config risk.json --target localstack --stage dev --endpoint http://localhost:4566 --region us-east-1` drops it',
     );
+  });
+  // ops47-reconcile-advice: ledger-reconcile's line named `backstop fund index-journal` bare, run as pasted against
+  // the default target, local; the function names its own stack from its environment.
+  it("names a function's command for its own stack, from the function's environment", () => {
+    const problem = 'run `backstop fund index-journal` (a re-run changes nothing)';
+    const lambda = { POWERTOOLS_SERVICE_NAME: metricsService('prod'), AWS_REGION: 'eu-west-1' };
+    expect(withTargetFlags(problem, adviceTargetFromEnv(lambda)!)).toBe(
+      'run `backstop fund index-journal --target aws --stage prod --region eu-west-1` (a re-run changes nothing)',
+    );
+    // A stack LocalStack runs: its endpoint, inside LocalStack's network, left to the operator's shell.
+    expect(
+      targetFlags(
+        adviceTargetFromEnv({ ...lambda, AWS_ENDPOINT_URL: 'http://localhost.localstack.cloud:4566' })!,
+      ),
+    ).toBe(' --target localstack --stage prod --region eu-west-1');
+    // The local runner's functions: a local stage, as local up runs it.
+    expect(
+      targetFlags(
+        adviceTargetFromEnv({
+          ...lambda,
+          AWS_ENDPOINT_URL: 'http://127.0.0.1:5000',
+          [LOCAL_RUNNER_ENV]: '1',
+        })!,
+      ),
+    ).toBe(' --stage prod --region eu-west-1');
+    // No stage named (code run outside a stage): none guessed.
+    expect(
+      adviceTargetFromEnv({ POWERTOOLS_SERVICE_NAME: 'backstop', AWS_REGION: 'eu-west-1' }),
+    ).toBeUndefined();
+    expect(adviceTargetFromEnv({ AWS_REGION: 'eu-west-1' })).toBeUndefined();
+    expect(adviceTargetFromEnv({ POWERTOOLS_SERVICE_NAME: metricsService('prod') })).toBeUndefined();
   });
 });
 

@@ -249,8 +249,9 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
 
   // reconcile47-not-indexed-log: a stack deployed before session 27 holds journal entries its index by sequence does
   // not list; a withdrawal's check named `backstop fund index-journal` (withdraw46-not-indexed), and this run's own
-  // line said "entry 1 missing" alone, as for a lost entry.
-  it('on a journal its index does not wholly list, its line names index-journal; indexed, it reconciles', async () => {
+  // line said "entry 1 missing" alone, as for a lost entry. ops47-reconcile-advice: the command named was bare, without
+  // the stack's target flags, so pasted it ran against the default target; it is now the command for this stage.
+  it('on a journal its index does not wholly list, its lines name index-journal for this stage; indexed, it reconciles', async () => {
     await deposit(2);
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
     const table = stack.names.tables.ledger;
@@ -269,7 +270,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     try {
       const named = expect.stringMatching(
         new RegExp(
-          `^entry 1 missing \\(the balance is at sequence ${journal.length}\\) from the journal's index by sequence, which does not list entries the journal holds \\(2 of its ${journal.length} entries, from entry 1\\): .*run \`backstop fund index-journal\``,
+          `^entry 1 missing \\(the balance is at sequence ${journal.length}\\) from the journal's index by sequence, which does not list entries the journal holds \\(2 of its ${journal.length} entries, from entry 1\\): .*run \`backstop fund index-journal --stage reconcile --region us-east-1\` \\(a re-run`,
         ),
       );
       expect(await reconcile({ full: true })).toMatchObject({
@@ -280,6 +281,10 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       const lines = warn.mock.calls.filter((c) => c[0] === 'ledger not reconciled');
       expect(lines).toHaveLength(1);
       expect(lines[0]![1]).toMatchObject({ verdict: 'not-indexed', problems: [named] });
+      // The service's own warning names it alike.
+      const service = warn.mock.calls.filter((c) => c[0] === 'ledger does not reconcile');
+      expect(service).toHaveLength(1);
+      expect(service[0]![1]).toMatchObject({ verdict: 'not-indexed', problems: [named] });
     } finally {
       warn.mockRestore();
     }

@@ -1,7 +1,13 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { renderStatus, sleepUnlessAborted, watchStatus } from '../../cli/ops/status.ts';
+import {
+  type FailedRefresh,
+  failedRefreshLine,
+  renderStatus,
+  sleepUnlessAborted,
+  watchStatus,
+} from '../../cli/ops/status.ts';
 import { type AwsClients, createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -352,6 +358,11 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
   });
 });
 
+/** A watch that should not fail a refresh. */
+const unexpected = (failed: FailedRefresh) => {
+  throw new Error(`a refresh failed: ${failed.error}`);
+};
+
 // status47-watch-loop: the loop of `status --watch` (its timer, Ctrl-C) was driven by no test, only the reads it makes.
 describe("status --watch: the loop (moto, real SDK; its clock and sleep the test's)", () => {
   it('refreshes every interval, counting only every STATUS_COUNT_EVERY_MS, until aborted', async () => {
@@ -369,6 +380,7 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
         written.push(report);
         scansAtWrite.push(counted(scans, names));
       },
+      writeFailure: unexpected,
       intervalMs,
       nowMs: () => now,
       sleep: async (ms) => {
@@ -414,6 +426,7 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
         return report;
       },
       write: () => {},
+      writeFailure: unexpected,
       // An hour (--interval 3600): the test would time out on a wait the abort does not end.
       intervalMs: 3_600_000,
       nowMs: Date.now,
@@ -421,6 +434,110 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
       signal: stop.signal,
     });
     expect(reads).toBe(1);
+    clients.destroy();
+  });
+
+  // ops47-watch-retry: the first read that failed (a throttle, an expired credential, a network blip) ended the
+  // watch, when a crash makes the on-call need it most.
+  it('writes a failed refresh with the age of the last figures, reads again at the next interval, and ends on a table not there', async () => {
+    const { clients, names, deployment } = await setUp();
+    const t0 = Date.now();
+    let now = t0;
+    let throttled = false;
+    // Each refresh Scans the markets: throttled, as DynamoDB throttles, below the SDK's retries (its own were spent).
+    clients.dynamo.middlewareStack.add(
+      ((next: (args: { input: unknown }) => Promise<unknown>, context: { commandName?: string }) =>
+        async (args: { input: { TableName?: string } }) => {
+          if (
+            throttled &&
+            context.commandName === 'ScanCommand' &&
+            args.input.TableName === names.tables.markets
+          )
+            throw Object.assign(new Error('Rate of requests exceeds the allowed throughput.\nmore'), {
+              name: 'ThrottlingException',
+              $metadata: { httpStatusCode: 400 },
+            });
+          return next(args);
+        }) as never,
+      { step: 'initialize', name: 'throttleMarkets' },
+    );
+    const written: StatusReport[] = [];
+    const failures: FailedRefresh[] = [];
+    const slept: number[] = [];
+    const intervalMs = 60_000;
+    const watching = watchStatus({
+      read: statusWatcher(deployment, undefined, withdrawalChecker()),
+      write: (report) => written.push(report),
+      writeFailure: (failed) => failures.push(failed),
+      intervalMs,
+      nowMs: () => now,
+      sleep: async (ms) => {
+        slept.push(ms);
+        now += ms;
+        const refreshes = written.length + failures.length;
+        // The second and third refreshes throttled; the fourth reads; the markets' table is gone for the fifth.
+        throttled = refreshes === 1 || refreshes === 2;
+        if (refreshes === 4)
+          await clients.dynamo.send(new DeleteTableCommand({ TableName: names.tables.markets }));
+      },
+      signal: new AbortController().signal,
+    });
+    await expect(watching).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    expect(written.map((r) => r.at)).toEqual([t0, t0 + 180_000].map((ms) => new Date(ms).toISOString()));
+    expect(failures).toEqual([
+      {
+        atMs: t0 + 60_000,
+        error: 'ThrottlingException: Rate of requests exceeds the allowed throughput.',
+        last: written[0],
+        inARow: 1,
+        intervalMs,
+      },
+      {
+        atMs: t0 + 120_000,
+        error: 'ThrottlingException: Rate of requests exceeds the allowed throughput.',
+        last: written[0],
+        inARow: 2,
+        intervalMs,
+      },
+    ]);
+    expect(failedRefreshLine(failures[1]!)).toBe(
+      `backstop status: the refresh at ${new Date(t0 + 120_000).toISOString()} failed (2 in a row): ThrottlingException: Rate of requests exceeds the allowed throughput.; STALE: the figures shown were read at ${written[0]!.at}, 120 s ago; read again in 60 s (Ctrl-C ends the watch)`,
+    );
+    // One interval between refreshes, failed or not; none after the lasting error.
+    expect(slept).toEqual(Array(4).fill(intervalMs));
+    clients.destroy();
+  });
+
+  it('reads again after a failed first refresh, with no figures yet to show', async () => {
+    const { clients, deployment } = await setUp();
+    const stop = new AbortController();
+    const watcher = statusWatcher(deployment, undefined, withdrawalChecker());
+    const failures: FailedRefresh[] = [];
+    const written: StatusReport[] = [];
+    let reads = 0;
+    await watchStatus({
+      read: async (nowMs) => {
+        reads += 1;
+        // A network blip, as Node reports one (no AWS metadata: the request never got an answer).
+        if (reads === 1) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+        return watcher(nowMs);
+      },
+      write: (report) => {
+        written.push(report);
+        stop.abort();
+      },
+      writeFailure: (failed) => failures.push(failed),
+      intervalMs: 2_000,
+      nowMs: Date.now,
+      sleep: async () => {},
+      signal: stop.signal,
+    });
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).not.toHaveProperty('last');
+    expect(failedRefreshLine(failures[0]!)).toMatch(
+      /^backstop status: the refresh at \S+ failed: Error \(ECONNRESET\): read ECONNRESET; no figures yet; read again in 2 s/,
+    );
+    expect(written).toHaveLength(1);
     clients.destroy();
   });
 });

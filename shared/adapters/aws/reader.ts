@@ -17,14 +17,42 @@ import { positionFromItem } from './positions.ts';
 export const BATCH_GET_MAX = 100;
 const MAX_UNPROCESSED_ROUNDS = 8;
 
+/** How batchGetConsistent waits before asking again for unprocessed keys (tests pass their own). */
+export interface BatchGetRetry {
+  /** In [0, 1): the jitter's draw (Math.random by default). */
+  readonly random?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The wait before round `round` (1, 2, ...) of unprocessed keys: exponential (50 ms, doubling) with equal jitter, half
+ * of it fixed and half drawn (AWS's "Exponential Backoff And Jitter"; DynamoDB's guide asks batch retries to back off).
+ * Without jitter, readers throttled together (the consumers of one crash's burst) asked again together, each round
+ * (ops47-batch-get-jitter). Equal, not full: the rounds are bounded, and a draw near 0 on each would spend them at once.
+ */
+export function unprocessedDelayMs(round: number, random: () => number): number {
+  const full = 25 * 2 ** round;
+  return Math.round(full / 2 + (full / 2) * random());
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Keys DynamoDB still left unprocessed after every round: throttling that lasted, which a later read may get past. */
+export class UnprocessedKeysError extends Error {
+  override readonly name = 'UnprocessedKeysError';
+}
+
 /**
  * One BatchGetItem over several tables (at most 100 keys), strongly consistent, retrying unprocessed keys with
- * backoff (DynamoDB returns them under throttling); the items found, by table.
+ * jittered backoff (DynamoDB returns them under throttling); the items found, by table.
  */
 export async function batchGetConsistent(
   dynamo: DynamoDBClient,
   keysByTable: Readonly<Record<string, readonly Item[]>>,
+  retry: BatchGetRetry = {},
 ): Promise<Record<string, Item[]>> {
+  const random = retry.random ?? Math.random;
+  const sleep = retry.sleep ?? realSleep;
   const found: Record<string, Item[]> = Object.fromEntries(Object.keys(keysByTable).map((t) => [t, []]));
   let pending: Record<string, KeysAndAttributes> = Object.fromEntries(
     Object.entries(keysByTable)
@@ -34,8 +62,8 @@ export async function batchGetConsistent(
   for (let round = 0; Object.keys(pending).length > 0; round++) {
     if (round > 0) {
       if (round > MAX_UNPROCESSED_ROUNDS)
-        throw new Error('dynamodb/batch-get-unprocessed: keys still unprocessed');
-      await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
+        throw new UnprocessedKeysError('dynamodb/batch-get-unprocessed: keys still unprocessed');
+      await sleep(unprocessedDelayMs(round, random));
     }
     const out = await dynamo.send(new BatchGetItemCommand({ RequestItems: pending }));
     for (const [table, items] of Object.entries(out.Responses ?? {})) found[table]?.push(...items);
