@@ -303,36 +303,66 @@ export function environmentFailure(error: unknown): string | undefined {
 const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
 
 /**
- * AWS errors no later try heals: the resource is not there (the stack deleted, another stage or region) or the caller
- * may not act on it (a policy, a key that is not one), or the request is wrong. An expired credential is not among them:
- * renewed (`aws sso login`, a profile's role) the SDK's provider reads it again.
+ * AWS errors a later try may get past though AWS answered them as the caller's (a 4xx): a throttle (as the SDK names
+ * them; SQS's RequestThrottled is a 403, KMS's a 400), a request that timed out, a clock the SDK corrects from the
+ * answer, an expired credential (renewed, `aws sso login` or a profile's role, the SDK's provider reads it again).
  */
-const LASTING_ERRORS = new Set([
-  'ResourceNotFoundException',
-  'QueueDoesNotExist',
-  'AWS.SimpleQueueService.NonExistentQueue',
-  'AccessDeniedException',
-  'AccessDenied',
-  'UnrecognizedClientException',
-  'InvalidClientTokenId',
-  'InvalidSignatureException',
-  'SignatureDoesNotMatch',
-  'ValidationException',
+const HEALING_CLIENT_ERRORS = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'LimitExceededException',
+  'SlowDown',
+  'BandwidthLimitExceeded',
+  'PriorRequestNotComplete',
+  'TransactionInProgressException',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'RequestExpired',
+  'RequestTimeTooSkewed',
+  'RequestInTheFuture',
+  'ExpiredToken',
+  'ExpiredTokenException',
 ]);
+
+/**
+ * Whether a later try may get past an AWS error: a server's (5xx, 429) or one of HEALING_CLIENT_ERRORS. Any other 4xx
+ * is the caller's and every try gets it again, whatever its name (review47-refresh-client-errors: only ten names were
+ * lasting, so a SerializationException or SQS's InvalidAttributeName, InvalidSecurity was read again forever): the table
+ * or queue not there, access denied, a key not recognised, a request refused as invalid.
+ */
+function awsErrorMayHeal(e: AwsError): boolean {
+  if (HEALING_CLIENT_ERRORS.has(e.name) || /throttl/i.test(e.name) || e.$retryable !== undefined) return true;
+  const status = e.$metadata.httpStatusCode;
+  // Without a status, the SDK's own word for whose fault it is.
+  if (status === undefined) return e.$fault !== 'client';
+  return status === 429 || status >= 500;
+}
+
+type AwsError = Error & {
+  readonly $metadata: { readonly httpStatusCode?: number };
+  readonly $fault?: string;
+  readonly $retryable?: unknown;
+};
 
 /** A read a watch makes again and again that failed: one line, and whether a later read may succeed. */
 export interface RefreshFailure {
   /** The error's class (its code for a network error) and the first line of its message. */
   readonly line: string;
-  /** No later read heals it (LASTING_ERRORS, or a target that cannot be used): the watch ends on it. */
+  /** No later read heals it (an AWS error of the caller's, or a target that cannot be used): the watch ends on it. */
   readonly lasting: boolean;
 }
 
 /**
  * How a watch (`status --watch`, `replay --hold`) takes a failed read (ops47-watch-retry): a throttle, a server error,
  * a timeout, a network blip, an expired credential or keys a batch read left unprocessed may heal, and the watch reads
- * again at its next interval; an AWS error of LASTING_ERRORS or a target that cannot be used is lasting. Undefined for
- * anything else (a bug), which ends the watch as any command's bug does.
+ * again at its next interval; any other AWS error (awsErrorMayHeal) or a target that cannot be used is lasting.
+ * Undefined for anything else (a bug), which ends the watch as any command's bug does.
  */
 export function refreshFailure(error: unknown): RefreshFailure | undefined {
   // A batch read throttled through all its rounds: a throttle too.
@@ -342,7 +372,7 @@ export function refreshFailure(error: unknown): RefreshFailure | undefined {
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;
   const line = `${e.name}${code && code !== e.name ? ` (${code})` : ''}: ${firstLine(e.message)}`;
-  const lasting = e.$metadata === undefined ? isUnusableTarget(error) : LASTING_ERRORS.has(e.name);
+  const lasting = e.$metadata === undefined ? isUnusableTarget(error) : !awsErrorMayHeal(error as AwsError);
   return { line, lasting };
 }
 

@@ -326,16 +326,18 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
           if (screen) io.stdout.write('\x1b[2J\x1b[H');
           write(report);
         },
-        // A failed refresh (ops47-watch-retry): on a terminal the last figures stay, under the line that says they
-        // are stale; in a log the line follows them; with --json on stderr, stdout keeping one report a line.
+        // A failed refresh (ops47-watch-retry): on a terminal the last figures stay, the line that says they are stale
+        // below them, where the cursor is: a status taller than the terminal scrolled a line above them out of sight
+        // (review47-stale-line-scrolled); in a log the line follows them; with --json on stderr, stdout keeping one
+        // report a line.
         writeFailure: (failed) => {
           const line = `${failedRefreshLine(failed)}\n`;
           if (values.json) io.stderr.write(line);
           else if (!screen) io.stdout.write(line);
           else {
             io.stdout.write('\x1b[2J\x1b[H');
-            io.stdout.write(line);
             if (failed.last) io.stdout.write(renderStatus(failed.last, deployment));
+            io.stdout.write(line);
           }
         },
         intervalMs,

@@ -14,8 +14,17 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import type { EventBridgeClient, PutEventsCommandInput } from '@aws-sdk/client-eventbridge';
-import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  InvalidAttributeName,
+  InvalidSecurity,
+  KmsThrottled,
+  ReceiveMessageCommand,
+  RequestThrottled,
+} from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
@@ -1148,6 +1157,41 @@ exit 0
     ]);
     // A bug is no failure of the environment: it ends the watch as any command's.
     expect(refreshFailure(new TypeError('x is undefined'))).toBeUndefined();
+  });
+
+  // review47-refresh-client-errors: only ten names were lasting, so any other error AWS answered as the caller's (a code
+  // bug's SerializationException, a wrong attribute, a 403 of SQS's) was read again at every interval, forever.
+  it("ends a watch on any error AWS answers as the caller's, and reads again through a throttle of any status", () => {
+    const $metadata = (httpStatusCode: number) => ({ $metadata: { httpStatusCode } });
+    const lasting = [
+      Object.assign(new Error('Start of structure or map found where not expected.'), {
+        name: 'SerializationException',
+        ...$metadata(400),
+      }),
+      new InvalidAttributeName({ message: 'Unknown Attribute Bogus.', ...$metadata(400) }),
+      new InvalidSecurity({ message: 'The request was not made over HTTPS', ...$metadata(403) }),
+      // No status: the SDK's word for whose fault it is.
+      Object.assign(new Error('Requested resource not found'), {
+        name: 'ResourceNotFoundException',
+        $metadata: {},
+        $fault: 'client',
+      }),
+    ];
+    expect(lasting.map((e) => refreshFailure(e)?.lasting)).toEqual([true, true, true, true]);
+    const heals = [
+      // SQS's throttle is a 403, KMS's a 400.
+      new RequestThrottled({ message: 'Request is throttled.', ...$metadata(403) }),
+      new KmsThrottled({ message: 'KMS throttled', ...$metadata(400) }),
+      new ProvisionedThroughputExceededException({ message: 'Throughput exceeded', ...$metadata(400) }),
+      Object.assign(new Error('Too many requests'), { name: 'TooManyRequests', ...$metadata(429) }),
+      Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', ...$metadata(503) }),
+      Object.assign(new Error('The security token included in the request is expired'), {
+        name: 'ExpiredToken',
+        ...$metadata(403),
+      }),
+      Object.assign(new Error('Signature expired'), { name: 'RequestExpired', ...$metadata(400) }),
+    ];
+    expect(heals.map((e) => refreshFailure(e)?.lasting)).toEqual(Array(heals.length).fill(false));
   });
 });
 

@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
+import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
+import { metricsService } from '../../shared/metrics.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -37,11 +39,17 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
         .replace(/, (?=[^,]*$)/, ' or ')}`,
     );
     const problem = missingEntryProblem(1, 4, { lowest: 1, found: 3, read: 4, complete: true });
-    const [start] = problem.split(', which does not list');
-    expect(note).toContain(
-      `\`${start!.replace('sequence 4', 'sequence N')}, ... run backstop fund index-journal\``,
-    );
     expect(problem).toContain('run `backstop fund index-journal`');
+    // review47-reconcile-note-flags: as ledger-reconcile writes it on AWS, the command with its stack's flags
+    // (ops47-reconcile-advice); a later sentence called that a change from "the bare command", which no version of
+    // the function wrote (session 46's named no command).
+    const lambda = { POWERTOOLS_SERVICE_NAME: metricsService('S'), AWS_REGION: 'R' };
+    const written = withTargetFlags(problem, adviceTargetFromEnv(lambda)!);
+    const [start] = written.split(', which does not list');
+    const command = /run `(backstop fund index-journal[^`]*)`/.exec(written)![1];
+    expect(command).toBe('backstop fund index-journal --target aws --stage S --region R');
+    expect(note).toContain(`\`${start!.replace('sequence 4', 'sequence N')}, ... run ${command}\``);
+    expect(note).not.toMatch(/where it named the bare command/);
   });
 
   it("names the quote's refusal as the consumer gives it, and what a venue that reads a key now needs", () => {
