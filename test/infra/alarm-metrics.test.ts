@@ -1,10 +1,16 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
-import { buildStack, projectRoot, synthDir, THIS_PROJECT } from '../support/infra-project.ts';
+import {
+  buildStack,
+  projectRoot,
+  removeSynthDirs,
+  synthDir,
+  THIS_PROJECT,
+} from '../support/infra-project.ts';
 
 /**
  * An alarm matches one metric name and its exact dimension set: one reading a name, a set or a value the code never
@@ -15,7 +21,7 @@ import { buildStack, projectRoot, synthDir, THIS_PROJECT } from '../support/infr
 
 process.env.CDK_VALIDATION = 'false';
 const outdir = synthDir('backstop-observe-');
-afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+afterAll(removeSynthDirs);
 
 const SPECS = new Map<string, MetricSpec>(Object.values(METRICS).map((s) => [s.name, s]));
 

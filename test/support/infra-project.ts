@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,5 +80,15 @@ export function buildStack(
   return { app, stack, config };
 }
 
-/** A new directory for a synth's output (the caller removes it). */
-export const synthDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+const synthDirs: string[] = [];
+
+/** A new directory for a synth's output, removed by removeSynthDirs (the caller's afterAll). */
+export function synthDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  synthDirs.push(dir);
+  return dir;
+}
+
+export function removeSynthDirs(): void {
+  for (const dir of synthDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
