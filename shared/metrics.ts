@@ -292,6 +292,13 @@ export const METRICS = {
     byMarket: true,
     help: 'a tick jumped past the price band and the market halted',
   },
+  BreakerTraceFailures: {
+    name: 'BreakerTraceFailures',
+    unit: 'Count',
+    kind: 'counter',
+    byMarket: true,
+    help: "prints refused as tick/breaker-confirming whose trace on the breaker (breaker.confirming) could not be written: the refusal stands (only `backstop replay` reads the trace, and stops as stalled waiting on such a print); a markets table failing so fails the ticks' own writes too, which page",
+  },
   LedgerReconcileDifference: {
     name: 'LedgerReconcileDifference',
     unit: 'None',

@@ -164,7 +164,8 @@ each), and a print the breaker holds at the end. Files: a header with a time col
 12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
 continue from the market's last one. Each tick is sent once the stack has handled the one before (EventBridge
 keeps no order between ticks in flight together: the older, landing second, would be refused as out of order),
-and the replay stops with a clear error when the stack handles none for 60 s.
+and the replay stops with a clear error when the stack handles none for 60 s, or when EventBridge refuses a
+call whole (the caller's credentials, the bus's policy), which it would every next call too.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -462,6 +463,15 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       rejected: outcome.rejected.length,
       ...(outcome.renumbered.length > 0 ? { renumbered: outcome.renumbered } : {}),
       ...(stalled ? { stalled } : {}),
+      ...(outcome.refusedWhole
+        ? {
+            refusedWhole: {
+              sequence: outcome.refusedWhole.sequence,
+              code: outcome.refusedWhole.code,
+              message: outcome.refusedWhole.message,
+            },
+          }
+        : {}),
       firstSequence: outcome.firstSequence,
       lastSequence: outcome.lastSequence,
       rejections: outcome.rejected
@@ -506,6 +516,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       io.stderr.write(`backstop: ${stalled}\n`);
       return 1;
     }
+    if (outcome.refusedWhole) {
+      io.stderr.write(`backstop: ${refusedWholeLine(symbol, outcome)}\n`);
+      return 1;
+    }
     const holdFailure = looks.ended();
     if (holdFailure) {
       io.stderr.write(`backstop: ${holdFailure}\n`);
@@ -518,6 +532,23 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     return outcome.rejected.length > 0 || outcome.unknown.length > 0 ? 1 : 0;
   });
 });
+
+/**
+ * Why a replay stopped at a PutEvents call refused whole (ReplayOutcome.refusedWhole): every next call would be refused
+ * the same (follow47-replay-call-refused).
+ */
+export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string {
+  const r = outcome.refusedWhole!;
+  const put = outcome.accepted;
+  const left = outcome.total - outcome.sent;
+  return (
+    `replay/refused: EventBridge refused the whole PutEvents call of ${symbol} sequence ${r.sequence}: ${r.code}` +
+    `${r.message ? ` (${r.message})` : ''}. Every next call would be refused the same (the caller's credentials, or ` +
+    "the bus's policy: with backstop:tickPublishersOnly only the feed principals may put ticks), so the replay " +
+    `stopped there: ${put} ${put === 1 ? 'tick' : 'ticks'} put before it` +
+    `${left > 0 ? `, ${left} of the file's ${outcome.total} prices not sent` : ''}`
+  );
+}
 
 /** What a replay says of its ticks on the bus that margin-check did not take (ReplayOutcome.notTaken). */
 export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[]): string[] {

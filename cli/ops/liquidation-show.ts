@@ -1,6 +1,11 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
-import { type AdlEvent, isTerminal, type LiquidationState } from '../../shared/domain/model.ts';
+import {
+  type AdlEvent,
+  adlEventsRead,
+  isTerminal,
+  type LiquidationState,
+} from '../../shared/domain/model.ts';
 import {
   formatBase,
   formatPrice,
@@ -564,6 +569,12 @@ export interface PositionLiquidations {
     /** The latest (MAX_ADL_EVENTS_KEPT), the oldest first. */
     readonly events: readonly ShownAdlEvent[];
   };
+  /**
+   * Lists of ADL events on the record in a shape this version cannot read (a later version's, an edit by hand),
+   * each with why: kept on the record as they are. `current`: the position's list (no `deleveragedBy` then); else
+   * one set aside when an event started a new list (follow47-adl-events-unreadable). Absent: none.
+   */
+  readonly unreadableAdlEvents?: readonly { readonly reason: string; readonly current: boolean }[];
 }
 
 /** One ADL close or haircut a position took as a counterparty (Position.adlEvents). */
@@ -620,6 +631,12 @@ export async function collectPositionLiquidations(
   // tick's is the feed's clock (up to its skew ahead), a next slice's the function's, and reads complete in any order.
   found.sort((a, b) => a.startedOn - b.startedOn);
   const base = baseOf(p.symbol);
+  const unreadable = [
+    ...(p.adlEventsSetAside ?? []).map((e) => ({ reason: e.unreadable, current: false })),
+    ...(p.adlEvents && !adlEventsRead(p.adlEvents)
+      ? [{ reason: p.adlEvents.unreadable, current: true }]
+      : []),
+  ];
   return {
     position: { ...positionOf(p), symbol: p.symbol, side: p.side },
     liquidations: found.map(({ l }) => {
@@ -635,9 +652,16 @@ export async function collectPositionLiquidations(
       };
     }),
     ...(from > 0 ? { unreadBelowVersion: from } : {}),
-    ...(p.adlEvents
-      ? { deleveragedBy: { total: p.adlEvents.total, events: p.adlEvents.recent.map(adlEventOf) } }
+    ...(adlEventsRead(p.adlEvents)
+      ? {
+          deleveragedBy: {
+            // A count below the events kept (an edit by hand) is not shown as fewer than listed.
+            total: Math.max(p.adlEvents.total, p.adlEvents.recent.length),
+            events: p.adlEvents.recent.map(adlEventOf),
+          },
+        }
       : {}),
+    ...(unreadable.length > 0 ? { unreadableAdlEvents: unreadable } : {}),
   };
 }
 
@@ -805,13 +829,20 @@ export function renderPositionLiquidations(r: PositionLiquidations): string {
   if (adl) {
     const quote = quoteOf(p.symbol);
     const kept = adl.events.length;
+    const latest = kept === 1 ? 'only the latest kept' : `the latest ${kept} kept`;
     out.push(
-      `  deleveraged by ADL ${adl.total === 1 ? 'once' : `${adl.total} times`}${adl.total > kept ? `, the latest ${kept} kept` : ''}${kept > 1 ? ', the oldest first' : ''}:`,
+      `  deleveraged by ADL ${adl.total === 1 ? 'once' : `${adl.total} times`}${adl.total > kept ? `, ${latest}` : ''}${kept > 1 ? ', the oldest first' : ''}:`,
     );
     for (const e of adl.events)
       out.push(
         `  ${e.at} by ${e.liquidationId} (${e.round === 0 ? 'its settlement' : `its ADL round ${e.round}`}): ${e.closedSize === '0' ? `closed nothing (a haircut alone, at mark ${e.mark} ${quote})` : `closed ${e.closedSize} ${base} at mark ${e.mark} ${quote} (effective ${e.price} ${quote})`}, gave ${money(e.profitGiven, quote)} (haircut ${money(e.haircut, quote)})`,
       );
   }
+  for (const u of r.unreadableAdlEvents ?? [])
+    out.push(
+      u.current
+        ? `  ADL events recorded in a shape this version cannot read (${u.reason}): kept on the record as they are`
+        : `  an earlier list of ADL events this version cannot read (${u.reason}): set aside on the record as it was when an ADL event started a new list`,
+    );
   return `${out.join('\n')}\n`;
 }

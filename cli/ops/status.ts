@@ -181,9 +181,15 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
         m.mark === null
         ? 'no tick accepted yet: its positions are not margin-checked'
         : 'breaker closed'
-      : m.breaker.reason === 'tick/unconfirmed'
-        ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
-        : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`;
+      : `${
+          m.breaker.reason === 'tick/unconfirmed'
+            ? `first print ${m.breaker.mark} waiting for one that agrees (since ${m.breaker.trippedAt})`
+            : `BREAKER OPEN since ${m.breaker.trippedAt} (${m.breaker.reason}, ${m.breaker.mark})`
+        }${
+          m.breaker.confirming
+            ? `, print ${m.breaker.confirming.sequence} refused at ${m.breaker.confirming.at} as too soon to confirm it`
+            : ''
+        }`;
     const held = m.heldJump
       ? `, sequence ${m.heldJump.behind ? 'behind at' : 'jump to'} ${m.heldJump.sequence} held since ${m.heldJump.heldAt} (followed once the feed continues from it and the mark is stale)`
       : '';

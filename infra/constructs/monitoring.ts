@@ -881,6 +881,7 @@ export class Monitoring extends Construct {
       graph('Breaker trips, ticks rejected by market', [
         by(METRICS.CircuitBreakerTripped),
         by(METRICS.TicksRejected),
+        by(METRICS.BreakerTraceFailures),
       ]),
     );
     this.dashboard.addWidgets(
@@ -987,6 +988,7 @@ export class Monitoring extends Construct {
         'Safety',
         [
           m(METRICS.CircuitBreakerTripped),
+          m(METRICS.BreakerTraceFailures),
           m(METRICS.StaleMarkWaits),
           m(METRICS.MarkDisputes),
           m(METRICS.LiquidationsDisputed),

@@ -1,6 +1,13 @@
 import { pnlE16, settleClose } from './accounting.ts';
 import { marginE16, wholeMargin } from './margin.ts';
-import type { AdlEvent, AdlEvents, Position, Side } from './model.ts';
+import {
+  type AdlEvent,
+  type AdlEvents,
+  adlEventsRead,
+  type Position,
+  type Side,
+  type UnreadableAdlEvents,
+} from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -528,6 +535,21 @@ export function withAdlEvent(events: AdlEvents | undefined, event: AdlEvent): Ad
   const kept = recent.slice(Math.max(0, recent.length + 1 - MAX_ADL_EVENTS_KEPT));
   kept.push(event);
   return { total: Math.max(events.total, recent.length) + 1, recent: kept };
+}
+
+/**
+ * A position's ADL events with `event` recorded (withAdlEvent). A list this version cannot read is not refused (that
+ * would block ADL for a display) nor dropped: it is set aside as it was, and a new list starts with the event
+ * (follow47-adl-events-unreadable).
+ */
+export function recordAdlEvent(
+  position: Pick<Position, 'adlEvents' | 'adlEventsSetAside'>,
+  event: AdlEvent,
+): { adlEvents: AdlEvents; adlEventsSetAside?: readonly UnreadableAdlEvents[] } {
+  const { adlEvents: events, adlEventsSetAside: aside } = position;
+  if (events === undefined || adlEventsRead(events))
+    return { adlEvents: withAdlEvent(events, event), ...(aside ? { adlEventsSetAside: aside } : {}) };
+  return { adlEvents: withAdlEvent(undefined, event), adlEventsSetAside: [...(aside ?? []), events] };
 }
 
 export function allocateAdl(input: AdlInput): AdlAllocation {

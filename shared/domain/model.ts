@@ -34,11 +34,33 @@ export interface Position {
   /**
    * The ADL closes and haircuts this position took as a counterparty (who deleveraged it), written by the same
    * write that reduced it: the latest few and how many in all. Absent: none (or written by a version that kept none).
+   * Stored in a shape this version cannot read: UnreadableAdlEvents, kept as it is (display only: no money path
+   * depends on it).
    */
-  readonly adlEvents?: AdlEvents;
+  readonly adlEvents?: AdlEvents | UnreadableAdlEvents;
+  /**
+   * Lists of ADL events this version could not read, set aside as they were when an event started a new list
+   * (recordAdlEvent), oldest first. Absent: none.
+   */
+  readonly adlEventsSetAside?: readonly UnreadableAdlEvents[];
   /** Optimistic-concurrency version: every write is conditional on it. */
   readonly version: number;
 }
+
+/**
+ * A list of ADL events stored in a shape this version cannot read (a later version's, an edit by hand): kept and
+ * written back as it was, never rewritten or dropped, and shown as unreadable with why.
+ */
+export interface UnreadableAdlEvents {
+  /** Why it could not be read. */
+  readonly unreadable: string;
+  /** The value as stored, in the store's own form: opaque here. */
+  readonly stored: unknown;
+}
+
+/** Whether a position's ADL events read (not an UnreadableAdlEvents). */
+export const adlEventsRead = (events: AdlEvents | UnreadableAdlEvents | undefined): events is AdlEvents =>
+  events !== undefined && !('unreadable' in events);
 
 /** One ADL fill a counterparty took: part of its size closed at the mark, or profit given, or both. */
 export interface AdlEvent {

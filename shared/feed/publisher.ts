@@ -268,6 +268,15 @@ export async function putEntries(
   return outcome();
 }
 
+/**
+ * The refusal among `rejected` that every next call would meet too: a call refused whole (scope 'call') with a code
+ * not worth another attempt (AccessDeniedException: the caller's credentials, or the bus's policy refusing it; a bus
+ * that does not exist). A sender of one call after another stops at it (`backstop replay`); a throttled call, or an
+ * entry refused for itself, says nothing of the next.
+ */
+export const refusedForEveryCall = <T extends RefusedEntry>(rejected: readonly T[]): T | undefined =>
+  rejected.find((r) => r.scope === 'call' && !r.retryable);
+
 /** A tick EventBridge refused (its answer carried an error code): not on the bus. */
 export interface RefusedTick extends RefusedEntry {
   readonly symbol: string;

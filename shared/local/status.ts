@@ -97,7 +97,16 @@ export interface MarketStatus {
   /** Whether the mark is too old to act on (markIsStale): null when the bound is not known, or there is no mark. */
   readonly markStale: boolean | null;
   readonly pendingSequence: number | null;
-  readonly breaker: { readonly reason: string; readonly trippedAt: string; readonly mark: string } | null;
+  readonly breaker: {
+    readonly reason: string;
+    readonly trippedAt: string;
+    readonly mark: string;
+    /**
+     * The latest print refused while the breaker confirms the move it holds (tick/breaker-confirming), as margin-check
+     * noted it (breaker.confirming); absent: none noted.
+     */
+    readonly confirming?: { readonly sequence: number; readonly at: string };
+  } | null;
   /**
    * A tick numbered off the market's sequence, held until a print continues from it (null: none); behind: numbered
    * below the market's last or its breaker's tick (with a later stamp), else far above it.
@@ -407,6 +416,9 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
           reason: m.breaker.reason,
           trippedAt: iso(m.breaker.trippedAtMs),
           mark: formatPrice(m.breaker.tick.markPrice),
+          ...(m.breaker.confirming
+            ? { confirming: { sequence: m.breaker.confirming.sequence, at: iso(m.breaker.confirming.atMs) } }
+            : {}),
         }
       : null,
     heldJump: m.heldJump

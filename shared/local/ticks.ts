@@ -5,6 +5,7 @@ import {
   type PutOutcome,
   putEntries,
   type RefusedEntry,
+  refusedForEveryCall,
   TickInputError,
   tickDetail,
   tickEntry,
@@ -22,8 +23,9 @@ import type { PricePoint } from '../prices/parse.ts';
 export const TICK_SOURCE = 'backstop-cli';
 
 /**
- * The sequence after everything the market has seen: max(last accepted, breaker tick, pending) + 1; a market
- * with no tick yet starts at `nowMs` (epoch ms), above any sequence an earlier clock-based feed used.
+ * The sequence after everything the market has seen: max(last accepted, breaker tick, the print it refused last while
+ * confirming, pending) + 1; a market with no tick yet starts at `nowMs` (epoch ms), above any sequence an earlier
+ * clock-based feed used.
  */
 export async function nextSequence(
   markets: MarketRepository,
@@ -35,9 +37,13 @@ export async function nextSequence(
 
 /** nextSequence on a market already read. */
 export function sequenceAfter(state: MarketState | undefined, nowMs: number): number {
-  const seen = [state?.lastTick?.sequence, state?.breaker?.tick.sequence, state?.pendingSequence].filter(
-    (s): s is number => s !== undefined,
-  );
+  // The refused print's too: a replay counts it handled (handledOnRecord), and would count a tick numbered so at once.
+  const seen = [
+    state?.lastTick?.sequence,
+    state?.breaker?.tick.sequence,
+    state?.breaker?.confirming?.sequence,
+    state?.pendingSequence,
+  ].filter((s): s is number => s !== undefined);
   return seen.length === 0 ? nowMs : Math.max(...seen) + 1;
 }
 
@@ -158,6 +164,8 @@ export interface HandledTicks {
   readonly upTo: number | undefined;
   /** Of those, the ones it shows it did not take (the record keeps the latest of each kind only). */
   readonly notTaken: readonly TickNotTaken[];
+  /** The print its circuit breaker holds, a move beyond the band (not a market's first print); absent: none. */
+  readonly breaker?: TickNotTaken;
 }
 
 export interface ReplayOutcome extends PutOutcome {
@@ -173,6 +181,12 @@ export interface ReplayOutcome extends PutOutcome {
   readonly renumbered: readonly { readonly from: number; readonly to: number }[];
   /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
   readonly stalled?: string;
+  /**
+   * The tick whose PutEvents call EventBridge refused whole, for a reason every next call would meet too (the
+   * caller's credentials, the bus's policy: refusedForEveryCall): the replay stopped there, sending nothing after it.
+   * It is among `rejected` too.
+   */
+  readonly refusedWhole?: RefusedEntry & { readonly sequence: number };
   readonly total: number;
   readonly sent: number;
   /** Ticks of the last price sent after the file (ReplayHold). */
@@ -199,10 +213,11 @@ async function awaitBacklog(
   sleep: (ms: number) => Promise<void>,
   seen: (handled: HandledTicks) => void,
 ): Promise<string | undefined> {
+  let last: HandledTicks | undefined;
   const look = async () => {
-    const handled = await backlog.handled();
-    seen(handled);
-    return handled.upTo;
+    last = await backlog.handled();
+    seen(last);
+    return last.upTo;
   };
   let handled = await look();
   let progressAt = now();
@@ -212,9 +227,19 @@ async function awaitBacklog(
   };
   while (behind() > limit && !options.signal?.aborted) {
     if (now() - progressAt >= backlog.stallMs) {
+      // A print refused while the breaker confirms its move is noted on it, best effort: a note that failed leaves
+      // the replay waiting here (follow47-breaker-trace-best-effort).
+      const breaker = last?.breaker;
       return (
         `replay/stalled: ${options.symbol} handled no tick for ${Math.round(backlog.stallMs / 1000)} s ` +
-        `(last handled ${handled ?? 'none'}, sent up to ${lastSent}): is the stack running, and its ticks accepted ` +
+        `(last handled ${handled ?? 'none'}, sent up to ${lastSent})` +
+        (breaker
+          ? `, while its circuit breaker holds tick ${breaker.sequence} (${breaker.reason}): margin-check notes on the ` +
+            'breaker each print it refuses while the move confirms (breaker.confirming), unless that note fails ' +
+            '(margin-check\'s warning "breaker\'s confirming trace not written", metric BreakerTraceFailures) or the ' +
+            'stack is older than session 47; else'
+          : ':') +
+        ' is the stack running, and its ticks accepted ' +
         '(a tick that failed to the end is in `backstop dlq list --queue tickDeadLetters`)?'
       );
     }
@@ -245,7 +270,13 @@ export function handledOnRecord(state: MarketState | undefined): HandledTicks {
   const seen = [state?.lastTick?.sequence, breaker?.tick.sequence, breaker?.confirming?.sequence].filter(
     (s): s is number => s !== undefined,
   );
-  return { upTo: seen.length === 0 ? undefined : Math.max(...seen), notTaken };
+  return {
+    upTo: seen.length === 0 ? undefined : Math.max(...seen),
+    notTaken,
+    ...(breaker && breaker.reason !== 'tick/unconfirmed'
+      ? { breaker: { sequence: breaker.tick.sequence, reason: breaker.reason } }
+      : {}),
+  };
 }
 
 /** handledOnRecord on the market as it is now. */
@@ -269,6 +300,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   const unknown: UnknownEntry[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
+  let refusedWhole: (RefusedEntry & { sequence: number }) | undefined;
   // The replay's ticks the market showed it did not take (feed47-replay-breaker), by sequence.
   const sent = new Set<number>();
   const notTaken = new Map<number, string>();
@@ -330,9 +362,12 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     );
     const outcome = await putEntries(options.events, entries, { sleep });
     accepted += outcome.accepted;
-    rejected.push(
-      ...outcome.rejected.map((r) => ({ ...r, index: r.index + batch.start, sequence: first + r.index })),
-    );
+    const refused = outcome.rejected.map((r) => ({
+      ...r,
+      index: r.index + batch.start,
+      sequence: first + r.index,
+    }));
+    rejected.push(...refused);
     unknown.push(...outcome.unknown.map((u) => ({ ...u, index: u.index + batch.start })));
     // Waited on: those the bus took (one of unknown fate may never come).
     const notPut = new Set([...outcome.rejected, ...outcome.unknown].map((r) => r.index));
@@ -343,14 +378,23 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     eventIds.push(...outcome.eventIds);
     done = batch.end;
     options.onProgress?.(done, options.points.length);
+    // Every next call would be refused the same: stop, as the SDK's error once stopped it (follow47-replay-call-refused).
+    refusedWhole = refusedForEveryCall(refused);
+    if (refusedWhole) break;
   }
   // While the market's breaker holds a move, the file's last ticks are waited on too: their refusal while it
   // confirms (the record's trace, replaced by the next) is reported, not left behind the end.
-  if (options.backlog && (lastLook?.notTaken.length ?? 0) > 0 && !stalled && !options.signal?.aborted)
+  if (
+    options.backlog &&
+    (lastLook?.notTaken.length ?? 0) > 0 &&
+    !stalled &&
+    !refusedWhole &&
+    !options.signal?.aborted
+  )
     stalled = await awaitBacklog(options.backlog, 0, onBus, next - 1, 0, options, now, sleep, seen);
   let held = 0;
   const last = options.points[done - 1];
-  if (options.hold && last && !stalled && done === options.points.length) {
+  if (options.hold && last && !stalled && !refusedWhole && done === options.points.length) {
     const { everyMs, pending, onSent } = options.hold;
     while (!options.signal?.aborted) {
       // In steps of a second, so Ctrl-C ends a hold at once.
@@ -371,15 +415,19 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       );
       const outcome = await putEntries(options.events, [entry], { sleep });
       accepted += outcome.accepted;
-      rejected.push(...outcome.rejected.map((r) => ({ ...r, index: done + held, sequence })));
+      const refused = outcome.rejected.map((r) => ({ ...r, index: done + held, sequence }));
+      rejected.push(...refused);
       unknown.push(...outcome.unknown.map((u) => ({ ...u, index: done + held })));
       eventIds.push(...outcome.eventIds);
       held += 1;
+      refusedWhole = refusedForEveryCall(refused);
+      if (refusedWhole) break;
       onSent?.(sequence);
     }
   }
   return {
     ...(stalled ? { stalled } : {}),
+    ...(refusedWhole ? { refusedWhole } : {}),
     total: options.points.length,
     sent: done,
     held,

@@ -10,7 +10,7 @@ import {
   profitGivenAfter,
   type RankedCandidate,
   rankCandidate,
-  withAdlEvent,
+  recordAdlEvent,
 } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
@@ -2344,7 +2344,7 @@ function deleverage(
     size,
     collateral,
     ...(given > 0n ? { adlProfitGiven: given } : {}),
-    adlEvents: withAdlEvent(current.adlEvents, {
+    ...recordAdlEvent(current, {
       liquidationId: by.liquidationId,
       round: by.round,
       size: fill.size,

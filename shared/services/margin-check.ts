@@ -18,6 +18,7 @@ import {
   ConditionFailedError,
   type CrossedPage,
   highestSequence,
+  InjectedCrash,
   type JudgedMarket,
   type LiquidationMessage,
   type LiquidationRecord,
@@ -263,11 +264,24 @@ async function handleTickOnce(
     }
     if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {
       // Else the refusal leaves nothing on the market, and a sender waiting on each tick (backstop replay) waited
-      // for a trace that never came (feed47-replay-breaker).
-      await markets.noteBreakerConfirming(tick.symbol, state.breaker.tick, {
-        sequence: tick.sequence,
-        atMs: nowMs,
-      });
+      // for a trace that never came (feed47-replay-breaker). Best effort: only replay reads it, so its failure does
+      // not fail the tick (retried, perhaps to the tick DLQ and a page, for a refusal that stands): a replay waiting
+      // on the print stops as stalled, naming the breaker (follow47-breaker-trace-best-effort).
+      try {
+        await markets.noteBreakerConfirming(tick.symbol, state.breaker.tick, {
+          sequence: tick.sequence,
+          atMs: nowMs,
+        });
+      } catch (error) {
+        if (error instanceof InjectedCrash) throw error;
+        telemetry.count(METRICS.BreakerTraceFailures.name, 1, { Market: tick.symbol });
+        telemetry.warn("breaker's confirming trace not written: the refusal stands without it", {
+          symbol: tick.symbol,
+          sequence: tick.sequence,
+          breakerSequence: state.breaker.tick.sequence,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+      }
     }
     // Counted once it stands (a trip refused above judges the tick again).
     // Only a configured market's: the feed's symbols are not ours to bill a metric each.

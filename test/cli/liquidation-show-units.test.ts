@@ -521,12 +521,45 @@ describe('adl47-who-closed: a position ADL reduced names the liquidations that d
     const lines = renderPositionLiquidations(
       await listed({ adlEvents: { total: 7, recent: [close] } }),
     ).split('\n');
-    expect(lines[2]).toBe('  deleveraged by ADL 7 times, the latest 1 kept:');
+    // follow47-show-grammar: before, "the latest 1 kept".
+    expect(lines[2]).toBe('  deleveraged by ADL 7 times, only the latest kept:');
     expect(lines[3]).toMatch(/^ {2}\S+Z by p1:0 \(its settlement\): closed 6 ETH/);
     const once = renderPositionLiquidations(await listed({ adlEvents: { total: 1, recent: [close] } }));
     expect(once).toContain('\n  deleveraged by ADL once:\n');
+    // A count left below the events kept (an edit by hand) is not said as fewer than listed: before, "once" over two.
+    const short = await listed({ adlEvents: { total: 1, recent: [close, haircut] } });
+    expect(short.deleveragedBy?.total).toBe(2);
+    expect(renderPositionLiquidations(short)).toContain(
+      '\n  deleveraged by ADL 2 times, the oldest first:\n',
+    );
     const none = await listed({});
     expect(none.deleveragedBy).toBeUndefined();
     expect(renderPositionLiquidations(none)).not.toContain('ADL');
+  });
+
+  it('a list this version cannot read is shown as unreadable, with why (follow47-adl-events-unreadable)', async () => {
+    const r = await listed({
+      adlEvents: { total: 1, recent: [close] },
+      adlEventsSetAside: [{ unreadable: 'recent[0]: adapter/not-an-integer: size', stored: { M: {} } }],
+    });
+    expect(r.unreadableAdlEvents).toEqual([
+      { reason: 'recent[0]: adapter/not-an-integer: size', current: false },
+    ]);
+    expect(renderPositionLiquidations(r).split('\n').slice(2)).toEqual([
+      '  deleveraged by ADL once:',
+      expect.stringMatching(/^ {2}\S+Z by p1:0 \(its settlement\)/),
+      '  an earlier list of ADL events this version cannot read (recent[0]: adapter/not-an-integer: size): set aside on the record as it was when an ADL event started a new list',
+      '',
+    ]);
+    const current = await listed({
+      adlEvents: { unreadable: 'adapter/missing-attribute: recent', stored: { M: {} } },
+    });
+    expect(current.deleveragedBy).toBeUndefined();
+    expect(current.unreadableAdlEvents).toEqual([
+      { reason: 'adapter/missing-attribute: recent', current: true },
+    ]);
+    expect(renderPositionLiquidations(current)).toContain(
+      '\n  ADL events recorded in a shape this version cannot read (adapter/missing-attribute: recent): kept on the record as they are\n',
+    );
   });
 });

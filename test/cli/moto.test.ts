@@ -468,6 +468,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
       breaker: { reason: 'tick/price-band', mark: '900' },
       heldJump: null,
     });
+    expect(report.markets['ETH-USD']?.breaker).not.toHaveProperty('confirming');
     // A print held below the breaker's tick (above the last one) is shown as behind the market's sequence.
     const behind = { ...tick, sequence: lastSent + 42, timestampMs: Date.now() };
     const read = (await markets.get('ETH-USD'))!;
@@ -488,6 +489,20 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     });
     const after = await injectTick('ETH-USD', '1500', '--wait', '0', ...at);
     expect(JSON.parse(after.stdout).entry.Detail.sequence).toBe(lastSent + 44);
+    // A print margin-check refused while the breaker confirms its move, as it notes it (feed47-replay-breaker): shown
+    // with the breaker, and numbered past (follow47-breaker-trace-best-effort, follow47-next-after-confirming).
+    const tripped = (await markets.get('ETH-USD'))!.breaker!.tick;
+    await markets.noteBreakerConfirming('ETH-USD', tripped, {
+      sequence: lastSent + 45,
+      atMs: Date.UTC(2026, 0, 2),
+    });
+    expect((await status(at)).markets['ETH-USD']).toMatchObject({
+      nextSequence: lastSent + 46,
+      breaker: {
+        reason: 'tick/price-band',
+        confirming: { sequence: lastSent + 45, at: '2026-01-02T00:00:00.000Z' },
+      },
+    });
   });
 });
 

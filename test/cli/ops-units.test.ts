@@ -741,6 +741,15 @@ describe('ticks', () => {
       10,
     ],
     ['after a pending tick', { lastTick: tick(5), pendingSequence: 7 }, 8],
+    // follow47-next-after-confirming: before, 10, a sequence a replay counts handled at once (handledOnRecord).
+    [
+      'after the print the breaker refused last while confirming',
+      {
+        lastTick: tick(5),
+        breaker: { reason: 'x', trippedAtMs: 0, tick: tick(9), confirming: { sequence: 12, atMs: 0 } },
+      },
+      13,
+    ],
   ])('next sequence: %s', async (_name, state, expected) => {
     expect(await nextSequence(market(state), 'ETH-USD', 1_700_000_000_000)).toBe(expected);
   });
@@ -1390,7 +1399,19 @@ describe('status rendering', () => {
     );
     expect(usdt).toContain('losses          fees 120.50 USDT earned; shortfalls 1,500.00 USDT:');
     expect(usdt).not.toMatch(/\bUSD\b/);
-    expect(text).toContain('BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900)');
+    expect(text).toContain(
+      'BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900), sequence jump',
+    );
+    // The print it refused last while confirming, as margin-check noted it (follow47-breaker-trace-best-effort).
+    const confirming = structuredClone(report);
+    const open = confirming.markets['ETH-USD']!;
+    confirming.markets['ETH-USD'] = {
+      ...open,
+      breaker: { ...open.breaker!, confirming: { sequence: 14, at: '2026-01-01T00:00:02.000Z' } },
+    };
+    expect(renderStatus(confirming)).toContain(
+      'BREAKER OPEN since 2026-01-01T00:00:00.000Z (tick/price-band, 900), print 14 refused at 2026-01-01T00:00:02.000Z as too soon to confirm it, sequence jump',
+    );
     expect(text).toContain(
       'sequence jump to 9007199254740991 held since 2026-01-01T00:00:01.000Z (followed once the feed continues from it and the mark is stale)',
     );

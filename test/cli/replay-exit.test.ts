@@ -38,3 +38,51 @@ describe('backstop replay: a tick of unknown fate', () => {
     expect(run.code, run.stderr).toBe(1);
   });
 });
+
+// follow47-replay-call-refused: a call refused whole (the caller's credentials, the bus's policy) is refused the same
+// at every next call; since feed47-policy-refusal the replay went on through the whole file, each tick refused.
+describe('backstop replay: a PutEvents call refused whole', () => {
+  it('stops there with exit 1, naming the code and message and how many ticks were put before it', async () => {
+    const { at } = await emulator.newStage('refused');
+    const file = path.join(emulator.dir, 'three.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const denial = 'User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: events:PutEvents';
+    let calls = 0;
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (command instanceof PutEventsCommand) {
+        calls++;
+        // As the SDK throws an error answer (a 4xx) to a request it sent once.
+        return Promise.reject(
+          Object.assign(new Error(denial), {
+            name: 'AccessDeniedException',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 400, attempts: 1 },
+          }),
+        );
+      }
+      return (send as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    const summary = JSON.parse(run.stdout);
+    // Before: sent 3, rejected 3, one call each.
+    expect(summary).toMatchObject({
+      total: 3,
+      sent: 1,
+      accepted: 0,
+      rejected: 1,
+      refusedWhole: { sequence: summary.firstSequence, code: 'AccessDeniedException', message: denial },
+    });
+    expect(calls).toBe(1);
+    expect(run.stderr).toContain(
+      `backstop: replay/refused: EventBridge refused the whole PutEvents call of ETH-USD sequence ${summary.firstSequence}: AccessDeniedException (${denial}).`,
+    );
+    expect(run.stderr).toContain(
+      "so the replay stopped there: 0 ticks put before it, 2 of the file's 3 prices not sent",
+    );
+    expect(run.code).toBe(1);
+  });
+});

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compareListingKeys, openListingKeyOf } from '../../shared/adapters/shards.ts';
 import { type AdlOrder, adlLeverageKey } from '../../shared/domain/adl-threshold.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
-import type { Side } from '../../shared/domain/model.ts';
+import type { AdlEvents, Side } from '../../shared/domain/model.ts';
 import { rebasedTickState } from '../../shared/domain/tick.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import type { SettlementAmounts } from '../../shared/domain/waterfall.ts';
@@ -1752,7 +1752,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           const shortB = (await b.positions.get('short-b'))!;
           expect(shortA.adlEvents).toEqual({ total: 1, recent: [event(usd('150'))] });
           expect(shortB.adlEvents).toEqual({ total: 1, recent: [event(usd('50'))] });
-          const at = shortA.adlEvents!.recent[0]!.atMs;
+          const at = (shortA.adlEvents as AdlEvents).recent[0]!.atMs;
           expect(at >= before && at <= after).toBe(true);
           // Redelivered: the rounds ended with that commit, nothing is written or recorded again.
           await processLiquidation({ liquidationId: first.id }, deps);

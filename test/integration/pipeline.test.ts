@@ -1,4 +1,11 @@
-import { DynamoDBClient, ScanCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { PurgeQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -13,7 +20,7 @@ import {
   parseRiskConfig,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
-import { isTerminal } from '../../shared/domain/model.ts';
+import { type AdlEvents, isTerminal } from '../../shared/domain/model.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../shared/local/stack.ts';
@@ -956,6 +963,85 @@ describe('pipeline on moto', () => {
     });
   });
 
+  // follow47-adl-events-unreadable: positionFromItem read the display-only adlEvents strictly, so a list it could not
+  // read (a later version's shape, an edit by hand) failed every read of the position: margin checks, the liquidation's
+  // own settlement and ADL's ranking included.
+  it('a position whose ADL events do not read is margin-checked, liquidated and deleveraged; its list kept and shown as unreadable', async () => {
+    await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
+      await ctx.tick('200');
+      await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
+      await ctx.admin(open('s1', 'SHORT', '10', '200', '400'));
+      // Written by hand: a later version's shape on the long, a bad edit on the short.
+      const later: AttributeValue = {
+        M: { version: { N: '2' }, events: { L: [{ M: { liquidation: { S: 'x:0' } } }] } },
+      };
+      const edited: AttributeValue = {
+        M: {
+          total: { N: '1' },
+          recent: { L: [{ M: { liquidationId: { S: 'p0:0' }, round: { N: '0' }, size: { S: 'one' } } }] },
+        },
+      };
+      const setEvents = (id: string, value: AttributeValue) =>
+        ctx.stack.clients.dynamo.send(
+          new UpdateItemCommand({
+            TableName: ctx.stack.names.tables.positions,
+            Key: { id: { S: id } },
+            UpdateExpression: 'SET adlEvents = :events',
+            ExpressionAttributeValues: { ':events': value },
+          }),
+        );
+      await setEvents('p1', later);
+      await setEvents('s1', edited);
+      const item = async (id: string) =>
+        (
+          await ctx.stack.clients.dynamo.send(
+            new GetItemCommand({
+              TableName: ctx.stack.names.tables.positions,
+              Key: { id: { S: id } },
+              ConsistentRead: true,
+            }),
+          )
+        ).Item!;
+      // Before: the tick failed on the long's list (CorruptItemError), and no liquidation started.
+      await ctx.tick('175');
+      const [liquidation] = await ctx.liquidations();
+      expect(liquidation?.state).toBe('SETTLED_ADL');
+      expect(liquidation?.settlement?.adlCovered).toBeGreaterThan(0n);
+      // The long's list, through its liquidation's writes (the settlement's whole Put too), as it was.
+      const p1 = await item('p1');
+      expect(p1.state).toEqual({ S: 'CLOSED' });
+      expect(p1.adlEvents).toEqual(later);
+      // The short's list set aside as it was, and a new one started with the event.
+      const s1 = await item('s1');
+      expect(s1.adlEventsSetAside).toEqual({ L: [edited] });
+      const short = await ctx.adapters.positions.get('s1');
+      expect(short?.adlEvents).toEqual({
+        total: 1,
+        recent: [expect.objectContaining({ liquidationId: liquidation!.id, round: 0 })],
+      });
+      // And the reads show each as unreadable, with why.
+      const at = ['--target', 'local', '--endpoint', moto.endpoint, '--stage', `e2e${stageCounter}`];
+      const shown = async (id: string) => {
+        const run = await cli('liquidations', 'show', '--position', id, '--json', ...at);
+        expect(run.code, run.stderr).toBe(0);
+        return JSON.parse(run.stdout);
+      };
+      expect(await shown('p1')).toMatchObject({
+        liquidations: [{ id: liquidation!.id }],
+        unreadableAdlEvents: [{ reason: 'adapter/missing-attribute: recent', current: true }],
+      });
+      expect((await shown('p1')).deleveragedBy).toBeUndefined();
+      expect(await shown('s1')).toMatchObject({
+        deleveragedBy: { total: 1, events: [{ liquidationId: liquidation!.id, round: 0 }] },
+        unreadableAdlEvents: [{ reason: 'recent[0]: adapter/not-an-integer: size', current: false }],
+      });
+      const text = await cli('liquidations', 'show', '--position', 's1', ...at);
+      expect(text.stdout).toContain(
+        '  an earlier list of ADL events this version cannot read (recent[0]: adapter/not-an-integer: size): set aside on the record as it was when an ADL event started a new list\n',
+      );
+    });
+  });
+
   it('carries a deficit beyond one transaction of ADL counterparties to further rounds on the settled record', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
       await ctx.tick('200');
@@ -1004,7 +1090,7 @@ describe('pipeline on moto', () => {
       // counted above (adl47-who-closed); the settlement is round 0.
       const rounds = new Set<number>();
       for (const [i, id] of shorts.entries()) {
-        const events = (await ctx.adapters.positions.get(id))?.adlEvents;
+        const events = (await ctx.adapters.positions.get(id))?.adlEvents as AdlEvents | undefined;
         if (given[i] === 0n) {
           expect(events).toBeUndefined();
           continue;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adlClosesOf } from '../../cli/ops/liquidation-show.ts';
+import type { AdlEvents } from '../../shared/domain/model.ts';
 import { InjectedCrash } from '../../shared/ports/index.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
@@ -56,7 +57,7 @@ describe('who ADL closed', () => {
     // The smaller short was closed whole: its record names the liquidation and keeps what it was paid.
     const closed = (await p.adapters.positions.get(small.id))!;
     expect(closed.state).toBe('CLOSED');
-    expect(closed.adlEvents?.recent[0]?.size).toBe(small.size);
+    expect((closed.adlEvents as AdlEvents | undefined)?.recent[0]?.size).toBe(small.size);
     expect(closed.closedPayout).toBeGreaterThan(0n);
     // Positions ADL did not touch record nothing.
     expect((await p.adapters.positions.get(long.id))?.adlEvents).toBeUndefined();

@@ -109,21 +109,21 @@ describe('priceWindowSeconds: a walk is held at the band of its window', () => {
   });
 });
 
-describe('backstop replay through a move the breaker holds', () => {
-  /** EventBridge as margin-check's rule delivers it: each entry put to the tick handler, at once. */
-  const busOf = (p: ReturnType<typeof createPipeline>) =>
-    ({
-      send: async (command: { input: { Entries?: { Detail?: string }[] } }) => {
-        const entries = command.input.Entries ?? [];
-        for (const e of entries) {
-          const parsed = parseTickDetail(JSON.parse(e.Detail!));
-          if (!parsed.ok) throw new Error(parsed.reason);
-          await p.deliverTick(parsed.tick);
-        }
-        return { Entries: entries.map((_, i) => ({ EventId: `e${i}` })) };
-      },
-    }) as unknown as EventBridgeClient;
+/** EventBridge as margin-check's rule delivers it: each entry put to the tick handler, at once. */
+const busOf = (p: ReturnType<typeof createPipeline>) =>
+  ({
+    send: async (command: { input: { Entries?: { Detail?: string }[] } }) => {
+      const entries = command.input.Entries ?? [];
+      for (const e of entries) {
+        const parsed = parseTickDetail(JSON.parse(e.Detail!));
+        if (!parsed.ok) throw new Error(parsed.reason);
+        await p.deliverTick(parsed.tick);
+      }
+      return { Entries: entries.map((_, i) => ({ EventId: `e${i}` })) };
+    },
+  }) as unknown as EventBridgeClient;
 
+describe('backstop replay through a move the breaker holds', () => {
   it('sends the prints that confirm it, and reports those the breaker held or refused while it confirmed', async () => {
     const p = createPipeline();
     // A real 30 % move, one print a second: it trips the breaker and persists.
@@ -196,6 +196,77 @@ describe('backstop replay through a move the breaker holds', () => {
         "agreed with the move ETH-USD's circuit breaker held sooner than the market's breakerConfirmSeconds after " +
         'it, and liquidated nothing; the first print agreeing with it once it has persisted that long is followed',
     ]);
+  });
+});
+
+// follow47-breaker-trace-best-effort: the trace of a print refused while the breaker confirms (breaker.confirming) is
+// read by `backstop replay` alone, yet a failed write of it failed margin-check's invocation: the tick, refused, was
+// retried, and could end in the tick DLQ and page.
+describe("a breaker's confirming trace that cannot be written", () => {
+  /** The pipeline's markets, their trace's write failing as a throttled table's would. */
+  const failingTrace = () => {
+    const p = createPipeline();
+    let tried = 0;
+    p.adapters.markets.noteBreakerConfirming = async () => {
+      tried++;
+      throw Object.assign(new Error('Throughput exceeds the current capacity of your table'), {
+        name: 'ProvisionedThroughputExceededException',
+      });
+    };
+    return { p, tried: () => tried };
+  };
+
+  it('leaves the refusal standing: counted, a warning with the error, the invocation not failed', async () => {
+    const { p, tried } = failingTrace();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    expect(await p.tick('ETH-USD', '130', { sequence: 3 })).toMatchObject({ reason: 'tick/price-band' });
+    // Before: the write's error thrown out of the invocation.
+    expect(await p.tick('ETH-USD', '130', { sequence: 4 })).toMatchObject({
+      status: 'rejected',
+      reason: 'tick/breaker-confirming',
+    });
+    expect(tried()).toBe(1);
+    expect(p.telemetry.marketCounts.get(`${METRICS.BreakerTraceFailures.name}@ETH-USD`)).toBe(1);
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/breaker-confirming`)).toBe(1);
+    expect(p.telemetry.warnings).toContain(
+      "breaker's confirming trace not written: the refusal stands without it",
+    );
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.breaker).toMatchObject({ tick: { sequence: 3 } });
+    expect(market?.breaker?.confirming).toBeUndefined();
+  });
+
+  it('a replay waiting on such a print stops as stalled, naming the breaker', async () => {
+    const { p } = failingTrace();
+    const prices = ['100', '100', '130', '130', '130'];
+    const outcome = await replayPrices({
+      points: prices.map((price, i) => ({ timestampMs: i * 60_000, price: parsePrice(price) })),
+      symbol: 'ETH-USD',
+      busName: 'bus',
+      events: busOf(p),
+      speed: { kind: 'max' },
+      firstSequence: 1,
+      now: () => p.clock.nowMs(),
+      sleep: async (ms) => p.clock.advance(ms),
+      backlog: {
+        limit: REPLAY_AHEAD_LIMIT,
+        stallMs: 60_000,
+        pollMs: REPLAY_POLL_MS,
+        handled: () => handledTicks(p.adapters.markets, 'ETH-USD'),
+      },
+    });
+    // 4 was refused without its trace: the replay waited on it, and stopped.
+    expect(outcome).toMatchObject({ sent: 4, accepted: 4, rejected: [] });
+    expect(outcome.notTaken).toEqual([{ sequence: 3, reason: 'tick/price-band' }]);
+    expect(outcome.stalled).toBe(
+      'replay/stalled: ETH-USD handled no tick for 60 s (last handled 3, sent up to 4), while its circuit breaker ' +
+        'holds tick 3 (tick/price-band): margin-check notes on the breaker each print it refuses while the move ' +
+        "confirms (breaker.confirming), unless that note fails (margin-check's warning \"breaker's confirming trace " +
+        'not written", metric BreakerTraceFailures) or the stack is older than session 47; else is the stack ' +
+        'running, and its ticks accepted (a tick that failed to the end is in `backstop dlq list --queue ' +
+        'tickDeadLetters`)?',
+    );
   });
 });
 

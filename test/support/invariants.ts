@@ -9,7 +9,7 @@ import { fillPnlE16 } from '../../shared/domain/accounting.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { boundedFills } from '../../shared/domain/fills.ts';
 import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
-import { type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
+import { adlEventsRead, type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
 import {
   div,
   maxBig,
@@ -705,12 +705,13 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   ): void => {
     adlWrites.add(w);
     const c = w.after as PositionRecord;
-    const total = (w.before as PositionRecord | undefined)?.adlEvents?.total ?? 0;
-    const last = c.adlEvents?.recent.at(-1);
-    if (c.adlEvents?.total !== total + 1)
-      fail(
-        `adl events: ${c.id} counts ${c.adlEvents?.total} after ${total}, deleveraged once by ${liquidationId}`,
-      );
+    const before = (w.before as PositionRecord | undefined)?.adlEvents;
+    const after = adlEventsRead(c.adlEvents) ? c.adlEvents : undefined;
+    // A list that did not read is set aside, and a new one starts (follow47-adl-events-unreadable).
+    const total = adlEventsRead(before) ? before.total : 0;
+    const last = after?.recent.at(-1);
+    if (after?.total !== total + 1)
+      fail(`adl events: ${c.id} counts ${after?.total} after ${total}, deleveraged once by ${liquidationId}`);
     else if (
       last?.liquidationId !== liquidationId ||
       last.round !== round ||
@@ -896,9 +897,13 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   for (const group of observer.groups)
     for (const w of group.writes) {
       if (w.kind !== 'position' || adlWrites.has(w)) continue;
-      const before = (w.before as PositionRecord | undefined)?.adlEvents;
-      const after = (w.after as PositionRecord).adlEvents;
-      if (before !== after && toJson(before) !== toJson(after))
+      const before = w.before as PositionRecord | undefined;
+      const after = w.after as PositionRecord;
+      const same = (x: unknown, y: unknown) => x === y || toJson(x) === toJson(y);
+      if (
+        !same(before?.adlEvents, after.adlEvents) ||
+        !same(before?.adlEventsSetAside, after.adlEventsSetAside)
+      )
         fail(`adl events: ${(w.after as PositionRecord).id} changed by a write that deleveraged nothing`);
     }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { itemBytes, MAX_ITEM_BYTES } from '../../shared/adapters/aws/item-size.ts';
 import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
-import { positionItem } from '../../shared/adapters/aws/positions.ts';
+import { positionFromItem, positionItem } from '../../shared/adapters/aws/positions.ts';
 import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items.ts';
-import { MAX_ADL_EVENTS_KEPT, withAdlEvent } from '../../shared/domain/adl.ts';
+import { MAX_ADL_EVENTS_KEPT, recordAdlEvent, withAdlEvent } from '../../shared/domain/adl.ts';
 import type { AdlEvent, AdlEvents } from '../../shared/domain/model.ts';
 import { base, price, usd } from '../../shared/domain/units.ts';
 import type { PositionRecord } from '../../shared/ports/index.ts';
@@ -101,5 +101,59 @@ describe("a deleveraged position's item stays small (DynamoDB's 400 KB, and its 
     const bytes = itemBytes(withWriter(positionItem(largest, SINGLE_SHARD_LAYOUT), SIZED_WRITER));
     expect(bytes).toBeLessThan(4 * 1024);
     expect(bytes).toBeLessThan(MAX_ITEM_BYTES / 100);
+  });
+});
+
+// follow47-adl-events-unreadable: the list is display only (liquidations show --position), yet a list positionFromItem
+// could not read failed the read of the whole position: margin checks and ADL's ranking read it too.
+describe('a list of ADL events this version cannot read', () => {
+  const stored = positionItem(position({ id: 'pos-9', side: 'SHORT' }), SINGLE_SHARD_LAYOUT);
+  const later = { M: { version: { N: '2' }, events: { L: [] } } };
+  const edited = { M: { total: { N: '1' }, recent: { L: [{ M: { liquidationId: { S: 'a:0' } } }] } } };
+
+  it('reads as unreadable with why, the position read whole, and is written back as it was', () => {
+    // Before: CorruptItemError (adapter/missing-attribute: recent) for the whole position.
+    const read = positionFromItem({ ...stored, adlEvents: later });
+    expect(read).toEqual({
+      ...positionFromItem(stored),
+      adlEvents: { unreadable: 'adapter/missing-attribute: recent', stored: later },
+    });
+    expect(positionItem(read, SINGLE_SHARD_LAYOUT).adlEvents).toEqual(later);
+    expect(positionFromItem({ ...stored, adlEvents: edited }).adlEvents).toEqual({
+      unreadable: 'recent[0]: adapter/missing-attribute: round',
+      stored: edited,
+    });
+    expect(positionFromItem({ ...stored, adlEvents: { S: 'x' } }).adlEvents).toMatchObject({
+      unreadable: 'adapter/not-a-map: adlEvents',
+    });
+  });
+
+  it('the next event sets it aside as it was and starts a new list; a readable list keeps what was set aside', () => {
+    const read = positionFromItem({ ...stored, adlEvents: later });
+    const first = recordAdlEvent(read, event(1));
+    expect(first).toEqual({
+      adlEvents: { total: 1, recent: [event(1)] },
+      adlEventsSetAside: [{ unreadable: 'adapter/missing-attribute: recent', stored: later }],
+    });
+    const item = positionItem({ ...read, ...first }, SINGLE_SHARD_LAYOUT);
+    expect(item.adlEventsSetAside).toEqual({ L: [later] });
+    const again = positionFromItem(item);
+    expect(again.adlEventsSetAside).toEqual(first.adlEventsSetAside);
+    expect(recordAdlEvent(again, event(2))).toEqual({
+      adlEvents: { total: 2, recent: [event(1), event(2)] },
+      adlEventsSetAside: first.adlEventsSetAside,
+    });
+    // A second list that does not read joins the first, both as they were.
+    const twice = recordAdlEvent(
+      { ...again, adlEvents: positionFromItem({ ...item, adlEvents: edited }).adlEvents },
+      event(3),
+    );
+    expect(positionItem({ ...again, ...twice }, SINGLE_SHARD_LAYOUT).adlEventsSetAside).toEqual({
+      L: [later, edited],
+    });
+    // Set aside by hand as something other than a list: read as one, not a failure.
+    expect(positionFromItem({ ...stored, adlEventsSetAside: later }).adlEventsSetAside).toEqual([
+      { unreadable: 'adapter/missing-attribute: recent', stored: later },
+    ]);
   });
 });

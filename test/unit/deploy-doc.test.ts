@@ -69,7 +69,7 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
   // review47-adl-note-functions: the ADL events (adl47-who-closed) were appended to a note that still said two functions
   // change (ledger-reconcile, liquidation-consumer), and named none for them: the auction function settles too.
   it('counts the auction among the functions that change: it settles, and its ADL records events too', () => {
-    expect(read('shared/services/liquidation.ts')).toContain('adlEvents: withAdlEvent(');
+    expect(read('shared/services/liquidation.ts')).toContain('...recordAdlEvent(current, {');
     expect(read('functions/auction/index.ts')).toContain('processAuctionMessage');
     expect(read('shared/services/auction.ts')).toContain(
       'await decideAndSettle(liquidation, deps, auction, carried)',

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
+import { parsePrice } from '../../shared/domain/units.ts';
 import {
   PutEntriesError,
   publishTicks,
@@ -8,6 +9,7 @@ import {
   type TickFields,
   TickPublishError,
 } from '../../shared/feed/publisher.ts';
+import { replayPrices } from '../../shared/local/ticks.ts';
 
 /**
  * The publisher (shared/feed/publisher.ts) against answers moto never gives: an EventBridge client whose HTTP handler
@@ -270,5 +272,92 @@ describe('TickPublishError says which ticks are not on the bus and which may be 
         attempts: 5,
       },
     ]);
+  });
+});
+
+// follow47-replay-call-refused: since feed47-policy-refusal a call refused whole is reported entry by entry, and
+// `backstop replay` (one tick a call) went on through the whole file, every next call refused the same. It stopped
+// at the first such refusal before (the SDK's error thrown), and does again, saying so.
+describe('a replay stops at a call refused whole for a reason every next call meets (follow47-replay-call-refused)', () => {
+  const prices = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      timestampMs: 1_584_000_000_000 + i * 60_000,
+      price: parsePrice('150'),
+    }));
+  const replay = (events: EventBridgeClient, n: number) =>
+    replayPrices({
+      points: prices(n),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+    });
+
+  it('an AccessDeniedException for the call: the replay stops there, its tick refused, the rest not sent', async () => {
+    // The bus's policy refuses the caller from the second call on.
+    const { events, requests } = fakeBus((n, keys) =>
+      n >= 2 ? { status: 400, type: 'AccessDeniedException', message: denial } : ok(keys),
+    );
+    const outcome = await replay(events, 5);
+    // Before: 5 calls, every one from the second refused the same.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ total: 5, sent: 2, accepted: 1, lastSequence: 42 });
+    const refused = {
+      index: 1,
+      sequence: 42,
+      code: 'AccessDeniedException',
+      message: denial,
+      attempts: 1,
+      retryable: false,
+      scope: 'call',
+    };
+    expect(outcome.rejected).toEqual([refused]);
+    expect(outcome.refusedWhole).toEqual(refused);
+  });
+
+  it('a held tick refused so ends the hold', async () => {
+    const { events, requests } = fakeBus((n, keys) =>
+      n >= 2 ? { status: 400, type: 'AccessDeniedException', message: denial } : ok(keys),
+    );
+    let looks = 0;
+    const outcome = await replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      // Work left for three more held ticks.
+      hold: { everyMs: 1000, pending: async () => ++looks <= 3 },
+    });
+    // Before: the three held ticks sent, each refused the same.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ sent: 1, held: 1, accepted: 1 });
+    expect(outcome.refusedWhole).toMatchObject({
+      sequence: 42,
+      code: 'AccessDeniedException',
+      scope: 'call',
+    });
+  });
+
+  it('goes on past an entry refused for itself and a throttled call, which say nothing of the next', async () => {
+    const { events, requests } = fakeBus((n, keys) =>
+      n === 1
+        ? { results: [{ ErrorCode: 'AccessDeniedException', ErrorMessage: denial }] }
+        : n === 2
+          ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' }
+          : ok(keys),
+    );
+    const outcome = await replay(events, 3);
+    expect(requests).toHaveLength(3);
+    expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 1 });
+    expect(outcome.rejected.map((r) => [r.sequence, r.code, r.scope])).toEqual([
+      [41, 'AccessDeniedException', 'entry'],
+      [42, 'ThrottlingException', 'call'],
+    ]);
+    expect(outcome.refusedWhole).toBeUndefined();
   });
 });

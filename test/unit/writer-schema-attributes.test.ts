@@ -141,6 +141,9 @@ const POSITION_HARMLESS_TO_DROP = new Set([
   // (the liquidation's own plan still names its settlement's counterparties). Raising the schema would cost every
   // deploy's retries and any rollback.
   'adlEvents',
+  // Lists of ADL events this version could not read, set aside when an event started a new list
+  // (follow47-adl-events-unreadable): display only, as `adlEvents`.
+  'adlEventsSetAside',
 ]);
 
 const POSITION_KEPT_SINCE: Readonly<Record<string, number>> = {};
@@ -166,6 +169,7 @@ const everyPosition: PositionRecord = {
       { liquidationId: 'p:1', round: 0, size: 1n, price: 1n, mark: 1n, given: 1n, haircut: 0n, atMs: 1 },
     ],
   },
+  adlEventsSetAside: [{ unreadable: 'adapter/missing-attribute: recent', stored: { M: {} } }],
 };
 
 describe('writer schema: every attribute of a position item is decided (writer-schema.ts, docs/DEPLOY.md)', () => {

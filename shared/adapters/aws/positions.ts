@@ -7,7 +7,14 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type AdlOrder, adlLeverageKey } from '../../domain/adl-threshold.ts';
 import { wholeMargin } from '../../domain/margin.ts';
-import type { AdlEvent, AdlEvents, PositionState, Side } from '../../domain/model.ts';
+import {
+  type AdlEvent,
+  type AdlEvents,
+  adlEventsRead,
+  type PositionState,
+  type Side,
+  type UnreadableAdlEvents,
+} from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { CrashHook, CrossedPage, PositionRecord, PositionRepository } from '../../ports/index.ts';
 import { POSITION_ADL_INDEXES, POSITION_INDEX } from '../../topology.ts';
@@ -66,7 +73,10 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
     liquidationPrice: N(p.liquidationPrice),
     ...(p.closedPayout !== undefined ? { closedPayout: N(p.closedPayout) } : {}),
     ...(p.adlProfitGiven !== undefined ? { adlProfitGiven: N(p.adlProfitGiven) } : {}),
-    ...(p.adlEvents !== undefined ? { adlEvents: adlEventsAttr(p.adlEvents) } : {}),
+    ...(p.adlEvents !== undefined
+      ? { adlEvents: adlEventsRead(p.adlEvents) ? adlEventsAttr(p.adlEvents) : storedAttr(p.adlEvents) }
+      : {}),
+    ...(p.adlEventsSetAside?.length ? { adlEventsSetAside: { L: p.adlEventsSetAside.map(storedAttr) } } : {}),
     ...(p.state === 'OPEN'
       ? {
           liqKey: S(layout.keyOf(p)),
@@ -169,23 +179,64 @@ function adlEventsAttr(events: AdlEvents): AttributeValue {
   };
 }
 
-function optAdlEvents(item: Item): AdlEvents | undefined {
-  if (item.adlEvents === undefined) return undefined;
-  const m = readMap(item, 'adlEvents');
-  const recent = readMaps(m, 'recent').map(
-    (e): AdlEvent => ({
-      liquidationId: readS(e, 'liquidationId'),
-      round: readInt(e, 'round'),
-      size: readBig(e, 'size'),
-      price: readBig(e, 'price'),
-      mark: readBig(e, 'mark'),
-      given: readBig(e, 'given'),
-      haircut: readBig(e, 'haircut'),
-      atMs: readInt(e, 'atMs'),
-    }),
-  );
+function readAdlEvents(value: AttributeValue): AdlEvents {
+  const m = readMap({ adlEvents: value }, 'adlEvents');
+  const recent = readMaps(m, 'recent').map((e, i): AdlEvent => {
+    try {
+      return {
+        liquidationId: readS(e, 'liquidationId'),
+        round: readInt(e, 'round'),
+        size: readBig(e, 'size'),
+        price: readBig(e, 'price'),
+        mark: readBig(e, 'mark'),
+        given: readBig(e, 'given'),
+        haircut: readBig(e, 'haircut'),
+        atMs: readInt(e, 'atMs'),
+      };
+    } catch (error) {
+      if (error instanceof CorruptItemError) throw new CorruptItemError(`recent[${i}]: ${error.message}`);
+      throw error;
+    }
+  });
   return { total: readInt(m, 'total'), recent };
 }
+
+/** A list that does not read, kept as it is stored (follow47-adl-events-unreadable). */
+function unreadable(value: AttributeValue): UnreadableAdlEvents {
+  try {
+    readAdlEvents(value);
+    // A list set aside by this version did not read when it was: one that reads now was edited since.
+    return { unreadable: 'set aside as unreadable', stored: value };
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return { unreadable: error.message, stored: value };
+  }
+}
+
+/**
+ * The position's ADL events: display only (adl47-who-closed), so a list this version cannot read (a later version's
+ * shape, an edit by hand) never fails the read of the position, which margin checks and ADL's ranking make: it is
+ * kept as stored, written back unchanged, and shown as unreadable (follow47-adl-events-unreadable).
+ */
+function optAdlEvents(item: Item): AdlEvents | UnreadableAdlEvents | undefined {
+  const value = item.adlEvents;
+  if (value === undefined) return undefined;
+  try {
+    return readAdlEvents(value);
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return { unreadable: error.message, stored: value };
+  }
+}
+
+/** Lists set aside (recordAdlEvent), each as stored. */
+function optSetAside(item: Item): readonly UnreadableAdlEvents[] | undefined {
+  const value = item.adlEventsSetAside;
+  if (value === undefined) return undefined;
+  return (value.L ?? [value]).map(unreadable);
+}
+
+const storedAttr = (events: UnreadableAdlEvents): AttributeValue => events.stored as AttributeValue;
 
 export function positionFromItem(item: Item): PositionRecord {
   const state = readS(item, 'state');
@@ -195,6 +246,7 @@ export function positionFromItem(item: Item): PositionRecord {
   const adlProfitGiven = optBig(item, 'adlProfitGiven');
   const collateralOverE16 = optBig(item, 'collateralOverE16');
   const adlEvents = optAdlEvents(item);
+  const adlEventsSetAside = optSetAside(item);
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),
@@ -210,6 +262,7 @@ export function positionFromItem(item: Item): PositionRecord {
     ...(closedPayout !== undefined ? { closedPayout } : {}),
     ...(adlProfitGiven !== undefined ? { adlProfitGiven } : {}),
     ...(adlEvents !== undefined ? { adlEvents } : {}),
+    ...(adlEventsSetAside !== undefined ? { adlEventsSetAside } : {}),
   };
 }
 
