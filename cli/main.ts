@@ -28,7 +28,8 @@ Commands:
   demo       simulate, writing its report to report.html unless --report names another (npm run demo)
   local      local up | local down: the whole stack on the local AWS emulator (moto)
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
-  fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal
+  fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal;
+             fund statement: the fund's statement for a period (balances, movements by kind, double-entry postings)
   feed       feed resume: let a price feed that restarted its sequence drive its market again
   positions  positions reindex: price a market's open positions again after a change of its margin;
              positions index: key positions older than ADL's indexes into them (once, after that upgrade)

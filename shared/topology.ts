@@ -161,7 +161,7 @@ export const TABLES: readonly TableDef[] = [
     ],
     retain: true,
     purpose:
-      'insurance fund: balance items, the immutable journal (double entry) indexed by sequence, and reconcile checkpoints',
+      'insurance fund: balance items, the immutable journal (the other side of each entry named by its kind: fund statement) indexed by sequence, and reconcile checkpoints',
   },
   {
     id: 'providers',

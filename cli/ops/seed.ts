@@ -56,6 +56,7 @@ import {
   TARGET_USAGE,
   withTarget,
 } from './common.ts';
+import { runFundStatement, STATEMENT_SYNOPSIS, STATEMENT_USAGE } from './fund-statement.ts';
 
 /**
  * `seed positions|providers` and `fund deposit|withdraw`: every write goes through the admin service
@@ -88,7 +89,7 @@ ${TARGET_USAGE}`;
 
 export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--json]
        backstop fund index-journal [--json]
-
+${STATEMENT_SYNOPSIS}
   withdraw is refused, and moves nothing, while the fund's balance does not reconcile with its journal as
   ledger-reconcile judges it (from its last checkpoint: a withdrawal reads at most ${WITHDRAWAL_AUDIT_MAX_ENTRIES.toLocaleString('en-US')} entries past
   it, and is refused when the balance is further on): do not move money to cover a difference, escalate
@@ -105,7 +106,8 @@ export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT
   --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry (with
                          who moved it: the caller's ARN, as STS names the credentials), whether
                          the key was applied before (nothing moved now) and the balance now
-${TARGET_USAGE}`;
+
+${STATEMENT_USAGE}${TARGET_USAGE}`;
 
 export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequence N
 
@@ -235,7 +237,17 @@ const FUND_OPTIONS = {
   key: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
+  // statement's
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'from-sequence': { type: 'string' },
+  'to-sequence': { type: 'string' },
+  max: { type: 'string' },
+  csv: { type: 'boolean' },
 } as const;
+
+/** The options only `fund statement` takes. */
+const STATEMENT_ONLY = ['from', 'to', 'from-sequence', 'to-sequence', 'max', 'csv'] as const;
 
 const DEFAULT_POSITIONS = 1000;
 const DEFAULT_PROVIDERS = 8;
@@ -529,8 +541,22 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     io.stdout.write(FUND_USAGE);
     return 0;
   }
-  const action = subcommand('fund', positionals, ['deposit', 'withdraw', 'index-journal'] as const);
+  const action = subcommand('fund', positionals, [
+    'deposit',
+    'withdraw',
+    'index-journal',
+    'statement',
+  ] as const);
   noMorePositionals('fund', positionals, 1);
+  if (action === 'statement') {
+    for (const name of ['amount', 'key'] as const)
+      if (values[name] !== undefined)
+        throw new UsageError(`fund statement: --${name} is an option of fund deposit and withdraw`);
+    return runFundStatement(values, io);
+  }
+  for (const name of STATEMENT_ONLY)
+    if (values[name] !== undefined)
+      throw new UsageError(`fund ${action}: --${name} is an option of fund statement`);
   if (action === 'index-journal') {
     for (const name of ['amount', 'key', 'config'] as const)
       if (values[name] !== undefined)

@@ -1,11 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { POSTING_COLUMNS, statementJson } from '../../cli/ops/fund-statement.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
+import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
+import { FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
 import { metricsService } from '../../shared/metrics.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -143,5 +148,56 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
       /`replay\/stalled: \$\{options\.symbol\} handled no tick for/,
     );
     expect(note).toContain('stops as `replay/stalled` (exit 1)');
+  });
+});
+
+/** Every key of a JSON value, nested ones too (an array's by its items'). */
+function keysOf(value: unknown, into = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const item of value) keysOf(item, into);
+  else if (value !== null && typeof value === 'object')
+    for (const [key, inner] of Object.entries(value)) {
+      into.add(key);
+      keysOf(inner, into);
+    }
+  return into;
+}
+
+describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", () => {
+  const deploy = read('docs/DEPLOY.md');
+  const begin = deploy.indexOf("**Month-end close: the insurance fund's statement**");
+  const section = deploy.slice(begin, deploy.indexOf('**When an alarm fires**', begin));
+
+  it('books each kind against the contra account of the chart, and names the CSV columns in order', () => {
+    expect(begin).toBeGreaterThan(0);
+    for (const [kind, { contra }] of Object.entries(FUND_CHART))
+      expect(section).toMatch(new RegExp(`\\| \`${kind}\` \\|[^\\n]*\\| \`${contra}\` \\|\\n`));
+    expect(section).toContain(`\`${POSTING_COLUMNS.join(',')}\``);
+  });
+
+  it('names every key --json writes', async () => {
+    const ledger = new EmbeddedLedger();
+    const move = (key: string, kind: string, amount: bigint, atMs: number) =>
+      ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: key,
+        amount,
+        kind,
+        reference: key,
+        atMs,
+        floor: 0n,
+      });
+    await move('a', 'deposit', 5n, 1);
+    await move('b', 'liquidation-fee', 1n, 2);
+    await move('c', 'liquidation-fee', 1n, 3);
+    await move('d', 'liquidation-fee', 1n, 4);
+    ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [2]);
+    const keys = new Set<string>();
+    for (const read of [
+      await readFundStatement(ledger, INSURANCE_ACCOUNT, { from: { atMs: 1 }, to: { atMs: 4 } }),
+      await readFundStatement(ledger, INSURANCE_ACCOUNT, { from: undefined, to: undefined }, { max: 1 }),
+    ])
+      keysOf(statementJson(read, 'USD'), keys);
+    expect(keys.size).toBeGreaterThan(30);
+    for (const key of keys) expect(section, key).toContain(`\`${key}\``);
   });
 });

@@ -1,0 +1,472 @@
+import { formatQuoteGrouped, type QuoteE6 } from './units.ts';
+import type { PlannedMovement } from './waterfall.ts';
+
+/**
+ * The insurance fund's statement for a period of its journal, as finance books it: opening and closing balances,
+ * the movements between by kind, and each entry as two postings of one amount, the fund and the account on its
+ * other side, named by the entry's kind (the chart below). Pure: the journal is read elsewhere
+ * (shared/services/fund-statement.ts), a page at a time through its index by sequence.
+ *
+ * The fund is one account with an append-only journal; its double entry is implicit in each entry's kind. Postings
+ * are the exchange's books: the fund holds money, an asset, so a debit raises it and a credit lowers it. (The
+ * ledger's code says a payout "debits the fund", a bank statement's sense: the account is debited. Here that
+ * payout is a debit of `bad-debt:shortfall` and a credit of the fund.)
+ */
+
+/** What the statement reads of a journal entry (the Ledger port's JournalEntry: the domain imports no port). */
+export interface StatementEntry {
+  readonly account: string;
+  readonly idempotencyKey: string;
+  /** Signed: positive raises the fund's balance. */
+  readonly amount: QuoteE6;
+  readonly balanceBefore: QuoteE6;
+  readonly balanceAfter: QuoteE6;
+  readonly kind: string;
+  readonly reference: string;
+  readonly atMs: number;
+  readonly sequence: number;
+  readonly actor?: string;
+}
+
+/**
+ * Every kind of entry written to a stack's fund, by whom: the waterfall's settlements (PlannedMovement's kinds:
+ * a fee, which holds ADL's close roundings credited to the fund, and is given back, negative, when a replan charges
+ * less; a shortfall payout, negative, and given back, positive, when a replan pays less) and the operator's `fund
+ * deposit|withdraw` (the admin request's action). The simulation's in-process ledger also writes `fund-start`, its
+ * starting balance, which no stack holds: a statement meeting it, or any kind not here, refuses (StatementError)
+ * rather than book it to an account nobody chose.
+ */
+export type FundEntryKind = PlannedMovement['kind'] | 'deposit' | 'withdraw';
+
+export interface ChartAccount {
+  /** The account on the entry's other side. */
+  readonly contra: string;
+  /** What finance calls the kind's movement (the statement shows its net as the fund moved: shortfalls negative). */
+  readonly label: string;
+}
+
+/** The chart of accounts: the contra account of each kind. A Record: a kind added to the types must be named. */
+export const FUND_CHART: Readonly<Record<FundEntryKind, ChartAccount>> = {
+  'liquidation-fee': { contra: 'fees:liquidation', label: 'fees earned' },
+  'shortfall-payout': { contra: 'bad-debt:shortfall', label: 'shortfalls paid' },
+  deposit: { contra: 'treasury', label: 'deposited' },
+  withdraw: { contra: 'treasury', label: 'withdrawn' },
+};
+
+/** The kinds in the order statements list them. */
+export const FUND_KINDS = Object.keys(FUND_CHART) as FundEntryKind[];
+
+/** The contra accounts, each once, in the chart's order. */
+export const CONTRA_ACCOUNTS: readonly string[] = [...new Set(FUND_KINDS.map((k) => FUND_CHART[k].contra))];
+
+export class StatementError extends Error {
+  override readonly name = 'StatementError';
+}
+
+const isCharted = (kind: string): kind is FundEntryKind => Object.hasOwn(FUND_CHART, kind);
+
+/** The chart's account for an entry's kind; an unknown kind is an error naming the entry, never an "other". */
+export function contraOf(entry: Pick<StatementEntry, 'kind' | 'sequence' | 'idempotencyKey'>): string {
+  if (!isCharted(entry.kind))
+    throw new StatementError(
+      `statement/unknown-kind: entry ${entry.sequence} (key ${entry.idempotencyKey}) has kind ${JSON.stringify(entry.kind)}, ` +
+        `which the fund's chart of accounts does not name (${FUND_KINDS.join(', ')}): nothing is booked for an unknown kind`,
+    );
+  return FUND_CHART[entry.kind].contra;
+}
+
+/** One side of an entry: `debit` or `credit` of `account`, never negative. */
+export interface Posting {
+  readonly sequence: number;
+  /** 1: the debit, 2: the credit. */
+  readonly posting: 1 | 2;
+  readonly account: string;
+  readonly side: 'debit' | 'credit';
+  readonly amount: QuoteE6;
+  readonly entry: StatementEntry;
+}
+
+/**
+ * An entry as two postings of |amount|: money into the fund debits the fund and credits its contra account, money
+ * out debits the contra and credits the fund. The debit comes first. (An entry of 0, which nothing writes, posts
+ * 0 as money in.)
+ */
+export function postingsOf(entry: StatementEntry): readonly [Posting, Posting] {
+  const contra = contraOf(entry);
+  const into = entry.amount >= 0n;
+  const amount = into ? entry.amount : -entry.amount;
+  const [debit, credit] = into ? [entry.account, contra] : [contra, entry.account];
+  return [
+    { sequence: entry.sequence, posting: 1, account: debit, side: 'debit', amount, entry },
+    { sequence: entry.sequence, posting: 2, account: credit, side: 'credit', amount, entry },
+  ];
+}
+
+// --- Where a period begins and ends ------------------------------------------------------------------------
+
+/** A period's edge: an entry's sequence, a time (epoch ms), or none (the journal's first entry, or its end). */
+export type PeriodEdge = { readonly sequence: number } | { readonly atMs: number } | undefined;
+
+export interface Period {
+  /** The first entry of the period: by sequence (that entry, inclusive) or the first stamped at or after the time. */
+  readonly from: PeriodEdge;
+  /**
+   * Past the last entry of the period: by sequence (that entry is the last, inclusive) or the first entry from the
+   * period's start on stamped at or after the time (excluded: consecutive periods by time share their edge).
+   */
+  readonly to: PeriodEdge;
+}
+
+/**
+ * Entries' stamps (atMs) are not in sequence order: a settlement is stamped when its plan is made (a redelivery
+ * within 30 s commits a plan made before), a deposit by the operator's clock, and the sequence is the order the
+ * fund's balance took them. A period by time is therefore cut by sequence: it begins at the first entry, in sequence
+ * order, stamped at or after `from`, and ends before the first entry from there on stamped at or after `to`. Every
+ * entry lies in exactly one of consecutive periods, a period's closing balance is the next one's opening, and a
+ * statement of a period once closed (its end read) never changes as the journal grows. An entry stamped before
+ * `from` committed after the period's first entry is in the period (stampedBefore counts them).
+ */
+export const PERIOD_RULE =
+  'by time, a period is a range of entries by sequence: from the first entry, in sequence order, stamped at or after --from, ' +
+  'up to, not including, the first entry from there on stamped at or after --to';
+
+/** Where a read of the journal stands against a period: before it, in it, or past its end. */
+export interface CutState {
+  readonly phase: 'before' | 'in' | 'after';
+  /** The last entry read before the period (the one the opening balance must chain from). */
+  readonly before?: StatementEntry;
+  /** The first entry past the period: its end was read (the next period begins there). */
+  readonly next?: StatementEntry;
+}
+
+export const CUT_START: CutState = { phase: 'before' };
+
+const begins = (e: StatementEntry, from: PeriodEdge): boolean =>
+  from === undefined || ('sequence' in from ? e.sequence >= from.sequence : e.atMs >= from.atMs);
+
+const ends = (e: StatementEntry, to: PeriodEdge): boolean =>
+  to !== undefined && ('sequence' in to ? e.sequence > to.sequence : e.atMs >= to.atMs);
+
+/**
+ * The next page of the journal, read in sequence order, against the period: the state after it and the page's
+ * entries in the period. The period's first entry may end it at once (an empty period: nothing from `from` on is
+ * stamped before `to`).
+ */
+export function cutPage(
+  state: CutState,
+  page: readonly StatementEntry[],
+  period: Period,
+): { readonly state: CutState; readonly inPeriod: readonly StatementEntry[] } {
+  let { phase, before, next } = state;
+  const inPeriod: StatementEntry[] = [];
+  for (const entry of page) {
+    if (phase === 'after') break;
+    if (phase === 'before') {
+      if (!begins(entry, period.from)) {
+        before = entry;
+        continue;
+      }
+      phase = 'in';
+    }
+    if (ends(entry, period.to)) {
+      phase = 'after';
+      next = entry;
+      break;
+    }
+    inPeriod.push(entry);
+  }
+  return {
+    state: { phase, ...(before ? { before } : {}), ...(next ? { next } : {}) },
+    inPeriod,
+  };
+}
+
+// --- The statement -----------------------------------------------------------------------------------------
+
+/** Where the journal does not chain: the statement does not reconcile. */
+export interface ChainBreak {
+  /**
+   * gap: entries missing; duplicate: a second entry of one sequence; chain: balanceBefore is not the previous entry's
+   * balanceAfter; arithmetic: balanceAfter is not balanceBefore + amount; start: the journal's first entry does not
+   * begin from 0.
+   */
+  readonly type: 'gap' | 'duplicate' | 'chain' | 'arithmetic' | 'start';
+  /** The entry it is found at. */
+  readonly sequence: number;
+  /** The entry before it, when one is read. */
+  readonly previous?: number;
+  /** balanceBefore less the previous balanceAfter (gap, chain, start) or balanceAfter less before + amount. */
+  readonly amount?: QuoteE6;
+  readonly message: string;
+}
+
+const signed = (v: QuoteE6): string => `${v > 0n ? '+' : ''}${formatQuoteGrouped(v)}`;
+
+const missing = (from: number, to: number): string =>
+  from === to ? `entry ${from}` : `entries ${from} to ${to}`;
+
+/**
+ * What is known of the entry before a period: the entry itself, or where the read began when it was not read.
+ * `{ start: true, sequence: 0, balanceAfter: 0n }`: the read began at the journal's start (the fund holds 0 before
+ * its first entry); another sequence: the read began past that one and found no entry before the period, its
+ * balance unknown.
+ */
+export type Predecessor =
+  | StatementEntry
+  | { readonly start: true; readonly sequence: number; readonly balanceAfter?: QuoteE6 };
+
+const isEntry = (p: Predecessor): p is StatementEntry => !('start' in p);
+
+/**
+ * The breaks in `entries` (in sequence order), the first checked against `before`, and the entries missing between
+ * the last and `next`, the first entry past the period, when its end was read. Not journal-audit's extendAudit: that
+ * audits a prefix from entry 1 against its running sum and stops at the first entry missing, where a statement
+ * begins mid-journal and goes on past a gap (the period's totals still add up), naming what each break moved.
+ */
+export function chainBreaks(
+  before: Predecessor | undefined,
+  entries: readonly StatementEntry[],
+  next?: StatementEntry,
+): ChainBreak[] {
+  const breaks: ChainBreak[] = [];
+  let previous: Predecessor | undefined = before;
+  for (const entry of entries) {
+    const s = entry.sequence;
+    if (previous !== undefined) {
+      const p = previous.sequence;
+      const after = previous.balanceAfter;
+      const gap = after === undefined ? undefined : entry.balanceBefore - after;
+      const atStart = !isEntry(previous);
+      if (!isEntry(previous) && s > p + 1) {
+        breaks.push({
+          type: 'gap',
+          sequence: s,
+          ...(gap === undefined ? {} : { amount: gap }),
+          message:
+            p === 0
+              ? `${missing(1, s - 1)} missing: the journal's first entry is ${s} (balance ${formatQuoteGrouped(entry.balanceBefore)} before it: ${signed(gap!)} in no statement)`
+              : `${missing(p + 1, s - 1)} missing just before the period's first entry ${s}: its opening balance is not checked against the entry before it`,
+        });
+      } else if (atStart && gap !== undefined && gap !== 0n) {
+        breaks.push({
+          type: 'start',
+          sequence: s,
+          amount: gap,
+          message: `entry ${s}: balanceBefore ${formatQuoteGrouped(entry.balanceBefore)}, where the fund's first entry begins from 0 (${signed(gap)})`,
+        });
+      } else if (isEntry(previous) && s === p) {
+        breaks.push({
+          type: 'duplicate',
+          sequence: s,
+          previous: p,
+          message: `entry ${s} appears twice (keys ${previous.idempotencyKey} and ${entry.idempotencyKey}): a movement the balance counted once at most`,
+        });
+      } else if (isEntry(previous) && s > p + 1) {
+        // Missing just before the period's first entry, they may be of the period before (their stamps are unknown).
+        const where =
+          previous === before
+            ? `between entry ${p}, the last before the period, and entry ${s}, its first (of this period or the one before, unknown)`
+            : `between entry ${p} and entry ${s}`;
+        breaks.push({
+          type: 'gap',
+          sequence: s,
+          previous: p,
+          amount: gap!,
+          message: `${missing(p + 1, s - 1)} missing ${where}: balance ${formatQuoteGrouped(previous.balanceAfter)} after entry ${p}, ${formatQuoteGrouped(entry.balanceBefore)} before entry ${s}, ${signed(gap!)} not in this statement`,
+        });
+      } else if (isEntry(previous) && gap !== 0n) {
+        breaks.push({
+          type: 'chain',
+          sequence: s,
+          previous: p,
+          amount: gap!,
+          message: `entry ${s}: balanceBefore ${formatQuoteGrouped(entry.balanceBefore)} != entry ${p}'s balanceAfter ${formatQuoteGrouped(previous.balanceAfter)} (${signed(gap!)})`,
+        });
+      }
+    }
+    const off = entry.balanceAfter - (entry.balanceBefore + entry.amount);
+    if (off !== 0n)
+      breaks.push({
+        type: 'arithmetic',
+        sequence: s,
+        amount: off,
+        message: `entry ${s}: balanceAfter ${formatQuoteGrouped(entry.balanceAfter)} != balanceBefore ${formatQuoteGrouped(entry.balanceBefore)} + amount ${formatQuoteGrouped(entry.amount)} (${signed(off)})`,
+      });
+    previous = entry;
+  }
+  // Entries missing just before the first entry past the period may be of the period: their stamps are unknown. (The
+  // rest of that entry's chain is the next period's start.)
+  if (next && previous && next.sequence > previous.sequence + 1) {
+    const p = previous.sequence;
+    const s = next.sequence;
+    const after = previous.balanceAfter;
+    const gap = after === undefined ? undefined : next.balanceBefore - after;
+    breaks.push({
+      type: 'gap',
+      sequence: s,
+      ...(isEntry(previous) ? { previous: p } : {}),
+      ...(gap === undefined ? {} : { amount: gap }),
+      message: `${missing(p + 1, s - 1)} missing ${isEntry(previous) ? `between entry ${p} and entry ${s}` : `before entry ${s}`}, the first past the period: of this period or the next, unknown${
+        gap === undefined
+          ? ''
+          : ` (balance ${formatQuoteGrouped(after!)} ${isEntry(previous) ? `after entry ${p}` : "at the journal's start"}, ${formatQuoteGrouped(next.balanceBefore)} before entry ${s}: ${signed(gap)} in neither statement)`
+      }`,
+    });
+  }
+  return breaks;
+}
+
+/** A kind's movements: money into the fund and out of it, each summed as a positive amount. */
+export interface KindTotal {
+  readonly kind: FundEntryKind;
+  readonly contra: string;
+  readonly entries: number;
+  readonly in: QuoteE6;
+  readonly out: QuoteE6;
+  /** in - out: the fund's net movement of this kind. */
+  readonly net: QuoteE6;
+}
+
+export interface AccountTotal {
+  readonly account: string;
+  readonly debit: QuoteE6;
+  readonly credit: QuoteE6;
+}
+
+export interface FundStatement {
+  readonly entries: number;
+  readonly firstSequence?: number;
+  readonly lastSequence?: number;
+  /**
+   * balanceBefore of the period's first entry; with none, the balanceAfter of the entry before the period (0 at
+   * the journal's start); undefined when neither is known.
+   */
+  readonly opening?: QuoteE6;
+  /** balanceAfter of the period's last entry; with none, the opening. */
+  readonly closing?: QuoteE6;
+  /** The sum of the period's amounts. */
+  readonly movements: QuoteE6;
+  /** closing - (opening + movements): 0 when the identity holds. */
+  readonly difference?: QuoteE6;
+  readonly breaks: readonly ChainBreak[];
+  /** No break, and opening + movements = closing. */
+  readonly reconciles: boolean;
+  /** Every kind of the chart, in its order (0 for those the period has none of). */
+  readonly kinds: readonly KindTotal[];
+  /** The fund's account first, then each contra account in the chart's order. */
+  readonly accounts: readonly AccountTotal[];
+  readonly totals: { readonly debit: QuoteE6; readonly credit: QuoteE6 };
+  /** Entries of the period stamped before its --from (committed after its first entry). */
+  readonly stampedBefore: readonly number[];
+}
+
+export interface StatementInput {
+  /** The fund's account (the postings' name for it). */
+  readonly account: string;
+  /** The period's entries, in sequence order. */
+  readonly entries: readonly StatementEntry[];
+  /** What is known of the entry before them (Predecessor); undefined: nothing. */
+  readonly before?: Predecessor;
+  /** The first entry read past the period, when its end was read. */
+  readonly next?: StatementEntry;
+  /** The period's --from time, for the entries stamped before it. */
+  readonly fromMs?: number;
+  /**
+   * When the read reached the journal's end: the fund's balance item as read before the journal (every entry up to
+   * its sequence had committed). Entries it counts that the read did not list are missing at the end.
+   */
+  readonly journalEnd?: { readonly sequence: number; readonly balance: QuoteE6 };
+}
+
+/**
+ * The entries the balance item counts past the last one read (`last`: an entry, or where the read began), when the
+ * read reached the journal's end: committed, and not listed by the journal's index.
+ */
+export function endGap(
+  last: Predecessor | undefined,
+  journalEnd: StatementInput['journalEnd'],
+): ChainBreak | undefined {
+  if (!last || !journalEnd || journalEnd.sequence <= last.sequence) return undefined;
+  const n = journalEnd.sequence;
+  const gap = last.balanceAfter === undefined ? undefined : journalEnd.balance - last.balanceAfter;
+  const them = n === last.sequence + 1 ? 'it' : 'them';
+  return {
+    type: 'gap',
+    sequence: n,
+    ...(isEntry(last) ? { previous: last.sequence } : {}),
+    ...(gap === undefined ? {} : { amount: gap }),
+    message:
+      `${missing(last.sequence + 1, n)} missing at the journal's end: the fund's balance, read before the journal, counts ` +
+      `${them} (it is at entry ${n}${gap === undefined ? '' : `, ${signed(gap)} from ${isEntry(last) ? `entry ${last.sequence}` : "the journal's start"}`}) ` +
+      `and the journal's index by sequence does not list ${them} (of this period or a later one, unknown); the index may lag a ` +
+      'moment behind the newest entries: a gap still there on a second run is entries missing',
+  };
+}
+
+/**
+ * The statement of a period: balances, movements by kind and by account (every entry posted twice: debits equal
+ * credits), the chain's breaks, and whether opening + movements = closing. Throws StatementError on a kind the
+ * chart does not name.
+ */
+export function buildStatement(input: StatementInput): FundStatement {
+  const { account, entries, before } = input;
+  const kinds = new Map<FundEntryKind, { entries: number; in: QuoteE6; out: QuoteE6 }>(
+    FUND_KINDS.map((k) => [k, { entries: 0, in: 0n, out: 0n }]),
+  );
+  const accounts = new Map<string, { debit: QuoteE6; credit: QuoteE6 }>(
+    [account, ...CONTRA_ACCOUNTS].map((a) => [a, { debit: 0n, credit: 0n }]),
+  );
+  let movements = 0n;
+  let debit = 0n;
+  let credit = 0n;
+  const stampedBefore: number[] = [];
+  for (const entry of entries) {
+    if (entry.account !== account)
+      throw new StatementError(
+        `statement/other-account: entry ${entry.sequence} (key ${entry.idempotencyKey}) is of account ${entry.account}, not ${account}`,
+      );
+    for (const p of postingsOf(entry)) {
+      const total = accounts.get(p.account)!;
+      if (p.side === 'debit') {
+        total.debit += p.amount;
+        debit += p.amount;
+      } else {
+        total.credit += p.amount;
+        credit += p.amount;
+      }
+    }
+    const k = kinds.get(entry.kind as FundEntryKind)!;
+    k.entries += 1;
+    if (entry.amount >= 0n) k.in += entry.amount;
+    else k.out -= entry.amount;
+    movements += entry.amount;
+    if (input.fromMs !== undefined && entry.atMs < input.fromMs) stampedBefore.push(entry.sequence);
+  }
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  const opening = first?.balanceBefore ?? before?.balanceAfter;
+  const closing = last?.balanceAfter ?? opening;
+  const difference =
+    opening === undefined || closing === undefined ? undefined : closing - (opening + movements);
+  const breaks = chainBreaks(before, entries, input.next);
+  const atEnd = endGap(last ?? before, input.journalEnd);
+  if (atEnd) breaks.push(atEnd);
+  return {
+    entries: entries.length,
+    ...(first ? { firstSequence: first.sequence, lastSequence: last!.sequence } : {}),
+    ...(opening === undefined ? {} : { opening }),
+    ...(closing === undefined ? {} : { closing }),
+    movements,
+    ...(difference === undefined ? {} : { difference }),
+    breaks,
+    // An empty period with no entry known before it (a --from-sequence past the journal's end) has nothing to break.
+    reconciles: breaks.length === 0 && (difference === undefined ? entries.length === 0 : difference === 0n),
+    kinds: FUND_KINDS.map((kind) => {
+      const k = kinds.get(kind)!;
+      return { kind, contra: FUND_CHART[kind].contra, ...k, net: k.in - k.out };
+    }),
+    accounts: [...accounts].map(([name, t]) => ({ account: name, ...t })),
+    totals: { debit, credit },
+    stampedBefore,
+  };
+}

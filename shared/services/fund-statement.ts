@@ -1,0 +1,185 @@
+import {
+  buildStatement,
+  CUT_START,
+  type CutState,
+  cutPage,
+  type FundStatement,
+  type Period,
+  type Predecessor,
+} from '../domain/fund-statement.ts';
+import type { JournalEntry, Ledger, UnindexedEntries } from '../ports/index.ts';
+
+/**
+ * `backstop fund statement`'s read: the fund's journal through its index by sequence (journalAfter, never a Scan),
+ * a page at a time, from where the period can begin, until the period's end or `max` entries read. The statement
+ * itself is the pure domain's (shared/domain/fund-statement.ts).
+ */
+
+/** Entries one journalAfter asks for (the reconcile's page: a few hundred KB of items, under a Query's 1 MB). */
+export const STATEMENT_PAGE = 1_000;
+/** The default bound on the entries a statement reads, and the largest one it takes. */
+export const STATEMENT_MAX_DEFAULT = 100_000;
+export const STATEMENT_MAX_LIMIT = 1_000_000;
+/** Entries of the journal a look for entries its index does not list reads at most, on a gap (a withdrawal's bound). */
+export const STATEMENT_LOOK_MAX = 20_000;
+
+export interface StatementRead {
+  readonly period: Period;
+  /** The period's entries, in sequence order. */
+  readonly entries: readonly JournalEntry[];
+  /** The entry before the period, when read. */
+  readonly before?: JournalEntry;
+  /** The first entry past the period: its end was read, the statement will not change. */
+  readonly next?: JournalEntry;
+  /** Entries read in all: those before the period (to find its start) and the one past it included. */
+  readonly read: number;
+  readonly max: number;
+  /**
+   * Where the read stopped: `end` the period's end was read (next), `journal` the journal's last entry (the period
+   * is still open: entries written later may fall in it), `max` the bound, before the period's end (`phase`: before
+   * its start, or in it).
+   */
+  readonly stoppedBy: 'end' | 'journal' | 'max';
+  readonly phase: CutState['phase'];
+  /** The last entry read, when the read stopped at its bound. */
+  readonly lastRead?: JournalEntry;
+  readonly statement: FundStatement;
+  /** On a gap: what a look for journal entries the index does not list found, when it found some. */
+  readonly unindexed?: UnindexedEntries;
+}
+
+export interface StatementOptions {
+  /** Entries read at most (default STATEMENT_MAX_DEFAULT). */
+  readonly max?: number;
+  readonly pageSize?: number;
+  /** A look's bound (default STATEMENT_LOOK_MAX). */
+  readonly lookMax?: number;
+  /** The waits for the index at the journal's end (default STATEMENT_INDEX_WAITS_MS). */
+  readonly indexWaitsMs?: readonly number[];
+  readonly pause?: (ms: number) => Promise<void>;
+}
+
+/**
+ * At the journal's end short of the balance's entry, the read waits for the index this long, then this long, ...
+ * before it says the entries are missing: the reconcile's waits (6.35 s at most), once per statement.
+ */
+export const STATEMENT_INDEX_WAITS_MS: readonly number[] = [50, 100, 200, 400, 800, 1_600, 3_200];
+
+const realPause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Refuses a bound that is not a whole number of entries in 1..STATEMENT_MAX_LIMIT. */
+export const statementMaxProblem = (max: number): string | undefined =>
+  Number.isSafeInteger(max) && max >= 1 && max <= STATEMENT_MAX_LIMIT
+    ? undefined
+    : `statement/bad-max: a whole number of entries in 1..${STATEMENT_MAX_LIMIT}`;
+
+/**
+ * Reads the period's entries and builds its statement. By sequence the read begins just before the period (its
+ * entry before, which the opening balance must chain from); by time, or with no start, at the journal's first entry
+ * (the period's start is the first entry stamped at or after --from: only a read from the start finds it). Each page
+ * after the first reads its predecessor's last entry again, so a second entry of one sequence is seen wherever a page
+ * ends (as the reconcile's walk does); entries already read are not counted twice.
+ */
+export async function readFundStatement(
+  ledger: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries'>,
+  account: string,
+  period: Period,
+  options: StatementOptions = {},
+): Promise<StatementRead> {
+  const max = options.max ?? STATEMENT_MAX_DEFAULT;
+  const problem = statementMaxProblem(max);
+  if (problem) throw new RangeError(problem);
+  const pageSize = options.pageSize ?? STATEMENT_PAGE;
+  const fromSequence = period.from && 'sequence' in period.from ? period.from.sequence : undefined;
+  const toSequence = period.to && 'sequence' in period.to ? period.to.sequence : undefined;
+  const readAfter = fromSequence === undefined ? 0 : Math.max(0, fromSequence - 2);
+  // Before the journal: every entry it counts had committed, so one the read to the journal's end does not list is
+  // missing from the index (its lag, or never indexed), not yet to come.
+  const balance = await ledger.balance(account);
+  let state = CUT_START;
+  const entries: JournalEntry[] = [];
+  let read = 0;
+  let last: JournalEntry | undefined;
+  /** Keys of the entries read at the last sequence read: a page that reads it again skips them. */
+  let atLast = new Set<string>();
+  let overlap = false;
+  let stoppedBy: StatementRead['stoppedBy'] | undefined;
+  const waits = [...(options.indexWaitsMs ?? STATEMENT_INDEX_WAITS_MS)];
+  const pause = options.pause ?? realPause;
+  while (stoppedBy === undefined) {
+    if (read >= max) {
+      stoppedBy = 'max';
+      break;
+    }
+    const back = overlap && last !== undefined ? 1 : 0;
+    const after = last === undefined ? readAfter : last.sequence - back;
+    // No further than --to-sequence needs (the entries up to it, and those of its sequence read again).
+    const wanted = Math.min(
+      pageSize,
+      max - read,
+      toSequence === undefined ? Number.POSITIVE_INFINITY : Math.max(1, toSequence - after),
+    );
+    const limit = wanted + back * atLast.size;
+    const page = await ledger.journalAfter(account, after, limit);
+    const fresh = page.filter((e) => !(e.sequence === last?.sequence && atLast.has(e.idempotencyKey)));
+    for (const e of fresh) {
+      if (e.sequence !== last?.sequence) atLast = new Set();
+      atLast.add(e.idempotencyKey);
+      last = e;
+    }
+    read += fresh.length;
+    const cut = cutPage(state, fresh, period);
+    state = cut.state;
+    entries.push(...(cut.inPeriod as JournalEntry[]));
+    // A page of entries read already (copies of one sequence) reads past them next; any other reads its last again.
+    overlap = fresh.length > 0;
+    if (state.phase === 'after') stoppedBy = 'end';
+    else if (page.length < limit) {
+      // The balance counts entries past the last listed, up to the period's last by sequence: the index's lag behind
+      // the newest (on AWS, a moment), or entries it never lists. Waited for while waits are left; then a gap at the
+      // end (endGap).
+      const expected = Math.min(balance.sequence, toSequence ?? Number.POSITIVE_INFINITY);
+      const wait = (last?.sequence ?? readAfter) < expected ? waits.shift() : undefined;
+      if (wait === undefined) stoppedBy = 'journal';
+      else await pause(wait);
+    }
+  }
+  // By sequence, the period's last entry read closes it, whatever stopped the read after (the journal's end, the
+  // bound): a later entry cannot join it.
+  if (toSequence !== undefined && last !== undefined && last.sequence >= toSequence) stoppedBy = 'end';
+  const before = state.before as JournalEntry | undefined;
+  const next = state.next as JournalEntry | undefined;
+  // Not read: the journal's start (a fund holds 0 before its first entry), or the entry before --from-sequence,
+  // missing.
+  const predecessor: Predecessor = before ?? startOf(readAfter);
+  const statement = buildStatement({
+    account,
+    entries,
+    before: predecessor,
+    ...(next ? { next } : {}),
+    ...(period.from && 'atMs' in period.from ? { fromMs: period.from.atMs } : {}),
+    ...(stoppedBy === 'journal'
+      ? { journalEnd: { sequence: balance.sequence, balance: balance.balance } }
+      : {}),
+  });
+  // A gap may be entries the index does not list (a stack deployed before session 27): the journal itself says.
+  const unindexed = statement.breaks.some((b) => b.type === 'gap')
+    ? await ledger.unindexedEntries(account, options.lookMax ?? STATEMENT_LOOK_MAX)
+    : undefined;
+  return {
+    period,
+    entries,
+    ...(before ? { before } : {}),
+    ...(next ? { next } : {}),
+    read,
+    max,
+    stoppedBy,
+    phase: state.phase,
+    ...(stoppedBy === 'max' && last ? { lastRead: last } : {}),
+    statement,
+    ...(unindexed && unindexed.found > 0 ? { unindexed } : {}),
+  };
+}
+
+const startOf = (readAfter: number): Predecessor =>
+  readAfter === 0 ? { start: true, sequence: 0, balanceAfter: 0n } : { start: true, sequence: readAfter };

@@ -1,0 +1,393 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { statementTime } from '../../cli/ops/fund-statement.ts';
+import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
+import type { ResourceNames } from '../../shared/adapters/aws/index.ts';
+import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
+import { usd } from '../../shared/domain/units.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
+
+const emulator = useOperatorEmulator('statement');
+
+/** 2026-01-31T23:59:00Z: a month-end. */
+const T0 = Date.UTC(2026, 0, 31, 23, 59, 0);
+const JANUARY = ['--from', '2026-01-01', '--to', '2026-02-01'];
+
+const ledgerOf = (names: ResourceNames) => new DynamoLedger(emulator.clients.dynamo, names.tables.ledger);
+
+const move = (
+  names: ResourceNames,
+  key: string,
+  kind: string,
+  amount: string,
+  atMs: number,
+  more: { reference?: string; actor?: string } = {},
+) =>
+  ledgerOf(names).apply({
+    account: INSURANCE_ACCOUNT,
+    idempotencyKey: key,
+    amount: usd(amount),
+    kind,
+    reference: more.reference ?? key.split(':')[0]!,
+    atMs,
+    floor: 0n,
+    ...(more.actor ? { actor: more.actor } : {}),
+  });
+
+/**
+ * January's last minutes and February's first: a deposit, a fee, a payout, a fee given back; a fee stamped in
+ * January that committed after February's first entry (a plan frozen before it, applied after).
+ */
+async function monthEnd(names: ResourceNames): Promise<void> {
+  await move(names, 'admin:d1', 'deposit', '1000', Date.UTC(2026, 0, 5), {
+    reference: 'admin',
+    actor: 'arn:aws:sts::123456789012:assumed-role/treasury/jane',
+  }); // 1
+  await move(names, 'p1:0:fee', 'liquidation-fee', '10.5', T0); // 2
+  await move(names, 'p2:0:shortfall', 'shortfall-payout', '-50.25', T0 + 30_000); // 3
+  await move(names, 'p1:0:fee:r1', 'liquidation-fee', '-0.5', T0 + 31_000); // 4
+  await move(names, 'p3:0:fee', 'liquidation-fee', '5', T0 + 61_000); // 5: February's first
+  await move(names, 'p4:0:fee', 'liquidation-fee', '2', T0 + 59_000); // 6: stamped in January, after 5
+}
+
+describe('backstop fund statement (moto)', () => {
+  it("states January: balances, movements by kind, double entry; February takes the fee stamped in January's last second", async () => {
+    const { names, at } = await emulator.newStage('month');
+    await monthEnd(names);
+    const run = await cli('fund', 'statement', ...JANUARY, ...at);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const stage = at[at.indexOf('--stage') + 1];
+    expect(run.stdout).toBe(
+      [
+        `fund statement: insurance-fund, local stage ${stage}, amounts in USD`,
+        'period     entries 1 to 4 (4 entries): from the first entry stamped at or after 2026-01-01T00:00:00.000Z up to, not including, the first stamped at or after 2026-02-01T00:00:00.000Z, closed; the next statement goes on from entry 5 (--from-sequence 5)',
+        '  (by time, a period is a range of entries by sequence: from the first entry, in sequence order, stamped at or after --from, up to, not including, the first entry from there on stamped at or after --to)',
+        'opening balance                0.00  (balanceBefore of entry 1)',
+        '  fees earned                 10.00  (liquidation-fee, 2 entries: 10.50 in, 0.50 out)',
+        '  shortfalls paid            -50.25  (shortfall-payout, 1 entry: 0.00 in, 50.25 out)',
+        '  deposited                1,000.00  (deposit, 1 entry: 1,000.00 in, 0.00 out)',
+        '  withdrawn                    0.00  (withdraw: none)',
+        'movements                    959.75',
+        'closing balance              959.75  (balanceAfter of entry 4)',
+        'reconciles: opening + movements = closing, and every entry chains on the one before it',
+        'double entry (the fund an asset: a debit raises it, a credit lowers it)',
+        '  account                        debit          credit',
+        '  insurance-fund              1,010.50           50.75',
+        '  fees:liquidation                0.50           10.50',
+        '  bad-debt:shortfall             50.25            0.00',
+        '  treasury                        0.00        1,000.00',
+        '  total                       1,061.25        1,061.25  debits = credits',
+        '',
+      ].join('\n'),
+    );
+    // February from January's next entry: its opening is January's closing, entry 6 is its own.
+    const february = await cli(
+      'fund',
+      'statement',
+      '--from-sequence',
+      '5',
+      '--to',
+      '2026-03-01',
+      '--json',
+      ...at,
+    );
+    expect(february.code).toBe(0);
+    const json = JSON.parse(february.stdout);
+    expect(json).toEqual({
+      account: 'insurance-fund',
+      currency: 'USD',
+      period: {
+        from: { sequence: 5 },
+        to: { time: '2026-03-01T00:00:00.000Z' },
+        firstSequence: 5,
+        lastSequence: 6,
+        entries: 2,
+        closed: false,
+        next: null,
+        continueFrom: null,
+        stampedBeforeFrom: [],
+      },
+      read: 3,
+      max: 100_000,
+      complete: true,
+      stoppedAt: null,
+      stoppedBeforeStart: false,
+      opening: '959.75',
+      movements: '7',
+      closing: '966.75',
+      difference: '0',
+      reconciles: true,
+      breaks: [],
+      unindexed: null,
+      kinds: [
+        { kind: 'liquidation-fee', contra: 'fees:liquidation', entries: 2, in: '7', out: '0', net: '7' },
+        { kind: 'shortfall-payout', contra: 'bad-debt:shortfall', entries: 0, in: '0', out: '0', net: '0' },
+        { kind: 'deposit', contra: 'treasury', entries: 0, in: '0', out: '0', net: '0' },
+        { kind: 'withdraw', contra: 'treasury', entries: 0, in: '0', out: '0', net: '0' },
+      ],
+      accounts: [
+        { account: 'insurance-fund', debit: '7', credit: '0' },
+        { account: 'fees:liquidation', debit: '0', credit: '7' },
+        { account: 'bad-debt:shortfall', debit: '0', credit: '0' },
+        { account: 'treasury', debit: '0', credit: '0' },
+      ],
+      totals: { debit: '7', credit: '7', balanced: true },
+    });
+    // By time, February says which of its entries were stamped before it began.
+    const byTime = JSON.parse(
+      (await cli('fund', 'statement', '--from', '2026-02-01', '--json', ...at)).stdout,
+    );
+    expect(byTime.period).toMatchObject({ firstSequence: 5, lastSequence: 6, stampedBeforeFrom: [6] });
+    expect(byTime.opening).toBe(json.opening);
+  });
+
+  it("runs as README writes it, and as docs/DEPLOY.md's month-end close does", async () => {
+    const { names, at } = await emulator.newStage('readme');
+    await monthEnd(names);
+    const readme = readFileSync(path.join(process.cwd(), 'README.md'), 'utf8');
+    const line = readme.split('\n').find((l) => l.startsWith('npx backstop fund statement'));
+    const words = line!
+      .replace(/\s+#.*$/, '')
+      .split(/\s+/)
+      .slice(2);
+    expect(words.pop()).toBe('[--json|--csv]');
+    const run = await cli(...words, ...at);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(run.stdout).toContain('period     entries 1 to 4 (4 entries)');
+    for (const format of ['--json', '--csv']) expect((await cli(...words, format, ...at)).code).toBe(0);
+    const deploy = readFileSync(path.join(process.cwd(), 'docs/DEPLOY.md'), 'utf8');
+    const runbook = deploy
+      .split('\n')
+      .filter((l) => l.startsWith('npx backstop fund statement --target aws --stage prod'))
+      .map((l) =>
+        l
+          .replace(/ --target aws --stage prod/, '')
+          .replace(/ > \S+$/, '')
+          .split(/\s+/)
+          .slice(2),
+      );
+    expect(runbook).toHaveLength(2);
+    expect((await cli(...runbook[0]!, ...at)).code).toBe(0);
+    // The second goes on from a sequence: this journal's February.
+    const onward = runbook[1]!.map((w) => (w === '48213' ? '5' : w));
+    expect((await cli(...onward, ...at)).stdout).toMatch(/^sequence,posting,/);
+  });
+
+  it('--csv: one posting per line, RFC 4180 quoting, CRLF, exact amounts', async () => {
+    const { names, at } = await emulator.newStage('csv');
+    await monthEnd(names);
+    await move(names, 'odd:1', 'liquidation-fee', '0.000001', T0 + 62_000, {
+      reference: 'a "quoted", reference\nline',
+    });
+    const run = await cli('fund', 'statement', '--from-sequence', '6', '--csv', ...at);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(run.stdout).toBe(
+      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor\r\n' +
+        '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,\r\n' +
+        '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,\r\n' +
+        '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,\r\n' +
+        '7,2,2026-02-01T00:00:02.000Z,fees:liquidation,,0.000001,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,\r\n',
+    );
+    const january = await cli('fund', 'statement', ...JANUARY, '--csv', ...at);
+    const lines = january.stdout.split('\r\n');
+    expect(lines).toHaveLength(1 + 2 * 4 + 1);
+    expect(lines[1]).toBe(
+      '1,1,2026-01-05T00:00:00.000Z,insurance-fund,1000,,USD,deposit,admin,admin:d1,arn:aws:sts::123456789012:assumed-role/treasury/jane',
+    );
+    expect(lines[7]).toBe(
+      '4,1,2026-01-31T23:59:31.000Z,fees:liquidation,0.5,,USD,liquidation-fee,p1,p1:0:fee:r1,',
+    );
+  });
+
+  it('a period with a break: named, the identity shown, exit 1; the CSV says so on stderr', async () => {
+    const { names, at } = await emulator.newStage('brk');
+    await monthEnd(names);
+    // The balance item written by hand, +10, then the fund moves on: entry 7 chains from the written balance.
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = balance + :gap',
+        ExpressionAttributeValues: { ':gap': { N: '10000000' } },
+      }),
+    );
+    expect((await cli('fund', 'deposit', '--amount', '5', '--key', 'd2', ...at)).code).toBe(0);
+    const run = await cli('fund', 'statement', '--from-sequence', '5', ...at);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      'DOES NOT RECONCILE: opening + movements = 971.75, closing 981.75 (difference +10.00); 1 break\n' +
+        "  entry 7: balanceBefore 976.75 != entry 6's balanceAfter 966.75 (+10.00)\n",
+    );
+    const json = JSON.parse((await cli('fund', 'statement', '--from-sequence', '5', '--json', ...at)).stdout);
+    expect(json).toMatchObject({
+      reconciles: false,
+      difference: '10',
+      breaks: [{ type: 'chain', sequence: 7, previous: 6, amount: '10' }],
+    });
+    const csv = await cli('fund', 'statement', '--from-sequence', '5', '--csv', ...at);
+    expect(csv.code).toBe(1);
+    expect(csv.stdout.split('\r\n')).toHaveLength(1 + 2 * 3 + 1);
+    expect(csv.stderr).toBe(
+      "backstop: fund statement: DOES NOT RECONCILE (1 break, difference 10.00): entry 7: balanceBefore 976.75 != entry 6's balanceAfter 966.75 (+10.00)\n",
+    );
+    // January, before the write, still reconciles.
+    expect((await cli('fund', 'statement', ...JANUARY, ...at)).code).toBe(0);
+  });
+
+  it('a journal its index does not list (deployed before session 27): the gap, and the command that indexes it', async () => {
+    const { names, at } = await emulator.newStage('unidx');
+    await monthEnd(names);
+    const { Items } = await emulator.clients.dynamo.send(
+      new QueryCommand({
+        TableName: names.tables.ledger,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :j)',
+        ExpressionAttributeValues: { ':pk': { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, ':j': { S: 'J#' } },
+      }),
+    );
+    for (const item of Items!)
+      if (Number(item.sequence!.N) <= 2)
+        await emulator.clients.dynamo.send(
+          new UpdateItemCommand({
+            TableName: names.tables.ledger,
+            Key: { pk: item.pk!, sk: item.sk! },
+            UpdateExpression: 'REMOVE journalSequence',
+          }),
+        );
+    const run = await cli('fund', 'statement', ...JANUARY, ...at);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      "  entries 1 to 2 missing: the journal's first entry is 3 (balance 1,010.50 before it: +1,010.50 in no statement)\n" +
+        `  the journal holds entries its index by sequence does not list (2 of its 6 entries, from entry 1): a stack deployed before session 27; run \`backstop fund index-journal ${at.join(' ')}\` (docs/DEPLOY.md, "Journal not indexed"), then this statement again\n`,
+    );
+    expect((await cli('fund', 'index-journal', ...at)).code).toBe(0);
+    expect((await cli('fund', 'statement', ...JANUARY, ...at)).code).toBe(0);
+  });
+
+  it('an empty period, and --max cut short (exit 3) before the end and before the start', async () => {
+    const { names, at } = await emulator.newStage('short');
+    await monthEnd(names);
+    const empty = await cli('fund', 'statement', '--from', '2026-01-10', '--to', '2026-01-20', ...at);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toContain(
+      'period     no entries: from the first entry stamped at or after 2026-01-10T00:00:00.000Z up to, not including, the first stamped at or after 2026-01-20T00:00:00.000Z, closed; the next statement goes on from entry 2 (--from-sequence 2)\n',
+    );
+    expect(empty.stdout).toContain(
+      'opening balance            1,000.00  (balanceAfter of entry 1, the last before the period)\n',
+    );
+    expect(empty.stdout).toContain(
+      'closing balance            1,000.00  (the opening: no entry)\nreconciles: no movement\n',
+    );
+
+    const short = await cli('fund', 'statement', ...JANUARY, '--max', '2', ...at);
+    expect(short.code).toBe(3);
+    expect(short.stdout).toContain(
+      "CUT SHORT after 2 entries read (--max 2) at entry 2 (2026-01-31T23:59:00.000Z), before the period's end: this statement covers the entries read; the rest: --from-sequence 3 with the same end, or a larger --max\n",
+    );
+    expect(short.stdout).toContain('closing balance            1,010.50  (balanceAfter of entry 2)\n');
+    const shortJson = JSON.parse(
+      (await cli('fund', 'statement', ...JANUARY, '--max', '2', '--json', ...at)).stdout,
+    );
+    expect(shortJson).toMatchObject({
+      complete: false,
+      stoppedAt: { sequence: 2 },
+      stoppedBeforeStart: false,
+      period: { closed: false, lastSequence: 2 },
+      reconciles: true,
+    });
+    const before = await cli('fund', 'statement', '--from', '2026-02-01', '--max', '3', ...at);
+    expect(before.code).toBe(3);
+    expect(before.stdout).toMatch(
+      /STOPPED after 3 entries read \(--max 3\) at entry 3 \(.*\), before the period's start: nothing of it read/,
+    );
+    expect(before.stdout).not.toContain('opening balance');
+    // The CSV cut short: the postings read, and stderr says so.
+    const csv = await cli('fund', 'statement', ...JANUARY, '--max', '2', '--csv', ...at);
+    expect(csv.code).toBe(3);
+    expect(csv.stderr).toMatch(/^backstop: fund statement: CUT SHORT after 2 entries read/);
+  });
+
+  it('refuses a bad period with its reason before reading anything (no target reached)', async () => {
+    // Nothing listens there: a command that reached the target would fail on it (exit 1), not with its reason.
+    const nowhere = ['--endpoint', 'http://127.0.0.1:9', '--stage', 'nowhere'];
+    const refused = async (...argv: string[]) => {
+      const run = await cli('fund', 'statement', ...argv, ...nowhere);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stdout).toBe('');
+      return run.stderr;
+    };
+    expect(await refused('--from', '2026-02-01', '--to', '2026-01-01')).toBe(
+      'backstop: fund statement: --from 2026-02-01T00:00:00.000Z is not before --to 2026-01-01T00:00:00.000Z (the end is excluded: the period would hold nothing)\n',
+    );
+    expect(await refused('--from', '2026-01-01', '--to', '2026-01-01T00:00:00Z')).toMatch(
+      /is not before --to/,
+    );
+    expect(await refused('--from', 'yesterday')).toBe(
+      'backstop: --from: "yesterday" is not a date or date-time (ISO 8601: 2026-01-31, 2026-01-31T00:00:00Z, 2026-01-31T01:00:00+01:00)\n',
+    );
+    expect(await refused('--to', '2026-02-30')).toMatch(/--to: "2026-02-30" is not a calendar date-time/);
+    expect(await refused('--to', '2026-02-01T24:00:00+01:00')).toMatch(/not a calendar date-time/);
+    expect(await refused('--from', '1767225600000')).toMatch(/is not a date or date-time/);
+    expect(await refused('--from', '1969-12-31')).toMatch(
+      /is not a date-time after 1970, to the millisecond/,
+    );
+    expect(await refused('--from', '2026-01-01T00:00:00.0001Z')).toMatch(/to the millisecond/);
+    expect(await refused('--from-sequence', '9', '--to-sequence', '3')).toMatch(
+      /--from-sequence 9 is after --to-sequence 3/,
+    );
+    expect(await refused('--from-sequence', '0')).toMatch(/--from-sequence: 0 is outside 1\.\./);
+    expect(await refused('--from', '2026-01-01', '--from-sequence', '3')).toMatch(
+      /--from or --from-sequence, not both/,
+    );
+    expect(await refused('--json', '--csv')).toMatch(/--json or --csv, not both/);
+    expect(await refused('--max', '0')).toMatch(/--max: 0 is outside 1\.\.1000000/);
+    expect(await refused('--amount', '5')).toMatch(/--amount is an option of fund deposit and withdraw/);
+    const deposit = await cli('fund', 'deposit', '--amount', '5', '--from', '2026-01-01', ...nowhere);
+    expect([deposit.code, deposit.stderr]).toEqual([
+      2,
+      'backstop: fund deposit: --from is an option of fund statement\n',
+    ]);
+  });
+
+  it('reads a date as its midnight UTC, a date-time without an offset as UTC, one with an offset as it says', () => {
+    const midnight = Date.UTC(2026, 0, 1);
+    expect(statementTime('from', '2026-01-01')).toBe(midnight);
+    expect(statementTime('from', '2026-01-01T00:00')).toBe(midnight);
+    expect(statementTime('from', ' 2026-01-01T01:00:00+01:00 ')).toBe(midnight);
+    expect(statementTime('to', '2025-12-31T19:00:00.000-0500')).toBe(midnight);
+  });
+
+  it('refuses a journal holding a kind its chart does not name (exit 1), and names the stack of other rules its currency', async () => {
+    const { stage, names } = await emulator.newStage('kind');
+    await move(names, 'x:1', 'rebate', '1', T0);
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const run = await cli('fund', 'statement', ...at);
+    expect([run.code, run.stdout]).toEqual([1, '']);
+    expect(run.stderr).toBe(
+      'backstop: fund statement: statement/unknown-kind: entry 1 (key x:1) has kind "rebate", which the fund\'s chart of accounts does not name (liquidation-fee, shortfall-payout, deposit, withdraw): nothing is booked for an unknown kind\n',
+    );
+    // A deployed stack of USDT markets: its statement in USDT, with the deployed file.
+    const { stage: usdt, names: usdtNames } = await emulator.newStage('usdt');
+    const input = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({
+        ...m,
+        symbol: m.symbol.replace(/-USD$/, '-USDT'),
+      })),
+    };
+    await publishStackOutputs(emulator.moto.endpoint, usdt, usdtNames, {
+      [OUTPUT_KEYS.riskConfigDigest]: riskConfigDigest(parseRiskConfig(input)),
+    });
+    const deployed = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', usdt];
+    await move(usdtNames, 'admin:d1', 'deposit', '25', T0);
+    expect((await cli('fund', 'statement', ...deployed)).stderr).toMatch(/--config is required/);
+    const file = path.join(emulator.dir, 'usdt.json');
+    writeFileSync(file, JSON.stringify(input));
+    const json = JSON.parse((await cli('fund', 'statement', '--json', '--config', file, ...deployed)).stdout);
+    expect(json).toMatchObject({ currency: 'USDT', closing: '25', reconciles: true });
+  });
+});

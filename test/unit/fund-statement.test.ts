@@ -1,0 +1,394 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  buildStatement,
+  CONTRA_ACCOUNTS,
+  CUT_START,
+  chainBreaks,
+  cutPage,
+  FUND_CHART,
+  FUND_KINDS,
+  type Period,
+  postingsOf,
+  type StatementEntry,
+  StatementError,
+} from '../../shared/domain/fund-statement.ts';
+import { usd } from '../../shared/domain/units.ts';
+import type { PlannedMovement } from '../../shared/domain/waterfall.ts';
+import { SHORTFALL_PAYOUT_KIND } from '../../shared/ports/index.ts';
+
+/** The fund's statement for a period (`backstop fund statement`): postings, totals, the chain, the period's cut. Pure. */
+
+const FUND = 'insurance-fund';
+
+/** A journal chained from 0, entry n stamped at `atMs[n - 1]` (default n). */
+function journal(
+  moves: readonly (readonly [kind: string, amount: string])[],
+  atMs: readonly number[] = [],
+): StatementEntry[] {
+  let balance = 0n;
+  return moves.map(([kind, amount], i) => {
+    const a = usd(amount);
+    const entry = {
+      account: FUND,
+      idempotencyKey: `k${i + 1}`,
+      amount: a,
+      balanceBefore: balance,
+      balanceAfter: balance + a,
+      kind,
+      reference: `r${i + 1}`,
+      atMs: atMs[i] ?? i + 1,
+      sequence: i + 1,
+    };
+    balance += a;
+    return entry;
+  });
+}
+
+/** The whole of `entries` cut by `period` at once, as pages of `page`. */
+function cut(entries: readonly StatementEntry[], period: Period, page = 2) {
+  let state = CUT_START;
+  const inPeriod: StatementEntry[] = [];
+  for (let i = 0; i < entries.length; i += page) {
+    const step = cutPage(state, entries.slice(i, i + page), period);
+    state = step.state;
+    inPeriod.push(...step.inPeriod);
+  }
+  return { state, inPeriod };
+}
+
+const posting = (p: ReturnType<typeof postingsOf>[number]) => [p.account, p.side, p.amount];
+
+describe('the chart of accounts', () => {
+  it('names every kind a stack writes: the waterfall movements, shortfall payouts and the admin moves', () => {
+    const waterfall: Record<PlannedMovement['kind'], true> = {
+      'liquidation-fee': true,
+      'shortfall-payout': true,
+    };
+    for (const kind of [...Object.keys(waterfall), SHORTFALL_PAYOUT_KIND, 'deposit', 'withdraw'])
+      expect(FUND_KINDS).toContain(kind);
+    expect(CONTRA_ACCOUNTS).toEqual(['fees:liquidation', 'bad-debt:shortfall', 'treasury']);
+    expect(FUND_CHART.deposit.contra).toBe(FUND_CHART.withdraw.contra);
+  });
+
+  it('refuses an entry of a kind it does not name, naming the entry, never booked to an "other"', () => {
+    for (const kind of ['fund-start', 'fee', 'toString', '__proto__', '']) {
+      const [entry] = journal([[kind, '1']]);
+      expect(() => postingsOf(entry!)).toThrow(StatementError);
+      expect(() => buildStatement({ account: FUND, entries: [entry!] })).toThrow(
+        `statement/unknown-kind: entry 1 (key k1) has kind ${JSON.stringify(kind)}`,
+      );
+    }
+  });
+});
+
+describe('postingsOf: each entry twice, debit first, the fund an asset', () => {
+  it.each([
+    ['liquidation-fee', '10', [FUND, 'debit'], ['fees:liquidation', 'credit']],
+    ['liquidation-fee', '-3', ['fees:liquidation', 'debit'], [FUND, 'credit']], // a fee given back on a replan
+    ['shortfall-payout', '-50', ['bad-debt:shortfall', 'debit'], [FUND, 'credit']],
+    ['shortfall-payout', '5', [FUND, 'debit'], ['bad-debt:shortfall', 'credit']], // a draw given back
+    ['deposit', '100', [FUND, 'debit'], ['treasury', 'credit']],
+    ['withdraw', '-40', ['treasury', 'debit'], [FUND, 'credit']],
+  ])('%s %s', (kind, amount, debit, credit) => {
+    const [entry] = journal([[kind, amount]]);
+    const size = usd(amount.replace('-', ''));
+    const [first, second] = postingsOf(entry!);
+    expect([posting(first), posting(second)]).toEqual([
+      [...debit, size],
+      [...credit, size],
+    ]);
+    expect([first.posting, second.posting]).toEqual([1, 2]);
+  });
+});
+
+describe('buildStatement', () => {
+  it('answers what the fund earned, paid and was moved by hand, with debits equal to credits', () => {
+    const entries = journal([
+      ['deposit', '1000'],
+      ['liquidation-fee', '12.5'],
+      ['shortfall-payout', '-200.25'],
+      ['liquidation-fee', '-2.5'],
+      ['shortfall-payout', '0.25'],
+      ['withdraw', '-100'],
+      ['liquidation-fee', '0.000001'],
+    ]);
+    const s = buildStatement({
+      account: FUND,
+      entries: entries.slice(1),
+      before: entries[0]!,
+    });
+    expect(s).toMatchObject({
+      entries: 6,
+      firstSequence: 2,
+      lastSequence: 7,
+      opening: usd('1000'),
+      movements: usd('-289.999999'),
+      closing: usd('710.000001'),
+      difference: 0n,
+      breaks: [],
+      reconciles: true,
+    });
+    expect(s.kinds).toEqual([
+      {
+        kind: 'liquidation-fee',
+        contra: 'fees:liquidation',
+        entries: 3,
+        in: usd('12.500001'),
+        out: usd('2.5'),
+        net: usd('10.000001'),
+      },
+      {
+        kind: 'shortfall-payout',
+        contra: 'bad-debt:shortfall',
+        entries: 2,
+        in: usd('0.25'),
+        out: usd('200.25'),
+        net: usd('-200'),
+      },
+      { kind: 'deposit', contra: 'treasury', entries: 0, in: 0n, out: 0n, net: 0n },
+      { kind: 'withdraw', contra: 'treasury', entries: 1, in: 0n, out: usd('100'), net: usd('-100') },
+    ]);
+    expect(s.accounts).toEqual([
+      { account: FUND, debit: usd('12.750001'), credit: usd('302.75') },
+      { account: 'fees:liquidation', debit: usd('2.5'), credit: usd('12.500001') },
+      { account: 'bad-debt:shortfall', debit: usd('200.25'), credit: usd('0.25') },
+      { account: 'treasury', debit: usd('100'), credit: 0n },
+    ]);
+    expect(s.totals).toEqual({ debit: usd('315.500001'), credit: usd('315.500001') });
+    // The fund's own debits less credits is its movement.
+    expect(s.accounts[0]!.debit - s.accounts[0]!.credit).toBe(s.movements);
+  });
+
+  it('an empty period opens and closes at the balance after the entry before it, and at 0 at the start', () => {
+    const [entry] = journal([['deposit', '5']]);
+    expect(buildStatement({ account: FUND, entries: [], before: entry! })).toMatchObject({
+      entries: 0,
+      opening: usd('5'),
+      closing: usd('5'),
+      movements: 0n,
+      reconciles: true,
+    });
+    expect(
+      buildStatement({ account: FUND, entries: [], before: { start: true, sequence: 0, balanceAfter: 0n } }),
+    ).toMatchObject({ opening: 0n, closing: 0n, reconciles: true });
+    // Nothing known before it (a --from-sequence past the journal's end): no balance, nothing to break.
+    const unknown = buildStatement({ account: FUND, entries: [], before: { start: true, sequence: 7 } });
+    expect(unknown.opening).toBeUndefined();
+    expect(unknown.reconciles).toBe(true);
+  });
+
+  it('refuses an entry of another account', () => {
+    const [entry] = journal([['deposit', '5']]);
+    expect(() => buildStatement({ account: 'other', entries: [entry!] })).toThrow(
+      'statement/other-account: entry 1 (key k1) is of account insurance-fund, not other',
+    );
+  });
+});
+
+describe('chainBreaks: each break named, with its amount', () => {
+  const base = journal([
+    ['deposit', '100'],
+    ['liquidation-fee', '10'],
+    ['shortfall-payout', '-30'],
+    ['liquidation-fee', '5'],
+    ['deposit', '1'],
+  ]);
+
+  it('a gap: the entries missing, and the balance they moved', () => {
+    const breaks = chainBreaks(base[0], [base[1]!, base[3]!, base[4]!]);
+    expect(breaks).toEqual([
+      {
+        type: 'gap',
+        sequence: 4,
+        previous: 2,
+        amount: usd('-30'),
+        message:
+          'entry 3 missing between entry 2 and entry 4: balance 110.00 after entry 2, 80.00 before entry 4, -30.00 not in this statement',
+      },
+    ]);
+    // Just before the period's first entry: of the period before, or of this one.
+    expect(chainBreaks(base[1], [base[3]!]).map((b) => b.message)).toEqual([
+      'entry 3 missing between entry 2, the last before the period, and entry 4, its first (of this period or the one before, unknown): balance 110.00 after entry 2, 80.00 before entry 4, -30.00 not in this statement',
+    ]);
+    const from = buildStatement({ account: FUND, entries: [base[1]!, base[3]!, base[4]!], before: base[0]! });
+    expect(from).toMatchObject({ reconciles: false, difference: usd('-30') });
+  });
+
+  it('a balanceBefore that is not the previous balanceAfter (a balance item written outside the journal)', () => {
+    const moved = {
+      ...base[3]!,
+      balanceBefore: base[3]!.balanceBefore + usd('7'),
+      balanceAfter: base[3]!.balanceAfter + usd('7'),
+    };
+    expect(
+      chainBreaks(base[2], [
+        moved,
+        { ...base[4]!, balanceBefore: moved.balanceAfter, balanceAfter: moved.balanceAfter + usd('1') },
+      ]),
+    ).toEqual([
+      {
+        type: 'chain',
+        sequence: 4,
+        previous: 3,
+        amount: usd('7'),
+        message: "entry 4: balanceBefore 87.00 != entry 3's balanceAfter 80.00 (+7.00)",
+      },
+    ]);
+  });
+
+  it('a balanceAfter off balanceBefore + amount, and an entry twice', () => {
+    const off = { ...base[1]!, balanceAfter: base[1]!.balanceAfter - 1n };
+    const twice = { ...base[1]!, idempotencyKey: 'again' };
+    expect(chainBreaks(base[0], [off]).map((b) => b.message)).toEqual([
+      'entry 2: balanceAfter 109.999999 != balanceBefore 100.00 + amount 10.00 (-0.000001)',
+    ]);
+    expect(chainBreaks(base[0], [base[1]!, twice])).toEqual([
+      {
+        type: 'duplicate',
+        sequence: 2,
+        previous: 2,
+        message: 'entry 2 appears twice (keys k2 and again): a movement the balance counted once at most',
+      },
+    ]);
+  });
+
+  it("the journal's start: entry 1 from 0, entries before the first missing", () => {
+    const start = { start: true, sequence: 0, balanceAfter: 0n } as const;
+    expect(chainBreaks(start, base)).toEqual([]);
+    expect(chainBreaks(start, base.slice(2)).map((b) => [b.type, b.amount, b.message])).toEqual([
+      [
+        'gap',
+        usd('110'),
+        "entries 1 to 2 missing: the journal's first entry is 3 (balance 110.00 before it: +110.00 in no statement)",
+      ],
+    ]);
+    const fromFive = { ...base[0]!, balanceBefore: usd('5'), balanceAfter: usd('105') };
+    expect(chainBreaks(start, [fromFive]).map((b) => [b.type, b.message])).toEqual([
+      ['start', "entry 1: balanceBefore 5.00, where the fund's first entry begins from 0 (+5.00)"],
+    ]);
+  });
+
+  it('the entry before a period by sequence missing: the opening is not checked', () => {
+    // --from-sequence 4: the read begins after entry 2, and entry 3 is not there.
+    expect(chainBreaks({ start: true, sequence: 2 }, base.slice(3)).map((b) => [b.type, b.message])).toEqual([
+      [
+        'gap',
+        "entry 3 missing just before the period's first entry 4: its opening balance is not checked against the entry before it",
+      ],
+    ]);
+  });
+
+  it('entries missing before the first entry past the period: of this period or the next, unknown', () => {
+    expect(chainBreaks(base[0], [base[1]!], base[4]).map((b) => b.message)).toEqual([
+      'entries 3 to 4 missing between entry 2 and entry 5, the first past the period: of this period or the next, unknown (balance 110.00 after entry 2, 85.00 before entry 5: -25.00 in neither statement)',
+    ]);
+    // The next entry's own chain is the next period's start.
+    expect(chainBreaks(base[0], [base[1]!], { ...base[2]!, balanceBefore: 0n })).toEqual([]);
+  });
+});
+
+describe('cutPage: a period by time is a range of entries by sequence', () => {
+  const T = 1_000;
+  // Stamps not in sequence order, as a redelivered plan or an operator's clock leaves them.
+  const entries = journal(
+    [
+      ['deposit', '100'], // 1: before
+      ['liquidation-fee', '1'], // 2: the first stamped at or after --from
+      ['liquidation-fee', '2'], // 3: stamped before --from, written after 2
+      ['liquidation-fee', '3'], // 4: stamped exactly at --to: the first past the period
+      ['liquidation-fee', '4'], // 5: stamped before --to, written after 4: the next period's
+      ['liquidation-fee', '5'], // 6
+    ],
+    [T - 5, T, T - 1, 2 * T, 2 * T - 1, 3 * T],
+  );
+
+  it('begins at the first entry stamped at or after --from, ends before the first stamped at or after --to', () => {
+    const period = { from: { atMs: T }, to: { atMs: 2 * T } };
+    for (const page of [1, 2, 6]) {
+      const { state, inPeriod } = cut(entries, period, page);
+      expect(inPeriod.map((e) => e.sequence)).toEqual([2, 3]);
+      expect(state).toMatchObject({ phase: 'after', before: { sequence: 1 }, next: { sequence: 4 } });
+    }
+    const s = buildStatement({
+      account: FUND,
+      entries: cut(entries, period).inPeriod,
+      before: entries[0]!,
+      fromMs: T,
+    });
+    expect(s.stampedBefore).toEqual([3]);
+  });
+
+  it('tiles: consecutive periods share their edge, each entry in one, each closing the next opening', () => {
+    const first = cut(entries, { from: { atMs: T }, to: { atMs: 2 * T } });
+    const second = cut(entries, { from: { atMs: 2 * T }, to: { atMs: 3 * T } });
+    expect(second.inPeriod.map((e) => e.sequence)).toEqual([4, 5]);
+    expect(second.state.before?.sequence).toBe(3);
+    const a = buildStatement({ account: FUND, entries: first.inPeriod, before: first.state.before! });
+    const b = buildStatement({ account: FUND, entries: second.inPeriod, before: second.state.before! });
+    expect(a.closing).toBe(b.opening);
+  });
+
+  it('an empty period: its first entry from --from on is already past --to', () => {
+    const { state, inPeriod } = cut(entries, { from: { atMs: 2 * T - 10 }, to: { atMs: 2 * T - 5 } });
+    expect(inPeriod).toEqual([]);
+    expect(state).toMatchObject({ phase: 'after', before: { sequence: 3 }, next: { sequence: 4 } });
+  });
+
+  it('by sequence: from the entry, to the entry included; and mixed, a sequence to a time', () => {
+    expect(
+      cut(entries, { from: { sequence: 2 }, to: { sequence: 4 } }).inPeriod.map((e) => e.sequence),
+    ).toEqual([2, 3, 4]);
+    expect(
+      cut(entries, { from: { sequence: 3 }, to: { atMs: 2 * T } }).inPeriod.map((e) => e.sequence),
+    ).toEqual([3]);
+    expect(cut(entries, { from: undefined, to: undefined }).inPeriod).toHaveLength(6);
+  });
+
+  it('property: periods cut at increasing times partition any journal and chain their balances', () => {
+    const move = fc.record({
+      kind: fc.constantFrom(...FUND_KINDS),
+      cents: fc.integer({ min: -10_000, max: 10_000 }),
+      atMs: fc.integer({ min: 0, max: 100 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(move, { maxLength: 40 }),
+        fc.uniqueArray(fc.integer({ min: 0, max: 101 }), { minLength: 2, maxLength: 6 }),
+        fc.integer({ min: 1, max: 7 }),
+        (moves, edges, page) => {
+          const entries = journal(
+            moves.map((m) => [m.kind, (m.cents / 100).toFixed(2)] as const),
+            moves.map((m) => m.atMs),
+          );
+          const times = [...edges].sort((a, b) => a - b);
+          const seen: number[] = [];
+          let closing: bigint | undefined;
+          for (let i = 0; i + 1 < times.length; i++) {
+            const { state, inPeriod } = cut(
+              entries,
+              { from: { atMs: times[i]! }, to: { atMs: times[i + 1]! } },
+              page,
+            );
+            const s = buildStatement({
+              account: FUND,
+              entries: inPeriod,
+              before: state.before ?? { start: true, sequence: 0, balanceAfter: 0n },
+            });
+            expect(s.reconciles).toBe(true);
+            expect(s.totals.debit).toBe(s.totals.credit);
+            // Each period opens where the one before closed, when it is the first's successor.
+            if (closing !== undefined && i > 0) expect(s.opening).toBe(closing);
+            closing = s.closing;
+            seen.push(...inPeriod.map((e) => e.sequence));
+            for (const e of inPeriod) expect(e.atMs).toBeLessThan(times[i + 1]!);
+          }
+          // In sequence order, none twice: a contiguous run of the journal.
+          expect(seen).toEqual([...seen].sort((a, b) => a - b));
+          expect(new Set(seen).size).toBe(seen.length);
+          if (seen.length > 0) expect(seen[seen.length - 1]! - seen[0]! + 1).toBe(seen.length);
+        },
+      ),
+    );
+  });
+});
