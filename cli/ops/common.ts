@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { OUTPUT_KEYS, riskConfigDigest, stackName } from '../../infra/outputs.ts';
+import { EMULATOR_TIMEOUTS } from '../../shared/adapters/aws/clients.ts';
 import {
   type AdapterNames,
   createAwsAdapters,
@@ -12,8 +13,11 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { PutEntriesError } from '../../shared/feed/publisher.ts';
 import {
+  CLI_AWS_TIMEOUTS,
+  CONNECT_TIMEOUT_ENV,
   type Deployment,
   openDeployment,
+  REQUEST_TIMEOUT_ENV,
   TARGET_KINDS,
   TargetError,
   type TargetKind,
@@ -49,6 +53,9 @@ export const TARGET_USAGE = `Target (every command):
   --stage S              stage (local: the one local up runs, else "local"; localstack/aws: "dev")
   --region R             region (local/localstack: us-east-1; aws: AWS_REGION or your profile's)
   -h, --help             this help
+  ${CONNECT_TIMEOUT_ENV}, ${REQUEST_TIMEOUT_ENV} (environment)
+                         ms an AWS call's attempt waits to connect, and for an answer (aws: ${CLI_AWS_TIMEOUTS.connectionMs}, ${CLI_AWS_TIMEOUTS.requestMs};
+                         local, localstack: ${EMULATOR_TIMEOUTS.connectionMs}, ${EMULATOR_TIMEOUTS.requestMs})
 `;
 
 /**

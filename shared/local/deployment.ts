@@ -7,6 +7,7 @@ import {
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
+import { type AwsClientConfig, clientOptions, EMULATOR_TIMEOUTS } from '../adapters/aws/clients.ts';
 import {
   type AdapterNames,
   type AwsClients,
@@ -47,6 +48,41 @@ export {
 /** The target cannot be used: not running, not deployed, unreachable, no credentials. One line, no stack. */
 export class TargetError extends Error {
   override readonly name = 'TargetError';
+}
+
+/**
+ * The CLI's timeouts against AWS (ops47-cli-timeouts): the SDK's default is none, so a read on a dead connection (a
+ * laptop woken from sleep, a VPN that reconnected) waited minutes per attempt, and `status --watch` showed old figures
+ * as current, `replay --hold` sent no held tick. An operator's network is slower than a Lambda's (AWS_TIMEOUTS): 5 s to
+ * connect, 10 s for an answer (its headers), far above any call the CLI makes; a long poll gets its wait on top
+ * (longPollOptions). An emulator gets EMULATOR_TIMEOUTS, as the functions on it do: moto under load answers slowly.
+ */
+export const CLI_AWS_TIMEOUTS = { connectionMs: 5_000, requestMs: 10_000 } as const;
+/** Overrides of the CLI's timeouts, in milliseconds (a slow link, a test). */
+export const CONNECT_TIMEOUT_ENV = 'BACKSTOP_AWS_CONNECT_TIMEOUT_MS';
+export const REQUEST_TIMEOUT_ENV = 'BACKSTOP_AWS_REQUEST_TIMEOUT_MS';
+const MAX_TIMEOUT_MS = 600_000;
+
+/** The CLI's clients' timeouts on an emulator or on AWS, each overridden by its variable; TargetError if one is bad. */
+export function cliTimeouts(
+  emulator: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): NonNullable<AwsClientConfig['timeouts']> {
+  const base = emulator ? EMULATOR_TIMEOUTS : CLI_AWS_TIMEOUTS;
+  const read = (name: string, fallback: number): number => {
+    const text = env[name];
+    if (text === undefined || text === '') return fallback;
+    const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!(ms >= 1 && ms <= MAX_TIMEOUT_MS))
+      throw new TargetError(
+        `${name}: "${text}" is not a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`,
+      );
+    return ms;
+  };
+  return {
+    connectionMs: read(CONNECT_TIMEOUT_ENV, base.connectionMs),
+    requestMs: read(REQUEST_TIMEOUT_ENV, base.requestMs),
+  };
 }
 
 export interface QueueUrls {
@@ -228,6 +264,7 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
   const endpoint =
     options.kind === 'localstack' ? localstackEndpoint(options.endpoint, env) : options.endpoint;
   const stage = options.stage ?? DEFAULT_DEPLOYED_STAGE;
+  const timeouts = cliTimeouts(endpoint !== undefined, env);
   if (endpoint) {
     await probeEndpoint(
       endpoint,
@@ -240,18 +277,16 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
     env.AWS_DEFAULT_REGION ??
     (endpoint ? 'us-east-1' : await defaultRegion());
   const credentials = endpoint ? { accessKeyId: 'test', secretAccessKey: 'test' } : undefined;
-  const cfn = new CloudFormationClient({
+  const config: AwsClientConfig = {
     region,
     ...(endpoint ? { endpoint } : {}),
     ...(credentials ? { credentials } : {}),
-  });
+    timeouts,
+  };
+  const cfn = new CloudFormationClient(clientOptions(config));
   try {
     const names = namesFromOutputs(await stackOutputs(cfn, stage), stage);
-    const clients = createAwsClients({
-      region,
-      ...(endpoint ? { endpoint } : {}),
-      ...(credentials ? { credentials } : {}),
-    });
+    const clients = createAwsClients(config);
     return {
       kind: options.kind,
       stage,
@@ -280,6 +315,7 @@ async function defaultRegion(): Promise<string> {
 }
 
 async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promise<Deployment> {
+  const timeouts = cliTimeouts(true, env);
   const dir = options.stateDir ?? stateDir(env);
   const record = readLocalRecord(dir);
   let endpoint = options.endpoint;
@@ -304,7 +340,7 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
   const stage = options.stage ?? fromRecord?.stage ?? DEFAULT_LOCAL_STAGE;
   const region = options.region ?? fromRecord?.region ?? 'us-east-1';
   await probeEndpoint(endpoint, 'is backstop local up running?');
-  const clients = createAwsClients(localClientConfig(endpoint, region));
+  const clients = createAwsClients({ ...localClientConfig(endpoint, region), timeouts });
   try {
     const names = await localNames(clients, stage);
     return {

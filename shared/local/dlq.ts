@@ -6,6 +6,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
+import { longPollOptions } from '../adapters/aws/clients.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
 import { PutEntriesError, putEntries } from '../feed/publisher.ts';
@@ -54,7 +55,7 @@ const RECEIVE_BATCH = 10;
  * a few messages (a DLQ's usual load), which the loops below would take as empty. A long poll asks them all and
  * answers as soon as one has a message (an empty queue costs this long).
  */
-const RECEIVE_WAIT_SECONDS = 1;
+export const RECEIVE_WAIT_SECONDS = 1;
 
 export function dlqUrl(deployment: Deployment, queue: DlqId): string {
   const q = deployment.names.queues[queue];
@@ -78,6 +79,8 @@ async function receive(
       MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       MessageAttributeNames: ['All'],
     }),
+    // The wait on top of the CLI's request timeout (ops47-cli-timeouts): a timeout below it fails every empty poll.
+    longPollOptions(deployment.clients.config, RECEIVE_WAIT_SECONDS),
   );
   return out.Messages ?? [];
 }

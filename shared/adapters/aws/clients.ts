@@ -28,6 +28,18 @@ export const AWS_TIMEOUTS = { connectionMs: 3_000, requestMs: 5_000 } as const;
 /** On an emulator (moto on a busy two-core machine answers a burst slowly, but it answers). */
 export const EMULATOR_TIMEOUTS = { connectionMs: 10_000, requestMs: 30_000 } as const;
 
+/**
+ * The HTTP options of one long poll (a ReceiveMessage with WaitTimeSeconds): the request timeout runs from the request
+ * to the answer, which a long poll holds back up to its wait, so the poll gets that wait on top of the client's timeout.
+ */
+export const longPollOptions = (
+  config: AwsClientConfig,
+  waitSeconds: number,
+): { readonly requestTimeout?: number } =>
+  config.timeouts && waitSeconds > 0
+    ? { requestTimeout: waitSeconds * 1000 + config.timeouts.requestMs }
+    : {};
+
 /** API calls and attempts per `service.Operation` (for example `dynamodb.TransactWriteItems`). */
 export class ApiCallCounter {
   private readonly calls = new Map<string, number>();
