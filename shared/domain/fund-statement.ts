@@ -150,7 +150,7 @@ const ends = (e: StatementEntry, to: PeriodEdge): boolean =>
 /**
  * The next page of the journal, read in sequence order, against the period: the state after it and the page's
  * entries in the period. The period's first entry may end it at once (an empty period: nothing from `from` on is
- * stamped before `to`).
+ * stamped before `to`), and so may an entry past `to`'s sequence before any began (nothing up to it is from `from` on).
  */
 export function cutPage(
   state: CutState,
@@ -163,6 +163,13 @@ export function cutPage(
     if (phase === 'after') break;
     if (phase === 'before') {
       if (!begins(entry, period.from)) {
+        // Past --to-sequence before the start by time: the period is empty, at its last sequence (a later entry's
+        // balance would open it, and a statement going on from there skip the entries between).
+        if (period.to !== undefined && 'sequence' in period.to && ends(entry, period.to)) {
+          phase = 'after';
+          next = entry;
+          break;
+        }
         before = entry;
         continue;
       }

@@ -1,7 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { STSClient } from '@aws-sdk/client-sts';
+import { describe, expect, it, vi } from 'vitest';
 import { statementTime } from '../../cli/ops/fund-statement.ts';
 import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import type { ResourceNames } from '../../shared/adapters/aws/index.ts';
@@ -266,6 +268,66 @@ describe('backstop fund statement (moto)', () => {
     );
     expect((await cli('fund', 'index-journal', ...at)).code).toBe(0);
     expect((await cli('fund', 'statement', ...JANUARY, ...at)).code).toBe(0);
+  });
+
+  it("needs no AWS action docs/DEPLOY.md does not name for it: every call it makes on a stack, a gap's look too", async () => {
+    const { stage, names } = await emulator.newStage('iam');
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    await monthEnd(names);
+    // Entry 2 left out of the index: the look for entries it does not list Queries the table.
+    const { Items } = await emulator.clients.dynamo.send(
+      new QueryCommand({
+        TableName: names.tables.ledger,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :j)',
+        ExpressionAttributeValues: { ':pk': { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, ':j': { S: 'J#' } },
+      }),
+    );
+    const second = Items!.find((item) => item.sequence!.N === '2')!;
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: second.pk!, sk: second.sk! },
+        UpdateExpression: 'REMOVE journalSequence',
+      }),
+    );
+    // Each call as IAM names its action: the client's service and the command.
+    const actions = new Set<string>();
+    const spies = (
+      [
+        [DynamoDBClient, 'dynamodb'],
+        [CloudFormationClient, 'cloudformation'],
+        [STSClient, 'sts'],
+      ] as const
+    ).map(([client, service]) => {
+      const send = client.prototype.send as (...a: unknown[]) => Promise<unknown>;
+      return vi.spyOn(client.prototype, 'send').mockImplementation(function (
+        this: unknown,
+        ...args: unknown[]
+      ) {
+        actions.add(`${service}:${(args[0] as object).constructor.name.replace(/Command$/, '')}`);
+        return send.apply(this, args);
+      } as never);
+    });
+    try {
+      const deployed = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+      const run = await cli('fund', 'statement', ...JANUARY, ...deployed);
+      expect(run.stdout).toContain('the journal holds entries its index by sequence does not list');
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect([...actions].sort()).toEqual([
+      'cloudformation:DescribeStacks',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
+    const deploy = readFileSync(path.join(process.cwd(), 'docs/DEPLOY.md'), 'utf8');
+    const note = deploy.slice(deploy.indexOf('A new operator command, `backstop fund statement`'));
+    const close = deploy.slice(deploy.indexOf("**Month-end close: the insurance fund's statement**"));
+    const iam = [
+      note.slice(0, note.indexOf('\n\n')),
+      close.slice(close.indexOf("An operator's IAM needs"), close.indexOf('**When an alarm fires**')),
+    ];
+    for (const text of iam) for (const action of actions) expect(text, action).toContain(`\`${action}\``);
   });
 
   it('an empty period, and --max cut short (exit 3) before the end and before the start', async () => {

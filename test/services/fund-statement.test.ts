@@ -163,6 +163,28 @@ describe('the fund statement on the embedded ledger', () => {
     expect(exact.entries.map((e) => e.sequence)).toEqual([2, 3]);
   });
 
+  it('a start by time past --to-sequence: an empty period at that sequence, read in pages, the next from the entry after it', async () => {
+    const embedded = new EmbeddedLedger();
+    await monthEnd(embedded);
+    // Entries 7 to 40 stamped in January: nothing from February 2 on until entry 41.
+    const FEB2 = FEB + 86_400_000;
+    for (let n = 7; n <= 40; n++) await move(embedded, `p${n}:0:fee`, 'liquidation-fee', '1', T0 + 1_000);
+    await move(embedded, 'p41:0:fee', 'liquidation-fee', '1', FEB2);
+    const { ledger, read } = counted(embedded);
+    const mixed = await readFundStatement(
+      ledger,
+      INSURANCE_ACCOUNT,
+      { from: { atMs: FEB2 }, to: { sequence: 3 } },
+      { pageSize: 10 },
+    );
+    expect(mixed.entries).toEqual([]);
+    // Empty at entry 3: its balance opens and closes the period, entry 4 is the next one's.
+    expect(mixed).toMatchObject({ stoppedBy: 'end', before: { sequence: 3 }, next: { sequence: 4 } });
+    expect(mixed.statement).toMatchObject({ opening: usd('960'), closing: usd('960'), reconciles: true });
+    // No further than entry 4, in two Queries (it read on to entry 41, past entry 3 one entry a Query).
+    expect([read.calls, mixed.read]).toEqual([2, 4]);
+  });
+
   it('names a gap, and that the journal holds the entries its index does not list', async () => {
     const ledger = new EmbeddedLedger();
     await monthEnd(ledger);

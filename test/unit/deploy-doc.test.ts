@@ -5,7 +5,7 @@ import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
-import { FUND_CHART } from '../../shared/domain/fund-statement.ts';
+import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
 import { metricsService } from '../../shared/metrics.ts';
@@ -172,6 +172,9 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     for (const [kind, { contra }] of Object.entries(FUND_CHART))
       expect(section).toMatch(new RegExp(`\\| \`${kind}\` \\|[^\\n]*\\| \`${contra}\` \\|\\n`));
     expect(section).toContain(`\`${POSTING_COLUMNS.join(',')}\``);
+    // Four kinds, booked against three accounts: what finance maps.
+    const count = ['no', 'one', 'two', 'three', 'four', 'five'][CONTRA_ACCOUNTS.length];
+    expect(section).toContain(`Map the ${count} contra accounts to the general`);
   });
 
   it('names every key --json writes', async () => {

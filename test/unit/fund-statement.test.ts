@@ -345,6 +345,19 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     expect(cut(entries, { from: undefined, to: undefined }).inPeriod).toHaveLength(6);
   });
 
+  it('a start by time past --to-sequence: empty, ending at that sequence, not at the first entry stamped from --from on', () => {
+    // The first entry stamped at or after 3T is entry 6: nothing up to entry 3 is, the period is empty, entry 4 past it.
+    for (const page of [1, 2, 6]) {
+      const { state, inPeriod } = cut(entries, { from: { atMs: 3 * T }, to: { sequence: 3 } }, page);
+      expect(inPeriod).toEqual([]);
+      expect(state).toMatchObject({ phase: 'after', before: { sequence: 3 }, next: { sequence: 4 } });
+    }
+    // A start by sequence before the end never is: the entries before it are not past --to-sequence.
+    expect(
+      cut(entries, { from: { sequence: 3 }, to: { sequence: 3 } }).inPeriod.map((e) => e.sequence),
+    ).toEqual([3]);
+  });
+
   it('property: periods cut at increasing times partition any journal and chain their balances', () => {
     const move = fc.record({
       kind: fc.constantFrom(...FUND_KINDS),
