@@ -469,6 +469,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
               sequence: outcome.refusedWhole.sequence,
               code: outcome.refusedWhole.code,
               message: outcome.refusedWhole.message,
+              scope: outcome.refusedWhole.scope,
             },
           }
         : {}),
@@ -534,15 +535,19 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
 });
 
 /**
- * Why a replay stopped at a PutEvents call refused whole (ReplayOutcome.refusedWhole): every next call would be refused
- * the same (follow47-replay-call-refused).
+ * Why a replay stopped at a PutEvents call refused whole, or at its tick refused by policy (ReplayOutcome.refusedWhole):
+ * every next call would be refused the same (follow47-replay-call-refused, review47-replay-entry-policy).
  */
 export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string {
   const r = outcome.refusedWhole!;
   const put = outcome.accepted;
   const left = outcome.total - outcome.sent;
+  const refused =
+    r.scope === 'call'
+      ? `the whole PutEvents call of ${symbol} sequence ${r.sequence}`
+      : `${symbol} sequence ${r.sequence} by policy`;
   return (
-    `replay/refused: EventBridge refused the whole PutEvents call of ${symbol} sequence ${r.sequence}: ${r.code}` +
+    `replay/refused: EventBridge refused ${refused}: ${r.code}` +
     `${r.message ? ` (${r.message})` : ''}. Every next call would be refused the same (the caller's credentials, or ` +
     "the bus's policy: with backstop:tickPublishersOnly only the feed principals may put ticks), so the replay " +
     `stopped there: ${put} ${put === 1 ? 'tick' : 'ticks'} put before it` +

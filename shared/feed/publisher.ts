@@ -269,13 +269,25 @@ export async function putEntries(
 }
 
 /**
+ * PutEvents' per-entry codes of a refusal by policy (the caller's IAM policy or the bus's, on the entry's source and
+ * detail type, judged per event: docs/FEED.md, "Who may publish"): every tick a sender puts carries the same.
+ */
+export const POLICY_ENTRY_CODES: ReadonlySet<string> = new Set([
+  'AccessDeniedException',
+  'NotAuthorizedForSourceException',
+  'NotAuthorizedForDetailTypeException',
+]);
+
+/**
  * The refusal among `rejected` that every next call would meet too: a call refused whole (scope 'call') with a code
  * not worth another attempt (AccessDeniedException: the caller's credentials, or the bus's policy refusing it; a bus
- * that does not exist). A sender of one call after another stops at it (`backstop replay`); a throttled call, or an
- * entry refused for itself, says nothing of the next.
+ * that does not exist), or an entry refused by policy (POLICY_ENTRY_CODES, in a call that succeeds), which every
+ * next tick, of the same source and detail type, meets too (review47-replay-entry-policy). A sender of one call
+ * after another stops at it (`backstop replay`); a throttled call, or an entry refused for what it carries, says
+ * nothing of the next.
  */
 export const refusedForEveryCall = <T extends RefusedEntry>(rejected: readonly T[]): T | undefined =>
-  rejected.find((r) => r.scope === 'call' && !r.retryable);
+  rejected.find((r) => (r.scope === 'call' ? !r.retryable : POLICY_ENTRY_CODES.has(r.code)));
 
 /** A tick EventBridge refused (its answer carried an error code): not on the bus. */
 export interface RefusedTick extends RefusedEntry {

@@ -182,9 +182,9 @@ export interface ReplayOutcome extends PutOutcome {
   /** Why the replay stopped before the end while the stack handled nothing (ReplayBacklog). */
   readonly stalled?: string;
   /**
-   * The tick whose PutEvents call EventBridge refused whole, for a reason every next call would meet too (the
-   * caller's credentials, the bus's policy: refusedForEveryCall): the replay stopped there, sending nothing after it.
-   * It is among `rejected` too.
+   * The tick whose PutEvents call EventBridge refused whole, or refused by policy in its entry result, for a reason
+   * every next call would meet too (the caller's credentials, the bus's policy: refusedForEveryCall): the replay
+   * stopped there, sending nothing after it. It is among `rejected` too.
    */
   readonly refusedWhole?: RefusedEntry & { readonly sequence: number };
   readonly total: number;

@@ -86,3 +86,53 @@ describe('backstop replay: a PutEvents call refused whole', () => {
     expect(run.code).toBe(1);
   });
 });
+
+// review47-replay-entry-policy: the bus's policy refuses a caller's ticks entry by entry, in a call that succeeds (its
+// conditions on the source and the detail type are per event: docs/FEED.md); the replay went on through the file.
+describe('backstop replay: a tick refused by policy in its entry result', () => {
+  it('stops there with exit 1, naming the code and message', async () => {
+    const { at } = await emulator.newStage('entry-policy');
+    const file = path.join(emulator.dir, 'three-more.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const denial = 'You do not have permissions to publish events with this source onto this event bus.';
+    let calls = 0;
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (command instanceof PutEventsCommand) {
+        calls++;
+        return Promise.resolve({
+          FailedEntryCount: 1,
+          Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: denial }],
+          $metadata: {},
+        });
+      }
+      return (send as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    const summary = JSON.parse(run.stdout);
+    // Before: sent 3, rejected 3, one call each, no refusedWhole.
+    expect(summary).toMatchObject({
+      total: 3,
+      sent: 1,
+      accepted: 0,
+      rejected: 1,
+      refusedWhole: {
+        sequence: summary.firstSequence,
+        code: 'NotAuthorizedForSourceException',
+        message: denial,
+        scope: 'entry',
+      },
+    });
+    expect(calls).toBe(1);
+    expect(run.stderr).toContain(
+      `backstop: replay/refused: EventBridge refused ETH-USD sequence ${summary.firstSequence} by policy: NotAuthorizedForSourceException (${denial}).`,
+    );
+    expect(run.stderr).toContain(
+      "so the replay stopped there: 0 ticks put before it, 2 of the file's 3 prices not sent",
+    );
+    expect(run.code).toBe(1);
+  });
+});

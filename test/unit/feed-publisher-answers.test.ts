@@ -344,9 +344,10 @@ describe('a replay stops at a call refused whole for a reason every next call me
   });
 
   it('goes on past an entry refused for itself and a throttled call, which say nothing of the next', async () => {
+    // Refused for what it carries (review47-replay-entry-policy: an entry refused by policy stops it, below).
     const { events, requests } = fakeBus((n, keys) =>
       n === 1
-        ? { results: [{ ErrorCode: 'AccessDeniedException', ErrorMessage: denial }] }
+        ? { results: [{ ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' }] }
         : n === 2
           ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' }
           : ok(keys),
@@ -355,9 +356,81 @@ describe('a replay stops at a call refused whole for a reason every next call me
     expect(requests).toHaveLength(3);
     expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 1 });
     expect(outcome.rejected.map((r) => [r.sequence, r.code, r.scope])).toEqual([
-      [41, 'AccessDeniedException', 'entry'],
+      [41, 'MalformedDetail', 'entry'],
       [42, 'ThrottlingException', 'call'],
     ]);
     expect(outcome.refusedWhole).toBeUndefined();
+  });
+});
+
+// review47-replay-entry-policy: the bus's policy conditions on the ticks' source and detail type are answered per
+// entry (docs/FEED.md, "Who may publish"), in a call that succeeds; follow47-replay-call-refused stopped the replay at
+// a call refused whole only, and one refused so went on through the whole file and its hold, every tick refused.
+describe('a replay stops at a tick refused by policy in its entry result (review47-replay-entry-policy)', () => {
+  const prices = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      timestampMs: 1_584_000_000_000 + i * 60_000,
+      price: parsePrice('150'),
+    }));
+  const POLICY_CODES = [
+    'AccessDeniedException',
+    'NotAuthorizedForSourceException',
+    'NotAuthorizedForDetailTypeException',
+  ];
+
+  it.each(POLICY_CODES)('%s for the entry: the replay stops there, the rest not sent', async (code) => {
+    const { events, requests } = fakeBus((n, keys) =>
+      n >= 2 ? { results: [{ ErrorCode: code, ErrorMessage: denial }] } : ok(keys),
+    );
+    const outcome = await replayPrices({
+      points: prices(5),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+    });
+    // Before: 5 calls, every one from the second refused the same.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ total: 5, sent: 2, accepted: 1, lastSequence: 42 });
+    const refused = {
+      index: 1,
+      sequence: 42,
+      code,
+      message: denial,
+      attempts: 1,
+      retryable: false,
+      scope: 'entry',
+    };
+    expect(outcome.rejected).toEqual([refused]);
+    expect(outcome.refusedWhole).toEqual(refused);
+  });
+
+  it('a held tick refused so ends the hold', async () => {
+    const { events, requests } = fakeBus((n, keys) =>
+      n >= 2
+        ? { results: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: denial }] }
+        : ok(keys),
+    );
+    let looks = 0;
+    const outcome = await replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      hold: { everyMs: 1000, pending: async () => ++looks <= 3 },
+    });
+    // Before: the three held ticks sent, each refused the same.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ sent: 1, held: 1, accepted: 1 });
+    expect(outcome.refusedWhole).toMatchObject({
+      sequence: 42,
+      code: 'NotAuthorizedForSourceException',
+      scope: 'entry',
+    });
   });
 });
