@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it, vi } from 'vitest';
@@ -195,5 +196,27 @@ describe('metrics per market (EMF with two dimension sets)', () => {
       vi.unstubAllEnvs();
       vi.useRealTimers();
     }
+  });
+});
+
+// review47-metrics-count: 20ce43a added BreakerTraceFailures by market; docs/PERFORMANCE.md's cost of the metrics per
+// market still counted 31 (recounted by hand once before, bec2fe4).
+describe("docs/PERFORMANCE.md's count of the metrics filed per market", () => {
+  it('is the count shared/metrics.ts declares, and its sum adds up', () => {
+    const text = readFileSync(new URL('../../docs/PERFORMANCE.md', import.meta.url), 'utf8').replace(
+      /\s+/g,
+      ' ',
+    );
+    const specs = Object.values(METRICS) as { byMarket?: boolean; dimension?: string }[];
+    const perMarket = specs.filter((s) => s.byMarket);
+    const counted = /each of the (\d+) metrics `byMarket`/.exec(text);
+    expect(Number(counted?.[1])).toBe(perMarket.length);
+    const sum =
+      /at most (\d+) more a market \((\d+) without another dimension, (\d+) layers of `LiquidationsSettled`, (\d+) fund refusal reasons, (\d+) venue failure kinds, (\d+) tick rejection reasons\)/.exec(
+        text,
+      );
+    expect(Number(sum?.[2])).toBe(perMarket.filter((s) => !s.dimension).length);
+    const parts = sum!.slice(2).map(Number);
+    expect(Number(sum?.[1])).toBe(parts.reduce((a, b) => a + b, 0));
   });
 });
