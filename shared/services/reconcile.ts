@@ -167,7 +167,8 @@ export async function reconcileAccount(
     balance: balance.balance,
     sequence: balance.sequence,
     audit,
-    problems: [...problems],
+    // The problems the report lists (20, then how many more), not every one: status shows the verdict's.
+    problems: found,
     ...(unindexed === undefined ? {} : { unindexed: unindexed.lowest }),
   });
   report(telemetry, account, balance, difference, found, problems.size, backlog, verdict);

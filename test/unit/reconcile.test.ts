@@ -144,6 +144,25 @@ describe('ledger reconcile reports what it checks', () => {
     expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([999]);
     expect(report.difference).toBe(1n * USD);
   });
+
+  // Found by the final re-read of session 47: the verdict, judged here since reconcile47-not-indexed-log, was given
+  // every problem, where a withdrawal's check judged it on the report's 20; `backstop status` shows the verdict's.
+  it('final47-verdict-problems-listed: the verdict carries the problems the report lists, 20 and how many more', async () => {
+    const journal = [entry(1, USD, 0n)];
+    for (let i = 2; i <= 1000; i++) journal.push(entry(i, USD, BigInt(i) * USD));
+    const report = await reconcileAccount(
+      journalSnapshot(balanceOf(1001n * USD, 1000), journal),
+      FUND,
+      recording(),
+    );
+    expect(report.verdict).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      difference: 1n * USD,
+      problems: report.problems,
+    });
+    expect(report.problems).toHaveLength(21);
+  });
 });
 
 /**

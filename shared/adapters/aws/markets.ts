@@ -170,6 +170,23 @@ const readTick = (m: Item): AcceptedTick => {
   };
 };
 
+/**
+ * The breaker's confirming trace: a trace no rule reads (MarketState.breaker.confirming), so one that does not read (a
+ * later version's shape, an edit by hand) is left out rather than failing every read of the market, and with it every
+ * tick while the breaker holds (final47-breaker-trace-unreadable). Notes made while it is stored fail their
+ * condition (best effort): a replay waiting on one stalls, naming the breaker.
+ */
+function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
+  if (breaker.confirming === undefined) return {};
+  try {
+    const confirming = readMap(breaker, 'confirming');
+    return { confirming: { sequence: readInt(confirming, 'sequence'), atMs: readInt(confirming, 'atMs') } };
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return {};
+  }
+}
+
 export function marketFromItem(item: Item): MarketState {
   const pendingSequence = optInt(item, 'pendingSequence');
   const pendingSegment = optInt(item, 'pendingSegment');
@@ -232,14 +249,7 @@ export function marketFromItem(item: Item): MarketState {
             reason: readS(breaker, 'reason'),
             trippedAtMs: readInt(breaker, 'trippedAtMs'),
             tick: readTick(readMap(breaker, 'tick')),
-            ...(breaker.confirming === undefined
-              ? {}
-              : {
-                  confirming: {
-                    sequence: readInt(readMap(breaker, 'confirming'), 'sequence'),
-                    atMs: readInt(readMap(breaker, 'confirming'), 'atMs'),
-                  },
-                }),
+            ...optConfirming(breaker),
           },
         }),
     ...(SELL === undefined && BUY === undefined

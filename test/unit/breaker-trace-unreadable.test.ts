@@ -1,0 +1,44 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { Item } from '../../shared/adapters/aws/codec.ts';
+import { marketFromItem } from '../../shared/adapters/aws/markets.ts';
+
+/**
+ * final47-breaker-trace-unreadable: `breaker.confirming` is a trace no rule of margin-check reads (feed47-replay-breaker,
+ * its write best effort: follow47-breaker-trace-best-effort), yet marketFromItem read it strictly, so a trace that does
+ * not read (a later version's shape met after a rollback, an edit by hand) failed every read of the market: every tick
+ * of it failed to the dead letters while its breaker held, as a position's unreadable ADL events once failed the
+ * margin checks (follow47-adl-events-unreadable).
+ */
+const tick = (sequence: number) => ({
+  M: { sequence: { N: String(sequence) }, markPrice: { N: '150000000000' }, timestampMs: { N: '1000' } },
+});
+
+const market = (confirming?: AttributeValue): Item => ({
+  symbol: { S: 'ETH-USD' },
+  lastSequence: { N: '8' },
+  lastTick: tick(8),
+  breaker: {
+    M: {
+      reason: { S: 'tick/price-band' },
+      trippedAtMs: { N: '2000' },
+      tick: tick(9),
+      ...(confirming === undefined ? {} : { confirming }),
+    },
+  },
+});
+
+describe('a breaker whose confirming trace does not read', () => {
+  it('reads the market without the trace, everything else as stored', () => {
+    const plain = marketFromItem(market());
+    const unreadable: AttributeValue[] = [
+      { M: { sequence: { S: 'twelve' }, atMs: { N: '3000' } } },
+      { M: { atMs: { N: '3000' } } },
+      { S: '12' },
+    ];
+    for (const confirming of unreadable) expect(marketFromItem(market(confirming))).toEqual(plain);
+    expect(
+      marketFromItem(market({ M: { sequence: { N: '12' }, atMs: { N: '3000' } } })).breaker?.confirming,
+    ).toEqual({ sequence: 12, atMs: 3000 });
+  });
+});
