@@ -8,6 +8,7 @@ import {
   postingsOf,
   StatementError,
 } from '../../shared/domain/fund-statement.ts';
+import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
 import { formatQuote, formatQuoteGrouped, type QuoteE6 } from '../../shared/domain/units.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import type { JournalEntry } from '../../shared/ports/index.ts';
@@ -171,7 +172,6 @@ export const statementExitCode = (read: StatementRead): number =>
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const grouped = (v: QuoteE6): string => formatQuoteGrouped(v);
-const entriesWord = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
 
 const edgeJson = (edge: PeriodEdge) =>
   edge === undefined ? null : 'atMs' in edge ? { time: iso(edge.atMs) } : { sequence: edge.sequence };
@@ -423,8 +423,7 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
 /** A gap the journal's index explains: entries written before it, to index (docs/DEPLOY.md, "Journal not indexed"). */
 function unindexedAdvice(read: StatementRead, target: AdviceTarget): string {
   const u = read.unindexed!;
-  const among = u.complete ? `of its ${entriesWord(u.read)}` : `of the first ${entriesWord(u.read)} read`;
-  return `the journal holds entries its index by sequence does not list (${u.found} ${among}, from entry ${u.lowest}): a stack deployed before session 27; run \`${backstopCommand(target, 'fund index-journal')}\` (docs/DEPLOY.md, "Journal not indexed"), then this statement again`;
+  return `the journal holds entries its index by sequence does not list (${unindexedAmong(u)}, from entry ${u.lowest}): a stack deployed before session 27; run \`${backstopCommand(target, 'fund index-journal')}\` (docs/DEPLOY.md, "Journal not indexed"), then this statement again`;
 }
 
 /** What --csv says on stderr: the statement's verdict when it is not a clean, complete one. */

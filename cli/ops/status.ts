@@ -1,4 +1,5 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
+import { entriesWord } from '../../shared/domain/journal-audit.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
@@ -83,9 +84,6 @@ const markAge = (m: StatusReport['markets'][string]): string => {
 
 const EPOCH = new Date(0).toISOString();
 
-/** A number of journal entries, grouped. */
-const entryCount = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
-
 /** The readable status; `target`: the one the commands it advises address (ux46-advice-target). */
 export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): string {
   const t = s.target;
@@ -124,7 +122,7 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   // Not audited: counted from where the audit stands, as the refusal and ledger-reconcile's backlog count it. What
   // this read audited past it is kept by nothing, so "8 entries short" of it read as nearly judged
   // (review46-status-not-audited).
-  const behind = entryCount(f.sequence - (f.audit.checkpoint ?? 0));
+  const behind = entriesWord(f.sequence - (f.audit.checkpoint ?? 0));
   const unaudited =
     f.audit.checkpoint === null
       ? `${behind} and no checkpoint stored by ledger-reconcile`
@@ -133,7 +131,7 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
     ? 'reconciled'
     : f.verdict === 'unreconciled'
       ? `NOT RECONCILED (difference ${amountOrWord(f.difference, quote)})`
-      : `NOT JUDGED (${f.verdict === 'not-indexed' ? "entries left out of the journal's index" : `${unaudited}, more than the ${entryCount(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a check reads`})`;
+      : `NOT JUDGED (${f.verdict === 'not-indexed' ? "entries left out of the journal's index" : `${unaudited}, more than the ${entriesWord(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a check reads`})`;
   // The audit's lowest below zero (reconcile's check): a fund that never went below zero says so.
   const lowest = f.minBalance.startsWith('-')
     ? `BELOW ZERO at ${usd(f.minBalance)} ${quote}`
@@ -141,8 +139,8 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   // What was judged, never the whole journal (status46-journal-bounded).
   const from =
     f.audit.checkpoint === null
-      ? `ledger-reconcile has stored no checkpoint: ${entryCount(f.audit.read)} read from the first, ${entryCount(WITHDRAWAL_AUDIT_MAX_ENTRIES)} at most`
-      : `from ledger-reconcile's checkpoint at entry ${f.audit.checkpoint}, ${entryCount(f.audit.read)} read past it`;
+      ? `ledger-reconcile has stored no checkpoint: ${entriesWord(f.audit.read)} read from the first, ${entriesWord(WITHDRAWAL_AUDIT_MAX_ENTRIES)} at most`
+      : `from ledger-reconcile's checkpoint at entry ${f.audit.checkpoint}, ${entriesWord(f.audit.read)} read past it`;
   lines.push(
     `insurance fund  ${usd(f.balance)} ${quote} at entry ${f.sequence}, ${judged}, ${lowest} (journal audited through entry ${f.audit.through}: ${from})`,
   );

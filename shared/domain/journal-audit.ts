@@ -140,6 +140,20 @@ export function judgeReconciliation(input: ReconciliationInput): Reconciliation 
   return { reconciled: true };
 }
 
+/** A number of journal entries, grouped as the usage says 20,000: `1 entry`, `20,000 entries`. */
+export const entriesWord = (n: number): string =>
+  `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
+
+/** What a look found among what it read: `3 of its 4 entries` (the whole journal), `1 of the 1,000 entries read`. */
+export const unindexedAmong = (look: Pick<UnindexedFound, 'found' | 'read' | 'complete'>): string =>
+  look.complete
+    ? `${look.found} of its ${entriesWord(look.read)}`
+    : `${look.found} of the ${entriesWord(look.read)} read`;
+
+/** The command that lists a journal's entries in its index, as advice names it (with the target's flags added). */
+export const INDEX_JOURNAL_RUN =
+  '`backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")';
+
 /** What a look for journal entries the index by sequence does not list found, when it found some. */
 export interface UnindexedFound {
   /** The lowest sequence among them. */
@@ -160,12 +174,8 @@ export interface UnindexedFound {
 export function missingEntryProblem(missing: number, through: number, unindexed?: UnindexedFound): string {
   const problem = `entry ${missing} missing (the balance is at sequence ${through})`;
   if (unindexed === undefined) return problem;
-  const entries = (n: number) => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
-  const among = unindexed.complete
-    ? `${unindexed.found} of its ${entries(unindexed.read)}`
-    : `${unindexed.found} of the ${entries(unindexed.read)} read`;
-  const run =
-    'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")';
+  const among = unindexedAmong(unindexed);
+  const run = `run ${INDEX_JOURNAL_RUN}`;
   // Not lost only when the look found it (`lowest`): one that found others says nothing of it (review47-not-lost-claim).
   const said =
     unindexed.lowest === missing

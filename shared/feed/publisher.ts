@@ -4,6 +4,7 @@ import {
   type PutEventsCommandOutput,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
+import { equalJitterDelayMs, sleep as sleepMs } from '../backoff.ts';
 import { chunksOf } from '../in-flight.ts';
 import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
 import { TICK_BUS } from '../topology.ts';
@@ -176,12 +177,8 @@ function callRefusal(error: unknown): string | undefined {
 }
 
 /** The wait before retry `retry` (1, 2, ...): exponential, capped, with the upper half jittered. */
-export function retryDelayMs(retry: number, policy: RetryPolicy, random: () => number): number {
-  const full = Math.min(policy.maxDelayMs, policy.firstDelayMs * 2 ** (retry - 1));
-  return Math.round(full / 2 + (full / 2) * random());
-}
-
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const retryDelayMs = (retry: number, policy: RetryPolicy, random: () => number): number =>
+  equalJitterDelayMs(retry, policy.firstDelayMs, policy.maxDelayMs, random);
 
 /**
  * PutEvents in calls of at most 10 entries, one after another in input order. The entries of a call the bus answered
@@ -199,7 +196,7 @@ export async function putEntries(
   const policy = { ...DEFAULT_RETRY, ...options.retry };
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1)
     throw new RangeError(`retry.attempts must be a whole number of at least 1, got ${policy.attempts}`);
-  const sleep = options.sleep ?? realSleep;
+  const sleep = options.sleep ?? sleepMs;
   const random = options.random ?? Math.random;
   const ids: (string | undefined)[] = [];
   const rejected: RefusedEntry[] = [];

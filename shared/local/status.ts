@@ -83,9 +83,10 @@ export interface JournalLine {
 export interface MarketStatus {
   readonly lastSequence: number | null;
   /**
-   * The sequence a tick published now should carry (sequenceAfter: past the last accepted, the breaker's and the
-   * pending tick; now in epoch ms for a market with none): what a plain PutEvents, or a feed that lost its count,
-   * numbers by (README's examples/tick.json recipe, docs/FEED.md).
+   * The sequence a tick published now should carry (sequenceAfter: past the last accepted, the breaker's, the print
+   * the breaker refused last while confirming (breaker.confirming) and the pending tick; now in epoch ms for a market
+   * with none): what a plain PutEvents, or a feed that lost its count, numbers by (README's examples/tick.json
+   * recipe, docs/FEED.md).
    */
   readonly nextSequence: number;
   readonly mark: string | null;

@@ -111,7 +111,8 @@ export interface MarketState {
     readonly tick: AcceptedTick;
     /**
      * The latest print refused as confirming the held move too soon (tick/breaker-confirming): its sequence and
-     * our clock. Only a trace, for a sender that waits on each tick (`backstop replay`, `inject`): no rule reads it.
+     * our clock. Only a trace, for a sender that waits on each tick (`backstop replay`, `inject`), which numbers past
+     * it too (nextSequence): no rule of margin-check reads it.
      */
     readonly confirming?: BreakerConfirming;
   };
@@ -278,7 +279,8 @@ export interface MarketRepository {
    * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.
    * ConditionFailedError when there is no such tick above `sequence`, or the market changed since `expected` was
    * read (its last tick, breaker or pending tick). A pending tick read is taken over (removed, as acceptTick does:
-   * the caller re-sends what it started first). `resumedAfterMs`: the old feed's ticks are stamped at or before it.
+   * the caller re-sends what it started first); a held jump and the breaker's confirming trace, of the numbering left,
+   * are removed. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
    */
   rebaseSequence(
     symbol: string,

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../domain/config.ts';
-import type { JournalAudit, Reconciliation } from '../domain/journal-audit.ts';
+import {
+  entriesWord,
+  INDEX_JOURNAL_RUN,
+  type JournalAudit,
+  type Reconciliation,
+  unindexedAmong,
+} from '../domain/journal-audit.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
@@ -501,9 +507,6 @@ export function withdrawalRefusal(
   return { code, reason: `${code}: ${notReconciledReason(verdict, checked, quote)}` };
 }
 
-/** A number of journal entries, grouped as the usage says 20,000. */
-const count = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'entry' : 'entries'}`;
-
 /** Problems a refusal names (the reconcile's log and `backstop status` list them all). */
 const PROBLEMS_NAMED = 3;
 
@@ -518,13 +521,11 @@ function notReconciledReason(
   if (verdict.reason === 'not-indexed') {
     // Read through the index, the journal looks broken at its first entry left out of it: say why, and the command
     // (a stack deployed before session 27 said "entry 1 missing ... escalate": withdraw46-not-indexed).
-    const { found, read, complete } = look!;
-    const among = complete ? `${found} of its ${count(read)}` : `${found} of the ${count(read)} read`;
     return (
-      `the fund's journal holds entries its index by sequence does not list (${among}, from entry ${verdict.lowest}), ` +
+      `the fund's journal holds entries its index by sequence does not list (${unindexedAmong(look!)}, from entry ${verdict.lowest}), ` +
       `so a withdrawal's check, which reads the journal through that index, found entry ${checked.missing} missing and cannot judge the fund; nothing moved. ` +
       'They were written before the index existed (a stack deployed before session 27) or by the previous version during a deploy: ' +
-      'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed"), then withdraw again; deposits are still taken'
+      `run ${INDEX_JOURNAL_RUN}, then withdraw again; deposits are still taken`
     );
   }
   if (verdict.reason === 'not-audited') {
@@ -538,7 +539,7 @@ function notReconciledReason(
         ? 'ledger-reconcile has stored no checkpoint'
         : "ledger-reconcile's checkpoint";
     return (
-      `the fund's journal is audited through entry ${from} (${prefix}), ${count(short)} short of its balance's entry ${balance.sequence}: more than the ${count(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a withdrawal reads, so the fund is not judged; nothing moved. ` +
+      `the fund's journal is audited through entry ${from} (${prefix}), ${entriesWord(short)} short of its balance's entry ${balance.sequence}: more than the ${entriesWord(WITHDRAWAL_AUDIT_MAX_ENTRIES)} a withdrawal reads, so the fund is not judged; nothing moved. ` +
       'ledger-reconcile is behind or stopped, or the fund moved that much since its last run (a burst of settlements): ' +
       'run ledger-reconcile until its backlog is 0 (docs/DEPLOY.md, "Reconcile behind"), then withdraw again; deposits are still taken'
     );
@@ -566,9 +567,9 @@ function indexLooked(look: UnindexedEntries): string {
   if (look.complete)
     return look.read === 0
       ? 'the journal holds no entry: none is left out of its index by sequence'
-      : `each of the journal's ${count(look.read)} is in its index by sequence: the missing entry is not one left out of it`;
+      : `each of the journal's ${entriesWord(look.read)} is in its index by sequence: the missing entry is not one left out of it`;
   // Not read to the end: an entry left out of the index may lie further on (withdraw46-not-indexed).
-  return `none of the first ${count(look.read)} of the journal is left out of its index by sequence; on a stack deployed before session 27, run \`backstop fund index-journal\` first (a re-run changes nothing)`;
+  return `none of the first ${entriesWord(look.read)} of the journal is left out of its index by sequence; on a stack deployed before session 27, run \`backstop fund index-journal\` first (a re-run changes nothing)`;
 }
 
 async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDeps): Promise<AdminResult> {

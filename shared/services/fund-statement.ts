@@ -1,3 +1,4 @@
+import { sleep } from '../backoff.ts';
 import {
   buildStatement,
   CUT_START,
@@ -8,6 +9,7 @@ import {
   type Predecessor,
 } from '../domain/fund-statement.ts';
 import type { JournalEntry, Ledger, UnindexedEntries } from '../ports/index.ts';
+import { JOURNAL_PAGE, MISSING_ENTRY_WAITS_MS } from './reconcile.ts';
 
 /**
  * `backstop fund statement`'s read: the fund's journal through its index by sequence (journalAfter, never a Scan),
@@ -15,8 +17,8 @@ import type { JournalEntry, Ledger, UnindexedEntries } from '../ports/index.ts';
  * itself is the pure domain's (shared/domain/fund-statement.ts).
  */
 
-/** Entries one journalAfter asks for (the reconcile's page: a few hundred KB of items, under a Query's 1 MB). */
-export const STATEMENT_PAGE = 1_000;
+/** Entries one journalAfter asks for: the reconcile's page. */
+export const STATEMENT_PAGE = JOURNAL_PAGE;
 /** The default bound on the entries a statement reads, and the largest one it takes. */
 export const STATEMENT_MAX_DEFAULT = 100_000;
 export const STATEMENT_MAX_LIMIT = 1_000_000;
@@ -63,9 +65,7 @@ export interface StatementOptions {
  * At the journal's end short of the balance's entry, the read waits for the index this long, then this long, ...
  * before it says the entries are missing: the reconcile's waits (6.35 s at most), once per statement.
  */
-export const STATEMENT_INDEX_WAITS_MS: readonly number[] = [50, 100, 200, 400, 800, 1_600, 3_200];
-
-const realPause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const STATEMENT_INDEX_WAITS_MS = MISSING_ENTRY_WAITS_MS;
 
 /** Refuses a bound that is not a whole number of entries in 1..STATEMENT_MAX_LIMIT. */
 export const statementMaxProblem = (max: number): string | undefined =>
@@ -105,7 +105,7 @@ export async function readFundStatement(
   let overlap = false;
   let stoppedBy: StatementRead['stoppedBy'] | undefined;
   const waits = [...(options.indexWaitsMs ?? STATEMENT_INDEX_WAITS_MS)];
-  const pause = options.pause ?? realPause;
+  const pause = options.pause ?? sleep;
   while (stoppedBy === undefined) {
     if (read >= max) {
       stoppedBy = 'max';

@@ -1,3 +1,4 @@
+import { sleep } from '../backoff.ts';
 import {
   EMPTY_AUDIT,
   extendAudit,
@@ -97,13 +98,20 @@ export interface ReconcileOptions {
   readonly advice?: (problem: string) => string;
 }
 
-const DEFAULTS = {
-  pageSize: 1_000,
-  maxEntries: Number.MAX_SAFE_INTEGER,
-  missingRetriesMs: [50, 100, 200, 400, 800, 1_600, 3_200],
-};
+/** Entries one journalAfter asks for: a few hundred KB of items, under a Query's 1 MB (the fund statement's too). */
+export const JOURNAL_PAGE = 1_000;
 
-const realPause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * The waits for the index's lag before an entry it does not list is said missing (6.35 s in all; the fund
+ * statement's too, at the journal's end).
+ */
+export const MISSING_ENTRY_WAITS_MS: readonly number[] = [50, 100, 200, 400, 800, 1_600, 3_200];
+
+const DEFAULTS = {
+  pageSize: JOURNAL_PAGE,
+  maxEntries: Number.MAX_SAFE_INTEGER,
+  missingRetriesMs: MISSING_ENTRY_WAITS_MS,
+};
 
 export type JournalReader = Pick<
   Ledger,
@@ -225,7 +233,7 @@ async function walkJournal(
   const pageSize = options.pageSize ?? DEFAULTS.pageSize;
   const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
   const retries = options.missingRetriesMs ?? DEFAULTS.missingRetriesMs;
-  const pause = options.pause ?? realPause;
+  const pause = options.pause ?? sleep;
   const problems = new Set<string>();
   let audit = start;
   let clean = start;

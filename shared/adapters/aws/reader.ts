@@ -1,4 +1,5 @@
 import { BatchGetItemCommand, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
+import { equalJitterDelayMs, sleep as sleepMs } from '../../backoff.ts';
 import { chunksOf } from '../../in-flight.ts';
 import type {
   AuctionRecord,
@@ -29,13 +30,10 @@ export interface BatchGetRetry {
  * of it fixed and half drawn (AWS's "Exponential Backoff And Jitter"; DynamoDB's guide asks batch retries to back off).
  * Without jitter, readers throttled together (the consumers of one crash's burst) asked again together, each round
  * (ops47-batch-get-jitter). Equal, not full: the rounds are bounded, and a draw near 0 on each would spend them at once.
+ * The feed publisher's rule (equalJitterDelayMs), uncapped: the rounds are.
  */
-export function unprocessedDelayMs(round: number, random: () => number): number {
-  const full = 25 * 2 ** round;
-  return Math.round(full / 2 + (full / 2) * random());
-}
-
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const unprocessedDelayMs = (round: number, random: () => number): number =>
+  equalJitterDelayMs(round, 50, Number.POSITIVE_INFINITY, random);
 
 /** Keys DynamoDB still left unprocessed after every round: throttling that lasted, which a later read may get past. */
 export class UnprocessedKeysError extends Error {
@@ -52,7 +50,7 @@ export async function batchGetConsistent(
   retry: BatchGetRetry = {},
 ): Promise<Record<string, Item[]>> {
   const random = retry.random ?? Math.random;
-  const sleep = retry.sleep ?? realSleep;
+  const sleep = retry.sleep ?? sleepMs;
   const found: Record<string, Item[]> = Object.fromEntries(Object.keys(keysByTable).map((t) => [t, []]));
   let pending: Record<string, KeysAndAttributes> = Object.fromEntries(
     Object.entries(keysByTable)

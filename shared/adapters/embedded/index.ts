@@ -1,11 +1,4 @@
-import type {
-  Adapters,
-  Clock,
-  CrashHook,
-  LiquidationRecord,
-  MarketState,
-  PositionRecord,
-} from '../../ports/index.ts';
+import type { Adapters, Clock, CrashHook, MarketState } from '../../ports/index.ts';
 import { QUEUES, type QueueId } from '../../topology.ts';
 import { EmbeddedAuctionRepository } from './auctions.ts';
 import { ManualClock } from './clock.ts';
@@ -68,6 +61,16 @@ export interface EmbeddedAdapters extends Adapters {
  * transactor.commit,
  * liquidationQueue.send|sendBatch|receive|delete|changeVisibility (auctionQueue likewise).
  */
+/** The records of `ids` that exist, each id read once, without yielding (a batch reader's BatchGetItem). */
+function peekEach<T>(ids: readonly string[], peek: (id: string) => T | undefined): T[] {
+  const found: T[] = [];
+  for (const id of new Set(ids)) {
+    const record = peek(id);
+    if (record) found.push(record);
+  }
+  return found;
+}
+
 export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): EmbeddedAdapters {
   const hook: HookRef = { current: options.crashHook };
   const clock = options.clock ?? new ManualClock(0);
@@ -120,22 +123,8 @@ export function createEmbeddedAdapters(options: EmbeddedAdaptersOptions = {}): E
         }
         return found;
       },
-      positions: async (ids) => {
-        const found: PositionRecord[] = [];
-        for (const id of new Set(ids)) {
-          const p = positions.peek(id);
-          if (p) found.push(p);
-        }
-        return found;
-      },
-      liquidations: async (ids) => {
-        const found: LiquidationRecord[] = [];
-        for (const id of new Set(ids)) {
-          const l = liquidations.peek(id);
-          if (l) found.push(l);
-        }
-        return found;
-      },
+      positions: async (ids) => peekEach(ids, (id) => positions.peek(id)),
+      liquidations: async (ids) => peekEach(ids, (id) => liquidations.peek(id)),
     },
     positions,
     markets,
