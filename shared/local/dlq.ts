@@ -10,6 +10,7 @@ import { longPollOptions } from '../adapters/aws/clients.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
 import { PutEntriesError, putEntries } from '../feed/publisher.ts';
+import { eachInFlight } from '../in-flight.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import {
   auctionStepMessageSchema,
@@ -202,9 +203,28 @@ export async function listDeadLetters(
     deployment,
     dlqUrl(deployment, queue),
     max,
-    (seen) => Promise.all(seen.map((m) => describe(deployment, queue, m))),
+    (seen) => describeAll(deployment, queue, seen),
     options,
   );
+}
+
+/**
+ * Records a listing reads at once for its reasons. The CLI's request timeout runs from the call, its wait for one of
+ * the client's 50 connections included (ops47-cli-timeouts): thousands of reads sent together on a slow link queued
+ * past it (review47-timeout-socket-queue). `dlq list` lists its queues together: 48 at most.
+ */
+const DESCRIBE_IN_FLIGHT = 16;
+
+async function describeAll(
+  deployment: Deployment,
+  queue: DlqId,
+  seen: readonly Message[],
+): Promise<DeadLetter[]> {
+  const described: DeadLetter[] = [];
+  await eachInFlight(seen, DESCRIBE_IN_FLIGHT, async (m, at) => {
+    described[at] = await describe(deployment, queue, m);
+  });
+  return described;
 }
 
 /** Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. */

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { holdLooks } from '../../cli/ops/events.ts';
 import { type FailedRefresh, failedRefreshLine, watchStatus } from '../../cli/ops/status.ts';
-import { EMULATOR_TIMEOUTS, longPollOptions } from '../../shared/adapters/aws/clients.ts';
+import { clientOptions, EMULATOR_TIMEOUTS, longPollOptions } from '../../shared/adapters/aws/clients.ts';
 import {
   CLI_AWS_TIMEOUTS,
   CONNECT_TIMEOUT_ENV,
@@ -218,6 +220,81 @@ describe('the CLI clients: timeouts (ops47-cli-timeouts)', () => {
     // A message: the first poll has it, the next waits and answers empty.
     expect(await listDeadLetters(short, 'liquidations')).toHaveLength(1);
     expect(await listDeadLetters(usual, 'liquidations')).toHaveLength(1);
+  });
+});
+
+/** A DynamoDB that answers every request with `{}` (no item) `lagMs` late, as many at once as asked: a far region. */
+async function laggingDynamo(lagMs: number): Promise<{ readonly endpoint: string; close(): Promise<void> }> {
+  const server = createHttpServer((request, response) => {
+    request.resume();
+    request.on('end', () =>
+      setTimeout(() => {
+        response.setHeader('content-type', 'application/x-amz-json-1.0');
+        response.end('{}');
+      }, lagMs),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('the CLI clients: a request timeout counts the wait for a connection (review47-timeout-socket-queue)', () => {
+  const opened: { close(): void | Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const o of opened.splice(0).reverse()) await o.close();
+  });
+
+  it("dlq list reads its dead letters' records a few at a time: on a slow link each answers within the timeout", async () => {
+    // Every record read answers 250 ms late. Sent all at once, 200 reads queued for the client's 50 connections:
+    // 4 rounds, 1 s for the last, past a 500 ms request timeout that runs from the call.
+    const { names, clients } = await moto.stage();
+    opened.push({ close: () => clients.destroy() });
+    const letters = 200;
+    const ids = Array.from({ length: letters }, (_, i) => `gone-${String(i).padStart(3, '0')}`);
+    for (let at = 0; at < letters; at += 10)
+      await clients.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: names.queues.liquidations.dlqUrl,
+          Entries: ids
+            .slice(at, at + 10)
+            .map((id, j) => ({ Id: String(j), MessageBody: JSON.stringify({ liquidationId: id }) })),
+        }),
+      );
+    const dynamo = await laggingDynamo(250);
+    opened.push(dynamo);
+    // The queues on moto with the emulator's timeouts; the records on the far DynamoDB with a tight one.
+    const deployment = await openDeployment({
+      kind: 'local',
+      endpoint: moto.endpoint(),
+      stage: stageOf(names.tables.markets),
+      stateDir: NO_STATE,
+      env: {},
+    });
+    opened.push(deployment);
+    const far = new DynamoDBClient(
+      clientOptions({
+        ...deployment.clients.config,
+        endpoint: dynamo.endpoint,
+        timeouts: { connectionMs: 1_000, requestMs: 500 },
+      }),
+    );
+    opened.push({ close: () => far.destroy() });
+    const slow: Deployment = { ...deployment, clients: { ...deployment.clients, dynamo: far } };
+    // Before, TimeoutError: a request has exceeded the configured 500 ms requestTimeout.
+    const listed = await listDeadLetters(slow, 'liquidations', letters);
+    const idOf = (body: string) => (JSON.parse(body) as { liquidationId: string }).liquidationId;
+    expect(listed.map((l) => idOf(l.body)).sort()).toEqual(ids);
+    // Each record read (and found missing), none skipped.
+    for (const l of listed) expect(l.reason).toContain(`liquidation ${idOf(l.body)} has no record`);
   });
 });
 
