@@ -1,26 +1,33 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { POSTING_COLUMNS, statementJson } from '../../cli/ops/fund-statement.ts';
+import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
+import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
 import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
+import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
 import { metricsService } from '../../shared/metrics.ts';
+import type { PositionRecord } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
-/** The paragraph of docs/DEPLOY.md that begins with `**Upgrading to session <n>**`, its lines joined. */
+/**
+ * The note of docs/DEPLOY.md that begins with `**Upgrading to session <n>**`, its paragraphs up to the next one that
+ * begins in bold (the next note or topic), its lines joined.
+ */
 function upgradeNote(session: number): string {
   const deploy = read('docs/DEPLOY.md');
   const begin = deploy.indexOf(`**Upgrading to session ${session}**`);
   expect(begin).toBeGreaterThan(0);
-  return deploy.slice(begin, deploy.indexOf('\n\n', begin)).replace(/\s+/g, ' ');
+  return deploy.slice(begin, deploy.indexOf('\n\n**', begin)).replace(/\s+/g, ' ');
 }
 
 // review47-upgrade-note: the session 47 note said the upgrade changed nothing the functions do, while ledger-reconcile
@@ -148,6 +155,70 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
       /`replay\/stalled: \$\{options\.symbol\} handled no tick for/,
     );
     expect(note).toContain('stops as `replay/stalled` (exit 1)');
+  });
+
+  // final47-json-keys: the note named `adlEvents` on the record but not the keys `liquidations show --position --json`
+  // gained with it, nor status's `breaker.confirming`, which a script reading either would look for.
+  it('names the keys session 47 added to `liquidations show --position --json` and `status --json`', async () => {
+    const shown = async (over: Partial<PositionRecord>) => {
+      const adapters = createEmbeddedAdapters();
+      await adapters.positions.create({
+        id: 's9',
+        traderId: 't-s9',
+        symbol: 'ETH-USD',
+        side: 'SHORT',
+        size: parseBase('4'),
+        entryPrice: parsePrice('200'),
+        collateral: parseQuote('91.5'),
+        state: 'OPEN',
+        liquidationPrice: parsePrice('215'),
+        version: 0,
+        ...over,
+      });
+      return keysOf(await collectPositionLiquidations(adapters, 's9'));
+    };
+    const before = await shown({});
+    const event = {
+      liquidationId: 'p1:0',
+      round: 0,
+      size: parseBase('6'),
+      price: parsePrice('178'),
+      mark: parsePrice('175'),
+      given: parseQuote('18'),
+      haircut: 0n,
+      atMs: 0,
+    };
+    const added = new Set([
+      ...(await shown({
+        adlEvents: { total: 1, recent: [event] },
+        adlEventsSetAside: [{ unreadable: 'recent[0]', stored: { M: {} } }],
+      })),
+    ]);
+    for (const key of before) added.delete(key);
+    expect([...added].sort()).toEqual(
+      [
+        'deleveragedBy',
+        'total',
+        'events',
+        'liquidationId',
+        'round',
+        'at',
+        'closedSize',
+        'mark',
+        'price',
+        'profitGiven',
+        'haircut',
+        'unreadableAdlEvents',
+        'reason',
+        'current',
+      ].sort(),
+    );
+    const show = note.slice(note.indexOf('`liquidations show --position` reads'));
+    for (const key of added) expect(show, key).toContain(`\`${key}\``);
+    expect(read('shared/local/status.ts')).toContain(
+      '{ confirming: { sequence: m.breaker.confirming.sequence, at: iso(m.breaker.confirming.atMs) } }',
+    );
+    expect(note).toContain('`markets.<symbol>.breaker.confirming` in `--json`, its `sequence` and `at`');
   });
 });
 
