@@ -38,7 +38,8 @@ Commands:
   status     positions, liquidations, auctions, queues, insurance fund, circuit breakers
   dlq        dlq list | redrive | discard: dead-lettered messages, why they failed, send them back
   liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them;
-             liquidations show <id> | --position <id>: one liquidation's story (fills, auction, settlement, ledger)
+             liquidations show <id> | --position <id>: one liquidation's story (fills, auction, settlement, ledger),
+             or a position's liquidations and those whose ADL reduced or closed it
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 

@@ -145,8 +145,8 @@ export function holdLooks(options: {
     stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
     if (stuckLooks >= STUCK_LOOKS) {
       ended =
-        `hold ended: ${stranded} liquidations are not terminal and no message is left ` +
-        `to move them: ${strandedAdvice(dlqMessages, options.target)}`;
+        `hold ended: ${stranded} ${stranded === 1 ? 'liquidation is' : 'liquidations are'} not terminal and no ` +
+        `message is left to move ${stranded === 1 ? 'it' : 'them'}: ${strandedAdvice(dlqMessages, options.target, stranded)}`;
       return false;
     }
     return liquidations.nonTerminal > 0;
@@ -485,12 +485,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     };
     if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
     else {
-      io.stdout.write(
-        `replayed ${summary.sent} of ${summary.total} prices of ${summary.file} as ${symbol} ticks ` +
-          `(sequences ${summary.firstSequence}..${summary.lastSequence}, speed ${summary.speed}` +
-          `${summary.held > 0 ? `, then its last price ${summary.held} times` : ''}): ` +
-          `${summary.accepted} taken by the bus, ${summary.rejected} refused by it\n`,
-      );
+      io.stdout.write(`${replayedLine(summary)}\n`);
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
       if (outcome.unknown.length > 0)
@@ -533,6 +528,27 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     return outcome.rejected.length > 0 || outcome.unknown.length > 0 ? 1 : 0;
   });
 });
+
+/** A replay's first line of text: what it sent, and what the bus took. */
+export function replayedLine(s: {
+  readonly file: string;
+  readonly symbol: string;
+  readonly speed: string;
+  readonly total: number;
+  readonly sent: number;
+  readonly held: number;
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+}): string {
+  const held = s.held === 0 ? '' : `, then its last price ${s.held === 1 ? 'once' : `${s.held} times`}`;
+  return (
+    `replayed ${s.sent} of ${s.total} prices of ${s.file} as ${s.symbol} ticks ` +
+    `(sequences ${s.firstSequence}..${s.lastSequence}, speed ${s.speed}${held}): ` +
+    `${s.accepted} taken by the bus, ${s.rejected} refused by it`
+  );
+}
 
 /**
  * Why a replay stopped at a PutEvents call refused whole, or at its tick refused by policy (ReplayOutcome.refusedWhole):

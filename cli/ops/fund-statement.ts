@@ -355,7 +355,9 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
   const range =
     s.firstSequence === undefined
       ? 'no entries'
-      : `entries ${s.firstSequence} to ${s.lastSequence} (${entriesWord(s.entries)})`;
+      : s.entries === 1
+        ? `entry ${s.firstSequence}`
+        : `entries ${s.firstSequence} to ${s.lastSequence} (${entriesWord(s.entries)})`;
   const onward = continueFrom(read);
   const next =
     onward === undefined

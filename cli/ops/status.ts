@@ -113,10 +113,12 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
         ', ',
       )}${s.drained ? ' (drained)' : s.settled ? ' (settled: what is left runs as no-ops, the planned steps of ended auctions)' : ''}`,
   );
-  if (s.stranded > 0)
+  if (s.stranded > 0) {
+    const one = s.stranded === 1 && !s.strandedAtLeast;
     lines.push(
-      `  ${s.strandedAtLeast ? 'at least ' : ''}${s.stranded} liquidations not terminal and no message moving them: ${strandedAdvice(s.dlqMessages, target)}`,
+      `  ${s.strandedAtLeast ? 'at least ' : ''}${s.stranded} ${one ? 'liquidation' : 'liquidations'} not terminal and no message moving ${one ? 'it' : 'them'}: ${strandedAdvice(s.dlqMessages, target, one ? 1 : s.stranded)}`,
     );
+  }
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);
   const f = s.insuranceFund;
   // Not audited: counted from where the audit stands, as the refusal and ledger-reconcile's backlog count it. What

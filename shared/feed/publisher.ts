@@ -151,12 +151,14 @@ export class PutEntriesError extends Error {
     override readonly cause: unknown,
   ) {
     super(
-      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${unknown.length} entries may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
+      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${unknown.length} ${unknown.length === 1 ? 'entry' : 'entries'} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
     );
   }
 }
 
 const errorName = (error: unknown): string => (error instanceof Error ? error.name : 'Error');
+/** `n attempts`, one `attempt`: the words of the messages that say how often an entry was sent. */
+export const attempts = (n: number): string => `${n} ${n === 1 ? 'attempt' : 'attempts'}`;
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -330,7 +332,7 @@ export class TickPublishError extends Error {
                 r.scope === 'call'
                   ? 'the whole call refused'
                   : r.retryable
-                    ? `still failing after ${r.attempts} attempts`
+                    ? `still failing after ${attempts(r.attempts)}`
                     : 'refused'
               }`,
           )
@@ -342,7 +344,9 @@ export class TickPublishError extends Error {
       unsent.length > 0 &&
         `${unsent.length} not sent, not on the bus: ${unsent.map((u) => `${u.symbol} ${u.sequence}`).join('; ')}`,
     ].filter((p): p is string => typeof p === 'string');
-    super(`tick/not-published: of ${total} ticks ${outcome.accepted} put; ${parts.join('; ')}`);
+    super(
+      `tick/not-published: of ${total} ${total === 1 ? 'tick' : 'ticks'} ${outcome.accepted} put; ${parts.join('; ')}`,
+    );
   }
 }
 

@@ -10,7 +10,7 @@ import {
 import { systemClock } from '../adapters/embedded/clock.ts';
 import { createVenue } from '../adapters/venue/index.ts';
 import type { RiskConfig } from '../domain/config.ts';
-import { type PutOptions, putEntries } from '../feed/publisher.ts';
+import { attempts, type PutOptions, putEntries } from '../feed/publisher.ts';
 import type { Adapters, MarketState, Telemetry } from '../ports/index.ts';
 import { AdlSnapshots } from '../services/adl-snapshots.ts';
 import { INSURANCE_ACCOUNT, jitteredBackoff, type SettlementDeps } from '../services/context.ts';
@@ -109,7 +109,7 @@ export function wiring(env: NodeJS.ProcessEnv = process.env): LambdaWiring {
     const failed = out.rejected[0] ?? out.unknown[0];
     if (failed)
       throw new Error(
-        `continuation/put-failed: ${failed.code}${failed.message ? ` (${failed.message})` : ''} after ${failed.attempts} attempts`,
+        `continuation/put-failed: ${failed.code}${failed.message ? ` (${failed.message})` : ''} after ${attempts(failed.attempts)}`,
       );
   };
   const maxPositionsPerInvocation = maxPositionsFromEnv(env);

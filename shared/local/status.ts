@@ -467,15 +467,16 @@ export function strandedCount(
  * redrive: it sends every open liquidation a message, a dead-lettered one too, which fails again while its cause
  * lasts (review45-drill-stranded-order). `overdue` needs --config on any target but local, which runs with the
  * configuration local up recorded (ux45-advice-config), named as DEPLOY.md's examples name it
- * (ops46-advice-config-name); each command carries the target's flags (ux46-advice-target).
+ * (ops46-advice-config-name); each command carries the target's flags (ux46-advice-target). `stranded`: how many it is
+ * for (one is "it").
  */
-export function strandedAdvice(dlqMessages: number, target: AdviceTarget): string {
+export function strandedAdvice(dlqMessages: number, target: AdviceTarget, stranded = 2): string {
   const resend = backstopCommand(
     target,
     `liquidations overdue --all --resend${target.kind === 'local' ? '' : ' --config risk.json'}`,
   );
   return dlqMessages === 0
-    ? `no dead letter holds them (a purged queue, an expired dead letter): ${resend} sends each a message`
+    ? `no dead letter holds ${stranded === 1 ? 'it' : 'them'} (a purged queue, an expired dead letter): ${resend} sends each a message`
     : `${dlqMessages} in the dead-letter queues (${backstopCommand(target, 'dlq list')} says why, ${backstopCommand(target, 'dlq redrive')} sends them back once the cause is fixed); then, for those no dead letter held, ${resend} (not before: it sends the dead-lettered ones a message too, to fail again)`;
 }
 

@@ -1168,7 +1168,7 @@ describe('replay --hold', () => {
       // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
       // ux45-advice-config: with the --config overdue requires on localstack.
       // ux46-advice-target: with the flags of the target the hold ran against.
-      `backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
+      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
     ]);
     // The advice run as printed (read back by the CLI's own parser) acts on this stage: it resends p1:0 to its queue.
     const printed = run.stderr
@@ -1315,7 +1315,7 @@ describe('replay --hold', () => {
     await settling;
     expect(code, stderr).toBe(1);
     expect(stderr.trimEnd().split('\n').at(-1)).toBe(
-      `backstop: hold ended: 1 liquidations are not terminal and no message is left to move them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
+      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
     );
   });
 

@@ -29,7 +29,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
-import { holdFailuresAllowed, holdLooks } from '../../cli/ops/events.ts';
+import { holdFailuresAllowed, holdLooks, replayedLine } from '../../cli/ops/events.ts';
+import { renderStatement } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
@@ -107,6 +108,7 @@ import {
 import { type PriceTickDetail, parseTickDetail } from '../../shared/schemas/tick.ts';
 import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalRefusal } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { OVERDUE_SLACK_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
@@ -208,6 +210,66 @@ describe('replay --hold: its looks at the stack', () => {
       "hold ended: the stack's status could not be read (AccessDeniedException: User is not authorized)",
     );
     expect(gone.warned).toEqual([]);
+  });
+
+  // final47-plurals: "then its last price 1 times"; a fund statement of one entry, "entries 5 to 5 (1 entry)".
+  it("says a replay's one held tick, and a statement's one entry, in the singular", async () => {
+    const replay = {
+      file: 'eth.csv',
+      symbol: 'ETH-USD',
+      speed: 'max',
+      total: 2,
+      sent: 2,
+      held: 1,
+      accepted: 3,
+      rejected: 0,
+      firstSequence: 1,
+      lastSequence: 3,
+    };
+    expect(replayedLine(replay)).toBe(
+      'replayed 2 of 2 prices of eth.csv as ETH-USD ticks (sequences 1..3, speed max, then its last price once): 3 taken by the bus, 0 refused by it',
+    );
+    expect(replayedLine({ ...replay, held: 2, accepted: 4, lastSequence: 4 })).toContain(
+      ', then its last price 2 times)',
+    );
+    expect(replayedLine({ ...replay, held: 0, accepted: 2, lastSequence: 2 })).toContain(
+      '(sequences 1..2, speed max): ',
+    );
+    const ledger = new EmbeddedLedger();
+    for (const [key, atMs] of [
+      ['a', 1],
+      ['b', 2],
+    ] as const)
+      await ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: key,
+        amount: usd('1'),
+        kind: 'deposit',
+        reference: key,
+        atMs,
+        floor: 0n,
+      });
+    const period = (first: number, last: number) =>
+      readFundStatement(ledger, INSURANCE_ACCOUNT, { from: { sequence: first }, to: { sequence: last } });
+    const line = async (first: number, last: number) =>
+      renderStatement(await period(first, last), 'USD', aws).split('\n')[1];
+    expect(await line(2, 2)).toMatch(/^period {5}entry 2: from entry 2 to entry 2,/);
+    expect(await line(1, 2)).toMatch(/^period {5}entries 1 to 2 \(2 entries\): from entry 1 to entry 2,/);
+  });
+
+  // final47-plurals: "1 liquidations are not terminal and no message is left to move them".
+  it('ends on work no message moves, said for one as for several', async () => {
+    const one = looksAt([work(1, 1), work(1, 1)]);
+    expect([await one.looks.pending(), await one.looks.pending()]).toEqual([true, false]);
+    expect(one.looks.ended()).toBe(
+      'hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
+    );
+    const two = looksAt([work(1, 2), work(1, 2)]);
+    await two.looks.pending();
+    await two.looks.pending();
+    expect(two.looks.ended()).toMatch(
+      /^hold ended: 2 liquidations are not terminal and no message is left to move them: no dead letter holds them /,
+    );
   });
 });
 
@@ -1453,7 +1515,8 @@ describe('status rendering', () => {
     expect(broken.match(/^ {2}problem: /gm)).toHaveLength(5);
     expect(broken).toContain('  ... 3 more lines of problems: backstop status --json');
     expect(renderStatus({ ...report, drained: true, stranded: 1, dlqMessages: 0 })).toContain(
-      '  1 liquidations not terminal and no message moving them: no dead letter holds them (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
+      // final47-plurals: "1 liquidations not terminal and no message moving them: no dead letter holds them".
+      '  1 liquidation not terminal and no message moving it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
     );
     // drill45-stranded-advice: dead-lettered ones have their own way first (the resend alone sent them to fail again).
     // review45-drill-stranded-order: and the resend after it, which cannot leave them out (it sends every open one).
@@ -1467,7 +1530,7 @@ describe('status rendering', () => {
           ...report,
           target: { ...report.target, kind },
           drained: true,
-          stranded: 1,
+          stranded: 2,
           dlqMessages: 0,
         }),
       ).toContain(
@@ -1497,7 +1560,7 @@ describe('status rendering', () => {
       'auctions        1 open (RUNNING 1)\n  (positions, liquidations, auctions and settled counted 120 s ago at 2026-01-01T00:00:00.000Z: they Scan their tables, --watch counts again every 5 min; stranded and the rest are read now)\n',
     );
     // status47-stranded-live: stranded is judged on every refresh (the open index between counts), not counted.
-    expect(reused).toContain('\n  1 liquidations not terminal and no message moving them: no dead letter');
+    expect(reused).toContain('\n  1 liquidation not terminal and no message moving it: no dead letter');
     expect(
       renderStatus({ ...report, drained: true, stranded: 100, strandedAtLeast: true, dlqMessages: 0 }),
     ).toContain('\n  at least 100 liquidations not terminal and no message moving them: no dead letter');

@@ -248,7 +248,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // The look: a Query of each of the open index's 16 shards.
     expect(queries[names.tables.liquidations]).toBe(16);
     const text = renderStatus(later);
-    expect(text).toContain('\n  1 liquidations not terminal and no message moving them: no dead letter');
+    expect(text).toContain('\n  1 liquidation not terminal and no message moving it: no dead letter');
     expect(text).toContain('auctions and settled counted 2 s ago');
     // A message sent (the resend the line advises): no look while one waits.
     await clients.sqs.send(

@@ -120,7 +120,7 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
     expect(read('shared/adapters/aws/markets.ts')).toContain("'SET breaker.confirming = :confirming'");
     expect(note).toContain('`breaker.confirming`');
     expect(read('shared/lambda/wiring.ts')).toMatch(
-      /`continuation\/put-failed: \$\{failed\.code\}\$\{failed\.message \? ` \(\$\{failed\.message\}\)` : ''\} after \$\{failed\.attempts\} attempts`/,
+      /`continuation\/put-failed: \$\{failed\.code\}\$\{failed\.message \? ` \(\$\{failed\.message\}\)` : ''\} after \$\{attempts\(failed\.attempts\)\}`/,
     );
     expect(note).toContain('`continuation/put-failed: <code> (<message>) after <n> attempts`');
     const putFailed = new PutEntriesError(

@@ -434,3 +434,33 @@ describe('a replay stops at a tick refused by policy in its entry result (review
     });
   });
 });
+
+// final47-plurals: "of 1 ticks", "1 entries may be on the bus", "still failing after 1 attempts".
+describe("the publisher's errors, for one as for several", () => {
+  const none = { accepted: 0, rejected: [], unknown: [], eventIds: [] };
+  it('says one tick, one entry and one attempt in the singular', () => {
+    const throttled = {
+      index: 0,
+      symbol: 'ETH-USD',
+      sequence: 7,
+      code: 'ThrottlingException',
+      message: 'slow down',
+      attempts: 1,
+      retryable: true,
+      scope: 'entry' as const,
+    };
+    expect(new TickPublishError([throttled], [], [], none).message).toBe(
+      'tick/not-published: of 1 tick 0 put; 1 refused by EventBridge, not on the bus: ETH-USD 7: ThrottlingException (slow down), still failing after 1 attempt',
+    );
+    expect(new TickPublishError([{ ...throttled, attempts: 5 }, throttled], [], [], none).message).toMatch(
+      /^tick\/not-published: of 2 ticks 0 put; .*still failing after 5 attempts; .*still failing after 1 attempt$/,
+    );
+    const unknown = { index: 0, code: 'Error', message: 'socket hang up', attempts: 1 };
+    expect(new PutEntriesError(none, [unknown], [], new Error('socket hang up')).message).toContain(
+      '1 entry may be on the bus or not, 0 not sent',
+    );
+    expect(
+      new PutEntriesError(none, [unknown, { ...unknown, index: 1 }], [], new Error('x')).message,
+    ).toContain('2 entries may be on the bus or not, 0 not sent');
+  });
+});
