@@ -1132,6 +1132,29 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.reader.positions([])).toEqual([]);
       });
 
+      // Read by `liquidations show --position` (ops47-show-batch-get); each adapter had its own code and no test here.
+      it('reads many liquidations at once, beyond one call of 100 keys, each as stored, skipping absent and repeated ids', async () => {
+        const begun: LiquidationRecord[] = [];
+        for (let i = 0; i < 105; i++) {
+          const p = position({
+            id: `pos-${i}`,
+            size: i === 7 ? HUGE : 1_000_000_000n,
+            liquidationPrice: ABOVE_2_53,
+          });
+          await a.positions.create(p);
+          const l = liquidation(p);
+          await a.liquidations.begin(p, l);
+          begun.push(l);
+        }
+        const ids = [...begun.map((l) => l.id), 'absent:0', begun[7]!.id];
+        const found = await a.reader.liquidations(ids);
+        expect(found).toHaveLength(begun.length);
+        const stored = await Promise.all(begun.map((l) => a.liquidations.get(l.id)));
+        expect(byId(found)).toEqual(byId(stored.map((l) => l!)));
+        expect(found.find((l) => l.id === begun[7]!.id)?.remainingSize).toBe(HUGE);
+        expect(await a.reader.liquidations([])).toEqual([]);
+      });
+
       it('reads many markets at once, beyond one call of 100 keys, each as stored, skipping absent and repeated ones', async () => {
         const symbols = Array.from({ length: 120 }, (_, i) => `M${i}-USD`);
         for (const symbol of symbols) {

@@ -27,12 +27,19 @@ const untouchable = (): MarketRepository =>
   });
 
 describe('venue factory', () => {
-  it('the functions trade on the simulated book that follows the marks, built by the wiring', () => {
-    expect(VENUE).toBe('mark-following');
+  // Whatever VENUE names (an integrator changes it, docs/VENUE.md), the wiring builds that venue and no other.
+  it('the functions trade on the venue VENUE names, built by the wiring', () => {
     const env = functionEnvironment('dev', fakeResourceNames(), 'http://localhost:5000', 'us-east-1', {
       riskConfig: DEFAULT_RISK_CONFIG_INPUT,
     });
-    expect(wiring(env).settlement.venue).toBeInstanceOf(MarkFollowingVenue);
+    const named = createVenue({ markets: untouchable(), clock: new ManualClock(0), env: {} }, VENUE);
+    expect(wiring(env).settlement.venue.constructor).toBe(named.constructor);
+  });
+
+  it('the simulated book that follows the marks is the venue VENUES names mark-following', () => {
+    expect(
+      createVenue({ markets: untouchable(), clock: new ManualClock(0), env: {} }, 'mark-following'),
+    ).toBeInstanceOf(MarkFollowingVenue);
   });
 
   // Every function builds the wiring, and four of the six never trade: a venue reading anything (its secret, the
