@@ -6,6 +6,7 @@ import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items.ts';
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { fillPnlE16 } from '../../shared/domain/accounting.ts';
+import { MAX_ADL_EVENTS_KEPT } from '../../shared/domain/adl.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { boundedFills } from '../../shared/domain/fills.ts';
 import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
@@ -513,6 +514,54 @@ export function journalFlows(journal: readonly JournalEntry[]): JournalFlows {
 }
 
 /**
+ * What is wrong with a counterparty write's ADL events (adl47-who-closed), one event by `liquidationId` in `round`
+ * recorded: the count up one, the event last, the older ones the latest of those it had, set-asides kept.
+ */
+export function adlEventProblems(
+  was: PositionRecord | undefined,
+  c: PositionRecord,
+  expected: { liquidationId: string; round: number; size: bigint; given: bigint },
+): string[] {
+  const { liquidationId, round, size, given } = expected;
+  const problems: string[] = [];
+  const before = was?.adlEvents;
+  const after = adlEventsRead(c.adlEvents) ? c.adlEvents : undefined;
+  // A list that did not read is set aside, and a new one starts (follow47-adl-events-unreadable).
+  const total = adlEventsRead(before) ? before.total : 0;
+  const last = after?.recent.at(-1);
+  if (after?.total !== total + 1)
+    problems.push(
+      `adl events: ${c.id} counts ${after?.total} after ${total}, deleveraged once by ${liquidationId}`,
+    );
+  else if (
+    last?.liquidationId !== liquidationId ||
+    last.round !== round ||
+    last.size !== size ||
+    last.given !== given
+  )
+    problems.push(
+      `adl events: ${c.id}'s last event ${toJson(last)} is not ${liquidationId} round ${round}, ${size} closed, ${given} given`,
+    );
+  // The events before it are the latest of those it had, in order, none lost short of the cap nor changed.
+  const older = after?.recent.slice(0, -1) ?? [];
+  const had = adlEventsRead(before) ? before.recent : [];
+  if (
+    older.length !== Math.min(had.length, MAX_ADL_EVENTS_KEPT - 1) ||
+    toJson(older) !== toJson(had.slice(had.length - older.length))
+  )
+    problems.push(`adl events: ${c.id} kept ${toJson(older)} of ${toJson(had)}`);
+  // Set-asides are kept as they were; an unreadable list joins them, as stored.
+  const asideBefore = was?.adlEventsSetAside ?? [];
+  const asideExpected =
+    before === undefined || adlEventsRead(before) ? asideBefore : [...asideBefore, before];
+  if (toJson(c.adlEventsSetAside ?? []) !== toJson(asideExpected))
+    problems.push(
+      `adl events: ${c.id} set aside ${toJson(c.adlEventsSetAside)}, not ${toJson(asideExpected)}`,
+    );
+  return problems;
+}
+
+/**
  * One execution per client order id (`<liquidation id>:market`, and `:last-resort` for the waterfall's last
  * resort), the same answer on every repeat, and each liquidation's recorded market fills equal to what the venue
  * executed (none for a cancelled one; a settled one's include its last-resort fills).
@@ -704,23 +753,17 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     given: bigint,
   ): void => {
     adlWrites.add(w);
-    const c = w.after as PositionRecord;
-    const before = (w.before as PositionRecord | undefined)?.adlEvents;
-    const after = adlEventsRead(c.adlEvents) ? c.adlEvents : undefined;
-    // A list that did not read is set aside, and a new one starts (follow47-adl-events-unreadable).
-    const total = adlEventsRead(before) ? before.total : 0;
-    const last = after?.recent.at(-1);
-    if (after?.total !== total + 1)
-      fail(`adl events: ${c.id} counts ${after?.total} after ${total}, deleveraged once by ${liquidationId}`);
-    else if (
-      last?.liquidationId !== liquidationId ||
-      last.round !== round ||
-      last.size !== size ||
-      last.given !== given
-    )
-      fail(
-        `adl events: ${c.id}'s last event ${toJson(last)} is not ${liquidationId} round ${round}, ${size} closed, ${given} given`,
-      );
+    for (const problem of adlEventProblems(
+      w.before as PositionRecord | undefined,
+      w.after as PositionRecord,
+      {
+        liquidationId,
+        round,
+        size,
+        given,
+      },
+    ))
+      fail(problem);
   };
   for (const group of observer.groups) {
     const round = group.writes.find(
