@@ -245,8 +245,10 @@ export interface StatusReport {
    */
   readonly counted: { readonly at: string; readonly ageSeconds: number };
   /**
-   * `stranded` is a lower bound: a --watch refresh between counts read STRANDED_LOOK_MAX of the open liquidations
-   * and the open index lists more (the next count has the figure). False on a count. Last: a key added later.
+   * `stranded` is a lower bound: a --watch refresh between counts found that many stranded among the
+   * STRANDED_LOOK_MAX open liquidations it read, and the open index lists more (the next count has the figure). False
+   * on a count, and whenever `stranded` is 0: none stranded among those read is said 0, never "at least 0"
+   * (status48-at-least-zero; the unread ones are judged by the next count). Last: a key added later.
    */
   readonly strandedAtLeast: boolean;
 }
@@ -257,6 +259,14 @@ export interface StatusReport {
  */
 const owesAdlRounds = (item: Record<string, AttributeValue>): boolean =>
   item.context?.S?.includes('"adlRound":') ?? false;
+
+/**
+ * A liquidation that started an auction: its context names it (`auctionId`), written in the one transaction that
+ * writes the auction (services/liquidation.ts startAuction, the only write that creates one) and carried by every
+ * later context. None named: the auctions table holds none (status48-auctions-scan).
+ */
+const startedAuction = (item: Record<string, AttributeValue>): boolean =>
+  item.context?.S?.includes('"auctionId":') ?? false;
 
 /**
  * Liquidations by state, the QUEUED ones by the tick that started them, the settled ones ADL still owes rounds on
@@ -271,6 +281,8 @@ async function liquidationTotals(
   readonly byState: Map<string, number>;
   readonly queuedByTick: Map<string, number>;
   readonly owingAdlRounds: number;
+  /** Liquidations that started an auction (startedAuction): 0, the auctions table needs no Scan. */
+  readonly auctionsStarted: number;
   readonly losses: StatusReport['liquidations']['losses'];
   /** Open records the open index does not list (UNINDEXED_KEPT_MAX at most): what a look between counts reads too. */
   readonly unindexedOpen: readonly string[];
@@ -278,6 +290,7 @@ async function liquidationTotals(
   const byState = new Map<string, number>();
   const queuedByTick = new Map<string, number>();
   let owingAdlRounds = 0;
+  let auctionsStarted = 0;
   const unindexedOpen: string[] = [];
   let fees = 0n;
   let shortfall = 0n;
@@ -298,6 +311,7 @@ async function liquidationTotals(
       byState.set(state, (byState.get(state) ?? 0) + 1);
       const owing = owesAdlRounds(item);
       if (owing) owingAdlRounds += 1;
+      if (startedAuction(item)) auctionsStarted += 1;
       // Written before the open index (session 38) and not listed since (review47-stranded-unindexed).
       if (
         (owing || !isTerminal(state as LiquidationState)) &&
@@ -330,6 +344,7 @@ async function liquidationTotals(
     byState,
     queuedByTick,
     owingAdlRounds,
+    auctionsStarted,
     unindexedOpen,
     losses: {
       fees: formatQuote(fees),
@@ -482,7 +497,8 @@ export function strandedAdvice(dlqMessages: number, target: AdviceTarget, strand
 
 /**
  * How often `status --watch` counts again what needs a Scan (status46-watch-scans): positions, liquidations and
- * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole, one Scan each: ~44,000
+ * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole, one Scan each (the
+ * auctions' only once an auction was started: status48-auctions-scan): ~44,000
  * read units for a book of 1,000,000 positions and a crash's 100,000 liquidations (DEPLOY.md's assumptions), hundreds
  * of 1 MB Scan pages, where --watch counted on every refresh (2 s), back to back.
  * Five minutes: the book's totals are a trend to the on-call, and what moves within seconds in a crash (queues, dead
@@ -643,13 +659,22 @@ export async function collectLiquidationWork(deployment: Deployment): Promise<Li
   return { ...judgeLiquidations(scan, live), dlqMessages: live.dlqMessages };
 }
 
-/** The three Scanned tables' counts (in parallel). */
+/**
+ * The Scanned tables' counts: the positions and the liquidations in parallel, the auctions once the liquidations'
+ * Scan has found one that started an auction (status48-auctions-scan: none did, the auctions table holds none, and
+ * its Scan, charged by every item it reads, is not made). The positions' Scan, the longest, bounds the wait.
+ */
 async function scanTallies(deployment: Deployment) {
   const { dynamo } = deployment.clients;
+  const scanned = scanLiquidations(deployment);
   const [liquidations, positions, auctions] = await Promise.all([
-    scanLiquidations(deployment),
+    scanned,
     countByAttribute(dynamo, deployment.names.tables.positions, 'state'),
-    countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
+    scanned.then((l) =>
+      l.auctionsStarted === 0
+        ? new Map<string, number>()
+        : countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
+    ),
   ]);
   return { liquidations, positions, auctions };
 }
@@ -793,12 +818,15 @@ async function strandedNow(
   );
   const judge = (live: LiveReads) => strandedCount(look.open, live.drained, live.markets, look.queuedByTick);
   const openNow = look.open > 0 || !look.complete;
-  if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: !look.complete, openNow };
+  // A lower bound only of a figure found: none stranded among those read is 0, never "at least 0"
+  // (status48-at-least-zero).
+  if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: false, openNow };
   const live = await liveReads(deployment);
+  const stranded = judge(live);
   return {
     live,
-    stranded: judge(live),
-    strandedAtLeast: live.drained && !look.complete,
+    stranded,
+    strandedAtLeast: stranded > 0 && !look.complete,
     openNow: openNow || !live.drained,
   };
 }

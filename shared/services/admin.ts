@@ -29,6 +29,7 @@ import {
 import {
   type AccountBalance,
   type AppliedEntry,
+  type AuditCheckpoint,
   ConditionFailedError,
   highestSequence,
   type JournalEntry,
@@ -368,11 +369,18 @@ async function checkFund(
   pause?: (ms: number) => Promise<void>,
   waitedFor?: number,
   lookedBefore?: LookMade,
+  auditedBefore?: AuditMade,
 ) {
   let read: AccountBalance | undefined;
   let reused = false;
+  // Read before the balance, as reconcileAccount reads it (its `auditCheckpoint` below answers with what is decided
+  // here): the prefix an earlier check audited past it, while it is still the checkpoint stored, is gone on from.
+  const checkpoint = from === undefined ? await ledger.auditCheckpoint(INSURANCE_ACCOUNT) : undefined;
+  const resumed = from === undefined ? resumable(auditedBefore, checkpoint) : undefined;
   /** Where the audit this check goes on from ends (undefined: ledger-reconcile has stored no checkpoint). */
-  let start: number | undefined;
+  const start = from === undefined ? checkpoint?.sequence : from.sequence;
+  /** Entries past `start` the resumed prefix audited already: counted as read, as a check from `start` reads them. */
+  const skipped = resumed === undefined ? 0 : resumed.sequence - (start ?? 0);
   const reader: JournalReader = {
     balance: async (account) => {
       read = await ledger.balance(account);
@@ -391,24 +399,30 @@ async function checkFund(
       }
       return ledger.unindexedEntries(account, maxRead);
     },
-    auditCheckpoint: async (account) => {
-      const prefix = from === undefined ? await ledger.auditCheckpoint(account) : { ...from, epoch: '' };
-      start = prefix?.sequence;
-      return prefix;
-    },
+    auditCheckpoint: async () =>
+      from !== undefined
+        ? { ...from, epoch: '' }
+        : resumed !== undefined
+          ? { ...resumed, epoch: checkpoint?.epoch ?? '' }
+          : checkpoint,
     saveAuditCheckpoint: async () => {},
   };
   // Silent: the reconcile's metrics and alarms are ledger-reconcile's runs'.
   const report = await reconcileAccount(reader, INSURANCE_ACCOUNT, silentTelemetry, {
     from: 'checkpoint',
-    maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES,
+    // As many past `start` as a check from it reads, what the resumed prefix audited counted in.
+    maxEntries: WITHDRAWAL_AUDIT_MAX_ENTRIES - skipped,
     // Not the reader's: `read` stays the balance judged, the one the withdrawal is written on (`expected`).
     balanceAgain: (account) => ledger.balance(account),
     ...(pause === undefined ? {} : { pause }),
     ...(waitedFor === undefined ? {} : { waitedFor }),
   });
   // The look reused was made for another missing entry: judged again on a look of its own.
-  if (reused && report.missing !== lookedBefore!.missing) return checkFund(ledger, from, pause, waitedFor);
+  if (reused && report.missing !== lookedBefore!.missing)
+    return checkFund(ledger, from, pause, waitedFor, undefined, auditedBefore);
+  // A balance set back below the prefix resumed (by hand): judged from the checkpoint, as a check without it judges.
+  if (resumed !== undefined && read!.sequence < resumed.sequence)
+    return checkFund(ledger, from, pause, waitedFor, lookedBefore);
   const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
   // Judged as ledger-reconcile judges it (judgeReconciliation, in reconcileAccount): the same verdict.
   const { verdict, look } = report;
@@ -417,13 +431,45 @@ async function checkFund(
     verdict,
     audit,
     problemCount: report.problemCount,
-    /** Entries this check read past where its audit started. */
-    read: report.entries,
+    /** Entries this check read past where its audit started (a resumed prefix's counted in). */
+    read: report.entries + skipped,
     start,
     ownPrefix: from !== undefined,
     missing: report.missing,
     look,
+    /** Where the next check of a withdrawalChecker may go on from. */
+    audited: { checkpoint, clean: report.clean },
   };
+}
+
+/**
+ * An audit a check made, with the checkpoint it began at (withdrawalChecker): its clean prefix (no problem in it:
+ * one with problems is read again, so they are found again) stands while the journal has only grown, entries being
+ * immutable (status48-journal-remembered).
+ */
+interface AuditMade {
+  readonly checkpoint: AuditCheckpoint | undefined;
+  readonly clean: JournalAudit;
+}
+
+/**
+ * The prefix an earlier check audited, when a check may go on from it: the checkpoint stored is still the one it
+ * began at (ledger-reconcile storing another, or a restart, is judged afresh from that one), and it reaches past it.
+ */
+function resumable(
+  before: AuditMade | undefined,
+  checkpoint: AuditCheckpoint | undefined,
+): JournalAudit | undefined {
+  if (before === undefined || before.clean.sequence <= (checkpoint?.sequence ?? 0)) return undefined;
+  const same = (a: AuditCheckpoint | undefined, b: AuditCheckpoint | undefined) =>
+    a === b ||
+    (a !== undefined &&
+      b !== undefined &&
+      a.epoch === b.epoch &&
+      a.sequence === b.sequence &&
+      a.sum === b.sum &&
+      a.minBalance === b.minBalance);
+  return same(before.checkpoint, checkpoint) ? before.clean : undefined;
 }
 
 /** A look for entries left out of the index, and the journal it was made on (withdrawalChecker). */
@@ -468,16 +514,23 @@ export const checkFundForWithdrawal = (ledger: Ledger): Promise<FundCheck> => ch
  * an entry the last check waited for and did not find is not waited for again. Those waits (6.35 s) are for an
  * index's lag; a lost entry, or a journal not indexed, lasts, and held every refresh of the operator's screen that
  * long (review46-status-watch). A new missing entry is waited for as a withdrawal waits. Its look for entries left
- * out of the index is made again only once the journal has changed (lookStands: status47-look-remembered).
+ * out of the index is made again only once the journal has changed (lookStands: status47-look-remembered). While an
+ * entry is missing, a check goes on from where the last one's audit stopped, clean, before it (resumable), not from
+ * ledger-reconcile's checkpoint, which cannot pass the missing entry either (status48-journal-remembered).
  */
 export function withdrawalChecker(
   pause?: (ms: number) => Promise<void>,
 ): (ledger: Ledger) => Promise<FundCheck> {
   let waitedFor: number | undefined;
   let looked: LookMade | undefined;
+  let audited: AuditMade | undefined;
   return async (ledger) => {
-    const checked = await checkFund(ledger, undefined, pause, waitedFor, looked);
+    const checked = await checkFund(ledger, undefined, pause, waitedFor, looked, audited);
     waitedFor = checked.missing;
+    // Kept only while an entry is missing, where each check read the journal from the checkpoint up to it (20,000
+    // entries at most) to stop there again; otherwise ledger-reconcile's checkpoint moves every few minutes and a check
+    // reads what came since: an entry lost behind the last read is found, as a check from the checkpoint finds it.
+    audited = checked.missing === undefined ? undefined : checked.audited;
     looked =
       checked.look === undefined || checked.missing === undefined
         ? undefined

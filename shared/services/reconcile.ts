@@ -20,6 +20,11 @@ export interface ReconcileReport {
   readonly auditedThrough: number;
   /** Sum of entries 1..auditedThrough. */
   readonly journalSum: QuoteE6;
+  /**
+   * The furthest prefix audited with no problem in it (what a checkpoint may store): a caller that checks again
+   * goes on from it (admin.ts withdrawalChecker), reading again only the entries where problems were found.
+   */
+  readonly clean: JournalAudit;
   /** Entries this run read. */
   readonly entries: number;
   /** Entries up to the balance's sequence this run did not reach (its page budget); the next run goes on. */
@@ -186,6 +191,7 @@ export async function reconcileAccount(
     balanceSequence: balance.sequence,
     auditedThrough: audit.sequence,
     journalSum: audit.sum,
+    clean: walk.clean,
     entries,
     backlog,
     difference,
@@ -245,7 +251,10 @@ async function walkJournal(
     // Each page begins at the prefix's last entry, read again: a second entry of its sequence is seen wherever a
     // page (or the checkpoint) ends.
     const back = overlap && audit.sequence > 0 ? 1 : 0;
-    const limit = Math.min(pageSize, through - audit.sequence, maxEntries - entries) + back;
+    // An entry an earlier read waited for and did not find is asked for alone, the page past it only once it is there:
+    // `status --watch` asks on every refresh while it is missing (status48-journal-remembered).
+    const waited = audit.sequence + 1 === options.waitedFor;
+    const limit = (waited ? 1 : Math.min(pageSize, through - audit.sequence, maxEntries - entries)) + back;
     const page = await ledger.journalAfter(account, audit.sequence - back, limit);
     const step = extendAudit(audit, page, through);
     for (const problem of step.problems) problems.add(problem);

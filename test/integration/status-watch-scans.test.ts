@@ -15,6 +15,7 @@ import { openShardOf } from '../../shared/adapters/shards.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   collectLiquidationWork,
+  collectStatus,
   STATUS_COUNT_EVERY_MS,
   STRANDED_LOOK_MAX,
   type StatusReport,
@@ -22,6 +23,7 @@ import {
 } from '../../shared/local/status.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { withdrawalChecker } from '../../shared/services/admin.ts';
+import { auctionRecord } from '../support/auction-records.ts';
 import { motoStages } from '../support/moto.ts';
 
 /**
@@ -100,9 +102,9 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     const first = await watch(t0);
     expect(first.counted).toEqual({ at: first.at, ageSeconds: 0 });
     expect(first.liquidations.nonTerminal).toBe(1);
-    // One count: one Scan of each table (status47-one-scan: the liquidations' was two, the totals and the ADL rounds
-    // owed).
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 1 });
+    // One count: one Scan of the positions and of the liquidations (status47-one-scan: the liquidations' was two, the
+    // totals and the ADL rounds owed), none of the auctions while no liquidation started one (status48-auctions-scan).
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 1 });
 
     // Refreshes every 2 s within the five minutes: no Scan of the counted tables; the queues read live.
     await put(queued('p2:0', t0));
@@ -114,7 +116,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     await watch(t0 + 4_000);
     const last = await watch(t0 + lastBefore);
     // Before: a count on each of the three refreshes, 4 in all.
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 4 });
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 4 });
     expect(last.liquidations.nonTerminal).toBe(1);
     expect(last.counted).toEqual({ at: first.at, ageSeconds: lastBefore / 1000 });
     expect(last.queues.liquidations!.depth).toBe(1);
@@ -122,7 +124,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
 
     // Five minutes after the count: counted again, the new liquidation in it.
     const recount = await watch(t0 + STATUS_COUNT_EVERY_MS);
-    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 2, markets: 5 });
+    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 0, markets: 5 });
     expect(recount.liquidations.nonTerminal).toBe(2);
     expect(recount.counted).toEqual({ at: recount.at, ageSeconds: 0 });
     // A clock set back counts again rather than showing a count from the future.
@@ -188,6 +190,31 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     clients.destroy();
   });
 
+  // status48-auctions-scan: a read Scanned the auctions table whole even where no auction was ever started (a Scan is
+  // charged by the items it reads); an auction is written only with its liquidation's context naming it.
+  it('scans the auctions only once the liquidations Scan finds one that started an auction', async () => {
+    const { clients, names, deployment, put, scans } = await setUp();
+    const t0 = Date.now();
+    await put(queued('p1:0', t0));
+    const single = await collectStatus(deployment, t0);
+    // Before: auctions 1, a Scan of an empty table.
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 1 });
+    expect(single.auctions).toEqual({ byState: { RUNNING: 0, CLEARED: 0, EXHAUSTED: 0 }, open: 0 });
+    // A liquidation in its auction, and the auction startAuction wrote with it: counted as before.
+    const { auctions } = createAwsAdapters({ clients, names, clock: systemClock });
+    await put({
+      ...queued('p2:0', t0),
+      state: 'AUCTION',
+      context: { plannedSize: 100_000_000n, executionMark: parsePrice('1440'), auctionId: 'p2:0:auction' },
+    });
+    await auctions.create(auctionRecord('p2:0:auction', { liquidationId: 'p2:0' }));
+    const withAuction = await collectStatus(deployment, t0);
+    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 1, markets: 2 });
+    expect(withAuction.auctions).toEqual({ byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 });
+    expect(withAuction.settled).toBe(false);
+    clients.destroy();
+  });
+
   it("replay --hold's look scans the liquidations only, once, and judges the work as status does", async () => {
     const { clients, names, deployment, put, scans } = await setUp();
     await put(queued('p1:0', Date.now()));
@@ -244,7 +271,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // Before: stranded 0 and settled, as counted, until the count at 5 minutes.
     expect(later).toMatchObject({ drained: true, stranded: 1, strandedAtLeast: false, settled: false });
     expect(later.counted.ageSeconds).toBe(2);
-    expect(counted(scans, names)).toMatchObject({ positions: 1, liquidations: 1, auctions: 1 });
+    expect(counted(scans, names)).toMatchObject({ positions: 1, liquidations: 1, auctions: 0 });
     // The look: a Query of each of the open index's 16 shards.
     expect(queries[names.tables.liquidations]).toBe(16);
     const text = renderStatus(later);
@@ -354,6 +381,30 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
       stranded: STRANDED_LOOK_MAX + 1,
       strandedAtLeast: false,
     });
+    clients.destroy();
+  });
+});
+
+// status48-at-least-zero: a look that read STRANDED_LOOK_MAX open liquidations, none stranded (a tick is starting them),
+// with more listed said `stranded: 0` and `strandedAtLeast: true`, "at least 0".
+describe('status --watch: a look that finds none stranded among those it read (moto, real SDK)', () => {
+  it('says 0, not a lower bound of 0', async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    await watch(t0);
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    for (let i = 0; i <= STRANDED_LOOK_MAX; i++) await put(queued(`p${i}:0`, t0));
+    const report = await watch(t0 + 2_000);
+    // Before: strandedAtLeast true beside stranded 0.
+    expect(report).toMatchObject({ drained: true, stranded: 0, strandedAtLeast: false, settled: false });
+    expect(renderStatus(report)).not.toContain('not terminal and no message');
     clients.destroy();
   });
 });

@@ -5,12 +5,14 @@ import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
+import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
 import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
+import { STATUS_COUNT_EVERY_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
 import type { PositionRecord } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
@@ -273,5 +275,22 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
       keysOf(statementJson(read, 'USD'), keys);
     expect(keys.size).toBeGreaterThan(30);
     for (const key of keys) expect(section, key).toContain(`\`${key}\``);
+  });
+});
+
+// status48-look-cost: DEPLOY.md priced `status --watch` an hour by its counts alone (~530,000 read units), not the look
+// for stranded work each refresh between counts makes with the work queues drained (status47-stranded-live).
+describe("docs/DEPLOY.md's price of `status --watch` against the look it makes", () => {
+  it("counts the look's read units a refresh, and an hour of them at the default interval", () => {
+    const text = read('docs/DEPLOY.md').replace(/\s+/g, ' ');
+    // A Query is half a read unit at least (eventually consistent); a record of ~1 KB read consistently, one.
+    const empty = OPEN_INDEX_SHARDS / 2;
+    const full = empty + STRANDED_LOOK_MAX;
+    // At 2 s, 1,800 refreshes an hour, the counts' among them.
+    const refreshes = 3_600 / 2 - 3_600_000 / STATUS_COUNT_EVERY_MS;
+    const anHour = (units: number) => Number((units * refreshes).toPrecision(2)).toLocaleString('en-US');
+    expect(text).toContain(
+      `~${empty} read units a refresh on a stack with no open work (~${anHour(empty)} an hour at 2 s), up to ~${full} with open work (~${anHour(full)} an hour`,
+    );
   });
 });
