@@ -827,6 +827,26 @@ describe('status: what is not done, and what is not an alarm', () => {
       version: 4,
     };
     await auctions.create(auction);
+    // Its liquidation, which names it (as the stack writes them together: startAuction), settled by it.
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({
+        TableName: names.tables.liquidations,
+        Item: liquidationItem({
+          id: 'p1:0',
+          positionId: 'p1',
+          symbol: 'ETH-USD',
+          side: 'LONG',
+          state: 'SETTLED_AUCTION',
+          tickKey: 'ETH-USD#1',
+          triggerMark: parsePrice('1200'),
+          remainingSize: 0n,
+          marketFills: [],
+          history: [{ atMs: Date.now(), state: 'SETTLED_AUCTION' }],
+          context: { plannedSize: 100_000_000n, executionMark: parsePrice('1200'), auctionId: auction.id },
+          version: 5,
+        }),
+      }),
+    );
     // A sleeper's planned step, sent before a tick woke the auction and it cleared: a no-op, 900 s away.
     await emulator.clients.sqs.send(
       new SendMessageCommand({
