@@ -6,6 +6,7 @@ import {
   type Period,
   type PeriodEdge,
   postingsOf,
+  SETTLED_AFTER_MS,
   StatementError,
 } from '../../shared/domain/fund-statement.ts';
 import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
@@ -43,9 +44,9 @@ export const STATEMENT_USAGE = `statement: the insurance fund's statement for a 
   by sequence (never a Scan), for finance's books: the opening balance (balanceBefore of the period's first
   entry), the movements by kind, the closing balance (balanceAfter of its last), and whether opening + movements
   = closing and every entry chains on the one before (a gap, an entry twice, a balanceBefore that is not the
-  previous balanceAfter: each named, and the statement does not reconcile). Every entry is two postings of its
-  amount (double entry: the fund, an asset a debit raises, and the account its kind books against), debits equal
-  to credits:
+  previous balanceAfter: each named, and the statement does not reconcile; a gap is read again first, and one
+  the fund's balance counts said as the index's lag). Every entry is two postings of its amount (double entry:
+  the fund, an asset a debit raises, and the account its kind books against), debits equal to credits:
 ${CHART_LINES}
   --from TIME            the period's start: ISO 8601, a date (2026-01-01: its midnight UTC) or a date-time
                          (2026-01-01T00:00:00Z; without an offset, UTC)
@@ -58,10 +59,14 @@ ${CHART_LINES}
   --from-sequence N      the period's first entry by its sequence (what a closed statement says to go on from)
   --to-sequence N        the period's last entry by its sequence (included)
                          Without a start, the journal's first entry; without an end, its last (the period is
-                         open). A start by time reads the journal from its first entry to find it.
+                         open). A start by time reads the journal from its first entry to find it. A period by
+                         time is closed once an entry past it is read, or once its end passed ${SETTLED_AFTER_MS / 60_000} minutes
+                         before the fund's balance, read to its last entry, was read (nothing can still join it)
   --max N                journal entries read at most, those read to find a start by time included (default
-                         ${STATEMENT_MAX_DEFAULT.toLocaleString('en-US')}, at most ${STATEMENT_MAX_LIMIT.toLocaleString('en-US')}): a read stopped before the period's end says
-                         so, and its statement covers the entries read (exit 3)
+                         ${STATEMENT_MAX_DEFAULT.toLocaleString('en-US')}, at most ${STATEMENT_MAX_LIMIT.toLocaleString('en-US')}), and one more to know whether there are more (a
+                         journal of N entries is read whole, a period whose next entry is that one is closed):
+                         a read stopped before the period's end says so, and its statement covers the entries
+                         read (exit 3)
   --json                 one JSON object (docs/DEPLOY.md, "Month-end close"), amounts exact decimal strings
   --csv                  the postings, one a line (RFC 4180: a header, CRLF), for an accounting system; what
                          does not reconcile or was cut short is said on stderr
@@ -195,7 +200,7 @@ export function statementJson(read: StatementRead, quote: string) {
       firstSequence: s.firstSequence ?? null,
       lastSequence: s.lastSequence ?? null,
       entries: s.entries,
-      closed: read.stoppedBy === 'end',
+      closed: read.closed,
       next: entryRef(read.next),
       continueFrom: continueFrom(read) ?? null,
       stampedBeforeFrom: s.stampedBefore,
@@ -300,9 +305,10 @@ export function renderPostingsCsv(entries: readonly JournalEntry[], quote: strin
  * statement rather than in none.
  */
 function continueFrom(read: StatementRead): number | undefined {
-  if (read.stoppedBy !== 'end') return undefined;
+  if (!read.closed) return undefined;
   const last = read.entries[read.entries.length - 1] ?? read.before;
-  return last === undefined ? read.next?.sequence : last.sequence + 1;
+  // None read: the period empty at the journal's first entry (or at its start, closed by time: the journal is empty).
+  return last === undefined ? (read.next?.sequence ?? 1) : last.sequence + 1;
 }
 
 /** Breaks listed in the text at most; --json lists them all. */
@@ -320,7 +326,7 @@ function stoppedLine(read: StatementRead): string | undefined {
       : '';
     return `CUT SHORT after ${entriesWord(read.read)} read (--max ${read.max})${at}, before the period's end: this statement covers the entries read${rest}, or a larger --max`;
   }
-  if (read.stoppedBy === 'journal') {
+  if (read.stoppedBy === 'journal' && !read.closed) {
     const to = period.to;
     const last = read.entries[read.entries.length - 1] ?? read.before;
     const journal = last ? `the journal's last entry read is ${last.sequence}` : 'the journal holds no entry';
@@ -329,6 +335,22 @@ function stoppedLine(read: StatementRead): string | undefined {
     return `open: ${journal}, ${'atMs' in to ? `none stamped at or after ${iso(to.atMs)} yet` : `entry ${to.sequence} not written yet`}; entries written from now on may fall in this period`;
   }
   return undefined;
+}
+
+/**
+ * A statement that does not reconcile, in one word: every break of it the index's lag (`lagging`), it may on a run a
+ * minute later; any other is the journal's.
+ */
+const unreconciled = (read: StatementRead): string =>
+  read.statement.breaks.every((b) => b.type === 'lagging')
+    ? 'INDEX LAGGING, DOES NOT RECONCILE YET'
+    : 'DOES NOT RECONCILE';
+
+/** Why a period by time read to the journal's end is closed, or nothing for one closed by reading past it. */
+function settled(read: StatementRead): string {
+  if (read.settledAtMs === undefined) return '';
+  const at = read.balanceSequence === 0 ? 'with no entry' : `at entry ${read.balanceSequence}, the last read`;
+  return ` (its end passed ${SETTLED_AFTER_MS / 60_000} minutes and more before the fund's balance was read, ${at}: nothing stamped before it can still commit)`;
 }
 
 /** The statement for people: balances grouped, never rounded. */
@@ -363,7 +385,7 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
     onward === undefined
       ? ''
       : `; the next statement goes on from entry ${onward} (--from-sequence ${onward})`;
-  lines.push(`period     ${range}: ${start} ${end}${read.stoppedBy === 'end' ? `, closed${next}` : ''}`);
+  lines.push(`period     ${range}: ${start} ${end}${read.closed ? `, closed${settled(read)}${next}` : ''}`);
   if ((from && 'atMs' in from) || (to && 'atMs' in to)) lines.push(`  (${PERIOD_RULE})`);
   if (s.stampedBefore.length > 0)
     lines.push(
@@ -381,7 +403,9 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
         ? `balanceAfter of entry ${read.before.sequence}, the last before the period`
         : s.opening === undefined
           ? 'no entry before the period read'
-          : "the journal's start";
+          : read.read === 0 && read.balanceSequence === 0
+            ? 'the journal holds no entry: the fund holds 0'
+            : "the journal's start";
   lines.push(`opening balance    ${amount(s.opening)}  (${openingOf})`);
   for (const k of s.kinds) {
     const chart = FUND_CHART[k.kind];
@@ -403,10 +427,11 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
     );
   else {
     const breaks = `${s.breaks.length} ${s.breaks.length === 1 ? 'break' : 'breaks'}`;
+    const verdict = unreconciled(read);
     lines.push(
       s.difference === undefined || s.difference === 0n
-        ? `DOES NOT RECONCILE: ${breaks} (opening + movements = closing, but the journal does not chain)`
-        : `DOES NOT RECONCILE: opening + movements = ${grouped(s.opening! + s.movements)}, closing ${grouped(s.closing!)} (difference ${s.difference > 0n ? '+' : ''}${grouped(s.difference)}); ${breaks}`,
+        ? `${verdict}: ${breaks} (opening + movements = closing, but the journal does not chain)`
+        : `${verdict}: opening + movements = ${grouped(s.opening! + s.movements)}, closing ${grouped(s.closing!)} (difference ${s.difference > 0n ? '+' : ''}${grouped(s.difference)}); ${breaks}`,
     );
     for (const b of s.breaks.slice(0, BREAKS_LISTED)) lines.push(`  ${b.message}`);
     if (s.breaks.length > BREAKS_LISTED)
@@ -436,7 +461,7 @@ export function csvWarnings(read: StatementRead, target: AdviceTarget): string[]
   if (stopped && read.stoppedBy === 'max') lines.push(stopped);
   if (!s.reconciles) {
     lines.push(
-      `DOES NOT RECONCILE (${s.breaks.length} ${s.breaks.length === 1 ? 'break' : 'breaks'}${s.difference !== undefined && s.difference !== 0n ? `, difference ${grouped(s.difference)}` : ''}): ${s.breaks
+      `${unreconciled(read)} (${s.breaks.length} ${s.breaks.length === 1 ? 'break' : 'breaks'}${s.difference !== undefined && s.difference !== 0n ? `, difference ${grouped(s.difference)}` : ''}): ${s.breaks
         .slice(0, 3)
         .map((b) => b.message)
         .join('; ')}${s.breaks.length > 3 ? '; ...' : ''}`,

@@ -1,10 +1,12 @@
-import { sleep } from '../backoff.ts';
+import { equalJitterDelayMs, sleep } from '../backoff.ts';
 import {
   buildStatement,
   CUT_START,
   type CutState,
+  closedByTime,
   cutPage,
   type FundStatement,
+  indexLagging,
   type Period,
   type Predecessor,
 } from '../domain/fund-statement.ts';
@@ -38,10 +40,19 @@ export interface StatementRead {
   readonly max: number;
   /**
    * Where the read stopped: `end` the period's end was read (next), `journal` the journal's last entry (the period
-   * is still open: entries written later may fall in it), `max` the bound, before the period's end (`phase`: before
-   * its start, or in it).
+   * is open unless `closed`: entries written later may fall in it), `max` the bound, with more entries to read,
+   * before the period's end (`phase`: before its start, or in it).
    */
   readonly stoppedBy: 'end' | 'journal' | 'max';
+  /**
+   * The statement will not change as the journal grows: its end read (stoppedBy `end`), or a period by time read to
+   * the journal's end whose end passed long enough before (closedByTime: SETTLED_AFTER_MS).
+   */
+  readonly closed: boolean;
+  /** Closed by time: when the fund's balance, at the period's last entry (or the one before it), was read. */
+  readonly settledAtMs?: number;
+  /** The fund's balance item's sequence as read before the journal (again, when a gap lies past it). */
+  readonly balanceSequence: number;
   readonly phase: CutState['phase'];
   /** The last entry read, when the read stopped at its bound. */
   readonly lastRead?: JournalEntry;
@@ -58,8 +69,25 @@ export interface StatementOptions {
   readonly lookMax?: number;
   /** The waits for the index at the journal's end (default STATEMENT_INDEX_WAITS_MS). */
   readonly indexWaitsMs?: readonly number[];
+  /** Re-reads of gaps within the journal, in all (default STATEMENT_GAP_REREADS). */
+  readonly gapRereads?: number;
+  /** The jitter's draw for a gap's re-read, in [0, 1) (Math.random by default). */
+  readonly random?: () => number;
   readonly pause?: (ms: number) => Promise<void>;
+  /** The clock a period by time is judged closed by (closedByTime): the machine's, by default. */
+  readonly nowMs?: () => number;
 }
+
+/**
+ * Re-reads of a gap within the journal, in all, before it is said: the index by sequence lists each new entry a
+ * moment after it commits, not always in sequence order, so a read near the journal's end may list an entry and not
+ * the one before it. Each re-read waits gapRereadDelayMs.
+ */
+export const STATEMENT_GAP_REREADS = 6;
+
+/** The wait before re-read `attempt` (1, 2, ...) of one gap: 50 ms doubling, to 1.6 s, equal jitter (3.15 s at most). */
+export const gapRereadDelayMs = (attempt: number, random: () => number): number =>
+  equalJitterDelayMs(attempt, 50, 1_600, random);
 
 /**
  * At the journal's end short of the balance's entry, the read waits for the index this long, then this long, ...
@@ -78,7 +106,9 @@ export const statementMaxProblem = (max: number): string | undefined =>
  * entry before, which the opening balance must chain from); by time, or with no start, at the journal's first entry
  * (the period's start is the first entry stamped at or after --from: only a read from the start finds it). Each page
  * after the first reads its predecessor's last entry again, so a second entry of one sequence is seen wherever a page
- * ends (as the reconcile's walk does); entries already read are not counted twice.
+ * ends (as the reconcile's walk does); entries already read are not counted twice. It asks for one entry more than
+ * `max`: a journal of exactly `max` entries is read whole, not cut short. A gap the statement would name is read
+ * again (STATEMENT_GAP_REREADS in all) before it is: the index's lag.
  */
 export async function readFundStatement(
   ledger: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries'>,
@@ -93,9 +123,11 @@ export async function readFundStatement(
   const fromSequence = period.from && 'sequence' in period.from ? period.from.sequence : undefined;
   const toSequence = period.to && 'sequence' in period.to ? period.to.sequence : undefined;
   const readAfter = fromSequence === undefined ? 0 : Math.max(0, fromSequence - 2);
+  // Before the balance: an entry committed after this balance read commits after this time too (closedByTime).
+  const nowMs = (options.nowMs ?? Date.now)();
   // Before the journal: every entry it counts had committed, so one the read to the journal's end does not list is
   // missing from the index (its lag, or never indexed), not yet to come.
-  const balance = await ledger.balance(account);
+  let balance = await ledger.balance(account);
   let state = CUT_START;
   const entries: JournalEntry[] = [];
   let read = 0;
@@ -106,35 +138,60 @@ export async function readFundStatement(
   let stoppedBy: StatementRead['stoppedBy'] | undefined;
   const waits = [...(options.indexWaitsMs ?? STATEMENT_INDEX_WAITS_MS)];
   const pause = options.pause ?? sleep;
+  const random = options.random ?? Math.random;
+  let gapRereads = options.gapRereads ?? STATEMENT_GAP_REREADS;
+  /** Re-reads of the gap the read stands at (0: none). */
+  let gapAttempt = 0;
   while (stoppedBy === undefined) {
-    if (read >= max) {
-      stoppedBy = 'max';
-      break;
-    }
     const back = overlap && last !== undefined ? 1 : 0;
     const after = last === undefined ? readAfter : last.sequence - back;
-    // No further than --to-sequence needs (the entries up to it, and those of its sequence read again).
+    // One more than the bound (is there more?), no further than --to-sequence needs (the entries up to it, and those
+    // of its sequence read again).
     const wanted = Math.min(
       pageSize,
-      max - read,
+      max + 1 - read,
       toSequence === undefined ? Number.POSITIVE_INFINITY : Math.max(1, toSequence - after),
     );
     const limit = wanted + back * atLast.size;
     const page = await ledger.journalAfter(account, after, limit);
     const fresh = page.filter((e) => !(e.sequence === last?.sequence && atLast.has(e.idempotencyKey)));
+    let rereadGap = false;
     for (const e of fresh) {
+      const cut = cutPage(state, [e], period);
+      const ends = cut.state.phase === 'after';
+      // The entry past the bound: more to read, unless it is the one past the period (its end, within the bound).
+      if (read >= max && !ends) {
+        stoppedBy = 'max';
+        break;
+      }
+      // Entries missing before one of the period (or the one past it): read again while re-reads are left.
+      if (e.sequence > (last?.sequence ?? readAfter) + 1 && cut.state.phase !== 'before' && gapRereads > 0) {
+        rereadGap = true;
+        break;
+      }
       if (e.sequence !== last?.sequence) atLast = new Set();
       atLast.add(e.idempotencyKey);
       last = e;
+      read += 1;
+      gapAttempt = 0;
+      state = cut.state;
+      entries.push(...(cut.inPeriod as JournalEntry[]));
+      if (ends) {
+        stoppedBy = 'end';
+        break;
+      }
     }
-    read += fresh.length;
-    const cut = cutPage(state, fresh, period);
-    state = cut.state;
-    entries.push(...(cut.inPeriod as JournalEntry[]));
+    if (stoppedBy !== undefined) break;
+    if (rereadGap) {
+      gapRereads -= 1;
+      await pause(gapRereadDelayMs(++gapAttempt, random));
+      // From the entry before the gap, read again (its copies skipped).
+      overlap = true;
+      continue;
+    }
     // A page of entries read already (copies of one sequence) reads past them next; any other reads its last again.
     overlap = fresh.length > 0;
-    if (state.phase === 'after') stoppedBy = 'end';
-    else if (page.length < limit) {
+    if (page.length < limit) {
       // The balance counts entries past the last listed, up to the period's last by sequence: the index's lag behind
       // the newest (on AWS, a moment), or entries it never lists. Waited for while waits are left; then a gap at the
       // end (endGap).
@@ -150,22 +207,45 @@ export async function readFundStatement(
   const before = state.before as JournalEntry | undefined;
   const next = state.next as JournalEntry | undefined;
   // Not read: the journal's start (a fund holds 0 before its first entry), or the entry before --from-sequence,
-  // missing.
-  const predecessor: Predecessor = before ?? startOf(readAfter);
-  const statement = buildStatement({
+  // missing; or the journal is empty (its balance counts no entry, its index lists none): the fund holds 0.
+  const empty =
+    last === undefined && readAfter > 0 && balance.sequence === 0
+      ? (await ledger.journalAfter(account, 0, 1)).length === 0
+      : false;
+  const predecessor: Predecessor = before ?? startOf(empty ? 0 : readAfter);
+  const built = buildStatement({
     account,
     entries,
     before: predecessor,
     ...(next ? { next } : {}),
     ...(period.from && 'atMs' in period.from ? { fromMs: period.from.atMs } : {}),
     ...(stoppedBy === 'journal'
-      ? { journalEnd: { sequence: balance.sequence, balance: balance.balance } }
+      ? {
+          journalEnd: {
+            sequence: balance.sequence,
+            balance: balance.balance,
+            ...(toSequence === undefined ? {} : { through: toSequence }),
+          },
+        }
       : {}),
   });
   // A gap may be entries the index does not list (a stack deployed before session 27): the journal itself says.
-  const unindexed = statement.breaks.some((b) => b.type === 'gap')
-    ? await ledger.unindexedEntries(account, options.lookMax ?? STATEMENT_LOOK_MAX)
-    : undefined;
+  const gaps = built.breaks.filter((b) => b.type === 'gap');
+  const unindexed =
+    gaps.length > 0
+      ? await ledger.unindexedEntries(account, options.lookMax ?? STATEMENT_LOOK_MAX)
+      : undefined;
+  // None left out of the index: a gap the balance counts is the index's lag (read again already), as a rule. Entries
+  // past the balance read first (committed during the read) are judged by the balance read again.
+  if (unindexed !== undefined && unindexed.found === 0 && gaps.some((b) => b.missing!.to > balance.sequence))
+    balance = await ledger.balance(account);
+  const statement =
+    unindexed !== undefined && unindexed.found === 0
+      ? { ...built, breaks: indexLagging(built.breaks, balance.sequence) }
+      : built;
+  const closed =
+    stoppedBy === 'end' ||
+    (stoppedBy === 'journal' && closedByTime(period, nowMs, balance.sequence, last?.sequence ?? readAfter));
   return {
     period,
     entries,
@@ -174,6 +254,9 @@ export async function readFundStatement(
     read,
     max,
     stoppedBy,
+    closed,
+    ...(closed && stoppedBy === 'journal' ? { settledAtMs: nowMs } : {}),
+    balanceSequence: balance.sequence,
     phase: state.phase,
     ...(stoppedBy === 'max' && last ? { lastRead: last } : {}),
     statement,

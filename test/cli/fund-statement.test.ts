@@ -87,7 +87,8 @@ describe('backstop fund statement (moto)', () => {
         '',
       ].join('\n'),
     );
-    // February from January's next entry: its opening is January's closing, entry 6 is its own.
+    // February from January's next entry: its opening is January's closing, entry 6 is its own. Its end long past
+    // and the journal read to the balance's entry, it is closed (statement48-closed-by-time).
     const february = await cli(
       'fund',
       'statement',
@@ -109,9 +110,9 @@ describe('backstop fund statement (moto)', () => {
         firstSequence: 5,
         lastSequence: 6,
         entries: 2,
-        closed: false,
+        closed: true,
         next: null,
-        continueFrom: null,
+        continueFrom: 7,
         stampedBeforeFrom: [],
       },
       read: 3,
@@ -361,6 +362,13 @@ describe('backstop fund statement (moto)', () => {
       period: { closed: false, lastSequence: 2 },
       reconciles: true,
     });
+    // statement48-max-exact: January's 4 entries and the one past it within --max 4, the journal's 6 within --max 6.
+    const exact = JSON.parse(
+      (await cli('fund', 'statement', ...JANUARY, '--max', '4', '--json', ...at)).stdout,
+    );
+    expect(exact).toMatchObject({ complete: true, read: 5, period: { closed: true, continueFrom: 5 } });
+    expect((await cli('fund', 'statement', '--max', '6', ...at)).code).toBe(0);
+    expect((await cli('fund', 'statement', '--max', '5', ...at)).code).toBe(3);
     const before = await cli('fund', 'statement', '--from', '2026-02-01', '--max', '3', ...at);
     expect(before.code).toBe(3);
     expect(before.stdout).toMatch(

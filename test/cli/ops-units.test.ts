@@ -55,6 +55,7 @@ import {
   parseRiskConfig,
   type RiskConfig,
 } from '../../shared/domain/config.ts';
+import { SETTLED_AFTER_MS } from '../../shared/domain/fund-statement.ts';
 import { withinSequenceJump } from '../../shared/domain/tick.ts';
 import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
 import { TickInputError, tickDetail } from '../../shared/feed/publisher.ts';
@@ -255,6 +256,56 @@ describe('replay --hold: its looks at the stack', () => {
       renderStatement(await period(first, last), 'USD', aws).split('\n')[1];
     expect(await line(2, 2)).toMatch(/^period {5}entry 2: from entry 2 to entry 2,/);
     expect(await line(1, 2)).toMatch(/^period {5}entries 1 to 2 \(2 entries\): from entry 1 to entry 2,/);
+  });
+
+  // statement48-closed-by-time, statement48-empty-opening, statement48-index-lag: what the text says of each.
+  it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {
+    const ledger = new EmbeddedLedger();
+    for (const [key, atMs] of [
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ] as const)
+      await ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: key,
+        amount: usd('1'),
+        kind: 'deposit',
+        reference: key,
+        atMs,
+        floor: 0n,
+      });
+    const quiet = { pause: async () => {} };
+    const closed = await readFundStatement(
+      ledger,
+      INSURANCE_ACCOUNT,
+      { from: undefined, to: { atMs: 10 } },
+      { ...quiet, nowMs: () => 10 + SETTLED_AFTER_MS },
+    );
+    const text = renderStatement(closed, 'USD', aws);
+    expect(text.split('\n')[1]).toBe(
+      "period     entries 1 to 3 (3 entries): from the journal's first entry up to, not including, the first stamped at or after 1970-01-01T00:00:00.010Z, closed (its end passed 10 minutes and more before the fund's balance was read, at entry 3, the last read: nothing stamped before it can still commit); the next statement goes on from entry 4 (--from-sequence 4)",
+    );
+    expect(text).not.toContain('open:');
+    const empty = await readFundStatement(
+      new EmbeddedLedger(),
+      INSURANCE_ACCOUNT,
+      { from: { sequence: 5 }, to: undefined },
+      quiet,
+    );
+    expect(renderStatement(empty, 'USD', aws)).toContain(
+      'opening balance                0.00  (the journal holds no entry: the fund holds 0)\n',
+    );
+    ledger.lagJournalIndex(INSURANCE_ACCOUNT, [2], Number.POSITIVE_INFINITY);
+    const lagging = await readFundStatement(
+      ledger,
+      INSURANCE_ACCOUNT,
+      { from: undefined, to: undefined },
+      quiet,
+    );
+    expect(renderStatement(lagging, 'USD', aws)).toContain(
+      'INDEX LAGGING, DOES NOT RECONCILE YET: opening + movements = 2.00, closing 3.00 (difference +1.00); 1 break\n  index lagging: entry 2 missing between entry 1 and entry 3',
+    );
   });
 
   // final47-plurals: "1 liquidations are not terminal and no message is left to move them".

@@ -269,7 +269,12 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     ledger.leaveOutOfJournalIndex(INSURANCE_ACCOUNT, [2]);
     const keys = new Set<string>();
     for (const read of [
-      await readFundStatement(ledger, INSURANCE_ACCOUNT, { from: { atMs: 1 }, to: { atMs: 4 } }),
+      await readFundStatement(
+        ledger,
+        INSURANCE_ACCOUNT,
+        { from: { atMs: 1 }, to: { atMs: 4 } },
+        { pause: async () => {} },
+      ),
       await readFundStatement(ledger, INSURANCE_ACCOUNT, { from: undefined, to: undefined }, { max: 1 }),
     ])
       keysOf(statementJson(read, 'USD'), keys);

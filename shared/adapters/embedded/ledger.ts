@@ -55,6 +55,11 @@ export class EmbeddedLedger implements Ledger {
   readonly #audits = new Map<string, AuditCheckpoint>();
   /** Sequences of entries journalAfter does not list, by account: AWS's entries without journalSequence (drills). */
   readonly #unindexed = new Map<string, Set<number>>();
+  /**
+   * Entries the index lists late, by account: sequence -> reads of journalAfter still to leave it out (AWS's index
+   * lag: indexed, so no look finds them; drills).
+   */
+  readonly #lagging = new Map<string, Map<number, number>>();
   /** Accounts whose balance sequence was written outside the journal: their entries are no longer at n - 1. */
   readonly #renumbered = new Set<string>();
   /** Audit epochs begun so far (each restart begins one). */
@@ -154,6 +159,8 @@ export class EmbeddedLedger implements Ledger {
     if (problem) throw new EmbeddedInputError(problem);
     const journal = this.#journals.get(account) ?? [];
     const hidden = this.#unindexed.get(account);
+    const lagging = this.#lagging.get(account);
+    if (lagging) return this.#listedLate(journal, lagging, afterSequence, limit, hidden);
     // Entries are appended in sequence order from 1, entry n at n - 1, until a balance written outside the journal
     // numbers them again: then by sequence, as the AWS index lists them (final46-renumbered-journal).
     if (!this.#renumbered.has(account)) {
@@ -212,6 +219,40 @@ export class EmbeddedLedger implements Ledger {
   leaveOutOfJournalIndex(account: string, sequences: readonly number[]): void {
     const hidden = getOrCreate(this.#unindexed, account, () => new Set<number>());
     for (const sequence of sequences) hidden.add(sequence);
+  }
+
+  /**
+   * Entries the index lists late: each left out of the next `reads` reads of journalAfter that reach it, then listed,
+   * as AWS's index by sequence (a global secondary index) lists a new entry a moment after it commits, not always in
+   * sequence order. Unlike leaveOutOfJournalIndex, they are indexed: no look for unindexed entries finds them. For
+   * drills and tests of what the fund statement makes of an index that lags (nothing in Backstop calls it).
+   */
+  lagJournalIndex(account: string, sequences: readonly number[], reads: number): void {
+    const late = getOrCreate(this.#lagging, account, () => new Map<number, number>());
+    for (const sequence of sequences) late.set(sequence, reads);
+  }
+
+  /** journalAfter's listing while some entries lag: each reached by this read counts one read down. */
+  #listedLate(
+    journal: readonly JournalEntry[],
+    lagging: Map<number, number>,
+    afterSequence: number,
+    limit: number,
+    hidden: ReadonlySet<number> | undefined,
+  ): JournalEntry[] {
+    const listed: JournalEntry[] = [];
+    const bySequence = [...journal].sort((a, b) => a.sequence - b.sequence);
+    for (const e of bySequence) {
+      if (listed.length === limit) break;
+      if (e.sequence <= afterSequence || hidden?.has(e.sequence)) continue;
+      const reads = lagging.get(e.sequence) ?? 0;
+      if (reads > 0) {
+        lagging.set(e.sequence, reads - 1);
+        continue;
+      }
+      listed.push(e);
+    }
+    return listed;
   }
 
   /** Every entry listed by journalAfter again, as `backstop fund index-journal` does on AWS. */
