@@ -82,6 +82,13 @@ export const HOLD_BLIND_MS = 5 * 60_000;
 export const holdFailuresAllowed = (everyMs: number): number =>
   Math.max(STUCK_LOOKS, Math.ceil(HOLD_BLIND_MS / everyMs));
 
+/**
+ * Whether a held tick's PutEvents that failed without an answer is sent again (ReplayHold.putMayHeal), as a look that
+ * failed so is made again: a timeout, the network, a throttle, a 5xx may heal (timeouts48-held-put). The hold's first
+ * such failure ended the replay, where the looks ride out HOLD_BLIND_MS of them.
+ */
+export const heldPutMayHeal = (error: unknown): boolean => refreshFailure(error)?.lasting === false;
+
 /** `replay --hold`'s looks at the stack (ReplayHold.pending), and why they ended the hold. */
 export interface HoldLooks {
   /** Whether the next held tick goes (work left); false ends the hold. */
@@ -433,6 +440,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
               hold: {
                 everyMs: holdEverySeconds * 1000,
                 pending: looks.pending,
+                putMayHeal: heldPutMayHeal,
                 onSent: (sequence: number) => {
                   // A log (CI, a file) gets a line per held tick; a terminal has the bar.
                   const work = looks.work();

@@ -14,7 +14,7 @@ import {
   type RiskConfig,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
-import { DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
+import { cliTimeouts, DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { rotateLogs, rotateWhileRunning } from '../../shared/local/log-rotation.ts';
 import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
 import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
@@ -242,6 +242,9 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
 }
 
 async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: string): Promise<number> {
+  // Its own clients time out as the other commands' on an emulator, the same variables overriding them (a bad one
+  // refused before moto starts).
+  const timeouts = cliTimeouts(true);
   const moto = await startMoto({ port: options.port, ownProcessGroup: true });
   let stack: LocalStack;
   try {
@@ -254,6 +257,7 @@ async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: st
       ...(options.venueKey === undefined ? {} : { venueKey: options.venueKey }),
       fastRetries: !options.lambdaRetries,
       schedules: true,
+      timeouts,
     });
   } catch (error) {
     await moto.stop();

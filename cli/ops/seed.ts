@@ -14,6 +14,7 @@ import {
   QUOTE_SCALE,
   type QuoteE6,
 } from '../../shared/domain/units.ts';
+import { eachInFlight } from '../../shared/in-flight.ts';
 import { type Deployment, shellWord, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   applyAdmin,
@@ -350,16 +351,26 @@ async function refuseUnhealthyBook(
 }
 
 /**
+ * Provider records a seed reads at once (timeouts48-seed-reads), as `dlq list` its dead letters' (DESCRIBE_IN_FLIGHT):
+ * the CLI's request timeout counts the wait for one of the client's 50 connections (review47-timeout-socket-queue), and
+ * a seed's thousands read at once on a slow link queued past it and failed as TimeoutErrors.
+ */
+export const PROVIDER_READS_IN_FLIGHT = 16;
+
+/**
  * Providers a seed has not registered yet: one already there keeps its terms and the capital auctions left it
  * (registerProvider would overwrite both), so a re-run adds nothing, as for positions.
  */
-async function registerNewProviders(
+export async function registerNewProviders(
   requests: readonly AdminRequest[],
   deps: AdminDeps,
   onProgress: (done: number, total: number) => void,
 ): Promise<SeedOutcome & { readonly existingIds: ReadonlySet<string> }> {
   const ids = requests.map((r) => ('id' in r ? r.id : ''));
-  const found = await Promise.all(ids.map((id) => deps.providers.get(id)));
+  const found: unknown[] = Array.from({ length: ids.length });
+  await eachInFlight(ids, PROVIDER_READS_IN_FLIGHT, async (id, at) => {
+    found[at] = await deps.providers.get(id);
+  });
   const fresh = requests.filter((_, i) => found[i] === undefined);
   const outcome = await applyAdmin(fresh, deps, { onProgress });
   const existingIds = new Set(ids.filter((_, i) => found[i] !== undefined));

@@ -95,6 +95,12 @@ export interface PutOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** In [0, 1): the jitter of each wait (tests fix it). */
   readonly random?: () => number;
+  /**
+   * Whether a call that failed without an answer (the SDK's own retries spent) is sent again, its entries unchanged,
+   * after the policy's backoff and within its attempts, rather than ending the put: its error may heal (a timeout,
+   * the network, a throttle, a 5xx). Absent: never (a feed's next tick is not held behind a dead connection).
+   */
+  readonly callMayHeal?: (error: unknown) => boolean;
 }
 
 /** An entry EventBridge refused: its answer carried an error code, so the entry is not on the bus. */
@@ -222,6 +228,8 @@ export async function putEntries(
       } catch (error) {
         const code = callRefusal(error);
         if (code === undefined) {
+          // Sending them again is safe: margin-check takes a sequence once.
+          if (attempt < policy.attempts && options.callMayHeal?.(error)) continue;
           const message = errorMessage(error);
           throw new PutEntriesError(
             outcome(),

@@ -7,7 +7,12 @@ import {
   stackName,
   tableNameKey,
 } from '../../infra/outputs.ts';
-import { type AwsClientConfig, clientOptions, EMULATOR_TIMEOUTS } from '../adapters/aws/clients.ts';
+import {
+  type AwsClientConfig,
+  clientOptions,
+  EMULATOR_TIMEOUTS,
+  withTimeouts,
+} from '../adapters/aws/clients.ts';
 import {
   type AdapterNames,
   type AwsClients,
@@ -283,7 +288,7 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
     ...(credentials ? { credentials } : {}),
     timeouts,
   };
-  const cfn = new CloudFormationClient(clientOptions(config));
+  const cfn = withTimeouts(new CloudFormationClient(clientOptions(config)), config);
   try {
     const names = namesFromOutputs(await stackOutputs(cfn, stage), stage);
     const clients = createAwsClients(config);
@@ -340,7 +345,7 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
   const stage = options.stage ?? fromRecord?.stage ?? DEFAULT_LOCAL_STAGE;
   const region = options.region ?? fromRecord?.region ?? 'us-east-1';
   await probeEndpoint(endpoint, 'is backstop local up running?');
-  const clients = createAwsClients({ ...localClientConfig(endpoint, region), timeouts });
+  const clients = createAwsClients(localClientConfig(endpoint, region, timeouts));
   try {
     const names = await localNames(clients, stage);
     return {

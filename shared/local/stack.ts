@@ -3,7 +3,12 @@ import {
   PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { clientOptions } from '../adapters/aws/clients.ts';
+import {
+  type AwsClientConfig,
+  clientOptions,
+  EMULATOR_TIMEOUTS,
+  withTimeouts,
+} from '../adapters/aws/clients.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -69,6 +74,11 @@ export interface LocalStackOptions {
    * reads none).
    */
   readonly venueKey?: string;
+  /**
+   * Timeouts of its own clients (creating the resources, the runner's polls, putTicks); default EMULATOR_TIMEOUTS, as the
+   * functions on an emulator have (clientConfigFromEnv). `local up` gives the CLI's (cliTimeouts: its variables).
+   */
+  readonly timeouts?: AwsClientConfig['timeouts'];
 }
 
 export interface LocalStack {
@@ -151,9 +161,9 @@ export function applyFunctionEnvironment(
  * Stores the venue's API key in the emulator's Secrets Manager as localVenueSecretName(stage) (a new value over one an
  * earlier stack of the stage left); returns the name, the functions' VENUE_KEY_ENV.
  */
-async function storeVenueKey(endpoint: string, region: string, stage: string, key: string): Promise<string> {
+async function storeVenueKey(config: AwsClientConfig, stage: string, key: string): Promise<string> {
   const name = localVenueSecretName(stage);
-  const client = new SecretsManagerClient(clientOptions(localClientConfig(endpoint, region)));
+  const client = withTimeouts(new SecretsManagerClient(clientOptions(config)), config);
   try {
     await client.send(new CreateSecretCommand({ Name: name, SecretString: key }));
   } catch (error) {
@@ -178,12 +188,11 @@ export async function loadHandlers(): Promise<Record<FunctionId, LambdaHandler>>
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const region = options.region ?? 'us-east-1';
-  const clients = createAwsClients(localClientConfig(options.endpoint, region));
+  const config = localClientConfig(options.endpoint, region, options.timeouts ?? EMULATOR_TIMEOUTS);
+  const clients = createAwsClients(config);
   const names = await createLocalResources(clients, options.stage);
   const venueSecret =
-    options.venueKey === undefined
-      ? undefined
-      : await storeVenueKey(options.endpoint, region, options.stage, options.venueKey);
+    options.venueKey === undefined ? undefined : await storeVenueKey(config, options.stage, options.venueKey);
   const env = functionEnvironment(options.stage, names, options.endpoint, region, {
     ...options,
     ...(venueSecret === undefined ? {} : { venueSecret }),

@@ -131,6 +131,11 @@ export interface ReplayHold {
   readonly pending: () => Promise<boolean>;
   /** Called with each held tick's sequence once it is on the bus. */
   readonly onSent?: (sequence: number) => void;
+  /**
+   * Whether a held tick's PutEvents that failed without an answer may heal (PutOptions.callMayHeal): then it is sent
+   * again, as the publisher retries (timeouts48-held-put), before the failure ends the replay.
+   */
+  readonly putMayHeal?: (error: unknown) => boolean;
 }
 
 /**
@@ -395,7 +400,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let held = 0;
   const last = options.points[done - 1];
   if (options.hold && last && !stalled && !refusedWhole && done === options.points.length) {
-    const { everyMs, pending, onSent } = options.hold;
+    const { everyMs, pending, onSent, putMayHeal } = options.hold;
     while (!options.signal?.aborted) {
       // In steps of a second, so Ctrl-C ends a hold at once.
       for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
@@ -413,7 +418,10 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
           source: options.source ?? TICK_SOURCE,
         }),
       );
-      const outcome = await putEntries(options.events, [entry], { sleep });
+      const outcome = await putEntries(options.events, [entry], {
+        sleep,
+        ...(putMayHeal ? { callMayHeal: putMayHeal } : {}),
+      });
       accepted += outcome.accepted;
       const refused = outcome.rejected.map((r) => ({ ...r, index: done + held, sequence }));
       rejected.push(...refused);

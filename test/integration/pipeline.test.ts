@@ -765,7 +765,7 @@ describe('pipeline on moto', () => {
       // A long poll waits for each delayed message to become visible (no sleep).
       const queue = new SqsQueueTransport(ctx.stack.clients.sqs, {
         url: ctx.stack.names.queues.liquidations.url,
-        waitTimeSeconds: 10,
+        longPoll: { waitSeconds: 10, clientConfig: ctx.stack.clients.config },
       });
       const deliver = async () => {
         const [message] = await queue.receive(1, 30);
@@ -839,7 +839,7 @@ describe('pipeline on moto', () => {
       await runPhase(ctx.stack, ['marginCheck']);
       const queue = new SqsQueueTransport(ctx.stack.clients.sqs, {
         url: ctx.stack.names.queues.liquidations.url,
-        waitTimeSeconds: 10,
+        longPoll: { waitSeconds: 10, clientConfig: ctx.stack.clients.config },
       });
       const consume = consumerOf(ctx.stack, queue);
       const { liquidationId: id } = await consume();

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
+import { heldPutMayHeal } from '../../cli/ops/events.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   PutEntriesError,
@@ -462,5 +463,80 @@ describe("the publisher's errors, for one as for several", () => {
     expect(
       new PutEntriesError(none, [unknown, { ...unknown, index: 1 }], [], new Error('x')).message,
     ).toContain('2 entries may be on the bus or not, 0 not sent');
+  });
+});
+
+// timeouts48-held-put: a held tick's PutEvents that failed without an answer (a dead connection through the SDK's
+// attempts) ended `replay --hold`, exit 1, where a look at the stack failing so is made again.
+describe("replay --hold sends a held tick again when its call's error may heal (timeouts48-held-put)", () => {
+  const prices = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      timestampMs: 1_584_000_000_000 + i * 60_000,
+      price: parsePrice('150'),
+    }));
+  const timedOut = () =>
+    Object.assign(new Error('a request has exceeded the configured 10000 ms requestTimeout.'), {
+      name: 'TimeoutError',
+      code: 'ETIMEDOUT',
+    });
+  const holdOnce = (events: ReturnType<typeof fakeBus>['events'], waits: number[]) => {
+    let looks = 0;
+    return replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      // Work left for one held tick.
+      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: heldPutMayHeal },
+    });
+  };
+
+  it('a timeout, then a network error, then put: the same tick, the hold goes on', async () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const { events, requests } = fakeBus((n, keys) =>
+      n === 2 ? { fail: timedOut() } : n === 3 ? { fail: reset } : ok(keys),
+    );
+    const waits: number[] = [];
+    // Before: PutEntriesError (events/put-failed: ... TimeoutError), the replay ended.
+    const outcome = await holdOnce(events, waits);
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42'], ['ETH-USD 42'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ sent: 1, held: 1, accepted: 2, rejected: [], unknown: [] });
+    // The hold's wait, then the publisher's backoff between the held tick's calls.
+    expect(waits.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("one failing so through the publisher's attempts ends the replay, saying how often it was sent", async () => {
+    const { events, requests } = fakeBus((n, keys) => (n >= 2 ? { fail: timedOut() } : ok(keys)));
+    const error = await holdOnce(events, []).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PutEntriesError);
+    expect((error as PutEntriesError).unknown).toEqual([
+      expect.objectContaining({ index: 0, code: 'TimeoutError', attempts: 5 }),
+    ]);
+    expect(requests.slice(1)).toEqual(Array.from({ length: 5 }, () => ['ETH-USD 42']));
+  });
+
+  it("the file's own ticks are not held behind a dead connection: their call's failure ends the replay", async () => {
+    const { events, requests } = fakeBus(() => ({ fail: timedOut() }));
+    await expect(holdOnce(events, [])).rejects.toBeInstanceOf(PutEntriesError);
+    expect(requests).toEqual([['ETH-USD 41']]);
+  });
+
+  it('an error that heals by no retry is not retried', () => {
+    expect(heldPutMayHeal(timedOut())).toBe(true);
+    expect(
+      heldPutMayHeal(
+        Object.assign(new Error('no'), {
+          name: 'AccessDeniedException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403, attempts: 1 },
+        }),
+      ),
+    ).toBe(false);
+    expect(heldPutMayHeal(new TypeError('a bug'))).toBe(false);
   });
 });

@@ -1,6 +1,8 @@
+import type { IncomingMessage } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
 
 /**
  * The one place that builds AWS SDK v3 clients. Retries use the SDK's standard mode (exponential backoff
@@ -16,8 +18,9 @@ export interface AwsClientConfig {
   /** Attempts per call including the first (SDK standard mode default: 3). */
   readonly maxAttempts?: number;
   /**
-   * Milliseconds to open a connection, and for a request and its response to take, before the attempt fails (and
-   * is retried like any transient fault). Absent: no limit, the SDK's default, with which one stalled socket holds
+   * Milliseconds to open a connection, and for a request to get its answer's headers, before the attempt fails (and
+   * is retried like any transient fault); `requestMs` is also the longest silence allowed within the answer's body
+   * once its headers came (withTimeouts). Absent: no limit, the SDK's default, with which one stalled socket holds
    * an invocation until the function's timeout fails its whole batch.
    */
   readonly timeouts?: { readonly connectionMs: number; readonly requestMs: number };
@@ -105,32 +108,89 @@ const counting =
 
 const COUNTER_MIDDLEWARE = { step: 'initialize', name: 'backstopApiCallCounter' } as const;
 
-/** The options every client of `config` is built with (region, retries, endpoint, credentials, timeouts). */
+/** The HTTP handler's options of `timeouts`. */
+const handlerOptions = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
+  ({
+    connectionTimeout: timeouts.connectionMs,
+    requestTimeout: timeouts.requestMs,
+    // Without it the SDK only logs a warning and keeps waiting.
+    throwOnRequestTimeout: true,
+  }) as const;
+
+/**
+ * The options every client of `config` is built with (region, retries, endpoint, credentials, timeouts); build it with
+ * `awsClient`, which adds the body's stall timeout. Without explicit credentials and with timeouts, the SDK's default
+ * provider chain is given them too (timeouts48-credential-clients): its SSO and SSO OIDC clients (a profile's `aws sso
+ * login` session, renewed as it expires) are built from its `clientConfig` alone, the calling client's handler not
+ * passed on, so they had no timeout and a dead connection held a command at its first call, before any timeout of
+ * its own began. An assumed role's STS client has them either way (the caller's, or these).
+ */
 export function clientOptions(config: AwsClientConfig) {
+  const handler = config.timeouts ? handlerOptions(config.timeouts) : undefined;
   return {
     region: config.region,
     retryMode: 'standard',
     maxAttempts: config.maxAttempts ?? 3,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    ...(config.credentials ? { credentials: config.credentials } : {}),
-    ...(config.timeouts
-      ? {
-          requestHandler: {
-            connectionTimeout: config.timeouts.connectionMs,
-            requestTimeout: config.timeouts.requestMs,
-            // Without it the SDK only logs a warning and keeps waiting.
-            throwOnRequestTimeout: true,
-          },
-        }
-      : {}),
+    ...(config.credentials
+      ? { credentials: config.credentials }
+      : handler
+        ? { credentials: defaultProvider({ clientConfig: { requestHandler: handler } }) }
+        : {}),
+    ...(handler ? { requestHandler: handler } : {}),
   } as const;
+}
+
+/** The SDK's name for an attempt that timed out: retried as a transient fault, and said as one by the CLI. */
+const stallError = (idleMs: number): Error =>
+  Object.assign(
+    new Error(`the answer stopped arriving: nothing for ${idleMs} ms after its headers (requestTimeout)`),
+    { name: 'TimeoutError', code: 'ETIMEDOUT' },
+  );
+
+/**
+ * Fails an answer whose body stops arriving for `idleMs` (timeouts48-body-stall). The SDK's requestTimeout ends at the
+ * answer's headers and its socketTimeout counts a long poll's wait as silence, so a connection that died after the
+ * headers (a NAT that dropped it mid-answer) held the call with no limit. Armed once the headers came, as the socket's
+ * idle timeout: a page that streams in slowly is not cut, one that stops is, and the SDK retries it as a timeout.
+ */
+const bodyStallTimeout =
+  (idleMs: number) =>
+  <I, O extends { readonly response?: unknown }>(next: (args: I) => Promise<O>) =>
+  async (args: I): Promise<O> => {
+    const result = await next(args);
+    const body = (result.response as { body?: unknown } | undefined)?.body as IncomingMessage | undefined;
+    const socket = body?.socket;
+    if (!body || body.complete || typeof body.on !== 'function' || !socket) return result;
+    const onIdle = () => body.destroy(stallError(idleMs));
+    socket.setTimeout(idleMs);
+    socket.on('timeout', onIdle);
+    // The agent resets the timeout of a socket it keeps for the next request.
+    body.once('close', () => socket.removeListener('timeout', onIdle));
+    return result;
+  };
+
+/** Inside the deserializer: it sees the answer as the HTTP handler gave it, its body not read yet. */
+const STALL_MIDDLEWARE = { step: 'deserialize', priority: 'low', name: 'backstopBodyStallTimeout' } as const;
+
+/** Adds the body's stall timeout of `config` (none without timeouts) to a client built from clientOptions(config). */
+export function withTimeouts<C extends { readonly middlewareStack: { add: (...args: never[]) => void } }>(
+  client: C,
+  config: AwsClientConfig,
+): C {
+  if (config.timeouts)
+    (client.middlewareStack as unknown as { add: (m: unknown, o: unknown) => void }).add(
+      bodyStallTimeout(config.timeouts.requestMs),
+      STALL_MIDDLEWARE,
+    );
+  return client;
 }
 
 export function createAwsClients(config: AwsClientConfig, counter = new ApiCallCounter()): AwsClients {
   const common = clientOptions(config);
-  const dynamo = new DynamoDBClient(common);
-  const sqs = new SQSClient(common);
-  const events = new EventBridgeClient(common);
+  const dynamo = withTimeouts(new DynamoDBClient(common), config);
+  const sqs = withTimeouts(new SQSClient(common), config);
+  const events = withTimeouts(new EventBridgeClient(common), config);
   dynamo.middlewareStack.add(counting('dynamodb', counter), COUNTER_MIDDLEWARE);
   sqs.middlewareStack.add(counting('sqs', counter), COUNTER_MIDDLEWARE);
   events.middlewareStack.add(counting('events', counter), COUNTER_MIDDLEWARE);
@@ -148,11 +208,19 @@ export function createAwsClients(config: AwsClientConfig, counter = new ApiCallC
   };
 }
 
-/** Client config for a local emulator: fake credentials, us-east-1 unless told otherwise. */
-export const localClientConfig = (endpoint: string, region = 'us-east-1'): AwsClientConfig => ({
+/**
+ * Client config for a local emulator: fake credentials, us-east-1 unless told otherwise, the emulator's timeouts
+ * (timeouts48-local-up: `local up`'s own clients had none).
+ */
+export const localClientConfig = (
+  endpoint: string,
+  region = 'us-east-1',
+  timeouts: NonNullable<AwsClientConfig['timeouts']> = EMULATOR_TIMEOUTS,
+): AwsClientConfig => ({
   region,
   endpoint,
   credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  timeouts,
 });
 
 /** Client config from the Lambda environment: AWS_REGION, optional AWS_ENDPOINT_URL for emulators. */

@@ -15,6 +15,7 @@ import {
   type QueueTransport,
   type ReceivedMessage,
 } from '../../ports/index.ts';
+import { type AwsClientConfig, longPollOptions } from './clients.ts';
 import { AdapterInputError, noCrash } from './codec.ts';
 
 /**
@@ -54,8 +55,12 @@ export interface SqsQueueOptions {
   readonly url: string;
   /** Defaults to the last segment of the URL. */
   readonly name?: string;
-  /** Long polling on receive (0: short poll, the default, right for emulators and the local runner). */
-  readonly waitTimeSeconds?: number;
+  /**
+   * Long polling on receive (absent: short poll, the default, right for emulators and the local runner): its wait, and
+   * the config the client was built with, whose request timeout each poll gets with its wait on top (longPollOptions;
+   * timeouts48-long-poll: a timeout below the wait, AWS_TIMEOUTS' 5 s under a 20 s wait, failed every empty poll).
+   */
+  readonly longPoll?: { readonly waitSeconds: number; readonly clientConfig: AwsClientConfig };
   /** Resends of failed batch entries before giving up (default 3). */
   readonly batchRetries?: number;
   readonly crash?: CrashHook;
@@ -172,14 +177,16 @@ export class SqsQueueTransport implements QueueTransport {
     if (!Number.isSafeInteger(maxMessages) || maxMessages < 1 || maxMessages > MAX_RECEIVE_MESSAGES) {
       throw new AdapterInputError(`queue/bad-max-messages: ${maxMessages} (1-${MAX_RECEIVE_MESSAGES})`);
     }
+    const wait = this.options.longPoll?.waitSeconds ?? 0;
     const out = await this.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.url,
         MaxNumberOfMessages: maxMessages,
         VisibilityTimeout: visibilityTimeoutSeconds,
-        WaitTimeSeconds: this.options.waitTimeSeconds ?? 0,
+        WaitTimeSeconds: wait,
         MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       }),
+      this.options.longPoll ? longPollOptions(this.options.longPoll.clientConfig, wait) : {},
     );
     const messages = (out.Messages ?? []).map((m) => {
       if (!m.MessageId || m.ReceiptHandle === undefined || m.Body === undefined) {

@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { VenueError } from '../../ports/index.ts';
 import { VENUE_KEY_ENV } from '../../topology.ts';
-import { type AwsClientConfig, clientConfigFromEnv, clientOptions } from '../aws/clients.ts';
+import { type AwsClientConfig, clientConfigFromEnv, clientOptions, withTimeouts } from '../aws/clients.ts';
 
 /**
  * The venue's API key, as an exchange adapter reads it (docs/VENUE.md, "The secret"): from the Secrets Manager secret
@@ -44,7 +44,8 @@ export function secretsManagerVenueKey(
     if (!client) {
       const config = clientConfig?.() ?? clientConfigFromEnv(env);
       const region = /^arn:[^:]+:secretsmanager:([^:]+):/.exec(secretId)?.[1] ?? config.region;
-      client = new SecretsManagerClient(clientOptions({ ...config, region, maxAttempts: READ_ATTEMPTS }));
+      const secretConfig = { ...config, region, maxAttempts: READ_ATTEMPTS };
+      client = withTimeouts(new SecretsManagerClient(clientOptions(secretConfig)), secretConfig);
     }
     const answer = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     if (answer.SecretString === undefined) throw new Error(`${secretId} holds no string (a binary secret)`);
