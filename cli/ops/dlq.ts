@@ -1,3 +1,4 @@
+import { counted } from '../../shared/domain/words.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   DLQ_IDS,
@@ -33,10 +34,13 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
             delivery error); they stay in the queue
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
-            each from the DLQ only once resent; a poison message (not a message of its queue) stays, as does
-            one naming a liquidation or auction with no record, and a PriceTickContinuation on a deployed
-            stack, whose bus takes one from margin-check alone
-            (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
+            each from the DLQ only once resent: as many as the DLQ held as it began (SQS's count), those
+            arriving meanwhile left for the next redrive. An error stops it (a receive that failed, or a
+            refusal every message would meet: credentials, access denied, a queue not there): it says what
+            it sent back, what is left and the error, exit 1, the queues after it not redriven. A poison
+            message (not a message of its queue) stays, as does one naming a liquidation or auction with no
+            record, and a PriceTickContinuation on a deployed stack, whose bus takes one from margin-check
+            alone (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
             one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
             duplicate its consumer takes; or discard it). The text names every one of those, then at most
             ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all)
@@ -57,15 +61,26 @@ ${TARGET_USAGE}`;
 export function renderRedrive(
   outcomes: readonly (RedriveOutcome & { readonly queue: DlqId })[],
   target: AdviceTarget,
+  notRedriven: readonly DlqId[] = [],
 ): string {
   const lines: string[] = [];
   for (const o of outcomes) {
     const later = o.arrivedDuring ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive` : '';
     // Those sent back whose delete failed are left too: counted in both (review47-redrive-left-count).
     const still = o.notDeleted?.length ?? 0;
-    const why = still ? ` (${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed)` : '';
-    const left = o.failed.length + still;
-    lines.push(`${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why}${later}`);
+    // A run an error stopped leaves those it did not reach too, by SQS's count as it began (dlq48-redrive-error).
+    const notReached = o.stopped?.notReached ?? 0;
+    const why = [
+      still ? `${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed` : '',
+      notReached ? `about ${notReached} of them not reached` : '',
+    ].filter(Boolean);
+    const left = o.failed.length + still + notReached;
+    lines.push(
+      o.stopped && o.stopped.notReached === undefined
+        ? `${o.queue}: stopped before reading the DLQ, nothing sent back`
+        : `${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why.length > 0 ? ` (${why.join('; ')})` : ''}${later}`,
+    );
+    if (o.stopped) lines.push(`  STOPPED by ${o.stopped.error}`);
     for (const n of o.notDeleted ?? []) lines.push(`  ${n.messageId}: ${n.reason}`);
     for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN)) lines.push(`  ${f.messageId}: ${f.reason}`);
     const more = o.failed.length - REDRIVE_FAILED_SHOWN;
@@ -78,6 +93,8 @@ export function renderRedrive(
       );
     }
   }
+  // The run stops at the first queue an error stopped: the others would meet a refusal of the caller's too.
+  if (notRedriven.length > 0) lines.push(`${notRedriven.join(', ')}: not redriven (the redrive stopped)`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
@@ -140,7 +157,8 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       const messages = lists.flat();
       if (values.json) io.stdout.write(`${JSON.stringify({ messages })}\n`);
       else {
-        for (const [i, q] of queues.entries()) io.stdout.write(`${q}: ${lists[i]!.length} message(s)\n`);
+        for (const [i, q] of queues.entries())
+          io.stdout.write(`${q}: ${counted(lists[i]!.length, 'message', 'messages')}\n`);
         for (const m of messages) {
           io.stdout.write(
             `  [${m.queue}] ${m.messageId} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
@@ -150,10 +168,17 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       }
       return 0;
     }
-    const outcomes = [];
-    for (const q of queues) outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max)) });
-    if (values.json) io.stdout.write(`${JSON.stringify({ redriven: outcomes })}\n`);
-    else io.stdout.write(renderRedrive(outcomes, deployment));
-    return outcomes.some((o) => o.failed.length > 0 || o.notDeleted) ? 1 : 0;
+    const outcomes: (RedriveOutcome & { readonly queue: DlqId })[] = [];
+    for (const q of queues) {
+      outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max)) });
+      if (outcomes.at(-1)!.stopped) break;
+    }
+    const notRedriven = queues.slice(outcomes.length);
+    if (values.json)
+      io.stdout.write(
+        `${JSON.stringify({ redriven: outcomes, ...(notRedriven.length > 0 ? { notRedriven } : {}) })}\n`,
+      );
+    else io.stdout.write(renderRedrive(outcomes, deployment, notRedriven));
+    return outcomes.some((o) => o.failed.length > 0 || o.notDeleted || o.stopped) ? 1 : 0;
   });
 });

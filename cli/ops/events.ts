@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
+import { counted } from '../../shared/domain/words.ts';
 import { putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
 import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
@@ -152,7 +153,7 @@ export function holdLooks(options: {
     stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
     if (stuckLooks >= STUCK_LOOKS) {
       ended =
-        `hold ended: ${stranded} ${stranded === 1 ? 'liquidation is' : 'liquidations are'} not terminal and no ` +
+        `hold ended: ${counted(stranded, 'liquidation is', 'liquidations are')} not terminal and no ` +
         `message is left to move ${stranded === 1 ? 'it' : 'them'}: ${strandedAdvice(dlqMessages, options.target, stranded)}`;
       return false;
     }
@@ -574,7 +575,7 @@ export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string
     `replay/refused: EventBridge refused ${refused}: ${r.code}` +
     `${r.message ? ` (${r.message})` : ''}. Every next call would be refused the same (the caller's credentials, or ` +
     "the bus's policy: with backstop:tickPublishersOnly only the feed principals may put ticks), so the replay " +
-    `stopped there: ${put} ${put === 1 ? 'tick' : 'ticks'} put before it` +
+    `stopped there: ${counted(put, 'tick', 'ticks')} put before it` +
     `${left > 0 ? `, ${left} of the file's ${outcome.total} prices not sent` : ''}`
   );
 }

@@ -11,6 +11,7 @@ import {
 } from '../../shared/domain/fund-statement.ts';
 import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
 import { formatQuote, formatQuoteGrouped, type QuoteE6 } from '../../shared/domain/units.ts';
+import { counted } from '../../shared/domain/words.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import type { JournalEntry } from '../../shared/ports/index.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
@@ -426,7 +427,7 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
         : 'reconciles: opening + movements = closing, and every entry chains on the one before it',
     );
   else {
-    const breaks = `${s.breaks.length} ${s.breaks.length === 1 ? 'break' : 'breaks'}`;
+    const breaks = counted(s.breaks.length, 'break', 'breaks');
     const verdict = unreconciled(read);
     lines.push(
       s.difference === undefined || s.difference === 0n
@@ -461,7 +462,7 @@ export function csvWarnings(read: StatementRead, target: AdviceTarget): string[]
   if (stopped && read.stoppedBy === 'max') lines.push(stopped);
   if (!s.reconciles) {
     lines.push(
-      `${unreconciled(read)} (${s.breaks.length} ${s.breaks.length === 1 ? 'break' : 'breaks'}${s.difference !== undefined && s.difference !== 0n ? `, difference ${grouped(s.difference)}` : ''}): ${s.breaks
+      `${unreconciled(read)} (${counted(s.breaks.length, 'break', 'breaks')}${s.difference !== undefined && s.difference !== 0n ? `, difference ${grouped(s.difference)}` : ''}): ${s.breaks
         .slice(0, 3)
         .map((b) => b.message)
         .join('; ')}${s.breaks.length > 3 ? '; ...' : ''}`,

@@ -14,6 +14,7 @@ import {
   parseQuote,
 } from '../../shared/domain/units.ts';
 import { planKeyOf, SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
+import { counted } from '../../shared/domain/words.ts';
 import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import {
   type Adapters,
@@ -671,7 +672,7 @@ export async function collectPositionLiquidations(
 const receiveOf = (f: ShownFailure): string => (f.attempt > 0 ? `receive ${f.attempt}` : 'receive unknown');
 
 const plural = (n: number, one: string, many: string): string =>
-  n === 0 ? `no ${one}` : `${n} ${n === 1 ? one : many}`;
+  n === 0 ? `no ${one}` : counted(n, one, many);
 
 /** A position as it is now: a CLOSED one by what it paid out (its stored size is its last, or 0). */
 const nowOf = (p: ShownPosition, base: string, quote: string): string =>
@@ -749,7 +750,7 @@ export function renderLiquidation(r: LiquidationShow): string {
         : `ended at step ${a.step}${a.endedAtMark ? ` at mark ${price(a.endedAtMark)}` : ''}${a.endedBy ? ` (by its ${a.endedBy === 'wake' ? "tick's wake" : 'planned step'})` : ''}`;
     out.push(`auction ${a.id}: ${a.direction} ${a.state}, ${ended}`);
     out.push(
-      `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${a.resets} ${a.resets === 1 ? 'reset' : 'resets'}`,
+      `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${counted(a.resets, 'reset', 'resets')}`,
     );
     out.push(`  fills        ${a.fills.length === 0 ? 'none' : ''}`.trimEnd());
     for (const f of a.fills)

@@ -5,6 +5,7 @@ import {
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { equalJitterDelayMs, sleep as sleepMs } from '../backoff.ts';
+import { counted } from '../domain/words.ts';
 import { chunksOf } from '../in-flight.ts';
 import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
 import { TICK_BUS } from '../topology.ts';
@@ -157,14 +158,14 @@ export class PutEntriesError extends Error {
     override readonly cause: unknown,
   ) {
     super(
-      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${unknown.length} ${unknown.length === 1 ? 'entry' : 'entries'} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
+      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
     );
   }
 }
 
 const errorName = (error: unknown): string => (error instanceof Error ? error.name : 'Error');
 /** `n attempts`, one `attempt`: the words of the messages that say how often an entry was sent. */
-export const attempts = (n: number): string => `${n} ${n === 1 ? 'attempt' : 'attempts'}`;
+export const attempts = (n: number): string => counted(n, 'attempt', 'attempts');
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -353,7 +354,7 @@ export class TickPublishError extends Error {
         `${unsent.length} not sent, not on the bus: ${unsent.map((u) => `${u.symbol} ${u.sequence}`).join('; ')}`,
     ].filter((p): p is string => typeof p === 'string');
     super(
-      `tick/not-published: of ${total} ${total === 1 ? 'tick' : 'ticks'} ${outcome.accepted} put; ${parts.join('; ')}`,
+      `tick/not-published: of ${counted(total, 'tick', 'ticks')} ${outcome.accepted} put; ${parts.join('; ')}`,
     );
   }
 }

@@ -1,6 +1,7 @@
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -9,7 +10,7 @@ import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { longPollOptions } from '../adapters/aws/clients.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
-import { PutEntriesError, putEntries } from '../feed/publisher.ts';
+import { POLICY_ENTRY_CODES, PutEntriesError, putEntries } from '../feed/publisher.ts';
 import { eachInFlight } from '../in-flight.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
 import {
@@ -156,28 +157,28 @@ class DlqRun {
   }
 
   /**
-   * Deletes a message of this run, by the newest receipt handle the run has for it. False when the delete failed:
+   * Deletes a message of this run, by the newest receipt handle the run has for it. The error when the delete failed:
    * the message stays held (deleted again when it comes round and as the run ends; else released, in notDeleted).
    */
-  delete(m: Message): Promise<boolean> {
+  delete(m: Message): Promise<unknown> {
     const id = m.MessageId ?? '';
     if (!this.#held.has(id)) this.#held.set(id, m);
     this.#done.add(id);
     return this.#deleteHeld(id);
   }
 
-  async #deleteHeld(id: string): Promise<boolean> {
+  async #deleteHeld(id: string): Promise<unknown> {
     try {
       await this.#deployment.clients.sqs.send(
         new DeleteMessageCommand({ QueueUrl: this.#url, ReceiptHandle: this.#held.get(id)?.ReceiptHandle }),
       );
     } catch (error) {
       this.#undeleted.set(id, (error as Error).message);
-      return false;
+      return error ?? new Error('the delete failed');
     }
     this.#held.delete(id);
     this.#undeleted.delete(id);
-    return true;
+    return undefined;
   }
 
   /** The messages dealt with whose delete failed, once the run has finished: still in the queue. */
@@ -365,13 +366,97 @@ export interface RedriveOutcome {
   readonly notDeleted?: readonly NotDeleted[];
   /** Dead letters that arrived during the redrive (left for the next one; present when any did). */
   readonly arrivedDuring?: number;
+  /** The error that ended the run, or its release of what it held as it ended (present when one did). */
+  readonly stopped?: RedriveStop;
+}
+
+export interface RedriveStop {
+  /** The error, its name first for an AWS one. */
+  readonly error: string;
+  /**
+   * How many of the dead letters the DLQ held as the run began it never reached, by SQS's approximate count then: still
+   * there, beside `failed` and `notDeleted`. Absent when that count was not read (nothing was received then).
+   */
+  readonly notReached?: number;
+}
+
+/**
+ * AWS errors of the caller's (a 4xx) that every message of a redrive meets the same way, whatever it holds: the
+ * credentials (invalid, expired, none), the rights (IAM, a queue's or the bus's policy, the queue's KMS key), a queue,
+ * table or bus not there. A redrive stops at the first one (dlq48-caller-refusal); a message refused for itself
+ * (InvalidMessageContents, a PutEvents entry refused for what it carries) or a throttle or server error does not.
+ */
+const EVERY_MESSAGE_REFUSALS: ReadonlySet<string> = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'NotAuthorized',
+  'AuthorizationError',
+  'UnrecognizedClientException',
+  'InvalidClientTokenId',
+  'InvalidAccessKeyId',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'IncompleteSignatureException',
+  'MissingAuthenticationToken',
+  'MissingAuthenticationTokenException',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidSecurity',
+  'CredentialsProviderError',
+  'KmsAccessDenied',
+  'KmsDisabled',
+  'KmsNotFound',
+  'KmsInvalidState',
+  'KmsInvalidKeyUsage',
+  'KmsOptInRequired',
+  'QueueDoesNotExist',
+  'AWS.SimpleQueueService.NonExistentQueue',
+  'ResourceNotFoundException',
+]);
+
+/** A refusal a tick's resend met that every tick of the DLQ meets too (resend's, for refusesEveryMessage). */
+class EveryTickRefused extends Error {}
+
+function refusesEveryMessage(error: unknown): boolean {
+  if (error instanceof EveryTickRefused) return true;
+  const e = error instanceof PutEntriesError ? error.cause : error;
+  return e instanceof Error && EVERY_MESSAGE_REFUSALS.has(e.name);
+}
+
+/** One line for an error: an AWS error's (or the SDK's) name first; this module's own say theirs. */
+const errorLine = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error);
+  return error.name === 'Error' || error instanceof EveryTickRefused
+    ? error.message
+    : `${error.name}: ${error.message}`;
+};
+
+/** How many messages a queue holds, by SQS's approximate counts: ready to receive and in flight (held by a reader). */
+async function approximateCount(deployment: Deployment, url: string): Promise<number> {
+  const out = await deployment.clients.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  return (
+    Number(a.ApproximateNumberOfMessages ?? '0') + Number(a.ApproximateNumberOfMessagesNotVisible ?? '0')
+  );
 }
 
 /**
  * Sends up to `max` messages of a DLQ back where they came from, each deleted only once resent. Only the dead letters
  * there when it began: a message SQS stamps as sent since then is one this run sent back that failed again (a poison
  * message fails its receives in seconds), or a new failure; moving it would resend it again and again, counting it
- * each time, until `max` (an audit in session 37: one dead letter sent back 25 times).
+ * each time, until `max` (an audit in session 37: one dead letter sent back 25 times). And no more of them than the
+ * DLQ held as it began, by SQS's count then (dlq48-redrive-inflow): a dead letter SQS moves from a work queue keeps
+ * the stamp of its first send there, so new failures of work sent before the run look older than it.
+ *
+ * An error ends the run with what it did so far (dlq48-redrive-error): a receive that failed (after the SDK's retries),
+ * or a refusal every message would meet (refusesEveryMessage: dlq48-caller-refusal). The message refused is among
+ * `failed`; the ones the run holds are released.
  */
 export async function redriveDeadLetters(
   deployment: Deployment,
@@ -386,11 +471,18 @@ export async function redriveDeadLetters(
   let moved = 0;
   const arrivedDuring = new Set<string>();
   const failed: { messageId: string; reason: string }[] = [];
+  let atStart: number | undefined;
+  let stopped: string | undefined;
   // What it does not delete it holds out of sight until the end (released then), each message handed on once.
   const run = new DlqRun(deployment, url, options);
   try {
-    while (moved + failed.length + arrivedDuring.size < max) {
-      const received = await run.next(max - moved - failed.length - arrivedDuring.size);
+    // Counted after the start is taken: one coming in between is counted and, stamped later, left as an arrival.
+    atStart = await approximateCount(deployment, url);
+    // One receive at least: SQS's count may lag messages that just came in (a second redrive takes what is left).
+    do {
+      // No more than the count leaves to see, so the run moves no dead letter beyond it that a receive returned.
+      const wanted = atStart > 0 ? atStart - moved - failed.length : RECEIVE_BATCH;
+      const received = await run.next(Math.min(wanted, max - moved - failed.length - arrivedDuring.size));
       if (received.length === 0) break;
       // New dead letters are held to the end and counted towards `max`, which bounds the run while the cause still
       // fails (a review in session 37). A receive of new ones alone goes on: SQS answers in no set order, so older
@@ -413,26 +505,49 @@ export async function redriveDeadLetters(
           await resend(deployment, queue, m.Body ?? '', m.MessageId ?? '');
         } catch (error) {
           failed.push({ messageId: m.MessageId ?? '', reason: (error as Error).message });
-          continue;
+          // The rest of the batch stays held, released as the run ends.
+          if (!refusesEveryMessage(error)) continue;
+          stopped = errorLine(error);
+          break;
         }
         moved += 1;
         // Sent back: a failed delete leaves it held and tried again, and, still there, in notDeleted
         // (ops47-dlq-delete-failed), not among those that could not be sent back.
-        await run.delete(m);
+        const notDeleted = await run.delete(m);
+        if (notDeleted !== undefined && refusesEveryMessage(notDeleted)) {
+          stopped = errorLine(notDeleted);
+          break;
+        }
       }
-    }
+    } while (!stopped && moved + failed.length < atStart && moved + failed.length + arrivedDuring.size < max);
+  } catch (error) {
+    // A receive (or the count) that failed: what was done so far is said, not lost with the error.
+    stopped ??= errorLine(error);
   } finally {
-    await run.finish();
+    try {
+      await run.finish();
+    } catch (error) {
+      stopped ??= `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
+    }
   }
   const notDeleted = run.notDeleted().map(({ messageId, reason }) => ({
     messageId,
     reason: `sent back, then its delete failed (${reason}): still in the DLQ, where a redrive sends it again (a duplicate delivery, which its consumer takes as any); ${discardCommand(deployment, queue, messageId)} removes it`,
   }));
+  const reached = moved + failed.length;
   return {
     moved,
     failed,
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
     ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
+    ...(stopped !== undefined
+      ? {
+          stopped: {
+            error: stopped,
+            ...(atStart !== undefined ? { notReached: Math.max(0, atStart - reached) } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -598,14 +713,19 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   if (!isEvent(event)) throw new Error('dlq/not-an-event: the body is not an EventBridge event');
   // A deployed bus takes a continuation from margin-check's role alone, and with tickPublishersOnly a PriceTick from
   // the feed principals alone (its policy): a refusal says what to do instead.
-  const refused = (code: string, message?: string): Error => {
+  const continuation = event['detail-type'] === TICK_BUS.continuationDetailType;
+  const refused = (code: string, message: string | undefined, every: boolean): Error => {
     const detail = message ? `${code} (${message})` : code;
-    if (!/AccessDenied|NotAuthorized/.test(code)) return new Error(`dlq/put-failed: ${detail}`);
-    return new Error(
-      event['detail-type'] === TICK_BUS.continuationDetailType
-        ? `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then ${discardCommand(deployment, queue, messageId)} removes this one`
-        : `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`,
-    );
+    const denied = /AccessDenied|NotAuthorized/.test(code);
+    // A continuation refused by policy is refused for its detail type: the PriceTicks after it may go (no stop).
+    if (denied && continuation)
+      return new Error(
+        `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then ${discardCommand(deployment, queue, messageId)} removes this one`,
+      );
+    const text = denied
+      ? `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`
+      : `dlq/put-failed: ${detail}`;
+    return every ? new EveryTickRefused(text) : new Error(text);
   };
   // As the feed's publisher puts it: a throttled entry is sent again, one refused is said.
   const out = await putEntries(events, [
@@ -618,11 +738,21 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   ]).catch((error: Error) => {
     // A call that failed without an answer the publisher could read as a refusal: its own error says why.
     const cause = error instanceof PutEntriesError && error.cause instanceof Error ? error.cause : error;
-    throw /AccessDenied|NotAuthorized/.test(cause.name) ? refused(cause.name, cause.message) : error;
+    throw /AccessDenied|NotAuthorized/.test(cause.name) ? refused(cause.name, cause.message, true) : error;
   });
   // Refused (the entry, or the whole call: the bus's policy may answer either way), or answered with no result.
-  const entry = out.rejected[0] ?? out.unknown[0];
-  if (entry) throw refused(entry.code, entry.message);
+  // Refused whole for the caller, or its entry by policy, every next tick is refused too (review47-replay-entry-policy);
+  // a call refused for what this one carries (a ValidationException) says nothing of the next.
+  const rejected = out.rejected[0];
+  if (rejected) {
+    const every =
+      rejected.scope === 'call'
+        ? EVERY_MESSAGE_REFUSALS.has(rejected.code)
+        : POLICY_ENTRY_CODES.has(rejected.code);
+    throw refused(rejected.code, rejected.message, every);
+  }
+  const unknown = out.unknown[0];
+  if (unknown) throw refused(unknown.code, unknown.message, false);
 }
 
 /** The discard of one dead letter, for the target it is in (ux46-advice-target). */

@@ -593,7 +593,7 @@ describe('dlq list and redrive on moto', () => {
     expect(await list()).toHaveLength(8);
     expect((await status(at)).dlqMessages).toBe(8);
     const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
-    expect(text.stdout).toMatch(/^liquidations: 3 message\(s\)\n/);
+    expect(text.stdout).toMatch(/^liquidations: 3 messages\n/);
     // SQS's receive count, which each listing raises: said so, not read as failed deliveries.
     expect(text.stdout).toMatch(/ sent \S+, receive count \d+ \(listings count too\)\n {4}reason: /);
 
