@@ -31,8 +31,7 @@ Positions by state, liquidations by state, the fees earned and who bore the shor
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
 (balance, reconciliation as a withdrawal judges it: from ledger-reconcile's checkpoint, never the whole journal;
 whether withdrawals are refused for it; the last journal entries) and the circuit breakers.
-The counts by state Scan the positions, liquidations and auctions tables whole (one Scan each; the auctions
-only once a liquidation has started an auction) on each read:
+The counts by state Scan the positions, liquidations and auctions tables whole (one Scan each) on each read:
 on a deployed stack, a read unit per 8 KB scanned (DynamoDB on demand, eventually consistent), ~44,000 read
 units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md, "What backstop status reads").
   --json                 one JSON object (with --watch: one per line); amounts are decimal strings

@@ -261,14 +261,6 @@ const owesAdlRounds = (item: Record<string, AttributeValue>): boolean =>
   item.context?.S?.includes('"adlRound":') ?? false;
 
 /**
- * A liquidation that started an auction: its context names it (`auctionId`), written in the one transaction that
- * writes the auction (services/liquidation.ts startAuction, the only write that creates one) and carried by every
- * later context. None named: the auctions table holds none (status48-auctions-scan).
- */
-const startedAuction = (item: Record<string, AttributeValue>): boolean =>
-  item.context?.S?.includes('"auctionId":') ?? false;
-
-/**
  * Liquidations by state, the QUEUED ones by the tick that started them, the settled ones ADL still owes rounds on
  * and their settlements' amounts summed: one paginated Scan of those four attributes (status47-one-scan: the ADL
  * rounds owed were a second Scan of the whole table, and a Scan is charged by the items it reads, whatever it
@@ -281,8 +273,6 @@ async function liquidationTotals(
   readonly byState: Map<string, number>;
   readonly queuedByTick: Map<string, number>;
   readonly owingAdlRounds: number;
-  /** Liquidations that started an auction (startedAuction): 0, the auctions table needs no Scan. */
-  readonly auctionsStarted: number;
   readonly losses: StatusReport['liquidations']['losses'];
   /** Open records the open index does not list (UNINDEXED_KEPT_MAX at most): what a look between counts reads too. */
   readonly unindexedOpen: readonly string[];
@@ -290,7 +280,6 @@ async function liquidationTotals(
   const byState = new Map<string, number>();
   const queuedByTick = new Map<string, number>();
   let owingAdlRounds = 0;
-  let auctionsStarted = 0;
   const unindexedOpen: string[] = [];
   let fees = 0n;
   let shortfall = 0n;
@@ -311,7 +300,6 @@ async function liquidationTotals(
       byState.set(state, (byState.get(state) ?? 0) + 1);
       const owing = owesAdlRounds(item);
       if (owing) owingAdlRounds += 1;
-      if (startedAuction(item)) auctionsStarted += 1;
       // Written before the open index (session 38) and not listed since (review47-stranded-unindexed).
       if (
         (owing || !isTerminal(state as LiquidationState)) &&
@@ -344,7 +332,6 @@ async function liquidationTotals(
     byState,
     queuedByTick,
     owingAdlRounds,
-    auctionsStarted,
     unindexedOpen,
     losses: {
       fees: formatQuote(fees),
@@ -497,8 +484,7 @@ export function strandedAdvice(dlqMessages: number, target: AdviceTarget, strand
 
 /**
  * How often `status --watch` counts again what needs a Scan (status46-watch-scans): positions, liquidations and
- * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole, one Scan each (the
- * auctions' only once an auction was started: status48-auctions-scan): ~44,000
+ * auctions by state, the losses, the ADL rounds owed. Each count reads those three tables whole, one Scan each: ~44,000
  * read units for a book of 1,000,000 positions and a crash's 100,000 liquidations (DEPLOY.md's assumptions), hundreds
  * of 1 MB Scan pages, where --watch counted on every refresh (2 s), back to back.
  * Five minutes: the book's totals are a trend to the on-call, and what moves within seconds in a crash (queues, dead
@@ -660,21 +646,15 @@ export async function collectLiquidationWork(deployment: Deployment): Promise<Li
 }
 
 /**
- * The Scanned tables' counts: the positions and the liquidations in parallel, the auctions once the liquidations'
- * Scan has found one that started an auction (status48-auctions-scan: none did, the auctions table holds none, and
- * its Scan, charged by every item it reads, is not made). The positions' Scan, the longest, bounds the wait.
+ * The three Scanned tables' counts (in parallel). The auctions' is its own Scan, never inferred from the liquidations
+ * (review48-auctions-scan-dropped): status counts what the table holds, and an empty table's Scan costs half a read unit.
  */
 async function scanTallies(deployment: Deployment) {
   const { dynamo } = deployment.clients;
-  const scanned = scanLiquidations(deployment);
   const [liquidations, positions, auctions] = await Promise.all([
-    scanned,
+    scanLiquidations(deployment),
     countByAttribute(dynamo, deployment.names.tables.positions, 'state'),
-    scanned.then((l) =>
-      l.auctionsStarted === 0
-        ? new Map<string, number>()
-        : countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
-    ),
+    countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
   ]);
   return { liquidations, positions, auctions };
 }

@@ -421,7 +421,9 @@ async function checkFund(
   if (reused && report.missing !== lookedBefore!.missing)
     return checkFund(ledger, from, pause, waitedFor, undefined, auditedBefore);
   // A balance set back below the prefix resumed (by hand): judged from the checkpoint, as a check without it judges.
-  if (resumed !== undefined && read!.sequence < resumed.sequence)
+  // And nothing missing past it: only a check from the checkpoint says the journal whole, an entry lost behind the
+  // prefix meanwhile found (review48-resumed-reconciled).
+  if (resumed !== undefined && (read!.sequence < resumed.sequence || report.missing === undefined))
     return checkFund(ledger, from, pause, waitedFor, lookedBefore);
   const audit = { sequence: report.auditedThrough, sum: report.journalSum, minBalance: report.minBalance };
   // Judged as ledger-reconcile judges it (judgeReconciliation, in reconcileAccount): the same verdict.

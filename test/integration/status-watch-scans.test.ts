@@ -102,9 +102,9 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     const first = await watch(t0);
     expect(first.counted).toEqual({ at: first.at, ageSeconds: 0 });
     expect(first.liquidations.nonTerminal).toBe(1);
-    // One count: one Scan of the positions and of the liquidations (status47-one-scan: the liquidations' was two, the
-    // totals and the ADL rounds owed), none of the auctions while no liquidation started one (status48-auctions-scan).
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 1 });
+    // One count: one Scan of each table (status47-one-scan: the liquidations' was two, the totals and the ADL rounds
+    // owed).
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 1 });
 
     // Refreshes every 2 s within the five minutes: no Scan of the counted tables; the queues read live.
     await put(queued('p2:0', t0));
@@ -116,7 +116,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     await watch(t0 + 4_000);
     const last = await watch(t0 + lastBefore);
     // Before: a count on each of the three refreshes, 4 in all.
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 4 });
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 4 });
     expect(last.liquidations.nonTerminal).toBe(1);
     expect(last.counted).toEqual({ at: first.at, ageSeconds: lastBefore / 1000 });
     expect(last.queues.liquidations!.depth).toBe(1);
@@ -124,7 +124,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
 
     // Five minutes after the count: counted again, the new liquidation in it.
     const recount = await watch(t0 + STATUS_COUNT_EVERY_MS);
-    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 0, markets: 5 });
+    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 2, markets: 5 });
     expect(recount.liquidations.nonTerminal).toBe(2);
     expect(recount.counted).toEqual({ at: recount.at, ageSeconds: 0 });
     // A clock set back counts again rather than showing a count from the future.
@@ -190,26 +190,23 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     clients.destroy();
   });
 
-  // status48-auctions-scan: a read Scanned the auctions table whole even where no auction was ever started (a Scan is
-  // charged by the items it reads); an auction is written only with its liquidation's context naming it.
-  it('scans the auctions only once the liquidations Scan finds one that started an auction', async () => {
+  // review48-auctions-scan-dropped: the auctions table was Scanned only once the liquidations' Scan found a context
+  // naming an auction (status48-auctions-scan), so an auction no liquidation names (its liquidation's table restored
+  // alone, or either written by hand) counted 0 and its stack was said settled while it ran.
+  it('counts the auctions the table holds, whatever the liquidations name', async () => {
     const { clients, names, deployment, put, scans } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
     const single = await collectStatus(deployment, t0);
-    // Before: auctions 1, a Scan of an empty table.
-    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 0, markets: 1 });
+    expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 1 });
     expect(single.auctions).toEqual({ byState: { RUNNING: 0, CLEARED: 0, EXHAUSTED: 0 }, open: 0 });
-    // A liquidation in its auction, and the auction startAuction wrote with it: counted as before.
+    // A running auction whose liquidation's record does not name it (settled, as a table restored alone has it).
     const { auctions } = createAwsAdapters({ clients, names, clock: systemClock });
-    await put({
-      ...queued('p2:0', t0),
-      state: 'AUCTION',
-      context: { plannedSize: 100_000_000n, executionMark: parsePrice('1440'), auctionId: 'p2:0:auction' },
-    });
+    await put({ ...queued('p1:0', t0), state: 'SETTLED_MARKET', version: 1 });
     await auctions.create(auctionRecord('p2:0:auction', { liquidationId: 'p2:0' }));
     const withAuction = await collectStatus(deployment, t0);
-    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 1, markets: 2 });
+    expect(counted(scans, names)).toEqual({ positions: 2, liquidations: 2, auctions: 2, markets: 2 });
+    // Before: RUNNING 0, open 0 and settled.
     expect(withAuction.auctions).toEqual({ byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 });
     expect(withAuction.settled).toBe(false);
     clients.destroy();
@@ -271,7 +268,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // Before: stranded 0 and settled, as counted, until the count at 5 minutes.
     expect(later).toMatchObject({ drained: true, stranded: 1, strandedAtLeast: false, settled: false });
     expect(later.counted.ageSeconds).toBe(2);
-    expect(counted(scans, names)).toMatchObject({ positions: 1, liquidations: 1, auctions: 0 });
+    expect(counted(scans, names)).toMatchObject({ positions: 1, liquidations: 1, auctions: 1 });
     // The look: a Query of each of the open index's 16 shards.
     expect(queries[names.tables.liquidations]).toBe(16);
     const text = renderStatus(later);

@@ -290,7 +290,13 @@ describe("docs/DEPLOY.md's price of `status --watch` against the look it makes",
     const text = read('docs/DEPLOY.md').replace(/\s+/g, ' ');
     // A Query is half a read unit at least (eventually consistent); a record of ~1 KB read consistently, one.
     const empty = OPEN_INDEX_SHARDS / 2;
-    const full = empty + STRANDED_LOOK_MAX;
+    // A shard's full page, STRANDED_LOOK_MAX keys (id, openShard, startedAtMs: ~50 bytes with an id of the priced
+    // book's 1,000,000 positions), is over 4 KB and under 8: a read unit, not half (review48-look-cost-pages).
+    const keyBytes =
+      'id'.length + 'p999999:0'.length + 'openShard'.length + 'open#0'.length + 'startedAtMs'.length + 8;
+    expect(STRANDED_LOOK_MAX * keyBytes).toBeGreaterThan(4_096);
+    expect(STRANDED_LOOK_MAX * keyBytes).toBeLessThan(8_192);
+    const full = OPEN_INDEX_SHARDS + STRANDED_LOOK_MAX;
     // At 2 s, 1,800 refreshes an hour, the counts' among them.
     const refreshes = 3_600 / 2 - 3_600_000 / STATUS_COUNT_EVERY_MS;
     const anHour = (units: number) => Number((units * refreshes).toPrecision(2)).toLocaleString('en-US');
