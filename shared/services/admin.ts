@@ -344,7 +344,9 @@ async function checkedWithdrawal(movement: LedgerMovement, deps: AdminDeps): Pro
     }
     try {
       const expected = { sequence: balance.sequence, balance: balance.balance };
-      return await deps.ledger.apply({ ...movement, expected }, balance);
+      // Stamped at its write, not before its checks: a statement closes a quiet period by time on how soon an entry
+      // commits after its stamp (SETTLED_AFTER_MS; review48-statement-withdraw-stamp).
+      return await deps.ledger.apply({ ...movement, atMs: deps.nowMs(), expected }, balance);
     } catch (error) {
       if (!(error instanceof ConditionFailedError) || !error.message.startsWith('ledger/moved-since-read'))
         throw error;

@@ -231,18 +231,23 @@ export async function readFundStatement(
   });
   // A gap may be entries the index does not list (a stack deployed before session 27): the journal itself says.
   const gaps = built.breaks.filter((b) => b.type === 'gap');
+  // Entries past the balance read first (committed during the read) are judged by the balance read again, before the
+  // look: the look then reads every entry that balance counts.
+  if (gaps.some((b) => b.missing!.to > balance.sequence)) balance = await ledger.balance(account);
   const unindexed =
     gaps.length > 0
       ? await ledger.unindexedEntries(account, options.lookMax ?? STATEMENT_LOOK_MAX)
       : undefined;
-  // None left out of the index: a gap the balance counts is the index's lag (read again already), as a rule. Entries
-  // past the balance read first (committed during the read) are judged by the balance read again.
-  if (unindexed !== undefined && unindexed.found === 0 && gaps.some((b) => b.missing!.to > balance.sequence))
-    balance = await ledger.balance(account);
-  const statement =
-    unindexed !== undefined && unindexed.found === 0
-      ? { ...built, breaks: indexLagging(built.breaks, balance.sequence) }
-      : built;
+  // None left out of the index: a gap the balance counts is the index's lag (read again already), as a rule; not when
+  // the look read the whole journal (strongly consistent) and it holds fewer entries than the balance counts: those
+  // are gone from the journal itself, not late in its index (review48-statement-lost-not-lagging).
+  const lagMayExplain =
+    unindexed !== undefined &&
+    unindexed.found === 0 &&
+    !(unindexed.complete && unindexed.read < balance.sequence);
+  const statement = lagMayExplain
+    ? { ...built, breaks: indexLagging(built.breaks, balance.sequence) }
+    : built;
   const closed =
     stoppedBy === 'end' ||
     (stoppedBy === 'journal' && closedByTime(period, nowMs, balance.sequence, last?.sequence ?? readAfter));

@@ -355,6 +355,39 @@ describe('the fund statement on the embedded ledger', () => {
     ]);
   });
 
+  // review48-statement-lost-not-lagging: an entry gone from the journal itself was said as the index's lag.
+  it('a gap the look proves gone from the journal (read whole, fewer entries than the balance counts) is missing, not lagging', async () => {
+    const embedded = new EmbeddedLedger();
+    await monthEnd(embedded);
+    // Entry 3 deleted from the table: the index does not list it, and the look, reading the journal itself, finds
+    // 5 entries where the balance counts 6.
+    const lost = new Proxy(embedded, {
+      get: (target, key) => {
+        if (key === 'journalAfter')
+          return async (account: string, after: number, limit: number) =>
+            (await target.journalAfter(account, after, limit + 1))
+              .filter((e) => e.sequence !== 3)
+              .slice(0, limit);
+        if (key === 'unindexedEntries')
+          return async (account: string, maxRead: number) => {
+            const look = await target.unindexedEntries(account, maxRead);
+            return { ...look, read: look.read - 1 };
+          };
+        const method = Reflect.get(target, key);
+        return typeof method === 'function' ? method.bind(target) : method;
+      },
+    }) as Ledger;
+    const pause = async () => {};
+    const read = await readFundStatement(lost, INSURANCE_ACCOUNT, byTime(undefined, undefined), { pause });
+    expect(read.statement.breaks.map((b) => [b.type, b.sequence])).toEqual([['gap', 4]]);
+    // Not read whole (a bound below the journal's size): the lag stays the rule.
+    const bounded = await readFundStatement(lost, INSURANCE_ACCOUNT, byTime(undefined, undefined), {
+      pause,
+      lookMax: 2,
+    });
+    expect(bounded.statement.breaks.map((b) => [b.type, b.sequence])).toEqual([['lagging', 4]]);
+  });
+
   // statement48-closed-by-time: a month read to the journal's end said `open` however long after its end.
   it("closes a period by time whose end passed long enough before, read to the balance's entry", async () => {
     const ledger = new EmbeddedLedger();

@@ -434,6 +434,31 @@ describe('a withdrawal racing a change of the balance between its check and its 
     expect([report.difference, report.problems]).toEqual([0n, []]);
   });
 
+  // review48-statement-withdraw-stamp: stamped before its checks, a withdrawal committed minutes after its stamp, and
+  // a statement closing a quiet period by time (SETTLED_AFTER_MS) could miss it.
+  it('is stamped at its write, not before its checks, however long they take', async () => {
+    const { p, withdraw, deposit } = setup();
+    await deposit('100', 'd1');
+    // Each read of the journal by the check takes 4 minutes of the clock (a slow journal, a laptop's network).
+    const slow: AdminDeps = {
+      ...adminDepsOf(p),
+      ledger: new Proxy(p.adapters.ledger, {
+        get: (target, key) => {
+          const method = Reflect.get(target, key);
+          if (key !== 'journalAfter') return typeof method === 'function' ? method.bind(target) : method;
+          return async (...args: Parameters<Ledger['journalAfter']>) => {
+            p.clock.advance(4 * 60_000);
+            return target.journalAfter(...args);
+          };
+        },
+      }),
+    };
+    const asked = p.clock.nowMs();
+    const result = await withdraw('30', 'w1', slow);
+    expect(p.clock.nowMs()).toBeGreaterThan(asked);
+    expect(result).toMatchObject({ ok: true, entry: { kind: 'withdraw', atMs: p.clock.nowMs() } });
+  });
+
   it('gives up, moving nothing, when every check is outraced (the fund moving all the while)', async () => {
     const { p, withdraw, deposit, fund } = setup();
     await deposit('100', 'd1');
