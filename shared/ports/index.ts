@@ -4,6 +4,7 @@ import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
+import type { ProviderFills, UnreadableProviderFills } from '../domain/provider-fills.ts';
 import { type BaseE8, formatQuoteGrouped, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 
@@ -1037,6 +1038,14 @@ export interface ProviderRecord {
   /** Largest lot per auction in the markets where it differs from maxLot (base units differ: 10 ETH, 0.5 BTC). */
   readonly maxLotBySymbol?: Readonly<Record<string, BaseE8>>;
   readonly symbols: readonly string[];
+  /**
+   * What it won in the auctions: the latest few fills and its totals per market, written by the auction step's write
+   * that takes its capital (domain/provider-fills.ts; display only). Absent: none since session 48. Stored in a shape
+   * this version cannot read: kept as it is (UnreadableProviderFills).
+   */
+  readonly fills?: ProviderFills | UnreadableProviderFills;
+  /** Fills this version could not read, set aside when a fill started new totals (recordProviderFill). */
+  readonly fillsSetAside?: readonly UnreadableProviderFills[];
   readonly version: number;
 }
 

@@ -8,6 +8,7 @@ import {
   unindexedAmong,
 } from '../domain/journal-audit.ts';
 import { isLiquidatable } from '../domain/margin.ts';
+import { keptFills } from '../domain/provider-fills.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   absBig,
@@ -682,7 +683,14 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         return { ok: true, id: request.id, alreadyApplied: true, ...(await wakeForNewBids(symbols, deps)) };
       const capital = providerCapital(request.id, existing, stated, request.expectedVersion);
       await deps.providers.put(
-        { id: request.id, capital, ...terms, version: existing ? existing.version + 1 : 0 },
+        // New terms, the fills it won kept (providers48-fills-on-record).
+        {
+          id: request.id,
+          capital,
+          ...terms,
+          ...keptFills(existing),
+          version: existing ? existing.version + 1 : 0,
+        },
         existing?.version,
       );
       // The markets it left too: their sleepers planned on its bid, which is gone.

@@ -8,6 +8,7 @@ import {
 import { clearAuctionStep } from '../domain/clearing.ts';
 import { marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
+import { fillEdge, recordProviderFill } from '../domain/provider-fills.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
 import type { BaseE8, Ppm, PriceE8 } from '../domain/units.ts';
 import { MARKET_DIMENSION, METRICS } from '../metrics.ts';
@@ -421,12 +422,26 @@ async function stepOnce(
     ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size, cost: f.cost })),
   ];
   const filled = new Map<string, ProviderRecord>();
+  const filledAtMs = deps.clock.nowMs();
   for (const fill of clearing.fills) {
     const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
-    // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY).
+    // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY). The same write records
+    // the fill on the provider, what it won (providers48-fills-on-record): no write more.
     filled.set(provider.id, {
       ...provider,
       capital: provider.capital - fill.cost,
+      ...recordProviderFill(provider, {
+        liquidationId: auction.liquidationId,
+        step: auction.step,
+        symbol: auction.symbol,
+        direction: auction.direction,
+        size: fill.size,
+        price: fill.price,
+        cost: fill.cost,
+        mark,
+        edge: fillEdge(auction.direction, fill.size, mark, fill.cost),
+        atMs: filledAtMs,
+      }),
       version: provider.version + 1,
     });
   }

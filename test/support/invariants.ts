@@ -12,6 +12,11 @@ import { boundedFills } from '../../shared/domain/fills.ts';
 import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
 import { adlEventsRead, type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
 import {
+  fillEdge,
+  type ProviderMarketTotals,
+  providerFillsRead,
+} from '../../shared/domain/provider-fills.ts';
+import {
   div,
   maxBig,
   minBig,
@@ -652,6 +657,90 @@ export function checkAuctions(auctions: Iterable<AuctionRecord>): {
   return { fills, cost, problems };
 }
 
+/**
+ * What each provider won, on its record (providers48-fills-on-record): every auction step's write of a provider it
+ * filled records exactly that fill (its liquidation, step, size, price, cost, and its edge at the step's mark), no
+ * other write of a provider changes its fills, and each provider's totals per market are the auctions' fills of it,
+ * exactly: count, base bought and sold, quote paid and received, and the edges its fills recorded.
+ */
+export function checkProviderFills(observer: Observer, auctions: Iterable<AuctionRecord>): string[] {
+  const problems: string[] = [];
+  const same = (x: unknown, y: unknown) => x === y || toJson(x) === toJson(y);
+  const edges = new Map<string, bigint>();
+  const last = new Map<string, ProviderRecord>();
+  for (const group of observer.groups) {
+    const step = group.writes.find((w) => w.kind === 'auction' && w.before !== undefined);
+    const auctionBefore = step?.before as AuctionRecord | undefined;
+    const auctionAfter = step?.after as AuctionRecord | undefined;
+    const newFills = auctionAfter?.fills.slice(auctionBefore?.fills.length ?? 0) ?? [];
+    for (const w of group.writes) {
+      if (w.kind !== 'provider') continue;
+      const before = w.before as ProviderRecord | undefined;
+      const after = w.after as ProviderRecord;
+      last.set(after.id, after);
+      const mine = newFills.filter((f) => f.providerId === after.id);
+      if (mine.length === 0) {
+        if (!same(before?.fills, after.fills) || !same(before?.fillsSetAside, after.fillsSetAside))
+          problems.push(`provider fills: ${after.id} changed by a write that filled nothing`);
+        continue;
+      }
+      const a = auctionBefore!;
+      const f = mine[0]!;
+      const was = providerFillsRead(before?.fills) ? before.fills.total : 0;
+      const now = providerFillsRead(after.fills) ? after.fills : undefined;
+      const got = now?.recent.at(-1);
+      if (mine.length !== 1 || now?.total !== was + 1 || got === undefined) {
+        problems.push(
+          `provider fills: ${after.id} counts ${now?.total} after ${was}, filled once by ${a.id}`,
+        );
+        continue;
+      }
+      if (
+        got.liquidationId !== a.liquidationId ||
+        got.step !== a.step ||
+        got.symbol !== a.symbol ||
+        got.direction !== a.direction ||
+        got.size !== f.size ||
+        got.price !== f.price ||
+        got.cost !== f.cost ||
+        got.edge !== fillEdge(a.direction, got.size, got.mark, got.cost)
+      )
+        problems.push(`provider fills: ${after.id}'s last fill ${toJson(got)} is not ${a.id}'s ${toJson(f)}`);
+      const key = `${after.id} ${a.symbol}`;
+      edges.set(key, (edges.get(key) ?? 0n) + got.edge);
+    }
+  }
+  // The auctions' fills, totalled per provider and market as its record totals them.
+  const expected = new Map<string, Map<string, ProviderMarketTotals>>();
+  for (const a of auctions)
+    for (const f of a.fills) {
+      const markets = expected.get(f.providerId) ?? new Map<string, ProviderMarketTotals>();
+      expected.set(f.providerId, markets);
+      const t = markets.get(a.symbol) ?? { fills: 0, bought: 0n, paid: 0n, sold: 0n, received: 0n, edge: 0n };
+      const sell = a.direction === 'SELL';
+      const cost = f.cost ?? 0n;
+      markets.set(a.symbol, {
+        fills: t.fills + 1,
+        bought: t.bought + (sell ? f.size : 0n),
+        paid: t.paid + (sell ? cost : 0n),
+        sold: t.sold + (sell ? 0n : f.size),
+        received: t.received + (sell ? 0n : cost),
+        edge: edges.get(`${f.providerId} ${a.symbol}`) ?? 0n,
+      });
+    }
+  for (const [id, p] of last) {
+    const fills = providerFillsRead(p.fills) ? p.fills : undefined;
+    const sorted = (o: Readonly<Record<string, ProviderMarketTotals>>) =>
+      Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1)));
+    const want = sorted(Object.fromEntries(expected.get(id) ?? []));
+    if (!same(sorted(fills?.byMarket ?? {}), want))
+      problems.push(
+        `provider fills: ${id}'s totals ${toJson(fills?.byMarket)} are not its auction fills' ${toJson(want)}`,
+      );
+  }
+  return problems;
+}
+
 /** Checks every invariant of issue 7 from the records; see the module comment. */
 export async function checkInvariants(input: CheckInput): Promise<InvariantReport> {
   const { adapters, config, observer, insuranceAccount } = input;
@@ -1000,6 +1089,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
   for (const problem of auctionProblems) fail(problem);
   if (providerCapitalUsed !== auctionCost)
     fail(`providers: capital used ${providerCapitalUsed}, auction fills cost ${auctionCost}`);
+  for (const problem of checkProviderFills(observer, auctions.values())) fail(problem);
 
   // --- states: terminal once, or progressing with a message in flight; nothing lost --------------------------
   const pendingLiquidations = new Set<string>();

@@ -1,6 +1,19 @@
-import { type DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb';
+import {
+  type ProviderFill,
+  type ProviderFills,
+  type ProviderMarketTotals,
+  providerFillsRead,
+  type UnreadableProviderFills,
+} from '../../domain/provider-fills.ts';
 import type { CrashHook, ProviderRecord, ProviderRepository } from '../../ports/index.ts';
 import {
+  CorruptItemError,
   conditional,
   type Item,
   N,
@@ -8,6 +21,7 @@ import {
   readBig,
   readInt,
   readMap,
+  readMaps,
   readS,
   readStrings,
   S,
@@ -34,6 +48,10 @@ export const providerItem = (p: ProviderRecord): Item => ({
       }
     : {}),
   symbols: strings(p.symbols),
+  ...(p.fills !== undefined
+    ? { fills: providerFillsRead(p.fills) ? fillsAttr(p.fills) : storedAttr(p.fills) }
+    : {}),
+  ...(p.fillsSetAside?.length ? { fillsSetAside: { L: p.fillsSetAside.map(storedAttr) } } : {}),
   version: N(p.version),
   ...schemaStamp(),
 });
@@ -45,11 +63,143 @@ export const providerFromItem = (item: Item): ProviderRecord => ({
   maxLot: readBig(item, 'maxLot'),
   ...(item.maxLotBySymbol ? { maxLotBySymbol: lotsBySymbol(readMap(item, 'maxLotBySymbol')) } : {}),
   symbols: readStrings(item, 'symbols'),
+  ...optFills(item),
   version: readInt(item, 'version'),
 });
 
 const lotsBySymbol = (lots: Item): Record<string, bigint> =>
   Object.fromEntries(Object.keys(lots).map((symbol) => [symbol, readBig(lots, symbol)]));
+
+/**
+ * What the provider won (ProviderRecord.fills): a map of the count, the latest fills (bounded by
+ * MAX_PROVIDER_FILLS_KEPT), the totals by market and when they began. Not fenced (writer-schema.ts): a version before
+ * session 48 reads the item without it and its whole-item Put drops it (providers48-fills-not-fenced).
+ */
+function fillsAttr(fills: ProviderFills): AttributeValue {
+  return {
+    M: {
+      total: N(fills.total),
+      sinceMs: N(fills.sinceMs),
+      recent: { L: fills.recent.map(fillAttr) },
+      byMarket: {
+        M: Object.fromEntries(Object.entries(fills.byMarket).map(([symbol, t]) => [symbol, totalsAttr(t)])),
+      },
+    },
+  };
+}
+
+const fillAttr = (f: ProviderFill): AttributeValue => ({
+  M: {
+    liquidationId: S(f.liquidationId),
+    step: N(f.step),
+    symbol: S(f.symbol),
+    direction: S(f.direction),
+    size: N(f.size),
+    price: N(f.price),
+    cost: N(f.cost),
+    mark: N(f.mark),
+    edge: N(f.edge),
+    atMs: N(f.atMs),
+  },
+});
+
+const totalsAttr = (t: ProviderMarketTotals): AttributeValue => ({
+  M: {
+    fills: N(t.fills),
+    bought: N(t.bought),
+    paid: N(t.paid),
+    sold: N(t.sold),
+    received: N(t.received),
+    edge: N(t.edge),
+  },
+});
+
+/** Names the part that did not read: `recent[2]: adapter/...`. */
+function within<T>(where: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof CorruptItemError) throw new CorruptItemError(`${where}: ${error.message}`);
+    throw error;
+  }
+}
+
+function readFills(value: AttributeValue): ProviderFills {
+  const m = readMap({ fills: value }, 'fills');
+  const recent = readMaps(m, 'recent').map((f, i) =>
+    within(`recent[${i}]`, (): ProviderFill => {
+      const direction = readS(f, 'direction');
+      if (direction !== 'BUY' && direction !== 'SELL')
+        throw new CorruptItemError(`adapter/bad-direction: ${direction}`);
+      return {
+        liquidationId: readS(f, 'liquidationId'),
+        step: readInt(f, 'step'),
+        symbol: readS(f, 'symbol'),
+        direction,
+        size: readBig(f, 'size'),
+        price: readBig(f, 'price'),
+        cost: readBig(f, 'cost'),
+        mark: readBig(f, 'mark'),
+        edge: readBig(f, 'edge'),
+        atMs: readInt(f, 'atMs'),
+      };
+    }),
+  );
+  const markets = readMap(m, 'byMarket');
+  const byMarket = Object.fromEntries(
+    Object.keys(markets).map((symbol) => [
+      symbol,
+      within(`byMarket.${symbol}`, (): ProviderMarketTotals => {
+        const t = readMap(markets, symbol);
+        return {
+          fills: readInt(t, 'fills'),
+          bought: readBig(t, 'bought'),
+          paid: readBig(t, 'paid'),
+          sold: readBig(t, 'sold'),
+          received: readBig(t, 'received'),
+          edge: readBig(t, 'edge'),
+        };
+      }),
+    ]),
+  );
+  return { total: readInt(m, 'total'), recent, byMarket, sinceMs: readInt(m, 'sinceMs') };
+}
+
+function unreadableFills(value: AttributeValue): UnreadableProviderFills {
+  try {
+    readFills(value);
+    // Set aside by this version because it did not read then: one that reads now was edited since.
+    return { unreadable: 'set aside as unreadable', stored: value };
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return { unreadable: error.message, stored: value };
+  }
+}
+
+/**
+ * The provider's fills: display only, so fills this version cannot read (a later version's shape, an edit by hand)
+ * never fail the read of the provider, which every auction step makes: kept as stored, written back unchanged, and
+ * shown as unreadable (providers48-fills-unreadable).
+ */
+function optFills(item: Item): Pick<ProviderRecord, 'fills' | 'fillsSetAside'> {
+  const value = item.fills;
+  const aside = item.fillsSetAside;
+  let fills: ProviderFills | UnreadableProviderFills | undefined;
+  if (value !== undefined) {
+    try {
+      fills = readFills(value);
+    } catch (error) {
+      if (!(error instanceof CorruptItemError)) throw error;
+      fills = { unreadable: error.message, stored: value };
+    }
+  }
+  return {
+    ...(fills !== undefined ? { fills } : {}),
+    ...(aside !== undefined ? { fillsSetAside: (aside.L ?? [aside]).map(unreadableFills) } : {}),
+  };
+}
+
+const storedAttr = (fills: UnreadableProviderFills): AttributeValue => fills.stored as AttributeValue;
 
 export class DynamoProviderRepository implements ProviderRepository {
   constructor(
