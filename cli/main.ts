@@ -12,6 +12,7 @@ import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
 import { runInject, runReplay } from './ops/events.ts';
 import { runLiquidations } from './ops/liquidations.ts';
+import { runProviders } from './ops/providers.ts';
 import { runFeed, runFund, runPositions, runSeed } from './ops/seed.ts';
 import { runStatus } from './ops/status.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
@@ -40,6 +41,8 @@ Commands:
   liquidations  liquidations overdue [--resend] | index: open liquidations no message is moving, resume them;
              liquidations show <id> | --position <id>: one liquidation's story (fills, auction, settlement, ledger),
              or a position's liquidations and those whose ADL reduced or closed it
+  providers  providers show <id> | list [--market SYMBOL]: a liquidity provider's terms, capital left, what it
+             won in the auctions (totals per market, its latest fills with their edge at the mark)
 
 Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
 
@@ -62,6 +65,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => 
   status: runStatus,
   dlq: runDlq,
   liquidations: runLiquidations,
+  providers: runProviders,
 };
 
 /** Errors that mean "the input is wrong", reported as one line with exit code 2. */

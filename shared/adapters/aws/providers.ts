@@ -201,6 +201,24 @@ function optFills(item: Item): Pick<ProviderRecord, 'fills' | 'fillsSetAside'> {
 
 const storedAttr = (fills: UnreadableProviderFills): AttributeValue => fills.stored as AttributeValue;
 
+/** Every provider, ordered by id: a consistent Scan of the (short, admin-registered) table. */
+export async function scanProviders(dynamo: DynamoDBClient, table: string): Promise<ProviderRecord[]> {
+  const providers: ProviderRecord[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await dynamo.send(
+      new ScanCommand({
+        TableName: table,
+        ConsistentRead: true,
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+      }),
+    );
+    for (const item of out.Items ?? []) providers.push(providerFromItem(item));
+    start = out.LastEvaluatedKey;
+  } while (start !== undefined);
+  return providers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 export class DynamoProviderRepository implements ProviderRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -210,23 +228,7 @@ export class DynamoProviderRepository implements ProviderRepository {
 
   /** Providers quoting `symbol`, ordered by id. */
   async list(symbol: string): Promise<readonly ProviderRecord[]> {
-    const providers: ProviderRecord[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await this.dynamo.send(
-        new ScanCommand({
-          TableName: this.table,
-          ConsistentRead: true,
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        const provider = providerFromItem(item);
-        if (provider.symbols.includes(symbol)) providers.push(provider);
-      }
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined);
-    return providers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return (await scanProviders(this.dynamo, this.table)).filter((p) => p.symbols.includes(symbol));
   }
 
   async get(id: string): Promise<ProviderRecord | undefined> {

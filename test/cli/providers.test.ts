@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import type { ProviderShow, ProvidersList } from '../../cli/ops/providers.ts';
+import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { fillEdge, providerFillsRead } from '../../shared/domain/provider-fills.ts';
+import { formatBase, formatPrice, formatQuote, formatQuoteGrouped } from '../../shared/domain/units.ts';
+import { startLocalStack } from '../../shared/local/stack.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { AUCTION_ONLY } from '../support/risk-configs.ts';
+
+/**
+ * `backstop providers show | list` (providers48-fills-on-record) against providers the real handlers filled on moto
+ * (a tick on the bus, margin-check, the consumer, the auction function): what each won, from its own record.
+ */
+const emulator = useOperatorEmulator('providers');
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+describe('providers show and list', () => {
+  it("show: a provider's terms, capital left, totals and latest fills with their edge; list; refusals", async () => {
+    const stage = 'prov1';
+    const stack = await startLocalStack({
+      endpoint: emulator.moto.endpoint,
+      stage,
+      riskConfig: AUCTION_ONLY,
+      fastRetries: true,
+    });
+    const at = ['--endpoint', emulator.moto.endpoint, '--stage', stage];
+    let sequence = 0;
+    const tick = async (price: string) => {
+      sequence += 1;
+      expect(
+        await stack.putTicks([
+          { symbol: 'ETH-USD', markPrice: price, timestamp: Date.now(), sequence, source: 'test' },
+        ]),
+      ).toEqual([]);
+      await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
+    };
+    const admin = async (request: unknown) =>
+      expect(await stack.runner.invoke('admin', request)).toMatchObject({ ok: true });
+    try {
+      await tick('200');
+      await tick('200');
+      await admin({
+        action: 'openPosition',
+        id: 'p1',
+        traderId: 't-p1',
+        symbol: 'ETH-USD',
+        side: 'LONG',
+        size: '10',
+        entryPrice: '200',
+        collateral: '200',
+      });
+      for (const [id, discount] of [
+        ['lp-1', '0.01'],
+        ['lp-2', '0.02'],
+      ] as const)
+        await admin({
+          action: 'registerProvider',
+          id,
+          capital: '100000',
+          maxDiscount: discount,
+          maxLot: '100',
+          symbols: ['ETH-USD'],
+        });
+      await admin({
+        action: 'registerProvider',
+        id: 'lp-btc',
+        capital: '5000',
+        maxDiscount: '0.05',
+        maxLot: '1',
+        symbols: ['BTC-USD'],
+      });
+      await tick('184');
+      expect(stack.runner.errors.map((e) => String(e.error))).toEqual([]);
+    } finally {
+      await stack.stop();
+    }
+
+    const adapters = createAwsAdapters({ clients: emulator.clients, names: stack.names, clock: systemClock });
+    const stored = (await adapters.providers.get('lp-1'))!;
+    expect(providerFillsRead(stored.fills)).toBe(true);
+    if (!providerFillsRead(stored.fills)) return;
+    const fill = stored.fills.recent[0]!;
+    const auction = (await adapters.auctions.get(`${fill.liquidationId}:auction`))!;
+    const onAuction = auction.fills.find((f) => f.providerId === 'lp-1')!;
+    expect([fill.size, fill.price, fill.cost]).toEqual([onAuction.size, onAuction.price, onAuction.cost]);
+    expect(fill.edge).toBe(fillEdge('SELL', fill.size, fill.mark, fill.cost));
+
+    const json = await cli('providers', 'show', 'lp-1', '--json', ...at);
+    expect(json.code, json.stderr).toBe(0);
+    const shown = JSON.parse(json.stdout) as ProviderShow;
+    expect(shown).toEqual({
+      provider: {
+        id: 'lp-1',
+        symbols: ['ETH-USD'],
+        capital: formatQuote(stored.capital),
+        quote: 'USD',
+        maxDiscount: '0.01',
+        maxLot: '100',
+        version: stored.version,
+      },
+      fills: {
+        total: 1,
+        since: expect.stringMatching(ISO),
+        byMarket: [
+          {
+            symbol: 'ETH-USD',
+            base: 'ETH',
+            fills: 1,
+            bought: formatBase(fill.size),
+            paid: formatQuote(fill.cost),
+            sold: '0',
+            received: '0',
+            edge: formatQuote(fill.edge),
+          },
+        ],
+        recent: [
+          {
+            at: expect.stringMatching(ISO),
+            auctionId: auction.id,
+            liquidationId: auction.liquidationId,
+            step: fill.step,
+            symbol: 'ETH-USD',
+            direction: 'SELL',
+            size: formatBase(fill.size),
+            price: formatPrice(fill.price),
+            cost: formatQuote(fill.cost),
+            mark: '184',
+            edge: formatQuote(fill.edge),
+          },
+        ],
+      },
+    });
+    // Bought 1 % under the mark: its edge is that 1 % of the value at the mark, floored.
+    expect(fill.edge).toBe((fill.size * 184n * 10n ** 8n) / 10n ** 10n - fill.cost);
+    expect(BigInt(100000 * 1e6) - stored.capital).toBe(fill.cost);
+
+    const text = await cli('providers', 'show', 'lp-1', ...at);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`provider lp-1 (version ${stored.version}): quotes ETH-USD\n`);
+    expect(text.stdout).toContain(`  capital      ${formatQuoteGrouped(stored.capital)} USD unused\n`);
+    expect(text.stdout).toContain(
+      '  terms        bids 1 % from the mark, takes up to 100 ETH of an auction\n',
+    );
+    expect(text.stdout).toContain(
+      `    ETH-USD  1 fill: bought ${formatBase(fill.size)} ETH for ${formatQuoteGrouped(fill.cost)} USD; edge ${formatQuoteGrouped(fill.edge)} USD at the marks\n`,
+    );
+    expect(text.stdout).toContain(
+      `${auction.id} step ${fill.step}: bought ${formatBase(fill.size)} ETH at ${formatPrice(fill.price)} USD, paid ${formatQuoteGrouped(fill.cost)} USD; mark 184 USD, edge ${formatQuoteGrouped(fill.edge)} USD`,
+    );
+    expect(text.stdout).not.toMatch(/\b\d{9,}\b/);
+
+    // A provider that won nothing says so; one unknown is refused with exit 2.
+    const none = await cli('providers', 'show', 'lp-btc', '--json', ...at);
+    expect(none.code).toBe(0);
+    expect((JSON.parse(none.stdout) as ProviderShow).fills).toBeUndefined();
+    expect((await cli('providers', 'show', 'lp-btc', ...at)).stdout).toContain(
+      'won          nothing recorded',
+    );
+    const unknown = await cli('providers', 'show', 'lp-9', ...at);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe(
+      `backstop: providers show: no provider "lp-9" in stage ${stage} (local) (backstop providers list lists them)\n`,
+    );
+
+    const list = await cli('providers', 'list', '--json', ...at);
+    expect(list.code, list.stderr).toBe(0);
+    const listed = JSON.parse(list.stdout) as ProvidersList;
+    expect(listed.providers.map((p) => [p.id, p.fills])).toEqual([
+      ['lp-1', 1],
+      [
+        'lp-2',
+        (await adapters.auctions.get(auction.id))!.fills.filter((f) => f.providerId === 'lp-2').length,
+      ],
+      ['lp-btc', 0],
+    ]);
+    expect(listed.providers[0]!.totals).toEqual(shown.fills!.byMarket);
+    const eth = JSON.parse(
+      (await cli('providers', 'list', '--market', 'ETH-USD', '--json', ...at)).stdout,
+    ) as ProvidersList;
+    expect(eth.market).toBe('ETH-USD');
+    expect(eth.providers.map((p) => p.id)).toEqual(['lp-1', 'lp-2']);
+    const listText = await cli('providers', 'list', '--market', 'BTC-USD', ...at);
+    expect(listText.stdout).toBe(
+      '1 provider quoting BTC-USD:\n  lp-btc (BTC-USD): capital 5,000.00 USD unused; bids 5 % from the mark, takes up to 1 BTC of an auction\n    no fill recorded\n',
+    );
+
+    const usage = await cli('providers', 'show', ...at);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('providers show: a provider id');
+    expect((await cli('providers', 'show', 'lp-1', '--market', 'ETH-USD', ...at)).code).toBe(2);
+    expect((await cli('providers', 'frob', ...at)).code).toBe(2);
+    const help = await cli('providers', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('backstop providers show <providerId>');
+    expect((await cli('--help')).stdout).toContain('providers  providers show <id> | list');
+  }, 120_000);
+});
