@@ -3,9 +3,11 @@ import { type SimulatedMarketConfig, SimulatedVenue } from '../adapters/venue/si
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { isTerminal } from '../domain/model.ts';
+import { providerFillsRead } from '../domain/provider-fills.ts';
 import type { Tick } from '../domain/tick.ts';
 import { minBig, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import {
+  type AuctionRecord,
   type PositionRecord,
   type ProviderRecord,
   type QueueTransport,
@@ -275,6 +277,11 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
   }
 
   // --- the summary ---------------------------------------------------------------------------------------
+  const fillsDisagree = providerFillsDisagree(
+    await Promise.all(input.providers.map((p) => adapters.providers.get(p.id))),
+    adapters.auctions.all(),
+  );
+  if (fillsDisagree) fail(new Error(`sim/provider-fills: ${fillsDisagree}`));
   const all = adapters.liquidations.all();
   // Rounds of ADL still owed count as unfinished too: their bad debt is not final.
   const nonTerminal = all.filter((l) => !isTerminal(l.state) || l.context?.adlRound !== undefined).length;
@@ -351,4 +358,41 @@ export async function runSimulation(input: EngineInput): Promise<SimulationResul
     deadLetters: dead,
     series,
   };
+}
+
+/**
+ * What providers' records say they won against the auctions' fills (providers48-fills-on-record): per provider and
+ * market, the count, base bought and sold, quote paid and received, exactly. Undefined: they agree.
+ */
+function providerFillsDisagree(
+  providers: readonly (ProviderRecord | undefined)[],
+  auctions: readonly AuctionRecord[],
+): string | undefined {
+  const key = (id: string, symbol: string) => `${id} ${symbol}`;
+  const want = new Map<string, [number, bigint, bigint, bigint, bigint]>();
+  for (const a of auctions)
+    for (const f of a.fills) {
+      const t = want.get(key(f.providerId, a.symbol)) ?? [0, 0n, 0n, 0n, 0n];
+      const sell = a.direction === 'SELL';
+      const cost = f.cost ?? 0n;
+      want.set(key(f.providerId, a.symbol), [
+        t[0] + 1,
+        t[1] + (sell ? f.size : 0n),
+        t[2] + (sell ? cost : 0n),
+        t[3] + (sell ? 0n : f.size),
+        t[4] + (sell ? 0n : cost),
+      ]);
+    }
+  const got = new Map<string, [number, bigint, bigint, bigint, bigint]>();
+  for (const p of providers) {
+    if (!p || !providerFillsRead(p.fills)) continue;
+    for (const [symbol, t] of Object.entries(p.fills.byMarket))
+      got.set(key(p.id, symbol), [t.fills, t.bought, t.paid, t.sold, t.received]);
+  }
+  for (const k of new Set([...want.keys(), ...got.keys()])) {
+    const w = want.get(k)?.join(',') ?? 'none';
+    const g = got.get(k)?.join(',') ?? 'none';
+    if (w !== g) return `${k}: the record totals ${g}, the auctions' fills ${w}`;
+  }
+  return undefined;
 }

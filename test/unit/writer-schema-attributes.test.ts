@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
 import { positionItem } from '../../shared/adapters/aws/positions.ts';
+import { providerItem } from '../../shared/adapters/aws/providers.ts';
 import { auctionItem } from '../../shared/adapters/aws/record-items.ts';
 import { RECORD_SCHEMA, SCHEMA_ATTR } from '../../shared/adapters/aws/writer-schema.ts';
 import { base, price } from '../../shared/domain/units.ts';
-import type { AuctionRecord, PositionRecord } from '../../shared/ports/index.ts';
+import type { AuctionRecord, PositionRecord, ProviderRecord } from '../../shared/ports/index.ts';
 
 /**
  * The writer-schema fence's rule (adapters/aws/writer-schema.ts): a release that adds an attribute a whole-item Put
@@ -183,5 +184,67 @@ describe('writer schema: every attribute of a position item is decided (writer-s
     expect(undecided).toEqual([]);
     for (const [name, schema] of Object.entries(POSITION_KEPT_SINCE))
       expect(RECORD_SCHEMA, `${name} is kept since schema ${schema}`).toBeGreaterThanOrEqual(schema);
+  });
+});
+
+/** A provider item's attributes written by schema 1. */
+const PROVIDER_SCHEMA_1 = new Set([
+  'id',
+  'capital',
+  'maxDiscountPpm',
+  'maxLot',
+  'maxLotBySymbol',
+  'symbols',
+  'version',
+  SCHEMA_ATTR,
+]);
+
+/** Dropped by an older Put, no money and no decision is lost (providers48-fills-not-fenced). */
+const PROVIDER_HARMLESS_TO_DROP = new Set([
+  // What the provider won (providers48-fills-on-record): read by `providers show | list` alone. A version before session
+  // 48 that puts the provider back in a deploy's minutes (its auction step's fill, its admin's registration) drops it,
+  // and the next fill starts new totals, whose `sinceMs` says when (the auctions keep every fill). Raising the schema
+  // would cost every deploy's auction steps and any rollback.
+  'fills',
+  // Fills this version could not read, set aside when a fill started new totals: display only, as `fills`.
+  'fillsSetAside',
+]);
+
+const everyProvider: ProviderRecord = {
+  id: 'lp-1',
+  capital: 1n,
+  maxDiscountPpm: 1n,
+  maxLot: 1n,
+  maxLotBySymbol: { 'BTC-USD': 1n },
+  symbols: ['ETH-USD', 'BTC-USD'],
+  fills: {
+    total: 1,
+    recent: [
+      {
+        liquidationId: 'p:1',
+        step: 0,
+        symbol: 'ETH-USD',
+        direction: 'SELL',
+        size: 1n,
+        price: 1n,
+        cost: 1n,
+        mark: 1n,
+        edge: 0n,
+        atMs: 1,
+      },
+    ],
+    byMarket: { 'ETH-USD': { fills: 1, bought: 1n, paid: 1n, sold: 0n, received: 0n, edge: 0n } },
+    sinceMs: 1,
+  },
+  fillsSetAside: [{ unreadable: 'adapter/missing-attribute: recent', stored: { M: {} } }],
+  version: 2,
+};
+
+describe('writer schema: every attribute of a provider item is decided (writer-schema.ts, docs/DEPLOY.md)', () => {
+  it('each attribute is of schema 1 or harmless to drop', () => {
+    const undecided = Object.keys(providerItem(everyProvider)).filter(
+      (name) => !PROVIDER_SCHEMA_1.has(name) && !PROVIDER_HARMLESS_TO_DROP.has(name),
+    );
+    expect(undecided).toEqual([]);
   });
 });
