@@ -1,15 +1,32 @@
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
+import { InfraConfigError, loadConfig } from '../infra/config.ts';
+import { riskConfigDigest } from '../infra/outputs.ts';
 import { renderReport } from '../report/html.ts';
-import { baseOf, DEFAULT_RISK_CONFIG, quoteOf, type RiskConfig } from '../shared/domain/config.ts';
+import {
+  baseOf,
+  ConfigError,
+  DEFAULT_RISK_CONFIG,
+  parseRiskConfig,
+  quoteOf,
+  type RiskConfig,
+} from '../shared/domain/config.ts';
+import { formatQuote, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
 import { readPriceFile } from '../shared/prices/file.ts';
 import { MAX_POSITIONS } from '../shared/sim/book.ts';
+import { type FundNeeded, findFundNeeded, MAX_FUND_RUNS } from '../shared/sim/fund-needed.ts';
 import { MAX_PROVIDERS } from '../shared/sim/providers.ts';
 import { type SimulationResult, STRATEGIES, type Strategy, summaryJson } from '../shared/sim/results.ts';
-import { prepareSimulation, SIMULATION_DEFAULTS, simulate } from '../shared/sim/setup.ts';
+import {
+  type PreparedSimulation,
+  prepareSimulation,
+  SIMULATION_DEFAULTS,
+  simulate,
+} from '../shared/sim/setup.ts';
 import { choiceOption, intOption, parseOptions, quoteOption, UsageError } from './args.ts';
+import { readJsonFile } from './ops/common.ts';
 import { ProgressBar, type ProgressStream } from './progress.ts';
-import { renderComparison, runProblems } from './table.ts';
+import { formatUsd, renderComparison, renderFundNeeded, runProblems } from './table.ts';
 
 export const SIMULATE_USAGE = `Usage: backstop simulate [options]
 
@@ -18,16 +35,31 @@ waterfall without its auction (no-auction), and market-only.
 
   --prices FILE          price file (header with a time and a close/price/mark column, or Binance klines);
                          default: the built-in ETH crash of 12-13 March 2020
-  --symbol S             market: ${DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ')} (default: from the file name, else ${SIMULATION_DEFAULTS.symbol})
+  --config FILE.json     the risk configuration to replay with (markets, margins, fees, slippage bounds, auction,
+                         the fund's floor and draw cap): a file in the shape of backstop:riskConfig, or a cdk.json
+                         (or cdk.context.json) whose context holds backstop:riskConfig, read as synth reads it
+                         (none there: the defaults). Default: the built-in configuration
+  --symbol S             a market of the risk configuration (default ones: ${DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ')}); default: from
+                         the file name, else ${SIMULATION_DEFAULTS.symbol}
   --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
   --seed N               seed of the book, providers and scenario noise (default ${SIMULATION_DEFAULTS.seed})
   --strategy S           waterfall | no-auction | market-only (default waterfall): the first column
   --fund AMOUNT          insurance fund at the start, in the market's quote currency (default 0.75 % of
                          the book's open interest)
   --providers N          backstop liquidity providers (default ${SIMULATION_DEFAULTS.providers})
-  --json                 print one JSON object (the strategy's run) instead of the table
+  --json                 print one JSON object (the strategy's run; with --fund-needed, the figures and every
+                         run) instead of the table
   --report FILE.html     write the HTML report (of every strategy)
+  --fund-needed          size the fund instead: the smallest starting fund (to --resolution) for which the
+                         strategy leaves no bad debt uncovered, and the smallest for which it leaves none at all
+                         (the fund pays every shortfall, ADL covers no deficit), each found by full simulations at
+                         chosen funds (a search, at most ${MAX_FUND_RUNS} runs; each run's line on stderr)
+  --resolution AMOUNT    --fund-needed's step, in the quote currency (default 1)
   -h, --help             this help
+
+Without --config the table does not name the risk configuration (the built-in one); with it, a header line gives
+the file and the first 12 characters of its digest (the stack's RiskConfigDigest output is the whole digest,
+which --json gives as riskConfig.digest).
 `;
 
 export interface CliIo {
@@ -45,8 +77,79 @@ const OPTIONS = {
   providers: { type: 'string' },
   json: { type: 'boolean' },
   report: { type: 'string' },
+  config: { type: 'string' },
+  'fund-needed': { type: 'boolean' },
+  resolution: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The risk configuration a simulation ran with, and where it came from. */
+export interface RiskConfigSource {
+  readonly config: RiskConfig;
+  /** The --config path as given; undefined: the built-in configuration. */
+  readonly file?: string;
+  /** What of the file: the file itself, its context's backstop:riskConfig, or the defaults (a context without it). */
+  readonly read: 'risk config' | 'backstop:riskConfig' | 'defaults';
+  /** riskConfigDigest: what a stack deployed with it shows as its RiskConfigDigest output. */
+  readonly digest: string;
+}
+
+const RISK_CONFIG_KEY = 'backstop:riskConfig';
+
+/**
+ * --config: a risk configuration (markets, auction, insurance), or a cdk.json (its `context`) or cdk.context.json
+ * (`backstop:` keys at the top) whose backstop:riskConfig is read as synth reads it (infra/config.ts loadConfig: the
+ * same parser and errors, every backstop: key checked, a misspelt one refused rather than the defaults replayed).
+ * Only the file given: synth would merge cdk.context.json and -c values too.
+ */
+export function readSimulationRiskConfig(file: string | undefined): RiskConfigSource {
+  if (file === undefined)
+    return { config: DEFAULT_RISK_CONFIG, read: 'defaults', digest: riskConfigDigest(DEFAULT_RISK_CONFIG) };
+  const json = readJsonFile(file, '--config');
+  const object = typeof json === 'object' && json !== null && !Array.isArray(json);
+  const top = object ? (json as Record<string, unknown>) : {};
+  const context =
+    !('markets' in top) && typeof top.context === 'object' && top.context !== null
+      ? (top.context as Record<string, unknown>)
+      : Object.keys(top).some((k) => k.startsWith('backstop:'))
+        ? top
+        : undefined;
+  let config: RiskConfig;
+  try {
+    if (context === undefined) {
+      if (!object)
+        throw new ConfigError(
+          'neither a risk configuration (markets, auction, insurance) nor a cdk.json (context)',
+        );
+      config = parseRiskConfig(json);
+    } else config = parseRiskConfig(loadConfig(context).riskConfigInput);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof InfraConfigError)
+      throw new ConfigError(`--config: ${file}: ${error.message}`);
+    throw error;
+  }
+  const read =
+    context === undefined ? 'risk config' : RISK_CONFIG_KEY in context ? RISK_CONFIG_KEY : 'defaults';
+  return { config, file, read, digest: riskConfigDigest(config) };
+}
+
+/** The table's and the report's line for a --config (none for the built-in configuration: the demo's table). */
+export function riskConfigLine(source: RiskConfigSource): string | undefined {
+  if (source.file === undefined) return undefined;
+  const what =
+    source.read === 'risk config'
+      ? ''
+      : source.read === RISK_CONFIG_KEY
+        ? ` (its ${RISK_CONFIG_KEY})`
+        : ` (no ${RISK_CONFIG_KEY} in it: the defaults)`;
+  return `risk config ${source.file}${what}, digest ${source.digest.slice(0, 12)}`;
+}
+
+const riskConfigJson = (source: RiskConfigSource) => ({
+  file: source.file ?? null,
+  read: source.read,
+  digest: source.digest,
+});
 
 /** Quote assets a price file's name may follow its base asset with (Binance's `BTCUSDT-1m-...`). */
 const QUOTE_ASSETS = 'USDT|USDC|BUSD|USD';
@@ -119,15 +222,34 @@ export async function runSimulate(
     io.stdout.write(SIMULATE_USAGE);
     return 0;
   }
-  const config = DEFAULT_RISK_CONFIG;
   const strategy = choiceOption('strategy', values.strategy, STRATEGIES) ?? 'waterfall';
   const positions = intOption('positions', values.positions, 1, MAX_POSITIONS);
   const seed = intOption('seed', values.seed, 0, 2 ** 32 - 1);
   const providers = intOption('providers', values.providers, 0, MAX_PROVIDERS);
   const fund = quoteOption('fund', values.fund);
-  const report = values.report ?? defaultReport;
+  const fundNeeded = values['fund-needed'] === true;
+  const resolution = quoteOption('resolution', values.resolution);
+  if (fundNeeded) {
+    // The search sets the fund; the report would be of one run among many.
+    if (fund !== undefined) throw new UsageError('--fund: not with --fund-needed, which searches the fund');
+    if (values.report !== undefined)
+      throw new UsageError(
+        '--report: not with --fund-needed (run simulate --fund at the figure for its report)',
+      );
+    if (resolution === 0n) throw new UsageError('--resolution: must be more than 0');
+  } else if (resolution !== undefined) throw new UsageError('--resolution: only with --fund-needed');
+  const report = fundNeeded ? undefined : (values.report ?? defaultReport);
   if (report !== undefined) checkReportPath(report);
-  const symbol = resolveSymbol(config, values.symbol, values.prices);
+  const source = readSimulationRiskConfig(values.config);
+  const { config } = source;
+  const markets = config.markets.map((m) => m.symbol);
+  // The built-in crash is ETH-USD prices: another market's book on them would be reported under a wrong name.
+  const hasDefault = markets.includes(SIMULATION_DEFAULTS.symbol);
+  if (!hasDefault && values.prices === undefined)
+    throw new UsageError(
+      `--config: the built-in scenario is ${SIMULATION_DEFAULTS.symbol} prices, and ${values.config} has no ${SIMULATION_DEFAULTS.symbol} market (${markets.join(', ')}): give --prices FILE of one of its markets`,
+    );
+  const symbol = resolveSymbol(config, values.symbol, values.prices, !hasDefault);
   const prices =
     values.prices === undefined
       ? undefined
@@ -142,6 +264,9 @@ export async function runSimulate(
     ...(providers === undefined ? {} : { providers }),
     ...(fund === undefined ? {} : { fund }),
   });
+
+  if (fundNeeded)
+    return runFundNeeded(prepared, strategy, resolution ?? QUOTE_SCALE, source, values.json === true, io);
 
   // JSON needs only the strategy's run; the table and the report compare it with the others.
   const runs: Strategy[] =
@@ -159,10 +284,12 @@ export async function runSimulate(
   }
 
   const chosen = results[0]!;
-  if (values.json) io.stdout.write(`${JSON.stringify(summaryJson(chosen))}\n`);
-  else io.stdout.write(renderComparison(results));
+  const line = riskConfigLine(source);
+  if (values.json)
+    io.stdout.write(`${JSON.stringify({ ...summaryJson(chosen), riskConfig: riskConfigJson(source) })}\n`);
+  else io.stdout.write(renderComparison(results, line));
   if (report !== undefined) {
-    writeFileSync(report, renderReport(results));
+    writeFileSync(report, renderReport(results, line));
     io.stderr.write(`report written to ${report}\n`);
   }
   // The numbers are printed either way; a script must not take a broken run for a result.
@@ -183,4 +310,118 @@ function checkReportPath(report: string): void {
   }
   if (existsSync(report) && statSync(report).isDirectory())
     throw new UsageError(`--report: "${report}" is a directory`);
+}
+
+/**
+ * --fund-needed: simulations of the strategy at chosen starting funds (findFundNeeded), each one's line on stderr,
+ * the figures on stdout. Exit 1 when a run could not be trusted (runProblems) or a figure is not exact to the
+ * resolution (the runs ran out: its bracket is printed).
+ */
+async function runFundNeeded(
+  prepared: PreparedSimulation,
+  strategy: Strategy,
+  resolution: QuoteE6,
+  source: RiskConfigSource,
+  json: boolean,
+  io: CliIo,
+): Promise<number> {
+  const quote = quoteOf(prepared.symbol);
+  const progress = new ProgressBar(io.stderr);
+  const problems: string[] = [];
+  const started = performance.now();
+  let runs = 0;
+  let last: SimulationResult | undefined;
+  let found: FundNeeded;
+  try {
+    found = await findFundNeeded(
+      async (fund) => {
+        runs += 1;
+        const label = `run ${runs} fund ${formatUsd(fund)}`;
+        const r = await simulate({ ...prepared, fundStart: fund }, strategy, (done, total) =>
+          progress.update(label, done, total),
+        );
+        progress.done();
+        last = r;
+        for (const problem of runProblems([r]))
+          problems.push(`fund ${formatQuote(fund)} ${quote}: ${problem}`);
+        io.stderr.write(
+          `fund-needed: run ${runs}: fund ${formatUsd(fund)} ${quote}: bad debt ${formatUsd(r.badDebt)} ` +
+            `(uncovered ${formatUsd(r.badDebtUncovered)}), fund min ${formatUsd(r.insuranceFund.min)}\n`,
+        );
+        return {
+          fund,
+          badDebt: r.badDebt,
+          badDebtUncovered: r.badDebtUncovered,
+          fundMin: r.insuranceFund.min,
+        };
+      },
+      { resolution, floor: source.config.insurance.floor, start: prepared.fundStart },
+    );
+  } finally {
+    progress.done();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const run = last!;
+  const head = {
+    scenario: run.scenario,
+    symbol: run.symbol,
+    strategy,
+    seed: run.seed,
+    ticks: run.ticks,
+    positions: run.positions,
+  };
+  if (json) io.stdout.write(`${JSON.stringify(fundNeededJson(head, found, source))}\n`);
+  else io.stdout.write(renderFundNeeded({ ...head, quote }, found, riskConfigLine(source), seconds));
+  for (const f of Object.values(found.figures))
+    if (f.fund !== null && !f.resolved)
+      problems.push(
+        `fund-needed: not exact to ${formatQuote(resolution)} ${quote} within ${MAX_FUND_RUNS} runs: between ${formatQuote(f.below?.fund ?? 0n)} and ${formatQuote(f.fund)}`,
+      );
+  for (const problem of problems) io.stderr.write(`backstop simulate: ${problem}\n`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+const probeJson = (p: FundNeeded['runs'][number]) => ({
+  fund: formatQuote(p.fund),
+  badDebt: formatQuote(p.badDebt),
+  badDebtUncovered: formatQuote(p.badDebtUncovered),
+  fundMin: formatQuote(p.fundMin),
+});
+
+function fundNeededJson(
+  head: Record<string, unknown>,
+  found: FundNeeded,
+  source: RiskConfigSource,
+): Record<string, unknown> {
+  const figures = Object.fromEntries(
+    Object.entries(found.figures).map(([target, f]) => [
+      target,
+      {
+        fund: f.fund === null ? null : formatQuote(f.fund),
+        resolved: f.resolved,
+        at: f.at ? probeJson(f.at) : null,
+        below: f.below ? probeJson(f.below) : null,
+        ...(f.unreachable ? { unreachable: f.unreachable } : {}),
+      },
+    ]),
+  );
+  return {
+    ...head,
+    riskConfig: riskConfigJson(source),
+    resolution: formatQuote(found.resolution),
+    fundNeeded: Object.fromEntries(
+      Object.entries(found.figures).map(([target, f]) => [
+        target,
+        f.fund === null ? null : formatQuote(f.fund),
+      ]),
+    ),
+    figures,
+    monotone: found.notMonotone.length === 0,
+    notMonotone: found.notMonotone.map((n) => ({
+      target: n.target,
+      lower: probeJson(n.lower),
+      higher: probeJson(n.higher),
+    })),
+    runs: found.runs.map(probeJson),
+  };
 }

@@ -7,6 +7,7 @@ import {
   QUOTE_SCALE,
   type QuoteE6,
 } from '../shared/domain/units.ts';
+import type { FundFigure, FundNeeded, FundTarget } from '../shared/sim/fund-needed.ts';
 import { type SimulationResult, slippageSummary } from '../shared/sim/results.ts';
 
 /** The readable summary: one column per strategy run on the same inputs. */
@@ -116,7 +117,8 @@ function drain(results: readonly SimulationResult[]): string {
   return ` (+${results.map((r) => `${count(r.drainTicks)} ${r.strategy}`).join(', +')} to finish)`;
 }
 
-export function renderComparison(results: readonly SimulationResult[]): string {
+/** `riskConfig`: a line naming the risk configuration (a --config; none for the built-in one). */
+export function renderComparison(results: readonly SimulationResult[], riskConfig?: string): string {
   const first = results[0];
   if (!first) return '';
   const quote = quoteOf(first.symbol);
@@ -125,6 +127,7 @@ export function renderComparison(results: readonly SimulationResult[]): string {
     `Backstop simulation: ${first.scenario}, ${first.symbol}, ${count(first.ticks)} ticks of ${tickInterval(first)}` +
       `${drain(results)}, price ${formatPrice(first.series.reference[0] ?? 0n)} -> low ${formatPrice(first.priceLow)}`,
     `${count(first.positions)} positions, seed ${first.seed}, fund ${formatUsd(first.insuranceFund.start)} ${quote}`,
+    ...(riskConfig === undefined ? [] : [riskConfig]),
     '',
   ];
   const labelWidth = Math.max(...tableRows.map((r) => (r === 'rule' ? 0 : r[0].length)));
@@ -142,6 +145,78 @@ export function renderComparison(results: readonly SimulationResult[]): string {
     ),
     rule,
     ...body,
+    '',
+  ].join('\n');
+}
+
+const FUND_TARGET_LABELS: Readonly<Record<FundTarget, string>> = {
+  noUncoveredBadDebt: 'no bad debt left uncovered',
+  noBadDebt: 'no bad debt at all (ADL covers no deficit)',
+};
+
+/** simulate --fund-needed: the two figures, what one step less left, and how the search went. */
+export function renderFundNeeded(
+  run: {
+    readonly scenario: string;
+    readonly symbol: string;
+    readonly strategy: string;
+    readonly seed: number;
+    readonly ticks: number;
+    readonly positions: number;
+    readonly quote: string;
+  },
+  found: FundNeeded,
+  riskConfig: string | undefined,
+  seconds: number,
+): string {
+  const { quote } = run;
+  const target = (t: FundTarget): FundFigure => found.figures[t];
+  const left = (t: FundTarget, f: FundFigure): string => {
+    if (f.below === undefined) return '-';
+    return formatUsd(t === 'noBadDebt' ? f.below.badDebt : f.below.badDebtUncovered);
+  };
+  const rowsOf = (['noUncoveredBadDebt', 'noBadDebt'] as const).map((t) => {
+    const f = target(t);
+    const fund =
+      f.fund === null
+        ? 'none found'
+        : f.resolved
+          ? formatUsd(f.fund)
+          : `${formatUsd(f.below?.fund ?? 0n)} to ${formatUsd(f.fund)}`;
+    return [FUND_TARGET_LABELS[t], fund, f.fund === null ? '-' : left(t, f)] as const;
+  });
+  const header = ['', `fund needed (${quote})`, `one step less leaves`] as const;
+  const widths = [0, 1, 2].map((i) => Math.max(header[i]!.length, ...rowsOf.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]): string =>
+    `${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padStart(widths[1]!)}  ${r[2]!.padStart(widths[2]!)}`.trimEnd();
+  const notes: string[] = [];
+  for (const t of ['noUncoveredBadDebt', 'noBadDebt'] as const) {
+    const f = target(t);
+    if (f.unreachable === 'draw-cap')
+      notes.push(
+        `${FUND_TARGET_LABELS[t]}: none: at a fund of ${formatUsd(f.below!.fund)} the fund refused shortfalls while its balance stayed above its floor (its draw cap per window refused them, which no bigger fund changes)`,
+      );
+    else if (f.unreachable === 'runs')
+      notes.push(
+        `${FUND_TARGET_LABELS[t]}: none within ${count(found.runs.length)} runs (the largest fund tried, ${formatUsd(f.below?.fund ?? 0n)}, left some)`,
+      );
+    else if (f.fund !== null && !f.resolved)
+      notes.push(`${FUND_TARGET_LABELS[t]}: the runs ran out before the bracket closed to the resolution`);
+  }
+  for (const n of found.notMonotone)
+    notes.push(
+      `NOT MONOTONE (${FUND_TARGET_LABELS[n.target]}): a fund of ${formatUsd(n.higher.fund)} left ${formatUsd(n.target === 'noBadDebt' ? n.higher.badDebt : n.higher.badDebtUncovered)}, more than the ${formatUsd(n.target === 'noBadDebt' ? n.lower.badDebt : n.lower.badDebtUncovered)} ${formatUsd(n.lower.fund)} left: the figure is where its bracket's runs changed, not proven the smallest`,
+    );
+  return [
+    `Backstop fund sizing: ${run.scenario}, ${run.symbol}, ${count(run.ticks)} ticks, ${count(run.positions)} positions, seed ${run.seed}, ${run.strategy}`,
+    ...(riskConfig === undefined ? [] : [riskConfig]),
+    `the smallest starting insurance fund, to ${formatUsd(found.resolution)} ${quote}, for which ${run.strategy} leaves`,
+    '',
+    line(header),
+    ...rowsOf.map(line),
+    '',
+    `${count(found.runs.length)} simulations in ${seconds.toFixed(0)} s${found.notMonotone.length === 0 ? '; no larger fund left more than a smaller one' : ''}`,
+    ...notes,
     '',
   ].join('\n');
 }

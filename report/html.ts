@@ -170,7 +170,8 @@ const CLIENT = `
 })();
 `;
 
-export function renderReport(results: readonly SimulationResult[]): string {
+/** `riskConfig`: a line naming the risk configuration (a --config; none for the built-in one). */
+export function renderReport(results: readonly SimulationResult[], riskConfig?: string): string {
   const data = reportData(results);
   const layerCharts = data.strategies
     .map((s) => `<div class="chart" id="chart-layers-${escapeHtml(s.strategy)}"></div>`)
@@ -199,7 +200,7 @@ backstop's own services on the embedded engine. <b>market-only</b> dumps every l
 the price; <b>waterfall</b> sells on the market within the slippage bound, auctions the rest to backstop liquidity
 providers, then draws on the insurance fund, then auto-deleverages; <b>no-auction</b> is the same waterfall without
 providers: what the market leaves goes to the fund and to ADL, which closes profitable traders' positions. The mark is the venue's mid: the external price
-moved by the persisting impact of our own forced sells.</p>
+moved by the persisting impact of our own forced sells.${riskConfig === undefined ? '' : ` Rules: ${escapeHtml(riskConfig)}.`}</p>
 ${summaryTable(data)}
 <div class="chart" id="chart-price"></div>
 ${layerCharts}
