@@ -35,9 +35,11 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             delivery error); they stay in the queue
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
             each from the DLQ only once resent: as many as the DLQ held as it began (SQS's count), those
-            arriving meanwhile left for the next redrive. An error stops it (a receive that failed, or a
-            refusal every message would meet: credentials, access denied, a queue not there): it says what
-            it sent back, what is left and the error, exit 1, the queues after it not redriven. A poison
+            arriving meanwhile left for the next redrive. That count is approximate: it names those it
+            found past it (left: redrive again) and how many of it it did not reach. An error stops it (a
+            receive that failed, or a refusal every message would meet: credentials, access denied, a queue
+            not there): it says what it sent back, what is left and the error, exit 1, the queues after it
+            not redriven. A poison
             message (not a message of its queue) stays, as does one naming a liquidation or auction with no
             record, and a PriceTickContinuation on a deployed stack, whose bus takes one from margin-check
             alone (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
@@ -65,11 +67,16 @@ export function renderRedrive(
 ): string {
   const lines: string[] = [];
   for (const o of outcomes) {
-    const later = o.arrivedDuring ? `; ${o.arrivedDuring} arrived meanwhile, left for the next redrive` : '';
+    // Past SQS's count as it began, stamped before the run or after: there, left (review48-dlq-past-count).
+    const later = [
+      o.arrivedDuring ? `${o.arrivedDuring} arrived meanwhile` : '',
+      o.pastCount ? `${o.pastCount} more past SQS's count as it began` : '',
+    ].filter(Boolean);
     // Those sent back whose delete failed are left too: counted in both (review47-redrive-left-count).
     const still = o.notDeleted?.length ?? 0;
-    // A run an error stopped leaves those it did not reach too, by SQS's count as it began (dlq48-redrive-error).
-    const notReached = o.stopped?.notReached ?? 0;
+    // A run an error stopped leaves those it did not reach too, by SQS's count as it began (dlq48-redrive-error), as
+    // does one that ended short of that count (review48-dlq-past-count).
+    const notReached = o.stopped?.notReached ?? o.notReached ?? 0;
     const why = [
       still ? `${still} of them sent back: ${still === 1 ? 'its' : 'their'} delete failed` : '',
       notReached ? `about ${notReached} of them not reached` : '',
@@ -78,15 +85,23 @@ export function renderRedrive(
     lines.push(
       o.stopped && o.stopped.notReached === undefined
         ? `${o.queue}: stopped before reading the DLQ, nothing sent back`
-        : `${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why.length > 0 ? ` (${why.join('; ')})` : ''}${later}`,
+        : `${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why.length > 0 ? ` (${why.join('; ')})` : ''}${later.length > 0 ? `; ${later.join(' and ')}, left for the next redrive` : ''}`,
     );
     if (o.stopped) lines.push(`  STOPPED by ${o.stopped.error}`);
+    else if (o.pastCount)
+      lines.push(
+        `  the DLQ held more than SQS counted as the run began (its count lags up to a minute; a work queue's dead letter keeps its first send's stamp): ${backstopCommand(target, `dlq redrive --queue ${o.queue}`)} sends them back`,
+      );
+    else if (o.notReached)
+      lines.push(
+        `  those not reached of SQS's count as the run began: past --max, held by another reader, or deleted before its count caught up; ${backstopCommand(target, `dlq list --queue ${o.queue}`)} shows what is there`,
+      );
     for (const n of o.notDeleted ?? []) lines.push(`  ${n.messageId}: ${n.reason}`);
     for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN)) lines.push(`  ${f.messageId}: ${f.reason}`);
     const more = o.failed.length - REDRIVE_FAILED_SHOWN;
     if (more > 0) {
       // Enough for every one left (and those that arrived meanwhile), past list's default.
-      const there = left + (o.arrivedDuring ?? 0);
+      const there = left + (o.arrivedDuring ?? 0) + (o.pastCount ?? 0);
       const list = `dlq list --queue ${o.queue}${there > LIST_MAX ? ` --max ${there}` : ''}`;
       lines.push(
         `  ... and ${more} more not sent back (with --json a redrive lists every one and why; ${backstopCommand(target, list)} lists what is left, sending nothing)`,

@@ -366,6 +366,18 @@ export interface RedriveOutcome {
   readonly notDeleted?: readonly NotDeleted[];
   /** Dead letters that arrived during the redrive (left for the next one; present when any did). */
   readonly arrivedDuring?: number;
+  /**
+   * A run no error stopped that ended short of SQS's count as it began (`--max`, or the rest held by another reader,
+   * or a count not yet caught up with deletes): about this many of those may still be there (present when any; a
+   * stopped run says it in `stopped`).
+   */
+  readonly notReached?: number;
+  /**
+   * Dead letters stamped before the run that it found past SQS's count as it began (at least this many: one receive
+   * looks): letters the count missed (it lags up to a minute), or ones SQS moved from a work queue during the run,
+   * stamped as first sent there, which took older ones' place. Left for the next redrive (present when any).
+   */
+  readonly pastCount?: number;
   /** The error that ended the run, or its release of what it held as it ended (present when one did). */
   readonly stopped?: RedriveStop;
 }
@@ -452,7 +464,9 @@ async function approximateCount(deployment: Deployment, url: string): Promise<nu
  * message fails its receives in seconds), or a new failure; moving it would resend it again and again, counting it
  * each time, until `max` (an audit in session 37: one dead letter sent back 25 times). And no more of them than the
  * DLQ held as it began, by SQS's count then (dlq48-redrive-inflow): a dead letter SQS moves from a work queue keeps
- * the stamp of its first send there, so new failures of work sent before the run look older than it.
+ * the stamp of its first send there, so new failures of work sent before the run look older than it. The count is
+ * approximate: a run that ends at it looks once more and says what it finds past it (`pastCount`); one that ends short
+ * of it says so (`notReached`).
  *
  * An error ends the run with what it did so far (dlq48-redrive-error): a receive that failed (after the SDK's retries),
  * or a refusal every message would meet (refusesEveryMessage: dlq48-caller-refusal). The message refused is among
@@ -473,17 +487,23 @@ export async function redriveDeadLetters(
   const failed: { messageId: string; reason: string }[] = [];
   let atStart: number | undefined;
   let stopped: string | undefined;
+  /** A receive found nothing it had not seen: the run did not end at the count. */
+  let emptied = false;
+  const pastCount = new Set<string>();
   // What it does not delete it holds out of sight until the end (released then), each message handed on once.
   const run = new DlqRun(deployment, url, options);
   try {
     // Counted after the start is taken: one coming in between is counted and, stamped later, left as an arrival.
     atStart = await approximateCount(deployment, url);
-    // One receive at least: SQS's count may lag messages that just came in (a second redrive takes what is left).
+    // One receive at least: SQS's count may lag messages that just came in (those past it are said: pastCount).
     do {
       // No more than the count leaves to see, so the run moves no dead letter beyond it that a receive returned.
       const wanted = atStart > 0 ? atStart - moved - failed.length : RECEIVE_BATCH;
       const received = await run.next(Math.min(wanted, max - moved - failed.length - arrivedDuring.size));
-      if (received.length === 0) break;
+      if (received.length === 0) {
+        emptied = true;
+        break;
+      }
       // New dead letters are held to the end and counted towards `max`, which bounds the run while the cause still
       // fails (a review in session 37). A receive of new ones alone goes on: SQS answers in no set order, so older
       // ones may still be there (ops47-dlq-arrivals-only).
@@ -520,6 +540,15 @@ export async function redriveDeadLetters(
         }
       }
     } while (!stopped && moved + failed.length < atStart && moved + failed.length + arrivedDuring.size < max);
+    // Ended at the count: SQS's may have been short (eventually consistent), and a dead letter moved from a work queue
+    // during the run, as old by its stamp, may have taken an older one's place. One more receive, moving nothing, says
+    // whether more are there (review48-dlq-past-count: they were left unsaid).
+    if (!stopped && !emptied && moved + failed.length >= atStart) {
+      for (const m of await run.next(RECEIVE_BATCH))
+        (Number(m.Attributes?.SentTimestamp ?? 0) > startedMs ? arrivedDuring : pastCount).add(
+          m.MessageId ?? '',
+        );
+    }
   } catch (error) {
     // A receive (or the count) that failed: what was done so far is said, not lost with the error.
     stopped ??= errorLine(error);
@@ -527,7 +556,10 @@ export async function redriveDeadLetters(
     try {
       await run.finish();
     } catch (error) {
-      stopped ??= `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
+      // Said after the error that stopped the run too: expired credentials fail the release as they failed the run
+      // (review48-dlq-release-unsaid).
+      const release = `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
+      stopped = stopped === undefined ? release : `${stopped}; then ${release}`;
     }
   }
   const notDeleted = run.notDeleted().map(({ messageId, reason }) => ({
@@ -535,11 +567,14 @@ export async function redriveDeadLetters(
     reason: `sent back, then its delete failed (${reason}): still in the DLQ, where a redrive sends it again (a duplicate delivery, which its consumer takes as any); ${discardCommand(deployment, queue, messageId)} removes it`,
   }));
   const reached = moved + failed.length;
+  const short = stopped === undefined && atStart !== undefined ? atStart - reached : 0;
   return {
     moved,
     failed,
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
     ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
+    ...(short > 0 ? { notReached: short } : {}),
+    ...(pastCount.size > 0 ? { pastCount: pastCount.size } : {}),
     ...(stopped !== undefined
       ? {
           stopped: {

@@ -9,6 +9,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsAdapters,
@@ -937,13 +938,14 @@ it('moves the dead letters the DLQ held as it began, and ends while new ones kee
     } finally {
       clients.sqs.middlewareStack.remove('steadyInflow');
     }
-    // The twelve, in two receives: before, it went on to --max, sending back the five late ones among 17.
-    expect(outcome).toEqual({ moved: 12, failed: [] });
-    expect(receives).toBe(2);
+    // The twelve, in two receives: before, it went on to --max, sending back the five late ones among 17. A third
+    // receive looks past the count and says what came in, the late ones too (review48-dlq-past-count: unsaid, "0 left").
+    expect(outcome).toEqual({ moved: 12, failed: [], arrivedDuring: 3, pastCount: 3 });
+    expect(receives).toBe(3);
     expect(await bodiesIn(d.names.queues.liquidations.url)).toEqual([...olds].sort());
     // What came in during the run is left for the next redrive, visible at once.
     expect(await bodiesIn(dlq)).toEqual(
-      ['late0', 'late1', 'new1', 'new2'].map((id) => `{"liquidationId":"${id}:0"}`),
+      ['late0', 'late1', 'late2', 'new1', 'new2', 'new3'].map((id) => `{"liquidationId":"${id}:0"}`),
     );
   } finally {
     other.destroy();
@@ -1164,3 +1166,149 @@ it('says one message in the singular in dlq list (dlq48-counted)', async () => {
     'tickDeadLetters: 1 message',
   ]);
 });
+
+/**
+ * SQS's approximate count of the DLQ at `url`, as `counts` answers it (visible, then in flight), on `sqs` (the CLI's
+ * own clients: every SQSClient), where SQS may answer low for up to a minute after letters came in. Returns what
+ * removes it.
+ */
+function countsAs(url: string, counts: () => readonly [number, number]): () => void {
+  const send = SQSClient.prototype.send;
+  const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    if (
+      command instanceof GetQueueAttributesCommand &&
+      command.input.QueueUrl === url &&
+      command.input.AttributeNames?.includes('ApproximateNumberOfMessages')
+    ) {
+      const [visible, inFlight] = counts();
+      return Promise.resolve({
+        Attributes: {
+          ApproximateNumberOfMessages: String(visible),
+          ApproximateNumberOfMessagesNotVisible: String(inFlight),
+        },
+        $metadata: {},
+      });
+    }
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as SQSClient['send']);
+  return () => spy.mockRestore();
+}
+
+it('says the dead letters it found past a count SQS gave low, left for the next redrive (review48-dlq-past-count)', async () => {
+  // Found by the review of session 48: a run ended at SQS's count as it began, which is eventually consistent (up to a
+  // minute behind letters that came in), and said "0 left in the DLQ" with the rest of them still there.
+  const olds = Array.from({ length: 12 }, (_, i) => `{"liquidationId":"p${i}:0"}`);
+  const d = await stage('dlqlowcount', olds);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const restore = countsAs(dlq, () => [9, 0]);
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations');
+  } finally {
+    restore();
+  }
+  // Nine moved, the three past the count found and left, visible at once.
+  expect(outcome).toEqual({ moved: 9, failed: [], pastCount: 3 });
+  const depth = await new SqsQueueTransport(clients.sqs, { url: dlq }).depth();
+  expect([depth.visible, depth.inFlight]).toEqual([3, 0]);
+
+  // The CLI, a count of none (letters that came in the last seconds): one receive's worth moved, the rest said, with
+  // the redrive that takes them; in --json, pastCount.
+  const names = await createLocalResources(clients, 'lowcountcli');
+  await publishStackOutputs(moto.endpoint, 'lowcountcli', names);
+  const url = names.queues.liquidations.dlqUrl!;
+  for (let i = 0; i < 13; i++) {
+    await queuedWithoutPosition(names.tables.liquidations, `q${i}:0`);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: url, MessageBody: `{"liquidationId":"q${i}:0"}` }),
+    );
+  }
+  const target = ['--target', 'localstack', '--endpoint', moto.endpoint, '--stage', 'lowcountcli'];
+  const restoreCli = countsAs(url, () => [0, 0]);
+  let text: Awaited<ReturnType<typeof cli>>;
+  let json: Awaited<ReturnType<typeof cli>>;
+  try {
+    text = await cli('dlq', 'redrive', '--queue', 'liquidations', ...target);
+    json = await cli('dlq', 'redrive', '--queue', 'liquidations', '--json', ...target);
+  } finally {
+    restoreCli();
+  }
+  expect(text.code, text.stderr).toBe(0);
+  expect(text.stdout.trimEnd().split('\n')).toEqual([
+    "liquidations: 10 sent back, 0 left in the DLQ; 3 more past SQS's count as it began, left for the next redrive",
+    `  the DLQ held more than SQS counted as the run began (its count lags up to a minute; a work queue's dead letter keeps its first send's stamp): backstop dlq redrive --queue liquidations --target localstack --stage lowcountcli --endpoint ${moto.endpoint} --region us-east-1 sends them back`,
+  ]);
+  expect(json.code, json.stderr).toBe(0);
+  expect((JSON.parse(json.stdout) as { redriven: RedriveOutcome[] }).redriven).toEqual([
+    { queue: 'liquidations', moved: 3, failed: [] },
+  ]);
+  expect(await bodiesIn(url)).toEqual([]);
+}, 120_000);
+
+it('says how many of the count as it began it did not reach: past --max, or held by another reader (review48-dlq-past-count)', async () => {
+  // Found by the same review: a run that ended short of its count, at --max or at a receive finding nothing more while
+  // another reader held some, said "0 left in the DLQ".
+  const olds = Array.from({ length: 8 }, (_, i) => `{"liquidationId":"r${i}:0"}`);
+  const d = await stage('dlqshort', olds);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  expect(await redriveDeadLetters(d, 'liquidations', 5)).toEqual({ moved: 5, failed: [], notReached: 3 });
+  // Two of the three held by another reader (a listing, another redrive) for longer than the run.
+  await holdElsewhere(dlq, 2);
+  const outcome = await redriveDeadLetters(d, 'liquidations');
+  expect(outcome).toEqual({ moved: 1, failed: [], notReached: 2 });
+  expect(renderRedrive([{ queue: 'liquidations', ...outcome }], d)).toBe(
+    'liquidations: 1 sent back, 2 left in the DLQ (about 2 of them not reached)\n' +
+      "  those not reached of SQS's count as the run began: past --max, held by another reader, or deleted before its count caught up; backstop dlq list --queue liquidations shows what is there\n",
+  );
+}, 60_000);
+
+/** Receives `n` messages of `url` and leaves them hidden a minute, as another reader holds them. */
+async function holdElsewhere(url: string, n: number): Promise<void> {
+  const out = await clients.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: url,
+      MaxNumberOfMessages: n,
+      WaitTimeSeconds: 1,
+      VisibilityTimeout: 60,
+    }),
+  );
+  expect(out.Messages ?? []).toHaveLength(n);
+}
+
+it('says a release that failed after the error that stopped the run (review48-dlq-release-unsaid)', async () => {
+  // Found by the review of session 48: credentials that expire stop the run and fail its release the same way; the
+  // release's error went unsaid behind the first, the messages it held hidden until their visibility timeout.
+  const olds = Array.from({ length: 3 }, (_, i) => `{"liquidationId":"x${i}:0"}`);
+  const d = await stage('dlqexpired', olds);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const expired = 'The security token included in the request is expired';
+  const sends = sqsRefuses(
+    'SendMessageCommand',
+    d.names.queues.liquidations.url,
+    'ExpiredToken',
+    403,
+    expired,
+  );
+  const releases = sqsRefuses('ChangeMessageVisibilityBatchCommand', dlq, 'ExpiredToken', 403, expired);
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 1000, VISIBILITY);
+  } finally {
+    sends.remove();
+    releases.remove();
+  }
+  expect(outcome.stopped).toEqual({
+    error: `ExpiredToken: ${expired}; then releasing the messages it held: ExpiredToken: ${expired} (they come back once their visibility timeout runs out)`,
+    notReached: 2,
+  });
+  expect(sends.refused()).toBe(1);
+  // Hidden, as said, until their timeout runs out.
+  const transport = new SqsQueueTransport(clients.sqs, { url: dlq });
+  const depth = await transport.depth();
+  expect([depth.visible, depth.inFlight]).toEqual([0, 3]);
+  await vi.waitFor(async () => expect((await transport.depth()).visible).toBe(3), WAIT);
+}, 60_000);
