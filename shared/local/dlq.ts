@@ -539,7 +539,14 @@ export async function redriveDeadLetters(
           break;
         }
       }
-    } while (!stopped && moved + failed.length < atStart && moved + failed.length + arrivedDuring.size < max);
+      // Arrivals end it too once as many as the count (a batch at least): a count above what is there (deletes it has
+      // not caught up with, letters another reader holds) kept it receiving new ones to `max` (review48-dlq-count-high).
+    } while (
+      !stopped &&
+      moved + failed.length < atStart &&
+      moved + failed.length + arrivedDuring.size < max &&
+      arrivedDuring.size < Math.max(RECEIVE_BATCH, atStart)
+    );
     // Ended at the count: SQS's may have been short (eventually consistent), and a dead letter moved from a work queue
     // during the run, as old by its stamp, may have taken an older one's place. One more receive, moving nothing, says
     // whether more are there (review48-dlq-past-count: they were left unsaid).

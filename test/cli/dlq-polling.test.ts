@@ -1312,3 +1312,39 @@ it('says a release that failed after the error that stopped the run (review48-dl
   expect([depth.visible, depth.inFlight]).toEqual([0, 3]);
   await vi.waitFor(async () => expect((await transport.depth()).visible).toBe(3), WAIT);
 }, 60_000);
+
+it('ends while new dead letters keep coming in when SQS counted more than the DLQ held (review48-dlq-count-high)', async () => {
+  // Found by the review of session 48 (dlq48-redrive-inflow): a count above what is there (deletes SQS's count has not
+  // caught up with, as after a redrive a moment before; letters another reader holds) kept the run short of it, and
+  // so receiving new dead letters, one a receive, until --max.
+  const olds = Array.from({ length: 3 }, (_, i) => `{"liquidationId":"h${i}:0"}`);
+  const d = await stage('dlqhighcount', olds);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  let receives = 0;
+  clients.sqs.middlewareStack.add(
+    ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: { QueueUrl?: string } }) => {
+        if (context.commandName !== 'ReceiveMessageCommand' || args.input.QueueUrl !== dlq) return next(args);
+        receives += 1;
+        await clockPassed();
+        await clients.sqs.send(
+          new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"n${receives}:0"}` }),
+        );
+        return next(args);
+      }) as never,
+    { step: 'initialize', name: 'inflowHighCount' },
+  );
+  const restore = countsAs(dlq, () => [5, 0]);
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 100);
+  } finally {
+    restore();
+    clients.sqs.middlewareStack.remove('inflowHighCount');
+  }
+  // The three, then ten arrivals (a batch): before, 97 arrivals in 97 receives, to --max.
+  expect(outcome).toEqual({ moved: 3, failed: [], arrivedDuring: 10, notReached: 2 });
+  expect(receives).toBe(10);
+  const depth = await new SqsQueueTransport(clients.sqs, { url: dlq }).depth();
+  expect([depth.visible, depth.inFlight]).toEqual([10, 0]);
+}, 60_000);
