@@ -379,7 +379,14 @@ export function refreshFailure(error: unknown): RefreshFailure | undefined {
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;
   const line = `${e.name}${code && code !== e.name ? ` (${code})` : ''}: ${firstLine(e.message)}`;
-  const lasting = e.$metadata === undefined ? isUnusableTarget(error) : !awsErrorMayHeal(error as AwsError);
+  // An answer lost after its headers (a stall, a reset) carries its 200 from the SDK's deserializer, no word of AWS's
+  // on the request: a timeout or the network, whatever its $metadata (review48-timeouts-lost-body).
+  const lost = e.name === 'TimeoutError' || (code !== undefined && NETWORK_CODES.has(code));
+  const lasting = lost
+    ? false
+    : e.$metadata === undefined
+      ? isUnusableTarget(error)
+      : !awsErrorMayHeal(error as AwsError);
   return { line, lasting };
 }
 

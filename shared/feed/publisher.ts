@@ -99,7 +99,9 @@ export interface PutOptions {
   /**
    * Whether a call that failed without an answer (the SDK's own retries spent) is sent again, its entries unchanged,
    * after the policy's backoff and within its attempts, rather than ending the put: its error may heal (a timeout,
-   * the network, a throttle, a 5xx). Absent: never (a feed's next tick is not held behind a dead connection).
+   * the network, a throttle, a 5xx). Absent: never (a feed's next tick is not held behind a dead connection). Each
+   * such call can take the SDK's attempts, so a tick may be sent again past its life: margin-check refuses it as too
+   * old, nothing changes.
    */
   readonly callMayHeal?: (error: unknown) => boolean;
 }

@@ -1,5 +1,6 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -11,6 +12,7 @@ import {
   type AwsClientConfig,
   clientOptions,
   EMULATOR_TIMEOUTS,
+  handlerOptions,
   withTimeouts,
 } from '../adapters/aws/clients.ts';
 import {
@@ -281,11 +283,10 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
     env.AWS_REGION ??
     env.AWS_DEFAULT_REGION ??
     (endpoint ? 'us-east-1' : await defaultRegion());
-  const credentials = endpoint ? { accessKeyId: 'test', secretAccessKey: 'test' } : undefined;
   const config: AwsClientConfig = {
     region,
     ...(endpoint ? { endpoint } : {}),
-    ...(credentials ? { credentials } : {}),
+    credentials: endpoint ? { accessKeyId: 'test', secretAccessKey: 'test' } : cliCredentials(timeouts),
     timeouts,
   };
   const cfn = withTimeouts(new CloudFormationClient(clientOptions(config)), config);
@@ -306,6 +307,17 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
     cfn.destroy();
   }
 }
+
+/**
+ * The CLI's credentials on AWS: the SDK's default provider chain, its SSO and SSO OIDC clients (a profile's `aws sso
+ * login` session, renewed as it expires) and an assumed role's STS client given the CLI's timeouts
+ * (timeouts48-credential-clients). The chain builds them from its `clientConfig` alone, the calling client's handler
+ * not passed on: without it they had none, and a dead connection held a command at its first call, before any timeout
+ * of its own began. The CLI's alone: a function's chain stops at its environment's keys, and its bundle leaves this
+ * package to the runtime (review48-timeouts-runtime-sdk).
+ */
+export const cliCredentials = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
+  defaultProvider({ clientConfig: { requestHandler: handlerOptions(timeouts) } });
 
 /** The SDK's own region resolution (profile config included); TargetError if there is none. */
 async function defaultRegion(): Promise<string> {

@@ -133,7 +133,7 @@ export interface ReplayHold {
   readonly onSent?: (sequence: number) => void;
   /**
    * Whether a held tick's PutEvents that failed without an answer may heal (PutOptions.callMayHeal): then it is sent
-   * again, as the publisher retries (timeouts48-held-put), before the failure ends the replay.
+   * again, as the publisher retries (timeouts48-held-put), before the failure ends the replay; not once `signal` aborted.
    */
   readonly putMayHeal?: (error: unknown) => boolean;
 }
@@ -420,7 +420,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       );
       const outcome = await putEntries(options.events, [entry], {
         sleep,
-        ...(putMayHeal ? { callMayHeal: putMayHeal } : {}),
+        // Not after Ctrl-C: a call on a dead connection takes the SDK's attempts (review48-timeouts-held-put-abort).
+        ...(putMayHeal ? { callMayHeal: (e: unknown) => !options.signal?.aborted && putMayHeal(e) } : {}),
       });
       accepted += outcome.accepted;
       const refused = outcome.rejected.map((r) => ({ ...r, index: done + held, sequence }));

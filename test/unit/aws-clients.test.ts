@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { refreshFailure } from '../../cli/ops/common.ts';
+import { heldPutMayHeal } from '../../cli/ops/events.ts';
 import {
   AWS_TIMEOUTS,
   clientConfigFromEnv,
@@ -13,7 +15,12 @@ import {
   EMULATOR_TIMEOUTS,
   localClientConfig,
 } from '../../shared/adapters/aws/clients.ts';
-import { CONNECT_TIMEOUT_ENV, openDeployment, REQUEST_TIMEOUT_ENV } from '../../shared/local/deployment.ts';
+import {
+  CONNECT_TIMEOUT_ENV,
+  cliCredentials,
+  openDeployment,
+  REQUEST_TIMEOUT_ENV,
+} from '../../shared/local/deployment.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
 
 /** A server that accepts connections and never answers: a stalled socket. `connections`: how many it took. */
@@ -45,8 +52,9 @@ async function silentServer(): Promise<{
 /**
  * An HTTP server that answers a GET at once and each POST with its headers and the first bytes of its body, then
  * nothing more: a connection that died after the first byte. `stalled` lists the POSTs so held, when each stalled.
+ * `then: 'reset'`: the connection is closed there instead, the answer cut short.
  */
-async function stallAfterHeaders(): Promise<{
+async function stallAfterHeaders(then: 'stall' | 'reset' = 'stall'): Promise<{
   readonly endpoint: string;
   readonly stalled: string[];
   close(): Promise<void>;
@@ -60,7 +68,10 @@ async function stallAfterHeaders(): Promise<{
         return;
       }
       response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': '4096' });
-      response.write('{"Item":', () => stalled.push(`${request.headers['x-amz-target'] ?? request.url}`));
+      response.write('{"Item":', () => {
+        stalled.push(`${request.headers['x-amz-target'] ?? request.url}`);
+        if (then === 'reset') response.socket?.destroy();
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -147,6 +158,33 @@ describe('AWS clients: an answer that stops after its headers (timeouts48-body-s
     expect(clients.counter.attemptsSnapshot()).toEqual({ 'dynamodb.GetItem': 2 });
   });
 
+  // review48-timeouts-lost-body: the SDK's deserializer stamps an error it meets reading the body with the answer's
+  // status, a 200, so a watch took the stall (or a reset mid-answer) for AWS's word on the request: lasting.
+  it.each(['stall', 'reset'] as const)(
+    'an answer lost after its headers (%s): a watch reads again, a held put is sent again',
+    async (then) => {
+      const server = await stallAfterHeaders(then);
+      const clients = createAwsClients({
+        region: 'us-east-1',
+        endpoint: server.endpoint,
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        maxAttempts: 1,
+        timeouts: { connectionMs: 1_000, requestMs: 200 },
+      });
+      cleanup = async () => {
+        clients.destroy();
+        await server.close();
+      };
+      const error = await clients.dynamo
+        .send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'x' } } }))
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject(then === 'stall' ? { name: 'TimeoutError' } : { code: 'ECONNRESET' });
+      // Before: lasting (the 200 read as an AWS error of the caller's), the hold's put not sent again.
+      expect(refreshFailure(error)).toMatchObject({ lasting: false });
+      expect(heldPutMayHeal(error)).toBe(true);
+    },
+  );
+
   it("the CLI's clients: a deployed stack's outputs read on such a connection fail as a timeout", async () => {
     const server = await stallAfterHeaders();
     cleanup = () => server.close();
@@ -196,14 +234,17 @@ describe("the default credential chain's clients (timeouts48-credential-clients)
     Object.assign(process.env, saved);
   });
 
-  it("an SSO profile's credentials read on a connection that never answers fail as a timeout", async () => {
+  /**
+   * A profile of `aws sso login`, its session cached and valid, in process.env: the SDK asks SSO (`sso`: a server that
+   * never answers) for the role's credentials.
+   */
+  async function ssoProfile(): Promise<{ readonly sso: Awaited<ReturnType<typeof silentServer>> }> {
     const sso = await silentServer();
     const dir = mkdtempSync(join(tmpdir(), 'backstop-sso-'));
     cleanup = async () => {
       await sso.close();
       rmSync(dir, { recursive: true, force: true });
     };
-    // A profile of `aws sso login`, its session cached and valid: the SDK asks SSO for the role's credentials.
     const startUrl = 'https://backstop-test.awsapps.com/start';
     writeFileSync(
       join(dir, 'config'),
@@ -230,24 +271,53 @@ describe("the default credential chain's clients (timeouts48-credential-clients)
       AWS_PROFILE: 'operator',
       AWS_ENDPOINT_URL_SSO: sso.endpoint,
     });
+    return { sso };
+  }
+
+  it("an SSO profile's credentials read on a connection that never answers fail as a timeout", async () => {
+    const { sso } = await ssoProfile();
     const service = await silentServer();
+    // As openDeployment builds the CLI's config on AWS.
+    const timeouts = { connectionMs: 1_000, requestMs: 100 };
     const clients = createAwsClients({
       region: 'us-east-1',
       endpoint: service.endpoint,
+      credentials: cliCredentials(timeouts),
       maxAttempts: 1,
-      timeouts: { connectionMs: 1_000, requestMs: 100 },
+      timeouts,
     });
-    const before = cleanup;
+    const earlier = cleanup;
     cleanup = async () => {
       clients.destroy();
       await service.close();
-      await before();
+      await earlier?.();
     };
     const call = clients.dynamo.send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'x' } } }));
     // Before: the SSO client had no timeout, and the call waited for ever on its first request.
     await expect(call).rejects.toThrow(/requestTimeout/);
     expect(sso.connections()).toBeGreaterThanOrEqual(1);
     // The call itself never went: no credentials to sign it with.
+    expect(service.connections()).toBe(0);
+  });
+
+  // review48-timeouts-runtime-sdk: the chain is the CLI's own (openDeployment), no longer clientOptions'.
+  it('openDeployment --target aws: its clients read such credentials with the CLI timeouts', async () => {
+    const { sso } = await ssoProfile();
+    const service = await silentServer();
+    process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = service.endpoint;
+    const earlier = cleanup;
+    cleanup = async () => {
+      await service.close();
+      await earlier?.();
+    };
+    const open = openDeployment({
+      kind: 'aws',
+      stage: 'sso',
+      region: 'us-east-1',
+      env: { [CONNECT_TIMEOUT_ENV]: '1000', [REQUEST_TIMEOUT_ENV]: '100' },
+    });
+    await expect(open).rejects.toThrow(/requestTimeout/);
+    expect(sso.connections()).toBeGreaterThanOrEqual(1);
     expect(service.connections()).toBe(0);
   });
 });

@@ -520,6 +520,33 @@ describe("replay --hold sends a held tick again when its call's error may heal (
     expect(requests.slice(1)).toEqual(Array.from({ length: 5 }, () => ['ETH-USD 42']));
   });
 
+  // review48-timeouts-held-put-abort: the held tick's calls went on after Ctrl-C, up to 5 calls of the SDK's 3
+  // attempts each on a dead connection (minutes), where a hold ends at once.
+  it('Ctrl-C while a held tick is sent: its failed call is not sent again', async () => {
+    const abort = new AbortController();
+    const { events, requests } = fakeBus((n, keys) => {
+      if (n < 2) return ok(keys);
+      abort.abort();
+      return { fail: timedOut() };
+    });
+    let looks = 0;
+    const replay = replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      signal: abort.signal,
+      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: heldPutMayHeal },
+    });
+    // Its call failed as it did before session 48: the put's error, the tick's fate unknown.
+    await expect(replay).rejects.toBeInstanceOf(PutEntriesError);
+    // Before: sent 5 times.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+  });
+
   it("the file's own ticks are not held behind a dead connection: their call's failure ends the replay", async () => {
     const { events, requests } = fakeBus(() => ({ fail: timedOut() }));
     await expect(holdOnce(events, [])).rejects.toBeInstanceOf(PutEntriesError);

@@ -43,6 +43,20 @@ describe("the functions' bundles", () => {
     },
   );
 
+  // review48-timeouts-runtime-sdk: the functions leave @aws-sdk/* to the nodejs24.x runtime, which ships the service
+  // clients; the SDK's inner packages are not sure to be importable from a function's code (@smithy/node-http-handler
+  // is not, aws/aws-sdk-js-v3#6169), and one missing fails every function at its start. clients.ts imported
+  // @aws-sdk/credential-provider-node.
+  it.each(FUNCTIONS.map((def) => def.folder))(
+    '%s imports no package of the SDK but its clients',
+    (folder) => {
+      const { external } = bundledInputs(folder);
+      expect(external.filter((p) => p.startsWith('@aws-sdk/') && !p.startsWith('@aws-sdk/client-'))).toEqual(
+        [],
+      );
+    },
+  );
+
   it("ledger-reconcile's advice comes from shared/advice.ts", () => {
     expect(bundledInputs('ledger-reconcile').inputs).toContain('shared/advice.ts');
   });

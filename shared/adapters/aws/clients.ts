@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { defaultProvider } from '@aws-sdk/credential-provider-node';
+// The type alone: the functions leave @aws-sdk/* to the runtime, which is not sure to ship this package
+// (review48-timeouts-runtime-sdk); the CLI builds the provider (shared/local/deployment.ts).
+import type { defaultProvider } from '@aws-sdk/credential-provider-node';
 
 /**
  * The one place that builds AWS SDK v3 clients. Retries use the SDK's standard mode (exponential backoff
@@ -13,8 +15,13 @@ export interface AwsClientConfig {
   readonly region: string;
   /** Emulator endpoint (moto, LocalStack); absent on AWS. */
   readonly endpoint?: string;
-  /** Explicit credentials (any non-empty pair for an emulator); absent: the default provider chain. */
-  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /**
+   * Explicit credentials (any non-empty pair for an emulator), or a provider of them (the CLI's on AWS: the default
+   * chain with its own clients' timeouts, cliCredentials); absent: the client's default provider chain.
+   */
+  readonly credentials?:
+    | { readonly accessKeyId: string; readonly secretAccessKey: string }
+    | ReturnType<typeof defaultProvider>;
   /** Attempts per call including the first (SDK standard mode default: 3). */
   readonly maxAttempts?: number;
   /**
@@ -109,7 +116,7 @@ const counting =
 const COUNTER_MIDDLEWARE = { step: 'initialize', name: 'backstopApiCallCounter' } as const;
 
 /** The HTTP handler's options of `timeouts`. */
-const handlerOptions = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
+export const handlerOptions = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
   ({
     connectionTimeout: timeouts.connectionMs,
     requestTimeout: timeouts.requestMs,
@@ -119,25 +126,16 @@ const handlerOptions = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
 
 /**
  * The options every client of `config` is built with (region, retries, endpoint, credentials, timeouts); build it with
- * `awsClient`, which adds the body's stall timeout. Without explicit credentials and with timeouts, the SDK's default
- * provider chain is given them too (timeouts48-credential-clients): its SSO and SSO OIDC clients (a profile's `aws sso
- * login` session, renewed as it expires) are built from its `clientConfig` alone, the calling client's handler not
- * passed on, so they had no timeout and a dead connection held a command at its first call, before any timeout of
- * its own began. An assumed role's STS client has them either way (the caller's, or these).
+ * `withTimeouts`, which adds the body's stall timeout.
  */
 export function clientOptions(config: AwsClientConfig) {
-  const handler = config.timeouts ? handlerOptions(config.timeouts) : undefined;
   return {
     region: config.region,
     retryMode: 'standard',
     maxAttempts: config.maxAttempts ?? 3,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    ...(config.credentials
-      ? { credentials: config.credentials }
-      : handler
-        ? { credentials: defaultProvider({ clientConfig: { requestHandler: handler } }) }
-        : {}),
-    ...(handler ? { requestHandler: handler } : {}),
+    ...(config.credentials ? { credentials: config.credentials } : {}),
+    ...(config.timeouts ? { requestHandler: handlerOptions(config.timeouts) } : {}),
   } as const;
 }
 
