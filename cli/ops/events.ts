@@ -13,7 +13,13 @@ import {
   sentSequenceKey,
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import { collectLiquidationWork, type LiquidationWork, strandedAdvice } from '../../shared/local/status.ts';
+import {
+  collectLiquidationWork,
+  type LiquidationWork,
+  STRANDED_CONFIRM_MS,
+  strandedAdvice,
+  strandedRuns,
+} from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
   handledTicks,
@@ -71,7 +77,10 @@ ${TARGET_USAGE}`;
 
 /** How often `replay --hold` sends the last price by default: well within the default maxMarkAgeSeconds (120 s). */
 const HOLD_EVERY_SECONDS = 30;
-/** Looks in a row that find work left and no message to move it before a hold gives up. */
+/**
+ * Looks in a row that find work left and no message to move it before a hold gives up, at the least: they must span
+ * STRANDED_CONFIRM_MS too (stranded48-hold-confirm).
+ */
 const STUCK_LOOKS = 2;
 /**
  * How long a hold goes on holding while its looks at the stack fail with an error that may heal (a throttle, a blip, an
@@ -102,10 +111,12 @@ export interface HoldLooks {
 
 /**
  * The looks a hold makes before each held tick: the liquidations' work (`collect`), which ends the hold once every one
- * is terminal, or after STUCK_LOOKS in a row find work left with no message to move it (the way on in `target`'s
- * flags). A look that fails with an error that may heal (refreshFailure) is said (`warn`) and the hold goes on, its
- * tick sent: it ended on the first, a throttle or a blip losing its place (ops47-hold-retry), up to
+ * is terminal, or once looks one after another have found work left with no message to move it, STUCK_LOOKS of them
+ * over `confirmMs` at least (STRANDED_CONFIRM_MS, as `status --watch` confirms it: stranded48-hold-confirm), the way on
+ * in `target`'s flags. A look that fails with an error that may heal (refreshFailure) is said (`warn`) and the hold
+ * goes on, its tick sent: it ended on the first, a throttle or a blip losing its place (ops47-hold-retry), up to
  * holdFailuresAllowed(everyMs) in a row; a lasting one (the stack not there, access denied) or a bug ends it at once.
+ * `nowMs`: when a look is made (Date.now).
  */
 export function holdLooks(options: {
   readonly collect: () => Promise<LiquidationWork>;
@@ -113,16 +124,20 @@ export function holdLooks(options: {
   readonly target: AdviceTarget;
   readonly onLook?: (liquidations: LiquidationWork['liquidations']) => void;
   readonly warn: (line: string) => void;
+  readonly nowMs?: () => number;
+  readonly confirmMs?: number;
 }): HoldLooks {
+  const { nowMs = Date.now, confirmMs = STRANDED_CONFIRM_MS } = options;
   const allowed = holdFailuresAllowed(options.everyMs);
   let work: { readonly total: number; readonly nonTerminal: number } | undefined = {
     total: 0,
     nonTerminal: 0,
   };
-  let stuckLooks = 0;
+  const strandedRun = strandedRuns();
   let failures = 0;
   let ended: string | undefined;
   const pending = async (): Promise<boolean> => {
+    const atMs = nowMs();
     let found: LiquidationWork;
     try {
       found = await options.collect();
@@ -148,10 +163,10 @@ export function holdLooks(options: {
     const { liquidations, stranded, dlqMessages } = found;
     work = liquidations;
     options.onLook?.(liquidations);
-    // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will. Two looks
-    // running, as SQS's counts are approximate.
-    stuckLooks = stranded > 0 ? stuckLooks + 1 : 0;
-    if (stuckLooks >= STUCK_LOOKS) {
+    // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will. Found by
+    // looks one after another over a minute, as SQS's counts are approximate (stranded48-hold-confirm).
+    const run = strandedRun(stranded, atMs);
+    if (run !== undefined && run.reads >= STUCK_LOOKS && run.forMs >= confirmMs) {
       ended =
         `hold ended: ${counted(stranded, 'liquidation is', 'liquidations are')} not terminal and no ` +
         `message is left to move ${stranded === 1 ? 'it' : 'them'}: ${strandedAdvice(dlqMessages, options.target, stranded)}`;
@@ -181,8 +196,9 @@ call whole (the caller's credentials, the bus's policy), which it would every ne
                          as long as a liquidation is not terminal, as a live feed would: the work a crash
                          leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
                          otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
-                         it (dead-lettered, or lost; not while a tick is still starting it, as status judges)
-                         ends it with exit 1 and the way on. Each held tick is a line on stderr when it is not
+                         it (dead-lettered, or lost; not while a tick is still starting it, as status judges),
+                         found so by its looks for ${STRANDED_CONFIRM_MS / 1000} s on end (SQS's counts are approximate), ends it
+                         with exit 1 and the way on. Each held tick is a line on stderr when it is not
                          a terminal (a progress bar when it is). A look at the stack that fails with an error
                          that may heal (a throttle, a network blip, an expired credential) is a line on stderr
                          and the hold goes on, its tick sent, for ${HOLD_BLIND_MS / 60_000} minutes of failures in a row; one that

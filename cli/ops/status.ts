@@ -5,6 +5,7 @@ import { type AdviceTarget, backstopCommand } from '../../shared/local/deploymen
 import {
   collectStatus,
   STATUS_COUNT_EVERY_MS,
+  STRANDED_CONFIRM_MS,
   type StatusReport,
   statusWatcher,
   strandedAdvice,
@@ -38,7 +39,9 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
   --watch                refresh until Ctrl-C: queues, dead letters, markets, the fund and stranded work (from
                          the open liquidations' index) on every refresh; the positions, liquidations and
                          auctions counts (and settled) every 5 minutes, shown with their age in between
-                         ("counted ... s ago"; --json: counted.ageSeconds). A refresh that fails with an error
+                         ("counted ... s ago"; --json: counted.ageSeconds). Work found stranded is said so once
+                         refreshes have found it for ${STRANDED_CONFIRM_MS / 1000} s on end, "confirming" until then (SQS's queue counts
+                         are approximate; a single read judges from one look). A refresh that fails with an error
                          that may heal (a throttle, a network blip, an expired credential) is a line (--json: on
                          stderr), the last figures kept and marked STALE with their age, and is read again at the
                          next interval; one that cannot (the stack or a table not there, access denied) ends it
@@ -113,10 +116,17 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
         ', ',
       )}${s.drained ? ' (drained)' : s.settled ? ' (settled: what is left runs as no-ops, the planned steps of ended auctions)' : ''}`,
   );
-  if (s.stranded > 0) {
-    const one = s.stranded === 1 && !s.strandedAtLeast;
+  // Stranded work, said once --watch's refreshes have found it for a minute; confirming until then; a single read's
+  // from one look (stranded48-confirm). One of the two figures is 0.
+  const found = s.stranded + s.strandedUnconfirmed;
+  if (found > 0) {
+    const one = found === 1 && !s.strandedAtLeast;
+    const work = `${s.strandedAtLeast ? 'at least ' : ''}${found} ${one ? 'liquidation' : 'liquidations'} not terminal`;
+    const confirmS = STRANDED_CONFIRM_MS / 1000;
     lines.push(
-      `  ${s.strandedAtLeast ? 'at least ' : ''}${s.stranded} ${one ? 'liquidation' : 'liquidations'} not terminal and no message moving ${one ? 'it' : 'them'}: ${strandedAdvice(s.dlqMessages, target, one ? 1 : s.stranded)}`,
+      s.strandedUnconfirmed > 0
+        ? `  confirming (${s.strandedForSeconds} of ${confirmS} s): ${work} and no message seen moving ${one ? 'it' : 'them'}; stranded once refreshes see none for ${confirmS} s (SQS's queue counts are approximate: a moment of 0 is not enough)`
+        : `  ${work} and no message moving ${one ? 'it' : 'them'} (${s.strandedForSeconds === null ? `from one look: SQS's queue counts are approximate, status --watch confirms it over ${confirmS} s` : `none seen for ${s.strandedForSeconds} s`}): ${strandedAdvice(s.dlqMessages, target, one ? 1 : found)}`,
     );
   }
   lines.push(`dead letters    ${s.dlqMessages} (${entries.filter(isDlq).map(queue).join(', ')})`);

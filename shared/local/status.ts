@@ -158,7 +158,9 @@ export interface StatusReport {
    * Liquidations not terminal while no work queue holds a message, but for the QUEUED ones a tick is still starting
    * (strandedCount): nothing will move them (a purged queue, dead letters gone); `backstop liquidations overdue --all
    * --resend` resumes them. 0 while any message waits. Judged now on every read: a count's Scan, or between --watch's
-   * counts the open index (status47-stranded-live, `strandedAtLeast`).
+   * counts the open index (status47-stranded-live, `strandedAtLeast`). A single read's judgment is one look;
+   * `status --watch` says it only once its refreshes have found the work stranded for STRANDED_CONFIRM_MS, one after
+   * another, and shows it as `strandedUnconfirmed` until then (stranded48-confirm).
    */
   readonly stranded: number;
   /**
@@ -248,9 +250,21 @@ export interface StatusReport {
    * `stranded` is a lower bound: a --watch refresh between counts found that many stranded among the
    * STRANDED_LOOK_MAX open liquidations it read, and the open index lists more (the next count has the figure). False
    * on a count, and whenever `stranded` is 0: none stranded among those read is said 0, never "at least 0"
-   * (status48-at-least-zero; the unread ones are judged by the next count). Last: a key added later.
+   * (status48-at-least-zero; the unread ones are judged by the next count). With `strandedUnconfirmed` above 0 it is
+   * that figure's. Last: a key added later.
    */
   readonly strandedAtLeast: boolean;
+  /**
+   * `status --watch` only (stranded48-confirm): work its refreshes have found stranded, one after another, for less
+   * than STRANDED_CONFIRM_MS (`strandedForSeconds`), `stranded` 0 meanwhile: SQS's counts may read 0 for a moment
+   * while a message moves the work. 0 on a single read, and once confirmed (the figure is then `stranded`).
+   */
+  readonly strandedUnconfirmed: number;
+  /**
+   * How long `status --watch`'s refreshes have found work stranded, one after another (0 at the first that did); null
+   * while none finds it, and on a single read, whose `stranded` is one look (stranded48-confirm).
+   */
+  readonly strandedForSeconds: number | null;
 }
 
 /**
@@ -575,6 +589,45 @@ function judgeLiquidations(
  * the same resend as a thousand, and the next count gives the figure.
  */
 export const STRANDED_LOOK_MAX = BATCH_GET_MAX;
+/**
+ * How long reads one after another must find work stranded before `status --watch` and `replay --hold` say it is
+ * (stranded48-confirm). The work queues' counts are SQS's approximate ones (GetQueueAttributes), which AWS says "may
+ * not achieve consistency until at least 1 minute after the producers stop sending messages": while messages move
+ * the work, a read may count none for a moment, and one read called that work stranded (a hold ended on it). Work
+ * nothing moves stays stranded, so waiting costs a minute; the minute is the one AWS names (an "at least": a longer
+ * lag is not ruled out, and would show a stranded line that a message seen later clears).
+ */
+export const STRANDED_CONFIRM_MS = 60_000;
+
+/** Reads one after another that found work stranded: how long since the first of them, and how many. */
+export interface StrandedRun {
+  readonly forMs: number;
+  readonly reads: number;
+}
+
+/**
+ * Follows the stranded judgments of reads made one after another (stranded48-confirm): each read's `stranded` at
+ * `nowMs` gives the run it goes on with, or undefined when it found none (a message in a work queue, no open work, a
+ * tick still starting it), which ends the run. A read that failed is no read: the run goes on past it. A clock set
+ * back starts the run again.
+ */
+export function strandedRuns(): (stranded: number, nowMs: number) => StrandedRun | undefined {
+  let sinceMs: number | undefined;
+  let reads = 0;
+  return (stranded, nowMs) => {
+    if (stranded === 0) {
+      sinceMs = undefined;
+      return undefined;
+    }
+    if (sinceMs === undefined || nowMs < sinceMs) {
+      sinceMs = nowMs;
+      reads = 0;
+    }
+    reads += 1;
+    return { forMs: nowMs - sinceMs, reads };
+  };
+}
+
 /** One more than a look reads: past it the look knows it read not all. */
 const UNINDEXED_KEPT_MAX = STRANDED_LOOK_MAX + 1;
 
@@ -772,6 +825,9 @@ async function readStatus(
       ageSeconds: Math.max(0, Math.floor((nowMs - tallies.atMs) / 1000)),
     },
     strandedAtLeast,
+    // One look: a watch confirms it over its refreshes (statusWatcher).
+    strandedUnconfirmed: 0,
+    strandedForSeconds: null,
   };
   return { report, tallies };
 }
@@ -814,15 +870,17 @@ async function strandedNow(
 /**
  * `status --watch`'s reads (status46-watch-scans): each read's queues, markets, fund and breakers live, the counts
  * that Scan the positions, liquidations and auctions tables taken again only once `countEveryMs` has passed since the
- * last (STATUS_COUNT_EVERY_MS), the last ones reused in between and their age said (`counted`).
+ * last (STATUS_COUNT_EVERY_MS), the last ones reused in between and their age said (`counted`). Work found stranded
+ * is said so once the reads have found it for `confirmMs` one after another (STRANDED_CONFIRM_MS: confirmStranded).
  */
 export function statusWatcher(
   deployment: Deployment,
   config: RiskConfig | undefined,
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
-  countEveryMs = STATUS_COUNT_EVERY_MS,
+  { countEveryMs = STATUS_COUNT_EVERY_MS, confirmMs = STRANDED_CONFIRM_MS } = {},
 ): (nowMs: number) => Promise<StatusReport> {
   let last: StatusTallies | undefined;
+  const strandedRun = strandedRuns();
   return async (nowMs) => {
     // A clock set back counts again too.
     const fresh = last !== undefined && nowMs >= last.atMs && nowMs - last.atMs < countEveryMs;
@@ -834,7 +892,26 @@ export function statusWatcher(
       fresh ? last : undefined,
     );
     last = tallies;
-    return report;
+    return confirmStranded(report, strandedRun(report.stranded, nowMs), confirmMs);
+  };
+}
+
+/**
+ * A watch's report with its stranded work said once confirmed (stranded48-confirm): `stranded` when the run of reads
+ * that found it has lasted `confirmMs`, else `strandedUnconfirmed`; how long in `strandedForSeconds`.
+ */
+function confirmStranded(
+  report: StatusReport,
+  run: StrandedRun | undefined,
+  confirmMs: number,
+): StatusReport {
+  if (run === undefined) return report;
+  const confirmed = run.forMs >= confirmMs;
+  return {
+    ...report,
+    stranded: confirmed ? report.stranded : 0,
+    strandedUnconfirmed: confirmed ? 0 : report.stranded,
+    strandedForSeconds: Math.floor(run.forMs / 1000),
   };
 }
 

@@ -28,6 +28,16 @@ import { cli, injectTick, publishStackOutputs, useOperatorEmulator } from '../su
  * target found from CloudFormation outputs. The CLI runs in process with --endpoint (no local up needed).
  */
 
+/**
+ * `replay --hold` ends on work left with no message once its looks have found none for STRANDED_CONFIRM_MS
+ * (stranded48-hold-confirm: SQS's counts are approximate on AWS); here its looks judge at once, on two looks running,
+ * as before: the tests of the hold's end are of its judgment, and holdLooks' own test drives the minute with a clock.
+ */
+vi.mock('../../shared/local/status.ts', async (original) => ({
+  ...(await original<typeof import('../../shared/local/status.ts')>()),
+  STRANDED_CONFIRM_MS: 0,
+}));
+
 const emulator = useOperatorEmulator('cli-moto');
 const newStage = () => emulator.newStage('cli');
 
@@ -136,12 +146,16 @@ describe('status', () => {
       'quote',
       'counted',
       'strandedAtLeast',
+      'strandedUnconfirmed',
+      'strandedForSeconds',
     ]);
     // The local stage's configuration, the built-in one: its quote currency (session 41, config-mixed-quotes).
     expect(report.quote).toBe('USD');
     // A single read counts now (status46-watch-scans: --watch shows older counts, with their age).
     expect(report.counted).toEqual({ at: report.at, ageSeconds: 0 });
     expect(report.strandedAtLeast).toBe(false);
+    // A single read's stranded is one look (stranded48-confirm): --watch confirms it.
+    expect(report).toMatchObject({ strandedUnconfirmed: 0, strandedForSeconds: null });
     expect(report.target).toEqual({
       kind: 'local',
       stage,

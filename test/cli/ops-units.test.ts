@@ -87,8 +87,10 @@ import {
   fundStatus,
   type LiquidationWork,
   STATUS_COUNT_EVERY_MS,
+  STRANDED_CONFIRM_MS,
   type StatusReport,
   strandedAdvice,
+  strandedRuns,
 } from '../../shared/local/status.ts';
 import {
   dueOffsets,
@@ -161,7 +163,10 @@ describe('replay --hold: its looks at the stack', () => {
   const work = (nonTerminal: number, stranded = 0) =>
     ({ liquidations: { total: 1, nonTerminal }, stranded, dlqMessages: 0 }) as unknown as LiquidationWork;
   const aws = { kind: 'aws', stage: 'prod', region: 'eu-west-1' };
-  /** Looks whose reads answer `answers` in turn (an Error is thrown); the lines they warn with. */
+  /**
+   * Looks whose reads answer `answers` in turn (an Error is thrown); the lines they warn with. Work left with no message
+   * is judged on two looks running, with no minute to confirm it (confirmMs 0: its own test has a clock).
+   */
   function looksAt(answers: (LiquidationWork | Error)[], everyMs = 30_000) {
     const warned: string[] = [];
     const looks = holdLooks({
@@ -173,6 +178,7 @@ describe('replay --hold: its looks at the stack', () => {
       everyMs,
       target: aws,
       warn: (line) => warned.push(line),
+      confirmMs: 0,
     });
     return { looks, warned };
   }
@@ -211,6 +217,55 @@ describe('replay --hold: its looks at the stack', () => {
       "hold ended: the stack's status could not be read (AccessDeniedException: User is not authorized)",
     );
     expect(gone.warned).toEqual([]);
+  });
+
+  // stranded48-hold-confirm: the hold ended once two looks running (30 s apart by default) found work left with no
+  // message to move it, and SQS's approximate counts may read 0 for a minute while a message moves it.
+  it('ends on work left with no message only once its looks have found none for a minute', async () => {
+    let now = 0;
+    const answers = [work(1, 1), work(1, 1), work(1, 0), work(1, 1), work(1, 1), work(1, 1)];
+    const looks = holdLooks({
+      collect: async () => answers.shift()!,
+      everyMs: 30_000,
+      target: aws,
+      warn: () => {},
+      nowMs: () => now,
+    });
+    const lookAt = (ms: number) => {
+      now = ms;
+      return looks.pending();
+    };
+    // None seen moving it at 0 and 30 s, then a message: it holds on (before: it ended at 30 s, the second look).
+    expect([await lookAt(0), await lookAt(30_000), await lookAt(60_000)]).toEqual([true, true, true]);
+    expect(looks.ended()).toBeUndefined();
+    // None from 90 s on: it holds on 59.999 s later, and ends at the look a minute after the first.
+    expect([await lookAt(90_000), await lookAt(149_999)]).toEqual([true, true]);
+    expect(await lookAt(150_000)).toBe(false);
+    expect(looks.ended()).toBe(
+      'hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
+    );
+    // Judged at once (confirmMs 0): two looks running still, as SQS's counts are approximate.
+    const atOnce = holdLooks({
+      collect: async () => work(1, 1),
+      everyMs: 30_000,
+      target: aws,
+      warn: () => {},
+      nowMs: () => 0,
+      confirmMs: 0,
+    });
+    expect([await atOnce.pending(), await atOnce.pending()]).toEqual([true, false]);
+  });
+
+  it('follows reads that find work stranded one after another, a read finding none or a clock set back ending the run', () => {
+    const see = strandedRuns();
+    expect([see(2, 1_000), see(1, 31_000), see(3, 61_000)]).toEqual([
+      { forMs: 0, reads: 1 },
+      { forMs: 30_000, reads: 2 },
+      { forMs: 60_000, reads: 3 },
+    ]);
+    expect(see(0, 62_000)).toBeUndefined();
+    expect(see(1, 63_000)).toEqual({ forMs: 0, reads: 1 });
+    expect(see(1, 10_000)).toEqual({ forMs: 0, reads: 1 });
   });
 
   // final47-plurals: "then its last price 1 times"; a fund statement of one entry, "entries 5 to 5 (1 entry)".
@@ -1463,7 +1518,11 @@ describe('status rendering', () => {
     quote: null,
     counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 0 },
     strandedAtLeast: false,
+    strandedUnconfirmed: 0,
+    strandedForSeconds: null,
   };
+  /** What a single read's stranded line says of its judgment (stranded48-confirm). */
+  const oneLook = "(from one look: SQS's queue counts are approximate, status --watch confirms it over 60 s)";
   it('shows every part on its own line', () => {
     const text = renderStatus(report);
     expect(text).toContain('positions       OPEN 7, LIQUIDATING 1, CLOSED 2');
@@ -1567,12 +1626,12 @@ describe('status rendering', () => {
     expect(broken).toContain('  ... 3 more lines of problems: backstop status --json');
     expect(renderStatus({ ...report, drained: true, stranded: 1, dlqMessages: 0 })).toContain(
       // final47-plurals: "1 liquidations not terminal and no message moving them: no dead letter holds them".
-      '  1 liquidation not terminal and no message moving it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message',
+      `  1 liquidation not terminal and no message moving it ${oneLook}: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend sends each a message`,
     );
     // drill45-stranded-advice: dead-lettered ones have their own way first (the resend alone sent them to fail again).
     // review45-drill-stranded-order: and the resend after it, which cannot leave them out (it sends every open one).
     expect(renderStatus({ ...report, drained: true, stranded: 2, dlqMessages: 1 })).toContain(
-      '  2 liquidations not terminal and no message moving them: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)',
+      `  2 liquidations not terminal and no message moving them ${oneLook}: 1 in the dead-letter queues (backstop dlq list says why, backstop dlq redrive sends them back once the cause is fixed); then, for those no dead letter held, backstop liquidations overdue --all --resend (not before: it sends the dead-lettered ones a message too, to fail again)`,
     );
     // ux45-advice-config: overdue refuses to run without --config on aws and localstack (local has its recorded one).
     for (const kind of ['aws', 'localstack'])
@@ -1605,18 +1664,58 @@ describe('status rendering', () => {
       counted: { at: '2026-01-01T00:00:00.000Z', ageSeconds: 120 },
       drained: true,
       stranded: 1,
+      strandedForSeconds: 64,
       dlqMessages: 0,
     });
     expect(reused).toContain(
       'auctions        1 open (RUNNING 1)\n  (positions, liquidations, auctions and settled counted 120 s ago at 2026-01-01T00:00:00.000Z: they Scan their tables, --watch counts again every 5 min; stranded and the rest are read now)\n',
     );
     // status47-stranded-live: stranded is judged on every refresh (the open index between counts), not counted.
-    expect(reused).toContain('\n  1 liquidation not terminal and no message moving it: no dead letter');
+    expect(reused).toContain(
+      '\n  1 liquidation not terminal and no message moving it (none seen for 64 s): no dead letter',
+    );
     expect(
       renderStatus({ ...report, drained: true, stranded: 100, strandedAtLeast: true, dlqMessages: 0 }),
-    ).toContain('\n  at least 100 liquidations not terminal and no message moving them: no dead letter');
+    ).toContain(
+      `\n  at least 100 liquidations not terminal and no message moving them ${oneLook}: no dead letter`,
+    );
     expect(STATUS_USAGE).toContain('every 5 minutes');
     expect(STATUS_COUNT_EVERY_MS).toBe(5 * 60_000);
+  });
+  // stranded48-confirm: SQS's counts may read 0 for a moment while a message moves the work; --watch said it stranded,
+  // the resend advised, on that refresh.
+  it('says work a watch has found stranded for less than a minute as confirming, without the way on', () => {
+    const confirming = renderStatus({
+      ...report,
+      drained: true,
+      strandedUnconfirmed: 2,
+      strandedForSeconds: 14,
+      dlqMessages: 0,
+    });
+    expect(confirming).toContain(
+      "\n  confirming (14 of 60 s): 2 liquidations not terminal and no message seen moving them; stranded once refreshes see none for 60 s (SQS's queue counts are approximate: a moment of 0 is not enough)\n",
+    );
+    expect(confirming).not.toContain('overdue');
+    expect(
+      renderStatus({
+        ...report,
+        drained: true,
+        strandedUnconfirmed: 1,
+        strandedForSeconds: 0,
+        dlqMessages: 0,
+      }),
+    ).toContain('\n  confirming (0 of 60 s): 1 liquidation not terminal and no message seen moving it;');
+    expect(
+      renderStatus({
+        ...report,
+        drained: true,
+        strandedUnconfirmed: 100,
+        strandedAtLeast: true,
+        strandedForSeconds: 2,
+      }),
+    ).toContain(': at least 100 liquidations not terminal and no message seen moving them;');
+    expect(STRANDED_CONFIRM_MS).toBe(60_000);
+    expect(STATUS_USAGE).toContain('"confirming"');
   });
   // review47-upgrade-notes: session 47's new key of status --json and the reads --watch makes now (its credentials need
   // them) were told only under "What backstop status reads", not in the upgrade notes a script's or a role's owner reads.

@@ -1,5 +1,5 @@
 import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import {
   type FailedRefresh,
@@ -17,6 +17,7 @@ import {
   collectLiquidationWork,
   collectStatus,
   STATUS_COUNT_EVERY_MS,
+  STRANDED_CONFIRM_MS,
   STRANDED_LOOK_MAX,
   type StatusReport,
   statusWatcher,
@@ -36,6 +37,12 @@ import { motoStages } from '../support/moto.ts';
  */
 
 const moto = motoStages('sws');
+
+/**
+ * A watch that says work stranded at the first refresh that finds it (stranded48-confirm: a watch waits
+ * STRANDED_CONFIRM_MS of refreshes for SQS's approximate counts), for the tests of the judgment itself.
+ */
+const atOnce = { confirmMs: 0 };
 
 /** The Scan calls sent, by table. */
 function countScans(clients: AwsClients) {
@@ -139,7 +146,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     const { clients, names, deployment, put, scans } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     expect(await watch(t0)).toMatchObject({ drained: true, stranded: 1, settled: false });
     // The resend the stranded line advises: a message moves it now.
     await clients.sqs.send(
@@ -260,7 +267,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     const { clients, names, deployment, put, scans } = await setUp();
     const queries = countCalls(clients, 'QueryCommand');
     const t0 = Date.now();
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     expect(await watch(t0)).toMatchObject({ drained: true, stranded: 0, settled: true });
     // Written with no message (its message lost, the queue purged): nothing moves it.
     await put(queued('p1:0', t0));
@@ -272,7 +279,9 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // The look: a Query of each of the open index's 16 shards.
     expect(queries[names.tables.liquidations]).toBe(16);
     const text = renderStatus(later);
-    expect(text).toContain('\n  1 liquidation not terminal and no message moving it: no dead letter');
+    expect(text).toContain(
+      '\n  1 liquidation not terminal and no message moving it (none seen for 0 s): no dead letter',
+    );
     expect(text).toContain('auctions and settled counted 2 s ago');
     // A message sent (the resend the line advises): no look while one waits.
     await clients.sqs.send(
@@ -286,7 +295,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
   it("judges the look as a count does: an ended one the index still lists and a pending tick's are not stranded", async () => {
     const { clients, names, deployment, put } = await setUp();
     const t0 = Date.now();
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
     // Ended, but still listed by the open index (AWS's index lags the table): its record says it ended.
     const ended = liquidationItem({ ...queued('p1:0', t0), state: 'CANCELLED' });
@@ -316,7 +325,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
   it('judges again on the queues read after the look: work a tick started meanwhile is not stranded', async () => {
     const { clients, names, deployment, put } = await setUp();
     const t0 = Date.now();
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
     await put(queued('p1:0', t0));
     // Its message is sent while the look reads the record (after the refresh read the queues drained).
@@ -349,7 +358,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     const t0 = Date.now();
     const { openShard: _, startedAtMs: __, ...unlisted } = liquidationItem(queued('p1:0', t0));
     await clients.dynamo.send(new PutItemCommand({ TableName: names.tables.liquidations, Item: unlisted }));
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     expect(await watch(t0)).toMatchObject({ drained: true, stranded: 1 });
     // Before: 0 between counts, 1 again at the next.
     expect(await watch(t0 + 2_000)).toMatchObject({ drained: true, stranded: 1, strandedAtLeast: false });
@@ -366,7 +375,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     const { clients, names, deployment, put } = await setUp();
     const batchGets = countCalls(clients, 'BatchGetItemCommand');
     const t0 = Date.now();
-    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
     for (let i = 0; i <= STRANDED_LOOK_MAX; i++) await put(queued(`p${i}:0`, t0));
     const report = await watch(t0 + 2_000);
@@ -402,6 +411,117 @@ describe('status --watch: a look that finds none stranded among those it read (m
     // Before: strandedAtLeast true beside stranded 0.
     expect(report).toMatchObject({ drained: true, stranded: 0, strandedAtLeast: false, settled: false });
     expect(renderStatus(report)).not.toContain('not terminal and no message');
+    clients.destroy();
+  });
+});
+
+// stranded48-confirm: the work queues' counts are SQS's approximate ones, which AWS says "may not achieve consistency
+// until at least 1 minute after the producers stop sending messages" (GetQueueAttributes): while a message moves the
+// work a refresh may count none, and --watch said that work stranded, with the resend to run, for that refresh.
+describe('status --watch: stranded once its refreshes have found no message for a minute (moto, real SDK)', () => {
+  /** Every queue's counts read 0 while `on`, as SQS's approximate counts may with a message in the queue. */
+  function flashingCounts(clients: AwsClients) {
+    const flash = { on: false };
+    const middleware =
+      (
+        next: (args: unknown) => Promise<{ output: { Attributes?: Record<string, string> } }>,
+        context: { commandName?: string },
+      ) =>
+      async (args: unknown) => {
+        const out = await next(args);
+        const counts = out.output.Attributes;
+        if (flash.on && context.commandName === 'GetQueueAttributesCommand' && counts)
+          for (const key of Object.keys(counts))
+            if (key.startsWith('ApproximateNumberOfMessages')) counts[key] = '0';
+        return out;
+      };
+    clients.sqs.middlewareStack.add(middleware as never, { step: 'initialize', name: 'flashingCounts' });
+    return flash;
+  }
+
+  it('says confirming while the counts read 0 for less than a minute, and stranded once they have for a minute', async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const flash = flashingCounts(clients);
+    const t0 = Date.now();
+    await put(queued('p1:0', t0));
+    // Its message waits in the queue: the work moves.
+    await clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: names.queues.liquidations.url,
+        MessageBody: '{"liquidationId":"p1:0"}',
+      }),
+    );
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const moving = { drained: false, stranded: 0, strandedUnconfirmed: 0, strandedForSeconds: null };
+    expect(await watch(t0)).toMatchObject(moving);
+    // The counts read 0 on refreshes just short of a minute apart, the message there all along.
+    const read = async (atMs: number) => {
+      flash.on = true;
+      try {
+        return await watch(atMs);
+      } finally {
+        flash.on = false;
+      }
+    };
+    const first = await read(t0 + 2_000);
+    // Before: stranded 1, the line telling the on-call to resend work its message was moving.
+    expect(first).toMatchObject({
+      drained: true,
+      stranded: 0,
+      strandedUnconfirmed: 1,
+      strandedForSeconds: 0,
+    });
+    const text = renderStatus(first);
+    expect(text).toContain(
+      "\n  confirming (0 of 60 s): 1 liquidation not terminal and no message seen moving it; stranded once refreshes see none for 60 s (SQS's queue counts are approximate: a moment of 0 is not enough)\n",
+    );
+    expect(text).not.toContain('overdue');
+    const last = await read(t0 + 2_000 + STRANDED_CONFIRM_MS - 1);
+    expect(last).toMatchObject({ stranded: 0, strandedUnconfirmed: 1, strandedForSeconds: 59 });
+    // The counts catch up: the run ends.
+    expect(await watch(t0 + 64_000)).toMatchObject(moving);
+
+    // The message gone (lost, the queue purged): nothing moves the work, refresh after refresh.
+    const { Messages } = await clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: names.queues.liquidations.url, WaitTimeSeconds: 1 }),
+    );
+    await clients.sqs.send(
+      new DeleteMessageCommand({
+        QueueUrl: names.queues.liquidations.url,
+        ReceiptHandle: Messages![0]!.ReceiptHandle!,
+      }),
+    );
+    const lost = t0 + 66_000;
+    expect(await watch(lost)).toMatchObject({ stranded: 0, strandedUnconfirmed: 1, strandedForSeconds: 0 });
+    expect(await watch(lost + 30_000)).toMatchObject({
+      stranded: 0,
+      strandedUnconfirmed: 1,
+      strandedForSeconds: 30,
+    });
+    const confirmed = await watch(lost + STRANDED_CONFIRM_MS);
+    expect(confirmed).toMatchObject({
+      drained: true,
+      stranded: 1,
+      strandedUnconfirmed: 0,
+      strandedForSeconds: 60,
+      strandedAtLeast: false,
+    });
+    expect(renderStatus(confirmed)).toContain(
+      '\n  1 liquidation not terminal and no message moving it (none seen for 60 s): no dead letter holds it',
+    );
+    // Still no count since t0: every refresh judged the open index.
+    expect(confirmed.counted.ageSeconds).toBe((lost + STRANDED_CONFIRM_MS - t0) / 1000);
+    clients.destroy();
+  });
+
+  it('judges a single read from its one look, and says so', async () => {
+    const { deployment, put, clients } = await setUp();
+    await put(queued('p1:0', Date.now()));
+    const report = await collectStatus(deployment);
+    expect(report).toMatchObject({ stranded: 1, strandedUnconfirmed: 0, strandedForSeconds: null });
+    expect(renderStatus(report)).toContain(
+      "\n  1 liquidation not terminal and no message moving it (from one look: SQS's queue counts are approximate, status --watch confirms it over 60 s): no dead letter holds it",
+    );
     clients.destroy();
   });
 });
