@@ -299,6 +299,12 @@ export const METRICS = {
     byMarket: true,
     help: "prints refused as tick/breaker-confirming whose trace on the breaker (breaker.confirming) could not be written: the refusal stands (only `backstop replay` reads the trace, and stops as stalled waiting on such a print); a markets table failing so fails the ticks' own writes too, which page",
   },
+  RefusalTraceFailures: {
+    name: 'RefusalTraceFailures',
+    unit: 'Count',
+    kind: 'counter',
+    help: "ticks refused too old, out of order, as a duplicate, ... (TRACED_REFUSALS) whose trace on the market (refusals) could not be written: the refusal stands (only `backstop replay` and `backstop status` read the trace; a replay waiting on such a tick stops as stalled); a markets table failing so fails the ticks' own writes too, which page",
+  },
   LedgerReconcileDifference: {
     name: 'LedgerReconcileDifference',
     unit: 'None',

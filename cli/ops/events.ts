@@ -31,7 +31,7 @@ import {
   TICK_SOURCE,
   type TickNotTaken,
 } from '../../shared/local/ticks.ts';
-import type { MarketRepository } from '../../shared/ports/index.ts';
+import { isTracedRefusal, type MarketRepository, TRACED_REFUSALS } from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
@@ -41,6 +41,7 @@ import { resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
   type Command,
+  environmentFailure,
   noMorePositionals,
   operatorCommand,
   parseCommand,
@@ -60,8 +61,8 @@ const DEFAULT_WAIT_SECONDS = 10;
 export const INJECT_USAGE = `Usage: backstop inject tick --symbol ETH-USD --price 1520.5 [options]
 
 Puts one PriceTick on the tick bus, prints the entry it sent and what margin-check made of it (fate): accepted,
-held by the circuit breaker, or refused (margin-check refuses a duplicate, stale or out-of-band tick without a
-trace: the refusal is foretold by the same rule on the market as it stood). Exit 0: accepted (or a market's first
+held by the circuit breaker, or refused (a duplicate, stale or out-of-band tick's refusal is foretold by the same
+rule on the market as it stood: margin-check keeps only the latest refusal of each kind on the market). Exit 0: accepted (or a market's first
 print, which waits for a second); 3: refused or held by the breaker; 4: not handled within the wait.
   --symbol S             market symbol (required)
   --price P              mark price, plain decimal (required)
@@ -181,14 +182,16 @@ export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] 
 
 Replays a price file as ticks: one PutEvents a tick, a progress bar on stderr (a line every 30 s when it
 is not a terminal), then the entries the bus
-took and refused, the ticks margin-check's breaker held or refused while it confirmed a move (a line on stderr
-each), and a print the breaker holds at the end. Files: a header with a time column
+took, refused and left of unknown fate (by sequence), the ticks margin-check's breaker held or refused while it
+confirmed a move, and those it refused otherwise (too old, out of order, ...), a line on stderr each kind, and a
+print the breaker holds at the end. Files: a header with a time column
 (timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
 12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
 continue from the market's last one. Each tick is sent once the stack has handled the one before (EventBridge
 keeps no order between ticks in flight together: the older, landing second, would be refused as out of order),
-and the replay stops with a clear error when the stack handles none for 60 s, or when EventBridge refuses a
-call whole (the caller's credentials, the bus's policy), which it would every next call too.
+and the replay stops with a clear error when the stack handles none for 60 s, when EventBridge refuses a
+call whole (the caller's credentials, the bus's policy), which it would every next call too, or on any other
+error (a PutEvents call that failed without an answer): its outcome so far is printed first, exit 1.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -477,6 +480,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     }
     // Its dead-letter advice names the queue of this target (ux46-advice-target).
     const stalled = outcome.stalled && withTargetFlags(outcome.stalled, deployment);
+    // Said as any command's failure is (the network, a timeout, an AWS error), after the outcome so far.
+    const failed = outcome.error === undefined ? undefined : failureLine(outcome.error);
     const summary = {
       file: basename(file),
       symbol,
@@ -488,6 +493,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       rejected: outcome.rejected.length,
       ...(outcome.renumbered.length > 0 ? { renumbered: outcome.renumbered } : {}),
       ...(stalled ? { stalled } : {}),
+      ...(failed ? { failed } : {}),
       ...(outcome.refusedWhole
         ? {
             refusedWhole: {
@@ -506,20 +512,21 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       // On the bus, and not taken by margin-check: its breaker held them, or refused them while it confirmed a move.
       notTaken: outcome.notTaken.length,
       ...(outcome.notTaken.length > 0 ? { notTakenTicks: outcome.notTaken.slice(0, 20) } : {}),
-      ...(outcome.unknown.length > 0 ? { unknownFate: outcome.unknown.length } : {}),
+      ...(outcome.unknown.length > 0
+        ? {
+            unknownFate: outcome.unknown.length,
+            unknownTicks: outcome.unknown
+              .slice(0, 20)
+              .map((u) => ({ sequence: u.sequence, code: u.code, message: u.message })),
+          }
+        : {}),
     };
     if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
     else {
       io.stdout.write(`${replayedLine(summary)}\n`);
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
-      if (outcome.unknown.length > 0)
-        io.stdout.write(
-          `  ${outcome.unknown.length} answered without a result: on the bus or not (${outcome.unknown
-            .slice(0, 20)
-            .map((u) => u.code)
-            .join(', ')})\n`,
-        );
+      if (outcome.unknown.length > 0) io.stdout.write(`  ${unknownLine(outcome.unknown)}\n`);
     }
     // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).
     for (const line of notTakenLines(symbol, outcome.notTaken))
@@ -533,6 +540,12 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           'next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the ' +
           `market's breakerConfirmSeconds, closes the breaker (${backstopCommand(deployment, 'status')})\n`,
       );
+    if (failed) {
+      io.stderr.write(
+        `backstop: replay/failed: ${failed}; the replay stopped there, its outcome so far above\n`,
+      );
+      return 1;
+    }
     if (stalled) {
       io.stderr.write(`backstop: ${stalled}\n`);
       return 1;
@@ -596,10 +609,37 @@ export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string
   );
 }
 
+/** The error that ended a replay (ReplayOutcome.error), in a line. */
+function failureLine(error: unknown): string {
+  const said = environmentFailure(error);
+  if (said !== undefined) return said;
+  return error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);
+}
+
+/**
+ * A replay's ticks of unknown fate, by their sequences (feed48-unknown-sequences): a PutEvents answered without their
+ * result, or a call that failed without an answer. Each may be on the bus or not.
+ */
+export function unknownLine(unknown: ReplayOutcome['unknown']): string {
+  const n = unknown.length;
+  const shown = unknown
+    .slice(0, 20)
+    .map((u) => `${u.sequence} (${u.code})`)
+    .join(', ');
+  return (
+    `${n} ${n === 1 ? 'tick' : 'ticks'} of unknown fate, on the bus or not: sequence${n === 1 ? '' : 's'} ` +
+    `${shown}${n > 20 ? `, ... ${n - 20} more` : ''}`
+  );
+}
+
 /** What a replay says of its ticks on the bus that margin-check did not take (ReplayOutcome.notTaken). */
 export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[]): string[] {
   const confirming = notTaken.filter((t) => t.reason === 'tick/breaker-confirming');
-  const held = notTaken.filter((t) => t.reason !== 'tick/breaker-confirming');
+  const held = notTaken.filter((t) => t.reason !== 'tick/breaker-confirming' && !isTracedRefusal(t.reason));
+  // By kind, in the order margin-check judges them (its refusal traces: too old, out of order, ...).
+  const refused = TRACED_REFUSALS.map((reason) => notTaken.filter((t) => t.reason === reason)).filter(
+    (ticks) => ticks.length > 0,
+  );
   const list = (ticks: readonly TickNotTaken[]) =>
     `${ticks
       .slice(0, 20)
@@ -621,6 +661,14 @@ export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[])
             'the first print agreeing with it once it has persisted that long is followed',
         ]
       : []),
+    ...refused.map((ticks) => {
+      const latest = ticks.at(-1)!;
+      return (
+        `margin-check refused ${ticks.length} of the replay's ticks as ${latest.reason} ` +
+        `(sequence${ticks.length > 1 ? 's' : ''} ${list(ticks)}${latest.detail ? `; the latest: ${latest.detail}` : ''}): ` +
+        `${ticks.length === 1 ? 'it' : 'they'} liquidated nothing`
+      );
+    }),
   ];
 }
 

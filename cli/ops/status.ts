@@ -206,6 +206,11 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
     lines.push(
       `market ${symbol.padEnd(width)} mark ${m.mark ?? '-'} (sequence ${m.lastSequence ?? '-'} at ${m.at ?? '-'}${markAge(m)}), ${breaker}${held}`,
     );
+    // What margin-check refused without another record (feed48-refusal-trace), a line a kind under its market.
+    for (const [reason, r] of Object.entries(m.refused ?? {}))
+      lines.push(
+        `  refused ${reason}: ${r.count} ${r.count === 1 ? 'tick' : 'ticks'} since ${r.since}, the latest ${r.sequence} at ${r.at} (${r.detail})`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }

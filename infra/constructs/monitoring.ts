@@ -989,6 +989,7 @@ export class Monitoring extends Construct {
         [
           m(METRICS.CircuitBreakerTripped),
           m(METRICS.BreakerTraceFailures),
+          m(METRICS.RefusalTraceFailures),
           m(METRICS.StaleMarkWaits),
           m(METRICS.MarkDisputes),
           m(METRICS.LiquidationsDisputed),

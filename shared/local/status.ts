@@ -14,7 +14,14 @@ import { isTerminal, type LiquidationState, type PositionState } from '../domain
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
-import { type AccountBalance, highestSequence, type Ledger, type MarketState } from '../ports/index.ts';
+import {
+  type AccountBalance,
+  currentRefusals,
+  highestSequence,
+  type Ledger,
+  type MarketState,
+  type RefusalTrace,
+} from '../ports/index.ts';
 import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
@@ -113,6 +120,20 @@ export interface MarketStatus {
    * below the market's last or its breaker's tick (with a later stamp), else far above it.
    */
   readonly heldJump: { readonly sequence: number; readonly heldAt: string; readonly behind?: boolean } | null;
+  /**
+   * Per refusal that records nothing else (tick/too-old, tick/out-of-order, ...: TRACED_REFUSALS), the latest tick
+   * refused so and how many of the kind since `since`, as margin-check noted them (refusal traces), since the market's
+   * latest rebase; absent: none.
+   */
+  readonly refused?: { readonly [reason: string]: RefusedStatus };
+}
+
+export interface RefusedStatus {
+  readonly sequence: number;
+  readonly at: string;
+  readonly detail: string;
+  readonly count: number;
+  readonly since: string;
 }
 
 export interface StatusReport {
@@ -445,6 +466,23 @@ function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefi
           ...(m.heldJump.tick.sequence < highestSequence(m) ? { behind: true } : {}),
         }
       : null,
+    ...refusedOf(m),
+  };
+}
+
+/** The market's refusal traces noted since its latest rebase (currentRefusals: one from before it is stale). */
+function refusedOf(m: MarketState): Pick<MarketStatus, 'refused'> {
+  const traces = Object.entries(currentRefusals(m)).filter(
+    (e): e is [string, RefusalTrace] => e[1] !== undefined,
+  );
+  if (traces.length === 0) return {};
+  return {
+    refused: Object.fromEntries(
+      traces.map(([reason, t]) => [
+        reason,
+        { sequence: t.sequence, at: iso(t.atMs), detail: t.detail, count: t.count, since: iso(t.sinceMs) },
+      ]),
+    ),
   };
 }
 

@@ -1,7 +1,8 @@
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { formatPrice } from '../domain/units.ts';
 import {
   PUT_EVENTS_BATCH,
+  PutEntriesError,
   type PutOutcome,
   putEntries,
   type RefusedEntry,
@@ -11,7 +12,7 @@ import {
   tickEntry,
   type UnknownEntry,
 } from '../feed/publisher.ts';
-import type { MarketRepository, MarketState } from '../ports/index.ts';
+import { currentRefusals, type MarketRepository, type MarketState, TRACED_REFUSALS } from '../ports/index.ts';
 import type { PricePoint } from '../prices/parse.ts';
 
 /**
@@ -156,11 +157,22 @@ export interface ReplayBacklog {
   readonly pollMs: number;
 }
 
-/** A tick the market shows it did not take: held by its breaker, or refused while the breaker confirms a move. */
+/**
+ * A tick the market shows it did not take: held by its breaker, refused while the breaker confirms a move, or refused
+ * by a rule that records nothing else (its refusal trace: too old, out of order, a duplicate, ...).
+ */
 export interface TickNotTaken {
   readonly sequence: number;
-  /** tick/breaker-confirming, or the breaker's own reason for the tick it holds (tick/price-band, ...). */
+  /** The refusal (tick/breaker-confirming, tick/too-old, ...), or the breaker's own reason for the tick it holds. */
   readonly reason: string;
+  /** A refusal trace's detail (how old, behind what), as margin-check logged it. */
+  readonly detail?: string;
+}
+
+/** A refusal trace on the market's record (MarketState.refusals): the latest tick refused of its kind. */
+export interface RefusedOnRecord extends Required<TickNotTaken> {
+  /** The tick's own stamp: a sender knows its tick by its sequence and stamp. */
+  readonly timestampMs: number;
 }
 
 /** What a market's record shows of the ticks margin-check handled. */
@@ -171,15 +183,24 @@ export interface HandledTicks {
   readonly notTaken: readonly TickNotTaken[];
   /** The print its circuit breaker holds, a move beyond the band (not a market's first print); absent: none. */
   readonly breaker?: TickNotTaken;
+  /**
+   * The latest tick refused of each kind that records nothing else (too old, out of order, ...), noted since the
+   * market's latest rebase. Not in `upTo`: only the sender of the tick (its sequence and stamp) knows it is its own.
+   */
+  readonly refused?: readonly RefusedOnRecord[];
 }
 
 export interface ReplayOutcome extends PutOutcome {
   /** Refused entries, with the sequence each carried (the numbering may skip another sender's). */
   readonly rejected: readonly (RefusedEntry & { readonly sequence: number })[];
+  /** Entries of unknown fate (on the bus or not), with the sequence each carried. */
+  readonly unknown: readonly (UnknownEntry & { readonly sequence: number })[];
   /**
    * Ticks on the bus that margin-check did not take, as the market showed them: held by its breaker (a move beyond
-   * the band, liquidating nothing until it persists) or refused while the breaker confirmed the move
-   * (tick/breaker-confirming). Seen while waiting on each tick (backlog): none without one.
+   * the band, liquidating nothing until it persists), refused while the breaker confirmed the move
+   * (tick/breaker-confirming), or refused by a rule that records nothing else (tick/too-old, tick/out-of-order, ...:
+   * the market's refusal traces, known by the tick's sequence and stamp). Seen while waiting on each tick (backlog):
+   * none without one.
    */
   readonly notTaken: readonly TickNotTaken[];
   /** Sequences another sender took while the replay ran: it numbered on after them. */
@@ -192,6 +213,11 @@ export interface ReplayOutcome extends PutOutcome {
    * stopped there, sending nothing after it. It is among `rejected` too.
    */
   readonly refusedWhole?: RefusedEntry & { readonly sequence: number };
+  /**
+   * The error that ended the replay before its end (a PutEvents call that failed without an answer, whose tick is
+   * among `unknown`; a read of the market that failed): the outcome is what was done before it.
+   */
+  readonly error?: unknown;
   readonly total: number;
   readonly sent: number;
   /** Ticks of the last price sent after the file (ReplayHold). */
@@ -216,13 +242,12 @@ async function awaitBacklog(
   options: ReplayOptions,
   now: () => number,
   sleep: (ms: number) => Promise<void>,
-  seen: (handled: HandledTicks) => void,
+  seen: (handled: HandledTicks) => number | undefined,
 ): Promise<string | undefined> {
   let last: HandledTicks | undefined;
   const look = async () => {
     last = await backlog.handled();
-    seen(last);
-    return last.upTo;
+    return seen(last);
   };
   let handled = await look();
   let progressAt = now();
@@ -245,7 +270,9 @@ async function awaitBacklog(
             'stack is older than session 47; else'
           : ':') +
         ' is the stack running, and its ticks accepted ' +
-        '(a tick that failed to the end is in `backstop dlq list --queue tickDeadLetters`)?'
+        '(a tick that failed to the end is in `backstop dlq list --queue tickDeadLetters`)? margin-check notes on the ' +
+        'market each tick it refuses too old, out of order, ... (refusals), unless that note fails (its warning ' +
+        '"refusal\'s trace not written", metric RefusalTraceFailures) or the stack is older than session 48'
       );
     }
     await sleep(backlog.pollMs);
@@ -261,8 +288,9 @@ async function awaitBacklog(
 /**
  * What the market's record shows of the ticks margin-check handled, for a replay's backlog: its last accepted tick,
  * the one its breaker holds, and the last print the breaker refused while confirming the move it holds
- * (breaker.confirming). Those two are ticks not taken. A refusal of any other kind (too old, out of order, a
- * duplicate) leaves nothing: a replay waiting on one stops as stalled.
+ * (breaker.confirming). Those two are ticks not taken. A refusal of another kind (too old, out of order, a duplicate,
+ * ...) is the market's refusal trace of its kind, noted since its latest rebase (currentRefusals: one a version before
+ * the traces rebased over is stale), which only the tick's sender can tell its own (`refused`).
  */
 export function handledOnRecord(state: MarketState | undefined): HandledTicks {
   const breaker = state?.breaker;
@@ -275,12 +303,17 @@ export function handledOnRecord(state: MarketState | undefined): HandledTicks {
   const seen = [state?.lastTick?.sequence, breaker?.tick.sequence, breaker?.confirming?.sequence].filter(
     (s): s is number => s !== undefined,
   );
+  const traces = currentRefusals(state);
   return {
     upTo: seen.length === 0 ? undefined : Math.max(...seen),
     notTaken,
     ...(breaker && breaker.reason !== 'tick/unconfirmed'
       ? { breaker: { sequence: breaker.tick.sequence, reason: breaker.reason } }
       : {}),
+    refused: TRACED_REFUSALS.flatMap((reason) => {
+      const t = traces[reason];
+      return t ? [{ sequence: t.sequence, timestampMs: t.timestampMs, reason, detail: t.detail }] : [];
+    }),
   };
 }
 
@@ -302,18 +335,29 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let done = 0;
   let accepted = 0;
   const rejected: (RefusedEntry & { sequence: number })[] = [];
-  const unknown: UnknownEntry[] = [];
+  const unknown: (UnknownEntry & { sequence: number })[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
   let refusedWhole: (RefusedEntry & { sequence: number }) | undefined;
-  // The replay's ticks the market showed it did not take (feed47-replay-breaker), by sequence.
-  const sent = new Set<number>();
-  const notTaken = new Map<number, string>();
+  let failure: { readonly error: unknown } | undefined;
+  let held = 0;
+  // The replay's ticks, each sequence's stamp: a refusal trace on the market is one of them only with both.
+  const sent = new Map<number, number>();
+  // The replay's ticks the market showed it did not take (feed47-replay-breaker, feed48-refusal-trace), by sequence.
+  const notTaken = new Map<number, TickNotTaken>();
   let lastLook: HandledTicks | undefined;
-  const seen = (handled: HandledTicks) => {
+  // What a look shows handled: the record's, and the replay's own ticks it shows refused (their traces).
+  const seen = (handled: HandledTicks): number | undefined => {
     lastLook = handled;
     for (const t of handled.notTaken)
-      if (sent.has(t.sequence) && !notTaken.has(t.sequence)) notTaken.set(t.sequence, t.reason);
+      if (sent.has(t.sequence) && !notTaken.has(t.sequence)) notTaken.set(t.sequence, t);
+    let upTo = handled.upTo;
+    for (const { timestampMs, ...t } of handled.refused ?? []) {
+      if (sent.get(t.sequence) !== timestampMs) continue;
+      if (!notTaken.has(t.sequence)) notTaken.set(t.sequence, t);
+      upTo = Math.max(upTo ?? t.sequence, t.sequence);
+    }
+    return upTo;
   };
   // The next sequence to send: it skips any another sender took (claim).
   let next = options.firstSequence;
@@ -331,119 +375,145 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     next = first + count;
     return first;
   };
-  // One tick a PutEvents (review46-replay-order): EventBridge keeps no order between the entries of a call, and a
-  // tick sent again after a partial failure would land after the ones put with it, refused as out of order.
-  for (const batch of replayBatches(offsets, 5, 1)) {
-    if (options.signal?.aborted) break;
-    const wait = started + batch.dueMs - now();
-    if (wait > 0) await sleep(wait);
-    if (options.backlog && batch.start > 0)
-      stalled = await awaitBacklog(
-        options.backlog,
-        options.backlog.limit,
-        onBus,
-        next - 1,
-        batch.end - batch.start,
-        options,
-        now,
+  /**
+   * Puts ticks numbered from `first`, the `index`-th of the run on; what the bus answered is counted. A call that failed
+   * without an answer (PutEntriesError) is counted as far as it went (its ticks of unknown fate), then thrown.
+   */
+  const put = async (
+    entries: readonly PutEventsRequestEntry[],
+    first: number,
+    index: number,
+    stamp: number,
+    callMayHeal?: (error: unknown) => boolean,
+  ) => {
+    let outcome: PutOutcome;
+    let failed: PutEntriesError | undefined;
+    try {
+      outcome = await putEntries(options.events, entries, {
         sleep,
-        seen,
-      );
-    if (stalled) break;
-    if (options.signal?.aborted) break;
-    const first = await claim(batch.end - batch.start);
-    const sendMs = now();
-    const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
-      tickEntry(
-        options.busName,
-        tickDetail({
-          symbol: options.symbol,
-          markPrice: formatPrice(point.price),
-          timestampMs: sendMs,
-          sequence: first + i,
-          source: options.source ?? TICK_SOURCE,
-        }),
-      ),
-    );
-    const outcome = await putEntries(options.events, entries, { sleep });
+        ...(callMayHeal ? { callMayHeal } : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof PutEntriesError)) throw error;
+      failed = error;
+      outcome = { ...error.outcome, unknown: [...error.outcome.unknown, ...error.unknown] };
+    }
     accepted += outcome.accepted;
     const refused = outcome.rejected.map((r) => ({
       ...r,
-      index: r.index + batch.start,
+      index: r.index + index,
       sequence: first + r.index,
     }));
     rejected.push(...refused);
-    unknown.push(...outcome.unknown.map((u) => ({ ...u, index: u.index + batch.start })));
+    unknown.push(
+      ...outcome.unknown.map((u) => ({ ...u, index: u.index + index, sequence: first + u.index })),
+    );
     // Waited on: those the bus took (one of unknown fate may never come).
     const notPut = new Set([...outcome.rejected, ...outcome.unknown].map((r) => r.index));
     entries.forEach((_, i) => {
-      sent.add(first + i);
+      sent.set(first + i, stamp);
       if (!notPut.has(i)) onBus.push(first + i);
     });
     eventIds.push(...outcome.eventIds);
-    done = batch.end;
-    options.onProgress?.(done, options.points.length);
     // Every next call would be refused the same: stop, as the SDK's error once stopped it (follow47-replay-call-refused).
     refusedWhole = refusedForEveryCall(refused);
-    if (refusedWhole) break;
-  }
-  // While the market's breaker holds a move, the file's last ticks are waited on too: their refusal while it
-  // confirms (the record's trace, replaced by the next) is reported, not left behind the end.
-  if (
-    options.backlog &&
-    (lastLook?.notTaken.length ?? 0) > 0 &&
-    !stalled &&
-    !refusedWhole &&
-    !options.signal?.aborted
-  )
-    stalled = await awaitBacklog(options.backlog, 0, onBus, next - 1, 0, options, now, sleep, seen);
-  let held = 0;
-  const last = options.points[done - 1];
-  if (options.hold && last && !stalled && !refusedWhole && done === options.points.length) {
-    const { everyMs, pending, onSent, putMayHeal } = options.hold;
-    while (!options.signal?.aborted) {
-      // In steps of a second, so Ctrl-C ends a hold at once.
-      for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
-        await sleep(Math.min(1000, everyMs - waited));
-      // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
-      if (options.signal?.aborted || !(await pending())) break;
-      const sequence = await claim(1);
-      const entry = tickEntry(
-        options.busName,
-        tickDetail({
-          symbol: options.symbol,
-          markPrice: formatPrice(last.price),
-          timestampMs: now(),
-          sequence,
-          source: options.source ?? TICK_SOURCE,
-        }),
+    if (failed) throw failed;
+  };
+  try {
+    // One tick a PutEvents (review46-replay-order): EventBridge keeps no order between the entries of a call, and a
+    // tick sent again after a partial failure would land after the ones put with it, refused as out of order.
+    for (const batch of replayBatches(offsets, 5, 1)) {
+      if (options.signal?.aborted) break;
+      const wait = started + batch.dueMs - now();
+      if (wait > 0) await sleep(wait);
+      if (options.backlog && batch.start > 0)
+        stalled = await awaitBacklog(
+          options.backlog,
+          options.backlog.limit,
+          onBus,
+          next - 1,
+          batch.end - batch.start,
+          options,
+          now,
+          sleep,
+          seen,
+        );
+      if (stalled) break;
+      if (options.signal?.aborted) break;
+      const first = await claim(batch.end - batch.start);
+      const sendMs = now();
+      const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
+        tickEntry(
+          options.busName,
+          tickDetail({
+            symbol: options.symbol,
+            markPrice: formatPrice(point.price),
+            timestampMs: sendMs,
+            sequence: first + i,
+            source: options.source ?? TICK_SOURCE,
+          }),
+        ),
       );
-      const outcome = await putEntries(options.events, [entry], {
-        sleep,
-        // Not after Ctrl-C: a call on a dead connection takes the SDK's attempts (review48-timeouts-held-put-abort).
-        ...(putMayHeal ? { callMayHeal: (e: unknown) => !options.signal?.aborted && putMayHeal(e) } : {}),
-      });
-      accepted += outcome.accepted;
-      const refused = outcome.rejected.map((r) => ({ ...r, index: done + held, sequence }));
-      rejected.push(...refused);
-      unknown.push(...outcome.unknown.map((u) => ({ ...u, index: done + held })));
-      eventIds.push(...outcome.eventIds);
-      held += 1;
-      refusedWhole = refusedForEveryCall(refused);
+      // A tick of unknown fate was sent, as far as the replay knows.
+      done = batch.end;
+      await put(entries, first, batch.start, sendMs);
+      options.onProgress?.(done, options.points.length);
       if (refusedWhole) break;
-      onSent?.(sequence);
     }
+    // While the market's breaker holds a move, or refuses the replay's ticks, the file's last ticks are waited on
+    // too: their refusal (the record's trace, replaced by the next) is reported, not left behind the end.
+    if (
+      options.backlog &&
+      ((lastLook?.notTaken.length ?? 0) > 0 || notTaken.size > 0) &&
+      !stalled &&
+      !refusedWhole &&
+      !options.signal?.aborted
+    )
+      stalled = await awaitBacklog(options.backlog, 0, onBus, next - 1, 0, options, now, sleep, seen);
+    const last = options.points[done - 1];
+    if (options.hold && last && !stalled && !refusedWhole && done === options.points.length) {
+      const { everyMs, pending, onSent, putMayHeal } = options.hold;
+      while (!options.signal?.aborted) {
+        // In steps of a second, so Ctrl-C ends a hold at once.
+        for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
+          await sleep(Math.min(1000, everyMs - waited));
+        // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
+        if (options.signal?.aborted || !(await pending())) break;
+        const sequence = await claim(1);
+        const stamp = now();
+        const entry = tickEntry(
+          options.busName,
+          tickDetail({
+            symbol: options.symbol,
+            markPrice: formatPrice(last.price),
+            timestampMs: stamp,
+            sequence,
+            source: options.source ?? TICK_SOURCE,
+          }),
+        );
+        held += 1;
+        // Not after Ctrl-C: a call on a dead connection takes the SDK's attempts (review48-timeouts-held-put-abort).
+        const mayHeal = putMayHeal && ((e: unknown) => !options.signal?.aborted && putMayHeal(e));
+        await put([entry], sequence, done + held - 1, stamp, mayHeal);
+        if (refusedWhole) break;
+        onSent?.(sequence);
+      }
+    }
+  } catch (error) {
+    // Whatever ended it, the outcome so far is the caller's to say (feed48-replay-outcome-on-error).
+    failure = { error };
   }
   return {
     ...(stalled ? { stalled } : {}),
     ...(refusedWhole ? { refusedWhole } : {}),
+    ...(failure ? { error: failure.error } : {}),
     total: options.points.length,
     sent: done,
     held,
     accepted,
     rejected,
     unknown,
-    notTaken: [...notTaken].sort(([a], [b]) => a - b).map(([sequence, reason]) => ({ sequence, reason })),
+    notTaken: [...notTaken].sort(([a], [b]) => a - b).map(([, t]) => t),
     eventIds,
     renumbered,
     firstSequence: firstSent ?? options.firstSequence,

@@ -5,6 +5,7 @@ import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
 import type { ProviderFills, UnreadableProviderFills } from '../domain/provider-fills.ts';
+import type { TickRejectReason } from '../domain/tick.ts';
 import { type BaseE8, formatQuoteGrouped, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 
@@ -135,6 +136,12 @@ export interface MarketState {
    */
   readonly resumedAfterMs?: number;
   /**
+   * Per refusal that records nothing else (TRACED_REFUSALS), the latest tick refused so (noteRefusal). Only a trace,
+   * for a sender that waits on each tick (`backstop replay`) and for `backstop status`: no rule of margin-check reads
+   * it. One noted before the market's latest rebase is stale (currentRefusals).
+   */
+  readonly refusals?: RefusalTraces;
+  /**
    * Counts the changes to the market's providers (bumpProvidersEpoch; absent: none yet). An auction that plans a
    * sleep on the providers it listed commits on the epoch it read before listing them (ProvidersEpochCheck): a
    * provider registered in between fails that commit, so the auction plans again with it instead of sleeping
@@ -192,6 +199,65 @@ export interface RegistrationWake {
 export interface BreakerConfirming {
   readonly sequence: number;
   readonly atMs: number;
+}
+
+/**
+ * The refusals margin-check notes on the market (noteRefusal): those that leave no other record there. A trip or
+ * re-arm leaves the breaker, tick/breaker-confirming its own trace (breaker.confirming), tick/unknown-symbol is no
+ * market of ours, and tick/contended or tick/continuation-done refuse no fresh print.
+ */
+export const TRACED_REFUSALS = [
+  'tick/non-positive',
+  'tick/duplicate',
+  'tick/out-of-order',
+  'tick/future',
+  'tick/too-old',
+  'tick/index-band',
+  'tick/sequence-jump',
+  'tick/sequence-behind',
+  'tick/sequence-confirming',
+] as const satisfies readonly TickRejectReason[];
+
+export type TracedRefusal = (typeof TRACED_REFUSALS)[number];
+
+export const isTracedRefusal = (reason: string): reason is TracedRefusal =>
+  (TRACED_REFUSALS as readonly string[]).includes(reason);
+
+/** The latest tick refused of a kind (MarketState.refusals), and how many of the kind were noted. */
+export interface RefusalTrace {
+  readonly sequence: number;
+  /** The tick's own stamp, as it came: a sender knows its tick by its sequence and stamp. */
+  readonly timestampMs: number;
+  /** When margin-check refused it (its clock). */
+  readonly atMs: number;
+  /** The refusal's detail, as margin-check logs it. */
+  readonly detail: string;
+  /**
+   * Ticks of the kind noted since `sinceMs` (a note a sequence at most, so a flood of one tick's copies counts once;
+   * two notes racing may count one).
+   */
+  readonly count: number;
+  readonly sinceMs: number;
+  /** The market's resumedAfterMs when noted (absent: none): a rebase since sets another, and the trace is stale. */
+  readonly resumedAfterMs?: number;
+}
+
+export type RefusalTraces = { readonly [K in TracedRefusal]?: RefusalTrace };
+
+/**
+ * The market's refusal traces noted since its latest rebase: one noted before it (numbered in the numbering left) is
+ * left out, also when a version that did not know the traces rebased the market and left it there (they compare the
+ * resumedAfterMs every rebase writes).
+ */
+export function currentRefusals(
+  state: Pick<MarketState, 'refusals' | 'resumedAfterMs'> | undefined,
+): RefusalTraces {
+  const current: { [K in TracedRefusal]?: RefusalTrace } = {};
+  for (const reason of TRACED_REFUSALS) {
+    const trace = state?.refusals?.[reason];
+    if (trace && trace.resumedAfterMs === state?.resumedAfterMs) current[reason] = trace;
+  }
+  return current;
 }
 
 /** A pending tick: the last tick, by its sequence and its recorded stamp. */
@@ -264,6 +330,13 @@ export interface MarketRepository {
     confirming: BreakerConfirming,
   ): Promise<void>;
   /**
+   * Notes `trace` as the latest tick refused as `reason` (refusals), only while the market's resumedAfterMs is the
+   * trace's (no rebase since it was judged) and the stored trace of the kind is numbered lower or stale (noted before
+   * the latest rebase); a no-op otherwise. Creates the market's item if needed. A trace for senders, written after the
+   * refusal stands.
+   */
+  noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void>;
+  /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
    * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.
    * acceptTick and rebaseSequence remove it.
@@ -280,8 +353,8 @@ export interface MarketRepository {
    * market with no last tick yet (its first print waits for a second) lowers the breaker's tick alone.
    * ConditionFailedError when there is no such tick above `sequence`, or the market changed since `expected` was
    * read (its last tick, breaker or pending tick). A pending tick read is taken over (removed, as acceptTick does:
-   * the caller re-sends what it started first); a held jump and the breaker's confirming trace, of the numbering left,
-   * are removed. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
+   * the caller re-sends what it started first); a held jump, the breaker's confirming trace and the refusal traces, of
+   * the numbering left, are removed. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
    */
   rebaseSequence(
     symbol: string,

@@ -17,8 +17,10 @@ import {
   type AuctionRepository,
   ConditionFailedError,
   type CrossedPage,
+  currentRefusals,
   highestSequence,
   InjectedCrash,
+  isTracedRefusal,
   type JudgedMarket,
   type LiquidationMessage,
   type LiquidationRecord,
@@ -29,6 +31,7 @@ import {
   type PositionRepository,
   type QueueTransport,
   type Telemetry,
+  type TracedRefusal,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
 import { sendSpread, wakeSleepers as wake } from './wake.ts';
@@ -283,6 +286,9 @@ async function handleTickOnce(
         });
       }
     }
+    // Of a configured market (tick/unknown-symbol is not traced), read fresh: a rejection is never judged on a cache.
+    if (isTracedRefusal(verdict.reason) && !(state && redelivered(tick, state)))
+      await noteRefusal(tick, verdict.reason, verdict.detail, state ?? { symbol: tick.symbol }, deps, nowMs);
     // Counted once it stands (a trip refused above judges the tick again).
     // Only a configured market's: the feed's symbols are not ours to bill a metric each.
     telemetry.count(METRICS.TicksRejected.name, 1, {
@@ -334,6 +340,55 @@ async function handleTickOnce(
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
   await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
   return outcome;
+}
+
+/**
+ * A copy of a print the market recorded (EventBridge delivers at least once; a sender's retry): its number, its mark, and
+ * a recorded stamp at most its own (toTickRecord clamps one stamped ahead). Taken already, so no refusal to trace.
+ */
+const redelivered = (tick: Tick, state: MarketState): boolean =>
+  [state.lastTick, state.breaker?.tick].some(
+    (p) =>
+      p?.sequence === tick.sequence && p.markPrice === tick.markPrice && p.timestampMs <= tick.timestampMs,
+  );
+
+/**
+ * Notes a refusal that records nothing else on the market (TRACED_REFUSALS), as the breaker notes the prints it refuses
+ * while confirming: else a sender waiting on each tick (backstop replay) waited for a trace that never came, and stopped
+ * as stalled after a minute (feed48-refusal-trace). Bounded: no write when the market as read holds a trace of the
+ * kind numbered as high, so a flood of one tick's copies, or of older ticks, writes nothing. Best effort, as the breaker's: a failed write leaves the refusal standing.
+ */
+async function noteRefusal(
+  tick: Tick,
+  reason: TracedRefusal,
+  detail: string,
+  state: MarketState,
+  deps: MarginCheckDeps,
+  nowMs: number,
+): Promise<void> {
+  const stored = currentRefusals(state)[reason];
+  if (stored && stored.sequence >= tick.sequence) return;
+  try {
+    await deps.markets.noteRefusal(tick.symbol, reason, {
+      sequence: tick.sequence,
+      timestampMs: tick.timestampMs,
+      atMs: nowMs,
+      // Bounded as a log line: the item keeps one a kind.
+      detail: detail.slice(0, 300),
+      count: (stored?.count ?? 0) + 1,
+      sinceMs: stored?.sinceMs ?? nowMs,
+      ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
+    });
+  } catch (error) {
+    if (error instanceof InjectedCrash) throw error;
+    deps.telemetry.count(METRICS.RefusalTraceFailures.name, 1);
+    deps.telemetry.warn("refusal's trace not written: the refusal stands without it", {
+      symbol: tick.symbol,
+      sequence: tick.sequence,
+      reason,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+  }
 }
 
 /** The prints a rejection was judged on: its trip or hold lands only while they stand (not their numbers alone). */

@@ -1,6 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DeleteTableCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteTableCommand,
+  DynamoDBClient,
+  PutItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -19,6 +25,7 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_MAX_SEQUENCE_JUMP, DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
+import { handledOnRecord } from '../../shared/local/ticks.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { cli, injectTick, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
@@ -1456,6 +1463,63 @@ describe('replay --hold', () => {
     });
     const alone = await cli('replay', onePrice(), '--symbol', 'ETH-USD', '--hold-every', '5', ...at);
     expect(alone).toMatchObject({ code: 2, stderr: expect.stringMatching(/--hold-every: only with --hold/) });
+  });
+});
+
+// feed48-refusal-trace, feed48-trace-after-rebase: a tick refused too old (out of order, ...) is noted on the market;
+// a rebase by a version before the traces (feed resume, margin-check's) leaves them, numbered in the numbering left.
+describe("status: the market's refusal traces", () => {
+  it('shows them, and leaves out one noted before the latest rebase, which a version before them left there', async () => {
+    const { names, at } = await newStage();
+    const markets = await marketAt(names, 10, '100');
+    const noted = Date.UTC(2026, 0, 2);
+    const trace = (sequence: number) => ({
+      sequence,
+      timestampMs: noted - 61_000,
+      atMs: noted,
+      detail: `timestamp ${noted - 61_000} is 61000 ms old`,
+      count: 1,
+      sinceMs: noted,
+    });
+    await markets.noteRefusal('ETH-USD', 'tick/too-old', trace(12));
+    expect((await status(at)).markets['ETH-USD']?.refused).toEqual({
+      'tick/too-old': {
+        sequence: 12,
+        at: '2026-01-02T00:00:00.000Z',
+        detail: `timestamp ${noted - 61_000} is 61000 ms old`,
+        count: 1,
+        since: '2026-01-02T00:00:00.000Z',
+      },
+    });
+    const text = await cli('status', ...at);
+    expect(text.stdout).toContain(
+      `  refused tick/too-old: 1 tick since 2026-01-02T00:00:00.000Z, the latest 12 at 2026-01-02T00:00:00.000Z (timestamp ${noted - 61_000} is 61000 ms old)\n`,
+    );
+    // `backstop feed resume --from-sequence 3` as session 47's admin wrote it: the traces are no attribute it knows.
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.markets,
+        Key: { symbol: { S: 'ETH-USD' } },
+        UpdateExpression:
+          'SET lastSequence = :seq, lastTick.#seq = :seq, resumedAfterMs = :resumed, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment',
+        ExpressionAttributeNames: { '#seq': 'sequence' },
+        ExpressionAttributeValues: {
+          ':seq': { N: '2' },
+          ':resumed': { N: String(Date.now() + 5_000) },
+          ':writer': { S: 'session-47' },
+        },
+      }),
+    );
+    const rebased = (await markets.get('ETH-USD'))!;
+    expect(rebased.refusals?.['tick/too-old']?.sequence).toBe(12);
+    // Before: shown, and 12 counted handled for a replay's tick 12 of the new numbering stamped so.
+    expect((await status(at)).markets['ETH-USD']).not.toHaveProperty('refused');
+    expect(handledOnRecord(rebased).refused).toEqual([]);
+    // margin-check's next refusal of the kind replaces it, numbered lower (the feed's numbering now).
+    const resumed = { ...trace(3), resumedAfterMs: rebased.resumedAfterMs! };
+    await markets.noteRefusal('ETH-USD', 'tick/too-old', resumed);
+    expect((await markets.get('ETH-USD'))?.refusals).toEqual({ 'tick/too-old': resumed });
+    expect((await status(at)).markets['ETH-USD']?.refused?.['tick/too-old']?.sequence).toBe(3);
   });
 });
 

@@ -2,6 +2,9 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('replay-exit');
@@ -34,8 +37,84 @@ describe('backstop replay: a tick of unknown fate', () => {
       return (send as (c: unknown) => Promise<unknown>).call(this, command);
     } as never);
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
-    expect(JSON.parse(run.stdout)).toMatchObject({ sent: 1, accepted: 0, rejected: 0, unknownFate: 1 });
+    const summary = JSON.parse(run.stdout);
+    expect(summary).toMatchObject({ sent: 1, accepted: 0, rejected: 0, unknownFate: 1 });
     expect(run.code, run.stderr).toBe(1);
+    // feed48-unknown-sequences: by the sequence each tick carried, not by the code alone (before: no unknownTicks,
+    // and the text listed "NoResult" once a tick).
+    expect(summary.unknownTicks).toEqual([
+      { sequence: summary.firstSequence, code: 'NoResult', message: 'no result for the entry' },
+    ]);
+    const text = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
+    // A market with no tick numbers by the clock: the run's sequence, as its first line says.
+    const sequence = /\(sequences (\d+)\.\./.exec(text.stdout)?.[1];
+    expect(text.stdout).toContain(
+      `\n  1 tick of unknown fate, on the bus or not: sequence ${sequence} (NoResult)\n`,
+    );
+    expect(text.code).toBe(1);
+  });
+});
+
+// feed48-replay-outcome-on-error: a PutEvents call that failed without an answer (the network, a timeout, a 5xx once
+// the SDK's retries were spent) threw out of the replay: the operator saw the error and not what was put before it, nor
+// which tick's fate was unknown.
+describe('backstop replay: a PutEvents call that fails without an answer', () => {
+  it('prints the outcome so far, the tick of unknown fate by its sequence, and ends with exit 1', async () => {
+    const { names, at } = await emulator.newStage('no-answer');
+    const file = path.join(emulator.dir, 'three-no-answer.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const { markets } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    let calls = 0;
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (!(command instanceof PutEventsCommand))
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      calls++;
+      if (calls === 1) {
+        // Put, and handled as margin-check would (nothing runs it here): the replay sends the next.
+        const detail = JSON.parse(command.input.Entries![0]!.Detail!);
+        await markets.acceptTick(
+          'ETH-USD',
+          {
+            sequence: detail.sequence,
+            markPrice: parsePrice(detail.markPrice),
+            timestampMs: detail.timestamp,
+          },
+          undefined,
+          false,
+        );
+        return { FailedEntryCount: 0, Entries: [{ EventId: 'e1' }], $metadata: {} };
+      }
+      // As the SDK throws once its attempts are spent on a connection that never answered.
+      throw Object.assign(new Error('Connection timed out after 30000 ms'), { name: 'TimeoutError' });
+    } as never);
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    // Before: nothing on stdout, the error alone on stderr.
+    const summary = JSON.parse(run.stdout);
+    expect(summary).toMatchObject({
+      total: 3,
+      sent: 2,
+      accepted: 1,
+      rejected: 0,
+      unknownFate: 1,
+      unknownTicks: [
+        {
+          sequence: summary.firstSequence + 1,
+          code: 'TimeoutError',
+          message: 'Connection timed out after 30000 ms',
+        },
+      ],
+      failed: 'the target did not answer in time: Connection timed out after 30000 ms',
+    });
+    expect(calls).toBe(2);
+    expect(run.stderr).toContain(
+      'backstop: replay/failed: the target did not answer in time: Connection timed out after 30000 ms; the replay ' +
+        'stopped there, its outcome so far above\n',
+    );
+    expect(run.code).toBe(1);
   });
 });
 

@@ -27,6 +27,7 @@ import {
   type ProviderRecord,
   type QueueTransport,
   type ReceivedMessage,
+  type RefusalTrace,
   silentTelemetry,
   type Transactor,
   type Venue,
@@ -753,6 +754,56 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           reason: 'tick/breaker-open',
           trippedAtMs: 9_500,
           tick: tick(15),
+        });
+      });
+
+      it('notes a refusal per kind, numbered higher or over a stale one, only under the rebase it was judged on; a rebase drops them', async () => {
+        // feed48-refusal-trace, feed48-trace-after-rebase.
+        const trace = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
+          sequence,
+          timestampMs: 9_000 + sequence,
+          atMs: 9_100 + sequence,
+          detail: `sequence ${sequence} seen`,
+          count: 1,
+          sinceMs: 9_100,
+          ...over,
+        });
+        // On a market with no item yet too: a configured market's first refused print.
+        await a.markets.noteRefusal('ETH-USD', 'tick/too-old', trace(5));
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          refusals: { 'tick/too-old': trace(5) },
+        });
+        await a.markets.acceptTick('ETH-USD', tick(10), undefined, false);
+        await a.markets.noteRefusal('ETH-USD', 'tick/duplicate', trace(10));
+        // Not at or below the one noted of its kind; one of another kind beside it.
+        await a.markets.noteRefusal('ETH-USD', 'tick/duplicate', trace(10, { count: 2 }));
+        await a.markets.noteRefusal('ETH-USD', 'tick/duplicate', trace(9, { count: 2 }));
+        await a.markets.noteRefusal('ETH-USD', 'tick/too-old', trace(12, { count: 2 }));
+        expect((await a.markets.get('ETH-USD'))?.refusals).toEqual({
+          'tick/duplicate': trace(10),
+          'tick/too-old': trace(12, { count: 2 }),
+        });
+        // Not under a resumedAfterMs the market does not have (a rebase since it was judged).
+        await a.markets.noteRefusal(
+          'ETH-USD',
+          'tick/duplicate',
+          trace(11, { resumedAfterMs: RESUMED_AFTER_MS }),
+        );
+        expect((await a.markets.get('ETH-USD'))?.refusals?.['tick/duplicate']).toEqual(trace(10));
+        const read = (await a.markets.get('ETH-USD'))!;
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 2, read, RESUMED_AFTER_MS);
+        expect(rebased.refusals).toBeUndefined();
+        expect(rebased).toEqual(rebasedTickState(read, { sequence: 2, resumedAfterMs: RESUMED_AFTER_MS }));
+        // Under the rebase, numbered on from it; the one of the numbering left would not be.
+        await a.markets.noteRefusal('ETH-USD', 'tick/duplicate', trace(11));
+        await a.markets.noteRefusal(
+          'ETH-USD',
+          'tick/duplicate',
+          trace(3, { resumedAfterMs: RESUMED_AFTER_MS }),
+        );
+        expect((await a.markets.get('ETH-USD'))?.refusals).toEqual({
+          'tick/duplicate': trace(3, { resumedAfterMs: RESUMED_AFTER_MS }),
         });
       });
 

@@ -465,6 +465,30 @@ describe('lost answers of the wake marks and wake records (moto, real adapters):
     clients.destroy();
   });
 
+  it("a refusal's trace whose answer was lost stands: the retry finds it and does nothing (feed48-refusal-trace)", async () => {
+    const { clients, adapters, telemetry, deps } = await setUp();
+    const fault = loseNextUpdateAnswer(clients, writing('SET #trace = :trace'));
+    fault.armed = true;
+    // Stamped after the last mark, 61 s before margin-check's clock: too old (maxTickAgeSeconds 60).
+    const stamp = Date.now() + 1_000;
+    const old = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('200'),
+      timestampMs: stamp,
+      sequence: 3,
+      source: 'test',
+    };
+    expect(await handleTick(old, deps, stamp + 61_000)).toMatchObject({ reason: 'tick/too-old' });
+    expect(fault.lost).toBe(1);
+    expect((await adapters.markets.get('ETH-USD'))?.refusals?.['tick/too-old']).toMatchObject({
+      sequence: 3,
+      timestampMs: stamp,
+      count: 1,
+    });
+    expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
+    clients.destroy();
+  });
+
   it("a registration wake's first record whose answer was lost is its own: its continuation goes", async () => {
     const {
       clients,

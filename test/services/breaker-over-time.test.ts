@@ -265,7 +265,9 @@ describe("a breaker's confirming trace that cannot be written", () => {
         "confirms (breaker.confirming), unless that note fails (margin-check's warning \"breaker's confirming trace " +
         'not written", metric BreakerTraceFailures) or the stack is older than session 47; else is the stack ' +
         'running, and its ticks accepted (a tick that failed to the end is in `backstop dlq list --queue ' +
-        'tickDeadLetters`)?',
+        'tickDeadLetters`)? margin-check notes on the market each tick it refuses too old, out of order, ... ' +
+        '(refusals), unless that note fails (its warning "refusal\'s trace not written", metric ' +
+        'RefusalTraceFailures) or the stack is older than session 48',
     );
   });
 });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { isTracedRefusal } from '../../shared/ports/index.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { type AdminDeps, handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
@@ -24,8 +25,10 @@ const NOW = Date.UTC(2020, 2, 12, 9, 30, 0);
 async function snapshot(p: Pipeline, symbols: readonly string[], withoutBreaker = false) {
   const markets = [];
   for (const symbol of symbols) {
-    const state = await p.adapters.markets.get(symbol);
-    markets.push(withoutBreaker && state ? { ...state, breaker: undefined } : state);
+    // A refusal's trace (feed48-refusal-trace) is the refusal's own record, checked apart.
+    const { refusals: _trace, ...state } = (await p.adapters.markets.get(symbol)) ?? {};
+    const read = 'symbol' in state ? state : undefined;
+    markets.push(withoutBreaker && read ? { ...read, breaker: undefined } : read);
   }
   return toJson({
     // Every position, liquidation, auction and provider write goes through the observer's log.
@@ -362,6 +365,15 @@ describe('scenario 6: bad input', () => {
         } else {
           expect(await snapshot(p, symbols), mutation.label).toBe(before);
         }
+        // A refusal that records nothing else leaves its trace, the tick's.
+        if (parsed.ok && isTracedRefusal(key))
+          expect(
+            (await p.adapters.markets.get(parsed.tick.symbol))?.refusals?.[key],
+            mutation.label,
+          ).toMatchObject({
+            sequence: parsed.tick.sequence,
+            timestampMs: parsed.tick.timestampMs,
+          });
         expect(p.adapters.liquidations.all(), mutation.label).toEqual([]);
       }),
       { numRuns: 400, seed: 7 },

@@ -1,7 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Item } from '../../shared/adapters/aws/codec.ts';
-import { marketFromItem } from '../../shared/adapters/aws/markets.ts';
+import { marketFromItem, refusalAttr } from '../../shared/adapters/aws/markets.ts';
 
 /**
  * final47-breaker-trace-unreadable: `breaker.confirming` is a trace no rule of margin-check reads (feed47-replay-breaker,
@@ -40,5 +40,46 @@ describe('a breaker whose confirming trace does not read', () => {
     expect(
       marketFromItem(market({ M: { sequence: { N: '12' }, atMs: { N: '3000' } } })).breaker?.confirming,
     ).toEqual({ sequence: 12, atMs: 3000 });
+  });
+});
+
+// feed48-refusal-trace: the refusal traces are traces no rule reads either, read as leniently.
+describe('a refusal trace that does not read', () => {
+  it('reads the market without it, the others as stored', () => {
+    const plain = marketFromItem(market());
+    const trace = {
+      M: {
+        sequence: { N: '12' },
+        timestampMs: { N: '2500' },
+        atMs: { N: '3000' },
+        detail: { S: 'sequence 12 seen' },
+        count: { N: '1' },
+        sinceMs: { N: '3000' },
+      },
+    };
+    for (const unreadable of [{ S: '12' }, { M: { ...trace.M, count: { S: 'one' } } }])
+      expect(
+        marketFromItem({
+          ...market(),
+          [refusalAttr('tick/duplicate')]: unreadable,
+          'refusal:tick/nonsense': trace,
+        }),
+      ).toEqual(plain);
+    expect(
+      marketFromItem({
+        ...market(),
+        [refusalAttr('tick/duplicate')]: trace,
+        [refusalAttr('tick/too-old')]: { S: '' },
+      }).refusals,
+    ).toEqual({
+      'tick/duplicate': {
+        sequence: 12,
+        timestampMs: 2500,
+        atMs: 3000,
+        detail: 'sequence 12 seen',
+        count: 1,
+        sinceMs: 3000,
+      },
+    });
   });
 });

@@ -20,7 +20,11 @@ import {
   type MarketState,
   type PendingTick,
   type PrintAsRead,
+  type RefusalTrace,
+  type RefusalTraces,
   type RegistrationWake,
+  TRACED_REFUSALS,
+  type TracedRefusal,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -49,7 +53,8 @@ import {
  * rises (a conditional SET). The `lastTick`,
  * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
  * ignore; so do the top-level tokens of the writes with no map of their own (`rebaseWriter`, SEGMENT_WRITER_ATTR,
- * wakeWriterAttr, EPOCH_WRITER_ATTR, fillsWriterAttr), each left in place until its next write.
+ * wakeWriterAttr, EPOCH_WRITER_ATTR, fillsWriterAttr), each left in place until its next write. Each refusal trace
+ * is a map of its own, `refusal:<reason>` (refusalAttr): one kind's note never waits on another's.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */
@@ -187,6 +192,34 @@ function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
   }
 }
 
+/** MarketState.refusals: a top-level map per kind, so a note is one SET that needs no parent map. */
+export const refusalAttr = (reason: TracedRefusal): string => `refusal:${reason}`;
+
+/** The refusal traces, each left out when it does not read (a trace no rule reads, as optConfirming's). */
+function optRefusals(item: Item): { refusals?: RefusalTraces } {
+  const refusals: { [K in TracedRefusal]?: RefusalTrace } = {};
+  for (const reason of TRACED_REFUSALS) {
+    const attr = refusalAttr(reason);
+    if (item[attr] === undefined) continue;
+    try {
+      const m = readMap(item, attr);
+      const resumedAfterMs = optInt(m, 'resumedAfterMs');
+      refusals[reason] = {
+        sequence: readInt(m, 'sequence'),
+        timestampMs: readInt(m, 'timestampMs'),
+        atMs: readInt(m, 'atMs'),
+        detail: readS(m, 'detail'),
+        count: readInt(m, 'count'),
+        sinceMs: readInt(m, 'sinceMs'),
+        ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
+      };
+    } catch (error) {
+      if (!(error instanceof CorruptItemError)) throw error;
+    }
+  }
+  return Object.keys(refusals).length === 0 ? {} : { refusals };
+}
+
 export function marketFromItem(item: Item): MarketState {
   const pendingSequence = optInt(item, 'pendingSequence');
   const pendingSegment = optInt(item, 'pendingSegment');
@@ -217,6 +250,7 @@ export function marketFromItem(item: Item): MarketState {
           },
         }),
     ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
+    ...optRefusals(item),
     ...(providersEpoch === undefined ? {} : { providersEpoch }),
     ...(spentWakeEpoch === undefined ? {} : { spentWakeEpoch }),
     ...(registrationWake === undefined ? {} : { registrationWake }),
@@ -533,6 +567,44 @@ export class DynamoMarketRepository implements MarketRepository {
     if (done) this.crash('markets.noteBreakerConfirming');
   }
 
+  /**
+   * A trace only (no rule reads it): a lost answer's retry finds it written, and does nothing. Conditional on the
+   * market's resumedAfterMs as judged, so no note lands after a rebase it did not see (any version's: every rebase
+   * writes resumedAfterMs), and on the stored trace of the kind being numbered lower or noted before that rebase.
+   */
+  async noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void> {
+    const resumed = trace.resumedAfterMs;
+    const values: Record<string, AttributeValue> = {
+      ':trace': {
+        M: {
+          sequence: N(trace.sequence),
+          timestampMs: N(trace.timestampMs),
+          atMs: N(trace.atMs),
+          detail: S(trace.detail),
+          count: N(trace.count),
+          sinceMs: N(trace.sinceMs),
+          ...(resumed === undefined ? {} : { resumedAfterMs: N(resumed) }),
+        },
+      },
+      ':seq': N(trace.sequence),
+    };
+    if (resumed !== undefined) values[':resumed'] = N(resumed);
+    const condition =
+      resumed === undefined
+        ? 'attribute_not_exists(resumedAfterMs) AND (attribute_not_exists(#trace) OR #trace.#seq < :seq)'
+        : 'resumedAfterMs = :resumed AND (attribute_not_exists(#trace) OR #trace.#seq < :seq OR ' +
+          'attribute_not_exists(#trace.resumedAfterMs) OR #trace.resumedAfterMs <> :resumed)';
+    const done = await this.updateIf({
+      TableName: this.table,
+      Key: { symbol: S(symbol) },
+      UpdateExpression: 'SET #trace = :trace',
+      ConditionExpression: condition,
+      ExpressionAttributeNames: { '#trace': refusalAttr(reason), '#seq': 'sequence' },
+      ExpressionAttributeValues: values,
+    });
+    if (done) this.crash('markets.noteRefusal');
+  }
+
   async rebaseSequence(
     symbol: string,
     sequence: number,
@@ -570,11 +642,13 @@ export class DynamoMarketRepository implements MarketRepository {
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
           // A print the breaker refused while confirming was of the numbering left: its trace goes too.
-          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment${breaker === undefined ? '' : ', breaker.confirming'}`,
+          // The refusal traces too (a version before them leaves them: readers know them stale by resumedAfterMs).
+          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment${breaker === undefined ? '' : ', breaker.confirming'}, ${TRACED_REFUSALS.map((_, i) => `#refusal${i}`).join(', ')}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
             ...(breaker === undefined ? {} : { '#tick': 'tick' }),
+            ...Object.fromEntries(TRACED_REFUSALS.map((reason, i) => [`#refusal${i}`, refusalAttr(reason)])),
           },
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -790,7 +864,7 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * An update whose failed condition means "nothing to do": false instead of an error. A lost answer's retry also
    * reads false though the write stands: kept for the writes whose answer nobody acts on (only their crash hook is
-   * skipped): clearPending, continueSequenceJump, noteBreakerConfirming, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
+   * skipped): clearPending, continueSequenceJump, noteBreakerConfirming, noteRefusal, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
    * not done, is followed by a count: the covers only need to change).
    */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {

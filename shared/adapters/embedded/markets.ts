@@ -15,7 +15,9 @@ import {
   type PrintAsRead,
   type ProvidersEpochCheck,
   providersEpochOf,
+  type RefusalTrace,
   type RegistrationWake,
+  type TracedRefusal,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from './internal.ts';
 
@@ -36,6 +38,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - noteBreakerConfirming: sets the breaker's confirming only while its tick is the given print (sequence, mark and
  *   stamp) and the stored confirming (if any) is numbered lower; otherwise a no-op (no hook). Any trip replaces the
  *   breaker (and with it the trace); rebaseSequence removes the trace (it was of the numbering left).
+ * - noteRefusal: sets the kind's refusal trace only while resumedAfterMs is the trace's and the stored one of the kind
+ *   (if any) is numbered lower or has another resumedAfterMs; otherwise a no-op (no hook). Creates the market's state
+ *   if needed. rebaseSequence removes the traces.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
@@ -199,6 +204,15 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (breaker.confirming && breaker.confirming.sequence >= confirming.sequence) return;
     this.#set({ ...current, breaker: { ...breaker, confirming } });
     fire(this.#hook, 'markets.noteBreakerConfirming');
+  }
+
+  async noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void> {
+    const current = this.#states.get(symbol);
+    if (current?.resumedAfterMs !== trace.resumedAfterMs) return;
+    const stored = current?.refusals?.[reason];
+    if (stored && stored.resumedAfterMs === trace.resumedAfterMs && stored.sequence >= trace.sequence) return;
+    this.#set({ ...current, symbol, refusals: { ...current?.refusals, [reason]: trace } });
+    fire(this.#hook, 'markets.noteRefusal');
   }
 
   async resetBreaker(symbol: string): Promise<void> {

@@ -1,0 +1,214 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { describe, expect, it } from 'vitest';
+import { notTakenLines, REPLAY_AHEAD_LIMIT, REPLAY_POLL_MS } from '../../cli/ops/events.ts';
+import type { Tick } from '../../shared/domain/tick.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { handledOnRecord, handledTicks, replayPrices } from '../../shared/local/ticks.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import { parseTickDetail } from '../../shared/schemas/tick.ts';
+import { createPipeline } from '../support/pipeline.ts';
+
+/**
+ * feed48-refusal-trace: a tick margin-check refused too old, out of order, as a duplicate or while a sequence jump
+ * confirms left nothing on the market, so `backstop replay`, which sends each tick once the market shows the last,
+ * waited on it and stopped as stalled after a minute. Each such refusal now leaves a trace (MarketState.refusals).
+ */
+
+/** A bus that hands each tick to margin-check, `before` each delivery (the stack's lag, another sender's print). */
+const busOf = (
+  p: ReturnType<typeof createPipeline>,
+  before: (tick: Tick) => Promise<void> = async () => {},
+) =>
+  ({
+    send: async (command: { input: { Entries?: { Detail?: string }[] } }) => {
+      const entries = command.input.Entries ?? [];
+      for (const e of entries) {
+        const parsed = parseTickDetail(JSON.parse(e.Detail!));
+        if (!parsed.ok) throw new Error(parsed.reason);
+        await before(parsed.tick);
+        await p.deliverTick(parsed.tick);
+      }
+      return { Entries: entries.map((_, i) => ({ EventId: `e${i}` })) };
+    },
+  }) as unknown as EventBridgeClient;
+
+const replay = (p: ReturnType<typeof createPipeline>, prices: string[], bus: EventBridgeClient) =>
+  replayPrices({
+    points: prices.map((price, i) => ({ timestampMs: i * 60_000, price: parsePrice(price) })),
+    symbol: 'ETH-USD',
+    busName: 'bus',
+    events: bus,
+    speed: { kind: 'max' },
+    firstSequence: 1,
+    now: () => p.clock.nowMs(),
+    sleep: async (ms) => p.clock.advance(ms),
+    backlog: {
+      limit: REPLAY_AHEAD_LIMIT,
+      stallMs: 60_000,
+      pollMs: REPLAY_POLL_MS,
+      handled: () => handledTicks(p.adapters.markets, 'ETH-USD'),
+    },
+  });
+
+/** Counts the market's refusal notes that reach the store. */
+const countingNotes = (p: ReturnType<typeof createPipeline>) => {
+  const markets = p.adapters.markets;
+  const note = markets.noteRefusal.bind(markets);
+  let calls = 0;
+  markets.noteRefusal = async (...args) => {
+    calls++;
+    return note(...args);
+  };
+  return () => calls;
+};
+
+describe('backstop replay through ticks margin-check refuses without another record', () => {
+  it('reports those refused too old by kind and goes on at once, never stalled', async () => {
+    const p = createPipeline();
+    const t0 = p.clock.nowMs();
+    // Ticks 3 and 4 reach margin-check 61 s after they were sent (a stack behind: maxTickAgeSeconds is 60).
+    const late = new Set([3, 4]);
+    const outcome = await replay(
+      p,
+      ['100', '100', '101', '102', '103', '104'],
+      busOf(p, async (tick) => {
+        if (late.has(tick.sequence)) p.clock.advance(61_000);
+      }),
+    );
+    // Before: stalled at 3 after 60 s, 3 of 6 sent.
+    expect(outcome.stalled).toBeUndefined();
+    expect(outcome).toMatchObject({ sent: 6, accepted: 6, rejected: [] });
+    expect(outcome.notTaken).toEqual([
+      { sequence: 3, reason: 'tick/too-old', detail: expect.stringMatching(/ms old$/) },
+      { sequence: 4, reason: 'tick/too-old', detail: expect.stringMatching(/ms old$/) },
+    ]);
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/too-old`)).toBe(2);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(6);
+    // Not waited on: each next tick went at the first look after it (no poll's 100 ms passed), the lag's 122 s alone.
+    expect(p.clock.nowMs() - t0).toBe(122_000);
+    expect(notTakenLines('ETH-USD', outcome.notTaken)).toEqual([
+      `margin-check refused 2 of the replay's ticks as tick/too-old (sequences 3, 4; the latest: ${outcome.notTaken[1]!.detail}): they liquidated nothing`,
+    ]);
+  });
+
+  it("reports its tick refused as a duplicate of another sender's print with its number", async () => {
+    const p = createPipeline();
+    const outcome = await replay(
+      p,
+      ['100', '100', '101', '102'],
+      busOf(p, async (tick) => {
+        // Another sender's print numbered 3 lands first (a feed that shares the market's numbering).
+        if (tick.sequence === 3)
+          await p.deliverTick({ ...tick, markPrice: parsePrice('100.5'), source: 'other' });
+      }),
+    );
+    expect(outcome.stalled).toBeUndefined();
+    expect(outcome.notTaken).toEqual([{ sequence: 3, reason: 'tick/duplicate', detail: 'sequence 3 seen' }]);
+  });
+});
+
+describe("a refusal's trace on the market", () => {
+  it('is written once a sequence: a flood of copies of a tick writes nothing more, a copy of an accepted one nothing', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    const notes = countingNotes(p);
+    const at = p.clock.nowMs();
+    // EventBridge delivers at least once: copies of the accepted tick are no refusal to trace.
+    for (let i = 0; i < 50; i++)
+      expect(
+        await p.deliverTick({
+          symbol: 'ETH-USD',
+          markPrice: parsePrice('100'),
+          timestampMs: at,
+          sequence: 2,
+          source: 'test',
+        }),
+      ).toMatchObject({ reason: 'tick/duplicate' });
+    expect(notes()).toBe(0);
+    // Another print carrying that number, 50 times: one note.
+    for (let i = 0; i < 50; i++)
+      await p.deliverTick({
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('99'),
+        timestampMs: at,
+        sequence: 2,
+        source: 'x',
+      });
+    expect(notes()).toBe(1);
+    // Of another kind, a note of its own; older ticks after a newer one of the kind, nothing more.
+    for (const sequence of [1, 0, 1])
+      await p.deliverTick({
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('99'),
+        timestampMs: at,
+        sequence,
+        source: 'x',
+      });
+    expect(notes()).toBe(2);
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/duplicate`)).toBe(100);
+    const market = await p.adapters.markets.get('ETH-USD');
+    expect(market?.refusals?.['tick/duplicate']).toEqual({
+      sequence: 2,
+      timestampMs: at,
+      atMs: at,
+      detail: 'sequence 2 seen',
+      count: 1,
+      sinceMs: at,
+    });
+    // Each newer sequence of a kind once, counted (stamped after the last mark, 61 s old).
+    p.clock.advance(62_000);
+    for (const sequence of [3, 4, 4, 5]) {
+      await p.deliverTick({
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('100'),
+        timestampMs: p.clock.nowMs() - 61_000,
+        sequence,
+        source: 'x',
+      });
+    }
+    expect(notes()).toBe(5);
+    expect((await p.adapters.markets.get('ETH-USD'))?.refusals?.['tick/too-old']).toMatchObject({
+      sequence: 5,
+      count: 3,
+    });
+  });
+
+  it('is noted for a print continuing a held sequence jump too soon (tick/sequence-confirming)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    const far = 2 + 1_000_001;
+    expect(await p.tick('ETH-USD', '100', { sequence: far })).toMatchObject({ reason: 'tick/sequence-jump' });
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: far + 1 })).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    const handled = handledOnRecord(await p.adapters.markets.get('ETH-USD'));
+    expect(handled.refused).toEqual([
+      expect.objectContaining({ sequence: far, reason: 'tick/sequence-jump' }),
+      expect.objectContaining({ sequence: far + 1, reason: 'tick/sequence-confirming' }),
+    ]);
+  });
+
+  it('that cannot be written leaves the refusal standing: counted, a warning with the error, the invocation not failed', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    p.clock.advance(62_000);
+    p.adapters.markets.noteRefusal = async () => {
+      throw Object.assign(new Error('Throughput exceeds the current capacity of your table'), {
+        name: 'ProvisionedThroughputExceededException',
+      });
+    };
+    expect(
+      await p.tick('ETH-USD', '100', { sequence: 3, timestampMs: p.clock.nowMs() - 61_000 }),
+    ).toMatchObject({
+      status: 'rejected',
+      reason: 'tick/too-old',
+    });
+    expect(p.telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(1);
+    expect(p.telemetry.warnings).toContain("refusal's trace not written: the refusal stands without it");
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/too-old`)).toBe(1);
+  });
+});
