@@ -31,7 +31,12 @@ import {
   TICK_SOURCE,
   type TickNotTaken,
 } from '../../shared/local/ticks.ts';
-import { isTracedRefusal, type MarketRepository, TRACED_REFUSALS } from '../../shared/ports/index.ts';
+import {
+  isTracedRefusal,
+  type MarketRepository,
+  TRACED_REFUSALS,
+  type TracedRefusal,
+} from '../../shared/ports/index.ts';
 import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
@@ -632,6 +637,19 @@ export function unknownLine(unknown: ReplayOutcome['unknown']): string {
   );
 }
 
+/** Why margin-check refuses a tick so (docs/FEED.md's table), for a replay's line of the kind. */
+const REFUSAL_WHY: Record<TracedRefusal, string> = {
+  'tick/non-positive': 'a price not above 0',
+  'tick/duplicate': 'its sequence was taken by another print',
+  'tick/out-of-order': 'numbered or stamped behind what the market recorded',
+  'tick/future': 'stamped ahead of the clock by more than maxClockSkewSeconds',
+  'tick/too-old': 'older than maxTickAgeSeconds when margin-check judged it: the stack is behind',
+  'tick/index-band': 'too far from its index price',
+  'tick/sequence-jump': "numbered past maxSequenceJump above the market's sequence: held",
+  'tick/sequence-behind': "numbered behind the market's sequence with a later stamp: held",
+  'tick/sequence-confirming': 'it continues a held print before the market follows that numbering',
+};
+
 /** What a replay says of its ticks on the bus that margin-check did not take (ReplayOutcome.notTaken). */
 export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[]): string[] {
   const confirming = notTaken.filter((t) => t.reason === 'tick/breaker-confirming');
@@ -661,14 +679,12 @@ export function notTakenLines(symbol: string, notTaken: readonly TickNotTaken[])
             'the first print agreeing with it once it has persisted that long is followed',
         ]
       : []),
-    ...refused.map((ticks) => {
-      const latest = ticks.at(-1)!;
-      return (
-        `margin-check refused ${ticks.length} of the replay's ticks as ${latest.reason} ` +
-        `(sequence${ticks.length > 1 ? 's' : ''} ${list(ticks)}${latest.detail ? `; the latest: ${latest.detail}` : ''}): ` +
-        `${ticks.length === 1 ? 'it' : 'they'} liquidated nothing`
-      );
-    }),
+    ...refused.map(
+      (ticks) =>
+        `margin-check refused ${ticks.length} of the replay's ticks as ${ticks[0]!.reason} ` +
+        `(sequence${ticks.length > 1 ? 's' : ''} ${list(ticks)}): ${ticks.length === 1 ? 'it' : 'they'} liquidated ` +
+        `nothing (${REFUSAL_WHY[ticks[0]!.reason as TracedRefusal]})`,
+    ),
   ];
 }
 

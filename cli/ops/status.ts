@@ -209,7 +209,7 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
     // What margin-check refused without another record (feed48-refusal-trace), a line a kind under its market.
     for (const [reason, r] of Object.entries(m.refused ?? {}))
       lines.push(
-        `  refused ${reason}: ${r.count} ${r.count === 1 ? 'tick' : 'ticks'} since ${r.since}, the latest ${r.sequence} at ${r.at} (${r.detail})`,
+        `  refused ${reason}: ${r.count} ${r.count === 1 ? 'tick' : 'ticks'} since ${r.since}, the latest ${r.sequence} at ${r.at}`,
       );
   }
   return `${lines.join('\n')}\n`;

@@ -131,7 +131,6 @@ export interface MarketStatus {
 export interface RefusedStatus {
   readonly sequence: number;
   readonly at: string;
-  readonly detail: string;
   readonly count: number;
   readonly since: string;
 }
@@ -480,7 +479,7 @@ function refusedOf(m: MarketState): Pick<MarketStatus, 'refused'> {
     refused: Object.fromEntries(
       traces.map(([reason, t]) => [
         reason,
-        { sequence: t.sequence, at: iso(t.atMs), detail: t.detail, count: t.count, since: iso(t.sinceMs) },
+        { sequence: t.sequence, at: iso(t.atMs), count: t.count, since: iso(t.sinceMs) },
       ]),
     ),
   };

@@ -165,12 +165,10 @@ export interface TickNotTaken {
   readonly sequence: number;
   /** The refusal (tick/breaker-confirming, tick/too-old, ...), or the breaker's own reason for the tick it holds. */
   readonly reason: string;
-  /** A refusal trace's detail (how old, behind what), as margin-check logged it. */
-  readonly detail?: string;
 }
 
 /** A refusal trace on the market's record (MarketState.refusals): the latest tick refused of its kind. */
-export interface RefusedOnRecord extends Required<TickNotTaken> {
+export interface RefusedOnRecord extends TickNotTaken {
   /** The tick's own stamp: a sender knows its tick by its sequence and stamp. */
   readonly timestampMs: number;
 }
@@ -312,7 +310,7 @@ export function handledOnRecord(state: MarketState | undefined): HandledTicks {
       : {}),
     refused: TRACED_REFUSALS.flatMap((reason) => {
       const t = traces[reason];
-      return t ? [{ sequence: t.sequence, timestampMs: t.timestampMs, reason, detail: t.detail }] : [];
+      return t ? [{ sequence: t.sequence, timestampMs: t.timestampMs, reason }] : [];
     }),
   };
 }

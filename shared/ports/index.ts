@@ -230,8 +230,6 @@ export interface RefusalTrace {
   readonly timestampMs: number;
   /** When margin-check refused it (its clock). */
   readonly atMs: number;
-  /** The refusal's detail, as margin-check logs it. */
-  readonly detail: string;
   /**
    * Ticks of the kind noted since `sinceMs` (a note a sequence at most, so a flood of one tick's copies counts once;
    * two notes racing may count one).

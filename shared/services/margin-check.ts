@@ -288,7 +288,7 @@ async function handleTickOnce(
     }
     // Of a configured market (tick/unknown-symbol is not traced), read fresh: a rejection is never judged on a cache.
     if (isTracedRefusal(verdict.reason) && !(state && redelivered(tick, state)))
-      await noteRefusal(tick, verdict.reason, verdict.detail, state ?? { symbol: tick.symbol }, deps, nowMs);
+      await noteRefusal(tick, verdict.reason, state ?? { symbol: tick.symbol }, deps, nowMs);
     // Counted once it stands (a trip refused above judges the tick again).
     // Only a configured market's: the feed's symbols are not ours to bill a metric each.
     telemetry.count(METRICS.TicksRejected.name, 1, {
@@ -356,12 +356,12 @@ const redelivered = (tick: Tick, state: MarketState): boolean =>
  * Notes a refusal that records nothing else on the market (TRACED_REFUSALS), as the breaker notes the prints it refuses
  * while confirming: else a sender waiting on each tick (backstop replay) waited for a trace that never came, and stopped
  * as stalled after a minute (feed48-refusal-trace). Bounded: no write when the market as read holds a trace of the
- * kind numbered as high, so a flood of one tick's copies, or of older ticks, writes nothing. Best effort, as the breaker's: a failed write leaves the refusal standing.
+ * kind numbered as high, so a flood of one tick's copies, or of older ticks, writes nothing. Best effort, as the
+ * breaker's: a failed write leaves the refusal standing.
  */
 async function noteRefusal(
   tick: Tick,
   reason: TracedRefusal,
-  detail: string,
   state: MarketState,
   deps: MarginCheckDeps,
   nowMs: number,
@@ -373,8 +373,6 @@ async function noteRefusal(
       sequence: tick.sequence,
       timestampMs: tick.timestampMs,
       atMs: nowMs,
-      // Bounded as a log line: the item keeps one a kind.
-      detail: detail.slice(0, 300),
       count: (stored?.count ?? 0) + 1,
       sinceMs: stored?.sinceMs ?? nowMs,
       ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),

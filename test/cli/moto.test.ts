@@ -1477,7 +1477,6 @@ describe("status: the market's refusal traces", () => {
       sequence,
       timestampMs: noted - 61_000,
       atMs: noted,
-      detail: `timestamp ${noted - 61_000} is 61000 ms old`,
       count: 1,
       sinceMs: noted,
     });
@@ -1486,14 +1485,13 @@ describe("status: the market's refusal traces", () => {
       'tick/too-old': {
         sequence: 12,
         at: '2026-01-02T00:00:00.000Z',
-        detail: `timestamp ${noted - 61_000} is 61000 ms old`,
         count: 1,
         since: '2026-01-02T00:00:00.000Z',
       },
     });
     const text = await cli('status', ...at);
     expect(text.stdout).toContain(
-      `  refused tick/too-old: 1 tick since 2026-01-02T00:00:00.000Z, the latest 12 at 2026-01-02T00:00:00.000Z (timestamp ${noted - 61_000} is 61000 ms old)\n`,
+      '  refused tick/too-old: 1 tick since 2026-01-02T00:00:00.000Z, the latest 12 at 2026-01-02T00:00:00.000Z\n',
     );
     // `backstop feed resume --from-sequence 3` as session 47's admin wrote it: the traces are no attribute it knows.
     await emulator.clients.dynamo.send(

@@ -763,7 +763,6 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           sequence,
           timestampMs: 9_000 + sequence,
           atMs: 9_100 + sequence,
-          detail: `sequence ${sequence} seen`,
           count: 1,
           sinceMs: 9_100,
           ...over,

@@ -49,12 +49,11 @@ describe('a refusal trace that does not read', () => {
     const plain = marketFromItem(market());
     const trace = {
       M: {
-        sequence: { N: '12' },
-        timestampMs: { N: '2500' },
-        atMs: { N: '3000' },
-        detail: { S: 'sequence 12 seen' },
+        seq: { N: '12' },
+        stamp: { N: '2500' },
+        at: { N: '3000' },
         count: { N: '1' },
-        sinceMs: { N: '3000' },
+        since: { N: '3000' },
       },
     };
     for (const unreadable of [{ S: '12' }, { M: { ...trace.M, count: { S: 'one' } } }])
@@ -76,7 +75,6 @@ describe('a refusal trace that does not read', () => {
         sequence: 12,
         timestampMs: 2500,
         atMs: 3000,
-        detail: 'sequence 12 seen',
         count: 1,
         sinceMs: 3000,
       },

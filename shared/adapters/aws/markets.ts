@@ -192,7 +192,11 @@ function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
   }
 }
 
-/** MarketState.refusals: a top-level map per kind, so a note is one SET that needs no parent map. */
+/**
+ * MarketState.refusals: a top-level map per kind, so a note is one SET that needs no parent map. Every accepted tick
+ * writes the market's item, and a write costs a unit a KB of the item: the traces are kept short (short keys, no
+ * detail: about 90 bytes a kind noted).
+ */
 export const refusalAttr = (reason: TracedRefusal): string => `refusal:${reason}`;
 
 /** The refusal traces, each left out when it does not read (a trace no rule reads, as optConfirming's). */
@@ -203,14 +207,13 @@ function optRefusals(item: Item): { refusals?: RefusalTraces } {
     if (item[attr] === undefined) continue;
     try {
       const m = readMap(item, attr);
-      const resumedAfterMs = optInt(m, 'resumedAfterMs');
+      const resumedAfterMs = optInt(m, 'resumed');
       refusals[reason] = {
-        sequence: readInt(m, 'sequence'),
-        timestampMs: readInt(m, 'timestampMs'),
-        atMs: readInt(m, 'atMs'),
-        detail: readS(m, 'detail'),
+        sequence: readInt(m, 'seq'),
+        timestampMs: readInt(m, 'stamp'),
+        atMs: readInt(m, 'at'),
         count: readInt(m, 'count'),
-        sinceMs: readInt(m, 'sinceMs'),
+        sinceMs: readInt(m, 'since'),
         ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
       };
     } catch (error) {
@@ -577,13 +580,12 @@ export class DynamoMarketRepository implements MarketRepository {
     const values: Record<string, AttributeValue> = {
       ':trace': {
         M: {
-          sequence: N(trace.sequence),
-          timestampMs: N(trace.timestampMs),
-          atMs: N(trace.atMs),
-          detail: S(trace.detail),
+          seq: N(trace.sequence),
+          stamp: N(trace.timestampMs),
+          at: N(trace.atMs),
           count: N(trace.count),
-          sinceMs: N(trace.sinceMs),
-          ...(resumed === undefined ? {} : { resumedAfterMs: N(resumed) }),
+          since: N(trace.sinceMs),
+          ...(resumed === undefined ? {} : { resumed: N(resumed) }),
         },
       },
       ':seq': N(trace.sequence),
@@ -591,15 +593,15 @@ export class DynamoMarketRepository implements MarketRepository {
     if (resumed !== undefined) values[':resumed'] = N(resumed);
     const condition =
       resumed === undefined
-        ? 'attribute_not_exists(resumedAfterMs) AND (attribute_not_exists(#trace) OR #trace.#seq < :seq)'
-        : 'resumedAfterMs = :resumed AND (attribute_not_exists(#trace) OR #trace.#seq < :seq OR ' +
-          'attribute_not_exists(#trace.resumedAfterMs) OR #trace.resumedAfterMs <> :resumed)';
+        ? 'attribute_not_exists(resumedAfterMs) AND (attribute_not_exists(#trace) OR #trace.seq < :seq)'
+        : 'resumedAfterMs = :resumed AND (attribute_not_exists(#trace) OR #trace.seq < :seq OR ' +
+          'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: 'SET #trace = :trace',
       ConditionExpression: condition,
-      ExpressionAttributeNames: { '#trace': refusalAttr(reason), '#seq': 'sequence' },
+      ExpressionAttributeNames: { '#trace': refusalAttr(reason) },
       ExpressionAttributeValues: values,
     });
     if (done) this.crash('markets.noteRefusal');
