@@ -49,7 +49,8 @@ export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--j
             \`since\`: fills before session 48 are not recorded on providers (they are on the auctions).
             Exit 2 when there is no such provider
   list      every provider (or those quoting --market), ordered by id: markets, capital, discount, lot, and
-            its lifetime totals (a consistent Scan of the providers table: tens of items)
+            its lifetime totals (a consistent Scan of the providers table: tens of items). A provider whose
+            record does not read is named with why on stderr, the others listed: exit 1
   --market SYMBOL        list: only the providers quoting this market, and only its totals
   --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
                          amounts are decimal strings in their units, times ISO-8601 UTC, a key absent when the
@@ -146,6 +147,8 @@ export interface ProvidersList {
     /** The record holds fills this version cannot read (providers show says why). */
     readonly unreadableFills?: true;
   })[];
+  /** Providers whose record does not read (its terms or capital: every auction step of its markets fails on it). */
+  readonly unreadable?: readonly { readonly id: string; readonly reason: string }[];
 }
 
 const shownProvider = (p: ProviderRecord): ShownProvider => ({
@@ -218,7 +221,11 @@ export function providerShow(p: ProviderRecord): ProviderShow {
   };
 }
 
-export function providersList(providers: readonly ProviderRecord[], market?: string): ProvidersList {
+export function providersList(
+  providers: readonly ProviderRecord[],
+  market?: string,
+  unreadable: readonly { readonly id: string; readonly reason: string }[] = [],
+): ProvidersList {
   return {
     ...(market === undefined ? {} : { market }),
     providers: providers
@@ -235,6 +242,7 @@ export function providersList(providers: readonly ProviderRecord[], market?: str
           ...(unreadable ? { unreadableFills: true as const } : {}),
         };
       }),
+    ...(unreadable.length > 0 ? { unreadable } : {}),
   };
 }
 
@@ -346,9 +354,19 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
   if (market !== undefined && market.trim() === '')
     throw new UsageError('providers list: --market needs a symbol');
   return withTarget(values, async (deployment) => {
-    const all = await scanProviders(deployment.clients.dynamo, deployment.names.tables.providers);
-    const listed = providersList(all, market);
+    // One record that does not read is named, not the whole list refused (review48-providers-list-unreadable).
+    const unreadable: { id: string; reason: string }[] = [];
+    const all = await scanProviders(
+      deployment.clients.dynamo,
+      deployment.names.tables.providers,
+      (id, reason) => unreadable.push({ id, reason }),
+    );
+    const listed = providersList(all, market, unreadable);
     io.stdout.write(values.json ? `${JSON.stringify(listed)}\n` : renderProviders(listed));
-    return 0;
+    for (const u of unreadable)
+      io.stderr.write(
+        `providers list: provider ${u.id} cannot be read (${u.reason}), not listed: every auction step of its markets fails on it\n`,
+      );
+    return unreadable.length > 0 ? 1 : 0;
   });
 });

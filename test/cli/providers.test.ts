@@ -1,6 +1,8 @@
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { ProviderShow, ProvidersList } from '../../cli/ops/providers.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { providerItem } from '../../shared/adapters/aws/providers.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { fillEdge, providerFillsRead } from '../../shared/domain/provider-fills.ts';
 import { formatBase, formatPrice, formatQuote, formatQuoteGrouped } from '../../shared/domain/units.ts';
@@ -185,6 +187,23 @@ describe('providers show and list', () => {
     expect(listText.stdout).toBe(
       '1 provider quoting BTC-USD:\n  lp-btc (BTC-USD): capital 5,000.00 USD unused; bids 5 % from the mark, takes up to 1 BTC of an auction\n    no fill recorded\n',
     );
+
+    // A record that does not read is named, the others listed, exit 1 (review48-providers-list-unreadable).
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({
+        TableName: stack.names.tables.providers,
+        Item: { ...providerItem({ ...stored, id: 'lp-bad' }), capital: { S: 'lots' } },
+      }),
+    );
+    const broken = await cli('providers', 'list', '--json', ...at);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toBe(
+      'providers list: provider lp-bad cannot be read (adapter/not-an-integer: capital), not listed: every auction step of its markets fails on it\n',
+    );
+    const brokenList = JSON.parse(broken.stdout) as ProvidersList;
+    expect(brokenList.providers.map((p) => p.id)).toEqual(['lp-1', 'lp-2', 'lp-btc']);
+    expect(brokenList.unreadable).toEqual([{ id: 'lp-bad', reason: 'adapter/not-an-integer: capital' }]);
+    expect((await cli('providers', 'list', ...at)).stdout).toContain('3 providers:\n');
 
     const usage = await cli('providers', 'show', ...at);
     expect(usage.code).toBe(2);

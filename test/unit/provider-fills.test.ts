@@ -157,7 +157,7 @@ const provider = (over: Partial<ProviderRecord> = {}): ProviderRecord => ({
 });
 
 describe("a provider's item stays small: every auction step lists the providers whole (a consistent Scan)", () => {
-  it('a typical provider keeping the most fills in two markets stays within one write unit', () => {
+  it('with short amounts (0.5 ETH at 1,764) a provider keeping the most fills in two markets stays within one write unit', () => {
     const fills = withProviderFill(
       recorded(MAX_PROVIDER_FILLS_KEPT + 3),
       fill(99, { symbol: 'BTC-USD', liquidationId: 'pos-004711:12' }),
@@ -165,6 +165,38 @@ describe("a provider's item stays small: every auction step lists the providers 
     const item = withWriter(providerItem(provider({ fills })), SIZED_WRITER);
     expect(itemBytes(item)).toBeLessThan(1024);
     expect(providerFromItem(item)).toEqual(provider({ fills }));
+  });
+
+  // PERFORMANCE.md prices these (review48-providers-item-size): amounts of full width (8 decimals of base and price,
+  // 6 of quote), position ids of 8 to 36 characters, every fill kept.
+  it('with amounts of full width: under 1 KB in one market, over it in two with ids of a dozen characters (4 write units in a transaction)', () => {
+    const sized = (idLength: number, markets: number): number => {
+      const symbols = ['ETH-USD', 'BTC-USD', 'SOL-USD'].slice(0, markets);
+      let fills: ProviderFills | undefined;
+      for (let i = 0; i < MAX_PROVIDER_FILLS_KEPT + 3; i++)
+        fills = withProviderFill(fills, {
+          liquidationId: `${'p'.repeat(idLength - 6)}${String(i).padStart(6, '0')}:12`,
+          step: 17,
+          symbol: symbols[i % markets]!,
+          direction: 'SELL',
+          size: base('12.34567891'),
+          price: price('1764.12345678'),
+          cost: usd('21780.123456'),
+          mark: price('1800.12345678'),
+          edge: usd('444.123456'),
+          atMs: 1_784_050_040_123,
+        });
+      const item = providerItem(provider({ capital: usd('2500000.123456'), symbols, fills, version: 4171 }));
+      return itemBytes(withWriter(item, SIZED_WRITER));
+    };
+    expect(sized(8, 1)).toBeLessThan(1024);
+    expect(sized(8, 2)).toBeLessThan(1024);
+    expect(sized(13, 2)).toBeGreaterThan(1024);
+    expect(sized(8, 3)).toBeGreaterThan(1024);
+    // The widest of them: a Scan of 20 such providers reads 7 units of 4 KB (1 before session 48).
+    expect(sized(36, 3)).toBeLessThan(1.25 * 1024);
+    expect(Math.ceil((20 * sized(36, 3)) / 4096)).toBe(7);
+    expect(Math.ceil((20 * sized(8, 1)) / 4096)).toBe(5);
   });
 
   it('the largest item (longest ids, widest numbers, every fill kept, ten markets) is a few KB', () => {

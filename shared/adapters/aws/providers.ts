@@ -201,8 +201,16 @@ function optFills(item: Item): Pick<ProviderRecord, 'fills' | 'fillsSetAside'> {
 
 const storedAttr = (fills: UnreadableProviderFills): AttributeValue => fills.stored as AttributeValue;
 
-/** Every provider, ordered by id: a consistent Scan of the (short, admin-registered) table. */
-export async function scanProviders(dynamo: DynamoDBClient, table: string): Promise<ProviderRecord[]> {
+/**
+ * Every provider, ordered by id: a consistent Scan of the (short, admin-registered) table. An item that does not read
+ * throws, named (every auction step of its markets fails on it until it is fixed); with `unreadable`, it is reported
+ * there and left out, for an operator's list (review48-providers-list-unreadable).
+ */
+export async function scanProviders(
+  dynamo: DynamoDBClient,
+  table: string,
+  unreadable?: (id: string, reason: string) => void,
+): Promise<ProviderRecord[]> {
   const providers: ProviderRecord[] = [];
   let start: Item | undefined;
   do {
@@ -213,7 +221,16 @@ export async function scanProviders(dynamo: DynamoDBClient, table: string): Prom
         ...(start === undefined ? {} : { ExclusiveStartKey: start }),
       }),
     );
-    for (const item of out.Items ?? []) providers.push(providerFromItem(item));
+    for (const item of out.Items ?? []) {
+      try {
+        providers.push(providerFromItem(item));
+      } catch (error) {
+        if (!(error instanceof CorruptItemError)) throw error;
+        const id = item.id?.S ?? '?';
+        if (!unreadable) throw new CorruptItemError(`providers ${id}: ${error.message}`);
+        unreadable(id, error.message);
+      }
+    }
     start = out.LastEvaluatedKey;
   } while (start !== undefined);
   return providers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
