@@ -1,5 +1,5 @@
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { InfraConfigError, loadConfig } from '../infra/config.ts';
 import { riskConfigDigest } from '../infra/outputs.ts';
 import { renderReport } from '../report/html.ts';
@@ -11,10 +11,10 @@ import {
   quoteOf,
   type RiskConfig,
 } from '../shared/domain/config.ts';
-import { formatQuote, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
+import { formatQuote, formatQuoteGrouped, QUOTE_SCALE, type QuoteE6 } from '../shared/domain/units.ts';
 import { readPriceFile } from '../shared/prices/file.ts';
 import { MAX_POSITIONS } from '../shared/sim/book.ts';
-import { type FundNeeded, findFundNeeded, MAX_FUND_RUNS } from '../shared/sim/fund-needed.ts';
+import { FUND_TARGETS, type FundNeeded, findFundNeeded, MAX_FUND_RUNS } from '../shared/sim/fund-needed.ts';
 import { MAX_PROVIDERS } from '../shared/sim/providers.ts';
 import { type SimulationResult, STRATEGIES, type Strategy, summaryJson } from '../shared/sim/results.ts';
 import {
@@ -26,7 +26,7 @@ import {
 import { choiceOption, intOption, parseOptions, quoteOption, UsageError } from './args.ts';
 import { readJsonFile } from './ops/common.ts';
 import { ProgressBar, type ProgressStream } from './progress.ts';
-import { formatUsd, renderComparison, renderFundNeeded, runProblems } from './table.ts';
+import { renderComparison, renderFundNeeded, runProblems } from './table.ts';
 
 export const SIMULATE_USAGE = `Usage: backstop simulate [options]
 
@@ -37,8 +37,9 @@ waterfall without its auction (no-auction), and market-only.
                          default: the built-in ETH crash of 12-13 March 2020
   --config FILE.json     the risk configuration to replay with (markets, margins, fees, slippage bounds, auction,
                          the fund's floor and draw cap): a file in the shape of backstop:riskConfig, or a cdk.json
-                         (or cdk.context.json) whose context holds backstop:riskConfig, read as synth reads it
-                         (none there: the defaults). Default: the built-in configuration
+                         (or cdk.context.json) whose context holds backstop:riskConfig, read as synth reads it: the
+                         cdk.context.json (or cdk.json) beside it merged in, not -c values nor ~/.cdk.json (none
+                         there: the defaults). Default: the built-in configuration
   --symbol S             a market of the risk configuration (default ones: ${DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ')}); default: from
                          the file name, else ${SIMULATION_DEFAULTS.symbol}
   --positions N          positions in the synthetic book (default ${SIMULATION_DEFAULTS.positions})
@@ -59,7 +60,7 @@ waterfall without its auction (no-auction), and market-only.
 
 Without --config the table does not name the risk configuration (the built-in one); with it, a header line gives
 the file and the first 12 characters of its digest (the stack's RiskConfigDigest output is the whole digest,
-which --json gives as riskConfig.digest).
+which --json gives as riskConfig.digest): a deploy with a -c backstop:riskConfig runs another one.
 `;
 
 export interface CliIo {
@@ -90,30 +91,89 @@ export interface RiskConfigSource {
   readonly file?: string;
   /** What of the file: the file itself, its context's backstop:riskConfig, or the defaults (a context without it). */
   readonly read: 'risk config' | 'backstop:riskConfig' | 'defaults';
+  /**
+   * A --config named cdk.json or cdk.context.json: the other one beside it, when there is one (synth merges the two).
+   */
+  readonly beside?: string;
+  /** Of a context: the files whose backstop:riskConfig it is (both: merged as the CDK CLI merges them). */
+  readonly from?: readonly string[];
   /** riskConfigDigest: what a stack deployed with it shows as its RiskConfigDigest output. */
   readonly digest: string;
 }
 
 const RISK_CONFIG_KEY = 'backstop:riskConfig';
+const CDK_JSON = 'cdk.json';
+const CDK_CONTEXT_JSON = 'cdk.context.json';
+
+const isObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * The context the CDK CLI hands the app from two of its files (aws-cdk's Context.all: `over` deep-merged into
+ * `under`, objects key by key, anything else replaced): cdk.json's `context` over cdk.context.json.
+ */
+function mergeCdkContext(
+  under: Readonly<Record<string, unknown>>,
+  over: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  const mergeOne = (target: Record<string, unknown>, source: Readonly<Record<string, unknown>>): void => {
+    for (const [key, value] of Object.entries(source)) {
+      if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+      if (isObject(value)) {
+        if (!isObject(target[key])) target[key] = {};
+        mergeOne(target[key] as Record<string, unknown>, value);
+      } else if (value !== undefined) target[key] = value;
+    }
+  };
+  const into = structuredClone(under) as Record<string, unknown>;
+  mergeOne(into, over);
+  return into;
+}
 
 /**
  * --config: a risk configuration (markets, auction, insurance), or a cdk.json (its `context`) or cdk.context.json
  * (`backstop:` keys at the top) whose backstop:riskConfig is read as synth reads it (infra/config.ts loadConfig: the
  * same parser and errors, every backstop: key checked, a misspelt one refused rather than the defaults replayed).
- * Only the file given: synth would merge cdk.context.json and -c values too.
+ * A file named cdk.json or cdk.context.json is merged with the other one beside it, as the CDK CLI merges them
+ * (cdk.json over cdk.context.json): DEPLOY.md keeps the risk configuration in cdk.context.json, and a cdk.json read
+ * alone replayed the defaults under another digest than the stack's. Not read: -c values (over both) and
+ * ~/.cdk.json (under both).
  */
 export function readSimulationRiskConfig(file: string | undefined): RiskConfigSource {
   if (file === undefined)
     return { config: DEFAULT_RISK_CONFIG, read: 'defaults', digest: riskConfigDigest(DEFAULT_RISK_CONFIG) };
   const json = readJsonFile(file, '--config');
-  const object = typeof json === 'object' && json !== null && !Array.isArray(json);
-  const top = object ? (json as Record<string, unknown>) : {};
-  const context =
-    !('markets' in top) && typeof top.context === 'object' && top.context !== null
-      ? (top.context as Record<string, unknown>)
-      : Object.keys(top).some((k) => k.startsWith('backstop:'))
+  const object = isObject(json);
+  const top = object ? json : {};
+  const name = basename(file);
+  const contextOf = (cdkJson: Record<string, unknown>) => (isObject(cdkJson.context) ? cdkJson.context : {});
+  const own = !object
+    ? undefined
+    : name === CDK_JSON || (!('markets' in top) && isObject(top.context))
+      ? contextOf(top)
+      : name === CDK_CONTEXT_JSON || Object.keys(top).some((k) => k.startsWith('backstop:'))
         ? top
         : undefined;
+  // The other file of the pair, as the CDK CLI finds it: beside the first, by name.
+  const otherName = name === CDK_JSON ? CDK_CONTEXT_JSON : name === CDK_CONTEXT_JSON ? CDK_JSON : undefined;
+  const beside =
+    object && otherName !== undefined && existsSync(join(dirname(file), otherName))
+      ? join(dirname(file), otherName)
+      : undefined;
+  let context = own;
+  let from: string[] | undefined;
+  if (own !== undefined) {
+    const bags: [string, Readonly<Record<string, unknown>>][] = [[file, own]];
+    if (beside !== undefined) {
+      const other = readJsonFile(beside, '--config');
+      const bag =
+        name === CDK_JSON ? (isObject(other) ? other : {}) : contextOf(isObject(other) ? other : {});
+      bags.push([beside, bag]);
+      // cdk.json's context over cdk.context.json's.
+      context = name === CDK_JSON ? mergeCdkContext(bag, own) : mergeCdkContext(own, bag);
+    }
+    from = bags.filter(([, bag]) => RISK_CONFIG_KEY in bag).map(([at]) => at);
+  }
   let config: RiskConfig;
   try {
     if (context === undefined) {
@@ -125,29 +185,46 @@ export function readSimulationRiskConfig(file: string | undefined): RiskConfigSo
     } else config = parseRiskConfig(loadConfig(context).riskConfigInput);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof InfraConfigError)
-      throw new ConfigError(`--config: ${file}: ${error.message}`);
+      throw new ConfigError(`--config: ${file}${beside ? ` (with ${beside})` : ''}: ${error.message}`);
     throw error;
   }
   const read =
     context === undefined ? 'risk config' : RISK_CONFIG_KEY in context ? RISK_CONFIG_KEY : 'defaults';
-  return { config, file, read, digest: riskConfigDigest(config) };
+  return {
+    config,
+    file,
+    read,
+    ...(beside === undefined ? {} : { beside }),
+    ...(from === undefined ? {} : { from }),
+    digest: riskConfigDigest(config),
+  };
 }
 
 /** The table's and the report's line for a --config (none for the built-in configuration: the demo's table). */
 export function riskConfigLine(source: RiskConfigSource): string | undefined {
   if (source.file === undefined) return undefined;
+  const digest = `digest ${source.digest.slice(0, 12)}`;
+  if (source.read === 'risk config') return `risk config ${source.file}, ${digest}`;
+  const besideName = source.beside === undefined ? undefined : basename(source.beside);
   const what =
-    source.read === 'risk config'
-      ? ''
-      : source.read === RISK_CONFIG_KEY
-        ? ` (its ${RISK_CONFIG_KEY})`
-        : ` (no ${RISK_CONFIG_KEY} in it: the defaults)`;
-  return `risk config ${source.file}${what}, digest ${source.digest.slice(0, 12)}`;
+    source.read === 'defaults'
+      ? besideName === undefined
+        ? `no ${RISK_CONFIG_KEY} in it: the defaults`
+        : `no ${RISK_CONFIG_KEY} in either: the defaults`
+      : besideName === undefined
+        ? `its ${RISK_CONFIG_KEY}`
+        : source.from?.length === 2
+          ? `${RISK_CONFIG_KEY} of both, merged`
+          : `${RISK_CONFIG_KEY} of ${basename(source.from?.[0] ?? source.file)}`;
+  const files = besideName === undefined ? source.file : `${source.file} with ${besideName} beside it`;
+  // What synth would also read: the digest is the stack's only if the deploy gives no -c value of it.
+  return `risk config ${files} (${what}), ${digest}, as synth reads it without -c values`;
 }
 
 const riskConfigJson = (source: RiskConfigSource) => ({
   file: source.file ?? null,
   read: source.read,
+  beside: source.beside ?? null,
   digest: source.digest,
 });
 
@@ -314,8 +391,8 @@ function checkReportPath(report: string): void {
 
 /**
  * --fund-needed: simulations of the strategy at chosen starting funds (findFundNeeded), each one's line on stderr,
- * the figures on stdout. Exit 1 when a run could not be trusted (runProblems) or a figure is not exact to the
- * resolution (the runs ran out: its bracket is printed).
+ * the figures on stdout. Exit 1 when a run could not be trusted (runProblems) or a figure is not an answer
+ * (fundSearchProblems: not exact to the resolution, its bracket printed, or none reached before the search stopped).
  */
 async function runFundNeeded(
   prepared: PreparedSimulation,
@@ -336,7 +413,7 @@ async function runFundNeeded(
     found = await findFundNeeded(
       async (fund) => {
         runs += 1;
-        const label = `run ${runs} fund ${formatUsd(fund)}`;
+        const label = `run ${runs} fund ${formatQuoteGrouped(fund)}`;
         const r = await simulate({ ...prepared, fundStart: fund }, strategy, (done, total) =>
           progress.update(label, done, total),
         );
@@ -345,8 +422,8 @@ async function runFundNeeded(
         for (const problem of runProblems([r]))
           problems.push(`fund ${formatQuote(fund)} ${quote}: ${problem}`);
         io.stderr.write(
-          `fund-needed: run ${runs}: fund ${formatUsd(fund)} ${quote}: bad debt ${formatUsd(r.badDebt)} ` +
-            `(uncovered ${formatUsd(r.badDebtUncovered)}), fund min ${formatUsd(r.insuranceFund.min)}\n`,
+          `fund-needed: run ${runs}: fund ${formatQuoteGrouped(fund)} ${quote}: bad debt ${formatQuoteGrouped(r.badDebt)} ` +
+            `(uncovered ${formatQuoteGrouped(r.badDebtUncovered)}), fund min ${formatQuoteGrouped(r.insuranceFund.min)}\n`,
         );
         return {
           fund,
@@ -372,13 +449,29 @@ async function runFundNeeded(
   };
   if (json) io.stdout.write(`${JSON.stringify(fundNeededJson(head, found, source))}\n`);
   else io.stdout.write(renderFundNeeded({ ...head, quote }, found, riskConfigLine(source), seconds));
-  for (const f of Object.values(found.figures))
-    if (f.fund !== null && !f.resolved)
-      problems.push(
-        `fund-needed: not exact to ${formatQuote(resolution)} ${quote} within ${MAX_FUND_RUNS} runs: between ${formatQuote(f.below?.fund ?? 0n)} and ${formatQuote(f.fund)}`,
-      );
+  problems.push(...fundSearchProblems(found, quote));
   for (const problem of problems) io.stderr.write(`backstop simulate: ${problem}\n`);
   return problems.length > 0 ? 1 : 0;
+}
+
+/**
+ * The figures a script must not take for answers (exit 1): one not exact to the resolution, and one no run reached
+ * before the search stopped (its runs or its growth ran out: unknown, not none). A draw cap's `none` is an answer.
+ */
+export function fundSearchProblems(found: FundNeeded, quote: string): string[] {
+  const problems: string[] = [];
+  for (const target of FUND_TARGETS) {
+    const f = found.figures[target];
+    if (f.fund !== null && !f.resolved)
+      problems.push(
+        `fund-needed: ${target}: not exact to ${formatQuote(found.resolution)} ${quote} within ${MAX_FUND_RUNS} runs: between ${formatQuote(f.below?.fund ?? 0n)} and ${formatQuote(f.fund)}`,
+      );
+    else if (f.unreachable === 'runs')
+      problems.push(
+        `fund-needed: ${target}: no fund found before the search stopped (${found.runs.length} runs): the largest tried, ${formatQuote(f.below?.fund ?? 0n)} ${quote}, left some`,
+      );
+  }
+  return problems;
 }
 
 const probeJson = (p: FundNeeded['runs'][number]) => ({

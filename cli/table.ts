@@ -2,6 +2,7 @@ import { quoteOf } from '../shared/domain/config.ts';
 import {
   formatDecimal,
   formatPrice,
+  formatQuoteGrouped,
   groupThousands,
   type PriceE8,
   QUOTE_SCALE,
@@ -170,10 +171,12 @@ export function renderFundNeeded(
   seconds: number,
 ): string {
   const { quote } = run;
+  // Every amount in full: a figure rounded to cents could read below the fund needed, a leftover as 0.00.
+  const exact = formatQuoteGrouped;
   const target = (t: FundTarget): FundFigure => found.figures[t];
   const left = (t: FundTarget, f: FundFigure): string => {
     if (f.below === undefined) return '-';
-    return formatUsd(t === 'noBadDebt' ? f.below.badDebt : f.below.badDebtUncovered);
+    return exact(t === 'noBadDebt' ? f.below.badDebt : f.below.badDebtUncovered);
   };
   const rowsOf = (['noUncoveredBadDebt', 'noBadDebt'] as const).map((t) => {
     const f = target(t);
@@ -181,8 +184,8 @@ export function renderFundNeeded(
       f.fund === null
         ? 'none found'
         : f.resolved
-          ? formatUsd(f.fund)
-          : `${formatUsd(f.below?.fund ?? 0n)} to ${formatUsd(f.fund)}`;
+          ? exact(f.fund)
+          : `${exact(f.below?.fund ?? 0n)} to ${exact(f.fund)}`;
     return [FUND_TARGET_LABELS[t], fund, f.fund === null ? '-' : left(t, f)] as const;
   });
   const header = ['', `fund needed (${quote})`, `one step less leaves`] as const;
@@ -194,23 +197,23 @@ export function renderFundNeeded(
     const f = target(t);
     if (f.unreachable === 'draw-cap')
       notes.push(
-        `${FUND_TARGET_LABELS[t]}: none: at a fund of ${formatUsd(f.below!.fund)} the fund refused shortfalls while its balance stayed above its floor (its draw cap per window refused them, which no bigger fund changes)`,
+        `${FUND_TARGET_LABELS[t]}: none: at a fund of ${exact(f.below!.fund)} the fund refused shortfalls while its balance stayed above its floor (its draw cap per window refused them, which no bigger fund changes)`,
       );
     else if (f.unreachable === 'runs')
       notes.push(
-        `${FUND_TARGET_LABELS[t]}: none within ${count(found.runs.length)} runs (the largest fund tried, ${formatUsd(f.below?.fund ?? 0n)}, left some)`,
+        `${FUND_TARGET_LABELS[t]}: none within ${count(found.runs.length)} runs (the largest fund tried, ${exact(f.below?.fund ?? 0n)}, left some)`,
       );
     else if (f.fund !== null && !f.resolved)
       notes.push(`${FUND_TARGET_LABELS[t]}: the runs ran out before the bracket closed to the resolution`);
   }
   for (const n of found.notMonotone)
     notes.push(
-      `NOT MONOTONE (${FUND_TARGET_LABELS[n.target]}): a fund of ${formatUsd(n.higher.fund)} left ${formatUsd(n.target === 'noBadDebt' ? n.higher.badDebt : n.higher.badDebtUncovered)}, more than the ${formatUsd(n.target === 'noBadDebt' ? n.lower.badDebt : n.lower.badDebtUncovered)} ${formatUsd(n.lower.fund)} left: the figure is where its bracket's runs changed, not proven the smallest`,
+      `NOT MONOTONE (${FUND_TARGET_LABELS[n.target]}): a fund of ${exact(n.higher.fund)} left ${exact(n.target === 'noBadDebt' ? n.higher.badDebt : n.higher.badDebtUncovered)}, more than the ${exact(n.target === 'noBadDebt' ? n.lower.badDebt : n.lower.badDebtUncovered)} ${exact(n.lower.fund)} left: the figure is where its bracket's runs changed, not proven the smallest`,
     );
   return [
     `Backstop fund sizing: ${run.scenario}, ${run.symbol}, ${count(run.ticks)} ticks, ${count(run.positions)} positions, seed ${run.seed}, ${run.strategy}`,
     ...(riskConfig === undefined ? [] : [riskConfig]),
-    `the smallest starting insurance fund, to ${formatUsd(found.resolution)} ${quote}, for which ${run.strategy} leaves`,
+    `the smallest starting insurance fund, to ${exact(found.resolution)} ${quote}, for which ${run.strategy} leaves`,
     '',
     line(header),
     ...rowsOf.map(line),

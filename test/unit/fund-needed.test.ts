@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { fundSearchProblems } from '../../cli/simulate.ts';
+import { renderFundNeeded } from '../../cli/table.ts';
 import { QUOTE_SCALE, type QuoteE6 } from '../../shared/domain/units.ts';
 import { type FundProbe, findFundNeeded } from '../../shared/sim/fund-needed.ts';
 
@@ -142,5 +144,58 @@ describe('findFundNeeded', () => {
         })
       ).runs;
     expect(await runs()).toEqual(await runs());
+  });
+
+  // review48-risk-runs-out-exit: a figure no run reached before the search stopped printed `none within N runs` and
+  // exited 0, as if none existed (a draw cap's answer), where one not exact to the resolution exited 1.
+  it('counts a figure no run reached before the search stopped as a problem, as one not exact (exit 1)', async () => {
+    const never = async (fund: QuoteE6): Promise<FundProbe> => ({
+      fund,
+      badDebt: USD,
+      badDebtUncovered: USD,
+      fundMin: 0n,
+    });
+    const found = await findFundNeeded(never, { resolution: USD, floor: 0n, start: USD, maxRuns: 5 });
+    expect(found.figures.noBadDebt).toMatchObject({ fund: null, unreachable: 'runs' });
+    expect(fundSearchProblems(found, 'USD')).toEqual([
+      'fund-needed: noUncoveredBadDebt: no fund found before the search stopped (5 runs): the largest tried, 30 USD, left some',
+      'fund-needed: noBadDebt: no fund found before the search stopped (5 runs): the largest tried, 30 USD, left some',
+    ]);
+    // A draw cap's none is an answer: no bigger fund changes it.
+    const capped = await findFundNeeded(
+      async (fund) => ({ fund, badDebt: USD, badDebtUncovered: USD, fundMin: fund }),
+      { resolution: USD, floor: 0n, start: USD },
+    );
+    expect(capped.figures.noBadDebt).toMatchObject({ fund: null, unreachable: 'draw-cap' });
+    expect(fundSearchProblems(capped, 'USD')).toEqual([]);
+  });
+});
+
+// review48-risk-exact-figures: the table printed the figures and what one step less left rounded to cents, so at a
+// resolution under a cent a figure could read below the fund needed (100.004 as 100.00), and a leftover under half a
+// cent as 0.00, the run "one step less" seeming to leave nothing.
+describe('renderFundNeeded', () => {
+  it('prints every amount exactly: a figure never below the fund needed, a leftover never 0.00', async () => {
+    const found = await findFundNeeded(linear(100_004_000n), { resolution: 1_000n, floor: 0n, start: USD });
+    expect(found.figures.noBadDebt).toMatchObject({ fund: 100_004_000n, resolved: true });
+    const table = renderFundNeeded(
+      {
+        scenario: 's',
+        symbol: 'ETH-USD',
+        strategy: 'market-only',
+        seed: 1,
+        ticks: 1,
+        positions: 1,
+        quote: 'USD',
+      },
+      found,
+      undefined,
+      0,
+    );
+    expect(table).toContain(
+      'the smallest starting insurance fund, to 0.001 USD, for which market-only leaves',
+    );
+    expect(table).toMatch(/^no bad debt left uncovered +100\.004 +0\.001$/m);
+    expect(table).toMatch(/^no bad debt at all \(ADL covers no deficit\) +100\.004 +0\.001$/m);
   });
 });

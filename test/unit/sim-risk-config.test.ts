@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { CfnOutput } from 'aws-cdk-lib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { riskConfigDigest } from '../../infra/outputs.ts';
+import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -10,15 +11,17 @@ import {
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
 import { cli } from '../support/cli.ts';
+import { buildStack, KEYLESS_PROJECT, removeSynthDirs, synthDir } from '../support/infra-project.ts';
 
 /** backstop simulate --config (the risk configuration replayed) and --fund-needed (fund sizing). */
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sim-risk-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** `content` as a file of this test's folder (JSON unless a string). */
+/** `content` as a file of this test's folder (JSON unless a string); `name` may name a folder of it first. */
 function file(name: string, content: unknown): string {
   const at = path.join(dir, name);
+  mkdirSync(path.dirname(at), { recursive: true });
   writeFileSync(at, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
   return at;
 }
@@ -76,7 +79,7 @@ describe('backstop simulate --config: a bad file is one line on stderr, exit 2, 
       'a cdk.json whose backstop:riskConfig breaks a rule across fields',
       [
         '--config',
-        file('cdk.json', {
+        file('margins/cdk.json', {
           app: 'x',
           context: { 'backstop:riskConfig': withMarkets({ initialMargin: '0.01' }) },
         }),
@@ -90,7 +93,7 @@ describe('backstop simulate --config: a bad file is one line on stderr, exit 2, 
     ],
     [
       'a cdk.context.json whose value is the first line of a pretty-printed file',
-      ['--config', file('cdk.context.json', { 'backstop:riskConfig': '{' })],
+      ['--config', file('first-line/cdk.context.json', { 'backstop:riskConfig': '{' })],
       /cdk\.context\.json: invalid CDK context: backstop:riskConfig: not valid JSON: only "\{" arrived/,
     ],
     [
@@ -140,10 +143,11 @@ describe('backstop simulate --config: the replay takes its rules from the file',
     expect(builtIn.riskConfig).toEqual({
       file: null,
       read: 'defaults',
+      beside: null,
       digest: riskConfigDigest(DEFAULT_RISK_CONFIG),
     });
     // The stack's RiskConfigDigest output for the same input: what the risk team compares with.
-    expect(fee.riskConfig).toEqual({ file: plain, read: 'risk config', digest });
+    expect(fee.riskConfig).toEqual({ file: plain, read: 'risk config', beside: null, digest });
     expect(Number(fee.feesCollected)).toBeGreaterThan(Number(builtIn.feesCollected) * 1.5);
     expect(fee.insuranceFund.end).not.toBe(builtIn.insuranceFund.end);
     expect(Number(fee.insuranceFund.end)).toBeGreaterThan(Number(builtIn.insuranceFund.end));
@@ -152,14 +156,19 @@ describe('backstop simulate --config: the replay takes its rules from the file',
     // The same rules from a cdk.json's context, or a cdk.context.json's (a -c value's JSON string): the same run.
     const cdk = file('cdk-fee.json', { app: 'node app.ts', context: { 'backstop:riskConfig': input } });
     const fromCdk = await run('--config', cdk);
-    expect(fromCdk.riskConfig).toEqual({ file: cdk, read: 'backstop:riskConfig', digest });
+    expect(fromCdk.riskConfig).toEqual({ file: cdk, read: 'backstop:riskConfig', beside: null, digest });
     expect(fromCdk.insuranceFund).toEqual(fee.insuranceFund);
     const context = file('cdk-fee.context.json', { 'backstop:riskConfig': JSON.stringify(input) });
     expect((await run('--config', context)).riskConfig.digest).toBe(digest);
     // A cdk.json that sets no risk config deploys the defaults, and says so.
     const none = file('cdk-none.json', { app: 'x', context: { 'backstop:stage': 'prod' } });
     const defaults = await run('--config', none);
-    expect(defaults.riskConfig).toEqual({ file: none, read: 'defaults', digest: builtIn.riskConfig.digest });
+    expect(defaults.riskConfig).toEqual({
+      file: none,
+      read: 'defaults',
+      beside: null,
+      digest: builtIn.riskConfig.digest,
+    });
     expect(defaults.insuranceFund).toEqual(builtIn.insuranceFund);
 
     const report = path.join(dir, 'fee.html');
@@ -174,7 +183,7 @@ describe('backstop simulate --config: the replay takes its rules from the file',
       '--report',
       report,
     );
-    const line = `risk config ${cdk} (its backstop:riskConfig), digest ${digest.slice(0, 12)}`;
+    const line = `risk config ${cdk} (its backstop:riskConfig), digest ${digest.slice(0, 12)}, as synth reads it without -c values`;
     expect(table.stdout.split('\n')[2]).toBe(line);
     expect(readFileSync(report, 'utf8')).toContain(`Rules: ${line}.`);
     const plainTable = await cli('simulate', '--positions', '300', '--seed', '5');
@@ -198,6 +207,57 @@ describe('backstop simulate --config: the replay takes its rules from the file',
   }, 30_000);
 });
 
+// review48-risk-cdk-context-pair: `--config cdk.json` read cdk.json alone, while synth merges cdk.context.json beside it
+// (where DEPLOY.md keeps the risk configuration): the defaults were replayed, under a digest that was not the stack's.
+describe('backstop simulate --config cdk.json: the context synth merges, and the digest the stack outputs', () => {
+  afterAll(removeSynthDirs);
+  const fee = withMarkets({ liquidationFee: '0.02' });
+  const replay = async (given: string) => {
+    const r = await cli('simulate', '--positions', '300', '--json', '--config', given);
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout).riskConfig;
+  };
+
+  it('reads the risk configuration in cdk.context.json beside a cdk.json, by the digest synth outputs', async () => {
+    const cdkJson = { app: 'node --import tsx infra/app.ts', context: { 'backstop:stage': 'qa' } };
+    const contextJson = { 'backstop:riskConfig': JSON.stringify(fee) };
+    const cdk = file('pair/cdk.json', cdkJson);
+    const beside = file('pair/cdk.context.json', contextJson);
+    // The stack synth builds from the two files: the CDK CLI hands the app both contexts, cdk.json's over the other.
+    const { stack } = buildStack(
+      KEYLESS_PROJECT,
+      { ...contextJson, ...cdkJson.context },
+      { outdir: synthDir('sim-risk-synth-') },
+    );
+    // The output's value as the stack holds it (a literal: the template's, without the 10 s of a synth).
+    const deployed = (stack.node.findChild(OUTPUT_KEYS.riskConfigDigest) as CfnOutput).value as string;
+    expect(deployed).not.toBe(riskConfigDigest(DEFAULT_RISK_CONFIG));
+    expect(await replay(cdk)).toEqual({ file: cdk, read: 'backstop:riskConfig', beside, digest: deployed });
+    const table = await cli('simulate', '--positions', '300', '--config', cdk);
+    expect(table.stdout.split('\n')[2]).toBe(
+      `risk config ${cdk} with cdk.context.json beside it (backstop:riskConfig of cdk.context.json), digest ${deployed.slice(0, 12)}, as synth reads it without -c values`,
+    );
+  }, 60_000);
+
+  it("merges the two as the CDK CLI does, cdk.json's over cdk.context.json's, whichever is given", async () => {
+    // A partial object in cdk.json is merged key by key into cdk.context.json's (aws-cdk's deepMerge).
+    const cdk = file('both/cdk.json', {
+      context: { 'backstop:riskConfig': { insurance: { ...fee.insurance, floor: '1000' } } },
+    });
+    const context = file('both/cdk.context.json', { 'backstop:riskConfig': fee });
+    const digest = riskConfigDigest(
+      parseRiskConfig({ ...fee, insurance: { ...fee.insurance, floor: '1000' } }),
+    );
+    expect(await replay(cdk)).toMatchObject({ beside: context, digest });
+    expect(await replay(context)).toMatchObject({ beside: cdk, digest });
+    const table = await cli('simulate', '--positions', '300', '--config', context);
+    expect(table.stdout.split('\n')[2]).toContain('(backstop:riskConfig of both, merged)');
+    // A string in cdk.json replaces cdk.context.json's object whole.
+    file('both/cdk.json', { context: { 'backstop:riskConfig': JSON.stringify(DEFAULT_RISK_CONFIG_INPUT) } });
+    expect((await replay(context)).digest).toBe(riskConfigDigest(DEFAULT_RISK_CONFIG));
+  }, 60_000);
+});
+
 describe('backstop simulate --fund-needed', () => {
   it('finds the smallest fund that leaves no bad debt uncovered: one step less leaves some', async () => {
     const prices = cliffPrices();
@@ -206,6 +266,19 @@ describe('backstop simulate --fund-needed', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ strategy: 'waterfall', positions: 2000, resolution: '1', monotone: true });
+    // review48-risk-json-keys: README names every key a script reads (it named monotone and the pair only).
+    const readme = readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Your risk configuration, and the fund it needs'));
+    const documented = section.slice(0, section.indexOf('\n## ')).replace(/\s+/g, ' ');
+    const keys = [
+      ...Object.keys(out),
+      ...Object.keys(out.fundNeeded),
+      ...Object.keys(out.figures.noBadDebt),
+      'unreachable',
+      ...Object.keys(out.runs[0]),
+      ...Object.keys(out.riskConfig),
+    ];
+    for (const key of keys) expect(documented, key).toContain(`\`${key}\``);
     const runs = out.runs.length;
     expect(r.stderr.match(/^fund-needed: run \d+: fund /gm)).toHaveLength(runs);
     expect(runs).toBeLessThanOrEqual(20);
