@@ -512,8 +512,11 @@ describe("replay --hold sends a held tick again when its call's error may heal (
 
   it("one failing so through the publisher's attempts ends the replay, saying how often it was sent", async () => {
     const { events, requests } = fakeBus((n, keys) => (n >= 2 ? { fail: timedOut() } : ok(keys)));
-    const error = await holdOnce(events, []).catch((e: unknown) => e);
+    // The replay ends with its outcome so far and the error (feed48-replay-outcome-on-error).
+    const outcome = await holdOnce(events, []);
+    const { error } = outcome;
     expect(error).toBeInstanceOf(PutEntriesError);
+    expect(outcome.unknown).toEqual([expect.objectContaining({ sequence: 42, code: 'TimeoutError' })]);
     expect((error as PutEntriesError).unknown).toEqual([
       expect.objectContaining({ index: 0, code: 'TimeoutError', attempts: 5 }),
     ]);
@@ -541,15 +544,17 @@ describe("replay --hold sends a held tick again when its call's error may heal (
       signal: abort.signal,
       hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: heldPutMayHeal },
     });
-    // Its call failed as it did before session 48: the put's error, the tick's fate unknown.
-    await expect(replay).rejects.toBeInstanceOf(PutEntriesError);
+    // Its call failed: the put's error ends the replay with its outcome, the tick's fate unknown.
+    expect((await replay).error).toBeInstanceOf(PutEntriesError);
     // Before: sent 5 times.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
   });
 
   it("the file's own ticks are not held behind a dead connection: their call's failure ends the replay", async () => {
     const { events, requests } = fakeBus(() => ({ fail: timedOut() }));
-    await expect(holdOnce(events, [])).rejects.toBeInstanceOf(PutEntriesError);
+    const outcome = await holdOnce(events, []);
+    expect(outcome.error).toBeInstanceOf(PutEntriesError);
+    expect(outcome).toMatchObject({ sent: 1, held: 0 });
     expect(requests).toEqual([['ETH-USD 41']]);
   });
 
