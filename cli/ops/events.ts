@@ -140,6 +140,8 @@ export function holdLooks(options: {
     nonTerminal: 0,
   };
   const strandedRun = strandedRuns();
+  // The liquidations by state at the run's last look: any change since is work moved (review48-stranded-moved).
+  let lastStates: string | undefined;
   let failures = 0;
   let ended: string | undefined;
   const pending = async (): Promise<boolean> => {
@@ -171,7 +173,9 @@ export function holdLooks(options: {
     options.onLook?.(liquidations);
     // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will. Found by
     // looks one after another over a minute, as SQS's counts are approximate (stranded48-hold-confirm).
-    const run = strandedRun(stranded, atMs);
+    const states = JSON.stringify([liquidations.byState, liquidations.owingAdlRounds]);
+    const run = strandedRun(stranded, atMs, lastStates !== undefined && states !== lastStates);
+    lastStates = run === undefined ? undefined : states;
     if (run !== undefined && run.reads >= STUCK_LOOKS && run.forMs >= confirmMs) {
       ended =
         `hold ended: ${counted(stranded, 'liquidation is', 'liquidations are')} not terminal and no ` +
@@ -183,7 +187,7 @@ export function holdLooks(options: {
   return { pending, ended: () => ended, work: () => work };
 }
 
-export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S]]
+export const REPLAY_USAGE = `Usage: backstop replay FILE.csv [--symbol ETH-USD] [--speed 60x|max] [--hold [--hold-every S] [--stranded-after S]]
 
 Replays a price file as ticks: one PutEvents a tick, a progress bar on stderr (a line every 30 s when it
 is not a terminal), then the entries the bus
@@ -212,6 +216,9 @@ error (a PutEvents call that failed without an answer): its outcome so far is pr
                          and the hold goes on, its tick sent, for ${HOLD_BLIND_MS / 60_000} minutes of failures in a row; one that
                          cannot (the stack or a table not there, access denied) ends it with exit 1
   --hold-every S         seconds between held ticks (default ${HOLD_EVERY_SECONDS}), below the market's maxMarkAgeSeconds
+  --stranded-after S     seconds the hold's looks must find work with no message moving it, on end, before it
+                         ends on it (default ${STRANDED_CONFIRM_MS / 1000}; two looks at least; 0: on two looks running, as
+                         before session 48; more where the queue counts lag longer)
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
                          aws: the deployed one, default the built-in defaults)
@@ -236,6 +243,7 @@ const REPLAY_OPTIONS = {
   source: { type: 'string' },
   hold: { type: 'boolean' },
   'hold-every': { type: 'string' },
+  'stranded-after': { type: 'string' },
   json: { type: 'boolean' },
   config: { type: 'string' },
 } as const;
@@ -396,6 +404,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
   if (values['hold-every'] !== undefined && !values.hold)
     throw new UsageError('--hold-every: only with --hold (the replay ends with the file without it)');
   const holdEverySeconds = intOption('hold-every', values['hold-every'], 1, 3600) ?? HOLD_EVERY_SECONDS;
+  if (values['stranded-after'] !== undefined && !values.hold)
+    throw new UsageError('--stranded-after: only with --hold (the replay ends with the file without it)');
+  const confirmMs =
+    (intOption('stranded-after', values['stranded-after'], 0, 3600) ?? STRANDED_CONFIRM_MS / 1000) * 1000;
   const points = readPriceFile(file);
   return withTarget(values, async (deployment) => {
     const risk = riskConfigFor(deployment, values.config);
@@ -420,6 +432,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       // the fund, on every held tick (status46-watch-scans).
       collect: () => collectLiquidationWork(deployment),
       everyMs: holdEverySeconds * 1000,
+      confirmMs,
       target: deployment,
       onLook: (liquidations) =>
         progress.update('hold', liquidations.total - liquidations.nonTerminal, liquidations.total),

@@ -6,6 +6,7 @@ import {
   collectStatus,
   STATUS_COUNT_EVERY_MS,
   STRANDED_CONFIRM_MS,
+  STRANDED_LOOK_MAX,
   type StatusReport,
   statusWatcher,
   strandedAdvice,
@@ -26,7 +27,7 @@ import {
 
 /** `status`: positions, liquidations, auctions, queues, the insurance fund and the circuit breakers. */
 
-export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interval S]]
+export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interval S] [--stranded-after S]]
 
 Positions by state, liquidations by state, the fees earned and who bore the shortfalls (fund, ADL, uncovered
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
@@ -46,6 +47,9 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
                          stderr), the last figures kept and marked STALE with their age, and is read again at the
                          next interval; one that cannot (the stack or a table not there, access denied) ends it
   --interval S           seconds between refreshes (default 2)
+  --stranded-after S     seconds refreshes must find work with no message moving it, on end, before it is said
+                         stranded (default ${STRANDED_CONFIRM_MS / 1000}; 0: at the first, as a single read; more where the queue
+                         counts lag longer)
   --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
                          older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
 ${TARGET_USAGE}`;
@@ -55,6 +59,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   watch: { type: 'boolean' },
   interval: { type: 'string' },
+  'stranded-after': { type: 'string' },
   config: { type: 'string' },
 } as const;
 
@@ -88,7 +93,11 @@ const markAge = (m: StatusReport['markets'][string]): string => {
 const EPOCH = new Date(0).toISOString();
 
 /** The readable status; `target`: the one the commands it advises address (ux46-advice-target). */
-export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): string {
+export function renderStatus(
+  s: StatusReport,
+  target: AdviceTarget = s.target,
+  confirmMs = STRANDED_CONFIRM_MS,
+): string {
   const t = s.target;
   const quote = s.quote ?? DEFAULT_QUOTE;
   const lines = [
@@ -120,9 +129,13 @@ export function renderStatus(s: StatusReport, target: AdviceTarget = s.target): 
   // from one look (stranded48-confirm). One of the two figures is 0.
   const found = s.stranded + s.strandedUnconfirmed;
   if (found > 0) {
-    const one = found === 1 && !s.strandedAtLeast;
-    const work = `${s.strandedAtLeast ? 'at least ' : ''}${found} ${one ? 'liquidation' : 'liquidations'} not terminal`;
-    const confirmS = STRANDED_CONFIRM_MS / 1000;
+    // strandedAtLeast is false while confirming (review48-stranded-at-least-unconfirmed): a look between counts that
+    // found as many as it reads may have left more unread.
+    const atLeast =
+      s.strandedAtLeast || (s.strandedUnconfirmed >= STRANDED_LOOK_MAX && s.counted.at !== s.at);
+    const one = found === 1 && !atLeast;
+    const work = `${atLeast ? 'at least ' : ''}${found} ${one ? 'liquidation' : 'liquidations'} not terminal`;
+    const confirmS = confirmMs / 1000;
     lines.push(
       s.strandedUnconfirmed > 0
         ? `  confirming (${s.strandedForSeconds} of ${confirmS} s): ${work} and no message seen moving ${one ? 'it' : 'them'}; stranded once refreshes see none for ${confirmS} s (SQS's queue counts are approximate: a moment of 0 is not enough)`
@@ -316,9 +329,15 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
   if (values.interval !== undefined && !values.watch)
     throw new UsageError('--interval: only with --watch (status prints once without it)');
   const intervalMs = (intOption('interval', values.interval, 1, 3600) ?? 2) * 1000;
+  if (values['stranded-after'] !== undefined && !values.watch)
+    throw new UsageError('--stranded-after: only with --watch (a single read judges from its one look)');
+  const confirmMs =
+    (intOption('stranded-after', values['stranded-after'], 0, 3600) ?? STRANDED_CONFIRM_MS / 1000) * 1000;
   return withTarget(values, async (deployment) => {
     const write = (report: StatusReport) =>
-      io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : renderStatus(report, deployment));
+      io.stdout.write(
+        values.json ? `${JSON.stringify(report)}\n` : renderStatus(report, deployment, confirmMs),
+      );
     // Known when given, recorded, or a local stage's (the built-in one unless local up recorded another); a deployed
     // stack's is not known here: never the built-in defaults' bound by omission.
     const config =
@@ -342,7 +361,7 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     const screen = !values.json && 'isTTY' in io.stdout && io.stdout.isTTY;
     try {
       await watchStatus({
-        read: statusWatcher(deployment, config, checkFund),
+        read: statusWatcher(deployment, config, checkFund, { confirmMs }),
         write: (report) => {
           if (screen) io.stdout.write('\x1b[2J\x1b[H');
           write(report);
@@ -357,7 +376,7 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
           else if (!screen) io.stdout.write(line);
           else {
             io.stdout.write('\x1b[2J\x1b[H');
-            if (failed.last) io.stdout.write(renderStatus(failed.last, deployment));
+            if (failed.last) io.stdout.write(renderStatus(failed.last, deployment, confirmMs));
             io.stdout.write(line);
           }
         },

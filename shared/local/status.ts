@@ -270,8 +270,9 @@ export interface StatusReport {
    * `stranded` is a lower bound: a --watch refresh between counts found that many stranded among the
    * STRANDED_LOOK_MAX open liquidations it read, and the open index lists more (the next count has the figure). False
    * on a count, and whenever `stranded` is 0: none stranded among those read is said 0, never "at least 0"
-   * (status48-at-least-zero; the unread ones are judged by the next count). With `strandedUnconfirmed` above 0 it is
-   * that figure's. Last: a key added later.
+   * (status48-at-least-zero; the unread ones are judged by the next count), as while `strandedUnconfirmed` is above 0
+   * (review48-stranded-at-least-unconfirmed: the text says a look's STRANDED_LOOK_MAX as at least that). Last: a key
+   * added later.
    */
   readonly strandedAtLeast: boolean;
   /**
@@ -646,17 +647,22 @@ export interface StrandedRun {
  * Follows the stranded judgments of reads made one after another (stranded48-confirm): each read's `stranded` at
  * `nowMs` gives the run it goes on with, or undefined when it found none (a message in a work queue, no open work, a
  * tick still starting it), which ends the run. A read that failed is no read: the run goes on past it. A clock set
- * back starts the run again.
+ * back starts the run again, and so does a read that saw the work move since the last (`moved`: an open record found
+ * before has changed or ended): a message moved it while the counts read none (review48-stranded-moved).
  */
-export function strandedRuns(): (stranded: number, nowMs: number) => StrandedRun | undefined {
+export function strandedRuns(): (
+  stranded: number,
+  nowMs: number,
+  moved?: boolean,
+) => StrandedRun | undefined {
   let sinceMs: number | undefined;
   let reads = 0;
-  return (stranded, nowMs) => {
+  return (stranded, nowMs, moved = false) => {
     if (stranded === 0) {
       sinceMs = undefined;
       return undefined;
     }
-    if (sinceMs === undefined || nowMs < sinceMs) {
+    if (sinceMs === undefined || nowMs < sinceMs || moved) {
       sinceMs = nowMs;
       reads = 0;
     }
@@ -675,6 +681,23 @@ interface OpenLook {
   readonly open: number;
   /** The index listed no more than the look read. */
   readonly complete: boolean;
+  /** The open records read, by id: their state and version (workMoved). */
+  readonly openRecords: ReadonlyMap<string, string>;
+  /** The ids read, open or not. */
+  readonly read: ReadonlySet<string>;
+}
+
+/**
+ * Whether work an earlier look found open has moved by a later one (review48-stranded-moved): a record read by both
+ * whose state or version changed, or one no longer listed by an index both read whole (it ended). Only a message
+ * (or a tick) moves a record: SQS's counts read none while one did.
+ */
+function workMoved(before: OpenLook, now: OpenLook): boolean {
+  for (const [id, was] of before.openRecords) {
+    const unread = !now.read.has(id);
+    if (unread ? before.complete && now.complete : now.openRecords.get(id) !== was) return true;
+  }
+  return false;
 }
 
 /**
@@ -713,16 +736,18 @@ async function lookAtOpenWork(
   const keys = ids.slice(0, max).map((id) => ({ id }));
   const items = keys.length === 0 ? [] : ((await batchGetConsistent(dynamo, { [table]: keys }))[table] ?? []);
   const queuedByTick = new Map<string, number>();
+  const openRecords = new Map<string, string>();
   let open = 0;
   for (const item of items) {
     const state = item.state?.S;
     if (state === undefined || (isTerminal(state as LiquidationState) && !owesAdlRounds(item))) continue;
     open += 1;
+    openRecords.set(item.id!.S!, `${state} v${item.version?.N ?? '-'}`);
     const tickKey = item.tickKey?.S;
     if (state === 'QUEUED' && tickKey !== undefined)
       queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
   }
-  return { queuedByTick, open, complete };
+  return { queuedByTick, open, complete, openRecords, read: new Set(keys.map(({ id }) => id.S!)) };
 }
 
 /**
@@ -797,7 +822,7 @@ async function readStatus(
   config: RiskConfig | undefined,
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
   reuse: StatusTallies | undefined,
-): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies }> {
+): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies; readonly look?: OpenLook }> {
   const { clients, names } = deployment;
   const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
   const [first, { fund, check }, scan] = await Promise.all([
@@ -807,7 +832,7 @@ async function readStatus(
   ]);
   const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs);
   const reused = scan === undefined;
-  const { live, stranded, strandedAtLeast, openNow } = reused
+  const { live, stranded, strandedAtLeast, openNow, look } = reused
     ? await strandedNow(deployment, first, tallies.unindexedOpen)
     : { live: first, stranded: tallies.stranded, strandedAtLeast: false, openNow: false };
   const { markets, queues } = live;
@@ -866,7 +891,7 @@ async function readStatus(
     strandedUnconfirmed: 0,
     strandedForSeconds: null,
   };
-  return { report, tallies };
+  return { report, tallies, ...(look === undefined ? {} : { look }) };
 }
 
 /**
@@ -881,7 +906,13 @@ async function strandedNow(
   deployment: Deployment,
   first: LiveReads,
   unindexed: readonly string[],
-): Promise<{ live: LiveReads; stranded: number; strandedAtLeast: boolean; openNow: boolean }> {
+): Promise<{
+  live: LiveReads;
+  stranded: number;
+  strandedAtLeast: boolean;
+  openNow: boolean;
+  look?: OpenLook;
+}> {
   if (!first.drained) return { live: first, stranded: 0, strandedAtLeast: false, openNow: false };
   const look = await lookAtOpenWork(
     deployment.clients.dynamo,
@@ -893,7 +924,7 @@ async function strandedNow(
   const openNow = look.open > 0 || !look.complete;
   // A lower bound only of a figure found: none stranded among those read is 0, never "at least 0"
   // (status48-at-least-zero).
-  if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: false, openNow };
+  if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: false, openNow, look };
   const live = await liveReads(deployment);
   const stranded = judge(live);
   return {
@@ -901,6 +932,7 @@ async function strandedNow(
     stranded,
     strandedAtLeast: stranded > 0 && !look.complete,
     openNow: openNow || !live.drained,
+    look,
   };
 }
 
@@ -918,10 +950,13 @@ export function statusWatcher(
 ): (nowMs: number) => Promise<StatusReport> {
   let last: StatusTallies | undefined;
   const strandedRun = strandedRuns();
+  // The run's last look at the open work (a count's read has none): work it found that has moved since starts the
+  // run again (review48-stranded-moved).
+  let lastLook: OpenLook | undefined;
   return async (nowMs) => {
     // A clock set back counts again too.
     const fresh = last !== undefined && nowMs >= last.atMs && nowMs - last.atMs < countEveryMs;
-    const { report, tallies } = await readStatus(
+    const { report, tallies, look } = await readStatus(
       deployment,
       nowMs,
       config,
@@ -929,7 +964,11 @@ export function statusWatcher(
       fresh ? last : undefined,
     );
     last = tallies;
-    return confirmStranded(report, strandedRun(report.stranded, nowMs), confirmMs);
+    const moved = lastLook !== undefined && look !== undefined && workMoved(lastLook, look);
+    const run = strandedRun(report.stranded, nowMs, moved);
+    if (run === undefined) lastLook = undefined;
+    else if (look !== undefined) lastLook = look;
+    return confirmStranded(report, run, confirmMs);
   };
 }
 
@@ -947,6 +986,8 @@ function confirmStranded(
   return {
     ...report,
     stranded: confirmed ? report.stranded : 0,
+    // Beside a `stranded` above 0 only (status48-at-least-zero; review48-stranded-at-least-unconfirmed).
+    strandedAtLeast: confirmed && report.strandedAtLeast,
     strandedUnconfirmed: confirmed ? 0 : report.stranded,
     strandedForSeconds: Math.floor(run.forMs / 1000),
   };

@@ -108,6 +108,17 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       /--price: ETH-USD is given twice/,
     ],
     ['an interval without --watch', ['status', '--interval', '5'], /--interval: only with --watch/],
+    // review48-stranded-seam: the minute a watch or a hold confirms stranded work in; a single read or replay has none.
+    [
+      'a stranded minute without --watch',
+      ['status', '--stranded-after', '0'],
+      /--stranded-after: only with --watch/,
+    ],
+    [
+      'a stranded minute without --hold',
+      ['replay', 'x.csv', '--stranded-after', '0'],
+      /--stranded-after: only with --hold/,
+    ],
     [
       'a tick at the epoch',
       ['inject', 'tick', '--symbol', 'ETH-USD', '--price', '1500', '--ts', '0'],

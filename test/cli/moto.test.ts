@@ -35,16 +35,6 @@ import { cli, injectTick, publishStackOutputs, useOperatorEmulator } from '../su
  * target found from CloudFormation outputs. The CLI runs in process with --endpoint (no local up needed).
  */
 
-/**
- * `replay --hold` ends on work left with no message once its looks have found none for STRANDED_CONFIRM_MS
- * (stranded48-hold-confirm: SQS's counts are approximate on AWS); here its looks judge at once, on two looks running,
- * as before: the tests of the hold's end are of its judgment, and holdLooks' own test drives the minute with a clock.
- */
-vi.mock('../../shared/local/status.ts', async (original) => ({
-  ...(await original<typeof import('../../shared/local/status.ts')>()),
-  STRANDED_CONFIRM_MS: 0,
-}));
-
 const emulator = useOperatorEmulator('cli-moto');
 const newStage = () => emulator.newStage('cli');
 
@@ -1126,8 +1116,26 @@ describe('replay --hold', () => {
     writeFileSync(file, 'timestamp,close\n2020-03-12T10:01:00Z,129.9\n');
     return file;
   };
+  /**
+   * `replay --hold` ends on work left with no message once its looks have found none for a minute
+   * (stranded48-hold-confirm: SQS's counts are approximate on AWS); these holds judge it on two looks running, as
+   * before (`--stranded-after 0`, review48-stranded-seam): they test the judgment, holdLooks' own test the minute.
+   */
+  const judgedAtOnce = ['--stranded-after', '0'];
   const holdEverySecond = (at: string[]) =>
-    cli('replay', onePrice(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at);
+    cli(
+      'replay',
+      onePrice(),
+      '--symbol',
+      'ETH-USD',
+      '--speed',
+      'max',
+      '--hold',
+      '--hold-every',
+      '1',
+      ...judgedAtOnce,
+      ...at,
+    );
   const pending = (id: string): LiquidationRecord => ({
     id,
     positionId: id.split(':')[0]!,
@@ -1163,6 +1171,7 @@ describe('replay --hold', () => {
         '--hold',
         '--hold-every',
         '1',
+        ...judgedAtOnce,
         '--json',
         ...at,
       ],
@@ -1270,6 +1279,7 @@ describe('replay --hold', () => {
         '--hold',
         '--hold-every',
         '1',
+        ...judgedAtOnce,
         ...target,
       ],
       {
@@ -1333,6 +1343,7 @@ describe('replay --hold', () => {
         '--hold',
         '--hold-every',
         '1',
+        ...judgedAtOnce,
         ...target,
       ],
       {
@@ -1397,7 +1408,19 @@ describe('replay --hold', () => {
     let code: number;
     try {
       code = await main(
-        ['replay', onePrice(), '--symbol', 'ETH-USD', '--speed', 'max', '--hold', '--hold-every', '1', ...at],
+        [
+          'replay',
+          onePrice(),
+          '--symbol',
+          'ETH-USD',
+          '--speed',
+          'max',
+          '--hold',
+          '--hold-every',
+          '1',
+          ...judgedAtOnce,
+          ...at,
+        ],
         {
           stdout: { write: () => {} },
           stderr: {

@@ -256,6 +256,49 @@ describe('replay --hold: its looks at the stack', () => {
     expect([await atOnce.pending(), await atOnce.pending()]).toEqual([true, false]);
   });
 
+  // review48-stranded-moved: the run went on while its looks saw the work move (a liquidation's state changed), so
+  // long as some was left with no message counted: counts reading 0 while messages moved it ended the hold a minute on.
+  it('starts the minute again when its looks see the liquidations move, though the counts read 0', async () => {
+    let now = 0;
+    const states = (byState: Record<string, number>) =>
+      ({
+        liquidations: { total: 2, nonTerminal: 2, byState, owingAdlRounds: 0 },
+        stranded: 2,
+        dlqMessages: 0,
+      }) as unknown as LiquidationWork;
+    const answers = [
+      states({ QUEUED: 2 }),
+      states({ QUEUED: 2 }),
+      states({ QUEUED: 1, EXECUTING: 1 }),
+      states({ QUEUED: 1, EXECUTING: 1 }),
+      states({ QUEUED: 1, EXECUTING: 1 }),
+    ];
+    const looks = holdLooks({
+      collect: async () => answers.shift()!,
+      everyMs: 30_000,
+      target: aws,
+      warn: () => {},
+      nowMs: () => now,
+    });
+    const lookAt = (ms: number) => {
+      now = ms;
+      return looks.pending();
+    };
+    // One moved between 30 and 60 s: it holds on at 60 s (before: ended, its looks a minute apart).
+    expect([await lookAt(0), await lookAt(30_000), await lookAt(60_000), await lookAt(90_000)]).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(looks.ended()).toBeUndefined();
+    // None moved from 60 s: it ends a minute later.
+    expect(await lookAt(120_000)).toBe(false);
+    expect(looks.ended()).toMatch(
+      /^hold ended: 2 liquidations are not terminal and no message is left to move them/,
+    );
+  });
+
   it('follows reads that find work stranded one after another, a read finding none or a clock set back ending the run', () => {
     const see = strandedRuns();
     expect([see(2, 1_000), see(1, 31_000), see(3, 61_000)]).toEqual([
@@ -266,6 +309,9 @@ describe('replay --hold: its looks at the stack', () => {
     expect(see(0, 62_000)).toBeUndefined();
     expect(see(1, 63_000)).toEqual({ forMs: 0, reads: 1 });
     expect(see(1, 10_000)).toEqual({ forMs: 0, reads: 1 });
+    // Work seen moving since the last read (review48-stranded-moved): the run starts again.
+    expect(see(1, 40_000)).toEqual({ forMs: 30_000, reads: 2 });
+    expect(see(1, 70_000, true)).toEqual({ forMs: 0, reads: 1 });
   });
 
   // final47-plurals: "then its last price 1 times"; a fund statement of one entry, "entries 5 to 5 (1 entry)".
@@ -1705,17 +1751,34 @@ describe('status rendering', () => {
         dlqMessages: 0,
       }),
     ).toContain('\n  confirming (0 of 60 s): 1 liquidation not terminal and no message seen moving it;');
+    // A look between counts that found as many as it reads: at least that (strandedAtLeast false while confirming,
+    // review48-stranded-at-least-unconfirmed); a count's figure is exact.
+    const between = { at: '2026-01-01T00:00:00.000Z', ageSeconds: 30 };
     expect(
       renderStatus({
         ...report,
+        at: '2026-01-01T00:00:30.000Z',
+        counted: between,
         drained: true,
         strandedUnconfirmed: 100,
-        strandedAtLeast: true,
         strandedForSeconds: 2,
       }),
     ).toContain(': at least 100 liquidations not terminal and no message seen moving them;');
+    expect(
+      renderStatus({ ...report, drained: true, strandedUnconfirmed: 100, strandedForSeconds: 2 }),
+    ).toContain(': 100 liquidations not terminal and no message seen moving them;');
     expect(STRANDED_CONFIRM_MS).toBe(60_000);
     expect(STATUS_USAGE).toContain('"confirming"');
+    // --stranded-after (review48-stranded-seam): the watch's own minute, said as it is.
+    expect(
+      renderStatus(
+        { ...report, drained: true, strandedUnconfirmed: 2, strandedForSeconds: 14, dlqMessages: 0 },
+        report.target,
+        30_000,
+      ),
+    ).toContain(
+      '\n  confirming (14 of 30 s): 2 liquidations not terminal and no message seen moving them; stranded once refreshes see none for 30 s',
+    );
   });
   // review47-upgrade-notes: session 47's new key of status --json and the reads --watch makes now (its credentials need
   // them) were told only under "What backstop status reads", not in the upgrade notes a script's or a role's owner reads.

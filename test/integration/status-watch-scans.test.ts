@@ -389,6 +389,32 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     });
     clients.destroy();
   });
+
+  // review48-stranded-at-least-unconfirmed: while a watch confirmed a look's lower bound, `--json` said `stranded: 0`
+  // with `strandedAtLeast: true` ("at least 0", what status48-at-least-zero had ended).
+  it('says a lower bound being confirmed in its text, never beside a stranded of 0', async () => {
+    const { clients, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    await watch(t0);
+    for (let i = 0; i <= STRANDED_LOOK_MAX; i++) await put(queued(`p${i}:0`, t0));
+    const confirming = await watch(t0 + 2_000);
+    expect(confirming).toMatchObject({
+      stranded: 0,
+      strandedUnconfirmed: STRANDED_LOOK_MAX,
+      strandedAtLeast: false,
+      strandedForSeconds: 0,
+    });
+    expect(renderStatus(confirming)).toContain(
+      `\n  confirming (0 of 60 s): at least ${STRANDED_LOOK_MAX} liquidations not terminal`,
+    );
+    expect(await watch(t0 + 2_000 + STRANDED_CONFIRM_MS)).toMatchObject({
+      stranded: STRANDED_LOOK_MAX,
+      strandedAtLeast: true,
+      strandedUnconfirmed: 0,
+    });
+    clients.destroy();
+  });
 });
 
 // status48-at-least-zero: a look that read STRANDED_LOOK_MAX open liquidations, none stranded (a tick is starting them),
@@ -511,6 +537,36 @@ describe('status --watch: stranded once its refreshes have found no message for 
     );
     // Still no count since t0: every refresh judged the open index.
     expect(confirmed.counted.ageSeconds).toBe((lost + STRANDED_CONFIRM_MS - t0) / 1000);
+    clients.destroy();
+  });
+
+  // review48-stranded-moved: a run went on while the work it found moved, so long as some was found stranded on each
+  // refresh: counts reading 0 while messages moved one liquidation, then another, called the rest stranded a minute on.
+  it('starts the minute again when work a refresh found has moved since, though the counts read 0', async () => {
+    const { deployment, put, clients } = await setUp();
+    const t0 = Date.now();
+    await put(queued('p1:0', t0));
+    await put(queued('p2:0', t0));
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ stranded: 0, strandedUnconfirmed: 2, strandedForSeconds: 0 });
+    expect(await watch(t0 + 2_000)).toMatchObject({ strandedUnconfirmed: 2, strandedForSeconds: 2 });
+    // A message moved p1:0 (its record's state and version), none counted: the minute starts again (before: 32 s).
+    await put({ ...queued('p1:0', t0), state: 'EXECUTING', version: 1 });
+    expect(await watch(t0 + 32_000)).toMatchObject({ strandedUnconfirmed: 2, strandedForSeconds: 0 });
+    // One ended, gone from the open index: again (before: stranded at 62 s, a minute after the first look).
+    await put({ ...queued('p2:0', t0), state: 'CANCELLED', version: 1 });
+    expect(await watch(t0 + 62_000)).toMatchObject({
+      stranded: 0,
+      strandedUnconfirmed: 1,
+      strandedForSeconds: 0,
+    });
+    expect(await watch(t0 + 92_000)).toMatchObject({ strandedUnconfirmed: 1, strandedForSeconds: 30 });
+    // Nothing moves it for a minute: stranded.
+    expect(await watch(t0 + 122_000)).toMatchObject({
+      stranded: 1,
+      strandedUnconfirmed: 0,
+      strandedForSeconds: 60,
+    });
     clients.destroy();
   });
 
