@@ -303,7 +303,7 @@ export const METRICS = {
     name: 'RefusalTraceFailures',
     unit: 'Count',
     kind: 'counter',
-    help: "ticks refused too old, out of order, as a duplicate, ... (TRACED_REFUSALS) whose trace on the market (refusals) could not be written: the refusal stands (only `backstop replay` and `backstop status` read the trace; a replay waiting on such a tick stops as stalled); a markets table failing so fails the ticks' own writes too, which page",
+    help: "ticks refused too old, out of order, as a duplicate, ... (TRACED_REFUSALS) whose trace on the market (refusals) could not be written, or expired traces an accepted tick could not remove (a later one does): the refusal stands (only `backstop replay` and `backstop status` read the trace; a replay waiting on such a tick stops as stalled); a markets table failing so fails the ticks' own writes too, which page",
   },
   LedgerReconcileDifference: {
     name: 'LedgerReconcileDifference',

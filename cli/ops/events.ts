@@ -527,7 +527,8 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       rejections: outcome.rejected
         .slice(0, 20)
         .map((r) => ({ index: r.index, code: r.code, message: r.message, sequence: r.sequence })),
-      // On the bus, and not taken by margin-check: its breaker held them, or refused them while it confirmed a move.
+      // On the bus, and not taken by margin-check: its breaker held them or refused them while it confirmed a move, or
+      // a rule refused them that records nothing else (too old, out of order, ...: the market's refusal traces).
       notTaken: outcome.notTaken.length,
       ...(outcome.notTaken.length > 0 ? { notTakenTicks: outcome.notTaken.slice(0, 20) } : {}),
       ...(outcome.unknown.length > 0

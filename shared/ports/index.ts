@@ -236,9 +236,28 @@ export interface RefusalTrace {
    */
   readonly count: number;
   readonly sinceMs: number;
+  /**
+   * Notes of the kind in the second of `atMs` (this one included): at most REFUSAL_NOTES_PER_SECOND a kind, so a flood
+   * of ticks each numbered higher writes the market's item no faster than that (review48-feed-note-flood).
+   */
+  readonly notesInSecond: number;
   /** The market's resumedAfterMs when noted (absent: none): a rebase since sets another, and the trace is stale. */
   readonly resumedAfterMs?: number;
 }
+
+/**
+ * Notes of a refusal kind a market takes in a second at most (margin-check's noteRefusal): the item every accepted tick
+ * writes shares its partition's write units with them. Above what a sender waiting on each tick can send (`backstop
+ * replay` looks every 100 ms), so none of its ticks goes unnoted.
+ */
+export const REFUSAL_NOTES_PER_SECOND = 10;
+
+/**
+ * How long a refusal trace stays on the market (review48-feed-trace-expiry): an accepted tick later than this after
+ * it removes it, as every trace makes the item that every accepted tick writes (a write unit a KB) about 90 bytes
+ * larger, and the traces, once noted, stayed until a rebase.
+ */
+export const REFUSAL_TRACE_KEPT_MS = 60 * 60 * 1000;
 
 export type RefusalTraces = { readonly [K in TracedRefusal]?: RefusalTrace };
 
@@ -334,6 +353,14 @@ export interface MarketRepository {
    * refusal stands.
    */
   noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void>;
+  /**
+   * Removes the refusal traces given, each only while the market holds it as given (its sequence and atMs: a note
+   * since replaces it and stays); a no-op for those not so. An accepted tick's clean-up (REFUSAL_TRACE_KEPT_MS).
+   */
+  dropRefusals(
+    symbol: string,
+    traces: readonly { readonly reason: TracedRefusal; readonly trace: RefusalTrace }[],
+  ): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
    * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.

@@ -30,7 +30,10 @@ import {
   type PositionRecord,
   type PositionRepository,
   type QueueTransport,
+  REFUSAL_NOTES_PER_SECOND,
+  REFUSAL_TRACE_KEPT_MS,
   type Telemetry,
+  TRACED_REFUSALS,
   type TracedRefusal,
 } from '../ports/index.ts';
 import { encodeMessage } from '../schemas/messages.ts';
@@ -339,6 +342,7 @@ async function handleTickOnce(
   // After the liquidations: waking auctions must not delay the positions this mark endangers.
   // The wake marks as this tick's write found them (a sleeper may have covered one since the market was read).
   await wakeSleepers(tick.symbol, written, accepted.markPrice, deps, nowMs);
+  await dropExpiredRefusals(tick.symbol, written, deps, nowMs);
   return outcome;
 }
 
@@ -368,6 +372,10 @@ async function noteRefusal(
 ): Promise<void> {
   const stored = currentRefusals(state)[reason];
   if (stored && stored.sequence >= tick.sequence) return;
+  // A flood of ticks each numbered higher (a feed bug; all too old) wrote once a tick, on the item whose partition
+  // acceptTick writes too: at most REFUSAL_NOTES_PER_SECOND a kind (review48-feed-note-flood).
+  const inSecond = stored && sameSecond(stored.atMs, nowMs) ? stored.notesInSecond : 0;
+  if (inSecond >= REFUSAL_NOTES_PER_SECOND) return;
   try {
     await deps.markets.noteRefusal(tick.symbol, reason, {
       sequence: tick.sequence,
@@ -375,6 +383,7 @@ async function noteRefusal(
       atMs: nowMs,
       count: (stored?.count ?? 0) + 1,
       sinceMs: stored?.sinceMs ?? nowMs,
+      notesInSecond: inSecond + 1,
       ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
     });
   } catch (error) {
@@ -384,6 +393,41 @@ async function noteRefusal(
       symbol: tick.symbol,
       sequence: tick.sequence,
       reason,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+  }
+}
+
+const sameSecond = (aMs: number, bMs: number): boolean => Math.floor(aMs / 1000) === Math.floor(bMs / 1000);
+
+/**
+ * Removes the refusal traces an accepted tick finds older than REFUSAL_TRACE_KEPT_MS, or noted before the market's
+ * latest rebase (review48-feed-trace-expiry): each is about 90 bytes of the item every accepted tick writes, and a busy
+ * market's item passed 1 KB with two, doubling the write units of every accepted tick for good. After the tick's work,
+ * off its outcome; best effort (a trace left is removed by a later tick).
+ */
+async function dropExpiredRefusals(
+  symbol: string,
+  written: MarketState,
+  deps: MarginCheckDeps,
+  nowMs: number,
+): Promise<void> {
+  const current = currentRefusals(written);
+  const expired = TRACED_REFUSALS.flatMap((reason) => {
+    const trace = written.refusals?.[reason];
+    return trace && (current[reason] !== trace || nowMs - trace.atMs > REFUSAL_TRACE_KEPT_MS)
+      ? [{ reason, trace }]
+      : [];
+  });
+  if (expired.length === 0) return;
+  try {
+    await deps.markets.dropRefusals(symbol, expired);
+  } catch (error) {
+    if (error instanceof InjectedCrash) throw error;
+    deps.telemetry.count(METRICS.RefusalTraceFailures.name, 1);
+    deps.telemetry.warn('expired refusal traces not removed: a later accepted tick removes them', {
+      symbol,
+      reasons: expired.map((e) => e.reason).join(', '),
       error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
     });
   }

@@ -1502,6 +1502,7 @@ describe("status: the market's refusal traces", () => {
       atMs: noted,
       count: 1,
       sinceMs: noted,
+      notesInSecond: 1,
     });
     await markets.noteRefusal('ETH-USD', 'tick/too-old', trace(12));
     expect((await status(at)).markets['ETH-USD']?.refused).toEqual({

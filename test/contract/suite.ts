@@ -765,6 +765,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           atMs: 9_100 + sequence,
           count: 1,
           sinceMs: 9_100,
+          notesInSecond: 1,
           ...over,
         });
         // On a market with no item yet too: a configured market's first refused print.
@@ -804,6 +805,35 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.refusals).toEqual({
           'tick/duplicate': trace(3, { resumedAfterMs: RESUMED_AFTER_MS }),
         });
+      });
+
+      it('drops refusal traces only as given, all or none (review48-feed-trace-expiry)', async () => {
+        const trace = (sequence: number, atMs: number): RefusalTrace => ({
+          sequence,
+          timestampMs: 9_000,
+          atMs,
+          count: 1,
+          sinceMs: 9_100,
+          notesInSecond: 1,
+        });
+        await a.markets.acceptTick('ETH-USD', tick(10), undefined, false);
+        await a.markets.noteRefusal('ETH-USD', 'tick/too-old', trace(5, 9_100));
+        await a.markets.noteRefusal('ETH-USD', 'tick/duplicate', trace(10, 9_200));
+        // One not as stored (a note since): nothing removed.
+        await a.markets.dropRefusals('ETH-USD', [
+          { reason: 'tick/too-old', trace: trace(5, 9_100) },
+          { reason: 'tick/duplicate', trace: trace(10, 9_300) },
+        ]);
+        expect(Object.keys((await a.markets.get('ETH-USD'))?.refusals ?? {}).sort()).toEqual([
+          'tick/duplicate',
+          'tick/too-old',
+        ]);
+        await a.markets.dropRefusals('ETH-USD', [{ reason: 'tick/too-old', trace: trace(5, 9_100) }]);
+        expect((await a.markets.get('ETH-USD'))?.refusals).toEqual({ 'tick/duplicate': trace(10, 9_200) });
+        await a.markets.dropRefusals('ETH-USD', [{ reason: 'tick/duplicate', trace: trace(10, 9_200) }]);
+        const market = await a.markets.get('ETH-USD');
+        expect(market?.refusals).toBeUndefined();
+        expect(market?.lastTick).toEqual(tick(10));
       });
 
       it('accepts a tick only on the last mark and time it was judged on, when given (a resumed feed repeats sequences)', async () => {

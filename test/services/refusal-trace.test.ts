@@ -155,6 +155,7 @@ describe("a refusal's trace on the market", () => {
       atMs: at,
       count: 1,
       sinceMs: at,
+      notesInSecond: 1,
     });
     // Each newer sequence of a kind once, counted (stamped after the last mark, 61 s old).
     p.clock.advance(62_000);
@@ -210,5 +211,96 @@ describe("a refusal's trace on the market", () => {
     expect(p.telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(1);
     expect(p.telemetry.warnings).toContain("refusal's trace not written: the refusal stands without it");
     expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/too-old`)).toBe(1);
+  });
+});
+
+describe("a refusal's trace, bounded", () => {
+  it('is noted at most 10 times a second a kind, however many ticks each numbered higher a feed floods (review48-feed-note-flood)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    const notes = countingNotes(p);
+    // A feed bug: 1,000 ticks in a second, each numbered higher, all stamped 61 s old (too old).
+    p.clock.advance(62_000 - (p.clock.nowMs() % 1000));
+    const flood = async (from: number) => {
+      for (let i = 0; i < 1000; i++) {
+        expect(
+          await p.deliverTick({
+            symbol: 'ETH-USD',
+            markPrice: parsePrice('100'),
+            timestampMs: p.clock.nowMs() - 61_000,
+            sequence: from + i,
+            source: 'x',
+          }),
+        ).toMatchObject({ reason: 'tick/too-old' });
+        if (i % 2 === 1) p.clock.advance(1);
+      }
+    };
+    await flood(3);
+    // Before: 1,000 writes of the market's item, the partition acceptTick writes.
+    expect(notes()).toBe(10);
+    expect(p.telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/too-old`)).toBe(1000);
+    expect((await p.adapters.markets.get('ETH-USD'))?.refusals?.['tick/too-old']).toMatchObject({
+      sequence: 12,
+      count: 10,
+      notesInSecond: 10,
+    });
+    // The next second, 10 more: the trace goes on with the flood.
+    p.clock.advance(1000 - (p.clock.nowMs() % 1000));
+    await flood(2000);
+    expect(notes()).toBe(20);
+    expect((await p.adapters.markets.get('ETH-USD'))?.refusals?.['tick/too-old']).toMatchObject({
+      sequence: 2009,
+      count: 20,
+      notesInSecond: 10,
+    });
+  });
+
+  it('is removed by an accepted tick an hour after it, and one noted before the latest rebase at once (review48-feed-trace-expiry)', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    const at = p.clock.nowMs();
+    await p.deliverTick({
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('99'),
+      timestampMs: at,
+      sequence: 2,
+      source: 'x',
+    });
+    let sequence = 2;
+    const accept = async () => {
+      sequence += 1;
+      expect(await p.tick('ETH-USD', '100', { sequence })).toMatchObject({ status: 'accepted' });
+      return (await p.adapters.markets.get('ETH-USD'))?.refusals;
+    };
+    // Kept while it may be wanted (a replay waiting on it, `status` after an alarm).
+    p.clock.advance(60 * 60 * 1000);
+    expect(await accept()).toEqual({ 'tick/duplicate': expect.objectContaining({ sequence: 2 }) });
+    // Before: kept until a rebase, ~90 bytes of every accepted tick's write for good.
+    p.clock.advance(1);
+    expect(await accept()).toBeUndefined();
+    // One a rebase of a version before the traces left (another resumedAfterMs): removed by the next accepted tick.
+    const stale = {
+      sequence: 1,
+      timestampMs: at,
+      atMs: p.clock.nowMs(),
+      count: 1,
+      sinceMs: at,
+      notesInSecond: 1,
+      resumedAfterMs: 1,
+    };
+    const markets = p.adapters.markets;
+    const acceptTick = markets.acceptTick.bind(markets);
+    markets.acceptTick = async (...args) => ({
+      ...(await acceptTick(...args)),
+      refusals: { 'tick/too-old': stale },
+    });
+    const dropped: unknown[] = [];
+    markets.dropRefusals = async (_symbol, traces) => {
+      dropped.push(...traces);
+    };
+    await accept();
+    expect(dropped).toEqual([{ reason: 'tick/too-old', trace: stale }]);
   });
 });

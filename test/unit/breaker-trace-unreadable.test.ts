@@ -77,6 +77,8 @@ describe('a refusal trace that does not read', () => {
         atMs: 3000,
         count: 1,
         sinceMs: 3000,
+        // Absent on the item: one note in its second.
+        notesInSecond: 1,
       },
     });
   });

@@ -41,6 +41,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - noteRefusal: sets the kind's refusal trace only while resumedAfterMs is the trace's and the stored one of the kind
  *   (if any) is numbered lower or has another resumedAfterMs; otherwise a no-op (no hook). Creates the market's state
  *   if needed. rebaseSequence removes the traces.
+ * - dropRefusals: removes the traces given only when every one is stored as given (sequence and atMs); otherwise a
+ *   no-op (no hook).
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
@@ -213,6 +215,29 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (stored && stored.resumedAfterMs === trace.resumedAfterMs && stored.sequence >= trace.sequence) return;
     this.#set({ ...current, symbol, refusals: { ...current?.refusals, [reason]: trace } });
     fire(this.#hook, 'markets.noteRefusal');
+  }
+
+  async dropRefusals(
+    symbol: string,
+    traces: readonly { readonly reason: TracedRefusal; readonly trace: RefusalTrace }[],
+  ): Promise<void> {
+    const current = this.#states.get(symbol);
+    const stored = current?.refusals;
+    // All or none, as the AWS adapter's one conditional write.
+    if (!current || !stored || traces.length === 0) return;
+    if (
+      traces.some(
+        ({ reason, trace }) =>
+          stored[reason]?.sequence !== trace.sequence || stored[reason]?.atMs !== trace.atMs,
+      )
+    )
+      return;
+    const kept = Object.fromEntries(
+      Object.entries(stored).filter(([reason]) => !traces.some((t) => t.reason === reason)),
+    );
+    const { refusals: _all, ...rest } = current;
+    this.#set(Object.keys(kept).length === 0 ? rest : { ...rest, refusals: kept });
+    fire(this.#hook, 'markets.dropRefusals');
   }
 
   async resetBreaker(symbol: string): Promise<void> {
