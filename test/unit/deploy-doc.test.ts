@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { REPLAY_USAGE } from '../../cli/ops/events.ts';
 import { POSTING_COLUMNS, statementJson } from '../../cli/ops/fund-statement.ts';
 import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
+import { STATUS_USAGE } from '../../cli/ops/status.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
@@ -12,9 +14,13 @@ import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
-import { STATUS_COUNT_EVERY_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
+import { STATUS_COUNT_EVERY_MS, STRANDED_CONFIRM_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
-import type { PositionRecord } from '../../shared/ports/index.ts';
+import {
+  type PositionRecord,
+  REFUSAL_NOTES_PER_SECOND,
+  REFUSAL_TRACE_KEPT_MS,
+} from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
@@ -303,5 +309,48 @@ describe("docs/DEPLOY.md's price of `status --watch` against the look it makes",
     expect(text).toContain(
       `~${empty} read units a refresh on a stack with no open work (~${anHour(empty)} an hour at 2 s), up to ~${full} with open work (~${anHour(full)} an hour`,
     );
+  });
+});
+
+// The session 48 note names what scripts and log filters meet: each key, flag, metric and figure it names is the code's.
+describe("docs/DEPLOY.md's session 48 upgrade note against the code", () => {
+  const note = upgradeNote(48);
+
+  it('names the metric, the rate and the hour the refusal traces are kept by, as the code has them', () => {
+    expect(read('shared/metrics.ts')).toContain("name: 'RefusalTraceFailures'");
+    expect(note).toContain('`RefusalTraceFailures`');
+    expect(REFUSAL_NOTES_PER_SECOND).toBe(10);
+    expect(note).toContain('at most 10 times a second a kind');
+    expect(REFUSAL_TRACE_KEPT_MS).toBe(60 * 60 * 1000);
+    expect(note).toContain('after a trace is an hour old removes it');
+  });
+
+  it("names the stranded minute and its option as status and replay's usage give them", () => {
+    expect(STRANDED_CONFIRM_MS).toBe(60_000);
+    expect(STATUS_USAGE).toContain('--stranded-after S');
+    expect(REPLAY_USAGE).toContain('--stranded-after S');
+    expect(note).toContain('`--stranded-after S`, 0 to 3600, default 60');
+  });
+
+  it('names only keys the commands write', () => {
+    const written: Record<string, string[]> = {
+      'shared/local/status.ts': ['strandedUnconfirmed', 'strandedForSeconds', 'strandedAtLeast', 'refused'],
+      'cli/ops/events.ts': ['failed', 'unknownTicks'],
+      'shared/local/dlq.ts': ['arrivedDuring', 'pastCount', 'notReached', 'stopped'],
+      'cli/ops/dlq.ts': ['notRedriven'],
+      'shared/domain/fund-statement.ts': ["'lagging'"],
+    };
+    for (const [file, keys] of Object.entries(written))
+      for (const key of keys) {
+        expect(read(file), `${key} in ${file}`).toContain(key);
+        const named = key.startsWith("'")
+          ? key.slice(1, -1)
+          : key === 'refused'
+            ? 'markets.<symbol>.refused'
+            : key;
+        expect(note, key).toContain(`\`${named}\``);
+      }
+    expect(read('shared/local/deployment.ts')).toContain('export const cliCredentials');
+    expect(read('shared/adapters/aws/sqs-queue.ts')).toContain('longPoll');
   });
 });
