@@ -3,7 +3,7 @@ import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
-import { putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
+import { PutEntriesError, putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
 import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   claimSequences,
@@ -628,8 +628,12 @@ export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string
   );
 }
 
-/** The error that ended a replay (ReplayOutcome.error), in a line. */
+/**
+ * The error that ended a replay (ReplayOutcome.error), in a line. A failed PutEvents call is said by the publisher's
+ * message: how often the call was sent (a held tick's up to 5 times: timeouts48-held-put), its error's name and message.
+ */
 function failureLine(error: unknown): string {
+  if (error instanceof PutEntriesError) return error.message.split('\n')[0]!;
   const said = environmentFailure(error);
   if (said !== undefined) return said;
   return error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);

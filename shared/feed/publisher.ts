@@ -160,7 +160,7 @@ export class PutEntriesError extends Error {
     override readonly cause: unknown,
   ) {
     super(
-      `events/put-failed: a PutEvents call failed (${errorName(cause)}: ${errorMessage(cause)}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
+      `events/put-failed: a PutEvents call failed after ${attempts(Math.max(1, ...unknown.map((u) => u.attempts)))} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
     );
   }
 }
@@ -169,6 +169,7 @@ const errorName = (error: unknown): string => (error instanceof Error ? error.na
 /** `n attempts`, one `attempt`: the words of the messages that say how often an entry was sent. */
 export const attempts = (n: number): string => counted(n, 'attempt', 'attempts');
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+const firstLine = (text: string): string => text.split('\n')[0]!;
 
 /**
  * The code of a call EventBridge refused as a whole: an error it answered (a 4xx, the client's fault) to a request

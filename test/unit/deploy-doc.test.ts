@@ -137,7 +137,10 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
       [],
       new Error('x'),
     );
-    expect(putFailed.message.startsWith('events/put-failed: a PutEvents call failed (')).toBe(true);
+    expect(putFailed.message.startsWith('events/put-failed: a PutEvents call failed after 1 attempt (')).toBe(
+      true,
+    );
+    // Session 47's words; session 48 names the call's attempts before its error (feed48b-put-failed-line).
     expect(note).toContain('`events/put-failed: a PutEvents call failed (<error>: <message>): ...`');
     const notPublished = new TickPublishError([], [], [], {
       accepted: 2,

@@ -521,6 +521,10 @@ describe("replay --hold sends a held tick again when its call's error may heal (
       expect.objectContaining({ index: 0, code: 'TimeoutError', attempts: 5 }),
     ]);
     expect(requests.slice(1)).toEqual(Array.from({ length: 5 }, () => ['ETH-USD 42']));
+    // As the row and DEPLOY.md say (feed48b-put-failed-line): its message names them, and its error.
+    expect((error as Error).message).toMatch(
+      /^events\/put-failed: a PutEvents call failed after 5 attempts \(TimeoutError: a request has exceeded/,
+    );
   });
 
   // review48-timeouts-held-put-abort: the held tick's calls went on after Ctrl-C, up to 5 calls of the SDK's 3
