@@ -427,6 +427,14 @@ const EVERY_MESSAGE_REFUSALS: ReadonlySet<string> = new Set([
   'ResourceNotFoundException',
 ]);
 
+/**
+ * How AWS names a denial by a policy of the caller's rather than the resource's (`... is not authorized to perform:
+ * events:PutEvents on resource: ... because no identity-based policy allows ...`, `with an explicit deny in a service
+ * control policy`, ...). The bus's policy is named `resource-based policy`.
+ */
+const CALLER_POLICY_DENIAL =
+  /identity-based policy|service control policy|permissions boundary|session policy/i;
+
 /** A refusal a tick's resend met that every tick of the DLQ meets too (resend's, for refusesEveryMessage). */
 class EveryTickRefused extends Error {}
 
@@ -759,7 +767,13 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   const refused = (code: string, message: string | undefined, every: boolean): Error => {
     const detail = message ? `${code} (${message})` : code;
     const denied = /AccessDenied|NotAuthorized/.test(code);
-    // A continuation refused by policy is refused for its detail type: the PriceTicks after it may go (no stop).
+    // Refused by a policy of the caller's (its identity's, an SCP, a boundary), not the bus's: every next call is
+    // refused alike, so the run stops (dlq48-caller-refusal), the continuation left to a redrive with other credentials.
+    if (denied && continuation && CALLER_POLICY_DENIAL.test(message ?? ''))
+      return new EveryTickRefused(
+        `dlq/put-failed: ${detail}: these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`,
+      );
+    // A continuation refused by the bus's policy is refused for its detail type: the PriceTicks after it may go (no stop).
     if (denied && continuation)
       return new Error(
         `dlq/continuation-refused: ${detail}: the bus takes a ${TICK_BUS.continuationDetailType} from margin-check alone; the market's next accepted tick takes over the work its tick left (${backstopCommand(deployment, 'status --json')} shows the market's pendingSequence until then), then ${discardCommand(deployment, queue, messageId)} removes this one`,

@@ -1074,6 +1074,60 @@ it('stops at the first tick the bus refuses for the credentials (dlq redrive --q
   expect(await listDeadLetters(d, 'tickDeadLetters')).toHaveLength(3);
 }, 60_000);
 
+// feed48b-continuation-caller-denied: a continuation's whole call denied by the caller's own policy was read as the bus's
+// policy refusing its detail type: told to discard it, and the run went on, one refused call a dead letter.
+it("stops at a continuation the caller's identity policy may not put, and does not advise its discard (feed48b-continuation-caller-denied)", async () => {
+  const d = await stage('dlqcallerdenied', []);
+  const tickDlq = d.names.queues.tickDeadLetters.url;
+  for (let segment = 1; segment <= 3; segment++)
+    await clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: tickDlq,
+        MessageBody: JSON.stringify({
+          source: TICK_BUS.source,
+          'detail-type': TICK_BUS.continuationDetailType,
+          detail: { symbol: 'ETH-USD', markPrice: '1500', sequence: 7, segment },
+        }),
+      }),
+    );
+  const denial =
+    'User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: events:PutEvents on resource: ' +
+    'arn:aws:events:us-east-1:123456789012:event-bus/ticks because no identity-based policy allows the events:PutEvents action';
+  let puts = 0;
+  // EventBridge's answer, made an error by the SDK's own deserializer.
+  clients.events.middlewareStack.add(
+    ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      if (context.commandName !== 'PutEventsCommand') return next(args);
+      puts += 1;
+      return {
+        response: {
+          statusCode: 400,
+          headers: { 'content-type': 'application/x-amz-json-1.1' },
+          body: new TextEncoder().encode(
+            JSON.stringify({ __type: 'AccessDeniedException', message: denial }),
+          ),
+        },
+      };
+    }) as never,
+    { step: 'deserialize', priority: 'low', name: 'identityDenies' },
+  );
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'tickDeadLetters');
+  } finally {
+    clients.events.middlewareStack.remove('identityDenies');
+  }
+  // Before: three dlq/continuation-refused, each advising its discard.
+  const reason = `dlq/put-failed: AccessDeniedException (${denial}): these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`;
+  expect(outcome).toEqual({
+    moved: 0,
+    failed: [{ messageId: expect.any(String), reason }],
+    stopped: { error: reason, notReached: 2 },
+  });
+  expect(puts).toBe(1);
+  expect(await listDeadLetters(d, 'tickDeadLetters')).toHaveLength(3);
+}, 60_000);
+
 it('redrives queue by queue and, stopped by a refusal, says what each moved and left and exits 1 (dlq48-redrive-error, dlq48-caller-refusal)', async () => {
   // The CLI on moto, whose own answer refuses the sends: the auction-step queue is not there (a stack half torn down,
   // another region's URL). The liquidations are sent back first; the tick DLQ is not tried.
