@@ -353,6 +353,9 @@ describe("docs/DEPLOY.md's session 48 upgrade note against the code", () => {
             : key;
         expect(note, key).toContain(`\`${named}\``);
       }
+    expect(note).toContain(
+      '`events/put-failed: a PutEvents call failed after <n> attempts (<error>: <message>): ...`',
+    );
     expect(read('shared/local/deployment.ts')).toContain('export const cliCredentials');
     expect(read('shared/adapters/aws/sqs-queue.ts')).toContain('longPoll');
   });
