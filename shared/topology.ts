@@ -23,6 +23,11 @@ export interface TableDef {
   readonly indexes: readonly IndexDef[];
   /** Money lives here: never deleted with the stack. */
   readonly retain: boolean;
+  /**
+   * Read by a Scan (ProviderRepository.list): only its readers may Scan it. Every other table is read by key and
+   * index alone, so a read grant on it allows no Scan (security48-read-scan).
+   */
+  readonly scanned?: true;
   readonly purpose: string;
 }
 
@@ -168,6 +173,7 @@ export const TABLES: readonly TableDef[] = [
     partitionKey: { name: 'id', type: 'S' },
     indexes: [],
     retain: true,
+    scanned: true,
     purpose: 'backstop liquidity providers: committed capital and standing bid terms',
   },
 ];

@@ -250,6 +250,19 @@ function deadLetterKeeper(props: FunctionsProps, id: QueueId): QueuePair['queue'
  */
 export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
 
+/**
+ * A table read: by key and by index. CDK's read grants add Scan (a whole table, the book or every liquidation, read
+ * by a function that only Gets and Queries it), DescribeTable and the stream reads; Scan only where the topology says
+ * the table is read by one (security48-read-scan).
+ */
+export const tableReadActions = (id: TableId): string[] => [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  ...(TABLES.find((t) => t.id === id)?.scanned ? ['dynamodb:Scan'] : []),
+];
+
 function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, owner: FunctionId): void {
   if (grant.table) {
     const table = props.tables[grant.table];
@@ -278,10 +291,10 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
           },
         }),
       );
-    } else if (grant.access === 'read') table.grantReadData(fn);
+    } else if (grant.access === 'read') table.grant(fn, ...tableReadActions(grant.table));
     else if (grant.access === 'write') table.grant(fn, ...TABLE_WRITE_ACTIONS);
     else if (grant.access === 'readWrite') {
-      table.grantReadData(fn);
+      table.grant(fn, ...tableReadActions(grant.table));
       table.grant(fn, ...TABLE_WRITE_ACTIONS);
     } else
       throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);

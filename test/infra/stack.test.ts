@@ -930,6 +930,25 @@ describe('BackstopStack template (default config)', () => {
     expect(statementsOfRole(roleIdOf('liquidationConsumer')).length).toBeGreaterThan(3);
   });
 
+  it('lets a function Scan only the providers, the one table read by a Scan (security48-read-scan)', () => {
+    // CDK's read grants add Scan: margin-check could read the whole book, every liquidation, in pages of 1 MB.
+    expect(TABLES.filter((t) => t.scanned).map((t) => t.id)).toEqual(['providers']);
+    for (const def of FUNCTIONS) {
+      const statements = statementsOfRole(roleIdOf(def.id));
+      const scanned = statements
+        .filter((s) => asList(s.Action).some((a) => a === 'dynamodb:Scan' || a === 'dynamodb:GetRecords'))
+        .flatMap((s) => asList(s.Resource))
+        .map((r) => JSON.stringify(r).match(/"Fn::GetAtt":\["([A-Za-z0-9]+)/)?.[1]);
+      const reads = def.grants.some((g) => g.table === 'providers' && g.access !== 'write');
+      expect([...new Set(scanned)], def.id).toEqual(reads ? [tableId('providers')] : []);
+    }
+    expect(
+      statementsOfRole(roleIdOf('liquidationConsumer')).some((s) =>
+        asList(s.Action).includes('dynamodb:Scan'),
+      ),
+    ).toBe(true);
+  });
+
   it('has no wildcard actions and no wildcard resources outside a documented allow-list', () => {
     // X-Ray trace writes accept only Resource "*"; CDK table grants cover the table's own indexes.
     const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
