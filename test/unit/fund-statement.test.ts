@@ -20,6 +20,7 @@ import { usd } from '../../shared/domain/units.ts';
 import type { PlannedMovement } from '../../shared/domain/waterfall.ts';
 import { CLI_AWS_TIMEOUTS } from '../../shared/local/deployment.ts';
 import { SHORTFALL_PAYOUT_KIND } from '../../shared/ports/index.ts';
+import { adminRequestSchema } from '../../shared/services/admin.ts';
 import { LATE_DELIVERY_MS } from '../../shared/services/liquidation.ts';
 import { FUNCTIONS } from '../../shared/topology.ts';
 
@@ -505,5 +506,33 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
         },
       ),
     );
+  });
+});
+
+describe("the CSV's text cells (a security review, session 48)", () => {
+  // `reference` and `key` carry a position's id (a liquidation's id begins with it) or a fund key, the only text
+  // from outside the operator in the postings. The CSV does not guard against spreadsheet formulas: these ids can
+  // begin with none of =, +, @, tab or CR, and what a "-" can start holds no call (no parenthesis, quote, | or !).
+  it('has the ids it carries begin with no formula sign but "-", and hold no character a call needs', () => {
+    const open = (id: string) => ({
+      action: 'openPosition',
+      id,
+      traderId: 't',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: '1',
+      entryPrice: '100',
+      collateral: '10',
+    });
+    const deposit = (key: string) => ({ action: 'deposit', amount: '1', idempotencyKey: key });
+    for (const sign of ['=', '+', '@', '\t', '\r', '|', '(', '"', '!'])
+      for (const request of [
+        open(`${sign}p1`),
+        deposit(`${sign}k1`),
+        open(`p${sign}1`),
+        deposit(`k${sign}1`),
+      ])
+        expect(adminRequestSchema.safeParse(request).success, JSON.stringify(request)).toBe(false);
+    expect(adminRequestSchema.safeParse(open('-p1')).success).toBe(true);
   });
 });
