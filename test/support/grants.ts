@@ -25,9 +25,10 @@ import { requestAttributes } from './request-attributes.ts';
 
 /**
  * `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). `depth`: a
- * GetQueueAttributes, of the queue that keeps a queue's dead letters (named by that queue's id).
+ * GetQueueAttributes, of the queue that keeps a queue's dead letters (named by that queue's id). `scan`: a read
+ * grant covers it on a table the topology marks `scanned` only (security48-read-scan).
  */
-type Kind = 'read' | 'write' | 'delete' | 'send' | 'put' | 'depth';
+type Kind = 'read' | 'scan' | 'write' | 'delete' | 'send' | 'put' | 'depth';
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const WRITES = new Set(['PutItem', 'UpdateItem']);
 const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
@@ -117,6 +118,11 @@ export class GrantRecorder {
             ? access === kind
             : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
       if (kind === 'depth') return def.grants.some((g) => g.deadLetters === resource && covers(g.access));
+      if (kind === 'scan')
+        return (
+          TABLES.some((t) => t.id === resource && t.scanned) &&
+          def.grants.some((g) => g.table === resource && (g.access === 'read' || g.access === 'readWrite'))
+        );
       return def.grants.some(
         (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
       );
@@ -166,7 +172,7 @@ export class GrantRecorder {
           'read',
           table(i.Get.TableName),
         ]);
-      return [['read', table(input.TableName)]];
+      return [[command === 'Scan' ? 'scan' : 'read', table(input.TableName)]];
     }
     if (WRITES.has(command)) return [['write', table(input.TableName)]];
     if (DELETES.has(command)) {
