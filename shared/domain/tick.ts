@@ -426,8 +426,13 @@ export function rebasedTickState<S extends TickState>(
   state: S,
   rebase: { readonly sequence: number; readonly resumedAfterMs: number },
 ): S {
-  // The refusal traces a MarketState keeps were of the numbering left too.
-  const { heldJump: _dropped, refusals: _traces, ...rest } = state as S & { refusals?: unknown };
+  // The refusal traces a MarketState keeps (read or not) were of the numbering left too.
+  const {
+    heldJump: _dropped,
+    refusals: _traces,
+    unreadableRefusals: _unread,
+    ...rest
+  } = state as S & { refusals?: unknown; unreadableRefusals?: unknown };
   const { lastTick, breaker } = state;
   // A print the breaker refused while confirming (a trace MarketState keeps) was of the numbering left: dropped.
   const { confirming: _refused, ...held } = (breaker ?? {}) as NonNullable<TickState['breaker']> & {

@@ -142,6 +142,12 @@ export interface MarketState {
    */
   readonly refusals?: RefusalTraces;
   /**
+   * Per kind, a refusal trace stored in a shape this version cannot read (a later version's, an edit by hand), kept
+   * opaque (feed48c-trace-unreadable): the kind's next note replaces it only while it is still exactly as read, and
+   * the next accepted tick removes it so. Never in `refusals`: status and replay show nothing of it.
+   */
+  readonly unreadableRefusals?: UnreadableRefusalTraces;
+  /**
    * Counts the changes to the market's providers (bumpProvidersEpoch; absent: none yet). An auction that plans a
    * sleep on the providers it listed commits on the epoch it read before listing them (ProvidersEpochCheck): a
    * provider registered in between fails that commit, so the auction plans again with it instead of sleeping
@@ -261,6 +267,20 @@ export const REFUSAL_TRACE_KEPT_MS = 60 * 60 * 1000;
 
 export type RefusalTraces = { readonly [K in TracedRefusal]?: RefusalTrace };
 
+/** A refusal trace stored in a shape this version cannot read (MarketState.unreadableRefusals). */
+export interface UnreadableRefusalTrace {
+  /** Why it could not be read. */
+  readonly unreadable: string;
+  /** The value as stored, in the store's own form: opaque here, compared whole by the adapter that read it. */
+  readonly stored: unknown;
+}
+
+export type UnreadableRefusalTraces = { readonly [K in TracedRefusal]?: UnreadableRefusalTrace };
+
+export const isUnreadableRefusal = (
+  trace: RefusalTrace | UnreadableRefusalTrace,
+): trace is UnreadableRefusalTrace => 'unreadable' in trace;
+
 /**
  * The market's refusal traces noted since its latest rebase: one noted before it (numbered in the numbering left) is
  * left out, also when a version that did not know the traces rebased the market and left it there (they compare the
@@ -349,17 +369,27 @@ export interface MarketRepository {
   /**
    * Notes `trace` as the latest tick refused as `reason` (refusals), only while the market's resumedAfterMs is the
    * trace's (no rebase since it was judged) and the stored trace of the kind is numbered lower or stale (noted before
-   * the latest rebase); a no-op otherwise. Creates the market's item if needed. A trace for senders, written after the
-   * refusal stands.
+   * the latest rebase); a no-op otherwise. Given `replacing` (the kind's trace as read, unreadable), instead only while
+   * the stored one is still exactly that, whatever a note since numbered. Creates the market's item if needed. A trace
+   * for senders, written after the refusal stands.
    */
-  noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void>;
+  noteRefusal(
+    symbol: string,
+    reason: TracedRefusal,
+    trace: RefusalTrace,
+    replacing?: UnreadableRefusalTrace,
+  ): Promise<void>;
   /**
    * Removes the refusal traces given, each only while the market holds it as given (its sequence and atMs: a note
-   * since replaces it and stays); a no-op for those not so. An accepted tick's clean-up (REFUSAL_TRACE_KEPT_MS).
+   * since replaces it and stays; an unreadable one, exactly as read); a no-op for those not so. An accepted tick's
+   * clean-up (REFUSAL_TRACE_KEPT_MS).
    */
   dropRefusals(
     symbol: string,
-    traces: readonly { readonly reason: TracedRefusal; readonly trace: RefusalTrace }[],
+    traces: readonly {
+      readonly reason: TracedRefusal;
+      readonly trace: RefusalTrace | UnreadableRefusalTrace;
+    }[],
   ): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the

@@ -372,20 +372,28 @@ async function noteRefusal(
 ): Promise<void> {
   const stored = currentRefusals(state)[reason];
   if (stored && stored.sequence >= tick.sequence) return;
+  // A trace of the kind that did not read is replaced only while still as read (feed48c-trace-unreadable): met as
+  // absent, every refusal of the kind wrote a note its condition failed, a write unit each.
+  const unreadable = state.unreadableRefusals?.[reason];
   // A flood of ticks each numbered higher (a feed bug; all too old) wrote once a tick, on the item whose partition
   // acceptTick writes too: at most REFUSAL_NOTES_PER_SECOND a kind (review48-feed-note-flood).
   const inSecond = stored && sameSecond(stored.atMs, nowMs) ? stored.notesInSecond : 0;
   if (inSecond >= REFUSAL_NOTES_PER_SECOND) return;
   try {
-    await deps.markets.noteRefusal(tick.symbol, reason, {
-      sequence: tick.sequence,
-      timestampMs: tick.timestampMs,
-      atMs: nowMs,
-      count: (stored?.count ?? 0) + 1,
-      sinceMs: stored?.sinceMs ?? nowMs,
-      notesInSecond: inSecond + 1,
-      ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
-    });
+    await deps.markets.noteRefusal(
+      tick.symbol,
+      reason,
+      {
+        sequence: tick.sequence,
+        timestampMs: tick.timestampMs,
+        atMs: nowMs,
+        count: (stored?.count ?? 0) + 1,
+        sinceMs: stored?.sinceMs ?? nowMs,
+        notesInSecond: inSecond + 1,
+        ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
+      },
+      unreadable,
+    );
   } catch (error) {
     if (error instanceof InjectedCrash) throw error;
     deps.telemetry.count(METRICS.RefusalTraceFailures.name, 1);
@@ -413,8 +421,12 @@ async function dropExpiredRefusals(
   nowMs: number,
 ): Promise<void> {
   const current = currentRefusals(written);
-  const expired = TRACED_REFUSALS.flatMap((reason) => {
+  const expired = TRACED_REFUSALS.flatMap((reason): Parameters<MarketRepository['dropRefusals']>[1] => {
     const trace = written.refusals?.[reason];
+    // One that does not read, at once (its age does not read either): only while still as read
+    // (feed48c-trace-unreadable).
+    const unreadable = written.unreadableRefusals?.[reason];
+    if (unreadable) return [{ reason, trace: unreadable }];
     return trace && (current[reason] !== trace || nowMs - trace.atMs > REFUSAL_TRACE_KEPT_MS)
       ? [{ reason, trace }]
       : [];

@@ -304,3 +304,43 @@ describe("a refusal's trace, bounded", () => {
     expect(dropped).toEqual([{ reason: 'tick/too-old', trace: stale }]);
   });
 });
+
+// feed48c-trace-unreadable: a trace stored in a shape the adapter cannot read was met as absent, so every refusal of
+// its kind wrote a note whose condition failed on it, and no expiry removed it. margin-check now hands it, as read, to
+// the note that replaces it and to the next accepted tick's drop (the embedded store never holds one: set here).
+describe("a refusal's trace that does not read", () => {
+  it('is replaced by the next note of its kind only as read, and removed by the next accepted tick at once', async () => {
+    const p = createPipeline();
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    await p.tick('ETH-USD', '100', { sequence: 2 });
+    const unreadable = { unreadable: 'refusal:tick/too-old: seq is not a number', stored: { S: 'x' } };
+    const markets = p.adapters.markets;
+    const get = markets.get.bind(markets);
+    markets.get = async (symbol) => {
+      const state = await get(symbol);
+      return state && { ...state, unreadableRefusals: { 'tick/too-old': unreadable } };
+    };
+    const replacing: unknown[] = [];
+    markets.noteRefusal = async (_symbol, _reason, _trace, given) => {
+      replacing.push(given);
+    };
+    p.clock.advance(62_000);
+    expect(
+      await p.tick('ETH-USD', '100', { sequence: 3, timestampMs: p.clock.nowMs() - 61_000 }),
+    ).toMatchObject({ reason: 'tick/too-old' });
+    // Before: no stored trace given, so the adapter's condition met it as absent.
+    expect(replacing).toEqual([unreadable]);
+    const acceptTick = markets.acceptTick.bind(markets);
+    markets.acceptTick = async (...args) => ({
+      ...(await acceptTick(...args)),
+      unreadableRefusals: { 'tick/too-old': unreadable },
+    });
+    const dropped: unknown[] = [];
+    markets.dropRefusals = async (_symbol, traces) => {
+      dropped.push(...traces);
+    };
+    expect(await p.tick('ETH-USD', '100', { sequence: 4 })).toMatchObject({ status: 'accepted' });
+    // Before: kept for good (its age does not read, and it was never among the traces read).
+    expect(dropped).toEqual([{ reason: 'tick/too-old', trace: unreadable }]);
+  });
+});

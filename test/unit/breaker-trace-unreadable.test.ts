@@ -43,9 +43,10 @@ describe('a breaker whose confirming trace does not read', () => {
   });
 });
 
-// feed48-refusal-trace: the refusal traces are traces no rule reads either, read as leniently.
+// feed48-refusal-trace: the refusal traces are traces no rule reads either, read as leniently; one that does not read
+// is kept opaque, as stored, for the note that replaces it and the drop that removes it (feed48c-trace-unreadable).
 describe('a refusal trace that does not read', () => {
-  it('reads the market without it, the others as stored', () => {
+  it('reads the market with it apart and opaque, the others as stored', () => {
     const plain = marketFromItem(market());
     const trace = {
       M: {
@@ -63,14 +64,19 @@ describe('a refusal trace that does not read', () => {
           [refusalAttr('tick/duplicate')]: unreadable,
           'refusal:tick/nonsense': trace,
         }),
-      ).toEqual(plain);
-    expect(
-      marketFromItem({
-        ...market(),
-        [refusalAttr('tick/duplicate')]: trace,
-        [refusalAttr('tick/too-old')]: { S: '' },
-      }).refusals,
-    ).toEqual({
+      ).toEqual({
+        ...plain,
+        unreadableRefusals: { 'tick/duplicate': { unreadable: expect.any(String), stored: unreadable } },
+      });
+    const both = marketFromItem({
+      ...market(),
+      [refusalAttr('tick/duplicate')]: trace,
+      [refusalAttr('tick/too-old')]: { S: '' },
+    });
+    expect(both.unreadableRefusals).toEqual({
+      'tick/too-old': { unreadable: expect.stringContaining('refusal:tick/too-old'), stored: { S: '' } },
+    });
+    expect(both.refusals).toEqual({
       'tick/duplicate': {
         sequence: 12,
         timestampMs: 2500,

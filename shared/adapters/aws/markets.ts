@@ -13,6 +13,7 @@ import {
   ConditionFailedError,
   type CrashHook,
   highestSequence,
+  isUnreadableRefusal,
   type JudgedJump,
   type JudgedMarket,
   type MarketReadGuard,
@@ -25,6 +26,8 @@ import {
   type RegistrationWake,
   TRACED_REFUSALS,
   type TracedRefusal,
+  type UnreadableRefusalTrace,
+  type UnreadableRefusalTraces,
 } from '../../ports/index.ts';
 import {
   AdapterInputError,
@@ -199,9 +202,14 @@ function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
  */
 export const refusalAttr = (reason: TracedRefusal): string => `refusal:${reason}`;
 
-/** The refusal traces, each left out when it does not read (a trace no rule reads, as optConfirming's). */
-function optRefusals(item: Item): { refusals?: RefusalTraces } {
+/**
+ * The refusal traces. One that does not read (a trace no rule reads, as optConfirming's) is kept opaque, as stored
+ * (feed48c-trace-unreadable): left out, a note met it as absent and failed its condition on it, a write each refusal
+ * of the kind, and no expiry removed it.
+ */
+function optRefusals(item: Item): { refusals?: RefusalTraces; unreadableRefusals?: UnreadableRefusalTraces } {
   const refusals: { [K in TracedRefusal]?: RefusalTrace } = {};
+  const unreadable: { [K in TracedRefusal]?: UnreadableRefusalTrace } = {};
   for (const reason of TRACED_REFUSALS) {
     const attr = refusalAttr(reason);
     if (item[attr] === undefined) continue;
@@ -220,9 +228,13 @@ function optRefusals(item: Item): { refusals?: RefusalTraces } {
       };
     } catch (error) {
       if (!(error instanceof CorruptItemError)) throw error;
+      unreadable[reason] = { unreadable: error.message, stored: item[attr] };
     }
   }
-  return Object.keys(refusals).length === 0 ? {} : { refusals };
+  return {
+    ...(Object.keys(refusals).length === 0 ? {} : { refusals }),
+    ...(Object.keys(unreadable).length === 0 ? {} : { unreadableRefusals: unreadable }),
+  };
 }
 
 export function marketFromItem(item: Item): MarketState {
@@ -575,9 +587,15 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * A trace only (no rule reads it): a lost answer's retry finds it written, and does nothing. Conditional on the
    * market's resumedAfterMs as judged, so no note lands after a rebase it did not see (any version's: every rebase
-   * writes resumedAfterMs), and on the stored trace of the kind being numbered lower or noted before that rebase.
+   * writes resumedAfterMs), and on the stored trace of the kind being numbered lower or noted before that rebase; one
+   * that did not read, on its being still exactly as read (a path into it compares nothing sound).
    */
-  async noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void> {
+  async noteRefusal(
+    symbol: string,
+    reason: TracedRefusal,
+    trace: RefusalTrace,
+    replacing?: UnreadableRefusalTrace,
+  ): Promise<void> {
     const resumed = trace.resumedAfterMs;
     const values: Record<string, AttributeValue> = {
       ':trace': {
@@ -591,14 +609,23 @@ export class DynamoMarketRepository implements MarketRepository {
           ...(resumed === undefined ? {} : { resumed: N(resumed) }),
         },
       },
-      ':seq': N(trace.sequence),
     };
+    if (replacing === undefined) values[':seq'] = N(trace.sequence);
     if (resumed !== undefined) values[':resumed'] = N(resumed);
-    const condition =
-      resumed === undefined
-        ? 'attribute_not_exists(resumedAfterMs) AND (attribute_not_exists(#trace) OR #trace.seq < :seq)'
-        : 'resumedAfterMs = :resumed AND (attribute_not_exists(#trace) OR #trace.seq < :seq OR ' +
-          'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
+    const rebase =
+      resumed === undefined ? 'attribute_not_exists(resumedAfterMs)' : 'resumedAfterMs = :resumed';
+    let stored: string;
+    if (replacing !== undefined) {
+      values[':stored'] = replacing.stored as AttributeValue;
+      stored = '#trace = :stored';
+    } else {
+      stored =
+        resumed === undefined
+          ? '(attribute_not_exists(#trace) OR #trace.seq < :seq)'
+          : '(attribute_not_exists(#trace) OR #trace.seq < :seq OR ' +
+            'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
+    }
+    const condition = `${rebase} AND ${stored}`;
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
@@ -612,16 +639,25 @@ export class DynamoMarketRepository implements MarketRepository {
 
   async dropRefusals(
     symbol: string,
-    traces: readonly { readonly reason: TracedRefusal; readonly trace: RefusalTrace }[],
+    traces: readonly {
+      readonly reason: TracedRefusal;
+      readonly trace: RefusalTrace | UnreadableRefusalTrace;
+    }[],
   ): Promise<void> {
     if (traces.length === 0) return;
     // One write for them all, each only as read: a note since (a fresh trace) fails it, and the next accepted tick
-    // drops those still expired.
-    const names: Record<string, string> = { '#at': 'at' };
+    // drops those still expired. One that did not read, only while still exactly as read.
+    const names: Record<string, string> = {};
     const values: Record<string, AttributeValue> = {};
     const conditions: string[] = [];
     traces.forEach(({ reason, trace }, i) => {
       names[`#t${i}`] = refusalAttr(reason);
+      if (isUnreadableRefusal(trace)) {
+        values[`:v${i}`] = trace.stored as AttributeValue;
+        conditions.push(`#t${i} = :v${i}`);
+        return;
+      }
+      names['#at'] = 'at';
       values[`:s${i}`] = N(trace.sequence);
       values[`:a${i}`] = N(trace.atMs);
       conditions.push(`#t${i}.seq = :s${i} AND #t${i}.#at = :a${i}`);

@@ -6,6 +6,7 @@ import {
   type BreakerConfirming,
   ConditionFailedError,
   highestSequence,
+  isUnreadableRefusal,
   type JudgedJump,
   type JudgedMarket,
   type MarketReadGuard,
@@ -18,6 +19,7 @@ import {
   type RefusalTrace,
   type RegistrationWake,
   type TracedRefusal,
+  type UnreadableRefusalTrace,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from './internal.ts';
 
@@ -42,7 +44,7 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   (if any) is numbered lower or has another resumedAfterMs; otherwise a no-op (no hook). Creates the market's state
  *   if needed. rebaseSequence removes the traces.
  * - dropRefusals: removes the traces given only when every one is stored as given (sequence and atMs); otherwise a
- *   no-op (no hook).
+ *   no-op (no hook). No trace stored here is unreadable (unreadableRefusals): a note or drop given one is a no-op.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
@@ -208,9 +210,16 @@ export class EmbeddedMarketRepository implements MarketRepository {
     fire(this.#hook, 'markets.noteBreakerConfirming');
   }
 
-  async noteRefusal(symbol: string, reason: TracedRefusal, trace: RefusalTrace): Promise<void> {
+  async noteRefusal(
+    symbol: string,
+    reason: TracedRefusal,
+    trace: RefusalTrace,
+    replacing?: UnreadableRefusalTrace,
+  ): Promise<void> {
     const current = this.#states.get(symbol);
     if (current?.resumedAfterMs !== trace.resumedAfterMs) return;
+    // Never stored here (a state is kept as written): one as read is no longer stored.
+    if (replacing !== undefined) return;
     const stored = current?.refusals?.[reason];
     if (stored && stored.resumedAfterMs === trace.resumedAfterMs && stored.sequence >= trace.sequence) return;
     this.#set({ ...current, symbol, refusals: { ...current?.refusals, [reason]: trace } });
@@ -219,16 +228,21 @@ export class EmbeddedMarketRepository implements MarketRepository {
 
   async dropRefusals(
     symbol: string,
-    traces: readonly { readonly reason: TracedRefusal; readonly trace: RefusalTrace }[],
+    traces: readonly {
+      readonly reason: TracedRefusal;
+      readonly trace: RefusalTrace | UnreadableRefusalTrace;
+    }[],
   ): Promise<void> {
     const current = this.#states.get(symbol);
     const stored = current?.refusals;
-    // All or none, as the AWS adapter's one conditional write.
+    // All or none, as the AWS adapter's one conditional write. An unreadable one is never stored here.
     if (!current || !stored || traces.length === 0) return;
     if (
       traces.some(
         ({ reason, trace }) =>
-          stored[reason]?.sequence !== trace.sequence || stored[reason]?.atMs !== trace.atMs,
+          isUnreadableRefusal(trace) ||
+          stored[reason]?.sequence !== trace.sequence ||
+          stored[reason]?.atMs !== trace.atMs,
       )
     )
       return;
