@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseQuote, type QuoteE6 } from '../shared/domain/units.ts';
 
@@ -79,4 +80,21 @@ export function choiceOption<C extends string>(
     throw new UsageError(`--${name}: "${value}" is not one of ${choices.join(', ')}`);
   }
   return value as C;
+}
+
+/** A file argument's JSON; `what` names the option in the error (`--config: cannot read ...`). */
+export function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what}: ${file} is not JSON`);
+  }
 }

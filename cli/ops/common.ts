@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { OUTPUT_KEYS, riskConfigDigest, stackName } from '../../infra/outputs.ts';
 import { EMULATOR_TIMEOUTS } from '../../shared/adapters/aws/clients.ts';
 import {
@@ -27,6 +26,7 @@ import { LocalStateError } from '../../shared/local/state.ts';
 import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
+import { readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 
 /** What the operator commands share: target options, positional arguments, one-line failures. */
@@ -190,7 +190,7 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
       );
     return DEFAULT_RISK_CONFIG;
   }
-  const given = readRiskConfigFile(file);
+  const given = readRiskConfig(file).config;
   if (deployed !== undefined && riskConfigDigest(given) !== deployed)
     throw new UsageError(
       `--config: ${file} is not the risk configuration stack ${stackName(deployment.stage)} runs with (its ` +
@@ -222,26 +222,6 @@ export function deployedRiskConfig(
   if (file === undefined && unknown)
     throw new UsageError(`${command}: --config is required (the risk configuration deployed: ${why})`);
   return riskConfigFor(deployment, file);
-}
-
-export function readRiskConfigFile(file: string): RiskConfig {
-  return parseRiskConfig(readJsonFile(file, '--config'));
-}
-
-export function readJsonFile(file: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new UsageError(
-      `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UsageError(`${what}: ${file} is not JSON`);
-  }
 }
 
 /**

@@ -42,6 +42,7 @@ import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { intOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
@@ -78,8 +79,8 @@ print, which waits for a second); 3: refused or held by the breaker; 4: not hand
   --source S             feed id (default ${TICK_SOURCE})
   --wait SECONDS         how long to wait for the market to show the tick (default ${DEFAULT_WAIT_SECONDS}; 0: do not wait)
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
-                         aws: the deployed one, default the built-in defaults)
-${TARGET_USAGE}`;
+                         aws: the deployed one, default the built-in defaults):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 /** How often `replay --hold` sends the last price by default: well within the default maxMarkAgeSeconds (120 s). */
 const HOLD_EVERY_SECONDS = 30;
@@ -221,8 +222,8 @@ error (a PutEvents call that failed without an answer): its outcome so far is pr
                          before session 48; more where the queue counts lag longer)
   --json                 print the outcome as one JSON object
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
-                         aws: the deployed one, default the built-in defaults)
-${TARGET_USAGE}`;
+                         aws: the deployed one, default the built-in defaults):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 const INJECT_OPTIONS = {
   ...TARGET_OPTIONS,

@@ -23,6 +23,7 @@ import {
   type StatementRead,
 } from '../../shared/services/fund-statement.ts';
 import { intOption, UsageError } from '../args.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import { riskConfigFor, type TargetValues, withTarget } from './common.ts';
 
@@ -71,8 +72,8 @@ ${CHART_LINES}
   --json                 one JSON object (docs/DEPLOY.md, "Month-end close"), amounts exact decimal strings
   --csv                  the postings, one a line (RFC 4180: a header, CRLF), for an accounting system; what
                          does not reconcile or was cut short is said on stderr
-  --config FILE.json     risk configuration: the fund's quote currency (required on a stack of other rules)
-  Exit 0: it reconciles; 1: it does not (or an entry's kind is not in the chart); 3: cut short by --max.
+  --config FILE.json     risk configuration: the fund's quote currency (required on a stack of other rules):
+${CONFIG_FILE_HELP}  Exit 0: it reconciles; 1: it does not (or an entry's kind is not in the chart); 3: cut short by --max.
 `;
 
 export interface StatementValues extends TargetValues {

@@ -5,6 +5,7 @@ import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { intOption, UsageError } from '../args.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   adaptersOf,
   type Command,
@@ -59,8 +60,8 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
                          at which mark and gave: the latest ${MAX_ADL_EVENTS_KEPT} its record keeps, with how many in all
   --max N                most listed and resent (default 100; with --all, every one)
   --config FILE.json     the risk configuration deployed (required on aws and localstack: the auction's tail
-                         and the venue check's hold set how long a liquidation may stay quiet)
-  --json                 JSON instead of text (show: the fields of LiquidationShow, or PositionLiquidations with
+                         and the venue check's hold set how long a liquidation may stay quiet):
+${CONFIG_FILE_HELP}  --json                 JSON instead of text (show: the fields of LiquidationShow, or PositionLiquidations with
                          --position, in cli/ops/liquidation-show.ts; amounts are decimal strings in their units,
                          times ISO-8601 UTC, a field absent when the records do not have it)
 ${TARGET_USAGE}`;

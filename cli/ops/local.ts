@@ -10,7 +10,6 @@ import {
 import { readsVenueKey, VENUE } from '../../shared/adapters/venue/index.ts';
 import {
   DEFAULT_RISK_CONFIG_INPUT,
-  parseRiskConfig,
   type RiskConfig,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
@@ -31,6 +30,7 @@ import {
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
 import { intOption, UsageError } from '../args.ts';
+import { CONFIG_FILE_HELP, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import {
   type Command,
@@ -38,7 +38,6 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
-  readJsonFile,
   subcommand,
 } from './common.ts';
 
@@ -54,8 +53,8 @@ Options of up:
   --port N               emulator port (default ${DEFAULT_LOCAL_PORT}; 0: any free port)
   --stage S              stage name (default ${DEFAULT_LOCAL_STAGE})
   --region R             region (default us-east-1)
-  --config FILE.json     risk configuration the handlers run with (default: the built-in defaults)
-  --index-shards JSON    index shards of markets written faster than one partition takes, like
+  --config FILE.json     risk configuration the handlers run with (default: the built-in defaults):
+${CONFIG_FILE_HELP}  --index-shards JSON    index shards of markets written faster than one partition takes, like
                          '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
                          market; as backstop:positionIndexShards on AWS)
   --venue-key FILE       the venue's API key (the secret's string, as the exchange adapter parses it), stored in
@@ -134,15 +133,13 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
   }
   checkRegion(values.region);
-  let riskConfig: RiskConfigInput | undefined;
-  if (values.config !== undefined) {
-    riskConfig = readJsonFile(values.config, '--config') as RiskConfigInput;
-    parseRiskConfig(riskConfig);
-  }
+  // As the operator commands and simulate read it: a cdk.json gives its backstop:riskConfig (follow48-config-cdk-json).
+  const source = readRiskConfig(values.config);
+  const riskConfig = values.config === undefined ? undefined : source.input;
   const positionIndexShards =
     values['index-shards'] === undefined
       ? undefined
-      : indexShardsOption(values['index-shards'], parseRiskConfig(riskConfig ?? DEFAULT_RISK_CONFIG_INPUT));
+      : indexShardsOption(values['index-shards'], source.config);
   const venueKey = venueKeyOption(values['venue-key'], VENUE);
   const options: UpOptions = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,

@@ -40,6 +40,7 @@ import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } fro
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, quoteOption, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
 import { callerArn } from './caller.ts';
 import {
@@ -85,8 +86,8 @@ providers: backstop liquidity providers with committed capital and standing bids
                          provider already there keeps its terms and what the auctions left of its capital)
 Both:
   --config FILE.json     risk configuration of the deployment (local: what local up runs with; aws and
-                         localstack: the deployed one, required)
-${TARGET_USAGE}`;
+                         localstack: the deployed one, required):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--json]
        backstop fund index-journal [--json]
@@ -103,8 +104,8 @@ ${STATEMENT_SYNOPSIS}
                          1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
-  --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack)
-  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry (with
+  --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack):
+${CONFIG_FILE_HELP}  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry (with
                          who moved it: the caller's ARN, as STS names the credentials), whether
                          the key was applied before (nothing moved now) and the balance now
 
@@ -118,8 +119,8 @@ export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequenc
 
   --symbol S             market (e.g. ETH-USD)
   --from-sequence N      the restarted feed's next sequence (an integer >= 0)
-  --config FILE.json     risk configuration of the deployment (its markets and clock skew bound; required on aws and localstack)
-${TARGET_USAGE}`;
+  --config FILE.json     risk configuration of the deployment (its markets and clock skew bound; required on aws and localstack):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
        backstop positions index
@@ -135,8 +136,8 @@ export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
   would never rank them). Positions written since carry it; a re-run finds none.
 
   --symbol S             market (e.g. ETH-USD; reindex only)
-  --config FILE.json     risk configuration: the deployed one, with its new maintenance margin (reindex only)
-${TARGET_USAGE}`;
+  --config FILE.json     risk configuration: the deployed one, with its new maintenance margin (reindex only):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 const POSITIONS_OPTIONS = {
   ...TARGET_OPTIONS,

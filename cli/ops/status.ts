@@ -13,6 +13,7 @@ import {
 } from '../../shared/local/status.ts';
 import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   type Command,
   noMorePositionals,
@@ -51,8 +52,8 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
                          stranded (default ${STRANDED_CONFIRM_MS / 1000}; 0: at the first, as a single read; more where the queue
                          counts lag longer)
   --config FILE.json     risk configuration of the deployment (local: what local up runs with), so that a mark
-                         older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it)
-${TARGET_USAGE}`;
+                         older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it):
+${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 const OPTIONS = {
   ...TARGET_OPTIONS,

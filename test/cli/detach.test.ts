@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { motoAnswers } from '../../shared/local/moto.ts';
 import { isAlive, readLocalRecord } from '../../shared/local/state.ts';
 import { cli } from '../support/cli.ts';
@@ -24,6 +25,17 @@ afterAll(async () => {
 
 describe('local up --detach and local down', () => {
   it('starts in the background, answers status, and stops with its emulator', async () => {
+    // follow48-config-cdk-json: the risk configuration from a cdk.json and the cdk.context.json beside it.
+    const riskConfig = {
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '100' },
+    };
+    mkdirSync(path.join(dir, 'cdk'));
+    writeFileSync(path.join(dir, 'cdk', 'cdk.json'), JSON.stringify({ app: 'x', context: {} }));
+    writeFileSync(
+      path.join(dir, 'cdk', 'cdk.context.json'),
+      JSON.stringify({ 'backstop:riskConfig': JSON.stringify(riskConfig) }),
+    );
     const up = await cli(
       'local',
       'up',
@@ -34,9 +46,13 @@ describe('local up --detach and local down', () => {
       'bg',
       '--index-shards',
       '{"ETH-USD":2}',
+      '--config',
+      path.join(dir, 'cdk', 'cdk.json'),
     );
     expect(up.code, up.stderr).toBe(0);
     const record = readLocalRecord(dir)!;
+    // What its functions run with, and what the operator commands judge by without --config.
+    expect(record.riskConfig).toEqual(riskConfig);
     // The background stack runs with the shards asked, and the other commands write positions in them.
     expect(record.positionIndexShards).toEqual({ 'ETH-USD': 2 });
     expect(up.stdout).toContain(`endpoint ${record.endpoint}, stage bg (pid ${record.pid}`);

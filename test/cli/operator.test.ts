@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BatchWriteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import {
   createAwsAdapters,
   type ResourceNames,
@@ -10,12 +11,12 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { positionItem } from '../../shared/adapters/aws/positions.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { writeLocalRecord } from '../../shared/local/state.ts';
 import type { PositionRecord } from '../../shared/ports/index.ts';
 import { readAdlTop } from '../../shared/services/adl-snapshots.ts';
-import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('operator');
 const newStage = () => emulator.newStage('op');
@@ -625,5 +626,109 @@ describe('status: a fund balance written outside the journal', () => {
     expect((await cli('status', ...at)).stdout).toContain(
       '  problem: entry 2: balanceBefore 110.00 != 100.00, the sum of the entries before it (+10.00)\n',
     );
+  });
+});
+
+// follow48-config-cdk-json: simulate --config read a cdk.json (and the cdk.context.json beside it) as synth does, the
+// operator commands a plain risk configuration only: the file an operator replayed was refused where it acted.
+describe('--config cdk.json: every command reads it as simulate and synth do', () => {
+  const withSol = {
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: [
+      ...DEFAULT_RISK_CONFIG_INPUT.markets,
+      { ...DEFAULT_RISK_CONFIG_INPUT.markets[0]!, symbol: 'SOL-USD' },
+    ],
+    insurance: { ...DEFAULT_RISK_CONFIG_INPUT.insurance, floor: '100' },
+  };
+  /** A cdk.json with no risk configuration, and the cdk.context.json beside it holding it, as DEPLOY.md keeps it. */
+  const pair = (riskConfig: unknown): string => {
+    const dir = mkdtempSync(path.join(emulator.dir, 'cdk-'));
+    writeFileSync(
+      path.join(dir, 'cdk.json'),
+      JSON.stringify({ app: 'x', context: { 'backstop:stage': 'qa' } }),
+    );
+    writeFileSync(
+      path.join(dir, 'cdk.context.json'),
+      JSON.stringify({ 'backstop:riskConfig': JSON.stringify(riskConfig) }),
+    );
+    return path.join(dir, 'cdk.json');
+  };
+
+  it('fund withdraw and positions reindex take the pair, checked against the stack digest', async () => {
+    const { stage, names } = await newStage();
+    await publishStackOutputs(emulator.moto.endpoint, stage, names, {
+      [OUTPUT_KEYS.riskConfigDigest]: riskConfigDigest(parseRiskConfig(withSol)),
+    });
+    const at = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const cdk = pair(withSol);
+    const reindex = await cli('positions', 'reindex', '--symbol', 'SOL-USD', '--config', cdk, ...at);
+    expect(reindex.code, reindex.stderr).toBe(0);
+    expect(reindex.stdout).toMatch(/^SOL-USD LONG: 0 open positions priced again/);
+    expect((await cli('fund', 'deposit', '--amount', '150', '--key', 'd', ...at)).code).toBe(0);
+    // The floor of 100 is the pair's: 60 leaves 90 below it, 50 leaves it at it.
+    const below = await cli('fund', 'withdraw', '--amount', '60', '--key', 'w1', '--config', cdk, ...at);
+    expect(below.code).toBe(2);
+    expect(below.stderr).toMatch(/floor/);
+    const run = await cli('fund', 'withdraw', '--amount', '50', '--key', 'w2', '--config', cdk, ...at);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/balance 100\.00 USD/);
+    // A cdk.json without its cdk.context.json is the defaults synth would deploy: not this stack's.
+    const alone = path.join(mkdtempSync(path.join(emulator.dir, 'alone-')), 'cdk.json');
+    writeFileSync(alone, JSON.stringify({ context: {} }));
+    const refused = await cli('fund', 'withdraw', '--amount', '1', '--key', 'w3', '--config', alone, ...at);
+    expect(refused.stderr).toMatch(/is not the risk configuration stack .* runs with/);
+  });
+
+  it('says what is wrong with a pair in the words simulate says it', async () => {
+    const { at } = await newStage();
+    const bad = pair({ ...withSol, auction: { ...withSol.auction, nope: 1 } });
+    const simulate = await cli('simulate', '--config', bad);
+    expect(simulate.code).toBe(2);
+    expect(simulate.stderr).toMatch(/^backstop: --config: .*cdk\.json \(with .*cdk\.context\.json\): /);
+    const withdraw = await cli('fund', 'withdraw', '--amount', '1', '--config', bad, ...at);
+    expect([withdraw.code, withdraw.stderr]).toEqual([2, simulate.stderr]);
+  });
+
+  it('local up runs the pair (its markets take --index-shards)', async () => {
+    const state = mkdtempSync(path.join(tmpdir(), 'follow48-up-'));
+    const before = process.env.BACKSTOP_STATE_DIR;
+    process.env.BACKSTOP_STATE_DIR = state;
+    try {
+      // A stack already running (this process): local up stops there, after reading its options.
+      writeLocalRecord(state, {
+        pid: process.pid,
+        motoPid: process.pid,
+        endpoint: 'http://127.0.0.1:1',
+        stage: 'local',
+        region: 'us-east-1',
+        startedAt: new Date().toISOString(),
+      });
+      const run = await cli('local', 'up', '--config', pair(withSol), '--index-shards', '{"SOL-USD": 2}');
+      expect([run.code, run.stderr]).toEqual([1, expect.stringMatching(/already running/)]);
+    } finally {
+      process.env.BACKSTOP_STATE_DIR = before;
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it("every command's help that takes --config says so", async () => {
+    const commands = [
+      ['seed'],
+      ['fund'],
+      ['feed'],
+      ['positions'],
+      ['status'],
+      ['inject'],
+      ['replay'],
+      ['liquidations'],
+      ['local'],
+      ['simulate'],
+    ];
+    for (const command of commands) {
+      const help = (await cli(...command, '--help')).stdout;
+      const options = help.split(/\n(?= {2}-)/).filter((o) => /^ {2}--config /.test(o));
+      expect(options.length, command[0]).toBeGreaterThan(0);
+      for (const option of options) expect(option.replace(/\s+/g, ' '), command[0]).toMatch(/cdk\.json/);
+    }
   });
 });
