@@ -111,20 +111,22 @@ const QUOTE_ASSETS = 'USDT|USDC|BUSD|USD';
  * "BTCUSDC-1m-...") or its base asset, alone or followed by a quote asset ("btc-...", "BTCUSDT-1m-..."). A whole
  * symbol wins over a base; a base that several markets share (BTC-USD and BTC-USDT) is refused with them named,
  * never taken as the first configured. Otherwise the simulation's default market, or, with `required` (prices
- * sent to a live stack), a usage error: a wrong market's marks would liquidate its book.
+ * sent to a live stack), a usage error: a wrong market's marks would liquidate its book. `option`: the option
+ * `given` came as, named in the errors.
  */
 export function resolveSymbol(
   config: RiskConfig,
   given: string | undefined,
   file: string | undefined,
   required = false,
+  option = '--symbol',
 ): string {
   const symbols = config.markets.map((m) => m.symbol);
   /** One market, or a usage error naming the markets that share the base. */
   const one = (found: string[], what: string): string | undefined => {
     if (found.length > 1)
       throw new UsageError(
-        `${what} could be any of ${found.join(', ')} (markets of one base asset): give --symbol as the whole symbol`,
+        `${what} could be any of ${found.join(', ')} (markets of one base asset): give ${option} as the whole symbol`,
       );
     return found[0];
   };
@@ -134,10 +136,10 @@ export function resolveSymbol(
       ? wanted
       : one(
           symbols.filter((s) => baseOf(s) === wanted),
-          `--symbol: "${given}"`,
+          `${option}: "${given}"`,
         );
     if (!found)
-      throw new UsageError(`--symbol: "${given}" is not a configured market (${symbols.join(', ')})`);
+      throw new UsageError(`${option}: "${given}" is not a configured market (${symbols.join(', ')})`);
     return found;
   }
   const name = file === undefined ? '' : basename(file).toUpperCase();

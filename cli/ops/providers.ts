@@ -19,6 +19,8 @@ import { shellWord } from '../../shared/local/deployment.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
 import { UsageError } from '../args.ts';
+import { CONFIG_FILE_HELP } from '../risk-config.ts';
+import { resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
   type Command,
@@ -26,6 +28,7 @@ import {
   OperatorInputError,
   operatorCommand,
   parseCommand,
+  riskConfigFor,
   subcommand,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -38,7 +41,7 @@ import {
  */
 
 export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--json]
-       backstop providers list [--market SYMBOL] [--json]
+       backstop providers list [--market SYMBOL [--config FILE.json]] [--json]
 
   show      one provider: its terms (markets, discount, lots), its capital left unused, and what it won in the
             auctions: its totals per market (fills, base bought and what it paid, base sold and what it was
@@ -51,8 +54,11 @@ export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--j
   list      every provider (or those quoting --market), ordered by id: markets, capital, discount, lot, and
             its lifetime totals (a consistent Scan of the providers table: tens of items). A provider whose
             record does not read is named with why on stderr, the others listed: exit 1
-  --market SYMBOL        list: only the providers quoting this market, and only its totals
-  --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
+  --market SYMBOL        list: only the providers quoting this market, and only its totals: a market of the risk
+                         configuration (eth-usd is ETH-USD), exit 2 for another
+  --config FILE.json     list --market: the risk configuration deployed, for its markets (local: what local up runs
+                         with; aws: the deployed one, default the built-in defaults):
+${CONFIG_FILE_HELP}  --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
                          amounts are decimal strings in their units, times ISO-8601 UTC, a key absent when the
                          record does not have it
 ${TARGET_USAGE}`;
@@ -60,6 +66,7 @@ ${TARGET_USAGE}`;
 export const PROVIDERS_OPTIONS = {
   ...TARGET_OPTIONS,
   market: { type: 'string' },
+  config: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -336,8 +343,9 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
     const id = positionals[1];
     if (id === undefined || id.trim() === '') throw new UsageError('providers show: a provider id');
     noMorePositionals('providers show', positionals, 2);
-    if (values.market !== undefined)
-      throw new UsageError('providers show: --market is an option of providers list');
+    for (const name of ['market', 'config'] as const)
+      if (values[name] !== undefined)
+        throw new UsageError(`providers show: --${name} is an option of providers list`);
     return withTarget(values, async (deployment) => {
       const p = await adaptersOf(deployment).providers.get(id);
       if (!p)
@@ -350,10 +358,17 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
     });
   }
   noMorePositionals('providers list', positionals, 1);
-  const market = values.market;
-  if (market !== undefined && market.trim() === '')
+  const given = values.market;
+  if (given !== undefined && given.trim() === '')
     throw new UsageError('providers list: --market needs a symbol');
+  if (given === undefined && values.config !== undefined)
+    throw new UsageError('providers list: --config only with --market (its markets)');
   return withTarget(values, async (deployment) => {
+    // A configured market, as replay and inject take one: a typo or lower case listed "no provider quotes" it.
+    const market =
+      given === undefined
+        ? undefined
+        : resolveSymbol(riskConfigFor(deployment, values.config), given, undefined, false, '--market');
     // One record that does not read is named, not the whole list refused (review48-providers-list-unreadable).
     const unreadable: { id: string; reason: string }[] = [];
     const all = await scanProviders(

@@ -721,6 +721,7 @@ describe('--config cdk.json: every command reads it as simulate and synth do', (
       ['inject'],
       ['replay'],
       ['liquidations'],
+      ['providers'],
       ['local'],
       ['simulate'],
     ];

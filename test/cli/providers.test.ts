@@ -1,9 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { ProviderShow, ProvidersList } from '../../cli/ops/providers.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { providerItem } from '../../shared/adapters/aws/providers.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG, DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { fillEdge, providerFillsRead } from '../../shared/domain/provider-fills.ts';
 import { formatBase, formatPrice, formatQuote, formatQuoteGrouped } from '../../shared/domain/units.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
@@ -215,4 +218,38 @@ describe('providers show and list', () => {
     expect(help.stdout).toContain('backstop providers show <providerId>');
     expect((await cli('--help')).stdout).toContain('providers  providers show <id> | list');
   }, 120_000);
+
+  // follow48-providers-market: a lowercase or unknown --market printed "no provider quotes ..." and exited 0.
+  it('takes --market as replay takes a symbol: a configured market, exit 2 naming them for another', async () => {
+    const { at } = await emulator.newStage('pmkt');
+    const lower = await cli('providers', 'list', '--market', 'eth-usd', '--json', ...at);
+    expect(lower.code, lower.stderr).toBe(0);
+    expect((JSON.parse(lower.stdout) as ProvidersList).market).toBe('ETH-USD');
+    expect((await cli('providers', 'list', '--market', 'btc', ...at)).stdout).toBe(
+      'no provider quotes BTC-USD\n',
+    );
+    const markets = DEFAULT_RISK_CONFIG.markets.map((m) => m.symbol).join(', ');
+    const unknown = await cli('providers', 'list', '--market', 'DOGE-USD', ...at);
+    expect([unknown.code, unknown.stdout, unknown.stderr]).toEqual([
+      2,
+      '',
+      `backstop: --market: "DOGE-USD" is not a configured market (${markets})\n`,
+    ]);
+    // The markets of the configuration the stage runs: given as --config (a cdk.json too), checked as replay does.
+    const sol = path.join(emulator.dir, 'sol.json');
+    const eth = DEFAULT_RISK_CONFIG_INPUT.markets[0]!;
+    writeFileSync(
+      sol,
+      JSON.stringify({ ...DEFAULT_RISK_CONFIG_INPUT, markets: [{ ...eth, symbol: 'SOL-USD' }] }),
+    );
+    const withConfig = await cli('providers', 'list', '--market', 'sol', '--config', sol, ...at);
+    expect([withConfig.code, withConfig.stdout]).toEqual([0, 'no provider quotes SOL-USD\n']);
+    expect((await cli('providers', 'list', '--market', 'eth-usd', '--config', sol, ...at)).stderr).toBe(
+      'backstop: --market: "eth-usd" is not a configured market (SOL-USD)\n',
+    );
+    expect((await cli('providers', 'list', '--config', 'x.json', ...at)).stderr).toMatch(
+      /--config only with --market/,
+    );
+    expect((await cli('providers', 'show', 'lp-1', '--config', 'x.json', ...at)).code).toBe(2);
+  });
 });
