@@ -10,6 +10,7 @@ import {
   parseQuote,
   UnitError,
 } from '../domain/units.ts';
+import { counted } from '../domain/words.ts';
 import { chunksOf, eachInFlight } from '../in-flight.ts';
 import type { BatchReader, MarketRepository, PositionRecord, ProviderRecord } from '../ports/index.ts';
 import {
@@ -185,7 +186,7 @@ function fromCsv(text: string, file: string): OpenPosition[] {
       const missing = REQUIRED_COLUMNS.filter((c) => !cells.includes(c));
       if (missing.length > 0) {
         throw new SeedFileError(
-          `seed/no-header: ${file}: line ${i + 1}: missing column(s) ${missing.join(', ')}`,
+          `seed/no-header: ${file}: line ${i + 1}: missing ${counted(missing.length, 'column', 'columns')}: ${missing.join(', ')}`,
         );
       }
       return;

@@ -1034,10 +1034,16 @@ describe('seed files', () => {
   });
   it.each([
     [
-      'a missing column',
+      'a missing column (follow48-seed-columns: "column(s)", one word for one)',
       'id,symbol,side,size,entryPrice\nx,ETH-USD,LONG,1,1',
       'csv',
-      /seed\/no-header: f: line 1: missing column\(s\) collateral/,
+      /seed\/no-header: f: line 1: missing 1 column: collateral$/,
+    ],
+    [
+      'two missing columns',
+      'id,symbol,side,size\nx,ETH-USD,LONG,1',
+      'csv',
+      /seed\/no-header: f: line 1: missing 2 columns: entryPrice, collateral$/,
     ],
     [
       'a short row',
