@@ -6,6 +6,7 @@ import {
   deadLetterQueuesOf,
   discardDeadLetters,
   listDeadLetters,
+  PEEK_VISIBILITY_SECONDS,
   type RedriveOutcome,
   redriveDeadLetters,
 } from '../../shared/local/dlq.ts';
@@ -45,7 +46,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             alone (dlq/continuation-refused: the market's next accepted tick does its work; then discard it);
             one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
             duplicate its consumer takes; or discard it). The text names every one of those, then at most
-            ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all)
+            ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all). Messages it held that SQS would
+            not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
@@ -95,6 +97,13 @@ export function renderRedrive(
     else if (o.notReached)
       lines.push(
         `  those not reached of SQS's count as the run began: past --max, held by another reader, or deleted before its count caught up; ${backstopCommand(target, `dlq list --queue ${o.queue}`)} shows what is there`,
+      );
+    // Refused entries of the release, by reason (follow48-dlq-release-entries): as a release that failed whole is said.
+    const notReleased = new Map<string, number>();
+    for (const n of o.notReleased ?? []) notReleased.set(n.reason, (notReleased.get(n.reason) ?? 0) + 1);
+    for (const [reason, n] of notReleased)
+      lines.push(
+        `  releasing ${counted(n, 'message', 'messages')} it held: ${reason} (they come back once their visibility timeout runs out, ${PEEK_VISIBILITY_SECONDS} s)`,
       );
     for (const n of o.notDeleted ?? []) lines.push(`  ${n.messageId}: ${n.reason}`);
     for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN)) lines.push(`  ${f.messageId}: ${f.reason}`);

@@ -98,6 +98,13 @@ export interface NotDeleted {
   readonly reason: string;
 }
 
+/** A message the run held whose release SQS refused (an entry of ChangeMessageVisibilityBatch's Failed). */
+export interface NotReleased {
+  readonly messageId: string;
+  /** SQS's code and message for the entry. */
+  readonly reason: string;
+}
+
 /**
  * One run's receives from a DLQ, each message handed on once (ops46-dlq-seen-once). SQS delivers at least once: a
  * message the run holds comes round again once its visibility timeout runs out while the run still works (a run over
@@ -186,10 +193,13 @@ class DlqRun {
     return [...this.#undeleted].map(([messageId, reason]) => ({ messageId, reason }));
   }
 
-  /** Tries each failed delete once more, then makes every message the run holds visible again. */
-  async finish(): Promise<void> {
+  /**
+   * Tries each failed delete once more, then makes every message the run holds visible again. Returns those SQS
+   * refused to release: hidden until their visibility timeout runs out.
+   */
+  async finish(): Promise<NotReleased[]> {
     for (const id of [...this.#undeleted.keys()]) await this.#deleteHeld(id);
-    await release(this.#deployment, this.#url, [...this.#held.values()]);
+    return release(this.#deployment, this.#url, [...this.#held.values()]);
   }
 }
 
@@ -250,19 +260,35 @@ async function peek<T>(
   }
 }
 
-/** Makes peeked messages visible again at once. */
-async function release(deployment: Deployment, url: string, messages: readonly Message[]): Promise<void> {
+/**
+ * Makes peeked messages visible again at once. Returns the entries SQS refused: a batch answers 200 with them in
+ * `Failed` (follow48-dlq-release-entries: they went unsaid).
+ */
+async function release(
+  deployment: Deployment,
+  url: string,
+  messages: readonly Message[],
+): Promise<NotReleased[]> {
+  const refused: NotReleased[] = [];
   for (let i = 0; i < messages.length; i += RECEIVE_BATCH) {
-    const entries = messages
-      .slice(i, i + RECEIVE_BATCH)
-      .filter((m) => m.ReceiptHandle)
-      .map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 }));
+    const batch = messages.slice(i, i + RECEIVE_BATCH).filter((m) => m.ReceiptHandle);
+    const entries = batch.map((m, j) => ({
+      Id: String(j),
+      ReceiptHandle: m.ReceiptHandle!,
+      VisibilityTimeout: 0,
+    }));
     if (entries.length > 0) {
-      await deployment.clients.sqs.send(
+      const out = await deployment.clients.sqs.send(
         new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }),
       );
+      for (const f of out.Failed ?? [])
+        refused.push({
+          messageId: batch[Number(f.Id)]?.MessageId ?? '',
+          reason: [f.Code, f.Message].filter(Boolean).join(': ') || 'refused',
+        });
     }
   }
+  return refused;
 }
 
 const parseJson = (body: string): unknown => {
@@ -378,6 +404,11 @@ export interface RedriveOutcome {
    * stamped as first sent there, which took older ones' place. Left for the next redrive (present when any).
    */
   readonly pastCount?: number;
+  /**
+   * Messages the run held (those left) whose release SQS refused as it ended: hidden until their visibility timeout
+   * runs out, then back (present when any).
+   */
+  readonly notReleased?: readonly NotReleased[];
   /** The error that ended the run, or its release of what it held as it ended (present when one did). */
   readonly stopped?: RedriveStop;
 }
@@ -498,6 +529,7 @@ export async function redriveDeadLetters(
   /** A receive found nothing it had not seen: the run did not end at the count. */
   let emptied = false;
   const pastCount = new Set<string>();
+  let notReleased: NotReleased[] = [];
   // What it does not delete it holds out of sight until the end (released then), each message handed on once.
   const run = new DlqRun(deployment, url, options);
   try {
@@ -569,7 +601,7 @@ export async function redriveDeadLetters(
     stopped ??= errorLine(error);
   } finally {
     try {
-      await run.finish();
+      notReleased = await run.finish();
     } catch (error) {
       // Said after the error that stopped the run too: expired credentials fail the release as they failed the run
       // (review48-dlq-release-unsaid).
@@ -590,6 +622,7 @@ export async function redriveDeadLetters(
     ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
     ...(short > 0 ? { notReached: short } : {}),
     ...(pastCount.size > 0 ? { pastCount: pastCount.size } : {}),
+    ...(notReleased.length > 0 ? { notReleased } : {}),
     ...(stopped !== undefined
       ? {
           stopped: {

@@ -1402,3 +1402,78 @@ it('ends while new dead letters keep coming in when SQS counted more than the DL
   const depth = await new SqsQueueTransport(clients.sqs, { url: dlq }).depth();
   expect([depth.visible, depth.inFlight]).toEqual([10, 0]);
 }, 60_000);
+
+/**
+ * SQS's answer to a ChangeMessageVisibilityBatch on `url` that refuses the entry of each message whose body is in
+ * `bodies` (200, the entry in Failed, as for a receipt handle SQS no longer takes), the others released.
+ */
+function releaseRefuses(url: string, bodies: readonly string[]): () => void {
+  const byHandle = new Map<string, string>(); // receipt handle -> body
+  const name = `releaseRefuses${url}`;
+  type Entry = { Id: string; ReceiptHandle: string };
+  clients.sqs.middlewareStack.add(
+    ((
+      next: (a: unknown) => Promise<{ output: Record<string, unknown> }>,
+      context: { commandName?: string },
+    ) =>
+      async (args: { input: { QueueUrl?: string; Entries?: Entry[] } }) => {
+        if (args.input.QueueUrl !== url) return next(args);
+        if (context.commandName === 'ReceiveMessageCommand') {
+          const result = await next(args);
+          for (const m of (result.output.Messages ?? []) as { ReceiptHandle: string; Body: string }[])
+            byHandle.set(m.ReceiptHandle, m.Body);
+          return result;
+        }
+        if (context.commandName !== 'ChangeMessageVisibilityBatchCommand') return next(args);
+        const refused = (e: Entry) => bodies.includes(byHandle.get(e.ReceiptHandle) ?? '');
+        const rest = (args.input.Entries ?? []).filter((e) => !refused(e));
+        const result =
+          rest.length > 0
+            ? await next({ ...args, input: { ...args.input, Entries: rest } })
+            : { output: { Successful: [], $metadata: {} }, response: {} };
+        const failed = (args.input.Entries ?? []).filter(refused).map((e) => ({
+          Id: e.Id,
+          SenderFault: true,
+          Code: 'ReceiptHandleIsInvalid',
+          Message: 'The receipt handle has expired.',
+        }));
+        return { ...result, output: { ...result.output, Failed: failed } };
+      }) as never,
+    { step: 'initialize', name },
+  );
+  return () => clients.sqs.middlewareStack.remove(name);
+}
+
+it('says the messages it held whose release SQS refused, entry by entry (follow48-dlq-release-entries)', async () => {
+  // Found by this session's helpers: ChangeMessageVisibilityBatch answers 200 with refused entries in Failed, and the
+  // run read nothing of its answer: those messages stayed hidden up to the visibility timeout, unsaid.
+  const d = await stage('dlqrelease', ['{"liquidationId":"ok:0"}']);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const poison = ['poison a', 'poison b', 'poison c'];
+  for (const body of poison)
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  const remove = releaseRefuses(dlq, poison.slice(0, 2));
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 1000, VISIBILITY);
+  } finally {
+    remove();
+  }
+  expect(outcome.moved).toBe(1);
+  expect(outcome.stopped).toBeUndefined();
+  const byBody = new Map((await listDeadLetters(d, 'liquidations')).map((m) => [m.body, m.messageId]));
+  expect([...byBody.keys()]).toEqual(['poison c']);
+  const reason = 'ReceiptHandleIsInvalid: The receipt handle has expired.';
+  expect(outcome.failed).toHaveLength(3);
+  expect(outcome.notReleased).toHaveLength(2);
+  expect(outcome.notReleased!.every((n) => n.reason === reason)).toBe(true);
+  // The ids are those of the two refused, which come back once their timeout runs out.
+  const refusedIds = outcome.notReleased!.map((n) => n.messageId);
+  expect(refusedIds).not.toContain(byBody.get('poison c'));
+  expect(new Set(refusedIds).size).toBe(2);
+  expect(outcome.failed.map((f) => f.messageId)).toEqual(expect.arrayContaining(refusedIds));
+  await vi.waitFor(async () => expect((await listDeadLetters(d, 'liquidations')).length).toBe(3), WAIT);
+  expect(renderRedrive([{ queue: 'liquidations', ...outcome }], d).split('\n')[1]).toBe(
+    `  releasing 2 messages it held: ${reason} (they come back once their visibility timeout runs out, 30 s)`,
+  );
+}, 60_000);
