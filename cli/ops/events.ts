@@ -178,9 +178,11 @@ export function holdLooks(options: {
     const run = strandedRun(stranded, atMs, lastStates !== undefined && states !== lastStates);
     lastStates = run === undefined ? undefined : states;
     if (run !== undefined && run.reads >= STUCK_LOOKS && run.forMs >= confirmMs) {
+      // How long it looked, as status --watch says it (follow48-hold-looked): the judgment rests on it.
       ended =
         `hold ended: ${counted(stranded, 'liquidation is', 'liquidations are')} not terminal and no ` +
-        `message is left to move ${stranded === 1 ? 'it' : 'them'}: ${strandedAdvice(dlqMessages, options.target, stranded)}`;
+        `message is left to move ${stranded === 1 ? 'it' : 'them'} (none seen by ${counted(run.reads, 'look', 'looks')} ` +
+        `over ${Math.floor(run.forMs / 1000)} s): ${strandedAdvice(dlqMessages, options.target, stranded)}`;
       return false;
     }
     return liquidations.nonTerminal > 0;

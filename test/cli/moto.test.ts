@@ -1211,14 +1211,20 @@ describe('replay --hold', () => {
     const run = await holdEverySecond(target);
     expect(run.code).toBe(1);
     // It held on before: a dead-lettered liquidation kept it holding until Ctrl-C.
-    expect(run.stderr.trimEnd().split('\n')).toEqual([
+    // How long it looked is the looks' own (a second apart, here judged at once: STRANDED_CONFIRM_MS mocked to 0).
+    expect(
+      run.stderr
+        .trimEnd()
+        .replace(/ over \d+ s\)/, ' over N s)')
+        .split('\n'),
+    ).toEqual([
       expect.stringMatching(
         /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations/,
       ),
       // drill45-stranded-advice: none dead-lettered, the way is a resend (it said dlq list and redrive, which find none).
       // ux45-advice-config: with the --config overdue requires on localstack.
       // ux46-advice-target: with the flags of the target the hold ran against.
-      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
+      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it (none seen by 2 looks over N s): no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
     ]);
     // The advice run as printed (read back by the CLI's own parser) acts on this stage: it resends p1:0 to its queue.
     const printed = run.stderr
@@ -1366,8 +1372,14 @@ describe('replay --hold', () => {
     );
     await settling;
     expect(code, stderr).toBe(1);
-    expect(stderr.trimEnd().split('\n').at(-1)).toBe(
-      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
+    expect(
+      stderr
+        .trimEnd()
+        .replace(/ over \d+ s\)/, ' over N s)')
+        .split('\n')
+        .at(-1),
+    ).toBe(
+      `backstop: hold ended: 1 liquidation is not terminal and no message is left to move it (none seen by 2 looks over N s): no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target localstack --stage ${stage} --endpoint ${emulator.moto.endpoint} --region us-east-1 sends each a message`,
     );
   });
 

@@ -179,6 +179,7 @@ describe('replay --hold: its looks at the stack', () => {
       target: aws,
       warn: (line) => warned.push(line),
       confirmMs: 0,
+      nowMs: () => 0,
     });
     return { looks, warned };
   }
@@ -241,8 +242,9 @@ describe('replay --hold: its looks at the stack', () => {
     // None from 90 s on: it holds on 59.999 s later, and ends at the look a minute after the first.
     expect([await lookAt(90_000), await lookAt(149_999)]).toEqual([true, true]);
     expect(await lookAt(150_000)).toBe(false);
+    // follow48-hold-looked: and says how long it looked, the looks from 90 s to 150 s.
     expect(looks.ended()).toBe(
-      'hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
+      'hold ended: 1 liquidation is not terminal and no message is left to move it (none seen by 3 looks over 60 s): no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
     );
     // Judged at once (confirmMs 0): two looks running still, as SQS's counts are approximate.
     const atOnce = holdLooks({
@@ -414,13 +416,13 @@ describe('replay --hold: its looks at the stack', () => {
     const one = looksAt([work(1, 1), work(1, 1)]);
     expect([await one.looks.pending(), await one.looks.pending()]).toEqual([true, false]);
     expect(one.looks.ended()).toBe(
-      'hold ended: 1 liquidation is not terminal and no message is left to move it: no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
+      'hold ended: 1 liquidation is not terminal and no message is left to move it (none seen by 2 looks over 0 s): no dead letter holds it (a purged queue, an expired dead letter): backstop liquidations overdue --all --resend --config risk.json --target aws --stage prod --region eu-west-1 sends each a message',
     );
     const two = looksAt([work(1, 2), work(1, 2)]);
     await two.looks.pending();
     await two.looks.pending();
     expect(two.looks.ended()).toMatch(
-      /^hold ended: 2 liquidations are not terminal and no message is left to move them: no dead letter holds them /,
+      /^hold ended: 2 liquidations are not terminal and no message is left to move them \(none seen by 2 looks over 0 s\): no dead letter holds them /,
     );
   });
 });
