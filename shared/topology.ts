@@ -28,6 +28,12 @@ export interface TableDef {
    * index alone, so a read grant on it allows no Scan (security48-read-scan).
    */
   readonly scanned?: true;
+  /**
+   * Written by puts alone (each journal entry once, the balance put whole on the sequence read): a write grant on it
+   * allows no UpdateItem. The operator's `fund index-journal` updates it with the operator's credentials
+   * (review48-security-ledger-update).
+   */
+  readonly putsOnly?: true;
   readonly purpose: string;
 }
 
@@ -165,6 +171,7 @@ export const TABLES: readonly TableDef[] = [
       },
     ],
     retain: true,
+    putsOnly: true,
     purpose:
       'insurance fund: balance items, the immutable journal (the other side of each entry named by its kind: fund statement) indexed by sequence, and reconcile checkpoints',
   },

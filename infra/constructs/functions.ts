@@ -246,9 +246,14 @@ function deadLetterKeeper(props: FunctionsProps, id: QueueId): QueuePair['queue'
 
 /**
  * A table write: puts, updates and a transaction's condition checks. No function deletes an item, so none may: CDK's
- * write grants add DeleteItem and BatchWriteItem (which deletes too), and the ledger's journal is append-only.
+ * write grants add DeleteItem and BatchWriteItem (which deletes too), and the ledger's journal is append-only. No
+ * update of a table the topology says is written by puts alone (the ledger: review48-security-ledger-update).
  */
-export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
+export const tableWriteActions = (id: TableId): string[] => [
+  'dynamodb:PutItem',
+  ...(TABLES.find((t) => t.id === id)?.putsOnly ? [] : ['dynamodb:UpdateItem']),
+  'dynamodb:ConditionCheckItem',
+];
 
 /**
  * A table read: by key and by index. CDK's read grants add Scan (a whole table, the book or every liquidation, read
@@ -292,10 +297,10 @@ function applyGrant(fn: NodejsFunction, grant: Grant, props: FunctionsProps, own
         }),
       );
     } else if (grant.access === 'read') table.grant(fn, ...tableReadActions(grant.table));
-    else if (grant.access === 'write') table.grant(fn, ...TABLE_WRITE_ACTIONS);
+    else if (grant.access === 'write') table.grant(fn, ...tableWriteActions(grant.table));
     else if (grant.access === 'readWrite') {
       table.grant(fn, ...tableReadActions(grant.table));
-      table.grant(fn, ...TABLE_WRITE_ACTIONS);
+      table.grant(fn, ...tableWriteActions(grant.table));
     } else
       throw new Error(`topology: ${owner}: access ${grant.access} does not apply to table ${grant.table}`);
   } else if (grant.queue) {

@@ -75,6 +75,7 @@ import {
   RISK_CONFIG_ENV,
   readsDeadLetters,
   TABLES,
+  type TableDef,
   type TableId,
   TICK_BUS,
   TICK_BUS_ENV,
@@ -780,9 +781,10 @@ describe('BackstopStack template (default config)', () => {
   });
 
   it('grants each function exactly its topology grants', () => {
-    const tableLevel = (actions: Set<string>) => {
+    const tableLevel = (actions: Set<string>, def: TableDef) => {
       const read = actions.has('dynamodb:Query') && actions.has('dynamodb:GetItem');
-      const write = actions.has('dynamodb:PutItem') && actions.has('dynamodb:UpdateItem');
+      // A table written by puts alone is updated by none (review48-security-ledger-update).
+      const write = actions.has('dynamodb:PutItem') && actions.has('dynamodb:UpdateItem') === !def.putsOnly;
       return read && write ? 'readWrite' : read ? 'read' : write ? 'write' : 'none';
     };
     for (const def of FUNCTIONS) {
@@ -802,7 +804,7 @@ describe('BackstopStack template (default config)', () => {
         const grant = def.grants.find(
           (g) => g.table === t.id && g.keysBeginWith === undefined && g.attributes === undefined,
         );
-        expect(tableLevel(byResource.get(tableId(t.id)) ?? new Set()), `${def.id} -> ${t.id}`).toBe(
+        expect(tableLevel(byResource.get(tableId(t.id)) ?? new Set(), t), `${def.id} -> ${t.id}`).toBe(
           grant?.access ?? 'none',
         );
       }
@@ -924,10 +926,36 @@ describe('BackstopStack template (default config)', () => {
       ).toEqual([]);
       const writes = def.grants.some((g) => g.table && g.access !== 'read');
       expect(actions.has('dynamodb:PutItem'), def.id).toBe(writes);
-      if (def.grants.some((g) => g.table && g.access === 'readWrite'))
+      if (def.grants.some((g) => g.table && g.table !== 'ledger' && g.access === 'readWrite'))
         expect(actions.has('dynamodb:UpdateItem'), def.id).toBe(true);
     }
     expect(statementsOfRole(roleIdOf('liquidationConsumer')).length).toBeGreaterThan(3);
+  });
+
+  it('lets no function update the ledger, written by puts alone (review48-security-ledger-update)', () => {
+    // Its journal entries are put once and its balance put whole: an UpdateItem could change an entry's amount in
+    // place. The operator's `fund index-journal` updates entries with the operator's credentials.
+    expect(TABLES.filter((t) => t.putsOnly).map((t) => t.id)).toEqual(['ledger']);
+    const writers = FUNCTIONS.filter((f) =>
+      f.grants.some((g) => g.table === 'ledger' && g.access !== 'read'),
+    ).map((f) => f.id);
+    expect(writers).toEqual(['liquidationConsumer', 'auction', 'ledgerReconcile', 'admin']);
+    for (const def of FUNCTIONS) {
+      const onLedger = statementsOfRole(roleIdOf(def.id)).filter((s) =>
+        asList(s.Resource).some((r) => JSON.stringify(r).includes(`"${tableId('ledger')}"`)),
+      );
+      const actions = new Set(onLedger.flatMap((s) => asList(s.Action)));
+      expect(actions.has('dynamodb:UpdateItem'), def.id).toBe(false);
+      expect(actions.has('dynamodb:PutItem'), def.id).toBe(writers.includes(def.id));
+    }
+    // The other tables a function writes keep their updates (markets and the tick index are written by them alone).
+    expect(
+      statementsOfRole(roleIdOf('liquidationConsumer')).some(
+        (s) =>
+          asList(s.Action).includes('dynamodb:UpdateItem') &&
+          JSON.stringify(s.Resource).includes(`"${tableId('markets')}"`),
+      ),
+    ).toBe(true);
   });
 
   it('lets a function Scan only the providers, the one table read by a Scan (security48-read-scan)', () => {

@@ -345,8 +345,8 @@ describe('pipeline on moto', () => {
       // The feed restarted its numbering: `backstop feed resume`, as an IAM invoke of the deployed function.
       await ctx.admin({ action: 'resumeFeed', symbol: 'ETH-USD', fromSequence: 1 });
       expect((await ctx.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(0);
-      // The stack's role grants it (withStack checks every call against the topology).
-      expect([...grants.uses]).toContain('admin write markets');
+      // The stack's role grants it (withStack checks every call against the topology): an UpdateItem.
+      expect([...grants.uses]).toContain('admin update markets');
     });
   });
 
@@ -649,7 +649,7 @@ describe('pipeline on moto', () => {
       expect(await steps.depth()).toMatchObject({ visible: 0, delayed: 1 });
       for (const use of [
         'liquidationWatch read auctions',
-        'liquidationWatch write auctions',
+        'liquidationWatch update auctions',
         'liquidationWatch read markets',
         'liquidationWatch send auctionSteps',
       ])

@@ -26,11 +26,12 @@ import { requestAttributes } from './request-attributes.ts';
 /**
  * `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). `depth`: a
  * GetQueueAttributes, of the queue that keeps a queue's dead letters (named by that queue's id). `scan`: a read
- * grant covers it on a table the topology marks `scanned` only (security48-read-scan).
+ * grant covers it on a table the topology marks `scanned` only (security48-read-scan). `update`: an UpdateItem, which a
+ * write grant covers on a table not written by puts alone (`putsOnly`: review48-security-ledger-update). `call`: any
+ * other DynamoDB operation (DescribeTable, PartiQL, ...), which no grant covers (review48-security-grants-unmapped).
  */
-type Kind = 'read' | 'scan' | 'write' | 'delete' | 'send' | 'put' | 'depth';
+type Kind = 'read' | 'scan' | 'write' | 'update' | 'delete' | 'call' | 'send' | 'put' | 'depth';
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
-const WRITES = new Set(['PutItem', 'UpdateItem']);
 const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
 
 interface TransactItem {
@@ -83,10 +84,10 @@ export class GrantRecorder {
 
   /** For instrumentAwsClients: records every call made inside an invocation. */
   attach(clients: AwsClients): void {
-    const record = (command: string, input: Record<string, unknown>): void => {
+    const record = (service: string, command: string, input: Record<string, unknown>): void => {
       const fn = currentFunction();
       if (!fn || !this.#names) return;
-      for (const [kind, resource] of this.#resourcesOf(command, input))
+      for (const [kind, resource] of this.#resourcesOf(service, command, input))
         this.uses.add(`${fn} ${kind} ${resource}`);
       for (const [table, write] of this.#itemWrites(command, input)) {
         const why = this.#outsideGrants(fn as FunctionId, table, write);
@@ -94,17 +95,19 @@ export class GrantRecorder {
       }
     };
     const middleware =
+      (service: string) =>
       (
         next: (args: { input: Record<string, unknown> }) => Promise<unknown>,
         context: { commandName?: string },
       ) =>
       (args: { input: Record<string, unknown> }) => {
-        record((context.commandName ?? '').replace(/Command$/, ''), args.input);
+        record(service, (context.commandName ?? '').replace(/Command$/, ''), args.input);
         return next(args);
       };
-    clients.dynamo.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
-    clients.sqs.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
-    clients.events.middlewareStack.add(middleware as never, { step: 'initialize', name: 'grantRecorder' });
+    const at = { step: 'initialize', name: 'grantRecorder' } as const;
+    clients.dynamo.middlewareStack.add(middleware('dynamodb') as never, at);
+    clients.sqs.middlewareStack.add(middleware('sqs') as never, at);
+    clients.events.middlewareStack.add(middleware('events') as never, at);
   }
 
   /** Uses the topology does not grant, as readable lines (empty when every call is covered). */
@@ -112,7 +115,7 @@ export class GrantRecorder {
     const allows = (fn: FunctionId, kind: Kind, resource: string): boolean => {
       const def = FUNCTIONS.find((f) => f.id === fn)!;
       const covers = (access: Access): boolean =>
-        kind === 'delete'
+        kind === 'delete' || kind === 'call'
           ? false
           : kind === 'send' || kind === 'put' || kind === 'depth'
             ? access === kind
@@ -122,6 +125,11 @@ export class GrantRecorder {
         return (
           TABLES.some((t) => t.id === resource && t.scanned) &&
           def.grants.some((g) => g.table === resource && (g.access === 'read' || g.access === 'readWrite'))
+        );
+      if (kind === 'update')
+        return (
+          !TABLES.some((t) => t.id === resource && t.putsOnly) &&
+          def.grants.some((g) => g.table === resource && (g.access === 'write' || g.access === 'readWrite'))
         );
       return def.grants.some(
         (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
@@ -162,7 +170,7 @@ export class GrantRecorder {
     });
   }
 
-  #resourcesOf(command: string, input: Record<string, unknown>): [Kind, string][] {
+  #resourcesOf(service: string, command: string, input: Record<string, unknown>): [Kind, string][] {
     const table = (name: unknown): string => this.#tableId(String(name));
     if (READS.has(command)) {
       if (command === 'BatchGetItem')
@@ -174,7 +182,8 @@ export class GrantRecorder {
         ]);
       return [[command === 'Scan' ? 'scan' : 'read', table(input.TableName)]];
     }
-    if (WRITES.has(command)) return [['write', table(input.TableName)]];
+    if (command === 'PutItem') return [['write', table(input.TableName)]];
+    if (command === 'UpdateItem') return [['update', table(input.TableName)]];
     if (DELETES.has(command)) {
       if (command === 'BatchWriteItem')
         return Object.keys((input.RequestItems as object) ?? {}).map((t) => ['delete', table(t)]);
@@ -184,9 +193,13 @@ export class GrantRecorder {
       return ((input.TransactItems as TransactItem[]) ?? []).map((i) => {
         if (i.ConditionCheck) return ['read', table(i.ConditionCheck.TableName)];
         if (i.Delete) return ['delete', table(i.Delete.TableName)];
-        return ['write', table((i.Put ?? i.Update)?.TableName)];
+        if (i.Update) return ['update', table(i.Update.TableName)];
+        return ['write', table(i.Put?.TableName)];
       });
     }
+    // Unmapped: granted to no function (a read grant allows no DescribeTable since security48-read-scan).
+    if (service === 'dynamodb')
+      return [['call', `${command}:${input.TableName === undefined ? '*' : table(input.TableName)}`]];
     if (command === 'SendMessage' || command === 'SendMessageBatch')
       return [['send', this.#queueId(String(input.QueueUrl))]];
     if (command === 'GetQueueAttributes') return [['depth', this.#deadLettersOf(String(input.QueueUrl))]];
