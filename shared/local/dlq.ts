@@ -461,10 +461,11 @@ const EVERY_MESSAGE_REFUSALS: ReadonlySet<string> = new Set([
 /**
  * How AWS names a denial by a policy of the caller's rather than the resource's (`... is not authorized to perform:
  * events:PutEvents on resource: ... because no identity-based policy allows ...`, `with an explicit deny in a service
- * control policy`, ...). The bus's policy is named `resource-based policy`.
+ * control policy`, ...). The bus's policy is named `resource-based policy`. A VPC endpoint's policy is the caller's
+ * network's: every call through it is refused alike (review48-follow-vpce-denial).
  */
 const CALLER_POLICY_DENIAL =
-  /identity-based policy|service control policy|permissions boundary|session policy/i;
+  /identity-based policy|service control policy|permissions boundary|session policy|(VPC endpoint policy)/i;
 
 /** A refusal a tick's resend met that every tick of the DLQ meets too (resend's, for refusesEveryMessage). */
 class EveryTickRefused extends Error {}
@@ -800,11 +801,14 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   const refused = (code: string, message: string | undefined, every: boolean): Error => {
     const detail = message ? `${code} (${message})` : code;
     const denied = /AccessDenied|NotAuthorized/.test(code);
-    // Refused by a policy of the caller's (its identity's, an SCP, a boundary), not the bus's: every next call is
-    // refused alike, so the run stops (dlq48-caller-refusal), the continuation left to a redrive with other credentials.
-    if (denied && continuation && CALLER_POLICY_DENIAL.test(message ?? ''))
+    // Refused by a policy of the caller's (its identity's, an SCP, a boundary, its VPC endpoint's), not the bus's: every
+    // next call is refused alike, so the run stops (dlq48-caller-refusal), the continuation left to another redrive.
+    const caller = denied && continuation ? CALLER_POLICY_DENIAL.exec(message ?? '') : null;
+    if (caller)
       return new EveryTickRefused(
-        `dlq/put-failed: ${detail}: these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`,
+        caller[1] === undefined
+          ? `dlq/put-failed: ${detail}: these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`
+          : `dlq/put-failed: ${detail}: the VPC endpoint these calls go through may not put events on the bus: redrive where its policy allows events:PutEvents, or from outside that network`,
       );
     // A continuation refused by the bus's policy is refused for its detail type: the PriceTicks after it may go (no stop).
     if (denied && continuation)

@@ -1076,8 +1076,11 @@ it('stops at the first tick the bus refuses for the credentials (dlq redrive --q
 
 // feed48b-continuation-caller-denied: a continuation's whole call denied by the caller's own policy was read as the bus's
 // policy refusing its detail type: told to discard it, and the run went on, one refused call a dead letter.
-it("stops at a continuation the caller's identity policy may not put, and does not advise its discard (feed48b-continuation-caller-denied)", async () => {
-  const d = await stage('dlqcallerdenied', []);
+async function redriveContinuationsDenied(
+  stageName: string,
+  denial: string,
+): Promise<{ outcome: RedriveOutcome; puts: number; left: number }> {
+  const d = await stage(stageName, []);
   const tickDlq = d.names.queues.tickDeadLetters.url;
   for (let segment = 1; segment <= 3; segment++)
     await clients.sqs.send(
@@ -1090,9 +1093,6 @@ it("stops at a continuation the caller's identity policy may not put, and does n
         }),
       }),
     );
-  const denial =
-    'User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: events:PutEvents on resource: ' +
-    'arn:aws:events:us-east-1:123456789012:event-bus/ticks because no identity-based policy allows the events:PutEvents action';
   let puts = 0;
   // EventBridge's answer, made an error by the SDK's own deserializer.
   clients.events.middlewareStack.add(
@@ -1109,14 +1109,22 @@ it("stops at a continuation the caller's identity policy may not put, and does n
         },
       };
     }) as never,
-    { step: 'deserialize', priority: 'low', name: 'identityDenies' },
+    { step: 'deserialize', priority: 'low', name: 'callerDenies' },
   );
   let outcome: RedriveOutcome;
   try {
     outcome = await redriveDeadLetters(d, 'tickDeadLetters');
   } finally {
-    clients.events.middlewareStack.remove('identityDenies');
+    clients.events.middlewareStack.remove('callerDenies');
   }
+  return { outcome, puts, left: (await listDeadLetters(d, 'tickDeadLetters')).length };
+}
+
+it("stops at a continuation the caller's identity policy may not put, and does not advise its discard (feed48b-continuation-caller-denied)", async () => {
+  const denial =
+    'User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: events:PutEvents on resource: ' +
+    'arn:aws:events:us-east-1:123456789012:event-bus/ticks because no identity-based policy allows the events:PutEvents action';
+  const { outcome, puts, left } = await redriveContinuationsDenied('dlqcallerdenied', denial);
   // Before: three dlq/continuation-refused, each advising its discard.
   const reason = `dlq/put-failed: AccessDeniedException (${denial}): these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`;
   expect(outcome).toEqual({
@@ -1125,7 +1133,24 @@ it("stops at a continuation the caller's identity policy may not put, and does n
     stopped: { error: reason, notReached: 2 },
   });
   expect(puts).toBe(1);
-  expect(await listDeadLetters(d, 'tickDeadLetters')).toHaveLength(3);
+  expect(left).toBe(3);
+}, 60_000);
+
+// review48-follow-vpce-denial: a denial by the VPC endpoint the operator's calls go through (IAM's own words for it) was
+// read as the bus's refusing the continuation: its discard advised, and the run went on.
+it("stops at a continuation the caller's VPC endpoint policy denies, and does not advise its discard (review48-follow-vpce-denial)", async () => {
+  const denial =
+    'User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: events:PutEvents on resource: ' +
+    'arn:aws:events:us-east-1:123456789012:event-bus/ticks because no VPC endpoint policy allows the events:PutEvents action';
+  const { outcome, puts, left } = await redriveContinuationsDenied('dlqvpcedenied', denial);
+  const reason = `dlq/put-failed: AccessDeniedException (${denial}): the VPC endpoint these calls go through may not put events on the bus: redrive where its policy allows events:PutEvents, or from outside that network`;
+  expect(outcome).toEqual({
+    moved: 0,
+    failed: [{ messageId: expect.any(String), reason }],
+    stopped: { error: reason, notReached: 2 },
+  });
+  expect(puts).toBe(1);
+  expect(left).toBe(3);
 }, 60_000);
 
 it('redrives queue by queue and, stopped by a refusal, says what each moved and left and exits 1 (dlq48-redrive-error, dlq48-caller-refusal)', async () => {
