@@ -15,6 +15,7 @@ import { runLiquidations } from './ops/liquidations.ts';
 import { runProviders } from './ops/providers.ts';
 import { runFeed, runFund, runPositions, runSeed } from './ops/seed.ts';
 import { runStatus } from './ops/status.ts';
+import { printable } from './printable.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
 
 /**
@@ -93,7 +94,8 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
       throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     return await run(rest, io);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // An AWS error's message is the service's (or the endpoint's) text: escaped (security48b-terminal-text).
+    const message = printable(error instanceof Error ? error.message : String(error), true);
     if (INPUT_ERRORS.some((kind) => error instanceof kind)) {
       // A mistyped flag, or a value without its flag (`fund deposit 250000`): say where the right one is listed,
       // still on one line.

@@ -26,6 +26,7 @@ import { LocalStateError } from '../../shared/local/state.ts';
 import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
+import { printable } from '../printable.ts';
 import { readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 
@@ -234,7 +235,7 @@ export const cliTelemetry = (io: Pick<CliIo, 'stderr'>): Telemetry => ({
   observe: () => {},
   info: () => {},
   warn: (message, fields) => {
-    const error = fields?.error === undefined ? '' : ` (${String(fields.error)})`;
+    const error = fields?.error === undefined ? '' : ` (${printable(String(fields.error))})`;
     io.stderr.write(`backstop: warning: ${message}${error}\n`);
   },
 });
@@ -393,7 +394,7 @@ export const operatorCommand =
     } catch (error) {
       const line = environmentFailure(error);
       if (line === undefined) throw error;
-      io.stderr.write(`backstop: ${line}\n`);
+      io.stderr.write(`backstop: ${printable(line, true)}\n`);
       return 1;
     }
   };

@@ -11,6 +11,7 @@ import {
   redriveDeadLetters,
 } from '../../shared/local/dlq.ts';
 import { choiceOption, intOption, UsageError } from '../args.ts';
+import { printable, printableJson } from '../printable.ts';
 import {
   type Command,
   noMorePositionals,
@@ -49,7 +50,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all). Messages it held that SQS would
             not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
-            bodies, the only copy left: keep them with the incident
+            bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
+            escapes control and bidi characters as \\uXXXX)
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
@@ -89,7 +91,7 @@ export function renderRedrive(
         ? `${o.queue}: stopped before reading the DLQ, nothing sent back`
         : `${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why.length > 0 ? ` (${why.join('; ')})` : ''}${later.length > 0 ? `; ${later.join(' and ')}, left for the next redrive` : ''}`,
     );
-    if (o.stopped) lines.push(`  STOPPED by ${o.stopped.error}`);
+    if (o.stopped) lines.push(`  STOPPED by ${printable(o.stopped.error)}`);
     else if (o.pastCount)
       lines.push(
         `  the DLQ held more than SQS counted as the run began (its count lags up to a minute; a work queue's dead letter keeps its first send's stamp): ${backstopCommand(target, `dlq redrive --queue ${o.queue}`)} sends them back`,
@@ -103,10 +105,11 @@ export function renderRedrive(
     for (const n of o.notReleased ?? []) notReleased.set(n.reason, (notReleased.get(n.reason) ?? 0) + 1);
     for (const [reason, n] of notReleased)
       lines.push(
-        `  releasing ${counted(n, 'message', 'messages')} it held: ${reason} (they come back once their visibility timeout runs out, ${PEEK_VISIBILITY_SECONDS} s)`,
+        `  releasing ${counted(n, 'message', 'messages')} it held: ${printable(reason)} (they come back once their visibility timeout runs out, ${PEEK_VISIBILITY_SECONDS} s)`,
       );
-    for (const n of o.notDeleted ?? []) lines.push(`  ${n.messageId}: ${n.reason}`);
-    for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN)) lines.push(`  ${f.messageId}: ${f.reason}`);
+    for (const n of o.notDeleted ?? []) lines.push(`  ${printable(n.messageId)}: ${printable(n.reason)}`);
+    for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN))
+      lines.push(`  ${printable(f.messageId)}: ${printable(f.reason)}`);
     const more = o.failed.length - REDRIVE_FAILED_SHOWN;
     if (more > 0) {
       // Enough for every one left (and those that arrived meanwhile), past list's default.
@@ -155,16 +158,19 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         outcome.notFound.length > 0 ? await deadLetterQueuesOf(deployment, only, outcome.notFound, most) : {};
       if (values.json)
         io.stdout.write(
-          `${JSON.stringify({ queue: only, ...outcome, ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}) })}\n`,
+          `${printableJson({ queue: only, ...outcome, ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}) })}\n`,
         );
       else {
-        for (const d of outcome.discarded) io.stdout.write(`discarded ${d.messageId}\n  body: ${d.body}\n`);
+        for (const d of outcome.discarded)
+          io.stdout.write(`discarded ${printable(d.messageId)}\n  body: ${printable(d.body)}\n`);
         for (const n of outcome.notDeleted ?? [])
-          io.stdout.write(`not discarded ${n.messageId}: its delete failed (${n.reason})\n`);
+          io.stdout.write(
+            `not discarded ${printable(n.messageId)}: its delete failed (${printable(n.reason)})\n`,
+          );
         for (const id of outcome.notFound) {
           const other = elsewhere[id];
           io.stdout.write(
-            `not found in ${only}: ${id}${other ? ` (it is in ${other}: use --queue ${other})` : ''}\n`,
+            `not found in ${only}: ${printable(id)}${other ? ` (it is in ${other}: use --queue ${other})` : ''}\n`,
           );
         }
       }
@@ -179,14 +185,14 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     if (action === 'list') {
       const lists = await Promise.all(queues.map((q) => listDeadLetters(deployment, q, max)));
       const messages = lists.flat();
-      if (values.json) io.stdout.write(`${JSON.stringify({ messages })}\n`);
+      if (values.json) io.stdout.write(`${printableJson({ messages })}\n`);
       else {
         for (const [i, q] of queues.entries())
           io.stdout.write(`${q}: ${counted(lists[i]!.length, 'message', 'messages')}\n`);
         for (const m of messages) {
           io.stdout.write(
-            `  [${m.queue}] ${m.messageId} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
-              `    reason: ${m.reason}\n    body: ${m.body.slice(0, 300)}\n`,
+            `  [${m.queue}] ${printable(m.messageId)} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
+              `    reason: ${printable(m.reason)}\n    body: ${printable(m.body.slice(0, 300))}\n`,
           );
         }
       }
@@ -200,7 +206,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     const notRedriven = queues.slice(outcomes.length);
     if (values.json)
       io.stdout.write(
-        `${JSON.stringify({ redriven: outcomes, ...(notRedriven.length > 0 ? { notRedriven } : {}) })}\n`,
+        `${printableJson({ redriven: outcomes, ...(notRedriven.length > 0 ? { notRedriven } : {}) })}\n`,
       );
     else io.stdout.write(renderRedrive(outcomes, deployment, notRedriven));
     return outcomes.some((o) => o.failed.length > 0 || o.notDeleted || o.stopped) ? 1 : 0;

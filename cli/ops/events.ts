@@ -41,6 +41,7 @@ import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { intOption, UsageError } from '../args.ts';
+import { printable } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { resolveSymbol } from '../simulate.ts';
@@ -331,7 +332,9 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const sent = { entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null };
     if (refused) {
       io.stdout.write(`${JSON.stringify(sent, null, 2)}\n`);
-      io.stderr.write(`backstop: the bus refused the tick: ${refused.code} ${refused.message}\n`);
+      io.stderr.write(
+        `backstop: the bus refused the tick: ${printable(refused.code)} ${printable(refused.message ?? '')}\n`,
+      );
       return 1;
     }
     // A given one (a claimed one is recorded by its claim), not one margin-check holds as a jump (a mistyped
@@ -547,7 +550,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     else {
       io.stdout.write(`${replayedLine(summary)}\n`);
       for (const r of summary.rejections)
-        io.stdout.write(`  sequence ${r.sequence}: ${r.code} ${r.message}\n`);
+        io.stdout.write(`  sequence ${r.sequence}: ${printable(r.code)} ${printable(r.message ?? '')}\n`);
       if (outcome.unknown.length > 0) io.stdout.write(`  ${unknownLine(outcome.unknown)}\n`);
     }
     // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).

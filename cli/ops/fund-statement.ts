@@ -23,6 +23,7 @@ import {
   type StatementRead,
 } from '../../shared/services/fund-statement.ts';
 import { intOption, UsageError } from '../args.ts';
+import { printable, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import { riskConfigFor, type TargetValues, withTarget } from './common.ts';
@@ -167,8 +168,8 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
       io.stdout.write(renderPostingsCsv(read.entries, quote));
       for (const line of csvWarnings(read, deployment))
         io.stderr.write(`backstop: fund statement: ${line}\n`);
-    } else if (values.json) io.stdout.write(`${JSON.stringify(statementJson(read, quote))}\n`);
-    else io.stdout.write(renderStatement(read, quote, deployment));
+    } else if (values.json) io.stdout.write(`${printableJson(statementJson(read, quote))}\n`);
+    else io.stdout.write(printable(renderStatement(read, quote, deployment), true));
     return statementExitCode(read);
   });
 }

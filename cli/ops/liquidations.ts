@@ -5,6 +5,7 @@ import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { intOption, UsageError } from '../args.ts';
+import { printable, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   adaptersOf,
@@ -179,7 +180,9 @@ async function show(
     if (positionId !== undefined) {
       const found = await collectPositionLiquidations(adapters, positionId);
       if (!found) throw new OperatorInputError(`liquidations show: no position "${positionId}" in ${where}`);
-      io.stdout.write(values.json ? `${JSON.stringify(found)}\n` : renderPositionLiquidations(found));
+      io.stdout.write(
+        values.json ? `${printableJson(found)}\n` : printable(renderPositionLiquidations(found), true),
+      );
       return 0;
     }
     const shown = await collectLiquidation(adapters, id!);
@@ -192,7 +195,7 @@ async function show(
           : `liquidations show: no liquidation "${id}" in ${where} (a liquidation's id is <position id>:<version>; --position <id> lists a position's)`,
       );
     }
-    io.stdout.write(values.json ? `${JSON.stringify(shown)}\n` : renderLiquidation(shown));
+    io.stdout.write(values.json ? `${printableJson(shown)}\n` : printable(renderLiquidation(shown), true));
     return 0;
   });
 }
@@ -217,14 +220,14 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       );
       io.stdout.write(
         values.json
-          ? `${JSON.stringify(outcome)}\n`
+          ? `${printableJson(outcome)}\n`
           : `liquidations index: ${outcome.indexed} of ${outcome.open} open liquidations not yet listed are listed now\n`,
       );
       // Listed or not, every other item was: the unreadable ones are for an operator to look at.
       const { unreadable } = outcome;
       if (unreadable.length === 0) return 0;
       io.stderr.write(
-        `liquidations index: ${unreadable.length} items could not be read as liquidations (not listed): ${unreadable.slice(0, 20).join(', ')}${unreadable.length > 20 ? ', ...' : ''}\n`,
+        `liquidations index: ${unreadable.length} items could not be read as liquidations (not listed): ${printable(unreadable.slice(0, 20).join(', '))}${unreadable.length > 20 ? ', ...' : ''}\n`,
       );
       return 1;
     });
@@ -266,7 +269,7 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     }));
     if (values.json) {
       io.stdout.write(
-        `${JSON.stringify({
+        `${printableJson({
           judged: report.judged,
           overdue: report.overdue,
           ...(report.young
@@ -298,9 +301,11 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     );
     for (const l of listed) {
       const rounds = l.owesAdlRounds ? ', owes ADL rounds' : '';
-      const failure = l.lastFailure ? `\n    last failure: ${l.lastFailure}` : '';
+      const failure = l.lastFailure ? `\n    last failure: ${printable(l.lastFailure)}` : '';
       const since = values.all ? `started ${l.startedAt}` : `overdue since ${l.overdueSince}`;
-      io.stdout.write(`  ${l.id} ${l.symbol} ${l.state}${rounds}, ${since}${failure}\n`);
+      io.stdout.write(
+        `  ${printable(l.id)} ${printable(l.symbol)} ${l.state}${rounds}, ${since}${failure}\n`,
+      );
     }
     if (values.resend) io.stdout.write(`resent ${resent.length}\n`);
     if (unsent) io.stdout.write(`${unsent.advice}\n`);

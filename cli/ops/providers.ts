@@ -19,6 +19,7 @@ import { shellWord } from '../../shared/local/deployment.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
 import { UsageError } from '../args.ts';
+import { printable, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { resolveSymbol } from '../simulate.ts';
 import {
@@ -353,7 +354,7 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
           `providers show: no provider "${id}" in stage ${deployment.stage} (${deployment.kind}) (backstop providers list lists them)`,
         );
       const shown = providerShow(p);
-      io.stdout.write(values.json ? `${JSON.stringify(shown)}\n` : renderProvider(shown));
+      io.stdout.write(values.json ? `${printableJson(shown)}\n` : printable(renderProvider(shown), true));
       return 0;
     });
   }
@@ -377,10 +378,10 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
       (id, reason) => unreadable.push({ id, reason }),
     );
     const listed = providersList(all, market, unreadable);
-    io.stdout.write(values.json ? `${JSON.stringify(listed)}\n` : renderProviders(listed));
+    io.stdout.write(values.json ? `${printableJson(listed)}\n` : printable(renderProviders(listed), true));
     for (const u of unreadable)
       io.stderr.write(
-        `providers list: provider ${u.id} cannot be read (${u.reason}), not listed: every auction step of its markets fails on it\n`,
+        `providers list: provider ${printable(u.id)} cannot be read (${printable(u.reason)}), not listed: every auction step of its markets fails on it\n`,
       );
     return unreadable.length > 0 ? 1 : 0;
   });

@@ -13,6 +13,7 @@ import {
 } from '../../shared/local/status.ts';
 import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
+import { printable, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   type Command,
@@ -337,7 +338,9 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
   return withTarget(values, async (deployment) => {
     const write = (report: StatusReport) =>
       io.stdout.write(
-        values.json ? `${JSON.stringify(report)}\n` : renderStatus(report, deployment, confirmMs),
+        values.json
+          ? `${printableJson(report)}\n`
+          : printable(renderStatus(report, deployment, confirmMs), true),
       );
     // Known when given, recorded, or a local stage's (the built-in one unless local up recorded another); a deployed
     // stack's is not known here: never the built-in defaults' bound by omission.
@@ -372,12 +375,13 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
         // (review47-stale-line-scrolled); in a log the line follows them; with --json on stderr, stdout keeping one
         // report a line.
         writeFailure: (failed) => {
-          const line = `${failedRefreshLine(failed)}\n`;
+          const line = `${printable(failedRefreshLine(failed), true)}\n`;
           if (values.json) io.stderr.write(line);
           else if (!screen) io.stdout.write(line);
           else {
             io.stdout.write('\x1b[2J\x1b[H');
-            if (failed.last) io.stdout.write(renderStatus(failed.last, deployment, confirmMs));
+            if (failed.last)
+              io.stdout.write(printable(renderStatus(failed.last, deployment, confirmMs), true));
             io.stdout.write(line);
           }
         },

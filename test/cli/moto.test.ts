@@ -702,6 +702,57 @@ describe('dlq list and redrive on moto', () => {
     expect((await status(at)).dlqMessages).toBe(3);
     expect((await cli('dlq', 'discard', '--message-id', 'x', ...at)).stderr).toMatch(/--queue is required/);
   });
+
+  it('escapes the characters a terminal acts on in what it prints from the records and queues (security48b-terminal-text)', async () => {
+    const { stage, names, at } = await newStage();
+    const a = adapters(names);
+    expect((await cli('seed', 'positions', '--file', writeBook(stage), ...at)).code).toBe(0);
+    const position = (await a.positions.get('d1'))!;
+    // C1's CSI (as ESC [), DEL, a bidi override and isolate, a carriage return and a line feed: all SQS takes.
+    const hostile = 'x\u009b2J\u007f\u202egnp.exe\u2066\r\nforged line';
+    const shown = 'x\\u009b2J\\u007f\\u202egnp.exe\\u2066\\u000d\\u000aforged line';
+    await a.liquidations.begin(position, {
+      id: 'd1:0',
+      positionId: 'd1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#1',
+      triggerMark: parsePrice('1200'),
+      remainingSize: position.size,
+      marketFills: [],
+      history: [{ atMs: Date.now(), state: 'QUEUED', note: hostile }],
+      version: 0,
+    });
+    const show = await cli('liquidations', 'show', 'd1:0', ...at);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain(shown.replace('\\u000d\\u000a', '\\u000d\n'));
+    expect(show.stdout).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069\r]/);
+
+    await emulator.clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.dlqUrl!, MessageBody: hostile }),
+    );
+    const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`\n    body: ${shown}\n`);
+    // --json stays the data: JSON's own escapes, parsed back to the body as sent.
+    const json = await cli('dlq', 'list', '--queue', 'liquidations', '--json', ...at);
+    expect(json.stdout).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    const [listed] = (JSON.parse(json.stdout) as { messages: { messageId: string; body: string }[] })
+      .messages;
+    expect(listed!.body).toBe(hostile);
+    const discarded = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      listed!.messageId,
+      ...at,
+    );
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect(discarded.stdout).toBe(`discarded ${listed!.messageId}\n  body: ${shown}\n`);
+  });
 });
 
 function writeBook(stage: string): string {
