@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseQuote, type QuoteE6 } from '../shared/domain/units.ts';
 
@@ -83,15 +83,36 @@ export function choiceOption<C extends string>(
 }
 
 /** A file argument's JSON; `what` names the option in the error (`--config: cannot read ...`). */
-export function readJsonFile(file: string, what: string): unknown {
-  let text: string;
+/** Largest JSON file an option reads (a risk configuration, cdk.json): a few KB in practice. */
+export const MAX_JSON_FILE_BYTES = 1024 * 1024;
+
+/**
+ * A file an option names, as text: a regular file of at most `maxBytes` (security48b-input-size), as price files are
+ * (shared/prices/file.ts). Read whole into memory, so a FIFO, /dev/zero or a stray huge file would block or exhaust
+ * it; refused before it is opened (a FIFO's open blocks until a writer comes), and again by the descriptor read.
+ */
+export function readInputFile(file: string, what: string, maxBytes: number): string {
+  const refuse = (why: string) => new UsageError(`${what}: cannot read ${file} (${why})`);
+  const check = (stat: Stats) => {
+    if (!stat.isFile()) throw refuse('not a regular file');
+    if (stat.size > maxBytes) throw refuse(`larger than ${maxBytes} bytes`);
+  };
+  let fd: number | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    check(statSync(file));
+    fd = openSync(file, 'r');
+    check(fstatSync(fd));
+    return readFileSync(fd, 'utf8');
   } catch (error) {
-    throw new UsageError(
-      `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    if (error instanceof UsageError) throw error;
+    throw refuse((error as NodeJS.ErrnoException).code ?? 'error');
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+export function readJsonFile(file: string, what: string): unknown {
+  const text = readInputFile(file, what, MAX_JSON_FILE_BYTES);
   try {
     return JSON.parse(text);
   } catch {

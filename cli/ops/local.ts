@@ -29,7 +29,7 @@ import {
   writeLocalRecord,
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
-import { intOption, UsageError } from '../args.ts';
+import { intOption, readInputFile, UsageError } from '../args.ts';
 import { CONFIG_FILE_HELP, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import {
@@ -201,6 +201,9 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
  * that reads a key, as synth requires backstop:venueSecret of it (venue47-secret-required): without it the adapter's
  * first read fails (VENUE_KEY_ID is not set), and every order with it.
  */
+/** Largest --venue-key file: Secrets Manager's bound on a secret string (65,536 bytes). */
+export const MAX_VENUE_KEY_BYTES = 65_536;
+
 export function venueKeyOption(file: string | undefined, venue: string): string | undefined {
   if (file === undefined) {
     if (readsVenueKey(venue))
@@ -209,15 +212,7 @@ export function venueKeyOption(file: string | undefined, venue: string): string 
       );
     return undefined;
   }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new UsageError(
-      `--venue-key: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  const key = text.replace(/\r?\n$/, '');
+  const key = readInputFile(file, '--venue-key', MAX_VENUE_KEY_BYTES).replace(/\r?\n$/, '');
   if (key === '') throw new UsageError(`--venue-key: ${file} is empty`);
   return key;
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
 import { MAX_POSITION_INDEX_SHARDS, PositionIndexLayout } from '../../shared/adapters/aws/position-layout.ts';
@@ -38,7 +37,7 @@ import {
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
-import { intOption, quoteOption, UsageError } from '../args.ts';
+import { intOption, quoteOption, readInputFile, UsageError } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
@@ -396,6 +395,12 @@ function report(io: CliIo, what: string, outcome: SeedOutcome): number {
   return outcome.failed.length > 0 ? 1 : 0;
 }
 
+/**
+ * Largest --file of positions (security48b-input-size): MAX_POSITIONS rows of about 100 bytes fill about 100 MB, with
+ * room for long ids; read whole into memory, as price files are (the same bound).
+ */
+export const MAX_SEED_FILE_BYTES = 256 * 1024 * 1024;
+
 export const runSeed: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, SEED_OPTIONS);
   if (values.help) {
@@ -446,17 +451,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
       `--capital: ${formatQuote(capital)} for ${providers} providers is less than 1 unit of the quote currency each`,
     );
   const fileText =
-    values.file === undefined
-      ? undefined
-      : (() => {
-          try {
-            return readFileSync(values.file, 'utf8');
-          } catch (error) {
-            throw new UsageError(
-              `--file: cannot read ${values.file} (${(error as NodeJS.ErrnoException).code})`,
-            );
-          }
-        })();
+    values.file === undefined ? undefined : readInputFile(values.file, '--file', MAX_SEED_FILE_BYTES);
   const format = values.file !== undefined && extname(values.file).toLowerCase() === '.json' ? 'json' : 'csv';
   const markets = marketsOption(values.markets);
   const given = pricesOption(values.price, markets);
