@@ -204,6 +204,7 @@ export function statementJson(read: StatementRead, quote: string) {
       lastSequence: s.lastSequence ?? null,
       entries: s.entries,
       closed: read.closed,
+      openBecause: read.openBecause ?? null,
       next: entryRef(read.next),
       continueFrom: continueFrom(read) ?? null,
       stampedBeforeFrom: s.stampedBefore,
@@ -329,7 +330,7 @@ function stoppedLine(read: StatementRead): string | undefined {
       : '';
     return `CUT SHORT after ${entriesWord(read.read)} read (--max ${read.max})${at}, before the period's end: this statement covers the entries read${rest}, or a larger --max`;
   }
-  if (read.stoppedBy === 'journal' && !read.closed) {
+  if (read.stoppedBy === 'journal' && !read.ended) {
     const to = period.to;
     const last = read.entries[read.entries.length - 1] ?? read.before;
     const journal = last ? `the journal's last entry read is ${last.sequence}` : 'the journal holds no entry';
@@ -355,6 +356,10 @@ function settled(read: StatementRead): string {
   const at = read.balanceSequence === 0 ? 'with no entry' : `at entry ${read.balanceSequence}, the last read`;
   return ` (its end passed ${SETTLED_AFTER_MS / 60_000} minutes and more before the fund's balance was read, ${at}: nothing stamped before it can still commit)`;
 }
+
+/** A period whose end is read (or passed) that does not reconcile: not final (more48c-statement-closed-breaks). */
+const NOT_CLOSED =
+  'not closed: it does not reconcile (below), and an entry missing may be of this period: not final, a run once the breaks are resolved may differ';
 
 /** The statement for people: balances grouped, never rounded. */
 export function renderStatement(read: StatementRead, quote: string, target: AdviceTarget): string {
@@ -388,7 +393,8 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
     onward === undefined
       ? ''
       : `; the next statement goes on from entry ${onward} (--from-sequence ${onward})`;
-  lines.push(`period     ${range}: ${start} ${end}${read.closed ? `, closed${settled(read)}${next}` : ''}`);
+  const ending = read.closed ? `, closed${settled(read)}${next}` : read.ended ? `, ${NOT_CLOSED}` : '';
+  lines.push(`period     ${range}: ${start} ${end}${ending}`);
   if ((from && 'atMs' in from) || (to && 'atMs' in to)) lines.push(`  (${PERIOD_RULE})`);
   if (s.stampedBefore.length > 0)
     lines.push(

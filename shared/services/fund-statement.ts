@@ -45,11 +45,18 @@ export interface StatementRead {
    */
   readonly stoppedBy: 'end' | 'journal' | 'max';
   /**
-   * The statement will not change as the journal grows: its end read (stoppedBy `end`), or a period by time read to
-   * the journal's end whose end passed long enough before (closedByTime: SETTLED_AFTER_MS).
+   * Nothing written later can join the period: its end read (stoppedBy `end`), or a period by time read to the
+   * journal's end whose end passed long enough before (closedByTime: SETTLED_AFTER_MS).
+   */
+  readonly ended: boolean;
+  /**
+   * Final: ended, and the statement reconciles. One with a break is not: an entry missing (a gap, the index's lag)
+   * may be of the period, its stamp the period's true end, so a run later may list more or end it elsewhere.
    */
   readonly closed: boolean;
-  /** Closed by time: when the fund's balance, at the period's last entry (or the one before it), was read. */
+  /** Why it is not closed: `breaks` (ended, does not reconcile), `journal` (entries may still join it), `max`. */
+  readonly openBecause?: 'breaks' | 'journal' | 'max';
+  /** Ended by time: when the fund's balance, at the period's last entry (or the one before it), was read. */
   readonly settledAtMs?: number;
   /** The fund's balance item's sequence as read before the journal (again, when a gap lies past it). */
   readonly balanceSequence: number;
@@ -248,9 +255,12 @@ export async function readFundStatement(
   const statement = lagMayExplain
     ? { ...built, breaks: indexLagging(built.breaks, balance.sequence) }
     : built;
-  const closed =
+  const ended =
     stoppedBy === 'end' ||
     (stoppedBy === 'journal' && closedByTime(period, nowMs, balance.sequence, last?.sequence ?? readAfter));
+  // Finance reads closed as final: a break may be an entry of the period not read yet (more48c-statement-closed-breaks).
+  const closed = ended && statement.reconciles;
+  const openBecause = closed ? undefined : ended ? 'breaks' : stoppedBy === 'max' ? 'max' : 'journal';
   return {
     period,
     entries,
@@ -259,8 +269,10 @@ export async function readFundStatement(
     read,
     max,
     stoppedBy,
+    ended,
     closed,
-    ...(closed && stoppedBy === 'journal' ? { settledAtMs: nowMs } : {}),
+    ...(openBecause ? { openBecause } : {}),
+    ...(ended && stoppedBy === 'journal' ? { settledAtMs: nowMs } : {}),
     balanceSequence: balance.sequence,
     phase: state.phase,
     ...(stoppedBy === 'max' && last ? { lastRead: last } : {}),

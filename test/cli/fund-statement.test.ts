@@ -111,6 +111,7 @@ describe('backstop fund statement (moto)', () => {
         lastSequence: 6,
         entries: 2,
         closed: true,
+        openBecause: null,
         next: null,
         continueFrom: 7,
         stampedBeforeFrom: [],
@@ -238,6 +239,23 @@ describe('backstop fund statement (moto)', () => {
     expect(csv.stderr).toBe(
       "backstop: fund statement: DOES NOT RECONCILE (1 break, difference 10.00): entry 7: balanceBefore 976.75 != entry 6's balanceAfter 966.75 (+10.00)\n",
     );
+    // Its end read (--to-sequence 7), the break in it: not closed, and no next statement to go on to
+    // (more48c-statement-closed-breaks).
+    const ended = await cli(
+      'fund',
+      'statement',
+      '--from-sequence',
+      '5',
+      '--to-sequence',
+      '7',
+      '--json',
+      ...at,
+    );
+    expect(ended.code).toBe(1);
+    expect(JSON.parse(ended.stdout)).toMatchObject({
+      reconciles: false,
+      period: { lastSequence: 7, closed: false, openBecause: 'breaks', continueFrom: null },
+    });
     // January, before the write, still reconciles.
     expect((await cli('fund', 'statement', ...JANUARY, ...at)).code).toBe(0);
   });

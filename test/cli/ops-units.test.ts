@@ -30,7 +30,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
 import { holdFailuresAllowed, holdLooks, replayedLine } from '../../cli/ops/events.ts';
-import { renderStatement } from '../../cli/ops/fund-statement.ts';
+import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
@@ -409,6 +409,43 @@ describe('replay --hold: its looks at the stack', () => {
     expect(renderStatement(lagging, 'USD', aws)).toContain(
       'INDEX LAGGING, DOES NOT RECONCILE YET: opening + movements = 2.00, closing 3.00 (difference +1.00); 1 break\n  index lagging: entry 2 missing between entry 1 and entry 3',
     );
+  });
+
+  // more48c-statement-closed-breaks: a period ended by time that lists a break said `closed` (and where to go on).
+  it('says a period ended with a break not closed, and why, in the text and --json', async () => {
+    const ledger = new EmbeddedLedger();
+    for (const [key, atMs] of [
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ] as const)
+      await ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: key,
+        amount: usd('1'),
+        kind: 'deposit',
+        reference: key,
+        atMs,
+        floor: 0n,
+      });
+    ledger.lagJournalIndex(INSURANCE_ACCOUNT, [2], Number.POSITIVE_INFINITY);
+    const read = await readFundStatement(
+      ledger,
+      INSURANCE_ACCOUNT,
+      { from: undefined, to: { atMs: 10 } },
+      { pause: async () => {}, nowMs: () => 10 + SETTLED_AFTER_MS },
+    );
+    const text = renderStatement(read, 'USD', aws);
+    expect(text.split('\n')[1]).toBe(
+      "period     entries 1 to 3 (2 entries): from the journal's first entry up to, not including, the first stamped at or after 1970-01-01T00:00:00.010Z, not closed: it does not reconcile (below), and an entry missing may be of this period: not final, a run once the breaks are resolved may differ",
+    );
+    expect(text).not.toContain('open:');
+    expect(text).not.toContain('--from-sequence');
+    expect(statementJson(read, 'USD').period).toMatchObject({
+      closed: false,
+      openBecause: 'breaks',
+      continueFrom: null,
+    });
   });
 
   // final47-plurals: "1 liquidations are not terminal and no message is left to move them".

@@ -420,6 +420,50 @@ describe('the fund statement on the embedded ledger', () => {
     expect((await february(END + SETTLED_AFTER_MS)).closed).toBe(false);
   });
 
+  // more48c-statement-closed-breaks: a period ended (by time, or its end read) was `closed` while it listed a break;
+  // an entry missing may be of the period, its stamp the true end: a run later could differ.
+  it('is not closed while it lists a break, ended by time or by reading its end', async () => {
+    const ledger = new EmbeddedLedger();
+    await monthEnd(ledger);
+    const END = FEB + 28 * 86_400_000;
+    const pause = async () => {};
+    ledger.lagJournalIndex(INSURANCE_ACCOUNT, [5], Number.POSITIVE_INFINITY);
+    const february = await readFundStatement(ledger, INSURANCE_ACCOUNT, byTime(FEB, END), {
+      nowMs: () => END + SETTLED_AFTER_MS,
+      pause,
+    });
+    expect(february.statement.breaks.map((b) => [b.type, b.sequence])).toEqual([['lagging', 6]]);
+    expect(february).toMatchObject({
+      stoppedBy: 'journal',
+      ended: true,
+      closed: false,
+      openBecause: 'breaks',
+    });
+    // Its end read (entry 4, the first stamped in February), a gap just before it: of January or February, unknown.
+    const lagging = new EmbeddedLedger();
+    await monthEnd(lagging);
+    lagging.lagJournalIndex(INSURANCE_ACCOUNT, [3], Number.POSITIVE_INFINITY);
+    const january = await readFundStatement(lagging, INSURANCE_ACCOUNT, byTime(undefined, FEB), { pause });
+    expect(january.statement.reconciles).toBe(false);
+    expect(january).toMatchObject({ stoppedBy: 'end', ended: true, closed: false, openBecause: 'breaks' });
+    // Reconciling, each closes; open ones say why.
+    const clean = new EmbeddedLedger();
+    await monthEnd(clean);
+    const closed = await readFundStatement(clean, INSURANCE_ACCOUNT, byTime(undefined, FEB), { pause });
+    expect(closed).toMatchObject({ ended: true, closed: true });
+    expect(closed.openBecause).toBeUndefined();
+    const open = await readFundStatement(clean, INSURANCE_ACCOUNT, byTime(FEB, END), {
+      nowMs: () => FEB,
+      pause,
+    });
+    expect(open).toMatchObject({ ended: false, closed: false, openBecause: 'journal' });
+    const cut = await readFundStatement(clean, INSURANCE_ACCOUNT, byTime(undefined, undefined), {
+      max: 2,
+      pause,
+    });
+    expect(cut).toMatchObject({ stoppedBy: 'max', closed: false, openBecause: 'max' });
+  });
+
   // statement48-max-exact: a journal of exactly --max entries read as cut short (exit 3), as one with more.
   it('reads one entry more than --max: a journal of exactly --max entries is read whole, a period ending there is closed', async () => {
     const ledger = new EmbeddedLedger();
