@@ -280,15 +280,23 @@ export function environmentFailure(error: unknown): string | undefined {
   const code = e.code ?? e.cause?.code;
   if (code && NETWORK_CODES.has(code)) return `cannot reach the target (${code}): ${firstLine(e.message)}`;
   if (e.name === 'TimeoutError') return `the target did not answer in time: ${firstLine(e.message)}`;
-  if (e.name === 'CredentialsProviderError') {
-    return 'no AWS credentials (environment, profile, SSO or instance role): configure them or use --target local';
-  }
+  const credentials = credentialsFailure(e);
+  if (credentials !== undefined) return credentials;
   // Any other AWS service error (access denied, missing table, throttling): its name and message.
   if (e.$metadata !== undefined) return `AWS ${e.name}: ${firstLine(e.message)}`;
   return undefined;
 }
 
 const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
+
+/**
+ * The advice for credentials the SDK could not find or renew (none configured, an SSO session expired), or undefined.
+ * A line that says its error otherwise (replay's PutEntriesError) adds it: the error's name alone does not say what to do.
+ */
+export const credentialsFailure = (error: unknown): string | undefined =>
+  error instanceof Error && error.name === 'CredentialsProviderError'
+    ? 'no AWS credentials (environment, profile, SSO or instance role): configure them or use --target local'
+    : undefined;
 
 /**
  * AWS errors a later try may get past though AWS answered them as the caller's (a 4xx): a throttle (as the SDK names

@@ -48,6 +48,7 @@ import { resolveSymbol } from '../simulate.ts';
 import {
   adaptersOf,
   type Command,
+  credentialsFailure,
   environmentFailure,
   noMorePositionals,
   operatorCommand,
@@ -639,7 +640,12 @@ export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string
  * message: how often the call was sent (a held tick's up to 5 times: timeouts48-held-put), its error's name and message.
  */
 function failureLine(error: unknown): string {
-  if (error instanceof PutEntriesError) return error.message.split('\n')[0]!;
+  if (error instanceof PutEntriesError) {
+    // The advice environmentFailure gives a call failed for want of credentials, after the publisher's words.
+    const advice = credentialsFailure(error.cause);
+    const said = error.message.split('\n')[0]!;
+    return advice === undefined ? said : `${said}; ${advice}`;
+  }
   const said = environmentFailure(error);
   if (said !== undefined) return said;
   return error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);

@@ -122,6 +122,40 @@ describe('backstop replay: a PutEvents call that fails without an answer', () =>
   });
 });
 
+// more48c-replay-credentials-advice: feed48b-put-failed-line said a PutEntriesError by the publisher's message alone,
+// so a call failed for want of credentials lost the advice environmentFailure gave it (configure them).
+describe('backstop replay: a PutEvents call the SDK finds no credentials for', () => {
+  it("says the publisher's message and the credentials advice", async () => {
+    const { at } = await emulator.newStage('no-creds');
+    const file = path.join(emulator.dir, 'one-no-creds.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (!(command instanceof PutEventsCommand))
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      // As the SDK's SSO provider throws once the session expired (no answer: nothing was sent).
+      throw Object.assign(
+        new Error(
+          'The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login with the corresponding profile.',
+        ),
+        { name: 'CredentialsProviderError' },
+      );
+    } as never);
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    const said =
+      'events/put-failed: a PutEvents call failed after 1 attempt (CredentialsProviderError: The SSO session associated ' +
+      'with this profile has expired. To refresh this SSO session run aws sso login with the corresponding profile.): ' +
+      '1 entry may be on the bus or not, 0 not sent; 0 put and 0 refused before it; ' +
+      'no AWS credentials (environment, profile, SSO or instance role): configure them or use --target local';
+    expect(JSON.parse(run.stdout)).toMatchObject({ sent: 1, accepted: 0, failed: said });
+    expect(run.stderr).toContain(`backstop: replay/failed: ${said}; the replay stopped there`);
+    expect(run.code).toBe(1);
+  });
+});
+
 // follow47-replay-call-refused: a call refused whole (the caller's credentials, the bus's policy) is refused the same
 // at every next call; since feed47-policy-refusal the replay went on through the whole file, each tick refused.
 describe('backstop replay: a PutEvents call refused whole', () => {
