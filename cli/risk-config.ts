@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InfraConfigError, loadConfig } from '../infra/config.ts';
 import { riskConfigDigest } from '../infra/outputs.ts';
+import type { MarketShards } from '../shared/adapters/aws/position-layout.ts';
 import {
   ConfigError,
   DEFAULT_RISK_CONFIG,
@@ -38,7 +39,11 @@ export interface RiskConfigSource {
   readonly from?: readonly string[];
   /** riskConfigDigest: what a stack deployed with it shows as its RiskConfigDigest output. */
   readonly digest: string;
+  /** Of a context naming backstop:positionIndexShards: its shards, as synth reads them (local up runs them). */
+  readonly positionIndexShards?: Readonly<Record<string, MarketShards>>;
 }
+
+export const INDEX_SHARDS_KEY = 'backstop:positionIndexShards';
 
 export const RISK_CONFIG_KEY = 'backstop:riskConfig';
 const CDK_JSON = 'cdk.json';
@@ -120,6 +125,7 @@ export function readRiskConfig(file: string | undefined): RiskConfigSource {
   }
   let config: RiskConfig;
   let input: RiskConfigInput;
+  let shards: Readonly<Record<string, MarketShards>> | undefined;
   try {
     if (context === undefined) {
       if (!object)
@@ -127,7 +133,11 @@ export function readRiskConfig(file: string | undefined): RiskConfigSource {
           'neither a risk configuration (markets, auction, insurance) nor a cdk.json (context)',
         );
       input = json as RiskConfigInput;
-    } else input = loadConfig(context).riskConfigInput;
+    } else {
+      const infra = loadConfig(context);
+      input = infra.riskConfigInput;
+      if (INDEX_SHARDS_KEY in context) shards = infra.positionIndexShards;
+    }
     config = parseRiskConfig(input);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof InfraConfigError)
@@ -144,5 +154,6 @@ export function readRiskConfig(file: string | undefined): RiskConfigSource {
     ...(beside === undefined ? {} : { beside }),
     ...(from === undefined ? {} : { from }),
     digest: riskConfigDigest(config),
+    ...(shards === undefined ? {} : { positionIndexShards: shards }),
   };
 }

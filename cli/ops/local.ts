@@ -30,7 +30,7 @@ import {
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
 import { intOption, readInputFile, UsageError } from '../args.ts';
-import { CONFIG_FILE_HELP, readRiskConfig } from '../risk-config.ts';
+import { CONFIG_FILE_HELP, INDEX_SHARDS_KEY, type RiskConfigSource, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import {
   type Command,
@@ -56,7 +56,8 @@ Options of up:
   --config FILE.json     risk configuration the handlers run with (default: the built-in defaults):
 ${CONFIG_FILE_HELP}  --index-shards JSON    index shards of markets written faster than one partition takes, like
                          '{"BTC-USD": 4}' or '{"BTC-USD": {"read": 4, "write": 1}}' (default: one per
-                         market; as backstop:positionIndexShards on AWS)
+                         market; as backstop:positionIndexShards on AWS, which a --config cdk.json that
+                         names it gives instead: both, they must agree)
   --venue-key FILE       the venue's API key (the secret's string, as the exchange adapter parses it), stored in
                          the emulator's Secrets Manager as backstop-<stage>-venue-key and named to the functions in
                          VENUE_KEY_ID, as backstop:venueSecret on AWS; required by a venue that reads a key (an
@@ -136,10 +137,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   // As the operator commands and simulate read it: a cdk.json gives its backstop:riskConfig (follow48-config-cdk-json).
   const source = readRiskConfig(values.config);
   const riskConfig = values.config === undefined ? undefined : source.input;
-  const positionIndexShards =
-    values['index-shards'] === undefined
-      ? undefined
-      : indexShardsOption(values['index-shards'], source.config);
+  const positionIndexShards = upIndexShards(values['index-shards'], source);
   const venueKey = venueKeyOption(values['venue-key'], VENUE);
   const options: UpOptions = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
@@ -169,6 +167,32 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
  */
 const logsToRotate = (dir: string): string[] =>
   process.env[LOG_ENV] ? [join(dir, METRICS_LOG)] : [join(dir, METRICS_LOG), join(dir, LOCAL_LOG)];
+
+/**
+ * The shards local up runs: --index-shards, or a --config context's backstop:positionIndexShards, as the stack deployed
+ * with it runs (more48c-local-up-context-shards). Both, they must say the same counts: a flag that differs is refused
+ * rather than one silently winning, as the local stack stands for the deployed one.
+ */
+export function upIndexShards(
+  flag: string | undefined,
+  source: RiskConfigSource,
+): Readonly<Record<string, MarketShards>> | undefined {
+  const named = source.positionIndexShards;
+  const given = flag === undefined ? undefined : indexShardsOption(flag, source.config);
+  if (given === undefined || named === undefined) return given ?? named;
+  const of = (shards: Readonly<Record<string, MarketShards>>) => new PositionIndexLayout(shards);
+  const [a, b] = [of(given), of(named)];
+  const differ = source.config.markets
+    .map((m) => m.symbol)
+    .filter((s) => a.readShards(s) !== b.readShards(s) || a.writeShards(s) !== b.writeShards(s));
+  if (differ.length > 0)
+    throw new UsageError(
+      `--index-shards ${JSON.stringify(given)} differs from ${INDEX_SHARDS_KEY} ${JSON.stringify(named)} of --config ${source.file}` +
+        `${source.beside ? ` (with ${source.beside})` : ''} for ${differ.join(', ')}: local up runs the context's shards, as the stack deployed with it does; ` +
+        'leave --index-shards out, or change the context (or give a risk configuration file with --index-shards)',
+    );
+  return named;
+}
 
 /**
  * --index-shards: JSON of shard counts by market, checked as the functions will read it, and against the risk

@@ -32,9 +32,13 @@ describe('local up --detach and local down', () => {
     };
     mkdirSync(path.join(dir, 'cdk'));
     writeFileSync(path.join(dir, 'cdk', 'cdk.json'), JSON.stringify({ app: 'x', context: {} }));
+    // more48c-local-up-context-shards: its shards too, with no --index-shards (the detached child is given both).
     writeFileSync(
       path.join(dir, 'cdk', 'cdk.context.json'),
-      JSON.stringify({ 'backstop:riskConfig': JSON.stringify(riskConfig) }),
+      JSON.stringify({
+        'backstop:riskConfig': JSON.stringify(riskConfig),
+        'backstop:positionIndexShards': '{"ETH-USD":2}',
+      }),
     );
     const up = await cli(
       'local',
@@ -44,8 +48,6 @@ describe('local up --detach and local down', () => {
       '0',
       '--stage',
       'bg',
-      '--index-shards',
-      '{"ETH-USD":2}',
       '--config',
       path.join(dir, 'cdk', 'cdk.json'),
     );

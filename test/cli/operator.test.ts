@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BatchWriteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -705,6 +705,22 @@ describe('--config cdk.json: every command reads it as simulate and synth do', (
       });
       const run = await cli('local', 'up', '--config', pair(withSol), '--index-shards', '{"SOL-USD": 2}');
       expect([run.code, run.stderr]).toEqual([1, expect.stringMatching(/already running/)]);
+      // more48c-local-up-context-shards: a pair naming backstop:positionIndexShards runs them; a flag that differs is
+      // refused before anything starts (before: the flag alone, the context's shards unread).
+      const sharded = pair(withSol);
+      const context = path.join(path.dirname(sharded), 'cdk.context.json');
+      writeFileSync(
+        context,
+        JSON.stringify({
+          ...JSON.parse(readFileSync(context, 'utf8')),
+          'backstop:positionIndexShards': '{"SOL-USD": 4}',
+        }),
+      );
+      const differs = await cli('local', 'up', '--config', sharded, '--index-shards', '{"SOL-USD": 2}');
+      expect(differs.code).toBe(2);
+      expect(differs.stderr).toMatch(
+        /--index-shards \{"SOL-USD":2\} differs from backstop:positionIndexShards \{"SOL-USD":4\} of --config /,
+      );
     } finally {
       process.env.BACKSTOP_STATE_DIR = before;
       rmSync(state, { recursive: true, force: true });

@@ -32,9 +32,10 @@ import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from 
 import { holdFailuresAllowed, holdLooks, replayedLine } from '../../cli/ops/events.ts';
 import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
-import { venueKeyOption } from '../../cli/ops/local.ts';
+import { upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus, STATUS_USAGE } from '../../cli/ops/status.ts';
+import { readRiskConfig } from '../../cli/risk-config.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
 import {
   deadLetterQueueUrlKey,
@@ -2430,6 +2431,38 @@ describe('advice names commands for the target that printed them', () => {
     ).toBeUndefined();
     expect(adviceTargetFromEnv({ AWS_REGION: 'eu-west-1' })).toBeUndefined();
     expect(adviceTargetFromEnv({ POWERTOOLS_SERVICE_NAME: metricsService('prod') })).toBeUndefined();
+  });
+});
+
+// more48c-local-up-context-shards: local up --config cdk.json ran the pair's backstop:riskConfig and not its
+// backstop:positionIndexShards: a local stack of the deployed one's rules on one shard a market.
+describe('local up --config cdk.json: the context names positionIndexShards', () => {
+  const pair = (context: Record<string, unknown>): string => {
+    const dir = tempDir('backstop-up-shards-');
+    writeFileSync(path.join(dir, 'cdk.json'), JSON.stringify({ app: 'x', context: {} }));
+    writeFileSync(path.join(dir, 'cdk.context.json'), JSON.stringify(context));
+    return path.join(dir, 'cdk.json');
+  };
+
+  it("runs the context's shards, takes a flag that says the same, refuses one that differs", () => {
+    const named = readRiskConfig(pair({ 'backstop:positionIndexShards': '{"ETH-USD": 2}' }));
+    expect(upIndexShards(undefined, named)).toEqual({ 'ETH-USD': 2 });
+    // The same counts in another form, or another market at its one shard: the same layout.
+    expect(upIndexShards('{"ETH-USD": {"read": 2, "write": 2}, "BTC-USD": 1}', named)).toEqual({
+      'ETH-USD': 2,
+    });
+    expect(() => upIndexShards('{"ETH-USD": 4}', named)).toThrow(UsageError);
+    expect(() => upIndexShards('{"ETH-USD": {"read": 2, "write": 1}}', named)).toThrow(
+      /^--index-shards \{"ETH-USD":\{"read":2,"write":1\}\} differs from backstop:positionIndexShards \{"ETH-USD":2\} of --config .*cdk\.json \(with .*cdk\.context\.json\) for ETH-USD: /,
+    );
+    // A context without the key, or a risk configuration's own file: the flag alone, as before.
+    const unnamed = readRiskConfig(pair({}));
+    expect(upIndexShards(undefined, unnamed)).toBeUndefined();
+    expect(upIndexShards('{"ETH-USD": 4}', unnamed)).toEqual({ 'ETH-USD': 4 });
+    const file = path.join(tempDir('backstop-up-risk-'), 'risk.json');
+    writeFileSync(file, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    expect(upIndexShards('{"ETH-USD": 4}', readRiskConfig(file))).toEqual({ 'ETH-USD': 4 });
+    expect(upIndexShards(undefined, readRiskConfig(undefined))).toBeUndefined();
   });
 });
 
