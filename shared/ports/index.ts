@@ -148,6 +148,12 @@ export interface MarketState {
    */
   readonly unreadableRefusals?: UnreadableRefusalTraces;
   /**
+   * A refusal trace of a kind this version does not know (a later version's new reason, met after a rollback), by that
+   * kind, kept opaque (more48b-trace-unknown-kind): nothing here notes over it, so the next accepted tick removes it,
+   * only while still exactly as read. Never in `refusals`: status and replay show nothing of it.
+   */
+  readonly unknownRefusals?: UnknownRefusalTraces;
+  /**
    * Counts the changes to the market's providers (bumpProvidersEpoch; absent: none yet). An auction that plans a
    * sleep on the providers it listed commits on the epoch it read before listing them (ProvidersEpochCheck): a
    * provider registered in between fails that commit, so the auction plans again with it instead of sleeping
@@ -277,6 +283,14 @@ export interface UnreadableRefusalTrace {
 
 export type UnreadableRefusalTraces = { readonly [K in TracedRefusal]?: UnreadableRefusalTrace };
 
+/** By a kind that is no TracedRefusal of this version (MarketState.unknownRefusals). */
+export type UnknownRefusalTraces = { readonly [kind: string]: UnreadableRefusalTrace };
+
+/** A trace an accepted tick removes (dropRefusals): of a kind known, or, opaque, of a kind this version does not know. */
+export type DroppedRefusal =
+  | { readonly reason: TracedRefusal; readonly trace: RefusalTrace | UnreadableRefusalTrace }
+  | { readonly reason: string; readonly trace: UnreadableRefusalTrace };
+
 export const isUnreadableRefusal = (
   trace: RefusalTrace | UnreadableRefusalTrace,
 ): trace is UnreadableRefusalTrace => 'unreadable' in trace;
@@ -381,16 +395,10 @@ export interface MarketRepository {
   ): Promise<void>;
   /**
    * Removes the refusal traces given, each only while the market holds it as given (its sequence and atMs: a note
-   * since replaces it and stays; an unreadable one, exactly as read); a no-op for those not so. An accepted tick's
-   * clean-up (REFUSAL_TRACE_KEPT_MS).
+   * since replaces it and stays; an unreadable one, or one of a kind unknown, exactly as read); a no-op for those not
+   * so. An accepted tick's clean-up (REFUSAL_TRACE_KEPT_MS).
    */
-  dropRefusals(
-    symbol: string,
-    traces: readonly {
-      readonly reason: TracedRefusal;
-      readonly trace: RefusalTrace | UnreadableRefusalTrace;
-    }[],
-  ): Promise<void>;
+  dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
    * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.

@@ -18,6 +18,7 @@ import {
   ConditionFailedError,
   type CrossedPage,
   currentRefusals,
+  type DroppedRefusal,
   highestSequence,
   InjectedCrash,
   isTracedRefusal,
@@ -421,7 +422,7 @@ async function dropExpiredRefusals(
   nowMs: number,
 ): Promise<void> {
   const current = currentRefusals(written);
-  const expired = TRACED_REFUSALS.flatMap((reason): Parameters<MarketRepository['dropRefusals']>[1] => {
+  const expired: DroppedRefusal[] = TRACED_REFUSALS.flatMap((reason): DroppedRefusal[] => {
     const trace = written.refusals?.[reason];
     // One that does not read, at once (its age does not read either): only while still as read
     // (feed48c-trace-unreadable).
@@ -431,6 +432,10 @@ async function dropExpiredRefusals(
       ? [{ reason, trace }]
       : [];
   });
+  // A kind this version does not know (a later version's, after a rollback), at once: nothing here notes over it or
+  // reads its age, and it kept the item larger for good (more48b-trace-unknown-kind). Only while still as read.
+  for (const [reason, trace] of Object.entries(written.unknownRefusals ?? {}))
+    expired.push({ reason, trace });
   if (expired.length === 0) return;
   try {
     await deps.markets.dropRefusals(symbol, expired);

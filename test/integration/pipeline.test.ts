@@ -678,7 +678,7 @@ describe('pipeline on moto', () => {
         complete: true,
       });
       // The reads are the watch's own calls, each granted (withStack checks every call against the topology).
-      for (const queue of ['liquidations', 'auctionSteps', 'tickDeadLetters'])
+      for (const queue of ['liquidations-dlq', 'auctionSteps-dlq', 'tickDeadLetters'])
         expect([...grants.uses]).toContain(`liquidationWatch depth ${queue}`);
     });
   });

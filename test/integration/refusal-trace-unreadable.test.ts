@@ -175,4 +175,39 @@ describe('a refusal trace stored in a shape this version cannot read (moto, real
     expect((await adapters.markets.get('ETH-USD'))?.refusals?.['tick/too-old']).toEqual(resumed);
     clients.destroy();
   });
+
+  // more48b-trace-unknown-kind: a trace of a kind this version does not know (a later version's new reason, met after a
+  // rollback) was read as nothing at all: nothing noted over it and no expiry removed it, so it kept a busy market's
+  // item larger for good. It is now kept opaque, and the next accepted tick removes it, only while still as read.
+  it('of a kind this version does not know, is removed by the next accepted tick, only while still as read', async () => {
+    const { clients, adapters, tick, base, store, stored } = await setUp();
+    const later: AttributeValue = {
+      M: {
+        seq: { N: '7' },
+        stamp: { N: '1000' },
+        at: { N: String(base) },
+        count: { N: '1' },
+        since: { N: '1' },
+      },
+    };
+    await store('tick/later-reason', later);
+    const read = (await adapters.markets.get('ETH-USD'))!;
+    expect(read.refusals).toBeUndefined();
+    expect(read.unreadableRefusals).toBeUndefined();
+    const unknown = read.unknownRefusals!['tick/later-reason']!;
+    expect(unknown).toEqual({ unreadable: expect.any(String), stored: later });
+    // Changed since it was read (the later version, still running, noted again): left.
+    const since: AttributeValue = { M: { ...later.M!, seq: { N: '8' } } };
+    await store('tick/later-reason', since);
+    await adapters.markets.dropRefusals('ETH-USD', [{ reason: 'tick/later-reason', trace: unknown }]);
+    expect(await stored('tick/later-reason')).toEqual(since);
+    // The next accepted tick reads it and removes it, within the hour a readable trace would be kept.
+    const drops = countUpdates(clients, 'drops', (e) => e.startsWith('REMOVE #t0'));
+    expect(await tick(3, base + 2, base + 10)).toMatchObject({ status: 'accepted' });
+    expect(drops.count).toBe(1);
+    // Before: never read, so never removed.
+    expect(await stored('tick/later-reason')).toBeUndefined();
+    expect((await adapters.markets.get('ETH-USD'))?.unknownRefusals).toBeUndefined();
+    clients.destroy();
+  });
 });

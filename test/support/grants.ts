@@ -7,7 +7,6 @@ import {
   FUNCTIONS,
   type FunctionId,
   type Grant,
-  isDeadLetterSink,
   QUEUES,
   type QueueId,
   TABLES,
@@ -24,13 +23,74 @@ import { requestAttributes } from './request-attributes.ts';
  */
 
 /**
- * `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). `depth`: a
- * GetQueueAttributes, of the queue that keeps a queue's dead letters (named by that queue's id). `scan`: a read
+ * `delete`: no grant covers it (the stack grants puts and updates only: infra/constructs/functions.ts). `scan`: a read
  * grant covers it on a table the topology marks `scanned` only (security48-read-scan). `update`: an UpdateItem, which a
  * write grant covers on a table not written by puts alone (`putsOnly`: review48-security-ledger-update). `call`: any
- * other DynamoDB operation (DescribeTable, PartiQL, ...), which no grant covers (review48-security-grants-unmapped).
+ * other call (DynamoDB's DescribeTable, PartiQL, ...; SQS's PurgeQueue, SetQueueAttributes, ...; EventBridge's other
+ * than PutEvents), which no grant covers (review48-security-grants-unmapped, more48b-grants-unmapped-queues).
+ * SQS's, by IAM action, on a queue (`<id>`, or `<id>-dlq` its dead-letter queue): `send` sqs:SendMessage (a batch too),
+ * `depth` sqs:GetQueueAttributes, `url` sqs:GetQueueUrl, `receive` sqs:ReceiveMessage, `deleteMessage`
+ * sqs:DeleteMessage, `visibility` sqs:ChangeMessageVisibility (batches too). `put`: events:PutEvents, on a bus.
  */
-type Kind = 'read' | 'scan' | 'write' | 'update' | 'delete' | 'call' | 'send' | 'put' | 'depth';
+type Kind =
+  | 'read'
+  | 'scan'
+  | 'write'
+  | 'update'
+  | 'delete'
+  | 'call'
+  | 'send'
+  | 'put'
+  | 'depth'
+  | 'url'
+  | 'receive'
+  | 'deleteMessage'
+  | 'visibility';
+type QueueKind = Extract<Kind, 'send' | 'depth' | 'url' | 'receive' | 'deleteMessage' | 'visibility'>;
+const SQS_KINDS: Readonly<Record<string, QueueKind>> = {
+  SendMessage: 'send',
+  SendMessageBatch: 'send',
+  GetQueueAttributes: 'depth',
+  GetQueueUrl: 'url',
+  ReceiveMessage: 'receive',
+  DeleteMessage: 'deleteMessage',
+  DeleteMessageBatch: 'deleteMessage',
+  ChangeMessageVisibility: 'visibility',
+  ChangeMessageVisibilityBatch: 'visibility',
+};
+const QUEUE_KIND_SET: Readonly<Record<string, true>> = Object.fromEntries(
+  Object.values(SQS_KINDS).map((k) => [k, true]),
+);
+/** CDK's queue grants (aws-sqs QueueGrants): sendMessages and consumeMessages (an SQS event source's). */
+const SENDS: readonly QueueKind[] = ['send', 'depth', 'url'];
+const CONSUMES: readonly QueueKind[] = ['receive', 'visibility', 'url', 'deleteMessage', 'depth'];
+
+/** The queue keeping `id`'s dead letters: its dead-letter queue, or a sink itself. */
+const keeperOf = (id: QueueId): string => (QUEUES.find((q) => q.id === id)?.deadLetter ? `${id}-dlq` : id);
+
+/**
+ * What each queue `fn`'s role may do, as infra/constructs/functions.ts grants it: `applyGrant` (send; consume; a
+ * dead-letter keeper's depth alone), and `wireTrigger` (the queue triggering it, consumed by its event source; the tick
+ * rule's on-failure destination, sent to: test/infra/stack.test.ts checks both in the template).
+ */
+function queueAccess(fn: FunctionId): Map<string, Set<QueueKind>> {
+  const def = FUNCTIONS.find((f) => f.id === fn)!;
+  const access = new Map<string, Set<QueueKind>>();
+  const add = (queue: string, kinds: readonly QueueKind[]): void => {
+    const set = access.get(queue) ?? new Set<QueueKind>();
+    for (const k of kinds) set.add(k);
+    access.set(queue, set);
+  };
+  for (const g of def.grants) {
+    if (g.queue && g.access === 'send') add(g.queue, SENDS);
+    if (g.queue && g.access === 'consume') add(g.queue, CONSUMES);
+    if (g.deadLetters && g.access === 'depth') add(keeperOf(g.deadLetters), ['depth']);
+  }
+  if (def.trigger.kind === 'queue') add(def.trigger.queue, CONSUMES);
+  if (def.trigger.kind === 'tickRule') add(def.trigger.deadLetters, SENDS);
+  return access;
+}
+
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
 
@@ -54,6 +114,9 @@ interface ItemWrite {
 export function outsideGrant(grant: Grant, write: ItemWrite): string | undefined {
   if (grant.keysBeginWith !== undefined) {
     if (write.action !== 'PutItem') return `${write.action} (puts only)`;
+    // No ReturnValues checked, as the statement conditions none: ReturnValuesOnConditionCheckFailure is no IAM key
+    // (dynamodb:ReturnValues is ReturnValues'), and either answers the item at the put's own key, inside the grant
+    // (the checkpoint's and the cursor's fenced, owned puts ask ALL_OLD: more48b-keys-return-values).
     const keyName = TABLES.find((t) => t.id === grant.table)!.partitionKey.name;
     const key = (write.input.Item as Record<string, { S?: string }> | undefined)?.[keyName]?.S ?? '';
     return key.startsWith(grant.keysBeginWith) ? undefined : `key ${key} (not ${grant.keysBeginWith}*)`;
@@ -117,10 +180,15 @@ export class GrantRecorder {
       const covers = (access: Access): boolean =>
         kind === 'delete' || kind === 'call'
           ? false
-          : kind === 'send' || kind === 'put' || kind === 'depth'
+          : kind === 'put'
             ? access === kind
             : access === 'readWrite' || access === kind || (kind === 'read' && access === 'consume');
-      if (kind === 'depth') return def.grants.some((g) => g.deadLetters === resource && covers(g.access));
+      if (kind in QUEUE_KIND_SET)
+        return (
+          queueAccess(fn)
+            .get(resource)
+            ?.has(kind as QueueKind) ?? false
+        );
       if (kind === 'scan')
         return (
           TABLES.some((t) => t.id === resource && t.scanned) &&
@@ -131,9 +199,7 @@ export class GrantRecorder {
           !TABLES.some((t) => t.id === resource && t.putsOnly) &&
           def.grants.some((g) => g.table === resource && (g.access === 'write' || g.access === 'readWrite'))
         );
-      return def.grants.some(
-        (g) => (g.table === resource || g.queue === resource || g.bus === resource) && covers(g.access),
-      );
+      return def.grants.some((g) => (g.table === resource || g.bus === resource) && covers(g.access));
     };
     return [
       ...[...this.uses].filter((use) => {
@@ -200,16 +266,25 @@ export class GrantRecorder {
     // Unmapped: granted to no function (a read grant allows no DescribeTable since security48-read-scan).
     if (service === 'dynamodb')
       return [['call', `${command}:${input.TableName === undefined ? '*' : table(input.TableName)}`]];
-    if (command === 'SendMessage' || command === 'SendMessageBatch')
-      return [['send', this.#queueId(String(input.QueueUrl))]];
-    if (command === 'GetQueueAttributes') return [['depth', this.#deadLettersOf(String(input.QueueUrl))]];
+    if (service === 'sqs') {
+      const queue =
+        command === 'GetQueueUrl'
+          ? this.#queueNamed(String(input.QueueName))
+          : input.QueueUrl === undefined
+            ? '*'
+            : this.#queueAt(String(input.QueueUrl));
+      // Unmapped (PurgeQueue, SetQueueAttributes, ListQueues, ...): granted to none (more48b-grants-unmapped-queues).
+      const kind = SQS_KINDS[command];
+      return kind ? [[kind, queue]] : [['call', `${command}:${queue}`]];
+    }
     if (command === 'PutEvents') {
       return ((input.Entries as { EventBusName?: string }[]) ?? []).map((e) => [
         'put',
         this.#busId(e.EventBusName),
       ]);
     }
-    return [];
+    const bus = (input.EventBusName ?? input.Name) as string | undefined;
+    return [['call', `${command}:${bus === undefined ? '*' : this.#busId(bus)}`]];
   }
 
   #tableId(name: string): TableId | string {
@@ -224,19 +299,24 @@ export class GrantRecorder {
       : `unknown-bus:${name ?? 'default'}`;
   }
 
-  /** The queue whose dead letters the queue at `url` keeps (its dead-letter queue, or a sink itself). */
-  #deadLettersOf(url: string): QueueId | string {
+  /** The queue at `url`: `<id>`, or `<id>-dlq` its dead-letter queue. */
+  #queueAt(url: string): string {
     const queues = this.#names!.queues;
-    const id = (Object.keys(queues) as QueueId[]).find(
-      (q) =>
-        queues[q].dlqUrl === url ||
-        (queues[q].url === url && isDeadLetterSink(QUEUES.find((d) => d.id === q)!)),
-    );
-    return id ?? `not-dead-letters:${url}`;
+    for (const id of Object.keys(queues) as QueueId[]) {
+      if (queues[id].url === url) return id;
+      if (queues[id].dlqUrl === url) return `${id}-dlq`;
+    }
+    return `unknown-queue:${url}`;
   }
 
-  #queueId(url: string): QueueId | string {
+  /** The queue named `name` (GetQueueUrl's QueueName: a URL's last segment). */
+  #queueNamed(name: string): string {
     const queues = this.#names!.queues;
-    return (Object.keys(queues) as QueueId[]).find((id) => queues[id].url === url) ?? `unknown-queue:${url}`;
+    const at = (url: string | undefined) => url !== undefined && url.split('/').at(-1) === name;
+    for (const id of Object.keys(queues) as QueueId[]) {
+      if (at(queues[id].url)) return id;
+      if (at(queues[id].dlqUrl)) return `${id}-dlq`;
+    }
+    return `unknown-queue:${name}`;
   }
 }

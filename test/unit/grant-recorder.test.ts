@@ -4,9 +4,24 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { DescribeEventBusCommand, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SetQueueAttributesCommand,
+} from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients } from '../../shared/adapters/aws/clients.ts';
-import { indexJournal } from '../../shared/adapters/aws/ledger.ts';
+import { DynamoLedger, indexJournal } from '../../shared/adapters/aws/ledger.ts';
+import { DynamoLiquidationRepository } from '../../shared/adapters/aws/liquidations.ts';
+import { putOwned } from '../../shared/adapters/aws/owned-put.ts';
+import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
 import { DynamoProviderRepository } from '../../shared/adapters/aws/providers.ts';
 import { scanPages } from '../../shared/adapters/aws/scan.ts';
 import { asFunction } from '../../shared/runner/index.ts';
@@ -19,6 +34,8 @@ import { fakeResourceNames } from '../support/resource-names.ts';
  */
 const names = fakeResourceNames();
 let clients: AwsClients | undefined;
+
+type Stack = { add: (middleware: never, options: { step: 'initialize'; name: string }) => void };
 
 /** A recorder attached to clients whose DynamoDB calls all answer at once (`answer`: the output). */
 function recording(answer: (command: string) => Record<string, unknown> = () => ({})): {
@@ -33,13 +50,14 @@ function recording(answer: (command: string) => Record<string, unknown> = () => 
   });
   recorder.attach(clients);
   // After the recorder's middleware (the same step, added later): nothing reaches the network.
-  clients.dynamo.middlewareStack.add(
-    ((_next: unknown, context: { commandName?: string }) => async () => ({
-      output: { $metadata: {}, ...answer((context.commandName ?? '').replace(/Command$/, '')) },
-      response: {},
-    })) as never,
-    { step: 'initialize', name: 'answerHere' },
-  );
+  for (const client of [clients.dynamo, clients.sqs, clients.events] as { middlewareStack: Stack }[])
+    client.middlewareStack.add(
+      ((_next: unknown, context: { commandName?: string }) => async () => ({
+        output: { $metadata: {}, ...answer((context.commandName ?? '').replace(/Command$/, '')) },
+        response: {},
+      })) as never,
+      { step: 'initialize', name: 'answerHere' },
+    );
   return { recorder, clients };
 }
 
@@ -111,5 +129,104 @@ describe('the grants check of the emulator runs', () => {
     });
     expect(recorder.ungranted().sort()).toEqual(['admin update ledger', 'auction update ledger']);
     expect([...recorder.uses]).toContain('admin read ledger');
+  });
+
+  it('maps each SQS and EventBridge call to the actions the stack grants on its queue or bus, any other as granted to none (more48b-grants-unmapped-queues)', async () => {
+    const { recorder, clients } = recording();
+    const { queues } = names;
+    const send = (url: string) =>
+      clients.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: '{}' }));
+    const depth = (url: string) => clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url }));
+    await asFunction('marginCheck', async () => {
+      // Its grants: sends to both work queues (CDK's send grant reads the attributes too), the tick rule's
+      // on-failure destination, and the continuations' PutEvents on the tick bus.
+      await send(queues.liquidations.url);
+      await clients.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queues.auctionSteps.url,
+          Entries: [{ Id: '0', MessageBody: '{}' }],
+        }),
+      );
+      await depth(queues.liquidations.url);
+      await send(queues.tickDeadLetters.url);
+      await clients.events.send(
+        new PutEventsCommand({
+          Entries: [{ EventBusName: names.busName, Source: 's', DetailType: 'd', Detail: '{}' }],
+        }),
+      );
+      // None of these.
+      await clients.sqs.send(new PurgeQueueCommand({ QueueUrl: queues.liquidations.url }));
+      await clients.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: queues.liquidations.url, ReceiptHandle: 'r' }),
+      );
+      await clients.events.send(new DescribeEventBusCommand({ Name: names.busName }));
+    });
+    await asFunction('liquidationConsumer', async () => {
+      // Its trigger's queue, consumed by its event source: granted; its dead letters are not.
+      await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.liquidations.url }));
+      await clients.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queues.liquidations.url,
+          ReceiptHandle: 'r',
+          VisibilityTimeout: 1,
+        }),
+      );
+      await depth(queues.liquidations.dlqUrl!);
+    });
+    await asFunction('liquidationWatch', async () => {
+      // The depth of the dead letters alone: no message sent there, no attribute set.
+      await depth(queues.liquidations.dlqUrl!);
+      await depth(queues.tickDeadLetters.url);
+      await clients.sqs.send(new GetQueueUrlCommand({ QueueName: 'auctionSteps' }));
+      await send(queues.liquidations.dlqUrl!);
+      await clients.sqs.send(
+        new SetQueueAttributesCommand({ QueueUrl: queues.auctionSteps.url, Attributes: {} }),
+      );
+    });
+    expect(recorder.ungranted().sort()).toEqual([
+      'liquidationConsumer depth liquidations-dlq',
+      'liquidationWatch call SetQueueAttributes:auctionSteps',
+      'liquidationWatch send liquidations-dlq',
+      'marginCheck call DescribeEventBus:ticks',
+      'marginCheck call PurgeQueue:liquidations',
+      'marginCheck deleteMessage liquidations',
+    ]);
+    expect([...recorder.uses]).toEqual(
+      expect.arrayContaining([
+        'marginCheck put ticks',
+        'marginCheck send tickDeadLetters',
+        'liquidationConsumer receive liquidations',
+        'liquidationWatch url auctionSteps',
+      ]),
+    );
+  });
+
+  it("covers the puts of a grant limited by key asking the item back on a failed condition, as IAM's statement does: the item is at the put's own key (more48b-keys-return-values)", async () => {
+    const { recorder, clients } = recording();
+    // ledger-reconcile's checkpoint and liquidation-watch's cursor: fenced, the cursor's owned, both ALL_OLD on failure.
+    await asFunction('ledgerReconcile', () =>
+      new DynamoLedger(clients.dynamo, names.tables.ledger).saveAuditCheckpoint(
+        'fund',
+        { sequence: 3, sum: 5n, minBalance: 0n },
+        'restart',
+      ),
+    );
+    await asFunction('liquidationWatch', () =>
+      new DynamoLiquidationRepository(
+        clients.dynamo,
+        { liquidations: names.tables.liquidations, positions: names.tables.positions },
+        SINGLE_SHARD_LAYOUT,
+      ).saveWatchCursor({ cycleStartedAtMs: 1, judged: 0, overdue: 0 }, undefined, 'run-1'),
+    );
+    expect(recorder.ungranted()).toEqual([]);
+    expect([...recorder.uses].sort()).toEqual([
+      'ledgerReconcile write ledger',
+      'liquidationWatch write liquidations',
+    ]);
+    // The same put of a key outside the grant is not covered, whatever it asks back.
+    await asFunction('liquidationWatch', () =>
+      putOwned(clients.dynamo, { TableName: names.tables.liquidations, Item: { id: { S: 'liq-1' } } }),
+    );
+    expect(recorder.ungranted()).toEqual(['liquidationWatch liquidations: key liq-1 (not ~watch~*)']);
   });
 });

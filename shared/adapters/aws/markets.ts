@@ -12,7 +12,9 @@ import {
   type BreakerConfirming,
   ConditionFailedError,
   type CrashHook,
+  type DroppedRefusal,
   highestSequence,
+  isTracedRefusal,
   isUnreadableRefusal,
   type JudgedJump,
   type JudgedMarket,
@@ -26,6 +28,7 @@ import {
   type RegistrationWake,
   TRACED_REFUSALS,
   type TracedRefusal,
+  type UnknownRefusalTraces,
   type UnreadableRefusalTrace,
   type UnreadableRefusalTraces,
 } from '../../ports/index.ts';
@@ -200,14 +203,20 @@ function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
  * writes the market's item, and a write costs a unit a KB of the item: the traces are kept short (short keys, no
  * detail: about 90 bytes a kind noted).
  */
-export const refusalAttr = (reason: TracedRefusal): string => `refusal:${reason}`;
+const REFUSAL_ATTR_PREFIX = 'refusal:';
+/** A kind's trace attribute (a kind this version does not know has one too: optRefusals). */
+export const refusalAttr = (reason: TracedRefusal | string): string => `${REFUSAL_ATTR_PREFIX}${reason}`;
 
 /**
  * The refusal traces. One that does not read (a trace no rule reads, as optConfirming's) is kept opaque, as stored
  * (feed48c-trace-unreadable): left out, a note met it as absent and failed its condition on it, a write each refusal
  * of the kind, and no expiry removed it.
  */
-function optRefusals(item: Item): { refusals?: RefusalTraces; unreadableRefusals?: UnreadableRefusalTraces } {
+function optRefusals(item: Item): {
+  refusals?: RefusalTraces;
+  unreadableRefusals?: UnreadableRefusalTraces;
+  unknownRefusals?: UnknownRefusalTraces;
+} {
   const refusals: { [K in TracedRefusal]?: RefusalTrace } = {};
   const unreadable: { [K in TracedRefusal]?: UnreadableRefusalTrace } = {};
   for (const reason of TRACED_REFUSALS) {
@@ -231,9 +240,19 @@ function optRefusals(item: Item): { refusals?: RefusalTraces; unreadableRefusals
       unreadable[reason] = { unreadable: error.message, stored: item[attr] };
     }
   }
+  // A kind this version does not know (a later version's, after a rollback): opaque too, for the expiry to remove
+  // (more48b-trace-unknown-kind).
+  const unknown: { [kind: string]: UnreadableRefusalTrace } = {};
+  for (const [attr, value] of Object.entries(item)) {
+    if (!attr.startsWith(REFUSAL_ATTR_PREFIX)) continue;
+    const kind = attr.slice(REFUSAL_ATTR_PREFIX.length);
+    if (!isTracedRefusal(kind))
+      unknown[kind] = { unreadable: `${attr}: a refusal kind this version does not know`, stored: value };
+  }
   return {
     ...(Object.keys(refusals).length === 0 ? {} : { refusals }),
     ...(Object.keys(unreadable).length === 0 ? {} : { unreadableRefusals: unreadable }),
+    ...(Object.keys(unknown).length === 0 ? {} : { unknownRefusals: unknown }),
   };
 }
 
@@ -637,16 +656,10 @@ export class DynamoMarketRepository implements MarketRepository {
     if (done) this.crash('markets.noteRefusal');
   }
 
-  async dropRefusals(
-    symbol: string,
-    traces: readonly {
-      readonly reason: TracedRefusal;
-      readonly trace: RefusalTrace | UnreadableRefusalTrace;
-    }[],
-  ): Promise<void> {
+  async dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void> {
     if (traces.length === 0) return;
     // One write for them all, each only as read: a note since (a fresh trace) fails it, and the next accepted tick
-    // drops those still expired. One that did not read, only while still exactly as read.
+    // drops those still expired. One that did not read, or of a kind unknown, only while still exactly as read.
     const names: Record<string, string> = {};
     const values: Record<string, AttributeValue> = {};
     const conditions: string[] = [];

@@ -5,6 +5,7 @@ import {
   type AcceptedTick,
   type BreakerConfirming,
   ConditionFailedError,
+  type DroppedRefusal,
   highestSequence,
   isUnreadableRefusal,
   type JudgedJump,
@@ -226,23 +227,18 @@ export class EmbeddedMarketRepository implements MarketRepository {
     fire(this.#hook, 'markets.noteRefusal');
   }
 
-  async dropRefusals(
-    symbol: string,
-    traces: readonly {
-      readonly reason: TracedRefusal;
-      readonly trace: RefusalTrace | UnreadableRefusalTrace;
-    }[],
-  ): Promise<void> {
+  async dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void> {
     const current = this.#states.get(symbol);
     const stored = current?.refusals;
-    // All or none, as the AWS adapter's one conditional write. An unreadable one is never stored here.
+    // All or none, as the AWS adapter's one conditional write. An unreadable one (or of a kind unknown) is never
+    // stored here.
     if (!current || !stored || traces.length === 0) return;
     if (
       traces.some(
         ({ reason, trace }) =>
           isUnreadableRefusal(trace) ||
-          stored[reason]?.sequence !== trace.sequence ||
-          stored[reason]?.atMs !== trace.atMs,
+          stored[reason as TracedRefusal]?.sequence !== trace.sequence ||
+          stored[reason as TracedRefusal]?.atMs !== trace.atMs,
       )
     )
       return;
