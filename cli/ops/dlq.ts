@@ -5,9 +5,10 @@ import {
   type DlqId,
   deadLetterQueuesOf,
   discardDeadLetters,
-  listDeadLetters,
+  type NotReleased,
   PEEK_VISIBILITY_SECONDS,
   type RedriveOutcome,
+  readDeadLetters,
   redriveDeadLetters,
 } from '../../shared/local/dlq.ts';
 import { choiceOption, intOption, UsageError } from '../args.ts';
@@ -34,7 +35,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
-            delivery error); they stay in the queue
+            delivery error); they stay in the queue. Like redrive and discard, it says those SQS would not
+            release as it ended (hidden until their visibility timeout runs out; --json: notReleased)
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
             each from the DLQ only once resent: as many as the DLQ held as it began (SQS's count), those
             arriving meanwhile left for the next redrive. That count is approximate: it names those it
@@ -101,12 +103,7 @@ export function renderRedrive(
         `  those not reached of SQS's count as the run began: past --max, held by another reader, or deleted before its count caught up; ${backstopCommand(target, `dlq list --queue ${o.queue}`)} shows what is there`,
       );
     // Refused entries of the release, by reason (follow48-dlq-release-entries): as a release that failed whole is said.
-    const notReleased = new Map<string, number>();
-    for (const n of o.notReleased ?? []) notReleased.set(n.reason, (notReleased.get(n.reason) ?? 0) + 1);
-    for (const [reason, n] of notReleased)
-      lines.push(
-        `  releasing ${counted(n, 'message', 'messages')} it held: ${printable(reason)} (they come back once their visibility timeout runs out, ${PEEK_VISIBILITY_SECONDS} s)`,
-      );
+    for (const line of notReleasedLines(o.notReleased ?? [])) lines.push(`  ${line}`);
     for (const n of o.notDeleted ?? []) lines.push(`  ${printable(n.messageId)}: ${printable(n.reason)}`);
     for (const f of o.failed.slice(0, REDRIVE_FAILED_SHOWN))
       lines.push(`  ${printable(f.messageId)}: ${printable(f.reason)}`);
@@ -124,6 +121,23 @@ export function renderRedrive(
   if (notRedriven.length > 0) lines.push(`${notRedriven.join(', ')}: not redriven (the redrive stopped)`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
+
+/**
+ * A line per reason for the messages a run held whose release SQS refused: hidden until their visibility timeout runs
+ * out. `dlq redrive`, `list` and `discard` say them alike (more48-dlq-list-release: list and discard dropped them).
+ */
+function notReleasedLines(notReleased: readonly NotReleased[]): string[] {
+  const byReason = new Map<string, number>();
+  for (const n of notReleased) byReason.set(n.reason, (byReason.get(n.reason) ?? 0) + 1);
+  return [...byReason].map(
+    ([reason, n]) =>
+      `releasing ${counted(n, 'message', 'messages')} it held: ${printable(reason)} (they come back once their visibility timeout runs out, ${PEEK_VISIBILITY_SECONDS} s)`,
+  );
+}
+
+/** `notReleasedLines` of each queue, a line each, after its name. */
+const queueNotReleasedLines = (notReleased: readonly (NotReleased & { readonly queue: DlqId })[]): string[] =>
+  DLQ_IDS.flatMap((q) => notReleasedLines(notReleased.filter((n) => n.queue === q)).map((l) => `${q}: ${l}`));
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
@@ -152,13 +166,23 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       throw new UsageError('dlq discard: --message-id is required (as dlq list shows it)');
     const most = intOption('max', values.max, 1, 100_000) ?? 1000;
     return withTarget(values, async (deployment) => {
-      const outcome = await discardDeadLetters(deployment, only, ids, most);
+      const { notReleased: held = [], ...outcome } = await discardDeadLetters(deployment, only, ids, most);
       // An id not in the queue named may be in another one: named, so the operator need not guess.
-      const elsewhere =
-        outcome.notFound.length > 0 ? await deadLetterQueuesOf(deployment, only, outcome.notFound, most) : {};
+      const looked =
+        outcome.notFound.length > 0
+          ? await deadLetterQueuesOf(deployment, only, outcome.notFound, most)
+          : { found: {}, notReleased: [] };
+      const elsewhere: Record<string, DlqId> = looked.found;
+      // Those of the queue named and of the queues looked in for the others.
+      const notReleased = [...held.map((n) => ({ queue: only, ...n })), ...looked.notReleased];
       if (values.json)
         io.stdout.write(
-          `${printableJson({ queue: only, ...outcome, ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}) })}\n`,
+          `${printableJson({
+            queue: only,
+            ...outcome,
+            ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}),
+            ...(notReleased.length > 0 ? { notReleased } : {}),
+          })}\n`,
         );
       else {
         for (const d of outcome.discarded)
@@ -173,6 +197,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
             `not found in ${only}: ${printable(id)}${other ? ` (it is in ${other}: use --queue ${other})` : ''}\n`,
           );
         }
+        for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
       }
       return outcome.notFound.length > 0 || outcome.notDeleted ? 1 : 0;
     });
@@ -183,18 +208,25 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
     if (action === 'list') {
-      const lists = await Promise.all(queues.map((q) => listDeadLetters(deployment, q, max)));
-      const messages = lists.flat();
-      if (values.json) io.stdout.write(`${printableJson({ messages })}\n`);
+      const lists = await Promise.all(queues.map((q) => readDeadLetters(deployment, q, max)));
+      const messages = lists.flatMap((l) => l.messages);
+      const notReleased = lists.flatMap((l, i) =>
+        (l.notReleased ?? []).map((n) => ({ queue: queues[i]!, ...n })),
+      );
+      if (values.json)
+        io.stdout.write(
+          `${printableJson({ messages, ...(notReleased.length > 0 ? { notReleased } : {}) })}\n`,
+        );
       else {
         for (const [i, q] of queues.entries())
-          io.stdout.write(`${q}: ${counted(lists[i]!.length, 'message', 'messages')}\n`);
+          io.stdout.write(`${q}: ${counted(lists[i]!.messages.length, 'message', 'messages')}\n`);
         for (const m of messages) {
           io.stdout.write(
             `  [${m.queue}] ${printable(m.messageId)} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
               `    reason: ${printable(m.reason)}\n    body: ${printable(m.body.slice(0, 300))}\n`,
           );
         }
+        for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
       }
       return 0;
     }

@@ -41,7 +41,7 @@ import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { intOption, UsageError } from '../args.ts';
-import { printable } from '../printable.ts';
+import { printable, printableJson } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { resolveSymbol } from '../simulate.ts';
@@ -446,7 +446,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       warn: (line) => {
         // Above the bar, which the next look draws again.
         progress.done();
-        io.stderr.write(`backstop: ${line}\n`);
+        io.stderr.write(`backstop: ${printable(line)}\n`);
       },
     });
     const lastPrice = points.at(-1)?.price;
@@ -547,12 +547,13 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           }
         : {}),
     };
-    if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
+    // The bus's and AWS's text (rejections, refusedWhole, failed) escaped as JSON (more48-terminal-text).
+    if (values.json) io.stdout.write(`${printableJson(summary)}\n`);
     else {
       io.stdout.write(`${replayedLine(summary)}\n`);
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${printable(r.code)} ${printable(r.message ?? '')}\n`);
-      if (outcome.unknown.length > 0) io.stdout.write(`  ${unknownLine(outcome.unknown)}\n`);
+      if (outcome.unknown.length > 0) io.stdout.write(`  ${printable(unknownLine(outcome.unknown))}\n`);
     }
     // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).
     for (const line of notTakenLines(symbol, outcome.notTaken))
@@ -568,21 +569,21 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       );
     if (failed) {
       io.stderr.write(
-        `backstop: replay/failed: ${failed}; the replay stopped there, its outcome so far above\n`,
+        `backstop: replay/failed: ${printable(failed)}; the replay stopped there, its outcome so far above\n`,
       );
       return 1;
     }
     if (stalled) {
-      io.stderr.write(`backstop: ${stalled}\n`);
+      io.stderr.write(`backstop: ${printable(stalled)}\n`);
       return 1;
     }
     if (outcome.refusedWhole) {
-      io.stderr.write(`backstop: ${refusedWholeLine(symbol, outcome)}\n`);
+      io.stderr.write(`backstop: ${printable(refusedWholeLine(symbol, outcome))}\n`);
       return 1;
     }
     const holdFailure = looks.ended();
     if (holdFailure) {
-      io.stderr.write(`backstop: ${holdFailure}\n`);
+      io.stderr.write(`backstop: ${printable(holdFailure)}\n`);
       return 1;
     }
     // Ctrl-C during a hold ends it, the file sent: the documented way to stop holding, not an interruption.

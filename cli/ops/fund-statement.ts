@@ -160,14 +160,14 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
       read = await readFundStatement(ledger, INSURANCE_ACCOUNT, period, { max });
     } catch (error) {
       if (!(error instanceof StatementError)) throw error;
-      io.stderr.write(`backstop: fund statement: ${error.message}\n`);
+      io.stderr.write(`backstop: fund statement: ${printable(error.message)}\n`);
       return 1;
     }
     const quote = quoteCurrency(config);
     if (values.csv) {
       io.stdout.write(renderPostingsCsv(read.entries, quote));
       for (const line of csvWarnings(read, deployment))
-        io.stderr.write(`backstop: fund statement: ${line}\n`);
+        io.stderr.write(`backstop: fund statement: ${printable(line)}\n`);
     } else if (values.json) io.stdout.write(`${printableJson(statementJson(read, quote))}\n`);
     else io.stdout.write(printable(renderStatement(read, quote, deployment), true));
     return statementExitCode(read);

@@ -30,6 +30,7 @@ import {
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
 import { intOption, readInputFile, UsageError } from '../args.ts';
+import { printable } from '../printable.ts';
 import { CONFIG_FILE_HELP, INDEX_SHARDS_KEY, type RiskConfigSource, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import {
@@ -156,7 +157,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     );
   }
   motoCommand(); // fails early, with the setup hint, when the emulator is not installed
-  rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${message}\n`));
+  rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${printable(message)}\n`));
   return values.detach ? detach(dir, options, io) : up(dir, options, io);
 });
 
@@ -244,7 +245,7 @@ export function venueKeyOption(file: string | undefined, venue: string): string 
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
 async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const metricsFile = join(dir, METRICS_LOG);
-  const warn = (message: string) => io.stderr.write(`backstop: local up: ${message}\n`);
+  const warn = (message: string) => io.stderr.write(`backstop: local up: ${printable(message)}\n`);
   const metrics = metricsToFile(metricsFile, process.stdout, warn);
   // A detached run writes local.log through its stdout and stderr: kept within the bound while it runs too.
   const log = process.env[LOG_ENV];
@@ -332,12 +333,16 @@ function untilStopped(stack: LocalStack, moto: MotoServer, io: CliIo): Promise<s
       for (const error of stack.runner.errors) {
         if (printed.has(error)) continue;
         printed.add(error);
-        io.stderr.write(`runner: ${error.functionId}: ${describeFailure(error.error)}\n`);
+        io.stderr.write(`${runnerErrorLine(error)}\n`);
       }
       if (!moto.running()) finish('emulator exited');
     }, WATCH_MS);
   });
 }
+
+/** The stderr line of a function's failed invocation: its error is the code's, AWS's or the venue's text, escaped. */
+export const runnerErrorLine = (error: InvocationError): string =>
+  `runner: ${error.functionId}: ${printable(describeFailure(error.error))}`;
 
 /** One line for a failed invocation; a failed batch names its first record's error, not just "all failed". */
 export function describeFailure(error: unknown): string {

@@ -38,6 +38,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, quoteOption, readInputFile, UsageError } from '../args.ts';
+import { printable } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
@@ -165,7 +166,7 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
       const { unreadable } = outcome;
       if (unreadable.length === 0) return 0;
       io.stderr.write(
-        `positions index: ${unreadable.length} items could not be read as positions (not keyed): ${unreadable.slice(0, 20).join(', ')}${unreadable.length > 20 ? ', ...' : ''}\n`,
+        `positions index: ${unreadable.length} items could not be read as positions (not keyed): ${printable(unreadable.slice(0, 20).join(', '))}${unreadable.length > 20 ? ', ...' : ''}\n`,
       );
       return 1;
     });
@@ -386,11 +387,13 @@ const adminDeps = (
   return { ...adapters, config, telemetry: cliTelemetry(io), nowMs: () => Date.now() };
 };
 
-function report(io: CliIo, what: string, outcome: SeedOutcome): number {
+/** A seed's outcome: its counts, then the first refusals, whose ids and reasons (AWS's errors) are escaped. */
+export function report(io: Pick<CliIo, 'stdout' | 'stderr'>, what: string, outcome: SeedOutcome): number {
   io.stdout.write(
     `${what}: ${outcome.created} written, ${outcome.existing} already there, ${outcome.failed.length} refused\n`,
   );
-  for (const f of outcome.failed.slice(0, 10)) io.stderr.write(`  ${f.id}: ${f.reason}\n`);
+  for (const f of outcome.failed.slice(0, 10))
+    io.stderr.write(`  ${printable(f.id)}: ${printable(f.reason)}\n`);
   if (outcome.failed.length > 10) io.stderr.write(`  ... and ${outcome.failed.length - 10} more\n`);
   return outcome.failed.length > 0 ? 1 : 0;
 }
@@ -682,7 +685,7 @@ export async function callerOf(
         `fund withdraw refused: the caller could not be identified for the journal (${why}); nothing moved`,
       );
     io.stderr.write(
-      `backstop: the caller could not be identified (${why}); the deposit is journaled without it\n`,
+      `backstop: the caller could not be identified (${printable(why)}); the deposit is journaled without it\n`,
     );
     return undefined;
   }

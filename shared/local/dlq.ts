@@ -1,5 +1,6 @@
 import {
   ChangeMessageVisibilityBatchCommand,
+  type ChangeMessageVisibilityBatchCommandOutput,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   type Message,
@@ -106,6 +107,15 @@ export interface NotReleased {
 }
 
 /**
+ * A run's release of the messages it held: the entries SQS refused, and the error that stopped the release, if one
+ * did (the batches after it not sent: their messages come back once their visibility timeout runs out).
+ */
+export interface Released {
+  readonly notReleased: readonly NotReleased[];
+  readonly error?: unknown;
+}
+
+/**
  * One run's receives from a DLQ, each message handed on once (ops46-dlq-seen-once). SQS delivers at least once: a
  * message the run holds comes round again once its visibility timeout runs out while the run still works (a run over
  * hundreds of messages outlasts PEEK_VISIBILITY_SECONDS), and a standard queue may return one even after its delete
@@ -195,9 +205,9 @@ class DlqRun {
 
   /**
    * Tries each failed delete once more, then makes every message the run holds visible again. Returns those SQS
-   * refused to release: hidden until their visibility timeout runs out.
+   * refused to release (hidden until their visibility timeout runs out) and the error that stopped the release.
    */
-  async finish(): Promise<NotReleased[]> {
+  async finish(): Promise<Released> {
     for (const id of [...this.#undeleted.keys()]) await this.#deleteHeld(id);
     return release(this.#deployment, this.#url, [...this.#held.values()]);
   }
@@ -209,14 +219,31 @@ export async function listDeadLetters(
   queue: DlqId,
   max = 100,
   options: DlqRunOptions = {},
-): Promise<DeadLetter[]> {
-  return peek(
+): Promise<readonly DeadLetter[]> {
+  return (await readDeadLetters(deployment, queue, max, options)).messages;
+}
+
+/** A listing of a DLQ: its messages, and those of them SQS refused to release as it ended (present when any). */
+export interface DeadLetterListing {
+  readonly messages: readonly DeadLetter[];
+  readonly notReleased?: readonly NotReleased[];
+}
+
+/** `listDeadLetters` with the entries SQS refused to release (more48-dlq-list-release: they went unsaid). */
+export async function readDeadLetters(
+  deployment: Deployment,
+  queue: DlqId,
+  max = 100,
+  options: DlqRunOptions = {},
+): Promise<DeadLetterListing> {
+  const { value, notReleased } = await peek(
     deployment,
     dlqUrl(deployment, queue),
     max,
     (seen) => describeAll(deployment, queue, seen),
     options,
   );
+  return { messages: value, ...(notReleased.length > 0 ? { notReleased } : {}) };
 }
 
 /**
@@ -238,37 +265,41 @@ async function describeAll(
   return described;
 }
 
-/** Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. */
+/**
+ * Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. Returns what
+ * `use` returned and the messages SQS refused to release; a release that failed fails it, as a receive does.
+ */
 async function peek<T>(
   deployment: Deployment,
   url: string,
   max: number,
   use: (seen: readonly Message[]) => T | Promise<T>,
   options: DlqRunOptions = {},
-): Promise<T> {
+): Promise<{ readonly value: T; readonly notReleased: readonly NotReleased[] }> {
   const run = new DlqRun(deployment, url, options);
   const seen: Message[] = [];
+  let value: T;
+  let released: Released;
   try {
     while (seen.length < max) {
       const fresh = await run.next(max - seen.length);
       if (fresh.length === 0) break;
       seen.push(...fresh);
     }
-    return await use(seen);
+    value = await use(seen);
   } finally {
-    await run.finish();
+    released = await run.finish();
   }
+  if (released.error !== undefined) throw released.error;
+  return { value, notReleased: released.notReleased };
 }
 
 /**
  * Makes peeked messages visible again at once. Returns the entries SQS refused: a batch answers 200 with them in
- * `Failed` (follow48-dlq-release-entries: they went unsaid).
+ * `Failed` (follow48-dlq-release-entries: they went unsaid). A batch that fails stops the release, its error returned
+ * with the entries earlier batches had refused (more48-dlq-release-kept: they were lost with the error).
  */
-async function release(
-  deployment: Deployment,
-  url: string,
-  messages: readonly Message[],
-): Promise<NotReleased[]> {
+async function release(deployment: Deployment, url: string, messages: readonly Message[]): Promise<Released> {
   const refused: NotReleased[] = [];
   for (let i = 0; i < messages.length; i += RECEIVE_BATCH) {
     const batch = messages.slice(i, i + RECEIVE_BATCH).filter((m) => m.ReceiptHandle);
@@ -278,9 +309,14 @@ async function release(
       VisibilityTimeout: 0,
     }));
     if (entries.length > 0) {
-      const out = await deployment.clients.sqs.send(
-        new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }),
-      );
+      let out: ChangeMessageVisibilityBatchCommandOutput;
+      try {
+        out = await deployment.clients.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }),
+        );
+      } catch (error) {
+        return { notReleased: refused, error: error ?? new Error('the release failed') };
+      }
       for (const f of out.Failed ?? [])
         refused.push({
           messageId: batch[Number(f.Id)]?.MessageId ?? '',
@@ -288,7 +324,7 @@ async function release(
         });
     }
   }
-  return refused;
+  return { notReleased: refused };
 }
 
 const parseJson = (body: string): unknown => {
@@ -530,7 +566,7 @@ export async function redriveDeadLetters(
   /** A receive found nothing it had not seen: the run did not end at the count. */
   let emptied = false;
   const pastCount = new Set<string>();
-  let notReleased: NotReleased[] = [];
+  let notReleased: readonly NotReleased[] = [];
   // What it does not delete it holds out of sight until the end (released then), each message handed on once.
   const run = new DlqRun(deployment, url, options);
   try {
@@ -601,12 +637,12 @@ export async function redriveDeadLetters(
     // A receive (or the count) that failed: what was done so far is said, not lost with the error.
     stopped ??= errorLine(error);
   } finally {
-    try {
-      notReleased = await run.finish();
-    } catch (error) {
+    const released = await run.finish();
+    notReleased = released.notReleased;
+    if (released.error !== undefined) {
       // Said after the error that stopped the run too: expired credentials fail the release as they failed the run
       // (review48-dlq-release-unsaid).
-      const release = `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
+      const release = `releasing the messages it held: ${errorLine(released.error)} (they come back once their visibility timeout runs out)`;
       stopped = stopped === undefined ? release : `${stopped}; then ${release}`;
     }
   }
@@ -673,6 +709,8 @@ export interface DiscardOutcome {
   readonly notFound: readonly string[];
   /** Found, and their delete failed: still in the DLQ (present when any). */
   readonly notDeleted?: readonly NotDeleted[];
+  /** Messages it held (read past, or not deleted) whose release SQS refused (present when any). */
+  readonly notReleased?: readonly NotReleased[];
 }
 
 /**
@@ -691,6 +729,7 @@ export async function discardDeadLetters(
   const wanted = new Set(messageIds);
   let seen = 0;
   const discarded: { messageId: string; body: string }[] = [];
+  let released: Released;
   try {
     while (wanted.size > 0 && seen < max) {
       const fresh = await run.next(max - seen);
@@ -704,8 +743,9 @@ export async function discardDeadLetters(
       }
     }
   } finally {
-    await run.finish();
+    released = await run.finish();
   }
+  if (released.error !== undefined) throw released.error;
   // One whose delete failed is still there: not discarded, and said (its error used to end the command, leaving the
   // bodies of those discarded before it unprinted: ops47-dlq-delete-failed).
   const notDeleted = run.notDeleted();
@@ -714,27 +754,35 @@ export async function discardDeadLetters(
     discarded: discarded.filter((d) => !left.has(d.messageId)),
     notFound: [...wanted],
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
+    // The release's refusals were dropped (more48-dlq-list-release).
+    ...(released.notReleased.length > 0 ? { notReleased: released.notReleased } : {}),
   };
 }
 
 /**
  * The other dead-letter queue holding each of `messageIds`, looked at and left there (every message released): a
- * discard given the wrong --queue named only the queue it looked in (walk43b-dlq-other-queue).
+ * discard given the wrong --queue named only the queue it looked in (walk43b-dlq-other-queue). With the messages of
+ * those queues SQS refused to release (more48-dlq-list-release).
  */
 export async function deadLetterQueuesOf(
   deployment: Deployment,
   except: DlqId,
   messageIds: readonly string[],
   max = 1000,
-): Promise<Record<string, DlqId>> {
+): Promise<{
+  readonly found: Record<string, DlqId>;
+  readonly notReleased: readonly (NotReleased & { readonly queue: DlqId })[];
+}> {
   const found: Record<string, DlqId> = {};
+  const notReleased: (NotReleased & { readonly queue: DlqId })[] = [];
   for (const queue of DLQ_IDS) {
     if (queue === except || messageIds.every((id) => found[id] !== undefined)) continue;
-    await peek(deployment, dlqUrl(deployment, queue), max, (seen) => {
+    const looked = await peek(deployment, dlqUrl(deployment, queue), max, (seen) => {
       for (const m of seen) if (messageIds.includes(m.MessageId ?? '')) found[m.MessageId!] ??= queue;
     });
+    for (const n of looked.notReleased) notReleased.push({ queue, ...n });
   }
-  return found;
+  return { found, notReleased };
 }
 
 interface TickEventBody {

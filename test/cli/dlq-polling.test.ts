@@ -1,5 +1,6 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
   DeleteMessageCommand,
@@ -1501,4 +1502,139 @@ it('says the messages it held whose release SQS refused, entry by entry (follow4
   expect(renderRedrive([{ queue: 'liquidations', ...outcome }], d).split('\n')[1]).toBe(
     `  releasing 2 messages it held: ${reason} (they come back once their visibility timeout runs out, 30 s)`,
   );
+}, 60_000);
+
+it('keeps the entries one batch of the release refused when a later batch fails (more48-dlq-release-kept)', async () => {
+  // Found by this session's review: a batch that threw lost the entries the batches before it had refused, the error
+  // said and those messages, hidden up to the visibility timeout, not.
+  const d = await stage('dlqreleasekept', []);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const poison = Array.from({ length: 12 }, (_, i) => `poison ${i}`);
+  for (const body of poison)
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  const expired = 'The security token included in the request is expired';
+  let batches = 0;
+  type Entry = { Id: string; ReceiptHandle: string };
+  clients.sqs.middlewareStack.add(
+    ((
+      next: (a: unknown) => Promise<{ output: Record<string, unknown> }>,
+      context: { commandName?: string },
+    ) =>
+      async (args: { input: { QueueUrl?: string; Entries?: Entry[] } }) => {
+        if (context.commandName !== 'ChangeMessageVisibilityBatchCommand' || args.input.QueueUrl !== dlq)
+          return next(args);
+        batches += 1;
+        // The second batch fails whole, as expired credentials fail it.
+        if (batches > 1)
+          throw Object.assign(new Error(expired), { name: 'ExpiredToken', $fault: 'client', $metadata: {} });
+        // The first refuses its first two entries and releases the rest.
+        const entries = args.input.Entries ?? [];
+        const result = await next({ ...args, input: { ...args.input, Entries: entries.slice(2) } });
+        const failed = entries.slice(0, 2).map((e) => ({
+          Id: e.Id,
+          SenderFault: true,
+          Code: 'ReceiptHandleIsInvalid',
+          Message: 'The receipt handle has expired.',
+        }));
+        return { ...result, output: { ...result.output, Failed: failed } };
+      }) as never,
+    { step: 'initialize', name: 'releaseKept' },
+  );
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations', 1000, VISIBILITY);
+  } finally {
+    clients.sqs.middlewareStack.remove('releaseKept');
+  }
+  expect(batches).toBe(2);
+  expect(outcome.failed).toHaveLength(12);
+  // Before: no notReleased, the two refused in the first batch lost with the second's error.
+  expect(outcome.notReleased).toHaveLength(2);
+  expect(
+    outcome.notReleased!.every((n) => n.reason === 'ReceiptHandleIsInvalid: The receipt handle has expired.'),
+  ).toBe(true);
+  expect(outcome.stopped?.error).toBe(
+    `releasing the messages it held: ExpiredToken: ${expired} (they come back once their visibility timeout runs out)`,
+  );
+  await vi.waitFor(async () => expect((await listDeadLetters(d, 'liquidations')).length).toBe(12), WAIT);
+}, 60_000);
+
+it('says in dlq list and dlq discard the messages it held whose release SQS refused (more48-dlq-list-release)', async () => {
+  // Found by this session's review (follow48-dlq-release-entries): the release returned them, and list and discard,
+  // which hold messages too, dropped them.
+  const names = await createLocalResources(clients, 'listrelease');
+  await publishStackOutputs(moto.endpoint, 'listrelease', names);
+  const dlq = names.queues.liquidations.dlqUrl!;
+  for (const body of ['poison a', 'poison b'])
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+  const at = ['--target', 'localstack', '--endpoint', moto.endpoint, '--stage', 'listrelease'];
+  const reason = 'ReceiptHandleIsInvalid: The receipt handle has expired.';
+  // The CLI's own clients: released, and every entry answered as refused (a receipt handle SQS no longer takes), so
+  // the messages are there for the next command.
+  const send = SQSClient.prototype.send;
+  const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(async function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    const out = await (send as (...a: unknown[]) => Promise<Record<string, unknown>>).apply(this, args);
+    if (!(command instanceof ChangeMessageVisibilityBatchCommand) || command.input.QueueUrl !== dlq)
+      return out;
+    const [code, message] = reason.split(': ');
+    return {
+      ...out,
+      Successful: [],
+      Failed: (command.input.Entries ?? []).map((e) => ({
+        Id: e.Id,
+        SenderFault: true,
+        Code: code,
+        Message: message,
+      })),
+    };
+  } as SQSClient['send']);
+  const line = (n: string) =>
+    `liquidations: releasing ${n} it held: ${reason} (they come back once their visibility timeout runs out, 30 s)`;
+  try {
+    const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(line('2 messages'));
+    const json = await cli('dlq', 'list', '--queue', 'liquidations', '--json', ...at);
+    expect(json.code, json.stderr).toBe(0);
+    const listed = JSON.parse(json.stdout) as {
+      messages: { messageId: string; body: string }[];
+      notReleased?: { queue: string; messageId: string; reason: string }[];
+    };
+    const ids = new Map(listed.messages.map((m) => [m.body, m.messageId]));
+    expect(listed.notReleased?.map((n) => [n.queue, n.messageId, n.reason]).sort()).toEqual(
+      [...ids.values()].map((id) => ['liquidations', id, reason]).sort(),
+    );
+    const discard = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      ids.get('poison a')!,
+      '--json',
+      ...at,
+    );
+    expect(discard.code, discard.stderr).toBe(0);
+    expect(JSON.parse(discard.stdout).notReleased).toEqual([
+      { queue: 'liquidations', messageId: ids.get('poison b'), reason },
+    ]);
+    const c = await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: 'poison c' }));
+    const discardText = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      c.MessageId!,
+      ...at,
+    );
+    expect(discardText.code, discardText.stderr).toBe(0);
+    expect(discardText.stdout.trimEnd().split('\n').at(-1)).toBe(line('1 message'));
+  } finally {
+    spy.mockRestore();
+  }
 }, 60_000);

@@ -253,3 +253,53 @@ describe('backstop replay: a tick refused by policy in its entry result', () => 
     expect(run.code).toBe(1);
   });
 });
+
+// more48-terminal-text: security48b-terminal-text escaped the bus's refusals entry by entry, not the lines that end a
+// replay (a call refused whole, a call that failed), which hold AWS's text, nor --json.
+describe("backstop replay: AWS's text in the lines that end it", () => {
+  const hostile = 'denied\u009b2J\u202e\r\nforged line';
+  const shown = 'denied\\u009b2J\\u202e\\u000d\\u000aforged line';
+  const controls = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069\r]/;
+
+  function putEventsThrows(error: Error): void {
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (command instanceof PutEventsCommand) return Promise.reject(error);
+      return (send as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+  }
+
+  it('escapes a refusal of the whole call, in the text and in --json', async () => {
+    const { at } = await emulator.newStage('hostile-refused');
+    const file = path.join(emulator.dir, 'hostile-refused.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
+    putEventsThrows(
+      Object.assign(new Error(hostile), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400, attempts: 1 },
+      }),
+    );
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`AccessDeniedException (${shown}).`);
+    expect(run.stderr).not.toMatch(controls);
+    expect(run.stdout).not.toMatch(controls);
+    expect(JSON.parse(run.stdout).refusedWhole.message).toBe(hostile);
+  });
+
+  it('escapes the error of a call that failed', async () => {
+    const { at } = await emulator.newStage('hostile-failed');
+    const file = path.join(emulator.dir, 'hostile-failed.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    putEventsThrows(Object.assign(new Error(`timed out ${hostile}`), { name: 'TimeoutError' }));
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('backstop: replay/failed: ');
+    expect(run.stderr).not.toMatch(controls);
+    expect(run.stdout).not.toMatch(controls);
+  });
+});
