@@ -82,7 +82,6 @@ export function choiceOption<C extends string>(
   return value as C;
 }
 
-/** A file argument's JSON; `what` names the option in the error (`--config: cannot read ...`). */
 /** Largest JSON file an option reads (a risk configuration, cdk.json): a few KB in practice. */
 export const MAX_JSON_FILE_BYTES = 1024 * 1024;
 
@@ -111,6 +110,7 @@ export function readInputFile(file: string, what: string, maxBytes: number): str
   }
 }
 
+/** A file argument's JSON; `what` names the option in the error (`--config: cannot read ...`). */
 export function readJsonFile(file: string, what: string): unknown {
   const text = readInputFile(file, what, MAX_JSON_FILE_BYTES);
   try {

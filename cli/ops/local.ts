@@ -221,14 +221,14 @@ function indexShardsOption(value: string, config: RiskConfig): Record<string, Ma
   return parsed as Record<string, MarketShards>;
 }
 
+/** Largest --venue-key file: Secrets Manager's bound on a secret string (65,536 bytes). */
+export const MAX_VENUE_KEY_BYTES = 65_536;
+
 /**
  * --venue-key: the key's secret string, the file's text without its last line break (an editor's). Required by a venue
  * that reads a key, as synth requires backstop:venueSecret of it (venue47-secret-required): without it the adapter's
  * first read fails (VENUE_KEY_ID is not set), and every order with it.
  */
-/** Largest --venue-key file: Secrets Manager's bound on a secret string (65,536 bytes). */
-export const MAX_VENUE_KEY_BYTES = 65_536;
-
 export function venueKeyOption(file: string | undefined, venue: string): string | undefined {
   if (file === undefined) {
     if (readsVenueKey(venue))
