@@ -5,6 +5,7 @@ import {
   type DlqId,
   deadLetterQueuesOf,
   discardDeadLetters,
+  errorLine,
   type NotReleased,
   PEEK_VISIBILITY_SECONDS,
   type RedriveOutcome,
@@ -168,10 +169,16 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     return withTarget(values, async (deployment) => {
       const { notReleased: held = [], ...outcome } = await discardDeadLetters(deployment, only, ids, most);
       // An id not in the queue named may be in another one: named, so the operator need not guess.
-      const looked =
-        outcome.notFound.length > 0
-          ? await deadLetterQueuesOf(deployment, only, outcome.notFound, most)
-          : { found: {}, notReleased: [] };
+      let stopped = outcome.stopped;
+      let looked: Awaited<ReturnType<typeof deadLetterQueuesOf>> = { found: {}, notReleased: [] };
+      if (outcome.notFound.length > 0 && stopped === undefined)
+        try {
+          looked = await deadLetterQueuesOf(deployment, only, outcome.notFound, most);
+        } catch (error) {
+          // The bodies discarded are the only copy left: printed, the look's error after them (final48c-discard-bodies-kept).
+          if (outcome.discarded.length === 0) throw error;
+          stopped = `looking in the other queues for those not found: ${errorLine(error)}`;
+        }
       const elsewhere: Record<string, DlqId> = looked.found;
       // Those of the queue named and of the queues looked in for the others.
       const notReleased = [...held.map((n) => ({ queue: only, ...n })), ...looked.notReleased];
@@ -182,6 +189,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
             ...outcome,
             ...(Object.keys(elsewhere).length > 0 ? { elsewhere } : {}),
             ...(notReleased.length > 0 ? { notReleased } : {}),
+            ...(stopped === undefined ? {} : { stopped }),
           })}\n`,
         );
       else {
@@ -198,8 +206,10 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
           );
         }
         for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
+        if (stopped !== undefined)
+          io.stdout.write(`STOPPED by ${printable(stopped)}: the messages above were discarded before it\n`);
       }
-      return outcome.notFound.length > 0 || outcome.notDeleted ? 1 : 0;
+      return outcome.notFound.length > 0 || outcome.notDeleted || stopped !== undefined ? 1 : 0;
     });
   }
   if (values['message-id'] !== undefined)

@@ -513,7 +513,7 @@ function refusesEveryMessage(error: unknown): boolean {
 }
 
 /** One line for an error: an AWS error's (or the SDK's) name first; this module's own say theirs. */
-const errorLine = (error: unknown): string => {
+export const errorLine = (error: unknown): string => {
   if (!(error instanceof Error)) return String(error);
   return error.name === 'Error' || error instanceof EveryTickRefused
     ? error.message
@@ -711,6 +711,11 @@ export interface DiscardOutcome {
   readonly notDeleted?: readonly NotDeleted[];
   /** Messages it held (read past, or not deleted) whose release SQS refused (present when any). */
   readonly notReleased?: readonly NotReleased[];
+  /**
+   * The error that stopped it (a receive, or the release) after it had deleted messages: their bodies are returned,
+   * not lost with the error (final48c-discard-bodies-kept). One that stopped it before any delete is thrown.
+   */
+  readonly stopped?: string;
 }
 
 /**
@@ -729,7 +734,7 @@ export async function discardDeadLetters(
   const wanted = new Set(messageIds);
   let seen = 0;
   const discarded: { messageId: string; body: string }[] = [];
-  let released: Released;
+  let failure: { readonly error: unknown } | undefined;
   try {
     while (wanted.size > 0 && seen < max) {
       const fresh = await run.next(max - seen);
@@ -742,20 +747,33 @@ export async function discardDeadLetters(
         discarded.push({ messageId: m.MessageId!, body: m.Body ?? '' });
       }
     }
-  } finally {
-    released = await run.finish();
+  } catch (error) {
+    failure = { error };
   }
-  if (released.error !== undefined) throw released.error;
+  const released = await run.finish();
   // One whose delete failed is still there: not discarded, and said (its error used to end the command, leaving the
   // bodies of those discarded before it unprinted: ops47-dlq-delete-failed).
   const notDeleted = run.notDeleted();
   const left = new Set(notDeleted.map((n) => n.messageId));
+  const gone = discarded.filter((d) => !left.has(d.messageId));
+  const errors = [
+    ...(failure ? [errorLine(failure.error)] : []),
+    ...(released.error === undefined
+      ? []
+      : [
+          `releasing the messages it held: ${errorLine(released.error)} (they come back once their visibility timeout runs out)`,
+        ]),
+  ];
+  // Nothing deleted, nothing to lose: the error ends the command, with its advice (credentials, the network).
+  if (errors.length > 0 && gone.length === 0) throw failure ? failure.error : released.error;
   return {
-    discarded: discarded.filter((d) => !left.has(d.messageId)),
+    discarded: gone,
     notFound: [...wanted],
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
     // The release's refusals were dropped (more48-dlq-list-release).
     ...(released.notReleased.length > 0 ? { notReleased: released.notReleased } : {}),
+    // Deleted, then stopped: the bodies, the only copy left, are returned with the error (final48c-discard-bodies-kept).
+    ...(errors.length > 0 ? { stopped: errors.join('; then ') } : {}),
   };
 }
 

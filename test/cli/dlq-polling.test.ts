@@ -22,7 +22,12 @@ import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import type { Deployment } from '../../shared/local/deployment.ts';
-import { listDeadLetters, type RedriveOutcome, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import {
+  discardDeadLetters,
+  listDeadLetters,
+  type RedriveOutcome,
+  redriveDeadLetters,
+} from '../../shared/local/dlq.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
 import { TICK_BUS } from '../../shared/topology.ts';
 import { cli, publishStackOutputs } from '../support/cli.ts';
@@ -1637,4 +1642,39 @@ it('says in dlq list and dlq discard the messages it held whose release SQS refu
   } finally {
     spy.mockRestore();
   }
+}, 60_000);
+
+it('returns the bodies it discarded when the release after them fails (final48c-discard-bodies-kept)', async () => {
+  // Found by session 48's final review: a release that failed after the deletes threw, and the bodies deleted, the
+  // only copy left, were never printed.
+  const d = await stage('discardkept', []);
+  const dlq = d.names.queues.liquidations.dlqUrl!;
+  const a = await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: 'poison a' }));
+  await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: 'poison b' }));
+  const expired = 'The security token included in the request is expired';
+  clients.sqs.middlewareStack.add(
+    ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: { QueueUrl?: string } }) => {
+        if (context.commandName === 'ChangeMessageVisibilityBatchCommand' && args.input.QueueUrl === dlq)
+          throw Object.assign(new Error(expired), { name: 'ExpiredToken', $fault: 'client', $metadata: {} });
+        return next(args);
+      }) as never,
+    { step: 'initialize', name: 'discardKept' },
+  );
+  let outcome: Awaited<ReturnType<typeof discardDeadLetters>>;
+  try {
+    // An id not there too: the run reads the whole queue, holding poison b, which the release fails to give back.
+    outcome = await discardDeadLetters(d, 'liquidations', [a.MessageId!, 'not-there'], 1000, VISIBILITY);
+  } finally {
+    clients.sqs.middlewareStack.remove('discardKept');
+  }
+  expect(outcome.discarded).toEqual([{ messageId: a.MessageId, body: 'poison a' }]);
+  expect(outcome.notFound).toEqual(['not-there']);
+  expect(outcome.stopped).toBe(
+    `releasing the messages it held: ExpiredToken: ${expired} (they come back once their visibility timeout runs out)`,
+  );
+  await vi.waitFor(
+    async () => expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body)).toEqual(['poison b']),
+    WAIT,
+  );
 }, 60_000);
