@@ -318,7 +318,7 @@ function continueFrom(read: StatementRead): number | undefined {
 /** Breaks listed in the text at most; --json lists them all. */
 const BREAKS_LISTED = 20;
 
-/** Where the read stopped, in words; undefined for a period closed. */
+/** Where the read stopped, in words; undefined for a period ended (its end read, or passed: closed or not). */
 function stoppedLine(read: StatementRead): string | undefined {
   const { period } = read;
   if (read.stoppedBy === 'max') {

@@ -16,6 +16,7 @@ import {
   parseQuote,
 } from '../../shared/domain/units.ts';
 import { shellWord } from '../../shared/local/deployment.ts';
+import { formattedLotsBySymbol } from '../../shared/local/seed.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
 import { UsageError } from '../args.ts';
@@ -166,13 +167,7 @@ const shownProvider = (p: ProviderRecord): ShownProvider => ({
   quote: p.symbols[0] === undefined ? '' : quoteOf(p.symbols[0]),
   maxDiscount: formatPpm(p.maxDiscountPpm),
   maxLot: formatBase(p.maxLot),
-  ...(p.maxLotBySymbol
-    ? {
-        maxLotBySymbol: Object.fromEntries(
-          Object.entries(p.maxLotBySymbol).map(([symbol, lot]) => [symbol, formatBase(lot)]),
-        ),
-      }
-    : {}),
+  ...formattedLotsBySymbol(p),
   version: p.version,
 });
 

@@ -61,19 +61,25 @@ export const openPositionRequest = (p: PositionRecord): OpenPosition => ({
   collateral: formatQuote(p.collateral),
 });
 
+/** A provider's per-market lots as decimal strings, the key absent when it has none (requests and `providers show`). */
+export const formattedLotsBySymbol = (
+  p: Pick<ProviderRecord, 'maxLotBySymbol'>,
+): { maxLotBySymbol?: Record<string, string> } =>
+  p.maxLotBySymbol
+    ? {
+        maxLotBySymbol: Object.fromEntries(
+          Object.entries(p.maxLotBySymbol).map(([symbol, lot]) => [symbol, formatBase(lot)]),
+        ),
+      }
+    : {};
+
 export const registerProviderRequest = (p: ProviderRecord): RegisterProvider => ({
   action: 'registerProvider',
   id: p.id,
   capital: formatQuote(p.capital),
   maxDiscount: formatPpm(p.maxDiscountPpm),
   maxLot: formatBase(p.maxLot),
-  ...(p.maxLotBySymbol
-    ? {
-        maxLotBySymbol: Object.fromEntries(
-          Object.entries(p.maxLotBySymbol).map(([symbol, lot]) => [symbol, formatBase(lot)]),
-        ),
-      }
-    : {}),
+  ...formattedLotsBySymbol(p),
   symbols: [...p.symbols],
 });
 
