@@ -191,13 +191,13 @@ export function riskConfigFor(deployment: Deployment, file: string | undefined):
       );
     return DEFAULT_RISK_CONFIG;
   }
-  const given = readRiskConfig(file).config;
-  if (deployed !== undefined && riskConfigDigest(given) !== deployed)
+  const { config: given, digest } = readRiskConfig(file);
+  if (deployed !== undefined && digest !== deployed)
     throw new UsageError(
       `--config: ${file} is not the risk configuration stack ${stackName(deployment.stage)} runs with (its ` +
         `${OUTPUT_KEYS.riskConfigDigest} output differs): pass the file it was deployed with`,
     );
-  if (recorded && riskConfigDigest(given) !== riskConfigDigest(recorded))
+  if (recorded && digest !== riskConfigDigest(recorded))
     throw new UsageError(
       `--config: ${file} is not the risk configuration stage ${deployment.stage} runs with (recorded by local up): ` +
         `its functions would not use it; leave --config out, or restart the stage with local up --config ${file}`,

@@ -663,7 +663,7 @@ export function unknownLine(unknown: ReplayOutcome['unknown']): string {
     .map((u) => `${u.sequence} (${u.code})`)
     .join(', ');
   return (
-    `${n} ${n === 1 ? 'tick' : 'ticks'} of unknown fate, on the bus or not: sequence${n === 1 ? '' : 's'} ` +
+    `${counted(n, 'tick', 'ticks')} of unknown fate, on the bus or not: sequence${n === 1 ? '' : 's'} ` +
     `${shown}${n > 20 ? `, ... ${n - 20} more` : ''}`
   );
 }

@@ -15,6 +15,7 @@ import {
   parsePpm,
   parseQuote,
 } from '../../shared/domain/units.ts';
+import { counted } from '../../shared/domain/words.ts';
 import { shellWord } from '../../shared/local/deployment.ts';
 import { formattedLotsBySymbol } from '../../shared/local/seed.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
@@ -257,8 +258,6 @@ const money = (decimal: string, quote: string): string =>
 /** 0.02 -> "2 %": the discount as an operator states it. */
 const percent = (share: string): string => `${formatPpm(parsePpm(share) * 100n)} %`;
 
-const fillsWord = (n: number): string => `${n} ${n === 1 ? 'fill' : 'fills'}`;
-
 const termsLine = (p: ShownProvider): string => {
   const unit = p.symbols.length === 1 ? baseOf(p.symbols[0]!) : "of its market's base";
   const lots = Object.entries(p.maxLotBySymbol ?? {}).map(
@@ -276,7 +275,7 @@ const totalsLine = (t: ShownProviderTotals, quote: string): string => {
       ? [`sold ${t.sold} ${t.base} for ${money(t.received, quote)}`]
       : []),
   ];
-  return `${fillsWord(t.fills)}: ${parts.join(', ')}; edge ${money(t.edge, quote)} at the marks`;
+  return `${counted(t.fills, 'fill', 'fills')}: ${parts.join(', ')}; edge ${money(t.edge, quote)} at the marks`;
 };
 
 export function renderProvider(r: ProviderShow): string {
@@ -290,7 +289,7 @@ export function renderProvider(r: ProviderShow): string {
   const f = r.fills;
   if (!f) out.push('  won          nothing recorded (fills before session 48 are on the auctions only)');
   else {
-    out.push(`  won          ${fillsWord(f.total)} since ${f.since}:`);
+    out.push(`  won          ${counted(f.total, 'fill', 'fills')} since ${f.since}:`);
     for (const t of f.byMarket) out.push(`    ${t.symbol}  ${totalsLine(t, q)}`);
     const kept = f.recent.length;
     out.push(
@@ -314,7 +313,7 @@ export function renderProviders(r: ProvidersList): string {
   if (r.providers.length === 0)
     return r.market === undefined ? 'no provider\n' : `no provider quotes ${r.market}\n`;
   const out = [
-    `${r.providers.length} ${r.providers.length === 1 ? 'provider' : 'providers'}${r.market === undefined ? '' : ` quoting ${r.market}`}:`,
+    `${counted(r.providers.length, 'provider', 'providers')}${r.market === undefined ? '' : ` quoting ${r.market}`}:`,
   ];
   for (const p of r.providers) {
     out.push(

@@ -1,6 +1,7 @@
 import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.ts';
 import { entriesWord } from '../../shared/domain/journal-audit.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
+import { counted } from '../../shared/domain/words.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
@@ -224,7 +225,7 @@ export function renderStatus(
     // What margin-check refused without another record (feed48-refusal-trace), a line a kind under its market.
     for (const [reason, r] of Object.entries(m.refused ?? {}))
       lines.push(
-        `  refused ${reason}: ${r.count} ${r.count === 1 ? 'tick' : 'ticks'} since ${r.since}, the latest ${r.sequence} at ${r.at}`,
+        `  refused ${reason}: ${counted(r.count, 'tick', 'ticks')} since ${r.since}, the latest ${r.sequence} at ${r.at}`,
       );
   }
   return `${lines.join('\n')}\n`;

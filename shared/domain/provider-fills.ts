@@ -146,7 +146,7 @@ export function recordProviderFill(
 }
 
 /** The fill attributes of `from`, for a write that replaces the provider's terms (a registration): kept as they are. */
-export const keptFills = (from: ProviderFillsOnRecord | undefined): ProviderFillsOnRecord => ({
+export const fillsKeptOnReregister = (from: ProviderFillsOnRecord | undefined): ProviderFillsOnRecord => ({
   ...(from?.fills !== undefined ? { fills: from.fills } : {}),
   ...(from?.fillsSetAside !== undefined ? { fillsSetAside: from.fillsSetAside } : {}),
 });

@@ -1,3 +1,4 @@
+import { sleep as realSleep } from '../backoff.ts';
 import type { TickVerdict } from '../domain/tick.ts';
 import type { MarketRepository, MarketState } from '../ports/index.ts';
 
@@ -49,7 +50,7 @@ export async function awaitTickFate(options: AwaitFateOptions): Promise<TickFate
       ? { outcome: 'sent', expected: 'accept' }
       : { outcome: 'sent', expected: 'hold', reason: verdict.reason };
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = options.sleep ?? realSleep;
   const start = now();
   for (;;) {
     const fate = fateOnRecord(await options.markets.get(options.symbol), options.sequence);

@@ -1,4 +1,5 @@
 import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { sleep as realSleep } from '../backoff.ts';
 import { formatPrice } from '../domain/units.ts';
 import {
   PUT_EVENTS_BATCH,
@@ -327,7 +328,7 @@ export async function handledTicks(markets: MarketRepository, symbol: string): P
  */
 export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = options.sleep ?? realSleep;
   const offsets = dueOffsets(options.points, options.speed);
   const started = now();
   let done = 0;

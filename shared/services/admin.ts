@@ -8,7 +8,7 @@ import {
   unindexedAmong,
 } from '../domain/journal-audit.ts';
 import { isLiquidatable } from '../domain/margin.ts';
-import { keptFills } from '../domain/provider-fills.ts';
+import { fillsKeptOnReregister } from '../domain/provider-fills.ts';
 import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   absBig,
@@ -688,7 +688,7 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
           id: request.id,
           capital,
           ...terms,
-          ...keptFills(existing),
+          ...fillsKeptOnReregister(existing),
           version: existing ? existing.version + 1 : 0,
         },
         existing?.version,

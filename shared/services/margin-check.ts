@@ -286,7 +286,7 @@ async function handleTickOnce(
           symbol: tick.symbol,
           sequence: tick.sequence,
           breakerSequence: state.breaker.tick.sequence,
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+          error: errorText(error),
         });
       }
     }
@@ -402,10 +402,14 @@ async function noteRefusal(
       symbol: tick.symbol,
       sequence: tick.sequence,
       reason,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      error: errorText(error),
     });
   }
 }
+
+/** An error as a best-effort trace's warning names it. */
+const errorText = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 const sameSecond = (aMs: number, bMs: number): boolean => Math.floor(aMs / 1000) === Math.floor(bMs / 1000);
 
@@ -421,14 +425,15 @@ async function dropExpiredRefusals(
   deps: MarginCheckDeps,
   nowMs: number,
 ): Promise<void> {
-  const current = currentRefusals(written);
   const expired: DroppedRefusal[] = TRACED_REFUSALS.flatMap((reason): DroppedRefusal[] => {
     const trace = written.refusals?.[reason];
     // One that does not read, at once (its age does not read either): only while still as read
     // (feed48c-trace-unreadable).
     const unreadable = written.unreadableRefusals?.[reason];
     if (unreadable) return [{ reason, trace: unreadable }];
-    return trace && (current[reason] !== trace || nowMs - trace.atMs > REFUSAL_TRACE_KEPT_MS)
+    // Noted before the market's latest rebase (currentRefusals ignores it), or kept its hour.
+    return trace &&
+      (trace.resumedAfterMs !== written.resumedAfterMs || nowMs - trace.atMs > REFUSAL_TRACE_KEPT_MS)
       ? [{ reason, trace }]
       : [];
   });
@@ -445,7 +450,7 @@ async function dropExpiredRefusals(
     deps.telemetry.warn('expired refusal traces not removed: a later accepted tick removes them', {
       symbol,
       reasons: expired.map((e) => e.reason).join(', '),
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      error: errorText(error),
     });
   }
 }

@@ -5,7 +5,7 @@ import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items
 import { bidPrice } from '../../shared/domain/clearing.ts';
 import {
   fillEdge,
-  keptFills,
+  fillsKeptOnReregister,
   MAX_PROVIDER_FILLS_KEPT,
   type ProviderFill,
   type ProviderFills,
@@ -137,12 +137,12 @@ describe("a provider's fills (withProviderFill)", () => {
     expect(withProviderFill({ ...recorded(1), total: 0 }, fill(2)).total).toBe(2);
   });
 
-  it('keptFills carries the fill attributes of a record, and nothing of one without them', () => {
+  it('fillsKeptOnReregister carries the fill attributes of a record, and nothing of one without them', () => {
     const fills = recorded(2);
     const aside = [{ unreadable: 'x', stored: { S: 'y' } }];
-    expect(keptFills({ fills, fillsSetAside: aside })).toEqual({ fills, fillsSetAside: aside });
-    expect(keptFills(undefined)).toEqual({});
-    expect(keptFills({})).toEqual({});
+    expect(fillsKeptOnReregister({ fills, fillsSetAside: aside })).toEqual({ fills, fillsSetAside: aside });
+    expect(fillsKeptOnReregister(undefined)).toEqual({});
+    expect(fillsKeptOnReregister({})).toEqual({});
   });
 });
 
