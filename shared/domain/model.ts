@@ -48,15 +48,18 @@ export interface Position {
 }
 
 /**
- * A list of ADL events stored in a shape this version cannot read (a later version's, an edit by hand): kept and
- * written back as it was, never rewritten or dropped, and shown as unreadable with why.
+ * A value stored in a shape this version cannot read (a later version's, an edit by hand): kept and written back as
+ * it was, never rewritten or dropped, and shown as unreadable with why.
  */
-export interface UnreadableAdlEvents {
+export interface Unreadable {
   /** Why it could not be read. */
   readonly unreadable: string;
   /** The value as stored, in the store's own form: opaque here. */
   readonly stored: unknown;
 }
+
+/** A position's list of ADL events that does not read. */
+export type UnreadableAdlEvents = Unreadable;
 
 /** Whether a position's ADL events read (not an UnreadableAdlEvents). */
 export const adlEventsRead = (events: AdlEvents | UnreadableAdlEvents | undefined): events is AdlEvents =>

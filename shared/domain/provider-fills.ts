@@ -1,3 +1,4 @@
+import type { Unreadable } from './model.ts';
 import { type BaseE8, div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -55,11 +56,7 @@ export interface ProviderFills {
 }
 
 /** A provider's fills stored in a shape this version cannot read: kept and written back as they were, shown so. */
-export interface UnreadableProviderFills {
-  readonly unreadable: string;
-  /** The value as stored, in the store's own form: opaque here. */
-  readonly stored: unknown;
-}
+export type UnreadableProviderFills = Unreadable;
 
 export const providerFillsRead = (
   fills: ProviderFills | UnreadableProviderFills | undefined,

@@ -2,7 +2,7 @@ import type { AdlCandidate } from '../domain/adl.ts';
 import type { AdlOrder } from '../domain/adl-threshold.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
-import type { Fill, LiquidationState, Position, Side } from '../domain/model.ts';
+import type { Fill, LiquidationState, Position, Side, Unreadable } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
 import type { ProviderFills, UnreadableProviderFills } from '../domain/provider-fills.ts';
 import type { TickRejectReason } from '../domain/tick.ts';
@@ -274,12 +274,8 @@ export const REFUSAL_TRACE_KEPT_MS = 60 * 60 * 1000;
 export type RefusalTraces = { readonly [K in TracedRefusal]?: RefusalTrace };
 
 /** A refusal trace stored in a shape this version cannot read (MarketState.unreadableRefusals). */
-export interface UnreadableRefusalTrace {
-  /** Why it could not be read. */
-  readonly unreadable: string;
-  /** The value as stored, in the store's own form: opaque here, compared whole by the adapter that read it. */
-  readonly stored: unknown;
-}
+// Its `stored` is compared whole by the adapter that read it.
+export type UnreadableRefusalTrace = Unreadable;
 
 export type UnreadableRefusalTraces = { readonly [K in TracedRefusal]?: UnreadableRefusalTrace };
 
