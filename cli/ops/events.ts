@@ -16,6 +16,7 @@ import { stateDir } from '../../shared/local/state.ts';
 import {
   collectLiquidationWork,
   type LiquidationWork,
+  progressMoved,
   STRANDED_CONFIRM_MS,
   strandedAdvice,
   strandedRuns,
@@ -143,8 +144,9 @@ export function holdLooks(options: {
     nonTerminal: 0,
   };
   const strandedRun = strandedRuns();
-  // The liquidations by state at the run's last look: any change since is work moved (review48-stranded-moved).
-  let lastStates: string | undefined;
+  // The liquidations by state at the run's last look, and each one's progress (its version, its auction's step):
+  // any change since is work moved (review48-stranded-moved, status49-auction-moved).
+  let last: { readonly states: string; readonly progress: LiquidationWork['progress'] } | undefined;
   let failures = 0;
   let ended: string | undefined;
   const pending = async (): Promise<boolean> => {
@@ -177,8 +179,10 @@ export function holdLooks(options: {
     // Work left with no message to move it (dead-lettered, or lost), as status judges it: no tick will. Found by
     // looks one after another over a minute, as SQS's counts are approximate (stranded48-hold-confirm).
     const states = JSON.stringify([liquidations.byState, liquidations.owingAdlRounds]);
-    const run = strandedRun(stranded, atMs, lastStates !== undefined && states !== lastStates);
-    lastStates = run === undefined ? undefined : states;
+    const moved =
+      last !== undefined && (states !== last.states || progressMoved(last.progress, found.progress));
+    const run = strandedRun(stranded, atMs, moved);
+    last = run === undefined ? undefined : { states, progress: found.progress };
     if (run !== undefined && run.reads >= STUCK_LOOKS && run.forMs >= confirmMs) {
       // How long it looked, as status --watch says it (follow48-hold-looked): the judgment rests on it.
       ended =

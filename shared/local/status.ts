@@ -1,6 +1,6 @@
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { CorruptItemError, S } from '../adapters/aws/codec.ts';
+import { CorruptItemError, N, S } from '../adapters/aws/codec.ts';
 import { DynamoLedger } from '../adapters/aws/ledger.ts';
 import { readSettlement } from '../adapters/aws/liquidations.ts';
 import { marketFromItem } from '../adapters/aws/markets.ts';
@@ -24,6 +24,7 @@ import {
 } from '../ports/index.ts';
 import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
+import { auctionIdOf } from '../services/liquidation.ts';
 import { tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
 import { OPEN_LIQUIDATIONS_INDEX } from '../topology.ts';
@@ -177,8 +178,9 @@ export interface StatusReport {
   /**
    * Liquidations not terminal while no work queue holds a message, but for the QUEUED ones a tick is still starting
    * (strandedCount): nothing will move them (a purged queue, dead letters gone); `backstop liquidations overdue --all
-   * --resend` resumes them. 0 while any message waits. Judged now on every read: a count's Scan, or between --watch's
-   * counts the open index (status47-stranded-live, `strandedAtLeast`). A single read's judgment is one look;
+   * --resend` resumes them. 0 while any message waits in the liquidations' or auction steps' queue (not the local tick
+   * queue's, which moves none of them: status49-tick-queue). Judged now on every read: a count's Scan, or between
+   * --watch's counts the open index (status47-stranded-live, `strandedAtLeast`). A single read's judgment is one look;
    * `status --watch` says it only once its refreshes have found the work stranded for STRANDED_CONFIRM_MS, one after
    * another, and shows it as `strandedUnconfirmed` until then (stranded48-confirm).
    */
@@ -311,11 +313,17 @@ async function liquidationTotals(
   readonly losses: StatusReport['liquidations']['losses'];
   /** Open records the open index does not list (UNINDEXED_KEPT_MAX at most): what a look between counts reads too. */
   readonly unindexedOpen: readonly string[];
+  /** The open records' state and version by id (a hold's looks compare them: status49-auction-moved). */
+  readonly openProgress: ReadonlyMap<string, string>;
+  /** The ids of those in AUCTION. */
+  readonly inAuction: readonly string[];
 }> {
   const byState = new Map<string, number>();
   const queuedByTick = new Map<string, number>();
   let owingAdlRounds = 0;
   const unindexedOpen: string[] = [];
+  const openProgress = new Map<string, string>();
+  const inAuction: string[] = [];
   let fees = 0n;
   let shortfall = 0n;
   let fundPaid = 0n;
@@ -324,10 +332,10 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard',
+    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard, #v',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
-    ExpressionAttributeNames: { '#s': 'state', '#c': 'context' },
+    ExpressionAttributeNames: { '#s': 'state', '#c': 'context', '#v': 'version' },
   });
   for await (const { items } of pages) {
     for (const item of items) {
@@ -335,6 +343,11 @@ async function liquidationTotals(
       byState.set(state, (byState.get(state) ?? 0) + 1);
       const owing = owesAdlRounds(item);
       if (owing) owingAdlRounds += 1;
+      const id = item.id?.S;
+      if (id !== undefined && (owing || !isTerminal(state as LiquidationState))) {
+        openProgress.set(id, `${state} v${item.version?.N ?? '-'}`);
+        if (state === 'AUCTION') inAuction.push(id);
+      }
       // Written before the open index (session 38) and not listed since (review47-stranded-unindexed).
       if (
         (owing || !isTerminal(state as LiquidationState)) &&
@@ -368,6 +381,8 @@ async function liquidationTotals(
     queuedByTick,
     owingAdlRounds,
     unindexedOpen,
+    openProgress,
+    inAuction,
     losses: {
       fees: formatQuote(fees),
       shortfall: formatQuote(shortfall),
@@ -487,9 +502,10 @@ function refusedOf(m: MarketState): Pick<MarketStatus, 'refused'> {
 }
 
 /**
- * How many liquidations nothing will move: those not terminal while no work queue holds a message, but for the ones
- * a tick is still starting. Such a tick (its market's pending sequence) sends their messages yet: Lambda retries its
- * failed invocation a minute or two later on AWS (margin-check resumes a pending tick whatever its age), and the
+ * How many liquidations nothing will move: those not terminal while no work queue that moves them holds a message
+ * (`drained`: STRANDED_WORK_QUEUES), but for the ones a tick is still starting. Such a tick (its market's pending
+ * sequence) sends their messages yet: Lambda retries its failed invocation a minute or two later on AWS
+ * (margin-check resumes a pending tick whatever its age), and the
  * market's next accepted tick takes its work over; either re-sends what the tick started that is still QUEUED
  * (`resendStarted`), and nothing else. The one judgement of `status` and of a hold's end (ops46-hold-pending-tick:
  * the hold ended on work a tick was still retrying). Only that tick's QUEUED ones are left out
@@ -565,14 +581,35 @@ export interface LiquidationWork {
   readonly liquidations: StatusReport['liquidations'];
   readonly stranded: number;
   readonly dlqMessages: number;
+  /**
+   * The open liquidations' progress by id (progressMoved): state and version, and, once some are stranded, their
+   * auction's state, step and version for STRANDED_LOOK_MAX of those in AUCTION (status49-auction-moved).
+   */
+  readonly progress: ReadonlyMap<string, string>;
 }
 
 interface LiveReads {
   readonly markets: MarketState[];
   readonly queues: Record<string, QueueDepth>;
+  /** No message waits in any work queue, the local tick queue's too (StatusReport.drained, `settled`). */
   readonly drained: boolean;
+  /**
+   * No message waits in the queues that move liquidations and auctions (STRANDED_WORK_QUEUES): what `stranded` is
+   * judged on (status49-tick-queue).
+   */
+  readonly workDrained: boolean;
   readonly dlqMessages: number;
 }
+
+/**
+ * The work queues whose messages move open liquidations and auctions: `stranded` is judged on these alone
+ * (status49-tick-queue). The local tick queue (target local; on AWS a tick is EventBridge's, never queued) moves none
+ * of the work a status calls stranded: a tick re-sends only the QUEUED liquidations its market's pending tick started,
+ * which strandedCount leaves out as starting, and what it starts anew is new work (its market pending meanwhile, its
+ * messages in the liquidations' queue after). A feed's ticks waiting there ended every run of refreshes, so locally,
+ * with a feed running or a hold's held ticks, work nothing moves was never confirmed stranded.
+ */
+const STRANDED_WORK_QUEUES: ReadonlySet<string> = new Set(['liquidations', 'auctionSteps']);
 
 async function liveReads(deployment: Deployment): Promise<LiveReads> {
   const { clients, names } = deployment;
@@ -588,6 +625,7 @@ async function liveReads(deployment: Deployment): Promise<LiveReads> {
     markets,
     queues,
     drained: work.every(([id]) => total(queues[id]!) === 0),
+    workDrained: work.every(([id]) => !STRANDED_WORK_QUEUES.has(id) || total(queues[id]!) === 0),
     dlqMessages: deadLetters.reduce((sum, [id]) => sum + total(queues[id]!), 0),
   };
 }
@@ -617,7 +655,7 @@ function judgeLiquidations(
       owingAdlRounds: totals.owingAdlRounds,
       losses: totals.losses,
     },
-    stranded: strandedCount(nonTerminal, live.drained, live.markets, totals.queuedByTick),
+    stranded: strandedCount(nonTerminal, live.workDrained, live.markets, totals.queuedByTick),
   };
 }
 
@@ -681,16 +719,19 @@ interface OpenLook {
   readonly open: number;
   /** The index listed no more than the look read. */
   readonly complete: boolean;
-  /** The open records read, by id: their state and version (workMoved). */
+  /** The open records read, by id: their state and version, and their auction's progress (workMoved). */
   readonly openRecords: ReadonlyMap<string, string>;
+  /** The ids of those in AUCTION: their auctions' progress is read once the look finds work stranded. */
+  readonly inAuction: readonly string[];
   /** The ids read, open or not. */
   readonly read: ReadonlySet<string>;
 }
 
 /**
  * Whether work an earlier look found open has moved by a later one (review48-stranded-moved): a record read by both
- * whose state or version changed, or one no longer listed by an index both read whole (it ended). Only a message
- * (or a tick) moves a record: SQS's counts read none while one did.
+ * whose state or version changed, or its auction's state, step or version (status49-auction-moved), or one no longer
+ * listed by an index both read whole (it ended). Only a message (or a tick) moves a record: SQS's counts read none
+ * while one did.
  */
 function workMoved(before: OpenLook, now: OpenLook): boolean {
   for (const [id, was] of before.openRecords) {
@@ -701,53 +742,153 @@ function workMoved(before: OpenLook, now: OpenLook): boolean {
 }
 
 /**
+ * The spans of the open index's sort key (startedAtMs) a look Queries in each shard (status49-look-past-starting):
+ * the start stamps of the markets' pending ticks alone (`starting`: what those ticks started carry their tick's
+ * stamp, liquidationStartedAtMs), and the spans around them. Work started at any other time is thus listed however
+ * many liquidations a tick still starting has written, and read before theirs.
+ */
+export function lookSpans(
+  starting: readonly number[],
+): readonly { readonly from: number; readonly to: number; readonly starting: boolean }[] {
+  const spans: { from: number; to: number; starting: boolean }[] = [];
+  let from = Number.MIN_SAFE_INTEGER;
+  for (const stamp of [...new Set(starting)].sort((a, b) => a - b)) {
+    if (from < stamp) spans.push({ from, to: stamp - 1, starting: false });
+    spans.push({ from: stamp, to: stamp, starting: true });
+    from = stamp + 1;
+  }
+  spans.push({ from, to: Number.MAX_SAFE_INTEGER, starting: false });
+  return spans;
+}
+
+/**
  * The open liquidations (isOpenLiquidation: not terminal, or owing ADL rounds) as the sparse open index lists them
  * (KEYS_ONLY, OPEN_INDEX_SHARDS partitions, only open records in it): its first page of every shard at once, then the
  * records of STRANDED_LOOK_MAX of its keys read consistently. Bounded by the open work, never the table: on a drained
  * stack the index is empty (16 Queries of nothing). The index lags the table on AWS: one just ended may still be
  * listed (its record, read consistently, says so and it is left out), one just started may not be yet (a refresh
  * later it is; a count's eventually consistent Scan may miss it as well). `unindexed`: open records the last count
- * found the index does not list (written before it, session 38), read too.
+ * found the index does not list (written before it, session 38), read too. `starting`: the start stamps of the
+ * markets' pending ticks (lookSpans), whose liquidations are read last: a tick still starting them is not stranded,
+ * and its first STRANDED_LOOK_MAX of them filled the look, so that work stranded elsewhere was never found while it
+ * lasted (status49-look-past-starting).
  */
 async function lookAtOpenWork(
   dynamo: DynamoDBClient,
   table: string,
   max: number,
   unindexed: readonly string[],
+  starting: readonly number[] = [],
 ): Promise<OpenLook> {
+  const spans = lookSpans(starting);
   const pages = await Promise.all(
     Array.from({ length: OPEN_INDEX_SHARDS }, (_, shard) =>
-      dynamo.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: OPEN_LIQUIDATIONS_INDEX,
-          KeyConditionExpression: 'openShard = :shard',
-          ExpressionAttributeValues: { ':shard': S(openShardKey(shard)) },
-          Limit: max,
-        }),
-      ),
-    ),
+      spans.map(async (span) => ({
+        span,
+        page: await dynamo.send(
+          new QueryCommand({
+            TableName: table,
+            IndexName: OPEN_LIQUIDATIONS_INDEX,
+            KeyConditionExpression: 'openShard = :shard AND startedAtMs BETWEEN :from AND :to',
+            ExpressionAttributeValues: {
+              ':shard': S(openShardKey(shard)),
+              ':from': N(span.from),
+              ':to': N(span.to),
+            },
+            Limit: max,
+          }),
+        ),
+      })),
+    ).flat(),
   );
-  const listed = pages.flatMap((p) => (p.Items ?? []).map((item) => item.id!));
+  const keysOf = (startingOnes: boolean) =>
+    pages
+      .filter(({ span }) => span.starting === startingOnes)
+      .flatMap(({ page }) => (page.Items ?? []).map((item) => item.id!));
+  const others = keysOf(false);
+  const startingOnes = keysOf(true);
   // And those the last count found open outside the index (review47-stranded-unindexed), each once.
-  const inIndex = new Set(listed.map((id) => id.S));
-  const ids = [...listed, ...unindexed.filter((id) => !inIndex.has(id)).map((id) => S(id))];
-  const complete = ids.length <= max && pages.every((p) => p.LastEvaluatedKey === undefined);
+  const inIndex = new Set([...others, ...startingOnes].map((id) => id.S));
+  const ids = [...others, ...unindexed.filter((id) => !inIndex.has(id)).map((id) => S(id)), ...startingOnes];
+  const complete = ids.length <= max && pages.every(({ page }) => page.LastEvaluatedKey === undefined);
   const keys = ids.slice(0, max).map((id) => ({ id }));
   const items = keys.length === 0 ? [] : ((await batchGetConsistent(dynamo, { [table]: keys }))[table] ?? []);
   const queuedByTick = new Map<string, number>();
   const openRecords = new Map<string, string>();
+  const inAuction: string[] = [];
   let open = 0;
   for (const item of items) {
     const state = item.state?.S;
     if (state === undefined || (isTerminal(state as LiquidationState) && !owesAdlRounds(item))) continue;
     open += 1;
     openRecords.set(item.id!.S!, `${state} v${item.version?.N ?? '-'}`);
+    if (state === 'AUCTION') inAuction.push(item.id!.S!);
     const tickKey = item.tickKey?.S;
     if (state === 'QUEUED' && tickKey !== undefined)
       queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
   }
-  return { queuedByTick, open, complete, openRecords, read: new Set(keys.map(({ id }) => id.S!)) };
+  return {
+    queuedByTick,
+    open,
+    complete,
+    openRecords,
+    inAuction,
+    read: new Set(keys.map(({ id }) => id.S!)),
+  };
+}
+
+/**
+ * How far the auctions of liquidations in AUCTION have got (status49-auction-moved): each one's state, step and
+ * version, by its liquidation's id, read consistently (one BatchGetItem: at most STRANDED_LOOK_MAX of them, the
+ * smallest ids). An auction's steps move its record, not its liquidation's, which stays in AUCTION until the auction
+ * ends: a step message moving it while SQS's counts read none was no movement to the looks, and after a minute the
+ * work it moved was said stranded.
+ */
+async function auctionProgress(
+  deployment: Deployment,
+  liquidationIds: readonly string[],
+): Promise<ReadonlyMap<string, string>> {
+  const ids = [...liquidationIds].sort().slice(0, STRANDED_LOOK_MAX);
+  if (ids.length === 0) return new Map();
+  const table = deployment.names.tables.auctions;
+  const keys = ids.map((id) => ({ id: S(auctionIdOf(id)) }));
+  const items = (await batchGetConsistent(deployment.clients.dynamo, { [table]: keys }))[table] ?? [];
+  const read = new Map(
+    items.map((item) => [
+      item.id?.S,
+      `auction ${item.state?.S ?? '-'} step ${item.step?.N ?? '-'} v${item.version?.N ?? '-'}`,
+    ]),
+  );
+  return new Map(ids.map((id) => [id, read.get(auctionIdOf(id)) ?? 'no auction']));
+}
+
+/** Each record's progress with its auction's where read (auctionProgress). */
+function withProgress(
+  records: ReadonlyMap<string, string>,
+  auctions: ReadonlyMap<string, string>,
+): ReadonlyMap<string, string> {
+  if (auctions.size === 0) return records;
+  return new Map(
+    [...records].map(([id, was]) => {
+      const auction = auctions.get(id);
+      return [id, auction === undefined ? was : `${was}, ${auction}`];
+    }),
+  );
+}
+
+/**
+ * Whether work has moved between two reads of its records' progress (state and version, an auction's state, step and
+ * version): a record both read whose progress changed. Records only one read are left to the counts by state.
+ */
+export function progressMoved(
+  before: ReadonlyMap<string, string>,
+  now: ReadonlyMap<string, string>,
+): boolean {
+  for (const [id, was] of before) {
+    const is = now.get(id);
+    if (is !== undefined && is !== was) return true;
+  }
+  return false;
 }
 
 /**
@@ -757,7 +898,10 @@ async function lookAtOpenWork(
  */
 export async function collectLiquidationWork(deployment: Deployment): Promise<LiquidationWork> {
   const [live, scan] = await Promise.all([liveReads(deployment), scanLiquidations(deployment)]);
-  return { ...judgeLiquidations(scan, live), dlqMessages: live.dlqMessages };
+  const judged = judgeLiquidations(scan, live);
+  // Only while some is stranded: what the looks compare then (a BatchGetItem of the auctions table).
+  const auctions = judged.stranded > 0 ? await auctionProgress(deployment, scan.inAuction) : new Map();
+  return { ...judged, dlqMessages: live.dlqMessages, progress: withProgress(scan.openProgress, auctions) };
 }
 
 /**
@@ -896,10 +1040,12 @@ async function readStatus(
 
 /**
  * A --watch refresh between counts judges `stranded` now (status47-stranded-live; a count's, up to 5 minutes old,
- * showed work stranded since only at the next count): 0 while a work queue holds a message (it moves the work), else
- * the open index's look (lookAtOpenWork; with the open records the last count found it does not list) judged by
- * strandedCount. Work found stranded is judged again on the queues and markets read after the look: one a tick
- * started between the first read and the look (its market pending, or its message sent by now) is not stranded.
+ * showed work stranded since only at the next count): 0 while a work queue that moves the work holds a message
+ * (STRANDED_WORK_QUEUES), else the open index's look (lookAtOpenWork, the pending ticks' work read last; with the open
+ * records the last count found it does not list) judged by strandedCount; once it finds work stranded, the progress of
+ * the auctions of those in AUCTION too (auctionProgress), which the next refresh compares (workMoved). Work found
+ * stranded is judged again on the queues and markets read after the look: one a tick started between the first read
+ * and the look (its market pending, or its message sent by now) is not stranded.
  * `openNow`: the look found open work (nothing is settled).
  */
 async function strandedNow(
@@ -913,26 +1059,33 @@ async function strandedNow(
   openNow: boolean;
   look?: OpenLook;
 }> {
-  if (!first.drained) return { live: first, stranded: 0, strandedAtLeast: false, openNow: false };
+  if (!first.workDrained) return { live: first, stranded: 0, strandedAtLeast: false, openNow: false };
   const look = await lookAtOpenWork(
     deployment.clients.dynamo,
     deployment.names.tables.liquidations,
     STRANDED_LOOK_MAX,
     unindexed,
+    first.markets.flatMap((m) =>
+      m.pendingSequence !== undefined && m.lastTick ? [m.lastTick.timestampMs] : [],
+    ),
   );
-  const judge = (live: LiveReads) => strandedCount(look.open, live.drained, live.markets, look.queuedByTick);
+  const judge = (live: LiveReads) =>
+    strandedCount(look.open, live.workDrained, live.markets, look.queuedByTick);
   const openNow = look.open > 0 || !look.complete;
   // A lower bound only of a figure found: none stranded among those read is 0, never "at least 0"
   // (status48-at-least-zero).
   if (judge(first) === 0) return { live: first, stranded: 0, strandedAtLeast: false, openNow, look };
-  const live = await liveReads(deployment);
+  const [live, auctions] = await Promise.all([
+    liveReads(deployment),
+    auctionProgress(deployment, look.inAuction),
+  ]);
   const stranded = judge(live);
   return {
     live,
     stranded,
     strandedAtLeast: stranded > 0 && !look.complete,
     openNow: openNow || !live.drained,
-    look,
+    look: { ...look, openRecords: withProgress(look.openRecords, auctions) },
   };
 }
 

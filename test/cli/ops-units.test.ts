@@ -87,6 +87,8 @@ import {
   drawWindowStatus,
   fundStatus,
   type LiquidationWork,
+  lookSpans,
+  progressMoved,
   STATUS_COUNT_EVERY_MS,
   STRANDED_CONFIRM_MS,
   type StatusReport,
@@ -162,7 +164,12 @@ describe('replay --hold: its looks at the stack', () => {
       $metadata: { httpStatusCode: 400 },
     });
   const work = (nonTerminal: number, stranded = 0) =>
-    ({ liquidations: { total: 1, nonTerminal }, stranded, dlqMessages: 0 }) as unknown as LiquidationWork;
+    ({
+      liquidations: { total: 1, nonTerminal },
+      stranded,
+      dlqMessages: 0,
+      progress: new Map(),
+    }) as unknown as LiquidationWork;
   const aws = { kind: 'aws', stage: 'prod', region: 'eu-west-1' };
   /**
    * Looks whose reads answer `answers` in turn (an Error is thrown); the lines they warn with. Work left with no message
@@ -268,6 +275,7 @@ describe('replay --hold: its looks at the stack', () => {
         liquidations: { total: 2, nonTerminal: 2, byState, owingAdlRounds: 0 },
         stranded: 2,
         dlqMessages: 0,
+        progress: new Map(),
       }) as unknown as LiquidationWork;
     const answers = [
       states({ QUEUED: 2 }),
@@ -300,6 +308,69 @@ describe('replay --hold: its looks at the stack', () => {
     expect(looks.ended()).toMatch(
       /^hold ended: 2 liquidations are not terminal and no message is left to move them/,
     );
+  });
+
+  // status49-auction-moved: the looks compared the liquidations' counts by state only, and an auction's steps move
+  // its own record, its liquidation staying in AUCTION: a step moving it while the counts read 0 was no movement, and
+  // the hold ended a minute on.
+  it("starts the minute again when its looks see a liquidation's version or its auction's step move", async () => {
+    let now = 0;
+    const progress = (p1: string, p2: string) =>
+      ({
+        liquidations: { total: 2, nonTerminal: 2, byState: { AUCTION: 2 }, owingAdlRounds: 0 },
+        stranded: 2,
+        dlqMessages: 0,
+        progress: new Map([
+          ['p1:0', p1],
+          ['p2:0', p2],
+        ]),
+      }) as unknown as LiquidationWork;
+    const asleep = 'AUCTION v3, auction RUNNING step 3 v4';
+    const answers = [
+      progress(asleep, 'AUCTION v1, auction RUNNING step 1 v1'),
+      // Its auction stepped (woken by a tick), its liquidation's record the same.
+      progress('AUCTION v3, auction RUNNING step 5 v5', 'AUCTION v1, auction RUNNING step 1 v1'),
+      // The other liquidation's record moved, in the same state.
+      progress('AUCTION v3, auction RUNNING step 5 v5', 'AUCTION v2, auction RUNNING step 1 v1'),
+      progress('AUCTION v3, auction RUNNING step 5 v5', 'AUCTION v2, auction RUNNING step 1 v1'),
+      progress('AUCTION v3, auction RUNNING step 5 v5', 'AUCTION v2, auction RUNNING step 1 v1'),
+    ];
+    const looks = holdLooks({
+      collect: async () => answers.shift()!,
+      everyMs: 30_000,
+      target: aws,
+      warn: () => {},
+      nowMs: () => now,
+    });
+    const lookAt = (ms: number) => {
+      now = ms;
+      return looks.pending();
+    };
+    // Moved at 30 s and at 60 s: it holds on at 90 s (before: ended at 60 s, the counts by state the same).
+    expect([await lookAt(0), await lookAt(30_000), await lookAt(60_000), await lookAt(90_000)]).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(looks.ended()).toBeUndefined();
+    // None moved from 60 s: it ends a minute later.
+    expect(await lookAt(120_000)).toBe(false);
+    expect(progressMoved(new Map([['a', 'x']]), new Map([['b', 'y']]))).toBe(false);
+  });
+
+  // status49-look-past-starting: the spans of the open index a look Queries, a pending tick's start stamp alone.
+  it("splits the open index's start stamps around the pending ticks'", () => {
+    const { MIN_SAFE_INTEGER: min, MAX_SAFE_INTEGER: max } = Number;
+    expect(lookSpans([])).toEqual([{ from: min, to: max, starting: false }]);
+    expect(lookSpans([7, 3, 7, 4])).toEqual([
+      { from: min, to: 2, starting: false },
+      { from: 3, to: 3, starting: true },
+      { from: 4, to: 4, starting: true },
+      { from: 5, to: 6, starting: false },
+      { from: 7, to: 7, starting: true },
+      { from: 8, to: max, starting: false },
+    ]);
   });
 
   it('follows reads that find work stranded one after another, a read finding none or a clock set back ending the run', () => {

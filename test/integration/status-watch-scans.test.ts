@@ -16,6 +16,7 @@ import { parsePrice } from '../../shared/domain/units.ts';
 import {
   collectLiquidationWork,
   collectStatus,
+  progressMoved,
   STATUS_COUNT_EVERY_MS,
   STRANDED_CONFIRM_MS,
   STRANDED_LOOK_MAX,
@@ -762,6 +763,111 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
       /^backstop status: the refresh at \S+ failed: Error \(ECONNRESET\): read ECONNRESET; no figures yet; read again in 2 s/,
     );
     expect(written).toHaveLength(1);
+    clients.destroy();
+  });
+});
+
+// Session 49: what a look takes for movement, and what it reads past.
+describe('status --watch and replay --hold: the stranded look (moto, real SDK)', () => {
+  // status49-auction-moved: a look compared the open liquidations' records only; an auction's steps move its own
+  // record, its liquidation staying in AUCTION, so a step moving it while SQS's counts read 0 was no movement, and
+  // the work was said stranded a minute after the first refresh that found it.
+  it("starts the minute again when an auction steps, its liquidation's record the same", async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    await put({ ...queued('p1:0', t0), state: 'AUCTION', version: 2 });
+    const { auctions } = createAwsAdapters({ clients, names, clock: systemClock });
+    const asleep = auctionRecord('p1:0:auction', { liquidationId: 'p1:0' });
+    await auctions.create(asleep);
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ stranded: 0, strandedUnconfirmed: 1, strandedForSeconds: 0 });
+    expect(await watch(t0 + 2_000)).toMatchObject({ strandedUnconfirmed: 1, strandedForSeconds: 2 });
+    // Woken, it steps: its record moves, its liquidation's does not.
+    await auctions.replace({ ...asleep, step: 5, version: 1 }, 0);
+    // Before: 30 s, and stranded at 62 s.
+    expect(await watch(t0 + 30_000)).toMatchObject({ strandedUnconfirmed: 1, strandedForSeconds: 0 });
+    expect(await watch(t0 + 62_000)).toMatchObject({ stranded: 0, strandedForSeconds: 32 });
+    // Not moved since: stranded a minute after it last moved.
+    expect(await watch(t0 + 90_000)).toMatchObject({ stranded: 1, strandedForSeconds: 60 });
+    // A hold's look reads the auction too, once work is stranded (a BatchGetItem of the auctions table).
+    const batchGets = countCalls(clients, 'BatchGetItemCommand');
+    const before = await collectLiquidationWork(deployment);
+    expect(before.progress.get('p1:0')).toBe('AUCTION v2, auction RUNNING step 5 v1');
+    expect(batchGets[names.tables.auctions]).toBe(1);
+    await auctions.replace({ ...asleep, step: 6, version: 2 }, 1);
+    const after = await collectLiquidationWork(deployment);
+    expect(progressMoved(before.progress, after.progress)).toBe(true);
+    clients.destroy();
+  });
+
+  // status49-look-past-starting: a look reads STRANDED_LOOK_MAX records, the first page of each shard in turn; a tick
+  // still starting (its market pending) with that many QUEUED liquidations in front filled it, none of them stranded,
+  // and work stranded elsewhere was said 0 on every refresh between counts (and its run of refreshes ended each time).
+  it("finds work stranded behind a pending tick's liquidations, not calling the tick's stranded", async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
+    await watch(t0);
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    // The tick's liquidations, STRANDED_LOOK_MAX of them in the first shard (their messages not sent yet).
+    const inShard = (shard: number, count: number, prefix: string) => {
+      const ids: string[] = [];
+      for (let i = 0; ids.length < count; i++)
+        if (openShardOf(`${prefix}${i}:0`) === `open#${shard}`) ids.push(`${prefix}${i}:0`);
+      return ids;
+    };
+    for (const id of inShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
+    // Another tick's, nothing moving them: one in the same shard started after the tick, one in the last shard
+    // started before it.
+    const [after] = inShard(0, 1, 'later');
+    const [before] = inShard(15, 1, 'earlier');
+    await put({ ...queued(after!, t0 + 1), tickKey: 'ETH-USD#6' });
+    await put({ ...queued(before!, t0 - 1), tickKey: 'ETH-USD#6' });
+    const report = await watch(t0 + 2_000);
+    // Before: stranded 0, the look reading the tick's 100 alone.
+    expect(report).toMatchObject({ drained: true, stranded: 2, strandedAtLeast: true, settled: false });
+    // The count's is exact: the tick's are not stranded.
+    expect(await watch(t0 + STATUS_COUNT_EVERY_MS)).toMatchObject({ stranded: 2, strandedAtLeast: false });
+    clients.destroy();
+  });
+
+  // status49-tick-queue: locally the tick queue is a work queue, and a message in it made `stranded` 0 like any other:
+  // a feed's ticks, or a hold's held ones, ended every run of refreshes, though a tick moves none of that work.
+  it('judges stranded on the queues that move the work, not the local tick queue', async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    await put({ ...queued('p1:0', t0), tickKey: 'ETH-USD#6' });
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    expect(await watch(t0)).toMatchObject({ strandedUnconfirmed: 1, strandedForSeconds: 0 });
+    // A feed's tick waits in the local tick queue.
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: names.tickQueueUrl, MessageBody: '{}' }));
+    const ticking = await watch(t0 + 30_000);
+    expect(ticking.queues.ticks!.depth).toBe(1);
+    // Before: stranded 0 and the run ended; drained and settled still count the tick (it may start work).
+    expect(ticking).toMatchObject({
+      drained: false,
+      settled: false,
+      strandedUnconfirmed: 1,
+      strandedForSeconds: 30,
+    });
+    expect(await watch(t0 + 60_000)).toMatchObject({ stranded: 1, strandedForSeconds: 60 });
+    // A count, and a hold's look, judge it so too.
+    expect(await watch(t0 + STATUS_COUNT_EVERY_MS)).toMatchObject({ stranded: 1, drained: false });
+    expect(await collectLiquidationWork(deployment)).toMatchObject({ stranded: 1 });
+    // A message in the liquidations' queue still moves it.
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
+    );
+    expect(await watch(t0 + STATUS_COUNT_EVERY_MS + 2_000)).toMatchObject({
+      stranded: 0,
+      strandedForSeconds: null,
+    });
     clients.destroy();
   });
 });
