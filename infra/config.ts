@@ -91,6 +91,11 @@ const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const principal = z
   .string()
   .refine((s) => ACCOUNT_ID.test(s) || ROLE_ARN.test(s), 'must be a 12-digit account id or an IAM role ARN');
+/** An IAM role or user, by its exact ARN (a policy's `aws:PrincipalArn`: a role's, whichever session of it calls). */
+const IAM_PRINCIPAL_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/;
+const principalArn = z
+  .string()
+  .regex(IAM_PRINCIPAL_ARN, "must be an IAM role's or user's ARN (no wildcard, no account id)");
 
 /** A Secrets Manager secret's complete ARN: its name and the six characters Secrets Manager adds (`-a1B2c3`). */
 const SECRET_ARN = /^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}$/;
@@ -114,10 +119,24 @@ const schema = z.strictObject({
   /** Who may put ticks on the bus besides this account: account ids and/or role ARNs (JSON list or a,b,c). */
   feedPrincipals: list(z.array(principal)).default([]),
   /**
-   * Deny PriceTick to every principal not in feedPrincipals, this account's included (by default any principal of
-   * this account that IAM allows may put one).
+   * Deny PriceTick to every principal not in feedPrincipals, this account's included. Unset: on whenever feedPrincipals
+   * names one (security49-tick-publishers: margin-check's direct invokers aside, listing the feed is the intent that
+   * no one else publishes); `false` lets any principal of this account that IAM allows put one.
    */
-  tickPublishersOnly: bool().default(false),
+  tickPublishersOnly: bool().optional(),
+  /**
+   * Deny sqs:SendMessage on the queues to every principal but the functions that send to each (and the tick rule's
+   * EventBridge delivery to its dead letters) and queueSenderPrincipals (security49-queue-senders); `false` leaves
+   * who may send to IAM alone.
+   */
+  queueSendersOnly: bool().default(true),
+  /** Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. */
+  queueSenderPrincipals: list(z.array(principalArn)).default([]),
+  /**
+   * Set, the admin function's resource policy denies lambda:InvokeFunction to every principal not listed
+   * (security49-admin-invokers); unset, whoever IAM allows invokes it.
+   */
+  adminInvokers: list(z.array(principalArn)).default([]),
   /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */
   // At least 2: with 1, a healthy message's first deferral (a duplicate delivery waiting for the order lease) or a
   // receive Lambda throttled would dead-letter it, and the retry backoff would never run.
@@ -203,7 +222,9 @@ const schema = z.strictObject({
 export type ContextInput = z.input<typeof schema>;
 type Parsed = z.output<typeof schema>;
 
-export interface InfraConfig extends Omit<Parsed, 'riskConfig'> {
+export interface InfraConfig extends Omit<Parsed, 'riskConfig' | 'tickPublishersOnly'> {
+  /** As given, or on when feedPrincipals names a principal (loadConfig). */
+  readonly tickPublishersOnly: boolean;
   readonly riskConfigInput: RiskConfigInput;
   /** JSON of riskConfigInput, as the functions' code carries it (functions.ts `writeRiskConfigModule`). */
   readonly riskConfigJson: string;
@@ -230,7 +251,11 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
     );
     throw new InfraConfigError(`invalid CDK context: ${problems.join('; ')}`);
   }
-  const { riskConfig, ...rest } = result.data;
+  const { riskConfig, tickPublishersOnly: givenTickPublishersOnly, ...parsed } = result.data;
+  const rest = {
+    ...parsed,
+    tickPublishersOnly: givenTickPublishersOnly ?? parsed.feedPrincipals.length > 0,
+  };
   if (rest.alarmEmail && rest.alarmTopicArn) {
     throw new InfraConfigError(
       `invalid CDK context: set ${CONTEXT_PREFIX}alarmEmail (a new topic) or ${CONTEXT_PREFIX}alarmTopicArn (an existing one), not both`,
@@ -239,6 +264,11 @@ export function loadConfig(context: Readonly<Record<string, unknown>>): InfraCon
   if (rest.tickPublishersOnly && rest.feedPrincipals.length === 0) {
     throw new InfraConfigError(
       `invalid CDK context: ${CONTEXT_PREFIX}tickPublishersOnly denies PriceTick to every principal not in ${CONTEXT_PREFIX}feedPrincipals, which names none: the bus would take no tick; list the feed's role ARN (or its account id) there`,
+    );
+  }
+  if (!rest.queueSendersOnly && rest.queueSenderPrincipals.length > 0) {
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals names the exceptions to the queues' deny of other senders, which ${CONTEXT_PREFIX}queueSendersOnly=false leaves out: drop one or the other`,
     );
   }
   if (rest.venueSecretKmsKey && !rest.venueSecret) {

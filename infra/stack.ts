@@ -1,6 +1,7 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { EventBus, Rule } from 'aws-cdk-lib/aws-events';
+import type { IRole } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
 import { VENUE } from '../shared/adapters/venue/index.ts';
@@ -12,11 +13,12 @@ import {
   type QueueId,
   TABLES,
   type TableId,
+  tickRuleTarget,
 } from '../shared/topology.ts';
 import { checkVenueKey, type InfraConfig } from './config.ts';
-import { createFunctions, TICK_RULE_ID } from './constructs/functions.ts';
+import { createFunctions, denyOtherInvokers, TICK_RULE_ID } from './constructs/functions.ts';
 import { Monitoring } from './constructs/monitoring.ts';
-import { createQueues, type QueuePair } from './constructs/queues.ts';
+import { createQueues, type QueuePair, setQueuePolicies } from './constructs/queues.ts';
 import { createTables } from './constructs/tables.ts';
 import { BUS_PUTTERS, createTickBus, setTickBusPolicy } from './constructs/tick-bus.ts';
 import {
@@ -72,6 +74,19 @@ export class BackstopStack extends Stack {
       BUS_PUTTERS.map((def) => functions[def.id].role!),
     );
     const tickRule = this.node.findChild(TICK_RULE_ID) as Rule;
+    // Once the functions and the tick rule exist: who may send to each queue.
+    const tickTrigger = tickRuleTarget().trigger;
+    setQueuePolicies(
+      queues,
+      config,
+      Object.fromEntries(FUNCTIONS.map((def) => [def.id, functions[def.id].role!])) as Record<
+        FunctionId,
+        IRole
+      >,
+      tickTrigger.kind === 'tickRule' ? { [tickTrigger.deadLetters]: [tickRule] } : {},
+    );
+    for (const def of FUNCTIONS)
+      if (def.trigger.kind === 'iamInvoke') denyOtherInvokers(functions[def.id], config.adminInvokers);
     const monitoring = new Monitoring(this, 'Monitoring', {
       config,
       queues,

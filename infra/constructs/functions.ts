@@ -14,8 +14,22 @@ import {
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { type EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, RecursiveLoop, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import {
+  AnyPrincipal,
+  Effect,
+  PolicyDocument,
+  PolicyStatement,
+  Role,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
+import {
+  Architecture,
+  CfnPermission,
+  CfnResourcePolicy,
+  RecursiveLoop,
+  Runtime,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -471,6 +485,47 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
     functions[def.id] = fn;
   }
   return functions;
+}
+
+/** Construct id of the invoke-only functions' resource policy (backstop:adminInvokers), under the function. */
+export const INVOKERS_POLICY_ID = 'InvokersPolicy';
+
+/**
+ * backstop:adminInvokers (security49-admin-invokers): the function's resource policy denies lambda:InvokeFunction
+ * (which Invoke, InvokeAsync and InvokeWithResponseStream all need) to every principal whose aws:PrincipalArn is not
+ * listed, this account's administrators and root included: Lambda hands the function no caller, so who may withdraw
+ * down to the fund's floor is who may invoke it. A Deny only: a listed principal still needs IAM's Allow. The policy
+ * covers invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it.
+ * A whole policy (PutResourcePolicy) replaces any permission added one by one (AddPermission): refused on a function
+ * that has one, which an iamInvoke function never has.
+ */
+export function denyOtherInvokers(fn: NodejsFunction, invokers: readonly string[]): void {
+  if (invokers.length === 0) return;
+  const stack = Stack.of(fn);
+  const fnId = `"${stack.getLogicalId(fn.node.defaultChild as CfnElement)}"`;
+  // Anywhere in the stack: a rule's permission is its own child.
+  const permitted = stack.node
+    .findAll()
+    .some((c) => c instanceof CfnPermission && JSON.stringify(stack.resolve(c.functionName)).includes(fnId));
+  if (permitted)
+    throw new Error(
+      `functions: ${fn.node.id} has a resource permission, which its whole resource policy would replace`,
+    );
+  new CfnResourcePolicy(fn, INVOKERS_POLICY_ID, {
+    resourceArn: fn.functionArn,
+    policyDocument: new PolicyDocument({
+      statements: [
+        new PolicyStatement({
+          sid: 'DenyOtherInvokers',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['lambda:InvokeFunction'],
+          resources: [fn.functionArn, `${fn.functionArn}:*`],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': [...invokers] } },
+        }),
+      ],
+    }),
+  });
 }
 
 /** cdk-nag findings that are by design for these functions; each reason says why. */

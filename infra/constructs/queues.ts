@@ -1,8 +1,13 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type { IRule } from 'aws-cdk-lib/aws-events';
+import { AnyPrincipal, Effect, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Queue, QueueEncryption, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
+  FUNCTIONS,
+  type FunctionDef,
+  type FunctionId,
   isDeadLetterSink,
   QUEUES,
   type QueueId,
@@ -75,4 +80,66 @@ export function createQueues(scope: Construct, config: InfraConfig): Record<Queu
     pairs[def.id] = deadLetter ? { queue, deadLetter } : { queue };
   }
   return pairs;
+}
+
+/**
+ * The functions that send to `id`: those granted it, and the tick rule's target for the rule's dead letters (Lambda
+ * sends its on-failure record as the function's role).
+ */
+export const queueSenders = (id: QueueId): readonly FunctionDef[] =>
+  FUNCTIONS.filter(
+    (f) =>
+      f.grants.some((g) => g.queue === id && g.access === 'send') ||
+      (f.trigger.kind === 'tickRule' && f.trigger.deadLetters === id),
+  );
+
+/**
+ * With queueSendersOnly (the default), denies sqs:SendMessage on each queue to every principal but its senders
+ * (security49-queue-senders): a message is state its consumer trusts (a liquidation's plan, an auction's due time),
+ * and any principal IAM allowed could forge one.
+ * - a work queue: its senders' roles (queueSenders) and queueSenderPrincipals (operators: `dlq redrive`, `liquidations
+ *   overdue --resend`, a console DLQ redrive, all of which send as their caller);
+ * - a dead-letter sink: its senders' roles and the delivery of the rules that dead-letter into it (EventBridge's
+ *   service principal has no aws:PrincipalArn: it is told by the rule's aws:SourceArn, which no caller can set);
+ * - a dead-letter queue: no one. SQS moves a message there by the redrive policy, which needs no SendMessage.
+ * A Deny, not an Allow: a principal of this account IAM allows needs no Allow of the queue's. Only SendMessage (and
+ * SendMessageBatch, which it authorizes): the queue's policy itself stays changeable, so no one is locked out of it.
+ */
+export function setQueuePolicies(
+  queues: Record<QueueId, QueuePair>,
+  config: InfraConfig,
+  roles: Record<FunctionId, IRole>,
+  deadLetterRules: Partial<Record<QueueId, readonly IRule[]>>,
+): void {
+  if (!config.queueSendersOnly) return;
+  const deny = (queue: Queue, conditions?: Record<string, Record<string, unknown>>) =>
+    queue.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'DenyOtherSenders',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['sqs:SendMessage'],
+        resources: [queue.queueArn],
+        ...(conditions ? { conditions } : {}),
+      }),
+    );
+  for (const def of QUEUES) {
+    const pair = queues[def.id];
+    const senders = queueSenders(def.id).map((f) => roles[f.id].roleArn);
+    const rules = deadLetterRules[def.id] ?? [];
+    if (isDeadLetterSink(def)) {
+      if (senders.length === 0 || rules.length === 0)
+        throw new Error(`queues: ${def.id} is a dead-letter sink without a sending function or rule`);
+      // A Deny's conditions all hold: not one of the roles, and not one of the rules' delivery (a key a request
+      // lacks, as a service's lacks aws:PrincipalArn and a caller's aws:SourceArn, makes ArnNotEquals true).
+      deny(pair.queue, {
+        ArnNotEquals: { 'aws:PrincipalArn': senders, 'aws:SourceArn': rules.map((r) => r.ruleArn) },
+      });
+    } else {
+      const allowed = [...senders, ...config.queueSenderPrincipals];
+      if (allowed.length === 0) throw new Error(`queues: no function sends to ${def.id}`);
+      deny(pair.queue, { ArnNotEquals: { 'aws:PrincipalArn': allowed } });
+    }
+    if (pair.deadLetter) deny(pair.deadLetter);
+  }
 }

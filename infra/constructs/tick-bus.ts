@@ -66,8 +66,9 @@ export function createTickBus(scope: Construct, config: InfraConfig): TickBus {
  *   principals only PriceTick events (continuations are margin-check's, in this account);
  * - denies PriceTickContinuation to every principal but the bus putters' roles (margin-check's), this account's
  *   principals included: a forged continuation claims a tick's segments;
- * - with tickPublishersOnly, denies PriceTick to every principal but the feed principals (a role ARN: that role;
- *   an account id: any principal of that account), this account's included;
+ * - with tickPublishersOnly (on by default when there are feed principals), denies PriceTick to every principal but
+ *   the feed principals (a role ARN: that role; an account id: any principal of that account), this account's
+ *   included; margin-check's continuations and the rule's delivery to margin-check are not PriceTick puts;
  * - denies PutEvents with any other source to everyone, this account included, so the bus carries
  *   ticks and nothing else.
  * The putters' roles are named by reference: a role references nothing (its grants are separate policies), so the
@@ -86,7 +87,7 @@ export function setTickBusPolicy(bus: EventBus, config: InfraConfig, putters: re
   const feedAccounts = config.feedPrincipals.filter(isAccountId);
   if (config.tickPublishersOnly && !Token.isUnresolved(account) && feedAccounts.includes(account)) {
     throw new InfraConfigError(
-      `invalid CDK context: ${CONTEXT_PREFIX}feedPrincipals names this stack's account ${account}, which lets every principal of it put PriceTick: ${CONTEXT_PREFIX}tickPublishersOnly would deny no one; list the feed's role ARN instead`,
+      `invalid CDK context: ${CONTEXT_PREFIX}feedPrincipals names this stack's account ${account}, which lets every principal of it put PriceTick: ${CONTEXT_PREFIX}tickPublishersOnly (on by default with feed principals) would deny no one; list the feed's role ARN instead, or set ${CONTEXT_PREFIX}tickPublishersOnly=false to let every principal of this account IAM allows put ticks`,
     );
   }
   if (putters.length === 0) throw new Error('tick bus: no role may put continuations');

@@ -503,11 +503,11 @@ const EVERY_MESSAGE_REFUSALS: ReadonlySet<string> = new Set([
 const CALLER_POLICY_DENIAL =
   /identity-based policy|service control policy|permissions boundary|session policy|(VPC endpoint policy)/i;
 
-/** A refusal a tick's resend met that every tick of the DLQ meets too (resend's, for refusesEveryMessage). */
-class EveryTickRefused extends Error {}
+/** A refusal a resend met that every message of the DLQ meets too (resend's, for refusesEveryMessage). */
+class EveryMessageRefused extends Error {}
 
 function refusesEveryMessage(error: unknown): boolean {
-  if (error instanceof EveryTickRefused) return true;
+  if (error instanceof EveryMessageRefused) return true;
   const e = error instanceof PutEntriesError ? error.cause : error;
   return e instanceof Error && EVERY_MESSAGE_REFUSALS.has(e.name);
 }
@@ -515,7 +515,7 @@ function refusesEveryMessage(error: unknown): boolean {
 /** One line for an error: an AWS error's (or the SDK's) name first; this module's own say theirs. */
 export const errorLine = (error: unknown): string => {
   if (!(error instanceof Error)) return String(error);
-  return error.name === 'Error' || error instanceof EveryTickRefused
+  return error.name === 'Error' || error instanceof EveryMessageRefused
     ? error.message
     : `${error.name}: ${error.message}`;
 };
@@ -851,12 +851,21 @@ function tickDeadLetter(json: unknown): {
 async function resend(deployment: Deployment, queue: DlqId, body: string, messageId: string): Promise<void> {
   const { sqs, events } = deployment.clients;
   if (queue !== 'tickDeadLetters') {
-    await sqs.send(
-      new SendMessageCommand({
-        QueueUrl: deployment.names.queues[queue].url,
-        MessageBody: freshBudget(body),
-      }),
-    );
+    await sqs
+      .send(
+        new SendMessageCommand({
+          QueueUrl: deployment.names.queues[queue].url,
+          MessageBody: freshBudget(body),
+        }),
+      )
+      .catch((error: Error) => {
+        // The queue's own policy (security49-queue-senders) refuses every message alike: it says whom it takes.
+        if (/AccessDenied/.test(error.name) && /resource-based policy/i.test(error.message))
+          throw new EveryMessageRefused(
+            `dlq/send-refused: ${error.name} (${error.message}): a stack deployed with backstop:queueSendersOnly (the default) takes messages on ${queue} from its functions and backstop:queueSenderPrincipals alone: redrive as a role listed there`,
+          );
+        throw error;
+      });
     return;
   }
   const { event } = tickDeadLetter(parseJson(body));
@@ -871,7 +880,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
     // next call is refused alike, so the run stops (dlq48-caller-refusal), the continuation left to another redrive.
     const caller = denied && continuation ? CALLER_POLICY_DENIAL.exec(message ?? '') : null;
     if (caller)
-      return new EveryTickRefused(
+      return new EveryMessageRefused(
         caller[1] === undefined
           ? `dlq/put-failed: ${detail}: these credentials may not put events on the bus: redrive with credentials allowed events:PutEvents on it`
           : `dlq/put-failed: ${detail}: the VPC endpoint these calls go through may not put events on the bus: redrive where its policy allows events:PutEvents, or from outside that network`,
@@ -884,7 +893,7 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
     const text = denied
       ? `dlq/put-failed: ${detail}: a stack deployed with backstop:tickPublishersOnly takes a ${TICK_BUS.detailType} from its feed principals alone: redrive with a feed role's credentials`
       : `dlq/put-failed: ${detail}`;
-    return every ? new EveryTickRefused(text) : new Error(text);
+    return every ? new EveryMessageRefused(text) : new Error(text);
   };
   // As the feed's publisher puts it: a throttled entry is sent again, one refused is said.
   const out = await putEntries(events, [

@@ -1029,6 +1029,39 @@ it('stops at the first send refused as the caller (AccessDenied), leaving the re
   expect([depth.visible, depth.inFlight]).toEqual([12, 0]);
 }, 60_000);
 
+it("says a work queue's own policy refused the send, and whom it takes, at the first refusal (security49-queue-senders)", async () => {
+  // A stack deployed with queueSendersOnly (the default since session 49) denies SendMessage to every principal but the
+  // functions' roles and queueSenderPrincipals; moto enforces no policy, so the client refuses as the queue would.
+  const olds = Array.from({ length: 3 }, (_, i) => `{"liquidationId":"q${i}:0"}`);
+  const d = await stage('dlqqpolicy', olds);
+  const denial =
+    'User: arn:aws:sts::123456789012:assumed-role/operator/x is not authorized to perform: sqs:sendmessage on resource: arn:aws:sqs:eu-west-1:123456789012:q with an explicit deny in a resource-based policy';
+  const sends = sqsRefuses(
+    'SendMessageCommand',
+    d.names.queues.liquidations.url,
+    'AccessDenied',
+    403,
+    denial,
+  );
+  let outcome: RedriveOutcome;
+  try {
+    outcome = await redriveDeadLetters(d, 'liquidations');
+  } finally {
+    sends.remove();
+  }
+  const reason = `dlq/send-refused: AccessDenied (${denial}): a stack deployed with backstop:queueSendersOnly (the default) takes messages on liquidations from its functions and backstop:queueSenderPrincipals alone: redrive as a role listed there`;
+  expect(outcome).toEqual({
+    moved: 0,
+    failed: [{ messageId: expect.any(String), reason }],
+    stopped: { error: reason, notReached: 2 },
+  });
+  expect(sends.refused()).toBe(1);
+  const depth = await new SqsQueueTransport(clients.sqs, {
+    url: d.names.queues.liquidations.dlqUrl!,
+  }).depth();
+  expect([depth.visible, depth.inFlight]).toEqual([3, 0]);
+}, 60_000);
+
 it('stops at the first tick the bus refuses for the credentials (dlq redrive --queue tickDeadLetters) (dlq48-caller-refusal)', async () => {
   // The same for ticks: credentials EventBridge does not recognise refused every PutEvents, one per dead letter.
   const d = await stage('dlqbadkeys', []);

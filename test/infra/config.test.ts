@@ -32,6 +32,9 @@ describe('loadConfig', () => {
       tickArchiveRetentionDays: 30,
       feedPrincipals: [],
       tickPublishersOnly: false,
+      queueSendersOnly: true,
+      queueSenderPrincipals: [],
+      adminInvokers: [],
       tickMaxEventAgeSeconds: 120,
       tickRetryAttempts: 3,
       alarmLiquidationQueueAgeSeconds: 120,
@@ -65,6 +68,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...feed, 'backstop:tickPublishersOnly': 'true' }).tickPublishersOnly).toBe(true);
     expect(loadConfig({ ...feed, 'backstop:tickPublishersOnly': true }).tickPublishersOnly).toBe(true);
     expect(loadConfig({ 'backstop:tickPublishersOnly': 'false' }).tickPublishersOnly).toBe(false);
+    // On by default once a feed principal is listed; an explicit false keeps it off (security49-tick-publishers).
+    expect(loadConfig(feed).tickPublishersOnly).toBe(true);
+    expect(loadConfig({ ...feed, 'backstop:tickPublishersOnly': 'false' }).tickPublishersOnly).toBe(false);
+    const ops = 'arn:aws:iam::111122223333:role/ops/redrive, arn:aws:iam::111122223333:user/alice';
+    expect(loadConfig({ 'backstop:queueSenderPrincipals': ops }).queueSenderPrincipals).toEqual([
+      'arn:aws:iam::111122223333:role/ops/redrive',
+      'arn:aws:iam::111122223333:user/alice',
+    ]);
+    expect(loadConfig({ 'backstop:queueSendersOnly': 'false' }).queueSendersOnly).toBe(false);
+    expect(
+      loadConfig({ 'backstop:adminInvokers': '["arn:aws:iam::111122223333:role/backstop-admin"]' })
+        .adminInvokers,
+    ).toEqual(['arn:aws:iam::111122223333:role/backstop-admin']);
     expect(config.reservedConcurrency).toEqual({ marginCheck: 50, liquidationConsumer: 20 });
     expect(JSON.parse(config.riskConfigJson).insurance.drawCapPerWindow).toBe('5');
     expect(loadConfig({ 'backstop:positionIndexShards': '{"BTC-USD": 4}' }).positionIndexShards).toEqual({
@@ -121,6 +137,24 @@ describe('loadConfig', () => {
       'tickPublishersOnly with no feed principal',
       { 'backstop:tickPublishersOnly': 'true' },
       /backstop:tickPublishersOnly denies PriceTick to every principal not in backstop:feedPrincipals, which names none: the bus would take no tick/,
+    ],
+    [
+      'a queue sender given as an account id (aws:PrincipalArn names roles and users)',
+      { 'backstop:queueSenderPrincipals': '111122223333' },
+      /backstop:queueSenderPrincipals\.0: must be an IAM role's or user's ARN/,
+    ],
+    [
+      'queue senders excepted from a deny turned off',
+      {
+        'backstop:queueSenderPrincipals': 'arn:aws:iam::111122223333:role/redrive',
+        'backstop:queueSendersOnly': false,
+      },
+      /queueSenderPrincipals names the exceptions to the queues' deny of other senders, which backstop:queueSendersOnly=false leaves out/,
+    ],
+    [
+      'an admin invoker with a wildcard',
+      { 'backstop:adminInvokers': 'arn:aws:iam::111122223333:role/admin-*' },
+      /backstop:adminInvokers\.0: must be an IAM role's or user's ARN/,
     ],
     ['a maxReceiveCount of 0', { 'backstop:maxReceiveCount': 0 }, /backstop:maxReceiveCount/],
     [

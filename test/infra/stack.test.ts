@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { App, type Environment, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { Rule } from 'aws-cdk-lib/aws-events';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import {
+  denyOtherInvokers,
   deployedEnvironmentBytes,
   functionEnvironment,
+  INVOKERS_POLICY_ID,
   ownEnvironment,
+  TICK_RULE_ID,
 } from '../../infra/constructs/functions.ts';
 import {
   alarmName,
@@ -2395,12 +2399,62 @@ describe('tickPublishersOnly', () => {
     });
   });
 
-  it('is off by default, and off when false', () => {
+  it('is on by default with feed principals, off when false, and off without them (security49-tick-publishers)', () => {
     const feed = { 'backstop:feedPrincipals': 'arn:aws:iam::444455556666:role/price-feed' };
-    expect(tickDeny(busStatements(build(feed).stack))).toEqual([]);
+    const defaulted = busStatements(build(feed).stack);
+    expect(tickDeny(defaulted)).toEqual(
+      tickDeny(busStatements(build({ ...feed, 'backstop:tickPublishersOnly': 'true' }).stack)),
+    );
+    expect(tickDeny(defaulted)).toHaveLength(1);
     expect(tickDeny(busStatements(build({ ...feed, 'backstop:tickPublishersOnly': 'false' }).stack))).toEqual(
       [],
     );
+    // No feed principal: every PriceTick is this account's to put, as before.
+    expect(tickDeny(busStatements(build().stack))).toEqual([]);
+  });
+
+  it("keeps the stack's own path under the default: the rule invokes margin-check, whose continuations the bus takes", () => {
+    const { stack } = build({ 'backstop:feedPrincipals': 'arn:aws:iam::444455556666:role/price-feed' });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
+    const statements = busStatements(stack);
+    // The deny is of PriceTick alone: a continuation is margin-check's (its own deny excepts its role).
+    const deny = tickDeny(statements)[0]!;
+    expect((deny.Condition as Record<string, unknown>).StringEquals).toEqual({
+      'events:detail-type': TICK_BUS.detailType,
+    });
+    const marginCheckRole = (
+      resources[logicalIdOf(stack, stack.functions.marginCheck)]!.Properties.Role as {
+        'Fn::GetAtt': [string, string];
+      }
+    )['Fn::GetAtt'][0];
+    expect(
+      statements.find((s) => JSON.stringify(s.Condition).includes(TICK_BUS.continuationDetailType))!
+        .Condition,
+    ).toEqual({
+      StringEquals: { 'events:detail-type': TICK_BUS.continuationDetailType },
+      ArnNotEquals: { 'aws:PrincipalArn': [{ 'Fn::GetAtt': [marginCheckRole, 'Arn'] }] },
+    });
+    // margin-check puts its continuations under this account's Allow, which the default leaves.
+    expect(
+      statements.filter(
+        (s) => s.Effect === 'Allow' && JSON.stringify(s.Principal).includes('AWS::AccountId'),
+      ),
+    ).toHaveLength(1);
+    // The rule's delivery is no PutEvents: Lambda's permission for the rule, which no bus policy governs.
+    const rule = logicalIdOf(stack, stack.node.findChild(TICK_RULE_ID) as Rule);
+    const permissions = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::Lambda::Permission' &&
+        JSON.stringify(r.Properties.FunctionName).includes(logicalIdOf(stack, stack.functions.marginCheck)),
+    );
+    expect(permissions.map((p) => p.Properties)).toEqual([
+      {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.marginCheck), 'Arn'] },
+        Principal: 'events.amazonaws.com',
+        SourceArn: { 'Fn::GetAtt': [rule, 'Arn'] },
+      },
+    ]);
   });
 
   it('is refused with no feed principal (no tick could be put) or with the stack its own feed account', () => {
@@ -2424,6 +2478,206 @@ describe('tickPublishersOnly', () => {
       );
       expect(tickDeny(busStatements(own('222233334444'))), project.name).toHaveLength(1);
     }
+    // On by default with feed principals, the stack's own account among them refuses the synth too, naming the way out.
+    const listing = (more: Record<string, unknown>) =>
+      buildIn(
+        THIS_PROJECT,
+        { 'backstop:feedPrincipals': '111122223333', ...more },
+        { account: '111122223333', region: 'us-east-1' },
+      ).stack;
+    expect(() => listing({})).toThrow(
+      /names this stack's account 111122223333.*set backstop:tickPublishersOnly=false to let every principal of this account IAM allows put ticks/,
+    );
+    expect(tickDeny(busStatements(listing({ 'backstop:tickPublishersOnly': 'false' })))).toEqual([]);
+  });
+});
+
+describe('who may send to the queues (security49-queue-senders)', () => {
+  const OPERATOR = 'arn:aws:iam::111122223333:role/ops/backstop-redrive';
+  type Built = { stack: BackstopStack; resources: Record<string, Resource> };
+  const built = (context: Record<string, unknown> = {}): Built => {
+    const { stack } = build(context);
+    return { stack, resources: Template.fromStack(stack).toJSON().Resources };
+  };
+  /** The statements of `queue`'s resource policy. */
+  const queueStatements = ({ stack, resources }: Built, queue: Queue): Statement[] =>
+    (resources[logicalIdOf(stack, policyOf(queue))]!.Properties.PolicyDocument as { Statement: Statement[] })
+      .Statement;
+  const senderDeny = (b: Built, queue: Queue) =>
+    queueStatements(b, queue).filter((s) => (s as { Sid?: string }).Sid === 'DenyOtherSenders');
+  /** The roles (their logical ids) whose IAM policies allow sqs:SendMessage on `queue`. */
+  const grantedSenders = ({ stack, resources }: Built, queue: Queue): string[] => {
+    const id = logicalIdOf(stack, queue);
+    return Object.values(resources)
+      .filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement.some(
+            (st) =>
+              asList(st.Action).includes('sqs:SendMessage') &&
+              JSON.stringify(st.Resource).includes(`"${id}"`),
+          ),
+      )
+      .flatMap((r) => (r.Properties.Roles as { Ref: string }[]).map((ref) => ref.Ref))
+      .sort();
+  };
+  const roleArns = (roles: string[]) => roles.map((r) => ({ 'Fn::GetAtt': [r, 'Arn'] }));
+  /** The principals `queue`'s deny excepts, each as JSON (a role's ARN is a reference). */
+  const excepted = (b: Built, queue: Queue): Set<string> =>
+    new Set(
+      (
+        senderDeny(b, queue)[0]!.Condition as { ArnNotEquals: { 'aws:PrincipalArn': unknown[] } }
+      ).ArnNotEquals['aws:PrincipalArn'].map((v) => JSON.stringify(v)),
+    );
+
+  it('denies SendMessage on each work queue to all but the roles granted it, and every dead-letter queue to all', () => {
+    const b = built();
+    for (const def of QUEUES.filter((q) => q.deadLetter)) {
+      const pair = b.stack.queues[def.id];
+      const granted = grantedSenders(b, pair.queue);
+      // Every function that sends (its grant) is excepted, and no other: the stack's own sends go on.
+      expect(granted.length, def.id).toBeGreaterThan(1);
+      expect(senderDeny(b, pair.queue), def.id).toEqual([
+        {
+          Sid: 'DenyOtherSenders',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 'sqs:SendMessage',
+          Resource: { 'Fn::GetAtt': [logicalIdOf(b.stack, pair.queue), 'Arn'] },
+          Condition: { ArnNotEquals: { 'aws:PrincipalArn': expect.any(Array) } },
+        },
+      ]);
+      expect(excepted(b, pair.queue), def.id).toEqual(
+        new Set(roleArns(granted).map((v) => JSON.stringify(v))),
+      );
+      // SQS dead-letters by the redrive policy, which needs no SendMessage: no one sends there.
+      expect(grantedSenders(b, pair.deadLetter!), def.id).toEqual([]);
+      expect(senderDeny(b, pair.deadLetter!), def.id).toEqual([
+        {
+          Sid: 'DenyOtherSenders',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 'sqs:SendMessage',
+          Resource: { 'Fn::GetAtt': [logicalIdOf(b.stack, pair.deadLetter!), 'Arn'] },
+        },
+      ]);
+    }
+  });
+
+  it("lets the tick rule's dead letters in from margin-check's role and the rule's delivery alone", () => {
+    const b = built();
+    const sink = b.stack.queues.tickDeadLetters.queue;
+    const rule = {
+      'Fn::GetAtt': [logicalIdOf(b.stack, b.stack.node.findChild(TICK_RULE_ID) as Rule), 'Arn'],
+    };
+    // margin-check's on-failure destination sends as its role.
+    expect(grantedSenders(b, sink)).toHaveLength(1);
+    expect(senderDeny(b, sink)).toEqual([
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: 'sqs:SendMessage',
+        Condition: {
+          ArnNotEquals: { 'aws:PrincipalArn': roleArns(grantedSenders(b, sink)), 'aws:SourceArn': [rule] },
+        },
+      }),
+    ]);
+    // EventBridge's Allow for that rule is left as it was.
+    const allow = queueStatements(b, sink).filter((s) => s.Effect === 'Allow');
+    expect(allow).toEqual([
+      expect.objectContaining({
+        Principal: { Service: 'events.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Condition: { ArnEquals: { 'aws:SourceArn': rule } },
+      }),
+    ]);
+  });
+
+  it('excepts queueSenderPrincipals on the work queues, and denies nothing with queueSendersOnly false', () => {
+    const b = built({ 'backstop:queueSenderPrincipals': `${OPERATOR},arn:aws:iam::111122223333:user/alice` });
+    for (const def of QUEUES.filter((q) => q.deadLetter)) {
+      const pair = b.stack.queues[def.id];
+      expect(excepted(b, pair.queue), def.id).toEqual(
+        new Set(
+          [...roleArns(grantedSenders(b, pair.queue)), OPERATOR, 'arn:aws:iam::111122223333:user/alice'].map(
+            (v) => JSON.stringify(v),
+          ),
+        ),
+      );
+      // An operator sends to no dead-letter queue: redrive sends to the work queue.
+      expect(senderDeny(b, pair.deadLetter!)[0]!.Condition, def.id).toBeUndefined();
+    }
+    expect(JSON.stringify(senderDeny(b, b.stack.queues.tickDeadLetters.queue))).not.toContain(OPERATOR);
+    const off = built({ 'backstop:queueSendersOnly': 'false' });
+    for (const def of QUEUES) {
+      const pair = off.stack.queues[def.id];
+      for (const queue of [pair.queue, pair.deadLetter].filter((q) => q !== undefined))
+        expect(senderDeny(off, queue), def.id).toEqual([]);
+    }
+  });
+
+  it('is refused with principals it cannot except, or exceptions to a deny turned off', () => {
+    expect(() => build({ 'backstop:queueSenderPrincipals': '111122223333' })).toThrow(
+      /backstop:queueSenderPrincipals\.0: must be an IAM role's or user's ARN/,
+    );
+    expect(() => build({ 'backstop:queueSenderPrincipals': 'arn:aws:iam::111122223333:role/*' })).toThrow(
+      /queueSenderPrincipals/,
+    );
+    expect(() =>
+      build({ 'backstop:queueSenderPrincipals': OPERATOR, 'backstop:queueSendersOnly': 'false' }),
+    ).toThrow(/queueSenderPrincipals names the exceptions to the queues' deny of other senders/);
+  });
+});
+
+describe('who may invoke the admin function (security49-admin-invokers)', () => {
+  const OPERATORS = [
+    'arn:aws:iam::111122223333:role/backstop-admin',
+    'arn:aws:iam::111122223333:user/treasury',
+  ];
+  const resourcePolicies = (stack: BackstopStack) =>
+    Object.values(Template.fromStack(stack).findResources('AWS::Lambda::ResourcePolicy')).map(
+      (r) => r.Properties as { ResourceArn: unknown; PolicyDocument: { Statement: Statement[] } },
+    );
+
+  it('leaves invocation to IAM by default', () => {
+    expect(resourcePolicies(build().stack)).toEqual([]);
+  });
+
+  it('denies lambda:InvokeFunction on admin alone to every principal not listed', () => {
+    const { stack } = build({ 'backstop:adminInvokers': OPERATORS.join(',') });
+    const admin = { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.admin), 'Arn'] };
+    expect(resourcePolicies(stack)).toEqual([
+      {
+        ResourceArn: admin,
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'DenyOtherInvokers',
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: 'lambda:InvokeFunction',
+              Resource: [admin, { 'Fn::Join': ['', [admin, ':*']] }],
+              Condition: { ArnNotEquals: { 'aws:PrincipalArn': OPERATORS } },
+            },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('is refused for an account id or a wildcard, and on a function with a permission it would replace', () => {
+    expect(() => build({ 'backstop:adminInvokers': '111122223333' })).toThrow(
+      /backstop:adminInvokers\.0: must be an IAM role's or user's ARN/,
+    );
+    expect(() => build({ 'backstop:adminInvokers': ['arn:aws:iam::111122223333:role/ops-*'] })).toThrow(
+      /adminInvokers/,
+    );
+    // margin-check has the tick rule's permission: a whole resource policy would take it away.
+    const { stack } = build();
+    expect(() => denyOtherInvokers(stack.functions.marginCheck, OPERATORS)).toThrow(
+      /has a resource permission, which its whole resource policy would replace/,
+    );
+    expect(stack.functions.marginCheck.node.tryFindChild(INVOKERS_POLICY_ID)).toBeUndefined();
   });
 });
 
@@ -2663,6 +2917,21 @@ describe('cdk-nag', () => {
         'backstop:venueSecret': 'backstop/venue-key',
         'backstop:venueSecretKmsKey':
           'arn:aws:kms:us-east-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789',
+      },
+      true,
+    );
+    const report = JSON.parse(
+      readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'),
+    ) as { pluginReports: Array<{ violations?: unknown[] }> };
+    expect(report.pluginReports.flatMap((r) => r.violations ?? [])).toEqual([]);
+  });
+
+  it('finds nothing in a stack that lists feed principals, queue senders and admin invokers', () => {
+    const { app } = build(
+      {
+        'backstop:feedPrincipals': 'arn:aws:iam::444455556666:role/price-feed',
+        'backstop:queueSenderPrincipals': 'arn:aws:iam::111122223333:role/backstop-redrive',
+        'backstop:adminInvokers': 'arn:aws:iam::111122223333:role/backstop-admin',
       },
       true,
     );
