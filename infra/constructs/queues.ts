@@ -101,7 +101,8 @@ export const queueSenders = (id: QueueId): readonly FunctionDef[] =>
  *   overdue --resend`, a console DLQ redrive, all of which send as their caller);
  * - a dead-letter sink: its senders' roles and the delivery of the rules that dead-letter into it (EventBridge's
  *   service principal has no aws:PrincipalArn: it is told by the rule's aws:SourceArn, which no caller can set);
- * - a dead-letter queue: no one. SQS moves a message there by the redrive policy, which needs no SendMessage.
+ * - a dead-letter queue: no principal of IAM's. SQS moves a message there by the redrive policy, which needs no
+ *   SendMessage.
  * A Deny, not an Allow: a principal of this account IAM allows needs no Allow of the queue's. Only SendMessage (and
  * SendMessageBatch, which it authorizes): the queue's policy itself stays changeable, so no one is locked out of it.
  */
@@ -140,6 +141,9 @@ export function setQueuePolicies(
       if (allowed.length === 0) throw new Error(`queues: no function sends to ${def.id}`);
       deny(pair.queue, { ArnNotEquals: { 'aws:PrincipalArn': allowed } });
     }
-    if (pair.deadLetter) deny(pair.deadLetter);
+    // Every IAM principal; not a service's request: SQS's own move by the redrive policy needs no SendMessage, and
+    // should it ever be authorized as a service, a deny of it would strand every dead letter in its work queue (a
+    // service principal needs an Allow of the queue's to send, which a dead-letter queue has none of).
+    if (pair.deadLetter) deny(pair.deadLetter, { Bool: { 'aws:PrincipalIsAWSService': 'false' } });
   }
 }
