@@ -1,6 +1,7 @@
 import { counted } from '../../shared/domain/words.ts';
 import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
 import {
+  type DeadLetterListing,
   DLQ_IDS,
   type DlqId,
   deadLetterQueuesOf,
@@ -37,7 +38,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
             delivery error); they stay in the queue. Like redrive and discard, it says those SQS would not
-            release as it ended (hidden until their visibility timeout runs out; --json: notReleased)
+            release as it ended (hidden until their visibility timeout runs out; --json: notReleased). An
+            error once it has read messages (a receive, the release) is said after what it listed, with
+            those (<queue>: STOPPED by ...; --json: stopped), exit 1
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
             each from the DLQ only once resent: as many as the DLQ held as it began (SQS's count), those
             arriving meanwhile left for the next redrive. That count is approximate: it names those it
@@ -54,7 +57,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased)
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
-            escapes control and bidi characters as \\uXXXX)
+            escapes control and bidi characters as \\uXXXX). An error once it has something to say
+            (a body deleted, a delete that failed, a release refused) is said after it (STOPPED by ...;
+            --json: stopped), exit 1
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
@@ -171,14 +176,22 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       // An id not in the queue named may be in another one: named, so the operator need not guess.
       let stopped = outcome.stopped;
       let looked: Awaited<ReturnType<typeof deadLetterQueuesOf>> = { found: {}, notReleased: [] };
-      if (outcome.notFound.length > 0 && stopped === undefined)
-        try {
-          looked = await deadLetterQueuesOf(deployment, only, outcome.notFound, most);
-        } catch (error) {
-          // The bodies discarded are the only copy left: printed, the look's error after them (final48c-discard-bodies-kept).
-          if (outcome.discarded.length === 0) throw error;
-          stopped = `looking in the other queues for those not found: ${errorLine(error)}`;
+      if (outcome.notFound.length > 0 && stopped === undefined) {
+        looked = await deadLetterQueuesOf(deployment, only, outcome.notFound, most);
+        if (looked.stopped !== undefined) {
+          const said =
+            outcome.discarded.length > 0 ||
+            outcome.notDeleted !== undefined ||
+            held.length > 0 ||
+            looked.notReleased.length > 0 ||
+            Object.keys(looked.found).length > 0;
+          // Nothing to say but the error: it ends the command, with its advice (credentials, the network).
+          if (!said) throw looked.error;
+          // The bodies discarded are the only copy left: printed, the look's error after them (final48c-discard-bodies-kept),
+          // with what it found and could not release (cli49-dlq-release-failed).
+          stopped = `looking in the other queues for those not found: ${looked.stopped}`;
         }
+      }
       const elsewhere: Record<string, DlqId> = looked.found;
       // Those of the queue named and of the queues looked in for the others.
       const notReleased = [...held.map((n) => ({ queue: only, ...n })), ...looked.notReleased];
@@ -207,7 +220,9 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         }
         for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
         if (stopped !== undefined)
-          io.stdout.write(`STOPPED by ${printable(stopped)}: the messages above were discarded before it\n`);
+          io.stdout.write(
+            `STOPPED by ${printable(stopped)}${outcome.discarded.length > 0 ? ': the messages above were discarded before it' : ''}\n`,
+          );
       }
       return outcome.notFound.length > 0 || outcome.notDeleted || stopped !== undefined ? 1 : 0;
     });
@@ -218,14 +233,30 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
     if (action === 'list') {
-      const lists = await Promise.all(queues.map((q) => readDeadLetters(deployment, q, max)));
+      // Each queue's listing on its own: one queue's error lost the others' (cli49-dlq-release-failed).
+      const settled = await Promise.allSettled(queues.map((q) => readDeadLetters(deployment, q, max)));
+      // Every queue failed before anything to say (credentials, the network): the error ends it, with its advice.
+      if (settled.every((s) => s.status === 'rejected')) throw (settled[0] as PromiseRejectedResult).reason;
+      const lists = settled.map(
+        (s): DeadLetterListing =>
+          s.status === 'fulfilled'
+            ? s.value
+            : { messages: [], stopped: `before reading it: ${errorLine(s.reason)}` },
+      );
       const messages = lists.flatMap((l) => l.messages);
       const notReleased = lists.flatMap((l, i) =>
         (l.notReleased ?? []).map((n) => ({ queue: queues[i]!, ...n })),
       );
+      const stopped = lists.flatMap((l, i) =>
+        l.stopped === undefined ? [] : [{ queue: queues[i]!, error: l.stopped }],
+      );
       if (values.json)
         io.stdout.write(
-          `${printableJson({ messages, ...(notReleased.length > 0 ? { notReleased } : {}) })}\n`,
+          `${printableJson({
+            messages,
+            ...(notReleased.length > 0 ? { notReleased } : {}),
+            ...(stopped.length > 0 ? { stopped } : {}),
+          })}\n`,
         );
       else {
         for (const [i, q] of queues.entries())
@@ -237,8 +268,9 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
           );
         }
         for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
+        for (const s of stopped) io.stdout.write(`${s.queue}: STOPPED by ${printable(s.error)}\n`);
       }
-      return 0;
+      return stopped.length > 0 ? 1 : 0;
     }
     const outcomes: (RedriveOutcome & { readonly queue: DlqId })[] = [];
     for (const q of queues) {

@@ -213,20 +213,27 @@ class DlqRun {
   }
 }
 
-/** Up to `max` messages of a DLQ with their reasons; they stay in the queue. */
+/** Up to `max` messages of a DLQ with their reasons; they stay in the queue. An error that stopped it is thrown. */
 export async function listDeadLetters(
   deployment: Deployment,
   queue: DlqId,
   max = 100,
   options: DlqRunOptions = {},
 ): Promise<readonly DeadLetter[]> {
-  return (await readDeadLetters(deployment, queue, max, options)).messages;
+  const listing = await readDeadLetters(deployment, queue, max, options);
+  if (listing.stopped !== undefined) throw new Error(listing.stopped);
+  return listing.messages;
 }
 
 /** A listing of a DLQ: its messages, and those of them SQS refused to release as it ended (present when any). */
 export interface DeadLetterListing {
   readonly messages: readonly DeadLetter[];
   readonly notReleased?: readonly NotReleased[];
+  /**
+   * The error that stopped it once it had read messages (a receive, a record's read, the release of the messages it
+   * held), said with what it listed (present when any): one before anything to say is thrown (cli49-dlq-release-failed).
+   */
+  readonly stopped?: string;
 }
 
 /** `listDeadLetters` with the entries SQS refused to release (more48-dlq-list-release: they went unsaid). */
@@ -236,14 +243,22 @@ export async function readDeadLetters(
   max = 100,
   options: DlqRunOptions = {},
 ): Promise<DeadLetterListing> {
-  const { value, notReleased } = await peek(
+  const peeked = await peek(
     deployment,
     dlqUrl(deployment, queue),
     max,
     (seen) => describeAll(deployment, queue, seen),
     options,
   );
-  return { messages: value, ...(notReleased.length > 0 ? { notReleased } : {}) };
+  const messages = peeked.value ?? [];
+  const { notReleased, stopped } = peeked;
+  // Nothing read, nothing to lose: the error ends it, with its advice (credentials, the network).
+  if (stopped !== undefined && messages.length === 0 && notReleased.length === 0) throw peeked.error;
+  return {
+    messages,
+    ...(notReleased.length > 0 ? { notReleased } : {}),
+    ...(stopped === undefined ? {} : { stopped }),
+  };
 }
 
 /**
@@ -266,8 +281,24 @@ async function describeAll(
 }
 
 /**
- * Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. Returns what
- * `use` returned and the messages SQS refused to release; a release that failed fails it, as a receive does.
+ * What a peek made of the messages it read (`use`'s value; absent when `use` failed, or a receive failed before any
+ * message), those SQS refused to release, and the errors that stopped it, a line (`stopped`) with the first as thrown
+ * (`error`, for its advice): a release that failed outright used to be thrown over the rest (cli49-dlq-release-failed).
+ */
+interface Peeked<T> {
+  readonly value?: T;
+  readonly notReleased: readonly NotReleased[];
+  readonly stopped?: string;
+  readonly error?: unknown;
+}
+
+/** A release of the messages a run held that failed outright, as each command says it. */
+const releaseLine = (error: unknown): string =>
+  `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
+
+/**
+ * Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. A receive that
+ * fails ends the reading, the messages read before it still handed to `use`; never throws once the run has begun.
  */
 async function peek<T>(
   deployment: Deployment,
@@ -275,23 +306,38 @@ async function peek<T>(
   max: number,
   use: (seen: readonly Message[]) => T | Promise<T>,
   options: DlqRunOptions = {},
-): Promise<{ readonly value: T; readonly notReleased: readonly NotReleased[] }> {
+): Promise<Peeked<T>> {
   const run = new DlqRun(deployment, url, options);
   const seen: Message[] = [];
-  let value: T;
-  let released: Released;
+  let failure: { readonly error: unknown } | undefined;
+  let used: { readonly value: T } | undefined;
   try {
     while (seen.length < max) {
       const fresh = await run.next(max - seen.length);
       if (fresh.length === 0) break;
       seen.push(...fresh);
     }
-    value = await use(seen);
-  } finally {
-    released = await run.finish();
+  } catch (error) {
+    failure = { error };
   }
-  if (released.error !== undefined) throw released.error;
-  return { value, notReleased: released.notReleased };
+  if (seen.length > 0 || failure === undefined)
+    try {
+      used = { value: await use(seen) };
+    } catch (error) {
+      failure ??= { error };
+    }
+  const released = await run.finish();
+  const errors = [
+    ...(failure ? [errorLine(failure.error)] : []),
+    ...(released.error === undefined ? [] : [releaseLine(released.error)]),
+  ];
+  return {
+    ...(used ? { value: used.value } : {}),
+    notReleased: released.notReleased,
+    ...(errors.length > 0
+      ? { stopped: errors.join('; then '), error: failure ? failure.error : released.error }
+      : {}),
+  };
 }
 
 /**
@@ -642,7 +688,7 @@ export async function redriveDeadLetters(
     if (released.error !== undefined) {
       // Said after the error that stopped the run too: expired credentials fail the release as they failed the run
       // (review48-dlq-release-unsaid).
-      const release = `releasing the messages it held: ${errorLine(released.error)} (they come back once their visibility timeout runs out)`;
+      const release = releaseLine(released.error);
       stopped = stopped === undefined ? release : `${stopped}; then ${release}`;
     }
   }
@@ -713,7 +759,8 @@ export interface DiscardOutcome {
   readonly notReleased?: readonly NotReleased[];
   /**
    * The error that stopped it (a receive, or the release) after it had deleted messages: their bodies are returned,
-   * not lost with the error (final48c-discard-bodies-kept). One that stopped it before any delete is thrown.
+   * not lost with the error (final48c-discard-bodies-kept), as are those not deleted or not released
+   * (cli49-dlq-release-failed). One that stopped it with none of those to say is thrown.
    */
   readonly stopped?: string;
 }
@@ -758,14 +805,12 @@ export async function discardDeadLetters(
   const gone = discarded.filter((d) => !left.has(d.messageId));
   const errors = [
     ...(failure ? [errorLine(failure.error)] : []),
-    ...(released.error === undefined
-      ? []
-      : [
-          `releasing the messages it held: ${errorLine(released.error)} (they come back once their visibility timeout runs out)`,
-        ]),
+    ...(released.error === undefined ? [] : [releaseLine(released.error)]),
   ];
-  // Nothing deleted, nothing to lose: the error ends the command, with its advice (credentials, the network).
-  if (errors.length > 0 && gone.length === 0) throw failure ? failure.error : released.error;
+  // Nothing to say but the error: it ends the command, with its advice (credentials, the network). Those not deleted
+  // and not released are said with it (cli49-dlq-release-failed: a release that failed outright lost them).
+  if (errors.length > 0 && gone.length === 0 && notDeleted.length === 0 && released.notReleased.length === 0)
+    throw failure ? failure.error : released.error;
   return {
     discarded: gone,
     notFound: [...wanted],
@@ -780,7 +825,8 @@ export async function discardDeadLetters(
 /**
  * The other dead-letter queue holding each of `messageIds`, looked at and left there (every message released): a
  * discard given the wrong --queue named only the queue it looked in (walk43b-dlq-other-queue). With the messages of
- * those queues SQS refused to release (more48-dlq-list-release).
+ * those queues SQS refused to release (more48-dlq-list-release), and the error that stopped the look, if one did, with
+ * what it had found (cli49-dlq-release-failed: a release that failed outright was thrown over them).
  */
 export async function deadLetterQueuesOf(
   deployment: Deployment,
@@ -790,6 +836,9 @@ export async function deadLetterQueuesOf(
 ): Promise<{
   readonly found: Record<string, DlqId>;
   readonly notReleased: readonly (NotReleased & { readonly queue: DlqId })[];
+  /** `<queue>: <error>`, and the error as thrown (its advice), when one stopped the look. */
+  readonly stopped?: string;
+  readonly error?: unknown;
 }> {
   const found: Record<string, DlqId> = {};
   const notReleased: (NotReleased & { readonly queue: DlqId })[] = [];
@@ -799,6 +848,8 @@ export async function deadLetterQueuesOf(
       for (const m of seen) if (messageIds.includes(m.MessageId ?? '')) found[m.MessageId!] ??= queue;
     });
     for (const n of looked.notReleased) notReleased.push({ queue, ...n });
+    if (looked.stopped !== undefined)
+      return { found, notReleased, stopped: `${queue}: ${looked.stopped}`, error: looked.error };
   }
   return { found, notReleased };
 }

@@ -1711,3 +1711,124 @@ it('returns the bodies it discarded when the release after them fails (final48c-
     WAIT,
   );
 }, 60_000);
+
+it('says what dlq list and discard read, those not released and the error when the release fails outright (cli49-dlq-release-failed)', async () => {
+  // Found in session 49: a release that failed outright (its second batch, expired credentials) was thrown over what
+  // the command knew: `dlq list` printed the error alone (the messages it had read and the entries the first batch
+  // refused unsaid), `dlq discard` of an id not there and its look in the other queues the same.
+  const expired = 'The security token included in the request is expired';
+  const reason = 'ReceiptHandleIsInvalid: The receipt handle has expired.';
+  const stopped = `releasing the messages it held: ExpiredToken: ${expired} (they come back once their visibility timeout runs out)`;
+  const setUp = async (name: string, queue: 'liquidations' | 'auctionSteps') => {
+    const names = await createLocalResources(clients, name);
+    await publishStackOutputs(moto.endpoint, name, names);
+    const dlq = names.queues[queue].dlqUrl!;
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++)
+      ids.push(
+        (await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: `poison ${i}` })))
+          .MessageId!,
+      );
+    return { dlq, ids, at: ['--target', 'localstack', '--endpoint', moto.endpoint, '--stage', name] };
+  };
+  // The CLI's own clients: the release's first batch refuses its first two entries, the second fails whole.
+  let batches = 0;
+  let failOn = '';
+  const send = SQSClient.prototype.send;
+  const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(async function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    const original = send as (...a: unknown[]) => Promise<Record<string, unknown>>;
+    if (!(command instanceof ChangeMessageVisibilityBatchCommand) || command.input.QueueUrl !== failOn)
+      return original.apply(this, args);
+    batches += 1;
+    if (batches > 1)
+      throw Object.assign(new Error(expired), { name: 'ExpiredToken', $fault: 'client', $metadata: {} });
+    const entries = command.input.Entries ?? [];
+    const out = await original.call(
+      this,
+      new ChangeMessageVisibilityBatchCommand({ ...command.input, Entries: entries.slice(2) }),
+    );
+    const [code, message] = reason.split(': ');
+    return {
+      ...out,
+      Failed: entries.slice(0, 2).map((e) => ({ Id: e.Id, SenderFault: true, Code: code, Message: message })),
+    };
+  } as SQSClient['send']);
+  try {
+    const list = await setUp('relfaillist', 'liquidations');
+    failOn = list.dlq;
+    batches = 0;
+    const json = await cli('dlq', 'list', '--queue', 'liquidations', '--json', ...list.at);
+    expect(batches).toBe(2);
+    // Before: exit 1 with the error alone on stderr, nothing on stdout.
+    expect(json.code, json.stderr).toBe(1);
+    const listed = JSON.parse(json.stdout) as {
+      messages: { messageId: string }[];
+      notReleased?: { queue: string; messageId: string; reason: string }[];
+      stopped?: { queue: string; error: string }[];
+    };
+    expect(listed.messages.map((m) => m.messageId).sort()).toEqual([...list.ids].sort());
+    expect(listed.notReleased?.map((n) => [n.queue, n.reason])).toEqual([
+      ['liquidations', reason],
+      ['liquidations', reason],
+    ]);
+    expect(listed.stopped).toEqual([{ queue: 'liquidations', error: stopped }]);
+
+    const discard = await setUp('relfaildisc', 'liquidations');
+    failOn = discard.dlq;
+    batches = 0;
+    const text = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      'not-there',
+      ...discard.at,
+    );
+    expect(batches).toBe(2);
+    // Before: the error alone, the two refused entries unsaid.
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stdout.trimEnd().split('\n')).toEqual([
+      'not found in liquidations: not-there',
+      `liquidations: releasing 2 messages it held: ${reason} (they come back once their visibility timeout runs out, 30 s)`,
+      `STOPPED by ${stopped}`,
+    ]);
+
+    // The look in the other queues: the id is in auctionSteps, whose release fails.
+    const look = await setUp('relfaillook', 'auctionSteps');
+    failOn = look.dlq;
+    batches = 0;
+    const id = look.ids[3]!;
+    const looked = await cli(
+      'dlq',
+      'discard',
+      '--queue',
+      'liquidations',
+      '--message-id',
+      id,
+      '--json',
+      ...look.at,
+    );
+    expect(batches).toBe(2);
+    // Before: the error alone; where the id is and the refused entries unsaid.
+    expect(looked.code, looked.stderr).toBe(1);
+    const out = JSON.parse(looked.stdout) as Record<string, unknown>;
+    expect(out).toMatchObject({
+      queue: 'liquidations',
+      discarded: [],
+      notFound: [id],
+      elsewhere: { [id]: 'auctionSteps' },
+      stopped: `looking in the other queues for those not found: auctionSteps: ${stopped}`,
+    });
+    expect((out.notReleased as { queue: string }[]).map((n) => n.queue)).toEqual([
+      'auctionSteps',
+      'auctionSteps',
+    ]);
+  } finally {
+    spy.mockRestore();
+  }
+}, 60_000);
