@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../shared/domain/config.ts';
 import { UnitError } from '../shared/domain/units.ts';
 import { TickInputError } from '../shared/feed/publisher.ts';
+import { EnvironmentValueError } from '../shared/local/deployment.ts';
 import { SeedFileError } from '../shared/local/seed.ts';
 import { PriceFileError } from '../shared/prices/parse.ts';
 import { BookError } from '../shared/sim/book.ts';
@@ -19,8 +20,8 @@ import { printable } from './printable.ts';
 import { type CliIo, runSimulate } from './simulate.ts';
 
 /**
- * The `backstop` command line. Exit codes: 0 done, 2 bad arguments or input (one line on stderr, no stack
- * trace), 1 an internal failure (one line; BACKSTOP_DEBUG=1 adds the stack).
+ * The `backstop` command line. Exit codes: 0 done, 2 bad arguments or input, a bad BACKSTOP_AWS_* variable included
+ * (one line on stderr, no stack trace), 1 an internal failure (one line; BACKSTOP_DEBUG=1 adds the stack).
  */
 
 export const USAGE = `Usage: backstop <command> [options]
@@ -80,6 +81,7 @@ const INPUT_ERRORS = [
   OperatorInputError,
   SeedFileError,
   TickInputError,
+  EnvironmentValueError,
 ];
 
 export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {

@@ -56,7 +56,7 @@ export const TARGET_USAGE = `Target (every command):
   -h, --help             this help
   ${CONNECT_TIMEOUT_ENV}, ${REQUEST_TIMEOUT_ENV} (environment)
                          ms an AWS call's attempt waits to connect, and for an answer (aws: ${CLI_AWS_TIMEOUTS.connectionMs}, ${CLI_AWS_TIMEOUTS.requestMs};
-                         local, localstack: ${EMULATOR_TIMEOUTS.connectionMs}, ${EMULATOR_TIMEOUTS.requestMs})
+                         local, localstack: ${EMULATOR_TIMEOUTS.connectionMs}, ${EMULATOR_TIMEOUTS.requestMs}; a bad value exits 2)
 `;
 
 /**

@@ -135,6 +135,9 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
     throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
   }
   checkRegion(values.region);
+  // A bad BACKSTOP_AWS_* value is refused here, a usage error, before anything starts (a detached child's failure
+  // said it as the background's, exit 1: cli49-env-usage).
+  cliTimeouts(true);
   // As the operator commands and simulate read it: a cdk.json gives its backstop:riskConfig (follow48-config-cdk-json).
   const source = readRiskConfig(values.config);
   const riskConfig = values.config === undefined ? undefined : source.input;

@@ -70,7 +70,18 @@ export const CONNECT_TIMEOUT_ENV = 'BACKSTOP_AWS_CONNECT_TIMEOUT_MS';
 export const REQUEST_TIMEOUT_ENV = 'BACKSTOP_AWS_REQUEST_TIMEOUT_MS';
 const MAX_TIMEOUT_MS = 600_000;
 
-/** The CLI's clients' timeouts on an emulator or on AWS, each overridden by its variable; TargetError if one is bad. */
+/**
+ * A bad value of a variable the CLI reads from the operator's environment: input as wrong as a bad option, so a usage
+ * error (exit 2), where it was a TargetError (exit 1: cli49-env-usage).
+ */
+export class EnvironmentValueError extends Error {
+  override readonly name = 'EnvironmentValueError';
+}
+
+/**
+ * The CLI's clients' timeouts on an emulator or on AWS, each overridden by its variable; EnvironmentValueError if one
+ * is bad.
+ */
 export function cliTimeouts(
   emulator: boolean,
   env: NodeJS.ProcessEnv = process.env,
@@ -81,8 +92,8 @@ export function cliTimeouts(
     if (text === undefined || text === '') return fallback;
     const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
     if (!(ms >= 1 && ms <= MAX_TIMEOUT_MS))
-      throw new TargetError(
-        `${name}: "${text}" is not a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`,
+      throw new EnvironmentValueError(
+        `${name} (environment variable): "${text}" is not a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS} (unset it for the default, ${fallback})`,
       );
     return ms;
   };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { holdLooks } from '../../cli/ops/events.ts';
 import { type FailedRefresh, failedRefreshLine, watchStatus } from '../../cli/ops/status.ts';
 import { clientOptions, EMULATOR_TIMEOUTS, longPollOptions } from '../../shared/adapters/aws/clients.ts';
@@ -14,13 +14,14 @@ import {
   CONNECT_TIMEOUT_ENV,
   cliTimeouts,
   type Deployment,
+  EnvironmentValueError,
   openDeployment,
   REQUEST_TIMEOUT_ENV,
-  TargetError,
 } from '../../shared/local/deployment.ts';
 import { listDeadLetters, RECEIVE_WAIT_SECONDS } from '../../shared/local/dlq.ts';
 import { collectLiquidationWork, type StatusReport, statusWatcher } from '../../shared/local/status.ts';
 import { withdrawalChecker } from '../../shared/services/admin.ts';
+import { cli } from '../support/cli.ts';
 import { motoStages } from '../support/moto.ts';
 
 /**
@@ -312,10 +313,41 @@ describe('the CLI clients: their timeouts (ops47-cli-timeouts)', () => {
     });
     for (const bad of ['0', '-5', '1.5', '2s', '600001'])
       expect(() => cliTimeouts(false, { [REQUEST_TIMEOUT_ENV]: bad })).toThrow(
-        new TargetError(
-          `${REQUEST_TIMEOUT_ENV}: "${bad}" is not a whole number of milliseconds from 1 to 600000`,
+        new EnvironmentValueError(
+          `${REQUEST_TIMEOUT_ENV} (environment variable): "${bad}" is not a whole number of milliseconds from 1 to 600000 (unset it for the default, 10000)`,
         ),
       );
+  });
+
+  it('refuse a bad value as a usage error, exit 2 as a bad option, before any target is reached (cli49-env-usage)', async () => {
+    // Found in session 49: a bad value was a TargetError, exit 1, where a bad option exits 2.
+    const line = (name: string, fallback: number) =>
+      `backstop: ${name} (environment variable): "2s" is not a whole number of milliseconds from 1 to 600000 (unset it for the default, ${fallback})\n`;
+    // An endpoint nothing answers on: the value is refused before it is tried.
+    const nowhere = 'http://127.0.0.1:9';
+    for (const [name, fallback] of [
+      [REQUEST_TIMEOUT_ENV, EMULATOR_TIMEOUTS.requestMs],
+      [CONNECT_TIMEOUT_ENV, EMULATOR_TIMEOUTS.connectionMs],
+    ] as const) {
+      vi.stubEnv(name, '2s');
+      try {
+        for (const argv of [
+          ['status', '--endpoint', nowhere],
+          ['dlq', 'list', '--target', 'localstack', '--endpoint', nowhere],
+          ['local', 'up', '--port', '9'],
+        ]) {
+          const run = await cli(...argv);
+          expect([run.code, run.stderr, run.stdout], argv.join(' ')).toEqual([2, line(name, fallback), '']);
+        }
+        // On AWS, its own default named.
+        const aws = await cli('status', '--target', 'aws', '--region', 'us-east-1');
+        const awsDefault =
+          name === REQUEST_TIMEOUT_ENV ? CLI_AWS_TIMEOUTS.requestMs : CLI_AWS_TIMEOUTS.connectionMs;
+        expect([aws.code, aws.stderr]).toEqual([2, line(name, awsDefault)]);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    }
   });
 
   it("are the ones docs/DEPLOY.md's operator section gives", () => {
