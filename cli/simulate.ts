@@ -57,6 +57,11 @@ which --json gives as riskConfig.digest): a deploy with a -c backstop:riskConfig
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };
   readonly stderr: ProgressStream;
+  /**
+   * How the CLI waits between reads (`fund statement`'s re-reads of a gap and waits for the index): real time unless a
+   * test gives its own, which drives them without waiting (cli49-statement-pause).
+   */
+  readonly pause?: (ms: number) => Promise<void>;
 }
 
 const OPTIONS = {

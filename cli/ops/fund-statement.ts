@@ -157,7 +157,10 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
     const ledger = new DynamoLedger(deployment.clients.dynamo, deployment.names.tables.ledger);
     let read: StatementRead;
     try {
-      read = await readFundStatement(ledger, INSURANCE_ACCOUNT, period, { max });
+      read = await readFundStatement(ledger, INSURANCE_ACCOUNT, period, {
+        max,
+        ...(io.pause ? { pause: io.pause } : {}),
+      });
     } catch (error) {
       if (!(error instanceof StatementError)) throw error;
       io.stderr.write(`backstop: fund statement: ${printable(error.message)}\n`);

@@ -11,13 +11,34 @@ import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, parseRiskConfig } from '../../shared/domain/config.ts';
 import { usd } from '../../shared/domain/units.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { cli, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
+import { gapRereadDelayMs, STATEMENT_GAP_REREADS } from '../../shared/services/fund-statement.ts';
+import { cli, cliWith, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('statement');
 
 /** 2026-01-31T23:59:00Z: a month-end. */
 const T0 = Date.UTC(2026, 0, 31, 23, 59, 0);
 const JANUARY = ['--from', '2026-01-01', '--to', '2026-02-01'];
+
+/**
+ * The CLI's waits for a statement over a gap, recorded and not waited (cli49-statement-pause: each run waited about 3 s
+ * of real time): `reread()` checks the gap was read again STATEMENT_GAP_REREADS times, each after its backoff's wait.
+ */
+const gapPauses = () => {
+  const waited: number[] = [];
+  return {
+    pause: async (ms: number) => {
+      waited.push(ms);
+    },
+    reread: () => {
+      expect(waited).toHaveLength(STATEMENT_GAP_REREADS);
+      for (const [i, ms] of waited.entries()) {
+        expect(ms).toBeGreaterThanOrEqual(gapRereadDelayMs(i + 1, () => 0));
+        expect(ms).toBeLessThanOrEqual(gapRereadDelayMs(i + 1, () => 1));
+      }
+    },
+  };
+};
 
 const ledgerOf = (names: ResourceNames) => new DynamoLedger(emulator.clients.dynamo, names.tables.ledger);
 
@@ -279,7 +300,9 @@ describe('backstop fund statement (moto)', () => {
             UpdateExpression: 'REMOVE journalSequence',
           }),
         );
-    const run = await cli('fund', 'statement', ...JANUARY, ...at);
+    const gap = gapPauses();
+    const run = await cliWith(gap, 'fund', 'statement', ...JANUARY, ...at);
+    gap.reread();
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(
       "  entries 1 to 2 missing: the journal's first entry is 3 (balance 1,010.50 before it: +1,010.50 in no statement)\n" +
@@ -329,7 +352,9 @@ describe('backstop fund statement (moto)', () => {
     });
     try {
       const deployed = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
-      const run = await cli('fund', 'statement', ...JANUARY, ...deployed);
+      const gap = gapPauses();
+      const run = await cliWith(gap, 'fund', 'statement', ...JANUARY, ...deployed);
+      gap.reread();
       expect(run.stdout).toContain('the journal holds entries its index by sequence does not list');
     } finally {
       for (const spy of spies) spy.mockRestore();

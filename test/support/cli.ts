@@ -4,6 +4,7 @@ import path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { afterAll, beforeAll } from 'vitest';
 import { main } from '../../cli/main.ts';
+import type { CliIo } from '../../cli/simulate.ts';
 import {
   deadLetterQueueUrlKey,
   OUTPUT_KEYS,
@@ -28,12 +29,16 @@ export interface CliRun {
 }
 
 /** Runs the CLI in this process, as `backstop ...argv` would, and returns its exit code and what it printed. */
-export async function cli(...argv: string[]): Promise<CliRun> {
+export const cli = (...argv: string[]): Promise<CliRun> => cliWith({}, ...argv);
+
+/** `cli` with the CLI's waits given (`pause`: a test's, which waits no real time). */
+export async function cliWith(with_: Pick<CliIo, 'pause'>, ...argv: string[]): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   const code = await main(argv, {
     stdout: { write: (t: string) => (stdout += t) },
     stderr: { isTTY: false, write: (t: string) => (stderr += t) },
+    ...with_,
   });
   return { code, stdout, stderr };
 }
