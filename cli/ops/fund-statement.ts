@@ -12,7 +12,7 @@ import {
 import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
 import { formatQuote, formatQuoteGrouped, type QuoteE6 } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
-import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
+import { type AdviceTarget, awsClockOf, backstopCommand } from '../../shared/local/deployment.ts';
 import type { JournalEntry } from '../../shared/ports/index.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
@@ -64,7 +64,8 @@ ${CHART_LINES}
                          Without a start, the journal's first entry; without an end, its last (the period is
                          open). A start by time reads the journal from its first entry to find it. A period by
                          time is closed once an entry past it is read, or once its end passed ${SETTLED_AFTER_MS / 60_000} minutes
-                         before the fund's balance, read to its last entry, was read (nothing can still join it)
+                         before the fund's balance, read to its last entry, was read (nothing can still join it),
+                         by AWS's clock as its answers' Date headers give it, not this machine's
   --max N                journal entries read at most, those read to find a start by time included (default
                          ${STATEMENT_MAX_DEFAULT.toLocaleString('en-US')}, at most ${STATEMENT_MAX_LIMIT.toLocaleString('en-US')}), and one more to know whether there are more (a
                          journal of N entries is read whole, a period whose next entry is that one is closed):
@@ -157,8 +158,13 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
     const ledger = new DynamoLedger(deployment.clients.dynamo, deployment.names.tables.ledger);
     let read: StatementRead;
     try {
+      // A period by time closes by AWS's clock, not the machine's (cli49-aws-clock): the stamps it is judged against are
+      // the functions', and the CLI's by AWS's clock too. Set at the target's opening, as a rule.
+      const clock = awsClockOf(deployment);
+      await clock.sync(() => ledger.balance(INSURANCE_ACCOUNT));
       read = await readFundStatement(ledger, INSURANCE_ACCOUNT, period, {
         max,
+        nowMs: () => clock.nowMs(),
         ...(io.pause ? { pause: io.pause } : {}),
       });
     } catch (error) {

@@ -14,7 +14,7 @@ import {
   type QuoteE6,
 } from '../../shared/domain/units.ts';
 import { eachInFlight } from '../../shared/in-flight.ts';
-import { type Deployment, shellWord, withTargetFlags } from '../../shared/local/deployment.ts';
+import { awsClockOf, type Deployment, shellWord, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   applyAdmin,
   type OpenPosition,
@@ -190,7 +190,7 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
       ...adaptersOf(deployment, everyShard),
       config,
       telemetry: cliTelemetry(io),
-      nowMs: () => Date.now(),
+      nowMs: awsNow(deployment),
     };
     for (const side of ['LONG', 'SHORT'] as const) {
       let checked = 0;
@@ -384,7 +384,17 @@ const adminDeps = (
   io: Pick<CliIo, 'stderr'>,
 ): AdminDeps & Pick<Adapters, 'reader'> => {
   const adapters = adaptersOf(deployment);
-  return { ...adapters, config, telemetry: cliTelemetry(io), nowMs: () => Date.now() };
+  return { ...adapters, config, telemetry: cliTelemetry(io), nowMs: awsNow(deployment) };
+};
+
+/**
+ * The admin's clock in the operator's process: AWS's, not the machine's (cli49-aws-clock). It stamps a deposit or
+ * withdrawal, and a statement closes a period by time on how soon after its stamp an entry commits (SETTLED_AFTER_MS):
+ * a machine minutes slow stamped one into a period already said closed.
+ */
+const awsNow = (deployment: Deployment): (() => number) => {
+  const clock = awsClockOf(deployment);
+  return () => clock.nowMs();
 };
 
 /** A seed's outcome: its counts, then the first refusals, whose ids and reasons (AWS's errors) are escaped. */
@@ -610,6 +620,8 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
         `backstop: fund ${action} under idempotency key ${key}; if it does not finish, run it again with --key ${key}\n`,
       );
     const deps = { ...adminDeps(deployment, config, io), ...(actor === undefined ? {} : { actor }) };
+    // Its stamp by AWS's clock (awsNow), set at the target's opening as a rule.
+    await awsClockOf(deployment).sync(() => deps.ledger.balance(INSURANCE_ACCOUNT));
     const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
     if (!result.ok)
       throw new OperatorInputError(`fund ${action} refused: ${withTargetFlags(result.reason, deployment)}`);

@@ -25,6 +25,7 @@ import type { MarketShards } from '../adapters/aws/position-layout.ts';
 import { LOCAL_TICK_QUEUE } from '../adapters/aws/resources.ts';
 import type { TargetGiven } from '../advice.ts';
 import { physicalName, QUEUES, type QueueId, TABLES, type TableId, TICK_BUS } from '../topology.ts';
+import { AwsClock, type Watchable } from './aws-clock.ts';
 import { isAlive, readLocalRecord, stateDir } from './state.ts';
 
 /**
@@ -135,8 +136,31 @@ export interface Deployment {
   readonly recordedPositionIndexShards?: Readonly<Record<string, MarketShards>>;
   /** The target options the command was given (targetFlags names the same target with them). */
   readonly given?: TargetGiven;
+  /**
+   * AWS's time, by the answers of the deployment's clients, its opening's included (cli49-aws-clock). Always set by
+   * openDeployment; absent from one a test builds by hand (awsClockOf: one on its clients).
+   */
+  readonly awsClock?: AwsClock;
   close(): void;
 }
+
+/** The deployment's clock of AWS's time; one watching its clients from now on where it has none (a test's). */
+export const awsClockOf = (deployment: Deployment): AwsClock => {
+  if (deployment.awsClock) return deployment.awsClock;
+  // One per clients: a middleware's name is added once.
+  const clock = handBuilt.get(deployment.clients) ?? watching(deployment.clients);
+  handBuilt.set(deployment.clients, clock);
+  return clock;
+};
+const handBuilt = new WeakMap<AwsClients, AwsClock>();
+
+/** A clock watching `clients` (and `more`, answering first: the stack's outputs), for a deployment opened on them. */
+const watching = (clients: AwsClients, ...more: Watchable[]): AwsClock => {
+  const clock = new AwsClock();
+  for (const client of [...more, clients.dynamo, clients.sqs, clients.events])
+    clock.watch(client as Watchable);
+  return clock;
+};
 
 export interface TargetOptions {
   readonly kind: TargetKind;
@@ -301,9 +325,11 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
     timeouts,
   };
   const cfn = withTimeouts(new CloudFormationClient(clientOptions(config)), config);
+  const clients = createAwsClients(config);
+  // Set by the outputs' answer: a command's first decision by the clock needs no call of its own.
+  const awsClock = watching(clients, cfn as unknown as Watchable);
   try {
     const names = namesFromOutputs(await stackOutputs(cfn, stage), stage);
-    const clients = createAwsClients(config);
     return {
       kind: options.kind,
       stage,
@@ -312,8 +338,12 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
       clients,
       names,
       given: givenOf(options),
+      awsClock,
       close: () => clients.destroy(),
     };
+  } catch (error) {
+    clients.destroy();
+    throw error;
   } finally {
     cfn.destroy();
   }
@@ -369,6 +399,8 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
   const region = options.region ?? fromRecord?.region ?? 'us-east-1';
   await probeEndpoint(endpoint, 'is backstop local up running?');
   const clients = createAwsClients(localClientConfig(endpoint, region, timeouts));
+  // Set by the queues' URLs asked below.
+  const awsClock = watching(clients);
   try {
     const names = await localNames(clients, stage);
     return {
@@ -383,6 +415,7 @@ async function openLocal(options: TargetOptions, env: NodeJS.ProcessEnv): Promis
         ? {}
         : { recordedPositionIndexShards: fromRecord.positionIndexShards }),
       given: givenOf(options),
+      awsClock,
       close: () => clients.destroy(),
     };
   } catch (error) {

@@ -81,7 +81,7 @@ export interface StatementOptions {
   /** The jitter's draw for a gap's re-read, in [0, 1) (Math.random by default). */
   readonly random?: () => number;
   readonly pause?: (ms: number) => Promise<void>;
-  /** The clock a period by time is judged closed by (closedByTime): the machine's, by default. */
+  /** The clock a period by time is judged closed by (closedByTime): the machine's by default; the CLI's, AWS's. */
   readonly nowMs?: () => number;
 }
 

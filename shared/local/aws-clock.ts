@@ -1,0 +1,78 @@
+/**
+ * AWS's time, for what the operator's CLI decides or stamps by the clock (cli49-aws-clock): whether a statement's period
+ * by time has closed (SETTLED_AFTER_MS after its end, against stamps the functions write by AWS's clocks) and the stamp
+ * of a fund deposit or withdrawal, which the CLI writes itself. The machine's clock may be minutes off.
+ *
+ * Each answer of the watched clients carries a Date header: the second AWS answered in, floored. AWS's time when the
+ * answer arrived was at least that, so the local clock moved by (Date - local time at arrival) is a lower bound of
+ * AWS's time: at most a second and the answer's way behind it, never ahead (a period is never closed early for it).
+ * The SDK's own `systemClockOffset` is not used: it is per client (the CloudFormation client that answers first is
+ * destroyed at once), and its rule differs by SDK version (earlier 3.x versions moved it only on a skew of minutes,
+ * which would leave the 10-minute rule half its margin).
+ */
+
+type Handler = (args: unknown) => Promise<{ readonly response?: unknown }>;
+
+export interface Watchable {
+  readonly middlewareStack: {
+    add(middleware: (next: Handler) => Handler, options: { step: 'deserialize'; name: string }): void;
+  };
+}
+
+const headerOf = (response: unknown): string | undefined => {
+  const headers = (response as { headers?: Record<string, string | undefined> } | undefined)?.headers;
+  return headers?.date ?? headers?.Date;
+};
+
+export class AwsClock {
+  /** AWS's time minus the local clock's, by the latest answer with a Date header; undefined before one. */
+  #offsetMs: number | undefined;
+  readonly #localNowMs: () => number;
+
+  /** `localNowMs`: the machine's clock (read at each call, so a test's stub of Date.now is this clock too). */
+  constructor(localNowMs: () => number = () => Date.now()) {
+    this.#localNowMs = localNowMs;
+  }
+
+  /**
+   * Notes the Date header of every answer `client` receives, an error's included: a deserialize-step middleware, inside
+   * the SDK's retries, so each attempt's answer.
+   */
+  watch(client: Watchable): void {
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          const result = await next(args);
+          this.note(headerOf(result.response), this.#localNowMs());
+          return result;
+        } catch (error) {
+          // An error answer (the deserializer's error carries it), as AWS's time as any.
+          this.note(headerOf((error as { $response?: unknown } | undefined)?.$response), this.#localNowMs());
+          throw error;
+        }
+      },
+      { step: 'deserialize', name: 'backstopAwsClock' },
+    );
+  }
+
+  /** An answer's Date header, received at `receivedAtMs` by the local clock; one that does not parse is ignored. */
+  note(date: string | undefined, receivedAtMs: number): void {
+    const atMs = date === undefined ? Number.NaN : Date.parse(date);
+    if (Number.isFinite(atMs)) this.#offsetMs = atMs - receivedAtMs;
+  }
+
+  /** Whether an answer has set it. */
+  get synced(): boolean {
+    return this.#offsetMs !== undefined;
+  }
+
+  /** AWS's time now (a lower bound); the machine's clock before any answer, or where none carries a Date header. */
+  nowMs(): number {
+    return this.#localNowMs() + (this.#offsetMs ?? 0);
+  }
+
+  /** Sets it, when no answer has yet, by `ask` (a read the command makes anyway). */
+  async sync(ask: () => Promise<unknown>): Promise<void> {
+    if (!this.synced) await ask();
+  }
+}

@@ -1,0 +1,99 @@
+import { ListQueuesCommand } from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
+import { usd } from '../../shared/domain/units.ts';
+import { AwsClock } from '../../shared/local/aws-clock.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
+
+/**
+ * cli49-aws-clock: what the operator's CLI decides or stamps by the clock follows AWS's, as its answers' Date headers
+ * tell it, not the machine's. The machine's clock is skewed here by a stub of Date.now (the CLI's clock, the SDK's and
+ * the test's own reads alike); moto, another process, answers by the true one.
+ */
+
+const emulator = useOperatorEmulator('awsclock');
+const trueNow = Date.now.bind(Date);
+const MINUTE = 60_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The machine's clock `skewMs` off the true one. */
+const skewed = (skewMs: number) => vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + skewMs);
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
+  it("moves the machine's clock by the last answer's Date header: a lower bound of AWS's time", async () => {
+    let local = 1_000_000;
+    const clock = new AwsClock(() => local);
+    expect(clock.synced).toBe(false);
+    expect(clock.nowMs()).toBe(local);
+    // AWS answered in 12:00:00 (floored); the answer arrived at local 1_000_000: AWS is at least 12:00:00 then.
+    clock.note('Tue, 05 Aug 2025 12:00:00 GMT', local);
+    local += 1_500;
+    expect(clock.nowMs()).toBe(Date.UTC(2025, 7, 5, 12, 0, 0) + 1_500);
+    // One that does not parse leaves it.
+    clock.note('not a date', local);
+    clock.note(undefined, local);
+    expect(clock.nowMs()).toBe(Date.UTC(2025, 7, 5, 12, 0, 0) + 1_500);
+
+    // A real answer (moto's): the machine 20 minutes slow, AWS's time within the second the header floors, never ahead.
+    skewed(-20 * MINUTE);
+    const watched = new AwsClock();
+    watched.watch(emulator.clients.sqs as never);
+    await emulator.clients.sqs.send(new ListQueuesCommand({}));
+    const before = trueNow();
+    const aws = watched.nowMs();
+    expect(aws).toBeLessThanOrEqual(trueNow());
+    expect(aws).toBeGreaterThan(before - 2_000);
+  });
+
+  it('closes a period by time 10 minutes after its end by AWS: not sooner on a machine ahead, nor later on one behind', async () => {
+    const { names, at } = await emulator.newStage('clk');
+    const ledger = new DynamoLedger(emulator.clients.dynamo, names.tables.ledger);
+    await ledger.apply({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'admin:d1',
+      amount: usd('1000'),
+      kind: 'deposit',
+      reference: 'admin',
+      atMs: trueNow() - 60 * MINUTE,
+      floor: 0n,
+    });
+    const statement = async (toMs: number) => {
+      const run = await cli(
+        'fund',
+        'statement',
+        '--from',
+        iso(toMs - 2 * 60 * MINUTE),
+        '--to',
+        iso(toMs),
+        '--json',
+        ...at,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout) as { period: { closed: boolean; openBecause: string | null } }).period;
+    };
+    // Ended 5 minutes ago by AWS, on a machine 20 minutes ahead: entries stamped before the end may still commit.
+    // Before, closed (25 minutes by the machine's clock).
+    skewed(20 * MINUTE);
+    expect(await statement(trueNow() - 5 * MINUTE)).toMatchObject({ closed: false, openBecause: 'journal' });
+    // Ended 15 minutes ago by AWS, on a machine 20 minutes behind: closed. Before, open (its end 5 minutes ahead).
+    skewed(-20 * MINUTE);
+    expect(await statement(trueNow() - 15 * MINUTE)).toMatchObject({ closed: true });
+  });
+
+  it("stamps a deposit by AWS's clock on a machine 20 minutes behind", async () => {
+    const { at } = await emulator.newStage('clkdep');
+    skewed(-20 * MINUTE);
+    const before = trueNow();
+    const run = await cli('fund', 'deposit', '--amount', '5', '--key', 'd1', '--json', ...at);
+    const after = trueNow();
+    expect(run.code, run.stderr).toBe(0);
+    const stamped = Date.parse((JSON.parse(run.stdout) as { entry: { at: string } }).entry.at);
+    // Within the second the Date header floors (and the answer's way) before it; before, 20 minutes behind.
+    expect(stamped).toBeGreaterThan(before - 2_000);
+    expect(stamped).toBeLessThanOrEqual(after);
+  });
+});
