@@ -1,13 +1,7 @@
 import { pnlE16, settleClose } from './accounting.ts';
+import { recordOrSetAside, withLatest } from './latest.ts';
 import { marginE16, wholeMargin } from './margin.ts';
-import {
-  type AdlEvent,
-  type AdlEvents,
-  adlEventsRead,
-  type Position,
-  type Side,
-  type UnreadableAdlEvents,
-} from './model.ts';
+import type { AdlEvent, AdlEvents, Position, Side, UnreadableAdlEvents } from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -527,15 +521,13 @@ export const MAX_ADL_EVENTS_KEPT = 5;
  * liquidation and round already kept is not recorded again (the write that carries an event is conditional on the
  * version it was planned on, so only a record built twice from the same read could hold it).
  */
-export function withAdlEvent(events: AdlEvents | undefined, event: AdlEvent): AdlEvents {
-  if (!events) return { total: 1, recent: [event] };
-  const { recent } = events;
-  for (const e of recent)
-    if (e.liquidationId === event.liquidationId && e.round === event.round) return events;
-  const kept = recent.slice(Math.max(0, recent.length + 1 - MAX_ADL_EVENTS_KEPT));
-  kept.push(event);
-  return { total: Math.max(events.total, recent.length) + 1, recent: kept };
-}
+export const withAdlEvent = (events: AdlEvents | undefined, event: AdlEvent): AdlEvents =>
+  withLatest(
+    events,
+    event,
+    MAX_ADL_EVENTS_KEPT,
+    (e) => e.liquidationId === event.liquidationId && e.round === event.round,
+  );
 
 /**
  * A position's ADL events with `event` recorded (withAdlEvent). A list this version cannot read is not refused (that
@@ -546,10 +538,10 @@ export function recordAdlEvent(
   position: Pick<Position, 'adlEvents' | 'adlEventsSetAside'>,
   event: AdlEvent,
 ): { adlEvents: AdlEvents; adlEventsSetAside?: readonly UnreadableAdlEvents[] } {
-  const { adlEvents: events, adlEventsSetAside: aside } = position;
-  if (events === undefined || adlEventsRead(events))
-    return { adlEvents: withAdlEvent(events, event), ...(aside ? { adlEventsSetAside: aside } : {}) };
-  return { adlEvents: withAdlEvent(undefined, event), adlEventsSetAside: [...(aside ?? []), events] };
+  const { list, aside } = recordOrSetAside(position.adlEvents, position.adlEventsSetAside, (events) =>
+    withAdlEvent(events, event),
+  );
+  return { adlEvents: list, ...(aside ? { adlEventsSetAside: aside } : {}) };
 }
 
 export function allocateAdl(input: AdlInput): AdlAllocation {

@@ -1,3 +1,4 @@
+import { recordOrSetAside, withLatest } from './latest.ts';
 import type { Unreadable } from './model.ts';
 import { type BaseE8, div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
@@ -102,22 +103,18 @@ export function addFill(totals: ProviderMarketTotals | undefined, fill: Provider
  * conditional on the version it was planned on, so only a record built twice from one read could hold it).
  */
 export function withProviderFill(fills: ProviderFills | undefined, fill: ProviderFill): ProviderFills {
-  if (!fills)
-    return {
-      total: 1,
-      recent: [fill],
-      byMarket: { [fill.symbol]: addFill(undefined, fill) },
-      sinceMs: fill.atMs,
-    };
-  for (const f of fills.recent)
-    if (f.liquidationId === fill.liquidationId && f.step === fill.step) return fills;
-  const kept = fills.recent.slice(Math.max(0, fills.recent.length + 1 - MAX_PROVIDER_FILLS_KEPT));
-  kept.push(fill);
+  const latest = withLatest(
+    fills,
+    fill,
+    MAX_PROVIDER_FILLS_KEPT,
+    (f) => f.liquidationId === fill.liquidationId && f.step === fill.step,
+  );
+  if (latest === fills) return fills;
   return {
-    total: Math.max(fills.total, fills.recent.length) + 1,
-    recent: kept,
-    byMarket: { ...fills.byMarket, [fill.symbol]: addFill(fills.byMarket[fill.symbol], fill) },
-    sinceMs: fills.sinceMs,
+    total: latest.total,
+    recent: latest.recent,
+    byMarket: { ...fills?.byMarket, [fill.symbol]: addFill(fills?.byMarket[fill.symbol], fill) },
+    sinceMs: fills?.sinceMs ?? fill.atMs,
   };
 }
 
@@ -136,10 +133,10 @@ export function recordProviderFill(
   provider: ProviderFillsOnRecord,
   fill: ProviderFill,
 ): { fills: ProviderFills; fillsSetAside?: readonly UnreadableProviderFills[] } {
-  const { fills, fillsSetAside: aside } = provider;
-  if (fills === undefined || providerFillsRead(fills))
-    return { fills: withProviderFill(fills, fill), ...(aside ? { fillsSetAside: aside } : {}) };
-  return { fills: withProviderFill(undefined, fill), fillsSetAside: [...(aside ?? []), fills] };
+  const { list, aside } = recordOrSetAside(provider.fills, provider.fillsSetAside, (fills) =>
+    withProviderFill(fills, fill),
+  );
+  return { fills: list, ...(aside ? { fillsSetAside: aside } : {}) };
 }
 
 /** The fill attributes of `from`, for a write that replaces the provider's terms (a registration): kept as they are. */

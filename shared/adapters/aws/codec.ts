@@ -1,5 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Fill } from '../../domain/model.ts';
+import type { Fill, Unreadable } from '../../domain/model.ts';
 import { ConditionFailedError, type ProcessingFailure, processingFailureProblem } from '../../ports/index.ts';
 
 /**
@@ -80,6 +80,64 @@ export const readMaps = (item: Item, name: string): Item[] =>
     if (v.M === undefined) throw new CorruptItemError(`adapter/not-a-map: ${name}[]`);
     return v.M;
   });
+
+/** Names the part that did not read: `recent[2]: adapter/...`. */
+export function within<T>(where: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof CorruptItemError) throw new CorruptItemError(`${where}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** `read()`, or `otherwise(why)` when what it reads does not (CorruptItemError); any other error is thrown. */
+export function readOr<T, U>(read: () => T, otherwise: (why: string) => U): T | U {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return otherwise(error.message);
+  }
+}
+
+/**
+ * A display-only value (a position's ADL events, a provider's fills, a refusal trace): one this version cannot read
+ * (a later version's shape, an edit by hand) never fails the read of its item, which the money path makes: it is
+ * kept as stored with why, to be written back unchanged and shown as unreadable. Absent: undefined.
+ */
+export const optReadable = <T>(
+  value: AttributeValue | undefined,
+  read: (value: AttributeValue) => T,
+): T | Unreadable | undefined =>
+  value === undefined
+    ? undefined
+    : readOr(
+        () => read(value),
+        (why) => ({ unreadable: why, stored: value }),
+      );
+
+/** Values set aside as unreadable (recordOrSetAside), each as stored (a lone one too, as a list of one). */
+export function optSetAside(
+  value: AttributeValue | undefined,
+  read: (value: AttributeValue) => unknown,
+): readonly Unreadable[] | undefined {
+  if (value === undefined) return undefined;
+  return (value.L ?? [value]).map(
+    (stored): Unreadable =>
+      readOr(
+        () => {
+          read(stored);
+          // Set aside by this version because it did not read then: one that reads now was edited since.
+          return { unreadable: 'set aside as unreadable', stored };
+        },
+        (why) => ({ unreadable: why, stored }),
+      ),
+  );
+}
+
+/** An unreadable value's attribute: as it was stored. */
+export const storedAttr = (value: Unreadable): AttributeValue => value.stored as AttributeValue;
 
 export const fillAttr = (fill: Fill & { readonly providerId?: string }): AttributeValue => ({
   M: {

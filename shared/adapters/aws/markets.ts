@@ -42,10 +42,12 @@ import {
   noCrash,
   optBig,
   optInt,
+  optReadable,
   optS,
   readBig,
   readInt,
   readMap,
+  readOr,
   readS,
   S,
 } from './codec.ts';
@@ -189,13 +191,13 @@ const readTick = (m: Item): AcceptedTick => {
  */
 function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
   if (breaker.confirming === undefined) return {};
-  try {
-    const confirming = readMap(breaker, 'confirming');
-    return { confirming: { sequence: readInt(confirming, 'sequence'), atMs: readInt(confirming, 'atMs') } };
-  } catch (error) {
-    if (!(error instanceof CorruptItemError)) throw error;
-    return {};
-  }
+  return readOr(
+    () => {
+      const confirming = readMap(breaker, 'confirming');
+      return { confirming: { sequence: readInt(confirming, 'sequence'), atMs: readInt(confirming, 'atMs') } };
+    },
+    () => ({}),
+  );
 }
 
 /**
@@ -206,6 +208,20 @@ function optConfirming(breaker: Item): { confirming?: BreakerConfirming } {
 const REFUSAL_ATTR_PREFIX = 'refusal:';
 /** A kind's trace attribute (a kind this version does not know has one too: optRefusals). */
 export const refusalAttr = (reason: TracedRefusal | string): string => `${REFUSAL_ATTR_PREFIX}${reason}`;
+
+function readRefusalTrace(m: Item): RefusalTrace {
+  const resumedAfterMs = optInt(m, 'resumed');
+  return {
+    sequence: readInt(m, 'seq'),
+    timestampMs: readInt(m, 'stamp'),
+    atMs: readInt(m, 'at'),
+    count: readInt(m, 'count'),
+    sinceMs: readInt(m, 'since'),
+    // Absent on a trace of session 48's first commits: one note in its second.
+    notesInSecond: optInt(m, 'n') ?? 1,
+    ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
+  };
+}
 
 /**
  * The refusal traces. One that does not read (a trace no rule reads, as optConfirming's) is kept opaque, as stored
@@ -221,24 +237,10 @@ function optRefusals(item: Item): {
   const unreadable: { [K in TracedRefusal]?: UnreadableRefusalTrace } = {};
   for (const reason of TRACED_REFUSALS) {
     const attr = refusalAttr(reason);
-    if (item[attr] === undefined) continue;
-    try {
-      const m = readMap(item, attr);
-      const resumedAfterMs = optInt(m, 'resumed');
-      refusals[reason] = {
-        sequence: readInt(m, 'seq'),
-        timestampMs: readInt(m, 'stamp'),
-        atMs: readInt(m, 'at'),
-        count: readInt(m, 'count'),
-        sinceMs: readInt(m, 'since'),
-        // Absent on a trace of session 48's first commits: one note in its second.
-        notesInSecond: optInt(m, 'n') ?? 1,
-        ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }),
-      };
-    } catch (error) {
-      if (!(error instanceof CorruptItemError)) throw error;
-      unreadable[reason] = { unreadable: error.message, stored: item[attr] };
-    }
+    const trace = optReadable(item[attr], () => readRefusalTrace(readMap(item, attr)));
+    if (trace === undefined) continue;
+    if (isUnreadableRefusal(trace)) unreadable[reason] = trace;
+    else refusals[reason] = trace;
   }
   // A kind this version does not know (a later version's, after a rollback): opaque too, for the expiry to remove
   // (more48b-trace-unknown-kind).

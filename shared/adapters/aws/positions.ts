@@ -13,7 +13,6 @@ import {
   adlEventsRead,
   type PositionState,
   type Side,
-  type UnreadableAdlEvents,
 } from '../../domain/model.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { CrashHook, CrossedPage, PositionRecord, PositionRepository } from '../../ports/index.ts';
@@ -28,12 +27,16 @@ import {
   N,
   noCrash,
   optBig,
+  optReadable,
+  optSetAside,
   readBig,
   readInt,
   readMap,
   readMaps,
   readS,
   S,
+  storedAttr,
+  within,
 } from './codec.ts';
 import { putOwned, updateItemOwned } from './owned-put.ts';
 import type { PositionIndexLayout } from './position-layout.ts';
@@ -181,9 +184,10 @@ function adlEventsAttr(events: AdlEvents): AttributeValue {
 
 function readAdlEvents(value: AttributeValue): AdlEvents {
   const m = readMap({ adlEvents: value }, 'adlEvents');
-  const recent = readMaps(m, 'recent').map((e, i): AdlEvent => {
-    try {
-      return {
+  const recent = readMaps(m, 'recent').map((e, i) =>
+    within(
+      `recent[${i}]`,
+      (): AdlEvent => ({
         liquidationId: readS(e, 'liquidationId'),
         round: readInt(e, 'round'),
         size: readBig(e, 'size'),
@@ -192,51 +196,11 @@ function readAdlEvents(value: AttributeValue): AdlEvents {
         given: readBig(e, 'given'),
         haircut: readBig(e, 'haircut'),
         atMs: readInt(e, 'atMs'),
-      };
-    } catch (error) {
-      if (error instanceof CorruptItemError) throw new CorruptItemError(`recent[${i}]: ${error.message}`);
-      throw error;
-    }
-  });
+      }),
+    ),
+  );
   return { total: readInt(m, 'total'), recent };
 }
-
-/** A list that does not read, kept as it is stored (follow47-adl-events-unreadable). */
-function unreadable(value: AttributeValue): UnreadableAdlEvents {
-  try {
-    readAdlEvents(value);
-    // A list set aside by this version did not read when it was: one that reads now was edited since.
-    return { unreadable: 'set aside as unreadable', stored: value };
-  } catch (error) {
-    if (!(error instanceof CorruptItemError)) throw error;
-    return { unreadable: error.message, stored: value };
-  }
-}
-
-/**
- * The position's ADL events: display only (adl47-who-closed), so a list this version cannot read (a later version's
- * shape, an edit by hand) never fails the read of the position, which margin checks and ADL's ranking make: it is
- * kept as stored, written back unchanged, and shown as unreadable (follow47-adl-events-unreadable).
- */
-function optAdlEvents(item: Item): AdlEvents | UnreadableAdlEvents | undefined {
-  const value = item.adlEvents;
-  if (value === undefined) return undefined;
-  try {
-    return readAdlEvents(value);
-  } catch (error) {
-    if (!(error instanceof CorruptItemError)) throw error;
-    return { unreadable: error.message, stored: value };
-  }
-}
-
-/** Lists set aside (recordAdlEvent), each as stored. */
-function optSetAside(item: Item): readonly UnreadableAdlEvents[] | undefined {
-  const value = item.adlEventsSetAside;
-  if (value === undefined) return undefined;
-  return (value.L ?? [value]).map(unreadable);
-}
-
-const storedAttr = (events: UnreadableAdlEvents): AttributeValue => events.stored as AttributeValue;
 
 export function positionFromItem(item: Item): PositionRecord {
   const state = readS(item, 'state');
@@ -245,8 +209,10 @@ export function positionFromItem(item: Item): PositionRecord {
   const closedPayout = optBig(item, 'closedPayout');
   const adlProfitGiven = optBig(item, 'adlProfitGiven');
   const collateralOverE16 = optBig(item, 'collateralOverE16');
-  const adlEvents = optAdlEvents(item);
-  const adlEventsSetAside = optSetAside(item);
+  // Display only (adl47-who-closed): a list this version cannot read never fails the read of the position, which
+  // margin checks and ADL's ranking make (follow47-adl-events-unreadable).
+  const adlEvents = optReadable(item.adlEvents, readAdlEvents);
+  const adlEventsSetAside = optSetAside(item.adlEventsSetAside, readAdlEvents);
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),

@@ -9,7 +9,6 @@ import {
   type ProviderFills,
   type ProviderMarketTotals,
   providerFillsRead,
-  type UnreadableProviderFills,
 } from '../../domain/provider-fills.ts';
 import type { CrashHook, ProviderRecord, ProviderRepository } from '../../ports/index.ts';
 import {
@@ -18,6 +17,8 @@ import {
   type Item,
   N,
   noCrash,
+  optReadable,
+  optSetAside,
   readBig,
   readInt,
   readMap,
@@ -25,7 +26,9 @@ import {
   readS,
   readStrings,
   S,
+  storedAttr,
   strings,
+  within,
 } from './codec.ts';
 import { putOwned } from './owned-put.ts';
 import { fencedPut, schemaStamp } from './writer-schema.ts';
@@ -114,16 +117,6 @@ const totalsAttr = (t: ProviderMarketTotals): AttributeValue => ({
   },
 });
 
-/** Names the part that did not read: `recent[2]: adapter/...`. */
-function within<T>(where: string, read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    if (error instanceof CorruptItemError) throw new CorruptItemError(`${where}: ${error.message}`);
-    throw error;
-  }
-}
-
 function readFills(value: AttributeValue): ProviderFills {
   const m = readMap({ fills: value }, 'fills');
   const recent = readMaps(m, 'recent').map((f, i) =>
@@ -165,41 +158,19 @@ function readFills(value: AttributeValue): ProviderFills {
   return { total: readInt(m, 'total'), recent, byMarket, sinceMs: readInt(m, 'sinceMs') };
 }
 
-function unreadableFills(value: AttributeValue): UnreadableProviderFills {
-  try {
-    readFills(value);
-    // Set aside by this version because it did not read then: one that reads now was edited since.
-    return { unreadable: 'set aside as unreadable', stored: value };
-  } catch (error) {
-    if (!(error instanceof CorruptItemError)) throw error;
-    return { unreadable: error.message, stored: value };
-  }
-}
-
 /**
  * The provider's fills: display only, so fills this version cannot read (a later version's shape, an edit by hand)
  * never fail the read of the provider, which every auction step makes: kept as stored, written back unchanged, and
  * shown as unreadable (providers48-fills-unreadable).
  */
 function optFills(item: Item): Pick<ProviderRecord, 'fills' | 'fillsSetAside'> {
-  const value = item.fills;
-  const aside = item.fillsSetAside;
-  let fills: ProviderFills | UnreadableProviderFills | undefined;
-  if (value !== undefined) {
-    try {
-      fills = readFills(value);
-    } catch (error) {
-      if (!(error instanceof CorruptItemError)) throw error;
-      fills = { unreadable: error.message, stored: value };
-    }
-  }
+  const fills = optReadable(item.fills, readFills);
+  const fillsSetAside = optSetAside(item.fillsSetAside, readFills);
   return {
     ...(fills !== undefined ? { fills } : {}),
-    ...(aside !== undefined ? { fillsSetAside: (aside.L ?? [aside]).map(unreadableFills) } : {}),
+    ...(fillsSetAside !== undefined ? { fillsSetAside } : {}),
   };
 }
-
-const storedAttr = (fills: UnreadableProviderFills): AttributeValue => fills.stored as AttributeValue;
 
 /**
  * Every provider, ordered by id: a consistent Scan of the (short, admin-registered) table. An item that does not read
