@@ -10,6 +10,7 @@ import {
 import { UnprocessedKeysError } from '../../shared/adapters/aws/reader.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { errorText } from '../../shared/error-text.ts';
 import { PutEntriesError } from '../../shared/feed/publisher.ts';
 import {
   CLI_AWS_TIMEOUTS,
@@ -362,8 +363,7 @@ export interface RefreshFailure {
  */
 export function refreshFailure(error: unknown): RefreshFailure | undefined {
   // A batch read throttled through all its rounds: a throttle too.
-  if (error instanceof UnprocessedKeysError)
-    return { line: `${error.name}: ${error.message}`, lasting: false };
+  if (error instanceof UnprocessedKeysError) return { line: errorText(error), lasting: false };
   if (environmentFailure(error) === undefined) return undefined;
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;

@@ -11,6 +11,7 @@ import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { longPollOptions } from '../adapters/aws/clients.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
+import { errorText } from '../error-text.ts';
 import { POLICY_ENTRY_CODES, PutEntriesError, putEntries } from '../feed/publisher.ts';
 import { eachInFlight } from '../in-flight.ts';
 import type { ProcessingFailure } from '../ports/index.ts';
@@ -559,12 +560,10 @@ function refusesEveryMessage(error: unknown): boolean {
 }
 
 /** One line for an error: an AWS error's (or the SDK's) name first; this module's own say theirs. */
-export const errorLine = (error: unknown): string => {
-  if (!(error instanceof Error)) return String(error);
-  return error.name === 'Error' || error instanceof EveryMessageRefused
+export const errorLine = (error: unknown): string =>
+  error instanceof Error && (error.name === 'Error' || error instanceof EveryMessageRefused)
     ? error.message
-    : `${error.name}: ${error.message}`;
-};
+    : errorText(error);
 
 /** How many messages a queue holds, by SQS's approximate counts: ready to receive and in flight (held by a reader). */
 async function approximateCount(deployment: Deployment, url: string): Promise<number> {

@@ -11,6 +11,7 @@ import {
   toTickRecord,
 } from '../domain/tick.ts';
 import { formatPrice, type PriceE8 } from '../domain/units.ts';
+import { errorText } from '../error-text.ts';
 import { METRICS } from '../metrics.ts';
 import {
   type AcceptedTick,
@@ -406,10 +407,6 @@ async function noteRefusal(
     });
   }
 }
-
-/** An error as a best-effort trace's warning names it. */
-const errorText = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 const sameSecond = (aMs: number, bMs: number): boolean => Math.floor(aMs / 1000) === Math.floor(bMs / 1000);
 

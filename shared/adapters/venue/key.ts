@@ -1,4 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { errorText } from '../../error-text.ts';
 import { VenueError } from '../../ports/index.ts';
 import { VENUE_KEY_ENV } from '../../topology.ts';
 import { type AwsClientConfig, clientConfigFromEnv, clientOptions, withTimeouts } from '../aws/clients.ts';
@@ -56,8 +57,10 @@ export function secretsManagerVenueKey(
     const reading: Promise<string> = fetchKey().catch((error: unknown) => {
       // Not kept: the next call reads again. The message names the secret and the cause, never a value.
       if (held === reading) held = undefined;
-      const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      throw new VenueError(`venue/unavailable: the venue's key could not be read: ${cause}`, 'unavailable');
+      throw new VenueError(
+        `venue/unavailable: the venue's key could not be read: ${errorText(error)}`,
+        'unavailable',
+      );
     });
     held = reading;
     return reading;
