@@ -11,7 +11,7 @@ import {
 } from '../../shared/domain/fund-statement.ts';
 import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
 import { formatQuote, formatQuoteGrouped, type QuoteE6 } from '../../shared/domain/units.ts';
-import { counted } from '../../shared/domain/words.ts';
+import { counted, iso } from '../../shared/domain/words.ts';
 import { type AdviceTarget, awsClockOf, backstopCommand } from '../../shared/local/deployment.ts';
 import type { JournalEntry } from '../../shared/ports/index.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
@@ -187,7 +187,6 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
 export const statementExitCode = (read: StatementRead): number =>
   !read.statement.reconciles ? 1 : read.stoppedBy === 'max' ? 3 : 0;
 
-const iso = (ms: number): string => new Date(ms).toISOString();
 const grouped = (v: QuoteE6): string => formatQuoteGrouped(v);
 
 const edgeJson = (edge: PeriodEdge) =>

@@ -14,7 +14,7 @@ import {
   parseQuote,
 } from '../../shared/domain/units.ts';
 import { planKeyOf, SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
-import { counted } from '../../shared/domain/words.ts';
+import { counted, iso } from '../../shared/domain/words.ts';
 import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import {
   type Adapters,
@@ -36,8 +36,6 @@ import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
  */
 
 export type ShowAdapters = Pick<Adapters, 'liquidations' | 'positions' | 'auctions' | 'ledger' | 'reader'>;
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 export interface ShownFailure {
   readonly reason: string;

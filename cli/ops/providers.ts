@@ -15,7 +15,7 @@ import {
   parsePpm,
   parseQuote,
 } from '../../shared/domain/units.ts';
-import { counted } from '../../shared/domain/words.ts';
+import { counted, iso } from '../../shared/domain/words.ts';
 import { shellWord } from '../../shared/local/deployment.ts';
 import { formattedLotsBySymbol } from '../../shared/local/seed.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
@@ -72,8 +72,6 @@ export const PROVIDERS_OPTIONS = {
   config: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** A provider's terms and capital, as `show` and `list` print them. */
 export interface ShownProvider {

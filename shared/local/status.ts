@@ -14,6 +14,7 @@ import { isTerminal, type LiquidationState, type PositionState } from '../domain
 import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
+import { iso } from '../domain/words.ts';
 import {
   type AccountBalance,
   currentRefusals,
@@ -446,7 +447,6 @@ export function reportQueues(names: DeploymentNames): {
   return { work, deadLetters };
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
 const total = (d: QueueDepth): number => d.depth + d.inFlight + d.delayed;
 
 function fill<K extends string>(keys: readonly K[], counts: Map<string, number>): Record<K, number> {
