@@ -10,7 +10,7 @@ import {
 import { UnprocessedKeysError } from '../../shared/adapters/aws/reader.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
-import { errorText } from '../../shared/error-text.ts';
+import { errorText, firstLine } from '../../shared/error-text.ts';
 import { PutEntriesError } from '../../shared/feed/publisher.ts';
 import {
   CLI_AWS_TIMEOUTS,
@@ -279,16 +279,16 @@ export function environmentFailure(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;
-  if (code && NETWORK_CODES.has(code)) return `cannot reach the target (${code}): ${firstLine(e.message)}`;
-  if (e.name === 'TimeoutError') return `the target did not answer in time: ${firstLine(e.message)}`;
+  if (code && NETWORK_CODES.has(code)) return `cannot reach the target (${code}): ${shortLine(e.message)}`;
+  if (e.name === 'TimeoutError') return `the target did not answer in time: ${shortLine(e.message)}`;
   const credentials = credentialsFailure(e);
   if (credentials !== undefined) return credentials;
   // Any other AWS service error (access denied, missing table, throttling): its name and message.
-  if (e.$metadata !== undefined) return `AWS ${e.name}: ${firstLine(e.message)}`;
+  if (e.$metadata !== undefined) return `AWS ${e.name}: ${shortLine(e.message)}`;
   return undefined;
 }
 
-const firstLine = (text: string): string => text.split('\n')[0]!.slice(0, 300);
+const shortLine = (text: string): string => firstLine(text).slice(0, 300);
 
 /**
  * The advice for credentials the SDK could not find or renew (none configured, an SSO session expired), or undefined.
@@ -367,7 +367,7 @@ export function refreshFailure(error: unknown): RefreshFailure | undefined {
   if (environmentFailure(error) === undefined) return undefined;
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;
-  const line = `${e.name}${code && code !== e.name ? ` (${code})` : ''}: ${firstLine(e.message)}`;
+  const line = `${e.name}${code && code !== e.name ? ` (${code})` : ''}: ${shortLine(e.message)}`;
   // An answer lost after its headers (a stall, a reset) carries its 200 from the SDK's deserializer, no word of AWS's
   // on the request: a timeout or the network, whatever its $metadata (review48-timeouts-lost-body).
   const lost = e.name === 'TimeoutError' || (code !== undefined && NETWORK_CODES.has(code));

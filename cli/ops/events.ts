@@ -3,6 +3,7 @@ import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
+import { firstLine } from '../../shared/error-text.ts';
 import { PutEntriesError, putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
 import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
@@ -648,12 +649,12 @@ function failureLine(error: unknown): string {
   if (error instanceof PutEntriesError) {
     // The advice environmentFailure gives a call failed for want of credentials, after the publisher's words.
     const advice = credentialsFailure(error.cause);
-    const said = error.message.split('\n')[0]!;
+    const said = firstLine(error.message);
     return advice === undefined ? said : `${said}; ${advice}`;
   }
   const said = environmentFailure(error);
   if (said !== undefined) return said;
-  return error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);
+  return error instanceof Error ? `${error.name}: ${firstLine(error.message)}` : String(error);
 }
 
 /**

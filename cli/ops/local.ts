@@ -13,7 +13,7 @@ import {
   type RiskConfig,
   type RiskConfigInput,
 } from '../../shared/domain/config.ts';
-import { errorText } from '../../shared/error-text.ts';
+import { errorText, firstLine } from '../../shared/error-text.ts';
 import { cliTimeouts, DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { rotateLogs, rotateWhileRunning } from '../../shared/local/log-rotation.ts';
 import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
@@ -352,7 +352,7 @@ export const runnerErrorLine = (error: InvocationError): string =>
 export function describeFailure(error: unknown): string {
   const first = (error as { recordErrors?: readonly unknown[] } | undefined)?.recordErrors?.[0];
   const cause = first instanceof Error ? first : error;
-  return errorText(cause).split('\n')[0]!.slice(0, 300);
+  return firstLine(errorText(cause)).slice(0, 300);
 }
 
 /** Starts `local up` as a background process and returns once it is ready (or has failed). */

@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { equalJitterDelayMs, sleep as sleepMs } from '../backoff.ts';
 import { counted } from '../domain/words.ts';
+import { firstLine } from '../error-text.ts';
 import { chunksOf } from '../in-flight.ts';
 import { type PriceTickDetail, priceTickDetailSchema } from '../schemas/tick.ts';
 import { TICK_BUS } from '../topology.ts';
@@ -169,7 +170,6 @@ const errorName = (error: unknown): string => (error instanceof Error ? error.na
 /** `n attempts`, one `attempt`: the words of the messages that say how often an entry was sent. */
 export const attempts = (n: number): string => counted(n, 'attempt', 'attempts');
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-const firstLine = (text: string): string => text.split('\n')[0]!;
 
 /**
  * The code of a call EventBridge refused as a whole: an error it answered (a 4xx, the client's fault) to a request
