@@ -624,7 +624,7 @@ export function replayedLine(s: {
  * Why a replay stopped at a PutEvents call refused whole, or at its tick refused by policy (ReplayOutcome.refusedWhole):
  * every next call would be refused the same (follow47-replay-call-refused, review47-replay-entry-policy).
  */
-export function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string {
+function refusedWholeLine(symbol: string, outcome: ReplayOutcome): string {
   const r = outcome.refusedWhole!;
   const put = outcome.accepted;
   const left = outcome.total - outcome.sent;

@@ -280,11 +280,10 @@ export const POSTING_COLUMNS = [
 ] as const;
 
 /** A field as RFC 4180 writes it: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF. */
-export const csvField = (text: string): string =>
-  /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+const csvField = (text: string): string => (/[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
 
 /** Every posting of `entries`, one a line, with a header; CRLF line ends (RFC 4180). */
-export function renderPostingsCsv(entries: readonly JournalEntry[], quote: string): string {
+function renderPostingsCsv(entries: readonly JournalEntry[], quote: string): string {
   const lines = [POSTING_COLUMNS.join(',')];
   for (const entry of entries) {
     for (const p of postingsOf(entry)) {
@@ -471,7 +470,7 @@ function unindexedAdvice(read: StatementRead, target: AdviceTarget): string {
 }
 
 /** What --csv says on stderr: the statement's verdict when it is not a clean, complete one. */
-export function csvWarnings(read: StatementRead, target: AdviceTarget): string[] {
+function csvWarnings(read: StatementRead, target: AdviceTarget): string[] {
   const s = read.statement;
   const lines: string[] = [];
   const stopped = stoppedLine(read);

@@ -276,7 +276,7 @@ const totalsLine = (t: ShownProviderTotals, quote: string): string => {
   return `${counted(t.fills, 'fill', 'fills')}: ${parts.join(', ')}; edge ${money(t.edge, quote)} at the marks`;
 };
 
-export function renderProvider(r: ProviderShow): string {
+function renderProvider(r: ProviderShow): string {
   const p = r.provider;
   const q = p.quote;
   const out = [
@@ -307,7 +307,7 @@ export function renderProvider(r: ProviderShow): string {
   return `${out.join('\n')}\n`;
 }
 
-export function renderProviders(r: ProvidersList): string {
+function renderProviders(r: ProvidersList): string {
   if (r.providers.length === 0)
     return r.market === undefined ? 'no provider\n' : `no provider quotes ${r.market}\n`;
   const out = [

@@ -29,7 +29,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
-import { holdFailuresAllowed, holdLooks, replayedLine } from '../../cli/ops/events.ts';
+import { holdFailuresAllowed, holdLooks, replayedLine, unknownLine } from '../../cli/ops/events.ts';
 import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
@@ -434,6 +434,29 @@ describe('replay --hold: its looks at the stack', () => {
   });
 
   // statement48-closed-by-time, statement48-empty-opening, statement48-index-lag: what the text says of each.
+  // feed48-unknown-sequences: a replay's ticks of unknown fate by sequence, the first 20 of a longer list.
+  it("says a replay's ticks of unknown fate by sequence and code, one in the singular, past 20 as how many more", () => {
+    const unknown = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        index: i,
+        code: 'TimeoutError',
+        message: 'no answer',
+        attempts: 3,
+        sequence: 41 + i,
+      }));
+    expect(unknownLine(unknown(1))).toBe(
+      '1 tick of unknown fate, on the bus or not: sequence 41 (TimeoutError)',
+    );
+    expect(unknownLine(unknown(2))).toBe(
+      '2 ticks of unknown fate, on the bus or not: sequences 41 (TimeoutError), 42 (TimeoutError)',
+    );
+    const many = unknownLine(unknown(23));
+    expect(many).toMatch(/^23 ticks of unknown fate, on the bus or not: sequences 41 \(TimeoutError\), /);
+    expect(many).toMatch(/, 60 \(TimeoutError\), \.\.\. 3 more$/);
+    expect(many).not.toContain('61 (');
+    expect(unknownLine(unknown(20))).toMatch(/, 60 \(TimeoutError\)$/);
+  });
+
   it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {
     const ledger = new EmbeddedLedger();
     for (const [key, atMs] of [
