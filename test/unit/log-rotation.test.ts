@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -14,13 +15,8 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
-import {
-  LOG_CHECK_MS,
-  LOG_ROTATE_BYTES,
-  rotateLogs,
-  rotateWhileRunning,
-} from '../../shared/local/log-rotation.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { rotateLogs, rotateWhileRunning } from '../../shared/local/log-rotation.ts';
 import { metricsToFile } from '../../shared/local/metric-lines.ts';
 
 // small44-log-rotation: `local up` appended to .backstop/metrics.log and local.log run after run, never rotated, so a
@@ -37,8 +33,17 @@ afterAll(() => {
 });
 
 describe('small44-log-rotation: local up keeps at most two files of each log', () => {
-  it('the default bound is 50 MB', () => {
-    expect(LOG_ROTATE_BYTES).toBe(50 * 1024 * 1024);
+  it('with no bound given, moves a log past 50 MB (the usage and README say so) and keeps one at it', () => {
+    const dir = stateDir();
+    const at = path.join(dir, 'local.log');
+    const past = path.join(dir, 'metrics.log');
+    // Sparse files: the sizes without the writes.
+    writeFileSync(at, '');
+    truncateSync(at, 50 * 1024 * 1024);
+    writeFileSync(past, '');
+    truncateSync(past, 50 * 1024 * 1024 + 1);
+    rotateLogs([at, past], () => expect.fail('no warning expected'));
+    expect(readdirSync(dir).sort()).toEqual(['local.log', 'metrics.log.1']);
   });
 
   it('moves a log past the bound to <name>.1, over an older .1, and leaves one within it', () => {
@@ -100,8 +105,30 @@ describe('local45-log-rotation-running: a running local up keeps its logs within
     };
   }
 
-  it('looks every 10 s', () => {
-    expect(LOG_CHECK_MS).toBe(10_000);
+  it('looks every 10 s on its own timer, and no more once stopped', () => {
+    const dir = stateDir();
+    const log = path.join(dir, 'local.log');
+    const fd = openSync(log, 'a');
+    vi.useFakeTimers();
+    try {
+      const stop = rotateWhileRunning(log, () => expect.fail('no warning expected'), {
+        maxBytes: 10,
+        descriptor: fd,
+      });
+      writeSync(fd, 'x'.repeat(11));
+      vi.advanceTimersByTime(9_999);
+      expect(readdirSync(dir)).toEqual(['local.log']);
+      vi.advanceTimersByTime(1);
+      expect(readFileSync(`${log}.1`, 'utf8')).toBe('x'.repeat(11));
+      expect(readFileSync(log, 'utf8')).toBe('');
+      stop();
+      writeSync(fd, 'y'.repeat(11));
+      vi.advanceTimersByTime(60_000);
+      expect(readFileSync(log, 'utf8')).toBe('y'.repeat(11));
+    } finally {
+      vi.useRealTimers();
+      closeSync(fd);
+    }
   });
 
   it("empties local.log past the bound into local.log.1, and the stack's own descriptor goes on at its start", () => {
