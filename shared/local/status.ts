@@ -26,7 +26,7 @@ import {
 import { checkFundForWithdrawal, type FundCheck, withdrawalRefusal } from '../services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../services/context.ts';
 import { auctionIdOf } from '../services/liquidation.ts';
-import { tickKeyOf } from '../services/margin-check.ts';
+import { NEXT_SLICE_NOTE, tickKeyOf } from '../services/margin-check.ts';
 import { aboveDrawCap } from '../services/reconcile.ts';
 import { OPEN_LIQUIDATIONS_INDEX } from '../topology.ts';
 import {
@@ -299,6 +299,13 @@ const owesAdlRounds = (item: Record<string, AttributeValue>): boolean =>
   item.context?.S?.includes('"adlRound":') ?? false;
 
 /**
+ * A QUEUED record a tick re-sends while it is pending (resendStarted): not a next slice, which carries its first
+ * slice's tickKey but is its previous slice's to send (review49-status-next-slice). `history[0].note` suffices.
+ */
+const tickResends = (item: Record<string, AttributeValue>): boolean =>
+  item.history?.L?.[0]?.M?.note?.S?.startsWith(NEXT_SLICE_NOTE) !== true;
+
+/**
  * Liquidations by state, the QUEUED ones by the tick that started them, the settled ones ADL still owes rounds on
  * and their settlements' amounts summed: one paginated Scan of those four attributes (status47-one-scan: the ADL
  * rounds owed were a second Scan of the whole table, and a Scan is charged by the items it reads, whatever it
@@ -333,7 +340,7 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard, #v',
+    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard, #v, history[0].note',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
     ExpressionAttributeNames: { '#s': 'state', '#c': 'context', '#v': 'version' },
@@ -358,7 +365,7 @@ async function liquidationTotals(
       )
         unindexedOpen.push(item.id.S);
       const tickKey = item.tickKey?.S;
-      if (state === 'QUEUED' && tickKey !== undefined)
+      if (state === 'QUEUED' && tickKey !== undefined && tickResends(item))
         queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
       const m = item.settlement?.M;
       if (!m) continue;
@@ -511,7 +518,7 @@ function refusedOf(m: MarketState): Pick<MarketStatus, 'refused'> {
  * the hold ended on work a tick was still retrying). Only that tick's QUEUED ones are left out
  * (review46-pending-tick-scope): a pending tick of any market left out every one, so work no tick would move (a
  * purged queue, another tick's, another market's) was never stranded while it lasted, and a hold never ended on it.
- * `queuedByTick`: the QUEUED liquidations by their tickKey.
+ * `queuedByTick`: the QUEUED liquidations a tick re-sends (not its next slices: review49-status-next-slice) by tickKey.
  */
 export function strandedCount(
   nonTerminal: number,
@@ -824,7 +831,7 @@ async function lookAtOpenWork(
     openRecords.set(item.id!.S!, `${state} v${item.version?.N ?? '-'}`);
     if (state === 'AUCTION') inAuction.push(item.id!.S!);
     const tickKey = item.tickKey?.S;
-    if (state === 'QUEUED' && tickKey !== undefined)
+    if (state === 'QUEUED' && tickKey !== undefined && tickResends(item))
       queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
   }
   return {

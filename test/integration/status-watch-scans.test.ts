@@ -871,3 +871,33 @@ describe('status --watch and replay --hold: the stranded look (moto, real SDK)',
     clients.destroy();
   });
 });
+
+// Session 49's review of the stranded look.
+describe('status --watch and replay --hold: what a pending tick leaves out (moto, real SDK)', () => {
+  // review49-status-next-slice: a pending tick's QUEUED liquidations were all left out as starting, its next slices too
+  // (a slice after the first carries its first slice's tickKey). A tick re-sends none of those (resendStarted: they are
+  // their previous slice's to send), so one whose message was lost was never stranded while the tick stayed pending.
+  it("calls a pending tick's next slice with no message stranded, its own QUEUED ones not", async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    // Tick 7's own, still starting; and the next slice of one of them it settled, listed under tick 7 too.
+    await put(queued('p1:0', t0));
+    await put({
+      ...queued('p2:1', t0 + 5_000),
+      history: [{ atMs: t0 + 5_000, state: 'QUEUED', note: 'next slice of p2:0' }],
+    });
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
+    // Before: 0 at the count and at the look between counts, and on the hold's look.
+    expect(await watch(t0 + 6_000)).toMatchObject({ stranded: 1 });
+    expect(await watch(t0 + 8_000)).toMatchObject({ stranded: 1, strandedAtLeast: false });
+    expect(await collectLiquidationWork(deployment)).toMatchObject({ stranded: 1 });
+    clients.destroy();
+  });
+});
