@@ -126,15 +126,16 @@ const schema = z.strictObject({
   tickPublishersOnly: bool().optional(),
   /**
    * Deny sqs:SendMessage on the queues to every principal but the functions that send to each (and the tick rule's
-   * EventBridge delivery to its dead letters) and queueSenderPrincipals (security49-queue-senders); `false` leaves
-   * who may send to IAM alone.
+   * EventBridge delivery to its dead letters) and queueSenderPrincipals (security49-queue-senders), and let no queue
+   * name a work queue or the sink its dead-letter queue (review49-security-redrive-into); `false` leaves who may send
+   * to IAM alone.
    */
   queueSendersOnly: bool().default(true),
   /** Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. */
   queueSenderPrincipals: list(z.array(principalArn)).default([]),
   /**
-   * Set, the admin function's resource policy denies lambda:InvokeFunction to every principal not listed
-   * (security49-admin-invokers); unset, whoever IAM allows invokes it.
+   * Set, the admin function's resource policy denies lambda:InvokeFunction and lambda:InvokeAsync to every principal
+   * not listed (security49-admin-invokers); unset, whoever IAM allows invokes it.
    */
   adminInvokers: list(z.array(principalArn)).default([]),
   /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */

@@ -490,12 +490,16 @@ export function createFunctions(scope: Construct, props: FunctionsProps): Record
 /** Construct id of the invoke-only functions' resource policy (backstop:adminInvokers), under the function. */
 export const INVOKERS_POLICY_ID = 'InvokersPolicy';
 
+/** The IAM actions that invoke a function: the deprecated InvokeAsync API is authorized as its own action. */
+export const INVOKE_ACTIONS = ['lambda:InvokeFunction', 'lambda:InvokeAsync'] as const;
+
 /**
- * backstop:adminInvokers (security49-admin-invokers): the function's resource policy denies lambda:InvokeFunction
- * (which Invoke, InvokeAsync and InvokeWithResponseStream all need) to every principal whose aws:PrincipalArn is not
- * listed, this account's administrators and root included: Lambda hands the function no caller, so who may withdraw
- * down to the fund's floor is who may invoke it. A Deny only: a listed principal still needs IAM's Allow. The policy
- * covers invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it.
+ * backstop:adminInvokers (security49-admin-invokers): the function's resource policy denies invocation to every
+ * principal whose aws:PrincipalArn is not listed, this account's administrators and root included: Lambda hands the
+ * function no caller, so who may withdraw down to the fund's floor is who may invoke it. INVOKE_ACTIONS: Invoke and
+ * InvokeWithResponseStream are lambda:InvokeFunction, the deprecated InvokeAsync API its own lambda:InvokeAsync
+ * (review49-security-invoke-async). A Deny only: a listed principal still needs IAM's Allow. The policy covers
+ * invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it.
  * A whole policy (PutResourcePolicy) replaces any permission added one by one (AddPermission): refused on a function
  * that has one, which an iamInvoke function never has.
  */
@@ -519,7 +523,7 @@ export function denyOtherInvokers(fn: NodejsFunction, invokers: readonly string[
           sid: 'DenyOtherInvokers',
           effect: Effect.DENY,
           principals: [new AnyPrincipal()],
-          actions: ['lambda:InvokeFunction'],
+          actions: [...INVOKE_ACTIONS],
           resources: [fn.functionArn, `${fn.functionArn}:*`],
           conditions: { ArnNotEquals: { 'aws:PrincipalArn': [...invokers] } },
         }),

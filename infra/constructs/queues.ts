@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { IRule } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Queue, QueueEncryption, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
+import { Queue, QueueEncryption, type QueuePolicy, RedrivePermission } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
@@ -58,6 +58,13 @@ export function createQueues(scope: Construct, config: InfraConfig): Record<Queu
         : undefined;
     const queue = new Queue(scope, `${def.id}Queue`, {
       ...common,
+      // With queueSendersOnly, no queue may name this one its dead-letter queue: SQS's move there by a redrive policy
+      // needs no SendMessage, so any queue of this account could otherwise pass its messages in past the senders' deny
+      // (review49-security-redrive-into). Nothing dead-letters into these by SQS: the sink is EventBridge's and
+      // Lambda's, not a queue's.
+      ...(config.queueSendersOnly
+        ? { redriveAllowPolicy: { redrivePermission: RedrivePermission.DENY_ALL } }
+        : {}),
       visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(def.id)),
       retentionPeriod: isDeadLetterSink(def) ? DEAD_LETTER_RETENTION : WORK_QUEUE_RETENTION,
       ...(isDeadLetterSink(def) ? { removalPolicy: DEAD_LETTER_REMOVAL } : {}),
@@ -102,7 +109,8 @@ export const queueSenders = (id: QueueId): readonly FunctionDef[] =>
  * - a dead-letter sink: its senders' roles and the delivery of the rules that dead-letter into it (EventBridge's
  *   service principal has no aws:PrincipalArn: it is told by the rule's aws:SourceArn, which no caller can set);
  * - a dead-letter queue: no principal of IAM's. SQS moves a message there by the redrive policy, which needs no
- *   SendMessage.
+ *   SendMessage; so may another queue's (createQueues closes that move into the others, not into these: naming their
+ *   work queue there would be a circular reference).
  * A Deny, not an Allow: a principal of this account IAM allows needs no Allow of the queue's. Only SendMessage (and
  * SendMessageBatch, which it authorizes): the queue's policy itself stays changeable, so no one is locked out of it.
  */

@@ -2617,6 +2617,25 @@ describe('who may send to the queues (security49-queue-senders)', () => {
     }
   });
 
+  it('lets no queue name a work queue or the sink its dead-letter queue, a move no deny of SendMessage sees (review49-security-redrive-into)', () => {
+    const props = ({ stack, resources }: Built, queue: Queue) =>
+      resources[logicalIdOf(stack, queue)]!.Properties as Record<string, unknown>;
+    const b = built();
+    for (const def of QUEUES) {
+      const pair = b.stack.queues[def.id];
+      expect(props(b, pair.queue).RedriveAllowPolicy, def.id).toEqual({ redrivePermission: 'denyAll' });
+      // The work queue still dead-letters into its own queue, which stays open to that move (naming the work queue
+      // there would be a circular reference).
+      if (pair.deadLetter) {
+        expect(props(b, pair.queue).RedrivePolicy, def.id).toBeDefined();
+        expect(props(b, pair.deadLetter).RedriveAllowPolicy, def.id).toBeUndefined();
+      }
+    }
+    const off = built({ 'backstop:queueSendersOnly': 'false' });
+    for (const def of QUEUES)
+      expect(props(off, off.stack.queues[def.id].queue).RedriveAllowPolicy, def.id).toBeUndefined();
+  });
+
   it('is refused with principals it cannot except, or exceptions to a deny turned off', () => {
     expect(() => build({ 'backstop:queueSenderPrincipals': '111122223333' })).toThrow(
       /backstop:queueSenderPrincipals\.0: must be an IAM role's or user's ARN/,
@@ -2644,7 +2663,7 @@ describe('who may invoke the admin function (security49-admin-invokers)', () => 
     expect(resourcePolicies(build().stack)).toEqual([]);
   });
 
-  it('denies lambda:InvokeFunction on admin alone to every principal not listed', () => {
+  it('denies lambda:InvokeFunction and lambda:InvokeAsync on admin alone to every principal not listed', () => {
     const { stack } = build({ 'backstop:adminInvokers': OPERATORS.join(',') });
     const admin = { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.admin), 'Arn'] };
     expect(resourcePolicies(stack)).toEqual([
@@ -2657,7 +2676,9 @@ describe('who may invoke the admin function (security49-admin-invokers)', () => 
               Sid: 'DenyOtherInvokers',
               Effect: 'Deny',
               Principal: { AWS: '*' },
-              Action: 'lambda:InvokeFunction',
+              // The deprecated InvokeAsync API is its own action: InvokeFunction alone let it through
+              // (review49-security-invoke-async).
+              Action: ['lambda:InvokeAsync', 'lambda:InvokeFunction'],
               Resource: [admin, { 'Fn::Join': ['', [admin, ':*']] }],
               Condition: { ArnNotEquals: { 'aws:PrincipalArn': OPERATORS } },
             },
