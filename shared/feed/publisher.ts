@@ -13,8 +13,9 @@ import { TICK_BUS } from '../topology.ts';
 
 /**
  * Publishing PriceTick events on the tick bus (docs/FEED.md): what an exchange's feed imports or copies, and what the
- * operator commands (`inject`, `replay`, `dlq redrive`) and the local stack put ticks with. Only the AWS SDK v3's
- * EventBridge client and the detail's schema: no other part of Backstop.
+ * operator commands (`inject`, `replay`, `dlq redrive`) and the local stack put ticks with. The AWS SDK v3's
+ * EventBridge client, the detail's schema and a few modules that import nothing more of Backstop: a copy takes them
+ * along, so an import added here is named in docs/FEED.md ("The publisher"; test/unit/feed-doc.test.ts).
  *
  * - `tickDetail` checks a detail against the schema margin-check parses, so a tick it would refuse as
  *   tick/malformed is refused here, before it is sent, with the same reason.

@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
@@ -149,5 +152,42 @@ describe('docs/FEED.md against the code', () => {
     ] as const) {
       expect(parseTickDetail(detail({ [field]: value })), `${field} ${value}`).toMatchObject({ ok: false });
     }
+  });
+
+  // review49-tidy-publisher-imports: FEED.md said the publisher took in nothing of Backstop but the SDK and the schema;
+  // it imported five modules more, and session 49 a sixth (shared/error-text.ts): a copy made from the page failed.
+  it('names every module of Backstop the publisher takes in, and which only for their types', () => {
+    const publisher = 'shared/feed/publisher.ts';
+    // What it runs: as a bundler takes it in, the packages left out.
+    const out = buildSync({
+      entryPoints: [publisher],
+      absWorkingDir: fileURLToPath(new URL('../../', import.meta.url)),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      external: ['@aws-sdk/*', 'zod'],
+      metafile: true,
+      write: false,
+      logLevel: 'silent',
+    });
+    const runs = Object.keys(out.metafile.inputs).filter((m) => m !== publisher);
+    const packages = Object.values(out.metafile.outputs).flatMap((o) => o.imports.map((i) => i.path));
+    // What a type check reads too: every relative import, `import type` included.
+    const all = new Set<string>();
+    const walk = (module: string) => {
+      if (all.has(module)) return;
+      all.add(module);
+      for (const [, spec] of read(module).matchAll(/from '(\.[^']+)'/g))
+        walk(path.posix.normalize(path.posix.join(path.posix.dirname(module), spec!)));
+    };
+    walk(publisher);
+    all.delete(publisher);
+    const section = feed.slice(feed.indexOf(`## The publisher: ${publisher}`), feed.indexOf('Its calls:'));
+    const [imports, types] = section.split('Types only:') as [string, string];
+    const named = (text: string) => [...text.matchAll(/`(shared\/[\w/.-]+\.ts)`/g)].map((m) => m[1]!);
+    expect(new Set(named(imports))).toEqual(new Set(runs));
+    expect(new Set([...named(imports), ...named(types)])).toEqual(all);
+    expect(new Set(packages)).toEqual(new Set(['@aws-sdk/client-eventbridge', 'zod']));
+    for (const p of packages) expect(imports).toContain(`\`${p}\``);
   });
 });
