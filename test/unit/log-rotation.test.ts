@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   truncateSync,
   unlinkSync,
   writeFileSync,
@@ -244,6 +245,25 @@ describe('local45-log-rotation-running: a running local up keeps its logs within
     expect(warnings).toEqual([]);
     expect(readFileSync(file, 'utf8')).toBe(`${blob(3)}\n`);
     expect(readdirSync(dir)).toEqual(['metrics.log']);
+  });
+
+  // The constant's pin (LOG_ROTATE_BYTES, 50 MB) covered this default too, rotateLogs' alone is tested above.
+  it('with no bound given, keeps metrics.log at 50 MB and moves it once a line takes it past', async () => {
+    const dir = stateDir();
+    const file = path.join(dir, 'metrics.log');
+    const blob = (n: number) =>
+      `{"_aws":{"Timestamp":${n},"CloudWatchMetrics":[]},"service":"backstop-local"}`;
+    const line = blob(1).length + 1; // the same length for n < 10
+    writeFileSync(file, '');
+    truncateSync(file, 50 * 1024 * 1024 - line); // sparse: the size without the writes
+    const stdout = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const metrics = metricsToFile(file, stdout, () => expect.fail('no warning expected'));
+    stdout.write(`${blob(1)}\n`); // 50 MB: kept
+    stdout.write(`${blob(2)}\n`); // past it: moved, this line with it
+    stdout.write(`${blob(3)}\n`);
+    await metrics.close();
+    expect(statSync(`${file}.1`).size).toBe(50 * 1024 * 1024 + line);
+    expect(readFileSync(file, 'utf8')).toBe(`${blob(3)}\n`);
   });
 
   it('moves metrics.log to metrics.log.1 once its bound is written, every line kept in order', async () => {
