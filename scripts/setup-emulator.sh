@@ -23,8 +23,11 @@ if python3 -m venv "$VENV" >&2 && "$VENV/bin/pip" install --quiet --disable-pip-
   echo "moto $MOTO_VERSION installed in $VENV" >&2
   exit 0
 fi
-if python3 -c "import moto, flask" 2>/dev/null; then
-  machine="$(python3 -c 'import moto; print(moto.__version__)')"
+# What the emulator's launcher imports (shared/local/moto.ts, MOTO_IMPORTS): a moto that imports but lacks them (5.2.1)
+# cannot run it.
+RUNS_EMULATOR="import flask, werkzeug.serving; from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app"
+machine="$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || true)"
+if python3 -c "$RUNS_EMULATOR" 2>/dev/null; then
   if [ "$made" = 1 ]; then
     rm -rf "$VENV"
     echo "warning: could not install moto $MOTO_VERSION into $VENV; using the machine's moto $machine" >&2
@@ -35,6 +38,11 @@ if python3 -c "import moto, flask" 2>/dev/null; then
     echo "warning: could not install moto $MOTO_VERSION into $VENV, which was here before (left as it is); using the machine's moto $machine" >&2
   fi
   exit 0
+fi
+if [ "$made" = 1 ]; then rm -rf "$VENV"; fi
+if [ -n "$machine" ]; then
+  echo "error: moto[server] $MOTO_VERSION could not be installed, and the machine's moto $machine cannot run the emulator; run: python3 -m venv .venv && .venv/bin/pip install 'moto[server]==$MOTO_VERSION'" >&2
+  exit 1
 fi
 echo "error: moto[server] is not installed and could not be installed; run: python3 -m venv .venv && .venv/bin/pip install 'moto[server]==$MOTO_VERSION'" >&2
 exit 1

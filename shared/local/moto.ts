@@ -42,12 +42,22 @@ export interface MotoOptions {
    * before the emulator (local up); the parent still stops it on exit.
    */
   readonly ownProcessGroup?: boolean;
+  /** The checkout whose .venv runs it (default this one's; a test gives another). */
+  readonly root?: string;
 }
 
 export const MOTO_HOST = '127.0.0.1';
 export const SETUP_HINT = 'run: bash scripts/setup-emulator.sh';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const START_DEADLINE_MS = 20_000;
+
+/**
+ * What the launcher imports: a moto without them (5.2.1 has no MotoRequestHandler) cannot run it, whatever
+ * `import moto, flask` says (onboard49-moto-probe).
+ */
+const MOTO_IMPORTS = `import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app`;
 
 /**
  * moto's server (werkzeug, one thread per connection) with DynamoDB calls serialized. moto evaluates
@@ -57,9 +67,7 @@ const START_DEADLINE_MS = 20_000;
  * other services stay concurrent (an SQS long poll must not hold the lock).
  */
 export const MOTO_LAUNCHER = `
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+${MOTO_IMPORTS}
 app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
 def serialized(environ, start_response):
@@ -78,9 +86,15 @@ export function motoCommand(root = ROOT): {
   const args = (host: string, port: number) => ['-c', MOTO_LAUNCHER, host, String(port)];
   if (existsSync(join(root, '.venv', 'bin', 'moto_server')))
     return { command: join(root, '.venv', 'bin', 'python'), args };
-  const probe = spawnSync('python3', ['-c', 'import moto, flask'], { stdio: 'ignore' });
-  if (probe.status === 0) return { command: 'python3', args };
-  throw new MotoNotInstalledError(`the local AWS emulator (moto[server]) is not installed: ${SETUP_HINT}`);
+  if (spawnSync('python3', ['-c', MOTO_IMPORTS], { stdio: 'ignore' }).status === 0)
+    return { command: 'python3', args };
+  const other = spawnSync('python3', ['-c', 'import moto; print(moto.__version__)'], { encoding: 'utf8' });
+  const version = other.status === 0 ? other.stdout.trim() : undefined;
+  throw new MotoNotInstalledError(
+    version === undefined
+      ? `the local AWS emulator (moto[server]) is not installed: ${SETUP_HINT}`
+      : `the local AWS emulator (moto[server]) is not installed, and the machine's moto ${version} cannot run it: ${SETUP_HINT}`,
+  );
 }
 
 export const freePort = (): Promise<number> =>
@@ -116,7 +130,7 @@ async function launch(
   options: MotoOptions,
 ): Promise<MotoServer | undefined> {
   const deadlineMs = options.startDeadlineMs ?? START_DEADLINE_MS;
-  const { command, args } = motoCommand();
+  const { command, args } = motoCommand(options.root);
   const endpoint = `http://${MOTO_HOST}:${port}`;
   if (explicitPort && (await motoAnswers(endpoint, 500))) {
     throw new MotoPortInUseError(`port ${port} is in use (another moto server answers there)`);
@@ -149,7 +163,13 @@ async function launch(
         // The free port was taken between probing and binding: the caller tries another.
         return undefined;
       }
-      throw new Error(`moto server exited (${child.exitCode}): ${stderr.trim().split('\n').pop() ?? ''}`);
+      const last = stderr.trim().split('\n').pop() ?? '';
+      // A .venv of another moto, or missing a module: the setup's to fix, not a bug (onboard49-moto-probe).
+      if (/^(ImportError|ModuleNotFoundError)\b/.test(last))
+        throw new MotoNotInstalledError(
+          `the local AWS emulator (moto[server]) cannot start: ${last}: ${SETUP_HINT}`,
+        );
+      throw new Error(`moto server exited (${child.exitCode}): ${last}`);
     }
     if (Date.now() > deadline) {
       kill();

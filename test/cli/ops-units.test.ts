@@ -71,7 +71,7 @@ import {
   targetFlags,
   withTargetFlags,
 } from '../../shared/local/deployment.ts';
-import { MotoNotInstalledError, motoCommand } from '../../shared/local/moto.ts';
+import { MotoNotInstalledError, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import {
   acquireLock,
@@ -1378,6 +1378,70 @@ describe('targets', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+
+  // onboard49-moto-probe: a machine's moto that imports (5.2.1) but lacks what the launcher imports passed the probe,
+  // and a .venv of such a moto got as far as the launch; both then failed as `internal error: moto server exited (1):
+  // ImportError: ...`, with no word of the setup.
+  it("says how to install the emulator when the machine's moto, or .venv's, cannot run it", async () => {
+    const fakes = tempDir('old-moto-');
+    // A python3 whose moto imports, but not the launcher's names.
+    writeFileSync(
+      path.join(fakes, 'python3'),
+      `#!/usr/bin/env bash
+case "$2" in *MotoRequestHandler*) echo "ImportError: cannot import name 'MotoRequestHandler'" >&2; exit 1 ;; esac
+case "$2" in *print*) echo 5.2.1 ;; esac
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    const pathBefore = process.env.PATH;
+    process.env.PATH = `${fakes}:${pathBefore}`;
+    try {
+      expect(() => motoCommand(tempDir('root-'))).toThrow(
+        "the local AWS emulator (moto[server]) is not installed, and the machine's moto 5.2.1 cannot run it: run: bash scripts/setup-emulator.sh",
+      );
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    const root = tempDir('root-');
+    mkdirSync(path.join(root, '.venv', 'bin'), { recursive: true });
+    writeFileSync(path.join(root, '.venv', 'bin', 'moto_server'), '', { mode: 0o755 });
+    writeFileSync(
+      path.join(root, '.venv', 'bin', 'python'),
+      `#!/usr/bin/env bash\necho "ImportError: cannot import name 'MotoRequestHandler'" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    // setup-emulator.sh, PyPI out of reach: it said the machine's moto would run (exit 0).
+    const checkout = tempDir('checkout-');
+    mkdirSync(path.join(checkout, 'scripts'));
+    copyFileSync(
+      path.join(repoRoot, 'scripts', 'setup-emulator.sh'),
+      path.join(checkout, 'scripts', 'setup-emulator.sh'),
+    );
+    writeFileSync(
+      path.join(fakes, 'python3'),
+      `#!/usr/bin/env bash
+if [ "$1" = -m ]; then mkdir -p "$3/bin" && printf '#!/usr/bin/env bash\\nexit 1\\n' > "$3/bin/pip" && chmod +x "$3/bin/pip"; exit 0; fi
+case "$2" in *MotoRequestHandler*) exit 1 ;; *print*) echo 5.2.1 ;; esac
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    const setup = spawnSync('bash', [path.join(checkout, 'scripts', 'setup-emulator.sh')], {
+      env: { PATH: `${fakes}:${pathBefore}` },
+      encoding: 'utf8',
+    });
+    expect(setup.status).toBe(1);
+    expect(setup.stderr).toContain(
+      "error: moto[server] 5.2.5 could not be installed, and the machine's moto 5.2.1 cannot run the emulator; run: ",
+    );
+    expect(existsSync(path.join(checkout, '.venv'))).toBe(false);
+    const started = startMoto({ root, startDeadlineMs: 10_000 });
+    await expect(started).rejects.toThrow(MotoNotInstalledError);
+    await expect(started).rejects.toThrow(
+      "the local AWS emulator (moto[server]) cannot start: ImportError: cannot import name 'MotoRequestHandler': run: bash scripts/setup-emulator.sh",
+    );
   });
 
   // Noted in session 42: git worktrees link .venv to the main checkout's; a failed moto check rebuilt the linked venv
