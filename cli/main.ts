@@ -46,7 +46,11 @@ Commands:
   providers  providers show <id> | list [--market SYMBOL]: a liquidity provider's terms, capital left, what it
              won in the auctions (totals per market, its latest fills with their edge at the mark)
 
-Operator commands take --target local|localstack|aws, --endpoint, --stage and --region.
+The operator commands but local take --target local|localstack|aws, --endpoint, --stage and --region (local up:
+--stage and --region).
+
+Exit codes: 0 done; 2 a bad argument or input; 1 a failure (the target, the emulator, what a command found wrong,
+an internal error); inject tick (3, 4) and fund statement (3) say what their others mean in their help.
 
 Run "backstop <command> --help" for the options of a command.
 `;

@@ -64,7 +64,7 @@ export interface CliIo {
   readonly pause?: (ms: number) => Promise<void>;
 }
 
-const OPTIONS = {
+export const SIMULATE_OPTIONS = {
   prices: { type: 'string' },
   symbol: { type: 'string' },
   positions: { type: 'string' },
@@ -172,7 +172,7 @@ export async function runSimulate(
   io: CliIo,
   defaultReport?: string,
 ): Promise<number> {
-  const { values } = parseOptions(argv, OPTIONS);
+  const { values } = parseOptions(argv, SIMULATE_OPTIONS);
   if (values.help) {
     if (defaultReport !== undefined)
       io.stdout.write(

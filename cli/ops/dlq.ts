@@ -145,7 +145,7 @@ function notReleasedLines(notReleased: readonly NotReleased[]): string[] {
 const queueNotReleasedLines = (notReleased: readonly (NotReleased & { readonly queue: DlqId })[]): string[] =>
   DLQ_IDS.flatMap((q) => notReleasedLines(notReleased.filter((n) => n.queue === q)).map((l) => `${q}: ${l}`));
 
-const OPTIONS = {
+export const DLQ_OPTIONS = {
   ...TARGET_OPTIONS,
   queue: { type: 'string' },
   max: { type: 'string' },
@@ -154,7 +154,7 @@ const OPTIONS = {
 } as const;
 
 export const runDlq: Command = operatorCommand(async (argv, io) => {
-  const { positionals, values } = parseCommand(argv, OPTIONS);
+  const { positionals, values } = parseCommand(argv, DLQ_OPTIONS);
   if (values.help) {
     io.stdout.write(DLQ_USAGE);
     return 0;

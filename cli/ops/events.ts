@@ -234,7 +234,7 @@ error (a PutEvents call that failed without an answer): its outcome so far is pr
                          aws: the deployed one, default the built-in defaults):
 ${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
-const INJECT_OPTIONS = {
+export const INJECT_OPTIONS = {
   ...TARGET_OPTIONS,
   symbol: { type: 'string' },
   price: { type: 'string' },
@@ -246,7 +246,7 @@ const INJECT_OPTIONS = {
   config: { type: 'string' },
 } as const;
 
-const REPLAY_OPTIONS = {
+export const REPLAY_OPTIONS = {
   ...TARGET_OPTIONS,
   symbol: { type: 'string' },
   speed: { type: 'string' },

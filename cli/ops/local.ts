@@ -83,7 +83,7 @@ const LAUNCHER = fileURLToPath(new URL('../../bin/backstop.mjs', import.meta.url
 /** Set for the background child of --detach: where its output goes (recorded for the operator). */
 const LOG_ENV = 'BACKSTOP_LOCAL_LOG';
 
-const OPTIONS = {
+export const LOCAL_OPTIONS = {
   port: { type: 'string' },
   stage: { type: 'string' },
   region: { type: 'string' },
@@ -109,7 +109,7 @@ interface UpOptions {
 }
 
 export const runLocal: Command = operatorCommand(async (argv, io) => {
-  const { positionals, values } = parseCommand(argv, OPTIONS);
+  const { positionals, values } = parseCommand(argv, LOCAL_OPTIONS);
   if (values.help) {
     io.stdout.write(LOCAL_USAGE);
     return 0;

@@ -139,7 +139,7 @@ export const POSITIONS_USAGE = `Usage: backstop positions reindex --symbol S
   --config FILE.json     risk configuration: the deployed one, with its new maintenance margin (reindex only):
 ${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
-const POSITIONS_OPTIONS = {
+export const POSITIONS_OPTIONS = {
   ...TARGET_OPTIONS,
   symbol: { type: 'string' },
   config: { type: 'string' },
@@ -212,14 +212,14 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
   });
 });
 
-const FEED_OPTIONS = {
+export const FEED_OPTIONS = {
   ...TARGET_OPTIONS,
   symbol: { type: 'string' },
   'from-sequence': { type: 'string' },
   config: { type: 'string' },
 } as const;
 
-const SEED_OPTIONS = {
+export const SEED_OPTIONS = {
   ...TARGET_OPTIONS,
   count: { type: 'string' },
   markets: { type: 'string' },
@@ -233,7 +233,7 @@ const SEED_OPTIONS = {
   config: { type: 'string' },
 } as const;
 
-const FUND_OPTIONS = {
+export const FUND_OPTIONS = {
   ...TARGET_OPTIONS,
   amount: { type: 'string' },
   key: { type: 'string' },

@@ -57,7 +57,7 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
                          older than its market's maxMarkAgeSeconds shows as STALE (aws: only with it):
 ${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
-const OPTIONS = {
+export const STATUS_OPTIONS = {
   ...TARGET_OPTIONS,
   json: { type: 'boolean' },
   watch: { type: 'boolean' },
@@ -323,7 +323,7 @@ export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<voi
 }
 
 export const runStatus: Command = operatorCommand(async (argv, io) => {
-  const { positionals, values } = parseCommand(argv, OPTIONS);
+  const { positionals, values } = parseCommand(argv, STATUS_OPTIONS);
   if (values.help) {
     io.stdout.write(STATUS_USAGE);
     return 0;
