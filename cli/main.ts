@@ -103,10 +103,12 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
     // An AWS error's message is the service's (or the endpoint's) text: escaped (security48b-terminal-text).
     const message = printable(error instanceof Error ? error.message : String(error), true);
     if (INPUT_ERRORS.some((kind) => error instanceof kind)) {
-      // A mistyped flag, or a value without its flag (`fund deposit 250000`): say where the right one is listed,
-      // still on one line.
+      // A mistyped flag, or a value without its flag (`fund deposit 250000`, `npm run demo -- 50000`, as node's parser
+      // says it for simulate: onboard49-word-hint): say where the right one is listed, still on one line.
       const hint =
-        error instanceof UsageError && /^Unknown option|: unexpected argument "/.test(message) && command
+        error instanceof UsageError &&
+        /^Unknown option|^Unexpected argument|: unexpected argument "/.test(message) &&
+        command
           ? ` (backstop ${command} --help lists its options)`
           : '';
       io.stderr.write(`backstop: ${message}${hint}\n`);

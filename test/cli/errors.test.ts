@@ -196,6 +196,12 @@ describe('operator commands: bad arguments are one line and exit code 2', () => 
       ['fund', 'deposit', '250000'],
       /fund: unexpected argument "250000" \(backstop fund --help lists its options\)$/,
     ],
+    // onboard49-word-hint: simulate's parser (node's) says it in its own words, which had no hint.
+    [
+      'a count without --positions',
+      ['demo', '50000'],
+      /Unexpected argument '50000'\. This command does not take positional arguments \(backstop demo --help lists its options\)$/,
+    ],
     ['a bad key', ['fund', 'deposit', '--amount', '1', '--key', 'a b'], /--key: letters, digits/],
     ['inject without tick', ['inject'], /inject: missing subcommand \(tick\)/],
     ['a tick without symbol', ['inject', 'tick', '--price', '1'], /--symbol is required/],
