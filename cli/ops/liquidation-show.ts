@@ -5,6 +5,7 @@ import {
   adlEventsRead,
   isTerminal,
   type LiquidationState,
+  setAsideList,
 } from '../../shared/domain/model.ts';
 import {
   formatBase,
@@ -631,7 +632,7 @@ export async function collectPositionLiquidations(
   found.sort((a, b) => a.startedOn - b.startedOn);
   const base = baseOf(p.symbol);
   const unreadable = [
-    ...(p.adlEventsSetAside ?? []).map((e) => ({ reason: e.unreadable, current: false })),
+    ...setAsideList(p.adlEventsSetAside).map((e) => ({ reason: e.unreadable, current: false })),
     ...(p.adlEvents && !adlEventsRead(p.adlEvents)
       ? [{ reason: p.adlEvents.unreadable, current: true }]
       : []),

@@ -1,5 +1,7 @@
 import { scanProviders } from '../../shared/adapters/aws/providers.ts';
+import type { RiskConfig } from '../../shared/domain/config.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
+import { setAsideList } from '../../shared/domain/model.ts';
 import {
   MAX_PROVIDER_FILLS_KEPT,
   type ProviderFill,
@@ -58,7 +60,8 @@ export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--j
             its lifetime totals (a consistent Scan of the providers table: tens of items). A provider whose
             record does not read is named with why on stderr, the others listed: exit 1
   --market SYMBOL        list: only the providers quoting this market, and only its totals: a market of the risk
-                         configuration (eth-usd is ETH-USD), exit 2 for another
+                         configuration (eth-usd is ETH-USD), or one it no longer has that a provider still quotes
+                         (said so); exit 2 for another
   --config FILE.json     list --market: the risk configuration deployed, for its markets (local: what local up runs
                          with; aws: the deployed one, default the built-in defaults):
 ${CONFIG_FILE_HELP}  --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
@@ -147,6 +150,8 @@ export interface ProviderShow {
 export interface ProvidersList {
   /** --market, when given. */
   readonly market?: string;
+  /** --market is not a market of the risk configuration (no longer): providers still quote it. */
+  readonly marketNotConfigured?: true;
   readonly providers: readonly (ShownProvider & {
     /** Fills counted (0: none recorded), in every market or --market's. */
     readonly fills: number;
@@ -203,7 +208,7 @@ const bySymbol = (totals: Readonly<Record<string, ProviderMarketTotals>>, only?:
 
 export function providerShow(p: ProviderRecord): ProviderShow {
   const unreadable = [
-    ...(p.fillsSetAside ?? []).map((f) => ({ reason: f.unreadable, current: false })),
+    ...setAsideList(p.fillsSetAside).map((f) => ({ reason: f.unreadable, current: false })),
     ...(p.fills && !providerFillsRead(p.fills) ? [{ reason: p.fills.unreadable, current: true }] : []),
   ];
   return {
@@ -223,19 +228,47 @@ export function providerShow(p: ProviderRecord): ProviderShow {
   };
 }
 
+/**
+ * `--market`'s symbol: a market of the risk configuration, as replay and inject take one (a typo or lower case listed
+ * "no provider quotes" it); or one it no longer has that a provider still quotes, by symbol or its base alone
+ * (providers49-list-unconfigured: refused, those providers could not be listed by market). Otherwise resolveSymbol's
+ * usage error, the configured markets named.
+ */
+export function listedMarket(
+  config: RiskConfig,
+  given: string,
+  providers: readonly ProviderRecord[],
+): { readonly symbol: string; readonly configured: boolean } {
+  try {
+    return { symbol: resolveSymbol(config, given, undefined, false, '--market'), configured: true };
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const wanted = given.trim().toUpperCase();
+    const configured = config.markets.map((m) => m.symbol);
+    // A base several configured markets share stays the usage error it is.
+    if (configured.some((s) => s === wanted || baseOf(s) === wanted)) throw error;
+    const quoted = [...new Set(providers.flatMap((p) => p.symbols))].filter((s) => !configured.includes(s));
+    const found = quoted.includes(wanted) ? [wanted] : quoted.filter((s) => baseOf(s) === wanted);
+    if (found.length !== 1) throw error;
+    return { symbol: found[0]!, configured: false };
+  }
+}
+
 export function providersList(
   providers: readonly ProviderRecord[],
   market?: string,
   unreadable: readonly { readonly id: string; readonly reason: string }[] = [],
+  marketNotConfigured = false,
 ): ProvidersList {
   return {
     ...(market === undefined ? {} : { market }),
+    ...(market !== undefined && marketNotConfigured ? { marketNotConfigured: true as const } : {}),
     providers: providers
       .filter((p) => market === undefined || p.symbols.includes(market))
       .map((p) => {
         const fills = providerFillsRead(p.fills) ? p.fills : undefined;
         const totals = fills ? bySymbol(fills.byMarket, market) : [];
-        const unreadable = (p.fills !== undefined && !fills) || (p.fillsSetAside?.length ?? 0) > 0;
+        const unreadable = (p.fills !== undefined && !fills) || setAsideList(p.fillsSetAside).length > 0;
         return {
           ...shownProvider(p),
           fills: totals.reduce((n, t) => n + t.fills, 0),
@@ -311,7 +344,7 @@ function renderProviders(r: ProvidersList): string {
   if (r.providers.length === 0)
     return r.market === undefined ? 'no provider\n' : `no provider quotes ${r.market}\n`;
   const out = [
-    `${counted(r.providers.length, 'provider', 'providers')}${r.market === undefined ? '' : ` quoting ${r.market}`}:`,
+    `${counted(r.providers.length, 'provider', 'providers')}${r.market === undefined ? '' : ` quoting ${r.market}`}${r.marketNotConfigured ? ` (${r.market} is not a market of the risk configuration)` : ''}:`,
   ];
   for (const p of r.providers) {
     out.push(
@@ -357,11 +390,7 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
   if (given === undefined && values.config !== undefined)
     throw new UsageError('providers list: --config only with --market (its markets)');
   return withTarget(values, async (deployment) => {
-    // A configured market, as replay and inject take one: a typo or lower case listed "no provider quotes" it.
-    const market =
-      given === undefined
-        ? undefined
-        : resolveSymbol(riskConfigFor(deployment, values.config), given, undefined, false, '--market');
+    const config = given === undefined ? undefined : riskConfigFor(deployment, values.config);
     // One record that does not read is named, not the whole list refused (review48-providers-list-unreadable).
     const unreadable: { id: string; reason: string }[] = [];
     const all = await scanProviders(
@@ -369,7 +398,8 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
       deployment.names.tables.providers,
       (id, reason) => unreadable.push({ id, reason }),
     );
-    const listed = providersList(all, market, unreadable);
+    const market = given === undefined ? undefined : listedMarket(config!, given, all);
+    const listed = providersList(all, market?.symbol, unreadable, market?.configured === false);
     io.stdout.write(values.json ? `${printableJson(listed)}\n` : printable(renderProviders(listed), true));
     for (const u of unreadable)
       io.stderr.write(

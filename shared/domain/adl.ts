@@ -1,7 +1,7 @@
 import { pnlE16, settleClose } from './accounting.ts';
 import { recordOrSetAside, withLatest } from './latest.ts';
 import { marginE16, wholeMargin } from './margin.ts';
-import type { AdlEvent, AdlEvents, Position, Side, UnreadableAdlEvents } from './model.ts';
+import type { AdlEvent, AdlEvents, Position, SetAside, Side } from './model.ts';
 import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
@@ -537,7 +537,7 @@ export const withAdlEvent = (events: AdlEvents | undefined, event: AdlEvent): Ad
 export function recordAdlEvent(
   position: Pick<Position, 'adlEvents' | 'adlEventsSetAside'>,
   event: AdlEvent,
-): { adlEvents: AdlEvents; adlEventsSetAside?: readonly UnreadableAdlEvents[] } {
+): { adlEvents: AdlEvents; adlEventsSetAside?: SetAside } {
   const { list, aside } = recordOrSetAside(position.adlEvents, position.adlEventsSetAside, (events) =>
     withAdlEvent(events, event),
   );

@@ -1,4 +1,4 @@
-import type { Unreadable } from './model.ts';
+import { type SetAside, setAsideList, type Unreadable } from './model.ts';
 
 /**
  * A record's display list (a position's ADL events, a provider's fills): the latest few entries, oldest first, and
@@ -32,15 +32,16 @@ export function withLatest<T, L extends Latest<T>>(
 /**
  * A display list with an entry recorded by `add`. A list this version cannot read is neither a refusal (that would
  * block the money path for a display) nor dropped: it is set aside as it was, after those set aside before, and a new
- * list starts with the entry (follow47-adl-events-unreadable).
+ * list starts with the entry (follow47-adl-events-unreadable). Those set aside are kept as they are: a set-aside kept
+ * whole (not a list) stays so, or is the first of the new list (providers49-set-aside-not-a-list).
  */
 export function recordOrSetAside<L extends object>(
   list: L | Unreadable | undefined,
-  aside: readonly Unreadable[] | undefined,
+  aside: SetAside | undefined,
   add: (list: L | undefined) => L,
-): { list: L; aside?: readonly Unreadable[] } {
+): { list: L; aside?: SetAside } {
   if (list === undefined || !unreadable(list)) return { list: add(list), ...(aside ? { aside } : {}) };
-  return { list: add(undefined), aside: [...(aside ?? []), list] };
+  return { list: add(undefined), aside: [...setAsideList(aside), list] };
 }
 
 const unreadable = (value: object): value is Unreadable => 'unreadable' in value;

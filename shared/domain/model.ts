@@ -40,9 +40,9 @@ export interface Position {
   readonly adlEvents?: AdlEvents | UnreadableAdlEvents;
   /**
    * Lists of ADL events this version could not read, set aside as they were when an event started a new list
-   * (recordAdlEvent), oldest first. Absent: none.
+   * (recordAdlEvent), oldest first; stored as something other than a list, kept whole (SetAside). Absent: none.
    */
-  readonly adlEventsSetAside?: readonly UnreadableAdlEvents[];
+  readonly adlEventsSetAside?: SetAside;
   /** Optimistic-concurrency version: every write is conditional on it. */
   readonly version: number;
 }
@@ -57,6 +57,17 @@ export interface Unreadable {
   /** The value as stored, in the store's own form: opaque here. */
   readonly stored: unknown;
 }
+
+/**
+ * Values set aside as unreadable (recordOrSetAside): a list, oldest first; or, stored as something other than a list
+ * (a later version's shape, an edit by hand), that value kept whole, so a write that sets nothing aside writes it back
+ * as it was, not wrapped in a list (providers49-set-aside-not-a-list).
+ */
+export type SetAside = readonly Unreadable[] | Unreadable;
+
+/** The set-aside values one by one: one kept whole is one. */
+export const setAsideList = (aside: SetAside | undefined): readonly Unreadable[] =>
+  aside === undefined ? [] : 'unreadable' in aside ? [aside] : aside;
 
 /** A position's list of ADL events that does not read. */
 export type UnreadableAdlEvents = Unreadable;

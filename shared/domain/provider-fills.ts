@@ -1,6 +1,6 @@
 import { recordOrSetAside, withLatest } from './latest.ts';
-import type { Unreadable } from './model.ts';
-import { type BaseE8, div, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
+import type { Fill, SetAside, Unreadable } from './model.ts';
+import { type BaseE8, div, NOTIONAL_TO_QUOTE, notionalQuote, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
  * What a backstop liquidity provider won in the auctions, kept on its own record by the write that takes its capital
@@ -81,6 +81,15 @@ export function fillEdge(direction: 'BUY' | 'SELL', size: BaseE8, mark: PriceE8,
   return div(direction === 'SELL' ? atMark16 - cost16 : cost16 - atMark16, NOTIONAL_TO_QUOTE, 'floor');
 }
 
+/**
+ * What an auction fill moved its provider's capital by: its `cost`; for a fill recorded without one (none is written
+ * today: clearing sets it), size x price rounded against the provider as clearing rounds it, up on a SELL lot (it
+ * pays) and down on a BUY lot (it is paid). The one rule every check counts a fill's cost by
+ * (providers49-cost-one-rule).
+ */
+export const auctionFillCost = (direction: 'BUY' | 'SELL', fill: Fill): QuoteE6 =>
+  fill.cost ?? notionalQuote(fill.size, fill.price, direction === 'SELL' ? 'ceil' : 'floor');
+
 const NO_TOTALS: ProviderMarketTotals = { fills: 0, bought: 0n, paid: 0n, sold: 0n, received: 0n, edge: 0n };
 
 /** `totals` with `fill` counted. */
@@ -121,7 +130,7 @@ export function withProviderFill(fills: ProviderFills | undefined, fill: Provide
 /** The fill-record attributes of a provider (ProviderRecord's). */
 export interface ProviderFillsOnRecord {
   readonly fills?: ProviderFills | UnreadableProviderFills;
-  readonly fillsSetAside?: readonly UnreadableProviderFills[];
+  readonly fillsSetAside?: SetAside;
 }
 
 /**
@@ -132,7 +141,7 @@ export interface ProviderFillsOnRecord {
 export function recordProviderFill(
   provider: ProviderFillsOnRecord,
   fill: ProviderFill,
-): { fills: ProviderFills; fillsSetAside?: readonly UnreadableProviderFills[] } {
+): { fills: ProviderFills; fillsSetAside?: SetAside } {
   const { list, aside } = recordOrSetAside(provider.fills, provider.fillsSetAside, (fills) =>
     withProviderFill(fills, fill),
   );

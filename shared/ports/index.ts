@@ -2,7 +2,7 @@ import type { AdlCandidate } from '../domain/adl.ts';
 import type { AdlOrder } from '../domain/adl-threshold.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
-import type { Fill, LiquidationState, Position, Side, Unreadable } from '../domain/model.ts';
+import type { Fill, LiquidationState, Position, SetAside, Side, Unreadable } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
 import type { ProviderFills, UnreadableProviderFills } from '../domain/provider-fills.ts';
 import type { TickRejectReason } from '../domain/tick.ts';
@@ -1176,8 +1176,11 @@ export interface ProviderRecord {
    * this version cannot read: kept as it is (UnreadableProviderFills).
    */
   readonly fills?: ProviderFills | UnreadableProviderFills;
-  /** Fills this version could not read, set aside when a fill started new totals (recordProviderFill). */
-  readonly fillsSetAside?: readonly UnreadableProviderFills[];
+  /**
+   * Fills this version could not read, set aside when a fill started new totals (recordProviderFill); stored as
+   * something other than a list, kept whole (SetAside).
+   */
+  readonly fillsSetAside?: SetAside;
   readonly version: number;
 }
 

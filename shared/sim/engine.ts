@@ -3,7 +3,7 @@ import { type SimulatedMarketConfig, SimulatedVenue } from '../adapters/venue/si
 import { marketConfig, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { isTerminal } from '../domain/model.ts';
-import { providerFillsRead } from '../domain/provider-fills.ts';
+import { auctionFillCost, providerFillsRead } from '../domain/provider-fills.ts';
 import type { Tick } from '../domain/tick.ts';
 import { minBig, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import {
@@ -374,7 +374,7 @@ function providerFillsDisagree(
     for (const f of a.fills) {
       const t = want.get(key(f.providerId, a.symbol)) ?? [0, 0n, 0n, 0n, 0n];
       const sell = a.direction === 'SELL';
-      const cost = f.cost ?? 0n;
+      const cost = auctionFillCost(a.direction, f);
       want.set(key(f.providerId, a.symbol), [
         t[0] + 1,
         t[1] + (sell ? f.size : 0n),

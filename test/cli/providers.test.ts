@@ -252,4 +252,40 @@ describe('providers show and list', () => {
     );
     expect((await cli('providers', 'show', 'lp-1', '--config', 'x.json', ...at)).code).toBe(2);
   });
+
+  // providers49-list-unconfigured: a market taken out of the risk configuration was refused (exit 2), so the providers
+  // that still quote it (and hold what they won in it) could not be listed by it.
+  it('lists the providers of a market no longer configured that they still quote, saying so', async () => {
+    const { names, at } = await emulator.newStage('punc');
+    const provider = {
+      id: 'lp-doge',
+      capital: 1_000_000_000n,
+      maxDiscountPpm: 50_000n,
+      maxLot: 100_000_000n,
+      symbols: ['DOGE-USD', 'ETH-USD'],
+      version: 0,
+    };
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.providers, Item: providerItem(provider) }),
+    );
+    const text = await cli('providers', 'list', '--market', 'doge', ...at);
+    expect([text.code, text.stderr]).toEqual([0, '']);
+    expect(text.stdout).toBe(
+      "1 provider quoting DOGE-USD (DOGE-USD is not a market of the risk configuration):\n  lp-doge (DOGE-USD, ETH-USD): capital 1,000.00 USD unused; bids 5 % from the mark, takes up to 1 of its market's base of an auction\n    no fill recorded\n",
+    );
+    const json = JSON.parse((await cli('providers', 'list', '--market', 'DOGE-USD', '--json', ...at)).stdout);
+    expect(json).toMatchObject({ market: 'DOGE-USD', marketNotConfigured: true });
+    expect((json as ProvidersList).providers.map((p) => p.id)).toEqual(['lp-doge']);
+    // A configured market is listed as before; one neither configured nor quoted is still refused.
+    expect(
+      (
+        JSON.parse(
+          (await cli('providers', 'list', '--market', 'eth', '--json', ...at)).stdout,
+        ) as ProvidersList
+      ).marketNotConfigured,
+    ).toBeUndefined();
+    const unknown = await cli('providers', 'list', '--market', 'SHIB-USD', ...at);
+    expect([unknown.code, unknown.stdout]).toEqual([2, '']);
+    expect(unknown.stderr).toMatch(/^backstop: --market: "SHIB-USD" is not a configured market/);
+  });
 });

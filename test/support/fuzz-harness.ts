@@ -10,6 +10,7 @@ import {
 } from '../../shared/domain/config.ts';
 import { isLiquidatable } from '../../shared/domain/margin.ts';
 import type { Side } from '../../shared/domain/model.ts';
+import { auctionFillCost } from '../../shared/domain/provider-fills.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
 import {
   div,
@@ -1525,9 +1526,7 @@ export async function runScenario(
     const taken = new Map<string, bigint>();
     for (const f of a.fills) {
       taken.set(f.providerId, (taken.get(f.providerId) ?? 0n) + f.size);
-      const cost =
-        f.cost ??
-        (f.size * f.price + (a.direction === 'SELL' ? NOTIONAL_TO_QUOTE - 1n : 0n)) / NOTIONAL_TO_QUOTE;
+      const cost = auctionFillCost(a.direction, f);
       costOf.set(f.providerId, (costOf.get(f.providerId) ?? 0n) + cost);
       if (f.size <= 0n) extra.push(`auction ${a.id} fill of ${f.size}`);
     }

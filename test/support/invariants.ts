@@ -7,11 +7,13 @@ import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { fillPnlE16 } from '../../shared/domain/accounting.ts';
 import { MAX_ADL_EVENTS_KEPT } from '../../shared/domain/adl.ts';
+import { bidPrice } from '../../shared/domain/clearing.ts';
 import { marketConfig, type RiskConfig } from '../../shared/domain/config.ts';
 import { boundedFills } from '../../shared/domain/fills.ts';
 import { isLiquidatable, marginE16 } from '../../shared/domain/margin.ts';
-import { adlEventsRead, type Fill, isTerminal, type Side } from '../../shared/domain/model.ts';
+import { adlEventsRead, type Fill, isTerminal, type Side, setAsideList } from '../../shared/domain/model.ts';
 import {
+  auctionFillCost,
   fillEdge,
   type ProviderMarketTotals,
   providerFillsRead,
@@ -558,7 +560,7 @@ export function adlEventProblems(
   // Set-asides are kept as they were; an unreadable list joins them, as stored.
   const asideBefore = was?.adlEventsSetAside ?? [];
   const asideExpected =
-    before === undefined || adlEventsRead(before) ? asideBefore : [...asideBefore, before];
+    before === undefined || adlEventsRead(before) ? asideBefore : [...setAsideList(asideBefore), before];
   if (toJson(c.adlEventsSetAside ?? []) !== toJson(asideExpected))
     problems.push(
       `adl events: ${c.id} set aside ${toJson(c.adlEventsSetAside)}, not ${toJson(asideExpected)}`,
@@ -651,19 +653,22 @@ export function checkAuctions(auctions: Iterable<AuctionRecord>): {
     const filled = sumSize(a.fills);
     if (filled !== a.lot - a.remainingLot)
       problems.push(`auction: ${a.id} filled ${filled} of a lot ${a.lot} leaving ${a.remainingLot}`);
-    for (const f of a.fills)
-      cost += f.cost ?? div(f.size * f.price, NOTIONAL_TO_QUOTE, a.direction === 'SELL' ? 'ceil' : 'floor');
+    for (const f of a.fills) cost += auctionFillCost(a.direction, f);
   }
   return { fills, cost, problems };
 }
 
 /**
  * What each provider won, on its record (providers48-fills-on-record): every auction step's write of a provider it
- * filled records exactly that fill (its liquidation, step, size, price, cost, and its edge at the step's mark), no
- * other write of a provider changes its fills, and each provider's totals per market are the auctions' fills of it,
- * exactly: count, base bought and sold, quote paid and received, and the edges its fills recorded.
+ * filled records exactly that fill (its liquidation, step, size, price, cost, the step's mark, and its edge at that
+ * mark), no other write of a provider changes its fills, and each provider's totals per market are the auctions'
+ * fills of it, exactly: count, base bought and sold, quote paid and received (a fill's cost by auctionFillCost, as
+ * checkAuctions counts it), and the edges its fills recorded.
  */
-export function checkProviderFills(observer: Observer, auctions: Iterable<AuctionRecord>): string[] {
+export function checkProviderFills(
+  observer: Pick<Observer, 'groups'>,
+  auctions: Iterable<AuctionRecord>,
+): string[] {
   const problems: string[] = [];
   const same = (x: unknown, y: unknown) => x === y || toJson(x) === toJson(y);
   const edges = new Map<string, bigint>();
@@ -673,6 +678,7 @@ export function checkProviderFills(observer: Observer, auctions: Iterable<Auctio
     const auctionBefore = step?.before as AuctionRecord | undefined;
     const auctionAfter = step?.after as AuctionRecord | undefined;
     const newFills = auctionAfter?.fills.slice(auctionBefore?.fills.length ?? 0) ?? [];
+    let stepMark: PriceE8 | undefined;
     for (const w of group.writes) {
       if (w.kind !== 'provider') continue;
       const before = w.before as ProviderRecord | undefined;
@@ -702,10 +708,27 @@ export function checkProviderFills(observer: Observer, auctions: Iterable<Auctio
         got.direction !== a.direction ||
         got.size !== f.size ||
         got.price !== f.price ||
-        got.cost !== f.cost ||
+        got.cost !== auctionFillCost(a.direction, f) ||
         got.edge !== fillEdge(a.direction, got.size, got.mark, got.cost)
       )
         problems.push(`provider fills: ${after.id}'s last fill ${toJson(got)} is not ${a.id}'s ${toJson(f)}`);
+      // The step's own mark (providers49-fill-mark): each fill is at its provider's bid at that mark (clearing's
+      // bidPrice, the terms read by the step: the write's before), one mark for every fill of the step, and the mark
+      // the auction records when the step ended it.
+      if (got.price !== bidPrice(before!, a.direction, got.mark))
+        problems.push(
+          `provider fills: ${after.id}'s fill of ${a.id} step ${a.step} records mark ${got.mark}, at which its bid is ${bidPrice(before!, a.direction, got.mark)}, not the fill's price ${got.price}`,
+        );
+      stepMark ??= got.mark;
+      if (got.mark !== stepMark)
+        problems.push(
+          `provider fills: ${after.id}'s fill of ${a.id} step ${a.step} records mark ${got.mark}, another of the step's ${stepMark}`,
+        );
+      if (auctionAfter?.state !== 'RUNNING' && auctionAfter?.endedAtMark !== undefined)
+        if (got.mark !== auctionAfter.endedAtMark)
+          problems.push(
+            `provider fills: ${after.id}'s fill of ${a.id} step ${a.step} records mark ${got.mark}, the step ended the auction at ${auctionAfter.endedAtMark}`,
+          );
       const key = `${after.id} ${a.symbol}`;
       edges.set(key, (edges.get(key) ?? 0n) + got.edge);
     }
@@ -718,7 +741,7 @@ export function checkProviderFills(observer: Observer, auctions: Iterable<Auctio
       expected.set(f.providerId, markets);
       const t = markets.get(a.symbol) ?? { fills: 0, bought: 0n, paid: 0n, sold: 0n, received: 0n, edge: 0n };
       const sell = a.direction === 'SELL';
-      const cost = f.cost ?? 0n;
+      const cost = auctionFillCost(a.direction, f);
       markets.set(a.symbol, {
         fills: t.fills + 1,
         bought: t.bought + (sell ? f.size : 0n),

@@ -1,6 +1,7 @@
 import type { EmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import type { RiskConfig } from '../../shared/domain/config.ts';
 import type { Fill, Side, TerminalState } from '../../shared/domain/model.ts';
+import { auctionFillCost } from '../../shared/domain/provider-fills.ts';
 import type {
   AccountBalance,
   AuctionRecord,
@@ -463,8 +464,9 @@ export function auditReplay(input: AuditInput): Audit {
       }
       for (const f of auction?.fills ?? []) {
         volume16.auction += value16(f);
-        providerCost += f.cost ?? 0n;
-        providerSpent.set(f.providerId, (providerSpent.get(f.providerId) ?? 0n) + (f.cost ?? 0n));
+        const cost = auctionFillCost(auction!.direction, f);
+        providerCost += cost;
+        providerSpent.set(f.providerId, (providerSpent.get(f.providerId) ?? 0n) + cost);
         if (dir === 'SELL' ? f.price * 100n <= mark : f.price >= mark * 100n) zeroPriceFills += 1;
         const provider = providerStart.get(f.providerId);
         if (!provider) {

@@ -151,9 +151,29 @@ describe('a list of ADL events this version cannot read', () => {
     expect(positionItem({ ...again, ...twice }, SINGLE_SHARD_LAYOUT).adlEventsSetAside).toEqual({
       L: [later, edited],
     });
-    // Set aside by hand as something other than a list: read as one, not a failure.
-    expect(positionFromItem({ ...stored, adlEventsSetAside: later }).adlEventsSetAside).toEqual([
-      { unreadable: 'adapter/missing-attribute: recent', stored: later },
-    ]);
+  });
+
+  // providers49-set-aside-not-a-list: a set-aside stored as something other than a list was read as a list of one, so
+  // every write of the position (an ADL event that set nothing aside, a tick's, a settlement's) wrapped it in one
+  // more list.
+  it('a set-aside that is not a list is written back as it was, and kept whole as the first when one more is', () => {
+    const notAList = { M: { from: { S: 'a later version' } } };
+    const read = positionFromItem({ ...stored, adlEventsSetAside: notAList });
+    expect(read.adlEventsSetAside).toEqual({
+      unreadable: 'adapter/not-a-list: adlEventsSetAside',
+      stored: notAList,
+    });
+    expect(positionItem(read, SINGLE_SHARD_LAYOUT).adlEventsSetAside).toEqual(notAList);
+    // An event that sets nothing aside, twice over: unchanged.
+    const once = positionFromItem(
+      positionItem({ ...read, ...recordAdlEvent(read, event(1)) }, SINGLE_SHARD_LAYOUT),
+    );
+    const again = positionItem({ ...once, ...recordAdlEvent(once, event(2)) }, SINGLE_SHARD_LAYOUT);
+    expect(again.adlEventsSetAside).toEqual(notAList);
+    // One more set aside: a list, the one kept whole first, as stored.
+    const unread = positionFromItem({ ...stored, adlEvents: later, adlEventsSetAside: notAList });
+    expect(
+      positionItem({ ...unread, ...recordAdlEvent(unread, event(3)) }, SINGLE_SHARD_LAYOUT).adlEventsSetAside,
+    ).toEqual({ L: [notAList, later] });
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { providerShow } from '../../cli/ops/providers.ts';
 import { itemBytes, MAX_ITEM_BYTES } from '../../shared/adapters/aws/item-size.ts';
 import { providerFromItem, providerItem } from '../../shared/adapters/aws/providers.ts';
 import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items.ts';
@@ -291,5 +292,27 @@ describe('fills this version cannot read', () => {
       fill(3),
     );
     expect(providerItem({ ...again, ...twice }).fillsSetAside).toEqual({ L: [later, edited] });
+  });
+
+  // providers49-set-aside-not-a-list: a set-aside stored as something other than a list was read as a list of one,
+  // so every write of the provider (a fill that set nothing aside, a registration) wrapped it in one more list.
+  it('a set-aside that is not a list is written back as it was, and kept whole as the first when one more is', () => {
+    const notAList = { M: { from: { S: 'a later version' } } };
+    const read = providerFromItem({ ...stored, fillsSetAside: notAList });
+    expect(read.fillsSetAside).toEqual({ unreadable: 'adapter/not-a-list: fillsSetAside', stored: notAList });
+    expect(providerItem(read).fillsSetAside).toEqual(notAList);
+    // A fill that sets nothing aside, twice over: unchanged.
+    const filled = providerFromItem(providerItem({ ...read, ...recordProviderFill(read, fill(1)) }));
+    const again = providerItem({ ...filled, ...recordProviderFill(filled, fill(2)) });
+    expect(again.fillsSetAside).toEqual(notAList);
+    expect(providerItem({ ...read, ...fillsKeptOnReregister(read) }).fillsSetAside).toEqual(notAList);
+    // One more set aside: a list, the one kept whole first, as stored.
+    const unread = providerFromItem({ ...stored, fills: later, fillsSetAside: notAList });
+    expect(providerItem({ ...unread, ...recordProviderFill(unread, fill(3)) }).fillsSetAside).toEqual({
+      L: [notAList, later],
+    });
+    expect(providerShow(read).unreadableFills).toEqual([
+      { reason: 'adapter/not-a-list: fillsSetAside', current: false },
+    ]);
   });
 });

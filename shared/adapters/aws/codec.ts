@@ -1,5 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Fill, Unreadable } from '../../domain/model.ts';
+import type { Fill, SetAside, Unreadable } from '../../domain/model.ts';
 import { ConditionFailedError, type ProcessingFailure, processingFailureProblem } from '../../ports/index.ts';
 
 /**
@@ -117,13 +117,20 @@ export const optReadable = <T>(
         (why) => ({ unreadable: why, stored: value }),
       );
 
-/** Values set aside as unreadable (recordOrSetAside), each as stored (a lone one too, as a list of one). */
+/**
+ * Values set aside as unreadable (recordOrSetAside), each as stored. Stored as something other than a list (a later
+ * version's shape, an edit by hand): kept whole, to be written back as it was, not wrapped in a list
+ * (providers49-set-aside-not-a-list).
+ */
 export function optSetAside(
-  value: AttributeValue | undefined,
+  item: Item,
+  name: string,
   read: (value: AttributeValue) => unknown,
-): readonly Unreadable[] | undefined {
+): SetAside | undefined {
+  const value = item[name];
   if (value === undefined) return undefined;
-  return (value.L ?? [value]).map(
+  if (value.L === undefined) return { unreadable: `adapter/not-a-list: ${name}`, stored: value };
+  return value.L.map(
     (stored): Unreadable =>
       readOr(
         () => {
@@ -138,6 +145,13 @@ export function optSetAside(
 
 /** An unreadable value's attribute: as it was stored. */
 export const storedAttr = (value: Unreadable): AttributeValue => value.stored as AttributeValue;
+
+/** A set-aside's attribute (optSetAside's): one kept whole as it was stored, a list as a list; none when empty. */
+export function setAsideAttr(name: string, aside: SetAside | undefined): Item {
+  if (aside === undefined) return {};
+  if ('unreadable' in aside) return { [name]: storedAttr(aside) };
+  return aside.length > 0 ? { [name]: { L: aside.map(storedAttr) } } : {};
+}
 
 export const fillAttr = (fill: Fill & { readonly providerId?: string }): AttributeValue => ({
   M: {

@@ -35,6 +35,7 @@ import {
   readMaps,
   readS,
   S,
+  setAsideAttr,
   storedAttr,
   within,
 } from './codec.ts';
@@ -79,7 +80,7 @@ export function positionItem(p: PositionRecord, layout: PositionIndexLayout): It
     ...(p.adlEvents !== undefined
       ? { adlEvents: adlEventsRead(p.adlEvents) ? adlEventsAttr(p.adlEvents) : storedAttr(p.adlEvents) }
       : {}),
-    ...(p.adlEventsSetAside?.length ? { adlEventsSetAside: { L: p.adlEventsSetAside.map(storedAttr) } } : {}),
+    ...setAsideAttr('adlEventsSetAside', p.adlEventsSetAside),
     ...(p.state === 'OPEN'
       ? {
           liqKey: S(layout.keyOf(p)),
@@ -212,7 +213,7 @@ export function positionFromItem(item: Item): PositionRecord {
   // Display only (adl47-who-closed): a list this version cannot read never fails the read of the position, which
   // margin checks and ADL's ranking make (follow47-adl-events-unreadable).
   const adlEvents = optReadable(item.adlEvents, readAdlEvents);
-  const adlEventsSetAside = optSetAside(item.adlEventsSetAside, readAdlEvents);
+  const adlEventsSetAside = optSetAside(item, 'adlEventsSetAside', readAdlEvents);
   return {
     id: readS(item, 'id'),
     traderId: readS(item, 'traderId'),

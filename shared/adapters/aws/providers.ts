@@ -26,6 +26,7 @@ import {
   readS,
   readStrings,
   S,
+  setAsideAttr,
   storedAttr,
   strings,
   within,
@@ -54,7 +55,7 @@ export const providerItem = (p: ProviderRecord): Item => ({
   ...(p.fills !== undefined
     ? { fills: providerFillsRead(p.fills) ? fillsAttr(p.fills) : storedAttr(p.fills) }
     : {}),
-  ...(p.fillsSetAside?.length ? { fillsSetAside: { L: p.fillsSetAside.map(storedAttr) } } : {}),
+  ...setAsideAttr('fillsSetAside', p.fillsSetAside),
   version: N(p.version),
   ...schemaStamp(),
 });
@@ -165,7 +166,7 @@ function readFills(value: AttributeValue): ProviderFills {
  */
 function optFills(item: Item): Pick<ProviderRecord, 'fills' | 'fillsSetAside'> {
   const fills = optReadable(item.fills, readFills);
-  const fillsSetAside = optSetAside(item.fillsSetAside, readFills);
+  const fillsSetAside = optSetAside(item, 'fillsSetAside', readFills);
   return {
     ...(fills !== undefined ? { fills } : {}),
     ...(fillsSetAside !== undefined ? { fillsSetAside } : {}),
