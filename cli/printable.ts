@@ -18,3 +18,21 @@ export const printable = (text: string, keepLines = false): string =>
  * controls as they are. JSON's own `\uXXXX`, so the data parsed is the same, character for character.
  */
 export const printableJson = (value: unknown): string => printable(JSON.stringify(value) ?? 'null');
+
+/**
+ * `value` with every string in it (deep: arrays and plain objects) made `printable` on one line, for a renderer to
+ * lay out: a line feed in a record's text (a note, an id, a reason) is `\u000a`, never the start of a line of its own
+ * that could pass for one the command printed (providers49-forged-lines). Other values are kept as they are.
+ */
+export function printableFields<T>(value: T): T {
+  if (typeof value === 'string') return printable(value) as T;
+  if (Array.isArray(value)) return value.map(printableFields) as T;
+  if (value !== null && typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, field]) => [printable(key), printableFields(field)]),
+    ) as T;
+  }
+  return value;
+}

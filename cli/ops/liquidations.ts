@@ -5,7 +5,7 @@ import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { intOption, UsageError } from '../args.ts';
-import { printable, printableJson } from '../printable.ts';
+import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   adaptersOf,
@@ -181,7 +181,9 @@ async function show(
       const found = await collectPositionLiquidations(adapters, positionId);
       if (!found) throw new OperatorInputError(`liquidations show: no position "${positionId}" in ${where}`);
       io.stdout.write(
-        values.json ? `${printableJson(found)}\n` : printable(renderPositionLiquidations(found), true),
+        values.json
+          ? `${printableJson(found)}\n`
+          : printable(renderPositionLiquidations(printableFields(found)), true),
       );
       return 0;
     }
@@ -195,7 +197,9 @@ async function show(
           : `liquidations show: no liquidation "${id}" in ${where} (a liquidation's id is <position id>:<version>; --position <id> lists a position's)`,
       );
     }
-    io.stdout.write(values.json ? `${printableJson(shown)}\n` : printable(renderLiquidation(shown), true));
+    io.stdout.write(
+      values.json ? `${printableJson(shown)}\n` : printable(renderLiquidation(printableFields(shown)), true),
+    );
     return 0;
   });
 }

@@ -23,7 +23,7 @@ import { formattedLotsBySymbol } from '../../shared/local/seed.ts';
 import type { ProviderRecord } from '../../shared/ports/index.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
 import { UsageError } from '../args.ts';
-import { printable, printableJson } from '../printable.ts';
+import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { resolveSymbol } from '../simulate.ts';
 import {
@@ -379,7 +379,9 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
           `providers show: no provider "${id}" in stage ${deployment.stage} (${deployment.kind}) (backstop providers list lists them)`,
         );
       const shown = providerShow(p);
-      io.stdout.write(values.json ? `${printableJson(shown)}\n` : printable(renderProvider(shown), true));
+      io.stdout.write(
+        values.json ? `${printableJson(shown)}\n` : printable(renderProvider(printableFields(shown)), true),
+      );
       return 0;
     });
   }
@@ -400,7 +402,9 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
     );
     const market = given === undefined ? undefined : listedMarket(config!, given, all);
     const listed = providersList(all, market?.symbol, unreadable, market?.configured === false);
-    io.stdout.write(values.json ? `${printableJson(listed)}\n` : printable(renderProviders(listed), true));
+    io.stdout.write(
+      values.json ? `${printableJson(listed)}\n` : printable(renderProviders(printableFields(listed)), true),
+    );
     for (const u of unreadable)
       io.stderr.write(
         `providers list: provider ${printable(u.id)} cannot be read (${printable(u.reason)}), not listed: every auction step of its markets fails on it\n`,

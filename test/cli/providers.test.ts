@@ -7,7 +7,7 @@ import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { providerItem } from '../../shared/adapters/aws/providers.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { fillEdge, providerFillsRead } from '../../shared/domain/provider-fills.ts';
+import { fillEdge, providerFillsRead, withProviderFill } from '../../shared/domain/provider-fills.ts';
 import { formatBase, formatPrice, formatQuote, formatQuoteGrouped } from '../../shared/domain/units.ts';
 import { startLocalStack } from '../../shared/local/stack.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
@@ -251,6 +251,46 @@ describe('providers show and list', () => {
       /--config only with --market/,
     );
     expect((await cli('providers', 'show', 'lp-1', '--config', 'x.json', ...at)).code).toBe(2);
+  });
+
+  // providers49-forged-lines: the rendered block kept every line feed (printable's keepLines), a record's own with the
+  // renderer's, so a line feed in a stored id or symbol printed a line of the record's making as the command's.
+  it("prints a line feed in a provider's record escaped, never a line of its own", async () => {
+    const { names, at } = await emulator.newStage('pfrg');
+    const forged = '\n  capital      1,000,000.00 USD unused';
+    const fills = withProviderFill(undefined, {
+      liquidationId: `long-1:1${forged}`,
+      step: 0,
+      symbol: 'ETH-USD',
+      direction: 'SELL',
+      size: 10_000_000n,
+      price: 180_000_000_000n,
+      cost: 18_000_000n,
+      mark: 185_000_000_000n,
+      edge: 500_000n,
+      atMs: 1_584_050_040_000,
+    });
+    const provider = {
+      id: 'lp-forge',
+      capital: 1_000_000n,
+      maxDiscountPpm: 50_000n,
+      maxLot: 100_000_000n,
+      symbols: ['ETH-USD', `BTC-USD${forged}`],
+      fills,
+      version: 1,
+    };
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.providers, Item: providerItem(provider) }),
+    );
+    for (const args of [['show', 'lp-forge'], ['list']]) {
+      const run = await cli('providers', ...args, ...at);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('\\u000a  capital      1,000,000.00 USD unused');
+      // The record's text never starts a line: the one capital line is the command's.
+      expect(run.stdout.split('\n').filter((l) => l.trimStart().startsWith('capital'))).toHaveLength(
+        args[0] === 'show' ? 1 : 0,
+      );
+    }
   });
 
   // providers49-list-unconfigured: a market taken out of the risk configuration was refused (exit 2), so the providers
