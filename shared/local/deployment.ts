@@ -352,13 +352,20 @@ export async function openDeployment(options: TargetOptions): Promise<Deployment
 /**
  * The CLI's credentials on AWS: the SDK's default provider chain, its SSO and SSO OIDC clients (a profile's `aws sso
  * login` session, renewed as it expires) and an assumed role's STS client given the CLI's timeouts
- * (timeouts48-credential-clients). The chain builds them from its `clientConfig` alone, the calling client's handler
- * not passed on: without it they had none, and a dead connection held a command at its first call, before any timeout
- * of its own began. The CLI's alone: a function's chain stops at its environment's keys, and its bundle leaves this
- * package to the runtime (review48-timeouts-runtime-sdk).
+ * (timeouts48-credential-clients), an answer's body that stops arriving included. The chain builds them from its
+ * `clientConfig` alone, the calling client's handler not passed on: without it they had none, and a dead connection
+ * held a command at its first call, before any timeout of its own began. The CLI's alone: a function's chain stops at
+ * its environment's keys, and its bundle leaves this package to the runtime (review48-timeouts-runtime-sdk).
  */
 export const cliCredentials = (timeouts: NonNullable<AwsClientConfig['timeouts']>) =>
-  defaultProvider({ clientConfig: { requestHandler: handlerOptions(timeouts) } });
+  defaultProvider({
+    clientConfig: {
+      // The body's stall too (providers49-credential-stall): their `clientConfig` takes no middleware (withTimeouts'),
+      // but the handler's own idle timeout stays armed after the headers, failing a body that stops as a TimeoutError.
+      // Unusable on the other clients, whose long polls it would count as silence; these never poll.
+      requestHandler: { ...handlerOptions(timeouts), socketTimeout: timeouts.requestMs },
+    },
+  });
 
 /** The SDK's own region resolution (profile config included); TargetError if there is none. */
 async function defaultRegion(): Promise<string> {

@@ -300,6 +300,45 @@ describe("the default credential chain's clients (timeouts48-credential-clients)
     expect(service.connections()).toBe(0);
   });
 
+  // providers49-credential-stall: the chain's clients had the request and connection timeouts, not the body's stall
+  // (withTimeouts' middleware cannot reach them), so an SSO answer that stopped after its headers held the call.
+  it("an SSO profile's credentials whose answer stops after its headers fail as a timeout", async () => {
+    await ssoProfile();
+    const stalled: string[] = [];
+    const sso = createHttpServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      response.write('{"roleCredentials":', () => stalled.push(request.url ?? ''));
+    });
+    await new Promise<void>((resolve) => sso.listen(0, '127.0.0.1', resolve));
+    const address = sso.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    process.env.AWS_ENDPOINT_URL_SSO = `http://127.0.0.1:${address.port}`;
+    const service = await silentServer();
+    const timeouts = { connectionMs: 1_000, requestMs: 200 };
+    const clients = createAwsClients({
+      region: 'us-east-1',
+      endpoint: service.endpoint,
+      credentials: cliCredentials(timeouts),
+      maxAttempts: 1,
+      timeouts,
+    });
+    const earlier = cleanup;
+    cleanup = async () => {
+      clients.destroy();
+      sso.closeAllConnections();
+      await new Promise<void>((resolve) => sso.close(() => resolve()));
+      await service.close();
+      await earlier?.();
+    };
+    const call = clients.dynamo.send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'x' } } }));
+    // Before: pending for ever, this test failing on its own timeout.
+    await expect(call).rejects.toThrow(/timed out after 200 ms of inactivity/);
+    expect(stalled.length).toBeGreaterThanOrEqual(1);
+    expect(stalled[0]).toMatch(/^\/federation\/credentials/);
+    expect(service.connections()).toBe(0);
+  });
+
   // review48-timeouts-runtime-sdk: the chain is the CLI's own (openDeployment), no longer clientOptions'.
   it('openDeployment --target aws: its clients read such credentials with the CLI timeouts', async () => {
     const { sso } = await ssoProfile();
