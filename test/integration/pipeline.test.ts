@@ -15,6 +15,7 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { instrumentVenueKeyClients } from '../../shared/adapters/venue/key.ts';
 import {
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
@@ -42,7 +43,7 @@ import { encodeMessage, parseLiquidationMessage } from '../../shared/schemas/mes
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick } from '../../shared/services/margin-check.ts';
-import type { FunctionId } from '../../shared/topology.ts';
+import { type FunctionId, VENUE_KEY_ENV } from '../../shared/topology.ts';
 import { cli } from '../support/cli.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
@@ -67,6 +68,7 @@ let failingSendBatches = 0;
 
 beforeAll(async () => {
   moto = await startMoto();
+  instrumentVenueKeyClients((client) => grants.attachVenueKey(client));
   instrumentAwsClients((clients) => {
     grants.attach(clients);
     clients.sqs.middlewareStack.add(
@@ -83,6 +85,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   instrumentAwsClients(undefined);
+  instrumentVenueKeyClients(undefined);
   await moto?.stop();
 });
 
@@ -100,7 +103,7 @@ async function withStack(
     fastRetries: true,
     ...settings,
   });
-  grants.forStage(stack.names);
+  grants.forStage(stack.names, stack.env[VENUE_KEY_ENV]);
   const adapters = createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock });
   let sequence = 0;
   const ctx: Context = {

@@ -9,6 +9,7 @@ import {
   createAwsQueueTransports,
 } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { instrumentVenueKeyClients } from '../../shared/adapters/venue/key.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import { isTerminal } from '../../shared/domain/model.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
@@ -26,7 +27,7 @@ import {
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
-import { type FunctionId, QUEUES } from '../../shared/topology.ts';
+import { type FunctionId, QUEUES, VENUE_KEY_ENV } from '../../shared/topology.ts';
 import { FaultInjector, throttled, transactionConflict } from '../support/aws-faults.ts';
 import { queueDepths } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
@@ -116,8 +117,9 @@ async function withStack(
   const faults = new FaultInjector();
   // Every call the handlers make under faults (retries, recovery paths) must be granted by the topology.
   const grants = new GrantRecorder();
-  grants.forStage(stack.names);
+  grants.forStage(stack.names, stack.env[VENUE_KEY_ENV]);
   instrumentAwsClients((clients) => grants.attach(clients));
+  instrumentVenueKeyClients((client) => grants.attachVenueKey(client));
   const ctx: Ctx = {
     stack,
     adapters: createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock }),
@@ -165,6 +167,7 @@ async function withStack(
     expect(grants.ungranted()).toEqual([]);
   } finally {
     instrumentAwsClients(undefined);
+    instrumentVenueKeyClients(undefined);
     await stack.stop();
   }
 }

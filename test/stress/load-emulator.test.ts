@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BenchStage, SYMBOL } from '../../bench/stage.ts';
+import { instrumentVenueKeyClients } from '../../shared/adapters/venue/key.ts';
 import {
   DEFAULT_RISK_CONFIG_INPUT,
   parseRiskConfig,
@@ -7,6 +8,7 @@ import {
 } from '../../shared/domain/config.ts';
 import { parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { instrumentAwsClients, wiring } from '../../shared/lambda/wiring.ts';
+import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 import { checkStoredInvariants } from '../support/emulator-invariants.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { CountingVenue, recordFigures, toJson } from '../support/invariants.ts';
@@ -83,10 +85,11 @@ async function crashRound(round: number) {
   // Every call the handlers make through the cascade (slices, auctions, ADL, retries) must be granted.
   const grants = new GrantRecorder();
   instrumentAwsClients((clients) => grants.attach(clients));
+  instrumentVenueKeyClients((client) => grants.attachVenueKey(client));
   const stage = await BenchStage.open(moto.endpoint, `load${FULL ? 'full' : 'ci'}${round}`, CONFIG_INPUT, {
     [SYMBOL]: shardsOf(round),
   });
-  grants.forStage(stage.stack.names);
+  grants.forStage(stage.stack.names, stage.stack.env[VENUE_KEY_ENV]);
   try {
     // Observe the handlers' venue (built once per "container", like their clients): every order by id.
     const settlement = wiring().settlement;
@@ -141,6 +144,7 @@ async function crashRound(round: number) {
     };
   } finally {
     instrumentAwsClients(undefined);
+    instrumentVenueKeyClients(undefined);
     await stage.close();
   }
 }

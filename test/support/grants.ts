@@ -12,12 +12,14 @@ import {
   TABLES,
   type TableId,
   TICK_BUS,
+  VENUE_TRADERS,
 } from '../../shared/topology.ts';
 import { requestAttributes } from './request-attributes.ts';
 
 /**
  * What each function's handler touched, as IAM sees it: every DynamoDB, SQS and EventBridge call the handlers' own clients
- * make inside an invocation of the local runner, by function, resource and kind of access. moto does not
+ * make inside an invocation of the local runner, and every Secrets Manager call of the venue key's reader (its own
+ * client: attachVenueKey), by function, resource and kind of access. moto does not
  * enforce IAM, so this is how the local runs check that the topology's grants (the CDK stack's policies) cover
  * every call a function makes.
  */
@@ -31,6 +33,9 @@ import { requestAttributes } from './request-attributes.ts';
  * SQS's, by IAM action, on a queue (`<id>`, or `<id>-dlq` its dead-letter queue): `send` sqs:SendMessage (a batch too),
  * `depth` sqs:GetQueueAttributes, `url` sqs:GetQueueUrl, `receive` sqs:ReceiveMessage, `deleteMessage`
  * sqs:DeleteMessage, `visibility` sqs:ChangeMessageVisibility (batches too). `put`: events:PutEvents, on a bus.
+ * `secret`: secretsmanager:GetSecretValue, on `venueKey` (the stage's venue secret: VENUE_TRADERS' grant,
+ * infra/constructs/functions.ts `venueKeyStatements`) or another secret, granted to none; any other Secrets Manager
+ * call is a `call` (providers49-grants-secrets).
  */
 type Kind =
   | 'read'
@@ -41,6 +46,7 @@ type Kind =
   | 'call'
   | 'send'
   | 'put'
+  | 'secret'
   | 'depth'
   | 'url'
   | 'receive'
@@ -91,6 +97,9 @@ function queueAccess(fn: FunctionId): Map<string, Set<QueueKind>> {
   return access;
 }
 
+/** Where the recorder's middleware sits: before the SDK's retries, once a call. */
+const RECORDER_STEP = { step: 'initialize', name: 'grantRecorder' } as const;
+
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const DELETES = new Set(['DeleteItem', 'BatchWriteItem']);
 
@@ -139,38 +148,52 @@ export class GrantRecorder {
   /** Writes a grant limited by condition does not cover: `${function} ${table}: why`. */
   readonly outside = new Set<string>();
   #names: ResourceNames | undefined;
+  #venueSecret: string | undefined;
 
-  /** The stage's physical names (set before its handlers run). */
-  forStage(names: ResourceNames): void {
+  /**
+   * The stage's physical names (set before its handlers run), and the SecretId its traders are told of the venue's
+   * key (VENUE_KEY_ENV: the stack's backstop:venueSecret, `local up --venue-key`'s), absent when it has none.
+   */
+  forStage(names: ResourceNames, venueSecret?: string): void {
     this.#names = names;
+    this.#venueSecret = venueSecret;
   }
 
   /** For instrumentAwsClients: records every call made inside an invocation. */
   attach(clients: AwsClients): void {
-    const record = (service: string, command: string, input: Record<string, unknown>): void => {
-      const fn = currentFunction();
-      if (!fn || !this.#names) return;
-      for (const [kind, resource] of this.#resourcesOf(service, command, input))
-        this.uses.add(`${fn} ${kind} ${resource}`);
-      for (const [table, write] of this.#itemWrites(command, input)) {
-        const why = this.#outsideGrants(fn as FunctionId, table, write);
-        if (why !== undefined) this.outside.add(`${fn} ${table}: ${why}`);
-      }
-    };
-    const middleware =
-      (service: string) =>
-      (
-        next: (args: { input: Record<string, unknown> }) => Promise<unknown>,
-        context: { commandName?: string },
-      ) =>
+    clients.dynamo.middlewareStack.add(this.#middleware('dynamodb') as never, RECORDER_STEP);
+    clients.sqs.middlewareStack.add(this.#middleware('sqs') as never, RECORDER_STEP);
+    clients.events.middlewareStack.add(this.#middleware('events') as never, RECORDER_STEP);
+  }
+
+  /** For instrumentVenueKeyClients: records every call of a venue key reader's client made inside an invocation. */
+  attachVenueKey(client: { readonly middlewareStack: unknown }): void {
+    (client.middlewareStack as { add: (m: never, o: typeof RECORDER_STEP) => void }).add(
+      this.#middleware('secretsmanager') as never,
+      RECORDER_STEP,
+    );
+  }
+
+  #middleware(service: string) {
+    return (
+      next: (args: { input: Record<string, unknown> }) => Promise<unknown>,
+      context: { commandName?: string },
+    ) =>
       (args: { input: Record<string, unknown> }) => {
-        record(service, (context.commandName ?? '').replace(/Command$/, ''), args.input);
+        this.#record(service, (context.commandName ?? '').replace(/Command$/, ''), args.input);
         return next(args);
       };
-    const at = { step: 'initialize', name: 'grantRecorder' } as const;
-    clients.dynamo.middlewareStack.add(middleware('dynamodb') as never, at);
-    clients.sqs.middlewareStack.add(middleware('sqs') as never, at);
-    clients.events.middlewareStack.add(middleware('events') as never, at);
+  }
+
+  #record(service: string, command: string, input: Record<string, unknown>): void {
+    const fn = currentFunction();
+    if (!fn || !this.#names) return;
+    for (const [kind, resource] of this.#resourcesOf(service, command, input))
+      this.uses.add(`${fn} ${kind} ${resource}`);
+    for (const [table, write] of this.#itemWrites(command, input)) {
+      const why = this.#outsideGrants(fn as FunctionId, table, write);
+      if (why !== undefined) this.outside.add(`${fn} ${table}: ${why}`);
+    }
   }
 
   /** Uses the topology does not grant, as readable lines (empty when every call is covered). */
@@ -189,6 +212,8 @@ export class GrantRecorder {
             .get(resource)
             ?.has(kind as QueueKind) ?? false
         );
+      // Reading the venue's key: granted to the traders alone, on the stage's one secret.
+      if (kind === 'secret') return resource === 'venueKey' && VENUE_TRADERS.includes(fn);
       if (kind === 'scan')
         return (
           TABLES.some((t) => t.id === resource && t.scanned) &&
@@ -276,6 +301,11 @@ export class GrantRecorder {
       // Unmapped (PurgeQueue, SetQueueAttributes, ListQueues, ...): granted to none (more48b-grants-unmapped-queues).
       const kind = SQS_KINDS[command];
       return kind ? [[kind, queue]] : [['call', `${command}:${queue}`]];
+    }
+    if (service === 'secretsmanager') {
+      if (command !== 'GetSecretValue') return [['call', `${command}:secretsmanager`]];
+      const id = String(input.SecretId);
+      return [['secret', id === this.#venueSecret ? 'venueKey' : `unknown-secret:${id}`]];
     }
     if (command === 'PutEvents') {
       return ((input.Entries as { EventBusName?: string }[]) ?? []).map((e) => [

@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { DescribeEventBusCommand, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -24,7 +25,9 @@ import { putOwned } from '../../shared/adapters/aws/owned-put.ts';
 import { SINGLE_SHARD_LAYOUT } from '../../shared/adapters/aws/position-layout.ts';
 import { DynamoProviderRepository } from '../../shared/adapters/aws/providers.ts';
 import { scanPages } from '../../shared/adapters/aws/scan.ts';
+import { instrumentVenueKeyClients, secretsManagerVenueKey } from '../../shared/adapters/venue/key.ts';
 import { asFunction } from '../../shared/runner/index.ts';
+import { VENUE_KEY_ENV } from '../../shared/topology.ts';
 import { GrantRecorder } from '../support/grants.ts';
 import { fakeResourceNames } from '../support/resource-names.ts';
 
@@ -228,5 +231,63 @@ describe('the grants check of the emulator runs', () => {
       putOwned(clients.dynamo, { TableName: names.tables.liquidations, Item: { id: { S: 'liq-1' } } }),
     );
     expect(recorder.ungranted()).toEqual(['liquidationWatch liquidations: key liq-1 (not ~watch~*)']);
+  });
+});
+
+// providers49-grants-secrets: the venue key's reader builds its own Secrets Manager client, which the recorder never
+// saw: a read by a function the stack does not grant it, or of another secret, passed every emulator run.
+describe("the grants check: the venue key's Secrets Manager calls", () => {
+  const SECRET = 'backstop-local-venue-key';
+  afterEach(() => instrumentVenueKeyClients(undefined));
+
+  /** A recorder for a stage whose venue secret is SECRET, and every key reader's client answering here. */
+  function recordingKeys(): { recorder: GrantRecorder; clients: SecretsManagerClient[] } {
+    const recorder = new GrantRecorder();
+    recorder.forStage(names, SECRET);
+    const built: SecretsManagerClient[] = [];
+    instrumentVenueKeyClients((client) => {
+      built.push(client);
+      recorder.attachVenueKey(client);
+      (client.middlewareStack as unknown as Stack).add(
+        (() => async () => ({
+          output: { $metadata: {}, SecretString: '{"apiKey":"k"}' },
+          response: {},
+        })) as never,
+        { step: 'initialize', name: 'answerHere' },
+      );
+    });
+    return { recorder, clients: built };
+  }
+  const keyOf = (secretId: string) =>
+    secretsManagerVenueKey({ [VENUE_KEY_ENV]: secretId }, () => ({
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    }));
+
+  it('counts the stage secret read by a trader as granted, by another function or of another secret as not', async () => {
+    const { recorder, clients } = recordingKeys();
+    expect(await asFunction('auction', () => keyOf(SECRET).get())).toBe('{"apiKey":"k"}');
+    await asFunction('liquidationConsumer', () => keyOf(SECRET).get());
+    expect(recorder.ungranted()).toEqual([]);
+    expect([...recorder.uses].sort()).toEqual([
+      'auction secret venueKey',
+      'liquidationConsumer secret venueKey',
+    ]);
+
+    await asFunction('marginCheck', () => keyOf(SECRET).get());
+    await asFunction('auction', () => keyOf('another-secret').get());
+    await asFunction('auction', () => clients[0]!.send(new DescribeSecretCommand({ SecretId: SECRET })));
+    expect(recorder.ungranted().sort()).toEqual([
+      'auction call DescribeSecret:secretsmanager',
+      'auction secret unknown-secret:another-secret',
+      'marginCheck secret venueKey',
+    ]);
+  });
+
+  it('counts every read as granted to none on a stage told of no venue secret', async () => {
+    const { recorder } = recordingKeys();
+    recorder.forStage(names);
+    await asFunction('auction', () => keyOf(SECRET).get());
+    expect(recorder.ungranted()).toEqual([`auction secret unknown-secret:${SECRET}`]);
   });
 });

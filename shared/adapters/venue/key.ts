@@ -22,6 +22,16 @@ export interface VenueKey {
   refresh(refused: string): Promise<string>;
 }
 
+let instrument: ((client: SecretsManagerClient) => void) | undefined;
+
+/**
+ * Tests: called with each key reader's Secrets Manager client when it is built (the emulator runs' IAM check sees its
+ * calls: test/support/grants.ts), as instrumentAwsClients is with the wiring's clients.
+ */
+export function instrumentVenueKeyClients(hook: ((client: SecretsManagerClient) => void) | undefined): void {
+  instrument = hook;
+}
+
 /** A read gets this many attempts (each 5 s at most on AWS): about 10 s, one venue call's share (docs/VENUE.md). */
 const READ_ATTEMPTS = 2;
 
@@ -47,6 +57,7 @@ export function secretsManagerVenueKey(
       const region = /^arn:[^:]+:secretsmanager:([^:]+):/.exec(secretId)?.[1] ?? config.region;
       const secretConfig = { ...config, region, maxAttempts: READ_ATTEMPTS };
       client = withTimeouts(new SecretsManagerClient(clientOptions(secretConfig)), secretConfig);
+      instrument?.(client);
     }
     const answer = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     if (answer.SecretString === undefined) throw new Error(`${secretId} holds no string (a binary secret)`);
