@@ -426,13 +426,14 @@ export function rebasedTickState<S extends TickState>(
   state: S,
   rebase: { readonly sequence: number; readonly resumedAfterMs: number },
 ): S {
-  // The refusal traces a MarketState keeps (read or not) were of the numbering left too.
+  // The refusal traces a MarketState keeps (read or not, of any kind) were of the numbering left too.
   const {
     heldJump: _dropped,
     refusals: _traces,
     unreadableRefusals: _unread,
+    unknownRefusals: _unknown,
     ...rest
-  } = state as S & { refusals?: unknown; unreadableRefusals?: unknown };
+  } = state as S & { refusals?: unknown; unreadableRefusals?: unknown; unknownRefusals?: unknown };
   const { lastTick, breaker } = state;
   // A print the breaker refused while confirming (a trace MarketState keeps) was of the numbering left: dropped.
   const { confirming: _refused, ...held } = (breaker ?? {}) as NonNullable<TickState['breaker']> & {

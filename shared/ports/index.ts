@@ -148,9 +148,11 @@ export interface MarketState {
    */
   readonly unreadableRefusals?: UnreadableRefusalTraces;
   /**
-   * A refusal trace of a kind this version does not know (a later version's new reason, met after a rollback), by that
-   * kind, kept opaque (more48b-trace-unknown-kind): nothing here notes over it, so the next accepted tick removes it,
-   * only while still exactly as read. Never in `refusals`: status and replay show nothing of it.
+   * A refusal trace of a kind this version does not know (a later version's new reason, met during a mixed deploy or
+   * after a rollback), by that kind, kept opaque (more48b-trace-unknown-kind): nothing here notes over it. An accepted
+   * tick removes it as it does a known kind's, an hour after it was noted or once noted before the latest rebase, when
+   * it says when (UnknownRefusalTrace.noted), and at once otherwise, only while still exactly as read; a rebase
+   * removes it with the others. Never in `refusals`: status and replay show nothing of it.
    */
   readonly unknownRefusals?: UnknownRefusalTraces;
   /**
@@ -273,14 +275,35 @@ export const REFUSAL_TRACE_KEPT_MS = 60 * 60 * 1000;
 
 export type RefusalTraces = { readonly [K in TracedRefusal]?: RefusalTrace };
 
+/**
+ * A refusal trace to note in another write of the market (holdSequenceJump, continueSequenceJump), as noteRefusal's
+ * arguments: its trace carries the tick's own stamp, not the clamped one of a held print (toTickRecord), since a sender
+ * knows its tick by its sequence and stamp.
+ */
+export interface RefusalNote {
+  readonly reason: TracedRefusal;
+  readonly trace: RefusalTrace;
+  readonly replacing?: UnreadableRefusalTrace;
+}
+
 /** A refusal trace stored in a shape this version cannot read (MarketState.unreadableRefusals). */
 // Its `stored` is compared whole by the adapter that read it.
 export type UnreadableRefusalTrace = Unreadable;
 
 export type UnreadableRefusalTraces = { readonly [K in TracedRefusal]?: UnreadableRefusalTrace };
 
+/**
+ * A trace of a kind that is no TracedRefusal of this version (MarketState.unknownRefusals), opaque. `noted`: when it
+ * was noted and under which rebase, where it carries them as this version's traces do (`at`, `resumed`): a later
+ * version's new kind, met during a mixed deploy, is then kept as long as a known kind's trace (feed49-unknown-kind-kept).
+ * Absent: it does not say its age, and the next accepted tick removes it at once.
+ */
+export interface UnknownRefusalTrace extends UnreadableRefusalTrace {
+  readonly noted?: { readonly atMs: number; readonly resumedAfterMs?: number };
+}
+
 /** By a kind that is no TracedRefusal of this version (MarketState.unknownRefusals). */
-export type UnknownRefusalTraces = { readonly [kind: string]: UnreadableRefusalTrace };
+export type UnknownRefusalTraces = { readonly [kind: string]: UnknownRefusalTrace };
 
 /** A trace an accepted tick removes (dropRefusals): of a kind known, or, opaque, of a kind this version does not know. */
 export type DroppedRefusal =
@@ -397,15 +420,28 @@ export interface MarketRepository {
   dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
-   * breaker's tick and the held jump are the prints the rejection was judged on. False when nothing was written.
-   * acceptTick and rebaseSequence remove it.
+   * breaker's tick and the held jump are the prints the rejection was judged on. Given `note`, notes it in the same
+   * write, which then lands only while the note's own condition holds too (noteRefusal's): one write for the refused
+   * jump, not two (feed49-jump-one-write). False when nothing was written. acceptTick and rebaseSequence remove it.
    */
-  holdSequenceJump(symbol: string, tick: AcceptedTick, atMs: number, judged: JudgedJump): Promise<boolean>;
+  holdSequenceJump(
+    symbol: string,
+    tick: AcceptedTick,
+    atMs: number,
+    judged: JudgedJump,
+    note?: RefusalNote,
+  ): Promise<boolean>;
   /**
    * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
-   * when another is held, or none.
+   * when another is held, or none. Given `note`, notes it in the same write, only while both conditions hold. True
+   * when it wrote.
    */
-  continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void>;
+  continueSequenceJump(
+    symbol: string,
+    heldSequence: number,
+    atMs: number,
+    note?: RefusalNote,
+  ): Promise<boolean>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A
@@ -413,7 +449,8 @@ export interface MarketRepository {
    * ConditionFailedError when there is no such tick above `sequence`, or the market changed since `expected` was
    * read (its last tick, breaker or pending tick). A pending tick read is taken over (removed, as acceptTick does:
    * the caller re-sends what it started first); a held jump, the breaker's confirming trace and the refusal traces, of
-   * the numbering left, are removed. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
+   * the numbering left, are removed: those of every kind `expected` holds, a kind this version does not know included
+   * (feed49-resume-unknown-kinds), in the same write. `resumedAfterMs`: the old feed's ticks are stamped at or before it.
    */
   rebaseSequence(
     symbol: string,

@@ -34,6 +34,7 @@ import {
   type QueueTransport,
   REFUSAL_NOTES_PER_SECOND,
   REFUSAL_TRACE_KEPT_MS,
+  type RefusalNote,
   type Telemetry,
   TRACED_REFUSALS,
   type TracedRefusal,
@@ -230,13 +231,26 @@ async function handleTickOnce(
         reportTrip(tick, verdict.reason, verdict.detail, deps);
       }
     }
+    // Of a configured market (tick/unknown-symbol is not traced), read fresh: a rejection is never judged on a cache.
+    const note =
+      isTracedRefusal(verdict.reason) && !(state && redelivered(tick, state))
+        ? refusalNote(tick, verdict.reason, state ?? { symbol: tick.symbol }, nowMs)
+        : undefined;
+    // Written with a hold or a continuation of the held jump, in its write: one write, not two (feed49-jump-one-write).
+    let noted = false;
     if (verdict.holdJump) {
-      // Only on the market it was judged against, as a trip: a newer accepted tick drops what this would hold.
-      const held = await markets.holdSequenceJump(tick.symbol, toTickRecord(tick, nowMs), nowMs, {
-        ...judgedOn(state),
-        heldTick: state?.heldJump?.tick,
-      });
+      // Only on the market it was judged against, as a trip: a newer accepted tick drops what this would hold. The
+      // held print is clamped to our clock (toTickRecord), the note keeps the tick's own stamp (RefusalNote).
+      const held = await markets.holdSequenceJump(
+        tick.symbol,
+        toTickRecord(tick, nowMs),
+        nowMs,
+        { ...judgedOn(state), heldTick: state?.heldJump?.tick },
+        note,
+      );
+      // Or the note's condition failed (another note of the kind since the read): judged again on a fresh read.
       if (!held) return LOST_RACE;
+      noted = true;
       telemetry.warn('feed sequence jumped: held until a print continues from it', {
         symbol: tick.symbol,
         sequence: tick.sequence,
@@ -268,7 +282,10 @@ async function handleTickOnce(
     }
     if (verdict.continueJump && state?.heldJump) {
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
-      await markets.continueSequenceJump(tick.symbol, state.heldJump.tick.sequence, nowMs);
+      const held = state.heldJump.tick.sequence;
+      noted = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
+      // Refused with the note (another held since, or the note's condition failed): each alone, as before.
+      if (!noted && note) await markets.continueSequenceJump(tick.symbol, held, nowMs);
     }
     if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {
       // Else the refusal leaves nothing on the market, and a sender waiting on each tick (backstop replay) waited
@@ -291,9 +308,7 @@ async function handleTickOnce(
         });
       }
     }
-    // Of a configured market (tick/unknown-symbol is not traced), read fresh: a rejection is never judged on a cache.
-    if (isTracedRefusal(verdict.reason) && !(state && redelivered(tick, state)))
-      await noteRefusal(tick, verdict.reason, state ?? { symbol: tick.symbol }, deps, nowMs);
+    if (note && !noted) await noteRefusal(tick, note, deps);
     // Counted once it stands (a trip refused above judges the tick again).
     // Only a configured market's: the feed's symbols are not ours to bill a metric each.
     telemetry.count(METRICS.TicksRejected.name, 1, {
@@ -359,50 +374,54 @@ const redelivered = (tick: Tick, state: MarketState): boolean =>
   );
 
 /**
- * Notes a refusal that records nothing else on the market (TRACED_REFUSALS), as the breaker notes the prints it refuses
- * while confirming: else a sender waiting on each tick (backstop replay) waited for a trace that never came, and stopped
- * as stalled after a minute (feed48-refusal-trace). Bounded: no write when the market as read holds a trace of the
- * kind numbered as high, so a flood of one tick's copies, or of older ticks, writes nothing. Best effort, as the
- * breaker's: a failed write leaves the refusal standing.
+ * The note of a refusal that records nothing else on the market (TRACED_REFUSALS), as the breaker notes the prints it
+ * refuses while confirming: else a sender waiting on each tick (backstop replay) waited for a trace that never came, and
+ * stopped as stalled after a minute (feed48-refusal-trace). Bounded: none when the market as read holds a trace of the
+ * kind numbered as high, so a flood of one tick's copies, or of older ticks, writes nothing; nor past
+ * REFUSAL_NOTES_PER_SECOND a kind.
  */
-async function noteRefusal(
+function refusalNote(
   tick: Tick,
   reason: TracedRefusal,
   state: MarketState,
-  deps: MarginCheckDeps,
   nowMs: number,
-): Promise<void> {
+): RefusalNote | undefined {
   const stored = currentRefusals(state)[reason];
-  if (stored && stored.sequence >= tick.sequence) return;
+  if (stored && stored.sequence >= tick.sequence) return undefined;
   // A trace of the kind that did not read is replaced only while still as read (feed48c-trace-unreadable): met as
   // absent, every refusal of the kind wrote a note its condition failed, a write unit each.
   const unreadable = state.unreadableRefusals?.[reason];
   // A flood of ticks each numbered higher (a feed bug; all too old) wrote once a tick, on the item whose partition
   // acceptTick writes too: at most REFUSAL_NOTES_PER_SECOND a kind (review48-feed-note-flood).
   const inSecond = stored && sameSecond(stored.atMs, nowMs) ? stored.notesInSecond : 0;
-  if (inSecond >= REFUSAL_NOTES_PER_SECOND) return;
+  if (inSecond >= REFUSAL_NOTES_PER_SECOND) return undefined;
+  return {
+    reason,
+    trace: {
+      sequence: tick.sequence,
+      // The tick's own, as it came (a held print's is clamped to our clock): a sender knows its tick by it.
+      timestampMs: tick.timestampMs,
+      atMs: nowMs,
+      count: (stored?.count ?? 0) + 1,
+      sinceMs: stored?.sinceMs ?? nowMs,
+      notesInSecond: inSecond + 1,
+      ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
+    },
+    ...(unreadable ? { replacing: unreadable } : {}),
+  };
+}
+
+/** Writes a refusal's note alone. Best effort, as the breaker's: a failed write leaves the refusal standing. */
+async function noteRefusal(tick: Tick, note: RefusalNote, deps: MarginCheckDeps): Promise<void> {
   try {
-    await deps.markets.noteRefusal(
-      tick.symbol,
-      reason,
-      {
-        sequence: tick.sequence,
-        timestampMs: tick.timestampMs,
-        atMs: nowMs,
-        count: (stored?.count ?? 0) + 1,
-        sinceMs: stored?.sinceMs ?? nowMs,
-        notesInSecond: inSecond + 1,
-        ...(state.resumedAfterMs === undefined ? {} : { resumedAfterMs: state.resumedAfterMs }),
-      },
-      unreadable,
-    );
+    await deps.markets.noteRefusal(tick.symbol, note.reason, note.trace, note.replacing);
   } catch (error) {
     if (error instanceof InjectedCrash) throw error;
     deps.telemetry.count(METRICS.RefusalTraceFailures.name, 1);
     deps.telemetry.warn("refusal's trace not written: the refusal stands without it", {
       symbol: tick.symbol,
       sequence: tick.sequence,
-      reason,
+      reason: note.reason,
       error: errorText(error),
     });
   }
@@ -434,10 +453,19 @@ async function dropExpiredRefusals(
       ? [{ reason, trace }]
       : [];
   });
-  // A kind this version does not know (a later version's, after a rollback), at once: nothing here notes over it or
-  // reads its age, and it kept the item larger for good (more48b-trace-unknown-kind). Only while still as read.
-  for (const [reason, trace] of Object.entries(written.unknownRefusals ?? {}))
-    expired.push({ reason, trace });
+  // A kind this version does not know (a later version's, during a mixed deploy or after a rollback): nothing here
+  // notes over it, and it kept the item larger for good (more48b-trace-unknown-kind). Kept as a known kind's while it
+  // says its age, so a later version's new kind outlives this version's ticks (feed49-unknown-kind-kept); at once
+  // otherwise. Only while still as read.
+  for (const [reason, trace] of Object.entries(written.unknownRefusals ?? {})) {
+    const noted = trace.noted;
+    if (
+      !noted ||
+      noted.resumedAfterMs !== written.resumedAfterMs ||
+      nowMs - noted.atMs > REFUSAL_TRACE_KEPT_MS
+    )
+      expired.push({ reason, trace });
+  }
   if (expired.length === 0) return;
   try {
     await deps.markets.dropRefusals(symbol, expired);

@@ -178,14 +178,15 @@ describe('a refusal trace stored in a shape this version cannot read (moto, real
 
   // more48b-trace-unknown-kind: a trace of a kind this version does not know (a later version's new reason, met after a
   // rollback) was read as nothing at all: nothing noted over it and no expiry removed it, so it kept a busy market's
-  // item larger for good. It is now kept opaque, and the next accepted tick removes it, only while still as read.
+  // item larger for good. It is now kept opaque, and the next accepted tick removes it, only while still as read: at
+  // once when it does not say when it was noted (one that does is kept as a known kind's: feed49-unknown-kind-kept).
   it('of a kind this version does not know, is removed by the next accepted tick, only while still as read', async () => {
     const { clients, adapters, tick, base, store, stored } = await setUp();
     const later: AttributeValue = {
       M: {
         seq: { N: '7' },
         stamp: { N: '1000' },
-        at: { N: String(base) },
+        noted: { N: String(base) },
         count: { N: '1' },
         since: { N: '1' },
       },
@@ -201,7 +202,7 @@ describe('a refusal trace stored in a shape this version cannot read (moto, real
     await store('tick/later-reason', since);
     await adapters.markets.dropRefusals('ETH-USD', [{ reason: 'tick/later-reason', trace: unknown }]);
     expect(await stored('tick/later-reason')).toEqual(since);
-    // The next accepted tick reads it and removes it, within the hour a readable trace would be kept.
+    // The next accepted tick reads it and removes it, within the hour a trace saying its age would be kept.
     const drops = countUpdates(clients, 'drops', (e) => e.startsWith('REMOVE #t0'));
     expect(await tick(3, base + 2, base + 10)).toMatchObject({ status: 'accepted' });
     expect(drops.count).toBe(1);

@@ -67,8 +67,11 @@ describe('a refusal trace that does not read', () => {
       ).toEqual({
         ...plain,
         unreadableRefusals: { 'tick/duplicate': { unreadable: expect.any(String), stored: unreadable } },
-        // A kind this version does not know: opaque too, for the next accepted tick to remove (more48b-trace-unknown-kind).
-        unknownRefusals: { 'tick/nonsense': { unreadable: expect.any(String), stored: trace } },
+        // A kind this version does not know: opaque too, for an accepted tick to remove (more48b-trace-unknown-kind),
+        // with when it was noted, as it says it (feed49-unknown-kind-kept).
+        unknownRefusals: {
+          'tick/nonsense': { unreadable: expect.any(String), stored: trace, noted: { atMs: 3000 } },
+        },
       });
     const both = marketFromItem({
       ...market(),

@@ -1071,6 +1071,22 @@ describe("evaluateTick: sequences behind (the market's numbering ahead of its fe
     expect(summary(evaluateTick(feed(501, T0 + SKEW), rebased, ETH, staleAt))).toBe('tick/out-of-order');
   });
 
+  // feed49-resume-unknown-kinds: the refusal traces of every kind a market state keeps were of the numbering left,
+  // a kind this version does not know included (before: kept).
+  it('leaves no refusal trace of any kind on the rebased market', () => {
+    const opaque = { unreadable: 'x', stored: { S: 'x' } };
+    const state = {
+      lastTick: AHEAD,
+      refusals: {},
+      unreadableRefusals: { 'tick/too-old': opaque },
+      unknownRefusals: { 'tick/later-reason': opaque },
+    };
+    expect(rebasedTickState(state, { sequence: 11, resumedAfterMs: T0 })).toEqual({
+      lastTick: { ...AHEAD, sequence: 11 },
+      resumedAfterMs: T0,
+    });
+  });
+
   it('is measured from the breaker’s tick too: a print far ahead that tripped it', () => {
     const tripped: TickRecord = { sequence: 900, markPrice: price('300'), timestampMs: T0 + 1_000 };
     const state: TickState = {

@@ -23,11 +23,13 @@ import {
   type MarketState,
   type PendingTick,
   type PrintAsRead,
+  type RefusalNote,
   type RefusalTrace,
   type RefusalTraces,
   type RegistrationWake,
   TRACED_REFUSALS,
   type TracedRefusal,
+  type UnknownRefusalTrace,
   type UnknownRefusalTraces,
   type UnreadableRefusalTrace,
   type UnreadableRefusalTraces,
@@ -242,20 +244,37 @@ function optRefusals(item: Item): {
     if (isUnreadableRefusal(trace)) unreadable[reason] = trace;
     else refusals[reason] = trace;
   }
-  // A kind this version does not know (a later version's, after a rollback): opaque too, for the expiry to remove
-  // (more48b-trace-unknown-kind).
-  const unknown: { [kind: string]: UnreadableRefusalTrace } = {};
+  // A kind this version does not know (a later version's, during a mixed deploy or after a rollback): opaque too, for
+  // the expiry to remove (more48b-trace-unknown-kind), by its age where it says it (feed49-unknown-kind-kept).
+  const unknown: { [kind: string]: UnknownRefusalTrace } = {};
   for (const [attr, value] of Object.entries(item)) {
     if (!attr.startsWith(REFUSAL_ATTR_PREFIX)) continue;
     const kind = attr.slice(REFUSAL_ATTR_PREFIX.length);
-    if (!isTracedRefusal(kind))
-      unknown[kind] = { unreadable: `${attr}: a refusal kind this version does not know`, stored: value };
+    if (isTracedRefusal(kind)) continue;
+    const noted = notedOf(item, attr);
+    unknown[kind] = {
+      unreadable: `${attr}: a refusal kind this version does not know`,
+      stored: value,
+      ...(noted ? { noted } : {}),
+    };
   }
   return {
     ...(Object.keys(refusals).length === 0 ? {} : { refusals }),
     ...(Object.keys(unreadable).length === 0 ? {} : { unreadableRefusals: unreadable }),
     ...(Object.keys(unknown).length === 0 ? {} : { unknownRefusals: unknown }),
   };
+}
+
+/** When a trace of a kind unknown was noted, and under which rebase, as a known kind's says it (`at`, `resumed`). */
+function notedOf(item: Item, attr: string): UnknownRefusalTrace['noted'] {
+  try {
+    const m = readMap(item, attr);
+    const resumedAfterMs = optInt(m, 'resumed');
+    return { atMs: readInt(m, 'at'), ...(resumedAfterMs === undefined ? {} : { resumedAfterMs }) };
+  } catch (error) {
+    if (!(error instanceof CorruptItemError)) throw error;
+    return undefined;
+  }
 }
 
 export function marketFromItem(item: Item): MarketState {
@@ -371,6 +390,58 @@ function namesUsedBy(condition: string): Pick<UpdateItemCommandInput, 'Expressio
     ...(condition.includes('#seq') ? { '#seq': 'sequence' } : {}),
   };
   return Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {};
+}
+
+/** namesUsedBy, with `names` (those of a note folded in, which its SET uses too). */
+const withNames = (
+  condition: string,
+  names: Record<string, string>,
+): Pick<UpdateItemCommandInput, 'ExpressionAttributeNames'> => {
+  const all = { ...namesUsedBy(condition).ExpressionAttributeNames, ...names };
+  return Object.keys(all).length > 0 ? { ExpressionAttributeNames: all } : {};
+};
+
+/**
+ * A refusal note's SET and condition (noteRefusal's, or folded into a hold or a continuation of a held jump), its values
+ * and names added to `values` and `names`. Conditional on the market's resumedAfterMs as judged, so no note lands after
+ * a rebase it did not see (any version's: every rebase writes resumedAfterMs), and on the stored trace of the kind being
+ * numbered lower or noted before that rebase; one that did not read, on its being still exactly as read (a path into it
+ * compares nothing sound).
+ */
+function noteParts(
+  { reason, trace, replacing }: RefusalNote,
+  values: Record<string, AttributeValue>,
+  names: Record<string, string>,
+): { set: string; condition: string } {
+  const resumed = trace.resumedAfterMs;
+  values[':trace'] = {
+    M: {
+      seq: N(trace.sequence),
+      // The tick's own stamp (RefusalNote), whatever a held print records.
+      stamp: N(trace.timestampMs),
+      at: N(trace.atMs),
+      count: N(trace.count),
+      since: N(trace.sinceMs),
+      n: N(trace.notesInSecond),
+      ...(resumed === undefined ? {} : { resumed: N(resumed) }),
+    },
+  };
+  names['#trace'] = refusalAttr(reason);
+  if (resumed !== undefined) values[':resumed'] = N(resumed);
+  const rebase = resumed === undefined ? 'attribute_not_exists(resumedAfterMs)' : 'resumedAfterMs = :resumed';
+  let stored: string;
+  if (replacing !== undefined) {
+    values[':stored'] = replacing.stored as AttributeValue;
+    stored = '#trace = :stored';
+  } else {
+    values[':traceSeq'] = N(trace.sequence);
+    stored =
+      resumed === undefined
+        ? '(attribute_not_exists(#trace) OR #trace.seq < :traceSeq)'
+        : '(attribute_not_exists(#trace) OR #trace.seq < :traceSeq OR ' +
+          'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
+  }
+  return { set: '#trace = :trace', condition: `${rebase} AND ${stored}` };
 }
 
 export class DynamoMarketRepository implements MarketRepository {
@@ -496,28 +567,36 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
-  /** Holds a tick that jumped the sequence (domain/tick.ts); a lost answer's retry is known by its writer token. */
+  /**
+   * Holds a tick that jumped the sequence (domain/tick.ts); a lost answer's retry is known by its writer token. A note
+   * given goes in the same write (feed49-jump-one-write).
+   */
   async holdSequenceJump(
     symbol: string,
     tick: AcceptedTick,
     atMs: number,
     judged: JudgedJump,
+    note?: RefusalNote,
   ): Promise<boolean> {
     const writer = writerToken();
     const values: Record<string, AttributeValue> = {
       ':held': { M: { tick: tickAttr(tick), heldAtMs: N(atMs), writer: S(writer) } },
     };
-    const condition = [
+    const conditions = [
       samePrintCondition('heldJump.#tick', 'held', judged.heldTick, values),
       judgedOnCondition(judged, values),
-    ].join(' AND ');
+    ];
+    const names: Record<string, string> = {};
+    const noted = note && noteParts(note, values, names);
+    if (noted) conditions.push(noted.condition);
+    const condition = conditions.join(' AND ');
     const done = await this.updateOwned(
       {
         TableName: this.table,
         Key: { symbol: S(symbol) },
-        UpdateExpression: 'SET heldJump = :held',
+        UpdateExpression: `SET heldJump = :held${noted ? `, ${noted.set}` : ''}`,
         ConditionExpression: condition,
-        ...namesUsedBy(condition),
+        ...withNames(condition, names),
         ExpressionAttributeValues: values,
       },
       'heldJump',
@@ -527,16 +606,25 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
-  async continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void> {
+  async continueSequenceJump(
+    symbol: string,
+    heldSequence: number,
+    atMs: number,
+    note?: RefusalNote,
+  ): Promise<boolean> {
+    const values: Record<string, AttributeValue> = { ':at': N(atMs), ':held': N(heldSequence) };
+    const names: Record<string, string> = { '#tick': 'tick', '#seq': 'sequence' };
+    const noted = note && noteParts(note, values, names);
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
-      UpdateExpression: 'SET heldJump.continuedAtMs = :at',
-      ConditionExpression: 'heldJump.#tick.#seq = :held',
-      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-      ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
+      UpdateExpression: `SET heldJump.continuedAtMs = :at${noted ? `, ${noted.set}` : ''}`,
+      ConditionExpression: `heldJump.#tick.#seq = :held${noted ? ` AND ${noted.condition}` : ''}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
     });
     if (done) this.crash('markets.continueSequenceJump');
+    return done;
   }
 
   /**
@@ -606,10 +694,8 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   /**
-   * A trace only (no rule reads it): a lost answer's retry finds it written, and does nothing. Conditional on the
-   * market's resumedAfterMs as judged, so no note lands after a rebase it did not see (any version's: every rebase
-   * writes resumedAfterMs), and on the stored trace of the kind being numbered lower or noted before that rebase; one
-   * that did not read, on its being still exactly as read (a path into it compares nothing sound).
+   * A trace only (no rule reads it): a lost answer's retry finds it written, and does nothing. Conditional as
+   * noteParts says.
    */
   async noteRefusal(
     symbol: string,
@@ -617,42 +703,15 @@ export class DynamoMarketRepository implements MarketRepository {
     trace: RefusalTrace,
     replacing?: UnreadableRefusalTrace,
   ): Promise<void> {
-    const resumed = trace.resumedAfterMs;
-    const values: Record<string, AttributeValue> = {
-      ':trace': {
-        M: {
-          seq: N(trace.sequence),
-          stamp: N(trace.timestampMs),
-          at: N(trace.atMs),
-          count: N(trace.count),
-          since: N(trace.sinceMs),
-          n: N(trace.notesInSecond),
-          ...(resumed === undefined ? {} : { resumed: N(resumed) }),
-        },
-      },
-    };
-    if (replacing === undefined) values[':seq'] = N(trace.sequence);
-    if (resumed !== undefined) values[':resumed'] = N(resumed);
-    const rebase =
-      resumed === undefined ? 'attribute_not_exists(resumedAfterMs)' : 'resumedAfterMs = :resumed';
-    let stored: string;
-    if (replacing !== undefined) {
-      values[':stored'] = replacing.stored as AttributeValue;
-      stored = '#trace = :stored';
-    } else {
-      stored =
-        resumed === undefined
-          ? '(attribute_not_exists(#trace) OR #trace.seq < :seq)'
-          : '(attribute_not_exists(#trace) OR #trace.seq < :seq OR ' +
-            'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
-    }
-    const condition = `${rebase} AND ${stored}`;
+    const values: Record<string, AttributeValue> = {};
+    const names: Record<string, string> = {};
+    const note = noteParts({ reason, trace, ...(replacing ? { replacing } : {}) }, values, names);
     const done = await this.updateIf({
       TableName: this.table,
       Key: { symbol: S(symbol) },
-      UpdateExpression: 'SET #trace = :trace',
-      ConditionExpression: condition,
-      ExpressionAttributeNames: { '#trace': refusalAttr(reason) },
+      UpdateExpression: `SET ${note.set}`,
+      ConditionExpression: note.condition,
+      ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
     });
     if (done) this.crash('markets.noteRefusal');
@@ -713,6 +772,14 @@ export class DynamoMarketRepository implements MarketRepository {
       { lastTick: expected.lastTick, breakerTick: expected.breaker?.tick },
       values,
     )} AND ${pending === undefined ? 'attribute_not_exists(pendingSequence)' : 'pendingSequence = :pending'}`;
+    // Every trace is of the numbering left, whatever its kind or content: removed in the rebase's own write, so whatever
+    // it removes was written before the rebase (a note judged after it is written after it), and no condition on the
+    // traces is needed, none that could fail the rebase. A kind unknown noted between the read and the write is not
+    // named here: it stays, stale by its `resumed` to its own version, and this one's next accepted tick removes it.
+    const traces = [
+      ...TRACED_REFUSALS.map(refusalAttr),
+      ...Object.keys(expected.unknownRefusals ?? {}).map(refusalAttr),
+    ];
     // The SDK's retry of a rebase whose answer was lost fails on the rebase itself: known by its writer token.
     const writer = writerToken();
     values[':writer'] = S(writer);
@@ -725,13 +792,14 @@ export class DynamoMarketRepository implements MarketRepository {
           // A held sequence jump was judged against the old numbering: the resumed feed starts without it.
           // A pending tick read with the state is taken over (its caller re-sent what it started), as acceptTick does.
           // A print the breaker refused while confirming was of the numbering left: its trace goes too.
-          // The refusal traces too (a version before them leaves them: readers know them stale by resumedAfterMs).
-          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment${breaker === undefined ? '' : ', breaker.confirming'}, ${TRACED_REFUSALS.map((_, i) => `#refusal${i}`).join(', ')}`,
+          // The refusal traces too (a version before them leaves them: readers know them stale by resumedAfterMs),
+          // of every kind read, a kind this version does not know included (feed49-resume-unknown-kinds).
+          UpdateExpression: `SET ${sets.join(', ')}, rebaseWriter = :writer REMOVE heldJump, pendingSequence, pendingSegment${breaker === undefined ? '' : ', breaker.confirming'}, ${traces.map((_, i) => `#refusal${i}`).join(', ')}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: {
             '#seq': 'sequence',
             ...(breaker === undefined ? {} : { '#tick': 'tick' }),
-            ...Object.fromEntries(TRACED_REFUSALS.map((reason, i) => [`#refusal${i}`, refusalAttr(reason)])),
+            ...Object.fromEntries(traces.map((attr, i) => [`#refusal${i}`, attr])),
           },
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -947,7 +1015,8 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * An update whose failed condition means "nothing to do": false instead of an error. A lost answer's retry also
    * reads false though the write stands: kept for the writes whose answer nobody acts on (only their crash hook is
-   * skipped): clearPending, continueSequenceJump, noteBreakerConfirming, noteRefusal, dropRefusals, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
+   * skipped): clearPending, continueSequenceJump (false: its caller writes the continuation and the note apart,
+   * each again as conditional), noteBreakerConfirming, noteRefusal, dropRefusals, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
    * not done, is followed by a count: the covers only need to change).
    */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {

@@ -17,6 +17,7 @@ import {
   type PrintAsRead,
   type ProvidersEpochCheck,
   providersEpochOf,
+  type RefusalNote,
   type RefusalTrace,
   type RegistrationWake,
   type TracedRefusal,
@@ -47,8 +48,10 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - dropRefusals: removes the traces given only when every one is stored as given (sequence and atMs); otherwise a
  *   no-op (no hook). No trace stored here is unreadable (unreadableRefusals): a note or drop given one is a no-op.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
- *   held jump's tick are the judged prints. Returns whether it wrote. rebaseSequence removes it too.
- * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`.
+ *   held jump's tick are the judged prints, and, given a note, notes it too only while noteRefusal would. Returns
+ *   whether it wrote. rebaseSequence removes it too.
+ * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`, and a note
+ *   given as holdSequenceJump does. Returns whether it wrote.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -61,6 +64,17 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   changes nothing (no hook). Creates the market's state if needed.
  * - countLastResortFill: adds 1 to the side's lastResortFills (absent: 0), creating the market's state if needed.
  */
+/** `state` with the note's trace, or undefined when noteRefusal's condition refuses it (see the semantics above). */
+function withNote(state: MarketState, { reason, trace, replacing }: RefusalNote): MarketState | undefined {
+  if (state.resumedAfterMs !== trace.resumedAfterMs) return undefined;
+  // Never stored here (a state is kept as written): one as read is no longer stored.
+  if (replacing !== undefined) return undefined;
+  const stored = state.refusals?.[reason];
+  if (stored && stored.resumedAfterMs === trace.resumedAfterMs && stored.sequence >= trace.sequence)
+    return undefined;
+  return { ...state, refusals: { ...state.refusals, [reason]: trace } };
+}
+
 export class EmbeddedMarketRepository implements MarketRepository {
   readonly #states = new Map<string, MarketState>();
   readonly #hook: HookRef;
@@ -154,20 +168,33 @@ export class EmbeddedMarketRepository implements MarketRepository {
     tick: AcceptedTick,
     atMs: number,
     judged: JudgedJump,
+    note?: RefusalNote,
   ): Promise<boolean> {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
     if (!samePrint(current?.heldJump?.tick, judged.heldTick) || !isJudgedOn(current, judged)) return false;
-    this.#set({ ...current, symbol, heldJump: { tick, heldAtMs: atMs } });
+    const held: MarketState = { ...current, symbol, heldJump: { tick, heldAtMs: atMs } };
+    const written = note ? withNote(held, note) : held;
+    if (!written) return false;
+    this.#set(written);
     fire(this.#hook, 'markets.holdSequenceJump');
     return true;
   }
 
-  async continueSequenceJump(symbol: string, heldSequence: number, atMs: number): Promise<void> {
+  async continueSequenceJump(
+    symbol: string,
+    heldSequence: number,
+    atMs: number,
+    note?: RefusalNote,
+  ): Promise<boolean> {
     const current = this.#states.get(symbol);
-    if (current?.heldJump?.tick.sequence !== heldSequence) return;
-    this.#set({ ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } });
+    if (current?.heldJump?.tick.sequence !== heldSequence) return false;
+    const continued: MarketState = { ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } };
+    const written = note ? withNote(continued, note) : continued;
+    if (!written) return false;
+    this.#set(written);
     fire(this.#hook, 'markets.continueSequenceJump');
+    return true;
   }
 
   async rebaseSequence(
@@ -218,12 +245,9 @@ export class EmbeddedMarketRepository implements MarketRepository {
     replacing?: UnreadableRefusalTrace,
   ): Promise<void> {
     const current = this.#states.get(symbol);
-    if (current?.resumedAfterMs !== trace.resumedAfterMs) return;
-    // Never stored here (a state is kept as written): one as read is no longer stored.
-    if (replacing !== undefined) return;
-    const stored = current?.refusals?.[reason];
-    if (stored && stored.resumedAfterMs === trace.resumedAfterMs && stored.sequence >= trace.sequence) return;
-    this.#set({ ...current, symbol, refusals: { ...current?.refusals, [reason]: trace } });
+    const written = withNote(current ?? { symbol }, { reason, trace, ...(replacing ? { replacing } : {}) });
+    if (!written) return;
+    this.#set(written);
     fire(this.#hook, 'markets.noteRefusal');
   }
 

@@ -1,0 +1,190 @@
+import { type AttributeValue, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { AwsClients } from '../../shared/adapters/aws/index.ts';
+import { refusalAttr } from '../../shared/adapters/aws/markets.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { parsePrice } from '../../shared/domain/units.ts';
+import { handledOnRecord } from '../../shared/local/ticks.ts';
+import { METRICS } from '../../shared/metrics.ts';
+import type { RefusalNote } from '../../shared/ports/index.ts';
+import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
+import { motoStages } from '../support/moto.ts';
+import { RecordingTelemetry } from '../support/pipeline.ts';
+
+/**
+ * feed49-jump-one-write: a print held as a sequence jump, or refused while it continues the held one
+ * (tick/sequence-confirming), wrote the market's item twice: the hold (or the continuation), then the refusal's note.
+ * The note now goes in the same conditional write, with the tick's own stamp (the held print's is clamped to our clock,
+ * and a sender knows its tick by its sequence and stamp), under the notes' own condition and rate cap.
+ */
+
+const moto = motoStages('jumpnote');
+
+type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
+
+/** Each UpdateItem's expression on the markets table, whatever its outcome; `before` runs ahead of each. */
+function recordUpdates(clients: AwsClients, before: (expression: string) => Promise<void> = async () => {}) {
+  const seen: string[] = [];
+  const middleware = ((
+    next: (args: { input: unknown }) => Promise<unknown>,
+    context: { commandName?: string },
+  ) =>
+    async (args: { input: unknown }) => {
+      const input = args.input as { UpdateExpression?: string };
+      if (context.commandName === 'UpdateItemCommand') {
+        seen.push(input.UpdateExpression ?? '');
+        await before(input.UpdateExpression ?? '');
+      }
+      return next(args);
+    }) as unknown as Middleware;
+  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'recordUpdates' });
+  return seen;
+}
+
+async function setUp() {
+  const { clients, names, adapters } = await moto.stage();
+  const telemetry = new RecordingTelemetry();
+  const deps: MarginCheckDeps = {
+    ...adapters,
+    config: DEFAULT_RISK_CONFIG,
+    telemetry,
+    maxPositionsPerInvocation: 500,
+  };
+  const base = Date.now();
+  const tick = (sequence: number, stampMs: number, nowMs: number) =>
+    handleTick(
+      { symbol: 'ETH-USD', markPrice: parsePrice('200'), timestampMs: stampMs, sequence, source: 'test' },
+      deps,
+      nowMs,
+    );
+  // A market's first print waits for a second that agrees.
+  await tick(1, base, base);
+  expect(await tick(2, base + 1, base + 1)).toMatchObject({ status: 'accepted' });
+  const store = async (reason: Parameters<typeof refusalAttr>[0], value: AttributeValue) =>
+    clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.markets,
+        Key: { symbol: { S: 'ETH-USD' } },
+        UpdateExpression: 'SET #t = :v',
+        ExpressionAttributeNames: { '#t': refusalAttr(reason) },
+        ExpressionAttributeValues: { ':v': value },
+      }),
+    );
+  return { clients, adapters, telemetry, tick, base, store };
+}
+
+/** A stored trace of the kind numbered `sequence` (the shape noteRefusal writes). */
+const traceItem = (sequence: number, atMs: number): AttributeValue => ({
+  M: {
+    seq: { N: String(sequence) },
+    stamp: { N: String(atMs) },
+    at: { N: String(atMs) },
+    count: { N: '1' },
+    since: { N: String(atMs) },
+    n: { N: '1' },
+  },
+});
+
+const FAR = 2 + 1_000_001;
+
+describe('a refused sequence jump (moto, real adapters)', () => {
+  it('costs one write, held and noted together, the note with the tick its own stamp', async () => {
+    const { clients, adapters, tick, base } = await setUp();
+    const updates = recordUpdates(clients);
+    // Stamped 3 s ahead of margin-check's clock, within maxClockSkewSeconds (5): the held print is clamped to the clock.
+    const nowMs = base + 2_000;
+    const stamp = nowMs + 3_000;
+    expect(await tick(FAR, stamp, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    // Before: two, SET heldJump = :held then SET #trace = :trace.
+    expect(updates).toEqual(['SET heldJump = :held, #trace = :trace']);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump?.tick).toMatchObject({ sequence: FAR, timestampMs: nowMs });
+    expect(market?.refusals?.['tick/sequence-jump']).toMatchObject({
+      sequence: FAR,
+      timestampMs: stamp,
+      atMs: nowMs,
+      count: 1,
+    });
+    // What a replay that sent it looks for: its sequence with its own stamp.
+    expect(handledOnRecord(market).refused).toEqual([
+      { sequence: FAR, timestampMs: stamp, reason: 'tick/sequence-jump' },
+    ]);
+
+    // A print continuing it too soon: the continuation and the note, one write too.
+    updates.length = 0;
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(updates).toEqual(['SET heldJump.continuedAtMs = :at, #trace = :trace']);
+    const after = await adapters.markets.get('ETH-USD');
+    expect(after?.heldJump).toMatchObject({ tick: { sequence: FAR }, continuedAtMs: nowMs + 1_000 });
+    expect(after?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 1, count: 1 });
+    clients.destroy();
+  });
+
+  it('keeps the rate cap: past 10 notes a second a kind, the continuation alone', async () => {
+    const { clients, adapters, tick, base } = await setUp();
+    const start = base + 2_000 - ((base + 2_000) % 1000) + 1000;
+    expect(await tick(FAR, start, start)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const updates = recordUpdates(clients);
+    const second = start + 1000;
+    for (let i = 1; i <= 12; i++)
+      expect(await tick(FAR + i, second + i, second + i)).toMatchObject({
+        reason: 'tick/sequence-confirming',
+      });
+    expect(updates).toHaveLength(12);
+    expect(updates.filter((u) => u.includes('#trace'))).toHaveLength(10);
+    expect((await adapters.markets.get('ETH-USD'))?.refusals?.['tick/sequence-confirming']).toMatchObject({
+      sequence: FAR + 10,
+      count: 10,
+      notesInSecond: 10,
+    });
+    clients.destroy();
+  });
+
+  it("writes nothing when the note's condition fails, and margin-check then writes each as before", async () => {
+    const { clients, adapters, tick, base, store, telemetry } = await setUp();
+    const nowMs = base + 2_000;
+    const read = (await adapters.markets.get('ETH-USD'))!;
+    const note: RefusalNote = {
+      reason: 'tick/sequence-jump',
+      trace: { sequence: FAR, timestampMs: nowMs, atMs: nowMs, count: 1, sinceMs: nowMs, notesInSecond: 1 },
+    };
+    // Another note of the kind, numbered higher, since the read.
+    await store('tick/sequence-jump', traceItem(FAR + 5, nowMs));
+    const far = { sequence: FAR, markPrice: parsePrice('200'), timestampMs: nowMs };
+    const judged = { lastTick: read.lastTick, breakerTick: undefined, heldTick: undefined };
+    expect(await adapters.markets.holdSequenceJump('ETH-USD', far, nowMs, judged, note)).toBe(false);
+    expect((await adapters.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
+    // The hold alone lands.
+    expect(await adapters.markets.holdSequenceJump('ETH-USD', far, nowMs, judged)).toBe(true);
+    const confirming: RefusalNote = {
+      reason: 'tick/sequence-confirming',
+      trace: { ...note.trace, sequence: FAR + 1 },
+    };
+    await store('tick/sequence-confirming', traceItem(FAR + 9, nowMs));
+    expect(await adapters.markets.continueSequenceJump('ETH-USD', FAR, nowMs, confirming)).toBe(false);
+    expect((await adapters.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBeUndefined();
+
+    // margin-check meeting such a note between its read and its write still records the continuation.
+    await store('tick/sequence-confirming', traceItem(FAR + 1, nowMs));
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression === 'SET heldJump.continuedAtMs = :at, #trace = :trace')
+        await store('tick/sequence-confirming', traceItem(FAR + 20, nowMs));
+    });
+    expect(await tick(FAR + 2, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(updates).toEqual([
+      'SET heldJump.continuedAtMs = :at, #trace = :trace',
+      'SET #t = :v',
+      'SET heldJump.continuedAtMs = :at',
+      'SET #trace = :trace',
+    ]);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump?.continuedAtMs).toBe(nowMs + 1_000);
+    expect(market?.refusals?.['tick/sequence-confirming']?.sequence).toBe(FAR + 20);
+    expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
+    clients.destroy();
+  });
+});
