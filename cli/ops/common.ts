@@ -274,8 +274,14 @@ const NETWORK_CODES = new Set([
  */
 export function environmentFailure(error: unknown): string | undefined {
   if (isUnusableTarget(error)) return (error as Error).message;
-  // A PutEvents call that failed is said as its own error was (the network, a timeout, an AWS error).
-  if (error instanceof PutEntriesError) return environmentFailure(error.cause);
+  // A PutEvents call that failed is said as its own error was (the network, a timeout, an AWS error); one that left no
+  // request (no credentials) by the publisher's words first, that nothing was sent (feed49-put-not-sent).
+  if (error instanceof PutEntriesError) {
+    const cause = environmentFailure(error.cause);
+    if (error.notSent === undefined) return cause;
+    const said = error.message.split('\n')[0]!;
+    return cause === undefined ? said : `${said}; ${cause}`;
+  }
   if (!(error instanceof Error)) return undefined;
   const e = error as Error & { code?: string; cause?: { code?: string }; $metadata?: unknown };
   const code = e.code ?? e.cause?.code;

@@ -210,7 +210,8 @@ continue from the market's last one. Each tick is sent once the stack has handle
 keeps no order between ticks in flight together: the older, landing second, would be refused as out of order),
 and the replay stops with a clear error when the stack handles none for 60 s, when EventBridge refuses a
 call whole (the caller's credentials, the bus's policy), which it would every next call too, or on any other
-error (a PutEvents call that failed without an answer): its outcome so far is printed first, exit 1.
+error (a PutEvents call that failed without an answer, or that left no request for want of credentials, its
+ticks then said NOT sent): its outcome so far is printed first, exit 1.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -543,6 +544,10 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       // a rule refused them that records nothing else (too old, out of order, ...: the market's refusal traces).
       notTaken: outcome.notTaken.length,
       ...(outcome.notTaken.length > 0 ? { notTakenTicks: outcome.notTaken.slice(0, 20) } : {}),
+      // Their call left no request (no credentials): not on the bus, not of unknown fate (feed49-put-not-sent).
+      ...(outcome.notSent
+        ? { notSent: outcome.notSent.length, notSentTicks: outcome.notSent.slice(0, 20) }
+        : {}),
       ...(outcome.unknown.length > 0
         ? {
             unknownFate: outcome.unknown.length,
@@ -559,6 +564,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       for (const r of summary.rejections)
         io.stdout.write(`  sequence ${r.sequence}: ${printable(r.code)} ${printable(r.message ?? '')}\n`);
       if (outcome.unknown.length > 0) io.stdout.write(`  ${printable(unknownLine(outcome.unknown))}\n`);
+      if (outcome.notSent) io.stdout.write(`  ${printable(notSentLine(outcome.notSent))}\n`);
     }
     // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).
     for (const line of notTakenLines(symbol, outcome.notTaken))
@@ -670,6 +676,19 @@ export function unknownLine(unknown: ReplayOutcome['unknown']): string {
   return (
     `${counted(n, 'tick', 'ticks')} of unknown fate, on the bus or not: sequence${n === 1 ? '' : 's'} ` +
     `${shown}${n > 20 ? `, ... ${n - 20} more` : ''}`
+  );
+}
+
+/** A replay's ticks whose call left no request (ReplayOutcome.notSent): not on the bus, and why. */
+export function notSentLine(notSent: NonNullable<ReplayOutcome['notSent']>): string {
+  const n = notSent.length;
+  const shown = notSent
+    .slice(0, 20)
+    .map((t) => t.sequence)
+    .join(', ');
+  return (
+    `${counted(n, 'tick', 'ticks')} NOT sent, not on the bus: sequence${n === 1 ? '' : 's'} ${shown}` +
+    `${n > 20 ? `, ... ${n - 20} more` : ''} (${notSent[0]!.reason})`
   );
 }
 

@@ -152,6 +152,8 @@ export interface PutOutcome {
  * A call that failed without EventBridge answering it (the SDK's own retries spent): `putEntries` stops there.
  * `outcome` is what the calls before it put and refused; `unknown` the entries that call carried, which may be on
  * the bus (sending them again is safe: margin-check takes a sequence once); `unsent` the later entries, never sent.
+ * `notSent`: why the failed call itself left no request (its credentials could not be resolved: notSentReason), its
+ * entries then among `unsent`, not `unknown`.
  */
 export class PutEntriesError extends Error {
   override readonly name = 'PutEntriesError';
@@ -160,9 +162,13 @@ export class PutEntriesError extends Error {
     readonly unknown: readonly UnknownEntry[],
     readonly unsent: readonly number[],
     override readonly cause: unknown,
+    readonly notSent?: string,
   ) {
+    const before = `${outcome.accepted} put and ${outcome.rejected.length} refused before it`;
     super(
-      `events/put-failed: a PutEvents call failed after ${attempts(Math.max(1, ...unknown.map((u) => u.attempts)))} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${outcome.accepted} put and ${outcome.rejected.length} refused before it`,
+      notSent === undefined
+        ? `events/put-failed: a PutEvents call failed after ${attempts(Math.max(1, ...unknown.map((u) => u.attempts)))} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${before}`
+        : `events/not-sent: a PutEvents call was NOT sent, ${notSent} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unsent.length, 'entry', 'entries')} not sent, none on the bus; ${before}`,
     );
   }
 }
@@ -187,6 +193,29 @@ function callRefusal(error: unknown): string | undefined {
   if (e?.$fault !== 'client' || typeof status !== 'number' || status >= 500) return undefined;
   if (e.$metadata?.attempts !== 1 || typeof e.name !== 'string') return undefined;
   return e.name;
+}
+
+/**
+ * What the SDK throws when it cannot resolve the caller's credentials (@smithy/property-provider's ProviderError and its
+ * kin: none configured, an SSO session expired), before it signs a request: none of it leaves.
+ */
+const CREDENTIALS_ERRORS: ReadonlySet<string> = new Set([
+  'CredentialsProviderError',
+  'TokenProviderError',
+  'ProviderError',
+]);
+
+/**
+ * Why a call that failed left no request at all, or undefined when it may have: its credentials could not be resolved
+ * (CREDENTIALS_ERRORS), on its first SDK attempt (the SDK resolves them before its attempts; one thrown within a later
+ * attempt followed a request sent).
+ */
+function notSentReason(error: unknown): string | undefined {
+  const e = error as { name?: unknown; $metadata?: { attempts?: unknown } };
+  if (typeof e?.name !== 'string' || !CREDENTIALS_ERRORS.has(e.name)) return undefined;
+  const sdkAttempts = e.$metadata?.attempts;
+  if (typeof sdkAttempts === 'number' && sdkAttempts > 1) return undefined;
+  return "no request left: the SDK could not resolve the caller's credentials";
 }
 
 /** The wait before retry `retry` (1, 2, ...): exponential, capped, with the upper half jittered. */
@@ -225,6 +254,8 @@ export async function putEntries(
   );
   for (const [b, batch] of batches.entries()) {
     let pending = batch;
+    // An earlier call of these entries failed without an answer: they may be on the bus, whatever a later one says.
+    let sentUnanswered = false;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
       let out: PutEventsCommandOutput;
@@ -233,8 +264,21 @@ export async function putEntries(
       } catch (error) {
         const code = callRefusal(error);
         if (code === undefined) {
+          // No request left (no credentials): not on the bus, not of unknown fate (feed49-put-not-sent).
+          const notSent = sentUnanswered ? undefined : notSentReason(error);
           // Sending them again is safe: margin-check takes a sequence once.
-          if (attempt < policy.attempts && options.callMayHeal?.(error)) continue;
+          if (attempt < policy.attempts && options.callMayHeal?.(error)) {
+            if (notSent === undefined) sentUnanswered = true;
+            continue;
+          }
+          if (notSent !== undefined)
+            throw new PutEntriesError(
+              outcome(),
+              [],
+              [...pending, ...batches.slice(b + 1).flat()],
+              error,
+              notSent,
+            );
           const message = errorMessage(error);
           throw new PutEntriesError(
             outcome(),
@@ -334,6 +378,8 @@ export class TickPublishError extends Error {
     readonly unsent: readonly UnsentTick[],
     readonly outcome: PutOutcome,
     override readonly cause?: unknown,
+    /** Why the failed call left no request (PutEntriesError.notSent): its ticks are among `unsent`. */
+    readonly notSent?: string,
   ) {
     const total = outcome.accepted + refused.length + unknown.length + unsent.length;
     const parts = [
@@ -355,7 +401,9 @@ export class TickPublishError extends Error {
           .map((u) => `${u.symbol} ${u.sequence}: ${u.code}${u.message ? ` (${u.message})` : ''}`)
           .join('; ')}`,
       unsent.length > 0 &&
-        `${unsent.length} not sent, not on the bus: ${unsent.map((u) => `${u.symbol} ${u.sequence}`).join('; ')}`,
+        `${unsent.length} not sent, not on the bus${
+          notSent === undefined ? '' : ` (${notSent}: ${errorName(cause)}: ${firstLine(errorMessage(cause))})`
+        }: ${unsent.map((u) => `${u.symbol} ${u.sequence}`).join('; ')}`,
     ].filter((p): p is string => typeof p === 'string');
     super(
       `tick/not-published: of ${counted(total, 'tick', 'ticks')} ${outcome.accepted} put; ${parts.join('; ')}`,
@@ -405,6 +453,7 @@ export async function publishTicks(
       error.unsent.map((index) => named({ index })),
       error.outcome,
       error.cause,
+      error.notSent,
     );
   }
   if (outcome.rejected.length > 0 || outcome.unknown.length > 0)

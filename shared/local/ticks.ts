@@ -195,6 +195,11 @@ export interface ReplayOutcome extends PutOutcome {
   /** Entries of unknown fate (on the bus or not), with the sequence each carried. */
   readonly unknown: readonly (UnknownEntry & { readonly sequence: number })[];
   /**
+   * Ticks whose PutEvents call left no request (the SDK could not resolve the caller's credentials: PutEntriesError's
+   * notSent, the reason here): not on the bus, not counted in `sent` or `held` (feed49-put-not-sent).
+   */
+  readonly notSent?: readonly { readonly sequence: number; readonly reason: string }[];
+  /**
    * Ticks on the bus that margin-check did not take, as the market showed them: held by its breaker (a move beyond
    * the band, liquidating nothing until it persists), refused while the breaker confirmed the move
    * (tick/breaker-confirming), or refused by a rule that records nothing else (tick/too-old, tick/out-of-order, ...:
@@ -321,6 +326,13 @@ export async function handledTicks(markets: MarketRepository, symbol: string): P
   return handledOnRecord(await markets.get(symbol));
 }
 
+/** Why a call left no request, with its error: `no request left: ... (CredentialsProviderError: ...)`. */
+const notSentText = (error: PutEntriesError): string => {
+  const cause =
+    error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : String(error.cause);
+  return `${error.notSent} (${cause.split('\n')[0]})`;
+};
+
 /**
  * Replays price points as ticks. Each tick's timestamp is the time it is sent, so the market sees a live feed
  * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale). Each tick goes in a
@@ -335,6 +347,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let accepted = 0;
   const rejected: (RefusedEntry & { sequence: number })[] = [];
   const unknown: (UnknownEntry & { sequence: number })[] = [];
+  // The index in the run (the file's points first, then the held ticks) of each tick whose call left no request.
+  const notSent: { index: number; sequence: number; reason: string }[] = [];
   const eventIds: string[] = [];
   let stalled: string | undefined;
   let refusedWhole: (RefusedEntry & { sequence: number }) | undefined;
@@ -407,9 +421,14 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     unknown.push(
       ...outcome.unknown.map((u) => ({ ...u, index: u.index + index, sequence: first + u.index })),
     );
+    // Never sent: said so, with why, not as sent (feed49-put-not-sent).
+    const never = new Set(failed?.notSent === undefined ? [] : failed.unsent);
+    for (const i of never)
+      notSent.push({ index: index + i, sequence: first + i, reason: notSentText(failed!) });
     // Waited on: those the bus took (one of unknown fate may never come).
     const notPut = new Set([...outcome.rejected, ...outcome.unknown].map((r) => r.index));
     entries.forEach((_, i) => {
+      if (never.has(i)) return;
       sent.set(first + i, stamp);
       if (!notPut.has(i)) onBus.push(first + i);
     });
@@ -507,8 +526,9 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     ...(refusedWhole ? { refusedWhole } : {}),
     ...(failure ? { error: failure.error } : {}),
     total: options.points.length,
-    sent: done,
-    held,
+    sent: done - notSent.filter((n) => n.index < options.points.length).length,
+    held: held - notSent.filter((n) => n.index >= options.points.length).length,
+    ...(notSent.length > 0 ? { notSent: notSent.map(({ sequence, reason }) => ({ sequence, reason })) } : {}),
     accepted,
     rejected,
     unknown,

@@ -145,14 +145,53 @@ describe('backstop replay: a PutEvents call the SDK finds no credentials for', (
       );
     } as never);
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    const expired =
+      'CredentialsProviderError: The SSO session associated with this profile has expired. To refresh this SSO ' +
+      'session run aws sso login with the corresponding profile.';
+    // feed49-put-not-sent: before, "1 entry may be on the bus or not", the tick counted sent and of unknown fate.
     const said =
-      'events/put-failed: a PutEvents call failed after 1 attempt (CredentialsProviderError: The SSO session associated ' +
-      'with this profile has expired. To refresh this SSO session run aws sso login with the corresponding profile.): ' +
-      '1 entry may be on the bus or not, 0 not sent; 0 put and 0 refused before it; ' +
+      "events/not-sent: a PutEvents call was NOT sent, no request left: the SDK could not resolve the caller's " +
+      `credentials (${expired}): 1 entry not sent, none on the bus; 0 put and 0 refused before it; ` +
       'no AWS credentials (environment, profile, SSO or instance role): configure them or use --target local';
-    expect(JSON.parse(run.stdout)).toMatchObject({ sent: 1, accepted: 0, failed: said });
+    const summary = JSON.parse(run.stdout);
+    expect(summary).toMatchObject({ sent: 0, accepted: 0, failed: said, notSent: 1 });
+    expect(summary.notSentTicks).toEqual([
+      {
+        sequence: summary.firstSequence,
+        reason: `no request left: the SDK could not resolve the caller's credentials (${expired})`,
+      },
+    ]);
+    expect(summary.unknownFate).toBeUndefined();
     expect(run.stderr).toContain(`backstop: replay/failed: ${said}; the replay stopped there`);
     expect(run.code).toBe(1);
+    const text = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
+    expect(text.stdout).toMatch(/^replayed 0 of 1 prices of one-no-creds\.csv/);
+    expect(text.stdout).toContain('\n  1 tick NOT sent, not on the bus: sequence ');
+    expect(text.stdout).not.toContain('unknown fate');
+  });
+
+  it('inject tick says the tick was NOT sent, and why', async () => {
+    const { at } = await emulator.newStage('no-creds-inject');
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (!(command instanceof PutEventsCommand))
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      throw Object.assign(new Error('Could not load credentials from any providers'), {
+        name: 'CredentialsProviderError',
+      });
+    } as never);
+    const run = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '150', '--wait', '0', ...at);
+    // Before: the credentials advice alone, nothing said of the tick.
+    expect(run.stderr).toContain(
+      "events/not-sent: a PutEvents call was NOT sent, no request left: the SDK could not resolve the caller's " +
+        'credentials (CredentialsProviderError: Could not load credentials from any providers): 1 entry not sent, ' +
+        'none on the bus; 0 put and 0 refused before it; no AWS credentials',
+    );
+    expect(run.stderr).not.toContain('may be on the bus');
+    expect(run.code).not.toBe(0);
   });
 });
 

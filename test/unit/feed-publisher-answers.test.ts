@@ -576,3 +576,192 @@ describe("replay --hold sends a held tick again when its call's error may heal (
     expect(heldPutMayHeal(new TypeError('a bug'))).toBe(false);
   });
 });
+
+// feed49-put-not-sent: a PutEvents call the SDK could not resolve credentials for left no request, yet the publisher
+// said its ticks "may be on the bus or not" (of unknown fate), and replay counted them sent.
+describe('a PutEvents call the SDK finds no credentials for: nothing sent, said so', () => {
+  /** As the SDK's credential chain throws when it finds none (@smithy/property-provider's CredentialsProviderError). */
+  const noCredentials = () =>
+    Object.assign(new Error('Could not load credentials from any providers'), {
+      name: 'CredentialsProviderError',
+      tryNextLink: false,
+    });
+  /**
+   * A real client whose credentials resolve while `resolves(requests)` says so, given the requests sent so far (each
+   * expires at once, so the SDK resolves them again for every call).
+   */
+  function busWithCredentials(resolves: (sent: number) => boolean, answer: (request: number) => Answer) {
+    const requests: string[][] = [];
+    const events = new EventBridgeClient({
+      region: 'eu-west-1',
+      maxAttempts: 1,
+      credentials: async () => {
+        if (!resolves(requests.length)) throw noCredentials();
+        return { accessKeyId: 'feed', secretAccessKey: 'feed', expiration: new Date(Date.now() - 1) };
+      },
+      requestHandler: {
+        handle: async (request: { body?: string | Uint8Array }) => {
+          const text =
+            typeof request.body === 'string' ? request.body : new TextDecoder().decode(request.body);
+          const keys = (JSON.parse(text) as { Entries: PutEventsRequestEntry[] }).Entries.map(keyOf);
+          const a = answer(requests.push(keys));
+          if ('fail' in a) throw a.fail;
+          if (!('results' in a)) throw new Error('not used here');
+          return {
+            response: {
+              statusCode: 200,
+              headers: { 'content-type': 'application/x-amz-json-1.1' },
+              body: Readable.from([Buffer.from(JSON.stringify({ FailedEntryCount: 0, Entries: a.results }))]),
+            },
+          };
+        },
+      } as never,
+    });
+    return { events, requests };
+  }
+  const okFor = (n: number) => ({
+    results: Array.from({ length: n }, (_, i) => ({ EventId: `id ${i}` })),
+  });
+  const prices = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      timestampMs: 1_584_000_000_000 + i * 60_000,
+      price: parsePrice('150'),
+    }));
+
+  it('putEntries: the entries not sent, none of unknown fate, the reason in the message', async () => {
+    const { events, requests } = busWithCredentials(
+      () => false,
+      () => okFor(0),
+    );
+    const entries = markets(12).map((t) => ({
+      EventBusName: BUS,
+      Source: 'backstop.prices',
+      DetailType: 'PriceTick',
+      Detail: JSON.stringify({ symbol: t.symbol, sequence: t.sequence }),
+    }));
+    const error = await caught<PutEntriesError>(putEntries(events, entries, noWait));
+    expect(error).toBeInstanceOf(PutEntriesError);
+    expect(requests).toEqual([]);
+    // Before: the first call's 10 of unknown fate ("may be on the bus or not").
+    expect(error.unknown).toEqual([]);
+    expect(error.unsent).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(error.notSent).toBe("no request left: the SDK could not resolve the caller's credentials");
+    expect(error.message).toBe(
+      "events/not-sent: a PutEvents call was NOT sent, no request left: the SDK could not resolve the caller's " +
+        'credentials (CredentialsProviderError: Could not load credentials from any providers): 12 entries not ' +
+        'sent, none on the bus; 0 put and 0 refused before it',
+    );
+  });
+
+  it('publishTicks: the ticks not sent, with why; those put before it put', async () => {
+    // The first call's credentials resolve, the second's do not (an SSO session ending between them).
+    const { events, requests } = busWithCredentials(
+      (sent) => sent === 0,
+      () => okFor(10),
+    );
+    const error = await caught<TickPublishError>(publishTicks(events, BUS, markets(12), noWait));
+    expect(requests.map((r) => r.length)).toEqual([10]);
+    expect(error.outcome.accepted).toBe(10);
+    expect(error.unknown).toEqual([]);
+    expect(error.unsent.map((u) => u.symbol)).toEqual(['M10-USD', 'M11-USD']);
+    expect(error.message).toBe(
+      'tick/not-published: of 12 ticks 10 put; 2 not sent, not on the bus (no request left: the SDK could not ' +
+        "resolve the caller's credentials: CredentialsProviderError: Could not load credentials from any " +
+        'providers): M10-USD 7; M11-USD 7',
+    );
+  });
+
+  it('replay: its tick not sent, not counted sent nor of unknown fate', async () => {
+    const { events } = busWithCredentials(
+      () => false,
+      () => okFor(1),
+    );
+    const outcome = await replayPrices({
+      points: prices(2),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+    });
+    expect(outcome.error).toBeInstanceOf(PutEntriesError);
+    // Before: sent 1, unknown [41].
+    expect(outcome).toMatchObject({ sent: 0, accepted: 0, unknown: [] });
+    expect(outcome.notSent).toEqual([
+      {
+        sequence: 41,
+        reason:
+          "no request left: the SDK could not resolve the caller's credentials (CredentialsProviderError: Could " +
+          'not load credentials from any providers)',
+      },
+    ]);
+  });
+
+  it('after a call of the same entries that failed without an answer: of unknown fate still', async () => {
+    // A held tick: its first call timed out (perhaps taken), its second found no credentials.
+    const { events, requests } = busWithCredentials(
+      (sent) => sent < 2,
+      (n) =>
+        n === 1
+          ? okFor(1)
+          : {
+              fail: Object.assign(new Error('a request has exceeded the configured requestTimeout.'), {
+                name: 'TimeoutError',
+              }),
+            },
+    );
+    let looks = 0;
+    const outcome = await replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: (e) => e instanceof Error },
+    });
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
+    expect(outcome.unknown).toEqual([
+      expect.objectContaining({ sequence: 42, code: 'CredentialsProviderError' }),
+    ]);
+    expect(outcome.notSent).toBeUndefined();
+    expect(outcome).toMatchObject({ sent: 1, held: 1 });
+  });
+
+  it('thrown within a later SDK attempt (an earlier one was sent): of unknown fate', async () => {
+    const { events, requests } = fakeBus((_n, keys) => ok(keys));
+    let calls = 0;
+    events.middlewareStack.add(
+      ((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+        calls += 1;
+        if (calls === 1) return next(args);
+        throw Object.assign(noCredentials(), { $metadata: { attempts: 2 } });
+      }) as never,
+      { step: 'initialize', name: 'laterAttempt' },
+    );
+    await putEntries(
+      events,
+      markets(1).map((t) => tickEntryOf(t)),
+      noWait,
+    );
+    const error = await caught<PutEntriesError>(
+      putEntries(
+        events,
+        markets(1).map((t) => tickEntryOf(t)),
+        noWait,
+      ),
+    );
+    expect(requests).toHaveLength(1);
+    expect(error.notSent).toBeUndefined();
+    expect(error.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
+  });
+});
+
+const tickEntryOf = (t: TickFields): PutEventsRequestEntry => ({
+  EventBusName: BUS,
+  Source: 'backstop.prices',
+  DetailType: 'PriceTick',
+  Detail: JSON.stringify({ symbol: t.symbol, sequence: t.sequence }),
+});
