@@ -1,7 +1,9 @@
 /**
  * AWS's time, for what the operator's CLI decides or stamps by the clock (cli49-aws-clock): whether a statement's period
- * by time has closed (SETTLED_AFTER_MS after its end, against stamps the functions write by AWS's clocks) and the stamp
- * of a fund deposit or withdrawal, which the CLI writes itself. The machine's clock may be minutes off.
+ * by time has closed (SETTLED_AFTER_MS after its end, against stamps the functions write by AWS's clocks), the stamp
+ * of a fund deposit or withdrawal, which the CLI writes itself, which liquidations are overdue
+ * (review49-cli-overdue-clock) and which dead letters came in during a redrive (agreedNowMs: review49-cli-redrive-clock).
+ * The machine's clock may be minutes off.
  *
  * Each answer of the watched clients carries a Date header: the second AWS answered in, floored. AWS's time when the
  * answer arrived was at least that, so the local clock moved by (Date - local time at arrival) is a lower bound of
@@ -27,6 +29,8 @@ const headerOf = (response: unknown): string | undefined => {
 export class AwsClock {
   /** AWS's time minus the local clock's, by the latest answer with a Date header; undefined before one. */
   #offsetMs: number | undefined;
+  /** AWS's time minus the local clock's is below this, by the same answer (the header's second past its request). */
+  #aheadAtMostMs = Number.POSITIVE_INFINITY;
   readonly #localNowMs: () => number;
 
   /** `localNowMs`: the machine's clock (read at each call, so a test's stub of Date.now is this clock too). */
@@ -41,13 +45,16 @@ export class AwsClock {
   watch(client: Watchable): void {
     client.middlewareStack.add(
       (next) => async (args) => {
+        // Before the attempt is sent: AWS answered after it (agreedNowMs' upper bound).
+        const sentAtMs = this.#localNowMs();
         try {
           const result = await next(args);
-          this.note(headerOf(result.response), this.#localNowMs());
+          this.note(headerOf(result.response), this.#localNowMs(), sentAtMs);
           return result;
         } catch (error) {
           // An error answer (the deserializer's error carries it), as AWS's time as any.
-          this.note(headerOf((error as { $response?: unknown } | undefined)?.$response), this.#localNowMs());
+          const response = (error as { $response?: unknown } | undefined)?.$response;
+          this.note(headerOf(response), this.#localNowMs(), sentAtMs);
           throw error;
         }
       },
@@ -55,10 +62,16 @@ export class AwsClock {
     );
   }
 
-  /** An answer's Date header, received at `receivedAtMs` by the local clock; one that does not parse is ignored. */
-  note(date: string | undefined, receivedAtMs: number): void {
+  /**
+   * An answer's Date header, received at `receivedAtMs` by the local clock, its request sent at `sentAtMs` (unknown:
+   * no upper bound); one that does not parse is ignored.
+   */
+  note(date: string | undefined, receivedAtMs: number, sentAtMs?: number): void {
     const atMs = date === undefined ? Number.NaN : Date.parse(date);
-    if (Number.isFinite(atMs)) this.#offsetMs = atMs - receivedAtMs;
+    if (!Number.isFinite(atMs)) return;
+    this.#offsetMs = atMs - receivedAtMs;
+    // AWS answered after the request left and within the header's second: its time as it left was before the second's end.
+    this.#aheadAtMostMs = sentAtMs === undefined ? Number.POSITIVE_INFINITY : atMs + 1_000 - sentAtMs;
   }
 
   /** Whether an answer has set it. */
@@ -69,6 +82,18 @@ export class AwsClock {
   /** AWS's time now (a lower bound); the machine's clock before any answer, or where none carries a Date header. */
   nowMs(): number {
     return this.#localNowMs() + (this.#offsetMs ?? 0);
+  }
+
+  /**
+   * AWS's time for a cut against AWS's own stamps to the millisecond (`dlq redrive`'s run start against SQS's
+   * SentTimestamp: review49-cli-redrive-clock): the machine's clock while the latest answer says it agrees with AWS's
+   * (within the header's second and the answer's way), which it tells to the millisecond where nowMs' lower bound may
+   * be a second behind; else, the machine's clock off, nowMs.
+   */
+  agreedNowMs(): number {
+    const offset = this.#offsetMs;
+    if (offset === undefined || (offset <= 0 && this.#aheadAtMostMs > 0)) return this.#localNowMs();
+    return this.#localNowMs() + offset;
   }
 
   /** Sets it, when no answer has yet, by `ask` (a read the command makes anyway). */

@@ -21,7 +21,7 @@ import {
   registrationWakeMessageSchema,
 } from '../schemas/messages.ts';
 import { TICK_BUS } from '../topology.ts';
-import { backstopCommand, type Deployment, shellWord } from './deployment.ts';
+import { awsClockOf, backstopCommand, type Deployment, shellWord } from './deployment.ts';
 
 /**
  * Dead-letter queues: list what is in them and why, and send the messages back once the cause is fixed.
@@ -600,9 +600,10 @@ export async function redriveDeadLetters(
   options: DlqRunOptions = {},
 ): Promise<RedriveOutcome> {
   const url = dlqUrl(deployment, queue);
-  // SQS stamps by its clock: a skew between it and this machine's moves the cut by as much (a message sent back in
-  // the skew's first seconds may come round once more; a dead letter that came in just before is left for later).
-  const startedMs = Date.now();
+  // SQS stamps by its clock, so the cut is by AWS's, the answers' (review49-cli-redrive-clock): by the machine's, one
+  // minutes slow left every dead letter of those minutes as an arrival, one fast took letters back again as old. The
+  // machine's own where it agrees with AWS's: the Date header's second would leave the last second's as arrivals.
+  const startedMs = awsClockOf(deployment).agreedNowMs();
   let moved = 0;
   const arrivedDuring = new Set<string>();
   const failed: { messageId: string; reason: string }[] = [];

@@ -49,6 +49,34 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     expect(aws).toBeGreaterThan(before - 2_000);
   });
 
+  it("takes the machine's clock for a cut to the millisecond while the answers say it agrees with AWS's (review49-cli-redrive-clock)", () => {
+    let local = Date.UTC(2025, 7, 5, 12, 0, 0, 400);
+    const clock = new AwsClock(() => local);
+    // Sent at .400, answered within 12:00:00, arrived at .450: AWS's time minus the machine's is in [-450, 600) ms.
+    clock.note('Tue, 05 Aug 2025 12:00:00 GMT', local + 50, local);
+    local += 100;
+    expect(clock.agreedNowMs()).toBe(local);
+    // nowMs, a lower bound, is 450 ms behind it: a dead letter sent in those 450 ms would be left as come in during
+    // the run (the answers of moto, on this machine, are so: dlq-polling.test.ts's redrives).
+    expect(clock.nowMs()).toBe(local - 450);
+    // The machine 20 minutes slow: AWS's lower bound, as nowMs.
+    clock.note('Tue, 05 Aug 2025 12:20:00 GMT', local + 50, local);
+    expect(clock.agreedNowMs()).toBe(clock.nowMs());
+    expect(clock.nowMs()).toBe(Date.UTC(2025, 7, 5, 12, 20, 0) - 50);
+    // 20 minutes fast: the same.
+    clock.note('Tue, 05 Aug 2025 11:40:00 GMT', local + 50, local);
+    expect(clock.agreedNowMs()).toBe(clock.nowMs());
+    expect(clock.nowMs()).toBe(Date.UTC(2025, 7, 5, 11, 40, 0) - 50);
+    // The second after the one answered in has begun by the machine's clock when sent: it is ahead, the lower bound.
+    clock.note(
+      'Tue, 05 Aug 2025 12:00:00 GMT',
+      Date.UTC(2025, 7, 5, 12, 0, 1, 50),
+      Date.UTC(2025, 7, 5, 12, 0, 1),
+    );
+    expect(clock.agreedNowMs()).toBe(clock.nowMs());
+    expect(clock.agreedNowMs()).toBe(local - 1_050);
+  });
+
   it('closes a period by time 10 minutes after its end by AWS: not sooner on a machine ahead, nor later on one behind', async () => {
     const { names, at } = await emulator.newStage('clk');
     const ledger = new DynamoLedger(emulator.clients.dynamo, names.tables.ledger);

@@ -21,7 +21,7 @@ import {
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
-import type { Deployment } from '../../shared/local/deployment.ts';
+import { awsClockOf, type Deployment } from '../../shared/local/deployment.ts';
 import {
   discardDeadLetters,
   listDeadLetters,
@@ -957,6 +957,51 @@ it('moves the dead letters the DLQ held as it began, and ends while new ones kee
     other.destroy();
   }
 }, 120_000);
+
+it.each([
+  ['20 minutes ahead', 20],
+  ['20 minutes behind', -20],
+])(
+  "cuts the dead letters that came in during a redrive by AWS's clock, on a machine %s (review49-cli-redrive-clock)",
+  async (_, minutes) => {
+    // Found by the review of session 49: the run's start, against which SQS's SentTimestamp says what came in during
+    // it, was the machine's clock. One 20 minutes ahead sent back a dead letter that came in during the run, as old (a
+    // letter sent back that fails again comes round and round); one behind left every letter of its last 20 minutes.
+    const trueNow = Date.now.bind(Date);
+    const d = await stage(`dlqclock${minutes > 0 ? 'ahead' : 'behind'}`, []);
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    const clock = awsClockOf(d);
+    const olds = ['o1', 'o2', 'o3'].map((id) => `{"liquidationId":"${id}:0"}`);
+    for (const id of ['o1', 'o2', 'o3']) await queuedWithoutPosition(d.names.tables.liquidations, `${id}:0`);
+    for (const body of olds)
+      await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body }));
+    const sentBy = trueNow();
+    vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + minutes * 60_000);
+    // AWS's time as the answers tell it, a second behind at most, past the letters' stamps (SQS's, by the true clock).
+    await vi.waitFor(async () => {
+      await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['QueueArn'] }));
+      expect(clock.nowMs()).toBeGreaterThan(sentBy);
+    }, WAIT);
+    const arrival = '{"liquidationId":"new:0"}';
+    // Sent as the run's first receive is asked: after its start, by any clock.
+    const unhold = holdReceive(dlq, 1, async () => {
+      await clockPassed();
+      await clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: arrival }));
+    });
+    let outcome: RedriveOutcome;
+    try {
+      outcome = await redriveDeadLetters(d, 'liquidations');
+    } finally {
+      unhold();
+      vi.restoreAllMocks();
+    }
+    // Before: ahead, the arrival said found past SQS's count, as old (pastCount); behind, none moved, all 4 arrivals.
+    expect(outcome).toMatchObject({ moved: 3, failed: [], arrivedDuring: 1 });
+    expect(await bodiesIn(d.names.queues.liquidations.url)).toEqual(olds);
+    expect(await bodiesIn(dlq)).toEqual([arrival]);
+  },
+  120_000,
+);
 
 it('says what it sent back, what is left and the error when a receive fails mid-run (dlq48-redrive-error)', async () => {
   // Noticed in session 47, left then: an error out of the run (a receive failing once the SDK's retries are spent)

@@ -1,5 +1,5 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters, type ResourceNames } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -80,6 +80,27 @@ describe('liquidations overdue --all --resend', () => {
 // overdue46-more-unsent: `--resend` resent the first --max (100) and said nothing of the rest, so an operator after an
 // outage took the overdue count for done, or ran it again and resent the same ones, still overdue until the consumer
 // moved them.
+// review49-cli-overdue-clock: the liquidations' stamps are the functions', by AWS's clock; `liquidations overdue` judged
+// them by the machine's, so one 3 hours ahead (a clock kept in local time, say) resent work just queued as 3 hours quiet.
+describe("liquidations overdue by AWS's clock", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("judges and resends by AWS's clock, on a machine 3 hours ahead", async () => {
+    const { names, at } = await emulator.newStage('ok');
+    const now = Date.now();
+    await put(names, queued('fresh:0', now));
+    await put(names, queued('old:0', now - 6 * 3_600_000));
+    const trueNow = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + 3 * 3_600_000);
+    const run = await cli('liquidations', 'overdue', '--resend', '--json', ...at);
+    expect(run.code, run.stderr).toBe(0);
+    // Before: both, the one queued now 3 hours quiet by the machine's clock.
+    expect(JSON.parse(run.stdout)).toMatchObject({ overdue: 1, resent: ['old:0'] });
+  });
+});
+
 describe('liquidations overdue --resend, more than --max', () => {
   it('says how many were not resent and how to send them', async () => {
     const { names, at } = await emulator.newStage('mx');
