@@ -11,6 +11,7 @@ import { DynamoAuctionRepository } from '../adapters/aws/auctions.ts';
 import { longPollOptions } from '../adapters/aws/clients.ts';
 import { DynamoLiquidationRepository } from '../adapters/aws/liquidations.ts';
 import { SINGLE_SHARD_LAYOUT } from '../adapters/aws/position-layout.ts';
+import { counted } from '../domain/words.ts';
 import { errorText } from '../error-text.ts';
 import { POLICY_ENTRY_CODES, PutEntriesError, putEntries } from '../feed/publisher.ts';
 import { eachInFlight } from '../in-flight.ts';
@@ -250,8 +251,9 @@ export async function readDeadLetters(
     max,
     (seen) => describeAll(deployment, queue, seen),
     options,
+    (described) => described.stopped,
   );
-  const messages = peeked.value ?? [];
+  const messages = peeked.value?.messages ?? [];
   const { notReleased, stopped } = peeked;
   // Nothing read, nothing to lose: the error ends it, with its advice (credentials, the network).
   if (stopped !== undefined && messages.length === 0 && notReleased.length === 0) throw peeked.error;
@@ -273,13 +275,40 @@ async function describeAll(
   deployment: Deployment,
   queue: DlqId,
   seen: readonly Message[],
-): Promise<DeadLetter[]> {
-  const described: DeadLetter[] = [];
-  await eachInFlight(seen, DESCRIBE_IN_FLIGHT, async (m, at) => {
-    described[at] = await describe(deployment, queue, m);
-  });
-  return described;
+): Promise<{ readonly messages: DeadLetter[]; readonly stopped?: PeekStop }> {
+  const reasons: string[] = [];
+  let failure: { readonly error: unknown } | undefined;
+  // The first read that fails stops the rest (expired credentials fail them all), every message still listed: thrown,
+  // it lost the whole listing (review49-cli-dlq-record-read).
+  await eachInFlight(
+    seen,
+    DESCRIBE_IN_FLIGHT,
+    async (m, at) => {
+      try {
+        reasons[at] = await reasonOf(deployment, queue, m.Body ?? '', m);
+      } catch (error) {
+        failure ??= { error };
+        reasons[at] = `${UNKNOWN_REASON}its record's read failed (${errorLine(error)})`;
+      }
+    },
+    () => failure !== undefined,
+  );
+  const messages = seen.map((m, at) => ({
+    ...unexplained(queue, m),
+    reason: reasons[at] ?? `${UNKNOWN_REASON}its record was not read, another's read having failed`,
+  }));
+  if (failure === undefined) return { messages };
+  const without = messages.filter((m) => m.reason.startsWith(UNKNOWN_REASON)).length;
+  return {
+    messages,
+    stopped: {
+      error: failure.error,
+      line: `reading the records for their reasons: ${errorLine(failure.error)} (${counted(without, 'message', 'messages')} listed without ${without === 1 ? 'its reason' : 'theirs'})`,
+    },
+  };
 }
+
+const UNKNOWN_REASON = 'not known: ';
 
 /**
  * What a peek made of the messages it read (`use`'s value; absent when `use` failed, or a receive failed before any
@@ -293,6 +322,12 @@ interface Peeked<T> {
   readonly error?: unknown;
 }
 
+/** An error that stopped a peek, and its line. */
+interface PeekStop {
+  readonly error: unknown;
+  readonly line: string;
+}
+
 /** A release of the messages a run held that failed outright, as each command says it. */
 const releaseLine = (error: unknown): string =>
   `releasing the messages it held: ${errorLine(error)} (they come back once their visibility timeout runs out)`;
@@ -300,6 +335,7 @@ const releaseLine = (error: unknown): string =>
 /**
  * Reads up to `max` messages of a DLQ (each once), hands them to `use` and makes them visible again. A receive that
  * fails ends the reading, the messages read before it still handed to `use`; never throws once the run has begun.
+ * `stoppedBy`: the error `use` met and went on past, said as one that stopped the run (review49-cli-dlq-record-read).
  */
 async function peek<T>(
   deployment: Deployment,
@@ -307,10 +343,11 @@ async function peek<T>(
   max: number,
   use: (seen: readonly Message[]) => T | Promise<T>,
   options: DlqRunOptions = {},
+  stoppedBy?: (value: T) => PeekStop | undefined,
 ): Promise<Peeked<T>> {
   const run = new DlqRun(deployment, url, options);
   const seen: Message[] = [];
-  let failure: { readonly error: unknown } | undefined;
+  let failure: PeekStop | undefined;
   let used: { readonly value: T } | undefined;
   try {
     while (seen.length < max) {
@@ -319,17 +356,19 @@ async function peek<T>(
       seen.push(...fresh);
     }
   } catch (error) {
-    failure = { error };
+    failure = { error, line: errorLine(error) };
   }
   if (seen.length > 0 || failure === undefined)
     try {
       used = { value: await use(seen) };
+      // `use` done with what it could, and stopped: said as a receive's error is.
+      failure ??= stoppedBy?.(used.value);
     } catch (error) {
-      failure ??= { error };
+      failure ??= { error, line: errorLine(error) };
     }
   const released = await run.finish();
   const errors = [
-    ...(failure ? [errorLine(failure.error)] : []),
+    ...(failure ? [failure.line] : []),
     ...(released.error === undefined ? [] : [releaseLine(released.error)]),
   ];
   return {
@@ -382,16 +421,15 @@ const parseJson = (body: string): unknown => {
   }
 };
 
-async function describe(deployment: Deployment, queue: DlqId, m: Message): Promise<DeadLetter> {
-  const body = m.Body ?? '';
+/** A dead letter as SQS gives it, its reason (its record's state, read) still to add. */
+function unexplained(queue: DlqId, m: Message): Omit<DeadLetter, 'reason'> {
   const sent = Number(m.Attributes?.SentTimestamp ?? Number.NaN);
   return {
     queue,
     messageId: m.MessageId ?? '',
-    body,
+    body: m.Body ?? '',
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '0'),
     sentAt: Number.isFinite(sent) ? new Date(sent).toISOString() : null,
-    reason: await reasonOf(deployment, queue, body, m),
   };
 }
 

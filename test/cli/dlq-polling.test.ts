@@ -1,4 +1,4 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
@@ -1755,6 +1755,72 @@ it('returns the bodies it discarded when the release after them fails (final48c-
     async () => expect((await listDeadLetters(d, 'liquidations')).map((m) => m.body)).toEqual(['poison b']),
     WAIT,
   );
+}, 60_000);
+
+it("lists the dead letters it read when a record's read for their reasons fails (review49-cli-dlq-record-read)", async () => {
+  // Found by the review of session 49: cli49-dlq-release-failed said a record's read that failed was said with what the
+  // listing read; it was thrown over it, the messages unlisted (an operator without dynamodb:GetItem on a table, or
+  // one throttled past its retries in an incident, saw the error alone).
+  const name = 'recordread';
+  const names = await createLocalResources(clients, name);
+  await publishStackOutputs(moto.endpoint, name, names);
+  const dlq = names.queues.liquidations.dlqUrl!;
+  for (const id of ['a', 'b', 'c']) {
+    await queuedWithoutPosition(names.tables.liquidations, `${id}:0`);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"${id}:0"}` }),
+    );
+  }
+  const denied = 'User is not authorized to perform: dynamodb:GetItem';
+  const send = DynamoDBClient.prototype.send;
+  vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (
+    this: DynamoDBClient,
+    ...args: Parameters<DynamoDBClient['send']>
+  ) {
+    const [command] = args;
+    if (command instanceof GetItemCommand && command.input.Key?.id?.S === 'b:0')
+      throw Object.assign(new Error(denied), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: {},
+      });
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as DynamoDBClient['send']);
+  let run: Awaited<ReturnType<typeof cli>>;
+  try {
+    run = await cli(
+      'dlq',
+      'list',
+      '--queue',
+      'liquidations',
+      '--json',
+      '--target',
+      'localstack',
+      '--endpoint',
+      moto.endpoint,
+      '--stage',
+      name,
+    );
+  } finally {
+    vi.restoreAllMocks();
+  }
+  // Before: exit 1, the error alone on stderr, nothing listed.
+  expect(run.code, run.stderr).toBe(1);
+  const listed = JSON.parse(run.stdout) as {
+    messages: { body: string; reason: string }[];
+    stopped?: { queue: string; error: string }[];
+  };
+  expect(listed.messages.map((m) => [m.body, m.reason]).sort()).toEqual([
+    ['{"liquidationId":"a:0"}', 'liquidation a:0 in QUEUED'],
+    ['{"liquidationId":"b:0"}', `not known: its record's read failed (AccessDeniedException: ${denied})`],
+    ['{"liquidationId":"c:0"}', 'liquidation c:0 in QUEUED'],
+  ]);
+  expect(listed.stopped).toEqual([
+    {
+      queue: 'liquidations',
+      error: `reading the records for their reasons: AccessDeniedException: ${denied} (1 message listed without its reason)`,
+    },
+  ]);
 }, 60_000);
 
 it('says what dlq list and discard read, those not released and the error when the release fails outright (cli49-dlq-release-failed)', async () => {
