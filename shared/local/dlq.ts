@@ -81,7 +81,9 @@ async function receive(
       MaxNumberOfMessages: Math.min(RECEIVE_BATCH, max),
       VisibilityTimeout: visibilitySeconds,
       WaitTimeSeconds: RECEIVE_WAIT_SECONDS,
-      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+      // DeadLetterQueueSourceArn: the queue SQS moved it from by a redrive policy (a redrive sends on only its work
+      // queue's: security49b-dlq-source).
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'DeadLetterQueueSourceArn'],
       MessageAttributeNames: ['All'],
     }),
     // The wait on top of the CLI's request timeout (ops47-cli-timeouts): a timeout below it fails every empty poll.
@@ -603,18 +605,68 @@ export const errorLine = (error: unknown): string =>
     ? error.message
     : errorText(error);
 
-/** How many messages a queue holds, by SQS's approximate counts: ready to receive and in flight (held by a reader). */
-async function approximateCount(deployment: Deployment, url: string): Promise<number> {
+/**
+ * How many messages a queue holds, by SQS's approximate counts (ready to receive and in flight: held by a reader), and
+ * its ARN.
+ */
+async function countAndArn(deployment: Deployment, url: string): Promise<{ count: number; arn: string }> {
   const out = await deployment.clients.sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'QueueArn'],
     }),
   );
   const a = out.Attributes ?? {};
-  return (
-    Number(a.ApproximateNumberOfMessages ?? '0') + Number(a.ApproximateNumberOfMessagesNotVisible ?? '0')
-  );
+  return {
+    count:
+      Number(a.ApproximateNumberOfMessages ?? '0') + Number(a.ApproximateNumberOfMessagesNotVisible ?? '0'),
+    arn: a.QueueArn ?? '',
+  };
+}
+
+/**
+ * The ARN of the queue at `url`, a queue of the same account and region as the one whose ARN is `beside`: the name is
+ * a queue URL's last segment on AWS, LocalStack and moto alike (no call, so no right to read the work queue is needed).
+ */
+const arnBeside = (beside: string, url: string): string =>
+  `${beside.slice(0, beside.lastIndexOf(':') + 1)}${url.split('/').pop() ?? ''}`;
+
+/**
+ * Why a dead letter of `queue` is not one to send on, by where SQS says it came from (security49b-dlq-source), or
+ * undefined when it is. A letter SQS moved by a redrive policy carries the queue it left (DeadLetterQueueSourceArn);
+ * one sent to the queue carries none. The two dead-letter queues take their work queue's moves alone: the stack
+ * cannot deny another queue's (their RedriveAllowPolicy would name the work queue, a circular reference), and a
+ * letter sent straight to them is none of the stack's (nothing sends there; their policy denies every IAM
+ * principal). tickDeadLetters takes what EventBridge and Lambda send it, never a move (its RedriveAllowPolicy is
+ * denyAll), but the local stack's tick queue's. On an emulator (`local`, `localstack`) a letter without one is taken as
+ * its work queue's: moto sets none on its moves (test/cli/dlq-source.test.ts pins it), nor did LocalStack before 3.3;
+ * one naming another queue is refused there too.
+ */
+function unexpectedSource(
+  deployment: Deployment,
+  queue: DlqId,
+  dlqArn: string,
+): (m: Message) => string | undefined {
+  const source = (m: Message): string | undefined => m.Attributes?.DeadLetterQueueSourceArn || undefined;
+  const discard = (m: Message) => discardCommand(deployment, queue, m.MessageId ?? '');
+  if (queue === 'tickDeadLetters') {
+    const tickQueue = deployment.names.tickQueueUrl;
+    const local = tickQueue ? arnBeside(dlqArn, tickQueue) : undefined;
+    return (m) => {
+      const from = source(m);
+      if (from === undefined || from === local) return undefined;
+      return `dlq/not-its-dead-letter: SQS moved it here from ${from}, a queue that names tickDeadLetters its dead-letter queue: none of the stack's does (EventBridge and margin-check send their dead letters); not put on the bus, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`;
+    };
+  }
+  const work = arnBeside(dlqArn, deployment.names.queues[queue].url);
+  const emulator = deployment.kind !== 'aws';
+  return (m) => {
+    const from = source(m);
+    if (from === work || (from === undefined && emulator)) return undefined;
+    return from === undefined
+      ? `dlq/not-its-dead-letter: sent to the dead-letter queue directly, not moved there from ${queue} by SQS (no DeadLetterQueueSourceArn): none of the stack's sends there; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`
+      : `dlq/not-its-dead-letter: SQS moved it here from ${from}, not from ${queue} (${work}): another queue names this one its dead-letter queue; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`;
+  };
 }
 
 /**
@@ -655,7 +707,9 @@ export async function redriveDeadLetters(
   const run = new DlqRun(deployment, url, options);
   try {
     // Counted after the start is taken: one coming in between is counted and, stamped later, left as an arrival.
-    atStart = await approximateCount(deployment, url);
+    const counted = await countAndArn(deployment, url);
+    atStart = counted.count;
+    const foreign = unexpectedSource(deployment, queue, counted.arn);
     // One receive at least: SQS's count may lag messages that just came in (those past it are said: pastCount).
     do {
       // No more than the count leaves to see, so the run moves no dead letter beyond it that a receive returned.
@@ -672,6 +726,13 @@ export async function redriveDeadLetters(
       for (const m of arrived) arrivedDuring.add(m.MessageId ?? '');
       const batch = received.filter((m) => !arrived.includes(m));
       for (const m of batch) {
+        // Not its work queue's (or the stack's sink's): a letter another principal put there, never sent on as the
+        // caller (security49b-dlq-source).
+        const notOurs = foreign(m);
+        if (notOurs) {
+          failed.push({ messageId: m.MessageId ?? '', reason: notOurs });
+          continue;
+        }
         try {
           const never = await unredrivable(deployment, queue, m.Body ?? '');
           if (never) {
