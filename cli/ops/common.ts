@@ -23,6 +23,7 @@ import {
   type TargetKind,
 } from '../../shared/local/deployment.ts';
 import { MotoNotInstalledError, MotoPortInUseError } from '../../shared/local/moto.ts';
+import { QueueSendRefusedError, sayingQueueSenders } from '../../shared/local/queue-senders.ts';
 import { LocalStateError } from '../../shared/local/state.ts';
 import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
@@ -246,8 +247,8 @@ export const cliTelemetry = (io: Pick<CliIo, 'stderr'>): Telemetry => ({
  * those of POSITION_INDEX_SHARDS (set it as the stack was deployed), else one per market: fewer shards than the
  * functions use are always read, only less spread.
  */
-export const adaptersOf = (deployment: Deployment, positionLayout?: PositionIndexLayout) =>
-  createAwsAdapters({
+export const adaptersOf = (deployment: Deployment, positionLayout?: PositionIndexLayout) => {
+  const adapters = createAwsAdapters({
     clients: deployment.clients,
     names: deployment.names as AdapterNames,
     clock: systemClock,
@@ -257,6 +258,13 @@ export const adaptersOf = (deployment: Deployment, positionLayout?: PositionInde
         ? new PositionIndexLayout(deployment.recordedPositionIndexShards)
         : positionLayoutFromEnv(process.env)),
   });
+  // The operator's sends (overdue --resend, feed resume, seed providers' wake) say whom a queue's policy takes.
+  return {
+    ...adapters,
+    liquidationQueue: sayingQueueSenders(adapters.liquidationQueue, 'liquidations'),
+    auctionQueue: sayingQueueSenders(adapters.auctionQueue, 'auctionSteps'),
+  };
+};
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -387,6 +395,7 @@ export function refreshFailure(error: unknown): RefreshFailure | undefined {
 
 const isUnusableTarget = (error: unknown): boolean =>
   error instanceof TargetError ||
+  error instanceof QueueSendRefusedError ||
   error instanceof LocalStateError ||
   error instanceof PositionLayoutError ||
   error instanceof MotoNotInstalledError ||

@@ -23,6 +23,7 @@ import {
 } from '../schemas/messages.ts';
 import { TICK_BUS } from '../topology.ts';
 import { awsClockOf, backstopCommand, type Deployment, shellWord } from './deployment.ts';
+import { queueSendersAdvice, refusedByQueuePolicy } from './queue-senders.ts';
 
 /**
  * Dead-letter queues: list what is in them and why, and send the messages back once the cause is fixed.
@@ -1010,9 +1011,9 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
       )
       .catch((error: Error) => {
         // The queue's own policy (security49-queue-senders) refuses every message alike: it says whom it takes.
-        if (/AccessDenied/.test(error.name) && /resource-based policy/i.test(error.message))
+        if (refusedByQueuePolicy(error))
           throw new EveryMessageRefused(
-            `dlq/send-refused: ${error.name} (${error.message}): a stack deployed with backstop:queueSendersOnly (the default) takes messages on ${queue} from its functions and backstop:queueSenderPrincipals alone: redrive as a role listed there`,
+            `dlq/send-refused: ${error.name} (${error.message}): ${queueSendersAdvice(queue, 'redrive as a role listed there')}`,
           );
         throw error;
       });
