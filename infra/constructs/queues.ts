@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { IRule } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Queue, QueueEncryption, type QueuePolicy, RedrivePermission } from 'aws-cdk-lib/aws-sqs';
@@ -13,7 +13,7 @@ import {
   type QueueId,
   visibilityTimeoutSeconds,
 } from '../../shared/topology.ts';
-import { type InfraConfig, maxReceiveCount } from '../config.ts';
+import { CONTEXT_PREFIX, type InfraConfig, InfraConfigError, maxReceiveCount } from '../config.ts';
 
 export interface QueuePair {
   readonly queue: Queue;
@@ -113,6 +113,7 @@ export const queueSenders = (id: QueueId): readonly FunctionDef[] =>
  *   work queue there would be a circular reference).
  * A Deny, not an Allow: a principal of this account IAM allows needs no Allow of the queue's. Only SendMessage (and
  * SendMessageBatch, which it authorizes): the queue's policy itself stays changeable, so no one is locked out of it.
+ * Then every queue's policy is held to SQS's quotas (checkPolicyQuotas), with or without the deny.
  */
 export function setQueuePolicies(
   queues: Record<QueueId, QueuePair>,
@@ -120,7 +121,18 @@ export function setQueuePolicies(
   roles: Record<FunctionId, IRole>,
   deadLetterRules: Partial<Record<QueueId, readonly IRule[]>>,
 ): void {
-  if (!config.queueSendersOnly) return;
+  if (config.queueSendersOnly) denyOtherSenders(queues, config, roles, deadLetterRules);
+  for (const def of QUEUES)
+    for (const queue of [queues[def.id].queue, queues[def.id].deadLetter])
+      if (queue) checkPolicyQuotas(queue, config);
+}
+
+function denyOtherSenders(
+  queues: Record<QueueId, QueuePair>,
+  config: InfraConfig,
+  roles: Record<FunctionId, IRole>,
+  deadLetterRules: Partial<Record<QueueId, readonly IRule[]>>,
+): void {
   const deny = (queue: Queue, conditions?: Record<string, Record<string, unknown>>) =>
     queue.addToResourcePolicy(
       new PolicyStatement({
@@ -154,4 +166,114 @@ export function setQueuePolicies(
     // service principal needs an Allow of the queue's to send, which a dead-letter queue has none of).
     if (pair.deadLetter) deny(pair.deadLetter, { Bool: { 'aws:PrincipalIsAWSService': 'false' } });
   }
+}
+
+/** SQS's quotas on a queue's policy (SQS developer guide, "Amazon SQS policy quotas"). */
+export const QUEUE_POLICY_QUOTAS = {
+  bytes: 8192,
+  statements: 20,
+  principals: 50,
+  conditions: 10,
+  actionsPerStatement: 7,
+} as const;
+
+/**
+ * The longest each reference of a queue's policy can resolve to (security49b-queue-policy-size): the names are
+ * CloudFormation's (a queue's at most 80 characters, a role's 64, with no path: the stack names none, nor a rule's, 64
+ * on a bus of at most 256), in the longest partition (aws-us-gov) and a region name longer than any (20 characters),
+ * so that a policy that fits here fits wherever the stack is deployed.
+ */
+const ACCOUNT = '123456789012';
+const PARTITION = 'aws-us-gov';
+const REGION = 'r'.repeat(20);
+export const LONGEST_ARN: Readonly<Record<string, string>> = {
+  'AWS::SQS::Queue': `arn:${PARTITION}:sqs:${REGION}:${ACCOUNT}:${'q'.repeat(80)}`,
+  'AWS::IAM::Role': `arn:${PARTITION}:iam::${ACCOUNT}:role/${'r'.repeat(64)}`,
+  'AWS::Events::Rule': `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:rule/${'b'.repeat(256)}/${'e'.repeat(64)}`,
+};
+
+/** What SQS's quotas count of a queue's policy, at its longest once deployed (LONGEST_ARN for each reference). */
+export interface PolicyMeasure {
+  readonly bytes: number;
+  readonly statements: number;
+  readonly principals: number;
+  /**
+   * A condition is a key under an operator (`ArnNotEquals: { aws:PrincipalArn: [...] }` is one, whatever its values):
+   * SQS's page does not say what it counts; a key's values are not counted, as a policy listing dozens of topics'
+   * aws:SourceArn under one key (a common one) could not be.
+   */
+  readonly conditions: number;
+  readonly actionsPerStatement: number;
+}
+
+interface PolicyStatementJson {
+  readonly Principal?: unknown;
+  readonly Action?: unknown;
+  readonly Condition?: Record<string, Record<string, unknown>>;
+}
+
+const countOf = (v: unknown): number => (Array.isArray(v) ? v.length : v === undefined ? 0 : 1);
+
+export function measureQueuePolicy(queue: Queue): PolicyMeasure | undefined {
+  const policy = queue.node.tryFindChild('Policy') as QueuePolicy | undefined;
+  if (!policy) return undefined;
+  const stack = Stack.of(queue);
+  const types = new Map<string, string>();
+  for (const c of stack.node.findAll())
+    if (c instanceof CfnResource) types.set(stack.resolve(c.logicalId) as string, c.cfnResourceType);
+  const longest = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(longest);
+    if (v === null || typeof v !== 'object') return v;
+    const getAtt = (v as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
+    if (getAtt) {
+      const arn = getAtt[1] === 'Arn' ? LONGEST_ARN[types.get(getAtt[0]) ?? ''] : undefined;
+      if (arn === undefined) throw new Error(`queues: no bound on ${JSON.stringify(v)} in a queue's policy`);
+      return arn;
+    }
+    if (Object.keys(v).some((k) => k.startsWith('Fn::') || k === 'Ref'))
+      throw new Error(`queues: no bound on ${JSON.stringify(v)} in a queue's policy`);
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, longest(x)]));
+  };
+  const document = longest(stack.resolve(policy.document.toJSON())) as { Statement: PolicyStatementJson[] };
+  const statements = document.Statement;
+  return {
+    // CloudFormation hands SQS the document as compact JSON.
+    bytes: Buffer.byteLength(JSON.stringify(document), 'utf8'),
+    statements: statements.length,
+    principals: statements.reduce(
+      (n, st) =>
+        n +
+        (typeof st.Principal === 'object' && st.Principal !== null
+          ? Object.values(st.Principal).reduce((m: number, v) => m + countOf(v), 0)
+          : countOf(st.Principal)),
+      0,
+    ),
+    conditions: statements.reduce(
+      (n, st) => n + Object.values(st.Condition ?? {}).reduce((m, keys) => m + Object.keys(keys).length, 0),
+      0,
+    ),
+    actionsPerStatement: Math.max(0, ...statements.map((st) => countOf(st.Action))),
+  };
+}
+
+/**
+ * Refuses at synth a queue policy SQS would refuse at deploy (OverLimit: a failed deploy, rolled back), by its
+ * longest once deployed (security49b-queue-policy-size). Only its bytes grow with the configuration: each of
+ * queueSenderPrincipals adds its ARN to both work queues' deny.
+ */
+function checkPolicyQuotas(queue: Queue, config: InfraConfig): void {
+  const measure = measureQueuePolicy(queue);
+  if (!measure) return;
+  const id = queue.node.id;
+  if (measure.bytes > QUEUE_POLICY_QUOTAS.bytes) {
+    const listed = config.queueSenderPrincipals;
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals: the policy of ${id} would be up to ${measure.bytes.toLocaleString('en-US')} bytes with the ${listed.length} principals listed (${listed.reduce((n, p) => n + p.length, 0).toLocaleString('en-US')} characters of ARNs, each in both work queues' policies), over SQS's ${QUEUE_POLICY_QUOTAS.bytes.toLocaleString('en-US')}: the deploy would fail; list fewer (one operator role that the operators assume)`,
+    );
+  }
+  for (const quota of ['statements', 'principals', 'conditions', 'actionsPerStatement'] as const)
+    if (measure[quota] > QUEUE_POLICY_QUOTAS[quota])
+      throw new Error(
+        `queues: the policy of ${id} has ${measure[quota]} ${quota}, over SQS's ${QUEUE_POLICY_QUOTAS[quota]}`,
+      );
 }

@@ -7,7 +7,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { Rule } from 'aws-cdk-lib/aws-events';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../infra/config.ts';
+import { InfraConfigError, loadConfig } from '../../infra/config.ts';
 import {
   denyOtherInvokers,
   deployedEnvironmentBytes,
@@ -21,6 +21,12 @@ import {
   WORK_QUEUE_AGE_SECONDS,
   WORK_QUEUE_STALL_MINUTES,
 } from '../../infra/constructs/monitoring.ts';
+import {
+  LONGEST_ARN,
+  measureQueuePolicy,
+  type PolicyMeasure,
+  QUEUE_POLICY_QUOTAS,
+} from '../../infra/constructs/queues.ts';
 import { addNagChecks } from '../../infra/nag.ts';
 import {
   deadLetterQueueUrlKey,
@@ -2646,6 +2652,74 @@ describe('who may send to the queues (security49-queue-senders)', () => {
     expect(() =>
       build({ 'backstop:queueSenderPrincipals': OPERATOR, 'backstop:queueSendersOnly': 'false' }),
     ).toThrow(/queueSenderPrincipals names the exceptions to the queues' deny of other senders/);
+  });
+});
+
+describe("each queue's policy within SQS's quotas (security49b-queue-policy-size)", () => {
+  /** Every queue's policy, measured at its longest once deployed, by queue. */
+  const measures = (principals?: readonly string[]): Record<string, PolicyMeasure> => {
+    const { stack } = build(
+      principals === undefined ? {} : { 'backstop:queueSenderPrincipals': JSON.stringify(principals) },
+    );
+    const out: Record<string, PolicyMeasure> = {};
+    for (const def of QUEUES) {
+      const { queue, deadLetter } = stack.queues[def.id];
+      out[def.id] = measureQueuePolicy(queue)!;
+      if (deadLetter) out[`${def.id}Dlq`] = measureQueuePolicy(deadLetter)!;
+    }
+    return out;
+  };
+  const principal = (length: number, i: number): string => {
+    const head = `arn:aws:iam::111122223333:role/ops/${i}-`;
+    return head + 'x'.repeat(length - head.length);
+  };
+
+  it('bounds each reference by its longest ARN, and only the bytes grow with the principals listed', () => {
+    expect(LONGEST_ARN['AWS::IAM::Role']).toHaveLength(102);
+    expect(LONGEST_ARN['AWS::SQS::Queue']).toHaveLength(4 + 10 + 5 + 20 + 1 + 12 + 1 + 80);
+    const none = measures();
+    const two = measures([principal(60, 1), principal(70, 2)]);
+    for (const [id, m] of Object.entries(none)) {
+      for (const quota of ['statements', 'principals', 'conditions', 'actionsPerStatement'] as const) {
+        expect(m[quota], `${id} ${quota}`).toBeLessThanOrEqual(QUEUE_POLICY_QUOTAS[quota]);
+        expect(two[id]![quota], `${id} ${quota}`).toBe(m[quota]);
+      }
+      // Each principal's ARN, quoted, after a comma, in the work queues' deny alone.
+      expect(two[id]!.bytes - m.bytes, id).toBe(
+        id.endsWith('Dlq') || id === 'tickDeadLetters' ? 0 : 60 + 70 + 6,
+      );
+    }
+    // The deny of other senders beside the TLS-only deny (and EventBridge's Allow on the sink).
+    expect(none.auctionSteps).toMatchObject({
+      statements: 2,
+      principals: 2,
+      conditions: 2,
+      actionsPerStatement: 1,
+    });
+    expect(none.tickDeadLetters).toMatchObject({ statements: 3, principals: 3, conditions: 4 });
+  });
+
+  it("takes queueSenderPrincipals up to SQS's 8,192 bytes of policy, and refuses one byte more", () => {
+    // auctionSteps has the most senders of its own (five roles): its policy is the longest.
+    const base = measures().auctionSteps!.bytes;
+    const each = 200;
+    let n = Math.floor((QUEUE_POLICY_QUOTAS.bytes - base) / (each + 3));
+    let rest = QUEUE_POLICY_QUOTAS.bytes - base - n * (each + 3);
+    if (rest < 60) {
+      n -= 1;
+      rest += each + 3;
+    }
+    const fits = [...Array.from({ length: n }, (_, i) => principal(each, i)), principal(rest - 3, n)];
+    const at = measures(fits);
+    expect(at.auctionSteps!.bytes).toBe(QUEUE_POLICY_QUOTAS.bytes);
+    expect(Math.max(...Object.values(at).map((m) => m.bytes))).toBe(QUEUE_POLICY_QUOTAS.bytes);
+    const over = [...fits.slice(0, -1), principal(rest - 2, n)];
+    const characters = over.reduce((sum, p) => sum + p.length, 0).toLocaleString('en-US');
+    expect(() => measures(over)).toThrow(
+      new InfraConfigError(
+        `invalid CDK context: backstop:queueSenderPrincipals: the policy of auctionStepsQueue would be up to 8,193 bytes with the ${over.length} principals listed (${characters} characters of ARNs, each in both work queues' policies), over SQS's 8,192: the deploy would fail; list fewer (one operator role that the operators assume)`,
+      ),
+    );
   });
 });
 
