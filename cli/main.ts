@@ -100,8 +100,9 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
       throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     return await run(rest, io);
   } catch (error) {
-    // An AWS error's message is the service's (or the endpoint's) text: escaped (security48b-terminal-text).
-    const message = printable(error instanceof Error ? error.message : String(error), true);
+    // An AWS error's message is the service's (or the endpoint's) text: escaped (security48b-terminal-text), its line
+    // feeds too, so that it is one line whose start reads as before, never one that forges another (terminal49-error-lines).
+    const message = printable(error instanceof Error ? error.message : String(error));
     if (INPUT_ERRORS.some((kind) => error instanceof kind)) {
       // A mistyped flag, or a value without its flag (`fund deposit 250000`, `npm run demo -- 50000`, as node's parser
       // says it for simulate: onboard49-word-hint): say where the right one is listed, still on one line.
@@ -115,9 +116,22 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
       return 2;
     }
     io.stderr.write(`backstop: internal error: ${message}\n`);
-    if (process.env.BACKSTOP_DEBUG === '1' && error instanceof Error) io.stderr.write(`${error.stack}\n`);
+    if (process.env.BACKSTOP_DEBUG === '1' && error instanceof Error)
+      io.stderr.write(`${debugStack(error)}\n`);
     return 1;
   }
+}
+
+/**
+ * The stack BACKSTOP_DEBUG=1 adds: its frames a line each, the message in it on one line as the error line says it
+ * (terminal49-error-lines).
+ */
+export function debugStack(error: Error): string {
+  const stack = error.stack ?? '';
+  const at = error.message === '' ? -1 : stack.indexOf(error.message);
+  if (at < 0) return printable(stack, true);
+  const end = at + error.message.length;
+  return `${printable(stack.slice(0, at), true)}${printable(error.message)}${printable(stack.slice(end), true)}`;
 }
 
 /** True when this file is the program (node cli/main.ts), not imported by bin/backstop.mjs or a test. */

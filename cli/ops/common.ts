@@ -417,7 +417,8 @@ export const operatorCommand =
     } catch (error) {
       const line = environmentFailure(error);
       if (line === undefined) throw error;
-      io.stderr.write(`backstop: ${printable(line, true)}\n`);
+      // One line, an error's line feeds escaped too (terminal49-error-lines).
+      io.stderr.write(`backstop: ${printable(line)}\n`);
       return 1;
     }
   };

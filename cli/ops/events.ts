@@ -338,7 +338,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const refused = outcome.rejected[0];
     const sent = { entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null };
     if (refused) {
-      io.stdout.write(`${JSON.stringify(sent, null, 2)}\n`);
+      io.stdout.write(`${printable(JSON.stringify(sent, null, 2), true)}\n`);
       io.stderr.write(
         `backstop: the bus refused the tick: ${printable(refused.code)} ${printable(refused.message ?? '')}\n`,
       );
@@ -356,7 +356,8 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       waitMs: waitSeconds * 1000,
       pollMs: 250,
     });
-    io.stdout.write(`${JSON.stringify({ ...sent, fate }, null, 2)}\n`);
+    // AWS's event id and the market record's breaker reason, escaped as JSON (terminal49-command-lines): the same data.
+    io.stdout.write(`${printable(JSON.stringify({ ...sent, fate }, null, 2), true)}\n`);
     return reportFate(fate, symbol, sequence, io.stderr);
   });
 });
@@ -367,8 +368,8 @@ function waitOption(value: string): number {
   return Number(value.trim());
 }
 
-/** One line on stderr for a tick that did not drive the market, and the exit code (see INJECT_USAGE). */
-function reportFate(
+/** One line on stderr for a tick that did not drive the market, and the exit code (see INJECT_USAGE); stored text escaped. */
+export function reportFate(
   fate: TickFate,
   symbol: string,
   sequence: number,
@@ -380,7 +381,7 @@ function reportFate(
     case 'sent':
       if (fate.expected === 'accept' || fate.reason === 'tick/unconfirmed') return 0;
       stderr.write(
-        `backstop: the circuit breaker will hold tick ${sequence} (${fate.reason}): it liquidates nothing\n`,
+        `backstop: the circuit breaker will hold tick ${sequence} (${printable(fate.reason)}): it liquidates nothing\n`,
       );
       return 3;
     case 'held':
@@ -389,11 +390,13 @@ function reportFate(
         return 0;
       }
       stderr.write(
-        `backstop: the circuit breaker holds tick ${sequence} (${fate.reason}): it liquidates nothing\n`,
+        `backstop: the circuit breaker holds tick ${sequence} (${printable(fate.reason)}): it liquidates nothing\n`,
       );
       return 3;
     case 'refused':
-      stderr.write(`backstop: margin-check refuses tick ${sequence}: ${fate.reason} (${fate.detail})\n`);
+      stderr.write(
+        `backstop: margin-check refuses tick ${sequence}: ${printable(fate.reason)} (${printable(fate.detail)})\n`,
+      );
       return 3;
     case 'not-handled':
       stderr.write(
@@ -568,13 +571,13 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     }
     // Taken by the bus, not by margin-check: said, never left silent (feed47-replay-breaker).
     for (const line of notTakenLines(symbol, outcome.notTaken))
-      io.stderr.write(`backstop: replay: ${line}\n`);
+      io.stderr.write(`backstop: replay: ${printable(line)}\n`);
     // The bus taking a tick is not margin-check accepting it: a print its breaker holds liquidates nothing.
     const market = await markets.get(symbol).catch(() => undefined);
     if (market?.breaker && market.breaker.reason !== 'tick/unconfirmed')
       io.stderr.write(
         `backstop: ${symbol}'s circuit breaker holds tick ${market.breaker.tick.sequence} ` +
-          `(${market.breaker.reason}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
+          `(${printable(market.breaker.reason)}, ${formatPrice(market.breaker.tick.markPrice)}): it liquidated nothing, and the ` +
           'next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the ' +
           `market's breakerConfirmSeconds, closes the breaker (${backstopCommand(deployment, 'status')})\n`,
       );

@@ -23,7 +23,7 @@ import {
   type StatementRead,
 } from '../../shared/services/fund-statement.ts';
 import { intOption, UsageError } from '../args.ts';
-import { printable, printableJson } from '../printable.ts';
+import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import { riskConfigFor, type TargetValues, withTarget } from './common.ts';
@@ -178,7 +178,7 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
       for (const line of csvWarnings(read, deployment))
         io.stderr.write(`backstop: fund statement: ${printable(line)}\n`);
     } else if (values.json) io.stdout.write(`${printableJson(statementJson(read, quote))}\n`);
-    else io.stdout.write(printable(renderStatement(read, quote, deployment), true));
+    else io.stdout.write(statementText(read, quote, deployment));
     return statementExitCode(read);
   });
 }
@@ -462,6 +462,13 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
   );
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * The statement for people as printed: every string it is rendered from (an entry's key in a break, a reference)
+ * escaped on its own line first, so that only the renderer's line feeds start lines (terminal49-statement-lines).
+ */
+export const statementText = (read: StatementRead, quote: string, target: AdviceTarget): string =>
+  printable(renderStatement(printableFields(read), quote, target), true);
 
 /** A gap the journal's index explains: entries written before it, to index (docs/DEPLOY.md, "Journal not indexed"). */
 function unindexedAdvice(read: StatementRead, target: AdviceTarget): string {

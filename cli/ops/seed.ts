@@ -38,7 +38,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, quoteOption, readInputFile, UsageError } from '../args.ts';
-import { printable } from '../printable.ts';
+import { printable, printableJson } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import { type CliIo, resolveSymbol } from '../simulate.ts';
@@ -632,7 +632,7 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
       : entry.balanceAfter;
     if (values.json) {
       io.stdout.write(
-        `${JSON.stringify({
+        `${printableJson({
           action,
           amount: formatQuote(amount),
           key,
@@ -674,7 +674,7 @@ export function renderFund(
     );
   return (
     `fund ${action} ${q(amount)}: balance ${q(balance)} ` +
-    `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${entry.actor}`})\n`
+    `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${printable(entry.actor)}`})\n`
   );
 }
 
@@ -732,7 +732,7 @@ export const runFeed: Command = operatorCommand(async (argv, io) => {
     }
     resetSentSequence(stateDir(), sentSequenceKey(deployment, result.id!), result.sequence!.after);
     io.stdout.write(
-      `feed ${result.id} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,
+      `feed ${printable(result.id!)} resumed: last sequence ${result.sequence!.before} -> ${result.sequence!.after}, next ticks from ${fromSequence}\n`,
     );
     if (result.tookOver) {
       io.stdout.write(

@@ -14,7 +14,7 @@ import {
 } from '../../shared/local/status.ts';
 import { WITHDRAWAL_AUDIT_MAX_ENTRIES, withdrawalChecker } from '../../shared/services/admin.ts';
 import { intOption, UsageError } from '../args.ts';
-import { printable, printableJson } from '../printable.ts';
+import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
   type Command,
@@ -231,6 +231,14 @@ export function renderStatus(
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The readable status as printed: every string of the report (a journal entry's reference and actor, a market's
+ * symbol, a breaker's reason, a reconcile problem) escaped on its own line first, so that only the renderer's line
+ * feeds start lines (terminal49-status-lines, as providers49-forged-lines).
+ */
+export const statusText = (report: StatusReport, target: AdviceTarget, confirmMs?: number): string =>
+  printable(renderStatus(printableFields(report), target, confirmMs), true);
+
 /** `status --watch`'s loop and what it runs on (a test drives it with a clock and sleep of its own). */
 export interface StatusWatch {
   /** One refresh's read at `nowMs` (statusWatcher: the Scanned counts only every STATUS_COUNT_EVERY_MS). */
@@ -338,11 +346,7 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     (intOption('stranded-after', values['stranded-after'], 0, 3600) ?? STRANDED_CONFIRM_MS / 1000) * 1000;
   return withTarget(values, async (deployment) => {
     const write = (report: StatusReport) =>
-      io.stdout.write(
-        values.json
-          ? `${printableJson(report)}\n`
-          : printable(renderStatus(report, deployment, confirmMs), true),
-      );
+      io.stdout.write(values.json ? `${printableJson(report)}\n` : statusText(report, deployment, confirmMs));
     // Known when given, recorded, or a local stage's (the built-in one unless local up recorded another); a deployed
     // stack's is not known here: never the built-in defaults' bound by omission.
     const config =
@@ -376,13 +380,13 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
         // (review47-stale-line-scrolled); in a log the line follows them; with --json on stderr, stdout keeping one
         // report a line.
         writeFailure: (failed) => {
-          const line = `${printable(failedRefreshLine(failed), true)}\n`;
+          // One line: the error's line feeds escaped too (terminal49-error-lines).
+          const line = `${printable(failedRefreshLine(failed))}\n`;
           if (values.json) io.stderr.write(line);
           else if (!screen) io.stdout.write(line);
           else {
             io.stdout.write('\x1b[2J\x1b[H');
-            if (failed.last)
-              io.stdout.write(printable(renderStatus(failed.last, deployment, confirmMs), true));
+            if (failed.last) io.stdout.write(statusText(failed.last, deployment, confirmMs));
             io.stdout.write(line);
           }
         },

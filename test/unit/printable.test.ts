@@ -1,5 +1,8 @@
 import { expect, it } from 'vitest';
+import { debugStack } from '../../cli/main.ts';
+import { operatorCommand } from '../../cli/ops/common.ts';
 import { printable, printableFields, printableJson } from '../../cli/printable.ts';
+import { TargetError } from '../../shared/local/deployment.ts';
 import { cli } from '../support/cli.ts';
 
 // security48b-terminal-text: what the CLI prints from outside the operator cannot drive the terminal.
@@ -8,7 +11,19 @@ const CONTROLS = 'a\u009b31m\u007f\u202eb\u2069\r\x07\n\tc';
 it('escapes C0 (line feeds and tabs kept in a block), DEL, C1 and the bidi controls, nothing else', () => {
   expect(printable(CONTROLS)).toBe('a\\u009b31m\\u007f\\u202eb\\u2069\\u000d\\u0007\\u000a\\u0009c');
   expect(printable(CONTROLS, true)).toBe('a\\u009b31m\\u007f\\u202eb\\u2069\\u000d\\u0007\n\tc');
-  expect(printable('é ✓ 😀 \u00a0\u2028 ~')).toBe('é ✓ 😀 \u00a0\u2028 ~');
+  expect(printable('é ✓ 😀 \u00a0\u2027\u202f ~')).toBe('é ✓ 😀 \u00a0\u2027\u202f ~');
+});
+
+// terminal49-separators: U+2028 and U+2029 were printed as they are (and this test asserted it), but some terminals and
+// most log viewers (a browser's, a JSON log's) break a line at them, so a record's text could start a line there.
+it('escapes the line and paragraph separators, a block keeping its line feeds, JSON the same data', () => {
+  const separated = 'note\u2028forged line\u2029another';
+  expect(printable(separated)).toBe('note\\u2028forged line\\u2029another');
+  expect(printable(`${separated}\n`, true)).toBe('note\\u2028forged line\\u2029another\n');
+  expect(printableFields({ note: separated })).toEqual({ note: printable(separated) });
+  const json = printableJson({ note: separated });
+  expect(json).not.toMatch(/[\u2028\u2029]/);
+  expect(JSON.parse(json)).toEqual({ note: separated });
 });
 
 // providers49-forged-lines: a record's fields escaped on their own line before a renderer lays out its block.
@@ -31,12 +46,15 @@ it("escapes every string of a record's fields, line feeds too, and leaves the re
     'key\\u000a': true,
   });
   expect(printableFields(fields).at).toBe(when);
+  // Nothing to escape: the same value, not a copy (a statement's entries run to a million).
+  const plain = { list: [{ note: 'x' }], n: 1 };
+  expect(printableFields(plain)).toBe(plain);
 });
 
 it('keeps JSON the same data, with those characters in its own escapes', () => {
   const value = { body: CONTROLS, n: 1 };
   const json = printableJson(value);
-  expect(json).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+  expect(json).not.toMatch(/[\u007f-\u009f\u2028-\u202e\u2066-\u2069]/);
   expect(JSON.parse(json)).toEqual(value);
 });
 
@@ -44,4 +62,26 @@ it("escapes an error's message on the error line", async () => {
   const run = await cli('\u009b2Jx');
   expect(run.code).toBe(2);
   expect(run.stderr).toMatch(/^backstop: unknown command "\\u009b2Jx"/);
+});
+
+// terminal49-error-lines: the error line kept an error's line feeds (printable's keepLines), so what followed one in an
+// AWS error's or a record's text stood on a line of its own on stderr, as if the CLI had printed it.
+it("prints an error's line feeds escaped: one line, its start as it reads", async () => {
+  const run = await cli('x\nbackstop: forged line');
+  expect(run.code).toBe(2);
+  expect(run.stderr).toMatch(
+    /^backstop: unknown command "x\\u000abackstop: forged line" \(commands: [^\n]+\)\n$/,
+  );
+  // An operator command's environment failure (a target that cannot be used: its message whole).
+  let stderr = '';
+  const failing = operatorCommand(async () => {
+    throw new TargetError('stack Backstop-x: ROLLBACK\nbackstop: forged line');
+  });
+  const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) } };
+  expect(await failing([], io as never)).toBe(1);
+  expect(stderr).toBe('backstop: stack Backstop-x: ROLLBACK\\u000abackstop: forged line\n');
+  // An internal error too, and its stack (BACKSTOP_DEBUG=1): the message in it as on the error line.
+  const error = new Error('bad\nbackstop: forged\u2028line');
+  expect(debugStack(error).split('\n')[0]).toBe('Error: bad\\u000abackstop: forged\\u2028line');
+  expect(debugStack(error).split('\n')[1]).toMatch(/^ {4}at /);
 });
