@@ -7,6 +7,7 @@ import {
   allocateAdl,
   canDeleverage,
   compareScoresDesc,
+  givesWithoutClosing,
   profitGivenAfter,
   rankForAdl,
   topEntriesForAdl,
@@ -575,5 +576,80 @@ describe('ADL: a position carrying a deficit', () => {
       mark,
     });
     expect(alone).toMatchObject({ covered: 0n, uncovered: usd('500'), closedSize: 0n, fills: [] });
+  });
+});
+
+// Boundaries of the filters and the fill's price (session 49's mutation testing found them untested).
+describe('ADL: at each boundary', () => {
+  const mark = price('1000');
+
+  it('a deficit of one unit is a deficit: never a counterparty', () => {
+    const owing: AdlCandidate = {
+      id: 'o',
+      side: 'SHORT',
+      size: base('2'),
+      entryPrice: price('2000'),
+      collateral: -1n,
+    };
+    expect(rankForAdl([owing], mark, 'LONG')).toEqual([]);
+    expect(
+      allocateAdl({
+        deficit: usd('5'),
+        bankruptPosition: { side: 'LONG', size: base('1') },
+        ranked: [owing],
+        mark,
+      }),
+    ).toMatchObject({ covered: 0n, uncovered: usd('5'), closedSize: 0n, fills: [] });
+  });
+
+  it('no collateral and in profit: a counterparty (infinite leverage), though it gives nothing without closing', () => {
+    const bare: AdlCandidate = {
+      id: 'b',
+      side: 'SHORT',
+      size: base('2'),
+      entryPrice: price('2000'),
+      collateral: 0n,
+    };
+    expect(canDeleverage(bare, mark, 'LONG')).toBe(true);
+    expect(givesWithoutClosing(bare, mark)).toBe(false);
+  });
+
+  it('gives without closing from exactly one unit of profit left', () => {
+    // 1e-8 ETH long from 1000: at 1000 + 100 USD its profit is 1e-8 x 100 = 1e-6 USD, one unit.
+    const one: AdlCandidate = { id: 'u', side: 'LONG', size: 1n, entryPrice: price('1000'), collateral: 1n };
+    expect(givesWithoutClosing(one, price('1100'))).toBe(true);
+    expect(givesWithoutClosing(one, price('1099.99999999'))).toBe(false);
+  });
+
+  it("a fill's price is the mark moved by the deficit per unit closed, rounded toward the mark", () => {
+    // A short of 3 ETH from 1100 (300 USD of profit at 1000) takes a bankrupt long's 3 ETH and 1 USD of its
+    // deficit: 1 / 3 = 0.333333333... USD per ETH, 0.33333333 toward the mark. A bankrupt short's counterparty
+    // (a long from 900) sells below the mark by as much.
+    const short: AdlCandidate = {
+      id: 's',
+      side: 'SHORT',
+      size: base('3'),
+      entryPrice: price('1100'),
+      collateral: usd('1000'),
+    };
+    const ofLong = allocateAdl({
+      deficit: usd('1'),
+      bankruptPosition: { side: 'LONG', size: base('3') },
+      ranked: [short],
+      mark,
+    });
+    expect(ofLong.fills).toEqual([
+      { id: 's', size: base('3'), price: price('1000.33333333'), pnlGiven: usd('1'), haircut: 0n },
+    ]);
+    const long: AdlCandidate = { ...short, id: 'l', side: 'LONG', entryPrice: price('900') };
+    const ofShort = allocateAdl({
+      deficit: usd('1'),
+      bankruptPosition: { side: 'SHORT', size: base('3') },
+      ranked: [long],
+      mark,
+    });
+    expect(ofShort.fills).toEqual([
+      { id: 'l', size: base('3'), price: price('999.66666667'), pnlGiven: usd('1'), haircut: 0n },
+    ]);
   });
 });

@@ -575,3 +575,51 @@ describe('nextStepDelaySeconds: until the next price change or the first second 
     );
   });
 });
+
+// Where rounding or `<` against `<=` decide (session 49's mutation testing found them untested): a mark of 1000 and
+// one 1e-8 above it, whose floor and cap do not divide evenly.
+describe('auctionStatus: the floor and the cusp at their boundaries', () => {
+  const START = 1_700_000_000_000;
+  const linear = config({ curve: { kind: 'linear', tauSeconds: 100 }, cusp: 0n, tailSeconds: 3600 });
+
+  it('SELL: the floor mark x floor is rounded up (the fund sells no lower)', () => {
+    // (1000.00000001 x 0.5) = 500.000000005: 500.00000001.
+    const mark = T1000 + 1n;
+    const s = auctionStatus({ direction: 'SELL', top: T1000, startedAtMs: START }, mark, START + 100_000, {
+      ...linear,
+      floor: ppm('0.5'),
+    });
+    expect(s.floorPrice).toBe(price('500.00000001'));
+    expect(s.price).toBe(price('500.00000001'));
+  });
+
+  it('BUY: the cap mark / floor is rounded down (the fund buys no higher)', () => {
+    // 1000 / 0.3 = 3333.333333333...: 3333.33333333. Past tau the mirrored curve is top^2, far above it.
+    const s = auctionStatus({ direction: 'BUY', top: T1000, startedAtMs: START }, T1000, START + 100_000, {
+      ...linear,
+      floor: ppm('0.3'),
+    });
+    expect(s.floorPrice).toBe(price('3333.33333333'));
+    expect(s.price).toBe(price('3333.33333333'));
+  });
+
+  it('BUY: top / price exactly at the cusp is no reset, a unit past it is', () => {
+    // Linear at 50 s sells at 500 exactly, so the mirrored price is 1000^2 / 500 = 2000: top / price = 0.5 = cusp.
+    const cusp = { ...linear, cusp: ppm('0.5'), floor: 0n };
+    const at = auctionStatus(
+      { direction: 'BUY', top: T1000, startedAtMs: START },
+      T1000,
+      START + 50_000,
+      cusp,
+    );
+    expect(at.curvePrice).toBe(price('2000'));
+    expect(at.needsReset).toBe(false);
+    const past = auctionStatus(
+      { direction: 'BUY', top: T1000, startedAtMs: START },
+      T1000,
+      START + 51_000,
+      cusp,
+    );
+    expect(past.resetCause).toBe('cusp');
+  });
+});

@@ -768,3 +768,29 @@ describe('clearAuctionStep: properties', () => {
     );
   });
 });
+
+// The debt's two stopping rules at their edges (session 49's mutation testing found them untested).
+describe('clearAuctionStep: where the debt stops the sale', () => {
+  it('a bid whose room the debt fills exactly stops the sale: the residual buys no unit at a lower bid', () => {
+    // near bids 970 for at most 3 ETH: 2,910 USD. The debt 2,910.000009 buys exactly 3 ETH there (the residual
+    // 0.000009 is below one base unit at 970, 0.0000097), though it would buy one at far's 500 (0.000005).
+    const providers = [bid('near', '1000000', '0.03', '3'), bid('far', '1000000', '0.5', '100')];
+    const r = clearAuctionStep(
+      step({ price: price('500'), mark: P1000, providers, debt: usd('2910.000009') }),
+    );
+    expect(sizes(r)).toEqual([['near', base('3')]]);
+    expect(r.collected).toBe(usd('2910'));
+    expect(r.debtCovered).toBe(true);
+  });
+
+  it('providers spent with a residual below one unit at the auction price: covered', () => {
+    // One base unit at 150 costs 0.0000015, ceiled to 0.000002; the residual 0.000001 of a 0.000003 debt buys none.
+    const one = { id: 'one', capital: usd('1000'), maxDiscountPpm: 0n, maxLot: 1n };
+    const r = clearAuctionStep(
+      step({ price: price('150'), mark: price('150'), providers: [one], debt: 3n, dust: 0n }),
+    );
+    expect(r.fills).toEqual([{ providerId: 'one', size: 1n, price: price('150'), cost: 2n }]);
+    expect(r.remainingLot).toBe(base('10') - 1n);
+    expect(r.debtCovered).toBe(true);
+  });
+});

@@ -97,6 +97,7 @@ describe('postingsOf: each entry twice, debit first, the fund an asset', () => {
     ['shortfall-payout', '5', [FUND, 'debit'], ['bad-debt:shortfall', 'credit']], // a draw given back
     ['deposit', '100', [FUND, 'debit'], ['treasury', 'credit']],
     ['withdraw', '-40', ['treasury', 'debit'], [FUND, 'credit']],
+    ['deposit', '0', [FUND, 'debit'], ['treasury', 'credit']], // nothing writes 0: it posts as money in
   ])('%s %s', (kind, amount, debit, credit) => {
     const [entry] = journal([[kind, amount]]);
     const size = usd(amount.replace('-', ''));

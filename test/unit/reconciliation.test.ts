@@ -147,3 +147,31 @@ describe('judgeReconciliation', () => {
     });
   });
 });
+
+// Each problem extendAudit reports, at its edge (session 49's mutation testing found them untested here).
+describe('extendAudit', () => {
+  it('a fund emptied to exactly 0 is no problem', () => {
+    const { audit, problems } = extendAudit(EMPTY_AUDIT, chained([100n * USD, -100n * USD]), 2);
+    expect(problems).toEqual([]);
+    expect(audit).toEqual({ sequence: 2, sum: 0n, minBalance: 0n });
+  });
+
+  it('one unit below zero is reported, once', () => {
+    const { audit, problems } = extendAudit(EMPTY_AUDIT, chained([100n * USD, -100n * USD - 1n, -1n]), 3);
+    expect(problems).toEqual(['entry 2: balance -0.000001 below zero']);
+    expect(audit).toEqual({ sequence: 3, sum: -2n, minBalance: -2n });
+  });
+
+  it('an entry whose balanceAfter is not balanceBefore + amount', () => {
+    const [first, second] = chained([100n * USD, 5n * USD]);
+    const { problems } = extendAudit(EMPTY_AUDIT, [first!, { ...second!, balanceAfter: 106n * USD }], 2);
+    expect(problems).toEqual(['entry 2: balanceAfter != balanceBefore + amount']);
+  });
+
+  it('a second entry of one sequence', () => {
+    const [first, second] = chained([100n * USD, 5n * USD]);
+    const { audit, problems } = extendAudit(EMPTY_AUDIT, [first!, second!, { ...second! }], 2);
+    expect(problems).toEqual(['entry 2 appears twice']);
+    expect(audit.sum).toBe(105n * USD);
+  });
+});

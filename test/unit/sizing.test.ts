@@ -296,3 +296,86 @@ describe('planLiquidationStep: the close restores initial margin after the settl
     expect(equity22 >= initialMargin22).toBe(true);
   });
 });
+
+// Each rule at its boundary, where `<` and `<=` part (session 49's mutation testing found none tested). Sizes
+// worked out by hand: c = ceil((im q P - equity + 2e-6) / ((im - f) P)) with im 5 %, f 1 %.
+describe('planLiquidationStep: at each boundary', () => {
+  const TEN = pos('LONG', '10', '1000', '500');
+
+  it('a remainder of exactly dustSize is not dust', () => {
+    // At 970: (485 - 200 + 0.000002) / 38.8 = 7.345360876..., ceiled to 7.34536088; the rest is 2.65463912.
+    const at = planLiquidationStep(TEN, price('970'), market({ dustSize: '2.65463912' }));
+    expect(at).toEqual({ size: base('7.34536088'), full: false, reason: 'sizing/restore-initial-margin' });
+    const above = planLiquidationStep(TEN, price('970'), market({ dustSize: '2.65463913' }));
+    expect(above).toEqual({ size: base('10'), full: true, reason: 'sizing/dust-remainder' });
+  });
+
+  it('a remainder worth exactly minSliceNotional is not dust', () => {
+    // At 1000 with 480: 0.5 ETH restores; raised to the 5,000 USD minimum slice, 5 ETH, the rest is worth 5,000.
+    const p = pos('LONG', '10', '1000', '480');
+    expect(planLiquidationStep(p, price('1000'), market({ minSliceNotional: '5000' }))).toEqual({
+      size: base('5'),
+      full: false,
+      reason: 'sizing/min-slice',
+    });
+  });
+
+  it('a close worth exactly minSliceNotional is not raised', () => {
+    // At 1000 with 460.000002: (500 - 460.000002 + 0.000002) / 40 = 1 ETH exactly, 1,000 USD, the minimum slice.
+    const p = pos('LONG', '10', '1000', '460.000002');
+    expect(planLiquidationStep(p, price('1000'), ETH)).toEqual({
+      size: base('1'),
+      full: false,
+      reason: 'sizing/restore-initial-margin',
+    });
+  });
+
+  it('a close of exactly the whole size is no partial close', () => {
+    // At 1000 with 100.000002: (500 - 100.000002 + 0.000002) / 40 = 10 ETH, the whole position.
+    const p = pos('LONG', '10', '1000', '100.000002');
+    expect(planLiquidationStep(p, price('1000'), ETH)).toEqual({
+      size: base('10'),
+      full: true,
+      reason: 'sizing/no-partial-restores',
+    });
+  });
+
+  it('a fee equal to the initial margin closes in full (no division by im - f = 0)', () => {
+    const m = market({ maintenanceMargin: '0.01', initialMargin: '0.02', liquidationFee: '0.02' });
+    expect(planLiquidationStep(TEN, price('970'), m)).toEqual({
+      size: base('10'),
+      full: true,
+      reason: 'sizing/fee-exceeds-margin-relief',
+    });
+  });
+
+  it('a position worth exactly sliceAboveNotional is not sliced', () => {
+    // 200 ETH at 970 = 194,000 USD. (9,700 - 4,000 + 0.000002) / 38.8 = 146.907216546..., ceiled.
+    const big = pos('LONG', '200', '1000', '10000');
+    expect(planLiquidationStep(big, price('970'), market({ sliceAboveNotional: '194000' }))).toEqual({
+      size: base('146.90721655'),
+      full: false,
+      reason: 'sizing/restore-initial-margin',
+    });
+    expect(planLiquidationStep(big, price('970'), market({ sliceAboveNotional: '193999.999999' }))).toEqual({
+      size: base('50'),
+      full: false,
+      reason: 'sizing/max-close-share',
+    });
+  });
+
+  it('the cap is at least one unit, even when size x maxCloseShare floors to 0', () => {
+    // 0.005 ETH x 1 ppm = 0.005 units: the cap is 1 unit, not 0 (a step that closes nothing).
+    const m = market({
+      maxCloseShare: '0.000001',
+      sliceAboveNotional: '0',
+      minSliceNotional: '0',
+      dustSize: '0',
+    });
+    expect(planLiquidationStep(pos('LONG', '0.005', '1000', '0.25'), price('970'), m)).toEqual({
+      size: 1n,
+      full: false,
+      reason: 'sizing/max-close-share',
+    });
+  });
+});

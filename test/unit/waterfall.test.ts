@@ -1127,6 +1127,40 @@ describe('decideWaterfall: a slice whose position keeps size', () => {
   });
 });
 
+// The fee's cap values the rest at the mark the slice was planned at (restOfPosition.mark), not the execution mark:
+// only that mark is stored, so a redelivery plans the same fee (slice-fee-settled-mark).
+describe('decideWaterfall: a slice values the rest of its position at the planned mark', () => {
+  // 1 ETH of a 10 ETH long from 200, with 191 USD, filled at the execution mark 190; fee 1 % (1.90 USD).
+  const decide = (restMark: bigint) =>
+    decideWaterfall({
+      liquidationId: 'p1:0',
+      position: { side: 'LONG', size: base('1'), entryPrice: price('200'), collateral: usd('191') },
+      restOfPosition: { size: base('9'), mark: restMark },
+      mark: price('190'),
+      market: { liquidationFee: 10_000n },
+      stillLiquidatable: true,
+      marketResult: { fills: [{ price: price('190'), size: base('1') }] },
+      insurance: {
+        account: 'ins',
+        state: { balance: usd('100000'), windowStartMs: 0, windowDrawn: 0n },
+        config: DEFAULT_RISK_CONFIG.insurance,
+      },
+      nowMs: 0,
+    });
+
+  it('planned at 180: the whole position is worth 191 - 10 - 180 = 1 USD there, so the fee is 1, not 1.90', () => {
+    const d = decide(price('180'));
+    expect(d.settlement?.fee).toBe(usd('1'));
+    expect(d.traderPayout).toBe(usd('180')); // the slice's equity 181 less the fee
+  });
+
+  it('planned at 190: worth 191 - 10 - 90 = 91 USD, the whole 1.90 fee', () => {
+    const d = decide(price('190'));
+    expect(d.settlement?.fee).toBe(usd('1.9'));
+    expect(d.traderPayout).toBe(usd('179.1'));
+  });
+});
+
 const sliceInsurance = {
   account: 'ins',
   state: { balance: 10n ** 12n, windowStartMs: 0, windowDrawn: 0n },
