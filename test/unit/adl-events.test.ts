@@ -154,8 +154,8 @@ describe('a list of ADL events this version cannot read', () => {
   });
 
   // providers49-set-aside-not-a-list: a set-aside stored as something other than a list was read as a list of one, so
-  // every write of the position (an ADL event that set nothing aside, a tick's, a settlement's) wrapped it in one
-  // more list.
+  // the position's first write (an ADL event that set nothing aside, a tick's, a settlement's) wrote it wrapped in a
+  // list of one.
   it('a set-aside that is not a list is written back as it was, and kept whole as the first when one more is', () => {
     const notAList = { M: { from: { S: 'a later version' } } };
     const read = positionFromItem({ ...stored, adlEventsSetAside: notAList });

@@ -129,6 +129,58 @@ describe("invariants: a provider's fill on its record", () => {
       expect(problem).toMatch(/^provider fills: lp-1's fill of auction-long-1:1 step 3 records mark /);
   });
 
+  // One mark a step: a second provider's fill recording a mark a unit off, at which its bid rounds to the same price,
+  // in a step that leaves the auction running (no endedAtMark to tell): only the step's other fill tells. Recording
+  // the step's mark, two providers at different bids pass.
+  it("flags a step whose fills record two marks, each at its provider's bid", () => {
+    const other: ProviderRecord = { ...provider, id: 'lp-2', maxDiscountPpm: 30_000n };
+    const at = bidPrice(other, 'SELL', MARK);
+    expect(bidPrice(other, 'SELL', MARK + 1n)).toBe(at);
+    // A lot left: the step leaves the auction running.
+    const size = base('0.1');
+    const cost = notionalQuote(size, at, 'ceil');
+    const withOther = (mark: bigint) => {
+      const { groups, auctions } = step({ ended: 'running' });
+      const fill = { providerId: other.id, price: at, size, cost };
+      const recorded: ProviderFill = {
+        liquidationId: running.liquidationId,
+        step: running.step,
+        symbol: running.symbol,
+        direction: 'SELL',
+        size,
+        price: at,
+        cost,
+        mark,
+        edge: fillEdge('SELL', size, mark, cost),
+        atMs: 1_584_050_060_000,
+      };
+      const filled = {
+        ...other,
+        capital: other.capital - cost,
+        ...recordProviderFill(other, recorded),
+        version: 1,
+      };
+      const [auction, first] = groups[0]!.writes;
+      const after = {
+        ...auctions[0]!,
+        remainingLot: auctions[0]!.remainingLot - size,
+        fills: [...auctions[0]!.fills, fill],
+      };
+      const writes = [
+        { ...auction!, after },
+        first!,
+        { kind: 'provider' as const, before: other, after: filled },
+      ];
+      return checkProviderFills({ groups: [{ id: 1, writes }] }, [after]);
+    };
+    expect(withOther(MARK)).toEqual([]);
+    expect(withOther(MARK + 1n)).toEqual([
+      expect.stringMatching(
+        /^provider fills: lp-2's fill of auction-long-1:1 step 3 records mark \d+, another of the step's /,
+      ),
+    ]);
+  });
+
   it('flags a step that ended its auction at another mark than its fills record', () => {
     const { groups, auctions } = step({ ended: MARK - 100n });
     expect(checkProviderFills({ groups }, auctions)).toEqual([

@@ -295,7 +295,7 @@ describe('fills this version cannot read', () => {
   });
 
   // providers49-set-aside-not-a-list: a set-aside stored as something other than a list was read as a list of one,
-  // so every write of the provider (a fill that set nothing aside, a registration) wrapped it in one more list.
+  // so the provider's first write (a fill that set nothing aside, a registration) wrote it wrapped in a list of one.
   it('a set-aside that is not a list is written back as it was, and kept whole as the first when one more is', () => {
     const notAList = { M: { from: { S: 'a later version' } } };
     const read = providerFromItem({ ...stored, fillsSetAside: notAList });
