@@ -187,4 +187,20 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
     clients.destroy();
   });
+
+  // review49-feed-note-livelock: the note's condition must refuse no trace margin-check judged stale, else the hold it
+  // rides with failed on every fresh read (tick/contended, the jump never held) where a note alone was merely lost.
+  it("is held, noted over a trace that says a rebase the market does not (currentRefusals' stale one)", async () => {
+    const { clients, adapters, tick, base, store } = await setUp();
+    const nowMs = base + 2_000;
+    // Numbered higher, noted under a rebase this market (never rebased: no resumedAfterMs) does not say: stale.
+    const item = traceItem(FAR + 5, nowMs - 1_000);
+    await store('tick/sequence-jump', { M: { ...item.M!, resumed: { N: String(base - 60_000) } } });
+    // Before: tick/contended, nothing held.
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump?.tick.sequence).toBe(FAR);
+    expect(market?.refusals?.['tick/sequence-jump']).toMatchObject({ sequence: FAR, count: 1 });
+    clients.destroy();
+  });
 });

@@ -435,9 +435,11 @@ function noteParts(
     stored = '#trace = :stored';
   } else {
     values[':traceSeq'] = N(trace.sequence);
+    // Exactly what currentRefusals calls stale is noted over: a condition refusing one the caller judged stale failed
+    // on every fresh read, and a hold or continuation riding with it too (review49-feed-note-livelock).
     stored =
       resumed === undefined
-        ? '(attribute_not_exists(#trace) OR #trace.seq < :traceSeq)'
+        ? '(attribute_not_exists(#trace) OR #trace.seq < :traceSeq OR attribute_exists(#trace.resumed))'
         : '(attribute_not_exists(#trace) OR #trace.seq < :traceSeq OR ' +
           'attribute_not_exists(#trace.resumed) OR #trace.resumed <> :resumed)';
   }
