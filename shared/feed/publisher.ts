@@ -254,7 +254,8 @@ export async function putEntries(
   );
   for (const [b, batch] of batches.entries()) {
     let pending = batch;
-    // An earlier call of these entries failed without an answer: they may be on the bus, whatever a later one says.
+    // An earlier call of these entries failed without an answer, or answered nothing of one of them: they may be on the
+    // bus, whatever a later one says.
     let sentUnanswered = false;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
@@ -305,8 +306,11 @@ export async function putEntries(
         }
         const code = result?.ErrorCode ?? 'InternalFailure';
         const retryable = RETRYABLE_ENTRY_CODES.has(code);
-        if (retryable && attempt < policy.attempts) again.push(index);
-        else if (!result?.ErrorCode)
+        if (retryable && attempt < policy.attempts) {
+          again.push(index);
+          // Said nothing of it: it may be on the bus, whatever a later call says (review49-feed-no-result-not-sent).
+          if (!result?.ErrorCode) sentUnanswered = true;
+        } else if (!result?.ErrorCode)
           unknown.push({ index, code: 'NoResult', message: 'no result for the entry', attempts: attempt });
         else
           rejected.push({

@@ -590,11 +590,15 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
    * A real client whose credentials resolve while `resolves(requests)` says so, given the requests sent so far (each
    * expires at once, so the SDK resolves them again for every call).
    */
-  function busWithCredentials(resolves: (sent: number) => boolean, answer: (request: number) => Answer) {
+  function busWithCredentials(
+    resolves: (sent: number) => boolean,
+    answer: (request: number) => Answer,
+    maxAttempts = 1,
+  ) {
     const requests: string[][] = [];
     const events = new EventBridgeClient({
       region: 'eu-west-1',
-      maxAttempts: 1,
+      maxAttempts,
       credentials: async () => {
         if (!resolves(requests.length)) throw noCredentials();
         return { accessKeyId: 'feed', secretAccessKey: 'feed', expiration: new Date(Date.now() - 1) };
@@ -728,6 +732,41 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
     ]);
     expect(outcome.notSent).toBeUndefined();
     expect(outcome).toMatchObject({ sent: 1, held: 1 });
+  });
+
+  // review49-feed-no-result-not-sent: an entry an answer said nothing of may be on the bus; the next call's failing
+  // to sign does not make it NOT sent.
+  it('after an answer with no result for an entry, sent again: that entry of unknown fate still', async () => {
+    const { events, requests } = busWithCredentials(
+      (sent) => sent < 1,
+      () => ({ results: [{ EventId: 'id 0' }, {} as { EventId: string }] }),
+    );
+    const error = await caught<PutEntriesError>(
+      putEntries(
+        events,
+        markets(2).map((t, i) => tickEntryOf({ ...t, sequence: i })),
+        noWait,
+      ),
+    );
+    expect(requests).toEqual([['M0-USD 0', 'M1-USD 1']]);
+    expect(error.outcome.accepted).toBe(1);
+    // Before: unsent [1], "none on the bus".
+    expect(error.notSent).toBeUndefined();
+    expect(error.unsent).toEqual([]);
+    expect(error.unknown).toEqual([expect.objectContaining({ index: 1, code: 'CredentialsProviderError' })]);
+  });
+
+  it("the SDK's own retry finding the credentials expired: of unknown fate (its first attempt was sent)", async () => {
+    // The SDK signs each attempt anew: its second, after a timeout, finds them gone ($metadata.attempts 2).
+    const { events, requests } = busWithCredentials(
+      (sent) => sent < 1,
+      () => ({ fail: Object.assign(new Error('timed out'), { name: 'TimeoutError' }) }),
+      2,
+    );
+    const error = await caught<PutEntriesError>(putEntries(events, [tickEntryOf(tickOf('ETH-USD'))], noWait));
+    expect(requests).toHaveLength(1);
+    expect(error.notSent).toBeUndefined();
+    expect(error.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
   });
 
   it('thrown within a later SDK attempt (an earlier one was sent): of unknown fate', async () => {
