@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local AWS emulator (moto in server mode, pinned) into .venv. Idempotent; falls back to the
-# machine's own moto when PyPI cannot be reached, and says on stderr which moto will run.
+# machine's own moto when PyPI cannot be reached and that moto runs the emulator's launcher, and says on stderr
+# which moto will run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOTO_VERSION="5.2.5"
@@ -23,9 +24,9 @@ if python3 -m venv "$VENV" >&2 && "$VENV/bin/pip" install --quiet --disable-pip-
   echo "moto $MOTO_VERSION installed in $VENV" >&2
   exit 0
 fi
-# What the emulator's launcher imports (shared/local/moto.ts, MOTO_IMPORTS): a moto that imports but lacks them (5.2.1)
-# cannot run it.
-RUNS_EMULATOR="import flask, werkzeug.serving; from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app"
+# What the emulator's launcher imports: shared/local/moto.ts's MOTO_IMPORTS, its lines joined by "; " (a test holds
+# them equal). A moto that imports but lacks them (5.2.1) cannot run it.
+RUNS_EMULATOR="import sys, threading; from werkzeug.serving import run_simple; from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app"
 machine="$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || true)"
 if python3 -c "$RUNS_EMULATOR" 2>/dev/null; then
   if [ "$made" = 1 ]; then

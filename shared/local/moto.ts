@@ -53,9 +53,9 @@ const START_DEADLINE_MS = 20_000;
 
 /**
  * What the launcher imports: a moto without them (5.2.1 has no MotoRequestHandler) cannot run it, whatever
- * `import moto, flask` says (onboard49-moto-probe).
+ * `import moto, flask` says (onboard49-moto-probe). scripts/setup-emulator.sh checks the same lines, joined by "; ".
  */
-const MOTO_IMPORTS = `import sys, threading
+export const MOTO_IMPORTS = `import sys, threading
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app`;
 

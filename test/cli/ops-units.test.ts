@@ -71,7 +71,7 @@ import {
   targetFlags,
   withTargetFlags,
 } from '../../shared/local/deployment.ts';
-import { MotoNotInstalledError, motoCommand, startMoto } from '../../shared/local/moto.ts';
+import { MOTO_IMPORTS, MotoNotInstalledError, motoCommand, startMoto } from '../../shared/local/moto.ts';
 import { positionsFromFile, refuseUnopenable, SeedFileError } from '../../shared/local/seed.ts';
 import {
   acquireLock,
@@ -1442,6 +1442,14 @@ exit 0
     await expect(started).rejects.toThrow(
       "the local AWS emulator (moto[server]) cannot start: ImportError: cannot import name 'MotoRequestHandler': run: bash scripts/setup-emulator.sh",
     );
+  });
+
+  // review49-onboard-setup-imports: the script's check was a hand copy of the launcher's imports, in other words
+  // (`import flask, werkzeug.serving`): an import the launcher gains would pass the script and fail at `local up`.
+  it("setup-emulator.sh checks the machine's moto with the launcher's own imports", () => {
+    const script = readFileSync(path.join(repoRoot, 'scripts', 'setup-emulator.sh'), 'utf8');
+    expect(script).toContain(`RUNS_EMULATOR="${MOTO_IMPORTS.split('\n').join('; ')}"\n`);
+    expect(script).toContain('python3 -c "$RUNS_EMULATOR"');
   });
 
   // Noted in session 42: git worktrees link .venv to the main checkout's; a failed moto check rebuilt the linked venv
