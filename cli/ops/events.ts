@@ -4,7 +4,13 @@ import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
 import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
 import { firstLine } from '../../shared/error-text.ts';
-import { PutEntriesError, putEntries, tickDetail, tickEntry } from '../../shared/feed/publisher.ts';
+import {
+  PutEntriesError,
+  type PutOutcome,
+  putEntries,
+  tickDetail,
+  tickEntry,
+} from '../../shared/feed/publisher.ts';
 import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
   claimSequences,
@@ -73,7 +79,8 @@ export const INJECT_USAGE = `Usage: backstop inject tick --symbol ETH-USD --pric
 Puts one PriceTick on the tick bus, prints the entry it sent and what margin-check made of it (fate): accepted,
 held by the circuit breaker, or refused (a duplicate, stale or out-of-band tick's refusal is foretold by the same
 rule on the market as it stood: margin-check keeps only the latest refusal of each kind on the market). Exit 0: accepted (or a market's first
-print, which waits for a second); 3: refused or held by the breaker; 4: not handled within the wait.
+print, which waits for a second); 3: refused or held by the breaker; 4: not handled within the wait, or of unknown
+fate (its PutEvents call got no answer: the tick on the bus or not; status shows the market's last sequence).
   --symbol S             market symbol (required)
   --price P              mark price, plain decimal (required)
   --index P              index price
@@ -334,7 +341,32 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
         ? evaluateTick(parsed.tick, rebasedTickState(state ?? {}, judged.rebase), market, Date.now())
         : judged;
     const entry = tickEntry(deployment.names.busName, detail);
-    const outcome = await putEntries(deployment.clients.events, [entry]);
+    // A given one (a claimed one is recorded by its claim), not one margin-check holds as a jump (a mistyped
+    // --sequence): the next tick would continue from it.
+    const record = () => {
+      if (given !== undefined && (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump'))
+        recordSentSequence(stateDir(), key, sequence);
+    };
+    let outcome: PutOutcome;
+    try {
+      outcome = await putEntries(deployment.clients.events, [entry]);
+    } catch (error) {
+      // One that left no request (no credentials) is NOT sent, said as any command's failure (feed49-put-not-sent).
+      if (!(error instanceof PutEntriesError) || error.notSent !== undefined) throw error;
+      // Its call got no answer: the tick may be on the bus, so its sequence is taken (feed49b-inject-unknown-fate).
+      record();
+      const cause = error.cause as { name?: unknown; message?: unknown };
+      const fate = {
+        outcome: 'unknown',
+        code: typeof cause?.name === 'string' ? cause.name : 'Error',
+        message: firstLine(String(cause?.message ?? cause)),
+      };
+      io.stdout.write(
+        `${printable(JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: null, fate }, null, 2), true)}\n`,
+      );
+      io.stderr.write(`backstop: ${printable(unknownFateLine(symbol, sequence, error, deployment))}\n`);
+      return 4;
+    }
     const refused = outcome.rejected[0];
     const sent = { entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null };
     if (refused) {
@@ -344,10 +376,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       );
       return 1;
     }
-    // A given one (a claimed one is recorded by its claim), not one margin-check holds as a jump (a mistyped
-    // --sequence): the next tick would continue from it.
-    if (given !== undefined && (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump'))
-      recordSentSequence(stateDir(), key, sequence);
+    record();
     const fate = await awaitTickFate({
       markets,
       symbol,
@@ -361,6 +390,29 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     return reportFate(fate, symbol, sequence, io.stderr);
   });
 });
+
+/**
+ * Why an inject's tick is of unknown fate (its PutEvents call got no answer: the network, a timeout, a 5xx), said as
+ * replay says its own (feed49b-inject-unknown-fate): it may be on the bus or not, and how to find out.
+ */
+export function unknownFateLine(
+  symbol: string,
+  sequence: number,
+  error: PutEntriesError,
+  target: AdviceTarget,
+): string {
+  const cause =
+    error.cause instanceof Error
+      ? `${error.cause.name}: ${firstLine(error.cause.message)}`
+      : String(error.cause);
+  const advice = credentialsFailure(error.cause);
+  return (
+    `inject/unknown-fate: ${symbol} tick ${sequence} is of unknown fate, on the bus or not: its PutEvents call got no ` +
+    `answer (${cause})${advice === undefined ? '' : `; ${advice}`}. \`${backstopCommand(target, 'status')}\` shows ` +
+    `${symbol}'s last sequence and any print its breaker holds: ${sequence} there is this tick, on the bus; sending it ` +
+    `again with --sequence ${sequence} is safe (margin-check takes a sequence once)`
+  );
+}
 
 function waitOption(value: string): number {
   if (!/^\d{1,4}$/.test(value.trim()))

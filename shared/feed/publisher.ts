@@ -136,13 +136,23 @@ export interface UnknownEntry {
   readonly code: string;
   readonly message: string;
   readonly attempts: number;
+  /**
+   * Set when the last call's answer refused the entry (`code`, `message`: its refusal) after an earlier call of it got
+   * no answer, or an answer that said nothing of it: that refusal says nothing of the earlier call, which the bus may
+   * have taken (feed49b-held-refused-unknown). As the refusal came: for the entry or its whole call, and whether its
+   * code was a retryable one.
+   */
+  readonly refusedAfter?: Pick<RefusedEntry, 'scope' | 'retryable'>;
 }
 
 export interface PutOutcome {
   readonly accepted: number;
   /** The entries EventBridge refused (not on the bus), in input order. */
   readonly rejected: readonly RefusedEntry[];
-  /** Entries an answer held no result for after their attempts (AWS answers one per entry: none, normally). */
+  /**
+   * Entries an answer held no result for after their attempts (AWS answers one per entry: none, normally), and those
+   * refused after an earlier call of them got no answer (UnknownEntry.refusedAfter).
+   */
   readonly unknown: readonly UnknownEntry[];
   /** The accepted entries' event ids, in input order. */
   readonly eventIds: readonly string[];
@@ -153,7 +163,7 @@ export interface PutOutcome {
  * `outcome` is what the calls before it put and refused; `unknown` the entries that call carried, which may be on
  * the bus (sending them again is safe: margin-check takes a sequence once); `unsent` the later entries, never sent.
  * `notSent`: why the failed call itself left no request (its credentials could not be resolved: notSentReason), its
- * entries then among `unsent`, not `unknown`.
+ * entries then among `unsent`, not `unknown`, but for those an earlier call of which got no answer.
  */
 export class PutEntriesError extends Error {
   override readonly name = 'PutEntriesError';
@@ -168,7 +178,11 @@ export class PutEntriesError extends Error {
     super(
       notSent === undefined
         ? `events/put-failed: a PutEvents call failed after ${attempts(Math.max(1, ...unknown.map((u) => u.attempts)))} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unknown.length, 'entry', 'entries')} may be on the bus or not, ${unsent.length} not sent; ${before}`
-        : `events/not-sent: a PutEvents call was NOT sent, ${notSent} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unsent.length, 'entry', 'entries')} not sent, none on the bus; ${before}`,
+        : `events/not-sent: a PutEvents call was NOT sent, ${notSent} (${errorName(cause)}: ${firstLine(errorMessage(cause))}): ${counted(unsent.length, 'entry', 'entries')} not sent, none on the bus${
+            unknown.length > 0
+              ? `, ${counted(unknown.length, 'entry', 'entries')} of it may be on the bus or not (an earlier call of ${unknown.length === 1 ? 'it' : 'them'} got no answer)`
+              : ''
+          }; ${before}`,
     );
   }
 }
@@ -228,7 +242,10 @@ export const retryDelayMs = (retry: number, policy: RetryPolicy, random: () => n
  * entries; any other code refuses the entry for good. A call EventBridge refuses as a whole (AccessDeniedException
  * from the bus's policy, for one) refuses each of its entries, and the next call goes on. A call that fails without
  * an answer (the SDK's own retries spent: the network, a timeout, a 5xx) ends it: PutEntriesError says what was put,
- * refused, of unknown fate (sending those again is safe: margin-check takes a sequence once) and not sent.
+ * refused, of unknown fate (sending those again is safe: margin-check takes a sequence once) and not sent. An
+ * entry sent again after a call that got no answer, or an answer that said nothing of it (a held tick's, with
+ * `callMayHeal`), stays of unknown fate whatever a later call says of it but put: a refusal then, of the entry or of its
+ * call, says nothing of the earlier call (UnknownEntry.refusedAfter).
  */
 export async function putEntries(
   events: EventBridgeClient,
@@ -252,11 +269,24 @@ export async function putEntries(
     entries.map((_, i) => i),
     PUT_EVENTS_BATCH,
   );
+  // The entries a call of which failed without an answer, or got an answer that said nothing of them, with why: they may
+  // be on the bus whatever a later call says, unless a later answer says one was put (feed49b-held-refused-unknown).
+  const unanswered = new Map<number, string>();
+  /** Refused by `code` (the entry's or its call's), or of unknown fate when an earlier call of it went unanswered. */
+  const refuse = (index: number, refusal: Omit<RefusedEntry, 'index'>) => {
+    const earlier = unanswered.get(index);
+    if (earlier === undefined) rejected.push({ index, ...refusal });
+    else
+      unknown.push({
+        index,
+        code: refusal.code,
+        message: `${refusal.message ? `${refusal.message}; ` : ''}an earlier call of it got ${earlier}: it may be on the bus`,
+        attempts: refusal.attempts,
+        refusedAfter: { scope: refusal.scope, retryable: refusal.retryable },
+      });
+  };
   for (const [b, batch] of batches.entries()) {
     let pending = batch;
-    // An earlier call of these entries failed without an answer, or answered nothing of one of them: they may be on the
-    // bus, whatever a later one says.
-    let sentUnanswered = false;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
       let out: PutEventsCommandOutput;
@@ -265,34 +295,40 @@ export async function putEntries(
       } catch (error) {
         const code = callRefusal(error);
         if (code === undefined) {
-          // No request left (no credentials): not on the bus, not of unknown fate (feed49-put-not-sent).
-          const notSent = sentUnanswered ? undefined : notSentReason(error);
+          // No request left (no credentials): not on the bus, not of unknown fate (feed49-put-not-sent), unless an
+          // earlier call of the entry went unanswered (review49-feed-no-result-not-sent).
+          const left = notSentReason(error) === undefined ? [] : pending.filter((i) => !unanswered.has(i));
+          const notSent = left.length > 0 ? notSentReason(error) : undefined;
+          const mayBeOnBus = pending.filter((i) => !left.includes(i));
           // Sending them again is safe: margin-check takes a sequence once.
           if (attempt < policy.attempts && options.callMayHeal?.(error)) {
-            if (notSent === undefined) sentUnanswered = true;
+            for (const i of mayBeOnBus)
+              if (!unanswered.has(i)) unanswered.set(i, `no answer (${errorName(error)})`);
             continue;
           }
+          const message = errorMessage(error);
+          const fateUnknown = mayBeOnBus.map((index) => ({
+            index,
+            code: errorName(error),
+            message,
+            attempts: attempt,
+          }));
           if (notSent !== undefined)
             throw new PutEntriesError(
               outcome(),
-              [],
-              [...pending, ...batches.slice(b + 1).flat()],
+              fateUnknown,
+              [...left, ...batches.slice(b + 1).flat()],
               error,
               notSent,
             );
-          const message = errorMessage(error);
-          throw new PutEntriesError(
-            outcome(),
-            pending.map((index) => ({ index, code: errorName(error), message, attempts: attempt })),
-            batches.slice(b + 1).flat(),
-            error,
-          );
+          throw new PutEntriesError(outcome(), fateUnknown, batches.slice(b + 1).flat(), error);
         }
-        // Refused as a whole: none of its entries is on the bus. Not sent again (the SDK retried what it retries).
+        // Refused as a whole: none of its entries is on the bus by this call. Not sent again (the SDK retried what it
+        // retries).
         const message = errorMessage(error);
         const retryable = RETRYABLE_ENTRY_CODES.has(code);
         for (const index of pending)
-          rejected.push({ index, code, message, attempts: attempt, retryable, scope: 'call' });
+          refuse(index, { code, message, attempts: attempt, retryable, scope: 'call' });
         break;
       }
       const again: number[] = [];
@@ -309,12 +345,12 @@ export async function putEntries(
         if (retryable && attempt < policy.attempts) {
           again.push(index);
           // Said nothing of it: it may be on the bus, whatever a later call says (review49-feed-no-result-not-sent).
-          if (!result?.ErrorCode) sentUnanswered = true;
+          if (!result?.ErrorCode && !unanswered.has(index))
+            unanswered.set(index, 'an answer with no result for it');
         } else if (!result?.ErrorCode)
           unknown.push({ index, code: 'NoResult', message: 'no result for the entry', attempts: attempt });
         else
-          rejected.push({
-            index,
+          refuse(index, {
             code,
             message: result.ErrorMessage ?? '',
             attempts: attempt,

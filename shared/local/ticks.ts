@@ -214,7 +214,8 @@ export interface ReplayOutcome extends PutOutcome {
   /**
    * The tick whose PutEvents call EventBridge refused whole, or refused by policy in its entry result, for a reason
    * every next call would meet too (the caller's credentials, the bus's policy: refusedForEveryCall): the replay
-   * stopped there, sending nothing after it. It is among `rejected` too.
+   * stopped there, sending nothing after it. It is among `rejected` too, or among `unknown` when an earlier call of it
+   * got no answer (a held tick sent again: feed49b-held-refused-unknown).
    */
   readonly refusedWhole?: RefusedEntry & { readonly sequence: number };
   /**
@@ -418,9 +419,12 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       sequence: first + r.index,
     }));
     rejected.push(...refused);
-    unknown.push(
-      ...outcome.unknown.map((u) => ({ ...u, index: u.index + index, sequence: first + u.index })),
-    );
+    const fateUnknown = outcome.unknown.map((u) => ({
+      ...u,
+      index: u.index + index,
+      sequence: first + u.index,
+    }));
+    unknown.push(...fateUnknown);
     // Never sent: said so, with why, not as sent (feed49-put-not-sent).
     const never = new Set(failed?.notSent === undefined ? [] : failed.unsent);
     for (const i of never)
@@ -434,7 +438,12 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     });
     eventIds.push(...outcome.eventIds);
     // Every next call would be refused the same: stop, as the SDK's error once stopped it (follow47-replay-call-refused).
-    refusedWhole = refusedForEveryCall(refused);
+    // A refusal after an earlier call got no answer leaves the tick of unknown fate, and is met by every next call all
+    // the same (feed49b-held-refused-unknown).
+    refusedWhole = refusedForEveryCall([
+      ...refused,
+      ...fateUnknown.flatMap(({ refusedAfter, ...u }) => (refusedAfter ? [{ ...u, ...refusedAfter }] : [])),
+    ]);
     if (failed) throw failed;
   };
   try {

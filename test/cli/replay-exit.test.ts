@@ -195,6 +195,54 @@ describe('backstop replay: a PutEvents call the SDK finds no credentials for', (
   });
 });
 
+// feed49b-inject-unknown-fate: `inject tick` said a PutEvents call that got no answer by its cause alone ("the target
+// did not answer in time: ..."), exit 1, nothing of its tick, which may be on the bus.
+describe('backstop inject tick: a PutEvents call that gets no answer', () => {
+  it('says the tick is of unknown fate, on the bus or not, how to find out, and exits 4', async () => {
+    const { at } = await emulator.newStage('no-answer-inject');
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (!(command instanceof PutEventsCommand))
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      // As the SDK throws once its attempts are spent on a connection that never answered.
+      throw Object.assign(new Error('Connection timed out after 30000 ms'), { name: 'TimeoutError' });
+    } as never);
+    const run = await cli(
+      'inject',
+      'tick',
+      '--symbol',
+      'ETH-USD',
+      '--price',
+      '150',
+      '--sequence',
+      '77',
+      ...at,
+    );
+    // Before: "backstop: the target did not answer in time: Connection timed out after 30000 ms", exit 1.
+    expect(run.stderr).toContain(
+      'backstop: inject/unknown-fate: ETH-USD tick 77 is of unknown fate, on the bus or not: its PutEvents call got ' +
+        'no answer (TimeoutError: Connection timed out after 30000 ms). `backstop status',
+    );
+    expect(run.stderr).toContain(
+      "` shows ETH-USD's last sequence and any print its breaker holds: 77 there is this tick, on the bus; sending " +
+        'it again with --sequence 77 is safe (margin-check takes a sequence once)\n',
+    );
+    expect(run.stderr).not.toContain('the target did not answer in time');
+    const printed = JSON.parse(run.stdout);
+    expect(printed.eventId).toBeNull();
+    expect(printed.entry.Detail.sequence).toBe(77);
+    expect(printed.fate).toEqual({
+      outcome: 'unknown',
+      code: 'TimeoutError',
+      message: 'Connection timed out after 30000 ms',
+    });
+    expect(run.code).toBe(4);
+  });
+});
+
 // follow47-replay-call-refused: a call refused whole (the caller's credentials, the bus's policy) is refused the same
 // at every next call; since feed47-policy-refusal the replay went on through the whole file, each tick refused.
 describe('backstop replay: a PutEvents call refused whole', () => {

@@ -804,3 +804,172 @@ const tickEntryOf = (t: TickFields): PutEventsRequestEntry => ({
   DetailType: 'PriceTick',
   Detail: JSON.stringify({ symbol: t.symbol, sequence: t.sequence }),
 });
+
+// feed49b-held-refused-unknown: a held tick sent again after a call that got no answer (timeouts48-held-put), then
+// refused whole (a 4xx) or answered with a retryable code through its attempts, was reported refused, "not on the bus",
+// though the first call may have put it.
+describe('an entry a call got no answer for stays of unknown fate whatever a later call refuses', () => {
+  const timedOut = () =>
+    Object.assign(new Error('a request has exceeded the configured 10000 ms requestTimeout.'), {
+      name: 'TimeoutError',
+    });
+  const mayHeal = { ...noWait, callMayHeal: heldPutMayHeal };
+  const holdOnce = (events: EventBridgeClient) => {
+    let looks = 0;
+    return replayPrices({
+      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      // Work left for three held ticks.
+      hold: { everyMs: 1000, pending: async () => ++looks <= 3, putMayHeal: heldPutMayHeal },
+    });
+  };
+
+  it.each([
+    ['AccessDeniedException', 400],
+    ['ValidationException', 400],
+  ])(
+    'a held tick timed out, then its call refused whole (%s): of unknown fate, the hold ended',
+    async (type, status) => {
+      const { events, requests } = fakeBus((n, keys) =>
+        n === 1 ? ok(keys) : n === 2 ? { fail: timedOut() } : { status, type, message: 'no' },
+      );
+      const outcome = await holdOnce(events);
+      expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42'], ['ETH-USD 42']]);
+      // Before: rejected [42], "not on the bus".
+      expect(outcome.rejected).toEqual([]);
+      expect(outcome.unknown).toEqual([
+        {
+          index: 1,
+          sequence: 42,
+          code: type,
+          message: 'no; an earlier call of it got no answer (TimeoutError): it may be on the bus',
+          attempts: 2,
+          refusedAfter: { scope: 'call', retryable: false },
+        },
+      ]);
+      // Every next call would be refused the same: the hold still ends there.
+      expect(outcome.refusedWhole).toMatchObject({ sequence: 42, code: type, scope: 'call' });
+      expect(outcome).toMatchObject({ sent: 1, held: 1, accepted: 1 });
+    },
+  );
+
+  it('a held tick timed out, then throttled through its attempts: of unknown fate', async () => {
+    const { events, requests } = fakeBus((n, keys) =>
+      n === 1
+        ? ok(keys)
+        : n === 2
+          ? { fail: timedOut() }
+          : { results: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }] },
+    );
+    const outcome = await holdOnce(events);
+    // The hold goes on: a throttle says nothing of the next call.
+    expect(requests.filter((r) => r[0] === 'ETH-USD 42')).toHaveLength(5);
+    expect(outcome.rejected.filter((r) => r.sequence === 42)).toEqual([]);
+    expect(outcome.unknown.find((u) => u.sequence === 42)).toEqual({
+      index: 1,
+      sequence: 42,
+      code: 'ThrottlingException',
+      message: 'Rate exceeded; an earlier call of it got no answer (TimeoutError): it may be on the bus',
+      attempts: 5,
+      refusedAfter: { scope: 'entry', retryable: true },
+    });
+    expect(outcome.refusedWhole).toBeUndefined();
+  });
+
+  it('putEntries: refused for the entry after no answer, unknown; put after no answer, put', async () => {
+    const { events } = fakeBus((n, keys) =>
+      n === 1
+        ? { fail: timedOut() }
+        : {
+            results: keys.map((k) =>
+              k === 'M0-USD 0'
+                ? { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' }
+                : { EventId: `id ${k}` },
+            ),
+          },
+    );
+    const outcome = await putEntries(
+      events,
+      markets(2).map((t, i) => tickEntryOf({ ...t, sequence: i })),
+      mayHeal,
+    );
+    expect(outcome.rejected).toEqual([]);
+    expect(outcome.unknown).toEqual([
+      expect.objectContaining({
+        index: 0,
+        code: 'MalformedDetail',
+        refusedAfter: { scope: 'entry', retryable: false },
+      }),
+    ]);
+    expect(outcome.eventIds).toEqual(['id M1-USD 1']);
+  });
+
+  it('an answer that said nothing of an entry, then its call refused whole: that entry unknown, a throttled one refused', async () => {
+    // The first answer: no result for M0, a throttle for M1 (not on the bus); the second call is refused whole.
+    const { events, requests } = fakeBus((n) =>
+      n === 1
+        ? { results: [{} as { EventId: string }, { ErrorCode: 'ThrottlingException', ErrorMessage: 'slow' }] }
+        : { status: 400, type: 'AccessDeniedException', message: denial },
+    );
+    const error = await caught<TickPublishError>(
+      publishTicks(
+        events,
+        BUS,
+        markets(2).map((t, i) => ({ ...t, sequence: i })),
+        noWait,
+      ),
+    );
+    expect(requests).toEqual([
+      ['M0-USD 0', 'M1-USD 1'],
+      ['M0-USD 0', 'M1-USD 1'],
+    ]);
+    expect(error.refused).toEqual([
+      expect.objectContaining({ symbol: 'M1-USD', code: 'AccessDeniedException', scope: 'call' }),
+    ]);
+    // Before: refused, "not on the bus".
+    expect(error.unknown).toEqual([
+      expect.objectContaining({
+        symbol: 'M0-USD',
+        code: 'AccessDeniedException',
+        message: `${denial}; an earlier call of it got an answer with no result for it: it may be on the bus`,
+      }),
+    ]);
+    expect(error.message).toContain('1 of unknown fate, on the bus or not (sending again is safe): M0-USD 0');
+  });
+
+  it('a later call with no credentials: the entries an earlier call got no answer for unknown, the others NOT sent', async () => {
+    // M0's first answer said nothing of it, M1 was throttled; then the SDK finds no credentials.
+    let calls = 0;
+    const { events } = fakeBus(() => ({
+      results: [{} as { EventId: string }, { ErrorCode: 'ThrottlingException', ErrorMessage: 'slow' }],
+    }));
+    events.middlewareStack.add(
+      ((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+        calls += 1;
+        if (calls === 1) return next(args);
+        throw Object.assign(new Error('Could not load credentials from any providers'), {
+          name: 'CredentialsProviderError',
+        });
+      }) as never,
+      { step: 'initialize', name: 'credentialsGone' },
+    );
+    const error = await caught<PutEntriesError>(
+      putEntries(
+        events,
+        markets(2).map((t, i) => tickEntryOf({ ...t, sequence: i })),
+        noWait,
+      ),
+    );
+    expect(error.unknown).toEqual([expect.objectContaining({ index: 0, code: 'CredentialsProviderError' })]);
+    expect(error.unsent).toEqual([1]);
+    expect(error.notSent).toBe("no request left: the SDK could not resolve the caller's credentials");
+    expect(error.message).toContain(
+      ': 1 entry not sent, none on the bus, 1 entry of it may be on the bus or not (an earlier call of it got no answer); 0 put and 0 refused before it',
+    );
+  });
+});
