@@ -499,7 +499,9 @@ export const INVOKE_ACTIONS = ['lambda:InvokeFunction', 'lambda:InvokeAsync'] as
  * function no caller, so who may withdraw down to the fund's floor is who may invoke it. INVOKE_ACTIONS: Invoke and
  * InvokeWithResponseStream are lambda:InvokeFunction, the deprecated InvokeAsync API its own lambda:InvokeAsync
  * (review49-security-invoke-async). A Deny only: a listed principal still needs IAM's Allow. The policy covers
- * invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it.
+ * invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it; and it
+ * is the unqualified function's, so a version published (lambda:PublishVersion) or an alias is invoked under a policy
+ * of its own, without it (final49a-admin-versions: Lambda reads the policy of the ARN invoked).
  * A whole policy (PutResourcePolicy) replaces any permission added one by one (AddPermission): refused on a function
  * that has one, which an iamInvoke function never has.
  */
