@@ -933,6 +933,73 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect((await a.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
       });
 
+      // final49c-jump-note-contract: feed49-jump-one-write's note, folded into the hold and the continuation, was held to
+      // one behaviour on moto alone (test/integration/jump-note-one-write.test.ts); the embedded store went untested.
+      it("holds a jump, or records its continuation, with a refusal's note in one write, only while the note's condition holds too", async () => {
+        const trace = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
+          sequence,
+          timestampMs: 9_000 + sequence,
+          atMs: 9_100,
+          count: 1,
+          sinceMs: 9_100,
+          notesInSecond: 1,
+          ...over,
+        });
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const judged = { lastTick: tick(1), breakerTick: undefined, heldTick: undefined };
+        const far = tick(2_000_001);
+        const jumpNote = { reason: 'tick/sequence-jump' as const, trace: trace(far.sequence) };
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged, jumpNote)).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          heldJump: { tick: far, heldAtMs: 9_000 },
+          refusals: { 'tick/sequence-jump': trace(far.sequence) },
+        });
+        // The note's condition fails (one of the kind numbered as high): nothing written, the hold neither.
+        const further = tick(2_000_002);
+        const onFar = { ...judged, heldTick: far };
+        const asHigh = { reason: 'tick/sequence-jump' as const, trace: trace(far.sequence, { count: 2 }) };
+        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_100, onFar, asHigh)).toBe(false);
+        // Nor under a rebase the market does not have.
+        const afterRebase = {
+          reason: 'tick/sequence-jump' as const,
+          trace: trace(further.sequence, { resumedAfterMs: RESUMED_AFTER_MS }),
+        };
+        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_100, onFar, afterRebase)).toBe(false);
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          heldJump: { tick: far, heldAtMs: 9_000 },
+          refusals: { 'tick/sequence-jump': trace(far.sequence) },
+        });
+        // A continuation with its note: both, or neither; another held, neither.
+        const confirming = { reason: 'tick/sequence-confirming' as const, trace: trace(3) };
+        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_200, confirming)).toBe(
+          false,
+        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_200 },
+          refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
+        });
+        const again = { ...confirming, trace: trace(3, { count: 2 }) };
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, again)).toBe(false);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
+          tick: far,
+          heldAtMs: 9_000,
+          continuedAtMs: 9_200,
+        });
+        // Alone, as before.
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300)).toBe(true);
+        expect(await a.markets.get('ETH-USD')).toEqual({
+          symbol: 'ETH-USD',
+          lastTick: tick(1),
+          heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_300 },
+          refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
+        });
+      });
+
       // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged
       // before a resume landed on the resumed feed's print of the same number (a page or a hold on a stale judgment).
       it('lands a trip or a hold only on the prints judged, not on the prints a resumed feed numbers the same', async () => {
