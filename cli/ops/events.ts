@@ -1,15 +1,18 @@
 import { basename } from 'node:path';
 import { marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick, rebasedTickState } from '../../shared/domain/tick.ts';
-import { formatPrice, parsePrice } from '../../shared/domain/units.ts';
+import { formatPrice, type PriceE8, parsePrice } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
 import { firstLine } from '../../shared/error-text.ts';
 import {
+  attempts,
+  howRefused,
   PutEntriesError,
   type PutOutcome,
   putEntries,
   tickDetail,
   tickEntry,
+  type UnknownEntry,
 } from '../../shared/feed/publisher.ts';
 import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
 import {
@@ -30,6 +33,7 @@ import {
 } from '../../shared/local/status.ts';
 import { awaitTickFate, type TickFate } from '../../shared/local/tick-fate.ts';
 import {
+  type HeldNotPut,
   handledTicks,
   nextSequence,
   parseSpeed,
@@ -80,7 +84,8 @@ Puts one PriceTick on the tick bus, prints the entry it sent and what margin-che
 held by the circuit breaker, or refused (a duplicate, stale or out-of-band tick's refusal is foretold by the same
 rule on the market as it stood: margin-check keeps only the latest refusal of each kind on the market). Exit 0: accepted (or a market's first
 print, which waits for a second); 3: refused or held by the breaker; 4: not handled within the wait, or of unknown
-fate (its PutEvents call got no answer: the tick on the bus or not; status shows the market's last sequence).
+fate (its PutEvents call got no answer, or an answer that said nothing of it: the tick on the bus or not; status
+shows the market's last sequence).
   --symbol S             market symbol (required)
   --price P              mark price, plain decimal (required)
   --index P              index price
@@ -364,7 +369,23 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       io.stdout.write(
         `${printable(JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: null, fate }, null, 2), true)}\n`,
       );
-      io.stderr.write(`backstop: ${printable(unknownFateLine(symbol, sequence, error, deployment))}\n`);
+      io.stderr.write(
+        `backstop: ${printable(unknownFateLine(symbol, sequence, noAnswerWords(error), deployment))}\n`,
+      );
+      return 4;
+    }
+    const unknown = outcome.unknown[0];
+    if (unknown) {
+      // An answer that said nothing of the tick (no result, then perhaps a refusal): it may be on the bus, as after no
+      // answer; waiting for its fate would end in "is the stack running?" (feed49c-inject-no-result).
+      record();
+      const fate = { outcome: 'unknown', code: unknown.code, message: firstLine(unknown.message) };
+      io.stdout.write(
+        `${printable(JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: null, fate }, null, 2), true)}\n`,
+      );
+      io.stderr.write(
+        `backstop: ${printable(unknownFateLine(symbol, sequence, noResultWords(unknown), deployment))}\n`,
+      );
       return 4;
     }
     const refused = outcome.rejected[0];
@@ -391,24 +412,39 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
   });
 });
 
-/**
- * Why an inject's tick is of unknown fate (its PutEvents call got no answer: the network, a timeout, a 5xx), said as
- * replay says its own (feed49b-inject-unknown-fate): it may be on the bus or not, and how to find out.
- */
-export function unknownFateLine(
-  symbol: string,
-  sequence: number,
-  error: PutEntriesError,
-  target: AdviceTarget,
-): string {
+/** Why a call that got no answer leaves its tick of unknown fate: its error, and the credentials advice if that was it. */
+function noAnswerWords(error: PutEntriesError): string {
   const cause =
     error.cause instanceof Error
       ? `${error.cause.name}: ${firstLine(error.cause.message)}`
       : String(error.cause);
   const advice = credentialsFailure(error.cause);
+  return `its PutEvents call got no answer (${cause})${advice === undefined ? '' : `; ${advice}`}`;
+}
+
+/**
+ * Why an answer leaves its tick of unknown fate: it held no result for it (neither an event id nor an error code) through
+ * its attempts, or a later call was refused after one such (feed49b-held-refused-unknown).
+ */
+function noResultWords(unknown: UnknownEntry): string {
+  if (unknown.refusedAfter === undefined)
+    return (
+      "the bus's answer to its PutEvents call said nothing of it (no result for it: neither an event id nor an " +
+      `error code, after ${attempts(unknown.attempts)})`
+    );
+  // Its message says the earlier answer said nothing of it.
+  return `its last PutEvents call was refused (${unknown.code}: ${firstLine(unknown.message)})`;
+}
+
+/**
+ * Why an inject's tick is of unknown fate (`why`: its PutEvents call got no answer, the network, a timeout, a 5xx; or
+ * the answer said nothing of it), said as replay says its own (feed49b-inject-unknown-fate, feed49c-inject-no-result):
+ * it may be on the bus or not, and how to find out.
+ */
+export function unknownFateLine(symbol: string, sequence: number, why: string, target: AdviceTarget): string {
   return (
-    `inject/unknown-fate: ${symbol} tick ${sequence} is of unknown fate, on the bus or not: its PutEvents call got no ` +
-    `answer (${cause})${advice === undefined ? '' : `; ${advice}`}. \`${backstopCommand(target, 'status')}\` shows ` +
+    `inject/unknown-fate: ${symbol} tick ${sequence} is of unknown fate, on the bus or not: ${why}. ` +
+    `\`${backstopCommand(target, 'status')}\` shows ` +
     `${symbol}'s last sequence and any print its breaker holds: ${sequence} there is this tick, on the bus; sending it ` +
     `again with --sequence ${sequence} is safe (margin-check takes a sequence once)`
   );
@@ -511,6 +547,12 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       },
     });
     const lastPrice = points.at(-1)?.price;
+    const workWords = () => {
+      const work = looks.work();
+      return work
+        ? `${work.nonTerminal} of ${work.total} liquidations not terminal`
+        : "the stack's status not read";
+    };
     try {
       outcome = await replayPrices({
         points,
@@ -549,12 +591,17 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
                 putMayHeal: heldPutMayHeal,
                 onSent: (sequence: number) => {
                   // A log (CI, a file) gets a line per held tick; a terminal has the bar.
-                  const work = looks.work();
                   if (!io.stderr.isTTY && lastPrice !== undefined)
                     io.stderr.write(
-                      `backstop: hold: ${symbol} ${formatPrice(lastPrice)} sent again as sequence ${sequence}; ` +
-                        `${work ? `${work.nonTerminal} of ${work.total} liquidations not terminal` : "the stack's status not read"}\n`,
+                      `backstop: hold: ${symbol} ${formatPrice(lastPrice)} sent again as sequence ${sequence}; ${workWords()}\n`,
                     );
+                },
+                // Not put: said on a terminal too, above the bar, as the hold goes on (feed49c-held-tick-line).
+                onNotPut: (sequence: number, notPut: HeldNotPut) => {
+                  progress.done();
+                  io.stderr.write(
+                    `backstop: hold: ${printable(heldNotPutLine(symbol, lastPrice, sequence, notPut))}; ${workWords()}\n`,
+                  );
                 },
               },
             }
@@ -659,6 +706,31 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     return outcome.rejected.length > 0 || outcome.unknown.length > 0 ? 1 : 0;
   });
 });
+
+/**
+ * What became of a held tick the bus did not put (ReplayHold.onNotPut): refused, not on the bus, or of unknown fate,
+ * on the bus or not; the hold goes on, its next tick sent as the last was.
+ */
+export function heldNotPutLine(
+  symbol: string,
+  price: PriceE8 | undefined,
+  sequence: number,
+  notPut: HeldNotPut,
+): string {
+  const tick = `${symbol}${price === undefined ? '' : ` ${formatPrice(price)}`} as sequence ${sequence}`;
+  if (notPut.fate === 'refused') {
+    const r = notPut.refused;
+    return (
+      `${tick} refused by EventBridge, not on the bus: ${r.code}${r.message ? ` (${firstLine(r.message)})` : ''}, ` +
+      `${howRefused(r)}; the hold goes on`
+    );
+  }
+  const u = notPut.unknown;
+  return (
+    `${tick} of unknown fate, on the bus or not: ${u.code}${u.message ? ` (${firstLine(u.message)})` : ''}, after ` +
+    `${attempts(u.attempts)}; the hold goes on`
+  );
+}
 
 /** A replay's first line of text: what it sent, and what the bus took. */
 export function replayedLine(s: {

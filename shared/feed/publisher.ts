@@ -103,7 +103,9 @@ export interface PutOptions {
    * after the policy's backoff and within its attempts, rather than ending the put: its error may heal (a timeout,
    * the network, a throttle, a 5xx). Absent: never (a feed's next tick is not held behind a dead connection). Each
    * such call can take the SDK's attempts, so a tick may be sent again past its life: margin-check refuses it as too
-   * old, nothing changes.
+   * old, nothing changes. Asked too of a call refused whole with a code the SDK's retry classes as a throttle or
+   * transient (retryableBySdk: a ThrottlingException the SDK sent once, its retry quota spent), whose entries are not
+   * on the bus: sent again so, they are refused only once their attempts run out (feed49c-call-refused-retryable).
    */
   readonly callMayHeal?: (error: unknown) => boolean;
 }
@@ -116,7 +118,10 @@ export interface RefusedEntry {
   readonly message: string;
   /** Calls that carried it. */
   readonly attempts: number;
-  /** Whether its last code was a retryable one (its attempts ran out) rather than a refusal of the entry. */
+  /**
+   * Whether its last code was a retryable one (its attempts ran out) rather than a refusal of the entry: for a call
+   * refused whole, also one the SDK's retry classes a throttle or transient (retryableBySdk).
+   */
   readonly retryable: boolean;
   /**
    * 'entry': the code came in the entry's result (PutEventsResultEntry); 'call': EventBridge refused the whole call
@@ -210,6 +215,62 @@ function callRefusal(error: unknown): string | undefined {
 }
 
 /**
+ * The error names the SDK's standard retry strategy takes for a throttle (@smithy/core's retry `isThrottlingError`) or
+ * as transient (its `isTransientError`), copied from its lists: the publisher imports no more than the client
+ * (test/unit/feed-publisher-answers.test.ts checks them against the SDK's own functions).
+ */
+const SDK_THROTTLING_CODES: ReadonlySet<string> = new Set([
+  'BandwidthLimitExceeded',
+  'EC2ThrottledException',
+  'LimitExceededException',
+  'PriorRequestNotComplete',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'ThrottledException',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'TransactionInProgressException',
+]);
+const SDK_TRANSIENT_CODES: ReadonlySet<string> = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+
+/**
+ * Whether the SDK's retry classes an error answer as worth another attempt (a throttle, or transient: a 429, a name of
+ * its lists, a `$retryable` trait, a clock skew it corrected, a signature expired, a 5xx it retries): what the SDK would
+ * have sent again had its attempts, or its retry quota, not run out. Of an answer only: a call without one (the network,
+ * a timeout) is judged by the caller (`callMayHeal`).
+ */
+export function retryableBySdk(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as {
+    name?: unknown;
+    message?: unknown;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown };
+  };
+  const name = typeof e.name === 'string' ? e.name : '';
+  const status = e.$metadata?.httpStatusCode;
+  return (
+    status === 429 ||
+    SDK_THROTTLING_CODES.has(name) ||
+    e.$retryable !== undefined ||
+    e.$metadata?.clockSkewCorrected === true ||
+    (name === 'InvalidSignatureException' &&
+      typeof e.message === 'string' &&
+      e.message.includes('Signature expired')) ||
+    SDK_TRANSIENT_CODES.has(name) ||
+    (typeof status === 'number' && [500, 502, 503, 504].includes(status))
+  );
+}
+
+/**
  * What the SDK throws when it cannot resolve the caller's credentials (@smithy/property-provider's ProviderError and its
  * kin: none configured, an SSO session expired), before it signs a request: none of it leaves.
  */
@@ -240,7 +301,8 @@ export const retryDelayMs = (retry: number, policy: RetryPolicy, random: () => n
  * PutEvents in calls of at most 10 entries, one after another in input order. The entries of a call the bus answered
  * with InternalFailure or ThrottlingException are sent again, exactly those and unchanged, before the next call's
  * entries; any other code refuses the entry for good. A call EventBridge refuses as a whole (AccessDeniedException
- * from the bus's policy, for one) refuses each of its entries, and the next call goes on. A call that fails without
+ * from the bus's policy, for one) refuses each of its entries, and the next call goes on; one refused with a code the
+ * SDK would retry (a throttle it sent once) is sent again first where `callMayHeal` says so. A call that fails without
  * an answer (the SDK's own retries spent: the network, a timeout, a 5xx) ends it: PutEntriesError says what was put,
  * refused, of unknown fate (sending those again is safe: margin-check takes a sequence once) and not sent. An
  * entry sent again after a call that got no answer, or an answer that said nothing of it (a held tick's, with
@@ -323,10 +385,12 @@ export async function putEntries(
             );
           throw new PutEntriesError(outcome(), fateUnknown, batches.slice(b + 1).flat(), error);
         }
-        // Refused as a whole: none of its entries is on the bus by this call. Not sent again (the SDK retried what it
-        // retries).
+        // Refused as a whole: none of its entries is on the bus by this call. A code the SDK's retry takes for a throttle
+        // or transient, sent once (its retry quota spent, or maxAttempts 1), may heal: sent again as a call that got no
+        // answer is, where the caller says so (feed49c-call-refused-retryable); any other, never.
         const message = errorMessage(error);
-        const retryable = RETRYABLE_ENTRY_CODES.has(code);
+        const retryable = RETRYABLE_ENTRY_CODES.has(code) || retryableBySdk(error);
+        if (retryable && attempt < policy.attempts && options.callMayHeal?.(error)) continue;
         for (const index of pending)
           refuse(index, { code, message, attempts: attempt, retryable, scope: 'call' });
         break;
@@ -385,6 +449,14 @@ export const POLICY_ENTRY_CODES: ReadonlySet<string> = new Set([
 export const refusedForEveryCall = <T extends RefusedEntry>(rejected: readonly T[]): T | undefined =>
   rejected.find((r) => (r.scope === 'call' ? !r.retryable : POLICY_ENTRY_CODES.has(r.code)));
 
+/** How an entry was refused, in words: its whole call, a retryable code through its attempts, or the entry itself. */
+export const howRefused = (r: Pick<RefusedEntry, 'scope' | 'retryable' | 'attempts'>): string =>
+  r.scope === 'call'
+    ? `the whole call refused${r.retryable && r.attempts > 1 ? ` ${counted(r.attempts, 'time', 'times')}` : ''}`
+    : r.retryable
+      ? `still failing after ${attempts(r.attempts)}`
+      : 'refused';
+
 /** A tick EventBridge refused (its answer carried an error code): not on the bus. */
 export interface RefusedTick extends RefusedEntry {
   readonly symbol: string;
@@ -427,13 +499,7 @@ export class TickPublishError extends Error {
         `${refused.length} refused by EventBridge, not on the bus: ${refused
           .map(
             (r) =>
-              `${r.symbol} ${r.sequence}: ${r.code}${r.message ? ` (${r.message})` : ''}, ${
-                r.scope === 'call'
-                  ? 'the whole call refused'
-                  : r.retryable
-                    ? `still failing after ${attempts(r.attempts)}`
-                    : 'refused'
-              }`,
+              `${r.symbol} ${r.sequence}: ${r.code}${r.message ? ` (${r.message})` : ''}, ${howRefused(r)}`,
           )
           .join('; ')}`,
       unknown.length > 0 &&

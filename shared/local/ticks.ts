@@ -134,11 +134,22 @@ export interface ReplayHold {
   /** Called with each held tick's sequence once it is on the bus. */
   readonly onSent?: (sequence: number) => void;
   /**
+   * Called instead of onSent for a held tick the bus did not put, past which the hold goes on: refused (not on the bus:
+   * a throttle through its attempts, a code for the entry itself) or of unknown fate (an answer with no result for it)
+   * (feed49c-held-tick-line).
+   */
+  readonly onNotPut?: (sequence: number, notPut: HeldNotPut) => void;
+  /**
    * Whether a held tick's PutEvents that failed without an answer may heal (PutOptions.callMayHeal): then it is sent
    * again, as the publisher retries (timeouts48-held-put), before the failure ends the replay; not once `signal` aborted.
    */
   readonly putMayHeal?: (error: unknown) => boolean;
 }
+
+/** A held tick the bus did not put: refused, not on the bus; or of unknown fate, on the bus or not. */
+export type HeldNotPut =
+  | { readonly fate: 'refused'; readonly refused: RefusedEntry }
+  | { readonly fate: 'unknown'; readonly unknown: UnknownEntry };
 
 /**
  * Flow control: a tick is stamped when it is sent, and margin-check refuses one older than the market's
@@ -445,6 +456,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       ...fateUnknown.flatMap(({ refusedAfter, ...u }) => (refusedAfter ? [{ ...u, ...refusedAfter }] : [])),
     ]);
     if (failed) throw failed;
+    return { refused, unknown: fateUnknown };
   };
   try {
     // One tick a PutEvents (review46-replay-order): EventBridge keeps no order between the entries of a call, and a
@@ -499,7 +511,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       stalled = await awaitBacklog(options.backlog, 0, onBus, next - 1, 0, options, now, sleep, seen);
     const last = options.points[done - 1];
     if (options.hold && last && !stalled && !refusedWhole && done === options.points.length) {
-      const { everyMs, pending, onSent, putMayHeal } = options.hold;
+      const { everyMs, pending, onSent, onNotPut, putMayHeal } = options.hold;
       while (!options.signal?.aborted) {
         // In steps of a second, so Ctrl-C ends a hold at once.
         for (let waited = 0; waited < everyMs && !options.signal?.aborted; waited += 1000)
@@ -521,9 +533,14 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
         held += 1;
         // Not after Ctrl-C: a call on a dead connection takes the SDK's attempts (review48-timeouts-held-put-abort).
         const mayHeal = putMayHeal && ((e: unknown) => !options.signal?.aborted && putMayHeal(e));
-        await put([entry], sequence, done + held - 1, stamp, mayHeal);
+        const answered = await put([entry], sequence, done + held - 1, stamp, mayHeal);
         if (refusedWhole) break;
-        onSent?.(sequence);
+        // Said as it went: "sent again" of a tick the bus refused or said nothing of was not true (feed49c-held-tick-line).
+        const refused = answered.refused[0];
+        const unknown = answered.unknown[0];
+        if (refused) onNotPut?.(sequence, { fate: 'refused', refused });
+        else if (unknown) onNotPut?.(sequence, { fate: 'unknown', unknown });
+        else onSent?.(sequence);
       }
     }
   } catch (error) {

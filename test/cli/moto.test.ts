@@ -7,7 +7,7 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
   ReceiveMessageCommand,
@@ -1519,6 +1519,94 @@ describe('replay --hold', () => {
     );
     expect(lines).toHaveLength(5);
     expect(stderr).not.toMatch(/hold ended/);
+  });
+
+  // feed49c-held-tick-line: a held tick the bus said nothing of, or refused, was said "sent again as sequence N".
+  // feed49c-call-refused-retryable: a held tick's call refused whole as throttled (the SDK's retry quota spent) was
+  // refused at once, never sent again.
+  it("says what became of each held tick: of unknown fate, put after its call's throttles, refused", async () => {
+    const { names, at } = await newStage();
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    await put(pending('p1:0'));
+    // The file's tick put; the first held tick answered with no result for it, the second's call throttled whole
+    // twice (as the SDK throws a 400 it sent once) then put, the third answered ThrottlingException for it each time.
+    const send = EventBridgeClient.prototype.send;
+    const sequences: number[] = [];
+    let throttles = 2;
+    const events = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (command instanceof PutEventsCommand) {
+        const sequence = JSON.parse(command.input.Entries?.[0]?.Detail ?? '{}').sequence as number;
+        if (!sequences.includes(sequence)) sequences.push(sequence);
+        const held = sequences.indexOf(sequence);
+        if (held === 1) return { FailedEntryCount: 0, Entries: [{}], $metadata: {} };
+        if (held === 2 && throttles-- > 0)
+          throw Object.assign(new Error('Rate exceeded'), {
+            name: 'ThrottlingException',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 400, attempts: 1 },
+          });
+        if (held === 3)
+          return {
+            FailedEntryCount: 1,
+            Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }],
+            $metadata: {},
+          };
+      }
+      return (send as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+    let stderr = '';
+    let settling: Promise<unknown> | undefined;
+    let code: number;
+    try {
+      code = await main(
+        [
+          'replay',
+          onePrice(),
+          '--symbol',
+          'ETH-USD',
+          '--speed',
+          'max',
+          '--hold',
+          '--hold-every',
+          '1',
+          // Three looks find the work with no message: judged stranded only after an hour.
+          '--stranded-after',
+          '3600',
+          ...at,
+        ],
+        {
+          stdout: { write: () => {} },
+          stderr: {
+            isTTY: false,
+            write: (t: string) => {
+              stderr += t;
+              // After the third held tick, the work is done: the next look ends the hold.
+              if (stderr.split('\n').length > 3)
+                settling ??= put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
+            },
+          },
+        },
+      );
+    } finally {
+      events.mockRestore();
+    }
+    await settling;
+    const [, first, second, third] = sequences;
+    const lines = stderr.trimEnd().split('\n');
+    // Before: three lines "sent again as sequence N", the second tick refused (never sent again).
+    expect(lines.slice(0, 3)).toEqual([
+      `backstop: hold: ETH-USD 129.9 as sequence ${first} of unknown fate, on the bus or not: NoResult (no result for the entry), after 5 attempts; the hold goes on; 1 of 1 liquidations not terminal`,
+      `backstop: hold: ETH-USD 129.9 sent again as sequence ${second}; 1 of 1 liquidations not terminal`,
+      `backstop: hold: ETH-USD 129.9 as sequence ${third} refused by EventBridge, not on the bus: ThrottlingException (Rate exceeded), still failing after 5 attempts; the hold goes on; 1 of 1 liquidations not terminal`,
+    ]);
+    // A tick refused or of unknown fate: the replay did not surely reach the stack (review47-replay-unknown-exit).
+    expect(code, stderr).toBe(1);
   });
 
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {

@@ -243,6 +243,66 @@ describe('backstop inject tick: a PutEvents call that gets no answer', () => {
   });
 });
 
+// feed49c-inject-no-result: `inject tick` whose PutEvents answers held no result for its tick (neither an EventId nor an
+// ErrorCode, through the publisher's attempts) went on to wait for the tick's fate and, at the end of its wait, asked
+// whether the stack was running, nothing said of the bus's answer.
+describe('backstop inject tick: PutEvents answers that say nothing of the tick', () => {
+  const answering = (entries: () => object[]) => {
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      if (!(command instanceof PutEventsCommand))
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      return { FailedEntryCount: 0, Entries: entries(), $metadata: {} };
+    } as never);
+  };
+  const inject = (at: string[]) =>
+    cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '150', '--sequence', '78', '--wait', '1', ...at);
+
+  it('says the tick is of unknown fate, the answer holding no result for it, and exits 4', async () => {
+    const { at } = await emulator.newStage('no-result-inject');
+    answering(() => [{}]);
+    const run = await inject(at);
+    // Before: "backstop: ETH-USD shows neither accepted nor held tick 78 after 1 s: is the stack running ...", exit 4.
+    expect(run.stderr).toContain(
+      "backstop: inject/unknown-fate: ETH-USD tick 78 is of unknown fate, on the bus or not: the bus's answer to its " +
+        'PutEvents call said nothing of it (no result for it: neither an event id nor an error code, after 5 ' +
+        'attempts). `backstop status',
+    );
+    expect(run.stderr).toContain(
+      "` shows ETH-USD's last sequence and any print its breaker holds: 78 there is this tick, on the bus; sending " +
+        'it again with --sequence 78 is safe (margin-check takes a sequence once)\n',
+    );
+    expect(run.stderr).not.toContain('is the stack running');
+    const printed = JSON.parse(run.stdout);
+    expect(printed.eventId).toBeNull();
+    expect(printed.fate).toEqual({
+      outcome: 'unknown',
+      code: 'NoResult',
+      message: 'no result for the entry',
+    });
+    expect(run.code).toBe(4);
+  });
+
+  it('and when its next call is refused after such an answer: of unknown fate too, the refusal said', async () => {
+    const { at } = await emulator.newStage('no-result-refused-inject');
+    let calls = 0;
+    answering(() =>
+      ++calls === 1 ? [{}] : [{ ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' }],
+    );
+    const run = await inject(at);
+    // Before: the same wait, then the same question whether the stack runs.
+    expect(run.stderr).toContain(
+      'is of unknown fate, on the bus or not: its last PutEvents call was refused (MalformedDetail: Detail is ' +
+        'malformed.; an earlier call of it got an answer with no result for it: it may be on the bus).',
+    );
+    expect(JSON.parse(run.stdout).fate).toMatchObject({ outcome: 'unknown', code: 'MalformedDetail' });
+    expect(run.code).toBe(4);
+  });
+});
+
 // follow47-replay-call-refused: a call refused whole (the caller's credentials, the bus's policy) is refused the same
 // at every next call; since feed47-policy-refusal the replay went on through the whole file, each tick refused.
 describe('backstop replay: a PutEvents call refused whole', () => {

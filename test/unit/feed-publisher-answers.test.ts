@@ -1,12 +1,15 @@
 import { Readable } from 'node:stream';
 import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { describe, expect, it } from 'vitest';
-import { heldPutMayHeal } from '../../cli/ops/events.ts';
+import { heldNotPutLine, heldPutMayHeal } from '../../cli/ops/events.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   PutEntriesError,
   publishTicks,
   putEntries,
+  refusedForEveryCall,
+  retryableBySdk,
   type TickFields,
   TickPublishError,
 } from '../../shared/feed/publisher.ts';
@@ -970,6 +973,150 @@ describe('an entry a call got no answer for stays of unknown fate whatever a lat
     expect(error.notSent).toBe("no request left: the SDK could not resolve the caller's credentials");
     expect(error.message).toContain(
       ': 1 entry not sent, none on the bus, 1 entry of it may be on the bus or not (an earlier call of it got no answer); 0 put and 0 refused before it',
+    );
+  });
+});
+
+// feed49c-call-refused-retryable: a call refused whole with a code the SDK retries (a throttle it sent once, its retry
+// quota spent) was never sent again, even where callMayHeal allowed it: a held tick was lost to one throttle.
+describe('a call refused whole with a code the SDK would retry', () => {
+  const throttled = { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } as const;
+
+  it("is judged by the SDK's own retry classification", () => {
+    const answer = (name: string, status = 400, extra: object = {}) =>
+      Object.assign(new Error(name === 'InvalidSignatureException' ? 'Signature expired: 20260101' : 'x'), {
+        name,
+        $fault: 'client',
+        $metadata: { httpStatusCode: status, attempts: 1 },
+        ...extra,
+      });
+    const cases = [
+      answer('ThrottlingException'),
+      answer('TooManyRequestsException'),
+      answer('SlowDown', 503),
+      answer('Anything', 429),
+      answer('RequestTimeoutException', 408),
+      answer('InvalidSignatureException', 403),
+      answer('Throttled', 400, { $retryable: { throttling: true } }),
+      answer('AccessDeniedException', 403, { $metadata: { httpStatusCode: 403, clockSkewCorrected: true } }),
+      answer('AccessDeniedException', 403),
+      answer('ValidationException'),
+      answer('ResourceNotFoundException'),
+      answer('InternalException', 500),
+      answer('InternalException', 501),
+    ];
+    const sdk = (e: Error) => isThrottlingError(e as never) || isTransientError(e as never);
+    expect(cases.map(retryableBySdk)).toEqual(cases.map(sdk));
+    expect(cases.map(retryableBySdk)).toEqual([
+      ...[true, true, true, true, true, true, true, true],
+      ...[false, false, false, true, false],
+    ]);
+  });
+
+  it('a held tick: sent again within its 5 calls, put; the feed (no callMayHeal): refused once, as before', async () => {
+    const { events, requests } = fakeBus((n, keys) => (n === 2 || n === 3 ? throttled : ok(keys)));
+    let looks = 0;
+    const sent: number[] = [];
+    const outcome = await replayPrices({
+      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      hold: {
+        everyMs: 1000,
+        pending: async () => ++looks <= 1,
+        putMayHeal: heldPutMayHeal,
+        onSent: (s) => sent.push(s),
+      },
+    });
+    // Before: [41], [42], the held tick refused, never sent again.
+    expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42'], ['ETH-USD 42'], ['ETH-USD 42']]);
+    expect(outcome).toMatchObject({ accepted: 2, rejected: [], unknown: [], held: 1 });
+    expect(sent).toEqual([42]);
+    // A feed's call is not held behind it.
+    const feed = fakeBus(() => throttled);
+    const refused = await putEntries(feed.events, [tickEntryOf(tickOf('ETH-USD'))], noWait);
+    expect(feed.requests).toHaveLength(1);
+    expect(refused.rejected).toEqual([
+      expect.objectContaining({ code: 'ThrottlingException', scope: 'call', retryable: true, attempts: 1 }),
+    ]);
+  });
+
+  it('throttled through its 5 calls: refused, retryable, the hold going on; one the SDK would not retry, once', async () => {
+    const mayHeal = { ...noWait, callMayHeal: () => true };
+    const always = fakeBus(() => ({ status: 429, type: 'TooManyRequestsException', message: 'slow down' }));
+    const outcome = await putEntries(always.events, [tickEntryOf(tickOf('ETH-USD'))], mayHeal);
+    expect(always.requests).toHaveLength(5);
+    expect(outcome.rejected).toEqual([
+      expect.objectContaining({
+        code: 'TooManyRequestsException',
+        scope: 'call',
+        retryable: true,
+        attempts: 5,
+      }),
+    ]);
+    // Retryable: not one every next call meets (a replay goes on past it).
+    expect(refusedForEveryCall(outcome.rejected)).toBeUndefined();
+    const denied = fakeBus(() => ({ status: 400, type: 'AccessDeniedException', message: denial }));
+    const refused = await putEntries(denied.events, [tickEntryOf(tickOf('ETH-USD'))], mayHeal);
+    expect(denied.requests).toHaveLength(1);
+    expect(refused.rejected).toEqual([
+      expect.objectContaining({ code: 'AccessDeniedException', retryable: false, attempts: 1 }),
+    ]);
+  });
+});
+
+// feed49c-held-tick-line: `replay --hold` said "sent again as sequence N" of a held tick the bus refused or said nothing
+// of: onSent was called for every held tick not refused by every call.
+describe('a held tick the bus did not put is said as it went, not as sent', () => {
+  it('refused (a throttle through its attempts) and of unknown fate (no result): onNotPut, not onSent', async () => {
+    const { events } = fakeBus((_n, keys) => {
+      const key = keys[0];
+      if (key === 'ETH-USD 42')
+        return { results: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'slow' }] };
+      if (key === 'ETH-USD 43') return { results: [{} as { EventId: string }] };
+      return ok(keys);
+    });
+    let looks = 0;
+    const said: string[] = [];
+    const outcome = await replayPrices({
+      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      hold: {
+        everyMs: 1000,
+        pending: async () => ++looks <= 3,
+        onSent: (s) => said.push(`sent ${s}`),
+        onNotPut: (s, notPut) =>
+          said.push(
+            `${notPut.fate} ${s}: ${notPut.fate === 'refused' ? notPut.refused.code : notPut.unknown.code}`,
+          ),
+      },
+    });
+    // Before: sent 42, sent 43, sent 44.
+    expect(said).toEqual(['refused 42: ThrottlingException', 'unknown 43: NoResult', 'sent 44']);
+    expect(outcome).toMatchObject({ held: 3, accepted: 2 });
+    expect(
+      heldNotPutLine('ETH-USD', parsePrice('150'), 42, {
+        fate: 'refused',
+        refused: outcome.rejected[0]!,
+      }),
+    ).toBe(
+      'ETH-USD 150 as sequence 42 refused by EventBridge, not on the bus: ThrottlingException (slow), still failing ' +
+        'after 5 attempts; the hold goes on',
+    );
+    expect(
+      heldNotPutLine('ETH-USD', parsePrice('150'), 43, { fate: 'unknown', unknown: outcome.unknown[0]! }),
+    ).toBe(
+      'ETH-USD 150 as sequence 43 of unknown fate, on the bus or not: NoResult (no result for the entry), after 5 ' +
+        'attempts; the hold goes on',
     );
   });
 });
