@@ -1,6 +1,7 @@
 import { counted } from '../../shared/domain/words.ts';
-import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
+import { type AdviceTarget, backstopCommand, type TargetKind } from '../../shared/local/deployment.ts';
 import {
+  type DeadLetter,
   type DeadLetterListing,
   DLQ_IDS,
   type DlqId,
@@ -37,7 +38,10 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
-            delivery error); they stay in the queue. Like redrive and discard, it says those SQS would not
+            delivery error), the queue SQS moved each from (or that it was sent straight to the DLQ) and,
+            marked NOT REDRIVEN, one redrive would leave there as not its work queue's
+            (dlq/not-its-dead-letter; --json: movedFrom, redriveRefuses); they stay in the queue. Like
+            redrive and discard, it says those SQS would not
             release as it ended (hidden until their visibility timeout runs out; --json: notReleased). An
             error once it has read messages (a receive, the release) is said after what it listed, with
             those (<queue>: STOPPED by ...; --json: stopped), exit 1
@@ -126,6 +130,25 @@ export function renderRedrive(
   // The run stops at the first queue an error stopped: the others would meet a refusal of the caller's too.
   if (notRedriven.length > 0) lines.push(`${notRedriven.join(', ')}: not redriven (the redrive stopped)`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/**
+ * One dead letter as `dlq list` prints it: where SQS moved it from, and NOT REDRIVEN with the redrive's own reason
+ * for one it would leave in the DLQ (ops49b-dlq-list-source: seen only as a redrive refused it).
+ */
+export function deadLetterText(m: DeadLetter, kind: TargetKind): string {
+  const from =
+    m.movedFrom !== null
+      ? `moved from ${printable(m.movedFrom)}`
+      : kind === 'aws'
+        ? 'sent straight to it (moved from no queue)'
+        : 'no queue named as its source (sent straight to it, or moved by the emulator, which names none)';
+  return (
+    `  [${m.queue}] ${printable(m.messageId)} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too), ${from}\n` +
+    `    reason: ${printable(m.reason)}\n` +
+    (m.redriveRefuses === undefined ? '' : `    NOT REDRIVEN: ${printable(m.redriveRefuses)}\n`) +
+    `    body: ${printable(m.body.slice(0, 300))}\n`
+  );
 }
 
 /**
@@ -259,14 +282,11 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
           })}\n`,
         );
       else {
+        // A queue that failed before reading says its STOPPED line alone, not "no messages" first (ops49b-dlq-list-stopped).
         for (const [i, q] of queues.entries())
-          io.stdout.write(`${q}: ${counted(lists[i]!.messages.length, 'message', 'messages')}\n`);
-        for (const m of messages) {
-          io.stdout.write(
-            `  [${m.queue}] ${printable(m.messageId)} sent ${m.sentAt ?? '?'}, receive count ${m.receiveCount} (listings count too)\n` +
-              `    reason: ${printable(m.reason)}\n    body: ${printable(m.body.slice(0, 300))}\n`,
-          );
-        }
+          if (settled[i]!.status === 'fulfilled')
+            io.stdout.write(`${q}: ${counted(lists[i]!.messages.length, 'message', 'messages')}\n`);
+        for (const m of messages) io.stdout.write(deadLetterText(m, deployment.kind));
         for (const line of queueNotReleasedLines(notReleased)) io.stdout.write(`${line}\n`);
         for (const s of stopped) io.stdout.write(`${s.queue}: STOPPED by ${printable(s.error)}\n`);
       }

@@ -26,7 +26,13 @@ const headerOf = (response: unknown): string | undefined => {
   return headers?.date ?? headers?.Date;
 };
 
+/** Each clock's middleware name: a client's stack refuses a name twice (ops49b-clock-watch-twice). */
+let clocks = 0;
+
 export class AwsClock {
+  readonly #name = `backstopAwsClock${++clocks}`;
+  /** The clients it watches: a second watch of one adds nothing (its name would be a duplicate). */
+  readonly #watched = new WeakSet<object>();
   /** AWS's time minus the local clock's, by the latest answer with a Date header; undefined before one. */
   #offsetMs: number | undefined;
   /** AWS's time minus the local clock's is below this, by the same answer (the header's second past its request). */
@@ -40,9 +46,11 @@ export class AwsClock {
 
   /**
    * Notes the Date header of every answer `client` receives, an error's included: a deserialize-step middleware, inside
-   * the SDK's retries, so each attempt's answer.
+   * the SDK's retries, so each attempt's answer. Once per client: again, nothing; another clock watching it too, its own.
    */
   watch(client: Watchable): void {
+    if (this.#watched.has(client)) return;
+    this.#watched.add(client);
     client.middlewareStack.add(
       (next) => async (args) => {
         // Before the attempt is sent: AWS answered after it (agreedNowMs' upper bound).
@@ -58,7 +66,7 @@ export class AwsClock {
           throw error;
         }
       },
-      { step: 'deserialize', name: 'backstopAwsClock' },
+      { step: 'deserialize', name: this.#name },
     );
   }
 

@@ -147,7 +147,7 @@ export interface Deployment {
 /** The deployment's clock of AWS's time; one watching its clients from now on where it has none (a test's). */
 export const awsClockOf = (deployment: Deployment): AwsClock => {
   if (deployment.awsClock) return deployment.awsClock;
-  // One per clients: a middleware's name is added once.
+  // One per clients: each clock would add a middleware of its own to them.
   const clock = handBuilt.get(deployment.clients) ?? watching(deployment.clients);
   handBuilt.set(deployment.clients, clock);
   return clock;

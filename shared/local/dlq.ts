@@ -51,6 +51,14 @@ export interface DeadLetter {
    * error its handler recorded on the last failed delivery; EventBridge's error for a tick.
    */
   readonly reason: string;
+  /**
+   * The name of the queue SQS moved it from by a redrive policy (its DeadLetterQueueSourceArn); null when it names
+   * none: sent straight to the queue (EventBridge's and margin-check's dead letters are), or moved by an emulator,
+   * which says none (ops49b-dlq-list-source).
+   */
+  readonly movedFrom: string | null;
+  /** Why `dlq redrive` would leave it in the DLQ, by its source (`dlq/not-its-dead-letter: ...`); absent when it would not. */
+  readonly redriveRefuses?: string;
 }
 
 /** How long listed messages stay hidden while the listing runs (they are released right after). */
@@ -280,6 +288,17 @@ async function describeAll(
   seen: readonly Message[],
 ): Promise<{ readonly messages: DeadLetter[]; readonly stopped?: PeekStop }> {
   const reasons: string[] = [];
+  // Where each came from, judged by the redrive's own rule (ops49b-dlq-list-source), which needs the DLQ's ARN only
+  // for a letter naming its source (sqs:GetQueueAttributes, as redrive reads it): one naming none is judged without.
+  let refuses: ((m: Message) => string | undefined) | undefined;
+  let arnFailure: { readonly error: unknown } | undefined;
+  try {
+    const sourced = seen.some((m) => source(m) !== undefined);
+    const arn = sourced ? await queueArn(deployment, dlqUrl(deployment, queue)) : '';
+    refuses = unexpectedSource(deployment, queue, arn);
+  } catch (error) {
+    arnFailure = { error };
+  }
   let failure: { readonly error: unknown } | undefined;
   // The first read that fails stops the rest (expired credentials fail them all), every message still listed: thrown,
   // it lost the whole listing (review49-cli-dlq-record-read).
@@ -296,19 +315,28 @@ async function describeAll(
     },
     () => failure !== undefined,
   );
-  const messages = seen.map((m, at) => ({
-    ...unexplained(queue, m),
-    reason: reasons[at] ?? `${UNKNOWN_REASON}its record was not read, another's read having failed`,
-  }));
-  if (failure === undefined) return { messages };
-  const without = messages.filter((m) => m.reason.startsWith(UNKNOWN_REASON)).length;
-  return {
-    messages,
-    stopped: {
-      error: failure.error,
-      line: `reading the records for their reasons: ${errorLine(failure.error)} (${counted(without, 'message', 'messages')} listed without ${without === 1 ? 'its reason' : 'theirs'})`,
-    },
-  };
+  const messages = seen.map((m, at) => {
+    const refused = refuses?.(m);
+    return {
+      ...unexplained(queue, m),
+      reason: reasons[at] ?? `${UNKNOWN_REASON}its record was not read, another's read having failed`,
+      ...(refused === undefined ? {} : { redriveRefuses: refused }),
+    };
+  });
+  const lines: string[] = [];
+  if (arnFailure !== undefined)
+    lines.push(
+      `reading the queue's ARN, to judge where its letters came from: ${errorLine(arnFailure.error)} (listed without whether dlq redrive would send them on)`,
+    );
+  if (failure !== undefined) {
+    const without = messages.filter((m) => m.reason.startsWith(UNKNOWN_REASON)).length;
+    lines.push(
+      `reading the records for their reasons: ${errorLine(failure.error)} (${counted(without, 'message', 'messages')} listed without ${without === 1 ? 'its reason' : 'theirs'})`,
+    );
+  }
+  const first = arnFailure ?? failure;
+  if (first === undefined) return { messages };
+  return { messages, stopped: { error: first.error, line: lines.join('; ') } };
 }
 
 const UNKNOWN_REASON = 'not known: ';
@@ -425,16 +453,21 @@ const parseJson = (body: string): unknown => {
 };
 
 /** A dead letter as SQS gives it, its reason (its record's state, read) still to add. */
-function unexplained(queue: DlqId, m: Message): Omit<DeadLetter, 'reason'> {
+function unexplained(queue: DlqId, m: Message): Omit<DeadLetter, 'reason' | 'redriveRefuses'> {
   const sent = Number(m.Attributes?.SentTimestamp ?? Number.NaN);
+  const from = source(m);
   return {
     queue,
     messageId: m.MessageId ?? '',
     body: m.Body ?? '',
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '0'),
     sentAt: Number.isFinite(sent) ? new Date(sent).toISOString() : null,
+    movedFrom: from === undefined ? null : from.slice(from.lastIndexOf(':') + 1),
   };
 }
+
+/** The queue SQS moved a letter from by a redrive policy (DeadLetterQueueSourceArn); undefined: it names none. */
+const source = (m: Message): string | undefined => m.Attributes?.DeadLetterQueueSourceArn || undefined;
 
 // Reads only: the index layout does not matter.
 const liquidationRepo = (deployment: Deployment) =>
@@ -625,6 +658,14 @@ async function countAndArn(deployment: Deployment, url: string): Promise<{ count
   };
 }
 
+/** The ARN of the queue at `url`, asked of SQS. */
+async function queueArn(deployment: Deployment, url: string): Promise<string> {
+  const out = await deployment.clients.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+  );
+  return out.Attributes?.QueueArn ?? '';
+}
+
 /**
  * The ARN of the queue at `url`, a queue of the same account and region as the one whose ARN is `beside`: the name is
  * a queue URL's last segment on AWS, LocalStack and moto alike (no call, so no right to read the work queue is needed).
@@ -648,7 +689,6 @@ function unexpectedSource(
   queue: DlqId,
   dlqArn: string,
 ): (m: Message) => string | undefined {
-  const source = (m: Message): string | undefined => m.Attributes?.DeadLetterQueueSourceArn || undefined;
   const discard = (m: Message) => discardCommand(deployment, queue, m.MessageId ?? '');
   if (queue === 'tickDeadLetters') {
     const tickQueue = deployment.names.tickQueueUrl;

@@ -49,6 +49,32 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     expect(aws).toBeGreaterThan(before - 2_000);
   });
 
+  // ops49b-clock-watch-twice: the middleware's name was fixed, so a second watch of a client threw (a duplicate name).
+  it('watches a client once per clock, and two clocks watch one client each for itself', async () => {
+    const sqs = emulator.clients.sqs as never;
+    const one = new AwsClock();
+    const two = new AwsClock();
+    one.watch(sqs);
+    one.watch(sqs);
+    two.watch(sqs);
+    skewed(-20 * MINUTE);
+    const noted: AwsClock[] = [];
+    const note = AwsClock.prototype.note;
+    vi.spyOn(AwsClock.prototype, 'note').mockImplementation(function (this: AwsClock, ...args) {
+      noted.push(this);
+      return note.apply(this, args);
+    });
+    await emulator.clients.sqs.send(new ListQueuesCommand({}));
+    // One answer noted once by each clock (other tests' clocks watch the client too): the second watch added nothing.
+    expect(noted.filter((c) => c === one)).toHaveLength(1);
+    expect(noted.filter((c) => c === two)).toHaveLength(1);
+    for (const clock of [one, two]) {
+      expect(clock.synced).toBe(true);
+      expect(clock.nowMs()).toBeGreaterThan(trueNow() - 2_000);
+      expect(clock.nowMs()).toBeLessThanOrEqual(trueNow());
+    }
+  });
+
   it("takes the machine's clock for a cut to the millisecond while the answers say it agrees with AWS's (review49-cli-redrive-clock)", () => {
     let local = Date.UTC(2025, 7, 5, 12, 0, 0, 400);
     const clock = new AwsClock(() => local);

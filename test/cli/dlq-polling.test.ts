@@ -1330,6 +1330,56 @@ it('says one message in the singular in dlq list (dlq48-counted)', async () => {
   ]);
 });
 
+it('says only STOPPED for a queue of dlq list that failed before reading it, not "0 messages" first (ops49b-dlq-list-stopped)', async () => {
+  const names = await createLocalResources(clients, 'liststop');
+  await publishStackOutputs(moto.endpoint, 'liststop', names);
+  await clients.sqs.send(
+    new SendMessageCommand({ QueueUrl: names.queues.tickDeadLetters.url, MessageBody: 'not json' }),
+  );
+  // The CLI's receive of the liquidations DLQ refused, as a caller without sqs:ReceiveMessage on it is.
+  const send = SQSClient.prototype.send;
+  const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(function (
+    this: SQSClient,
+    ...args: Parameters<SQSClient['send']>
+  ) {
+    const [command] = args;
+    if (
+      command instanceof ReceiveMessageCommand &&
+      command.input.QueueUrl === names.queues.liquidations.dlqUrl
+    )
+      return Promise.reject(
+        Object.assign(new Error('not authorized to perform: sqs:receivemessage'), {
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+        }),
+      );
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as SQSClient['send']);
+  let run: Awaited<ReturnType<typeof cli>>;
+  try {
+    run = await cli(
+      'dlq',
+      'list',
+      '--target',
+      'localstack',
+      '--endpoint',
+      moto.endpoint,
+      '--stage',
+      'liststop',
+    );
+  } finally {
+    spy.mockRestore();
+  }
+  expect(run.code, run.stderr).toBe(1);
+  const lines = run.stdout.trimEnd().split('\n');
+  // Before: "liquidations: 0 messages" first, then the line saying it read nothing.
+  expect(lines.filter((l) => l.startsWith('liquidations:'))).toEqual([
+    'liquidations: STOPPED by before reading it: AccessDenied: not authorized to perform: sqs:receivemessage',
+  ]);
+  expect(lines.slice(0, 2)).toEqual(['auctionSteps: 0 messages', 'tickDeadLetters: 1 message']);
+});
+
 /**
  * SQS's approximate count of the DLQ at `url`, as `counts` answers it (visible, then in flight), on `sqs` (the CLI's
  * own clients: every SQSClient), where SQS may answer low for up to a minute after letters came in. Returns what

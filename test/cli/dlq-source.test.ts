@@ -7,7 +7,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { renderRedrive } from '../../cli/ops/dlq.ts';
+import { deadLetterText, renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -16,7 +16,7 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment, TargetKind } from '../../shared/local/deployment.ts';
-import { listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import { type DeadLetter, listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
 import { QUEUES, TICK_BUS } from '../../shared/topology.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
@@ -235,6 +235,71 @@ it("sends on only the dead letters SQS moved from the work queue: another queue'
   }
 }, 60_000);
 
+/** A listing's letters by body: where SQS moved each from and why a redrive would leave it. */
+const byBody = (letters: readonly DeadLetter[]) =>
+  Object.fromEntries(
+    letters.map((l) => [l.body, { movedFrom: l.movedFrom, redriveRefuses: l.redriveRefuses }]),
+  );
+
+// ops49b-dlq-list-source: dlq list showed neither where a letter came from nor that a redrive would leave it: the
+// operator learnt it from the redrive's refusal.
+it('lists where SQS moved each dead letter from, and flags those dlq redrive leaves, by its own judgment', async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrclist', 'aws');
+    const work = d.names.queues.liquidations.url;
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    for (const id of ['ours:0', 'theirs:0', 'direct:0'])
+      await liquidationRecord(d.names.tables.liquidations, id);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+    );
+    await receivePastMax(work);
+    const other = await intruder('dlqsrclist-intruder', dlq);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: other, MessageBody: '{"liquidationId":"theirs:0"}' }),
+    );
+    await receivePastMax(other);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"liquidationId":"direct:0"}' }),
+    );
+    const listed = await listDeadLetters(d, 'liquidations');
+    const letters = byBody(listed);
+    expect(letters).toEqual({
+      '{"liquidationId":"ours:0"}': { movedFrom: work.split('/').pop(), redriveRefuses: undefined },
+      '{"liquidationId":"theirs:0"}': {
+        movedFrom: 'dlqsrclist-intruder',
+        redriveRefuses: expect.stringMatching(/^dlq\/not-its-dead-letter: SQS moved it here from /),
+      },
+      '{"liquidationId":"direct:0"}': {
+        movedFrom: null,
+        redriveRefuses: expect.stringMatching(
+          /^dlq\/not-its-dead-letter: sent to the dead-letter queue directly/,
+        ),
+      },
+    });
+    const text = (body: string) => deadLetterText(listed.find((l) => l.body === body)!, 'aws');
+    expect(text('{"liquidationId":"ours:0"}')).not.toContain('NOT REDRIVEN');
+    expect(text('{"liquidationId":"theirs:0"}')).toContain(
+      `(listings count too), moved from dlqsrclist-intruder\n    reason: `,
+    );
+    expect(text('{"liquidationId":"theirs:0"}')).toContain(
+      `\n    NOT REDRIVEN: dlq/not-its-dead-letter: SQS moved it here from ${arnOfUrl(other)}, not from liquidations`,
+    );
+    expect(text('{"liquidationId":"direct:0"}')).toContain(
+      '(listings count too), sent straight to it (moved from no queue)\n',
+    );
+    // The redrive's refusals are the listing's flags, word for word.
+    const outcome = await redriveDeadLetters(d, 'liquidations');
+    expect(outcome.moved).toBe(1);
+    expect(Object.fromEntries(outcome.failed.map((f) => [f.messageId, f.reason]))).toEqual(
+      Object.fromEntries(listed.filter((l) => l.redriveRefuses).map((l) => [l.messageId, l.redriveRefuses])),
+    );
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
+
 it('puts on the bus no tick SQS moved into tickDeadLetters from a queue; those EventBridge and Lambda send go (security49b-dlq-source)', async () => {
   const aws = sourceAsAws();
   try {
@@ -290,6 +355,18 @@ it.each(['local', 'localstack'] as const)(
         new SendMessageCommand({ QueueUrl: other, MessageBody: '{"liquidationId":"theirs:0"}' }),
       );
       await receivePastMax(other);
+      // Listed as the redrive judges them (ops49b-dlq-list-source): moto's move names no source, and is taken.
+      const listed = await listDeadLetters(d, 'liquidations');
+      expect(byBody(listed)).toEqual({
+        '{"liquidationId":"ours:0"}': { movedFrom: null, redriveRefuses: undefined },
+        '{"liquidationId":"theirs:0"}': {
+          movedFrom: `dlqsrc${kind}-intruder`,
+          redriveRefuses: expect.stringMatching(/^dlq\/not-its-dead-letter: /),
+        },
+      });
+      expect(deadLetterText(listed.find((l) => l.movedFrom === null)!, kind)).toContain(
+        'no queue named as its source (sent straight to it, or moved by the emulator, which names none)\n',
+      );
       const outcome = await redriveDeadLetters(d, 'liquidations');
       expect(outcome.moved).toBe(1);
       expect(outcome.failed.map((f) => f.reason.split(':')[0])).toEqual(['dlq/not-its-dead-letter']);
