@@ -2,7 +2,7 @@ import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.t
 import { entriesWord } from '../../shared/domain/journal-audit.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
-import { type AdviceTarget, backstopCommand } from '../../shared/local/deployment.ts';
+import { type AdviceTarget, awsClockOf, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
   STATUS_COUNT_EVERY_MS,
@@ -241,13 +241,19 @@ export const statusText = (report: StatusReport, target: AdviceTarget, confirmMs
 
 /** `status --watch`'s loop and what it runs on (a test drives it with a clock and sleep of its own). */
 export interface StatusWatch {
-  /** One refresh's read at `nowMs` (statusWatcher: the Scanned counts only every STATUS_COUNT_EVERY_MS). */
-  readonly read: (nowMs: number) => Promise<StatusReport>;
+  /**
+   * One refresh's read at `nowMs`, the machine's clock, and `awsNowMs`, AWS's time (statusWatcher: the Scanned counts
+   * only every STATUS_COUNT_EVERY_MS).
+   */
+  readonly read: (nowMs: number, awsNowMs: number) => Promise<StatusReport>;
   readonly write: (report: StatusReport) => void;
   /** A refresh that failed with an error that may heal (refreshFailure): the loop reads again an interval later. */
   readonly writeFailure: (failed: FailedRefresh) => void;
   readonly intervalMs: number;
+  /** The machine's clock: the durations between looks (statusWatcher). */
   readonly nowMs: () => number;
+  /** AWS's time, what each look's report is stamped and judged by (ops49b-status-clock); nowMs when absent. */
+  readonly awsNowMs?: () => number;
   /** Resolves after `ms`, or at once when `signal` aborts (sleepUnlessAborted). */
   readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Ctrl-C: the loop ends, within a read, never a whole interval later. */
@@ -256,7 +262,7 @@ export interface StatusWatch {
 
 /** A refresh of `status --watch` that failed, and what it can still show. */
 export interface FailedRefresh {
-  /** When the refresh was made. */
+  /** When the refresh was made, by the clock of the reports' `at` (AWS's). */
   readonly atMs: number;
   /** refreshFailure's line: the error's class and message. */
   readonly error: string;
@@ -279,15 +285,17 @@ export async function watchStatus(watch: StatusWatch): Promise<void> {
   let inARow = 0;
   while (!watch.signal.aborted) {
     const atMs = watch.nowMs();
+    const awsMs = watch.awsNowMs?.() ?? atMs;
     let report: StatusReport;
     try {
-      report = await watch.read(atMs);
+      report = await watch.read(atMs, awsMs);
     } catch (error) {
       const failure = refreshFailure(error);
       if (failure === undefined || failure.lasting) throw error;
       inARow += 1;
       watch.writeFailure({
-        atMs,
+        // Said beside the last report's `at`, and its figures' age from it.
+        atMs: awsMs,
         error: failure.line,
         ...(last === undefined ? {} : { last }),
         inARow,
@@ -357,8 +365,13 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
         : undefined;
     // One check for every refresh: a missing entry is waited for once, not on each (review46-status-watch).
     const checkFund = withdrawalChecker();
+    // AWS's time, as its answers tell it (ops49b-status-clock): the marks' stamps are the feed's, judged by margin-check
+    // and the consumers on AWS's clock, and the draw window is the ledger's, stamped by it. Its lower bound, never ahead
+    // of AWS's: a machine clock a second fast must not call a mark STALE, nor a draw window ended, before AWS does
+    // (agreedNowMs may be the machine's, up to a second ahead of it); at most a second late.
+    const clock = awsClockOf(deployment);
     if (!values.watch) {
-      write(await collectStatus(deployment, Date.now(), config, checkFund));
+      write(await collectStatus(deployment, clock.nowMs(), config, checkFund));
       return 0;
     }
     // The Scanned counts again every STATUS_COUNT_EVERY_MS, the rest on every refresh (status46-watch-scans).
@@ -391,7 +404,10 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
           }
         },
         intervalMs,
+        // The looks' durations (stranded work's minute, the counts' age) by the machine's clock: they compare no
+        // stored stamp, and AWS's, re-read from each answer, would jitter by a second.
         nowMs: Date.now,
+        awsNowMs: () => clock.nowMs(),
         sleep: sleepUnlessAborted,
         signal: stop.signal,
       });

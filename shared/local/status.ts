@@ -569,7 +569,10 @@ export const STATUS_COUNT_EVERY_MS = 5 * 60_000;
 
 /** The counts that need a Scan, and what is judged from them, as of `atMs` (one status read's, reused by --watch). */
 export interface StatusTallies {
+  /** When counted, by AWS's time (shown: `counted.at`). */
   readonly atMs: number;
+  /** When counted, by the machine's clock: the counts' age and when to count again, durations between looks. */
+  readonly lookMs: number;
   readonly positions: StatusReport['positions'];
   readonly liquidations: StatusReport['liquidations'];
   readonly auctions: StatusReport['auctions'];
@@ -929,11 +932,13 @@ function talliesOf(
   scan: Awaited<ReturnType<typeof scanTallies>>,
   live: LiveReads,
   nowMs: number,
+  lookMs: number,
 ): StatusTallies {
   const { liquidations, stranded } = judgeLiquidations(scan.liquidations, live);
   const openAuctions = scan.auctions.get('RUNNING') ?? 0;
   return {
     atMs: nowMs,
+    lookMs,
     positions: fill(POSITION_STATES, scan.positions),
     liquidations,
     auctions: { byState: fill(AUCTION_STATES, scan.auctions), open: openAuctions },
@@ -951,7 +956,9 @@ function talliesOf(
 }
 
 /**
- * Reads everything the status shows, in parallel. `config`: the deployed risk configuration, when known (each
+ * Reads everything the status shows, in parallel. `nowMs`: AWS's time (the CLI's awsClockOf(deployment).nowMs():
+ * ops49b-status-clock), by which the stored stamps are judged (a mark's age, the draw window) and the report stamped.
+ * `config`: the deployed risk configuration, when known (each
  * market's mark is then judged stale or not). `checkFund`: the withdrawal's check; a caller that reads the status
  * again and again (--watch) passes one withdrawalChecker for all its reads, so a missing entry is waited for once.
  * `tallies`: counts a read before took (statusWatcher), shown with their age instead of scanning again; none: counted
@@ -973,6 +980,7 @@ async function readStatus(
   config: RiskConfig | undefined,
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
   reuse: StatusTallies | undefined,
+  lookMs = nowMs,
 ): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies; readonly look?: OpenLook }> {
   const { clients, names } = deployment;
   const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
@@ -981,7 +989,7 @@ async function readStatus(
     fundStatus(ledger, nowMs, config, checkFund),
     reuse === undefined ? scanTallies(deployment) : undefined,
   ]);
-  const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs);
+  const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs, lookMs);
   const reused = scan === undefined;
   const { live, stranded, strandedAtLeast, openNow, look } = reused
     ? await strandedNow(deployment, first, tallies.unindexedOpen)
@@ -1035,7 +1043,8 @@ async function readStatus(
     quote,
     counted: {
       at: iso(tallies.atMs),
-      ageSeconds: Math.max(0, Math.floor((nowMs - tallies.atMs) / 1000)),
+      // A duration between the watch's looks: the machine's clock (AWS's, re-read from each answer, jitters by a second).
+      ageSeconds: Math.max(0, Math.floor((lookMs - tallies.lookMs) / 1000)),
     },
     strandedAtLeast,
     // One look: a watch confirms it over its refreshes (statusWatcher).
@@ -1101,27 +1110,32 @@ async function strandedNow(
  * that Scan the positions, liquidations and auctions tables taken again only once `countEveryMs` has passed since the
  * last (STATUS_COUNT_EVERY_MS), the last ones reused in between and their age said (`counted`). Work found stranded
  * is said so once the reads have found it for `confirmMs` one after another (STRANDED_CONFIRM_MS: confirmStranded).
+ * Each read is given the machine's clock at its look (`nowMs`), which times the durations between looks (when to count
+ * again, the counts' age, how long work has been stranded: no stored stamp is compared with it, so its offset from
+ * AWS's does not matter, and AWS's, re-read from each answer's Date header, would jitter by a second), and AWS's time
+ * (`awsNowMs`: the stamps it judges and shows; ops49b-status-clock).
  */
 export function statusWatcher(
   deployment: Deployment,
   config: RiskConfig | undefined,
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
   { countEveryMs = STATUS_COUNT_EVERY_MS, confirmMs = STRANDED_CONFIRM_MS } = {},
-): (nowMs: number) => Promise<StatusReport> {
+): (nowMs: number, awsNowMs?: number) => Promise<StatusReport> {
   let last: StatusTallies | undefined;
   const strandedRun = strandedRuns();
   // The run's last look at the open work (a count's read has none): work it found that has moved since starts the
   // run again (review48-stranded-moved).
   let lastLook: OpenLook | undefined;
-  return async (nowMs) => {
+  return async (nowMs, awsNowMs = nowMs) => {
     // A clock set back counts again too.
-    const fresh = last !== undefined && nowMs >= last.atMs && nowMs - last.atMs < countEveryMs;
+    const fresh = last !== undefined && nowMs >= last.lookMs && nowMs - last.lookMs < countEveryMs;
     const { report, tallies, look } = await readStatus(
       deployment,
-      nowMs,
+      awsNowMs,
       config,
       checkFund,
       fresh ? last : undefined,
+      nowMs,
     );
     last = tallies;
     const moved = lastLook !== undefined && look !== undefined && workMoved(lastLook, look);

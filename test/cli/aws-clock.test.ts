@@ -1,8 +1,15 @@
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.ts';
+import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
-import { usd } from '../../shared/domain/units.ts';
+import { systemClock } from '../../shared/adapters/embedded/clock.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { windowStartFor } from '../../shared/domain/insurance.ts';
+import { parsePrice, usd } from '../../shared/domain/units.ts';
 import { AwsClock } from '../../shared/local/aws-clock.ts';
+import type { StatusReport } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
 
@@ -149,5 +156,92 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     // Within the second the Date header floors (and the answer's way) before it; before, 20 minutes behind.
     expect(stamped).toBeGreaterThan(before - 2_000);
     expect(stamped).toBeLessThanOrEqual(after);
+  });
+
+  // ops49b-status-clock: status judged a mark's age and the draw window by the machine's clock.
+  describe('status', () => {
+    /** A mark stamped now and a draw in the current window, both by AWS's clock (margin-check's, the ledger's). */
+    const stampedNow = async (prefix: string) => {
+      const stage = await emulator.newStage(prefix);
+      const { markets } = createAwsAdapters({
+        clients: emulator.clients,
+        names: stage.names,
+        clock: systemClock,
+      });
+      await markets.acceptTick(
+        'ETH-USD',
+        { sequence: 1, markPrice: parsePrice('130'), timestampMs: trueNow() },
+        undefined,
+        false,
+      );
+      const { insurance } = DEFAULT_RISK_CONFIG;
+      const ledger = new DynamoLedger(emulator.clients.dynamo, stage.names.tables.ledger);
+      const windowStartMs = windowStartFor(trueNow(), insurance);
+      const entry = { account: INSURANCE_ACCOUNT, reference: 'test', atMs: trueNow(), floor: 0n };
+      await ledger.apply({ ...entry, idempotencyKey: 'd', amount: usd('1000'), kind: 'deposit' });
+      await ledger.apply({
+        ...entry,
+        idempotencyKey: 'p',
+        amount: -usd('10'),
+        kind: 'shortfall-payout',
+        drawWindow: { windowStartMs, cap: insurance.drawCapPerWindow },
+      });
+      return { ...stage, windowStartMs };
+    };
+    /** What status says of the mark and the window, by AWS's clock. */
+    const byAws = (report: StatusReport, windowStartMs: number) => {
+      const mark = report.markets['ETH-USD']!;
+      expect(mark.markStale).toBe(false);
+      expect(mark.markAgeSeconds).toBeLessThanOrEqual(2);
+      expect(report.insuranceFund.drawWindow).toMatchObject({ drawn: '10', since: iso(windowStartMs) });
+      expect(Math.abs(Date.parse(report.at) - trueNow())).toBeLessThan(3_000);
+    };
+
+    it("judges a mark and the draw window by AWS's clock, on a machine an hour ahead", async () => {
+      const { at, windowStartMs } = await stampedNow('stclk');
+      skewed(60 * MINUTE);
+      const run = await cli('status', '--json', ...at);
+      expect(run.code, run.stderr).toBe(0);
+      // Before: the mark 3600 s old and STALE (over 120 s), the window ended, its draws shown as none.
+      byAws(JSON.parse(run.stdout) as StatusReport, windowStartMs);
+    });
+
+    it("--watch judges them by AWS's clock too", async () => {
+      const { names, at, windowStartMs } = await stampedNow('stwclk');
+      skewed(60 * MINUTE);
+      // The second refresh's Scan of the markets finds the table gone: the watch ends (exit 1) after one report.
+      const send = DynamoDBClient.prototype.send;
+      let scans = 0;
+      const spy = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+        this: DynamoDBClient,
+        ...args: Parameters<DynamoDBClient['send']>
+      ) {
+        const [command] = args;
+        if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
+          scans += 1;
+          if (scans >= 2)
+            return Promise.reject(
+              Object.assign(new Error('gone'), {
+                name: 'ResourceNotFoundException',
+                $metadata: { httpStatusCode: 400 },
+              }),
+            );
+        }
+        return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      } as DynamoDBClient['send']);
+      let stdout = '';
+      try {
+        const code = await main(['status', '--watch', '--json', '--interval', '1', ...at], {
+          stdout: { write: (t: string) => (stdout += t) },
+          stderr: { write: () => true },
+        });
+        expect(code).toBe(1);
+      } finally {
+        spy.mockRestore();
+      }
+      const reports = stdout.trimEnd().split('\n');
+      expect(reports).toHaveLength(1);
+      byAws(JSON.parse(reports[0]!) as StatusReport, windowStartMs);
+    });
   });
 });

@@ -141,6 +141,30 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     clients.destroy();
   });
 
+  // ops49b-status-clock: a look's report is stamped by AWS's time, re-read from each answer's Date header (a second's
+  // jitter); the durations between looks are the machine's clock's, which compares no stored stamp.
+  it("times the counts and stranded work by the machine's clock, and stamps the report by AWS's", async () => {
+    const { deployment, put, scans, names, clients } = await setUp();
+    const t0 = Date.now();
+    // AWS's time 3 hours past the machine's, its estimate a second lower at the second look.
+    const aws0 = t0 + 3 * 3_600_000;
+    await put(queued('p1:0', t0));
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), { confirmMs: 60_000 });
+    const first = await watch(t0, aws0);
+    expect(first.at).toBe(new Date(aws0).toISOString());
+    expect(first.strandedUnconfirmed).toBe(1);
+    const second = await watch(t0 + 2_000, aws0 - 1_000);
+    // Not counted again for a clock that seemed set back, the count 2 s old, the stranded run 2 s long.
+    expect(counted(scans, names).liquidations).toBe(1);
+    expect(second.at).toBe(new Date(aws0 - 1_000).toISOString());
+    expect(second.counted).toEqual({ at: first.at, ageSeconds: 2 });
+    expect(second).toMatchObject({ strandedUnconfirmed: 1, strandedForSeconds: 2 });
+    // Confirmed a minute after the first look by the machine's clock, whatever AWS's estimate says.
+    const third = await watch(t0 + 60_000, aws0 + 50_000);
+    expect(third).toMatchObject({ stranded: 1, strandedUnconfirmed: 0, strandedForSeconds: 60 });
+    clients.destroy();
+  });
+
   // review46-watch-stale-judgements: `stranded` and `settled` are judged from the counts and shown with them, but the
   // queues and markets beside them are live; what those say now clears a judgement they contradict (never raises one).
   it('clears a counted stranded once a message moves the work', async () => {
