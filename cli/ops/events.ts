@@ -14,7 +14,12 @@ import {
   tickEntry,
   type UnknownEntry,
 } from '../../shared/feed/publisher.ts';
-import { type AdviceTarget, backstopCommand, withTargetFlags } from '../../shared/local/deployment.ts';
+import {
+  type AdviceTarget,
+  awsClockOf,
+  backstopCommand,
+  withTargetFlags,
+} from '../../shared/local/deployment.ts';
 import {
   claimSequences,
   continuesSent,
@@ -89,9 +94,10 @@ shows the market's last sequence).
   --symbol S             market symbol (required)
   --price P              mark price, plain decimal (required)
   --index P              index price
-  --ts T                 event time: ISO 8601 or epoch seconds / milliseconds (default: now)
+  --ts T                 event time: ISO 8601 or epoch seconds / milliseconds (default: now, by AWS's clock as
+                         its answers tell it: margin-check judges a tick's time by it, and so does the foretelling)
   --sequence N           feed sequence (default: after the market's last one and the last these commands sent it,
-                         replays included; epoch ms for a new market)
+                         replays included; epoch ms by AWS's clock for a new market)
   --source S             feed id (default ${TICK_SOURCE})
   --wait SECONDS         how long to wait for the market to show the tick (default ${DEFAULT_WAIT_SECONDS}; 0: do not wait)
   --config FILE.json     risk configuration of the deployment, for its markets (local: what local up runs with;
@@ -217,8 +223,9 @@ took, refused and left of unknown fate (by sequence), the ticks margin-check's b
 confirmed a move, and those it refused otherwise (too old, out of order, ...), a line on stderr each kind, and a
 print the breaker holds at the end. Files: a header with a time column
 (timestamp, time, ts, open_time_ms, open_time_utc) and a price column (close, price, mark), or Binance's
-12-column klines. Each tick is stamped with the time it is sent (the file's times set the pacing) and sequences
-continue from the market's last one. Each tick is sent once the stack has handled the one before (EventBridge
+12-column klines. Each tick is stamped with the time it is sent, by AWS's clock as its answers tell it, which
+margin-check judges by (the file's times set the pacing), and sequences continue from the market's last one (a
+new market's from that time in epoch ms). Each tick is sent once the stack has handled the one before (EventBridge
 keeps no order between ticks in flight together: the older, landing second, would be refused as out of order),
 and the replay stops with a clear error when the stack handles none for 60 s, when EventBridge refuses a
 call whole (the caller's credentials, the bus's policy), which it would every next call too, or on any other
@@ -313,7 +320,12 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     // A configured market only (margin-check would drop any other as tick/unknown-symbol), as replay and seed do.
     const config = riskConfigFor(deployment, values.config);
     const symbol = resolveSymbol(config, givenSymbol, undefined);
-    const now = Date.now();
+    // AWS's time (ops49b-tick-clock): margin-check judges the tick's stamp by its Lambda's clock, AWS-synchronised, so
+    // the stamp, the preview of its verdict (too far ahead, too old) and a first tick's sequence by time are AWS's. The
+    // machine's clock where the answers say it agrees (as before; the stamp as close to AWS's as known), else the lower
+    // bound: a machine minutes fast stamped ticks margin-check refused as tick/future, and foretold a fresh --ts so.
+    const clock = awsClockOf(deployment);
+    const now = clock.agreedNowMs();
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
     // One read: it numbers the tick and foretells its verdict.
@@ -339,11 +351,11 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
     const parsed = parseTickDetail(detail);
     if (!parsed.ok) throw new UsageError(`inject tick: ${parsed.reason}`);
     const market = marketConfig(config, symbol);
-    const judged = evaluateTick(parsed.tick, state ?? {}, market, Date.now());
+    const judged = evaluateTick(parsed.tick, state ?? {}, market, clock.agreedNowMs());
     // A print that moves the market onto its numbering is judged again on it, as margin-check does.
     const verdict =
       judged.verdict === 'reject' && judged.rebase
-        ? evaluateTick(parsed.tick, rebasedTickState(state ?? {}, judged.rebase), market, Date.now())
+        ? evaluateTick(parsed.tick, rebasedTickState(state ?? {}, judged.rebase), market, clock.agreedNowMs())
         : judged;
     const entry = tickEntry(deployment.names.busName, detail);
     // A given one (a claimed one is recorded by its claim), not one margin-check holds as a jump (a mistyped
@@ -524,7 +536,11 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
       );
     const key = sentSequenceKey(deployment, symbol);
     const { markets } = adaptersOf(deployment);
-    const firstSequence = await nextSentSequence(markets, symbol, key, Date.now(), maxSequenceJump);
+    // A first tick's sequence by time, and each tick's stamp, by AWS's clock (ops49b-tick-clock, as inject's): the
+    // stamps the machine's clock moved by AWS's offset as the run starts, fixed, so they keep its order.
+    const startMs = awsClockOf(deployment).agreedNowMs();
+    const stampOffsetMs = startMs - Date.now();
+    const firstSequence = await nextSentSequence(markets, symbol, key, startMs, maxSequenceJump);
     const progress = new ProgressBar(io.stderr);
     const abort = new AbortController();
     const onSignal = () => abort.abort();
@@ -561,6 +577,7 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
         events: deployment.clients.events,
         speed,
         firstSequence,
+        stampOffsetMs,
         ...(values.source === undefined ? {} : { source: values.source }),
         // Each batch's sequences are claimed in the record before they are sent, past any the market has seen: an
         // inject run meanwhile took the replay's next sequence, and margin-check refused the replay's tick as a

@@ -103,7 +103,15 @@ export interface ReplayOptions {
   /** Sequence of the first point; each next point gets the next integer. */
   readonly firstSequence: number;
   readonly source?: string;
+  /** The clock that paces the run (and, moved by stampOffsetMs, stamps its ticks); Date.now when absent. */
   readonly now?: () => number;
+  /**
+   * AWS's time less `now`'s, taken once as the run starts: each tick is stamped `now()` moved by it, since margin-check
+   * judges stamps by AWS's clock (ops49b-tick-clock). Fixed, so stamps keep `now`'s order (one before the last tick's is
+   * refused as out of order), where AWS's time re-read from each answer's Date header would jitter by a second. 0 when
+   * absent.
+   */
+  readonly stampOffsetMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onProgress?: (sent: number, total: number) => void;
   /** Stops early (Ctrl-C): the points not sent yet are reported as not sent. */
@@ -346,12 +354,13 @@ const notSentText = (error: PutEntriesError): string => {
 };
 
 /**
- * Replays price points as ticks. Each tick's timestamp is the time it is sent, so the market sees a live feed
+ * Replays price points as ticks. Each tick's timestamp is the time it is sent (by AWS's clock: stampOffsetMs), so the market sees a live feed
  * (the file's own times only set the pacing; a 2020 timestamp would be refused as stale). Each tick goes in a
  * PutEvents of its own, once the one before was put (and, with a backlog, handled as far as its limit says).
  */
 export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
   const now = options.now ?? Date.now;
+  const stampOffsetMs = options.stampOffsetMs ?? 0;
   const sleep = options.sleep ?? realSleep;
   const offsets = dueOffsets(options.points, options.speed);
   const started = now();
@@ -480,7 +489,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       if (stalled) break;
       if (options.signal?.aborted) break;
       const first = await claim(batch.end - batch.start);
-      const sendMs = now();
+      const sendMs = now() + stampOffsetMs;
       const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
         tickEntry(
           options.busName,
@@ -519,7 +528,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
         // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
         if (options.signal?.aborted || !(await pending())) break;
         const sequence = await claim(1);
-        const stamp = now();
+        const stamp = now() + stampOffsetMs;
         const entry = tickEntry(
           options.busName,
           tickDetail({

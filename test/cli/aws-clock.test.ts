@@ -1,4 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
@@ -242,6 +245,82 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
       const reports = stdout.trimEnd().split('\n');
       expect(reports).toHaveLength(1);
       byAws(JSON.parse(reports[0]!) as StatusReport, windowStartMs);
+    });
+  });
+
+  // ops49b-tick-clock: inject tick and replay stamped ticks, foretold margin-check's verdict and numbered a market's
+  // first tick by the machine's clock; margin-check judges by its Lambda's, AWS's.
+  describe('ticks', () => {
+    const marketsOf = (names: Parameters<typeof createAwsAdapters>[0]['names']) =>
+      createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
+    type Detail = { timestamp: number; sequence: number };
+
+    it('foretells a tick stamped now by AWS accepted, on a machine 10 minutes behind', async () => {
+      const { names, at } = await emulator.newStage('tkpre');
+      await marketsOf(names).acceptTick(
+        'ETH-USD',
+        { sequence: 5, markPrice: parsePrice('1500'), timestampMs: trueNow() - 1_000 },
+        undefined,
+        false,
+      );
+      skewed(-10 * MINUTE);
+      const run = await cli(
+        'inject',
+        'tick',
+        '--symbol',
+        'ETH-USD',
+        '--price',
+        '1510',
+        '--ts',
+        iso(trueNow()),
+        '--wait',
+        '0',
+        ...at,
+      );
+      // Before: tick/future (10 minutes ahead of the machine), exit 3.
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).fate).toEqual({ outcome: 'sent', expected: 'accept' });
+    });
+
+    it("stamps and numbers a market's first tick by AWS's clock, on a machine 10 minutes ahead", async () => {
+      const { at } = await emulator.newStage('tkstamp');
+      skewed(10 * MINUTE);
+      const before = trueNow();
+      const run = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '1510', '--wait', '0', ...at);
+      const after = trueNow();
+      expect(run.code, run.stderr).toBe(0);
+      const detail = JSON.parse(run.stdout).entry.Detail as Detail;
+      // Before: both 10 minutes ahead (margin-check refuses such a tick as tick/future).
+      for (const ms of [detail.timestamp, detail.sequence]) {
+        expect(ms).toBeGreaterThan(before - 2_000);
+        expect(ms).toBeLessThanOrEqual(after);
+      }
+    });
+
+    it("replay stamps and numbers its ticks by AWS's clock, on a machine 10 minutes ahead", async () => {
+      const { at } = await emulator.newStage('tkreplay');
+      const file = path.join(emulator.dir, 'clock-one.csv');
+      writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+      const put: Detail[] = [];
+      const send = EventBridgeClient.prototype.send;
+      vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
+        this: EventBridgeClient,
+        command: unknown,
+      ) {
+        if (command instanceof PutEventsCommand)
+          for (const e of command.input.Entries ?? []) put.push(JSON.parse(e.Detail ?? '{}') as Detail);
+        return (send as (c: unknown) => Promise<unknown>).call(this, command);
+      } as never);
+      skewed(10 * MINUTE);
+      const before = trueNow();
+      const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+      const after = trueNow();
+      expect(run.code, run.stderr).toBe(0);
+      expect(put).toHaveLength(1);
+      for (const ms of [put[0]!.timestamp, put[0]!.sequence]) {
+        expect(ms).toBeGreaterThan(before - 2_000);
+        expect(ms).toBeLessThanOrEqual(after);
+      }
     });
   });
 });
