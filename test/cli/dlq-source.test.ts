@@ -16,7 +16,12 @@ import {
 } from '../../shared/adapters/aws/index.ts';
 import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment, TargetKind } from '../../shared/local/deployment.ts';
-import { type DeadLetter, listDeadLetters, redriveDeadLetters } from '../../shared/local/dlq.ts';
+import {
+  type DeadLetter,
+  listDeadLetters,
+  readDeadLetters,
+  redriveDeadLetters,
+} from '../../shared/local/dlq.ts';
 import { QUEUES, TICK_BUS } from '../../shared/topology.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
@@ -296,6 +301,41 @@ it('lists where SQS moved each dead letter from, and flags those dlq redrive lea
       Object.fromEntries(listed.filter((l) => l.redriveRefuses).map((l) => [l.messageId, l.redriveRefuses])),
     );
   } finally {
+    aws.remove();
+  }
+}, 60_000);
+
+it("lists the dead letters without the flag, and says why, when the DLQ's ARN cannot be read (ops49b-dlq-list-source)", async () => {
+  const aws = sourceAsAws();
+  const refuse = 'refuseQueueArn';
+  try {
+    const d = await deployment('dlqsrcarn', 'aws');
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    const other = await intruder('dlqsrcarn-intruder', dlq);
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: other, MessageBody: 'theirs' }));
+    await receivePastMax(other);
+    // A caller without sqs:GetQueueAttributes on the DLQ.
+    clients.sqs.middlewareStack.add(
+      ((next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+        async (args: unknown) => {
+          if (context.commandName === 'GetQueueAttributesCommand')
+            throw Object.assign(new Error('not authorized to perform: sqs:getqueueattributes'), {
+              name: 'AccessDenied',
+              $metadata: { httpStatusCode: 403 },
+            });
+          return next(args);
+        }) as never,
+      { step: 'initialize', name: refuse },
+    );
+    const listing = await readDeadLetters(d, 'liquidations');
+    expect(listing.messages.map((m) => [m.body, m.movedFrom, m.redriveRefuses])).toEqual([
+      ['theirs', 'dlqsrcarn-intruder', undefined],
+    ]);
+    expect(listing.stopped).toBe(
+      "reading the queue's ARN, to judge where its letters came from: AccessDenied: not authorized to perform: sqs:getqueueattributes (listed without whether dlq redrive would send them on)",
+    );
+  } finally {
+    clients.sqs.middlewareStack.remove(refuse);
     aws.remove();
   }
 }, 60_000);
