@@ -606,7 +606,10 @@ describe('dlq list and redrive on moto', () => {
     const text = await cli('dlq', 'list', '--queue', 'liquidations', ...at);
     expect(text.stdout).toMatch(/^liquidations: 3 messages\n/);
     // SQS's receive count, which each listing raises: said so, not read as failed deliveries.
-    expect(text.stdout).toMatch(/ sent \S+, receive count \d+ \(listings count too\)\n {4}reason: /);
+    // Where SQS moved it from (ops49b-dlq-list-source): moto's moves name no queue.
+    expect(text.stdout).toMatch(
+      / sent \S+, receive count \d+ \(listings count too\), no queue named as its source \(sent straight to it, or moved by the emulator, which names none\)\n {4}reason: /,
+    );
 
     const redrive = await cli('dlq', 'redrive', '--json', ...at);
     expect(redrive.code).toBe(1); // the non-event body cannot go back on the bus
@@ -956,7 +959,8 @@ describe('status: what is not done, and what is not an alarm', () => {
   it("shows a local stage's mark as STALE past its market's maxMarkAgeSeconds (the built-in 120 s)", async () => {
     const { names, at } = await newStage();
     const markets = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock }).markets;
-    const tick = { sequence: 1, markPrice: parsePrice('1520.5'), timestampMs: Date.now() - 300_000 };
+    // 330 s: status judges by AWS's time, a lower bound up to a second behind (ops49b-status-clock).
+    const tick = { sequence: 1, markPrice: parsePrice('1520.5'), timestampMs: Date.now() - 330_000 };
     await markets.acceptTick('ETH-USD', tick, undefined, false);
     const text = (await cli('status', ...at)).stdout;
     expect(text).toMatch(/mark 1520\.5 \(sequence 1 at \S+, 3\d\d s old: STALE, over 120 s/);
