@@ -5,6 +5,8 @@ import { POSTING_COLUMNS, statementJson } from '../../cli/ops/fund-statement.ts'
 import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { STATUS_USAGE } from '../../cli/ops/status.ts';
+import { INVOKE_ACTIONS } from '../../infra/constructs/functions.ts';
+import { QUEUE_POLICY_QUOTAS } from '../../infra/constructs/queues.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
@@ -358,5 +360,55 @@ describe("docs/DEPLOY.md's session 48 upgrade note against the code", () => {
     );
     expect(read('shared/local/deployment.ts')).toContain('export const cliCredentials');
     expect(read('shared/adapters/aws/sqs-queue.ts')).toContain('longPoll');
+  });
+});
+
+// The session 49 note names what an operator must configure before the deploy and what scripts meet after it: each
+// context key, error code, JSON key and quota it names is the code's.
+describe("docs/DEPLOY.md's session 49 upgrade note against the code", () => {
+  const note = upgradeNote(49);
+
+  it('names the context keys the stack reads, with their defaults', () => {
+    const config = read('infra/config.ts');
+    for (const key of [
+      'queueSendersOnly',
+      'queueSenderPrincipals',
+      'tickPublishersOnly',
+      'feedPrincipals',
+      'adminInvokers',
+    ]) {
+      expect(config, key).toContain(key);
+      expect(note, key).toContain(`\`${key}\``);
+    }
+    expect(note).toContain('`queueSendersOnly`, default `true`');
+    expect(read('infra/constructs/queues.ts')).toContain('RedrivePermission.DENY_ALL');
+    expect(note).toContain('`RedriveAllowPolicy` `denyAll`');
+    expect(QUEUE_POLICY_QUOTAS.bytes).toBe(8192);
+    expect(note).toContain("past SQS's 8,192 bytes");
+    expect(INVOKE_ACTIONS).toEqual(['lambda:InvokeFunction', 'lambda:InvokeAsync']);
+    expect(note).toContain('`lambda:InvokeFunction` and `lambda:InvokeAsync`');
+  });
+
+  it('names only error codes and keys the commands write', () => {
+    const written: Record<string, string[]> = {
+      'shared/local/dlq.ts': [
+        'dlq/not-its-dead-letter',
+        'dlq/send-refused',
+        'movedFrom',
+        'redriveRefuses',
+        'stopped',
+      ],
+      'shared/local/queue-senders.ts': ['sqs/send-refused'],
+      'cli/ops/events.ts': ['inject/unknown-fate', 'notSentTicks', 'notSent', 'unknownTicks'],
+      'shared/feed/publisher.ts': ['events/not-sent', 'refusedAfter', 'notSent'],
+      'cli/ops/providers.ts': ['marketNotConfigured'],
+      'shared/ports/index.ts': ['RefusalNote', 'holdSequenceJump', 'continueSequenceJump', 'rebaseSequence'],
+      'shared/domain/model.ts': ['SetAside'],
+    };
+    for (const [file, keys] of Object.entries(written))
+      for (const key of keys) {
+        expect(read(file), `${key} in ${file}`).toContain(key);
+        expect(note, key).toContain(`\`${key}`);
+      }
   });
 });
