@@ -43,8 +43,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             (dlq/not-its-dead-letter; --json: movedFrom, redriveRefuses); they stay in the queue. Like
             redrive and discard, it says those SQS would not
             release as it ended (hidden until their visibility timeout runs out; --json: notReleased). An
-            error once it has read messages (a receive, the release) is said after what it listed, with
-            those (<queue>: STOPPED by ...; --json: stopped), exit 1
+            error once it has read messages (a receive, a record's read, the queue's ARN, the release) is
+            said after what it listed, with those, and a queue's that failed before reading it after the
+            other queues' listings (<queue>: STOPPED by ...; --json: stopped), exit 1
   redrive   sends them back (liquidations and auction steps to their queue, ticks onto the bus), deleting
             each from the DLQ only once resent: as many as the DLQ held as it began (SQS's count), those
             arriving meanwhile left for the next redrive. That count is approximate: it names those it
