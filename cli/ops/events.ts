@@ -237,7 +237,8 @@ ticks then said NOT sent): its outcome so far is printed first, exit 1.
   --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for
                          as long as a liquidation is not terminal, as a live feed would: the work a crash
                          leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
-                         otherwise waits for a tick. Ctrl-C ends it (exit 0); work left with no message to move
+                         otherwise waits for a tick. Ctrl-C ends it (exit 0; 1 if a tick was refused or is of
+                         unknown fate, as after the file); work left with no message to move
                          it (dead-lettered, or lost; not while a tick is still starting it, as status judges),
                          found so by its looks for ${STRANDED_CONFIRM_MS / 1000} s on end (SQS's counts are approximate), ends it
                          with exit 1 and the way on. Each held tick is a line on stderr when it is not
