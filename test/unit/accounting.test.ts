@@ -200,13 +200,19 @@ describe('settleClose: table', () => {
 describe('settleClose: rejects bad input', () => {
   const p = pos('LONG', '1', '2000', '200');
   it.each([
-    { name: 'no fills', position: p, fills: [], rate: FEE, reason: 'accounting/no-fills' },
+    {
+      name: 'no fills',
+      position: p,
+      fills: [],
+      rate: FEE,
+      reason: 'accounting/no-fills: a close needs at least one fill',
+    },
     {
       name: 'zero-size fill',
       position: p,
       fills: [fill('0', '2000')],
       rate: FEE,
-      reason: 'accounting/bad-fill',
+      reason: 'accounting/bad-fill: fill 0: size 0 and price 200000000000 must be > 0, cost - >= 0',
     },
     {
       name: 'zero-price fill',
@@ -220,21 +226,56 @@ describe('settleClose: rejects bad input', () => {
       position: p,
       fills: [fill('0.6', '2000'), fill('0.40000001', '2000')],
       rate: FEE,
-      reason: 'accounting/overfill',
+      reason: 'accounting/overfill: fills total 100000001 > position size 100000000',
     },
     {
       name: 'empty position',
       position: { ...p, size: 0n },
       fills: [fill('1', '1')],
       rate: FEE,
-      reason: 'accounting/bad-position',
+      reason: 'accounting/bad-position: size 0 must be > 0',
+    },
+    {
+      name: 'no side',
+      position: { ...p, side: 'FLAT' as Side },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position: side FLAT',
+    },
+    {
+      name: 'zero entry price',
+      position: { ...p, entryPrice: 0n },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position: entry price 0 must be > 0',
+    },
+    {
+      name: 'negative sub-unit carried',
+      position: { ...p, collateralOverE16: -1n },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position: collateralOverE16 -1 is outside [0, 1e10)',
+    },
+    {
+      name: 'a whole unit carried as a sub-unit',
+      position: { ...p, collateralOverE16: NOTIONAL_TO_QUOTE },
+      fills: [fill('1', '1')],
+      rate: FEE,
+      reason: 'accounting/bad-position: collateralOverE16 10000000000 is outside [0, 1e10)',
+    },
+    {
+      name: 'negative fill cost',
+      position: p,
+      fills: [{ ...fill('1', '2000'), cost: -1n }],
+      rate: FEE,
+      reason: 'accounting/bad-fill: fill 0: size 100000000 and price 200000000000 must be > 0, cost -1 >= 0',
     },
     {
       name: 'fee rate over 1',
       position: p,
       fills: [fill('1', '1')],
       rate: 1_000_001n,
-      reason: 'accounting/bad-fee-rate',
+      reason: 'accounting/bad-fee-rate: 1000001 ppm is outside [0, 1e6]',
     },
     {
       name: 'negative fee rate',
@@ -250,6 +291,30 @@ describe('settleClose: rejects bad input', () => {
 
   it('accepts fills exactly at the size (at the boundary)', () => {
     expect(settleClose(p, [fill('0.6', '2000'), fill('0.4', '2000')], FEE).remaining.size).toBe(0n);
+  });
+
+  // Found by mutation testing (npm run mutate, session 49): the accepted ends of each range.
+  it('accepts a fee rate of exactly 1, a sub-unit just under one unit, and a fill that cost 0', () => {
+    // Profit 100, equity 300: the whole 2100 of fee is due, 300 of it is there.
+    expect(settleClose(p, [fill('1', '2100')], 1_000_000n)).toMatchObject({
+      fee: usd('300'),
+      traderPayout: 0n,
+    });
+    const carried = { ...p, collateralOverE16: NOTIONAL_TO_QUOTE - 1n };
+    expect(settleClose(carried, [fill('1', '2000')], 0n).traderPayout).toBe(usd('199.999999'));
+    // Settled for nothing: the whole entry notional (2000) is lost, 1800 beyond the collateral.
+    const free = settleClose(p, [{ ...fill('1', '2000'), cost: 0n }], FEE);
+    expect(free).toMatchObject({ realizedPnl: -usd('2000'), shortfall: usd('1800'), fee: 0n });
+  });
+
+  it('floors the closed notional, of a close and of a slice', () => {
+    // 0.1 at 1520.12345678 is 152.012345678.
+    const small = pos('LONG', '0.1', '1520', '200');
+    const fills = [fill('0.1', '1520.12345678')];
+    expect(settleClose(small, fills, FEE).closedNotional).toBe(usd('152.012345'));
+    const rest = { size: base('1'), mark: price('1520') };
+    expect(settleSlice(small, fills, FEE, rest).closedNotional).toBe(usd('152.012345'));
+    expect(new AccountingError('accounting/bad-fill', 'x').name).toBe('AccountingError');
   });
 });
 
@@ -394,7 +459,24 @@ describe('chargeFee: a fee the fund could not give back stays charged (replan-fe
     });
     expect(traderChange(p, charged) + charged.counterpartyFlow + charged.fundFlow).toBe(0n);
     expect(chargeFee(solvent, 0n)).toBe(solvent);
-    expect(() => chargeFee(solvent, -1n)).toThrow(AccountingError);
+    expect(() => chargeFee(solvent, -1n)).toThrow('accounting/bad-fee-rate: extra fee -1 must be >= 0');
+  });
+
+  it('on a partial close, takes it from the collateral left, the payout staying 0 (worked example)', () => {
+    // SHORT 2 at 1900 with 150, 1 bought back at 1800: pnl 100, fee 18, 232 stays with the rest.
+    const s = settleClose(pos('SHORT', '2', '1900', '150'), [fill('1', '1800')], FEE);
+    expect(s.remaining).toEqual({ size: base('1'), collateral: usd('232') });
+    expect(chargeFee(s, usd('10'))).toMatchObject({
+      fee: usd('28'),
+      shortfall: 0n,
+      traderPayout: 0n,
+      remaining: { size: base('1'), collateral: usd('222') },
+    });
+    expect(chargeFee(s, usd('300'))).toMatchObject({
+      fee: usd('318'),
+      shortfall: usd('68'),
+      remaining: { size: base('1'), collateral: 0n },
+    });
   });
 
   it('on a partial close, takes it from the collateral left (property)', () => {
@@ -463,6 +545,8 @@ describe('settleSlice: a slice of a position that keeps size', () => {
     const kept = chargeSliceFee(s, usd('10'));
     expect(kept).toMatchObject({ fee: usd('10'), traderPayout: -usd('66.96'), fundFlow: usd('10') });
     expect(conserved(slice, kept)).toBe(0n);
+    expect(chargeSliceFee(s, 0n)).toEqual(s);
+    expect(() => chargeSliceFee(s, -1n)).toThrow('accounting/bad-fee-rate: extra fee -1 must be >= 0');
   });
 
   it('settles a carried deficit first when the rest closes: a recovered rest repays it, else the fund pays once', () => {
@@ -481,6 +565,18 @@ describe('settleSlice: a slice of a position that keeps size', () => {
     expect(() =>
       settleSlice(pos('LONG', '1', '200', '10'), [fill('1', '190')], FEE, { size: 0n, mark: price('190') }),
     ).toThrow(/accounting\/bad-position/);
+    expect(() =>
+      settleSlice(pos('LONG', '1', '200', '10'), [fill('1', '190')], FEE, { size: base('36'), mark: 0n }),
+    ).toThrow('accounting/bad-position: rest 3600000000 at 0: both must be > 0');
+  });
+
+  it('refuses a slice its fills do not close whole', () => {
+    expect(() =>
+      settleSlice(pos('LONG', '1', '200', '10'), [fill('0.5', '190')], FEE, {
+        size: base('1'),
+        mark: price('190'),
+      }),
+    ).toThrow('accounting/bad-position: a slice closes whole: 50000000 of 100000000');
   });
 });
 
@@ -559,7 +655,9 @@ describe("creditCloseRounding: ADL counterparties' rounding to the fund (adl-clo
     expect([c.shortfall, c.fee, c.traderPayout]).toEqual([0n, solvent.fee + 1n, solvent.traderPayout]);
     // Under one unit: nothing moves.
     expect(creditCloseRounding(under, E10 - 1n)).toBe(under);
-    expect(() => creditCloseRounding(under, -1n)).toThrow(AccountingError);
+    expect(() => creditCloseRounding(under, -1n)).toThrow(
+      'accounting/bad-fill: close rounding -1 must be >= 0',
+    );
   });
 
   it('conserves: the counterparties receive the units less, the fund the units more', () => {

@@ -129,6 +129,7 @@ describe('creditBack: a shortfall payout given back (credit-back-window)', () =>
     const back = creditBack(drawn, usd('300'), HOUR);
     expect(back.next).toEqual({ balance: usd('4300'), windowStartMs: HOUR, windowDrawn: usd('700') });
     expect(back.credited).toBe(usd('300'));
+    expect(back.reason).toBe('shortfall-payout');
     const again = planDebit(back.next, usd('300.000001'), HOUR + 7, config);
     expect(again).toMatchObject({ paid: usd('300'), refused: 1n, reason: 'insurance/draw-cap' });
     expect(again.next.windowDrawn).toBe(usd('1000'));
@@ -206,7 +207,7 @@ describe('rejections', () => {
     {
       name: 'zero debit',
       run: () => planDebit(state('1000'), 0n, 0, config),
-      reason: 'insurance/non-positive-amount',
+      reason: 'insurance/non-positive-amount: amount 0 must be > 0',
     },
     {
       name: 'negative debit',
@@ -226,7 +227,32 @@ describe('rejections', () => {
     {
       name: 'credit without reason',
       run: () => credit(state('1000'), 5n, ' '),
+      reason: 'insurance/bad-reason: a credit needs a reason',
+    },
+    {
+      name: 'credit with a reason that is no string',
+      run: () => credit(state('1000'), 5n, undefined as unknown as string),
       reason: 'insurance/bad-reason',
+    },
+    {
+      name: 'credit to a bad state',
+      run: () => credit(state('1000', '-1'), 5n, 'fee'),
+      reason: 'insurance/bad-state',
+    },
+    {
+      name: 'payout given back to a bad state',
+      run: () => creditBack(state('1000', '-1'), 5n, 0),
+      reason: 'insurance/bad-state',
+    },
+    {
+      name: 'fee given back from a bad state',
+      run: () => planFeeReturn(state('1000', '-1'), 5n, config),
+      reason: 'insurance/bad-state',
+    },
+    {
+      name: 'fee given back under a bad config',
+      run: () => planFeeReturn(state('1000'), 5n, { ...config, windowSeconds: 0 }),
+      reason: 'insurance/bad-config',
     },
     {
       name: 'zero payout given back',
@@ -241,7 +267,7 @@ describe('rejections', () => {
     {
       name: 'negative time',
       run: () => planDebit(state('1000'), 1n, -1, config),
-      reason: 'insurance/bad-time',
+      reason: 'insurance/bad-time: nowMs -1 must be a non-negative integer',
     },
     {
       name: 'fractional time',
@@ -256,16 +282,40 @@ describe('rejections', () => {
     {
       name: 'negative drawn',
       run: () => planDebit(state('1000', '-1'), 1n, 0, config),
-      reason: 'insurance/bad-state',
+      reason: 'insurance/bad-state: windowDrawn -1000000 < 0',
+    },
+    {
+      name: 'negative window start',
+      run: () => planDebit(state('1000', '0', -1), 1n, 0, config),
+      reason: 'insurance/bad-state: windowStartMs -1',
+    },
+    {
+      name: 'fractional window start',
+      run: () => planDebit(state('1000', '0', 1.5), 1n, 0, config),
+      reason: 'insurance/bad-state: windowStartMs 1.5',
+    },
+    {
+      name: 'negative draw cap',
+      run: () => planDebit(state('1000'), 1n, 0, { ...config, drawCapPerWindow: -1n }),
+      reason: 'insurance/bad-config: drawCapPerWindow and floor must be >= 0',
+    },
+    {
+      name: 'negative floor',
+      run: () => planDebit(state('1000'), 1n, 0, { ...config, floor: -1n }),
+      reason: 'insurance/bad-config: drawCapPerWindow and floor must be >= 0',
     },
     {
       name: 'zero window',
       run: () => planDebit(state('1000'), 1n, 0, { ...config, windowSeconds: 0 }),
-      reason: 'insurance/bad-config',
+      reason: 'insurance/bad-config: windowSeconds 0',
     },
   ])('$name', ({ run, reason }) => {
     expect(run).toThrow(InsuranceError);
     expect(run).toThrow(reason);
+  });
+
+  it('its errors are InsuranceErrors by name', () => {
+    expect(new InsuranceError('insurance/bad-time', 'x').name).toBe('InsuranceError');
   });
 });
 

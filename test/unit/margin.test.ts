@@ -326,5 +326,23 @@ describe('effective leverage', () => {
     expect(effectiveLeveragePpm(pos('LONG', '1', '100', '3'), price('100'))).toBe(33_333_334n);
     expect(effectiveLeveragePpm(LONG, price('90'))).toBeUndefined();
     expect(effectiveLeverage(SHORT, price('111'))).toBeUndefined();
+    // Equity exactly 0 (10 of collateral, 10 lost): unbounded, not a ratio over 0.
+    expect(effectiveLeverage(LONG, price('90'))).toBeUndefined();
+  });
+});
+
+// Found by mutation testing (npm run mutate, session 49): edges no other test reached.
+describe('margin: edges', () => {
+  it('a long that cannot be liquidated at a positive price is at its liquidation price 0 when the mark is 0', () => {
+    // mark <= liquidationPrice, what the index queries, holds at 0 = 0.
+    const p = pos('LONG', '1', '100', '200');
+    expect(liquidationPrice(p, M)).toBe(0n);
+    expect(isLiquidatable(p, 0n, M)).toBe(true);
+  });
+
+  it('bankruptcyPrice refuses an empty position, long or short', () => {
+    expect(() => bankruptcyPrice({ ...LONG, size: 0n })).toThrow('margin/empty-position: size 0');
+    expect(() => bankruptcyPrice({ ...SHORT, size: 0n })).toThrow(MarginError);
+    expect(new MarginError('m').name).toBe('MarginError');
   });
 });

@@ -8,8 +8,11 @@ import {
   div,
   formatBase,
   formatDecimal,
+  formatPpm,
   formatPrice,
   formatQuote,
+  formatQuoteGrouped,
+  groupThousands,
   maxBig,
   minBig,
   mulDiv,
@@ -101,6 +104,8 @@ describe('parseDecimal rejects bad input with a clear reason', () => {
     ['Infinity', 'Infinity', /not a finite number/],
     ['-Infinity', '-Infinity', /not a finite number/],
     ['inf', 'inf', /not a finite number/],
+    ['digits then inf', '1inf', /not a plain decimal/],
+    ['nan then digits', 'nan1', /not a plain decimal/],
     ['exponent', '1e3', /exponent notation/],
     ['negative exponent', '1.5E-2', /exponent notation/],
     // As fund and status print amounts: said how to write it (walk43-cli-input).
@@ -110,6 +115,9 @@ describe('parseDecimal rejects bad input with a clear reason', () => {
       /not a plain decimal number: write it without the thousands separators, 1000$/,
     ],
     ['grouped, with cents', '1,000.50', /"1,000\.50" is not .*separators, 1000\.50$/],
+    ['grouped, negative, by millions', '-12,345,678', /separators, -12345678$/],
+    ['grouped after a letter', 'x1,000', /"x1,000" is not a plain decimal number$/],
+    ['grouped before a letter', '1,000x', /"1,000x" is not a plain decimal number$/],
     ['a decimal comma', '1,5', /"1,5" is not a plain decimal number$/],
     ['grouped wrongly', '10,00', /"10,00" is not a plain decimal number$/],
     ['underscore separator', '1_000', /not a plain decimal/],
@@ -126,12 +134,27 @@ describe('parseDecimal rejects bad input with a clear reason', () => {
     ['too large once scaled', `1${'0'.repeat(24)}`, /too large \(at most 24 digits before the point\)/],
     ['too large, negative', `-1${'0'.repeat(24)}.5`, /too large/],
     ['negative', '-1', /must not be negative/],
+    // Whole and fraction alike: the sign check reads the digits, not their difference.
+    ['negative, same digits either side of the point', '-1.1', /must not be negative/],
   ];
   it.each(cases)('%s (%j)', (_name, text, reason) => {
     expect(() => parseDecimal(text, 6, 'amount')).toThrow(UnitError);
     expect(() => parseDecimal(text, 6, 'amount')).toThrow(reason);
     // Every reason names what was being parsed.
     expect(() => parseDecimal(text, 6, 'amount')).toThrow(/^amount: /);
+  });
+
+  it('takes an input of exactly 80 characters', () => {
+    expect(parseDecimal(`${'0'.repeat(79)}1`, 6, 'amount')).toBe(1_000_000n);
+  });
+
+  it('names the value by its unit when the caller does not, and its errors are UnitErrors by name', () => {
+    expect(() => parseQuote('x')).toThrow(/^quote amount: /);
+    expect(() => parseBase('x')).toThrow(/^base size: /);
+    expect(() => parsePrice('x')).toThrow(/^price: /);
+    expect(() => parsePpm('x')).toThrow(/^rate: /);
+    expect(() => usd('x')).toThrow(/^usd: /);
+    expect(new UnitError('m').name).toBe('UnitError');
   });
 
   it('takes the largest value that fits 30 digits once scaled', () => {
@@ -290,6 +313,21 @@ describe('unit helpers', () => {
     expect(applyPpm(7n, 500_000n, 'ceil')).toBe(4n);
     expect(applyBps(usd('1000'), 50n, 'ceil')).toBe(usd('5'));
     expect(applyBps(-7n, 5_000n, 'floor')).toBe(-4n);
+  });
+
+  it('formatPpm: a rate in ppm as a decimal', () => {
+    expect(formatPpm(500n)).toBe('0.0005');
+    expect(formatPpm(1_025_000n)).toBe('1.025');
+  });
+
+  it('groupThousands and formatQuoteGrouped: commas every three digits, cents at least', () => {
+    expect(groupThousands(0n)).toBe('0');
+    expect(groupThousands(999n)).toBe('999');
+    expect(groupThousands(1000n)).toBe('1,000');
+    expect(groupThousands(1234567n)).toBe('1,234,567');
+    expect(formatQuoteGrouped(0n)).toBe('0.00');
+    expect(formatQuoteGrouped(usd('1234567.5'))).toBe('1,234,567.50');
+    expect(formatQuoteGrouped(usd('-1000.004'))).toBe('-1,000.004');
   });
 
   it('minBig, maxBig, absBig', () => {
