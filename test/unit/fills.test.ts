@@ -71,6 +71,34 @@ describe('boundedFills', () => {
   it('refuses fills with a cost (they settle by it, not price x size) and a bound under 2', () => {
     const many = Array.from({ length: 5 }, (_, i) => ({ price: BigInt(i + 1), size: 1n }));
     expect(() => boundedFills([...many, { price: 9n, size: 1n, cost: 9n }], 3)).toThrow(AccountingError);
-    expect(() => boundedFills(many, 1)).toThrow(AccountingError);
+    expect(() => boundedFills(many, 1)).toThrow('accounting/bad-fill: at most 1 fills: keep at least 2');
+    // Found by mutation testing (npm run mutate, session 49): an empty or free fill among many.
+    expect(() => boundedFills([...many, { price: 9n, size: 0n }], 3)).toThrow(
+      'accounting/bad-fill: fill 5: size 0 and price 9 must be > 0, and no cost',
+    );
+    expect(() => boundedFills([...many, { price: 0n, size: 1n }], 3)).toThrow(
+      'accounting/bad-fill: fill 5: size 1 and price 0 must be > 0, and no cost',
+    );
+  });
+
+  it('folds at the edges (worked examples): exactly max once merged, a fold at one price, a fold over two', () => {
+    const at = (...prices: bigint[]) => prices.map((price) => ({ price, size: 1n }));
+    // 1, 1, 2, 4 merge to 3 fills: max 3 keeps them.
+    expect(boundedFills(at(1n, 1n, 2n, 4n), 3)).toEqual([
+      { price: 1n, size: 2n },
+      { price: 2n, size: 1n },
+      { price: 4n, size: 1n },
+    ]);
+    // 2, 3, 4 fold to size 3, notional 9: all at 3, no empty fill at 4.
+    expect(boundedFills(at(1n, 2n, 3n, 4n), 3)).toEqual([
+      { price: 1n, size: 1n },
+      { price: 3n, size: 3n },
+    ]);
+    // 2, 3, 5: notional 10 = 2 at 3 and 1 at 4.
+    expect(boundedFills(at(1n, 2n, 3n, 5n), 3)).toEqual([
+      { price: 1n, size: 1n },
+      { price: 3n, size: 2n },
+      { price: 4n, size: 1n },
+    ]);
   });
 });

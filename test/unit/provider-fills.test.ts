@@ -5,6 +5,7 @@ import { providerFromItem, providerItem } from '../../shared/adapters/aws/provid
 import { SIZED_WRITER, withWriter } from '../../shared/adapters/aws/record-items.ts';
 import { bidPrice } from '../../shared/domain/clearing.ts';
 import {
+  auctionFillCost,
   fillEdge,
   fillsKeptOnReregister,
   MAX_PROVIDER_FILLS_KEPT,
@@ -40,6 +41,17 @@ const recorded = (n: number, from?: ProviderFills, over: Partial<ProviderFill> =
   for (let i = 1; i <= n; i++) fills = withProviderFill(fills, fill(i, over));
   return fills!;
 };
+
+// Found by mutation testing (npm run mutate, session 49): no domain unit test reached the rule.
+describe("auctionFillCost: what a fill moved its provider's capital by", () => {
+  it('its cost when it has one; else size x price rounded against the provider', () => {
+    // 0.1 ETH at 1520.12345678: 152.012345678.
+    const lot = { size: base('0.1'), price: price('1520.12345678') };
+    expect(auctionFillCost('SELL', { ...lot, cost: usd('7') })).toBe(usd('7'));
+    expect(auctionFillCost('SELL', lot)).toBe(usd('152.012346'));
+    expect(auctionFillCost('BUY', lot)).toBe(usd('152.012345'));
+  });
+});
 
 describe('fillEdge: what a fill was worth to its provider at the mark', () => {
   it('a SELL lot: the size at the mark less what it paid; a BUY lot: what it was paid less the size at the mark', () => {

@@ -3,8 +3,10 @@ import { describe, expect, it } from 'vitest';
 import {
   type AuditedEntry,
   EMPTY_AUDIT,
+  entriesWord,
   extendAudit,
   judgeReconciliation,
+  missingEntryProblem,
 } from '../../shared/domain/journal-audit.ts';
 
 /**
@@ -61,13 +63,13 @@ describe('judgeReconciliation', () => {
       problems,
     });
     // The balance equal to the sum does not hide a broken chain (the drill's write, then a movement).
-    expect(judgeReconciliation({ balance: 60n * USD, sequence: 3, audit, problems })).toEqual({
+    expect(judgeReconciliation({ balance: 60n * USD, sequence: 3, audit, problems })).toStrictEqual({
       reconciled: false,
       reason: 'unreconciled',
       problems,
     });
     // A problem found in the part read is a refusal, however much is left unread.
-    expect(judgeReconciliation({ balance: 70n * USD, sequence: 9, audit, problems })).toEqual({
+    expect(judgeReconciliation({ balance: 70n * USD, sequence: 9, audit, problems })).toStrictEqual({
       reconciled: false,
       reason: 'unreconciled',
       problems,
@@ -173,5 +175,54 @@ describe('extendAudit', () => {
     const { audit, problems } = extendAudit(EMPTY_AUDIT, [first!, second!, { ...second! }], 2);
     expect(problems).toEqual(['entry 2 appears twice']);
     expect(audit.sum).toBe(105n * USD);
+  });
+
+  // Found by mutation testing (npm run mutate, session 49): how a page of entries is read.
+  it("reads a page in sequence order, from the prefix's last entry to `through`, and stops at a missing one", () => {
+    const journal = chained([10n * USD, 20n * USD, 30n * USD, 40n * USD]);
+    const [e1, e2, e3, e4] = journal;
+    // Out of order; the 4th past `through`.
+    expect(extendAudit(EMPTY_AUDIT, [e4!, e3!, e1!, e2!], 3)).toEqual({
+      audit: { sequence: 3, sum: 60n * USD, minBalance: 0n },
+      problems: [],
+    });
+    // A page from the start, over a prefix audited to 2: entry 1 is ignored, entry 2 read again is no problem.
+    const prefix = extendAudit(EMPTY_AUDIT, [e1!, e2!], 2).audit;
+    expect(extendAudit(prefix, journal, 4)).toEqual({
+      audit: { sequence: 4, sum: 100n * USD, minBalance: 0n },
+      problems: [],
+    });
+    // A second entry 2 on a page that begins at the prefix's last entry.
+    expect(extendAudit(prefix, [e2!, { ...e2! }, e3!], 3).problems).toEqual(['entry 2 appears twice']);
+    // Entry 3 missing: the audit stops at 2.
+    expect(extendAudit(EMPTY_AUDIT, [e1!, e2!, e4!], 4).audit.sequence).toBe(2);
+  });
+
+  it("says by how much, signed, an entry's balanceBefore is off the sum before it", () => {
+    const [first, second] = chained([10n * USD, 5n * USD]);
+    const off = (by: bigint) =>
+      extendAudit(EMPTY_AUDIT, [first!, { ...second!, balanceBefore: second!.balanceBefore + by }], 2)
+        .problems[0];
+    expect(off(USD)).toBe('entry 2: balanceBefore 11.00 != 10.00, the sum of the entries before it (+1.00)');
+    expect(off(-USD)).toBe('entry 2: balanceBefore 9.00 != 10.00, the sum of the entries before it (-1.00)');
+  });
+});
+
+// Found by mutation testing (npm run mutate, session 49): the advice a missing entry gets, read by operators.
+describe('missingEntryProblem', () => {
+  const run =
+    'run `backstop fund index-journal` (a re-run changes nothing; docs/DEPLOY.md, "Journal not indexed")';
+  const why =
+    'written before the index existed (a stack deployed before session 27) or by the previous version during a deploy';
+
+  it('says the entry is missing; with the index lacking it, not lost; lacking others, maybe lost', () => {
+    expect(missingEntryProblem(3, 5)).toBe('entry 3 missing (the balance is at sequence 5)');
+    expect(missingEntryProblem(1, 4, { lowest: 1, found: 3, read: 4, complete: true })).toBe(
+      `entry 1 missing (the balance is at sequence 4) from the journal's index by sequence, which does not list entries the journal holds (3 of its 4 entries, from entry 1): ${why}, not lost; ${run}`,
+    );
+    expect(missingEntryProblem(2, 30_000, { lowest: 5, found: 1, read: 20_000, complete: false })).toBe(
+      `entry 2 missing (the balance is at sequence 30000) from the journal's index by sequence, which does not list entries the journal holds (1 of the 20,000 entries read, from entry 5): ${why}; entry 2 itself may be lost: ${run}, then a run that still finds it missing has lost it`,
+    );
+    expect(entriesWord(1)).toBe('1 entry');
   });
 });

@@ -364,6 +364,29 @@ describe('planLiquidationStep: at each boundary', () => {
     });
   });
 
+  // Found by mutation testing (npm run mutate, session 49).
+  it('a sliced position closes what restores initial margin when that is within the cap, the cap included', () => {
+    // 200 ETH at 970 (194,000 USD, above 100,000: cap 50 ETH). With 15,312.000002: equity 9,312.000002,
+    // (9,700 - 9,312.000002 + 0.000002) / 38.8 = 10 ETH; with 13,760.000002, 1,940 / 38.8 = 50 ETH, the cap itself.
+    const within = planLiquidationStep(pos('LONG', '200', '1000', '15312.000002'), price('970'), ETH);
+    expect(within).toEqual({ size: base('10'), full: false, reason: 'sizing/restore-initial-margin' });
+    const atCap = planLiquidationStep(pos('LONG', '200', '1000', '13760.000002'), price('970'), ETH);
+    expect(atCap).toEqual({ size: base('50'), full: false, reason: 'sizing/restore-initial-margin' });
+  });
+
+  it('a position needing nothing but the rounding slack still closes one unit', () => {
+    // 2 units at 1 USD with an exact margin of 0.000002001 (3 units less 0.999 of one): im q P = 1e13 and the 2e16 of
+    // slack are its equity x 1e6, so the need is exactly 0: the step is the minimum, one unit, never 0.
+    const p = { ...pos('LONG', '0.00000002', '1', '0.000003'), collateralOverE16: 9_990_000_000n };
+    const m = market({ minSliceNotional: '0', dustSize: '0' });
+    expect(planLiquidationStep(p, price('1'), m)).toEqual({
+      size: 1n,
+      full: false,
+      reason: 'sizing/restore-initial-margin',
+    });
+    expect(new SizingError('m').name).toBe('SizingError');
+  });
+
   it('the cap is at least one unit, even when size x maxCloseShare floors to 0', () => {
     // 0.005 ETH x 1 ppm = 0.005 units: the cap is 1 unit, not 0 (a step that closes nothing).
     const m = market({
