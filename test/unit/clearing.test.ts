@@ -180,6 +180,20 @@ describe('clearAuctionStep: the debt cap (SELL never collects more than debt, Ma
     expect(r.collected).toBe(usd('5000'));
   });
 
+  // Found by mutation testing (npm run mutate, session 49): a step no bid accepts had no domain test of its verdict.
+  it('a step no bid accepts: covered when the debt is paid, or buys no unit at the price of a lot left', () => {
+    // Price 1000 = mark: RICH bids 900, not reached.
+    const none = (over: Partial<AuctionStepInput>) => clearAuctionStep(step({ mark: P1000, ...over }));
+    const nothing = { fills: [], filledSize: 0n, collected: 0n, fillsCapped: false };
+    expect(none({ debt: 0n })).toEqual({ ...nothing, remainingLot: base('10'), debtCovered: true });
+    expect(none({ debt: 0n, remainingLot: 0n }).debtCovered).toBe(true);
+    // 0.000001 USD buys no unit at 1000 (0.00001 a unit): covered while a lot is left, not without one.
+    expect(none({ debt: 1n }).debtCovered).toBe(true);
+    expect(none({ debt: 1n, remainingLot: 0n }).debtCovered).toBe(false);
+    expect(none({}).debtCovered).toBe(false);
+    expect(none({ direction: 'BUY', debt: 0n, price: P1000 }).debtCovered).toBe(false);
+  });
+
   it('ignores the debt for a BUY lot', () => {
     const r = clearAuctionStep(step({ direction: 'BUY', debt: 0n }));
     expect(r.filledSize).toBe(base('10'));
