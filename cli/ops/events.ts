@@ -365,6 +365,18 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       if (given !== undefined && (verdict.verdict === 'accept' || verdict.reason !== 'tick/sequence-jump'))
         recordSentSequence(stateDir(), key, sequence);
     };
+    // A tick that may be on the bus: its sequence is taken, its JSON and the unknown-fate line said, exit 4.
+    const unknownFate = (fate: { code: string; message: string }, why: string): number => {
+      record();
+      const said = {
+        entry: { ...entry, Detail: detail },
+        eventId: null,
+        fate: { outcome: 'unknown', ...fate },
+      };
+      io.stdout.write(`${printable(JSON.stringify(said, null, 2), true)}\n`);
+      io.stderr.write(`backstop: ${printable(unknownFateLine(symbol, sequence, why, deployment))}\n`);
+      return 4;
+    };
     let outcome: PutOutcome;
     try {
       outcome = await putEntries(deployment.clients.events, [entry]);
@@ -372,34 +384,20 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
       // One that left no request (no credentials) is NOT sent, said as any command's failure (feed49-put-not-sent).
       if (!(error instanceof PutEntriesError) || error.notSent !== undefined) throw error;
       // Its call got no answer: the tick may be on the bus, so its sequence is taken (feed49b-inject-unknown-fate).
-      record();
       const cause = error.cause as { name?: unknown; message?: unknown };
-      const fate = {
-        outcome: 'unknown',
-        code: typeof cause?.name === 'string' ? cause.name : 'Error',
-        message: firstLine(String(cause?.message ?? cause)),
-      };
-      io.stdout.write(
-        `${printable(JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: null, fate }, null, 2), true)}\n`,
+      return unknownFate(
+        {
+          code: typeof cause?.name === 'string' ? cause.name : 'Error',
+          message: firstLine(String(cause?.message ?? cause)),
+        },
+        noAnswerWords(error),
       );
-      io.stderr.write(
-        `backstop: ${printable(unknownFateLine(symbol, sequence, noAnswerWords(error), deployment))}\n`,
-      );
-      return 4;
     }
     const unknown = outcome.unknown[0];
     if (unknown) {
       // An answer that said nothing of the tick (no result, then perhaps a refusal): it may be on the bus, as after no
       // answer; waiting for its fate would end in "is the stack running?" (feed49c-inject-no-result).
-      record();
-      const fate = { outcome: 'unknown', code: unknown.code, message: firstLine(unknown.message) };
-      io.stdout.write(
-        `${printable(JSON.stringify({ entry: { ...entry, Detail: detail }, eventId: null, fate }, null, 2), true)}\n`,
-      );
-      io.stderr.write(
-        `backstop: ${printable(unknownFateLine(symbol, sequence, noResultWords(unknown), deployment))}\n`,
-      );
-      return 4;
+      return unknownFate({ code: unknown.code, message: firstLine(unknown.message) }, noResultWords(unknown));
     }
     const refused = outcome.rejected[0];
     const sent = { entry: { ...entry, Detail: detail }, eventId: outcome.eventIds[0] ?? null };
