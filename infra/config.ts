@@ -116,7 +116,10 @@ const schema = z.strictObject({
     }),
   ).default(30),
   tickArchiveRetentionDays: num(z.number().int().min(1).max(3650)).default(30),
-  /** Who may put ticks on the bus besides this account: account ids and/or role ARNs (JSON list or a,b,c). */
+  /**
+   * Who may put ticks on the bus: account ids and/or role ARNs (JSON list or a,b,c); listing any makes them, by default
+   * (tickPublishersOnly), the only ones that put PriceTick, this account's principals denied.
+   */
   feedPrincipals: list(z.array(principal)).default([]),
   /**
    * Deny PriceTick to every principal not in feedPrincipals, this account's included. Unset: on whenever feedPrincipals
