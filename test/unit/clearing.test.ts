@@ -599,7 +599,15 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
       over: { providers: [{ ...RICH, maxDiscountPpm: -1n }] },
       reason: 'clearing/invalid-provider',
     },
+    'negative maxLot': {
+      over: { providers: [{ ...RICH, maxLot: -1n }] },
+      reason: 'clearing/invalid-provider',
+    },
     'empty id': { over: { providers: [{ ...RICH, id: '' }] }, reason: 'clearing/invalid-provider' },
+    'id not a string': {
+      over: { providers: [{ ...RICH, id: 7 as unknown as string }] },
+      reason: 'clearing/invalid-provider',
+    },
     'duplicate id': { over: { providers: [RICH, RICH] }, reason: 'clearing/duplicate-provider' },
     'zero maxFills': { over: { maxFills: 0 }, reason: 'clearing/invalid-amount' },
     'fractional maxFills': { over: { maxFills: 1.5 }, reason: 'clearing/invalid-amount' },
@@ -607,6 +615,34 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => expect(reasonOf(() => clearAuctionStep(step(c.over)))).toBe(c.reason));
   }
+
+  // The message names the field and its value (what an operator reads in a log), after the reason.
+  const messages: [Partial<AuctionStepInput>, string][] = [
+    [{ price: 0n }, 'clearing/non-positive-price: price 0'],
+    [{ maxFills: 0 }, 'clearing/invalid-amount: maxFills 0 must be a positive integer'],
+    [{ mark: -2n }, 'clearing/non-positive-mark: mark -2'],
+    [{ remainingLot: -1n }, 'clearing/invalid-amount: remainingLot -1 is negative'],
+    [{ debt: -3n }, 'clearing/invalid-amount: debt -3 is negative'],
+    [{ dust: -4n }, 'clearing/invalid-amount: dust -4 is negative'],
+    [{ providers: [{ ...RICH, id: '' }] }, 'clearing/invalid-provider: provider without an id'],
+    [
+      { providers: [{ ...RICH, capital: -1n }] },
+      'clearing/invalid-provider: rich: negative capital, maxLot or maxDiscountPpm',
+    ],
+    [{ providers: [RICH, RICH] }, 'clearing/duplicate-provider: rich'],
+  ];
+  it.each(messages)('says what was wrong: %o', (over, message) => {
+    const error = (() => {
+      try {
+        clearAuctionStep(step(over));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ClearingError);
+    expect((error as ClearingError).name).toBe('ClearingError');
+    expect((error as ClearingError).message).toBe(message);
+  });
 });
 
 const sameTerms = (p: ProviderBid): ProviderBid => ({ ...p, capital: 10n ** 12n, maxDiscountPpm: 0n });
@@ -795,6 +831,29 @@ describe('clearAuctionStep: where the debt stops the sale', () => {
     expect(sizes(r)).toEqual([['near', base('3')]]);
     expect(r.collected).toBe(usd('2910'));
     expect(r.debtCovered).toBe(true);
+  });
+
+  it('a provider with no room cuts nothing, even with no dust: the debt buys its unit at the next bid', () => {
+    // empty (maxLot 0) bids 1,237.5, where the debt 0.000012 buys no unit (0.0000123750); far bids 1,125, where
+    // it buys one for ceil(0.00001125) = 0.000012: paid in full there, not stopped at empty.
+    const providers = [bid('empty', '1000000', '0.01', '0'), bid('far', '1000000', '0.1', '100')];
+    const r = clearAuctionStep(step({ providers, debt: 12n, dust: 0n }));
+    expect(r.fills).toEqual([{ providerId: 'far', size: 1n, price: price('1125'), cost: 12n }]);
+    expect(r.debtCovered).toBe(true);
+  });
+
+  it('a residual that buys no unit at the next bid is no fill: it neither counts towards maxFills nor caps', () => {
+    // Both bid 1,237.5 (a unit: 0.000012375). The debt 0.000025 buys 2 units at that price (0.000025 rounded up),
+    // a holds 1 (0.000013); the residual 0.000012 buys none at b's same bid: the debt stops the sale there,
+    // with the cap of 1 fill reached but nothing more to fill.
+    const providers = [bid('a', '1000000', '0', '0.00000001'), bid('b', '1000', '0', '100')];
+    const p = price('1237.5');
+    for (const maxFills of [1, undefined]) {
+      const r = clearAuctionStep(step({ price: p, mark: p, providers, debt: 25n, dust: 0n, maxFills }));
+      expect(r.fills).toEqual([{ providerId: 'a', size: 1n, price: p, cost: 13n }]);
+      expect(r.debtCovered).toBe(true);
+      expect(r.fillsCapped).toBe(false);
+    }
   });
 
   it('providers spent with a residual below one unit at the auction price: covered', () => {
