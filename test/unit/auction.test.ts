@@ -508,6 +508,17 @@ describe('resetAuction', () => {
     expect(buy.top).toBe(T1000);
   });
 
+  it('refuses a reset at a time that is not a whole millisecond', () => {
+    expect(reasonOf(() => resetAuction({ direction: 'SELL', resets: 0 }, T1000, 1.5, config()))).toBe(
+      'auction/invalid-time',
+    );
+  });
+
+  it('accepts a mark, and a top, of exactly MAX_AUCTION_PRICE (buf 1)', () => {
+    expect(startPrice(MAX_AUCTION_PRICE, 'SELL', PPM_SCALE)).toBe(MAX_AUCTION_PRICE);
+    expect(startPrice(MAX_AUCTION_PRICE, 'BUY', PPM_SCALE)).toBe(MAX_AUCTION_PRICE);
+  });
+
   it('refuses a reset beyond maxResets', () => {
     expect(reasonOf(() => resetAuction({ direction: 'SELL', resets: 2 }, T1000, 0, config()))).toBe(
       'auction/max-resets',
