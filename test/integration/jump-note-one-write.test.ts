@@ -1,6 +1,5 @@
 import { type AttributeValue, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import type { AwsClients } from '../../shared/adapters/aws/index.ts';
 import { refusalAttr } from '../../shared/adapters/aws/markets.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
@@ -10,6 +9,7 @@ import type { RefusalNote } from '../../shared/ports/index.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
+import { recordUpdates } from '../support/update-expressions.ts';
 
 /**
  * feed49-jump-one-write: a print held as a sequence jump, or refused while it continues the held one
@@ -19,27 +19,6 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  */
 
 const moto = motoStages('jumpnote');
-
-type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
-
-/** Each UpdateItem's expression on the markets table, whatever its outcome; `before` runs ahead of each. */
-function recordUpdates(clients: AwsClients, before: (expression: string) => Promise<void> = async () => {}) {
-  const seen: string[] = [];
-  const middleware = ((
-    next: (args: { input: unknown }) => Promise<unknown>,
-    context: { commandName?: string },
-  ) =>
-    async (args: { input: unknown }) => {
-      const input = args.input as { UpdateExpression?: string };
-      if (context.commandName === 'UpdateItemCommand') {
-        seen.push(input.UpdateExpression ?? '');
-        await before(input.UpdateExpression ?? '');
-      }
-      return next(args);
-    }) as unknown as Middleware;
-  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'recordUpdates' });
-  return seen;
-}
 
 async function setUp() {
   const { clients, names, adapters } = await moto.stage();

@@ -1,6 +1,5 @@
 import { type AttributeValue, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import type { AwsClients } from '../../shared/adapters/aws/index.ts';
 import { refusalAttr } from '../../shared/adapters/aws/markets.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
@@ -9,6 +8,7 @@ import { handleAdmin } from '../../shared/services/admin.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
+import { recordUpdates } from '../support/update-expressions.ts';
 
 /**
  * Refusal traces of kinds this version does not know (a later version's new reasons), met during a mixed deploy or
@@ -21,27 +21,6 @@ import { RecordingTelemetry } from '../support/pipeline.ts';
  */
 
 const moto = motoStages('kinds');
-
-type Middleware = Parameters<AwsClients['dynamo']['middlewareStack']['add']>[0];
-
-/** Each UpdateItem's expression on the markets table; `before` runs ahead of each (once armed). */
-function recordUpdates(clients: AwsClients, before: (expression: string) => Promise<void> = async () => {}) {
-  const seen: string[] = [];
-  const middleware = ((
-    next: (args: { input: unknown }) => Promise<unknown>,
-    context: { commandName?: string },
-  ) =>
-    async (args: { input: unknown }) => {
-      const input = args.input as { UpdateExpression?: string };
-      if (context.commandName === 'UpdateItemCommand') {
-        seen.push(input.UpdateExpression ?? '');
-        await before(input.UpdateExpression ?? '');
-      }
-      return next(args);
-    }) as unknown as Middleware;
-  clients.dynamo.middlewareStack.add(middleware, { step: 'deserialize', name: 'recordUpdates' });
-  return seen;
-}
 
 /** A trace as this version writes one (noteRefusal), for a kind it may not know. */
 const traceItem = (atMs: number, resumed?: number): AttributeValue => ({
