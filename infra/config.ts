@@ -118,7 +118,9 @@ const schema = z.strictObject({
   tickArchiveRetentionDays: num(z.number().int().min(1).max(3650)).default(30),
   /**
    * Who may put ticks on the bus: account ids and/or role ARNs (JSON list or a,b,c); listing any makes them, by default
-   * (tickPublishersOnly), the only ones that put PriceTick, this account's principals denied.
+   * (tickPublishersOnly), the only ones that put PriceTick, this account's principals denied, and this stack's own
+   * account id is then refused (tick-bus.ts: it would deny no one). tickPublishersOnly=false lets this account's
+   * principals IAM allows put ticks besides them.
    */
   feedPrincipals: list(z.array(principal)).default([]),
   /**
@@ -134,7 +136,10 @@ const schema = z.strictObject({
    * to IAM alone.
    */
   queueSendersOnly: bool().default(true),
-  /** Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. */
+  /**
+   * Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. At
+   * most 4 fit SQS's policy quotas as synth counts them (queues.ts `checkPolicyQuotas`).
+   */
   queueSenderPrincipals: list(z.array(principalArn)).default([]),
   /**
    * Set, the admin function's resource policy denies lambda:InvokeFunction and lambda:InvokeAsync to every principal

@@ -24,8 +24,10 @@ import {
 } from 'aws-cdk-lib/aws-iam';
 import {
   Architecture,
+  CfnAlias,
   CfnPermission,
   CfnResourcePolicy,
+  CfnVersion,
   RecursiveLoop,
   Runtime,
   Tracing,
@@ -499,38 +501,68 @@ export const INVOKE_ACTIONS = ['lambda:InvokeFunction', 'lambda:InvokeAsync'] as
  * function no caller, so who may withdraw down to the fund's floor is who may invoke it. INVOKE_ACTIONS: Invoke and
  * InvokeWithResponseStream are lambda:InvokeFunction, the deprecated InvokeAsync API its own lambda:InvokeAsync
  * (review49-security-invoke-async). A Deny only: a listed principal still needs IAM's Allow. The policy covers
- * invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it; and it
- * is the unqualified function's, so a version published (lambda:PublishVersion) or an alias is invoked under a policy
- * of its own, without it (final49a-admin-versions: Lambda reads the policy of the ARN invoked).
- * A whole policy (PutResourcePolicy) replaces any permission added one by one (AddPermission): refused on a function
- * that has one, which an iamInvoke function never has.
+ * invocation alone, so whoever may change the function (lambda:PutResourcePolicy, a deploy) may still lift it.
+ *
+ * What a policy covers (security50-admin-qualified): Lambda's guide says a resource-based policy applies to one
+ * function, version or alias, and that Lambda matches a statement's Resource against the ARN called, so `<arn>`
+ * alone misses a call of `<arn>:$LATEST` (its deny examples; $LATEST takes no policy of its own): `<arn>:*` is there
+ * for that. Whether the function's policy is read for a call of a published version or an alias is not said plainly
+ * (one page lets a statement's wildcard name them, the API says a policy is one resource's): each version and alias
+ * of the function this stack defines gets the same deny as a policy of its own, and synth refuses one added after;
+ * one published outside the stack (lambda:PublishVersion, CreateAlias) is not covered (final49a-admin-versions).
+ * A whole policy (PutResourcePolicy) replaces any permission added one by one (AddPermission): refused on a function,
+ * version or alias that has one, which an iamInvoke function never has.
  */
 export function denyOtherInvokers(fn: NodejsFunction, invokers: readonly string[]): void {
   if (invokers.length === 0) return;
   const stack = Stack.of(fn);
   const fnId = `"${stack.getLogicalId(fn.node.defaultChild as CfnElement)}"`;
-  // Anywhere in the stack: a rule's permission is its own child.
-  const permitted = stack.node
-    .findAll()
-    .some((c) => c instanceof CfnPermission && JSON.stringify(stack.resolve(c.functionName)).includes(fnId));
-  if (permitted)
-    throw new Error(
-      `functions: ${fn.node.id} has a resource permission, which its whole resource policy would replace`,
-    );
-  new CfnResourcePolicy(fn, INVOKERS_POLICY_ID, {
-    resourceArn: fn.functionArn,
-    policyDocument: new PolicyDocument({
-      statements: [
-        new PolicyStatement({
-          sid: 'DenyOtherInvokers',
-          effect: Effect.DENY,
-          principals: [new AnyPrincipal()],
-          actions: [...INVOKE_ACTIONS],
-          resources: [fn.functionArn, `${fn.functionArn}:*`],
-          conditions: { ArnNotEquals: { 'aws:PrincipalArn': [...invokers] } },
-        }),
-      ],
-    }),
+  // Anywhere in the stack: a rule's permission is its own child, a version or an alias the stack's.
+  const naming = <T extends CfnElement>(
+    type: new (...args: never[]) => T,
+    id: string,
+    name: (c: T) => unknown,
+  ) =>
+    stack.node
+      .findAll()
+      .filter((c): c is T => c instanceof type && JSON.stringify(stack.resolve(name(c))).includes(id));
+  const qualified = (): (CfnVersion | CfnAlias)[] => [
+    ...naming(CfnVersion, fnId, (c) => c.functionName),
+    ...naming(CfnAlias, fnId, (c) => c.functionName),
+  ];
+  const deny = (target: Construct, arn: string, resources: string[]) => {
+    const id = `"${stack.getLogicalId((target.node.defaultChild ?? target) as CfnElement)}"`;
+    if (naming(CfnPermission, id, (c) => c.functionName).length > 0)
+      throw new Error(
+        `functions: ${target.node.id} has a resource permission, which its whole resource policy would replace`,
+      );
+    new CfnResourcePolicy(target, INVOKERS_POLICY_ID, {
+      resourceArn: arn,
+      policyDocument: new PolicyDocument({
+        statements: [
+          new PolicyStatement({
+            sid: 'DenyOtherInvokers',
+            effect: Effect.DENY,
+            principals: [new AnyPrincipal()],
+            actions: [...INVOKE_ACTIONS],
+            resources,
+            conditions: { ArnNotEquals: { 'aws:PrincipalArn': [...invokers] } },
+          }),
+        ],
+      }),
+    });
+  };
+  deny(fn, fn.functionArn, [fn.functionArn, `${fn.functionArn}:*`]);
+  for (const q of qualified()) deny(q, q.ref, [q.ref]);
+  // A version or alias added once this has run would be invoked without the deny.
+  fn.node.addValidation({
+    validate: () =>
+      qualified()
+        .filter((q) => !q.node.tryFindChild(INVOKERS_POLICY_ID))
+        .map(
+          (q) =>
+            `functions: ${q.node.path} (a version or alias of ${fn.node.id}) was added after its invokers' deny (backstop:adminInvokers), and would be invoked without it: add it before denyOtherInvokers runs`,
+        ),
   });
 }
 

@@ -122,9 +122,13 @@ export function setQueuePolicies(
   deadLetterRules: Partial<Record<QueueId, readonly IRule[]>>,
 ): void {
   if (config.queueSendersOnly) denyOtherSenders(queues, config, roles, deadLetterRules);
-  for (const def of QUEUES)
-    for (const queue of [queues[def.id].queue, queues[def.id].deadLetter])
-      if (queue) checkPolicyQuotas(queue, config);
+  for (const def of QUEUES) {
+    const { queue, deadLetter } = queues[def.id];
+    // queueSenderPrincipals are in the work queues' deny alone.
+    const listed = config.queueSendersOnly && !isDeadLetterSink(def) ? config.queueSenderPrincipals : [];
+    checkPolicyQuotas(queue, listed);
+    if (deadLetter) checkPolicyQuotas(deadLetter, []);
+  }
 }
 
 function denyOtherSenders(
@@ -168,7 +172,10 @@ function denyOtherSenders(
   }
 }
 
-/** SQS's quotas on a queue's policy (SQS developer guide, "Amazon SQS policy quotas"). */
+/**
+ * SQS's quotas on a queue's policy, all it documents (SQS developer guide, "Amazon SQS policy quotas": bytes 8,192,
+ * conditions 10, principals 50, statements 20, actions per statement 7). The page says no more of what it counts.
+ */
 export const QUEUE_POLICY_QUOTAS = {
   bytes: 8192,
   statements: 20,
@@ -198,9 +205,9 @@ export interface PolicyMeasure {
   readonly statements: number;
   readonly principals: number;
   /**
-   * A condition is a key under an operator (`ArnNotEquals: { aws:PrincipalArn: [...] }` is one, whatever its values):
-   * SQS's page does not say what it counts; a key's values are not counted, as a policy listing dozens of topics'
-   * aws:SourceArn under one key (a common one) could not be.
+   * Every value of every key under every operator (`ArnNotEquals: { aws:PrincipalArn: [a, b] }` is two): SQS's page
+   * does not say whether a condition is an operator, a key or each value it lists, so the count that is never under
+   * SQS's takes each value (security50-queue-policy-conditions).
    */
   readonly conditions: number;
   readonly actionsPerStatement: number;
@@ -249,31 +256,54 @@ export function measureQueuePolicy(queue: Queue): PolicyMeasure | undefined {
       0,
     ),
     conditions: statements.reduce(
-      (n, st) => n + Object.values(st.Condition ?? {}).reduce((m, keys) => m + Object.keys(keys).length, 0),
+      (n, st) =>
+        n +
+        Object.values(st.Condition ?? {}).reduce(
+          (m, keys) => m + Object.values(keys).reduce((k: number, values) => k + countOf(values), 0),
+          0,
+        ),
       0,
     ),
     actionsPerStatement: Math.max(0, ...statements.map((st) => countOf(st.Action))),
   };
 }
 
+/** What each quota counts, in words, for the refusal. */
+const QUOTA_WORDS: Readonly<Record<keyof typeof QUEUE_POLICY_QUOTAS, string>> = {
+  bytes: 'bytes',
+  statements: 'statements',
+  principals: 'principals',
+  conditions: 'conditions (each value of a condition counted: SQS does not say what it counts)',
+  actionsPerStatement: 'actions in a statement',
+};
+
 /**
  * Refuses at synth a queue policy SQS would refuse at deploy (OverLimit: a failed deploy, rolled back), by its
- * longest once deployed (security49b-queue-policy-size). Only its bytes grow with the configuration: each of
- * queueSenderPrincipals adds its ARN to both work queues' deny.
+ * longest once deployed, against every quota SQS documents (security49b-queue-policy-size,
+ * security50-queue-policy-conditions). What grows with the configuration is queueSenderPrincipals: each adds its ARN
+ * (bytes) and one value to the deny's condition (a condition) in both work queues' policies; the rest is the stack's.
  */
-function checkPolicyQuotas(queue: Queue, config: InfraConfig): void {
+function checkPolicyQuotas(queue: Queue, listed: readonly string[]): void {
   const measure = measureQueuePolicy(queue);
   if (!measure) return;
   const id = queue.node.id;
-  if (measure.bytes > QUEUE_POLICY_QUOTAS.bytes) {
-    const listed = config.queueSenderPrincipals;
-    throw new InfraConfigError(
-      `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals: the policy of ${id} would be up to ${measure.bytes.toLocaleString('en-US')} bytes with the ${listed.length} principals listed (${listed.reduce((n, p) => n + p.length, 0).toLocaleString('en-US')} characters of ARNs, each in both work queues' policies), over SQS's ${QUEUE_POLICY_QUOTAS.bytes.toLocaleString('en-US')}: the deploy would fail; list fewer (one operator role that the operators assume)`,
-    );
-  }
-  for (const quota of ['statements', 'principals', 'conditions', 'actionsPerStatement'] as const)
-    if (measure[quota] > QUEUE_POLICY_QUOTAS[quota])
-      throw new Error(
-        `queues: the policy of ${id} has ${measure[quota]} ${quota}, over SQS's ${QUEUE_POLICY_QUOTAS[quota]}`,
-      );
+  const over = (Object.keys(QUEUE_POLICY_QUOTAS) as (keyof typeof QUEUE_POLICY_QUOTAS)[]).filter(
+    (quota) => measure[quota] > QUEUE_POLICY_QUOTAS[quota],
+  );
+  if (over.length === 0) return;
+  const quotas = over
+    .map(
+      (q) =>
+        `${measure[q].toLocaleString('en-US')} ${QUOTA_WORDS[q]}, over SQS's ${QUEUE_POLICY_QUOTAS[q].toLocaleString('en-US')}`,
+    )
+    .join(', and ');
+  const where = `the policy of ${id} would have ${quotas} ("Amazon SQS policy quotas"): the deploy would fail`;
+  const grown = over.filter((q) => q === 'bytes' || q === 'conditions');
+  if (listed.length === 0 || grown.length < over.length)
+    throw new Error(`queues: ${where}; the stack's own statements must shrink`);
+  // Each listed principal is one value of the deny's condition here: the rest of the count is the stack's own.
+  const room = QUEUE_POLICY_QUOTAS.conditions - (measure.conditions - listed.length);
+  throw new InfraConfigError(
+    `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals: with the ${listed.length} principals listed (${listed.reduce((n, p) => n + p.length, 0).toLocaleString('en-US')} characters of ARNs, each in both work queues' policies), ${where}; list at most ${room}${over.includes('bytes') ? ', and shorter ARNs' : ''} (one operator role that the operators assume)`,
+  );
 }

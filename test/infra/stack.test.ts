@@ -5,6 +5,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { App, type Environment, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { Rule } from 'aws-cdk-lib/aws-events';
+import { Alias, Version } from 'aws-cdk-lib/aws-lambda';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InfraConfigError, loadConfig } from '../../infra/config.ts';
@@ -2642,6 +2643,48 @@ describe('who may send to the queues (security49-queue-senders)', () => {
       expect(props(off, off.stack.queues[def.id].queue).RedriveAllowPolicy, def.id).toBeUndefined();
   });
 
+  it('says in DEPLOY.md which queues refuse to be a dead-letter queue, which the console can redrive, and how many principals fit (security50-console-redrive-docs)', () => {
+    const b = built();
+    const template = Template.fromStack(b.stack).toJSON().Resources as Record<string, Resource>;
+    const idOf = new Map<string, string>();
+    for (const def of QUEUES) {
+      idOf.set(logicalIdOf(b.stack, b.stack.queues[def.id].queue), def.id);
+      const dlq = b.stack.queues[def.id].deadLetter;
+      if (dlq) idOf.set(logicalIdOf(b.stack, dlq), `${def.id} dead-letter`);
+    }
+    const queues = Object.entries(template).filter(([, r]) => r.Type === 'AWS::SQS::Queue');
+    const denyAll = queues
+      .filter(
+        ([, r]) => JSON.stringify(r.Properties.RedriveAllowPolicy) === '{"redrivePermission":"denyAll"}',
+      )
+      .map(([id]) => idOf.get(id)!)
+      .sort();
+    // A queue no redrive policy names is no SQS queue's dead-letter queue: those are the ones refusing to be one.
+    const targets = queues.map(([, r]) => JSON.stringify(r.Properties.RedrivePolicy ?? ''));
+    const noneDeadLetters = queues
+      .filter(([id]) => !targets.some((t) => t.includes(`"${id}"`)))
+      .map(([id]) => idOf.get(id)!)
+      .sort();
+    expect(noneDeadLetters).toEqual(denyAll);
+    // Of those, the one dead letters reach (EventBridge's, Lambda's), which StartMessageMoveTask cannot take.
+    const sinks = denyAll.filter((q) => !b.stack.queues[q as QueueId].deadLetter);
+    const deploy = readFileSync(join(projectRoot, 'docs/DEPLOY.md'), 'utf8').replace(/\s+/g, ' ');
+    const paragraph = deploy.slice(deploy.indexOf('(security50-console-redrive-docs)'));
+    const named = (text: string) => [...text.matchAll(/`(\w+)`/g)].map((m) => m[1]!).sort();
+    expect(
+      named(/the stack sets `denyAll` on (.*?), which are no queue's dead-letter queue/.exec(paragraph)![1]!),
+    ).toEqual(denyAll);
+    expect(sinks).toEqual(['tickDeadLetters']);
+    expect(/so the console cannot redrive it; `dlq redrive --queue (\w+)`/.exec(paragraph)![1]).toBe(
+      sinks[0],
+    );
+    // The principals that fit, as synth counts conditions (security50-queue-policy-conditions).
+    const room =
+      QUEUE_POLICY_QUOTAS.conditions -
+      Math.max(...QUEUES.map((q) => measureQueuePolicy(b.stack.queues[q.id].queue)!.conditions));
+    expect(deploy).toContain(`so **at most ${room}** principals fit (security50-queue-policy-conditions`);
+  });
+
   it('is refused with principals it cannot except, or exceptions to a deny turned off', () => {
     expect(() => build({ 'backstop:queueSenderPrincipals': '111122223333' })).toThrow(
       /backstop:queueSenderPrincipals\.0: must be an IAM role's or user's ARN/,
@@ -2674,50 +2717,63 @@ describe("each queue's policy within SQS's quotas (security49b-queue-policy-size
     return head + 'x'.repeat(length - head.length);
   };
 
-  it('bounds each reference by its longest ARN, and only the bytes grow with the principals listed', () => {
+  it('bounds each reference by its longest ARN; only the bytes and conditions grow with the principals listed', () => {
     expect(LONGEST_ARN['AWS::IAM::Role']).toHaveLength(102);
     expect(LONGEST_ARN['AWS::SQS::Queue']).toHaveLength(4 + 10 + 5 + 20 + 1 + 12 + 1 + 80);
     const none = measures();
     const two = measures([principal(60, 1), principal(70, 2)]);
     for (const [id, m] of Object.entries(none)) {
-      for (const quota of ['statements', 'principals', 'conditions', 'actionsPerStatement'] as const) {
+      const work = !id.endsWith('Dlq') && id !== 'tickDeadLetters';
+      for (const quota of Object.keys(QUEUE_POLICY_QUOTAS) as (keyof typeof QUEUE_POLICY_QUOTAS)[])
         expect(m[quota], `${id} ${quota}`).toBeLessThanOrEqual(QUEUE_POLICY_QUOTAS[quota]);
+      for (const quota of ['statements', 'principals', 'actionsPerStatement'] as const)
         expect(two[id]![quota], `${id} ${quota}`).toBe(m[quota]);
-      }
-      // Each principal's ARN, quoted, after a comma, in the work queues' deny alone.
-      expect(two[id]!.bytes - m.bytes, id).toBe(
-        id.endsWith('Dlq') || id === 'tickDeadLetters' ? 0 : 60 + 70 + 6,
-      );
+      // Each principal's ARN, quoted, after a comma, and one value of the deny's condition, in the work queues' alone.
+      expect(two[id]!.bytes - m.bytes, id).toBe(work ? 60 + 70 + 6 : 0);
+      expect(two[id]!.conditions - m.conditions, id).toBe(work ? 2 : 0);
     }
-    // The deny of other senders beside the TLS-only deny (and EventBridge's Allow on the sink).
+    // The deny of other senders beside the TLS-only deny (and EventBridge's Allow on the sink); each value of a
+    // condition counted (security50-queue-policy-conditions): five roles and SecureTransport.
     expect(none.auctionSteps).toMatchObject({
       statements: 2,
       principals: 2,
-      conditions: 2,
+      conditions: 6,
       actionsPerStatement: 1,
     });
     expect(none.tickDeadLetters).toMatchObject({ statements: 3, principals: 3, conditions: 4 });
   });
 
+  it("takes queueSenderPrincipals up to SQS's 10 conditions, each value counted, and refuses one more (security50-queue-policy-conditions)", () => {
+    // auctionSteps has the most senders of its own (five roles): its deny lists the most values.
+    const room = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditions;
+    expect(room).toBe(4);
+    const fits = Array.from({ length: room }, (_, i) => principal(60, i));
+    const at = measures(fits);
+    expect(at.auctionSteps!.conditions).toBe(QUEUE_POLICY_QUOTAS.conditions);
+    expect(Math.max(...Object.values(at).map((m) => m.conditions))).toBe(QUEUE_POLICY_QUOTAS.conditions);
+    const over = [...fits, principal(60, room)];
+    expect(() => measures(over)).toThrow(
+      new InfraConfigError(
+        `invalid CDK context: backstop:queueSenderPrincipals: with the 5 principals listed (300 characters of ARNs, each in both work queues' policies), the policy of auctionStepsQueue would have 11 conditions (each value of a condition counted: SQS does not say what it counts), over SQS's 10 ("Amazon SQS policy quotas"): the deploy would fail; list at most 4 (one operator role that the operators assume)`,
+      ),
+    );
+  });
+
   it("takes queueSenderPrincipals up to SQS's 8,192 bytes of policy, and refuses one byte more", () => {
-    // auctionSteps has the most senders of its own (five roles): its policy is the longest.
     const base = measures().auctionSteps!.bytes;
-    const each = 200;
-    let n = Math.floor((QUEUE_POLICY_QUOTAS.bytes - base) / (each + 3));
-    let rest = QUEUE_POLICY_QUOTAS.bytes - base - n * (each + 3);
-    if (rest < 60) {
-      n -= 1;
-      rest += each + 3;
-    }
-    const fits = [...Array.from({ length: n }, (_, i) => principal(each, i)), principal(rest - 3, n)];
+    // As many as the conditions take, their ARNs as long as the bytes take: each its length and 3.
+    const n = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditions;
+    const each = Math.floor((QUEUE_POLICY_QUOTAS.bytes - base) / n) - 3;
+    const last = QUEUE_POLICY_QUOTAS.bytes - base - (n - 1) * (each + 3) - 3;
+    const fits = [...Array.from({ length: n - 1 }, (_, i) => principal(each, i)), principal(last, n - 1)];
     const at = measures(fits);
     expect(at.auctionSteps!.bytes).toBe(QUEUE_POLICY_QUOTAS.bytes);
     expect(Math.max(...Object.values(at).map((m) => m.bytes))).toBe(QUEUE_POLICY_QUOTAS.bytes);
-    const over = [...fits.slice(0, -1), principal(rest - 2, n)];
+    const over = [...fits.slice(0, -1), principal(last + 1, n - 1)];
     const characters = over.reduce((sum, p) => sum + p.length, 0).toLocaleString('en-US');
     expect(() => measures(over)).toThrow(
       new InfraConfigError(
-        `invalid CDK context: backstop:queueSenderPrincipals: the policy of auctionStepsQueue would be up to 8,193 bytes with the ${over.length} principals listed (${characters} characters of ARNs, each in both work queues' policies), over SQS's 8,192: the deploy would fail; list fewer (one operator role that the operators assume)`,
+        `invalid CDK context: backstop:queueSenderPrincipals: with the ${n} principals listed (${characters} characters of ARNs, each in both work queues' policies), the policy of auctionStepsQueue would have 8,193 bytes, over SQS's 8,192 ("Amazon SQS policy quotas"): the deploy would fail; list at most ${n}, and shorter ARNs (one operator role that the operators assume)`,
       ),
     );
   });
@@ -2760,6 +2816,37 @@ describe('who may invoke the admin function (security49-admin-invokers)', () => 
         },
       },
     ]);
+  });
+
+  it('gives each version and alias of admin the stack defines its own deny, and refuses one added after (security50-admin-qualified)', () => {
+    // Lambda reads the policy of the resource called: the function's deny is not said to reach a version's call.
+    const { stack } = build();
+    const admin = stack.functions.admin;
+    const version = new Version(stack, 'AdminV1', { lambda: admin });
+    new Alias(stack, 'AdminLive', { aliasName: 'live', version });
+    denyOtherInvokers(admin, OPERATORS);
+    const arn = { 'Fn::GetAtt': [logicalIdOf(stack, admin), 'Arn'] };
+    const ref = (c: Version | Alias) => ({ Ref: logicalIdOf(stack, c) });
+    const qualified = [ref(version), ref(stack.node.findChild('AdminLive') as Alias)];
+    const policies = resourcePolicies(stack);
+    expect(policies.map((p) => p.ResourceArn)).toEqual([arn, ...qualified]);
+    expect(policies.map((p) => p.PolicyDocument.Statement[0]!.Resource)).toEqual([
+      [arn, { 'Fn::Join': ['', [arn, ':*']] }],
+      ...qualified,
+    ]);
+    for (const p of policies)
+      expect(p.PolicyDocument.Statement[0]).toMatchObject({
+        Effect: 'Deny',
+        Action: ['lambda:InvokeAsync', 'lambda:InvokeFunction'],
+        Condition: { ArnNotEquals: { 'aws:PrincipalArn': OPERATORS } },
+      });
+
+    const late = build().stack;
+    denyOtherInvokers(late.functions.admin, OPERATORS);
+    new Version(late, 'AdminV2', { lambda: late.functions.admin });
+    expect(() => Template.fromStack(late)).toThrow(
+      /AdminV2\/Resource \(a version or alias of Admin\) was added after its invokers' deny \(backstop:adminInvokers\), and would be invoked without it/,
+    );
   });
 
   it('is refused for an account id or a wildcard, and on a function with a permission it would replace', () => {

@@ -75,6 +75,20 @@ describe('docs/FEED.md against the code', () => {
     expect(feed).toContain("`scope`: `'entry'`, or `'call'` for a call refused whole");
   });
 
+  it('says in "Who may publish" that a refusal, of the entry or its call, leaves of unknown fate an entry an earlier call got no answer for (security50-feed-refusal-fates)', () => {
+    const section = feed
+      .slice(feed.indexOf('## Who may publish'), feed.indexOf('## PutEvents: limits'))
+      .replace(/\s+/g, ' ');
+    // putEntries' `refuse` takes both scopes alike (test/unit/feed-publisher-answers.test.ts, feed49b-held-refused-unknown).
+    expect(section).toContain(
+      'Either refusal, of the entry or of its call, says the entry is not on the bus, but for one an earlier call of which got no answer, or an answer that said nothing of it',
+    );
+    expect(section).toContain(
+      "reported of unknown fate with the refusal's code, not refused (`unknown`, not `rejected`",
+    );
+    expect(section).not.toMatch(/none of them on the bus \(but one/);
+  });
+
   it('names only metrics the functions emit and reasons margin-check gives', () => {
     for (const [, name] of feed.matchAll(
       /`(Ticks(?:Accepted|Rejected\w*)|CircuitBreakerTripped|StaleMarkWaits)`/g,
