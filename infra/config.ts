@@ -137,8 +137,9 @@ const schema = z.strictObject({
    */
   queueSendersOnly: bool().default(true),
   /**
-   * Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. At
-   * most 4 fit SQS's policy quotas as synth counts them (queues.ts `checkPolicyQuotas`).
+   * Roles (or users) that may send to the work queues besides the functions: the operators' redrive and resend. Synth
+   * refuses a list past SQS's 8,192 bytes of policy, and warns past 4 (SQS's 10 conditions, were each value one:
+   * queues.ts `checkPolicyQuotas`).
    */
   queueSenderPrincipals: list(z.array(principalArn)).default([]),
   /**

@@ -536,7 +536,7 @@ export function denyOtherInvokers(fn: NodejsFunction, invokers: readonly string[
       throw new Error(
         `functions: ${target.node.id} has a resource permission, which its whole resource policy would replace`,
       );
-    new CfnResourcePolicy(target, INVOKERS_POLICY_ID, {
+    return new CfnResourcePolicy(target, INVOKERS_POLICY_ID, {
       resourceArn: arn,
       policyDocument: new PolicyDocument({
         statements: [
@@ -553,7 +553,12 @@ export function denyOtherInvokers(fn: NodejsFunction, invokers: readonly string[
     });
   };
   deny(fn, fn.functionArn, [fn.functionArn, `${fn.functionArn}:*`]);
-  for (const q of qualified()) deny(q, q.ref, [q.ref]);
+  for (const q of qualified()) {
+    // A version or alias kept when replaced or deleted (RETAIN) keeps its deny: Lambda deletes a policy deleted.
+    const policy = deny(q, q.ref, [q.ref]);
+    policy.cfnOptions.deletionPolicy = q.cfnOptions.deletionPolicy;
+    policy.cfnOptions.updateReplacePolicy = q.cfnOptions.updateReplacePolicy;
+  }
   // A version or alias added once this has run would be invoked without the deny.
   fn.node.addValidation({
     validate: () =>

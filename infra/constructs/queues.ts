@@ -1,4 +1,4 @@
-import { CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { IRule } from 'aws-cdk-lib/aws-events';
 import { AnyPrincipal, Effect, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Queue, QueueEncryption, type QueuePolicy, RedrivePermission } from 'aws-cdk-lib/aws-sqs';
@@ -122,13 +122,17 @@ export function setQueuePolicies(
   deadLetterRules: Partial<Record<QueueId, readonly IRule[]>>,
 ): void {
   if (config.queueSendersOnly) denyOtherSenders(queues, config, roles, deadLetterRules);
-  for (const def of QUEUES) {
+  // queueSenderPrincipals are in the work queues' deny alone, the same bytes in each: the longest policy checked
+  // first is the one they have least room in.
+  const checked = QUEUES.flatMap((def) => {
     const { queue, deadLetter } = queues[def.id];
-    // queueSenderPrincipals are in the work queues' deny alone.
     const listed = config.queueSendersOnly && !isDeadLetterSink(def) ? config.queueSenderPrincipals : [];
-    checkPolicyQuotas(queue, listed);
-    if (deadLetter) checkPolicyQuotas(deadLetter, []);
-  }
+    return [{ queue, listed }, ...(deadLetter ? [{ queue: deadLetter, listed: [] }] : [])].map((c) => ({
+      ...c,
+      bytes: measureQueuePolicy(c.queue)?.bytes ?? 0,
+    }));
+  });
+  for (const { queue, listed } of checked.sort((a, b) => b.bytes - a.bytes)) checkPolicyQuotas(queue, listed);
 }
 
 function denyOtherSenders(
@@ -185,6 +189,12 @@ export const QUEUE_POLICY_QUOTAS = {
 } as const;
 
 /**
+ * The id of synth's warning that a queue's policy lists more condition values than SQS's 10 conditions
+ * (security50-queue-policy-conditions); the warning ends `[ack: <id>]`.
+ */
+export const CONDITION_VALUES_WARNING = 'backstop:queuePolicyConditionValues';
+
+/**
  * The longest each reference of a queue's policy can resolve to (security49b-queue-policy-size): the names are
  * CloudFormation's (a queue's at most 80 characters, a role's 64, with no path: the stack names none, nor a rule's, 64
  * on a bus of at most 256), in the longest partition (aws-us-gov) and a region name longer than any (20 characters),
@@ -205,11 +215,15 @@ export interface PolicyMeasure {
   readonly statements: number;
   readonly principals: number;
   /**
-   * Every value of every key under every operator (`ArnNotEquals: { aws:PrincipalArn: [a, b] }` is two): SQS's page
-   * does not say whether a condition is an operator, a key or each value it lists, so the count that is never under
-   * SQS's takes each value (security50-queue-policy-conditions).
+   * Each key under each operator (`ArnNotEquals: { aws:PrincipalArn: [a, b] }` is one): SQS's page does not say what
+   * a condition is, and keys are never fewer than operators, so synth refuses past 10 of these.
    */
   readonly conditions: number;
+  /**
+   * Each value of each key (that one is two): a third reading of SQS's conditions, which public policies contradict
+   * (several aws:SourceArn values under one key are common), so synth only warns past 10.
+   */
+  readonly conditionValues: number;
   readonly actionsPerStatement: number;
 }
 
@@ -256,6 +270,10 @@ export function measureQueuePolicy(queue: Queue): PolicyMeasure | undefined {
       0,
     ),
     conditions: statements.reduce(
+      (n, st) => n + Object.values(st.Condition ?? {}).reduce((m, keys) => m + Object.keys(keys).length, 0),
+      0,
+    ),
+    conditionValues: statements.reduce(
       (n, st) =>
         n +
         Object.values(st.Condition ?? {}).reduce(
@@ -273,37 +291,47 @@ const QUOTA_WORDS: Readonly<Record<keyof typeof QUEUE_POLICY_QUOTAS, string>> = 
   bytes: 'bytes',
   statements: 'statements',
   principals: 'principals',
-  conditions: 'conditions (each value of a condition counted: SQS does not say what it counts)',
+  conditions: 'conditions (each key under each operator counted: SQS does not say what it counts)',
   actionsPerStatement: 'actions in a statement',
 };
 
 /**
  * Refuses at synth a queue policy SQS would refuse at deploy (OverLimit: a failed deploy, rolled back), by its
- * longest once deployed, against every quota SQS documents (security49b-queue-policy-size,
- * security50-queue-policy-conditions). What grows with the configuration is queueSenderPrincipals: each adds its ARN
- * (bytes) and one value to the deny's condition (a condition) in both work queues' policies; the rest is the stack's.
+ * longest once deployed, against every quota SQS documents (security49b-queue-policy-size): its conditions counted
+ * as keys under operators. What grows with the configuration is queueSenderPrincipals: each adds its ARN (bytes) and
+ * one value to the deny's condition in both work queues' policies; the rest is the stack's. Counted as values,
+ * SQS's 10 conditions would take 4 principals, but that reading is not SQS's word and public policies list more
+ * values: past 10, a warning, not a refusal (security50-queue-policy-conditions).
  */
-function checkPolicyQuotas(queue: Queue, listed: readonly string[]): void {
+export function checkPolicyQuotas(queue: Queue, listed: readonly string[]): void {
   const measure = measureQueuePolicy(queue);
   if (!measure) return;
   const id = queue.node.id;
   const over = (Object.keys(QUEUE_POLICY_QUOTAS) as (keyof typeof QUEUE_POLICY_QUOTAS)[]).filter(
     (quota) => measure[quota] > QUEUE_POLICY_QUOTAS[quota],
   );
-  if (over.length === 0) return;
-  const quotas = over
-    .map(
-      (q) =>
-        `${measure[q].toLocaleString('en-US')} ${QUOTA_WORDS[q]}, over SQS's ${QUEUE_POLICY_QUOTAS[q].toLocaleString('en-US')}`,
-    )
-    .join(', and ');
-  const where = `the policy of ${id} would have ${quotas} ("Amazon SQS policy quotas"): the deploy would fail`;
-  const grown = over.filter((q) => q === 'bytes' || q === 'conditions');
-  if (listed.length === 0 || grown.length < over.length)
-    throw new Error(`queues: ${where}; the stack's own statements must shrink`);
-  // Each listed principal is one value of the deny's condition here: the rest of the count is the stack's own.
-  const room = QUEUE_POLICY_QUOTAS.conditions - (measure.conditions - listed.length);
-  throw new InfraConfigError(
-    `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals: with the ${listed.length} principals listed (${listed.reduce((n, p) => n + p.length, 0).toLocaleString('en-US')} characters of ARNs, each in both work queues' policies), ${where}; list at most ${room}${over.includes('bytes') ? ', and shorter ARNs' : ''} (one operator role that the operators assume)`,
-  );
+  // Each listed principal is its ARN quoted, after a comma, in the deny's condition: the rest is the stack's own.
+  const listedBytes = listed.reduce((n, p) => n + Buffer.byteLength(p, 'utf8') + 3, 0);
+  if (over.length > 0) {
+    const quotas = over
+      .map(
+        (q) =>
+          `${measure[q].toLocaleString('en-US')} ${QUOTA_WORDS[q]}, over SQS's ${QUEUE_POLICY_QUOTAS[q].toLocaleString('en-US')}`,
+      )
+      .join(', and ');
+    const where = `the policy of ${id} would have ${quotas} ("Amazon SQS policy quotas"): the deploy would fail`;
+    if (listed.length === 0 || over.some((q) => q !== 'bytes'))
+      throw new Error(`queues: ${where}; the stack's own statements must shrink`);
+    const room = QUEUE_POLICY_QUOTAS.bytes - (measure.bytes - listedBytes);
+    throw new InfraConfigError(
+      `invalid CDK context: ${CONTEXT_PREFIX}queueSenderPrincipals: with the ${listed.length} principals listed (${listed.reduce((n, p) => n + p.length, 0).toLocaleString('en-US')} characters of ARNs, each in both work queues' policies), ${where}; they have room for ${room.toLocaleString('en-US')} bytes, each taking its ARN's length and 3: list fewer or shorter (one operator role that the operators assume)`,
+    );
+  }
+  if (measure.conditionValues > QUEUE_POLICY_QUOTAS.conditions) {
+    const room = QUEUE_POLICY_QUOTAS.conditions - (measure.conditionValues - listed.length);
+    Annotations.of(queue).addWarningV2(
+      CONDITION_VALUES_WARNING,
+      `queues: the policy of ${id} lists ${measure.conditionValues} condition values (each of the ${listed.length} ${CONTEXT_PREFIX}queueSenderPrincipals is one, in both work queues' deny), over SQS's ${QUEUE_POLICY_QUOTAS.conditions} conditions if each value counts as one: "Amazon SQS policy quotas" does not say what it counts (synth counts ${measure.conditions}, a key under an operator each), so AWS may refuse the deploy with OverLimit (rolled back). If it does, list at most ${Math.max(room, 0)} (one operator role that the operators assume), or deploy with ${CONTEXT_PREFIX}queueSendersOnly=false`,
+    );
+  }
 }

@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { App, type Environment, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App, type Environment, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { Rule } from 'aws-cdk-lib/aws-events';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Alias, Version } from 'aws-cdk-lib/aws-lambda';
 import { Queue, type QueuePolicy } from 'aws-cdk-lib/aws-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,8 @@ import {
   WORK_QUEUE_STALL_MINUTES,
 } from '../../infra/constructs/monitoring.ts';
 import {
+  CONDITION_VALUES_WARNING,
+  checkPolicyQuotas,
   LONGEST_ARN,
   measureQueuePolicy,
   type PolicyMeasure,
@@ -2678,11 +2681,18 @@ describe('who may send to the queues (security49-queue-senders)', () => {
     expect(/so the console cannot redrive it; `dlq redrive --queue (\w+)`/.exec(paragraph)![1]).toBe(
       sinks[0],
     );
-    // The principals that fit, as synth counts conditions (security50-queue-policy-conditions).
-    const room =
-      QUEUE_POLICY_QUOTAS.conditions -
-      Math.max(...QUEUES.map((q) => measureQueuePolicy(b.stack.queues[q.id].queue)!.conditions));
-    expect(deploy).toContain(`so **at most ${room}** principals fit (security50-queue-policy-conditions`);
+    // Past how many principals synth warns, each value counted, and the keys it counts (security50-queue-policy-conditions).
+    const work = QUEUES.filter((q) => !isDeadLetterSink(q)).map(
+      (q) => measureQueuePolicy(b.stack.queues[q.id].queue)!,
+    );
+    const room = QUEUE_POLICY_QUOTAS.conditions - Math.max(...work.map((m) => m.conditionValues));
+    expect(deploy).toContain(
+      `so past **${room}** principals synth warns (not refuses: \`${CONDITION_VALUES_WARNING}\`) that AWS may refuse the deploy with \`OverLimit\``,
+    );
+    expect(new Set(work.map((m) => m.conditions))).toEqual(new Set([2]));
+    expect(deploy).toContain(
+      "synth counts each key under an operator (a work queue's policy has 2, whatever is listed)",
+    );
   });
 
   it('is refused with principals it cannot except, or exceptions to a deny turned off', () => {
@@ -2717,7 +2727,7 @@ describe("each queue's policy within SQS's quotas (security49b-queue-policy-size
     return head + 'x'.repeat(length - head.length);
   };
 
-  it('bounds each reference by its longest ARN; only the bytes and conditions grow with the principals listed', () => {
+  it('bounds each reference by its longest ARN; only the bytes and condition values grow with the principals listed', () => {
     expect(LONGEST_ARN['AWS::IAM::Role']).toHaveLength(102);
     expect(LONGEST_ARN['AWS::SQS::Queue']).toHaveLength(4 + 10 + 5 + 20 + 1 + 12 + 1 + 80);
     const none = measures();
@@ -2726,54 +2736,125 @@ describe("each queue's policy within SQS's quotas (security49b-queue-policy-size
       const work = !id.endsWith('Dlq') && id !== 'tickDeadLetters';
       for (const quota of Object.keys(QUEUE_POLICY_QUOTAS) as (keyof typeof QUEUE_POLICY_QUOTAS)[])
         expect(m[quota], `${id} ${quota}`).toBeLessThanOrEqual(QUEUE_POLICY_QUOTAS[quota]);
-      for (const quota of ['statements', 'principals', 'actionsPerStatement'] as const)
+      expect(m.conditionValues, id).toBeLessThanOrEqual(QUEUE_POLICY_QUOTAS.conditions);
+      for (const quota of ['statements', 'principals', 'conditions', 'actionsPerStatement'] as const)
         expect(two[id]![quota], `${id} ${quota}`).toBe(m[quota]);
-      // Each principal's ARN, quoted, after a comma, and one value of the deny's condition, in the work queues' alone.
+      // Each principal's ARN, quoted, after a comma, one value of the deny's condition, in the work queues' alone.
       expect(two[id]!.bytes - m.bytes, id).toBe(work ? 60 + 70 + 6 : 0);
-      expect(two[id]!.conditions - m.conditions, id).toBe(work ? 2 : 0);
+      expect(two[id]!.conditionValues - m.conditionValues, id).toBe(work ? 2 : 0);
     }
-    // The deny of other senders beside the TLS-only deny (and EventBridge's Allow on the sink); each value of a
-    // condition counted (security50-queue-policy-conditions): five roles and SecureTransport.
+    // The deny of other senders beside the TLS-only deny (and EventBridge's Allow on the sink): a key each, and as
+    // values, auctionSteps' five roles and SecureTransport (security50-queue-policy-conditions).
     expect(none.auctionSteps).toMatchObject({
       statements: 2,
       principals: 2,
-      conditions: 6,
+      conditions: 2,
+      conditionValues: 6,
       actionsPerStatement: 1,
     });
-    expect(none.tickDeadLetters).toMatchObject({ statements: 3, principals: 3, conditions: 4 });
+    expect(none.tickDeadLetters).toMatchObject({
+      statements: 3,
+      principals: 3,
+      conditions: 4,
+      conditionValues: 4,
+    });
   });
 
-  it("takes queueSenderPrincipals up to SQS's 10 conditions, each value counted, and refuses one more (security50-queue-policy-conditions)", () => {
+  it("warns, and synthesizes, past SQS's 10 conditions were each value one (security50-queue-policy-conditions)", () => {
     // auctionSteps has the most senders of its own (five roles): its deny lists the most values.
-    const room = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditions;
+    const room = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditionValues;
     expect(room).toBe(4);
+    const warnings = (principals: readonly string[]) =>
+      Annotations.fromStack(
+        build({ 'backstop:queueSenderPrincipals': JSON.stringify(principals) }).stack,
+      ).findWarning('*', Match.stringLikeRegexp(CONDITION_VALUES_WARNING));
     const fits = Array.from({ length: room }, (_, i) => principal(60, i));
-    const at = measures(fits);
-    expect(at.auctionSteps!.conditions).toBe(QUEUE_POLICY_QUOTAS.conditions);
-    expect(Math.max(...Object.values(at).map((m) => m.conditions))).toBe(QUEUE_POLICY_QUOTAS.conditions);
+    expect(measures(fits).auctionSteps!.conditionValues).toBe(QUEUE_POLICY_QUOTAS.conditions);
+    expect(warnings(fits)).toEqual([]);
     const over = [...fits, principal(60, room)];
+    expect(measures(over).auctionSteps!.conditionValues).toBe(QUEUE_POLICY_QUOTAS.conditions + 1);
+    // liquidations' senders are fewer: its policy stays within even that reading.
+    expect(warnings(over).map((w) => [w.id, w.entry.data])).toEqual([
+      [
+        expect.stringMatching(/\/auctionStepsQueue$/),
+        `queues: the policy of auctionStepsQueue lists 11 condition values (each of the 5 backstop:queueSenderPrincipals is one, in both work queues' deny), over SQS's 10 conditions if each value counts as one: "Amazon SQS policy quotas" does not say what it counts (synth counts 2, a key under an operator each), so AWS may refuse the deploy with OverLimit (rolled back). If it does, list at most 4 (one operator role that the operators assume), or deploy with backstop:queueSendersOnly=false [ack: ${CONDITION_VALUES_WARNING}]`,
+      ],
+    ]);
+  });
+
+  it('refuses a policy of more than 10 keys under its operators, and warns of more than 10 values under fewer', () => {
+    // No option adds a key: the stack's own statements alone could, so this is a queue of its own.
+    const policyOf = (conditions: Record<string, Record<string, string[]>>) => {
+      const stack = new Stack(new App({ outdir: synthDir('backstop-cdk-') }), 'Quotas');
+      const queue = new Queue(stack, 'Crafted');
+      queue.addToResourcePolicy(
+        new PolicyStatement({
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['sqs:SendMessage'],
+          resources: [queue.queueArn],
+          conditions,
+        }),
+      );
+      return { stack, queue };
+    };
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `arn:aws:iam::111122223333:role/r${i}`);
+    const keys = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`aws:PrincipalTag/t${i}`, ['x']]));
+    // 10 keys: within; 11 keys: refused, whatever else is listed.
+    expect(() => checkPolicyQuotas(policyOf({ StringNotEquals: keys(10) }).queue, [])).not.toThrow();
+    expect(() =>
+      checkPolicyQuotas(policyOf({ StringNotEquals: keys(6), StringNotLike: keys(5) }).queue, []),
+    ).toThrow(
+      new Error(
+        `queues: the policy of Crafted would have 11 conditions (each key under each operator counted: SQS does not say what it counts), over SQS's 10 ("Amazon SQS policy quotas"): the deploy would fail; the stack's own statements must shrink`,
+      ),
+    );
+    // 11 values under one key: a warning, the policy kept.
+    const { stack, queue } = policyOf({ ArnNotEquals: { 'aws:PrincipalArn': values(11) } });
+    checkPolicyQuotas(queue, []);
+    expect(
+      Annotations.fromStack(stack)
+        .findWarning('*', Match.stringLikeRegexp(CONDITION_VALUES_WARNING))
+        .map((w) => w.entry.data),
+    ).toEqual([
+      expect.stringMatching(/^queues: the policy of Crafted lists 11 condition values .* \(synth counts 1, /),
+    ]);
+  });
+
+  it("takes queueSenderPrincipals up to SQS's 8,192 bytes of policy, and refuses one byte more", () => {
+    // auctionSteps has the most senders of its own (five roles): its policy is the longest.
+    const base = measures().auctionSteps!.bytes;
+    const each = 200;
+    let n = Math.floor((QUEUE_POLICY_QUOTAS.bytes - base) / (each + 3));
+    let rest = QUEUE_POLICY_QUOTAS.bytes - base - n * (each + 3);
+    if (rest < 60) {
+      n -= 1;
+      rest += each + 3;
+    }
+    const fits = [...Array.from({ length: n }, (_, i) => principal(each, i)), principal(rest - 3, n)];
+    const at = measures(fits);
+    expect(at.auctionSteps!.bytes).toBe(QUEUE_POLICY_QUOTAS.bytes);
+    expect(Math.max(...Object.values(at).map((m) => m.bytes))).toBe(QUEUE_POLICY_QUOTAS.bytes);
+    const over = [...fits.slice(0, -1), principal(rest - 2, n)];
+    const characters = over.reduce((sum, p) => sum + p.length, 0).toLocaleString('en-US');
+    const room = (QUEUE_POLICY_QUOTAS.bytes - base).toLocaleString('en-US');
     expect(() => measures(over)).toThrow(
       new InfraConfigError(
-        `invalid CDK context: backstop:queueSenderPrincipals: with the 5 principals listed (300 characters of ARNs, each in both work queues' policies), the policy of auctionStepsQueue would have 11 conditions (each value of a condition counted: SQS does not say what it counts), over SQS's 10 ("Amazon SQS policy quotas"): the deploy would fail; list at most 4 (one operator role that the operators assume)`,
+        `invalid CDK context: backstop:queueSenderPrincipals: with the ${over.length} principals listed (${characters} characters of ARNs, each in both work queues' policies), the policy of auctionStepsQueue would have 8,193 bytes, over SQS's 8,192 ("Amazon SQS policy quotas"): the deploy would fail; they have room for ${room} bytes, each taking its ARN's length and 3: list fewer or shorter (one operator role that the operators assume)`,
       ),
     );
   });
 
-  it("takes queueSenderPrincipals up to SQS's 8,192 bytes of policy, and refuses one byte more", () => {
-    const base = measures().auctionSteps!.bytes;
-    // As many as the conditions take, their ARNs as long as the bytes take: each its length and 3.
-    const n = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditions;
-    const each = Math.floor((QUEUE_POLICY_QUOTAS.bytes - base) / n) - 3;
-    const last = QUEUE_POLICY_QUOTAS.bytes - base - (n - 1) * (each + 3) - 3;
-    const fits = [...Array.from({ length: n - 1 }, (_, i) => principal(each, i)), principal(last, n - 1)];
-    const at = measures(fits);
-    expect(at.auctionSteps!.bytes).toBe(QUEUE_POLICY_QUOTAS.bytes);
-    expect(Math.max(...Object.values(at).map((m) => m.bytes))).toBe(QUEUE_POLICY_QUOTAS.bytes);
-    const over = [...fits.slice(0, -1), principal(last + 1, n - 1)];
-    const characters = over.reduce((sum, p) => sum + p.length, 0).toLocaleString('en-US');
-    expect(() => measures(over)).toThrow(
-      new InfraConfigError(
-        `invalid CDK context: backstop:queueSenderPrincipals: with the ${n} principals listed (${characters} characters of ARNs, each in both work queues' policies), the policy of auctionStepsQueue would have 8,193 bytes, over SQS's 8,192 ("Amazon SQS policy quotas"): the deploy would fail; list at most ${n}, and shorter ARNs (one operator role that the operators assume)`,
+  it('names the work queue the listed principals have least room in, whichever is checked first', () => {
+    // Past both work queues' bytes, the refusal is auctionSteps' (the longer policy), not liquidations' (first in
+    // QUEUES): listing within liquidations' room would still fail.
+    const base = measures();
+    expect(base.liquidations!.bytes).toBeLessThan(base.auctionSteps!.bytes);
+    const far = Array.from({ length: 60 }, (_, i) => principal(200, i));
+    expect(() => measures(far)).toThrow(
+      new RegExp(
+        `the policy of auctionStepsQueue would have .* they have room for ${(QUEUE_POLICY_QUOTAS.bytes - base.auctionSteps!.bytes).toLocaleString('en-US')} bytes`,
       ),
     );
   });
@@ -2840,6 +2921,17 @@ describe('who may invoke the admin function (security49-admin-invokers)', () => 
         Action: ['lambda:InvokeAsync', 'lambda:InvokeFunction'],
         Condition: { ArnNotEquals: { 'aws:PrincipalArn': OPERATORS } },
       });
+
+    // A version kept once replaced (RETAIN) keeps its deny (review50-security-retained-version).
+    const kept = build().stack;
+    new Version(kept, 'AdminKept', { lambda: kept.functions.admin, removalPolicy: RemovalPolicy.RETAIN });
+    denyOtherInvokers(kept.functions.admin, OPERATORS);
+    const keptPolicies = Template.fromStack(kept).findResources('AWS::Lambda::ResourcePolicy', {
+      Properties: { ResourceArn: { Ref: logicalIdOf(kept, kept.node.findChild('AdminKept') as Version) } },
+    });
+    expect(Object.values(keptPolicies).map((r) => [r.DeletionPolicy, r.UpdateReplacePolicy])).toEqual([
+      ['Retain', 'Retain'],
+    ]);
 
     const late = build().stack;
     denyOtherInvokers(late.functions.admin, OPERATORS);
@@ -3123,6 +3215,26 @@ describe('cdk-nag', () => {
       readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'),
     ) as { pluginReports: Array<{ violations?: unknown[] }> };
     expect(report.pluginReports.flatMap((r) => r.violations ?? [])).toEqual([]);
+  });
+
+  it("synthesizes past SQS's conditions were each value one: a warning, neither a finding nor a failure (security50-queue-policy-conditions)", () => {
+    const senders = Array.from(
+      { length: 5 },
+      (_, i) => `arn:aws:iam::111122223333:role/backstop-operator-${i}`,
+    );
+    const { app, stack } = build({ 'backstop:queueSenderPrincipals': JSON.stringify(senders) }, true);
+    const assembly = app.synth();
+    const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
+      pluginReports: Array<{ violations?: unknown[] }>;
+    };
+    expect(report.pluginReports.flatMap((r) => r.violations ?? [])).toEqual([]);
+    const messages = assembly.getStackArtifact(stack.artifactId).messages;
+    expect(
+      messages.filter((m) => String(m.entry.data).includes(CONDITION_VALUES_WARNING)).map((m) => m.level),
+    ).toEqual(['warning']);
+    // The default config: no such warning.
+    const plain = build({}, true).app.synth();
+    expect(plain.getStackArtifact(stack.artifactId).messages.filter((m) => m.level !== 'info')).toEqual([]);
   });
 
   it('fails synthesis on an unacknowledged finding (the checks are wired)', () => {
