@@ -286,6 +286,13 @@ export interface RefusalNote {
   readonly replacing?: UnreadableRefusalTrace;
 }
 
+/**
+ * What continueSequenceJump wrote: 'written', the continuation and the note given (if any) in one write; 'note-refused',
+ * the continuation alone, the note's condition having failed (written apart it would fail again: feed50-jump-note-failed);
+ * 'not-held', nothing, another jump or none being held (the note's condition not judged).
+ */
+export type JumpContinued = 'written' | 'note-refused' | 'not-held';
+
 /** A refusal trace stored in a shape this version cannot read (MarketState.unreadableRefusals). */
 // Its `stored` is compared whole by the adapter that read it.
 export type UnreadableRefusalTrace = Unreadable;
@@ -433,15 +440,15 @@ export interface MarketRepository {
   ): Promise<boolean>;
   /**
    * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
-   * when another is held, or none. Given `note`, notes it in the same write, only while both conditions hold. True
-   * when it wrote.
+   * when another is held, or none. Given `note`, notes it in the same write while both conditions hold, else records
+   * the continuation alone when only the note's fails (JumpContinued).
    */
   continueSequenceJump(
     symbol: string,
     heldSequence: number,
     atMs: number,
     note?: RefusalNote,
-  ): Promise<boolean>;
+  ): Promise<JumpContinued>;
   /**
    * A feed that restarted counts its sequence again: lowers the last tick's sequence (and a tripped breaker's)
    * to `sequence`, keeping their marks and times, so the feed's next ticks (above it) are judged as usual. A

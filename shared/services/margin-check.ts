@@ -283,9 +283,10 @@ async function handleTickOnce(
     if (verdict.continueJump && state?.heldJump) {
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
       const held = state.heldJump.tick.sequence;
-      noted = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
-      // Refused with the note (another held since, or the note's condition failed): each alone, as before.
-      if (!noted && note) await markets.continueSequenceJump(tick.symbol, held, nowMs);
+      const continued = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
+      // Its note's condition failed: the continuation went alone, and the note alone would fail too. Another held
+      // since (or none): the note alone, whose condition was not judged (feed50-jump-note-failed).
+      noted = continued !== 'not-held';
     }
     if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {
       // Else the refusal leaves nothing on the market, and a sender waiting on each tick (backstop replay) waited

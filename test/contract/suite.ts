@@ -971,33 +971,40 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           heldJump: { tick: far, heldAtMs: 9_000 },
           refusals: { 'tick/sequence-jump': trace(far.sequence) },
         });
-        // A continuation with its note: both, or neither; another held, neither.
+        // A continuation with its note: both in one write; another held, neither.
         const confirming = { reason: 'tick/sequence-confirming' as const, trace: trace(3) };
         expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_200, confirming)).toBe(
-          false,
+          'not-held',
         );
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(true);
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(
+          'written',
+        );
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_200 },
           refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
         });
+        // feed50-jump-note-failed: the note's condition fails: the continuation alone, said so (its caller writes no
+        // note, which would fail again); before, nothing, and the caller wrote each apart.
         const again = { ...confirming, trace: trace(3, { count: 2 }) };
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, again)).toBe(false);
-        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
-          tick: far,
-          heldAtMs: 9_000,
-          continuedAtMs: 9_200,
-        });
-        // Alone, as before.
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300)).toBe(true);
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, again)).toBe(
+          'note-refused',
+        );
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_300 },
           refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
         });
+        // Alone, as before.
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_400)).toBe('written');
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
+          tick: far,
+          heldAtMs: 9_000,
+          continuedAtMs: 9_400,
+        });
+        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_500)).toBe('not-held');
       });
 
       // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged

@@ -7,6 +7,7 @@ import { handledOnRecord } from '../../shared/local/ticks.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import type { RefusalNote } from '../../shared/ports/index.ts';
 import { handleTick, type MarginCheckDeps } from '../../shared/services/margin-check.ts';
+import { loseNextAnswer } from '../support/lost-answer.ts';
 import { motoStages } from '../support/moto.ts';
 import { RecordingTelemetry } from '../support/pipeline.ts';
 import { recordUpdates } from '../support/update-expressions.ts';
@@ -49,7 +50,7 @@ async function setUp() {
         ExpressionAttributeValues: { ':v': value },
       }),
     );
-  return { clients, adapters, telemetry, tick, base, store };
+  return { clients, adapters, telemetry, tick, base, store, names };
 }
 
 /** A stored trace of the kind numbered `sequence` (the shape noteRefusal writes). */
@@ -121,7 +122,7 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     clients.destroy();
   });
 
-  it("writes nothing when the note's condition fails, and margin-check then writes each as before", async () => {
+  it("writes no hold when the note's condition fails, and the continuation alone, no note after it", async () => {
     const { clients, adapters, tick, base, store, telemetry } = await setUp();
     const nowMs = base + 2_000;
     const read = (await adapters.markets.get('ETH-USD'))!;
@@ -142,10 +143,14 @@ describe('a refused sequence jump (moto, real adapters)', () => {
       trace: { ...note.trace, sequence: FAR + 1 },
     };
     await store('tick/sequence-confirming', traceItem(FAR + 9, nowMs));
-    expect(await adapters.markets.continueSequenceJump('ETH-USD', FAR, nowMs, confirming)).toBe(false);
-    expect((await adapters.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBeUndefined();
+    // The continuation goes alone (feed50-jump-note-failed).
+    expect(await adapters.markets.continueSequenceJump('ETH-USD', FAR, nowMs, confirming)).toBe(
+      'note-refused',
+    );
+    expect((await adapters.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBe(nowMs);
 
-    // margin-check meeting such a note between its read and its write still records the continuation.
+    // margin-check meeting such a note between its read and its write still records the continuation, and writes no
+    // note whose condition failed (feed50-jump-note-failed: before, a fourth write, failing).
     await store('tick/sequence-confirming', traceItem(FAR + 1, nowMs));
     const updates = recordUpdates(clients, async (expression) => {
       if (expression === 'SET heldJump.continuedAtMs = :at, #trace = :trace')
@@ -158,11 +163,66 @@ describe('a refused sequence jump (moto, real adapters)', () => {
       'SET heldJump.continuedAtMs = :at, #trace = :trace',
       'SET #t = :v',
       'SET heldJump.continuedAtMs = :at',
-      'SET #trace = :trace',
     ]);
     const market = await adapters.markets.get('ETH-USD');
     expect(market?.heldJump?.continuedAtMs).toBe(nowMs + 1_000);
     expect(market?.refusals?.['tick/sequence-confirming']?.sequence).toBe(FAR + 20);
+    expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
+    clients.destroy();
+  });
+
+  // feed50-jump-note-failed: a folded continuation refused because another jump was held since wrote the continuation
+  // alone (failing too) before the note: the failed write's item says which part failed.
+  it('writes the note alone, no continuation, when another jump was held since the read', async () => {
+    const { clients, adapters, tick, base, names } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression !== 'SET heldJump.continuedAtMs = :at, #trace = :trace') return;
+      await clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: names.tables.markets,
+          Key: { symbol: { S: 'ETH-USD' } },
+          UpdateExpression: 'SET heldJump.#tick.#seq = :s',
+          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+          ExpressionAttributeValues: { ':s': { N: String(FAR + 100) } },
+        }),
+      );
+    });
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    // Before: the continuation alone too, between them (failing).
+    expect(updates).toEqual([
+      'SET heldJump.continuedAtMs = :at, #trace = :trace',
+      'SET heldJump.#tick.#seq = :s',
+      'SET #trace = :trace',
+    ]);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump?.continuedAtMs).toBeUndefined();
+    expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 1, count: 1 });
+    clients.destroy();
+  });
+
+  // feed50-jump-note-lost-answer: the SDK's retry of a folded continuation whose answer was lost fails on its own note;
+  // margin-check then wrote the continuation again and the note (failing): two writes more. Now known as its own.
+  it("a folded continuation whose answer was lost is its own write: nothing written after the SDK's retry", async () => {
+    const { clients, adapters, tick, base, telemetry } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const folded = 'SET heldJump.continuedAtMs = :at, #trace = :trace';
+    const updates = recordUpdates(clients);
+    const lost = loseNextAnswer(clients, 'UpdateItemCommand', (input) => input.UpdateExpression === folded);
+    lost.armed = true;
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(lost.lost).toBe(1);
+    // Before: then 'SET heldJump.continuedAtMs = :at' and 'SET #trace = :trace' (failing).
+    expect(updates).toEqual([folded, folded]);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump?.continuedAtMs).toBe(nowMs + 1_000);
+    expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 1, count: 1 });
     expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
     clients.destroy();
   });

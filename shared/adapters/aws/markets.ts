@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import {
   type AttributeValue,
   type DynamoDBClient,
@@ -18,6 +19,7 @@ import {
   isUnreadableRefusal,
   type JudgedJump,
   type JudgedMarket,
+  type JumpContinued,
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
@@ -608,16 +610,21 @@ export class DynamoMarketRepository implements MarketRepository {
     return done;
   }
 
+  /**
+   * One write with the note, and on its failure none spent on a part that cannot land (feed50-jump-note-failed): the
+   * item as the condition met it (ALL_OLD) says which failed. Still holding the jump, the note's failed: the
+   * continuation goes alone. A lost answer's retry fails on this call's own write (its continuedAtMs and its trace,
+   * exactly): written, nothing more (feed50-jump-note-lost-answer).
+   */
   async continueSequenceJump(
     symbol: string,
     heldSequence: number,
     atMs: number,
     note?: RefusalNote,
-  ): Promise<boolean> {
+  ): Promise<JumpContinued> {
     const values: Record<string, AttributeValue> = { ':at': N(atMs), ':held': N(heldSequence) };
     const names: Record<string, string> = { '#tick': 'tick', '#seq': 'sequence' };
-    const noted = note && noteParts(note, values, names);
-    const done = await this.updateIf({
+    const input = (noted?: { set: string; condition: string }): UpdateItemCommandInput => ({
       TableName: this.table,
       Key: { symbol: S(symbol) },
       UpdateExpression: `SET heldJump.continuedAtMs = :at${noted ? `, ${noted.set}` : ''}`,
@@ -625,8 +632,38 @@ export class DynamoMarketRepository implements MarketRepository {
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
     });
-    if (done) this.crash('markets.continueSequenceJump');
-    return done;
+    if (!note) {
+      const done = await this.updateIf(input());
+      if (done) this.crash('markets.continueSequenceJump');
+      return done ? 'written' : 'not-held';
+    }
+    const noted = noteParts(note, values, names);
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({ ...input(noted), ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+      );
+    } catch (error) {
+      const failed = failedCondition(error);
+      if (!failed) throw error;
+      const jump = failed.item?.heldJump?.M;
+      if (jump?.tick?.M?.sequence?.N !== String(heldSequence)) return 'not-held';
+      const trace = failed.item?.[refusalAttr(note.reason)];
+      if (jump.continuedAtMs?.N === String(atMs) && isDeepStrictEqual(trace, values[':trace'])) {
+        this.crash('markets.continueSequenceJump');
+        return 'written';
+      }
+      // Only the note's condition failed: the continuation alone (its own values and names).
+      const alone = await this.updateIf({
+        ...input(),
+        ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+        ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
+      });
+      if (!alone) return 'not-held';
+      this.crash('markets.continueSequenceJump');
+      return 'note-refused';
+    }
+    this.crash('markets.continueSequenceJump');
+    return 'written';
   }
 
   /**
@@ -1017,8 +1054,8 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * An update whose failed condition means "nothing to do": false instead of an error. A lost answer's retry also
    * reads false though the write stands: kept for the writes whose answer nobody acts on (only their crash hook is
-   * skipped): clearPending, continueSequenceJump (false: its caller writes the continuation and the note apart,
-   * each again as conditional), noteBreakerConfirming, noteRefusal, dropRefusals, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
+   * skipped): clearPending, continueSequenceJump alone (a retry of it lands again), noteBreakerConfirming, noteRefusal,
+   * dropRefusals, resetBreaker, markSpentWake, and coverWakeMark (whose set, read as
    * not done, is followed by a count: the covers only need to change).
    */
   private async updateIf(input: UpdateItemCommandInput): Promise<boolean> {

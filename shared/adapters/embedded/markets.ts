@@ -10,6 +10,7 @@ import {
   isUnreadableRefusal,
   type JudgedJump,
   type JudgedMarket,
+  type JumpContinued,
   type MarketReadGuard,
   type MarketRepository,
   type MarketState,
@@ -51,7 +52,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   held jump's tick are the judged prints, and, given a note, notes it too only while noteRefusal would. Returns
  *   whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`, and a note
- *   given as holdSequenceJump does. Returns whether it wrote.
+ *   given as holdSequenceJump does, or that alone when noteRefusal would not note it. Returns what it wrote
+ *   (JumpContinued).
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -186,15 +188,14 @@ export class EmbeddedMarketRepository implements MarketRepository {
     heldSequence: number,
     atMs: number,
     note?: RefusalNote,
-  ): Promise<boolean> {
+  ): Promise<JumpContinued> {
     const current = this.#states.get(symbol);
-    if (current?.heldJump?.tick.sequence !== heldSequence) return false;
+    if (current?.heldJump?.tick.sequence !== heldSequence) return 'not-held';
     const continued: MarketState = { ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } };
     const written = note ? withNote(continued, note) : continued;
-    if (!written) return false;
-    this.#set(written);
+    this.#set(written ?? continued);
     fire(this.#hook, 'markets.continueSequenceJump');
-    return true;
+    return written ? 'written' : 'note-refused';
   }
 
   async rebaseSequence(
