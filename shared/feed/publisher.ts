@@ -217,7 +217,7 @@ function callRefusal(error: unknown): string | undefined {
 /**
  * The error names the SDK's standard retry strategy takes for a throttle (@smithy/core's retry `isThrottlingError`) or
  * as transient (its `isTransientError`), copied from its lists: the publisher imports no more than the client
- * (test/unit/feed-publisher-answers.test.ts checks them against the SDK's own functions).
+ * (test/unit/feed-publisher-answers.test.ts checks them against the SDK's own classification, through a client).
  */
 const SDK_THROTTLING_CODES: ReadonlySet<string> = new Set([
   'BandwidthLimitExceeded',
@@ -282,15 +282,30 @@ const CREDENTIALS_ERRORS: ReadonlySet<string> = new Set([
 
 /**
  * Why a call that failed left no request at all, or undefined when it may have: its credentials could not be resolved
- * (CREDENTIALS_ERRORS), on its first SDK attempt (the SDK resolves them before its attempts; one thrown within a later
- * attempt followed a request sent).
+ * (CREDENTIALS_ERRORS) and none of its SDK attempts reached the HTTP handler (`requests`: requestsOf's count). Not the
+ * error's `$metadata.attempts`: the SDK's credential provider hands one rejection to every call resolving at the time
+ * (memoized), and each call's retry stamps its own attempts on that one error (feed50-credentials-shared-error).
  */
-function notSentReason(error: unknown): string | undefined {
-  const e = error as { name?: unknown; $metadata?: { attempts?: unknown } };
-  if (typeof e?.name !== 'string' || !CREDENTIALS_ERRORS.has(e.name)) return undefined;
-  const sdkAttempts = e.$metadata?.attempts;
-  if (typeof sdkAttempts === 'number' && sdkAttempts > 1) return undefined;
+function notSentReason(error: unknown, requests: number): string | undefined {
+  const e = error as { name?: unknown };
+  if (typeof e?.name !== 'string' || !CREDENTIALS_ERRORS.has(e.name) || requests > 0) return undefined;
   return "no request left: the SDK could not resolve the caller's credentials";
+}
+
+/**
+ * Counts the requests of `command` that reach the HTTP handler (one an SDK attempt, signed and leaving): a middleware of
+ * the command's own, so each call counts its own.
+ */
+function requestsOf(command: PutEventsCommand): { count: number } {
+  const requests = { count: 0 };
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      requests.count += 1;
+      return next(args);
+    },
+    { step: 'deserialize', name: 'backstopRequestsSent', priority: 'low' },
+  );
+  return requests;
 }
 
 /** The wait before retry `retry` (1, 2, ...): exponential, capped, with the upper half jittered. */
@@ -352,15 +367,18 @@ export async function putEntries(
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(retryDelayMs(attempt - 1, policy, random));
       let out: PutEventsCommandOutput;
+      const command = new PutEventsCommand({ Entries: pending.map((i) => entries[i]!) });
+      const requests = requestsOf(command);
       try {
-        out = await events.send(new PutEventsCommand({ Entries: pending.map((i) => entries[i]!) }));
+        out = await events.send(command);
       } catch (error) {
         const code = callRefusal(error);
         if (code === undefined) {
           // No request left (no credentials): not on the bus, not of unknown fate (feed49-put-not-sent), unless an
           // earlier call of the entry went unanswered (review49-feed-no-result-not-sent).
-          const left = notSentReason(error) === undefined ? [] : pending.filter((i) => !unanswered.has(i));
-          const notSent = left.length > 0 ? notSentReason(error) : undefined;
+          const reason = notSentReason(error, requests.count);
+          const left = reason === undefined ? [] : pending.filter((i) => !unanswered.has(i));
+          const notSent = left.length > 0 ? reason : undefined;
           const mayBeOnBus = pending.filter((i) => !left.includes(i));
           // Sending them again is safe: margin-check takes a sequence once.
           if (attempt < policy.attempts && options.callMayHeal?.(error)) {

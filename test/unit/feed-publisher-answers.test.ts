@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
-import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { isThrottlingError, isTransientError } from '@smithy/core/retry';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
 import { heldNotPutLine, heldPutMayHeal } from '../../cli/ops/events.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
@@ -772,34 +771,146 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
     expect(error.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
   });
 
-  it('thrown within a later SDK attempt (an earlier one was sent): of unknown fate', async () => {
-    const { events, requests } = fakeBus((_n, keys) => ok(keys));
-    let calls = 0;
-    events.middlewareStack.add(
-      ((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
-        calls += 1;
-        if (calls === 1) return next(args);
-        throw Object.assign(noCredentials(), { $metadata: { attempts: 2 } });
-      }) as never,
-      { step: 'initialize', name: 'laterAttempt' },
-    );
-    await putEntries(
-      events,
-      markets(1).map((t) => tickEntryOf(t)),
-      noWait,
-    );
-    const error = await caught<PutEntriesError>(
-      putEntries(
-        events,
-        markets(1).map((t) => tickEntryOf(t)),
-        noWait,
-      ),
-    );
-    expect(requests).toHaveLength(1);
-    expect(error.notSent).toBeUndefined();
-    expect(error.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
+  // feed50-credentials-shared-error: the SDK's memoized credential provider hands one rejection to every call resolving
+  // at the time, and each call's retry stamps its own attempts on that one error ($metadata.attempts): a call read
+  // another's. Here every failing resolution throws one error, and the calls are ordered so that one call's stamp lands
+  // before the other reads it, as it may when both await the one pending resolution.
+  describe('two calls on one client, one credentials rejection between them: each call its own fate', () => {
+    const timeout = () => Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+    function sharedRejection() {
+      const shared = noCredentials();
+      const state = { failing: false, requests: [] as string[][] };
+      const events = new EventBridgeClient({
+        region: 'eu-west-1',
+        maxAttempts: 2,
+        credentials: Object.assign(
+          async () => {
+            if (state.failing) throw shared;
+            return { accessKeyId: 'feed', secretAccessKey: 'feed' };
+          },
+          { memoized: true },
+        ),
+        retryStrategy: noDelayRetry as never,
+        requestHandler: {
+          // Each request times out (perhaps taken), and the credentials expire.
+          handle: async (request: { body?: string | Uint8Array }) => {
+            const text =
+              typeof request.body === 'string' ? request.body : new TextDecoder().decode(request.body);
+            state.requests.push(
+              (JSON.parse(text) as { Entries: PutEventsRequestEntry[] }).Entries.map(keyOf),
+            );
+            state.failing = true;
+            throw timeout();
+          },
+        } as never,
+      });
+      return { events, state, shared };
+    }
+    const put = (events: EventBridgeClient, symbol: string) =>
+      caught<PutEntriesError>(putEntries(events, [tickEntryOf(tickOf(symbol))], noWait));
+
+    it('a call that sent nothing, after another stamped its second attempt on the error: NOT sent', async () => {
+      const { events, state, shared } = sharedRejection();
+      // ETH's first attempt left and timed out; its second found no credentials: stamped 2.
+      const eth = await put(events, 'ETH-USD');
+      expect(eth.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
+      expect(shared).toMatchObject({ $metadata: { attempts: 2 } });
+      // BTC's call finds none before its first request.
+      const btc = await put(events, 'BTC-USD');
+      expect(state.requests).toEqual([['ETH-USD 7']]);
+      // Before: of unknown fate (the attempts ETH's retry stamped).
+      expect(btc.notSent).toBe("no request left: the SDK could not resolve the caller's credentials");
+      expect(btc.unsent).toEqual([0]);
+      expect(btc.unknown).toEqual([]);
+    });
+
+    it('a call whose request left, after another stamped its first attempt on the error: of unknown fate', async () => {
+      const { events, state, shared } = sharedRejection();
+      let btc: PutEntriesError | undefined;
+      // BTC's call resolves its credentials, then its first attempt's signing finds none: BTC's retry stamps 1 on the
+      // error after ETH's stamped 2, before ETH's call reads it.
+      let armed = true;
+      events.middlewareStack.add(
+        ((next: (args: { input: unknown }) => Promise<unknown>) => async (args: { input: unknown }) => {
+          try {
+            return await next(args);
+          } catch (error) {
+            if (armed) {
+              armed = false;
+              state.failing = false;
+              btc = await put(events, 'BTC-USD');
+            }
+            throw error;
+          }
+        }) as never,
+        { step: 'initialize', name: 'otherCallBetween' },
+      );
+      events.middlewareStack.add(
+        ((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+          if (!armed) state.failing = true;
+          return next(args);
+        }) as never,
+        { step: 'build', name: 'expireBeforeSigning' },
+      );
+      const eth = await put(events, 'ETH-USD');
+      expect(state.requests).toEqual([['ETH-USD 7']]);
+      expect(btc?.notSent).toBe("no request left: the SDK could not resolve the caller's credentials");
+      expect(shared).toMatchObject({ $metadata: { attempts: 1 } });
+      // Before: NOT sent, none on the bus (the attempts BTC's retry stamped), though its request left.
+      expect(eth.notSent).toBeUndefined();
+      expect(eth.unknown).toEqual([expect.objectContaining({ code: 'CredentialsProviderError' })]);
+    });
   });
 });
+
+/**
+ * Whether the SDK's retry would send a call failing with `error` again: its retry middleware's own classification of
+ * the error (@smithy/core's, through the client: no import of @smithy/core here), THROTTLING or TRANSIENT being what
+ * its standard strategy retries (the others, CLIENT_ERROR and SERVER_ERROR, it does not). The strategy records it and
+ * ends the call, so nothing waits on a backoff.
+ */
+async function sdkWouldRetry(error: Error): Promise<boolean> {
+  let type: string | undefined;
+  const events = new EventBridgeClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'feed', secretAccessKey: 'feed' },
+    maxAttempts: 2,
+    retryStrategy: {
+      acquireInitialRetryToken: async () => ({ getRetryCount: () => 0, getRetryDelay: () => 0 }),
+      refreshRetryTokenForRetry: async (_token: unknown, info: { errorType: string }) => {
+        type = info.errorType;
+        throw error;
+      },
+      recordSuccess: () => {},
+    } as never,
+    requestHandler: {
+      handle: async () => {
+        throw error;
+      },
+    } as never,
+  });
+  await expect(events.send(new PutEventsCommand({ Entries: [tickEntryOf(tickOf('ETH-USD'))] }))).rejects.toBe(
+    error,
+  );
+  expect(type).toBeDefined();
+  return type === 'THROTTLING' || type === 'TRANSIENT';
+}
+
+/**
+ * The SDK's retry middleware with a strategy that sends a call again once, at once, after what it classes as transient
+ * (no test waits on the standard strategy's backoff).
+ */
+const noDelayRetry = {
+  acquireInitialRetryToken: async () => ({ getRetryCount: () => 0, getRetryDelay: () => 0 }),
+  refreshRetryTokenForRetry: async (
+    token: { getRetryCount(): number },
+    info: { errorType: string; error: Error },
+  ) => {
+    if (info.errorType !== 'TRANSIENT' || token.getRetryCount() >= 1) throw info.error;
+    return { getRetryCount: () => 1, getRetryDelay: () => 0 };
+  },
+  recordSuccess: () => {},
+};
 
 const tickEntryOf = (t: TickFields): PutEventsRequestEntry => ({
   EventBusName: BUS,
@@ -982,7 +1093,7 @@ describe('an entry a call got no answer for stays of unknown fate whatever a lat
 describe('a call refused whole with a code the SDK would retry', () => {
   const throttled = { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } as const;
 
-  it("is judged by the SDK's own retry classification", () => {
+  it("is judged by the SDK's own retry classification", async () => {
     const answer = (name: string, status = 400, extra: object = {}) =>
       Object.assign(new Error(name === 'InvalidSignatureException' ? 'Signature expired: 20260101' : 'x'), {
         name,
@@ -1005,8 +1116,7 @@ describe('a call refused whole with a code the SDK would retry', () => {
       answer('InternalException', 500),
       answer('InternalException', 501),
     ];
-    const sdk = (e: Error) => isThrottlingError(e as never) || isTransientError(e as never);
-    expect(cases.map(retryableBySdk)).toEqual(cases.map(sdk));
+    expect(cases.map(retryableBySdk)).toEqual(await Promise.all(cases.map(sdkWouldRetry)));
     expect(cases.map(retryableBySdk)).toEqual([
       ...[true, true, true, true, true, true, true, true],
       ...[false, false, false, true, false],
